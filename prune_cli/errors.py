@@ -1,0 +1,24 @@
+"""User-facing errors: a message that names the key, the bad value and what is allowed."""
+
+
+class PruneCliError(Exception):
+    """An error caused by the user's input or environment, reported without a traceback."""
+
+
+class ConfigError(PruneCliError):
+    """A config value is invalid; raised before any data is loaded or any result is written."""
+
+    def __init__(self, key: str, value, allowed: str, hint: str = ""):
+        self.key, self.value, self.allowed = key, value, allowed
+        message = f"Invalid value for config key '{key}': {value!r}. Allowed: {allowed}."
+        if hint:
+            message += f" {hint}"
+        super().__init__(message)
+
+
+class DatasetFilesMissing(PruneCliError):
+    """The dataset's files are not under dataset.root and download is off."""
+
+
+class TrainingDiverged(PruneCliError):
+    """The loss became NaN or infinite."""

@@ -1,0 +1,38 @@
+"""Metrics: each reads (model, masks, data, dense reference) and returns tidy rows.
+
+Cheap metrics (accuracy, per-class, sparsity, FLOPs) run every phase. Optional metrics register
+with `@register_metric("name")`, take their settings from `cfg.metrics.<name>` and run when that
+node has `enabled: true`:
+
+    @register_metric("regions")
+    def regions(exp, phase, node) -> MetricResult: ...
+
+`exp` is the running `prune_cli.experiment.Experiment` (model, masks, data, dense_model(), ...).
+Scalar rows go to metrics.csv; `tables` become extra per-run (and shared) CSVs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..registry import Registry
+
+METRICS: Registry = Registry("metric", "metrics")
+
+
+@dataclass
+class MetricResult:
+    scalars: list[dict] = field(default_factory=list)  # {"split", "metric", "value"} -> metrics.csv
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # {"regions.csv": [row, ...]}
+
+
+def register_metric(name: str) -> Callable:
+    return METRICS.register(name)
+
+
+from .classification import classification_metrics  # noqa: E402
+from .cost import layer_table, model_cost_metrics  # noqa: E402
+
+__all__ = ["METRICS", "MetricResult", "register_metric", "classification_metrics", "layer_table",
+           "model_cost_metrics"]

@@ -1,0 +1,29 @@
+"""Score functions: score(model, params, ctx) -> {param name: tensor}; higher = more important."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from omegaconf import DictConfig
+
+
+def exact_selection(method: DictConfig) -> str:
+    return "exact"
+
+
+@dataclass(frozen=True)
+class Score:
+    fn: Callable
+    # How the allocated counts turn into masks: "exact" top-k, or "bernoulli" for i.i.d. U(0,1) scores.
+    selection: Callable[[DictConfig], str] = exact_selection
+
+
+def register_score(*names: str, selection: Callable[[DictConfig], str] = exact_selection):
+    from .. import SCORES
+
+    def decorator(fn: Callable) -> Callable:
+        SCORES.register(*names)(Score(fn, selection))
+        return fn
+
+    return decorator

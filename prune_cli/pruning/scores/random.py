@@ -1,0 +1,17 @@
+"""Random pruning: i.i.d. U(0,1) scores from the run's generator.
+
+With `method.sampling=exact` the top-k of these scores is a uniformly random subset of exactly
+k weights (the RigL / LAP convention); with `bernoulli` each weight is kept independently with
+probability equal to its layer's density (the Random_Pruning and NTK-theory convention).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import register_score
+
+
+@register_score("random", selection=lambda method: method.get("sampling", "exact"))
+def random_scores(model, params, ctx):
+    return {name: torch.rand(p.shape, generator=ctx.generator) for name, p in params.items()}

@@ -1,0 +1,132 @@
+"""Training and evaluation loops, optimizers and learning-rate schedules.
+
+The loop is kept as lean as a hand-written PyTorch loop (see scripts/bench_training_loop.py):
+batches come from device-resident tensors, losses are accumulated on the device and read
+once per epoch, masks are re-applied in place after each step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data.batches import iterate_batches
+from .data.splits import DataSplits
+from .errors import TrainingDiverged
+from .pruning.masks import Masks, MaskEnforcer
+
+log = logging.getLogger(__name__)
+
+
+def make_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(cfg: DictConfig, epoch: float) -> float:
+    """Multiplier of the base LR at a (fractional) epoch: linear warm-up, then the schedule."""
+    if cfg.warmup_epochs > 0 and epoch < cfg.warmup_epochs:
+        return (epoch + 1e-12) / cfg.warmup_epochs
+    if cfg.lr_schedule == "multistep":
+        return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+    if cfg.lr_schedule == "cosine":
+        span = max(cfg.epochs - cfg.warmup_epochs, 1e-12)
+        progress = min(max(epoch - cfg.warmup_epochs, 0.0) / span, 1.0)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def make_scheduler(optimizer, cfg: DictConfig, steps_per_epoch: int):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+
+
+@dataclass
+class Evaluation:
+    predictions: torch.Tensor  # (N,) predicted class, on CPU
+    targets: torch.Tensor  # (N,)
+    top5_correct: Optional[torch.Tensor]  # (N,) bool, when there are at least 10 classes
+    loss: float  # mean cross-entropy
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Evaluation:
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    preds, top5 = [], []
+    for xb, yb in iterate_batches(x, y, batch_size, gen=None):
+        out = model(xb)
+        loss_sum += nn.functional.cross_entropy(out, yb, reduction="sum")
+        preds.append(out.argmax(1))
+        if out.shape[1] >= 10:
+            top5.append((out.topk(5, dim=1).indices == yb[:, None]).any(1))
+    model.train(was_training)
+    return Evaluation(torch.cat(preds).cpu(), y.cpu(), torch.cat(top5).cpu() if top5 else None,
+                      float(loss_sum) / max(len(y), 1))
+
+
+def show_progress() -> bool:
+    """Progress bars only for a person at a terminal; logs stay one line per epoch otherwise."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            return False
+    except Exception:  # noqa: BLE001 - no Hydra context (library use, tests)
+        pass
+    return sys.stderr.isatty()
+
+
+def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Generator, phase: str,
+          masks: Optional[Masks] = None, on_epoch_end: Optional[Callable[[dict], None]] = None) -> list[dict]:
+    """Train for cfg.epochs; returns one history row per epoch. Masks stay enforced throughout."""
+    model.train()
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(data.train_y) / cfg.batch_size)
+    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    enforce = MaskEnforcer(model, masks, optimizer) if masks else None
+    if enforce:
+        enforce()
+    loss_fn = nn.CrossEntropyLoss()
+    history = []
+    epochs = tqdm(range(cfg.epochs), desc=phase, disable=not show_progress(), leave=False)
+    for epoch in epochs:
+        loss_sum = torch.zeros((), device=data.train_x.device)
+        for xb, yb in iterate_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
+            loss = loss_fn(model(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if enforce:
+                enforce()
+            loss_sum += loss.detach() * len(yb)
+        train_loss = float(loss_sum) / len(data.train_y)
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(
+                f"Training diverged in phase '{phase}', epoch {epoch + 1}: the training loss is {train_loss}. "
+                f"Lower the learning rate ({'train' if phase == 'dense' else 'finetune'}.lr="
+                f"{cfg.lr}) or add warm-up. Nothing was written to the shared results.")
+        row = {"phase": phase, "epoch": epoch + 1, "train_loss": train_loss,
+               "lr": optimizer.param_groups[0]["lr"]}
+        if len(data.val_y):
+            val = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size)
+            row.update(val_loss=val.loss, val_accuracy=float((val.predictions == val.targets).float().mean()))
+        history.append(row)
+        epochs.set_postfix({k: round(v, 4) for k, v in row.items() if k not in ("phase", "epoch")})
+        log.info("%s epoch %d/%d: %s", phase, epoch + 1, cfg.epochs,
+                 ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("phase", "epoch")))
+        if on_epoch_end:
+            on_epoch_end(row)
+    return history
