@@ -23,6 +23,7 @@ class ScoreContext:
 
     method: DictConfig
     generator: torch.Generator
+    model: Any = None  # the PrunableNet being pruned
     data: Any = None  # prune_cli.data.DataSplits
     loss_fn: Any = field(default_factory=lambda: nn.CrossEntropyLoss())
     device: torch.device = torch.device("cpu")
@@ -56,6 +57,7 @@ def prune(model: PrunableNet, sparsity: float, ctx: ScoreContext) -> Masks:
     from . import ALLOCATIONS, SCORES, STRUCTURES
 
     method = ctx.method
+    ctx.model = model
     params = select_prunable(model, method)
     score = SCORES.get(method.score)
     scores = {name: s.detach().float() for name, s in score.fn(model, params, ctx).items()}

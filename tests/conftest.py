@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny data, tiny models, and a runner for the `prune-run` console command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.data.splits import DataSplits
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Small, fast end-to-end settings: synthetic blobs, a tiny MLP, one or two epochs.
+FAST = ["dataset=synthetic", "dataset.samples_per_class=60", "dataset.test_samples_per_class=30",
+        "model=mlp", "model.widths=[16,16]", "train.epochs=2", "finetune.epochs=1", "train.batch_size=32",
+        "finetune.batch_size=32"]
+
+
+def run_cli(args: list[str], results_dir: Path, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `prune-run` in a subprocess (the real console entry point) with results in results_dir."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    cmd = [sys.executable, "-m", "prune_cli.cli", f"results_dir={results_dir}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=results_dir.parent)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"prune-run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def tiny_data() -> DataSplits:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+    return DataSplits(x[:40], y[:40], x[40:50], y[40:50], x[50:], y[50:], num_classes=3)
+
+
+@pytest.fixture
+def method_cfg():
+    def make(**overrides):
+        base = {"name": "test", "score": "magnitude", "allocation": "global", "structure": "unstructured",
+                "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
+        return OmegaConf.create({**base, **overrides})
+
+    return make
