@@ -87,6 +87,8 @@ class MethodConfig:
     exclude_classifier: bool = False
     exclude_first: bool = False
     allow_collapse: bool = False  # a prunable layer left with no weight is an error unless true
+    rounds: int = 1  # scoring rounds inside one pruning event (SynFlow uses 100)
+    round_schedule: str = "exponential"  # density per round: exponential (SynFlow) | linear
 
 
 @dataclass
@@ -284,6 +286,8 @@ def validate(cfg: DictConfig) -> None:
     SCORES.get(cfg.method.score)
     ALLOCATIONS.get(cfg.method.allocation)
     STRUCTURES.get(cfg.method.structure)
+    _positive_int(cfg, "method.rounds")
+    _choice(cfg, "method.round_schedule", {"exponential", "linear"})
     if "sampling" in cfg.method:
         _choice(cfg, "method.sampling", {"exact", "bernoulli"})
     SCHEDULES.get(cfg.schedule.name)

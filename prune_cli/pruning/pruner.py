@@ -52,24 +52,37 @@ def select_prunable(model: PrunableNet, method: DictConfig) -> dict[str, nn.Para
     return selected
 
 
+def round_densities(start: float, target: float, rounds: int, schedule: str) -> list[float]:
+    """Densities after each scoring round, ending exactly at `target`.
+
+    exponential: start * (target/start)^(r/R), SynFlow's schedule; linear: evenly spaced."""
+    if schedule == "linear":
+        return [start + (target - start) * r / rounds for r in range(1, rounds + 1)]
+    if target <= 0:
+        return [0.0] * rounds
+    return [start * (target / start) ** (r / rounds) for r in range(1, rounds + 1)]
+
+
 def prune(model: PrunableNet, sparsity: float, ctx: ScoreContext) -> Masks:
-    """Masks that keep a fraction 1 - sparsity of the prunable weights."""
-    from . import ALLOCATIONS, SCORES, STRUCTURES
+    """Masks that keep a fraction 1 - sparsity of the prunable weights.
+
+    With `method.rounds` > 1 the weights are re-scored after each round on the model with the
+    previous round's mask applied (already-pruned weights score -inf), as SynFlow prescribes."""
+    from .masks import apply_masks, count
 
     method = ctx.method
     ctx.model = model
     params = select_prunable(model, method)
-    score = SCORES.get(method.score)
-    scores = {name: s.detach().float() for name, s in score.fn(model, params, ctx).items()}
-    for name, s in scores.items():
-        if torch.isnan(s).any():
-            raise PruneCliError(f"method.score={method.score} produced NaN scores for {name}")
-        if ctx.masks is not None and name in ctx.masks:
-            s.masked_fill_(~ctx.masks[name].to(s.device), float("-inf"))
-    counts = ALLOCATIONS.get(method.allocation)(scores, 1.0 - sparsity, ctx)
-    build = STRUCTURES.get(method.structure)
-    selection = score.selection(method)
-    masks = {name: build(scores[name], counts[name], selection).cpu() for name in params}
+    start = 1.0
+    if ctx.masks:
+        kept, total = count({n: m for n, m in ctx.masks.items() if n in params})
+        start = kept / total
+    rounds = method.get("rounds", 1)
+    masks = ctx.masks
+    for density in round_densities(start, 1.0 - sparsity, rounds, method.get("round_schedule", "exponential")):
+        masks = _prune_once(model, params, 1.0 - density, ctx, masks)
+        if rounds > 1:
+            apply_masks(model, masks)
     collapsed = [name for name, m in masks.items() if not m.any()]
     if collapsed and not method.get("allow_collapse", False):
         raise LayerCollapse(
@@ -79,3 +92,21 @@ def prune(model: PrunableNet, sparsity: float, ctx: ScoreContext) -> Masks:
             f"method.allow_collapse=true."
         )
     return masks
+
+
+def _prune_once(model, params, sparsity: float, ctx: ScoreContext, current: Optional[Masks]) -> Masks:
+    from . import ALLOCATIONS, SCORES, STRUCTURES
+
+    method = ctx.method
+    ctx.masks = current
+    score = SCORES.get(method.score)
+    scores = {name: s.detach().float() for name, s in score.fn(model, params, ctx).items()}
+    for name, s in scores.items():
+        if torch.isnan(s).any():
+            raise PruneCliError(f"method.score={method.score} produced NaN scores for {name}")
+        if current is not None and name in current:
+            s.masked_fill_(~current[name].to(s.device), float("-inf"))
+    counts = ALLOCATIONS.get(method.allocation)(scores, 1.0 - sparsity, ctx)
+    build = STRUCTURES.get(method.structure)
+    selection = score.selection(method)
+    return {name: build(scores[name], counts[name], selection).cpu() for name in params}
