@@ -86,9 +86,10 @@ def test_channel_mlp_removes_units_and_next_columns():
     for w, m, nxt in ((w1, m1, m2), (w2, m2, m3)):
         rows = m.any(1)
         assert torch.equal(m, rows[:, None].expand_as(m) & m.any(0)[None, :].expand_as(m))  # whole rows/cols
-        # the kept units are those with the largest L1 row norms (brute force)
+        # the kept units are those with the largest L1 norms over the live input columns (brute force)
         k = int(rows.sum())
-        norms = [float(w[i].abs().sum()) for i in range(w.shape[0])]
+        live = m.any(0) if m is not m1 else torch.ones(w.shape[1], dtype=torch.bool)
+        norms = [float(w[i][live].abs().sum()) for i in range(w.shape[0])]
         assert set(torch.nonzero(rows).flatten().tolist()) == set(sorted(range(len(norms)), key=lambda i: -norms[i])[:k])
         assert torch.equal(nxt.any(0), rows)  # next layer keeps exactly the columns of kept units
     assert bool(m3.any(1).all())  # classifier rows (classes) are never removed
@@ -104,14 +105,13 @@ def test_channel_conv_to_linear_masks_flattened_columns():
     kept_filters = masks["c2.weight"].flatten(1).any(1)
     k = int(kept_filters.sum())
     assert 0 < k < 8
-    norms = [float(c2[i].pow(2).sum().sqrt()) for i in range(8)]
-    # c2's inputs are c1's filters: the kept c1 filters' columns only; c2 ranked on its live weights? no:
-    # units are ranked on their full score rows, so the kept c2 filters are the top-k L2 norms
+    c1_kept = masks["c1.weight"].flatten(1).any(1)
+    # c2's filters are ranked by the L2 norm of |w| over the input channels c1 kept
+    norms = [float(c2[i][c1_kept].pow(2).sum().sqrt()) for i in range(8)]
     assert set(torch.nonzero(kept_filters).flatten().tolist()) == set(sorted(range(8), key=lambda i: -norms[i])[:k])
     fc_cols = masks["fc.weight"].any(0).view(8, 4)  # 2x2 pooled positions per channel, channel-major
     for c in range(8):
         assert bool(fc_cols[c].all()) == bool(kept_filters[c]) and bool(fc_cols[c].any()) == bool(kept_filters[c])
-    c1_kept = masks["c1.weight"].flatten(1).any(1)
     assert torch.equal(masks["c2.weight"].transpose(0, 1).flatten(1).any(1), c1_kept)
 
 

@@ -257,8 +257,9 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
 @STRUCTURES.register("channel")
 def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Remove whole output units of every pruned hidden layer, ranked by the L1/L2 norm of their
-    scores (with magnitude scores: the filter norm of Li et al. 2017), and mask the next layer's input
-    columns of each removed unit. The classifier keeps its rows (they are the classes).
+    scores (with magnitude scores: the filter norm of Li et al. 2017) over the input columns the
+    previous layer left alive, and mask the next layer's input columns of each removed unit. The
+    classifier keeps its rows (they are the classes).
 
     All hidden layers keep the same fraction q of their units; q is the value whose total kept
     weight count, after the next-layer columns are removed, is closest to round(density * N)."""
@@ -273,11 +274,6 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
             f"residual add or concatenation); these do not: {', '.join(broken)}. Exclude them "
             "(method.exclude=[...]) or use another structure.")
     prev_of = {layers[n].next: n for n in hidden}
-    order = {}
-    for n in hidden:
-        g = group_norm(scores[n].flatten(1), norm)
-        key = torch.where(torch.isneginf(g), g, -g) if sctx.invert else g
-        order[n] = torch.sort(key, descending=True, stable=True).indices
 
     def units_kept(q: float) -> dict[str, int]:
         return {n: round(q * layers[n].units) for n in hidden}
@@ -298,9 +294,15 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
     best = min(candidates, key=lambda q: (abs(kept_weights(units_kept(q)) - target), -q))
     units = units_kept(best)
     unit_masks = {}
-    for n in hidden:
+    for n in hidden:  # forward order: rank units on the columns the previous layer left alive
+        w = scores[n]
+        p = prev_of.get(n)
+        if p is not None:
+            w = w.masked_fill(~column_mask(unit_masks[p], w.shape, layers[p].factor).to(w.device), 0.0)
+        g = group_norm(w.flatten(1), norm)
+        key = torch.where(torch.isneginf(g), g, -g) if sctx.invert else g
         keep = torch.zeros(layers[n].units, dtype=torch.bool)
-        keep[order[n][:units[n]].cpu()] = True
+        keep[torch.sort(key, descending=True, stable=True).indices[:units[n]].cpu()] = True
         unit_masks[n] = keep
     out = {}
     for n in names:
