@@ -84,6 +84,9 @@ class MethodConfig:
     # How many weights each layer keeps (docs/allocation.md): global | layerwise | explicit | er | erk |
     # uniform_plus | erk_plus | matched
     allocation: str = "global"
+    # global/layerwise thresholding rule: topk (round-half-even count, index tie-break) | lap_round (same
+    # count, LAP) | shrinkbench_quantile (keep s >= np.quantile(s, 1-d)) | strict_kth (prune ceil((1-d)n), ties pruned)
+    threshold_impl: str = "topk"
     layer_densities: Optional[list[float]] = None  # allocation=explicit: one density per prunable layer
     erk_power: float = 1.0  # er/erk/erk_plus: raw densities raised to this power (RigL erk_power_scale)
     fc_density: float = 1.0  # erk_plus: density of the classifier (1.0 = dense)
@@ -297,6 +300,10 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
     _check(_finite(m.erk_power) and m.erk_power > 0, "method.erk_power", m.erk_power, "a number > 0")
     _fraction(cfg, "method.fc_density", 0.0, 1.0, hi_open=False)
     _choice(cfg, "method.group_norm", {"l1", "l2"})
+    _choice(cfg, "method.threshold_impl", {"topk", "lap_round", "shrinkbench_quantile", "strict_kth"})
+    if m.threshold_impl != "topk":
+        _check(m.allocation in ("global", "layerwise"), "method.threshold_impl", m.threshold_impl,
+               f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)")
     if m.allocation == "explicit":
         dens = None if m.layer_densities is None else list(m.layer_densities)
         _check(bool(dens) and all(_finite(d) and 0 <= d <= 1 for d in dens), "method.layer_densities", dens,

@@ -238,3 +238,59 @@ def test_cli_erk_achieves_target(tmp_path):
     n = 2 * 16 + 16 * 16 + 16 * 3  # FAST: 2 inputs, widths [16, 16], 3 classes
     assert len(got) == 2 and all(v == pytest.approx(1 - round(0.2 * n) / n, abs=1e-12) for v in got)
     assert set(df.allocation) == {"erk"}
+
+
+# --------------------------------------------------------------------------- thresholding rules (spec 0.3)
+
+def test_threshold_impls_against_numpy_and_hand_rules():
+    import numpy as np
+
+    g = torch.Generator().manual_seed(3)
+    model = MLP(5, [7], 3)  # 35 + 21 weights
+    with torch.no_grad():
+        for _, m in model.prunable_layers():
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+    pool = np.concatenate([m.weight.detach().abs().numpy().ravel() for _, m in model.prunable_layers()])
+    for d in (0.3, 0.55):
+        masks = prune(model, 1 - d, ctx_for(model, allocation="global", threshold_impl="shrinkbench_quantile",
+                                            sparsity_tolerance=0.05))
+        thr = np.quantile(pool, 1 - d)
+        assert sum(kept(masks).values()) == int((pool >= thr).sum())
+        for n, m in model.prunable_layers():
+            w = m.weight.detach().abs().numpy()
+            assert np.array_equal(masks[f"{n}.weight"].numpy(), w >= thr)
+    # layerwise shrinkbench: per-layer quantile
+    masks = prune(model, 0.6, ctx_for(model, threshold_impl="shrinkbench_quantile", sparsity_tolerance=0.05))
+    for n, m in model.prunable_layers():
+        w = m.weight.detach().abs().numpy()
+        assert np.array_equal(masks[f"{n}.weight"].numpy(), w >= np.quantile(w, 0.6))
+
+
+def test_strict_kth_prunes_ties_and_one_weight_at_zero_sparsity():
+    model = MLP(2, [2], 2)  # 4 + 4 weights
+    with torch.no_grad():
+        model.net[1].weight.copy_(torch.tensor([[1.0, 2.0], [2.0, 3.0]]))
+        model.net[3].weight.copy_(torch.tensor([[2.0, 5.0], [6.0, 7.0]]))
+    # rho = 0.25: n_prune = ceil(2) = 2; 2nd smallest = 2.0; keep > 2 strictly: 3, 5, 6, 7 (ties at 2 pruned)
+    masks = prune(model, 0.25, ctx_for(model, allocation="global", threshold_impl="strict_kth",
+                                       sparsity_tolerance=0.5))
+    assert masks["net.1.weight"].tolist() == [[False, False], [False, True]]
+    assert masks["net.3.weight"].tolist() == [[False, True], [True, True]]
+    # rho = 0: one weight is still pruned (LOMP's max(1, ...))
+    masks = prune(model, 0.0, ctx_for(model, allocation="global", threshold_impl="strict_kth",
+                                      sparsity_tolerance=0.2))
+    assert sum(kept(masks).values()) == 7
+    # topk keeps exactly round(d N) = 6 of 8 with index tie-break: of the three 2.0s (flat indices 1, 2, 4
+    # of the pool) the two lower-index ones are kept
+    masks = prune(model, 0.25, ctx_for(model, allocation="global"))
+    assert masks["net.1.weight"].tolist() == [[False, True], [True, True]]
+    assert masks["net.3.weight"].tolist() == [[False, True], [True, True]]
+
+
+def test_threshold_impl_only_with_global_or_layerwise():
+    with pytest.raises(ConfigError) as err:
+        validate(composed("method.allocation=erk", "method.threshold_impl=strict_kth"))
+    assert err.value.key == "method.threshold_impl"
+    with pytest.raises(ConfigError) as err:
+        validate(composed("method.threshold_impl=median"))
+    assert err.value.key == "method.threshold_impl"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError, PruneCliError
@@ -61,11 +62,40 @@ def _roles(scores, ctx) -> tuple[str | None, str | None]:
     return (first if first in scores else None), (fc if fc in scores else None)
 
 
+THRESHOLD_IMPLS = ("topk", "lap_round", "shrinkbench_quantile", "strict_kth")
+
+
+def kept_count(values: torch.Tensor, density: float, impl: str = "topk") -> int:
+    """How many of `values` a thresholding rule keeps (spec methods.md 0.3); the kept ones are
+    always the highest, so the count determines the mask.
+
+    topk / lap_round: round(d n), Python's half-to-even round (LAP's `round(surv * n)`);
+    shrinkbench_quantile: keep s >= np.quantile(s, 1 - d) (linear interpolation; ties kept);
+    strict_kth: n_prune = max(1, ceil((1 - d) n)), keep s > the n_prune-th smallest (ties pruned)."""
+    n = values.numel()
+    if impl in ("topk", "lap_round"):
+        return round_half_even(density * n)
+    v = values.flatten().double().cpu()
+    finite = v[torch.isfinite(v)]
+    floor = (finite.min() - 1) if finite.numel() else torch.tensor(0.0, dtype=torch.float64)
+    v = torch.where(torch.isneginf(v), floor, v)  # already-pruned entries rank lowest
+    if impl == "shrinkbench_quantile":
+        thr = float(np.quantile(v.numpy(), 1.0 - density))
+        return int((v >= thr).sum())
+    if impl == "strict_kth":
+        n_prune = max(1, math.ceil((1.0 - density) * n - 1e-9))
+        if n_prune >= n:
+            return 0
+        thr = torch.sort(v).values[n_prune - 1]
+        return int((v > thr).sum())
+    raise ConfigError("method.threshold_impl", impl, "one of " + ", ".join(THRESHOLD_IMPLS))
+
+
 @ALLOCATIONS.register("global")
 def allocate_global(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """One ranking over all prunable weights; ties broken by flat index (lower index kept)."""
     flat = torch.cat([s.flatten().cpu() for s in scores.values()])
-    keep = round_half_even(density * flat.numel())
+    keep = kept_count(flat, density, _impl(ctx))
     order = torch.sort(flat, descending=True, stable=True).indices[:keep]
     sizes = torch.tensor([s.numel() for s in scores.values()])
     layer_of = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
@@ -76,7 +106,12 @@ def allocate_global(scores: dict[str, torch.Tensor], density: float, ctx) -> dic
 @ALLOCATIONS.register("layerwise")
 def allocate_layerwise(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """The same density in every prunable layer."""
-    return {name: round_half_even(density * s.numel()) for name, s in scores.items()}
+    return {name: kept_count(s, density, _impl(ctx)) for name, s in scores.items()}
+
+
+def _impl(ctx) -> str:
+    method = getattr(ctx, "method", None)
+    return method.get("threshold_impl", "topk") if method is not None else "topk"
 
 
 @ALLOCATIONS.register("explicit")
