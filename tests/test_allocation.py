@@ -14,7 +14,7 @@ from prune_cli.config import register_schemas, validate
 from prune_cli.errors import ConfigError, PruneCliError
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
-from prune_cli.pruning import ALLOCATIONS, ScoreContext, prune
+from prune_cli.pruning import ALLOCATIONS, ScoreContext, prune, select_prunable
 from prune_cli.pruning.allocation import erk_densities
 from prune_cli.pruning.masks import save_masks
 from tests.conftest import FAST, REPO, run_cli
@@ -152,6 +152,9 @@ def test_explicit_densities_exact():
     assert kept(masks) == {"net.1.weight": 32, "net.3.weight": 16, "net.5.weight": 8}
     with pytest.raises(ConfigError, match="method.layer_densities"):
         prune(model, 0.5, ctx_for(model, allocation="explicit", layer_densities=[0.5, 0.5]))
+    # the experiment selects the prunable layers before training: the length is checked there
+    with pytest.raises(ConfigError, match="a list of 3 densities"):
+        select_prunable(model, method(allocation="explicit", layer_densities=[0.5]))
     with pytest.raises(PruneCliError, match="layer_densities imply"):
         prune(model, 0.7, ctx_for(model, allocation="explicit", layer_densities=[1.0, 0.25, 0.5]))
 

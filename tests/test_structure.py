@@ -65,8 +65,10 @@ def test_nm_exactly_n_per_group_and_the_top_n(n, m):
 
 def test_nm_rejects_indivisible_layer_and_wrong_sparsity():
     model = MLP(6, [8], 2)  # first layer has 6 inputs
-    with pytest.raises(PruneCliError, match="6 inputs, not a multiple of 4"):
+    with pytest.raises(ConfigError, match=r"net.1.weight \(6 inputs\)"):
         prune(model, 0.5, ctx(structure="nm", nm_n=2, nm_m=4))
+    masks = prune(model, 0.5, ctx(structure="nm", nm_n=2, nm_m=4, exclude=["net.1"]))
+    assert int(masks["net.3.weight"].sum()) == 8
     with pytest.raises(ConfigError) as err:
         validate(composed("method.structure=nm", "method.allocation=layerwise", "sparsity=0.9"))
     assert err.value.key == "sparsity"

@@ -50,7 +50,49 @@ def select_prunable(model: PrunableNet, method: DictConfig) -> dict[str, nn.Para
     selected = {f"{name}.weight": module.weight for name, module in layers if name not in excluded}
     if not selected:
         raise ConfigError("method.exclude", sorted(excluded), "a set that leaves at least one prunable layer")
+    check_against_model(model, selected, method)
     return selected
+
+
+def check_against_model(model: PrunableNet, selected: dict[str, nn.Parameter], method: DictConfig) -> None:
+    """Method options that depend on the model's layers, checked when the model is built (the
+    experiment selects the prunable weights before training), so a bad value fails before any work."""
+    allocation, structure = method.get("allocation"), method.get("structure", "unstructured")
+    names = list(selected)
+    if allocation == "explicit":
+        given = list(method.get("layer_densities") or [])
+        if len(given) != len(names):
+            raise ConfigError("method.layer_densities", given,
+                              f"a list of {len(names)} densities in [0, 1], one per prunable layer in forward "
+                              f"order: {', '.join(names)}")
+    if allocation == "matched" and method.get("match_masks"):
+        from .masks import load_masks
+
+        path = method.match_masks
+        try:
+            other = load_masks(path)
+        except FileNotFoundError:
+            raise ConfigError("method.match_masks", path, "the path of an existing masks.pt") from None
+        bad = [n for n in names if n not in other or tuple(other[n].shape) != tuple(selected[n].shape)]
+        if bad:
+            raise ConfigError("method.match_masks", path, "masks with the shapes of this run's prunable weights; "
+                              "missing or mis-shaped: " + ", ".join(bad))
+    if structure == "nm":
+        m = int(method.nm_m)
+        bad = [f"{n} ({p.shape[1]} inputs)" for n, p in selected.items() if p.shape[1] % m]
+        if bad:
+            raise ConfigError("method.structure", "nm", f"layers whose input count is a multiple of "
+                              f"method.nm_m={m}; exclude these (method.exclude=[...]) or pick another M: "
+                              + ", ".join(bad))
+    if structure == "channel":
+        from .structure import layer_graph
+
+        layers = layer_graph(model)
+        bad = [n for n in names if not layers[n].is_classifier and layers[n].next is None]
+        if bad:
+            raise ConfigError("method.structure", "channel", "layers that each feed exactly one next layer (no "
+                              "residual add or concatenation); exclude these with method.exclude=[...]: "
+                              + ", ".join(bad))
 
 
 def round_densities(start: float, target: float, rounds: int, schedule: str) -> list[float]:
