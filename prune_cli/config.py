@@ -317,10 +317,11 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
         if m.match_method:
             from .pruning import ALLOCATIONS, SCORES
 
-            SCORES.get(m.match_method)
-            ALLOCATIONS.get(m.match_allocation)
-            _check(m.match_allocation != "matched", "method.match_allocation", m.match_allocation,
-                   "an allocation other than matched")
+            _check(m.match_method in SCORES, "method.match_method", m.match_method,
+                   "one of " + ", ".join(SCORES.names()))
+            choices = [a for a in ALLOCATIONS.names() if a != "matched"]
+            _check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
+                   "one of " + ", ".join(choices))
     else:
         for key in ("match_masks", "match_method"):
             _check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
