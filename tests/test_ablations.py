@@ -85,3 +85,24 @@ def test_ablation_config_errors():
     assert err.value.key == "method.invert"
     with pytest.raises(Exception, match="method.shuffle"):  # a type error: Hydra names the key
         composed("method.shuffle=maybe")
+
+
+def test_cli_matched_masks_from_another_run(tmp_path):
+    """ShrinkBench's same-proportion baseline end to end: random positions with the per-layer counts
+    of a global-magnitude run's saved masks."""
+    import pandas as pd
+
+    from tests.conftest import FAST, run_cli
+
+    run_cli([*FAST, "method=magnitude", "sparsity=0.8", "name=source"], tmp_path / "r")
+    source = next((tmp_path / "r" / "runs").glob("source-*"))
+    src = torch.load(source / "masks.pt", weights_only=True)
+    run_cli([*FAST, "method=random", "method.allocation=matched", f"method.match_masks={source / 'masks.pt'}",
+             "sparsity=0.8", "name=matched"], tmp_path / "r")
+    matched = next((tmp_path / "r" / "runs").glob("matched-*"))
+    got = torch.load(matched / "masks.pt", weights_only=True)
+    assert {n: int(m.sum()) for n, m in got.items()} == {n: int(m.sum()) for n, m in src.items()}
+    assert any(not torch.equal(got[n], src[n]) for n in src)
+    layers = pd.read_csv(matched / "layers.csv")
+    pruned = layers[layers.phase == "pruned"].set_index("layer")["nonzero"]
+    assert {f"{k}.weight": int(v) for k, v in pruned.items()} == {n: int(m.sum()) for n, m in src.items()}
