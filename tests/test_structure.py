@@ -226,3 +226,12 @@ def test_cli_nm_achieves_half(tmp_path):
     masks = torch.load(run_dir / "masks.pt", weights_only=True)
     for m in masks.values():
         assert bool((m.view(m.shape[0], -1, 4).sum(-1) == 2).all())
+
+
+def test_block_with_global_allocation_reaches_target_total():
+    torch.manual_seed(0)
+    model = MLP(2, [16, 16], 3)  # 32 + 256 + 48 weights; all dimensions divisible by 2 x 2 blocks except 3 rows
+    masks = prune(model, 0.75, ctx(structure="block", allocation="global", block_shape=[2, 2]))
+    assert sum(int(m.sum()) for m in masks.values()) == 84  # round(0.25 * 336), reachable with 2x2 blocks
+    m = masks["net.3.weight"]
+    assert bool((m.view(8, 2, 8, 2).permute(0, 2, 1, 3).flatten(2).sum(-1) % 4 == 0).all())

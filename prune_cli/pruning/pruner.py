@@ -153,8 +153,9 @@ def check_masks(masks: Masks, layers: dict, sparsity: float, ctx: ScoreContext) 
     if problems:
         message = (f"Layer collapse at sparsity={sparsity} with method.allocation={method.allocation}, "
                    f"method.structure={method.get('structure', 'unstructured')}: " + "; ".join(problems) +
-                   ". The network is disconnected. Lower the sparsity, use method.allocation=layerwise, exclude "
-                   "the layer (method.exclude=[...]), or accept it with method.allow_collapse=true.")
+                   ". The network is disconnected. Lower the sparsity, use an allocation that spares small layers "
+                   "(e.g. method.allocation=erk or layerwise), exclude the layer (method.exclude=[...]), or accept it "
+                   "with method.allow_collapse=true.")
         if not method.get("allow_collapse", False):
             raise LayerCollapse(message)
         log.warning("%s", message)
