@@ -109,7 +109,7 @@ class MethodConfig:
     exclude_classifier: bool = False
     exclude_first: bool = False
     allow_collapse: bool = False  # an empty layer or a cut input-output path is an error unless true
-    sparsity_tolerance: float = 0.005  # max |achieved - target sparsity| (exempt: Bernoulli, faithful u+)
+    sparsity_tolerance: float = 0.005  # max |achieved - reachable sparsity 1-round(dN)/N| (exempt: Bernoulli, faithful u+)
     rounds: int = 1  # scoring rounds inside one pruning event (SynFlow uses 100)
     round_schedule: str = "exponential"  # density per round: exponential (SynFlow) | linear
 
