@@ -180,6 +180,8 @@ def test_null_averages_over_seeds_and_checks_models():
     assert 40 <= row.n_perm <= 50  # permutations where some seed's alpha is undefined (rho_0 = 0) are dropped
     with pytest.raises(ValueError, match="reference"):
         randomisation_null(df[df.model == "pruned"], n_perm=10)
+    with pytest.raises(ValueError, match="more than one row"):
+        randomisation_null(pd.concat([df, df[df.model == "dense"]]), n_perm=10)
 
 
 def _hand_table():

@@ -191,6 +191,8 @@ def randomisation_null(predictions: pd.DataFrame, reference: str = "dense", n_pe
     C = int(num_classes if num_classes is not None else df["label"].max() + 1)
     rng = np.random.default_rng(seed)
     units = []
+    if df.duplicated(["seed", "model", "image_index"]).any():
+        raise ValueError("predictions hold more than one row for some (seed, model, image_index)")
     for unit, u in df.groupby("seed", sort=True):
         wide = u.pivot(index="image_index", columns="model", values="pred")
         labels = u.groupby("image_index")["label"].first().reindex(wide.index).to_numpy()
