@@ -45,6 +45,9 @@ def test_hand_computed_rows_and_statistics():
     assert [r["T"] for r in rows] == pytest.approx([-4 / 7, 3 / 14, 5 / 7])
     assert [r["delta_recall"] for r in rows] == pytest.approx([0, -0.25, -0.5])
     assert [r["intensified"] for r in rows] == [True, True, True]
+    dense_rows = per_class_rows(dense_correct, support, dense_correct, is_dense=True)
+    assert [r["intensified"] for r in dense_rows] == [None] * 3
+    assert [r["delta_rho"] for r in dense_rows] == [0.0] * 3 and [r["rho_ratio"] for r in dense_rows] == [1.0] * 3
     s = intensification(np.array(rho0), np.array(rho))
     assert s["alpha_t_ours"] == pytest.approx(42 / 17)  # (3/7 + 1/7 + 2/7) / (17/49)
     assert s["I_t"] == pytest.approx(0.5)  # mean(4/7, 3/14, 5/7)

@@ -84,15 +84,18 @@ def intensification(rho0: np.ndarray, rhot: np.ndarray) -> dict[str, np.ndarray]
     return {"alpha_t_ours": alpha, "I_t": i_t, "frac_intensified": frac}
 
 
-def per_class_rows(correct: np.ndarray, support: np.ndarray, dense_correct: np.ndarray) -> list[dict]:
-    """One row per class: recall, rho and their change against the dense model of the same seed."""
+def per_class_rows(correct: np.ndarray, support: np.ndarray, dense_correct: np.ndarray,
+                   is_dense: bool = False) -> list[dict]:
+    """One row per class: recall, rho and their change against the dense model of the same seed.
+
+    For the dense model itself (`is_dense`) the intensification indicator is left empty."""
     recall, acc, rho = normalised_recall(correct, support)
     recall0, acc0, rho0 = normalised_recall(dense_correct, support)
     rows = []
     for c in range(len(support)):
-        defined = bool(np.isfinite(rho0[c]) and np.isfinite(rho[c]) and rho0[c] != 0)
+        defined = bool(np.isfinite(rho0[c]) and np.isfinite(rho[c]) and rho0[c] != 0) and not is_dense
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = rho[c] / rho0[c] if defined else math.nan
+            ratio = rho[c] / rho0[c] if defined or (is_dense and rho0[c] != 0) else math.nan
         rows.append({
             "class": c, "support": int(support[c]), "correct": int(correct[c]),
             "recall": float(recall[c]), "accuracy": float(acc), "rho": float(rho[c]),
@@ -305,7 +308,7 @@ def recall_distortion(exp, phase: str, node: DictConfig) -> MetricResult:
         correct, support = class_counts(labels, preds, C)
         dense_correct = correct if dense is None else class_counts(
             labels, evaluate(dense, x, y, batch).predictions.numpy(), C)[0]
-        rows = per_class_rows(correct, support, dense_correct)
+        rows = per_class_rows(correct, support, dense_correct, is_dense=dense is None)
         result.tables["recall_distortion.csv"] += [{"split": split, **r} for r in rows]
         if node.save_predictions:
             _save_predictions(Path(exp.run_dir) / f"preds_{phase}_{split}.npz", labels, preds)
