@@ -186,16 +186,18 @@ def randomisation_null(predictions: pd.DataFrame, reference: str = "dense", n_pe
     p_value = min(1, 2 (1 + min(#null <= obs, #null >= obs)) / (1 + n_perm)) and the authors' code's
     p_value_code = 2 min(#<=, #>=) / n_perm.
     """
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be a positive integer, got {n_perm}")
     df = predictions if "seed" in predictions.columns else predictions.assign(seed=0)
     models = sorted(df["model"].unique(), key=lambda m: (m != reference, str(m)))
     if reference not in models or len(models) < 2:
         raise ValueError(f"predictions need the reference model {reference!r} and at least one other model")
     others = models[1:]
     C = int(num_classes if num_classes is not None else df["label"].max() + 1)
-    rng = np.random.default_rng(seed)
-    units = []
     if df.duplicated(["seed", "model", "image_index"]).any():
         raise ValueError("predictions hold more than one row for some (seed, model, image_index)")
+    rng = np.random.default_rng(seed)
+    units = []
     for unit, u in df.groupby("seed", sort=True):
         wide = u.pivot(index="image_index", columns="model", values="pred")
         labels = u.groupby("image_index")["label"].first().reindex(wide.index).to_numpy()
@@ -240,7 +242,6 @@ def randomisation_null(predictions: pd.DataFrame, reference: str = "dense", n_pe
                 d = dist[:, m] if c is None else dist[:, m, c]
                 d = d[np.isfinite(d)]
                 if not np.isfinite(o) or len(d) == 0:
-                    le = ge = 0
                     p, p_code = math.nan, math.nan
                 else:
                     le, ge = int((d <= o).sum()), int((d >= o).sum())
