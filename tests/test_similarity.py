@@ -136,3 +136,17 @@ def test_metric_dense_vs_itself_and_pruned(tmp_path):
     x = fixed_batch(data.test_x, 30, 0)
     expected = _cka_feature_space(dense.net[1](x).detach().double().numpy(), model.net[1](x).detach().double().numpy())
     assert rows[0]["cka_linear"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_conv_layers_are_flattened_and_compared():
+    from prune_cli.metrics.similarity import compare
+    from prune_cli.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(OmegaConf.create({"name": "lenet5"}), (1, 28, 28), 10).eval()
+    x = torch.randn(12, 1, 28, 28)
+    rows = compare(model, copy.deepcopy(model), x, 0.99, 8)
+    assert rows[0]["features"] == 6 * 28 * 28 and rows[1]["features"] == 16 * 10 * 10
+    assert all(r["cka_linear"] == pytest.approx(1.0) and r["svcca"] == pytest.approx(1.0) for r in rows)
+    conv = layer_outputs(model, x)[rows[0]["layer"]]
+    assert linear_cka(conv, conv.flatten(1) * 2) == pytest.approx(1.0)
