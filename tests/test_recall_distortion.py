@@ -19,7 +19,7 @@ from prune_cli.data.splits import DataSplits
 from prune_cli.metrics import METRICS
 from prune_cli.metrics.recall_distortion import (class_counts, intensification,
                                                  normalised_recall, per_class_rows, randomisation_null,
-                                                 summarise_across_seeds)
+                                                 summarise_across_seeds, summarise_classes_across_seeds)
 
 # Hand-worked example: supports [4, 4, 2]; dense gets [4, 2, 1] right, the pruned model [4, 1, 0].
 # dense:  recall [1, .5, .5], acc .7, rho [3/7, -2/7, -2/7]
@@ -209,6 +209,14 @@ def test_summary_across_seeds_on_hand_table():
     assert out.loc["I_t", "mean"] == pytest.approx(1 / 16)
     assert out.loc["frac_intensified", "mean"] == pytest.approx(2 / 3)
     assert out.loc["alpha_t_ours", "method"] == "magnitude"
+    classes = summarise_classes_across_seeds(_hand_table()).set_index(["class", "quantity"])
+    # class 0: rho_0 = 1/16, rho_t = k/16 -> delta_rho = (k - 1)/16 = 0, 1/16, 2/16; class 1 mirrored
+    assert classes.loc[(0, "delta_rho"), "mean"] == pytest.approx(1 / 16)
+    assert classes.loc[(0, "delta_rho"), "sd"] == pytest.approx(1 / 16)
+    assert classes.loc[(1, "T"), "mean"] == pytest.approx(1 / 16)
+    assert classes.loc[(1, "delta_recall"), "mean"] == pytest.approx(-0.05)  # recalls .75, .70, .65 vs .75
+    assert classes.loc[(0, "delta_rho"), "ci_high"] == pytest.approx(1 / 16 + t975 / 16 / math.sqrt(3))
+    assert classes.loc[(0, "rho"), "frac_intensified_seeds"] == pytest.approx(2 / 3)
     one = summarise_across_seeds(_hand_table().query("seed == 0"))
     assert one.n_seeds.tolist() == [1, 1, 1] and one.ci_low.isna().all()
 

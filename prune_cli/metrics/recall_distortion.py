@@ -136,6 +136,24 @@ def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = Non
     return pd.DataFrame(out, columns=model_keys + list(STATISTICS))
 
 
+def _t_interval(values: np.ndarray, confidence: float) -> dict[str, float]:
+    """n, mean, sd and the Student-t interval mean -/+ t_{(1+confidence)/2, n-1} sd / sqrt(n) of the finite values."""
+    from scipy import stats as st
+
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    mean = float(values.mean()) if n else math.nan
+    sd = float(values.std(ddof=1)) if n > 1 else math.nan
+    half = float(st.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
+    return {"n_seeds": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
+            "confidence": confidence}
+
+
+def _condition_keys(rows: pd.DataFrame, keys: Optional[Sequence[str]]) -> list[str]:
+    return [k for k in (DEFAULT_KEYS if keys is None else keys) if k in rows.columns]
+
+
 def summarise_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None,
                            confidence: float = 0.95) -> pd.DataFrame:
     """Mean over seeds of each model-level statistic with a Student-t confidence interval.
@@ -146,24 +164,48 @@ def summarise_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = N
     every other run in the same condition counts as one seed. Output: one row per condition and statistic
     with n_seeds, mean, sd, ci_low, ci_high (mean -/+ t_{(1+confidence)/2, n-1} sd / sqrt(n); NaN for n < 2).
     """
-    from scipy import stats as st
-
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     per_model = per_model_statistics(rows, keys)
-    keys = [k for k in (DEFAULT_KEYS if keys is None else keys) if k in rows.columns]
+    keys = _condition_keys(rows, keys)
     out = []
     for group, df in per_model.groupby(keys, dropna=False, sort=True) if keys else [((), per_model)]:
         base = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         for stat in STATISTICS:
-            values = df[stat].to_numpy(float)
-            values = values[np.isfinite(values)]
-            n = len(values)
-            mean = float(values.mean()) if n else math.nan
-            sd = float(values.std(ddof=1)) if n > 1 else math.nan
-            half = float(st.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-            out.append({**base, "statistic": stat, "n_seeds": n, "mean": mean, "sd": sd,
-                        "ci_low": mean - half, "ci_high": mean + half, "confidence": confidence,
+            out.append({**base, "statistic": stat, **_t_interval(df[stat].to_numpy(float), confidence),
+                        "formula_version": FORMULA_VERSION})
+    return pd.DataFrame(out)
+
+
+PER_CLASS_QUANTITIES = ("recall", "dense_recall", "delta_recall", "rho", "dense_rho", "delta_rho", "T")
+
+
+def summarise_classes_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None,
+                                   confidence: float = 0.95) -> pd.DataFrame:
+    """Per class: mean over seeds of recall, rho, their dense values and changes, and T, with t-intervals.
+
+    Same input and `keys` as `summarise_across_seeds`; rho is recomputed from the recall/accuracy columns.
+    Output: one row per condition, class and quantity, plus `frac_intensified_seeds` (share of seeds in
+    which the class intensified, over the seeds where that is defined)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    keys = _condition_keys(rows, keys)
+    df = rows.copy()
+    df["rho"] = (df["recall"] - df["accuracy"]) / df["accuracy"]
+    df["dense_rho"] = (df["dense_recall"] - df["dense_accuracy"]) / df["dense_accuracy"]
+    df["delta_recall"] = df["recall"] - df["dense_recall"]
+    df["delta_rho"] = df["rho"] - df["dense_rho"]
+    df["T"] = df["dense_rho"] - df["rho"]
+    signed = np.sign(df["dense_rho"]) * df["delta_rho"]
+    df["_intensified"] = np.where(np.isfinite(signed) & (df["dense_rho"] != 0), (signed > 0).astype(float), np.nan)
+    out = []
+    for group, part in df.groupby(keys + ["class"], dropna=False, sort=True):
+        base = dict(zip(keys + ["class"], group if isinstance(group, tuple) else (group,)))
+        flags = part["_intensified"].to_numpy(float)
+        flags = flags[np.isfinite(flags)]
+        for quantity in PER_CLASS_QUANTITIES:
+            out.append({**base, "quantity": quantity, **_t_interval(part[quantity].to_numpy(float), confidence),
+                        "frac_intensified_seeds": float(flags.mean()) if len(flags) else math.nan,
                         "formula_version": FORMULA_VERSION})
     return pd.DataFrame(out)
 
