@@ -366,6 +366,7 @@ def recall_distortion(exp, phase: str, node: DictConfig) -> MetricResult:
 @validator
 def _check_recall_distortion(cfg: DictConfig) -> None:
     splits = list(cfg.metrics.recall_distortion.splits)
-    if not splits or not set(splits) <= {"val", "test"}:
-        raise ConfigError("metrics.recall_distortion.splits", splits, "a non-empty list drawn from [val, test]")
+    if not splits or not set(splits) <= {"val", "test"} or len(set(splits)) != len(splits):
+        raise ConfigError("metrics.recall_distortion.splits", splits,
+                          "a non-empty list of distinct splits drawn from [val, test]")
 
