@@ -98,7 +98,24 @@ class RandomMethodConfig(MethodConfig):
 
 @dataclass
 class ScheduleConfig:
+    """When to prune; see prune_cli/schedules.py. oneshot/iterative/at_init share one code path."""
+
     name: str = MISSING
+    rounds: int = 1  # pruning rounds; each removes the same fraction of the remaining weights
+    score_weights: str = "trained"  # trained | init: which weights are scored
+    restart_from: str = "trained"  # trained | init | rewind | reinit: weights training restarts from
+    rewind_epoch: int = 0  # with restart_from=rewind: the dense training epoch to rewind to (0 = init)
+    retrain: str = "finetune"  # finetune | train: the training config run after each pruning event
+    lr_rewind: bool = False  # with retrain=train and restart_from=rewind: resume the LR schedule at rewind_epoch
+
+
+@dataclass
+class GradualScheduleConfig(ScheduleConfig):
+    start_step: int = 0  # optimizer step of the first pruning event
+    end_step: int = -1  # step of the last event (-1: the last step of training)
+    frequency: int = 100  # steps between events
+    initial_sparsity: float = 0.0
+    power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
 
 
 # ----------------------------------------------------------------------------- training
@@ -168,6 +185,12 @@ class MetricsConfig:
 
 
 @dataclass
+class DenseCacheConfig:
+    enabled: bool = True  # reuse a trained dense model with the same data, model, train config and seed
+    dir: str = "${results_dir}/dense_cache"
+
+
+@dataclass
 class Config:
     dataset: Any = MISSING
     model: Any = MISSING
@@ -182,6 +205,7 @@ class Config:
     results_dir: str = "results"
     name: str = "run"
     shared_results: bool = True  # also append rows to the shared CSVs in results_dir
+    dense_cache: DenseCacheConfig = field(default_factory=DenseCacheConfig)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -189,7 +213,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
                 "vision": VisionConfig},
     "model": {"base": ModelConfig, "mlp": MLPConfig, "cnn1d": CNN1DConfig},
     "method": {"base": MethodConfig, "random": RandomMethodConfig},
-    "schedule": {"base": ScheduleConfig},
+    "schedule": {"base": ScheduleConfig, "gradual": GradualScheduleConfig},
     "train": {"base": TrainConfig},
     "metrics": {"base": MetricsConfig},
 }
@@ -306,6 +330,32 @@ def _validate_dataset(cfg: DictConfig) -> None:
         _positive_int(cfg, "dataset.num_samples", minimum=100)
 
 
+def _validate_schedule(cfg: DictConfig) -> None:
+    s = cfg.schedule
+    _positive_int(cfg, "schedule.rounds")
+    _choice(cfg, "schedule.score_weights", {"trained", "init"})
+    _choice(cfg, "schedule.restart_from", {"trained", "init", "rewind", "reinit"})
+    _choice(cfg, "schedule.retrain", {"finetune", "train"})
+    _positive_int(cfg, "schedule.rewind_epoch", minimum=0)
+    if s.restart_from == "rewind":
+        _check(s.rewind_epoch <= cfg.train.epochs, "schedule.rewind_epoch", s.rewind_epoch,
+               f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}")
+    if s.lr_rewind:
+        _check(s.restart_from == "rewind" and s.retrain == "train", "schedule.lr_rewind", True,
+               "true only with schedule.restart_from=rewind and schedule.retrain=train")
+    if s.score_weights == "init":
+        _check(s.rounds == 1, "schedule.rounds", s.rounds,
+               "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
+               "for iterative scoring such as SynFlow)")
+    if "frequency" in s:
+        _positive_int(cfg, "schedule.start_step", minimum=0)
+        _positive_int(cfg, "schedule.frequency")
+        _check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+               "schedule.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        _fraction(cfg, "schedule.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
+        _check(_finite(s.power) and s.power > 0, "schedule.power", s.power, "a positive number (3 = cubic)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from .models import MODELS
@@ -331,6 +381,7 @@ def validate(cfg: DictConfig) -> None:
     if "sampling" in cfg.method:
         _choice(cfg, "method.sampling", {"exact", "bernoulli"})
     SCHEDULES.get(cfg.schedule.name)
+    _validate_schedule(cfg)
     _validate_training(cfg, "train")
     _validate_training(cfg, "finetune")
     splits = list(cfg.metrics.splits)
