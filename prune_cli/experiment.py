@@ -4,6 +4,7 @@ started again continues where it stopped and writes each row exactly once."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -44,6 +45,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for one purpose, independent of the others drawn from the same run seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
+
+
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
@@ -61,7 +67,9 @@ class Experiment:
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
         self.init_state = _cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        # Batch order and random scores get their own stream: a generator seeded like the global RNG
+        # would replay the draws that initialised the weights (random masks would track weight signs).
+        self.generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "run-generator"))
         self.masks: Masks = {}
         self.history: list[dict] = []
         self.tables: dict[str, list[dict]] = {name: [] for name in results.TABLES}
@@ -193,7 +201,7 @@ class Experiment:
         elif source == "rewind":
             self.model.load_state_dict(self.rewind_states[self.cfg.schedule.rewind_epoch])
         elif source == "reinit":
-            torch.manual_seed(self.cfg.seed + 7919 * (self.rounds_done + 1))
+            torch.manual_seed(derived_seed(self.cfg.seed, f"reinit-{self.rounds_done}"))
             fresh = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes)
             self.model.load_state_dict(fresh.state_dict())
         if self.masks:

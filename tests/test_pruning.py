@@ -141,3 +141,18 @@ def test_scores_are_not_left_with_gradients(method_cfg):
     prune(net, 0.5, ctx_for(method_cfg))
     assert all(p.grad is None for p in net.parameters())
     assert isinstance(net.net[1], nn.Linear)
+
+
+def test_random_masks_at_init_are_independent_of_the_weights(tmp_path):
+    """Random pruning of an untrained model must not keep weights by sign or size."""
+    from conftest import FAST, compose
+    from prune_cli.experiment import Experiment
+
+    cfg = compose([*FAST, "method=random", "method.allocation=layerwise", "model.widths=[200]",
+                   "sparsity=0.5", "dataset.input_dim=50"], tmp_path)
+    exp = Experiment(cfg, tmp_path / "run")
+    w = exp.model.net[1].weight.detach().clone()
+    exp._step_prune(0.5)
+    kept = exp.masks["net.1.weight"]
+    assert abs((w[kept] > 0).float().mean().item() - 0.5) < 0.05
+    assert abs(w[kept].abs().mean().item() / w.abs().mean().item() - 1) < 0.05
