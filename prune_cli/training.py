@@ -99,12 +99,16 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
     if enforce:
         enforce()
     loss_fn = nn.CrossEntropyLoss()
+    l1 = cfg.get("l1", 0.0)  # L1 on the prunable layers' weights (fundamental-limit paper's LOMP training)
+    l1_weights = [m.weight for _, m in model.prunable_layers()] if l1 else []
     history = []
     epochs = tqdm(range(cfg.epochs), desc=phase, disable=not show_progress(), leave=False)
     for epoch in epochs:
         loss_sum = torch.zeros((), device=data.train_x.device)
         for xb, yb in iterate_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
             loss = loss_fn(model(xb), yb)
+            if l1_weights:
+                loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
