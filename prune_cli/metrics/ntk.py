@@ -21,6 +21,8 @@ from . import MetricResult, register_metric
 def fixed_batch(exp, split: str, n: int, seed: int) -> torch.Tensor:
     """The same n inputs of `split` for every phase (drawn by a generator of its own)."""
     x, _ = exp.data.split(split)
+    if len(x) == 0:
+        raise ConfigError("metrics.ntk.split", split, "a split with examples (this run's is empty)")
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
     return x[idx.to(x.device)]
 
