@@ -5,10 +5,10 @@ eval mode, as the fundamental-limit code), restricted to the free coordinates: w
 a mask are fixed at zero, so H acts on the subspace of unmasked entries (probes are zero on the
 masked entries and H v is projected back). D = the number of free coordinates.
 
-Cost: one HVP = one backward through each chunk's gradient graph (about 1.1-1.3 gradients when
-the graph is kept, `hvp="reuse_graph"`, memory grows with the number of examples) or a fresh
-double backward per chunk (about 2 gradients, `hvp="recompute"`, memory of one chunk). Lanczos
-with full re-orthogonalisation stores `iters` vectors of length D.
+Cost: one HVP = one backward through each chunk's gradient graph (`hvp="reuse_graph"`, about 2
+gradients, memory grows with the number of examples) or a fresh double backward per chunk
+(`hvp="recompute"`, about 3 gradients, memory of one chunk); ratios from scripts/bench_analysis.py
+(MLP, 2-core CPU). Lanczos with full re-orthogonalisation stores `iters` vectors of length D.
 """
 
 from __future__ import annotations
