@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from .analysis.settings import HessianMetricConfig, NTKMetricConfig, PruningLimitConfig
 from .errors import ConfigError
 
 # ----------------------------------------------------------------------------- datasets
@@ -135,6 +136,7 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=list)  # epochs, for multistep
     gamma: float = 0.1  # multistep decay factor
     warmup_epochs: int = 0  # linear warm-up before the schedule
+    l1: float = 0.0  # coefficient of the L1 norm of the prunable layers' weights added to the loss
 
 
 @dataclass
@@ -182,6 +184,9 @@ class MetricsConfig:
     similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
     membership: MembershipConfig = field(default_factory=MembershipConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
+    ntk: NTKMetricConfig = field(default_factory=NTKMetricConfig)
+    hessian: HessianMetricConfig = field(default_factory=HessianMetricConfig)
+    pruning_limit: PruningLimitConfig = field(default_factory=PruningLimitConfig)
 
 
 @dataclass
@@ -289,7 +294,7 @@ def _validate_training(cfg: DictConfig, group: str) -> None:
     _positive_int(cfg, f"{group}.eval_batch_size")
     _choice(cfg, f"{group}.optimizer", {"sgd", "adam"})
     _choice(cfg, f"{group}.lr_schedule", {"constant", "multistep", "cosine"})
-    for key in ("lr", "momentum", "weight_decay", "gamma"):
+    for key in ("lr", "momentum", "weight_decay", "gamma", "l1"):
         value = cfg[group][key]
         _check(_finite(value) and value >= 0, f"{group}.{key}", value, "a finite number >= 0")
     _check(cfg[group].momentum < 1, f"{group}.momentum", cfg[group].momentum, "a number in [0, 1)")

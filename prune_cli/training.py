@@ -119,6 +119,8 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
     if enforce:
         enforce()
     loss_fn = nn.CrossEntropyLoss()
+    l1 = cfg.get("l1", 0.0)  # L1 on the prunable layers' weights (fundamental-limit paper's LOMP training)
+    l1_weights = [m.weight for _, m in model.prunable_layers()] if l1 else []
     history = []
     step = first_epoch * steps_per_epoch
     epochs = tqdm(range(first_epoch, cfg.epochs), desc=phase, disable=not show_progress(), leave=False)
@@ -131,6 +133,8 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
                     enforce = MaskEnforcer(model, new_masks, optimizer)
                     enforce()
             loss = loss_fn(model(xb), yb)
+            if l1_weights:
+                loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
