@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from .analysis.settings import HessianMetricConfig, NTKMetricConfig, PruningLimitConfig
 from .errors import ConfigError
 
 # ----------------------------------------------------------------------------- datasets
@@ -121,7 +122,24 @@ class RandomMethodConfig(MethodConfig):
 
 @dataclass
 class ScheduleConfig:
+    """When to prune; see prune_cli/schedules.py. oneshot/iterative/at_init share one code path."""
+
     name: str = MISSING
+    rounds: int = 1  # pruning rounds; each removes the same fraction of the remaining weights
+    score_weights: str = "trained"  # trained | init: which weights are scored
+    restart_from: str = "trained"  # trained | init | rewind | reinit: weights training restarts from
+    rewind_epoch: int = 0  # with restart_from=rewind: the dense training epoch to rewind to (0 = init)
+    retrain: str = "finetune"  # finetune | train: the training config run after each pruning event
+    lr_rewind: bool = False  # with retrain=train and restart_from=rewind: resume the LR schedule at rewind_epoch
+
+
+@dataclass
+class GradualScheduleConfig(ScheduleConfig):
+    start_step: int = 0  # optimizer step of the first pruning event
+    end_step: int = -1  # step of the last event (-1: the last step of training)
+    frequency: int = 100  # steps between events
+    initial_sparsity: float = 0.0
+    power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
 
 
 # ----------------------------------------------------------------------------- training
@@ -141,6 +159,43 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=list)  # epochs, for multistep
     gamma: float = 0.1  # multistep decay factor
     warmup_epochs: int = 0  # linear warm-up before the schedule
+    l1: float = 0.0  # coefficient of the L1 norm of the prunable layers' weights added to the loss
+
+
+@dataclass
+class RecallDistortionConfig:
+    """Per-class recall distortion against the dense model of the same seed (metrics/recall_distortion.py)."""
+    enabled: bool = False
+    splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated each phase (val | test)
+    save_predictions: bool = True  # per-image predictions (preds_<phase>_<split>.npz) for the randomisation null
+
+
+@dataclass
+class SimilarityConfig:
+    """SVCCA and linear CKA per prunable layer, dense vs current model (metrics/similarity.py)."""
+    enabled: bool = False
+    split: str = "test"  # where the fixed batch of inputs comes from (val | test)
+    num_samples: int = 256  # inputs in the fixed batch (capped by the split size)
+    batch_seed: int = 0  # which inputs; the same batch is used in every phase
+    svcca_variance: float = 0.99  # SVCCA keeps the top singular directions explaining this variance ...
+    svcca_max_dims: int = 32  # ... but at most this many (CCA needs samples >> dimensions)
+
+
+@dataclass
+class MembershipConfig:
+    """Loss / confidence threshold membership-inference attack (metrics/membership.py)."""
+    enabled: bool = False
+    num_samples: int = 1000  # members (training split) and as many non-members (test split), at most
+    sample_seed: int = 0  # which examples, and the calibration / evaluation halves for the threshold
+
+
+@dataclass
+class LatencyConfig:
+    """Measured inference latency of the dense and the current model (metrics/latency.py)."""
+    enabled: bool = False
+    batch_size: int = 128
+    warmup: int = 5  # untimed forward passes before timing
+    repeats: int = 30  # timed forward passes per model; the median is reported
 
 
 @dataclass
@@ -148,6 +203,19 @@ class MetricsConfig:
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated every phase
     per_class: bool = True  # recall, precision, support per class
     layers: bool = True  # per-layer density and FLOPs table
+    recall_distortion: RecallDistortionConfig = field(default_factory=RecallDistortionConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    ntk: NTKMetricConfig = field(default_factory=NTKMetricConfig)
+    hessian: HessianMetricConfig = field(default_factory=HessianMetricConfig)
+    pruning_limit: PruningLimitConfig = field(default_factory=PruningLimitConfig)
+
+
+@dataclass
+class DenseCacheConfig:
+    enabled: bool = True  # reuse a trained dense model with the same data, model, train config and seed
+    dir: str = "${results_dir}/dense_cache"
 
 
 @dataclass
@@ -165,6 +233,7 @@ class Config:
     results_dir: str = "results"
     name: str = "run"
     shared_results: bool = True  # also append rows to the shared CSVs in results_dir
+    dense_cache: DenseCacheConfig = field(default_factory=DenseCacheConfig)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -172,7 +241,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
                 "vision": VisionConfig},
     "model": {"base": ModelConfig, "mlp": MLPConfig, "cnn1d": CNN1DConfig},
     "method": {"base": MethodConfig, "random": RandomMethodConfig},
-    "schedule": {"base": ScheduleConfig},
+    "schedule": {"base": ScheduleConfig, "gradual": GradualScheduleConfig},
     "train": {"base": TrainConfig},
     "metrics": {"base": MetricsConfig},
 }
@@ -248,7 +317,7 @@ def _validate_training(cfg: DictConfig, group: str) -> None:
     _positive_int(cfg, f"{group}.eval_batch_size")
     _choice(cfg, f"{group}.optimizer", {"sgd", "adam"})
     _choice(cfg, f"{group}.lr_schedule", {"constant", "multistep", "cosine"})
-    for key in ("lr", "momentum", "weight_decay", "gamma"):
+    for key in ("lr", "momentum", "weight_decay", "gamma", "l1"):
         value = cfg[group][key]
         _check(_finite(value) and value >= 0, f"{group}.{key}", value, "a finite number >= 0")
     _check(cfg[group].momentum < 1, f"{group}.momentum", cfg[group].momentum, "a number in [0, 1)")
@@ -343,6 +412,14 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
         want = 1 - m.nm_n / m.nm_m
         _check(abs(cfg.sparsity - want) < 1e-9, "sparsity", cfg.sparsity,
                f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)")
+    single_event = m.get("rounds", 1) == 1 and cfg.schedule.get("rounds", 1) == 1 and "frequency" not in cfg.schedule
+    fixed = ("method.allocation", m.allocation) if m.allocation == "explicit" else (
+        ("method.match_masks", m.match_masks) if m.allocation == "matched" and m.match_masks else (
+            ("method.structure", "nm") if structure == "nm" else None))
+    if fixed is not None:
+        _check(single_event, fixed[0], fixed[1],
+               "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
+               "the final per-layer densities, which intermediate sparsities cannot have")
     if structure == "channel":
         _check(m.allocation == "layerwise", "method.allocation", m.allocation,
                "layerwise with method.structure=channel (every hidden layer keeps the same fraction of units)")
@@ -350,6 +427,32 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
         shape = list(m.block_shape)
         _check(len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape), "method.block_shape",
                shape, "two positive integers [rows, cols]")
+
+
+def _validate_schedule(cfg: DictConfig) -> None:
+    s = cfg.schedule
+    _positive_int(cfg, "schedule.rounds")
+    _choice(cfg, "schedule.score_weights", {"trained", "init"})
+    _choice(cfg, "schedule.restart_from", {"trained", "init", "rewind", "reinit"})
+    _choice(cfg, "schedule.retrain", {"finetune", "train"})
+    _positive_int(cfg, "schedule.rewind_epoch", minimum=0)
+    if s.restart_from == "rewind":
+        _check(s.rewind_epoch <= cfg.train.epochs, "schedule.rewind_epoch", s.rewind_epoch,
+               f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}")
+    if s.lr_rewind:
+        _check(s.restart_from == "rewind" and s.retrain == "train", "schedule.lr_rewind", True,
+               "true only with schedule.restart_from=rewind and schedule.retrain=train")
+    if s.score_weights == "init":
+        _check(s.rounds == 1, "schedule.rounds", s.rounds,
+               "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
+               "for iterative scoring such as SynFlow)")
+    if "frequency" in s:
+        _positive_int(cfg, "schedule.start_step", minimum=0)
+        _positive_int(cfg, "schedule.frequency")
+        _check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+               "schedule.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        _fraction(cfg, "schedule.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
+        _check(_finite(s.power) and s.power > 0, "schedule.power", s.power, "a positive number (3 = cubic)")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -377,6 +480,7 @@ def validate(cfg: DictConfig) -> None:
     if "sampling" in cfg.method:
         _choice(cfg, "method.sampling", {"exact", "bernoulli"})
     SCHEDULES.get(cfg.schedule.name)
+    _validate_schedule(cfg)
     _validate_training(cfg, "train")
     _validate_training(cfg, "finetune")
     splits = list(cfg.metrics.splits)

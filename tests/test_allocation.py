@@ -299,3 +299,25 @@ def test_threshold_impl_only_with_global_or_layerwise():
     with pytest.raises(ConfigError) as err:
         validate(composed("method.threshold_impl=median"))
     assert err.value.key == "method.threshold_impl"
+
+
+def test_fixed_final_allocations_need_a_single_pruning_event():
+    for overrides, key in [
+        (["method.allocation=explicit", "method.layer_densities=[0.5,0.5,0.5]", "schedule=iterative"],
+         "method.allocation"),
+        (["method.structure=nm", "method.allocation=layerwise", "sparsity=0.5", "schedule=lottery_ticket"],
+         "method.structure"),
+        (["method=random", "method.allocation=matched", "method.match_masks=/x/masks.pt", "method.rounds=3"],
+         "method.match_masks"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            validate(composed(*overrides))
+        assert err.value.key == key, overrides
+
+
+def test_erk_at_full_density_and_gradual_start():
+    model = small_mlp()
+    assert erk_densities({n: s.shape for n, s in zero_scores(model).items()}, 1.0) == {
+        "net.1.weight": 1.0, "net.3.weight": 1.0, "net.5.weight": 1.0}
+    masks = prune(model, 0.0, ctx_for(model, score="random", allocation="erk"))
+    assert all(bool(m.all()) for m in masks.values())

@@ -126,9 +126,11 @@ def test_channel_cnn1d_factor_and_resnet_refused():
 
 
 def test_channel_unreachable_sparsity_is_explained():
-    model = MLP(2, [3], 2)  # very coarse: 6 + 6 weights, units of 2 / 3 weights
+    model = MLP(2, [3], 2)  # 6 + 6 weights; keeping u hidden units keeps 4u weights
     with pytest.raises(PruneCliError, match="Channel pruning removes whole units"):
-        prune(model, 0.3, ctx(structure="channel"))
+        prune(model, 0.5, ctx(structure="channel"))  # 6 kept wanted: 4 or 8 reachable
+    masks = prune(model, 1 / 3, ctx(structure="channel"))  # 8 kept: two units
+    assert sum(int(m.sum()) for m in masks.values()) == 8
 
 
 # --------------------------------------------------------------------------- block

@@ -139,6 +139,8 @@ def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = 
     d_l = eps * raw_l with eps chosen so that sum d_l N_l = density * sum N_l; a layer whose d_l
     would exceed 1 becomes dense (all layers tied at the largest raw density at once) and eps is
     recomputed over the others."""
+    if density >= 1.0:
+        return {n: 1.0 for n in shapes}
     sizes = {n: math.prod(s) for n, s in shapes.items()}
     raw = {n: raw_erk(shapes[n], kernel, power) for n in shapes}
     dense: set[str] = set()
@@ -150,7 +152,7 @@ def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = 
         rhs = sum(density * sizes[n] for n in live) - sum((1 - density) * sizes[n] for n in dense)
         eps = rhs / sum(raw[n] * sizes[n] for n in live)
         top = max(raw[n] for n in live)
-        if eps * top > 1:
+        if eps * top > 1 + 1e-12:  # the margin only absorbs float error at exactly 1
             dense |= {n for n in live if raw[n] == top}
             continue
         break
