@@ -237,3 +237,19 @@ def test_block_with_global_allocation_reaches_target_total():
     assert sum(int(m.sum()) for m in masks.values()) == 84  # round(0.25 * 336), reachable with 2x2 blocks
     m = masks["net.3.weight"]
     assert bool((m.view(8, 2, 8, 2).permute(0, 2, 1, 3).flatten(2).sum(-1) % 4 == 0).all())
+
+
+def test_single_layer_call_for_sequential_scores():
+    """LAP-forward style use: one layer at a time through the registry (old signature + method)."""
+    from prune_cli.pruning import STRUCTURES
+
+    score = torch.tensor([[0.1, 0.9, 0.5, 0.3], [0.2, 0.4, 0.8, 0.7]])
+    assert STRUCTURES.get("unstructured")(score, 3, "exact").tolist() == [[False, True, False, False],
+                                                                         [False, False, True, True]]
+    method = OmegaConf.create({**BASE, "structure": "nm", "nm_n": 1, "nm_m": 2})
+    assert STRUCTURES.get("nm")(score, 4, "exact", method).tolist() == [[False, True, True, False],
+                                                                        [False, True, True, False]]
+    with pytest.raises(PruneCliError, match="needs the method config"):
+        STRUCTURES.get("nm")(score, 4, "exact")
+    with pytest.raises(PruneCliError, match="cannot prune one layer alone"):
+        STRUCTURES.get("channel")(score, 4, "exact", method)

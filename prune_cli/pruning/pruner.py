@@ -211,7 +211,8 @@ def _prune_once(model, params, sparsity: float, ctx: ScoreContext, current: Opti
     counts = ALLOCATIONS.get(method.allocation)(invert_scores(scores) if invert else scores, 1.0 - sparsity, ctx)
     sctx = StructureContext(method=method, layers=layers, density=1.0 - sparsity, invert=invert,
                             generator=ctx.generator, current=current)
-    structured = STRUCTURES.get(method.get("structure", "unstructured"))(scores, counts, score.selection(method), sctx)
+    structure = STRUCTURES.get(method.get("structure", "unstructured"))
+    structured = structure.masks(scores, counts, score.selection(method), sctx)
     masks = {}
     for name in params:
         m = structured[name].cpu()

@@ -1,10 +1,13 @@
 """Structures: which entries of a layer are removed together.
 
-A structure is `fn(scores, counts, selection, sctx) -> {param name: bool mask}`: it sees every
-prunable layer at once (channel pruning must keep the next layer consistent). `scores` are the
-method's scores (already-pruned entries are -inf), `counts` the allocation's kept counts per layer,
-`selection` "exact" or "bernoulli", `sctx` a StructureContext (method config, layer roles and links,
-target density, whether the ranking is inverted).
+A structure is registered with `@register_structure("name")` on
+`fn(scores, counts, selection, sctx) -> {param name: bool mask}`: it sees every prunable layer at
+once (channel pruning must keep the next layer consistent). `scores` are the method's scores
+(already-pruned entries are -inf), `counts` the allocation's kept counts per layer, `selection`
+"exact" or "bernoulli", `sctx` a StructureContext (method config, layer roles and links, target
+density, whether the ranking is inverted). The registry holds a `Structure`; the pruner calls
+`.masks(...)`, and a layer-local structure can also be called on one layer as
+`STRUCTURES.get(name)(score, k, selection, method)` (sequential scores such as LAP-forward do this).
 
 - unstructured: single weights (top-k, or Bernoulli for i.i.d. U(0,1) scores).
 - channel: whole output units (rows of a Linear, filters of a Conv) ranked by the L1/L2 norm of
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -194,7 +197,36 @@ def group_norm(values: torch.Tensor, norm: str, dim: int = -1) -> torch.Tensor:
 # ----------------------------------------------------------------------------- structures
 
 
-@STRUCTURES.register("unstructured")
+@dataclass(frozen=True)
+class Structure:
+    name: str
+    masks: Callable  # (scores, counts, selection, sctx) -> {name: mask}, all layers at once
+    layer_local: bool = True  # False when a layer's mask depends on its neighbours (channel)
+
+    def __call__(self, score: torch.Tensor, k: int, selection: str, method: Optional[DictConfig] = None,
+                 invert: bool = False) -> torch.Tensor:
+        """The mask of a single layer keeping about k entries."""
+        if not self.layer_local:
+            raise PruneCliError(f"method.structure={self.name} decides all layers together (each layer's removed "
+                                "units also remove the next layer's columns); it cannot prune one layer alone.")
+        if method is None and self.name != "unstructured":
+            raise PruneCliError(f"method.structure={self.name} needs the method config for its options: call it "
+                                "as STRUCTURES.get(name)(score, k, selection, method).")
+        sctx = StructureContext(method=method if method is not None else DictConfig({}), layers={},
+                                density=k / max(score.numel(), 1), invert=invert)
+        return self.masks({"layer": score}, {"layer": k}, selection, sctx)["layer"]
+
+
+def register_structure(name: str, layer_local: bool = True):
+    def decorator(fn: Callable) -> Callable:
+        STRUCTURES.register(name)(Structure(name, fn, layer_local))
+        return fn
+
+    return decorator
+
+
+
+@register_structure("unstructured")
 def unstructured(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     out = {}
     for name, score in scores.items():
@@ -207,7 +239,7 @@ def unstructured(scores, counts, selection: str, sctx: StructureContext) -> dict
     return out
 
 
-@STRUCTURES.register("nm")
+@register_structure("nm")
 def n_m(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Keep the N highest-scoring weights of every M consecutive ones along the input dimension
     (for a conv, along input channels at each kernel position). The density is exactly N/M."""
@@ -227,7 +259,7 @@ def n_m(scores, counts, selection: str, sctx: StructureContext) -> dict[str, tor
     return out
 
 
-@STRUCTURES.register("block")
+@register_structure("block")
 def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Whole r x c blocks of the 2-D view [out, in * kernel], ranked by the L1/L2 norm of their
     scores; edge blocks may be smaller. Each layer keeps its top blocks; the number per layer starts
@@ -273,7 +305,7 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
     return out
 
 
-@STRUCTURES.register("channel")
+@register_structure("channel", layer_local=False)
 def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Remove whole output units of every pruned hidden layer, ranked by the L1/L2 norm of their
     scores (with magnitude scores: the filter norm of Li et al. 2017) over the input columns the
