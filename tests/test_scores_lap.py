@@ -249,3 +249,47 @@ def test_bad_lookahead_options_are_config_errors():
         _check_lookahead(OmegaConf.create({"method": bad}))
     with pytest.raises(ConfigError, match="method.act_batches"):
         _check_lookahead(OmegaConf.create({"method": method(act_batches=0)}))
+
+
+def test_activation_variant_on_convs_sums_sqrt_probability_over_positions():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(24, 6, generator=g)
+    d = DataSplits(x, (x[:, 0] > 0).long(), x[:2], x[:2, 0].long(), x[:2], x[:2, 0].long(), num_classes=2)
+    conv = nn.Conv1d(1, 2, 3)
+
+    class Net(Chain):
+        def forward(self, inp):
+            return self.net(inp.unsqueeze(1))
+
+    model = seeded(Net(conv, nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4, 2)), seed=6)
+    scores = lap(model, data=d, activation=True, act_batches=1, act_batch_size=24)
+    with torch.no_grad():
+        p = (conv(x.unsqueeze(1)) > 0).float().mean(0)  # [channel, position]
+    scale = p.sqrt().sum(1)  # sum over the 4 positions
+    wc, wl = conv.weight.detach() * scale[:, None, None], model.net[3].weight.detach()
+    nxt = (wl ** 2).sum(0).view(2, 4).sum(1)
+    torch.testing.assert_close(scores["net.0.weight"], wc ** 2 * nxt[:, None, None])
+    torch.testing.assert_close(scores["net.3.weight"], wl ** 2 * (wc ** 2).sum((1, 2)).repeat_interleave(4)[None, :])
+
+
+@pytest.mark.parametrize("faithful", [False, True])
+def test_bn_flatten_mapping(faithful):
+    bn = nn.BatchNorm1d(3)
+
+    class Net(Chain):
+        def forward(self, inp):
+            return self.net(inp.view(-1, 1, 2))
+
+    model = seeded(Net(nn.Conv1d(1, 3, 1, bias=False), bn, nn.ReLU(), nn.Flatten(), nn.Linear(6, 2, bias=False)))
+    with torch.no_grad():
+        bn.running_var.copy_(torch.tensor([1.0, 4.0, 9.0]))
+        bn.weight.fill_(1.0)
+    x = torch.randn(8, 2)
+    d = DataSplits(x, torch.zeros(8, dtype=torch.long), x, x[:, 0].long(), x, x[:, 0].long(), num_classes=2)
+    scores = lap(model, data=d, bn=True, faithful_bn_flatten=faithful)
+    b2 = 1.0 / (bn.running_var + 1e-10)
+    f = torch.arange(6)
+    channel_of_bn = f // 3 if faithful else f // 2  # reference quirk: f // C; correct: f // S (S = 2)
+    energy = (model.net[0].weight.detach() ** 2).flatten(1).sum(1)[f // 2]
+    expected = model.net[4].weight.detach() ** 2 * (energy * b2[channel_of_bn])[None, :]
+    torch.testing.assert_close(scores["net.4.weight"], expected)
