@@ -167,3 +167,8 @@ def test_cli_gradient_scores_reach_exact_sparsity(tmp_path):
     # lam follows the training weight decay in the saved, resolved config.
     configs = [OmegaConf.load(p) for p in (results / "runs").glob("*/config.yaml")]
     assert [c.method.lam for c in configs if c.method.name == "undecayed"] == [0.003]
+
+
+def test_score_without_its_options_is_a_config_error(method_cfg):
+    with pytest.raises(ConfigError, match="method=gp"):
+        _check_data_score(OmegaConf.create({"method": method_cfg(score="gp")}))

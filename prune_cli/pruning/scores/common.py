@@ -136,3 +136,14 @@ def trace_followers(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str,
         if inp in activation_of and name is not None:
             result[activation_of[inp]].consumers += 1
     return result
+
+
+def require_options(method, keys: tuple[str, ...]) -> None:
+    """A score chosen with `method.score=` under another method's config lacks its options: say so."""
+    from ...errors import ConfigError
+
+    missing = [k for k in keys if k not in method]
+    if missing:
+        raise ConfigError("method.score", method.score,
+                          f"a score whose options are in this method config (missing {', '.join(missing)})",
+                          f"Select it with method={method.score} instead of overriding method.score.")

@@ -13,7 +13,7 @@ import torch
 from ...config import config_schema, validator
 from ...errors import ConfigError
 from . import register_score
-from .common import DataScoreConfig, draw_batches, loss_gradients, scoring_mode
+from .common import DataScoreConfig, draw_batches, loss_gradients, require_options, scoring_mode
 
 
 @config_schema("method", "gp")
@@ -46,6 +46,7 @@ def _check_data_score(cfg) -> None:
     m = cfg.method
     if m.score not in DATA_SCORES:
         return
+    require_options(m, ("batches", "batch_size", "batch_seed", "bn_mode") + (("lam",) if m.score == "undecayed" else ()))
     for key in ("batches", "batch_size"):
         if not (isinstance(m[key], int) and m[key] >= 1):
             raise ConfigError(f"method.{key}", m[key], "an integer >= 1")

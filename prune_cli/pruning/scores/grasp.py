@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ...config import MethodConfig, config_schema, validator
 from ...errors import ConfigError
 from . import register_score
-from .common import named_weights, require_data, scoring_mode
+from .common import named_weights, require_data, require_options, scoring_mode
 
 
 @config_schema("method", "grasp")
@@ -78,6 +78,7 @@ def _check_grasp(cfg) -> None:
     m = cfg.method
     if m.score != "grasp":
         return
+    require_options(m, ("samples_per_class", "batches", "temperature", "absolute", "bn_mode"))
     for key in ("samples_per_class", "batches"):
         if not (isinstance(m[key], int) and m[key] >= 1):
             raise ConfigError(f"method.{key}", m[key], "an integer >= 1")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from ...config import MethodConfig, config_schema, validator
 from ...errors import ConfigError
 from . import register_score
-from .common import draw_batches, require_data, scoring_mode, trace_followers
+from .common import draw_batches, require_data, require_options, scoring_mode, trace_followers
 
 
 @config_schema("method", "greedy_forward")
@@ -148,6 +148,7 @@ def _check_greedy(cfg) -> None:
     m = cfg.method
     if m.score != "greedy_forward":
         return
+    require_options(m, ("num_evaluate", "batch_size", "subset_stride", "top1_tol", "precheck_tol", "gate_sites"))
     for key in ("num_evaluate", "batch_size", "subset_stride"):
         if not (isinstance(m[key], int) and m[key] >= 1):
             raise ConfigError(f"method.{key}", m[key], "an integer >= 1")

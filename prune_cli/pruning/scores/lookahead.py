@@ -27,7 +27,7 @@ from torch import nn
 from ...config import MethodConfig, config_schema, validator
 from ...errors import ConfigError, PruneCliError
 from . import register_score
-from .common import draw_batches, require_data, scoring_mode, trace_followers
+from .common import draw_batches, require_data, require_options, scoring_mode, trace_followers
 
 
 @config_schema("method", "lookahead")
@@ -67,7 +67,7 @@ def _bn_scale(bn: Optional[nn.Module]) -> Optional[torch.Tensor]:
     return gamma / torch.sqrt(bn.running_var + 1e-10)
 
 
-def _firing_scales(model, names, modules, follow, ctx) -> dict[str, torch.Tensor]:
+def _firing_scales(model, names, follow, ctx) -> dict[str, torch.Tensor]:
     """Per-output-unit multipliers sqrt(P(ReLU > 0)); conv: summed over positions (reference code)."""
     m = ctx.method
     counts: dict[str, torch.Tensor] = {}
@@ -137,7 +137,7 @@ def lookahead_scores(model, params, ctx):
         follow = trace_followers(model, require_data(ctx, "lookahead").input_shape)
     bn = [_bn_scale(follow[n].bn) if m.get("bn", False) else None for n, _ in layers] if follow else [None] * len(ws)
     if m.get("activation", False):
-        scales = _firing_scales(model, [n for n, _ in layers], [mod for _, mod in layers], follow, ctx)
+        scales = _firing_scales(model, [n for n, _ in layers], follow, ctx)
         for i, (n, _) in enumerate(layers):
             if n in scales:
                 ws[i] = ws[i] * scales[n].view(-1, *([1] * (ws[i].dim() - 1)))
@@ -182,6 +182,7 @@ def _check_lookahead(cfg) -> None:
     m = cfg.method
     if m.score != "lookahead":
         return
+    require_options(m, ("mode", "act_batches", "act_batch_size"))
     if m.mode not in ("base", "forward", "backward"):
         raise ConfigError("method.mode", m.mode, "one of backward, base, forward")
     if m.mode != "base" and m.allocation == "global":
