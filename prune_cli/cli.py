@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .config import register_schemas, validate
-from .errors import PruneCliError
+from .errors import ConfigError, PruneCliError
 from .results import run_id
 
 log = logging.getLogger("prune_cli")
@@ -34,13 +35,22 @@ if not OmegaConf.has_resolver("run_id"):
 def main(cfg: DictConfig) -> None:
     from .experiment import run
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         validate(cfg)
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        run(cfg, run_dir)
     except PruneCliError as err:
-        log.error("%s", err)
+        log.debug("stopping: %s", err)  # keeps the reason in the run's log file
+        if isinstance(err, ConfigError):
+            _remove_if_empty(run_dir)
         print(f"prune-run: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """A run rejected before it started leaves no directory behind (only Hydra's own files were there)."""
+    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -121,10 +121,50 @@ class TrainConfig:
 
 
 @dataclass
+class RecallDistortionConfig:
+    """Per-class recall distortion against the dense model of the same seed (metrics/recall_distortion.py)."""
+    enabled: bool = False
+    splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated each phase (val | test)
+    save_predictions: bool = True  # per-image predictions (preds_<phase>_<split>.npz) for the randomisation null
+
+
+@dataclass
+class SimilarityConfig:
+    """SVCCA and linear CKA per prunable layer, dense vs current model (metrics/similarity.py)."""
+    enabled: bool = False
+    split: str = "test"  # where the fixed batch of inputs comes from (val | test)
+    num_samples: int = 256  # inputs in the fixed batch (capped by the split size)
+    batch_seed: int = 0  # which inputs; the same batch is used in every phase
+    svcca_variance: float = 0.99  # SVCCA keeps the top singular directions explaining this variance ...
+    svcca_max_dims: int = 32  # ... but at most this many (CCA needs samples >> dimensions)
+
+
+@dataclass
+class MembershipConfig:
+    """Loss / confidence threshold membership-inference attack (metrics/membership.py)."""
+    enabled: bool = False
+    num_samples: int = 1000  # members (training split) and as many non-members (test split), at most
+    sample_seed: int = 0  # which examples, and the calibration / evaluation halves for the threshold
+
+
+@dataclass
+class LatencyConfig:
+    """Measured inference latency of the dense and the current model (metrics/latency.py)."""
+    enabled: bool = False
+    batch_size: int = 128
+    warmup: int = 5  # untimed forward passes before timing
+    repeats: int = 30  # timed forward passes per model; the median is reported
+
+
+@dataclass
 class MetricsConfig:
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated every phase
     per_class: bool = True  # recall, precision, support per class
     layers: bool = True  # per-layer density and FLOPs table
+    recall_distortion: RecallDistortionConfig = field(default_factory=RecallDistortionConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
 
 
 @dataclass

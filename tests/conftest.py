@@ -24,7 +24,7 @@ FAST = ["dataset=synthetic", "dataset.samples_per_class=60", "dataset.test_sampl
 def run_cli(args: list[str], results_dir: Path, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `prune-run` in a subprocess (the real console entry point) with results in results_dir."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    cmd = [sys.executable, "-m", "prune_cli.cli", f"results_dir={results_dir}", *args]
+    cmd = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results_dir}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=results_dir.parent)
     if check and proc.returncode != 0:
         raise AssertionError(f"prune-run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

@@ -33,6 +33,7 @@ def register_metric(name: str) -> Callable:
 
 from .classification import classification_metrics  # noqa: E402
 from .cost import layer_table, model_cost_metrics  # noqa: E402
+from . import latency, membership, recall_distortion, similarity  # noqa: E402,F401  (optional metrics)
 
 __all__ = ["METRICS", "MetricResult", "register_metric", "classification_metrics", "layer_table",
            "model_cost_metrics"]
