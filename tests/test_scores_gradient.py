@@ -158,11 +158,11 @@ def test_bad_options_are_config_errors():
 
 def test_cli_gradient_scores_reach_exact_sparsity(tmp_path):
     results = tmp_path / "r"
-    run_cli(["hydra.mode=MULTIRUN", *FAST, "method=gp,undecayed,snip", "sparsity=0.75",
+    run_cli(["hydra.mode=MULTIRUN", *FAST, "method=gp,undecayed,snip,gradient_magnitude", "sparsity=0.75",
              "train.weight_decay=0.003"], results)
     df = pd.read_csv(results / "runs.csv")
     got = df[(df.metric == "sparsity_prunable") & (df.phase == "finetuned")]
-    assert sorted(got.method) == ["gp", "snip", "undecayed"]
+    assert sorted(got.method) == ["gp", "gradient_magnitude", "snip", "undecayed"]
     assert (got.value - 0.75).abs().max() < 1e-12
     # lam follows the training weight decay in the saved, resolved config.
     configs = [OmegaConf.load(p) for p in (results / "runs").glob("*/config.yaml")]

@@ -229,11 +229,11 @@ def test_lfp_prunes_to_exact_layer_counts_through_the_pruner():
 
 def test_cli_lookahead_variants_reach_exact_sparsity(tmp_path):
     results = tmp_path / "r"
-    run_cli(["hydra.mode=MULTIRUN", *FAST, "method=lookahead,lap_global_normalize", "sparsity=0.75"], results)
-    run_cli([*FAST, "method=lookahead", "method.mode=backward", "sparsity=0.75"], results)
+    run_cli(["hydra.mode=MULTIRUN", *FAST, "method=lookahead,lap_global_normalize,mp_global_normalize",
+             "sparsity=0.75"], results)
     df = pd.read_csv(results / "runs.csv")
     got = df[(df.metric == "sparsity_prunable") & (df.phase == "finetuned")]
-    assert len(got) == 3
+    assert sorted(got.method) == ["lap_global_normalize", "lookahead", "mp_global_normalize"]
     assert (got.value - 0.75).abs().max() < 1e-12
 
 
@@ -293,3 +293,17 @@ def test_bn_flatten_mapping(faithful):
     energy = (model.net[0].weight.detach() ** 2).flatten(1).sum(1)[f // 2]
     expected = model.net[4].weight.detach() ** 2 * (energy * b2[channel_of_bn])[None, :]
     torch.testing.assert_close(scores["net.4.weight"], expected)
+
+
+def test_mp_global_normalize_ranks_layers_by_relative_magnitude():
+    model = seeded(Chain(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False)))
+    with torch.no_grad():
+        model.net[1].weight.mul_(100.0)  # plain global magnitude would keep only this layer
+    m = OmegaConf.create({"name": "t", "score": "mp_global_normalize", "allocation": "global",
+                          "structure": "unstructured", "exclude": [], "rounds": 1})
+    masks = prune(model, 0.5, ScoreContext(method=m, generator=torch.Generator()))
+    w0, w1 = (model.net[i].weight.detach().abs() for i in range(2))
+    flat = torch.cat([(w0 / w0.norm()).flatten(), (w1 / w1.norm()).flatten()])
+    keep = torch.zeros(18, dtype=torch.bool)
+    keep[torch.sort(flat, descending=True, stable=True).indices[:9]] = True
+    assert torch.equal(torch.cat([masks["net.0.weight"].flatten(), masks["net.1.weight"].flatten()]), keep)
