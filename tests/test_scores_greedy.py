@@ -134,3 +134,42 @@ def test_cli_greedy_forward_reaches_exact_sparsity(tmp_path):
     df = pd.read_csv(results / "runs.csv")
     got = df[(df.metric == "sparsity_prunable") & (df.phase == "finetuned")]
     assert len(got) == 1 and abs(float(got.value.iloc[0]) - 0.75) < 1e-12
+
+
+@pytest.mark.slow
+def test_selected_subnetwork_loss_trends_down_with_width():
+    """Spec 7.5 target: on a trained net, held-out loss at n_final < at n_final/4 < at 1 unit."""
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 8, generator=g) * 2
+    y = torch.arange(4).repeat_interleave(150)
+    x = centers[y] + torch.randn(600, 8, generator=g)
+    perm = torch.randperm(600, generator=g)
+    x, y = x[perm], y[perm]
+    d = DataSplits(x[:400], y[:400], x[400:], y[400:], x[400:], y[400:], num_classes=4)
+
+    class Net(TwoLayer):
+        def __init__(self):
+            super(TwoLayer, self).__init__()
+            torch.manual_seed(0)
+            self.net = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 4))
+            self.classifier = "net.2"
+
+    model = Net()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        F.cross_entropy(model(d.train_x), d.train_y).backward()
+        opt.step()
+    m, ctx = ctx_for(d, density=0.25, batch_size=128, num_evaluate=64, subset_stride=1, top1_tol=0.0)
+    order = greedy_select(model, select_prunable(model, m), ctx)["net.0"]
+
+    def held_out_loss(units):
+        net = copy.deepcopy(model)
+        with torch.no_grad():
+            drop = [u for u in range(64) if u not in units]
+            net.net[0].weight[drop] = 0
+            return float(F.cross_entropy(net(d.val_x), d.val_y))
+
+    n = len(order)
+    assert n >= 4
+    assert held_out_loss(order) < held_out_loss(order[: n // 4]) < held_out_loss(order[:1])
