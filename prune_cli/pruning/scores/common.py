@@ -36,18 +36,24 @@ def require_data(ctx, score: str):
     return ctx.data
 
 
-def draw_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int] = None,
-                 score: str = "score") -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """`n_batches` shuffled training minibatches (more than one epoch if needed)."""
+def iter_score_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int] = None,
+                       score: str = "score") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`n_batches` shuffled training minibatches (more than one epoch if needed), one at a time."""
     data = require_data(ctx, score)
     gen = torch.Generator().manual_seed(seed) if seed is not None else ctx.generator
-    out: list[tuple[torch.Tensor, torch.Tensor]] = []
-    while len(out) < n_batches:
+    produced = 0
+    while produced < n_batches:
         for xb, yb in iterate_batches(data.train_x, data.train_y, batch_size, gen):
-            out.append((xb, yb))
-            if len(out) == n_batches:
-                break
-    return out
+            yield xb, yb
+            produced += 1
+            if produced == n_batches:
+                return
+
+
+def draw_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int] = None,
+                 score: str = "score") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The same batches as a list (for scores that pass over them more than once)."""
+    return list(iter_score_batches(ctx, n_batches, batch_size, seed, score))
 
 
 @contextmanager

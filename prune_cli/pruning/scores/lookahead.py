@@ -27,7 +27,7 @@ from torch import nn
 from ...config import MethodConfig, config_schema, validator
 from ...errors import ConfigError, PruneCliError
 from . import register_score
-from .common import draw_batches, require_data, require_options, scoring_mode, trace_followers
+from .common import iter_score_batches, require_data, require_options, scoring_mode, trace_followers
 
 
 @config_schema("method", "lookahead")
@@ -82,7 +82,7 @@ def _firing_scales(model, names, follow, ctx) -> dict[str, torch.Tensor]:
             fired = (out > 0).sum(0).double()
             counts[_n] = counts[_n] + fired if _n in counts else fired
         hooks.append(relu.register_forward_hook(hook))
-    batches = draw_batches(ctx, m.act_batches, m.act_batch_size, None, "lookahead")
+    batches = iter_score_batches(ctx, m.act_batches, m.act_batch_size, None, "lookahead")
     try:
         with scoring_mode(model, train=False), torch.no_grad():
             for x, _ in batches:
