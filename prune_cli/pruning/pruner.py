@@ -28,6 +28,7 @@ class ScoreContext:
     loss_fn: Any = field(default_factory=lambda: nn.CrossEntropyLoss())
     device: torch.device = torch.device("cpu")
     masks: Optional[Masks] = None  # current masks (iterative pruning); pruned entries score -inf
+    density: float = 1.0  # density this scoring round prunes to (sequential scores such as LAP-forward need it)
 
 
 class LayerCollapse(PruneCliError):
@@ -99,6 +100,7 @@ def _prune_once(model, params, sparsity: float, ctx: ScoreContext, current: Opti
 
     method = ctx.method
     ctx.masks = current
+    ctx.density = 1.0 - sparsity
     score = SCORES.get(method.score)
     scores = {name: s.detach().float() for name, s in score.fn(model, params, ctx).items()}
     for name, s in scores.items():
