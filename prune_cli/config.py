@@ -93,8 +93,8 @@ class MethodConfig:
     fc_density: float = 1.0  # erk_plus: density of the classifier (1.0 = dense)
     faithful_uniform_plus: bool = False  # uniform_plus as coded in Random_Pruning (total != target)
     match_masks: Optional[str] = None  # allocation=matched: masks.pt of another run (its per-layer counts)
-    match_method: Optional[str] = None  # allocation=matched: a score whose per-layer counts are copied
-    match_allocation: str = "global"  # allocation=matched with match_method: how that score is allocated
+    match_method: Optional[str] = None  # allocation=matched: a method config (configs/method/<name>.yaml) run here
+    match_allocation: Optional[str] = None  # matched + match_method: override that method's allocation (null = its own)
     # Which weights are removed together: unstructured | channel | nm | block
     structure: str = "unstructured"
     group_norm: str = "l1"  # channel/block: norm of the scores in a unit/block, l1 | l2
@@ -384,13 +384,18 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
         _check(bool(m.match_masks) != bool(m.match_method), "method.match_masks / method.match_method",
                [m.match_masks, m.match_method], "exactly one of them set with method.allocation=matched")
         if m.match_method:
-            from .pruning import ALLOCATIONS, SCORES
+            from .pruning import ALLOCATIONS
+            from .pruning.allocation import method_option, method_options
 
-            _check(m.match_method in SCORES, "method.match_method", m.match_method,
-                   "one of " + ", ".join(SCORES.names()))
-            choices = [a for a in ALLOCATIONS.names() if a != "matched"]
-            _check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
-                   "one of " + ", ".join(choices))
+            _check(m.match_method in method_options(), "method.match_method", m.match_method,
+                   "a method config name: one of " + ", ".join(method_options()))
+            if m.match_allocation is not None:
+                choices = [a for a in ALLOCATIONS.names() if a != "matched"]
+                _check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
+                       "null (the matched method's own allocation) or one of " + ", ".join(choices))
+            other = method_option(m.match_method)
+            _check(other.allocation != "matched", "method.match_method", m.match_method,
+                   "a method whose own allocation is not matched")
     else:
         for key in ("match_masks", "match_method"):
             _check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")

@@ -190,6 +190,29 @@ def test_matched_method_copies_global_magnitude_counts():
     assert any(not torch.equal(masks[n], magnitude[n]) for n in masks)  # positions are random
 
 
+def test_matched_method_uses_that_methods_config_and_allocation():
+    """match_method names a method config: mp_global_normalize (global ranking of |w| / ||w_l||)."""
+    torch.manual_seed(2)
+    model = small_mlp()
+    ws = {f"{n}.weight": m.weight.detach().abs() for n, m in model.prunable_layers()}
+    pool = [(float(w.flatten()[i] / w.norm()), n) for n, w in ws.items() for i in range(w.numel())]
+    top = sorted(pool, key=lambda t: -t[0])[:56]
+    want = {n: sum(1 for _, name in top if name == n) for n in ws}
+    masks = prune(model, 0.5, ctx_for(model, score="random", allocation="matched", match_method="mp_global_normalize"))
+    assert kept(masks) == want
+    # options that interpolate the run's config (undecayed's lam = ${train.weight_decay}) resolve here
+    root = OmegaConf.create({"train": {"weight_decay": 5e-4},
+                             "method": {**BASE, "score": "random", "allocation": "matched", "match_method": "undecayed"}})
+    from prune_cli.data.splits import DataSplits
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=g)
+    data = DataSplits(x[:20], (x[:20, 0] > 0).long(), x[20:26], (x[20:26, 0] > 0).long(), x[26:],
+                      (x[26:, 0] > 0).long(), num_classes=2)
+    masks = prune(model, 0.5, ScoreContext(method=root.method, generator=torch.Generator().manual_seed(0), data=data))
+    assert sum(kept(masks).values()) == 56
+
+
 def test_matched_masks_file(tmp_path):
     model = small_mlp()
     other = {"net.1.weight": torch.rand(8, 4) < 0.9, "net.3.weight": torch.rand(8, 8) < 0.3,

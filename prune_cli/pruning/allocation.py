@@ -10,9 +10,12 @@ method, and the faithful (`method.faithful_uniform_plus=true`) variant of `unifo
 from __future__ import annotations
 
 import math
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, PruneCliError
 from . import ALLOCATIONS
@@ -242,8 +245,9 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     """The per-layer counts another method chose (ShrinkBench's same-proportion baseline).
 
     `method.match_masks`: a masks.pt of another run (its per-layer counts, target must agree);
-    `method.match_method`: a registered score computed here on the same model and data and ranked
-    with `method.match_allocation`. The run's own score (e.g. random) then picks positions."""
+    `method.match_method`: another method config (configs/method/<name>.yaml, its score, options and
+    allocation; `method.match_allocation` overrides the allocation) computed here on the same model
+    and data. The run's own score (e.g. random) then picks the positions."""
     method = ctx.method
     path = method.get("match_masks")
     if path:
@@ -262,19 +266,59 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
                 raise ConfigError("method.match_masks", path, f"a mask of shape {tuple(s.shape)} for {n} "
                                   f"(found {tuple(other[n].shape)})")
         return {n: int(other[n].sum()) for n in scores}
+    import dataclasses
+
     from . import SCORES
 
-    name = method.get("match_method")
-    other_scores = SCORES.get(name).fn(ctx.model, _params_of(ctx, scores), ctx)
+    root = method._get_root()
+    other = method_option(method.get("match_method"), root if root is not method else None)
+    if method.get("match_allocation"):
+        other.allocation = method.match_allocation
+    if other.allocation == "matched":
+        raise ConfigError("method.match_allocation", other.allocation, "an allocation other than matched")
+    octx = dataclasses.replace(ctx, method=other)
+    other_scores = SCORES.get(other.score).fn(ctx.model, _params_of(ctx, scores), octx)
     other_scores = {n: other_scores[n].detach().float().cpu() for n in scores}
     if ctx.masks:
         for n, s in other_scores.items():
             if n in ctx.masks:
                 s.masked_fill_(~ctx.masks[n].cpu(), float("-inf"))
-    inner = method.get("match_allocation", "global")
-    if inner == "matched":
-        raise ConfigError("method.match_allocation", inner, "an allocation other than matched")
-    return ALLOCATIONS.get(inner)(other_scores, density, ctx)
+    return ALLOCATIONS.get(other.allocation)(other_scores, density, octx)
+
+
+def configs_dir() -> Path:
+    """The top-level configs/ of a source checkout, else the copy shipped as prune_cli.configs."""
+    checkout = Path(__file__).resolve().parents[2] / "configs"
+    if (checkout / "config.yaml").exists():
+        return checkout
+    return Path(str(resources.files("prune_cli.configs")))
+
+
+def method_options() -> list[str]:
+    return sorted(p.stem for p in (configs_dir() / "method").glob("*.yaml"))
+
+
+def method_option(name: str, root: DictConfig | None = None) -> DictConfig:
+    """The method config `configs/method/<name>.yaml` on top of its schema's defaults (what
+    `method=<name>` would compose), for computing another method's scores in-process. With the
+    run's `root` config, interpolations such as ${train.weight_decay} resolve against this run."""
+    from ..config import SCHEMAS, register_schemas  # noqa: F401
+
+    path = configs_dir() / "method" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError("method.match_method", name, "a method config name: one of " + ", ".join(method_options()))
+    raw = OmegaConf.load(path)
+    schema = "base"
+    for entry in raw.get("defaults", []):
+        if isinstance(entry, str) and entry.startswith("/schema/method/"):
+            schema = entry[len("/schema/method/"):].split("@")[0]
+    body = OmegaConf.masked_copy(raw, [k for k in raw if k != "defaults"])
+    node = OmegaConf.structured(SCHEMAS["method"][schema])
+    if root is None:
+        return OmegaConf.merge(node, body)
+    full = OmegaConf.create(OmegaConf.to_container(root, resolve=False))
+    full.method = node
+    return OmegaConf.merge(full, {"method": body}).method
 
 
 def _params_of(ctx, scores) -> dict:
