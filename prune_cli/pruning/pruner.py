@@ -209,8 +209,7 @@ def _prune_once(model, params, sparsity: float, ctx: ScoreContext, current: Opti
             s.masked_fill_(~current[name].to(s.device), float("-inf"))
     invert = bool(method.get("invert", False))
     counts = ALLOCATIONS.get(method.allocation)(invert_scores(scores) if invert else scores, 1.0 - sparsity, ctx)
-    sctx = StructureContext(method=method, layers=layers, density=1.0 - sparsity, invert=invert,
-                            generator=ctx.generator, current=current)
+    sctx = StructureContext(method=method, layers=layers, density=1.0 - sparsity, invert=invert)
     structure = STRUCTURES.get(method.get("structure", "unstructured"))
     structured = structure.masks(scores, counts, score.selection(method), sctx)
     masks = {}

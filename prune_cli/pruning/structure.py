@@ -19,7 +19,7 @@ density, whether the ranking is inverted). The registry holds a `Structure`; the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -63,8 +63,6 @@ class StructureContext:
     layers: dict[str, LayerInfo]  # every Linear/Conv layer of the model, forward order
     density: float  # target density of the selected weights
     invert: bool = False  # rank lowest scores first (the invert ablation)
-    generator: Optional[torch.Generator] = None
-    current: Optional[dict[str, torch.Tensor]] = field(default=None)
 
 
 def _out_units(module: nn.Module) -> int:
