@@ -167,7 +167,7 @@ def lookahead_scores(model, params, ctx):
                 continue
             s = _layer_score(i, ws, bn, faithful)
             scores[names[i]] = s
-            keep = build(finish(i, s), counts[names[i]], "exact")
+            keep = build(finish(i, s), counts[names[i]], "exact", m)
             ws[i] = ws[i] * keep.to(ws[i].dtype)
     if m.get("normalize", False):
         for name, s in scores.items():
