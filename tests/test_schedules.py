@@ -156,7 +156,7 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, cr
 
 def test_sigkill_during_training_then_rerun(tmp_path):
     """A real crash: SIGKILL the console command in the middle of dense training, then run it again."""
-    args = [*TINY, "dataset.samples_per_class=2000", "train.epochs=30", "finetune.epochs=2",
+    args = [*TINY, "dataset.samples_per_class=2000", "train.epochs=60", "finetune.epochs=2",
             "dense_cache.enabled=false", "seed=5"]
     reference = tmp_path / "reference"
     run_cli(args, reference)
@@ -174,7 +174,7 @@ def test_sigkill_during_training_then_rerun(tmp_path):
             time.sleep(0.3)  # a few more epochs, so the kill lands in the middle of training
             break
         time.sleep(0.02)
-    if proc.poll() is not None:
+    if proc.poll() is not None or state is None:
         pytest.fail("the run finished before it could be killed; make it longer")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
