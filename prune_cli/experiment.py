@@ -183,6 +183,9 @@ class Experiment:
                     self.context["dense_cache"] = "miss"
                     log.info("dense model trained and stored in the cache (%s)", cache.path)
         self.dense_state = _cpu_state(self.model)
+        # Training the dense model consumed the generator, loading it from the cache did not: restart
+        # the stream here so that everything after the dense phase is identical on hit and miss.
+        self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
 
     def _step_prune(self, sparsity: float) -> None:
         ctx = ScoreContext(method=self.cfg.method, generator=self.generator, data=self.data,

@@ -24,7 +24,7 @@ def test_non_editable_install_runs_from_an_unrelated_directory(tmp_path):
     # 5 GB reinstall), but only its own, non-editable copy of prune_cli.
     new_site = next((venv / "lib").glob("python*/site-packages"))
     (new_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "-q"]
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q"]
     subprocess.run([*pip, *map(str, wheels.glob("*.whl"))], check=True, capture_output=True, timeout=300)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -111,6 +111,18 @@ def test_two_method_sweep_trains_the_dense_model_once(tmp_path):
     assert dense_acc.nunique() == 1  # both runs start from the same dense model
 
 
+def test_cache_hit_and_miss_give_identical_results(tmp_path):
+    """Whichever run of a sweep happens to train the shared dense model, the numbers are the same."""
+    args = [*TINY, "method=random", "sparsity=0.5"]
+    run_cli(args, tmp_path / "miss")
+    run_cli([*TINY, "method=magnitude"], tmp_path / "hit")  # fills the cache ...
+    run_cli(args, tmp_path / "hit")  # ... so this random run is a hit
+    miss, hit = (pd.read_csv(tmp_path / d / "runs.csv") for d in ("miss", "hit"))
+    hit = hit[hit.method == "random"].reset_index(drop=True)
+    assert set(miss.dense_cache) == {"miss"} and set(hit.dense_cache) == {"hit"}
+    assert hit.value.equals(miss.value)
+
+
 class Crash(Exception):
     pass
 
