@@ -1,0 +1,178 @@
+"""Launchers: local parallel sweeps (joblib), SLURM through submitit (tested with submitit's local
+executor and with the plugin's own parameter mapping), requeue + resume, and failing runs that do
+not stop a sweep unless fail_fast is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import FAST, REPO, run_cli
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher"
+SUBMITIT = "hydra_plugins.hydra_submitit_launcher"
+NEEDS = "the launcher plugins are optional: pip install 'prune-cli[cluster]' (the [test] extra has them)"
+
+
+def _hydra_cfg(overrides: list[str], results_dir: Path):
+    """The composed config including the hydra node, as prune-run would see it."""
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (schemas, run_id resolver)
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return compose(config_name="config", overrides=[*overrides, f"results_dir={results_dir}"],
+                       return_hydra_config=True)
+
+
+def _complete_runs(results: Path) -> list[Path]:
+    return sorted(p.parent for p in results.glob("runs/*/COMPLETE"))
+
+
+def _check_shared_rows(results: Path, n_runs: int) -> None:
+    """Each run's rows are in the shared CSV exactly once: equal to the concatenated per-run files."""
+    shared = pd.read_csv(results / "runs.csv")
+    per_run = pd.concat([pd.read_csv(d / "metrics.csv") for d in _complete_runs(results)], ignore_index=True)
+    assert shared.run_id.nunique() == n_runs
+    key = ["run_id", "phase", "split", "metric"]
+    assert not shared.duplicated(key).any()
+    merged = shared.merge(per_run, on=key, suffixes=("", "_run"))
+    assert len(merged) == len(shared) == len(per_run)
+    assert (merged.value == merged.value_run).all()
+
+
+def test_parallel_launcher_config(tmp_path):
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    cfg = _hydra_cfg(["hydra/launcher=parallel", "hydra.launcher.n_jobs=3"], tmp_path)
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert cfg.hydra.launcher.n_jobs == 3
+    assert cfg.hydra.job.env_set.OMP_NUM_THREADS == "1"
+
+
+def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
+    """The plugin's own launch() turns hydra/launcher=slurm into the submitit SLURM executor settings
+    (a fake `srun` on PATH lets submitit build the executor; map_array is intercepted, nothing is submitted)."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import submitit
+    from hydra.utils import instantiate
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    results = tmp_path / "results"
+    cfg = _hydra_cfg(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
+                      "hydra.launcher.cpus_per_task=6", "hydra.launcher.mem_gb=32", "hydra.launcher.timeout_min=90",
+                      "hydra.launcher.array_parallelism=8"], results)
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.config = cfg
+    captured = {}
+
+    def fake_map_array(self, fn, *args):
+        captured["executor"], captured["args"] = self, args
+        return []
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", fake_map_array)
+    launcher.launch([["sparsity=0.5"], ["sparsity=0.8"]], initial_job_idx=0)
+    slurm = captured["executor"]._executor
+    assert isinstance(slurm, submitit.SlurmExecutor)
+    assert slurm.max_num_timeout == 20  # timed-out jobs are requeued (the plugin's default is 0)
+    assert slurm.parameters["array_parallelism"] == 8
+    assert str(slurm.folder).startswith(str(results / ".submitit"))
+    text = slurm._make_submission_file_text("python -m submitit.core._submit x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --cpus-per-task=6",
+                 "#SBATCH --mem=32GB", "#SBATCH --time=90", "#SBATCH --signal=USR2@120"):
+        assert line in text, text
+    assert captured["args"][0] == (["sparsity=0.5"], ["sparsity=0.8"])  # one array task per run
+
+
+def test_joblib_sweep_with_two_workers(tmp_path):
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "sparsity=0.5,0.8"], results)
+    assert "n_jobs': 2" in proc.stdout + proc.stderr or "n_jobs=2" in proc.stdout + proc.stderr
+    assert len(_complete_runs(results)) == 2
+    _check_shared_rows(results, 2)
+
+
+def test_submitit_local_sweep_of_two_runs(tmp_path):
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    results = tmp_path / "results"
+    run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j",
+             *FAST, "method=magnitude,random"], results)
+    runs = _complete_runs(results)
+    assert len(runs) == 2
+    assert {pd.read_csv(d / "metrics.csv").method.iloc[0] for d in runs} == {"magnitude", "random"}
+    assert len(list((results / ".submitit").glob("*/*_result.pkl"))) == 2  # really ran as submitit jobs
+    _check_shared_rows(results, 2)
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05"], results)  # the first run diverges
+    assert proc.returncode == 0
+    assert len(_complete_runs(results)) == 1
+    failed = list(results.glob("runs/*/failed.json"))
+    assert len(failed) == 1 and not (failed[0].parent / "COMPLETE").exists()
+    record = json.loads(failed[0].read_text())
+    assert record["status"] == "failed" and record["error_type"] == "TrainingDiverged"
+    assert "diverged" in record["message"] and "train.lr=1000000000000.0" in record["overrides"]
+    assert "failed" in proc.stdout + proc.stderr and "the sweep goes on" in proc.stdout + proc.stderr
+    _check_shared_rows(results, 1)
+
+
+def test_fail_fast_stops_the_sweep(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "fail_fast=true"], results, check=False)
+    assert proc.returncode != 0
+    assert "fail_fast" in proc.stderr
+    assert _complete_runs(results) == []  # the second run never started
+    assert len(list(results.glob("runs/*/failed.json"))) == 1
+    assert not (results / "runs.csv").exists()
+
+
+def test_single_run_failure_still_exits_non_zero(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli([*FAST, "train.lr=1e12"], results, check=False)
+    assert proc.returncode == 2 and "diverged" in proc.stderr
+    assert len(list(results.glob("runs/*/failed.json"))) == 1
+
+
+@pytest.mark.slow
+def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
+    """SIGUSR2 (what SLURM sends on preemption or before the time limit) to a running submitit job:
+    submitit checkpoints the launcher call and requeues it; the requeued job lands in the same run
+    directory, resumes from state.pt and writes each row once."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    results = tmp_path / "results"
+    args = [a for a in FAST if not a.startswith("train.epochs")] + ["train.epochs=300"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "prune_cli.cli", "-m", "hydra/launcher=submitit_local",
+                             "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j", *args, "sparsity=0.5",
+                             f"results_dir={results}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    deadline = time.time() + 120
+    while not list(results.glob("runs/*/state.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    controller = next(d.name for d in (results / ".submitit").iterdir() if d.name.isdigit())
+    task = int(Path(f"/proc/{controller}/task/{controller}/children").read_text().split()[0])
+    os.kill(task, signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    [run_dir] = _complete_runs(results)
+    err = "".join(p.read_text() for p in (results / ".submitit").glob("*/*_log.err"))
+    assert "preempted" in err
+    assert "resuming run" in (run_dir / "cli.log").read_text()
+    history = pd.read_csv(run_dir / "history.csv")
+    dense = history[history.phase == "dense"]
+    assert sorted(dense.epoch) == list(range(1, 301))  # every epoch once, none lost or repeated
+    _check_shared_rows(results, 1)
