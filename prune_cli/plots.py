@@ -168,10 +168,11 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
     df = density[density["seed"] == seed] if seed is not None else density
     for ax, phase in zip(axes[0], phases):
         part = df[df["phase"] == phase]
-        group_keys = [k for k in ("method", "target_sparsity") if k in part.columns]
-        for key, curve in part.groupby(group_keys) if group_keys else [("", part)]:
-            key = key if isinstance(key, tuple) else (key,)
-            label = " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in key)
+        runs = part.groupby("run_id", sort=True) if "run_id" in part.columns else [("", part)]
+        for _, curve in runs:  # one curve per run (each run's density has its own grid)
+            first = curve.iloc[0]
+            label = " ".join(f"{first[k]:g}" if isinstance(first[k], float) else str(first[k])
+                             for k in ("method", "target_sparsity") if k in curve.columns)
             if phase == "dense":
                 label = "dense"
             curve = curve.sort_values("grid")
@@ -211,6 +212,7 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
                         label=f"{method} {level:g}")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (model.widths[0])")
+        ax.set_ylabel("mean ± CI over seeds")
         ax.set_title(name)
         ax.legend(fontsize=7)
     return _save(fig, out / "ntk_vs_width.png")
