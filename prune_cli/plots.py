@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .report import CONDITION, ResultsFolder, final_phase, t_interval  # noqa: E402
+from .report import ResultsFolder, condition_keys, final_phase, t_interval  # noqa: E402
 
 DPI = 110
 
@@ -23,10 +23,11 @@ def _label(row: pd.Series, varying: list[str]) -> str:
     return "/".join(str(row[k]) for k in varying) if varying else str(row.get("method", ""))
 
 
-def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "name")) -> list[str]:
-    """Columns that distinguish the curves: the method, plus whatever else varies in this figure."""
-    out = [c for c in candidates if c in df.columns and (c == "method" or df[c].nunique() > 1)]
-    return out
+def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "name"), skip=()) -> list[str]:
+    """Columns that distinguish the curves: the method, plus whatever else varies in this figure
+    (including swept config keys such as model.rescale)."""
+    candidates = list(candidates) + [c for c in df.columns if "." in c]
+    return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique() > 1)]
 
 
 def _save(fig, path: Path) -> Path:
@@ -79,7 +80,7 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     one panel per method, colours by sparsity: the intensification picture (weak classes lose more)."""
     if not len(per_class):
         return None
-    keys = [k for k in CONDITION + ["split"] if k in per_class.columns]
+    keys = condition_keys(per_class) + [k for k in ("split",) if k in per_class.columns]
     wide = per_class.pivot_table(index=keys + ["phase", "class"], columns="quantity",
                                  values=["mean", "ci_low", "ci_high"], dropna=False).reset_index()
     wide.columns = ["_".join(c for c in col if c) if isinstance(col, tuple) else col for col in wide.columns]
@@ -205,11 +206,12 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
     fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names):
         part = ntk[ntk["metric"] == name]
-        for (method, level), curve in part.groupby(["method", "target_sparsity"]):
+        curve_keys = ["method", "target_sparsity"] + _varying(part, candidates=(), skip=("model.widths",))
+        for key, curve in part.groupby(curve_keys):
             stats = [(w, t_interval(g.groupby("seed")["value"].mean())) for w, g in curve.groupby("width")]
             ax.errorbar([w for w, _ in stats], [t["mean"] for _, t in stats],
                         yerr=np.nan_to_num([t["ci_half"] for _, t in stats]), marker="o", capsize=3,
-                        label=f"{method} {level:g}")
+                        label=" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in key))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (model.widths[0])")
         ax.set_ylabel("mean ± CI over seeds")

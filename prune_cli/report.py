@@ -80,12 +80,44 @@ def load_results(root: Path) -> ResultsFolder:
         for d in complete:
             if (d / "config.yaml").exists():
                 folder.configs[d.name] = OmegaConf.to_container(OmegaConf.load(d / "config.yaml"))
+        varying = varying_config_keys(folder.configs)
+        if len(varying.columns):
+            for name, df in folder.tables.items():
+                if "run_id" in df.columns:
+                    folder.tables[name] = df.merge(varying, left_on="run_id", right_index=True, how="left")
     else:  # only the shared CSVs are there (e.g. copied from a cluster without the run folders)
         for run_table in set(results.TABLES) | {p.name for p in root.glob("*.csv")}:
             path = root / results.shared_name(run_table)
             if path.exists() and path.stat().st_size:
                 folder.tables[run_table] = pd.read_csv(path)
     return folder
+
+
+# Config keys that never define a condition: the seed, where results go, and keys the context columns carry.
+NOT_CONDITION_KEYS = ("seed", "sparsity", "name", "device", "results_dir", "shared_results", "fail_fast",
+                      "dense_cache.", "hydra.", "dataset.name", "model.name", "method.name", "method.score",
+                      "method.allocation", "method.structure", "schedule.name")
+
+
+def _flatten(node, prefix: str = "") -> dict[str, str]:
+    if isinstance(node, dict):
+        out: dict[str, str] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: str(node)}
+
+
+def varying_config_keys(configs: dict[str, dict]) -> pd.DataFrame:
+    """Per run (index run_id), the resolved config keys whose values differ between runs (as text),
+    e.g. model.widths in a width sweep; keys in NOT_CONDITION_KEYS are left out."""
+    if len(configs) < 2:
+        return pd.DataFrame(index=pd.Index(list(configs), name="run_id"))
+    flat = pd.DataFrame.from_dict({run: _flatten(cfg) for run, cfg in configs.items()}, orient="index")
+    keep = [c for c in flat.columns
+            if not any(c == k or (k.endswith(".") and c.startswith(k)) for k in NOT_CONDITION_KEYS)
+            and flat[c].astype(str).nunique(dropna=False) > 1]
+    return flat[keep].astype(str).rename_axis("run_id")
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -108,6 +140,12 @@ def _keys(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     return [k for k in keys if k in df.columns]
 
 
+def condition_keys(df: pd.DataFrame) -> list[str]:
+    """The context columns of a condition plus the config keys that vary between runs (dotted names,
+    e.g. model.widths, added by load_results): runs that differ only by seed share a condition."""
+    return _keys(df, CONDITION) + [c for c in df.columns if "." in c]
+
+
 def with_dense_baseline(metrics: pd.DataFrame) -> pd.DataFrame:
     """Every row gets `dense_value`: the run's own column (R1), else the dense-phase row of the same run."""
     df = metrics.copy()
@@ -124,7 +162,7 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     baseline and of the per-seed change value - dense_value. Runs repeating a seed are averaged first."""
     df = with_dense_baseline(metrics)
     df["delta"] = df["value"] - df["dense_value"]
-    keys = _keys(df, CONDITION) + ["phase", "split", "metric"]
+    keys = condition_keys(df) + ["phase", "split", "metric"]
     per_seed = df.groupby(keys + ["seed"], dropna=False, sort=True)[["value", "dense_value", "delta"]].mean()
     out = []
     for group, part in per_seed.reset_index().groupby(keys, dropna=False, sort=True):
@@ -226,7 +264,7 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 def final_phase(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of each condition's final sparse model: phase `finetuned` where it exists, else `pruned`."""
-    keys = _keys(df, CONDITION)
+    keys = condition_keys(df)
     rank = df["phase"].map({"finetuned": 2, "pruned": 1}).fillna(0)
     best = rank.groupby([df[k] for k in keys], dropna=False).transform("max") if keys else rank.max()
     return df[(rank == best) & (rank > 0)]
@@ -238,7 +276,7 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
     if not len(acc):
         return "(no accuracy rows)"
     comp = final[(final["metric"] == "compression_ratio") & (final["split"] == "model")]
-    keys = _keys(acc, CONDITION)
+    keys = condition_keys(acc)
     table = acc.merge(comp[keys + ["mean"]].rename(columns={"mean": "compression"}), on=keys, how="left")
     out = pd.DataFrame({
         "dataset/model": table["dataset"] + "/" + table["model"], "method": table["method"],
@@ -279,8 +317,9 @@ def build_report(root: Path, out: Optional[Path] = None, confidence: float = 0.9
     if len(rd):
         rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
         if len(rd_split):
-            intens = summarise_across_seeds(rd_split, confidence=confidence)
-            per_class = summarise_classes_across_seeds(rd_split, confidence=confidence)
+            keys = condition_keys(rd_split) + ["split", "phase"]
+            intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
+            per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
             results.atomic_write_csv(intens, out / "intensification.csv")
             results.atomic_write_csv(per_class, out / "per_class_summary.csv")
             written.update({"intensification.csv": out / "intensification.csv",

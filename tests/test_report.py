@@ -145,6 +145,11 @@ def test_plots_are_written(tmp_path):
                                          ("random", "random", 0.5)):
                 _write_run(root, method, score, level, seed, acc, width=width, extras=True)
     written = build_report(root)
+    summary = pd.read_csv(written["summary.csv"])
+    acc = summary[(summary.metric == "accuracy") & (summary.phase == "finetuned") & (summary.method == "magnitude")
+                  & (summary.target_sparsity == 0.5)]
+    # the swept width (config key model.widths, varying between runs) is part of the condition: 2 x 3 seeds
+    assert sorted(acc["model.widths"]) == ["[16, 16]", "[64, 64]"] and list(acc.n_seeds) == [3, 3]
     for name in ("accuracy_vs_compression.png", "recall_change_vs_dense.png", "regions_vs_sparsity.png",
                  "hessian_density.png", "ntk_vs_width.png"):
         data = written[name].read_bytes()
