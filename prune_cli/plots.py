@@ -19,8 +19,14 @@ from .report import ResultsFolder, condition_keys, final_phase, t_interval  # no
 DPI = 110
 
 
+def _part(key: str, value) -> str:
+    """A legend fragment: context values as they are, swept config keys as name=value."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{key.split('.')[-1]}={text}" if "." in key else text
+
+
 def _label(row: pd.Series, varying: list[str]) -> str:
-    return "/".join(str(row[k]) for k in varying) if varying else str(row.get("method", ""))
+    return "/".join(_part(k, row[k]) for k in varying) if varying else str(row.get("method", ""))
 
 
 def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "name"), skip=()) -> list[str]:
@@ -211,7 +217,7 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
             stats = [(w, t_interval(g.groupby("seed")["value"].mean())) for w, g in curve.groupby("width")]
             ax.errorbar([w for w, _ in stats], [t["mean"] for _, t in stats],
                         yerr=np.nan_to_num([t["ci_half"] for _, t in stats]), marker="o", capsize=3,
-                        label=" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in key))
+                        label=" ".join(_part(k, v) for k, v in zip(curve_keys, key)))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (model.widths[0])")
         ax.set_ylabel("mean ± CI over seeds")
