@@ -176,3 +176,32 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
     dense = history[history.phase == "dense"]
     assert sorted(dense.epoch) == list(range(1, 301))  # every epoch once, none lost or repeated
     _check_shared_rows(results, 1)
+
+
+def test_installed_wheel_finds_launcher_and_experiment_configs(tmp_path):
+    """Built as a wheel and unpacked away from the checkout, prune-run composes hydra/launcher=slurm and
+    +experiment=... from the package prune_cli.configs (pkg://), and prune-report is importable."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("prune_cli", "configs"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    [wheel] = (tmp_path / "dist").glob("prune_cli-*.whl")
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel unpacked is an install without scripts
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "prune_cli.cli", "--cfg", "all", "hydra/launcher=slurm",
+                           "+experiment=ntk_random"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "SlurmLauncher" in proc.stdout and "max_num_timeout: 20" in proc.stdout
+    assert "name: ntk_random" in proc.stdout
+    proc = subprocess.run([sys.executable, "-c", "import prune_cli.report, prune_cli.plots, prune_cli.cli as c; "
+                           "print(c._config_path())"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.stdout.strip() == "pkg://prune_cli.configs", proc.stderr
