@@ -130,6 +130,28 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
     _check_shared_rows(results, 1)
 
 
+def test_config_error_in_a_sweep_is_recorded(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "sparsity=1.5,0.5"], results)
+    assert proc.returncode == 0 and "'sparsity': 1.5" in proc.stderr
+    [failed] = results.glob("runs/*/failed.json")
+    record = json.loads(failed.read_text())
+    assert record["config_error"] is True and record["error_type"] == "ConfigError"
+    assert len(_complete_runs(results)) == 1
+
+
+def test_a_completed_rerun_removes_failed_json(tmp_path):
+    results = tmp_path / "results"
+    run_cli([*FAST, "sparsity=0.5"], results)
+    [run_dir] = _complete_runs(results)
+    (run_dir / "COMPLETE").unlink()  # as if an earlier attempt had failed at the very end
+    (run_dir / "failed.json").write_text("{}")
+    run_cli([*FAST, "sparsity=0.5"], results)
+    assert (run_dir / "COMPLETE").exists() and not (run_dir / "failed.json").exists()
+    shared = pd.read_csv(results / "runs.csv")  # SHARED_APPENDED kept the rows from being appended twice
+    assert shared.run_id.nunique() == 1 and not shared.duplicated(["phase", "split", "metric"]).any()
+
+
 def test_fail_fast_stops_the_sweep(tmp_path):
     results = tmp_path / "results"
     proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "fail_fast=true"], results, check=False)
