@@ -73,6 +73,10 @@ def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
     cfg = _hydra_cfg(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
                       "hydra.launcher.cpus_per_task=6", "hydra.launcher.mem_gb=32", "hydra.launcher.timeout_min=90",
                       "hydra.launcher.array_parallelism=8"], results)
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")  # what SLURM sets inside the job
+    assert OmegaConf.to_container(cfg.hydra.job.env_set, resolve=True) == {"OMP_NUM_THREADS": "6"}
     launcher = instantiate(cfg.hydra.launcher)
     launcher.config = cfg
     captured = {}
