@@ -120,37 +120,47 @@ def test_submitit_local_sweep_of_two_runs(tmp_path):
     _check_shared_rows(results, 2)
 
 
-def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
-    results = tmp_path / "results"
-    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05"], results)  # the first run diverges
+@pytest.fixture(scope="module")
+def sweep_with_failures(tmp_path_factory):
+    """One sweep of four runs: lr 1e12 diverges, sparsity 1.5 is rejected by validation, one completes."""
+    results = tmp_path_factory.mktemp("failures") / "results"
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,1.5"], results)
+    failed = {json.loads(p.read_text())["error_type"]: json.loads(p.read_text())
+              for p in results.glob("runs/*/failed.json")}
+    return results, proc, failed
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
+    results, proc, failed = sweep_with_failures
     assert proc.returncode == 0
     assert len(_complete_runs(results)) == 1
-    failed = list(results.glob("runs/*/failed.json"))
-    assert len(failed) == 1 and not (failed[0].parent / "COMPLETE").exists()
-    record = json.loads(failed[0].read_text())
-    assert record["status"] == "failed" and record["error_type"] == "TrainingDiverged"
+    assert len(list(results.glob("runs/*/failed.json"))) == 3
+    assert not any((p.parent / "COMPLETE").exists() for p in results.glob("runs/*/failed.json"))
+    record = failed["TrainingDiverged"]
+    assert record["status"] == "failed" and record["config_error"] is False
     assert "diverged" in record["message"] and "train.lr=1000000000000.0" in record["overrides"]
-    assert "failed" in proc.stdout + proc.stderr and "the sweep goes on" in proc.stdout + proc.stderr
+    assert "Traceback" in record["traceback"]
+    out = proc.stdout + proc.stderr
+    assert "failed (TrainingDiverged" in out and "the sweep goes on" in out
     _check_shared_rows(results, 1)
 
 
-def test_config_error_in_a_sweep_is_recorded(tmp_path):
-    results = tmp_path / "results"
-    proc = run_cli(["-m", *FAST, "sparsity=1.5,0.5"], results)
-    assert proc.returncode == 0 and "'sparsity': 1.5" in proc.stderr
-    [failed] = results.glob("runs/*/failed.json")
-    record = json.loads(failed.read_text())
-    assert record["config_error"] is True and record["error_type"] == "ConfigError"
-    assert len(_complete_runs(results)) == 1
+def test_config_error_in_a_sweep_is_recorded(sweep_with_failures):
+    results, proc, failed = sweep_with_failures
+    record = failed["ConfigError"]
+    assert record["config_error"] is True and "'sparsity': 1.5" in record["message"]
+    assert "'sparsity': 1.5" in proc.stderr
 
 
-def test_a_completed_rerun_removes_failed_json(tmp_path):
+def test_a_completed_rerun_removes_failed_json(sweep_with_failures, tmp_path):
+    import shutil
+
     results = tmp_path / "results"
-    run_cli([*FAST, "sparsity=0.5"], results)
+    shutil.copytree(sweep_with_failures[0], results)  # results_dir is not part of the run id
     [run_dir] = _complete_runs(results)
     (run_dir / "COMPLETE").unlink()  # as if an earlier attempt had failed at the very end
     (run_dir / "failed.json").write_text("{}")
-    run_cli([*FAST, "sparsity=0.5"], results)
+    run_cli([*FAST, "train.lr=0.05", "sparsity=0.5"], results)
     assert (run_dir / "COMPLETE").exists() and not (run_dir / "failed.json").exists()
     shared = pd.read_csv(results / "runs.csv")  # SHARED_APPENDED kept the rows from being appended twice
     assert shared.run_id.nunique() == 1 and not shared.duplicated(["phase", "split", "metric"]).any()

@@ -199,3 +199,19 @@ def test_sweep_then_prune_report_end_to_end(tmp_path):
     assert not (out / "regions_vs_sparsity.png").exists()
     assert "2 seed(s)  [fewer than 3 seeds]" in proc.stdout
     assert "missing baselines" not in proc.stdout  # magnitude and random at every point
+
+
+def test_report_from_shared_csvs_only(fixture_results, tmp_path):
+    """A folder holding only the shared CSVs (run folders left on the cluster) gives the same summary."""
+    import shutil
+
+    from prune_cli.results import rebuild_shared
+
+    rebuild_shared(fixture_results)
+    shared_only = tmp_path / "shared_only"
+    shared_only.mkdir()
+    for p in fixture_results.glob("*.csv"):
+        shutil.copy(p, shared_only / p.name)
+    a = pd.read_csv(build_report(fixture_results, plots=False)["summary.csv"])
+    b = pd.read_csv(build_report(shared_only, plots=False)["summary.csv"])
+    pd.testing.assert_frame_equal(a, b)
