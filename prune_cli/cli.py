@@ -101,6 +101,7 @@ def _limit_threads() -> None:
 
         if torch.get_num_threads() != int(value):
             torch.set_num_threads(int(value))
+        log.info("torch intra-op threads: %d (OMP_NUM_THREADS)", torch.get_num_threads())
 
 
 def _remove_if_empty(run_dir: Path) -> None:

@@ -226,16 +226,23 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
         for (method, schedule, level), n in seeds.items():
             flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
             lines.append(f"    {method}/{schedule} at {level:g}: {n} seed(s){flag}")
-        scores = here.groupby("target_sparsity")["score"].agg(lambda s: set(s))
-        for level, present in scores.items():
+        for level, part in here.groupby("target_sparsity"):
+            present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
             if missing:
                 lines.append(f"    [R5] missing baselines at sparsity {level:g}: " + ", ".join(missing))
+            variants = set(zip(part["score"], part["allocation"])) if "allocation" in part else set()
+            absent = [f"{b}/{a}" for b in BASELINE_SCORES if b in present for a in ("global", "layerwise")
+                      if (b, a) not in variants]
+            if absent:
+                lines.append(f"    [R5] baseline allocations not run at sparsity {level:g}: " + ", ".join(absent))
         dense_missing = sorted(set(here["run_id"]) - set(here[here["phase"] == "dense"]["run_id"]))
         no_dense_value = here[(here["phase"] != "dense") & here.get("dense_value", pd.Series(np.nan, index=here.index)).isna()
                               & (here["split"] != "model")]
         if dense_missing or len(no_dense_value):
             lines.append(f"    [R1] missing dense baseline for {len(set(dense_missing) | set(no_dense_value['run_id']))} run(s)")
+    if not any(str(d).lower().startswith(("imagenet", "image_folder", "imagefolder")) for d, _ in pairs):
+        lines.append("  [R8] no large-scale pair (an ImageNet-like dataset)")
     if not len(pruned):
         lines.append("  [R5] only dense results: no pruned phase in any run")
     if folder.failed:

@@ -102,9 +102,13 @@ def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
 def test_joblib_sweep_with_two_workers(tmp_path):
     pytest.importorskip(JOBLIB, reason=NEEDS)
     results = tmp_path / "results"
-    proc = run_cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "sparsity=0.5,0.8"], results)
+    proc = run_cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.job.env_set.OMP_NUM_THREADS='2'",
+                    *FAST, "sparsity=0.5,0.8"], results)
     assert "n_jobs': 2" in proc.stdout + proc.stderr or "n_jobs=2" in proc.stdout + proc.stderr
-    assert len(_complete_runs(results)) == 2
+    runs = _complete_runs(results)
+    assert len(runs) == 2
+    for run_dir in runs:  # the per-job thread setting reached torch inside each worker (run_cli exports 1)
+        assert "torch intra-op threads: 2 (OMP_NUM_THREADS)" in (run_dir / "cli.log").read_text()
     _check_shared_rows(results, 2)
 
 

@@ -129,6 +129,8 @@ def test_standards_summary_names_what_is_missing(fixture_results):
     assert "(dataset, model) pairs: 1" in text and "fewer than 3 pairs" in text
     assert "missing baselines at sparsity 0.9: random" in text
     assert "missing baselines at sparsity 0.5" not in text  # random and magnitude both there
+    assert "baseline allocations not run at sparsity 0.5: random/layerwise, magnitude/layerwise" in text
+    assert "[R8] no large-scale pair" in text
     assert "magnitude/oneshot at 0.5: 3 seed(s)\n" in text
     assert "magnitude/oneshot at 0.9: 1 seed(s)  [fewer than 3 seeds]" in text
     assert "missing standard levels: 0.75, 0.875, 0.9375, 0.96875" in text
