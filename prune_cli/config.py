@@ -82,12 +82,35 @@ class CNN1DConfig(ModelConfig):
 class MethodConfig:
     name: str = MISSING
     score: str = MISSING  # registered score function
-    allocation: str = "global"  # global | layerwise
+    # How many weights each layer keeps (docs/allocation.md): global | layerwise | explicit | er | erk |
+    # uniform_plus | erk_plus | matched
+    allocation: str = "global"
+    # global/layerwise thresholding rule: topk (round-half-even count, index tie-break) | lap_round (same
+    # count, LAP) | shrinkbench_quantile (keep s >= np.quantile(s, 1-d)) | strict_kth (prune ceil((1-d)n), ties pruned)
+    threshold_impl: str = "topk"
+    layer_densities: Optional[list[float]] = None  # allocation=explicit: one density per prunable layer
+    erk_power: float = 1.0  # er/erk/erk_plus: raw densities raised to this power (RigL erk_power_scale)
+    fc_density: float = 1.0  # erk_plus: density of the classifier (1.0 = dense)
+    faithful_uniform_plus: bool = False  # uniform_plus as coded in Random_Pruning (total != target)
+    match_masks: Optional[str] = None  # allocation=matched: masks.pt of another run (its per-layer counts)
+    match_method: Optional[str] = None  # allocation=matched: a method config (configs/method/<name>.yaml) run here
+    match_allocation: Optional[str] = None  # matched + match_method: override that method's allocation (null = its own)
+    # Which weights are removed together: unstructured | channel | nm | block
     structure: str = "unstructured"
+    group_norm: str = "l1"  # channel/block: norm of the scores in a unit/block, l1 | l2
+    nm_n: int = 2  # structure=nm: keep N ...
+    nm_m: int = 4  # ... of every M consecutive weights along the input dimension
+    block_shape: list[int] = field(default_factory=lambda: [4, 4])  # structure=block: [rows, cols]
+    # Ablations (any method): invert = keep the lowest scores; shuffle = permute each layer's mask;
+    # reinit = re-draw the surviving weights with the layer's default initialisation
+    invert: bool = False
+    shuffle: bool = False
+    reinit: bool = False
     exclude: list[str] = field(default_factory=list)  # layer names never pruned
     exclude_classifier: bool = False
     exclude_first: bool = False
-    allow_collapse: bool = False  # a prunable layer left with no weight is an error unless true
+    allow_collapse: bool = False  # an empty layer or a cut input-output path is an error unless true
+    sparsity_tolerance: float = 0.005  # max |achieved - reachable sparsity 1-round(dN)/N| (exempt: Bernoulli, faithful u+)
     rounds: int = 1  # scoring rounds inside one pruning event (SynFlow uses 100)
     round_schedule: str = "exponential"  # density per round: exponential (SynFlow) | linear
 
@@ -334,6 +357,82 @@ def _validate_dataset(cfg: DictConfig) -> None:
         _check(_finite(d.noise) and d.noise >= 0, "dataset.noise", d.noise, "a finite number >= 0")
     if "num_samples" in d:
         _positive_int(cfg, "dataset.num_samples", minimum=100)
+
+
+@validator
+def _validate_allocation_structure(cfg: DictConfig) -> None:
+    """method.* keys of allocations, structures and ablations (docs/allocation.md)."""
+    m = cfg.method
+    if "allocation" not in m:
+        return
+    structure = m.get("structure", "unstructured")
+    _fraction(cfg, "method.sparsity_tolerance", 0.0, 1.0, hi_open=False)
+    _check(_finite(m.erk_power) and m.erk_power > 0, "method.erk_power", m.erk_power, "a number > 0")
+    _fraction(cfg, "method.fc_density", 0.0, 1.0, hi_open=False)
+    _choice(cfg, "method.group_norm", {"l1", "l2"})
+    _choice(cfg, "method.threshold_impl", {"topk", "lap_round", "shrinkbench_quantile", "strict_kth"})
+    if m.threshold_impl != "topk":
+        _check(m.allocation in ("global", "layerwise"), "method.threshold_impl", m.threshold_impl,
+               f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)")
+    if m.allocation == "explicit":
+        dens = None if m.layer_densities is None else list(m.layer_densities)
+        _check(bool(dens) and all(_finite(d) and 0 <= d <= 1 for d in dens), "method.layer_densities", dens,
+               "a list of densities in [0, 1], one per prunable layer in forward order, with "
+               "method.allocation=explicit")
+    elif m.layer_densities is not None:
+        _check(False, "method.layer_densities", list(m.layer_densities), "null unless method.allocation=explicit")
+    if m.allocation == "matched":
+        _check(bool(m.match_masks) != bool(m.match_method), "method.match_masks / method.match_method",
+               [m.match_masks, m.match_method], "exactly one of them set with method.allocation=matched")
+        if m.match_method:
+            from .pruning import ALLOCATIONS
+            from .pruning.allocation import method_option, method_options
+
+            _check(m.match_method in method_options(), "method.match_method", m.match_method,
+                   "a method config name: one of " + ", ".join(method_options()))
+            if m.match_allocation is not None:
+                choices = [a for a in ALLOCATIONS.names() if a != "matched"]
+                _check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
+                       "null (the matched method's own allocation) or one of " + ", ".join(choices))
+            other = method_option(m.match_method)
+            _check(other.allocation != "matched", "method.match_method", m.match_method,
+                   "a method whose own allocation is not matched")
+    else:
+        for key in ("match_masks", "match_method"):
+            _check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
+    bernoulli = m.get("sampling", "exact") == "bernoulli" and m.score == "random"
+    if structure != "unstructured":
+        _check(not bernoulli, "method.sampling", "bernoulli",
+               f"exact with method.structure={structure} (Bernoulli sampling picks single weights)")
+        _check(not m.shuffle, "method.shuffle", True,
+               f"false with method.structure={structure} (shuffling single positions would break the structure)")
+    if m.invert:
+        _check(not bernoulli, "method.invert", True, "false with method.sampling=bernoulli (inverting i.i.d. "
+               "uniform scores changes nothing)")
+    if structure == "nm":
+        _positive_int(cfg, "method.nm_n")
+        _positive_int(cfg, "method.nm_m")
+        _check(m.nm_n <= m.nm_m, "method.nm_n", m.nm_n, f"an integer in [1, method.nm_m={m.nm_m}]")
+        _check(m.allocation == "layerwise", "method.allocation", m.allocation,
+               "layerwise with method.structure=nm (every layer keeps exactly N/M)")
+        want = 1 - m.nm_n / m.nm_m
+        _check(abs(cfg.sparsity - want) < 1e-9, "sparsity", cfg.sparsity,
+               f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)")
+    single_event = m.get("rounds", 1) == 1 and cfg.schedule.get("rounds", 1) == 1 and "frequency" not in cfg.schedule
+    fixed = ("method.allocation", m.allocation) if m.allocation == "explicit" else (
+        ("method.match_masks", m.match_masks) if m.allocation == "matched" and m.match_masks else (
+            ("method.structure", "nm") if structure == "nm" else None))
+    if fixed is not None:
+        _check(single_event, fixed[0], fixed[1],
+               "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
+               "the final per-layer densities, which intermediate sparsities cannot have")
+    if structure == "channel":
+        _check(m.allocation == "layerwise", "method.allocation", m.allocation,
+               "layerwise with method.structure=channel (every hidden layer keeps the same fraction of units)")
+    if structure == "block":
+        shape = list(m.block_shape)
+        _check(len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape), "method.block_shape",
+               shape, "two positive integers [rows, cols]")
 
 
 def _validate_schedule(cfg: DictConfig) -> None:

@@ -1,4 +1,4 @@
-"""Benchmarks behind the cost statements in docs/analysis_b.md, as ratios measured in one process.
+"""Benchmarks behind the cost statements in docs/analysis.md, as ratios measured in one process.
 
 1. Empirical NTK: torch.func (vmap of jacrev) vs a per-sample autograd loop, same kernel.
 2. Hessian-vector product: `reuse_graph` and `recompute` HVPs vs one plain gradient, same data.

@@ -158,3 +158,20 @@ def test_ci_runs_the_readme_test_command():
     command = 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
     assert command in readme
     assert command in (REPO / ".ci" / "run").read_text()
+
+
+def test_cifar10_resnet20_from_local_files(tmp_path):
+    """The README's CIFAR command, on tiny files in the real CIFAR-10 format."""
+    from test_data import write_cifar
+
+    write_cifar(tmp_path / "data", "cifar10", n_train=40, n_test=10, classes=10)
+    results = tmp_path / "results"
+    run_cli(["dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "model=resnet20", "method=magnitude",
+             "method.allocation=layerwise", "sparsity=0.8", "train.epochs=1", "finetune.epochs=1",
+             "train.batch_size=16", "finetune.batch_size=16"], results)
+    layers = pd.read_csv(results / "layers.csv")
+    final = layers[layers.phase == "finetuned"]
+    assert len(final) == 20  # 19 convolutions + the classifier, no parameterised shortcuts
+    assert (abs(final.density - 0.2) <= 1 / final.params).all()
+    runs = pd.read_csv(results / "runs.csv")
+    assert "top5_accuracy" in set(runs.metric)
