@@ -32,7 +32,10 @@ def _label(row: pd.Series, varying: list[str]) -> str:
 def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "name"), skip=()) -> list[str]:
     """Columns that distinguish the curves: the method, plus whatever else varies in this figure
     (including swept config keys such as model.rescale)."""
-    candidates = list(candidates) + [c for c in df.columns if "." in c]
+    dotted = [c for c in df.columns if "." in c]
+    if "method" in df.columns:  # method-specific keys (method.sampling, ...) say nothing the method name does not
+        dotted = [c for c in dotted if df.groupby("method")[c].nunique(dropna=False).max() > 1]
+    candidates = list(candidates) + dotted
     return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique() > 1)]
 
 
