@@ -218,14 +218,16 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
     _check_shared_rows(results, 1)
 
 
+@pytest.mark.slow
 def test_installed_wheel_finds_launcher_and_experiment_configs(tmp_path):
-    """Built as a wheel and unpacked away from the checkout, prune-run composes hydra/launcher=slurm and
-    +experiment=... from the package prune_cli.configs (pkg://), and prune-report is importable."""
+    """Installed non-editable from a wheel into a fresh virtualenv and run from an unrelated directory:
+    prune-run composes hydra/launcher=slurm and +experiment=... from the package prune_cli.configs
+    (pkg://), and the prune-report console script works."""
     pytest.importorskip(SUBMITIT, reason=NEEDS)
     import shutil
-    import zipfile
+    import sysconfig
 
-    src = tmp_path / "src"
+    src = tmp_path / "src"  # a copy: building a wheel writes build/ and *.egg-info next to the sources
     src.mkdir()
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, src / name)
@@ -233,15 +235,33 @@ def test_installed_wheel_finds_launcher_and_experiment_configs(tmp_path):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
-    [wheel] = (tmp_path / "dist").glob("prune_cli-*.whl")
-    site = tmp_path / "site"
-    zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel unpacked is an install without scripts
-    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "prune_cli.cli", "--cfg", "all", "hydra/launcher=slurm",
-                           "+experiment=ntk_random"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # this env's dependencies, no network
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q",
+                    *map(str, (tmp_path / "dist").glob("prune_cli-*.whl"))], check=True, capture_output=True,
+                   timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([str(venv / "bin" / "prune-run"), "--cfg", "all", "hydra/launcher=slurm",
+                           "+experiment=ntk_random"], capture_output=True, text=True, env=env, cwd=elsewhere,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "SlurmLauncher" in proc.stdout and "max_num_timeout: 20" in proc.stdout
     assert "name: ntk_random" in proc.stdout
-    proc = subprocess.run([sys.executable, "-c", "import prune_cli.report, prune_cli.plots, prune_cli.cli as c; "
-                           "print(c._config_path())"], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert proc.stdout.strip() == "pkg://prune_cli.configs", proc.stderr
+    results = elsewhere / "results"  # a minimal finished run for the installed prune-report to read
+    run = results / "runs" / "r1"
+    run.mkdir(parents=True)
+    pd.DataFrame({"run_id": ["r1"], "seed": [0], "dataset": ["toy"], "model": ["mlp"], "method": ["magnitude"],
+                  "score": ["magnitude"], "schedule": ["oneshot"], "target_sparsity": [0.5], "phase": ["finetuned"],
+                  "split": ["test"], "metric": ["accuracy"], "value": [0.75], "dense_value": [0.8]}
+                 ).to_csv(run / "metrics.csv", index=False)
+    (run / "COMPLETE").write_text("r1\n")
+    proc = subprocess.run([str(venv / "bin" / "prune-report"), "results"], capture_output=True, text=True, env=env,
+                          cwd=elsewhere, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "missing baselines at sparsity 0.5: random" in proc.stdout
+    assert (results / "report" / "accuracy_vs_compression.png").stat().st_size > 0
