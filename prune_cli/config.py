@@ -233,6 +233,7 @@ class Config:
     results_dir: str = "results"
     name: str = "run"
     shared_results: bool = True  # also append rows to the shared CSVs in results_dir
+    fail_fast: bool = False  # in a sweep (-m), stop at the first failed run instead of recording it and going on
     dense_cache: DenseCacheConfig = field(default_factory=DenseCacheConfig)
 
 

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 import prune_cli
 
 # Keys that do not change what a run computes, so they do not change its hash or directory.
-HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache")
+HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast")
 
 # Columns every row carries, in order.
 CONTEXT_COLUMNS = [
