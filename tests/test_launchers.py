@@ -108,7 +108,7 @@ def test_joblib_sweep_with_two_workers(tmp_path):
     runs = _complete_runs(results)
     assert len(runs) == 2
     for run_dir in runs:  # the per-job thread setting reached torch inside each worker (run_cli exports 1)
-        assert "torch intra-op threads: 2 (OMP_NUM_THREADS)" in (run_dir / "cli.log").read_text()
+        assert "torch intra-op threads: 2 (OMP_NUM_THREADS)" in (run_dir / "prune-run.log").read_text()
     _check_shared_rows(results, 2)
 
 
@@ -211,7 +211,7 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
     [run_dir] = _complete_runs(results)
     err = "".join(p.read_text() for p in (results / ".submitit").glob("*/*_log.err"))
     assert "preempted" in err
-    assert "resuming run" in (run_dir / "cli.log").read_text()
+    assert "resuming run" in (run_dir / "prune-run.log").read_text()
     history = pd.read_csv(run_dir / "history.csv")
     dense = history[history.phase == "dense"]
     assert sorted(dense.epoch) == list(range(1, 301))  # every epoch once, none lost or repeated
