@@ -96,7 +96,7 @@ def _pair(v, n: int) -> tuple:
     return tuple(v) if isinstance(v, (tuple, list)) else (v,) * n
 
 
-def pool_windows(module: nn.Module, x: torch.Tensor, out_shape: torch.Size) -> torch.Tensor:
+def pool_windows(module: nn.Module, x: torch.Tensor, out_shape: torch.Size, pad: float = -math.inf) -> torch.Tensor:
     """Values of every max-pool window, shape (N, C, K, L), padding as -inf (window max = output)."""
     if isinstance(module, nn.MaxPool1d):
         x = x.unsqueeze(2)
@@ -110,7 +110,7 @@ def pool_windows(module: nn.Module, x: torch.Tensor, out_shape: torch.Size) -> t
     n, c, h, w = x.shape
     extra = [max(0, (o - 1) * st + dl * (kk - 1) + 1 - (size + 2 * pp))
              for o, st, dl, kk, size, pp in zip(out_hw, s, d, k, (h, w), p)]
-    xp = F.pad(x, (p[1], p[1] + extra[1], p[0], p[0] + extra[0]), value=-math.inf)
+    xp = F.pad(x, (p[1], p[1] + extra[1], p[0], p[0] + extra[0]), value=pad)
     cols = F.unfold(xp.reshape(n * c, 1, *xp.shape[2:]), k, dilation=d, stride=s)  # (N*C, K, L')
     windows = cols.reshape(n, c, cols.shape[1], -1)
     return windows[..., : out_hw[0] * out_hw[1]]
