@@ -141,7 +141,7 @@ def expected_bound(n: Sequence[int], densities: Sequence[float], rank_model: str
 # ----------------------------------------------------------------------------- density choice
 
 
-def lagrange3(n: Sequence[int], p: float, dims: Sequence[int], objective, ) -> tuple[float, float]:
+def lagrange3(p: float, dims: Sequence[int], objective) -> tuple[float, float]:
     """The authors' `lagrange3` (binomial_formula.py, spec section 3.1) for two pruned layers.
 
     `objective(p0, p1)` returns ln E[UB]; `dims` are the two layers' weight counts."""
@@ -226,7 +226,7 @@ def choose_layer_densities(n: Sequence[int], p: float, dims: Sequence[int], prun
     if method == "lagrange3":
         if len(idx) != 2:
             raise ValueError(f"lagrange3 needs exactly two pruned layers, got {len(idx)}")
-        return full(lagrange3(n, p, pdims, lambda a, b: objective([a, b])))
+        return full(lagrange3(p, pdims, lambda a, b: objective([a, b])))
     if len(idx) == 1:
         return full([p])
     return full(coordinate_search(p, pdims, objective))

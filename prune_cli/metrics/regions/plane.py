@@ -12,7 +12,6 @@ full-dimensional activation regions meeting the domain.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
