@@ -14,7 +14,8 @@ from conftest import FAST, run_cli
 
 def test_plane_metric_end_to_end(tmp_path):
     out = tmp_path / "r"
-    run_cli([*FAST, "model.widths=[6,6]", "dataset.input_dim=2", "metrics.regions.enabled=true", "metrics.regions.method=plane",
+    run_cli([*FAST, "model.widths=[6,6]", "dataset.input_dim=2", "metrics.regions.enabled=true",
+             "metrics.regions.method=plane",
              "metrics.regions.box=[-3,3]"], out)
     run_dir = next((out / "runs").iterdir())
     rows = pd.read_csv(run_dir / "regions.csv")
@@ -40,8 +41,11 @@ def test_plane_metric_end_to_end(tmp_path):
 def test_line_metric_is_deterministic_and_bad_values_are_rejected(tmp_path):
     args = [*FAST, "dataset.input_dim=2", "metrics.regions.enabled=true", "metrics.regions.method=line",
             "metrics.regions.segments=3", "train.epochs=1", "finetune.epochs=0"]
-    first = pd.read_csv(next((run_cli(args, tmp_path / "a") and tmp_path / "a" / "runs").iterdir()) / "regions.csv")
-    second = pd.read_csv(next((run_cli(args, tmp_path / "b") and tmp_path / "b" / "runs").iterdir()) / "regions.csv")
+    tables = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        run_cli(args, out)
+        tables.append(pd.read_csv(next((out / "runs").iterdir()) / "regions.csv"))
+    first, second = tables
     assert list(first["count"]) == list(second["count"]) and len(first) == 9
     assert (first.count_density == first["count"] / first.measure).all()
     bad = run_cli([*FAST, "metrics.regions.enabled=true", "metrics.regions.method=grid"], tmp_path / "c", check=False)

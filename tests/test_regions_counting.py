@@ -19,7 +19,8 @@ from prune_cli.models.cnn import build_cnn1d
 from prune_cli.models.mlp import MLP
 
 
-def brute_force_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, samples: int = 2001, width: float = 1e-11) -> int:
+def brute_force_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, samples: int = 2001,
+                     width: float = 1e-11) -> int:
     """Dense sampling, then bisection of every interval whose end patterns differ down to `width`.
 
     Activation regions are convex, so an interval whose ends share a pattern lies in one region;
