@@ -40,7 +40,8 @@ def test_plane_metric_end_to_end(tmp_path):
 
 def test_line_metric_is_deterministic_and_bad_values_are_rejected(tmp_path):
     args = [*FAST, "dataset.input_dim=2", "metrics.regions.enabled=true", "metrics.regions.method=line",
-            "metrics.regions.segments=3", "train.epochs=1", "finetune.epochs=0"]
+            "metrics.regions.segments=3", "metrics.regions.segment_kind=direction", "train.epochs=1",
+            "finetune.epochs=0"]
     tables = []
     for out in (tmp_path / "a", tmp_path / "b"):
         run_cli(args, out)
@@ -48,6 +49,7 @@ def test_line_metric_is_deterministic_and_bad_values_are_rejected(tmp_path):
     first, second = tables
     assert list(first["count"]) == list(second["count"]) and len(first) == 9
     assert (first.count_density == first["count"] / first.measure).all()
+    assert first.measure.nunique() == 1 and (first.domain == "segment_direction").all()  # one seeded length
     bad = run_cli([*FAST, "metrics.regions.enabled=true", "metrics.regions.method=grid"], tmp_path / "c", check=False)
     assert bad.returncode != 0
     assert "metrics.regions.method" in bad.stderr + bad.stdout and "'grid'" in bad.stderr + bad.stdout

@@ -15,6 +15,7 @@ from prune_cli.metrics.regions.common import RegionsError, Tracer, pattern, prep
 from prune_cli.metrics.regions.exact import count_exact
 from prune_cli.metrics.regions.line import count_line
 from prune_cli.metrics.regions.plane import area, count_plane, make_plane
+from prune_cli.metrics.regions.sample import box_points, distinct_patterns, plane_points
 from prune_cli.models.cnn import build_cnn1d
 from prune_cli.models.mlp import MLP
 
@@ -153,6 +154,11 @@ def test_exact_agrees_with_plane_on_two_dimensional_input():
     exact = count_exact(net, (2,), box)
     assert exact.count == count_plane(net, plane).count
     assert exact.volume == pytest.approx(16.0)
+    # sampling is a lower bound of the same count, and dense sampling gets close on this small net
+    gen = torch.Generator().manual_seed(0)
+    sampled = distinct_patterns(net, box_points(20000, (2,), box, gen))
+    assert exact.count - 3 <= sampled <= exact.count
+    assert distinct_patterns(net, plane_points(20000, plane, gen)) <= exact.count
     with pytest.raises(RegionsError, match="max_units=4"):
         count_exact(net, (2,), box, max_units=4)
     with pytest.raises(RegionsError, match="max_regions=3"):
