@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from .analysis.settings import HessianMetricConfig, NTKMetricConfig, PruningLimitConfig
 from .errors import ConfigError
 
 # ----------------------------------------------------------------------------- datasets
@@ -81,12 +82,35 @@ class CNN1DConfig(ModelConfig):
 class MethodConfig:
     name: str = MISSING
     score: str = MISSING  # registered score function
-    allocation: str = "global"  # global | layerwise
+    # How many weights each layer keeps (docs/allocation.md): global | layerwise | explicit | er | erk |
+    # uniform_plus | erk_plus | matched
+    allocation: str = "global"
+    # global/layerwise thresholding rule: topk (round-half-even count, index tie-break) | lap_round (same
+    # count, LAP) | shrinkbench_quantile (keep s >= np.quantile(s, 1-d)) | strict_kth (prune ceil((1-d)n), ties pruned)
+    threshold_impl: str = "topk"
+    layer_densities: Optional[list[float]] = None  # allocation=explicit: one density per prunable layer
+    erk_power: float = 1.0  # er/erk/erk_plus: raw densities raised to this power (RigL erk_power_scale)
+    fc_density: float = 1.0  # erk_plus: density of the classifier (1.0 = dense)
+    faithful_uniform_plus: bool = False  # uniform_plus as coded in Random_Pruning (total != target)
+    match_masks: Optional[str] = None  # allocation=matched: masks.pt of another run (its per-layer counts)
+    match_method: Optional[str] = None  # allocation=matched: a method config (configs/method/<name>.yaml) run here
+    match_allocation: Optional[str] = None  # matched + match_method: override that method's allocation (null = its own)
+    # Which weights are removed together: unstructured | channel | nm | block
     structure: str = "unstructured"
+    group_norm: str = "l1"  # channel/block: norm of the scores in a unit/block, l1 | l2
+    nm_n: int = 2  # structure=nm: keep N ...
+    nm_m: int = 4  # ... of every M consecutive weights along the input dimension
+    block_shape: list[int] = field(default_factory=lambda: [4, 4])  # structure=block: [rows, cols]
+    # Ablations (any method): invert = keep the lowest scores; shuffle = permute each layer's mask;
+    # reinit = re-draw the surviving weights with the layer's default initialisation
+    invert: bool = False
+    shuffle: bool = False
+    reinit: bool = False
     exclude: list[str] = field(default_factory=list)  # layer names never pruned
     exclude_classifier: bool = False
     exclude_first: bool = False
-    allow_collapse: bool = False  # a prunable layer left with no weight is an error unless true
+    allow_collapse: bool = False  # an empty layer or a cut input-output path is an error unless true
+    sparsity_tolerance: float = 0.005  # max |achieved - reachable sparsity 1-round(dN)/N| (exempt: Bernoulli, faithful u+)
     rounds: int = 1  # scoring rounds inside one pruning event (SynFlow uses 100)
     round_schedule: str = "exponential"  # density per round: exponential (SynFlow) | linear
 
@@ -98,7 +122,24 @@ class RandomMethodConfig(MethodConfig):
 
 @dataclass
 class ScheduleConfig:
+    """When to prune; see prune_cli/schedules.py. oneshot/iterative/at_init share one code path."""
+
     name: str = MISSING
+    rounds: int = 1  # pruning rounds; each removes the same fraction of the remaining weights
+    score_weights: str = "trained"  # trained | init: which weights are scored
+    restart_from: str = "trained"  # trained | init | rewind | reinit: weights training restarts from
+    rewind_epoch: int = 0  # with restart_from=rewind: the dense training epoch to rewind to (0 = init)
+    retrain: str = "finetune"  # finetune | train: the training config run after each pruning event
+    lr_rewind: bool = False  # with retrain=train and restart_from=rewind: resume the LR schedule at rewind_epoch
+
+
+@dataclass
+class GradualScheduleConfig(ScheduleConfig):
+    start_step: int = 0  # optimizer step of the first pruning event
+    end_step: int = -1  # step of the last event (-1: the last step of training)
+    frequency: int = 100  # steps between events
+    initial_sparsity: float = 0.0
+    power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
 
 
 # ----------------------------------------------------------------------------- training
@@ -118,6 +159,43 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=list)  # epochs, for multistep
     gamma: float = 0.1  # multistep decay factor
     warmup_epochs: int = 0  # linear warm-up before the schedule
+    l1: float = 0.0  # coefficient of the L1 norm of the prunable layers' weights added to the loss
+
+
+@dataclass
+class RecallDistortionConfig:
+    """Per-class recall distortion against the dense model of the same seed (metrics/recall_distortion.py)."""
+    enabled: bool = False
+    splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated each phase (val | test)
+    save_predictions: bool = True  # per-image predictions (preds_<phase>_<split>.npz) for the randomisation null
+
+
+@dataclass
+class SimilarityConfig:
+    """SVCCA and linear CKA per prunable layer, dense vs current model (metrics/similarity.py)."""
+    enabled: bool = False
+    split: str = "test"  # where the fixed batch of inputs comes from (val | test)
+    num_samples: int = 256  # inputs in the fixed batch (capped by the split size)
+    batch_seed: int = 0  # which inputs; the same batch is used in every phase
+    svcca_variance: float = 0.99  # SVCCA keeps the top singular directions explaining this variance ...
+    svcca_max_dims: int = 32  # ... but at most this many (CCA needs samples >> dimensions)
+
+
+@dataclass
+class MembershipConfig:
+    """Loss / confidence threshold membership-inference attack (metrics/membership.py)."""
+    enabled: bool = False
+    num_samples: int = 1000  # members (training split) and as many non-members (test split), at most
+    sample_seed: int = 0  # which examples, and the calibration / evaluation halves for the threshold
+
+
+@dataclass
+class LatencyConfig:
+    """Measured inference latency of the dense and the current model (metrics/latency.py)."""
+    enabled: bool = False
+    batch_size: int = 128
+    warmup: int = 5  # untimed forward passes before timing
+    repeats: int = 30  # timed forward passes per model; the median is reported
 
 
 @dataclass
@@ -152,7 +230,20 @@ class MetricsConfig:
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated every phase
     per_class: bool = True  # recall, precision, support per class
     layers: bool = True  # per-layer density and FLOPs table
+    recall_distortion: RecallDistortionConfig = field(default_factory=RecallDistortionConfig)
+    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
+    membership: MembershipConfig = field(default_factory=MembershipConfig)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    ntk: NTKMetricConfig = field(default_factory=NTKMetricConfig)
+    hessian: HessianMetricConfig = field(default_factory=HessianMetricConfig)
+    pruning_limit: PruningLimitConfig = field(default_factory=PruningLimitConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
+
+
+@dataclass
+class DenseCacheConfig:
+    enabled: bool = True  # reuse a trained dense model with the same data, model, train config and seed
+    dir: str = "${results_dir}/dense_cache"
 
 
 @dataclass
@@ -170,6 +261,8 @@ class Config:
     results_dir: str = "results"
     name: str = "run"
     shared_results: bool = True  # also append rows to the shared CSVs in results_dir
+    fail_fast: bool = False  # in a sweep (-m), stop at the first failed run instead of recording it and going on
+    dense_cache: DenseCacheConfig = field(default_factory=DenseCacheConfig)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -177,7 +270,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
                 "vision": VisionConfig},
     "model": {"base": ModelConfig, "mlp": MLPConfig, "cnn1d": CNN1DConfig},
     "method": {"base": MethodConfig, "random": RandomMethodConfig},
-    "schedule": {"base": ScheduleConfig},
+    "schedule": {"base": ScheduleConfig, "gradual": GradualScheduleConfig},
     "train": {"base": TrainConfig},
     "metrics": {"base": MetricsConfig},
 }
@@ -253,7 +346,7 @@ def _validate_training(cfg: DictConfig, group: str) -> None:
     _positive_int(cfg, f"{group}.eval_batch_size")
     _choice(cfg, f"{group}.optimizer", {"sgd", "adam"})
     _choice(cfg, f"{group}.lr_schedule", {"constant", "multistep", "cosine"})
-    for key in ("lr", "momentum", "weight_decay", "gamma"):
+    for key in ("lr", "momentum", "weight_decay", "gamma", "l1"):
         value = cfg[group][key]
         _check(_finite(value) and value >= 0, f"{group}.{key}", value, "a finite number >= 0")
     _check(cfg[group].momentum < 1, f"{group}.momentum", cfg[group].momentum, "a number in [0, 1)")
@@ -294,6 +387,108 @@ def _validate_dataset(cfg: DictConfig) -> None:
         _positive_int(cfg, "dataset.num_samples", minimum=100)
 
 
+@validator
+def _validate_allocation_structure(cfg: DictConfig) -> None:
+    """method.* keys of allocations, structures and ablations (docs/allocation.md)."""
+    m = cfg.method
+    if "allocation" not in m:
+        return
+    structure = m.get("structure", "unstructured")
+    _fraction(cfg, "method.sparsity_tolerance", 0.0, 1.0, hi_open=False)
+    _check(_finite(m.erk_power) and m.erk_power > 0, "method.erk_power", m.erk_power, "a number > 0")
+    _fraction(cfg, "method.fc_density", 0.0, 1.0, hi_open=False)
+    _choice(cfg, "method.group_norm", {"l1", "l2"})
+    _choice(cfg, "method.threshold_impl", {"topk", "lap_round", "shrinkbench_quantile", "strict_kth"})
+    if m.threshold_impl != "topk":
+        _check(m.allocation in ("global", "layerwise"), "method.threshold_impl", m.threshold_impl,
+               f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)")
+    if m.allocation == "explicit":
+        dens = None if m.layer_densities is None else list(m.layer_densities)
+        _check(bool(dens) and all(_finite(d) and 0 <= d <= 1 for d in dens), "method.layer_densities", dens,
+               "a list of densities in [0, 1], one per prunable layer in forward order, with "
+               "method.allocation=explicit")
+    elif m.layer_densities is not None:
+        _check(False, "method.layer_densities", list(m.layer_densities), "null unless method.allocation=explicit")
+    if m.allocation == "matched":
+        _check(bool(m.match_masks) != bool(m.match_method), "method.match_masks / method.match_method",
+               [m.match_masks, m.match_method], "exactly one of them set with method.allocation=matched")
+        if m.match_method:
+            from .pruning import ALLOCATIONS
+            from .pruning.allocation import method_option, method_options
+
+            _check(m.match_method in method_options(), "method.match_method", m.match_method,
+                   "a method config name: one of " + ", ".join(method_options()))
+            if m.match_allocation is not None:
+                choices = [a for a in ALLOCATIONS.names() if a != "matched"]
+                _check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
+                       "null (the matched method's own allocation) or one of " + ", ".join(choices))
+            other = method_option(m.match_method)
+            _check(other.allocation != "matched", "method.match_method", m.match_method,
+                   "a method whose own allocation is not matched")
+    else:
+        for key in ("match_masks", "match_method"):
+            _check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
+    bernoulli = m.get("sampling", "exact") == "bernoulli" and m.score == "random"
+    if structure != "unstructured":
+        _check(not bernoulli, "method.sampling", "bernoulli",
+               f"exact with method.structure={structure} (Bernoulli sampling picks single weights)")
+        _check(not m.shuffle, "method.shuffle", True,
+               f"false with method.structure={structure} (shuffling single positions would break the structure)")
+    if m.invert:
+        _check(not bernoulli, "method.invert", True, "false with method.sampling=bernoulli (inverting i.i.d. "
+               "uniform scores changes nothing)")
+    if structure == "nm":
+        _positive_int(cfg, "method.nm_n")
+        _positive_int(cfg, "method.nm_m")
+        _check(m.nm_n <= m.nm_m, "method.nm_n", m.nm_n, f"an integer in [1, method.nm_m={m.nm_m}]")
+        _check(m.allocation == "layerwise", "method.allocation", m.allocation,
+               "layerwise with method.structure=nm (every layer keeps exactly N/M)")
+        want = 1 - m.nm_n / m.nm_m
+        _check(abs(cfg.sparsity - want) < 1e-9, "sparsity", cfg.sparsity,
+               f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)")
+    single_event = m.get("rounds", 1) == 1 and cfg.schedule.get("rounds", 1) == 1 and "frequency" not in cfg.schedule
+    fixed = ("method.allocation", m.allocation) if m.allocation == "explicit" else (
+        ("method.match_masks", m.match_masks) if m.allocation == "matched" and m.match_masks else (
+            ("method.structure", "nm") if structure == "nm" else None))
+    if fixed is not None:
+        _check(single_event, fixed[0], fixed[1],
+               "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
+               "the final per-layer densities, which intermediate sparsities cannot have")
+    if structure == "channel":
+        _check(m.allocation == "layerwise", "method.allocation", m.allocation,
+               "layerwise with method.structure=channel (every hidden layer keeps the same fraction of units)")
+    if structure == "block":
+        shape = list(m.block_shape)
+        _check(len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape), "method.block_shape",
+               shape, "two positive integers [rows, cols]")
+
+
+def _validate_schedule(cfg: DictConfig) -> None:
+    s = cfg.schedule
+    _positive_int(cfg, "schedule.rounds")
+    _choice(cfg, "schedule.score_weights", {"trained", "init"})
+    _choice(cfg, "schedule.restart_from", {"trained", "init", "rewind", "reinit"})
+    _choice(cfg, "schedule.retrain", {"finetune", "train"})
+    _positive_int(cfg, "schedule.rewind_epoch", minimum=0)
+    if s.restart_from == "rewind":
+        _check(s.rewind_epoch <= cfg.train.epochs, "schedule.rewind_epoch", s.rewind_epoch,
+               f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}")
+    if s.lr_rewind:
+        _check(s.restart_from == "rewind" and s.retrain == "train", "schedule.lr_rewind", True,
+               "true only with schedule.restart_from=rewind and schedule.retrain=train")
+    if s.score_weights == "init":
+        _check(s.rounds == 1, "schedule.rounds", s.rounds,
+               "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
+               "for iterative scoring such as SynFlow)")
+    if "frequency" in s:
+        _positive_int(cfg, "schedule.start_step", minimum=0)
+        _positive_int(cfg, "schedule.frequency")
+        _check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+               "schedule.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        _fraction(cfg, "schedule.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
+        _check(_finite(s.power) and s.power > 0, "schedule.power", s.power, "a positive number (3 = cubic)")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from .models import MODELS
@@ -319,6 +514,7 @@ def validate(cfg: DictConfig) -> None:
     if "sampling" in cfg.method:
         _choice(cfg, "method.sampling", {"exact", "bernoulli"})
     SCHEDULES.get(cfg.schedule.name)
+    _validate_schedule(cfg)
     _validate_training(cfg, "train")
     _validate_training(cfg, "finetune")
     splits = list(cfg.metrics.splits)

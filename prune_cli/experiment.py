@@ -1,7 +1,10 @@
-"""The data flow of one run: data -> model -> schedule (train / prune / record) -> CSVs."""
+"""The data flow of one run: data -> model -> schedule plan (dense / prune / restart / train /
+record steps) -> CSVs, with a checkpoint after every step and every epoch so that a killed run
+started again continues where it stopped and writes each row exactly once."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -16,14 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import results
 from .data import DATASETS, build_splits
+from .dense_cache import DenseCache
 from .metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
 from .models import build_model
 from .pruning import ScoreContext, prune, select_prunable
 from .pruning.masks import Masks, apply_masks, atomic_torch_save, count, save_masks
-from .schedules import SCHEDULES
-from .training import evaluate, train
+from .schedules import SCHEDULES, Step, gradual_sparsity
+from .training import TrainProgress, evaluate, train
 
 log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+SAVED_PHASES = ("dense", "pruned", "finetuned")  # phases whose model weights are kept as files
 
 
 def resolve_device(name: str) -> torch.device:
@@ -38,8 +45,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for one purpose, independent of the others drawn from the same run seed."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
+
+
+def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 class Experiment:
-    """Holds the run's state; schedules call train / prune / record in the order they need."""
+    """Holds the run's state; `run_plan` executes the schedule's steps with checkpoints."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path):
         self.cfg, self.run_dir = cfg, Path(run_dir)
@@ -49,40 +65,178 @@ class Experiment:
         raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
+        self.init_state = _cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        # Batch order and random scores get their own stream: a generator seeded like the global RNG
+        # would replay the draws that initialised the weights (random masks would track weight signs).
+        self.generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "run-generator"))
         self.masks: Masks = {}
         self.history: list[dict] = []
         self.tables: dict[str, list[dict]] = {name: [] for name in results.TABLES}
         self.dense_values: dict[tuple, float] = {}
         self.dense_per_class: dict[tuple, tuple[float, float]] = {}
         self.dense_state: dict[str, torch.Tensor] = {}
+        self.rewind_states: dict[int, dict[str, torch.Tensor]] = {}
+        self.rounds_done = 0
         self.context = {
             "run_id": results.run_id(cfg), "config_hash": results.config_hash(cfg), "name": cfg.name,
             "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "method": cfg.method.name,
             "score": cfg.method.score, "allocation": cfg.method.allocation, "structure": cfg.method.structure,
-            "schedule": cfg.schedule.name, "target_sparsity": cfg.sparsity,
+            "schedule": cfg.schedule.name, "target_sparsity": cfg.sparsity, "dense_cache": "off",
         }
         self.provenance = results.provenance(self.device)
+        self.step_index = 0
+        self.progress: Optional[TrainProgress] = None  # set while resuming a half-finished training step
         log.info("run %s: %d train / %d val / %d test examples, %s on %s", self.context["run_id"],
                  len(self.data.train_y), len(self.data.val_y), len(self.data.test_y), cfg.model.name, self.device)
 
-    # -- steps a schedule composes -------------------------------------------------------
+    # -- the plan and its checkpoints ------------------------------------------------------
 
-    def train(self, phase: str, train_cfg: DictConfig) -> None:
+    def run_plan(self, plan: list[Step]) -> None:
+        if (self.run_dir / STATE_FILE).exists():
+            self._load_checkpoint()
+            log.info("resuming run %s at step %d of %d (%s)", self.context["run_id"], self.step_index + 1,
+                     len(plan), plan[min(self.step_index, len(plan) - 1)].kind)
+        while self.step_index < len(plan):
+            step = plan[self.step_index]
+            getattr(self, f"_step_{step.kind}")(*step.args)
+            self.step_index += 1
+            self.progress = None
+            self._save_checkpoint()
+
+    def _save_checkpoint(self, progress: Optional[TrainProgress] = None) -> None:
+        state = {
+            "step_index": self.step_index, "model": _cpu_state(self.model),
+            "masks": {k: v.cpu() for k, v in self.masks.items()}, "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "init_state": self.init_state, "dense_state": self.dense_state,
+            "rewind_states": {str(k): v for k, v in self.rewind_states.items()},
+            "json": json.dumps({
+                "tables": self.tables, "history": self.history, "rounds_done": self.rounds_done,
+                "dense_values": [[list(k), v] for k, v in self.dense_values.items()],
+                "dense_per_class": [[list(k), list(v)] for k, v in self.dense_per_class.items()],
+                "context": self.context, "provenance": self.provenance,
+                "progress_epoch": progress.epoch if progress else None,
+            }),
+        }
+        if progress is not None:
+            state["progress"] = {"optimizer": progress.optimizer, "scheduler": progress.scheduler,
+                                 "generator": progress.generator}
+        atomic_torch_save(state, self.run_dir / STATE_FILE)
+
+    def _load_checkpoint(self) -> None:
+        state = torch.load(self.run_dir / STATE_FILE, map_location="cpu", weights_only=True)
+        extra = json.loads(state["json"])
+        self.step_index = state["step_index"]
+        self.model.load_state_dict(state["model"])
+        self.masks = {k: v.bool() for k, v in state["masks"].items()}
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.init_state, self.dense_state = state["init_state"], state["dense_state"]
+        self.rewind_states = {int(k): v for k, v in state["rewind_states"].items()}
+        self.tables, self.history = extra["tables"], extra["history"]
+        self.rounds_done = extra["rounds_done"]
+        self.dense_values = {tuple(k): v for k, v in extra["dense_values"]}
+        self.dense_per_class = {tuple(k): tuple(v) for k, v in extra["dense_per_class"]}
+        self.context, self.provenance = extra["context"], extra["provenance"]
+        if "progress" in state:
+            p = state["progress"]
+            self.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["scheduler"], p["generator"])
+
+    def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None,
+               keep_epochs: tuple[int, ...] = ()) -> None:
+        """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding."""
         start = time.perf_counter()
-        self.history += train(self.model, self.data, train_cfg, self.generator, phase, self.masks or None)
-        log.info("%s: trained %d epochs in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
 
-    def prune(self, sparsity: float, masks: Optional[Masks] = None) -> Masks:
+        def checkpoint(row: dict, progress: TrainProgress) -> None:
+            self.history.append(row)
+            if progress.epoch in keep_epochs:
+                self.rewind_states[progress.epoch] = _cpu_state(self.model)
+            self._save_checkpoint(progress)
+
+        train(self.model, self.data, train_cfg, self.generator, phase, self.masks or None,
+              start_epoch=start_epoch, resume=self.progress, on_epoch_end=checkpoint, on_step=on_step)
+        self.progress = None
+        log.info("%s: trained to epoch %d in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
+
+    # -- steps a schedule composes ---------------------------------------------------------
+
+    def _step_dense(self) -> None:
+        """The trained dense model: from the dense cache when an identical one exists, else trained."""
+        schedule = self.cfg.schedule
+        keep = (schedule.rewind_epoch,) if schedule.restart_from == "rewind" and schedule.rewind_epoch > 0 else ()
+        cache = DenseCache.for_config(self.cfg, self.data) if self.cfg.dense_cache.enabled else None
+        if cache is None:
+            self._train("dense", self.cfg.train, keep_epochs=keep)
+        else:
+            with cache.lock():
+                entry = cache.load(keep)
+                if entry is not None:
+                    self.init_state, dense, self.rewind_states, history = entry
+                    self.model.load_state_dict(dense)
+                    self.history += history
+                    self.context["dense_cache"] = "hit"
+                    log.info("dense model loaded from the cache (%s): no training needed", cache.path)
+                else:
+                    self._train("dense", self.cfg.train, keep_epochs=keep)
+                    cache.store(self.init_state, _cpu_state(self.model), self.rewind_states,
+                                [r for r in self.history if r["phase"] == "dense"])
+                    self.context["dense_cache"] = "miss"
+                    log.info("dense model trained and stored in the cache (%s)", cache.path)
+        self.dense_state = _cpu_state(self.model)
+        # Training the dense model consumed the generator, loading it from the cache did not: restart
+        # the stream here so that everything after the dense phase is identical on hit and miss.
+        self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
+
+    def _step_prune(self, sparsity: float) -> None:
         ctx = ScoreContext(method=self.cfg.method, generator=self.generator, data=self.data,
-                           device=self.device, masks=masks)
+                           device=self.device, masks=self.masks or None)
         self.masks = prune(self.model, sparsity, ctx)
         apply_masks(self.model, self.masks)
+        self.rounds_done += 1
         kept, total = count(self.masks)
         log.info("pruned to sparsity %.4f (target %.4f) over %d prunable weights", 1 - kept / total, sparsity, total)
         save_masks(self.masks, self.run_dir / "masks.pt")
-        return self.masks
+
+    def _step_restart(self, source: str) -> None:
+        """Set the weights training restarts from; pruned weights stay zero."""
+        if source == "init" or (source == "rewind" and self.cfg.schedule.rewind_epoch == 0):
+            self.model.load_state_dict(self.init_state)
+        elif source == "rewind":
+            self.model.load_state_dict(self.rewind_states[self.cfg.schedule.rewind_epoch])
+        elif source == "reinit":
+            torch.manual_seed(derived_seed(self.cfg.seed, f"reinit-{self.rounds_done}"))
+            fresh = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes)
+            self.model.load_state_dict(fresh.state_dict())
+        if self.masks:
+            apply_masks(self.model, self.masks)
+
+    def _step_train(self, which: str) -> None:
+        schedule = self.cfg.schedule
+        train_cfg = self.cfg.train if which == "train" else self.cfg.finetune
+        start_epoch = 0
+        if which == "train" and schedule.restart_from == "rewind" and schedule.lr_rewind:
+            start_epoch = schedule.rewind_epoch
+        self._train("finetuned" if which == "finetune" else f"retrain_{self.rounds_done}", train_cfg, start_epoch)
+
+    def _step_gradual(self) -> None:
+        """Train with the sparsity raised along the polynomial curve at every pruning event."""
+        schedule = self.cfg.schedule
+        steps_per_epoch = -(-len(self.data.train_y) // self.cfg.train.batch_size)
+        targets = gradual_sparsity(schedule, self.cfg.sparsity, self.cfg.train.epochs * steps_per_epoch)
+
+        def on_step(step: int) -> Optional[Masks]:
+            if step not in targets:
+                return None
+            self._step_prune(targets[step])
+            self.record(f"step_{step}")
+            return self.masks
+
+        self._train("gradual", self.cfg.train, on_step=on_step)
+
+    def _step_record(self, phase: str) -> None:
+        self.record(phase)
+
+    # -- metrics and rows --------------------------------------------------------------------
 
     def record(self, phase: str) -> None:
         """Evaluate the current model and add its rows; the dense phase sets the baseline values."""
@@ -103,7 +257,6 @@ class Experiment:
                 for table, rows in out.tables.items():
                     self._add(table, phase, rows)
         if phase == "dense":
-            self.dense_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.dense_values = {(r["split"], r["metric"]): r["value"] for r in scalars}
             self.dense_per_class = {(r["split"], r["class"]): (r["recall"], r["precision"]) for r in per_class}
         for r in scalars:
@@ -113,15 +266,13 @@ class Experiment:
         self._add("metrics.csv", phase, scalars)
         self._add("per_class.csv", phase, per_class if self.cfg.metrics.per_class else [])
         self._add("layers.csv", phase, layers if self.cfg.metrics.layers else [])
-        atomic_torch_save({k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-                          self.run_dir / f"model_{phase}.pt")
+        if phase in SAVED_PHASES:
+            atomic_torch_save(_cpu_state(self.model), self.run_dir / f"model_{phase}.pt")
         self._write_run_files()
         summary = {r["metric"]: r["value"] for r in scalars if r["split"] in ("test", "model")}
         log.info("%s: test accuracy %.4f, sparsity %.4f (prunable) / %.4f (all), compression %.2fx", phase,
                  summary.get("accuracy", float("nan")), summary["sparsity_prunable"], summary["sparsity_total"],
                  summary["compression_ratio"])
-
-    # -- output ------------------------------------------------------------------------
 
     def dense_model(self) -> torch.nn.Module:
         """A copy of the model with the trained dense weights (the reference for comparisons)."""
@@ -144,7 +295,7 @@ class Experiment:
 
 
 def run(cfg: DictConfig, run_dir: Path) -> Path:
-    """Run one experiment into run_dir; a completed run is not repeated."""
+    """Run one experiment into run_dir: resume it if it was interrupted, skip it if it is complete."""
     run_dir = Path(run_dir)
     if (run_dir / "COMPLETE").exists():
         log.info("run %s is already complete; its results are in %s (nothing to do)", results.run_id(cfg), run_dir)
@@ -154,9 +305,11 @@ def run(cfg: DictConfig, run_dir: Path) -> Path:
     exp = Experiment(cfg, run_dir)
     results.atomic_write_text(run_dir / "provenance.json",
                               json.dumps(results.environment_record(exp.device), indent=2))
-    SCHEDULES.get(cfg.schedule.name)(exp)
-    if cfg.shared_results:
-        results.append_shared(Path(cfg.results_dir), exp.frames())
+    exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
+    exp._write_run_files()
+    if cfg.shared_results and not (run_dir / "SHARED_APPENDED").exists():
+        results.append_shared(Path(cfg.results_dir), exp.frames(), marker=run_dir / "SHARED_APPENDED")
     results.atomic_write_text(run_dir / "COMPLETE", results.run_id(cfg) + "\n")
+    (run_dir / STATE_FILE).unlink(missing_ok=True)
     log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
     return run_dir

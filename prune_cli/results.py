@@ -24,12 +24,12 @@ from omegaconf import DictConfig, OmegaConf
 import prune_cli
 
 # Keys that do not change what a run computes, so they do not change its hash or directory.
-HASH_EXCLUDED = ("hydra", "results_dir", "shared_results")
+HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast")
 
 # Columns every row carries, in order.
 CONTEXT_COLUMNS = [
     "run_id", "config_hash", "name", "seed", "dataset", "model", "method", "score", "allocation",
-    "structure", "schedule", "target_sparsity",
+    "structure", "schedule", "target_sparsity", "dense_cache",
 ]
 PROVENANCE_COLUMNS = ["git_sha", "git_dirty", "prune_cli_version", "torch_version", "device", "timestamp"]
 
@@ -66,7 +66,7 @@ def config_hash(cfg: DictConfig) -> str:
 
 def run_id(cfg: DictConfig) -> str:
     """Readable and deterministic: the same command always maps to the same run directory."""
-    return f"{cfg.name}-{cfg.method.name}-s{cfg.sparsity:g}-seed{cfg.seed}-{config_hash(cfg)[:8]}"
+    return f"{cfg.name}-{cfg.method.name}-{cfg.schedule.name}-s{cfg.sparsity:g}-seed{cfg.seed}-{config_hash(cfg)[:8]}"
 
 
 def _git(*args: str) -> str | None:
@@ -120,8 +120,9 @@ def atomic_write_csv(df: pd.DataFrame, path: Path) -> None:
     atomic_write_text(path, df.to_csv(index=False))
 
 
-def append_shared(results_dir: Path, frames: dict[str, pd.DataFrame]) -> None:
-    """Append each run table to its shared CSV under one lock, header written once.
+def append_shared(results_dir: Path, frames: dict[str, pd.DataFrame], marker: Path | None = None) -> None:
+    """Append each run table to its shared CSV under one lock, header written once; `marker` is
+    created inside the lock, so a restarted run can tell that its rows are already there.
 
     A shared file whose header differs from the current schema is never mixed: that is an error
     that says how to rebuild it from the per-run files."""
@@ -143,6 +144,8 @@ def append_shared(results_dir: Path, frames: dict[str, pd.DataFrame]) -> None:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
+        if marker is not None:
+            atomic_write_text(marker, "")
 
 
 def rebuild_shared(results_dir: Path) -> None:

@@ -1,23 +1,80 @@
-"""Schedules decide WHEN to prune; a schedule drives an Experiment through its phases."""
+"""Schedules decide WHEN to prune. A schedule turns the config into a plan: a list of steps
+(dense, prune, restart, train, gradual, record) that the Experiment executes with a checkpoint
+after each one.
+
+Three settings make one-shot pruning, pruning at initialisation, iterative pruning and lottery
+tickets with rewinding the same code path: which weights are scored (`score_weights`), which
+weights training restarts from (`restart_from`, `rewind_epoch`), and where the LR schedule
+resumes (`retrain`, `lr_rewind`).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import Callable
+
+from omegaconf import DictConfig
 
 from .registry import Registry
 
-if TYPE_CHECKING:
-    from .experiment import Experiment
-
-SCHEDULES: Registry[Callable[["Experiment"], None]] = Registry("schedule", "schedule.name")
+SCHEDULES: Registry[Callable[[DictConfig], list["Step"]]] = Registry("schedule", "schedule.name")
 
 
-@SCHEDULES.register("oneshot")
-def oneshot(exp: "Experiment") -> None:
-    """Train dense -> prune once to the target sparsity -> fine-tune with the mask fixed."""
-    exp.train("dense", exp.cfg.train)
-    exp.record("dense")
-    exp.prune(exp.cfg.sparsity)
-    exp.record("pruned")
-    exp.train("finetuned", exp.cfg.finetune)
-    exp.record("finetuned")
+@dataclass(frozen=True)
+class Step:
+    kind: str  # dense | prune | restart | train | gradual | record
+    args: tuple = ()
+
+
+def round_density(final_density: float, round_index: int, rounds: int) -> float:
+    """Geometric schedule: every round removes the same fraction of the remaining weights."""
+    return final_density ** (round_index / rounds)
+
+
+def prune_and_retrain_plan(cfg: DictConfig) -> list[Step]:
+    """dense -> k x (prune [scored on trained or init weights] -> restart -> retrain) with rows
+    after every round. The last round's rows are labelled `pruned` and `finetuned`; earlier
+    rounds are `round_1`, `round_2`, ..."""
+    schedule = cfg.schedule
+    plan = [Step("dense"), Step("record", ("dense",))]
+    for r in range(1, schedule.rounds + 1):
+        last = r == schedule.rounds
+        if schedule.score_weights == "init":
+            plan.append(Step("restart", ("init",)))
+        plan.append(Step("prune", (1.0 - round_density(1.0 - cfg.sparsity, r, schedule.rounds),)))
+        if last:
+            plan.append(Step("record", ("pruned",)))
+        plan += [Step("restart", (schedule.restart_from,)), Step("train", (schedule.retrain,)),
+                 Step("record", ("finetuned" if last else f"round_{r}",))]
+    return plan
+
+
+for _name in ("oneshot", "iterative", "at_init", "lottery_ticket", "post_prune_reinit"):
+    SCHEDULES.register(_name)(prune_and_retrain_plan)
+
+
+@SCHEDULES.register("gradual")
+def gradual_plan(cfg: DictConfig) -> list[Step]:
+    """dense (the baseline) -> restart -> training with pruning events -> final rows."""
+    return [Step("dense"), Step("record", ("dense",)), Step("restart", (cfg.schedule.restart_from,)),
+            Step("gradual"), Step("record", ("finetuned",))]
+
+
+def gradual_sparsity(schedule: DictConfig, final: float, total_steps: int) -> dict[int, float]:
+    """Pruning events {optimizer step: sparsity} of Zhu & Gupta (2017):
+    s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (t_end - t0))^power at t = t0, t0 + f, ..., t_end
+    (power 3 is their cubic curve). `end_step` -1 means the last step of training."""
+    from .errors import ConfigError
+
+    t0, f = schedule.start_step, schedule.frequency
+    t_end = total_steps - 1 if schedule.end_step < 0 else schedule.end_step
+    if not 0 <= t0 <= t_end < total_steps:
+        raise ConfigError("schedule.end_step", schedule.end_step,
+                          f"a step in [schedule.start_step={t0}, {total_steps - 1}] (training has "
+                          f"{total_steps} optimizer steps), or -1 for the last step")
+    s_i = schedule.initial_sparsity
+    events = list(range(t0, t_end + 1, f))
+    if events[-1] != t_end:
+        events.append(t_end)
+    span = max(t_end - t0, 1)
+    return {t: final + (s_i - final) * (1 - (t - t0) / span) ** schedule.power for t in events}

@@ -46,10 +46,6 @@ def lr_factor(cfg: DictConfig, epoch: float) -> float:
     return 1.0
 
 
-def make_scheduler(optimizer, cfg: DictConfig, steps_per_epoch: int):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
-
-
 @dataclass
 class Evaluation:
     predictions: torch.Tensor  # (N,) predicted class, on CPU
@@ -88,23 +84,57 @@ def show_progress() -> bool:
     return sys.stderr.isatty()
 
 
+@dataclass
+class TrainProgress:
+    """What a checkpoint needs to continue a training phase exactly where it stopped."""
+
+    epoch: int  # epochs completed
+    optimizer: dict
+    scheduler: dict
+    generator: torch.Tensor  # batch-order RNG state
+
+
 def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Generator, phase: str,
-          masks: Optional[Masks] = None, on_epoch_end: Optional[Callable[[dict], None]] = None) -> list[dict]:
-    """Train for cfg.epochs; returns one history row per epoch. Masks stay enforced throughout."""
+          masks: Optional[Masks] = None, *, start_epoch: int = 0, resume: Optional[TrainProgress] = None,
+          on_epoch_end: Optional[Callable[[dict, TrainProgress], None]] = None,
+          on_step: Optional[Callable[[int], Optional[Masks]]] = None) -> list[dict]:
+    """Train from epoch `start_epoch` (or a checkpoint) to cfg.epochs; one history row per epoch.
+
+    Masks stay enforced throughout. `start_epoch` > 0 resumes the LR schedule there (LR rewinding).
+    `on_step(global_step)` may return new masks (gradual pruning); `on_epoch_end` receives what a
+    checkpoint needs."""
     model.train()
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train_y) / cfg.batch_size)
-    scheduler = make_scheduler(optimizer, cfg, steps_per_epoch)
+    offset = start_epoch * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg, (step + offset) / steps_per_epoch))
+    first_epoch = start_epoch
+    if resume is not None:
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        gen.set_state(resume.generator)
+        first_epoch = resume.epoch
     enforce = MaskEnforcer(model, masks, optimizer) if masks else None
     if enforce:
         enforce()
     loss_fn = nn.CrossEntropyLoss()
+    l1 = cfg.get("l1", 0.0)  # L1 on the prunable layers' weights (fundamental-limit paper's LOMP training)
+    l1_weights = [m.weight for _, m in model.prunable_layers()] if l1 else []
     history = []
-    epochs = tqdm(range(cfg.epochs), desc=phase, disable=not show_progress(), leave=False)
+    step = first_epoch * steps_per_epoch
+    epochs = tqdm(range(first_epoch, cfg.epochs), desc=phase, disable=not show_progress(), leave=False)
     for epoch in epochs:
         loss_sum = torch.zeros((), device=data.train_x.device)
         for xb, yb in iterate_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
+            if on_step is not None:
+                new_masks = on_step(step)
+                if new_masks is not None:
+                    enforce = MaskEnforcer(model, new_masks, optimizer)
+                    enforce()
             loss = loss_fn(model(xb), yb)
+            if l1_weights:
+                loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -112,6 +142,7 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
             if enforce:
                 enforce()
             loss_sum += loss.detach() * len(yb)
+            step += 1
         train_loss = float(loss_sum) / len(data.train_y)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
@@ -125,8 +156,9 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
             row.update(val_loss=val.loss, val_accuracy=float((val.predictions == val.targets).float().mean()))
         history.append(row)
         epochs.set_postfix({k: round(v, 4) for k, v in row.items() if k not in ("phase", "epoch")})
-        log.info("%s epoch %d/%d: %s", phase, epoch + 1, cfg.epochs,
-                 ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("phase", "epoch")))
+        log.log(logging.DEBUG if show_progress() else logging.INFO, "%s epoch %d/%d: %s", phase, epoch + 1,
+                cfg.epochs, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("phase", "epoch")))
         if on_epoch_end:
-            on_epoch_end(row)
+            on_epoch_end(row, TrainProgress(epoch + 1, optimizer.state_dict(), scheduler.state_dict(),
+                                            gen.get_state()))
     return history

@@ -24,7 +24,7 @@ FAST = ["dataset=synthetic", "dataset.samples_per_class=60", "dataset.test_sampl
 def run_cli(args: list[str], results_dir: Path, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `prune-run` in a subprocess (the real console entry point) with results in results_dir."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    cmd = [sys.executable, "-m", "prune_cli.cli", f"results_dir={results_dir}", *args]
+    cmd = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results_dir}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=results_dir.parent)
     if check and proc.returncode != 0:
         raise AssertionError(f"prune-run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -47,3 +47,17 @@ def method_cfg():
         return OmegaConf.create({**base, **overrides})
 
     return make
+
+
+def compose(overrides: list[str], results_dir: Path):
+    """The composed, validated config prune-run would use (in-process, no subprocess)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (registers schemas and the run_id resolver)
+    from prune_cli.config import validate
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=[*overrides, f"results_dir={results_dir}"])
+    validate(cfg)
+    return cfg

@@ -9,7 +9,7 @@ from .base import PrunableNet
 
 MODELS: Registry = Registry("model", "model.name")
 
-from . import cnn, mlp, resnet, vgg  # noqa: E402,F401  (register the families)
+from . import cnn, mlp, ntk_mlp, resnet, vgg  # noqa: E402,F401  (register the families)
 
 
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> PrunableNet:

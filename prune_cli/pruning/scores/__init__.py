@@ -27,3 +27,9 @@ def register_score(*names: str, selection: Callable[[DictConfig], str] = exact_s
         return fn
 
     return decorator
+
+
+# Register the scores that live in their own modules (each declares its config schema too).
+from . import (  # noqa: E402,F401
+    gp, grasp, greedy_forward, lookahead, mp_global_normalize, snip, synflow, undecayed,
+)

@@ -1,0 +1,44 @@
+"""MNIST-1D (Greydanus 2020), generated procedurally by the mnist1d package and cached on disk."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from . import DATASETS
+from .splits import RawData
+
+log = logging.getLogger(__name__)
+
+
+def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.seed = num_samples, data_seed
+    data = make_dataset(args)
+    return {k: data[k] for k in ("x", "y", "x_test", "y_test")}
+
+
+@DATASETS.register("mnist1d")
+def load_mnist1d(cfg: DictConfig) -> RawData:
+    cache = Path(os.path.expanduser(cfg.cache_dir)) / f"mnist1d_n{cfg.num_samples}_seed{cfg.data_seed}.npz"
+    if cache.exists():
+        arrays = dict(np.load(cache))
+    else:
+        log.info("generating MNIST-1D (%d samples); caching it at %s", cfg.num_samples, cache)
+        arrays = _generate(cfg.num_samples, cfg.data_seed)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, cache)
+    return RawData(
+        train_x=torch.from_numpy(arrays["x"]).float(), train_y=torch.from_numpy(arrays["y"]).long(),
+        test_x=torch.from_numpy(arrays["x_test"]).float(), test_y=torch.from_numpy(arrays["y_test"]).long(),
+        num_classes=10,
+    )

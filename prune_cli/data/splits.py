@@ -1,0 +1,103 @@
+"""Turn a source's raw train/test tensors into seeded train/val/test splits on the device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+from ..errors import ConfigError
+
+
+@dataclass
+class RawData:
+    """What a source returns: CPU tensors, inputs already scaled to floats."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    image: bool = False  # (C, H, W) inputs that random crop + flip make sense for
+
+
+@dataclass
+class DataSplits:
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    augment: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+
+
+def longtail_counts(available: list[int], ratio: float) -> list[int]:
+    """Exponential profile n_c = n_max * ratio^(-c/(C-1)) (Cui et al. 2019), capped by what exists."""
+    n_max, classes = max(available), len(available)
+    counts = []
+    for c, have in enumerate(available):
+        wanted = n_max * ratio ** (-c / (classes - 1)) if classes > 1 else n_max
+        counts.append(max(1, min(have, int(wanted))))
+    return counts
+
+
+def _per_class_indices(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(len(y), generator=gen)
+    shuffled = y[order]
+    return [order[shuffled == c] for c in range(num_classes)]
+
+
+def _take_counts(y, num_classes, counts, gen) -> torch.Tensor:
+    """Seeded subset with exactly counts[c] examples of class c (raises if more than exist)."""
+    per_class = _per_class_indices(y, num_classes, gen)
+    for c, (have, want) in enumerate(zip((len(i) for i in per_class), counts)):
+        if want > have:
+            raise ConfigError("dataset.class_counts", counts,
+                              f"at most {have} examples for class {c} (the training split's size)")
+    return torch.cat([idx[:n] for idx, n in zip(per_class, counts)])
+
+
+def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device) -> DataSplits:
+    """Imbalance, subsetting and a stratified, seeded validation split, then move to the device."""
+    gen = torch.Generator().manual_seed(seed)
+    x, y, k = raw.train_x, raw.train_y, raw.num_classes
+    if cfg.imbalance != "none":
+        available = torch.bincount(y, minlength=k).tolist()
+        if cfg.imbalance == "longtail":
+            counts = longtail_counts(available, cfg.longtail_ratio)
+        else:
+            counts = list(cfg.class_counts)
+            if len(counts) != k:
+                raise ConfigError("dataset.class_counts", counts, f"a list of exactly {k} counts (one per class)")
+        keep = _take_counts(y, k, counts, gen)
+        x, y = x[keep], y[keep]
+    if cfg.max_train_samples is not None and cfg.max_train_samples < len(y):
+        keep = torch.randperm(len(y), generator=gen)[: cfg.max_train_samples]
+        x, y = x[keep], y[keep]
+    val_parts, train_parts = [], []
+    for idx in _per_class_indices(y, k, gen):
+        n_val = int(round(cfg.val_fraction * len(idx)))
+        val_parts.append(idx[:n_val])
+        train_parts.append(idx[n_val:])
+    val_idx, train_idx = torch.cat(val_parts), torch.cat(train_parts)
+    train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)]
+
+    def put(t: torch.Tensor) -> torch.Tensor:
+        return t.to(device)
+
+    return DataSplits(
+        train_x=put(x[train_idx]), train_y=put(y[train_idx]),
+        val_x=put(x[val_idx]), val_y=put(y[val_idx]),
+        test_x=put(raw.test_x), test_y=put(raw.test_y),
+        num_classes=k, augment=bool(cfg.augment) and raw.image,
+    )

@@ -1,0 +1,64 @@
+"""`metrics.hessian`: top eigenvalues (Lanczos), trace (Hutchinson, SLQ) and spectral density (SLQ)
+of the training-loss Hessian of the current model, over `samples` seeded training examples.
+
+Rows (metrics.csv, split=train): hessian_dim (free coordinates D), hessian_top_eig_<i>,
+hessian_trace_hutchinson (+ _se), hessian_trace_slq, hessian_trace_abs_slq, hessian_lanczos_iter.
+Tables: hessian_density.csv (grid, density: Gaussian-smoothed SLQ density, integrates to 1) and
+hessian_slq_nodes.csv (probe, eigenvalue, weight: the raw quadrature).
+Cost: lanczos_num x min(lanczos_iter, D) + hutchinson_probes HVPs over `samples` examples; memory
+lanczos_iter x D floats plus, with hvp=reuse_graph, the gradient graphs of all samples.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
+from ..config import validator
+from ..errors import ConfigError
+from . import MetricResult, register_metric
+
+
+@register_metric("hessian")
+def hessian_metric(exp, phase: str, node: DictConfig) -> MetricResult:
+    x, y = training_subset(exp.data.train_x, exp.data.train_y, node.samples, node.seed)
+    was_training = exp.model.training
+    op = HessianOperator(exp.model, x, y, node.batch_size, masks=exp.masks or None, hvp=node.hvp)
+    spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes,
+                    torch.Generator().manual_seed(node.seed))
+    del op
+    exp.model.train(was_training)
+    values = {"hessian_dim": spec.dim, "hessian_lanczos_iter": min(node.lanczos_iter, spec.dim),
+              "hessian_samples": len(y)}
+    for i, ev in enumerate(spec.top_eigenvalues(node.top_k), start=1):
+        values[f"hessian_top_eig_{i}"] = ev
+    values.update(hessian_trace_hutchinson=spec.trace_hutchinson, hessian_trace_hutchinson_se=spec.trace_hutchinson_se,
+                  hessian_trace_slq=spec.quadrature(lambda t: t) * spec.dim,
+                  hessian_trace_abs_slq=spec.quadrature(torch.abs) * spec.dim)
+    grid, density = spec.density(node.density_points, node.density_bandwidth)
+    nodes = [{"probe": p, "eigenvalue": float(t), "weight": float(w)}
+             for p, (ts, ws) in enumerate(zip(spec.nodes, spec.weights)) for t, w in zip(ts, ws)]
+    return MetricResult(
+        scalars=[{"split": "train", "metric": k, "value": float(v)} for k, v in values.items()],
+        tables={"hessian_density.csv": [{"grid": float(g), "density": float(d)} for g, d in zip(grid, density)],
+                "hessian_slq_nodes.csv": nodes})
+
+
+def check_positive_ints(node: DictConfig, prefix: str, keys: dict[str, int]) -> None:
+    for key, minimum in keys.items():
+        value = node[key]
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+            raise ConfigError(f"{prefix}.{key}", value, f"an integer >= {minimum}")
+
+
+@validator
+def _check_hessian(cfg: DictConfig) -> None:
+    node = cfg.metrics.hessian
+    check_positive_ints(node, "metrics.hessian", {"samples": 1, "batch_size": 1, "lanczos_iter": 1, "lanczos_num": 1,
+                                                  "hutchinson_probes": 1, "top_k": 1, "density_points": 2,
+                                                  "seed": 0})
+    if node.hvp not in HVP_MODES:
+        raise ConfigError("metrics.hessian.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
+    if not (node.density_bandwidth > 0):
+        raise ConfigError("metrics.hessian.density_bandwidth", node.density_bandwidth, "a number > 0")

@@ -1,0 +1,88 @@
+"""Measured inference latency of the dense and the current model on the run's device.
+
+The honest counterpart of `theoretical_speedup`: masks keep dense storage and dense kernels, so a pruned
+model usually runs no faster (measured_speedup ~ 1). In a pruned/fine-tuned phase the dense and the
+current model are timed alternately in the same process (so drift in clock speed or load affects both
+alike); the dense phase times the dense model only. Each model gets `warmup` untimed passes, then
+`repeats` timed forward passes of one batch of `batch_size` test inputs under torch.no_grad() in eval
+mode (CUDA is synchronised around each pass). Reported: median and 10th/90th percentiles in ms.
+
+Cost: (warmup + repeats) forward passes per model per phase. Numbers depend on the machine and its load;
+they are measurements to report, never thresholds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from ..config import validator
+from ..errors import ConfigError
+from . import MetricResult, register_metric
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def time_models(models: dict[str, nn.Module], x: torch.Tensor, warmup: int, repeats: int) -> dict[str, np.ndarray]:
+    """Seconds per forward pass of each model on x, interleaving the models repeat by repeat."""
+    modes = {name: m.training for name, m in models.items()}
+    for m in models.values():
+        m.eval()
+    times = {name: np.empty(repeats) for name in models}
+    try:
+        for _ in range(warmup):
+            for m in models.values():
+                m(x)
+        _sync(x.device)
+        for r in range(repeats):
+            for name, m in models.items():
+                start = time.perf_counter()
+                m(x)
+                _sync(x.device)
+                times[name][r] = time.perf_counter() - start
+    finally:
+        for name, m in models.items():
+            m.train(modes[name])
+    return times
+
+
+@register_metric("latency")
+def latency(exp, phase: str, node: DictConfig) -> MetricResult:
+    """latency.csv (one row per timed model) and latency_ms / measured_speedup in metrics.csv."""
+    x = exp.data.test_x[:node.batch_size]
+    if len(x) == 0:
+        return MetricResult()
+    models = {"current": exp.model}
+    if phase != "dense" and getattr(exp, "dense_state", None):
+        models = {"dense": exp.dense_model(), "current": exp.model}
+    times = time_models(models, x, node.warmup, node.repeats)
+    rows, median = [], {}
+    for name, t in times.items():
+        ms = t * 1e3
+        median[name] = float(np.median(ms))
+        rows.append({"timed_model": "dense" if phase == "dense" else name, "batch_size": len(x),
+                     "warmup": node.warmup, "repeats": node.repeats, "median_ms": median[name],
+                     "p10_ms": float(np.percentile(ms, 10)), "p90_ms": float(np.percentile(ms, 90)),
+                     "threads": torch.get_num_threads()})
+    scalars = [{"split": "model", "metric": "latency_ms", "value": median["current"]}]
+    if "dense" in median:
+        scalars += [{"split": "model", "metric": "latency_dense_ms", "value": median["dense"]},
+                    {"split": "model", "metric": "measured_speedup", "value": median["dense"] / median["current"]}]
+    return MetricResult(scalars=scalars, tables={"latency.csv": rows})
+
+
+@validator
+def _check_latency(cfg: DictConfig) -> None:
+    node = cfg.metrics.latency
+    for key, minimum in (("batch_size", 1), ("warmup", 0), ("repeats", 1)):
+        value = node[key]
+        if not (isinstance(value, int) and value >= minimum):
+            raise ConfigError(f"metrics.latency.{key}", value, f"an integer >= {minimum}")

@@ -1,0 +1,55 @@
+"""`metrics.ntk`: empirical NTK of the current model vs the dense model on a fixed seeded batch.
+
+Rows (metrics.csv, split = metrics.ntk.split): ntk_rel_dist_dense = ||Theta - Theta_dense||_F /
+||Theta_dense||_F, ntk_mean_ratio = mean(Theta / Theta_dense) elementwise, ntk_trace_ratio =
+tr(Theta) / tr(Theta_dense), ntk_frobenius = ||Theta||_F. The dense phase compares the dense model
+with itself (0, 1, 1). Cost per phase: two Jacobians of N x K x P floats (N = num_inputs, K = 1, or
+the number of logits for output=trace, P = parameters) and two vectorised reverse passes.
+"""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig
+
+from ..analysis.ntk import OUTPUTS, empirical_ntk, kernel_comparison
+from ..config import validator
+from ..errors import ConfigError
+from . import MetricResult, register_metric
+
+
+def fixed_batch(exp, split: str, n: int, seed: int) -> torch.Tensor:
+    """The same n inputs of `split` for every phase (drawn by a generator of its own)."""
+    x, _ = exp.data.split(split)
+    if len(x) == 0:
+        raise ConfigError("metrics.ntk.split", split, "a split with examples (this run's is empty)")
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[idx.to(x.device)]
+
+
+@register_metric("ntk")
+def ntk_metric(exp, phase: str, node: DictConfig) -> MetricResult:
+    num_classes = exp.data.num_classes
+    if node.output == "index" and node.output_index >= num_classes:
+        raise ConfigError("metrics.ntk.output_index", node.output_index,
+                          f"an integer in [0, {num_classes - 1}] (the model has {num_classes} outputs)")
+    x = fixed_batch(exp, node.split, node.num_inputs, node.seed)
+    kwargs = dict(output=node.output, output_index=node.output_index)
+    theta = empirical_ntk(exp.model, x, masks=exp.masks or None, **kwargs)
+    reference = theta if phase == "dense" else empirical_ntk(exp.dense_model(), x, **kwargs)
+    cmp = kernel_comparison(theta, reference)
+    values = {"ntk_rel_dist_dense": cmp["rel_dist"], "ntk_mean_ratio": cmp["mean_ratio"],
+              "ntk_trace_ratio": cmp["trace_ratio"], "ntk_frobenius": float(torch.linalg.matrix_norm(theta))}
+    return MetricResult(scalars=[{"split": node.split, "metric": k, "value": v} for k, v in values.items()])
+
+
+@validator
+def _check_ntk(cfg: DictConfig) -> None:
+    node = cfg.metrics.ntk
+    if node.split not in ("train", "val", "test"):
+        raise ConfigError("metrics.ntk.split", node.split, "one of train, val, test")
+    if node.output not in OUTPUTS:
+        raise ConfigError("metrics.ntk.output", node.output, "one of " + ", ".join(OUTPUTS))
+    for key, minimum in (("num_inputs", 1), ("output_index", 0), ("seed", 0)):
+        if not (isinstance(node[key], int) and node[key] >= minimum):
+            raise ConfigError(f"metrics.ntk.{key}", node[key], f"an integer >= {minimum}")

@@ -1,0 +1,105 @@
+"""NTK-parameterised ReLU MLP with the random-pruning rescale multiplier (methods.md section 2.2).
+
+Each layer stores W ~ N(0, 1) unscaled and computes F.linear(x, M*W) * sigma_w / sqrt(fan_in * q).
+Pruning zeroes weights in place (the project's masks), so M*W is the weight itself. The keep
+probability q is read from the layer's own weight: q = fraction of nonzero entries, i.e. the
+realised density of the mask (q = 1 for a dense layer, 1 - p after Bernoulli(1 - p) random
+pruning). The multiplier therefore follows whatever mask the pruner produced, with no extra state
+to keep in sync, and it scales the parameter gradients too, which is what restores the NTK
+(a value rescale of the surviving weights would restore the forward variance only). With
+rescale=false the multiplier is sigma_w / sqrt(fan_in) and the kernel shrinks by about q^L.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from ..config import ModelConfig, config_schema, validator
+from ..errors import ConfigError
+from . import MODELS
+from .base import PrunableNet
+
+
+@config_schema("model", "ntk_mlp")
+@dataclass
+class NTKMLPConfig(ModelConfig):
+    widths: list[int] = field(default_factory=lambda: [512, 512])  # hidden widths
+    sigma_w: float = math.sqrt(2.0)  # hidden-layer weight multiplier (He); the output layer uses 1
+    sigma_b: float = 0.0  # bias multiplier; 0 = no bias parameters (the theory's setting)
+    rescale: bool = True  # multiply by 1/sqrt(q), q = realised density of each layer's weight
+
+
+class NTKLinear(nn.Linear):
+    """Linear layer in NTK parameterisation whose multiplier includes 1/sqrt(keep probability)."""
+
+    def __init__(self, in_features: int, out_features: int, sigma_w: float = math.sqrt(2.0),
+                 sigma_b: float = 0.0, rescale: bool = True):
+        super().__init__(in_features, out_features, bias=sigma_b > 0)
+        self.sigma_w, self.sigma_b, self.rescale = float(sigma_w), float(sigma_b), bool(rescale)
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight)
+        if self.bias is not None:
+            nn.init.normal_(self.bias)
+
+    def keep_prob(self, weight: torch.Tensor) -> torch.Tensor:
+        """Realised density of the (pruned) weight, at least one entry's worth to avoid 1/0."""
+        return (weight != 0).float().mean().clamp_min(1.0 / weight.numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.linear(x, self.weight) * (self.sigma_w / math.sqrt(self.in_features))
+        if self.rescale:
+            out = out * torch.rsqrt(self.keep_prob(self.weight))
+        if self.bias is not None:
+            out = out + self.sigma_b * self.bias
+        return out
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, sigma_w={self.sigma_w:.4g}, sigma_b={self.sigma_b:g}, rescale={self.rescale}"
+
+
+class NTKMLP(PrunableNet):
+    """ReLU MLP of NTKLinear layers; hidden layers use sigma_w, the output layer sigma 1."""
+
+    def __init__(self, in_features: int, widths: list[int], out_features: int, sigma_w: float = math.sqrt(2.0),
+                 sigma_b: float = 0.0, rescale: bool = True):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        previous = in_features
+        for width in widths:
+            layers += [NTKLinear(previous, width, sigma_w, sigma_b, rescale), nn.ReLU()]
+            previous = width
+        layers.append(NTKLinear(previous, out_features, 1.0, sigma_b, rescale))
+        self.net = nn.Sequential(*layers)
+        self.classifier = f"net.{len(layers) - 1}"
+
+    def set_rescale(self, rescale: bool) -> None:
+        for module in self.modules():
+            if isinstance(module, NTKLinear):
+                module.rescale = bool(rescale)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@MODELS.register("ntk_mlp")
+def build_ntk_mlp(cfg: DictConfig, input_shape, num_classes) -> NTKMLP:
+    return NTKMLP(math.prod(input_shape), list(cfg.widths), num_classes, cfg.sigma_w, cfg.sigma_b, cfg.rescale)
+
+
+@validator
+def _check_ntk_mlp(cfg: DictConfig) -> None:
+    if cfg.model.name != "ntk_mlp":
+        return
+    for key in ("sigma_w", "sigma_b"):
+        value = cfg.model[key]
+        ok = isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 if key == "sigma_w" else value >= 0)
+        if not ok:
+            raise ConfigError(f"model.{key}", value, "a finite number > 0" if key == "sigma_w" else
+                              "a finite number >= 0 (0 = no bias)")

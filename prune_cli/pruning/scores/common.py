@@ -1,0 +1,155 @@
+"""Helpers shared by data-driven scores: training batches, gradients, mode/buffer hygiene, tracing.
+
+Scores must leave the model as they found it: same train/eval mode, same BatchNorm running
+statistics (a forward pass in train mode would update them), and no `.grad` left behind
+(gradients are taken with `torch.autograd.grad`, never `.backward()`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+from torch import nn
+
+from ...config import MethodConfig
+from ...data.batches import iterate_batches
+from ...errors import PruneCliError
+from ...models.base import PRUNABLE_TYPES
+
+
+@dataclass
+class DataScoreConfig(MethodConfig):
+    """Options of scores computed from training minibatches."""
+
+    batches: int = 1  # training minibatches the score averages over (ShrinkBench/UP: 1)
+    batch_size: int = 128
+    batch_seed: Optional[int] = None  # null: draw batches from the run's generator; an int: fixed batches
+    bn_mode: str = "train"  # train (batch statistics, as the references) | eval (running statistics)
+
+
+def require_data(ctx, score: str):
+    if ctx.data is None:
+        raise PruneCliError(f"method.score={score} needs training data in its ScoreContext (ctx.data is None)")
+    return ctx.data
+
+
+def iter_score_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int] = None,
+                       score: str = "score") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`n_batches` shuffled training minibatches (more than one epoch if needed), one at a time."""
+    data = require_data(ctx, score)
+    gen = torch.Generator().manual_seed(seed) if seed is not None else ctx.generator
+    produced = 0
+    while produced < n_batches:
+        for xb, yb in iterate_batches(data.train_x, data.train_y, batch_size, gen):
+            yield xb, yb
+            produced += 1
+            if produced == n_batches:
+                return
+
+
+def draw_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int] = None,
+                 score: str = "score") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The same batches as a list (for scores that pass over them more than once)."""
+    return list(iter_score_batches(ctx, n_batches, batch_size, seed, score))
+
+
+@contextmanager
+def scoring_mode(model: nn.Module, train: bool) -> Iterator[None]:
+    """Put the model in train/eval mode for scoring; restore the mode and the buffers afterwards."""
+    was_training = model.training
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    model.train(train)
+    try:
+        yield
+    finally:
+        model.train(was_training)
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
+
+
+def loss_gradients(model: nn.Module, tensors: list[torch.Tensor], batches, loss_fn) -> list[torch.Tensor]:
+    """Gradient of the mean loss over `batches` (each batch weighted equally), no weight decay."""
+    grads = [torch.zeros_like(t) for t in tensors]
+    for x, y in batches:
+        loss = loss_fn(model(x), y) / len(batches)
+        for acc, g in zip(grads, torch.autograd.grad(loss, tensors)):
+            acc += g
+    return grads
+
+
+def named_weights(model: nn.Module, names) -> list[nn.Parameter]:
+    named = dict(model.named_parameters())
+    return [named[n] for n in names]
+
+
+@dataclass
+class Followers:
+    """What a prunable layer's output flows into: its BatchNorm and its ReLU (None when absent),
+    and how many modules consume the activation (1 = a plain hidden unit)."""
+
+    bn: Optional[nn.Module] = None
+    relu: Optional[nn.Module] = None
+    consumers: int = 0
+
+
+def trace_followers(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Followers]:
+    """Follow tensors through one eval-mode forward pass (forward hooks on leaf modules):
+    layer -> BatchNorm reading its output -> ReLU reading that -> modules reading the ReLU's output."""
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children()) or isinstance(m, PRUNABLE_TYPES)]
+    calls: list[tuple[str, nn.Module, int, int]] = []
+    keep: list[torch.Tensor] = []  # hold tensors so their ids are not reused during the trace
+
+    def hook(mod, inputs, output, _name=None):
+        if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+            keep.extend([inputs[0], output])
+            calls.append((_name, mod, id(inputs[0]), id(output)))
+
+    handles = [m.register_forward_hook(lambda mod, i, o, _n=n: hook(mod, i, o, _n)) for n, m in leaves]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    producer = {}
+    for name, mod, _, out in calls:
+        producer.setdefault(out, (name, mod))
+    prunable = {n for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
+    result = {n: Followers() for n in prunable}
+    activation_of: dict[int, str] = {}  # id of a ReLU output -> layer
+    for name, mod, inp, out in calls:
+        src = producer.get(inp)
+        if src is None:
+            continue
+        src_name, src_mod = src
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and src_name in prunable:
+            result[src_name].bn = mod
+        elif isinstance(mod, nn.ReLU):
+            if src_name in prunable:
+                result[src_name].relu, activation_of[out] = mod, src_name
+            else:
+                owner = next((n for n, f in result.items() if f.bn is src_mod), None)
+                if owner is not None:
+                    result[owner].relu, activation_of[out] = mod, owner
+        if inp in activation_of and name is not None:
+            result[activation_of[inp]].consumers += 1
+    return result
+
+
+def require_options(method, keys: tuple[str, ...]) -> None:
+    """A score chosen with `method.score=` under another method's config lacks its options: say so."""
+    from ...errors import ConfigError
+
+    missing = [k for k in keys if k not in method]
+    if missing:
+        raise ConfigError("method.score", method.score,
+                          f"a score whose options are in this method config (missing {', '.join(missing)})",
+                          f"Select it with method={method.score} instead of overriding method.score.")

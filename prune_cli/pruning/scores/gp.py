@@ -1,0 +1,56 @@
+"""Gradient-magnitude pruning GP: score |w * g| (ShrinkBench `GlobalMagGrad`, the UP paper's GP).
+
+g is the gradient of the training cross-entropy (no weight-decay term) over `method.batches`
+minibatches of `method.batch_size`, with the model in `method.bn_mode` (train by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ...config import config_schema, validator
+from ...errors import ConfigError
+from . import register_score
+from .common import DataScoreConfig, draw_batches, loss_gradients, require_options, scoring_mode
+
+
+@config_schema("method", "gp")
+@dataclass
+class GPConfig(DataScoreConfig):
+    pass
+
+
+def weight_gradients(model, params, ctx, score: str) -> dict[str, torch.Tensor]:
+    """d loss / d w for the prunable weights, on the method's training batches."""
+    m = ctx.method
+    batches = draw_batches(ctx, m.batches, m.batch_size, m.get("batch_seed"), score)
+    names = list(params)
+    with scoring_mode(model, train=m.get("bn_mode", "train") == "train"):
+        grads = loss_gradients(model, [params[n] for n in names], batches, ctx.loss_fn)
+    return dict(zip(names, grads))
+
+
+@register_score("gp", "gradient_magnitude")
+def gp_scores(model, params, ctx):
+    grads = weight_gradients(model, params, ctx, "gp")
+    return {n: (params[n].detach() * grads[n]).abs() for n in params}
+
+
+DATA_SCORES = {"gp", "gradient_magnitude", "undecayed", "snip"}
+
+
+@validator
+def _check_data_score(cfg) -> None:
+    m = cfg.method
+    if m.score not in DATA_SCORES:
+        return
+    require_options(m, ("batches", "batch_size", "batch_seed", "bn_mode") + (("lam",) if m.score == "undecayed" else ()))
+    for key in ("batches", "batch_size"):
+        if not (isinstance(m[key], int) and m[key] >= 1):
+            raise ConfigError(f"method.{key}", m[key], "an integer >= 1")
+    if m.bn_mode not in ("train", "eval"):
+        raise ConfigError("method.bn_mode", m.bn_mode, "one of eval, train")
+    if m.batch_seed is not None and m.batch_seed < 0:
+        raise ConfigError("method.batch_seed", m.batch_seed, "null or an integer >= 0")

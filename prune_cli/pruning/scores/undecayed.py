@@ -1,0 +1,45 @@
+"""Undecayed Pruning UP (Good et al., NeurIPS 2022): score |-w * g + lam * w^2|.
+
+`-w*g` is the first-order change of the *undecayed* data loss when w is zeroed; `lam * w^2` adds
+back the part the weight decay explains. lam defaults to the training weight decay
+(`${train.weight_decay}` in configs/method/undecayed.yaml, spec Q3/Q4); the gradient is that of
+the cross-entropy alone (PyTorch applies decay inside the optimizer), model in train mode.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...config import config_schema, validator
+from ...errors import ConfigError
+from . import register_score
+from .common import DataScoreConfig
+from .gp import weight_gradients
+
+
+@config_schema("method", "undecayed")
+@dataclass
+class UndecayedConfig(DataScoreConfig):
+    lam: float = 5e-4  # the reference code's hard-coded value; the YAML ties it to train.weight_decay
+    score_abs: bool = True  # rank by |s| (the paper); false ranks by the signed s (keep the largest)
+
+
+@register_score("undecayed")
+def undecayed_scores(model, params, ctx):
+    lam = float(ctx.method.lam)
+    grads = weight_gradients(model, params, ctx, "undecayed")
+    scores = {}
+    for n, p in params.items():
+        w = p.detach()
+        s = -w * grads[n] + lam * w ** 2
+        scores[n] = s.abs() if ctx.method.get("score_abs", True) else s
+    return scores
+
+
+@validator
+def _check_lam(cfg) -> None:
+    if cfg.method.score == "undecayed":
+        lam = cfg.method.lam
+        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+            raise ConfigError("method.lam", lam, "a finite number >= 0 (usually equal to train.weight_decay)")

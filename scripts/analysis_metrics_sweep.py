@@ -1,0 +1,76 @@
+"""Seeds x sparsities sweep with `metrics=full`, then the analyses prune-report builds on.
+
+    python scripts/analysis_metrics_sweep.py --results /tmp/rd --seeds 0,1,2 --sparsities 0.5,0.9,0.97
+
+Runs `prune-run -m metrics=full seed=... sparsity=...` (MNIST-1D, MLP, global magnitude: the defaults;
+extra Hydra overrides after `--`), unless --skip-run, then prints:
+1. alpha_t_ours / I_t / frac_intensified per sparsity and phase: mean over seeds with a 95 % t-interval;
+2. the randomisation null of those statistics per sparsity (per-image predictions shuffled across the
+   dense, pruned and fine-tuned model of each seed; averaged over seeds);
+3. the layer-mean CKA / SVCCA to the dense model, membership-attack AUC (dense -> current) and the
+   measured vs theoretical speedup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from prune_cli.metrics.recall_distortion import (load_predictions, randomisation_null,  # noqa: E402
+                                                 summarise_across_seeds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--sparsities", default="0.5,0.9,0.97")
+    parser.add_argument("--n-perm", type=int, default=2000)
+    parser.add_argument("--skip-run", action="store_true", help="only analyse an existing results folder")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for prune-run")
+    args = parser.parse_args()
+    if not args.skip_run:
+        cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={args.results}", "metrics=full",
+               f"seed={args.seeds}", f"sparsity={args.sparsities}", *args.overrides]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 20)
+    rd = pd.read_csv(args.results / "recall_distortion.csv")
+    summary = summarise_across_seeds(rd[rd.phase != "dense"], keys=["target_sparsity", "split", "phase"])
+    print("\n1. intensification statistics, mean over seeds (95 % t-interval)")
+    print(summary[["target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high"]]
+          .to_string(index=False, float_format="%.4f"))
+
+    runs = [p.parent for p in sorted(args.results.glob("runs/*/COMPLETE"))]
+    preds = load_predictions(runs)
+    print(f"\n2. randomisation null ({args.n_perm} permutations per sparsity, averaged over seeds)")
+    for sparsity, part in preds[preds.model != "dense"].groupby("target_sparsity"):
+        models = pd.concat([preds[preds.model == "dense"], part])
+        null = randomisation_null(models, n_perm=args.n_perm, seed=0)
+        null = null[null.statistic != "T"]
+        print(null[["model", "statistic", "observed", "null_mean", "null_sd", "p_value", "p_value_code"]]
+              .to_string(index=False, float_format="%.4f"))
+
+    m = pd.read_csv(args.results / "runs.csv")
+    keep = ["accuracy", "cka_linear_mean", "svcca_mean", "mia_loss_auc", "mia_confidence_auc",
+            "theoretical_speedup", "measured_speedup"]
+    m = m[m.metric.isin(keep) & (m.phase != "dense") & m.split.isin(["test", "membership", "model"])]
+    table = m.pivot_table(index=["target_sparsity", "phase"], columns="metric", values="value", aggfunc="mean")
+    dense = m[m.metric.isin(["accuracy", "mia_loss_auc"])].pivot_table(
+        index=["target_sparsity", "phase"], columns="metric", values="dense_value", aggfunc="mean")
+    table = table.join(dense.add_prefix("dense_"))
+    print("\n3. other metrics, mean over seeds")
+    print(table[[c for c in ["dense_accuracy", *keep[:5], "dense_mia_loss_auc", *keep[5:]] if c in table]]
+          .to_string(float_format="%.4f"))
+
+
+if __name__ == "__main__":
+    main()

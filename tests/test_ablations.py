@@ -1,0 +1,108 @@
+"""Ablations (shuffle, invert, reinit) against brute-force expectations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.config import validate
+from prune_cli.errors import ConfigError
+from prune_cli.models.mlp import MLP
+from prune_cli.pruning import ScoreContext, prune
+from tests.test_allocation import composed
+
+BASE = {"name": "t", "score": "magnitude", "allocation": "global", "structure": "unstructured",
+        "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
+
+
+def ctx(seed=0, **kw):
+    return ScoreContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(seed))
+
+
+def model():
+    torch.manual_seed(0)
+    return MLP(10, [30, 30], 5)
+
+
+def test_shuffle_keeps_layer_counts_changes_positions():
+    net = model()
+    plain = prune(net, 0.8, ctx())
+    shuffled = prune(net, 0.8, ctx(shuffle=True))
+    for name in plain:
+        assert int(shuffled[name].sum()) == int(plain[name].sum())
+    changed = sum(int((shuffled[n] != plain[n]).sum()) for n in plain)
+    assert changed > 0.5 * sum(int(m.sum()) for m in plain.values())  # most kept positions moved
+    again = prune(net, 0.8, ctx(shuffle=True))
+    assert all(torch.equal(again[n], shuffled[n]) for n in plain)  # same seed, same shuffle
+
+
+def test_invert_keeps_lowest_scores():
+    net = model()
+    masks = prune(net, 0.7, ctx(invert=True, allocation="layerwise"))
+    for name, module in net.prunable_layers():
+        w = module.weight.detach().abs().flatten()
+        k = round(0.3 * w.numel())
+        lowest = set(sorted(range(w.numel()), key=lambda i: (float(w[i]), i))[:k])
+        assert set(torch.nonzero(masks[f"{name}.weight"].flatten()).flatten().tolist()) == lowest
+    # global + invert: the k smallest |w| over the whole network
+    masks = prune(net, 0.7, ctx(invert=True))
+    pool = torch.cat([m.weight.detach().abs().flatten() for _, m in net.prunable_layers()])
+    k = round(0.3 * pool.numel())
+    kept = torch.cat([masks[f"{n}.weight"].flatten() for n, _ in net.prunable_layers()])
+    assert float(pool[kept].max()) <= float(pool[~kept].min())
+    assert int(kept.sum()) == k
+
+
+def test_invert_with_channel_keeps_lowest_norm_units():
+    net = model()
+    masks = prune(net, 0.6, ctx(invert=True, allocation="layerwise", structure="channel", sparsity_tolerance=0.05))
+    rows = masks["net.1.weight"].any(1)
+    norms = net.net[1].weight.detach().abs().sum(1)
+    assert float(norms[rows].max()) <= float(norms[~rows].min())
+
+
+def test_reinit_redraws_survivors_and_keeps_zeros():
+    net = model()
+    before = {n: m.weight.detach().clone() for n, m in net.prunable_layers()}
+    masks = prune(net, 0.8, ctx(reinit=True))
+    for name, module in net.prunable_layers():
+        w, m = module.weight.detach(), masks[f"{name}.weight"]
+        assert bool((w[~m] == 0).all())  # pruned entries zero
+        assert not torch.allclose(w[m], before[name][m])  # survivors changed
+        # nn.Linear's default init is kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        bound = 1 / math.sqrt(module.in_features)
+        assert float(w[m].abs().max()) <= bound
+        # magnitude pruning kept the largest weights, which sit near the bound; fresh draws are uniform
+        assert float(w[m].abs().mean()) == pytest.approx(bound / 2, rel=0.35)
+
+
+def test_ablation_config_errors():
+    with pytest.raises(ConfigError) as err:
+        validate(composed("method=random", "method.sampling=bernoulli", "method.invert=true"))
+    assert err.value.key == "method.invert"
+    with pytest.raises(Exception, match="method.shuffle"):  # a type error: Hydra names the key
+        composed("method.shuffle=maybe")
+
+
+def test_cli_matched_masks_from_another_run(tmp_path):
+    """ShrinkBench's same-proportion baseline end to end: random positions with the per-layer counts
+    of a global-magnitude run's saved masks."""
+    import pandas as pd
+
+    from tests.conftest import FAST, run_cli
+
+    run_cli([*FAST, "method=magnitude", "sparsity=0.8", "name=source"], tmp_path / "r")
+    source = next((tmp_path / "r" / "runs").glob("source-*"))
+    src = torch.load(source / "masks.pt", weights_only=True)
+    run_cli([*FAST, "method=random", "method.allocation=matched", f"method.match_masks={source / 'masks.pt'}",
+             "sparsity=0.8", "name=matched"], tmp_path / "r")
+    matched = next((tmp_path / "r" / "runs").glob("matched-*"))
+    got = torch.load(matched / "masks.pt", weights_only=True)
+    assert {n: int(m.sum()) for n, m in got.items()} == {n: int(m.sum()) for n, m in src.items()}
+    assert any(not torch.equal(got[n], src[n]) for n in src)
+    layers = pd.read_csv(matched / "layers.csv")
+    pruned = layers[layers.phase == "pruned"].set_index("layer")["nonzero"]
+    assert {f"{k}.weight": int(v) for k, v in pruned.items()} == {n: int(m.sum()) for n, m in src.items()}

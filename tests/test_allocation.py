@@ -1,0 +1,346 @@
+"""Allocations against hand computation and the spec's ERK fixtures (methods.md 6.5)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from prune_cli.config import register_schemas, validate
+from prune_cli.errors import ConfigError, PruneCliError
+from prune_cli.models.mlp import MLP
+from prune_cli.models.resnet import CifarResNet
+from prune_cli.pruning import ALLOCATIONS, ScoreContext, prune, select_prunable
+from prune_cli.pruning.allocation import erk_densities
+from prune_cli.pruning.masks import save_masks
+from tests.conftest import FAST, REPO, run_cli
+
+BASE = {"name": "t", "score": "magnitude", "allocation": "layerwise", "structure": "unstructured",
+        "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
+
+
+def method(**kw):
+    return OmegaConf.create({**BASE, **kw})
+
+
+def ctx_for(model, **kw):
+    return ScoreContext(method=method(**kw), generator=torch.Generator().manual_seed(0), model=model)
+
+
+def zero_scores(model):
+    return {f"{n}.weight": torch.zeros_like(m.weight) for n, m in model.prunable_layers()}
+
+
+def kept(masks):
+    return {n: int(m.sum()) for n, m in masks.items()}
+
+
+# --------------------------------------------------------------------------- ERK fixtures (spec 6.5)
+
+OPTION_A = {  # d: (first conv, fc, 3x3 16->16, 3x3 32->32, 3x3 64->64)
+    0.05: (0.517, 1.0, 0.147, 0.068, 0.033),
+    0.10: (1.0, 1.0, 0.303, 0.139, 0.067),
+    0.20: (1.0, 1.0, 0.618, 0.285, 0.136),
+}
+PROJECTION = {  # d: (first, fc, 16->16, 32->32, 64->64, shortcut 16->32, shortcut 32->64)
+    0.05: (0.475, 0.949, 0.135, 0.062, 0.030, 0.801, 0.393),
+    0.10: (0.983, 1.0, 0.280, 0.129, 0.062, 1.0, 0.813),
+    0.20: (1.0, 1.0, 0.594, 0.273, 0.131, 1.0, 1.0),
+}
+
+
+@pytest.mark.parametrize("d", sorted(OPTION_A))
+def test_erk_resnet20_option_a_fixture(d):
+    model = CifarResNet(20, 3, 10)
+    shapes = {f"{n}.weight": m.weight.shape for n, m in model.prunable_layers()}
+    assert sum(math.prod(s) for s in shapes.values()) == 268_336
+    dens = erk_densities(shapes, d)
+    first, fc, s16, s32, s64 = OPTION_A[d]
+    assert dens["conv1.weight"] == pytest.approx(first, abs=6e-4)
+    assert dens["fc.weight"] == pytest.approx(fc, abs=6e-4)
+    assert dens["layer1.1.conv1.weight"] == pytest.approx(s16, abs=6e-4)
+    assert dens["layer2.1.conv1.weight"] == pytest.approx(s32, abs=6e-4)
+    assert dens["layer3.1.conv1.weight"] == pytest.approx(s64, abs=6e-4)
+    total = sum(dens[n] * math.prod(s) for n, s in shapes.items())
+    assert total == pytest.approx(d * 268_336, rel=1e-12)
+    # integer counts through the registered allocation: sum of kept = round(d N) exactly
+    counts = ALLOCATIONS.get("erk")(zero_scores(model), d, ctx_for(model))
+    assert sum(counts.values()) == round(d * 268_336)
+    assert all(0 <= counts[n] <= math.prod(s) for n, s in shapes.items())
+
+
+@pytest.mark.parametrize("d", sorted(PROJECTION))
+def test_erk_projection_shortcut_fixture(d):
+    shapes = {"first": (16, 3, 3, 3), "fc": (10, 64), "sc1": (32, 16, 1, 1), "sc2": (64, 32, 1, 1)}
+    plan = [(16, 16)] * 6 + [(32, 16)] + [(32, 32)] * 5 + [(64, 32)] + [(64, 64)] * 5
+    for i, (o, c) in enumerate(plan):
+        shapes[f"c{i}"] = (o, c, 3, 3)
+    shapes = {n: torch.Size(s) for n, s in shapes.items()}
+    assert sum(math.prod(s) for s in shapes.values()) == 270_896
+    dens = erk_densities(shapes, d)
+    want = dict(zip(["first", "fc", "c1", "c8", "c14", "sc1", "sc2"], PROJECTION[d]))
+    for name, value in want.items():
+        assert dens[name] == pytest.approx(value, abs=6e-4), name
+    assert sum(dens[n] * math.prod(s) for n, s in shapes.items()) == pytest.approx(d * 270_896, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- hand-computed allocations
+
+def small_mlp():
+    return MLP(4, [8, 8], 2)  # net.1 [8,4] N=32, net.3 [8,8] N=64, net.5 [2,8] N=16; N=112
+
+
+def test_er_hand_computed():
+    model = small_mlp()
+    # raw pi = (n_in+n_out)/(n_in n_out): 0.375, 0.25, 0.625. d=0.5: eps = 56/38, no layer capped;
+    # densities 0.5526, 0.3684, 0.9211 -> 17.68, 23.58, 14.74 -> largest remainders -> 18, 23, 15
+    counts = ALLOCATIONS.get("er")(zero_scores(model), 0.5, ctx_for(model))
+    assert list(counts.values()) == [18, 23, 15]
+    # d=0.7: eps*0.625 > 1 -> classifier dense; eps = (0.7*96 - 0.3*16)/28; densities 0.8357, 0.5571, 1
+    counts = ALLOCATIONS.get("er")(zero_scores(model), 0.7, ctx_for(model))
+    assert list(counts.values()) == [27, 35, 16]
+
+
+def test_er_ignores_kernel_erk_uses_it():
+    shapes = {"a": torch.Size((8, 4, 3, 3)), "b": torch.Size((16, 8, 3, 3))}
+    er = erk_densities(shapes, 0.3, kernel=False)
+    erk = erk_densities(shapes, 0.3, kernel=True)
+    # ER ratio a/b = ((4+8)/32) / ((8+16)/128) = 2; ERK ratio = (18/288) / (30/1152) = 2.4
+    assert er["a"] / er["b"] == pytest.approx(2.0)
+    assert erk["a"] / erk["b"] == pytest.approx(2.4)
+
+
+def test_uniform_plus_hand_computed():
+    model = small_mlp()
+    # d=0.5 >= 0.2: first layer dense (32); the others share 56-32=24 of 80 weights: d'=0.3
+    # -> 19.2 and 4.8 -> 19, 5
+    counts = ALLOCATIONS.get("uniform_plus")(zero_scores(model), 0.5, ctx_for(model))
+    assert list(counts.values()) == [32, 19, 5]
+    big = MLP(2, [4, 1000], 2)  # 8, 4000, 2000 weights; N = 6008
+    # d=0.1 < 0.2: first dense (8), classifier at 0.2 (400), middle gets round(600.8) - 408 = 193
+    counts = ALLOCATIONS.get("uniform_plus")(zero_scores(big), 0.1, ctx_for(big))
+    assert list(counts.values()) == [8, 193, 400]
+    # faithful (Random_Pruning code): d' = (600.8 - 408) / 6008 -> round(0.03209 * 4000) = 128
+    counts = ALLOCATIONS.get("uniform_plus")(zero_scores(big), 0.1, ctx_for(big, faithful_uniform_plus=True))
+    assert list(counts.values()) == [8, 128, 400]
+
+
+def test_uniform_plus_unreachable_density_is_explained():
+    model = small_mlp()
+    with pytest.raises(PruneCliError, match="uniform_plus at density 0.1"):
+        ALLOCATIONS.get("uniform_plus")(zero_scores(model), 0.1, ctx_for(model))
+
+
+def test_erk_plus_hand_computed():
+    model = small_mlp()
+    # classifier dense (16); others at d' = (56-16)/96; ERK over 32 and 64 weights: eps = 40/28
+    # -> 0.5357*32 = 17.14, 0.3571*64 = 22.86 -> 17, 23
+    counts = ALLOCATIONS.get("erk_plus")(zero_scores(model), 0.5, ctx_for(model, fc_density=1.0))
+    assert list(counts.values()) == [17, 23, 16]
+    with pytest.raises(ConfigError, match="method.fc_density"):
+        ALLOCATIONS.get("erk_plus")(zero_scores(model), 0.05, ctx_for(model, fc_density=1.0))
+
+
+def test_explicit_densities_exact():
+    torch.manual_seed(0)
+    model = small_mlp()
+    masks = prune(model, 0.5, ctx_for(model, allocation="explicit", layer_densities=[1.0, 0.25, 0.5]))
+    assert kept(masks) == {"net.1.weight": 32, "net.3.weight": 16, "net.5.weight": 8}
+    with pytest.raises(ConfigError, match="method.layer_densities"):
+        prune(model, 0.5, ctx_for(model, allocation="explicit", layer_densities=[0.5, 0.5]))
+    # the experiment selects the prunable layers before training: the length is checked there
+    with pytest.raises(ConfigError, match="a list of 3 densities"):
+        select_prunable(model, method(allocation="explicit", layer_densities=[0.5]))
+    with pytest.raises(PruneCliError, match="layer_densities imply"):
+        prune(model, 0.7, ctx_for(model, allocation="explicit", layer_densities=[1.0, 0.25, 0.5]))
+
+
+@pytest.mark.parametrize("sampling", ["exact", "bernoulli"])
+@pytest.mark.parametrize("allocation", ["er", "erk"])
+def test_random_er_erk_with_both_samplings(allocation, sampling):
+    model = MLP(20, [200, 200], 10)
+    ctx = ctx_for(model, score="random", allocation=allocation, sampling=sampling)
+    masks = prune(model, 0.9, ctx)
+    want = ALLOCATIONS.get(allocation)(zero_scores(model), 0.1, ctx_for(model))
+    for name, k in want.items():
+        n = masks[name].numel()
+        if sampling == "exact":
+            assert int(masks[name].sum()) == k
+        else:  # Bernoulli: mean k, std sqrt(n p (1-p)); allow 5 std
+            p = k / n
+            assert abs(int(masks[name].sum()) - k) <= 5 * math.sqrt(n * p * (1 - p)) + 1
+
+
+def test_matched_method_copies_global_magnitude_counts():
+    torch.manual_seed(1)
+    model = small_mlp()
+    # brute force: the 40 largest |w| over all layers, counted per layer
+    flat = [(float(m.weight.detach().abs().flatten()[i]), f"{n}.weight") for n, m in model.prunable_layers()
+            for i in range(m.weight.numel())]
+    top = sorted(flat, key=lambda t: -t[0])[:40]
+    want = {f"{n}.weight": sum(1 for _, name in top if name == f"{n}.weight") for n, _ in model.prunable_layers()}
+    masks = prune(model, 1 - 40 / 112, ctx_for(model, score="random", allocation="matched",
+                                               match_method="magnitude", match_allocation="global"))
+    assert kept(masks) == want
+    magnitude = prune(model, 1 - 40 / 112, ctx_for(model, allocation="global"))
+    assert any(not torch.equal(masks[n], magnitude[n]) for n in masks)  # positions are random
+
+
+def test_matched_method_uses_that_methods_config_and_allocation():
+    """match_method names a method config: mp_global_normalize (global ranking of |w| / ||w_l||)."""
+    torch.manual_seed(2)
+    model = small_mlp()
+    ws = {f"{n}.weight": m.weight.detach().abs() for n, m in model.prunable_layers()}
+    pool = [(float(w.flatten()[i] / w.norm()), n) for n, w in ws.items() for i in range(w.numel())]
+    top = sorted(pool, key=lambda t: -t[0])[:56]
+    want = {n: sum(1 for _, name in top if name == n) for n in ws}
+    masks = prune(model, 0.5, ctx_for(model, score="random", allocation="matched", match_method="mp_global_normalize"))
+    assert kept(masks) == want
+    # options that interpolate the run's config (undecayed's lam = ${train.weight_decay}) resolve here
+    root = OmegaConf.create({"train": {"weight_decay": 5e-4},
+                             "method": {**BASE, "score": "random", "allocation": "matched", "match_method": "undecayed"}})
+    from prune_cli.data.splits import DataSplits
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=g)
+    data = DataSplits(x[:20], (x[:20, 0] > 0).long(), x[20:26], (x[20:26, 0] > 0).long(), x[26:],
+                      (x[26:, 0] > 0).long(), num_classes=2)
+    masks = prune(model, 0.5, ScoreContext(method=root.method, generator=torch.Generator().manual_seed(0), data=data))
+    assert sum(kept(masks).values()) == 56
+
+
+def test_matched_masks_file(tmp_path):
+    model = small_mlp()
+    other = {"net.1.weight": torch.rand(8, 4) < 0.9, "net.3.weight": torch.rand(8, 8) < 0.3,
+             "net.5.weight": torch.rand(2, 8) < 0.6}
+    other["net.3.weight"][0, 0] = True
+    save_masks(other, tmp_path / "masks.pt")
+    total = sum(int(m.sum()) for m in other.values())
+    masks = prune(model, 1 - total / 112, ctx_for(model, score="random", allocation="matched",
+                                                  match_masks=str(tmp_path / "masks.pt")))
+    assert kept(masks) == kept(other)
+    with pytest.raises(PruneCliError, match="matched masks have a different sparsity"):
+        prune(model, 0.99, ctx_for(model, score="random", allocation="matched", match_masks=str(tmp_path / "masks.pt")))
+    with pytest.raises(ConfigError, match="method.match_masks"):
+        prune(model, 0.5, ctx_for(model, score="random", allocation="matched", match_masks=str(tmp_path / "no.pt")))
+
+
+# --------------------------------------------------------------------------- config validation
+
+def composed(*overrides):
+    register_schemas()
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["method.allocation=explicit"], "method.layer_densities"),
+    (["method.allocation=explicit", "method.layer_densities=[0.5,1.5]"], "method.layer_densities"),
+    (["method.layer_densities=[0.5]"], "method.layer_densities"),
+    (["method.allocation=matched"], "method.match_masks / method.match_method"),
+    (["method.allocation=matched", "method.match_method=nosuch"], "method.match_method"),
+    (["method.allocation=matched", "method.match_method=magnitude", "method.match_allocation=matched"],
+     "method.match_allocation"),
+    (["method.match_method=magnitude"], "method.match_method"),
+    (["method.allocation=erkk"], "method.allocation"),
+    (["method.erk_power=0"], "method.erk_power"),
+    (["method.fc_density=2"], "method.fc_density"),
+    (["method.sparsity_tolerance=-1"], "method.sparsity_tolerance"),
+])
+def test_bad_allocation_config(overrides, key):
+    with pytest.raises(ConfigError) as err:
+        validate(composed(*overrides))
+    assert err.value.key == key
+
+
+# --------------------------------------------------------------------------- end to end
+
+def test_cli_erk_achieves_target(tmp_path):
+    run_cli([*FAST, "method=random", "method.allocation=erk", "sparsity=0.8"], tmp_path / "r")
+    df = pd.read_csv(next((tmp_path / "r" / "runs").glob("*/metrics.csv")))
+    got = df[(df.metric == "sparsity_prunable") & (df.phase.isin(["pruned", "finetuned"]))]["value"]
+    n = 2 * 16 + 16 * 16 + 16 * 3  # FAST: 2 inputs, widths [16, 16], 3 classes
+    assert len(got) == 2 and all(v == pytest.approx(1 - round(0.2 * n) / n, abs=1e-12) for v in got)
+    assert set(df.allocation) == {"erk"}
+
+
+# --------------------------------------------------------------------------- thresholding rules (spec 0.3)
+
+def test_threshold_impls_against_numpy_and_hand_rules():
+    import numpy as np
+
+    g = torch.Generator().manual_seed(3)
+    model = MLP(5, [7], 3)  # 35 + 21 weights
+    with torch.no_grad():
+        for _, m in model.prunable_layers():
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g))
+    pool = np.concatenate([m.weight.detach().abs().numpy().ravel() for _, m in model.prunable_layers()])
+    for d in (0.3, 0.55):
+        masks = prune(model, 1 - d, ctx_for(model, allocation="global", threshold_impl="shrinkbench_quantile",
+                                            sparsity_tolerance=0.05))
+        thr = np.quantile(pool, 1 - d)
+        assert sum(kept(masks).values()) == int((pool >= thr).sum())
+        for n, m in model.prunable_layers():
+            w = m.weight.detach().abs().numpy()
+            assert np.array_equal(masks[f"{n}.weight"].numpy(), w >= thr)
+    # layerwise shrinkbench: per-layer quantile
+    masks = prune(model, 0.6, ctx_for(model, threshold_impl="shrinkbench_quantile", sparsity_tolerance=0.05))
+    for n, m in model.prunable_layers():
+        w = m.weight.detach().abs().numpy()
+        assert np.array_equal(masks[f"{n}.weight"].numpy(), w >= np.quantile(w, 0.6))
+
+
+def test_strict_kth_prunes_ties_and_one_weight_at_zero_sparsity():
+    model = MLP(2, [2], 2)  # 4 + 4 weights
+    with torch.no_grad():
+        model.net[1].weight.copy_(torch.tensor([[1.0, 2.0], [2.0, 3.0]]))
+        model.net[3].weight.copy_(torch.tensor([[2.0, 5.0], [6.0, 7.0]]))
+    # rho = 0.25: n_prune = ceil(2) = 2; 2nd smallest = 2.0; keep > 2 strictly: 3, 5, 6, 7 (ties at 2 pruned)
+    masks = prune(model, 0.25, ctx_for(model, allocation="global", threshold_impl="strict_kth",
+                                       sparsity_tolerance=0.5))
+    assert masks["net.1.weight"].tolist() == [[False, False], [False, True]]
+    assert masks["net.3.weight"].tolist() == [[False, True], [True, True]]
+    # rho = 0: one weight is still pruned (LOMP's max(1, ...))
+    masks = prune(model, 0.0, ctx_for(model, allocation="global", threshold_impl="strict_kth",
+                                      sparsity_tolerance=0.2))
+    assert sum(kept(masks).values()) == 7
+    # topk keeps exactly round(d N) = 6 of 8 with index tie-break: of the three 2.0s (flat indices 1, 2, 4
+    # of the pool) the two lower-index ones are kept
+    masks = prune(model, 0.25, ctx_for(model, allocation="global"))
+    assert masks["net.1.weight"].tolist() == [[False, True], [True, True]]
+    assert masks["net.3.weight"].tolist() == [[False, True], [True, True]]
+
+
+def test_threshold_impl_only_with_global_or_layerwise():
+    with pytest.raises(ConfigError) as err:
+        validate(composed("method.allocation=erk", "method.threshold_impl=strict_kth"))
+    assert err.value.key == "method.threshold_impl"
+    with pytest.raises(ConfigError) as err:
+        validate(composed("method.threshold_impl=median"))
+    assert err.value.key == "method.threshold_impl"
+
+
+def test_fixed_final_allocations_need_a_single_pruning_event():
+    for overrides, key in [
+        (["method.allocation=explicit", "method.layer_densities=[0.5,0.5,0.5]", "schedule=iterative"],
+         "method.allocation"),
+        (["method.structure=nm", "method.allocation=layerwise", "sparsity=0.5", "schedule=lottery_ticket"],
+         "method.structure"),
+        (["method=random", "method.allocation=matched", "method.match_masks=/x/masks.pt", "method.rounds=3"],
+         "method.match_masks"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            validate(composed(*overrides))
+        assert err.value.key == key, overrides
+
+
+def test_erk_at_full_density_and_gradual_start():
+    model = small_mlp()
+    assert erk_densities({n: s.shape for n, s in zero_scores(model).items()}, 1.0) == {
+        "net.1.weight": 1.0, "net.3.weight": 1.0, "net.5.weight": 1.0}
+    masks = prune(model, 0.0, ctx_for(model, score="random", allocation="erk"))
+    assert all(bool(m.all()) for m in masks.values())

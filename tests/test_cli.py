@@ -1,0 +1,177 @@
+"""End to end: `prune-run` as a subprocess on small synthetic data, checking the CSVs it writes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from prune_cli.results import columns
+from conftest import FAST, REPO, run_cli
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("single") / "results"
+    proc = run_cli([*FAST, "sparsity=0.8", "seed=3"], results)
+    run_dirs = list((results / "runs").iterdir())
+    assert len(run_dirs) == 1
+    return results, run_dirs[0], proc
+
+
+def test_single_run_writes_per_run_and_shared_csvs(single_run):
+    results, run_dir, proc = single_run
+    for name in ("metrics.csv", "per_class.csv", "layers.csv", "history.csv", "config.yaml",
+                 "provenance.json", "masks.pt", "model_dense.pt", "model_finetuned.pt", "COMPLETE"):
+        assert (run_dir / name).exists(), name
+    for run_file, shared in (("metrics.csv", "runs.csv"), ("per_class.csv", "per_class.csv"),
+                             ("layers.csv", "layers.csv")):
+        per_run, shared_df = pd.read_csv(run_dir / run_file), pd.read_csv(results / shared)
+        assert list(per_run.columns) == columns(run_file)
+        pd.testing.assert_frame_equal(per_run, shared_df)
+    assert str(run_dir) in proc.stdout + proc.stderr  # says where its CSVs went
+
+
+def test_metric_rows_are_consistent(single_run):
+    _, run_dir, _ = single_run
+    m = pd.read_csv(run_dir / "metrics.csv")
+    assert set(m.phase) == {"dense", "pruned", "finetuned"}
+    assert (m.seed == 3).all() and (m.target_sparsity == 0.8).all() and (m.dataset == "synthetic").all()
+    assert m.run_id.nunique() == 1 and m.config_hash.nunique() == 1 and m.git_sha.notna().all()
+    get = lambda phase, metric: m[(m.phase == phase) & (m.metric == metric)].value.item()  # noqa: E731
+    layers = pd.read_csv(run_dir / "layers.csv")
+    pruned = layers[layers.phase == "finetuned"]
+    # Achieved sparsity equals the target to within one weight per pruned layer.
+    total = pruned.params.sum()
+    assert abs(get("finetuned", "sparsity_prunable") - 0.8) <= len(pruned) / total
+    assert get("dense", "sparsity_prunable") == 0.0
+    assert get("finetuned", "params_nonzero") == pytest.approx(
+        get("finetuned", "params_total") / get("finetuned", "compression_ratio"))
+    # dense_value joins each row with the dense phase's value of the same metric
+    acc = m[m.metric == "accuracy"]
+    assert (acc.dense_value == get("dense", "accuracy")).all()
+    pc = pd.read_csv(run_dir / "per_class.csv")
+    for phase, rows in pc.groupby("phase"):
+        assert rows.support.sum() == 3 * 30  # test split: 30 examples of each of 3 classes
+        weighted = (rows.recall * rows.support).sum() / rows.support.sum()
+        assert weighted == pytest.approx(get(phase, "accuracy"))
+
+
+def test_saved_state_dicts_load_with_weights_only(single_run):
+    _, run_dir, _ = single_run
+    masks = torch.load(run_dir / "masks.pt", weights_only=True)
+    state = torch.load(run_dir / "model_finetuned.pt", weights_only=True)
+    for name, mask in masks.items():
+        assert torch.all(state[name][~mask.bool()] == 0)
+        assert torch.all(state[name][mask.bool()] != 0)
+
+
+def test_rerun_is_a_no_op_and_rows_are_written_once(single_run):
+    results, run_dir, _ = single_run
+    before = (results / "runs.csv").read_text()
+    proc = run_cli([*FAST, "sparsity=0.8", "seed=3"], results)
+    assert "already complete" in proc.stdout + proc.stderr
+    assert (results / "runs.csv").read_text() == before
+
+
+def test_same_config_same_numbers(single_run, tmp_path):
+    _, run_dir, _ = single_run
+    run_cli([*FAST, "sparsity=0.8", "seed=3"], tmp_path / "again")
+    again = pd.read_csv(next((tmp_path / "again" / "runs").iterdir()) / "metrics.csv")
+    first = pd.read_csv(run_dir / "metrics.csv")
+    assert again.run_id.equals(first.run_id)
+    assert again.value.equals(first.value)
+
+
+def test_multirun_sweep(tmp_path):
+    results = tmp_path / "results"
+    run_cli(["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.9"], results)
+    runs = pd.read_csv(results / "runs.csv")
+    assert runs.run_id.nunique() == 4
+    assert set(zip(runs.method, runs.target_sparsity)) == {("magnitude", 0.5), ("magnitude", 0.9),
+                                                             ("random", 0.5), ("random", 0.9)}
+    assert len([d for d in (results / "runs").iterdir() if d.is_dir()]) == 4
+
+
+def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
+    proc = run_cli(["--cfg", "job"], tmp_path / "results")
+    assert "sparsity: 0.9" in proc.stdout and "name: mnist1d" in proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_user_config_dir_adds_a_group_option(tmp_path):
+    extra = tmp_path / "my_configs" / "model"
+    extra.mkdir(parents=True)
+    (extra / "wide.yaml").write_text("defaults:\n  - /schema/model/mlp@_here_\nname: mlp\nwidths: [24]\n")
+    results = tmp_path / "results"
+    fast = [a for a in FAST if not a.startswith("model")]
+    run_cli(["--config-dir", str(tmp_path / "my_configs"), *fast, "model=wide", "sparsity=0.5"], results)
+    layers = pd.read_csv(results / "layers.csv")
+    assert "24x2" in set(layers["shape"])
+
+
+@pytest.fixture(scope="module")
+def earlier_results(tmp_path_factory):
+    """A results folder that already holds one finished run: bad input must leave it intact."""
+    results = tmp_path_factory.mktemp("earlier") / "results"
+    run_cli([*FAST, "sparsity=0.5"], results)
+    return results, {p.name: p.read_bytes() for p in results.glob("*.csv")}
+
+
+BAD_INPUT = [
+    (["method=foo"], r"method/foo.*magnitude.*random"),
+    (["sparsity=1.5"], r"'sparsity': 1\.5.*\[0\.0, 1\.0\)"),
+    (["sparsity=-0.1"], r"'sparsity': -0\.1.*\[0\.0, 1\.0\)"),
+    (["sparsity=abc"], r"abc.*full_key: sparsity"),
+    (["train.epochs=two"], r"two.*full_key: train\.epochs"),
+    (["train.optimizer=adagrad"], r"'train\.optimizer': 'adagrad'.*adam, sgd"),
+    (["dataset.imbalance=longtail", "dataset.longtail_ratio=0.5"], r"dataset\.longtail_ratio.*>= 1"),
+    (["dataset=cifar10", "dataset.root=/nonexistent", "model=resnet20"],
+     r"cifar-10-batches-py.*dataset\.download=true"),
+    (["train.lr=1e12"], r"diverged.*epoch 1"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT, ids=[a[0] for a, _ in BAD_INPUT])
+def test_bad_input_fails_clearly_and_loses_nothing(earlier_results, args, message):
+    results, before = earlier_results
+    replaced = tuple(a.split("=")[0] for a in args if "." not in a.split("=")[0])  # whole groups, e.g. dataset=
+    fast = [a for a in FAST if not a.startswith(replaced)] if replaced else FAST
+    proc = run_cli([*fast, *args], results, check=False)
+    assert proc.returncode != 0
+    assert re.search(message, proc.stdout + proc.stderr, re.S), proc.stdout + proc.stderr
+    assert {p.name: p.read_bytes() for p in results.glob("*.csv")} == before
+
+
+def test_readme_documents_every_csv_column():
+    readme = (REPO / "README.md").read_text()
+    for table in ("metrics.csv", "per_class.csv", "layers.csv"):
+        for column in columns(table):
+            assert f"`{column}`" in readme, f"README does not document column {column} of {table}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    command = 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
+    assert command in readme
+    assert command in (REPO / ".ci" / "run").read_text()
+
+
+def test_cifar10_resnet20_from_local_files(tmp_path):
+    """The README's CIFAR command, on tiny files in the real CIFAR-10 format."""
+    from test_data import write_cifar
+
+    write_cifar(tmp_path / "data", "cifar10", n_train=40, n_test=10, classes=10)
+    results = tmp_path / "results"
+    run_cli(["dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "model=resnet20", "method=magnitude",
+             "method.allocation=layerwise", "sparsity=0.8", "train.epochs=1", "finetune.epochs=1",
+             "train.batch_size=16", "finetune.batch_size=16"], results)
+    layers = pd.read_csv(results / "layers.csv")
+    final = layers[layers.phase == "finetuned"]
+    assert len(final) == 20  # 19 convolutions + the classifier, no parameterised shortcuts
+    assert (abs(final.density - 0.2) <= 1 / final.params).all()
+    runs = pd.read_csv(results / "runs.csv")
+    assert "top5_accuracy" in set(runs.metric)

@@ -1,0 +1,42 @@
+"""The wheel works without the source tree: a non-editable install into a fresh virtualenv, then
+`prune-run` from an unrelated directory (configs are shipped inside the package)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import FAST, REPO
+
+
+def test_non_editable_install_runs_from_an_unrelated_directory(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheels), str(REPO)], check=True, capture_output=True, timeout=300)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # The fresh venv sees this environment's dependencies through a .pth path entry (no network, no
+    # 5 GB reinstall), but only its own, non-editable copy of prune_cli.
+    new_site = next((venv / "lib").glob("python*/site-packages"))
+    (new_site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q"]
+    subprocess.run([*pip, *map(str, wheels.glob("*.whl"))], check=True, capture_output=True, timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["OMP_NUM_THREADS"] = "1"
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import prune_cli; print(prune_cli.__file__)"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    assert str(new_site) in where.stdout, where.stdout
+    prune_run = str(venv / "bin" / "prune-run")
+    shown = subprocess.run([prune_run, "--cfg", "job"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0 and "name: mnist1d" in shown.stdout, shown.stderr
+    done = subprocess.run([prune_run, *FAST, "results_dir=out"], cwd=elsewhere, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert set(pd.read_csv(elsewhere / "out" / "runs.csv").phase) == {"dense", "pruned", "finetuned"}

@@ -1,0 +1,42 @@
+"""Latency: rows exist and are positive, dense and current model are both timed (no timing thresholds)."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.data.splits import DataSplits
+from prune_cli.metrics import METRICS
+from prune_cli.metrics.latency import time_models
+from prune_cli.models.mlp import MLP
+
+
+def test_time_models_counts_and_restores_mode():
+    model = MLP(4, [8], 2).train()
+    times = time_models({"a": model}, torch.randn(5, 4), warmup=1, repeats=4)
+    assert times["a"].shape == (4,) and (times["a"] > 0).all()
+    assert model.training
+
+
+def test_metric_rows_dense_and_pruned():
+    torch.manual_seed(0)
+    model = MLP(4, [8], 2)
+    data = DataSplits(*(torch.randn(20, 4), torch.randint(0, 2, (20,))) * 3, num_classes=2)
+    dense = copy.deepcopy(model)
+    exp = SimpleNamespace(model=model, data=data, dense_state=dense.state_dict(), dense_model=lambda: dense)
+    node = OmegaConf.create({"batch_size": 8, "warmup": 1, "repeats": 3})
+    out = METRICS.get("latency")(exp, "dense", node)
+    assert [r["timed_model"] for r in out.tables["latency.csv"]] == ["dense"]
+    assert [s["metric"] for s in out.scalars] == ["latency_ms"]
+    out = METRICS.get("latency")(exp, "pruned", node)
+    rows = out.tables["latency.csv"]
+    assert [r["timed_model"] for r in rows] == ["dense", "current"]
+    assert all(r["median_ms"] > 0 and r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["batch_size"] == 8
+               for r in rows)
+    values = {s["metric"]: s["value"] for s in out.scalars}
+    assert set(values) == {"latency_ms", "latency_dense_ms", "measured_speedup"}
+    assert all(v > 0 for v in values.values())
+    assert values["measured_speedup"] == values["latency_dense_ms"] / values["latency_ms"]

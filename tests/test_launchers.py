@@ -1,0 +1,267 @@
+"""Launchers: local parallel sweeps (joblib), SLURM through submitit (tested with submitit's local
+executor and with the plugin's own parameter mapping), requeue + resume, and failing runs that do
+not stop a sweep unless fail_fast is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import FAST, REPO, run_cli
+
+JOBLIB = "hydra_plugins.hydra_joblib_launcher"
+SUBMITIT = "hydra_plugins.hydra_submitit_launcher"
+NEEDS = "the launcher plugins are optional: pip install 'prune-cli[cluster]' (the [test] extra has them)"
+
+
+def _hydra_cfg(overrides: list[str], results_dir: Path):
+    """The composed config including the hydra node, as prune-run would see it."""
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (schemas, run_id resolver)
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return compose(config_name="config", overrides=[*overrides, f"results_dir={results_dir}"],
+                       return_hydra_config=True)
+
+
+def _complete_runs(results: Path) -> list[Path]:
+    return sorted(p.parent for p in results.glob("runs/*/COMPLETE"))
+
+
+def _check_shared_rows(results: Path, n_runs: int) -> None:
+    """Each run's rows are in the shared CSV exactly once: equal to the concatenated per-run files."""
+    shared = pd.read_csv(results / "runs.csv")
+    per_run = pd.concat([pd.read_csv(d / "metrics.csv") for d in _complete_runs(results)], ignore_index=True)
+    assert shared.run_id.nunique() == n_runs
+    key = ["run_id", "phase", "split", "metric"]
+    assert not shared.duplicated(key).any()
+    merged = shared.merge(per_run, on=key, suffixes=("", "_run"))
+    assert len(merged) == len(shared) == len(per_run)
+    assert (merged.value == merged.value_run).all()
+
+
+def test_parallel_launcher_config(tmp_path):
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    cfg = _hydra_cfg(["hydra/launcher=parallel", "hydra.launcher.n_jobs=3"], tmp_path)
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert cfg.hydra.launcher.n_jobs == 3
+    assert cfg.hydra.job.env_set.OMP_NUM_THREADS == "1"
+
+
+def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
+    """The plugin's own launch() turns hydra/launcher=slurm into the submitit SLURM executor settings
+    (a fake `srun` on PATH lets submitit build the executor; map_array is intercepted, nothing is submitted)."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import submitit
+    from hydra.utils import instantiate
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    results = tmp_path / "results"
+    cfg = _hydra_cfg(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
+                      "hydra.launcher.cpus_per_task=6", "hydra.launcher.mem_gb=32", "hydra.launcher.timeout_min=90",
+                      "hydra.launcher.array_parallelism=8"], results)
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")  # what SLURM sets inside the job
+    assert OmegaConf.to_container(cfg.hydra.job.env_set, resolve=True) == {"OMP_NUM_THREADS": "6"}
+    launcher = instantiate(cfg.hydra.launcher)
+    launcher.config = cfg
+    captured = {}
+
+    def fake_map_array(self, fn, *args):
+        captured["executor"], captured["args"] = self, args
+        return []
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", fake_map_array)
+    launcher.launch([["sparsity=0.5"], ["sparsity=0.8"]], initial_job_idx=0)
+    slurm = captured["executor"]._executor
+    assert isinstance(slurm, submitit.SlurmExecutor)
+    assert slurm.max_num_timeout == 20  # timed-out jobs are requeued (the plugin's default is 0)
+    assert slurm.parameters["array_parallelism"] == 8
+    assert str(slurm.folder).startswith(str(results / ".submitit"))
+    text = slurm._make_submission_file_text("python -m submitit.core._submit x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --cpus-per-task=6",
+                 "#SBATCH --mem=32GB", "#SBATCH --time=90", "#SBATCH --signal=USR2@120"):
+        assert line in text, text
+    assert captured["args"][0] == (["sparsity=0.5"], ["sparsity=0.8"])  # one array task per run
+
+
+def test_joblib_sweep_with_two_workers(tmp_path):
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.job.env_set.OMP_NUM_THREADS='2'",
+                    *FAST, "sparsity=0.5,0.8"], results)
+    assert "n_jobs': 2" in proc.stdout + proc.stderr or "n_jobs=2" in proc.stdout + proc.stderr
+    runs = _complete_runs(results)
+    assert len(runs) == 2
+    for run_dir in runs:  # the per-job thread setting reached torch inside each worker (run_cli exports 1)
+        assert "torch intra-op threads: 2 (OMP_NUM_THREADS)" in (run_dir / "cli.log").read_text()
+    _check_shared_rows(results, 2)
+
+
+def test_submitit_local_sweep_of_two_runs(tmp_path):
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    results = tmp_path / "results"
+    run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j",
+             *FAST, "method=magnitude,random"], results)
+    runs = _complete_runs(results)
+    assert len(runs) == 2
+    assert {pd.read_csv(d / "metrics.csv").method.iloc[0] for d in runs} == {"magnitude", "random"}
+    assert len(list((results / ".submitit").glob("*/*_result.pkl"))) == 2  # really ran as submitit jobs
+    _check_shared_rows(results, 2)
+
+
+@pytest.fixture(scope="module")
+def sweep_with_failures(tmp_path_factory):
+    """One sweep of four runs: lr 1e12 diverges, sparsity 1.5 is rejected by validation, one completes."""
+    results = tmp_path_factory.mktemp("failures") / "results"
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,1.5"], results)
+    failed = {json.loads(p.read_text())["error_type"]: json.loads(p.read_text())
+              for p in results.glob("runs/*/failed.json")}
+    return results, proc, failed
+
+
+def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
+    results, proc, failed = sweep_with_failures
+    assert proc.returncode == 0
+    assert len(_complete_runs(results)) == 1
+    assert len(list(results.glob("runs/*/failed.json"))) == 3
+    assert not any((p.parent / "COMPLETE").exists() for p in results.glob("runs/*/failed.json"))
+    record = failed["TrainingDiverged"]
+    assert record["status"] == "failed" and record["config_error"] is False
+    assert "diverged" in record["message"] and "train.lr=1000000000000.0" in record["overrides"]
+    assert "Traceback" in record["traceback"]
+    out = proc.stdout + proc.stderr
+    assert "failed (TrainingDiverged" in out and "the sweep goes on" in out
+    _check_shared_rows(results, 1)
+
+
+def test_config_error_in_a_sweep_is_recorded(sweep_with_failures):
+    results, proc, failed = sweep_with_failures
+    record = failed["ConfigError"]
+    assert record["config_error"] is True and "'sparsity': 1.5" in record["message"]
+    assert "'sparsity': 1.5" in proc.stderr
+
+
+def test_a_completed_rerun_removes_failed_json(sweep_with_failures, tmp_path):
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(sweep_with_failures[0], results)  # results_dir is not part of the run id
+    [run_dir] = _complete_runs(results)
+    (run_dir / "COMPLETE").unlink()  # as if an earlier attempt had failed at the very end
+    (run_dir / "failed.json").write_text("{}")
+    run_cli([*FAST, "train.lr=0.05", "sparsity=0.5"], results)
+    assert (run_dir / "COMPLETE").exists() and not (run_dir / "failed.json").exists()
+    shared = pd.read_csv(results / "runs.csv")  # SHARED_APPENDED kept the rows from being appended twice
+    assert shared.run_id.nunique() == 1 and not shared.duplicated(["phase", "split", "metric"]).any()
+
+
+def test_fail_fast_stops_the_sweep(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "fail_fast=true"], results, check=False)
+    assert proc.returncode != 0
+    assert "fail_fast" in proc.stderr
+    assert _complete_runs(results) == []  # the second run never started
+    assert len(list(results.glob("runs/*/failed.json"))) == 1
+    assert not (results / "runs.csv").exists()
+
+
+def test_single_run_failure_still_exits_non_zero(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli([*FAST, "train.lr=1e12"], results, check=False)
+    assert proc.returncode == 2 and "diverged" in proc.stderr
+    assert len(list(results.glob("runs/*/failed.json"))) == 1
+
+
+@pytest.mark.slow
+def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
+    """SIGUSR2 (what SLURM sends on preemption or before the time limit) to a running submitit job:
+    submitit checkpoints the launcher call and requeues it; the requeued job lands in the same run
+    directory, resumes from state.pt and writes each row once."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    results = tmp_path / "results"
+    args = [a for a in FAST if not a.startswith("train.epochs")] + ["train.epochs=300"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "prune_cli.cli", "-m", "hydra/launcher=submitit_local",
+                             "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j", *args, "sparsity=0.5",
+                             f"results_dir={results}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    deadline = time.time() + 120
+    while not list(results.glob("runs/*/state.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    controller = next(d.name for d in (results / ".submitit").iterdir() if d.name.isdigit())
+    task = int(Path(f"/proc/{controller}/task/{controller}/children").read_text().split()[0])
+    os.kill(task, signal.SIGUSR2)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    [run_dir] = _complete_runs(results)
+    err = "".join(p.read_text() for p in (results / ".submitit").glob("*/*_log.err"))
+    assert "preempted" in err
+    assert "resuming run" in (run_dir / "cli.log").read_text()
+    history = pd.read_csv(run_dir / "history.csv")
+    dense = history[history.phase == "dense"]
+    assert sorted(dense.epoch) == list(range(1, 301))  # every epoch once, none lost or repeated
+    _check_shared_rows(results, 1)
+
+
+@pytest.mark.slow
+def test_installed_wheel_finds_launcher_and_experiment_configs(tmp_path):
+    """Installed non-editable from a wheel into a fresh virtualenv and run from an unrelated directory:
+    prune-run composes hydra/launcher=slurm and +experiment=... from the package prune_cli.configs
+    (pkg://), and the prune-report console script works."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import shutil
+    import sysconfig
+
+    src = tmp_path / "src"  # a copy: building a wheel writes build/ and *.egg-info next to the sources
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("prune_cli", "configs"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # this env's dependencies, no network
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q",
+                    *map(str, (tmp_path / "dist").glob("prune_cli-*.whl"))], check=True, capture_output=True,
+                   timeout=300)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([str(venv / "bin" / "prune-run"), "--cfg", "all", "hydra/launcher=slurm",
+                           "+experiment=ntk_random"], capture_output=True, text=True, env=env, cwd=elsewhere,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "SlurmLauncher" in proc.stdout and "max_num_timeout: 20" in proc.stdout
+    assert "name: ntk_random" in proc.stdout
+    results = elsewhere / "results"  # a minimal finished run for the installed prune-report to read
+    run = results / "runs" / "r1"
+    run.mkdir(parents=True)
+    pd.DataFrame({"run_id": ["r1"], "seed": [0], "dataset": ["toy"], "model": ["mlp"], "method": ["magnitude"],
+                  "score": ["magnitude"], "schedule": ["oneshot"], "target_sparsity": [0.5], "phase": ["finetuned"],
+                  "split": ["test"], "metric": ["accuracy"], "value": [0.75], "dense_value": [0.8]}
+                 ).to_csv(run / "metrics.csv", index=False)
+    (run / "COMPLETE").write_text("r1\n")
+    proc = subprocess.run([str(venv / "bin" / "prune-report"), "results"], capture_output=True, text=True, env=env,
+                          cwd=elsewhere, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "missing baselines at sparsity 0.5: random" in proc.stdout
+    assert (results / "report" / "accuracy_vs_compression.png").stat().st_size > 0

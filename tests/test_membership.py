@@ -1,0 +1,88 @@
+"""Membership inference: AUC against brute-force pair counting, 0.5 for identically distributed
+members/non-members, clearly above 0.5 for an overfit model; the metric's wiring."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.data.splits import DataSplits
+from prune_cli.metrics import METRICS
+from prune_cli.metrics.membership import auc, balanced_accuracy, best_threshold, membership_attack
+from prune_cli.models.mlp import MLP
+
+
+def _auc_pairs(m, n):
+    """P(member > non-member) + P(tie)/2 by comparing every pair."""
+    m, n = np.asarray(m)[:, None], np.asarray(n)[None, :]
+    return float(((m > n).sum() + 0.5 * (m == n).sum()) / (m.size * n.size))
+
+
+def test_auc_against_pair_counting_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        m, n = rng.integers(0, 6, 40).astype(float), rng.integers(0, 5, 30).astype(float)
+        assert auc(m, n) == pytest.approx(_auc_pairs(m, n), abs=1e-12)
+    assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+
+
+def test_best_threshold_by_hand():
+    members, nonmembers = np.array([0.9, 0.8, 0.7, 0.6]), np.array([0.1, 0.3, 0.2, 0.75])
+    tau = best_threshold(members, nonmembers)
+    # only tau in (0.3, 0.6] reaches (4/4 + 3/4) / 2; the midpoint of the gap is taken
+    assert tau == pytest.approx(0.45)
+    assert balanced_accuracy(members, nonmembers, tau) == pytest.approx(0.875)
+    grid = np.linspace(0, 1, 1001)
+    assert max(balanced_accuracy(members, nonmembers, t) for t in grid) == pytest.approx(0.875)
+
+
+def test_identically_distributed_members_and_nonmembers_give_auc_one_half():
+    torch.manual_seed(0)
+    model = MLP(10, [32], 4)  # never trained on either set: both are just samples of one distribution
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(4000, 10, generator=g), torch.randint(0, 4, (4000,), generator=g)
+    out = membership_attack(model, (x[:2000], y[:2000]), (x[2000:], y[2000:]), seed=0)
+    assert abs(out["mia_loss_auc"] - 0.5) < 0.04
+    assert abs(out["mia_confidence_auc"] - 0.5) < 0.04
+    assert abs(out["mia_loss_accuracy"] - 0.5) < 0.05
+
+
+def test_overfit_model_leaks_membership():
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(256, 10, generator=g), torch.randint(0, 4, (256,), generator=g)  # random labels
+    members, nonmembers = (x[:128], y[:128]), (x[128:], y[128:])
+    model = MLP(10, [256], 4)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(members[0]), members[1]).backward()
+        opt.step()
+    out = membership_attack(model, members, nonmembers, seed=0)
+    assert out["mia_member_loss"] < out["mia_nonmember_loss"]
+    assert out["mia_loss_auc"] > 0.8 and out["mia_confidence_auc"] > 0.6
+    assert out["mia_loss_accuracy"] > 0.7
+
+
+def test_metric_rows_and_own_generator():
+    torch.manual_seed(0)
+    model = MLP(3, [8], 2)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(100, 3, generator=g), torch.randint(0, 2, (100,), generator=g)
+    data = DataSplits(x[:60], y[:60], x[:0], y[:0], x[60:], y[60:], num_classes=2)
+    exp = SimpleNamespace(model=model, data=data, cfg=OmegaConf.create({"train": {"eval_batch_size": 16}}))
+    node = OmegaConf.create({"num_samples": 1000, "sample_seed": 0})
+    state = torch.get_rng_state()
+    out = METRICS.get("membership")(exp, "pruned", node)
+    assert torch.equal(state, torch.get_rng_state())
+    values = {r["metric"]: r["value"] for r in out.scalars}
+    assert all(r["split"] == "membership" for r in out.scalars)
+    assert values["mia_num_samples"] == 40  # capped by the 40 test examples
+    assert {"mia_loss_auc", "mia_loss_accuracy", "mia_confidence_auc", "mia_confidence_accuracy"} <= set(values)
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(data.test_x), data.test_y)
+    assert values["mia_nonmember_loss"] == pytest.approx(float(loss), rel=1e-5)  # all 40 test examples

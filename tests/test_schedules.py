@@ -1,0 +1,200 @@
+"""Schedules, lottery-ticket rewinding, gradual pruning, the dense cache and resume after a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import FAST, compose, run_cli
+from prune_cli.dense_cache import dense_key
+from prune_cli.experiment import Experiment, run
+from prune_cli.results import run_id
+from prune_cli.schedules import SCHEDULES
+
+TINY = [*FAST, "dataset.input_dim=6", "model.widths=[32,32]", "method.allocation=layerwise"]
+
+
+def finished_rows(results_dir, table="metrics.csv"):
+    run_dir = next((results_dir / "runs").iterdir())
+    return pd.read_csv(run_dir / table)
+
+
+def sparsity_by_phase(rows):
+    s = rows[rows.metric == "sparsity_prunable"]
+    return dict(zip(s.phase, s.value))
+
+
+def test_iterative_plan_prunes_the_same_fraction_each_round(tmp_path):
+    cfg = compose([*TINY, "schedule=iterative", "schedule.rounds=4", "sparsity=0.9"], tmp_path)
+    targets = [step.args[0] for step in SCHEDULES.get("iterative")(cfg) if step.kind == "prune"]
+    assert targets == pytest.approx([1 - 0.1 ** (r / 4) for r in (1, 2, 3, 4)])
+    remaining = [1 - t for t in [0.0, *targets]]
+    ratios = [b / a for a, b in zip(remaining, remaining[1:])]
+    assert ratios == pytest.approx([0.1 ** 0.25] * 4)
+
+
+@pytest.mark.parametrize("rewind_epoch", [0, 1])
+def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_epoch):
+    cfg = compose([*TINY, "schedule=lottery_ticket", "schedule.rounds=3", f"schedule.rewind_epoch={rewind_epoch}",
+                   "train.epochs=2", "sparsity=0.8"], tmp_path)
+    run_dir = tmp_path / "run"
+    exp = Experiment(cfg, run_dir)
+    restarts = []
+    original = exp._step_restart
+
+    def spy(source):
+        original(source)
+        restarts.append(({k: v.clone() for k, v in exp.model.state_dict().items()},
+                         {k: v.clone() for k, v in exp.masks.items()}))
+
+    exp._step_restart = spy
+    exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
+    cache_dir = next(p for p in (tmp_path / "dense_cache").iterdir() if p.is_dir())
+    saved = torch.load(cache_dir / ("init.pt" if rewind_epoch == 0 else f"epoch_{rewind_epoch}.pt"), weights_only=True)
+    assert len(restarts) == 3
+    for state, masks in restarts:
+        for name, mask in masks.items():
+            assert torch.equal(state[name][mask], saved[name][mask])
+            assert torch.all(state[name][~mask] == 0)
+        biases = [n for n in state if n.endswith("bias")]
+        assert all(torch.equal(state[n], saved[n]) for n in biases)
+    rows = pd.DataFrame(exp.tables["metrics.csv"])
+    achieved = sparsity_by_phase(rows)
+    total = sum(m.numel() for m in exp.masks.values())
+    for phase, r in (("round_1", 1), ("round_2", 2), ("finetuned", 3)):
+        assert abs(achieved[phase] - (1 - 0.2 ** (r / 3))) <= 3 / total  # one weight per layer
+
+
+def test_gradual_sparsity_follows_the_cubic_curve(tmp_path):
+    results = tmp_path / "results"
+    cfg = compose([*TINY, "schedule=gradual", "train.epochs=4", "schedule.start_step=2",
+                   "schedule.frequency=5", "schedule.initial_sparsity=0.1", "sparsity=0.9"], results)
+    run(cfg, tmp_path / "run")
+    rows = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    achieved = {int(p.split("_")[1]): v for p, v in sparsity_by_phase(rows).items() if p.startswith("step_")}
+    steps_per_epoch = -(-162 // 32)  # 3 classes x 60 examples, 10 % held out
+    t_end = 4 * steps_per_epoch - 1
+    expected_steps = sorted({*range(2, t_end + 1, 5), t_end})
+    assert sorted(achieved) == expected_steps
+    total = 6 * 32 + 32 * 32 + 32 * 3
+    for t, value in achieved.items():
+        closed_form = 0.9 + (0.1 - 0.9) * (1 - (t - 2) / (t_end - 2)) ** 3
+        assert abs(value - closed_form) <= 3 / total
+    assert sparsity_by_phase(rows)["finetuned"] == pytest.approx(0.9, abs=3 / total)
+
+
+def test_dense_cache_key_ignores_method_and_sparsity_but_not_training(tmp_path):
+    base = compose(TINY, tmp_path)
+    same = compose([*TINY, "method=random", "sparsity=0.5", "schedule=iterative", "finetune.lr=0.5"], tmp_path)
+    other_lr = compose([*TINY, "train.lr=0.2"], tmp_path)
+    other_seed = compose([*TINY, "seed=1"], tmp_path)
+    assert dense_key(base, "cpu") == dense_key(same, "cpu")
+    assert len({dense_key(base, "cpu"), dense_key(other_lr, "cpu"), dense_key(other_seed, "cpu")}) == 3
+
+
+def test_two_method_sweep_trains_the_dense_model_once(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *TINY, "method=magnitude,random", "sparsity=0.5"], results)
+    runs = pd.read_csv(results / "runs.csv")
+    per_run = runs.groupby("method").dense_cache.first().to_dict()
+    assert sorted(per_run.values()) == ["hit", "miss"]
+    log = proc.stdout + proc.stderr
+    assert log.count("dense epoch 1/") == 1 and "loaded from the cache" in log
+    dense_acc = runs[(runs.phase == "dense") & (runs.metric == "accuracy")].groupby("method").value.first()
+    assert dense_acc.nunique() == 1  # both runs start from the same dense model
+
+
+def test_cache_hit_and_miss_give_identical_results(tmp_path):
+    """Whichever run of a sweep happens to train the shared dense model, the numbers are the same."""
+    args = [*TINY, "method=random", "sparsity=0.5"]
+    run_cli(args, tmp_path / "miss")
+    run_cli([*TINY, "method=magnitude"], tmp_path / "hit")  # fills the cache ...
+    run_cli(args, tmp_path / "hit")  # ... so this random run is a hit
+    miss, hit = (pd.read_csv(tmp_path / d / "runs.csv") for d in ("miss", "hit"))
+    hit = hit[hit.method == "random"].reset_index(drop=True)
+    assert set(miss.dense_cache) == {"miss"} and set(hit.dense_cache) == {"hit"}
+    assert hit.value.equals(miss.value)
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("crash_at", [("dense", 1), ("finetuned", 1), ("finetuned", 2)])
+def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, crash_at):
+    overrides = [*TINY, "train.epochs=3", "finetune.epochs=3", "dense_cache.enabled=false"]
+    reference = tmp_path / "reference"
+    run(compose(overrides, reference), reference / "run")
+    expected = pd.read_csv(reference / "run" / "metrics.csv")
+
+    import prune_cli.experiment as experiment
+
+    real_train = experiment.train
+
+    def crashing_train(*args, on_epoch_end=None, **kwargs):
+        phase = args[4]
+
+        def hook(row, progress):
+            on_epoch_end(row, progress)
+            if (phase, progress.epoch) == crash_at:
+                raise Crash(f"simulated crash after {phase} epoch {progress.epoch}")
+
+        return real_train(*args, on_epoch_end=hook, **kwargs)
+
+    results = tmp_path / "crashing"
+    cfg = compose(overrides, results)
+    run_dir = results / "runs" / run_id(cfg)
+    monkeypatch.setattr(experiment, "train", crashing_train)
+    with pytest.raises(Crash):
+        run(cfg, run_dir)
+    assert (run_dir / "state.pt").exists() and not (results / "runs.csv").exists()
+    monkeypatch.setattr(experiment, "train", real_train)
+    run(cfg, run_dir)
+    got = pd.read_csv(run_dir / "metrics.csv")
+    shared = pd.read_csv(results / "runs.csv")
+    ignore = ["timestamp", "run_id", "config_hash"]
+    pd.testing.assert_frame_equal(got.drop(columns=ignore), expected.drop(columns=ignore))
+    assert len(shared) == len(got)
+    history = pd.read_csv(run_dir / "history.csv")
+    assert len(history) == 6 and not history.duplicated(["phase", "epoch"]).any()
+
+
+def test_sigkill_during_training_then_rerun(tmp_path):
+    """A real crash: SIGKILL the console command in the middle of dense training, then run it again."""
+    args = [*TINY, "dataset.samples_per_class=2000", "train.epochs=60", "finetune.epochs=2",
+            "dense_cache.enabled=false", "seed=5"]
+    reference = tmp_path / "reference"
+    run_cli(args, reference)
+    results = tmp_path / "killed"
+    results.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    state = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list(results.glob("runs/*/state.pt"))
+        if found and found[0].stat().st_size > 0:
+            state = found[0]
+            time.sleep(0.3)  # a few more epochs, so the kill lands in the middle of training
+            break
+        time.sleep(0.02)
+    if proc.poll() is not None or state is None:
+        pytest.fail("the run finished before it could be killed; make it longer")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = state.parent
+    assert not (run_dir / "COMPLETE").exists() and not (results / "runs.csv").exists()
+    run_cli(args, results)
+    ignore = ["timestamp"]
+    got = pd.read_csv(results / "runs.csv").drop(columns=ignore)
+    expected = pd.read_csv(reference / "runs.csv").drop(columns=ignore)
+    pd.testing.assert_frame_equal(got, expected)
+    assert not (run_dir / "state.pt").exists() and (run_dir / "COMPLETE").exists()
