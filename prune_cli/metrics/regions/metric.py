@@ -76,9 +76,9 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
     ranks = [int(torch.linalg.matrix_rank(m.weight.detach().double().cpu())) for m in layers]
     serra = serra2018(n0, widths)
     row = {"bound_scope": "fully connected" + (", output layer rectified" if node.include_output_layer else ""),
-           "bound_n0": n0, "bound_widths": "-".join(map(str, widths)),
+           "domain_dim": n0, "bound_widths": "-".join(map(str, widths)),
            "layer_densities": "-".join(f"{d:.6g}" for d in densities),
-           "bound_ln_serra": math.log(serra), "bound_serra": str(serra) if serra < 10 ** 15 else "",
+           "bound_ln_serra": math.log(serra), "serra_integer": str(serra),
            "bound_ln_rank_actual": math.log(rank_ub(n0, widths, ranks))}
     n = [n0] + widths
     for rank_model in node.rank_models:
