@@ -199,6 +199,33 @@ class LatencyConfig:
 
 
 @dataclass
+class RegionsConfig:
+    """Linear-region counting (prune_cli/metrics/regions; docs/regions.md)."""
+
+    enabled: bool = False
+    method: str = "line"  # line | plane | sample | exact
+    split: str = "test"  # inputs the segments / planes pass through: test | val | train
+    seed: int = 0  # which inputs and directions; counts are deterministic given it
+    segments: int = 10  # method=line: number of seeded segments
+    segment_kind: str = "pairs"  # pairs (between two inputs) | direction (through an input, random direction)
+    segment_length: Optional[float] = None  # direction: length; null = median distance between inputs
+    planes: int = 1  # method=plane: planes through three inputs each
+    domain: str = "box"  # plane/sample: box (valid input range) | square ([-R, R]^2 in plane coordinates)
+    box: Optional[list[float]] = None  # [lo, hi]; null = min and max of the training inputs
+    square_radius: Optional[float] = None  # null = 1.5 x the farthest of the three inputs from their centroid
+    plot: bool = True  # method=plane: PNG of every slice, dense vs this phase
+    samples: int = 10000  # method=sample: points (box or plane, by domain)
+    max_units: int = 64  # method=exact: budget on hidden units
+    max_regions: int = 100000  # plane/exact: stop with an error beyond this many regions
+    tol: float = 1e-9  # plane: a line cuts a polygon when vertex values exceed tol x max|value| on both sides
+    eps_area: float = 1e-12  # plane: pieces below this area are not split off
+    f_tol: float = 1e-6  # exact: a pattern counts when its margin f exceeds f_tol
+    rank_models: list[str] = field(default_factory=lambda: ["binomial", "montecarlo"])
+    include_output_layer: bool = True  # bounds treat the output layer as rectified (authors' code)
+    mc_sample_factor: int = 48  # Monte Carlo rank model stopping rule
+
+
+@dataclass
 class MetricsConfig:
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated every phase
     per_class: bool = True  # recall, precision, support per class
@@ -210,6 +237,7 @@ class MetricsConfig:
     ntk: NTKMetricConfig = field(default_factory=NTKMetricConfig)
     hessian: HessianMetricConfig = field(default_factory=HessianMetricConfig)
     pruning_limit: PruningLimitConfig = field(default_factory=PruningLimitConfig)
+    regions: RegionsConfig = field(default_factory=RegionsConfig)
 
 
 @dataclass

@@ -13,5 +13,6 @@ STRUCTURES: Registry = Registry("structure", "method.structure")
 from . import allocation, structure  # noqa: E402,F401  (register the built-ins)
 from .scores import magnitude, random  # noqa: E402,F401
 from .pruner import ScoreContext, prune, select_prunable  # noqa: E402
+from . import region_bound  # noqa: E402,F401  (registers allocation=region_bound)
 
 __all__ = ["SCORES", "ALLOCATIONS", "STRUCTURES", "ScoreContext", "prune", "select_prunable"]

@@ -1,0 +1,232 @@
+"""Upper bounds on the number of linear regions (spec regions.md sections 1-3).
+
+- `serra2018`: Serra, Tjandraatmadja & Ramalingam (ICML 2018) Theorem 1, exact Python integers.
+- `expected_bound`: CPAIOR 2023 expected rank-aware bound for sparse layers, ln E[UB], with the
+  analytic binomial rank model or the Monte Carlo rank model; accumulated in log space because
+  the values overflow float64 for wide nets.
+- `choose_layer_densities`: per-layer densities maximising ln E[UB] at a fixed weight budget
+  (the paper's `lagrange3` for two pruned layers, and a budget-preserving coordinate search for
+  any number of layers).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+def _log_comb(n: int, k: int) -> float:
+    return math.log(math.comb(n, k))
+
+
+def serra2018(n0: int, widths: Sequence[int]) -> int:
+    """Serra et al. (2018) bound via the recursion G(l, d) of spec section 1.2 (exact integer)."""
+    widths = [int(w) for w in widths]
+
+    @lru_cache(maxsize=None)
+    def g(l: int, d: int) -> int:
+        if l == len(widths):
+            return 1
+        n = widths[l]
+        return sum(math.comb(n, j) * g(l + 1, min(d, n - j)) for j in range(min(d, n) + 1))
+
+    return g(0, int(n0))
+
+
+def rank_ub(n0: int, widths: Sequence[int], ranks: Sequence[int]) -> int:
+    """Deterministic rank-aware bound UB(k_1..k_L) of spec section 2.1 (exact integer)."""
+    widths, ranks = [int(w) for w in widths], [int(k) for k in ranks]
+
+    @lru_cache(maxsize=None)
+    def g(l: int, d: int) -> int:
+        if l == len(widths):
+            return 1
+        n, k = widths[l], ranks[l]
+        return sum(math.comb(n, j) * g(l + 1, min(n - j, d, k)) for j in range(min(k, d) + 1))
+
+    return g(0, int(n0))
+
+
+def binomial_rank_log_probs(rows: int, cols: int, density: float, drop_zero: bool = True) -> dict[int, float]:
+    """ln P(rank = k) under rank model A (binomial_formula.py): k = number of non-zero lines in
+    the smaller dimension; P(0) is dropped (not renormalised) as in the authors' code."""
+    m, o = min(rows, cols), max(rows, cols)
+    if density >= 1.0:
+        return {m: 0.0}
+    if density <= 0.0:
+        return {} if drop_zero else {0: 0.0}
+    log_miss = o * math.log1p(-density)  # ln (1 - p)^o = ln(1 - Q)
+    log_q = math.log(-math.expm1(log_miss))
+    out = {}
+    for k in range(0 if not drop_zero else 1, m + 1):
+        out[k] = _log_comb(m, k) + k * log_q + (m - k) * log_miss
+    return out
+
+
+_MC_CACHE: dict[tuple, dict[int, float]] = {}
+
+
+def montecarlo_rank_log_probs(rows: int, cols: int, density: float, seed: int = 0,
+                              sample_factor: int = 48) -> dict[int, float]:
+    """ln P(rank = k) under rank model B (prob.py): Gaussian matrices with Bernoulli(p) entries,
+    sampled until #samples >= (max rank - min rank + 1) x sample_factor. Seeded and cached."""
+    key = (rows, cols, float(density), seed, sample_factor)
+    if key not in _MC_CACHE:
+        if density >= 1.0:
+            _MC_CACHE[key] = {min(rows, cols): 0.0}
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            ranks: list[int] = []
+            while not ranks or len(ranks) < (max(ranks) - min(ranks) + 1) * sample_factor:
+                m = torch.randn(cols, rows, generator=gen, dtype=torch.float64)
+                keep = torch.rand(cols, rows, generator=gen, dtype=torch.float64) < density
+                ranks.append(int(torch.linalg.matrix_rank(m * keep)))
+            values, counts = np.unique(ranks, return_counts=True)
+            _MC_CACHE[key] = {int(v): math.log(c / len(ranks)) for v, c in zip(values, counts)}
+    return _MC_CACHE[key]
+
+
+def _logsumexp(values: list[float]) -> float:
+    values = [v for v in values if v != -math.inf]
+    if not values:
+        return -math.inf
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def expected_bound_from_probs(n: Sequence[int], log_probs: Sequence[dict[int, float]]) -> float:
+    """ln E[UB] by the memoised recursion F(l, d) of spec section 2.3, n = [n_0, n_1, ..., n_L]."""
+    n = [int(v) for v in n]
+    widths = n[1:]
+    log_c = [[_log_comb(w, j) for j in range(w + 1)] for w in widths]
+
+    @lru_cache(maxsize=None)
+    def f(l: int, d: int) -> float:
+        terms = []
+        last = l == len(widths) - 1
+        for k, lp in log_probs[l].items():
+            inner = []
+            for j in range(min(k, d) + 1):
+                rest = 0.0 if last else f(l + 1, min(widths[l] - j, d, k))
+                inner.append(log_c[l][j] + rest)
+            terms.append(lp + _logsumexp(inner))
+        return _logsumexp(terms)
+
+    return f(0, n[0])
+
+
+def expected_bound(n: Sequence[int], densities: Sequence[float], rank_model: str = "binomial",
+                   drop_zero_rank: bool = True, seed: int = 0, sample_factor: int = 48) -> float:
+    """ln E[UB] for widths n = [n_0, ..., n_L] and one density per weight matrix (len L).
+
+    Whether the output layer is included is the caller's choice: append its width and density."""
+    if len(densities) != len(n) - 1:
+        raise ValueError(f"need {len(n) - 1} densities for n={list(n)}, got {len(densities)}")
+    probs = []
+    for l, p in enumerate(densities):
+        rows, cols = n[l + 1], n[l]
+        if rank_model == "binomial":
+            probs.append(binomial_rank_log_probs(rows, cols, float(p), drop_zero_rank))
+        elif rank_model == "montecarlo":
+            probs.append(montecarlo_rank_log_probs(rows, cols, float(p), seed, sample_factor))
+        else:
+            raise ValueError(f"rank_model must be binomial or montecarlo, got {rank_model!r}")
+    return expected_bound_from_probs(n, probs)
+
+
+# ----------------------------------------------------------------------------- density choice
+
+
+def lagrange3(p: float, dims: Sequence[int], objective) -> tuple[float, float]:
+    """The authors' `lagrange3` (binomial_formula.py, spec section 3.1) for two pruned layers.
+
+    `objective(p0, p1)` returns ln E[UB]; `dims` are the two layers' weight counts."""
+    d0, d1 = float(dims[0]), float(dims[1])
+    keep = p * (d0 + d1)
+    min_p0 = max(keep - d1, 0.0) / d0
+    max_p1 = max(keep - d0, 0.0) / d1
+    max_p0 = (keep - max_p1 * d1) / d0
+    grid = np.linspace(min_p0, max_p0, 12)
+    low = (grid[1], (keep - grid[1] * d0) / d1)
+    high = (grid[-2], (keep - grid[-2] * d0) / d1)
+    mid = (p, p)
+    xs = [low[0], p, high[0]]
+    ys = [objective(*low), objective(*mid), objective(*high)]
+    # derivative of the Lagrange quadratic through (xs, ys): 2 a r + b = 0
+    a = sum(ys[i] / np.prod([xs[i] - xs[j] for j in range(3) if j != i]) for i in range(3))
+    b = -sum(ys[i] * sum(xs[j] for j in range(3) if j != i) / np.prod([xs[i] - xs[j] for j in range(3) if j != i])
+             for i in range(3))
+    if a == 0:
+        return mid
+    r = -b / (2 * a)
+    if low[0] < r < high[0]:
+        cand = (float(r), float((keep - r * d0) / d1))
+        if cand[1] <= 1.0 and objective(*cand) > ys[1]:
+            return cand
+    return mid
+
+
+def coordinate_search(p: float, dims: Sequence[int], objective, iterations: int = 60) -> list[float]:
+    """Budget-preserving pairwise search for any number of layers: move weight between two layers
+    (multiplying one density by a factor, adjusting the other to keep the kept-weight count) while
+    ln E[UB] improves; factors shrink when no move helps. Starts at uniform; deterministic."""
+    dens = [float(p)] * len(dims)
+    best = objective(dens)
+    factor = 4.0
+    for _ in range(iterations):
+        improved = False
+        for i in range(len(dims)):
+            for j in range(len(dims)):
+                if i == j:
+                    continue
+                for f in (factor, 1.0 / factor):
+                    new_i = min(dens[i] * f, 1.0)
+                    new_j = dens[j] + (dens[i] - new_i) * dims[i] / dims[j]
+                    if not (0.0 < new_j <= 1.0 and new_i > 0.0):
+                        continue
+                    cand = list(dens)
+                    cand[i], cand[j] = new_i, new_j
+                    value = objective(cand)
+                    if value > best + 1e-12:
+                        best, dens, improved = value, cand, True
+        if not improved:
+            factor = math.sqrt(factor)
+            if factor < 1.0 + 1e-4:
+                break
+    return dens
+
+
+def choose_layer_densities(n: Sequence[int], p: float, dims: Sequence[int], pruned: Sequence[bool],
+                           method: str = "auto", rank_model: str = "binomial",
+                           fixed: Sequence[float] | None = None, seed: int = 0) -> list[float]:
+    """Densities for every weight matrix of n (len L) maximising ln E[UB] with the pruned layers
+    keeping p * sum(dims of pruned layers) weights; unpruned layers keep `fixed` (default 1).
+
+    method: lagrange3 (exactly two pruned layers, the paper's procedure), search (any number),
+    auto (lagrange3 for two pruned layers, else search)."""
+    idx = [i for i, flag in enumerate(pruned) if flag]
+    base = list(fixed) if fixed is not None else [1.0] * len(pruned)
+    pdims = [dims[i] for i in idx]
+
+    def full(sub: Sequence[float]) -> list[float]:
+        out = list(base)
+        for i, v in zip(idx, sub):
+            out[i] = v
+        return out
+
+    def objective(sub) -> float:
+        return expected_bound(n, full(sub), rank_model=rank_model, seed=seed)
+
+    if method == "auto":
+        method = "lagrange3" if len(idx) == 2 else "search"
+    if method == "lagrange3":
+        if len(idx) != 2:
+            raise ValueError(f"lagrange3 needs exactly two pruned layers, got {len(idx)}")
+        return full(lagrange3(p, pdims, lambda a, b: objective([a, b])))
+    if len(idx) == 1:
+        return full([p])
+    return full(coordinate_search(p, pdims, objective))

@@ -1,0 +1,173 @@
+"""Every activation region of the whole input box, by MILP enumeration with no-good cuts (spec 1.4/4.4).
+
+The network is read as a chain of affine maps and ReLUs (each affine block's matrix taken
+exactly from the modules; convolutions become dense matrices), checked against the model's own
+output. One MILP (scipy.optimize.milp / HiGHS) maximises the margin f = min over units of |z|
+within the box; every optimum with f > f_tol is a full-dimensional region, whose pattern is then
+excluded by a no-good cut, and the MILP is solved again until f <= f_tol. Big-M constants come
+from interval arithmetic (valid, so the enumeration stays exact). Cost grows with the count (one
+MILP per region); `max_units` and `max_regions` bound it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
+from torch import nn
+
+from .common import AFFINE, RegionsError, _affine_extra
+
+
+@dataclass
+class ExactCount:
+    count: int
+    volume: float  # of the box
+    min_margin: float  # smallest f among the counted regions (audit of near-degenerate regions)
+    solves: int
+
+
+def affine_chain(net: nn.Module, input_shape: tuple) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(W_1, b_1), ..., (W_L+1, b_L+1)]: the network as affine maps with a ReLU after all but the last.
+
+    Raises RegionsError for max-pooling or anything that is not a plain chain of modules."""
+    leaves = [m for m in net.modules() if len(list(m.children())) == 0]
+    calls: list = []
+
+    def hook(module, inputs, output):
+        calls.append((module, inputs[0], output))
+
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    x = torch.randn(4, *input_shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x = x.to(next(net.parameters()).device)
+    try:
+        with torch.no_grad():
+            y = net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+    n_in = int(np.prod(input_shape))
+    w, b = np.eye(n_in), np.zeros(n_in)
+    for module, inp, out in calls:
+        if isinstance(module, nn.ReLU):
+            blocks.append((w, b))
+            w, b = np.eye(w.shape[0]), np.zeros(w.shape[0])
+            continue
+        if not isinstance(module, AFFINE + _affine_extra()):
+            raise RegionsError(f"method=exact supports chains of affine layers and nn.ReLU; "
+                               f"{type(module).__name__} is not supported (use method=plane or line)")
+        shape = inp.shape[1:]
+        with torch.no_grad():
+            bias = module(torch.zeros(1, *shape, dtype=inp.dtype, device=inp.device)).reshape(-1)
+            eye = torch.eye(int(np.prod(shape)), dtype=inp.dtype, device=inp.device).reshape(-1, *shape)
+            mat = (module(eye).reshape(eye.shape[0], -1) - bias).T  # (out, in)
+        w, b = mat.cpu().numpy() @ w, mat.cpu().numpy() @ b + bias.cpu().numpy()
+    blocks.append((w, b))
+    # the chain must reproduce the network (no hidden skip connections or functional nonlinearities)
+    h = x.reshape(len(x), -1).cpu().numpy()
+    for i, (wi, bi) in enumerate(blocks):
+        h = h @ wi.T + bi
+        if i < len(blocks) - 1:
+            h = np.maximum(h, 0)
+    if not np.allclose(h, y.reshape(len(x), -1).cpu().numpy(), rtol=1e-8, atol=1e-8):
+        raise RegionsError("method=exact needs a network that is a plain chain of affine layers and nn.ReLU "
+                           "(no skip connections, pooling or functional nonlinearities); use method=plane")
+    return blocks
+
+
+def count_exact(net: nn.Module, input_shape: tuple, box: tuple[float, float], max_units: int = 64,
+                max_regions: int = 10_000, f_tol: float = 1e-6) -> ExactCount:
+    """Number of full-dimensional activation regions of `net` inside the box [lo, hi]^n0."""
+    blocks = affine_chain(net, input_shape)
+    hidden = blocks[:-1]
+    units = sum(w.shape[0] for w, _ in hidden)
+    if units > max_units:
+        raise RegionsError(f"method=exact: the network has {units} hidden units, more than "
+                           f"metrics.regions.max_units={max_units}; raise the budget or use method=plane")
+    lo, hi = box
+    n0 = hidden[0][0].shape[1]
+    # interval bounds of every pre-activation (for big-M)
+    l_in, u_in = np.full(n0, lo, float), np.full(n0, hi, float)
+    upper, lower = [], []
+    for w, b in hidden:
+        wp, wn = np.maximum(w, 0), np.minimum(w, 0)
+        u = wp @ u_in + wn @ l_in + b
+        l = wp @ l_in + wn @ u_in + b
+        upper.append(u)
+        lower.append(l)
+        l_in, u_in = np.maximum(l, 0), np.maximum(u, 0)
+    # variable layout: x | per layer (h, hb, z) | f
+    offsets, pos = [], n0
+    for w, _ in hidden:
+        offsets.append(pos)
+        pos += 3 * w.shape[0]
+    nf = pos
+    nvar = pos + 1
+    rows, lb_c, ub_c = [], [], []
+
+    def add(coeffs: dict, lo_: float, hi_: float):
+        rows.append(coeffs)
+        lb_c.append(lo_)
+        ub_c.append(hi_)
+
+    m_pos = [np.maximum(u, 0) for u in upper]
+    m_neg = [np.maximum(-l, 0) for l in lower]
+    cap = min(float(np.maximum(mp, mn).min()) for mp, mn in zip(m_pos, m_neg))
+    mf = max(cap, 1e-12)
+    var_lb, var_ub = np.zeros(nvar), np.zeros(nvar)
+    var_lb[:n0], var_ub[:n0] = lo, hi
+    integrality = np.zeros(nvar)
+    z_index = []
+    prev = list(range(n0))
+    for li, (w, b) in enumerate(hidden):
+        n = w.shape[0]
+        h0, hb0, z0 = offsets[li], offsets[li] + n, offsets[li] + 2 * n
+        for i in range(n):
+            h, hb, z = h0 + i, hb0 + i, z0 + i
+            coeffs = {p: w[i, k] for k, p in enumerate(prev) if w[i, k] != 0}
+            coeffs[h] = coeffs.get(h, 0) - 1.0
+            coeffs[hb] = 1.0
+            add(coeffs, -b[i], -b[i])  # W h_prev + b = h - hb
+            add({h: 1.0, z: -m_pos[li][i]}, -np.inf, 0.0)  # h <= M z
+            add({hb: 1.0, z: m_neg[li][i]}, -np.inf, m_neg[li][i])  # hb <= Mb (1 - z)
+            add({nf: 1.0, h: -1.0, z: mf}, -np.inf, mf)  # z = 1 => f <= h
+            add({nf: 1.0, hb: -1.0, z: -mf}, -np.inf, 0.0)  # z = 0 => f <= hb
+            var_ub[h], var_ub[hb] = m_pos[li][i], m_neg[li][i]
+            var_ub[z] = 1.0 if upper[li][i] > 0 else 0.0
+            var_lb[z] = 1.0 if lower[li][i] >= 0 else 0.0
+            integrality[z] = 1
+            z_index.append(z)
+        prev = list(range(h0, h0 + n))
+    var_ub[nf] = cap
+    c = np.zeros(nvar)
+    c[nf] = -1.0  # maximise f
+    count, solves, min_margin = 0, 0, np.inf
+    while True:
+        a = sp.lil_matrix((len(rows), nvar))
+        for r, coeffs in enumerate(rows):
+            for k, v in coeffs.items():
+                a[r, k] = v
+        res = milp(c, constraints=LinearConstraint(a.tocsr(), lb_c, ub_c), integrality=integrality,
+                   bounds=Bounds(var_lb, var_ub), options={"mip_rel_gap": 0.0, "presolve": False})
+        solves += 1
+        if res.x is None:
+            if res.status == 2:  # infeasible: every pattern has been cut off
+                break
+            raise RegionsError(f"method=exact: the MILP solver failed ({res.message})")
+        f = float(res.x[nf])
+        if f <= f_tol:
+            break
+        count += 1
+        min_margin = min(min_margin, f)
+        if count > max_regions:
+            raise RegionsError(f"method=exact: more than metrics.regions.max_regions={max_regions} regions "
+                               f"in the box; raise the budget or use method=plane")
+        zs = np.round(res.x[z_index]).astype(int)
+        ones = [z for z, v in zip(z_index, zs) if v == 1]
+        cut = {z: (1.0 if v == 1 else -1.0) for z, v in zip(z_index, zs)}
+        add(cut, -np.inf, len(ones) - 1)  # no-good cut: exclude this pattern
+    return ExactCount(count=count, volume=float((hi - lo) ** n0), min_margin=float(min_margin), solves=solves)

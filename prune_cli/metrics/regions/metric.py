@@ -1,0 +1,208 @@
+"""The `regions` metric: counts (line / plane / sample / exact) with bounds, into regions.csv.
+
+Enabled by `metrics.regions.enabled=true`; settings in `metrics.regions.*` (config.RegionsConfig).
+Segments and planes are drawn from `metrics.regions.seed` alone, so the dense, pruned and
+fine-tuned models are counted on the same inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import weakref
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from ...config import _check, _finite, validator
+from .. import MetricResult, register_metric
+from .bounds import expected_bound_from_probs, binomial_rank_log_probs, montecarlo_rank_log_probs, rank_ub, serra2018
+from .common import model_hash, prepare
+from .exact import count_exact
+from .line import count_line
+from .plane import count_plane, make_plane
+from .plot import plot_slices
+from .sample import box_points, distinct_patterns, plane_points
+
+METHODS = ("line", "plane", "sample", "exact")
+_DENSE_PLANES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+@validator
+def _validate(cfg: DictConfig) -> None:
+    node = cfg.metrics.get("regions")
+    if node is None:
+        return
+    key = "metrics.regions."
+    _check(node.method in METHODS, key + "method", node.method, "one of " + ", ".join(METHODS))
+    _check(node.split in ("train", "val", "test"), key + "split", node.split, "one of test, train, val")
+    _check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind,
+           "one of direction, pairs")
+    _check(node.domain in ("box", "square"), key + "domain", node.domain, "one of box, square")
+    for name in ("segments", "planes", "samples", "max_units", "max_regions", "mc_sample_factor"):
+        value = node[name]
+        _check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
+    _check(isinstance(node.seed, int) and node.seed >= 0, key + "seed", node.seed, "an integer >= 0")
+    for name in ("tol", "eps_area", "f_tol"):
+        value = node[name]
+        _check(_finite(value) and value >= 0, key + name, value, "a finite number >= 0")
+    for name in ("segment_length", "square_radius"):
+        value = node[name]
+        _check(value is None or (_finite(value) and value > 0), key + name, value, "null or a number > 0")
+    box = None if node.box is None else list(node.box)
+    _check(box is None or (len(box) == 2 and all(_finite(v) for v in box) and box[0] < box[1]), key + "box", box,
+           "null (the training inputs' range) or [lo, hi] with lo < hi")
+    models = list(node.rank_models)
+    _check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models,
+           "a list drawn from [binomial, montecarlo]")
+
+
+def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
+    """Serra et al. (2018) and expected rank-aware bounds for a counting domain of dimension n0.
+
+    Applies to fully connected networks (every Linear/Conv layer is Linear); the rank models use
+    each layer's real shape and density, and the recursion starts from d = n0 (the domain's
+    dimension bounds the rank of the restricted first layer)."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    if not all(isinstance(m, nn.Linear) for m in layers):
+        return {"bound_scope": "none (bounds apply to fully connected networks)"}
+    if not node.include_output_layer:
+        layers = layers[:-1]
+    widths = [m.out_features for m in layers]
+    shapes = [(m.out_features, m.in_features) for m in layers]
+    densities = [float(torch.count_nonzero(m.weight)) / m.weight.numel() for m in layers]
+    ranks = [int(torch.linalg.matrix_rank(m.weight.detach().double().cpu())) for m in layers]
+    serra = serra2018(n0, widths)
+    row = {"bound_scope": "fully connected" + (", output layer rectified" if node.include_output_layer else ""),
+           "domain_dim": n0, "bound_widths": "-".join(map(str, widths)),
+           "layer_densities": "-".join(f"{d:.6g}" for d in densities),
+           "bound_ln_serra": math.log(serra), "serra_integer": str(serra),
+           "bound_ln_rank_actual": math.log(rank_ub(n0, widths, ranks))}
+    n = [n0] + widths
+    for rank_model in node.rank_models:
+        if rank_model == "binomial":
+            probs = [binomial_rank_log_probs(r, c, p) for (r, c), p in zip(shapes, densities)]
+        else:
+            probs = [montecarlo_rank_log_probs(r, c, p, node.seed, node.mc_sample_factor)
+                     for (r, c), p in zip(shapes, densities)]
+        row[f"bound_ln_expected_{rank_model}"] = expected_bound_from_probs(n, probs)
+    return row
+
+
+def _box(exp, node) -> tuple[float, float]:
+    if node.box is not None:
+        return float(node.box[0]), float(node.box[1])
+    x = exp.data.train_x
+    return float(x.min()), float(x.max())
+
+
+@register_metric("regions")
+def regions(exp, phase: str, node: DictConfig) -> MetricResult:
+    """Count activation regions of the current model; one regions.csv row per segment/plane/count."""
+    net = prepare(exp.model)
+    x = exp.data.split(node.split)[0].detach().double()
+    gen = torch.Generator().manual_seed(node.seed)
+    shape = tuple(x.shape[1:])
+    n_in = math.prod(shape)
+    base = {"method": node.method, "split": node.split, "seed": node.seed, "model_hash": model_hash(exp.model)}
+    rows: list[dict] = []
+    if node.method == "line":
+        bounds = bound_columns(exp.model, 1, node)
+        pairs = torch.stack([torch.randperm(len(x), generator=gen)[:2] for _ in range(node.segments)])
+        directions = torch.randn(node.segments, *shape, generator=gen, dtype=torch.float64)
+        length = node.segment_length
+        if node.segment_kind == "direction" and length is None:
+            sample = x[torch.randperm(len(x), generator=gen)[:64]].reshape(-1, n_in)
+            length = float(torch.cdist(sample, sample).median())
+        for i in range(node.segments):
+            if node.segment_kind == "pairs":
+                a, b = x[pairs[i, 0]], x[pairs[i, 1]]
+                idx = f"{int(pairs[i, 0])}-{int(pairs[i, 1])}"
+            else:
+                d = directions[i] / directions[i].norm()
+                a, b = x[pairs[i, 0]] - 0.5 * length * d, x[pairs[i, 0]] + 0.5 * length * d
+                idx = str(int(pairs[i, 0]))
+            start = time.perf_counter()
+            result = count_line(net, a.to(exp.device), b.to(exp.device))
+            rows.append({**base, "counts": "activation_regions", "item": i, "indices": idx,
+                         "domain": f"segment_{node.segment_kind}", "count": result.count,
+                         "measure": result.length, "measure_kind": "length",
+                         "count_density": result.count / result.length if result.length > 0 else None,
+                         "wall_s": time.perf_counter() - start, **bounds})
+    elif node.method in ("plane", "sample") and not (node.method == "sample" and node.domain == "box"):
+        bounds = bound_columns(exp.model, 2, node)
+        box = _box(exp, node)
+        count = node.planes if node.method == "plane" else 1
+        triples = [torch.randperm(len(x), generator=gen)[:3] for _ in range(count)]
+        for i, idx in enumerate(triples):
+            plane = make_plane(x[idx].cpu(), node.domain, box=box, radius=node.square_radius)
+            start = time.perf_counter()
+            common = {**base, "item": i, "indices": "-".join(str(int(v)) for v in idx),
+                      "domain": f"plane_{node.domain}", "box": f"{box[0]:.6g},{box[1]:.6g}"
+                      if node.domain == "box" else "", "square_radius": node.square_radius, **bounds}
+            if node.method == "plane":
+                result = count_plane(net, plane, node.tol, node.eps_area, max_regions=node.max_regions)
+                rows.append({**common, "counts": "activation_regions", "count": result.count,
+                             "measure": result.area, "measure_kind": "area",
+                             "count_density": result.count / result.area, "tol": node.tol,
+                             "eps_area": node.eps_area, "wall_s": time.perf_counter() - start})
+                if node.plot:
+                    _plot(exp, phase, i, result, net, plane, node)
+            else:
+                pts = plane_points(node.samples, plane, gen).to(exp.device)
+                n_patterns = distinct_patterns(net, pts)
+                rows.append({**common, "counts": "distinct_patterns_lower_bound", "count": n_patterns,
+                             "measure": node.samples, "measure_kind": "points", "count_density": None,
+                             "wall_s": time.perf_counter() - start})
+    elif node.method == "sample":
+        bounds = bound_columns(exp.model, n_in, node)
+        box = _box(exp, node)
+        start = time.perf_counter()
+        pts = box_points(node.samples, shape, box, gen).to(exp.device)
+        rows.append({**base, "counts": "distinct_patterns_lower_bound", "item": 0, "domain": "input_box",
+                     "box": f"{box[0]:.6g},{box[1]:.6g}", "count": distinct_patterns(net, pts),
+                     "measure": node.samples, "measure_kind": "points", "count_density": None,
+                     "wall_s": time.perf_counter() - start, **bounds})
+    else:  # exact
+        bounds = bound_columns(exp.model, n_in, node)
+        box = _box(exp, node)
+        start = time.perf_counter()
+        result = count_exact(net, shape, box, node.max_units, node.max_regions, node.f_tol)
+        rows.append({**base, "counts": "activation_regions", "item": 0, "domain": "input_box",
+                     "box": f"{box[0]:.6g},{box[1]:.6g}", "count": result.count, "measure": result.volume,
+                     "measure_kind": "volume", "count_density": result.count / result.volume,
+                     "f_tol": node.f_tol, "min_margin": result.min_margin, "milp_solves": result.solves,
+                     "wall_s": time.perf_counter() - start, **bounds})
+    return MetricResult(scalars=_summary(rows, node), tables={"regions.csv": rows})
+
+
+def _summary(rows: list[dict], node) -> list[dict]:
+    """metrics.csv rows: mean/std of the counts and densities, and the bounds (same for every row)."""
+    prefix = f"regions_{node.method}"
+    counts = [float(r["count"]) for r in rows]
+    out = [{"split": node.split, "metric": f"{prefix}_mean", "value": statistics.fmean(counts)}]
+    if len(counts) > 1:
+        out.append({"split": node.split, "metric": f"{prefix}_std", "value": statistics.stdev(counts)})
+    dens = [r["count_density"] for r in rows if r.get("count_density") is not None]
+    if dens:
+        out.append({"split": node.split, "metric": f"{prefix}_density_mean", "value": statistics.fmean(dens)})
+    for key in ("bound_ln_serra", "bound_ln_rank_actual", "bound_ln_expected_binomial", "bound_ln_expected_montecarlo"):
+        if key in rows[0]:
+            out.append({"split": node.split, "metric": f"{prefix}_{key}", "value": float(rows[0][key])})
+    return out
+
+
+def _plot(exp, phase, i, result, net, plane, node) -> None:
+    """PNG per plane: this phase beside the dense model (counted once, at the dense phase)."""
+    cache = _DENSE_PLANES.setdefault(exp, {})
+    if phase == "dense":
+        cache[i] = result
+        panels = [("dense", result)]
+    else:
+        if i not in cache and exp.dense_state:
+            cache[i] = count_plane(prepare(exp.dense_model()), plane, node.tol, node.eps_area,
+                                   max_regions=node.max_regions)
+        panels = ([("dense", cache[i])] if i in cache else []) + [(phase, result)]
+    plot_slices(panels, exp.run_dir / f"regions_plane{i}_{phase}.png", seed=node.seed)

@@ -1,0 +1,121 @@
+"""Bounds and bound-guided densities against the reference values of specs/regions.md (sections 1-3)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.metrics.regions.bounds import (choose_layer_densities, expected_bound, montecarlo_rank_log_probs,
+                                               rank_ub, serra2018)
+from prune_cli.models.mlp import MLP
+from prune_cli.pruning import ScoreContext, prune
+
+
+@pytest.mark.parametrize("n0,widths,bound", [
+    (1, [3], 4), (2, [3], 7), (2, [3, 3], 40), (1, [4, 4, 4], 125), (2, [8, 8], 1369), (784, [8, 14], 600370),
+    (784, [11, 11], 2449868), (2, [100, 100], 25512601), (2, [100, 100, 10], 1428705656)])
+def test_serra_reference_values(n0, widths, bound):
+    assert serra2018(n0, widths) == bound
+
+
+def test_serra_properties_and_log_value():
+    assert math.log(serra2018(784, [100, 100])) == pytest.approx(137.991107, abs=1e-6)
+    assert serra2018(1, [3, 5, 2]) == 4 * 6 * 3  # n0 = 1: product of (n_l + 1)
+    assert serra2018(3, [6]) == sum(math.comb(6, j) for j in range(4))  # one layer: arrangement bound
+    assert rank_ub(2, [100, 100], [100, 100]) == serra2018(2, [100, 100])  # full rank = Serra
+
+
+@pytest.mark.parametrize("n,p,ln_value", [
+    ([784, 100, 100, 10], (1, 1, 1), 144.922579), ([784, 100, 100, 10], (0.001, 0.001, 1), 119.804899),
+    ([784, 100, 100, 10], (0.0005, 0.0015, 1), 121.584237), ([2, 100, 100, 10], (0.0005, 0.0005, 1), 15.000459),
+    ([784, 100, 100, 10], (0.01, 0.01, 1), 144.918), ([784, 100, 100, 10], (0.0001, 0.0001, 1), 62.822),
+    ([2, 100, 100, 10], (1, 1, 1), 21.080), ([2, 100, 100, 10], (0.01, 0.01, 1), 20.169),
+    ([2, 100, 100, 10], (0.001, 0.001, 1), 16.378), ([2, 100, 100, 10], (0.0001, 0.0001, 1), 10.564)])
+def test_expected_bound_binomial_reference_values(n, p, ln_value):
+    digits = len(str(ln_value).split(".")[1])
+    assert expected_bound(n, p) == pytest.approx(ln_value, abs=0.6 * 10 ** -digits)
+
+
+def test_expected_bound_large_value_and_dense_consistency():
+    assert math.exp(expected_bound([784, 100, 100, 10], (0.01, 0.01, 1))) == pytest.approx(8.652808e62, rel=1e-6)
+    assert expected_bound([2, 100, 100, 10], (1, 1, 1)) == pytest.approx(math.log(1428705656), abs=1e-9)
+    dense_mc = expected_bound([2, 30, 30], (1, 1), rank_model="montecarlo")
+    assert dense_mc == pytest.approx(math.log(serra2018(2, [30, 30])))
+
+
+def test_montecarlo_rank_model_matches_exact_2x2_distribution():
+    # 2x2 Gaussian with Bernoulli(p) mask: rank 0 iff all zero; rank 2 iff a diagonal pair is non-zero
+    p = 0.5
+    exact = {0: (1 - p) ** 4, 2: 1 - (1 - p * p) ** 2}
+    exact[1] = 1 - exact[0] - exact[2]
+    probs = montecarlo_rank_log_probs(2, 2, p, seed=0, sample_factor=400)
+    for k, value in exact.items():
+        assert math.exp(probs.get(k, -math.inf)) == pytest.approx(value, abs=0.04)
+
+
+def _significant(value: float, reference: str) -> str:
+    """`value` printed with as many significant digits as the spec's reference string has."""
+    digits = len(reference.lower().split("e")[0].replace(".", "").lstrip("0"))
+    return f"{float(f'{value:.{digits}g}'):.6e}"
+
+
+@pytest.mark.parametrize("p,chosen,ln_chosen", [
+    (0.01, ("0.00575", "0.04333"), 144.923), (0.0025, ("0.00146", "0.01063"), 144.921),
+    (0.001, ("0.000606", "0.00409"), 137.790), (0.0001, ("6.37e-5", "3.84e-4"), 70.016)])
+def test_lagrange3_chosen_densities_reference_values(p, chosen, ln_chosen):
+    n = [784, 100, 100, 10]
+    dens = choose_layer_densities(n, p, [78400, 10000, 1000], [True, True, False])
+    # the spec's table rounds to 3-4 significant digits: agree to those digits (or 1e-3 relative)
+    for value, reference in zip(dens[:2], chosen):
+        assert _significant(value, reference) == f"{float(reference):.6e}" or \
+            value == pytest.approx(float(reference), rel=1e-3)
+    assert dens[2] == 1.0
+    assert expected_bound(n, dens) == pytest.approx(ln_chosen, abs=1e-3)
+    assert dens[0] * 78400 + dens[1] * 10000 == pytest.approx(p * 88400)  # same weight budget
+
+
+def test_general_search_keeps_budget_and_does_not_lower_the_bound():
+    n = [20, 30, 30, 30, 5]
+    dims = [600, 900, 900, 150]
+    pruned = [True, True, True, False]
+    dens = choose_layer_densities(n, 0.05, dims, pruned, method="search")
+    kept = sum(d * s for d, s, f in zip(dens, dims, pruned) if f)
+    assert kept == pytest.approx(0.05 * 2400)
+    assert expected_bound(n, dens) >= expected_bound(n, [0.05, 0.05, 0.05, 1.0]) - 1e-12
+
+
+def test_region_bound_allocation_prunes_to_the_chosen_densities():
+    model = MLP(784, [100, 100], 10)
+    method = OmegaConf.create({"name": "rb", "score": "magnitude", "allocation": "region_bound",
+                               "structure": "unstructured", "exclude": [], "exclude_classifier": True,
+                               "exclude_first": False, "allow_collapse": False})
+    ctx = ScoreContext(method=method, generator=torch.Generator().manual_seed(0))
+    masks = prune(model, 1 - 0.01, ctx)
+    assert abs(int(masks["net.1.weight"].sum()) - 0.00575 * 78400) <= 1e-3 * 451 + 1  # spec 3.4 densities
+    assert abs(int(masks["net.3.weight"].sum()) - 0.04333 * 10000) <= 1e-3 * 433 + 1
+    assert "net.5.weight" not in masks
+    kept = masks["net.1.weight"]
+    weights = model.net[1].weight.abs()
+    assert weights[kept].min() >= weights[~kept].max()  # top |w| within the layer
+
+
+def test_bad_bound_settings_name_the_key():
+    from prune_cli.errors import ConfigError
+    from prune_cli.metrics.regions.metric import _validate as validate_metric
+    from prune_cli.pruning.region_bound import _validate as validate_method
+
+    method = {"bound_rank_model": "binomial", "bound_objective_n0": "full", "bound_search": "newton"}
+    with pytest.raises(ConfigError, match="method.bound_search.*newton"):
+        validate_method(OmegaConf.create({"method": method}))
+    from prune_cli.config import RegionsConfig
+
+    node = OmegaConf.structured(RegionsConfig)
+    node.box = [1.0, 0.0]
+    with pytest.raises(ConfigError, match="metrics.regions.box"):
+        validate_metric(OmegaConf.create({"metrics": {"regions": node}}))
+    node.box, node.rank_models = None, ["exact"]
+    with pytest.raises(ConfigError, match="metrics.regions.rank_models"):
+        validate_metric(OmegaConf.create({"metrics": {"regions": node}}))
