@@ -119,8 +119,7 @@ class Experiment:
             }),
         }
         if progress is not None:
-            state["progress"] = {"optimizer": progress.optimizer, "scheduler": progress.scheduler,
-                                 "generator": progress.generator}
+            state["progress"] = {"optimizer": progress.optimizer, "generator": progress.generator}
         atomic_torch_save(state, self.run_dir / STATE_FILE)
 
     def _load_checkpoint(self) -> None:
@@ -140,7 +139,7 @@ class Experiment:
         self.context, self.provenance = extra["context"], extra["provenance"]
         if "progress" in state:
             p = state["progress"]
-            self.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["scheduler"], p["generator"])
+            self.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"])
 
     def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None,
                keep_epochs: tuple[int, ...] = ()) -> None:

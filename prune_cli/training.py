@@ -88,9 +88,8 @@ def show_progress() -> bool:
 class TrainProgress:
     """What a checkpoint needs to continue a training phase exactly where it stopped."""
 
-    epoch: int  # epochs completed
+    epoch: int  # epochs completed (the LR follows from it: it is a function of the step)
     optimizer: dict
-    scheduler: dict
     generator: torch.Tensor  # batch-order RNG state
 
 
@@ -107,14 +106,14 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train_y) / cfg.batch_size)
     offset = start_epoch * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg, (step + offset) / steps_per_epoch))
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    scheduled = cfg.lr_schedule != "constant" or cfg.warmup_epochs > 0
     first_epoch = start_epoch
     if resume is not None:
-        optimizer.load_state_dict(resume.optimizer)
-        scheduler.load_state_dict(resume.scheduler)
+        optimizer.load_state_dict(resume.optimizer)  # replaces optimizer.param_groups
         gen.set_state(resume.generator)
         first_epoch = resume.epoch
+    groups = optimizer.param_groups
     enforce = MaskEnforcer(model, masks, optimizer) if masks else None
     if enforce:
         enforce()
@@ -125,7 +124,7 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
     step = first_epoch * steps_per_epoch
     epochs = tqdm(range(first_epoch, cfg.epochs), desc=phase, disable=not show_progress(), leave=False)
     for epoch in epochs:
-        loss_sum = torch.zeros((), device=data.train_x.device)
+        losses = []
         for xb, yb in iterate_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
             if on_step is not None:
                 new_masks = on_step(step)
@@ -137,20 +136,24 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
                 loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if scheduled:  # the LR is a pure function of the step: nothing to checkpoint
+                factor = lr_factor(cfg, (step + offset) / steps_per_epoch)
+                for group, base in zip(groups, base_lrs):
+                    group["lr"] = base * factor
             optimizer.step()
-            scheduler.step()
             if enforce:
                 enforce()
-            loss_sum += loss.detach() * len(yb)
+            losses.append(loss.detach())
             step += 1
-        train_loss = float(loss_sum) / len(data.train_y)
+        sizes = torch.full((len(losses),), float(cfg.batch_size), device=data.train_x.device)
+        sizes[-1] = len(data.train_y) - cfg.batch_size * (len(losses) - 1)
+        train_loss = float((torch.stack(losses) * sizes).sum()) / len(data.train_y)
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"Training diverged in phase '{phase}', epoch {epoch + 1}: the training loss is {train_loss}. "
                 f"Lower the learning rate ({'train' if phase == 'dense' else 'finetune'}.lr="
                 f"{cfg.lr}) or add warm-up. Nothing was written to the shared results.")
-        row = {"phase": phase, "epoch": epoch + 1, "train_loss": train_loss,
-               "lr": optimizer.param_groups[0]["lr"]}
+        row = {"phase": phase, "epoch": epoch + 1, "train_loss": train_loss, "lr": groups[0]["lr"]}
         if len(data.val_y):
             val = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size)
             row.update(val_loss=val.loss, val_accuracy=float((val.predictions == val.targets).float().mean()))
@@ -159,6 +162,5 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
         log.log(logging.DEBUG if show_progress() else logging.INFO, "%s epoch %d/%d: %s", phase, epoch + 1,
                 cfg.epochs, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("phase", "epoch")))
         if on_epoch_end:
-            on_epoch_end(row, TrainProgress(epoch + 1, optimizer.state_dict(), scheduler.state_dict(),
-                                            gen.get_state()))
+            on_epoch_end(row, TrainProgress(epoch + 1, optimizer.state_dict(), gen.get_state()))
     return history

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from prune_cli.data.splits import DataSplits
 
 REPO = Path(__file__).resolve().parent.parent
+torch.set_num_threads(1)  # tiny tensors: one thread is faster, and subprocess tests get the other core
 
 # Small, fast end-to-end settings: synthetic blobs, a tiny MLP, one or two epochs.
 FAST = ["dataset=synthetic", "dataset.samples_per_class=60", "dataset.test_samples_per_class=30",

@@ -68,3 +68,14 @@ def test_training_learns_and_is_seed_deterministic(tiny_data):
     assert h1[-1]["train_loss"] < 0.5 * h1[0]["train_loss"]
     ev = evaluate(net, tiny_data.train_x, tiny_data.train_y, 16)
     assert (ev.predictions == ev.targets).float().mean() > 0.8
+
+
+def test_training_steps_follow_the_lr_schedule(tiny_data):
+    """The LR used by the last step of each epoch is base x factor(step / steps_per_epoch)."""
+    torch.manual_seed(0)
+    cfg = train_cfg(epochs=4, batch_size=8, lr=0.2, lr_schedule="cosine", warmup_epochs=1)
+    history = train(MLP(4, [8], 3), tiny_data, cfg, torch.Generator().manual_seed(0), "dense")
+    steps_per_epoch = 5  # 40 examples / batch 8
+    for row in history:
+        last_step = row["epoch"] * steps_per_epoch - 1
+        assert row["lr"] == pytest.approx(0.2 * lr_factor(cfg, last_step / steps_per_epoch))
