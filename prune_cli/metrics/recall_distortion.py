@@ -137,17 +137,12 @@ def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = Non
 
 
 def _t_interval(values: np.ndarray, confidence: float) -> dict[str, float]:
-    """n, mean, sd and the Student-t interval mean -/+ t_{(1+confidence)/2, n-1} sd / sqrt(n) of the finite values."""
-    from scipy import stats as st
+    """n, mean, sd and the Student-t interval of the finite values (see prune_cli.stats.t_interval)."""
+    from ..stats import t_interval
 
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    mean = float(values.mean()) if n else math.nan
-    sd = float(values.std(ddof=1)) if n > 1 else math.nan
-    half = float(st.t.ppf((1 + confidence) / 2, n - 1) * sd / math.sqrt(n)) if n > 1 else math.nan
-    return {"n_seeds": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
-            "confidence": confidence}
+    stats = t_interval(values, confidence)
+    return {"n_seeds": stats["n_seeds"], "mean": stats["mean"], "sd": stats["std"], "ci_low": stats["ci_low"],
+            "ci_high": stats["ci_high"], "confidence": confidence}
 
 
 def _condition_keys(rows: pd.DataFrame, keys: Optional[Sequence[str]]) -> list[str]:
