@@ -12,29 +12,20 @@ import math
 import torch
 from torch import nn
 
-from ..models.base import PRUNABLE_TYPES
+from ..models.base import PRUNABLE_TYPES, traced_forward
 
 
 def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """For each Linear/Conv layer, how many times per example its weight is applied (H_out x W_out)."""
     positions: dict[str, int] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, PRUNABLE_TYPES):
-            def hook(mod, inputs, output, _name=name):
-                spatial = output.shape[2:] if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else ()
-                positions[_name] = math.prod(spatial) if spatial else 1
-            hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+
+    def record(mod, inputs, output, _name):
+        spatial = output.shape[2:] if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else ()
+        positions[_name] = math.prod(spatial) if spatial else 1
+
+    hooks = [(m, lambda mod, i, o, _n=n: record(mod, i, o, _n))
+             for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    traced_forward(model, input_shape, hooks)
     return positions
 
 

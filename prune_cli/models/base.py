@@ -25,3 +25,19 @@ def flat_features(body: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Number of features `body` produces for one input (found by a dry run, so any input size works)."""
     with torch.no_grad():
         return int(body(torch.zeros(1, *input_shape)).flatten(1).shape[1])
+
+
+def traced_forward(model: nn.Module, input_shape: tuple[int, ...], hooks: list, batch: int = 1) -> None:
+    """One eval-mode, no-grad forward pass on zeros with forward `hooks` [(module, fn)] attached,
+    for code that records shapes or data flow; the model's mode is restored and the hooks removed."""
+    handles = [module.register_forward_hook(fn) for module, fn in hooks]
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.zeros(batch, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()

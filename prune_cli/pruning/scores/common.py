@@ -17,7 +17,7 @@ from torch import nn
 from ...config import MethodConfig
 from ...data.batches import iterate_batches
 from ...errors import PruneCliError
-from ...models.base import PRUNABLE_TYPES
+from ...models.base import PRUNABLE_TYPES, traced_forward
 
 
 @dataclass
@@ -108,17 +108,7 @@ def trace_followers(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str,
             keep.extend([inputs[0], output])
             calls.append((_name, mod, id(inputs[0]), id(output)))
 
-    handles = [m.register_forward_hook(lambda mod, i, o, _n=n: hook(mod, i, o, _n)) for n, m in leaves]
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(2, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    traced_forward(model, input_shape, [(m, lambda mod, i, o, _n=n: hook(mod, i, o, _n)) for n, m in leaves], batch=2)
     producer = {}
     for name, mod, _, out in calls:
         producer.setdefault(out, (name, mod))
