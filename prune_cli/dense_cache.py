@@ -25,10 +25,15 @@ from .results import atomic_write_text
 DENSE_KEYS = ("dataset", "model", "train", "seed")
 
 
-def dense_key(cfg: DictConfig, device_type: str) -> str:
+def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
+    """The resolved values a trained dense model depends on (hashed into its key, saved beside it)."""
     plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in DENSE_KEYS}
     plain["device_type"] = device_type
-    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+    return plain
+
+
+def dense_key(cfg: DictConfig, device_type: str) -> str:
+    return hashlib.sha256(json.dumps(dense_inputs(cfg, device_type), sort_keys=True).encode()).hexdigest()[:16]
 
 
 class DenseCache:
@@ -39,8 +44,7 @@ class DenseCache:
     @classmethod
     def for_config(cls, cfg: DictConfig, data) -> "DenseCache":
         device_type = data.train_x.device.type
-        described = {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in DENSE_KEYS}
-        return cls(Path(cfg.dense_cache.dir), dense_key(cfg, device_type), described)
+        return cls(Path(cfg.dense_cache.dir), dense_key(cfg, device_type), dense_inputs(cfg, device_type))
 
     @contextmanager
     def lock(self):

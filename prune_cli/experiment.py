@@ -303,7 +303,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Path:
     results.atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     exp = Experiment(cfg, run_dir)
     results.atomic_write_text(run_dir / "provenance.json",
-                              json.dumps(results.environment_record(exp.device), indent=2))
+                              json.dumps(results.environment_record(exp.provenance), indent=2))
     exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
     exp._write_run_files()
     if cfg.shared_results and not (run_dir / "SHARED_APPENDED").exists():

@@ -92,13 +92,13 @@ def provenance(device: torch.device) -> dict[str, Any]:
     }
 
 
-def environment_record(device: torch.device) -> dict[str, Any]:
-    """Saved as provenance.json in the run dir: everything needed to reproduce the run."""
+def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
+    """Saved as provenance.json in the run dir: the rows' provenance plus the rest of the environment."""
     import hydra
     import numpy
     import pandas
 
-    record = provenance(device)
+    record = dict(run_provenance)
     record.update(python=platform.python_version(), platform=platform.platform(),
                   numpy=numpy.__version__, pandas=pandas.__version__, hydra=hydra.__version__)
     try:

@@ -15,10 +15,6 @@ from torch import nn
 Masks = dict[str, torch.Tensor]
 
 
-def full_masks(params: dict[str, torch.Tensor]) -> Masks:
-    return {name: torch.ones_like(p, dtype=torch.bool) for name, p in params.items()}
-
-
 def parameters_by_name(model: nn.Module, masks: Masks) -> dict[str, nn.Parameter]:
     named = dict(model.named_parameters())
     return {name: named[name] for name in masks}
