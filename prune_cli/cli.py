@@ -1,4 +1,14 @@
-"""Console entry point `prune-run`: compose the config (Hydra), validate it, run the experiment."""
+"""Console entry point `prune-run`: compose the config (Hydra), validate it, run the experiment.
+
+Where things can go wrong, and what the user sees (docs/robustness.md):
+- a rejected single run (bad value, unknown key, unsafe `name`, unusable `results_dir`) is
+  caught while Hydra resolves the run directory, before Hydra creates it: one message, exit 2,
+  nothing created anywhere;
+- in a sweep a failed run writes `failed.json` in its run directory and the sweep goes on; at the
+  end the sweep lists every failed run and exits 1 (`allow_failures=true`: 0);
+- SIGTERM / SIGUSR2 / SIGINT stop at the next safe point with one line and exit 128 + signal;
+- an unexpected exception (a bug) keeps its traceback and names the run directory.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +20,25 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import register_schemas, validate
+from . import interrupts
+from .config import register_schemas, safe_name, validate
 from .errors import ConfigError, PruneCliError
 from .results import atomic_write_text, run_id
 
 log = logging.getLogger("prune_cli")
 
 FAILED_FILE = "failed.json"  # written into the run directory of a run that stopped with an error
+SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
+# Files a rejected run may have created in its directory; a directory holding only these is removed.
+SCAFFOLDING = {".hydra", "prune-run.log", "config.yaml", "provenance.json", ".run.lock"}
 
 
 def _config_path() -> str:
@@ -33,9 +49,84 @@ def _config_path() -> str:
     return "pkg://prune_cli.configs"
 
 
+# --------------------------------------------------------------------------- run directories
+
+
+def _reject(message: str) -> None:
+    """Stop before Hydra creates anything (called while it resolves the run directory)."""
+    print(f"prune-run: error: {message}", file=sys.stderr)
+    sys.exit(2)  # SystemExit passes through OmegaConf's and Hydra's `except Exception`
+
+
+def _mode(root: DictConfig):
+    return OmegaConf.select(root, "hydra.mode", default=None)
+
+
+def usable_results_dir(path: str) -> str | None:
+    """Why `results_dir` cannot hold results, or None when it can (exists as a writable directory,
+    or can be created: its nearest existing ancestor is a writable directory)."""
+    p = Path(path).expanduser()
+    if p.exists() or p.is_symlink():
+        if not p.is_dir():
+            return f"{path} exists and is not a directory"
+        if not os.access(p, os.W_OK | os.X_OK):
+            return f"{path} is not writable"
+        return None
+    parent = p.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{path} cannot be created: {parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{path} cannot be created: {parent} is not writable"
+    return None
+
+
+_CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
+
+
+def _runs_dir(*, _root_: DictConfig) -> str:
+    """`${runs_dir:}` = results_dir/runs. When Hydra resolves it for a job (before it creates any
+    directory), a single run's config is validated first, so a rejected run creates nothing; then
+    results_dir/runs is created here, so an unusable results_dir is one clean message."""
+    runs = Path(str(_root_.results_dir or ".")) / "runs"
+    mode = _mode(_root_)
+    if mode is None:  # composed by a test or a tool, not run
+        return str(runs)
+    if mode == RunMode.RUN:
+        try:
+            validate(_root_)
+        except ConfigError as err:
+            _reject(str(err))
+    problem = usable_results_dir(str(_root_.results_dir)) if _root_.results_dir else "it is empty"
+    if problem is None and not _CREATED:
+        _CREATED.extend(d for d in (runs.parent, runs) if not d.exists())
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            problem = f"{err.filename} cannot be created ({err.strerror})"
+    if problem:
+        _reject(f"Invalid value for config key 'results_dir': {str(_root_.results_dir)!r}. {problem}; "
+                "choose a directory prune-run can write.")
+    return str(runs)
+
+
+def _run_id(*, _root_: DictConfig) -> str:
+    """`${run_id:}`: the run's directory name. An unsafe `name` (only possible in a sweep, where each
+    job is validated in `main` and its failure recorded in its directory) is replaced in the
+    directory name, so that nothing lands outside results_dir."""
+    if not safe_name(_root_.get("name")):
+        return f"invalid-name-seed{_root_.seed}-" + run_id(_root_).rsplit("-", 1)[-1]
+    return run_id(_root_)
+
+
 register_schemas()
-if not OmegaConf.has_resolver("run_id"):
-    OmegaConf.register_new_resolver("run_id", lambda *, _root_: run_id(_root_), use_cache=False)
+for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn, use_cache=False)
+
+
+# --------------------------------------------------------------------------- the job
 
 
 @hydra.main(version_base="1.3", config_path=_config_path(), config_name="config")
@@ -46,10 +137,17 @@ def main(cfg: DictConfig) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     _limit_threads()
+    interrupts.install()
     try:
+        interrupts.check()
         validate(cfg)
         run(cfg, run_dir)
+        interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here
+    except interrupts.Interrupted as stop:
+        _stopped(stop, run_dir)
     except Exception as err:  # noqa: BLE001 - every failure is recorded; the sweep decides whether to go on
+        err = _as_expected(err)
+        _record_outcome(run_dir, "failed", err)
         if not in_sweep or cfg.get("fail_fast", False):
             _fail(err, run_dir, hydra_cfg, cfg, in_sweep)
             raise  # errors that are not PruneCliError (traceback); fail-fast sweeps with parallel launchers
@@ -59,12 +157,35 @@ def main(cfg: DictConfig) -> None:
         print(f"prune-run: error in {run_dir.name}: {err}", file=sys.stderr)
     else:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt failed; this one completed
+        _record_outcome(run_dir, "completed")
+
+
+def _as_expected(err: Exception) -> Exception:
+    """An OS error on a named file (disk full, permission denied) is the environment, not a bug."""
+    if isinstance(err, OSError) and not isinstance(err, PruneCliError) and err.filename:
+        clean = PruneCliError(f"cannot use {err.filename}: {err.strerror or err}")
+        clean.__cause__ = err
+        return clean
+    return err
+
+
+def _stopped(stop: interrupts.Interrupted, run_dir: Path) -> None:
+    name = str(stop)
+    if (run_dir / "COMPLETE").exists():
+        line = f"prune-run: stopped by {name}; run {run_dir} is complete"
+    else:
+        line = (f"prune-run: stopped by {name}; run {run_dir} keeps its last checkpoint (state.pt); "
+                f"run the same command again to resume it")
+    log.warning(line)
+    print(line, file=sys.stderr)
+    _record_outcome(run_dir, "stopped", stop)
+    sys.exit(stop.exit_code)
 
 
 def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: bool) -> None:
     """A single run stops as before: a rejected config leaves no directory, prune-cli errors exit 2."""
     if isinstance(err, ConfigError) and not in_sweep:
-        _remove_if_empty(run_dir)
+        _remove_if_scaffolding(run_dir)
     else:
         _record_failure(err, run_dir, hydra_cfg, cfg)
     if isinstance(err, PruneCliError) and not in_sweep:
@@ -77,6 +198,9 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         if "BasicLauncher" in str(hydra_cfg.launcher.get("_target_", "")):
             sys.exit(1)  # jobs run one after another in this process: stop before the next one
         # parallel launchers: the raised error fails this job; Hydra stops after the current batch
+    else:
+        print(f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "
+              f"please report it with {run_dir / FAILED_FILE} (traceback below)", file=sys.stderr)
 
 
 def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> None:
@@ -92,6 +216,21 @@ def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -
     atomic_write_text(run_dir / FAILED_FILE, json.dumps(record, indent=2, default=str))
 
 
+def _record_outcome(run_dir: Path, status: str, err: BaseException | None = None) -> None:
+    """One line per job in the sweep's record (read by SweepSummary); nothing outside a sweep."""
+    path = os.environ.get(SWEEP_RECORD_ENV)
+    if not path:
+        return
+    line = json.dumps({"run_dir": str(run_dir), "status": status,
+                       "reason": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                       if err is not None else ""}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())  # one write with O_APPEND: lines of parallel jobs never interleave
+    finally:
+        os.close(fd)
+
+
 def _limit_threads() -> None:
     """Honour OMP_NUM_THREADS set per job by a launcher (hydra.job.env_set): torch was imported, and
     sized its thread pool, before Hydra set the variable, so apply it explicitly."""
@@ -104,10 +243,53 @@ def _limit_threads() -> None:
         log.info("torch intra-op threads: %d (OMP_NUM_THREADS)", torch.get_num_threads())
 
 
-def _remove_if_empty(run_dir: Path) -> None:
-    """A run rejected before it started leaves no directory behind (only Hydra's own files were there)."""
-    if run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+def _remove_if_scaffolding(run_dir: Path) -> None:
+    """A run rejected before it started leaves no directory behind (only its scaffolding was there)."""
+    if run_dir.is_dir() and all(p.name in SCAFFOLDING or p.suffix == ".log" for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
+        for folder in reversed(_CREATED):  # and the folders Hydra made for it, if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+class SweepSummary(Callback):
+    """At the end of a multirun: "N of M runs failed" with each failed run directory and reason,
+    and a non-zero exit (cluster scripts check it) unless `allow_failures=true`."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        folder = Path(str(config.results_dir)) / ".sweeps"
+        if usable_results_dir(str(config.results_dir)) is not None:
+            return  # the run directories' resolver reports it
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        path = folder / f"{stamp}-{os.getpid()}.jsonl"
+        path.touch()
+        os.environ[SWEEP_RECORD_ENV] = str(path.resolve())
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        path = os.environ.pop(SWEEP_RECORD_ENV, None)
+        if not path or not Path(path).exists():
+            return
+        lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+        Path(path).unlink()
+        try:
+            Path(path).parent.rmdir()
+        except OSError:
+            pass  # another sweep's record is still there
+        failed = [x for x in lines if x["status"] != "completed"]
+        if not failed:
+            print(f"prune-run: all {len(lines)} runs of the sweep completed", file=sys.stderr)
+            return
+        print(f"prune-run: {len(failed)} of {len(lines)} runs failed:", file=sys.stderr)
+        for x in failed:
+            print(f"  {x['run_dir']}: {x['reason']}", file=sys.stderr)
+        if not config.get("allow_failures", False):
+            sys.exit(1)
 
 
 if __name__ == "__main__":

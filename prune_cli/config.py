@@ -6,7 +6,11 @@ adds range, choice and cross-field checks, and runs before any data is loaded.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
+import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -14,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from .analysis.settings import HessianMetricConfig, NTKMetricConfig, PruningLimitConfig
-from .errors import ConfigError
+from .errors import ConfigError, UnknownKeyError
 
 # ----------------------------------------------------------------------------- datasets
 
@@ -262,6 +266,7 @@ class Config:
     name: str = "run"
     shared_results: bool = True  # also append rows to the shared CSVs in results_dir
     fail_fast: bool = False  # in a sweep (-m), stop at the first failed run instead of recording it and going on
+    allow_failures: bool = False  # a sweep with failed runs still exits 0 (it always lists them)
     dense_cache: DenseCacheConfig = field(default_factory=DenseCacheConfig)
 
 
@@ -425,6 +430,10 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
             other = method_option(m.match_method)
             _check(other.allocation != "matched", "method.match_method", m.match_method,
                    "a method whose own allocation is not matched")
+        if m.match_masks:
+            from .pruning.masks import read_masks_file
+
+            read_masks_file(m.match_masks)  # a missing or corrupt file stops the run before any work
     else:
         for key in ("match_masks", "match_method"):
             _check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
@@ -489,17 +498,86 @@ def _validate_schedule(cfg: DictConfig) -> None:
         _check(_finite(s.power) and s.power > 0, "schedule.power", s.power, "a positive number (3 = cubic)")
 
 
+# ----------------------------------------------------------------------------- unknown keys
+
+GROUPS = ("dataset", "model", "method", "schedule", "train", "finetune", "metrics")
+GROUP_SCHEMA = {"finetune": "train"}  # finetune options use the train schema
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _unknown_keys(node: DictConfig, cls: type, prefix: str) -> list[tuple[str, Any, list[str]]]:
+    """(dotted key, value, valid names at that level) for every key of `node` its schema lacks,
+    descending into fields whose type is itself a schema (metrics.regions, ...)."""
+    fields = _fields(cls)
+    hints = typing.get_type_hints(cls)
+    found = []
+    for key in node.keys():
+        if key not in fields:
+            found.append((f"{prefix}{key}", OmegaConf.select(node, str(key), throw_on_missing=False),
+                          sorted(fields)))
+            continue
+        ftype = hints.get(key)
+        sub = node._get_node(key)
+        if isinstance(sub, DictConfig) and isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
+            found += _unknown_keys(sub, ftype, f"{prefix}{key}.")
+    return found
+
+
+def _best_schema(node: DictConfig, group: str) -> tuple[type, list]:
+    """The schema of a group's node: each option's YAML merges its schema first, so the node has every
+    field of its own schema; among those schemas, the one leaving the fewest unknown keys."""
+    candidates = SCHEMAS.get(GROUP_SCHEMA.get(group, group), {}).values()
+    keys = set(node.keys())
+    fitting = [c for c in candidates if set(_fields(c)) <= keys] or list(candidates)
+    scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(fitting)]
+    best = min(scored)[3]
+    return best, _unknown_keys(node, best, f"{group}.")
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Every key of the composed config belongs to a schema: a typo added with `+` (Hydra's own
+    hint after a rejected `train.epoch=50`) must stop the run, not train the default silently."""
+    unknown = [(k, OmegaConf.select(cfg, k, throw_on_missing=False), sorted(_fields(Config)))
+               for k in cfg.keys() if k != "hydra" and k not in _fields(Config)]
+    for group in GROUPS:
+        node = cfg.get(group)
+        if isinstance(node, DictConfig):
+            unknown += _best_schema(node, group)[1]
+    for key, value, valid in unknown:
+        leaf = key.rsplit(".", 1)[-1]
+        parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        close = [parent + c for c in difflib.get_close_matches(leaf, valid, n=3, cutoff=0.6)]
+        if parent and leaf in _fields(Config):
+            close.insert(0, leaf)  # a top-level key put under a group (+method.sparsity=0.5)
+        raise UnknownKeyError(key, value, valid, close)
+
+
+# ----------------------------------------------------------------------------- validation
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def safe_name(name) -> bool:
+    """`name` becomes part of a directory name: letters, digits and . _ + - only, no '..'."""
+    return isinstance(name, str) and bool(SAFE_NAME.fullmatch(name)) and ".." not in name
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from .models import MODELS
     from .pruning import ALLOCATIONS, SCORES, STRUCTURES
     from .schedules import SCHEDULES
 
+    check_known_keys(cfg)
     _fraction(cfg, "sparsity", 0.0, 1.0)
     _positive_int(cfg, "seed", minimum=0)
     _choice(cfg, "device", {"auto", "cpu", "cuda"})
     _check(bool(cfg.results_dir), "results_dir", cfg.results_dir, "a non-empty path")
-    _check(bool(cfg.name) and "/" not in cfg.name, "name", cfg.name, "a non-empty name without '/'")
+    _check(safe_name(cfg.name), "name", cfg.name,
+           "a short label (1-64 characters: letters, digits, '.', '_', '+', '-'; no '/' and no '..')")
     _validate_dataset(cfg)
     MODELS.get(cfg.model.name)
     if "widths" in cfg.model:

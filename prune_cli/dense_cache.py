@@ -1,39 +1,58 @@
-"""The dense cache: one trained dense model per (data, model, training config, seed, device type).
+"""The dense cache: one trained dense model per (data, model, training config, seed, device type,
+prune-cli and torch versions).
 
 Every run that needs the same dense model loads it instead of training again, so a sweep over
-methods and sparsities trains one dense model per seed. Entries are written atomically and
-created under a file lock, so parallel runs wait for the first instead of training twice.
+methods and sparsities trains one dense model per seed. Entries are created under a file lock,
+so parallel runs wait for the first instead of training twice; every file is written atomically
+and `COMPLETE` (naming the run that trained it) is written last. An entry that cannot be read is
+moved aside with a warning naming it, and the model is trained again.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
+import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
-from .pruning.masks import atomic_torch_save
-from .results import atomic_write_text
+import prune_cli
+
+from .io_utils import atomic_torch_save, atomic_write_text
+
+log = logging.getLogger(__name__)
 
 # The config keys a trained dense model depends on; everything else (method, sparsity,
 # schedule, metrics, fine-tuning, results_dir) can change without retraining.
 DENSE_KEYS = ("dataset", "model", "train", "seed")
+COMPLETE = "COMPLETE"
 
 
 def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
-    """The resolved values a trained dense model depends on (hashed into its key, saved beside it)."""
+    """What a trained dense model depends on (hashed into its key, saved beside it): the resolved
+    config values, the device type, and the code that trains it (prune-cli and torch versions)."""
     plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in DENSE_KEYS}
-    plain["device_type"] = device_type
+    plain.update(device_type=device_type, prune_cli_version=prune_cli.__version__, torch_version=torch.__version__)
     return plain
 
 
 def dense_key(cfg: DictConfig, device_type: str) -> str:
     return hashlib.sha256(json.dumps(dense_inputs(cfg, device_type), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Entry(NamedTuple):
+    init: dict
+    dense: dict
+    rewind: dict
+    history: list
+    trained_by: str  # run id of the run that trained and stored it
 
 
 class DenseCache:
@@ -42,8 +61,7 @@ class DenseCache:
         self.description = description
 
     @classmethod
-    def for_config(cls, cfg: DictConfig, data) -> "DenseCache":
-        device_type = data.train_x.device.type
+    def for_config(cls, cfg: DictConfig, device_type: str) -> "DenseCache":
         return cls(Path(cfg.dense_cache.dir), dense_key(cfg, device_type), dense_inputs(cfg, device_type))
 
     @contextmanager
@@ -52,21 +70,42 @@ class DenseCache:
         with FileLock(str(self.path) + ".lock"):
             yield
 
-    def load(self, rewind_epochs: tuple[int, ...]) -> Optional[tuple[dict, dict, dict, list]]:
-        """(init state, dense state, {epoch: state}, history) or None when anything needed is missing."""
-        files = [self.path / "init.pt", self.path / "dense.pt", self.path / "history.json"]
-        files += [self.path / f"epoch_{e}.pt" for e in rewind_epochs]
-        if not all(f.exists() for f in files):
+    def load(self, rewind_epochs: tuple[int, ...]) -> Optional[Entry]:
+        """The entry, or None when there is none, it is unfinished, or it lacks a rewind epoch;
+        an entry marked complete that cannot be read is moved aside (with a warning)."""
+        marker = self.path / COMPLETE
+        if not marker.exists():
             return None
-        load = lambda f: torch.load(f, map_location="cpu", weights_only=True)  # noqa: E731
-        rewind = {e: load(self.path / f"epoch_{e}.pt") for e in rewind_epochs}
-        return load(files[0]), load(files[1]), rewind, json.loads(files[2].read_text())
+        files = [self.path / "init.pt", self.path / "dense.pt"] + [self.path / f"epoch_{e}.pt" for e in rewind_epochs]
+        if any(not f.exists() for f in files[2:]) and all(f.exists() for f in files[:2]):
+            return None  # complete, but stored by a run that kept other rewind epochs
+        try:
+            load = lambda f: torch.load(f, map_location="cpu", weights_only=True)  # noqa: E731
+            init, dense = load(files[0]), load(files[1])
+            rewind = {e: load(self.path / f"epoch_{e}.pt") for e in rewind_epochs}
+            history = json.loads((self.path / "history.json").read_text())
+            trained_by = marker.read_text().strip()
+        except Exception as err:  # noqa: BLE001 - any unreadable file makes the whole entry unusable
+            self.quarantine(err)
+            return None
+        return Entry(init, dense, rewind, history, trained_by)
 
-    def store(self, init: dict, dense: dict, rewind: dict[int, dict], history: list[dict]) -> None:
+    def quarantine(self, err: Exception) -> Path:
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        os.replace(self.path, aside)
+        log.warning("dense cache entry %s is unreadable (%s: %s); moved it to %s and training the dense "
+                    "model again", self.path, type(err).__name__, str(err).splitlines()[0] if str(err) else "",
+                    aside)
+        return aside
+
+    def store(self, init: dict, dense: dict, rewind: dict[int, dict], history: list[dict], run_id: str) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / COMPLETE).unlink(missing_ok=True)
         for epoch, state in rewind.items():
             atomic_torch_save(state, self.path / f"epoch_{epoch}.pt")
         atomic_torch_save(init, self.path / "init.pt")
         atomic_torch_save(dense, self.path / "dense.pt")
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
-        atomic_write_text(self.path / "history.json", json.dumps(history))  # written last: marks the entry complete
+        atomic_write_text(self.path / "history.json", json.dumps(history))
+        atomic_write_text(self.path / COMPLETE, run_id + "\n")  # written last: the entry is complete

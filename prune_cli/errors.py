@@ -16,6 +16,18 @@ class ConfigError(PruneCliError):
         super().__init__(message)
 
 
+class UnknownKeyError(ConfigError):
+    """A key no schema declares (a typo, often added with Hydra's `+`): never silently ignored."""
+
+    def __init__(self, key: str, value, valid: list[str], close: list[str]):
+        self.key, self.value, self.allowed = key, value, ", ".join(valid)
+        message = (f"Unknown config key '{key}' (value {value!r}): no schema declares it, so it would change "
+                   f"nothing. Valid keys there: {', '.join(valid)}.")
+        if close:
+            message += " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        PruneCliError.__init__(self, message)
+
+
 class DatasetFilesMissing(PruneCliError):
     """The dataset's files are not under dataset.root and download is off."""
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,11 +17,13 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from . import results
+from . import crashpoints, interrupts, results, shared_tables
 from .data import DATASETS, build_splits
 from .dense_cache import DenseCache
+from .errors import PruneCliError
 from .metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
 from .models import build_model
 from .pruning import ScoreContext, prune, select_prunable
@@ -30,6 +34,8 @@ from .training import TrainProgress, evaluate, train
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.pt"
+RUN_LOCK = ".run.lock"  # one process per run directory
+COMPLETE_FILE = "COMPLETE"  # written last; a run without it is unfinished
 SAVED_PHASES = ("dense", "pruned", "finetuned")  # phases whose model weights are kept as files
 
 
@@ -65,6 +71,7 @@ class Experiment:
         raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
+        check_model_fits(self.model, cfg, self.data)
         self.init_state = _cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
         # Batch order and random scores get their own stream: a generator seeded like the global RNG
@@ -93,11 +100,15 @@ class Experiment:
     # -- the plan and its checkpoints ------------------------------------------------------
 
     def run_plan(self, plan: list[Step]) -> None:
-        if (self.run_dir / STATE_FILE).exists():
-            self._load_checkpoint()
-            log.info("resuming run %s at step %d of %d (%s)", self.context["run_id"], self.step_index + 1,
-                     len(plan), plan[min(self.step_index, len(plan) - 1)].kind)
+        if (self.run_dir / STATE_FILE).exists() and self._load_checkpoint():
+            if self.step_index < len(plan):
+                log.info("resuming run %s at step %d of %d (%s)", self.context["run_id"], self.step_index + 1,
+                         len(plan), plan[self.step_index].kind)
+            else:
+                log.info("resuming run %s: all %d steps were done; writing its results", self.context["run_id"],
+                         len(plan))
         while self.step_index < len(plan):
+            interrupts.check()
             step = plan[self.step_index]
             getattr(self, f"_step_{step.kind}")(*step.args)
             self.step_index += 1
@@ -120,11 +131,21 @@ class Experiment:
         }
         if progress is not None:
             state["progress"] = {"optimizer": progress.optimizer, "generator": progress.generator}
-        atomic_torch_save(state, self.run_dir / STATE_FILE)
+        atomic_torch_save(state, self.run_dir / STATE_FILE, crash_point="checkpoint-write")
 
-    def _load_checkpoint(self) -> None:
-        state = torch.load(self.run_dir / STATE_FILE, map_location="cpu", weights_only=True)
-        extra = json.loads(state["json"])
+    def _load_checkpoint(self) -> bool:
+        """Restore the checkpoint; an unreadable one is moved aside (warning) and the run starts over."""
+        path = self.run_dir / STATE_FILE
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            extra = json.loads(state["json"])
+        except Exception as err:  # noqa: BLE001 - a truncated or foreign file: keep it for inspection, redo the work
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+            aside = path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
+            os.replace(path, aside)
+            log.warning("checkpoint %s is unreadable (%s: %s); moved it to %s and starting the run from the "
+                        "beginning", path, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
+            return False
         self.step_index = state["step_index"]
         self.model.load_state_dict(state["model"])
         self.masks = {k: v.bool() for k, v in state["masks"].items()}
@@ -140,6 +161,7 @@ class Experiment:
         if "progress" in state:
             p = state["progress"]
             self.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"])
+        return True
 
     def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None,
                keep_epochs: tuple[int, ...] = ()) -> None:
@@ -163,23 +185,30 @@ class Experiment:
         """The trained dense model: from the dense cache when an identical one exists, else trained."""
         schedule = self.cfg.schedule
         keep = (schedule.rewind_epoch,) if schedule.restart_from == "rewind" and schedule.rewind_epoch > 0 else ()
-        cache = DenseCache.for_config(self.cfg, self.data) if self.cfg.dense_cache.enabled else None
+        resumed = self.progress is not None  # this run was training the dense model when it stopped
+        if not resumed:  # a fresh start of the step: no dense epochs can be recorded yet
+            self.history = [r for r in self.history if r["phase"] != "dense"]
+        cache = DenseCache.for_config(self.cfg, self.device.type) if self.cfg.dense_cache.enabled else None
         if cache is None:
             self._train("dense", self.cfg.train, keep_epochs=keep)
         else:
             with cache.lock():
                 entry = cache.load(keep)
                 if entry is not None:
-                    self.init_state, dense, self.rewind_states, history = entry
-                    self.model.load_state_dict(dense)
-                    self.history += history
-                    self.context["dense_cache"] = "hit"
+                    self.init_state, self.rewind_states = entry.init, entry.rewind
+                    self.model.load_state_dict(entry.dense)
+                    self.history = [r for r in self.history if r["phase"] != "dense"] + entry.history
+                    self.progress = None
+                    # killed right after storing the model it trained itself: that run is still a miss
+                    own = resumed and entry.trained_by == self.context["run_id"]
+                    self.context["dense_cache"] = "miss" if own else "hit"
                     log.info("dense model loaded from the cache (%s): no training needed", cache.path)
                 else:
                     self._train("dense", self.cfg.train, keep_epochs=keep)
-                    cache.store(self.init_state, _cpu_state(self.model), self.rewind_states,
-                                [r for r in self.history if r["phase"] == "dense"])
                     self.context["dense_cache"] = "miss"
+                    cache.store(self.init_state, _cpu_state(self.model), self.rewind_states,
+                                [r for r in self.history if r["phase"] == "dense"], self.context["run_id"])
+                    crashpoints.reached("cache-stored")
                     log.info("dense model trained and stored in the cache (%s)", cache.path)
         self.dense_state = _cpu_state(self.model)
         # Training the dense model consumed the generator, loading it from the cache did not: restart
@@ -280,9 +309,15 @@ class Experiment:
         return model.eval()
 
     def _add(self, table: str, phase: str, rows: list[dict]) -> None:
+        """Rows carry the run's identity; a metric's own keys never overwrite it: a metric table's
+        key that is also an identity or provenance column is prefixed with the table's name
+        (regions.csv: the counter's `seed` and `method` become `regions_seed`, `regions_method`)."""
         target = self.tables.setdefault(table, [])
+        reserved = set(self.context) | set(self.provenance) | {"phase"}
+        prefix = "" if table in results.TABLES else table.removesuffix(".csv") + "_"
         for r in rows:
-            target.append({**self.context, "phase": phase, **r, **self.provenance})
+            own = {(prefix + k if prefix and k in reserved else k): v for k, v in r.items()}
+            target.append({**self.context, "phase": phase, **own, **self.provenance})
 
     def frames(self) -> dict[str, pd.DataFrame]:
         return {t: pd.DataFrame(rows, columns=results.columns(t, rows)) for t, rows in self.tables.items()}
@@ -293,22 +328,69 @@ class Experiment:
         results.atomic_write_csv(pd.DataFrame(self.history), self.run_dir / "history.csv")
 
 
+def check_model_fits(model: torch.nn.Module, cfg: DictConfig, data) -> None:
+    """One example through the model: a model built for other inputs (a CNN on 1-D signals, an
+    image model on vectors) stops here with a message instead of deep inside training."""
+    x = data.train_x[:1] if len(data.train_y) else data.test_x[:1]
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+        model.train()
+    except RuntimeError as err:
+        raise PruneCliError(
+            f"model={cfg.model.name} does not fit dataset={cfg.dataset.name}: its inputs have shape "
+            f"{tuple(data.input_shape)} and the forward pass fails ({str(err).splitlines()[0]}). Choose a model "
+            f"for this input shape (mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images).") from None
+    if out.shape[-1] != data.num_classes:
+        raise PruneCliError(f"model={cfg.model.name} has {out.shape[-1]} outputs but dataset={cfg.dataset.name} "
+                            f"has {data.num_classes} classes.")
+
+
 def run(cfg: DictConfig, run_dir: Path) -> Path:
-    """Run one experiment into run_dir: resume it if it was interrupted, skip it if it is complete."""
+    """Run one experiment into run_dir: resume it if it was interrupted, skip it if it is complete.
+
+    One process at a time per run directory (a file lock): a second process with the same run id
+    waits, then finds the run complete or, if the first died, takes it over from its checkpoint."""
     run_dir = Path(run_dir)
-    if (run_dir / "COMPLETE").exists():
-        log.info("run %s is already complete; its results are in %s (nothing to do)", results.run_id(cfg), run_dir)
-        return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    rid = results.run_id(cfg)
+    lock = FileLock(str(run_dir / RUN_LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("run %s is being run by another process (lock %s); waiting for it to finish", rid, lock.lock_file)
+        print(f"prune-run: run {rid} is being run by another process; waiting for it", file=sys.stderr)
+        lock.acquire()
+        log.warning("run %s: the other process has %s", rid, "finished it" if (run_dir / COMPLETE_FILE).exists()
+                    else "stopped; taking the run over from its checkpoint")
+    try:
+        return _run_locked(cfg, run_dir, rid)
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
+    results_dir = Path(cfg.results_dir)
+    if (run_dir / COMPLETE_FILE).exists():
+        if cfg.shared_results and not (run_dir / shared_tables.MARKER_FILE).exists():
+            outcome = shared_tables.append_run(results_dir, run_dir, rid)
+            log.info("run %s was already complete; its rows were not in the shared tables yet: %s", rid, outcome)
+        else:
+            log.info("run %s is already complete; its results are in %s (nothing to do)", rid, run_dir)
+        return run_dir
+    if cfg.shared_results:
+        shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
     results.atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     exp = Experiment(cfg, run_dir)
     results.atomic_write_text(run_dir / "provenance.json",
                               json.dumps(results.environment_record(exp.provenance), indent=2))
     exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
     exp._write_run_files()
-    if cfg.shared_results and not (run_dir / "SHARED_APPENDED").exists():
-        results.append_shared(Path(cfg.results_dir), exp.frames(), marker=run_dir / "SHARED_APPENDED")
-    results.atomic_write_text(run_dir / "COMPLETE", results.run_id(cfg) + "\n")
+    if cfg.shared_results:
+        outcome = shared_tables.append_run(results_dir, run_dir, rid)
+        log.info("shared tables in %s: %s", results_dir, outcome)
+    crashpoints.reached("before-complete")
+    results.atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
     return run_dir

@@ -1,8 +1,8 @@
 """CSV schema, provenance, atomic per-run files and locked appends to the shared CSVs.
 
 Per-run files (in the run directory) are the source of truth. The shared CSVs in
-`results_dir` are a convenience appended under a file lock (local disks only honour it), and
-can always be rebuilt from the per-run files with `rebuild_shared`.
+`results_dir` are their concatenation, appended exactly once per run (prune_cli/shared_tables.py),
+and can always be rebuilt from the per-run files with `rebuild_shared`.
 """
 
 from __future__ import annotations
@@ -10,21 +10,23 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
-from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 import prune_cli
 
+from . import shared_tables
+from .errors import PruneCliError
+from .io_utils import atomic_write_csv, atomic_write_text  # noqa: F401  (re-exported)
+from .shared_tables import shared_name  # noqa: F401  (re-exported)
+
 # Keys that do not change what a run computes, so they do not change its hash or directory.
-HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast")
+HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures")
 
 # Columns every row carries, in order.
 CONTEXT_COLUMNS = [
@@ -51,10 +53,6 @@ def columns(table: str, rows: list[dict] = ()) -> list[str]:
         fixed = set(CONTEXT_COLUMNS) | set(PROVENANCE_COLUMNS) | {"phase"}
         middle = ["phase"] + list(dict.fromkeys(k for r in rows for k in r if k not in fixed))
     return CONTEXT_COLUMNS + middle + PROVENANCE_COLUMNS
-
-
-def shared_name(table: str) -> str:
-    return TABLES[table][0] if table in TABLES else table
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -110,56 +108,34 @@ def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def append_shared(results_dir: Path, frames: dict, marker: Path | None = None, run_id: str = "") -> str:
+    """Append tables (per-run file name -> DataFrame) to the shared CSVs as one transaction."""
+    return shared_tables.append(Path(results_dir), frames, run_id, marker)
 
 
-def atomic_write_csv(df: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(path, df.to_csv(index=False))
-
-
-def append_shared(results_dir: Path, frames: dict[str, pd.DataFrame], marker: Path | None = None) -> None:
-    """Append each run table to its shared CSV under one lock, header written once; `marker` is
-    created inside the lock, so a restarted run can tell that its rows are already there.
-
-    A shared file whose header differs from the current schema is never mixed: that is an error
-    that says how to rebuild it from the per-run files."""
-    results_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(results_dir / ".results.lock")):
-        for table, df in frames.items():
-            path = results_dir / shared_name(table)
-            if path.exists() and path.stat().st_size > 0:
-                with open(path) as f:
-                    header = f.readline().strip().split(",")
-                if header != list(df.columns):
-                    raise RuntimeError(
-                        f"{path} was written with different columns; move it away and run "
-                        f"`python -m prune_cli.results {results_dir}` to rebuild it from the run directories.")
-                text = df.to_csv(index=False, header=False)
-            else:
-                text = df.to_csv(index=False)
-            with open(path, "a") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-        if marker is not None:
-            atomic_write_text(marker, "")
-
-
-def rebuild_shared(results_dir: Path) -> None:
+def rebuild_shared(results_dir: Path) -> list[str]:
     """Recreate the shared CSVs from every completed run directory under results_dir/runs."""
-    results_dir = Path(results_dir)
-    complete = [p.parent for p in sorted(results_dir.glob("runs/*/COMPLETE"))]
-    tables = sorted({f.name for d in complete for f in d.glob("*.csv") if f.name != "history.csv"})
-    with FileLock(str(results_dir / ".results.lock")):
-        for table in tables:
-            parts = [pd.read_csv(d / table) for d in complete if (d / table).exists()]
-            atomic_write_csv(pd.concat(parts, ignore_index=True), results_dir / shared_name(table))
+    return shared_tables.rebuild(Path(results_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m prune_cli.results RESULTS_DIR`: rebuild the shared tables and say what was done."""
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    results_dir = Path(argv[0] if argv else "results")
+    if not results_dir.is_dir():
+        print(f"prune_cli.results: error: {results_dir} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        lines = rebuild_shared(results_dir)
+    except PruneCliError as err:
+        print(f"prune_cli.results: error: {err}", file=sys.stderr)
+        return 2
+    for line in lines or ["no completed runs under " + str(results_dir / "runs")]:
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":
-    import sys
-
-    rebuild_shared(Path(sys.argv[1] if len(sys.argv) > 1 else "results"))
+    raise SystemExit(main())

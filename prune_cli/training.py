@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .data.batches import iterate_batches
 from .data.splits import DataSplits
 from .errors import TrainingDiverged
+from .interrupts import check as check_interrupt
 from .pruning.masks import Masks, MaskEnforcer
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
     for epoch in epochs:
         losses = []
         for xb, yb in iterate_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
+            check_interrupt()  # a stop signal: leave at this batch; the last epoch's checkpoint is intact
             if on_step is not None:
                 new_masks = on_step(step)
                 if new_masks is not None:

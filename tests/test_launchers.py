@@ -128,7 +128,7 @@ def test_submitit_local_sweep_of_two_runs(tmp_path):
 def sweep_with_failures(tmp_path_factory):
     """One sweep of four runs: lr 1e12 diverges, sparsity 1.5 is rejected by validation, one completes."""
     results = tmp_path_factory.mktemp("failures") / "results"
-    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,1.5"], results)
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,1.5"], results, check=False)
     failed = {json.loads(p.read_text())["error_type"]: json.loads(p.read_text())
               for p in results.glob("runs/*/failed.json")}
     return results, proc, failed
@@ -136,7 +136,10 @@ def sweep_with_failures(tmp_path_factory):
 
 def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
     results, proc, failed = sweep_with_failures
-    assert proc.returncode == 0
+    assert proc.returncode == 1  # cluster scripts that check the exit code see the failures
+    assert "prune-run: 3 of 4 runs failed:" in proc.stderr
+    for path in results.glob("runs/*/failed.json"):  # each failed run is listed with its reason
+        assert f"  {path.parent}: {json.loads(path.read_text())['error_type']}: " in proc.stderr
     assert len(_complete_runs(results)) == 1
     assert len(list(results.glob("runs/*/failed.json"))) == 3
     assert not any((p.parent / "COMPLETE").exists() for p in results.glob("runs/*/failed.json"))
@@ -147,6 +150,13 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
     out = proc.stdout + proc.stderr
     assert "failed (TrainingDiverged" in out and "the sweep goes on" in out
     _check_shared_rows(results, 1)
+
+
+def test_allow_failures_keeps_exit_code_zero(tmp_path):
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "allow_failures=true"], results)
+    assert proc.returncode == 0 and "prune-run: 1 of 2 runs failed:" in proc.stderr
+    assert not (results / ".sweeps").exists()  # the sweep's record of outcomes is removed at the end
 
 
 def test_config_error_in_a_sweep_is_recorded(sweep_with_failures):

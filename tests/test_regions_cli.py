@@ -21,7 +21,9 @@ def test_plane_metric_end_to_end(tmp_path):
     rows = pd.read_csv(run_dir / "regions.csv")
     assert list(rows.phase) == ["dense", "pruned", "finetuned"]
     assert set(rows.counts) == {"activation_regions"}
-    for column in ("method", "item", "seed", "indices", "count", "measure", "count_density", "bound_ln_serra",
+    assert set(rows.method) == {"magnitude"} and set(rows.seed) == {0}  # the run's identity, not the counter's
+    assert set(rows.regions_method) == {"plane"}  # the counter's own keys are prefixed
+    for column in ("regions_method", "item", "regions_seed", "indices", "count", "measure", "count_density", "bound_ln_serra",
                    "bound_ln_expected_binomial", "bound_ln_expected_montecarlo", "run_id"):
         assert column in rows.columns
     for phase in ("dense", "pruned", "finetuned"):

@@ -251,12 +251,9 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     method = ctx.method
     path = method.get("match_masks")
     if path:
-        from .masks import load_masks
+        from .masks import read_masks_file
 
-        try:
-            other = load_masks(path)
-        except FileNotFoundError:
-            raise ConfigError("method.match_masks", path, "the path of an existing masks.pt") from None
+        other = read_masks_file(path)
         missing = sorted(set(scores) - set(other))
         if missing:
             raise ConfigError("method.match_masks", path, "masks for every prunable layer of this run; missing "

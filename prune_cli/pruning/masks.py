@@ -6,11 +6,12 @@ optimizer's momentum buffers), never by forward hooks: that keeps training at de
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from ..io_utils import atomic_torch_save  # noqa: F401  (re-exported: callers import it from here)
 
 Masks = dict[str, torch.Tensor]
 
@@ -60,9 +61,20 @@ def load_masks(path: str | Path) -> Masks:
     return {name: m.bool() for name, m in torch.load(path, map_location="cpu", weights_only=True).items()}
 
 
-def atomic_torch_save(obj, path: str | Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def read_masks_file(path: str | Path, key: str = "method.match_masks") -> Masks:
+    """Masks from a file the user named; a missing, truncated or foreign file is a config error.
+
+    Only tensors are ever loaded (weights_only=True): a masks.pt holding anything else is refused,
+    never unpickled."""
+    from ..errors import ConfigError
+
+    allowed = "the path of a masks.pt written by prune-run (a dict of boolean tensors)"
+    if not Path(path).is_file():
+        raise ConfigError(key, str(path), allowed, "No such file.")
+    try:
+        masks = load_masks(path)
+    except Exception as err:  # noqa: BLE001 - torch's own message suggests unsafe loading: do not repeat it
+        raise ConfigError(key, str(path), allowed,
+                          f"The file could not be read as tensors ({type(err).__name__}); it is truncated, "
+                          "corrupt or not a masks file.") from None
+    return masks

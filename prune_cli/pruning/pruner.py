@@ -66,13 +66,10 @@ def check_against_model(model: PrunableNet, selected: dict[str, nn.Parameter], m
                               f"a list of {len(names)} densities in [0, 1], one per prunable layer in forward "
                               f"order: {', '.join(names)}")
     if allocation == "matched" and method.get("match_masks"):
-        from .masks import load_masks
+        from .masks import read_masks_file
 
         path = method.match_masks
-        try:
-            other = load_masks(path)
-        except FileNotFoundError:
-            raise ConfigError("method.match_masks", path, "the path of an existing masks.pt") from None
+        other = read_masks_file(path)
         bad = [n for n in names if n not in other or tuple(other[n].shape) != tuple(selected[n].shape)]
         if bad:
             raise ConfigError("method.match_masks", path, "masks with the shapes of this run's prunable weights; "

@@ -1,0 +1,68 @@
+"""SIGTERM, SIGUSR2 and SIGINT stop a run at the next safe point instead of wherever they land.
+
+SLURM sends SIGUSR2 (with `--signal`) before a time limit and SIGTERM on preemption or `scancel`;
+a person presses Ctrl-C. In every case the run's last checkpoint (`state.pt`, written atomically
+after every epoch and every plan step) stays valid, the process stops at the next batch or step
+boundary, prints one line naming the run directory and how to resume, and exits 128 + signal.
+A second Ctrl-C stops at once. Where another handler is already installed for a signal (submitit
+installs its own SIGUSR2 handler that checkpoints and requeues the job), that handler is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Optional
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGUSR2, signal.SIGINT)
+_requested: Optional[int] = None
+
+
+class Interrupted(BaseException):
+    """Raised at a safe point after a stop signal; BaseException so no `except Exception` eats it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+def _handler(signum, frame) -> None:
+    global _requested
+    if _requested is not None and signum == signal.SIGINT:
+        raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now
+    _requested = signum
+    log.warning("received %s: stopping at the next safe point (the checkpoint stays valid)",
+                signal.Signals(signum).name)
+
+
+def install() -> None:
+    """Take over the stop signals in this process (main thread only), unless someone else has."""
+    for sig in SIGNALS:
+        try:
+            current = signal.getsignal(sig)
+            if callable(current) and current not in (signal.default_int_handler, _handler):
+                continue  # e.g. submitit's requeue handler
+            signal.signal(sig, _handler)
+        except ValueError:  # not the main thread (a launcher running jobs in threads)
+            return
+
+
+def requested() -> Optional[int]:
+    return _requested
+
+
+def check() -> None:
+    """A safe point: raise Interrupted if a stop signal arrived."""
+    if _requested is not None:
+        raise Interrupted(_requested)
+
+
+def reset() -> None:
+    global _requested
+    _requested = None

@@ -1,0 +1,37 @@
+"""Atomic file writes: write a temporary file beside the target, then rename it into place, so a
+kill at any instant leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    tmp = _tmp(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_csv(df, path: Path) -> None:
+    atomic_write_text(path, df.to_csv(index=False))
+
+
+def atomic_torch_save(obj, path: Path, crash_point: Optional[str] = None) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves a half-written file."""
+    import torch
+
+    from . import crashpoints
+
+    path = Path(path)
+    tmp = _tmp(path)
+    torch.save(obj, tmp)
+    if crash_point:
+        crashpoints.reached(crash_point)
+    os.replace(tmp, path)

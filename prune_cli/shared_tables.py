@@ -1,0 +1,236 @@
+"""Exactly-once, all-or-nothing appends of one run's rows to the shared CSVs in `results_dir`.
+
+The per-run CSVs are the source of truth; the shared tables (`runs.csv`, `per_class.csv`,
+`layers.csv` and one per metric table) are their concatenation, kept so that a sweep can be read
+with one `pd.read_csv`. One duplicated row would silently double a run's weight in every mean, so
+an append is a small transaction (docs/robustness.md):
+
+1. Everything happens under one file lock in `results_dir`; the run's marker (`SHARED_APPENDED`
+   in its run directory) is checked under that lock, so two processes never both append.
+2. Every table is checked before any is written: a symlinked table is refused, a torn last line
+   (a writer killed mid-line, a full disk) is cut off into a side file, a table with other
+   columns is rewritten as the union of both column sets (values kept byte for byte).
+3. A journal records each table's size before the append; then the rows are appended, the
+   marker is written and the journal removed. Whoever takes the lock next finds a journal left
+   by a killed writer and either keeps the rows (the marker exists: the append had committed) or
+   truncates every table back to its recorded size.
+
+Values travel as the text of the per-run files (read with `dtype=str`), so the shared rows equal
+the per-run rows to the character and a rebuild reproduces them exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+from filelock import FileLock
+
+from . import crashpoints
+from .errors import PruneCliError
+from .io_utils import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".results.lock"
+JOURNAL_FILE = ".append-journal.json"
+MARKER_FILE = "SHARED_APPENDED"
+CORE_TABLES = {"metrics.csv": "runs.csv", "per_class.csv": "per_class.csv", "layers.csv": "layers.csv"}
+NOT_SHARED = ("history.csv",)  # per-epoch training curves stay in the run directory
+
+
+class SharedTableError(PruneCliError):
+    """A shared table cannot be used as it is (a symlink, not a CSV); nothing was written."""
+
+
+def shared_name(table: str) -> str:
+    """The shared file a per-run table is appended to (metrics.csv -> runs.csv)."""
+    return CORE_TABLES.get(table, table)
+
+
+def results_lock(results_dir: Path) -> FileLock:
+    return FileLock(str(Path(results_dir) / LOCK_FILE))
+
+
+def run_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """The run's per-run tables as text (every value exactly as written), by per-run file name."""
+    out = {}
+    for path in sorted(Path(run_dir).glob("*.csv")):
+        if path.name not in NOT_SHARED:
+            out[path.name] = read_text_table(path)
+    return out
+
+
+def read_text_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def refuse_symlinks(results_dir: Path, tables=None) -> None:
+    """A shared table that is a symlink would make appends write somewhere else: refuse it."""
+    names = [shared_name(t) for t in tables] if tables is not None else [
+        p.name for p in Path(results_dir).glob("*.csv")]
+    for name in names:
+        path = Path(results_dir) / name
+        if path.is_symlink():
+            raise SharedTableError(
+                f"shared table {path} is a symlink (to {os.readlink(path)}); prune-run only appends to regular "
+                f"files in results_dir. Replace it with a regular file or remove it (it can be rebuilt with "
+                f"`python -m prune_cli.results {results_dir}`).")
+
+
+def recover(results_dir: Path) -> Optional[str]:
+    """Finish or undo the append a killed writer left (call under the lock); returns what was done."""
+    journal = Path(results_dir) / JOURNAL_FILE
+    if not journal.exists():
+        return None
+    record = json.loads(journal.read_text())
+    marker = Path(record["marker"]) if record.get("marker") else None
+    if marker is not None and marker.exists():
+        journal.unlink()
+        return f"an interrupted append of run {record['run_id']} had committed; kept its rows"
+    for name, size in record["sizes"].items():
+        path = Path(results_dir) / name
+        if size is None:
+            path.unlink(missing_ok=True)
+        elif path.exists() and path.stat().st_size > size:
+            os.truncate(path, size)
+    journal.unlink()
+    return f"rolled back an interrupted append of run {record['run_id']} (no rows of it are in the shared tables)"
+
+
+def _repair_torn_tail(path: Path) -> Optional[Path]:
+    """A last line without its newline was cut mid-write: move it to a side file, keep the rest."""
+    size = path.stat().st_size
+    if size == 0:
+        return None
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return None
+        f.seek(0)
+        data = f.read()
+    keep = data.rfind(b"\n") + 1  # 0 when even the header was cut
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    side = path.with_name(f"{path.name}.torn-{stamp}")
+    side.write_bytes(data[keep:])
+    os.truncate(path, keep)
+    log.warning("%s ended in a torn line (%d bytes, a writer was killed or the disk was full); moved it to %s",
+                path, size - keep, side)
+    return side
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def _grow(path: Path, header: list[str], union: list[str]) -> None:
+    """Rewrite a shared table with more columns: old rows keep their text, new cells are empty."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    index = {c: i for i, c in enumerate(header)}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(union)
+    for row in rows:
+        writer.writerow([row[index[c]] if c in index and index[c] < len(row) else "" for c in union])
+    atomic_write_text(path, buf.getvalue())
+    log.info("%s: grew from %d to %d columns (added %s) to take a run with new columns", path, len(header),
+             len(union), ", ".join(c for c in union if c not in index))
+
+
+def _plan(results_dir: Path, frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """Check every table before touching any; returns the header each shared table will have."""
+    refuse_symlinks(results_dir, frames)
+    headers = {}
+    for table, df in frames.items():
+        path = results_dir / shared_name(table)
+        columns = list(df.columns)
+        if path.exists() and path.stat().st_size > 0:
+            _repair_torn_tail(path)
+        if path.exists() and path.stat().st_size > 0:
+            old = _header(path)
+            headers[table] = old + [c for c in columns if c not in old]
+        else:
+            headers[table] = columns
+    return headers
+
+
+def append_run(results_dir: Path, run_dir: Path, run_id: str) -> str:
+    """Append the run's per-run tables to the shared ones exactly once; returns what happened."""
+    return append(results_dir, run_tables(run_dir), run_id, marker=Path(run_dir) / MARKER_FILE)
+
+
+def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, marker: Optional[Path] = None) -> str:
+    """Append `frames` (per-run table name -> rows) to the shared tables as one transaction.
+
+    With a `marker`, the append happens at most once: the marker is checked and written under the
+    lock. Without one (library use), each call appends; a killed call is still rolled back."""
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with results_lock(results_dir):
+        done = recover(results_dir)
+        if done:
+            log.warning("shared tables in %s: %s", results_dir, done)
+        if marker is not None and marker.exists():
+            return "already in the shared tables"
+        headers = _plan(results_dir, frames)
+        for table, header in headers.items():
+            path = results_dir / shared_name(table)
+            if path.exists() and path.stat().st_size > 0 and _header(path) != header:
+                _grow(path, _header(path), header)
+        sizes = {shared_name(t): (results_dir / shared_name(t)).stat().st_size
+                 if (results_dir / shared_name(t)).exists() else None for t in frames}
+        atomic_write_text(results_dir / JOURNAL_FILE, json.dumps(
+            {"run_id": run_id, "marker": str(marker.resolve()) if marker else None, "sizes": sizes}))
+        crashpoints.reached("shared-journal")
+        for i, (table, df) in enumerate(frames.items(), 1):
+            path = results_dir / shared_name(table)
+            fresh = sizes[shared_name(table)] in (None, 0)
+            text = df.reindex(columns=headers[table], fill_value="").to_csv(index=False, header=fresh)
+            with open(path, "a", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            if i == 1:
+                crashpoints.reached("shared-table-1")
+        crashpoints.reached("shared-tables-all")
+        if marker is not None:
+            atomic_write_text(marker, run_id + "\n")
+        crashpoints.reached("shared-marker")
+        (results_dir / JOURNAL_FILE).unlink()
+    return f"appended to {len(frames)} shared table(s)"
+
+
+def rebuild(results_dir: Path) -> list[str]:
+    """Recreate every shared table from the completed run directories (union of their columns);
+    returns one line per table saying what was written."""
+    results_dir = Path(results_dir)
+    complete = [p.parent for p in sorted(results_dir.glob("runs/*/COMPLETE"))]
+    report = []
+    with results_lock(results_dir):
+        done = recover(results_dir)
+        if done:
+            report.append(done)
+        per_table: dict[str, list[pd.DataFrame]] = {}
+        for run_dir in complete:
+            for table, df in run_tables(run_dir).items():
+                per_table.setdefault(shared_name(table), []).append(df)
+        refuse_symlinks(results_dir, per_table)
+        for name, parts in sorted(per_table.items()):
+            columns = list(dict.fromkeys(c for df in parts for c in df.columns))
+            schemas = len({tuple(df.columns) for df in parts})
+            table = pd.concat([df.reindex(columns=columns, fill_value="") for df in parts], ignore_index=True)
+            atomic_write_text(results_dir / name, table.to_csv(index=False))
+            report.append(f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
+                          + (f" (the union of {schemas} column sets)" if schemas > 1 else ""))
+        for run_dir in complete:
+            atomic_write_text(run_dir / MARKER_FILE, run_dir.name + "\n")
+    return report
