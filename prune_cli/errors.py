@@ -32,5 +32,9 @@ class DatasetFilesMissing(PruneCliError):
     """The dataset's files are not under dataset.root and download is off."""
 
 
+class DatasetFileUnreadable(PruneCliError):
+    """A dataset file exists but cannot be read (truncated, foreign, or refused by the safe reader)."""
+
+
 class TrainingDiverged(PruneCliError):
     """The loss became NaN or infinite."""

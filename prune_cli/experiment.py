@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import crashpoints, interrupts, results, shared_tables
 from .data import DATASETS, build_splits
 from .dense_cache import DenseCache
-from .errors import PruneCliError
+from .errors import ConfigError
 from .metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
 from .models import build_model
 from .pruning import ScoreContext, prune, select_prunable
@@ -337,13 +337,12 @@ def check_model_fits(model: torch.nn.Module, cfg: DictConfig, data) -> None:
             out = model.eval()(x)
         model.train()
     except RuntimeError as err:
-        raise PruneCliError(
-            f"model={cfg.model.name} does not fit dataset={cfg.dataset.name}: its inputs have shape "
-            f"{tuple(data.input_shape)} and the forward pass fails ({str(err).splitlines()[0]}). Choose a model "
-            f"for this input shape (mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images).") from None
+        raise ConfigError("model", cfg.model.name, f"a model that takes dataset={cfg.dataset.name}'s inputs of "
+                          f"shape {tuple(data.input_shape)} (mlp and cnn1d take vectors; lenet5, conv6, vgg*, "
+                          f"resnet* take images)", f"Its forward pass fails: {str(err).splitlines()[0]}") from None
     if out.shape[-1] != data.num_classes:
-        raise PruneCliError(f"model={cfg.model.name} has {out.shape[-1]} outputs but dataset={cfg.dataset.name} "
-                            f"has {data.num_classes} classes.")
+        raise ConfigError("model", cfg.model.name, f"a model with {data.num_classes} outputs, one per class of "
+                          f"dataset={cfg.dataset.name}", f"It has {out.shape[-1]}.")
 
 
 def run(cfg: DictConfig, run_dir: Path) -> Path:

@@ -1,4 +1,6 @@
-"""MNIST, Fashion-MNIST, CIFAR-10/100 read from local files through torchvision's readers.
+"""MNIST, Fashion-MNIST, CIFAR-10/100 read from local files: the IDX files through torchvision's
+reader, the CIFAR python batches (pickles) through a restricted unpickler that admits only the
+containers and numpy arrays of the format, so a tampered file cannot run code.
 
 Inputs are standardised with statistics of the training split (per channel). Files are never
 fetched unless `dataset.download=true`; when they are missing the error says where they go.
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..errors import DatasetFilesMissing
+from ..errors import DatasetFilesMissing, DatasetFileUnreadable
 from . import DATASETS
 from .splits import RawData
 
@@ -60,27 +62,89 @@ def _check_files(name: str, root: str) -> None:
         )
 
 
-def _torchvision_class(name: str):
-    """The torchvision dataset class; CIFAR's md5 checks (data and meta files) are relaxed to
-    'files exist' so re-packed or subset copies load; torchvision still parses the files."""
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR batches are Python pickles, and unpickling runs whatever a file names: only the
+    containers and numpy arrays the format uses are admitted; anything else is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+               ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"), ("copy_reg", "_reconstructor"),
+               ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: not part of the CIFAR format")
+        return super().find_class(module, name)
+
+
+def read_cifar_file(path: str) -> dict:
+    """One CIFAR batch/meta file through the restricted unpickler; any failure names the file."""
+    try:
+        with open(path, "rb") as f:
+            out = _CifarUnpickler(f, encoding="latin1").load()
+    except Exception as err:  # noqa: BLE001 - truncated, foreign or malicious: the message names the file
+        raise DatasetFileUnreadable(f"cannot read {path} as a CIFAR python batch ({type(err).__name__}: {err}). "
+                                    f"Replace it with the file from the extracted archive.") from None
+    if not isinstance(out, dict):
+        raise DatasetFileUnreadable(f"cannot read {path} as a CIFAR python batch: it holds a "
+                                    f"{type(out).__name__}, not a dict")
+    return out
+
+
+def _read_cifar(name: str, root: str, train: bool) -> tuple[np.ndarray, list]:
+    """(images N x 32 x 32 x 3 uint8, labels) of one CIFAR split, as torchvision lays them out."""
+    src = SOURCES[name]
+    folder = os.path.join(root, src.folder)
+    files = [f for f in src.files if f not in ("batches.meta", "meta") and (f != "test_batch" and f != "test")
+             == train]
+    label_key = "labels" if name == "cifar10" else "fine_labels"
+    images, labels = [], []
+    for f in files:
+        path = os.path.join(folder, f)
+        entry = read_cifar_file(path)
+        if "data" not in entry or label_key not in entry:
+            raise DatasetFileUnreadable(f"{path} has no 'data' and '{label_key}' entries: not a {src.label} batch")
+        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels += list(entry[label_key])
+    return np.vstack(images).transpose(0, 2, 3, 1), labels
+
+
+class _Split:
+    def __init__(self, data, targets):
+        self.data, self.targets = data, targets
+
+
+def _read_split(name: str, root: str, train: bool, download: bool):
+    """The split as (data, targets): CIFAR through the restricted reader, MNIST-style IDX files
+    through torchvision (they are raw arrays, not pickles)."""
+    if name.startswith("cifar"):
+        folder = os.path.join(root, SOURCES[name].folder)
+        if download and not all(_present(folder, f) for f in SOURCES[name].files):
+            from torchvision import datasets
+            from torchvision.datasets.utils import download_and_extract_archive
+
+            cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
+            download_and_extract_archive(cls.url, root, filename=cls.filename, md5=cls.tgz_md5)
+        return _Split(*_read_cifar(name, root, train))
     from torchvision import datasets
 
-    base = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST,
-            "cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
-    if name.startswith("cifar"):
-        class LocalCIFAR(base):  # type: ignore[misc, valid-type]
-            def _check_integrity(self) -> bool:
-                folder = os.path.join(self.root, self.base_folder)
-                names = [f for f, _ in self.train_list + self.test_list] + [self.meta["filename"]]
-                return all(os.path.exists(os.path.join(folder, f)) for f in names)
+    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
+    try:
+        return cls(root, train=train, download=download)
+    except Exception as err:  # noqa: BLE001 - find which file is bad, and name it
+        folder = os.path.join(root, SOURCES[name].folder)
+        from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
 
-            def _load_meta(self) -> None:
-                with open(os.path.join(self.root, self.base_folder, self.meta["filename"]), "rb") as f:
-                    self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-                self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
-
-        return LocalCIFAR
-    return base
+        for f in SOURCES[name].files:
+            path = os.path.join(folder, f)
+            try:
+                read_sn3_pascalvincent_tensor(path if os.path.exists(path) else path + ".gz", strict=False)
+            except Exception as inner:  # noqa: BLE001
+                raise DatasetFileUnreadable(f"cannot read {path} as an IDX file ({type(inner).__name__}: "
+                                            f"{inner}). Replace it with the original file.") from None
+        raise DatasetFileUnreadable(f"cannot read the {SOURCES[name].label} files in {folder} "
+                                    f"({type(err).__name__}: {err})") from None
 
 
 def _to_tensors(ds, image_layout: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,11 +165,10 @@ def _standardise(train_x: torch.Tensor, test_x: torch.Tensor):
 def load_vision(name: str, cfg: DictConfig) -> RawData:
     if not cfg.download:
         _check_files(name, cfg.root)
-    cls = _torchvision_class(name)
     root = os.path.expanduser(cfg.root)
     layout = "NHW" if "mnist" in name else "NHWC"
-    train_x, train_y = _to_tensors(cls(root, train=True, download=cfg.download), layout)
-    test_x, test_y = _to_tensors(cls(root, train=False, download=cfg.download), layout)
+    train_x, train_y = _to_tensors(_read_split(name, root, True, cfg.download), layout)
+    test_x, test_y = _to_tensors(_read_split(name, root, False, cfg.download), layout)
     train_x, test_x = _standardise(train_x, test_x)
     return RawData(train_x, train_y, test_x, test_y, SOURCES[name].num_classes, image=True)
 

@@ -1,0 +1,243 @@
+"""prune-run under faults, races, signals and bad input (issue: results a researcher can trust).
+
+Each test drives the real console entry point in a subprocess and checks what a researcher
+relies on: the shared tables hold every run's rows exactly once, a restarted run gives the rows
+of an uninterrupted one, and a rejected or failed run says why, in one message, and creates
+nothing outside results_dir."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import FAST, REPO, compose, run_cli
+from prune_cli import crashpoints, results
+from prune_cli.errors import UnknownKeyError
+
+VOLATILE = ["timestamp"]  # the only column allowed to differ between a run and its rerun
+LONG = [a for a in FAST if not a.startswith("train.epochs")] + ["train.epochs=150"]
+
+
+def _env(**extra) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **extra}
+
+
+def _start(args: list[str], results_dir: Path, cwd: Path | None = None, **env) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results_dir}"]
+    return subprocess.Popen(cmd, env=_env(**env), cwd=cwd or results_dir.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _run_dir(args: list[str], results_dir: Path) -> Path:
+    return results_dir / "runs" / results.run_id(compose(args, results_dir))
+
+
+def _shared(results_dir: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_csv(results_dir / name).drop(columns=VOLATILE).sort_values(
+        list(pd.read_csv(results_dir / name).drop(columns=VOLATILE).columns)).reset_index(drop=True)
+        for name in ("runs.csv", "per_class.csv", "layers.csv")}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run: what every interrupted-then-restarted run must reproduce."""
+    out = tmp_path_factory.mktemp("reference") / "results"
+    run_cli([*FAST, "sparsity=0.5"], out)
+    return out
+
+
+def _same_rows(results_dir: Path, reference: Path) -> None:
+    got, want = _shared(results_dir), _shared(reference)
+    for name in want:
+        pd.testing.assert_frame_equal(got[name], want[name], check_dtype=False)
+    history = pd.read_csv(next(results_dir.glob("runs/*/history.csv")))
+    assert not history.duplicated(["phase", "epoch"]).any()
+
+
+# ------------------------------------------------------------------------------ typos and bad input
+
+
+@pytest.mark.parametrize("override,suggestion", [
+    ("+train.epoch=50", "'train.epochs'"),
+    ("+method.sparsity=0.5", "'sparsity'"),
+    ("+metrics.regions.enabld=true", "'metrics.regions.enabled'"),
+    ("+seeed=3", "'seed'"),
+])
+def test_a_key_no_schema_declares_is_rejected_with_the_closest_names(tmp_path, override, suggestion):
+    with pytest.raises(UnknownKeyError, match=f"Did you mean {suggestion}"):
+        compose([override], tmp_path)
+
+
+def test_a_rejected_run_creates_nothing_anywhere(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    for args in (["+train.epoch=5"], ["name=../../escaped"], ["sparsity=2"]):
+        proc = _start([*FAST, *args], Path("deep/results"), cwd=work)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2 and err.startswith("prune-run: error:"), err
+        assert "Traceback" not in err
+    assert list(work.iterdir()) == [] and list(tmp_path.iterdir()) == [work]  # not even results_dir
+
+
+def test_an_unsafe_name_in_a_sweep_stays_inside_results_dir(tmp_path):
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    results_dir = work / "results"
+    proc = run_cli(["-m", *FAST, "name=../../x,ok", "train.epochs=1"], results_dir, check=False)
+    assert proc.returncode == 1 and "1 of 2 runs failed" in proc.stderr
+    outside = [p for p in tmp_path.rglob("*") if results_dir not in p.parents and p != results_dir]
+    assert sorted(str(p.relative_to(tmp_path)) for p in outside) == ["a", "a/b"]
+    [failed] = results_dir.glob("runs/invalid-name-*/failed.json")
+    assert "'name': '../../x'" in failed.read_text()
+
+
+def test_unusable_results_dir_is_one_message(tmp_path):
+    (tmp_path / "file").write_text("")
+    proc = run_cli([*FAST], tmp_path / "file", check=False)
+    assert proc.returncode == 2 and "results_dir" in proc.stderr and "is not a directory" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_model_that_does_not_fit_the_data_is_one_message(tmp_path):
+    proc = run_cli(["model=resnet20", "dataset=synthetic", "train.epochs=1"], tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "Invalid value for config key 'model': 'resnet20'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not list((tmp_path / "r").glob("runs/*"))
+
+
+def test_corrupt_match_masks_is_one_message_that_never_suggests_unsafe_loading(tmp_path):
+    bad = tmp_path / "masks.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    proc = run_cli([*FAST, "method.allocation=matched", f"method.match_masks={bad}"], tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "method.match_masks" in proc.stderr and "could not be read" in proc.stderr
+    assert "weights_only" not in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_cifar_batches_are_read_without_running_code(tmp_path):
+    from prune_cli.data.vision import read_cifar_file
+    from prune_cli.errors import DatasetFileUnreadable
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    (tmp_path / "evil").write_bytes(pickle.dumps({"data": Evil()}))
+    with pytest.raises(DatasetFileUnreadable, match=r"evil.*refused to load posix\.system"):
+        read_cifar_file(str(tmp_path / "evil"))
+    assert not (tmp_path / "pwned").exists()
+    good = {"data": np.arange(6, dtype=np.uint8), "labels": [1, 2]}
+    (tmp_path / "good").write_bytes(pickle.dumps(good, protocol=2))
+    assert read_cifar_file(str(tmp_path / "good"))["labels"] == [1, 2]
+    (tmp_path / "cut").write_bytes(pickle.dumps(good)[:40])
+    with pytest.raises(DatasetFileUnreadable, match=f"cannot read {tmp_path / 'cut'}"):
+        read_cifar_file(str(tmp_path / "cut"))
+
+
+# ------------------------------------------------------------------------------ kills and restarts
+
+
+@pytest.mark.parametrize("point", ["cache-stored", "checkpoint-write", "shared-table-1", "before-complete"])
+def test_a_run_killed_at_a_point_and_restarted_equals_an_uninterrupted_run(tmp_path, reference, point):
+    out = tmp_path / "results"
+    proc = _start([*FAST, "sparsity=0.5"], out, **{crashpoints.ENV: point})
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL  # it really died there
+    run_cli([*FAST, "sparsity=0.5"], out)
+    _same_rows(out, reference)
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs.dense_cache) == {"miss"}  # the run trained its dense model itself, killed or not
+
+
+def test_two_processes_on_one_run_id_write_its_rows_once(tmp_path, reference):
+    out = tmp_path / "results"
+    procs = [_start([*FAST, "sparsity=0.5"], out) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert sum("being run by another process" in err for _, err in outs) <= 1
+    _same_rows(out, reference)
+    log = next(out.glob("runs/*/prune-run.log")).read_text()
+    assert log.count("dense epoch 1/") == 1  # the second process never trained
+
+
+def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_redone(tmp_path, reference):
+    out = tmp_path / "results"
+    run_dir = _run_dir([*FAST, "sparsity=0.5"], out)
+    run_dir.mkdir(parents=True)
+    (run_dir / "state.pt").write_bytes(b"truncated")
+    proc = run_cli([*FAST, "sparsity=0.5"], out)
+    assert list(run_dir.glob("state.pt.corrupt-*"))
+    assert f"checkpoint {run_dir / 'state.pt'} is unreadable" in proc.stderr + (run_dir / "prune-run.log").read_text()
+    _same_rows(out, reference)
+
+
+def test_a_corrupt_dense_cache_entry_is_moved_aside_and_retrained(tmp_path):
+    out = tmp_path / "results"
+    run_cli([*FAST, "sparsity=0.5"], out)
+    [entry] = [p for p in (out / "dense_cache").iterdir() if p.is_dir()]
+    (entry / "dense.pt").write_bytes(b"garbage")
+    run_cli([*FAST, "sparsity=0.7"], out)
+    assert list((out / "dense_cache").glob(f"{entry.name}.corrupt-*"))
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.groupby("target_sparsity").dense_cache.first()) == ["miss", "miss"]
+    log = next(out.glob("runs/*s0.7*/prune-run.log")).read_text()
+    assert f"dense cache entry {entry} is unreadable" in log
+    run_cli([*FAST, "sparsity=0.8"], out)  # the retrained entry serves the next run
+    assert pd.read_csv(out / "runs.csv").query("target_sparsity == 0.8").dense_cache.iloc[0] == "hit"
+
+
+def test_shared_results_false_then_true_appends_the_rows_once(tmp_path, reference):
+    out = tmp_path / "results"
+    run_cli([*FAST, "sparsity=0.5", "shared_results=false"], out)
+    assert not (out / "runs.csv").exists()
+    run_cli([*FAST, "sparsity=0.5"], out)
+    run_cli([*FAST, "sparsity=0.5"], out)
+    _same_rows(out, reference)
+
+
+def test_a_symlinked_shared_table_stops_the_run_before_training(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    (tmp_path / "other.csv").write_text("x\n")
+    (out / "runs.csv").symlink_to(tmp_path / "other.csv")
+    proc = run_cli([*FAST], out, check=False)
+    assert proc.returncode == 2 and "is a symlink" in proc.stderr
+    assert (tmp_path / "other.csv").read_text() == "x\n"
+    assert "dense epoch" not in next(out.glob("runs/*/prune-run.log")).read_text()
+
+
+# ------------------------------------------------------------------------------ signals
+
+
+def _wait_for_checkpoint(out: Path, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 120
+    while not list(out.glob("runs/*/state.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert list(out.glob("runs/*/state.pt")), "the run never checkpointed"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2, signal.SIGINT])
+def test_a_stop_signal_checkpoints_says_how_to_resume_and_exits_128_plus_signal(tmp_path, sig):
+    out = tmp_path / "results"
+    proc = _start([*LONG, "sparsity=0.5"], out)
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    [run_dir] = out.glob("runs/*")
+    lines = [line for line in err.splitlines() if line.startswith("prune-run:")]
+    assert lines == [f"prune-run: stopped by {signal.Signals(sig).name}; run {run_dir} keeps its last checkpoint "
+                     "(state.pt); run the same command again to resume it"]
+    assert "Traceback" not in err and (run_dir / "state.pt").exists()
+    if sig == signal.SIGTERM:  # and it resumes to a complete run with every epoch once
+        run_cli([*LONG, "sparsity=0.5"], out)
+        history = pd.read_csv(run_dir / "history.csv")
+        assert sorted(history[history.phase == "dense"].epoch) == list(range(1, 151))
+        assert "resuming run" in (run_dir / "prune-run.log").read_text()

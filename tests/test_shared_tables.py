@@ -1,0 +1,139 @@
+"""The shared tables' transaction (prune_cli/shared_tables.py), in-process and with real kills:
+every row exactly once whatever instant a writer dies at, tables that grow instead of failing on
+new columns, torn tails repaired, symlinks refused."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prune_cli import crashpoints, shared_tables
+
+
+def _run_dir(root: Path, name: str, extra_column: bool = False) -> Path:
+    """A finished run directory with three tables (two core, one metric table)."""
+    d = root / "runs" / name
+    d.mkdir(parents=True)
+    metrics = pd.DataFrame({"run_id": name, "phase": ["dense", "finetuned"], "metric": "accuracy",
+                            "value": [0.1 + 0.2, 1 / 3]})
+    if extra_column:
+        metrics["new_metric_key"] = ["x", "y"]
+    metrics.to_csv(d / "metrics.csv", index=False)
+    pd.DataFrame({"run_id": name, "class": [0, 1], "recall": [0.7, 0.6]}).to_csv(d / "per_class.csv", index=False)
+    pd.DataFrame({"run_id": [name], "count": [12]}).to_csv(d / "regions.csv", index=False)
+    pd.DataFrame({"phase": ["dense"], "epoch": [1]}).to_csv(d / "history.csv", index=False)
+    return d
+
+
+def _rows(results: Path) -> dict[str, list[str]]:
+    return {name: list(pd.read_csv(results / name).run_id) for name in ("runs.csv", "per_class.csv", "regions.csv")
+            if (results / name).exists()}
+
+
+def _append_in_child(results: Path, run_dir: Path, point: str | None) -> int:
+    """Append in a forked process that dies (SIGKILL) at `point`; returns its exit code."""
+    def child():
+        if point:
+            os.environ[crashpoints.ENV] = point
+        shared_tables.append_run(results, run_dir, run_dir.name)
+
+    proc = mp.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(60)
+    return proc.exitcode
+
+
+@pytest.mark.parametrize("point", [p for p in crashpoints.POINTS if p.startswith("shared-")])
+def test_a_kill_at_any_point_of_an_append_leaves_each_row_exactly_once(tmp_path, point):
+    results = tmp_path
+    a, b = _run_dir(results, "run-a"), _run_dir(results, "run-b")
+    shared_tables.append_run(results, a, "run-a")
+    before = {p.name: p.read_bytes() for p in results.glob("*.csv")}
+    assert _append_in_child(results, b, point) == -9  # really killed there
+    # the next writer (here: run-b started again) finishes or undoes the killed append
+    assert shared_tables.append_run(results, b, "run-b") in ("appended to 3 shared table(s)",
+                                                              "already in the shared tables")
+    assert _rows(results) == {t: ["run-a"] * 2 + ["run-b"] * 2 if t != "regions.csv" else ["run-a", "run-b"]
+                              for t in ("runs.csv", "per_class.csv", "regions.csv")}
+    assert not (results / shared_tables.JOURNAL_FILE).exists()
+    # the earlier run's bytes are untouched (an append never rewrites what is there)
+    for name, data in before.items():
+        assert (results / name).read_bytes().startswith(data)
+
+
+def test_a_rolled_back_append_leaves_tables_byte_identical(tmp_path):
+    a, b = _run_dir(tmp_path, "run-a"), _run_dir(tmp_path, "run-b")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")}
+    assert _append_in_child(tmp_path, b, "shared-tables-all") == -9
+    assert shared_tables.recover(tmp_path).startswith("rolled back")
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")} == before
+
+
+def test_two_processes_appending_the_same_run_append_it_once(tmp_path):
+    run = _run_dir(tmp_path, "run-a")
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=shared_tables.append_run, args=(tmp_path, run, "run-a")) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert _rows(tmp_path)["runs.csv"] == ["run-a", "run-a"]
+
+
+def test_new_columns_grow_the_table_and_keep_old_values_exactly(tmp_path):
+    a, b = _run_dir(tmp_path, "run-a"), _run_dir(tmp_path, "run-b", extra_column=True)
+    shared_tables.append_run(tmp_path, a, "run-a")
+    old_lines = (tmp_path / "runs.csv").read_text().splitlines()
+    shared_tables.append_run(tmp_path, b, "run-b")
+    lines = (tmp_path / "runs.csv").read_text().splitlines()
+    assert lines[0] == old_lines[0] + ",new_metric_key"
+    assert lines[1:3] == [line + "," for line in old_lines[1:]]  # old rows: same text, an empty new cell
+    table = pd.read_csv(tmp_path / "runs.csv")
+    assert list(table.new_metric_key.fillna("")) == ["", "", "x", "y"]
+    assert table.value.iloc[0] == 0.1 + 0.2 and table.value.iloc[1] == 1 / 3  # floats round-trip exactly
+    # and a rebuild gives the same table (the same union of columns), saying what it did
+    for run in (a, b):
+        (run / "COMPLETE").write_text(run.name)
+    report = shared_tables.rebuild(tmp_path)
+    assert "runs.csv: 4 rows from 2 runs, 5 columns (the union of 2 column sets)" in report
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "runs.csv"), table)
+
+
+def test_a_torn_last_line_is_cut_off_into_a_side_file(tmp_path):
+    a, b = _run_dir(tmp_path, "run-a"), _run_dir(tmp_path, "run-b")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    with open(tmp_path / "runs.csv", "a") as f:
+        f.write("run-x,dense,accu")  # a writer killed mid-line
+    shared_tables.append_run(tmp_path, b, "run-b")
+    assert list(pd.read_csv(tmp_path / "runs.csv").run_id) == ["run-a"] * 2 + ["run-b"] * 2
+    [side] = tmp_path.glob("runs.csv.torn-*")
+    assert side.read_text() == "run-x,dense,accu"
+
+
+def test_a_symlinked_shared_table_is_refused_and_nothing_is_written(tmp_path):
+    a = _run_dir(tmp_path, "run-a")
+    elsewhere = tmp_path / "elsewhere.csv"
+    elsewhere.write_text("run_id\n")
+    (tmp_path / "runs.csv").symlink_to(elsewhere)
+    with pytest.raises(shared_tables.SharedTableError, match="is a symlink"):
+        shared_tables.append_run(tmp_path, a, "run-a")
+    assert elsewhere.read_text() == "run_id\n"
+    assert not (tmp_path / "per_class.csv").exists() and not (a / shared_tables.MARKER_FILE).exists()
+
+
+def test_rebuild_command_says_what_it_did(tmp_path, capsys):
+    from prune_cli.results import main
+
+    for name in ("run-a", "run-b"):
+        (_run_dir(tmp_path, name) / "COMPLETE").write_text(name)
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "runs.csv: 4 rows from 2 runs" in out and "regions.csv: 2 rows from 2 runs" in out
+    assert all((tmp_path / "runs" / n / shared_tables.MARKER_FILE).exists() for n in ("run-a", "run-b"))
+    assert main([str(tmp_path / "missing")]) == 2
