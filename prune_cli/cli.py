@@ -28,10 +28,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from . import interrupts
-from .config import register_schemas, safe_name, validate
-from .errors import ConfigError, PruneCliError
-from .results import atomic_write_text, run_id
+from .config import register_schemas, validate
+from .core import interrupts
+from .core.atomic_io import atomic_write_text
+from .core.errors import ConfigError, PruneCliError
+from .core.identity import run_id, safe_name
+from .core.paths import hydra_config_path
 
 log = logging.getLogger("prune_cli")
 
@@ -39,14 +41,6 @@ FAILED_FILE = "failed.json"  # written into the run directory of a run that stop
 SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
 # Files a rejected run may have created in its directory; a directory holding only these is removed.
 SCAFFOLDING = {".hydra", "prune-run.log", "config.yaml", "provenance.json", ".run.lock"}
-
-
-def _config_path() -> str:
-    """The top-level configs/ of a source checkout, else the copy shipped inside the package."""
-    checkout = Path(__file__).resolve().parent.parent / "configs"
-    if (checkout / "config.yaml").exists():
-        return str(checkout)
-    return "pkg://prune_cli.configs"
 
 
 # --------------------------------------------------------------------------- run directories
@@ -129,7 +123,7 @@ for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
 # --------------------------------------------------------------------------- the job
 
 
-@hydra.main(version_base="1.3", config_path=_config_path(), config_name="config")
+@hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
 def main(cfg: DictConfig) -> None:
     from .experiment import run
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -18,7 +17,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from .analysis.settings import HessianMetricConfig, NTKMetricConfig, PruningLimitConfig
-from .errors import ConfigError, UnknownKeyError
+from .core.errors import ConfigError, UnknownKeyError
+from .core.identity import safe_name
 
 # ----------------------------------------------------------------------------- datasets
 
@@ -556,14 +556,6 @@ def check_known_keys(cfg: DictConfig) -> None:
 
 
 # ----------------------------------------------------------------------------- validation
-
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-
-
-def safe_name(name) -> bool:
-    """`name` becomes part of a directory name: letters, digits and . _ + - only, no '..'."""
-    return isinstance(name, str) and bool(SAFE_NAME.fullmatch(name)) and ".." not in name
-
 
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""

@@ -20,14 +20,18 @@ import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from . import crashpoints, interrupts, results, shared_tables
+from . import results, shared_tables
+from .core import crashpoints, interrupts
+from .core.atomic_io import atomic_torch_save, atomic_write_csv, atomic_write_text
+from .core.errors import ConfigError
+from .core.identity import config_hash, run_id
+from .core.tables import TABLES, columns
 from .data import DATASETS, build_splits
 from .dense_cache import DenseCache
-from .errors import ConfigError
 from .metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
 from .models import build_model
 from .pruning import ScoreContext, prune, select_prunable
-from .pruning.masks import Masks, apply_masks, atomic_torch_save, count, save_masks
+from .pruning.masks import Masks, apply_masks, count, save_masks
 from .schedules import SCHEDULES, Step, gradual_sparsity
 from .training import TrainProgress, evaluate, train
 
@@ -79,14 +83,14 @@ class Experiment:
         self.generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "run-generator"))
         self.masks: Masks = {}
         self.history: list[dict] = []
-        self.tables: dict[str, list[dict]] = {name: [] for name in results.TABLES}
+        self.tables: dict[str, list[dict]] = {name: [] for name in TABLES}
         self.dense_values: dict[tuple, float] = {}
         self.dense_per_class: dict[tuple, tuple[float, float]] = {}
         self.dense_state: dict[str, torch.Tensor] = {}
         self.rewind_states: dict[int, dict[str, torch.Tensor]] = {}
         self.rounds_done = 0
         self.context = {
-            "run_id": results.run_id(cfg), "config_hash": results.config_hash(cfg), "name": cfg.name,
+            "run_id": run_id(cfg), "config_hash": config_hash(cfg), "name": cfg.name,
             "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "method": cfg.method.name,
             "score": cfg.method.score, "allocation": cfg.method.allocation, "structure": cfg.method.structure,
             "schedule": cfg.schedule.name, "target_sparsity": cfg.sparsity, "dense_cache": "off",
@@ -314,18 +318,18 @@ class Experiment:
         (regions.csv: the counter's `seed` and `method` become `regions_seed`, `regions_method`)."""
         target = self.tables.setdefault(table, [])
         reserved = set(self.context) | set(self.provenance) | {"phase"}
-        prefix = "" if table in results.TABLES else table.removesuffix(".csv") + "_"
+        prefix = "" if table in TABLES else table.removesuffix(".csv") + "_"
         for r in rows:
             own = {(prefix + k if prefix and k in reserved else k): v for k, v in r.items()}
             target.append({**self.context, "phase": phase, **own, **self.provenance})
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        return {t: pd.DataFrame(rows, columns=results.columns(t, rows)) for t, rows in self.tables.items()}
+        return {t: pd.DataFrame(rows, columns=columns(t, rows)) for t, rows in self.tables.items()}
 
     def _write_run_files(self) -> None:
         for table, df in self.frames().items():
-            results.atomic_write_csv(df, self.run_dir / table)
-        results.atomic_write_csv(pd.DataFrame(self.history), self.run_dir / "history.csv")
+            atomic_write_csv(df, self.run_dir / table)
+        atomic_write_csv(pd.DataFrame(self.history), self.run_dir / "history.csv")
 
 
 def check_model_fits(model: torch.nn.Module, cfg: DictConfig, data) -> None:
@@ -352,7 +356,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Path:
     waits, then finds the run complete or, if the first died, takes it over from its checkpoint."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    rid = results.run_id(cfg)
+    rid = run_id(cfg)
     lock = FileLock(str(run_dir / RUN_LOCK))
     try:
         lock.acquire(timeout=0)
@@ -379,17 +383,17 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
         return run_dir
     if cfg.shared_results:
         shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
-    results.atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     exp = Experiment(cfg, run_dir)
-    results.atomic_write_text(run_dir / "provenance.json",
-                              json.dumps(results.environment_record(exp.provenance), indent=2))
+    atomic_write_text(run_dir / "provenance.json",
+                      json.dumps(results.environment_record(exp.provenance), indent=2))
     exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
     exp._write_run_files()
     if cfg.shared_results:
         outcome = shared_tables.append_run(results_dir, run_dir, rid)
         log.info("shared tables in %s: %s", results_dir, outcome)
     crashpoints.reached("before-complete")
-    results.atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
+    atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
     return run_dir

@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from . import results
+from .core.atomic_io import atomic_write_csv
+from .core.stats import t_interval
+from .core.tables import TABLES, shared_name
 from .metrics.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
-from .stats import t_interval
 
 # One condition = one point of a figure; the runs inside it differ only by seed.
 CONDITION = ["name", "dataset", "model", "method", "score", "allocation", "structure", "schedule",
@@ -87,8 +88,8 @@ def load_results(root: Path) -> ResultsFolder:
                 if "run_id" in df.columns:
                     folder.tables[name] = df.merge(varying, left_on="run_id", right_index=True, how="left")
     else:  # only the shared CSVs are there (e.g. copied from a cluster without the run folders)
-        for run_table in set(results.TABLES) | {p.name for p in root.glob("*.csv")}:
-            path = root / results.shared_name(run_table)
+        for run_table in set(TABLES) | {p.name for p in root.glob("*.csv")}:
+            path = root / shared_name(run_table)
             if path.exists() and path.stat().st_size:
                 folder.tables[run_table] = pd.read_csv(path)
     return folder
@@ -304,7 +305,7 @@ def build_report(root: Path, out: Optional[Path] = None, confidence: float = 0.9
     metrics = folder.table("metrics.csv")
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
     if len(summary):
-        results.atomic_write_csv(summary, out / "summary.csv")
+        atomic_write_csv(summary, out / "summary.csv")
         written["summary.csv"] = out / "summary.csv"
 
     rd = recall_distortion_rows(folder)
@@ -315,8 +316,8 @@ def build_report(root: Path, out: Optional[Path] = None, confidence: float = 0.9
             keys = condition_keys(rd_split) + ["split", "phase"]
             intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
             per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
-            results.atomic_write_csv(intens, out / "intensification.csv")
-            results.atomic_write_csv(per_class, out / "per_class_summary.csv")
+            atomic_write_csv(intens, out / "intensification.csv")
+            atomic_write_csv(per_class, out / "per_class_summary.csv")
             written.update({"intensification.csv": out / "intensification.csv",
                             "per_class_summary.csv": out / "per_class_summary.csv"})
 

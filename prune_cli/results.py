@@ -1,6 +1,7 @@
-"""CSV schema, provenance, atomic per-run files and locked appends to the shared CSVs.
+"""Provenance of the rows, and the shared CSVs: transactional appends and `python -m prune_cli.results`.
 
-Per-run files (in the run directory) are the source of truth. The shared CSVs in
+Per-run files (in the run directory) are the source of truth; their columns are in
+`prune_cli/core/tables.py` and the run id in `prune_cli/core/identity.py`. The shared CSVs in
 `results_dir` are their concatenation, appended exactly once per run (prune_cli/shared_tables.py),
 and can always be rebuilt from the per-run files with `rebuild_shared`.
 """
@@ -8,63 +9,17 @@ and can always be rebuilt from the per-run files with `rebuild_shared`.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 import prune_cli
 
 from . import shared_tables
-from .errors import PruneCliError
-from .io_utils import atomic_write_csv, atomic_write_text  # noqa: F401  (re-exported)
-from .shared_tables import shared_name  # noqa: F401  (re-exported)
-
-# Keys that do not change what a run computes, so they do not change its hash or directory.
-HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures")
-
-# Columns every row carries, in order.
-CONTEXT_COLUMNS = [
-    "run_id", "config_hash", "name", "seed", "dataset", "model", "method", "score", "allocation",
-    "structure", "schedule", "target_sparsity", "dense_cache",
-]
-PROVENANCE_COLUMNS = ["git_sha", "git_dirty", "prune_cli_version", "torch_version", "device", "timestamp"]
-
-TABLES = {
-    # file name in the run dir -> (shared file name, table-specific columns)
-    "metrics.csv": ("runs.csv", ["phase", "split", "metric", "value", "dense_value"]),
-    "per_class.csv": ("per_class.csv", ["phase", "split", "class", "support", "recall", "precision",
-                                        "dense_recall", "dense_precision"]),
-    "layers.csv": ("layers.csv", ["phase", "layer", "kind", "shape", "prunable", "params", "nonzero",
-                                  "density", "flops_dense", "flops_sparse"]),
-}
-
-
-def columns(table: str, rows: list[dict] = ()) -> list[str]:
-    """Column order of a table: fixed for the core tables, from the rows for a metric's own table."""
-    if table in TABLES:
-        middle = TABLES[table][1]
-    else:
-        fixed = set(CONTEXT_COLUMNS) | set(PROVENANCE_COLUMNS) | {"phase"}
-        middle = ["phase"] + list(dict.fromkeys(k for r in rows for k in r if k not in fixed))
-    return CONTEXT_COLUMNS + middle + PROVENANCE_COLUMNS
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config, without keys that only say where results go."""
-    keys = [k for k in cfg.keys() if k not in HASH_EXCLUDED]
-    plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
-    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def run_id(cfg: DictConfig) -> str:
-    """Readable and deterministic: the same command always maps to the same run directory."""
-    return f"{cfg.name}-{cfg.method.name}-{cfg.schedule.name}-s{cfg.sparsity:g}-seed{cfg.seed}-{config_hash(cfg)[:8]}"
+from .core.errors import PruneCliError
 
 
 def _git(*args: str) -> str | None:

@@ -15,7 +15,7 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
-from .registry import Registry
+from .core.registry import Registry
 
 SCHEDULES: Registry[Callable[[DictConfig], list["Step"]]] = Registry("schedule", "schedule.name")
 
@@ -64,7 +64,7 @@ def gradual_sparsity(schedule: DictConfig, final: float, total_steps: int) -> di
     """Pruning events {optimizer step: sparsity} of Zhu & Gupta (2017):
     s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (t_end - t0))^power at t = t0, t0 + f, ..., t_end
     (power 3 is their cubic curve). `end_step` -1 means the last step of training."""
-    from .errors import ConfigError
+    from .core.errors import ConfigError
 
     t0, f = schedule.start_step, schedule.frequency
     t_end = total_steps - 1 if schedule.end_step < 0 else schedule.end_step

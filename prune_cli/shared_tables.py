@@ -33,26 +33,20 @@ from typing import Optional
 import pandas as pd
 from filelock import FileLock
 
-from . import crashpoints
-from .errors import PruneCliError
-from .io_utils import atomic_write_text
+from .core import crashpoints
+from .core.atomic_io import atomic_write_text
+from .core.errors import PruneCliError
+from .core.tables import NOT_SHARED, shared_name
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".results.lock"
 JOURNAL_FILE = ".append-journal.json"
 MARKER_FILE = "SHARED_APPENDED"
-CORE_TABLES = {"metrics.csv": "runs.csv", "per_class.csv": "per_class.csv", "layers.csv": "layers.csv"}
-NOT_SHARED = ("history.csv",)  # per-epoch training curves stay in the run directory
 
 
 class SharedTableError(PruneCliError):
     """A shared table cannot be used as it is (a symlink, not a CSV); nothing was written."""
-
-
-def shared_name(table: str) -> str:
-    """The shared file a per-run table is appended to (metrics.csv -> runs.csv)."""
-    return CORE_TABLES.get(table, table)
 
 
 def results_lock(results_dir: Path) -> FileLock:

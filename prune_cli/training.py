@@ -18,10 +18,10 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
+from .core.errors import TrainingDiverged
+from .core.interrupts import check as check_interrupt
 from .data.batches import iterate_batches
 from .data.splits import DataSplits
-from .errors import TrainingDiverged
-from .interrupts import check as check_interrupt
 from .pruning.masks import Masks, MaskEnforcer
 
 log = logging.getLogger(__name__)

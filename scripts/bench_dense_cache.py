@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 import prune_cli.cli  # noqa: F401  (registers the schemas and the run_id resolver)
 from prune_cli.config import validate
 from prune_cli.experiment import run
-from prune_cli.results import run_id
+from prune_cli.core.identity import run_id
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 METHODS = ("magnitude", "random", "magnitude_layerwise")

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prune_cli.config import validate
-from prune_cli.errors import ConfigError
+from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import ScoreContext, prune
 from tests.test_allocation import composed

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from prune_cli.config import register_schemas, validate
-from prune_cli.errors import ConfigError, PruneCliError
+from prune_cli.core.errors import ConfigError, PruneCliError
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
 from prune_cli.pruning import ALLOCATIONS, ScoreContext, prune, select_prunable

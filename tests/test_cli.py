@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prune_cli.results import columns
+from prune_cli.core.tables import columns
 from conftest import FAST, REPO, run_cli
 
 

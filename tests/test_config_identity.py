@@ -38,7 +38,7 @@ def _compose(overrides):
 
 @pytest.mark.parametrize("overrides,expected", RUN_IDS)
 def test_run_id_is_unchanged(overrides, expected):
-    from prune_cli.results import run_id  # after the refactor: prune_cli.core.identity
+    from prune_cli.core.identity import run_id
 
     assert run_id(_compose(overrides)) == expected
 

@@ -17,7 +17,7 @@ from prune_cli.config import DatasetConfig, Mnist1dConfig, SyntheticConfig, Visi
 from prune_cli.data import DATASETS, build_splits
 from prune_cli.data.batches import iterate_batches, random_crop_flip
 from prune_cli.data.splits import longtail_counts
-from prune_cli.errors import ConfigError, DatasetFilesMissing
+from prune_cli.core.errors import ConfigError, DatasetFilesMissing
 
 
 def cfg_of(schema, **kw):

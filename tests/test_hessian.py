@@ -12,7 +12,7 @@ from torch.func import functional_call
 from analysis_b_util import validated
 from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import HessianOperator, hutchinson, lanczos, spectrum
-from prune_cli.errors import ConfigError
+from prune_cli.core.errors import ConfigError
 
 
 def tiny_problem(seed: int = 0):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prune_cli.errors import ConfigError
+from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import ScoreContext, prune, select_prunable
 from prune_cli.pruning.masks import MaskEnforcer, apply_masks, count, load_masks, save_masks

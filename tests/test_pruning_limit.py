@@ -16,7 +16,7 @@ from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import lanczos
 from prune_cli.analysis.limit import (actual_limits, crossing, distances, jensen_bound, loss_std, predicted_ratio,
                                       ratio_grid)
-from prune_cli.errors import ConfigError
+from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import ScoreContext, prune
 from prune_cli.training import train

@@ -103,7 +103,7 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
 
 
 def test_bad_bound_settings_name_the_key():
-    from prune_cli.errors import ConfigError
+    from prune_cli.core.errors import ConfigError
     from prune_cli.metrics.regions.metric import _validate as validate_metric
     from prune_cli.pruning.region_bound import _validate as validate_method
 

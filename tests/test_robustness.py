@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from conftest import FAST, REPO, compose, run_cli
-from prune_cli import crashpoints, results
-from prune_cli.errors import UnknownKeyError
+from prune_cli.core import crashpoints, identity
+from prune_cli.core.errors import UnknownKeyError
 
 VOLATILE = ["timestamp"]  # the only column allowed to differ between a run and its rerun
 LONG = [a for a in FAST if not a.startswith("train.epochs")] + ["train.epochs=150"]
@@ -38,7 +38,7 @@ def _start(args: list[str], results_dir: Path, cwd: Path | None = None, **env) -
 
 
 def _run_dir(args: list[str], results_dir: Path) -> Path:
-    return results_dir / "runs" / results.run_id(compose(args, results_dir))
+    return results_dir / "runs" / identity.run_id(compose(args, results_dir))
 
 
 def _shared(results_dir: Path) -> dict[str, pd.DataFrame]:
@@ -123,7 +123,7 @@ def test_corrupt_match_masks_is_one_message_that_never_suggests_unsafe_loading(t
 
 def test_cifar_batches_are_read_without_running_code(tmp_path):
     from prune_cli.data.vision import read_cifar_file
-    from prune_cli.errors import DatasetFileUnreadable
+    from prune_cli.core.errors import DatasetFileUnreadable
 
     class Evil:
         def __reduce__(self):

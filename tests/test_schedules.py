@@ -15,7 +15,7 @@ import torch
 from conftest import FAST, compose, run_cli
 from prune_cli.dense_cache import dense_key
 from prune_cli.experiment import Experiment, run
-from prune_cli.results import run_id
+from prune_cli.core.identity import run_id
 from prune_cli.schedules import SCHEDULES
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[32,32]", "method.allocation=layerwise"]

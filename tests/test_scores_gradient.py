@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import FAST, run_cli
-from prune_cli.errors import ConfigError
+from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
 from prune_cli.pruning.scores.gp import GPConfig, _check_data_score, gp_scores

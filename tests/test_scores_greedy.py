@@ -13,7 +13,7 @@ from torch import nn
 
 from conftest import FAST, run_cli
 from prune_cli.data.splits import DataSplits
-from prune_cli.errors import ConfigError
+from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
 from prune_cli.pruning.scores.greedy_forward import (

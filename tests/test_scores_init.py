@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import FAST, run_cli
-from prune_cli.errors import ConfigError
+from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
 from prune_cli.pruning.scores.grasp import GraspConfig, _check_grasp, grasp_scores

@@ -116,7 +116,7 @@ def test_conv_to_linear_transition_frobenius_distortion():
 
 
 def test_unsupported_feature_mapping_raises():
-    from prune_cli.errors import PruneCliError
+    from prune_cli.core.errors import PruneCliError
 
     model = seeded(Chain(nn.Linear(4, 3), nn.Linear(5, 2)))  # not a valid chain: 3 outputs, 5 inputs
     with pytest.raises(PruneCliError, match="LAP supports"):
@@ -238,7 +238,7 @@ def test_cli_lookahead_variants_reach_exact_sparsity(tmp_path):
 
 
 def test_bad_lookahead_options_are_config_errors():
-    from prune_cli.errors import ConfigError
+    from prune_cli.core.errors import ConfigError
     from prune_cli.pruning.scores.lookahead import _check_lookahead
 
     with pytest.raises(ConfigError, match="method.mode.*sideways"):

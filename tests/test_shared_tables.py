@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prune_cli import crashpoints, shared_tables
+from prune_cli import shared_tables
+from prune_cli.core import crashpoints
 
 
 def _run_dir(root: Path, name: str, extra_column: bool = False) -> Path:

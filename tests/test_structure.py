@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from prune_cli.config import validate
-from prune_cli.errors import ConfigError, PruneCliError
+from prune_cli.core.errors import ConfigError, PruneCliError
 from prune_cli.models.base import PrunableNet
 from prune_cli.models.cnn import build_cnn1d
 from prune_cli.models.mlp import MLP

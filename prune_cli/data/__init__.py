@@ -1,6 +1,6 @@
 """Datasets: each source registers a loader; `build_splits` applies the options common to all."""
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 DATASETS: Registry = Registry("dataset", "dataset.name")
 

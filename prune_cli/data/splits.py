@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 
 @dataclass

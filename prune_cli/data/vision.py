@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ..errors import DatasetFilesMissing, DatasetFileUnreadable
+from ..core.errors import DatasetFilesMissing, DatasetFileUnreadable
 from . import DATASETS
 from .splits import RawData
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 METRICS: Registry = Registry("metric", "metrics")
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
 from ..config import validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..config import validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
 

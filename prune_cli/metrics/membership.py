@@ -24,7 +24,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from ..config import validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
 SCORES = ("loss", "confidence")

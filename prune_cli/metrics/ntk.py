@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from ..analysis.ntk import OUTPUTS, empirical_ntk, kernel_comparison
 from ..config import validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
 

@@ -27,7 +27,7 @@ from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_su
 from ..analysis.limit import (actual_limits, keep_counts, loss_std, magnitude_order, masks_at, prediction,
                               ratio_grid)
 from ..config import validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
 from .hessian import check_positive_ints

@@ -34,7 +34,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from ..config import validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
 
@@ -137,8 +137,8 @@ def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = Non
 
 
 def _t_interval(values: np.ndarray, confidence: float) -> dict[str, float]:
-    """n, mean, sd and the Student-t interval of the finite values (see prune_cli.stats.t_interval)."""
-    from ..stats import t_interval
+    """n, mean, sd and the Student-t interval of the finite values (see prune_cli.core.stats.t_interval)."""
+    from ..core.stats import t_interval
 
     stats = t_interval(values, confidence)
     return {"n_seeds": stats["n_seeds"], "mean": stats["mean"], "sd": stats["std"], "ci_low": stats["ci_low"],

@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..config import validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from ..models.base import PRUNABLE_TYPES
 from . import MetricResult, register_metric
 

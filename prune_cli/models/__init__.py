@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ..registry import Registry
+from ..core.registry import Registry
 from .base import PrunableNet
 
 MODELS: Registry = Registry("model", "model.name")

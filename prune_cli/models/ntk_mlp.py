@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..config import ModelConfig, config_schema, validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import MODELS
 from .base import PrunableNet
 

@@ -4,7 +4,7 @@ Add a score with `@SCORES.register("name")` in `scores/`, an allocation with
 `@ALLOCATIONS.register(...)` in `allocation.py`, a structure with `@STRUCTURES.register(...)`.
 """
 
-from ..registry import Registry
+from ..core.registry import Registry
 
 SCORES: Registry = Registry("score", "method.score")
 ALLOCATIONS: Registry = Registry("allocation", "method.allocation")

@@ -10,14 +10,13 @@ method, and the faithful (`method.faithful_uniform_plus=true`) variant of `unifo
 from __future__ import annotations
 
 import math
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import ConfigError, PruneCliError
+from ..core.errors import ConfigError, PruneCliError
+from ..core.paths import configs_dir
 from . import ALLOCATIONS
 
 
@@ -281,14 +280,6 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
             if n in ctx.masks:
                 s.masked_fill_(~ctx.masks[n].cpu(), float("-inf"))
     return ALLOCATIONS.get(other.allocation)(other_scores, density, octx)
-
-
-def configs_dir() -> Path:
-    """The top-level configs/ of a source checkout, else the copy shipped as prune_cli.configs."""
-    checkout = Path(__file__).resolve().parents[2] / "configs"
-    if (checkout / "config.yaml").exists():
-        return checkout
-    return Path(str(resources.files("prune_cli.configs")))
 
 
 def method_options() -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..io_utils import atomic_torch_save  # noqa: F401  (re-exported: callers import it from here)
+from ..core.atomic_io import atomic_torch_save  # noqa: F401  (re-exported: callers import it from here)
 
 Masks = dict[str, torch.Tensor]
 
@@ -66,7 +66,7 @@ def read_masks_file(path: str | Path, key: str = "method.match_masks") -> Masks:
 
     Only tensors are ever loaded (weights_only=True): a masks.pt holding anything else is refused,
     never unpickled."""
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     allowed = "the path of a masks.pt written by prune-run (a dict of boolean tensors)"
     if not Path(path).is_file():

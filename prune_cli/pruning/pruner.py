@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from ..errors import ConfigError, PruneCliError
+from ..core.errors import ConfigError, PruneCliError
 from ..models.base import PrunableNet
 from .masks import Masks
 

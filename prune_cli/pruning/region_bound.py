@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..config import MethodConfig, _check, config_schema, validator
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from . import ALLOCATIONS
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import fx, nn
 
-from ..errors import PruneCliError
+from ..core.errors import PruneCliError
 from ..models.base import PRUNABLE_TYPES
 from . import STRUCTURES
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...errors import PruneCliError
+from ...core.errors import PruneCliError
 
 NONLINEAR = (nn.ReLU, nn.MaxPool1d, nn.MaxPool2d)
 AFFINE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.Identity,

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ...config import MethodConfig
+from ...core.errors import PruneCliError
 from ...data.batches import iterate_batches
-from ...errors import PruneCliError
 from ...models.base import PRUNABLE_TYPES, traced_forward
 
 
@@ -136,7 +136,7 @@ def trace_followers(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str,
 
 def require_options(method, keys: tuple[str, ...]) -> None:
     """A score chosen with `method.score=` under another method's config lacks its options: say so."""
-    from ...errors import ConfigError
+    from ...core.errors import ConfigError
 
     missing = [k for k in keys if k not in method]
     if missing:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ...config import MethodConfig, config_schema, validator
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from . import register_score
 from .common import named_weights, require_data, require_options, scoring_mode
 

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from ...config import config_schema, validator
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from . import register_score
 from .common import DataScoreConfig
 from .gp import weight_gradients

@@ -1,0 +1,36 @@
+"""The result tables: their columns, in order, and the shared file each per-run table goes to."""
+
+from __future__ import annotations
+
+# Columns every row carries, in order.
+CONTEXT_COLUMNS = [
+    "run_id", "config_hash", "name", "seed", "dataset", "model", "method", "score", "allocation",
+    "structure", "schedule", "target_sparsity", "dense_cache",
+]
+PROVENANCE_COLUMNS = ["git_sha", "git_dirty", "prune_cli_version", "torch_version", "device", "timestamp"]
+
+TABLES = {
+    # file name in the run dir -> (shared file name, table-specific columns)
+    "metrics.csv": ("runs.csv", ["phase", "split", "metric", "value", "dense_value"]),
+    "per_class.csv": ("per_class.csv", ["phase", "split", "class", "support", "recall", "precision",
+                                        "dense_recall", "dense_precision"]),
+    "layers.csv": ("layers.csv", ["phase", "layer", "kind", "shape", "prunable", "params", "nonzero",
+                                  "density", "flops_dense", "flops_sparse"]),
+}
+CORE_TABLES = {table: shared for table, (shared, _) in TABLES.items()}  # per-run file -> shared file
+NOT_SHARED = ("history.csv",)  # per-epoch training curves stay in the run directory
+
+
+def columns(table: str, rows: list[dict] = ()) -> list[str]:
+    """Column order of a table: fixed for the core tables, from the rows for a metric's own table."""
+    if table in TABLES:
+        middle = TABLES[table][1]
+    else:
+        fixed = set(CONTEXT_COLUMNS) | set(PROVENANCE_COLUMNS) | {"phase"}
+        middle = ["phase"] + list(dict.fromkeys(k for r in rows for k in r if k not in fixed))
+    return CONTEXT_COLUMNS + middle + PROVENANCE_COLUMNS
+
+
+def shared_name(table: str) -> str:
+    """The shared file a per-run table is appended to (metrics.csv -> runs.csv)."""
+    return CORE_TABLES.get(table, table)
