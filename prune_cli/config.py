@@ -431,7 +431,7 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
             _check(other.allocation != "matched", "method.match_method", m.match_method,
                    "a method whose own allocation is not matched")
         if m.match_masks:
-            from .pruning.masks import read_masks_file
+            from .models.masks import read_masks_file
 
             read_masks_file(m.match_masks)  # a missing or corrupt file stops the run before any work
     else:

@@ -30,8 +30,8 @@ from .data import DATASETS, build_splits
 from .dense_cache import DenseCache
 from .metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
 from .models import build_model
+from .models.masks import Masks, apply_masks, count, save_masks
 from .pruning import ScoreContext, prune, select_prunable
-from .pruning.masks import Masks, apply_masks, count, save_masks
 from .schedules import SCHEDULES, Step, gradual_sparsity
 from .training import TrainProgress, evaluate, train
 

@@ -22,7 +22,7 @@ from .core.errors import TrainingDiverged
 from .core.interrupts import check as check_interrupt
 from .data.batches import iterate_batches
 from .data.splits import DataSplits
-from .pruning.masks import Masks, MaskEnforcer
+from .models.masks import Masks, MaskEnforcer
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from prune_cli.core.errors import ConfigError
 from prune_cli.models import build_model
 from prune_cli.models.ntk_mlp import NTKLinear, NTKMLP
 from prune_cli.pruning import ScoreContext, prune
-from prune_cli.pruning.masks import apply_masks
+from prune_cli.models.masks import apply_masks
 
 
 def explicit_ntk(model: nn.Module, x: torch.Tensor, masks: dict, output: str, index: int = 0) -> torch.Tensor:

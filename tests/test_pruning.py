@@ -9,7 +9,7 @@ from torch import nn
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import ScoreContext, prune, select_prunable
-from prune_cli.pruning.masks import MaskEnforcer, apply_masks, count, load_masks, save_masks
+from prune_cli.models.masks import MaskEnforcer, apply_masks, count, load_masks, save_masks
 from prune_cli.pruning.pruner import LayerCollapse, round_densities
 
 

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from ..models.ntk_mlp import NTKMLP
 from ..pruning import ScoreContext, prune
-from ..pruning.masks import apply_masks, count
+from ..models.masks import apply_masks, count
 from .ntk import empirical_ntk, kernel_comparison
 
 

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import nn
 
-from .masks import Masks
+from ..models.masks import Masks
 
 
 def invert_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -250,7 +250,7 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     method = ctx.method
     path = method.get("match_masks")
     if path:
-        from .masks import read_masks_file
+        from ..models.masks import read_masks_file
 
         other = read_masks_file(path)
         missing = sorted(set(scores) - set(other))

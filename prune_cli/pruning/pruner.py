@@ -12,7 +12,7 @@ from torch import nn
 
 from ..core.errors import ConfigError, PruneCliError
 from ..models.base import PrunableNet
-from .masks import Masks
+from ..models.masks import Masks
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def check_against_model(model: PrunableNet, selected: dict[str, nn.Parameter], m
                               f"a list of {len(names)} densities in [0, 1], one per prunable layer in forward "
                               f"order: {', '.join(names)}")
     if allocation == "matched" and method.get("match_masks"):
-        from .masks import read_masks_file
+        from ..models.masks import read_masks_file
 
         path = method.match_masks
         other = read_masks_file(path)
@@ -111,7 +111,7 @@ def prune(model: PrunableNet, sparsity: float, ctx: ScoreContext) -> Masks:
     Afterwards the ablations (shuffle, reinit) run, then the safety checks: layer collapse,
     disconnected paths, and achieved vs target sparsity."""
     from .ablations import reinit_weights, shuffle_masks
-    from .masks import apply_masks, count
+    from ..models.masks import apply_masks, count
     from .structure import layer_graph
 
     method = ctx.method
@@ -139,7 +139,7 @@ def prune(model: PrunableNet, sparsity: float, ctx: ScoreContext) -> Masks:
 def check_masks(masks: Masks, layers: dict, sparsity: float, ctx: ScoreContext) -> None:
     """Raise LayerCollapse for an empty layer or a cut path (unless method.allow_collapse), and
     PruneCliError when the achieved sparsity misses the target by more than method.sparsity_tolerance."""
-    from .masks import count
+    from ..models.masks import count
     from .structure import disconnected
     from . import SCORES
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..core.atomic_io import atomic_torch_save  # noqa: F401  (re-exported: callers import it from here)
+from ..core.atomic_io import atomic_torch_save
 
 Masks = dict[str, torch.Tensor]
 
