@@ -204,7 +204,7 @@ class LatencyConfig:
 
 @dataclass
 class RegionsConfig:
-    """Linear-region counting (prune_cli/metrics/regions; docs/regions.md)."""
+    """Linear-region counting (prune_cli/analysis/regions, metric prune_cli/metrics/regions.py; docs/regions.md)."""
 
     enabled: bool = False
     method: str = "line"  # line | plane | sample | exact

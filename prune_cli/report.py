@@ -9,7 +9,7 @@ writes into RESULTS_DIR/report/ (or --out):
   summary.csv             one row per (condition, phase, split, metric): n_seeds, mean, std, ci_low,
                           ci_high, ci_half, dense_mean, delta_mean (value - dense, per seed), delta_ci_*
   summary.md              accuracy / compression tables, intensification table, the standards check
-  intensification.csv     recall-distortion statistics over seeds (metrics/recall_distortion.py)
+  intensification.csv     recall-distortion statistics over seeds (analysis/recall_distortion.py)
   per_class_summary.csv   per-class recall changes over seeds, with intervals
   standards.txt           the evaluation-standards check (also printed)
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
+from .analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from .core.atomic_io import atomic_write_csv
 from .core.stats import t_interval
 from .core.tables import TABLES, shared_name
-from .metrics.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 
 # One condition = one point of a figure; the runs inside it differ only by seed.
 CONDITION = ["name", "dataset", "model", "method", "score", "allocation", "structure", "schedule",

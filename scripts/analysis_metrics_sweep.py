@@ -23,8 +23,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from prune_cli.metrics.recall_distortion import (load_predictions, randomisation_null,  # noqa: E402
-                                                 summarise_across_seeds)
+from prune_cli.analysis.recall_distortion import (load_predictions, randomisation_null,  # noqa: E402
+                                                  summarise_across_seeds)
 
 
 def main() -> None:

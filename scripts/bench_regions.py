@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from prune_cli.metrics.regions.common import Tracer, pattern, prepare
-from prune_cli.metrics.regions.line import count_line
-from prune_cli.metrics.regions.plane import count_plane, make_plane
+from prune_cli.analysis.regions.common import Tracer, pattern, prepare
+from prune_cli.analysis.regions.line import count_line
+from prune_cli.analysis.regions.plane import count_plane, make_plane
 from prune_cli.models.cnn import build_lenet5
 from prune_cli.models.mlp import MLP
 

@@ -19,8 +19,8 @@ import time
 import pandas as pd
 import torch
 
+from ntk_random import random_pruning_ntk, unit_scaled_inputs  # scripts/ntk_random.py (the script's own folder)
 from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison
-from prune_cli.analysis.ntk_random import random_pruning_ntk, unit_scaled_inputs
 from prune_cli.models.ntk_mlp import NTKMLP
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prune_cli.metrics.regions.bounds import expected_bound
+from prune_cli.analysis.regions.bounds import expected_bound
 
 
 def main() -> None:

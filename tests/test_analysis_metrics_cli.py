@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from prune_cli.config import register_schemas, validate
 from prune_cli.core.errors import ConfigError
-from prune_cli.metrics.recall_distortion import load_predictions, randomisation_null, summarise_across_seeds
+from prune_cli.analysis.recall_distortion import load_predictions, randomisation_null, summarise_across_seeds
 
 from conftest import FAST, REPO, run_cli
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from prune_cli.data.splits import DataSplits
 from prune_cli.metrics import METRICS
-from prune_cli.metrics.membership import auc, balanced_accuracy, best_threshold, membership_attack
+from prune_cli.analysis.membership import auc, balanced_accuracy, best_threshold, membership_attack
 from prune_cli.models.mlp import MLP
 
 

@@ -13,13 +13,13 @@ from torch import nn
 
 from analysis_b_util import validated
 from conftest import FAST, run_cli
+from helpers import random_pruning_ntk, unit_scaled_inputs
 from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison
-from prune_cli.analysis.ntk_random import random_pruning_ntk, unit_scaled_inputs
 from prune_cli.core.errors import ConfigError
 from prune_cli.models import build_model
+from prune_cli.models.masks import apply_masks
 from prune_cli.models.ntk_mlp import NTKLinear, NTKMLP
 from prune_cli.pruning import ScoreContext, prune
-from prune_cli.models.masks import apply_masks
 
 
 def explicit_ntk(model: nn.Module, x: torch.Tensor, masks: dict, output: str, index: int = 0) -> torch.Tensor:

@@ -17,9 +17,9 @@ from scipy import stats
 
 from prune_cli.data.splits import DataSplits
 from prune_cli.metrics import METRICS
-from prune_cli.metrics.recall_distortion import (class_counts, intensification,
-                                                 normalised_recall, per_class_rows, randomisation_null,
-                                                 summarise_across_seeds, summarise_classes_across_seeds)
+from prune_cli.analysis.recall_distortion import (class_counts, intensification,
+                                                  normalised_recall, per_class_rows, randomisation_null,
+                                                  summarise_across_seeds, summarise_classes_across_seeds)
 
 # Hand-worked example: supports [4, 4, 2]; dense gets [4, 2, 1] right, the pruned model [4, 1, 0].
 # dense:  recall [1, .5, .5], acc .7, rho [3/7, -2/7, -2/7]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli.metrics.regions.bounds import (choose_layer_densities, expected_bound, montecarlo_rank_log_probs,
+from prune_cli.analysis.regions.bounds import (choose_layer_densities, expected_bound, montecarlo_rank_log_probs,
                                                rank_ub, serra2018)
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import ScoreContext, prune
@@ -104,7 +104,7 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
 
 def test_bad_bound_settings_name_the_key():
     from prune_cli.core.errors import ConfigError
-    from prune_cli.metrics.regions.metric import _validate as validate_metric
+    from prune_cli.metrics.regions import _validate as validate_metric
     from prune_cli.pruning.region_bound import _validate as validate_method
 
     method = {"bound_rank_model": "binomial", "bound_objective_n0": "full", "bound_search": "newton"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from prune_cli.metrics.regions.common import prepare
-from prune_cli.metrics.regions.exact import count_exact
+from prune_cli.analysis.regions.common import prepare
+from prune_cli.analysis.regions.exact import count_exact
 from prune_cli.models.mlp import MLP
 
 from conftest import FAST, run_cli

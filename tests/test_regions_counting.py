@@ -11,11 +11,11 @@ from matplotlib.path import Path as MplPath
 from omegaconf import OmegaConf
 from torch import nn
 
-from prune_cli.metrics.regions.common import RegionsError, Tracer, pattern, prepare
-from prune_cli.metrics.regions.exact import count_exact
-from prune_cli.metrics.regions.line import count_line
-from prune_cli.metrics.regions.plane import area, count_plane, make_plane
-from prune_cli.metrics.regions.sample import box_points, distinct_patterns, plane_points
+from prune_cli.analysis.regions.common import RegionsError, Tracer, pattern, prepare
+from prune_cli.analysis.regions.exact import count_exact
+from prune_cli.analysis.regions.line import count_line
+from prune_cli.analysis.regions.plane import area, count_plane, make_plane
+from prune_cli.analysis.regions.sample import box_points, distinct_patterns, plane_points
 from prune_cli.models.cnn import build_cnn1d
 from prune_cli.models.mlp import MLP
 

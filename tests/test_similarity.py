@@ -14,7 +14,7 @@ from scipy.stats import ortho_group
 
 from prune_cli.data.splits import DataSplits
 from prune_cli.metrics import METRICS
-from prune_cli.metrics.similarity import fixed_batch, layer_outputs, linear_cka, svcca, svcca_directions
+from prune_cli.analysis.similarity import fixed_batch, layer_outputs, linear_cka, svcca, svcca_directions
 from prune_cli.models.mlp import MLP
 
 
@@ -139,7 +139,7 @@ def test_metric_dense_vs_itself_and_pruned(tmp_path):
 
 
 def test_conv_layers_are_flattened_and_compared():
-    from prune_cli.metrics.similarity import compare
+    from prune_cli.analysis.similarity import compare
     from prune_cli.models import build_model
 
     torch.manual_seed(0)

@@ -1,5 +1,7 @@
-"""Analysis math used by the optional metrics: empirical NTK, Hessian spectrum, pruning limit.
+"""Analysis math: empirical NTK, Hessian spectrum, pruning limit, representation similarity,
+membership inference, recall distortion and linear-region counting (regions/).
 
 The functions here work on plain models and tensors (no Experiment), so scripts and tests can
-call them directly; `prune_cli.metrics.{ntk,hessian,pruning_limit}` wire them into runs.
+call them directly; the adapters in `prune_cli.metrics` (one module per metric, same name) wire
+them into runs and turn their results into rows.
 """

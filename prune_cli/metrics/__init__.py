@@ -35,7 +35,7 @@ from .classification import classification_metrics  # noqa: E402
 from .cost import layer_table, model_cost_metrics  # noqa: E402
 from . import latency, membership, recall_distortion, similarity  # noqa: E402,F401  (optional metrics)
 from . import hessian, ntk, pruning_limit  # noqa: E402,F401  (register the analysis metrics)
-from .regions import metric as _regions  # noqa: E402,F401  (registers the `regions` metric)
+from . import regions  # noqa: E402,F401  (registers the `regions` metric)
 
 __all__ = ["METRICS", "MetricResult", "register_metric", "classification_metrics", "layer_table",
            "model_cost_metrics"]

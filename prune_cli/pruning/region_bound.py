@@ -1,7 +1,7 @@
 """`method.allocation=region_bound`: per-layer densities that maximise the expected region bound.
 
 Cai et al. (CPAIOR 2023): at a fixed global density, choose the densities of the pruned fully
-connected layers to maximise ln E[UB] (expected rank-aware bound, prune_cli.metrics.regions.bounds),
+connected layers to maximise ln E[UB] (expected rank-aware bound, prune_cli.analysis.regions.bounds),
 then keep each layer's top-scored weights at its density. Two pruned layers use the paper's
 `lagrange3` procedure; more use a budget-preserving coordinate search. Unpruned layers keep
 their current density (1 for a dense classifier).
@@ -63,7 +63,7 @@ def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int]
 
 @ALLOCATIONS.register("region_bound")
 def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
-    from ..metrics.regions.bounds import choose_layer_densities
+    from ..analysis.regions.bounds import choose_layer_densities
 
     method = ctx.method
     n, dims, pruned, current = layer_plan(ctx.model, list(scores))

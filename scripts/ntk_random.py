@@ -3,7 +3,8 @@
 An NTK-parameterised ReLU MLP (prune_cli.models.ntk_mlp) is pruned at initialisation by the
 project's random pruner (Bernoulli masks, the same keep probability q = 1 - p in every layer) and
 its empirical NTK is compared with the dense NTK of the same weights, with the 1/sqrt(q) rescale
-multiplier on and off. Used by scripts/ntk_width_sweep.py and the tests.
+multiplier on and off. A research helper, not part of the package: used by scripts/ntk_width_sweep.py
+(which runs from scripts/) and by tests/test_ntk.py (through tests/helpers.py).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import math
 import torch
 from omegaconf import OmegaConf
 
-from ..models.ntk_mlp import NTKMLP
-from ..pruning import ScoreContext, prune
-from ..models.masks import apply_masks, count
-from .ntk import empirical_ntk, kernel_comparison
+from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison
+from prune_cli.models.masks import apply_masks, count
+from prune_cli.models.ntk_mlp import NTKMLP
+from prune_cli.pruning import ScoreContext, prune
 
 
 def unit_scaled_inputs(n: int, dim: int, seed: int) -> torch.Tensor:

@@ -1,5 +1,7 @@
 """The `regions` metric: counts (line / plane / sample / exact) with bounds, into regions.csv.
 
+The counting and the bounds are in prune_cli/analysis/regions/; this module turns them into rows.
+
 Enabled by `metrics.regions.enabled=true`; settings in `metrics.regions.*` (config.RegionsConfig).
 Segments and planes are drawn from `metrics.regions.seed` alone, so the dense, pruned and
 fine-tuned models are counted on the same inputs.
@@ -16,15 +18,16 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from ...config import _check, _finite, validator
-from .. import MetricResult, register_metric
-from .bounds import expected_bound_from_probs, binomial_rank_log_probs, montecarlo_rank_log_probs, rank_ub, serra2018
-from .common import model_hash, prepare
-from .exact import count_exact
-from .line import count_line
-from .plane import count_plane, make_plane
-from .plot import plot_slices
-from .sample import box_points, distinct_patterns, plane_points
+from ..analysis.regions.bounds import (binomial_rank_log_probs, expected_bound_from_probs, montecarlo_rank_log_probs,
+                                      rank_ub, serra2018)
+from ..analysis.regions.common import model_hash, prepare
+from ..analysis.regions.exact import count_exact
+from ..analysis.regions.line import count_line
+from ..analysis.regions.plane import count_plane, make_plane
+from ..analysis.regions.plot import plot_slices
+from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
+from ..config import _check, _finite, validator
+from . import MetricResult, register_metric
 
 METHODS = ("line", "plane", "sample", "exact")
 _DENSE_PLANES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -1,0 +1,308 @@
+"""Recall distortion and intensification (Good et al., NeurIPS 2022; spec analysis.md section 1).
+
+Per class c of a model at pruning level t (t = 0: the dense model of the same seed):
+
+    recall_t^c = correct_t^c / support^c,   accuracy_t = sum_c correct_t^c / N
+    rho_t^c    = (recall_t^c - accuracy_t) / accuracy_t        (normalised recall)
+    T_t^c      = rho_0^c - rho_t^c                             (the authors' per-class statistic, as coded)
+    intensified: sign(rho_0^c) * (rho_t^c - rho_0^c) > 0       (undefined where rho_0^c = 0)
+
+Model level (`alpha_t_ours` is OUR estimator of the paper's E[alpha_t], not the paper's):
+
+    alpha_t_ours = sum_c rho_0^c rho_t^c / sum_c (rho_0^c)^2   (through-origin LS slope of rho_t on rho_0)
+    I_t          = mean_c sign(rho_0^c) (rho_t^c - rho_0^c)
+    frac_intensified = share of classes (rho_0 != 0) that intensified
+
+The plain class mean of rho is degenerate (support-weighted it is exactly 0), so it is never reported.
+rho_0 is itself noisy, so alpha < 1 and I < 0 are expected even without a pruning effect; compare with the
+randomisation null (`randomisation_null`), not with 1 or 0.
+
+Run time: one extra evaluation pass of the dense model per recorded phase and split (plus the phase's own
+pass); the randomisation null costs O(n_perm x images x models) array operations, offline.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+
+FORMULA_VERSION = "rd_v1"  # rho = (recall - acc) / acc; T = rho_0 - rho_t; alpha_t_ours = LS slope
+STATISTICS = ("alpha_t_ours", "I_t", "frac_intensified")
+
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def class_counts(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(correct per class, support per class) from integer labels and predictions."""
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    support = np.bincount(labels, minlength=num_classes).astype(float)
+    correct = np.bincount(labels[labels == preds], minlength=num_classes).astype(float)
+    return correct, support
+
+
+def normalised_recall(correct: np.ndarray, support: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, accuracy, rho) over the last axis (classes); leading axes are independent models.
+
+    A class without examples has recall and rho NaN; accuracy 0 gives rho NaN (rho is undefined)."""
+    correct, support = np.asarray(correct, float), np.asarray(support, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = correct / support
+        accuracy = correct.sum(-1) / support.sum(-1)
+        rho = (recall - accuracy[..., None]) / accuracy[..., None]
+    return recall, accuracy, rho
+
+
+def intensification(rho0: np.ndarray, rhot: np.ndarray) -> dict[str, np.ndarray]:
+    """alpha_t_ours, I_t and frac_intensified over the last axis (classes), vectorised over leading axes.
+
+    Classes where rho_0 or rho_t is undefined (NaN) are left out of every statistic."""
+    rho0, rhot = np.broadcast_arrays(np.asarray(rho0, float), np.asarray(rhot, float))
+    valid = np.isfinite(rho0) & np.isfinite(rhot)
+    r0, rt = np.where(valid, rho0, 0.0), np.where(valid, rhot, 0.0)
+    n = valid.sum(-1)
+    signed = np.sign(r0) * (rt - r0)
+    defined = valid & (r0 != 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = (r0 * rt).sum(-1) / (r0 * r0).sum(-1)
+        i_t = signed.sum(-1) / n
+        frac = ((signed > 0) & defined).sum(-1) / defined.sum(-1)
+    return {"alpha_t_ours": alpha, "I_t": i_t, "frac_intensified": frac}
+
+
+def per_class_rows(correct: np.ndarray, support: np.ndarray, dense_correct: np.ndarray,
+                   is_dense: bool = False) -> list[dict]:
+    """One row per class: recall, rho and their change against the dense model of the same seed.
+
+    For the dense model itself (`is_dense`) the intensification indicator is left empty."""
+    recall, acc, rho = normalised_recall(correct, support)
+    recall0, acc0, rho0 = normalised_recall(dense_correct, support)
+    rows = []
+    for c in range(len(support)):
+        defined = bool(np.isfinite(rho0[c]) and np.isfinite(rho[c]) and rho0[c] != 0) and not is_dense
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = rho[c] / rho0[c] if defined or (is_dense and rho0[c] != 0) else math.nan
+        rows.append({
+            "class": c, "support": int(support[c]), "correct": int(correct[c]),
+            "recall": float(recall[c]), "accuracy": float(acc), "rho": float(rho[c]),
+            "dense_correct": int(dense_correct[c]), "dense_recall": float(recall0[c]),
+            "dense_accuracy": float(acc0), "dense_rho": float(rho0[c]),
+            "delta_recall": float(recall[c] - recall0[c]), "delta_rho": float(rho[c] - rho0[c]),
+            "T": float(rho0[c] - rho[c]), "rho_ratio": float(ratio),
+            "intensified": bool(np.sign(rho0[c]) * (rho[c] - rho0[c]) > 0) if defined else None,
+            "formula_version": FORMULA_VERSION,
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------- across seeds
+
+
+DEFAULT_KEYS = ("name", "dataset", "model", "method", "score", "allocation", "structure", "schedule",
+                "target_sparsity", "split", "phase")
+
+
+def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """alpha_t_ours, I_t, frac_intensified for every model (one run x split x phase) in recall_distortion rows.
+
+    rho is recomputed from the `recall`, `accuracy`, `dense_recall`, `dense_accuracy` columns, so the rows
+    of any formula version can be used. Returns one row per model with `keys`, `seed`, `run_id` (if present)
+    and the three statistics."""
+    keys = [k for k in (DEFAULT_KEYS if keys is None else keys) if k in rows.columns]
+    model_keys = keys + [k for k in ("seed", "run_id") if k in rows.columns and k not in keys]
+    out = []
+    for group, df in rows.groupby(model_keys, dropna=False, sort=True):
+        df = df.sort_values("class")
+        rho = (df["recall"].to_numpy(float) - df["accuracy"].to_numpy(float)) / df["accuracy"].to_numpy(float)
+        rho0 = ((df["dense_recall"].to_numpy(float) - df["dense_accuracy"].to_numpy(float))
+                / df["dense_accuracy"].to_numpy(float))
+        stats = intensification(rho0, rho)
+        out.append({**dict(zip(model_keys, group if isinstance(group, tuple) else (group,))),
+                    **{k: float(v) for k, v in stats.items()}})
+    return pd.DataFrame(out, columns=model_keys + list(STATISTICS))
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> dict[str, float]:
+    """n, mean, sd and the Student-t interval of the finite values (see prune_cli.core.stats.t_interval)."""
+    from ..core.stats import t_interval
+
+    stats = t_interval(values, confidence)
+    return {"n_seeds": stats["n_seeds"], "mean": stats["mean"], "sd": stats["std"], "ci_low": stats["ci_low"],
+            "ci_high": stats["ci_high"], "confidence": confidence}
+
+
+def _condition_keys(rows: pd.DataFrame, keys: Optional[Sequence[str]]) -> list[str]:
+    return [k for k in (DEFAULT_KEYS if keys is None else keys) if k in rows.columns]
+
+
+def summarise_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None,
+                           confidence: float = 0.95) -> pd.DataFrame:
+    """Mean over seeds of each model-level statistic with a Student-t confidence interval.
+
+    `rows`: recall_distortion.csv rows (any number of runs; needs seed, class, recall, accuracy,
+    dense_recall, dense_accuracy). `keys`: the columns that define one condition (default: name, dataset,
+    model, method, score, allocation, structure, schedule, target_sparsity, split, phase, where present);
+    every other run in the same condition counts as one seed. Output: one row per condition and statistic
+    with n_seeds, mean, sd, ci_low, ci_high (mean -/+ t_{(1+confidence)/2, n-1} sd / sqrt(n); NaN for n < 2).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    per_model = per_model_statistics(rows, keys)
+    keys = _condition_keys(rows, keys)
+    out = []
+    for group, df in per_model.groupby(keys, dropna=False, sort=True) if keys else [((), per_model)]:
+        base = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
+        for stat in STATISTICS:
+            out.append({**base, "statistic": stat, **_t_interval(df[stat].to_numpy(float), confidence),
+                        "formula_version": FORMULA_VERSION})
+    return pd.DataFrame(out)
+
+
+PER_CLASS_QUANTITIES = ("recall", "dense_recall", "delta_recall", "rho", "dense_rho", "delta_rho", "T")
+
+
+def summarise_classes_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None,
+                                   confidence: float = 0.95) -> pd.DataFrame:
+    """Per class: mean over seeds of recall, rho, their dense values and changes, and T, with t-intervals.
+
+    Same input and `keys` as `summarise_across_seeds`; rho is recomputed from the recall/accuracy columns.
+    Output: one row per condition, class and quantity, plus `frac_intensified_seeds` (share of seeds in
+    which the class intensified, over the seeds where that is defined)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    keys = _condition_keys(rows, keys)
+    df = rows.copy()
+    df["rho"] = (df["recall"] - df["accuracy"]) / df["accuracy"]
+    df["dense_rho"] = (df["dense_recall"] - df["dense_accuracy"]) / df["dense_accuracy"]
+    df["delta_recall"] = df["recall"] - df["dense_recall"]
+    df["delta_rho"] = df["rho"] - df["dense_rho"]
+    df["T"] = df["dense_rho"] - df["rho"]
+    signed = np.sign(df["dense_rho"]) * df["delta_rho"]
+    df["_intensified"] = np.where(np.isfinite(signed) & (df["dense_rho"] != 0), (signed > 0).astype(float), np.nan)
+    out = []
+    for group, part in df.groupby(keys + ["class"], dropna=False, sort=True):
+        base = dict(zip(keys + ["class"], group if isinstance(group, tuple) else (group,)))
+        flags = part["_intensified"].to_numpy(float)
+        flags = flags[np.isfinite(flags)]
+        for quantity in PER_CLASS_QUANTITIES:
+            out.append({**base, "quantity": quantity, **_t_interval(part[quantity].to_numpy(float), confidence),
+                        "frac_intensified_seeds": float(flags.mean()) if len(flags) else math.nan,
+                        "formula_version": FORMULA_VERSION})
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- randomisation null
+
+
+def randomisation_null(predictions: pd.DataFrame, reference: str = "dense", n_perm: int = 10_000,
+                       seed: int = 0, num_classes: Optional[int] = None,
+                       max_batch_elements: int = 20_000_000) -> pd.DataFrame:
+    """Randomisation test of the intensification statistics (spec section 1.5).
+
+    `predictions`: one row per (unit, model, image) with columns `model`, `image_index`, `label`, `pred`
+    and optionally `seed` (independent units, e.g. seeds; each must hold the same set of models, one of
+    them `reference`). Under the null, the models' predictions for one image are exchangeable: every
+    permutation shuffles each image's predictions across the models of its unit. The statistics of each
+    non-reference model (alpha_t_ours, I_t, frac_intensified, and T per class) are averaged over units.
+
+    Returns one row per (model, statistic, class) with observed, null_mean, null_sd, n_perm,
+    p_value = min(1, 2 (1 + min(#null <= obs, #null >= obs)) / (1 + n_perm)) and the authors' code's
+    p_value_code = 2 min(#<=, #>=) / n_perm.
+    """
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be a positive integer, got {n_perm}")
+    df = predictions if "seed" in predictions.columns else predictions.assign(seed=0)
+    models = sorted(df["model"].unique(), key=lambda m: (m != reference, str(m)))
+    if reference not in models or len(models) < 2:
+        raise ValueError(f"predictions need the reference model {reference!r} and at least one other model")
+    others = models[1:]
+    C = int(num_classes if num_classes is not None else df["label"].max() + 1)
+    if df.duplicated(["seed", "model", "image_index"]).any():
+        raise ValueError("predictions hold more than one row for some (seed, model, image_index)")
+    rng = np.random.default_rng(seed)
+    units = []
+    for unit, u in df.groupby("seed", sort=True):
+        wide = u.pivot(index="image_index", columns="model", values="pred")
+        labels = u.groupby("image_index")["label"].first().reindex(wide.index).to_numpy()
+        if set(wide.columns) != set(models) or wide.isna().any().any():
+            raise ValueError(f"unit seed={unit}: every image needs a prediction from each of the models {models}")
+        Z = (wide[models].to_numpy() == labels[:, None]).astype(np.float64)  # (N, K) correct
+        onehot = np.eye(C)[labels]  # (N, C)
+        units.append((Z, onehot, onehot.sum(0)))
+
+    def stats_of(correct, support):  # correct: (..., K, C) -> dict of (..., K-1) and T (..., K-1, C)
+        _, _, rho = normalised_recall(correct, support)
+        out = intensification(rho[..., :1, :], rho[..., 1:, :])
+        out["T"] = rho[..., :1, :] - rho[..., 1:, :]
+        return out
+
+    observed: dict[str, np.ndarray] = {}
+    null: dict[str, list[np.ndarray]] = {}
+    for Z, onehot, support in units:
+        for k, v in stats_of(np.einsum("nk,nc->kc", Z, onehot), support).items():
+            observed[k] = observed.get(k, 0) + v / len(units)
+    largest = max(Z.size for Z, _, _ in units)
+    done = 0
+    while done < n_perm:
+        b = max(1, min(n_perm - done, max_batch_elements // largest))
+        acc: dict[str, np.ndarray] = {}
+        for Z, onehot, support in units:
+            N, K = Z.shape
+            perm = np.argsort(rng.random((b, N, K)), axis=2)  # an independent shuffle per image
+            Zp = np.take_along_axis(np.broadcast_to(Z, (b, N, K)), perm, axis=2)
+            for k, v in stats_of(np.einsum("bnk,nc->bkc", Zp, onehot), support).items():
+                acc[k] = acc.get(k, 0) + v / len(units)
+        for k, v in acc.items():
+            null.setdefault(k, []).append(v)
+        done += b
+    rows = []
+    for stat in (*STATISTICS, "T"):
+        obs, dist = observed[stat], np.concatenate(null[stat], axis=0)  # (K-1[, C]), (n, K-1[, C])
+        classes = [None] if stat != "T" else list(range(C))
+        for m, model in enumerate(others):
+            for c in classes:
+                o = obs[m] if c is None else obs[m, c]
+                d = dist[:, m] if c is None else dist[:, m, c]
+                d = d[np.isfinite(d)]
+                if not np.isfinite(o) or len(d) == 0:
+                    p, p_code = math.nan, math.nan
+                else:
+                    le, ge = int((d <= o).sum()), int((d >= o).sum())
+                    p = min(1.0, 2 * (1 + min(le, ge)) / (1 + len(d)))
+                    p_code = 2 * min(le, ge) / len(d)
+                rows.append({"model": model, "statistic": stat, "class": c, "observed": float(o),
+                             "null_mean": float(d.mean()) if len(d) else math.nan,
+                             "null_sd": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
+                             "n_perm": int(len(d)), "n_units": len(units), "p_value": p,
+                             "p_value_code": p_code, "formula_version": FORMULA_VERSION})
+    return pd.DataFrame(rows)
+
+
+def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFrame:
+    """Per-image predictions saved by the metric (`save_predictions: true`) as one long table.
+
+    Columns: seed, run_id, target_sparsity, phase, model, image_index, label, pred; `model` is "dense"
+    for the dense phase (kept once per seed: every run of a seed shares its dense model) and
+    "<target_sparsity>/<phase>" otherwise, ready for `randomisation_null`."""
+    parts = []
+    for run_dir in map(Path, run_dirs):
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):
+            phase = path.name[len("preds_"):-len(f"_{split}.npz")]
+            with np.load(path) as z:
+                part = pd.DataFrame({"image_index": z["image_index"], "label": z["label"], "pred": z["pred"]})
+            model = "dense" if phase == "dense" else f"{cfg.sparsity:g}/{phase}"
+            parts.append(part.assign(seed=cfg.seed, run_id=run_dir.name, target_sparsity=cfg.sparsity,
+                                     phase=phase, model=model))
+    if not parts:
+        return pd.DataFrame(columns=["seed", "run_id", "target_sparsity", "phase", "model", "image_index",
+                                     "label", "pred"])
+    df = pd.concat(parts, ignore_index=True)
+    df = df.drop_duplicates(["seed", "model", "image_index"], keep="first")
+    return df[["seed", "run_id", "target_sparsity", "phase", "model", "image_index", "label", "pred"]]
