@@ -14,7 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .report import ResultsFolder, condition_keys, final_phase, t_interval  # noqa: E402
+from ..core.stats import t_interval  # noqa: E402
+from .load import ResultsFolder, condition_keys  # noqa: E402
+from .summary import final_phase  # noqa: E402
 
 DPI = 110
 

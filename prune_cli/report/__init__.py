@@ -1,0 +1,109 @@
+"""`prune-report RESULTS_DIR`: turn a results folder into summary tables, plots and an
+evaluation-standards check (analysis.md section 4, R1-R8).
+
+Reads the per-run files of every completed run (results_dir/runs/<run id>/, the source of truth;
+the shared CSVs are only used when there are no run directories), joins each run with the dense
+baseline of the same seed, aggregates over seeds (mean, std, n, Student-t confidence interval) and
+writes into RESULTS_DIR/report/ (or --out):
+
+  summary.csv             one row per (condition, phase, split, metric): n_seeds, mean, std, ci_low,
+                          ci_high, ci_half, dense_mean, delta_mean (value - dense, per seed), delta_ci_*
+  summary.md              accuracy / compression tables, intensification table, the standards check
+  intensification.csv     recall-distortion statistics over seeds (analysis/recall_distortion.py)
+  per_class_summary.csv   per-class recall changes over seeds, with intervals
+  standards.txt           the evaluation-standards check (also printed)
+  *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
+                          hessian_density, ntk_vs_width (each when its data exists)
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pandas as pd
+
+from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
+from ..core.atomic_io import atomic_write_csv
+from .load import condition_keys, load_results
+from .summary import accuracy_markdown, markdown_table, recall_distortion_rows, standards_check, summarise
+
+__all__ = ["build_report", "main"]
+
+
+def build_report(root: Path, out: Optional[Path] = None, confidence: float = 0.95, split: str = "test",
+                 plots: bool = True) -> dict[str, Path]:
+    """Write every table and plot for the results folder `root`; returns {artifact name: path}."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
+    root = Path(root)
+    out = Path(out) if out is not None else root / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    folder = load_results(root)
+    written: dict[str, Path] = {}
+    metrics = folder.table("metrics.csv")
+    summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
+    if len(summary):
+        atomic_write_csv(summary, out / "summary.csv")
+        written["summary.csv"] = out / "summary.csv"
+
+    rd = recall_distortion_rows(folder)
+    intens = per_class = pd.DataFrame()
+    if len(rd):
+        rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
+        if len(rd_split):
+            keys = condition_keys(rd_split) + ["split", "phase"]
+            intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
+            per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
+            atomic_write_csv(intens, out / "intensification.csv")
+            atomic_write_csv(per_class, out / "per_class_summary.csv")
+            written.update({"intensification.csv": out / "intensification.csv",
+                            "per_class_summary.csv": out / "per_class_summary.csv"})
+
+    standards = standards_check(folder, summary)
+    (out / "standards.txt").write_text("\n".join(standards) + "\n")
+    written["standards.txt"] = out / "standards.txt"
+
+    md = [f"# Report: {root}", "", f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}; "
+          f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
+          f"{confidence:.0%} Student-t intervals.", ""]
+    if len(summary):
+        md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
+    if len(intens):
+        t = intens[(intens["phase"].isin(["finetuned", "pruned"]))]
+        t = t[[c for c in ("method", "schedule", "target_sparsity", "phase", "statistic", "n_seeds", "mean",
+                           "ci_low", "ci_high") if c in t.columns]]
+        md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
+    md += ["## Evaluation standards", "", "```", *standards, "```", ""]
+
+    if plots:
+        from . import plots as plotting
+
+        drawn = plotting.draw_all(folder, summary, per_class, out, split)
+        written.update(drawn)
+        if drawn:
+            md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
+    (out / "summary.md").write_text("\n".join(md))
+    written["summary.md"] = out / "summary.md"
+    return written
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="prune-report", description=(
+        "Summarise a prune-run results folder: seed-aggregated tables (mean, std, n, t-interval), "
+        "plots, and an evaluation-standards check."))
+    parser.add_argument("results_dir", type=Path, help="the results_dir of prune-run (holds runs/)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    parser.add_argument("--split", default="test", choices=["test", "val"], help="split of the tables and plots")
+    parser.add_argument("--no-plots", action="store_true", help="tables only")
+    args = parser.parse_args(argv)
+    if not args.results_dir.is_dir():
+        parser.error(f"results folder {args.results_dir} does not exist")
+    if not 0 < args.confidence < 1:
+        parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
+    written = build_report(args.results_dir, args.out, args.confidence, args.split, plots=not args.no_plots)
+    print((written["standards.txt"]).read_text(), end="")
+    print("written: " + ", ".join(str(p) for p in written.values()))
+

@@ -1,0 +1,171 @@
+"""prune-report's statistics: dense baselines, seed-aggregated summaries with Student-t intervals,
+the evaluation-standards check (R1-R8, docs/report.md) and the markdown tables."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..core.stats import t_interval
+from .load import ResultsFolder, condition_keys
+
+# The ShrinkBench operating points (R4): sparsities for 2, 4, 8, 16, 32x compression of the prunable weights.
+STANDARD_SPARSITIES = (0.5, 0.75, 0.875, 0.9375, 0.96875)
+MIN_SEEDS, MIN_PAIRS = 3, 3
+BASELINE_SCORES = ("random", "magnitude")
+
+
+def with_dense_baseline(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Every row gets `dense_value`: the run's own column (R1), else the dense-phase row of the same run."""
+    df = metrics.copy()
+    dense = df[df["phase"] == "dense"][["run_id", "split", "metric", "value"]].rename(columns={"value": "_dense"})
+    df = df.merge(dense.drop_duplicates(["run_id", "split", "metric"]), on=["run_id", "split", "metric"], how="left")
+    if "dense_value" not in df.columns:
+        df["dense_value"] = np.nan
+    df["dense_value"] = df["dense_value"].where(df["dense_value"].notna(), df["_dense"])
+    return df.drop(columns="_dense")
+
+
+def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per (condition, phase, split, metric): statistics over seeds of the value, of the dense
+    baseline and of the per-seed change value - dense_value. Runs repeating a seed are averaged first."""
+    df = with_dense_baseline(metrics)
+    df["delta"] = df["value"] - df["dense_value"]
+    keys = condition_keys(df) + ["phase", "split", "metric"]
+    per_seed = df.groupby(keys + ["seed"], dropna=False, sort=True)[["value", "dense_value", "delta"]].mean()
+    out = []
+    for group, part in per_seed.reset_index().groupby(keys, dropna=False, sort=True):
+        row = dict(zip(keys, group))
+        row.update(t_interval(part["value"], confidence))
+        row["seeds"] = " ".join(str(s) for s in sorted(part["seed"].unique()))
+        row["dense_mean"] = float(part["dense_value"].mean())
+        delta = t_interval(part["delta"], confidence)
+        row.update(delta_mean=delta["mean"], delta_std=delta["std"], delta_ci_low=delta["ci_low"],
+                   delta_ci_high=delta["ci_high"])
+        row["confidence"] = confidence
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
+    """Rows in the form the recall-distortion functions take: recall_distortion.csv when the metric ran,
+    else built from per_class.csv and the accuracy rows of metrics.csv (same definitions)."""
+    rd = folder.table("recall_distortion.csv")
+    if len(rd):
+        return rd
+    pc, metrics = folder.table("per_class.csv"), folder.table("metrics.csv")
+    if not len(pc) or not len(metrics):
+        return pd.DataFrame()
+    acc = with_dense_baseline(metrics[metrics["metric"] == "accuracy"])
+    acc = acc[["run_id", "phase", "split", "value", "dense_value"]].rename(
+        columns={"value": "accuracy", "dense_value": "dense_accuracy"})
+    df = pc.merge(acc, on=["run_id", "phase", "split"], how="inner")
+    if "dense_recall" not in df.columns or df["dense_recall"].isna().all():
+        dense = pc[pc["phase"] == "dense"][["run_id", "split", "class", "recall"]].rename(
+            columns={"recall": "dense_recall"})
+        df = df.drop(columns=[c for c in ("dense_recall",) if c in df.columns]).merge(
+            dense, on=["run_id", "split", "class"], how="left")
+    return df
+
+
+# ----------------------------------------------------------------------------- standards (R1-R8)
+
+
+def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
+    """Lines of the evaluation-standards summary: pairs, operating points, seeds, missing baselines."""
+    metrics = folder.table("metrics.csv")
+    lines = ["Evaluation standards (ShrinkBench checklist, analysis.md section 4.2):"]
+    if not len(metrics):
+        return lines + ["  no completed runs with metrics.csv found"]
+    pruned = metrics[metrics["phase"] != "dense"]
+    pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
+    lines.append(f"  (dataset, model) pairs: {len(pairs)} -> " + ", ".join(f"{d}/{m}" for d, m in pairs)
+                 + ("" if len(pairs) >= MIN_PAIRS else f"  [fewer than {MIN_PAIRS} pairs]"))
+    for dataset, model in pairs:
+        here = metrics[(metrics["dataset"] == dataset) & (metrics["model"] == model)]
+        levels = sorted(here["target_sparsity"].unique())
+        lines.append(f"  {dataset}/{model}:")
+        lines.append("    operating points (target sparsity -> compression of prunable weights): "
+                     + ", ".join(f"{s:g} ({1 / (1 - s):.3g}x)" for s in levels))
+        missing_levels = [s for s in STANDARD_SPARSITIES if not np.isclose(levels, s).any()]
+        if len(levels) < 5 or missing_levels:
+            lines.append(f"    [R4] {len(levels)} operating points; missing standard levels: "
+                         + (", ".join(f"{s:g}" for s in missing_levels) or "none"))
+        seeds = here.groupby(["method", "schedule", "target_sparsity"])["seed"].nunique()
+        for (method, schedule, level), n in seeds.items():
+            flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
+            lines.append(f"    {method}/{schedule} at {level:g}: {n} seed(s){flag}")
+        for level, part in here.groupby("target_sparsity"):
+            present = set(part["score"])
+            missing = [b for b in BASELINE_SCORES if b not in present]
+            if missing:
+                lines.append(f"    [R5] missing baselines at sparsity {level:g}: " + ", ".join(missing))
+            variants = set(zip(part["score"], part["allocation"])) if "allocation" in part else set()
+            absent = [f"{b}/{a}" for b in BASELINE_SCORES if b in present for a in ("global", "layerwise")
+                      if (b, a) not in variants]
+            if absent:
+                lines.append(f"    [R5] baseline allocations not run at sparsity {level:g}: " + ", ".join(absent))
+        dense_missing = sorted(set(here["run_id"]) - set(here[here["phase"] == "dense"]["run_id"]))
+        no_dense_value = here[(here["phase"] != "dense") & here.get("dense_value", pd.Series(np.nan, index=here.index)).isna()
+                              & (here["split"] != "model")]
+        if dense_missing or len(no_dense_value):
+            lines.append(f"    [R1] missing dense baseline for {len(set(dense_missing) | set(no_dense_value['run_id']))} run(s)")
+    if not any(str(d).lower().startswith(("imagenet", "image_folder", "imagefolder")) for d, _ in pairs):
+        lines.append("  [R8] no large-scale pair (an ImageNet-like dataset)")
+    if not len(pruned):
+        lines.append("  [R5] only dense results: no pruned phase in any run")
+    if folder.failed:
+        lines.append(f"  failed runs: {len(folder.failed)} -> " + ", ".join(
+            f"{r['run']} ({r.get('error_type', '?')})" for r in folder.failed))
+    if folder.unfinished:
+        lines.append(f"  unfinished runs (no COMPLETE, no failed.json): {len(folder.unfinished)} -> "
+                     + ", ".join(folder.unfinished))
+    return lines
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        rows.append("| " + " | ".join(_fmt(v) if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(rows)
+
+
+def final_phase(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each condition's final sparse model: phase `finetuned` where it exists, else `pruned`."""
+    keys = condition_keys(df)
+    rank = df["phase"].map({"finetuned": 2, "pruned": 1}).fillna(0)
+    best = rank.groupby([df[k] for k in keys], dropna=False).transform("max") if keys else rank.max()
+    return df[(rank == best) & (rank > 0)]
+
+
+def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
+    final = final_phase(summary)
+    acc = final[(final["metric"] == "accuracy") & (final["split"] == split)]
+    if not len(acc):
+        return "(no accuracy rows)"
+    comp = final[(final["metric"] == "compression_ratio") & (final["split"] == "model")]
+    keys = condition_keys(acc)
+    table = acc.merge(comp[keys + ["mean"]].rename(columns={"mean": "compression"}), on=keys, how="left")
+    out = pd.DataFrame({
+        "dataset/model": table["dataset"] + "/" + table["model"], "method": table["method"],
+        "schedule": table["schedule"], "sparsity": table["target_sparsity"].map(lambda s: f"{s:g}"),
+        "compression": table["compression"].map(lambda c: _fmt(c, 3) + "x"),
+        "phase": table["phase"], "n": table["n_seeds"],
+        f"{split} accuracy": [f"{m:.4f} ± {s:.4f}" if math.isfinite(s) else f"{m:.4f}"
+                              for m, s in zip(table["mean"], table["std"])],
+        "95% CI" if (table["confidence"] == 0.95).all() else "CI": [
+            f"[{lo:.4f}, {hi:.4f}]" if math.isfinite(lo) else "" for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        "dense": table["dense_mean"].map(lambda v: f"{v:.4f}"),
+        "Δ vs dense": table["delta_mean"].map(lambda v: f"{v:+.4f}"),
+    })
+    return markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))
