@@ -28,12 +28,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .config import register_schemas, validate
 from .core import interrupts
 from .core.atomic_io import atomic_write_text
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
+from .run.prevalidate import register_schemas, validate
 
 log = logging.getLogger("prune_cli")
 

@@ -15,9 +15,20 @@ from typing import Callable
 
 from omegaconf import DictConfig
 
+from .core.config_base import ScheduleConfig, config_schema
 from .core.registry import Registry
 
 SCHEDULES: Registry[Callable[[DictConfig], list["Step"]]] = Registry("schedule", "schedule.name")
+
+
+@config_schema("schedule", "gradual")
+@dataclass
+class GradualScheduleConfig(ScheduleConfig):
+    start_step: int = 0  # optimizer step of the first pruning event
+    end_step: int = -1  # step of the last event (-1: the last step of training)
+    frequency: int = 100  # steps between events
+    initial_sparsity: float = 0.0
+    power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm.auto import tqdm
 
+from .core.config_base import config_schema
 from .core.errors import TrainingDiverged
 from .core.interrupts import check as check_interrupt
 from .data.batches import iterate_batches
@@ -25,6 +26,24 @@ from .data.splits import DataSplits
 from .models.masks import Masks, MaskEnforcer
 
 log = logging.getLogger(__name__)
+
+
+@config_schema("train", "base")
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 1024
+    optimizer: str = "sgd"  # sgd | adam
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | multistep | cosine
+    milestones: list[int] = field(default_factory=list)  # epochs, for multistep
+    gamma: float = 0.1  # multistep decay factor
+    warmup_epochs: int = 0  # linear warm-up before the schedule
+    l1: float = 0.0  # coefficient of the L1 norm of the prunable layers' weights added to the loss
 
 
 def make_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:

@@ -18,7 +18,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 import prune_cli.cli  # noqa: F401  (registers the schemas and the run_id resolver)
-from prune_cli.config import validate
+from prune_cli.run.prevalidate import validate
 from prune_cli.experiment import run
 from prune_cli.core.identity import run_id
 

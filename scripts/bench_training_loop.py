@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from prune_cli.config import TrainConfig
+from prune_cli.training import TrainConfig
 from prune_cli.data.splits import DataSplits
 from prune_cli.models.mlp import MLP
 from prune_cli.training import train

@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from conftest import REPO
-from prune_cli.config import register_schemas, validate
+from prune_cli.run.prevalidate import register_schemas, validate
 
 _registered = False
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli.config import validate
+from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import ScoreContext, prune

@@ -10,7 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from prune_cli.config import register_schemas, validate
+from prune_cli.run.prevalidate import register_schemas, validate
 from prune_cli.core.errors import ConfigError, PruneCliError
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet

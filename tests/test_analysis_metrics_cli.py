@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-from prune_cli.config import register_schemas, validate
+from prune_cli.run.prevalidate import register_schemas, validate
 from prune_cli.core.errors import ConfigError
 from prune_cli.analysis.recall_distortion import load_predictions, randomisation_null, summarise_across_seeds
 

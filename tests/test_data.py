@@ -13,11 +13,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli.config import DatasetConfig, Mnist1dConfig, SyntheticConfig, VisionConfig
+from prune_cli.core.config_base import DatasetConfig
+from prune_cli.core.errors import ConfigError, DatasetFilesMissing
 from prune_cli.data import DATASETS, build_splits
 from prune_cli.data.batches import iterate_batches, random_crop_flip
+from prune_cli.data.mnist1d import Mnist1dConfig
 from prune_cli.data.splits import longtail_counts
-from prune_cli.core.errors import ConfigError, DatasetFilesMissing
+from prune_cli.data.synthetic import SyntheticConfig
+from prune_cli.data.vision import VisionConfig
 
 
 def cfg_of(schema, **kw):

@@ -110,7 +110,7 @@ def test_bad_bound_settings_name_the_key():
     method = {"bound_rank_model": "binomial", "bound_objective_n0": "full", "bound_search": "newton"}
     with pytest.raises(ConfigError, match="method.bound_search.*newton"):
         validate_method(OmegaConf.create({"method": method}))
-    from prune_cli.config import RegionsConfig
+    from prune_cli.metrics.regions import RegionsConfig
 
     node = OmegaConf.structured(RegionsConfig)
     node.box = [1.0, 0.0]

@@ -22,7 +22,7 @@ EXPECTED = {"lap_mlp", "recall_distortion", "region_bound", "pruning_limit", "nt
 
 def _missing_features(preset: str) -> str:
     """Presets written for features of branches not merged yet: what is missing here ('' = nothing)."""
-    from prune_cli.config import MetricsConfig
+    from prune_cli.metrics import MetricsConfig
     from prune_cli.pruning import ALLOCATIONS
 
     import prune_cli.cli  # noqa: F401  (registers everything)

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from prune_cli.config import validate
+from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError, PruneCliError
 from prune_cli.models.base import PrunableNet
 from prune_cli.models.cnn import build_cnn1d

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli.config import TrainConfig
+from prune_cli.training import TrainConfig
 from prune_cli.core.errors import TrainingDiverged
 from prune_cli.models.mlp import MLP
 from prune_cli.training import evaluate, lr_factor, train

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ..core.config_base import DatasetConfig, config_schema
 from . import DATASETS
 from .splits import RawData
 
 log = logging.getLogger(__name__)
+
+
+@config_schema("dataset", "mnist1d")
+@dataclass
+class Mnist1dConfig(DatasetConfig):
+    num_samples: int = 10000  # total; mnist1d keeps 80 % for training, 20 % for test
+    data_seed: int = 42  # mnist1d's generation seed (42 = the published dataset)
+    cache_dir: str = "~/.cache/prune-cli/mnist1d"
 
 
 def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
 
+from ..core.config_base import DatasetConfig, config_schema
 from . import DATASETS
 from .splits import RawData
+
+
+@config_schema("dataset", "synthetic")
+@dataclass
+class SyntheticConfig(DatasetConfig):
+    kind: str = "blobs"  # blobs | spirals
+    input_dim: int = 2
+    num_classes: int = 3
+    noise: float = 0.5
+    samples_per_class: int = 500  # training samples per class (before the validation split)
+    test_samples_per_class: int = 200
+    data_seed: int = 0  # the data itself; the run's seed drives splits and training
 
 
 def _blobs(n_per_class: int, cfg: DictConfig, gen: torch.Generator, centers: torch.Tensor):

@@ -16,9 +16,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ..core.config_base import DatasetConfig, config_schema
 from ..core.errors import DatasetFilesMissing, DatasetFileUnreadable
 from . import DATASETS
 from .splits import RawData
+
+
+@config_schema("dataset", "vision")
+@dataclass
+class VisionConfig(DatasetConfig):
+    root: str = "data"
+    download: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,30 @@ lanczos_iter x D floats plus, with hvp=reuse_graph, the gradient graphs of all s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from omegaconf import DictConfig
 
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
-from ..config import validator
+from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
+
+
+@dataclass
+class HessianMetricConfig:
+    enabled: bool = False
+    samples: int = 512  # training examples the loss (and so the Hessian) averages over
+    batch_size: int = 256  # examples per HVP chunk (bounds activation memory)
+    hvp: str = "reuse_graph"  # reuse_graph (keep each chunk's gradient graph) | recompute (double backward per HVP)
+    lanczos_iter: int = 64  # Lanczos steps per probe (capped at the number of parameters)
+    lanczos_num: int = 1  # SLQ probes (Rademacher)
+    hutchinson_probes: int = 32  # Rademacher probes for the trace
+    top_k: int = 3  # largest Ritz values reported as top eigenvalues
+    density_points: int = 500  # grid points of hessian_density.csv
+    density_bandwidth: float = 0.01  # Gaussian kernel std as a fraction of the Ritz-value range
+    seed: int = 0  # probes and the training subset
 
 
 @register_metric("hessian")

@@ -14,13 +14,14 @@ they are measurements to report, never thresholds.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from ..config import validator
+from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -52,6 +53,15 @@ def time_models(models: dict[str, nn.Module], x: torch.Tensor, warmup: int, repe
         for name, m in models.items():
             m.train(modes[name])
     return times
+
+
+@dataclass
+class LatencyConfig:
+    """Measured inference latency of the dense and the current model (metrics/latency.py)."""
+    enabled: bool = False
+    batch_size: int = 128
+    warmup: int = 5  # untimed forward passes before timing
+    repeats: int = 30  # timed forward passes per model; the median is reported
 
 
 @register_metric("latency")

@@ -7,12 +7,13 @@ adapter samples members (training split) and non-members (test split) and writes
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
 
 from ..analysis.membership import membership_attack
-from ..config import validator
+from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -20,6 +21,14 @@ from . import MetricResult, register_metric
 def sample(x: torch.Tensor, y: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     index = torch.randperm(len(y), generator=gen)[:n].to(x.device)
     return x[index], y[index]
+
+
+@dataclass
+class MembershipConfig:
+    """Loss / confidence threshold membership-inference attack (metrics/membership.py)."""
+    enabled: bool = False
+    num_samples: int = 1000  # members (training split) and as many non-members (test split), at most
+    sample_seed: int = 0  # which examples, and the calibration / evaluation halves for the threshold
 
 
 @register_metric("membership")

@@ -9,11 +9,13 @@ the number of logits for output=trace, P = parameters) and two vectorised revers
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from omegaconf import DictConfig
 
 from ..analysis.ntk import OUTPUTS, empirical_ntk, kernel_comparison
-from ..config import validator
+from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -25,6 +27,16 @@ def fixed_batch(exp, split: str, n: int, seed: int) -> torch.Tensor:
         raise ConfigError("metrics.ntk.split", split, "a split with examples (this run's is empty)")
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
     return x[idx.to(x.device)]
+
+
+@dataclass
+class NTKMetricConfig:
+    enabled: bool = False
+    split: str = "test"  # train | val | test: where the fixed batch is drawn from
+    num_inputs: int = 16  # inputs in the batch; kernel is num_inputs x num_inputs
+    output: str = "sum"  # sum (f = sum of logits) | index (f = logit output_index) | trace (sum_k J_k J_k^T)
+    output_index: int = 0  # logit used when output=index
+    seed: int = 0  # draws the batch (the same inputs for every phase and model)
 
 
 @register_metric("ntk")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass, field
 
 import torch
 from omegaconf import DictConfig
@@ -26,11 +27,28 @@ from omegaconf import DictConfig
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
 from ..analysis.limit import (actual_limits, keep_counts, loss_std, magnitude_order, masks_at, prediction,
                               ratio_grid)
-from ..config import validator
+from ..core.config_base import validator
 from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
 from .hessian import check_positive_ints
+
+
+@dataclass
+class PruningLimitConfig:
+    enabled: bool = False
+    ratios: int = 200  # sweep / prediction grid: rho = i / ratios, i = 0 .. ratios - 1
+    split: str = "test"  # split the no-fine-tuning sweep is evaluated on
+    eps_batch_size: int = 128  # minibatch size of the loss whose std is epsilon
+    samples: int = 0  # training examples for the Hessian; 0 = the whole training split (as the paper)
+    batch_size: int = 256  # examples per HVP chunk
+    hvp: str = "recompute"  # recompute (memory of one chunk) | reuse_graph (faster, memory of all samples)
+    lanczos_iter: int = 128
+    lanczos_num: int = 1
+    hutchinson_probes: int = 32
+    flat_fraction: float = 0.0  # fraction f of flat directions (the authors use 0 for FC nets)
+    tolerances: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.5, 1.0])  # accuracy drops (pp)
+    seed: int = 0
 
 
 @register_metric("pruning_limit")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig
 
 from ..analysis.recall_distortion import class_counts, intensification, per_class_rows
-from ..config import validator
+from ..core.config_base import validator
 from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
@@ -28,6 +29,14 @@ def _save_predictions(path: Path, labels: np.ndarray, preds: np.ndarray) -> None
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, image_index=np.arange(len(labels)), label=labels, pred=preds)
     os.replace(tmp, path)
+
+
+@dataclass
+class RecallDistortionConfig:
+    """Per-class recall distortion against the dense model of the same seed (metrics/recall_distortion.py)."""
+    enabled: bool = False
+    splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated each phase (val | test)
+    save_predictions: bool = True  # per-image predictions (preds_<phase>_<split>.npz) for the randomisation null
 
 
 @register_metric("recall_distortion")

@@ -2,7 +2,7 @@
 
 The counting and the bounds are in prune_cli/analysis/regions/; this module turns them into rows.
 
-Enabled by `metrics.regions.enabled=true`; settings in `metrics.regions.*` (config.RegionsConfig).
+Enabled by `metrics.regions.enabled=true`; settings in `metrics.regions.*` (RegionsConfig below).
 Segments and planes are drawn from `metrics.regions.seed` alone, so the dense, pruned and
 fine-tuned models are counted on the same inputs.
 """
@@ -13,6 +13,8 @@ import math
 import statistics
 import time
 import weakref
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 from omegaconf import DictConfig
@@ -26,7 +28,8 @@ from ..analysis.regions.line import count_line
 from ..analysis.regions.plane import count_plane, make_plane
 from ..analysis.regions.plot import plot_slices
 from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
-from ..config import _check, _finite, validator
+from ..core.checks import check, finite
+from ..core.config_base import validator
 from . import MetricResult, register_metric
 
 METHODS = ("line", "plane", "sample", "exact")
@@ -39,27 +42,27 @@ def _validate(cfg: DictConfig) -> None:
     if node is None:
         return
     key = "metrics.regions."
-    _check(node.method in METHODS, key + "method", node.method, "one of " + ", ".join(METHODS))
-    _check(node.split in ("train", "val", "test"), key + "split", node.split, "one of test, train, val")
-    _check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind,
-           "one of direction, pairs")
-    _check(node.domain in ("box", "square"), key + "domain", node.domain, "one of box, square")
+    check(node.method in METHODS, key + "method", node.method, "one of " + ", ".join(METHODS))
+    check(node.split in ("train", "val", "test"), key + "split", node.split, "one of test, train, val")
+    check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind,
+          "one of direction, pairs")
+    check(node.domain in ("box", "square"), key + "domain", node.domain, "one of box, square")
     for name in ("segments", "planes", "samples", "max_units", "max_regions", "mc_sample_factor"):
         value = node[name]
-        _check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
-    _check(isinstance(node.seed, int) and node.seed >= 0, key + "seed", node.seed, "an integer >= 0")
+        check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
+    check(isinstance(node.seed, int) and node.seed >= 0, key + "seed", node.seed, "an integer >= 0")
     for name in ("tol", "eps_area", "f_tol"):
         value = node[name]
-        _check(_finite(value) and value >= 0, key + name, value, "a finite number >= 0")
+        check(finite(value) and value >= 0, key + name, value, "a finite number >= 0")
     for name in ("segment_length", "square_radius"):
         value = node[name]
-        _check(value is None or (_finite(value) and value > 0), key + name, value, "null or a number > 0")
+        check(value is None or (finite(value) and value > 0), key + name, value, "null or a number > 0")
     box = None if node.box is None else list(node.box)
-    _check(box is None or (len(box) == 2 and all(_finite(v) for v in box) and box[0] < box[1]), key + "box", box,
-           "null (the training inputs' range) or [lo, hi] with lo < hi")
+    check(box is None or (len(box) == 2 and all(finite(v) for v in box) and box[0] < box[1]), key + "box", box,
+          "null (the training inputs' range) or [lo, hi] with lo < hi")
     models = list(node.rank_models)
-    _check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models,
-           "a list drawn from [binomial, montecarlo]")
+    check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models,
+          "a list drawn from [binomial, montecarlo]")
 
 
 def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
@@ -99,6 +102,33 @@ def _box(exp, node) -> tuple[float, float]:
         return float(node.box[0]), float(node.box[1])
     x = exp.data.train_x
     return float(x.min()), float(x.max())
+
+
+@dataclass
+class RegionsConfig:
+    """Linear-region counting (prune_cli/analysis/regions, metric prune_cli/metrics/regions.py; docs/regions.md)."""
+
+    enabled: bool = False
+    method: str = "line"  # line | plane | sample | exact
+    split: str = "test"  # inputs the segments / planes pass through: test | val | train
+    seed: int = 0  # which inputs and directions; counts are deterministic given it
+    segments: int = 10  # method=line: number of seeded segments
+    segment_kind: str = "pairs"  # pairs (between two inputs) | direction (through an input, random direction)
+    segment_length: Optional[float] = None  # direction: length; null = median distance between inputs
+    planes: int = 1  # method=plane: planes through three inputs each
+    domain: str = "box"  # plane/sample: box (valid input range) | square ([-R, R]^2 in plane coordinates)
+    box: Optional[list[float]] = None  # [lo, hi]; null = min and max of the training inputs
+    square_radius: Optional[float] = None  # null = 1.5 x the farthest of the three inputs from their centroid
+    plot: bool = True  # method=plane: PNG of every slice, dense vs this phase
+    samples: int = 10000  # method=sample: points (box or plane, by domain)
+    max_units: int = 64  # method=exact: budget on hidden units
+    max_regions: int = 100000  # plane/exact: stop with an error beyond this many regions
+    tol: float = 1e-9  # plane: a line cuts a polygon when vertex values exceed tol x max|value| on both sides
+    eps_area: float = 1e-12  # plane: pieces below this area are not split off
+    f_tol: float = 1e-6  # exact: a pattern counts when its margin f exceeds f_tol
+    rank_models: list[str] = field(default_factory=lambda: ["binomial", "montecarlo"])
+    include_output_layer: bool = True  # bounds treat the output layer as rectified (authors' code)
+    mc_sample_factor: int = 48  # Monte Carlo rank model stopping rule
 
 
 @register_metric("regions")

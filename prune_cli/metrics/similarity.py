@@ -7,13 +7,25 @@ this adapter picks the fixed input batch and turns the per-layer values into row
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
 from ..analysis.similarity import compare, fixed_batch
-from ..config import validator
+from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
+
+
+@dataclass
+class SimilarityConfig:
+    """SVCCA and linear CKA per prunable layer, dense vs current model (metrics/similarity.py)."""
+    enabled: bool = False
+    split: str = "test"  # where the fixed batch of inputs comes from (val | test)
+    num_samples: int = 256  # inputs in the fixed batch (capped by the split size)
+    batch_seed: int = 0  # which inputs; the same batch is used in every phase
+    svcca_variance: float = 0.99  # SVCCA keeps the top singular directions explaining this variance ...
+    svcca_max_dims: int = 32  # ... but at most this many (CCA needs samples >> dimensions)
 
 
 @register_metric("similarity")

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from omegaconf import DictConfig
 from torch import nn
 
+from ..core.config_base import ModelConfig, config_schema
 from . import MODELS
 from .base import PrunableNet, flat_features
+
+
+@config_schema("model", "cnn1d")
+@dataclass
+class CNN1DConfig(ModelConfig):
+    channels: list[int] = field(default_factory=lambda: [32, 32, 32])
+    kernel_size: int = 5
+    hidden: int = 64
 
 
 class ConvThenDense(PrunableNet):

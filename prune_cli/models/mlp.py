@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from omegaconf import DictConfig
 from torch import nn
 
+from ..core.config_base import ModelConfig, config_schema
 from . import MODELS
 from .base import PrunableNet
+
+
+@config_schema("model", "mlp")
+@dataclass
+class MLPConfig(ModelConfig):
+    widths: list[int] = field(default_factory=lambda: [100, 100])
+    bias: bool = True
 
 
 class MLP(PrunableNet):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from ..config import ModelConfig, config_schema, validator
+from ..core.config_base import ModelConfig, config_schema, validator
 from ..core.errors import ConfigError
 from . import MODELS
 from .base import PrunableNet

@@ -290,7 +290,7 @@ def method_option(name: str, root: DictConfig | None = None) -> DictConfig:
     """The method config `configs/method/<name>.yaml` on top of its schema's defaults (what
     `method=<name>` would compose), for computing another method's scores in-process. With the
     run's `root` config, interpolations such as ${train.weight_decay} resolve against this run."""
-    from ..config import SCHEMAS
+    from ..core.config_base import SCHEMAS
 
     path = configs_dir() / "method" / f"{name}.yaml"
     if not path.exists():

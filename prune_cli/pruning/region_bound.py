@@ -16,7 +16,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from ..config import MethodConfig, _check, config_schema, validator
+from ..core.checks import check
+from ..core.config_base import MethodConfig, config_schema, validator
 from ..core.errors import ConfigError
 from . import ALLOCATIONS
 
@@ -37,11 +38,11 @@ class RegionBoundMethodConfig(MethodConfig):
 def _validate(cfg: DictConfig) -> None:
     m = cfg.method
     if "bound_rank_model" in m:
-        _check(m.bound_rank_model in ("binomial", "montecarlo"), "method.bound_rank_model", m.bound_rank_model,
-               "one of binomial, montecarlo")
-        _check(m.bound_objective_n0 in ("full", "plane"), "method.bound_objective_n0", m.bound_objective_n0,
-               "one of full, plane")
-        _check(m.bound_search in SEARCHES, "method.bound_search", m.bound_search, "one of " + ", ".join(SEARCHES))
+        check(m.bound_rank_model in ("binomial", "montecarlo"), "method.bound_rank_model", m.bound_rank_model,
+              "one of binomial, montecarlo")
+        check(m.bound_objective_n0 in ("full", "plane"), "method.bound_objective_n0", m.bound_objective_n0,
+              "one of full, plane")
+        check(m.bound_search in SEARCHES, "method.bound_search", m.bound_search, "one of " + ", ".join(SEARCHES))
 
 
 def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int], list[bool], list[float]]:

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 import torch
 from torch import nn
 
-from ...config import MethodConfig
+from ...core.config_base import MethodConfig
 from ...core.errors import PruneCliError
 from ...data.batches import iterate_batches
 from ...models.base import PRUNABLE_TYPES, traced_forward

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...config import config_schema, validator
+from ...core.config_base import config_schema, validator
 from ...core.errors import ConfigError
 from . import register_score
 from .common import DataScoreConfig, draw_batches, loss_gradients, require_options, scoring_mode

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ...config import MethodConfig, config_schema, validator
+from ...core.config_base import MethodConfig, config_schema, validator
 from ...core.errors import ConfigError
 from . import register_score
 from .common import named_weights, require_data, require_options, scoring_mode

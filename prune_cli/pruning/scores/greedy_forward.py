@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ...config import MethodConfig, config_schema, validator
+from ...core.config_base import MethodConfig, config_schema, validator
 from ...core.errors import ConfigError
 from . import register_score
 from .common import draw_batches, require_data, require_options, scoring_mode, trace_followers

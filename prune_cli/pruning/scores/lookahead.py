@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ...config import MethodConfig, config_schema, validator
+from ...core.config_base import MethodConfig, config_schema, validator
 from ...core.errors import ConfigError, PruneCliError
 from . import register_score
 from .common import iter_score_batches, require_data, require_options, scoring_mode, trace_followers

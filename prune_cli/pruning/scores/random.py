@@ -7,9 +7,18 @@ probability equal to its layer's density (the Random_Pruning and NTK-theory conv
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from ...core.config_base import MethodConfig, config_schema
 from . import register_score
+
+
+@config_schema("method", "random")
+@dataclass
+class RandomMethodConfig(MethodConfig):
+    sampling: str = "exact"  # exact (achieved = target) | bernoulli (i.i.d. keep with p = density)
 
 
 @register_score("random", selection=lambda method: method.get("sampling", "exact"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...config import config_schema
+from ...core.config_base import config_schema
 from . import register_score
 from .common import DataScoreConfig
 from .gp import weight_gradients

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...config import MethodConfig, config_schema
+from ...core.config_base import MethodConfig, config_schema
 from . import register_score
 from .common import named_weights, require_data
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...config import config_schema, validator
+from ...core.config_base import config_schema, validator
 from ...core.errors import ConfigError
 from . import register_score
 from .common import DataScoreConfig

@@ -1,0 +1,35 @@
+"""Small value checks shared by every validator: each raises ConfigError naming the key, the bad
+value and what is allowed."""
+
+from __future__ import annotations
+
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import ConfigError
+
+
+def check(ok: bool, key: str, value, allowed: str, hint: str = "") -> None:
+    if not ok:
+        raise ConfigError(key, value, allowed, hint)
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def choice(cfg: DictConfig, key: str, choices) -> None:
+    value = OmegaConf.select(cfg, key)
+    check(value in choices, key, value, "one of " + ", ".join(sorted(choices)))
+
+
+def positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> None:
+    value = OmegaConf.select(cfg, key)
+    check(isinstance(value, int) and value >= minimum, key, value, f"an integer >= {minimum}")
+
+
+def fraction(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = True) -> None:
+    value = OmegaConf.select(cfg, key)
+    ok = finite(value) and lo <= value and (value < hi if hi_open else value <= hi)
+    check(ok, key, value, f"a number in [{lo}, {hi}{')' if hi_open else ']'}")

@@ -1,0 +1,300 @@
+"""The pre-run pass: register every schema with Hydra, then check the composed config before
+Hydra creates a run directory or any data is loaded.
+
+Hydra/OmegaConf already reject unknown keys and wrong types and name the key. `validate` adds
+the keys a `+` override slipped in, range, choice and cross-field checks, and the checks the
+feature modules declare with `@validator` (prune_cli/core/config_base.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.checks import check, choice, finite, fraction, positive_int
+from ..core.config_base import SCHEMAS, VALIDATORS, Config
+from ..core.errors import UnknownKeyError
+from ..core.identity import safe_name
+
+
+def register_schemas() -> None:
+    """Store every schema under `schema/<group>/<name>` so options pull them in by defaults."""
+    # Feature modules declare schemas and validators on import. The order is the order the
+    # validators run in (so which of several errors is reported first): models, pruning, metrics.
+    import prune_cli.data  # noqa: F401
+    import prune_cli.models  # noqa: F401
+    import prune_cli.pruning  # noqa: F401
+    import prune_cli.metrics  # noqa: F401
+    import prune_cli.schedules  # noqa: F401
+    import prune_cli.training  # noqa: F401  (the train schema)
+
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _validate_training(cfg: DictConfig, group: str) -> None:
+    positive_int(cfg, f"{group}.epochs", minimum=0)
+    positive_int(cfg, f"{group}.batch_size")
+    positive_int(cfg, f"{group}.eval_batch_size")
+    choice(cfg, f"{group}.optimizer", {"sgd", "adam"})
+    choice(cfg, f"{group}.lr_schedule", {"constant", "multistep", "cosine"})
+    for key in ("lr", "momentum", "weight_decay", "gamma", "l1"):
+        value = cfg[group][key]
+        check(finite(value) and value >= 0, f"{group}.{key}", value, "a finite number >= 0")
+    check(cfg[group].momentum < 1, f"{group}.momentum", cfg[group].momentum, "a number in [0, 1)")
+    positive_int(cfg, f"{group}.warmup_epochs", minimum=0)
+    milestones = list(cfg[group].milestones)
+    check(all(m > 0 for m in milestones) and milestones == sorted(milestones),
+          f"{group}.milestones", milestones, "increasing positive epoch numbers")
+    if cfg[group].optimizer == "adam":
+        check(not cfg[group].nesterov, f"{group}.nesterov", True, "false with optimizer=adam")
+
+
+def _validate_dataset(cfg: DictConfig) -> None:
+    from ..data import DATASETS
+
+    d = cfg.dataset
+    DATASETS.get(d.name)
+    fraction(cfg, "dataset.val_fraction", 0.0, 1.0)
+    choice(cfg, "dataset.imbalance", {"none", "longtail", "counts"})
+    if d.imbalance == "longtail":
+        check(finite(d.longtail_ratio) and d.longtail_ratio >= 1, "dataset.longtail_ratio",
+              d.longtail_ratio, "a number >= 1 (largest class size / smallest class size)")
+    if d.imbalance == "counts":
+        counts = None if d.class_counts is None else list(d.class_counts)
+        check(bool(counts) and all(c >= 1 for c in counts), "dataset.class_counts", counts,
+              "a list with one positive integer per class when dataset.imbalance=counts")
+    elif d.class_counts is not None:
+        check(False, "dataset.class_counts", list(d.class_counts), "null unless dataset.imbalance=counts")
+    if d.max_train_samples is not None:
+        positive_int(cfg, "dataset.max_train_samples")
+    if "kind" in d:
+        choice(cfg, "dataset.kind", {"blobs", "spirals"})
+        positive_int(cfg, "dataset.input_dim", minimum=2 if d.kind == "spirals" else 1)
+        positive_int(cfg, "dataset.num_classes", minimum=2)
+        positive_int(cfg, "dataset.samples_per_class")
+        positive_int(cfg, "dataset.test_samples_per_class")
+        check(finite(d.noise) and d.noise >= 0, "dataset.noise", d.noise, "a finite number >= 0")
+    if "num_samples" in d:
+        positive_int(cfg, "dataset.num_samples", minimum=100)
+
+
+
+def _validate_allocation_structure(cfg: DictConfig) -> None:
+    """method.* keys of allocations, structures and ablations (docs/allocation.md)."""
+    m = cfg.method
+    if "allocation" not in m:
+        return
+    structure = m.get("structure", "unstructured")
+    fraction(cfg, "method.sparsity_tolerance", 0.0, 1.0, hi_open=False)
+    check(finite(m.erk_power) and m.erk_power > 0, "method.erk_power", m.erk_power, "a number > 0")
+    fraction(cfg, "method.fc_density", 0.0, 1.0, hi_open=False)
+    choice(cfg, "method.group_norm", {"l1", "l2"})
+    choice(cfg, "method.threshold_impl", {"topk", "lap_round", "shrinkbench_quantile", "strict_kth"})
+    if m.threshold_impl != "topk":
+        check(m.allocation in ("global", "layerwise"), "method.threshold_impl", m.threshold_impl,
+              f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)")
+    if m.allocation == "explicit":
+        dens = None if m.layer_densities is None else list(m.layer_densities)
+        check(bool(dens) and all(finite(d) and 0 <= d <= 1 for d in dens), "method.layer_densities", dens,
+              "a list of densities in [0, 1], one per prunable layer in forward order, with "
+              "method.allocation=explicit")
+    elif m.layer_densities is not None:
+        check(False, "method.layer_densities", list(m.layer_densities), "null unless method.allocation=explicit")
+    if m.allocation == "matched":
+        check(bool(m.match_masks) != bool(m.match_method), "method.match_masks / method.match_method",
+              [m.match_masks, m.match_method], "exactly one of them set with method.allocation=matched")
+        if m.match_method:
+            from ..pruning import ALLOCATIONS
+            from ..pruning.allocation import method_option, method_options
+
+            check(m.match_method in method_options(), "method.match_method", m.match_method,
+                  "a method config name: one of " + ", ".join(method_options()))
+            if m.match_allocation is not None:
+                choices = [a for a in ALLOCATIONS.names() if a != "matched"]
+                check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
+                      "null (the matched method's own allocation) or one of " + ", ".join(choices))
+            other = method_option(m.match_method)
+            check(other.allocation != "matched", "method.match_method", m.match_method,
+                  "a method whose own allocation is not matched")
+        if m.match_masks:
+            from ..models.masks import read_masks_file
+
+            read_masks_file(m.match_masks)  # a missing or corrupt file stops the run before any work
+    else:
+        for key in ("match_masks", "match_method"):
+            check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
+    bernoulli = m.get("sampling", "exact") == "bernoulli" and m.score == "random"
+    if structure != "unstructured":
+        check(not bernoulli, "method.sampling", "bernoulli",
+              f"exact with method.structure={structure} (Bernoulli sampling picks single weights)")
+        check(not m.shuffle, "method.shuffle", True,
+              f"false with method.structure={structure} (shuffling single positions would break the structure)")
+    if m.invert:
+        check(not bernoulli, "method.invert", True, "false with method.sampling=bernoulli (inverting i.i.d. "
+              "uniform scores changes nothing)")
+    if structure == "nm":
+        positive_int(cfg, "method.nm_n")
+        positive_int(cfg, "method.nm_m")
+        check(m.nm_n <= m.nm_m, "method.nm_n", m.nm_n, f"an integer in [1, method.nm_m={m.nm_m}]")
+        check(m.allocation == "layerwise", "method.allocation", m.allocation,
+              "layerwise with method.structure=nm (every layer keeps exactly N/M)")
+        want = 1 - m.nm_n / m.nm_m
+        check(abs(cfg.sparsity - want) < 1e-9, "sparsity", cfg.sparsity,
+              f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)")
+    single_event = m.get("rounds", 1) == 1 and cfg.schedule.get("rounds", 1) == 1 and "frequency" not in cfg.schedule
+    fixed = ("method.allocation", m.allocation) if m.allocation == "explicit" else (
+        ("method.match_masks", m.match_masks) if m.allocation == "matched" and m.match_masks else (
+            ("method.structure", "nm") if structure == "nm" else None))
+    if fixed is not None:
+        check(single_event, fixed[0], fixed[1],
+              "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
+              "the final per-layer densities, which intermediate sparsities cannot have")
+    if structure == "channel":
+        check(m.allocation == "layerwise", "method.allocation", m.allocation,
+              "layerwise with method.structure=channel (every hidden layer keeps the same fraction of units)")
+    if structure == "block":
+        shape = list(m.block_shape)
+        check(len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape), "method.block_shape",
+              shape, "two positive integers [rows, cols]")
+
+
+def _validate_schedule(cfg: DictConfig) -> None:
+    s = cfg.schedule
+    positive_int(cfg, "schedule.rounds")
+    choice(cfg, "schedule.score_weights", {"trained", "init"})
+    choice(cfg, "schedule.restart_from", {"trained", "init", "rewind", "reinit"})
+    choice(cfg, "schedule.retrain", {"finetune", "train"})
+    positive_int(cfg, "schedule.rewind_epoch", minimum=0)
+    if s.restart_from == "rewind":
+        check(s.rewind_epoch <= cfg.train.epochs, "schedule.rewind_epoch", s.rewind_epoch,
+              f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}")
+    if s.lr_rewind:
+        check(s.restart_from == "rewind" and s.retrain == "train", "schedule.lr_rewind", True,
+              "true only with schedule.restart_from=rewind and schedule.retrain=train")
+    if s.score_weights == "init":
+        check(s.rounds == 1, "schedule.rounds", s.rounds,
+              "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
+              "for iterative scoring such as SynFlow)")
+    if "frequency" in s:
+        positive_int(cfg, "schedule.start_step", minimum=0)
+        positive_int(cfg, "schedule.frequency")
+        check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+              "schedule.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        fraction(cfg, "schedule.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
+        check(finite(s.power) and s.power > 0, "schedule.power", s.power, "a positive number (3 = cubic)")
+
+
+# ----------------------------------------------------------------------------- unknown keys
+
+GROUPS = ("dataset", "model", "method", "schedule", "train", "finetune", "metrics")
+GROUP_SCHEMA = {"finetune": "train"}  # finetune options use the train schema
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _unknown_keys(node: DictConfig, cls: type, prefix: str) -> list[tuple[str, Any, list[str]]]:
+    """(dotted key, value, valid names at that level) for every key of `node` its schema lacks,
+    descending into fields whose type is itself a schema (metrics.regions, ...)."""
+    fields = _fields(cls)
+    hints = typing.get_type_hints(cls)
+    found = []
+    for key in node.keys():
+        if key not in fields:
+            found.append((f"{prefix}{key}", OmegaConf.select(node, str(key), throw_on_missing=False),
+                          sorted(fields)))
+            continue
+        ftype = hints.get(key)
+        sub = node._get_node(key)
+        if isinstance(sub, DictConfig) and isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
+            found += _unknown_keys(sub, ftype, f"{prefix}{key}.")
+    return found
+
+
+def _best_schema(node: DictConfig, group: str) -> tuple[type, list]:
+    """The schema of a group's node: each option's YAML merges its schema first, so the node has every
+    field of its own schema; among those schemas, the one leaving the fewest unknown keys."""
+    candidates = SCHEMAS.get(GROUP_SCHEMA.get(group, group), {}).values()
+    keys = set(node.keys())
+    fitting = [c for c in candidates if set(_fields(c)) <= keys] or list(candidates)
+    scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(fitting)]
+    best = min(scored)[3]
+    return best, _unknown_keys(node, best, f"{group}.")
+
+
+def check_known_keys(cfg: DictConfig) -> None:
+    """Every key of the composed config belongs to a schema: a typo added with `+` (Hydra's own
+    hint after a rejected `train.epoch=50`) must stop the run, not train the default silently."""
+    unknown = [(k, OmegaConf.select(cfg, k, throw_on_missing=False), sorted(_fields(Config)))
+               for k in cfg.keys() if k != "hydra" and k not in _fields(Config)]
+    for group in GROUPS:
+        node = cfg.get(group)
+        if isinstance(node, DictConfig):
+            unknown += _best_schema(node, group)[1]
+    for key, value, valid in unknown:
+        leaf = key.rsplit(".", 1)[-1]
+        parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+        close = [parent + c for c in difflib.get_close_matches(leaf, valid, n=3, cutoff=0.6)]
+        if parent and leaf in _fields(Config):
+            close.insert(0, leaf)  # a top-level key put under a group (+method.sparsity=0.5)
+        raise UnknownKeyError(key, value, valid, close)
+
+
+# ----------------------------------------------------------------------------- the pass
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
+    from ..models import MODELS
+    from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
+    from ..schedules import SCHEDULES
+
+    check_known_keys(cfg)
+    fraction(cfg, "sparsity", 0.0, 1.0)
+    positive_int(cfg, "seed", minimum=0)
+    choice(cfg, "device", {"auto", "cpu", "cuda"})
+    check(bool(cfg.results_dir), "results_dir", cfg.results_dir, "a non-empty path")
+    check(safe_name(cfg.name), "name", cfg.name,
+          "a short label (1-64 characters: letters, digits, '.', '_', '+', '-'; no '/' and no '..')")
+    _validate_dataset(cfg)
+    MODELS.get(cfg.model.name)
+    if "widths" in cfg.model:
+        widths = list(cfg.model.widths)
+        check(len(widths) >= 1 and all(w >= 1 for w in widths), "model.widths", widths,
+              "a non-empty list of positive integers")
+    SCORES.get(cfg.method.score)
+    ALLOCATIONS.get(cfg.method.allocation)
+    STRUCTURES.get(cfg.method.structure)
+    positive_int(cfg, "method.rounds")
+    choice(cfg, "method.round_schedule", {"exponential", "linear"})
+    if "sampling" in cfg.method:
+        choice(cfg, "method.sampling", {"exact", "bernoulli"})
+    SCHEDULES.get(cfg.schedule.name)
+    _validate_schedule(cfg)
+    _validate_training(cfg, "train")
+    _validate_training(cfg, "finetune")
+    splits = list(cfg.metrics.splits)
+    check(len(splits) >= 1 and set(splits) <= {"val", "test"}, "metrics.splits", splits,
+          "a non-empty list drawn from [val, test]")
+    _validate_allocation_structure(cfg)  # before the feature validators (their order is unchanged)
+    for extra in VALIDATORS:
+        extra(cfg)
+    if cfg.device == "cuda":
+        import torch
+
+        check(torch.cuda.is_available(), "device", "cuda", "auto or cpu on this machine",
+              "torch.cuda.is_available() is False here.")
