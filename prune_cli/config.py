@@ -526,13 +526,16 @@ def _unknown_keys(node: DictConfig, cls: type, prefix: str) -> list[tuple[str, A
     return found
 
 
-def _best_schema(node: DictConfig, group: str) -> tuple[type, list]:
-    """The schema of a group's node: each option's YAML merges its schema first, so the node has every
-    field of its own schema; among those schemas, the one leaving the fewest unknown keys."""
-    candidates = SCHEMAS.get(GROUP_SCHEMA.get(group, group), {}).values()
-    keys = set(node.keys())
-    fitting = [c for c in candidates if set(_fields(c)) <= keys] or list(candidates)
-    scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(fitting)]
+def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
+    """The schema of a group's node and its unknown keys. Each option's YAML merges its schema first,
+    so the composed node is typed with it (OmegaConf.get_type); a node composed without one (a user's
+    --config-dir option without defaults) is checked against the group's schema leaving the fewest
+    unknown keys."""
+    typed = OmegaConf.get_type(node)
+    if isinstance(typed, type) and dataclasses.is_dataclass(typed):
+        return typed, _unknown_keys(node, typed, f"{group}.")
+    candidates = list(SCHEMAS.get(GROUP_SCHEMA.get(group, group), {}).values())
+    scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(candidates)]
     best = min(scored)[3]
     return best, _unknown_keys(node, best, f"{group}.")
 
@@ -545,7 +548,7 @@ def check_known_keys(cfg: DictConfig) -> None:
     for group in GROUPS:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
-            unknown += _best_schema(node, group)[1]
+            unknown += _schema_of(node, group)[1]
     for key, value, valid in unknown:
         leaf = key.rsplit(".", 1)[-1]
         parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
