@@ -390,6 +390,11 @@ def _validate_dataset(cfg: DictConfig) -> None:
         _check(_finite(d.noise) and d.noise >= 0, "dataset.noise", d.noise, "a finite number >= 0")
     if "num_samples" in d:
         _positive_int(cfg, "dataset.num_samples", minimum=100)
+    if "root" in d and not d.download:
+        from .data.vision import SOURCES, check_files
+
+        if d.name in SOURCES:
+            check_files(d.name, d.root)  # missing files stop the run before any directory exists
 
 
 @validator
