@@ -260,8 +260,8 @@ def kills(work: Path) -> list[str]:
         dup = sum(int(got[n][0].duplicated(k).sum()) for n, (_, k) in want.items())
         lost = sum(len(want[n][0].merge(got[n][0][k], on=k, how="left", indicator=True).query(
             "_merge == 'left_only'")) for n, (_, k) in want.items())
-        equal = all(got[n][0].drop(columns=["timestamp"]).sort_values(k).reset_index(drop=True).equals(
-            want[n][0].drop(columns=["timestamp"]).sort_values(k).reset_index(drop=True)) for n, (_, k) in want.items())
+        equal = all(got[n][0].drop(columns=["timestamp", "git_sha", "git_dirty"]).sort_values(k).reset_index(drop=True).equals(
+            want[n][0].drop(columns=["timestamp", "git_sha", "git_dirty"]).sort_values(k).reset_index(drop=True)) for n, (_, k) in want.items())
         rows.append(f"| `{point}` | {code1} | {code2} | {dup} | {lost} | {'yes' if equal else 'NO'} |")
     return rows
 

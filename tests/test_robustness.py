@@ -23,7 +23,7 @@ from conftest import FAST, REPO, compose, run_cli
 from prune_cli import crashpoints, results
 from prune_cli.errors import UnknownKeyError
 
-VOLATILE = ["timestamp"]  # the only column allowed to differ between a run and its rerun
+VOLATILE = ["timestamp", "git_sha", "git_dirty"]  # provenance of the moment, not of the computation
 LONG = [a for a in FAST if not a.startswith("train.epochs")] + ["train.epochs=150"]
 
 
