@@ -153,6 +153,12 @@ def rows_once(results: Path, n_runs: int) -> str:
     return "yes" if not problems else "NO: " + "; ".join(problems)
 
 
+def unreadable_warning(results: Path, log_glob: str) -> str:
+    """The warning a run logged about the unreadable file it moved aside."""
+    log = next(results.glob(log_glob)).read_text()
+    return next(x for x in log.splitlines() if "unreadable" in x).split(" - ", 1)[-1][:120]
+
+
 def faults(work: Path) -> list[str]:
     rows = ["| fault | exit codes | message | every run's rows exactly once |", "|---|---|---|---|"]
 
@@ -191,19 +197,15 @@ def faults(work: Path) -> list[str]:
     state = next(r.glob("runs/*/state.pt"))
     state.write_bytes(state.read_bytes()[:200])
     code, _, _ = prune_run([*long], r)
-    log = next(r.glob("runs/*/prune-run.log")).read_text()
     rows.append(f"| truncated state.pt, then the same command | {code} | "
-                f"{next(x for x in log.splitlines() if 'unreadable' in x).split(' - ', 1)[-1][:120]} | "
-                f"{rows_once(r, 1)} |")
+                f"{unreadable_warning(r, 'runs/*/prune-run.log')} | {rows_once(r, 1)} |")
     r = fresh("corrupt_cache")
     prune_run([*FAST, "sparsity=0.5"], r)
     entry = next(p for p in (r / "dense_cache").iterdir() if p.is_dir())
     (entry / "dense.pt").write_bytes(b"garbage")
     code, _, _ = prune_run([*FAST, "sparsity=0.7"], r)
-    log = next(r.glob("runs/*s0.7*/prune-run.log")).read_text()
     rows.append(f"| garbage dense_cache/<key>/dense.pt, then another run of that seed | {code} | "
-                f"{next(x for x in log.splitlines() if 'unreadable' in x).split(' - ', 1)[-1][:120]} | "
-                f"{rows_once(r, 2)} |")
+                f"{unreadable_warning(r, 'runs/*s0.7*/prune-run.log')} | {rows_once(r, 2)} |")
     r = fresh("torn")
     prune_run([*FAST, "sparsity=0.5"], r)
     with open(r / "runs.csv", "a") as f:
@@ -260,8 +262,9 @@ def kills(work: Path) -> list[str]:
         dup = sum(int(got[n][0].duplicated(k).sum()) for n, (_, k) in want.items())
         lost = sum(len(want[n][0].merge(got[n][0][k], on=k, how="left", indicator=True).query(
             "_merge == 'left_only'")) for n, (_, k) in want.items())
-        equal = all(got[n][0].drop(columns=["timestamp", "git_sha", "git_dirty"]).sort_values(k).reset_index(drop=True).equals(
-            want[n][0].drop(columns=["timestamp", "git_sha", "git_dirty"]).sort_values(k).reset_index(drop=True)) for n, (_, k) in want.items())
+        volatile = ["timestamp", "git_sha", "git_dirty"]
+        equal = all(got[n][0].drop(columns=volatile).sort_values(k).reset_index(drop=True).equals(
+            want[n][0].drop(columns=volatile).sort_values(k).reset_index(drop=True)) for n, (_, k) in want.items())
         rows.append(f"| `{point}` | {code1} | {code2} | {dup} | {lost} | {'yes' if equal else 'NO'} |")
     return rows
 
