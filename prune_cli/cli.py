@@ -90,7 +90,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     if mode == RunMode.RUN:
         try:
             validate(_root_)
-        except ConfigError as err:
+        except PruneCliError as err:  # config values, and dataset files that are not there
             _reject(str(err))
     problem = usable_results_dir(str(_root_.results_dir)) if _root_.results_dir else "it is empty"
     if problem is None and not _CREATED:

@@ -74,8 +74,7 @@ class Experiment:
         seed_everything(cfg.seed)
         raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
-        self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
-        check_model_fits(self.model, cfg, self.data)
+        self.model = build_fitting_model(cfg, self.data).to(self.device)
         self.init_state = _cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
         # Batch order and random scores get their own stream: a generator seeded like the global RNG
@@ -332,21 +331,28 @@ class Experiment:
         atomic_write_csv(pd.DataFrame(self.history), self.run_dir / "history.csv")
 
 
-def check_model_fits(model: torch.nn.Module, cfg: DictConfig, data) -> None:
-    """One example through the model: a model built for other inputs (a CNN on 1-D signals, an
-    image model on vectors) stops here with a message instead of deep inside training."""
+def build_fitting_model(cfg: DictConfig, data) -> torch.nn.Module:
+    """Build the model and pass one example through it: a model made for other inputs (a CNN on
+    1-D signals, an image model on vectors) stops here with one message instead of a traceback from
+    its constructor or deep inside training."""
+    allowed = (f"a model that takes dataset={cfg.dataset.name}'s inputs of shape {tuple(data.input_shape)} "
+               "(mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images)")
+    try:
+        model = build_model(cfg.model, data.input_shape, data.num_classes)
+    except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError) as err:
+        raise ConfigError("model", cfg.model.name, allowed, f"It cannot be built for them: {err}") from None
     x = data.train_x[:1] if len(data.train_y) else data.test_x[:1]
     try:
         with torch.no_grad():
-            out = model.eval()(x)
+            out = model.eval()(x.to("cpu"))
         model.train()
     except RuntimeError as err:
-        raise ConfigError("model", cfg.model.name, f"a model that takes dataset={cfg.dataset.name}'s inputs of "
-                          f"shape {tuple(data.input_shape)} (mlp and cnn1d take vectors; lenet5, conv6, vgg*, "
-                          f"resnet* take images)", f"Its forward pass fails: {str(err).splitlines()[0]}") from None
+        raise ConfigError("model", cfg.model.name, allowed,
+                          f"Its forward pass fails: {str(err).splitlines()[0]}") from None
     if out.shape[-1] != data.num_classes:
         raise ConfigError("model", cfg.model.name, f"a model with {data.num_classes} outputs, one per class of "
                           f"dataset={cfg.dataset.name}", f"It has {out.shape[-1]}.")
+    return model
 
 
 def run(cfg: DictConfig, run_dir: Path) -> Path:

@@ -58,7 +58,7 @@ def _present(folder: str, name: str) -> bool:
     return os.path.exists(os.path.join(folder, name)) or os.path.exists(os.path.join(folder, name + ".gz"))
 
 
-def _check_files(name: str, root: str) -> None:
+def check_files(name: str, root: str) -> None:
     src = SOURCES[name]
     folder = os.path.join(os.path.expanduser(root), src.folder)
     missing = [f for f in src.files if not _present(folder, f)]
@@ -172,7 +172,7 @@ def _standardise(train_x: torch.Tensor, test_x: torch.Tensor):
 
 def load_vision(name: str, cfg: DictConfig) -> RawData:
     if not cfg.download:
-        _check_files(name, cfg.root)
+        check_files(name, cfg.root)
     root = os.path.expanduser(cfg.root)
     layout = "NHW" if "mnist" in name else "NHWC"
     train_x, train_y = _to_tensors(_read_split(name, root, True, cfg.download), layout)

@@ -89,6 +89,11 @@ def _validate_dataset(cfg: DictConfig) -> None:
         check(finite(d.noise) and d.noise >= 0, "dataset.noise", d.noise, "a finite number >= 0")
     if "num_samples" in d:
         positive_int(cfg, "dataset.num_samples", minimum=100)
+    if "root" in d and not d.download:
+        from ..data.vision import SOURCES, check_files
+
+        if d.name in SOURCES:
+            check_files(d.name, d.root)  # missing files stop the run before any directory exists
 
 
 
@@ -225,13 +230,16 @@ def _unknown_keys(node: DictConfig, cls: type, prefix: str) -> list[tuple[str, A
     return found
 
 
-def _best_schema(node: DictConfig, group: str) -> tuple[type, list]:
-    """The schema of a group's node: each option's YAML merges its schema first, so the node has every
-    field of its own schema; among those schemas, the one leaving the fewest unknown keys."""
-    candidates = SCHEMAS.get(GROUP_SCHEMA.get(group, group), {}).values()
-    keys = set(node.keys())
-    fitting = [c for c in candidates if set(_fields(c)) <= keys] or list(candidates)
-    scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(fitting)]
+def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
+    """The schema of a group's node and its unknown keys. Each option's YAML merges its schema first,
+    so the composed node is typed with it (OmegaConf.get_type); a node composed without one (a user's
+    --config-dir option without defaults) is checked against the group's schema leaving the fewest
+    unknown keys."""
+    typed = OmegaConf.get_type(node)
+    if isinstance(typed, type) and dataclasses.is_dataclass(typed):
+        return typed, _unknown_keys(node, typed, f"{group}.")
+    candidates = list(SCHEMAS.get(GROUP_SCHEMA.get(group, group), {}).values())
+    scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(candidates)]
     best = min(scored)[3]
     return best, _unknown_keys(node, best, f"{group}.")
 
@@ -244,7 +252,7 @@ def check_known_keys(cfg: DictConfig) -> None:
     for group in GROUPS:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
-            unknown += _best_schema(node, group)[1]
+            unknown += _schema_of(node, group)[1]
     for key, value, valid in unknown:
         leaf = key.rsplit(".", 1)[-1]
         parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
