@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from .core.checks import check, finite, fraction, positive_int
 from .core.config_base import ScheduleConfig, config_schema
 from .core.registry import Registry
 
@@ -29,6 +30,20 @@ class GradualScheduleConfig(ScheduleConfig):
     frequency: int = 100  # steps between events
     initial_sparsity: float = 0.0
     power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
+
+    @staticmethod
+    def single_event(cfg: DictConfig) -> bool:
+        return False  # prunes many times during training
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        s = OmegaConf.select(cfg, key)
+        positive_int(cfg, f"{key}.start_step", minimum=0)
+        positive_int(cfg, f"{key}.frequency")
+        check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+              f"{key}.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        fraction(cfg, f"{key}.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
+        check(finite(s.power) and s.power > 0, f"{key}.power", s.power, "a positive number (3 = cubic)")
 
 
 @dataclass(frozen=True)

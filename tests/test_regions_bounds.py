@@ -104,18 +104,19 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
 
 def test_bad_bound_settings_name_the_key():
     from prune_cli.core.errors import ConfigError
-    from prune_cli.metrics.regions import _validate as validate_metric
-    from prune_cli.pruning.region_bound import _validate as validate_method
+    from prune_cli.pruning.region_bound import RegionBoundMethodConfig
+    from prune_cli.run.prevalidate import validate_node
 
     method = {"bound_rank_model": "binomial", "bound_objective_n0": "full", "bound_search": "newton"}
     with pytest.raises(ConfigError, match="method.bound_search.*newton"):
-        validate_method(OmegaConf.create({"method": method}))
+        typed = OmegaConf.merge(OmegaConf.structured(RegionBoundMethodConfig(name="t", score="magnitude")), method)
+        validate_node(OmegaConf.create({"method": typed}), "method")
     from prune_cli.metrics.regions import RegionsConfig
 
     node = OmegaConf.structured(RegionsConfig)
     node.box = [1.0, 0.0]
     with pytest.raises(ConfigError, match="metrics.regions.box"):
-        validate_metric(OmegaConf.create({"metrics": {"regions": node}}))
+        validate_node(OmegaConf.create({"metrics": {"regions": node}}), "metrics.regions")
     node.box, node.rank_models = None, ["exact"]
     with pytest.raises(ConfigError, match="metrics.regions.rank_models"):
-        validate_metric(OmegaConf.create({"metrics": {"regions": node}}))
+        validate_node(OmegaConf.create({"metrics": {"regions": node}}), "metrics.regions")
