@@ -220,7 +220,12 @@ def schema_of(cfg: DictConfig, key: str) -> type:
     typed = OmegaConf.get_type(node)
     if isinstance(typed, type) and dataclasses.is_dataclass(typed):
         return typed
-    return _schema_of(node, key)[0]
+    # Untyped: the schema leaving the fewest unknown keys and, of those, the one whose options the
+    # node holds (a larger schema's checks would read keys the node does not have).
+    candidates = list(SCHEMAS.get(GROUP_SCHEMA.get(key, key), {}).values())
+    scored = [(len(_unknown_keys(node, c, f"{key}.")), sum(f not in node for f in _fields(c)), i, c)
+              for i, c in enumerate(candidates)]
+    return min(scored)[3]
 
 
 def validate_node(cfg: DictConfig, key: str, schema: type | None = None) -> None:
@@ -264,8 +269,9 @@ def validate(cfg: DictConfig) -> None:
     validate_node(cfg, "finetune")
     validate_node(cfg, "metrics")
     for name in cfg.metrics:  # each optional metric's node (metrics.regions, ...), by its type
-        if isinstance(cfg.metrics._get_node(name), DictConfig):
-            validate_node(cfg, f"metrics.{name}")
+        typed = OmegaConf.get_type(cfg.metrics._get_node(name))
+        if isinstance(typed, type) and dataclasses.is_dataclass(typed):
+            validate_node(cfg, f"metrics.{name}", typed)
     _validate_allocation_structure(cfg, schedule)
     if cfg.device == "cuda":
         import torch
