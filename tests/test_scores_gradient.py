@@ -95,7 +95,7 @@ def test_undecayed_formula_and_its_limits(tiny_data):
 
 
 def test_undecayed_decayed_stationary_point_ranks_like_magnitude(tiny_data):
-    # At a stationary point of L + lam/2 |w|^2 the gradient is -lam * w, so UP = 2 lam w^2 (spec 4.7):
+    # At a stationary point of L + lam/2 |w|^2 the gradient is -lam * w, so UP = 2 lam w^2 (docs/scores.md):
     # fake that gradient with a loss whose gradient is exactly -lam * w.
     model = BNNet()
     lam = 0.05

@@ -1,4 +1,4 @@
-"""NTK-parameterised ReLU MLP with the random-pruning rescale multiplier (methods.md section 2.2).
+"""NTK-parameterised ReLU MLP with the random-pruning rescale multiplier (Yang & Wang, AISTATS 2023; docs/analysis.md).
 
 Each layer stores W ~ N(0, 1) unscaled and computes F.linear(x, M*W) * sigma_w / sqrt(fan_in * q).
 Pruning zeroes weights in place (the project's masks), so M*W is the weight itself. The keep

@@ -1,4 +1,4 @@
-"""Greedy forward selection of neurons/channels (Ye et al., ICML 2020; spec section 7).
+"""Greedy forward selection of neurons/channels (Ye et al., ICML 2020; docs/scores.md).
 
 Gated layers are processed input -> output. For each, the selection starts from no unit and
 repeatedly adds the unit that, together with the units already chosen, gives the lowest

@@ -1,4 +1,4 @@
-"""Lookahead pruning LAP (Park, Lee, Mo & Shin, ICLR 2020) and its variants (spec section 5).
+"""Lookahead pruning LAP (Park, Lee, Mo & Shin, ICLR 2020) and its variants (docs/scores.md).
 
 Squared score of weight W_i[k, j] (as the authors' code; same ranking as the unsquared form):
 

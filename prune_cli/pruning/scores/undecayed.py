@@ -2,7 +2,7 @@
 
 `-w*g` is the first-order change of the *undecayed* data loss when w is zeroed; `lam * w^2` adds
 back the part the weight decay explains. lam defaults to the training weight decay
-(`${train.weight_decay}` in configs/method/undecayed.yaml, spec Q3/Q4); the gradient is that of
+(`${train.weight_decay}` in configs/method/undecayed.yaml; docs/scores.md); the gradient is that of
 the cross-entropy alone (PyTorch applies decay inside the optimizer), model in train mode.
 """
 
