@@ -125,7 +125,7 @@ for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
 def main(cfg: DictConfig) -> None:
-    from .experiment import run
+    from .run.experiment import run
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)

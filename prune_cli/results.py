@@ -1,96 +1,9 @@
-"""Provenance of the rows, and the shared CSVs: transactional appends and `python -m prune_cli.results`.
-
-Per-run files (in the run directory) are the source of truth; their columns are in
-`prune_cli/core/tables.py` and the run id in `prune_cli/core/identity.py`. The shared CSVs in
-`results_dir` are their concatenation, appended exactly once per run (prune_cli/shared_tables.py),
-and can always be rebuilt from the per-run files with `rebuild_shared`.
-"""
+"""`python -m prune_cli.results RESULTS_DIR` (README): rebuild the shared tables from the per-run
+files. The code is in prune_cli/run/results.py; this module only keeps the documented command."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import platform
-import subprocess
-from pathlib import Path
-from typing import Any
-
-import torch
-
-import prune_cli
-
-from . import shared_tables
-from .core.errors import PruneCliError
-
-
-def _git(*args: str) -> str | None:
-    source = Path(prune_cli.__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def provenance(device: torch.device) -> dict[str, Any]:
-    """Where the numbers came from: code version, library versions, device, time."""
-    sha = _git("rev-parse", "HEAD")
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "git_sha": sha or "unknown",
-        "git_dirty": bool(dirty) if sha else None,
-        "prune_cli_version": prune_cli.__version__,
-        "torch_version": torch.__version__,
-        "device": str(device) if device.type != "cuda" else f"cuda:{torch.cuda.get_device_name(device)}",
-        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
-    """Saved as provenance.json in the run dir: the rows' provenance plus the rest of the environment."""
-    import hydra
-    import numpy
-    import pandas
-
-    record = dict(run_provenance)
-    record.update(python=platform.python_version(), platform=platform.platform(),
-                  numpy=numpy.__version__, pandas=pandas.__version__, hydra=hydra.__version__)
-    try:
-        import torchvision
-
-        record["torchvision"] = torchvision.__version__
-    except Exception:  # noqa: BLE001 - optional at run time
-        record["torchvision"] = None
-    return record
-
-
-def append_shared(results_dir: Path, frames: dict, marker: Path | None = None, run_id: str = "") -> str:
-    """Append tables (per-run file name -> DataFrame) to the shared CSVs as one transaction."""
-    return shared_tables.append(Path(results_dir), frames, run_id, marker)
-
-
-def rebuild_shared(results_dir: Path) -> list[str]:
-    """Recreate the shared CSVs from every completed run directory under results_dir/runs."""
-    return shared_tables.rebuild(Path(results_dir))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m prune_cli.results RESULTS_DIR`: rebuild the shared tables and say what was done."""
-    import sys
-
-    argv = sys.argv[1:] if argv is None else argv
-    results_dir = Path(argv[0] if argv else "results")
-    if not results_dir.is_dir():
-        print(f"prune_cli.results: error: {results_dir} is not a directory", file=sys.stderr)
-        return 2
-    try:
-        lines = rebuild_shared(results_dir)
-    except PruneCliError as err:
-        print(f"prune_cli.results: error: {err}", file=sys.stderr)
-        return 2
-    for line in lines or ["no completed runs under " + str(results_dir / "runs")]:
-        print(line)
-    return 0
-
+from .run.results import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

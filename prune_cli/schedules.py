@@ -10,11 +10,12 @@ resumes (`retrain`, `lr_rewind`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, fields
+from typing import Callable, ClassVar
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from .core.checks import check, finite, fraction, positive_int
 from .core.config_base import ScheduleConfig, config_schema
 from .core.registry import Registry
 
@@ -30,11 +31,79 @@ class GradualScheduleConfig(ScheduleConfig):
     initial_sparsity: float = 0.0
     power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
 
+    @staticmethod
+    def single_event(cfg: DictConfig) -> bool:
+        return False  # prunes many times during training
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        s = OmegaConf.select(cfg, key)
+        positive_int(cfg, f"{key}.start_step", minimum=0)
+        positive_int(cfg, f"{key}.frequency")
+        check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+              f"{key}.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        fraction(cfg, f"{key}.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
+        check(finite(s.power) and s.power > 0, f"{key}.power", s.power, "a positive number (3 = cubic)")
+
+
+# ----------------------------------------------------------------------------- typed steps
+# A schedule's plan is a list of these; the experiment (prune_cli/run/experiment.py) dispatches on
+# the type. `kind` names the step in logs; `args` are its fields in order.
+
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # dense | prune | restart | train | gradual | record
-    args: tuple = ()
+    kind: ClassVar[str] = ""
+
+    @property
+    def args(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class Dense(Step):
+    """The trained dense model (from the dense cache or trained)."""
+
+    kind: ClassVar[str] = "dense"
+
+
+@dataclass(frozen=True)
+class Prune(Step):
+    """One pruning event to `sparsity` (fraction of the prunable weights removed)."""
+
+    sparsity: float
+    kind: ClassVar[str] = "prune"
+
+
+@dataclass(frozen=True)
+class Restart(Step):
+    """Set the weights training restarts from: trained | init | rewind | reinit."""
+
+    source: str
+    kind: ClassVar[str] = "restart"
+
+
+@dataclass(frozen=True)
+class Train(Step):
+    """Train with the `train` or `finetune` config."""
+
+    which: str
+    kind: ClassVar[str] = "train"
+
+
+@dataclass(frozen=True)
+class Gradual(Step):
+    """Train while raising the sparsity along the gradual curve."""
+
+    kind: ClassVar[str] = "gradual"
+
+
+@dataclass(frozen=True)
+class Record(Step):
+    """Evaluate and add the rows of `phase`."""
+
+    phase: str
+    kind: ClassVar[str] = "record"
 
 
 def round_density(final_density: float, round_index: int, rounds: int) -> float:
@@ -47,16 +116,16 @@ def prune_and_retrain_plan(cfg: DictConfig) -> list[Step]:
     after every round. The last round's rows are labelled `pruned` and `finetuned`; earlier
     rounds are `round_1`, `round_2`, ..."""
     schedule = cfg.schedule
-    plan = [Step("dense"), Step("record", ("dense",))]
+    plan: list[Step] = [Dense(), Record("dense")]
     for r in range(1, schedule.rounds + 1):
         last = r == schedule.rounds
         if schedule.score_weights == "init":
-            plan.append(Step("restart", ("init",)))
-        plan.append(Step("prune", (1.0 - round_density(1.0 - cfg.sparsity, r, schedule.rounds),)))
+            plan.append(Restart("init"))
+        plan.append(Prune(1.0 - round_density(1.0 - cfg.sparsity, r, schedule.rounds)))
         if last:
-            plan.append(Step("record", ("pruned",)))
-        plan += [Step("restart", (schedule.restart_from,)), Step("train", (schedule.retrain,)),
-                 Step("record", ("finetuned" if last else f"round_{r}",))]
+            plan.append(Record("pruned"))
+        plan += [Restart(schedule.restart_from), Train(schedule.retrain),
+                 Record("finetuned" if last else f"round_{r}")]
     return plan
 
 
@@ -67,8 +136,7 @@ for _name in ("oneshot", "iterative", "at_init", "lottery_ticket", "post_prune_r
 @SCHEDULES.register("gradual")
 def gradual_plan(cfg: DictConfig) -> list[Step]:
     """dense (the baseline) -> restart -> training with pruning events -> final rows."""
-    return [Step("dense"), Step("record", ("dense",)), Step("restart", (cfg.schedule.restart_from,)),
-            Step("gradual"), Step("record", ("finetuned",))]
+    return [Dense(), Record("dense"), Restart(cfg.schedule.restart_from), Gradual(), Record("finetuned")]
 
 
 def gradual_sparsity(schedule: DictConfig, final: float, total_steps: int) -> dict[int, float]:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
+from .core.checks import check, choice, finite, positive_int
 from .core.config_base import config_schema
 from .core.errors import TrainingDiverged
 from .core.interrupts import check as check_interrupt
@@ -44,6 +45,26 @@ class TrainConfig:
     gamma: float = 0.1  # multistep decay factor
     warmup_epochs: int = 0  # linear warm-up before the schedule
     l1: float = 0.0  # coefficient of the L1 norm of the prunable layers' weights added to the loss
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        """`key` is train or finetune (both use this schema)."""
+        node = OmegaConf.select(cfg, key)
+        positive_int(cfg, f"{key}.epochs", minimum=0)
+        positive_int(cfg, f"{key}.batch_size")
+        positive_int(cfg, f"{key}.eval_batch_size")
+        choice(cfg, f"{key}.optimizer", {"sgd", "adam"})
+        choice(cfg, f"{key}.lr_schedule", {"constant", "multistep", "cosine"})
+        for name in ("lr", "momentum", "weight_decay", "gamma", "l1"):
+            value = node[name]
+            check(finite(value) and value >= 0, f"{key}.{name}", value, "a finite number >= 0")
+        check(node.momentum < 1, f"{key}.momentum", node.momentum, "a number in [0, 1)")
+        positive_int(cfg, f"{key}.warmup_epochs", minimum=0)
+        milestones = list(node.milestones)
+        check(all(m > 0 for m in milestones) and milestones == sorted(milestones),
+              f"{key}.milestones", milestones, "increasing positive epoch numbers")
+        if node.optimizer == "adam":
+            check(not node.nesterov, f"{key}.nesterov", True, "false with optimizer=adam")
 
 
 def make_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:

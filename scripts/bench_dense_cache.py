@@ -1,6 +1,6 @@
 """Benchmark: a small sweep (3 methods x 4 sparsities x 1 seed) with and without the dense cache.
 
-Both sweeps run in this process through the same entry point (`prune_cli.experiment.run` on
+Both sweeps run in this process through the same entry point (`prune_cli.run.experiment.run` on
 configs composed exactly as `prune-run` composes them); the ratio of their wall-clock times is the
 speed-up the cache gives a sweep. With the cache, one dense model is trained and 11 runs load it.
 
@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 
 import prune_cli.cli  # noqa: F401  (registers the schemas and the run_id resolver)
 from prune_cli.run.prevalidate import validate
-from prune_cli.experiment import run
+from prune_cli.run.experiment import run
 from prune_cli.core.identity import run_id
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -1,4 +1,4 @@
-"""The random-pruning NTK experiment (Yang & Wang, AISTATS 2023; analysis.md section 3, methods.md 2.2).
+"""The random-pruning NTK experiment (Yang & Wang, AISTATS 2023; docs/analysis.md).
 
 An NTK-parameterised ReLU MLP (prune_cli.models.ntk_mlp) is pruned at initialisation by the
 project's random pruner (Bernoulli masks, the same keep probability q = 1 - p in every layer) and
@@ -22,7 +22,7 @@ from prune_cli.pruning import ScoreContext, prune
 
 
 def unit_scaled_inputs(n: int, dim: int, seed: int) -> torch.Tensor:
-    """n Gaussian inputs rescaled to ||x||^2 = dim (the spec's input kind)."""
+    """n Gaussian inputs rescaled to ||x||^2 = dim (the paper's input kind)."""
     x = torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
     return x / x.norm(dim=1, keepdim=True) * math.sqrt(dim)
 

@@ -1,4 +1,4 @@
-"""Random-pruning NTK width sweep (Yang & Wang, AISTATS 2023; methods.md 2.2, analysis.md 3.4).
+"""Random-pruning NTK width sweep (Yang & Wang, AISTATS 2023; docs/analysis.md).
 
 For each width, pruning probability p and seed: an NTK-parameterised ReLU MLP (prune_cli's
 `ntk_mlp` model: 3 weight layers, input dim 16, scalar output, W ~ N(0, 1)) is pruned at

@@ -479,7 +479,7 @@ def report(package_dir: str | Path, layers: dict[str, int], closures: list[str])
     pkg = package_edges(g)
     pkg_sets = {a: set(bs) for a, bs in pkg.items()}
     comps = strongly_connected(pkg_sets)
-    w(f"## 0. summary between top-level packages/modules (prune_cli.X), all imports")
+    w("## 0. summary between top-level packages/modules (prune_cli.X), all imports")
     w(f"cycles: {len(comps)}")
     for comp in comps:
         w(f"  cycle: {' <-> '.join(comp)}")

@@ -1,4 +1,4 @@
-"""Allocations against hand computation and the spec's ERK fixtures (methods.md 6.5)."""
+"""Allocations against hand computation and ERK fixtures computed with RigL's get_sparsities_erdos_renyi (Evci et al. 2020)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def kept(masks):
     return {n: int(m.sum()) for n, m in masks.items()}
 
 
-# --------------------------------------------------------------------------- ERK fixtures (spec 6.5)
+# --------------------------------------------------------------------------- ERK fixtures (RigL's code)
 
 OPTION_A = {  # d: (first conv, fc, 3x3 16->16, 3x3 32->32, 3x3 64->64)
     0.05: (0.517, 1.0, 0.147, 0.068, 0.033),
@@ -268,7 +268,7 @@ def test_cli_erk_achieves_target(tmp_path):
     assert set(df.allocation) == {"erk"}
 
 
-# --------------------------------------------------------------------------- thresholding rules (spec 0.3)
+# --------------------------------------------------------------------------- thresholding rules (docs/allocation.md)
 
 def test_threshold_impls_against_numpy_and_hand_rules():
     import numpy as np

@@ -60,7 +60,7 @@ def test_metrics_full_end_to_end(tmp_path):
     for table in ("recall_distortion.csv", "similarity.csv", "latency.csv"):
         assert (results / table).exists()  # shared copy
 
-    # recall_distortion agrees with the core per-class evaluation and the spec's formulas
+    # recall_distortion agrees with the core per-class evaluation and the paper's formulas (Good et al. 2022)
     assert set(rd.phase) == {"dense", "pruned", "finetuned"}
     merged = rd.merge(per_class, on=["phase", "split", "class"], suffixes=("", "_pc"))
     assert len(merged) == len(rd)

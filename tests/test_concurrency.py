@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prune_cli import results
+from prune_cli.run import results
 
 N_PROCS, N_APPENDS, N_ROWS = 6, 15, 120  # 10,800 rows per table; each append is ~30 KB (several write() calls)
 

@@ -45,6 +45,6 @@ def test_run_id_is_unchanged(overrides, expected):
 
 @pytest.mark.parametrize("overrides,expected", DENSE_KEYS)
 def test_dense_cache_key_is_unchanged(overrides, expected):
-    from prune_cli.dense_cache import dense_key  # after the refactor: prune_cli.run.dense_cache
+    from prune_cli.run.dense_cache import dense_key
 
     assert dense_key(_compose(overrides), "cpu") == expected

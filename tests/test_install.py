@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import sysconfig
-from pathlib import Path
 
 import pandas as pd
 

@@ -1,5 +1,5 @@
 """Empirical NTK against an explicit per-sample autograd loop; the NTK-parameterised MLP and the
-random-pruning rescale claims (methods.md 2.2); the `ntk` metric end to end."""
+random-pruning rescale claims (Yang & Wang, AISTATS 2023); the `ntk` metric end to end."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def _mean(width, p, seeds=(0, 1)):
 
 
 def test_random_pruning_rescale_claims_moderate_width():
-    """methods.md 2.2 margins: no rescale -> mean ratio within +-50 % of q^L (L = 3); with the 1/sqrt(q)
+    """The paper's margins: no rescale -> mean ratio within +-50 % of q^L (L = 3); with the 1/sqrt(q)
     multiplier the distance shrinks with width and grows with p."""
     small, large = _mean(128, 0.5), _mean(1024, 0.5)
     for res in (small, large):

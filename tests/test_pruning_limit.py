@@ -1,4 +1,4 @@
-"""Pruning-limit formula on hand-computed toy spectra (analysis.md 2.10), R(rho) against the project's
+"""Pruning-limit formula on hand-computed toy spectra (docs/analysis.md), R(rho) against the project's
 global magnitude pruner, epsilon, the actual-limit rule, L1 training, and the metric end to end."""
 
 from __future__ import annotations

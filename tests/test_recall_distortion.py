@@ -1,4 +1,4 @@
-"""Recall distortion: hand-computed values, the spec's invariants (analysis.md 1.7), the cross-seed
+"""Recall distortion: hand-computed values, the paper's invariants (Good et al. 2022; docs/analysis.md), the cross-seed
 summary on a hand-made table, and the randomisation null against exact enumeration."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _exchangeable(rng, accuracies, n_per_class, n_models):
 
 def test_exchangeable_models_attenuate_alpha():
     """Each model's predictions i.i.d. from the same per-class accuracies: no pruning effect, yet
-    E[alpha] < 1 (regression to the mean, spec 1.4)."""
+    E[alpha] < 1 (regression to the mean, Good et al. 2022)."""
     rng = np.random.default_rng(2)
     alphas = []
     for _ in range(300):

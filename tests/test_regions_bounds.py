@@ -1,4 +1,4 @@
-"""Bounds and bound-guided densities against the reference values of specs/regions.md (sections 1-3)."""
+"""Bounds and bound-guided densities against reference values computed with the authors' code (Cai et al., CPAIOR 2023)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_montecarlo_rank_model_matches_exact_2x2_distribution():
 
 
 def _significant(value: float, reference: str) -> str:
-    """`value` printed with as many significant digits as the spec's reference string has."""
+    """`value` printed with as many significant digits as the reference string has."""
     digits = len(reference.lower().split("e")[0].replace(".", "").lstrip("0"))
     return f"{float(f'{value:.{digits}g}'):.6e}"
 
@@ -68,7 +68,7 @@ def _significant(value: float, reference: str) -> str:
 def test_lagrange3_chosen_densities_reference_values(p, chosen, ln_chosen):
     n = [784, 100, 100, 10]
     dens = choose_layer_densities(n, p, [78400, 10000, 1000], [True, True, False])
-    # the spec's table rounds to 3-4 significant digits: agree to those digits (or 1e-3 relative)
+    # the reference table rounds to 3-4 significant digits: agree to those digits (or 1e-3 relative)
     for value, reference in zip(dens[:2], chosen):
         assert _significant(value, reference) == f"{float(reference):.6e}" or \
             value == pytest.approx(float(reference), rel=1e-3)
@@ -94,7 +94,7 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
                                "exclude_first": False, "allow_collapse": False})
     ctx = ScoreContext(method=method, generator=torch.Generator().manual_seed(0))
     masks = prune(model, 1 - 0.01, ctx)
-    assert abs(int(masks["net.1.weight"].sum()) - 0.00575 * 78400) <= 1e-3 * 451 + 1  # spec 3.4 densities
+    assert abs(int(masks["net.1.weight"].sum()) - 0.00575 * 78400) <= 1e-3 * 451 + 1  # the paper's chosen densities
     assert abs(int(masks["net.3.weight"].sum()) - 0.04333 * 10000) <= 1e-3 * 433 + 1
     assert "net.5.weight" not in masks
     kept = masks["net.1.weight"]
@@ -104,18 +104,19 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
 
 def test_bad_bound_settings_name_the_key():
     from prune_cli.core.errors import ConfigError
-    from prune_cli.metrics.regions import _validate as validate_metric
-    from prune_cli.pruning.region_bound import _validate as validate_method
+    from prune_cli.pruning.region_bound import RegionBoundMethodConfig
+    from prune_cli.run.prevalidate import validate_node
 
     method = {"bound_rank_model": "binomial", "bound_objective_n0": "full", "bound_search": "newton"}
     with pytest.raises(ConfigError, match="method.bound_search.*newton"):
-        validate_method(OmegaConf.create({"method": method}))
+        typed = OmegaConf.merge(OmegaConf.structured(RegionBoundMethodConfig(name="t", score="magnitude")), method)
+        validate_node(OmegaConf.create({"method": typed}), "method")
     from prune_cli.metrics.regions import RegionsConfig
 
     node = OmegaConf.structured(RegionsConfig)
     node.box = [1.0, 0.0]
     with pytest.raises(ConfigError, match="metrics.regions.box"):
-        validate_metric(OmegaConf.create({"metrics": {"regions": node}}))
+        validate_node(OmegaConf.create({"metrics": {"regions": node}}), "metrics.regions")
     node.box, node.rank_models = None, ["exact"]
     with pytest.raises(ConfigError, match="metrics.regions.rank_models"):
-        validate_metric(OmegaConf.create({"metrics": {"regions": node}}))
+        validate_node(OmegaConf.create({"metrics": {"regions": node}}), "metrics.regions")

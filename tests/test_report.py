@@ -207,7 +207,7 @@ def test_report_from_shared_csvs_only(fixture_results, tmp_path):
     """A folder holding only the shared CSVs (run folders left on the cluster) gives the same summary."""
     import shutil
 
-    from prune_cli.results import rebuild_shared
+    from prune_cli.run.results import rebuild_shared
 
     rebuild_shared(fixture_results)
     shared_only = tmp_path / "shared_only"

@@ -7,7 +7,6 @@ import itertools
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest

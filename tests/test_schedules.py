@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import FAST, compose, run_cli
-from prune_cli.dense_cache import dense_key
-from prune_cli.experiment import Experiment, run
+from prune_cli.run.dense_cache import dense_key
+from prune_cli.run.experiment import Experiment, run
 from prune_cli.core.identity import run_id
 from prune_cli.schedules import SCHEDULES
 
@@ -134,7 +134,7 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, cr
     run(compose(overrides, reference), reference / "run")
     expected = pd.read_csv(reference / "run" / "metrics.csv")
 
-    import prune_cli.experiment as experiment
+    import prune_cli.run.experiment as experiment
 
     real_train = experiment.train
 

@@ -13,9 +13,10 @@ from conftest import FAST, run_cli
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
-from prune_cli.pruning.scores.gp import GPConfig, _check_data_score, gp_scores
+from prune_cli.pruning.scores.gp import GPConfig, gp_scores
 from prune_cli.pruning.scores.snip import SnipConfig, snip_scores
-from prune_cli.pruning.scores.undecayed import UndecayedConfig, _check_lam, undecayed_scores
+from prune_cli.pruning.scores.undecayed import UndecayedConfig, undecayed_scores
+from prune_cli.run.prevalidate import validate_node
 
 
 class BNNet(PrunableNet):
@@ -94,7 +95,7 @@ def test_undecayed_formula_and_its_limits(tiny_data):
 
 
 def test_undecayed_decayed_stationary_point_ranks_like_magnitude(tiny_data):
-    # At a stationary point of L + lam/2 |w|^2 the gradient is -lam * w, so UP = 2 lam w^2 (spec 4.7):
+    # At a stationary point of L + lam/2 |w|^2 the gradient is -lam * w, so UP = 2 lam w^2 (docs/scores.md):
     # fake that gradient with a loss whose gradient is exactly -lam * w.
     model = BNNet()
     lam = 0.05
@@ -149,11 +150,11 @@ def test_bad_options_are_config_errors():
         return OmegaConf.create({"method": OmegaConf.merge(base, kw)})
 
     with pytest.raises(ConfigError, match="method.batches"):
-        _check_data_score(cfg(batches=0))
+        validate_node(cfg(batches=0), "method")
     with pytest.raises(ConfigError, match="method.bn_mode.*sideways"):
-        _check_data_score(cfg(bn_mode="sideways"))
+        validate_node(cfg(bn_mode="sideways"), "method")
     with pytest.raises(ConfigError, match="method.lam"):
-        _check_lam(cfg(lam=-1.0))
+        validate_node(cfg(lam=-1.0), "method")
 
 
 def test_cli_gradient_scores_reach_exact_sparsity(tmp_path):
@@ -171,4 +172,4 @@ def test_cli_gradient_scores_reach_exact_sparsity(tmp_path):
 
 def test_score_without_its_options_is_a_config_error(method_cfg):
     with pytest.raises(ConfigError, match="method=gp"):
-        _check_data_score(OmegaConf.create({"method": method_cfg(score="gp")}))
+        validate_node(OmegaConf.create({"method": method_cfg(score="gp")}), "method")

@@ -17,8 +17,9 @@ from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
 from prune_cli.pruning.scores.greedy_forward import (
-    GreedyForwardConfig, _check_greedy, gate_sites, greedy_forward_scores, greedy_select,
+    GreedyForwardConfig, gate_sites, greedy_forward_scores, greedy_select,
 )
+from prune_cli.run.prevalidate import validate_node
 
 
 class TwoLayer(PrunableNet):
@@ -119,13 +120,13 @@ def test_bad_options_are_config_errors():
             GreedyForwardConfig(name="t", score="greedy_forward", allocation="layerwise", **kw))})
 
     with pytest.raises(ConfigError, match="method.top1_tol"):
-        _check_greedy(cfg(top1_tol=1.5))
+        validate_node(cfg(top1_tol=1.5), "method")
     with pytest.raises(ConfigError, match="method.gate_sites"):
-        _check_greedy(cfg(gate_sites="everywhere"))
+        validate_node(cfg(gate_sites="everywhere"), "method")
     bad = cfg()
     bad.method.allocation = "global"
     with pytest.raises(ConfigError, match="method.allocation"):
-        _check_greedy(bad)
+        validate_node(bad, "method")
 
 
 def test_cli_greedy_forward_reaches_exact_sparsity(tmp_path):

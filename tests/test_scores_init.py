@@ -14,8 +14,9 @@ from conftest import FAST, run_cli
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
-from prune_cli.pruning.scores.grasp import GraspConfig, _check_grasp, grasp_scores
+from prune_cli.pruning.scores.grasp import GraspConfig, grasp_scores
 from prune_cli.pruning.scores.synflow import SynflowConfig, synflow_scores
+from prune_cli.run.prevalidate import validate_node
 
 
 class TwoLayer(PrunableNet):
@@ -62,9 +63,9 @@ def test_grasp_options_are_validated():
         return OmegaConf.create({"method": OmegaConf.structured(GraspConfig(name="t", score="grasp", **kw))})
 
     with pytest.raises(ConfigError, match="method.temperature"):
-        _check_grasp(cfg(temperature=0.0))
+        validate_node(cfg(temperature=0.0), "method")
     with pytest.raises(ConfigError, match="method.samples_per_class"):
-        _check_grasp(cfg(samples_per_class=0))
+        validate_node(cfg(samples_per_class=0), "method")
 
 
 def synflow_closed_form(w1, b1, w2):

@@ -239,16 +239,16 @@ def test_cli_lookahead_variants_reach_exact_sparsity(tmp_path):
 
 def test_bad_lookahead_options_are_config_errors():
     from prune_cli.core.errors import ConfigError
-    from prune_cli.pruning.scores.lookahead import _check_lookahead
+    from prune_cli.run.prevalidate import validate_node
 
     with pytest.raises(ConfigError, match="method.mode.*sideways"):
-        _check_lookahead(OmegaConf.create({"method": method(mode="sideways")}))
+        validate_node(OmegaConf.create({"method": method(mode="sideways")}), "method")
     bad = method(mode="forward")
     bad.allocation = "global"
     with pytest.raises(ConfigError, match="method.allocation"):
-        _check_lookahead(OmegaConf.create({"method": bad}))
+        validate_node(OmegaConf.create({"method": bad}), "method")
     with pytest.raises(ConfigError, match="method.act_batches"):
-        _check_lookahead(OmegaConf.create({"method": method(act_batches=0)}))
+        validate_node(OmegaConf.create({"method": method(act_batches=0)}), "method")
 
 
 def test_activation_variant_on_convs_sums_sqrt_probability_over_positions():

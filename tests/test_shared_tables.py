@@ -1,4 +1,4 @@
-"""The shared tables' transaction (prune_cli/shared_tables.py), in-process and with real kills:
+"""The shared tables' transaction (prune_cli/run/shared_tables.py), in-process and with real kills:
 every row exactly once whatever instant a writer dies at, tables that grow instead of failing on
 new columns, torn tails repaired, symlinks refused."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prune_cli import shared_tables
+from prune_cli.run import shared_tables
 from prune_cli.core import crashpoints
 
 
@@ -129,7 +129,7 @@ def test_a_symlinked_shared_table_is_refused_and_nothing_is_written(tmp_path):
 
 
 def test_rebuild_command_says_what_it_did(tmp_path, capsys):
-    from prune_cli.results import main
+    from prune_cli.run.results import main
 
     for name in ("run-a", "run-b"):
         (_run_dir(tmp_path, name) / "COMPLETE").write_text(name)

@@ -1,14 +1,12 @@
-"""The two validation bugs of issue 11, as a contributor meets them when adding a plugin.
+"""Validators are chosen by the schema type of a node (issue 11), not by name sets or keys.
 
-Checks are chosen by name sets and by which keys a node has, not by the node's schema type:
-- shared data-score options (`method.batches`, ...) are checked only for scores listed in
-  `DATA_SCORES` (pruning/scores/gp.py), so a new data-driven score with `method.batches=0` passes
-  validation and dies after training;
-- a dataset node with a `num_samples` key gets MNIST-1D's rule (at least 100), so a new dataset
-  with `num_samples=60` is rejected.
-
-Both are strict xfails until validators are chosen by schema type (issue 11, plan step 7), which
-removes the marks.
+Two bugs a contributor met when adding a plugin, kept as regression tests:
+- shared data-score options (`method.batches`, ...) were checked only for scores listed in a
+  hard-coded `DATA_SCORES` set, so a new data-driven score with `method.batches=0` passed
+  validation and died after training; now `DataScoreConfig.check` runs for every schema that
+  extends it;
+- a dataset node with a `num_samples` key got MNIST-1D's rule (at least 100), so a new dataset
+  with `num_samples=60` was rejected; now `Mnist1dConfig.check` runs only for MNIST-1D's schema.
 """
 
 from __future__ import annotations
@@ -37,7 +35,6 @@ class ToyDatasetConfig(DatasetConfig):
     num_samples: int = 60  # this dataset's own option; MNIST-1D's minimum of 100 is not its rule
 
 
-@pytest.mark.xfail(strict=True, reason="data-score options are checked only for names in DATA_SCORES (issue 11)")
 def test_a_new_data_score_gets_the_shared_data_score_checks(tmp_path, monkeypatch):
     cfg = compose(["method=gp"], tmp_path / "results")
     monkeypatch.setitem(SCHEMAS["method"], "taylor", TaylorConfig)  # what @config_schema does
@@ -49,10 +46,9 @@ def test_a_new_data_score_gets_the_shared_data_score_checks(tmp_path, monkeypatc
         validate(cfg)
 
 
-@pytest.mark.xfail(strict=True, reason="dataset checks are chosen by the keys a node has (issue 11)")
 def test_a_new_dataset_is_not_held_to_mnist1d_rules(tmp_path, monkeypatch):
     cfg = compose(["dataset=synthetic"], tmp_path / "results")
     monkeypatch.setitem(SCHEMAS["dataset"], "toy", ToyDatasetConfig)  # what @config_schema does
     monkeypatch.setitem(DATASETS._entries, "toy", DATASETS.get("synthetic"))  # ... and @DATASETS.register
     cfg.dataset = OmegaConf.merge(OmegaConf.structured(ToyDatasetConfig), {"name": "toy"})
-    validate(cfg)  # raises today: dataset.num_samples=60, "an integer >= 100"
+    validate(cfg)  # raised before issue 11: dataset.num_samples=60, "an integer >= 100"

@@ -86,7 +86,7 @@ class HessianOperator:
 
 def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, iters: int,
             gen: torch.Generator, project: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lanczos with full re-orthogonalisation (analysis.md 2.3). Returns Ritz values theta (ascending)
+    """Lanczos with full re-orthogonalisation (Golub & Van Loan, ch. 10; docs/analysis.md). Returns Ritz values theta (ascending)
     and quadrature weights tau = (first component of each Ritz vector)^2, which sum to 1.
 
     On breakdown (beta = 0: an invariant subspace was found) it restarts with a random vector

@@ -1,6 +1,6 @@
-"""Pruning-limit prediction of Zhang et al., "How Sparse Can We Prune A Deep Network" (analysis.md 2).
+"""Pruning-limit prediction of Zhang et al., "How Sparse Can We Prune A Deep Network" (docs/analysis.md).
 
-As the authors' code computes it (cal_rate.py): the loss tolerance epsilon is the std over
+As the authors' public code computes it: the loss tolerance epsilon is the std over
 minibatches of the training objective; the sublevel set {D : 1/2 D^T H D <= eps} has semi-axes
 r_i = sqrt(2 eps / |lambda_i|); seen from distance R = ||w* - w_rho|| (w_rho = one-shot global
 magnitude pruning at ratio rho) the predicted ratio is

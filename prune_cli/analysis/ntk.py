@@ -57,7 +57,7 @@ def empirical_ntk(model: nn.Module, x: torch.Tensor, masks: Optional[dict[str, t
 def kernel_comparison(theta: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
     """Relative Frobenius distance, elementwise mean ratio and trace ratio of `theta` to `reference`.
 
-    The elementwise mean ratio is the spec's (about q^L for an unrescaled randomly pruned MLP); the
+    The elementwise mean ratio is Yang & Wang's (AISTATS 2023; about q^L for an unrescaled randomly pruned MLP); the
     trace ratio uses only the diagonal, which is always positive, so it stays defined when
     off-diagonal reference entries are near zero (trained nets)."""
     ref_norm = torch.linalg.matrix_norm(reference)

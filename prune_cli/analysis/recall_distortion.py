@@ -1,4 +1,4 @@
-"""Recall distortion and intensification (Good et al., NeurIPS 2022; spec analysis.md section 1).
+"""Recall distortion and intensification (Good et al., NeurIPS 2022; docs/analysis.md).
 
 Per class c of a model at pruning level t (t = 0: the dense model of the same seed):
 
@@ -203,7 +203,7 @@ def summarise_classes_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[s
 def randomisation_null(predictions: pd.DataFrame, reference: str = "dense", n_perm: int = 10_000,
                        seed: int = 0, num_classes: Optional[int] = None,
                        max_batch_elements: int = 20_000_000) -> pd.DataFrame:
-    """Randomisation test of the intensification statistics (spec section 1.5).
+    """Randomisation test of the intensification statistics (Good et al. 2022; docs/analysis.md).
 
     `predictions`: one row per (unit, model, image) with columns `model`, `image_index`, `label`, `pred`
     and optionally `seed` (independent units, e.g. seeds; each must hold the same set of models, one of

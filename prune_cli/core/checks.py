@@ -1,4 +1,4 @@
-"""Small value checks shared by every validator: each raises ConfigError naming the key, the bad
+"""Small value checks shared by every schema's `check`: each raises ConfigError naming the key, the bad
 value and what is allowed."""
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ def choice(cfg: DictConfig, key: str, choices) -> None:
 def positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> None:
     value = OmegaConf.select(cfg, key)
     check(isinstance(value, int) and value >= minimum, key, value, f"an integer >= {minimum}")
+
+
+def check_widths(cfg: DictConfig, key: str) -> None:
+    """Hidden widths of a fully connected model (mlp, ntk_mlp): a non-empty list of positive integers."""
+    value = list(OmegaConf.select(cfg, key))
+    check(len(value) >= 1 and all(w >= 1 for w in value), key, value, "a non-empty list of positive integers")
 
 
 def fraction(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = True) -> None:

@@ -1,6 +1,12 @@
-"""The config base classes every plugin schema extends, the root `Config`, and the two decorators
-a feature module uses to declare its options: `@config_schema(group, name)` on a dataclass and
-`@validator` on a check that runs before any data is loaded (prune_cli/run/prevalidate.py).
+"""The config base classes every plugin schema extends, the root `Config`, `@config_schema(group,
+name)` with which a feature module declares its options, and `run_checks`, which runs the checks a
+schema declares.
+
+A schema checks what Hydra's types cannot in a static method `check(cfg, key)` (`cfg` the whole
+config, `key` the node's dotted path). The pre-run pass (prune_cli/run/prevalidate.py) picks the
+checks by the node's schema type (`OmegaConf.get_type`) and runs every `check` along its MRO, base
+class first: a new data-driven score that extends `DataScoreConfig` gets the shared data-score
+checks without being listed anywhere.
 
 Hydra/OmegaConf reject unknown keys and wrong types and name the key; the schemas here give every
 option its type and default. A feature's own schema lives next to its code (data/synthetic.py,
@@ -10,9 +16,11 @@ models/mlp.py, pruning/scores/gp.py, metrics/similarity.py, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from .checks import check, choice, finite, fraction, positive_int
 
 # ----------------------------------------------------------------------------- datasets
 
@@ -26,6 +34,23 @@ class DatasetConfig:
     class_counts: Optional[list[int]] = None  # exact per-class training counts for imbalance=counts
     max_train_samples: Optional[int] = None  # subset of the training split (seeded), None = all
     augment: bool = False  # random crop + horizontal flip on the tensors (image datasets)
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        d = OmegaConf.select(cfg, key)
+        fraction(cfg, f"{key}.val_fraction", 0.0, 1.0)
+        choice(cfg, f"{key}.imbalance", {"none", "longtail", "counts"})
+        if d.imbalance == "longtail":
+            check(finite(d.longtail_ratio) and d.longtail_ratio >= 1, f"{key}.longtail_ratio",
+                  d.longtail_ratio, "a number >= 1 (largest class size / smallest class size)")
+        if d.imbalance == "counts":
+            counts = None if d.class_counts is None else list(d.class_counts)
+            check(bool(counts) and all(c >= 1 for c in counts), f"{key}.class_counts", counts,
+                  "a list with one positive integer per class when dataset.imbalance=counts")
+        elif d.class_counts is not None:
+            check(False, f"{key}.class_counts", list(d.class_counts), "null unless dataset.imbalance=counts")
+        if d.max_train_samples is not None:
+            positive_int(cfg, f"{key}.max_train_samples")
 
 
 # ----------------------------------------------------------------------------- models
@@ -75,6 +100,11 @@ class MethodConfig:
     rounds: int = 1  # scoring rounds inside one pruning event (SynFlow uses 100)
     round_schedule: str = "exponential"  # density per round: exponential (SynFlow) | linear
 
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        positive_int(cfg, f"{key}.rounds")
+        choice(cfg, f"{key}.round_schedule", {"exponential", "linear"})
+
 
 @dataclass
 class ScheduleConfig:
@@ -88,6 +118,30 @@ class ScheduleConfig:
     retrain: str = "finetune"  # finetune | train: the training config run after each pruning event
     lr_rewind: bool = False  # with retrain=train and restart_from=rewind: resume the LR schedule at rewind_epoch
 
+    @staticmethod
+    def single_event(cfg: DictConfig) -> bool:
+        """Whether the run prunes once (the final per-layer densities can be fixed in advance)."""
+        return cfg.schedule.rounds == 1
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        s = OmegaConf.select(cfg, key)
+        positive_int(cfg, f"{key}.rounds")
+        choice(cfg, f"{key}.score_weights", {"trained", "init"})
+        choice(cfg, f"{key}.restart_from", {"trained", "init", "rewind", "reinit"})
+        choice(cfg, f"{key}.retrain", {"finetune", "train"})
+        positive_int(cfg, f"{key}.rewind_epoch", minimum=0)
+        if s.restart_from == "rewind":
+            check(s.rewind_epoch <= cfg.train.epochs, f"{key}.rewind_epoch", s.rewind_epoch,
+                  f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}")
+        if s.lr_rewind:
+            check(s.restart_from == "rewind" and s.retrain == "train", f"{key}.lr_rewind", True,
+                  "true only with schedule.restart_from=rewind and schedule.retrain=train")
+        if s.score_weights == "init":
+            check(s.rounds == 1, f"{key}.rounds", s.rounds,
+                  "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
+                  "for iterative scoring such as SynFlow)")
+
 
 # ----------------------------------------------------------------------------- metrics
 
@@ -99,6 +153,12 @@ class BaseMetricsConfig:
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated every phase
     per_class: bool = True  # recall, precision, support per class
     layers: bool = True  # per-layer density and FLOPs table
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        splits = list(OmegaConf.select(cfg, f"{key}.splits"))
+        check(len(splits) >= 1 and set(splits) <= {"val", "test"}, f"{key}.splits", splits,
+              "a non-empty list drawn from [val, test]")
 
 
 # ----------------------------------------------------------------------------- the root config
@@ -139,10 +199,6 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "schedule": {"base": ScheduleConfig},
 }
 
-# Extra checks contributed by feature modules: fn(cfg) raising ConfigError.
-VALIDATORS: list[Callable[[DictConfig], None]] = []
-
-
 def config_schema(group: str, name: str):
     """Class decorator: a feature module declares the schema of its config option next to its code.
 
@@ -155,10 +211,15 @@ def config_schema(group: str, name: str):
     return decorator
 
 
-def validator(fn: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
-    """Function decorator: run `fn(cfg)` as part of `validate`, before any data is loaded."""
-    VALIDATORS.append(fn)
-    return fn
+def run_checks(schema: type, cfg: DictConfig, key: str) -> None:
+    """Run the `check(cfg, key)` of `schema` and of every base class that declares one, base first.
+
+    Each class's own `check` runs once (a subclass that declares none inherits its bases' checks,
+    which still run once each)."""
+    for klass in reversed(schema.__mro__):
+        own = vars(klass).get("check")
+        if own is not None:
+            own.__get__(None, schema)(cfg, key)
 
 
 def as_plain(node: Any) -> Any:

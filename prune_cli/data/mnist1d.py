@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ..core.checks import positive_int
 from ..core.config_base import DatasetConfig, config_schema
 from . import DATASETS
 from .splits import RawData
@@ -24,6 +25,10 @@ class Mnist1dConfig(DatasetConfig):
     num_samples: int = 10000  # total; mnist1d keeps 80 % for training, 20 % for test
     data_seed: int = 42  # mnist1d's generation seed (42 = the published dataset)
     cache_dir: str = "~/.cache/prune-cli/mnist1d"
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        positive_int(cfg, f"{key}.num_samples", minimum=100)
 
 
 def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:

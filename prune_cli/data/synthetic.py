@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from ..core.checks import check, choice, finite, positive_int
 from ..core.config_base import DatasetConfig, config_schema
 from . import DATASETS
 from .splits import RawData
@@ -23,6 +24,16 @@ class SyntheticConfig(DatasetConfig):
     samples_per_class: int = 500  # training samples per class (before the validation split)
     test_samples_per_class: int = 200
     data_seed: int = 0  # the data itself; the run's seed drives splits and training
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        d = OmegaConf.select(cfg, key)
+        choice(cfg, f"{key}.kind", {"blobs", "spirals"})
+        positive_int(cfg, f"{key}.input_dim", minimum=2 if d.kind == "spirals" else 1)
+        positive_int(cfg, f"{key}.num_classes", minimum=2)
+        positive_int(cfg, f"{key}.samples_per_class")
+        positive_int(cfg, f"{key}.test_samples_per_class")
+        check(finite(d.noise) and d.noise >= 0, f"{key}.noise", d.noise, "a finite number >= 0")
 
 
 def _blobs(n_per_class: int, cfg: DictConfig, gen: torch.Generator, centers: torch.Tensor):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..core.config_base import DatasetConfig, config_schema
 from ..core.errors import DatasetFilesMissing, DatasetFileUnreadable
@@ -27,6 +27,12 @@ from .splits import RawData
 class VisionConfig(DatasetConfig):
     root: str = "data"
     download: bool = False
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        d = OmegaConf.select(cfg, key)
+        if not d.download and d.name in SOURCES:
+            check_files(d.name, d.root)  # missing files stop the run before any directory exists
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ node has `enabled: true`:
     @register_metric("regions")
     def regions(exp, phase, node) -> MetricResult: ...
 
-`exp` is the running `prune_cli.experiment.Experiment` (model, masks, data, dense_model(), ...).
+`exp` is the running `prune_cli.run.experiment.Experiment` (model, masks, data, dense_model(), ...).
 Scalar rows go to metrics.csv; `tables` become extra per-run (and shared) CSVs.
 """
 

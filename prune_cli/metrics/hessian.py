@@ -17,7 +17,6 @@ import torch
 from omegaconf import DictConfig
 
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
-from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -35,6 +34,17 @@ class HessianMetricConfig:
     density_points: int = 500  # grid points of hessian_density.csv
     density_bandwidth: float = 0.01  # Gaussian kernel std as a fraction of the Ritz-value range
     seed: int = 0  # probes and the training subset
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = cfg.metrics.hessian
+        check_positive_ints(node, "metrics.hessian", {"samples": 1, "batch_size": 1, "lanczos_iter": 1, "lanczos_num": 1,
+                                                      "hutchinson_probes": 1, "top_k": 1, "density_points": 2,
+                                                      "seed": 0})
+        if node.hvp not in HVP_MODES:
+            raise ConfigError("metrics.hessian.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
+        if not (node.density_bandwidth > 0):
+            raise ConfigError("metrics.hessian.density_bandwidth", node.density_bandwidth, "a number > 0")
 
 
 @register_metric("hessian")
@@ -68,14 +78,3 @@ def check_positive_ints(node: DictConfig, prefix: str, keys: dict[str, int]) -> 
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
             raise ConfigError(f"{prefix}.{key}", value, f"an integer >= {minimum}")
 
-
-@validator
-def _check_hessian(cfg: DictConfig) -> None:
-    node = cfg.metrics.hessian
-    check_positive_ints(node, "metrics.hessian", {"samples": 1, "batch_size": 1, "lanczos_iter": 1, "lanczos_num": 1,
-                                                  "hutchinson_probes": 1, "top_k": 1, "density_points": 2,
-                                                  "seed": 0})
-    if node.hvp not in HVP_MODES:
-        raise ConfigError("metrics.hessian.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
-    if not (node.density_bandwidth > 0):
-        raise ConfigError("metrics.hessian.density_bandwidth", node.density_bandwidth, "a number > 0")

@@ -21,7 +21,6 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -63,6 +62,14 @@ class LatencyConfig:
     warmup: int = 5  # untimed forward passes before timing
     repeats: int = 30  # timed forward passes per model; the median is reported
 
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = cfg.metrics.latency
+        for name, minimum in (("batch_size", 1), ("warmup", 0), ("repeats", 1)):
+            value = node[name]
+            if not (isinstance(value, int) and value >= minimum):
+                raise ConfigError(f"metrics.latency.{name}", value, f"an integer >= {minimum}")
+
 
 @register_metric("latency")
 def latency(exp, phase: str, node: DictConfig) -> MetricResult:
@@ -88,11 +95,3 @@ def latency(exp, phase: str, node: DictConfig) -> MetricResult:
                     {"split": "model", "metric": "measured_speedup", "value": median["dense"] / median["current"]}]
     return MetricResult(scalars=scalars, tables={"latency.csv": rows})
 
-
-@validator
-def _check_latency(cfg: DictConfig) -> None:
-    node = cfg.metrics.latency
-    for key, minimum in (("batch_size", 1), ("warmup", 0), ("repeats", 1)):
-        value = node[key]
-        if not (isinstance(value, int) and value >= minimum):
-            raise ConfigError(f"metrics.latency.{key}", value, f"an integer >= {minimum}")

@@ -13,7 +13,6 @@ import torch
 from omegaconf import DictConfig
 
 from ..analysis.membership import membership_attack
-from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -30,6 +29,14 @@ class MembershipConfig:
     num_samples: int = 1000  # members (training split) and as many non-members (test split), at most
     sample_seed: int = 0  # which examples, and the calibration / evaluation halves for the threshold
 
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = cfg.metrics.membership
+        if not (isinstance(node.num_samples, int) and node.num_samples >= 2):
+            raise ConfigError("metrics.membership.num_samples", node.num_samples, "an integer >= 2")
+        if not (isinstance(node.sample_seed, int) and node.sample_seed >= 0):
+            raise ConfigError("metrics.membership.sample_seed", node.sample_seed, "an integer >= 0")
+
 
 @register_metric("membership")
 def membership(exp, phase: str, node: DictConfig) -> MetricResult:
@@ -44,11 +51,3 @@ def membership(exp, phase: str, node: DictConfig) -> MetricResult:
     return MetricResult(scalars=[{"split": "membership", "metric": k, "value": v} for k, v in values.items()
                                  if math.isfinite(v)])
 
-
-@validator
-def _check_membership(cfg: DictConfig) -> None:
-    node = cfg.metrics.membership
-    if not (isinstance(node.num_samples, int) and node.num_samples >= 2):
-        raise ConfigError("metrics.membership.num_samples", node.num_samples, "an integer >= 2")
-    if not (isinstance(node.sample_seed, int) and node.sample_seed >= 0):
-        raise ConfigError("metrics.membership.sample_seed", node.sample_seed, "an integer >= 0")

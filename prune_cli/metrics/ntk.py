@@ -15,7 +15,6 @@ import torch
 from omegaconf import DictConfig
 
 from ..analysis.ntk import OUTPUTS, empirical_ntk, kernel_comparison
-from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -38,6 +37,17 @@ class NTKMetricConfig:
     output_index: int = 0  # logit used when output=index
     seed: int = 0  # draws the batch (the same inputs for every phase and model)
 
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = cfg.metrics.ntk
+        if node.split not in ("train", "val", "test"):
+            raise ConfigError("metrics.ntk.split", node.split, "one of train, val, test")
+        if node.output not in OUTPUTS:
+            raise ConfigError("metrics.ntk.output", node.output, "one of " + ", ".join(OUTPUTS))
+        for name, minimum in (("num_inputs", 1), ("output_index", 0), ("seed", 0)):
+            if not (isinstance(node[name], int) and node[name] >= minimum):
+                raise ConfigError(f"metrics.ntk.{name}", node[name], f"an integer >= {minimum}")
+
 
 @register_metric("ntk")
 def ntk_metric(exp, phase: str, node: DictConfig) -> MetricResult:
@@ -54,14 +64,3 @@ def ntk_metric(exp, phase: str, node: DictConfig) -> MetricResult:
               "ntk_trace_ratio": cmp["trace_ratio"], "ntk_frobenius": float(torch.linalg.matrix_norm(theta))}
     return MetricResult(scalars=[{"split": node.split, "metric": k, "value": v} for k, v in values.items()])
 
-
-@validator
-def _check_ntk(cfg: DictConfig) -> None:
-    node = cfg.metrics.ntk
-    if node.split not in ("train", "val", "test"):
-        raise ConfigError("metrics.ntk.split", node.split, "one of train, val, test")
-    if node.output not in OUTPUTS:
-        raise ConfigError("metrics.ntk.output", node.output, "one of " + ", ".join(OUTPUTS))
-    for key, minimum in (("num_inputs", 1), ("output_index", 0), ("seed", 0)):
-        if not (isinstance(node[key], int) and node[key] >= minimum):
-            raise ConfigError(f"metrics.ntk.{key}", node[key], f"an integer >= {minimum}")

@@ -27,7 +27,6 @@ from omegaconf import DictConfig
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
 from ..analysis.limit import (actual_limits, keep_counts, loss_std, magnitude_order, masks_at, prediction,
                               ratio_grid)
-from ..core.config_base import validator
 from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
@@ -49,6 +48,23 @@ class PruningLimitConfig:
     flat_fraction: float = 0.0  # fraction f of flat directions (the authors use 0 for FC nets)
     tolerances: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.5, 1.0])  # accuracy drops (pp)
     seed: int = 0
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = cfg.metrics.pruning_limit
+        check_positive_ints(node, "metrics.pruning_limit", {"ratios": 2, "eps_batch_size": 1, "samples": 0,
+                                                            "batch_size": 1, "lanczos_iter": 1, "lanczos_num": 1,
+                                                            "hutchinson_probes": 1, "seed": 0})
+        if node.split not in ("train", "val", "test"):
+            raise ConfigError("metrics.pruning_limit.split", node.split, "one of train, val, test")
+        if node.hvp not in HVP_MODES:
+            raise ConfigError("metrics.pruning_limit.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
+        f = node.flat_fraction
+        if not (isinstance(f, (int, float)) and 0 <= f < 1):
+            raise ConfigError("metrics.pruning_limit.flat_fraction", f, "a number in [0, 1)")
+        tol = list(node.tolerances)
+        if not all(isinstance(t, (int, float)) and math.isfinite(t) and t >= 0 for t in tol):
+            raise ConfigError("metrics.pruning_limit.tolerances", tol, "a list of accuracy drops in points, each >= 0")
 
 
 @register_metric("pruning_limit")
@@ -96,20 +112,3 @@ def pruning_limit_metric(exp, phase: str, node: DictConfig) -> MetricResult:
               "bound_hutch": float(pred["bound_hutch"][i])} for i, r in enumerate(rhos)]
     return MetricResult(scalars=scalars, tables={"pruning_limit_sweep.csv": sweep})
 
-
-@validator
-def _check_pruning_limit(cfg: DictConfig) -> None:
-    node = cfg.metrics.pruning_limit
-    check_positive_ints(node, "metrics.pruning_limit", {"ratios": 2, "eps_batch_size": 1, "samples": 0,
-                                                        "batch_size": 1, "lanczos_iter": 1, "lanczos_num": 1,
-                                                        "hutchinson_probes": 1, "seed": 0})
-    if node.split not in ("train", "val", "test"):
-        raise ConfigError("metrics.pruning_limit.split", node.split, "one of train, val, test")
-    if node.hvp not in HVP_MODES:
-        raise ConfigError("metrics.pruning_limit.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
-    f = node.flat_fraction
-    if not (isinstance(f, (int, float)) and 0 <= f < 1):
-        raise ConfigError("metrics.pruning_limit.flat_fraction", f, "a number in [0, 1)")
-    tol = list(node.tolerances)
-    if not all(isinstance(t, (int, float)) and math.isfinite(t) and t >= 0 for t in tol):
-        raise ConfigError("metrics.pruning_limit.tolerances", tol, "a list of accuracy drops in points, each >= 0")

@@ -17,7 +17,6 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ..analysis.recall_distortion import class_counts, intensification, per_class_rows
-from ..core.config_base import validator
 from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
@@ -37,6 +36,13 @@ class RecallDistortionConfig:
     enabled: bool = False
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated each phase (val | test)
     save_predictions: bool = True  # per-image predictions (preds_<phase>_<split>.npz) for the randomisation null
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        splits = list(cfg.metrics.recall_distortion.splits)
+        if not splits or not set(splits) <= {"val", "test"} or len(set(splits)) != len(splits):
+            raise ConfigError("metrics.recall_distortion.splits", splits,
+                              "a non-empty list of distinct splits drawn from [val, test]")
 
 
 @register_metric("recall_distortion")
@@ -70,12 +76,4 @@ def recall_distortion(exp, phase: str, node: DictConfig) -> MetricResult:
             for name, value in intensification(rho0, rho).items():
                 result.scalars.append({"split": split, "metric": name, "value": float(value)})
     return result
-
-
-@validator
-def _check_recall_distortion(cfg: DictConfig) -> None:
-    splits = list(cfg.metrics.recall_distortion.splits)
-    if not splits or not set(splits) <= {"val", "test"} or len(set(splits)) != len(splits):
-        raise ConfigError("metrics.recall_distortion.splits", splits,
-                          "a non-empty list of distinct splits drawn from [val, test]")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..analysis.regions.bounds import (binomial_rank_log_probs, expected_bound_from_probs, montecarlo_rank_log_probs,
@@ -29,40 +29,10 @@ from ..analysis.regions.plane import count_plane, make_plane
 from ..analysis.regions.plot import plot_slices
 from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
 from ..core.checks import check, finite
-from ..core.config_base import validator
 from . import MetricResult, register_metric
 
 METHODS = ("line", "plane", "sample", "exact")
 _DENSE_PLANES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-@validator
-def _validate(cfg: DictConfig) -> None:
-    node = cfg.metrics.get("regions")
-    if node is None:
-        return
-    key = "metrics.regions."
-    check(node.method in METHODS, key + "method", node.method, "one of " + ", ".join(METHODS))
-    check(node.split in ("train", "val", "test"), key + "split", node.split, "one of test, train, val")
-    check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind,
-          "one of direction, pairs")
-    check(node.domain in ("box", "square"), key + "domain", node.domain, "one of box, square")
-    for name in ("segments", "planes", "samples", "max_units", "max_regions", "mc_sample_factor"):
-        value = node[name]
-        check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
-    check(isinstance(node.seed, int) and node.seed >= 0, key + "seed", node.seed, "an integer >= 0")
-    for name in ("tol", "eps_area", "f_tol"):
-        value = node[name]
-        check(finite(value) and value >= 0, key + name, value, "a finite number >= 0")
-    for name in ("segment_length", "square_radius"):
-        value = node[name]
-        check(value is None or (finite(value) and value > 0), key + name, value, "null or a number > 0")
-    box = None if node.box is None else list(node.box)
-    check(box is None or (len(box) == 2 and all(finite(v) for v in box) and box[0] < box[1]), key + "box", box,
-          "null (the training inputs' range) or [lo, hi] with lo < hi")
-    models = list(node.rank_models)
-    check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models,
-          "a list drawn from [binomial, montecarlo]")
 
 
 def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
@@ -129,6 +99,32 @@ class RegionsConfig:
     rank_models: list[str] = field(default_factory=lambda: ["binomial", "montecarlo"])
     include_output_layer: bool = True  # bounds treat the output layer as rectified (authors' code)
     mc_sample_factor: int = 48  # Monte Carlo rank model stopping rule
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = OmegaConf.select(cfg, key)
+        key = key + "."
+        check(node.method in METHODS, key + "method", node.method, "one of " + ", ".join(METHODS))
+        check(node.split in ("train", "val", "test"), key + "split", node.split, "one of test, train, val")
+        check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind,
+              "one of direction, pairs")
+        check(node.domain in ("box", "square"), key + "domain", node.domain, "one of box, square")
+        for name in ("segments", "planes", "samples", "max_units", "max_regions", "mc_sample_factor"):
+            value = node[name]
+            check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
+        check(isinstance(node.seed, int) and node.seed >= 0, key + "seed", node.seed, "an integer >= 0")
+        for name in ("tol", "eps_area", "f_tol"):
+            value = node[name]
+            check(finite(value) and value >= 0, key + name, value, "a finite number >= 0")
+        for name in ("segment_length", "square_radius"):
+            value = node[name]
+            check(value is None or (finite(value) and value > 0), key + name, value, "null or a number > 0")
+        box = None if node.box is None else list(node.box)
+        check(box is None or (len(box) == 2 and all(finite(v) for v in box) and box[0] < box[1]), key + "box", box,
+              "null (the training inputs' range) or [lo, hi] with lo < hi")
+        models = list(node.rank_models)
+        check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models,
+              "a list drawn from [binomial, montecarlo]")
 
 
 @register_metric("regions")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 
 from ..analysis.similarity import compare, fixed_batch
-from ..core.config_base import validator
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -26,6 +25,20 @@ class SimilarityConfig:
     batch_seed: int = 0  # which inputs; the same batch is used in every phase
     svcca_variance: float = 0.99  # SVCCA keeps the top singular directions explaining this variance ...
     svcca_max_dims: int = 32  # ... but at most this many (CCA needs samples >> dimensions)
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = cfg.metrics.similarity
+        if node.split not in ("val", "test"):
+            raise ConfigError("metrics.similarity.split", node.split, "one of test, val")
+        if not (isinstance(node.num_samples, int) and node.num_samples >= 3):
+            raise ConfigError("metrics.similarity.num_samples", node.num_samples, "an integer >= 3")
+        if not (isinstance(node.batch_seed, int) and node.batch_seed >= 0):
+            raise ConfigError("metrics.similarity.batch_seed", node.batch_seed, "an integer >= 0")
+        if not (0 < node.svcca_variance <= 1):
+            raise ConfigError("metrics.similarity.svcca_variance", node.svcca_variance, "a number in (0, 1]")
+        if not (isinstance(node.svcca_max_dims, int) and node.svcca_max_dims >= 1):
+            raise ConfigError("metrics.similarity.svcca_max_dims", node.svcca_max_dims, "an integer >= 1")
 
 
 @register_metric("similarity")
@@ -44,17 +57,3 @@ def similarity(exp, phase: str, node: DictConfig) -> MetricResult:
                         "value": sum(values) / len(values) if values else math.nan})
     return MetricResult(scalars=scalars, tables={"similarity.csv": rows})
 
-
-@validator
-def _check_similarity(cfg: DictConfig) -> None:
-    node = cfg.metrics.similarity
-    if node.split not in ("val", "test"):
-        raise ConfigError("metrics.similarity.split", node.split, "one of test, val")
-    if not (isinstance(node.num_samples, int) and node.num_samples >= 3):
-        raise ConfigError("metrics.similarity.num_samples", node.num_samples, "an integer >= 3")
-    if not (isinstance(node.batch_seed, int) and node.batch_seed >= 0):
-        raise ConfigError("metrics.similarity.batch_seed", node.batch_seed, "an integer >= 0")
-    if not (0 < node.svcca_variance <= 1):
-        raise ConfigError("metrics.similarity.svcca_variance", node.svcca_variance, "a number in (0, 1]")
-    if not (isinstance(node.svcca_max_dims, int) and node.svcca_max_dims >= 1):
-        raise ConfigError("metrics.similarity.svcca_max_dims", node.svcca_max_dims, "an integer >= 1")

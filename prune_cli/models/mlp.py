@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig
 from torch import nn
 
+from ..core.checks import check_widths
 from ..core.config_base import ModelConfig, config_schema
 from . import MODELS
 from .base import PrunableNet
@@ -18,6 +19,10 @@ from .base import PrunableNet
 class MLPConfig(ModelConfig):
     widths: list[int] = field(default_factory=lambda: [100, 100])
     bias: bool = True
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        check_widths(cfg, f"{key}.widths")
 
 
 class MLP(PrunableNet):

@@ -1,4 +1,4 @@
-"""NTK-parameterised ReLU MLP with the random-pruning rescale multiplier (methods.md section 2.2).
+"""NTK-parameterised ReLU MLP with the random-pruning rescale multiplier (Yang & Wang, AISTATS 2023; docs/analysis.md).
 
 Each layer stores W ~ N(0, 1) unscaled and computes F.linear(x, M*W) * sigma_w / sqrt(fan_in * q).
 Pruning zeroes weights in place (the project's masks), so M*W is the weight itself. The keep
@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ..core.config_base import ModelConfig, config_schema, validator
+from ..core.checks import check_widths
+from ..core.config_base import ModelConfig, config_schema
 from ..core.errors import ConfigError
 from . import MODELS
 from .base import PrunableNet
@@ -33,6 +34,17 @@ class NTKMLPConfig(ModelConfig):
     sigma_w: float = math.sqrt(2.0)  # hidden-layer weight multiplier (He); the output layer uses 1
     sigma_b: float = 0.0  # bias multiplier; 0 = no bias parameters (the theory's setting)
     rescale: bool = True  # multiply by 1/sqrt(q), q = realised density of each layer's weight
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        check_widths(cfg, f"{key}.widths")
+        node = OmegaConf.select(cfg, key)
+        for name in ("sigma_w", "sigma_b"):
+            value = node[name]
+            ok = isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 if name == "sigma_w" else value >= 0)
+            if not ok:
+                raise ConfigError(f"{key}.{name}", value, "a finite number > 0" if name == "sigma_w" else
+                                  "a finite number >= 0 (0 = no bias)")
 
 
 class NTKLinear(nn.Linear):
@@ -92,14 +104,3 @@ class NTKMLP(PrunableNet):
 def build_ntk_mlp(cfg: DictConfig, input_shape, num_classes) -> NTKMLP:
     return NTKMLP(math.prod(input_shape), list(cfg.widths), num_classes, cfg.sigma_w, cfg.sigma_b, cfg.rescale)
 
-
-@validator
-def _check_ntk_mlp(cfg: DictConfig) -> None:
-    if cfg.model.name != "ntk_mlp":
-        return
-    for key in ("sigma_w", "sigma_b"):
-        value = cfg.model[key]
-        ok = isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 if key == "sigma_w" else value >= 0)
-        if not ok:
-            raise ConfigError(f"model.{key}", value, "a finite number > 0" if key == "sigma_w" else
-                              "a finite number >= 0 (0 = no bias)")

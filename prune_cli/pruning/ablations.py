@@ -1,4 +1,4 @@
-"""Generic ablations that apply to any method (spec methods.md 0.6; Synaptic-Flow's
+"""Generic ablations that apply to any method (docs/allocation.md; Synaptic-Flow's
 --shuffle / --reinitialize / --invert, the "Missing the Mark" OpenLTH fork).
 
 - invert (method.invert): rank by the lowest scores; applied by the pruner before allocation

@@ -68,7 +68,7 @@ THRESHOLD_IMPLS = ("topk", "lap_round", "shrinkbench_quantile", "strict_kth")
 
 
 def kept_count(values: torch.Tensor, density: float, impl: str = "topk") -> int:
-    """How many of `values` a thresholding rule keeps (spec methods.md 0.3); the kept ones are
+    """How many of `values` a thresholding rule keeps (docs/allocation.md); the kept ones are
     always the highest, so the count determines the mask.
 
     topk / lap_round: round(d n), Python's half-to-even round (LAP's `round(surv * n)`);
@@ -136,7 +136,7 @@ def raw_erk(shape: torch.Size, kernel: bool, power: float = 1.0) -> float:
 
 def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = True,
                   power: float = 1.0) -> dict[str, float]:
-    """The epsilon loop of RigL's get_sparsities_erdos_renyi (spec methods.md 6.2), in floats.
+    """The epsilon loop of RigL's get_sparsities_erdos_renyi (Evci et al., ICML 2020; docs/allocation.md), in floats.
 
     d_l = eps * raw_l with eps chosen so that sum d_l N_l = density * sum N_l; a layer whose d_l
     would exceed 1 becomes dense (all layers tied at the largest raw density at once) and eps is

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..core.checks import check
-from ..core.config_base import MethodConfig, config_schema, validator
+from ..core.config_base import MethodConfig, config_schema
 from ..core.errors import ConfigError
 from . import ALLOCATIONS
 
@@ -33,11 +33,9 @@ class RegionBoundMethodConfig(MethodConfig):
     bound_objective_n0: str = "full"  # full (real input dimension) | plane (n0 = 2, count-oriented)
     bound_search: str = "auto"  # auto (lagrange3 for two pruned layers, else search) | lagrange3 | search
 
-
-@validator
-def _validate(cfg: DictConfig) -> None:
-    m = cfg.method
-    if "bound_rank_model" in m:
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        m = cfg.method
         check(m.bound_rank_model in ("binomial", "montecarlo"), "method.bound_rank_model", m.bound_rank_model,
               "one of binomial, montecarlo")
         check(m.bound_objective_n0 in ("full", "plane"), "method.bound_objective_n0", m.bound_objective_n0,

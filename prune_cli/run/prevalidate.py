@@ -2,8 +2,9 @@
 Hydra creates a run directory or any data is loaded.
 
 Hydra/OmegaConf already reject unknown keys and wrong types and name the key. `validate` adds
-the keys a `+` override slipped in, range, choice and cross-field checks, and the checks the
-feature modules declare with `@validator` (prune_cli/core/config_base.py).
+the keys a `+` override slipped in, range, choice and cross-field checks. Each node's checks are
+chosen by its schema type: the `check` methods its schema class and their bases declare
+(prune_cli/core/config_base.py), never a list of option names or the keys a node happens to have.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.checks import check, choice, finite, fraction, positive_int
-from ..core.config_base import SCHEMAS, VALIDATORS, Config
+from ..core.config_base import SCHEMAS, Config, run_checks
 from ..core.errors import UnknownKeyError
 from ..core.identity import safe_name
 
@@ -44,65 +45,12 @@ def register_schemas() -> None:
 # ----------------------------------------------------------------------------- validation
 
 
-def _validate_training(cfg: DictConfig, group: str) -> None:
-    positive_int(cfg, f"{group}.epochs", minimum=0)
-    positive_int(cfg, f"{group}.batch_size")
-    positive_int(cfg, f"{group}.eval_batch_size")
-    choice(cfg, f"{group}.optimizer", {"sgd", "adam"})
-    choice(cfg, f"{group}.lr_schedule", {"constant", "multistep", "cosine"})
-    for key in ("lr", "momentum", "weight_decay", "gamma", "l1"):
-        value = cfg[group][key]
-        check(finite(value) and value >= 0, f"{group}.{key}", value, "a finite number >= 0")
-    check(cfg[group].momentum < 1, f"{group}.momentum", cfg[group].momentum, "a number in [0, 1)")
-    positive_int(cfg, f"{group}.warmup_epochs", minimum=0)
-    milestones = list(cfg[group].milestones)
-    check(all(m > 0 for m in milestones) and milestones == sorted(milestones),
-          f"{group}.milestones", milestones, "increasing positive epoch numbers")
-    if cfg[group].optimizer == "adam":
-        check(not cfg[group].nesterov, f"{group}.nesterov", True, "false with optimizer=adam")
-
-
-def _validate_dataset(cfg: DictConfig) -> None:
-    from ..data import DATASETS
-
-    d = cfg.dataset
-    DATASETS.get(d.name)
-    fraction(cfg, "dataset.val_fraction", 0.0, 1.0)
-    choice(cfg, "dataset.imbalance", {"none", "longtail", "counts"})
-    if d.imbalance == "longtail":
-        check(finite(d.longtail_ratio) and d.longtail_ratio >= 1, "dataset.longtail_ratio",
-              d.longtail_ratio, "a number >= 1 (largest class size / smallest class size)")
-    if d.imbalance == "counts":
-        counts = None if d.class_counts is None else list(d.class_counts)
-        check(bool(counts) and all(c >= 1 for c in counts), "dataset.class_counts", counts,
-              "a list with one positive integer per class when dataset.imbalance=counts")
-    elif d.class_counts is not None:
-        check(False, "dataset.class_counts", list(d.class_counts), "null unless dataset.imbalance=counts")
-    if d.max_train_samples is not None:
-        positive_int(cfg, "dataset.max_train_samples")
-    if "kind" in d:
-        choice(cfg, "dataset.kind", {"blobs", "spirals"})
-        positive_int(cfg, "dataset.input_dim", minimum=2 if d.kind == "spirals" else 1)
-        positive_int(cfg, "dataset.num_classes", minimum=2)
-        positive_int(cfg, "dataset.samples_per_class")
-        positive_int(cfg, "dataset.test_samples_per_class")
-        check(finite(d.noise) and d.noise >= 0, "dataset.noise", d.noise, "a finite number >= 0")
-    if "num_samples" in d:
-        positive_int(cfg, "dataset.num_samples", minimum=100)
-    if "root" in d and not d.download:
-        from ..data.vision import SOURCES, check_files
-
-        if d.name in SOURCES:
-            check_files(d.name, d.root)  # missing files stop the run before any directory exists
-
-
-
-def _validate_allocation_structure(cfg: DictConfig) -> None:
+def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
     """method.* keys of allocations, structures and ablations (docs/allocation.md)."""
+    from ..pruning import SCORES
+
     m = cfg.method
-    if "allocation" not in m:
-        return
-    structure = m.get("structure", "unstructured")
+    structure = m.structure
     fraction(cfg, "method.sparsity_tolerance", 0.0, 1.0, hi_open=False)
     check(finite(m.erk_power) and m.erk_power > 0, "method.erk_power", m.erk_power, "a number > 0")
     fraction(cfg, "method.fc_density", 0.0, 1.0, hi_open=False)
@@ -141,7 +89,7 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
     else:
         for key in ("match_masks", "match_method"):
             check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
-    bernoulli = m.get("sampling", "exact") == "bernoulli" and m.score == "random"
+    bernoulli = SCORES.get(m.score).selection(m) == "bernoulli"  # as the pruner decides it
     if structure != "unstructured":
         check(not bernoulli, "method.sampling", "bernoulli",
               f"exact with method.structure={structure} (Bernoulli sampling picks single weights)")
@@ -159,7 +107,7 @@ def _validate_allocation_structure(cfg: DictConfig) -> None:
         want = 1 - m.nm_n / m.nm_m
         check(abs(cfg.sparsity - want) < 1e-9, "sparsity", cfg.sparsity,
               f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)")
-    single_event = m.get("rounds", 1) == 1 and cfg.schedule.get("rounds", 1) == 1 and "frequency" not in cfg.schedule
+    single_event = m.rounds == 1 and schedule.single_event(cfg)
     fixed = ("method.allocation", m.allocation) if m.allocation == "explicit" else (
         ("method.match_masks", m.match_masks) if m.allocation == "matched" and m.match_masks else (
             ("method.structure", "nm") if structure == "nm" else None))
@@ -265,8 +213,36 @@ def check_known_keys(cfg: DictConfig) -> None:
 # ----------------------------------------------------------------------------- the pass
 
 
+def schema_of(cfg: DictConfig, key: str) -> type:
+    """The schema a node is checked against: its OmegaConf type (each option's YAML merges its
+    schema first); for a group's node composed without one, the group's best-fitting schema."""
+    node = OmegaConf.select(cfg, key)
+    typed = OmegaConf.get_type(node)
+    if isinstance(typed, type) and dataclasses.is_dataclass(typed):
+        return typed
+    # Untyped: the schema leaving the fewest unknown keys and, of those, the one whose options the
+    # node holds (a larger schema's checks would read keys the node does not have).
+    candidates = list(SCHEMAS.get(GROUP_SCHEMA.get(key, key), {}).values())
+    scored = [(len(_unknown_keys(node, c, f"{key}.")), sum(f not in node for f in _fields(c)), i, c)
+              for i, c in enumerate(candidates)]
+    return min(scored)[3]
+
+
+def validate_node(cfg: DictConfig, key: str, schema: type | None = None) -> None:
+    """Run the checks of the node at `key`, chosen by its schema type (`check` along the MRO,
+    prune_cli/core/config_base.py `run_checks`). For `method`, first check that the node carries the
+    options of the score it selects."""
+    if key == "method":
+        from ..pruning import SCORES
+        from ..pruning.scores.common import require_options
+
+        require_options(cfg.method, SCORES.get(cfg.method.score).options)
+    run_checks(schema or schema_of(cfg, key), cfg, key)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
+    from ..data import DATASETS
     from ..models import MODELS
     from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
     from ..schedules import SCHEDULES
@@ -278,29 +254,25 @@ def validate(cfg: DictConfig) -> None:
     check(bool(cfg.results_dir), "results_dir", cfg.results_dir, "a non-empty path")
     check(safe_name(cfg.name), "name", cfg.name,
           "a short label (1-64 characters: letters, digits, '.', '_', '+', '-'; no '/' and no '..')")
-    _validate_dataset(cfg)
+    DATASETS.get(cfg.dataset.name)
+    validate_node(cfg, "dataset")
     MODELS.get(cfg.model.name)
-    if "widths" in cfg.model:
-        widths = list(cfg.model.widths)
-        check(len(widths) >= 1 and all(w >= 1 for w in widths), "model.widths", widths,
-              "a non-empty list of positive integers")
+    validate_node(cfg, "model")
     SCORES.get(cfg.method.score)
     ALLOCATIONS.get(cfg.method.allocation)
     STRUCTURES.get(cfg.method.structure)
-    positive_int(cfg, "method.rounds")
-    choice(cfg, "method.round_schedule", {"exponential", "linear"})
-    if "sampling" in cfg.method:
-        choice(cfg, "method.sampling", {"exact", "bernoulli"})
+    validate_node(cfg, "method")
     SCHEDULES.get(cfg.schedule.name)
-    _validate_schedule(cfg)
-    _validate_training(cfg, "train")
-    _validate_training(cfg, "finetune")
-    splits = list(cfg.metrics.splits)
-    check(len(splits) >= 1 and set(splits) <= {"val", "test"}, "metrics.splits", splits,
-          "a non-empty list drawn from [val, test]")
-    _validate_allocation_structure(cfg)  # before the feature validators (their order is unchanged)
-    for extra in VALIDATORS:
-        extra(cfg)
+    schedule = schema_of(cfg, "schedule")
+    validate_node(cfg, "schedule", schedule)
+    validate_node(cfg, "train")
+    validate_node(cfg, "finetune")
+    validate_node(cfg, "metrics")
+    for name in cfg.metrics:  # each optional metric's node (metrics.regions, ...), by its type
+        typed = OmegaConf.get_type(cfg.metrics._get_node(name))
+        if isinstance(typed, type) and dataclasses.is_dataclass(typed):
+            validate_node(cfg, f"metrics.{name}", typed)
+    _validate_allocation_structure(cfg, schedule)
     if cfg.device == "cuda":
         import torch
 

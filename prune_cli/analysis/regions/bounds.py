@@ -1,4 +1,4 @@
-"""Upper bounds on the number of linear regions (spec regions.md sections 1-3).
+"""Upper bounds on the number of linear regions (Serra et al., ICML 2018; Cai et al., CPAIOR 2023; docs/regions.md).
 
 - `serra2018`: Serra, Tjandraatmadja & Ramalingam (ICML 2018) Theorem 1, exact Python integers.
 - `expected_bound`: CPAIOR 2023 expected rank-aware bound for sparse layers, ln E[UB], with the
@@ -24,7 +24,7 @@ def _log_comb(n: int, k: int) -> float:
 
 
 def serra2018(n0: int, widths: Sequence[int]) -> int:
-    """Serra et al. (2018) bound via the recursion G(l, d) of spec section 1.2 (exact integer)."""
+    """Serra et al. (2018) bound via its recursion G(l, d) (exact integer; docs/regions.md)."""
     widths = [int(w) for w in widths]
 
     @lru_cache(maxsize=None)
@@ -38,7 +38,7 @@ def serra2018(n0: int, widths: Sequence[int]) -> int:
 
 
 def rank_ub(n0: int, widths: Sequence[int], ranks: Sequence[int]) -> int:
-    """Deterministic rank-aware bound UB(k_1..k_L) of spec section 2.1 (exact integer)."""
+    """Deterministic rank-aware bound UB(k_1..k_L) of Cai et al. 2023 (exact integer; docs/regions.md)."""
     widths, ranks = [int(w) for w in widths], [int(k) for k in ranks]
 
     @lru_cache(maxsize=None)
@@ -52,7 +52,7 @@ def rank_ub(n0: int, widths: Sequence[int], ranks: Sequence[int]) -> int:
 
 
 def binomial_rank_log_probs(rows: int, cols: int, density: float, drop_zero: bool = True) -> dict[int, float]:
-    """ln P(rank = k) under rank model A (binomial_formula.py): k = number of non-zero lines in
+    """ln P(rank = k) under rank model A (the authors' code): k = number of non-zero lines in
     the smaller dimension; P(0) is dropped (not renormalised) as in the authors' code."""
     m, o = min(rows, cols), max(rows, cols)
     if density >= 1.0:
@@ -72,7 +72,7 @@ _MC_CACHE: dict[tuple, dict[int, float]] = {}
 
 def montecarlo_rank_log_probs(rows: int, cols: int, density: float, seed: int = 0,
                               sample_factor: int = 48) -> dict[int, float]:
-    """ln P(rank = k) under rank model B (prob.py): Gaussian matrices with Bernoulli(p) entries,
+    """ln P(rank = k) under rank model B (the authors' code): Gaussian matrices with Bernoulli(p) entries,
     sampled until #samples >= (max rank - min rank + 1) x sample_factor. Seeded and cached."""
     key = (rows, cols, float(density), seed, sample_factor)
     if key not in _MC_CACHE:
@@ -99,7 +99,7 @@ def _logsumexp(values: list[float]) -> float:
 
 
 def expected_bound_from_probs(n: Sequence[int], log_probs: Sequence[dict[int, float]]) -> float:
-    """ln E[UB] by the memoised recursion F(l, d) of spec section 2.3, n = [n_0, n_1, ..., n_L]."""
+    """ln E[UB] by the memoised recursion F(l, d) of Cai et al. 2023 (docs/regions.md), n = [n_0, n_1, ..., n_L]."""
     n = [int(v) for v in n]
     widths = n[1:]
     log_c = [[_log_comb(w, j) for j in range(w + 1)] for w in widths]
@@ -142,7 +142,7 @@ def expected_bound(n: Sequence[int], densities: Sequence[float], rank_model: str
 
 
 def lagrange3(p: float, dims: Sequence[int], objective) -> tuple[float, float]:
-    """The authors' `lagrange3` (binomial_formula.py, spec section 3.1) for two pruned layers.
+    """The authors' `lagrange3` (from their public code; docs/regions.md) for two pruned layers.
 
     `objective(p0, p1)` returns ln E[UB]; `dims` are the two layers' weight counts."""
     d0, d1 = float(dims[0]), float(dims[1])

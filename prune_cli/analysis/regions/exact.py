@@ -1,4 +1,4 @@
-"""Every activation region of the whole input box, by MILP enumeration with no-good cuts (spec 1.4/4.4).
+"""Every activation region of the whole input box, by MILP enumeration with no-good cuts (Serra et al., ICML 2018; docs/regions.md).
 
 The network is read as a chain of affine maps and ReLUs (each affine block's matrix taken
 exactly from the modules; convolutions become dense matrices), checked against the model's own

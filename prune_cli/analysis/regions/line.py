@@ -1,4 +1,4 @@
-"""Exact count of activation regions along a segment by breakpoint propagation (spec section 4.1).
+"""Exact count of activation regions along a segment by breakpoint propagation (docs/regions.md).
 
 Between consecutive breakpoints of the earlier nonlinearities the network up to nonlinearity l is
 affine in t, so a ReLU input's zero is found exactly by linear interpolation and a max-pool
@@ -17,7 +17,7 @@ from torch import nn
 
 from .common import RegionsError, Tracer, pattern, pool_windows
 
-ZERO_TOL = 1e-12  # |z| below ZERO_TOL * max|z| counts as zero (spec 4.1)
+ZERO_TOL = 1e-12  # |z| below ZERO_TOL * max|z| counts as zero (docs/regions.md)
 MERGE_TOL = 1e-12  # breakpoints closer than this in t are merged
 
 

@@ -1,4 +1,4 @@
-"""Exact count of activation regions in a 2-D plane slice by splitting convex polygons (spec 4.2).
+"""Exact count of activation regions in a 2-D plane slice by splitting convex polygons (docs/regions.md).
 
 The plane is x(u) = c + B u (c = centroid of three inputs, B = orthonormal basis of their span).
 Layer by layer (each nn.ReLU / nn.MaxPool module in forward order), every current polygon has a

@@ -11,11 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+import dataclasses
+
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ...core.config_base import MethodConfig
-from ...core.errors import PruneCliError
+from ...core.errors import ConfigError, PruneCliError
 from ...data.batches import iterate_batches
 from ...models.base import PRUNABLE_TYPES, traced_forward
 
@@ -28,6 +31,18 @@ class DataScoreConfig(MethodConfig):
     batch_size: int = 128
     batch_seed: Optional[int] = None  # null: draw batches from the run's generator; an int: fixed batches
     bn_mode: str = "train"  # train (batch statistics, as the references) | eval (running statistics)
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        """Runs for every schema that extends this one: each data-driven score, also one added later."""
+        m = OmegaConf.select(cfg, key)
+        for name in ("batches", "batch_size"):
+            if not (isinstance(m[name], int) and m[name] >= 1):
+                raise ConfigError(f"{key}.{name}", m[name], "an integer >= 1")
+        if m.bn_mode not in ("train", "eval"):
+            raise ConfigError(f"{key}.bn_mode", m.bn_mode, "one of eval, train")
+        if m.batch_seed is not None and m.batch_seed < 0:
+            raise ConfigError(f"{key}.batch_seed", m.batch_seed, "null or an integer >= 0")
 
 
 def require_data(ctx, score: str):
@@ -134,11 +149,13 @@ def trace_followers(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str,
     return result
 
 
-def require_options(method, keys: tuple[str, ...]) -> None:
-    """A score chosen with `method.score=` under another method's config lacks its options: say so."""
-    from ...core.errors import ConfigError
+def require_options(method: DictConfig, options: type) -> None:
+    """A score chosen with `method.score=` under another method's config lacks its options: say so.
 
-    missing = [k for k in keys if k not in method]
+    `options` is the config class the score declared (`register_score(..., options=...)`); the
+    method node must hold every option that class adds to `MethodConfig`."""
+    base = {f.name for f in dataclasses.fields(MethodConfig)}
+    missing = [f.name for f in dataclasses.fields(options) if f.name not in base and f.name not in method]
     if missing:
         raise ConfigError("method.score", method.score,
                           f"a score whose options are in this method config (missing {', '.join(missing)})",

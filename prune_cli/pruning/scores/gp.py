@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ...core.config_base import config_schema, validator
-from ...core.errors import ConfigError
+from ...core.config_base import config_schema
 from . import register_score
-from .common import DataScoreConfig, draw_batches, loss_gradients, require_options, scoring_mode
+from .common import DataScoreConfig, draw_batches, loss_gradients, scoring_mode
 
 
 @config_schema("method", "gp")
@@ -32,25 +31,8 @@ def weight_gradients(model, params, ctx, score: str) -> dict[str, torch.Tensor]:
     return dict(zip(names, grads))
 
 
-@register_score("gp", "gradient_magnitude")
+@register_score("gp", "gradient_magnitude", options=DataScoreConfig)
 def gp_scores(model, params, ctx):
     grads = weight_gradients(model, params, ctx, "gp")
     return {n: (params[n].detach() * grads[n]).abs() for n in params}
 
-
-DATA_SCORES = {"gp", "gradient_magnitude", "undecayed", "snip"}
-
-
-@validator
-def _check_data_score(cfg) -> None:
-    m = cfg.method
-    if m.score not in DATA_SCORES:
-        return
-    require_options(m, ("batches", "batch_size", "batch_seed", "bn_mode") + (("lam",) if m.score == "undecayed" else ()))
-    for key in ("batches", "batch_size"):
-        if not (isinstance(m[key], int) and m[key] >= 1):
-            raise ConfigError(f"method.{key}", m[key], "an integer >= 1")
-    if m.bn_mode not in ("train", "eval"):
-        raise ConfigError("method.bn_mode", m.bn_mode, "one of eval, train")
-    if m.batch_seed is not None and m.batch_seed < 0:
-        raise ConfigError("method.batch_seed", m.batch_seed, "null or an integer >= 0")

@@ -15,11 +15,12 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
-from ...core.config_base import MethodConfig, config_schema, validator
+from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError
 from . import register_score
-from .common import named_weights, require_data, require_options, scoring_mode
+from .common import named_weights, require_data, scoring_mode
 
 
 @config_schema("method", "grasp")
@@ -31,6 +32,17 @@ class GraspConfig(MethodConfig):
     absolute: bool = False  # graspabs: |Hg * w|, keep the highest
     batch_seed: Optional[int] = None
     bn_mode: str = "train"
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        m = cfg.method
+        for name in ("samples_per_class", "batches"):
+            if not (isinstance(m[name], int) and m[name] >= 1):
+                raise ConfigError(f"method.{name}", m[name], "an integer >= 1")
+        if not (math.isfinite(m.temperature) and m.temperature > 0):
+            raise ConfigError("method.temperature", m.temperature, "a finite number > 0")
+        if m.bn_mode not in ("train", "eval"):
+            raise ConfigError("method.bn_mode", m.bn_mode, "one of eval, train")
 
 
 def balanced_batches(ctx, per_class: int, n_batches: int, seed: Optional[int]):
@@ -50,7 +62,7 @@ def balanced_batches(ctx, per_class: int, n_batches: int, seed: Optional[int]):
     return batches
 
 
-@register_score("grasp")
+@register_score("grasp", options=GraspConfig)
 def grasp_scores(model, params, ctx):
     m = ctx.method
     names = [f"{n}.weight" for n, _ in model.prunable_layers()]
@@ -72,17 +84,3 @@ def grasp_scores(model, params, ctx):
     scores = {n: by_name[n] * params[n].detach() for n in params}
     return {n: s.abs() for n, s in scores.items()} if m.absolute else scores
 
-
-@validator
-def _check_grasp(cfg) -> None:
-    m = cfg.method
-    if m.score != "grasp":
-        return
-    require_options(m, ("samples_per_class", "batches", "temperature", "absolute", "bn_mode"))
-    for key in ("samples_per_class", "batches"):
-        if not (isinstance(m[key], int) and m[key] >= 1):
-            raise ConfigError(f"method.{key}", m[key], "an integer >= 1")
-    if not (math.isfinite(m.temperature) and m.temperature > 0):
-        raise ConfigError("method.temperature", m.temperature, "a finite number > 0")
-    if m.bn_mode not in ("train", "eval"):
-        raise ConfigError("method.bn_mode", m.bn_mode, "one of eval, train")

@@ -1,4 +1,4 @@
-"""Greedy forward selection of neurons/channels (Ye et al., ICML 2020; spec section 7).
+"""Greedy forward selection of neurons/channels (Ye et al., ICML 2020; docs/scores.md).
 
 Gated layers are processed input -> output. For each, the selection starts from no unit and
 repeatedly adds the unit that, together with the units already chosen, gives the lowest
@@ -28,11 +28,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
-from ...core.config_base import MethodConfig, config_schema, validator
+from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError
 from . import register_score
-from .common import draw_batches, require_data, require_options, scoring_mode, trace_followers
+from .common import draw_batches, require_data, scoring_mode, trace_followers
 
 
 @config_schema("method", "greedy_forward")
@@ -44,6 +45,23 @@ class GreedyForwardConfig(MethodConfig):
     top1_tol: float = 0.02  # stop once subset top-1 >= (1 - top1_tol) * the layer's starting top-1
     precheck_tol: float = 0.05  # ... checked only when minibatch top-1 >= (1 - precheck_tol) * start
     gate_sites: str = "block_hidden"  # block_hidden (units feeding one consumer) | all (every non-classifier layer)
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        m = cfg.method
+        for name in ("num_evaluate", "batch_size", "subset_stride"):
+            if not (isinstance(m[name], int) and m[name] >= 1):
+                raise ConfigError(f"method.{name}", m[name], "an integer >= 1")
+        for name in ("top1_tol", "precheck_tol"):
+            if not (0 <= m[name] < 1):
+                raise ConfigError(f"method.{name}", m[name], "a number in [0, 1)")
+        if m.gate_sites not in ("block_hidden", "all"):
+            raise ConfigError("method.gate_sites", m.gate_sites, "one of all, block_hidden")
+        if m.allocation == "global":
+            raise ConfigError("method.allocation", m.allocation, "a per-layer allocation (e.g. layerwise)",
+                              "greedy_forward's row priorities are only comparable within a layer.")
+        if m.rounds != 1:
+            raise ConfigError("method.rounds", m.rounds, "1 for greedy_forward (it selects units once)")
 
 
 class _Gate:
@@ -120,7 +138,7 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
     return selected
 
 
-@register_score("greedy_forward")
+@register_score("greedy_forward", options=GreedyForwardConfig)
 def greedy_forward_scores(model, params, ctx):
     selected = greedy_select(model, params, ctx)
     scores = {}
@@ -142,23 +160,3 @@ def greedy_forward_scores(model, params, ctx):
         scores[name] = rank.view(-1, *([1] * (w.dim() - 1))) + within
     return scores
 
-
-@validator
-def _check_greedy(cfg) -> None:
-    m = cfg.method
-    if m.score != "greedy_forward":
-        return
-    require_options(m, ("num_evaluate", "batch_size", "subset_stride", "top1_tol", "precheck_tol", "gate_sites"))
-    for key in ("num_evaluate", "batch_size", "subset_stride"):
-        if not (isinstance(m[key], int) and m[key] >= 1):
-            raise ConfigError(f"method.{key}", m[key], "an integer >= 1")
-    for key in ("top1_tol", "precheck_tol"):
-        if not (0 <= m[key] < 1):
-            raise ConfigError(f"method.{key}", m[key], "a number in [0, 1)")
-    if m.gate_sites not in ("block_hidden", "all"):
-        raise ConfigError("method.gate_sites", m.gate_sites, "one of all, block_hidden")
-    if m.allocation == "global":
-        raise ConfigError("method.allocation", m.allocation, "a per-layer allocation (e.g. layerwise)",
-                          "greedy_forward's row priorities are only comparable within a layer.")
-    if m.rounds != 1:
-        raise ConfigError("method.rounds", m.rounds, "1 for greedy_forward (it selects units once)")

@@ -1,4 +1,4 @@
-"""Lookahead pruning LAP (Park, Lee, Mo & Shin, ICLR 2020) and its variants (spec section 5).
+"""Lookahead pruning LAP (Park, Lee, Mo & Shin, ICLR 2020) and its variants (docs/scores.md).
 
 Squared score of weight W_i[k, j] (as the authors' code; same ranking as the unsquared form):
 
@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
+from omegaconf import DictConfig
 from torch import nn
 
-from ...core.config_base import MethodConfig, config_schema, validator
+from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError, PruneCliError
 from . import register_score
-from .common import iter_score_batches, require_data, require_options, scoring_mode, trace_followers
+from .common import iter_score_batches, require_data, scoring_mode, trace_followers
 
 
 @config_schema("method", "lookahead")
@@ -40,6 +41,20 @@ class LookaheadConfig(MethodConfig):
     act_batch_size: int = 30
     normalize: bool = False  # divide each layer's score tensor by its L2 norm (global variant)
     faithful_bn_flatten: bool = False  # reproduce the reference's idx // C BN index for flattened features
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        m = cfg.method
+        if m.mode not in ("base", "forward", "backward"):
+            raise ConfigError("method.mode", m.mode, "one of backward, base, forward")
+        if m.mode != "base" and m.allocation == "global":
+            raise ConfigError("method.allocation", m.allocation, "a per-layer allocation (e.g. layerwise)",
+                              "LAP's forward/backward modes prune layer by layer, so every layer needs its own count.")
+        if m.mode != "base" and m.rounds != 1:
+            raise ConfigError("method.rounds", m.rounds, "1 with method.mode=forward|backward")
+        for name in ("act_batches", "act_batch_size"):
+            if not (isinstance(m[name], int) and m[name] >= 1):
+                raise ConfigError(f"method.{name}", m[name], "an integer >= 1")
 
 
 def _energy_in(w: torch.Tensor) -> torch.Tensor:
@@ -124,7 +139,7 @@ def _layer_score(i: int, ws: list[torch.Tensor], bn: list[Optional[torch.Tensor]
     return score
 
 
-@register_score("lookahead")
+@register_score("lookahead", options=LookaheadConfig)
 def lookahead_scores(model, params, ctx):
     from .. import ALLOCATIONS, STRUCTURES
 
@@ -176,20 +191,3 @@ def lookahead_scores(model, params, ctx):
                 scores[name] = s / norm
     return scores
 
-
-@validator
-def _check_lookahead(cfg) -> None:
-    m = cfg.method
-    if m.score != "lookahead":
-        return
-    require_options(m, ("mode", "act_batches", "act_batch_size"))
-    if m.mode not in ("base", "forward", "backward"):
-        raise ConfigError("method.mode", m.mode, "one of backward, base, forward")
-    if m.mode != "base" and m.allocation == "global":
-        raise ConfigError("method.allocation", m.allocation, "a per-layer allocation (e.g. layerwise)",
-                          "LAP's forward/backward modes prune layer by layer, so every layer needs its own count.")
-    if m.mode != "base" and m.rounds != 1:
-        raise ConfigError("method.rounds", m.rounds, "1 with method.mode=forward|backward")
-    for key in ("act_batches", "act_batch_size"):
-        if not (isinstance(m[key], int) and m[key] >= 1):
-            raise ConfigError(f"method.{key}", m[key], "an integer >= 1")

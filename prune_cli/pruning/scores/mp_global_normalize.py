@@ -1,4 +1,4 @@
-"""Global normalised magnitude pruning (LAP code's `MP_Global(normalize=True)`, spec 1.3).
+"""Global normalised magnitude pruning (LAP code's `MP_Global(normalize=True)`; docs/scores.md).
 
 Each layer's |w| tensor is divided by its own L2 norm before the one global ranking, so layers
 compete on relative rather than absolute magnitude.

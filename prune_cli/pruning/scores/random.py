@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from omegaconf import DictConfig
 
+from ...core.checks import choice
 from ...core.config_base import MethodConfig, config_schema
 from . import register_score
 
@@ -19,6 +21,10 @@ from . import register_score
 @dataclass
 class RandomMethodConfig(MethodConfig):
     sampling: str = "exact"  # exact (achieved = target) | bernoulli (i.i.d. keep with p = density)
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        choice(cfg, f"{key}.sampling", {"exact", "bernoulli"})
 
 
 @register_score("random", selection=lambda method: method.get("sampling", "exact"))

@@ -23,7 +23,7 @@ class SnipConfig(DataScoreConfig):
     pass
 
 
-@register_score("snip")
+@register_score("snip", options=SnipConfig)
 def snip_scores(model, params, ctx):
     grads = weight_gradients(model, params, ctx, "snip")
     raw = {n: (params[n].detach() * grads[n]).abs() for n in params}

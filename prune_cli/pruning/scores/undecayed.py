@@ -2,7 +2,7 @@
 
 `-w*g` is the first-order change of the *undecayed* data loss when w is zeroed; `lam * w^2` adds
 back the part the weight decay explains. lam defaults to the training weight decay
-(`${train.weight_decay}` in configs/method/undecayed.yaml, spec Q3/Q4); the gradient is that of
+(`${train.weight_decay}` in configs/method/undecayed.yaml; docs/scores.md); the gradient is that of
 the cross-entropy alone (PyTorch applies decay inside the optimizer), model in train mode.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ...core.config_base import config_schema, validator
+from omegaconf import DictConfig
+
+from ...core.config_base import config_schema
 from ...core.errors import ConfigError
 from . import register_score
 from .common import DataScoreConfig
@@ -24,8 +26,14 @@ class UndecayedConfig(DataScoreConfig):
     lam: float = 5e-4  # the reference code's hard-coded value; the YAML ties it to train.weight_decay
     score_abs: bool = True  # rank by |s| (the paper); false ranks by the signed s (keep the largest)
 
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        lam = cfg.method.lam
+        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
+            raise ConfigError("method.lam", lam, "a finite number >= 0 (usually equal to train.weight_decay)")
 
-@register_score("undecayed")
+
+@register_score("undecayed", options=UndecayedConfig)
 def undecayed_scores(model, params, ctx):
     lam = float(ctx.method.lam)
     grads = weight_gradients(model, params, ctx, "undecayed")
@@ -36,10 +44,3 @@ def undecayed_scores(model, params, ctx):
         scores[n] = s.abs() if ctx.method.get("score_abs", True) else s
     return scores
 
-
-@validator
-def _check_lam(cfg) -> None:
-    if cfg.method.score == "undecayed":
-        lam = cfg.method.lam
-        if not (isinstance(lam, (int, float)) and math.isfinite(lam) and lam >= 0):
-            raise ConfigError("method.lam", lam, "a finite number >= 0 (usually equal to train.weight_decay)")

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import prune_cli
 
-from .core.atomic_io import atomic_torch_save, atomic_write_text
+from ..core.atomic_io import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
 

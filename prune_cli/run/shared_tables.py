@@ -33,10 +33,10 @@ from typing import Optional
 import pandas as pd
 from filelock import FileLock
 
-from .core import crashpoints
-from .core.atomic_io import atomic_write_text
-from .core.errors import PruneCliError
-from .core.tables import NOT_SHARED, shared_name
+from ..core import crashpoints
+from ..core.atomic_io import atomic_write_text
+from ..core.errors import PruneCliError
+from ..core.tables import NOT_SHARED, shared_name
 
 log = logging.getLogger(__name__)
 

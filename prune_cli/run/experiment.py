@@ -1,13 +1,13 @@
-"""The data flow of one run: data -> model -> schedule plan (dense / prune / restart / train /
-record steps) -> CSVs, with a checkpoint after every step and every epoch so that a killed run
-started again continues where it stopped and writes each row exactly once."""
+"""The data flow of one run: data -> model -> schedule plan (typed steps: Dense, Prune, Restart,
+Train, Gradual, Record; prune_cli/schedules.py) -> CSVs, with a checkpoint after every step and
+every epoch (run/checkpoint.py) so that a killed run started again continues where it stopped and
+writes each row exactly once (rows: run/recorder.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import random
 import sys
 import time
@@ -15,32 +15,29 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from . import results, shared_tables
-from .core import crashpoints, interrupts
-from .core.atomic_io import atomic_torch_save, atomic_write_csv, atomic_write_text
-from .core.errors import ConfigError
-from .core.identity import config_hash, run_id
-from .core.tables import TABLES, columns
-from .data import DATASETS, build_splits
+from ..core import crashpoints, interrupts
+from ..core.atomic_io import atomic_write_text
+from ..core.errors import ConfigError
+from ..core.identity import config_hash, run_id
+from ..core.tables import TABLES
+from ..data import DATASETS, build_splits
+from ..models import build_model
+from ..models.masks import Masks, apply_masks, count, save_masks
+from ..pruning import ScoreContext, prune, select_prunable
+from ..schedules import SCHEDULES, Dense, Gradual, Prune, Record, Restart, Step, Train, gradual_sparsity
+from ..training import TrainProgress, train
+from . import checkpoint, recorder, results, shared_tables
+from .checkpoint import STATE_FILE, cpu_state
 from .dense_cache import DenseCache
-from .metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
-from .models import build_model
-from .models.masks import Masks, apply_masks, count, save_masks
-from .pruning import ScoreContext, prune, select_prunable
-from .schedules import SCHEDULES, Step, gradual_sparsity
-from .training import TrainProgress, evaluate, train
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.pt"
 RUN_LOCK = ".run.lock"  # one process per run directory
 COMPLETE_FILE = "COMPLETE"  # written last; a run without it is unfinished
-SAVED_PHASES = ("dense", "pruned", "finetuned")  # phases whose model weights are kept as files
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,10 +57,6 @@ def derived_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
 
 
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
 class Experiment:
     """Holds the run's state; `run_plan` executes the schedule's steps with checkpoints."""
 
@@ -75,7 +68,7 @@ class Experiment:
         raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
         self.model = build_fitting_model(cfg, self.data).to(self.device)
-        self.init_state = _cpu_state(self.model)
+        self.init_state = cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
         # Batch order and random scores get their own stream: a generator seeded like the global RNG
         # would replay the draws that initialised the weights (random masks would track weight signs).
@@ -103,7 +96,7 @@ class Experiment:
     # -- the plan and its checkpoints ------------------------------------------------------
 
     def run_plan(self, plan: list[Step]) -> None:
-        if (self.run_dir / STATE_FILE).exists() and self._load_checkpoint():
+        if (self.run_dir / STATE_FILE).exists() and checkpoint.load(self):
             if self.step_index < len(plan):
                 log.info("resuming run %s at step %d of %d (%s)", self.context["run_id"], self.step_index + 1,
                          len(plan), plan[self.step_index].kind)
@@ -112,73 +105,43 @@ class Experiment:
                          len(plan))
         while self.step_index < len(plan):
             interrupts.check()
-            step = plan[self.step_index]
-            getattr(self, f"_step_{step.kind}")(*step.args)
+            self._run_step(plan[self.step_index])
             self.step_index += 1
             self.progress = None
-            self._save_checkpoint()
+            checkpoint.save(self)
 
-    def _save_checkpoint(self, progress: Optional[TrainProgress] = None) -> None:
-        state = {
-            "step_index": self.step_index, "model": _cpu_state(self.model),
-            "masks": {k: v.cpu() for k, v in self.masks.items()}, "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "init_state": self.init_state, "dense_state": self.dense_state,
-            "rewind_states": {str(k): v for k, v in self.rewind_states.items()},
-            "json": json.dumps({
-                "tables": self.tables, "history": self.history, "rounds_done": self.rounds_done,
-                "dense_values": [[list(k), v] for k, v in self.dense_values.items()],
-                "dense_per_class": [[list(k), list(v)] for k, v in self.dense_per_class.items()],
-                "context": self.context, "provenance": self.provenance,
-                "progress_epoch": progress.epoch if progress else None,
-            }),
-        }
-        if progress is not None:
-            state["progress"] = {"optimizer": progress.optimizer, "generator": progress.generator}
-        atomic_torch_save(state, self.run_dir / STATE_FILE, crash_point="checkpoint-write")
-
-    def _load_checkpoint(self) -> bool:
-        """Restore the checkpoint; an unreadable one is moved aside (warning) and the run starts over."""
-        path = self.run_dir / STATE_FILE
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            extra = json.loads(state["json"])
-        except Exception as err:  # noqa: BLE001 - a truncated or foreign file: keep it for inspection, redo the work
-            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-            aside = path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
-            os.replace(path, aside)
-            log.warning("checkpoint %s is unreadable (%s: %s); moved it to %s and starting the run from the "
-                        "beginning", path, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
-            return False
-        self.step_index = state["step_index"]
-        self.model.load_state_dict(state["model"])
-        self.masks = {k: v.bool() for k, v in state["masks"].items()}
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.init_state, self.dense_state = state["init_state"], state["dense_state"]
-        self.rewind_states = {int(k): v for k, v in state["rewind_states"].items()}
-        self.tables, self.history = extra["tables"], extra["history"]
-        self.rounds_done = extra["rounds_done"]
-        self.dense_values = {tuple(k): v for k, v in extra["dense_values"]}
-        self.dense_per_class = {tuple(k): tuple(v) for k, v in extra["dense_per_class"]}
-        self.context, self.provenance = extra["context"], extra["provenance"]
-        if "progress" in state:
-            p = state["progress"]
-            self.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"])
-        return True
+    def _run_step(self, step: Step) -> None:
+        """Dispatch on the step's type (the `_step_*` methods are looked up on the instance, so a
+        test can wrap one)."""
+        match step:
+            case Dense():
+                self._step_dense()
+            case Prune(sparsity=sparsity):
+                self._step_prune(sparsity)
+            case Restart(source=source):
+                self._step_restart(source)
+            case Train(which=which):
+                self._step_train(which)
+            case Gradual():
+                self._step_gradual()
+            case Record(phase=phase):
+                self._step_record(phase)
+            case _:
+                raise TypeError(f"unknown schedule step {step!r}")
 
     def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None,
                keep_epochs: tuple[int, ...] = ()) -> None:
         """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding."""
         start = time.perf_counter()
 
-        def checkpoint(row: dict, progress: TrainProgress) -> None:
+        def end_of_epoch(row: dict, progress: TrainProgress) -> None:
             self.history.append(row)
             if progress.epoch in keep_epochs:
-                self.rewind_states[progress.epoch] = _cpu_state(self.model)
-            self._save_checkpoint(progress)
+                self.rewind_states[progress.epoch] = cpu_state(self.model)
+            checkpoint.save(self, progress)
 
         train(self.model, self.data, train_cfg, self.generator, phase, self.masks or None,
-              start_epoch=start_epoch, resume=self.progress, on_epoch_end=checkpoint, on_step=on_step)
+              start_epoch=start_epoch, resume=self.progress, on_epoch_end=end_of_epoch, on_step=on_step)
         self.progress = None
         log.info("%s: trained to epoch %d in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
 
@@ -209,11 +172,11 @@ class Experiment:
                 else:
                     self._train("dense", self.cfg.train, keep_epochs=keep)
                     self.context["dense_cache"] = "miss"
-                    cache.store(self.init_state, _cpu_state(self.model), self.rewind_states,
+                    cache.store(self.init_state, cpu_state(self.model), self.rewind_states,
                                 [r for r in self.history if r["phase"] == "dense"], self.context["run_id"])
                     crashpoints.reached("cache-stored")
                     log.info("dense model trained and stored in the cache (%s)", cache.path)
-        self.dense_state = _cpu_state(self.model)
+        self.dense_state = cpu_state(self.model)
         # Training the dense model consumed the generator, loading it from the cache did not: restart
         # the stream here so that everything after the dense phase is identical on hit and miss.
         self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
@@ -267,68 +230,17 @@ class Experiment:
     def _step_record(self, phase: str) -> None:
         self.record(phase)
 
-    # -- metrics and rows --------------------------------------------------------------------
+    # -- rows (prune_cli/run/recorder.py) ---------------------------------------------------
 
     def record(self, phase: str) -> None:
         """Evaluate the current model and add its rows; the dense phase sets the baseline values."""
-        scalars, per_class = [], []
-        for split in self.cfg.metrics.splits:
-            x, y = self.data.split(split)
-            s, pc = classification_metrics(evaluate(self.model, x, y, self.cfg.train.eval_batch_size),
-                                           self.data.num_classes, split)
-            scalars += s
-            per_class += pc
-        layers = layer_table(self.model, self.prunable, self.data.input_shape)
-        scalars += model_cost_metrics(self.model, self.prunable, layers)
-        for name in METRICS.names():
-            node = self.cfg.metrics.get(name)
-            if node is not None and node.get("enabled", False):
-                out = METRICS.get(name)(self, phase, node)
-                scalars += out.scalars
-                for table, rows in out.tables.items():
-                    self._add(table, phase, rows)
-        if phase == "dense":
-            self.dense_values = {(r["split"], r["metric"]): r["value"] for r in scalars}
-            self.dense_per_class = {(r["split"], r["class"]): (r["recall"], r["precision"]) for r in per_class}
-        for r in scalars:
-            r["dense_value"] = self.dense_values.get((r["split"], r["metric"]))
-        for r in per_class:
-            r["dense_recall"], r["dense_precision"] = self.dense_per_class.get((r["split"], r["class"]), (None, None))
-        self._add("metrics.csv", phase, scalars)
-        self._add("per_class.csv", phase, per_class if self.cfg.metrics.per_class else [])
-        self._add("layers.csv", phase, layers if self.cfg.metrics.layers else [])
-        if phase in SAVED_PHASES:
-            atomic_torch_save(_cpu_state(self.model), self.run_dir / f"model_{phase}.pt")
-        self._write_run_files()
-        summary = {r["metric"]: r["value"] for r in scalars if r["split"] in ("test", "model")}
-        log.info("%s: test accuracy %.4f, sparsity %.4f (prunable) / %.4f (all), compression %.2fx", phase,
-                 summary.get("accuracy", float("nan")), summary["sparsity_prunable"], summary["sparsity_total"],
-                 summary["compression_ratio"])
+        recorder.record(self, phase)
 
     def dense_model(self) -> torch.nn.Module:
         """A copy of the model with the trained dense weights (the reference for comparisons)."""
         model = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
         model.load_state_dict(self.dense_state)
         return model.eval()
-
-    def _add(self, table: str, phase: str, rows: list[dict]) -> None:
-        """Rows carry the run's identity; a metric's own keys never overwrite it: a metric table's
-        key that is also an identity or provenance column is prefixed with the table's name
-        (regions.csv: the counter's `seed` and `method` become `regions_seed`, `regions_method`)."""
-        target = self.tables.setdefault(table, [])
-        reserved = set(self.context) | set(self.provenance) | {"phase"}
-        prefix = "" if table in TABLES else table.removesuffix(".csv") + "_"
-        for r in rows:
-            own = {(prefix + k if prefix and k in reserved else k): v for k, v in r.items()}
-            target.append({**self.context, "phase": phase, **own, **self.provenance})
-
-    def frames(self) -> dict[str, pd.DataFrame]:
-        return {t: pd.DataFrame(rows, columns=columns(t, rows)) for t, rows in self.tables.items()}
-
-    def _write_run_files(self) -> None:
-        for table, df in self.frames().items():
-            atomic_write_csv(df, self.run_dir / table)
-        atomic_write_csv(pd.DataFrame(self.history), self.run_dir / "history.csv")
 
 
 def build_fitting_model(cfg: DictConfig, data) -> torch.nn.Module:
@@ -394,7 +306,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
     atomic_write_text(run_dir / "provenance.json",
                       json.dumps(results.environment_record(exp.provenance), indent=2))
     exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
-    exp._write_run_files()
+    recorder.write_run_files(exp)
     if cfg.shared_results:
         outcome = shared_tables.append_run(results_dir, run_dir, rid)
         log.info("shared tables in %s: %s", results_dir, outcome)

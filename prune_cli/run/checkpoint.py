@@ -1,0 +1,83 @@
+"""The run's checkpoint, `state.pt` in the run directory: written after every step of the plan
+and every training epoch, read back when a killed run is started again (docs/robustness.md).
+
+The format is unchanged by the move out of experiment.py, so runs stopped by an older version
+resume: tensors (model, masks, generator and torch RNG states, init/dense/rewind weights, and the
+optimizer and generator of a half-finished training step) plus one JSON string with the rows,
+history and counters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Optional
+
+import torch
+
+from ..core.atomic_io import atomic_torch_save
+from ..training import TrainProgress
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+
+
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
+    state = {
+        "step_index": exp.step_index, "model": cpu_state(exp.model),
+        "masks": {k: v.cpu() for k, v in exp.masks.items()}, "generator": exp.generator.get_state(),
+        "torch_rng": torch.get_rng_state(), "init_state": exp.init_state, "dense_state": exp.dense_state,
+        "rewind_states": {str(k): v for k, v in exp.rewind_states.items()},
+        "json": json.dumps({
+            "tables": exp.tables, "history": exp.history, "rounds_done": exp.rounds_done,
+            "dense_values": [[list(k), v] for k, v in exp.dense_values.items()],
+            "dense_per_class": [[list(k), list(v)] for k, v in exp.dense_per_class.items()],
+            "context": exp.context, "provenance": exp.provenance,
+            "progress_epoch": progress.epoch if progress else None,
+        }),
+    }
+    if progress is not None:
+        state["progress"] = {"optimizer": progress.optimizer, "generator": progress.generator}
+    atomic_torch_save(state, exp.run_dir / STATE_FILE, crash_point="checkpoint-write")
+
+
+def load(exp: Experiment) -> bool:
+    """Restore the checkpoint into `exp`; an unreadable one is moved aside (warning) and the run
+    starts over (False)."""
+    path = exp.run_dir / STATE_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        extra = json.loads(state["json"])
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file: keep it for inspection, redo the work
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
+        os.replace(path, aside)
+        log.warning("checkpoint %s is unreadable (%s: %s); moved it to %s and starting the run from the "
+                    "beginning", path, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
+        return False
+    exp.step_index = state["step_index"]
+    exp.model.load_state_dict(state["model"])
+    exp.masks = {k: v.bool() for k, v in state["masks"].items()}
+    exp.generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    exp.init_state, exp.dense_state = state["init_state"], state["dense_state"]
+    exp.rewind_states = {int(k): v for k, v in state["rewind_states"].items()}
+    exp.tables, exp.history = extra["tables"], extra["history"]
+    exp.rounds_done = extra["rounds_done"]
+    exp.dense_values = {tuple(k): v for k, v in extra["dense_values"]}
+    exp.dense_per_class = {tuple(k): tuple(v) for k, v in extra["dense_per_class"]}
+    exp.context, exp.provenance = extra["context"], extra["provenance"]
+    if "progress" in state:
+        p = state["progress"]
+        exp.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"])
+    return True

@@ -1,0 +1,82 @@
+"""Row recording: evaluate the model at a phase, add the rows of every table with the run's
+identity and provenance, keep the dense baseline values, and write the per-run CSVs."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ..core.atomic_io import atomic_torch_save, atomic_write_csv
+from ..core.tables import TABLES, columns
+from ..metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
+from ..training import evaluate
+from .checkpoint import cpu_state
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+
+log = logging.getLogger(__name__)
+
+SAVED_PHASES = ("dense", "pruned", "finetuned")  # phases whose model weights are kept as files
+
+
+def record(exp: Experiment, phase: str) -> None:
+    """Evaluate the current model and add its rows; the dense phase sets the baseline values."""
+    cfg = exp.cfg
+    scalars, per_class = [], []
+    for split in cfg.metrics.splits:
+        x, y = exp.data.split(split)
+        s, pc = classification_metrics(evaluate(exp.model, x, y, cfg.train.eval_batch_size),
+                                       exp.data.num_classes, split)
+        scalars += s
+        per_class += pc
+    layers = layer_table(exp.model, exp.prunable, exp.data.input_shape)
+    scalars += model_cost_metrics(exp.model, exp.prunable, layers)
+    for name in METRICS.names():
+        node = cfg.metrics.get(name)
+        if node is not None and node.get("enabled", False):
+            out = METRICS.get(name)(exp, phase, node)
+            scalars += out.scalars
+            for table, rows in out.tables.items():
+                add(exp, table, phase, rows)
+    if phase == "dense":
+        exp.dense_values = {(r["split"], r["metric"]): r["value"] for r in scalars}
+        exp.dense_per_class = {(r["split"], r["class"]): (r["recall"], r["precision"]) for r in per_class}
+    for r in scalars:
+        r["dense_value"] = exp.dense_values.get((r["split"], r["metric"]))
+    for r in per_class:
+        r["dense_recall"], r["dense_precision"] = exp.dense_per_class.get((r["split"], r["class"]), (None, None))
+    add(exp, "metrics.csv", phase, scalars)
+    add(exp, "per_class.csv", phase, per_class if cfg.metrics.per_class else [])
+    add(exp, "layers.csv", phase, layers if cfg.metrics.layers else [])
+    if phase in SAVED_PHASES:
+        atomic_torch_save(cpu_state(exp.model), exp.run_dir / f"model_{phase}.pt")
+    write_run_files(exp)
+    summary = {r["metric"]: r["value"] for r in scalars if r["split"] in ("test", "model")}
+    log.info("%s: test accuracy %.4f, sparsity %.4f (prunable) / %.4f (all), compression %.2fx", phase,
+             summary.get("accuracy", float("nan")), summary["sparsity_prunable"], summary["sparsity_total"],
+             summary["compression_ratio"])
+
+
+def add(exp: Experiment, table: str, phase: str, rows: list[dict]) -> None:
+    """Rows carry the run's identity; a metric's own keys never overwrite it: a metric table's
+    key that is also an identity or provenance column is prefixed with the table's name
+    (regions.csv: the counter's `seed` and `method` become `regions_seed`, `regions_method`)."""
+    target = exp.tables.setdefault(table, [])
+    reserved = set(exp.context) | set(exp.provenance) | {"phase"}
+    prefix = "" if table in TABLES else table.removesuffix(".csv") + "_"
+    for r in rows:
+        own = {(prefix + k if prefix and k in reserved else k): v for k, v in r.items()}
+        target.append({**exp.context, "phase": phase, **own, **exp.provenance})
+
+
+def frames(tables: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
+    return {t: pd.DataFrame(rows, columns=columns(t, rows)) for t, rows in tables.items()}
+
+
+def write_run_files(exp: Experiment) -> None:
+    for table, df in frames(exp.tables).items():
+        atomic_write_csv(df, exp.run_dir / table)
+    atomic_write_csv(pd.DataFrame(exp.history), exp.run_dir / "history.csv")
