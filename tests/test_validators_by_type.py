@@ -12,6 +12,7 @@ Two bugs a contributor met when adding a plugin, kept as regression tests:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -52,3 +53,31 @@ def test_a_new_dataset_is_not_held_to_mnist1d_rules(tmp_path, monkeypatch):
     monkeypatch.setitem(DATASETS._entries, "toy", DATASETS.get("synthetic"))  # ... and @DATASETS.register
     cfg.dataset = OmegaConf.merge(OmegaConf.structured(ToyDatasetConfig), {"name": "toy"})
     validate(cfg)  # raised before issue 11: dataset.num_samples=60, "an integer >= 100"
+
+
+@pytest.mark.parametrize("overrides,key,message", [
+    (["method.allocation=explicit", "method.layer_densities=[0.5]"], "method.layer_densities", "a list of 3 densities"),
+    (["method.exclude=[nope]"], "method.exclude", "names of prunable layers: net.1, net.3, net.5"),
+    (["model=resnet20", "dataset=mnist1d"], "model", "inputs of shape (40,)"),
+    (["model=lenet5", "dataset=synthetic"], "model", "inputs of shape (2,)"),
+])
+def test_layer_dependent_checks_run_in_validation_before_any_data(tmp_path, overrides, key, message):
+    """validate() runs while Hydra resolves the run directory (before it exists): checks that need the
+    model's layers use a meta-device model built for the dataset's declared input shape and classes."""
+    with pytest.raises(ConfigError) as err:
+        compose(overrides, tmp_path / "results")
+    assert err.value.key == key and message in str(err.value)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("dataset,shape,classes", [("mnist1d", (40,), 10), ("cifar10", (3, 32, 32), 10),
+                                                   ("cifar100", (3, 32, 32), 100), ("mnist", (1, 28, 28), 10)])
+def test_declared_inputs_match_the_loaders(dataset, shape, classes):
+    """The declared shapes the pre-run check relies on, against the datasets' published formats
+    (and, for MNIST-1D, the loader's real output)."""
+    files_unchecked = [] if dataset == "mnist1d" else ["dataset.download=true"]  # no local files needed here
+    cfg = compose([f"dataset={dataset}", *files_unchecked], Path("unused"))
+    assert OmegaConf.get_type(cfg.dataset).declared_input(cfg.dataset) == (shape, classes)
+    if dataset == "mnist1d":
+        raw = DATASETS.get("mnist1d")(cfg.dataset)
+        assert tuple(raw.train_x.shape[1:]) == shape and int(raw.train_y.max()) + 1 == classes

@@ -52,6 +52,13 @@ class DatasetConfig:
         if d.max_train_samples is not None:
             positive_int(cfg, f"{key}.max_train_samples")
 
+    @classmethod
+    def declared_input(cls, node) -> "tuple[tuple[int, ...], int] | None":
+        """(input shape without the batch dimension, number of classes) as the dataset declares them,
+        without loading it: the pre-run check builds the model for them (run/prevalidate.py).
+        None: not declared (the check then happens once the data is loaded)."""
+        return None
+
 
 # ----------------------------------------------------------------------------- models
 

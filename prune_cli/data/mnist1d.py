@@ -30,6 +30,10 @@ class Mnist1dConfig(DatasetConfig):
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, f"{key}.num_samples", minimum=100)
 
+    @classmethod
+    def declared_input(cls, node):
+        return (40,), 10  # the published MNIST-1D: 40-sample signals, 10 classes (Greydanus 2020)
+
 
 def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
     from mnist1d.data import get_dataset_args, make_dataset

@@ -35,6 +35,10 @@ class SyntheticConfig(DatasetConfig):
         positive_int(cfg, f"{key}.test_samples_per_class")
         check(finite(d.noise) and d.noise >= 0, f"{key}.noise", d.noise, "a finite number >= 0")
 
+    @classmethod
+    def declared_input(cls, node):
+        return (int(node.input_dim),), int(node.num_classes)
+
 
 def _blobs(n_per_class: int, cfg: DictConfig, gen: torch.Generator, centers: torch.Tensor):
     k, d = centers.shape

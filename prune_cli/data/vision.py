@@ -34,6 +34,11 @@ class VisionConfig(DatasetConfig):
         if not d.download and d.name in SOURCES:
             check_files(d.name, d.root)  # missing files stop the run before any directory exists
 
+    @classmethod
+    def declared_input(cls, node):
+        source = SOURCES.get(node.name)
+        return (source.input_shape, source.num_classes) if source else None
+
 
 @dataclass(frozen=True)
 class VisionSource:
@@ -42,6 +47,7 @@ class VisionSource:
     files: tuple[str, ...]
     num_classes: int
     url_hint: str
+    input_shape: tuple[int, ...] = (1, 28, 28)  # channels, height, width of one image
 
 
 SOURCES = {
@@ -54,9 +60,9 @@ SOURCES = {
                                   "the four IDX files of github.com/zalandoresearch/fashion-mnist"),
     "cifar10": VisionSource("CIFAR-10", "cifar-10-batches-py", ("data_batch_1", "data_batch_2",
                             "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"),
-                            10, "the extracted cifar-10-python.tar.gz"),
+                            10, "the extracted cifar-10-python.tar.gz", (3, 32, 32)),
     "cifar100": VisionSource("CIFAR-100", "cifar-100-python", ("train", "test", "meta"), 100,
-                             "the extracted cifar-100-python.tar.gz"),
+                             "the extracted cifar-100-python.tar.gz", (3, 32, 32)),
 }
 
 

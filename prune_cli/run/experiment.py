@@ -21,13 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core import crashpoints, interrupts
 from ..core.atomic_io import atomic_write_text
-from ..core.errors import ConfigError
 from ..core.identity import config_hash, run_id
 from ..core.tables import TABLES
 from ..data import DATASETS, build_splits
 from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import ScoreContext, prune, select_prunable
+from .prevalidate import build_checked_model
 from ..schedules import SCHEDULES, Dense, Gradual, Prune, Record, Restart, Step, Train, gradual_sparsity
 from ..training import TrainProgress, train
 from . import checkpoint, recorder, results, shared_tables
@@ -244,27 +244,10 @@ class Experiment:
 
 
 def build_fitting_model(cfg: DictConfig, data) -> torch.nn.Module:
-    """Build the model and pass one example through it: a model made for other inputs (a CNN on
-    1-D signals, an image model on vectors) stops here with one message instead of a traceback from
-    its constructor or deep inside training."""
-    allowed = (f"a model that takes dataset={cfg.dataset.name}'s inputs of shape {tuple(data.input_shape)} "
-               "(mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images)")
-    try:
-        model = build_model(cfg.model, data.input_shape, data.num_classes)
-    except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError) as err:
-        raise ConfigError("model", cfg.model.name, allowed, f"It cannot be built for them: {err}") from None
+    """The model for the loaded data (the pre-run pass already checked it against the dataset's
+    declared shape; this repeats the check with the real inputs)."""
     x = data.train_x[:1] if len(data.train_y) else data.test_x[:1]
-    try:
-        with torch.no_grad():
-            out = model.eval()(x.to("cpu"))
-        model.train()
-    except RuntimeError as err:
-        raise ConfigError("model", cfg.model.name, allowed,
-                          f"Its forward pass fails: {str(err).splitlines()[0]}") from None
-    if out.shape[-1] != data.num_classes:
-        raise ConfigError("model", cfg.model.name, f"a model with {data.num_classes} outputs, one per class of "
-                          f"dataset={cfg.dataset.name}", f"It has {out.shape[-1]}.")
-    return model
+    return build_checked_model(cfg, tuple(data.input_shape), data.num_classes, x.to("cpu"))
 
 
 def run(cfg: DictConfig, run_dir: Path) -> Path:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.checks import check, choice, finite, fraction, positive_int
 from ..core.config_base import SCHEMAS, Config, run_checks
-from ..core.errors import UnknownKeyError
+from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 
 
@@ -240,6 +240,52 @@ def validate_node(cfg: DictConfig, key: str, schema: type | None = None) -> None
     run_checks(schema or schema_of(cfg, key), cfg, key)
 
 
+def build_checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int, example):
+    """Build the model and pass `example` (one input) through it: a model made for other inputs (a
+    CNN on 1-D signals, an image model on vectors) stops with one message instead of a traceback
+    from its constructor or deep inside training. On the meta device this costs no memory."""
+    from ..models import build_model
+
+    allowed = (f"a model that takes dataset={cfg.dataset.name}'s inputs of shape {tuple(input_shape)} "
+               "(mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images)")
+    try:
+        model = build_model(cfg.model, input_shape, num_classes)
+    except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError) as err:
+        raise ConfigError("model", cfg.model.name, allowed, f"It cannot be built for them: {err}") from None
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model.eval()(example)
+        model.train()
+    except RuntimeError as err:
+        raise ConfigError("model", cfg.model.name, allowed,
+                          f"Its forward pass fails: {str(err).splitlines()[0]}") from None
+    if out.shape[-1] != num_classes:
+        raise ConfigError("model", cfg.model.name, f"a model with {num_classes} outputs, one per class of "
+                          f"dataset={cfg.dataset.name}", f"It has {out.shape[-1]}.")
+    return model
+
+
+def _check_model_against_data(cfg: DictConfig) -> None:
+    """The checks that need the model's layers, before any data is loaded or directory created: the
+    model is built on the meta device for the dataset's declared input shape and classes, then the
+    method's layer options (method.exclude, method.layer_densities, match_masks shapes, N:M and
+    channel constraints) are checked against its prunable layers."""
+    declared = OmegaConf.get_type(cfg.dataset)
+    spec = declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None
+    if spec is None:
+        return
+    import torch
+
+    from ..pruning import select_prunable
+
+    shape, classes = spec
+    with torch.device("meta"):
+        model = build_checked_model(cfg, shape, classes, torch.empty(1, *shape))
+        select_prunable(model, cfg.method)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from ..data import DATASETS
@@ -273,6 +319,7 @@ def validate(cfg: DictConfig) -> None:
         if isinstance(typed, type) and dataclasses.is_dataclass(typed):
             validate_node(cfg, f"metrics.{name}", typed)
     _validate_allocation_structure(cfg, schedule)
+    _check_model_against_data(cfg)
     if cfg.device == "cuda":
         import torch
 
