@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .core import interrupts
+from .core import interrupts, plugins
 from .core.atomic_io import atomic_write_text
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
@@ -123,8 +123,34 @@ for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
 # --------------------------------------------------------------------------- the job
 
 
+def command_line_plugins(args: list[str]) -> list[str]:
+    """The modules of a `plugins=[my_lab.scores, ...]` override among `args` (Hydra's own parser)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    found: list[str] = []
+    for arg in args:
+        if not arg.lstrip("+").startswith("plugins="):
+            continue
+        override = OverridesParser.create().parse_override(arg)
+        value = None if override.is_sweep_override() else override.value()
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError("plugins", arg.split("=", 1)[1], "a list of module names, e.g. plugins=[my_lab.scores]")
+        found += value
+    return found
+
+
+def main() -> None:
+    """`prune-run`: index the plugin modules named on the command line (their options must be known
+    before Hydra composes the config), then compose, validate and run."""
+    try:
+        plugins.add_modules(command_line_plugins(sys.argv[1:]))
+    except PruneCliError as err:
+        _reject(str(err))
+    hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     from .run.experiment import run
 
     hydra_cfg = HydraConfig.get()
@@ -134,6 +160,8 @@ def main(cfg: DictConfig) -> None:
     interrupts.install()
     try:
         interrupts.check()
+        if in_sweep:  # a launcher's worker process: index the job's plugin modules again
+            plugins.add_modules(cfg.plugins)
         validate(cfg)
         run(cfg, run_dir)
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here

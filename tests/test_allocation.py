@@ -15,7 +15,7 @@ from prune_cli.core.errors import ConfigError, PruneCliError
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
 from prune_cli.pruning import ALLOCATIONS, ScoreContext, prune, select_prunable
-from prune_cli.pruning.allocation import erk_densities
+from prune_cli.pruning.allocations.erk import erk_densities
 from prune_cli.models.masks import save_masks
 from tests.conftest import FAST, REPO, run_cli
 

@@ -104,7 +104,7 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
 
 def test_bad_bound_settings_name_the_key():
     from prune_cli.core.errors import ConfigError
-    from prune_cli.pruning.region_bound import RegionBoundMethodConfig
+    from prune_cli.pruning.allocations.region_bound import RegionBoundMethodConfig
     from prune_cli.run.prevalidate import validate_node
 
     method = {"bound_rank_model": "binomial", "bound_objective_n0": "full", "bound_search": "newton"}

@@ -195,6 +195,9 @@ class Config:
     fail_fast: bool = False  # in a sweep (-m), stop at the first failed run instead of recording it and going on
     allow_failures: bool = False  # a sweep with failed runs still exits 0 (it always lists them)
     dense_cache: DenseCacheConfig = field(default_factory=DenseCacheConfig)
+    # Plugin modules from outside the repository, given on the command line (plugins=[my_lab.scores]);
+    # they are indexed before composition (prune_cli/core/plugins.py) and not part of the run id.
+    plugins: list[str] = field(default_factory=list)
 
 
 # Every schema by group and option name; stored in Hydra's ConfigStore as schema/<group>/<name>.

@@ -13,15 +13,24 @@ import re
 from omegaconf import DictConfig, OmegaConf
 
 # Keys that do not change what a run computes, so they do not change its hash or directory.
-HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures")
+HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures", "plugins")
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """Hash of the resolved config, without keys that only say where results go."""
+    """Hash of the resolved config, without keys that only say where results go, and without the
+    disabled node of an optional metric added after the built-in ones (its schema says
+    `hashed_when_disabled = False`): installing a metric plugin must not change every run id."""
     keys = [k for k in cfg.keys() if k not in HASH_EXCLUDED]
     plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    metrics = cfg.get("metrics") if "metrics" in keys else None
+    if isinstance(metrics, DictConfig):
+        for name in list(plain["metrics"]):
+            node = metrics._get_node(name)
+            if (isinstance(node, DictConfig) and not node.get("enabled", False)
+                    and not getattr(OmegaConf.get_type(node), "hashed_when_disabled", False)):
+                del plain["metrics"][name]
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

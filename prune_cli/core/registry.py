@@ -1,9 +1,13 @@
-"""Decorator-based registries, so a new dataset/model/score is one function plus one decorator."""
+"""Decorator-based registries, so a new dataset/model/score is one function plus one decorator.
+
+A registry fills lazily: `get(name)` imports the module that declares `name` (found by the plugin
+index, prune_cli/core/plugins.py, without importing anything) the first time it is asked for."""
 
 from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
+from . import plugins
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -28,12 +32,15 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        if name not in self._entries and isinstance(name, str):
+            plugins.load(self.kind, name)
         if name not in self._entries:
-            raise ConfigError(self.config_key, name, "one of " + ", ".join(sorted(self._entries)))
+            raise ConfigError(self.config_key, name, "one of " + ", ".join(self.names()))
         return self._entries[name]
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """Every registered or declared name (declared plugins are not imported by this)."""
+        return sorted(set(self._entries) | set(plugins.names(self.kind)))
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries
+        return name in self._entries or name in plugins.names(self.kind)

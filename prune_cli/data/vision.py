@@ -193,5 +193,6 @@ def load_vision(name: str, cfg: DictConfig) -> RawData:
     return RawData(train_x, train_y, test_x, test_y, SOURCES[name].num_classes, image=True)
 
 
-for _name in SOURCES:
-    DATASETS.register(_name)(lambda cfg, _n=_name: load_vision(_n, cfg))
+@DATASETS.register("mnist", "fashion_mnist", "cifar10", "cifar100")  # the keys of SOURCES
+def load_registered_vision(cfg: DictConfig) -> RawData:
+    return load_vision(cfg.name, cfg)

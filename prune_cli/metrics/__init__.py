@@ -1,8 +1,13 @@
 """Metrics: each reads (model, masks, data, dense reference) and returns tidy rows.
 
-Cheap metrics (accuracy, per-class, sparsity, FLOPs) run every phase. Optional metrics register
-with `@register_metric("name")`, take their settings from `cfg.metrics.<name>` and run when that
-node has `enabled: true`:
+Cheap metrics (accuracy, per-class, sparsity, FLOPs) run every phase. An optional metric is a
+plugin module here (found by discovery, prune_cli/core/plugins.py) with its config dataclass and
+its function; it takes its settings from `cfg.metrics.<name>` and runs when that node has
+`enabled: true`:
+
+    @config_schema("metric", "regions")
+    @dataclass
+    class RegionsConfig: enabled: bool = False; ...
 
     @register_metric("regions")
     def regions(exp, phase, node) -> MetricResult: ...
@@ -13,10 +18,10 @@ Scalar rows go to metrics.csv; `tables` become extra per-run (and shared) CSVs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Callable
 
-from ..core.config_base import BaseMetricsConfig, config_schema
+from ..core.config_base import BaseMetricsConfig
 from ..core.registry import Registry
 
 METRICS: Registry = Registry("metric", "metrics")
@@ -34,33 +39,29 @@ def register_metric(name: str) -> Callable:
 
 from .classification import classification_metrics  # noqa: E402
 from .cost import layer_table, model_cost_metrics  # noqa: E402
-from . import latency, membership, recall_distortion, similarity  # noqa: E402,F401  (optional metrics)
-from . import hessian, ntk, pruning_limit  # noqa: E402,F401  (register the analysis metrics)
-from . import regions  # noqa: E402,F401  (registers the `regions` metric)
-from .hessian import HessianMetricConfig  # noqa: E402
-from .latency import LatencyConfig  # noqa: E402
-from .membership import MembershipConfig  # noqa: E402
-from .ntk import NTKMetricConfig  # noqa: E402
-from .pruning_limit import PruningLimitConfig  # noqa: E402
-from .recall_distortion import RecallDistortionConfig  # noqa: E402
-from .regions import RegionsConfig  # noqa: E402
-from .similarity import SimilarityConfig  # noqa: E402
+
+_METRICS_CONFIG: type | None = None
 
 
-@config_schema("metrics", "base")
-@dataclass
-class MetricsConfig(BaseMetricsConfig):
-    """`metrics.*`: the always-on metrics (BaseMetricsConfig) and one node per optional metric."""
+def metrics_config() -> type:
+    """The `metrics` schema: the always-on options (BaseMetricsConfig) and one node per optional
+    metric plugin, each declared with `@config_schema("metric", "<name>")` next to its function.
 
-    recall_distortion: RecallDistortionConfig = field(default_factory=RecallDistortionConfig)
-    similarity: SimilarityConfig = field(default_factory=SimilarityConfig)
-    membership: MembershipConfig = field(default_factory=MembershipConfig)
-    latency: LatencyConfig = field(default_factory=LatencyConfig)
-    ntk: NTKMetricConfig = field(default_factory=NTKMetricConfig)
-    hessian: HessianMetricConfig = field(default_factory=HessianMetricConfig)
-    pruning_limit: PruningLimitConfig = field(default_factory=PruningLimitConfig)
-    regions: RegionsConfig = field(default_factory=RegionsConfig)
+    Assembled from the plugin index, so a new metric module adds its node without editing this
+    file; it imports every metric adapter, which is why adapters import their analysis math (scipy,
+    pandas, matplotlib) inside the metric function."""
+    global _METRICS_CONFIG
+    if _METRICS_CONFIG is None:
+        from ..core import plugins
+
+        nodes = [(name, plugins.schema("metric", name)) for name in plugins.schema_names("metric")]
+        _METRICS_CONFIG = make_dataclass(
+            "MetricsConfig", [(name, cls, field(default_factory=cls)) for name, cls in nodes],
+            bases=(BaseMetricsConfig,), namespace={"__doc__": "`metrics.*`: the always-on metrics and one node "
+                                                               "per optional metric plugin."})
+        _METRICS_CONFIG.__module__ = __name__
+    return _METRICS_CONFIG
 
 
-__all__ = ["METRICS", "MetricResult", "MetricsConfig", "register_metric", "classification_metrics", "layer_table",
+__all__ = ["METRICS", "MetricResult", "metrics_config", "register_metric", "classification_metrics", "layer_table",
            "model_cost_metrics"]

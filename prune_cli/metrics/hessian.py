@@ -12,17 +12,21 @@ lanczos_iter x D floats plus, with hvp=reuse_graph, the gradient graphs of all s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from omegaconf import DictConfig
 
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
+from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
 
+@config_schema("metric", "hessian")
 @dataclass
 class HessianMetricConfig:
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     samples: int = 512  # training examples the loss (and so the Hessian) averages over
     batch_size: int = 256  # examples per HVP chunk (bounds activation memory)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -54,9 +56,12 @@ def time_models(models: dict[str, nn.Module], x: torch.Tensor, warmup: int, repe
     return times
 
 
+@config_schema("metric", "latency")
 @dataclass
 class LatencyConfig:
     """Measured inference latency of the dense and the current model (metrics/latency.py)."""
+
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     batch_size: int = 128
     warmup: int = 5  # untimed forward passes before timing

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from omegaconf import DictConfig
 
-from ..analysis.membership import membership_attack
+from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -22,9 +23,12 @@ def sample(x: torch.Tensor, y: torch.Tensor, n: int, gen: torch.Generator) -> tu
     return x[index], y[index]
 
 
+@config_schema("metric", "membership")
 @dataclass
 class MembershipConfig:
     """Loss / confidence threshold membership-inference attack (metrics/membership.py)."""
+
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     num_samples: int = 1000  # members (training split) and as many non-members (test split), at most
     sample_seed: int = 0  # which examples, and the calibration / evaluation halves for the threshold
@@ -47,6 +51,8 @@ def membership(exp, phase: str, node: DictConfig) -> MetricResult:
         return MetricResult()
     gen = torch.Generator().manual_seed(node.sample_seed)  # own generator: the run's RNG is untouched
     member, nonmember = sample(data.train_x, data.train_y, n, gen), sample(data.test_x, data.test_y, n, gen)
+    from ..analysis.membership import membership_attack  # scipy: imported when the metric runs
+
     values = membership_attack(exp.model, member, nonmember, node.sample_seed, exp.cfg.train.eval_batch_size)
     return MetricResult(scalars=[{"split": "membership", "metric": k, "value": v} for k, v in values.items()
                                  if math.isfinite(v)])

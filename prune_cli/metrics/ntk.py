@@ -10,11 +10,13 @@ the number of logits for output=trace, P = parameters) and two vectorised revers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from omegaconf import DictConfig
 
 from ..analysis.ntk import OUTPUTS, empirical_ntk, kernel_comparison
+from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
@@ -28,8 +30,10 @@ def fixed_batch(exp, split: str, n: int, seed: int) -> torch.Tensor:
     return x[idx.to(x.device)]
 
 
+@config_schema("metric", "ntk")
 @dataclass
 class NTKMetricConfig:
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     split: str = "test"  # train | val | test: where the fixed batch is drawn from
     num_inputs: int = 16  # inputs in the batch; kernel is num_inputs x num_inputs

@@ -20,21 +20,24 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from omegaconf import DictConfig
 
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
-from ..analysis.limit import (actual_limits, keep_counts, loss_std, magnitude_order, masks_at, prediction,
-                              ratio_grid)
+from ..analysis.limit import actual_limits, keep_counts, loss_std, magnitude_order, masks_at, prediction, ratio_grid
+from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
 from .hessian import check_positive_ints
 
 
+@config_schema("metric", "pruning_limit")
 @dataclass
 class PruningLimitConfig:
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     ratios: int = 200  # sweep / prediction grid: rho = i / ratios, i = 0 .. ratios - 1
     split: str = "test"  # split the no-fine-tuning sweep is evaluated on

@@ -12,11 +12,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from omegaconf import DictConfig
 
-from ..analysis.recall_distortion import class_counts, intensification, per_class_rows
+from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from ..training import evaluate
 from . import MetricResult, register_metric
@@ -30,9 +31,12 @@ def _save_predictions(path: Path, labels: np.ndarray, preds: np.ndarray) -> None
     os.replace(tmp, path)
 
 
+@config_schema("metric", "recall_distortion")
 @dataclass
 class RecallDistortionConfig:
     """Per-class recall distortion against the dense model of the same seed (metrics/recall_distortion.py)."""
+
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated each phase (val | test)
     save_predictions: bool = True  # per-image predictions (preds_<phase>_<split>.npz) for the randomisation null
@@ -48,6 +52,8 @@ class RecallDistortionConfig:
 @register_metric("recall_distortion")
 def recall_distortion(exp, phase: str, node: DictConfig) -> MetricResult:
     """Per-class rows (recall_distortion.csv) and alpha_t_ours / I_t / frac_intensified (metrics.csv)."""
+    from ..analysis.recall_distortion import class_counts, intensification, per_class_rows  # pandas
+
     result = MetricResult(tables={"recall_distortion.csv": []})
     dense = None
     if phase != "dense":

@@ -14,21 +14,18 @@ import statistics
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ..analysis.regions.bounds import (binomial_rank_log_probs, expected_bound_from_probs, montecarlo_rank_log_probs,
-                                      rank_ub, serra2018)
+from ..analysis.regions.bounds import binomial_rank_log_probs, expected_bound_from_probs, montecarlo_rank_log_probs, rank_ub, serra2018
 from ..analysis.regions.common import model_hash, prepare
-from ..analysis.regions.exact import count_exact
 from ..analysis.regions.line import count_line
-from ..analysis.regions.plane import count_plane, make_plane
-from ..analysis.regions.plot import plot_slices
 from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
 from ..core.checks import check, finite
+from ..core.config_base import config_schema
 from . import MetricResult, register_metric
 
 METHODS = ("line", "plane", "sample", "exact")
@@ -74,9 +71,12 @@ def _box(exp, node) -> tuple[float, float]:
     return float(x.min()), float(x.max())
 
 
+@config_schema("metric", "regions")
 @dataclass
 class RegionsConfig:
     """Linear-region counting (prune_cli/analysis/regions, metric prune_cli/metrics/regions.py; docs/regions.md)."""
+
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
 
     enabled: bool = False
     method: str = "line"  # line | plane | sample | exact
@@ -130,6 +130,9 @@ class RegionsConfig:
 @register_metric("regions")
 def regions(exp, phase: str, node: DictConfig) -> MetricResult:
     """Count activation regions of the current model; one regions.csv row per segment/plane/count."""
+    from ..analysis.regions.exact import count_exact  # scipy: imported when the metric runs
+    from ..analysis.regions.plane import count_plane, make_plane
+
     net = prepare(exp.model)
     x = exp.data.split(node.split)[0].detach().double()
     gen = torch.Generator().manual_seed(node.seed)
@@ -225,6 +228,9 @@ def _summary(rows: list[dict], node) -> list[dict]:
 
 def _plot(exp, phase, i, result, net, plane, node) -> None:
     """PNG per plane: this phase beside the dense model (counted once, at the dense phase)."""
+    from ..analysis.regions.plane import count_plane  # scipy, matplotlib: only when plotting
+    from ..analysis.regions.plot import plot_slices
+
     cache = _DENSE_PLANES.setdefault(exp, {})
     if phase == "dense":
         cache[i] = result

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from omegaconf import DictConfig
 
 from ..analysis.similarity import compare, fixed_batch
+from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricResult, register_metric
 
 
+@config_schema("metric", "similarity")
 @dataclass
 class SimilarityConfig:
     """SVCCA and linear CKA per prunable layer, dense vs current model (metrics/similarity.py)."""
+
+    hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     split: str = "test"  # where the fixed batch of inputs comes from (val | test)
     num_samples: int = 256  # inputs in the fixed batch (capped by the split size)

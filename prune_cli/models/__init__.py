@@ -1,4 +1,6 @@
-"""Model registry. Every model declares its prunable layers in forward order and its classifier."""
+"""Model registry. Every model is a plugin module here (`@MODELS.register`, found by discovery,
+prune_cli/core/plugins.py, imported when chosen) and declares its prunable layers in forward order
+and its classifier."""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ from ..core.registry import Registry
 from .base import PrunableNet
 
 MODELS: Registry = Registry("model", "model.name")
-
-from . import cnn, mlp, ntk_mlp, resnet, vgg  # noqa: E402,F401  (register the families)
 
 
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> PrunableNet:

@@ -66,6 +66,8 @@ class CifarResNet(PrunableNet):
         return self.fc(self.pool(x).flatten(1))
 
 
-for _depth in (20, 32, 56):
-    MODELS.register(f"resnet{_depth}")(lambda cfg, shape, k, _d=_depth: CifarResNet(_d, shape[0], k))
+@MODELS.register("resnet20", "resnet32", "resnet56")
+def build_resnet(cfg, shape, num_classes: int) -> CifarResNet:
+    """resnet<depth>: the depth is in the option's name (depth = 6n + 2)."""
+    return CifarResNet(int(cfg.name.removeprefix("resnet")), shape[0], num_classes)
 

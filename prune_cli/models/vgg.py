@@ -34,6 +34,7 @@ class VGG(PrunableNet):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-for _name, _plan in PLANS.items():
-    MODELS.register(_name)(lambda cfg, shape, k, _p=_plan: VGG(_p, shape[0], k))
+@MODELS.register("vgg11", "vgg16", "vgg19")  # the keys of PLANS
+def build_vgg(cfg, shape, num_classes: int) -> VGG:
+    return VGG(PLANS[cfg.name], shape[0], num_classes)
 

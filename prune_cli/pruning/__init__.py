@@ -1,18 +1,11 @@
 """Pruning = score x allocation x structure; a schedule (prune_cli.schedules) decides when.
 
-Add a score with `@SCORES.register("name")` in `scores/`, an allocation with
-`@ALLOCATIONS.register(...)` in `allocation.py`, a structure with `@STRUCTURES.register(...)`.
+Each is a plugin module, found by discovery (prune_cli/core/plugins.py) and imported when a config
+chooses it: a score in `scores/` (`@register_score`), an allocation in `allocations/`
+(`@register_allocation`), a structure in `structures/` (`@register_structure`).
 """
 
-from ..core.registry import Registry
-
-SCORES: Registry = Registry("score", "method.score")
-ALLOCATIONS: Registry = Registry("allocation", "method.allocation")
-STRUCTURES: Registry = Registry("structure", "method.structure")
-
-from . import allocation, structure  # noqa: E402,F401  (register the built-ins)
-from .scores import magnitude, random  # noqa: E402,F401
-from .pruner import ScoreContext, prune, select_prunable  # noqa: E402
-from . import region_bound  # noqa: E402,F401  (registers allocation=region_bound)
+from .pruner import ScoreContext, prune, select_prunable
+from .registries import ALLOCATIONS, SCORES, STRUCTURES
 
 __all__ = ["SCORES", "ALLOCATIONS", "STRUCTURES", "ScoreContext", "prune", "select_prunable"]

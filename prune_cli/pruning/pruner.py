@@ -55,41 +55,14 @@ def select_prunable(model: PrunableNet, method: DictConfig) -> dict[str, nn.Para
 
 
 def check_against_model(model: PrunableNet, selected: dict[str, nn.Parameter], method: DictConfig) -> None:
-    """Method options that depend on the model's layers, checked when the model is built (the
-    experiment selects the prunable weights before training), so a bad value fails before any work."""
-    allocation, structure = method.get("allocation"), method.get("structure", "unstructured")
-    names = list(selected)
-    if allocation == "explicit":
-        given = list(method.get("layer_densities") or [])
-        if len(given) != len(names):
-            raise ConfigError("method.layer_densities", given,
-                              f"a list of {len(names)} densities in [0, 1], one per prunable layer in forward "
-                              f"order: {', '.join(names)}")
-    if allocation == "matched" and method.get("match_masks"):
-        from ..models.masks import read_masks_file
+    """Method options that depend on the model's layers: the chosen allocation's and structure's
+    `check_model` hooks (explicit densities per layer, masks of the right shapes, N:M input counts,
+    channel links). The pre-run pass runs them on the model built on the meta device."""
+    from .registries import ALLOCATIONS, STRUCTURES
 
-        path = method.match_masks
-        other = read_masks_file(path)
-        bad = [n for n in names if n not in other or tuple(other[n].shape) != tuple(selected[n].shape)]
-        if bad:
-            raise ConfigError("method.match_masks", path, "masks with the shapes of this run's prunable weights; "
-                              "missing or mis-shaped: " + ", ".join(bad))
-    if structure == "nm":
-        m = int(method.nm_m)
-        bad = [f"{n} ({p.shape[1]} inputs)" for n, p in selected.items() if p.shape[1] % m]
-        if bad:
-            raise ConfigError("method.structure", "nm", f"layers whose input count is a multiple of "
-                              f"method.nm_m={m}; exclude these (method.exclude=[...]) or pick another M: "
-                              + ", ".join(bad))
-    if structure == "channel":
-        from .structure import layer_graph
-
-        layers = layer_graph(model)
-        bad = [n for n in names if not layers[n].is_classifier and layers[n].next is None]
-        if bad:
-            raise ConfigError("method.structure", "channel", "layers that each feed exactly one next layer (no "
-                              "residual add or concatenation); exclude these with method.exclude=[...]: "
-                              + ", ".join(bad))
+    for plugin in (ALLOCATIONS.get(method.allocation), STRUCTURES.get(method.get("structure", "unstructured"))):
+        if plugin.check_model is not None:
+            plugin.check_model(model, selected, method)
 
 
 def round_densities(start: float, target: float, rounds: int, schedule: str) -> list[float]:
@@ -141,7 +114,7 @@ def check_masks(masks: Masks, layers: dict, sparsity: float, ctx: ScoreContext) 
     PruneCliError when the achieved sparsity misses the target by more than method.sparsity_tolerance."""
     from ..models.masks import count
     from .structure import disconnected
-    from . import SCORES
+    from .registries import ALLOCATIONS, SCORES
 
     method = ctx.method
     collapsed = [name for name, m in masks.items() if not m.any()]
@@ -161,7 +134,7 @@ def check_masks(masks: Masks, layers: dict, sparsity: float, ctx: ScoreContext) 
     # measured against the nearest reachable count, round(d N), so tiny layers are not flagged for rounding
     reachable = 1.0 - round(total * (1.0 - sparsity)) / total
     bernoulli = SCORES.get(method.score).selection(method) == "bernoulli"
-    faithful = method.allocation == "uniform_plus" and method.get("faithful_uniform_plus", False)
+    faithful = not ALLOCATIONS.get(method.allocation).exact_total(method)
     tolerance = float(method.get("sparsity_tolerance", 0.005))
     if abs(achieved - reachable) > tolerance:
         message = (f"achieved sparsity {achieved:.5f} differs from the target sparsity={sparsity} (reachable: "
@@ -169,28 +142,22 @@ def check_masks(masks: Masks, layers: dict, sparsity: float, ctx: ScoreContext) 
                    f"method.sparsity_tolerance={tolerance} (method.allocation={method.allocation}, "
                    f"method.structure={method.get('structure', 'unstructured')}). " + _why_inexact(method))
         if bernoulli or faithful:
-            log.warning("%s (expected: %s)", message, "Bernoulli sampling" if bernoulli else "faithful uniform_plus")
+            log.warning("%s (expected: %s)", message, "Bernoulli sampling" if bernoulli else
+                        f"method.allocation={method.allocation} does not promise the exact total")
         else:
             raise PruneCliError(message)
 
 
 def _why_inexact(method) -> str:
-    structure = method.get("structure", "unstructured")
-    if structure == "channel":
-        return ("Channel pruning removes whole units and their next-layer columns, so only some sparsities "
-                "are reachable; pick a nearby sparsity or raise method.sparsity_tolerance.")
-    if structure == "block":
-        return ("Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are multiples of the "
-                "block size, a smaller method.block_shape, or raise method.sparsity_tolerance.")
-    if method.allocation == "explicit":
-        return "The densities in method.layer_densities imply a different total; make them agree with sparsity."
-    if method.allocation == "matched":
-        return "The matched masks have a different sparsity; use the sparsity of the run they come from."
-    return "Raise method.sparsity_tolerance to accept it."
+    from .registries import ALLOCATIONS, STRUCTURES
+
+    structure = STRUCTURES.get(method.get("structure", "unstructured"))
+    hint = structure.inexact_hint or ALLOCATIONS.get(method.allocation).inexact_hint
+    return hint or "Raise method.sparsity_tolerance to accept it."
 
 
 def _prune_once(model, params, sparsity: float, ctx: ScoreContext, current: Optional[Masks], layers) -> Masks:
-    from . import ALLOCATIONS, SCORES, STRUCTURES
+    from .registries import ALLOCATIONS, SCORES, STRUCTURES
     from .ablations import invert_scores
     from .structure import StructureContext
 

@@ -9,16 +9,12 @@ density, whether the ranking is inverted). The registry holds a `Structure`; the
 `.masks(...)`, and a layer-local structure can also be called on one layer as
 `STRUCTURES.get(name)(score, k, selection, method)` (sequential scores such as LAP-forward do this).
 
-- unstructured: single weights (top-k, or Bernoulli for i.i.d. U(0,1) scores).
-- channel: whole output units (rows of a Linear, filters of a Conv) ranked by the L1/L2 norm of
-  their scores; the next layer's input columns of a removed unit are masked too.
-- nm: N of every M consecutive weights along the input dimension (NVIDIA 2:4 sparsity).
-- block: r x c blocks of the 2-D weight view [out, in * kernel], whole blocks kept or removed.
+Each structure is a plugin module in prune_cli/pruning/structures/ (unstructured, channel, nm,
+block); this module holds what they share: the layer graph, top-k and group norms.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -29,7 +25,7 @@ from torch import fx, nn
 
 from ..core.errors import PruneCliError
 from ..models.base import PRUNABLE_TYPES
-from . import STRUCTURES
+from .registries import STRUCTURES
 
 # ----------------------------------------------------------------------------- layer graph
 
@@ -195,11 +191,23 @@ def group_norm(values: torch.Tensor, norm: str, dim: int = -1) -> torch.Tensor:
 # ----------------------------------------------------------------------------- structures
 
 
+def _never(method: DictConfig) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Structure:
+    """A registered structure and what the pre-run pass asks of it (prune_cli/run/prevalidate.py)."""
+
     name: str
     masks: Callable  # (scores, counts, selection, sctx) -> {name: mask}, all layers at once
     layer_local: bool = True  # False when a layer's mask depends on its neighbours (channel)
+    single_weights: bool = False  # removes single weights (Bernoulli sampling and the shuffle ablation apply)
+    check: Optional[Callable[[DictConfig], None]] = None  # config-only checks when chosen: check(cfg)
+    # Checks against the model (meta device, before any data): check_model(model, selected, method).
+    check_model: Optional[Callable] = None
+    fixes_final_densities: Callable[[DictConfig], bool] = _never  # then only a single pruning event fits
+    inexact_hint: str = ""  # why the achieved sparsity may differ from the target
 
     def __call__(self, score: torch.Tensor, k: int, selection: str, method: Optional[DictConfig] = None,
                  invert: bool = False) -> torch.Tensor:
@@ -215,152 +223,11 @@ class Structure:
         return self.masks({"layer": score}, {"layer": k}, selection, sctx)["layer"]
 
 
-def register_structure(name: str, layer_local: bool = True):
+def register_structure(name: str, **hooks):
+    """Register `fn` as structure `name`; `hooks` are Structure fields (layer_local, check, ...)."""
+
     def decorator(fn: Callable) -> Callable:
-        STRUCTURES.register(name)(Structure(name, fn, layer_local))
+        STRUCTURES.register(name)(Structure(name, fn, **hooks))
         return fn
 
     return decorator
-
-
-
-@register_structure("unstructured")
-def unstructured(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, score in scores.items():
-        k = counts[name]
-        if selection == "bernoulli":
-            # Scores are i.i.d. U(0,1): keeping u >= 1 - d keeps each weight with probability d = k/n.
-            out[name] = score >= 1.0 - k / score.numel()
-        else:
-            out[name] = top_k_mask(score, k, sctx.invert)
-    return out
-
-
-@register_structure("nm")
-def n_m(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
-    """Keep the N highest-scoring weights of every M consecutive ones along the input dimension
-    (for a conv, along input channels at each kernel position). The density is exactly N/M."""
-    n, m = int(sctx.method.nm_n), int(sctx.method.nm_m)
-    out = {}
-    for name, score in scores.items():
-        if score.shape[1] % m:
-            raise PruneCliError(f"method.structure=nm with method.nm_m={m}: layer {name} has {score.shape[1]} "
-                                f"inputs, not a multiple of {m}. Exclude it (method.exclude=[...]) or pick "
-                                "another M.")
-        moved = score.movedim(1, -1)  # [out, *kernel, in]
-        groups = moved.reshape(-1, m)
-        key = torch.where(torch.isneginf(groups), groups, -groups) if sctx.invert else groups
-        idx = torch.sort(key, dim=1, descending=True, stable=True).indices[:, :n]
-        keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, idx, True)
-        out[name] = keep.view(moved.shape).movedim(-1, 1).contiguous()
-    return out
-
-
-@register_structure("block")
-def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
-    """Whole r x c blocks of the 2-D view [out, in * kernel], ranked by the L1/L2 norm of their
-    scores; edge blocks may be smaller. Each layer keeps its top blocks; the number per layer starts
-    at the one closest to the allocated count, then single blocks are added or dropped where that
-    brings the total closest to the allocated total (exact when it is a multiple of r * c)."""
-    r, c = (int(v) for v in sctx.method.block_shape)
-    norm = sctx.method.get("group_norm", "l1")
-    plans = {}
-    for name, score in scores.items():
-        w2 = score.reshape(score.shape[0], -1)
-        rows, cols = w2.shape
-        padded = F.pad(w2, (0, -cols % c, 0, -rows % r), value=float("nan"))
-        blocks = padded.view(math.ceil(rows / r), r, math.ceil(cols / c), c).permute(0, 2, 1, 3).flatten(2)
-        sizes = (~torch.isnan(blocks)).sum(-1).flatten()
-        gscore = group_norm(blocks, norm).flatten()  # padding (NaN) and pruned (-inf) entries count 0
-        key = torch.where(torch.isneginf(gscore), gscore, -gscore) if sctx.invert else gscore
-        order = torch.sort(key, descending=True, stable=True).indices
-        cum = torch.cat([torch.zeros(1, dtype=torch.long), sizes[order].cumsum(0)]).tolist()
-        b = min(range(len(cum)), key=lambda i: abs(cum[i] - counts[name]))
-        plans[name] = [b, cum, order, blocks.shape[:2], (rows, cols)]
-    target = sum(counts[n] for n in scores)
-    while True:
-        total = sum(p[1][p[0]] for p in plans.values())
-        best = None
-        for name, (b, cum, *_rest) in plans.items():
-            for step in (1, -1):
-                if 0 <= b + step < len(cum):
-                    new_total = total + cum[b + step] - cum[b]
-                    gain = abs(target - total) - abs(target - new_total)
-                    # among equal gains, move the layer furthest from its own allocated count
-                    lag = (counts[name] - cum[b]) * step
-                    if gain > 0 and (best is None or (gain, lag) > best[0]):
-                        best = ((gain, lag), name, step)
-        if best is None:
-            break
-        plans[best[1]][0] += best[2]
-    out = {}
-    for name, (b, cum, order, grid, (rows, cols)) in plans.items():
-        keep = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
-        keep[order[:b]] = True
-        full = keep.view(grid).repeat_interleave(r, 0).repeat_interleave(c, 1)[:rows, :cols]
-        out[name] = full.reshape(scores[name].shape).contiguous()
-    return out
-
-
-@register_structure("channel", layer_local=False)
-def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
-    """Remove whole output units of every pruned hidden layer, ranked by the L1/L2 norm of their
-    scores (with magnitude scores: the filter norm of Li et al. 2017) over the input columns the
-    previous layer left alive, and mask the next layer's input columns of each removed unit. The
-    classifier keeps its rows (they are the classes).
-
-    All hidden layers keep the same fraction q of their units; q is the value whose total kept
-    weight count, after the next-layer columns are removed, is closest to round(density * N)."""
-    layers = sctx.layers
-    norm = sctx.method.get("group_norm", "l1")
-    names = list(scores)
-    hidden = [n for n in names if not layers[n].is_classifier]
-    broken = [n for n in hidden if layers[n].next is None]
-    if broken:
-        raise PruneCliError(
-            "method.structure=channel needs each pruned hidden layer to feed exactly one next layer (no "
-            f"residual add or concatenation); these do not: {', '.join(broken)}. Exclude them "
-            "(method.exclude=[...]) or use another structure.")
-    prev_of = {layers[n].next: n for n in hidden}
-
-    def units_kept(q: float) -> dict[str, int]:
-        return {n: round(q * layers[n].units) for n in hidden}
-
-    def kept_weights(units: dict[str, int]) -> int:
-        total = 0
-        for n in names:
-            rows = units.get(n, layers[n].units)
-            w = scores[n]
-            per_col = w[0, 0].numel() if w.dim() > 2 else 1
-            p = prev_of.get(n)
-            cols = units[p] * layers[p].factor if p is not None else w.shape[1]
-            total += rows * cols * per_col
-        return total
-
-    target = round(sctx.density * sum(s.numel() for s in scores.values()))
-    candidates = sorted({j / layers[n].units for n in hidden for j in range(layers[n].units + 1)} | {0.0, 1.0})
-    best = min(candidates, key=lambda q: (abs(kept_weights(units_kept(q)) - target), -q))
-    units = units_kept(best)
-    unit_masks = {}
-    for n in hidden:  # forward order: rank units on the columns the previous layer left alive
-        w = scores[n]
-        p = prev_of.get(n)
-        if p is not None:
-            w = w.masked_fill(~column_mask(unit_masks[p], w.shape, layers[p].factor).to(w.device), 0.0)
-        g = group_norm(w.flatten(1), norm)
-        key = torch.where(torch.isneginf(g), g, -g) if sctx.invert else g
-        keep = torch.zeros(layers[n].units, dtype=torch.bool)
-        keep[torch.sort(key, descending=True, stable=True).indices[:units[n]].cpu()] = True
-        unit_masks[n] = keep
-    out = {}
-    for n in names:
-        w = scores[n]
-        mask = torch.ones(w.shape, dtype=torch.bool)
-        if n in unit_masks:
-            mask &= unit_masks[n].view([-1] + [1] * (w.dim() - 1))
-        p = prev_of.get(n)
-        if p is not None:
-            mask &= column_mask(unit_masks[p], w.shape, layers[p].factor)
-        out[n] = mask
-    return out

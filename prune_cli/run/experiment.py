@@ -1,5 +1,5 @@
 """The data flow of one run: data -> model -> schedule plan (typed steps: Dense, Prune, Restart,
-Train, Gradual, Record; prune_cli/schedules.py) -> CSVs, with a checkpoint after every step and
+Train, Gradual, Record; prune_cli/schedules/steps.py) -> CSVs, with a checkpoint after every step and
 every epoch (run/checkpoint.py) so that a killed run started again continues where it stopped and
 writes each row exactly once (rows: run/recorder.py)."""
 
@@ -28,7 +28,8 @@ from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import ScoreContext, prune, select_prunable
 from .prevalidate import build_checked_model
-from ..schedules import SCHEDULES, Dense, Gradual, Prune, Record, Restart, Step, Train, gradual_sparsity
+from ..schedules import SCHEDULES
+from ..schedules.steps import Dense, Gradual, Prune, Record, Restart, Step, Train
 from ..training import TrainProgress, train
 from . import checkpoint, recorder, results, shared_tables
 from .checkpoint import STATE_FILE, cpu_state
@@ -216,6 +217,8 @@ class Experiment:
         """Train with the sparsity raised along the polynomial curve at every pruning event."""
         schedule = self.cfg.schedule
         steps_per_epoch = -(-len(self.data.train_y) // self.cfg.train.batch_size)
+        from ..schedules.gradual import gradual_sparsity
+
         targets = gradual_sparsity(schedule, self.cfg.sparsity, self.cfg.train.epochs * steps_per_epoch)
 
         def on_step(step: int) -> Optional[Masks]:

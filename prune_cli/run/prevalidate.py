@@ -18,142 +18,83 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.checks import check, choice, finite, fraction, positive_int
-from ..core.config_base import SCHEMAS, Config, run_checks
+from ..core import plugins
+from ..core.config_base import Config, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 
 
 def register_schemas() -> None:
-    """Store every schema under `schema/<group>/<name>` so options pull them in by defaults."""
-    # Feature modules declare schemas and validators on import. The order is the order the
-    # validators run in (so which of several errors is reported first): models, pruning, metrics.
-    import prune_cli.data  # noqa: F401
-    import prune_cli.models  # noqa: F401
-    import prune_cli.pruning  # noqa: F401
-    import prune_cli.metrics  # noqa: F401
-    import prune_cli.schedules  # noqa: F401
-    import prune_cli.training  # noqa: F401  (the train schema)
+    """Let Hydra find every schema: the root `config_schema` in the ConfigStore, each plugin's
+    `schema/<group>/<name>` through the plugin source (imported when an option chooses it)."""
+    from .plugin_source import register
 
-    cs = ConfigStore.instance()
-    cs.store(name="config_schema", node=Config)
-    for group, schemas in SCHEMAS.items():
-        for name, node in schemas.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
-
+    register()
+    ConfigStore.instance().store(name="config_schema", node=Config)
 
 
 # ----------------------------------------------------------------------------- validation
 
 
 def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
-    """method.* keys of allocations, structures and ablations (docs/allocation.md)."""
-    from ..pruning import SCORES
+    """method.* keys of allocations, structures and ablations (docs/allocation.md). What a particular
+    allocation or structure needs is its plugin's `check` hook (prune_cli/pruning/allocations/,
+    prune_cli/pruning/structures/); what is checked here holds for all of them."""
+    from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
 
     m = cfg.method
-    structure = m.structure
+    allocation, structure = ALLOCATIONS.get(m.allocation), STRUCTURES.get(m.structure)
     fraction(cfg, "method.sparsity_tolerance", 0.0, 1.0, hi_open=False)
     check(finite(m.erk_power) and m.erk_power > 0, "method.erk_power", m.erk_power, "a number > 0")
     fraction(cfg, "method.fc_density", 0.0, 1.0, hi_open=False)
     choice(cfg, "method.group_norm", {"l1", "l2"})
     choice(cfg, "method.threshold_impl", {"topk", "lap_round", "shrinkbench_quantile", "strict_kth"})
     if m.threshold_impl != "topk":
-        check(m.allocation in ("global", "layerwise"), "method.threshold_impl", m.threshold_impl,
+        check(allocation.uses_threshold_impl, "method.threshold_impl", m.threshold_impl,
               f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)")
-    if m.allocation == "explicit":
-        dens = None if m.layer_densities is None else list(m.layer_densities)
-        check(bool(dens) and all(finite(d) and 0 <= d <= 1 for d in dens), "method.layer_densities", dens,
-              "a list of densities in [0, 1], one per prunable layer in forward order, with "
-              "method.allocation=explicit")
-    elif m.layer_densities is not None:
+    if m.allocation != "explicit" and m.layer_densities is not None:
         check(False, "method.layer_densities", list(m.layer_densities), "null unless method.allocation=explicit")
-    if m.allocation == "matched":
-        check(bool(m.match_masks) != bool(m.match_method), "method.match_masks / method.match_method",
-              [m.match_masks, m.match_method], "exactly one of them set with method.allocation=matched")
-        if m.match_method:
-            from ..pruning import ALLOCATIONS
-            from ..pruning.allocation import method_option, method_options
-
-            check(m.match_method in method_options(), "method.match_method", m.match_method,
-                  "a method config name: one of " + ", ".join(method_options()))
-            if m.match_allocation is not None:
-                choices = [a for a in ALLOCATIONS.names() if a != "matched"]
-                check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
-                      "null (the matched method's own allocation) or one of " + ", ".join(choices))
-            other = method_option(m.match_method)
-            check(other.allocation != "matched", "method.match_method", m.match_method,
-                  "a method whose own allocation is not matched")
-        if m.match_masks:
-            from ..models.masks import read_masks_file
-
-            read_masks_file(m.match_masks)  # a missing or corrupt file stops the run before any work
-    else:
+    if m.allocation != "matched":
         for key in ("match_masks", "match_method"):
             check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
+    for plugin in (allocation, structure):
+        if plugin.check is not None:
+            plugin.check(cfg)
     bernoulli = SCORES.get(m.score).selection(m) == "bernoulli"  # as the pruner decides it
-    if structure != "unstructured":
+    if not structure.single_weights:
         check(not bernoulli, "method.sampling", "bernoulli",
-              f"exact with method.structure={structure} (Bernoulli sampling picks single weights)")
+              f"exact with method.structure={m.structure} (Bernoulli sampling picks single weights)")
         check(not m.shuffle, "method.shuffle", True,
-              f"false with method.structure={structure} (shuffling single positions would break the structure)")
+              f"false with method.structure={m.structure} (shuffling single positions would break the structure)")
     if m.invert:
         check(not bernoulli, "method.invert", True, "false with method.sampling=bernoulli (inverting i.i.d. "
               "uniform scores changes nothing)")
-    if structure == "nm":
-        positive_int(cfg, "method.nm_n")
-        positive_int(cfg, "method.nm_m")
-        check(m.nm_n <= m.nm_m, "method.nm_n", m.nm_n, f"an integer in [1, method.nm_m={m.nm_m}]")
-        check(m.allocation == "layerwise", "method.allocation", m.allocation,
-              "layerwise with method.structure=nm (every layer keeps exactly N/M)")
-        want = 1 - m.nm_n / m.nm_m
-        check(abs(cfg.sparsity - want) < 1e-9, "sparsity", cfg.sparsity,
-              f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)")
     single_event = m.rounds == 1 and schedule.single_event(cfg)
-    fixed = ("method.allocation", m.allocation) if m.allocation == "explicit" else (
-        ("method.match_masks", m.match_masks) if m.allocation == "matched" and m.match_masks else (
-            ("method.structure", "nm") if structure == "nm" else None))
+    if allocation.fixes_final_densities(m):
+        fixed = ("method.match_masks", m.match_masks) if m.allocation == "matched" else ("method.allocation", m.allocation)
+    elif structure.fixes_final_densities(m):
+        fixed = ("method.structure", m.structure)
+    else:
+        fixed = None
     if fixed is not None:
         check(single_event, fixed[0], fixed[1],
               "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
               "the final per-layer densities, which intermediate sparsities cannot have")
-    if structure == "channel":
-        check(m.allocation == "layerwise", "method.allocation", m.allocation,
-              "layerwise with method.structure=channel (every hidden layer keeps the same fraction of units)")
-    if structure == "block":
-        shape = list(m.block_shape)
-        check(len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape), "method.block_shape",
-              shape, "two positive integers [rows, cols]")
-
-
-def _validate_schedule(cfg: DictConfig) -> None:
-    s = cfg.schedule
-    positive_int(cfg, "schedule.rounds")
-    choice(cfg, "schedule.score_weights", {"trained", "init"})
-    choice(cfg, "schedule.restart_from", {"trained", "init", "rewind", "reinit"})
-    choice(cfg, "schedule.retrain", {"finetune", "train"})
-    positive_int(cfg, "schedule.rewind_epoch", minimum=0)
-    if s.restart_from == "rewind":
-        check(s.rewind_epoch <= cfg.train.epochs, "schedule.rewind_epoch", s.rewind_epoch,
-              f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}")
-    if s.lr_rewind:
-        check(s.restart_from == "rewind" and s.retrain == "train", "schedule.lr_rewind", True,
-              "true only with schedule.restart_from=rewind and schedule.retrain=train")
-    if s.score_weights == "init":
-        check(s.rounds == 1, "schedule.rounds", s.rounds,
-              "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
-              "for iterative scoring such as SynFlow)")
-    if "frequency" in s:
-        positive_int(cfg, "schedule.start_step", minimum=0)
-        positive_int(cfg, "schedule.frequency")
-        check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
-              "schedule.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
-        fraction(cfg, "schedule.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
-        check(finite(s.power) and s.power > 0, "schedule.power", s.power, "a positive number (3 = cubic)")
 
 
 # ----------------------------------------------------------------------------- unknown keys
 
 GROUPS = ("dataset", "model", "method", "schedule", "train", "finetune", "metrics")
 GROUP_SCHEMA = {"finetune": "train"}  # finetune options use the train schema
+
+
+def _group_schemas(group: str) -> list[type]:
+    """Every schema of a group (imports the group's plugin modules: only for a node composed without one)."""
+    if group == "metrics":
+        from ..metrics import metrics_config
+
+        return [metrics_config()]
+    return list(plugins.schemas(GROUP_SCHEMA.get(group, group)).values())
 
 
 def _fields(cls: type) -> dict[str, Any]:
@@ -186,7 +127,7 @@ def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
     typed = OmegaConf.get_type(node)
     if isinstance(typed, type) and dataclasses.is_dataclass(typed):
         return typed, _unknown_keys(node, typed, f"{group}.")
-    candidates = list(SCHEMAS.get(GROUP_SCHEMA.get(group, group), {}).values())
+    candidates = _group_schemas(group)
     scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(candidates)]
     best = min(scored)[3]
     return best, _unknown_keys(node, best, f"{group}.")
@@ -222,7 +163,7 @@ def schema_of(cfg: DictConfig, key: str) -> type:
         return typed
     # Untyped: the schema leaving the fewest unknown keys and, of those, the one whose options the
     # node holds (a larger schema's checks would read keys the node does not have).
-    candidates = list(SCHEMAS.get(GROUP_SCHEMA.get(key, key), {}).values())
+    candidates = _group_schemas(key)
     scored = [(len(_unknown_keys(node, c, f"{key}.")), sum(f not in node for f in _fields(c)), i, c)
               for i, c in enumerate(candidates)]
     return min(scored)[3]
@@ -294,6 +235,10 @@ def validate(cfg: DictConfig) -> None:
     from ..schedules import SCHEDULES
 
     check_known_keys(cfg)
+    listed = [str(m) for m in cfg.get("plugins", [])]
+    missing = [m for m in listed if m not in plugins.outside_modules()]
+    check(not missing, "plugins", listed, "plugin modules given on the command line (prune-run plugins=[my_lab.scores]): "
+          "they are indexed before the config is composed, so a config file cannot add them")
     fraction(cfg, "sparsity", 0.0, 1.0)
     positive_int(cfg, "seed", minimum=0)
     choice(cfg, "device", {"auto", "cpu", "cuda"})

@@ -1,4 +1,8 @@
-"""Score functions: score(model, params, ctx) -> {param name: tensor}; higher = more important."""
+"""Score functions: score(model, params, ctx) -> {param name: tensor}; higher = more important.
+
+Each score is a plugin module here declaring `@register_score("name", ...)` (and, if it has
+options, `@config_schema("method", "name")` on its config dataclass); discovery
+(prune_cli/core/plugins.py) imports it when a config chooses it."""
 
 from __future__ import annotations
 
@@ -26,16 +30,10 @@ class Score:
 
 def register_score(*names: str, selection: Callable[[DictConfig], str] = exact_selection,
                    options: type = MethodConfig):
-    from .. import SCORES
+    from ..registries import SCORES
 
     def decorator(fn: Callable) -> Callable:
         SCORES.register(*names)(Score(fn, selection, options))
         return fn
 
     return decorator
-
-
-# Register the scores that live in their own modules (each declares its config schema too).
-from . import (  # noqa: E402,F401
-    gp, grasp, greedy_forward, lookahead, mp_global_normalize, snip, synflow, undecayed,
-)

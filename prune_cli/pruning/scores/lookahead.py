@@ -141,7 +141,7 @@ def _layer_score(i: int, ws: list[torch.Tensor], bn: list[Optional[torch.Tensor]
 
 @register_score("lookahead", options=LookaheadConfig)
 def lookahead_scores(model, params, ctx):
-    from .. import ALLOCATIONS, STRUCTURES
+    from ..registries import ALLOCATIONS, STRUCTURES
 
     m = ctx.method
     layers = model.prunable_layers()

@@ -16,10 +16,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from ..core.checks import check
-from ..core.config_base import MethodConfig, config_schema
-from ..core.errors import ConfigError
-from . import ALLOCATIONS
+from ...core.checks import check
+from ...core.config_base import MethodConfig, config_schema
+from ...core.errors import ConfigError
+from ..allocation import register_allocation
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,18 @@ def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int]
     return n, dims, pruned, dens
 
 
-@ALLOCATIONS.register("region_bound")
+def check_linear_only(model, selected: dict, method: DictConfig) -> None:
+    """The bound covers fully connected layers: every pruned layer must be a Linear."""
+    bad = [n for n, p in selected.items() if p.dim() != 2]
+    if bad:
+        raise ConfigError("method.allocation", "region_bound", "a method that prunes only Linear layers with it",
+                          f"The bound covers the fully connected part; exclude {', '.join(bad)} "
+                          f"with method.exclude=[...].")
+
+
+@register_allocation("region_bound", check_model=check_linear_only)
 def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
-    from ..analysis.regions.bounds import choose_layer_densities
+    from ...analysis.regions.bounds import choose_layer_densities
 
     method = ctx.method
     n, dims, pruned, current = layer_plan(ctx.model, list(scores))

@@ -1,0 +1,88 @@
+"""`method.allocation=er | erk | erk_plus`: Erdos-Renyi layer densities (Mocanu et al. 2018; ERK from
+RigL, Evci et al., ICML 2020; erk_plus from Liu et al., "The Unreasonable Effectiveness of Random
+Pruning", ICLR 2022). Sparse layers get densities proportional to (fan-in + fan-out) / size, so
+small layers stay denser (docs/allocation.md)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ...core.errors import ConfigError, PruneCliError
+from ..allocation import counts_from_densities, layer_roles, register_allocation, round_half_even, total_kept
+
+
+def raw_erk(shape: torch.Size, kernel: bool, power: float = 1.0) -> float:
+    """ER: (n_in + n_out) / (n_in n_out); ERK: sum(shape) / prod(shape) (equal for linear layers)."""
+    dims = list(shape) if kernel else list(shape[:2])
+    return (sum(dims) / math.prod(dims)) ** power
+
+
+def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = True,
+                  power: float = 1.0) -> dict[str, float]:
+    """The epsilon loop of RigL's get_sparsities_erdos_renyi (Evci et al., ICML 2020; docs/allocation.md), in floats.
+
+    d_l = eps * raw_l with eps chosen so that sum d_l N_l = density * sum N_l; a layer whose d_l
+    would exceed 1 becomes dense (all layers tied at the largest raw density at once) and eps is
+    recomputed over the others."""
+    if density >= 1.0:
+        return {n: 1.0 for n in shapes}
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    raw = {n: raw_erk(shapes[n], kernel, power) for n in shapes}
+    dense: set[str] = set()
+    while True:
+        live = [n for n in shapes if n not in dense]
+        if not live:
+            raise PruneCliError(f"ERK at density {density}: every layer would have to be dense, so this "
+                                "density cannot be reached; use a lower density (higher sparsity).")
+        rhs = sum(density * sizes[n] for n in live) - sum((1 - density) * sizes[n] for n in dense)
+        eps = rhs / sum(raw[n] * sizes[n] for n in live)
+        top = max(raw[n] for n in live)
+        if eps * top > 1 + 1e-12:  # the margin only absorbs float error at exactly 1
+            dense |= {n for n in live if raw[n] == top}
+            continue
+        break
+    if eps < 0:
+        raise PruneCliError(f"ERK at density {density}: the dense layers hold more weights than the budget.")
+    return {n: (1.0 if n in dense else eps * raw[n]) for n in shapes}
+
+
+def _erk_counts(scores, density: float, ctx, kernel: bool) -> dict[str, int]:
+    shapes = {n: s.shape for n, s in scores.items()}
+    dens = erk_densities(shapes, density, kernel, float(ctx.method.get("erk_power", 1.0)))
+    return counts_from_densities(dens, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density))
+
+
+@register_allocation("er")
+def allocate_er(scores, density: float, ctx) -> dict[str, int]:
+    """Erdos-Renyi: d_l proportional to (n_in + n_out) / (n_in n_out), kernel size ignored."""
+    return _erk_counts(scores, density, ctx, kernel=False)
+
+
+@register_allocation("erk")
+def allocate_erk(scores, density: float, ctx) -> dict[str, int]:
+    """Erdos-Renyi-Kernel: d_l proportional to sum(shape) / prod(shape) (RigL, Liu et al. 2022)."""
+    return _erk_counts(scores, density, ctx, kernel=True)
+
+
+@register_allocation("erk_plus")
+def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
+    """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet)."""
+    _, fc = layer_roles(scores, ctx)
+    if fc is None:
+        return _erk_counts(scores, density, ctx, kernel=True)
+    fc_density = float(ctx.method.get("fc_density", 1.0))
+    n_fc, n_all = scores[fc].numel(), sum(s.numel() for s in scores.values())
+    rest = (density * n_all - fc_density * n_fc) / (n_all - n_fc) if n_all > n_fc else 0.0
+    if not 0.0 <= rest <= 1.0:
+        raise ConfigError("method.fc_density", fc_density,
+                          f"a classifier density that leaves the other layers a density in [0, 1] at "
+                          f"density {density} (they would get {rest:.4f})")
+    others = {n: s for n, s in scores.items() if n != fc}
+    counts = _erk_counts(others, rest, ctx, kernel=True) if others else {}
+    k_fc = round_half_even(fc_density * n_fc)
+    # the others absorb the rounding so the total is exactly round(density * N)
+    counts = counts_from_densities({n: counts[n] / others[n].numel() for n in others},
+                                   {n: others[n].numel() for n in others}, total_kept(scores, density) - k_fc)
+    return {n: (k_fc if n == fc else counts[n]) for n in scores}

@@ -1,0 +1,127 @@
+"""`method.allocation=matched`: the per-layer counts another method chose, filled by this run's
+own score (ShrinkBench's same-proportion baseline, Blalock et al., MLSys 2020; docs/allocation.md).
+Separates "which layers" from "which weights": e.g. random positions at SNIP's layer densities."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from ...core import plugins
+from ...core.checks import check
+from ...core.errors import ConfigError
+from ...core.paths import configs_dir
+from ..allocation import register_allocation
+
+
+def check_matched(cfg: DictConfig) -> None:
+    """Exactly one source; a named method must exist and not be matched itself; a masks file must be
+    readable (a missing or corrupt file stops the run before any work)."""
+    from ..registries import ALLOCATIONS
+
+    m = cfg.method
+    check(bool(m.match_masks) != bool(m.match_method), "method.match_masks / method.match_method",
+          [m.match_masks, m.match_method], "exactly one of them set with method.allocation=matched")
+    if m.match_method:
+        check(m.match_method in method_options(), "method.match_method", m.match_method,
+              "a method config name: one of " + ", ".join(method_options()))
+        if m.match_allocation is not None:
+            choices = [a for a in ALLOCATIONS.names() if a != "matched"]
+            check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
+                  "null (the matched method's own allocation) or one of " + ", ".join(choices))
+        other = method_option(m.match_method)
+        check(other.allocation != "matched", "method.match_method", m.match_method,
+              "a method whose own allocation is not matched")
+    if m.match_masks:
+        from ...models.masks import read_masks_file
+
+        read_masks_file(m.match_masks)
+
+
+def check_matched_model(model, selected: dict, method: DictConfig) -> None:
+    """The masks file holds a mask of the right shape for every prunable weight of this run."""
+    if not method.get("match_masks"):
+        return
+    from ...models.masks import read_masks_file
+
+    path = method.match_masks
+    other = read_masks_file(path)
+    bad = [n for n in selected if n not in other or tuple(other[n].shape) != tuple(selected[n].shape)]
+    if bad:
+        raise ConfigError("method.match_masks", path, "masks with the shapes of this run's prunable weights; "
+                          "missing or mis-shaped: " + ", ".join(bad))
+
+
+@register_allocation("matched", check=check_matched, check_model=check_matched_model,
+                     fixes_final_densities=lambda method: bool(method.match_masks),
+                     inexact_hint="The matched masks have a different sparsity; use the sparsity of the run they "
+                                  "come from.")
+def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
+    """The per-layer counts another method chose (ShrinkBench's same-proportion baseline).
+
+    `method.match_masks`: a masks.pt of another run (its per-layer counts, target must agree);
+    `method.match_method`: another method config (configs/method/<name>.yaml, its score, options and
+    allocation; `method.match_allocation` overrides the allocation) computed here on the same model
+    and data. The run's own score (e.g. random) then picks the positions."""
+    method = ctx.method
+    path = method.get("match_masks")
+    if path:
+        from ...models.masks import read_masks_file
+
+        other = read_masks_file(path)
+        missing = sorted(set(scores) - set(other))
+        if missing:
+            raise ConfigError("method.match_masks", path, "masks for every prunable layer of this run; missing "
+                              + ", ".join(missing))
+        for n, s in scores.items():
+            if tuple(other[n].shape) != tuple(s.shape):
+                raise ConfigError("method.match_masks", path, f"a mask of shape {tuple(s.shape)} for {n} "
+                                  f"(found {tuple(other[n].shape)})")
+        return {n: int(other[n].sum()) for n in scores}
+    import dataclasses
+
+    from ..registries import ALLOCATIONS, SCORES
+
+    root = method._get_root()
+    other = method_option(method.get("match_method"), root if root is not method else None)
+    if method.get("match_allocation"):
+        other.allocation = method.match_allocation
+    if other.allocation == "matched":
+        raise ConfigError("method.match_allocation", other.allocation, "an allocation other than matched")
+    octx = dataclasses.replace(ctx, method=other)
+    other_scores = SCORES.get(other.score).fn(ctx.model, _params_of(ctx, scores), octx)
+    other_scores = {n: other_scores[n].detach().float().cpu() for n in scores}
+    if ctx.masks:
+        for n, s in other_scores.items():
+            if n in ctx.masks:
+                s.masked_fill_(~ctx.masks[n].cpu(), float("-inf"))
+    return ALLOCATIONS.get(other.allocation)(other_scores, density, octx)
+
+
+def method_options() -> list[str]:
+    return sorted(p.stem for p in (configs_dir() / "method").glob("*.yaml"))
+
+
+def method_option(name: str, root: DictConfig | None = None) -> DictConfig:
+    """The method config `configs/method/<name>.yaml` on top of its schema's defaults (what
+    `method=<name>` would compose), for computing another method's scores in-process. With the
+    run's `root` config, interpolations such as ${train.weight_decay} resolve against this run."""
+    path = configs_dir() / "method" / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError("method.match_method", name, "a method config name: one of " + ", ".join(method_options()))
+    raw = OmegaConf.load(path)
+    schema = "base"
+    for entry in raw.get("defaults", []):
+        if isinstance(entry, str) and entry.startswith("/schema/method/"):
+            schema = entry[len("/schema/method/"):].split("@")[0]
+    body = OmegaConf.masked_copy(raw, [k for k in raw if k != "defaults"])
+    node = OmegaConf.structured(plugins.schema("method", schema))
+    if root is None:
+        return OmegaConf.merge(node, body)
+    full = OmegaConf.create(OmegaConf.to_container(root, resolve=False))
+    full.method = node
+    return OmegaConf.merge(full, {"method": body}).method
+
+
+def _params_of(ctx, scores) -> dict:
+    named = dict(ctx.model.named_parameters())
+    return {n: named[n] for n in scores}

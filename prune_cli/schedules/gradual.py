@@ -1,0 +1,62 @@
+"""`schedule=gradual`: prune during training on the cubic sparsity curve of Zhu & Gupta, "To prune,
+or not to prune" (ICLR workshop 2018)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.checks import check, finite, fraction, positive_int
+from ..core.config_base import ScheduleConfig, config_schema
+from ..core.errors import ConfigError
+from . import register_schedule
+from .steps import Dense, Gradual, Record, Restart, Step
+
+
+@config_schema("schedule", "gradual")
+@dataclass
+class GradualScheduleConfig(ScheduleConfig):
+    start_step: int = 0  # optimizer step of the first pruning event
+    end_step: int = -1  # step of the last event (-1: the last step of training)
+    frequency: int = 100  # steps between events
+    initial_sparsity: float = 0.0
+    power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
+
+    @staticmethod
+    def single_event(cfg: DictConfig) -> bool:
+        return False  # prunes many times during training
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        s = OmegaConf.select(cfg, key)
+        positive_int(cfg, f"{key}.start_step", minimum=0)
+        positive_int(cfg, f"{key}.frequency")
+        check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+              f"{key}.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        fraction(cfg, f"{key}.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
+        check(finite(s.power) and s.power > 0, f"{key}.power", s.power, "a positive number (3 = cubic)")
+
+
+@register_schedule("gradual")
+def gradual_plan(cfg: DictConfig) -> list[Step]:
+    """dense (the baseline) -> restart -> training with pruning events -> final rows."""
+    return [Dense(), Record("dense"), Restart(cfg.schedule.restart_from), Gradual(), Record("finetuned")]
+
+
+def gradual_sparsity(schedule: DictConfig, final: float, total_steps: int) -> dict[int, float]:
+    """Pruning events {optimizer step: sparsity} of Zhu & Gupta (2017):
+    s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (t_end - t0))^power at t = t0, t0 + f, ..., t_end
+    (power 3 is their cubic curve). `end_step` -1 means the last step of training."""
+    t0, f = schedule.start_step, schedule.frequency
+    t_end = total_steps - 1 if schedule.end_step < 0 else schedule.end_step
+    if not 0 <= t0 <= t_end < total_steps:
+        raise ConfigError("schedule.end_step", schedule.end_step,
+                          f"a step in [schedule.start_step={t0}, {total_steps - 1}] (training has "
+                          f"{total_steps} optimizer steps), or -1 for the last step")
+    s_i = schedule.initial_sparsity
+    events = list(range(t0, t_end + 1, f))
+    if events[-1] != t_end:
+        events.append(t_end)
+    span = max(t_end - t0, 1)
+    return {t: final + (s_i - final) * (1 - (t - t0) / span) ** schedule.power for t in events}

@@ -1,0 +1,67 @@
+"""The typed steps of a schedule's plan; the experiment (prune_cli/run/experiment.py) dispatches on
+the type. `kind` names the step in logs; `args` are its fields in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: ClassVar[str] = ""
+
+    @property
+    def args(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class Dense(Step):
+    """The trained dense model (from the dense cache or trained)."""
+
+    kind: ClassVar[str] = "dense"
+
+
+@dataclass(frozen=True)
+class Prune(Step):
+    """One pruning event to `sparsity` (fraction of the prunable weights removed)."""
+
+    sparsity: float
+    kind: ClassVar[str] = "prune"
+
+
+@dataclass(frozen=True)
+class Restart(Step):
+    """Set the weights training restarts from: trained | init | rewind | reinit."""
+
+    source: str
+    kind: ClassVar[str] = "restart"
+
+
+@dataclass(frozen=True)
+class Train(Step):
+    """Train with the `train` or `finetune` config."""
+
+    which: str
+    kind: ClassVar[str] = "train"
+
+
+@dataclass(frozen=True)
+class Gradual(Step):
+    """Train while raising the sparsity along the gradual curve."""
+
+    kind: ClassVar[str] = "gradual"
+
+
+@dataclass(frozen=True)
+class Record(Step):
+    """Evaluate and add the rows of `phase`."""
+
+    phase: str
+    kind: ClassVar[str] = "record"
+
+
+def round_density(final_density: float, round_index: int, rounds: int) -> float:
+    """Geometric schedule: every round removes the same fraction of the remaining weights."""
+    return final_density ** (round_index / rounds)

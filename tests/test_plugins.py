@@ -1,0 +1,332 @@
+"""Plugin discovery (prune_cli/core/plugins.py): the static index agrees with what the modules
+register, a run imports only the plugins it chose, and plugins from outside the repository (a
+score, a dataset, a metric, an allocation and a schedule, each one short file) run with no edit to
+any file of the repository."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from prune_cli.core import plugins
+from prune_cli.core.config_base import SCHEMAS
+from tests.conftest import REPO, run_cli
+
+KIND_REGISTRIES = {
+    "score": "prune_cli.pruning:SCORES", "allocation": "prune_cli.pruning:ALLOCATIONS",
+    "structure": "prune_cli.pruning:STRUCTURES", "schedule": "prune_cli.schedules:SCHEDULES",
+    "dataset": "prune_cli.data:DATASETS", "model": "prune_cli.models:MODELS", "metric": "prune_cli.metrics:METRICS",
+}
+
+
+def _registry(kind: str):
+    module, name = KIND_REGISTRIES[kind].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_declarations_read_literal_names_only():
+    source = textwrap.dedent('''
+        @register_score("gp", "gradient_magnitude", options=DataScoreConfig)
+        @DATASETS.register("mnist", 'cifar10')  # comment
+        @config_schema("method", "gp")
+        @register_metric(NAME)
+        @dataclass
+    ''')
+    kinds, schemas = plugins.declarations(source)
+    assert kinds == [("score", "gp"), ("score", "gradient_magnitude"), ("dataset", "mnist"), ("dataset", "cifar10")]
+    assert schemas == [("method", "gp")]
+
+
+def test_index_matches_what_the_modules_register():
+    """Importing every indexed module registers exactly the names the index read from the source."""
+    idx = plugins.index()
+    for module in sorted(set(idx.kinds.values()) | set(idx.schemas.values())):
+        importlib.import_module(module)
+    for kind in KIND_REGISTRIES:
+        registered = set(_registry(kind)._entries)
+        indexed = {n for k, n in idx.kinds if k == kind}
+        assert registered == indexed, kind
+    declared = {(g, n) for g, names in SCHEMAS.items() for n in names if n != "base" or g == "train"}
+    assert declared == set(idx.schemas), set(idx.schemas) ^ declared
+
+
+LAZY = """
+import json, sys
+from hydra import compose, initialize_config_dir
+import prune_cli.cli  # noqa: F401
+from prune_cli.core import plugins
+from prune_cli.run.prevalidate import validate
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    cfg = compose("config", overrides=sys.argv[2:])
+validate(cfg)
+idx = plugins.index()
+chosen = set(idx.kinds.values()) - {m for (k, _), m in idx.kinds.items() if k == "metric"}
+print(json.dumps({"plugins": sorted(m for m in sys.modules if m in chosen),
+                  "heavy": [m for m in ("scipy", "matplotlib", "torchvision", "pandas") if m in sys.modules]}))
+"""
+
+
+def test_a_run_imports_only_the_plugins_it_chose():
+    """Composing and validating `method=magnitude` imports one score, one allocation, one structure,
+    one dataset, one model and one schedule module, and none of scipy, matplotlib or torchvision."""
+    out = subprocess.run([sys.executable, "-c", LAZY, str(REPO / "configs"), "dataset=synthetic"],
+                         capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["plugins"] == sorted([
+        "prune_cli.data.synthetic", "prune_cli.models.mlp", "prune_cli.pruning.scores.magnitude",
+        "prune_cli.pruning.allocations.global_ranking", "prune_cli.pruning.structures.unstructured",
+        "prune_cli.schedules.prune_and_retrain"])
+    assert not {"scipy", "matplotlib", "torchvision"} & set(got["heavy"]), got["heavy"]
+
+
+# ----------------------------------------------------------------------------- plugins from outside
+
+LAB = {
+    "taylor.py": '''
+        """A score: first-order Taylor importance (w * dL/dw)^2 (Molchanov et al., CVPR 2019)."""
+        from dataclasses import dataclass
+
+        from prune_cli.core.config_base import config_schema
+        from prune_cli.pruning.scores import register_score
+        from prune_cli.pruning.scores.common import DataScoreConfig
+        from prune_cli.pruning.scores.gp import weight_gradients
+
+
+        @config_schema("method", "taylor")
+        @dataclass
+        class TaylorConfig(DataScoreConfig):
+            name: str = "taylor"
+            score: str = "taylor"
+
+
+        @register_score("taylor", options=TaylorConfig)
+        def taylor(model, params, ctx):
+            grads = weight_gradients(model, params, ctx, "taylor")
+            return {n: (params[n].detach() * grads[n]) ** 2 for n in params}
+    ''',
+    "rings.py": '''
+        """A dataset: concentric rings in the plane, class k near radius k + 1."""
+        from dataclasses import dataclass
+
+        import torch
+
+        from prune_cli.core.config_base import DatasetConfig, config_schema
+        from prune_cli.data import DATASETS
+        from prune_cli.data.splits import RawData
+
+
+        @config_schema("dataset", "rings")
+        @dataclass
+        class RingsConfig(DatasetConfig):
+            name: str = "rings"
+            num_classes: int = 3
+            per_class: int = 60
+
+            @classmethod
+            def declared_input(cls, node):
+                return (2,), int(node.num_classes)
+
+
+        @DATASETS.register("rings")
+        def rings(cfg):
+            g = torch.Generator().manual_seed(0)
+
+            def make(n):
+                y = torch.arange(cfg.num_classes).repeat_interleave(n)
+                angle = torch.rand(len(y), generator=g) * 6.2832
+                radius = y.float() + 1 + 0.1 * torch.randn(len(y), generator=g)
+                return torch.stack([radius * angle.cos(), radius * angle.sin()], 1), y
+
+            (tx, ty), (sx, sy) = make(cfg.per_class), make(cfg.per_class // 2)
+            return RawData(tx, ty, sx, sy, num_classes=cfg.num_classes)
+    ''',
+    "weight_norm.py": '''
+        """A metric: the p-norm of all prunable weights of the current model."""
+        from dataclasses import dataclass
+
+        from prune_cli.core.config_base import config_schema
+        from prune_cli.metrics import MetricResult, register_metric
+
+
+        @config_schema("metric", "weight_norm")
+        @dataclass
+        class WeightNormConfig:
+            enabled: bool = False
+            p: int = 2
+
+
+        @register_metric("weight_norm")
+        def weight_norm(exp, phase, node):
+            params = dict(exp.model.named_parameters())
+            total = sum(float(params[n].detach().abs().pow(node.p).sum()) for n in exp.prunable) ** (1 / node.p)
+            return MetricResult(scalars=[{"split": "model", "metric": "weight_norm", "value": total}])
+    ''',
+    "first_dense.py": '''
+        """An allocation: the first prunable layer stays dense, the others share the rest uniformly."""
+        from prune_cli.pruning.allocation import counts_from_densities, register_allocation, total_kept
+
+
+        @register_allocation("first_dense")
+        def first_dense(scores, density, ctx):
+            sizes = {n: s.numel() for n, s in scores.items()}
+            first, total = next(iter(sizes)), total_kept(scores, density)
+            rest = (total - sizes[first]) / (sum(sizes.values()) - sizes[first])
+            dens = {n: 1.0 if n == first else rest for n in sizes}
+            return counts_from_densities(dens, sizes, total, frozen=(first,))
+    ''',
+    "prune_twice.py": '''
+        """A schedule: prune half-way (in density), record, prune to the target, fine-tune."""
+        from dataclasses import dataclass
+
+        from prune_cli.core.config_base import ScheduleConfig, config_schema
+        from prune_cli.schedules import register_schedule
+        from prune_cli.schedules.steps import Dense, Prune, Record, Restart, Train
+
+
+        @config_schema("schedule", "prune_twice")
+        @dataclass
+        class PruneTwiceConfig(ScheduleConfig):
+            name: str = "prune_twice"
+
+
+        @register_schedule("prune_twice")
+        def prune_twice(cfg):
+            halfway = 1 - (1 - cfg.sparsity) ** 0.5
+            return [Dense(), Record("dense"), Prune(halfway), Record("halfway"), Prune(cfg.sparsity),
+                    Record("pruned"), Restart("trained"), Train("finetune"), Record("finetuned")]
+    ''',
+}
+MODULES = [f"lab.{name.removesuffix('.py')}" for name in LAB]
+
+
+def _write_lab(root: Path) -> Path:
+    (root / "lab").mkdir(parents=True)
+    (root / "lab" / "__init__.py").write_text("")
+    for name, text in LAB.items():
+        (root / "lab" / name).write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def _with_path(monkeypatch, *paths: Path) -> None:
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*map(str, paths), *([old] if old else [])]))
+
+
+def test_five_outside_plugins_run_without_editing_the_repository(tmp_path, monkeypatch):
+    """A score, a dataset, a metric, an allocation and a schedule, each one file outside the
+    repository, used together in one run; the results are checked against their definitions."""
+    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
+    before = _git_status()
+    results = tmp_path / "results"
+    run_cli([f"plugins=[{','.join(MODULES)}]", "dataset=rings", "method=taylor", "method.allocation=first_dense",
+             "schedule=prune_twice", "metrics.weight_norm.enabled=true", "model=mlp", "model.widths=[16,16]",
+             "train.epochs=2", "finetune.epochs=1", "train.batch_size=32", "finetune.batch_size=32", "sparsity=0.75"],
+            results)
+    assert _git_status() == before
+    (run,) = (results / "runs").iterdir()
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert list(metrics.phase.unique()) == ["dense", "halfway", "pruned", "finetuned"]
+    sparsity = metrics[metrics.metric == "sparsity_prunable"].set_index("phase").value
+    assert sparsity["halfway"] == pytest.approx(0.5, abs=0.01) and sparsity["pruned"] == pytest.approx(0.75, abs=0.01)
+    layers = pd.read_csv(run / "layers.csv")
+    first = layers[(layers.phase == "pruned")].iloc[0]
+    assert first.density == 1.0  # the allocation kept the first layer dense
+    state = torch.load(run / "model_finetuned.pt")
+    prunable = layers[(layers.phase == "finetuned") & layers.prunable].layer
+    norm = sum(float(state[f"{layer}.weight"].pow(2).sum()) for layer in prunable) ** 0.5
+    value = metrics[(metrics.metric == "weight_norm") & (metrics.phase == "finetuned")].value.item()
+    assert value == pytest.approx(norm, rel=1e-6)
+    assert pd.read_csv(run / "per_class.csv")["class"].nunique() == 3  # the rings dataset's classes
+
+
+def test_plugin_options_are_validated_like_built_in_ones(tmp_path, monkeypatch):
+    """The outside score extends DataScoreConfig, so the shared data-score checks apply to it."""
+    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
+    proc = run_cli(["plugins=[lab.taylor]", "method=taylor", "method.batches=0"], tmp_path / "results", check=False)
+    assert proc.returncode == 2
+    assert "'method.batches': 0" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_entry_point_plugins_need_no_command_line(tmp_path, monkeypatch):
+    """An installed package naming a module in the `prune_cli.plugins` entry-point group."""
+    root = _write_lab(tmp_path / "src")
+    info = root / "lab-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[prune_cli.plugins]\ntaylor = lab.taylor\n")
+    _with_path(monkeypatch, root)
+    results = tmp_path / "results"
+    run_cli(["method=taylor", "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1",
+             "finetune.epochs=1"], results)
+    assert len(list((results / "runs").iterdir())) == 1
+
+
+@pytest.mark.parametrize("args, key", [
+    (["plugins=[no_such_lab.scores]"], "'plugins'"),
+    (["plugins=[lab.clash]"], "'plugins'"),
+    (["plugins=lab.taylor"], "'plugins'"),
+])
+def test_bad_plugin_lists_stop_before_anything_is_created(tmp_path, monkeypatch, args, key):
+    root = _write_lab(tmp_path / "src")
+    (root / "lab" / "clash.py").write_text('from prune_cli.pruning.scores import register_score\n\n\n'
+                                           '@register_score("magnitude")\ndef mine(model, params, ctx):\n'
+                                           '    return {}\n')
+    _with_path(monkeypatch, root)
+    proc = run_cli(args, tmp_path / "results", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert key in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_plugins_set_in_a_config_file_are_rejected(tmp_path, monkeypatch):
+    """Plugins are indexed before composition, so a preset cannot add them; it must say so."""
+    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
+    extra = tmp_path / "extra" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
+    proc = run_cli(["--config-dir", str(tmp_path / "extra"), "+experiment=with_lab"], tmp_path / "results",
+                   check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "'plugins'" in proc.stderr and "command line" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+RUN_ID = """
+import sys
+from hydra import compose, initialize_config_dir
+import prune_cli.cli  # noqa: F401
+from prune_cli.cli import command_line_plugins
+from prune_cli.core import plugins
+from prune_cli.core.identity import run_id
+plugins.add_modules(command_line_plugins(sys.argv[2:]))
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    print(run_id(compose("config", overrides=sys.argv[2:])))
+"""
+
+
+def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
+    """A disabled metric added by a plugin is not part of the run id; enabling it is."""
+    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
+
+    def rid(*args):
+        return subprocess.run([sys.executable, "-c", RUN_ID, str(REPO / "configs"), *args], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    plain = rid()
+    assert rid("plugins=[lab.weight_norm]") == plain
+    assert rid("plugins=[lab.weight_norm]", "metrics.weight_norm.enabled=true") != plain
