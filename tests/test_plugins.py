@@ -330,3 +330,27 @@ def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
     plain = rid()
     assert rid("plugins=[lab.weight_norm]") == plain
     assert rid("plugins=[lab.weight_norm]", "metrics.weight_norm.enabled=true") != plain
+
+
+def test_the_readme_plugin_example_runs(tmp_path, monkeypatch):
+    """The README's plugin section, as written: its file (at most 20 lines) and its command (with
+    tiny data appended) run to the asked sparsity with the plugin's score."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Your own method, dataset or metric, without forking", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    command = section.split("```bash\n", 1)[1].split("```", 1)[0].strip()
+    assert command.startswith("PYTHONPATH=. prune-run "), command
+    (tmp_path / "my_lab").mkdir()
+    (tmp_path / "my_lab" / "__init__.py").write_text("")
+    (tmp_path / "my_lab" / "taylor.py").write_text(code)
+    assert len(code.strip().splitlines()) <= 20
+    _with_path(monkeypatch, tmp_path)
+    args = command.split()[2:]
+    results = tmp_path / "results"
+    run_cli([*args, "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1", "finetune.epochs=1"],
+            results)
+    (run,) = (results / "runs").iterdir()
+    metrics = pd.read_csv(run / "metrics.csv")
+    sparsity = metrics[(metrics.metric == "sparsity_prunable") & (metrics.phase == "pruned")].value.item()
+    assert sparsity == pytest.approx(0.9, abs=0.005)
+    assert (pd.read_csv(run / "layers.csv").score == "taylor").all()

@@ -59,6 +59,14 @@ class DatasetConfig:
         None: not declared (the check then happens once the data is loaded)."""
         return None
 
+    @classmethod
+    def declared_train_examples(cls, node) -> "tuple[int, list[int] | None] | None":
+        """(training examples before imbalance, subsetting and the validation split, their count per
+        class or None when unknown) as the dataset declares them without loading it; the total may be
+        an upper bound when the per-class counts are None. The pre-run pass derives the number of
+        optimizer steps from it (prune_cli/data/splits.py `planned_train_size`). None: not declared."""
+        return None
+
 
 # ----------------------------------------------------------------------------- models
 

@@ -34,6 +34,10 @@ class Mnist1dConfig(DatasetConfig):
     def declared_input(cls, node):
         return (40,), 10  # the published MNIST-1D: 40-sample signals, 10 classes (Greydanus 2020)
 
+    @classmethod
+    def declared_train_examples(cls, node):
+        return int(node.num_samples), None  # an upper bound: 80 % of them are training examples
+
 
 def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
     from mnist1d.data import get_dataset_args, make_dataset

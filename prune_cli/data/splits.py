@@ -67,6 +67,22 @@ def _take_counts(y, num_classes, counts, gen) -> torch.Tensor:
     return torch.cat([idx[:n] for idx, n in zip(per_class, counts)])
 
 
+def planned_train_size(cfg: DictConfig, total: int, per_class: list[int] | None) -> tuple[int, bool]:
+    """(training examples `build_splits` will keep, whether that is exact) from the dataset's
+    declared counts, without loading it: exact when the per-class counts are known and no random
+    subset is taken (the validation split rounds per class); otherwise an upper bound."""
+    if per_class is None:
+        return min(total, cfg.max_train_samples or total), False
+    counts = list(per_class)
+    if cfg.imbalance == "longtail":
+        counts = longtail_counts(counts, cfg.longtail_ratio)
+    elif cfg.imbalance == "counts" and cfg.class_counts is not None and len(cfg.class_counts) == len(counts):
+        counts = [min(int(c), have) for c, have in zip(cfg.class_counts, counts)]
+    if cfg.max_train_samples is not None and cfg.max_train_samples < sum(counts):
+        return int(cfg.max_train_samples), False
+    return sum(n - int(round(cfg.val_fraction * n)) for n in counts), True
+
+
 def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device) -> DataSplits:
     """Imbalance, subsetting and a stratified, seeded validation split, then move to the device."""
     gen = torch.Generator().manual_seed(seed)

@@ -39,6 +39,11 @@ class VisionConfig(DatasetConfig):
         source = SOURCES.get(node.name)
         return (source.input_shape, source.num_classes) if source else None
 
+    @classmethod
+    def declared_train_examples(cls, node):
+        source = SOURCES.get(node.name)
+        return (source.train_examples, None) if source else None  # the published size: an upper bound
+
 
 @dataclass(frozen=True)
 class VisionSource:
@@ -48,6 +53,7 @@ class VisionSource:
     num_classes: int
     url_hint: str
     input_shape: tuple[int, ...] = (1, 28, 28)  # channels, height, width of one image
+    train_examples: int = 60000  # the published training split's size
 
 
 SOURCES = {
@@ -60,9 +66,9 @@ SOURCES = {
                                   "the four IDX files of github.com/zalandoresearch/fashion-mnist"),
     "cifar10": VisionSource("CIFAR-10", "cifar-10-batches-py", ("data_batch_1", "data_batch_2",
                             "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"),
-                            10, "the extracted cifar-10-python.tar.gz", (3, 32, 32)),
+                            10, "the extracted cifar-10-python.tar.gz", (3, 32, 32), 50000),
     "cifar100": VisionSource("CIFAR-100", "cifar-100-python", ("train", "test", "meta"), 100,
-                             "the extracted cifar-100-python.tar.gz", (3, 32, 32)),
+                             "the extracted cifar-100-python.tar.gz", (3, 32, 32), 50000),
 }
 
 

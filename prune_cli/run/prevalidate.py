@@ -227,6 +227,22 @@ def _check_model_against_data(cfg: DictConfig) -> None:
         select_prunable(model, cfg.method)
 
 
+def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:
+    """A schedule's checks that need the number of optimizer steps of dense training
+    (`check_training_steps`, e.g. gradual's event window), from the dataset's declared size:
+    exact when it declares its per-class counts, otherwise an upper bound (the run-time check with
+    the loaded data stays as a backstop)."""
+    hook = getattr(schedule, "check_training_steps", None)
+    declared = OmegaConf.get_type(cfg.dataset)
+    spec = declared.declared_train_examples(cfg.dataset) if hasattr(declared, "declared_train_examples") else None
+    if hook is None or spec is None:
+        return
+    from ..data.splits import planned_train_size
+
+    size, exact = planned_train_size(cfg.dataset, *spec)
+    hook(cfg, cfg.train.epochs * -(-size // cfg.train.batch_size), exact)
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from ..data import DATASETS
@@ -265,6 +281,7 @@ def validate(cfg: DictConfig) -> None:
             validate_node(cfg, f"metrics.{name}", typed)
     _validate_allocation_structure(cfg, schedule)
     _check_model_against_data(cfg)
+    _check_schedule_against_data(cfg, schedule)
     if cfg.device == "cuda":
         import torch
 

@@ -28,6 +28,12 @@ class GradualScheduleConfig(ScheduleConfig):
         return False  # prunes many times during training
 
     @staticmethod
+    def check_training_steps(cfg: DictConfig, total_steps: int, exact: bool) -> None:
+        """The pre-run pass: the events fit in dense training's optimizer steps (`exact=False`: an
+        upper bound on them, from the dataset's declared size)."""
+        check_event_window(cfg.schedule, total_steps, exact)
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
         positive_int(cfg, f"{key}.start_step", minimum=0)
@@ -36,6 +42,20 @@ class GradualScheduleConfig(ScheduleConfig):
               f"{key}.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
         fraction(cfg, f"{key}.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
         check(finite(s.power) and s.power > 0, f"{key}.power", s.power, "a positive number (3 = cubic)")
+
+
+def check_event_window(schedule: DictConfig, total_steps: int, exact: bool = True) -> int:
+    """The last event's step; a window outside training is a ConfigError. With `exact=False`,
+    `total_steps` is an upper bound (the pre-run pass, before the data is loaded): what fails for
+    the bound fails for the real count too."""
+    t0 = schedule.start_step
+    t_end = total_steps - 1 if schedule.end_step < 0 else schedule.end_step
+    if not 0 <= t0 <= t_end < total_steps:
+        has = f"{total_steps}" if exact else f"at most {total_steps}"
+        raise ConfigError("schedule.end_step", schedule.end_step,
+                          f"a step in [schedule.start_step={t0}, {total_steps - 1}] (training has "
+                          f"{has} optimizer steps), or -1 for the last step")
+    return t_end
 
 
 @register_schedule("gradual")
@@ -49,11 +69,7 @@ def gradual_sparsity(schedule: DictConfig, final: float, total_steps: int) -> di
     s_t = s_f + (s_i - s_f) * (1 - (t - t0) / (t_end - t0))^power at t = t0, t0 + f, ..., t_end
     (power 3 is their cubic curve). `end_step` -1 means the last step of training."""
     t0, f = schedule.start_step, schedule.frequency
-    t_end = total_steps - 1 if schedule.end_step < 0 else schedule.end_step
-    if not 0 <= t0 <= t_end < total_steps:
-        raise ConfigError("schedule.end_step", schedule.end_step,
-                          f"a step in [schedule.start_step={t0}, {total_steps - 1}] (training has "
-                          f"{total_steps} optimizer steps), or -1 for the last step")
+    t_end = check_event_window(schedule, total_steps)
     s_i = schedule.initial_sparsity
     events = list(range(t0, t_end + 1, f))
     if events[-1] != t_end:

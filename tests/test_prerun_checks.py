@@ -1,0 +1,62 @@
+"""The one pre-run pass: every bad value the architecture issue listed is rejected after
+composition and before any directory is created or any data loaded, with a message naming the
+key; and the dataset's declared size predicts the training split exactly (or bounds it)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.data.splits import RawData, build_splits, planned_train_size
+from tests.conftest import FAST, run_cli
+
+CASES = [
+    (["schedule=gradual", "schedule.end_step=100000"], "'schedule.end_step': 100000", "at most"),  # mnist1d: a bound
+    # FAST: 3 classes x (60 - round(0.1 * 60)) = 162 training examples, ceil(162 / 32) = 6 steps x 2 epochs
+    ([*FAST, "schedule=gradual", "schedule.end_step=500"], "'schedule.end_step': 500", "training has 12 optimizer"),
+    ([*FAST, "method.allocation=explicit", "method.layer_densities=[0.5,0.5]"], "'method.layer_densities'",
+     "a list of 3 densities"),
+    ([*FAST, "method.exclude=[net.7]"], "'method.exclude'", "names of prunable layers"),
+    ([*FAST, "method.allocation=matched", "method.match_masks=/nonexistent/masks.pt"], "'method.match_masks'", ""),
+    ([*FAST, "method.allocation=matched"], "'method.match_masks / method.match_method'", "exactly one"),
+    (["model=resnet20", "dataset=mnist1d"], "'model': 'resnet20'", "inputs of shape (40,)"),
+    ([*FAST, "method=gp", "method.batches=0"], "'method.batches': 0", "an integer >= 1"),
+    ([*FAST, "method.structure=nm", "method.allocation=layerwise", "sparsity=0.5"], "'method.structure': 'nm'",
+     "multiple of method.nm_m=4"),
+    ([*FAST, "method.structure=channel"], "'method.allocation': 'global'", "layerwise with method.structure=channel"),
+]
+
+
+@pytest.mark.parametrize("args, key, detail", CASES, ids=[" ".join(c[0][-2:]) for c in CASES])
+def test_bad_values_stop_before_any_directory(tmp_path, args, key, detail):
+    results = tmp_path / "results"
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert key in proc.stderr and detail in proc.stderr, proc.stderr[-2000:]
+    assert not results.exists()
+
+
+def _node(**kw):
+    base = {"val_fraction": 0.1, "imbalance": "none", "longtail_ratio": 1.0, "class_counts": None,
+            "max_train_samples": None, "augment": False}
+    return OmegaConf.create({**base, **kw})
+
+
+@pytest.mark.parametrize("kw", [{}, {"val_fraction": 0.25}, {"imbalance": "longtail", "longtail_ratio": 10.0},
+                                {"imbalance": "counts", "class_counts": [7, 30, 13]}, {"val_fraction": 0.0}])
+def test_planned_train_size_is_what_the_splits_keep(kw):
+    """Computed from per-class counts alone, it equals the training split build_splits makes."""
+    per_class = [40, 33, 25]
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate(per_class)])
+    raw = RawData(torch.randn(len(y), 2), y, torch.randn(5, 2), torch.zeros(5, dtype=torch.long), num_classes=3)
+    node = _node(**kw)
+    size, exact = planned_train_size(node, len(y), per_class)
+    assert exact
+    assert size == len(build_splits(raw, node, seed=3, device=torch.device("cpu")).train_y)
+
+
+def test_planned_train_size_bounds_a_random_subset_or_unknown_counts():
+    node = _node(max_train_samples=50)
+    assert planned_train_size(node, 98, [40, 33, 25]) == (50, False)
+    assert planned_train_size(_node(), 8000, None) == (8000, False)
