@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison
 from prune_cli.models.masks import apply_masks, count
 from prune_cli.models.ntk_mlp import NTKMLP
-from prune_cli.pruning import ScoreContext, prune
+from prune_cli.pruning import PruneContext, prune
 
 
 def unit_scaled_inputs(n: int, dim: int, seed: int) -> torch.Tensor:
@@ -41,7 +41,7 @@ def random_pruning_ntk(width: int, depth: int, p: float, seed: int, n_inputs: in
                                "exclude_classifier": False, "exclude_first": False, "allow_collapse": False})
     # A seed different from the init's: torch.rand and torch.randn drawn from the same seed are
     # correlated (randn transforms the same uniform stream), which would tie masks to weight signs.
-    masks = prune(model, p, ScoreContext(method=method, generator=torch.Generator().manual_seed(seed + 1_000_003)))
+    masks = prune(model, p, PruneContext(method=method, generator=torch.Generator().manual_seed(seed + 1_000_003)))
     pruned = copy.deepcopy(model)
     apply_masks(pruned, masks)
     kept, total = count(masks)

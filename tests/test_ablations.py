@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
-from prune_cli.pruning import ScoreContext, prune
+from prune_cli.pruning import PruneContext, prune
 from tests.test_allocation import composed
 
 BASE = {"name": "t", "score": "magnitude", "allocation": "global", "structure": "unstructured",
@@ -19,7 +19,7 @@ BASE = {"name": "t", "score": "magnitude", "allocation": "global", "structure": 
 
 
 def ctx(seed=0, **kw):
-    return ScoreContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(seed))
+    return PruneContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(seed))
 
 
 def model():

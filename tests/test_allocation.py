@@ -14,7 +14,7 @@ from prune_cli.run.prevalidate import register_schemas, validate
 from prune_cli.core.errors import ConfigError, PruneCliError
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
-from prune_cli.pruning import ALLOCATIONS, ScoreContext, prune, select_prunable
+from prune_cli.pruning import ALLOCATIONS, PruneContext, prune, select_prunable
 from prune_cli.pruning.allocations.erk import erk_densities
 from prune_cli.models.masks import save_masks
 from tests.conftest import FAST, REPO, run_cli
@@ -28,7 +28,7 @@ def method(**kw):
 
 
 def ctx_for(model, **kw):
-    return ScoreContext(method=method(**kw), generator=torch.Generator().manual_seed(0), model=model)
+    return PruneContext(method=method(**kw), generator=torch.Generator().manual_seed(0), model=model)
 
 
 def zero_scores(model):
@@ -209,7 +209,7 @@ def test_matched_method_uses_that_methods_config_and_allocation():
     x = torch.randn(32, 4, generator=g)
     data = DataSplits(x[:20], (x[:20, 0] > 0).long(), x[20:26], (x[20:26, 0] > 0).long(), x[26:],
                       (x[26:, 0] > 0).long(), num_classes=2)
-    masks = prune(model, 0.5, ScoreContext(method=root.method, generator=torch.Generator().manual_seed(0), data=data))
+    masks = prune(model, 0.5, PruneContext(method=root.method, generator=torch.Generator().manual_seed(0), data=data))
     assert sum(kept(masks).values()) == 56
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 
 import torch
 from omegaconf import OmegaConf
 
 from prune_cli.data.splits import DataSplits
+from tests.helpers import metric_context
 from prune_cli.metrics import METRICS
 from prune_cli.metrics.latency import time_models
 from prune_cli.models.mlp import MLP
@@ -26,7 +26,7 @@ def test_metric_rows_dense_and_pruned():
     model = MLP(4, [8], 2)
     data = DataSplits(*(torch.randn(20, 4), torch.randint(0, 2, (20,))) * 3, num_classes=2)
     dense = copy.deepcopy(model)
-    exp = SimpleNamespace(model=model, data=data, dense_state=dense.state_dict(), dense_model=lambda: dense)
+    exp = metric_context(model, data, dense=dense)
     node = OmegaConf.create({"batch_size": 8, "warmup": 1, "repeats": 3})
     out = METRICS.get("latency")(exp, "dense", node)
     assert [r["timed_model"] for r in out.tables["latency.csv"]] == ["dense"]

@@ -3,7 +3,6 @@ members/non-members, clearly above 0.5 for an overfit model; the metric's wiring
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prune_cli.data.splits import DataSplits
+from tests.helpers import metric_context
 from prune_cli.metrics import METRICS
 from prune_cli.analysis.membership import auc, balanced_accuracy, best_threshold, membership_attack
 from prune_cli.models.mlp import MLP
@@ -74,7 +74,7 @@ def test_metric_rows_and_own_generator():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(100, 3, generator=g), torch.randint(0, 2, (100,), generator=g)
     data = DataSplits(x[:60], y[:60], x[:0], y[:0], x[60:], y[60:], num_classes=2)
-    exp = SimpleNamespace(model=model, data=data, cfg=OmegaConf.create({"train": {"eval_batch_size": 16}}))
+    exp = metric_context(model, data, eval_batch_size=16)
     node = OmegaConf.create({"num_samples": 1000, "sample_seed": 0})
     state = torch.get_rng_state()
     out = METRICS.get("membership")(exp, "pruned", node)

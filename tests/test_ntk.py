@@ -19,7 +19,7 @@ from prune_cli.core.errors import ConfigError
 from prune_cli.models import build_model
 from prune_cli.models.masks import apply_masks
 from prune_cli.models.ntk_mlp import NTKLinear, NTKMLP
-from prune_cli.pruning import ScoreContext, prune
+from prune_cli.pruning import PruneContext, prune
 
 
 def explicit_ntk(model: nn.Module, x: torch.Tensor, masks: dict, output: str, index: int = 0) -> torch.Tensor:
@@ -84,7 +84,7 @@ def test_ntk_mlp_registered_and_reads_density_from_its_mask(method_cfg):
                             "rescale": True})
     model = build_model(cfg, (16,), 3)
     assert isinstance(model, NTKMLP) and model.classifier == "net.5"
-    masks = prune(model, 0.75, ScoreContext(method=method_cfg(score="random", allocation="layerwise",
+    masks = prune(model, 0.75, PruneContext(method=method_cfg(score="random", allocation="layerwise",
                                                               sampling="bernoulli"),
                                             generator=torch.Generator().manual_seed(5)))
     apply_masks(model, masks)

@@ -184,7 +184,7 @@ LAB = {
             return counts_from_densities(dens, sizes, total, frozen=(first,))
     ''',
     "prune_twice.py": '''
-        """A schedule: prune half-way (in density), record, prune to the target, fine-tune."""
+        """A schedule: prune half-way (in log density), record, prune to the target, fine-tune."""
         from dataclasses import dataclass
 
         from prune_cli.core.config_base import ScheduleConfig, config_schema
@@ -200,8 +200,8 @@ LAB = {
 
         @register_schedule("prune_twice")
         def prune_twice(cfg):
-            halfway = 1 - (1 - cfg.sparsity) ** 0.5
-            return [Dense(), Record("dense"), Prune(halfway), Record("halfway"), Prune(cfg.sparsity),
+            final = 1 - cfg.sparsity  # steps carry densities (fraction kept)
+            return [Dense(), Record("dense"), Prune(final ** 0.5), Record("halfway"), Prune(final),
                     Record("pruned"), Restart("trained"), Train("finetune"), Record("finetuned")]
     ''',
 }

@@ -8,7 +8,7 @@ from torch import nn
 
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
-from prune_cli.pruning import ScoreContext, prune, select_prunable
+from prune_cli.pruning import PruneContext, prune, select_prunable
 from prune_cli.models.masks import MaskEnforcer, apply_masks, count, load_masks, save_masks
 from prune_cli.pruning.pruner import LayerCollapse, round_densities
 
@@ -23,7 +23,7 @@ def hand_mlp() -> MLP:
 
 
 def ctx_for(method_cfg, seed=0, **kw):
-    return ScoreContext(method=method_cfg(**kw), generator=torch.Generator().manual_seed(seed))
+    return PruneContext(method=method_cfg(**kw), generator=torch.Generator().manual_seed(seed))
 
 
 def test_global_magnitude_keeps_k_largest_with_index_tie_break(method_cfg):

@@ -18,7 +18,7 @@ from prune_cli.analysis.limit import (actual_limits, crossing, distances, jensen
                                       ratio_grid)
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
-from prune_cli.pruning import ScoreContext, prune
+from prune_cli.pruning import PruneContext, prune
 from prune_cli.training import train
 
 T = torch.tensor
@@ -87,7 +87,7 @@ def test_distances_match_the_project_global_magnitude_pruner(method_cfg):
     rhos = T([0.0, 0.1, 0.37, 0.5, 0.9, 0.99], dtype=torch.float64)
     got = distances(list(params.values()), rhos)
     for rho, r in zip(rhos, got):
-        masks = prune(model, float(rho), ScoreContext(method=method_cfg(allow_collapse=True), generator=torch.Generator()))
+        masks = prune(model, float(rho), PruneContext(method=method_cfg(allow_collapse=True), generator=torch.Generator()))
         removed = math.sqrt(sum(float((p.detach().double()[~masks[n]] ** 2).sum()) for n, p in params.items()))
         assert float(r) == pytest.approx(removed, rel=1e-9, abs=1e-12)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from prune_cli.data.splits import DataSplits
+from tests.helpers import metric_context
 from prune_cli.metrics import METRICS
 from prune_cli.analysis.recall_distortion import (class_counts, intensification,
                                                   normalised_recall, per_class_rows, randomisation_null,
@@ -229,8 +229,7 @@ def _exp(tmp_path, model, dense_state):
     dense = copy.deepcopy(model)
     if dense_state:
         dense.load_state_dict(dense_state)
-    return SimpleNamespace(model=model, data=data, run_dir=tmp_path, dense_state=dense_state,
-                           dense_model=lambda: dense, cfg=OmegaConf.create({"train": {"eval_batch_size": 16}}))
+    return metric_context(model, data, dense=dense if dense_state else None, run_dir=tmp_path, eval_batch_size=16)
 
 
 def test_metric_rows_match_direct_counts(tmp_path):

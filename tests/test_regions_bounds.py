@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from prune_cli.analysis.regions.bounds import (choose_layer_densities, expected_bound, montecarlo_rank_log_probs,
                                                rank_ub, serra2018)
 from prune_cli.models.mlp import MLP
-from prune_cli.pruning import ScoreContext, prune
+from prune_cli.pruning import PruneContext, prune
 
 
 @pytest.mark.parametrize("n0,widths,bound", [
@@ -92,7 +92,7 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
     method = OmegaConf.create({"name": "rb", "score": "magnitude", "allocation": "region_bound",
                                "structure": "unstructured", "exclude": [], "exclude_classifier": True,
                                "exclude_first": False, "allow_collapse": False})
-    ctx = ScoreContext(method=method, generator=torch.Generator().manual_seed(0))
+    ctx = PruneContext(method=method, generator=torch.Generator().manual_seed(0))
     masks = prune(model, 1 - 0.01, ctx)
     assert abs(int(masks["net.1.weight"].sum()) - 0.00575 * 78400) <= 1e-3 * 451 + 1  # the paper's chosen densities
     assert abs(int(masks["net.3.weight"].sum()) - 0.04333 * 10000) <= 1e-3 * 433 + 1

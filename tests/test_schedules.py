@@ -33,9 +33,9 @@ def sparsity_by_phase(rows):
 
 def test_iterative_plan_prunes_the_same_fraction_each_round(tmp_path):
     cfg = compose([*TINY, "schedule=iterative", "schedule.rounds=4", "sparsity=0.9"], tmp_path)
-    targets = [step.args[0] for step in SCHEDULES.get("iterative")(cfg) if step.kind == "prune"]
-    assert targets == pytest.approx([1 - 0.1 ** (r / 4) for r in (1, 2, 3, 4)])
-    remaining = [1 - t for t in [0.0, *targets]]
+    targets = [step.args[0] for step in SCHEDULES.get("iterative")(cfg) if step.kind == "prune"]  # densities
+    assert targets == pytest.approx([0.1 ** (r / 4) for r in (1, 2, 3, 4)])
+    remaining = [1.0, *targets]
     ratios = [b / a for a, b in zip(remaining, remaining[1:])]
     assert ratios == pytest.approx([0.1 ** 0.25] * 4)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 import torch
@@ -12,7 +14,7 @@ from torch import nn
 from conftest import FAST, run_cli
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
-from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
+from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.gp import GPConfig, gp_scores
 from prune_cli.pruning.scores.snip import SnipConfig, snip_scores
 from prune_cli.pruning.scores.undecayed import UndecayedConfig, undecayed_scores
@@ -32,7 +34,7 @@ class BNNet(PrunableNet):
 
 def ctx_for(cfg_cls, data, **kw):
     m = OmegaConf.structured(cfg_cls(name="t", score="x", batch_size=len(data.train_y), **kw))
-    return m, ScoreContext(method=m, generator=torch.Generator().manual_seed(0), data=data)
+    return m, PruneContext(method=m, generator=torch.Generator().manual_seed(0), data=data)
 
 
 def explicit_grads(model, data, train=True):
@@ -106,15 +108,15 @@ def test_undecayed_decayed_stationary_point_ranks_like_magnitude(tiny_data):
     def fake_loss(out, y):
         return sum(-(lam / 2) * (params[n] ** 2).sum() for n in params) + 0 * out.sum()
 
-    ctx.loss_fn = fake_loss
+    ctx = dataclasses.replace(ctx, loss_fn=fake_loss)  # the context is frozen
     scores = undecayed_scores(model, params, ctx)
     for name in params:
         torch.testing.assert_close(scores[name], 2 * lam * w0[name] ** 2)
     m.score = "undecayed"
-    masks_up = prune(model, 0.5, ScoreContext(method=m, generator=torch.Generator(), data=tiny_data,
+    masks_up = prune(model, 0.5, PruneContext(method=m, generator=torch.Generator(), data=tiny_data,
                                                loss_fn=fake_loss))
     mag = OmegaConf.create({**OmegaConf.to_container(m), "score": "magnitude"})
-    masks_mp = prune(model, 0.5, ScoreContext(method=mag, generator=torch.Generator()))
+    masks_mp = prune(model, 0.5, PruneContext(method=mag, generator=torch.Generator()))
     for name in masks_up:
         assert torch.equal(masks_up[name], masks_mp[name])
 
@@ -134,7 +136,7 @@ def test_snip_is_normalised_abs_g_times_w(tiny_data):
 def test_several_batches_average_the_gradient(tiny_data):
     model = BNNet()
     m = OmegaConf.structured(GPConfig(name="t", score="gp", batches=2, batch_size=20, batch_seed=7))
-    ctx = ScoreContext(method=m, generator=torch.Generator(), data=tiny_data)
+    ctx = PruneContext(method=m, generator=torch.Generator(), data=tiny_data)
     params = select_prunable(model, m)
     scores = gp_scores(model, params, ctx)
     order = torch.randperm(40, generator=torch.Generator().manual_seed(7))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 
 import pandas as pd
@@ -15,7 +17,7 @@ from conftest import FAST, run_cli
 from prune_cli.data.splits import DataSplits
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
-from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
+from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.greedy_forward import (
     GreedyForwardConfig, gate_sites, greedy_forward_scores, greedy_select,
 )
@@ -44,7 +46,7 @@ def ctx_for(d, density, **kw):
     opts = dict(num_evaluate=100, batch_size=len(d.train_y), subset_stride=1, top1_tol=0.0, precheck_tol=0.0)
     opts.update(kw)
     m = OmegaConf.structured(GreedyForwardConfig(name="t", score="greedy_forward", allocation="layerwise", **opts))
-    return m, ScoreContext(method=m, generator=torch.Generator().manual_seed(0), data=d, density=density)
+    return m, PruneContext(method=m, generator=torch.Generator().manual_seed(0), data=d, density=density)
 
 
 def subnet_eval(model, d, units):
@@ -111,6 +113,7 @@ def test_block_hidden_sites_of_a_resnet_are_the_first_convs_of_blocks():
     sites = gate_sites(model, select_prunable(model, m), ctx)
     assert sites == [f"layer{s}.{b}.conv1" for s in (1, 2, 3) for b in range(3)]
     m.gate_sites = "all"
+    ctx = dataclasses.replace(ctx, method=m)  # the context holds its own (frozen) copy of the options
     assert len(gate_sites(model, select_prunable(model, m), ctx)) == 19  # every conv, not the fc
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from conftest import FAST, run_cli
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.base import PrunableNet
-from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
+from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.grasp import GraspConfig, grasp_scores
 from prune_cli.pruning.scores.synflow import SynflowConfig, synflow_scores
 from prune_cli.run.prevalidate import validate_node
@@ -36,7 +36,7 @@ def test_grasp_equals_w_times_explicit_hessian_gradient_product(tiny_data, absol
     T = 3.0
     m = OmegaConf.structured(GraspConfig(name="t", score="grasp", samples_per_class=40, temperature=T,
                                          absolute=absolute))
-    ctx = ScoreContext(method=m, generator=torch.Generator().manual_seed(0), data=tiny_data)
+    ctx = PruneContext(method=m, generator=torch.Generator().manual_seed(0), data=tiny_data)
     scores = grasp_scores(model, select_prunable(model, m), ctx)
 
     w1, b1 = model.net[0].weight.detach(), model.net[0].bias.detach()
@@ -79,7 +79,7 @@ def test_synflow_one_round_matches_definition(tiny_data):
     model = TwoLayer(d=4, h=5, k=3).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     m = OmegaConf.structured(SynflowConfig(name="t", score="synflow"))
-    ctx = ScoreContext(method=m, generator=torch.Generator(), data=tiny_data)
+    ctx = PruneContext(method=m, generator=torch.Generator(), data=tiny_data)
     scores = synflow_scores(model, select_prunable(model, m), ctx)
     s1, s2 = synflow_closed_form(model.net[0].weight.detach(), model.net[0].bias.detach(),
                                  model.net[2].weight.detach())
@@ -97,7 +97,7 @@ def test_synflow_iterative_rounds_follow_the_exponential_schedule(tiny_data):
     rounds, density = 3, 0.25
     m = OmegaConf.structured(SynflowConfig(name="t", score="synflow", rounds=rounds, allocation="global",
                                            allow_collapse=True))
-    masks = prune(model, 1 - density, ScoreContext(method=m, generator=torch.Generator(), data=tiny_data))
+    masks = prune(model, 1 - density, PruneContext(method=m, generator=torch.Generator(), data=tiny_data))
     # Independent loop: closed-form scores on the masked weights, one global top-k per round.
     m1, m2 = torch.ones_like(w1, dtype=torch.bool), torch.ones_like(w2, dtype=torch.bool)
     n = w1.numel() + w2.numel()

@@ -13,7 +13,7 @@ from torch import nn
 from conftest import FAST, run_cli
 from prune_cli.data.splits import DataSplits
 from prune_cli.models.base import PrunableNet
-from prune_cli.pruning.pruner import ScoreContext, prune, select_prunable
+from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.lookahead import LookaheadConfig, lookahead_scores
 
 
@@ -33,7 +33,7 @@ def method(**kw):
 
 def lap(model, data=None, **kw):
     m = method(**kw)
-    ctx = ScoreContext(method=m, generator=torch.Generator().manual_seed(0), model=model, data=data)
+    ctx = PruneContext(method=m, generator=torch.Generator().manual_seed(0), model=model, data=data)
     return lookahead_scores(model, select_prunable(model, m), ctx)
 
 
@@ -181,7 +181,7 @@ def test_sequential_modes_use_the_already_pruned_neighbour(mode):
     w = [model.net[i].weight.detach().clone() for i in range(3)]
     density = 0.5
     m = method(mode=mode)
-    ctx = ScoreContext(method=m, generator=torch.Generator(), model=model, density=density)
+    ctx = PruneContext(method=m, generator=torch.Generator(), model=model, density=density)
     scores = lookahead_scores(model, select_prunable(model, m), ctx)
 
     def score(i):
@@ -222,7 +222,7 @@ def test_resnet_chain_in_module_order():
 
 def test_lfp_prunes_to_exact_layer_counts_through_the_pruner():
     model = seeded(Chain(nn.Linear(5, 4, bias=False), nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False)))
-    ctx = ScoreContext(method=method(mode="forward"), generator=torch.Generator())
+    ctx = PruneContext(method=method(mode="forward"), generator=torch.Generator())
     masks = prune(model, 0.5, ctx)
     assert [int(m.sum()) for m in masks.values()] == [10, 6, 3]
 
@@ -301,7 +301,7 @@ def test_mp_global_normalize_ranks_layers_by_relative_magnitude():
         model.net[1].weight.mul_(100.0)  # plain global magnitude would keep only this layer
     m = OmegaConf.create({"name": "t", "score": "mp_global_normalize", "allocation": "global",
                           "structure": "unstructured", "exclude": [], "rounds": 1})
-    masks = prune(model, 0.5, ScoreContext(method=m, generator=torch.Generator()))
+    masks = prune(model, 0.5, PruneContext(method=m, generator=torch.Generator()))
     w0, w1 = (model.net[i].weight.detach().abs() for i in range(2))
     flat = torch.cat([(w0 / w0.norm()).flatten(), (w1 / w1.norm()).flatten()])
     keep = torch.zeros(18, dtype=torch.bool)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from omegaconf import OmegaConf
 from scipy.stats import ortho_group
 
 from prune_cli.data.splits import DataSplits
+from tests.helpers import metric_context
 from prune_cli.metrics import METRICS
 from prune_cli.analysis.similarity import fixed_batch, layer_outputs, linear_cka, svcca, svcca_directions
 from prune_cli.models.mlp import MLP
@@ -119,9 +119,8 @@ def test_metric_dense_vs_itself_and_pruned(tmp_path):
     torch.manual_seed(0)
     model = MLP(4, [8], 3)
     data = DataSplits(*(torch.randn(40, 4), torch.randint(0, 3, (40,))) * 3, num_classes=3)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
     dense = copy.deepcopy(model)
-    exp = SimpleNamespace(model=model, data=data, dense_state=state, dense_model=lambda: dense)
+    exp = metric_context(model, data, dense=dense)
     node = OmegaConf.create({"split": "test", "num_samples": 30, "batch_seed": 0, "svcca_variance": 0.99,
                              "svcca_max_dims": 32})
     assert METRICS.get("similarity")(exp, "dense", node).tables == {}

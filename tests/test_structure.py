@@ -16,7 +16,7 @@ from prune_cli.models.base import PrunableNet
 from prune_cli.models.cnn import build_cnn1d
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
-from prune_cli.pruning import ScoreContext, prune
+from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.pruner import LayerCollapse
 from prune_cli.pruning.structure import disconnected, layer_graph
 from tests.conftest import FAST, run_cli
@@ -27,7 +27,7 @@ BASE = {"name": "t", "score": "magnitude", "allocation": "layerwise", "structure
 
 
 def ctx(**kw):
-    return ScoreContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(0))
+    return PruneContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(0))
 
 
 class TinyConv(PrunableNet):

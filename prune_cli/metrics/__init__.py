@@ -10,21 +10,46 @@ its function; it takes its settings from `cfg.metrics.<name>` and runs when that
     class RegionsConfig: enabled: bool = False; ...
 
     @register_metric("regions")
-    def regions(exp, phase, node) -> MetricResult: ...
+    def regions(ctx: MetricContext, phase, node) -> MetricResult: ...
 
-`exp` is the running `prune_cli.run.experiment.Experiment` (model, masks, data, dense_model(), ...).
+`ctx` is a MetricContext (model, data, masks, the dense reference, device, run directory).
 Scalar rows go to metrics.csv; `tables` become extra per-run (and shared) CSVs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, make_dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from ..core.config_base import BaseMetricsConfig
 from ..core.registry import Registry
 
 METRICS: Registry = Registry("metric", "metrics")
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """What a metric may read at a phase: the current model and what it is compared with, not the
+    running experiment. Built by the run layer (prune_cli/run/recorder.py) for each metric call."""
+
+    model: Any  # the current PrunableNet (masks applied); a metric that changes its mode restores it
+    data: Any  # prune_cli.data.DataSplits
+    masks: Any  # {param name: bool mask}, empty before pruning
+    prunable: tuple[str, ...]  # parameter names of the prunable weights, forward order
+    device: Any  # torch.device the model and data live on
+    train: Any  # the run's train options (eval_batch_size, l1, ...)
+    run_dir: Path  # the run's directory, for a metric's own files (predictions, plots)
+    dense: Optional[Callable[[], Any]] = None  # builds the trained dense model; None until it exists
+    state: dict = field(default_factory=dict)  # the metric's own memory across phases of this run
+
+    @property
+    def has_dense(self) -> bool:
+        return self.dense is not None
+
+    @property
+    def eval_batch_size(self) -> int:
+        return int(self.train.eval_batch_size)
 
 
 @dataclass
@@ -63,5 +88,5 @@ def metrics_config() -> type:
     return _METRICS_CONFIG
 
 
-__all__ = ["METRICS", "MetricResult", "metrics_config", "register_metric", "classification_metrics", "layer_table",
+__all__ = ["METRICS", "MetricContext", "MetricResult", "metrics_config", "register_metric", "classification_metrics", "layer_table",
            "model_cost_metrics"]

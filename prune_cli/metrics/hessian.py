@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 
 
 @config_schema("metric", "hessian")
@@ -52,14 +52,14 @@ class HessianMetricConfig:
 
 
 @register_metric("hessian")
-def hessian_metric(exp, phase: str, node: DictConfig) -> MetricResult:
-    x, y = training_subset(exp.data.train_x, exp.data.train_y, node.samples, node.seed)
-    was_training = exp.model.training
-    op = HessianOperator(exp.model, x, y, node.batch_size, masks=exp.masks or None, hvp=node.hvp)
+def hessian_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
+    x, y = training_subset(ctx.data.train_x, ctx.data.train_y, node.samples, node.seed)
+    was_training = ctx.model.training
+    op = HessianOperator(ctx.model, x, y, node.batch_size, masks=ctx.masks or None, hvp=node.hvp)
     spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes,
                     torch.Generator().manual_seed(node.seed))
     del op
-    exp.model.train(was_training)
+    ctx.model.train(was_training)
     values = {"hessian_dim": spec.dim, "hessian_lanczos_iter": min(node.lanczos_iter, spec.dim),
               "hessian_samples": len(y)}
     for i, ev in enumerate(spec.top_eigenvalues(node.top_k), start=1):

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 
 
 def _sync(device: torch.device) -> None:
@@ -77,14 +77,14 @@ class LatencyConfig:
 
 
 @register_metric("latency")
-def latency(exp, phase: str, node: DictConfig) -> MetricResult:
+def latency(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """latency.csv (one row per timed model) and latency_ms / measured_speedup in metrics.csv."""
-    x = exp.data.test_x[:node.batch_size]
+    x = ctx.data.test_x[:node.batch_size]
     if len(x) == 0:
         return MetricResult()
-    models = {"current": exp.model}
-    if phase != "dense" and getattr(exp, "dense_state", None):
-        models = {"dense": exp.dense_model(), "current": exp.model}
+    models = {"current": ctx.model}
+    if phase != "dense" and ctx.has_dense:
+        models = {"dense": ctx.dense(), "current": ctx.model}
     times = time_models(models, x, node.warmup, node.repeats)
     rows, median = [], {}
     for name, t in times.items():

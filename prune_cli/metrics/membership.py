@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 
 
 def sample(x: torch.Tensor, y: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,9 +43,9 @@ class MembershipConfig:
 
 
 @register_metric("membership")
-def membership(exp, phase: str, node: DictConfig) -> MetricResult:
+def membership(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """Attack scalars in metrics.csv (split "membership"); pruned rows carry the dense value."""
-    data = exp.data
+    data = ctx.data
     n = min(node.num_samples, len(data.train_y), len(data.test_y))
     if n < 2:
         return MetricResult()
@@ -53,7 +53,7 @@ def membership(exp, phase: str, node: DictConfig) -> MetricResult:
     member, nonmember = sample(data.train_x, data.train_y, n, gen), sample(data.test_x, data.test_y, n, gen)
     from ..analysis.membership import membership_attack  # scipy: imported when the metric runs
 
-    values = membership_attack(exp.model, member, nonmember, node.sample_seed, exp.cfg.train.eval_batch_size)
+    values = membership_attack(ctx.model, member, nonmember, node.sample_seed, ctx.eval_batch_size)
     return MetricResult(scalars=[{"split": "membership", "metric": k, "value": v} for k, v in values.items()
                                  if math.isfinite(v)])
 

@@ -18,12 +18,12 @@ from omegaconf import DictConfig
 from ..analysis.ntk import OUTPUTS, empirical_ntk, kernel_comparison
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 
 
-def fixed_batch(exp, split: str, n: int, seed: int) -> torch.Tensor:
+def fixed_batch(ctx, split: str, n: int, seed: int) -> torch.Tensor:
     """The same n inputs of `split` for every phase (drawn by a generator of its own)."""
-    x, _ = exp.data.split(split)
+    x, _ = ctx.data.split(split)
     if len(x) == 0:
         raise ConfigError("metrics.ntk.split", split, "a split with examples (this run's is empty)")
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
@@ -54,15 +54,15 @@ class NTKMetricConfig:
 
 
 @register_metric("ntk")
-def ntk_metric(exp, phase: str, node: DictConfig) -> MetricResult:
-    num_classes = exp.data.num_classes
+def ntk_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
+    num_classes = ctx.data.num_classes
     if node.output == "index" and node.output_index >= num_classes:
         raise ConfigError("metrics.ntk.output_index", node.output_index,
                           f"an integer in [0, {num_classes - 1}] (the model has {num_classes} outputs)")
-    x = fixed_batch(exp, node.split, node.num_inputs, node.seed)
+    x = fixed_batch(ctx, node.split, node.num_inputs, node.seed)
     kwargs = dict(output=node.output, output_index=node.output_index)
-    theta = empirical_ntk(exp.model, x, masks=exp.masks or None, **kwargs)
-    reference = theta if phase == "dense" else empirical_ntk(exp.dense_model(), x, **kwargs)
+    theta = empirical_ntk(ctx.model, x, masks=ctx.masks or None, **kwargs)
+    reference = theta if phase == "dense" else empirical_ntk(ctx.dense(), x, **kwargs)
     cmp = kernel_comparison(theta, reference)
     values = {"ntk_rel_dist_dense": cmp["rel_dist"], "ntk_mean_ratio": cmp["mean_ratio"],
               "ntk_trace_ratio": cmp["trace_ratio"], "ntk_frobenius": float(torch.linalg.matrix_norm(theta))}

@@ -30,7 +30,7 @@ from ..analysis.limit import actual_limits, keep_counts, loss_std, magnitude_ord
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from ..training import evaluate
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 from .hessian import check_positive_ints
 
 
@@ -71,18 +71,18 @@ class PruningLimitConfig:
 
 
 @register_metric("pruning_limit")
-def pruning_limit_metric(exp, phase: str, node: DictConfig) -> MetricResult:
+def pruning_limit_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     if phase != "dense":
         return MetricResult()
-    model = copy.deepcopy(exp.model).eval()
+    model = copy.deepcopy(ctx.model).eval()
     named = dict(model.named_parameters())
-    weights = [named[n] for n in exp.prunable]
-    l1 = exp.cfg.train.get("l1", 0.0)
+    weights = [named[n] for n in ctx.prunable]
+    l1 = ctx.train.get("l1", 0.0)
     l1_weights = [m.weight for _, m in model.prunable_layers()]
-    eps = loss_std(model, exp.data.train_x, exp.data.train_y, node.eps_batch_size,
-                   torch.Generator().manual_seed(node.seed), exp.data.augment,
+    eps = loss_std(model, ctx.data.train_x, ctx.data.train_y, node.eps_batch_size,
+                   torch.Generator().manual_seed(node.seed), ctx.data.augment,
                    penalty=(lambda: l1 * sum(w.abs().sum() for w in l1_weights)) if l1 else None)
-    x, y = training_subset(exp.data.train_x, exp.data.train_y, node.samples, node.seed)
+    x, y = training_subset(ctx.data.train_x, ctx.data.train_y, node.samples, node.seed)
     op = HessianOperator(model, x, y, node.batch_size, hvp=node.hvp)
     spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes,
                     torch.Generator().manual_seed(node.seed))
@@ -92,13 +92,13 @@ def pruning_limit_metric(exp, phase: str, node: DictConfig) -> MetricResult:
 
     dense = [w.detach().clone() for w in weights]
     order = magnitude_order(dense)
-    ex, ey = exp.data.split(node.split)
+    ex, ey = ctx.data.split(node.split)
     accuracy, losses = [], []
     with torch.no_grad():
         for keep in keep_counts(rhos, sum(w.numel() for w in dense)):
             for w, d, m in zip(weights, dense, masks_at(dense, order, keep)):
                 w.copy_(d * m.to(d.device))
-            ev = evaluate(model, ex, ey, exp.cfg.train.eval_batch_size)
+            ev = evaluate(model, ex, ey, ctx.eval_batch_size)
             accuracy.append(float((ev.predictions == ev.targets).double().mean()))
             losses.append(ev.loss)
     actual = actual_limits(rhos, torch.tensor(accuracy, dtype=torch.float64), list(node.tolerances))

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from ..training import evaluate
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 
 log = logging.getLogger(__name__)
 
@@ -50,32 +50,32 @@ class RecallDistortionConfig:
 
 
 @register_metric("recall_distortion")
-def recall_distortion(exp, phase: str, node: DictConfig) -> MetricResult:
+def recall_distortion(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """Per-class rows (recall_distortion.csv) and alpha_t_ours / I_t / frac_intensified (metrics.csv)."""
     from ..analysis.recall_distortion import class_counts, intensification, per_class_rows  # pandas
 
     result = MetricResult(tables={"recall_distortion.csv": []})
     dense = None
     if phase != "dense":
-        if not getattr(exp, "dense_state", None):
+        if not ctx.has_dense:
             log.warning("recall_distortion: no dense model recorded before phase %s; skipped", phase)
             return result
-        dense = exp.dense_model()
-    batch = exp.cfg.train.eval_batch_size
-    C = exp.data.num_classes
+        dense = ctx.dense()
+    batch = ctx.eval_batch_size
+    C = ctx.data.num_classes
     for split in node.splits:
-        x, y = exp.data.split(split)
+        x, y = ctx.data.split(split)
         if len(y) == 0:
             continue
         labels = y.cpu().numpy()
-        preds = evaluate(exp.model, x, y, batch).predictions.numpy()
+        preds = evaluate(ctx.model, x, y, batch).predictions.numpy()
         correct, support = class_counts(labels, preds, C)
         dense_correct = correct if dense is None else class_counts(
             labels, evaluate(dense, x, y, batch).predictions.numpy(), C)[0]
         rows = per_class_rows(correct, support, dense_correct, is_dense=dense is None)
         result.tables["recall_distortion.csv"] += [{"split": split, **r} for r in rows]
         if node.save_predictions:
-            _save_predictions(Path(exp.run_dir) / f"preds_{phase}_{split}.npz", labels, preds)
+            _save_predictions(Path(ctx.run_dir) / f"preds_{phase}_{split}.npz", labels, preds)
         if phase != "dense":
             rho = np.array([r["rho"] for r in rows])
             rho0 = np.array([r["dense_rho"] for r in rows])

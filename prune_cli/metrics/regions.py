@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import statistics
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
@@ -26,10 +25,9 @@ from ..analysis.regions.line import count_line
 from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
 from ..core.checks import check, finite
 from ..core.config_base import config_schema
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 
 METHODS = ("line", "plane", "sample", "exact")
-_DENSE_PLANES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
@@ -64,10 +62,10 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
     return row
 
 
-def _box(exp, node) -> tuple[float, float]:
+def _box(ctx, node) -> tuple[float, float]:
     if node.box is not None:
         return float(node.box[0]), float(node.box[1])
-    x = exp.data.train_x
+    x = ctx.data.train_x
     return float(x.min()), float(x.max())
 
 
@@ -128,20 +126,20 @@ class RegionsConfig:
 
 
 @register_metric("regions")
-def regions(exp, phase: str, node: DictConfig) -> MetricResult:
+def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """Count activation regions of the current model; one regions.csv row per segment/plane/count."""
     from ..analysis.regions.exact import count_exact  # scipy: imported when the metric runs
     from ..analysis.regions.plane import count_plane, make_plane
 
-    net = prepare(exp.model)
-    x = exp.data.split(node.split)[0].detach().double()
+    net = prepare(ctx.model)
+    x = ctx.data.split(node.split)[0].detach().double()
     gen = torch.Generator().manual_seed(node.seed)
     shape = tuple(x.shape[1:])
     n_in = math.prod(shape)
-    base = {"method": node.method, "split": node.split, "seed": node.seed, "model_hash": model_hash(exp.model)}
+    base = {"method": node.method, "split": node.split, "seed": node.seed, "model_hash": model_hash(ctx.model)}
     rows: list[dict] = []
     if node.method == "line":
-        bounds = bound_columns(exp.model, 1, node)
+        bounds = bound_columns(ctx.model, 1, node)
         pairs = torch.stack([torch.randperm(len(x), generator=gen)[:2] for _ in range(node.segments)])
         directions = torch.randn(node.segments, *shape, generator=gen, dtype=torch.float64)
         length = node.segment_length
@@ -157,15 +155,15 @@ def regions(exp, phase: str, node: DictConfig) -> MetricResult:
                 a, b = x[pairs[i, 0]] - 0.5 * length * d, x[pairs[i, 0]] + 0.5 * length * d
                 idx = str(int(pairs[i, 0]))
             start = time.perf_counter()
-            result = count_line(net, a.to(exp.device), b.to(exp.device))
+            result = count_line(net, a.to(ctx.device), b.to(ctx.device))
             rows.append({**base, "counts": "activation_regions", "item": i, "indices": idx,
                          "domain": f"segment_{node.segment_kind}", "count": result.count,
                          "measure": result.length, "measure_kind": "length",
                          "count_density": result.count / result.length if result.length > 0 else None,
                          "wall_s": time.perf_counter() - start, **bounds})
     elif node.method in ("plane", "sample") and not (node.method == "sample" and node.domain == "box"):
-        bounds = bound_columns(exp.model, 2, node)
-        box = _box(exp, node)
+        bounds = bound_columns(ctx.model, 2, node)
+        box = _box(ctx, node)
         count = node.planes if node.method == "plane" else 1
         triples = [torch.randperm(len(x), generator=gen)[:3] for _ in range(count)]
         for i, idx in enumerate(triples):
@@ -181,25 +179,25 @@ def regions(exp, phase: str, node: DictConfig) -> MetricResult:
                              "count_density": result.count / result.area, "tol": node.tol,
                              "eps_area": node.eps_area, "wall_s": time.perf_counter() - start})
                 if node.plot:
-                    _plot(exp, phase, i, result, net, plane, node)
+                    _plot(ctx, phase, i, result, net, plane, node)
             else:
-                pts = plane_points(node.samples, plane, gen).to(exp.device)
+                pts = plane_points(node.samples, plane, gen).to(ctx.device)
                 n_patterns = distinct_patterns(net, pts)
                 rows.append({**common, "counts": "distinct_patterns_lower_bound", "count": n_patterns,
                              "measure": node.samples, "measure_kind": "points", "count_density": None,
                              "wall_s": time.perf_counter() - start})
     elif node.method == "sample":
-        bounds = bound_columns(exp.model, n_in, node)
-        box = _box(exp, node)
+        bounds = bound_columns(ctx.model, n_in, node)
+        box = _box(ctx, node)
         start = time.perf_counter()
-        pts = box_points(node.samples, shape, box, gen).to(exp.device)
+        pts = box_points(node.samples, shape, box, gen).to(ctx.device)
         rows.append({**base, "counts": "distinct_patterns_lower_bound", "item": 0, "domain": "input_box",
                      "box": f"{box[0]:.6g},{box[1]:.6g}", "count": distinct_patterns(net, pts),
                      "measure": node.samples, "measure_kind": "points", "count_density": None,
                      "wall_s": time.perf_counter() - start, **bounds})
     else:  # exact
-        bounds = bound_columns(exp.model, n_in, node)
-        box = _box(exp, node)
+        bounds = bound_columns(ctx.model, n_in, node)
+        box = _box(ctx, node)
         start = time.perf_counter()
         result = count_exact(net, shape, box, node.max_units, node.max_regions, node.f_tol)
         rows.append({**base, "counts": "activation_regions", "item": 0, "domain": "input_box",
@@ -226,18 +224,18 @@ def _summary(rows: list[dict], node) -> list[dict]:
     return out
 
 
-def _plot(exp, phase, i, result, net, plane, node) -> None:
+def _plot(ctx, phase, i, result, net, plane, node) -> None:
     """PNG per plane: this phase beside the dense model (counted once, at the dense phase)."""
     from ..analysis.regions.plane import count_plane  # scipy, matplotlib: only when plotting
     from ..analysis.regions.plot import plot_slices
 
-    cache = _DENSE_PLANES.setdefault(exp, {})
+    cache = ctx.state.setdefault("dense_planes", {})  # counted once per run, at the dense phase
     if phase == "dense":
         cache[i] = result
         panels = [("dense", result)]
     else:
-        if i not in cache and exp.dense_state:
-            cache[i] = count_plane(prepare(exp.dense_model()), plane, node.tol, node.eps_area,
+        if i not in cache and ctx.has_dense:
+            cache[i] = count_plane(prepare(ctx.dense()), plane, node.tol, node.eps_area,
                                    max_regions=node.max_regions)
         panels = ([("dense", cache[i])] if i in cache else []) + [(phase, result)]
-    plot_slices(panels, exp.run_dir / f"regions_plane{i}_{phase}.png", seed=node.seed)
+    plot_slices(panels, ctx.run_dir / f"regions_plane{i}_{phase}.png", seed=node.seed)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from ..analysis.similarity import compare, fixed_batch
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
-from . import MetricResult, register_metric
+from . import MetricContext, MetricResult, register_metric
 
 
 @config_schema("metric", "similarity")
@@ -47,13 +47,13 @@ class SimilarityConfig:
 
 
 @register_metric("similarity")
-def similarity(exp, phase: str, node: DictConfig) -> MetricResult:
+def similarity(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """similarity.csv (per layer) and the layer means in metrics.csv; nothing for the dense phase itself."""
-    if phase == "dense" or not getattr(exp, "dense_state", None):
+    if phase == "dense" or not ctx.has_dense:
         return MetricResult()
-    x, _ = exp.data.split(node.split)
+    x, _ = ctx.data.split(node.split)
     batch = fixed_batch(x, node.num_samples, node.batch_seed)
-    rows = compare(exp.dense_model(), exp.model, batch, node.svcca_variance, node.svcca_max_dims)
+    rows = compare(ctx.dense(), ctx.model, batch, node.svcca_variance, node.svcca_max_dims)
     rows = [{"split": node.split, **r} for r in rows]
     scalars = []
     for key in ("cka_linear", "svcca"):

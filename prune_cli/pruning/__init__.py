@@ -5,7 +5,7 @@ chooses it: a score in `scores/` (`@register_score`), an allocation in `allocati
 (`@register_allocation`), a structure in `structures/` (`@register_structure`).
 """
 
-from .pruner import ScoreContext, prune, select_prunable
+from .pruner import PruneContext, prune, prune_to_density, select_prunable
 from .registries import ALLOCATIONS, SCORES, STRUCTURES
 
-__all__ = ["SCORES", "ALLOCATIONS", "STRUCTURES", "ScoreContext", "prune", "select_prunable"]
+__all__ = ["SCORES", "ALLOCATIONS", "STRUCTURES", "PruneContext", "prune", "prune_to_density", "select_prunable"]

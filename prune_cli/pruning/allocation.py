@@ -141,4 +141,4 @@ def kept_count(values: torch.Tensor, density: float, impl: str = "topk") -> int:
 
 def threshold_impl(ctx) -> str:
     method = getattr(ctx, "method", None)
-    return method.get("threshold_impl", "topk") if method is not None else "topk"
+    return method.threshold_impl if method is not None else "topk"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..core.errors import ConfigError, PruneCliError
@@ -17,11 +18,13 @@ from ..models.masks import Masks
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class ScoreContext:
-    """Everything a score may need beyond the model: data, loss, RNG, current masks."""
+@dataclass(frozen=True)
+class PruneContext:
+    """Everything a score, allocation or structure may read beyond the scores: the method's options
+    (its config dataclass, converted once here), data, loss, RNG, current masks, the density this
+    round prunes to. Frozen: the pruner derives each round's context with `dataclasses.replace`."""
 
-    method: DictConfig
+    method: Any  # the method's config dataclass (a DictConfig or dict is converted: as_method_config)
     generator: torch.Generator
     model: Any = None  # the PrunableNet being pruned
     data: Any = None  # prune_cli.data.DataSplits
@@ -29,6 +32,37 @@ class ScoreContext:
     device: torch.device = torch.device("cpu")
     masks: Optional[Masks] = None  # current masks (iterative pruning); pruned entries score -inf
     density: float = 1.0  # density this scoring round prunes to (sequential scores such as LAP-forward need it)
+    config: Optional[DictConfig] = None  # the run's whole config (resolves another method's interpolations)
+
+    def __post_init__(self) -> None:
+        if self.config is None and isinstance(self.method, DictConfig) and self.method._get_root() is not self.method:
+            object.__setattr__(self, "config", self.method._get_root())  # the node's own run config
+        object.__setattr__(self, "method", as_method_config(self.method))
+
+
+def as_method_config(method: Any) -> Any:
+    """The method's options as its config dataclass (prune_cli/core/config_base.py MethodConfig or a
+    score's subclass), so code reads `method.rounds`, never `.get("rounds", 1)` repeating a default.
+
+    A composed config node is typed by its schema; a plain dict (tests, scripts) gets the smallest
+    method schema that declares all of its keys, with that schema's defaults for the rest."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(method) and not isinstance(method, type):
+        return method
+    node = method if isinstance(method, DictConfig) else OmegaConf.create(method)
+    typed = OmegaConf.get_type(node)
+    if not (isinstance(typed, type) and dataclasses.is_dataclass(typed)):
+        from ..core import plugins
+
+        keys = set(node.keys())
+        fits = [c for c in plugins.schemas("method").values() if keys <= {f.name for f in dataclasses.fields(c)}]
+        if not fits:
+            raise ConfigError("method", sorted(keys), "keys of one method schema (prune_cli/core/config_base.py "
+                              "MethodConfig or a score's config)")
+        typed = min(fits, key=lambda c: len(dataclasses.fields(c)))
+        node = OmegaConf.merge(OmegaConf.structured(typed), node)
+    return OmegaConf.to_object(node)
 
 
 class LayerCollapse(PruneCliError):
@@ -39,13 +73,14 @@ def select_prunable(model: PrunableNet, method: DictConfig) -> dict[str, nn.Para
     """Prunable weights in forward order, after the method's exclusions."""
     layers = model.prunable_layers()
     names = [name for name, _ in layers]
-    excluded = set(method.get("exclude", []) or [])
+    method = as_method_config(method)
+    excluded = set(method.exclude or [])
     unknown = excluded - set(names)
     if unknown:
         raise ConfigError("method.exclude", sorted(unknown), "names of prunable layers: " + ", ".join(names))
-    if method.get("exclude_classifier", False):
+    if method.exclude_classifier:
         excluded.add(model.classifier)
-    if method.get("exclude_first", False):
+    if method.exclude_first:
         excluded.add(names[0])
     selected = {f"{name}.weight": module.weight for name, module in layers if name not in excluded}
     if not selected:
@@ -60,7 +95,7 @@ def check_against_model(model: PrunableNet, selected: dict[str, nn.Parameter], m
     channel links). The pre-run pass runs them on the model built on the meta device."""
     from .registries import ALLOCATIONS, STRUCTURES
 
-    for plugin in (ALLOCATIONS.get(method.allocation), STRUCTURES.get(method.get("structure", "unstructured"))):
+    for plugin in (ALLOCATIONS.get(method.allocation), STRUCTURES.get(method.structure)):
         if plugin.check_model is not None:
             plugin.check_model(model, selected, method)
 
@@ -76,72 +111,78 @@ def round_densities(start: float, target: float, rounds: int, schedule: str) -> 
     return [start * (target / start) ** (r / rounds) for r in range(1, rounds + 1)]
 
 
-def prune(model: PrunableNet, sparsity: float, ctx: ScoreContext) -> Masks:
-    """Masks that keep a fraction 1 - sparsity of the prunable weights.
+def prune(model: PrunableNet, sparsity: float, ctx: PruneContext) -> Masks:
+    """Masks that keep a fraction 1 - sparsity of the prunable weights: the user-facing edge, which
+    converts `sparsity` to the density (fraction kept) that everything below works in."""
+    return prune_to_density(model, 1.0 - sparsity, ctx)
 
-    With `method.rounds` > 1 the weights are re-scored after each round on the model with the
-    previous round's mask applied (already-pruned weights score -inf), as SynFlow prescribes.
-    Afterwards the ablations (shuffle, reinit) run, then the safety checks: layer collapse,
-    disconnected paths, and achieved vs target sparsity."""
-    from .ablations import reinit_weights, shuffle_masks
+
+def prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> Masks:
+    """Masks that keep a fraction `target` of the prunable weights.
+
+    With `method.rounds` > 1 the weights are re-scored after each round on the model
+    with the previous round's mask applied (already-pruned weights score -inf), as SynFlow
+    prescribes. Afterwards the ablations (shuffle, reinit) run, then the safety checks: layer
+    collapse, disconnected paths, and achieved vs target density."""
     from ..models.masks import apply_masks, count
+    from .ablations import reinit_weights, shuffle_masks
     from .structure import layer_graph
 
+    ctx = dataclasses.replace(ctx, model=model)
     method = ctx.method
-    ctx.model = model
     params = select_prunable(model, method)
     layers = layer_graph(model)
     start = 1.0
     if ctx.masks:
         kept, total = count({n: m for n, m in ctx.masks.items() if n in params})
         start = kept / total
-    rounds = method.get("rounds", 1)
     masks = ctx.masks
-    for density in round_densities(start, 1.0 - sparsity, rounds, method.get("round_schedule", "exponential")):
-        masks = _prune_once(model, params, 1.0 - density, ctx, masks, layers)
-        if rounds > 1:
+    for density in round_densities(start, target, method.rounds, method.round_schedule):
+        masks = _prune_once(model, params, dataclasses.replace(ctx, masks=masks, density=density), layers)
+        if method.rounds > 1:
             apply_masks(model, masks)
-    if method.get("shuffle", False):
+    if method.shuffle:
         masks = shuffle_masks(masks, ctx.generator)
-    if method.get("reinit", False):
+    if method.reinit:
         reinit_weights(model, masks, ctx.generator)
-    check_masks(masks, layers, sparsity, ctx)
+    check_masks(masks, layers, target, method)
     return masks
 
 
-def check_masks(masks: Masks, layers: dict, sparsity: float, ctx: ScoreContext) -> None:
+def check_masks(masks: Masks, layers: dict, density: float, method) -> None:
     """Raise LayerCollapse for an empty layer or a cut path (unless method.allow_collapse), and
-    PruneCliError when the achieved sparsity misses the target by more than method.sparsity_tolerance."""
+    PruneCliError when the achieved density misses the target by more than method.sparsity_tolerance.
+    Messages speak the user's unit, sparsity = 1 - density."""
     from ..models.masks import count
-    from .structure import disconnected
     from .registries import ALLOCATIONS, SCORES
+    from .structure import disconnected
 
-    method = ctx.method
+    sparsity = 1.0 - density
     collapsed = [name for name, m in masks.items() if not m.any()]
     problems = [f"no weight left in {', '.join(collapsed)}"] if collapsed else []
     problems += disconnected(masks, layers)
     if problems:
-        message = (f"Layer collapse at sparsity={sparsity} with method.allocation={method.allocation}, "
-                   f"method.structure={method.get('structure', 'unstructured')}: " + "; ".join(problems) +
+        message = (f"Layer collapse at sparsity={sparsity:g} with method.allocation={method.allocation}, "
+                   f"method.structure={method.structure}: " + "; ".join(problems) +
                    ". The network is disconnected. Lower the sparsity, use an allocation that spares small layers "
                    "(e.g. method.allocation=erk or layerwise), exclude the layer (method.exclude=[...]), or accept it "
                    "with method.allow_collapse=true.")
-        if not method.get("allow_collapse", False):
+        if not method.allow_collapse:
             raise LayerCollapse(message)
         log.warning("%s", message)
     kept, total = count(masks)
     achieved = 1.0 - kept / total
     # measured against the nearest reachable count, round(d N), so tiny layers are not flagged for rounding
-    reachable = 1.0 - round(total * (1.0 - sparsity)) / total
+    reachable = 1.0 - round(total * density) / total
     bernoulli = SCORES.get(method.score).selection(method) == "bernoulli"
-    faithful = not ALLOCATIONS.get(method.allocation).exact_total(method)
-    tolerance = float(method.get("sparsity_tolerance", 0.005))
+    inexact = not ALLOCATIONS.get(method.allocation).exact_total(method)
+    tolerance = float(method.sparsity_tolerance)
     if abs(achieved - reachable) > tolerance:
-        message = (f"achieved sparsity {achieved:.5f} differs from the target sparsity={sparsity} (reachable: "
+        message = (f"achieved sparsity {achieved:.5f} differs from the target sparsity={sparsity:g} (reachable: "
                    f"{reachable:.5f}, round((1 - sparsity) N) kept of N = {total}) by more than "
                    f"method.sparsity_tolerance={tolerance} (method.allocation={method.allocation}, "
-                   f"method.structure={method.get('structure', 'unstructured')}). " + _why_inexact(method))
-        if bernoulli or faithful:
+                   f"method.structure={method.structure}). " + _why_inexact(method))
+        if bernoulli or inexact:
             log.warning("%s (expected: %s)", message, "Bernoulli sampling" if bernoulli else
                         f"method.allocation={method.allocation} does not promise the exact total")
         else:
@@ -151,19 +192,17 @@ def check_masks(masks: Masks, layers: dict, sparsity: float, ctx: ScoreContext) 
 def _why_inexact(method) -> str:
     from .registries import ALLOCATIONS, STRUCTURES
 
-    structure = STRUCTURES.get(method.get("structure", "unstructured"))
-    hint = structure.inexact_hint or ALLOCATIONS.get(method.allocation).inexact_hint
+    hint = STRUCTURES.get(method.structure).inexact_hint or ALLOCATIONS.get(method.allocation).inexact_hint
     return hint or "Raise method.sparsity_tolerance to accept it."
 
 
-def _prune_once(model, params, sparsity: float, ctx: ScoreContext, current: Optional[Masks], layers) -> Masks:
-    from .registries import ALLOCATIONS, SCORES, STRUCTURES
+def _prune_once(model, params, ctx: PruneContext, layers) -> Masks:
+    """One scoring round to `ctx.density`: score, allocate counts, build structured masks."""
     from .ablations import invert_scores
+    from .registries import ALLOCATIONS, SCORES, STRUCTURES
     from .structure import StructureContext
 
-    method = ctx.method
-    ctx.masks = current
-    ctx.density = 1.0 - sparsity
+    method, current = ctx.method, ctx.masks
     score = SCORES.get(method.score)
     scores = {name: s.detach().float() for name, s in score.fn(model, params, ctx).items()}
     for name, s in scores.items():
@@ -171,11 +210,9 @@ def _prune_once(model, params, sparsity: float, ctx: ScoreContext, current: Opti
             raise PruneCliError(f"method.score={method.score} produced NaN scores for {name}")
         if current is not None and name in current:
             s.masked_fill_(~current[name].to(s.device), float("-inf"))
-    invert = bool(method.get("invert", False))
-    counts = ALLOCATIONS.get(method.allocation)(invert_scores(scores) if invert else scores, 1.0 - sparsity, ctx)
-    sctx = StructureContext(method=method, layers=layers, density=1.0 - sparsity, invert=invert)
-    structure = STRUCTURES.get(method.get("structure", "unstructured"))
-    structured = structure.masks(scores, counts, score.selection(method), sctx)
+    counts = ALLOCATIONS.get(method.allocation)(invert_scores(scores) if method.invert else scores, ctx.density, ctx)
+    sctx = StructureContext(method=method, layers=layers, density=ctx.density, invert=method.invert)
+    structured = STRUCTURES.get(method.structure).masks(scores, counts, score.selection(method), sctx)
     masks = {}
     for name in params:
         m = structured[name].cpu()

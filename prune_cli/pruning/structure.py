@@ -53,7 +53,7 @@ class LayerInfo:
         return self.module.weight.shape[0]
 
 
-@dataclass
+@dataclass(frozen=True)
 class StructureContext:
     method: DictConfig
     layers: dict[str, LayerInfo]  # every Linear/Conv layer of the model, forward order

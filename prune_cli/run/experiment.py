@@ -26,7 +26,7 @@ from ..core.tables import TABLES
 from ..data import DATASETS, build_splits
 from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
-from ..pruning import ScoreContext, prune, select_prunable
+from ..pruning import PruneContext, prune_to_density, select_prunable
 from .prevalidate import build_checked_model
 from ..schedules import SCHEDULES
 from ..schedules.steps import Dense, Gradual, Prune, Record, Restart, Step, Train
@@ -80,6 +80,7 @@ class Experiment:
         self.dense_values: dict[tuple, float] = {}
         self.dense_per_class: dict[tuple, tuple[float, float]] = {}
         self.dense_state: dict[str, torch.Tensor] = {}
+        self.metric_state: dict[str, dict] = {}  # each metric's memory across phases (MetricContext.state)
         self.rewind_states: dict[int, dict[str, torch.Tensor]] = {}
         self.rounds_done = 0
         self.context = {
@@ -117,8 +118,8 @@ class Experiment:
         match step:
             case Dense():
                 self._step_dense()
-            case Prune(sparsity=sparsity):
-                self._step_prune(sparsity)
+            case Prune(density=density):
+                self._step_prune(density)
             case Restart(source=source):
                 self._step_restart(source)
             case Train(which=which):
@@ -182,14 +183,15 @@ class Experiment:
         # the stream here so that everything after the dense phase is identical on hit and miss.
         self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
 
-    def _step_prune(self, sparsity: float) -> None:
-        ctx = ScoreContext(method=self.cfg.method, generator=self.generator, data=self.data,
-                           device=self.device, masks=self.masks or None)
-        self.masks = prune(self.model, sparsity, ctx)
+    def _step_prune(self, density: float) -> None:
+        """Prune to `density` (fraction of the prunable weights kept)."""
+        ctx = PruneContext(method=self.cfg.method, generator=self.generator, data=self.data,
+                           device=self.device, masks=self.masks or None, config=self.cfg)
+        self.masks = prune_to_density(self.model, density, ctx)
         apply_masks(self.model, self.masks)
         self.rounds_done += 1
         kept, total = count(self.masks)
-        log.info("pruned to sparsity %.4f (target %.4f) over %d prunable weights", 1 - kept / total, sparsity, total)
+        log.info("pruned to sparsity %.4f (target %.4f) over %d prunable weights", 1 - kept / total, 1 - density, total)
         save_masks(self.masks, self.run_dir / "masks.pt")
 
     def _step_restart(self, source: str) -> None:
@@ -224,7 +226,7 @@ class Experiment:
         def on_step(step: int) -> Optional[Masks]:
             if step not in targets:
                 return None
-            self._step_prune(targets[step])
+            self._step_prune(1.0 - targets[step])  # Zhu & Gupta's curve is written in sparsity
             self.record(f"step_{step}")
             return self.masks
 

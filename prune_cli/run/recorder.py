@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..core.atomic_io import atomic_torch_save, atomic_write_csv
 from ..core.tables import TABLES, columns
-from ..metrics import METRICS, classification_metrics, layer_table, model_cost_metrics
+from ..metrics import METRICS, MetricContext, classification_metrics, layer_table, model_cost_metrics
 from ..training import evaluate
 from .checkpoint import cpu_state
 
@@ -37,7 +37,7 @@ def record(exp: Experiment, phase: str) -> None:
     for name in METRICS.names():
         node = cfg.metrics.get(name)
         if node is not None and node.get("enabled", False):
-            out = METRICS.get(name)(exp, phase, node)
+            out = METRICS.get(name)(metric_context(exp, name), phase, node)
             scalars += out.scalars
             for table, rows in out.tables.items():
                 add(exp, table, phase, rows)
@@ -58,6 +58,15 @@ def record(exp: Experiment, phase: str) -> None:
     log.info("%s: test accuracy %.4f, sparsity %.4f (prunable) / %.4f (all), compression %.2fx", phase,
              summary.get("accuracy", float("nan")), summary["sparsity_prunable"], summary["sparsity_total"],
              summary["compression_ratio"])
+
+
+def metric_context(exp: Experiment, name: str) -> MetricContext:
+    """What metric `name` sees of the run (prune_cli/metrics/__init__.py MetricContext); its `state`
+    persists across the phases of this run."""
+    return MetricContext(model=exp.model, data=exp.data, masks=exp.masks, prunable=tuple(exp.prunable),
+                         device=exp.device, train=exp.cfg.train, run_dir=exp.run_dir,
+                         dense=exp.dense_model if exp.dense_state else None,
+                         state=exp.metric_state.setdefault(name, {}))
 
 
 def add(exp: Experiment, table: str, phase: str, rows: list[dict]) -> None:

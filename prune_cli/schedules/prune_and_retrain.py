@@ -23,7 +23,7 @@ def prune_and_retrain_plan(cfg: DictConfig) -> list[Step]:
         last = r == schedule.rounds
         if schedule.score_weights == "init":
             plan.append(Restart("init"))
-        plan.append(Prune(1.0 - round_density(1.0 - cfg.sparsity, r, schedule.rounds)))
+        plan.append(Prune(round_density(1.0 - cfg.sparsity, r, schedule.rounds)))
         if last:
             plan.append(Record("pruned"))
         plan += [Restart(schedule.restart_from), Train(schedule.retrain),

@@ -25,9 +25,10 @@ class Dense(Step):
 
 @dataclass(frozen=True)
 class Prune(Step):
-    """One pruning event to `sparsity` (fraction of the prunable weights removed)."""
+    """One pruning event to `density`, the fraction of the prunable weights kept (the internal unit;
+    `sparsity` = 1 - density exists only at the user-facing edge)."""
 
-    sparsity: float
+    density: float
     kind: ClassVar[str] = "prune"
 
 

@@ -50,7 +50,7 @@ def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = 
 
 def _erk_counts(scores, density: float, ctx, kernel: bool) -> dict[str, int]:
     shapes = {n: s.shape for n, s in scores.items()}
-    dens = erk_densities(shapes, density, kernel, float(ctx.method.get("erk_power", 1.0)))
+    dens = erk_densities(shapes, density, kernel, float(ctx.method.erk_power))
     return counts_from_densities(dens, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density))
 
 
@@ -72,7 +72,7 @@ def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
     _, fc = layer_roles(scores, ctx)
     if fc is None:
         return _erk_counts(scores, density, ctx, kernel=True)
-    fc_density = float(ctx.method.get("fc_density", 1.0))
+    fc_density = float(ctx.method.fc_density)
     n_fc, n_all = scores[fc].numel(), sum(s.numel() for s in scores.values())
     rest = (density * n_all - fc_density * n_fc) / (n_all - n_fc) if n_all > n_fc else 0.0
     if not 0.0 <= rest <= 1.0:

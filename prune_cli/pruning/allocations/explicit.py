@@ -25,7 +25,7 @@ def check_explicit(cfg: DictConfig) -> None:
 
 
 def check_explicit_model(model, selected: dict, method: DictConfig) -> None:
-    given = list(method.get("layer_densities") or [])
+    given = list(method.layer_densities or [])
     if len(given) != len(selected):
         raise _length_error(given, list(selected))
 
@@ -36,7 +36,7 @@ def check_explicit_model(model, selected: dict, method: DictConfig) -> None:
                                   "agree with sparsity.")
 def allocate_explicit(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """`method.layer_densities`: one density per prunable layer in forward order (k_l = round(d_l N_l))."""
-    given = list(ctx.method.get("layer_densities") or [])
+    given = list(ctx.method.layer_densities or [])
     names = list(scores)
     if len(given) != len(names):
         raise _length_error(given, names)

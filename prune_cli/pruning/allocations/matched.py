@@ -39,7 +39,7 @@ def check_matched(cfg: DictConfig) -> None:
 
 def check_matched_model(model, selected: dict, method: DictConfig) -> None:
     """The masks file holds a mask of the right shape for every prunable weight of this run."""
-    if not method.get("match_masks"):
+    if not method.match_masks:
         return
     from ...models.masks import read_masks_file
 
@@ -63,7 +63,7 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     allocation; `method.match_allocation` overrides the allocation) computed here on the same model
     and data. The run's own score (e.g. random) then picks the positions."""
     method = ctx.method
-    path = method.get("match_masks")
+    path = method.match_masks
     if path:
         from ...models.masks import read_masks_file
 
@@ -81,9 +81,8 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
 
     from ..registries import ALLOCATIONS, SCORES
 
-    root = method._get_root()
-    other = method_option(method.get("match_method"), root if root is not method else None)
-    if method.get("match_allocation"):
+    other = method_option(method.match_method, ctx.config)
+    if method.match_allocation:
         other.allocation = method.match_allocation
     if other.allocation == "matched":
         raise ConfigError("method.match_allocation", other.allocation, "an allocation other than matched")

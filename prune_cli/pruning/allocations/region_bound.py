@@ -74,12 +74,18 @@ def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) 
     from ...analysis.regions.bounds import choose_layer_densities
 
     method = ctx.method
+
+    def option(name: str):
+        """method.allocation=region_bound also works under another method's config (the region_bound
+        preset sweeps it against layerwise under method=magnitude): then the schema's defaults apply."""
+        return getattr(method, name, getattr(RegionBoundMethodConfig, name))
+
     n, dims, pruned, current = layer_plan(ctx.model, list(scores))
-    if method.get("bound_objective_n0", "full") == "plane":
+    if option("bound_objective_n0") == "plane":
         n = [2] + n[1:]
     fixed = [1.0 if p else d for p, d in zip(pruned, current)]
-    chosen = choose_layer_densities(n, density, dims, pruned, method=method.get("bound_search", "auto"),
-                                    rank_model=method.get("bound_rank_model", "binomial"), fixed=fixed,
+    chosen = choose_layer_densities(n, density, dims, pruned, method=option("bound_search"),
+                                    rank_model=option("bound_rank_model"), fixed=fixed,
                                     seed=int(ctx.generator.initial_seed()))
     linear = [name for name, m in ctx.model.prunable_layers() if isinstance(m, nn.Linear)]
     per_layer = dict(zip([f"{name}.weight" for name in linear], chosen))

@@ -7,7 +7,7 @@ from ...core.errors import PruneCliError
 from ..allocation import counts_from_densities, layer_roles, register_allocation, round_half_even, total_kept
 
 
-@register_allocation("uniform_plus", exact_total=lambda method: not method.get("faithful_uniform_plus", False))
+@register_allocation("uniform_plus", exact_total=lambda method: not method.faithful_uniform_plus)
 def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
     """First layer dense; classifier at 0.2 when density < 0.2; the rest uniform (Random_Pruning CIFAR).
 
@@ -25,7 +25,7 @@ def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
         fixed[fc] = 0.2
     rest = [n for n in sizes if n not in fixed]
     n_rest = sum(sizes[n] for n in rest)
-    if ctx.method.get("faithful_uniform_plus", False):
+    if ctx.method.faithful_uniform_plus:
         if density < 0.2:
             d_rest = (density * n_all - sum(fixed[n] * sizes[n] for n in fixed)) / n_all
         else:

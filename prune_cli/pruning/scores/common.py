@@ -47,7 +47,7 @@ class DataScoreConfig(MethodConfig):
 
 def require_data(ctx, score: str):
     if ctx.data is None:
-        raise PruneCliError(f"method.score={score} needs training data in its ScoreContext (ctx.data is None)")
+        raise PruneCliError(f"method.score={score} needs training data in its PruneContext (ctx.data is None)")
     return ctx.data
 
 

@@ -24,9 +24,9 @@ class GPConfig(DataScoreConfig):
 def weight_gradients(model, params, ctx, score: str) -> dict[str, torch.Tensor]:
     """d loss / d w for the prunable weights, on the method's training batches."""
     m = ctx.method
-    batches = draw_batches(ctx, m.batches, m.batch_size, m.get("batch_seed"), score)
+    batches = draw_batches(ctx, m.batches, m.batch_size, m.batch_seed, score)
     names = list(params)
-    with scoring_mode(model, train=m.get("bn_mode", "train") == "train"):
+    with scoring_mode(model, train=m.bn_mode == "train"):
         grads = loss_gradients(model, [params[n] for n in names], batches, ctx.loss_fn)
     return dict(zip(names, grads))
 

@@ -67,9 +67,9 @@ def grasp_scores(model, params, ctx):
     m = ctx.method
     names = [f"{n}.weight" for n, _ in model.prunable_layers()]
     weights = named_weights(model, names)
-    batches = balanced_batches(ctx, m.samples_per_class, m.batches, m.get("batch_seed"))
+    batches = balanced_batches(ctx, m.samples_per_class, m.batches, m.batch_seed)
     temp = float(m.temperature)
-    with scoring_mode(model, train=m.get("bn_mode", "train") == "train"):
+    with scoring_mode(model, train=m.bn_mode == "train"):
         g = [torch.zeros_like(w) for w in weights]
         for x, y in batches:
             for acc, gi in zip(g, torch.autograd.grad(F.cross_entropy(model(x) / temp, y), weights)):

@@ -88,7 +88,7 @@ def _top1(model, x, y) -> float:
 def gate_sites(model, params, ctx) -> list[str]:
     """Names of the layers (module names) whose units are selected, in forward order."""
     layers = [n for n, _ in model.prunable_layers() if f"{n}.weight" in params and n != model.classifier]
-    if ctx.method.get("gate_sites", "block_hidden") == "all":
+    if ctx.method.gate_sites == "all":
         return layers
     follow = trace_followers(model, require_data(ctx, "greedy_forward").input_shape)
     return [n for n in layers if follow[n].relu is not None and follow[n].consumers == 1]

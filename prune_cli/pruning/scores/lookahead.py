@@ -148,16 +148,16 @@ def lookahead_scores(model, params, ctx):
     names = [f"{n}.weight" for n, _ in layers]
     ws = [mod.weight.detach().clone() for _, mod in layers]
     follow = None
-    if m.get("bn", False) or m.get("activation", False):
+    if m.bn or m.activation:
         follow = trace_followers(model, require_data(ctx, "lookahead").input_shape)
-    bn = [_bn_scale(follow[n].bn) if m.get("bn", False) else None for n, _ in layers] if follow else [None] * len(ws)
-    if m.get("activation", False):
+    bn = [_bn_scale(follow[n].bn) if m.bn else None for n, _ in layers] if follow else [None] * len(ws)
+    if m.activation:
         scales = _firing_scales(model, [n for n, _ in layers], follow, ctx)
         for i, (n, _) in enumerate(layers):
             if n in scales:
                 ws[i] = ws[i] * scales[n].view(-1, *([1] * (ws[i].dim() - 1)))
-    faithful = m.get("faithful_bn_flatten", False)
-    mode = m.get("mode", "base")
+    faithful = m.faithful_bn_flatten
+    mode = m.mode
     current = ctx.masks or {}
 
     def finish(i: int, s: torch.Tensor) -> torch.Tensor:
@@ -184,7 +184,7 @@ def lookahead_scores(model, params, ctx):
             scores[names[i]] = s
             keep = build(finish(i, s), counts[names[i]], "exact", m)
             ws[i] = ws[i] * keep.to(ws[i].dtype)
-    if m.get("normalize", False):
+    if m.normalize:
         for name, s in scores.items():
             norm = s.norm()
             if float(norm) > 0:

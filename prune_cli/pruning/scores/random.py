@@ -27,6 +27,6 @@ class RandomMethodConfig(MethodConfig):
         choice(cfg, f"{key}.sampling", {"exact", "bernoulli"})
 
 
-@register_score("random", selection=lambda method: method.get("sampling", "exact"))
+@register_score("random", selection=lambda method: getattr(method, "sampling", RandomMethodConfig.sampling))
 def random_scores(model, params, ctx):
     return {name: torch.rand(p.shape, generator=ctx.generator) for name, p in params.items()}

@@ -28,7 +28,7 @@ class SynflowConfig(MethodConfig):
 @register_score("synflow")
 def synflow_scores(model, params, ctx):
     data = require_data(ctx, "synflow")  # only for the input shape: no example is read
-    dtype = torch.float64 if ctx.method.get("double", True) else torch.float32
+    dtype = torch.float64 if ctx.method.double else torch.float32
     net = copy.deepcopy(model).to(dtype).eval()
     with torch.no_grad():
         for t in net.state_dict().values():

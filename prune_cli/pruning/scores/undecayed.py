@@ -41,6 +41,6 @@ def undecayed_scores(model, params, ctx):
     for n, p in params.items():
         w = p.detach()
         s = -w * grads[n] + lam * w ** 2
-        scores[n] = s.abs() if ctx.method.get("score_abs", True) else s
+        scores[n] = s.abs() if ctx.method.score_abs else s
     return scores
 

@@ -29,7 +29,7 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
     at the one closest to the allocated count, then single blocks are added or dropped where that
     brings the total closest to the allocated total (exact when it is a multiple of r * c)."""
     r, c = (int(v) for v in sctx.method.block_shape)
-    norm = sctx.method.get("group_norm", "l1")
+    norm = sctx.method.group_norm
     plans = {}
     for name, score in scores.items():
         w2 = score.reshape(score.shape[0], -1)

@@ -38,7 +38,7 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
     All hidden layers keep the same fraction q of their units; q is the value whose total kept
     weight count, after the next-layer columns are removed, is closest to round(density * N)."""
     layers = sctx.layers
-    norm = sctx.method.get("group_norm", "l1")
+    norm = sctx.method.group_norm
     names = list(scores)
     hidden = [n for n in names if not layers[n].is_classifier]
     broken = [n for n in hidden if layers[n].next is None]
