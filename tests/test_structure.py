@@ -18,7 +18,8 @@ from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
 from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.pruner import LayerCollapse
-from prune_cli.pruning.structure import disconnected, layer_graph
+from prune_cli.models.graph import trace
+from prune_cli.pruning.structure import disconnected
 from tests.conftest import FAST, run_cli
 from tests.test_allocation import composed
 
@@ -119,7 +120,7 @@ def test_channel_conv_to_linear_masks_flattened_columns():
 
 def test_channel_cnn1d_factor_and_resnet_refused():
     model = build_cnn1d(OmegaConf.create({"channels": [8, 8], "kernel_size": 5, "hidden": 16}), (40,), 10)
-    graph = layer_graph(model)
+    graph = trace(model)
     assert graph["features.2.weight"].next == "head.1.weight" and graph["features.2.weight"].factor == 10
     with pytest.raises(PruneCliError, match="residual add"):
         prune(CifarResNet(20, 3, 10), 0.5, ctx(structure="channel"))
@@ -174,7 +175,7 @@ def test_empty_layer_is_collapse_unless_allowed():
 
 def test_pair_and_path_disconnection():
     model = MLP(2, [2, 2], 2)
-    graph = layer_graph(model)
+    graph = trace(model)
     t = torch.tensor
     # every unit of net.1 has inputs but none has an outgoing weight into net.3
     masks = {"net.1.weight": t([[1, 1], [1, 0]]).bool(), "net.3.weight": t([[0, 0], [0, 0]]).bool(),

@@ -14,6 +14,10 @@ from .base import PrunableNet
 
 
 class ShortcutA(nn.Module):
+    """He et al. (2016) option A: identity, or subsampling with zero-padded channels (no parameters)."""
+
+    parameter_free_affine = True  # an affine map: region counting treats it as one (prune_cli/models/graph.py)
+
     def __init__(self, in_planes: int, planes: int, stride: int):
         super().__init__()
         self.stride, self.extra = stride, planes - in_planes

@@ -33,6 +33,15 @@ class PruneContext:
     masks: Optional[Masks] = None  # current masks (iterative pruning); pruned entries score -inf
     density: float = 1.0  # density this scoring round prunes to (sequential scores such as LAP-forward need it)
     config: Optional[DictConfig] = None  # the run's whole config (resolves another method's interpolations)
+    graph: Any = None  # the model's LayerGraph (prune_cli/models/graph.py), traced once per pruning event
+
+    def layer_graph(self, model) -> Any:
+        """The model's layer graph: the one the pruner traced, or a trace now (a score called directly)."""
+        if self.graph is not None:
+            return self.graph
+        from ..models.graph import trace
+
+        return trace(model)
 
     def __post_init__(self) -> None:
         if self.config is None and isinstance(self.method, DictConfig) and self.method._get_root() is not self.method:
@@ -126,12 +135,12 @@ def prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> Ma
     collapse, disconnected paths, and achieved vs target density."""
     from ..models.masks import apply_masks, count
     from .ablations import reinit_weights, shuffle_masks
-    from .structure import layer_graph
+    from ..models.graph import trace
 
-    ctx = dataclasses.replace(ctx, model=model)
+    layers = trace(model)
+    ctx = dataclasses.replace(ctx, model=model, graph=layers)
     method = ctx.method
     params = select_prunable(model, method)
-    layers = layer_graph(model)
     start = 1.0
     if ctx.masks:
         kept, total = count({n: m for n, m in ctx.masks.items() if n in params})

@@ -10,117 +10,31 @@ density, whether the ranking is inverted). The registry holds a `Structure`; the
 `STRUCTURES.get(name)(score, k, selection, method)` (sequential scores such as LAP-forward do this).
 
 Each structure is a plugin module in prune_cli/pruning/structures/ (unstructured, channel, nm,
-block); this module holds what they share: the layer graph, top-k and group norms.
+block); this module holds what they share: the context (with the model's layer graph,
+prune_cli/models/graph.py), column masks, the path check, top-k and group norms.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
-from torch import fx, nn
 
 from ..core.errors import PruneCliError
-from ..models.base import PRUNABLE_TYPES
+from ..models.graph import LayerGraph
 from .registries import STRUCTURES
 
-# ----------------------------------------------------------------------------- layer graph
-
-PASS_THROUGH_MODULES = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SiLU, nn.BatchNorm1d,
-                        nn.BatchNorm2d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
-                        nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity, nn.Flatten)
-PASS_THROUGH_FUNCTIONS = (F.relu, torch.relu, torch.flatten, torch.tanh, torch.sigmoid, F.max_pool1d,
-                          F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d)
-PASS_THROUGH_METHODS = ("relu", "flatten", "view", "reshape", "contiguous")
-
-
-@dataclass
-class LayerInfo:
-    """A prunable Linear/Conv layer, its role and its direct successor in a chain network."""
-
-    name: str  # parameter name, e.g. "net.1.weight"
-    module: nn.Module
-    is_classifier: bool
-    next: Optional[str] = None  # parameter name of the layer that alone consumes this layer's output
-    to_output: bool = False  # this layer's output is the network output (after pass-through ops)
-    factor: int = 1  # input columns of `next` per output unit of this layer (>1 after a flatten)
-
-    @property
-    def units(self) -> int:
-        return self.module.weight.shape[0]
+# ----------------------------------------------------------------------------- context and masks
 
 
 @dataclass(frozen=True)
 class StructureContext:
-    method: DictConfig
-    layers: dict[str, LayerInfo]  # every Linear/Conv layer of the model, forward order
+    method: Any  # the method's config dataclass (or a DictConfig when a score calls a structure on one layer)
+    layers: LayerGraph  # every prunable layer of the model, forward order (prune_cli/models/graph.py)
     density: float  # target density of the selected weights
     invert: bool = False  # rank lowest scores first (the invert ablation)
-
-
-def _out_units(module: nn.Module) -> int:
-    return module.weight.shape[0]
-
-
-def _in_units(module: nn.Module) -> int:
-    return module.weight.shape[1]
-
-
-def layer_graph(model: nn.Module) -> dict[str, LayerInfo]:
-    """Roles and chain links of every prunable layer, found by tracing the model with torch.fx.
-
-    Layer A links to B when A's output reaches B only through element-wise / pooling / flatten
-    ops and nothing else reads it (no residual add, no concatenation). Untraceable models get no
-    links; then channel pruning and the path check are unavailable, the empty-layer check remains."""
-    layers = {f"{n}.weight": LayerInfo(f"{n}.weight", m, n == getattr(model, "classifier", None))
-              for n, m in model.prunable_layers()}
-    try:
-        graph = fx.symbolic_trace(model).graph
-    except Exception:  # noqa: BLE001 - any tracing failure just means "no chain information"
-        return layers
-    modules = dict(model.named_modules())
-    for node in graph.nodes:
-        if node.op != "call_module" or f"{node.target}.weight" not in layers:
-            continue
-        info = layers[f"{node.target}.weight"]
-        cur = node
-        while True:
-            users = list(cur.users)
-            if len(users) != 1:
-                break
-            user = users[0]
-            if user.op == "output":
-                info.to_output = True
-                break
-            if not user.args or user.args[0] is not cur:
-                break
-            if user.op == "call_module":
-                mod = modules[user.target]
-                if isinstance(mod, PRUNABLE_TYPES):
-                    factor = _in_units(mod) // _out_units(info.module)
-                    ok = factor >= 1 and factor * _out_units(info.module) == _in_units(mod)
-                    if ok and (factor == 1 or isinstance(mod, nn.Linear)):
-                        info.next, info.factor = f"{user.target}.weight", factor
-                    break
-                if not isinstance(mod, PASS_THROUGH_MODULES):
-                    break
-            elif user.op == "call_function" and user.target not in PASS_THROUGH_FUNCTIONS:
-                break
-            elif user.op == "call_method" and user.target not in PASS_THROUGH_METHODS:
-                break
-            elif user.op not in ("call_module", "call_function", "call_method"):
-                break
-            cur = user
-    return layers
-
-
-def is_chain(layers: dict[str, LayerInfo]) -> bool:
-    """The prunable layers form one path, first -> ... -> output, in forward order."""
-    infos = list(layers.values())
-    return bool(infos) and all(a.next == b.name for a, b in zip(infos, infos[1:])) and infos[-1].to_output
 
 
 def column_mask(mask_units: torch.Tensor, next_weight_shape: torch.Size, factor: int) -> torch.Tensor:
@@ -135,7 +49,7 @@ def unit_alive(mask: torch.Tensor) -> torch.Tensor:
     return mask.flatten(1).any(1)
 
 
-def disconnected(masks: dict[str, torch.Tensor], layers: dict[str, LayerInfo]) -> list[str]:
+def disconnected(masks: dict[str, torch.Tensor], layers: LayerGraph) -> list[str]:
     """Reasons the pruned network has no path from a layer's inputs to its successor's outputs.
 
     For every linked pair (A -> B), some unit of A must keep an incoming weight and an outgoing
@@ -152,7 +66,7 @@ def disconnected(masks: dict[str, torch.Tensor], layers: dict[str, LayerInfo]) -
         if not (unit_alive(full(info.name).cpu()) & outgoing.cpu()).any():
             problems.append(f"no unit of {info.name} keeps both an incoming weight and an outgoing weight in "
                             f"{info.next}")
-    if is_chain(layers) and not problems:
+    if layers.is_chain() and not problems:
         alive = None
         for info in layers.values():
             m = full(info.name).cpu()
@@ -218,7 +132,7 @@ class Structure:
         if method is None and self.name != "unstructured":
             raise PruneCliError(f"method.structure={self.name} needs the method config for its options: call it "
                                 "as STRUCTURES.get(name)(score, k, selection, method).")
-        sctx = StructureContext(method=method if method is not None else DictConfig({}), layers={},
+        sctx = StructureContext(method=method if method is not None else DictConfig({}), layers=LayerGraph(),
                                 density=k / max(score.numel(), 1), invert=invert)
         return self.masks({"layer": score}, {"layer": k}, selection, sctx)["layer"]
 

@@ -18,29 +18,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...core.errors import PruneCliError
+from ...models.graph import is_affine, is_nonlinear
 
-NONLINEAR = (nn.ReLU, nn.MaxPool1d, nn.MaxPool2d)
-AFFINE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.Identity,
-          nn.Dropout, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 
 
 class RegionsError(PruneCliError):
     """The network or the requested count is outside what a region counter supports."""
 
 
-def _affine_extra() -> tuple:
-    from ...models.resnet import ShortcutA  # parameter-free identity/subsample/zero-pad: affine
-
-    return (ShortcutA,)
-
-
 def prepare(model: nn.Module) -> nn.Module:
     """A float64 eval-mode copy; raises RegionsError naming any module that is not affine/ReLU/max-pool."""
-    allowed = AFFINE + NONLINEAR + _affine_extra()
     for name, module in model.named_modules():
-        if isinstance(module, _affine_extra()):
+        if is_affine(module):  # also a composite one that declares itself affine (parameter_free_affine)
             continue
-        if len(list(module.children())) == 0 and not isinstance(module, allowed):
+        if len(list(module.children())) == 0 and not is_nonlinear(module):
             raise RegionsError(
                 f"region counting supports networks built from Linear/Conv/BatchNorm/pooling/Flatten with "
                 f"nn.ReLU and nn.MaxPool1d/2d; module '{name}' is {type(module).__name__}")
@@ -61,7 +52,7 @@ class Tracer:
 
     def __init__(self, net: nn.Module):
         self.net = net
-        self.modules = [m for m in net.modules() if isinstance(m, NONLINEAR)]
+        self.modules = [m for m in net.modules() if is_nonlinear(m)]
         if not self.modules:
             raise RegionsError("the network has no nn.ReLU or nn.MaxPool module, so it has one region")
 

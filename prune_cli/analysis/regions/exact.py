@@ -19,7 +19,8 @@ import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
-from .common import AFFINE, RegionsError, _affine_extra
+from ...models.graph import is_affine
+from .common import RegionsError
 
 
 @dataclass
@@ -57,7 +58,7 @@ def affine_chain(net: nn.Module, input_shape: tuple) -> list[tuple[np.ndarray, n
             blocks.append((w, b))
             w, b = np.eye(w.shape[0]), np.zeros(w.shape[0])
             continue
-        if not isinstance(module, AFFINE + _affine_extra()):
+        if not is_affine(module):
             raise RegionsError(f"method=exact supports chains of affine layers and nn.ReLU; "
                                f"{type(module).__name__} is not supported (use method=plane or line)")
         shape = inp.shape[1:]

@@ -20,7 +20,6 @@ from torch import nn
 from ...core.config_base import MethodConfig
 from ...core.errors import ConfigError, PruneCliError
 from ...data.batches import iterate_batches
-from ...models.base import PRUNABLE_TYPES, traced_forward
 
 
 @dataclass
@@ -101,52 +100,14 @@ def named_weights(model: nn.Module, names) -> list[nn.Parameter]:
     return [named[n] for n in names]
 
 
-@dataclass
-class Followers:
-    """What a prunable layer's output flows into: its BatchNorm and its ReLU (None when absent),
-    and how many modules consume the activation (1 = a plain hidden unit)."""
-
-    bn: Optional[nn.Module] = None
-    relu: Optional[nn.Module] = None
-    consumers: int = 0
-
-
-def trace_followers(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Followers]:
-    """Follow tensors through one eval-mode forward pass (forward hooks on leaf modules):
-    layer -> BatchNorm reading its output -> ReLU reading that -> modules reading the ReLU's output."""
-    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children()) or isinstance(m, PRUNABLE_TYPES)]
-    calls: list[tuple[str, nn.Module, int, int]] = []
-    keep: list[torch.Tensor] = []  # hold tensors so their ids are not reused during the trace
-
-    def hook(mod, inputs, output, _name=None):
-        if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
-            keep.extend([inputs[0], output])
-            calls.append((_name, mod, id(inputs[0]), id(output)))
-
-    traced_forward(model, input_shape, [(m, lambda mod, i, o, _n=n: hook(mod, i, o, _n)) for n, m in leaves], batch=2)
-    producer = {}
-    for name, mod, _, out in calls:
-        producer.setdefault(out, (name, mod))
-    prunable = {n for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
-    result = {n: Followers() for n in prunable}
-    activation_of: dict[int, str] = {}  # id of a ReLU output -> layer
-    for name, mod, inp, out in calls:
-        src = producer.get(inp)
-        if src is None:
-            continue
-        src_name, src_mod = src
-        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and src_name in prunable:
-            result[src_name].bn = mod
-        elif isinstance(mod, nn.ReLU):
-            if src_name in prunable:
-                result[src_name].relu, activation_of[out] = mod, src_name
-            else:
-                owner = next((n for n, f in result.items() if f.bn is src_mod), None)
-                if owner is not None:
-                    result[owner].relu, activation_of[out] = mod, owner
-        if inp in activation_of and name is not None:
-            result[activation_of[inp]].consumers += 1
-    return result
+def followers_of(model: nn.Module, ctx, what: str) -> dict:
+    """{module name: LayerInfo} with each prunable layer's BatchNorm, ReLU and the ReLU's consumers,
+    from the model's layer graph (prune_cli/models/graph.py)."""
+    graph = ctx.layer_graph(model)
+    if not graph.traced:
+        raise PruneCliError(f"{what} needs the layers that follow each prunable layer, and torch.fx cannot trace "
+                            f"{type(model).__name__}; use a traceable model or turn the option off.")
+    return {info.module_name: info for info in graph.values()}
 
 
 def require_options(method: DictConfig, options: type) -> None:

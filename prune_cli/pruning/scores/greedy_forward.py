@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError
 from . import register_score
-from .common import draw_batches, require_data, scoring_mode, trace_followers
+from .common import draw_batches, followers_of, require_data, scoring_mode
 
 
 @config_schema("method", "greedy_forward")
@@ -90,8 +90,8 @@ def gate_sites(model, params, ctx) -> list[str]:
     layers = [n for n, _ in model.prunable_layers() if f"{n}.weight" in params and n != model.classifier]
     if ctx.method.gate_sites == "all":
         return layers
-    follow = trace_followers(model, require_data(ctx, "greedy_forward").input_shape)
-    return [n for n in layers if follow[n].relu is not None and follow[n].consumers == 1]
+    follow = followers_of(model, ctx, "greedy_forward with method.gate_sites=block_hidden")
+    return [n for n in layers if follow[n].activation is not None and follow[n].consumers == 1]
 
 
 def greedy_select(model, params, ctx) -> dict[str, list[int]]:

@@ -28,7 +28,7 @@ from torch import nn
 from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError, PruneCliError
 from . import register_score
-from .common import iter_score_batches, require_data, scoring_mode, trace_followers
+from .common import followers_of, iter_score_batches, scoring_mode
 
 
 @config_schema("method", "lookahead")
@@ -89,7 +89,7 @@ def _firing_scales(model, names, follow, ctx) -> dict[str, torch.Tensor]:
     seen = [0]
     hooks = []
     for name in names[:-1]:
-        relu = follow[name].relu
+        relu = follow[name].activation
         if relu is None:
             continue
 
@@ -149,8 +149,8 @@ def lookahead_scores(model, params, ctx):
     ws = [mod.weight.detach().clone() for _, mod in layers]
     follow = None
     if m.bn or m.activation:
-        follow = trace_followers(model, require_data(ctx, "lookahead").input_shape)
-    bn = [_bn_scale(follow[n].bn) if m.bn else None for n, _ in layers] if follow else [None] * len(ws)
+        follow = followers_of(model, ctx, "lookahead with method.bn or method.activation")
+    bn = [_bn_scale(follow[n].norm) if m.bn else None for n, _ in layers] if follow else [None] * len(ws)
     if m.activation:
         scales = _firing_scales(model, [n for n, _ in layers], follow, ctx)
         for i, (n, _) in enumerate(layers):

@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
-from ..structure import StructureContext, column_mask, group_norm, layer_graph, register_structure
+from ...models.graph import trace
+from ..structure import StructureContext, column_mask, group_norm, register_structure
 
 
 def check_channel(cfg: DictConfig) -> None:
@@ -18,7 +19,7 @@ def check_channel(cfg: DictConfig) -> None:
 
 def check_channel_model(model, selected: dict, method: DictConfig) -> None:
     """Each pruned hidden layer feeds exactly one next layer (no residual add or concatenation)."""
-    layers = layer_graph(model)
+    layers = trace(model)
     bad = [n for n in selected if not layers[n].is_classifier and layers[n].next is None]
     if bad:
         raise ConfigError("method.structure", "channel", "layers that each feed exactly one next layer (no "

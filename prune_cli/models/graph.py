@@ -1,0 +1,193 @@
+"""The one traced description of a model: its prunable layers in forward order, which layer feeds
+which, and what follows each one.
+
+`trace(model)` runs torch.fx's symbolic trace once and answers, per prunable Linear/Conv layer:
+- its role (classifier or hidden) and its successor: the layer that alone consumes its output
+  through element-wise, pooling and flatten ops (`next`, with `factor` input columns per unit after a
+  flatten), or none when the output is shared (a residual add, a concatenation); `to_output` when it
+  reaches the network's output;
+- what follows it: its BatchNorm (`norm`), the nn.ReLU module after it or after its BatchNorm
+  (`activation`), and how many operations read that activation (`consumers`, 1 for a plain hidden
+  unit, more where a residual branch also reads it).
+
+Users: channel pruning and the disconnected-path check (`next`, `factor`, `to_output`), the LAP score
+(BatchNorm scales, ReLU firing rates; Park et al., ICLR 2020), greedy forward selection (gate sites;
+Ye et al., ICML 2020), and region counting, which takes the roles of the modules from the tables
+here (`is_affine`, `is_nonlinear`). The graph is pure structure: traced on the model built on the
+meta device, it describes the real model too. A model fx cannot trace gets no links (`traced` is
+False): channel pruning, the path check and the scores that need followers then say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from .base import PRUNABLE_TYPES
+
+# Modules and ops that pass a unit's output on unchanged in its channel (element-wise, pooling, flatten).
+PASS_THROUGH_MODULES = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SiLU, nn.BatchNorm1d,
+                        nn.BatchNorm2d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
+                        nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity, nn.Flatten)
+PASS_THROUGH_FUNCTIONS = (F.relu, torch.relu, torch.flatten, torch.tanh, torch.sigmoid, F.max_pool1d,
+                          F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d)
+PASS_THROUGH_METHODS = ("relu", "flatten", "view", "reshape", "contiguous")
+
+# Roles for piecewise-linear analysis (region counting): affine maps and the nonlinearities that
+# cut the input space. A module class may declare itself affine with `parameter_free_affine = True`
+# (the ResNet option-A shortcut: identity, subsampling and zero padding).
+AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.Identity,
+                  nn.Dropout, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+NONLINEAR_MODULES = (nn.ReLU, nn.MaxPool1d, nn.MaxPool2d)
+
+
+def is_affine(module: nn.Module) -> bool:
+    return isinstance(module, AFFINE_MODULES) or bool(getattr(module, "parameter_free_affine", False))
+
+
+def is_nonlinear(module: nn.Module) -> bool:
+    return isinstance(module, NONLINEAR_MODULES)
+
+
+@dataclass
+class LayerInfo:
+    """A prunable Linear/Conv layer: its role, its successor and its followers."""
+
+    name: str  # parameter name, e.g. "net.1.weight"
+    module: nn.Module
+    is_classifier: bool
+    next: Optional[str] = None  # parameter name of the layer that alone consumes this layer's output
+    to_output: bool = False  # this layer's output is the network output (after pass-through ops)
+    factor: int = 1  # input columns of `next` per output unit of this layer (>1 after a flatten)
+    norm: Optional[nn.Module] = None  # the BatchNorm that reads this layer's output
+    activation: Optional[nn.Module] = None  # the nn.ReLU after it (or after its BatchNorm)
+    consumers: int = 0  # operations that read the activation's output
+
+    @property
+    def units(self) -> int:
+        return self.module.weight.shape[0]
+
+    @property
+    def module_name(self) -> str:
+        return self.name.removesuffix(".weight")
+
+
+@dataclass
+class LayerGraph:
+    """Every prunable layer of a model in forward order (`prunable_layers()` order), keyed by parameter name."""
+
+    layers: dict[str, LayerInfo] = field(default_factory=dict)
+    traced: bool = False  # torch.fx traced the model: links and followers are known
+
+    def __getitem__(self, name: str) -> LayerInfo:
+        return self.layers[name]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.layers
+
+    def values(self):
+        return self.layers.values()
+
+    def items(self):
+        return self.layers.items()
+
+    def followers(self, module_name: str) -> LayerInfo:
+        """The layer of a module name ("net.1"), for code keyed by module names."""
+        return self.layers[f"{module_name}.weight"]
+
+    def is_chain(self) -> bool:
+        """The prunable layers form one path, first -> ... -> output, in forward order."""
+        infos = list(self.layers.values())
+        return bool(infos) and all(a.next == b.name for a, b in zip(infos, infos[1:])) and infos[-1].to_output
+
+
+def _passes_through(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules[node.target], PASS_THROUGH_MODULES)
+    if node.op == "call_function":
+        return node.target in PASS_THROUGH_FUNCTIONS
+    if node.op == "call_method":
+        return node.target in PASS_THROUGH_METHODS
+    return False
+
+
+def _link(info: LayerInfo, node: fx.Node, modules: dict[str, nn.Module]) -> None:
+    """Follow the single-consumer chain of pass-through ops from `node` to the next prunable layer."""
+    cur = node
+    while True:
+        users = list(cur.users)
+        if len(users) != 1:
+            return
+        user = users[0]
+        if user.op == "output":
+            info.to_output = True
+            return
+        if not user.args or user.args[0] is not cur:
+            return
+        if user.op == "call_module" and isinstance(modules[user.target], PRUNABLE_TYPES):
+            mod = modules[user.target]
+            out_units, in_units = info.module.weight.shape[0], mod.weight.shape[1]
+            factor = in_units // out_units
+            if factor >= 1 and factor * out_units == in_units and (factor == 1 or isinstance(mod, nn.Linear)):
+                info.next, info.factor = f"{user.target}.weight", factor
+            return
+        if not _passes_through(user, modules):
+            return
+        cur = user
+
+
+def _single_module_user(node: fx.Node, modules: dict[str, nn.Module], kind) -> Optional[fx.Node]:
+    users = list(node.users)
+    if len(users) == 1 and users[0].op == "call_module" and isinstance(modules[users[0].target], kind):
+        return users[0]
+    return None
+
+
+def _followers(info: LayerInfo, node: fx.Node, modules: dict[str, nn.Module]) -> None:
+    """BatchNorm reading the layer's output, the nn.ReLU reading that (or the output itself), and the
+    number of operations reading the ReLU's output."""
+    norm = _single_module_user(node, modules, nn.modules.batchnorm._BatchNorm)
+    if norm is not None:
+        info.norm = modules[norm.target]
+    relu = _single_module_user(norm if norm is not None else node, modules, nn.ReLU)
+    if relu is not None:
+        info.activation = modules[relu.target]
+        info.consumers = len(relu.users)
+
+
+class _LayerTracer(fx.Tracer):
+    """fx's tracer, keeping every prunable layer as one call (also subclasses such as NTKLinear, which
+    fx would otherwise trace into)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, PRUNABLE_TYPES) or super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(model: nn.Module) -> LayerGraph:
+    """The model's LayerGraph (one torch.fx trace; no forward pass, so any device including meta)."""
+    classifier = getattr(model, "classifier", None)
+    prunable = model.prunable_layers() if hasattr(model, "prunable_layers") else [
+        (n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    graph = LayerGraph({f"{n}.weight": LayerInfo(f"{n}.weight", m, n == classifier) for n, m in prunable})
+    try:
+        traced = _LayerTracer().trace(model)
+    except Exception:  # noqa: BLE001 - an untraceable model only means "no links or followers"
+        return graph
+    graph.traced = True
+    modules = dict(model.named_modules())
+    for node in traced.nodes:
+        if node.op == "call_module" and f"{node.target}.weight" in graph.layers:
+            info = graph.layers[f"{node.target}.weight"]
+            _link(info, node, modules)
+            _followers(info, node, modules)
+    return graph
