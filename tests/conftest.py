@@ -48,17 +48,3 @@ def method_cfg():
         return OmegaConf.create({**base, **overrides})
 
     return make
-
-
-def compose(overrides: list[str], results_dir: Path):
-    """The composed, validated config prune-run would use (in-process, no subprocess)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    import prune_cli.cli  # noqa: F401  (registers schemas and the run_id resolver)
-    from prune_cli.run.prevalidate import validate
-
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=[*overrides, f"results_dir={results_dir}"])
-    validate(cfg)
-    return cfg

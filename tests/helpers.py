@@ -1,6 +1,11 @@
-"""Helpers shared by the tests.
+"""Helpers shared by the tests: config composition, tiny networks, metric contexts.
 
-- `metric_context`: the MetricContext a metric receives, for calling a metric directly;
+- `composed(overrides)`: the config prune-run composes for these overrides (in-process, Hydra's
+  compose API, no subprocess); `validated` also runs the pre-run pass; `compose(overrides,
+  results_dir)` is `validated` with the results in `results_dir`.
+- tiny networks whose weights and outputs the tests work out by hand: `TwoLayer`, `Chain`,
+  `BNNet`, `TinyConvPool` (conv -> max-pool -> fc), `TinyConvChain` (two convs -> avg-pool -> fc).
+- `metric_context`: the MetricContext a metric receives, for calling a metric directly.
 - the random-pruning NTK experiment, a research helper in scripts/ntk_random.py (not part of the
   package, docs/architecture.md), which the tests reach from here.
 """
@@ -10,17 +15,126 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from prune_cli.models.base import PrunableNet
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 from ntk_random import random_pruning_ntk, unit_scaled_inputs  # noqa: E402
 
+# ----------------------------------------------------------------------------- configs
+
+
+def composed(*overrides) -> DictConfig:
+    """The config prune-run would compose for these overrides (not validated); each argument is an
+    override or a list of them."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (the plugin config source, the run_id resolvers)
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        args = [o for x in overrides for o in ([x] if isinstance(x, str) else x)]
+        return hydra_compose(config_name="config", overrides=args)
+
+
+def validated(*overrides) -> DictConfig:
+    """`composed`, then the pre-run pass (prune_cli/run/prevalidate.py)."""
+    from prune_cli.run.prevalidate import validate
+
+    cfg = composed(*overrides)
+    validate(cfg)
+    return cfg
+
+
+def compose(overrides: list[str], results_dir: Path) -> DictConfig:
+    """The composed, validated config prune-run would use, with its results in `results_dir`."""
+    return validated([*overrides, f"results_dir={results_dir}"])
+
+
+# ----------------------------------------------------------------------------- tiny networks
+
+
+class TwoLayer(PrunableNet):
+    """d -> h (ReLU) -> k."""
+
+    def __init__(self, d: int = 4, h: int = 3, k: int = 3, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, k))
+        self.classifier = "net.2"
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Chain(PrunableNet):
+    """The given layers in sequence; the last is the classifier."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        self.net = nn.Sequential(*layers)
+        self.classifier = f"net.{len(layers) - 1}"
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class BNNet(PrunableNet):
+    """4 -> 5 (BatchNorm, ReLU) -> 3."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
+        self.classifier = "net.3"
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class TinyConvPool(PrunableNet):
+    """1x5x5 -> conv 2 filters (3x3, padding 1) -> 2x2 max-pool -> fc 8 -> 3."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)  # 5x5 -> 5x5
+        self.pool = nn.MaxPool2d(2)  # -> 2x2
+        self.fc = nn.Linear(8, 3)
+        self.classifier = "fc"
+
+    def forward(self, x):
+        return self.fc(self.pool(self.conv(x)).flatten(1))
+
+
+class TinyConvChain(PrunableNet):
+    """4 channels -> conv 8 -> conv 8 (ReLUs) -> adaptive avg-pool 2x2 -> fc 32 -> 4."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(4, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(2)
+        self.fc = nn.Linear(32, 4)
+        self.classifier = "fc"
+
+    def forward(self, x):
+        x = torch.relu(self.c2(torch.relu(self.c1(x))))
+        return self.fc(self.pool(x).flatten(1))
+
+
+# ----------------------------------------------------------------------------- metrics
+
 
 def metric_context(model, data, dense=None, run_dir=None, eval_batch_size: int = 16, masks=None, state=None):
     """A MetricContext for calling a metric function directly: `dense` is the trained dense model
     (None: no dense reference yet)."""
-    import torch
     from omegaconf import OmegaConf
 
     from prune_cli.metrics import MetricContext
@@ -32,4 +146,5 @@ def metric_context(model, data, dense=None, run_dir=None, eval_batch_size: int =
                          state=state if state is not None else {})
 
 
-__all__ = ["metric_context", "random_pruning_ntk", "unit_scaled_inputs"]
+__all__ = ["BNNet", "Chain", "TinyConvChain", "TinyConvPool", "TwoLayer", "compose", "composed", "metric_context",
+           "random_pruning_ntk", "unit_scaled_inputs", "validated"]

@@ -12,7 +12,7 @@ from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
-from tests.test_allocation import composed
+from tests.helpers import composed
 
 BASE = {"name": "t", "score": "magnitude", "allocation": "global", "structure": "unstructured",
         "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}

@@ -7,17 +7,17 @@ import math
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from prune_cli.run.prevalidate import register_schemas, validate
+from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError, PruneCliError
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
 from prune_cli.pruning import ALLOCATIONS, PruneContext, prune, select_prunable
 from prune_cli.pruning.allocations.erk import erk_densities
 from prune_cli.models.masks import save_masks
-from tests.conftest import FAST, REPO, run_cli
+from tests.conftest import FAST, run_cli
+from tests.helpers import composed
 
 BASE = {"name": "t", "score": "magnitude", "allocation": "layerwise", "structure": "unstructured",
         "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
@@ -230,12 +230,6 @@ def test_matched_masks_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- config validation
-
-def composed(*overrides):
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
 
 @pytest.mark.parametrize("overrides, key", [
     (["method.allocation=explicit"], "method.layer_densities"),

@@ -6,9 +6,8 @@ and says so."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from conftest import REPO
+from tests.helpers import composed
 
 RUN_IDS = [
     ([], "run-magnitude-oneshot-s0.9-seed0-1a712afe"),
@@ -30,10 +29,7 @@ DENSE_KEYS = [
 
 
 def _compose(overrides):
-    import prune_cli.cli  # noqa: F401  (schemas and resolvers; later: the plugin config source)
-
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return compose(config_name="config", overrides=[*overrides, "results_dir=results"])
+    return composed(*overrides, "results_dir=results")
 
 
 @pytest.mark.parametrize("overrides,expected", RUN_IDS)

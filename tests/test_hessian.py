@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from analysis_b_util import validated
+from tests.helpers import validated
 from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import HessianOperator, hutchinson, lanczos, spectrum
 from prune_cli.core.errors import ConfigError

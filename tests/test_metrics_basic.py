@@ -6,11 +6,10 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from prune_cli.metrics import classification_metrics, layer_table, model_cost_metrics
-from prune_cli.models.base import PrunableNet
 from prune_cli.training import Evaluation
+from tests.helpers import TinyConvPool
 
 
 def test_classification_metrics_by_hand():
@@ -28,20 +27,8 @@ def test_classification_metrics_by_hand():
     assert math.isnan(pc[3]["recall"]) and pc[3]["support"] == 0  # no example
 
 
-class TinyConv(PrunableNet):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 3, padding=1)  # 5x5 -> 5x5
-        self.pool = nn.MaxPool2d(2)  # -> 2x2
-        self.fc = nn.Linear(8, 3)
-        self.classifier = "fc"
-
-    def forward(self, x):
-        return self.fc(self.pool(self.conv(x)).flatten(1))
-
-
 def test_flops_and_counts_by_hand():
-    net = TinyConv()
+    net = TinyConvPool()
     with torch.no_grad():
         net.conv.weight.view(-1)[:9] = 0  # first filter entirely zero: 9 of 18 weights
         net.fc.weight[0] = 0  # 8 of 24

@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from analysis_b_util import validated
+from tests.helpers import validated
 from conftest import FAST, run_cli
 from helpers import random_pruning_ntk, unit_scaled_inputs
 from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison

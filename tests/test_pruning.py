@@ -145,7 +145,8 @@ def test_scores_are_not_left_with_gradients(method_cfg):
 
 def test_random_masks_at_init_are_independent_of_the_weights(tmp_path):
     """Random pruning of an untrained model must not keep weights by sign or size."""
-    from conftest import FAST, compose
+    from conftest import FAST
+    from tests.helpers import compose
     from prune_cli.run.experiment import Experiment
 
     cfg = compose([*FAST, "method=random", "method.allocation=layerwise", "model.widths=[200]",

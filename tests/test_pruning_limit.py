@@ -11,7 +11,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from analysis_b_util import validated
+from tests.helpers import validated
 from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import lanczos
 from prune_cli.analysis.limit import (actual_limits, crossing, distances, jensen_bound, loss_std, predicted_ratio,

@@ -60,7 +60,7 @@ def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
     missing = _missing_features(preset)
     if missing:
         pytest.skip(f"{preset} needs {missing} (branch not merged yet)")
-    from conftest import compose
+    from tests.helpers import compose
 
     points = _sweep_points(preset)
     assert len(points) >= 2  # a preset is a sweep

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FAST, compose, run_cli
+from conftest import FAST, run_cli
+from tests.helpers import compose
 from prune_cli.core import crashpoints, identity
 from prune_cli.core.errors import UnknownKeyError
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import FAST, compose, run_cli
+from conftest import FAST, run_cli
+from tests.helpers import compose
 from prune_cli.run.dense_cache import dense_key
 from prune_cli.run.experiment import Experiment, run
 from prune_cli.core.identity import run_id

@@ -9,27 +9,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from torch import nn
 
 from conftest import FAST, run_cli
 from prune_cli.core.errors import ConfigError
-from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.gp import GPConfig, gp_scores
 from prune_cli.pruning.scores.snip import SnipConfig, snip_scores
 from prune_cli.pruning.scores.undecayed import UndecayedConfig, undecayed_scores
 from prune_cli.run.prevalidate import validate_node
-
-
-class BNNet(PrunableNet):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 3))
-        self.classifier = "net.3"
-
-    def forward(self, x):
-        return self.net(x)
+from tests.helpers import BNNet
 
 
 def ctx_for(cfg_cls, data, **kw):

@@ -16,23 +16,12 @@ from torch import nn
 from conftest import FAST, run_cli
 from prune_cli.data.splits import DataSplits
 from prune_cli.core.errors import ConfigError
-from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.greedy_forward import (
     GreedyForwardConfig, gate_sites, greedy_forward_scores, greedy_select,
 )
 from prune_cli.run.prevalidate import validate_node
-
-
-class TwoLayer(PrunableNet):
-    def __init__(self, seed):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3))
-        self.classifier = "net.2"
-
-    def forward(self, x):
-        return self.net(x)
+from tests.helpers import TwoLayer
 
 
 def data():
@@ -74,14 +63,14 @@ def brute_force_greedy(model, d, target):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_selection_matches_brute_force(seed):
-    model, d = TwoLayer(seed), data()
+    model, d = TwoLayer(2, 6, 3, seed), data()
     m, ctx = ctx_for(d, density=0.5)
     selected = greedy_select(model, select_prunable(model, m), ctx)
     assert selected == {"net.0": brute_force_greedy(model, d, target=3)}
 
 
 def test_scores_make_selected_rows_survive_whole():
-    model, d = TwoLayer(5), data()
+    model, d = TwoLayer(2, 6, 3, 5), data()
     m, ctx = ctx_for(d, density=0.5)
     expected = brute_force_greedy(model, d, target=3)
     norms = model.net[0].weight.detach().norm(dim=1)
@@ -97,7 +86,7 @@ def test_scores_make_selected_rows_survive_whole():
 
 
 def test_loose_tolerance_stops_after_one_unit():
-    model, d = TwoLayer(0), data()
+    model, d = TwoLayer(2, 6, 3, 0), data()
     m, ctx = ctx_for(d, density=1.0, top1_tol=0.99, precheck_tol=0.99)
     selected = greedy_select(model, select_prunable(model, m), ctx)
     assert len(selected["net.0"]) == 1

@@ -12,19 +12,9 @@ from torch import nn
 
 from conftest import FAST, run_cli
 from prune_cli.data.splits import DataSplits
-from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.lookahead import LookaheadConfig, lookahead_scores
-
-
-class Chain(PrunableNet):
-    def __init__(self, *layers):
-        super().__init__()
-        self.net = nn.Sequential(*layers)
-        self.classifier = f"net.{len(layers) - 1}"
-
-    def forward(self, x):
-        return self.net(x)
+from tests.helpers import Chain
 
 
 def method(**kw):

@@ -8,11 +8,9 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
-from torch import nn
 
 from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError, PruneCliError
-from prune_cli.models.base import PrunableNet
 from prune_cli.models.cnn import build_cnn1d
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
@@ -21,7 +19,7 @@ from prune_cli.pruning.pruner import LayerCollapse
 from prune_cli.models.graph import trace
 from prune_cli.pruning.structure import disconnected
 from tests.conftest import FAST, run_cli
-from tests.test_allocation import composed
+from tests.helpers import TinyConvChain, composed
 
 BASE = {"name": "t", "score": "magnitude", "allocation": "layerwise", "structure": "unstructured",
         "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
@@ -31,26 +29,12 @@ def ctx(**kw):
     return PruneContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(0))
 
 
-class TinyConv(PrunableNet):
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(4, 8, 3, padding=1)
-        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
-        self.pool = nn.AdaptiveAvgPool2d(2)
-        self.fc = nn.Linear(32, 4)
-        self.classifier = "fc"
-
-    def forward(self, x):
-        x = torch.relu(self.c2(torch.relu(self.c1(x))))
-        return self.fc(self.pool(x).flatten(1))
-
-
 # --------------------------------------------------------------------------- N:M
 
 @pytest.mark.parametrize("n, m", [(2, 4), (1, 4), (3, 4), (1, 2)])
 def test_nm_exactly_n_per_group_and_the_top_n(n, m):
     torch.manual_seed(0)
-    model = TinyConv()
+    model = TinyConvChain()
     masks = prune(model, 1 - n / m, ctx(structure="nm", nm_n=n, nm_m=m))
     for (name, module) in model.prunable_layers():
         w, mask = module.weight.detach(), masks[f"{name}.weight"]
@@ -102,7 +86,7 @@ def test_channel_mlp_removes_units_and_next_columns():
 
 def test_channel_conv_to_linear_masks_flattened_columns():
     torch.manual_seed(0)
-    model = TinyConv()
+    model = TinyConvChain()
     masks = prune(model, 0.5, ctx(structure="channel", group_norm="l2", sparsity_tolerance=0.1))
     c2 = model.c2.weight.detach()
     kept_filters = masks["c2.weight"].flatten(1).any(1)

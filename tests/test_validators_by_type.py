@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import compose
+from tests.helpers import compose
 from prune_cli.core.config_base import SCHEMAS, DatasetConfig
 from prune_cli.core.errors import ConfigError
 from prune_cli.data import DATASETS

@@ -6,27 +6,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from prune_cli.run.prevalidate import register_schemas, validate
+from prune_cli.run.prevalidate import validate
+from tests.helpers import composed
 from prune_cli.core.errors import ConfigError
 from prune_cli.analysis.recall_distortion import load_predictions, randomisation_null, summarise_across_seeds
 
-from conftest import FAST, REPO, run_cli
+from conftest import FAST, run_cli
 
 MINE = ("recall_distortion", "similarity", "membership", "latency")
 
 
-def _compose(overrides):
-    register_schemas()
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def test_default_is_cheap_and_full_enables_every_metric():
-    default = _compose([])
+    default = composed([])
     assert not any(default.metrics[name].enabled for name in MINE)
-    full = _compose(["metrics=full"])
+    full = composed(["metrics=full"])
     assert all(full.metrics[name].enabled for name in MINE)
     assert full.metrics.splits == default.metrics.splits and full.metrics.per_class
 
@@ -46,7 +40,7 @@ def test_default_is_cheap_and_full_enables_every_metric():
 ])
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(_compose(["metrics=full", override]))
+        validate(composed(["metrics=full", override]))
     assert err.value.key == key and key in str(err.value)
 
 

@@ -8,26 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from torch import nn
 
 from conftest import FAST, run_cli
 from prune_cli.core.errors import ConfigError
-from prune_cli.models.base import PrunableNet
 from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.grasp import GraspConfig, grasp_scores
 from prune_cli.pruning.scores.synflow import SynflowConfig, synflow_scores
 from prune_cli.run.prevalidate import validate_node
-
-
-class TwoLayer(PrunableNet):
-    def __init__(self, d=4, h=3, k=3, seed=0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.net = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, k))
-        self.classifier = "net.2"
-
-    def forward(self, x):
-        return self.net(x)
+from tests.helpers import TwoLayer
 
 
 @pytest.mark.parametrize("absolute", [False, True])
