@@ -100,8 +100,10 @@ def _runs_dir(*, _root_: DictConfig) -> str:
         except OSError as err:
             problem = f"{err.filename} cannot be created ({err.strerror})"
     if problem:
-        _reject(f"Invalid value for config key 'results_dir': {str(_root_.results_dir)!r}. {problem}; "
-                "choose a directory prune-run can write.")
+        _reject(
+            f"Invalid value for config key 'results_dir': {str(_root_.results_dir)!r}. {problem}; "
+            "choose a directory prune-run can write."
+        )
     return str(runs)
 
 
@@ -174,8 +176,13 @@ def hydra_main(cfg: DictConfig) -> None:
             _fail(err, run_dir, hydra_cfg, cfg, in_sweep)
             raise  # errors that are not PruneCliError (traceback); fail-fast sweeps with parallel launchers
         _record_failure(err, run_dir, hydra_cfg, cfg)
-        log.error("run %s failed (%s: %s); details in %s; the sweep goes on (fail_fast=true stops it)",
-                  run_dir.name, type(err).__name__, err, run_dir / FAILED_FILE)
+        log.error(
+            "run %s failed (%s: %s); details in %s; the sweep goes on (fail_fast=true stops it)",
+            run_dir.name,
+            type(err).__name__,
+            err,
+            run_dir / FAILED_FILE,
+        )
         print(f"prune-run: error in {run_dir.name}: {err}", file=sys.stderr)
     else:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt failed; this one completed
@@ -196,8 +203,10 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path) -> None:
     if (run_dir / "COMPLETE").exists():
         line = f"prune-run: stopped by {name}; run {run_dir} is complete"
     else:
-        line = (f"prune-run: stopped by {name}; run {run_dir} keeps its last checkpoint (state.pt); "
-                f"run the same command again to resume it")
+        line = (
+            f"prune-run: stopped by {name}; run {run_dir} keeps its last checkpoint (state.pt); "
+            f"run the same command again to resume it"
+        )
     log.warning(line)
     print(line, file=sys.stderr)
     _record_outcome(run_dir, "stopped", stop)
@@ -221,17 +230,24 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
             sys.exit(1)  # jobs run one after another in this process: stop before the next one
         # parallel launchers: the raised error fails this job; Hydra stops after the current batch
     else:
-        print(f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "
-              f"please report it with {run_dir / FAILED_FILE} (traceback below)", file=sys.stderr)
+        print(
+            f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "
+            f"please report it with {run_dir / FAILED_FILE} (traceback below)",
+            file=sys.stderr,
+        )
 
 
 def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> None:
     """failed.json in the run directory: what failed and how, for the sweep summary and prune-report."""
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {
-        "status": "failed", "run_dir": str(run_dir), "error_type": type(err).__name__, "message": str(err),
+        "status": "failed",
+        "run_dir": str(run_dir),
+        "error_type": type(err).__name__,
+        "message": str(err),
         "config_error": isinstance(err, ConfigError),
-        "overrides": list(hydra_cfg.overrides.task), "job_num": hydra_cfg.job.get("num"),
+        "overrides": list(hydra_cfg.overrides.task),
+        "job_num": hydra_cfg.job.get("num"),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "traceback": traceback.format_exc(),
     }
@@ -243,9 +259,16 @@ def _record_outcome(run_dir: Path, status: str, err: BaseException | None = None
     path = os.environ.get(SWEEP_RECORD_ENV)
     if not path:
         return
-    line = json.dumps({"run_dir": str(run_dir), "status": status,
-                       "reason": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                       if err is not None else ""}) + "\n"
+    line = (
+        json.dumps(
+            {
+                "run_dir": str(run_dir),
+                "status": status,
+                "reason": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}" if err is not None else "",
+            }
+        )
+        + "\n"
+    )
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())  # one write with O_APPEND: lines of parallel jobs never interleave

@@ -61,8 +61,12 @@ class TrainConfig:
         check(node.momentum < 1, f"{key}.momentum", node.momentum, "a number in [0, 1)")
         positive_int(cfg, f"{key}.warmup_epochs", minimum=0)
         milestones = list(node.milestones)
-        check(all(m > 0 for m in milestones) and milestones == sorted(milestones),
-              f"{key}.milestones", milestones, "increasing positive epoch numbers")
+        check(
+            all(m > 0 for m in milestones) and milestones == sorted(milestones),
+            f"{key}.milestones",
+            milestones,
+            "increasing positive epoch numbers",
+        )
         if node.optimizer == "adam":
             check(not node.nesterov, f"{key}.nesterov", True, "false with optimizer=adam")
 
@@ -70,8 +74,7 @@ class TrainConfig:
 def make_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
 
 
 def lr_factor(cfg: DictConfig, epoch: float) -> float:
@@ -108,8 +111,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
         if out.shape[1] >= 10:
             top5.append((out.topk(5, dim=1).indices == yb[:, None]).any(1))
     model.train(was_training)
-    return Evaluation(torch.cat(preds).cpu(), y.cpu(), torch.cat(top5).cpu() if top5 else None,
-                      float(loss_sum) / max(len(y), 1))
+    return Evaluation(torch.cat(preds).cpu(), y.cpu(), torch.cat(top5).cpu() if top5 else None, float(loss_sum) / max(len(y), 1))
 
 
 def show_progress() -> bool:
@@ -134,10 +136,19 @@ class TrainProgress:
     generator: torch.Tensor  # batch-order RNG state
 
 
-def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Generator, phase: str,
-          masks: Optional[Masks] = None, *, start_epoch: int = 0, resume: Optional[TrainProgress] = None,
-          on_epoch_end: Optional[Callable[[dict, TrainProgress], None]] = None,
-          on_step: Optional[Callable[[int], Optional[Masks]]] = None) -> list[dict]:
+def train(
+    model: nn.Module,
+    data: DataSplits,
+    cfg: DictConfig,
+    gen: torch.Generator,
+    phase: str,
+    masks: Optional[Masks] = None,
+    *,
+    start_epoch: int = 0,
+    resume: Optional[TrainProgress] = None,
+    on_epoch_end: Optional[Callable[[dict, TrainProgress], None]] = None,
+    on_step: Optional[Callable[[int], Optional[Masks]]] = None,
+) -> list[dict]:
     """Train from epoch `start_epoch` (or a checkpoint) to cfg.epochs; one history row per epoch.
 
     Masks stay enforced throughout. `start_epoch` > 0 resumes the LR schedule there (LR rewinding).
@@ -194,15 +205,22 @@ def train(model: nn.Module, data: DataSplits, cfg: DictConfig, gen: torch.Genera
             raise TrainingDiverged(
                 f"Training diverged in phase '{phase}', epoch {epoch + 1}: the training loss is {train_loss}. "
                 f"Lower the learning rate ({'train' if phase == 'dense' else 'finetune'}.lr="
-                f"{cfg.lr}) or add warm-up. Nothing was written to the shared results.")
+                f"{cfg.lr}) or add warm-up. Nothing was written to the shared results."
+            )
         row = {"phase": phase, "epoch": epoch + 1, "train_loss": train_loss, "lr": groups[0]["lr"]}
         if len(data.val_y):
             val = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size)
             row.update(val_loss=val.loss, val_accuracy=float((val.predictions == val.targets).float().mean()))
         history.append(row)
         epochs.set_postfix({k: round(v, 4) for k, v in row.items() if k not in ("phase", "epoch")})
-        log.log(logging.DEBUG if show_progress() else logging.INFO, "%s epoch %d/%d: %s", phase, epoch + 1,
-                cfg.epochs, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("phase", "epoch")))
+        log.log(
+            logging.DEBUG if show_progress() else logging.INFO,
+            "%s epoch %d/%d: %s",
+            phase,
+            epoch + 1,
+            cfg.epochs,
+            ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("phase", "epoch")),
+        )
         if on_epoch_end:
             on_epoch_end(row, TrainProgress(epoch + 1, optimizer.state_dict(), gen.get_state()))
     return history

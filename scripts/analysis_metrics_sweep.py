@@ -23,8 +23,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from prune_cli.analysis.recall_distortion import (load_predictions, randomisation_null,  # noqa: E402
-                                                  summarise_across_seeds)
+from prune_cli.analysis.recall_distortion import (  # noqa: E402
+    load_predictions,
+    randomisation_null,
+    summarise_across_seeds,
+)
 
 
 def main() -> None:
@@ -37,8 +40,17 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for prune-run")
     args = parser.parse_args()
     if not args.skip_run:
-        cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={args.results}", "metrics=full",
-               f"seed={args.seeds}", f"sparsity={args.sparsities}", *args.overrides]
+        cmd = [
+            sys.executable,
+            "-m",
+            "prune_cli.cli",
+            "-m",
+            f"results_dir={args.results}",
+            "metrics=full",
+            f"seed={args.seeds}",
+            f"sparsity={args.sparsities}",
+            *args.overrides,
+        ]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     pd.set_option("display.width", 200)
@@ -46,8 +58,11 @@ def main() -> None:
     rd = pd.read_csv(args.results / "recall_distortion.csv")
     summary = summarise_across_seeds(rd[rd.phase != "dense"], keys=["target_sparsity", "split", "phase"])
     print("\n1. intensification statistics, mean over seeds (95 % t-interval)")
-    print(summary[["target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high"]]
-          .to_string(index=False, float_format="%.4f"))
+    print(
+        summary[["target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high"]].to_string(
+            index=False, float_format="%.4f"
+        )
+    )
 
     runs = [p.parent for p in sorted(args.results.glob("runs/*/COMPLETE"))]
     preds = load_predictions(runs)
@@ -56,20 +71,32 @@ def main() -> None:
         models = pd.concat([preds[preds.model == "dense"], part])
         null = randomisation_null(models, n_perm=args.n_perm, seed=0)
         null = null[null.statistic != "T"]
-        print(null[["model", "statistic", "observed", "null_mean", "null_sd", "p_value", "p_value_code"]]
-              .to_string(index=False, float_format="%.4f"))
+        print(
+            null[["model", "statistic", "observed", "null_mean", "null_sd", "p_value", "p_value_code"]].to_string(
+                index=False, float_format="%.4f"
+            )
+        )
 
     m = pd.read_csv(args.results / "runs.csv")
-    keep = ["accuracy", "cka_linear_mean", "svcca_mean", "mia_loss_auc", "mia_confidence_auc",
-            "theoretical_speedup", "measured_speedup"]
+    keep = [
+        "accuracy",
+        "cka_linear_mean",
+        "svcca_mean",
+        "mia_loss_auc",
+        "mia_confidence_auc",
+        "theoretical_speedup",
+        "measured_speedup",
+    ]
     m = m[m.metric.isin(keep) & (m.phase != "dense") & m.split.isin(["test", "membership", "model"])]
     table = m.pivot_table(index=["target_sparsity", "phase"], columns="metric", values="value", aggfunc="mean")
     dense = m[m.metric.isin(["accuracy", "mia_loss_auc"])].pivot_table(
-        index=["target_sparsity", "phase"], columns="metric", values="dense_value", aggfunc="mean")
+        index=["target_sparsity", "phase"], columns="metric", values="dense_value", aggfunc="mean"
+    )
     table = table.join(dense.add_prefix("dense_"))
     print("\n3. other metrics, mean over seeds")
-    print(table[[c for c in ["dense_accuracy", *keep[:5], "dense_mia_loss_auc", *keep[5:]] if c in table]]
-          .to_string(float_format="%.4f"))
+    print(
+        table[[c for c in ["dense_accuracy", *keep[:5], "dense_mia_loss_auc", *keep[5:]] if c in table]].to_string(float_format="%.4f")
+    )
 
 
 if __name__ == "__main__":

@@ -44,8 +44,10 @@ def main() -> None:
     x = torch.randn(64, 40)
     assert torch.allclose(empirical_ntk(model, x), loop_ntk(model, x), rtol=1e-4, atol=1e-3)
     t_func, t_loop = best_of(lambda: empirical_ntk(model, x)), best_of(lambda: loop_ntk(model, x))
-    print(f"NTK, MLP 40-256-256-10, 64 inputs: torch.func {t_func * 1e3:.1f} ms, per-sample loop "
-          f"{t_loop * 1e3:.1f} ms, loop / func = {t_loop / t_func:.2f}x")
+    print(
+        f"NTK, MLP 40-256-256-10, 64 inputs: torch.func {t_func * 1e3:.1f} ms, per-sample loop "
+        f"{t_loop * 1e3:.1f} ms, loop / func = {t_loop / t_func:.2f}x"
+    )
 
     xs, ys = torch.randn(2048, 40), torch.randint(0, 10, (2048,))
     params = list(model.parameters())

@@ -32,8 +32,14 @@ def sweep(results: Path, cache: bool, epochs: int, dataset: str) -> float:
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         for method in METHODS:
             for sparsity in SPARSITIES:
-                overrides = [f"dataset={dataset}", f"train.epochs={epochs}", "finetune.epochs=2",
-                             f"sparsity={sparsity}", f"results_dir={results}", f"dense_cache.enabled={cache}"]
+                overrides = [
+                    f"dataset={dataset}",
+                    f"train.epochs={epochs}",
+                    "finetune.epochs=2",
+                    f"sparsity={sparsity}",
+                    f"results_dir={results}",
+                    f"dense_cache.enabled={cache}",
+                ]
                 if method == "magnitude_layerwise":
                     overrides += ["method=magnitude", "method.allocation=layerwise", "name=layerwise"]
                 else:
@@ -54,8 +60,10 @@ def main() -> None:
         without = sweep(Path(tmp) / "no_cache", False, args.epochs, args.dataset)
         with_cache = sweep(Path(tmp) / "cache", True, args.epochs, args.dataset)
     n = len(METHODS) * len(SPARSITIES)
-    print(f"sweep of {n} runs ({len(METHODS)} methods x {len(SPARSITIES)} sparsities x 1 seed), "
-          f"{args.dataset}, {args.epochs} dense epochs + 2 fine-tuning epochs each")
+    print(
+        f"sweep of {n} runs ({len(METHODS)} methods x {len(SPARSITIES)} sparsities x 1 seed), "
+        f"{args.dataset}, {args.epochs} dense epochs + 2 fine-tuning epochs each"
+    )
     print(f"without dense cache: {without:.1f} s; with dense cache: {with_cache:.1f} s")
     print(f"speed-up with the cache = {without / with_cache:.2f}x")
 

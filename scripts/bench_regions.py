@@ -27,7 +27,7 @@ def sampled_count(net, a, b, n: int, batch: int = 8192) -> int:
     t = torch.linspace(0, 1, n, dtype=torch.float64)
     changes, prev = 0, None
     for s in range(0, n, batch):
-        x = a[None] + t[s:s + batch].reshape(-1, *[1] * a.dim()) * (b - a)[None]
+        x = a[None] + t[s : s + batch].reshape(-1, *[1] * a.dim()) * (b - a)[None]
         with torch.no_grad():
             p = pattern(tracer, x)
         if prev is not None:
@@ -52,9 +52,12 @@ def bench_line(name, net, a, b, max_samples):
     n = tried
     reached = found >= exact
     ratio = t_sample / t_exact
-    print(f"line  {name:28s} exact {exact:6d} regions in {t_exact:8.3f} s | sampling {n:8d} points: {found:6d} "
-          f"regions in {t_sample:8.3f} s | {'reached' if reached else 'NOT reached'} | "
-          f"speed ratio (sampling/exact) {'' if reached else '>= '}{ratio:.1f}x", flush=True)
+    print(
+        f"line  {name:28s} exact {exact:6d} regions in {t_exact:8.3f} s | sampling {n:8d} points: {found:6d} "
+        f"regions in {t_sample:8.3f} s | {'reached' if reached else 'NOT reached'} | "
+        f"speed ratio (sampling/exact) {'' if reached else '>= '}{ratio:.1f}x",
+        flush=True,
+    )
 
 
 def bench_plane(name, net, plane):
@@ -72,11 +75,12 @@ def main() -> None:
     mnist_like[:, :, 6:22, 6:22] = torch.rand(3, 1, 16, 16)  # constant background like MNIST
     for widths in ([64, 64], [256, 256, 256]):
         net = prepare(MLP(784, widths, 10))
-        bench_line(f"MLP 784-{'-'.join(map(str, widths))}-10", net, mnist_like[0].flatten().double(),
-                   mnist_like[1].flatten().double(), 2 ** 22)
+        bench_line(
+            f"MLP 784-{'-'.join(map(str, widths))}-10", net, mnist_like[0].flatten().double(), mnist_like[1].flatten().double(), 2**22
+        )
     lenet = prepare(build_lenet5(None, (1, 28, 28), 10))
     if not args.quick:
-        bench_line("LeNet-5", lenet, mnist_like[0].double(), mnist_like[1].double(), 2 ** 17)
+        bench_line("LeNet-5", lenet, mnist_like[0].double(), mnist_like[1].double(), 2**17)
     mlp = prepare(MLP(784, [64, 64], 10))
     bench_plane("MLP 784-64-64-10, box [0,1]", mlp, make_plane(mnist_like.reshape(3, -1), "box", box=(0.0, 1.0)))
     if not args.quick:

@@ -27,7 +27,7 @@ def bare_epoch(model, x, y, batch_size, optimizer, gen, masks):
     loss_fn = nn.CrossEntropyLoss()
     order = torch.randperm(len(y), generator=gen)
     for start in range(0, len(y), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         loss = loss_fn(model(x[idx]), y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -50,8 +50,7 @@ def main() -> None:
     x, y = torch.randn(args.samples, 40), torch.randint(0, 10, (args.samples,))
     empty = torch.zeros(0, 40), torch.zeros(0, dtype=torch.long)
     data = DataSplits(x, y, *empty, x[:1000], y[:1000], num_classes=10)
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig),
-                          {"epochs": 1, "batch_size": args.batch_size, "lr": 0.01, "momentum": 0.9})
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 1, "batch_size": args.batch_size, "lr": 0.01, "momentum": 0.9})
 
     runner_model, bare_model = MLP(40, [args.width] * 2, 10), MLP(40, [args.width] * 2, 10)
     masks = {n: torch.rand_like(p) > 0.9 for n, p in runner_model.named_parameters() if n.endswith("weight")}
@@ -79,8 +78,10 @@ def main() -> None:
             runner.append(time_runner())
             bare.append(time_bare())
     r, b = statistics.median(runner), statistics.median(bare)
-    print(f"threads={torch.get_num_threads()} model=MLP(40-{args.width}-{args.width}-10) samples={args.samples} "
-          f"batch={args.batch_size} masked={args.masked}")
+    print(
+        f"threads={torch.get_num_threads()} model=MLP(40-{args.width}-{args.width}-10) samples={args.samples} "
+        f"batch={args.batch_size} masked={args.masked}"
+    )
     print(f"runner epoch median {r * 1e3:.1f} ms, bare PyTorch epoch median {b * 1e3:.1f} ms")
     print(f"ratio runner/bare = {r / b:.3f}  (target <= 1.10)")
 

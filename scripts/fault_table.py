@@ -31,10 +31,22 @@ sys.path.insert(0, str(REPO))
 
 from prune_cli.core import crashpoints  # noqa: E402
 
-FAST = ["dataset=synthetic", "dataset.samples_per_class=60", "dataset.test_samples_per_class=30", "model=mlp",
-        "model.widths=[16,16]", "train.epochs=2", "finetune.epochs=1", "train.batch_size=32", "finetune.batch_size=32"]
-KEY = {"runs.csv": ["run_id", "phase", "split", "metric"], "per_class.csv": ["run_id", "phase", "split", "class"],
-       "layers.csv": ["run_id", "phase", "layer"]}
+FAST = [
+    "dataset=synthetic",
+    "dataset.samples_per_class=60",
+    "dataset.test_samples_per_class=30",
+    "model=mlp",
+    "model.widths=[16,16]",
+    "train.epochs=2",
+    "finetune.epochs=1",
+    "train.batch_size=32",
+    "finetune.batch_size=32",
+]
+KEY = {
+    "runs.csv": ["run_id", "phase", "split", "metric"],
+    "per_class.csv": ["run_id", "phase", "split", "class"],
+    "layers.csv": ["run_id", "phase", "layer"],
+}
 
 
 def prune_run(args, results, cwd=None, env=None, wait=True):
@@ -42,8 +54,9 @@ def prune_run(args, results, cwd=None, env=None, wait=True):
     if cwd is None:
         Path(results).parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
-    proc = subprocess.Popen(cmd, cwd=cwd or Path(results).parent, env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd or Path(results).parent, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     if not wait:
         return proc
     out, err = proc.communicate(timeout=600)
@@ -73,35 +86,59 @@ def bad_inputs(work: Path) -> list[str]:
     afile = work / "a_file"
     afile.write_text("")
     cases = [
-        ("type", ["sparsity=abc"]), ("range", ["sparsity=1.5"]), ("range", ["sparsity=-0.1"]),
-        ("range", ["seed=-1"]), ("type", ["train.epochs=two"]), ("range", ["train.epochs=-1"]),
-        ("range", ["train.lr=-0.1"]), ("range", ["train.momentum=1.5"]), ("choice", ["train.optimizer=adagrad"]),
-        ("choice", ["train.lr_schedule=step"]), ("range", ["train.milestones=[5,2]"]),
-        ("range", ["train.batch_size=0"]), ("choice", ["device=tpu"]), ("range", ["dataset.val_fraction=1.5"]),
+        ("type", ["sparsity=abc"]),
+        ("range", ["sparsity=1.5"]),
+        ("range", ["sparsity=-0.1"]),
+        ("range", ["seed=-1"]),
+        ("type", ["train.epochs=two"]),
+        ("range", ["train.epochs=-1"]),
+        ("range", ["train.lr=-0.1"]),
+        ("range", ["train.momentum=1.5"]),
+        ("choice", ["train.optimizer=adagrad"]),
+        ("choice", ["train.lr_schedule=step"]),
+        ("range", ["train.milestones=[5,2]"]),
+        ("range", ["train.batch_size=0"]),
+        ("choice", ["device=tpu"]),
+        ("range", ["dataset.val_fraction=1.5"]),
         ("range", ["dataset.imbalance=longtail", "dataset.longtail_ratio=0.5"]),
-        ("combination", ["dataset.imbalance=counts"]), ("choice", ["dataset.kind=moons"]),
-        ("range", ["dataset.noise=-1"]), ("choice", ["method=foo"]), ("choice", ["model=foo"]),
-        ("choice", ["schedule=foo"]), ("choice", ["method.allocation=foo"]), ("choice", ["method.structure=foo"]),
-        ("choice", ["method.score=foo"]), ("combination", ["method.allocation=explicit"]),
+        ("combination", ["dataset.imbalance=counts"]),
+        ("choice", ["dataset.kind=moons"]),
+        ("range", ["dataset.noise=-1"]),
+        ("choice", ["method=foo"]),
+        ("choice", ["model=foo"]),
+        ("choice", ["schedule=foo"]),
+        ("choice", ["method.allocation=foo"]),
+        ("choice", ["method.structure=foo"]),
+        ("choice", ["method.score=foo"]),
+        ("combination", ["method.allocation=explicit"]),
         ("combination", ["method.structure=nm", "method.allocation=layerwise"]),
         ("combination", ["schedule.restart_from=rewind", "schedule.rewind_epoch=99"]),
         ("combination", ["schedule=iterative", "schedule.score_weights=init", "schedule.rounds=3"]),
         ("choice", ["metrics.splits=[train]"]),
         ("choice", ["metrics.regions.enabled=true", "metrics.regions.method=grid"]),
-        ("typo", ["+train.epoch=50"]), ("typo", ["+method.sparsity=0.5"]), ("typo", ["+metrics.regions.enabld=true"]),
-        ("typo", ["+seeed=1"]), ("typo", ["train.epoch=50"]), ("path escape", ["name=../../x"]),
-        ("path escape", ["name=a/b"]), ("path escape", ["name="]),
-        ("unwritable", ["results_dir=" + str(afile)]), ("unwritable", ["results_dir=/proc/prune-cli"]),
+        ("typo", ["+train.epoch=50"]),
+        ("typo", ["+method.sparsity=0.5"]),
+        ("typo", ["+metrics.regions.enabld=true"]),
+        ("typo", ["+seeed=1"]),
+        ("typo", ["train.epoch=50"]),
+        ("path escape", ["name=../../x"]),
+        ("path escape", ["name=a/b"]),
+        ("path escape", ["name="]),
+        ("unwritable", ["results_dir=" + str(afile)]),
+        ("unwritable", ["results_dir=/proc/prune-cli"]),
         ("missing file", ["dataset=cifar10", "dataset.root=/nonexistent", "model=resnet20"]),
         ("corrupt file", ["dataset=cifar10", f"dataset.root={data / 'truncated'}", "model=resnet20"]),
         ("untrusted file", ["dataset=cifar10", f"dataset.root={data / 'malicious'}", "model=resnet20"]),
         ("missing file", ["method.allocation=matched", "method.match_masks=/nonexistent/masks.pt"]),
         ("corrupt file", ["method.allocation=matched", f"method.match_masks={garbage}"]),
-        ("shape", ["model=resnet20"]), ("shape", ["model=lenet5"]),
+        ("shape", ["model=resnet20"]),
+        ("shape", ["model=lenet5"]),
         ("diverges", ["train.lr=1e12"]),
     ]
-    rows = ["| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | "
-            "nothing new outside runs/ |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, (kind, args) in enumerate(cases, 1):
         groups = tuple(a.split("=")[0] for a in args if "." not in a.split("=")[0] and not a.startswith("+"))
         fast = [a for a in FAST if not a.startswith(groups)] if groups else FAST
@@ -113,9 +150,11 @@ def bad_inputs(work: Path) -> list[str]:
         unchanged = snapshot(results) == before
         new_runs = sorted(set(p.name for p in (results / "runs").iterdir()) - set(runs_before))
         outside_clean = sorted(p.name for p in work.iterdir()) == before_names
-        rows.append(f"| {i} | {kind} | `{' '.join(args)}` | {code} | {first_message(err)} | "
-                    f"{'yes' if 'Traceback' in err else 'no'} | {'yes' if unchanged else 'NO'} | "
-                    f"{'yes' if outside_clean else 'NO'}{' (run dir: failed.json)' if new_runs else ''} |")
+        rows.append(
+            f"| {i} | {kind} | `{' '.join(args)}` | {code} | {first_message(err)} | "
+            f"{'yes' if 'Traceback' in err else 'no'} | {'yes' if unchanged else 'NO'} | "
+            f"{'yes' if outside_clean else 'NO'}{' (run dir: failed.json)' if new_runs else ''} |"
+        )
         for name in new_runs:  # a run that failed after starting keeps failed.json; clear it for the next case
             shutil.rmtree(results / "runs" / name)
     return rows
@@ -171,8 +210,10 @@ def faults(work: Path) -> list[str]:
     procs = [prune_run([*FAST], r, wait=False) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     msg = next((e for _, e in outs if "another process" in e), "").strip().splitlines()
-    rows.append(f"| same run id started twice at once | {[p.returncode for p in procs]} | "
-                f"{(msg[0] if msg else '(the second found it complete)')[:120]} | {rows_once(r, 1)} |")
+    rows.append(
+        f"| same run id started twice at once | {[p.returncode for p in procs]} | "
+        f"{(msg[0] if msg else '(the second found it complete)')[:120]} | {rows_once(r, 1)} |"
+    )
     # a repeated sweep value
     r = fresh("seed00")
     code, _, err = prune_run(["-m", *FAST, "seed=0,0"], r)
@@ -186,8 +227,10 @@ def faults(work: Path) -> list[str]:
         p.send_signal(sig)
         _, err = p.communicate(timeout=600)
         code2, _, _ = prune_run([*long], r)
-        rows.append(f"| {signal.Signals(sig).name} during training, then the same command | {p.returncode}, "
-                    f"{code2} | {first_message(err)} | {rows_once(r, 1)} |")
+        rows.append(
+            f"| {signal.Signals(sig).name} during training, then the same command | {p.returncode}, "
+            f"{code2} | {first_message(err)} | {rows_once(r, 1)} |"
+        )
     r = fresh("corrupt_state")
     p = prune_run([*long], r, wait=False)
     while not list(r.glob("runs/*/state.pt")):
@@ -197,46 +240,60 @@ def faults(work: Path) -> list[str]:
     state = next(r.glob("runs/*/state.pt"))
     state.write_bytes(state.read_bytes()[:200])
     code, _, _ = prune_run([*long], r)
-    rows.append(f"| truncated state.pt, then the same command | {code} | "
-                f"{unreadable_warning(r, 'runs/*/prune-run.log')} | {rows_once(r, 1)} |")
+    rows.append(
+        f"| truncated state.pt, then the same command | {code} | {unreadable_warning(r, 'runs/*/prune-run.log')} | {rows_once(r, 1)} |"
+    )
     r = fresh("corrupt_cache")
     prune_run([*FAST, "sparsity=0.5"], r)
     entry = next(p for p in (r / "dense_cache").iterdir() if p.is_dir())
     (entry / "dense.pt").write_bytes(b"garbage")
     code, _, _ = prune_run([*FAST, "sparsity=0.7"], r)
-    rows.append(f"| garbage dense_cache/<key>/dense.pt, then another run of that seed | {code} | "
-                f"{unreadable_warning(r, 'runs/*s0.7*/prune-run.log')} | {rows_once(r, 2)} |")
+    rows.append(
+        f"| garbage dense_cache/<key>/dense.pt, then another run of that seed | {code} | "
+        f"{unreadable_warning(r, 'runs/*s0.7*/prune-run.log')} | {rows_once(r, 2)} |"
+    )
     r = fresh("torn")
     prune_run([*FAST, "sparsity=0.5"], r)
     with open(r / "runs.csv", "a") as f:
         f.write("torn,line,without,newl")
     code, _, _ = prune_run([*FAST, "sparsity=0.7"], r)
-    rows.append(f"| runs.csv ends in a torn line, then a run | {code} | cut into {next(r.glob('runs.csv.torn-*')).name} "
-                f"| {rows_once(r, 2)} |")
+    rows.append(
+        f"| runs.csv ends in a torn line, then a run | {code} | cut into {next(r.glob('runs.csv.torn-*')).name} | {rows_once(r, 2)} |"
+    )
     r = fresh("schema")
-    prune_run([*FAST, "sparsity=0.5", "metrics.regions.enabled=true", "metrics.regions.method=sample",
-               "metrics.regions.samples=200"], r)
-    code, _, err = prune_run([*FAST, "sparsity=0.7", "metrics.regions.enabled=true", "metrics.regions.method=line",
-                              "metrics.regions.segments=2"], r)
+    prune_run(
+        [*FAST, "sparsity=0.5", "metrics.regions.enabled=true", "metrics.regions.method=sample", "metrics.regions.samples=200"], r
+    )
+    code, _, err = prune_run(
+        [*FAST, "sparsity=0.7", "metrics.regions.enabled=true", "metrics.regions.method=line", "metrics.regions.segments=2"], r
+    )
     cols = pd.read_csv(r / "regions.csv")
-    rows.append(f"| a run whose regions.csv has other columns | {code} | regions.csv grew to {len(cols.columns)} "
-                f"columns, {len(cols)} rows | {rows_once(r, 2)} |")
+    rows.append(
+        f"| a run whose regions.csv has other columns | {code} | regions.csv grew to {len(cols.columns)} "
+        f"columns, {len(cols)} rows | {rows_once(r, 2)} |"
+    )
     r = fresh("shared_flag")
     prune_run([*FAST, "shared_results=false"], r)
     code, _, _ = prune_run([*FAST], r)
-    rows.append(f"| `shared_results=false`, then the same command with true | {code} | rows appended from the "
-                f"run's files | {rows_once(r, 1)} |")
+    rows.append(
+        f"| `shared_results=false`, then the same command with true | {code} | rows appended from the "
+        f"run's files | {rows_once(r, 1)} |"
+    )
     r = fresh("symlink")
     r.mkdir(parents=True)
     (work / "symlink" / "elsewhere.csv").write_text("x\n")
     (r / "runs.csv").symlink_to(work / "symlink" / "elsewhere.csv")
     code, _, err = prune_run([*FAST], r)
-    rows.append(f"| runs.csv is a symlink | {code} | {first_message(err)[:120]} | refused; target unchanged: "
-                f"{(work / 'symlink' / 'elsewhere.csv').read_text() == 'x' + chr(10)} |")
+    rows.append(
+        f"| runs.csv is a symlink | {code} | {first_message(err)[:120]} | refused; target unchanged: "
+        f"{(work / 'symlink' / 'elsewhere.csv').read_text() == 'x' + chr(10)} |"
+    )
     r = fresh("sweep")
     code, _, err = prune_run(["-m", *FAST, "train.lr=1e12,0.05"], r)
-    rows.append(f"| a sweep in which one of two runs diverges | {code} | "
-                f"{[x for x in err.splitlines() if 'runs failed' in x][0]} | {rows_once(r, 1)} |")
+    rows.append(
+        f"| a sweep in which one of two runs diverges | {code} | "
+        f"{[x for x in err.splitlines() if 'runs failed' in x][0]} | {rows_once(r, 1)} |"
+    )
     return rows
 
 
@@ -252,19 +309,30 @@ def kills(work: Path) -> list[str]:
         return out
 
     want = table(ref)
-    rows = ["| killed at | exit of the killed run | exit of the restart | duplicated rows | lost rows | "
-            "values equal the uninterrupted run |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| killed at | exit of the killed run | exit of the restart | duplicated rows | lost rows | "
+        "values equal the uninterrupted run |",
+        "|---|---|---|---|---|---|",
+    ]
     for point in crashpoints.POINTS:
         r = work / f"kill-{point}" / "results"
         code1, _, _ = prune_run([*FAST, "sparsity=0.5"], r, env={crashpoints.ENV: point})
         code2, _, _ = prune_run([*FAST, "sparsity=0.5"], r)
         got = table(r)
         dup = sum(int(got[n][0].duplicated(k).sum()) for n, (_, k) in want.items())
-        lost = sum(len(want[n][0].merge(got[n][0][k], on=k, how="left", indicator=True).query(
-            "_merge == 'left_only'")) for n, (_, k) in want.items())
+        lost = sum(
+            len(want[n][0].merge(got[n][0][k], on=k, how="left", indicator=True).query("_merge == 'left_only'"))
+            for n, (_, k) in want.items()
+        )
         volatile = ["timestamp", "git_sha", "git_dirty"]
-        equal = all(got[n][0].drop(columns=volatile).sort_values(k).reset_index(drop=True).equals(
-            want[n][0].drop(columns=volatile).sort_values(k).reset_index(drop=True)) for n, (_, k) in want.items())
+        equal = all(
+            got[n][0]
+            .drop(columns=volatile)
+            .sort_values(k)
+            .reset_index(drop=True)
+            .equals(want[n][0].drop(columns=volatile).sort_values(k).reset_index(drop=True))
+            for n, (_, k) in want.items()
+        )
         rows.append(f"| `{point}` | {code1} | {code2} | {dup} | {lost} | {'yes' if equal else 'NO'} |")
     return rows
 

@@ -31,11 +31,24 @@ REPO = Path(__file__).resolve().parent.parent
 SETTINGS = [("lookahead", "layerwise"), ("magnitude", "layerwise"), ("magnitude", "global")]
 
 
-def run(results_dir: Path, method: str, allocation: str, sparsities: str, seeds: str, widths: str,
-        extra: list[str]) -> None:
-    cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}", "dataset=mnist1d",
-           "model=mlp", f"model.widths={widths}", "schedule=oneshot", f"method={method}", f"method.allocation={allocation}",
-           "method.allow_collapse=true", f"sparsity={sparsities}", f"seed={seeds}", *extra]
+def run(results_dir: Path, method: str, allocation: str, sparsities: str, seeds: str, widths: str, extra: list[str]) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "prune_cli.cli",
+        "-m",
+        f"results_dir={results_dir}",
+        "dataset=mnist1d",
+        "model=mlp",
+        f"model.widths={widths}",
+        "schedule=oneshot",
+        f"method={method}",
+        f"method.allocation={allocation}",
+        "method.allow_collapse=true",
+        f"sparsity={sparsities}",
+        f"seed={seeds}",
+        *extra,
+    ]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     subprocess.run(cmd, check=True, cwd=REPO, env=env)
@@ -62,8 +75,7 @@ def main() -> None:
     args = p.parse_args()
     if not args.table_only:
         for method, allocation in SETTINGS:
-            run(args.results_dir.resolve(), method, allocation, args.sparsities, args.seeds, args.widths,
-                args.overrides)
+            run(args.results_dir.resolve(), method, allocation, args.sparsities, args.seeds, args.widths, args.overrides)
     dense = pd.read_csv(args.results_dir / "runs.csv")
     dense = dense[(dense.split == "test") & (dense.metric == "accuracy") & (dense.phase == "dense")]
     dense = dense.drop_duplicates("run_id")

@@ -36,9 +36,19 @@ def random_pruning_ntk(width: int, depth: int, p: float, seed: int, n_inputs: in
     model = NTKMLP(input_dim, [width] * (depth - 1), 1, rescale=True)
     x = unit_scaled_inputs(n_inputs, input_dim, seed + 10_000)
     dense = empirical_ntk(model, x)
-    method = OmegaConf.create({"name": "random", "score": "random", "allocation": "layerwise",
-                               "structure": "unstructured", "sampling": "bernoulli", "exclude": [],
-                               "exclude_classifier": False, "exclude_first": False, "allow_collapse": False})
+    method = OmegaConf.create(
+        {
+            "name": "random",
+            "score": "random",
+            "allocation": "layerwise",
+            "structure": "unstructured",
+            "sampling": "bernoulli",
+            "exclude": [],
+            "exclude_classifier": False,
+            "exclude_first": False,
+            "allow_collapse": False,
+        }
+    )
     # A seed different from the init's: torch.rand and torch.randn drawn from the same seed are
     # correlated (randn transforms the same uniform stream), which would tie masks to weight signs.
     masks = prune(model, p, PruneContext(method=method, generator=torch.Generator().manual_seed(seed + 1_000_003)))

@@ -50,9 +50,19 @@ def main() -> None:
             for seed in range(args.seeds):
                 r = random_pruning_ntk(width, args.depth, p, seed)
                 for arm in ("rescale", "none"):
-                    rows.append({"width": width, "depth": args.depth, "p": p, "seed": seed, "rescale": arm,
-                                 "realised_density": r["realised_density"], "ntk_rel_err_dense": r[arm]["rel_dist"],
-                                 "ntk_mean_ratio": r[arm]["mean_ratio"], "calibration_dense_vs_dense": calib})
+                    rows.append(
+                        {
+                            "width": width,
+                            "depth": args.depth,
+                            "p": p,
+                            "seed": seed,
+                            "rescale": arm,
+                            "realised_density": r["realised_density"],
+                            "ntk_rel_err_dense": r[arm]["rel_dist"],
+                            "ntk_mean_ratio": r[arm]["mean_ratio"],
+                            "calibration_dense_vs_dense": calib,
+                        }
+                    )
         print(f"# width {width} done ({time.perf_counter() - start:.0f} s)", flush=True)
     df = pd.DataFrame(rows)
     if args.csv:
@@ -64,16 +74,25 @@ def main() -> None:
     table = []
     for (width, p), g in df.groupby(["width", "p"]):
         on, off = g[g.rescale == "rescale"], g[g.rescale == "none"]
-        table.append({"width": width, "p": p, "q^L": f"{(1 - p) ** args.depth:.4g}",
-                      "dist rescale": fmt(on.ntk_rel_err_dense), "mean ratio rescale": fmt(on.ntk_mean_ratio),
-                      "dist none": fmt(off.ntk_rel_err_dense), "mean ratio none": f"{off.ntk_mean_ratio.mean():.4g}",
-                      "dense vs dense": f"{g.calibration_dense_vs_dense.iloc[0]:.3f}"})
+        table.append(
+            {
+                "width": width,
+                "p": p,
+                "q^L": f"{(1 - p) ** args.depth:.4g}",
+                "dist rescale": fmt(on.ntk_rel_err_dense),
+                "mean ratio rescale": fmt(on.ntk_mean_ratio),
+                "dist none": fmt(off.ntk_rel_err_dense),
+                "mean ratio none": f"{off.ntk_mean_ratio.mean():.4g}",
+                "dense vs dense": f"{g.calibration_dense_vs_dense.iloc[0]:.3f}",
+            }
+        )
     print(pd.DataFrame(table).to_markdown(index=False) if _has_tabulate() else pd.DataFrame(table).to_string(index=False))
 
 
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401
+
         return True
     except ImportError:
         return False

@@ -23,11 +23,25 @@ import pandas as pd
 
 
 def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> None:
-    args = ["dataset=mnist1d", "model=mlp", "model.widths=[100,100]", f"seed={seed}", f"train.l1={l1}",
-            f"train.epochs={epochs}", "train.lr=0.01", "train.lr_schedule=constant", "train.weight_decay=0",
-            "train.batch_size=128", "finetune.epochs=0", "metrics.pruning_limit.enabled=true",
-            "metrics.pruning_limit.ratios=1000", "metrics.pruning_limit.lanczos_iter=128",
-            "metrics.pruning_limit.samples=0", f"name=limit-l1{l1:g}", *extra]
+    args = [
+        "dataset=mnist1d",
+        "model=mlp",
+        "model.widths=[100,100]",
+        f"seed={seed}",
+        f"train.l1={l1}",
+        f"train.epochs={epochs}",
+        "train.lr=0.01",
+        "train.lr_schedule=constant",
+        "train.weight_decay=0",
+        "train.batch_size=128",
+        "finetune.epochs=0",
+        "metrics.pruning_limit.enabled=true",
+        "metrics.pruning_limit.ratios=1000",
+        "metrics.pruning_limit.lanczos_iter=128",
+        "metrics.pruning_limit.samples=0",
+        f"name=limit-l1{l1:g}",
+        *extra,
+    ]
     cmd = [sys.executable, "-m", "prune_cli.cli", f"results_dir={results}", *args]
     print("$", " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"}, stdout=subprocess.DEVNULL)
@@ -36,16 +50,31 @@ def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> N
 def summary(results: Path) -> pd.DataFrame:
     runs = pd.read_csv(results / "runs.csv")
     dense = runs[runs.phase == "dense"]
-    wanted = ["limit_eps", "limit_trace_hutchinson", "limit_trace_abs_slq", "limit_rho_hat", "limit_rho_hat_bound_abs",
-              "limit_rho_hat_bound_hutch", "limit_actual_strict", "limit_actual_tol_0pp", "limit_actual_tol_0.5pp",
-              "limit_actual_tol_1pp"]
+    wanted = [
+        "limit_eps",
+        "limit_trace_hutchinson",
+        "limit_trace_abs_slq",
+        "limit_rho_hat",
+        "limit_rho_hat_bound_abs",
+        "limit_rho_hat_bound_hutch",
+        "limit_actual_strict",
+        "limit_actual_tol_0pp",
+        "limit_actual_tol_0.5pp",
+        "limit_actual_tol_1pp",
+    ]
     rows = []
     for run_id, g in dense.groupby("run_id"):
         v = g.set_index("metric").value
         acc = g[(g.metric == "accuracy") & (g.split == "test")].value.iloc[0]
         name = g.name.iloc[0]
-        rows.append({"run": name, "seed": int(g.seed.iloc[0]), "dense_test_acc": round(acc, 4),
-                     **{k.replace("limit_", ""): v.get(k) for k in wanted}})
+        rows.append(
+            {
+                "run": name,
+                "seed": int(g.seed.iloc[0]),
+                "dense_test_acc": round(acc, 4),
+                **{k.replace("limit_", ""): v.get(k) for k in wanted},
+            }
+        )
     return pd.DataFrame(rows).sort_values(["run", "seed"])
 
 

@@ -31,18 +31,35 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     args, overrides = parser.parse_known_args()
     results = Path(args.results_dir).resolve()
-    cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results}", "dataset=mnist1d", "model=mlp",
-           "method=random", "method.sampling=exact", "method.allow_collapse=true", "schedule=oneshot",
-           f"method.allocation={','.join(ALLOCATIONS)}", f"sparsity={args.sparsities}", f"seed={args.seeds}",
-           "name=random_erk_vs_layerwise", *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "prune_cli.cli",
+        "-m",
+        f"results_dir={results}",
+        "dataset=mnist1d",
+        "model=mlp",
+        "method=random",
+        "method.sampling=exact",
+        "method.allow_collapse=true",
+        "schedule=oneshot",
+        f"method.allocation={','.join(ALLOCATIONS)}",
+        f"sparsity={args.sparsities}",
+        f"seed={args.seeds}",
+        "name=random_erk_vs_layerwise",
+        *overrides,
+    ]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     df = pd.read_csv(results / "runs.csv")
     df = df[(df["name"] == "random_erk_vs_layerwise") & (df["split"] == "test") & (df["metric"] == "accuracy")]
     df = df.drop_duplicates(["run_id", "phase"], keep="last")
-    table = (df[df["phase"].isin(["pruned", "finetuned"])]
-             .groupby(["target_sparsity", "allocation", "phase"])["value"]
-             .agg(["mean", "std", "count"]).reset_index())
+    table = (
+        df[df["phase"].isin(["pruned", "finetuned"])]
+        .groupby(["target_sparsity", "allocation", "phase"])["value"]
+        .agg(["mean", "std", "count"])
+        .reset_index()
+    )
     table["acc"] = table.apply(lambda r: f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f} (n={int(r['count'])})", axis=1)
     wide = table.pivot_table(index="target_sparsity", columns=["phase", "allocation"], values="acc", aggfunc="first")
     dense = df[df["phase"] == "dense"]["value"]

@@ -31,12 +31,30 @@ def main() -> None:
     out = Path(args.out)
     sparsities = ",".join(str(round(1 - float(d), 6)) for d in args.densities.split(","))
     if not args.skip_run:
-        cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={out}", "dataset=mnist1d", "model=mlp",
-               "model.widths=[100,100]", "method=region_bound", "method.allocation=layerwise,region_bound",
-               f"sparsity={sparsities}", f"seed={args.seeds}", f"train.epochs={args.epochs}",
-               f"finetune.epochs={args.epochs}", "train.lr=0.05", "finetune.lr=0.01",
-               "metrics.regions.enabled=true", "metrics.regions.method=line", "metrics.regions.segments=10",
-               "metrics.regions.rank_models=[binomial]", "metrics.per_class=false", "name=regions_sweep"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "prune_cli.cli",
+            "-m",
+            f"results_dir={out}",
+            "dataset=mnist1d",
+            "model=mlp",
+            "model.widths=[100,100]",
+            "method=region_bound",
+            "method.allocation=layerwise,region_bound",
+            f"sparsity={sparsities}",
+            f"seed={args.seeds}",
+            f"train.epochs={args.epochs}",
+            f"finetune.epochs={args.epochs}",
+            "train.lr=0.05",
+            "finetune.lr=0.01",
+            "metrics.regions.enabled=true",
+            "metrics.regions.method=line",
+            "metrics.regions.segments=10",
+            "metrics.regions.rank_models=[binomial]",
+            "metrics.per_class=false",
+            "name=regions_sweep",
+        ]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     runs = pd.read_csv(out / "runs.csv")
@@ -45,21 +63,37 @@ def main() -> None:
     acc = runs[(runs.metric == "accuracy") & (runs.split == "test")]
     acc = acc.pivot_table(index=["allocation", "target_sparsity", "seed"], columns="phase", values="value")
     reg = regions.groupby(["allocation", "target_sparsity", "seed", "phase"])["count"].mean().unstack("phase")
-    bound = regions[regions.phase == "finetuned"].groupby(["allocation", "target_sparsity", "seed"])[
-        "bound_ln_expected_binomial"].first()
+    bound = (
+        regions[regions.phase == "finetuned"].groupby(["allocation", "target_sparsity", "seed"])["bound_ln_expected_binomial"].first()
+    )
     dens = layers[(layers.phase == "finetuned") & layers.prunable].pivot_table(
-        index=["allocation", "target_sparsity", "seed"], columns="layer", values="density")
-    table = pd.DataFrame({
-        "acc_dense": acc["dense"], "acc_pruned": acc["pruned"], "acc_finetuned": acc["finetuned"],
-        "regions_line_dense": reg["dense"], "regions_line_finetuned": reg["finetuned"],
-        "lnEUB_n0=1": bound, "p1": dens.iloc[:, 0], "p2": dens.iloc[:, 1]}).reset_index()
-    table["lnEUB_n0=40"] = [expected_bound([40, 100, 100, 10], [p1, p2, 1.0])
-                            for p1, p2 in zip(table.p1, table.p2)]
+        index=["allocation", "target_sparsity", "seed"], columns="layer", values="density"
+    )
+    table = pd.DataFrame(
+        {
+            "acc_dense": acc["dense"],
+            "acc_pruned": acc["pruned"],
+            "acc_finetuned": acc["finetuned"],
+            "regions_line_dense": reg["dense"],
+            "regions_line_finetuned": reg["finetuned"],
+            "lnEUB_n0=1": bound,
+            "p1": dens.iloc[:, 0],
+            "p2": dens.iloc[:, 1],
+        }
+    ).reset_index()
+    table["lnEUB_n0=40"] = [expected_bound([40, 100, 100, 10], [p1, p2, 1.0]) for p1, p2 in zip(table.p1, table.p2)]
     table["density"] = (1 - table.target_sparsity).round(6)
     summary = table.groupby(["density", "allocation"]).agg(
-        seeds=("seed", "nunique"), acc_mean=("acc_finetuned", "mean"), acc_std=("acc_finetuned", "std"),
-        acc_pruned=("acc_pruned", "mean"), regions_line=("regions_line_finetuned", "mean"),
-        lnEUB_n0_1=("lnEUB_n0=1", "mean"), lnEUB_n0_40=("lnEUB_n0=40", "mean"), p1=("p1", "mean"), p2=("p2", "mean"))
+        seeds=("seed", "nunique"),
+        acc_mean=("acc_finetuned", "mean"),
+        acc_std=("acc_finetuned", "std"),
+        acc_pruned=("acc_pruned", "mean"),
+        regions_line=("regions_line_finetuned", "mean"),
+        lnEUB_n0_1=("lnEUB_n0=1", "mean"),
+        lnEUB_n0_40=("lnEUB_n0=40", "mean"),
+        p1=("p1", "mean"),
+        p2=("p2", "mean"),
+    )
     summary = summary.sort_index(ascending=[False, True])
     pd.set_option("display.width", 200)
     print(summary.to_string(float_format=lambda v: f"{v:.4g}"))

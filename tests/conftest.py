@@ -17,9 +17,17 @@ REPO = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)  # tiny tensors: one thread is faster, and subprocess tests get the other core
 
 # Small, fast end-to-end settings: synthetic blobs, a tiny MLP, one or two epochs.
-FAST = ["dataset=synthetic", "dataset.samples_per_class=60", "dataset.test_samples_per_class=30",
-        "model=mlp", "model.widths=[16,16]", "train.epochs=2", "finetune.epochs=1", "train.batch_size=32",
-        "finetune.batch_size=32"]
+FAST = [
+    "dataset=synthetic",
+    "dataset.samples_per_class=60",
+    "dataset.test_samples_per_class=30",
+    "model=mlp",
+    "model.widths=[16,16]",
+    "train.epochs=2",
+    "finetune.epochs=1",
+    "train.batch_size=32",
+    "finetune.batch_size=32",
+]
 
 
 def run_cli(args: list[str], results_dir: Path, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -43,8 +51,16 @@ def tiny_data() -> DataSplits:
 @pytest.fixture
 def method_cfg():
     def make(**overrides):
-        base = {"name": "test", "score": "magnitude", "allocation": "global", "structure": "unstructured",
-                "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
+        base = {
+            "name": "test",
+            "score": "magnitude",
+            "allocation": "global",
+            "structure": "unstructured",
+            "exclude": [],
+            "exclude_classifier": False,
+            "exclude_first": False,
+            "allow_collapse": False,
+        }
         return OmegaConf.create({**base, **overrides})
 
     return make

@@ -140,11 +140,29 @@ def metric_context(model, data, dense=None, run_dir=None, eval_batch_size: int =
     from prune_cli.metrics import MetricContext
 
     names = tuple(f"{n}.weight" for n, _ in model.prunable_layers()) if hasattr(model, "prunable_layers") else ()
-    return MetricContext(model=model, data=data, masks=masks or {}, prunable=names, device=torch.device("cpu"),
-                         train=OmegaConf.create({"eval_batch_size": eval_batch_size}), run_dir=Path(run_dir or "."),
-                         dense=(lambda: dense) if dense is not None else None,
-                         state=state if state is not None else {})
+    return MetricContext(
+        model=model,
+        data=data,
+        masks=masks or {},
+        prunable=names,
+        device=torch.device("cpu"),
+        train=OmegaConf.create({"eval_batch_size": eval_batch_size}),
+        run_dir=Path(run_dir or "."),
+        dense=(lambda: dense) if dense is not None else None,
+        state=state if state is not None else {},
+    )
 
 
-__all__ = ["BNNet", "Chain", "TinyConvChain", "TinyConvPool", "TwoLayer", "compose", "composed", "metric_context",
-           "random_pruning_ntk", "unit_scaled_inputs", "validated"]
+__all__ = [
+    "BNNet",
+    "Chain",
+    "TinyConvChain",
+    "TinyConvPool",
+    "TwoLayer",
+    "compose",
+    "composed",
+    "metric_context",
+    "random_pruning_ntk",
+    "unit_scaled_inputs",
+    "validated",
+]

@@ -151,7 +151,8 @@ _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))  # Python >= 3.10
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 class _Visitor(ast.NodeVisitor):
@@ -191,8 +192,7 @@ class _Visitor(ast.NodeVisitor):
     def _add(self, node, target: str):
         if target in self.g.modules:
             text = self.lines[node.lineno - 1].strip()
-            self.g.imports.append(Import(self.module, target, node.lineno, self.depth > 0, self.tc > 0, text,
-                                         self.file))
+            self.g.imports.append(Import(self.module, target, node.lineno, self.depth > 0, self.tc > 0, text, self.file))
 
     def _external(self, name: str):
         top = name.split(".")[0]
@@ -308,8 +308,9 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
 def cycle_edges(graph: Graph, component: list[str], function_level: bool = True) -> list[Import]:
     """The import statements inside one strongly connected component."""
     comp = set(component)
-    return [i for i in graph.imports if i.src in comp and i.dst in comp and not i.type_checking
-            and (function_level or not i.in_function)]
+    return [
+        i for i in graph.imports if i.src in comp and i.dst in comp and not i.type_checking and (function_level or not i.in_function)
+    ]
 
 
 def collapse(graph: Graph, prefixes: Iterable[str]) -> dict[str, set[str]]:
@@ -381,8 +382,14 @@ def implicit_upward(graph: Graph, layers: dict[str, int]) -> list[tuple[Import, 
         for k in range(2, len(parts)):
             parent = ".".join(parts[:k])
             b = layer_of(parent, layers)
-            if parent in graph.modules and a is not None and b is not None and b > a \
-                    and not imp.src.startswith(parent + ".") and (imp.src, parent) not in seen:
+            if (
+                parent in graph.modules
+                and a is not None
+                and b is not None
+                and b > a
+                and not imp.src.startswith(parent + ".")
+                and (imp.src, parent) not in seen
+            ):
                 seen.add((imp.src, parent))
                 out.append((imp, parent, a, b))
     return out
@@ -429,8 +436,7 @@ def import_closure(graph: Graph, module: str) -> tuple[list[str], dict[str, list
     return sorted(seen), dict(sorted(ext.items()))
 
 
-def violations(package_dir: str | Path, layers: dict[str, int],
-               forbid_external: Optional[dict[str, set[str]]] = None) -> list[str]:
+def violations(package_dir: str | Path, layers: dict[str, int], forbid_external: Optional[dict[str, set[str]]] = None) -> list[str]:
     """Everything a layering test should fail on, one line each (empty list = clean):
     cycles over all imports, upward imports (module- or function-level), modules with no layer,
     and third-party packages a module must not load at import time ({"prune_cli.report": {"torch"}})."""
@@ -470,8 +476,10 @@ def report(package_dir: str | Path, layers: dict[str, int], closures: list[str])
     n_fn = sum(1 for i in g.imports if i.kind == "function")
     n_tc = sum(1 for i in g.imports if i.kind == "type-only")
     w(f"# import graph of {g.package} ({len(g.modules)} modules)")
-    w(f"intra-package imports (module -> module per statement): {len(g.imports)} "
-      f"(module level {n_mod}, inside functions {n_fn}, TYPE_CHECKING {n_tc})")
+    w(
+        f"intra-package imports (module -> module per statement): {len(g.imports)} "
+        f"(module level {n_mod}, inside functions {n_fn}, TYPE_CHECKING {n_tc})"
+    )
     w("layer map: " + json.dumps(layers))
     w("")
 
@@ -526,8 +534,10 @@ def report(package_dir: str | Path, layers: dict[str, int], closures: list[str])
             w(f"  {m}:{line}: {what}")
         w("")
 
-    for title, fl in (("module-level imports only (import-time cycles)", False),
-                      ("all imports, incl. function-level (dependency cycles)", True)):
+    for title, fl in (
+        ("module-level imports only (import-time cycles)", False),
+        ("all imports, incl. function-level (dependency cycles)", True),
+    ):
         comps = strongly_connected(g.edges(function_level=fl))
         w(f"## 3{'a' if not fl else 'b'}. module cycles over {title}: {len(comps)} strongly connected component(s)")
         for k, comp in enumerate(comps, 1):
@@ -545,8 +555,10 @@ def report(package_dir: str | Path, layers: dict[str, int], closures: list[str])
 
     ups = upward_imports(g, layers)
     distinct = {(u.imp.src, u.imp.dst) for u in ups}
-    w(f"## 4. upward imports against the layer map: {len(ups)} statement(s), {len(distinct)} distinct "
-      f"module edges ({sum(1 for u in ups if u.imp.in_function)} statements inside functions)")
+    w(
+        f"## 4. upward imports against the layer map: {len(ups)} statement(s), {len(distinct)} distinct "
+        f"module edges ({sum(1 for u in ups if u.imp.in_function)} statements inside functions)"
+    )
     for u in ups:
         w(f"  {u}")
     un = unassigned(g, layers)
@@ -555,8 +567,7 @@ def report(package_dir: str | Path, layers: dict[str, int], closures: list[str])
     w("")
 
     imp_up = implicit_upward(g, layers)
-    w(f"## 4b. implicit upward imports: importing a submodule first runs its parent package's "
-      f"__init__ ({len(imp_up)})")
+    w(f"## 4b. implicit upward imports: importing a submodule first runs its parent package's __init__ ({len(imp_up)})")
     for i, parent, a, b in imp_up:
         w(f"  {i.where}: {i.src} (L{a}) -> {i.dst} also runs {parent}/__init__ (L{b})")
     w("")
@@ -575,10 +586,8 @@ def report(package_dir: str | Path, layers: dict[str, int], closures: list[str])
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("package_dir")
-    p.add_argument("--layers", default="current",
-                   help="current | target | a JSON file {module prefix: layer}")
-    p.add_argument("--closure", nargs="*", default=None,
-                   help="modules whose import-time closure to list (default: the entry points)")
+    p.add_argument("--layers", default="current", help="current | target | a JSON file {module prefix: layer}")
+    p.add_argument("--closure", nargs="*", default=None, help="modules whose import-time closure to list (default: the entry points)")
     p.add_argument("--check", action="store_true", help="print only violations; exit 1 if any")
     args = p.parse_args(argv)
     layers = {"current": CURRENT_LAYERS, "target": TARGET_LAYERS}.get(args.layers)
@@ -589,9 +598,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("\n".join(found) or "clean")
         return 1 if found else 0
     pkg = Path(args.package_dir).resolve().name
-    closures = args.closure if args.closure is not None else [
-        f"{pkg}.cli", f"{pkg}.report", f"{pkg}.config", f"{pkg}.results", f"{pkg}.training",
-        f"{pkg}.pruning.scores.magnitude", f"{pkg}.models.mlp", f"{pkg}.data.synthetic"]
+    closures = (
+        args.closure
+        if args.closure is not None
+        else [
+            f"{pkg}.cli",
+            f"{pkg}.report",
+            f"{pkg}.config",
+            f"{pkg}.results",
+            f"{pkg}.training",
+            f"{pkg}.pruning.scores.magnitude",
+            f"{pkg}.models.mlp",
+            f"{pkg}.data.synthetic",
+        ]
+    )
     print(report(args.package_dir, layers, closures))
     return 0
 

@@ -14,8 +14,16 @@ from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
 from tests.helpers import composed
 
-BASE = {"name": "t", "score": "magnitude", "allocation": "global", "structure": "unstructured",
-        "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
+BASE = {
+    "name": "t",
+    "score": "magnitude",
+    "allocation": "global",
+    "structure": "unstructured",
+    "exclude": [],
+    "exclude_classifier": False,
+    "exclude_first": False,
+    "allow_collapse": False,
+}
 
 
 def ctx(seed=0, **kw):
@@ -97,8 +105,17 @@ def test_cli_matched_masks_from_another_run(tmp_path):
     run_cli([*FAST, "method=magnitude", "sparsity=0.8", "name=source"], tmp_path / "r")
     source = next((tmp_path / "r" / "runs").glob("source-*"))
     src = torch.load(source / "masks.pt", weights_only=True)
-    run_cli([*FAST, "method=random", "method.allocation=matched", f"method.match_masks={source / 'masks.pt'}",
-             "sparsity=0.8", "name=matched"], tmp_path / "r")
+    run_cli(
+        [
+            *FAST,
+            "method=random",
+            "method.allocation=matched",
+            f"method.match_masks={source / 'masks.pt'}",
+            "sparsity=0.8",
+            "name=matched",
+        ],
+        tmp_path / "r",
+    )
     matched = next((tmp_path / "r" / "runs").glob("matched-*"))
     got = torch.load(matched / "masks.pt", weights_only=True)
     assert {n: int(m.sum()) for n, m in got.items()} == {n: int(m.sum()) for n, m in src.items()}

@@ -19,8 +19,16 @@ from prune_cli.models.masks import save_masks
 from tests.conftest import FAST, run_cli
 from tests.helpers import composed
 
-BASE = {"name": "t", "score": "magnitude", "allocation": "layerwise", "structure": "unstructured",
-        "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
+BASE = {
+    "name": "t",
+    "score": "magnitude",
+    "allocation": "layerwise",
+    "structure": "unstructured",
+    "exclude": [],
+    "exclude_classifier": False,
+    "exclude_first": False,
+    "allow_collapse": False,
+}
 
 
 def method(**kw):
@@ -89,6 +97,7 @@ def test_erk_projection_shortcut_fixture(d):
 
 
 # --------------------------------------------------------------------------- hand-computed allocations
+
 
 def small_mlp():
     return MLP(4, [8, 8], 2)  # net.1 [8,4] N=32, net.3 [8,8] N=64, net.5 [2,8] N=16; N=112
@@ -179,12 +188,16 @@ def test_matched_method_copies_global_magnitude_counts():
     torch.manual_seed(1)
     model = small_mlp()
     # brute force: the 40 largest |w| over all layers, counted per layer
-    flat = [(float(m.weight.detach().abs().flatten()[i]), f"{n}.weight") for n, m in model.prunable_layers()
-            for i in range(m.weight.numel())]
+    flat = [
+        (float(m.weight.detach().abs().flatten()[i]), f"{n}.weight")
+        for n, m in model.prunable_layers()
+        for i in range(m.weight.numel())
+    ]
     top = sorted(flat, key=lambda t: -t[0])[:40]
     want = {f"{n}.weight": sum(1 for _, name in top if name == f"{n}.weight") for n, _ in model.prunable_layers()}
-    masks = prune(model, 1 - 40 / 112, ctx_for(model, score="random", allocation="matched",
-                                               match_method="magnitude", match_allocation="global"))
+    masks = prune(
+        model, 1 - 40 / 112, ctx_for(model, score="random", allocation="matched", match_method="magnitude", match_allocation="global")
+    )
     assert kept(masks) == want
     magnitude = prune(model, 1 - 40 / 112, ctx_for(model, allocation="global"))
     assert any(not torch.equal(masks[n], magnitude[n]) for n in masks)  # positions are random
@@ -201,27 +214,27 @@ def test_matched_method_uses_that_methods_config_and_allocation():
     masks = prune(model, 0.5, ctx_for(model, score="random", allocation="matched", match_method="mp_global_normalize"))
     assert kept(masks) == want
     # options that interpolate the run's config (undecayed's lam = ${train.weight_decay}) resolve here
-    root = OmegaConf.create({"train": {"weight_decay": 5e-4},
-                             "method": {**BASE, "score": "random", "allocation": "matched", "match_method": "undecayed"}})
+    root = OmegaConf.create(
+        {"train": {"weight_decay": 5e-4}, "method": {**BASE, "score": "random", "allocation": "matched", "match_method": "undecayed"}}
+    )
     from prune_cli.data.splits import DataSplits
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(32, 4, generator=g)
-    data = DataSplits(x[:20], (x[:20, 0] > 0).long(), x[20:26], (x[20:26, 0] > 0).long(), x[26:],
-                      (x[26:, 0] > 0).long(), num_classes=2)
+    data = DataSplits(
+        x[:20], (x[:20, 0] > 0).long(), x[20:26], (x[20:26, 0] > 0).long(), x[26:], (x[26:, 0] > 0).long(), num_classes=2
+    )
     masks = prune(model, 0.5, PruneContext(method=root.method, generator=torch.Generator().manual_seed(0), data=data))
     assert sum(kept(masks).values()) == 56
 
 
 def test_matched_masks_file(tmp_path):
     model = small_mlp()
-    other = {"net.1.weight": torch.rand(8, 4) < 0.9, "net.3.weight": torch.rand(8, 8) < 0.3,
-             "net.5.weight": torch.rand(2, 8) < 0.6}
+    other = {"net.1.weight": torch.rand(8, 4) < 0.9, "net.3.weight": torch.rand(8, 8) < 0.3, "net.5.weight": torch.rand(2, 8) < 0.6}
     other["net.3.weight"][0, 0] = True
     save_masks(other, tmp_path / "masks.pt")
     total = sum(int(m.sum()) for m in other.values())
-    masks = prune(model, 1 - total / 112, ctx_for(model, score="random", allocation="matched",
-                                                  match_masks=str(tmp_path / "masks.pt")))
+    masks = prune(model, 1 - total / 112, ctx_for(model, score="random", allocation="matched", match_masks=str(tmp_path / "masks.pt")))
     assert kept(masks) == kept(other)
     with pytest.raises(PruneCliError, match="matched masks have a different sparsity"):
         prune(model, 0.99, ctx_for(model, score="random", allocation="matched", match_masks=str(tmp_path / "masks.pt")))
@@ -231,20 +244,23 @@ def test_matched_masks_file(tmp_path):
 
 # --------------------------------------------------------------------------- config validation
 
-@pytest.mark.parametrize("overrides, key", [
-    (["method.allocation=explicit"], "method.layer_densities"),
-    (["method.allocation=explicit", "method.layer_densities=[0.5,1.5]"], "method.layer_densities"),
-    (["method.layer_densities=[0.5]"], "method.layer_densities"),
-    (["method.allocation=matched"], "method.match_masks / method.match_method"),
-    (["method.allocation=matched", "method.match_method=nosuch"], "method.match_method"),
-    (["method.allocation=matched", "method.match_method=magnitude", "method.match_allocation=matched"],
-     "method.match_allocation"),
-    (["method.match_method=magnitude"], "method.match_method"),
-    (["method.allocation=erkk"], "method.allocation"),
-    (["method.erk_power=0"], "method.erk_power"),
-    (["method.fc_density=2"], "method.fc_density"),
-    (["method.sparsity_tolerance=-1"], "method.sparsity_tolerance"),
-])
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["method.allocation=explicit"], "method.layer_densities"),
+        (["method.allocation=explicit", "method.layer_densities=[0.5,1.5]"], "method.layer_densities"),
+        (["method.layer_densities=[0.5]"], "method.layer_densities"),
+        (["method.allocation=matched"], "method.match_masks / method.match_method"),
+        (["method.allocation=matched", "method.match_method=nosuch"], "method.match_method"),
+        (["method.allocation=matched", "method.match_method=magnitude", "method.match_allocation=matched"], "method.match_allocation"),
+        (["method.match_method=magnitude"], "method.match_method"),
+        (["method.allocation=erkk"], "method.allocation"),
+        (["method.erk_power=0"], "method.erk_power"),
+        (["method.fc_density=2"], "method.fc_density"),
+        (["method.sparsity_tolerance=-1"], "method.sparsity_tolerance"),
+    ],
+)
 def test_bad_allocation_config(overrides, key):
     with pytest.raises(ConfigError) as err:
         validate(composed(*overrides))
@@ -252,6 +268,7 @@ def test_bad_allocation_config(overrides, key):
 
 
 # --------------------------------------------------------------------------- end to end
+
 
 def test_cli_erk_achieves_target(tmp_path):
     run_cli([*FAST, "method=random", "method.allocation=erk", "sparsity=0.8"], tmp_path / "r")
@@ -264,6 +281,7 @@ def test_cli_erk_achieves_target(tmp_path):
 
 # --------------------------------------------------------------------------- thresholding rules (docs/allocation.md)
 
+
 def test_threshold_impls_against_numpy_and_hand_rules():
     import numpy as np
 
@@ -274,8 +292,9 @@ def test_threshold_impls_against_numpy_and_hand_rules():
             m.weight.copy_(torch.randn(m.weight.shape, generator=g))
     pool = np.concatenate([m.weight.detach().abs().numpy().ravel() for _, m in model.prunable_layers()])
     for d in (0.3, 0.55):
-        masks = prune(model, 1 - d, ctx_for(model, allocation="global", threshold_impl="shrinkbench_quantile",
-                                            sparsity_tolerance=0.05))
+        masks = prune(
+            model, 1 - d, ctx_for(model, allocation="global", threshold_impl="shrinkbench_quantile", sparsity_tolerance=0.05)
+        )
         thr = np.quantile(pool, 1 - d)
         assert sum(kept(masks).values()) == int((pool >= thr).sum())
         for n, m in model.prunable_layers():
@@ -294,13 +313,11 @@ def test_strict_kth_prunes_ties_and_one_weight_at_zero_sparsity():
         model.net[1].weight.copy_(torch.tensor([[1.0, 2.0], [2.0, 3.0]]))
         model.net[3].weight.copy_(torch.tensor([[2.0, 5.0], [6.0, 7.0]]))
     # rho = 0.25: n_prune = ceil(2) = 2; 2nd smallest = 2.0; keep > 2 strictly: 3, 5, 6, 7 (ties at 2 pruned)
-    masks = prune(model, 0.25, ctx_for(model, allocation="global", threshold_impl="strict_kth",
-                                       sparsity_tolerance=0.5))
+    masks = prune(model, 0.25, ctx_for(model, allocation="global", threshold_impl="strict_kth", sparsity_tolerance=0.5))
     assert masks["net.1.weight"].tolist() == [[False, False], [False, True]]
     assert masks["net.3.weight"].tolist() == [[False, True], [True, True]]
     # rho = 0: one weight is still pruned (LOMP's max(1, ...))
-    masks = prune(model, 0.0, ctx_for(model, allocation="global", threshold_impl="strict_kth",
-                                      sparsity_tolerance=0.2))
+    masks = prune(model, 0.0, ctx_for(model, allocation="global", threshold_impl="strict_kth", sparsity_tolerance=0.2))
     assert sum(kept(masks).values()) == 7
     # topk keeps exactly round(d N) = 6 of 8 with index tie-break: of the three 2.0s (flat indices 1, 2, 4
     # of the pool) the two lower-index ones are kept
@@ -320,12 +337,9 @@ def test_threshold_impl_only_with_global_or_layerwise():
 
 def test_fixed_final_allocations_need_a_single_pruning_event():
     for overrides, key in [
-        (["method.allocation=explicit", "method.layer_densities=[0.5,0.5,0.5]", "schedule=iterative"],
-         "method.allocation"),
-        (["method.structure=nm", "method.allocation=layerwise", "sparsity=0.5", "schedule=lottery_ticket"],
-         "method.structure"),
-        (["method=random", "method.allocation=matched", "method.match_masks=/x/masks.pt", "method.rounds=3"],
-         "method.match_masks"),
+        (["method.allocation=explicit", "method.layer_densities=[0.5,0.5,0.5]", "schedule=iterative"], "method.allocation"),
+        (["method.structure=nm", "method.allocation=layerwise", "sparsity=0.5", "schedule=lottery_ticket"], "method.structure"),
+        (["method=random", "method.allocation=matched", "method.match_masks=/x/masks.pt", "method.rounds=3"], "method.match_masks"),
     ]:
         with pytest.raises(ConfigError) as err:
             validate(composed(*overrides))
@@ -335,6 +349,9 @@ def test_fixed_final_allocations_need_a_single_pruning_event():
 def test_erk_at_full_density_and_gradual_start():
     model = small_mlp()
     assert erk_densities({n: s.shape for n, s in zero_scores(model).items()}, 1.0) == {
-        "net.1.weight": 1.0, "net.3.weight": 1.0, "net.5.weight": 1.0}
+        "net.1.weight": 1.0,
+        "net.3.weight": 1.0,
+        "net.5.weight": 1.0,
+    }
     masks = prune(model, 0.0, ctx_for(model, score="random", allocation="erk"))
     assert all(bool(m.all()) for m in masks.values())

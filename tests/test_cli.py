@@ -23,11 +23,20 @@ def single_run(tmp_path_factory):
 
 def test_single_run_writes_per_run_and_shared_csvs(single_run):
     results, run_dir, proc = single_run
-    for name in ("metrics.csv", "per_class.csv", "layers.csv", "history.csv", "config.yaml",
-                 "provenance.json", "masks.pt", "model_dense.pt", "model_finetuned.pt", "COMPLETE"):
+    for name in (
+        "metrics.csv",
+        "per_class.csv",
+        "layers.csv",
+        "history.csv",
+        "config.yaml",
+        "provenance.json",
+        "masks.pt",
+        "model_dense.pt",
+        "model_finetuned.pt",
+        "COMPLETE",
+    ):
         assert (run_dir / name).exists(), name
-    for run_file, shared in (("metrics.csv", "runs.csv"), ("per_class.csv", "per_class.csv"),
-                             ("layers.csv", "layers.csv")):
+    for run_file, shared in (("metrics.csv", "runs.csv"), ("per_class.csv", "per_class.csv"), ("layers.csv", "layers.csv")):
         per_run, shared_df = pd.read_csv(run_dir / run_file), pd.read_csv(results / shared)
         assert list(per_run.columns) == columns(run_file)
         pd.testing.assert_frame_equal(per_run, shared_df)
@@ -48,7 +57,8 @@ def test_metric_rows_are_consistent(single_run):
     assert abs(get("finetuned", "sparsity_prunable") - 0.8) <= len(pruned) / total
     assert get("dense", "sparsity_prunable") == 0.0
     assert get("finetuned", "params_nonzero") == pytest.approx(
-        get("finetuned", "params_total") / get("finetuned", "compression_ratio"))
+        get("finetuned", "params_total") / get("finetuned", "compression_ratio")
+    )
     # dense_value joins each row with the dense phase's value of the same metric
     acc = m[m.metric == "accuracy"]
     assert (acc.dense_value == get("dense", "accuracy")).all()
@@ -90,8 +100,7 @@ def test_multirun_sweep(tmp_path):
     run_cli(["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.9"], results)
     runs = pd.read_csv(results / "runs.csv")
     assert runs.run_id.nunique() == 4
-    assert set(zip(runs.method, runs.target_sparsity)) == {("magnitude", 0.5), ("magnitude", 0.9),
-                                                             ("random", 0.5), ("random", 0.9)}
+    assert set(zip(runs.method, runs.target_sparsity)) == {("magnitude", 0.5), ("magnitude", 0.9), ("random", 0.5), ("random", 0.9)}
     assert len([d for d in (results / "runs").iterdir() if d.is_dir()]) == 4
 
 
@@ -128,8 +137,7 @@ BAD_INPUT = [
     (["train.epochs=two"], r"two.*full_key: train\.epochs"),
     (["train.optimizer=adagrad"], r"'train\.optimizer': 'adagrad'.*adam, sgd"),
     (["dataset.imbalance=longtail", "dataset.longtail_ratio=0.5"], r"dataset\.longtail_ratio.*>= 1"),
-    (["dataset=cifar10", "dataset.root=/nonexistent", "model=resnet20"],
-     r"cifar-10-batches-py.*dataset\.download=true"),
+    (["dataset=cifar10", "dataset.root=/nonexistent", "model=resnet20"], r"cifar-10-batches-py.*dataset\.download=true"),
     (["train.lr=1e12"], r"diverged.*epoch 1"),
 ]
 
@@ -165,9 +173,21 @@ def test_cifar10_resnet20_from_local_files(tmp_path):
 
     write_cifar(tmp_path / "data", "cifar10", n_train=40, n_test=10, classes=10)
     results = tmp_path / "results"
-    run_cli(["dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "model=resnet20", "method=magnitude",
-             "method.allocation=layerwise", "sparsity=0.8", "train.epochs=1", "finetune.epochs=1",
-             "train.batch_size=16", "finetune.batch_size=16"], results)
+    run_cli(
+        [
+            "dataset=cifar10",
+            f"dataset.root={tmp_path / 'data'}",
+            "model=resnet20",
+            "method=magnitude",
+            "method.allocation=layerwise",
+            "sparsity=0.8",
+            "train.epochs=1",
+            "finetune.epochs=1",
+            "train.batch_size=16",
+            "finetune.batch_size=16",
+        ],
+        results,
+    )
     layers = pd.read_csv(results / "layers.csv")
     final = layers[layers.phase == "finetuned"]
     assert len(final) == 20  # 19 convolutions + the classifier, no parameterised shortcuts

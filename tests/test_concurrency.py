@@ -16,8 +16,7 @@ N_PROCS, N_APPENDS, N_ROWS = 6, 15, 120  # 10,800 rows per table; each append is
 def _frames(worker: int, append: int) -> dict[str, pd.DataFrame]:
     """Two tables with distinct, checkable rows; a long text column makes each append span many buffers."""
     ids = [f"w{worker}-a{append}-r{i}" for i in range(N_ROWS)]
-    metrics = pd.DataFrame({"row": ids, "worker": worker, "append": append, "value": range(N_ROWS),
-                            "padding": ["x" * 200] * N_ROWS})
+    metrics = pd.DataFrame({"row": ids, "worker": worker, "append": append, "value": range(N_ROWS), "padding": ["x" * 200] * N_ROWS})
     per_class = pd.DataFrame({"row": ids, "class": [i % 10 for i in range(N_ROWS)], "recall": 0.5})
     return {"metrics.csv": metrics, "per_class.csv": per_class}
 
@@ -39,8 +38,10 @@ def test_parallel_appends_lose_no_row_and_keep_the_csv_valid(tmp_path):
         p.join(timeout=120)
         assert p.exitcode == 0
     expected = {f"w{w}-a{a}-r{i}" for w in range(N_PROCS) for a in range(N_APPENDS) for i in range(N_ROWS)}
-    for shared, columns in (("runs.csv", ["row", "worker", "append", "value", "padding"]),
-                            ("per_class.csv", ["row", "class", "recall"])):
+    for shared, columns in (
+        ("runs.csv", ["row", "worker", "append", "value", "padding"]),
+        ("per_class.csv", ["row", "class", "recall"]),
+    ):
         text = (tmp_path / shared).read_text()
         lines = text.splitlines()
         assert lines[0] == ",".join(columns)
@@ -59,14 +60,12 @@ def test_parallel_appends_lose_no_row_and_keep_the_csv_valid(tmp_path):
 def _run_dir(root: Path, name: str, complete: bool, extra: bool = False) -> pd.DataFrame:
     d = root / "runs" / name
     d.mkdir(parents=True)
-    metrics = pd.DataFrame({"run_id": name, "phase": ["dense", "finetuned"], "metric": "accuracy",
-                            "value": [0.9, 0.8]})
+    metrics = pd.DataFrame({"run_id": name, "phase": ["dense", "finetuned"], "metric": "accuracy", "value": [0.9, 0.8]})
     metrics.to_csv(d / "metrics.csv", index=False)
     pd.DataFrame({"run_id": name, "class": [0, 1], "recall": [0.7, 0.6]}).to_csv(d / "per_class.csv", index=False)
     pd.DataFrame({"phase": ["dense"], "epoch": [1]}).to_csv(d / "history.csv", index=False)
     if extra:
-        pd.DataFrame({"run_id": [name], "grid": [0.0], "density": [1.0]}).to_csv(d / "hessian_density.csv",
-                                                                                   index=False)
+        pd.DataFrame({"run_id": [name], "grid": [0.0], "density": [1.0]}).to_csv(d / "hessian_density.csv", index=False)
     if complete:
         (d / "COMPLETE").write_text(name + "\n")
     return metrics

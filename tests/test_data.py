@@ -105,12 +105,12 @@ def test_missing_files_say_where_they_go(tmp_path):
 
 
 def test_synthetic_blobs_and_spirals():
-    blobs = DATASETS.get("synthetic")(cfg_of(SyntheticConfig, name="synthetic", input_dim=5, num_classes=4,
-                                             samples_per_class=10, test_samples_per_class=3))
+    blobs = DATASETS.get("synthetic")(
+        cfg_of(SyntheticConfig, name="synthetic", input_dim=5, num_classes=4, samples_per_class=10, test_samples_per_class=3)
+    )
     assert blobs.train_x.shape == (40, 5) and blobs.test_x.shape == (12, 5)
     assert torch.bincount(blobs.train_y).tolist() == [10] * 4
-    spirals = DATASETS.get("synthetic")(cfg_of(SyntheticConfig, name="synthetic", kind="spirals", noise=0.0,
-                                               samples_per_class=50))
+    spirals = DATASETS.get("synthetic")(cfg_of(SyntheticConfig, name="synthetic", kind="spirals", noise=0.0, samples_per_class=50))
     radius = spirals.train_x.norm(dim=1)
     assert radius.max() <= 1.0 + 1e-6  # noiseless arms lie inside the unit disc
 
@@ -149,15 +149,16 @@ def test_split_is_stratified_seeded_and_disjoint():
 def test_longtail_and_explicit_counts():
     assert longtail_counts([1000] * 10, 100) == [int(1000 * 100 ** (-c / 9)) for c in range(10)]
     raw = raw_blobs((50, 50, 50))
-    lt = build_splits(raw, cfg_of(DatasetConfig, name="x", val_fraction=0.0, imbalance="longtail",
-                                  longtail_ratio=10), 0, torch.device("cpu"))
-    assert torch.bincount(lt.train_y).tolist() == [50, int(50 * 10 ** -0.5), 5]
-    counts = build_splits(raw, cfg_of(DatasetConfig, name="x", val_fraction=0.0, imbalance="counts",
-                                      class_counts=[3, 7, 11]), 0, torch.device("cpu"))
+    lt = build_splits(
+        raw, cfg_of(DatasetConfig, name="x", val_fraction=0.0, imbalance="longtail", longtail_ratio=10), 0, torch.device("cpu")
+    )
+    assert torch.bincount(lt.train_y).tolist() == [50, int(50 * 10**-0.5), 5]
+    counts = build_splits(
+        raw, cfg_of(DatasetConfig, name="x", val_fraction=0.0, imbalance="counts", class_counts=[3, 7, 11]), 0, torch.device("cpu")
+    )
     assert torch.bincount(counts.train_y).tolist() == [3, 7, 11]
     with pytest.raises(ConfigError, match="dataset.class_counts"):
-        build_splits(raw, cfg_of(DatasetConfig, name="x", imbalance="counts", class_counts=[3, 7]),
-                     0, torch.device("cpu"))
+        build_splits(raw, cfg_of(DatasetConfig, name="x", imbalance="counts", class_counts=[3, 7]), 0, torch.device("cpu"))
 
 
 def test_random_crop_flip_is_a_crop_of_the_padded_image_possibly_flipped():
@@ -165,7 +166,7 @@ def test_random_crop_flip_is_a_crop_of_the_padded_image_possibly_flipped():
     out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=2)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        candidates = [padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)]
+        candidates = [padded[i, :, dy : dy + 6, dx : dx + 6] for dy in range(5) for dx in range(5)]
         candidates += [c.flip(2) for c in candidates]
         assert any(torch.equal(out[i], c) for c in candidates)
 

@@ -17,9 +17,16 @@ from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet, ShortcutA
 from tests.conftest import REPO
 
-MODELS = {"mlp": ((2,), 3), "lenet_300_100": ((1, 28, 28), 10), "cnn1d": ((40,), 10), "lenet5": ((1, 28, 28), 10),
-          "conv6": ((3, 32, 32), 10), "vgg11": ((3, 32, 32), 10), "resnet20": ((3, 32, 32), 10),
-          "ntk_mlp": ((2,), 3)}
+MODELS = {
+    "mlp": ((2,), 3),
+    "lenet_300_100": ((1, 28, 28), 10),
+    "cnn1d": ((40,), 10),
+    "lenet5": ((1, 28, 28), 10),
+    "conv6": ((3, 32, 32), 10),
+    "vgg11": ((3, 32, 32), 10),
+    "resnet20": ((3, 32, 32), 10),
+    "ntk_mlp": ((2,), 3),
+}
 
 
 def hook_followers(model: nn.Module, input_shape) -> dict[str, tuple]:
@@ -33,6 +40,7 @@ def hook_followers(model: nn.Module, input_shape) -> dict[str, tuple]:
         def fn(mod, inputs, output):
             keep.extend([inputs[0], output])
             calls.append((name, mod, id(inputs[0]), id(output)))
+
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
@@ -77,7 +85,10 @@ def test_followers_agree_with_a_hooked_forward_pass(name):
 def test_links_of_a_plain_mlp_and_of_a_resnet():
     graph = trace(MLP(4, [5, 6], 3))
     assert [(i.name, i.next, i.to_output) for i in graph.values()] == [
-        ("net.1.weight", "net.3.weight", False), ("net.3.weight", "net.5.weight", False), ("net.5.weight", None, True)]
+        ("net.1.weight", "net.3.weight", False),
+        ("net.3.weight", "net.5.weight", False),
+        ("net.5.weight", None, True),
+    ]
     assert graph.is_chain() and graph["net.5.weight"].is_classifier
     resnet = trace(CifarResNet(20, 3, 10))
     # the stem's activation feeds the first block's conv and its shortcut: no single successor
@@ -101,7 +112,8 @@ def test_graph_of_a_model_on_the_meta_device_equals_the_real_one():
     with torch.device("meta"):
         meta = trace(CifarResNet(20, 3, 10))
     assert [(i.name, i.next, i.factor, i.consumers) for i in real.values()] == [
-        (i.name, i.next, i.factor, i.consumers) for i in meta.values()]
+        (i.name, i.next, i.factor, i.consumers) for i in meta.values()
+    ]
 
 
 def test_roles_for_region_counting():

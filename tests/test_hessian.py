@@ -73,7 +73,7 @@ def test_lanczos_full_run_recovers_the_eigendecomposition():
     assert float(tau.sum()) == pytest.approx(1.0, abs=1e-12)
     # Gauss quadrature with m = D is exact for any g: sum tau g(theta) = v^T g(H) v / |v|^2.
     v = v0 / v0.norm()
-    for g in (torch.abs, lambda t: t ** 3, torch.exp):
+    for g in (torch.abs, lambda t: t**3, torch.exp):
         want = float(v @ (u @ torch.diag(g(lam)) @ u.T) @ v)
         assert float((tau * g(theta)).sum()) == pytest.approx(want, rel=1e-7, abs=1e-10)
 
@@ -95,8 +95,7 @@ def test_slq_and_hutchinson_trace_and_top_eigenvalues():
     h = explicit_hessian(model, x, y)
     lam = torch.linalg.eigvalsh(h)
     op = HessianOperator(model, x, y, 10)
-    spec = spectrum(op, lanczos_iter=12, lanczos_num=200, hutchinson_probes=400,
-                    gen=torch.Generator().manual_seed(0))
+    spec = spectrum(op, lanczos_iter=12, lanczos_num=200, hutchinson_probes=400, gen=torch.Generator().manual_seed(0))
     trace = float(lam.sum())
     assert spec.quadrature(lambda t: t) * spec.dim == pytest.approx(trace, rel=0.1)
     assert spec.quadrature(torch.abs) * spec.dim == pytest.approx(float(lam.abs().sum()), rel=0.1)
@@ -107,8 +106,7 @@ def test_slq_and_hutchinson_trace_and_top_eigenvalues():
     assert top[1] == pytest.approx(float(lam[-2]), rel=1e-3)
     grid, density = spec.density(2000, 0.005)
     assert float(torch.trapezoid(density, grid)) == pytest.approx(1.0, abs=1e-9)
-    assert float(torch.trapezoid(grid * density, grid)) == pytest.approx(spec.quadrature(lambda t: t), rel=1e-3,
-                                                                           abs=1e-4)
+    assert float(torch.trapezoid(grid * density, grid)) == pytest.approx(spec.quadrature(lambda t: t), rel=1e-3, abs=1e-4)
 
 
 def test_hutchinson_on_a_known_matrix():
@@ -117,15 +115,24 @@ def test_hutchinson_on_a_known_matrix():
     op = HessianOperator(model, x, y, 20)
     est, se = hutchinson(op, 300, torch.Generator().manual_seed(1))
     # Rademacher variance of z^T H z is 2 * sum_{i != j} H_ij^2: check the estimate and its standard error.
-    var = 2 * float((h ** 2).sum() - (h.diagonal() ** 2).sum())
+    var = 2 * float((h**2).sum() - (h.diagonal() ** 2).sum())
     assert se == pytest.approx((var / 300) ** 0.5, rel=0.3)
     assert abs(est - float(h.trace())) < 4 * (var / 300) ** 0.5
 
 
 def test_hessian_metric_end_to_end(tmp_path):
-    run_cli(FAST + ["metrics.hessian.enabled=true", "metrics.hessian.samples=64", "metrics.hessian.lanczos_iter=20",
-                    "metrics.hessian.hutchinson_probes=4", "metrics.hessian.density_points=50",
-                    "metrics.hessian.lanczos_num=2"], tmp_path / "r")
+    run_cli(
+        FAST
+        + [
+            "metrics.hessian.enabled=true",
+            "metrics.hessian.samples=64",
+            "metrics.hessian.lanczos_iter=20",
+            "metrics.hessian.hutchinson_probes=4",
+            "metrics.hessian.density_points=50",
+            "metrics.hessian.lanczos_num=2",
+        ],
+        tmp_path / "r",
+    )
     df = pd.read_csv(tmp_path / "r" / "runs.csv")
     rows = df[df.metric.str.startswith("hessian_")]
     assert set(rows.phase) == {"dense", "pruned", "finetuned"} and (rows.split == "train").all()
@@ -141,10 +148,15 @@ def test_hessian_metric_end_to_end(tmp_path):
     assert len(sums) == 6 and ((sums - 1).abs() < 1e-9).all()
 
 
-@pytest.mark.parametrize("override,key", [("metrics.hessian.hvp=fast", "metrics.hessian.hvp"),
-                                          ("metrics.hessian.lanczos_iter=0", "metrics.hessian.lanczos_iter"),
-                                          ("metrics.hessian.samples=0", "metrics.hessian.samples"),
-                                          ("metrics.hessian.density_bandwidth=0", "metrics.hessian.density_bandwidth")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("metrics.hessian.hvp=fast", "metrics.hessian.hvp"),
+        ("metrics.hessian.lanczos_iter=0", "metrics.hessian.lanczos_iter"),
+        ("metrics.hessian.samples=0", "metrics.hessian.samples"),
+        ("metrics.hessian.density_bandwidth=0", "metrics.hessian.density_bandwidth"),
+    ],
+)
 def test_bad_hessian_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
         validated([override])

@@ -24,8 +24,12 @@ def test_non_editable_install_runs_from_an_unrelated_directory(tmp_path):
     for name in ("prune_cli", "configs"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(wheels), str(src)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     # The fresh venv sees this environment's dependencies through a .pth path entry (no network, no
@@ -38,13 +42,18 @@ def test_non_editable_install_runs_from_an_unrelated_directory(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["OMP_NUM_THREADS"] = "1"
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import prune_cli; print(prune_cli.__file__)"],
-                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import prune_cli; print(prune_cli.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert str(new_site) in where.stdout, where.stdout
     prune_run = str(venv / "bin" / "prune-run")
     shown = subprocess.run([prune_run, "--cfg", "job"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert shown.returncode == 0 and "name: mnist1d" in shown.stdout, shown.stderr
-    done = subprocess.run([prune_run, *FAST, "results_dir=out"], cwd=elsewhere, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([prune_run, *FAST, "results_dir=out"], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert set(pd.read_csv(elsewhere / "out" / "runs.csv").phase) == {"dense", "pruned", "finetuned"}

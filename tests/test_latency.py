@@ -34,8 +34,7 @@ def test_metric_rows_dense_and_pruned():
     out = METRICS.get("latency")(exp, "pruned", node)
     rows = out.tables["latency.csv"]
     assert [r["timed_model"] for r in rows] == ["dense", "current"]
-    assert all(r["median_ms"] > 0 and r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["batch_size"] == 8
-               for r in rows)
+    assert all(r["median_ms"] > 0 and r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["batch_size"] == 8 for r in rows)
     values = {s["metric"]: s["value"] for s in out.scalars}
     assert set(values) == {"latency_ms", "latency_dense_ms", "measured_speedup"}
     assert all(v > 0 for v in values.values())

@@ -29,8 +29,7 @@ def _hydra_cfg(overrides: list[str], results_dir: Path):
     import prune_cli.cli  # noqa: F401  (schemas, run_id resolver)
 
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return compose(config_name="config", overrides=[*overrides, f"results_dir={results_dir}"],
-                       return_hydra_config=True)
+        return compose(config_name="config", overrides=[*overrides, f"results_dir={results_dir}"], return_hydra_config=True)
 
 
 def _complete_runs(results: Path) -> list[Path]:
@@ -70,9 +69,18 @@ def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
     (bin_dir / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     results = tmp_path / "results"
-    cfg = _hydra_cfg(["hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
-                      "hydra.launcher.cpus_per_task=6", "hydra.launcher.mem_gb=32", "hydra.launcher.timeout_min=90",
-                      "hydra.launcher.array_parallelism=8"], results)
+    cfg = _hydra_cfg(
+        [
+            "hydra/launcher=slurm",
+            "hydra.launcher.partition=gpu",
+            "hydra.launcher.gpus_per_node=2",
+            "hydra.launcher.cpus_per_task=6",
+            "hydra.launcher.mem_gb=32",
+            "hydra.launcher.timeout_min=90",
+            "hydra.launcher.array_parallelism=8",
+        ],
+        results,
+    )
     from omegaconf import OmegaConf
 
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")  # what SLURM sets inside the job
@@ -93,8 +101,14 @@ def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
     assert slurm.parameters["array_parallelism"] == 8
     assert str(slurm.folder).startswith(str(results / ".submitit"))
     text = slurm._make_submission_file_text("python -m submitit.core._submit x", "uid")
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --cpus-per-task=6",
-                 "#SBATCH --mem=32GB", "#SBATCH --time=90", "#SBATCH --signal=USR2@120"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=2",
+        "#SBATCH --cpus-per-task=6",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --time=90",
+        "#SBATCH --signal=USR2@120",
+    ):
         assert line in text, text
     assert captured["args"][0] == (["sparsity=0.5"], ["sparsity=0.8"])  # one array task per run
 
@@ -102,8 +116,17 @@ def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
 def test_joblib_sweep_with_two_workers(tmp_path):
     pytest.importorskip(JOBLIB, reason=NEEDS)
     results = tmp_path / "results"
-    proc = run_cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.job.env_set.OMP_NUM_THREADS='2'",
-                    *FAST, "sparsity=0.5,0.8"], results)
+    proc = run_cli(
+        [
+            "-m",
+            "hydra/launcher=parallel",
+            "hydra.launcher.n_jobs=2",
+            "hydra.job.env_set.OMP_NUM_THREADS='2'",
+            *FAST,
+            "sparsity=0.5,0.8",
+        ],
+        results,
+    )
     assert "n_jobs': 2" in proc.stdout + proc.stderr or "n_jobs=2" in proc.stdout + proc.stderr
     runs = _complete_runs(results)
     assert len(runs) == 2
@@ -115,8 +138,16 @@ def test_joblib_sweep_with_two_workers(tmp_path):
 def test_submitit_local_sweep_of_two_runs(tmp_path):
     pytest.importorskip(SUBMITIT, reason=NEEDS)
     results = tmp_path / "results"
-    run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j",
-             *FAST, "method=magnitude,random"], results)
+    run_cli(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j",
+            *FAST,
+            "method=magnitude,random",
+        ],
+        results,
+    )
     runs = _complete_runs(results)
     assert len(runs) == 2
     assert {pd.read_csv(d / "metrics.csv").method.iloc[0] for d in runs} == {"magnitude", "random"}
@@ -129,8 +160,7 @@ def sweep_with_failures(tmp_path_factory):
     """One sweep of four runs: lr 1e12 diverges, sparsity 1.5 is rejected by validation, one completes."""
     results = tmp_path_factory.mktemp("failures") / "results"
     proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,1.5"], results, check=False)
-    failed = {json.loads(p.read_text())["error_type"]: json.loads(p.read_text())
-              for p in results.glob("runs/*/failed.json")}
+    failed = {json.loads(p.read_text())["error_type"]: json.loads(p.read_text()) for p in results.glob("runs/*/failed.json")}
     return results, proc, failed
 
 
@@ -206,10 +236,24 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
     results = tmp_path / "results"
     args = [a for a in FAST if not a.startswith("train.epochs")] + ["train.epochs=300"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "prune_cli.cli", "-m", "hydra/launcher=submitit_local",
-                             "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j", *args, "sparsity=0.5",
-                             f"results_dir={results}"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prune_cli.cli",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j",
+            *args,
+            "sparsity=0.5",
+            f"results_dir={results}",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
     deadline = time.time() + 120
     while not list(results.glob("runs/*/state.pt")) and time.time() < deadline:
         time.sleep(0.05)
@@ -243,35 +287,70 @@ def test_installed_wheel_finds_launcher_and_experiment_configs(tmp_path):
         shutil.copy(REPO / name, src / name)
     for name in ("prune_cli", "configs"):
         shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     site = next((venv / "lib").glob("python*/site-packages"))
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # this env's dependencies, no network
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--ignore-installed", "-q",
-                    *map(str, (tmp_path / "dist").glob("prune_cli-*.whl"))], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--ignore-installed",
+            "-q",
+            *map(str, (tmp_path / "dist").glob("prune_cli-*.whl")),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run([str(venv / "bin" / "prune-run"), "--cfg", "all", "hydra/launcher=slurm",
-                           "+experiment=ntk_random"], capture_output=True, text=True, env=env, cwd=elsewhere,
-                          timeout=120)
+    proc = subprocess.run(
+        [str(venv / "bin" / "prune-run"), "--cfg", "all", "hydra/launcher=slurm", "+experiment=ntk_random"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "SlurmLauncher" in proc.stdout and "max_num_timeout: 20" in proc.stdout
     assert "name: ntk_random" in proc.stdout
     results = elsewhere / "results"  # a minimal finished run for the installed prune-report to read
     run = results / "runs" / "r1"
     run.mkdir(parents=True)
-    pd.DataFrame({"run_id": ["r1"], "seed": [0], "dataset": ["toy"], "model": ["mlp"], "method": ["magnitude"],
-                  "score": ["magnitude"], "schedule": ["oneshot"], "target_sparsity": [0.5], "phase": ["finetuned"],
-                  "split": ["test"], "metric": ["accuracy"], "value": [0.75], "dense_value": [0.8]}
-                 ).to_csv(run / "metrics.csv", index=False)
+    pd.DataFrame(
+        {
+            "run_id": ["r1"],
+            "seed": [0],
+            "dataset": ["toy"],
+            "model": ["mlp"],
+            "method": ["magnitude"],
+            "score": ["magnitude"],
+            "schedule": ["oneshot"],
+            "target_sparsity": [0.5],
+            "phase": ["finetuned"],
+            "split": ["test"],
+            "metric": ["accuracy"],
+            "value": [0.75],
+            "dense_value": [0.8],
+        }
+    ).to_csv(run / "metrics.csv", index=False)
     (run / "COMPLETE").write_text("r1\n")
-    proc = subprocess.run([str(venv / "bin" / "prune-report"), "results"], capture_output=True, text=True, env=env,
-                          cwd=elsewhere, timeout=120)
+    proc = subprocess.run(
+        [str(venv / "bin" / "prune-report"), "results"], capture_output=True, text=True, env=env, cwd=elsewhere, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "missing baselines at sparsity 0.5: random" in proc.stdout
     assert (results / "report" / "accuracy_vs_compression.png").stat().st_size > 0

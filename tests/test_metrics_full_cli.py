@@ -25,19 +25,22 @@ def test_default_is_cheap_and_full_enables_every_metric():
     assert full.metrics.splits == default.metrics.splits and full.metrics.per_class
 
 
-@pytest.mark.parametrize("override,key", [
-    ("metrics.recall_distortion.splits=[train]", "metrics.recall_distortion.splits"),
-    ("metrics.recall_distortion.splits=[test,test]", "metrics.recall_distortion.splits"),
-    ("metrics.similarity.batch_seed=-1", "metrics.similarity.batch_seed"),
-    ("metrics.membership.sample_seed=-3", "metrics.membership.sample_seed"),
-    ("metrics.similarity.split=train", "metrics.similarity.split"),
-    ("metrics.similarity.num_samples=2", "metrics.similarity.num_samples"),
-    ("metrics.similarity.svcca_variance=1.5", "metrics.similarity.svcca_variance"),
-    ("metrics.similarity.svcca_max_dims=0", "metrics.similarity.svcca_max_dims"),
-    ("metrics.membership.num_samples=1", "metrics.membership.num_samples"),
-    ("metrics.latency.repeats=0", "metrics.latency.repeats"),
-    ("metrics.latency.warmup=-1", "metrics.latency.warmup"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("metrics.recall_distortion.splits=[train]", "metrics.recall_distortion.splits"),
+        ("metrics.recall_distortion.splits=[test,test]", "metrics.recall_distortion.splits"),
+        ("metrics.similarity.batch_seed=-1", "metrics.similarity.batch_seed"),
+        ("metrics.membership.sample_seed=-3", "metrics.membership.sample_seed"),
+        ("metrics.similarity.split=train", "metrics.similarity.split"),
+        ("metrics.similarity.num_samples=2", "metrics.similarity.num_samples"),
+        ("metrics.similarity.svcca_variance=1.5", "metrics.similarity.svcca_variance"),
+        ("metrics.similarity.svcca_max_dims=0", "metrics.similarity.svcca_max_dims"),
+        ("metrics.membership.num_samples=1", "metrics.membership.num_samples"),
+        ("metrics.latency.repeats=0", "metrics.latency.repeats"),
+        ("metrics.latency.warmup=-1", "metrics.latency.warmup"),
+    ],
+)
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         validate(composed(["metrics=full", override]))
@@ -67,9 +70,8 @@ def test_metrics_full_end_to_end(tmp_path):
         acc0 = (dense.recall * dense.support).sum() / dense.support.sum()
         rho, rho0 = (pc.recall.to_numpy() - acc) / acc, (dense.recall.to_numpy() - acc0) / acc0
         got = metrics[(metrics.phase == phase) & (metrics.metric == "alpha_t_ours")].value.iloc[0]
-        assert got == pytest.approx((rho * rho0).sum() / (rho0 ** 2).sum())
-        assert float(metrics[(metrics.phase == phase) & (metrics.metric == "accuracy")].value.iloc[0]) \
-            == pytest.approx(acc)
+        assert got == pytest.approx((rho * rho0).sum() / (rho0**2).sum())
+        assert float(metrics[(metrics.phase == phase) & (metrics.metric == "accuracy")].value.iloc[0]) == pytest.approx(acc)
 
     sim = pd.read_csv(run / "similarity.csv")
     assert set(sim.phase) == {"pruned", "finetuned"}

@@ -9,17 +9,34 @@ from omegaconf import OmegaConf
 from prune_cli.models import MODELS, build_model
 from prune_cli.models.base import PRUNABLE_TYPES
 
-SHAPES = {"mlp": (40,), "lenet_300_100": (1, 28, 28), "lenet5": (1, 28, 28), "conv6": (3, 32, 32),
-          "vgg11": (3, 32, 32), "vgg16": (3, 32, 32), "vgg19": (3, 32, 32), "resnet20": (3, 32, 32),
-          "resnet32": (3, 32, 32), "resnet56": (3, 32, 32), "cnn1d": (40,), "ntk_mlp": (16,)}
-EXTRA = {"mlp": {"widths": [8, 8], "bias": True}, "cnn1d": {"channels": [4, 4], "kernel_size": 5, "hidden": 8},
-         "ntk_mlp": {"widths": [8, 8], "sigma_w": 1.414, "sigma_b": 0.0, "rescale": True}}
+SHAPES = {
+    "mlp": (40,),
+    "lenet_300_100": (1, 28, 28),
+    "lenet5": (1, 28, 28),
+    "conv6": (3, 32, 32),
+    "vgg11": (3, 32, 32),
+    "vgg16": (3, 32, 32),
+    "vgg19": (3, 32, 32),
+    "resnet20": (3, 32, 32),
+    "resnet32": (3, 32, 32),
+    "resnet56": (3, 32, 32),
+    "cnn1d": (40,),
+    "ntk_mlp": (16,),
+}
+EXTRA = {
+    "mlp": {"widths": [8, 8], "bias": True},
+    "cnn1d": {"channels": [4, 4], "kernel_size": 5, "hidden": 8},
+    "ntk_mlp": {"widths": [8, 8], "sigma_w": 1.414, "sigma_b": 0.0, "rescale": True},
+}
 
 
 def forward_order(model, shape):
     order = []
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=name: order.append(n))
-             for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, n=name: order.append(n))
+        for name, m in model.named_modules()
+        if isinstance(m, PRUNABLE_TYPES)
+    ]
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(2, *shape))

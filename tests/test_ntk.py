@@ -37,8 +37,10 @@ def explicit_ntk(model: nn.Module, x: torch.Tensor, masks: dict, output: str, in
             grads_i.append(flat)
         rows.append(torch.stack(grads_i))
     n = len(x)
-    return torch.tensor([[sum(float(rows[i][k] @ rows[j][k]) for k in range(rows[i].shape[0])) for j in range(n)]
-                         for i in range(n)], dtype=torch.float64)
+    return torch.tensor(
+        [[sum(float(rows[i][k] @ rows[j][k]) for k in range(rows[i].shape[0])) for j in range(n)] for i in range(n)],
+        dtype=torch.float64,
+    )
 
 
 @pytest.mark.parametrize("output", ["sum", "index", "trace"])
@@ -80,13 +82,16 @@ def test_ntk_linear_forward_is_the_ntk_parameterisation():
 
 
 def test_ntk_mlp_registered_and_reads_density_from_its_mask(method_cfg):
-    cfg = OmegaConf.create({"name": "ntk_mlp", "widths": [64, 32], "sigma_w": math.sqrt(2), "sigma_b": 0.0,
-                            "rescale": True})
+    cfg = OmegaConf.create({"name": "ntk_mlp", "widths": [64, 32], "sigma_w": math.sqrt(2), "sigma_b": 0.0, "rescale": True})
     model = build_model(cfg, (16,), 3)
     assert isinstance(model, NTKMLP) and model.classifier == "net.5"
-    masks = prune(model, 0.75, PruneContext(method=method_cfg(score="random", allocation="layerwise",
-                                                              sampling="bernoulli"),
-                                            generator=torch.Generator().manual_seed(5)))
+    masks = prune(
+        model,
+        0.75,
+        PruneContext(
+            method=method_cfg(score="random", allocation="layerwise", sampling="bernoulli"), generator=torch.Generator().manual_seed(5)
+        ),
+    )
     apply_masks(model, masks)
     layer = model.net[3]
     q = float(masks["net.3.weight"].float().mean())
@@ -96,8 +101,7 @@ def test_ntk_mlp_registered_and_reads_density_from_its_mask(method_cfg):
 
 def _mean(width, p, seeds=(0, 1)):
     runs = [random_pruning_ntk(width, 3, p, s) for s in seeds]
-    return {arm: {k: sum(r[arm][k] for r in runs) / len(runs) for k in ("rel_dist", "mean_ratio")}
-            for arm in ("rescale", "none")}
+    return {arm: {k: sum(r[arm][k] for r in runs) / len(runs) for k in ("rel_dist", "mean_ratio")} for arm in ("rescale", "none")}
 
 
 def test_random_pruning_rescale_claims_moderate_width():
@@ -105,12 +109,12 @@ def test_random_pruning_rescale_claims_moderate_width():
     multiplier the distance shrinks with width and grows with p."""
     small, large = _mean(128, 0.5), _mean(1024, 0.5)
     for res in (small, large):
-        assert 0.5 * 0.5 ** 3 < res["none"]["mean_ratio"] < 1.5 * 0.5 ** 3
+        assert 0.5 * 0.5**3 < res["none"]["mean_ratio"] < 1.5 * 0.5**3
         assert res["none"]["rel_dist"] > 0.8
     assert large["rescale"]["rel_dist"] < small["rescale"]["rel_dist"]
     assert large["rescale"]["rel_dist"] < 0.2
     high_p = _mean(1024, 0.9)
-    assert 0.5 * 0.1 ** 3 < high_p["none"]["mean_ratio"] < 1.5 * 0.1 ** 3
+    assert 0.5 * 0.1**3 < high_p["none"]["mean_ratio"] < 1.5 * 0.1**3
     assert high_p["rescale"]["rel_dist"] > large["rescale"]["rel_dist"]
 
 
@@ -131,9 +135,17 @@ def test_unit_scaled_inputs():
 def test_ntk_metric_end_to_end_with_ntk_mlp(tmp_path):
     """model=ntk_mlp with Bernoulli random pruning through prune-run; the metric writes its rows."""
     args = [a for a in FAST if not a.startswith("model")] + [
-        "model=ntk_mlp", "model.widths=[32]", "method=random", "method.sampling=bernoulli", "sparsity=0.5",
-        "train.lr=0.01", "finetune.lr=0.01", "metrics.ntk.enabled=true", "metrics.ntk.num_inputs=6",
-        "metrics.ntk.output=trace"]
+        "model=ntk_mlp",
+        "model.widths=[32]",
+        "method=random",
+        "method.sampling=bernoulli",
+        "sparsity=0.5",
+        "train.lr=0.01",
+        "finetune.lr=0.01",
+        "metrics.ntk.enabled=true",
+        "metrics.ntk.num_inputs=6",
+        "metrics.ntk.output=trace",
+    ]
     run_cli(args, tmp_path / "r")
     df = pd.read_csv(tmp_path / "r" / "runs.csv")
     ntk = df[df.metric.str.startswith("ntk_")]
@@ -144,10 +156,15 @@ def test_ntk_metric_end_to_end_with_ntk_mlp(tmp_path):
     assert pruned["ntk_rel_dist_dense"] > 0
 
 
-@pytest.mark.parametrize("override,key", [("metrics.ntk.output=logits", "metrics.ntk.output"),
-                                          ("metrics.ntk.num_inputs=0", "metrics.ntk.num_inputs"),
-                                          ("metrics.ntk.split=holdout", "metrics.ntk.split"),
-                                          ("model.sigma_w=0", "model.sigma_w")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("metrics.ntk.output=logits", "metrics.ntk.output"),
+        ("metrics.ntk.num_inputs=0", "metrics.ntk.num_inputs"),
+        ("metrics.ntk.split=holdout", "metrics.ntk.split"),
+        ("model.sigma_w=0", "model.sigma_w"),
+    ],
+)
 def test_bad_ntk_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
         validated(["model=ntk_mlp", override])

@@ -22,9 +22,13 @@ from prune_cli.core.config_base import SCHEMAS
 from tests.conftest import REPO, run_cli
 
 KIND_REGISTRIES = {
-    "score": "prune_cli.pruning:SCORES", "allocation": "prune_cli.pruning:ALLOCATIONS",
-    "structure": "prune_cli.pruning:STRUCTURES", "schedule": "prune_cli.schedules:SCHEDULES",
-    "dataset": "prune_cli.data:DATASETS", "model": "prune_cli.models:MODELS", "metric": "prune_cli.metrics:METRICS",
+    "score": "prune_cli.pruning:SCORES",
+    "allocation": "prune_cli.pruning:ALLOCATIONS",
+    "structure": "prune_cli.pruning:STRUCTURES",
+    "schedule": "prune_cli.schedules:SCHEDULES",
+    "dataset": "prune_cli.data:DATASETS",
+    "model": "prune_cli.models:MODELS",
+    "metric": "prune_cli.metrics:METRICS",
 }
 
 
@@ -34,13 +38,13 @@ def _registry(kind: str):
 
 
 def test_declarations_read_literal_names_only():
-    source = textwrap.dedent('''
+    source = textwrap.dedent("""
         @register_score("gp", "gradient_magnitude", options=DataScoreConfig)
         @DATASETS.register("mnist", 'cifar10')  # comment
         @config_schema("method", "gp")
         @register_metric(NAME)
         @dataclass
-    ''')
+    """)
     kinds, schemas = plugins.declarations(source)
     assert kinds == [("score", "gp"), ("score", "gradient_magnitude"), ("dataset", "mnist"), ("dataset", "cifar10")]
     assert schemas == [("method", "gp")]
@@ -78,13 +82,20 @@ print(json.dumps({"plugins": sorted(m for m in sys.modules if m in chosen),
 def test_a_run_imports_only_the_plugins_it_chose():
     """Composing and validating `method=magnitude` imports one score, one allocation, one structure,
     one dataset, one model and one schedule module, and none of scipy, matplotlib or torchvision."""
-    out = subprocess.run([sys.executable, "-c", LAZY, str(REPO / "configs"), "dataset=synthetic"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", LAZY, str(REPO / "configs"), "dataset=synthetic"], capture_output=True, text=True, check=True
+    )
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["plugins"] == sorted([
-        "prune_cli.data.synthetic", "prune_cli.models.mlp", "prune_cli.pruning.scores.magnitude",
-        "prune_cli.pruning.allocations.global_ranking", "prune_cli.pruning.structures.unstructured",
-        "prune_cli.schedules.prune_and_retrain"])
+    assert got["plugins"] == sorted(
+        [
+            "prune_cli.data.synthetic",
+            "prune_cli.models.mlp",
+            "prune_cli.pruning.scores.magnitude",
+            "prune_cli.pruning.allocations.global_ranking",
+            "prune_cli.pruning.structures.unstructured",
+            "prune_cli.schedules.prune_and_retrain",
+        ]
+    )
     assert not {"scipy", "matplotlib", "torchvision"} & set(got["heavy"]), got["heavy"]
 
 
@@ -217,8 +228,9 @@ def _write_lab(root: Path) -> Path:
 
 
 def _git_status() -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _with_path(monkeypatch, *paths: Path) -> None:
@@ -232,10 +244,24 @@ def test_five_outside_plugins_run_without_editing_the_repository(tmp_path, monke
     _with_path(monkeypatch, _write_lab(tmp_path / "src"))
     before = _git_status()
     results = tmp_path / "results"
-    run_cli([f"plugins=[{','.join(MODULES)}]", "dataset=rings", "method=taylor", "method.allocation=first_dense",
-             "schedule=prune_twice", "metrics.weight_norm.enabled=true", "model=mlp", "model.widths=[16,16]",
-             "train.epochs=2", "finetune.epochs=1", "train.batch_size=32", "finetune.batch_size=32", "sparsity=0.75"],
-            results)
+    run_cli(
+        [
+            f"plugins=[{','.join(MODULES)}]",
+            "dataset=rings",
+            "method=taylor",
+            "method.allocation=first_dense",
+            "schedule=prune_twice",
+            "metrics.weight_norm.enabled=true",
+            "model=mlp",
+            "model.widths=[16,16]",
+            "train.epochs=2",
+            "finetune.epochs=1",
+            "train.batch_size=32",
+            "finetune.batch_size=32",
+            "sparsity=0.75",
+        ],
+        results,
+    )
     assert _git_status() == before
     (run,) = (results / "runs").iterdir()
     metrics = pd.read_csv(run / "metrics.csv")
@@ -271,21 +297,25 @@ def test_entry_point_plugins_need_no_command_line(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text("[prune_cli.plugins]\ntaylor = lab.taylor\n")
     _with_path(monkeypatch, root)
     results = tmp_path / "results"
-    run_cli(["method=taylor", "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1",
-             "finetune.epochs=1"], results)
+    run_cli(["method=taylor", "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1", "finetune.epochs=1"], results)
     assert len(list((results / "runs").iterdir())) == 1
 
 
-@pytest.mark.parametrize("args, key", [
-    (["plugins=[no_such_lab.scores]"], "'plugins'"),
-    (["plugins=[lab.clash]"], "'plugins'"),
-    (["plugins=lab.taylor"], "'plugins'"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["plugins=[no_such_lab.scores]"], "'plugins'"),
+        (["plugins=[lab.clash]"], "'plugins'"),
+        (["plugins=lab.taylor"], "'plugins'"),
+    ],
+)
 def test_bad_plugin_lists_stop_before_anything_is_created(tmp_path, monkeypatch, args, key):
     root = _write_lab(tmp_path / "src")
-    (root / "lab" / "clash.py").write_text('from prune_cli.pruning.scores import register_score\n\n\n'
-                                           '@register_score("magnitude")\ndef mine(model, params, ctx):\n'
-                                           '    return {}\n')
+    (root / "lab" / "clash.py").write_text(
+        "from prune_cli.pruning.scores import register_score\n\n\n"
+        '@register_score("magnitude")\ndef mine(model, params, ctx):\n'
+        "    return {}\n"
+    )
     _with_path(monkeypatch, root)
     proc = run_cli(args, tmp_path / "results", check=False)
     assert proc.returncode == 2, proc.stderr
@@ -299,8 +329,7 @@ def test_plugins_set_in_a_config_file_are_rejected(tmp_path, monkeypatch):
     extra = tmp_path / "extra" / "experiment"
     extra.mkdir(parents=True)
     (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
-    proc = run_cli(["--config-dir", str(tmp_path / "extra"), "+experiment=with_lab"], tmp_path / "results",
-                   check=False)
+    proc = run_cli(["--config-dir", str(tmp_path / "extra"), "+experiment=with_lab"], tmp_path / "results", check=False)
     assert proc.returncode == 2, proc.stderr
     assert "'plugins'" in proc.stderr and "command line" in proc.stderr
     assert not (tmp_path / "results").exists()
@@ -324,8 +353,9 @@ def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
     _with_path(monkeypatch, _write_lab(tmp_path / "src"))
 
     def rid(*args):
-        return subprocess.run([sys.executable, "-c", RUN_ID, str(REPO / "configs"), *args], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            [sys.executable, "-c", RUN_ID, str(REPO / "configs"), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     plain = rid()
     assert rid("plugins=[lab.weight_norm]") == plain
@@ -347,8 +377,7 @@ def test_the_readme_plugin_example_runs(tmp_path, monkeypatch):
     _with_path(monkeypatch, tmp_path)
     args = command.split()[2:]
     results = tmp_path / "results"
-    run_cli([*args, "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1", "finetune.epochs=1"],
-            results)
+    run_cli([*args, "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1", "finetune.epochs=1"], results)
     (run,) = (results / "runs").iterdir()
     metrics = pd.read_csv(run / "metrics.csv")
     sparsity = metrics[(metrics.metric == "sparsity_prunable") & (metrics.phase == "pruned")].value.item()

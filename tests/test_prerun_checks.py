@@ -15,15 +15,17 @@ CASES = [
     (["schedule=gradual", "schedule.end_step=100000"], "'schedule.end_step': 100000", "at most"),  # mnist1d: a bound
     # FAST: 3 classes x (60 - round(0.1 * 60)) = 162 training examples, ceil(162 / 32) = 6 steps x 2 epochs
     ([*FAST, "schedule=gradual", "schedule.end_step=500"], "'schedule.end_step': 500", "training has 12 optimizer"),
-    ([*FAST, "method.allocation=explicit", "method.layer_densities=[0.5,0.5]"], "'method.layer_densities'",
-     "a list of 3 densities"),
+    ([*FAST, "method.allocation=explicit", "method.layer_densities=[0.5,0.5]"], "'method.layer_densities'", "a list of 3 densities"),
     ([*FAST, "method.exclude=[net.7]"], "'method.exclude'", "names of prunable layers"),
     ([*FAST, "method.allocation=matched", "method.match_masks=/nonexistent/masks.pt"], "'method.match_masks'", ""),
     ([*FAST, "method.allocation=matched"], "'method.match_masks / method.match_method'", "exactly one"),
     (["model=resnet20", "dataset=mnist1d"], "'model': 'resnet20'", "inputs of shape (40,)"),
     ([*FAST, "method=gp", "method.batches=0"], "'method.batches': 0", "an integer >= 1"),
-    ([*FAST, "method.structure=nm", "method.allocation=layerwise", "sparsity=0.5"], "'method.structure': 'nm'",
-     "multiple of method.nm_m=4"),
+    (
+        [*FAST, "method.structure=nm", "method.allocation=layerwise", "sparsity=0.5"],
+        "'method.structure': 'nm'",
+        "multiple of method.nm_m=4",
+    ),
     ([*FAST, "method.structure=channel"], "'method.allocation': 'global'", "layerwise with method.structure=channel"),
 ]
 
@@ -38,13 +40,27 @@ def test_bad_values_stop_before_any_directory(tmp_path, args, key, detail):
 
 
 def _node(**kw):
-    base = {"val_fraction": 0.1, "imbalance": "none", "longtail_ratio": 1.0, "class_counts": None,
-            "max_train_samples": None, "augment": False}
+    base = {
+        "val_fraction": 0.1,
+        "imbalance": "none",
+        "longtail_ratio": 1.0,
+        "class_counts": None,
+        "max_train_samples": None,
+        "augment": False,
+    }
     return OmegaConf.create({**base, **kw})
 
 
-@pytest.mark.parametrize("kw", [{}, {"val_fraction": 0.25}, {"imbalance": "longtail", "longtail_ratio": 10.0},
-                                {"imbalance": "counts", "class_counts": [7, 30, 13]}, {"val_fraction": 0.0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"val_fraction": 0.25},
+        {"imbalance": "longtail", "longtail_ratio": 10.0},
+        {"imbalance": "counts", "class_counts": [7, 30, 13]},
+        {"val_fraction": 0.0},
+    ],
+)
 def test_planned_train_size_is_what_the_splits_keep(kw):
     """Computed from per-class counts alone, it equals the training split build_splits makes."""
     per_class = [40, 33, 25]

@@ -149,8 +149,9 @@ def test_random_masks_at_init_are_independent_of_the_weights(tmp_path):
     from tests.helpers import compose
     from prune_cli.run.experiment import Experiment
 
-    cfg = compose([*FAST, "method=random", "method.allocation=layerwise", "model.widths=[200]",
-                   "sparsity=0.5", "dataset.input_dim=50"], tmp_path)
+    cfg = compose(
+        [*FAST, "method=random", "method.allocation=layerwise", "model.widths=[200]", "sparsity=0.5", "dataset.input_dim=50"], tmp_path
+    )
     exp = Experiment(cfg, tmp_path / "run")
     w = exp.model.net[1].weight.detach().clone()
     exp._step_prune(0.5)

@@ -14,8 +14,7 @@ from torch import nn
 from tests.helpers import validated
 from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import lanczos
-from prune_cli.analysis.limit import (actual_limits, crossing, distances, jensen_bound, loss_std, predicted_ratio,
-                                      ratio_grid)
+from prune_cli.analysis.limit import actual_limits, crossing, distances, jensen_bound, loss_std, predicted_ratio, ratio_grid
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
@@ -109,8 +108,7 @@ def test_epsilon_is_the_std_of_minibatch_losses(tiny_data):
     eps = loss_std(model, x, y, 16, torch.Generator().manual_seed(3))
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        losses = [float(nn.functional.cross_entropy(model(x[order[i:i + 16]]), y[order[i:i + 16]]))
-                  for i in range(0, len(y), 16)]
+        losses = [float(nn.functional.cross_entropy(model(x[order[i : i + 16]]), y[order[i : i + 16]])) for i in range(0, len(y), 16)]
     mean = sum(losses) / len(losses)
     assert eps == pytest.approx(math.sqrt(sum((v - mean) ** 2 for v in losses) / len(losses)), rel=1e-6)
     # a constant penalty (the L1 term does not depend on the batch) leaves the std unchanged
@@ -121,9 +119,20 @@ def test_epsilon_is_the_std_of_minibatch_losses(tiny_data):
 def test_l1_term_adds_lr_times_coefficient_times_sign(tiny_data):
     """One full-batch SGD step (no momentum): the L1 run differs from the plain run by exactly
     -lr * l1 * sign(w) on the prunable layers' weights and not at all on the biases."""
-    base = {"epochs": 1, "batch_size": 1000, "eval_batch_size": 1000, "optimizer": "sgd", "lr": 0.1,
-            "momentum": 0.0, "nesterov": False, "weight_decay": 0.0, "lr_schedule": "constant", "milestones": [],
-            "gamma": 0.1, "warmup_epochs": 0}
+    base = {
+        "epochs": 1,
+        "batch_size": 1000,
+        "eval_batch_size": 1000,
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+        "lr_schedule": "constant",
+        "milestones": [],
+        "gamma": 0.1,
+        "warmup_epochs": 0,
+    }
     runs = {}
     for l1 in (0.0, 0.05):
         torch.manual_seed(0)
@@ -141,9 +150,17 @@ def test_l1_term_adds_lr_times_coefficient_times_sign(tiny_data):
 
 
 def test_pruning_limit_metric_end_to_end(tmp_path):
-    run_cli(FAST + ["train.l1=1e-4", "metrics.pruning_limit.enabled=true", "metrics.pruning_limit.ratios=50",
-                    "metrics.pruning_limit.lanczos_iter=30", "metrics.pruning_limit.hutchinson_probes=4"],
-            tmp_path / "r")
+    run_cli(
+        FAST
+        + [
+            "train.l1=1e-4",
+            "metrics.pruning_limit.enabled=true",
+            "metrics.pruning_limit.ratios=50",
+            "metrics.pruning_limit.lanczos_iter=30",
+            "metrics.pruning_limit.hutchinson_probes=4",
+        ],
+        tmp_path / "r",
+    )
     df = pd.read_csv(tmp_path / "r" / "runs.csv")
     rows = df[df.metric.str.startswith("limit_")]
     assert set(rows.phase) == {"dense"}  # a property of the trained dense weights
@@ -158,11 +175,15 @@ def test_pruning_limit_metric_end_to_end(tmp_path):
     assert sweep.accuracy.iloc[0] == pytest.approx(dense_acc)  # ratio 0 is the dense model itself
 
 
-@pytest.mark.parametrize("override,key", [("metrics.pruning_limit.ratios=1", "metrics.pruning_limit.ratios"),
-                                          ("metrics.pruning_limit.flat_fraction=1.0",
-                                           "metrics.pruning_limit.flat_fraction"),
-                                          ("metrics.pruning_limit.tolerances=[-1]", "metrics.pruning_limit.tolerances"),
-                                          ("train.l1=-0.1", "train.l1")])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("metrics.pruning_limit.ratios=1", "metrics.pruning_limit.ratios"),
+        ("metrics.pruning_limit.flat_fraction=1.0", "metrics.pruning_limit.flat_fraction"),
+        ("metrics.pruning_limit.tolerances=[-1]", "metrics.pruning_limit.tolerances"),
+        ("train.l1=-0.1", "train.l1"),
+    ],
+)
 def test_bad_pruning_limit_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
         validated([override])

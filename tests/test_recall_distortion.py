@@ -17,9 +17,15 @@ from scipy import stats
 from prune_cli.data.splits import DataSplits
 from tests.helpers import metric_context
 from prune_cli.metrics import METRICS
-from prune_cli.analysis.recall_distortion import (class_counts, intensification,
-                                                  normalised_recall, per_class_rows, randomisation_null,
-                                                  summarise_across_seeds, summarise_classes_across_seeds)
+from prune_cli.analysis.recall_distortion import (
+    class_counts,
+    intensification,
+    normalised_recall,
+    per_class_rows,
+    randomisation_null,
+    summarise_across_seeds,
+    summarise_classes_across_seeds,
+)
 
 # Hand-worked example: supports [4, 4, 2]; dense gets [4, 2, 1] right, the pruned model [4, 1, 0].
 # dense:  recall [1, .5, .5], acc .7, rho [3/7, -2/7, -2/7]
@@ -114,8 +120,12 @@ def test_exchangeable_models_attenuate_alpha():
 
 
 def _long(labels, preds_by_model, seed=0):
-    return pd.concat([pd.DataFrame({"seed": seed, "model": m, "image_index": np.arange(len(labels)),
-                                    "label": labels, "pred": p}) for m, p in preds_by_model.items()])
+    return pd.concat(
+        [
+            pd.DataFrame({"seed": seed, "model": m, "image_index": np.arange(len(labels)), "label": labels, "pred": p})
+            for m, p in preds_by_model.items()
+        ]
+    )
 
 
 def test_null_matches_exact_enumeration():
@@ -152,8 +162,7 @@ def test_null_p_values_uniform_for_exchangeable_models_and_small_for_real_effect
     p_values = []
     for _ in range(60):
         labels, (p0, p1, p2) = _exchangeable(rng, [0.9, 0.6, 0.75], 20, 3)
-        out = randomisation_null(_long(labels, {"dense": p0, "a": p1, "b": p2}), n_perm=199,
-                                 seed=int(rng.integers(1 << 31)))
+        out = randomisation_null(_long(labels, {"dense": p0, "a": p1, "b": p2}), n_perm=199, seed=int(rng.integers(1 << 31)))
         p_values.append(out[(out.statistic == "alpha_t_ours") & (out.model == "a")].p_value_code.iloc[0])
     assert stats.kstest(p_values, "uniform").pvalue > 0.01
     # A real intensification: the pruned model loses the weak class entirely.
@@ -175,8 +184,10 @@ def test_null_averages_over_seeds_and_checks_models():
     observed = []
     for seed in range(3):
         part = df[df.seed == seed]
-        r = [normalised_recall(*class_counts(part[part.model == m].label.to_numpy(),
-                                             part[part.model == m].pred.to_numpy(), 2))[2] for m in ("dense", "pruned")]
+        r = [
+            normalised_recall(*class_counts(part[part.model == m].label.to_numpy(), part[part.model == m].pred.to_numpy(), 2))[2]
+            for m in ("dense", "pruned")
+        ]
         observed.append(intensification(r[0], r[1])["alpha_t_ours"])
     row = out[out.statistic == "alpha_t_ours"].iloc[0]
     assert row.observed == pytest.approx(np.mean(observed)) and row.n_units == 3
@@ -192,9 +203,21 @@ def _hand_table():
     rows = []
     for seed, recalls in zip((0, 1, 2), ([0.85, 0.75], [0.9, 0.7], [0.95, 0.65])):
         for c in range(2):
-            rows.append({"seed": seed, "run_id": f"r{seed}", "method": "magnitude", "target_sparsity": 0.9,
-                         "split": "test", "phase": "finetuned", "class": c, "recall": recalls[c],
-                         "accuracy": 0.8, "dense_recall": [0.85, 0.75][c], "dense_accuracy": 0.8})
+            rows.append(
+                {
+                    "seed": seed,
+                    "run_id": f"r{seed}",
+                    "method": "magnitude",
+                    "target_sparsity": 0.9,
+                    "split": "test",
+                    "phase": "finetuned",
+                    "class": c,
+                    "recall": recalls[c],
+                    "accuracy": 0.8,
+                    "dense_recall": [0.85, 0.75][c],
+                    "dense_accuracy": 0.8,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -8,15 +8,25 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli.analysis.regions.bounds import (choose_layer_densities, expected_bound, montecarlo_rank_log_probs,
-                                               rank_ub, serra2018)
+from prune_cli.analysis.regions.bounds import choose_layer_densities, expected_bound, montecarlo_rank_log_probs, rank_ub, serra2018
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
 
 
-@pytest.mark.parametrize("n0,widths,bound", [
-    (1, [3], 4), (2, [3], 7), (2, [3, 3], 40), (1, [4, 4, 4], 125), (2, [8, 8], 1369), (784, [8, 14], 600370),
-    (784, [11, 11], 2449868), (2, [100, 100], 25512601), (2, [100, 100, 10], 1428705656)])
+@pytest.mark.parametrize(
+    "n0,widths,bound",
+    [
+        (1, [3], 4),
+        (2, [3], 7),
+        (2, [3, 3], 40),
+        (1, [4, 4, 4], 125),
+        (2, [8, 8], 1369),
+        (784, [8, 14], 600370),
+        (784, [11, 11], 2449868),
+        (2, [100, 100], 25512601),
+        (2, [100, 100, 10], 1428705656),
+    ],
+)
 def test_serra_reference_values(n0, widths, bound):
     assert serra2018(n0, widths) == bound
 
@@ -28,15 +38,24 @@ def test_serra_properties_and_log_value():
     assert rank_ub(2, [100, 100], [100, 100]) == serra2018(2, [100, 100])  # full rank = Serra
 
 
-@pytest.mark.parametrize("n,p,ln_value", [
-    ([784, 100, 100, 10], (1, 1, 1), 144.922579), ([784, 100, 100, 10], (0.001, 0.001, 1), 119.804899),
-    ([784, 100, 100, 10], (0.0005, 0.0015, 1), 121.584237), ([2, 100, 100, 10], (0.0005, 0.0005, 1), 15.000459),
-    ([784, 100, 100, 10], (0.01, 0.01, 1), 144.918), ([784, 100, 100, 10], (0.0001, 0.0001, 1), 62.822),
-    ([2, 100, 100, 10], (1, 1, 1), 21.080), ([2, 100, 100, 10], (0.01, 0.01, 1), 20.169),
-    ([2, 100, 100, 10], (0.001, 0.001, 1), 16.378), ([2, 100, 100, 10], (0.0001, 0.0001, 1), 10.564)])
+@pytest.mark.parametrize(
+    "n,p,ln_value",
+    [
+        ([784, 100, 100, 10], (1, 1, 1), 144.922579),
+        ([784, 100, 100, 10], (0.001, 0.001, 1), 119.804899),
+        ([784, 100, 100, 10], (0.0005, 0.0015, 1), 121.584237),
+        ([2, 100, 100, 10], (0.0005, 0.0005, 1), 15.000459),
+        ([784, 100, 100, 10], (0.01, 0.01, 1), 144.918),
+        ([784, 100, 100, 10], (0.0001, 0.0001, 1), 62.822),
+        ([2, 100, 100, 10], (1, 1, 1), 21.080),
+        ([2, 100, 100, 10], (0.01, 0.01, 1), 20.169),
+        ([2, 100, 100, 10], (0.001, 0.001, 1), 16.378),
+        ([2, 100, 100, 10], (0.0001, 0.0001, 1), 10.564),
+    ],
+)
 def test_expected_bound_binomial_reference_values(n, p, ln_value):
     digits = len(str(ln_value).split(".")[1])
-    assert expected_bound(n, p) == pytest.approx(ln_value, abs=0.6 * 10 ** -digits)
+    assert expected_bound(n, p) == pytest.approx(ln_value, abs=0.6 * 10**-digits)
 
 
 def test_expected_bound_large_value_and_dense_consistency():
@@ -62,16 +81,21 @@ def _significant(value: float, reference: str) -> str:
     return f"{float(f'{value:.{digits}g}'):.6e}"
 
 
-@pytest.mark.parametrize("p,chosen,ln_chosen", [
-    (0.01, ("0.00575", "0.04333"), 144.923), (0.0025, ("0.00146", "0.01063"), 144.921),
-    (0.001, ("0.000606", "0.00409"), 137.790), (0.0001, ("6.37e-5", "3.84e-4"), 70.016)])
+@pytest.mark.parametrize(
+    "p,chosen,ln_chosen",
+    [
+        (0.01, ("0.00575", "0.04333"), 144.923),
+        (0.0025, ("0.00146", "0.01063"), 144.921),
+        (0.001, ("0.000606", "0.00409"), 137.790),
+        (0.0001, ("6.37e-5", "3.84e-4"), 70.016),
+    ],
+)
 def test_lagrange3_chosen_densities_reference_values(p, chosen, ln_chosen):
     n = [784, 100, 100, 10]
     dens = choose_layer_densities(n, p, [78400, 10000, 1000], [True, True, False])
     # the reference table rounds to 3-4 significant digits: agree to those digits (or 1e-3 relative)
     for value, reference in zip(dens[:2], chosen):
-        assert _significant(value, reference) == f"{float(reference):.6e}" or \
-            value == pytest.approx(float(reference), rel=1e-3)
+        assert _significant(value, reference) == f"{float(reference):.6e}" or value == pytest.approx(float(reference), rel=1e-3)
     assert dens[2] == 1.0
     assert expected_bound(n, dens) == pytest.approx(ln_chosen, abs=1e-3)
     assert dens[0] * 78400 + dens[1] * 10000 == pytest.approx(p * 88400)  # same weight budget
@@ -89,9 +113,18 @@ def test_general_search_keeps_budget_and_does_not_lower_the_bound():
 
 def test_region_bound_allocation_prunes_to_the_chosen_densities():
     model = MLP(784, [100, 100], 10)
-    method = OmegaConf.create({"name": "rb", "score": "magnitude", "allocation": "region_bound",
-                               "structure": "unstructured", "exclude": [], "exclude_classifier": True,
-                               "exclude_first": False, "allow_collapse": False})
+    method = OmegaConf.create(
+        {
+            "name": "rb",
+            "score": "magnitude",
+            "allocation": "region_bound",
+            "structure": "unstructured",
+            "exclude": [],
+            "exclude_classifier": True,
+            "exclude_first": False,
+            "allow_collapse": False,
+        }
+    )
     ctx = PruneContext(method=method, generator=torch.Generator().manual_seed(0))
     masks = prune(model, 1 - 0.01, ctx)
     assert abs(int(masks["net.1.weight"].sum()) - 0.00575 * 78400) <= 1e-3 * 451 + 1  # the paper's chosen densities

@@ -14,17 +14,36 @@ from conftest import FAST, run_cli
 
 def test_plane_metric_end_to_end(tmp_path):
     out = tmp_path / "r"
-    run_cli([*FAST, "model.widths=[6,6]", "dataset.input_dim=2", "metrics.regions.enabled=true",
-             "metrics.regions.method=plane",
-             "metrics.regions.box=[-3,3]"], out)
+    run_cli(
+        [
+            *FAST,
+            "model.widths=[6,6]",
+            "dataset.input_dim=2",
+            "metrics.regions.enabled=true",
+            "metrics.regions.method=plane",
+            "metrics.regions.box=[-3,3]",
+        ],
+        out,
+    )
     run_dir = next((out / "runs").iterdir())
     rows = pd.read_csv(run_dir / "regions.csv")
     assert list(rows.phase) == ["dense", "pruned", "finetuned"]
     assert set(rows.counts) == {"activation_regions"}
     assert set(rows.method) == {"magnitude"} and set(rows.seed) == {0}  # the run's identity, not the counter's
     assert set(rows.regions_method) == {"plane"}  # the counter's own keys are prefixed
-    for column in ("regions_method", "item", "regions_seed", "indices", "count", "measure", "count_density", "bound_ln_serra",
-                   "bound_ln_expected_binomial", "bound_ln_expected_montecarlo", "run_id"):
+    for column in (
+        "regions_method",
+        "item",
+        "regions_seed",
+        "indices",
+        "count",
+        "measure",
+        "count_density",
+        "bound_ln_serra",
+        "bound_ln_expected_binomial",
+        "bound_ln_expected_montecarlo",
+        "run_id",
+    ):
         assert column in rows.columns
     for phase in ("dense", "pruned", "finetuned"):
         assert (run_dir / f"regions_plane0_{phase}.png").stat().st_size > 1000
@@ -41,9 +60,16 @@ def test_plane_metric_end_to_end(tmp_path):
 
 
 def test_line_metric_is_deterministic_and_bad_values_are_rejected(tmp_path):
-    args = [*FAST, "dataset.input_dim=2", "metrics.regions.enabled=true", "metrics.regions.method=line",
-            "metrics.regions.segments=3", "metrics.regions.segment_kind=direction", "train.epochs=1",
-            "finetune.epochs=0"]
+    args = [
+        *FAST,
+        "dataset.input_dim=2",
+        "metrics.regions.enabled=true",
+        "metrics.regions.method=line",
+        "metrics.regions.segments=3",
+        "metrics.regions.segment_kind=direction",
+        "train.epochs=1",
+        "finetune.epochs=0",
+    ]
     tables = []
     for out in (tmp_path / "a", tmp_path / "b"):
         run_cli(args, out)

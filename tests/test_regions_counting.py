@@ -20,8 +20,7 @@ from prune_cli.models.cnn import build_cnn1d
 from prune_cli.models.mlp import MLP
 
 
-def brute_force_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, samples: int = 2001,
-                     width: float = 1e-11) -> int:
+def brute_force_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, samples: int = 2001, width: float = 1e-11) -> int:
     """Dense sampling, then bisection of every interval whose end patterns differ down to `width`.
 
     Activation regions are convex, so an interval whose ends share a pattern lies in one region;
@@ -48,8 +47,18 @@ def brute_force_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, samples: 
 
 
 def small_cnn() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 4, 3), nn.ReLU(),
-                         nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(), nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.Flatten(),
+        nn.Linear(4, 6),
+        nn.ReLU(),
+        nn.Linear(6, 3),
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -27,36 +27,86 @@ DENSE_ACC = 0.8
 
 
 def _context(run_id, seed, method, score, sparsity, width=16, name="fx"):
-    return {"run_id": run_id, "config_hash": "h" + run_id[-6:], "name": name, "seed": seed, "dataset": "toy",
-            "model": "mlp", "method": method, "score": score, "allocation": "global", "structure": "unstructured",
-            "schedule": "oneshot", "target_sparsity": sparsity, "dense_cache": "off"}
+    return {
+        "run_id": run_id,
+        "config_hash": "h" + run_id[-6:],
+        "name": name,
+        "seed": seed,
+        "dataset": "toy",
+        "model": "mlp",
+        "method": method,
+        "score": score,
+        "allocation": "global",
+        "structure": "unstructured",
+        "schedule": "oneshot",
+        "target_sparsity": sparsity,
+        "dense_cache": "off",
+    }
 
 
-def _write_run(root: Path, method: str, score: str, sparsity: float, seed: int, acc: float,
-               width: int = 16, dense: bool = True, extras: bool = False) -> Path:
+def _write_run(
+    root: Path,
+    method: str,
+    score: str,
+    sparsity: float,
+    seed: int,
+    acc: float,
+    width: int = 16,
+    dense: bool = True,
+    extras: bool = False,
+) -> Path:
     run_id = f"fx-{method}-s{sparsity:g}-seed{seed}-w{width}"
     d = root / "runs" / run_id
     d.mkdir(parents=True)
     ctx = _context(run_id, seed, method, score, sparsity, width)
     dense_value = DENSE_ACC if dense else math.nan
-    metrics = [{**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": acc,
-                "dense_value": dense_value},
-               {**ctx, "phase": "finetuned", "split": "model", "metric": "compression_ratio",
-                "value": 1 / (1 - sparsity), "dense_value": 1.0}]
-    per_class = [{**ctx, "phase": "finetuned", "split": "test", "class": c, "support": 10, "recall": r,
-                  "precision": math.nan, "dense_recall": dr if dense else math.nan, "dense_precision": math.nan}
-                 for c, r, dr in ((0, 1.0, 1.0), (1, 2 * acc - 1, 2 * DENSE_ACC - 1))]
+    metrics = [
+        {**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": acc, "dense_value": dense_value},
+        {
+            **ctx,
+            "phase": "finetuned",
+            "split": "model",
+            "metric": "compression_ratio",
+            "value": 1 / (1 - sparsity),
+            "dense_value": 1.0,
+        },
+    ]
+    per_class = [
+        {
+            **ctx,
+            "phase": "finetuned",
+            "split": "test",
+            "class": c,
+            "support": 10,
+            "recall": r,
+            "precision": math.nan,
+            "dense_recall": dr if dense else math.nan,
+            "dense_precision": math.nan,
+        }
+        for c, r, dr in ((0, 1.0, 1.0), (1, 2 * acc - 1, 2 * DENSE_ACC - 1))
+    ]
     if dense:
-        metrics.append({**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": DENSE_ACC,
-                        "dense_value": DENSE_ACC})
+        metrics.append({**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": DENSE_ACC, "dense_value": DENSE_ACC})
     if extras:
-        metrics += [{**ctx, "phase": "finetuned", "split": "test", "metric": "ntk_rel_dist_dense",
-                     "value": 1.0 / width, "dense_value": 0.0}]
-        pd.DataFrame([{**ctx, "phase": "finetuned", "lr_method": "line_exact", "lr_count": 40 * (1 - sparsity) + seed,
-                       "ub_ln_serra": 30.0, "ub_ln_expected": 20 * (1 - sparsity)}]).to_csv(d / "regions.csv", index=False)
+        metrics += [
+            {**ctx, "phase": "finetuned", "split": "test", "metric": "ntk_rel_dist_dense", "value": 1.0 / width, "dense_value": 0.0}
+        ]
+        pd.DataFrame(
+            [
+                {
+                    **ctx,
+                    "phase": "finetuned",
+                    "lr_method": "line_exact",
+                    "lr_count": 40 * (1 - sparsity) + seed,
+                    "ub_ln_serra": 30.0,
+                    "ub_ln_expected": 20 * (1 - sparsity),
+                }
+            ]
+        ).to_csv(d / "regions.csv", index=False)
         grid = np.linspace(-1, 5, 50)
-        pd.DataFrame([{**ctx, "phase": p, "grid": g, "density": float(np.exp(-(g - 1) ** 2))}
-                      for p in ("dense", "finetuned") for g in grid]).to_csv(d / "hessian_density.csv", index=False)
+        pd.DataFrame(
+            [{**ctx, "phase": p, "grid": g, "density": float(np.exp(-((g - 1) ** 2)))} for p in ("dense", "finetuned") for g in grid]
+        ).to_csv(d / "hessian_density.csv", index=False)
     pd.DataFrame(metrics).to_csv(d / "metrics.csv", index=False)
     pd.DataFrame(per_class).to_csv(d / "per_class.csv", index=False)
     (d / "config.yaml").write_text(f"seed: {seed}\nsparsity: {sparsity}\nmodel:\n  name: mlp\n  widths: [{width}, {width}]\n")
@@ -87,7 +137,7 @@ def test_summary_numbers_by_hand(fixture_results):
     assert row.n_seeds == 3 and row.seeds == "0 1 2"
     assert row["mean"] == pytest.approx(0.6) and row["std"] == pytest.approx(0.1)
     assert row.ci_half == pytest.approx(0.1 * T_975_2 / math.sqrt(3))
-    assert (row.ci_low, row.ci_high) == pytest.approx((0.6 - 0.1 * T_975_2 / 3 ** 0.5, 0.6 + 0.1 * T_975_2 / 3 ** 0.5))
+    assert (row.ci_low, row.ci_high) == pytest.approx((0.6 - 0.1 * T_975_2 / 3**0.5, 0.6 + 0.1 * T_975_2 / 3**0.5))
     # joined with the dense baseline of the same seed: changes -0.3, -0.2, -0.1
     assert row.dense_mean == pytest.approx(0.8)
     assert row.delta_mean == pytest.approx(-0.2) and row.delta_std == pytest.approx(0.1)
@@ -119,8 +169,12 @@ def test_intensification_statistics_by_hand(fixture_results):
         half = T_975_2 * values.std(ddof=1) / math.sqrt(3)
         assert mag.loc[name, "ci_high"] == pytest.approx(values.mean() + half)
     per_class = pd.read_csv(written["per_class_summary.csv"])
-    c1 = per_class[(per_class.method == "magnitude") & (per_class["class"] == 1) & (per_class.quantity == "delta_recall")
-                   & (per_class.target_sparsity == 0.5)].iloc[0]
+    c1 = per_class[
+        (per_class.method == "magnitude")
+        & (per_class["class"] == 1)
+        & (per_class.quantity == "delta_recall")
+        & (per_class.target_sparsity == 0.5)
+    ].iloc[0]
     assert c1["mean"] == pytest.approx(np.mean([2 * a - 1 - 0.6 for a in ACC.values()]))  # -0.4
 
 
@@ -143,17 +197,25 @@ def test_plots_are_written(tmp_path):
     root = tmp_path / "results"
     for width in (16, 64):
         for seed, acc in ACC.items():
-            for method, score, level in (("magnitude", "magnitude", 0.5), ("magnitude", "magnitude", 0.8),
-                                         ("random", "random", 0.5)):
+            for method, score, level in (("magnitude", "magnitude", 0.5), ("magnitude", "magnitude", 0.8), ("random", "random", 0.5)):
                 _write_run(root, method, score, level, seed, acc, width=width, extras=True)
     written = build_report(root)
     summary = pd.read_csv(written["summary.csv"])
-    acc = summary[(summary.metric == "accuracy") & (summary.phase == "finetuned") & (summary.method == "magnitude")
-                  & (summary.target_sparsity == 0.5)]
+    acc = summary[
+        (summary.metric == "accuracy")
+        & (summary.phase == "finetuned")
+        & (summary.method == "magnitude")
+        & (summary.target_sparsity == 0.5)
+    ]
     # the swept width (config key model.widths, varying between runs) is part of the condition: 2 x 3 seeds
     assert sorted(acc["model.widths"]) == ["[16, 16]", "[64, 64]"] and list(acc.n_seeds) == [3, 3]
-    for name in ("accuracy_vs_compression.png", "recall_change_vs_dense.png", "regions_vs_sparsity.png",
-                 "hessian_density.png", "ntk_vs_width.png"):
+    for name in (
+        "accuracy_vs_compression.png",
+        "recall_change_vs_dense.png",
+        "regions_vs_sparsity.png",
+        "hessian_density.png",
+        "ntk_vs_width.png",
+    ):
         data = written[name].read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
     assert "![ntk_vs_width.png](ntk_vs_width.png)" in written["summary.md"].read_text()
@@ -183,8 +245,9 @@ def test_sweep_then_prune_report_end_to_end(tmp_path):
     results = tmp_path / "results"
     run_cli(["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.8", "seed=0,1"], results)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "prune_cli.report", str(results)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "prune_cli.report", str(results)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     out = results / "report"
     summary = pd.read_csv(out / "summary.csv")

@@ -15,8 +15,16 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from conftest import REPO, run_cli
 
 PRESETS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml"))
-EXPECTED = {"lap_mlp", "recall_distortion", "region_bound", "pruning_limit", "ntk_random", "lottery_ticket",
-            "pai_baselines", "representations"}
+EXPECTED = {
+    "lap_mlp",
+    "recall_distortion",
+    "region_bound",
+    "pruning_limit",
+    "ntk_random",
+    "lottery_ticket",
+    "pai_baselines",
+    "representations",
+}
 
 
 def _missing_features(preset: str) -> str:
@@ -28,10 +36,11 @@ def _missing_features(preset: str) -> str:
 
     needs = {
         "lap_mlp": [("method=lookahead", (REPO / "configs/method/lookahead.yaml").exists())],
-        "pai_baselines": [(f"method={m}", (REPO / f"configs/method/{m}.yaml").exists())
-                          for m in ("snip", "grasp", "synflow")],
-        "region_bound": [("method.allocation=region_bound", "region_bound" in ALLOCATIONS.names()),
-                         ("metrics.regions", "regions" in metrics_config().__dataclass_fields__)],
+        "pai_baselines": [(f"method={m}", (REPO / f"configs/method/{m}.yaml").exists()) for m in ("snip", "grasp", "synflow")],
+        "region_bound": [
+            ("method.allocation=region_bound", "region_bound" in ALLOCATIONS.names()),
+            ("metrics.regions", "regions" in metrics_config().__dataclass_fields__),
+        ],
     }.get(preset, [])
     return ", ".join(name for name, ok in needs if not ok)
 
@@ -101,16 +110,19 @@ def test_preset_runs_end_to_end_and_prune_report_draws_its_figure(tmp_path):
     """ntk_random (no training) as a real sweep, narrowed on the command line (command-line sweep values
     replace the preset's for the same key; model.rescale keeps the preset's true,false)."""
     results = tmp_path / "results"
-    run_cli(["-m", "+experiment=ntk_random", "model.widths=[16,16],[32,32]", "sparsity=0.5", "seed=0,1",
-             "dataset.num_samples=200"], results)
+    run_cli(
+        ["-m", "+experiment=ntk_random", "model.widths=[16,16],[32,32]", "sparsity=0.5", "seed=0,1", "dataset.num_samples=200"],
+        results,
+    )
     run_dirs = [p.parent for p in results.glob("runs/*/COMPLETE")]
     assert len(run_dirs) == 2 * 2 * 2
     metrics = pd.concat([pd.read_csv(d / "metrics.csv") for d in run_dirs])
     assert set(metrics.name) == {"ntk_random"}
     assert {"ntk_rel_dist_dense", "ntk_mean_ratio"} <= set(metrics.metric)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "prune_cli.report", str(results)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "prune_cli.report", str(results)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     png = results / "report" / "ntk_vs_width.png"
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000

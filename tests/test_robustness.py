@@ -34,8 +34,9 @@ def _env(**extra) -> dict:
 
 def _start(args: list[str], results_dir: Path, cwd: Path | None = None, **env) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results_dir}"]
-    return subprocess.Popen(cmd, env=_env(**env), cwd=cwd or results_dir.parent, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, env=_env(**env), cwd=cwd or results_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _run_dir(args: list[str], results_dir: Path) -> Path:
@@ -43,9 +44,13 @@ def _run_dir(args: list[str], results_dir: Path) -> Path:
 
 
 def _shared(results_dir: Path) -> dict[str, pd.DataFrame]:
-    return {name: pd.read_csv(results_dir / name).drop(columns=VOLATILE).sort_values(
-        list(pd.read_csv(results_dir / name).drop(columns=VOLATILE).columns)).reset_index(drop=True)
-        for name in ("runs.csv", "per_class.csv", "layers.csv")}
+    return {
+        name: pd.read_csv(results_dir / name)
+        .drop(columns=VOLATILE)
+        .sort_values(list(pd.read_csv(results_dir / name).drop(columns=VOLATILE).columns))
+        .reset_index(drop=True)
+        for name in ("runs.csv", "per_class.csv", "layers.csv")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +72,15 @@ def _same_rows(results_dir: Path, reference: Path) -> None:
 # ------------------------------------------------------------------------------ typos and bad input
 
 
-@pytest.mark.parametrize("override,suggestion", [
-    ("+train.epoch=50", "'train.epochs'"),
-    ("+method.sparsity=0.5", "'sparsity'"),
-    ("+metrics.regions.enabld=true", "'metrics.regions.enabled'"),
-    ("+seeed=3", "'seed'"),
-])
+@pytest.mark.parametrize(
+    "override,suggestion",
+    [
+        ("+train.epoch=50", "'train.epochs'"),
+        ("+method.sparsity=0.5", "'sparsity'"),
+        ("+metrics.regions.enabld=true", "'metrics.regions.enabled'"),
+        ("+seeed=3", "'seed'"),
+    ],
+)
 def test_a_key_no_schema_declares_is_rejected_with_the_closest_names(tmp_path, override, suggestion):
     with pytest.raises(UnknownKeyError, match=f"Did you mean {suggestion}"):
         compose([override], tmp_path)
@@ -237,8 +245,10 @@ def test_a_stop_signal_checkpoints_says_how_to_resume_and_exits_128_plus_signal(
     assert proc.returncode == 128 + sig, err
     [run_dir] = out.glob("runs/*")
     lines = [line for line in err.splitlines() if line.startswith("prune-run:")]
-    assert lines == [f"prune-run: stopped by {signal.Signals(sig).name}; run {run_dir} keeps its last checkpoint "
-                     "(state.pt); run the same command again to resume it"]
+    assert lines == [
+        f"prune-run: stopped by {signal.Signals(sig).name}; run {run_dir} keeps its last checkpoint "
+        "(state.pt); run the same command again to resume it"
+    ]
     assert "Traceback" not in err and (run_dir / "state.pt").exists()
     if sig == signal.SIGTERM:  # and it resumes to a complete run with every epoch once
         run_cli([*LONG, "sparsity=0.5"], out)

@@ -38,13 +38,22 @@ def test_iterative_plan_prunes_the_same_fraction_each_round(tmp_path):
     assert targets == pytest.approx([0.1 ** (r / 4) for r in (1, 2, 3, 4)])
     remaining = [1.0, *targets]
     ratios = [b / a for a, b in zip(remaining, remaining[1:])]
-    assert ratios == pytest.approx([0.1 ** 0.25] * 4)
+    assert ratios == pytest.approx([0.1**0.25] * 4)
 
 
 @pytest.mark.parametrize("rewind_epoch", [0, 1])
 def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_epoch):
-    cfg = compose([*TINY, "schedule=lottery_ticket", "schedule.rounds=3", f"schedule.rewind_epoch={rewind_epoch}",
-                   "train.epochs=2", "sparsity=0.8"], tmp_path)
+    cfg = compose(
+        [
+            *TINY,
+            "schedule=lottery_ticket",
+            "schedule.rounds=3",
+            f"schedule.rewind_epoch={rewind_epoch}",
+            "train.epochs=2",
+            "sparsity=0.8",
+        ],
+        tmp_path,
+    )
     run_dir = tmp_path / "run"
     exp = Experiment(cfg, run_dir)
     restarts = []
@@ -52,8 +61,7 @@ def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_
 
     def spy(source):
         original(source)
-        restarts.append(({k: v.clone() for k, v in exp.model.state_dict().items()},
-                         {k: v.clone() for k, v in exp.masks.items()}))
+        restarts.append(({k: v.clone() for k, v in exp.model.state_dict().items()}, {k: v.clone() for k, v in exp.masks.items()}))
 
     exp._step_restart = spy
     exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
@@ -75,8 +83,18 @@ def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_
 
 def test_gradual_sparsity_follows_the_cubic_curve(tmp_path):
     results = tmp_path / "results"
-    cfg = compose([*TINY, "schedule=gradual", "train.epochs=4", "schedule.start_step=2",
-                   "schedule.frequency=5", "schedule.initial_sparsity=0.1", "sparsity=0.9"], results)
+    cfg = compose(
+        [
+            *TINY,
+            "schedule=gradual",
+            "train.epochs=4",
+            "schedule.start_step=2",
+            "schedule.frequency=5",
+            "schedule.initial_sparsity=0.1",
+            "sparsity=0.9",
+        ],
+        results,
+    )
     run(cfg, tmp_path / "run")
     rows = pd.read_csv(tmp_path / "run" / "metrics.csv")
     achieved = {int(p.split("_")[1]): v for p, v in sparsity_by_phase(rows).items() if p.startswith("step_")}
@@ -169,15 +187,18 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, cr
 
 def test_sigkill_during_training_then_rerun(tmp_path):
     """A real crash: SIGKILL the console command in the middle of dense training, then run it again."""
-    args = [*TINY, "dataset.samples_per_class=2000", "train.epochs=60", "finetune.epochs=2",
-            "dense_cache.enabled=false", "seed=5"]
+    args = [*TINY, "dataset.samples_per_class=2000", "train.epochs=60", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
     reference = tmp_path / "reference"
     run_cli(args, reference)
     results = tmp_path / "killed"
     results.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 120
     state = None
     while time.time() < deadline and proc.poll() is None:

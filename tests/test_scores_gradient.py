@@ -70,11 +70,11 @@ def test_undecayed_formula_and_its_limits(tiny_data):
     g = explicit_grads(model, tiny_data)
     for name, p in params.items():
         w = p.detach()
-        torch.testing.assert_close(scores[name], (-w * g[name] + lam * w ** 2).abs())
+        torch.testing.assert_close(scores[name], (-w * g[name] + lam * w**2).abs())
     m2, ctx2 = ctx_for(UndecayedConfig, tiny_data, lam=lam, score_abs=False)
     signed = undecayed_scores(model, params, ctx2)
     w = params["net.3.weight"].detach()
-    torch.testing.assert_close(signed["net.3.weight"], -w * g["net.3.weight"] + lam * w ** 2)
+    torch.testing.assert_close(signed["net.3.weight"], -w * g["net.3.weight"] + lam * w**2)
     # lam = 0: UP is GP on the same batch, so the masks coincide.
     _, c0 = ctx_for(UndecayedConfig, tiny_data, lam=0.0)
     _, cg = ctx_for(GPConfig, tiny_data)
@@ -101,8 +101,7 @@ def test_undecayed_decayed_stationary_point_ranks_like_magnitude(tiny_data):
     for name in params:
         torch.testing.assert_close(scores[name], 2 * lam * w0[name] ** 2)
     m.score = "undecayed"
-    masks_up = prune(model, 0.5, PruneContext(method=m, generator=torch.Generator(), data=tiny_data,
-                                               loss_fn=fake_loss))
+    masks_up = prune(model, 0.5, PruneContext(method=m, generator=torch.Generator(), data=tiny_data, loss_fn=fake_loss))
     mag = OmegaConf.create({**OmegaConf.to_container(m), "score": "magnitude"})
     masks_mp = prune(model, 0.5, PruneContext(method=mag, generator=torch.Generator()))
     for name in masks_up:
@@ -129,8 +128,10 @@ def test_several_batches_average_the_gradient(tiny_data):
     scores = gp_scores(model, params, ctx)
     order = torch.randperm(40, generator=torch.Generator().manual_seed(7))
     w = [params["net.0.weight"]]
-    g = sum(torch.autograd.grad(F.cross_entropy(model(tiny_data.train_x[i]), tiny_data.train_y[i]) / 2, w)[0]
-            for i in (order[:20], order[20:]))
+    g = sum(
+        torch.autograd.grad(F.cross_entropy(model(tiny_data.train_x[i]), tiny_data.train_y[i]) / 2, w)[0]
+        for i in (order[:20], order[20:])
+    )
     torch.testing.assert_close(scores["net.0.weight"], (w[0].detach() * g).abs())
 
 
@@ -149,8 +150,10 @@ def test_bad_options_are_config_errors():
 
 def test_cli_gradient_scores_reach_exact_sparsity(tmp_path):
     results = tmp_path / "r"
-    run_cli(["hydra.mode=MULTIRUN", *FAST, "method=gp,undecayed,snip,gradient_magnitude", "sparsity=0.75",
-             "train.weight_decay=0.003"], results)
+    run_cli(
+        ["hydra.mode=MULTIRUN", *FAST, "method=gp,undecayed,snip,gradient_magnitude", "sparsity=0.75", "train.weight_decay=0.003"],
+        results,
+    )
     df = pd.read_csv(results / "runs.csv")
     got = df[(df.metric == "sparsity_prunable") & (df.phase == "finetuned")]
     assert sorted(got.method) == ["gp", "gradient_magnitude", "snip", "undecayed"]

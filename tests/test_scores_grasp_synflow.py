@@ -22,8 +22,7 @@ from tests.helpers import TwoLayer
 def test_grasp_equals_w_times_explicit_hessian_gradient_product(tiny_data, absolute):
     model = TwoLayer()
     T = 3.0
-    m = OmegaConf.structured(GraspConfig(name="t", score="grasp", samples_per_class=40, temperature=T,
-                                         absolute=absolute))
+    m = OmegaConf.structured(GraspConfig(name="t", score="grasp", samples_per_class=40, temperature=T, absolute=absolute))
     ctx = PruneContext(method=m, generator=torch.Generator().manual_seed(0), data=tiny_data)
     scores = grasp_scores(model, select_prunable(model, m), ctx)
 
@@ -69,8 +68,7 @@ def test_synflow_one_round_matches_definition(tiny_data):
     m = OmegaConf.structured(SynflowConfig(name="t", score="synflow"))
     ctx = PruneContext(method=m, generator=torch.Generator(), data=tiny_data)
     scores = synflow_scores(model, select_prunable(model, m), ctx)
-    s1, s2 = synflow_closed_form(model.net[0].weight.detach(), model.net[0].bias.detach(),
-                                 model.net[2].weight.detach())
+    s1, s2 = synflow_closed_form(model.net[0].weight.detach(), model.net[0].bias.detach(), model.net[2].weight.detach())
     top = max(s1.max(), s2.max())  # scores are reported relative to the largest one
     torch.testing.assert_close(scores["net.0.weight"], s1 / top)
     torch.testing.assert_close(scores["net.2.weight"], s2 / top)
@@ -83,8 +81,7 @@ def test_synflow_iterative_rounds_follow_the_exponential_schedule(tiny_data):
     model = TwoLayer(d=4, h=5, k=3, seed=2)
     w1, b1, w2 = (t.detach().clone() for t in (model.net[0].weight, model.net[0].bias, model.net[2].weight))
     rounds, density = 3, 0.25
-    m = OmegaConf.structured(SynflowConfig(name="t", score="synflow", rounds=rounds, allocation="global",
-                                           allow_collapse=True))
+    m = OmegaConf.structured(SynflowConfig(name="t", score="synflow", rounds=rounds, allocation="global", allow_collapse=True))
     masks = prune(model, 1 - density, PruneContext(method=m, generator=torch.Generator(), data=tiny_data))
     # Independent loop: closed-form scores on the masked weights, one global top-k per round.
     m1, m2 = torch.ones_like(w1, dtype=torch.bool), torch.ones_like(w2, dtype=torch.bool)
@@ -93,8 +90,8 @@ def test_synflow_iterative_rounds_follow_the_exponential_schedule(tiny_data):
         s1, s2 = synflow_closed_form(w1 * m1, b1, w2 * m2)
         flat = torch.cat([s1.masked_fill(~m1, -float("inf")).flatten(), s2.masked_fill(~m2, -float("inf")).flatten()])
         keep = torch.zeros(n, dtype=torch.bool)
-        keep[torch.sort(flat, descending=True, stable=True).indices[:round(density ** (r / rounds) * n)]] = True
-        m1, m2 = keep[: w1.numel()].view_as(w1), keep[w1.numel():].view_as(w2)
+        keep[torch.sort(flat, descending=True, stable=True).indices[: round(density ** (r / rounds) * n)]] = True
+        m1, m2 = keep[: w1.numel()].view_as(w1), keep[w1.numel() :].view_as(w2)
     assert torch.equal(masks["net.0.weight"], m1) and torch.equal(masks["net.2.weight"], m2)
     assert int(m1.sum() + m2.sum()) == round(density * n)
 

@@ -18,7 +18,10 @@ from prune_cli.data.splits import DataSplits
 from prune_cli.core.errors import ConfigError
 from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.greedy_forward import (
-    GreedyForwardConfig, gate_sites, greedy_forward_scores, greedy_select,
+    GreedyForwardConfig,
+    gate_sites,
+    greedy_forward_scores,
+    greedy_select,
 )
 from prune_cli.run.prevalidate import validate_node
 from tests.helpers import TwoLayer
@@ -108,8 +111,9 @@ def test_block_hidden_sites_of_a_resnet_are_the_first_convs_of_blocks():
 
 def test_bad_options_are_config_errors():
     def cfg(**kw):
-        return OmegaConf.create({"method": OmegaConf.structured(
-            GreedyForwardConfig(name="t", score="greedy_forward", allocation="layerwise", **kw))})
+        return OmegaConf.create(
+            {"method": OmegaConf.structured(GreedyForwardConfig(name="t", score="greedy_forward", allocation="layerwise", **kw))}
+        )
 
     with pytest.raises(ConfigError, match="method.top1_tol"):
         validate_node(cfg(top1_tol=1.5), "method")

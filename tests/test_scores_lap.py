@@ -61,10 +61,8 @@ def test_fc_middle_layer_equals_three_layer_frobenius_distortion():
     expected = distortions(model.net, model.net[1].weight, (5,))
     torch.testing.assert_close(scores["net.1.weight"], expected, rtol=1e-4, atol=1e-5)
     # First layer: prev factor 1 -> distortion of the two-layer block W2 W1; last: of W3 W2.
-    torch.testing.assert_close(scores["net.0.weight"], distortions(model.net[:2], model.net[0].weight, (5,)),
-                               rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(scores["net.2.weight"], distortions(model.net[1:], model.net[2].weight, (4,)),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(scores["net.0.weight"], distortions(model.net[:2], model.net[0].weight, (5,)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(scores["net.2.weight"], distortions(model.net[1:], model.net[2].weight, (4,)), rtol=1e-4, atol=1e-5)
 
 
 def test_single_layer_net_is_magnitude():
@@ -75,8 +73,13 @@ def test_single_layer_net_is_magnitude():
 def test_conv_middle_layer_frobenius_distortion_with_circular_padding():
     # 1x1 -> 3x3 (circular) -> 1x1 convs: zeroing one 3x3 tap shifts a rank-one channel map over
     # all S = 16 positions, so the operator distortion is S times the LAP score.
-    model = seeded(Chain(nn.Conv2d(2, 3, 1, bias=False), nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular",
-                                                                    bias=False), nn.Conv2d(4, 2, 1, bias=False)))
+    model = seeded(
+        Chain(
+            nn.Conv2d(2, 3, 1, bias=False),
+            nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular", bias=False),
+            nn.Conv2d(4, 2, 1, bias=False),
+        )
+    )
     scores = lap(model)
     expected = distortions(model.net, model.net[1].weight, (2, 4, 4))
     torch.testing.assert_close(16 * scores["net.1.weight"], expected, rtol=1e-4, atol=1e-4)
@@ -96,8 +99,9 @@ def test_conv_filter_energies_match_loops():
 
 def test_conv_to_linear_transition_frobenius_distortion():
     # 1x1 convs on a 2x3 map (S = 6), flatten (channel-major), linear.
-    model = seeded(Chain(nn.Conv2d(2, 3, 1, bias=False), nn.Conv2d(3, 4, 1, bias=False), nn.Flatten(),
-                         nn.Linear(4 * 6, 5, bias=False)))
+    model = seeded(
+        Chain(nn.Conv2d(2, 3, 1, bias=False), nn.Conv2d(3, 4, 1, bias=False), nn.Flatten(), nn.Linear(4 * 6, 5, bias=False))
+    )
     scores = lap(model)
     conv_expected = distortions(model.net, model.net[1].weight, (2, 2, 3))
     torch.testing.assert_close(scores["net.1.weight"], conv_expected, rtol=1e-4, atol=1e-4)
@@ -143,7 +147,7 @@ def test_bn_variant_equals_distortion_of_bn_scaled_operator():
     torch.testing.assert_close(scores["net.0.weight"], dist(0), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(scores["net.3.weight"], dist(1), rtol=1e-4, atol=1e-5)
     plain = lap(model)  # lap without bn ignores the BatchNorm
-    torch.testing.assert_close(plain["net.3.weight"], w2 ** 2 * (w1 ** 2).sum(1)[None, :])
+    torch.testing.assert_close(plain["net.3.weight"], w2**2 * (w1**2).sum(1)[None, :])
 
 
 def test_activation_variant_rescales_rows_by_sqrt_firing_probability():
@@ -153,8 +157,8 @@ def test_activation_variant_rescales_rows_by_sqrt_firing_probability():
     w1, b1, w2 = model.net[0].weight.detach(), model.net[0].bias.detach(), model.net[2].weight.detach()
     p = ((data.train_x @ w1.T + b1) > 0).float().mean(0)  # exact firing probability per hidden unit
     w1s = w1 * p.sqrt()[:, None]
-    torch.testing.assert_close(scores["net.0.weight"], w1s ** 2 * (w2 ** 2).sum(0)[:, None])
-    torch.testing.assert_close(scores["net.2.weight"], w2 ** 2 * (w1s ** 2).sum(1)[None, :])
+    torch.testing.assert_close(scores["net.0.weight"], w1s**2 * (w2**2).sum(0)[:, None])
+    torch.testing.assert_close(scores["net.2.weight"], w2**2 * (w1s**2).sum(1)[None, :])
     assert model.training  # mode restored
 
 
@@ -182,7 +186,7 @@ def test_sequential_modes_use_the_already_pruned_neighbour(mode):
             s = s * (w[i + 1] ** 2).sum(0)[:, None]
         return s
 
-    for i in (range(3) if mode == "forward" else (2, 1, 0)):
+    for i in range(3) if mode == "forward" else (2, 1, 0):
         expected = score(i)
         torch.testing.assert_close(scores[f"net.{i}.weight"], expected)
         w[i] = w[i] * _topk_mask(expected, round(density * w[i].numel()))
@@ -205,8 +209,11 @@ def test_resnet_chain_in_module_order():
     scores = lap(model)
     named = dict(model.named_parameters())
     w, prev, nxt = named["layer2.0.conv1.weight"], named["layer1.2.conv2.weight"], named["layer2.0.conv2.weight"]
-    expected = w.detach() ** 2 * (prev.detach() ** 2).sum((1, 2, 3))[None, :, None, None] \
+    expected = (
+        w.detach() ** 2
+        * (prev.detach() ** 2).sum((1, 2, 3))[None, :, None, None]
         * (nxt.detach() ** 2).sum((0, 2, 3))[:, None, None, None]
+    )
     torch.testing.assert_close(scores["layer2.0.conv1.weight"], expected)
 
 
@@ -219,8 +226,7 @@ def test_lfp_prunes_to_exact_layer_counts_through_the_pruner():
 
 def test_cli_lookahead_variants_reach_exact_sparsity(tmp_path):
     results = tmp_path / "r"
-    run_cli(["hydra.mode=MULTIRUN", *FAST, "method=lookahead,lap_global_normalize,mp_global_normalize",
-             "sparsity=0.75"], results)
+    run_cli(["hydra.mode=MULTIRUN", *FAST, "method=lookahead,lap_global_normalize,mp_global_normalize", "sparsity=0.75"], results)
     df = pd.read_csv(results / "runs.csv")
     got = df[(df.metric == "sparsity_prunable") & (df.phase == "finetuned")]
     assert sorted(got.method) == ["lap_global_normalize", "lookahead", "mp_global_normalize"]
@@ -257,9 +263,9 @@ def test_activation_variant_on_convs_sums_sqrt_probability_over_positions():
         p = (conv(x.unsqueeze(1)) > 0).float().mean(0)  # [channel, position]
     scale = p.sqrt().sum(1)  # sum over the 4 positions
     wc, wl = conv.weight.detach() * scale[:, None, None], model.net[3].weight.detach()
-    nxt = (wl ** 2).sum(0).view(2, 4).sum(1)
-    torch.testing.assert_close(scores["net.0.weight"], wc ** 2 * nxt[:, None, None])
-    torch.testing.assert_close(scores["net.3.weight"], wl ** 2 * (wc ** 2).sum((1, 2)).repeat_interleave(4)[None, :])
+    nxt = (wl**2).sum(0).view(2, 4).sum(1)
+    torch.testing.assert_close(scores["net.0.weight"], wc**2 * nxt[:, None, None])
+    torch.testing.assert_close(scores["net.3.weight"], wl**2 * (wc**2).sum((1, 2)).repeat_interleave(4)[None, :])
 
 
 @pytest.mark.parametrize("faithful", [False, True])
@@ -289,8 +295,9 @@ def test_mp_global_normalize_ranks_layers_by_relative_magnitude():
     model = seeded(Chain(nn.Linear(4, 3, bias=False), nn.Linear(3, 2, bias=False)))
     with torch.no_grad():
         model.net[1].weight.mul_(100.0)  # plain global magnitude would keep only this layer
-    m = OmegaConf.create({"name": "t", "score": "mp_global_normalize", "allocation": "global",
-                          "structure": "unstructured", "exclude": [], "rounds": 1})
+    m = OmegaConf.create(
+        {"name": "t", "score": "mp_global_normalize", "allocation": "global", "structure": "unstructured", "exclude": [], "rounds": 1}
+    )
     masks = prune(model, 0.5, PruneContext(method=m, generator=torch.Generator()))
     w0, w1 = (model.net[i].weight.detach().abs() for i in range(2))
     flat = torch.cat([(w0 / w0.norm()).flatten(), (w1 / w1.norm()).flatten()])

@@ -19,8 +19,7 @@ def _run_dir(root: Path, name: str, extra_column: bool = False) -> Path:
     """A finished run directory with three tables (two core, one metric table)."""
     d = root / "runs" / name
     d.mkdir(parents=True)
-    metrics = pd.DataFrame({"run_id": name, "phase": ["dense", "finetuned"], "metric": "accuracy",
-                            "value": [0.1 + 0.2, 1 / 3]})
+    metrics = pd.DataFrame({"run_id": name, "phase": ["dense", "finetuned"], "metric": "accuracy", "value": [0.1 + 0.2, 1 / 3]})
     if extra_column:
         metrics["new_metric_key"] = ["x", "y"]
     metrics.to_csv(d / "metrics.csv", index=False)
@@ -31,12 +30,16 @@ def _run_dir(root: Path, name: str, extra_column: bool = False) -> Path:
 
 
 def _rows(results: Path) -> dict[str, list[str]]:
-    return {name: list(pd.read_csv(results / name).run_id) for name in ("runs.csv", "per_class.csv", "regions.csv")
-            if (results / name).exists()}
+    return {
+        name: list(pd.read_csv(results / name).run_id)
+        for name in ("runs.csv", "per_class.csv", "regions.csv")
+        if (results / name).exists()
+    }
 
 
 def _append_in_child(results: Path, run_dir: Path, point: str | None) -> int:
     """Append in a forked process that dies (SIGKILL) at `point`; returns its exit code."""
+
     def child():
         if point:
             os.environ[crashpoints.ENV] = point
@@ -56,10 +59,11 @@ def test_a_kill_at_any_point_of_an_append_leaves_each_row_exactly_once(tmp_path,
     before = {p.name: p.read_bytes() for p in results.glob("*.csv")}
     assert _append_in_child(results, b, point) == -9  # really killed there
     # the next writer (here: run-b started again) finishes or undoes the killed append
-    assert shared_tables.append_run(results, b, "run-b") in ("appended to 3 shared table(s)",
-                                                              "already in the shared tables")
-    assert _rows(results) == {t: ["run-a"] * 2 + ["run-b"] * 2 if t != "regions.csv" else ["run-a", "run-b"]
-                              for t in ("runs.csv", "per_class.csv", "regions.csv")}
+    assert shared_tables.append_run(results, b, "run-b") in ("appended to 3 shared table(s)", "already in the shared tables")
+    assert _rows(results) == {
+        t: ["run-a"] * 2 + ["run-b"] * 2 if t != "regions.csv" else ["run-a", "run-b"]
+        for t in ("runs.csv", "per_class.csv", "regions.csv")
+    }
     assert not (results / shared_tables.JOURNAL_FILE).exists()
     # the earlier run's bytes are untouched (an append never rewrites what is there)
     for name, data in before.items():

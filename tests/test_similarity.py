@@ -50,10 +50,12 @@ def test_cka_matches_feature_space_formula():
 def _svcca_direct(x: np.ndarray, y: np.ndarray, kx: int, ky: int) -> np.ndarray:
     """SVD-reduce each centred representation to its top-k directions (numpy), then CCA by whitening
     the covariances (scipy): singular values of Sxx^-1/2 Sxy Syy^-1/2."""
+
     def reduce(a, k):
         a = a - a.mean(0)
         u, s, vt = np.linalg.svd(a, full_matrices=False)
         return a @ vt[:k].T
+
     a, b = reduce(x, kx), reduce(y, ky)
     n = len(a)
     sxx, syy, sxy = a.T @ a / (n - 1), b.T @ b / (n - 1), a.T @ b / (n - 1)
@@ -121,8 +123,7 @@ def test_metric_dense_vs_itself_and_pruned(tmp_path):
     data = DataSplits(*(torch.randn(40, 4), torch.randint(0, 3, (40,))) * 3, num_classes=3)
     dense = copy.deepcopy(model)
     exp = metric_context(model, data, dense=dense)
-    node = OmegaConf.create({"split": "test", "num_samples": 30, "batch_seed": 0, "svcca_variance": 0.99,
-                             "svcca_max_dims": 32})
+    node = OmegaConf.create({"split": "test", "num_samples": 30, "batch_seed": 0, "svcca_variance": 0.99, "svcca_max_dims": 32})
     assert METRICS.get("similarity")(exp, "dense", node).tables == {}
     out = METRICS.get("similarity")(exp, "pruned", node)
     rows = out.tables["similarity.csv"]

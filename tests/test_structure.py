@@ -21,8 +21,16 @@ from prune_cli.pruning.structure import disconnected
 from tests.conftest import FAST, run_cli
 from tests.helpers import TinyConvChain, composed
 
-BASE = {"name": "t", "score": "magnitude", "allocation": "layerwise", "structure": "unstructured",
-        "exclude": [], "exclude_classifier": False, "exclude_first": False, "allow_collapse": False}
+BASE = {
+    "name": "t",
+    "score": "magnitude",
+    "allocation": "layerwise",
+    "structure": "unstructured",
+    "exclude": [],
+    "exclude_classifier": False,
+    "exclude_first": False,
+    "allow_collapse": False,
+}
 
 
 def ctx(**kw):
@@ -31,12 +39,13 @@ def ctx(**kw):
 
 # --------------------------------------------------------------------------- N:M
 
+
 @pytest.mark.parametrize("n, m", [(2, 4), (1, 4), (3, 4), (1, 2)])
 def test_nm_exactly_n_per_group_and_the_top_n(n, m):
     torch.manual_seed(0)
     model = TinyConvChain()
     masks = prune(model, 1 - n / m, ctx(structure="nm", nm_n=n, nm_m=m))
-    for (name, module) in model.prunable_layers():
+    for name, module in model.prunable_layers():
         w, mask = module.weight.detach(), masks[f"{name}.weight"]
         out_c, in_c = w.shape[:2]
         for o in range(out_c):
@@ -63,6 +72,7 @@ def test_nm_rejects_indivisible_layer_and_wrong_sparsity():
 
 
 # --------------------------------------------------------------------------- channel
+
 
 def test_channel_mlp_removes_units_and_next_columns():
     torch.manual_seed(0)
@@ -120,6 +130,7 @@ def test_channel_unreachable_sparsity_is_explained():
 
 # --------------------------------------------------------------------------- block
 
+
 def test_block_masks_are_whole_blocks_ranked_by_norm():
     torch.manual_seed(0)
     model = MLP(8, [16], 4)
@@ -131,8 +142,7 @@ def test_block_masks_are_whole_blocks_ranked_by_norm():
         wb = w.abs().view(w.shape[0] // 2, 2, w.shape[1] // 4, 4).permute(0, 2, 1, 3).flatten(2).sum(-1).flatten()
         k = int(blocks.all(-1).sum())
         assert k == round(0.25 * w.numel()) // 8  # counts are multiples of the block size here
-        assert set(torch.nonzero(blocks.all(-1).flatten()).flatten().tolist()) == set(
-            torch.argsort(wb, descending=True)[:k].tolist())
+        assert set(torch.nonzero(blocks.all(-1).flatten()).flatten().tolist()) == set(torch.argsort(wb, descending=True)[:k].tolist())
     assert sum(int(m.sum()) for m in masks.values()) == 0.25 * (8 * 16 + 16 * 4)
 
 
@@ -143,11 +153,12 @@ def test_block_edge_blocks():
     m = masks["net.1.weight"]
     for r0 in range(0, 5, 2):
         for c0 in range(0, 6, 4):
-            b = m[r0:r0 + 2, c0:c0 + 4]
+            b = m[r0 : r0 + 2, c0 : c0 + 4]
             assert bool(b.all()) or not bool(b.any())
 
 
 # --------------------------------------------------------------------------- safety
+
 
 def test_empty_layer_is_collapse_unless_allowed():
     model = MLP(4, [8], 2)
@@ -162,13 +173,19 @@ def test_pair_and_path_disconnection():
     graph = trace(model)
     t = torch.tensor
     # every unit of net.1 has inputs but none has an outgoing weight into net.3
-    masks = {"net.1.weight": t([[1, 1], [1, 0]]).bool(), "net.3.weight": t([[0, 0], [0, 0]]).bool(),
-             "net.5.weight": t([[1, 1], [1, 1]]).bool()}
+    masks = {
+        "net.1.weight": t([[1, 1], [1, 0]]).bool(),
+        "net.3.weight": t([[0, 0], [0, 0]]).bool(),
+        "net.5.weight": t([[1, 1], [1, 1]]).bool(),
+    }
     assert any("net.1.weight" in p for p in disconnected(masks, graph))
     # each adjacent pair keeps a live unit, yet no input reaches the output (hand-traced):
     # input -> unit 0 of net.1 -> unit 1 of net.3 -> nothing; unit 0 of net.3 is fed by dead unit 1
-    masks = {"net.1.weight": t([[1, 1], [0, 0]]).bool(), "net.3.weight": t([[0, 1], [1, 0]]).bool(),
-             "net.5.weight": t([[1, 0], [1, 0]]).bool()}
+    masks = {
+        "net.1.weight": t([[1, 1], [0, 0]]).bool(),
+        "net.3.weight": t([[0, 1], [1, 0]]).bool(),
+        "net.5.weight": t([[1, 0], [1, 0]]).bool(),
+    }
     assert disconnected(masks, graph) == ["no path from the network input to its output survives"]
     masks["net.5.weight"] = t([[0, 1], [0, 0]]).bool()  # now unit 1 of net.3 reaches the output
     assert disconnected(masks, graph) == []
@@ -204,8 +221,7 @@ def test_structure_config_errors():
 
 
 def test_cli_nm_achieves_half(tmp_path):
-    run_cli([*FAST, "dataset.input_dim=8", "method.structure=nm", "method.allocation=layerwise", "sparsity=0.5"],
-            tmp_path / "r")
+    run_cli([*FAST, "dataset.input_dim=8", "method.structure=nm", "method.allocation=layerwise", "sparsity=0.5"], tmp_path / "r")
     run_dir = next((tmp_path / "r" / "runs").glob("*"))
     df = pd.read_csv(run_dir / "metrics.csv")
     got = df[(df.metric == "sparsity_prunable") & (df.phase.isin(["pruned", "finetuned"]))]["value"]
@@ -229,11 +245,9 @@ def test_single_layer_call_for_sequential_scores():
     from prune_cli.pruning import STRUCTURES
 
     score = torch.tensor([[0.1, 0.9, 0.5, 0.3], [0.2, 0.4, 0.8, 0.7]])
-    assert STRUCTURES.get("unstructured")(score, 3, "exact").tolist() == [[False, True, False, False],
-                                                                         [False, False, True, True]]
+    assert STRUCTURES.get("unstructured")(score, 3, "exact").tolist() == [[False, True, False, False], [False, False, True, True]]
     method = OmegaConf.create({**BASE, "structure": "nm", "nm_n": 1, "nm_m": 2})
-    assert STRUCTURES.get("nm")(score, 4, "exact", method).tolist() == [[False, True, True, False],
-                                                                        [False, True, True, False]]
+    assert STRUCTURES.get("nm")(score, 4, "exact", method).tolist() == [[False, True, True, False], [False, True, True, False]]
     with pytest.raises(PruneCliError, match="needs the method config"):
         STRUCTURES.get("nm")(score, 4, "exact")
     with pytest.raises(PruneCliError, match="cannot prune one layer alone"):

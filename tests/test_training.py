@@ -58,8 +58,7 @@ def test_training_learns_and_is_seed_deterministic(tiny_data):
     def fit(seed):
         torch.manual_seed(seed)
         net = MLP(4, [32], 3)
-        history = train(net, tiny_data, train_cfg(epochs=15, batch_size=8, lr=0.1),
-                        torch.Generator().manual_seed(seed), "dense")
+        history = train(net, tiny_data, train_cfg(epochs=15, batch_size=8, lr=0.1), torch.Generator().manual_seed(seed), "dense")
         return net, history
 
     net, h1 = fit(0)

@@ -40,9 +40,9 @@ def test_a_new_data_score_gets_the_shared_data_score_checks(tmp_path, monkeypatc
     cfg = compose(["method=gp"], tmp_path / "results")
     monkeypatch.setitem(SCHEMAS["method"], "taylor", TaylorConfig)  # what @config_schema does
     monkeypatch.setitem(SCORES._entries, "taylor", SCORES.get("gp"))  # ... and @register_score
-    cfg.method = OmegaConf.merge(OmegaConf.structured(TaylorConfig),
-                                 {**OmegaConf.to_container(cfg.method), "name": "taylor", "score": "taylor",
-                                  "batches": 0})
+    cfg.method = OmegaConf.merge(
+        OmegaConf.structured(TaylorConfig), {**OmegaConf.to_container(cfg.method), "name": "taylor", "score": "taylor", "batches": 0}
+    )
     with pytest.raises(ConfigError, match=r"method\.batches"):
         validate(cfg)
 
@@ -55,12 +55,15 @@ def test_a_new_dataset_is_not_held_to_mnist1d_rules(tmp_path, monkeypatch):
     validate(cfg)  # raised before issue 11: dataset.num_samples=60, "an integer >= 100"
 
 
-@pytest.mark.parametrize("overrides,key,message", [
-    (["method.allocation=explicit", "method.layer_densities=[0.5]"], "method.layer_densities", "a list of 3 densities"),
-    (["method.exclude=[nope]"], "method.exclude", "names of prunable layers: net.1, net.3, net.5"),
-    (["model=resnet20", "dataset=mnist1d"], "model", "inputs of shape (40,)"),
-    (["model=lenet5", "dataset=synthetic"], "model", "inputs of shape (2,)"),
-])
+@pytest.mark.parametrize(
+    "overrides,key,message",
+    [
+        (["method.allocation=explicit", "method.layer_densities=[0.5]"], "method.layer_densities", "a list of 3 densities"),
+        (["method.exclude=[nope]"], "method.exclude", "names of prunable layers: net.1, net.3, net.5"),
+        (["model=resnet20", "dataset=mnist1d"], "model", "inputs of shape (40,)"),
+        (["model=lenet5", "dataset=synthetic"], "model", "inputs of shape (2,)"),
+    ],
+)
 def test_layer_dependent_checks_run_in_validation_before_any_data(tmp_path, overrides, key, message):
     """validate() runs while Hydra resolves the run directory (before it exists): checks that need the
     model's layers use a meta-device model built for the dataset's declared input shape and classes."""
@@ -70,8 +73,10 @@ def test_layer_dependent_checks_run_in_validation_before_any_data(tmp_path, over
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("dataset,shape,classes", [("mnist1d", (40,), 10), ("cifar10", (3, 32, 32), 10),
-                                                   ("cifar100", (3, 32, 32), 100), ("mnist", (1, 28, 28), 10)])
+@pytest.mark.parametrize(
+    "dataset,shape,classes",
+    [("mnist1d", (40,), 10), ("cifar10", (3, 32, 32), 10), ("cifar100", (3, 32, 32), 100), ("mnist", (1, 28, 28), 10)],
+)
 def test_declared_inputs_match_the_loaders(dataset, shape, classes):
     """The declared shapes the pre-run check relies on, against the datasets' published formats
     (and, for MNIST-1D, the loader's real output)."""

@@ -38,9 +38,16 @@ def hessian_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
 class HessianOperator:
     """v -> H v for the mean cross-entropy over (x, y), on the flattened free coordinates."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                 masks: Optional[dict[str, torch.Tensor]] = None, hvp: str = "reuse_graph",
-                 loss_fn: Callable = nn.functional.cross_entropy):
+    def __init__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        masks: Optional[dict[str, torch.Tensor]] = None,
+        hvp: str = "reuse_graph",
+        loss_fn: Callable = nn.functional.cross_entropy,
+    ):
         if hvp not in HVP_MODES:
             raise ValueError(f"hvp must be one of {HVP_MODES}, got {hvp!r}")
         self.model, self.loss_fn, self.mode = model, loss_fn, hvp
@@ -52,12 +59,17 @@ class HessianOperator:
         device = self.params[0].device
         self.dtype = self.params[0].dtype
         masks = masks or {}
-        self.free = torch.cat([masks[n].to(device=device, dtype=self.dtype).flatten() if n in masks
-                               else torch.ones(p.numel(), device=device, dtype=self.dtype)
-                               for n, p in named.items()])
+        self.free = torch.cat(
+            [
+                masks[n].to(device=device, dtype=self.dtype).flatten()
+                if n in masks
+                else torch.ones(p.numel(), device=device, dtype=self.dtype)
+                for n, p in named.items()
+            ]
+        )
         self.full_dim = self.free.numel()
         self.dim = int(self.free.sum())
-        self.chunks = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)]
+        self.chunks = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
         self.weights = [len(cy) / len(y) for _, cy in self.chunks]
         model.eval()
         self.graphs = [self._gradient(cx, cy) for cx, cy in self.chunks] if hvp == "reuse_graph" else None
@@ -72,10 +84,8 @@ class HessianOperator:
         total = torch.zeros_like(v)
         for i, ((cx, cy), w) in enumerate(zip(self.chunks, self.weights)):
             grads = self.graphs[i] if self.graphs is not None else self._gradient(cx, cy)
-            hv = torch.autograd.grad(grads, self.params, grad_outputs=parts, retain_graph=self.graphs is not None,
-                                     allow_unused=True)
-            total += w * torch.cat([(h if h is not None else torch.zeros_like(p)).flatten()
-                                    for h, p in zip(hv, self.params)])
+            hv = torch.autograd.grad(grads, self.params, grad_outputs=parts, retain_graph=self.graphs is not None, allow_unused=True)
+            total += w * torch.cat([(h if h is not None else torch.zeros_like(p)).flatten() for h, p in zip(hv, self.params)])
         return total * self.free
 
     def rademacher(self, gen: torch.Generator) -> torch.Tensor:
@@ -84,8 +94,13 @@ class HessianOperator:
         return z * self.free
 
 
-def lanczos(matvec: Callable[[torch.Tensor], torch.Tensor], v0: torch.Tensor, iters: int,
-            gen: torch.Generator, project: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+def lanczos(
+    matvec: Callable[[torch.Tensor], torch.Tensor],
+    v0: torch.Tensor,
+    iters: int,
+    gen: torch.Generator,
+    project: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Lanczos with full re-orthogonalisation (Golub & Van Loan, ch. 10; docs/analysis.md). Returns Ritz values theta (ascending)
     and quadrature weights tau = (first component of each Ritz vector)^2, which sum to 1.
 
@@ -170,8 +185,7 @@ def hutchinson(op: HessianOperator, probes: int, gen: torch.Generator) -> tuple[
     return float(t.mean()), se
 
 
-def spectrum(op: HessianOperator, lanczos_iter: int, lanczos_num: int, hutchinson_probes: int,
-             gen: torch.Generator) -> Spectrum:
+def spectrum(op: HessianOperator, lanczos_iter: int, lanczos_num: int, hutchinson_probes: int, gen: torch.Generator) -> Spectrum:
     """SLQ (lanczos_num Rademacher probes, min(lanczos_iter, D) steps each) and Hutchinson's trace."""
     iters = min(lanczos_iter, op.dim)
     nodes, weights = [], []

@@ -44,13 +44,15 @@ def distances(weights: list[torch.Tensor], rhos: torch.Tensor) -> torch.Tensor:
     """R(rho) = ||w* - w_rho||_2 = sqrt(sum of the squared weights global magnitude pruning removes)."""
     flat = torch.cat([w.detach().flatten().double().cpu() for w in weights])
     order = magnitude_order(weights)
-    tail = torch.cat([torch.flip(torch.cumsum(torch.flip(flat[order] ** 2, [0]), 0), [0]),
-                      torch.zeros(1, dtype=torch.float64)])  # tail[k] = sum of squares ranked k.. (pruned)
+    tail = torch.cat(
+        [torch.flip(torch.cumsum(torch.flip(flat[order] ** 2, [0]), 0), [0]), torch.zeros(1, dtype=torch.float64)]
+    )  # tail[k] = sum of squares ranked k.. (pruned)
     return torch.sqrt(tail[keep_counts(rhos, flat.numel())])
 
 
-def predicted_ratio(r: torch.Tensor, eps: float, nodes: list[torch.Tensor], weights: list[torch.Tensor],
-                    flat_fraction: float = 0.0) -> torch.Tensor:
+def predicted_ratio(
+    r: torch.Tensor, eps: float, nodes: list[torch.Tensor], weights: list[torch.Tensor], flat_fraction: float = 0.0
+) -> torch.Tensor:
     """rho_pred(R) for each R, averaged over SLQ probes; rho_pred(0) = 1."""
     r2 = (r.double() ** 2)[:, None]
     total = torch.zeros_like(r.double())
@@ -65,8 +67,7 @@ def jensen_bound(r: torch.Tensor, eps: float, mean_eigenvalue: float, flat_fract
     """f + (1 - f) * 2 eps / (2 eps + R^2 * mean_eigenvalue): a lower bound of rho_pred when
     mean_eigenvalue is the mean |lambda| (or the mean lambda of a PSD Hessian)."""
     ones = torch.ones(1, dtype=torch.float64)
-    return predicted_ratio(r, eps, [torch.tensor([float(mean_eigenvalue)], dtype=torch.float64)], [ones],
-                           flat_fraction)
+    return predicted_ratio(r, eps, [torch.tensor([float(mean_eigenvalue)], dtype=torch.float64)], [ones], flat_fraction)
 
 
 def crossing(rhos: torch.Tensor, predicted: torch.Tensor) -> int:
@@ -91,22 +92,27 @@ def actual_limits(rhos: torch.Tensor, accuracy: torch.Tensor, tolerances_pp: lis
 
 
 @torch.no_grad()
-def loss_std(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator,
-             augment: bool = False, penalty: Optional[Callable[[], torch.Tensor]] = None) -> float:
+def loss_std(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    gen: torch.Generator,
+    augment: bool = False,
+    penalty: Optional[Callable[[], torch.Tensor]] = None,
+) -> float:
     """epsilon: population std over shuffled minibatches of the per-batch objective (mean CE plus
     `penalty()`, e.g. the L1 term), model in eval mode, augmentation as in training (utils.cal_loss)."""
     was_training = model.training
     model.eval()
     extra = penalty() if penalty is not None else 0.0
-    losses = [nn.functional.cross_entropy(model(xb), yb) + extra
-              for xb, yb in iterate_batches(x, y, batch_size, gen, augment)]
+    losses = [nn.functional.cross_entropy(model(xb), yb) + extra for xb, yb in iterate_batches(x, y, batch_size, gen, augment)]
     model.train(was_training)
     t = torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in losses])
     return float(t.std(correction=0)) if len(t) > 1 else 0.0
 
 
-def prediction(weights: list[torch.Tensor], rhos: torch.Tensor, eps: float, spec: Spectrum,
-               flat_fraction: float = 0.0) -> dict:
+def prediction(weights: list[torch.Tensor], rhos: torch.Tensor, eps: float, spec: Spectrum, flat_fraction: float = 0.0) -> dict:
     """R(rho), rho_pred and both Jensen bounds on the grid, with their self-consistent crossings."""
     r = distances(weights, rhos)
     pred = predicted_ratio(r, eps, spec.nodes, spec.weights, flat_fraction)
@@ -115,8 +121,12 @@ def prediction(weights: list[torch.Tensor], rhos: torch.Tensor, eps: float, spec
     bound_hutch = jensen_bound(r, eps, max(spec.trace_hutchinson / spec.dim, 0.0), flat_fraction)
     i = crossing(rhos, pred)
     return {
-        "R": r, "rho_pred": pred, "bound_abs": bound_abs, "bound_hutch": bound_hutch,
-        "rho_hat": float(rhos[i]), "R_at_rho_hat": float(r[i]),
+        "R": r,
+        "rho_pred": pred,
+        "bound_abs": bound_abs,
+        "bound_hutch": bound_hutch,
+        "rho_hat": float(rhos[i]),
+        "R_at_rho_hat": float(r[i]),
         "rho_hat_bound_abs": float(rhos[crossing(rhos, bound_abs)]),
         "rho_hat_bound_hutch": float(rhos[crossing(rhos, bound_hutch)]),
         "trace_abs_slq": mean_abs * spec.dim,
@@ -129,6 +139,6 @@ def masks_at(weights: list[torch.Tensor], order: torch.Tensor, keep: int) -> lis
     flat[order[:keep]] = True
     out, start = [], 0
     for w in weights:
-        out.append(flat[start:start + w.numel()].view(w.shape))
+        out.append(flat[start : start + w.numel()].view(w.shape))
         start += w.numel()
     return out

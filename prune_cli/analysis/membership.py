@@ -33,8 +33,8 @@ def attack_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
     losses, conf = [], []
     try:
         for start in range(0, len(y), batch_size):
-            out = model(x[start:start + batch_size]).double()
-            losses.append(nn.functional.cross_entropy(out, y[start:start + batch_size], reduction="none").cpu())
+            out = model(x[start : start + batch_size]).double()
+            losses.append(nn.functional.cross_entropy(out, y[start : start + batch_size], reduction="none").cpu())
             conf.append(out.softmax(1).max(1).values.cpu())
     finally:
         model.train(was_training)
@@ -63,9 +63,13 @@ def balanced_accuracy(members: np.ndarray, nonmembers: np.ndarray, tau: float) -
     return float(((members >= tau).mean() + (nonmembers < tau).mean()) / 2)
 
 
-def membership_attack(model: nn.Module, member: tuple[torch.Tensor, torch.Tensor],
-                      nonmember: tuple[torch.Tensor, torch.Tensor], seed: int = 0,
-                      batch_size: int = 1024) -> dict[str, float]:
+def membership_attack(
+    model: nn.Module,
+    member: tuple[torch.Tensor, torch.Tensor],
+    nonmember: tuple[torch.Tensor, torch.Tensor],
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> dict[str, float]:
     """AUC and held-out threshold accuracy of both attacks, plus the mean loss of each group."""
     sm, sn = attack_scores(model, *member, batch_size), attack_scores(model, *nonmember, batch_size)
     rng = np.random.default_rng(seed)

@@ -19,8 +19,9 @@ from torch.func import functional_call, jacrev, vmap
 OUTPUTS = ("sum", "index", "trace")
 
 
-def empirical_ntk(model: nn.Module, x: torch.Tensor, masks: Optional[dict[str, torch.Tensor]] = None,
-                  output: str = "sum", output_index: int = 0) -> torch.Tensor:
+def empirical_ntk(
+    model: nn.Module, x: torch.Tensor, masks: Optional[dict[str, torch.Tensor]] = None, output: str = "sum", output_index: int = 0
+) -> torch.Tensor:
     """(N, N) kernel of `model` on the inputs `x` (N, ...), in eval mode (BatchNorm uses running stats).
 
     output: "sum" uses f = sum of the outputs, "index" f = output[output_index], "trace" the sum over

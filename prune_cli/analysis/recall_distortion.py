@@ -76,8 +76,7 @@ def intensification(rho0: np.ndarray, rhot: np.ndarray) -> dict[str, np.ndarray]
     return {"alpha_t_ours": alpha, "I_t": i_t, "frac_intensified": frac}
 
 
-def per_class_rows(correct: np.ndarray, support: np.ndarray, dense_correct: np.ndarray,
-                   is_dense: bool = False) -> list[dict]:
+def per_class_rows(correct: np.ndarray, support: np.ndarray, dense_correct: np.ndarray, is_dense: bool = False) -> list[dict]:
     """One row per class: recall, rho and their change against the dense model of the same seed.
 
     For the dense model itself (`is_dense`) the intensification indicator is left empty."""
@@ -88,24 +87,45 @@ def per_class_rows(correct: np.ndarray, support: np.ndarray, dense_correct: np.n
         defined = bool(np.isfinite(rho0[c]) and np.isfinite(rho[c]) and rho0[c] != 0) and not is_dense
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = rho[c] / rho0[c] if defined or (is_dense and rho0[c] != 0) else math.nan
-        rows.append({
-            "class": c, "support": int(support[c]), "correct": int(correct[c]),
-            "recall": float(recall[c]), "accuracy": float(acc), "rho": float(rho[c]),
-            "dense_correct": int(dense_correct[c]), "dense_recall": float(recall0[c]),
-            "dense_accuracy": float(acc0), "dense_rho": float(rho0[c]),
-            "delta_recall": float(recall[c] - recall0[c]), "delta_rho": float(rho[c] - rho0[c]),
-            "T": float(rho0[c] - rho[c]), "rho_ratio": float(ratio),
-            "intensified": bool(np.sign(rho0[c]) * (rho[c] - rho0[c]) > 0) if defined else None,
-            "formula_version": FORMULA_VERSION,
-        })
+        rows.append(
+            {
+                "class": c,
+                "support": int(support[c]),
+                "correct": int(correct[c]),
+                "recall": float(recall[c]),
+                "accuracy": float(acc),
+                "rho": float(rho[c]),
+                "dense_correct": int(dense_correct[c]),
+                "dense_recall": float(recall0[c]),
+                "dense_accuracy": float(acc0),
+                "dense_rho": float(rho0[c]),
+                "delta_recall": float(recall[c] - recall0[c]),
+                "delta_rho": float(rho[c] - rho0[c]),
+                "T": float(rho0[c] - rho[c]),
+                "rho_ratio": float(ratio),
+                "intensified": bool(np.sign(rho0[c]) * (rho[c] - rho0[c]) > 0) if defined else None,
+                "formula_version": FORMULA_VERSION,
+            }
+        )
     return rows
 
 
 # ----------------------------------------------------------------------------- across seeds
 
 
-DEFAULT_KEYS = ("name", "dataset", "model", "method", "score", "allocation", "structure", "schedule",
-                "target_sparsity", "split", "phase")
+DEFAULT_KEYS = (
+    "name",
+    "dataset",
+    "model",
+    "method",
+    "score",
+    "allocation",
+    "structure",
+    "schedule",
+    "target_sparsity",
+    "split",
+    "phase",
+)
 
 
 def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None) -> pd.DataFrame:
@@ -120,11 +140,11 @@ def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = Non
     for group, df in rows.groupby(model_keys, dropna=False, sort=True):
         df = df.sort_values("class")
         rho = (df["recall"].to_numpy(float) - df["accuracy"].to_numpy(float)) / df["accuracy"].to_numpy(float)
-        rho0 = ((df["dense_recall"].to_numpy(float) - df["dense_accuracy"].to_numpy(float))
-                / df["dense_accuracy"].to_numpy(float))
+        rho0 = (df["dense_recall"].to_numpy(float) - df["dense_accuracy"].to_numpy(float)) / df["dense_accuracy"].to_numpy(float)
         stats = intensification(rho0, rho)
-        out.append({**dict(zip(model_keys, group if isinstance(group, tuple) else (group,))),
-                    **{k: float(v) for k, v in stats.items()}})
+        out.append(
+            {**dict(zip(model_keys, group if isinstance(group, tuple) else (group,))), **{k: float(v) for k, v in stats.items()}}
+        )
     return pd.DataFrame(out, columns=model_keys + list(STATISTICS))
 
 
@@ -133,16 +153,21 @@ def _t_interval(values: np.ndarray, confidence: float) -> dict[str, float]:
     from ..core.stats import t_interval
 
     stats = t_interval(values, confidence)
-    return {"n_seeds": stats["n_seeds"], "mean": stats["mean"], "sd": stats["std"], "ci_low": stats["ci_low"],
-            "ci_high": stats["ci_high"], "confidence": confidence}
+    return {
+        "n_seeds": stats["n_seeds"],
+        "mean": stats["mean"],
+        "sd": stats["std"],
+        "ci_low": stats["ci_low"],
+        "ci_high": stats["ci_high"],
+        "confidence": confidence,
+    }
 
 
 def _condition_keys(rows: pd.DataFrame, keys: Optional[Sequence[str]]) -> list[str]:
     return [k for k in (DEFAULT_KEYS if keys is None else keys) if k in rows.columns]
 
 
-def summarise_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None,
-                           confidence: float = 0.95) -> pd.DataFrame:
+def summarise_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None, confidence: float = 0.95) -> pd.DataFrame:
     """Mean over seeds of each model-level statistic with a Student-t confidence interval.
 
     `rows`: recall_distortion.csv rows (any number of runs; needs seed, class, recall, accuracy,
@@ -159,16 +184,16 @@ def summarise_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = N
     for group, df in per_model.groupby(keys, dropna=False, sort=True) if keys else [((), per_model)]:
         base = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         for stat in STATISTICS:
-            out.append({**base, "statistic": stat, **_t_interval(df[stat].to_numpy(float), confidence),
-                        "formula_version": FORMULA_VERSION})
+            out.append(
+                {**base, "statistic": stat, **_t_interval(df[stat].to_numpy(float), confidence), "formula_version": FORMULA_VERSION}
+            )
     return pd.DataFrame(out)
 
 
 PER_CLASS_QUANTITIES = ("recall", "dense_recall", "delta_recall", "rho", "dense_rho", "delta_rho", "T")
 
 
-def summarise_classes_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None,
-                                   confidence: float = 0.95) -> pd.DataFrame:
+def summarise_classes_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = None, confidence: float = 0.95) -> pd.DataFrame:
     """Per class: mean over seeds of recall, rho, their dense values and changes, and T, with t-intervals.
 
     Same input and `keys` as `summarise_across_seeds`; rho is recomputed from the recall/accuracy columns.
@@ -191,18 +216,29 @@ def summarise_classes_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[s
         flags = part["_intensified"].to_numpy(float)
         flags = flags[np.isfinite(flags)]
         for quantity in PER_CLASS_QUANTITIES:
-            out.append({**base, "quantity": quantity, **_t_interval(part[quantity].to_numpy(float), confidence),
-                        "frac_intensified_seeds": float(flags.mean()) if len(flags) else math.nan,
-                        "formula_version": FORMULA_VERSION})
+            out.append(
+                {
+                    **base,
+                    "quantity": quantity,
+                    **_t_interval(part[quantity].to_numpy(float), confidence),
+                    "frac_intensified_seeds": float(flags.mean()) if len(flags) else math.nan,
+                    "formula_version": FORMULA_VERSION,
+                }
+            )
     return pd.DataFrame(out)
 
 
 # ----------------------------------------------------------------------------- randomisation null
 
 
-def randomisation_null(predictions: pd.DataFrame, reference: str = "dense", n_perm: int = 10_000,
-                       seed: int = 0, num_classes: Optional[int] = None,
-                       max_batch_elements: int = 20_000_000) -> pd.DataFrame:
+def randomisation_null(
+    predictions: pd.DataFrame,
+    reference: str = "dense",
+    n_perm: int = 10_000,
+    seed: int = 0,
+    num_classes: Optional[int] = None,
+    max_batch_elements: int = 20_000_000,
+) -> pd.DataFrame:
     """Randomisation test of the intensification statistics (Good et al. 2022; docs/analysis.md).
 
     `predictions`: one row per (unit, model, image) with columns `model`, `image_index`, `label`, `pred`
@@ -276,11 +312,21 @@ def randomisation_null(predictions: pd.DataFrame, reference: str = "dense", n_pe
                     le, ge = int((d <= o).sum()), int((d >= o).sum())
                     p = min(1.0, 2 * (1 + min(le, ge)) / (1 + len(d)))
                     p_code = 2 * min(le, ge) / len(d)
-                rows.append({"model": model, "statistic": stat, "class": c, "observed": float(o),
-                             "null_mean": float(d.mean()) if len(d) else math.nan,
-                             "null_sd": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
-                             "n_perm": int(len(d)), "n_units": len(units), "p_value": p,
-                             "p_value_code": p_code, "formula_version": FORMULA_VERSION})
+                rows.append(
+                    {
+                        "model": model,
+                        "statistic": stat,
+                        "class": c,
+                        "observed": float(o),
+                        "null_mean": float(d.mean()) if len(d) else math.nan,
+                        "null_sd": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
+                        "n_perm": int(len(d)),
+                        "n_units": len(units),
+                        "p_value": p,
+                        "p_value_code": p_code,
+                        "formula_version": FORMULA_VERSION,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -294,15 +340,13 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFr
     for run_dir in map(Path, run_dirs):
         cfg = OmegaConf.load(run_dir / "config.yaml")
         for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):
-            phase = path.name[len("preds_"):-len(f"_{split}.npz")]
+            phase = path.name[len("preds_") : -len(f"_{split}.npz")]
             with np.load(path) as z:
                 part = pd.DataFrame({"image_index": z["image_index"], "label": z["label"], "pred": z["pred"]})
             model = "dense" if phase == "dense" else f"{cfg.sparsity:g}/{phase}"
-            parts.append(part.assign(seed=cfg.seed, run_id=run_dir.name, target_sparsity=cfg.sparsity,
-                                     phase=phase, model=model))
+            parts.append(part.assign(seed=cfg.seed, run_id=run_dir.name, target_sparsity=cfg.sparsity, phase=phase, model=model))
     if not parts:
-        return pd.DataFrame(columns=["seed", "run_id", "target_sparsity", "phase", "model", "image_index",
-                                     "label", "pred"])
+        return pd.DataFrame(columns=["seed", "run_id", "target_sparsity", "phase", "model", "image_index", "label", "pred"])
     df = pd.concat(parts, ignore_index=True)
     df = df.drop_duplicates(["seed", "model", "image_index"], keep="first")
     return df[["seed", "run_id", "target_sparsity", "phase", "model", "image_index", "label", "pred"]]

@@ -60,9 +60,8 @@ def directions_from_gram(k: torch.Tensor, variance: float, max_dims: int) -> tor
     if total <= 0:
         return u[:, :0]
     rank = int((energy > energy[0] * len(energy) * torch.finfo(energy.dtype).eps).sum())
-    needed = int(torch.searchsorted(torch.cumsum(energy, 0) / total,
-                                    torch.tensor([variance], dtype=energy.dtype))[0]) + 1
-    return u[:, :max(1, min(needed, max_dims, rank))]
+    needed = int(torch.searchsorted(torch.cumsum(energy, 0) / total, torch.tensor([variance], dtype=energy.dtype))[0]) + 1
+    return u[:, : max(1, min(needed, max_dims, rank))]
 
 
 def svcca_directions(x: torch.Tensor, variance: float, max_dims: int) -> torch.Tensor:
@@ -87,8 +86,11 @@ def svcca(x: torch.Tensor, y: torch.Tensor, variance: float = 0.99, max_dims: in
 def layer_outputs(model: nn.Module, x: torch.Tensor, transform=lambda o: o.detach().cpu()) -> dict[str, torch.Tensor]:
     """transform(output) of every Linear/Conv layer for inputs x, in forward order."""
     outputs: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, _n=name: outputs.__setitem__(_n, transform(o)))
-             for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, _n=name: outputs.__setitem__(_n, transform(o)))
+        for name, m in model.named_modules()
+        if isinstance(m, PRUNABLE_TYPES)
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -112,6 +114,13 @@ def compare(dense: nn.Module, model: nn.Module, x: torch.Tensor, variance: float
     features = layer_outputs(dense, x[:1], lambda o: o[0].numel())
     a = layer_outputs(dense, x, lambda o: gram(o).cpu())
     b = layer_outputs(model, x, lambda o: gram(o).cpu())
-    return [{"layer": name, "features": features[name], "num_samples": len(x),
-             "cka_linear": cka_from_grams(a[name], b[name]), **svcca_from_grams(a[name], b[name], variance, max_dims)}
-            for name in a]
+    return [
+        {
+            "layer": name,
+            "features": features[name],
+            "num_samples": len(x),
+            "cka_linear": cka_from_grams(a[name], b[name]),
+            **svcca_from_grams(a[name], b[name], variance, max_dims),
+        }
+        for name in a
+    ]

@@ -41,12 +41,20 @@ class DatasetConfig:
         fraction(cfg, f"{key}.val_fraction", 0.0, 1.0)
         choice(cfg, f"{key}.imbalance", {"none", "longtail", "counts"})
         if d.imbalance == "longtail":
-            check(finite(d.longtail_ratio) and d.longtail_ratio >= 1, f"{key}.longtail_ratio",
-                  d.longtail_ratio, "a number >= 1 (largest class size / smallest class size)")
+            check(
+                finite(d.longtail_ratio) and d.longtail_ratio >= 1,
+                f"{key}.longtail_ratio",
+                d.longtail_ratio,
+                "a number >= 1 (largest class size / smallest class size)",
+            )
         if d.imbalance == "counts":
             counts = None if d.class_counts is None else list(d.class_counts)
-            check(bool(counts) and all(c >= 1 for c in counts), f"{key}.class_counts", counts,
-                  "a list with one positive integer per class when dataset.imbalance=counts")
+            check(
+                bool(counts) and all(c >= 1 for c in counts),
+                f"{key}.class_counts",
+                counts,
+                "a list with one positive integer per class when dataset.imbalance=counts",
+            )
         elif d.class_counts is not None:
             check(False, f"{key}.class_counts", list(d.class_counts), "null unless dataset.imbalance=counts")
         if d.max_train_samples is not None:
@@ -147,15 +155,27 @@ class ScheduleConfig:
         choice(cfg, f"{key}.retrain", {"finetune", "train"})
         positive_int(cfg, f"{key}.rewind_epoch", minimum=0)
         if s.restart_from == "rewind":
-            check(s.rewind_epoch <= cfg.train.epochs, f"{key}.rewind_epoch", s.rewind_epoch,
-                  f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}")
+            check(
+                s.rewind_epoch <= cfg.train.epochs,
+                f"{key}.rewind_epoch",
+                s.rewind_epoch,
+                f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}",
+            )
         if s.lr_rewind:
-            check(s.restart_from == "rewind" and s.retrain == "train", f"{key}.lr_rewind", True,
-                  "true only with schedule.restart_from=rewind and schedule.retrain=train")
+            check(
+                s.restart_from == "rewind" and s.retrain == "train",
+                f"{key}.lr_rewind",
+                True,
+                "true only with schedule.restart_from=rewind and schedule.retrain=train",
+            )
         if s.score_weights == "init":
-            check(s.rounds == 1, f"{key}.rounds", s.rounds,
-                  "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
-                  "for iterative scoring such as SynFlow)")
+            check(
+                s.rounds == 1,
+                f"{key}.rounds",
+                s.rounds,
+                "1 when schedule.score_weights=init (score the initialisation once; use method.rounds "
+                "for iterative scoring such as SynFlow)",
+            )
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -172,8 +192,7 @@ class BaseMetricsConfig:
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         splits = list(OmegaConf.select(cfg, f"{key}.splits"))
-        check(len(splits) >= 1 and set(splits) <= {"val", "test"}, f"{key}.splits", splits,
-              "a non-empty list drawn from [val, test]")
+        check(len(splits) >= 1 and set(splits) <= {"val", "test"}, f"{key}.splits", splits, "a non-empty list drawn from [val, test]")
 
 
 # ----------------------------------------------------------------------------- the root config
@@ -216,6 +235,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "method": {"base": MethodConfig},
     "schedule": {"base": ScheduleConfig},
 }
+
 
 def config_schema(group: str, name: str):
     """Class decorator: a feature module declares the schema of its config option next to its code.

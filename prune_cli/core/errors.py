@@ -21,8 +21,10 @@ class UnknownKeyError(ConfigError):
 
     def __init__(self, key: str, value, valid: list[str], close: list[str]):
         self.key, self.value, self.allowed = key, value, ", ".join(valid)
-        message = (f"Unknown config key '{key}' (value {value!r}): no schema declares it, so it would change "
-                   f"nothing. Valid keys there: {', '.join(valid)}.")
+        message = (
+            f"Unknown config key '{key}' (value {value!r}): no schema declares it, so it would change "
+            f"nothing. Valid keys there: {', '.join(valid)}."
+        )
         if close:
             message += " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
         PruneCliError.__init__(self, message)

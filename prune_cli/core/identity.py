@@ -28,8 +28,11 @@ def config_hash(cfg: DictConfig) -> str:
     if isinstance(metrics, DictConfig):
         for name in list(plain["metrics"]):
             node = metrics._get_node(name)
-            if (isinstance(node, DictConfig) and not node.get("enabled", False)
-                    and not getattr(OmegaConf.get_type(node), "hashed_when_disabled", False)):
+            if (
+                isinstance(node, DictConfig)
+                and not node.get("enabled", False)
+                and not getattr(OmegaConf.get_type(node), "hashed_when_disabled", False)
+            ):
                 del plain["metrics"][name]
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

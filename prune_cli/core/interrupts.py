@@ -37,8 +37,7 @@ def _handler(signum, frame) -> None:
     if _requested is not None and signum == signal.SIGINT:
         raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now
     _requested = signum
-    log.warning("received %s: stopping at the next safe point (the checkpoint stays valid)",
-                signal.Signals(signum).name)
+    log.warning("received %s: stopping at the next safe point (the checkpoint stays valid)", signal.Signals(signum).name)
 
 
 def install() -> None:

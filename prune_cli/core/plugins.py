@@ -7,10 +7,11 @@ A plugin is one module that declares what it provides with literal names on its 
     @config_schema("method", "taylor")          # the option's config dataclass
     @register_score("taylor", options=...)       # the function, under one or more names
 
-The index reads those decorator lines from the source text (one regular-expression pass per file,
-no import), so start-up costs a few milliseconds however many plugins exist, and a plugin's module
-(with its heavy dependencies: scipy, torchvision, matplotlib) is imported only when a config
-chooses one of its names (`Registry.get`, `schema`). Three places are scanned:
+The index reads those decorators from the source text (one regular-expression pass per file, no
+import; the names may be wrapped onto the lines after the decorator's parenthesis), so start-up
+costs a few milliseconds however many plugins exist, and a plugin's module (with its heavy
+dependencies: scipy, torchvision, matplotlib) is imported only when a config chooses one of its
+names (`Registry.get`, `schema`). Three places are scanned:
 
 - the built-in plugin packages of prune-cli (data, models, pruning/scores, pruning/allocations,
   pruning/structures, schedules, metrics) and the schemas of training.py;
@@ -32,23 +33,29 @@ from .errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parent.parent  # prune_cli/
 # Built-in plugin folders (relative to prune_cli/) and the dotted package each one is.
-BUILTIN_DIRS = ("data", "models", "pruning/scores", "pruning/allocations", "pruning/structures", "schedules",
-                "metrics")
+BUILTIN_DIRS = ("data", "models", "pruning/scores", "pruning/allocations", "pruning/structures", "schedules", "metrics")
 BUILTIN_FILES = ("training.py",)  # not a plugin folder, but declares the train schema
 ENTRY_POINT_GROUP = "prune_cli.plugins"
 
 # The decorator that declares each kind. `X.register` forms are accepted too.
 DECORATOR_KINDS = {
-    "register_score": "score", "SCORES.register": "score",
-    "register_allocation": "allocation", "ALLOCATIONS.register": "allocation",
-    "register_structure": "structure", "STRUCTURES.register": "structure",
-    "register_schedule": "schedule", "SCHEDULES.register": "schedule",
-    "register_dataset": "dataset", "DATASETS.register": "dataset",
-    "register_model": "model", "MODELS.register": "model",
-    "register_metric": "metric", "METRICS.register": "metric",
+    "register_score": "score",
+    "SCORES.register": "score",
+    "register_allocation": "allocation",
+    "ALLOCATIONS.register": "allocation",
+    "register_structure": "structure",
+    "STRUCTURES.register": "structure",
+    "register_schedule": "schedule",
+    "SCHEDULES.register": "schedule",
+    "register_dataset": "dataset",
+    "DATASETS.register": "dataset",
+    "register_model": "model",
+    "MODELS.register": "model",
+    "register_metric": "metric",
+    "METRICS.register": "metric",
 }
 _DECORATOR = re.compile(r"^[ \t]*@[ \t]*([\w.]+)[ \t]*\((.*)$", re.M)
-_LITERAL = re.compile(r"""\s*(['"])([A-Za-z0-9_.+-]+)\1\s*(,|\)|$)""")
+_LITERAL = re.compile(r"""\s*(['"])([A-Za-z0-9_.+-]+)\1\s*(,|\))""")
 
 
 def _literal_names(args: str) -> list[str]:
@@ -61,7 +68,7 @@ def _literal_names(args: str) -> list[str]:
         names.append(m.group(2))
         if m.group(3) != ",":
             return names
-        args = args[m.end():]
+        args = args[m.end() :]
 
 
 def declarations(source: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -69,9 +76,10 @@ def declarations(source: str) -> tuple[list[tuple[str, str]], list[tuple[str, st
     kinds, schemas = [], []
     for m in _DECORATOR.finditer(source):
         decorator = m.group(1)
+        args = source[m.start(2) : m.start(2) + 500]  # the names may follow on the next lines (a formatter's wrap)
         short = decorator.rsplit(".", 2)
         short = ".".join(short[-2:]) if decorator.endswith(".register") else short[-1]
-        names = _literal_names(m.group(2))
+        names = _literal_names(args)
         if short == "config_schema" and len(names) == 2:
             schemas.append((names[0], names[1]))
         elif short in DECORATOR_KINDS:
@@ -99,8 +107,11 @@ class PluginIndex:
         old = table.get(key)
         if old is not None and old != module:
             kind, name = key
-            raise ConfigError("plugins", module, f"modules that do not redeclare a built-in or already loaded "
-                              f"name: {kind} '{name}' is declared by {old} too")
+            raise ConfigError(
+                "plugins",
+                module,
+                f"modules that do not redeclare a built-in or already loaded name: {kind} '{name}' is declared by {old} too",
+            )
         table[key] = module
 
 
@@ -113,8 +124,9 @@ def _module_file(module: str) -> Path:
     else:
         reason = "no such module"
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise ConfigError("plugins", module, "importable Python modules (a dotted name on sys.path, e.g. "
-                          "my_lab.scores)", f"{module}: {reason}")
+        raise ConfigError(
+            "plugins", module, "importable Python modules (a dotted name on sys.path, e.g. my_lab.scores)", f"{module}: {reason}"
+        )
     return Path(spec.origin)
 
 

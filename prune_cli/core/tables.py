@@ -4,18 +4,33 @@ from __future__ import annotations
 
 # Columns every row carries, in order.
 CONTEXT_COLUMNS = [
-    "run_id", "config_hash", "name", "seed", "dataset", "model", "method", "score", "allocation",
-    "structure", "schedule", "target_sparsity", "dense_cache",
+    "run_id",
+    "config_hash",
+    "name",
+    "seed",
+    "dataset",
+    "model",
+    "method",
+    "score",
+    "allocation",
+    "structure",
+    "schedule",
+    "target_sparsity",
+    "dense_cache",
 ]
 PROVENANCE_COLUMNS = ["git_sha", "git_dirty", "prune_cli_version", "torch_version", "device", "timestamp"]
 
 TABLES = {
     # file name in the run dir -> (shared file name, table-specific columns)
     "metrics.csv": ("runs.csv", ["phase", "split", "metric", "value", "dense_value"]),
-    "per_class.csv": ("per_class.csv", ["phase", "split", "class", "support", "recall", "precision",
-                                        "dense_recall", "dense_precision"]),
-    "layers.csv": ("layers.csv", ["phase", "layer", "kind", "shape", "prunable", "params", "nonzero",
-                                  "density", "flops_dense", "flops_sparse"]),
+    "per_class.csv": (
+        "per_class.csv",
+        ["phase", "split", "class", "support", "recall", "precision", "dense_recall", "dense_precision"],
+    ),
+    "layers.csv": (
+        "layers.csv",
+        ["phase", "layer", "kind", "shape", "prunable", "params", "nonzero", "density", "flops_dense", "flops_sparse"],
+    ),
 }
 CORE_TABLES = {table: shared for table, (shared, _) in TABLES.items()}  # per-run file -> shared file
 NOT_SHARED = ("history.csv",)  # per-epoch training curves stay in the run directory

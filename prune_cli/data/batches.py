@@ -16,22 +16,22 @@ def random_crop_flip(x: torch.Tensor, gen: torch.Generator, padding: int = 4) ->
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device).to(dev)
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
-    out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None],
-                 rows, cols]
+    out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
     flip = (torch.rand(n, generator=gen, device=gen.device) < 0.5).to(dev)
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
-def iterate_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator | None,
-                    augment: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def iterate_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator | None, augment: bool = False
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled mini-batches when `gen` is given (training), in order otherwise (evaluation)."""
     n = len(y)
     order = torch.randperm(n, generator=gen, device=gen.device).to(x.device) if gen is not None else None
     for start in range(0, n, batch_size):
         if order is None:
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         else:
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             xb, yb = x[idx], y[idx]
         if augment and gen is not None:
             xb = random_crop_flip(xb, gen)

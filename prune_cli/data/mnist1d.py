@@ -61,7 +61,9 @@ def load_mnist1d(cfg: DictConfig) -> RawData:
         np.savez(tmp, **arrays)
         os.replace(tmp, cache)
     return RawData(
-        train_x=torch.from_numpy(arrays["x"]).float(), train_y=torch.from_numpy(arrays["y"]).long(),
-        test_x=torch.from_numpy(arrays["x_test"]).float(), test_y=torch.from_numpy(arrays["y_test"]).long(),
+        train_x=torch.from_numpy(arrays["x"]).float(),
+        train_y=torch.from_numpy(arrays["y"]).long(),
+        test_x=torch.from_numpy(arrays["x_test"]).float(),
+        test_y=torch.from_numpy(arrays["y_test"]).long(),
         num_classes=10,
     )

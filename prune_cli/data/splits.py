@@ -62,8 +62,7 @@ def _take_counts(y, num_classes, counts, gen) -> torch.Tensor:
     per_class = _per_class_indices(y, num_classes, gen)
     for c, (have, want) in enumerate(zip((len(i) for i in per_class), counts)):
         if want > have:
-            raise ConfigError("dataset.class_counts", counts,
-                              f"at most {have} examples for class {c} (the training split's size)")
+            raise ConfigError("dataset.class_counts", counts, f"at most {have} examples for class {c} (the training split's size)")
     return torch.cat([idx[:n] for idx, n in zip(per_class, counts)])
 
 
@@ -112,8 +111,12 @@ def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device)
         return t.to(device)
 
     return DataSplits(
-        train_x=put(x[train_idx]), train_y=put(y[train_idx]),
-        val_x=put(x[val_idx]), val_y=put(y[val_idx]),
-        test_x=put(raw.test_x), test_y=put(raw.test_y),
-        num_classes=k, augment=bool(cfg.augment) and raw.image,
+        train_x=put(x[train_idx]),
+        train_y=put(y[train_idx]),
+        val_x=put(x[val_idx]),
+        val_y=put(y[val_idx]),
+        test_x=put(raw.test_x),
+        test_y=put(raw.test_y),
+        num_classes=k,
+        augment=bool(cfg.augment) and raw.image,
     )

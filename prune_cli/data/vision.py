@@ -57,18 +57,32 @@ class VisionSource:
 
 
 SOURCES = {
-    "mnist": VisionSource("MNIST", "MNIST/raw", ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                          "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"), 10,
-                          "the four IDX files of yann.lecun.com/exdb/mnist (optionally .gz)"),
-    "fashion_mnist": VisionSource("Fashion-MNIST", "FashionMNIST/raw", ("train-images-idx3-ubyte",
-                                  "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                                  "t10k-labels-idx1-ubyte"), 10,
-                                  "the four IDX files of github.com/zalandoresearch/fashion-mnist"),
-    "cifar10": VisionSource("CIFAR-10", "cifar-10-batches-py", ("data_batch_1", "data_batch_2",
-                            "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"),
-                            10, "the extracted cifar-10-python.tar.gz", (3, 32, 32), 50000),
-    "cifar100": VisionSource("CIFAR-100", "cifar-100-python", ("train", "test", "meta"), 100,
-                             "the extracted cifar-100-python.tar.gz", (3, 32, 32), 50000),
+    "mnist": VisionSource(
+        "MNIST",
+        "MNIST/raw",
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+        10,
+        "the four IDX files of yann.lecun.com/exdb/mnist (optionally .gz)",
+    ),
+    "fashion_mnist": VisionSource(
+        "Fashion-MNIST",
+        "FashionMNIST/raw",
+        ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+        10,
+        "the four IDX files of github.com/zalandoresearch/fashion-mnist",
+    ),
+    "cifar10": VisionSource(
+        "CIFAR-10",
+        "cifar-10-batches-py",
+        ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"),
+        10,
+        "the extracted cifar-10-python.tar.gz",
+        (3, 32, 32),
+        50000,
+    ),
+    "cifar100": VisionSource(
+        "CIFAR-100", "cifar-100-python", ("train", "test", "meta"), 100, "the extracted cifar-100-python.tar.gz", (3, 32, 32), 50000
+    ),
 }
 
 
@@ -92,11 +106,21 @@ class _CifarUnpickler(pickle.Unpickler):
     """CIFAR batches are Python pickles, and unpickling runs whatever a file names: only the
     containers and numpy arrays the format uses are admitted; anything else is refused."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
-               ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"), ("copy_reg", "_reconstructor"),
-               ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+        ("copy_reg", "_reconstructor"),
+        ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"),
+        ("builtins", "object"),
+    }
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -110,11 +134,12 @@ def read_cifar_file(path: str) -> dict:
         with open(path, "rb") as f:
             out = _CifarUnpickler(f, encoding="latin1").load()
     except Exception as err:  # noqa: BLE001 - truncated, foreign or malicious: the message names the file
-        raise DatasetFileUnreadable(f"cannot read {path} as a CIFAR python batch ({type(err).__name__}: {err}). "
-                                    f"Replace it with the file from the extracted archive.") from None
+        raise DatasetFileUnreadable(
+            f"cannot read {path} as a CIFAR python batch ({type(err).__name__}: {err}). "
+            f"Replace it with the file from the extracted archive."
+        ) from None
     if not isinstance(out, dict):
-        raise DatasetFileUnreadable(f"cannot read {path} as a CIFAR python batch: it holds a "
-                                    f"{type(out).__name__}, not a dict")
+        raise DatasetFileUnreadable(f"cannot read {path} as a CIFAR python batch: it holds a {type(out).__name__}, not a dict")
     return out
 
 
@@ -122,8 +147,7 @@ def _read_cifar(name: str, root: str, train: bool) -> tuple[np.ndarray, list]:
     """(images N x 32 x 32 x 3 uint8, labels) of one CIFAR split, as torchvision lays them out."""
     src = SOURCES[name]
     folder = os.path.join(root, src.folder)
-    files = [f for f in src.files if f not in ("batches.meta", "meta") and (f != "test_batch" and f != "test")
-             == train]
+    files = [f for f in src.files if f not in ("batches.meta", "meta") and (f != "test_batch" and f != "test") == train]
     label_key = "labels" if name == "cifar10" else "fine_labels"
     images, labels = [], []
     for f in files:
@@ -167,10 +191,10 @@ def _read_split(name: str, root: str, train: bool, download: bool):
             try:
                 read_sn3_pascalvincent_tensor(path if os.path.exists(path) else path + ".gz", strict=False)
             except Exception as inner:  # noqa: BLE001
-                raise DatasetFileUnreadable(f"cannot read {path} as an IDX file ({type(inner).__name__}: "
-                                            f"{inner}). Replace it with the original file.") from None
-        raise DatasetFileUnreadable(f"cannot read the {SOURCES[name].label} files in {folder} "
-                                    f"({type(err).__name__}: {err})") from None
+                raise DatasetFileUnreadable(
+                    f"cannot read {path} as an IDX file ({type(inner).__name__}: {inner}). Replace it with the original file."
+                ) from None
+        raise DatasetFileUnreadable(f"cannot read the {SOURCES[name].label} files in {folder} ({type(err).__name__}: {err})") from None
 
 
 def _to_tensors(ds, image_layout: str) -> tuple[torch.Tensor, torch.Tensor]:

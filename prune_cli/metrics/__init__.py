@@ -81,12 +81,22 @@ def metrics_config() -> type:
 
         nodes = [(name, plugins.schema("metric", name)) for name in plugins.schema_names("metric")]
         _METRICS_CONFIG = make_dataclass(
-            "MetricsConfig", [(name, cls, field(default_factory=cls)) for name, cls in nodes],
-            bases=(BaseMetricsConfig,), namespace={"__doc__": "`metrics.*`: the always-on metrics and one node "
-                                                               "per optional metric plugin."})
+            "MetricsConfig",
+            [(name, cls, field(default_factory=cls)) for name, cls in nodes],
+            bases=(BaseMetricsConfig,),
+            namespace={"__doc__": "`metrics.*`: the always-on metrics and one node per optional metric plugin."},
+        )
         _METRICS_CONFIG.__module__ = __name__
     return _METRICS_CONFIG
 
 
-__all__ = ["METRICS", "MetricContext", "MetricResult", "metrics_config", "register_metric", "classification_metrics", "layer_table",
-           "model_cost_metrics"]
+__all__ = [
+    "METRICS",
+    "MetricContext",
+    "MetricResult",
+    "metrics_config",
+    "register_metric",
+    "classification_metrics",
+    "layer_table",
+    "model_cost_metrics",
+]

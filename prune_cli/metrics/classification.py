@@ -9,7 +9,7 @@ from ..training import Evaluation
 
 def confusion_matrix(targets: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
     """C[i, j] = number of examples of true class i predicted as j."""
-    return torch.bincount(targets * num_classes + predictions, minlength=num_classes ** 2).view(num_classes, num_classes)
+    return torch.bincount(targets * num_classes + predictions, minlength=num_classes**2).view(num_classes, num_classes)
 
 
 def classification_metrics(ev: Evaluation, num_classes: int, split: str) -> tuple[list[dict], list[dict]]:
@@ -27,8 +27,7 @@ def classification_metrics(ev: Evaluation, num_classes: int, split: str) -> tupl
     if ev.top5_correct is not None:
         scalars.append({"split": split, "metric": "top5_accuracy", "value": float(ev.top5_correct.float().mean())})
     per_class = [
-        {"split": split, "class": c, "recall": float(recall[c]), "precision": float(precision[c]),
-         "support": int(support[c])}
+        {"split": split, "class": c, "recall": float(recall[c]), "precision": float(precision[c]), "support": int(support[c])}
         for c in range(num_classes)
     ]
     return scalars, per_class

@@ -23,8 +23,7 @@ def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str
         spatial = output.shape[2:] if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else ()
         positions[_name] = math.prod(spatial) if spatial else 1
 
-    hooks = [(m, lambda mod, i, o, _n=n: record(mod, i, o, _n))
-             for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    hooks = [(m, lambda mod, i, o, _n=n: record(mod, i, o, _n)) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
     traced_forward(model, input_shape, hooks)
     return positions
 
@@ -39,12 +38,19 @@ def layer_table(model: nn.Module, prunable: list[str], input_shape: tuple[int, .
             continue
         weight = module.weight.detach()
         params, nonzero = weight.numel(), int(torch.count_nonzero(weight))
-        rows.append({
-            "layer": name, "kind": type(module).__name__, "shape": "x".join(map(str, weight.shape)),
-            "prunable": f"{name}.weight" in prunable,
-            "params": params, "nonzero": nonzero, "density": nonzero / params,
-            "flops_dense": params * positions[name], "flops_sparse": nonzero * positions[name],
-        })
+        rows.append(
+            {
+                "layer": name,
+                "kind": type(module).__name__,
+                "shape": "x".join(map(str, weight.shape)),
+                "prunable": f"{name}.weight" in prunable,
+                "params": params,
+                "nonzero": nonzero,
+                "density": nonzero / params,
+                "flops_dense": params * positions[name],
+                "flops_sparse": nonzero * positions[name],
+            }
+        )
     return rows
 
 
@@ -60,12 +66,15 @@ def model_cost_metrics(model: nn.Module, prunable: list[str], layers: list[dict]
     flops_dense = sum(r["flops_dense"] for r in layers)
     flops_sparse = sum(r["flops_sparse"] for r in layers)
     values = {
-        "params_total": total, "params_nonzero": total_nonzero,
-        "params_prunable": prunable_params, "prunable_nonzero": prunable_nonzero,
+        "params_total": total,
+        "params_nonzero": total_nonzero,
+        "params_prunable": prunable_params,
+        "prunable_nonzero": prunable_nonzero,
         "sparsity_prunable": 1 - prunable_nonzero / prunable_params,
         "sparsity_total": 1 - total_nonzero / total,
         "compression_ratio": total / max(total_nonzero, 1),
-        "flops_dense": flops_dense, "flops_sparse": flops_sparse,
+        "flops_dense": flops_dense,
+        "flops_sparse": flops_sparse,
         "theoretical_speedup": flops_dense / max(flops_sparse, 1),
     }
     return [{"split": "model", "metric": k, "value": float(v)} for k, v in values.items()]

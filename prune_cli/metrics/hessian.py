@@ -42,9 +42,20 @@ class HessianMetricConfig:
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         node = cfg.metrics.hessian
-        check_positive_ints(node, "metrics.hessian", {"samples": 1, "batch_size": 1, "lanczos_iter": 1, "lanczos_num": 1,
-                                                      "hutchinson_probes": 1, "top_k": 1, "density_points": 2,
-                                                      "seed": 0})
+        check_positive_ints(
+            node,
+            "metrics.hessian",
+            {
+                "samples": 1,
+                "batch_size": 1,
+                "lanczos_iter": 1,
+                "lanczos_num": 1,
+                "hutchinson_probes": 1,
+                "top_k": 1,
+                "density_points": 2,
+                "seed": 0,
+            },
+        )
         if node.hvp not in HVP_MODES:
             raise ConfigError("metrics.hessian.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
         if not (node.density_bandwidth > 0):
@@ -56,24 +67,31 @@ def hessian_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricRe
     x, y = training_subset(ctx.data.train_x, ctx.data.train_y, node.samples, node.seed)
     was_training = ctx.model.training
     op = HessianOperator(ctx.model, x, y, node.batch_size, masks=ctx.masks or None, hvp=node.hvp)
-    spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes,
-                    torch.Generator().manual_seed(node.seed))
+    spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes, torch.Generator().manual_seed(node.seed))
     del op
     ctx.model.train(was_training)
-    values = {"hessian_dim": spec.dim, "hessian_lanczos_iter": min(node.lanczos_iter, spec.dim),
-              "hessian_samples": len(y)}
+    values = {"hessian_dim": spec.dim, "hessian_lanczos_iter": min(node.lanczos_iter, spec.dim), "hessian_samples": len(y)}
     for i, ev in enumerate(spec.top_eigenvalues(node.top_k), start=1):
         values[f"hessian_top_eig_{i}"] = ev
-    values.update(hessian_trace_hutchinson=spec.trace_hutchinson, hessian_trace_hutchinson_se=spec.trace_hutchinson_se,
-                  hessian_trace_slq=spec.quadrature(lambda t: t) * spec.dim,
-                  hessian_trace_abs_slq=spec.quadrature(torch.abs) * spec.dim)
+    values.update(
+        hessian_trace_hutchinson=spec.trace_hutchinson,
+        hessian_trace_hutchinson_se=spec.trace_hutchinson_se,
+        hessian_trace_slq=spec.quadrature(lambda t: t) * spec.dim,
+        hessian_trace_abs_slq=spec.quadrature(torch.abs) * spec.dim,
+    )
     grid, density = spec.density(node.density_points, node.density_bandwidth)
-    nodes = [{"probe": p, "eigenvalue": float(t), "weight": float(w)}
-             for p, (ts, ws) in enumerate(zip(spec.nodes, spec.weights)) for t, w in zip(ts, ws)]
+    nodes = [
+        {"probe": p, "eigenvalue": float(t), "weight": float(w)}
+        for p, (ts, ws) in enumerate(zip(spec.nodes, spec.weights))
+        for t, w in zip(ts, ws)
+    ]
     return MetricResult(
         scalars=[{"split": "train", "metric": k, "value": float(v)} for k, v in values.items()],
-        tables={"hessian_density.csv": [{"grid": float(g), "density": float(d)} for g, d in zip(grid, density)],
-                "hessian_slq_nodes.csv": nodes})
+        tables={
+            "hessian_density.csv": [{"grid": float(g), "density": float(d)} for g, d in zip(grid, density)],
+            "hessian_slq_nodes.csv": nodes,
+        },
+    )
 
 
 def check_positive_ints(node: DictConfig, prefix: str, keys: dict[str, int]) -> None:
@@ -81,4 +99,3 @@ def check_positive_ints(node: DictConfig, prefix: str, keys: dict[str, int]) -> 
         value = node[key]
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
             raise ConfigError(f"{prefix}.{key}", value, f"an integer >= {minimum}")
-

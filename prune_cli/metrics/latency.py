@@ -79,7 +79,7 @@ class LatencyConfig:
 @register_metric("latency")
 def latency(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """latency.csv (one row per timed model) and latency_ms / measured_speedup in metrics.csv."""
-    x = ctx.data.test_x[:node.batch_size]
+    x = ctx.data.test_x[: node.batch_size]
     if len(x) == 0:
         return MetricResult()
     models = {"current": ctx.model}
@@ -90,13 +90,22 @@ def latency(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     for name, t in times.items():
         ms = t * 1e3
         median[name] = float(np.median(ms))
-        rows.append({"timed_model": "dense" if phase == "dense" else name, "batch_size": len(x),
-                     "warmup": node.warmup, "repeats": node.repeats, "median_ms": median[name],
-                     "p10_ms": float(np.percentile(ms, 10)), "p90_ms": float(np.percentile(ms, 90)),
-                     "threads": torch.get_num_threads()})
+        rows.append(
+            {
+                "timed_model": "dense" if phase == "dense" else name,
+                "batch_size": len(x),
+                "warmup": node.warmup,
+                "repeats": node.repeats,
+                "median_ms": median[name],
+                "p10_ms": float(np.percentile(ms, 10)),
+                "p90_ms": float(np.percentile(ms, 90)),
+                "threads": torch.get_num_threads(),
+            }
+        )
     scalars = [{"split": "model", "metric": "latency_ms", "value": median["current"]}]
     if "dense" in median:
-        scalars += [{"split": "model", "metric": "latency_dense_ms", "value": median["dense"]},
-                    {"split": "model", "metric": "measured_speedup", "value": median["dense"] / median["current"]}]
+        scalars += [
+            {"split": "model", "metric": "latency_dense_ms", "value": median["dense"]},
+            {"split": "model", "metric": "measured_speedup", "value": median["dense"] / median["current"]},
+        ]
     return MetricResult(scalars=scalars, tables={"latency.csv": rows})
-

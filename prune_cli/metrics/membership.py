@@ -54,6 +54,4 @@ def membership(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult
     from ..analysis.membership import membership_attack  # scipy: imported when the metric runs
 
     values = membership_attack(ctx.model, member, nonmember, node.sample_seed, ctx.eval_batch_size)
-    return MetricResult(scalars=[{"split": "membership", "metric": k, "value": v} for k, v in values.items()
-                                 if math.isfinite(v)])
-
+    return MetricResult(scalars=[{"split": "membership", "metric": k, "value": v} for k, v in values.items() if math.isfinite(v)])

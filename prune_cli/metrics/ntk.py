@@ -57,14 +57,20 @@ class NTKMetricConfig:
 def ntk_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     num_classes = ctx.data.num_classes
     if node.output == "index" and node.output_index >= num_classes:
-        raise ConfigError("metrics.ntk.output_index", node.output_index,
-                          f"an integer in [0, {num_classes - 1}] (the model has {num_classes} outputs)")
+        raise ConfigError(
+            "metrics.ntk.output_index",
+            node.output_index,
+            f"an integer in [0, {num_classes - 1}] (the model has {num_classes} outputs)",
+        )
     x = fixed_batch(ctx, node.split, node.num_inputs, node.seed)
     kwargs = dict(output=node.output, output_index=node.output_index)
     theta = empirical_ntk(ctx.model, x, masks=ctx.masks or None, **kwargs)
     reference = theta if phase == "dense" else empirical_ntk(ctx.dense(), x, **kwargs)
     cmp = kernel_comparison(theta, reference)
-    values = {"ntk_rel_dist_dense": cmp["rel_dist"], "ntk_mean_ratio": cmp["mean_ratio"],
-              "ntk_trace_ratio": cmp["trace_ratio"], "ntk_frobenius": float(torch.linalg.matrix_norm(theta))}
+    values = {
+        "ntk_rel_dist_dense": cmp["rel_dist"],
+        "ntk_mean_ratio": cmp["mean_ratio"],
+        "ntk_trace_ratio": cmp["trace_ratio"],
+        "ntk_frobenius": float(torch.linalg.matrix_norm(theta)),
+    }
     return MetricResult(scalars=[{"split": node.split, "metric": k, "value": v} for k, v in values.items()])
-

@@ -55,9 +55,20 @@ class PruningLimitConfig:
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         node = cfg.metrics.pruning_limit
-        check_positive_ints(node, "metrics.pruning_limit", {"ratios": 2, "eps_batch_size": 1, "samples": 0,
-                                                            "batch_size": 1, "lanczos_iter": 1, "lanczos_num": 1,
-                                                            "hutchinson_probes": 1, "seed": 0})
+        check_positive_ints(
+            node,
+            "metrics.pruning_limit",
+            {
+                "ratios": 2,
+                "eps_batch_size": 1,
+                "samples": 0,
+                "batch_size": 1,
+                "lanczos_iter": 1,
+                "lanczos_num": 1,
+                "hutchinson_probes": 1,
+                "seed": 0,
+            },
+        )
         if node.split not in ("train", "val", "test"):
             raise ConfigError("metrics.pruning_limit.split", node.split, "one of train, val, test")
         if node.hvp not in HVP_MODES:
@@ -79,13 +90,18 @@ def pruning_limit_metric(ctx: MetricContext, phase: str, node: DictConfig) -> Me
     weights = [named[n] for n in ctx.prunable]
     l1 = ctx.train.get("l1", 0.0)
     l1_weights = [m.weight for _, m in model.prunable_layers()]
-    eps = loss_std(model, ctx.data.train_x, ctx.data.train_y, node.eps_batch_size,
-                   torch.Generator().manual_seed(node.seed), ctx.data.augment,
-                   penalty=(lambda: l1 * sum(w.abs().sum() for w in l1_weights)) if l1 else None)
+    eps = loss_std(
+        model,
+        ctx.data.train_x,
+        ctx.data.train_y,
+        node.eps_batch_size,
+        torch.Generator().manual_seed(node.seed),
+        ctx.data.augment,
+        penalty=(lambda: l1 * sum(w.abs().sum() for w in l1_weights)) if l1 else None,
+    )
     x, y = training_subset(ctx.data.train_x, ctx.data.train_y, node.samples, node.seed)
     op = HessianOperator(model, x, y, node.batch_size, hvp=node.hvp)
-    spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes,
-                    torch.Generator().manual_seed(node.seed))
+    spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes, torch.Generator().manual_seed(node.seed))
     del op
     rhos = ratio_grid(node.ratios)
     pred = prediction(weights, rhos, eps, spec, node.flat_fraction)
@@ -103,15 +119,30 @@ def pruning_limit_metric(ctx: MetricContext, phase: str, node: DictConfig) -> Me
             losses.append(ev.loss)
     actual = actual_limits(rhos, torch.tensor(accuracy, dtype=torch.float64), list(node.tolerances))
 
-    train_values = {"limit_eps": eps, "limit_hessian_dim": spec.dim, "limit_trace_hutchinson": spec.trace_hutchinson,
-                    "limit_trace_abs_slq": pred["trace_abs_slq"], "limit_flat_fraction": node.flat_fraction,
-                    "limit_rho_hat": pred["rho_hat"], "limit_R_at_rho_hat": pred["R_at_rho_hat"],
-                    "limit_rho_hat_bound_abs": pred["rho_hat_bound_abs"],
-                    "limit_rho_hat_bound_hutch": pred["rho_hat_bound_hutch"]}
+    train_values = {
+        "limit_eps": eps,
+        "limit_hessian_dim": spec.dim,
+        "limit_trace_hutchinson": spec.trace_hutchinson,
+        "limit_trace_abs_slq": pred["trace_abs_slq"],
+        "limit_flat_fraction": node.flat_fraction,
+        "limit_rho_hat": pred["rho_hat"],
+        "limit_R_at_rho_hat": pred["R_at_rho_hat"],
+        "limit_rho_hat_bound_abs": pred["rho_hat_bound_abs"],
+        "limit_rho_hat_bound_hutch": pred["rho_hat_bound_hutch"],
+    }
     scalars = [{"split": "train", "metric": k, "value": float(v)} for k, v in train_values.items()]
     scalars += [{"split": node.split, "metric": f"limit_actual_{k}", "value": v} for k, v in actual.items()]
-    sweep = [{"split": node.split, "rho": float(r), "R": float(pred["R"][i]), "accuracy": accuracy[i],
-              "loss": losses[i], "rho_pred": float(pred["rho_pred"][i]), "bound_abs": float(pred["bound_abs"][i]),
-              "bound_hutch": float(pred["bound_hutch"][i])} for i, r in enumerate(rhos)]
+    sweep = [
+        {
+            "split": node.split,
+            "rho": float(r),
+            "R": float(pred["R"][i]),
+            "accuracy": accuracy[i],
+            "loss": losses[i],
+            "rho_pred": float(pred["rho_pred"][i]),
+            "bound_abs": float(pred["bound_abs"][i]),
+            "bound_hutch": float(pred["bound_hutch"][i]),
+        }
+        for i, r in enumerate(rhos)
+    ]
     return MetricResult(scalars=scalars, tables={"pruning_limit_sweep.csv": sweep})
-

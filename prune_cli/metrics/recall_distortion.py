@@ -45,8 +45,7 @@ class RecallDistortionConfig:
     def check(cfg: DictConfig, key: str) -> None:
         splits = list(cfg.metrics.recall_distortion.splits)
         if not splits or not set(splits) <= {"val", "test"} or len(set(splits)) != len(splits):
-            raise ConfigError("metrics.recall_distortion.splits", splits,
-                              "a non-empty list of distinct splits drawn from [val, test]")
+            raise ConfigError("metrics.recall_distortion.splits", splits, "a non-empty list of distinct splits drawn from [val, test]")
 
 
 @register_metric("recall_distortion")
@@ -70,8 +69,7 @@ def recall_distortion(ctx: MetricContext, phase: str, node: DictConfig) -> Metri
         labels = y.cpu().numpy()
         preds = evaluate(ctx.model, x, y, batch).predictions.numpy()
         correct, support = class_counts(labels, preds, C)
-        dense_correct = correct if dense is None else class_counts(
-            labels, evaluate(dense, x, y, batch).predictions.numpy(), C)[0]
+        dense_correct = correct if dense is None else class_counts(labels, evaluate(dense, x, y, batch).predictions.numpy(), C)[0]
         rows = per_class_rows(correct, support, dense_correct, is_dense=dense is None)
         result.tables["recall_distortion.csv"] += [{"split": split, **r} for r in rows]
         if node.save_predictions:
@@ -82,4 +80,3 @@ def recall_distortion(ctx: MetricContext, phase: str, node: DictConfig) -> Metri
             for name, value in intensification(rho0, rho).items():
                 result.scalars.append({"split": split, "metric": name, "value": float(value)})
     return result
-

@@ -46,18 +46,21 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
     densities = [float(torch.count_nonzero(m.weight)) / m.weight.numel() for m in layers]
     ranks = [int(torch.linalg.matrix_rank(m.weight.detach().double().cpu())) for m in layers]
     serra = serra2018(n0, widths)
-    row = {"bound_scope": "fully connected" + (", output layer rectified" if node.include_output_layer else ""),
-           "domain_dim": n0, "bound_widths": "-".join(map(str, widths)),
-           "layer_densities": "-".join(f"{d:.6g}" for d in densities),
-           "bound_ln_serra": math.log(serra), "serra_integer": str(serra),
-           "bound_ln_rank_actual": math.log(rank_ub(n0, widths, ranks))}
+    row = {
+        "bound_scope": "fully connected" + (", output layer rectified" if node.include_output_layer else ""),
+        "domain_dim": n0,
+        "bound_widths": "-".join(map(str, widths)),
+        "layer_densities": "-".join(f"{d:.6g}" for d in densities),
+        "bound_ln_serra": math.log(serra),
+        "serra_integer": str(serra),
+        "bound_ln_rank_actual": math.log(rank_ub(n0, widths, ranks)),
+    }
     n = [n0] + widths
     for rank_model in node.rank_models:
         if rank_model == "binomial":
             probs = [binomial_rank_log_probs(r, c, p) for (r, c), p in zip(shapes, densities)]
         else:
-            probs = [montecarlo_rank_log_probs(r, c, p, node.seed, node.mc_sample_factor)
-                     for (r, c), p in zip(shapes, densities)]
+            probs = [montecarlo_rank_log_probs(r, c, p, node.seed, node.mc_sample_factor) for (r, c), p in zip(shapes, densities)]
         row[f"bound_ln_expected_{rank_model}"] = expected_bound_from_probs(n, probs)
     return row
 
@@ -104,8 +107,7 @@ class RegionsConfig:
         key = key + "."
         check(node.method in METHODS, key + "method", node.method, "one of " + ", ".join(METHODS))
         check(node.split in ("train", "val", "test"), key + "split", node.split, "one of test, train, val")
-        check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind,
-              "one of direction, pairs")
+        check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind, "one of direction, pairs")
         check(node.domain in ("box", "square"), key + "domain", node.domain, "one of box, square")
         for name in ("segments", "planes", "samples", "max_units", "max_regions", "mc_sample_factor"):
             value = node[name]
@@ -118,11 +120,14 @@ class RegionsConfig:
             value = node[name]
             check(value is None or (finite(value) and value > 0), key + name, value, "null or a number > 0")
         box = None if node.box is None else list(node.box)
-        check(box is None or (len(box) == 2 and all(finite(v) for v in box) and box[0] < box[1]), key + "box", box,
-              "null (the training inputs' range) or [lo, hi] with lo < hi")
+        check(
+            box is None or (len(box) == 2 and all(finite(v) for v in box) and box[0] < box[1]),
+            key + "box",
+            box,
+            "null (the training inputs' range) or [lo, hi] with lo < hi",
+        )
         models = list(node.rank_models)
-        check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models,
-              "a list drawn from [binomial, montecarlo]")
+        check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models, "a list drawn from [binomial, montecarlo]")
 
 
 @register_metric("regions")
@@ -156,11 +161,21 @@ def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                 idx = str(int(pairs[i, 0]))
             start = time.perf_counter()
             result = count_line(net, a.to(ctx.device), b.to(ctx.device))
-            rows.append({**base, "counts": "activation_regions", "item": i, "indices": idx,
-                         "domain": f"segment_{node.segment_kind}", "count": result.count,
-                         "measure": result.length, "measure_kind": "length",
-                         "count_density": result.count / result.length if result.length > 0 else None,
-                         "wall_s": time.perf_counter() - start, **bounds})
+            rows.append(
+                {
+                    **base,
+                    "counts": "activation_regions",
+                    "item": i,
+                    "indices": idx,
+                    "domain": f"segment_{node.segment_kind}",
+                    "count": result.count,
+                    "measure": result.length,
+                    "measure_kind": "length",
+                    "count_density": result.count / result.length if result.length > 0 else None,
+                    "wall_s": time.perf_counter() - start,
+                    **bounds,
+                }
+            )
     elif node.method in ("plane", "sample") and not (node.method == "sample" and node.domain == "box"):
         bounds = bound_columns(ctx.model, 2, node)
         box = _box(ctx, node)
@@ -169,42 +184,89 @@ def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
         for i, idx in enumerate(triples):
             plane = make_plane(x[idx].cpu(), node.domain, box=box, radius=node.square_radius)
             start = time.perf_counter()
-            common = {**base, "item": i, "indices": "-".join(str(int(v)) for v in idx),
-                      "domain": f"plane_{node.domain}", "box": f"{box[0]:.6g},{box[1]:.6g}"
-                      if node.domain == "box" else "", "square_radius": node.square_radius, **bounds}
+            common = {
+                **base,
+                "item": i,
+                "indices": "-".join(str(int(v)) for v in idx),
+                "domain": f"plane_{node.domain}",
+                "box": f"{box[0]:.6g},{box[1]:.6g}" if node.domain == "box" else "",
+                "square_radius": node.square_radius,
+                **bounds,
+            }
             if node.method == "plane":
                 result = count_plane(net, plane, node.tol, node.eps_area, max_regions=node.max_regions)
-                rows.append({**common, "counts": "activation_regions", "count": result.count,
-                             "measure": result.area, "measure_kind": "area",
-                             "count_density": result.count / result.area, "tol": node.tol,
-                             "eps_area": node.eps_area, "wall_s": time.perf_counter() - start})
+                rows.append(
+                    {
+                        **common,
+                        "counts": "activation_regions",
+                        "count": result.count,
+                        "measure": result.area,
+                        "measure_kind": "area",
+                        "count_density": result.count / result.area,
+                        "tol": node.tol,
+                        "eps_area": node.eps_area,
+                        "wall_s": time.perf_counter() - start,
+                    }
+                )
                 if node.plot:
                     _plot(ctx, phase, i, result, net, plane, node)
             else:
                 pts = plane_points(node.samples, plane, gen).to(ctx.device)
                 n_patterns = distinct_patterns(net, pts)
-                rows.append({**common, "counts": "distinct_patterns_lower_bound", "count": n_patterns,
-                             "measure": node.samples, "measure_kind": "points", "count_density": None,
-                             "wall_s": time.perf_counter() - start})
+                rows.append(
+                    {
+                        **common,
+                        "counts": "distinct_patterns_lower_bound",
+                        "count": n_patterns,
+                        "measure": node.samples,
+                        "measure_kind": "points",
+                        "count_density": None,
+                        "wall_s": time.perf_counter() - start,
+                    }
+                )
     elif node.method == "sample":
         bounds = bound_columns(ctx.model, n_in, node)
         box = _box(ctx, node)
         start = time.perf_counter()
         pts = box_points(node.samples, shape, box, gen).to(ctx.device)
-        rows.append({**base, "counts": "distinct_patterns_lower_bound", "item": 0, "domain": "input_box",
-                     "box": f"{box[0]:.6g},{box[1]:.6g}", "count": distinct_patterns(net, pts),
-                     "measure": node.samples, "measure_kind": "points", "count_density": None,
-                     "wall_s": time.perf_counter() - start, **bounds})
+        rows.append(
+            {
+                **base,
+                "counts": "distinct_patterns_lower_bound",
+                "item": 0,
+                "domain": "input_box",
+                "box": f"{box[0]:.6g},{box[1]:.6g}",
+                "count": distinct_patterns(net, pts),
+                "measure": node.samples,
+                "measure_kind": "points",
+                "count_density": None,
+                "wall_s": time.perf_counter() - start,
+                **bounds,
+            }
+        )
     else:  # exact
         bounds = bound_columns(ctx.model, n_in, node)
         box = _box(ctx, node)
         start = time.perf_counter()
         result = count_exact(net, shape, box, node.max_units, node.max_regions, node.f_tol)
-        rows.append({**base, "counts": "activation_regions", "item": 0, "domain": "input_box",
-                     "box": f"{box[0]:.6g},{box[1]:.6g}", "count": result.count, "measure": result.volume,
-                     "measure_kind": "volume", "count_density": result.count / result.volume,
-                     "f_tol": node.f_tol, "min_margin": result.min_margin, "milp_solves": result.solves,
-                     "wall_s": time.perf_counter() - start, **bounds})
+        rows.append(
+            {
+                **base,
+                "counts": "activation_regions",
+                "item": 0,
+                "domain": "input_box",
+                "box": f"{box[0]:.6g},{box[1]:.6g}",
+                "count": result.count,
+                "measure": result.volume,
+                "measure_kind": "volume",
+                "count_density": result.count / result.volume,
+                "f_tol": node.f_tol,
+                "min_margin": result.min_margin,
+                "milp_solves": result.solves,
+                "wall_s": time.perf_counter() - start,
+                **bounds,
+            }
+        )
     return MetricResult(scalars=_summary(rows, node), tables={"regions.csv": rows})
 
 
@@ -235,7 +297,6 @@ def _plot(ctx, phase, i, result, net, plane, node) -> None:
         panels = [("dense", result)]
     else:
         if i not in cache and ctx.has_dense:
-            cache[i] = count_plane(prepare(ctx.dense()), plane, node.tol, node.eps_area,
-                                   max_regions=node.max_regions)
+            cache[i] = count_plane(prepare(ctx.dense()), plane, node.tol, node.eps_area, max_regions=node.max_regions)
         panels = ([("dense", cache[i])] if i in cache else []) + [(phase, result)]
     plot_slices(panels, ctx.run_dir / f"regions_plane{i}_{phase}.png", seed=node.seed)

@@ -58,7 +58,5 @@ def similarity(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult
     scalars = []
     for key in ("cka_linear", "svcca"):
         values = [r[key] for r in rows if math.isfinite(r[key])]
-        scalars.append({"split": node.split, "metric": f"{key}_mean",
-                        "value": sum(values) / len(values) if values else math.nan})
+        scalars.append({"split": node.split, "metric": f"{key}_mean", "value": sum(values) / len(values) if values else math.nan})
     return MetricResult(scalars=scalars, tables={"similarity.csv": rows})
-

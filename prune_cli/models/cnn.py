@@ -23,8 +23,7 @@ class CNN1DConfig(ModelConfig):
 class ConvThenDense(PrunableNet):
     """A convolutional body, flattened into ReLU dense layers and a linear classifier."""
 
-    def __init__(self, body: list[nn.Module], input_shape, hidden: list[int], num_classes: int,
-                 add_channel: bool = False):
+    def __init__(self, body: list[nn.Module], input_shape, hidden: list[int], num_classes: int, add_channel: bool = False):
         super().__init__()
         self.add_channel = add_channel
         self.features = nn.Sequential(*body)
@@ -57,8 +56,7 @@ def _conv_stack(in_channels: int, plan: list, conv=nn.Conv2d, pool=nn.MaxPool2d,
 
 @MODELS.register("lenet5")
 def build_lenet5(cfg: DictConfig, input_shape, num_classes):
-    body = [nn.Conv2d(input_shape[0], 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2)]
+    body = [nn.Conv2d(input_shape[0], 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2)]
     return ConvThenDense(body, input_shape, [120, 84], num_classes)
 
 

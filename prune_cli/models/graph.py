@@ -30,18 +30,58 @@ from torch import fx, nn
 from .base import PRUNABLE_TYPES
 
 # Modules and ops that pass a unit's output on unchanged in its channel (element-wise, pooling, flatten).
-PASS_THROUGH_MODULES = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.SiLU, nn.BatchNorm1d,
-                        nn.BatchNorm2d, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
-                        nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity, nn.Flatten)
-PASS_THROUGH_FUNCTIONS = (F.relu, torch.relu, torch.flatten, torch.tanh, torch.sigmoid, F.max_pool1d,
-                          F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d)
+PASS_THROUGH_MODULES = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.ELU,
+    nn.SiLU,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.Dropout,
+    nn.Identity,
+    nn.Flatten,
+)
+PASS_THROUGH_FUNCTIONS = (
+    F.relu,
+    torch.relu,
+    torch.flatten,
+    torch.tanh,
+    torch.sigmoid,
+    F.max_pool1d,
+    F.max_pool2d,
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+)
 PASS_THROUGH_METHODS = ("relu", "flatten", "view", "reshape", "contiguous")
 
 # Roles for piecewise-linear analysis (region counting): affine maps and the nonlinearities that
 # cut the input space. A module class may declare itself affine with `parameter_free_affine = True`
 # (the ResNet option-A shortcut: identity, subsampling and zero padding).
-AFFINE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.Flatten, nn.Identity,
-                  nn.Dropout, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+AFFINE_MODULES = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.Flatten,
+    nn.Identity,
+    nn.Dropout,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+)
 NONLINEAR_MODULES = (nn.ReLU, nn.MaxPool1d, nn.MaxPool2d)
 
 
@@ -176,8 +216,11 @@ class _LayerTracer(fx.Tracer):
 def trace(model: nn.Module) -> LayerGraph:
     """The model's LayerGraph (one torch.fx trace; no forward pass, so any device including meta)."""
     classifier = getattr(model, "classifier", None)
-    prunable = model.prunable_layers() if hasattr(model, "prunable_layers") else [
-        (n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    prunable = (
+        model.prunable_layers()
+        if hasattr(model, "prunable_layers")
+        else [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    )
     graph = LayerGraph({f"{n}.weight": LayerInfo(f"{n}.weight", m, n == classifier) for n, m in prunable})
     try:
         traced = _LayerTracer().trace(model)

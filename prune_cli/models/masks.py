@@ -74,7 +74,10 @@ def read_masks_file(path: str | Path, key: str = "method.match_masks") -> Masks:
     try:
         masks = load_masks(path)
     except Exception as err:  # noqa: BLE001 - torch's own message suggests unsafe loading: do not repeat it
-        raise ConfigError(key, str(path), allowed,
-                          f"The file could not be read as tensors ({type(err).__name__}); it is truncated, "
-                          "corrupt or not a masks file.") from None
+        raise ConfigError(
+            key,
+            str(path),
+            allowed,
+            f"The file could not be read as tensors ({type(err).__name__}); it is truncated, corrupt or not a masks file.",
+        ) from None
     return masks

@@ -43,15 +43,17 @@ class NTKMLPConfig(ModelConfig):
             value = node[name]
             ok = isinstance(value, (int, float)) and math.isfinite(value) and (value > 0 if name == "sigma_w" else value >= 0)
             if not ok:
-                raise ConfigError(f"{key}.{name}", value, "a finite number > 0" if name == "sigma_w" else
-                                  "a finite number >= 0 (0 = no bias)")
+                raise ConfigError(
+                    f"{key}.{name}", value, "a finite number > 0" if name == "sigma_w" else "a finite number >= 0 (0 = no bias)"
+                )
 
 
 class NTKLinear(nn.Linear):
     """Linear layer in NTK parameterisation whose multiplier includes 1/sqrt(keep probability)."""
 
-    def __init__(self, in_features: int, out_features: int, sigma_w: float = math.sqrt(2.0),
-                 sigma_b: float = 0.0, rescale: bool = True):
+    def __init__(
+        self, in_features: int, out_features: int, sigma_w: float = math.sqrt(2.0), sigma_b: float = 0.0, rescale: bool = True
+    ):
         super().__init__(in_features, out_features, bias=sigma_b > 0)
         self.sigma_w, self.sigma_b, self.rescale = float(sigma_w), float(sigma_b), bool(rescale)
 
@@ -79,8 +81,15 @@ class NTKLinear(nn.Linear):
 class NTKMLP(PrunableNet):
     """ReLU MLP of NTKLinear layers; hidden layers use sigma_w, the output layer sigma 1."""
 
-    def __init__(self, in_features: int, widths: list[int], out_features: int, sigma_w: float = math.sqrt(2.0),
-                 sigma_b: float = 0.0, rescale: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        widths: list[int],
+        out_features: int,
+        sigma_w: float = math.sqrt(2.0),
+        sigma_b: float = 0.0,
+        rescale: bool = True,
+    ):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         previous = in_features
@@ -103,4 +112,3 @@ class NTKMLP(PrunableNet):
 @MODELS.register("ntk_mlp")
 def build_ntk_mlp(cfg: DictConfig, input_shape, num_classes) -> NTKMLP:
     return NTKMLP(math.prod(input_shape), list(cfg.widths), num_classes, cfg.sigma_w, cfg.sigma_b, cfg.rescale)
-

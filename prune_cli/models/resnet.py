@@ -74,4 +74,3 @@ class CifarResNet(PrunableNet):
 def build_resnet(cfg, shape, num_classes: int) -> CifarResNet:
     """resnet<depth>: the depth is in the option's name (depth = 6n + 2)."""
     return CifarResNet(int(cfg.name.removeprefix("resnet")), shape[0], num_classes)
-

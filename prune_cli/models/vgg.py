@@ -10,8 +10,7 @@ from .base import PrunableNet
 PLANS = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-              512, 512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
 }
 
 
@@ -37,4 +36,3 @@ class VGG(PrunableNet):
 @MODELS.register("vgg11", "vgg16", "vgg19")  # the keys of PLANS
 def build_vgg(cfg, shape, num_classes: int) -> VGG:
     return VGG(PLANS[cfg.name], shape[0], num_classes)
-

@@ -70,8 +70,9 @@ def round_half_even(x: float) -> int:
     return int(round(x))  # Python's round is half-to-even, as in the LAP reference code
 
 
-def counts_from_densities(densities: dict[str, float], sizes: dict[str, int], total: int,
-                          frozen: tuple[str, ...] = ()) -> dict[str, int]:
+def counts_from_densities(
+    densities: dict[str, float], sizes: dict[str, int], total: int, frozen: tuple[str, ...] = ()
+) -> dict[str, int]:
     """Integer counts k_l ~ d_l * N_l with sum exactly `total` (largest-remainder rounding).
 
     `frozen` layers get round(d_l N_l) and absorb no rounding; ties in the remainders go to the

@@ -67,8 +67,9 @@ def as_method_config(method: Any) -> Any:
         keys = set(node.keys())
         fits = [c for c in plugins.schemas("method").values() if keys <= {f.name for f in dataclasses.fields(c)}]
         if not fits:
-            raise ConfigError("method", sorted(keys), "keys of one method schema (prune_cli/core/config_base.py "
-                              "MethodConfig or a score's config)")
+            raise ConfigError(
+                "method", sorted(keys), "keys of one method schema (prune_cli/core/config_base.py MethodConfig or a score's config)"
+            )
         typed = min(fits, key=lambda c: len(dataclasses.fields(c)))
         node = OmegaConf.merge(OmegaConf.structured(typed), node)
     return OmegaConf.to_object(node)
@@ -171,11 +172,14 @@ def check_masks(masks: Masks, layers: dict, density: float, method) -> None:
     problems = [f"no weight left in {', '.join(collapsed)}"] if collapsed else []
     problems += disconnected(masks, layers)
     if problems:
-        message = (f"Layer collapse at sparsity={sparsity:g} with method.allocation={method.allocation}, "
-                   f"method.structure={method.structure}: " + "; ".join(problems) +
-                   ". The network is disconnected. Lower the sparsity, use an allocation that spares small layers "
-                   "(e.g. method.allocation=erk or layerwise), exclude the layer (method.exclude=[...]), or accept it "
-                   "with method.allow_collapse=true.")
+        message = (
+            f"Layer collapse at sparsity={sparsity:g} with method.allocation={method.allocation}, "
+            f"method.structure={method.structure}: "
+            + "; ".join(problems)
+            + ". The network is disconnected. Lower the sparsity, use an allocation that spares small layers "
+            "(e.g. method.allocation=erk or layerwise), exclude the layer (method.exclude=[...]), or accept it "
+            "with method.allow_collapse=true."
+        )
         if not method.allow_collapse:
             raise LayerCollapse(message)
         log.warning("%s", message)
@@ -187,13 +191,18 @@ def check_masks(masks: Masks, layers: dict, density: float, method) -> None:
     inexact = not ALLOCATIONS.get(method.allocation).exact_total(method)
     tolerance = float(method.sparsity_tolerance)
     if abs(achieved - reachable) > tolerance:
-        message = (f"achieved sparsity {achieved:.5f} differs from the target sparsity={sparsity:g} (reachable: "
-                   f"{reachable:.5f}, round((1 - sparsity) N) kept of N = {total}) by more than "
-                   f"method.sparsity_tolerance={tolerance} (method.allocation={method.allocation}, "
-                   f"method.structure={method.structure}). " + _why_inexact(method))
+        message = (
+            f"achieved sparsity {achieved:.5f} differs from the target sparsity={sparsity:g} (reachable: "
+            f"{reachable:.5f}, round((1 - sparsity) N) kept of N = {total}) by more than "
+            f"method.sparsity_tolerance={tolerance} (method.allocation={method.allocation}, "
+            f"method.structure={method.structure}). " + _why_inexact(method)
+        )
         if bernoulli or inexact:
-            log.warning("%s (expected: %s)", message, "Bernoulli sampling" if bernoulli else
-                        f"method.allocation={method.allocation} does not promise the exact total")
+            log.warning(
+                "%s (expected: %s)",
+                message,
+                "Bernoulli sampling" if bernoulli else f"method.allocation={method.allocation} does not promise the exact total",
+            )
         else:
             raise PruneCliError(message)
 

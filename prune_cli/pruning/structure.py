@@ -54,6 +54,7 @@ def disconnected(masks: dict[str, torch.Tensor], layers: LayerGraph) -> list[str
 
     For every linked pair (A -> B), some unit of A must keep an incoming weight and an outgoing
     weight in B. For a chain network, some input must still reach some output through all layers."""
+
     def full(name):
         return masks[name] if name in masks else torch.ones_like(layers[name].module.weight, dtype=torch.bool)
 
@@ -64,8 +65,7 @@ def disconnected(masks: dict[str, torch.Tensor], layers: LayerGraph) -> list[str
         nxt = full(info.next)
         outgoing = nxt.transpose(0, 1).flatten(1).any(1).view(-1, info.factor).any(1)
         if not (unit_alive(full(info.name).cpu()) & outgoing.cpu()).any():
-            problems.append(f"no unit of {info.name} keeps both an incoming weight and an outgoing weight in "
-                            f"{info.next}")
+            problems.append(f"no unit of {info.name} keeps both an incoming weight and an outgoing weight in {info.next}")
     if layers.is_chain() and not problems:
         alive = None
         for info in layers.values():
@@ -123,17 +123,26 @@ class Structure:
     fixes_final_densities: Callable[[DictConfig], bool] = _never  # then only a single pruning event fits
     inexact_hint: str = ""  # why the achieved sparsity may differ from the target
 
-    def __call__(self, score: torch.Tensor, k: int, selection: str, method: Optional[DictConfig] = None,
-                 invert: bool = False) -> torch.Tensor:
+    def __call__(
+        self, score: torch.Tensor, k: int, selection: str, method: Optional[DictConfig] = None, invert: bool = False
+    ) -> torch.Tensor:
         """The mask of a single layer keeping about k entries."""
         if not self.layer_local:
-            raise PruneCliError(f"method.structure={self.name} decides all layers together (each layer's removed "
-                                "units also remove the next layer's columns); it cannot prune one layer alone.")
+            raise PruneCliError(
+                f"method.structure={self.name} decides all layers together (each layer's removed "
+                "units also remove the next layer's columns); it cannot prune one layer alone."
+            )
         if method is None and self.name != "unstructured":
-            raise PruneCliError(f"method.structure={self.name} needs the method config for its options: call it "
-                                "as STRUCTURES.get(name)(score, k, selection, method).")
-        sctx = StructureContext(method=method if method is not None else DictConfig({}), layers=LayerGraph(),
-                                density=k / max(score.numel(), 1), invert=invert)
+            raise PruneCliError(
+                f"method.structure={self.name} needs the method config for its options: call it "
+                "as STRUCTURES.get(name)(score, k, selection, method)."
+            )
+        sctx = StructureContext(
+            method=method if method is not None else DictConfig({}),
+            layers=LayerGraph(),
+            density=k / max(score.numel(), 1),
+            invert=invert,
+        )
         return self.masks({"layer": score}, {"layer": k}, selection, sctx)["layer"]
 
 

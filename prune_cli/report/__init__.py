@@ -32,8 +32,9 @@ from .summary import accuracy_markdown, markdown_table, recall_distortion_rows, 
 __all__ = ["build_report", "main"]
 
 
-def build_report(root: Path, out: Optional[Path] = None, confidence: float = 0.95, split: str = "test",
-                 plots: bool = True) -> dict[str, Path]:
+def build_report(
+    root: Path, out: Optional[Path] = None, confidence: float = 0.95, split: str = "test", plots: bool = True
+) -> dict[str, Path]:
     """Write every table and plot for the results folder `root`; returns {artifact name: path}."""
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
@@ -58,22 +59,33 @@ def build_report(root: Path, out: Optional[Path] = None, confidence: float = 0.9
             per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
             atomic_write_csv(intens, out / "intensification.csv")
             atomic_write_csv(per_class, out / "per_class_summary.csv")
-            written.update({"intensification.csv": out / "intensification.csv",
-                            "per_class_summary.csv": out / "per_class_summary.csv"})
+            written.update(
+                {"intensification.csv": out / "intensification.csv", "per_class_summary.csv": out / "per_class_summary.csv"}
+            )
 
     standards = standards_check(folder, summary)
     (out / "standards.txt").write_text("\n".join(standards) + "\n")
     written["standards.txt"] = out / "standards.txt"
 
-    md = [f"# Report: {root}", "", f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}; "
-          f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
-          f"{confidence:.0%} Student-t intervals.", ""]
+    md = [
+        f"# Report: {root}",
+        "",
+        f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}; "
+        f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
+        f"{confidence:.0%} Student-t intervals.",
+        "",
+    ]
     if len(summary):
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
     if len(intens):
         t = intens[(intens["phase"].isin(["finetuned", "pruned"]))]
-        t = t[[c for c in ("method", "schedule", "target_sparsity", "phase", "statistic", "n_seeds", "mean",
-                           "ci_low", "ci_high") if c in t.columns]]
+        t = t[
+            [
+                c
+                for c in ("method", "schedule", "target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high")
+                if c in t.columns
+            ]
+        ]
         md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
     md += ["## Evaluation standards", "", "```", *standards, "```", ""]
 
@@ -90,9 +102,13 @@ def build_report(root: Path, out: Optional[Path] = None, confidence: float = 0.9
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="prune-report", description=(
-        "Summarise a prune-run results folder: seed-aggregated tables (mean, std, n, t-interval), "
-        "plots, and an evaluation-standards check."))
+    parser = argparse.ArgumentParser(
+        prog="prune-report",
+        description=(
+            "Summarise a prune-run results folder: seed-aggregated tables (mean, std, n, t-interval), "
+            "plots, and an evaluation-standards check."
+        ),
+    )
     parser.add_argument("results_dir", type=Path, help="the results_dir of prune-run (holds runs/)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
@@ -106,4 +122,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     written = build_report(args.results_dir, args.out, args.confidence, args.split, plots=not args.no_plots)
     print((written["standards.txt"]).read_text(), end="")
     print("written: " + ", ".join(str(p) for p in written.values()))
-

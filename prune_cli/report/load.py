@@ -15,8 +15,7 @@ from omegaconf import OmegaConf
 from ..core.tables import TABLES, shared_name
 
 # One condition = one point of a figure; the runs inside it differ only by seed.
-CONDITION = ["name", "dataset", "model", "method", "score", "allocation", "structure", "schedule",
-             "target_sparsity"]
+CONDITION = ["name", "dataset", "model", "method", "score", "allocation", "structure", "schedule", "target_sparsity"]
 
 
 @dataclass
@@ -68,9 +67,24 @@ def load_results(root: Path) -> ResultsFolder:
 
 
 # Config keys that never define a condition: the seed, where results go, and keys the context columns carry.
-NOT_CONDITION_KEYS = ("seed", "sparsity", "name", "device", "results_dir", "shared_results", "fail_fast",
-                      "dense_cache.", "hydra.", "dataset.name", "model.name", "method.name", "method.score",
-                      "method.allocation", "method.structure", "schedule.name")
+NOT_CONDITION_KEYS = (
+    "seed",
+    "sparsity",
+    "name",
+    "device",
+    "results_dir",
+    "shared_results",
+    "fail_fast",
+    "dense_cache.",
+    "hydra.",
+    "dataset.name",
+    "model.name",
+    "method.name",
+    "method.score",
+    "method.allocation",
+    "method.structure",
+    "schedule.name",
+)
 
 
 def _flatten(node, prefix: str = "") -> dict[str, str]:
@@ -88,11 +102,13 @@ def varying_config_keys(configs: dict[str, dict]) -> pd.DataFrame:
     if len(configs) < 2:
         return pd.DataFrame(index=pd.Index(list(configs), name="run_id"))
     flat = pd.DataFrame.from_dict({run: _flatten(cfg) for run, cfg in configs.items()}, orient="index")
-    keep = [c for c in flat.columns
-            if not any(c == k or (k.endswith(".") and c.startswith(k)) for k in NOT_CONDITION_KEYS)
-            and flat[c].astype(str).nunique(dropna=False) > 1]
+    keep = [
+        c
+        for c in flat.columns
+        if not any(c == k or (k.endswith(".") and c.startswith(k)) for k in NOT_CONDITION_KEYS)
+        and flat[c].astype(str).nunique(dropna=False) > 1
+    ]
     return flat[keep].astype(str).rename_axis("run_id")
-
 
 
 def present_columns(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:

@@ -92,8 +92,9 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     if not len(per_class):
         return None
     keys = condition_keys(per_class) + [k for k in ("split",) if k in per_class.columns]
-    wide = per_class.pivot_table(index=keys + ["phase", "class"], columns="quantity",
-                                 values=["mean", "ci_low", "ci_high"], dropna=False).reset_index()
+    wide = per_class.pivot_table(
+        index=keys + ["phase", "class"], columns="quantity", values=["mean", "ci_low", "ci_high"], dropna=False
+    ).reset_index()
     wide.columns = ["_".join(c for c in col if c) if isinstance(col, tuple) else col for col in wide.columns]
     if "mean_delta_recall" not in wide.columns or "mean_dense_recall" not in wide.columns:
         return None
@@ -111,8 +112,15 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
                 continue
             lo = (pts["mean"] - pts["ci_low_delta_recall"]).to_numpy(float)
             hi = (pts["ci_high_delta_recall"] - pts["mean"]).to_numpy(float)
-            ax.errorbar(pts["mean_dense_recall"], pts["mean"], yerr=np.nan_to_num([lo, hi]), fmt="o", capsize=2,
-                        color=cmap(i / max(1, len(levels) - 1)), label=f"sparsity {level:g}")
+            ax.errorbar(
+                pts["mean_dense_recall"],
+                pts["mean"],
+                yerr=np.nan_to_num([lo, hi]),
+                fmt="o",
+                capsize=2,
+                color=cmap(i / max(1, len(levels) - 1)),
+                label=f"sparsity {level:g}",
+            )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("dense recall of the class (mean over seeds)")
         ax.set_title(method)
@@ -143,8 +151,7 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
     df = regions.copy()
     if "phase" in df.columns:
         present = set(df["phase"])
-        df = df[df["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present
-                                else sorted(present)[0])]
+        df = df[df["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present else sorted(present)[0])]
     series = []
     if count is not None:
         df["_ln_count"] = np.log(df[count].astype(float).where(df[count] > 0))
@@ -157,8 +164,9 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for label, part in df.groupby(df.apply(lambda r: _label(r, varying), axis=1)):
         for col, name, style in series:
-            stats = [(s, t_interval(g.groupby("seed")[col].mean() if "seed" in g else g[col]))
-                     for s, g in part.groupby("target_sparsity")]
+            stats = [
+                (s, t_interval(g.groupby("seed")[col].mean() if "seed" in g else g[col])) for s, g in part.groupby("target_sparsity")
+            ]
             x = [s for s, _ in stats]
             y = [t["mean"] for _, t in stats]
             err = np.nan_to_num([t["ci_half"] for _, t in stats])
@@ -183,8 +191,11 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
         runs = part.groupby("run_id", sort=True) if "run_id" in part.columns else [("", part)]
         for _, curve in runs:  # one curve per run (each run's density has its own grid)
             first = curve.iloc[0]
-            label = " ".join(f"{first[k]:g}" if isinstance(first[k], float) else str(first[k])
-                             for k in ("method", "target_sparsity") if k in curve.columns)
+            label = " ".join(
+                f"{first[k]:g}" if isinstance(first[k], float) else str(first[k])
+                for k in ("method", "target_sparsity")
+                if k in curve.columns
+            )
             if phase == "dense":
                 label = "dense"
             curve = curve.sort_values("grid")
@@ -211,8 +222,7 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
     if not len(ntk):
         return None
     present = set(ntk["phase"])
-    ntk = ntk[ntk["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present
-                              else sorted(present)[0])]
+    ntk = ntk[ntk["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present else sorted(present)[0])]
     names = sorted(ntk["metric"].unique())
     fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 4), squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -220,9 +230,14 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
         curve_keys = ["method", "target_sparsity"] + _varying(part, candidates=(), skip=("model.widths",))
         for key, curve in part.groupby(curve_keys):
             stats = [(w, t_interval(g.groupby("seed")["value"].mean())) for w, g in curve.groupby("width")]
-            ax.errorbar([w for w, _ in stats], [t["mean"] for _, t in stats],
-                        yerr=np.nan_to_num([t["ci_half"] for _, t in stats]), marker="o", capsize=3,
-                        label=" ".join(_part(k, v) for k, v in zip(curve_keys, key)))
+            ax.errorbar(
+                [w for w, _ in stats],
+                [t["mean"] for _, t in stats],
+                yerr=np.nan_to_num([t["ci_half"] for _, t in stats]),
+                marker="o",
+                capsize=3,
+                label=" ".join(_part(k, v) for k, v in zip(curve_keys, key)),
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (model.widths[0])")
         ax.set_ylabel("mean ± CI over seeds")
@@ -231,8 +246,7 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
     return _save(fig, out / "ntk_vs_width.png")
 
 
-def draw_all(folder: ResultsFolder, summary: pd.DataFrame, per_class: pd.DataFrame, out: Path,
-             split: str = "test") -> dict[str, Path]:
+def draw_all(folder: ResultsFolder, summary: pd.DataFrame, per_class: pd.DataFrame, out: Path, split: str = "test") -> dict[str, Path]:
     drawn = {
         "accuracy_vs_compression.png": accuracy_vs_compression(summary, out, split),
         "recall_change_vs_dense.png": recall_change_vs_dense(per_class, out),

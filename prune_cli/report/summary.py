@@ -42,8 +42,7 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
         row["seeds"] = " ".join(str(s) for s in sorted(part["seed"].unique()))
         row["dense_mean"] = float(part["dense_value"].mean())
         delta = t_interval(part["delta"], confidence)
-        row.update(delta_mean=delta["mean"], delta_std=delta["std"], delta_ci_low=delta["ci_low"],
-                   delta_ci_high=delta["ci_high"])
+        row.update(delta_mean=delta["mean"], delta_std=delta["std"], delta_ci_low=delta["ci_low"], delta_ci_high=delta["ci_high"])
         row["confidence"] = confidence
         out.append(row)
     return pd.DataFrame(out)
@@ -60,13 +59,14 @@ def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
         return pd.DataFrame()
     acc = with_dense_baseline(metrics[metrics["metric"] == "accuracy"])
     acc = acc[["run_id", "phase", "split", "value", "dense_value"]].rename(
-        columns={"value": "accuracy", "dense_value": "dense_accuracy"})
+        columns={"value": "accuracy", "dense_value": "dense_accuracy"}
+    )
     df = pc.merge(acc, on=["run_id", "phase", "split"], how="inner")
     if "dense_recall" not in df.columns or df["dense_recall"].isna().all():
-        dense = pc[pc["phase"] == "dense"][["run_id", "split", "class", "recall"]].rename(
-            columns={"recall": "dense_recall"})
+        dense = pc[pc["phase"] == "dense"][["run_id", "split", "class", "recall"]].rename(columns={"recall": "dense_recall"})
         df = df.drop(columns=[c for c in ("dense_recall",) if c in df.columns]).merge(
-            dense, on=["run_id", "split", "class"], how="left")
+            dense, on=["run_id", "split", "class"], how="left"
+        )
     return df
 
 
@@ -81,18 +81,25 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
         return lines + ["  no completed runs with metrics.csv found"]
     pruned = metrics[metrics["phase"] != "dense"]
     pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
-    lines.append(f"  (dataset, model) pairs: {len(pairs)} -> " + ", ".join(f"{d}/{m}" for d, m in pairs)
-                 + ("" if len(pairs) >= MIN_PAIRS else f"  [fewer than {MIN_PAIRS} pairs]"))
+    lines.append(
+        f"  (dataset, model) pairs: {len(pairs)} -> "
+        + ", ".join(f"{d}/{m}" for d, m in pairs)
+        + ("" if len(pairs) >= MIN_PAIRS else f"  [fewer than {MIN_PAIRS} pairs]")
+    )
     for dataset, model in pairs:
         here = metrics[(metrics["dataset"] == dataset) & (metrics["model"] == model)]
         levels = sorted(here["target_sparsity"].unique())
         lines.append(f"  {dataset}/{model}:")
-        lines.append("    operating points (target sparsity -> compression of prunable weights): "
-                     + ", ".join(f"{s:g} ({1 / (1 - s):.3g}x)" for s in levels))
+        lines.append(
+            "    operating points (target sparsity -> compression of prunable weights): "
+            + ", ".join(f"{s:g} ({1 / (1 - s):.3g}x)" for s in levels)
+        )
         missing_levels = [s for s in STANDARD_SPARSITIES if not np.isclose(levels, s).any()]
         if len(levels) < 5 or missing_levels:
-            lines.append(f"    [R4] {len(levels)} operating points; missing standard levels: "
-                         + (", ".join(f"{s:g}" for s in missing_levels) or "none"))
+            lines.append(
+                f"    [R4] {len(levels)} operating points; missing standard levels: "
+                + (", ".join(f"{s:g}" for s in missing_levels) or "none")
+            )
         seeds = here.groupby(["method", "schedule", "target_sparsity"])["seed"].nunique()
         for (method, schedule, level), n in seeds.items():
             flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
@@ -103,13 +110,15 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
             if missing:
                 lines.append(f"    [R5] missing baselines at sparsity {level:g}: " + ", ".join(missing))
             variants = set(zip(part["score"], part["allocation"])) if "allocation" in part else set()
-            absent = [f"{b}/{a}" for b in BASELINE_SCORES if b in present for a in ("global", "layerwise")
-                      if (b, a) not in variants]
+            absent = [f"{b}/{a}" for b in BASELINE_SCORES if b in present for a in ("global", "layerwise") if (b, a) not in variants]
             if absent:
                 lines.append(f"    [R5] baseline allocations not run at sparsity {level:g}: " + ", ".join(absent))
         dense_missing = sorted(set(here["run_id"]) - set(here[here["phase"] == "dense"]["run_id"]))
-        no_dense_value = here[(here["phase"] != "dense") & here.get("dense_value", pd.Series(np.nan, index=here.index)).isna()
-                              & (here["split"] != "model")]
+        no_dense_value = here[
+            (here["phase"] != "dense")
+            & here.get("dense_value", pd.Series(np.nan, index=here.index)).isna()
+            & (here["split"] != "model")
+        ]
         if dense_missing or len(no_dense_value):
             lines.append(f"    [R1] missing dense baseline for {len(set(dense_missing) | set(no_dense_value['run_id']))} run(s)")
     if not any(str(d).lower().startswith(("imagenet", "image_folder", "imagefolder")) for d, _ in pairs):
@@ -117,11 +126,11 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
     if not len(pruned):
         lines.append("  [R5] only dense results: no pruned phase in any run")
     if folder.failed:
-        lines.append(f"  failed runs: {len(folder.failed)} -> " + ", ".join(
-            f"{r['run']} ({r.get('error_type', '?')})" for r in folder.failed))
+        lines.append(
+            f"  failed runs: {len(folder.failed)} -> " + ", ".join(f"{r['run']} ({r.get('error_type', '?')})" for r in folder.failed)
+        )
     if folder.unfinished:
-        lines.append(f"  unfinished runs (no COMPLETE, no failed.json): {len(folder.unfinished)} -> "
-                     + ", ".join(folder.unfinished))
+        lines.append(f"  unfinished runs (no COMPLETE, no failed.json): {len(folder.unfinished)} -> " + ", ".join(folder.unfinished))
     return lines
 
 
@@ -156,16 +165,23 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
     comp = final[(final["metric"] == "compression_ratio") & (final["split"] == "model")]
     keys = condition_keys(acc)
     table = acc.merge(comp[keys + ["mean"]].rename(columns={"mean": "compression"}), on=keys, how="left")
-    out = pd.DataFrame({
-        "dataset/model": table["dataset"] + "/" + table["model"], "method": table["method"],
-        "schedule": table["schedule"], "sparsity": table["target_sparsity"].map(lambda s: f"{s:g}"),
-        "compression": table["compression"].map(lambda c: _fmt(c, 3) + "x"),
-        "phase": table["phase"], "n": table["n_seeds"],
-        f"{split} accuracy": [f"{m:.4f} ± {s:.4f}" if math.isfinite(s) else f"{m:.4f}"
-                              for m, s in zip(table["mean"], table["std"])],
-        "95% CI" if (table["confidence"] == 0.95).all() else "CI": [
-            f"[{lo:.4f}, {hi:.4f}]" if math.isfinite(lo) else "" for lo, hi in zip(table["ci_low"], table["ci_high"])],
-        "dense": table["dense_mean"].map(lambda v: f"{v:.4f}"),
-        "Δ vs dense": table["delta_mean"].map(lambda v: f"{v:+.4f}"),
-    })
+    out = pd.DataFrame(
+        {
+            "dataset/model": table["dataset"] + "/" + table["model"],
+            "method": table["method"],
+            "schedule": table["schedule"],
+            "sparsity": table["target_sparsity"].map(lambda s: f"{s:g}"),
+            "compression": table["compression"].map(lambda c: _fmt(c, 3) + "x"),
+            "phase": table["phase"],
+            "n": table["n_seeds"],
+            f"{split} accuracy": [
+                f"{m:.4f} ± {s:.4f}" if math.isfinite(s) else f"{m:.4f}" for m, s in zip(table["mean"], table["std"])
+            ],
+            "95% CI" if (table["confidence"] == 0.95).all() else "CI": [
+                f"[{lo:.4f}, {hi:.4f}]" if math.isfinite(lo) else "" for lo, hi in zip(table["ci_low"], table["ci_high"])
+            ],
+            "dense": table["dense_mean"].map(lambda v: f"{v:.4f}"),
+            "Δ vs dense": table["delta_mean"].map(lambda v: f"{v:+.4f}"),
+        }
+    )
     return markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))

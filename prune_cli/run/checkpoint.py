@@ -34,17 +34,26 @@ def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
     state = {
-        "step_index": exp.step_index, "model": cpu_state(exp.model),
-        "masks": {k: v.cpu() for k, v in exp.masks.items()}, "generator": exp.generator.get_state(),
-        "torch_rng": torch.get_rng_state(), "init_state": exp.init_state, "dense_state": exp.dense_state,
+        "step_index": exp.step_index,
+        "model": cpu_state(exp.model),
+        "masks": {k: v.cpu() for k, v in exp.masks.items()},
+        "generator": exp.generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "init_state": exp.init_state,
+        "dense_state": exp.dense_state,
         "rewind_states": {str(k): v for k, v in exp.rewind_states.items()},
-        "json": json.dumps({
-            "tables": exp.tables, "history": exp.history, "rounds_done": exp.rounds_done,
-            "dense_values": [[list(k), v] for k, v in exp.dense_values.items()],
-            "dense_per_class": [[list(k), list(v)] for k, v in exp.dense_per_class.items()],
-            "context": exp.context, "provenance": exp.provenance,
-            "progress_epoch": progress.epoch if progress else None,
-        }),
+        "json": json.dumps(
+            {
+                "tables": exp.tables,
+                "history": exp.history,
+                "rounds_done": exp.rounds_done,
+                "dense_values": [[list(k), v] for k, v in exp.dense_values.items()],
+                "dense_per_class": [[list(k), list(v)] for k, v in exp.dense_per_class.items()],
+                "context": exp.context,
+                "provenance": exp.provenance,
+                "progress_epoch": progress.epoch if progress else None,
+            }
+        ),
     }
     if progress is not None:
         state["progress"] = {"optimizer": progress.optimizer, "generator": progress.generator}
@@ -62,8 +71,13 @@ def load(exp: Experiment) -> bool:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         aside = path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
         os.replace(path, aside)
-        log.warning("checkpoint %s is unreadable (%s: %s); moved it to %s and starting the run from the "
-                    "beginning", path, type(err).__name__, str(err).splitlines()[0] if str(err) else "", aside)
+        log.warning(
+            "checkpoint %s is unreadable (%s: %s); moved it to %s and starting the run from the beginning",
+            path,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+            aside,
+        )
         return False
     exp.step_index = state["step_index"]
     exp.model.load_state_dict(state["model"])

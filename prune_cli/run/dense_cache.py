@@ -94,9 +94,13 @@ class DenseCache:
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         os.replace(self.path, aside)
-        log.warning("dense cache entry %s is unreadable (%s: %s); moved it to %s and training the dense "
-                    "model again", self.path, type(err).__name__, str(err).splitlines()[0] if str(err) else "",
-                    aside)
+        log.warning(
+            "dense cache entry %s is unreadable (%s: %s); moved it to %s and training the dense model again",
+            self.path,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+            aside,
+        )
         return aside
 
     def store(self, init: dict, dense: dict, rewind: dict[int, dict], history: list[dict], run_id: str) -> None:

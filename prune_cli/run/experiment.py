@@ -84,27 +84,47 @@ class Experiment:
         self.rewind_states: dict[int, dict[str, torch.Tensor]] = {}
         self.rounds_done = 0
         self.context = {
-            "run_id": run_id(cfg), "config_hash": config_hash(cfg), "name": cfg.name,
-            "seed": cfg.seed, "dataset": cfg.dataset.name, "model": cfg.model.name, "method": cfg.method.name,
-            "score": cfg.method.score, "allocation": cfg.method.allocation, "structure": cfg.method.structure,
-            "schedule": cfg.schedule.name, "target_sparsity": cfg.sparsity, "dense_cache": "off",
+            "run_id": run_id(cfg),
+            "config_hash": config_hash(cfg),
+            "name": cfg.name,
+            "seed": cfg.seed,
+            "dataset": cfg.dataset.name,
+            "model": cfg.model.name,
+            "method": cfg.method.name,
+            "score": cfg.method.score,
+            "allocation": cfg.method.allocation,
+            "structure": cfg.method.structure,
+            "schedule": cfg.schedule.name,
+            "target_sparsity": cfg.sparsity,
+            "dense_cache": "off",
         }
         self.provenance = results.provenance(self.device)
         self.step_index = 0
         self.progress: Optional[TrainProgress] = None  # set while resuming a half-finished training step
-        log.info("run %s: %d train / %d val / %d test examples, %s on %s", self.context["run_id"],
-                 len(self.data.train_y), len(self.data.val_y), len(self.data.test_y), cfg.model.name, self.device)
+        log.info(
+            "run %s: %d train / %d val / %d test examples, %s on %s",
+            self.context["run_id"],
+            len(self.data.train_y),
+            len(self.data.val_y),
+            len(self.data.test_y),
+            cfg.model.name,
+            self.device,
+        )
 
     # -- the plan and its checkpoints ------------------------------------------------------
 
     def run_plan(self, plan: list[Step]) -> None:
         if (self.run_dir / STATE_FILE).exists() and checkpoint.load(self):
             if self.step_index < len(plan):
-                log.info("resuming run %s at step %d of %d (%s)", self.context["run_id"], self.step_index + 1,
-                         len(plan), plan[self.step_index].kind)
+                log.info(
+                    "resuming run %s at step %d of %d (%s)",
+                    self.context["run_id"],
+                    self.step_index + 1,
+                    len(plan),
+                    plan[self.step_index].kind,
+                )
             else:
-                log.info("resuming run %s: all %d steps were done; writing its results", self.context["run_id"],
-                         len(plan))
+                log.info("resuming run %s: all %d steps were done; writing its results", self.context["run_id"], len(plan))
         while self.step_index < len(plan):
             interrupts.check()
             self._run_step(plan[self.step_index])
@@ -131,8 +151,7 @@ class Experiment:
             case _:
                 raise TypeError(f"unknown schedule step {step!r}")
 
-    def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None,
-               keep_epochs: tuple[int, ...] = ()) -> None:
+    def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None, keep_epochs: tuple[int, ...] = ()) -> None:
         """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding."""
         start = time.perf_counter()
 
@@ -142,8 +161,18 @@ class Experiment:
                 self.rewind_states[progress.epoch] = cpu_state(self.model)
             checkpoint.save(self, progress)
 
-        train(self.model, self.data, train_cfg, self.generator, phase, self.masks or None,
-              start_epoch=start_epoch, resume=self.progress, on_epoch_end=end_of_epoch, on_step=on_step)
+        train(
+            self.model,
+            self.data,
+            train_cfg,
+            self.generator,
+            phase,
+            self.masks or None,
+            start_epoch=start_epoch,
+            resume=self.progress,
+            on_epoch_end=end_of_epoch,
+            on_step=on_step,
+        )
         self.progress = None
         log.info("%s: trained to epoch %d in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
 
@@ -174,8 +203,13 @@ class Experiment:
                 else:
                     self._train("dense", self.cfg.train, keep_epochs=keep)
                     self.context["dense_cache"] = "miss"
-                    cache.store(self.init_state, cpu_state(self.model), self.rewind_states,
-                                [r for r in self.history if r["phase"] == "dense"], self.context["run_id"])
+                    cache.store(
+                        self.init_state,
+                        cpu_state(self.model),
+                        self.rewind_states,
+                        [r for r in self.history if r["phase"] == "dense"],
+                        self.context["run_id"],
+                    )
                     crashpoints.reached("cache-stored")
                     log.info("dense model trained and stored in the cache (%s)", cache.path)
         self.dense_state = cpu_state(self.model)
@@ -185,8 +219,14 @@ class Experiment:
 
     def _step_prune(self, density: float) -> None:
         """Prune to `density` (fraction of the prunable weights kept)."""
-        ctx = PruneContext(method=self.cfg.method, generator=self.generator, data=self.data,
-                           device=self.device, masks=self.masks or None, config=self.cfg)
+        ctx = PruneContext(
+            method=self.cfg.method,
+            generator=self.generator,
+            data=self.data,
+            device=self.device,
+            masks=self.masks or None,
+            config=self.cfg,
+        )
         self.masks = prune_to_density(self.model, density, ctx)
         apply_masks(self.model, self.masks)
         self.rounds_done += 1
@@ -270,8 +310,11 @@ def run(cfg: DictConfig, run_dir: Path) -> Path:
         log.warning("run %s is being run by another process (lock %s); waiting for it to finish", rid, lock.lock_file)
         print(f"prune-run: run {rid} is being run by another process; waiting for it", file=sys.stderr)
         lock.acquire()
-        log.warning("run %s: the other process has %s", rid, "finished it" if (run_dir / COMPLETE_FILE).exists()
-                    else "stopped; taking the run over from its checkpoint")
+        log.warning(
+            "run %s: the other process has %s",
+            rid,
+            "finished it" if (run_dir / COMPLETE_FILE).exists() else "stopped; taking the run over from its checkpoint",
+        )
     try:
         return _run_locked(cfg, run_dir, rid)
     finally:
@@ -291,8 +334,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
         shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     exp = Experiment(cfg, run_dir)
-    atomic_write_text(run_dir / "provenance.json",
-                      json.dumps(results.environment_record(exp.provenance), indent=2))
+    atomic_write_text(run_dir / "provenance.json", json.dumps(results.environment_record(exp.provenance), indent=2))
     exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
     recorder.write_run_files(exp)
     if cfg.shared_results:

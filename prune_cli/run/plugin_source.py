@@ -94,8 +94,7 @@ class PluginSchemaSource(ConfigSource):
             raise ConfigLoadError(f"{SCHEME}: no plugin config {config_path}")
         _, group, name = key
         node = OmegaConf.structured(_schema_class(group, name))
-        return ConfigResult(provider="prune-cli plugins", path=f"{SCHEME}://{config_path}", config=node,
-                            header={"package": None})
+        return ConfigResult(provider="prune-cli plugins", path=f"{SCHEME}://{config_path}", config=node, header={"package": None})
 
     def list(self, config_path: str, results_filter: Optional[ObjectType]) -> List[str]:
         parts = self._parts(config_path)

@@ -50,8 +50,12 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
     choice(cfg, "method.group_norm", {"l1", "l2"})
     choice(cfg, "method.threshold_impl", {"topk", "lap_round", "shrinkbench_quantile", "strict_kth"})
     if m.threshold_impl != "topk":
-        check(allocation.uses_threshold_impl, "method.threshold_impl", m.threshold_impl,
-              f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)")
+        check(
+            allocation.uses_threshold_impl,
+            "method.threshold_impl",
+            m.threshold_impl,
+            f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)",
+        )
     if m.allocation != "explicit" and m.layer_densities is not None:
         check(False, "method.layer_densities", list(m.layer_densities), "null unless method.allocation=explicit")
     if m.allocation != "matched":
@@ -62,13 +66,25 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
             plugin.check(cfg)
     bernoulli = SCORES.get(m.score).selection(m) == "bernoulli"  # as the pruner decides it
     if not structure.single_weights:
-        check(not bernoulli, "method.sampling", "bernoulli",
-              f"exact with method.structure={m.structure} (Bernoulli sampling picks single weights)")
-        check(not m.shuffle, "method.shuffle", True,
-              f"false with method.structure={m.structure} (shuffling single positions would break the structure)")
+        check(
+            not bernoulli,
+            "method.sampling",
+            "bernoulli",
+            f"exact with method.structure={m.structure} (Bernoulli sampling picks single weights)",
+        )
+        check(
+            not m.shuffle,
+            "method.shuffle",
+            True,
+            f"false with method.structure={m.structure} (shuffling single positions would break the structure)",
+        )
     if m.invert:
-        check(not bernoulli, "method.invert", True, "false with method.sampling=bernoulli (inverting i.i.d. "
-              "uniform scores changes nothing)")
+        check(
+            not bernoulli,
+            "method.invert",
+            True,
+            "false with method.sampling=bernoulli (inverting i.i.d. uniform scores changes nothing)",
+        )
     single_event = m.rounds == 1 and schedule.single_event(cfg)
     if allocation.fixes_final_densities(m):
         fixed = ("method.match_masks", m.match_masks) if m.allocation == "matched" else ("method.allocation", m.allocation)
@@ -77,9 +93,13 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
     else:
         fixed = None
     if fixed is not None:
-        check(single_event, fixed[0], fixed[1],
-              "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
-              "the final per-layer densities, which intermediate sparsities cannot have")
+        check(
+            single_event,
+            fixed[0],
+            fixed[1],
+            "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
+            "the final per-layer densities, which intermediate sparsities cannot have",
+        )
 
 
 # ----------------------------------------------------------------------------- unknown keys
@@ -109,8 +129,7 @@ def _unknown_keys(node: DictConfig, cls: type, prefix: str) -> list[tuple[str, A
     found = []
     for key in node.keys():
         if key not in fields:
-            found.append((f"{prefix}{key}", OmegaConf.select(node, str(key), throw_on_missing=False),
-                          sorted(fields)))
+            found.append((f"{prefix}{key}", OmegaConf.select(node, str(key), throw_on_missing=False), sorted(fields)))
             continue
         ftype = hints.get(key)
         sub = node._get_node(key)
@@ -136,8 +155,11 @@ def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
 def check_known_keys(cfg: DictConfig) -> None:
     """Every key of the composed config belongs to a schema: a typo added with `+` (Hydra's own
     hint after a rejected `train.epoch=50`) must stop the run, not train the default silently."""
-    unknown = [(k, OmegaConf.select(cfg, k, throw_on_missing=False), sorted(_fields(Config)))
-               for k in cfg.keys() if k != "hydra" and k not in _fields(Config)]
+    unknown = [
+        (k, OmegaConf.select(cfg, k, throw_on_missing=False), sorted(_fields(Config)))
+        for k in cfg.keys()
+        if k != "hydra" and k not in _fields(Config)
+    ]
     for group in GROUPS:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
@@ -164,8 +186,7 @@ def schema_of(cfg: DictConfig, key: str) -> type:
     # Untyped: the schema leaving the fewest unknown keys and, of those, the one whose options the
     # node holds (a larger schema's checks would read keys the node does not have).
     candidates = _group_schemas(key)
-    scored = [(len(_unknown_keys(node, c, f"{key}.")), sum(f not in node for f in _fields(c)), i, c)
-              for i, c in enumerate(candidates)]
+    scored = [(len(_unknown_keys(node, c, f"{key}.")), sum(f not in node for f in _fields(c)), i, c) for i, c in enumerate(candidates)]
     return min(scored)[3]
 
 
@@ -187,8 +208,10 @@ def build_checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_class
     from its constructor or deep inside training. On the meta device this costs no memory."""
     from ..models import build_model
 
-    allowed = (f"a model that takes dataset={cfg.dataset.name}'s inputs of shape {tuple(input_shape)} "
-               "(mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images)")
+    allowed = (
+        f"a model that takes dataset={cfg.dataset.name}'s inputs of shape {tuple(input_shape)} "
+        "(mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images)"
+    )
     try:
         model = build_model(cfg.model, input_shape, num_classes)
     except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError) as err:
@@ -200,11 +223,14 @@ def build_checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_class
             out = model.eval()(example)
         model.train()
     except RuntimeError as err:
-        raise ConfigError("model", cfg.model.name, allowed,
-                          f"Its forward pass fails: {str(err).splitlines()[0]}") from None
+        raise ConfigError("model", cfg.model.name, allowed, f"Its forward pass fails: {str(err).splitlines()[0]}") from None
     if out.shape[-1] != num_classes:
-        raise ConfigError("model", cfg.model.name, f"a model with {num_classes} outputs, one per class of "
-                          f"dataset={cfg.dataset.name}", f"It has {out.shape[-1]}.")
+        raise ConfigError(
+            "model",
+            cfg.model.name,
+            f"a model with {num_classes} outputs, one per class of dataset={cfg.dataset.name}",
+            f"It has {out.shape[-1]}.",
+        )
     return model
 
 
@@ -253,14 +279,23 @@ def validate(cfg: DictConfig) -> None:
     check_known_keys(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]
     missing = [m for m in listed if m not in plugins.outside_modules()]
-    check(not missing, "plugins", listed, "plugin modules given on the command line (prune-run plugins=[my_lab.scores]): "
-          "they are indexed before the config is composed, so a config file cannot add them")
+    check(
+        not missing,
+        "plugins",
+        listed,
+        "plugin modules given on the command line (prune-run plugins=[my_lab.scores]): "
+        "they are indexed before the config is composed, so a config file cannot add them",
+    )
     fraction(cfg, "sparsity", 0.0, 1.0)
     positive_int(cfg, "seed", minimum=0)
     choice(cfg, "device", {"auto", "cpu", "cuda"})
     check(bool(cfg.results_dir), "results_dir", cfg.results_dir, "a non-empty path")
-    check(safe_name(cfg.name), "name", cfg.name,
-          "a short label (1-64 characters: letters, digits, '.', '_', '+', '-'; no '/' and no '..')")
+    check(
+        safe_name(cfg.name),
+        "name",
+        cfg.name,
+        "a short label (1-64 characters: letters, digits, '.', '_', '+', '-'; no '/' and no '..')",
+    )
     DATASETS.get(cfg.dataset.name)
     validate_node(cfg, "dataset")
     MODELS.get(cfg.model.name)
@@ -285,5 +320,4 @@ def validate(cfg: DictConfig) -> None:
     if cfg.device == "cuda":
         import torch
 
-        check(torch.cuda.is_available(), "device", "cuda", "auto or cpu on this machine",
-              "torch.cuda.is_available() is False here.")
+        check(torch.cuda.is_available(), "device", "cuda", "auto or cpu on this machine", "torch.cuda.is_available() is False here.")

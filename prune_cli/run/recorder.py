@@ -28,8 +28,7 @@ def record(exp: Experiment, phase: str) -> None:
     scalars, per_class = [], []
     for split in cfg.metrics.splits:
         x, y = exp.data.split(split)
-        s, pc = classification_metrics(evaluate(exp.model, x, y, cfg.train.eval_batch_size),
-                                       exp.data.num_classes, split)
+        s, pc = classification_metrics(evaluate(exp.model, x, y, cfg.train.eval_batch_size), exp.data.num_classes, split)
         scalars += s
         per_class += pc
     layers = layer_table(exp.model, exp.prunable, exp.data.input_shape)
@@ -55,18 +54,30 @@ def record(exp: Experiment, phase: str) -> None:
         atomic_torch_save(cpu_state(exp.model), exp.run_dir / f"model_{phase}.pt")
     write_run_files(exp)
     summary = {r["metric"]: r["value"] for r in scalars if r["split"] in ("test", "model")}
-    log.info("%s: test accuracy %.4f, sparsity %.4f (prunable) / %.4f (all), compression %.2fx", phase,
-             summary.get("accuracy", float("nan")), summary["sparsity_prunable"], summary["sparsity_total"],
-             summary["compression_ratio"])
+    log.info(
+        "%s: test accuracy %.4f, sparsity %.4f (prunable) / %.4f (all), compression %.2fx",
+        phase,
+        summary.get("accuracy", float("nan")),
+        summary["sparsity_prunable"],
+        summary["sparsity_total"],
+        summary["compression_ratio"],
+    )
 
 
 def metric_context(exp: Experiment, name: str) -> MetricContext:
     """What metric `name` sees of the run (prune_cli/metrics/__init__.py MetricContext); its `state`
     persists across the phases of this run."""
-    return MetricContext(model=exp.model, data=exp.data, masks=exp.masks, prunable=tuple(exp.prunable),
-                         device=exp.device, train=exp.cfg.train, run_dir=exp.run_dir,
-                         dense=exp.dense_model if exp.dense_state else None,
-                         state=exp.metric_state.setdefault(name, {}))
+    return MetricContext(
+        model=exp.model,
+        data=exp.data,
+        masks=exp.masks,
+        prunable=tuple(exp.prunable),
+        device=exp.device,
+        train=exp.cfg.train,
+        run_dir=exp.run_dir,
+        dense=exp.dense_model if exp.dense_state else None,
+        state=exp.metric_state.setdefault(name, {}),
+    )
 
 
 def add(exp: Experiment, table: str, phase: str, rows: list[dict]) -> None:

@@ -52,8 +52,13 @@ def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
     import pandas
 
     record = dict(run_provenance)
-    record.update(python=platform.python_version(), platform=platform.platform(),
-                  numpy=numpy.__version__, pandas=pandas.__version__, hydra=hydra.__version__)
+    record.update(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        numpy=numpy.__version__,
+        pandas=pandas.__version__,
+        hydra=hydra.__version__,
+    )
     try:
         import torchvision
 

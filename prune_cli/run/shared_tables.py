@@ -68,15 +68,15 @@ def read_text_table(path: Path) -> pd.DataFrame:
 
 def refuse_symlinks(results_dir: Path, tables=None) -> None:
     """A shared table that is a symlink would make appends write somewhere else: refuse it."""
-    names = [shared_name(t) for t in tables] if tables is not None else [
-        p.name for p in Path(results_dir).glob("*.csv")]
+    names = [shared_name(t) for t in tables] if tables is not None else [p.name for p in Path(results_dir).glob("*.csv")]
     for name in names:
         path = Path(results_dir) / name
         if path.is_symlink():
             raise SharedTableError(
                 f"shared table {path} is a symlink (to {os.readlink(path)}); prune-run only appends to regular "
                 f"files in results_dir. Replace it with a regular file or remove it (it can be rebuilt with "
-                f"`python -m prune_cli.results {results_dir}`).")
+                f"`python -m prune_cli.results {results_dir}`)."
+            )
 
 
 def recover(results_dir: Path) -> Optional[str]:
@@ -115,8 +115,9 @@ def _repair_torn_tail(path: Path) -> Optional[Path]:
     side = path.with_name(f"{path.name}.torn-{stamp}")
     side.write_bytes(data[keep:])
     os.truncate(path, keep)
-    log.warning("%s ended in a torn line (%d bytes, a writer was killed or the disk was full); moved it to %s",
-                path, size - keep, side)
+    log.warning(
+        "%s ended in a torn line (%d bytes, a writer was killed or the disk was full); moved it to %s", path, size - keep, side
+    )
     return side
 
 
@@ -136,8 +137,13 @@ def _grow(path: Path, header: list[str], union: list[str]) -> None:
     for row in rows:
         writer.writerow([row[index[c]] if c in index and index[c] < len(row) else "" for c in union])
     atomic_write_text(path, buf.getvalue())
-    log.info("%s: grew from %d to %d columns (added %s) to take a run with new columns", path, len(header),
-             len(union), ", ".join(c for c in union if c not in index))
+    log.info(
+        "%s: grew from %d to %d columns (added %s) to take a run with new columns",
+        path,
+        len(header),
+        len(union),
+        ", ".join(c for c in union if c not in index),
+    )
 
 
 def _plan(results_dir: Path, frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
@@ -180,10 +186,14 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
             path = results_dir / shared_name(table)
             if path.exists() and path.stat().st_size > 0 and _header(path) != header:
                 _grow(path, _header(path), header)
-        sizes = {shared_name(t): (results_dir / shared_name(t)).stat().st_size
-                 if (results_dir / shared_name(t)).exists() else None for t in frames}
-        atomic_write_text(results_dir / JOURNAL_FILE, json.dumps(
-            {"run_id": run_id, "marker": str(marker.resolve()) if marker else None, "sizes": sizes}))
+        sizes = {
+            shared_name(t): (results_dir / shared_name(t)).stat().st_size if (results_dir / shared_name(t)).exists() else None
+            for t in frames
+        }
+        atomic_write_text(
+            results_dir / JOURNAL_FILE,
+            json.dumps({"run_id": run_id, "marker": str(marker.resolve()) if marker else None, "sizes": sizes}),
+        )
         crashpoints.reached("shared-journal")
         for i, (table, df) in enumerate(frames.items(), 1):
             path = results_dir / shared_name(table)
@@ -223,8 +233,10 @@ def rebuild(results_dir: Path) -> list[str]:
             schemas = len({tuple(df.columns) for df in parts})
             table = pd.concat([df.reindex(columns=columns, fill_value="") for df in parts], ignore_index=True)
             atomic_write_text(results_dir / name, table.to_csv(index=False))
-            report.append(f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
-                          + (f" (the union of {schemas} column sets)" if schemas > 1 else ""))
+            report.append(
+                f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
+                + (f" (the union of {schemas} column sets)" if schemas > 1 else "")
+            )
         for run_dir in complete:
             atomic_write_text(run_dir / MARKER_FILE, run_dir.name + "\n")
     return report

@@ -38,8 +38,12 @@ class GradualScheduleConfig(ScheduleConfig):
         s = OmegaConf.select(cfg, key)
         positive_int(cfg, f"{key}.start_step", minimum=0)
         positive_int(cfg, f"{key}.frequency")
-        check(isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
-              f"{key}.end_step", s.end_step, "-1 (last step) or a step >= schedule.start_step")
+        check(
+            isinstance(s.end_step, int) and (s.end_step == -1 or s.end_step >= s.start_step),
+            f"{key}.end_step",
+            s.end_step,
+            "-1 (last step) or a step >= schedule.start_step",
+        )
         fraction(cfg, f"{key}.initial_sparsity", 0.0, cfg.sparsity, hi_open=False)
         check(finite(s.power) and s.power > 0, f"{key}.power", s.power, "a positive number (3 = cubic)")
 
@@ -52,9 +56,11 @@ def check_event_window(schedule: DictConfig, total_steps: int, exact: bool = Tru
     t_end = total_steps - 1 if schedule.end_step < 0 else schedule.end_step
     if not 0 <= t0 <= t_end < total_steps:
         has = f"{total_steps}" if exact else f"at most {total_steps}"
-        raise ConfigError("schedule.end_step", schedule.end_step,
-                          f"a step in [schedule.start_step={t0}, {total_steps - 1}] (training has "
-                          f"{has} optimizer steps), or -1 for the last step")
+        raise ConfigError(
+            "schedule.end_step",
+            schedule.end_step,
+            f"a step in [schedule.start_step={t0}, {total_steps - 1}] (training has {has} optimizer steps), or -1 for the last step",
+        )
     return t_end
 
 

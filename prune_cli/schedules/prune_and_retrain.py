@@ -26,6 +26,5 @@ def prune_and_retrain_plan(cfg: DictConfig) -> list[Step]:
         plan.append(Prune(round_density(1.0 - cfg.sparsity, r, schedule.rounds)))
         if last:
             plan.append(Record("pruned"))
-        plan += [Restart(schedule.restart_from), Train(schedule.retrain),
-                 Record("finetuned" if last else f"round_{r}")]
+        plan += [Restart(schedule.restart_from), Train(schedule.retrain), Record("finetuned" if last else f"round_{r}")]
     return plan

@@ -70,8 +70,7 @@ def binomial_rank_log_probs(rows: int, cols: int, density: float, drop_zero: boo
 _MC_CACHE: dict[tuple, dict[int, float]] = {}
 
 
-def montecarlo_rank_log_probs(rows: int, cols: int, density: float, seed: int = 0,
-                              sample_factor: int = 48) -> dict[int, float]:
+def montecarlo_rank_log_probs(rows: int, cols: int, density: float, seed: int = 0, sample_factor: int = 48) -> dict[int, float]:
     """ln P(rank = k) under rank model B (the authors' code): Gaussian matrices with Bernoulli(p) entries,
     sampled until #samples >= (max rank - min rank + 1) x sample_factor. Seeded and cached."""
     key = (rows, cols, float(density), seed, sample_factor)
@@ -119,8 +118,14 @@ def expected_bound_from_probs(n: Sequence[int], log_probs: Sequence[dict[int, fl
     return f(0, n[0])
 
 
-def expected_bound(n: Sequence[int], densities: Sequence[float], rank_model: str = "binomial",
-                   drop_zero_rank: bool = True, seed: int = 0, sample_factor: int = 48) -> float:
+def expected_bound(
+    n: Sequence[int],
+    densities: Sequence[float],
+    rank_model: str = "binomial",
+    drop_zero_rank: bool = True,
+    seed: int = 0,
+    sample_factor: int = 48,
+) -> float:
     """ln E[UB] for widths n = [n_0, ..., n_L] and one density per weight matrix (len L).
 
     Whether the output layer is included is the caller's choice: append its width and density."""
@@ -158,8 +163,7 @@ def lagrange3(p: float, dims: Sequence[int], objective) -> tuple[float, float]:
     ys = [objective(*low), objective(*mid), objective(*high)]
     # derivative of the Lagrange quadratic through (xs, ys): 2 a r + b = 0
     a = sum(ys[i] / np.prod([xs[i] - xs[j] for j in range(3) if j != i]) for i in range(3))
-    b = -sum(ys[i] * sum(xs[j] for j in range(3) if j != i) / np.prod([xs[i] - xs[j] for j in range(3) if j != i])
-             for i in range(3))
+    b = -sum(ys[i] * sum(xs[j] for j in range(3) if j != i) / np.prod([xs[i] - xs[j] for j in range(3) if j != i]) for i in range(3))
     if a == 0:
         return mid
     r = -b / (2 * a)
@@ -200,9 +204,16 @@ def coordinate_search(p: float, dims: Sequence[int], objective, iterations: int 
     return dens
 
 
-def choose_layer_densities(n: Sequence[int], p: float, dims: Sequence[int], pruned: Sequence[bool],
-                           method: str = "auto", rank_model: str = "binomial",
-                           fixed: Sequence[float] | None = None, seed: int = 0) -> list[float]:
+def choose_layer_densities(
+    n: Sequence[int],
+    p: float,
+    dims: Sequence[int],
+    pruned: Sequence[bool],
+    method: str = "auto",
+    rank_model: str = "binomial",
+    fixed: Sequence[float] | None = None,
+    seed: int = 0,
+) -> list[float]:
     """Densities for every weight matrix of n (len L) maximising ln E[UB] with the pruned layers
     keeping p * sum(dims of pruned layers) weights; unpruned layers keep `fixed` (default 1).
 

@@ -21,7 +21,6 @@ from ...core.errors import PruneCliError
 from ...models.graph import is_affine, is_nonlinear
 
 
-
 class RegionsError(PruneCliError):
     """The network or the requested count is outside what a region counter supports."""
 
@@ -34,7 +33,8 @@ def prepare(model: nn.Module) -> nn.Module:
         if len(list(module.children())) == 0 and not is_nonlinear(module):
             raise RegionsError(
                 f"region counting supports networks built from Linear/Conv/BatchNorm/pooling/Flatten with "
-                f"nn.ReLU and nn.MaxPool1d/2d; module '{name}' is {type(module).__name__}")
+                f"nn.ReLU and nn.MaxPool1d/2d; module '{name}' is {type(module).__name__}"
+            )
     net = copy.deepcopy(model).double().eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -75,8 +75,10 @@ class Tracer:
                 h.remove()
         seen = [id(r[0]) for r in records]
         if len(set(seen)) != len(seen):
-            raise RegionsError("a ReLU/max-pool module is used more than once per forward pass; region "
-                               "counting needs one module instance per position")
+            raise RegionsError(
+                "a ReLU/max-pool module is used more than once per forward pass; region "
+                "counting needs one module instance per position"
+            )
         return records
 
     def count(self, example: torch.Tensor) -> int:
@@ -91,16 +93,19 @@ def pool_windows(module: nn.Module, x: torch.Tensor, out_shape: torch.Size, pad:
     """Values of every max-pool window, shape (N, C, K, L), padding as -inf (window max = output)."""
     if isinstance(module, nn.MaxPool1d):
         x = x.unsqueeze(2)
-        k, s, p, d = (1, _pair(module.kernel_size, 1)[0]), (1, _pair(module.stride or module.kernel_size, 1)[0]), \
-            (0, _pair(module.padding, 1)[0]), (1, _pair(module.dilation, 1)[0])
+        k, s, p, d = (
+            (1, _pair(module.kernel_size, 1)[0]),
+            (1, _pair(module.stride or module.kernel_size, 1)[0]),
+            (0, _pair(module.padding, 1)[0]),
+            (1, _pair(module.dilation, 1)[0]),
+        )
         out_hw = (1, out_shape[-1])
     else:
         k, s = _pair(module.kernel_size, 2), _pair(module.stride or module.kernel_size, 2)
         p, d = _pair(module.padding, 2), _pair(module.dilation, 2)
         out_hw = tuple(out_shape[-2:])
     n, c, h, w = x.shape
-    extra = [max(0, (o - 1) * st + dl * (kk - 1) + 1 - (size + 2 * pp))
-             for o, st, dl, kk, size, pp in zip(out_hw, s, d, k, (h, w), p)]
+    extra = [max(0, (o - 1) * st + dl * (kk - 1) + 1 - (size + 2 * pp)) for o, st, dl, kk, size, pp in zip(out_hw, s, d, k, (h, w), p)]
     xp = F.pad(x, (p[1], p[1] + extra[1], p[0], p[0] + extra[0]), value=pad)
     cols = F.unfold(xp.reshape(n * c, 1, *xp.shape[2:]), k, dilation=d, stride=s)  # (N*C, K, L')
     windows = cols.reshape(n, c, cols.shape[1], -1)

@@ -59,8 +59,10 @@ def affine_chain(net: nn.Module, input_shape: tuple) -> list[tuple[np.ndarray, n
             w, b = np.eye(w.shape[0]), np.zeros(w.shape[0])
             continue
         if not is_affine(module):
-            raise RegionsError(f"method=exact supports chains of affine layers and nn.ReLU; "
-                               f"{type(module).__name__} is not supported (use method=plane or line)")
+            raise RegionsError(
+                f"method=exact supports chains of affine layers and nn.ReLU; "
+                f"{type(module).__name__} is not supported (use method=plane or line)"
+            )
         shape = inp.shape[1:]
         with torch.no_grad():
             bias = module(torch.zeros(1, *shape, dtype=inp.dtype, device=inp.device)).reshape(-1)
@@ -75,20 +77,25 @@ def affine_chain(net: nn.Module, input_shape: tuple) -> list[tuple[np.ndarray, n
         if i < len(blocks) - 1:
             h = np.maximum(h, 0)
     if not np.allclose(h, y.reshape(len(x), -1).cpu().numpy(), rtol=1e-8, atol=1e-8):
-        raise RegionsError("method=exact needs a network that is a plain chain of affine layers and nn.ReLU "
-                           "(no skip connections, pooling or functional nonlinearities); use method=plane")
+        raise RegionsError(
+            "method=exact needs a network that is a plain chain of affine layers and nn.ReLU "
+            "(no skip connections, pooling or functional nonlinearities); use method=plane"
+        )
     return blocks
 
 
-def count_exact(net: nn.Module, input_shape: tuple, box: tuple[float, float], max_units: int = 64,
-                max_regions: int = 10_000, f_tol: float = 1e-6) -> ExactCount:
+def count_exact(
+    net: nn.Module, input_shape: tuple, box: tuple[float, float], max_units: int = 64, max_regions: int = 10_000, f_tol: float = 1e-6
+) -> ExactCount:
     """Number of full-dimensional activation regions of `net` inside the box [lo, hi]^n0."""
     blocks = affine_chain(net, input_shape)
     hidden = blocks[:-1]
     units = sum(w.shape[0] for w, _ in hidden)
     if units > max_units:
-        raise RegionsError(f"method=exact: the network has {units} hidden units, more than "
-                           f"metrics.regions.max_units={max_units}; raise the budget or use method=plane")
+        raise RegionsError(
+            f"method=exact: the network has {units} hidden units, more than "
+            f"metrics.regions.max_units={max_units}; raise the budget or use method=plane"
+        )
     lo, hi = box
     n0 = hidden[0][0].shape[1]
     # interval bounds of every pre-activation (for big-M)
@@ -152,8 +159,13 @@ def count_exact(net: nn.Module, input_shape: tuple, box: tuple[float, float], ma
         for r, coeffs in enumerate(rows):
             for k, v in coeffs.items():
                 a[r, k] = v
-        res = milp(c, constraints=LinearConstraint(a.tocsr(), lb_c, ub_c), integrality=integrality,
-                   bounds=Bounds(var_lb, var_ub), options={"mip_rel_gap": 0.0, "presolve": False})
+        res = milp(
+            c,
+            constraints=LinearConstraint(a.tocsr(), lb_c, ub_c),
+            integrality=integrality,
+            bounds=Bounds(var_lb, var_ub),
+            options={"mip_rel_gap": 0.0, "presolve": False},
+        )
         solves += 1
         if res.x is None:
             if res.status == 2:  # infeasible: every pattern has been cut off
@@ -165,8 +177,10 @@ def count_exact(net: nn.Module, input_shape: tuple, box: tuple[float, float], ma
         count += 1
         min_margin = min(min_margin, f)
         if count > max_regions:
-            raise RegionsError(f"method=exact: more than metrics.regions.max_regions={max_regions} regions "
-                               f"in the box; raise the budget or use method=plane")
+            raise RegionsError(
+                f"method=exact: more than metrics.regions.max_regions={max_regions} regions "
+                f"in the box; raise the budget or use method=plane"
+            )
         zs = np.round(res.x[z_index]).astype(int)
         ones = [z for z, v in zip(z_index, zs) if v == 1]
         cut = {z: (1.0 if v == 1 else -1.0) for z, v in zip(z_index, zs)}

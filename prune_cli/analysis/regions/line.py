@@ -38,7 +38,7 @@ def _relu_crossings(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     eps = ZERO_TOL * z.abs().max().clamp_min(1e-300)
     out = []
     for s, e in _chunks(len(t) - 1, z.shape[1]):
-        z0, z1 = z[s:e], z[s + 1:e + 1]
+        z0, z1 = z[s:e], z[s + 1 : e + 1]
         cross = ((z0 > eps) & (z1 < -eps)) | ((z0 < -eps) & (z1 > eps))
         k, i = cross.nonzero(as_tuple=True)
         a, b = z0[k, i], z1[k, i]
@@ -58,12 +58,12 @@ def _pool_switches(t: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
     for s, e in _chunks(len(t) - 1, 4 * per_row):
         a = win[s:e]
         fin = finite[s:e]
-        d = torch.where(fin & finite[s + 1:e + 1], win[s + 1:e + 1] - a, torch.zeros((), dtype=a.dtype))
+        d = torch.where(fin & finite[s + 1 : e + 1], win[s + 1 : e + 1] - a, torch.zeros((), dtype=a.dtype))
         top = a.max(dim=2, keepdim=True).values
         tie = a >= top - ZERO_TOL * top.abs().clamp_min(1.0)
         cur = torch.where(tie, d, -inf).argmax(dim=2, keepdim=True)
         pos = torch.zeros_like(top)  # current s on the envelope
-        dt = (t[s + 1:e + 1] - t[s:e]).reshape(-1, 1, 1, 1)
+        dt = (t[s + 1 : e + 1] - t[s:e]).reshape(-1, 1, 1, 1)
         for _ in range(a.shape[2] - 1):
             ai, di = a.gather(2, cur), d.gather(2, cur)
             rising = (d > di) & fin
@@ -103,7 +103,7 @@ def count_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, batch: int = 81
     def capture(t, layer):
         parts, module = [], None
         for s in range(0, len(t), batch):
-            module, inp, out = tracer.run(points(t[s:s + batch]), upto=layer)[layer]
+            module, inp, out = tracer.run(points(t[s : s + batch]), upto=layer)[layer]
             if isinstance(module, nn.ReLU):
                 parts.append(inp.reshape(inp.shape[0], -1))
             else:
@@ -124,7 +124,7 @@ def count_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, batch: int = 81
         pat = pattern(tracer, points(mids[s:e]))
         f_mid = tracer.output
         with torch.no_grad():
-            f_ends = net(points(t[s:e + 1]))
+            f_ends = net(points(t[s : e + 1]))
         # safeguard: the output must be affine on every final interval, else a nonlinearity was missed
         gap = (f_mid - (f_ends[:-1] + f_ends[1:]) / 2).abs().max() / f_ends.abs().max().clamp_min(1.0)
         worst = max(worst, float(gap))
@@ -133,6 +133,8 @@ def count_line(net: nn.Module, a: torch.Tensor, b: torch.Tensor, batch: int = 81
         changes += int((pat[1:] != pat[:-1]).any(dim=1).sum())
         prev = pat[-1:]
     if worst > 1e-6:
-        raise RegionsError("the network is not piecewise affine in its nn.ReLU/nn.MaxPool modules "
-                           "(a nonlinearity the hooks cannot see, e.g. a functional relu or sigmoid)")
+        raise RegionsError(
+            "the network is not piecewise affine in its nn.ReLU/nn.MaxPool modules "
+            "(a nonlinearity the hooks cannot see, e.g. a functional relu or sigmoid)"
+        )
     return LineCount(count=1 + changes, breakpoints=t, length=float(direction.norm()))

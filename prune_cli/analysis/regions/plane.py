@@ -67,8 +67,7 @@ def _split(q: np.ndarray, alpha: np.ndarray, beta: float, tol: float, eps_area: 
     return [p1, p2]
 
 
-def make_plane(points: torch.Tensor, domain: str, box: tuple[float, float] | None = None,
-               radius: float | None = None) -> Plane:
+def make_plane(points: torch.Tensor, domain: str, box: tuple[float, float] | None = None, radius: float | None = None) -> Plane:
     """Plane through three inputs; domain 'box' = {lo <= x <= hi} in the plane, 'square' = [-R, R]^2."""
     p = points.detach().double().cpu()
     flat = p.reshape(3, -1)
@@ -106,12 +105,11 @@ def _affine_maps(tracer: Tracer, plane: Plane, interior: np.ndarray, layer: int,
     shape = c.shape
     values, jac, module, out_shape = [], [], None, None
     for s in range(0, len(interior), batch):
-        u = torch.from_numpy(interior[s:s + batch]).to(device)
+        u = torch.from_numpy(interior[s : s + batch]).to(device)
         n = len(u)
         x = (c.reshape(1, -1) + u @ b.T).reshape(n, *shape)
         primal = torch.cat([x, x])
-        tangent = torch.cat([b[:, 0].reshape(1, *shape).expand(n, *shape),
-                             b[:, 1].reshape(1, *shape).expand(n, *shape)])
+        tangent = torch.cat([b[:, 0].reshape(1, *shape).expand(n, *shape), b[:, 1].reshape(1, *shape).expand(n, *shape)])
         with fwAD.dual_level():
             module, inp, out = tracer.run(fwAD.make_dual(primal, tangent.contiguous()), upto=layer)[layer]
             p, t = fwAD.unpack_dual(inp)
@@ -121,13 +119,15 @@ def _affine_maps(tracer: Tracer, plane: Plane, interior: np.ndarray, layer: int,
                 jac.append(torch.stack([t[:n].reshape(n, -1), t[n:].reshape(n, -1)], dim=-1))
             else:
                 values.append(pool_windows(module, p[:n], out_shape))
-                jac.append(torch.stack([pool_windows(module, t[:n], out_shape, pad=0.0),
-                                        pool_windows(module, t[n:], out_shape, pad=0.0)], dim=-1))
+                jac.append(
+                    torch.stack(
+                        [pool_windows(module, t[:n], out_shape, pad=0.0), pool_windows(module, t[n:], out_shape, pad=0.0)], dim=-1
+                    )
+                )
     return module, torch.cat(values).cpu().numpy(), torch.cat(jac).cpu().numpy()
 
 
-def _split_all(pieces: list[np.ndarray], alphas: np.ndarray, betas: np.ndarray, tol: float,
-               eps_area: float) -> list[np.ndarray]:
+def _split_all(pieces: list[np.ndarray], alphas: np.ndarray, betas: np.ndarray, tol: float, eps_area: float) -> list[np.ndarray]:
     """The arrangement of the lines alpha_i . u + beta_i = 0 inside convex pieces.
 
     Divide and conquer: a piece is tested against the lines that cut its parent only, split by
@@ -194,8 +194,9 @@ def _pool_split(poly, value, jac, u0, tol, eps_area) -> list[np.ndarray]:
     return out
 
 
-def count_plane(net: nn.Module, plane: Plane, tol: float = 1e-9, eps_area: float = 1e-12,
-                batch: int = 1024, max_regions: int | None = None) -> PlaneCount:
+def count_plane(
+    net: nn.Module, plane: Plane, tol: float = 1e-9, eps_area: float = 1e-12, batch: int = 1024, max_regions: int | None = None
+) -> PlaneCount:
     """Activation regions of `net` (a prepared float64 eval copy) meeting the plane's domain."""
     tracer = Tracer(net)
     n_layers = tracer.count(plane.center.unsqueeze(0).to(next(net.parameters()).device))
@@ -205,12 +206,10 @@ def count_plane(net: nn.Module, plane: Plane, tol: float = 1e-9, eps_area: float
         per_point = max(1, 4_000_000 // max(1, _units(tracer, plane, layer)))
         module, values, jac = _affine_maps(tracer, plane, interior, layer, min(batch, per_point))
         split = _relu_split if isinstance(module, nn.ReLU) else _pool_split
-        polys = [piece for q, v, j, u0 in zip(polys, values, jac, interior)
-                 for piece in split(q, v, j, u0, tol, eps_area)]
+        polys = [piece for q, v, j, u0 in zip(polys, values, jac, interior) for piece in split(q, v, j, u0, tol, eps_area)]
         if max_regions is not None and len(polys) > max_regions:
             raise RegionsError(f"more than {max_regions} regions in the plane (metrics.regions.max_regions)")
     return PlaneCount(count=len(polys), area=area(plane.domain), polygons=polys)
-
 
 
 def _units(tracer: Tracer, plane: Plane, layer: int) -> int:

@@ -16,7 +16,7 @@ def distinct_patterns(net: nn.Module, points: torch.Tensor, batch: int = 4096) -
     tracer = Tracer(net)
     seen: set[bytes] = set()
     for s in range(0, len(points), batch):
-        pat = pattern(tracer, points[s:s + batch]).cpu().numpy().astype(np.int16)
+        pat = pattern(tracer, points[s : s + batch]).cpu().numpy().astype(np.int16)
         seen.update(row.tobytes() for row in pat)
     return len(seen)
 

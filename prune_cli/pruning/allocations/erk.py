@@ -19,8 +19,7 @@ def raw_erk(shape: torch.Size, kernel: bool, power: float = 1.0) -> float:
     return (sum(dims) / math.prod(dims)) ** power
 
 
-def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = True,
-                  power: float = 1.0) -> dict[str, float]:
+def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = True, power: float = 1.0) -> dict[str, float]:
     """The epsilon loop of RigL's get_sparsities_erdos_renyi (Evci et al., ICML 2020; docs/allocation.md), in floats.
 
     d_l = eps * raw_l with eps chosen so that sum d_l N_l = density * sum N_l; a layer whose d_l
@@ -34,8 +33,10 @@ def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = 
     while True:
         live = [n for n in shapes if n not in dense]
         if not live:
-            raise PruneCliError(f"ERK at density {density}: every layer would have to be dense, so this "
-                                "density cannot be reached; use a lower density (higher sparsity).")
+            raise PruneCliError(
+                f"ERK at density {density}: every layer would have to be dense, so this "
+                "density cannot be reached; use a lower density (higher sparsity)."
+            )
         rhs = sum(density * sizes[n] for n in live) - sum((1 - density) * sizes[n] for n in dense)
         eps = rhs / sum(raw[n] * sizes[n] for n in live)
         top = max(raw[n] for n in live)
@@ -76,13 +77,16 @@ def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
     n_fc, n_all = scores[fc].numel(), sum(s.numel() for s in scores.values())
     rest = (density * n_all - fc_density * n_fc) / (n_all - n_fc) if n_all > n_fc else 0.0
     if not 0.0 <= rest <= 1.0:
-        raise ConfigError("method.fc_density", fc_density,
-                          f"a classifier density that leaves the other layers a density in [0, 1] at "
-                          f"density {density} (they would get {rest:.4f})")
+        raise ConfigError(
+            "method.fc_density",
+            fc_density,
+            f"a classifier density that leaves the other layers a density in [0, 1] at density {density} (they would get {rest:.4f})",
+        )
     others = {n: s for n, s in scores.items() if n != fc}
     counts = _erk_counts(others, rest, ctx, kernel=True) if others else {}
     k_fc = round_half_even(fc_density * n_fc)
     # the others absorb the rounding so the total is exactly round(density * N)
-    counts = counts_from_densities({n: counts[n] / others[n].numel() for n in others},
-                                   {n: others[n].numel() for n in others}, total_kept(scores, density) - k_fc)
+    counts = counts_from_densities(
+        {n: counts[n] / others[n].numel() for n in others}, {n: others[n].numel() for n in others}, total_kept(scores, density) - k_fc
+    )
     return {n: (k_fc if n == fc else counts[n]) for n in scores}

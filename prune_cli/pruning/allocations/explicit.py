@@ -12,16 +12,21 @@ from ..allocation import register_allocation, round_half_even
 
 
 def _length_error(given: list, names: list[str]) -> ConfigError:
-    return ConfigError("method.layer_densities", given,
-                       f"a list of {len(names)} densities in [0, 1], one per prunable layer in forward "
-                       f"order: {', '.join(names)}")
+    return ConfigError(
+        "method.layer_densities",
+        given,
+        f"a list of {len(names)} densities in [0, 1], one per prunable layer in forward order: {', '.join(names)}",
+    )
 
 
 def check_explicit(cfg: DictConfig) -> None:
     dens = None if cfg.method.layer_densities is None else list(cfg.method.layer_densities)
-    check(bool(dens) and all(finite(d) and 0 <= d <= 1 for d in dens), "method.layer_densities", dens,
-          "a list of densities in [0, 1], one per prunable layer in forward order, with "
-          "method.allocation=explicit")
+    check(
+        bool(dens) and all(finite(d) and 0 <= d <= 1 for d in dens),
+        "method.layer_densities",
+        dens,
+        "a list of densities in [0, 1], one per prunable layer in forward order, with method.allocation=explicit",
+    )
 
 
 def check_explicit_model(model, selected: dict, method: DictConfig) -> None:
@@ -30,10 +35,13 @@ def check_explicit_model(model, selected: dict, method: DictConfig) -> None:
         raise _length_error(given, list(selected))
 
 
-@register_allocation("explicit", check=check_explicit, check_model=check_explicit_model,
-                     fixes_final_densities=lambda method: True,
-                     inexact_hint="The densities in method.layer_densities imply a different total; make them "
-                                  "agree with sparsity.")
+@register_allocation(
+    "explicit",
+    check=check_explicit,
+    check_model=check_explicit_model,
+    fixes_final_densities=lambda method: True,
+    inexact_hint="The densities in method.layer_densities imply a different total; make them agree with sparsity.",
+)
 def allocate_explicit(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """`method.layer_densities`: one density per prunable layer in forward order (k_l = round(d_l N_l))."""
     given = list(ctx.method.layer_densities or [])

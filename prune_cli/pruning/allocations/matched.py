@@ -19,18 +19,29 @@ def check_matched(cfg: DictConfig) -> None:
     from ..registries import ALLOCATIONS
 
     m = cfg.method
-    check(bool(m.match_masks) != bool(m.match_method), "method.match_masks / method.match_method",
-          [m.match_masks, m.match_method], "exactly one of them set with method.allocation=matched")
+    check(
+        bool(m.match_masks) != bool(m.match_method),
+        "method.match_masks / method.match_method",
+        [m.match_masks, m.match_method],
+        "exactly one of them set with method.allocation=matched",
+    )
     if m.match_method:
-        check(m.match_method in method_options(), "method.match_method", m.match_method,
-              "a method config name: one of " + ", ".join(method_options()))
+        check(
+            m.match_method in method_options(),
+            "method.match_method",
+            m.match_method,
+            "a method config name: one of " + ", ".join(method_options()),
+        )
         if m.match_allocation is not None:
             choices = [a for a in ALLOCATIONS.names() if a != "matched"]
-            check(m.match_allocation in choices, "method.match_allocation", m.match_allocation,
-                  "null (the matched method's own allocation) or one of " + ", ".join(choices))
+            check(
+                m.match_allocation in choices,
+                "method.match_allocation",
+                m.match_allocation,
+                "null (the matched method's own allocation) or one of " + ", ".join(choices),
+            )
         other = method_option(m.match_method)
-        check(other.allocation != "matched", "method.match_method", m.match_method,
-              "a method whose own allocation is not matched")
+        check(other.allocation != "matched", "method.match_method", m.match_method, "a method whose own allocation is not matched")
     if m.match_masks:
         from ...models.masks import read_masks_file
 
@@ -47,14 +58,20 @@ def check_matched_model(model, selected: dict, method: DictConfig) -> None:
     other = read_masks_file(path)
     bad = [n for n in selected if n not in other or tuple(other[n].shape) != tuple(selected[n].shape)]
     if bad:
-        raise ConfigError("method.match_masks", path, "masks with the shapes of this run's prunable weights; "
-                          "missing or mis-shaped: " + ", ".join(bad))
+        raise ConfigError(
+            "method.match_masks",
+            path,
+            "masks with the shapes of this run's prunable weights; missing or mis-shaped: " + ", ".join(bad),
+        )
 
 
-@register_allocation("matched", check=check_matched, check_model=check_matched_model,
-                     fixes_final_densities=lambda method: bool(method.match_masks),
-                     inexact_hint="The matched masks have a different sparsity; use the sparsity of the run they "
-                                  "come from.")
+@register_allocation(
+    "matched",
+    check=check_matched,
+    check_model=check_matched_model,
+    fixes_final_densities=lambda method: bool(method.match_masks),
+    inexact_hint="The matched masks have a different sparsity; use the sparsity of the run they come from.",
+)
 def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     """The per-layer counts another method chose (ShrinkBench's same-proportion baseline).
 
@@ -70,12 +87,12 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
         other = read_masks_file(path)
         missing = sorted(set(scores) - set(other))
         if missing:
-            raise ConfigError("method.match_masks", path, "masks for every prunable layer of this run; missing "
-                              + ", ".join(missing))
+            raise ConfigError("method.match_masks", path, "masks for every prunable layer of this run; missing " + ", ".join(missing))
         for n, s in scores.items():
             if tuple(other[n].shape) != tuple(s.shape):
-                raise ConfigError("method.match_masks", path, f"a mask of shape {tuple(s.shape)} for {n} "
-                                  f"(found {tuple(other[n].shape)})")
+                raise ConfigError(
+                    "method.match_masks", path, f"a mask of shape {tuple(s.shape)} for {n} (found {tuple(other[n].shape)})"
+                )
         return {n: int(other[n].sum()) for n in scores}
     import dataclasses
 
@@ -111,7 +128,7 @@ def method_option(name: str, root: DictConfig | None = None) -> DictConfig:
     schema = "base"
     for entry in raw.get("defaults", []):
         if isinstance(entry, str) and entry.startswith("/schema/method/"):
-            schema = entry[len("/schema/method/"):].split("@")[0]
+            schema = entry[len("/schema/method/") :].split("@")[0]
     body = OmegaConf.masked_copy(raw, [k for k in raw if k != "defaults"])
     node = OmegaConf.structured(plugins.schema("method", schema))
     if root is None:

@@ -36,10 +36,13 @@ class RegionBoundMethodConfig(MethodConfig):
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         m = cfg.method
-        check(m.bound_rank_model in ("binomial", "montecarlo"), "method.bound_rank_model", m.bound_rank_model,
-              "one of binomial, montecarlo")
-        check(m.bound_objective_n0 in ("full", "plane"), "method.bound_objective_n0", m.bound_objective_n0,
-              "one of full, plane")
+        check(
+            m.bound_rank_model in ("binomial", "montecarlo"),
+            "method.bound_rank_model",
+            m.bound_rank_model,
+            "one of binomial, montecarlo",
+        )
+        check(m.bound_objective_n0 in ("full", "plane"), "method.bound_objective_n0", m.bound_objective_n0, "one of full, plane")
         check(m.bound_search in SEARCHES, "method.bound_search", m.bound_search, "one of " + ", ".join(SEARCHES))
 
 
@@ -48,10 +51,12 @@ def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int]
     layers = [(name, m) for name, m in model.prunable_layers()]
     bad = [f"{name}.weight" for name, m in layers if f"{name}.weight" in names and not isinstance(m, nn.Linear)]
     if bad:
-        raise ConfigError("method.allocation", "region_bound",
-                          "a method that prunes only Linear layers with it",
-                          f"The bound covers the fully connected part; exclude {', '.join(bad)} "
-                          f"with method.exclude=[...].")
+        raise ConfigError(
+            "method.allocation",
+            "region_bound",
+            "a method that prunes only Linear layers with it",
+            f"The bound covers the fully connected part; exclude {', '.join(bad)} with method.exclude=[...].",
+        )
     linear = [(name, m) for name, m in layers if isinstance(m, nn.Linear)]
     n = [linear[0][1].in_features] + [m.out_features for _, m in linear]
     dims = [m.weight.numel() for _, m in linear]
@@ -64,9 +69,12 @@ def check_linear_only(model, selected: dict, method: DictConfig) -> None:
     """The bound covers fully connected layers: every pruned layer must be a Linear."""
     bad = [n for n, p in selected.items() if p.dim() != 2]
     if bad:
-        raise ConfigError("method.allocation", "region_bound", "a method that prunes only Linear layers with it",
-                          f"The bound covers the fully connected part; exclude {', '.join(bad)} "
-                          f"with method.exclude=[...].")
+        raise ConfigError(
+            "method.allocation",
+            "region_bound",
+            "a method that prunes only Linear layers with it",
+            f"The bound covers the fully connected part; exclude {', '.join(bad)} with method.exclude=[...].",
+        )
 
 
 @register_allocation("region_bound", check_model=check_linear_only)
@@ -84,9 +92,16 @@ def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) 
     if option("bound_objective_n0") == "plane":
         n = [2] + n[1:]
     fixed = [1.0 if p else d for p, d in zip(pruned, current)]
-    chosen = choose_layer_densities(n, density, dims, pruned, method=option("bound_search"),
-                                    rank_model=option("bound_rank_model"), fixed=fixed,
-                                    seed=int(ctx.generator.initial_seed()))
+    chosen = choose_layer_densities(
+        n,
+        density,
+        dims,
+        pruned,
+        method=option("bound_search"),
+        rank_model=option("bound_rank_model"),
+        fixed=fixed,
+        seed=int(ctx.generator.initial_seed()),
+    )
     linear = [name for name, m in ctx.model.prunable_layers() if isinstance(m, nn.Linear)]
     per_layer = dict(zip([f"{name}.weight" for name in linear], chosen))
     log.info("region_bound densities: %s", {k: round(v, 6) for k, v in per_layer.items() if k in scores})

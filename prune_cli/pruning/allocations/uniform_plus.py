@@ -38,6 +38,7 @@ def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
         raise PruneCliError(
             f"uniform_plus at density {density}: the dense first layer{' and the 0.2-density classifier' if fc in fixed else ''} "
             f"hold {kept_fixed:.0f} of the {density * n_all:.0f} weights the target allows, leaving the other layers "
-            f"density {d_rest:.4f}. Use a higher density, method.allocation=layerwise, or exclude the first layer.")
+            f"density {d_rest:.4f}. Use a higher density, method.allocation=layerwise, or exclude the first layer."
+        )
     dens = {**{n: d_rest for n in rest}, **fixed}
     return counts_from_densities(dens, sizes, total_kept(scores, density), frozen=tuple(fixed))

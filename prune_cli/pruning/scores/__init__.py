@@ -28,8 +28,7 @@ class Score:
     options: type = MethodConfig
 
 
-def register_score(*names: str, selection: Callable[[DictConfig], str] = exact_selection,
-                   options: type = MethodConfig):
+def register_score(*names: str, selection: Callable[[DictConfig], str] = exact_selection, options: type = MethodConfig):
     from ..registries import SCORES
 
     def decorator(fn: Callable) -> Callable:

@@ -50,8 +50,9 @@ def require_data(ctx, score: str):
     return ctx.data
 
 
-def iter_score_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int] = None,
-                       score: str = "score") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def iter_score_batches(
+    ctx, n_batches: int, batch_size: int, seed: Optional[int] = None, score: str = "score"
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """`n_batches` shuffled training minibatches (more than one epoch if needed), one at a time."""
     data = require_data(ctx, score)
     gen = torch.Generator().manual_seed(seed) if seed is not None else ctx.generator
@@ -64,8 +65,9 @@ def iter_score_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int]
                 return
 
 
-def draw_batches(ctx, n_batches: int, batch_size: int, seed: Optional[int] = None,
-                 score: str = "score") -> list[tuple[torch.Tensor, torch.Tensor]]:
+def draw_batches(
+    ctx, n_batches: int, batch_size: int, seed: Optional[int] = None, score: str = "score"
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The same batches as a list (for scores that pass over them more than once)."""
     return list(iter_score_batches(ctx, n_batches, batch_size, seed, score))
 
@@ -105,8 +107,10 @@ def followers_of(model: nn.Module, ctx, what: str) -> dict:
     from the model's layer graph (prune_cli/models/graph.py)."""
     graph = ctx.layer_graph(model)
     if not graph.traced:
-        raise PruneCliError(f"{what} needs the layers that follow each prunable layer, and torch.fx cannot trace "
-                            f"{type(model).__name__}; use a traceable model or turn the option off.")
+        raise PruneCliError(
+            f"{what} needs the layers that follow each prunable layer, and torch.fx cannot trace "
+            f"{type(model).__name__}; use a traceable model or turn the option off."
+        )
     return {info.module_name: info for info in graph.values()}
 
 
@@ -118,6 +122,9 @@ def require_options(method: DictConfig, options: type) -> None:
     base = {f.name for f in dataclasses.fields(MethodConfig)}
     missing = [f.name for f in dataclasses.fields(options) if f.name not in base and f.name not in method]
     if missing:
-        raise ConfigError("method.score", method.score,
-                          f"a score whose options are in this method config (missing {', '.join(missing)})",
-                          f"Select it with method={method.score} instead of overriding method.score.")
+        raise ConfigError(
+            "method.score",
+            method.score,
+            f"a score whose options are in this method config (missing {', '.join(missing)})",
+            f"Select it with method={method.score} instead of overriding method.score.",
+        )

@@ -35,4 +35,3 @@ def weight_gradients(model, params, ctx, score: str) -> dict[str, torch.Tensor]:
 def gp_scores(model, params, ctx):
     grads = weight_gradients(model, params, ctx, "gp")
     return {n: (params[n].detach() * grads[n]).abs() for n in params}
-

@@ -54,7 +54,7 @@ def balanced_batches(ctx, per_class: int, n_batches: int, seed: Optional[int]):
     per = [order[y[order] == c] for c in range(data.num_classes)]
     batches = []
     for b in range(n_batches):
-        idx = torch.cat([p[b * per_class:(b + 1) * per_class] for p in per])
+        idx = torch.cat([p[b * per_class : (b + 1) * per_class] for p in per])
         if len(idx) == 0:
             raise ConfigError("method.batches", n_batches, "at most as many batches as the data can fill")
         idx = idx.to(data.train_x.device)
@@ -83,4 +83,3 @@ def grasp_scores(model, params, ctx):
     by_name = dict(zip(names, hg))
     scores = {n: by_name[n] * params[n].detach() for n in params}
     return {n: s.abs() for n, s in scores.items()} if m.absolute else scores
-

@@ -58,8 +58,12 @@ class GreedyForwardConfig(MethodConfig):
         if m.gate_sites not in ("block_hidden", "all"):
             raise ConfigError("method.gate_sites", m.gate_sites, "one of all, block_hidden")
         if m.allocation == "global":
-            raise ConfigError("method.allocation", m.allocation, "a per-layer allocation (e.g. layerwise)",
-                              "greedy_forward's row priorities are only comparable within a layer.")
+            raise ConfigError(
+                "method.allocation",
+                m.allocation,
+                "a per-layer allocation (e.g. layerwise)",
+                "greedy_forward's row priorities are only comparable within a layer.",
+            )
         if m.rounds != 1:
             raise ConfigError("method.rounds", m.rounds, "1 for greedy_forward (it selects units once)")
 
@@ -128,8 +132,7 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
                             best, best_loss, best_top1 = c, loss, float((out.argmax(1) == y).float().mean())
                     chosen.append(best)
                     gate.g[best] = 1.0
-                    if best_top1 >= (1 - m.precheck_tol) * init_top1 and \
-                            _top1(model, sub_x, sub_y) >= (1 - m.top1_tol) * init_top1:
+                    if best_top1 >= (1 - m.precheck_tol) * init_top1 and _top1(model, sub_x, sub_y) >= (1 - m.top1_tol) * init_top1:
                         break
                 selected[site] = chosen
     finally:
@@ -150,8 +153,7 @@ def greedy_forward_scores(model, params, ctx):
             continue
         n_units = w.shape[0]
         chosen = selected[site]
-        rest = [u for u in torch.argsort(w.flatten(1).norm(dim=1), descending=True, stable=True).tolist()
-                if u not in set(chosen)]
+        rest = [u for u in torch.argsort(w.flatten(1).norm(dim=1), descending=True, stable=True).tolist() if u not in set(chosen)]
         rank = torch.empty(n_units, device=w.device)
         for r, u in enumerate(chosen + rest):
             rank[u] = n_units - r  # integer priority per row, best row highest
@@ -159,4 +161,3 @@ def greedy_forward_scores(model, params, ctx):
         within = 0.5 * w / top if float(top) > 0 else torch.zeros_like(w)
         scores[name] = rank.view(-1, *([1] * (w.dim() - 1))) + within
     return scores
-

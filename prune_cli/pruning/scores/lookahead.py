@@ -48,8 +48,12 @@ class LookaheadConfig(MethodConfig):
         if m.mode not in ("base", "forward", "backward"):
             raise ConfigError("method.mode", m.mode, "one of backward, base, forward")
         if m.mode != "base" and m.allocation == "global":
-            raise ConfigError("method.allocation", m.allocation, "a per-layer allocation (e.g. layerwise)",
-                              "LAP's forward/backward modes prune layer by layer, so every layer needs its own count.")
+            raise ConfigError(
+                "method.allocation",
+                m.allocation,
+                "a per-layer allocation (e.g. layerwise)",
+                "LAP's forward/backward modes prune layer by layer, so every layer needs its own count.",
+            )
         if m.mode != "base" and m.rounds != 1:
             raise ConfigError("method.rounds", m.rounds, "1 with method.mode=forward|backward")
         for name in ("act_batches", "act_batch_size"):
@@ -59,19 +63,21 @@ class LookaheadConfig(MethodConfig):
 
 def _energy_in(w: torch.Tensor) -> torch.Tensor:
     """Squared norm of the weights into each output unit/channel: [C_out]."""
-    return (w ** 2).flatten(1).sum(1)
+    return (w**2).flatten(1).sum(1)
 
 
 def _energy_out(w: torch.Tensor) -> torch.Tensor:
     """Squared norm of the weights out of each input feature/channel: [F_in]."""
-    return (w ** 2).sum(dim=[d for d in range(w.dim()) if d != 1])
+    return (w**2).sum(dim=[d for d in range(w.dim()) if d != 1])
 
 
 def _spatial(features: int, channels: int, where: str) -> int:
     """S such that features == channels * S (channel-major flatten), or raise."""
     if features % channels or features < channels:
-        raise PruneCliError(f"lookahead: {where} reads {features} features but the neighbouring layer has "
-                            f"{channels} channels; LAP supports F == C or F == C*S (flattened conv output)")
+        raise PruneCliError(
+            f"lookahead: {where} reads {features} features but the neighbouring layer has "
+            f"{channels} channels; LAP supports F == C or F == C*S (flattened conv output)"
+        )
     return features // channels
 
 
@@ -96,6 +102,7 @@ def _firing_scales(model, names, follow, ctx) -> dict[str, torch.Tensor]:
         def hook(mod, inputs, out, _n=name):
             fired = (out > 0).sum(0).double()
             counts[_n] = counts[_n] + fired if _n in counts else fired
+
         hooks.append(relu.register_forward_hook(hook))
     batches = iter_score_batches(ctx, m.act_batches, m.act_batch_size, None, "lookahead")
     try:
@@ -115,7 +122,7 @@ def _firing_scales(model, names, follow, ctx) -> dict[str, torch.Tensor]:
 
 def _layer_score(i: int, ws: list[torch.Tensor], bn: list[Optional[torch.Tensor]], faithful: bool) -> torch.Tensor:
     w = ws[i]
-    score = w ** 2
+    score = w**2
     if i > 0:
         c_prev = ws[i - 1].shape[0]
         s = _spatial(w.shape[1], c_prev, f"layer {i}")
@@ -125,8 +132,10 @@ def _layer_score(i: int, ws: list[torch.Tensor], bn: list[Optional[torch.Tensor]
             idx = torch.arange(w.shape[1], device=w.device)
             bidx = idx // c_prev if faithful else idx // s
             if int(bidx.max()) >= c_prev:
-                raise PruneCliError("lookahead: method.faithful_bn_flatten=true indexes past the BatchNorm "
-                                    f"channels of layer {i - 1} (S > C); use faithful_bn_flatten=false")
+                raise PruneCliError(
+                    "lookahead: method.faithful_bn_flatten=true indexes past the BatchNorm "
+                    f"channels of layer {i - 1} (S > C); use faithful_bn_flatten=false"
+                )
             prev = prev * b2[bidx]
         score = score * prev.view(1, -1, *([1] * (w.dim() - 2)))
     if i < len(ws) - 1:
@@ -190,4 +199,3 @@ def lookahead_scores(model, params, ctx):
             if float(norm) > 0:
                 scores[name] = s / norm
     return scores
-

@@ -40,7 +40,6 @@ def undecayed_scores(model, params, ctx):
     scores = {}
     for n, p in params.items():
         w = p.detach()
-        s = -w * grads[n] + lam * w ** 2
+        s = -w * grads[n] + lam * w**2
         scores[n] = s.abs() if ctx.method.score_abs else s
     return scores
-

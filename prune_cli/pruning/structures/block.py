@@ -15,14 +15,21 @@ from ..structure import StructureContext, group_norm, register_structure
 
 def check_block(cfg: DictConfig) -> None:
     shape = list(cfg.method.block_shape)
-    check(len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape), "method.block_shape",
-          shape, "two positive integers [rows, cols]")
+    check(
+        len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape),
+        "method.block_shape",
+        shape,
+        "two positive integers [rows, cols]",
+    )
 
 
-@register_structure("block", check=check_block,
-                    inexact_hint="Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are "
-                                 "multiples of the block size, a smaller method.block_shape, or raise "
-                                 "method.sparsity_tolerance.")
+@register_structure(
+    "block",
+    check=check_block,
+    inexact_hint="Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are "
+    "multiples of the block size, a smaller method.block_shape, or raise "
+    "method.sparsity_tolerance.",
+)
 def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Whole r x c blocks of the 2-D view [out, in * kernel], ranked by the L1/L2 norm of their
     scores; edge blocks may be smaller. Each layer keeps its top blocks; the number per layer starts

@@ -13,8 +13,12 @@ from ..structure import StructureContext, column_mask, group_norm, register_stru
 
 
 def check_channel(cfg: DictConfig) -> None:
-    check(cfg.method.allocation == "layerwise", "method.allocation", cfg.method.allocation,
-          "layerwise with method.structure=channel (every hidden layer keeps the same fraction of units)")
+    check(
+        cfg.method.allocation == "layerwise",
+        "method.allocation",
+        cfg.method.allocation,
+        "layerwise with method.structure=channel (every hidden layer keeps the same fraction of units)",
+    )
 
 
 def check_channel_model(model, selected: dict, method: DictConfig) -> None:
@@ -22,14 +26,22 @@ def check_channel_model(model, selected: dict, method: DictConfig) -> None:
     layers = trace(model)
     bad = [n for n in selected if not layers[n].is_classifier and layers[n].next is None]
     if bad:
-        raise ConfigError("method.structure", "channel", "layers that each feed exactly one next layer (no "
-                          "residual add or concatenation); exclude these with method.exclude=[...]: "
-                          + ", ".join(bad))
+        raise ConfigError(
+            "method.structure",
+            "channel",
+            "layers that each feed exactly one next layer (no "
+            "residual add or concatenation); exclude these with method.exclude=[...]: " + ", ".join(bad),
+        )
 
 
-@register_structure("channel", layer_local=False, check=check_channel, check_model=check_channel_model,
-                    inexact_hint="Channel pruning removes whole units and their next-layer columns, so only some "
-                                 "sparsities are reachable; pick a nearby sparsity or raise method.sparsity_tolerance.")
+@register_structure(
+    "channel",
+    layer_local=False,
+    check=check_channel,
+    check_model=check_channel_model,
+    inexact_hint="Channel pruning removes whole units and their next-layer columns, so only some "
+    "sparsities are reachable; pick a nearby sparsity or raise method.sparsity_tolerance.",
+)
 def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Remove whole output units of every pruned hidden layer, ranked by the L1/L2 norm of their
     scores (with magnitude scores: the filter norm of Li et al. 2017) over the input columns the
@@ -47,7 +59,8 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
         raise PruneCliError(
             "method.structure=channel needs each pruned hidden layer to feed exactly one next layer (no "
             f"residual add or concatenation); these do not: {', '.join(broken)}. Exclude them "
-            "(method.exclude=[...]) or use another structure.")
+            "(method.exclude=[...]) or use another structure."
+        )
     prev_of = {layers[n].next: n for n in hidden}
 
     def units_kept(q: float) -> dict[str, int]:
@@ -77,7 +90,7 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
         g = group_norm(w.flatten(1), norm)
         key = torch.where(torch.isneginf(g), g, -g) if sctx.invert else g
         keep = torch.zeros(layers[n].units, dtype=torch.bool)
-        keep[torch.sort(key, descending=True, stable=True).indices[:units[n]].cpu()] = True
+        keep[torch.sort(key, descending=True, stable=True).indices[: units[n]].cpu()] = True
         unit_masks[n] = keep
     out = {}
     for n in names:

@@ -16,11 +16,19 @@ def check_nm(cfg: DictConfig) -> None:
     positive_int(cfg, "method.nm_n")
     positive_int(cfg, "method.nm_m")
     check(m.nm_n <= m.nm_m, "method.nm_n", m.nm_n, f"an integer in [1, method.nm_m={m.nm_m}]")
-    check(m.allocation == "layerwise", "method.allocation", m.allocation,
-          "layerwise with method.structure=nm (every layer keeps exactly N/M)")
+    check(
+        m.allocation == "layerwise",
+        "method.allocation",
+        m.allocation,
+        "layerwise with method.structure=nm (every layer keeps exactly N/M)",
+    )
     want = 1 - m.nm_n / m.nm_m
-    check(abs(cfg.sparsity - want) < 1e-9, "sparsity", cfg.sparsity,
-          f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)")
+    check(
+        abs(cfg.sparsity - want) < 1e-9,
+        "sparsity",
+        cfg.sparsity,
+        f"{want} with method.structure=nm and N:M = {m.nm_n}:{m.nm_m} (sparsity = 1 - N/M)",
+    )
 
 
 def check_nm_model(model, selected: dict, method: DictConfig) -> None:
@@ -28,13 +36,15 @@ def check_nm_model(model, selected: dict, method: DictConfig) -> None:
     m = int(method.nm_m)
     bad = [f"{n} ({p.shape[1]} inputs)" for n, p in selected.items() if p.shape[1] % m]
     if bad:
-        raise ConfigError("method.structure", "nm", f"layers whose input count is a multiple of "
-                          f"method.nm_m={m}; exclude these (method.exclude=[...]) or pick another M: "
-                          + ", ".join(bad))
+        raise ConfigError(
+            "method.structure",
+            "nm",
+            f"layers whose input count is a multiple of "
+            f"method.nm_m={m}; exclude these (method.exclude=[...]) or pick another M: " + ", ".join(bad),
+        )
 
 
-@register_structure("nm", check=check_nm, check_model=check_nm_model,
-                    fixes_final_densities=lambda method: True)
+@register_structure("nm", check=check_nm, check_model=check_nm_model, fixes_final_densities=lambda method: True)
 def n_m(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Keep the N highest-scoring weights of every M consecutive ones along the input dimension
     (for a conv, along input channels at each kernel position). The density is exactly N/M."""
@@ -42,9 +52,11 @@ def n_m(scores, counts, selection: str, sctx: StructureContext) -> dict[str, tor
     out = {}
     for name, score in scores.items():
         if score.shape[1] % m:
-            raise PruneCliError(f"method.structure=nm with method.nm_m={m}: layer {name} has {score.shape[1]} "
-                                f"inputs, not a multiple of {m}. Exclude it (method.exclude=[...]) or pick "
-                                "another M.")
+            raise PruneCliError(
+                f"method.structure=nm with method.nm_m={m}: layer {name} has {score.shape[1]} "
+                f"inputs, not a multiple of {m}. Exclude it (method.exclude=[...]) or pick "
+                "another M."
+            )
         moved = score.movedim(1, -1)  # [out, *kernel, in]
         groups = moved.reshape(-1, m)
         key = torch.where(torch.isneginf(groups), groups, -groups) if sctx.invert else groups
