@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from prune_cli.data.splits import DataSplits
 
@@ -50,17 +49,9 @@ def tiny_data() -> DataSplits:
 
 @pytest.fixture
 def method_cfg():
+    from tests.helpers import method_options
+
     def make(**overrides):
-        base = {
-            "name": "test",
-            "score": "magnitude",
-            "allocation": "global",
-            "structure": "unstructured",
-            "exclude": [],
-            "exclude_classifier": False,
-            "exclude_first": False,
-            "allow_collapse": False,
-        }
-        return OmegaConf.create({**base, **overrides})
+        return method_options(**{"allocation": "global", **overrides})
 
     return make

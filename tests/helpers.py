@@ -5,6 +5,7 @@
   results_dir)` is `validated` with the results in `results_dir`.
 - tiny networks whose weights and outputs the tests work out by hand: `TwoLayer`, `Chain`,
   `BNNet`, `TinyConvPool` (conv -> max-pool -> fc), `TinyConvChain` (two convs -> avg-pool -> fc).
+- `method_options(**overrides)`: a method node for calling the pruner directly;
 - `metric_context`: the MetricContext a metric receives, for calling a metric directly.
 - the random-pruning NTK experiment, a research helper in scripts/ntk_random.py (not part of the
   package, docs/architecture.md), which the tests reach from here.
@@ -51,6 +52,14 @@ def validated(*overrides) -> DictConfig:
     cfg = composed(*overrides)
     validate(cfg)
     return cfg
+
+
+def method_options(**overrides) -> DictConfig:
+    """A method node for calling the pruner directly: magnitude, layerwise; every other option takes
+    its schema default when the pruner converts it (prune_cli/pruning/pruner.py as_method_config)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"name": "t", "score": "magnitude", "allocation": "layerwise", **overrides})
 
 
 def compose(overrides: list[str], results_dir: Path) -> DictConfig:

@@ -6,28 +6,18 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
-from tests.helpers import composed
+from tests.helpers import composed, method_options
 
-BASE = {
-    "name": "t",
-    "score": "magnitude",
-    "allocation": "global",
-    "structure": "unstructured",
-    "exclude": [],
-    "exclude_classifier": False,
-    "exclude_first": False,
-    "allow_collapse": False,
-}
+BASE = {"allocation": "global"}  # the rest: tests/helpers.py method_options
 
 
 def ctx(seed=0, **kw):
-    return PruneContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(seed))
+    return PruneContext(method=method_options(**{**BASE, **kw}), generator=torch.Generator().manual_seed(seed))
 
 
 def model():

@@ -17,22 +17,13 @@ from prune_cli.pruning import ALLOCATIONS, PruneContext, prune, select_prunable
 from prune_cli.pruning.allocations.erk import erk_densities
 from prune_cli.models.masks import save_masks
 from tests.conftest import FAST, run_cli
-from tests.helpers import composed
+from tests.helpers import composed, method_options
 
-BASE = {
-    "name": "t",
-    "score": "magnitude",
-    "allocation": "layerwise",
-    "structure": "unstructured",
-    "exclude": [],
-    "exclude_classifier": False,
-    "exclude_first": False,
-    "allow_collapse": False,
-}
+BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 
 
 def method(**kw):
-    return OmegaConf.create({**BASE, **kw})
+    return method_options(**{**BASE, **kw})
 
 
 def ctx_for(model, **kw):
@@ -214,9 +205,8 @@ def test_matched_method_uses_that_methods_config_and_allocation():
     masks = prune(model, 0.5, ctx_for(model, score="random", allocation="matched", match_method="mp_global_normalize"))
     assert kept(masks) == want
     # options that interpolate the run's config (undecayed's lam = ${train.weight_decay}) resolve here
-    root = OmegaConf.create(
-        {"train": {"weight_decay": 5e-4}, "method": {**BASE, "score": "random", "allocation": "matched", "match_method": "undecayed"}}
-    )
+    matched = {"name": "t", "score": "random", "allocation": "matched", "match_method": "undecayed"}
+    root = OmegaConf.create({"train": {"weight_decay": 5e-4}, "method": matched})
     from prune_cli.data.splits import DataSplits
 
     g = torch.Generator().manual_seed(0)

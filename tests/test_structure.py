@@ -19,22 +19,13 @@ from prune_cli.pruning.pruner import LayerCollapse
 from prune_cli.models.graph import trace
 from prune_cli.pruning.structure import disconnected
 from tests.conftest import FAST, run_cli
-from tests.helpers import TinyConvChain, composed
+from tests.helpers import TinyConvChain, composed, method_options
 
-BASE = {
-    "name": "t",
-    "score": "magnitude",
-    "allocation": "layerwise",
-    "structure": "unstructured",
-    "exclude": [],
-    "exclude_classifier": False,
-    "exclude_first": False,
-    "allow_collapse": False,
-}
+BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 
 
 def ctx(**kw):
-    return PruneContext(method=OmegaConf.create({**BASE, **kw}), generator=torch.Generator().manual_seed(0))
+    return PruneContext(method=method_options(**{**BASE, **kw}), generator=torch.Generator().manual_seed(0))
 
 
 # --------------------------------------------------------------------------- N:M
@@ -246,7 +237,7 @@ def test_single_layer_call_for_sequential_scores():
 
     score = torch.tensor([[0.1, 0.9, 0.5, 0.3], [0.2, 0.4, 0.8, 0.7]])
     assert STRUCTURES.get("unstructured")(score, 3, "exact").tolist() == [[False, True, False, False], [False, False, True, True]]
-    method = OmegaConf.create({**BASE, "structure": "nm", "nm_n": 1, "nm_m": 2})
+    method = method_options(**{**BASE, "structure": "nm", "nm_n": 1, "nm_m": 2})
     assert STRUCTURES.get("nm")(score, 4, "exact", method).tolist() == [[False, True, True, False], [False, True, True, False]]
     with pytest.raises(PruneCliError, match="needs the method config"):
         STRUCTURES.get("nm")(score, 4, "exact")

@@ -46,25 +46,6 @@ class RegionBoundMethodConfig(MethodConfig):
         check(m.bound_search in SEARCHES, "method.bound_search", m.bound_search, "one of " + ", ".join(SEARCHES))
 
 
-def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int], list[bool], list[float]]:
-    """Widths n = [n0, n1, ...] of the fully connected part, weight counts, which are pruned, densities."""
-    layers = [(name, m) for name, m in model.prunable_layers()]
-    bad = [f"{name}.weight" for name, m in layers if f"{name}.weight" in names and not isinstance(m, nn.Linear)]
-    if bad:
-        raise ConfigError(
-            "method.allocation",
-            "region_bound",
-            "a method that prunes only Linear layers with it",
-            f"The bound covers the fully connected part; exclude {', '.join(bad)} with method.exclude=[...].",
-        )
-    linear = [(name, m) for name, m in layers if isinstance(m, nn.Linear)]
-    n = [linear[0][1].in_features] + [m.out_features for _, m in linear]
-    dims = [m.weight.numel() for _, m in linear]
-    pruned = [f"{name}.weight" in names for name, _ in linear]
-    dens = [float(torch.count_nonzero(m.weight)) / m.weight.numel() for _, m in linear]
-    return n, dims, pruned, dens
-
-
 def check_linear_only(model, selected: dict, method: DictConfig) -> None:
     """The bound covers fully connected layers: every pruned layer must be a Linear."""
     bad = [n for n, p in selected.items() if p.dim() != 2]
@@ -75,6 +56,18 @@ def check_linear_only(model, selected: dict, method: DictConfig) -> None:
             "a method that prunes only Linear layers with it",
             f"The bound covers the fully connected part; exclude {', '.join(bad)} with method.exclude=[...].",
         )
+
+
+def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int], list[bool], list[float]]:
+    """Widths n = [n0, n1, ...] of the fully connected part, weight counts, which are pruned, densities."""
+    layers = [(name, m) for name, m in model.prunable_layers()]
+    check_linear_only(model, {f"{n}.weight": m.weight for n, m in layers if f"{n}.weight" in names}, None)
+    linear = [(name, m) for name, m in layers if isinstance(m, nn.Linear)]
+    n = [linear[0][1].in_features] + [m.out_features for _, m in linear]
+    dims = [m.weight.numel() for _, m in linear]
+    pruned = [f"{name}.weight" in names for name, _ in linear]
+    dens = [float(torch.count_nonzero(m.weight)) / m.weight.numel() for _, m in linear]
+    return n, dims, pruned, dens
 
 
 @register_allocation("region_bound", check_model=check_linear_only)
