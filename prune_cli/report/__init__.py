@@ -27,7 +27,7 @@ import pandas as pd
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
 from .load import condition_keys, load_results
-from .summary import accuracy_markdown, markdown_table, recall_distortion_rows, standards_check, summarise
+from .summary import accuracy_markdown, experiments_markdown, markdown_table, recall_distortion_rows, standards_check, summarise
 
 __all__ = ["build_report", "main"]
 
@@ -75,6 +75,23 @@ def build_report(
         f"{confidence:.0%} Student-t intervals.",
         "",
     ]
+    if len(folder.runs):
+        source = (
+            ""
+            if folder.key_source == "config"
+            else (
+                " Only the shared CSVs are here (no run directories): experiments are told apart by their"
+                " context columns, not by options such as epochs or widths."
+            )
+        )
+        md += [
+            "## Experiments",
+            "",
+            "Runs with the same experiment key differ only by seed; shown: the config keys that vary in this folder." + source,
+            "",
+            experiments_markdown(folder),
+            "",
+        ]
     if len(summary):
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
     if len(intens):
