@@ -211,3 +211,31 @@ def experiments_markdown(folder: ResultsFolder) -> str:
     keep = ["experiment", *[k for k in folder.varying if k not in SHOWN_AS_CONTEXT], "n_runs", "seeds"]
     exp = exp[keep].groupby("experiment", as_index=False).first() if len(exp) else exp
     return markdown_table(exp[keep].fillna("(absent)"))
+
+
+def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
+    """The verdicts as a list, then the numbers behind them (differences in accuracy points)."""
+    lines = [f"- {v}" for v in comparisons["verdict"]]
+    scale = 100.0 if (comparisons["metric"] == "accuracy").all() else 1.0
+    table = pd.DataFrame(
+        {
+            "dataset/model": comparisons["dataset"] + "/" + comparisons["model"],
+            "comparison": comparisons["comparison"],
+            "sparsity": comparisons["target_sparsity"].map(lambda s: f"{s:g}"),
+            "A - B": comparisons["method"] + " - " + comparisons["baseline"],
+            "n": comparisons["n"],
+            "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}"),
+            f"t {confidence:.0%}": [
+                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
+            ],
+            f"bootstrap {confidence:.0%}": [
+                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
+            ],
+            "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
+            "p (t)": comparisons["p_t"].map(lambda v: _fmt(v, 2)),
+            "p (Wilcoxon)": comparisons["p_wilcoxon"].map(lambda v: _fmt(v, 2)),
+            "p (Holm)": comparisons["p_holm"].map(lambda v: _fmt(v, 2)),
+        }
+    )
+    unit = "accuracy points (x100)" if scale == 100 else "metric units"
+    return "\n".join(lines) + f"\n\nDifferences A - B in {unit}, paired by seed:\n\n" + markdown_table(table)
