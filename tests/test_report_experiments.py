@@ -39,6 +39,8 @@ def write_run(root: Path, seed, method, sparsity, epochs, acc, dense_acc=0.9, ex
     """One completed run directory: config.yaml, metrics.csv (accuracy per phase) and COMPLETE."""
     run_id = f"{cfg.get('name', 'run')}-{method}-s{sparsity:g}-seed{seed}-e{epochs}-{cfg.get('results_dir', '/r')[-2:].strip('/')}"
     d = root / "runs" / run_id
+    if d.exists():  # the same run written twice by a test building several comparisons: keep the first
+        return run_id
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump(_config(seed, method, sparsity, epochs, **cfg)))
     ctx = dict(
