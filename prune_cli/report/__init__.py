@@ -11,7 +11,9 @@ writes into RESULTS_DIR/report/ (or --out):
   comparisons.csv         paired comparisons of each method with the baseline per (comparison key,
                           sparsity): mean difference, t and bootstrap intervals, t / Wilcoxon tests,
                           Cohen's d_z, Holm-adjusted p, verdict (compare.py, docs/report.md)
-  summary.md              experiments, verdicts, accuracy / compression tables, intensification table, the standards check
+  report_card.csv         which evaluation recommendations of Blalock et al. (MLSys 2020) the folder
+                          meets, and what is missing (card.py)
+  summary.md              experiments, report card, verdicts, accuracy / compression tables, intensification table, the standards check
   intensification.csv     recall-distortion statistics over seeds (analysis/recall_distortion.py)
   per_class_summary.csv   per-class recall changes over seeds, with intervals
   standards.txt           the evaluation-standards check (also printed)
@@ -29,6 +31,7 @@ import pandas as pd
 
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
+from .card import report_card
 from .compare import compare_methods
 from .load import condition_keys, load_results
 from .summary import (
@@ -86,6 +89,10 @@ def build_report(
                 {"intensification.csv": out / "intensification.csv", "per_class_summary.csv": out / "per_class_summary.csv"}
             )
 
+    card = report_card(metrics, folder.runs)
+    atomic_write_csv(card, out / "report_card.csv")
+    written["report_card.csv"] = out / "report_card.csv"
+
     standards = standards_check(folder, summary)
     (out / "standards.txt").write_text("\n".join(standards) + "\n")
     written["standards.txt"] = out / "standards.txt"
@@ -115,6 +122,13 @@ def build_report(
             experiments_markdown(folder),
             "",
         ]
+    met = int(card["met"].sum())
+    md += [
+        f"## Report card (Blalock et al., MLSys 2020): {met} of {len(card)} recommendations met",
+        "",
+        markdown_table(card.assign(met=card["met"].map({True: "yes", False: "no"}))),
+        "",
+    ]
     if len(comparisons):
         md += ["## Paired comparisons", "", comparisons_markdown(comparisons, confidence), ""]
     if len(summary):
@@ -173,4 +187,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except ValueError as e:
         parser.error(str(e))
     print((written["standards.txt"]).read_text(), end="")
+    card = pd.read_csv(written["report_card.csv"], keep_default_na=False)
+    print(f"Report card (Blalock et al., MLSys 2020): {int(card['met'].sum())} of {len(card)} recommendations met")
+    for r in card.itertuples():
+        print(f"  [{'x' if r.met else ' '}] {r.recommendation}" + (f": missing {r.missing}" if r.missing else ""))
     print("written: " + ", ".join(str(p) for p in written.values()))
