@@ -63,6 +63,11 @@ def write_run(root: Path, seed, method, sparsity, epochs, acc, dense_acc=0.9, ex
         rows.append({**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": dense_acc, "dense_value": dense_acc})
     rows += [{**ctx, "phase": "finetuned", "split": "test", "metric": m, "value": v, "dense_value": None} for m, v in extra_rows]
     pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
+    per_class = [
+        {**ctx, "phase": "finetuned", "split": "test", "class": c, "support": 10, "recall": acc, "dense_recall": dense_acc}
+        for c in (0, 1)
+    ]
+    pd.DataFrame(per_class).to_csv(d / "per_class.csv", index=False)
     (d / "COMPLETE").write_text(run_id + "\n")
     return run_id
 
@@ -143,3 +148,16 @@ def test_summary_shows_the_varying_keys(mixed):
     md = build_report(mixed, plots=False)["summary.md"].read_text()
     exp = md.split("## Experiments")[1].split("##")[0]
     assert "train.epochs" in exp and "results_dir" not in exp and exp.count("| 0 1 2 |") == 4
+
+
+def test_readme_reading_results_snippet_as_written(mixed, tmp_path):
+    """The README's pandas snippet, copied from the README, runs on a results folder named `results`."""
+    readme = (REPO / "README.md").read_text()
+    snippet = readme.split("Reading results:")[1].split("```python\n")[1].split("```")[0]
+    assert "load(" in snippet and "read_csv" not in snippet
+    work = tmp_path / "work"
+    work.mkdir()
+    mixed.rename(work / "results")
+    proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "train.epochs" in proc.stdout and "0.81" in proc.stdout
