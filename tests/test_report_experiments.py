@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -161,3 +162,31 @@ def test_readme_reading_results_snippet_as_written(mixed, tmp_path):
     proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert "train.epochs" in proc.stdout and "0.81" in proc.stdout
+
+
+def test_vectorised_summary_matches_t_interval_per_group():
+    """summarise computes all groups at once; each row must equal core.stats.t_interval of its seeds."""
+    from prune_cli.core.stats import t_interval
+    from prune_cli.report.summary import summarise
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, n_seeds in (("magnitude", 4), ("random", 1), ("snip", 3)):
+        for seed in range(n_seeds):
+            run = f"{method}-{seed}"
+            ctx = dict(run_id=run, seed=seed, dataset="toy", model="mlp", method=method, target_sparsity=0.9, split="test")
+            acc = float(rng.uniform(0.3, 0.9))
+            rows += [
+                {**ctx, "phase": "finetuned", "metric": "accuracy", "value": acc, "dense_value": 0.95},
+                {**ctx, "phase": "finetuned", "metric": "odd", "value": np.inf if seed == 0 else acc, "dense_value": np.nan},
+            ]
+    metrics = pd.DataFrame(rows)
+    s = summarise(metrics, 0.9).set_index(["method", "metric"])
+    for (method, metric), part in metrics.groupby(["method", "metric"]):
+        expected = t_interval(part["value"], 0.9)
+        got = s.loc[(method, metric)]
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, nan_ok=True), (method, metric, key)
+        delta = t_interval(part["value"] - part["dense_value"], 0.9)
+        assert got["delta_mean"] == pytest.approx(delta["mean"], nan_ok=True)
+        assert got["delta_ci_high"] == pytest.approx(delta["ci_high"], nan_ok=True)

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from ..results import load
 
@@ -43,14 +42,14 @@ def load_results(root: Path) -> ResultsFolder:
     run_dirs = sorted(d for d in (root / "runs").glob("*") if d.is_dir() and not d.name.startswith("."))
     for d in run_dirs:
         if (d / "COMPLETE").exists():
-            if (d / "config.yaml").exists():
-                folder.configs[d.name] = OmegaConf.to_container(OmegaConf.load(d / "config.yaml"))
-        elif (d / "failed.json").exists():
+            continue
+        if (d / "failed.json").exists():
             folder.failed.append({"run": d.name, **json.loads((d / "failed.json").read_text())})
         else:
             folder.unfinished.append(d.name)
     results = load(root)
     folder.tables, folder.runs, folder.varying, folder.key_source = results.tables, results.runs, results.varying, results.key_source
+    folder.configs = results.configs
     return folder
 
 

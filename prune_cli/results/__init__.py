@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
-from omegaconf import OmegaConf
+import yaml
 
 from ..core.identity import HASH_EXCLUDED
 from ..core.tables import TABLES, shared_name
@@ -101,6 +101,7 @@ class Results:
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per completed run
     varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
     key_source: str = "config"  # "config" (config.yaml of each run) or "columns" (shared CSVs only)
+    configs: dict[str, dict] = field(default_factory=dict)  # run_id -> saved config (run directories only)
 
     def table(self, name: str) -> pd.DataFrame:
         """A per-run table by file name ("metrics.csv", "per_class.csv", ...); empty if absent."""
@@ -152,6 +153,14 @@ def _keys_from_columns(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, l
     return ctx[["experiment", "comparison"]], []
 
 
+def _read_config(path: Path) -> dict:
+    """A run's saved config.yaml (written resolved by prune-run, so plain YAML). libyaml's C loader when
+    available: OmegaConf.load took most of prune-report's time on a 100-run folder
+    (scripts/bench_report.py)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(path.read_text(), Loader=loader) or {}
+
+
 def load(results_dir: str | Path) -> Results:
     """Read `results_dir` (the `results_dir` of prune-run) into tidy frames with experiment keys.
 
@@ -164,7 +173,8 @@ def load(results_dir: str | Path) -> Results:
     complete = _run_dirs(root)
     if complete:
         res.tables = _read_run_tables(complete)
-        configs = {d.name: OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) for d in complete if (d / "config.yaml").exists()}
+        configs = {d.name: _read_config(d / "config.yaml") for d in complete if (d / "config.yaml").exists()}
+        res.configs = configs
         keys, res.varying = experiment_keys(configs)
         seeds = {run: cfg.get("seed") for run, cfg in configs.items()}
     else:
