@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 
-from ..results import load
+from ..results import Results, load
 
 # One condition = one point of a figure; the runs inside it differ only by seed.
 CONDITION = ["name", "dataset", "model", "method", "score", "allocation", "structure", "schedule", "target_sparsity"]
@@ -22,7 +22,7 @@ class ResultsFolder:
     """The tables of a results folder, concatenated over completed runs, plus run bookkeeping."""
 
     root: Path
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    results: Optional[Results] = None  # the tables, read when first asked for (prune_cli.results)
     configs: dict[str, dict] = field(default_factory=dict)  # run_id -> resolved config
     failed: list[dict] = field(default_factory=list)  # failed.json records of runs without COMPLETE
     unfinished: list[str] = field(default_factory=list)  # run dirs with neither COMPLETE nor failed.json
@@ -31,7 +31,7 @@ class ResultsFolder:
     key_source: str = "config"  # see prune_cli.results.load
 
     def table(self, name: str) -> pd.DataFrame:
-        return self.tables.get(name, pd.DataFrame())
+        return self.results.table(name) if self.results is not None else pd.DataFrame()
 
 
 def load_results(root: Path) -> ResultsFolder:
@@ -48,7 +48,7 @@ def load_results(root: Path) -> ResultsFolder:
         else:
             folder.unfinished.append(d.name)
     results = load(root)
-    folder.tables, folder.runs, folder.varying, folder.key_source = results.tables, results.runs, results.varying, results.key_source
+    folder.results, folder.runs, folder.varying, folder.key_source = results, results.runs, results.varying, results.key_source
     folder.configs = results.configs
     return folder
 

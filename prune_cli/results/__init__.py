@@ -94,18 +94,42 @@ def experiment_keys(configs: Mapping[str, Mapping]) -> tuple[pd.DataFrame, list[
 @dataclass
 class Results:
     """Tidy tables of a results folder. Every table with a `run_id` column carries `experiment`,
-    `comparison` and the varying config keys (dotted column names, e.g. `train.epochs`)."""
+    `comparison` and the varying config keys (dotted column names, e.g. `train.epochs`). Tables are
+    read when first asked for: a report needs a few of the ten or so per-run tables, and reading
+    CSVs is most of its cost (scripts/bench_report.py)."""
 
     root: Path
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per completed run
     varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
     key_source: str = "config"  # "config" (config.yaml of each run) or "columns" (shared CSVs only)
     configs: dict[str, dict] = field(default_factory=dict)  # run_id -> saved config (run directories only)
+    sources: dict[str, list[Path]] = field(default_factory=dict)  # table name -> per-run files
+    cache: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables read so far, with keys
+
+    @property
+    def names(self) -> list[str]:
+        """The table names present in the folder ("metrics.csv", "per_class.csv", ...)."""
+        return sorted(set(self.sources) | set(self.cache))
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table (reads those not read yet)."""
+        return {name: self.table(name) for name in self.names}
 
     def table(self, name: str) -> pd.DataFrame:
         """A per-run table by file name ("metrics.csv", "per_class.csv", ...); empty if absent."""
-        return self.tables.get(name, pd.DataFrame())
+        if name not in self.cache:
+            parts = [pd.read_csv(p) for p in self.sources.get(name, []) if p.stat().st_size]
+            parts = [p for p in parts if len(p)]
+            self.cache[name] = self._with_keys(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
+        return self.cache[name]
+
+    def _with_keys(self, df: pd.DataFrame) -> pd.DataFrame:
+        if "run_id" not in df.columns or not len(self.runs):
+            return df
+        shown = self.runs.drop(columns="seed").set_index("run_id")
+        extra = shown[[c for c in shown.columns if c not in df.columns]]
+        return df.merge(extra, left_on="run_id", right_index=True, how="left")
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -128,17 +152,6 @@ class Results:
 
 def _run_dirs(root: Path) -> list[Path]:
     return sorted(d for d in (root / "runs").glob("*") if d.is_dir() and not d.name.startswith(".") and (d / "COMPLETE").exists())
-
-
-def _read_run_tables(complete: list[Path]) -> dict[str, pd.DataFrame]:
-    tables: dict[str, pd.DataFrame] = {}
-    names = sorted({f.name for d in complete for f in d.glob("*.csv") if f.name != "history.csv"})
-    for name in names:
-        parts = [pd.read_csv(d / name) for d in complete if (d / name).exists() and (d / name).stat().st_size]
-        parts = [p for p in parts if len(p)]
-        if parts:
-            tables[name] = pd.concat(parts, ignore_index=True)
-    return tables
 
 
 def _keys_from_columns(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[str]]:
@@ -172,26 +185,28 @@ def load(results_dir: str | Path) -> Results:
     res = Results(root)
     complete = _run_dirs(root)
     if complete:
-        res.tables = _read_run_tables(complete)
+        for d in complete:
+            for f in d.glob("*.csv"):
+                if f.name != "history.csv":
+                    res.sources.setdefault(f.name, []).append(f)
         configs = {d.name: _read_config(d / "config.yaml") for d in complete if (d / "config.yaml").exists()}
         res.configs = configs
         keys, res.varying = experiment_keys(configs)
         seeds = {run: cfg.get("seed") for run, cfg in configs.items()}
+        tables: dict[str, pd.DataFrame] = {}
     else:
+        tables = {}
         for run_table in set(TABLES) | {p.name for p in root.glob("*.csv")}:
             path = root / shared_name(run_table)
             if path.exists() and path.stat().st_size:
-                res.tables[run_table] = pd.read_csv(path)
-        keys, res.varying = _keys_from_columns(res.tables)
+                tables[run_table] = pd.read_csv(path)
+        keys, res.varying = _keys_from_columns(tables)
         res.key_source = "columns"
         seeds = {}
-        for t in res.tables.values():
+        for t in tables.values():
             if {"run_id", "seed"} <= set(t.columns):
                 seeds.update(t.drop_duplicates("run_id").set_index("run_id")["seed"].to_dict())
     shown = keys[["experiment", "comparison", *res.varying]]
     res.runs = shown.assign(seed=[seeds.get(r) for r in shown.index]).rename_axis("run_id").reset_index()
-    for name, df in res.tables.items():
-        if "run_id" in df.columns:
-            extra = shown[[c for c in shown.columns if c not in df.columns]]
-            res.tables[name] = df.merge(extra, left_on="run_id", right_index=True, how="left")
+    res.cache = {name: res._with_keys(df) for name, df in tables.items()}
     return res
