@@ -8,7 +8,12 @@ writes into RESULTS_DIR/report/ (or --out):
 
   summary.csv             one row per (condition, phase, split, metric): n_seeds, mean, std, ci_low,
                           ci_high, ci_half, dense_mean, delta_mean (value - dense, per seed), delta_ci_*
-  summary.md              accuracy / compression tables, intensification table, the standards check
+  comparisons.csv         paired comparisons of each method with the baseline per (comparison key,
+                          sparsity): mean difference, t and bootstrap intervals, t / Wilcoxon tests,
+                          Cohen's d_z, Holm-adjusted p, verdict (compare.py, docs/report.md)
+  report_card.csv         which evaluation recommendations of Blalock et al. (MLSys 2020) the folder
+                          meets, and what is missing (card.py)
+  summary.md              experiments, report card, verdicts, accuracy / compression tables, intensification table, the standards check
   intensification.csv     recall-distortion statistics over seeds (analysis/recall_distortion.py)
   per_class_summary.csv   per-class recall changes over seeds, with intervals
   standards.txt           the evaluation-standards check (also printed)
@@ -26,24 +31,45 @@ import pandas as pd
 
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
+from .card import report_card
+from .compare import compare_methods
 from .load import condition_keys, load_results
-from .summary import accuracy_markdown, markdown_table, recall_distortion_rows, standards_check, summarise
+from .summary import (
+    accuracy_markdown,
+    comparisons_markdown,
+    experiments_markdown,
+    markdown_table,
+    recall_distortion_rows,
+    standards_check,
+    summarise,
+)
 
 __all__ = ["build_report", "main"]
 
 
 def build_report(
-    root: Path, out: Optional[Path] = None, confidence: float = 0.95, split: str = "test", plots: bool = True
+    root: Path,
+    out: Optional[Path] = None,
+    confidence: float = 0.95,
+    split: str = "test",
+    plots: bool = True,
+    baseline: Optional[str] = None,
 ) -> dict[str, Path]:
-    """Write every table and plot for the results folder `root`; returns {artifact name: path}."""
+    """Write every table and plot for the results folder `root`; returns {artifact name: path}.
+    `baseline`: the method every other is compared with (default magnitude when present); a
+    method not in the folder raises ValueError before anything is written."""
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
     out = Path(out) if out is not None else root / "report"
-    out.mkdir(parents=True, exist_ok=True)
     folder = load_results(root)
-    written: dict[str, Path] = {}
     metrics = folder.table("metrics.csv")
+    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    if len(comparisons):
+        atomic_write_csv(comparisons, out / "comparisons.csv")
+        written["comparisons.csv"] = out / "comparisons.csv"
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
     if len(summary):
         atomic_write_csv(summary, out / "summary.csv")
@@ -63,6 +89,10 @@ def build_report(
                 {"intensification.csv": out / "intensification.csv", "per_class_summary.csv": out / "per_class_summary.csv"}
             )
 
+    card = report_card(metrics, folder.runs)
+    atomic_write_csv(card, out / "report_card.csv")
+    written["report_card.csv"] = out / "report_card.csv"
+
     standards = standards_check(folder, summary)
     (out / "standards.txt").write_text("\n".join(standards) + "\n")
     written["standards.txt"] = out / "standards.txt"
@@ -75,6 +105,32 @@ def build_report(
         f"{confidence:.0%} Student-t intervals.",
         "",
     ]
+    if len(folder.runs):
+        source = (
+            ""
+            if folder.key_source == "config"
+            else (
+                " Only the shared CSVs are here (no run directories): experiments are told apart by their"
+                " context columns, not by options such as epochs or widths."
+            )
+        )
+        md += [
+            "## Experiments",
+            "",
+            "Runs with the same experiment key differ only by seed; shown: the config keys that vary in this folder." + source,
+            "",
+            experiments_markdown(folder),
+            "",
+        ]
+    met = int(card["met"].sum())
+    md += [
+        f"## Report card (Blalock et al., MLSys 2020): {met} of {len(card)} recommendations met",
+        "",
+        markdown_table(card.assign(met=card["met"].map({True: "yes", False: "no"}))),
+        "",
+    ]
+    if len(comparisons):
+        md += ["## Paired comparisons", "", comparisons_markdown(comparisons, confidence), ""]
     if len(summary):
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
     if len(intens):
@@ -114,11 +170,25 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
     parser.add_argument("--split", default="test", choices=["test", "val"], help="split of the tables and plots")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="method every other method is compared with, seed by seed (default: magnitude when present, else all pairs)",
+    )
     args = parser.parse_args(argv)
     if not args.results_dir.is_dir():
         parser.error(f"results folder {args.results_dir} does not exist")
     if not 0 < args.confidence < 1:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
-    written = build_report(args.results_dir, args.out, args.confidence, args.split, plots=not args.no_plots)
+    try:
+        written = build_report(
+            args.results_dir, args.out, args.confidence, args.split, plots=not args.no_plots, baseline=args.baseline
+        )
+    except ValueError as e:
+        parser.error(str(e))
     print((written["standards.txt"]).read_text(), end="")
+    card = pd.read_csv(written["report_card.csv"], keep_default_na=False)
+    print(f"Report card (Blalock et al., MLSys 2020): {int(card['met'].sum())} of {len(card)} recommendations met")
+    for r in card.itertuples():
+        print(f"  [{'x' if r.met else ' '}] {r.recommendation}" + (f": missing {r.missing}" if r.missing else ""))
     print("written: " + ", ".join(str(p) for p in written.values()))

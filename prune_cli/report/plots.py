@@ -41,9 +41,24 @@ def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "
     return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique() > 1)]
 
 
+def _legend(ax, fontsize: int) -> None:
+    """The legend to the right of its axes, outside them, so that it never covers data; the
+    constrained layout of `_save` makes room for it between panels (issue 15)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    """Constrained layout (room for the outside legends; tight_layout warned and cut them off) and a
+    tight bounding box, so nothing is clipped at the figure's edge."""
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    if legends:  # widen the figure by the legends' width, so the panels keep their size
+        extra = sum(leg.get_window_extent(renderer).width for leg in legends) / fig.dpi + 0.2 * len(legends)
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width + extra, height)
+    fig.set_layout_engine("constrained")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -82,7 +97,7 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
         ax.set_xlabel("compression of prunable weights, 1/(1 - sparsity)")
         ax.set_ylabel(f"{split} accuracy (mean ± CI over seeds)")
         ax.set_title(f"{dataset} / {model}")
-        ax.legend(fontsize=8)
+        _legend(ax, 8)
     return _save(fig, out / "accuracy_vs_compression.png")
 
 
@@ -124,7 +139,7 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("dense recall of the class (mean over seeds)")
         ax.set_title(method)
-        ax.legend(fontsize=8)
+        _legend(ax, 8)
     axes[0][0].set_ylabel("recall change vs dense (mean ± CI)")
     return _save(fig, out / "recall_change_vs_dense.png")
 
@@ -173,7 +188,7 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
             ax.errorbar(x, y, yerr=err, ls=style, marker="o", capsize=3, label=f"{label}: {name}")
     ax.set_xlabel("target sparsity")
     ax.set_ylabel("ln(number of regions)")
-    ax.legend(fontsize=7)
+    _legend(ax, 7)
     return _save(fig, out / "regions_vs_sparsity.png")
 
 
@@ -205,7 +220,7 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("Hessian eigenvalue")
         ax.set_title(f"{phase} (seed {seed})" if seed is not None else phase)
-        ax.legend(fontsize=7)
+        _legend(ax, 7)
     axes[0][0].set_ylabel("spectral density (SLQ)")
     return _save(fig, out / "hessian_density.png")
 
@@ -242,7 +257,7 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
         ax.set_xlabel("width (model.widths[0])")
         ax.set_ylabel("mean ± CI over seeds")
         ax.set_title(name)
-        ax.legend(fontsize=7)
+        _legend(ax, 7)
     return _save(fig, out / "ntk_vs_width.png")
 
 

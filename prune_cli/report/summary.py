@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from ..core.stats import t_interval
 from .load import ResultsFolder, condition_keys
 
 # The ShrinkBench operating points (R4): sparsities for 2, 4, 8, 16, 32x compression of the prunable weights.
@@ -28,24 +28,36 @@ def with_dense_baseline(metrics: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns="_dense")
 
 
+def _t_columns(grouped, confidence: float) -> pd.DataFrame:
+    """n_seeds, mean, std (n - 1) and the Student-t interval of each group's finite values: the
+    formula of prune_cli.core.stats.t_interval, computed for all groups at once."""
+    n = grouped.count()
+    mean = grouped.mean()
+    std = grouped.std(ddof=1).where(n > 1)
+    df = (n - 1).where(n > 1)
+    half = pd.Series(stats.t.ppf((1 + confidence) / 2, df), index=n.index) * std / np.sqrt(n.where(n > 0))
+    return pd.DataFrame({"n_seeds": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "ci_half": half})
+
+
 def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (condition, phase, split, metric): statistics over seeds of the value, of the dense
-    baseline and of the per-seed change value - dense_value. Runs repeating a seed are averaged first."""
+    baseline and of the per-seed change value - dense_value. Runs repeating a seed are averaged first.
+    Vectorised over groups (one Python-level loop per group cost most of prune-report's time on a
+    100-run folder; scripts/bench_report.py)."""
     df = with_dense_baseline(metrics)
     df["delta"] = df["value"] - df["dense_value"]
     keys = condition_keys(df) + ["phase", "split", "metric"]
-    per_seed = df.groupby(keys + ["seed"], dropna=False, sort=True)[["value", "dense_value", "delta"]].mean()
-    out = []
-    for group, part in per_seed.reset_index().groupby(keys, dropna=False, sort=True):
-        row = dict(zip(keys, group))
-        row.update(t_interval(part["value"], confidence))
-        row["seeds"] = " ".join(str(s) for s in sorted(part["seed"].unique()))
-        row["dense_mean"] = float(part["dense_value"].mean())
-        delta = t_interval(part["delta"], confidence)
-        row.update(delta_mean=delta["mean"], delta_std=delta["std"], delta_ci_low=delta["ci_low"], delta_ci_high=delta["ci_high"])
-        row["confidence"] = confidence
-        out.append(row)
-    return pd.DataFrame(out)
+    per_seed = df.groupby(keys + ["seed"], dropna=False, sort=True)[["value", "dense_value", "delta"]].mean().reset_index()
+    per_seed[["value", "delta"]] = per_seed[["value", "delta"]].replace([np.inf, -np.inf], np.nan)
+    groups = per_seed.groupby(keys, dropna=False, sort=True)
+    out = _t_columns(groups["value"], confidence)
+    out["seeds"] = groups["seed"].agg(lambda s: " ".join(str(x) for x in sorted(s.unique())))
+    out["dense_mean"] = groups["dense_value"].mean()
+    delta = _t_columns(groups["delta"], confidence)
+    for col in ("mean", "std", "ci_low", "ci_high"):
+        out[f"delta_{col}"] = delta[col]
+    out["confidence"] = confidence
+    return out.reset_index()
 
 
 def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
@@ -113,14 +125,15 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
             absent = [f"{b}/{a}" for b in BASELINE_SCORES if b in present for a in ("global", "layerwise") if (b, a) not in variants]
             if absent:
                 lines.append(f"    [R5] baseline allocations not run at sparsity {level:g}: " + ", ".join(absent))
-        dense_missing = sorted(set(here["run_id"]) - set(here[here["phase"] == "dense"]["run_id"]))
-        no_dense_value = here[
-            (here["phase"] != "dense")
-            & here.get("dense_value", pd.Series(np.nan, index=here.index)).isna()
-            & (here["split"] != "model")
-        ]
-        if dense_missing or len(no_dense_value):
-            lines.append(f"    [R1] missing dense baseline for {len(set(dense_missing) | set(no_dense_value['run_id']))} run(s)")
+        # R1 asks for the dense baseline of each run: a dense phase, or the dense accuracy carried on its
+        # rows. Metrics that are themselves relative to the dense model (intensification, CKA to dense)
+        # have no dense value of their own and must not count as a missing baseline.
+        accuracy = here[(here["metric"] == "accuracy") & (here["phase"] != "dense")]
+        dense_value = accuracy.get("dense_value", pd.Series(np.nan, index=accuracy.index))
+        with_dense = set(here[here["phase"] == "dense"]["run_id"]) | set(accuracy[dense_value.notna()]["run_id"])
+        dense_missing = set(here["run_id"]) - with_dense
+        if dense_missing:
+            lines.append(f"    [R1] missing dense baseline for {len(dense_missing)} run(s)")
     if not any(str(d).lower().startswith(("imagenet", "image_folder", "imagefolder")) for d, _ in pairs):
         lines.append("  [R8] no large-scale pair (an ImageNet-like dataset)")
     if not len(pruned):
@@ -168,6 +181,7 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
     out = pd.DataFrame(
         {
             "dataset/model": table["dataset"] + "/" + table["model"],
+            **({"experiment": table["experiment"]} if "experiment" in table.columns else {}),
             "method": table["method"],
             "schedule": table["schedule"],
             "sparsity": table["target_sparsity"].map(lambda s: f"{s:g}"),
@@ -185,3 +199,55 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
         }
     )
     return markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))
+
+
+# Varying keys that the tables already show as context columns (method, dataset/model, schedule, sparsity).
+SHOWN_AS_CONTEXT = (
+    "method.name",
+    "method.score",
+    "method.allocation",
+    "method.structure",
+    "dataset.name",
+    "model.name",
+    "schedule.name",
+    "sparsity",
+)
+
+
+def experiments_markdown(folder: ResultsFolder) -> str:
+    """One row per experiment key: the config keys that vary in the folder and are not already a
+    context column, the number of runs and the seeds (prune_cli/results)."""
+    from ..results import Results
+
+    exp = Results(folder.root, runs=folder.runs, varying=folder.varying).experiments
+    keep = ["experiment", *[k for k in folder.varying if k not in SHOWN_AS_CONTEXT], "n_runs", "seeds"]
+    exp = exp[keep].groupby("experiment", as_index=False).first() if len(exp) else exp
+    return markdown_table(exp[keep].fillna("(absent)"))
+
+
+def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
+    """The verdicts as a list, then the numbers behind them (differences in accuracy points)."""
+    lines = [f"- {v}" for v in comparisons["verdict"]]
+    scale = 100.0 if (comparisons["metric"] == "accuracy").all() else 1.0
+    table = pd.DataFrame(
+        {
+            "dataset/model": comparisons["dataset"] + "/" + comparisons["model"],
+            "comparison": comparisons["comparison"],
+            "sparsity": comparisons["target_sparsity"].map(lambda s: f"{s:g}"),
+            "A - B": comparisons["method"] + " - " + comparisons["baseline"],
+            "n": comparisons["n"],
+            "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}"),
+            f"t {confidence:.0%}": [
+                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
+            ],
+            f"bootstrap {confidence:.0%}": [
+                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
+            ],
+            "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
+            "p (t)": comparisons["p_t"].map(lambda v: _fmt(v, 2)),
+            "p (Wilcoxon)": comparisons["p_wilcoxon"].map(lambda v: _fmt(v, 2)),
+            "p (Holm)": comparisons["p_holm"].map(lambda v: _fmt(v, 2)),
+        }
+    )
+    unit = "accuracy points (x100)" if scale == 100 else "metric units"
+    return "\n".join(lines) + f"\n\nDifferences A - B in {unit}, paired by seed:\n\n" + markdown_table(table)

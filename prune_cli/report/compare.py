@@ -1,0 +1,218 @@
+"""Paired comparisons between methods: "is A better than B, by how much, and is it real?"
+
+Runs of two methods with the same comparison key (prune_cli/results: same data, model, schedule,
+training) and the same seed share the initialisation, the data order and the dense model, so the
+per-seed differences d_i = A_i - B_i remove the seed-to-seed variance that unpaired intervals carry
+(Student's paired design; Dror et al., "The Hitchhiker's Guide to Testing Statistical Significance
+in NLP", ACL 2018, for the choice of tests). Per (comparison key, sparsity, method vs baseline):
+
+- mean difference and its paired Student-t interval;
+- a percentile bootstrap interval of the mean difference: exact (all n^n resamples enumerated, so no
+  Monte Carlo noise) for n <= EXACT_BOOTSTRAP_MAX_N, else scipy.stats.bootstrap with 9,999
+  resamples and a fixed seed (Efron & Tibshirani, "An Introduction to the Bootstrap", 1993);
+- the paired t-test (n >= 2) and the Wilcoxon signed-rank test (n >= 6: below that its smallest
+  exact two-sided p-value is 2 / 2^5 = 0.0625, so it can never reject at 0.05);
+- Cohen's d_z = mean / sd of the differences (Cohen, 1988; Lakens, Front. Psychol. 2013);
+- Holm's step-down correction of the t-test p-values across all comparisons of the report (Holm,
+  Scand. J. Stat. 1979), which controls the family-wise error rate;
+- a verdict; when not significant, the number of seeds that would give 80 % power to a paired
+  t-test at the observed d_z (noncentral t).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
+BOOTSTRAP_RESAMPLES = 9999
+MIN_WILCOXON_N = 6
+POWER = 0.8
+MAX_SEEDS_SEARCHED = 10_000
+DEFAULT_BASELINES = ("magnitude",)
+
+
+def exact_bootstrap_means(d: np.ndarray) -> np.ndarray:
+    """The means of all n^n ordered resamples of d (each equally likely under the bootstrap)."""
+    n = len(d)
+    idx = np.array(list(itertools.product(range(n), repeat=n)), dtype=np.int64)
+    return d[idx].mean(axis=1)
+
+
+def bootstrap_interval(d: Sequence[float], confidence: float = 0.95) -> tuple[float, float, str]:
+    """Percentile bootstrap interval of the mean of d, and how it was computed ("exact"/"resampled")."""
+    d = np.asarray(d, dtype=float)
+    alpha = 1 - confidence
+    if len(d) < 2:
+        return math.nan, math.nan, "none"
+    if len(d) <= EXACT_BOOTSTRAP_MAX_N:
+        means = exact_bootstrap_means(d)
+        lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
+        return float(lo), float(hi), "exact"
+    res = stats.bootstrap(
+        (d,), np.mean, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", random_state=0
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high), "resampled"
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values: sorted ascending, p_(i) * (m - i + 1), running maximum, capped at 1;
+    NaN p-values are left out of the family."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(len(p), np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = len(ok)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def paired_t_power(d_z: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test with n pairs at standardised effect d_z (noncentral t)."""
+    if n < 2:
+        return 0.0
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    nc = d_z * math.sqrt(n)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optional[int]:
+    """Smallest n with paired_t_power(d_z, n) >= power; None when d_z is 0 or n would exceed 10,000."""
+    if not math.isfinite(d_z) or d_z == 0:
+        return None
+    lo, hi = 2, 2
+    while paired_t_power(abs(d_z), hi, alpha) < power:
+        lo, hi = hi, hi * 2
+        if hi > MAX_SEEDS_SEARCHED:
+            return None
+    while lo < hi:  # power grows with n: bisection
+        mid = (lo + hi) // 2
+        if paired_t_power(abs(d_z), mid, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
+    """Every statistic of one paired comparison of A against B (aligned by seed)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(d)
+    row: dict = {"n": n, "mean_diff": float(d.mean()) if n else math.nan}
+    sd = float(d.std(ddof=1)) if n >= 2 else math.nan
+    row["sd_diff"] = sd
+    if n >= 2 and sd > 0:
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+        row["t_low"], row["t_high"] = row["mean_diff"] - half, row["mean_diff"] + half
+        row["t_stat"], row["p_t"] = (float(x) for x in stats.ttest_rel(a, b))
+        row["d_z"] = row["mean_diff"] / sd
+    else:  # identical differences: no spread to test against
+        row["t_low"] = row["t_high"] = row["mean_diff"] if n >= 2 else math.nan
+        row["t_stat"] = row["p_t"] = row["d_z"] = math.nan
+    row["boot_low"], row["boot_high"], row["bootstrap"] = bootstrap_interval(d, confidence)
+    if n >= MIN_WILCOXON_N and np.any(d != 0):
+        w = stats.wilcoxon(a, b)
+        row["wilcoxon_stat"], row["p_wilcoxon"] = float(w.statistic), float(w.pvalue)
+    else:
+        row["wilcoxon_stat"] = row["p_wilcoxon"] = math.nan
+    return row
+
+
+def _points(x: float, scale: float) -> str:
+    return f"{x * scale:+.1f}" if scale == 100 else f"{x:+.4g}"
+
+
+def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
+    """Plain-language verdict of one comparison row (after Holm: uses p_holm)."""
+    a, b, s, n = row["method"], row["baseline"], row["target_sparsity"], int(row["n"])
+    unit = " points" if scale == 100 else ""
+    where = f"at sparsity {s:g}"
+    if n < 2:
+        return f"{a} vs {b} {where}: {n} paired seed(s), no test possible"
+    interval = f"[{_points(row['t_low'], scale)}, {_points(row['t_high'], scale)}]"
+    p = row.get("p_holm", math.nan)
+    if math.isfinite(p) and p < alpha:
+        sign = ">" if row["mean_diff"] > 0 else "<"
+        return f"{a} {sign} {b} {where}: {_points(row['mean_diff'], scale)}{unit} {interval}, p={p:.2g} (Holm), {n} seeds"
+    need = seeds_needed(row.get("d_z", math.nan), alpha=alpha)
+    if math.isfinite(row.get("d_z", math.nan)) and need is not None:
+        hint = f"need about {need} seeds for 80% power at the observed effect (d_z={row['d_z']:.2g})"
+    else:
+        hint = "no measurable difference at the observed effect"
+    p_text = f", p={p:.2g} (Holm)" if math.isfinite(p) else ""
+    return (
+        f"{a} vs {b} {where}: not distinguishable with {n} seeds ({_points(row['mean_diff'], scale)}{unit} {interval}{p_text}); {hint}"
+    )
+
+
+def final_values(metrics: pd.DataFrame, metric: str = "accuracy", split: str = "test") -> pd.DataFrame:
+    """One value per run: `metric` on `split` of the run's final sparse model (finetuned, else pruned)."""
+    rows = metrics[(metrics["metric"] == metric) & (metrics["split"] == split) & metrics["phase"].isin(["finetuned", "pruned"])]
+    rank = rows["phase"].map({"finetuned": 2, "pruned": 1})
+    rows = rows.assign(_rank=rank).sort_values("_rank").drop_duplicates("run_id", keep="last")
+    return rows.drop(columns="_rank")
+
+
+def compare_methods(
+    metrics: pd.DataFrame,
+    baseline: Optional[str] = None,
+    metric: str = "accuracy",
+    split: str = "test",
+    confidence: float = 0.95,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """The comparisons table: each method against `baseline` (default: magnitude when present, else
+    every pair of methods) per (comparison key, sparsity), with Holm correction over all rows."""
+    if not len(metrics) or "comparison" not in metrics.columns:
+        return pd.DataFrame()
+    values = final_values(metrics, metric, split)
+    methods = sorted(values["method"].unique())
+    if baseline is None:
+        baseline = next((b for b in DEFAULT_BASELINES if b in methods), None)
+    elif baseline not in methods:
+        raise ValueError(f"--baseline {baseline!r} is not a method of this folder; allowed: {', '.join(methods)}")
+    out = []
+    for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
+        # several runs of one method and seed (a repeated run) are averaged first
+        wide = part.pivot_table(index="seed", columns="method", values="value", aggfunc="mean")
+        present = list(wide.columns)
+        if baseline is None:
+            pairs = list(itertools.combinations(present, 2))
+        else:
+            pairs = [(m, baseline) for m in present if m != baseline] if baseline in present else []
+        context = part.iloc[0]
+        for a, b in pairs:
+            both = wide[[a, b]].dropna()
+            row = {
+                "comparison": comparison,
+                "dataset": context.get("dataset"),
+                "model": context.get("model"),
+                "schedule": context.get("schedule"),
+                "target_sparsity": float(sparsity),
+                "metric": metric,
+                "split": split,
+                "method": a,
+                "baseline": b,
+                "seeds": " ".join(str(s) for s in both.index),
+                "mean_a": float(both[a].mean()) if len(both) else math.nan,
+                "mean_b": float(both[b].mean()) if len(both) else math.nan,
+            }
+            row.update(paired_statistics(both[a].to_numpy(), both[b].to_numpy(), confidence))
+            out.append(row)
+    table = pd.DataFrame(out)
+    if not len(table):
+        return table
+    table["p_holm"] = holm(table["p_t"])
+    table["confidence"] = confidence
+    scale = 100.0 if metric == "accuracy" else 1.0
+    table["verdict"] = [verdict(r, alpha, scale) for r in table.to_dict(orient="records")]
+    return table

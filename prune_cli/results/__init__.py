@@ -1,0 +1,212 @@
+"""Reading a results folder as tidy pandas frames in which experiments are identified, never mixed.
+
+`prune_cli.results.load(results_dir)` (README, "Reading results") returns the per-run tables of every
+completed run with two keys computed from each run's saved `config.yaml`:
+
+- `experiment`: every resolved config value except the seed, the run name and the keys that cannot
+  change results (`HASH_EXCLUDED` of prune_cli/core/identity.py: results_dir, shared_results,
+  dense_cache, fail_fast, allow_failures, plugins, hydra). Runs with the same experiment key differ
+  only by seed, so averaging over them is averaging over seeds, never over datasets, models,
+  schedules or epochs.
+- `comparison`: the experiment key without the method (all `method.*` options) and the sparsity.
+  Runs with the same comparison key and seed share the data, the initialisation and the dense
+  model, which is what makes paired comparisons between methods valid (docs/report.md).
+
+Both are short hashes; `Results.experiments` shows, per experiment, only the config keys whose
+values actually vary in the folder. Without run directories (only the shared CSVs) the keys fall
+back to the context columns of the rows (`key_source == "columns"`), which cannot see options such
+as epochs or widths; `prune-report` says so.
+
+`python -m prune_cli.results RESULTS_DIR` (rebuilding the shared tables) is `__main__.py`; this
+module does not import torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+import yaml
+
+from ..core.identity import HASH_EXCLUDED
+from ..core.tables import TABLES, shared_name
+
+__all__ = [
+    "Results",
+    "load",
+    "flatten_config",
+    "experiment_keys",
+    "RESULT_NEUTRAL",
+    "COMPARISON_FREE",
+    "CONTEXT_KEYS",
+]
+
+# Top-level keys that never change what a run computes: the seed is the replicate, the name only
+# labels the run, and HASH_EXCLUDED only says where results go and how the sweep is driven.
+RESULT_NEUTRAL = ("seed", "name", *HASH_EXCLUDED)
+# What a comparison between methods varies: the method with all its options, and the sparsity.
+COMPARISON_FREE = ("method", "sparsity")
+# Context columns of every row (prune_cli/core/tables.py) that stand in for the config when only the
+# shared CSVs are there: everything but seed, run name and run id.
+CONTEXT_KEYS = ("dataset", "model", "method", "score", "allocation", "structure", "schedule", "target_sparsity")
+CONTEXT_COMPARISON_FREE = ("method", "score", "allocation", "structure", "target_sparsity")
+
+
+def flatten_config(node: Any, prefix: str = "") -> dict[str, str]:
+    """{dotted key: value as text} of a nested config (strings as they are, anything else as JSON);
+    lists stay one value (`[16, 16]`)."""
+    if isinstance(node, Mapping):
+        out: dict[str, str] = {}
+        for k, v in node.items():
+            out.update(flatten_config(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node if isinstance(node, str) else json.dumps(node, sort_keys=True, default=str)}
+
+
+def _top(key: str) -> str:
+    return key.split(".", 1)[0]
+
+
+def _digest(items: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(items.items())).encode()).hexdigest()[:8]
+
+
+def experiment_keys(configs: Mapping[str, Mapping]) -> tuple[pd.DataFrame, list[str]]:
+    """Per run id: `experiment` and `comparison` keys and the flattened config values that enter the
+    experiment key; and the dotted keys whose values vary between the runs (the keys a table must
+    show so that two experiments never look identical)."""
+    flat = {run: {k: v for k, v in flatten_config(cfg).items() if _top(k) not in RESULT_NEUTRAL} for run, cfg in configs.items()}
+    rows = []
+    for run, items in flat.items():
+        comparable = {k: v for k, v in items.items() if _top(k) not in COMPARISON_FREE}
+        rows.append({"run_id": run, "experiment": _digest(items), "comparison": _digest(comparable), **items})
+    table = pd.DataFrame(rows).set_index("run_id") if rows else pd.DataFrame(columns=["experiment", "comparison"])
+    # A key missing from some configs (a plugin installed later) varies too: its absence is a value.
+    values = table.drop(columns=["experiment", "comparison"]).fillna("<absent>")
+    varying = [c for c in values.columns if values[c].nunique() > 1]
+    return table, varying
+
+
+@dataclass
+class Results:
+    """Tidy tables of a results folder. Every table with a `run_id` column carries `experiment`,
+    `comparison` and the varying config keys (dotted column names, e.g. `train.epochs`). Tables are
+    read when first asked for: a report needs a few of the ten or so per-run tables, and reading
+    CSVs is most of its cost (scripts/bench_report.py)."""
+
+    root: Path
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per completed run
+    varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
+    key_source: str = "config"  # "config" (config.yaml of each run) or "columns" (shared CSVs only)
+    configs: dict[str, dict] = field(default_factory=dict)  # run_id -> saved config (run directories only)
+    sources: dict[str, list[Path]] = field(default_factory=dict)  # table name -> per-run files
+    cache: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables read so far, with keys
+
+    @property
+    def names(self) -> list[str]:
+        """The table names present in the folder ("metrics.csv", "per_class.csv", ...)."""
+        return sorted(set(self.sources) | set(self.cache))
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table (reads those not read yet)."""
+        return {name: self.table(name) for name in self.names}
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A per-run table by file name ("metrics.csv", "per_class.csv", ...); empty if absent."""
+        if name not in self.cache:
+            parts = [pd.read_csv(p) for p in self.sources.get(name, []) if p.stat().st_size]
+            parts = [p for p in parts if len(p)]
+            self.cache[name] = self._with_keys(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
+        return self.cache[name]
+
+    def _with_keys(self, df: pd.DataFrame) -> pd.DataFrame:
+        if "run_id" not in df.columns or not len(self.runs):
+            return df
+        shown = self.runs.drop(columns="seed").set_index("run_id")
+        extra = shown[[c for c in shown.columns if c not in df.columns]]
+        return df.merge(extra, left_on="run_id", right_index=True, how="left")
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        return self.table("metrics.csv")
+
+    @property
+    def per_class(self) -> pd.DataFrame:
+        return self.table("per_class.csv")
+
+    @property
+    def experiments(self) -> pd.DataFrame:
+        """One row per experiment: its varying keys, the number of runs and the seeds."""
+        if not len(self.runs):
+            return pd.DataFrame(columns=["experiment", "n_runs", "seeds"])
+        cols = ["experiment", *self.varying]
+        grouped = self.runs.groupby(cols, dropna=False, sort=True)["seed"]
+        out = grouped.agg(n_runs="size", seeds=lambda s: " ".join(str(x) for x in sorted(s.unique())))
+        return out.reset_index()
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    return sorted(d for d in (root / "runs").glob("*") if d.is_dir() and not d.name.startswith(".") and (d / "COMPLETE").exists())
+
+
+def _keys_from_columns(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[str]]:
+    """Fallback without configs: the context columns of the rows (one row per run id)."""
+    frames = [t[["run_id", *[c for c in CONTEXT_KEYS if c in t.columns]]] for t in tables.values() if "run_id" in t.columns]
+    if not frames:
+        return pd.DataFrame(columns=["experiment", "comparison"]), []
+    ctx = pd.concat(frames).drop_duplicates("run_id").set_index("run_id").astype(str)
+    items = ctx.to_dict(orient="index")
+    ctx["experiment"] = [_digest(items[r]) for r in ctx.index]
+    ctx["comparison"] = [_digest({k: v for k, v in items[r].items() if k not in CONTEXT_COMPARISON_FREE}) for r in ctx.index]
+    return ctx[["experiment", "comparison"]], []
+
+
+def _read_config(path: Path) -> dict:
+    """A run's saved config.yaml (written resolved by prune-run, so plain YAML). libyaml's C loader when
+    available: OmegaConf.load took most of prune-report's time on a 100-run folder
+    (scripts/bench_report.py)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(path.read_text(), Loader=loader) or {}
+
+
+def load(results_dir: str | Path) -> Results:
+    """Read `results_dir` (the `results_dir` of prune-run) into tidy frames with experiment keys.
+
+    Completed run directories (`runs/<id>/COMPLETE`) are the source of truth; without any, the
+    shared CSVs (`runs.csv`, `per_class.csv`, ...) are read and the keys come from their columns."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"results folder {root} does not exist")
+    res = Results(root)
+    complete = _run_dirs(root)
+    if complete:
+        for d in complete:
+            for f in d.glob("*.csv"):
+                if f.name != "history.csv":
+                    res.sources.setdefault(f.name, []).append(f)
+        configs = {d.name: _read_config(d / "config.yaml") for d in complete if (d / "config.yaml").exists()}
+        res.configs = configs
+        keys, res.varying = experiment_keys(configs)
+        seeds = {run: cfg.get("seed") for run, cfg in configs.items()}
+        tables: dict[str, pd.DataFrame] = {}
+    else:
+        tables = {}
+        for run_table in set(TABLES) | {p.name for p in root.glob("*.csv")}:
+            path = root / shared_name(run_table)
+            if path.exists() and path.stat().st_size:
+                tables[run_table] = pd.read_csv(path)
+        keys, res.varying = _keys_from_columns(tables)
+        res.key_source = "columns"
+        seeds = {}
+        for t in tables.values():
+            if {"run_id", "seed"} <= set(t.columns):
+                seeds.update(t.drop_duplicates("run_id").set_index("run_id")["seed"].to_dict())
+    shown = keys[["experiment", "comparison", *res.varying]]
+    res.runs = shown.assign(seed=[seeds.get(r) for r in shown.index]).rename_axis("run_id").reset_index()
+    res.cache = {name: res._with_keys(df) for name, df in tables.items()}
+    return res

@@ -1,0 +1,135 @@
+"""Benchmark of `prune-report` on a synthesised results folder (issue 15: "a report that is quick").
+
+A real run directory (the template; by default one tiny `prune-run` on synthetic data, made here)
+is cloned into N runs of 3 methods x 5 sparsities x seeds, with the context columns, `config.yaml`
+(seed, method, sparsity) and the values changed, so the files have the real formats and sizes.
+Then, interleaved and repeated, the script times in this process:
+
+  floor      reading every per-run CSV and config.yaml with plain pandas / yaml (the I/O floor)
+  load       prune_cli.results.load
+  tables     build_report(plots=False)
+  report     build_report(plots=True)
+
+and prints medians, the ratio of each to the floor, and the machine load; `--profile` prints the
+top functions of one report under cProfile.
+
+    python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+METHODS = ("magnitude", "random", "snip")
+SPARSITIES = (0.5, 0.75, 0.875, 0.9375, 0.96875)
+TINY = [
+    "dataset=synthetic",
+    "dataset.samples_per_class=60",
+    "dataset.test_samples_per_class=30",
+    "model=mlp",
+    "model.widths=[16,16]",
+    "train.epochs=2",
+    "finetune.epochs=1",
+]
+
+
+def make_template(workdir: Path) -> Path:
+    """One real run directory from prune-run (about 20 s)."""
+    results = workdir / "template"
+    cmd = [sys.executable, "-m", "prune_cli.cli", *TINY, "method=magnitude", "sparsity=0.5", "seed=0", f"results_dir={results}"]
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return next(d for d in (results / "runs").iterdir() if (d / "COMPLETE").exists())
+
+
+def synthesise(template: Path, root: Path, n_runs: int) -> None:
+    """N clones of `template` under root/runs/ (3 methods x 5 sparsities x as many seeds as needed)."""
+    rng = np.random.default_rng(0)
+    tables = {p.name: pd.read_csv(p) for p in template.glob("*.csv") if p.name != "history.csv" and p.stat().st_size}
+    config = yaml.safe_load((template / "config.yaml").read_text())
+    combos = [(m, s, seed) for seed in range(n_runs) for m in METHODS for s in SPARSITIES][:n_runs]
+    for method, sparsity, seed in combos:
+        run_id = f"run-{method}-oneshot-s{sparsity:g}-seed{seed}-bench"
+        d = root / "runs" / run_id
+        d.mkdir(parents=True)
+        for name, df in tables.items():
+            df = df.copy()
+            for col, value in (
+                ("run_id", run_id),
+                ("seed", seed),
+                ("method", method),
+                ("score", method),
+                ("target_sparsity", sparsity),
+            ):
+                if col in df.columns:
+                    df[col] = value
+            for col in ("value", "recall"):
+                if col in df.columns:
+                    df[col] = df[col] + rng.normal(0, 0.01, len(df))
+            df.to_csv(d / name, index=False)
+        cfg = {**config, "seed": seed, "sparsity": sparsity, "method": {**config["method"], "name": method, "score": method}}
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        shutil.copy(template / "COMPLETE", d / "COMPLETE")
+
+
+def floor(root: Path) -> None:
+    for d in (root / "runs").iterdir():
+        for p in d.glob("*.csv"):
+            pd.read_csv(p)
+        yaml.safe_load((d / "config.yaml").read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--template", type=Path, default=None, help="a completed run directory to clone")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    from prune_cli.report import build_report
+    from prune_cli.results import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        template = args.template or make_template(tmp)
+        root = tmp / "bench"
+        synthesise(template, root, args.runs)
+        cases = {
+            "floor": lambda: floor(root),
+            "load": lambda: load(root),
+            "tables": lambda: build_report(root, tmp / "out_tables", plots=False),
+            "report": lambda: build_report(root, tmp / "out_report", plots=True),
+        }
+        times: dict[str, list[float]] = {k: [] for k in cases}
+        for _ in range(args.repeats):  # interleaved: each repeat runs every case once
+            for name, fn in cases.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        base = statistics.median(times["floor"])
+        print(f"{args.runs} runs, {args.repeats} repeats, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        for name, ts in times.items():
+            med = statistics.median(ts)
+            print(f"  {name:7s} median {med:7.3f} s  ({med / base:5.1f}x floor)  all: " + " ".join(f"{t:.3f}" for t in ts))
+        if args.profile:
+            prof = cProfile.Profile()
+            prof.runcall(build_report, root, tmp / "out_prof", plots=True)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The report card (prune_cli/report/card.py) on synthetic result folders whose verdicts are known by
+construction: a folder that meets every recommendation of Blalock et al. (MLSys 2020), and folders
+that each miss one or more, with what is missing named."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from prune_cli.report import build_report, main
+
+LEVELS = (0.5, 0.75, 0.875, 0.9375, 0.96875)  # 2x, 4x, 8x, 16x, 32x of the prunable weights
+
+
+def _run(root, dataset, model, score, sparsity, seed, dense=True, speed=True):
+    run_id = f"r-{dataset}-{model}-{score}-s{sparsity:g}-seed{seed}"
+    d = root / "runs" / run_id
+    d.mkdir(parents=True)
+    cfg = {
+        "dataset": {"name": dataset},
+        "model": {"name": model},
+        "method": {"name": score, "score": score},
+        "sparsity": sparsity,
+        "seed": seed,
+    }
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ctx = dict(
+        run_id=run_id,
+        name="r",
+        seed=seed,
+        dataset=dataset,
+        model=model,
+        method=score,
+        score=score,
+        allocation="global",
+        structure="unstructured",
+        schedule="oneshot",
+        target_sparsity=sparsity,
+    )
+    rows = [{**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": 0.5, "dense_value": 0.9 if dense else None}]
+    if dense:
+        rows.append({**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": 0.9, "dense_value": 0.9})
+    if speed:
+        rows += [
+            {**ctx, "phase": "finetuned", "split": "model", "metric": m, "value": 1 / (1 - sparsity), "dense_value": 1.0}
+            for m in ("compression_ratio", "theoretical_speedup")
+        ]
+    pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
+    (d / "COMPLETE").write_text(run_id)
+
+
+def _complete(root, pairs=(("mnist1d", "mlp"), ("mnist1d", "cnn1d"), ("synthetic", "mlp")), levels=LEVELS, seeds=(0, 1, 2)):
+    for dataset, model in pairs:
+        for s in levels:
+            for score in ("magnitude", "random"):
+                for seed in seeds:
+                    _run(root, dataset, model, score, s, seed)
+    return root
+
+
+def _card(root):
+    return pd.read_csv(build_report(root, plots=False)["report_card.csv"], keep_default_na=False).set_index("recommendation")
+
+
+def test_complete_folder_meets_everything_and_fewer_pairs_does_not(tmp_path):
+    card = _card(_complete(tmp_path / "all"))
+    assert card["met"].all() and len(card) == 5 and (card["missing"] == "").all()
+    few = _card(_complete(tmp_path / "few", pairs=(("mnist1d", "mlp"), ("synthetic", "mlp"))))
+    assert not few.loc["at least 3 dataset-architecture pairs", "met"]
+    assert few.loc["at least 3 dataset-architecture pairs", "missing"] == "1 more pair(s)"
+    assert few["met"].sum() == 4
+
+
+def test_operating_points_span_and_count(tmp_path):
+    card = _card(_complete(tmp_path / "r", levels=(0.75, 0.875, 0.9, 0.9375)))  # 4x .. 16x, 4 points
+    row = card.loc["at least 5 operating points spanning 2x-32x compression"]
+    assert not row["met"]
+    for pair in ("mnist1d/mlp", "mnist1d/cnn1d", "synthetic/mlp"):
+        assert f"{pair}: 1 more point(s), a point at <= 2x, a point at >= 32x" in row["missing"]
+    assert "mnist1d/mlp: 4 point(s), 4x-16x" in row["found"]
+
+
+def test_missing_baselines_speedup_and_seeds_are_named(tmp_path):
+    root = _complete(tmp_path / "r", seeds=(0, 1, 2))
+    _run(root, "mnist1d", "mlp", "snip", 0.5, 0, dense=False, speed=False)  # one seed, no dense, no speedup
+    card = _card(root)
+    assert card.loc["baselines present (random, magnitude, dense)", "missing"] == "mnist1d/mlp: dense baseline of 1 run(s)"
+    assert card.loc["compression ratio and theoretical speedup reported", "missing"] == (
+        "compression_ratio missing in 1 run(s); theoretical_speedup missing in 1 run(s)"
+    )
+    seeds = card.loc["every experiment repeated with at least 3 seeds"]
+    assert not seeds["met"] and seeds["missing"].startswith("1 experiment(s) with fewer seeds:") and seeds["missing"].endswith("(1)")
+
+
+def test_random_missing_at_one_level_and_card_printed(tmp_path, capsys):
+    root = tmp_path / "r"
+    for s in LEVELS:
+        for seed in range(3):
+            _run(root, "mnist1d", "mlp", "magnitude", s, seed)
+            if s != 0.96875:
+                _run(root, "mnist1d", "mlp", "random", s, seed)
+    card = _card(root)
+    assert card.loc["baselines present (random, magnitude, dense)", "missing"] == "mnist1d/mlp: random at 0.96875"
+    main([str(root), "--no-plots"])
+    printed = capsys.readouterr().out
+    assert "Report card (Blalock et al., MLSys 2020): 3 of 5 recommendations met" in printed
+    assert "[ ] baselines present (random, magnitude, dense): missing mnist1d/mlp: random at 0.96875" in printed

@@ -1,0 +1,192 @@
+"""Experiments are identified, never mixed: `prune_cli.results.load` keys every run by its saved config
+(minus seed, run name and keys that cannot change results), tables show the keys that vary, and the
+R1 check counts only runs without a dense baseline. Folders are written by hand in the real formats."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from prune_cli.report import build_report
+from prune_cli.results import load
+
+from conftest import REPO
+
+
+def _config(seed, method, sparsity, epochs, results_dir="/r", name="run"):
+    return {
+        "dataset": {"name": "toy", "samples_per_class": 60},
+        "model": {"name": "mlp", "widths": [16, 16]},
+        "method": {"name": method, "score": method, "allocation": "global", "structure": "unstructured"},
+        "schedule": {"name": "oneshot", "rounds": 1},
+        "train": {"epochs": epochs, "lr": 0.05},
+        "sparsity": sparsity,
+        "seed": seed,
+        "name": name,
+        "results_dir": results_dir,
+        "dense_cache": {"enabled": True, "dir": f"{results_dir}/dense_cache"},
+        "fail_fast": False,
+        "plugins": [],
+    }
+
+
+def write_run(root: Path, seed, method, sparsity, epochs, acc, dense_acc=0.9, extra_rows=(), dense=True, **cfg) -> str:
+    """One completed run directory: config.yaml, metrics.csv (accuracy per phase) and COMPLETE."""
+    run_id = f"{cfg.get('name', 'run')}-{method}-s{sparsity:g}-seed{seed}-e{epochs}-{cfg.get('results_dir', '/r')[-2:].strip('/')}"
+    d = root / "runs" / run_id
+    if d.exists():  # the same run written twice by a test building several comparisons: keep the first
+        return run_id
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump(_config(seed, method, sparsity, epochs, **cfg)))
+    ctx = dict(
+        run_id=run_id,
+        name=cfg.get("name", "run"),
+        seed=seed,
+        dataset="toy",
+        model="mlp",
+        method=method,
+        score=method,
+        allocation="global",
+        structure="unstructured",
+        schedule="oneshot",
+        target_sparsity=sparsity,
+    )
+    rows = [
+        {**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": acc, "dense_value": dense_acc if dense else None}
+    ]
+    if dense:
+        rows.append({**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": dense_acc, "dense_value": dense_acc})
+    rows += [{**ctx, "phase": "finetuned", "split": "test", "metric": m, "value": v, "dense_value": None} for m, v in extra_rows]
+    pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
+    per_class = [
+        {**ctx, "phase": "finetuned", "split": "test", "class": c, "support": 10, "recall": acc, "dense_recall": dense_acc}
+        for c in (0, 1)
+    ]
+    pd.DataFrame(per_class).to_csv(d / "per_class.csv", index=False)
+    (d / "COMPLETE").write_text(run_id + "\n")
+    return run_id
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """magnitude and random at 0.9, seeds 0-2, trained 10 or 20 epochs: four experiments. The 20-epoch
+    runs also differ in results_dir and run name, which must not split them."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.50 + 0.01 * seed)
+        write_run(root, seed, "random", 0.9, 10, 0.40 + 0.01 * seed)
+        write_run(root, seed, "magnitude", 0.9, 20, 0.80 + 0.01 * seed, results_dir=f"/other{seed}", name=f"n{seed}")
+        write_run(root, seed, "random", 0.9, 20, 0.70 + 0.01 * seed, results_dir=f"/other{seed}", name=f"n{seed}")
+    return root
+
+
+def test_experiment_keys_split_by_config_not_by_seed_name_or_results_dir(mixed):
+    res = load(mixed)
+    runs = res.runs
+    assert len(runs) == 12 and res.key_source == "config"
+    # by hand: 2 methods x 2 epoch settings = 4 experiments of 3 seeds; 2 comparisons (one per epochs)
+    by_hand = runs["run_id"].str.extract(r"-(magnitude|random)-.*-e(\d+)-").apply(tuple, axis=1)
+    assert runs.groupby("experiment")["run_id"].apply(lambda r: by_hand[r.index].nunique()).eq(1).all()
+    assert runs["experiment"].nunique() == 4 and runs.groupby("experiment").size().eq(3).all()
+    epochs = runs["run_id"].str.extract(r"-e(\d+)-")[0]
+    assert runs.groupby("comparison").apply(lambda g: epochs[g.index].nunique()).eq(1).all()
+    assert runs["comparison"].nunique() == 2
+    # shown: only the keys that vary (results_dir, name, dense_cache.dir and seed vary too but are excluded)
+    assert set(res.varying) == {"train.epochs", "method.name", "method.score"}
+    assert set(res.experiments.columns) == {"experiment", "train.epochs", "method.name", "method.score", "n_runs", "seeds"}
+    assert res.experiments["seeds"].eq("0 1 2").all()
+    assert {"experiment", "comparison", "train.epochs"} <= set(res.metrics.columns)
+
+
+def test_readme_snippet_never_averages_unrelated_experiments(mixed):
+    res = load(mixed)
+    acc = res.metrics.query("metric == 'accuracy' and split == 'test' and phase == 'finetuned'")
+    table = acc.pivot_table(index=["experiment", "method", "train.epochs"], values="value")
+    means = {(m, e): v for (_, m, e), v in table["value"].items()}
+    # hand: mean of 0.5, 0.51, 0.52 etc.; a pivot over method alone would give 0.66 for magnitude
+    assert means == pytest.approx(
+        {("magnitude", "10"): 0.51, ("random", "10"): 0.41, ("magnitude", "20"): 0.81, ("random", "20"): 0.71}
+    )
+
+
+def test_shared_csv_fallback_keys_from_columns(mixed, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    pd.concat(pd.read_csv(p) for p in sorted(mixed.glob("runs/*/metrics.csv"))).to_csv(shared / "runs.csv", index=False)
+    res = load(shared)
+    assert res.key_source == "columns" and len(res.runs) == 12
+    # without configs the epochs are invisible: 2 experiments (one per method), 1 comparison
+    assert res.runs["experiment"].nunique() == 2 and res.runs["comparison"].nunique() == 1
+
+
+def test_load_does_not_import_torch_and_module_command_still_works(mixed):
+    code = f"import sys; from prune_cli.results import load; load({str(mixed)!r}); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    proc = subprocess.run([sys.executable, "-m", "prune_cli.results", str(mixed)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(mixed / "runs.csv")) == len(pd.concat(pd.read_csv(p) for p in mixed.glob("runs/*/metrics.csv")))
+
+
+def test_r1_counts_only_runs_without_a_dense_baseline(tmp_path):
+    root = tmp_path / "res"
+    # statistics relative to dense (intensification, CKA) have no dense value of their own: not a missing baseline
+    rel = (("I_t", 0.1), ("alpha_t_ours", 1.2), ("cka_linear_mean", 0.9))
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.5, extra_rows=rel)
+    write_run(root, 5, "magnitude", 0.9, 10, 0.5, dense=False)
+    standards = build_report(root, plots=False)["standards.txt"].read_text()
+    assert "[R1] missing dense baseline for 1 run(s)" in standards
+
+
+def test_summary_shows_the_varying_keys(mixed):
+    md = build_report(mixed, plots=False)["summary.md"].read_text()
+    exp = md.split("## Experiments")[1].split("##")[0]
+    assert "train.epochs" in exp and "results_dir" not in exp and exp.count("| 0 1 2 |") == 4
+
+
+def test_readme_reading_results_snippet_as_written(mixed, tmp_path):
+    """The README's pandas snippet, copied from the README, runs on a results folder named `results`."""
+    readme = (REPO / "README.md").read_text()
+    snippet = readme.split("Reading results:")[1].split("```python\n")[1].split("```")[0]
+    assert "load(" in snippet and "read_csv" not in snippet
+    work = tmp_path / "work"
+    work.mkdir()
+    mixed.rename(work / "results")
+    proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "train.epochs" in proc.stdout and "0.81" in proc.stdout
+
+
+def test_vectorised_summary_matches_t_interval_per_group():
+    """summarise computes all groups at once; each row must equal core.stats.t_interval of its seeds."""
+    from prune_cli.core.stats import t_interval
+    from prune_cli.report.summary import summarise
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, n_seeds in (("magnitude", 4), ("random", 1), ("snip", 3)):
+        for seed in range(n_seeds):
+            run = f"{method}-{seed}"
+            ctx = dict(run_id=run, seed=seed, dataset="toy", model="mlp", method=method, target_sparsity=0.9, split="test")
+            acc = float(rng.uniform(0.3, 0.9))
+            rows += [
+                {**ctx, "phase": "finetuned", "metric": "accuracy", "value": acc, "dense_value": 0.95},
+                {**ctx, "phase": "finetuned", "metric": "odd", "value": np.inf if seed == 0 else acc, "dense_value": np.nan},
+            ]
+    metrics = pd.DataFrame(rows)
+    s = summarise(metrics, 0.9).set_index(["method", "metric"])
+    for (method, metric), part in metrics.groupby(["method", "metric"]):
+        expected = t_interval(part["value"], 0.9)
+        got = s.loc[(method, metric)]
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, nan_ok=True), (method, metric, key)
+        delta = t_interval(part["value"] - part["dense_value"], 0.9)
+        assert got["delta_mean"] == pytest.approx(delta["mean"], nan_ok=True)
+        assert got["delta_ci_high"] == pytest.approx(delta["ci_high"], nan_ok=True)
