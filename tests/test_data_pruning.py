@@ -139,6 +139,7 @@ def test_none_keeps_run_ids_and_dense_keys_and_a_rule_changes_both():
         (["data_pruning=el2n", "data_pruning.proxies=0"], r"data_pruning\.proxies.*0"),
         (["data_pruning=el2n", "data_pruning.keep=0.8", "data_pruning.offset=0.3"], r"data_pruning\.offset.*0\.3.*keep <= 1"),
         (["data_pruning=drop", "data_pruning.query_epochs=0"], r"data_pruning\.query_epochs"),
+        (["data_pruning.keep=0.5"], r"data_pruning\.keep.*0\.5.*data_pruning=none"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):
@@ -174,3 +175,39 @@ def test_class_balanced_run_end_to_end_with_worst_class_recall(tmp_path):
         worst = m[(m.phase == phase) & (m.split == "test") & (m.metric == "worst_class_recall")].value.item()
         mean = m[(m.phase == phase) & (m.split == "test") & (m.metric == "mean_class_recall")].value.item()
         assert worst == pytest.approx(recalls.min()) and mean == pytest.approx(recalls.mean())
+
+
+def test_el2n_scores_are_cached_across_keep_values(tmp_path):
+    """A second selection with another `keep` loads the proxy scores instead of training proxies."""
+    from prune_cli.models import build_model
+    from prune_cli.run.data_selection import select_training_data
+
+    built = []
+
+    def build(cfg, data):
+        built.append(1)
+        return build_model(cfg.model, data.input_shape, data.num_classes)
+
+    torch.manual_seed(0)
+    x = torch.randn(60, 5)
+    y = torch.arange(60) % 3
+    data = DataSplits(x, y, x[:9], y[:9], x[:9], y[:9], num_classes=3)
+    overrides = [
+        "model=mlp",
+        "model.widths=[8]",
+        "data_pruning=el2n",
+        "data_pruning.proxies=2",
+        "data_pruning.proxy_epochs=1",
+        "train.batch_size=20",
+        f"results_dir={tmp_path}",
+    ]
+    half = select_training_data(composed(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
+    assert len(built) == 2 and len(half.train_y) == 30
+    third = select_training_data(composed(*overrides, "data_pruning.keep=0.3"), data, torch.device("cpu"), build, tmp_path)
+    assert len(built) == 2 and len(third.train_y) == 18  # no proxy trained again
+    assert set(third.train_x[:, 0].tolist()) <= set(half.train_x[:, 0].tolist())  # the hardest 18 are among the hardest 30
+    assert len(list((tmp_path / "dense_cache" / "data_pruning").glob("el2n-*.pt"))) == 1
+    other_seed = select_training_data(
+        composed(*overrides, "data_pruning.keep=0.3", "seed=1"), data, torch.device("cpu"), build, tmp_path
+    )
+    assert len(built) == 4 and len(other_seed.train_y) == 18

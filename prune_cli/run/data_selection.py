@@ -9,7 +9,9 @@ counts go to `data_pruning.csv` in the run directory."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import random
 from pathlib import Path
@@ -20,10 +22,14 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.atomic_io import atomic_write_text
+from filelock import FileLock
+
+from ..core.atomic_io import atomic_torch_save, atomic_write_text
+from ..core.identity import run_id
 from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits
 from ..training import train
+from .dense_cache import dense_inputs
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,34 @@ TABLE = "data_pruning.csv"
 
 def _seed(seed: int, purpose: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
+
+
+def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
+    """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
+    dense model (data, model, train options, seed, device type, versions; not the data-pruning
+    node, which trains nothing of its own) plus the rule's own key: a sweep over `keep` trains its
+    proxies once. Written atomically under a file lock; an unreadable entry is computed again."""
+    base = dense_inputs(cfg, device.type)
+    base.pop("data_pruning", None)
+    folder = Path(cfg.dense_cache.dir) / "data_pruning"
+
+    def cached(name: str, key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        digest = hashlib.sha256(json.dumps({**base, "rule": name, **key}, sort_keys=True).encode()).hexdigest()[:16]
+        path = folder / f"{name}-{digest}.pt"
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if path.exists():
+                try:
+                    value = torch.load(path, weights_only=True)
+                    log.info("data pruning (%s): scores loaded from %s", name, path)
+                    return value
+                except Exception as err:  # noqa: BLE001 - any unreadable file: recompute, say so
+                    log.warning("data pruning (%s): unreadable cache entry %s (%s); computing again", name, path, err)
+            value = compute()
+            atomic_torch_save(value, path)
+            return value
+
+    return cached
 
 
 def select_training_data(
@@ -68,10 +102,14 @@ def select_training_data(
             train_proxy=train_proxy,
             eval_batch_size=int(cfg.train.eval_batch_size),
         )
+        if cfg.dense_cache.enabled:
+            ctx = dataclasses.replace(ctx, cached=_disk_cache(cfg, device))
         selection = DATA_PRUNING.get(node.name)(ctx, node)
     random.setstate(python_state)
     np.random.set_state(numpy_state)
-    rows = [{"rule": node.name, **row} for row in selection.per_class]
+    rows = [
+        {"run_id": run_id(cfg), "seed": cfg.seed, "rule": node.name, "keep": node.get("keep"), **row} for row in selection.per_class
+    ]
     atomic_write_text(Path(run_dir) / TABLE, pd.DataFrame(rows).to_csv(index=False))
     log.info(
         "data pruning (%s): kept %d of %d training examples; per class %s",

@@ -35,10 +35,25 @@ def register_data_pruning(name: str) -> Callable:
 
 @dataclass
 class DataPruningConfig:
-    """`data_pruning.*` of every rule: its name. `none` keeps the whole training split and is left
-    out of the run id and the dense-cache key (prune_cli/core/identity.py)."""
+    """`data_pruning.*` of every rule: its name and the fraction kept. `none` keeps the whole
+    training split (keep = 1) and is left out of the run id and the dense-cache key
+    (prune_cli/core/identity.py). `keep` is declared here, for every rule, so that a sweep
+    `-m data_pruning=random,el2n data_pruning.keep=0.3` composes (Hydra applies the override to the
+    default option too)."""
 
     name: str = "none"
+    keep: float = 1.0
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = OmegaConf.select(cfg, key)
+        if node.name == "none":
+            check(
+                node.keep == 1,
+                key + ".keep",
+                node.keep,
+                "1 with data_pruning=none (choose a rule, e.g. data_pruning=random, to keep a fraction)",
+            )
 
 
 @dataclass
@@ -64,6 +79,9 @@ class DataPruningContext:
     generator: torch.Generator
     train_proxy: Callable[[int, int], nn.Module]
     eval_batch_size: int = 1024
+    # cached(name, key, compute): compute() once per (run's data/model/train/seed, name, key) when
+    # the run layer has a cache (the dense cache's folder), else every time
+    cached: Callable[[str, dict, Callable[[], torch.Tensor]], torch.Tensor] = lambda name, key, compute: compute()
 
     def kept_count(self, keep: float) -> int:
         return max(1, round(keep * len(self.data.train_y)))

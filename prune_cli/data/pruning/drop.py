@@ -65,8 +65,11 @@ def drop(ctx: DataPruningContext, node: DictConfig) -> Selection:
     if split == "train":
         log.warning("data_pruning=drop: no validation split, so class errors are measured on the training split")
     x_err, y_err = data.split(split)
-    model = ctx.train_proxy(0, node.query_epochs)
-    errors = class_errors(ctx.logits(model, x_err), y_err, data.num_classes)
+
+    def compute() -> torch.Tensor:
+        return torch.tensor(class_errors(ctx.logits(ctx.train_proxy(0, node.query_epochs), x_err), y_err, data.num_classes))
+
+    errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_split": split}, compute).tolist()
     y = data.train_y.cpu()
     sizes = torch.bincount(y, minlength=data.num_classes).tolist()
     quotas = drop_quotas(sizes, errors, ctx.kept_count(node.keep))

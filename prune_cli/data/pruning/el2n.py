@@ -51,11 +51,15 @@ def el2n_scores(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @register_data_pruning("el2n")
 def el2n(ctx: DataPruningContext, node: DictConfig) -> Selection:
     x, y = ctx.data.train_x, ctx.data.train_y
-    scores = torch.zeros(len(y), dtype=torch.float64)
-    for i in range(node.proxies):
-        model = ctx.train_proxy(i, node.proxy_epochs)
-        scores += el2n_scores(ctx.logits(model, x), y).cpu()
-    scores /= node.proxies
+
+    def compute() -> torch.Tensor:
+        scores = torch.zeros(len(y), dtype=torch.float64)
+        for i in range(node.proxies):
+            scores += el2n_scores(ctx.logits(ctx.train_proxy(i, node.proxy_epochs), x), y).cpu()
+        return scores / node.proxies
+
+    # the scores do not depend on keep/offset: a sweep over them trains the proxies once
+    scores = ctx.cached("el2n", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}, compute)
     order = sorted(range(len(y)), key=lambda i: (-float(scores[i]), i))  # hardest first, ties by index
     skip = round(node.offset * len(y))
     kept = torch.tensor(order[skip : skip + ctx.kept_count(node.keep)], dtype=torch.long).sort().values
