@@ -52,6 +52,52 @@ def run_once(args: list[str], regions: bool) -> tuple[float, float]:
     return wall, counted
 
 
+def in_process_cost(overrides: list[str], repeats: int) -> tuple[float, float]:
+    """(median seconds of the default regions metric over the three phases, the run's wall time):
+    one prune-run without region counts, then the metric timed in this process on the run's saved
+    dense/pruned/fine-tuned models and data: an absolute cost, less sensitive to the machine's load
+    than the difference of two end-to-end runs."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (resolvers, plugin source)
+    from prune_cli.data import DATASETS, build_splits
+    from prune_cli.metrics import MetricContext
+    from prune_cli.metrics.regions import regions
+    from prune_cli.models import build_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results"
+        cmd = [sys.executable, "-m", "prune_cli.cli", *overrides, f"results_dir={results}", "dense_cache.enabled=false"]
+        start = time.perf_counter()
+        subprocess.run(
+            [*cmd, "metrics.regions.enabled=false"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            cwd=tmp,
+        )
+        wall = time.perf_counter() - start
+        (run_dir,) = (results / "runs").iterdir()
+        repo = Path(prune_cli.__file__).resolve().parent.parent
+        with initialize_config_dir(config_dir=str(repo / "configs"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[*overrides, f"results_dir={results}"])
+        data = build_splits(DATASETS.get(cfg.dataset.name)(cfg.dataset), cfg.dataset, cfg.seed, torch.device("cpu"))
+        models = []
+        for phase in ("dense", "pruned", "finetuned"):
+            model = build_model(cfg.model, data.input_shape, data.num_classes)
+            model.load_state_dict(torch.load(run_dir / f"model_{phase}.pt", weights_only=True))
+            models.append((phase, model))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for phase, model in models:
+                ctx = MetricContext(model, data, {}, (), torch.device("cpu"), cfg.train, run_dir)
+                regions(ctx, phase, cfg.metrics.regions)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), wall
+
+
 def bound_costs(repeats: int) -> None:
     """In-process: the expected bound's rank models on the default MLP (40-256-256-10), dense and at
     10 % density, interleaved; the binomial model is the default, the Monte-Carlo one is in
@@ -86,12 +132,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=["default", "fast", "bounds"], default=None)
+    parser.add_argument("--in-process", action="store_true", help="time the metric in this process on a finished run's models")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}")
     if args.only in (None, "bounds"):
         bound_costs(args.repeats)
     for label, overrides in SETTINGS.items():
         if args.only and not label.lower().startswith(args.only):
+            continue
+        if args.in_process:
+            cost, wall = in_process_cost(overrides, args.repeats)
+            share = 100 * cost / wall
+            print(f"{label}: regions metric, 3 phases, in process: median {cost:.3f} s; run without it {wall:.2f} s ({share:.2f} %)")
             continue
         on, off, counting = [], [], []
         for r in range(args.repeats):

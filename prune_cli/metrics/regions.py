@@ -150,9 +150,6 @@ def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
 
 
 def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> MetricResult:
-    from ..analysis.regions.exact import count_exact  # scipy: imported when the metric runs
-    from ..analysis.regions.plane import count_plane, make_plane
-
     x = ctx.data.split(node.split)[0].detach().double()
     gen = torch.Generator().manual_seed(node.seed)
     shape = tuple(x.shape[1:])
@@ -197,6 +194,8 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
                 }
             )
     elif node.method in ("plane", "sample") and not (node.method == "sample" and node.domain == "box"):
+        from ..analysis.regions.plane import count_plane, make_plane  # scipy: only for the methods that use it
+
         bounds = bound_columns(ctx.model, 2, node)
         box = _box(ctx, node)
         count = node.planes if node.method == "plane" else 1
@@ -265,6 +264,8 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
             }
         )
     else:  # exact
+        from ..analysis.regions.exact import count_exact  # scipy.optimize (seconds to import): only for exact
+
         bounds = bound_columns(ctx.model, n_in, node)
         box = _box(ctx, node)
         start = time.perf_counter()
