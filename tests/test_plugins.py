@@ -81,13 +81,14 @@ print(json.dumps({"plugins": sorted(m for m in sys.modules if m in chosen),
 
 def test_a_run_imports_only_the_plugins_it_chose():
     """Composing and validating `method=magnitude` imports one score, one allocation, one structure,
-    one dataset, one model and one schedule module, and none of scipy, matplotlib or torchvision."""
+    one dataset, one model, one schedule and one data-pruning module, and none of scipy, matplotlib or torchvision."""
     out = subprocess.run(
         [sys.executable, "-c", LAZY, str(REPO / "configs"), "dataset=synthetic"], capture_output=True, text=True, check=True
     )
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["plugins"] == sorted(
         [
+            "prune_cli.data.pruning.none",
             "prune_cli.data.synthetic",
             "prune_cli.models.mlp",
             "prune_cli.pruning.scores.magnitude",

@@ -22,6 +22,7 @@ def test_plane_metric_end_to_end(tmp_path):
             "metrics.regions.enabled=true",
             "metrics.regions.method=plane",
             "metrics.regions.box=[-3,3]",
+            "metrics.regions.rank_models=[binomial,montecarlo]",  # metrics=default has binomial only (issue 13)
         ],
         out,
     )

@@ -213,6 +213,7 @@ class Config:
     train: Any = MISSING
     finetune: Any = MISSING
     metrics: Any = MISSING
+    data_pruning: Any = MISSING  # training-set pruning rule (prune_cli/data/pruning); `none` is not hashed
     sparsity: float = 0.9
     seed: int = 0
     device: str = "auto"

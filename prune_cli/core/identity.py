@@ -22,7 +22,7 @@ def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config, without keys that only say where results go, and without the
     disabled node of an optional metric added after the built-in ones (its schema says
     `hashed_when_disabled = False`): installing a metric plugin must not change every run id."""
-    keys = [k for k in cfg.keys() if k not in HASH_EXCLUDED]
+    keys = [k for k in cfg.keys() if k not in HASH_EXCLUDED and not _no_data_pruning(cfg, k)]
     plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
     metrics = cfg.get("metrics") if "metrics" in keys else None
     if isinstance(metrics, DictConfig):
@@ -35,6 +35,12 @@ def config_hash(cfg: DictConfig) -> str:
             ):
                 del plain["metrics"][name]
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _no_data_pruning(cfg: DictConfig, key: str) -> bool:
+    """`data_pruning=none` (the default) is left out of the hash, so adding the data-pruning axis
+    kept every earlier run id (docs/data_pruning.md)."""
+    return key == "data_pruning" and cfg.get("data_pruning", {}).get("name", "none") == "none"
 
 
 def run_id(cfg: DictConfig) -> str:

@@ -13,7 +13,7 @@ costs a few milliseconds however many plugins exist, and a plugin's module (with
 dependencies: scipy, torchvision, matplotlib) is imported only when a config chooses one of its
 names (`Registry.get`, `schema`). Three places are scanned:
 
-- the built-in plugin packages of prune-cli (data, models, pruning/scores, pruning/allocations,
+- the built-in plugin packages of prune-cli (data, data/pruning, models, pruning/scores, pruning/allocations,
   pruning/structures, schedules, metrics) and the schemas of training.py;
 - the modules given on the command line, `prune-run plugins=[my_lab.scores]` (`add_modules`);
 - the modules named by installed packages in the `prune_cli.plugins` entry-point group.
@@ -33,7 +33,16 @@ from .errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parent.parent  # prune_cli/
 # Built-in plugin folders (relative to prune_cli/) and the dotted package each one is.
-BUILTIN_DIRS = ("data", "models", "pruning/scores", "pruning/allocations", "pruning/structures", "schedules", "metrics")
+BUILTIN_DIRS = (
+    "data",
+    "data/pruning",
+    "models",
+    "pruning/scores",
+    "pruning/allocations",
+    "pruning/structures",
+    "schedules",
+    "metrics",
+)
 BUILTIN_FILES = ("training.py",)  # not a plugin folder, but declares the train schema
 ENTRY_POINT_GROUP = "prune_cli.plugins"
 
@@ -51,6 +60,8 @@ DECORATOR_KINDS = {
     "DATASETS.register": "dataset",
     "register_model": "model",
     "MODELS.register": "model",
+    "register_data_pruning": "data_pruning",
+    "DATA_PRUNING.register": "data_pruning",
     "register_metric": "metric",
     "METRICS.register": "metric",
 }

@@ -26,6 +26,12 @@ def classification_metrics(ev: Evaluation, num_classes: int, split: str) -> tupl
     ]
     if ev.top5_correct is not None:
         scalars.append({"split": split, "metric": "top5_accuracy", "value": float(ev.top5_correct.float().mean())})
+    # Class balance (Vysogorets, Ahuja and Kempe, "Robust Data Pruning"): the average and the worst
+    # recall over the classes present in the split (per-class recall is a class's accuracy).
+    present = recall[support > 0]
+    if len(present):
+        scalars.append({"split": split, "metric": "mean_class_recall", "value": float(present.mean())})
+        scalars.append({"split": split, "metric": "worst_class_recall", "value": float(present.min())})
     per_class = [
         {"split": split, "class": c, "recall": float(recall[c]), "precision": float(precision[c]), "support": int(support[c])}
         for c in range(num_classes)

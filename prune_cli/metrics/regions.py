@@ -2,13 +2,18 @@
 
 The counting and the bounds are in prune_cli/analysis/regions/; this module turns them into rows.
 
-Enabled by `metrics.regions.enabled=true`; settings in `metrics.regions.*` (RegionsConfig below).
-Segments and planes are drawn from `metrics.regions.seed` alone, so the dense, pruned and
-fine-tuned models are counted on the same inputs.
+On in every run (configs/metrics/default.yaml: a few `line` segments and the binomial expected
+bound, a budget of a few percent of a default run); settings in `metrics.regions.*` (RegionsConfig
+below). A model the counter does not support (a module other than affine/ReLU/max-pool, or more
+ReLU/max-pool units than `metrics.regions.max_line_units` for `line`) gets one
+"not counted: <reason>" row instead of failing the run. Segments and planes are drawn from
+`metrics.regions.seed` alone, so the dense, pruned and fine-tuned models are counted on the same
+inputs.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import time
@@ -20,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..analysis.regions.bounds import binomial_rank_log_probs, expected_bound_from_probs, montecarlo_rank_log_probs, rank_ub, serra2018
-from ..analysis.regions.common import model_hash, prepare
+from ..analysis.regions.common import RegionsError, Tracer, model_hash, prepare
 from ..analysis.regions.line import count_line
 from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
 from ..core.checks import check, finite
@@ -28,6 +33,8 @@ from ..core.config_base import config_schema
 from . import MetricContext, MetricResult, register_metric
 
 METHODS = ("line", "plane", "sample", "exact")
+
+log = logging.getLogger(__name__)
 
 
 def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
@@ -93,6 +100,7 @@ class RegionsConfig:
     plot: bool = True  # method=plane: PNG of every slice, dense vs this phase
     samples: int = 10000  # method=sample: points (box or plane, by domain)
     max_units: int = 64  # method=exact: budget on hidden units
+    max_line_units: int = 200000  # method=line: ReLU units + max-pool windows per input beyond which a run writes "not counted"
     max_regions: int = 100000  # plane/exact: stop with an error beyond this many regions
     tol: float = 1e-9  # plane: a line cuts a polygon when vertex values exceed tol x max|value| on both sides
     eps_area: float = 1e-12  # plane: pieces below this area are not split off
@@ -109,7 +117,7 @@ class RegionsConfig:
         check(node.split in ("train", "val", "test"), key + "split", node.split, "one of test, train, val")
         check(node.segment_kind in ("pairs", "direction"), key + "segment_kind", node.segment_kind, "one of direction, pairs")
         check(node.domain in ("box", "square"), key + "domain", node.domain, "one of box, square")
-        for name in ("segments", "planes", "samples", "max_units", "max_regions", "mc_sample_factor"):
+        for name in ("segments", "planes", "samples", "max_units", "max_line_units", "max_regions", "mc_sample_factor"):
             value = node[name]
             check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
         check(isinstance(node.seed, int) and node.seed >= 0, key + "seed", node.seed, "an integer >= 0")
@@ -132,17 +140,26 @@ class RegionsConfig:
 
 @register_metric("regions")
 def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
-    """Count activation regions of the current model; one regions.csv row per segment/plane/count."""
-    from ..analysis.regions.exact import count_exact  # scipy: imported when the metric runs
-    from ..analysis.regions.plane import count_plane, make_plane
+    """Count activation regions of the current model; one regions.csv row per segment/plane/count,
+    or one "not counted: <reason>" row when the model is outside the counter's scope."""
+    base = {"method": node.method, "split": node.split, "seed": node.seed, "model_hash": model_hash(ctx.model)}
+    try:
+        return _count(ctx, phase, node, base)
+    except RegionsError as err:
+        return not_counted(base, str(err), phase)
 
-    net = prepare(ctx.model)
+
+def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> MetricResult:
     x = ctx.data.split(node.split)[0].detach().double()
     gen = torch.Generator().manual_seed(node.seed)
     shape = tuple(x.shape[1:])
     n_in = math.prod(shape)
-    base = {"method": node.method, "split": node.split, "seed": node.seed, "model_hash": model_hash(ctx.model)}
     rows: list[dict] = []
+    net = prepare(ctx.model)
+    if node.method == "line":
+        units = nonlinear_units(net, x[:1].to(ctx.device))
+        if units > node.max_line_units:
+            raise RegionsError(f"{units} ReLU/max-pool units per input > metrics.regions.max_line_units={node.max_line_units}")
     if node.method == "line":
         bounds = bound_columns(ctx.model, 1, node)
         pairs = torch.stack([torch.randperm(len(x), generator=gen)[:2] for _ in range(node.segments)])
@@ -177,6 +194,8 @@ def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                 }
             )
     elif node.method in ("plane", "sample") and not (node.method == "sample" and node.domain == "box"):
+        from ..analysis.regions.plane import count_plane, make_plane  # scipy: only for the methods that use it
+
         bounds = bound_columns(ctx.model, 2, node)
         box = _box(ctx, node)
         count = node.planes if node.method == "plane" else 1
@@ -245,6 +264,8 @@ def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
             }
         )
     else:  # exact
+        from ..analysis.regions.exact import count_exact  # scipy.optimize (seconds to import): only for exact
+
         bounds = bound_columns(ctx.model, n_in, node)
         box = _box(ctx, node)
         start = time.perf_counter()
@@ -268,6 +289,23 @@ def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
             }
         )
     return MetricResult(scalars=_summary(rows, node), tables={"regions.csv": rows})
+
+
+def nonlinear_units(net: nn.Module, example: torch.Tensor) -> int:
+    """ReLU inputs plus max-pool windows of one input: the number of hyperplanes a segment can cross
+    per layer position, which sets the line counter's cost (docs/regions.md)."""
+    units = 0
+    for module, inp, out in Tracer(net).run(example):
+        units += inp[0].numel() if isinstance(module, nn.ReLU) else out[0].numel()
+    return units
+
+
+def not_counted(base: dict, reason: str, phase: str) -> MetricResult:
+    """One regions.csv row saying why nothing was counted (no metrics.csv rows): region counts are
+    on in every run, and a model outside the counter's scope must not fail the run."""
+    log.warning("regions (%s): not counted: %s", phase, reason)
+    row = {**base, "counts": f"not counted: {reason}", "item": 0, "count": None, "measure": None, "measure_kind": None}
+    return MetricResult(scalars=[], tables={"regions.csv": [row]})
 
 
 def _summary(rows: list[dict], node) -> list[dict]:

@@ -39,6 +39,9 @@ def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
     """What a trained dense model depends on (hashed into its key, saved beside it): the resolved
     config values, the device type, and the code that trains it (prune-cli and torch versions)."""
     plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in DENSE_KEYS}
+    pruning = cfg.get("data_pruning")
+    if pruning is not None and pruning.get("name", "none") != "none":  # the dense model trains on the kept subset
+        plain["data_pruning"] = OmegaConf.to_container(pruning, resolve=True)
     plain.update(device_type=device_type, prune_cli_version=prune_cli.__version__, torch_version=torch.__version__)
     return plain
 

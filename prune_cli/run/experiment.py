@@ -33,6 +33,7 @@ from ..schedules.steps import Dense, Gradual, Prune, Record, Restart, Step, Trai
 from ..training import TrainProgress, train
 from . import checkpoint, recorder, results, shared_tables
 from .checkpoint import STATE_FILE, cpu_state
+from .data_selection import select_training_data
 from .dense_cache import DenseCache
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Experiment:
         seed_everything(cfg.seed)
         raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
+        self.data = select_training_data(cfg, self.data, self.device, build_fitting_model, self.run_dir)
         self.model = build_fitting_model(cfg, self.data).to(self.device)
         self.init_state = cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))

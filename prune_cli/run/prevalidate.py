@@ -104,7 +104,7 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
 
 # ----------------------------------------------------------------------------- unknown keys
 
-GROUPS = ("dataset", "model", "method", "schedule", "train", "finetune", "metrics")
+GROUPS = ("dataset", "model", "method", "schedule", "train", "finetune", "metrics", "data_pruning")
 GROUP_SCHEMA = {"finetune": "train"}  # finetune options use the train schema
 
 
@@ -272,6 +272,7 @@ def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from ..data import DATASETS
+    from ..data.pruning import DATA_PRUNING
     from ..models import MODELS
     from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
     from ..schedules import SCHEDULES
@@ -310,6 +311,8 @@ def validate(cfg: DictConfig) -> None:
     validate_node(cfg, "train")
     validate_node(cfg, "finetune")
     validate_node(cfg, "metrics")
+    DATA_PRUNING.get(cfg.data_pruning.name)
+    validate_node(cfg, "data_pruning")
     for name in cfg.metrics:  # each optional metric's node (metrics.regions, ...), by its type
         typed = OmegaConf.get_type(cfg.metrics._get_node(name))
         if isinstance(typed, type) and dataclasses.is_dataclass(typed):

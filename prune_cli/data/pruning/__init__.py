@@ -1,0 +1,176 @@
+"""Data pruning: keep a fraction of the training split, chosen by a rule (docs/data_pruning.md).
+
+An axis orthogonal to weight pruning: `data_pruning=<rule>` (configs/data_pruning/) selects the
+training examples after the splits are built and before dense training, so the dense model, the
+pruned model and the fine-tuned model all see the same reduced training set (validation and test
+splits are untouched). Each rule is one plugin module here with its config dataclass
+(`@config_schema("data_pruning", name)`) and its selection function
+(`@register_data_pruning(name)`), found by discovery (prune_cli/core/plugins.py).
+
+Rules that need a model (EL2N's proxies, DRoP's query model) receive a `train_proxy` callable from
+the run layer, so this package stays below training in the layer order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from ...core.checks import check, finite
+from ...core.registry import Registry
+from ..splits import DataSplits
+
+DATA_PRUNING: Registry = Registry("data_pruning", "data_pruning.name")
+
+
+def register_data_pruning(name: str) -> Callable:
+    return DATA_PRUNING.register(name)
+
+
+@dataclass
+class DataPruningConfig:
+    """`data_pruning.*` of every rule: its name and the fraction kept. `none` keeps the whole
+    training split (keep = 1) and is left out of the run id and the dense-cache key
+    (prune_cli/core/identity.py). `keep` is declared here, for every rule, so that a sweep
+    `-m data_pruning=random,el2n data_pruning.keep=0.3` composes (Hydra applies the override to the
+    default option too)."""
+
+    name: str = "none"
+    keep: float = 1.0
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = OmegaConf.select(cfg, key)
+        if node.name == "none":
+            check(
+                node.keep == 1,
+                key + ".keep",
+                node.keep,
+                "1 with data_pruning=none (choose a rule, e.g. data_pruning=random, to keep a fraction)",
+            )
+
+
+@dataclass
+class KeepFractionConfig(DataPruningConfig):
+    """A rule that keeps round(keep x N) of the N training examples (at least one)."""
+
+    keep: float = 0.5  # fraction of the training split kept, in (0, 1]
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        keep = OmegaConf.select(cfg, key + ".keep")
+        check(finite(keep) and 0 < keep <= 1, key + ".keep", keep, "a number in (0, 1]: the fraction of training examples kept")
+
+
+@dataclass(frozen=True)
+class DataPruningContext:
+    """What a rule may read: the full splits, the number to keep, a seeded generator for random
+    choices and, for rules that score examples with a model, `train_proxy(index, epochs)`: a model
+    of the run's architecture trained on the full training split from its own seed (the run layer
+    builds it with the run's training options)."""
+
+    data: DataSplits
+    generator: torch.Generator
+    train_proxy: Callable[[int, int], nn.Module]
+    eval_batch_size: int = 1024
+    # cached(name, key, compute): compute() once per (run's data/model/train/seed, name, key) when
+    # the run layer has a cache (the dense cache's folder), else every time
+    cached: Callable[[str, dict, Callable[[], torch.Tensor]], torch.Tensor] = lambda name, key, compute: compute()
+
+    def kept_count(self, keep: float) -> int:
+        return max(1, round(keep * len(self.data.train_y)))
+
+    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            return torch.cat([model(x[s : s + self.eval_batch_size]) for s in range(0, len(x), self.eval_batch_size)])
+
+
+@dataclass
+class Selection:
+    """The kept training indices (sorted) and one row per class for data_pruning.csv."""
+
+    indices: torch.Tensor
+    per_class: list[dict]
+    summary: dict = dataclasses.field(default_factory=dict)  # extra scalars for the log
+
+
+def water_fill(sizes: list[int], weights: list[float], total: int) -> list[int]:
+    """Integer per-class quotas: proportional to `weights`, never above a class's size, summing to
+    `total` (<= sum of sizes). A class whose proportional share exceeds its size keeps all of its
+    examples and the surplus is shared among the others in proportion to their weights, repeated
+    until no class overflows; fractional shares are rounded by largest remainder (ties: lower class
+    index). Classes of weight 0 get examples only when the others are all full (then equally)."""
+    sizes = [int(s) for s in sizes]
+    total = min(int(total), sum(sizes))
+    quota = [0] * len(sizes)
+    for tier in ([k for k, w in enumerate(weights) if w > 0], [k for k, w in enumerate(weights) if w <= 0]):
+        active = [k for k in tier if sizes[k] > 0]
+        w = {k: (float(weights[k]) if weights[k] > 0 else 1.0) for k in active}
+        remaining = total - sum(quota)
+        while active and remaining > 0:
+            norm = sum(w[k] for k in active)
+            full = [k for k in active if remaining * w[k] / norm >= sizes[k]]
+            if not full:
+                share = {k: remaining * w[k] / norm for k in active}
+                base = {k: math.floor(share[k]) for k in active}
+                left = remaining - sum(base.values())
+                order = sorted(active, key=lambda k: (-(share[k] - base[k]), k))
+                for k in active:
+                    quota[k] = base[k]
+                for k in order[:left]:
+                    quota[k] += 1
+                remaining = 0
+                break
+            for k in full:
+                quota[k] = sizes[k]
+            active = [k for k in active if k not in full]
+            remaining = total - sum(quota)
+    return quota
+
+
+def random_within_classes(y: torch.Tensor, quotas: list[int], gen: torch.Generator) -> torch.Tensor:
+    """quotas[c] examples of class c drawn uniformly without replacement; sorted indices."""
+    picked = []
+    for c, q in enumerate(quotas):
+        idx = (y == c).nonzero(as_tuple=True)[0]
+        picked.append(idx[torch.randperm(len(idx), generator=gen)[:q]])
+    return torch.cat(picked).sort().values if picked else y.new_zeros(0, dtype=torch.long)
+
+
+def class_rows(y: torch.Tensor, kept: torch.Tensor, num_classes: int, **columns: list) -> list[dict]:
+    """One row per class: available and kept examples (and any per-class column given)."""
+    available = torch.bincount(y, minlength=num_classes).tolist()
+    counts = torch.bincount(y[kept], minlength=num_classes).tolist()
+    rows = []
+    for c in range(num_classes):
+        row = {"class": c, "available": available[c], "kept": counts[c]}
+        row.update({name: values[c] for name, values in columns.items()})
+        rows.append(row)
+    return rows
+
+
+def apply_selection(data: DataSplits, indices: torch.Tensor) -> DataSplits:
+    """The splits with the training split reduced to `indices` (validation and test unchanged)."""
+    idx = indices.to(data.train_x.device)
+    return dataclasses.replace(data, train_x=data.train_x[idx], train_y=data.train_y[idx])
+
+
+__all__ = [
+    "DATA_PRUNING",
+    "DataPruningConfig",
+    "DataPruningContext",
+    "KeepFractionConfig",
+    "Selection",
+    "apply_selection",
+    "class_rows",
+    "random_within_classes",
+    "register_data_pruning",
+    "water_fill",
+]

@@ -1,0 +1,78 @@
+"""`data_pruning=drop`: DRoP, the fairness-aware rule of Vysogorets, Ahuja and Kempe, "Robust Data
+Pruning" (distributionally robust pruning).
+
+A query model (the run's architecture, trained on the full training split for `query_epochs`
+epochs) gives each class's error rate on the validation split, e_k = 1 - recall_k. The number of
+training examples kept from class k is proportional to e_k: quota_k = Z e_k / sum_j e_j with
+Z = round(keep x N), capped at the class's size N_k, the surplus of capped classes shared among the
+others in proportion to their errors until none overflows (`water_fill`). Examples are drawn at
+random within a class. Harder classes thus keep more of their data, which the paper shows raises
+worst-class accuracy at a tolerable cost in average accuracy. With no validation split the errors
+are measured on the training split (logged, and written in data_pruning.csv's `error_split`); if
+the query model makes no error at all the quotas fall back to class-balanced (equal weights)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+from ...core.checks import positive_int
+from ...core.config_base import config_schema
+from . import DataPruningContext, KeepFractionConfig, Selection, class_rows, random_within_classes, register_data_pruning, water_fill
+
+log = logging.getLogger(__name__)
+
+
+@config_schema("data_pruning", "drop")
+@dataclass
+class DRoPDataPruningConfig(KeepFractionConfig):
+    """Per-class keep ratios from a query model's per-class validation error, random within a class."""
+
+    query_epochs: int = 5  # epochs of the query model (the run's train options otherwise)
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        positive_int(cfg, key + ".query_epochs")
+
+
+def class_errors(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[float]:
+    """1 - recall per class (NaN for a class without examples)."""
+    pred = logits.argmax(dim=1).cpu()
+    y = y.cpu()
+    out = []
+    for c in range(num_classes):
+        mask = y == c
+        out.append(float((pred[mask] != c).double().mean()) if bool(mask.any()) else float("nan"))
+    return out
+
+
+def drop_quotas(sizes: list[int], errors: list[float], total: int) -> list[int]:
+    """DRoP's per-class quotas: proportional to the error rates, capped at the class sizes."""
+    weights = [0.0 if e != e else float(e) for e in errors]  # NaN (no validation example): weight 0
+    if sum(weights) <= 0:
+        log.warning("data_pruning=drop: the query model made no error on any class; keeping classes balanced")
+        weights = [1.0] * len(sizes)
+    return water_fill(sizes, weights, total)
+
+
+@register_data_pruning("drop")
+def drop(ctx: DataPruningContext, node: DictConfig) -> Selection:
+    data = ctx.data
+    split = "val" if len(data.val_y) else "train"
+    if split == "train":
+        log.warning("data_pruning=drop: no validation split, so class errors are measured on the training split")
+    x_err, y_err = data.split(split)
+
+    def compute() -> torch.Tensor:
+        return torch.tensor(class_errors(ctx.logits(ctx.train_proxy(0, node.query_epochs), x_err), y_err, data.num_classes))
+
+    errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_split": split}, compute).tolist()
+    y = data.train_y.cpu()
+    sizes = torch.bincount(y, minlength=data.num_classes).tolist()
+    quotas = drop_quotas(sizes, errors, ctx.kept_count(node.keep))
+    kept = random_within_classes(y, quotas, ctx.generator)
+    rows = class_rows(y, kept, data.num_classes, query_error=errors, quota=quotas, error_split=[split] * data.num_classes)
+    return Selection(kept, rows)

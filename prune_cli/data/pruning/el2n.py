@@ -1,0 +1,68 @@
+"""`data_pruning=el2n`: keep the hardest examples by EL2N score (Paul, Ganguli and Dziugaite, "Deep
+Learning on a Data Diet: Finding Important Examples Early in Training", NeurIPS 2021).
+
+The EL2N score of an example (x, y) is the L2 norm of the error vector, softmax(f(x)) - onehot(y),
+averaged over `proxies` models trained independently (their own initialisation and batch order)
+for `proxy_epochs` epochs: early in training it already separates easy from hard examples. The
+round(keep x N) examples with the highest scores are kept (ties: lower index first); `offset`
+skips that fraction of the very hardest first (the paper's remedy at aggressive pruning, where
+the hardest examples are often mislabelled or ambiguous)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ...core.checks import check, finite, positive_int
+from ...core.config_base import config_schema
+from . import DataPruningContext, KeepFractionConfig, Selection, class_rows, register_data_pruning
+
+
+@config_schema("data_pruning", "el2n")
+@dataclass
+class EL2NDataPruningConfig(KeepFractionConfig):
+    """Keep the examples with the largest EL2N score averaged over proxy models."""
+
+    proxies: int = 4  # independently trained proxy models (the paper averages 10)
+    proxy_epochs: int = 5  # epochs of each proxy (the run's train options otherwise)
+    offset: float = 0.0  # fraction of the training split, hardest first, skipped before keeping
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        positive_int(cfg, key + ".proxies")
+        positive_int(cfg, key + ".proxy_epochs")
+        node = OmegaConf.select(cfg, key)
+        check(
+            finite(node.offset) and 0 <= node.offset and node.offset + node.keep <= 1,
+            key + ".offset",
+            node.offset,
+            f"a number >= 0 with offset + keep <= 1 (keep = {node.keep})",
+        )
+
+
+def el2n_scores(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """||softmax(logits) - onehot(y)||_2 per example."""
+    probs = torch.softmax(logits.double(), dim=1)
+    return (probs - torch.nn.functional.one_hot(y, probs.shape[1]).double()).norm(dim=1)
+
+
+@register_data_pruning("el2n")
+def el2n(ctx: DataPruningContext, node: DictConfig) -> Selection:
+    x, y = ctx.data.train_x, ctx.data.train_y
+
+    def compute() -> torch.Tensor:
+        scores = torch.zeros(len(y), dtype=torch.float64)
+        for i in range(node.proxies):
+            scores += el2n_scores(ctx.logits(ctx.train_proxy(i, node.proxy_epochs), x), y).cpu()
+        return scores / node.proxies
+
+    # the scores do not depend on keep/offset: a sweep over them trains the proxies once
+    scores = ctx.cached("el2n", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}, compute)
+    order = sorted(range(len(y)), key=lambda i: (-float(scores[i]), i))  # hardest first, ties by index
+    skip = round(node.offset * len(y))
+    kept = torch.tensor(order[skip : skip + ctx.kept_count(node.keep)], dtype=torch.long).sort().values
+    y_cpu = y.cpu()
+    mean_score = [float(scores[y_cpu == c].mean()) if bool((y_cpu == c).any()) else float("nan") for c in range(ctx.data.num_classes)]
+    return Selection(kept, class_rows(y_cpu, kept, ctx.data.num_classes, mean_el2n=mean_score), {"el2n_mean": float(scores.mean())})

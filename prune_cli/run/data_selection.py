@@ -1,0 +1,121 @@
+"""Applying the run's data-pruning rule (`data_pruning=...`, prune_cli/data/pruning) to the training
+split, after the splits are built and before the dense model is trained (docs/data_pruning.md).
+
+The rule's random choices use their own generator (derived from the run seed) and its proxy
+models their own seeds, and the global random state is restored afterwards, so the run's model
+initialisation and batch order are those of the same run without data pruning. The selection is
+deterministic given the config, so a resumed run selects the same examples again; the per-class
+counts go to `data_pruning.csv` in the run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from filelock import FileLock
+
+from ..core.atomic_io import atomic_torch_save, atomic_write_text
+from ..core.identity import run_id
+from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
+from ..data.splits import DataSplits
+from ..training import train
+from .dense_cache import dense_inputs
+
+log = logging.getLogger(__name__)
+
+TABLE = "data_pruning.csv"
+
+
+def _seed(seed: int, purpose: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
+
+
+def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
+    """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
+    dense model (data, model, train options, seed, device type, versions; not the data-pruning
+    node, which trains nothing of its own) plus the rule's own key: a sweep over `keep` trains its
+    proxies once. Written atomically under a file lock; an unreadable entry is computed again."""
+    base = dense_inputs(cfg, device.type)
+    base.pop("data_pruning", None)
+    folder = Path(cfg.dense_cache.dir) / "data_pruning"
+
+    def cached(name: str, key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        digest = hashlib.sha256(json.dumps({**base, "rule": name, **key}, sort_keys=True).encode()).hexdigest()[:16]
+        path = folder / f"{name}-{digest}.pt"
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if path.exists():
+                try:
+                    value = torch.load(path, weights_only=True)
+                    log.info("data pruning (%s): scores loaded from %s", name, path)
+                    return value
+                except Exception as err:  # noqa: BLE001 - any unreadable file: recompute, say so
+                    log.warning("data pruning (%s): unreadable cache entry %s (%s); computing again", name, path, err)
+            value = compute()
+            atomic_torch_save(value, path)
+            return value
+
+    return cached
+
+
+def select_training_data(
+    cfg: DictConfig,
+    data: DataSplits,
+    device: torch.device,
+    build_model: Callable[[DictConfig, DataSplits], torch.nn.Module],
+    run_dir: Path,
+) -> DataSplits:
+    """The splits with the training split pruned by `cfg.data_pruning` (unchanged for `none`)."""
+    node = cfg.data_pruning
+    if node.name == "none":
+        return data
+
+    def train_proxy(index: int, epochs: int) -> torch.nn.Module:
+        """A model of the run's architecture, its own seed, trained `epochs` epochs on the full split."""
+        torch.manual_seed(_seed(cfg.seed, f"data-pruning-proxy-{index}"))
+        model = build_model(cfg, data).to(device)
+        options = OmegaConf.merge(cfg.train, {"epochs": epochs, "warmup_epochs": min(cfg.train.warmup_epochs, epochs)})
+        train(
+            model,
+            data,
+            options,
+            torch.Generator().manual_seed(_seed(cfg.seed, f"data-pruning-batches-{index}")),
+            f"data_pruning_proxy{index}",
+        )
+        return model
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        ctx = DataPruningContext(
+            data=data,
+            generator=torch.Generator().manual_seed(_seed(cfg.seed, "data-pruning")),
+            train_proxy=train_proxy,
+            eval_batch_size=int(cfg.train.eval_batch_size),
+        )
+        if cfg.dense_cache.enabled:
+            ctx = dataclasses.replace(ctx, cached=_disk_cache(cfg, device))
+        selection = DATA_PRUNING.get(node.name)(ctx, node)
+    random.setstate(python_state)
+    np.random.set_state(numpy_state)
+    rows = [
+        {"run_id": run_id(cfg), "seed": cfg.seed, "rule": node.name, "keep": node.get("keep"), **row} for row in selection.per_class
+    ]
+    atomic_write_text(Path(run_dir) / TABLE, pd.DataFrame(rows).to_csv(index=False))
+    log.info(
+        "data pruning (%s): kept %d of %d training examples; per class %s",
+        node.name,
+        len(selection.indices),
+        len(data.train_y),
+        [r["kept"] for r in selection.per_class],
+    )
+    return apply_selection(data, selection.indices)

@@ -1,0 +1,213 @@
+"""Data pruning (issue 13): each selection rule against a hand computation on a tiny dataset, the
+run id and dense-cache key, validation before any work, and a run end to end."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import FAST, run_cli
+from helpers import composed, validated
+from prune_cli.core.errors import ConfigError
+from prune_cli.data.pruning import DataPruningContext, water_fill
+from prune_cli.data.pruning.class_balanced import class_balanced
+from prune_cli.data.pruning.drop import drop, drop_quotas
+from prune_cli.data.pruning.el2n import el2n
+from prune_cli.data.pruning.random_subset import random_subset
+from prune_cli.data.splits import DataSplits
+
+
+def _data(counts: list[int], val_counts: list[int] | None = None) -> DataSplits:
+    """Class c has counts[c] training examples; x = [example index] so a lookup model can score it."""
+    y = torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+    vy = torch.cat([torch.full((n,), c) for c, n in enumerate(val_counts or counts)])
+    x = torch.arange(len(y), dtype=torch.float32)[:, None]
+    vx = torch.arange(len(vy), dtype=torch.float32)[:, None]
+    return DataSplits(x, y, vx, vy, vx, vy, num_classes=len(counts))
+
+
+class Lookup(nn.Module):
+    """Returns the stored logits row of the example whose index is its input."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.table = logits
+
+    def forward(self, x):
+        return self.table[x[:, 0].long()]
+
+
+def _ctx(data, proxies=(), seed=0):
+    return DataPruningContext(data, torch.Generator().manual_seed(seed), lambda i, epochs: proxies[i], eval_batch_size=4)
+
+
+def test_water_fill_by_hand():
+    # equal weights, sizes 10/3/7, 12 kept: 4 each, class 1 has only 3 -> 9 left for two classes,
+    # 4.5 each -> 4 + 4 and the remaining one to the lower class index.
+    assert water_fill([10, 3, 7], [1, 1, 1], 12) == [5, 3, 4]
+    assert water_fill([10, 3, 7], [1, 1, 1], 20) == [10, 3, 7]
+    assert water_fill([5, 5], [1, 0], 7) == [5, 2]  # weight-0 classes only once the others are full
+
+
+def test_class_balanced_counts_are_exact():
+    data = _data([10, 3, 7])
+    sel = class_balanced(_ctx(data), OmegaConf.create({"keep": 0.6}))  # round(0.6 * 20) = 12
+    kept_y = data.train_y[sel.indices]
+    assert torch.bincount(kept_y, minlength=3).tolist() == [5, 3, 4]
+    assert len(set(sel.indices.tolist())) == 12 and sel.indices.tolist() == sorted(sel.indices.tolist())
+    assert [r["kept"] for r in sel.per_class] == [5, 3, 4] and [r["available"] for r in sel.per_class] == [10, 3, 7]
+
+
+def test_random_keeps_the_rounded_fraction_without_repeats_and_is_seeded():
+    data = _data([30, 20, 10])
+    node = OmegaConf.create({"keep": 0.25})
+    a = random_subset(_ctx(data, seed=1), node).indices
+    assert len(a) == 15 and len(set(a.tolist())) == 15 and int(a.max()) < 60
+    assert torch.equal(a, random_subset(_ctx(data, seed=1), node).indices)
+    assert not torch.equal(a, random_subset(_ctx(data, seed=2), node).indices)
+
+
+def test_drop_quotas_follow_the_papers_formula():
+    # quota_k = Z e_k / sum e: Z = 120, e = (0.1, 0.2, 0.5) -> 15, 30, 75
+    assert drop_quotas([100, 100, 100], [0.1, 0.2, 0.5], 120) == [15, 30, 75]
+    # class 2 capped at its 40 examples; 80 left shared 1:2 -> 26.67, 53.33 -> 27, 53 (largest remainder)
+    assert drop_quotas([100, 100, 40], [0.1, 0.2, 0.5], 120) == [27, 53, 40]
+    assert drop_quotas([10, 10], [0.0, 0.0], 10) == [5, 5]  # no error anywhere: balanced
+
+
+def test_drop_measures_class_errors_with_the_query_model():
+    # validation: 10 examples per class; the query model errs on 1 of class 0 and 4 of class 1
+    data = _data([50, 50], val_counts=[10, 10])
+    pred = torch.tensor([1] + [0] * 9 + [0] * 4 + [1] * 6)
+    query = Lookup(nn.functional.one_hot(pred, 2).float())
+    sel = drop(_ctx(data, proxies=[query]), OmegaConf.create({"keep": 0.5, "query_epochs": 1}))
+    # errors 0.1 and 0.4 -> quotas 50 * 0.1/0.5 = 10 and 40
+    assert torch.bincount(data.train_y[sel.indices], minlength=2).tolist() == [10, 40]
+    assert [r["query_error"] for r in sel.per_class] == pytest.approx([0.1, 0.4])
+
+
+def test_el2n_scores_against_the_formula():
+    data = _data([2, 2])  # labels 0, 0, 1, 1
+    logits_a = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.5, 0.0], [0.0, 3.0]])
+    logits_b = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
+    sel = el2n(
+        _ctx(data, proxies=[Lookup(logits_a), Lookup(logits_b)]),
+        OmegaConf.create({"keep": 0.5, "proxies": 2, "proxy_epochs": 1, "offset": 0.0}),
+    )
+
+    def score(logits, label):  # ||softmax - onehot||_2 for two classes: sqrt(2) * (1 - p_label)
+        p = math.exp(logits[label]) / (math.exp(logits[0]) + math.exp(logits[1]))
+        return math.sqrt(2) * (1 - p)
+
+    labels = [0, 0, 1, 1]
+    expected = [(score(logits_a[i].tolist(), labels[i]) + score(logits_b[i].tolist(), labels[i])) / 2 for i in range(4)]
+    hardest = sorted(range(4), key=lambda i: -expected[i])[:2]
+    assert sel.indices.tolist() == sorted(hardest)
+    per_class = [(expected[0] + expected[1]) / 2, (expected[2] + expected[3]) / 2]
+    assert [r["mean_el2n"] for r in sel.per_class] == pytest.approx(per_class)
+    offset = el2n(
+        _ctx(data, proxies=[Lookup(logits_a), Lookup(logits_b)]),
+        OmegaConf.create({"keep": 0.25, "proxies": 2, "proxy_epochs": 1, "offset": 0.25}),
+    )
+    assert offset.indices.tolist() == [sorted(range(4), key=lambda i: -expected[i])[1]]
+
+
+def test_none_keeps_run_ids_and_dense_keys_and_a_rule_changes_both():
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.dense_cache import dense_key
+    from test_config_identity import DENSE_KEYS, RUN_IDS
+
+    plain = composed("results_dir=results")
+    assert run_id(plain) == RUN_IDS[0][1] and dense_key(plain, "cpu") == DENSE_KEYS[0][1]
+    assert run_id(composed("results_dir=results", "data_pruning=none")) == RUN_IDS[0][1]
+    random_half = composed("results_dir=results", "data_pruning=random")
+    random_third = composed("results_dir=results", "data_pruning=random", "data_pruning.keep=0.3")
+    assert len({run_id(plain), run_id(random_half), run_id(random_third)}) == 3
+    assert len({dense_key(plain, "cpu"), dense_key(random_half, "cpu"), dense_key(random_third, "cpu")}) == 3
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["data_pruning=random", "data_pruning.keep=0"], r"data_pruning\.keep.*0"),
+        (["data_pruning=random", "data_pruning.keep=1.5"], r"data_pruning\.keep.*1\.5"),
+        (["data_pruning=el2n", "data_pruning.proxies=0"], r"data_pruning\.proxies.*0"),
+        (["data_pruning=el2n", "data_pruning.keep=0.8", "data_pruning.offset=0.3"], r"data_pruning\.offset.*0\.3.*keep <= 1"),
+        (["data_pruning=drop", "data_pruning.query_epochs=0"], r"data_pruning\.query_epochs"),
+        (["data_pruning.keep=0.5"], r"data_pruning\.keep.*0\.5.*data_pruning=none"),
+    ],
+)
+def test_bad_values_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validated(*overrides)
+
+
+def test_bad_input_on_the_command_line_creates_nothing(tmp_path):
+    results = tmp_path / "results"
+    for args in (
+        ["data_pruning=random", "data_pruning.keep=2"],
+        ["data_pruning=bogus"],
+        ["data_pruning=random", "+data_pruning.kep=0.3"],
+    ):
+        proc = run_cli([*FAST, *args], results, check=False)
+        assert proc.returncode != 0, args
+        assert "data_pruning" in proc.stdout + proc.stderr
+        assert not results.exists()
+
+
+def test_class_balanced_run_end_to_end_with_worst_class_recall(tmp_path):
+    results = tmp_path / "results"
+    run_cli([*FAST, "data_pruning=class_balanced", "data_pruning.keep=0.3"], results)
+    (run_dir,) = (results / "runs").iterdir()
+    table = pd.read_csv(run_dir / "data_pruning.csv")
+    kept = round(0.3 * table.available.sum())
+    assert table.kept.sum() == kept and table.kept.max() - table.kept.min() <= 1
+    assert f"kept {kept} of {table.available.sum()} training examples" in (run_dir / "prune-run.log").read_text()
+    m = pd.read_csv(run_dir / "metrics.csv")
+    pc = pd.read_csv(run_dir / "per_class.csv")
+    for phase in ("dense", "finetuned"):
+        recalls = pc[(pc.phase == phase) & (pc.split == "test")].recall
+        worst = m[(m.phase == phase) & (m.split == "test") & (m.metric == "worst_class_recall")].value.item()
+        mean = m[(m.phase == phase) & (m.split == "test") & (m.metric == "mean_class_recall")].value.item()
+        assert worst == pytest.approx(recalls.min()) and mean == pytest.approx(recalls.mean())
+
+
+def test_el2n_scores_are_cached_across_keep_values(tmp_path):
+    """A second selection with another `keep` loads the proxy scores instead of training proxies."""
+    from prune_cli.models import build_model
+    from prune_cli.run.data_selection import select_training_data
+
+    built = []
+
+    def build(cfg, data):
+        built.append(1)
+        return build_model(cfg.model, data.input_shape, data.num_classes)
+
+    torch.manual_seed(0)
+    x = torch.randn(60, 5)
+    y = torch.arange(60) % 3
+    data = DataSplits(x, y, x[:9], y[:9], x[:9], y[:9], num_classes=3)
+    overrides = [
+        "model=mlp",
+        "model.widths=[8]",
+        "data_pruning=el2n",
+        "data_pruning.proxies=2",
+        "data_pruning.proxy_epochs=1",
+        "train.batch_size=20",
+        f"results_dir={tmp_path}",
+    ]
+    half = select_training_data(composed(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
+    assert len(built) == 2 and len(half.train_y) == 30
+    third = select_training_data(composed(*overrides, "data_pruning.keep=0.3"), data, torch.device("cpu"), build, tmp_path)
+    assert len(built) == 2 and len(third.train_y) == 18  # no proxy trained again
+    assert set(third.train_x[:, 0].tolist()) <= set(half.train_x[:, 0].tolist())  # the hardest 18 are among the hardest 30
+    assert len(list((tmp_path / "dense_cache" / "data_pruning").glob("el2n-*.pt"))) == 1
+    other_seed = select_training_data(
+        composed(*overrides, "data_pruning.keep=0.3", "seed=1"), data, torch.device("cpu"), build, tmp_path
+    )
+    assert len(built) == 4 and len(other_seed.train_y) == 18
