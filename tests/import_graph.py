@@ -89,7 +89,7 @@ TARGET_LAYERS: dict[str, int] = {
     "prune_cli.schedules": 5,
     "prune_cli.metrics": 6,
     "prune_cli.run": 7,  # prevalidate, experiment, checkpoint, recorder, dense_cache, results, shared_tables
-    "prune_cli.results": 7,  # `python -m prune_cli.results` shim kept for the README
+    "prune_cli.results": 7,  # load() (tidy frames, no torch) and `python -m prune_cli.results`
     "prune_cli.cli": 8,
     "prune_cli.report": 8,  # report/ package: loading, summaries, plots (no torch)
 }
