@@ -76,6 +76,7 @@ def main() -> None:
     cells: dict[tuple[int, str], list[float]] = {}
     print(f"cores (affinity) {len(os.sched_getaffinity(0))}; runs: prune-run {' '.join(extra) or '(default)'}")
     with tempfile.TemporaryDirectory() as tmp:
+        batch("1", 1, extra, Path(tmp))  # warm-up: file cache, MNIST-1D generated and cached once
         for r in range(repeats):
             for k in args.concurrency:
                 order = args.settings if r % 2 == 0 else args.settings[::-1]

@@ -181,3 +181,30 @@ def test_run_logs_the_choice(tmp_path):
     (fixed,) = [t for name, t in logs.items() if "seed1" in name]
     assert "torch intra-op threads: 1 (threads=auto: small model" in auto
     assert "torch intra-op threads: 2 (threads=2)" in fixed
+
+
+SPY = """
+import os, sys
+sys.argv = ["prune-run", "threads=0"]
+from prune_cli import cli
+set_policy, torch_loaded = cli.threads.quiet_openmp_wait, []
+def spy(env):
+    torch_loaded.append("torch" in sys.modules)
+    return set_policy(env)
+cli.threads.quiet_openmp_wait = spy
+try:
+    cli.main()
+except SystemExit as stop:
+    print(stop.code, torch_loaded, os.environ.get("OMP_WAIT_POLICY"))
+"""
+
+
+@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_prune_run_sets_passive_wait_before_torch_loads(tmp_path, preset, expected):
+    """OpenMP reads OMP_WAIT_POLICY when torch loads it, so prune-run must set it first; a value the
+    user set is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    proc = subprocess.run([sys.executable, "-c", SPY], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.stdout.split() == ["2", "[False]", expected], proc.stdout + proc.stderr
