@@ -52,7 +52,8 @@ def timed(cmd: list[str], expected_rc: int, cwd: str) -> float:
 
 def import_breakdown(cwd: str, top: int) -> None:
     """Cumulative import time per top-level package and the heaviest prune_cli modules."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", *CLI[1:], "--cfg", "job"], env=env(), cwd=cwd, capture_output=True, text=True)
+    cmd = [sys.executable, "-X", "importtime", *CLI[1:], "--cfg", "job"]
+    proc = subprocess.run(cmd, env=env(), cwd=cwd, capture_output=True, text=True)
     line = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
     packages: dict[str, int] = defaultdict(int)
     ours: dict[str, int] = {}
