@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .core import interrupts, plugins
+from .core import interrupts, plugins, threads
 from .core.atomic_io import atomic_write_text
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
@@ -143,7 +143,9 @@ def command_line_plugins(args: list[str]) -> list[str]:
 
 def main() -> None:
     """`prune-run`: index the plugin modules named on the command line (their options must be known
-    before Hydra composes the config), then compose, validate and run."""
+    before Hydra composes the config), then compose, validate and run. OpenMP's wait policy is set
+    first: it is read when torch loads (prune_cli/core/threads.py)."""
+    threads.quiet_openmp_wait(os.environ)
     try:
         plugins.add_modules(command_line_plugins(sys.argv[1:]))
     except PruneCliError as err:
@@ -158,13 +160,13 @@ def hydra_main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    _limit_threads()
     interrupts.install()
     try:
         interrupts.check()
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again
             plugins.add_modules(cfg.plugins)
         validate(cfg)
+        _limit_threads(cfg, hydra_cfg)
         run(cfg, run_dir)
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here
     except interrupts.Interrupted as stop:
@@ -276,16 +278,39 @@ def _record_outcome(run_dir: Path, status: str, err: BaseException | None = None
         os.close(fd)
 
 
-def _limit_threads() -> None:
-    """Honour OMP_NUM_THREADS set per job by a launcher (hydra.job.env_set): torch was imported, and
-    sized its thread pool, before Hydra set the variable, so apply it explicitly."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    if value.isdigit() and int(value) > 0:
-        import torch
+def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:
+    """Give torch the intra-op threads of `threads=auto|N` (prune_cli/core/threads.py): OMP_NUM_THREADS
+    when set (also per job by a launcher, hydra.job.env_set: torch sized its pool before Hydra set it,
+    so it is applied here), otherwise one thread for a small model and the usable CPUs for a large
+    one; the choice and its reason go to the log."""
+    import torch
 
-        if torch.get_num_threads() != int(value):
-            torch.set_num_threads(int(value))
-        log.info("torch intra-op threads: %d (OMP_NUM_THREADS)", torch.get_num_threads())
+    setting = cfg.get("threads", "auto")
+    launcher = hydra_cfg.launcher if hydra_cfg.mode == RunMode.MULTIRUN else {}
+    n_jobs = launcher.get("n_jobs") if "Joblib" in str(launcher.get("_target_", "")) else None
+    usable = threads.usable_cpus(os.environ, n_jobs=n_jobs)
+    needs_size = setting == "auto" and threads.explicit_omp_threads(os.environ) is None
+    choice = threads.choose_threads(setting, os.environ, usable, _macs_per_batch(cfg) if needs_size else None)
+    if torch.get_num_threads() != choice.threads:
+        torch.set_num_threads(choice.threads)
+    log.info("torch intra-op threads: %d (%s)", torch.get_num_threads(), choice.reason)
+
+
+def _macs_per_batch(cfg: DictConfig) -> int | None:
+    """Forward multiply-accumulates of one training batch, from the model built on the meta device
+    for the dataset's declared input; None when the dataset declares no input shape."""
+    declared = OmegaConf.get_type(cfg.dataset)
+    spec = declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None
+    if spec is None:
+        return None
+    import torch
+
+    from .models import build_model
+
+    shape, classes = spec
+    with torch.device("meta"):
+        model = build_model(cfg.model, shape, classes)
+        return threads.macs_per_example(model, torch.empty(1, *shape)) * int(cfg.train.batch_size)
 
 
 def _remove_if_scaffolding(run_dir: Path) -> None:

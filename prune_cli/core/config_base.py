@@ -226,6 +226,9 @@ class Config:
     # Plugin modules from outside the repository, given on the command line (plugins=[my_lab.scores]);
     # they are indexed before composition (prune_cli/core/plugins.py) and not part of the run id.
     plugins: list[str] = field(default_factory=list)
+    # torch intra-op threads: auto (1 for a small model, else the usable CPUs) or a positive integer;
+    # not part of the run id (prune_cli/core/threads.py, docs/performance.md).
+    threads: Any = "auto"
 
 
 # Every schema by group and option name; stored in Hydra's ConfigStore as schema/<group>/<name>.

@@ -13,7 +13,7 @@ import re
 from omegaconf import DictConfig, OmegaConf
 
 # Keys that do not change what a run computes, so they do not change its hash or directory.
-HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures", "plugins")
+HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures", "plugins", "threads")
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 

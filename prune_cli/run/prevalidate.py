@@ -22,6 +22,7 @@ from ..core import plugins
 from ..core.config_base import Config, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
+from ..core.threads import valid_setting as valid_threads
 
 
 def register_schemas() -> None:
@@ -290,6 +291,8 @@ def validate(cfg: DictConfig) -> None:
     fraction(cfg, "sparsity", 0.0, 1.0)
     positive_int(cfg, "seed", minimum=0)
     choice(cfg, "device", {"auto", "cpu", "cuda"})
+    threads = cfg.get("threads", "auto")
+    check(valid_threads(threads), "threads", threads, "auto or a positive integer (torch intra-op threads)")
     check(bool(cfg.results_dir), "results_dir", cfg.results_dir, "a non-empty path")
     check(
         safe_name(cfg.name),

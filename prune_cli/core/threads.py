@@ -1,0 +1,194 @@
+"""How many intra-op threads a run gives torch: never more than the CPUs this process may use, and
+one for a small model, whose per-operation work is too small to pay for a parallel region.
+
+Why a policy and not torch's default (one thread per visible core): torch's GNU OpenMP pool spins
+while it waits for work, so a run whose threads outnumber the free cores (a shared node, a laptop,
+a local parallel sweep, four runs started at once) slows down by an order of magnitude instead of
+sharing the cores (measured in docs/performance.md). The usable CPUs are the smallest of:
+
+- the CPU affinity mask (`os.sched_getaffinity`: taskset, cpusets, SLURM's task binding);
+- the cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`: containers,
+  Kubernetes limits), rounded down (a fractional CPU is time-sliced, not a core to run on);
+- `SLURM_CPUS_PER_TASK`, what a SLURM job was allocated;
+- the per-job share when a local launcher runs `n_jobs` runs in parallel (usable // n_jobs).
+
+An explicitly set `OMP_NUM_THREADS` is the user's (or launcher's) decision and is honoured; a
+`threads=N` in the config is honoured as given. This module imports nothing from the package and
+torch only inside the function that needs it (docs/architecture.md, layer 0).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+# Below this many multiply-accumulates in one training batch's forward pass, one thread is chosen.
+# Calibrated with scripts/bench_threads.py (docs/performance.md): the default MLP on MNIST-1D
+# (about 1e7 per batch of 128) gains at most about 1.2x from a second thread on a quiet machine
+# and loses 10x or more on a busy one; a CIFAR ResNet-20 batch (about 5e9) gains from every core.
+SMALL_MODEL_MACS = 100_000_000
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    threads: int
+    reason: str  # one line for the run's log: where the number came from
+
+
+def valid_setting(value) -> bool:
+    """`threads` is `auto` or a positive integer (a bool is not an integer here)."""
+    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
+
+def explicit_omp_threads(env: Mapping[str, str]) -> int | None:
+    """OMP_NUM_THREADS when it is set to a positive integer (a list such as "4,2" is OpenMP's nested
+    setting: its first entry is the outer level, the one torch uses)."""
+    value = env.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def affinity_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def _quota_cpus(quota: float, period: float) -> int | None:
+    if quota <= 0 or period <= 0:
+        return None
+    return max(1, math.floor(quota / period))
+
+
+def _own_cgroup_dirs(root: Path, proc_cgroup: Path) -> list[Path]:
+    """This process's cgroup directory and its ancestors up to `root` (each may hold a quota), from
+    /proc/self/cgroup; only `root` when the file is not there."""
+    dirs = [root]
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return dirs
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[0] == "0" and parts[2].strip() not in ("", "/"):  # cgroup v2 entry
+            own = root / parts[2].strip().lstrip("/")
+            dirs = [own, *[p for p in own.parents if p.is_relative_to(root)]]
+    return dirs
+
+
+def cgroup_cpus(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """The CPU quota of this process's cgroup as whole CPUs (the smallest along its hierarchy), or
+    None when no quota is set. cgroup v2: `cpu.max` holds "<quota> <period>" or "max <period>";
+    cgroup v1: `cpu.cfs_quota_us` (-1 = none) and `cpu.cfs_period_us` under `cpu/` or `cpu,cpuacct/`."""
+    found: list[int] = []
+    for folder in _own_cgroup_dirs(root, proc_cgroup):
+        try:
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        if quota != "max":
+            cpus = _quota_cpus(float(quota), float(period))
+            if cpus is not None:
+                found.append(cpus)
+    for sub in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
+        try:
+            quota = float((root / sub / "cpu.cfs_quota_us").read_text())
+            period = float((root / sub / "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        cpus = _quota_cpus(quota, period)
+        if cpus is not None:
+            found.append(cpus)
+    return min(found) if found else None
+
+
+def slurm_cpus(env: Mapping[str, str]) -> int | None:
+    value = env.get("SLURM_CPUS_PER_TASK", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def parallel_jobs(n_jobs, cpus: int) -> int:
+    """How many runs a joblib launcher runs at once: n_jobs, or joblib's negative convention
+    (-1 = one per CPU, -2 = all CPUs but one, ...)."""
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        return 1
+    return n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)
+
+
+def usable_cpus(
+    env: Mapping[str, str],
+    n_jobs: int | None = None,
+    affinity: int | None = None,
+    cgroup: Path = CGROUP_ROOT,
+    proc_cgroup: Path = Path("/proc/self/cgroup"),
+) -> tuple[int, str]:
+    """(CPUs this process may use, which limit decided it)."""
+    limits = {"CPU affinity": affinity if affinity is not None else affinity_cpus()}
+    quota = cgroup_cpus(cgroup, proc_cgroup)
+    if quota is not None:
+        limits["cgroup CPU quota"] = quota
+    slurm = slurm_cpus(env)
+    if slurm is not None:
+        limits["SLURM_CPUS_PER_TASK"] = slurm
+    cpus = min(limits.values())
+    name = min(limits, key=limits.get)
+    jobs = parallel_jobs(n_jobs, cpus) if n_jobs is not None else 1
+    if jobs > 1:
+        share = max(1, cpus // jobs)
+        return share, f"{name} {cpus} shared by {jobs} parallel jobs"
+    return cpus, name
+
+
+def choose_threads(setting, env: Mapping[str, str], usable: tuple[int, str], macs_per_batch: int | None) -> ThreadChoice:
+    """The intra-op thread count for `threads=setting` (`auto` or N)."""
+    cpus, limit = usable
+    if setting != "auto":
+        note = "" if setting <= cpus else f"; more than the {cpus} usable CPUs ({limit})"
+        return ThreadChoice(int(setting), f"threads={setting}{note}")
+    omp = explicit_omp_threads(env)
+    if omp is not None:
+        return ThreadChoice(omp, "OMP_NUM_THREADS")
+    if macs_per_batch is None:
+        return ThreadChoice(cpus, f"threads=auto: model size unknown before loading data; {cpus} usable CPUs ({limit})")
+    if macs_per_batch < SMALL_MODEL_MACS:
+        return ThreadChoice(1, f"threads=auto: small model ({macs_per_batch:.3g} MACs per training batch < {SMALL_MODEL_MACS:.0e})")
+    return ThreadChoice(cpus, f"threads=auto: {macs_per_batch:.3g} MACs per training batch; {cpus} usable CPUs ({limit})")
+
+
+def macs_per_example(model, example) -> int:
+    """Multiply-accumulates of the Linear and Conv layers in one forward pass of `example` (one
+    input with a batch dimension of 1). Works on the meta device: it reads shapes, not values."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def count(module, _inputs, output) -> None:
+        nonlocal total
+        channels = output.shape[1] if isinstance(module, nn.modules.conv._ConvNd) else output.shape[-1]
+        total += module.weight.numel() * (output.numel() // max(1, channels)) // max(1, output.shape[0])
+
+    layers = (nn.Linear, nn.modules.conv._ConvNd)
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, layers)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total
+
+
+def quiet_openmp_wait(env: dict) -> bool:
+    """Set OMP_WAIT_POLICY=PASSIVE unless the user set it: OpenMP threads then sleep instead of
+    spinning while they wait, so threads of other processes on the same cores are not starved.
+    Must run before torch is imported (OpenMP reads it when it loads). Returns whether it set it."""
+    if "OMP_WAIT_POLICY" in env:
+        return False
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True

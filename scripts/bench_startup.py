@@ -1,0 +1,99 @@
+"""Benchmark: how long `prune-run` takes before it does any work, against the floor of importing torch.
+
+Commands (each a fresh process, run --repeats times, interleaved; medians):
+
+- floor:        python -c "import torch"
+- cfg job:      prune-run --cfg job          (compose and print the config)
+- config error: prune-run sparsity=2         (compose, validate, exit 2)
+- help:         prune-run --help
+
+It prints each median and its ratio to the floor (target, issue 12: <= 2x), the machine's load, and
+an import-time breakdown of `prune-run --cfg job` (`python -X importtime`): the cumulative import
+time of each top-level package and of the heaviest prune_cli modules.
+
+    PYTHONPATH=$PWD python scripts/bench_startup.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "prune_cli.cli"]
+COMMANDS = {
+    "floor (import torch)": ([sys.executable, "-c", "import torch"], 0),
+    "prune-run --cfg job": ([*CLI, "--cfg", "job"], 0),
+    "prune-run sparsity=2": ([*CLI, "sparsity=2"], 2),
+    "prune-run --help": ([*CLI, "--help"], 0),
+}
+
+
+def env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def timed(cmd: list[str], expected_rc: int, cwd: str) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env(), cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != expected_rc:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}, expected {expected_rc}:\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def import_breakdown(cwd: str, top: int) -> None:
+    """Cumulative import time per top-level package and the heaviest prune_cli modules."""
+    cmd = [sys.executable, "-X", "importtime", *CLI[1:], "--cfg", "job"]
+    proc = subprocess.run(cmd, env=env(), cwd=cwd, capture_output=True, text=True)
+    line = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+    packages: dict[str, int] = defaultdict(int)
+    ours: dict[str, int] = {}
+    for m in line.finditer(proc.stderr):
+        cumulative, indent, name = int(m.group(2)), len(m.group(3)), m.group(4)
+        if indent == 1:  # imported from the top level: its cumulative time counts once
+            packages[name.split(".")[0]] += cumulative
+        if name.startswith("prune_cli"):
+            ours[name] = max(ours.get(name, 0), cumulative)
+    total = sum(packages.values())
+    print(f"\nimport-time breakdown of `prune-run --cfg job` (cumulative, top level): {total / 1e6:.2f} s in all")
+    for name, us in sorted(packages.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {name:<28} {us / 1e6:6.2f} s")
+    print("heaviest prune_cli modules (cumulative, including what they import):")
+    for name, us in sorted(ours.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {name:<40} {us / 1e6:6.2f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--top", type=int, default=12)
+    args = ap.parse_args()
+    times: dict[str, list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as cwd:
+        for name, (cmd, rc) in COMMANDS.items():  # warm the file cache once
+            timed(cmd, rc, cwd)
+        load = [os.getloadavg()[0]]
+        for r in range(args.repeats):
+            order = list(COMMANDS.items()) if r % 2 == 0 else list(COMMANDS.items())[::-1]
+            for name, (cmd, rc) in order:
+                times[name].append(timed(cmd, rc, cwd))
+            load.append(os.getloadavg()[0])
+        floor = statistics.median(times["floor (import torch)"])
+        print(f"medians of {args.repeats} runs each (interleaved); load {min(load):.1f}-{max(load):.1f}")
+        for name, values in times.items():
+            med = statistics.median(values)
+            print(f"  {name:<24} {med:6.2f} s  {med / floor:5.2f}x floor   (min {min(values):.2f}, max {max(values):.2f})")
+        import_breakdown(cwd, args.top)
+
+
+if __name__ == "__main__":
+    main()

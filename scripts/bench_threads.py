@@ -1,0 +1,110 @@
+"""Benchmark: the thread policy (`threads=auto`) against fixed thread counts, with 1, 2 and 4 runs
+of the default experiment started at once on this machine.
+
+Each measurement is the wall time of a real `prune-run` process (default config: MNIST-1D, the
+MLP, magnitude pruning to 90 %; `--quick` shortens training). Settings:
+
+- `auto`, `1`, `2`: `prune-run threads=<setting>` as shipped (OpenMP threads sleep while waiting,
+  OMP_WAIT_POLICY=PASSIVE, unless the user sets it);
+- `torch-default` (the "before"): torch's own default, one thread per core with OpenMP's default
+  spin-waiting; `threads=<cores>` and OMP_WAIT_POLICY left to libgomp's default.
+
+For each concurrency k, every setting runs k copies at once; settings are interleaved and the whole
+round is repeated, and each cell is the median over repeats of the median per-process wall time.
+Ratios are against the best fixed setting (1 or 2) of the same concurrency, so machine noise hits
+all sides alike; the machine's load (`os.getloadavg`) is printed before and after every batch.
+Target (issue 12): auto within 10 % of the best fixed setting in every case.
+
+    PYTHONPATH=$PWD python scripts/bench_threads.py --quick       # about 3-5 minutes on 2 cores
+    PYTHONPATH=$PWD python scripts/bench_threads.py --repeats 3   # the full default run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SETTINGS = ["auto", "1", "2", "torch-default"]
+QUICK = ["train.epochs=4", "finetune.epochs=2"]
+
+
+def command(setting: str, results: Path, seed: int, extra: list[str]) -> tuple[list[str], dict]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    env["PYTHONPATH"] = str(REPO)
+    if setting == "torch-default":
+        # libgomp treats an empty value as unset (its default spin-then-sleep) and prune-run keeps it
+        env["OMP_WAIT_POLICY"] = ""
+        threads = f"threads={os.cpu_count()}"
+    else:
+        threads = f"threads={setting}"
+    args = [sys.executable, "-m", "prune_cli.cli", threads, f"seed={seed}", "dense_cache.enabled=false"]
+    return [*args, "shared_results=false", f"results_dir={results}", *extra], env
+
+
+def batch(setting: str, k: int, extra: list[str], work: Path) -> list[float]:
+    """Start k runs at once; return each one's wall time."""
+    procs = []
+    for i in range(k):
+        cmd, env = command(setting, work / f"{setting}-{k}-{i}-{time.monotonic_ns()}", i, extra)
+        procs.append((time.perf_counter(), subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+    times = []
+    for start, proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"prune-run failed ({setting}, k={k}):\n{err.decode()[-2000:]}")
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=f"shortened runs ({' '.join(QUICK)}), one repeat")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--settings", nargs="+", default=SETTINGS, choices=SETTINGS)
+    ap.add_argument("overrides", nargs="*", help="extra prune-run overrides (e.g. model=cnn1d)")
+    args = ap.parse_args()
+    repeats = args.repeats or (1 if args.quick else 3)
+    extra = [*(QUICK if args.quick else []), *args.overrides]
+    cells: dict[tuple[int, str], list[float]] = {}
+    print(f"cores (affinity) {len(os.sched_getaffinity(0))}; runs: prune-run {' '.join(extra) or '(default)'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        batch("1", 1, extra, Path(tmp))  # warm-up: file cache, MNIST-1D generated and cached once
+        for r in range(repeats):
+            for k in args.concurrency:
+                order = args.settings if r % 2 == 0 else args.settings[::-1]
+                for setting in order:
+                    before = os.getloadavg()[0]
+                    times = batch(setting, k, extra, Path(tmp))
+                    cells.setdefault((k, setting), []).append(statistics.median(times))
+                    print(
+                        f"  repeat {r} k={k} {setting:>13}: per-run median {statistics.median(times):7.2f} s "
+                        f"(max {max(times):.2f}); load {before:.1f} -> {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+    print(f"\nmedian wall time per run over {repeats} repeat(s); ratio = setting / best fixed (1 or 2)")
+    print(f"{'runs at once':>12} " + " ".join(f"{s:>22}" for s in args.settings))
+    worst = 0.0
+    for k in args.concurrency:
+        med = {s: statistics.median(cells[(k, s)]) for s in args.settings}
+        fixed = [med[s] for s in ("1", "2") if s in med]
+        best = min(fixed) if fixed else None
+        row = []
+        for s in args.settings:
+            ratio = f" ({med[s] / best:5.2f}x)" if best else ""
+            row.append(f"{med[s]:10.2f} s{ratio:>10}")
+        if best and "auto" in med:
+            worst = max(worst, med["auto"] / best)
+        print(f"{k:>12} " + " ".join(f"{c:>22}" for c in row))
+    print(f"auto / best fixed, worst case: {worst:.2f}x (target <= 1.10); load now {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
