@@ -50,8 +50,8 @@ class SparseLinear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.layout = layout
-        self.weight = sparse_matrix(linear.weight, layout, blocksize)
-        self.bias = None if linear.bias is None else linear.bias.detach().clone().unsqueeze(1)
+        self.register_buffer("weight", sparse_matrix(linear.weight, layout, blocksize))
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone().unsqueeze(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features)
@@ -74,8 +74,8 @@ class SparseConv(nn.Module):
         self.padding = (0, conv.padding[0]) if self.one_d else tuple(conv.padding)
         self.dilation = pair(conv.dilation)
         self.out_channels, self.layout = conv.out_channels, layout
-        self.weight = sparse_matrix(conv.weight.flatten(1), layout, blocksize)
-        self.bias = None if conv.bias is None else conv.bias.detach().clone().unsqueeze(1)
+        self.register_buffer("weight", sparse_matrix(conv.weight.flatten(1), layout, blocksize))
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone().unsqueeze(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x4 = x.unsqueeze(2) if self.one_d else x
