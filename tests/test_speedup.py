@@ -166,3 +166,12 @@ def test_cli_speedup_table(tmp_path):
     assert len(shared) == len(df)
     m = pd.read_csv(run_dir / "metrics.csv")
     assert {"speedup_sparse_csr_batch1", "speedup_sparse_bsr_large", "speedup_best_large"} <= set(m.metric)
+
+
+def test_readme_documents_the_speedup_table():
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for column in COLUMNS:
+        assert f"`{column}`" in readme, column
+    assert "`metrics.speedup.batch_size`" in readme and "docs/speedup.md" in readme
