@@ -1,7 +1,7 @@
 """Measured vs theoretical speedup against sparsity, per structure and execution path (docs/speedup.md).
 
 An MLP with 1024-4096-wide layers (input 1024, hidden [4096, 4096], 1024 outputs; `--quick`: hidden
-[1024, 1024], 4 sparsities, no 16x16 blocks) is pruned by weight magnitude (layerwise allocation) with each
+[1024, 1024], 4 sparsities, no 16x16 block structure) is pruned by weight magnitude (layerwise allocation) with each
 structure, at each sparsity, and every execution path of prune_cli/models/sparse.py is timed against
 the dense model in the same process: the models are interleaved repeat by repeat, and each ratio is
 dense median / path median. Theoretical speedup = dense / kept multiply-accumulates (the FLOPs ratio
@@ -38,7 +38,7 @@ def nm_for(sparsity: float) -> tuple[int, int] | None:
     return None
 
 
-def masked_model(dense: MLP, structure: str, sparsity: float, block: list[int]) -> MLP | None:
+def masked_model(dense: MLP, structure: str, sparsity: float, block: list[int]) -> MLP | str | None:
     method = {
         "score": "magnitude",
         "allocation": "layerwise",
@@ -51,6 +51,8 @@ def masked_model(dense: MLP, structure: str, sparsity: float, block: list[int]) 
         if nm is None:
             return None
         method.update(nm_n=nm[0], nm_m=nm[1])
+    if structure == "bcr" and sparsity > 1 - 1 / (block[0] * block[1]):
+        return "unreachable"  # every BCR block keeps at least one row x one column
     model = copy.deepcopy(dense)
     masks = prune(
         model, sparsity, PruneContext(method=OmegaConf.create({"name": "bench", **method}), generator=torch.Generator().manual_seed(0))
@@ -87,7 +89,7 @@ def main() -> None:
     torch.manual_seed(0)
     hidden = [1024, 1024] if args.quick else [4096, 4096]
     sparsities = [0.5, 0.75, 0.9, 0.99] if args.quick else [0.5, 0.75, 0.875, 0.9, 0.9375, 0.95, 0.98, 0.99]
-    structures = {"unstructured": [4, 4], "nm": [4, 4], "block": [4, 4], "block16": [16, 16], "bcr": [4, 4]}
+    structures = {"unstructured": [4, 4], "nm": [4, 4], "block": [4, 4], "block16": [16, 16], "bcr": [4, 4], "bcr16": [16, 16]}
     if args.quick:
         del structures["block16"]
     if args.sparsities:
@@ -100,9 +102,12 @@ def main() -> None:
     started = time.perf_counter()
     for sparsity in sorted(sparsities):
         for label, block in structures.items():
-            structure = "block" if label.startswith("block") else label
+            structure = label.rstrip("0123456789")
             model = masked_model(dense, structure, sparsity, block)
-            if model is None:
+            if model is None:  # N:M only where 1 - N/M is the sparsity
+                continue
+            if isinstance(model, str):
+                print(f"  {label} s={sparsity}: below the structure's minimum density, skipped")
                 continue
             kept = sum(int(torch.count_nonzero(m.weight)) for m in model.net if isinstance(m, torch.nn.Linear))
             total = sum(m.weight.numel() for m in model.net if isinstance(m, torch.nn.Linear))

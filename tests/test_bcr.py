@@ -135,6 +135,10 @@ def test_config_checks():
         with pytest.raises(ConfigError) as err:
             validate(composed(*overrides))
         assert err.value.key == "method.block_shape"
+    with pytest.raises(ConfigError, match="every block keeps at least one row") as err:
+        validate(composed("method.structure=bcr", "method.block_shape=[4,4]", "sparsity=0.99"))
+    assert err.value.key == "sparsity"
+    validate(composed("method.structure=bcr", "method.block_shape=[16,16]", "sparsity=0.99"))
     with pytest.raises(ConfigError) as err:
         validate(composed("method=random", "method.sampling=bernoulli", "method.structure=bcr"))
     assert err.value.key == "method.sampling"

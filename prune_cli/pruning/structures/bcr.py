@@ -40,6 +40,15 @@ def check_bcr(cfg: DictConfig) -> None:
         "two positive integers [rows, cols] with at least two entries per block (method.structure=bcr "
         "removes rows and columns inside each block)",
     )
+    # every block keeps at least one row x one column, so the density cannot go below 1 / (r * c)
+    limit = 1.0 - 1.0 / (shape[0] * shape[1]) + float(cfg.method.sparsity_tolerance)
+    check(
+        cfg.sparsity <= limit,
+        "sparsity",
+        cfg.sparsity,
+        f"at most {1.0 - 1.0 / (shape[0] * shape[1]):g} (+ method.sparsity_tolerance) with method.structure=bcr "
+        f"and method.block_shape={shape}: every block keeps at least one row and one column; use a larger block",
+    )
 
 
 def _blocks(score: torch.Tensor, r: int, c: int) -> torch.Tensor:
