@@ -78,8 +78,11 @@ def test_rows_columns_paths_and_agreement():
     out = METRICS.get("speedup")(ctx, "pruned", node())
     df = pd.DataFrame(out.tables["speedup.csv"])
     assert list(df.columns) == COLUMNS
-    assert sorted(set(df.path)) == ["dense", "masked_dense", "sparse_bsr", "sparse_csr"]
-    assert sorted(set(df.batch_size)) == [1, 8] and len(df) == 8
+    # compaction applies when some hidden unit lost every outgoing weight (whole 4x4 blocks can do it)
+    unread = any(bool((model.net[i].weight == 0).all(0).any()) for i in (3, 5))
+    paths = ["dense", "masked_dense", "sparse_bsr", "sparse_csr"] + (["compact_dense"] if unread else [])
+    assert sorted(set(df.path)) == sorted(paths)
+    assert sorted(set(df.batch_size)) == [1, 8] and len(df) == 2 * len(paths)
     assert (df[df.path != "dense"].max_abs_diff < 1e-4).all()
     assert "BSR 4x4" in df[df.path == "sparse_bsr"].note.iloc[0]
     # theoretical speedup: a MLP's FLOPs per example are its weight counts (independent count)
@@ -92,16 +95,17 @@ def test_rows_columns_paths_and_agreement():
         dense_ms = df[(df.path == "dense") & (df.batch_size == r.batch_size)].median_ms.iloc[0]
         assert r.speedup == pytest.approx(dense_ms / r.median_ms)
     names = {s["metric"] for s in out.scalars}
-    assert names == {f"speedup_{p}_{b}" for p in ("masked_dense", "sparse_csr", "sparse_bsr", "best") for b in ("batch1", "large")}
+    assert names == {f"speedup_{p}_{b}" for p in [*paths[1:], "best"] for b in ("batch1", "large")}
     assert METRICS.get("speedup")(ctx, "dense", node()).tables == {}  # nothing to compare in the dense phase
 
 
 def test_unstructured_has_no_bsr_path_unless_forced():
     ctx, *_ = pruned_context("unstructured")
+    # (compact_dense too: at 75% some classifier columns of this tiny MLP are empty, so units go)
     paths = {r["path"] for r in METRICS.get("speedup")(ctx, "pruned", node()).tables["speedup.csv"]}
-    assert paths == {"dense", "masked_dense", "sparse_csr"}
+    assert paths - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr"}
     rows = METRICS.get("speedup")(ctx, "pruned", node(bsr_blocksize=[2, 2])).tables["speedup.csv"]
-    assert {r["path"] for r in rows} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
+    assert {r["path"] for r in rows} - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
     assert all(r["max_abs_diff"] < 1e-4 for r in rows)
 
 
@@ -110,7 +114,7 @@ def test_speedup_arithmetic_and_below_one_log(monkeypatch, caplog):
     fixed = {"dense": 2.0, "masked_dense": 2.0, "sparse_csr": 4.0}  # ms: CSR twice as slow
 
     def fake_timing(models, inputs, warmup, repeats):
-        return {name: np.full(repeats, fixed[name] / 1e3) for name in models}
+        return {name: np.full(repeats, fixed.get(name, fixed["dense"]) / 1e3) for name in models}  # other paths: 1x
 
     monkeypatch.setattr(speedup_module, "_time_interleaved", fake_timing)
     with caplog.at_level(logging.INFO, logger="prune_cli.metrics.speedup"):
@@ -159,7 +163,8 @@ def test_cli_speedup_table(tmp_path):
     run_dir = next((tmp_path / "r" / "runs").glob("*"))
     df = pd.read_csv(run_dir / "speedup.csv")
     assert set(df.phase) == {"pruned", "finetuned"}
-    assert set(df.path) == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
+    assert set(df.path) - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
+    assert ("compact_dense" in set(df.path)) == (run_dir / "model_compact.pt").exists()
     assert set(df.batch_size) == {1, 16}
     assert (df.max_abs_diff.fillna(0) < 1e-3).all()
     shared = pd.read_csv(tmp_path / "r" / "speedup.csv")
@@ -175,3 +180,27 @@ def test_readme_documents_the_speedup_table():
     for column in COLUMNS:
         assert f"`{column}`" in readme, column
     assert "`metrics.speedup.batch_size`" in readme and "docs/speedup.md" in readme
+
+
+def test_channel_pruning_gets_the_compact_path_and_saves_it(tmp_path):
+    from prune_cli.models.compact import rebuild_compact
+
+    torch.manual_seed(0)
+    model = MLP(16, [32, 32], 4)
+    dense = copy.deepcopy(model)
+    method = method_options(structure="channel", sparsity_tolerance=0.1)
+    masks = prune(model, 0.5, PruneContext(method=method, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        apply_masks(model, masks)
+    data = DataSplits(*(torch.randn(20, 16), torch.randint(0, 4, (20,))) * 3, num_classes=4)
+    ctx = metric_context(model, data, dense=dense, masks=masks, run_dir=tmp_path)
+    rows = METRICS.get("speedup")(ctx, "finetuned", node()).tables["speedup.csv"]
+    compact_rows = [r for r in rows if r["path"] == "compact_dense"]
+    assert len(compact_rows) == 2 and all(r["max_abs_diff"] < 1e-4 for r in compact_rows)
+    assert "net.1 " in compact_rows[0]["note"]
+    saved = torch.load(tmp_path / "model_compact.pt", weights_only=True)
+    rebuilt = rebuild_compact(MLP(16, [32, 32], 4), saved["spec"], saved["state_dict"]).eval()
+    assert rebuilt.net[1].weight.shape[0] < 32
+    x = torch.randn(6, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model.eval()(x), rtol=1e-5, atol=1e-5)

@@ -9,6 +9,10 @@ size 1 and at `batch_size`, and reports the median latency and the speedup over 
 
 Paths (prune_cli/models/sparse.py; docs/speedup.md):
 - `masked_dense`: the pruned model as trained, zeros in dense storage and dense kernels;
+- `compact_dense`: the physically smaller dense model of a channel-pruned chain (MLP, plain CNN,
+  VGG; prune_cli/models/compact.py), offered when some unit can be removed; it is also saved as
+  `model_compact.pt` in the run directory ({"state_dict", "spec"}: rebuild with
+  `rebuild_compact(build_model(...), spec, state_dict)`; the last pruned phase measured wins);
 - `sparse_csr`: Linear layers and convolutions (as im2col matmuls) with CSR weights;
 - `sparse_bsr`: the same with BSR weights, offered when every pruned layer's mask is made of whole
   r x c blocks (found from the masks: the largest such block among 2..32; `bsr_blocksize` forces
@@ -90,6 +94,7 @@ def whole_block_shape(masks: dict[str, torch.Tensor]) -> Optional[tuple[int, int
 
 def execution_paths(model, masks, node: DictConfig) -> dict[str, tuple[torch.nn.Module, str]]:
     """{path name: (model, note)} for every path available for these masks."""
+    from ..models.compact import CompactionError, compact
     from ..models.sparse import semi_structured_unavailable, to_semi_structured, to_sparse
 
     paths = {"masked_dense": (model, "dense storage and kernels")}
@@ -100,6 +105,13 @@ def execution_paths(model, masks, node: DictConfig) -> dict[str, tuple[torch.nn.
         bsr, report = to_sparse(model, "bsr", blocksize)
         n_bsr = sum(v == "bsr" for v in report.layouts.values())
         paths["sparse_bsr"] = (bsr, f"{n_bsr} layers BSR {blocksize[0]}x{blocksize[1]}, {len(report.layouts) - n_bsr} CSR")
+    try:
+        small, report = compact(model)
+    except CompactionError as err:
+        small, report = None, err
+    if small is not None and report.units:
+        kept = ", ".join(f"{n} {k}/{t}" for n, (k, t) in report.units.items())
+        paths["compact_dense"] = (small, f"units kept: {kept}")
     device = next(model.parameters()).device
     if not semi_structured_unavailable(device):
         semi, report = to_semi_structured(model)
@@ -148,6 +160,12 @@ def speedup(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                         f"metrics.speedup: execution path {path} disagrees with the masked model by "
                         f"{diffs[path]:.3g} (> {tol:.3g}) at batch size {size}; not reporting its speed"
                     )
+        if "compact_dense" in paths and label == "large":
+            from ..core.atomic_io import atomic_torch_save
+            from ..models.compact import compact_spec
+
+            small = paths["compact_dense"][0]
+            atomic_torch_save({"state_dict": small.state_dict(), "spec": compact_spec(small)}, ctx.run_dir / "model_compact.pt")
         models = {"dense": dense, **{p: m for p, (m, _n) in paths.items()}}
         inputs = {name: _as_input(m, x) for name, m in models.items()}
         times = _time_interleaved(models, inputs, node.warmup, node.repeats)

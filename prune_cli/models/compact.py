@@ -130,3 +130,31 @@ def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
         if weights[info.name].shape != original.weight.shape:
             _set_module(out, info.module_name, _resized(original, weights[info.name], biases[info.name]))
     return out, report
+
+
+def compact_spec(model: nn.Module) -> dict[str, list[int]]:
+    """The sizes a compacted model needs to be rebuilt: {module name: weight shape} of every
+    Linear/Conv layer and {module name: [num_features]} of every BatchNorm."""
+    spec = {}
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            spec[name] = list(m.weight.shape)
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            spec[name] = [m.num_features]
+    return spec
+
+
+def rebuild_compact(model: nn.Module, spec: dict[str, list[int]], state_dict: dict) -> nn.Module:
+    """The compacted model from a freshly built model of the original architecture, the saved
+    `compact_spec` and state dict (what `model_compact.pt` holds): layers are resized, then loaded."""
+    modules = dict(model.named_modules())
+    for name, shape in spec.items():
+        m = modules[name]
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if m.num_features != shape[0]:
+                _set_module(model, name, _resized_norm(m, torch.arange(m.num_features) < shape[0]))
+        elif list(m.weight.shape) != shape:
+            w = torch.zeros(shape, dtype=m.weight.dtype, device=m.weight.device)
+            _set_module(model, name, _resized(m, w, None if m.bias is None else torch.zeros(shape[0], dtype=w.dtype)))
+    model.load_state_dict(state_dict)
+    return model
