@@ -75,7 +75,9 @@ def test_whole_block_shape_detection():
 
 def test_rows_columns_paths_and_agreement():
     ctx, model, dense, masks = pruned_context("block")
+    model.train()
     out = METRICS.get("speedup")(ctx, "pruned", node())
+    assert model.training  # the mode is restored
     df = pd.DataFrame(out.tables["speedup.csv"])
     assert list(df.columns) == COLUMNS
     # compaction applies when some hidden unit lost every outgoing weight (whole 4x4 blocks can do it)

@@ -136,11 +136,21 @@ def _as_input(model, x: torch.Tensor) -> torch.Tensor:
 @register_metric("speedup")
 def speedup(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """speedup.csv (one row per batch size and path, the dense model included) and per path and batch
-    size `speedup_<path>_batch1` / `speedup_<path>_large` in metrics.csv; skipped in the dense phase."""
-    from .cost import layer_table
-
+    size `speedup_<path>_batch1` / `speedup_<path>_large` in metrics.csv; skipped in the dense phase.
+    The model's train/eval mode is restored."""
     if phase == "dense" or not ctx.has_dense or len(ctx.data.test_x) == 0:
         return MetricResult()
+    was_training = ctx.model.training
+    try:
+        return _measure(ctx, phase, node)
+    finally:
+        ctx.model.train(was_training)
+
+
+def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
+    from .cost import layer_table
+
+    ctx.model.eval()
     layers = layer_table(ctx.model, list(ctx.prunable), tuple(ctx.data.test_x.shape[1:]))
     theory = sum(r["flops_dense"] for r in layers) / max(sum(r["flops_sparse"] for r in layers), 1)
     dense = ctx.dense().eval()
@@ -149,7 +159,7 @@ def speedup(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     for label, size in (("batch1", 1), ("large", int(node.batch_size))):
         x = _batch(ctx.data.test_x, size).to(ctx.device)
         with torch.no_grad():
-            reference = ctx.model.eval()(x).float()
+            reference = ctx.model(x).float()
             diffs = {}
             for path, (m, _note) in paths.items():
                 out = m(_as_input(m, x)).float().to(reference.device)
