@@ -7,16 +7,20 @@ every block whole rows and whole columns are removed, so what a block keeps is t
 set and a column set: a small dense sub-matrix, which is what makes the pattern fast to execute
 (GRIM's compiler packs each block's kept rows x columns densely). Different blocks keep different
 rows and columns; every block of a layer keeps the same number of them (kr rows, kc columns; edge
-blocks keep min(kr, rows) x min(kc, cols)), as GRIM's regular per-block pruning rate does.
+blocks keep min(kr, rows) x min(kc, cols)): this project's choice, so that every block of a layer
+does the same amount of work.
 
 Rows versus columns: for a layer with allocated count k, every shape (kr, kc) with
 0 <= kr <= r, 0 <= kc <= c is considered; the shapes whose kept count comes closest to k are the
 candidates, and among them the one keeping the largest total score (sum of |score| for
 `group_norm=l1`, of score^2 for `l2`: the quantities whose sums the group norms rank) wins; ties go
-to more rows (fewer, longer kept rows). Inside a block the greedy keeps the kr rows and kc columns
-with the largest group norms of the block's scores, chosen independently; this is exact when the
-scores are a rank-one product |s_ij| = a_i b_j, and tests/test_bcr.py compares it with the
-enumerated optimum on small matrices.
+to more rows. Inside a block a greedy chooses the lines: the kr rows with the largest group norms,
+then the kc columns with the largest sums over those rows, then rows over the kept columns, ...
+(each step is optimal given the other side), once starting from rows and once from columns, the
+better kept per block. This is exact when the scores are a rank-one product |s_ij| = a_i b_j;
+tests/test_bcr.py compares it with the enumerated optimum on small matrices (docs/speedup.md).
+A layer allocated any weight keeps at least one row x column per block, so the sparsity cannot
+exceed 1 - 1/(r * c) (checked before the run).
 """
 
 from __future__ import annotations
