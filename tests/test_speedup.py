@@ -45,7 +45,7 @@ def node(**kw):
     return OmegaConf.create({"batch_size": 8, "warmup": 1, "repeats": 3, "bsr_blocksize": None, "rtol": 1e-4, **kw})
 
 
-def pruned_context(structure="block", sparsity=0.75):
+def pruned_context(run_dir, structure="block", sparsity=0.75):
     torch.manual_seed(0)
     model = MLP(16, [32, 32], 4)
     dense = copy.deepcopy(model)
@@ -60,7 +60,7 @@ def pruned_context(structure="block", sparsity=0.75):
     with torch.no_grad():
         apply_masks(model, masks)
     data = DataSplits(*(torch.randn(20, 16), torch.randint(0, 4, (20,))) * 3, num_classes=4)
-    return metric_context(model, data, dense=dense, masks=masks), model, dense, masks
+    return metric_context(model, data, dense=dense, masks=masks, run_dir=run_dir), model, dense, masks
 
 
 def test_whole_block_shape_detection():
@@ -73,8 +73,8 @@ def test_whole_block_shape_detection():
     assert whole_block_shape({}) is None
 
 
-def test_rows_columns_paths_and_agreement():
-    ctx, model, dense, masks = pruned_context("block")
+def test_rows_columns_paths_and_agreement(tmp_path):
+    ctx, model, dense, masks = pruned_context(tmp_path, "block")
     model.train()
     out = METRICS.get("speedup")(ctx, "pruned", node())
     assert model.training  # the mode is restored
@@ -101,8 +101,8 @@ def test_rows_columns_paths_and_agreement():
     assert METRICS.get("speedup")(ctx, "dense", node()).tables == {}  # nothing to compare in the dense phase
 
 
-def test_unstructured_has_no_bsr_path_unless_forced():
-    ctx, *_ = pruned_context("unstructured")
+def test_unstructured_has_no_bsr_path_unless_forced(tmp_path):
+    ctx, *_ = pruned_context(tmp_path, "unstructured")
     # (compact_dense too: at 75% some classifier columns of this tiny MLP are empty, so units go)
     paths = {r["path"] for r in METRICS.get("speedup")(ctx, "pruned", node()).tables["speedup.csv"]}
     assert paths - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr"}
@@ -111,8 +111,8 @@ def test_unstructured_has_no_bsr_path_unless_forced():
     assert all(r["max_abs_diff"] < 1e-4 for r in rows)
 
 
-def test_speedup_arithmetic_and_below_one_log(monkeypatch, caplog):
-    ctx, *_ = pruned_context("unstructured")
+def test_speedup_arithmetic_and_below_one_log(monkeypatch, caplog, tmp_path):
+    ctx, *_ = pruned_context(tmp_path, "unstructured")
     fixed = {"dense": 2.0, "masked_dense": 2.0, "sparse_csr": 4.0}  # ms: CSR twice as slow
 
     def fake_timing(models, inputs, warmup, repeats):
@@ -135,8 +135,8 @@ def test_speedup_arithmetic_and_below_one_log(monkeypatch, caplog):
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
-def test_a_disagreeing_path_is_an_error(monkeypatch):
-    ctx, model, dense, masks = pruned_context("unstructured")
+def test_a_disagreeing_path_is_an_error(monkeypatch, tmp_path):
+    ctx, model, dense, masks = pruned_context(tmp_path, "unstructured")
     wrong = copy.deepcopy(model)
     with torch.no_grad():
         wrong.net[1].bias.add_(1.0)
