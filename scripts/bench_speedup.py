@@ -86,6 +86,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="hidden [1024, 1024], 4 sparsities, fewer repeats")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 256], help="batch sizes (default 1 256)")
+    parser.add_argument("--structures", nargs="+", help="only these structures (names as printed)")
     parser.add_argument("--sparsities", type=float, nargs="+", help="override the sparsity list")
     parser.add_argument("--csv", default="", help="also write the table to this CSV file")
     args = parser.parse_args()
@@ -104,6 +105,8 @@ def main() -> None:
     }
     if args.quick:
         del structures["block16"]
+    if args.structures:
+        structures = {k: v for k, v in structures.items() if k in args.structures}
     if args.sparsities:
         sparsities = args.sparsities
     warmup, repeats = (1, 5) if args.quick else (2, 9)
