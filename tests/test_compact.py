@@ -75,3 +75,18 @@ def test_biased_unit_without_outgoing_weights_is_removed_exactly():
 def test_residual_networks_are_refused_with_the_reason():
     with pytest.raises(CompactionError, match="residual join"):
         compact(CifarResNet(8, 3, 10))
+
+
+def test_rebuild_from_spec_and_state_dict_with_batchnorm():
+    from prune_cli.models.compact import compact_spec, rebuild_compact
+
+    torch.manual_seed(1)
+    plan = [8, "M", 16, 16, "M"]
+    model, _ = channel_pruned(VGG(plan, 3, 5), 0.5, (3, 8, 8))
+    small, _ = compact(model)
+    saved = {"spec": compact_spec(small), "state_dict": small.state_dict()}
+    rebuilt = rebuild_compact(VGG(plan, 3, 5), saved["spec"], saved["state_dict"]).eval()
+    assert compact_spec(rebuilt) == saved["spec"]
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model(x), rtol=1e-5, atol=1e-5)
