@@ -1,0 +1,240 @@
+"""Measured speedup of the pruned model on real execution paths, next to the theoretical one.
+
+`theoretical_speedup` (dense / sparse FLOPs, metrics/cost.py) assumes every pruned weight saves its
+multiply-accumulate; the `latency` metric shows that masks with dense kernels save nothing. This
+metric asks how much of the theory a sparsity pattern really delivers on the run's own hardware:
+for every execution path available for the run's masks it times the trained dense model and the
+path, interleaved repeat by repeat in one process (clock and load drift hit all alike), at batch
+size 1 and at `batch_size`, and reports the median latency and the speedup over the dense model.
+
+Paths (prune_cli/models/sparse.py; docs/speedup.md):
+- `masked_dense`: the pruned model as trained, zeros in dense storage and dense kernels;
+- `compact_dense`: the physically smaller dense model of a channel-pruned chain (MLP, plain CNN,
+  VGG; prune_cli/models/compact.py), offered when some unit can be removed; it is also saved as
+  `model_compact.pt` in the run directory ({"state_dict", "spec"}: rebuild with
+  `rebuild_compact(build_model(...), spec, state_dict)`; the last pruned phase measured wins);
+- `sparse_csr`: Linear layers and convolutions (as im2col matmuls) with CSR weights;
+- `sparse_bsr`: the same with BSR weights, offered when every pruned layer's mask is made of whole
+  r x c blocks (found from the masks: the largest such block among 2..32; `bsr_blocksize` forces
+  one, e.g. a BCR run's block, whose blocks BSR stores in full);
+- `semi_structured`: 2:4 kernels, only on CUDA GPUs that have them and when a layer is 2:4.
+Each path's outputs are compared with the masked model's (`max_abs_diff`): a path that computes
+something else is an error, not a result.
+
+Test inputs are the first `batch_size` test examples (repeated when the test split is smaller).
+Numbers depend on the machine and its load; they are measurements to report, never thresholds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ..core.config_base import config_schema
+from ..core.errors import ConfigError, PruneCliError
+from . import MetricContext, MetricResult, register_metric
+
+log = logging.getLogger(__name__)
+
+BLOCK_CANDIDATES = (32, 16, 8, 4, 2)
+
+
+@config_schema("metric", "speedup")
+@dataclass
+class SpeedupConfig:
+    """Measured vs theoretical speedup per execution path (metrics/speedup.py)."""
+
+    enabled: bool = False
+    batch_size: int = 256  # the large batch; batch size 1 is always timed too
+    warmup: int = 3  # untimed forward passes per model before timing
+    repeats: int = 20  # timed forward passes per model; the median is reported
+    bsr_blocksize: Optional[list[int]] = None  # [r, c]; null = detect whole-block masks
+    rtol: float = 1e-4  # outputs of a sparse path must match the masked model's to this tolerance
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = cfg.metrics.speedup
+        for name, minimum in (("batch_size", 1), ("warmup", 0), ("repeats", 1)):
+            value = node[name]
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+                raise ConfigError(f"{key}.{name}", value, f"an integer >= {minimum}")
+        size = node.bsr_blocksize
+        if size is not None and not (len(size) == 2 and all(isinstance(v, int) and v >= 1 for v in size)):
+            raise ConfigError(f"{key}.bsr_blocksize", list(size), "null or two positive integers [rows, cols]")
+        if not (isinstance(node.rtol, (int, float)) and 0 < node.rtol < 1):
+            raise ConfigError(f"{key}.rtol", node.rtol, "a number in (0, 1)")
+
+
+def whole_block_shape(masks: dict[str, torch.Tensor]) -> Optional[tuple[int, int]]:
+    """The largest r x c (r, c in 32..2, largest area first) such that every mask's 2-D view
+    [out, in * kernel] divides into r x c blocks that are all kept or all removed; None if none."""
+    views = [m.reshape(m.shape[0], -1).bool() for m in masks.values()]
+    if not views:
+        return None
+    shapes = sorted(((r, c) for r in BLOCK_CANDIDATES for c in BLOCK_CANDIDATES), key=lambda s: (-s[0] * s[1], -s[0]))
+    for r, c in shapes:
+        ok = True
+        for v in views:
+            if v.shape[0] % r or v.shape[1] % c:
+                ok = False
+                break
+            blocks = v.view(v.shape[0] // r, r, v.shape[1] // c, c).permute(0, 2, 1, 3).flatten(2)
+            if not bool((blocks.all(-1) | ~blocks.any(-1)).all()):
+                ok = False
+                break
+        if ok:
+            return r, c
+    return None
+
+
+def execution_paths(model, masks, node: DictConfig) -> dict[str, tuple[torch.nn.Module, str]]:
+    """{path name: (model, note)} for every path available for these masks."""
+    from ..models.compact import CompactionError, compact
+    from ..models.sparse import semi_structured_unavailable, to_semi_structured, to_sparse
+
+    paths = {"masked_dense": (model, "dense storage and kernels")}
+    csr, report = to_sparse(model, "csr")
+    paths["sparse_csr"] = (csr, f"{len(report.layouts)} layers CSR")
+    blocksize = tuple(node.bsr_blocksize) if node.bsr_blocksize is not None else whole_block_shape(masks)
+    if blocksize is not None:
+        bsr, report = to_sparse(model, "bsr", blocksize)
+        n_bsr = sum(v == "bsr" for v in report.layouts.values())
+        paths["sparse_bsr"] = (bsr, f"{n_bsr} layers BSR {blocksize[0]}x{blocksize[1]}, {len(report.layouts) - n_bsr} CSR")
+    try:
+        small, report = compact(model)
+    except CompactionError as err:
+        small, report = None, err
+    if small is not None and report.units:
+        kept = ", ".join(f"{n} {k}/{t}" for n, (k, t) in report.units.items())
+        paths["compact_dense"] = (small, f"units kept: {kept}")
+    device = next(model.parameters()).device
+    if not semi_structured_unavailable(device):
+        semi, report = to_semi_structured(model)
+        if report.layouts:
+            paths["semi_structured"] = (semi, f"{len(report.layouts)} layers 2:4 (float16)")
+    return paths
+
+
+def _batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    reps = -(-size // len(x))
+    return x.repeat(reps, *([1] * (x.dim() - 1)))[:size]
+
+
+def _as_input(model, x: torch.Tensor) -> torch.Tensor:
+    """x on the device and in the float dtype of the path's weights (float16 for 2:4 kernels)."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            return x.to(device=t.device, dtype=t.dtype)
+    return x
+
+
+@register_metric("speedup")
+def speedup(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
+    """speedup.csv (one row per batch size and path, the dense model included) and per path and batch
+    size `speedup_<path>_batch1` / `speedup_<path>_large` in metrics.csv; skipped in the dense phase.
+    The model's train/eval mode is restored."""
+    if phase == "dense" or not ctx.has_dense or len(ctx.data.test_x) == 0:
+        return MetricResult()
+    was_training = ctx.model.training
+    try:
+        return _measure(ctx, phase, node)
+    finally:
+        ctx.model.train(was_training)
+
+
+def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
+    from .cost import layer_table
+
+    ctx.model.eval()
+    layers = layer_table(ctx.model, list(ctx.prunable), tuple(ctx.data.test_x.shape[1:]))
+    theory = sum(r["flops_dense"] for r in layers) / max(sum(r["flops_sparse"] for r in layers), 1)
+    dense = ctx.dense().eval()
+    paths = execution_paths(ctx.model, ctx.masks, node)
+    rows, scalars = [], []
+    for label, size in (("batch1", 1), ("large", int(node.batch_size))):
+        x = _batch(ctx.data.test_x, size).to(ctx.device)
+        with torch.no_grad():
+            reference = ctx.model(x).float()
+            diffs = {}
+            for path, (m, _note) in paths.items():
+                out = m(_as_input(m, x)).float().to(reference.device)
+                diffs[path] = float((out - reference).abs().max())
+                tol = (1e-2 if path == "semi_structured" else node.rtol) * max(1.0, float(reference.abs().max()))
+                if diffs[path] > tol:
+                    raise PruneCliError(
+                        f"metrics.speedup: execution path {path} disagrees with the masked model by "
+                        f"{diffs[path]:.3g} (> {tol:.3g}) at batch size {size}; not reporting its speed"
+                    )
+        if "compact_dense" in paths and label == "large":
+            from ..core.atomic_io import atomic_torch_save
+            from ..models.compact import compact_spec
+
+            small = paths["compact_dense"][0]
+            atomic_torch_save({"state_dict": small.state_dict(), "spec": compact_spec(small)}, ctx.run_dir / "model_compact.pt")
+        models = {"dense": dense, **{p: m for p, (m, _n) in paths.items()}}
+        inputs = {name: _as_input(m, x) for name, m in models.items()}
+        times = _time_interleaved(models, inputs, node.warmup, node.repeats)
+        base = float(np.median(times["dense"]))
+        best = ("dense", 1.0)
+        for name, t in times.items():
+            ms = t * 1e3
+            ratio = base / float(np.median(t))
+            rows.append(
+                {
+                    "path": name,
+                    "batch_size": size,
+                    "median_ms": float(np.median(ms)),
+                    "p10_ms": float(np.percentile(ms, 10)),
+                    "p90_ms": float(np.percentile(ms, 90)),
+                    "speedup": ratio,
+                    "theoretical_speedup": 1.0 if name == "dense" else theory,
+                    "max_abs_diff": 0.0 if name == "dense" else diffs[name],
+                    "note": "unpruned reference" if name == "dense" else paths[name][1],
+                    "warmup": node.warmup,
+                    "repeats": node.repeats,
+                    "threads": torch.get_num_threads(),
+                }
+            )
+            if name != "dense":
+                scalars.append({"split": "model", "metric": f"speedup_{name}_{label}", "value": ratio})
+                if name != "masked_dense" and ratio > best[1]:
+                    best = (name, ratio)
+        scalars.append({"split": "model", "metric": f"speedup_best_{label}", "value": best[1]})
+        if best[0] == "dense":
+            log.warning(
+                "speedup (%s, batch size %d): no sparse execution path beats the dense model (%s); theoretical speedup %.2fx",
+                phase,
+                size,
+                ", ".join(f"{r['path']} {r['speedup']:.2f}x" for r in rows if r["batch_size"] == size and r["path"] != "dense"),
+                theory,
+            )
+        else:
+            log.info("speedup (%s, batch size %d): best %s %.2fx of theoretical %.2fx", phase, size, best[0], best[1], theory)
+    return MetricResult(scalars=scalars, tables={"speedup.csv": rows})
+
+
+def _time_interleaved(models: dict, inputs: dict, warmup: int, repeats: int) -> dict[str, np.ndarray]:
+    """time_models (metrics/latency.py) with each model's own input (dtype/device of its path)."""
+    from .latency import time_models
+
+    if len({(t.device, t.dtype) for t in inputs.values()}) == 1:
+        return time_models(models, next(iter(inputs.values())), warmup, repeats)
+    wrapped = {name: _Fixed(m, inputs[name]) for name, m in models.items()}
+    x = next(iter(inputs.values()))
+    return time_models(wrapped, x, warmup, repeats)
+
+
+class _Fixed(torch.nn.Module):
+    """Calls `model` on its own converted input, ignoring the shared one (mixed-dtype paths)."""
+
+    def __init__(self, model, x):
+        super().__init__()
+        self.model, self.x = model, x
+
+    def forward(self, _x):
+        return self.model(self.x)

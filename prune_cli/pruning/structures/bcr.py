@@ -1,0 +1,173 @@
+"""`method.structure=bcr`: Block-based Column-Row pruning (Niu et al., "GRIM: A General, Real-Time
+Deep Learning Inference Framework for Mobile Devices based on Fine-Grained Structured Weight
+Sparsity", 2021; docs/speedup.md).
+
+The 2-D weight view [out, in * kernel] is cut into blocks of `method.block_shape` = [r, c]. Inside
+every block whole rows and whole columns are removed, so what a block keeps is the product of a row
+set and a column set: a small dense sub-matrix, which is what makes the pattern fast to execute
+(GRIM's compiler packs each block's kept rows x columns densely). Different blocks keep different
+rows and columns; every block of a layer keeps the same number of them (kr rows, kc columns; edge
+blocks keep min(kr, rows) x min(kc, cols)): this project's choice, so that every block of a layer
+does the same amount of work.
+
+Rows versus columns: for a layer with allocated count k, every shape (kr, kc) with
+0 <= kr <= r, 0 <= kc <= c is considered; the shapes whose kept count comes closest to k are the
+candidates, and among them the one keeping the largest total score (sum of |score| for
+`group_norm=l1`, of score^2 for `l2`: the quantities whose sums the group norms rank) wins; ties go
+to more rows. Inside a block a greedy chooses the lines: the kr rows with the largest group norms,
+then the kc columns with the largest sums over those rows, then rows over the kept columns, ...
+(each step is optimal given the other side), once starting from rows and once from columns, the
+better kept per block. This is exact when the scores are a rank-one product |s_ij| = a_i b_j;
+tests/test_bcr.py compares it with the enumerated optimum on small matrices (docs/speedup.md).
+A layer allocated any weight keeps at least one row x column per block, so the sparsity cannot
+exceed 1 - 1/(r * c) (checked before the run).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from ...core.checks import check
+from ..structure import StructureContext, register_structure
+
+
+def check_bcr(cfg: DictConfig) -> None:
+    shape = list(cfg.method.block_shape)
+    check(
+        len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape) and shape[0] * shape[1] >= 2,
+        "method.block_shape",
+        shape,
+        "two positive integers [rows, cols] with at least two entries per block (method.structure=bcr "
+        "removes rows and columns inside each block)",
+    )
+    # every block keeps at least one row x one column, so the density cannot go below 1 / (r * c)
+    limit = 1.0 - 1.0 / (shape[0] * shape[1]) + float(cfg.method.sparsity_tolerance)
+    check(
+        cfg.sparsity <= limit,
+        "sparsity",
+        cfg.sparsity,
+        f"at most {1.0 - 1.0 / (shape[0] * shape[1]):g} (+ method.sparsity_tolerance) with method.structure=bcr "
+        f"and method.block_shape={shape}: every block keeps at least one row and one column; use a larger block",
+    )
+
+
+def _blocks(score: torch.Tensor, r: int, c: int) -> torch.Tensor:
+    """[R, C, r, c] blocks of the 2-D view; padding entries of edge blocks are NaN."""
+    w2 = score.reshape(score.shape[0], -1)
+    rows, cols = w2.shape
+    padded = F.pad(w2, (0, -cols % c, 0, -rows % r), value=float("nan"))
+    return padded.view(math.ceil(rows / r), r, math.ceil(cols / c), c).permute(0, 2, 1, 3)
+
+
+def _ranks(key: torch.Tensor, invert: bool) -> torch.Tensor:
+    """Rank (0 = kept first) of every row/column of each block along the last dim; -inf (padding,
+    pruned) last; ties by index."""
+    if invert:
+        key = torch.where(torch.isneginf(key), key, -key)
+    order = torch.sort(key, dim=-1, descending=True, stable=True).indices
+    return torch.empty_like(order).scatter_(-1, order, torch.arange(order.shape[-1]).expand_as(order))
+
+
+def _line_keys(value: torch.Tensor, real: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum of `value` over the kept lines of the other direction, per row (dim=-1) or column
+    (dim=-2) of each block; lines that are padding or already fully pruned get -inf."""
+    summed = (value * keep).sum(dim)
+    return torch.where(real.any(dim), summed, torch.full_like(summed, float("-inf")))
+
+
+def _block_choice(value, real, alive, kr: int, kc: int, invert: bool, rows_first: bool, rounds: int = 3):
+    """Alternating greedy for one shape: rows by their block group norm (or columns first), then
+    columns by their sums over the kept rows, then rows over the kept columns, ...: each step is the
+    exact optimum given the other side's lines, so the kept score never gets worse."""
+    ones = torch.ones_like(value)
+    rows = cols = None
+    for step in range(2 * rounds + 1):
+        if (step % 2 == 0) == rows_first:
+            other = ones if cols is None else cols[..., None, :].to(value.dtype)
+            rows = _ranks(_line_keys(value, alive, other, -1), invert) < kr
+        else:
+            other = ones if rows is None else rows[..., :, None].to(value.dtype)
+            cols = _ranks(_line_keys(value, alive, other, -2), invert) < kc
+    return rows[..., :, None] & cols[..., None, :] & real
+
+
+def _shape_counts(shape: torch.Size, r: int, c: int) -> torch.Tensor:
+    """[r + 1, c + 1]: the kept count of a layer of this shape when every block keeps kr rows x kc
+    columns (edge blocks min(kr, rows) x min(kc, cols))."""
+    rows, cols = shape[0], math.prod(shape[1:])
+    rb = torch.tensor([min(r, rows - i) for i in range(0, rows, r)])
+    cb = torch.tensor([min(c, cols - j) for j in range(0, cols, c)])
+    kr, kc = torch.arange(0, r + 1), torch.arange(0, c + 1)
+    per_row = torch.minimum(kr.view(-1, 1), rb.view(1, -1)).sum(-1)  # [r + 1]
+    per_col = torch.minimum(kc.view(-1, 1), cb.view(1, -1)).sum(-1)  # [c + 1]
+    return per_row.view(-1, 1) * per_col.view(1, -1)
+
+
+def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", invert: bool = False) -> torch.Tensor:
+    """The BCR mask of one layer keeping about k entries (see the module docstring)."""
+    blocks = _blocks(score, r, c)
+    real = ~torch.isnan(blocks)
+    alive = torch.isfinite(blocks)  # neither padding nor already pruned (-inf)
+    value = torch.where(alive, blocks, torch.zeros_like(blocks)).abs()
+    value = value if norm == "l1" else value.pow(2)
+    kept = _shape_counts(score.shape, r, c)
+    gap = (kept - k).abs()
+    sign = -1.0 if invert else 1.0
+    best = None
+    for i, j in torch.nonzero(gap == gap.min()).tolist():
+        a, b = (_block_choice(value, real, alive, i, j, invert, first) for first in (True, False))
+        # per block, the better of the rows-first and columns-first greedy
+        va, vb = (sign * (value * m).sum((-1, -2)) for m in (a, b))
+        mask = torch.where((va >= vb)[..., None, None], a, b)
+        total = float((value * mask).sum())
+        key = (sign * total, i)
+        if best is None or key > best[0]:
+            best = (key, mask)
+    mask = best[1]
+    rows, cols = score.shape[0], score[0].numel()
+    return mask.permute(0, 2, 1, 3).reshape(mask.shape[0] * r, mask.shape[1] * c)[:rows, :cols].reshape(score.shape)
+
+
+@register_structure(
+    "bcr",
+    check=check_bcr,
+    inexact_hint="BCR keeps the same number of rows and columns in every block of a layer, so a "
+    "layer's kept count is a product kr * kc per block; pick a sparsity whose per-layer density is "
+    "(kr * kc) / (r * c) for method.block_shape=[r, c], a larger block, or raise "
+    "method.sparsity_tolerance.",
+)
+def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
+    """Each layer starts at the reachable count closest to its allocated count; then single layers
+    move to their next reachable count up or down where that brings the total closest to the
+    allocated total (as `block` does), so global and ERK allocations keep their total. A layer
+    allocated any weight keeps at least one row x column per block."""
+    r, c = (int(v) for v in sctx.method.block_shape)
+    # a layer allocated some weights never drops to zero (the pruner's collapse check is for allocations)
+    options = {
+        name: [n for n in torch.unique(_shape_counts(s.shape, r, c)).tolist() if n > 0 or counts[name] == 0]
+        for name, s in scores.items()
+    }
+    at = {name: min(range(len(opts)), key=lambda i: abs(opts[i] - counts[name])) for name, opts in options.items()}
+    target = sum(counts[n] for n in scores)
+    while True:
+        total = sum(options[n][i] for n, i in at.items())
+        best = None
+        for name, i in at.items():
+            for step in (1, -1):
+                if 0 <= i + step < len(options[name]):
+                    new_total = total + options[name][i + step] - options[name][i]
+                    gain = abs(target - total) - abs(target - new_total)
+                    lag = (counts[name] - options[name][i]) * step  # equal gains: the layer furthest from its count
+                    if gain > 0 and (best is None or (gain, lag) > best[0]):
+                        best = ((gain, lag), name, step)
+        if best is None:
+            break
+        at[best[1]] += best[2]
+    return {
+        name: bcr_layer(score, options[name][at[name]], r, c, sctx.method.group_norm, sctx.invert).contiguous()
+        for name, score in scores.items()
+    }

@@ -1,0 +1,175 @@
+"""Measured vs theoretical speedup against sparsity, per structure and execution path (docs/speedup.md).
+
+Structures: unstructured, N:M (where 1 - N/M is the sparsity), 4x4 and 16x16 blocks, BCR with 4x4
+and 16x16 blocks, and channel pruning (whose extra path `compact_dense` is the compacted MLP).
+
+An MLP with 1024-4096-wide layers (input 1024, hidden [4096, 4096], 1024 outputs; `--quick`: hidden
+[1024, 1024], 4 sparsities, no 16x16 block structure) is pruned by weight magnitude (layerwise allocation) with each
+structure, at each sparsity, and every execution path of prune_cli/models/sparse.py is timed against
+the dense model in the same process: the models are interleaved repeat by repeat, and each ratio is
+dense median / path median. Theoretical speedup = dense / kept multiply-accumulates (the FLOPs ratio
+of prune_cli/metrics/cost.py). The machine's load average is printed before and after: the numbers
+are measurements on a shared machine, never thresholds.
+
+    PYTHONPATH=. python scripts/bench_speedup.py --quick              # a couple of minutes
+    PYTHONPATH=. python scripts/bench_speedup.py --threads 1 --csv speedup_bench.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.models.masks import apply_masks
+from prune_cli.models.mlp import MLP
+from prune_cli.models.compact import compact
+from prune_cli.models.sparse import to_sparse
+from prune_cli.pruning import PruneContext, prune
+
+
+def nm_for(sparsity: float) -> tuple[int, int] | None:
+    """N:M with 1 - N/M = sparsity and M a power of two up to 16 (2:4, 1:4, 1:8, 1:16), else None."""
+    for n, m in ((2, 4), (1, 4), (1, 8), (1, 16)):
+        if abs(1 - n / m - sparsity) < 1e-9:
+            return n, m
+    return None
+
+
+def masked_model(dense: MLP, structure: str, sparsity: float, block: list[int]) -> MLP | str | None:
+    method = {
+        "score": "magnitude",
+        "allocation": "layerwise",
+        "structure": structure,
+        "block_shape": block,
+        "sparsity_tolerance": 0.05 if structure == "channel" else 0.02,
+    }
+    if structure == "nm":
+        nm = nm_for(sparsity)
+        if nm is None:
+            return None
+        method.update(nm_n=nm[0], nm_m=nm[1])
+    if structure == "bcr" and sparsity > 1 - 1 / (block[0] * block[1]):
+        return "unreachable"  # every BCR block keeps at least one row x one column
+    model = copy.deepcopy(dense)
+    masks = prune(
+        model, sparsity, PruneContext(method=OmegaConf.create({"name": "bench", **method}), generator=torch.Generator().manual_seed(0))
+    )
+    with torch.no_grad():
+        apply_masks(model, masks)
+    return model.eval()
+
+
+def time_interleaved(models: dict, x: torch.Tensor, warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds per forward pass of each model, interleaving the models repeat by repeat."""
+    times = {name: [] for name in models}
+    with torch.no_grad():
+        for _ in range(warmup):
+            for m in models.values():
+                m(x)
+        for _ in range(repeats):
+            for name, m in models.items():
+                start = time.perf_counter()
+                m(x)
+                times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="hidden [1024, 1024], 4 sparsities, fewer repeats")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 256], help="batch sizes (default 1 256)")
+    parser.add_argument("--structures", nargs="+", help="only these structures (names as printed)")
+    parser.add_argument("--sparsities", type=float, nargs="+", help="override the sparsity list")
+    parser.add_argument("--csv", default="", help="also write the table to this CSV file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    hidden = [1024, 1024] if args.quick else [4096, 4096]
+    sparsities = [0.5, 0.75, 0.9, 0.99] if args.quick else [0.5, 0.75, 0.875, 0.9, 0.9375, 0.95, 0.98, 0.99]
+    structures = {
+        "unstructured": [4, 4],
+        "nm": [4, 4],
+        "block": [4, 4],
+        "block16": [16, 16],
+        "bcr": [4, 4],
+        "bcr16": [16, 16],
+        "channel": [4, 4],
+    }
+    if args.quick:
+        del structures["block16"]
+    if args.structures:
+        structures = {k: v for k, v in structures.items() if k in args.structures}
+    if args.sparsities:
+        sparsities = args.sparsities
+    warmup, repeats = (1, 5) if args.quick else (2, 9)
+    dense = MLP(1024, hidden, 1024).eval()
+    load_before = os.getloadavg()
+    print(f"MLP 1024 -> {hidden} -> 1024, threads={args.threads}, batches={args.batch}, load average before: {load_before}")
+    rows = []
+    started = time.perf_counter()
+    for sparsity in sorted(sparsities):
+        for label, block in structures.items():
+            structure = label.rstrip("0123456789")
+            model = masked_model(dense, structure, sparsity, block)
+            if model is None:  # N:M only where 1 - N/M is the sparsity
+                continue
+            if isinstance(model, str):
+                print(f"  {label} s={sparsity}: below the structure's minimum density, skipped")
+                continue
+            kept = sum(int(torch.count_nonzero(m.weight)) for m in model.net if isinstance(m, torch.nn.Linear))
+            total = sum(m.weight.numel() for m in model.net if isinstance(m, torch.nn.Linear))
+            paths = {"dense": dense, "masked_dense": model, "sparse_csr": to_sparse(model, "csr")[0]}
+            if structure in ("block", "bcr"):
+                paths["sparse_bsr"] = to_sparse(model, "bsr", tuple(block))[0]
+            if structure == "channel":
+                paths["compact_dense"] = compact(model)[0]
+            for batch in args.batch:
+                x = torch.randn(batch, 1024)
+                with torch.no_grad():
+                    ref = model(x)
+                    for name, m in paths.items():
+                        if name != "dense":
+                            assert torch.allclose(m(x), ref, rtol=1e-3, atol=1e-3), (label, sparsity, name)
+                # batch-1 passes take well under a millisecond: ten times the repeats for a stable median
+                median = time_interleaved(paths, x, warmup, repeats * 10 if batch == 1 else repeats)
+                for name, t in median.items():
+                    if name == "dense":
+                        continue
+                    rows.append(
+                        {
+                            "structure": label,
+                            "sparsity": round(1 - kept / total, 4),
+                            "batch": batch,
+                            "path": name,
+                            "dense_ms": median["dense"] * 1e3,
+                            "path_ms": t * 1e3,
+                            "measured_speedup": median["dense"] / t,
+                            "theoretical_speedup": total / kept,
+                        }
+                    )
+            done = [r for r in rows if r["structure"] == label and r["sparsity"] == round(1 - kept / total, 4)]
+            summary = ", ".join(f"{r['path']}@{r['batch']} {r['measured_speedup']:.2f}x" for r in done)
+            print(
+                f"  {label} s={sparsity} (theory {total / kept:.2f}x): {summary} [{time.perf_counter() - started:.0f} s]", flush=True
+            )
+    df = pd.DataFrame(rows)
+    pd.set_option("display.width", 200)
+    table = df.pivot_table(
+        index=["structure", "sparsity", "theoretical_speedup"], columns=["path", "batch"], values="measured_speedup"
+    )
+    print(table.round(2).to_string())
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    print(f"load average after: {os.getloadavg()}; total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Compaction (prune_cli/models/compact.py): the smaller dense model of a channel-pruned chain
+computes what the masked model computes, and its sizes are the masked model's nonzero counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prune_cli.metrics.cost import layer_table
+from prune_cli.models.compact import CompactionError, compact
+from prune_cli.models.masks import apply_masks
+from prune_cli.models.mlp import MLP
+from prune_cli.models.resnet import CifarResNet
+from prune_cli.models.vgg import VGG
+from prune_cli.pruning import PruneContext, prune
+from tests.helpers import BNNet, TinyConvChain, method_options
+
+
+def channel_pruned(model, sparsity, shape):
+    model.train()
+    with torch.no_grad():  # non-trivial BatchNorm statistics and affine parameters
+        for _ in range(3):
+            model(torch.randn(8, *shape))
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    ctx = PruneContext(
+        method=method_options(structure="channel", allocation="layerwise", sparsity_tolerance=0.2),
+        generator=torch.Generator().manual_seed(0),
+    )
+    masks = prune(model, sparsity, ctx)
+    with torch.no_grad():
+        apply_masks(model, masks)
+    return model.eval(), masks
+
+
+@pytest.mark.parametrize(
+    "build, shape",
+    [
+        (lambda: MLP(12, [16, 16], 4), (12,)),
+        (BNNet, (4,)),
+        (TinyConvChain, (4, 6, 6)),
+        (lambda: VGG([8, "M", 16, 16, "M"], 3, 5), (3, 8, 8)),
+    ],
+)
+def test_outputs_sizes_and_flops_equal_the_masked_model(build, shape):
+    torch.manual_seed(0)
+    model, masks = channel_pruned(build(), 0.5, shape)
+    small, report = compact(model)
+    assert report.units and all(kept < total for kept, total in report.units.values())
+    x = torch.randn(5, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(small.eval()(x), model(x), rtol=1e-5, atol=1e-5)
+    prunable = [f"{n}.weight" for n, _ in model.prunable_layers()]
+    big, compacted = layer_table(model, prunable, shape), layer_table(small, prunable, shape)
+    assert sum(r["params"] for r in compacted) == sum(r["nonzero"] for r in big)
+    assert sum(r["flops_dense"] for r in compacted) == sum(r["flops_sparse"] for r in big)
+    for name, (kept, total) in report.units.items():  # independent count: rows with a nonzero weight
+        assert kept == int(model.get_submodule(name).weight.flatten(1).ne(0).any(1).sum())
+
+
+def test_biased_unit_without_outgoing_weights_is_removed_exactly():
+    model = MLP(3, [4], 2)
+    with torch.no_grad():
+        model.net[1].bias.fill_(5.0)
+        model.net[3].weight[:, 1:3] = 0  # units 1 and 2 are never read
+    small, report = compact(model)
+    assert report.units == {"net.1": (2, 4)} and small.net[1].weight.shape == (2, 3)
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(small(x), model(x))
+
+
+def test_residual_networks_are_refused_with_the_reason():
+    with pytest.raises(CompactionError, match="residual join"):
+        compact(CifarResNet(8, 3, 10))
+
+
+def test_rebuild_from_spec_and_state_dict_with_batchnorm():
+    from prune_cli.models.compact import compact_spec, rebuild_compact
+
+    torch.manual_seed(1)
+    plan = [8, "M", 16, 16, "M"]
+    model, _ = channel_pruned(VGG(plan, 3, 5), 0.5, (3, 8, 8))
+    small, _ = compact(model)
+    saved = {"spec": compact_spec(small), "state_dict": small.state_dict()}
+    rebuilt = rebuild_compact(VGG(plan, 3, 5), saved["spec"], saved["state_dict"]).eval()
+    assert compact_spec(rebuilt) == saved["spec"]
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model(x), rtol=1e-5, atol=1e-5)

@@ -1,0 +1,134 @@
+"""Sparse execution (prune_cli/models/sparse.py): the CSR/BSR copy computes what the masked dense
+model computes (dense kernels: F.linear / F.conv), for every structure and layer type."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prune_cli.models.base import PrunableNet
+from prune_cli.models.masks import apply_masks
+from prune_cli.models.mlp import MLP
+from prune_cli.models.resnet import CifarResNet
+from prune_cli.models.sparse import SparseConv, SparseLinear, semi_structured_unavailable, to_semi_structured, to_sparse
+from prune_cli.pruning import PruneContext, prune
+from tests.helpers import TinyConvChain, method_options
+
+
+def pruned(model, sparsity, **method):
+    masks = prune(
+        model,
+        sparsity,
+        PruneContext(method=method_options(**{"sparsity_tolerance": 0.05, **method}), generator=torch.Generator().manual_seed(0)),
+    )
+    with torch.no_grad():
+        apply_masks(model, masks)
+    return model.eval()
+
+
+def assert_same_outputs(model, sparse_model, x):
+    with torch.no_grad():
+        want, got = model(x), sparse_model(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+class StridedConvs(PrunableNet):
+    """Stride, dilation, padding, no bias, and a Conv1d: the im2col arithmetic beyond 3x3/pad 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(3, 8, 5, stride=2, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, stride=2, padding=2, dilation=2, bias=False)
+        self.fc = nn.Linear(8 * 5 * 3, 5)
+        self.classifier = "fc"
+
+    def forward(self, x):  # x: [n, 3, 20]
+        h = torch.relu(self.c1(x))  # [n, 8, 9]
+        h = h.unsqueeze(-1).expand(-1, -1, -1, 5)  # [n, 8, 9, 5]
+        return self.fc(torch.relu(self.c2(h)).flatten(1))
+
+
+@pytest.mark.parametrize("layout", ["csr", "bsr"])
+@pytest.mark.parametrize("structure", ["unstructured", "block", "bcr", "nm"])
+def test_mlp_matches_masked_model(layout, structure):
+    torch.manual_seed(0)
+    model = MLP(16, [32, 32], 4)
+    sparsity = 0.5 if structure == "nm" else 0.75
+    pruned(model, sparsity, structure=structure, block_shape=[4, 4], nm_n=2, nm_m=4)
+    sparse, report = to_sparse(model, layout, blocksize=(4, 4))
+    assert set(report.layouts.values()) == {layout}
+    assert all(isinstance(m, SparseLinear) for m in sparse.net if isinstance(m, SparseLinear)) and len(report.layouts) == 3
+    assert_same_outputs(model, sparse, torch.randn(7, 16))
+    assert_same_outputs(model, sparse, torch.randn(1, 16))  # batch size 1
+
+
+@pytest.mark.parametrize("layout", ["csr", "bsr"])
+def test_convolutions_as_sparse_im2col(layout):
+    torch.manual_seed(1)
+    model = pruned(TinyConvChain(), 0.75, structure="block", block_shape=[4, 4])
+    sparse, report = to_sparse(model, layout, blocksize=(4, 4))
+    assert isinstance(sparse.c1, SparseConv) and isinstance(sparse.c2, SparseConv)
+    assert_same_outputs(model, sparse, torch.randn(3, 4, 6, 6))
+    model = pruned(StridedConvs(), 0.8)
+    sparse, report = to_sparse(model, "csr")
+    assert set(report.layouts) == {"c1", "c2", "fc"}
+    assert_same_outputs(model, sparse, torch.randn(2, 3, 20))
+
+
+def test_resnet_with_batchnorm_and_shortcuts():
+    torch.manual_seed(2)
+    model = pruned(CifarResNet(8, 3, 10), 0.8)
+    sparse, report = to_sparse(model, "csr")
+    assert len(report.layouts) == len(model.prunable_layers())
+    assert_same_outputs(model, sparse, torch.randn(2, 3, 16, 16))
+
+
+def test_bsr_falls_back_to_csr_and_dense_layers_stay_dense():
+    torch.manual_seed(3)
+    model = MLP(6, [8], 3)  # weights 8x6 and 3x8: neither is a multiple of 4x4 blocks
+    pruned(model, 0.5, exclude=["net.3"])
+    sparse, report = to_sparse(model, "bsr", blocksize=(4, 4))
+    assert report.layouts == {"net.1": "csr"} and "not a multiple" in report.notes["net.1"]
+    assert isinstance(sparse.net[3], nn.Linear) and report.notes["net.3"] == "dense: no zero weight"
+    assert_same_outputs(model, sparse, torch.randn(5, 6))
+
+
+def test_sparse_storage_holds_only_the_kept_weights():
+    torch.manual_seed(4)
+    model = pruned(MLP(16, [32], 4), 0.9)
+    sparse, _ = to_sparse(model, "csr")
+    for dense, sp in ((model.net[1], sparse.net[1]), (model.net[3], sparse.net[3])):
+        assert sp.weight.layout == torch.sparse_csr
+        assert sp.weight.values().numel() == int(torch.count_nonzero(dense.weight))
+        torch.testing.assert_close(sp.weight.to_dense(), dense.weight.detach())
+
+
+def test_works_under_inference_mode_and_refuses_unknown_layouts():
+    torch.manual_seed(5)
+    model = pruned(MLP(16, [32], 4), 0.75)
+    sparse, _ = to_sparse(model, "csr")
+    x = torch.randn(3, 16)
+    with torch.inference_mode():
+        got = sparse(x)
+    torch.testing.assert_close(got, model(x).detach(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="coo"):
+        to_sparse(model, "coo")
+    with pytest.raises(ValueError, match="blocksize"):
+        to_sparse(model, "bsr")
+
+
+def test_semi_structured_2_4():
+    why = semi_structured_unavailable()
+    if why:
+        with pytest.raises(RuntimeError, match="CUDA"):
+            to_semi_structured(MLP(64, [64], 32))
+        pytest.skip(why)
+    torch.manual_seed(6)
+    model = pruned(MLP(64, [128], 64), 0.5, structure="nm", nm_n=2, nm_m=4)
+    sparse, report = to_semi_structured(model)
+    assert set(report.layouts.values()) == {"semi_structured"}
+    x = torch.randn(64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(sparse(x.cuda().half()).float().cpu(), model(x), rtol=2e-2, atol=2e-2)

@@ -1,0 +1,208 @@
+"""Speedup metric: the paths offered for each structure, the table's rows and columns, the paths'
+agreement with the masked model, the arithmetic of speedups and the below-1x log line (timings are
+replaced by fixed numbers where a value is checked: no wall-clock thresholds)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.core.errors import ConfigError, PruneCliError
+from prune_cli.data.splits import DataSplits
+from prune_cli.metrics import METRICS
+from prune_cli.metrics import speedup as speedup_module
+from prune_cli.metrics.speedup import whole_block_shape
+from prune_cli.models.masks import apply_masks
+from prune_cli.models.mlp import MLP
+from prune_cli.pruning import PruneContext, prune
+from prune_cli.run.prevalidate import validate
+from tests.conftest import FAST, run_cli
+from tests.helpers import composed, metric_context, method_options
+
+COLUMNS = [
+    "path",
+    "batch_size",
+    "median_ms",
+    "p10_ms",
+    "p90_ms",
+    "speedup",
+    "theoretical_speedup",
+    "max_abs_diff",
+    "note",
+    "warmup",
+    "repeats",
+    "threads",
+]
+
+
+def node(**kw):
+    return OmegaConf.create({"batch_size": 8, "warmup": 1, "repeats": 3, "bsr_blocksize": None, "rtol": 1e-4, **kw})
+
+
+def pruned_context(run_dir, structure="block", sparsity=0.75):
+    torch.manual_seed(0)
+    model = MLP(16, [32, 32], 4)
+    dense = copy.deepcopy(model)
+    masks = prune(
+        model,
+        sparsity,
+        PruneContext(
+            method=method_options(structure=structure, block_shape=[4, 4], sparsity_tolerance=0.05),
+            generator=torch.Generator().manual_seed(0),
+        ),
+    )
+    with torch.no_grad():
+        apply_masks(model, masks)
+    data = DataSplits(*(torch.randn(20, 16), torch.randint(0, 4, (20,))) * 3, num_classes=4)
+    return metric_context(model, data, dense=dense, masks=masks, run_dir=run_dir), model, dense, masks
+
+
+def test_whole_block_shape_detection():
+    g = torch.Generator().manual_seed(1)
+    keep = torch.rand(4, 8, generator=g) < 0.5  # a random pattern of 4x4 blocks on 16x32
+    mask = keep.repeat_interleave(4, 0).repeat_interleave(4, 1)
+    assert whole_block_shape({"a": mask}) == (4, 4)
+    assert whole_block_shape({"a": mask, "b": torch.ones(8, 6, dtype=torch.bool)}) == (4, 2)  # 6 columns: c = 2
+    assert whole_block_shape({"a": torch.rand(16, 32, generator=g) < 0.5}) is None
+    assert whole_block_shape({}) is None
+
+
+def test_rows_columns_paths_and_agreement(tmp_path):
+    ctx, model, dense, masks = pruned_context(tmp_path, "block")
+    model.train()
+    out = METRICS.get("speedup")(ctx, "pruned", node())
+    assert model.training  # the mode is restored
+    df = pd.DataFrame(out.tables["speedup.csv"])
+    assert list(df.columns) == COLUMNS
+    # compaction applies when some hidden unit lost every outgoing weight (whole 4x4 blocks can do it)
+    unread = any(bool((model.net[i].weight == 0).all(0).any()) for i in (3, 5))
+    paths = ["dense", "masked_dense", "sparse_bsr", "sparse_csr"] + (["compact_dense"] if unread else [])
+    assert sorted(set(df.path)) == sorted(paths)
+    assert sorted(set(df.batch_size)) == [1, 8] and len(df) == 2 * len(paths)
+    assert (df[df.path != "dense"].max_abs_diff < 1e-4).all()
+    assert "BSR 4x4" in df[df.path == "sparse_bsr"].note.iloc[0]
+    # theoretical speedup: a MLP's FLOPs per example are its weight counts (independent count)
+    total = sum(m.numel() for m in masks.values())
+    kept = sum(int(torch.count_nonzero(p)) for n, p in model.named_parameters() if n in masks)
+    assert df[df.path == "sparse_csr"].theoretical_speedup.iloc[0] == pytest.approx(total / kept)
+    assert (df[df.path == "dense"].speedup == 1.0).all()
+    for r in df.itertuples():
+        assert r.p10_ms <= r.median_ms <= r.p90_ms
+        dense_ms = df[(df.path == "dense") & (df.batch_size == r.batch_size)].median_ms.iloc[0]
+        assert r.speedup == pytest.approx(dense_ms / r.median_ms)
+    names = {s["metric"] for s in out.scalars}
+    assert names == {f"speedup_{p}_{b}" for p in [*paths[1:], "best"] for b in ("batch1", "large")}
+    assert METRICS.get("speedup")(ctx, "dense", node()).tables == {}  # nothing to compare in the dense phase
+
+
+def test_unstructured_has_no_bsr_path_unless_forced(tmp_path):
+    ctx, *_ = pruned_context(tmp_path, "unstructured")
+    # (compact_dense too: at 75% some classifier columns of this tiny MLP are empty, so units go)
+    paths = {r["path"] for r in METRICS.get("speedup")(ctx, "pruned", node()).tables["speedup.csv"]}
+    assert paths - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr"}
+    rows = METRICS.get("speedup")(ctx, "pruned", node(bsr_blocksize=[2, 2])).tables["speedup.csv"]
+    assert {r["path"] for r in rows} - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
+    assert all(r["max_abs_diff"] < 1e-4 for r in rows)
+
+
+def test_speedup_arithmetic_and_below_one_log(monkeypatch, caplog, tmp_path):
+    ctx, *_ = pruned_context(tmp_path, "unstructured")
+    fixed = {"dense": 2.0, "masked_dense": 2.0, "sparse_csr": 4.0}  # ms: CSR twice as slow
+
+    def fake_timing(models, inputs, warmup, repeats):
+        return {name: np.full(repeats, fixed.get(name, fixed["dense"]) / 1e3) for name in models}  # other paths: 1x
+
+    monkeypatch.setattr(speedup_module, "_time_interleaved", fake_timing)
+    with caplog.at_level(logging.INFO, logger="prune_cli.metrics.speedup"):
+        out = METRICS.get("speedup")(ctx, "finetuned", node())
+    values = {s["metric"]: s["value"] for s in out.scalars}
+    assert values["speedup_sparse_csr_batch1"] == pytest.approx(0.5)
+    assert values["speedup_masked_dense_large"] == pytest.approx(1.0)
+    assert values["speedup_best_large"] == 1.0  # no sparse path beats the dense model
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and "no sparse execution path beats the dense model" in warned[0] and "sparse_csr 0.50x" in warned[0]
+    fixed["sparse_csr"] = 0.5
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="prune_cli.metrics.speedup"):
+        out = METRICS.get("speedup")(ctx, "finetuned", node())
+    assert {s["metric"]: s["value"] for s in out.scalars}["speedup_best_batch1"] == pytest.approx(4.0)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_disagreeing_path_is_an_error(monkeypatch, tmp_path):
+    ctx, model, dense, masks = pruned_context(tmp_path, "unstructured")
+    wrong = copy.deepcopy(model)
+    with torch.no_grad():
+        wrong.net[1].bias.add_(1.0)
+    monkeypatch.setattr(speedup_module, "execution_paths", lambda m, k, n: {"sparse_csr": (wrong, "broken")})
+    with pytest.raises(PruneCliError, match="sparse_csr disagrees"):
+        METRICS.get("speedup")(ctx, "pruned", node())
+
+
+def test_config_checks():
+    for override, key in [
+        ("metrics.speedup.batch_size=0", "metrics.speedup.batch_size"),
+        ("metrics.speedup.repeats=0", "metrics.speedup.repeats"),
+        ("metrics.speedup.bsr_blocksize=[0,4]", "metrics.speedup.bsr_blocksize"),
+        ("metrics.speedup.rtol=2", "metrics.speedup.rtol"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            validate(composed("metrics.speedup.enabled=true", override))
+        assert err.value.key == key
+
+
+def test_cli_speedup_table(tmp_path):
+    args = [*FAST, "dataset.input_dim=8", "method.structure=block", "method.block_shape=[4,4]", "method.allocation=layerwise"]
+    args += ["method.exclude_classifier=true", "sparsity=0.75", "metrics.speedup.enabled=true", "metrics.speedup.batch_size=16"]
+    args += ["metrics.speedup.repeats=3"]
+    run_cli(args, tmp_path / "r")
+    run_dir = next((tmp_path / "r" / "runs").glob("*"))
+    df = pd.read_csv(run_dir / "speedup.csv")
+    assert set(df.phase) == {"pruned", "finetuned"}
+    assert set(df.path) - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
+    assert ("compact_dense" in set(df.path)) == (run_dir / "model_compact.pt").exists()
+    assert set(df.batch_size) == {1, 16}
+    assert (df.max_abs_diff.fillna(0) < 1e-3).all()
+    shared = pd.read_csv(tmp_path / "r" / "speedup.csv")
+    assert len(shared) == len(df)
+    m = pd.read_csv(run_dir / "metrics.csv")
+    assert {"speedup_sparse_csr_batch1", "speedup_sparse_bsr_large", "speedup_best_large"} <= set(m.metric)
+
+
+def test_readme_documents_the_speedup_table():
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for column in COLUMNS:
+        assert f"`{column}`" in readme, column
+    assert "`metrics.speedup.batch_size`" in readme and "docs/speedup.md" in readme
+
+
+def test_channel_pruning_gets_the_compact_path_and_saves_it(tmp_path):
+    from prune_cli.models.compact import rebuild_compact
+
+    torch.manual_seed(0)
+    model = MLP(16, [32, 32], 4)
+    dense = copy.deepcopy(model)
+    method = method_options(structure="channel", sparsity_tolerance=0.1)
+    masks = prune(model, 0.5, PruneContext(method=method, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        apply_masks(model, masks)
+    data = DataSplits(*(torch.randn(20, 16), torch.randint(0, 4, (20,))) * 3, num_classes=4)
+    ctx = metric_context(model, data, dense=dense, masks=masks, run_dir=tmp_path)
+    rows = METRICS.get("speedup")(ctx, "finetuned", node()).tables["speedup.csv"]
+    compact_rows = [r for r in rows if r["path"] == "compact_dense"]
+    assert len(compact_rows) == 2 and all(r["max_abs_diff"] < 1e-4 for r in compact_rows)
+    assert "net.1 " in compact_rows[0]["note"]
+    saved = torch.load(tmp_path / "model_compact.pt", weights_only=True)
+    rebuilt = rebuild_compact(MLP(16, [32, 32], 4), saved["spec"], saved["state_dict"]).eval()
+    assert rebuilt.net[1].weight.shape[0] < 32
+    x = torch.randn(6, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(x), model.eval()(x), rtol=1e-5, atol=1e-5)
