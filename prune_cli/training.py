@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm.auto import tqdm
 
+from .core.accel import FP32, Accel
 from .core.checks import check, choice, finite, positive_int
 from .core.config_base import config_schema
 from .core.errors import TrainingDiverged
@@ -99,14 +100,16 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Evaluation:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, accel: Accel = FP32) -> Evaluation:
+    """Predictions and mean loss; `accel` gives the precision and memory format (prune_cli/core/accel.py)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     preds, top5 = [], []
     for xb, yb in iterate_batches(x, y, batch_size, gen=None):
-        out = model(xb)
-        loss_sum += nn.functional.cross_entropy(out, yb, reduction="sum")
+        with accel.autocast():
+            out = model(accel.inputs(xb))
+            loss_sum += nn.functional.cross_entropy(out, yb, reduction="sum").float()
         preds.append(out.argmax(1))
         if out.shape[1] >= 10:
             top5.append((out.topk(5, dim=1).indices == yb[:, None]).any(1))
@@ -148,13 +151,15 @@ def train(
     resume: Optional[TrainProgress] = None,
     on_epoch_end: Optional[Callable[[dict, TrainProgress], None]] = None,
     on_step: Optional[Callable[[int], Optional[Masks]]] = None,
+    accel: Accel = FP32,
 ) -> list[dict]:
     """Train from epoch `start_epoch` (or a checkpoint) to cfg.epochs; one history row per epoch.
 
     Masks stay enforced throughout. `start_epoch` > 0 resumes the LR schedule there (LR rewinding).
     `on_step(global_step)` may return new masks (gradual pruning); `on_epoch_end` receives what a
-    checkpoint needs."""
+    checkpoint needs. `accel`: precision, memory format and compiled forward (prune_cli/core/accel.py)."""
     model.train()
+    forward = accel.training_forward(model)
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train_y) / cfg.batch_size)
     offset = start_epoch * steps_per_epoch
@@ -184,7 +189,8 @@ def train(
                 if new_masks is not None:
                     enforce = MaskEnforcer(model, new_masks, optimizer)
                     enforce()
-            loss = loss_fn(model(xb), yb)
+            with accel.autocast():
+                loss = loss_fn(forward(accel.inputs(xb)), yb)
             if l1_weights:
                 loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
             optimizer.zero_grad(set_to_none=True)
@@ -209,7 +215,7 @@ def train(
             )
         row = {"phase": phase, "epoch": epoch + 1, "train_loss": train_loss, "lr": groups[0]["lr"]}
         if len(data.val_y):
-            val = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size)
+            val = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size, accel)
             row.update(val_loss=val.loss, val_accuracy=float((val.predictions == val.targets).float().mean()))
         history.append(row)
         epochs.set_postfix({k: round(v, 4) for k, v in row.items() if k not in ("phase", "epoch")})

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from .accel import AccelConfig
 from .checks import check, choice, finite, fraction, positive_int
 
 # ----------------------------------------------------------------------------- datasets
@@ -229,6 +230,9 @@ class Config:
     # torch intra-op threads: auto (1 for a small model, else the usable CPUs) or a positive integer;
     # not part of the run id (prune_cli/core/threads.py, docs/performance.md).
     threads: Any = "auto"
+    # bf16 autocast, channels-last, torch.compile, deterministic mode (prune_cli/core/accel.py); part of
+    # the run id only when a value differs from its default (prune_cli/core/identity.py).
+    accel: AccelConfig = field(default_factory=AccelConfig)
 
 
 # Every schema by group and option name; stored in Hydra's ConfigStore as schema/<group>/<name>.

@@ -12,6 +12,8 @@ import re
 
 from omegaconf import DictConfig, OmegaConf
 
+from . import accel
+
 # Keys that do not change what a run computes, so they do not change its hash or directory.
 HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures", "plugins", "threads")
 
@@ -22,7 +24,7 @@ def config_hash(cfg: DictConfig) -> str:
     """Hash of the resolved config, without keys that only say where results go, and without the
     disabled node of an optional metric added after the built-in ones (its schema says
     `hashed_when_disabled = False`): installing a metric plugin must not change every run id."""
-    keys = [k for k in cfg.keys() if k not in HASH_EXCLUDED and not _no_data_pruning(cfg, k)]
+    keys = [k for k in cfg.keys() if k not in HASH_EXCLUDED and not _no_data_pruning(cfg, k) and not _default_accel(cfg, k)]
     plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
     metrics = cfg.get("metrics") if "metrics" in keys else None
     if isinstance(metrics, DictConfig):
@@ -41,6 +43,13 @@ def _no_data_pruning(cfg: DictConfig, key: str) -> bool:
     """`data_pruning=none` (the default) is left out of the hash, so adding the data-pruning axis
     kept every earlier run id (docs/data_pruning.md)."""
     return key == "data_pruning" and cfg.get("data_pruning", {}).get("name", "none") == "none"
+
+
+def _default_accel(cfg: DictConfig, key: str) -> bool:
+    """`accel` with every default (fp32, eager, contiguous, non-deterministic) is left out of the
+    hash, so adding the accelerator settings kept every earlier run id; any other value (bf16 changes
+    the numbers) is hashed (prune_cli/core/accel.py)."""
+    return key == "accel" and accel.is_default(cfg.get("accel"))
 
 
 def run_id(cfg: DictConfig) -> str:

@@ -108,6 +108,8 @@ def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device)
     train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)]
 
     def put(t: torch.Tensor) -> torch.Tensor:
+        if torch.device(device).type == "cuda":  # page-locked, so the copy runs asynchronously
+            return t.pin_memory().to(device, non_blocking=True)
         return t.to(device)
 
     return DataSplits(

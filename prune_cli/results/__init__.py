@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
+from ..core.accel import is_default as default_accel
 from ..core.identity import HASH_EXCLUDED
 from ..core.tables import TABLES, shared_name
 
@@ -75,11 +76,17 @@ def _digest(items: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(items.items())).encode()).hexdigest()[:8]
 
 
+def _neutral(cfg: Mapping) -> tuple[str, ...]:
+    """RESULT_NEUTRAL, and `accel` when all its values are the defaults (as in the run id, so a run
+    saved before the accel group existed has the same experiment key as one saved after)."""
+    return RESULT_NEUTRAL + (("accel",) if default_accel(cfg.get("accel")) else ())
+
+
 def experiment_keys(configs: Mapping[str, Mapping]) -> tuple[pd.DataFrame, list[str]]:
     """Per run id: `experiment` and `comparison` keys and the flattened config values that enter the
     experiment key; and the dotted keys whose values vary between the runs (the keys a table must
     show so that two experiments never look identical)."""
-    flat = {run: {k: v for k, v in flatten_config(cfg).items() if _top(k) not in RESULT_NEUTRAL} for run, cfg in configs.items()}
+    flat = {run: {k: v for k, v in flatten_config(cfg).items() if _top(k) not in _neutral(cfg)} for run, cfg in configs.items()}
     rows = []
     for run, items in flat.items():
         comparable = {k: v for k, v in items.items() if _top(k) not in COMPARISON_FREE}

@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import prune_cli
 
+from ..core import accel
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
     pruning = cfg.get("data_pruning")
     if pruning is not None and pruning.get("name", "none") != "none":  # the dense model trains on the kept subset
         plain["data_pruning"] = OmegaConf.to_container(pruning, resolve=True)
+    if not accel.is_default(cfg.get("accel")):  # bf16, compiled or channels-last training gives other weights
+        plain["accel"] = OmegaConf.to_container(cfg.accel, resolve=True)
     plain.update(device_type=device_type, prune_cli_version=prune_cli.__version__, torch_version=torch.__version__)
     return plain
 

@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from ..core import crashpoints, interrupts
+from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text
 from ..core.identity import config_hash, run_id
 from ..core.tables import TABLES
@@ -66,11 +67,12 @@ class Experiment:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(cfg.device)
+        self.accel = Accel.from_config(cfg.get("accel"), self.device.type)  # docs/performance.md "GPU"
         seed_everything(cfg.seed)
         raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
         self.data = select_training_data(cfg, self.data, self.device, build_fitting_model, self.run_dir)
-        self.model = build_fitting_model(cfg, self.data).to(self.device)
+        self.model = self.accel.prepare_model(build_fitting_model(cfg, self.data).to(self.device))
         self.init_state = cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
         # Batch order and random scores get their own stream: a generator seeded like the global RNG
@@ -174,6 +176,7 @@ class Experiment:
             resume=self.progress,
             on_epoch_end=end_of_epoch,
             on_step=on_step,
+            accel=self.accel,
         )
         self.progress = None
         log.info("%s: trained to epoch %d in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
@@ -335,10 +338,14 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
     if cfg.shared_results:
         shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    exp = Experiment(cfg, run_dir)
-    atomic_write_text(run_dir / "provenance.json", json.dumps(results.environment_record(exp.provenance), indent=2))
-    exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
-    recorder.write_run_files(exp)
+    accel = Accel.from_config(cfg.get("accel"), resolve_device(cfg.device).type)
+    with accel.applied():  # deterministic mode from before any tensor reaches the device, restored after
+        if accel != Accel(device_type=accel.device_type):
+            log.info("accel: %s", accel.describe())
+        exp = Experiment(cfg, run_dir)
+        atomic_write_text(run_dir / "provenance.json", json.dumps(results.environment_record(exp.provenance), indent=2))
+        exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
+        recorder.write_run_files(exp)
     if cfg.shared_results:
         outcome = shared_tables.append_run(results_dir, run_dir, rid)
         log.info("shared tables in %s: %s", results_dir, outcome)

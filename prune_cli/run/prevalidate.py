@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.checks import check, choice, finite, fraction, positive_int
 from ..core import plugins
+from ..core.accel import AccelConfig
 from ..core.config_base import Config, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
@@ -327,3 +328,4 @@ def validate(cfg: DictConfig) -> None:
         import torch
 
         check(torch.cuda.is_available(), "device", "cuda", "auto or cpu on this machine", "torch.cuda.is_available() is False here.")
+    validate_node(cfg, "accel", AccelConfig)  # after the device: what the device supports

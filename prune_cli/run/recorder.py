@@ -28,7 +28,7 @@ def record(exp: Experiment, phase: str) -> None:
     scalars, per_class = [], []
     for split in cfg.metrics.splits:
         x, y = exp.data.split(split)
-        s, pc = classification_metrics(evaluate(exp.model, x, y, cfg.train.eval_batch_size), exp.data.num_classes, split)
+        s, pc = classification_metrics(evaluate(exp.model, x, y, cfg.train.eval_batch_size, exp.accel), exp.data.num_classes, split)
         scalars += s
         per_class += pc
     layers = layer_table(exp.model, exp.prunable, exp.data.input_shape)
