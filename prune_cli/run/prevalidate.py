@@ -166,6 +166,10 @@ def check_known_keys(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
             unknown += _schema_of(node, group)[1]
+    for key, ftype in typing.get_type_hints(Config).items():  # top-level nodes with a schema (accel, dense_cache)
+        node = cfg.get(key)
+        if isinstance(node, DictConfig) and isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
+            unknown += _unknown_keys(node, ftype, f"{key}.")
     for key, value, valid in unknown:
         leaf = key.rsplit(".", 1)[-1]
         parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
