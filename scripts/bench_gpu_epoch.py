@@ -1,0 +1,158 @@
+"""Benchmark: one ResNet-20 epoch on CIFAR-10-shaped data through prune-cli's training loop vs a
+bare PyTorch loop on the same device, for fp32, bf16 autocast, channels-last and both
+(`accel.*`, prune_cli/core/accel.py; docs/performance.md "GPU").
+
+Synthetic data (default 5,000 images 3x32x32, 10 classes) lives on the device as in a run. Both
+loops use the same model architecture, batch size, SGD with momentum and index-permutation
+shuffling; the bare loop applies autocast and the memory format by hand. Epochs are interleaved
+(the side that goes first alternates) and the medians of the repeats are compared, so machine
+noise affects both alike. Printed per variant: the medians, runner / bare (the loop's overhead,
+1.00 = none), the bare loop's speedup over bare fp32 (what the setting buys on this device), and
+images per second; the load average before and after. Measurements, never thresholds.
+
+    PYTHONPATH=. python scripts/bench_gpu_epoch.py                      # CUDA if available
+    PYTHONPATH=. python scripts/bench_gpu_epoch.py --device cpu         # smoke check: 64 images, 1 repeat
+    PYTHONPATH=. python scripts/bench_gpu_epoch.py --variants fp32 bf16 --repeats 7 --csv gpu_epoch.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from prune_cli.core.accel import Accel, bf16_support
+from prune_cli.data.splits import DataSplits
+from prune_cli.models import build_model
+from prune_cli.training import TrainConfig, train
+
+VARIANTS = {  # name -> (precision, channels_last)
+    "fp32": ("fp32", False),
+    "bf16": ("bf16", False),
+    "channels_last": ("fp32", True),
+    "bf16+channels_last": ("bf16", True),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_epoch(model, x, y, batch_size, optimizer, gen, device, precision, channels_last) -> None:
+    """A hand-written epoch: what a researcher's own script does with the same settings."""
+    order = torch.randperm(len(y), generator=gen).to(device, non_blocking=True)
+    for start in range(0, len(y), batch_size):
+        idx = order[start : start + batch_size]
+        xb, yb = x[idx], y[idx]
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = nn.functional.cross_entropy(model(xb), yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    loss.item()  # the runner reads its epoch loss once: both sides end synchronised
+
+
+def resnet20(device: torch.device, channels_last: bool, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = build_model(OmegaConf.create({"name": "resnet20"}), (3, 32, 32), 10).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def measure(variant: str, args, device: torch.device, data: DataSplits) -> dict:
+    precision, channels_last = VARIANTS[variant]
+    accel = Accel(device_type=device.type, precision=precision, channels_last=channels_last)
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 1, "batch_size": args.batch_size, "lr": 0.01, "momentum": 0.9})
+    runner_model, bare_model = resnet20(device, channels_last), resnet20(device, channels_last)
+    bare_opt = torch.optim.SGD(bare_model.parameters(), lr=0.01, momentum=0.9)
+    gen_runner, gen_bare = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+
+    def time_runner() -> float:
+        sync(device)
+        start = time.perf_counter()
+        train(runner_model, data, cfg, gen_runner, "bench", accel=accel)
+        sync(device)
+        return time.perf_counter() - start
+
+    def time_bare() -> float:
+        sync(device)
+        start = time.perf_counter()
+        bare_epoch(bare_model, data.train_x, data.train_y, args.batch_size, bare_opt, gen_bare, device, precision, channels_last)
+        sync(device)
+        return time.perf_counter() - start
+
+    time_runner(), time_bare()  # warm-up: cuDNN plans, allocator, autocast caches
+    runner, bare = [], []
+    for i in range(args.repeats):
+        if i % 2:
+            bare.append(time_bare())
+            runner.append(time_runner())
+        else:
+            runner.append(time_runner())
+            bare.append(time_bare())
+    r, b = statistics.median(runner), statistics.median(bare)
+    return {"variant": variant, "runner_s": r, "bare_s": b, "runner_over_bare": r / b, "images_per_s": len(data.train_y) / r}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto", help="auto (CUDA if available), cuda or cpu")
+    ap.add_argument("--samples", type=int, help="training images (default 5000 on CUDA, 64 on CPU)")
+    ap.add_argument("--repeats", type=int, help="timed epochs per side and variant (default 5 on CUDA, 1 on CPU)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        help="default: all on CUDA; on CPU all but bf16+channels_last (bf16 is emulated)",
+    )
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
+    ap.add_argument("--csv", default="", help="also write the table to this CSV file")
+    args = ap.parse_args()
+    device = torch.device(
+        "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    )
+    on_gpu = device.type == "cuda"
+    args.samples = args.samples or (5000 if on_gpu else 64)
+    args.repeats = args.repeats or (5 if on_gpu else 1)
+    args.variants = args.variants or (list(VARIANTS) if on_gpu else ["fp32", "channels_last", "bf16"])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ok, reason = bf16_support(device.type)
+    variants = [v for v in args.variants if ok or VARIANTS[v][0] == "fp32"]
+    if len(variants) < len(args.variants):
+        print(f"skipping the bf16 variants: {reason}")
+    name = torch.cuda.get_device_name(device) if on_gpu else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {device} ({name}); torch {torch.__version__}")
+    print(f"{args.samples} images 3x32x32, batch {args.batch_size}, {args.repeats} timed epochs per side and variant")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(args.samples, 3, 32, 32, generator=g), torch.randint(0, 10, (args.samples,), generator=g)
+    empty = torch.zeros(0, 3, 32, 32), torch.zeros(0, dtype=torch.long)
+    data = DataSplits(*(t.to(device) for t in (x, y, *empty, x[:1], y[:1])), num_classes=10)
+    rows = [measure(v, args, device, data) for v in variants]
+    fp32_bare = next((r["bare_s"] for r in rows if r["variant"] == "fp32"), None)
+    print(f"{'variant':<20}{'runner s':>10}{'bare s':>10}{'runner/bare':>13}{'speedup vs fp32':>17}{'images/s':>11}")
+    for r in rows:
+        r["speedup_vs_fp32"] = fp32_bare / r["bare_s"] if fp32_bare else float("nan")
+        print(
+            f"{r['variant']:<20}{r['runner_s']:>10.3f}{r['bare_s']:>10.3f}{r['runner_over_bare']:>13.3f}"
+            f"{r['speedup_vs_fp32']:>17.2f}{r['images_per_s']:>11.0f}"
+        )
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
+
+
+if __name__ == "__main__":
+    main()

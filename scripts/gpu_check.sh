@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU check (docs/performance.md "GPU"): run it on a machine with a CUDA GPU, from anywhere;
+# it takes under five minutes and exits non-zero if any step fails.
+#
+#   scripts/gpu_check.sh                       # uses `python` (PYTHON=.venv/bin/python to choose)
+#   PYTHON=.venv/bin/python scripts/gpu_check.sh 2>&1 | tee gpu_check.log
+#
+# 1. the test suite's CUDA-marked tests (`pytest -m cuda`: bf16, channels-last, deterministic mode,
+#    torch.compile and pinned transfers on the GPU), and the 2:4 semi-structured sparse kernels;
+# 2. one CIFAR-10-shaped ResNet-20 epoch (5,000 synthetic images) through the runner's training
+#    loop vs a bare PyTorch loop on the same GPU, fp32 / bf16 / channels-last / both
+#    (scripts/bench_gpu_epoch.py);
+# 3. the measured-speedup benchmark of the sparse execution paths (scripts/bench_speedup.py --quick).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+start=$(date +%s)
+
+step() {  # step NAME SECONDS COMMAND...: run with a time limit, report how long it took
+  local name=$1 limit=$2 t0
+  shift 2
+  t0=$(date +%s)
+  echo "=== $name (limit ${limit}s)"
+  if ! timeout "$limit" "$@"; then
+    echo "gpu_check: FAILED: $name" >&2
+    exit 1
+  fi
+  echo "=== $name: ok in $(($(date +%s) - t0)) s"
+}
+
+if ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "gpu_check: torch.cuda.is_available() is False: this check needs a CUDA GPU" >&2
+  exit 2
+fi
+"$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, '|', torch.cuda.get_device_name(), 'capability', torch.cuda.get_device_capability(), '| bf16:', torch.cuda.is_bf16_supported())"
+command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv || true
+
+step "pytest -m cuda" 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
+step "2:4 semi-structured kernels on the GPU" 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_sparse_exec.py -k semi_structured
+step "ResNet-20 epoch: runner vs bare loop" 90 "$PY" scripts/bench_gpu_epoch.py --device cuda
+step "measured speedup (bench_speedup --quick)" 120 "$PY" scripts/bench_speedup.py --quick --threads 4
+
+echo "gpu_check: all steps passed in $(($(date +%s) - start)) s"
