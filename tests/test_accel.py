@@ -230,6 +230,35 @@ def test_compiled_training_equals_eager_training():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- a whole run
+
+
+def test_a_bf16_deterministic_run_records_bf16_evaluations_and_restores_the_switches(tmp_path):
+    """Through prune-run's own run function: the recorded test loss of the fine-tuned model is the
+    bf16 evaluation of the saved weights (recomputed here), not the fp32 one; deterministic mode is
+    off again after the run."""
+    import pandas as pd
+
+    from prune_cli.data import DATASETS
+    from prune_cli.data.splits import build_splits
+    from prune_cli.run.experiment import run
+    from tests.conftest import FAST
+    from tests.helpers import compose
+
+    cfg = compose([*FAST, "metrics.regions.enabled=false", "accel.precision=bf16", "accel.deterministic=true"], tmp_path)
+    before = torch.are_deterministic_algorithms_enabled()
+    run_dir = run(cfg, tmp_path / "run")
+    assert torch.are_deterministic_algorithms_enabled() == before
+    rows = pd.read_csv(run_dir / "metrics.csv")
+    recorded = rows.query("phase == 'finetuned' and split == 'test' and metric == 'loss'").value.item()
+    data = build_splits(DATASETS.get(cfg.dataset.name)(cfg.dataset), cfg.dataset, cfg.seed, torch.device("cpu"))
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    model.load_state_dict(torch.load(run_dir / "model_finetuned.pt", weights_only=True))
+    bf16 = evaluate(model, data.test_x, data.test_y, 1024, Accel(precision="bf16")).loss
+    fp32 = evaluate(model, data.test_x, data.test_y, 1024).loss
+    assert recorded == pytest.approx(bf16, rel=1e-6, abs=1e-7) and bf16 != fp32
+
+
 # ----------------------------------------------------------------------------- run ids and keys
 
 
