@@ -109,6 +109,14 @@ def bf16_support(device: str) -> tuple[bool, str]:
     return True, ""
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles); otherwise torch emulates it."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 def compile_support(device: str) -> tuple[bool, str]:
     """(supported, reason when not) for torch.compile with the default TorchInductor backend: it needs
     TorchDynamo on this Python and platform, a C++ compiler for CPU code, Triton and a GPU of compute
@@ -206,6 +214,11 @@ class Accel:
             torch.is_deterministic_algorithms_warn_only_enabled(),
             torch.backends.cudnn.benchmark,
         )
+        if self.precision == "bf16" and self.device_type == "cpu" and not native_bf16_cpu():
+            log.warning(
+                "accel.precision=bf16: this CPU has no native bf16 instructions (AVX512-BF16 or AMX); PyTorch "
+                "emulates them: correct, but several times slower than fp32 (docs/performance.md, GPU)"
+            )
         if self.deterministic:
             if "CUBLAS_WORKSPACE_CONFIG" not in os.environ:
                 if self.device_type == "cuda" and torch.cuda.is_initialized():
