@@ -241,3 +241,9 @@ def test_semi_structured_path_on_cuda(tmp_path):
     rows = METRICS.get("speedup")(ctx, "pruned", node(batch_size=64)).tables["speedup.csv"]
     semi = [r for r in rows if r["path"] == "semi_structured"]
     assert len(semi) == 2 and all(r["note"] == "1 layers 2:4 (float16)" and r["speedup"] > 0 for r in semi)
+
+
+def test_metrics_full_enables_a_cheap_speedup_setting():
+    full = composed("metrics=full").metrics.speedup
+    assert full.enabled and full.batch_size == 32 and full.repeats == 5 and full.warmup == 1
+    assert not composed().metrics.speedup.enabled

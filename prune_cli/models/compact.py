@@ -184,7 +184,8 @@ def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
     for name, ids in flow.norms.items():
         keep = keep_of(ids)
         if not bool(keep.all()):
-            _set_module(out, name, _resized_norm(modules[name], keep.to(modules[name].running_mean.device)))
+            tensors = [*modules[name].parameters(), *modules[name].buffers()]
+            _set_module(out, name, _resized_norm(modules[name], keep.to(tensors[0].device) if tensors else keep))
     for name, (ids_in, ids_out) in flow.remaps.items():
         keep_in, keep_out = keep_of(ids_in), keep_of(ids_out)
         if not (bool(keep_in.all()) and bool(keep_out.all())):
