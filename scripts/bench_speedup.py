@@ -33,9 +33,10 @@ from prune_cli.models.graph import channel_flow
 from prune_cli.models.masks import apply_masks
 from prune_cli.models.mlp import MLP
 from prune_cli.models.resnet import CifarResNet
-from prune_cli.models.sparse import to_sparse
+from prune_cli.models.sparse import SparseConv, SparseLinear, to_sparse
 from prune_cli.models.vgg import PLANS, VGG
 from prune_cli.pruning import PruneContext, prune
+from prune_cli.pruning.pruner import LayerCollapse
 
 
 def nm_for(sparsity: float) -> tuple[int, int] | None:
@@ -117,6 +118,16 @@ def coupled_channel_masks(model: torch.nn.Module, keep_fraction: float) -> dict[
     return masks
 
 
+def im2col_dense(model: torch.nn.Module) -> torch.nn.Module:
+    """The sparse_csr path's computation (im2col, then one matmul per layer) with dense weights:
+    separates what im2col costs from what the sparse kernel saves."""
+    copied, _ = to_sparse(model, "csr")
+    for m in copied.modules():
+        if isinstance(m, (SparseConv, SparseLinear)):
+            m.weight = m.weight.to_dense()
+    return copied
+
+
 def conv_model(dense: torch.nn.Module, structure: str, sparsity: float, block: list[int]):
     """The masked conv net: `channel` through the channel structure for chains (VGG), coupled
     residual-group masks for ResNets; other structures as for the MLP."""
@@ -149,15 +160,21 @@ def conv_rows(args, sparsities: list[float], warmup: int, repeats: int, started:
             for structure, block in structures.items():
                 if args.structures and structure not in args.structures:
                     continue
-                if net_name == "vgg11" and structure != "channel":
-                    continue  # VGG-11 is for channel pruning and compaction; ResNet-20 covers the rest
-                model = conv_model(dense, structure, sparsity, block)
+                if net_name == "vgg11" and structure != "channel" and not args.structures:
+                    continue  # by default VGG-11 is for channel pruning and compaction; ResNet-20 covers the rest
+                try:
+                    model = conv_model(dense, structure, sparsity, block)
+                except LayerCollapse as err:
+                    print(f"  {net_name} {structure} s={sparsity}: skipped, the structure disconnects the network ({err})"[:240])
+                    continue
                 table = layer_table(model, prunable, (3, 32, 32))
                 theory = sum(r["flops_dense"] for r in table) / sum(r["flops_sparse"] for r in table)
                 kept = sum(r["nonzero"] for r in table) / sum(r["params"] for r in table)
                 paths = {"dense": dense, "masked_dense": model, "sparse_csr": to_sparse(model, "csr")[0]}
                 if structure == "block":
                     paths["sparse_bsr"] = to_sparse(model, "bsr", tuple(block))[0]
+                if structure == "unstructured":
+                    paths["im2col_dense"] = im2col_dense(model)
                 if structure == "channel":
                     small, report = compact(model)
                     paths["compact_dense"] = small
