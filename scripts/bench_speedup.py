@@ -11,7 +11,14 @@ dense median / path median. Theoretical speedup = dense / kept multiply-accumula
 of prune_cli/metrics/cost.py). The machine's load average is printed before and after: the numbers
 are measurements on a shared machine, never thresholds.
 
+`--convnets` measures VGG-11 and ResNet-20 on CIFAR-shaped 3x32x32 inputs instead (batch sizes 1
+and 16): VGG-11 pruned by the channel structure (masked, compacted, im2col CSR), ResNet-20 with
+channel masks coupled across its residual groups (built here: see coupled_channel_masks; compacted
+through the joins), and with unstructured (also `im2col_dense`: the im2col path with dense weights,
+what im2col alone costs) and 4x4 block masks (im2col CSR / BSR).
+
     PYTHONPATH=. python scripts/bench_speedup.py --quick              # a couple of minutes
+    PYTHONPATH=. python scripts/bench_speedup.py --convnets --quick   # about six minutes
     PYTHONPATH=. python scripts/bench_speedup.py --threads 1 --csv speedup_bench.csv
 """
 
