@@ -179,3 +179,27 @@ def test_concatenation_is_refused_with_the_operation_named():
 
     with pytest.raises(CompactionError, match="cat"):
         compact(Cat())
+
+
+def test_speedup_metric_offers_and_saves_the_compact_resnet(tmp_path):
+    """The speedup metric's compact_dense path on a coupled ResNet-20: offered, equal to the masked
+    model (the metric checks), described by residual group, and saved as model_compact.pt."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from prune_cli.data.splits import DataSplits
+    from prune_cli.metrics import METRICS
+    from tests.helpers import metric_context
+
+    dense = resnet20(5)
+    masks = coupled_masks(dense, stream_keep(6))
+    model = masked(copy.deepcopy(dense), masks)
+    data = DataSplits(*(torch.randn(4, *SHAPE), torch.randint(0, 10, (4,))) * 3, num_classes=10)
+    ctx = metric_context(model, data, dense=dense, masks=masks, run_dir=tmp_path)
+    node = OmegaConf.create({"batch_size": 4, "warmup": 0, "repeats": 1, "bsr_blocksize": None, "rtol": 1e-4})
+    rows = METRICS.get("speedup")(ctx, "pruned", node).tables["speedup.csv"]
+    (row, _) = [r for r in rows if r["path"] == "compact_dense"]
+    assert "residual group conv1, layer1.0.conv2" in row["note"] and "stay dense" not in row["note"]
+    saved = torch.load(tmp_path / "model_compact.pt", weights_only=True)
+    assert_same_function(rebuild_compact(CifarResNet(20, 3, 10), saved["spec"], saved["state_dict"]), model)
