@@ -123,6 +123,8 @@ class LayerGraph:
 
     layers: dict[str, LayerInfo] = field(default_factory=dict)
     traced: bool = False  # torch.fx traced the model: links and followers are known
+    # the traced model, for structures that need more than the links (channel_group's channel_flow)
+    root: Optional[nn.Module] = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> LayerInfo:
         return self.layers[name]
@@ -222,7 +224,7 @@ def trace(model: nn.Module) -> LayerGraph:
         if hasattr(model, "prunable_layers")
         else [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
     )
-    graph = LayerGraph({f"{n}.weight": LayerInfo(f"{n}.weight", m, n == classifier) for n, m in prunable})
+    graph = LayerGraph({f"{n}.weight": LayerInfo(f"{n}.weight", m, n == classifier) for n, m in prunable}, root=model)
     try:
         traced = _LayerTracer().trace(model)
     except Exception:  # noqa: BLE001 - an untraceable model only means "no links or followers"
