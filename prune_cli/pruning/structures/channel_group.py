@@ -61,6 +61,7 @@ from ..structure import StructureContext, register_structure
 log = logging.getLogger(__name__)
 
 ALLOCATIONS = ("global", "layerwise")
+CPU = torch.device("cpu")  # group tables stay on the CPU, also under the pre-run pass's meta-device default
 
 
 @dataclass
@@ -113,12 +114,12 @@ def channel_groups(flow: ChannelFlow, shapes: dict[str, torch.Size]) -> ChannelG
             fixed.update(produced)
             fixed.update(source[0] if source is not None else [])
             continue
-        rows = torch.tensor([index[i] for i in produced], dtype=torch.long)
-        cols = None if source is None else torch.tensor([index[i] for i in source[0]], dtype=torch.long)
+        rows = torch.tensor([index[i] for i in produced], dtype=torch.long, device=CPU)
+        cols = None if source is None else torch.tensor([index[i] for i in source[0]], dtype=torch.long, device=CPU)
         layers.append(GroupLayer(name, shapes[name], rows, cols, 1 if source is None else source[1]))
     ids = list(index)
-    scope_t = torch.tensor(scope, dtype=torch.long)
-    prunable = torch.tensor([i not in fixed for i in ids], dtype=torch.bool) & (scope_t >= 0)
+    scope_t = torch.tensor(scope, dtype=torch.long, device=CPU)
+    prunable = torch.tensor([i not in fixed for i in ids], dtype=torch.bool, device=CPU) & (scope_t >= 0)
     return ChannelGroups(ids, prunable, scope_t, layers)
 
 
