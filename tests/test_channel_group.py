@@ -12,6 +12,7 @@ the kept weights of masks built from the groups by hand."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 
@@ -262,6 +263,7 @@ def test_config_checks_before_any_work():
         validate(composed("method.structure=channel_group", f"method.allocation={allocation}"))
 
 
+@pytest.mark.slow
 def test_cli_resnet20_speedup_compacts(tmp_path):
     """End to end on ResNet-20 with tiny files in the real CIFAR-10 format: the speedup metric's
     compact_dense path is offered (not absent), saved, and smaller than the dense model."""
@@ -286,3 +288,31 @@ def test_cli_resnet20_speedup_compacts(tmp_path):
     m = pd.read_csv(run_dir / "metrics.csv")
     nonzero = m[(m.metric == "prunable_nonzero") & (m.phase == "finetuned")].value.iloc[0]
     assert compact_params == nonzero
+
+
+def test_speedup_metric_compacts_the_channel_group_resnet(tmp_path):
+    """In process, the speedup metric on a channel_group-pruned ResNet-20: compact_dense is offered
+    (not absent), has no dense zero rows, and model_compact.pt holds exactly the nonzero weights."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.data.splits import DataSplits
+    from prune_cli.metrics import METRICS
+    from prune_cli.models.compact import rebuild_compact
+    from tests.helpers import metric_context
+
+    dense = resnet20(5)
+    model = copy.deepcopy(dense)
+    masks = pruned(model, 0.75, "global")
+    with torch.no_grad():
+        apply_masks(model, masks)
+    data = DataSplits(*(torch.randn(4, *SHAPE), torch.randint(0, 10, (4,))) * 3, num_classes=10)
+    ctx = metric_context(model, data, dense=dense, masks=masks, run_dir=tmp_path)
+    node = OmegaConf.create({"batch_size": 4, "warmup": 0, "repeats": 1, "bsr_blocksize": None, "rtol": 1e-4})
+    rows = [r for r in METRICS.get("speedup")(ctx, "pruned", node).tables["speedup.csv"] if r["path"] == "compact_dense"]
+    assert len(rows) == 2 and not any(r["note"].startswith("absent") or "stay dense" in r["note"] for r in rows)
+    saved = torch.load(tmp_path / "model_compact.pt", weights_only=True)
+    small = rebuild_compact(CifarResNet(20, 3, 10), saved["spec"], saved["state_dict"]).eval()
+    assert sum(m.weight.numel() for _, m in small.prunable_layers()) == sum(int(m.sum()) for m in masks.values())
+    x = torch.randn(3, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
