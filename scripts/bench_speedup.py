@@ -14,7 +14,8 @@ are measurements on a shared machine, never thresholds.
 `--convnets` measures VGG-11 and ResNet-20 on CIFAR-shaped 3x32x32 inputs instead (batch sizes 1
 and 16): VGG-11 pruned by the channel structure (masked, compacted, im2col CSR), ResNet-20 with
 channel masks coupled across its residual groups (built here: see coupled_channel_masks; compacted
-through the joins), and with unstructured (also `im2col_dense`: the im2col path with dense weights,
+through the joins), with `method.structure=channel_group` (the structure that prunes such coupled
+groups, layerwise; compacted), and with unstructured (also `im2col_dense`: the im2col path with dense weights,
 what im2col alone costs) and 4x4 block masks (im2col CSR / BSR).
 
     PYTHONPATH=. python scripts/bench_speedup.py --quick              # a couple of minutes
@@ -60,7 +61,7 @@ def masked_model(dense: torch.nn.Module, structure: str, sparsity: float, block:
         "allocation": "layerwise",
         "structure": structure,
         "block_shape": block,
-        "sparsity_tolerance": 0.05 if structure == "channel" else 0.02,
+        "sparsity_tolerance": 0.05 if structure in ("channel", "channel_group") else 0.02,
     }
     if structure == "nm":
         nm = nm_for(sparsity)
@@ -153,7 +154,7 @@ def conv_rows(args, sparsities: list[float], warmup: int, repeats: int, started:
     (im2col CSR / BSR). Theoretical speedup: dense / kept multiply-accumulates (metrics/cost.py)."""
     torch.manual_seed(0)
     nets = {"vgg11": VGG(PLANS["vgg11"], 3, 10), "resnet20": CifarResNet(20, 3, 10)}
-    structures = {"channel": [4, 4], "unstructured": [4, 4], "block": [4, 4]}
+    structures = {"channel": [4, 4], "channel_group": [4, 4], "unstructured": [4, 4], "block": [4, 4]}
     rows = []
     for net_name, dense in nets.items():
         if args.models and net_name not in args.models:
@@ -182,7 +183,7 @@ def conv_rows(args, sparsities: list[float], warmup: int, repeats: int, started:
                     paths["sparse_bsr"] = to_sparse(model, "bsr", tuple(block))[0]
                 if structure == "unstructured":
                     paths["im2col_dense"] = im2col_dense(model)
-                if structure == "channel":
+                if structure in ("channel", "channel_group"):
                     small, report = compact(model)
                     paths["compact_dense"] = small
                     if report.dense_zero_rows:
