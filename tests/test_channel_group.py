@@ -316,3 +316,54 @@ def test_speedup_metric_compacts_the_channel_group_resnet(tmp_path):
     x = torch.randn(3, *SHAPE)
     with torch.no_grad():
         torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_extreme_sparsity_keeps_one_channel_per_layer_side():
+    """At 99 % the ranking alone would empty layers: every selected layer still keeps an output and
+    an input channel (its best one), the pruner's collapse check passes, and compaction is exact."""
+    model = resnet20(6)
+    masks = pruned(model, 0.99, "global", sparsity_tolerance=0.5)
+    assert_layers_connected(masks)
+    rows = {n: int(m.flatten(1).any(1).sum()) for n, m in masks.items()}
+    assert min(rows.values()) == 1  # the guard binds
+    with torch.no_grad():
+        apply_masks(model, masks)
+    small, _ = compact(model)
+    x = torch.randn(2, *SHAPE)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_chain_with_a_flatten_ranks_units_by_row_plus_next_columns():
+    """LeNet-5 on 1x16x16 (a chain; conv2's 16 channels are flattened into 4 columns each): every
+    hidden layer keeps the units whose |w| summed over their row and the next layer's columns is
+    largest, all layers the same fraction, and compaction is exact."""
+    from prune_cli.models.cnn import build_lenet5
+
+    torch.manual_seed(7)
+    model = build_lenet5(None, (1, 16, 16), 10).eval()
+    masks = pruned(model, 0.6, "layerwise", sparsity_tolerance=0.1)
+    names = [f"{n}.weight" for n, _ in model.prunable_layers()]
+    params = dict(model.named_parameters())
+    per = {"features.3.weight": 4}  # 16 channels x 2 x 2 positions after the flatten
+    kept_units = {}
+    for name, nxt in zip(names[:-1], names[1:]):
+        w, v = params[name].detach().abs(), params[nxt].detach().abs()
+        p = per.get(name, 1)
+        sums = w.flatten(1).sum(1) + v.transpose(0, 1).reshape(w.shape[0], p, -1).sum((1, 2))
+        kept = masks[name].flatten(1).any(1)
+        k = int(kept.sum())
+        assert set(torch.topk(sums, k).indices.tolist()) == set(torch.nonzero(kept).flatten().tolist()), name
+        assert bool((masks[nxt].transpose(0, 1).reshape(w.shape[0], -1).any(1) == kept).all())
+        kept_units[w.shape[0]] = k
+    # one fraction q for all layers: k = round(q n) in each
+    candidates = {j / n for n in kept_units for j in range(n + 1)}
+    assert any(all(round(q * n) == k for n, k in kept_units.items()) for q in candidates), kept_units
+    assert masks[names[-1]].flatten(1).any(1).all()  # the classes stay
+    with torch.no_grad():
+        apply_masks(model, masks)
+    small, _ = compact(model)
+    x = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
+    assert sum(m.weight.numel() for _, m in small.prunable_layers()) == sum(int(m.sum()) for m in masks.values())
