@@ -265,13 +265,13 @@ def test_config_checks_before_any_work():
 
 @pytest.mark.slow
 def test_cli_resnet20_speedup_compacts(tmp_path):
-    """End to end on ResNet-20 with tiny files in the real CIFAR-10 format: the speedup metric's
+    """docs/speedup.md's command, on tiny files in the real CIFAR-10 format: the speedup metric's
     compact_dense path is offered (not absent), saved, and smaller than the dense model."""
     from tests.test_data import write_cifar
 
     write_cifar(tmp_path / "data", "cifar10", n_train=40, n_test=8, classes=10)
     args = ["dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "model=resnet20", "method=magnitude"]
-    args += ["method.structure=channel_group", "method.allocation=layerwise", "sparsity=0.75", "method.sparsity_tolerance=0.02"]
+    args += ["method.structure=channel_group", "method.allocation=global", "sparsity=0.75", "method.sparsity_tolerance=0.02"]
     args += ["train.epochs=1", "finetune.epochs=1", "train.batch_size=16", "finetune.batch_size=16"]
     args += ["metrics.speedup.enabled=true", "metrics.speedup.batch_size=4", "metrics.speedup.repeats=1", "metrics.speedup.warmup=0"]
     args += ["metrics.regions.enabled=false"]
