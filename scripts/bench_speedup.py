@@ -11,7 +11,15 @@ dense median / path median. Theoretical speedup = dense / kept multiply-accumula
 of prune_cli/metrics/cost.py). The machine's load average is printed before and after: the numbers
 are measurements on a shared machine, never thresholds.
 
+`--convnets` measures VGG-11 and ResNet-20 on CIFAR-shaped 3x32x32 inputs instead (batch sizes 1
+and 16): VGG-11 pruned by the channel structure (masked, compacted, im2col CSR), ResNet-20 with
+channel masks coupled across its residual groups (built here: see coupled_channel_masks; compacted
+through the joins), with `method.structure=channel_group` (the structure that prunes such coupled
+groups, layerwise; compacted), and with unstructured (also `im2col_dense`: the im2col path with dense weights,
+what im2col alone costs) and 4x4 block masks (im2col CSR / BSR).
+
     PYTHONPATH=. python scripts/bench_speedup.py --quick              # a couple of minutes
+    PYTHONPATH=. python scripts/bench_speedup.py --convnets --quick   # about six minutes
     PYTHONPATH=. python scripts/bench_speedup.py --threads 1 --csv speedup_bench.csv
 """
 
@@ -27,11 +35,16 @@ import pandas as pd
 import torch
 from omegaconf import OmegaConf
 
+from prune_cli.metrics.cost import layer_table
+from prune_cli.models.compact import compact
+from prune_cli.models.graph import channel_flow
 from prune_cli.models.masks import apply_masks
 from prune_cli.models.mlp import MLP
-from prune_cli.models.compact import compact
-from prune_cli.models.sparse import to_sparse
+from prune_cli.models.resnet import CifarResNet
+from prune_cli.models.sparse import SparseConv, SparseLinear, to_sparse
+from prune_cli.models.vgg import PLANS, VGG
 from prune_cli.pruning import PruneContext, prune
+from prune_cli.pruning.pruner import LayerCollapse
 
 
 def nm_for(sparsity: float) -> tuple[int, int] | None:
@@ -42,13 +55,13 @@ def nm_for(sparsity: float) -> tuple[int, int] | None:
     return None
 
 
-def masked_model(dense: MLP, structure: str, sparsity: float, block: list[int]) -> MLP | str | None:
+def masked_model(dense: torch.nn.Module, structure: str, sparsity: float, block: list[int]) -> torch.nn.Module | str | None:
     method = {
         "score": "magnitude",
         "allocation": "layerwise",
         "structure": structure,
         "block_shape": block,
-        "sparsity_tolerance": 0.05 if structure == "channel" else 0.02,
+        "sparsity_tolerance": 0.05 if structure in ("channel", "channel_group") else 0.02,
     }
     if structure == "nm":
         nm = nm_for(sparsity)
@@ -81,6 +94,132 @@ def time_interleaved(models: dict, x: torch.Tensor, warmup: int, repeats: int) -
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def coupled_channel_masks(model: torch.nn.Module, keep_fraction: float) -> dict[str, torch.Tensor]:
+    """Channel masks coupled across residual groups (DepGraph's grouping, Fang et al. CVPR 2023):
+    the channels tied together by additions (prune_cli/models/graph.py channel_flow) are ranked by
+    the summed L1 norm of the filters that produce them; every producing layer keeps
+    round(keep_fraction * n) of the channels it introduces (a stage's new channels; the ones it
+    shares with an earlier stage were decided there), and every layer reading a removed channel
+    loses that input. The classifier keeps its outputs."""
+    flow = channel_flow(model)
+    modules = dict(model.named_modules())
+    norm: dict[int, float] = {}
+    for name, ids in flow.produces.items():
+        rows = modules[name].weight.detach().abs().flatten(1).sum(1).tolist()
+        for i, r in zip(ids, rows):
+            norm[i] = norm.get(i, 0.0) + r
+    decided: dict[int, bool] = {i: True for i in flow.pinned}
+    for ids in flow.produces.values():
+        new = [i for i in dict.fromkeys(ids) if i not in decided]
+        ranked = sorted(new, key=lambda i: -norm[i])
+        kept = max(1, round(keep_fraction * len(new))) if new else 0
+        decided.update({i: rank < kept for rank, i in enumerate(ranked)})
+    masks = {}
+    for name, module in model.prunable_layers():
+        mask = torch.ones_like(module.weight, dtype=torch.bool)
+        mask[~torch.tensor([decided[i] for i in flow.produces[name]])] = False
+        source = flow.reads.get(name)
+        if source is not None:
+            ids, per = source
+            mask[:, ~torch.tensor([decided[i] for i in ids]).repeat_interleave(per)] = False
+        masks[f"{name}.weight"] = mask
+    return masks
+
+
+def im2col_dense(model: torch.nn.Module) -> torch.nn.Module:
+    """The sparse_csr path's computation (im2col, then one matmul per layer) with dense weights:
+    separates what im2col costs from what the sparse kernel saves."""
+    copied, _ = to_sparse(model, "csr")
+    for m in copied.modules():
+        if isinstance(m, (SparseConv, SparseLinear)):
+            m.weight = m.weight.to_dense()
+    return copied
+
+
+def conv_model(dense: torch.nn.Module, structure: str, sparsity: float, block: list[int]):
+    """The masked conv net: `channel` through the channel structure for chains (VGG), coupled
+    residual-group masks for ResNets; other structures as for the MLP."""
+    if structure == "channel" and isinstance(dense, CifarResNet):
+        model = copy.deepcopy(dense)
+        masks = coupled_channel_masks(model, (1 - sparsity) ** 0.5)  # inputs and outputs both shrink
+        with torch.no_grad():
+            apply_masks(model, masks)
+        return model.eval()
+    return masked_model(dense, structure, sparsity, block)
+
+
+def conv_rows(args, sparsities: list[float], warmup: int, repeats: int, started: float) -> list[dict]:
+    """Measured vs theoretical speedup of CIFAR-shaped (3x32x32) VGG-11 and ResNet-20: channel
+    pruning (masked, compacted, im2col CSR) and, for ResNet-20, unstructured and 4x4 block masks
+    (im2col CSR / BSR). Theoretical speedup: dense / kept multiply-accumulates (metrics/cost.py)."""
+    torch.manual_seed(0)
+    nets = {"vgg11": VGG(PLANS["vgg11"], 3, 10), "resnet20": CifarResNet(20, 3, 10)}
+    structures = {"channel": [4, 4], "channel_group": [4, 4], "unstructured": [4, 4], "block": [4, 4]}
+    rows = []
+    for net_name, dense in nets.items():
+        if args.models and net_name not in args.models:
+            continue
+        with torch.no_grad():  # BatchNorm statistics of real activations, not the init's 0 / 1
+            dense.train()
+            dense(torch.randn(64, 3, 32, 32))
+        dense.eval()
+        prunable = [f"{n}.weight" for n, _ in dense.prunable_layers()]
+        for sparsity in sorted(sparsities):
+            for structure, block in structures.items():
+                if args.structures and structure not in args.structures:
+                    continue
+                if net_name == "vgg11" and structure != "channel" and not args.structures:
+                    continue  # by default VGG-11 is for channel pruning and compaction; ResNet-20 covers the rest
+                try:
+                    model = conv_model(dense, structure, sparsity, block)
+                except LayerCollapse as err:
+                    print(f"  {net_name} {structure} s={sparsity}: skipped, the structure disconnects the network ({err})"[:240])
+                    continue
+                table = layer_table(model, prunable, (3, 32, 32))
+                theory = sum(r["flops_dense"] for r in table) / sum(r["flops_sparse"] for r in table)
+                kept = sum(r["nonzero"] for r in table) / sum(r["params"] for r in table)
+                paths = {"dense": dense, "masked_dense": model, "sparse_csr": to_sparse(model, "csr")[0]}
+                if structure == "block":
+                    paths["sparse_bsr"] = to_sparse(model, "bsr", tuple(block))[0]
+                if structure == "unstructured":
+                    paths["im2col_dense"] = im2col_dense(model)
+                if structure in ("channel", "channel_group"):
+                    small, report = compact(model)
+                    paths["compact_dense"] = small
+                    if report.dense_zero_rows:
+                        print(f"  {net_name}: {report.describe()}")
+                for batch in args.conv_batch:
+                    x = torch.randn(batch, 3, 32, 32)
+                    with torch.no_grad():
+                        ref = model(x)
+                        for name, m in paths.items():
+                            if name != "dense":
+                                assert torch.allclose(m(x), ref, rtol=1e-3, atol=1e-3), (net_name, structure, sparsity, name)
+                    median = time_interleaved(paths, x, warmup, repeats * 3 if batch == 1 else repeats)
+                    rows += [
+                        {
+                            "structure": f"{net_name} {structure}",
+                            "sparsity": round(1 - kept, 4),
+                            "batch": batch,
+                            "path": name,
+                            "dense_ms": median["dense"] * 1e3,
+                            "path_ms": t * 1e3,
+                            "measured_speedup": median["dense"] / t,
+                            "theoretical_speedup": theory,
+                        }
+                        for name, t in median.items()
+                        if name != "dense"
+                    ]
+                done = [r for r in rows if r["structure"] == f"{net_name} {structure}" and r["sparsity"] == round(1 - kept, 4)]
+                summary = ", ".join(f"{r['path']}@{r['batch']} {r['measured_speedup']:.2f}x" for r in done)
+                print(
+                    f"  {net_name} {structure} s={1 - kept:.3f} (theory {theory:.2f}x): {summary} "
+                    f"[{time.perf_counter() - started:.0f} s]",
+                    flush=True,
+                )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="hidden [1024, 1024], 4 sparsities, fewer repeats")
@@ -89,6 +228,9 @@ def main() -> None:
     parser.add_argument("--structures", nargs="+", help="only these structures (names as printed)")
     parser.add_argument("--sparsities", type=float, nargs="+", help="override the sparsity list")
     parser.add_argument("--csv", default="", help="also write the table to this CSV file")
+    parser.add_argument("--convnets", action="store_true", help="VGG-11 and ResNet-20 on 3x32x32 inputs instead of the MLP")
+    parser.add_argument("--models", nargs="+", help="with --convnets: only these (vgg11, resnet20)")
+    parser.add_argument("--conv-batch", type=int, nargs="+", default=[1, 16], help="with --convnets: batch sizes (default 1 16)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -110,6 +252,14 @@ def main() -> None:
     if args.sparsities:
         sparsities = args.sparsities
     warmup, repeats = (1, 5) if args.quick else (2, 9)
+    if args.convnets:
+        load_before = os.getloadavg()
+        print(
+            f"VGG-11 and ResNet-20 on 3x32x32, threads={args.threads}, batches={args.conv_batch}, load average before: {load_before}"
+        )
+        conv_sparsities = args.sparsities or ([0.5, 0.75, 0.9] if args.quick else [0.5, 0.75, 0.9, 0.95, 0.99])
+        report(conv_rows(args, conv_sparsities, warmup, repeats, time.perf_counter()), args.csv)
+        return
     dense = MLP(1024, hidden, 1024).eval()
     load_before = os.getloadavg()
     print(f"MLP 1024 -> {hidden} -> 1024, threads={args.threads}, batches={args.batch}, load average before: {load_before}")
@@ -160,15 +310,23 @@ def main() -> None:
             print(
                 f"  {label} s={sparsity} (theory {total / kept:.2f}x): {summary} [{time.perf_counter() - started:.0f} s]", flush=True
             )
+    report(rows, args.csv)
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+def report(rows: list[dict], csv: str) -> None:
+    """Print the pivot table (measured speedup per path and batch) and the load average after."""
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     table = df.pivot_table(
         index=["structure", "sparsity", "theoretical_speedup"], columns=["path", "batch"], values="measured_speedup"
     )
     print(table.round(2).to_string())
-    if args.csv:
-        df.to_csv(args.csv, index=False)
-    print(f"load average after: {os.getloadavg()}; total {time.perf_counter() - started:.0f} s")
+    dense = df.groupby(["structure", "batch"]).dense_ms.median().round(2)
+    print("dense median ms per structure and batch:", dense.to_dict())
+    if csv:
+        df.to_csv(csv, index=False)
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

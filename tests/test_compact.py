@@ -1,5 +1,6 @@
 """Compaction (prune_cli/models/compact.py): the smaller dense model of a channel-pruned chain
-computes what the masked model computes, and its sizes are the masked model's nonzero counts."""
+computes what the masked model computes, and its sizes are the masked model's nonzero counts
+(residual networks: tests/test_compact_residual.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from prune_cli.metrics.cost import layer_table
 from prune_cli.models.compact import CompactionError, compact
 from prune_cli.models.masks import apply_masks
 from prune_cli.models.mlp import MLP
-from prune_cli.models.resnet import CifarResNet
 from prune_cli.models.vgg import VGG
 from prune_cli.pruning import PruneContext, prune
 from tests.helpers import BNNet, TinyConvChain, method_options
@@ -72,9 +72,10 @@ def test_biased_unit_without_outgoing_weights_is_removed_exactly():
     torch.testing.assert_close(small(x), model(x))
 
 
-def test_residual_networks_are_refused_with_the_reason():
-    with pytest.raises(CompactionError, match="residual join"):
-        compact(CifarResNet(8, 3, 10))
+def test_grouped_convolutions_are_refused_with_the_reason():
+    model = nn.Sequential(nn.Conv2d(4, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=4))
+    with pytest.raises(CompactionError, match="groups=4"):
+        compact(model)
 
 
 def test_rebuild_from_spec_and_state_dict_with_batchnorm():

@@ -2,7 +2,8 @@
 composed config (a changed hash would orphan every existing run directory and dense-cache entry).
 Values computed on main at c185496; update them only in a commit that changes a config on purpose
 and says so. Run ids last changed by issue 13 (region counts on in the default metrics, within
-`metrics.regions.max_line_units: 20000` there); the dense-cache keys did not change."""
+`metrics.regions.max_line_units: 20000` there); the dense-cache keys did not change. The
+`metrics=full` id changed with issue 14 (metrics=full enables the speedup metric)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ RUN_IDS = [
     (["method=random", "sparsity=0.5", "seed=3"], "run-random-oneshot-s0.5-seed3-ff93e461"),
     (["method=gp"], "run-gp-oneshot-s0.9-seed0-3df04ae0"),
     (["schedule=gradual"], "run-magnitude-gradual-s0.9-seed0-229095f3"),
-    (["metrics=full"], "run-magnitude-oneshot-s0.9-seed0-e3e6582d"),
+    (["metrics=full"], "run-magnitude-oneshot-s0.9-seed0-6c14e1f8"),
     (["+experiment=recall_distortion"], "recall_distortion-magnitude-oneshot-s0.9-seed0-9d7f3fdc"),
     (["+experiment=region_bound", "method.allocation=region_bound"], "region_bound-magnitude-oneshot-s0.9-seed0-5684096b"),
     (["dataset=cifar10", "model=resnet20", "method=lookahead"], "run-lookahead-oneshot-s0.9-seed0-db048994"),

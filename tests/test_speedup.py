@@ -20,6 +20,7 @@ from prune_cli.metrics import speedup as speedup_module
 from prune_cli.metrics.speedup import whole_block_shape
 from prune_cli.models.masks import apply_masks
 from prune_cli.models.mlp import MLP
+from prune_cli.models.sparse import semi_structured_unavailable
 from prune_cli.pruning import PruneContext, prune
 from prune_cli.run.prevalidate import validate
 from tests.conftest import FAST, run_cli
@@ -78,8 +79,12 @@ def test_rows_columns_paths_and_agreement(tmp_path):
     model.train()
     out = METRICS.get("speedup")(ctx, "pruned", node())
     assert model.training  # the mode is restored
-    df = pd.DataFrame(out.tables["speedup.csv"])
-    assert list(df.columns) == COLUMNS
+    table = pd.DataFrame(out.tables["speedup.csv"])
+    assert list(table.columns) == COLUMNS
+    absent = table[table.note.str.startswith("absent: ")]
+    assert absent.median_ms.isna().all() and absent.speedup.isna().all()
+    assert "semi_structured" in set(absent.path) or not semi_structured_unavailable()
+    df = table.drop(absent.index)
     # compaction applies when some hidden unit lost every outgoing weight (whole 4x4 blocks can do it)
     unread = any(bool((model.net[i].weight == 0).all(0).any()) for i in (3, 5))
     paths = ["dense", "masked_dense", "sparse_bsr", "sparse_csr"] + (["compact_dense"] if unread else [])
@@ -104,9 +109,13 @@ def test_rows_columns_paths_and_agreement(tmp_path):
 def test_unstructured_has_no_bsr_path_unless_forced(tmp_path):
     ctx, *_ = pruned_context(tmp_path, "unstructured")
     # (compact_dense too: at 75% some classifier columns of this tiny MLP are empty, so units go)
-    paths = {r["path"] for r in METRICS.get("speedup")(ctx, "pruned", node()).tables["speedup.csv"]}
+    rows = METRICS.get("speedup")(ctx, "pruned", node()).tables["speedup.csv"]
+    paths = {r["path"] for r in rows if not r["note"].startswith("absent")}
     assert paths - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr"}
+    (bsr,) = [r for r in rows if r["path"] == "sparse_bsr" and r["batch_size"] == 1]
+    assert "not made of whole r x c blocks" in bsr["note"]
     rows = METRICS.get("speedup")(ctx, "pruned", node(bsr_blocksize=[2, 2])).tables["speedup.csv"]
+    rows = [r for r in rows if not r["note"].startswith("absent")]
     assert {r["path"] for r in rows} - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
     assert all(r["max_abs_diff"] < 1e-4 for r in rows)
 
@@ -140,7 +149,7 @@ def test_a_disagreeing_path_is_an_error(monkeypatch, tmp_path):
     wrong = copy.deepcopy(model)
     with torch.no_grad():
         wrong.net[1].bias.add_(1.0)
-    monkeypatch.setattr(speedup_module, "execution_paths", lambda m, k, n: {"sparse_csr": (wrong, "broken")})
+    monkeypatch.setattr(speedup_module, "execution_paths", lambda m, k, n: ({"sparse_csr": (wrong, "broken")}, {}))
     with pytest.raises(PruneCliError, match="sparse_csr disagrees"):
         METRICS.get("speedup")(ctx, "pruned", node())
 
@@ -165,12 +174,16 @@ def test_cli_speedup_table(tmp_path):
     run_dir = next((tmp_path / "r" / "runs").glob("*"))
     df = pd.read_csv(run_dir / "speedup.csv")
     assert set(df.phase) == {"pruned", "finetuned"}
+    if semi_structured_unavailable():  # the CPU says why there are no 2:4 kernels
+        assert df[df.path == "semi_structured"].note.str.contains("need a CUDA GPU").all()
+    rows_written = len(df)
+    df = df[~df.note.str.startswith("absent")]
     assert set(df.path) - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
     assert ("compact_dense" in set(df.path)) == (run_dir / "model_compact.pt").exists()
     assert set(df.batch_size) == {1, 16}
     assert (df.max_abs_diff.fillna(0) < 1e-3).all()
     shared = pd.read_csv(tmp_path / "r" / "speedup.csv")
-    assert len(shared) == len(df)
+    assert len(shared) == rows_written
     m = pd.read_csv(run_dir / "metrics.csv")
     assert {"speedup_sparse_csr_batch1", "speedup_sparse_bsr_large", "speedup_best_large"} <= set(m.metric)
 
@@ -198,6 +211,7 @@ def test_channel_pruning_gets_the_compact_path_and_saves_it(tmp_path):
     ctx = metric_context(model, data, dense=dense, masks=masks, run_dir=tmp_path)
     rows = METRICS.get("speedup")(ctx, "finetuned", node()).tables["speedup.csv"]
     compact_rows = [r for r in rows if r["path"] == "compact_dense"]
+    assert not any(r["note"].startswith("absent") for r in compact_rows)
     assert len(compact_rows) == 2 and all(r["max_abs_diff"] < 1e-4 for r in compact_rows)
     assert "net.1 " in compact_rows[0]["note"]
     saved = torch.load(tmp_path / "model_compact.pt", weights_only=True)
@@ -206,3 +220,30 @@ def test_channel_pruning_gets_the_compact_path_and_saves_it(tmp_path):
     x = torch.randn(6, 16)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(bool(semi_structured_unavailable()), reason=f"2:4 semi-structured kernels: {semi_structured_unavailable()}")
+def test_semi_structured_path_on_cuda(tmp_path):
+    """On a GPU with sparse tensor cores a 2:4 run gets the semi_structured path, whose float16
+    outputs the metric checks against the masked model (it raises otherwise)."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = MLP(64, [128], 64)
+    dense = copy.deepcopy(model)
+    method = method_options(structure="nm", nm_n=2, nm_m=4, exclude_classifier=True, sparsity_tolerance=0.05)
+    masks = prune(model, 0.5, PruneContext(method=method, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        apply_masks(model, masks)
+    data = DataSplits(*(torch.randn(20, 64), torch.randint(0, 64, (20,))) * 3, num_classes=64)
+    ctx = metric_context(model.cuda(), data, dense=dense.cuda(), masks=masks, run_dir=tmp_path)
+    ctx = dataclasses.replace(ctx, device=torch.device("cuda"))
+    rows = METRICS.get("speedup")(ctx, "pruned", node(batch_size=64)).tables["speedup.csv"]
+    semi = [r for r in rows if r["path"] == "semi_structured"]
+    assert len(semi) == 2 and all(r["note"] == "1 layers 2:4 (float16)" and r["speedup"] > 0 for r in semi)
+
+
+def test_metrics_full_enables_a_cheap_speedup_setting():
+    full = composed("metrics=full").metrics.speedup
+    assert full.enabled and full.batch_size == 32 and full.repeats == 5 and full.warmup == 1
+    assert not composed().metrics.speedup.enabled

@@ -9,8 +9,10 @@ size 1 and at `batch_size`, and reports the median latency and the speedup over 
 
 Paths (prune_cli/models/sparse.py; docs/speedup.md):
 - `masked_dense`: the pruned model as trained, zeros in dense storage and dense kernels;
-- `compact_dense`: the physically smaller dense model of a channel-pruned chain (MLP, plain CNN,
-  VGG; prune_cli/models/compact.py), offered when some unit can be removed; it is also saved as
+- `compact_dense`: the physically smaller dense model of a channel-pruned network (MLP, plain CNN,
+  VGG, ResNet through its residual groups; prune_cli/models/compact.py), offered when some channel
+  can be removed (the note says what each residual group keeps, and how many all-zero rows stay
+  dense where the group's masks differ); it is also saved as
   `model_compact.pt` in the run directory ({"state_dict", "spec"}: rebuild with
   `rebuild_compact(build_model(...), spec, state_dict)`; the last pruned phase measured wins);
 - `sparse_csr`: Linear layers and convolutions (as im2col matmuls) with CSR weights;
@@ -19,7 +21,9 @@ Paths (prune_cli/models/sparse.py; docs/speedup.md):
   one, e.g. a BCR run's block, whose blocks BSR stores in full);
 - `semi_structured`: 2:4 kernels, only on CUDA GPUs that have them and when a layer is 2:4.
 Each path's outputs are compared with the masked model's (`max_abs_diff`): a path that computes
-something else is an error, not a result.
+something else is an error, not a result. A path that is not available gets a row with empty
+timings and the reason in `note` ("absent: ..."): on a CPU, `semi_structured` always says it needs
+a CUDA GPU.
 
 Test inputs are the first `batch_size` test examples (repeated when the test split is smaller).
 Numbers depend on the machine and its load; they are measurements to report, never thresholds.
@@ -92,12 +96,14 @@ def whole_block_shape(masks: dict[str, torch.Tensor]) -> Optional[tuple[int, int
     return None
 
 
-def execution_paths(model, masks, node: DictConfig) -> dict[str, tuple[torch.nn.Module, str]]:
-    """{path name: (model, note)} for every path available for these masks."""
+def execution_paths(model, masks, node: DictConfig) -> tuple[dict[str, tuple[torch.nn.Module, str]], dict[str, str]]:
+    """({path name: (model, note)} for every path available for these masks, {path name: why it is
+    absent} for the others): speedup.csv lists both, so a missing path is never silent."""
     from ..models.compact import CompactionError, compact
     from ..models.sparse import semi_structured_unavailable, to_semi_structured, to_sparse
 
     paths = {"masked_dense": (model, "dense storage and kernels")}
+    absent = {}
     csr, report = to_sparse(model, "csr")
     paths["sparse_csr"] = (csr, f"{len(report.layouts)} layers CSR")
     blocksize = tuple(node.bsr_blocksize) if node.bsr_blocksize is not None else whole_block_shape(masks)
@@ -105,19 +111,30 @@ def execution_paths(model, masks, node: DictConfig) -> dict[str, tuple[torch.nn.
         bsr, report = to_sparse(model, "bsr", blocksize)
         n_bsr = sum(v == "bsr" for v in report.layouts.values())
         paths["sparse_bsr"] = (bsr, f"{n_bsr} layers BSR {blocksize[0]}x{blocksize[1]}, {len(report.layouts) - n_bsr} CSR")
+    else:
+        absent["sparse_bsr"] = (
+            "the masks are not made of whole r x c blocks (r, c in 2..32); metrics.speedup.bsr_blocksize=[r,c] forces BSR"
+        )
     try:
         small, report = compact(model)
     except CompactionError as err:
-        small, report = None, err
-    if small is not None and report.units:
-        kept = ", ".join(f"{n} {k}/{t}" for n, (k, t) in report.units.items())
-        paths["compact_dense"] = (small, f"units kept: {kept}")
+        absent["compact_dense"] = str(err)
+    else:
+        if report.units:
+            paths["compact_dense"] = (small, report.describe())
+        else:
+            absent["compact_dense"] = "no channel is unread by every layer: compaction would remove nothing"
     device = next(model.parameters()).device
-    if not semi_structured_unavailable(device):
+    why = semi_structured_unavailable(device)
+    if not why:
         semi, report = to_semi_structured(model)
         if report.layouts:
             paths["semi_structured"] = (semi, f"{len(report.layouts)} layers 2:4 (float16)")
-    return paths
+        else:
+            why = "no Linear layer is exactly 2:4 in a shape the kernels accept"
+    if why:
+        absent["semi_structured"] = why
+    return paths, absent
 
 
 def _batch(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -154,7 +171,11 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     layers = layer_table(ctx.model, list(ctx.prunable), tuple(ctx.data.test_x.shape[1:]))
     theory = sum(r["flops_dense"] for r in layers) / max(sum(r["flops_sparse"] for r in layers), 1)
     dense = ctx.dense().eval()
-    paths = execution_paths(ctx.model, ctx.masks, node)
+    paths, absent = execution_paths(ctx.model, ctx.masks, node)
+    for name, why in absent.items():
+        log.info("speedup (%s): path %s absent: %s", phase, name, why)
+    if "compact_dense" in paths:
+        log.info("speedup (%s): compact_dense: %s", phase, paths["compact_dense"][1])
     rows, scalars = [], []
     for label, size in (("batch1", 1), ("large", int(node.batch_size))):
         x = _batch(ctx.data.test_x, size).to(ctx.device)
@@ -204,13 +225,33 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                 scalars.append({"split": "model", "metric": f"speedup_{name}_{label}", "value": ratio})
                 if name != "masked_dense" and ratio > best[1]:
                     best = (name, ratio)
+        for name, why in absent.items():
+            nan = float("nan")
+            rows.append(
+                {
+                    "path": name,
+                    "batch_size": size,
+                    "median_ms": nan,
+                    "p10_ms": nan,
+                    "p90_ms": nan,
+                    "speedup": nan,
+                    "theoretical_speedup": theory,
+                    "max_abs_diff": nan,
+                    "note": "absent: " + why,
+                    "warmup": node.warmup,
+                    "repeats": node.repeats,
+                    "threads": torch.get_num_threads(),
+                }
+            )
         scalars.append({"split": "model", "metric": f"speedup_best_{label}", "value": best[1]})
         if best[0] == "dense":
             log.warning(
                 "speedup (%s, batch size %d): no sparse execution path beats the dense model (%s); theoretical speedup %.2fx",
                 phase,
                 size,
-                ", ".join(f"{r['path']} {r['speedup']:.2f}x" for r in rows if r["batch_size"] == size and r["path"] != "dense"),
+                ", ".join(
+                    f"{r['path']} {r['speedup']:.2f}x" for r in rows if r["batch_size"] == size and r["path"] not in ("dense", *absent)
+                ),
                 theory,
             )
         else:

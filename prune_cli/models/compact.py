@@ -1,32 +1,45 @@
-"""Compaction: the physically smaller dense model of a channel-pruned chain network.
+"""Compaction: the physically smaller dense model of a channel-pruned network.
 
 Channel pruning (`method.structure=channel`) removes whole output units of a layer and masks the
-matching input columns of the layer it feeds, but the masked model keeps every unit in dense
+matching input columns of the layers it feeds, but the masked model keeps every unit in dense
 storage. `compact(model)` returns a copy in which those units are gone: the layer's weight rows and
-bias entries, its BatchNorm's parameters and running statistics, and the next layer's input
+bias entries, its BatchNorm's parameters and running statistics, and the reading layers' input
 columns (all spatial positions of a channel after a flatten). Its parameter count and FLOPs are the
 masked model's nonzero counts (when every kept unit's block of weights is dense, as channel
 pruning leaves it), and it runs ordinary dense kernels: the speed channel pruning promises.
 
-A unit is removed when it has no outgoing weight in the next layer: its output, whatever its
-bias, is never read, so removal is exact (tests/test_compact.py compares outputs). A unit with
-no incoming weight but some outgoing weight is kept: its constant output still reaches the next
-layer (through zero padding, not a constant). Supported: chains, where each prunable layer feeds
-exactly the next one through pass-through ops (ReLU, BatchNorm, pooling, flatten, dropout): MLPs,
-plain CNNs, VGG. A residual join (ResNet) or a concatenation refuses with a message: removing a
-channel there means removing it from every tensor added together, which the layer graph
-(prune_cli/models/graph.py) does not link.
+A channel is removed when no layer reads it (every reading layer's weights on it are zero) and it
+does not reach the network output: its value, whatever its bias or BatchNorm shift, is then never
+used, so removal is exact (tests/test_compact.py, tests/test_compact_residual.py compare outputs).
+A unit with no incoming weight but some outgoing weight is kept: its constant output still reaches
+the next layer (through zero padding, not a constant).
+
+Residual joins (ResNet). The channels of tensors that are added together are one channel: the
+residual groups of DepGraph (Fang et al., CVPR 2023), found by `channel_flow` in
+prune_cli/models/graph.py, which follows them through the option-A shortcuts into the next stage.
+Such a channel is removed from every member of the group (the stem, every block's conv2 and bn2,
+the shortcuts' index) when no layer anywhere reads it: the kept set is the union of what the
+readers keep. When the members share one channel mask (coupled masks, as DepGraph prunes) this
+removes exactly what was pruned; when their masks differ, a channel some reader still uses stays in
+every member, and the members that pruned it keep an all-zero row in dense storage: the report and
+the log count them (`GroupReport.dense_zero_rows`), and the compact model still equals the masked
+one. The inner convolution of a block (conv1 -> bn1 -> conv2) is a chain and always compacts.
+Refused with the reason: grouped convolutions, concatenations and any other operation on a layer's
+output whose effect on channels is unknown.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from .graph import trace
+from .graph import ChannelFlowError, channel_flow
+
+log = logging.getLogger(__name__)
 
 
 class CompactionError(ValueError):
@@ -34,10 +47,39 @@ class CompactionError(ValueError):
 
 
 @dataclass
+class GroupReport:
+    """A residual group: layers whose outputs are added together, so they share one channel set."""
+
+    members: list[str]
+    channels: int  # distinct channels of the group (its tensors, over all stages)
+    kept: int
+    dense_zero_rows: int  # kept channels that some member computes with an all-zero row
+
+    def describe(self) -> str:
+        text = f"residual group {', '.join(self.members)}: {self.kept} of {self.channels} channels kept"
+        if self.dense_zero_rows:
+            text += (
+                f"; {self.dense_zero_rows} kept output rows are all-zero in some member and stay dense "
+                "(the members' channel masks differ: a channel is removed only when no layer reads it)"
+            )
+        return text
+
+
+@dataclass
 class CompactReport:
-    """Units kept per compacted layer (module name -> (kept, original))."""
+    """Units kept per compacted layer (module name -> (kept, original)), the residual groups, and
+    the zero rows/columns a compacted layer still holds because its group keeps those channels."""
 
     units: dict[str, tuple[int, int]] = field(default_factory=dict)
+    groups: list[GroupReport] = field(default_factory=list)
+
+    def describe(self) -> str:
+        kept = ", ".join(f"{n} {k}/{t}" for n, (k, t) in self.units.items())
+        return "; ".join([f"units kept: {kept}" if kept else "nothing removed"] + [g.describe() for g in self.groups])
+
+    @property
+    def dense_zero_rows(self) -> int:
+        return sum(g.dense_zero_rows for g in self.groups)
 
 
 def _resized(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
@@ -79,78 +121,116 @@ def _resized_norm(norm: nn.Module, keep: torch.Tensor) -> nn.Module:
     return new
 
 
+def _remapped(module: nn.Module, keep_in: list[bool], keep_out: list[bool]) -> nn.Module:
+    """A channel-moving module (`channel_index`, e.g. the ResNet shortcut) on the kept channels:
+    each kept input goes to its output channel's position among the kept outputs."""
+    position = {old: new for new, old in enumerate(i for i, k in enumerate(keep_out) if k)}
+    index = [position[out] for out, k in zip(module.channel_index, keep_in) if k]
+    args = {**module.constructor_args, "in_planes": len(index), "planes": len(position), "index": index}
+    return type(module)(**args)
+
+
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
+def _reads_per_channel(weight: torch.Tensor, channels: int, per: int) -> torch.Tensor:
+    """[channels] bool: the layer has a nonzero weight on some input column of the channel."""
+    return weight.transpose(0, 1).reshape(channels, per, -1).ne(0).flatten(1).any(1)
+
+
 def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
-    """A physically smaller copy of a channel-pruned chain network (see the module docstring);
-    its outputs equal the masked model's. Raises CompactionError for unsupported structures."""
+    """A physically smaller copy of a channel-pruned network (see the module docstring); its outputs
+    equal the masked model's. Raises CompactionError for unsupported structures."""
     out = copy.deepcopy(model)
-    graph = trace(out)
-    infos = list(graph.values())
-    if not graph.traced or not graph.is_chain():
-        joins = [i.module_name for i in infos if i.next is None and not i.to_output]
-        raise CompactionError(
-            "compaction supports chain networks (MLP, plain CNN, VGG: each Linear/Conv layer feeds the next "
-            "through ReLU, BatchNorm, pooling, flatten or dropout only); "
-            + (
-                f"these layers feed a residual join or several consumers: {', '.join(joins)}"
-                if joins
-                else "this model could not be traced as a chain"
-            )
-        )
-    for info in infos:
-        if isinstance(info.module, (nn.Conv1d, nn.Conv2d)) and info.module.groups != 1:
-            raise CompactionError(f"compaction needs groups=1 convolutions; {info.module_name} has groups={info.module.groups}")
+    try:
+        flow = channel_flow(out)
+    except ChannelFlowError as err:
+        raise CompactionError(f"compaction cannot follow the channels of this model: {err}") from err
     modules = dict(out.named_modules())
-    report = CompactReport()
-    weights = {i.name: modules[i.module_name].weight.detach() for i in infos}
-    biases = {i.name: (None if modules[i.module_name].bias is None else modules[i.module_name].bias.detach()) for i in infos}
-    for info, nxt in zip(infos, infos[1:]):
-        w_next = weights[nxt.name]
-        # a unit is read by the next layer when any of its `factor` input columns has a nonzero weight
-        used = w_next.transpose(0, 1).flatten(1).ne(0).any(1).view(-1, info.factor).any(1)
-        if bool(used.all()):
+    read = set(flow.pinned)
+    for name, source in flow.reads.items():
+        if source is None:
             continue
-        if not bool(used.any()):
-            raise CompactionError(f"no unit of {info.module_name} is read by {nxt.module_name}: the network is disconnected")
-        keep = used.to(weights[info.name].device)
-        weights[info.name] = weights[info.name][keep]
-        if biases[info.name] is not None:
-            biases[info.name] = biases[info.name][keep]
-        weights[nxt.name] = w_next[:, keep.repeat_interleave(info.factor)]
-        if info.norm is not None:
-            norm_name = next(n for n, m in modules.items() if m is info.norm)
-            _set_module(out, norm_name, _resized_norm(modules[norm_name], keep))
-        report.units[info.module_name] = (int(keep.sum()), len(keep))
-    for info in infos:
-        original = modules[info.module_name]
-        if weights[info.name].shape != original.weight.shape:
-            _set_module(out, info.module_name, _resized(original, weights[info.name], biases[info.name]))
+        ids, per = source
+        uses = _reads_per_channel(modules[name].weight.detach(), len(ids), per)
+        read.update(i for i, used in zip(ids, uses.tolist()) if used)
+
+    def keep_of(ids: list[int]) -> torch.Tensor:
+        return torch.tensor([i in read for i in ids], dtype=torch.bool)
+
+    report = CompactReport()
+    weights = {n: modules[n].weight.detach() for n in flow.produces}
+    biases = {n: (None if modules[n].bias is None else modules[n].bias.detach()) for n in flow.produces}
+    for name, ids in flow.produces.items():
+        keep = keep_of(ids)
+        if not bool(keep.any()):
+            raise CompactionError(f"no unit of {name} is read by any later layer: the network is disconnected")
+        if not bool(keep.all()):
+            dev = weights[name].device
+            weights[name] = weights[name][keep.to(dev)]
+            if biases[name] is not None:
+                biases[name] = biases[name][keep.to(dev)]
+            report.units[name] = (int(keep.sum()), len(keep))
+    for name, source in flow.reads.items():
+        if source is None:
+            continue
+        ids, per = source
+        keep = keep_of(ids)
+        if not bool(keep.all()):
+            w = weights[name]
+            weights[name] = w[:, keep.repeat_interleave(per).to(w.device)]
+    for name, ids in flow.norms.items():
+        keep = keep_of(ids)
+        if not bool(keep.all()):
+            tensors = [*modules[name].parameters(), *modules[name].buffers()]
+            _set_module(out, name, _resized_norm(modules[name], keep.to(tensors[0].device) if tensors else keep))
+    for name, (ids_in, ids_out) in flow.remaps.items():
+        keep_in, keep_out = keep_of(ids_in), keep_of(ids_out)
+        if not (bool(keep_in.all()) and bool(keep_out.all())):
+            _set_module(out, name, _remapped(modules[name], keep_in.tolist(), keep_out.tolist()))
+    for name in flow.produces:
+        original = modules[name]
+        if weights[name].shape != original.weight.shape:
+            _set_module(out, name, _resized(original, weights[name], biases[name]))
+    for members in flow.groups():
+        channels = {i for n in members for i in flow.produces[n]}
+        kept = channels & read
+        zero_rows = 0
+        for n in members:
+            rows = weights[n].flatten(1).ne(0).any(1).tolist()
+            zero_rows += sum(not r for r in rows)
+        report.groups.append(GroupReport(members, len(channels), len(kept), zero_rows))
+        if zero_rows:
+            log.warning("compaction: %s", report.groups[-1].describe())
     return out, report
 
 
-def compact_spec(model: nn.Module) -> dict[str, list[int]]:
+def compact_spec(model: nn.Module) -> dict[str, list[int] | dict]:
     """The sizes a compacted model needs to be rebuilt: {module name: weight shape} of every
-    Linear/Conv layer and {module name: [num_features]} of every BatchNorm."""
-    spec = {}
+    Linear/Conv layer, {module name: [num_features]} of every BatchNorm, and {module name:
+    constructor arguments} of every channel-moving module (the ResNet shortcut's kept index)."""
+    spec: dict[str, list[int] | dict] = {}
     for name, m in model.named_modules():
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             spec[name] = list(m.weight.shape)
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             spec[name] = [m.num_features]
+        elif hasattr(m, "channel_index") and hasattr(m, "constructor_args"):
+            spec[name] = dict(m.constructor_args)
     return spec
 
 
-def rebuild_compact(model: nn.Module, spec: dict[str, list[int]], state_dict: dict) -> nn.Module:
+def rebuild_compact(model: nn.Module, spec: dict[str, list[int] | dict], state_dict: dict) -> nn.Module:
     """The compacted model from a freshly built model of the original architecture, the saved
     `compact_spec` and state dict (what `model_compact.pt` holds): layers are resized, then loaded."""
     modules = dict(model.named_modules())
     for name, shape in spec.items():
         m = modules[name]
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        if isinstance(shape, dict):
+            _set_module(model, name, type(m)(**shape))
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             if m.num_features != shape[0]:
                 _set_module(model, name, _resized_norm(m, torch.arange(m.num_features) < shape[0]))
         elif list(m.weight.shape) != shape:

@@ -20,6 +20,7 @@ False): channel pruning, the path check and the scores that need followers then 
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -122,6 +123,8 @@ class LayerGraph:
 
     layers: dict[str, LayerInfo] = field(default_factory=dict)
     traced: bool = False  # torch.fx traced the model: links and followers are known
+    # the traced model, for structures that need more than the links (channel_group's channel_flow)
+    root: Optional[nn.Module] = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> LayerInfo:
         return self.layers[name]
@@ -221,7 +224,7 @@ def trace(model: nn.Module) -> LayerGraph:
         if hasattr(model, "prunable_layers")
         else [(n, m) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
     )
-    graph = LayerGraph({f"{n}.weight": LayerInfo(f"{n}.weight", m, n == classifier) for n, m in prunable})
+    graph = LayerGraph({f"{n}.weight": LayerInfo(f"{n}.weight", m, n == classifier) for n, m in prunable}, root=model)
     try:
         traced = _LayerTracer().trace(model)
     except Exception:  # noqa: BLE001 - an untraceable model only means "no links or followers"
@@ -234,3 +237,211 @@ def trace(model: nn.Module) -> LayerGraph:
             _link(info, node, modules)
             _followers(info, node, modules)
     return graph
+
+
+# ----------------------------------------------------------------------------- channel flow
+#
+# Compaction (prune_cli/models/compact.py) removes a channel from every tensor it lives in. In a
+# chain that is one layer's output and the next layer's input; through a residual addition it is
+# every output added together and every layer reading the sum: the residual groups of
+# Torch-Pruning's dependency graph (Fang et al., "DepGraph: Towards Any Structural Pruning",
+# CVPR 2023). `channel_flow(model)` finds them by propagating channel identities through one fx
+# trace: every output unit of a prunable layer is a channel id, an addition merges the ids of its
+# operands position by position (union-find), and a module declaring `channel_index` (the ResNet
+# option-A shortcut: output position of each input channel) moves ids between positions.
+
+ADDITIONS = (operator.add, operator.iadd, torch.add)
+FLATTENS_MODULES = (nn.Flatten,)
+FLATTENS = (torch.flatten,)
+FLATTEN_METHODS = ("flatten", "view", "reshape")
+SCALINGS = (operator.mul, operator.truediv, operator.sub, operator.neg)
+SHAPE_METHODS = ("size", "dim")
+# per-channel modules that compaction slices along with the channels they normalise
+CHANNEL_MODULES = (nn.modules.batchnorm._BatchNorm,)
+
+
+class ChannelFlowError(ValueError):
+    """An operation moves channels in a way the channel flow cannot follow (the message names it)."""
+
+
+@dataclass
+class _Channels:
+    """A traced value that carries channels: their ids, and whether it was flattened (then a reader
+    sees `in_features / len(ids)` consecutive columns per channel)."""
+
+    ids: list[int]
+    flat: bool = False
+
+
+@dataclass
+class ChannelFlow:
+    """Channel ids (canonical: one per set of channels tied together by additions) of every tensor
+    position a compaction has to slice.
+
+    produces: module name -> id of each output unit of a prunable layer;
+    reads: module name -> (id of each input channel, columns per channel) of a prunable layer, or
+      None when it reads the network input (never sliced);
+    norms: module name -> id of each channel of a BatchNorm;
+    remaps: module name -> (ids of its input channels, ids of its output channels) of a module
+      with `channel_index`;
+    pinned: ids that must stay (they reach the network output or an operation without channel
+      structure)."""
+
+    produces: dict[str, list[int]] = field(default_factory=dict)
+    reads: dict[str, Optional[tuple[list[int], int]]] = field(default_factory=dict)
+    norms: dict[str, list[int]] = field(default_factory=dict)
+    remaps: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
+    pinned: set[int] = field(default_factory=set)
+
+    def groups(self) -> list[list[str]]:
+        """Sets of prunable layers whose outputs are added together (residual groups), each in
+        forward order; layers that share no channel with another are left out."""
+        owner: dict[int, list[str]] = {}
+        for name, ids in self.produces.items():
+            for i in dict.fromkeys(ids):
+                owner.setdefault(i, []).append(name)
+        parent = {name: name for name in self.produces}
+
+        def find(a: str) -> str:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        for names in owner.values():
+            for other in names[1:]:
+                parent[find(other)] = find(names[0])
+        members: dict[str, list[str]] = {}
+        for name in self.produces:
+            members.setdefault(find(name), []).append(name)
+        return [m for m in members.values() if len(m) > 1]
+
+
+class _FlowTracer(_LayerTracer):
+    """_LayerTracer that also keeps channel-moving modules (`channel_index`) as one call."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return hasattr(m, "channel_index") or super().is_leaf_module(m, module_qualified_name)
+
+
+def channel_flow(model: nn.Module) -> ChannelFlow:
+    """The ChannelFlow of `model` (one torch.fx trace, no forward pass). Raises ChannelFlowError
+    when the model cannot be traced or an operation on a layer's output is not understood
+    (concatenation, a product of two layer outputs, ...): compaction then refuses with the reason."""
+    try:
+        traced = _FlowTracer().trace(model)
+    except Exception as err:  # noqa: BLE001 - reported as the reason compaction cannot run
+        raise ChannelFlowError(f"torch.fx cannot trace this model ({type(err).__name__}: {err})") from err
+    modules = dict(model.named_modules())
+    parent: list[int] = []
+
+    def new(n: int) -> list[int]:
+        parent.extend(range(len(parent), len(parent) + n))
+        return list(range(len(parent) - n, len(parent)))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    flow, values = ChannelFlow(), {}
+    pinned: list[int] = []
+
+    def tracked(args) -> list[_Channels]:
+        return [values[a.name] for a in args if isinstance(a, fx.Node) and values.get(a.name) is not None]
+
+    def refuse(node: fx.Node, why: str):
+        raise ChannelFlowError(f"{node.op} {node.target!s} ({node.name}) {why}")
+
+    for node in traced.nodes:
+        args = list(node.args) + list(node.kwargs.values())
+        inputs = tracked(_flatten_args(args))
+        module = modules.get(node.target) if node.op == "call_module" else None
+        result = None
+        if node.op == "output":
+            for v in tracked(_flatten_args(node.args)):
+                pinned.extend(v.ids)
+        elif module is not None and isinstance(module, PRUNABLE_TYPES):
+            source = values.get(node.args[0].name) if isinstance(node.args[0], fx.Node) else None
+            if source is None:
+                flow.reads[node.target] = None
+            else:
+                if isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.groups != 1:
+                    refuse(node, f"is a grouped convolution (groups={module.groups}): its channels cannot be removed independently")
+                columns = module.weight.shape[1]
+                per = columns // len(source.ids) if source.flat else 1
+                if per * len(source.ids) != columns or (per > 1 and not isinstance(module, nn.Linear)):
+                    refuse(node, f"reads {columns} inputs from a value of {len(source.ids)} channels")
+                flow.reads[node.target] = (source.ids, per)
+            result = _Channels(new(module.weight.shape[0]))
+            flow.produces[node.target] = result.ids
+        elif not inputs:
+            result = None  # derived from the network input or constants only: nothing to compact
+        elif module is not None and hasattr(module, "channel_index"):
+            (source,) = inputs
+            index, out = module.channel_index, module.out_channels
+            ids = new(out)
+            for i, position in zip(source.ids, index):
+                parent[find(ids[position])] = find(i)
+            flow.remaps[node.target] = (source.ids, ids)
+            result = _Channels(ids)
+        elif module is not None and isinstance(module, CHANNEL_MODULES):
+            (source,) = inputs
+            if source.flat:
+                refuse(node, "normalises a flattened value")
+            flow.norms[node.target] = source.ids
+            result = source
+        elif (
+            (module is not None and isinstance(module, FLATTENS_MODULES))
+            or (node.op == "call_function" and node.target in FLATTENS)
+            or (node.op == "call_method" and node.target in FLATTEN_METHODS)
+        ):
+            result = _Channels(inputs[0].ids, flat=True)
+        elif node.op == "call_function" and node.target in ADDITIONS:
+            if len(inputs) == 2:
+                a, b = inputs
+                if len(a.ids) != len(b.ids) or a.flat != b.flat:
+                    refuse(node, "adds values of different channel layouts")
+                for i, j in zip(a.ids, b.ids):
+                    parent[find(j)] = find(i)
+                result = a
+            else:  # layer output + network input or a constant tensor: keep the layer's channels
+                pinned.extend(inputs[0].ids)
+                result = inputs[0]
+        elif len(inputs) == 1 and _passes_through(node, modules):
+            result = inputs[0]
+        elif (node.op == "call_method" and node.target in SHAPE_METHODS) or (node.op == "call_function" and node.target is getattr):
+            result = None  # x.size(0), x.shape: numbers, not channels
+        elif node.op == "call_function" and node.target in SCALINGS and _one_node_and_numbers(args):
+            result = inputs[0]  # a layer's output times a constant number keeps its channels
+        else:
+            refuse(node, "is applied to a layer's output and its effect on channels is unknown")
+        values[node.name] = result
+
+    def canonical(ids: list[int]) -> list[int]:
+        return [find(i) for i in ids]
+
+    flow.produces = {k: canonical(v) for k, v in flow.produces.items()}
+    flow.reads = {k: (None if v is None else (canonical(v[0]), v[1])) for k, v in flow.reads.items()}
+    flow.norms = {k: canonical(v) for k, v in flow.norms.items()}
+    flow.remaps = {k: (canonical(a), canonical(b)) for k, (a, b) in flow.remaps.items()}
+    flow.pinned = set(canonical(pinned))
+    return flow
+
+
+def _one_node_and_numbers(args) -> bool:
+    nodes = [a for a in args if isinstance(a, fx.Node)]
+    return len(nodes) == 1 and all(isinstance(a, (int, float)) for a in args if not isinstance(a, fx.Node))
+
+
+def _flatten_args(args) -> list:
+    out = []
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            out.extend(_flatten_args(a))
+        elif isinstance(a, dict):
+            out.extend(_flatten_args(list(a.values())))
+        else:
+            out.append(a)
+    return out

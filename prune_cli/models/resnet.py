@@ -14,19 +14,35 @@ from .base import PrunableNet
 
 
 class ShortcutA(nn.Module):
-    """He et al. (2016) option A: identity, or subsampling with zero-padded channels (no parameters)."""
+    """He et al. (2016) option A: identity, or subsampling with zero-padded channels (no parameters).
+
+    `channel_index` is the output channel of each input channel (input c -> c + extra // 2 when
+    padding). A compacted ResNet (prune_cli/models/compact.py) passes its own `index`: the kept
+    input channels land on their kept output positions, the other outputs are zero."""
 
     parameter_free_affine = True  # an affine map: region counting treats it as one (prune_cli/models/graph.py)
 
-    def __init__(self, in_planes: int, planes: int, stride: int):
+    def __init__(self, in_planes: int, planes: int, stride: int, index: list[int] | None = None):
         super().__init__()
         self.stride, self.extra = stride, planes - in_planes
+        self.out_channels = planes
+        self.channel_index = list(index) if index is not None else [c + self.extra // 2 for c in range(in_planes)]
+        if len(self.channel_index) != in_planes or not all(0 <= i < planes for i in self.channel_index):
+            raise ValueError(f"ShortcutA index {self.channel_index}: {in_planes} positions in [0, {planes}) expected")
+        lo = self.channel_index[0] if self.channel_index else 0
+        self._pad = (lo, planes - in_planes - lo) if self.channel_index == list(range(lo, lo + in_planes)) else None
+        self.constructor_args = {"in_planes": in_planes, "planes": planes, "stride": stride, "index": self.channel_index}
 
     def forward(self, x):
-        if self.stride == 1 and self.extra == 0:
+        if self.stride != 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self._pad == (0, 0):
             return x
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+        if self._pad is not None:
+            return F.pad(x, (0, 0, 0, 0, *self._pad))
+        out = x.new_zeros(x.shape[0], self.out_channels, *x.shape[2:])
+        out[:, self.channel_index] = x
+        return out
 
 
 class BasicBlock(nn.Module):

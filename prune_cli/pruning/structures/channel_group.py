@@ -1,0 +1,326 @@
+"""`method.structure=channel_group`: coupled channel pruning through residual joins (Fang et al.,
+"DepGraph: Towards Any Structural Pruning", CVPR 2023; docs/speedup.md).
+
+The unit of pruning is a channel group: one channel of `channel_flow` (prune_cli/models/graph.py),
+with everything it lives in. A chain channel is one output unit of a layer (its weight row, its
+BatchNorm entry) and the matching input columns of every layer reading it. A residual channel is a
+channel that additions tie together: in a ResNet, channel c of the stem, of every conv2 of the
+stage and of the sums between them, carried on by the option-A shortcuts into later stages; its
+group is every producer's row, every BatchNorm entry and every reader's input columns, in all
+stages. Removing a group zeroes all of its producers' rows and all of its readers' columns, so no
+layer reads the channel afterwards and `compact()` (prune_cli/models/compact.py) removes it from
+every tensor exactly: the compact model's parameters are the masked model's nonzero weights.
+
+BatchNorm. Masks cover Linear/Conv weights only; a pruned channel's BatchNorm still adds its shift
+(beta - gamma * mean / std) to the zero output, and that constant goes through the ReLU and the
+joins. It changes nothing because every layer that could read it has its input columns zeroed;
+compaction then slices the BatchNorm entry away with the channel (a channel is removed exactly
+when no layer reads it).
+
+Scores. A group's score aggregates the method's per-weight scores over every weight it touches
+(its producers' rows and its readers' columns; a weight at the crossing of two groups counts in
+both, one lying in the row and the column of the same group once): the sum of |score| for
+`method.group_norm=l1`, of score^2 for `l2`. Already pruned weights (-inf) add nothing; a group
+with no weight left ranks below every other.
+
+Selection, by allocation (both end at the kept weight count closest to the allocation's total;
+ties keep more):
+- `layerwise`: every layer keeps the same fraction q of the channels it introduces (a chain
+  layer's outputs; for a residual group, the stem its stage-1 channels and the first conv2 of each
+  later stage that stage's new channels), the ones with the largest summed scores; q as for
+  `method.structure=channel`. The channels of one such scope touch the same number of weights, so
+  the largest sums keep the most score.
+- `global`: all prunable groups in one ranking by their sum divided by the number of weights they
+  touch (mean |score| or mean score^2 per weight): groups cost different numbers of weights (a
+  residual channel spans ten layers of ResNet-20, a chain channel two), and removing the lowest
+  score per weight first is the greedy that keeps the most score for the weight budget.
+Other allocations fix per-layer counts that coupled groups cannot follow: refused before the run.
+
+What is never pruned: channels that reach the network output (the classifier's rows), channels
+touching an excluded layer (`method.exclude`, `exclude_first`, `exclude_classifier`: its weights may
+not be zeroed, so the channel could not go from the compact model), and input channels of the
+network. Every selected layer keeps at least one of its output and one of its input channels (the
+best-scored one), so the network stays connected. Models whose channels `channel_flow` cannot
+follow (untraceable, concatenations, grouped convolutions) are refused before the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from omegaconf import DictConfig
+
+from ...core.checks import check
+from ...core.errors import ConfigError, PruneCliError
+from ...models.graph import ChannelFlow, ChannelFlowError, channel_flow
+from ..structure import StructureContext, register_structure
+
+log = logging.getLogger(__name__)
+
+ALLOCATIONS = ("global", "layerwise")
+CPU = torch.device("cpu")  # group tables stay on the CPU, also under the pre-run pass's meta-device default
+
+
+@dataclass
+class GroupLayer:
+    """A selected layer in channel-group terms: the group (dense index) of each output row and of
+    each input channel (None: it reads the network input, whose channels are never pruned)."""
+
+    name: str  # parameter name
+    shape: torch.Size
+    rows: torch.Tensor  # [out] long
+    cols: Optional[torch.Tensor]  # [input channels] long
+    per: int  # input columns per channel (> 1 after a flatten)
+
+
+@dataclass
+class ChannelGroups:
+    """The channel groups of a model for a set of selected layers."""
+
+    ids: list[int]  # channel_flow's canonical id of each group (dense index)
+    prunable: torch.Tensor  # [groups] bool
+    scope: torch.Tensor  # [groups] long: index of the layer that introduces the channel (-1: none)
+    layers: list[GroupLayer]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def channel_groups(flow: ChannelFlow, shapes: dict[str, torch.Size]) -> ChannelGroups:
+    """Channel groups of the layers `shapes` (parameter name -> weight shape) given the model's
+    channel flow; the flow's other layers (excluded from pruning) fix the channels they touch."""
+    index: dict[int, int] = {}
+    scope: list[int] = []
+    for s, ids in enumerate(flow.produces.values()):
+        for i in ids:
+            if i not in index:
+                index[i] = len(index)
+                scope.append(s)
+    for source in flow.reads.values():
+        for i in source[0] if source is not None else []:
+            if i not in index:  # read but produced by no layer: never pruned
+                index[i] = len(index)
+                scope.append(-1)
+    fixed = set(flow.pinned)
+    layers = []
+    for module in dict.fromkeys([*flow.produces, *flow.reads]):
+        name = f"{module}.weight"
+        produced = flow.produces.get(module, [])
+        source = flow.reads.get(module)
+        if name not in shapes:
+            fixed.update(produced)
+            fixed.update(source[0] if source is not None else [])
+            continue
+        rows = torch.tensor([index[i] for i in produced], dtype=torch.long, device=CPU)
+        cols = None if source is None else torch.tensor([index[i] for i in source[0]], dtype=torch.long, device=CPU)
+        layers.append(GroupLayer(name, shapes[name], rows, cols, 1 if source is None else source[1]))
+    ids = list(index)
+    scope_t = torch.tensor(scope, dtype=torch.long, device=CPU)
+    prunable = torch.tensor([i not in fixed for i in ids], dtype=torch.bool, device=CPU) & (scope_t >= 0)
+    return ChannelGroups(ids, prunable, scope_t, layers)
+
+
+def _per_channel(t: torch.Tensor, layer: GroupLayer) -> torch.Tensor:
+    """[out, input channels]: `t` (weight-shaped) summed over kernel positions and the columns of
+    a flattened channel."""
+    m = t.reshape(t.shape[0], t.shape[1], -1).sum(-1)
+    if layer.cols is not None and layer.per > 1:
+        m = m.reshape(t.shape[0], len(layer.cols), layer.per).sum(-1)
+    return m
+
+
+@dataclass
+class _Scored:
+    layer: GroupLayer
+    value: torch.Tensor  # [out, input channels] float64: summed |score| or score^2
+    alive: torch.Tensor  # [out, input channels] float64: weights not yet pruned
+
+
+def group_sums(groups: ChannelGroups, scores: dict[str, torch.Tensor], norm: str) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Per group: the sum of |score| (l1) or score^2 (l2) over every weight it touches, and the
+    number of those weights still alive (finite score); and the per-layer tables for counting."""
+    total = torch.zeros(len(groups), dtype=torch.float64)
+    count = torch.zeros(len(groups), dtype=torch.float64)
+    scored = []
+    for layer in groups.layers:
+        s = scores[layer.name].detach().double().cpu()
+        finite = torch.isfinite(s)
+        v = torch.where(finite, s, torch.zeros_like(s)).abs()
+        v = v if norm == "l1" else v.pow(2)
+        entry = _Scored(layer, _per_channel(v, layer), _per_channel(finite.double(), layer))
+        scored.append(entry)
+        for acc, table in ((total, entry.value), (count, entry.alive)):
+            acc.index_add_(0, layer.rows, table.sum(1))
+            if layer.cols is not None:
+                acc.index_add_(0, layer.cols, table.sum(0))
+                same = layer.rows[:, None] == layer.cols[None, :]  # row and column of one group: once
+                acc.index_add_(0, layer.rows, -(table * same).sum(1))
+    return total, count, scored
+
+
+def kept_weights(keep: torch.Tensor, scored: list) -> int:
+    """Alive weights the masks of the kept groups `keep` ([groups] bool) leave."""
+    total = 0.0
+    for e in scored:
+        r = keep[e.layer.rows].double()
+        c = keep[e.layer.cols].double() if e.layer.cols is not None else torch.ones(e.alive.shape[1], dtype=torch.float64)
+        total += float(r @ e.alive @ c)
+    return round(total)
+
+
+def group_masks(keep: torch.Tensor, groups: ChannelGroups) -> dict[str, torch.Tensor]:
+    """Weight masks: the rows of removed output groups and the columns of removed input groups are zero."""
+    out = {}
+    for layer in groups.layers:
+        extra = [1] * (len(layer.shape) - 2)
+        rows = keep[layer.rows].view(-1, 1, *extra)
+        if layer.cols is None:
+            cols = torch.ones(layer.shape[1], dtype=torch.bool)
+        else:
+            cols = keep[layer.cols].repeat_interleave(layer.per)
+        out[layer.name] = (rows & cols.view(1, -1, *extra)).expand(layer.shape).contiguous()
+    return out
+
+
+def _ranked(candidates: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """Dense indices of `candidates` (bool) by decreasing key, ties by index (stable)."""
+    idx = torch.nonzero(candidates).flatten()
+    return idx[torch.sort(key[idx], descending=True, stable=True).indices]
+
+
+def protected(groups: ChannelGroups, key: torch.Tensor) -> torch.Tensor:
+    """[groups] bool: for every selected layer whose output (or input) channels are all prunable,
+    the best-keyed one, so that no layer loses all its outputs or inputs."""
+    keep = torch.zeros(len(groups), dtype=torch.bool)
+    for layer in groups.layers:
+        for side in (layer.rows, layer.cols):
+            if side is None or len(side) == 0 or not bool(groups.prunable[side].all()):
+                continue
+            keep[_ranked(torch.zeros(len(groups), dtype=torch.bool).index_fill_(0, side, True), key)[0]] = True
+    return keep
+
+
+def closest_level(levels: int, kept_at: Callable[[int], int], target: int) -> int:
+    """The level in 0..levels-1 whose kept count (non-decreasing in the level) is closest to
+    `target`; ties go to the highest level (more kept). Binary search: O(log levels) counts."""
+    cache: dict[int, int] = {}
+
+    def f(i: int) -> int:
+        if i not in cache:
+            cache[i] = kept_at(i)
+        return cache[i]
+
+    def first_above(value: int, strict: bool) -> int:  # first level with f > value (>= unless strict)
+        lo, hi = 0, levels
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if f(mid) > value or (not strict and f(mid) == value):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    at = first_above(target, strict=False)
+    options = [i for i in (at - 1, at) if 0 <= i < levels]
+    best = min(options, key=lambda i: (abs(f(i) - target), -i))
+    return first_above(f(best), strict=True) - 1  # the highest level with the same count
+
+
+def select(groups: ChannelGroups, total: torch.Tensor, count: torch.Tensor, scored: list, target: int, mode: str, invert: bool):
+    """[groups] bool: the kept groups (see the module docstring for the two modes)."""
+    key = total / count.clamp(min=1) if mode == "global" else total.clone()
+    key = torch.where(count > 0, key, torch.full_like(key, float("-inf")))
+    if invert:
+        key = torch.where(torch.isneginf(key), key, -key)
+    base = ~groups.prunable | protected(groups, key)
+    if mode == "global":
+        order = _ranked(groups.prunable & ~base, key)
+
+        def keep_at(level: int) -> torch.Tensor:
+            keep = base.clone()
+            keep[order[:level]] = True
+            return keep
+
+        level = closest_level(len(order) + 1, lambda i: kept_weights(keep_at(i), scored), target)
+        return keep_at(level)
+    scopes = [_ranked(groups.prunable & (groups.scope == s), key) for s in torch.unique(groups.scope[groups.prunable]).tolist()]
+    fractions = sorted({j / len(o) for o in scopes for j in range(len(o) + 1)} | {0.0, 1.0})
+
+    def keep_q(q: float) -> torch.Tensor:
+        keep = base.clone()
+        for o in scopes:
+            keep[o[: round(q * len(o))]] = True
+        return keep
+
+    level = closest_level(len(fractions), lambda i: kept_weights(keep_q(fractions[i]), scored), target)
+    return keep_q(fractions[level])
+
+
+# ----------------------------------------------------------------------------- the plugin
+
+
+def check_channel_group(cfg: DictConfig) -> None:
+    check(
+        cfg.method.allocation in ALLOCATIONS,
+        "method.allocation",
+        cfg.method.allocation,
+        "global or layerwise with method.structure=channel_group (a channel group spans several layers, "
+        "so per-layer counts of other allocations cannot be followed)",
+    )
+
+
+def _flow_or_refuse(model) -> ChannelFlow:
+    try:
+        return channel_flow(model)
+    except ChannelFlowError as err:
+        raise ConfigError(
+            "method.structure",
+            "channel_group",
+            "models whose channels torch.fx can follow through every operation; use method.structure=channel "
+            "(chains) or unstructured for this model",
+            f"Here: {err}.",
+        ) from err
+
+
+def check_channel_group_model(model, selected: dict, method) -> None:
+    """The model's channels can be followed, and some channel can be pruned."""
+    groups = channel_groups(_flow_or_refuse(model), {n: p.shape for n, p in selected.items()})
+    if not bool(groups.prunable.any()):
+        raise ConfigError(
+            "method.structure",
+            "channel_group",
+            "a model and exclusions that leave some channel prunable: every channel here reaches the "
+            "network output or touches an excluded layer (method.exclude, method.exclude_first, "
+            "method.exclude_classifier)",
+        )
+
+
+@register_structure(
+    "channel_group",
+    layer_local=False,
+    check=check_channel_group,
+    check_model=check_channel_group_model,
+    inexact_hint="Channel-group pruning removes whole channels with every row and column they touch "
+    "(a ResNet's residual channels span many layers), so only some sparsities are reachable; pick a "
+    "nearby sparsity or raise method.sparsity_tolerance.",
+)
+def channel_group(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
+    """Masks that remove whole channel groups (module docstring), to the kept weight count closest to
+    the allocation's total."""
+    root = sctx.layers.root
+    if root is None:
+        raise PruneCliError("method.structure=channel_group needs the model's layer graph with its model (models/graph.py trace)")
+    method = sctx.method
+    groups = channel_groups(_flow_or_refuse(root), {n: s.shape for n, s in scores.items()})
+    total, count, scored = group_sums(groups, scores, method.group_norm)
+    keep = select(groups, total, count, scored, sum(counts.values()), method.allocation, sctx.invert)
+    log.info(
+        "channel_group: %d of %d prunable channels kept (%d channels fixed: reach the output or touch an excluded layer)",
+        int((keep & groups.prunable).sum()),
+        int(groups.prunable.sum()),
+        int((~groups.prunable).sum()),
+    )
+    return group_masks(keep, groups)
