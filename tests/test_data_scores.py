@@ -148,7 +148,9 @@ def test_forgetting_rule_counts_what_the_proxy_is_observed_to_predict():
     sel = forgetting(ctx, OmegaConf.create({"keep": 0.5, "proxies": 2, "proxy_epochs": 3}))
     # ex2 (3 events) first, then one of the tied ex0 / ex3 (1 event), never ex1 (0)
     assert 2 in sel.indices.tolist() and len(sel.indices) == 2 and 1 not in sel.indices.tolist()
-    assert [r["mean_forgetting"] for r in sel.per_class] == pytest.approx([(expected[0] + expected[2]) / 2, (expected[1] + expected[3]) / 2])
+    assert [r["mean_forgetting"] for r in sel.per_class] == pytest.approx(
+        [(expected[0] + expected[2]) / 2, (expected[1] + expected[3]) / 2]
+    )
     assert sel.summary["never_learned_fraction"] == 0.25 and sel.summary["unforgettable_fraction"] == 0.25
 
 

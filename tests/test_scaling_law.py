@@ -71,7 +71,9 @@ def test_joint_fit_over_widths_recovers_the_width_exponent():
     for width in (32, 64, 128):
         eps_np = 0.1 * (64 / width) ** 0.3
         for d in 0.5 ** np.arange(0, 11):
-            rows.append({"density": d, "width": width, "eps_np": eps_np, "error": float(pruned_error(d, eps_np, 0.88, 1.6, 0.01, width**0.8))})
+            rows.append(
+                {"density": d, "width": width, "eps_np": eps_np, "error": float(pruned_error(d, eps_np, 0.88, 1.6, 0.01, width**0.8))}
+            )
     fit = fit_scaling_law(pd.DataFrame(rows), ["width"])
     assert fit.status == "fitted"
     assert fit.params["psi_width"] == pytest.approx(0.8, rel=1e-5) and fit.params["gamma"] == pytest.approx(1.6, rel=1e-5)
@@ -102,7 +104,13 @@ def _write_run(root, width, sparsity, seed, error, eps_np):
         {**ctx, "phase": "finetuned", "split": "model", "metric": "sparsity_prunable", "value": sparsity + 1e-4, "dense_value": 0.0},
     ]
     pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
-    cfg = {"seed": seed, "sparsity": sparsity, "name": "sc", "method": {"name": "magnitude"}, "model": {"name": "mlp", "widths": [width, width]}}
+    cfg = {
+        "seed": seed,
+        "sparsity": sparsity,
+        "name": "sc",
+        "method": {"name": "magnitude"},
+        "model": {"name": "mlp", "widths": [width, width]},
+    }
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     (d / "COMPLETE").write_text(run_id)
 
@@ -139,3 +147,28 @@ def test_report_names_why_a_family_is_not_fitted(tmp_path):
     assert row["status"] == "skipped" and "at least 5" in row["reason"]
     assert "scaling_fit.png" not in written
     assert "not fitted: 4 (scale, density) points; the fit needs at least 5" in written["summary.md"].read_text()
+
+
+def test_preset_composes_validates_and_sweeps_enough_points(tmp_path):
+    """configs/experiment/scaling_mnist1d.yaml: every width at the extreme sparsities passes the
+    pre-run checks (no training), and the sweep gives more (width, density) points than the joint
+    fit needs, with 3 seeds."""
+    from omegaconf import OmegaConf
+
+    from conftest import REPO
+    from helpers import compose
+    from prune_cli.report.scaling import _required
+
+    params = OmegaConf.load(REPO / "configs" / "experiment" / "scaling_mnist1d.yaml").hydra.sweeper.params
+    widths = str(params["model.widths"]).replace("],[", "]|[").split("|")
+    sparsities = [float(s) for s in str(params.sparsity).split(",")]
+    assert len(widths) == 2 and len(set(sparsities)) >= 8 and str(params.seed) == "0,1,2"
+    assert len(widths) * len(sparsities) >= _required(["width"]) + 4
+    for width in widths:
+        for sparsity in (min(sparsities), max(sparsities)):
+            cfg = compose(["+experiment=scaling_mnist1d", f"model.widths={width}", f"sparsity={sparsity}"], tmp_path)
+            assert cfg.name == "scaling_mnist1d" and cfg.dataset.name == "mnist1d" and cfg.method.allocation == "layerwise"
+            # layerwise keeps round(density x N) >= 1 weight in every layer at the highest sparsity
+            w = int(width.strip("[]").split(",")[0])
+            for n in (40 * w, w * w, w * 10):
+                assert round((1 - sparsity) * n) >= 1

@@ -281,8 +281,12 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
         if row["status"] != "fitted":
             lines.append(head + f"not fitted: {row['reason']}")
             continue
-        params = [f"{name} = {_fmt(row[name], row[name + '_se'])}" for name in [*BASE_PARAMS, *SCALES.values()] if math.isfinite(row[name])]
-        fit_error = f"relative fit error {row['mean_abs_rel_error']:.1%} ± {row['std_abs_rel_error']:.1%} (max {row['max_abs_rel_error']:.1%})"
+        params = [
+            f"{name} = {_fmt(row[name], row[name + '_se'])}" for name in [*BASE_PARAMS, *SCALES.values()] if math.isfinite(row[name])
+        ]
+        fit_error = (
+            f"relative fit error {row['mean_abs_rel_error']:.1%} ± {row['std_abs_rel_error']:.1%} (max {row['max_abs_rel_error']:.1%})"
+        )
         lines.append(head + ", ".join(params) + "; " + fit_error + (f"; {row['reason']}" if row["reason"] else ""))
     return lines + ["", "Equation, parameters and the points needed: docs/scaling_law.md; table: scaling_fit.csv.", ""]
 

@@ -120,10 +120,11 @@ def select_training_data(
     ]
     atomic_write_text(Path(run_dir) / TABLE, pd.DataFrame(rows).to_csv(index=False))
     log.info(
-        "data pruning (%s): kept %d of %d training examples; per class %s",
+        "data pruning (%s): kept %d of %d training examples; per class %s%s",
         node.name,
         len(selection.indices),
         len(data.train_y),
         [r["kept"] for r in selection.per_class],
+        "".join(f"; {k} {v:.4g}" for k, v in selection.summary.items()),
     )
     return apply_selection(data, selection.indices)

@@ -77,7 +77,9 @@ def forgetting(ctx: DataPruningContext, node: DictConfig) -> Selection:
         counts = torch.zeros(len(y), dtype=torch.float64)
         for i in range(node.proxies):
             observed: list[torch.Tensor] = []
-            ctx.train_proxy(i, node.proxy_epochs, observe=lambda model, epoch: observed.append((ctx.logits(model, x).argmax(1) == y).cpu()))
+            ctx.train_proxy(
+                i, node.proxy_epochs, observe=lambda model, epoch: observed.append((ctx.logits(model, x).argmax(1) == y).cpu())
+            )
             counts += forgetting_counts(torch.stack(observed))
         return counts / node.proxies
 
