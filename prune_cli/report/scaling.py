@@ -221,6 +221,7 @@ def scaling_points(metrics: pd.DataFrame, configs: dict[str, dict], split: str =
                 "run_id": run,
                 "seed": r.get("seed"),
                 "density": 1.0 - float(s),
+                "target_density": 1.0 - float(r.get("target_sparsity", s)),
                 "error": 1.0 - float(r["value"]),
                 "eps_np": 1.0 - float(dense_acc),
             }
@@ -249,7 +250,7 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "scales": ", ".join(["density", *scales]),
             "n_runs": len(runs),
             "n_seeds": int(runs["seed"].nunique()),
-            "n_densities": int(mean["density"].nunique()),
+            "n_densities": int(runs["target_density"].round(12).nunique()),  # achieved ones differ by rounding per width
             **fit.row(),
         }
         for name in [*BASE_PARAMS, *SCALES.values()]:
@@ -261,7 +262,11 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             scale = np.exp(sum(fit.params[SCALES[s]] * np.log(mean[s].to_numpy(float)) for s in scales)) if scales else 1.0
             p = fit.params
             predicted = pruned_error(mean["density"], mean["eps_np"], p["eps_up"], p["gamma"], p["p"], scale)
-            fitted.append(mean.assign(family=family, predicted=predicted, label=_title(row), scale_keys=",".join(scales)))
+            fitted.append(
+                mean.assign(
+                    family=family, predicted=predicted, scale=scale, label=_title(row), scale_keys=",".join(scales), **fit.params
+                )
+            )
     return pd.DataFrame(rows), (pd.concat(fitted, ignore_index=True) if fitted else pd.DataFrame())
 
 
@@ -300,8 +305,11 @@ def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     from .plots import _legend, _save
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
 
     families = list(dict.fromkeys(fitted["family"]))
     fig, axes = plt.subplots(len(families), 1, figsize=(6.0, 3.8 * len(families)), squeeze=False)
@@ -315,9 +323,14 @@ def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
             g = g.sort_values("density")
             color = f"C{i % 10}"
             ax.errorbar(g["density"], g["error"], yerr=g["error_std"].fillna(0.0), fmt="o", color=color, label=f"data {tag}".strip())
-            ax.plot(g["density"], g["predicted"], "-", color=color, label=f"fit {tag}".strip())
+            first = g.iloc[0]
+            grid = np.geomspace(g["density"].min() / 1.5, min(1.0, g["density"].max() * 1.5), 200)
+            curve = pruned_error(grid, first["eps_np"], first["eps_up"], first["gamma"], first["p"], first["scale"])
+            ax.plot(grid, curve, "-", color=color, label=f"fit {tag}".strip())
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
         ax.set_xlabel("density (fraction of prunable weights kept)")
         ax.set_ylabel("test error")
         ax.set_title(part["label"].iloc[0], fontsize=8)
