@@ -78,7 +78,8 @@ def per_example_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tenso
     try:
         for s in range(0, len(y), chunk):
             grads = per_example(params, x[s : s + chunk], y[s : s + chunk])
-            squared = sum(g.flatten(1).double().pow(2).sum(1) for g in grads.values())
+            # per-tensor norms in the gradients' dtype (no float64 copy of the chunk), combined in float64
+            squared = sum(g.flatten(1).norm(dim=1).double() ** 2 for g in grads.values())
             norms.append(squared.sqrt().cpu())
     finally:
         model.train(was_training)
