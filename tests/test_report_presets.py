@@ -24,6 +24,7 @@ EXPECTED = {
     "lottery_ticket",
     "pai_baselines",
     "representations",
+    "scaling_mnist1d",
 }
 
 

@@ -17,6 +17,8 @@ writes into RESULTS_DIR/report/ (or --out):
   intensification.csv     recall-distortion statistics over seeds (analysis/recall_distortion.py)
   per_class_summary.csv   per-class recall changes over seeds, with intervals
   standards.txt           the evaluation-standards check (also printed)
+  scaling_fit.csv / .png  the pruning scaling law of Rosenfeld et al. (ICML 2021) fitted per family of
+                          runs, parameters ± standard error and fit error, data vs fit (scaling.py)
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
                           hessian_density, ntk_vs_width (each when its data exists)
 """
@@ -34,6 +36,7 @@ from ..core.atomic_io import atomic_write_csv
 from .card import report_card
 from .compare import compare_methods
 from .load import condition_keys, load_results
+from .scaling import scaling_report
 from .summary import (
     accuracy_markdown,
     comparisons_markdown,
@@ -143,6 +146,9 @@ def build_report(
             ]
         ]
         md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
+    scaling_md, scaling_files = scaling_report(folder, out, split, plots)
+    written.update(scaling_files)
+    md += scaling_md
     md += ["## Evaluation standards", "", "```", *standards, "```", ""]
 
     if plots:

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from ..core.atomic_io import atomic_torch_save, atomic_write_text
 from ..core.identity import run_id
 from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits
-from ..training import train
+from ..training import TrainProgress, train
 from .dense_cache import dense_inputs
 
 log = logging.getLogger(__name__)
@@ -80,17 +80,25 @@ def select_training_data(
     if node.name == "none":
         return data
 
-    def train_proxy(index: int, epochs: int) -> torch.nn.Module:
-        """A model of the run's architecture, its own seed, trained `epochs` epochs on the full split."""
+    def train_proxy(index: int, epochs: int, observe: Optional[Callable[[torch.nn.Module, int], None]] = None) -> torch.nn.Module:
+        """A model of the run's architecture, its own seed, trained `epochs` epochs on the full split;
+        `observe(model, epoch)` after every epoch (the model's training mode restored after it)."""
         torch.manual_seed(_seed(cfg.seed, f"data-pruning-proxy-{index}"))
         model = build_model(cfg, data).to(device)
         options = OmegaConf.merge(cfg.train, {"epochs": epochs, "warmup_epochs": min(cfg.train.warmup_epochs, epochs)})
+
+        def on_epoch_end(row: dict, progress: TrainProgress) -> None:
+            was_training = model.training
+            observe(model, progress.epoch)
+            model.train(was_training)
+
         train(
             model,
             data,
             options,
             torch.Generator().manual_seed(_seed(cfg.seed, f"data-pruning-batches-{index}")),
             f"data_pruning_proxy{index}",
+            on_epoch_end=on_epoch_end if observe is not None else None,
         )
         return model
 
@@ -112,10 +120,11 @@ def select_training_data(
     ]
     atomic_write_text(Path(run_dir) / TABLE, pd.DataFrame(rows).to_csv(index=False))
     log.info(
-        "data pruning (%s): kept %d of %d training examples; per class %s",
+        "data pruning (%s): kept %d of %d training examples; per class %s%s",
         node.name,
         len(selection.indices),
         len(data.train_y),
         [r["kept"] for r in selection.per_class],
+        "".join(f"; {k} {v:.4g}" for k, v in selection.summary.items()),
     )
     return apply_selection(data, selection.indices)

@@ -71,13 +71,16 @@ class KeepFractionConfig(DataPruningConfig):
 @dataclass(frozen=True)
 class DataPruningContext:
     """What a rule may read: the full splits, the number to keep, a seeded generator for random
-    choices and, for rules that score examples with a model, `train_proxy(index, epochs)`: a model
-    of the run's architecture trained on the full training split from its own seed (the run layer
-    builds it with the run's training options)."""
+    choices and, for rules that score examples with a model, `train_proxy(index, epochs,
+    observe=None)`: a model of the run's architecture trained on the full training split from its
+    own seed (the run layer builds it with the run's training options). `observe(model, epoch)`,
+    when given, is called after every training epoch (epoch = 1, 2, ...) with the model being
+    trained, which it may evaluate (its training mode is restored afterwards): forgetting scores
+    follow each example's classification through training."""
 
     data: DataSplits
     generator: torch.Generator
-    train_proxy: Callable[[int, int], nn.Module]
+    train_proxy: Callable[..., nn.Module]
     eval_batch_size: int = 1024
     # cached(name, key, compute): compute() once per (run's data/model/train/seed, name, key) when
     # the run layer has a cache (the dense cache's folder), else every time

@@ -1,0 +1,354 @@
+"""The pruning scaling law of Rosenfeld, Frankle, Carbin and Shavit, "On the Predictability of
+Pruning Across Scales" (ICML 2021), fitted to a results folder by `prune-report`
+(docs/scaling_law.md).
+
+The paper's Equation 1 models the test error of a network pruned to density d (the fraction of
+weights kept) from the error of the unpruned network, eps_np, with three free parameters:
+
+    eps(d) = eps_np * | (d - j p (eps_up / eps_np)^(1/gamma)) / (d - j p) |^gamma,   j = sqrt(-1)
+
+A low-error plateau (eps -> eps_np for d >> p (eps_up/eps_np)^(1/gamma)), a power-law region of
+slope gamma, and a high-error plateau eps_up for d << p. The modulus of the complex ratio is
+computed in real arithmetic: |a - j b|^2 = a^2 + b^2. The paper's joint form (its Equation 2)
+replaces d by the invariant m* = l^phi w^psi d, tying depth l and width w to density, and takes
+eps_np at each (l, w, n) as measured: when a family of runs varies the hidden width (w: the mean
+hidden width of `model.widths`) or the depth (l: the number of hidden layers), an exponent psi or
+phi is fitted for it; the training-set size n enters through eps_np only.
+
+A family is the set of completed runs whose configs agree on everything except the seed, the
+sparsity and these scale keys (model widths, dataset size keys). Per (scale, density) the test
+error is averaged over seeds; eps_np is the seed mean of the runs' dense error at that scale. The
+fit is least squares on the relative residuals (eps_hat - eps) / eps (scipy.optimize.least_squares,
+several starts, the best kept), so that the low and high plateaus weigh alike; parameter standard
+errors come from the Jacobian at the optimum, cov = s^2 (J^T J)^-1 with s^2 the residual variance
+(p is fitted as log10 p; its error is carried back by the delta method). The fit error is reported
+as the paper does: the mean and standard deviation of the relative deviation |eps_hat - eps| / eps
+over the fitted points.
+
+A family is fitted only with at least (number of free parameters + 2) points, i.e. 5 densities for
+Equation 1: fewer would be interpolated exactly (no residual left, no uncertainty); 2 residual
+degrees of freedom are the fewest that give a variance estimate. Each scale that varies must
+take at least 2 values. Skipped families are listed with the reason.
+
+No torch: this module is part of prune-report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from ..core.atomic_io import atomic_write_csv
+from ..results import RESULT_NEUTRAL, flatten_config
+
+EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021, Eq. 1-2)"
+# config keys that are scales of the law (not part of a family's identity)
+WIDTH_KEY = "model.widths"
+SIZE_KEYS = ("dataset.num_samples", "dataset.samples_per_class", "dataset.max_train_samples")
+SCALES = {"width": "psi_width", "depth": "phi_depth"}  # scale column -> its exponent's name
+BASE_PARAMS = ("eps_up", "gamma", "p")
+EXTRA_POINTS = 2  # points beyond the number of free parameters (residual degrees of freedom)
+
+
+def pruned_error(density, eps_np, eps_up, gamma, p, scale=1.0):
+    """Equation 1 of Rosenfeld et al. (2021) at invariant m = density * scale (arrays broadcast)."""
+    m = np.asarray(density, dtype=float) * scale
+    eps_np = np.asarray(eps_np, dtype=float)
+    c = (eps_up / eps_np) ** (1.0 / gamma)
+    return eps_np * ((m**2 + (p * c) ** 2) / (m**2 + p**2)) ** (gamma / 2.0)
+
+
+@dataclass
+class ScalingFit:
+    """One family's fit: parameters and standard errors (NaN when skipped or not identifiable)."""
+
+    status: str  # fitted | skipped
+    reason: str = ""
+    params: dict[str, float] = field(default_factory=dict)
+    stderr: dict[str, float] = field(default_factory=dict)
+    n_points: int = 0
+    relative_errors: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def row(self) -> dict:
+        rel = np.abs(self.relative_errors)
+        out: dict = {"status": self.status, "reason": self.reason, "n_points": self.n_points}
+        for name, value in self.params.items():
+            out[name] = value
+            out[name + "_se"] = self.stderr.get(name, math.nan)
+        fitted = self.status == "fitted" and len(rel) > 0
+        out["mean_abs_rel_error"] = float(rel.mean()) if fitted else math.nan
+        out["std_abs_rel_error"] = float(rel.std(ddof=0)) if fitted else math.nan
+        out["max_abs_rel_error"] = float(rel.max()) if fitted else math.nan
+        out["mean_rel_error"] = float(self.relative_errors.mean()) if fitted else math.nan
+        return out
+
+
+def _required(scales: list[str]) -> int:
+    return len(BASE_PARAMS) + len(scales) + EXTRA_POINTS
+
+
+def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) -> ScalingFit:
+    """Fit Equation 1 (or 2, with an exponent per column of `scales`: width, depth) to `points`
+    with columns density, error, eps_np (and the scale columns). Never raises on bad data: returns
+    a skipped fit with its reason."""
+    from scipy.optimize import least_squares
+
+    scales = list(scales or [])
+    d = points["density"].to_numpy(float)
+    eps = points["error"].to_numpy(float)
+    eps_np = points["eps_np"].to_numpy(float)
+    need = _required(scales)
+    names = list(BASE_PARAMS) + [SCALES[s] for s in scales]
+    if len(points) < need:
+        return ScalingFit(
+            "skipped",
+            f"{len(points)} (scale, density) points; the fit needs at least {need} "
+            f"({len(names)} free parameters + {EXTRA_POINTS} for a residual variance)",
+            n_points=len(points),
+        )
+    for s in scales:
+        if points[s].nunique() < 2:
+            return ScalingFit("skipped", f"{s} takes a single value", n_points=len(points))
+    if not (np.all(np.isfinite(eps)) and np.all(np.isfinite(eps_np)) and np.all(np.isfinite(d))):
+        return ScalingFit("skipped", "missing errors, dense errors or densities", n_points=len(points))
+    if np.any(eps <= 0) or np.any(eps_np <= 0):
+        return ScalingFit("skipped", "an error of 0: the relative error is undefined", n_points=len(points))
+    if np.any(eps_np >= 1) or np.any(d <= 0):
+        return ScalingFit("skipped", "an unpruned error of 1 or a density of 0", n_points=len(points))
+    logs = {s: np.log(points[s].to_numpy(float)) for s in scales}
+
+    def unpack(theta):
+        eps_up, gamma, log_p = theta[:3]
+        log_scale = sum(theta[3 + i] * logs[s] for i, s in enumerate(scales)) if scales else 0.0
+        return eps_up, gamma, 10.0**log_p, np.exp(log_scale)
+
+    def residuals(theta):
+        eps_up, gamma, p, scale = unpack(theta)
+        return pruned_error(d, eps_np, eps_up, gamma, p, scale) / eps - 1.0
+
+    low_up = float(eps_np.max()) * (1 + 1e-6)
+    lower = [low_up, 1e-2, -8.0] + [-5.0] * len(scales)
+    upper = [max(1.0, low_up * (1 + 1e-6)), 50.0, 3.0] + [5.0] * len(scales)
+    best = None
+    with np.errstate(all="ignore"):
+        for up0 in (min(float(eps.max()) * 1.05, 1.0),):
+            for gamma0 in (0.5, 2.0):
+                for log_p0 in (-3.0, -1.5):
+                    start = np.clip([up0, gamma0, log_p0] + [0.0] * len(scales), lower, upper)
+                    start[0] = min(max(start[0], lower[0]), upper[0])
+                    try:
+                        res = least_squares(residuals, start, bounds=(lower, upper), x_scale="jac", max_nfev=2000)
+                    except ValueError:
+                        continue
+                    if np.isfinite(res.cost) and (best is None or res.cost < best.cost):
+                        best = res
+    if best is None:
+        return ScalingFit("skipped", "the least-squares fit did not converge", n_points=len(points))
+    theta = best.x
+    rel = residuals(theta)
+    dof = len(points) - len(theta)
+    jac = best.jac
+    with np.errstate(all="ignore"):
+        cov = np.linalg.pinv(jac.T @ jac) * float(rel @ rel) / dof
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        rank = np.linalg.matrix_rank(jac)
+    params = {"eps_up": float(theta[0]), "gamma": float(theta[1]), "p": float(10.0 ** theta[2])}
+    stderr = {"eps_up": float(se[0]), "gamma": float(se[1]), "p": float(params["p"] * math.log(10) * se[2])}
+    for i, s in enumerate(scales):
+        params[SCALES[s]] = float(theta[3 + i])
+        stderr[SCALES[s]] = float(se[3 + i])
+    reason = "" if rank == len(theta) else f"parameters not all identifiable from these points (Jacobian rank {rank} of {len(theta)})"
+    if rank < len(theta):
+        stderr = {k: math.nan for k in stderr}
+    return ScalingFit("fitted", reason, params, stderr, len(points), rel)
+
+
+# ---------------------------------------------------------------------------- the results folder
+
+
+def _family(cfg: dict) -> str:
+    items = {
+        k: v
+        for k, v in flatten_config(cfg).items()
+        if k.split(".", 1)[0] not in RESULT_NEUTRAL and k != "sparsity" and k != WIDTH_KEY and k not in SIZE_KEYS
+    }
+    return hashlib.sha256(json.dumps(sorted(items.items())).encode()).hexdigest()[:8]
+
+
+def _run_scales(cfg: dict) -> dict:
+    widths = (cfg.get("model") or {}).get("widths")
+    out = {}
+    if isinstance(widths, list) and widths and all(isinstance(w, (int, float)) for w in widths):
+        out = {"width": float(np.mean(widths)), "depth": float(len(widths))}
+    data = cfg.get("dataset") or {}
+    size = [data.get(k.split(".", 1)[1]) for k in SIZE_KEYS]
+    out["dataset_size"] = next((float(s) for s in size if isinstance(s, (int, float))), math.nan)
+    return out
+
+
+def scaling_points(metrics: pd.DataFrame, configs: dict[str, dict], split: str = "test") -> pd.DataFrame:
+    """One row per run: family, scales, achieved density, final-phase error and dense error."""
+    if not len(metrics) or not {"run_id", "phase", "split", "metric", "value"} <= set(metrics.columns):
+        return pd.DataFrame()
+    rank = metrics["phase"].map({"finetuned": 2, "pruned": 1}).fillna(0)
+    final = metrics[rank == rank.groupby(metrics["run_id"]).transform("max")]
+    final = final[final["phase"].isin(["finetuned", "pruned"])]
+    acc = final[(final["metric"] == "accuracy") & (final["split"] == split)].drop_duplicates("run_id").set_index("run_id")
+    if not len(acc):
+        return pd.DataFrame()
+    dense = metrics[(metrics["phase"] == "dense") & (metrics["metric"] == "accuracy") & (metrics["split"] == split)]
+    dense = dense.drop_duplicates("run_id").set_index("run_id")["value"]
+    sparsity = final[(final["metric"] == "sparsity_prunable") & (final["split"] == "model")].drop_duplicates("run_id")
+    sparsity = sparsity.set_index("run_id")["value"]
+    rows = []
+    for run, r in acc.iterrows():
+        cfg = configs.get(run)
+        dense_acc = dense.get(run, r.get("dense_value", math.nan))
+        s = sparsity.get(run, r.get("target_sparsity", math.nan))
+        context = {k: r.get(k, "") for k in ("dataset", "model", "method", "schedule")}
+        family = _family(cfg) if cfg is not None else "/".join(str(v) for v in context.values())
+        rows.append(
+            {
+                "family": family,
+                **context,
+                **(_run_scales(cfg) if cfg is not None else {"dataset_size": math.nan}),
+                "run_id": run,
+                "seed": r.get("seed"),
+                "density": 1.0 - float(s),
+                "target_density": 1.0 - float(r.get("target_sparsity", s)),
+                "error": 1.0 - float(r["value"]),
+                "eps_np": 1.0 - float(dense_acc),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fit every family: (one row per family for scaling_fit.csv, the seed-mean points with the fit's
+    prediction for the plot)."""
+    rows, fitted = [], []
+    for family, runs in points.groupby("family", sort=True):
+        scale_cols = [c for c in ("width", "depth", "dataset_size") if c in runs.columns]
+        at_scale = [c for c in scale_cols if runs[c].notna().all()]
+        by = at_scale + ["density"]
+        mean = runs.groupby(by, dropna=False).agg(error=("error", "mean"), error_std=("error", "std"), n_seeds=("seed", "nunique"))
+        eps_np = runs.groupby(at_scale, dropna=False)["eps_np"].mean() if at_scale else runs["eps_np"].mean()
+        mean = mean.reset_index()
+        mean = mean.merge(eps_np.rename("eps_np").reset_index(), on=at_scale) if at_scale else mean.assign(eps_np=eps_np)
+        scales = [s for s in ("width", "depth") if s in at_scale and mean[s].nunique() > 1]
+        fit = fit_scaling_law(mean, scales)
+        first = runs.iloc[0]
+        row = {
+            "family": family,
+            **{k: first[k] for k in ("dataset", "model", "method", "schedule")},
+            "scales": ", ".join(["density", *scales]),
+            "n_runs": len(runs),
+            "n_seeds": int(runs["seed"].nunique()),
+            "n_densities": int(runs["target_density"].round(12).nunique()),  # achieved ones differ by rounding per width
+            **fit.row(),
+        }
+        for name in [*BASE_PARAMS, *SCALES.values()]:
+            row.setdefault(name, math.nan)
+            row.setdefault(name + "_se", math.nan)
+        row["equation"] = EQUATION
+        rows.append(row)
+        if fit.status == "fitted":
+            scale = np.exp(sum(fit.params[SCALES[s]] * np.log(mean[s].to_numpy(float)) for s in scales)) if scales else 1.0
+            p = fit.params
+            predicted = pruned_error(mean["density"], mean["eps_np"], p["eps_up"], p["gamma"], p["p"], scale)
+            fitted.append(
+                mean.assign(
+                    family=family, predicted=predicted, scale=scale, label=_title(row), scale_keys=",".join(scales), **fit.params
+                )
+            )
+    return pd.DataFrame(rows), (pd.concat(fitted, ignore_index=True) if fitted else pd.DataFrame())
+
+
+def _title(row: dict) -> str:
+    return f"{row['method']} / {row['dataset']} / {row['model']} / {row['schedule']} ({row['family']})"
+
+
+def _fmt(value: float, se: float) -> str:
+    return f"{value:.3g} ± {se:.2g}" if math.isfinite(se) else f"{value:.3g} (± n/a)"
+
+
+def summary_lines(table: pd.DataFrame) -> list[str]:
+    """summary.md: one line per family (parameters ± standard error and the fit error, or why it was skipped)."""
+    lines = ["## Pruning scaling law (Rosenfeld et al., ICML 2021, Eq. 1-2)", ""]
+    for row in table.to_dict(orient="records"):
+        head = f"- {_title(row)}, {row['n_densities']} densities, {row['n_seeds']} seed(s): "
+        if row["status"] != "fitted":
+            lines.append(head + f"not fitted: {row['reason']}")
+            continue
+        params = [
+            f"{name} = {_fmt(row[name], row[name + '_se'])}" for name in [*BASE_PARAMS, *SCALES.values()] if math.isfinite(row[name])
+        ]
+        fit_error = (
+            f"relative fit error {row['mean_abs_rel_error']:.1%} ± {row['std_abs_rel_error']:.1%} (max {row['max_abs_rel_error']:.1%})"
+        )
+        lines.append(head + ", ".join(params) + "; " + fit_error + (f"; {row['reason']}" if row["reason"] else ""))
+    return lines + ["", "Equation, parameters and the points needed: docs/scaling_law.md; table: scaling_fit.csv.", ""]
+
+
+def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
+    """Error against density (log-log), one panel per fitted family: the seed means (error bars: std
+    over seeds) and the fitted law, one colour per scale."""
+    if not len(fitted):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    from .plots import _legend, _save
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+
+    families = list(dict.fromkeys(fitted["family"]))
+    fig, axes = plt.subplots(len(families), 1, figsize=(6.0, 3.8 * len(families)), squeeze=False)
+    for ax, family in zip(axes[:, 0], families):
+        part = fitted[fitted["family"] == family]
+        keys = [k for k in part["scale_keys"].iloc[0].split(",") if k]
+        groups = part.groupby(keys) if keys else [((), part)]
+        for i, (key, g) in enumerate(groups):
+            key = key if isinstance(key, tuple) else (key,)
+            tag = ", ".join(f"{k}={v:g}" for k, v in zip(keys, key))
+            g = g.sort_values("density")
+            color = f"C{i % 10}"
+            ax.errorbar(g["density"], g["error"], yerr=g["error_std"].fillna(0.0), fmt="o", color=color, label=f"data {tag}".strip())
+            first = g.iloc[0]
+            grid = np.geomspace(g["density"].min() / 1.5, min(1.0, g["density"].max() * 1.5), 200)
+            curve = pruned_error(grid, first["eps_np"], first["eps_up"], first["gamma"], first["p"], first["scale"])
+            ax.plot(grid, curve, "-", color=color, label=f"fit {tag}".strip())
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.set_xlabel("density (fraction of prunable weights kept)")
+        ax.set_ylabel("test error")
+        ax.set_title(part["label"].iloc[0], fontsize=8)
+        _legend(ax, 7)
+    return _save(fig, out / "scaling_fit.png")
+
+
+def scaling_report(folder, out: Path, split: str = "test", plots: bool = True) -> tuple[list[str], dict[str, Path]]:
+    """Fit the law to every family of `folder` (a prune_cli.report.load.ResultsFolder); write
+    scaling_fit.csv (and scaling_fit.png) into `out`; return the summary.md lines and the files."""
+    points = scaling_points(folder.table("metrics.csv"), folder.configs, split)
+    if not len(points):
+        return [], {}
+    table, fitted = fit_families(points)
+    written = {"scaling_fit.csv": out / "scaling_fit.csv"}
+    atomic_write_csv(table, written["scaling_fit.csv"])
+    if plots:
+        path = plot_fits(fitted, out)
+        if path is not None:
+            written["scaling_fit.png"] = path
+    return summary_lines(table), written
