@@ -16,6 +16,11 @@ writes into RESULTS_DIR/report/ (or --out):
   summary.md              experiments, report card, verdicts, accuracy / compression tables, intensification table, the standards check
   intensification.csv     recall-distortion statistics over seeds (analysis/recall_distortion.py)
   per_class_summary.csv   per-class recall changes over seeds, with intervals
+  worst_class.csv         per condition: the worst class's recall change and the per-model worst
+                          change, with intervals (disparate.py)
+  pie.csv                 pruning-identified exemplars (Hooker et al. 2019): test examples whose
+                          modal prediction over the pruned seeds differs from the dense seeds'
+  pie_per_class.csv       their counts per class and condition
   standards.txt           the evaluation-standards check (also printed)
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
                           hessian_density, ntk_vs_width (each when its data exists)
@@ -33,6 +38,7 @@ from ..analysis.recall_distortion import summarise_across_seeds, summarise_class
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
 from .compare import compare_methods
+from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .load import condition_keys, load_results
 from .summary import (
     accuracy_markdown,
@@ -76,18 +82,29 @@ def build_report(
         written["summary.csv"] = out / "summary.csv"
 
     rd = recall_distortion_rows(folder)
-    intens = per_class = pd.DataFrame()
+    intens = per_class = worst = pd.DataFrame()
     if len(rd):
         rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
         if len(rd_split):
             keys = condition_keys(rd_split) + ["split", "phase"]
             intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
             per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
+            worst = worst_class_drops(rd_split, confidence)
             atomic_write_csv(intens, out / "intensification.csv")
             atomic_write_csv(per_class, out / "per_class_summary.csv")
+            atomic_write_csv(worst, out / "worst_class.csv")
             written.update(
-                {"intensification.csv": out / "intensification.csv", "per_class_summary.csv": out / "per_class_summary.csv"}
+                {
+                    "intensification.csv": out / "intensification.csv",
+                    "per_class_summary.csv": out / "per_class_summary.csv",
+                    "worst_class.csv": out / "worst_class.csv",
+                }
             )
+    pie, pie_classes, pie_notes = pruning_identified_exemplars(folder, split)
+    if len(pie_classes):
+        atomic_write_csv(pie, out / "pie.csv")
+        atomic_write_csv(pie_classes, out / "pie_per_class.csv")
+        written.update({"pie.csv": out / "pie.csv", "pie_per_class.csv": out / "pie_per_class.csv"})
 
     card = report_card(metrics, folder.runs)
     atomic_write_csv(card, out / "report_card.csv")
@@ -143,6 +160,20 @@ def build_report(
             ]
         ]
         md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
+    disparate = disparate_markdown(worst, pie_classes, summary, split)
+    if disparate or pie_notes:
+        md += [
+            "## Disparate impact",
+            "",
+            "Recall changes in accuracy points against the dense model of the same seed; worst class = the lowest mean "
+            "change over seeds (its interval ignores that it was selected), per-model worst = each seed's own lowest change. "
+            "PIEs: test examples whose modal prediction over the pruned seeds differs from the dense seeds' "
+            "(Hooker et al. 2019; pie.csv, per class in pie_per_class.csv).",
+            "",
+            disparate,
+            *[f"\n- {n}" for n in pie_notes],
+            "",
+        ]
     md += ["## Evaluation standards", "", "```", *standards, "```", ""]
 
     if plots:
