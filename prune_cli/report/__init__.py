@@ -22,6 +22,7 @@ writes into RESULTS_DIR/report/ (or --out):
                           modal prediction over the pruned seeds differs from the dense seeds'
   pie_per_class.csv       their counts per class and condition
   standards.txt           the evaluation-standards check (also printed)
+  report.html             summary.md on one self-contained page, figures embedded (html.py)
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
                           hessian_density, ntk_vs_width (each when its data exists)
 """
@@ -39,8 +40,9 @@ from ..analysis.recall_distortion import summarise_across_seeds, summarise_class
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
 from .compare import compare_methods
-from .expect import check_expected, expect_markdown, load_expected, strict_failures
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
+from .expect import check_expected, expect_markdown, load_expected, strict_failures
+from .html import write_html
 from .load import condition_keys, load_results
 from .summary import (
     accuracy_markdown,
@@ -200,6 +202,7 @@ def build_report(
             md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
     (out / "summary.md").write_text("\n".join(md))
     written["summary.md"] = out / "summary.md"
+    written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     return written
 
 
