@@ -191,3 +191,26 @@ def test_exemplars_of_a_results_folder_are_saved_with_indices_and_counted_per_cl
     assert counts["support"].tolist() == [1, 3, 2, 1]
     assert counts.loc[1, "pie_fraction"] == pytest.approx(2 / 3)
     assert set(per_class["n_dense_seeds"]) == {3} and set(per_class["n_pruned_seeds"]) == {3}
+
+
+@pytest.mark.slow
+def test_a_run_saves_its_predictions_and_an_ece_row(tmp_path):
+    """A real prune-run: predictions.npz holds every recorded phase, agrees with per_class.csv's
+    recall and support, and metrics.csv has an ece row per phase."""
+    from conftest import FAST, run_cli
+
+    results = tmp_path / "results"
+    run_cli([*FAST, "sparsity=0.5"], results)
+    (run,) = [p.parent for p in results.glob("runs/*/COMPLETE")]
+    saved = read_predictions(run)["test"]
+    assert set(saved["phases"]) == {"dense", "pruned", "finetuned"}
+    per_class = pd.read_csv(run / "per_class.csv")
+    for phase, preds in saved["phases"].items():
+        rows = per_class[(per_class.phase == phase) & (per_class.split == "test")].set_index("class")
+        for c, row in rows.iterrows():
+            inside = saved["label"] == c
+            assert inside.sum() == row["support"]
+            assert (preds[inside] == c).mean() == pytest.approx(row["recall"])
+    metrics = pd.read_csv(run / "metrics.csv")
+    ece = metrics[(metrics.metric == "ece") & (metrics.split == "test")]
+    assert sorted(ece.phase) == ["dense", "finetuned", "pruned"] and ece.value.between(0, 1).all()
