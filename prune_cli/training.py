@@ -97,6 +97,7 @@ class Evaluation:
     targets: torch.Tensor  # (N,)
     top5_correct: Optional[torch.Tensor]  # (N,) bool, when there are at least 10 classes
     loss: float  # mean cross-entropy
+    confidence: Optional[torch.Tensor] = None  # (N,) max softmax probability, on CPU (calibration error)
 
 
 @torch.no_grad()
@@ -105,16 +106,23 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
-    preds, top5 = [], []
+    preds, top5, conf = [], [], []
     for xb, yb in iterate_batches(x, y, batch_size, gen=None):
         with accel.autocast():
             out = model(accel.inputs(xb))
             loss_sum += nn.functional.cross_entropy(out, yb, reduction="sum").float()
         preds.append(out.argmax(1))
+        conf.append(out.float().softmax(1).amax(1))
         if out.shape[1] >= 10:
             top5.append((out.topk(5, dim=1).indices == yb[:, None]).any(1))
     model.train(was_training)
-    return Evaluation(torch.cat(preds).cpu(), y.cpu(), torch.cat(top5).cpu() if top5 else None, float(loss_sum) / max(len(y), 1))
+    return Evaluation(
+        torch.cat(preds).cpu(),
+        y.cpu(),
+        torch.cat(top5).cpu() if top5 else None,
+        float(loss_sum) / max(len(y), 1),
+        torch.cat(conf).cpu(),
+    )
 
 
 def show_progress() -> bool:

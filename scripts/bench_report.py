@@ -13,7 +13,12 @@ Then, interleaved and repeated, the script times in this process:
 and prints medians, the ratio of each to the floor, and the machine load; `--profile` prints the
 top functions of one report under cProfile.
 
-    python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile]
+`--compare-with SRC` (a source tree of another version, e.g. `git archive <commit> | tar -x -C SRC`)
+times whole reports (build_report with plots, in a fresh interpreter each, imports excluded) of this
+checkout and of SRC, interleaved, and prints medians of wall and CPU time and their ratios: the
+previous code path measured against the current one in the same session.
+
+    python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile] [--compare-with SRC]
 """
 
 from __future__ import annotations
@@ -83,6 +88,8 @@ def synthesise(template: Path, root: Path, n_runs: int) -> None:
         cfg = {**config, "seed": seed, "sparsity": sparsity, "method": {**config["method"], "name": method, "score": method}}
         (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
         shutil.copy(template / "COMPLETE", d / "COMPLETE")
+        if (template / "predictions.npz").exists():  # per-example predictions: the exemplars' input
+            shutil.copy(template / "predictions.npz", d / "predictions.npz")
 
 
 def floor(root: Path) -> None:
@@ -92,12 +99,57 @@ def floor(root: Path) -> None:
         yaml.safe_load((d / "config.yaml").read_text())
 
 
+CHILD = """
+import sys, time
+from pathlib import Path
+t0, c0 = time.perf_counter(), time.process_time()
+from prune_cli.report import build_report
+t1, c1 = time.perf_counter(), time.process_time()
+build_report(Path(sys.argv[1]), Path(sys.argv[2]), plots=True)
+print(time.perf_counter() - t1, time.process_time() - c1, t1 - t0)
+"""
+
+
+def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> None:
+    """Whole reports of this checkout and of `other`, each in a fresh interpreter, interleaved."""
+    here = Path(__file__).resolve().parents[1]
+    sources = {"current": here, "other": other.resolve()}
+    wall: dict[str, list[float]] = {k: [] for k in sources}
+    cpu: dict[str, list[float]] = {k: [] for k in sources}
+    for r in range(repeats):
+        for name, src in sources.items():
+            env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(root), str(tmp / f"out_{name}_{r}")],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout.split()
+            wall[name].append(float(out[0]))
+            cpu[name].append(float(out[1]))
+    load = os.getloadavg()[0]
+    print(f"{n_runs} runs, whole report with plots, {repeats} interleaved repeats, load average {load:.2f} on {os.cpu_count()} CPUs")
+    for name in sources:
+        print(
+            f"  {name:8s} ({sources[name]}): wall median {statistics.median(wall[name]):7.2f} s, "
+            f"CPU median {statistics.median(cpu[name]):7.2f} s"
+            "  all wall: " + " ".join(f"{t:.2f}" for t in wall[name])
+        )
+    print(
+        f"  other / current: wall {statistics.median(wall['other']) / statistics.median(wall['current']):.2f}x, "
+        f"CPU {statistics.median(cpu['other']) / statistics.median(cpu['current']):.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--template", type=Path, default=None, help="a completed run directory to clone")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--compare-with", type=Path, default=None, help="source tree of another version to time against")
+    parser.add_argument("--skip-cases", action="store_true", help="only the --compare-with timing")
     args = parser.parse_args()
 
     from prune_cli.report import build_report
@@ -114,6 +166,10 @@ def main() -> None:
             "tables": lambda: build_report(root, tmp / "out_tables", plots=False),
             "report": lambda: build_report(root, tmp / "out_report", plots=True),
         }
+        if args.compare_with is not None:
+            compare(root, tmp, args.compare_with, args.repeats, args.runs)
+        if args.skip_cases:
+            return
         times: dict[str, list[float]] = {k: [] for k in cases}
         for _ in range(args.repeats):  # interleaved: each repeat runs every case once
             for name, fn in cases.items():

@@ -25,6 +25,8 @@ EXPECTED = {
     "pai_baselines",
     "representations",
     "scaling_mnist1d",
+    "expect_mnist1d",
+    "lap_mlp_mnist",
 }
 
 
@@ -74,11 +76,22 @@ def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
 
     points = _sweep_points(preset)
     assert len(points) >= 2  # a preset is a sweep
+    extra = []
+    if "override /dataset: mnist\n" in (REPO / "configs" / "experiment" / f"{preset}.yaml").read_text():
+        from test_expect import write_tiny_mnist  # a paper-scale preset: tiny files in the real format
+
+        extra = [f"dataset.root={write_tiny_mnist(tmp_path / 'data')}"]
     for point in points:
-        cfg = compose([f"+experiment={preset}", *point], tmp_path)  # compose() also runs validate()
+        cfg = compose([f"+experiment={preset}", *point, *extra], tmp_path)  # compose() also runs validate()
         assert cfg.name == preset
         for override in point:
             key, text = override.split("=", 1)
+            if "/" in key:  # an operating point chosen as a config file: its sparsity is set
+                from omegaconf import OmegaConf
+
+                point_file = REPO / "configs" / key.split("@")[0] / f"{text}.yaml"
+                assert cfg.sparsity == OmegaConf.load(point_file).sparsity
+                continue
             if "." not in key and key in ("method", "schedule", "model", "dataset"):
                 assert cfg[key].name == text  # a group choice: the option's own name
                 continue

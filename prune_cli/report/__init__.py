@@ -16,9 +16,15 @@ writes into RESULTS_DIR/report/ (or --out):
   summary.md              experiments, report card, verdicts, accuracy / compression tables, intensification table, the standards check
   intensification.csv     recall-distortion statistics over seeds (analysis/recall_distortion.py)
   per_class_summary.csv   per-class recall changes over seeds, with intervals
+  worst_class.csv         per condition: the worst class's recall change and the per-model worst
+                          change, with intervals (disparate.py)
+  pie.csv                 pruning-identified exemplars (Hooker et al. 2019): test examples whose
+                          modal prediction over the pruned seeds differs from the dense seeds'
+  pie_per_class.csv       their counts per class and condition
   standards.txt           the evaluation-standards check (also printed)
   scaling_fit.csv / .png  the pruning scaling law of Rosenfeld et al. (ICML 2021) fitted per family of
                           runs, parameters ± standard error and fit error, data vs fit (scaling.py)
+  report.html             summary.md on one self-contained page, figures embedded (html.py)
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
                           hessian_density, ntk_vs_width (each when its data exists)
 """
@@ -26,6 +32,7 @@ writes into RESULTS_DIR/report/ (or --out):
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -35,6 +42,9 @@ from ..analysis.recall_distortion import summarise_across_seeds, summarise_class
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
 from .compare import compare_methods
+from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
+from .expect import check_expected, expect_markdown, load_expected, strict_failures
+from .html import write_html
 from .load import condition_keys, load_results
 from .scaling import scaling_report
 from .summary import (
@@ -57,14 +67,18 @@ def build_report(
     split: str = "test",
     plots: bool = True,
     baseline: Optional[str] = None,
+    expect: Optional[str] = None,
 ) -> dict[str, Path]:
     """Write every table and plot for the results folder `root`; returns {artifact name: path}.
     `baseline`: the method every other is compared with (default magnitude when present); a
-    method not in the folder raises ValueError before anything is written."""
+    method not in the folder raises ValueError before anything is written. `expect`: an
+    expected-values file or the name of one in configs/expected/ (expect.py); every point is
+    marked inside / outside its band in expect.csv."""
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
     out = Path(out) if out is not None else root / "report"
+    expected = load_expected(expect) if expect is not None else None
     folder = load_results(root)
     metrics = folder.table("metrics.csv")
     comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
@@ -79,18 +93,36 @@ def build_report(
         written["summary.csv"] = out / "summary.csv"
 
     rd = recall_distortion_rows(folder)
-    intens = per_class = pd.DataFrame()
+    intens = per_class = worst = pd.DataFrame()
     if len(rd):
         rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
         if len(rd_split):
             keys = condition_keys(rd_split) + ["split", "phase"]
             intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
             per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
+            worst = worst_class_drops(rd_split, confidence)
             atomic_write_csv(intens, out / "intensification.csv")
             atomic_write_csv(per_class, out / "per_class_summary.csv")
+            atomic_write_csv(worst, out / "worst_class.csv")
             written.update(
-                {"intensification.csv": out / "intensification.csv", "per_class_summary.csv": out / "per_class_summary.csv"}
+                {
+                    "intensification.csv": out / "intensification.csv",
+                    "per_class_summary.csv": out / "per_class_summary.csv",
+                    "worst_class.csv": out / "worst_class.csv",
+                }
             )
+    pie, pie_classes, pie_notes = pruning_identified_exemplars(folder, split)
+    if len(pie_classes):
+        atomic_write_csv(pie, out / "pie.csv")
+        atomic_write_csv(pie_classes, out / "pie_per_class.csv")
+        written.update({"pie.csv": out / "pie.csv", "pie_per_class.csv": out / "pie_per_class.csv"})
+
+    expectations = None
+    if expected is not None:
+        expectations = check_expected(expected, metrics, folder.configs, confidence) if len(metrics) else None
+        if expectations is not None:
+            atomic_write_csv(expectations, out / "expect.csv")
+            written["expect.csv"] = out / "expect.csv"
 
     card = report_card(metrics, folder.runs)
     atomic_write_csv(card, out / "report_card.csv")
@@ -132,6 +164,8 @@ def build_report(
         markdown_table(card.assign(met=card["met"].map({True: "yes", False: "no"}))),
         "",
     ]
+    if expectations is not None:
+        md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
     if len(comparisons):
         md += ["## Paired comparisons", "", comparisons_markdown(comparisons, confidence), ""]
     if len(summary):
@@ -146,6 +180,20 @@ def build_report(
             ]
         ]
         md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
+    disparate = disparate_markdown(worst, pie_classes, summary, split)
+    if disparate or pie_notes:
+        md += [
+            "## Disparate impact",
+            "",
+            "Recall changes in accuracy points against the dense model of the same seed; worst class = the lowest mean "
+            "change over seeds (its interval ignores that it was selected), per-model worst = each seed's own lowest change. "
+            "PIEs: test examples whose modal prediction over the pruned seeds differs from the dense seeds' "
+            "(Hooker et al. 2019; pie.csv, per class in pie_per_class.csv).",
+            "",
+            disparate,
+            *[f"\n- {n}" for n in pie_notes],
+            "",
+        ]
     scaling_md, scaling_files = scaling_report(folder, out, split, plots)
     written.update(scaling_files)
     md += scaling_md
@@ -160,6 +208,7 @@ def build_report(
             md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
     (out / "summary.md").write_text("\n".join(md))
     written["summary.md"] = out / "summary.md"
+    written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     return written
 
 
@@ -181,14 +230,33 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         default=None,
         help="method every other method is compared with, seed by seed (default: magnitude when present, else all pairs)",
     )
+    parser.add_argument(
+        "--expect",
+        default=None,
+        metavar="FILE_OR_PRESET",
+        help="expected values (a file, or a name in configs/expected/): mark each point inside/outside its band (expect.csv)",
+    )
+    parser.add_argument(
+        "--expect-strict",
+        action="store_true",
+        help="with --expect: exit 1 when a point is outside its band or was not run",
+    )
     args = parser.parse_args(argv)
+    if args.expect_strict and args.expect is None:
+        parser.error("--expect-strict needs --expect FILE_OR_PRESET")
     if not args.results_dir.is_dir():
         parser.error(f"results folder {args.results_dir} does not exist")
     if not 0 < args.confidence < 1:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
     try:
         written = build_report(
-            args.results_dir, args.out, args.confidence, args.split, plots=not args.no_plots, baseline=args.baseline
+            args.results_dir,
+            args.out,
+            args.confidence,
+            args.split,
+            plots=not args.no_plots,
+            baseline=args.baseline,
+            expect=args.expect,
         )
     except ValueError as e:
         parser.error(str(e))
@@ -197,4 +265,24 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(f"Report card (Blalock et al., MLSys 2020): {int(card['met'].sum())} of {len(card)} recommendations met")
     for r in card.itertuples():
         print(f"  [{'x' if r.met else ' '}] {r.recommendation}" + (f": missing {r.missing}" if r.missing else ""))
+    failures = 0
+    if args.expect is not None:
+        if "expect.csv" not in written:
+            print(f"Expected values ({args.expect}): no completed runs to check")
+            failures = 1
+        else:
+            table = pd.read_csv(written["expect.csv"])
+            counts = table["status"].value_counts()
+            print(
+                f"Expected values ({args.expect}): {counts.get('inside', 0)} inside, {counts.get('outside', 0)} outside, "
+                f"{counts.get('missing', 0)} missing of {len(table)} points"
+            )
+            for r in table[table["status"] != "inside"].fillna({"method": "any method"}).itertuples():
+                got = f"{r.measured:.4g} ({r.n_seeds} seeds)" if r.status != "missing" else "no runs"
+                where = f"{r.method} at sparsity {r.sparsity:g} ({r.phase} {r.metric})"
+                print(f"  {r.status}: {where}: expected {r.expected:g} ± {r.band:g}, got {got}")
+            failures = strict_failures(table)
     print("written: " + ", ".join(str(p) for p in written.values()))
+    if args.expect_strict and failures:
+        print(f"prune-report: {failures} expected point(s) outside their band or missing (--expect-strict)", file=sys.stderr)
+        raise SystemExit(1)

@@ -13,9 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy.stats import t as t_dist  # noqa: E402
 
 from ..core.stats import t_interval  # noqa: E402
-from .load import ResultsFolder, condition_keys  # noqa: E402
+from .load import ResultsFolder  # noqa: E402
 from .summary import final_phase  # noqa: E402
 
 DPI = 110
@@ -42,25 +43,77 @@ def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "
 
 
 def _legend(ax, fontsize: int) -> None:
-    """The legend to the right of its axes, outside them, so that it never covers data; the
-    constrained layout of `_save` makes room for it between panels (issue 15)."""
+    """The legend to the right of its axes, outside them, so that it never covers data; `_save`
+    makes room for it between panels (issue 15)."""
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
+def _curve(ax, x, y, half=None, low=None, high=None, label=None, color=None, ls="-", marker="o") -> None:
+    """A series with vertical interval bars: one Line2D and one LineCollection, from numpy arrays
+    (errorbar builds more artists, and pandas input goes through matplotlib's unit conversion)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if half is not None:
+        half = np.nan_to_num(np.asarray(half, float))
+        low, high = y - half, y + half
+    (line,) = ax.plot(x, y, ls=ls, marker=marker, ms=4, color=color, label=label)
+    if low is not None:
+        ok = np.isfinite(low) & np.isfinite(high)
+        if ok.any():
+            ax.vlines(x[ok], np.asarray(low, float)[ok], np.asarray(high, float)[ok], color=line.get_color(), lw=1)
+
+
+PANEL = (4.6, 3.4)  # inches of one panel's axes
+MARGINS = {"left": 0.85, "right": 0.25, "bottom": 0.6, "top": 0.65}  # inches: tick labels, axis labels, two-line titles
+
+
+def _figure(n_panels: int, sharey: bool = False):
+    """A figure of `n_panels` axes in a row; `_save` places them (no layout engine)."""
+    fig, axes = plt.subplots(1, n_panels, figsize=(PANEL[0] * n_panels, PANEL[1]), squeeze=False, sharey=sharey)
+    return fig, axes
+
+
 def _save(fig, path: Path) -> Path:
-    """Constrained layout (room for the outside legends; tight_layout warned and cut them off) and a
-    tight bounding box, so nothing is clipped at the figure's edge."""
+    """Place the axes by hand: each panel keeps PANEL's size and is followed by the measured width of
+    its legend, so no legend covers data or leaves the figure; then save with a single draw.
+    Constrained layout and bbox_inches="tight" each drew the figure again and took most of
+    prune-report's time (scripts/bench_report.py)."""
     renderer = fig.canvas.get_renderer()
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
-    if legends:  # widen the figure by the legends' width, so the panels keep their size
-        extra = sum(leg.get_window_extent(renderer).width for leg in legends) / fig.dpi + 0.2 * len(legends)
-        width, height = fig.get_size_inches()
-        fig.set_size_inches(width + extra, height)
-    fig.set_layout_engine("constrained")
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    axes = fig.axes
+    sizes = []
+    for ax in axes:
+        legend = ax.get_legend()
+        box = legend.get_window_extent(renderer) if legend is not None else None
+        sizes.append((box.width / fig.dpi + 0.05 * PANEL[0], box.height / fig.dpi) if box is not None else (0.0, 0.0))
+    m, (pw, ph) = MARGINS, PANEL
+    tallest = max([ph] + [h for _, h in sizes])
+    width = sum(m["left"] + pw + w + m["right"] for w, _ in sizes)
+    height = m["bottom"] + (tallest - ph) + ph + m["top"]
+    fig.set_size_inches(width, height)
+    x = 0.0
+    for ax, (w, _) in zip(axes, sizes):
+        ax.set_position([(x + m["left"]) / width, (m["bottom"] + tallest - ph) / height, pw / width, ph / height])
+        x += m["left"] + pw + w + m["right"]
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def _half(table: pd.DataFrame, confidence: float = 0.95) -> np.ndarray:
+    """Half-width of the Student-t interval from columns n, sd (prune_cli.core.stats.t_interval's
+    formula, for all points at once); NaN for one seed."""
+    n, sd = table["n"].to_numpy(float), table["sd"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 1, t_dist.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n), np.nan)
+
+
+def _title(*lines: str) -> str:
+    return "\n".join(line for line in lines if line)
+
+
+def _by(varying: list[str]) -> str:
+    """The second title line: which keys tell the curves apart (swept config keys by their dotted name)."""
+    return "curves by " + ", ".join(varying) if varying else ""
 
 
 def _pairs(df: pd.DataFrame) -> list[tuple]:
@@ -77,15 +130,15 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
     if not len(acc):
         return None
     pairs = _pairs(acc)
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5.5 * len(pairs), 4.2), squeeze=False)
+    fig, axes = _figure(len(pairs))
     varying = _varying(acc)
     for ax, (dataset, model) in zip(axes[0], pairs):
         part = acc[(acc["dataset"] == dataset) & (acc["model"] == model)]
-        for label, curve in part.groupby(part.apply(lambda r: _label(r, varying), axis=1)):
+        labels = [_label(r, varying) for r in part[varying].to_dict(orient="records")] if varying else ["" for _ in range(len(part))]
+        for label, curve in part.groupby(np.asarray(labels, dtype=object)):
             curve = curve.sort_values("target_sparsity")
             x = 1.0 / (1.0 - curve["target_sparsity"].to_numpy(float))
-            err = np.nan_to_num(curve["ci_half"].to_numpy(float))
-            ax.errorbar(x, curve["mean"], yerr=err, marker="o", capsize=3, label=label)
+            _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label)
         dense = part["dense_mean"].mean()
         if math.isfinite(dense):
             ax.axhline(dense, color="k", ls="--", lw=1, label="dense")
@@ -96,7 +149,7 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
         ax.minorticks_off()
         ax.set_xlabel("compression of prunable weights, 1/(1 - sparsity)")
         ax.set_ylabel(f"{split} accuracy (mean ± CI over seeds)")
-        ax.set_title(f"{dataset} / {model}")
+        ax.set_title(_title(f"{dataset} / {model}: final sparse model", _by(varying)), fontsize=9)
         _legend(ax, 8)
     return _save(fig, out / "accuracy_vs_compression.png")
 
@@ -106,17 +159,21 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     one panel per method, colours by sparsity: the intensification picture (weak classes lose more)."""
     if not len(per_class):
         return None
-    keys = condition_keys(per_class) + [k for k in ("split",) if k in per_class.columns]
-    wide = per_class.pivot_table(
-        index=keys + ["phase", "class"], columns="quantity", values=["mean", "ci_low", "ci_high"], dropna=False
-    ).reset_index()
+    # One row per (condition, phase, class): the experiment key identifies the condition. A
+    # pivot_table over every condition column with dropna=False built their Cartesian product (20 GB
+    # for a folder with method-specific keys such as LAP's).
+    keys = [
+        k for k in ("experiment", "dataset", "model", "method", "target_sparsity", "split", "phase", "class") if k in per_class.columns
+    ]
+    values = per_class.set_index(keys + ["quantity"])[["mean", "ci_low", "ci_high"]]
+    wide = values[~values.index.duplicated()].unstack("quantity").reset_index()
     wide.columns = ["_".join(c for c in col if c) if isinstance(col, tuple) else col for col in wide.columns]
     if "mean_delta_recall" not in wide.columns or "mean_dense_recall" not in wide.columns:
         return None
     wide = wide.rename(columns={"mean_delta_recall": "mean"})
     wide = final_phase(wide)
     methods = sorted(wide["method"].unique())
-    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4.2), squeeze=False, sharey=True)
+    fig, axes = _figure(len(methods), sharey=True)
     cmap = plt.get_cmap("viridis")
     levels = sorted(wide["target_sparsity"].unique())
     for ax, method in zip(axes[0], methods):
@@ -125,20 +182,19 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
             pts = part[part["target_sparsity"] == level]
             if not len(pts):
                 continue
-            lo = (pts["mean"] - pts["ci_low_delta_recall"]).to_numpy(float)
-            hi = (pts["ci_high_delta_recall"] - pts["mean"]).to_numpy(float)
-            ax.errorbar(
+            _curve(
+                ax,
                 pts["mean_dense_recall"],
                 pts["mean"],
-                yerr=np.nan_to_num([lo, hi]),
-                fmt="o",
-                capsize=2,
+                low=pts["ci_low_delta_recall"],
+                high=pts["ci_high_delta_recall"],
                 color=cmap(i / max(1, len(levels) - 1)),
                 label=f"sparsity {level:g}",
+                ls="none",
             )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("dense recall of the class (mean over seeds)")
-        ax.set_title(method)
+        ax.set_title(_title(f"{method}: one point per class", "colour = target sparsity"), fontsize=9)
         _legend(ax, 8)
     axes[0][0].set_ylabel("recall change vs dense (mean ± CI)")
     return _save(fig, out / "recall_change_vs_dense.png")
@@ -176,16 +232,21 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
         df[col] = df[b].astype(float) if "ln" in b else np.log(df[b].astype(float).where(df[b] > 0))
         series.append((col, b if "ln" in b else f"ln {b}", "--"))
     varying = _varying(df)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for label, part in df.groupby(df.apply(lambda r: _label(r, varying), axis=1)):
-        for col, name, style in series:
-            stats = [
-                (s, t_interval(g.groupby("seed")[col].mean() if "seed" in g else g[col])) for s, g in part.groupby("target_sparsity")
-            ]
-            x = [s for s, _ in stats]
-            y = [t["mean"] for _, t in stats]
-            err = np.nan_to_num([t["ci_half"] for _, t in stats])
-            ax.errorbar(x, y, yerr=err, ls=style, marker="o", capsize=3, label=f"{label}: {name}")
+    fig, axes = _figure(1)
+    ax = axes[0][0]
+    keys = ["_curve_label", "target_sparsity"] + (["seed"] if "seed" in df.columns else [])
+    df["_curve_label"] = [_label(r, varying) for r in df[varying].to_dict(orient="records")] if varying else ""
+    for col, name, style in series:
+        per_seed = df.groupby(keys, sort=True)[col].mean()  # one value per seed, then t-intervals
+        if "seed" in keys:
+            per_seed = per_seed.groupby(level=[0, 1])
+            table = pd.DataFrame({"n": per_seed.count(), "mean": per_seed.mean(), "sd": per_seed.std(ddof=1)})
+        else:
+            table = pd.DataFrame({"n": 1, "mean": per_seed, "sd": np.nan})
+        for label, part in table.groupby(level=0, sort=True):
+            part = part.droplevel(0)
+            _curve(ax, part.index, part["mean"], half=_half(part), ls=style, label=f"{label}: {name}" if label else name)
+    ax.set_title(_title("linear regions of the final sparse model", _by(varying)), fontsize=9)
     ax.set_xlabel("target sparsity")
     ax.set_ylabel("ln(number of regions)")
     _legend(ax, 7)
@@ -198,7 +259,7 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
     if not len(density) or not {"grid", "density"} <= set(density.columns):
         return None
     phases = [p for p in ("dense", "pruned", "finetuned") if p in set(density["phase"])] or sorted(set(density["phase"]))
-    fig, axes = plt.subplots(1, len(phases), figsize=(5 * len(phases), 4), squeeze=False)
+    fig, axes = _figure(len(phases))
     seed = density["seed"].min() if "seed" in density.columns else None
     df = density[density["seed"] == seed] if seed is not None else density
     for ax, phase in zip(axes[0], phases):
@@ -239,18 +300,17 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
     present = set(ntk["phase"])
     ntk = ntk[ntk["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present else sorted(present)[0])]
     names = sorted(ntk["metric"].unique())
-    fig, axes = plt.subplots(1, len(names), figsize=(4.8 * len(names), 4), squeeze=False)
+    fig, axes = _figure(len(names))
     for ax, name in zip(axes[0], names):
         part = ntk[ntk["metric"] == name]
         curve_keys = ["method", "target_sparsity"] + _varying(part, candidates=(), skip=("model.widths",))
         for key, curve in part.groupby(curve_keys):
             stats = [(w, t_interval(g.groupby("seed")["value"].mean())) for w, g in curve.groupby("width")]
-            ax.errorbar(
+            _curve(
+                ax,
                 [w for w, _ in stats],
                 [t["mean"] for _, t in stats],
-                yerr=np.nan_to_num([t["ci_half"] for _, t in stats]),
-                marker="o",
-                capsize=3,
+                half=[t["ci_half"] for _, t in stats],
                 label=" ".join(_part(k, v) for k, v in zip(curve_keys, key)),
             )
         ax.set_xscale("log", base=2)

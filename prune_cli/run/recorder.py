@@ -3,9 +3,13 @@ identity and provenance, keep the dense baseline values, and write the per-run C
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from ..core.atomic_io import atomic_torch_save, atomic_write_csv
@@ -20,17 +24,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAVED_PHASES = ("dense", "pruned", "finetuned")  # phases whose model weights are kept as files
+PREDICTIONS_FILE = "predictions.npz"  # per phase and split: each test example's predicted class
 
 
 def record(exp: Experiment, phase: str) -> None:
     """Evaluate the current model and add its rows; the dense phase sets the baseline values."""
     cfg = exp.cfg
-    scalars, per_class = [], []
+    scalars, per_class, predictions = [], [], {}
     for split in cfg.metrics.splits:
         x, y = exp.data.split(split)
-        s, pc = classification_metrics(evaluate(exp.model, x, y, cfg.train.eval_batch_size, exp.accel), exp.data.num_classes, split)
+        ev = evaluate(exp.model, x, y, cfg.train.eval_batch_size, exp.accel)
+        s, pc = classification_metrics(ev, exp.data.num_classes, split)
         scalars += s
         per_class += pc
+        predictions[split] = (ev.targets, ev.predictions)
+    save_predictions(exp.run_dir / PREDICTIONS_FILE, phase, predictions, exp.data.num_classes)
     layers = layer_table(exp.model, exp.prunable, exp.data.input_shape)
     scalars += model_cost_metrics(exp.model, exp.prunable, layers)
     for name in METRICS.names():
@@ -62,6 +70,27 @@ def record(exp: Experiment, phase: str) -> None:
         summary["sparsity_total"],
         summary["compression_ratio"],
     )
+
+
+def save_predictions(path: Path, phase: str, predictions: dict, num_classes: int) -> None:
+    """Add this phase's predicted classes to the run's predictions file (numpy .npz, compressed):
+    `label_<split>` (the true classes, once) and `pred_<phase>_<split>`, in the smallest unsigned
+    integer type that holds the classes (10,000 CIFAR test images: about 5 KB per phase). The
+    pruning-identified exemplars of prune-report (Hooker et al. 2019) are computed from them. The
+    file is read, extended and replaced atomically, so a resumed run keeps its earlier phases."""
+    dtype = np.uint8 if num_classes <= 256 else np.uint16 if num_classes <= 65536 else np.int64
+    arrays = {}
+    if path.exists():
+        with np.load(path) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+    for split, (targets, preds) in predictions.items():
+        arrays[f"label_{split}"] = targets.numpy().astype(dtype)
+        arrays[f"pred_{phase}_{split}"] = preds.numpy().astype(dtype)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
 
 
 def metric_context(exp: Experiment, name: str) -> MetricContext:

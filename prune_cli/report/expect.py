@@ -1,0 +1,169 @@
+"""`prune-report --expect`: check a results folder against the values a preset is expected to
+reproduce (published numbers, or numbers measured here for the offline presets).
+
+An expected-values file (configs/expected/<preset>.yaml, or any file of the same form) holds the
+run `name` its runs carry (a preset sets `name` to its own name), where its numbers come from
+(`source`, a paper and its table), and one entry per operating point:
+
+    name: lap_mlp_mnist
+    source: Park et al., ICLR 2020, Table 1
+    metric: accuracy          # default for every point (a metrics.csv metric)
+    split: test
+    phase: final              # final = finetuned, else pruned; or dense, pruned, finetuned, round_<r>, ...
+    points:
+      - {method: magnitude, sparsity: 0.9364, value: 0.9825, band: 0.003}
+
+For each point the runs with that name, method (`method.name`) and target sparsity (and the
+`match` config values, e.g. {schedule.restart_from: rewind}) are averaged over seeds; the point is
+`inside` when |mean - value| <= band, `outside` otherwise, and `missing` without runs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..core.paths import configs_dir
+from ..core.stats import t_interval
+from ..results import flatten_config
+
+FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset"}
+POINT_KEYS = {"method", "sparsity", "value", "band", "metric", "split", "phase", "match", "source"}
+FINAL = "final"
+
+
+def expected_dir() -> Path:
+    return configs_dir() / "expected"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in expected_dir().glob("*.yaml"))
+
+
+def _bad(key: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"--expect: {key} = {value!r} is not allowed; expected {allowed}")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def load_expected(spec: str) -> dict:
+    """The checked content of an expected-values file: a path, or the name of a file in
+    configs/expected/. Raises ValueError naming the key, the value and what is allowed."""
+    path = Path(spec)
+    if not path.is_file():
+        if "/" in spec or spec.endswith((".yaml", ".yml")) or spec not in available():
+            raise _bad("--expect", spec, "an expected-values file or one of: " + ", ".join(available()))
+        path = expected_dir() / f"{spec}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"--expect: {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise _bad(str(path), type(data).__name__, "a mapping with keys " + ", ".join(sorted(FILE_KEYS)))
+    unknown = set(data) - FILE_KEYS
+    if unknown:
+        raise _bad(f"{path}: key {sorted(unknown)[0]}", data[sorted(unknown)[0]], "one of the keys " + ", ".join(sorted(FILE_KEYS)))
+    if not isinstance(data.get("name"), str):
+        raise _bad(f"{path}: name", data.get("name"), "the run name of the preset's runs (a string)")
+    points = data.get("points")
+    if not isinstance(points, list) or not points:
+        raise _bad(f"{path}: points", points, "a non-empty list of {method, sparsity, value, band} entries")
+    for i, p in enumerate(points):
+        where = f"{path}: points[{i}]"
+        if not isinstance(p, dict):
+            raise _bad(where, p, "a mapping")
+        unknown = set(p) - POINT_KEYS
+        if unknown:
+            key = sorted(unknown)[0]
+            raise _bad(f"{where}.{key}", p[key], "one of the keys " + ", ".join(sorted(POINT_KEYS)))
+        for key in ("value", "band"):
+            if not _number(p.get(key)):
+                raise _bad(f"{where}.{key}", p.get(key), "a finite number")
+        if p["band"] < 0:
+            raise _bad(f"{where}.band", p["band"], "a number >= 0 (the allowed absolute deviation)")
+        if not _number(p.get("sparsity")) or not 0 <= p["sparsity"] < 1:
+            raise _bad(f"{where}.sparsity", p.get("sparsity"), "a number in [0, 1)")
+        if "match" in p and not isinstance(p["match"], dict):
+            raise _bad(f"{where}.match", p["match"], "a mapping of dotted config keys to values")
+    data["_path"] = str(path)
+    return data
+
+
+def _final_rows(rows: pd.DataFrame, phase: str) -> pd.DataFrame:
+    if phase != FINAL:
+        return rows[rows["phase"] == phase]
+    rank = rows["phase"].map({"finetuned": 2, "pruned": 1}).fillna(0)
+    rows = rows.assign(_rank=rank)[rank > 0]
+    return rows.sort_values("_rank").drop_duplicates("run_id", keep="last").drop(columns="_rank")
+
+
+def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict], confidence: float = 0.95) -> pd.DataFrame:
+    """One row per expected point: the measured mean over seeds, its interval, and the status."""
+    flat = {run: flatten_config(cfg) for run, cfg in configs.items()}
+    named = {run for run, cfg in configs.items() if cfg.get("name") == expected["name"]}
+    out = []
+    for p in expected["points"]:
+        metric = p.get("metric", expected.get("metric", "accuracy"))
+        split = p.get("split", expected.get("split", "test"))
+        phase = p.get("phase", expected.get("phase", FINAL))
+        runs = {
+            r
+            for r in named
+            if (p.get("method") is None or configs[r].get("method", {}).get("name") == p["method"])
+            and (phase == "dense" or np.isclose(float(configs[r].get("sparsity", math.nan)), p["sparsity"]))
+            and all(flat[r].get(k) == flatten_config(v).get("") for k, v in (p.get("match") or {}).items())
+        }
+        rows = metrics[metrics["run_id"].isin(runs) & (metrics["metric"] == metric) & (metrics["split"] == split)]
+        rows = _final_rows(rows, phase)
+        per_seed = rows.groupby("seed")["value"].mean()
+        stats = t_interval(per_seed.to_numpy(float), confidence)
+        mean = stats["mean"]
+        status = "missing" if not len(per_seed) else "inside" if abs(mean - p["value"]) <= p["band"] + 1e-12 else "outside"
+        out.append(
+            {
+                "name": expected["name"],
+                "method": p.get("method", ""),
+                "sparsity": p["sparsity"],
+                "phase": phase,
+                "metric": metric,
+                "split": split,
+                "expected": p["value"],
+                "band": p["band"],
+                "low": p["value"] - p["band"],
+                "high": p["value"] + p["band"],
+                "measured": mean,
+                "n_seeds": stats["n_seeds"],
+                "ci_low": stats["ci_low"],
+                "ci_high": stats["ci_high"],
+                "deviation": mean - p["value"] if len(per_seed) else math.nan,
+                "status": status,
+                "source": p.get("source", expected.get("source", "")),
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
+    from .summary import markdown_table
+
+    counts = table["status"].value_counts()
+    head = (
+        f"Expected values: {expected['_path']} (runs named `{expected['name']}`); source: {expected.get('source', '?')}"
+        + (f"; status: {expected['status']}" if expected.get("status") else "")
+        + f". {counts.get('inside', 0)} inside, {counts.get('outside', 0)} outside, "
+        + f"{counts.get('missing', 0)} missing of {len(table)} points."
+    )
+    shown = table[["method", "sparsity", "phase", "metric", "expected", "band", "measured", "n_seeds", "deviation", "status"]]
+    return head + "\n\n" + markdown_table(shown)
+
+
+def strict_failures(table: Optional[pd.DataFrame]) -> int:
+    """Points that --expect-strict rejects: outside the band, or missing (a point not run is not confirmed)."""
+    return 0 if table is None else int(table["status"].isin(["outside", "missing"]).sum())

@@ -1,0 +1,107 @@
+"""`report.html`: the whole report on one self-contained page (no network, no other file): the
+markdown of summary.md (experiments, report card, expected values, verdicts, accuracy, disparate
+impact, standards) rendered as HTML, with every figure embedded as a base64 PNG.
+
+Only the markdown that prune-report itself writes is rendered: headings, paragraphs, bullet
+lists, pipe tables, fenced code blocks, inline code and images."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from ..core.atomic_io import atomic_write_text
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; line-height: 1.4; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+tr:nth-child(even) td { background: #fafafa; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+code { background: #f2f2f2; padding: 0 0.2em; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+"""
+
+IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
+CODE = re.compile(r"`([^`]+)`")
+
+
+def _inline(text: str) -> str:
+    """Escaped text with `code` spans."""
+    parts = CODE.split(text)
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p) for i, p in enumerate(parts))
+
+
+def _image(alt: str, src: str, folder: Path) -> str:
+    path = folder / src
+    if not path.is_file():
+        return f"<p>(figure {html.escape(src)} missing)</p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    caption = html.escape(alt)
+    return f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
+    """The HTML page of prune-report's markdown; images are read from `folder` and embedded."""
+    lines = markdown.splitlines()
+    body: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("```"):
+            j = i + 1
+            while j < len(lines) and not lines[j].startswith("```"):
+                j += 1
+            body.append("<pre>" + html.escape("\n".join(lines[i + 1 : j])) + "</pre>")
+            i = j + 1
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+            i += 1
+        elif line.startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].startswith("|"):
+                j += 1
+            rows = [r for r in lines[i:j] if not re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", r.strip())]
+            head, *rest = rows
+            table = ["<table>", "<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in _cells(head)) + "</tr>"]
+            table += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in rest]
+            body.append("\n".join(table + ["</table>"]))
+            i = j
+        elif line.startswith("- "):
+            j = i
+            while j < len(lines) and lines[j].startswith("- "):
+                j += 1
+            body.append("<ul>" + "".join(f"<li>{_inline(x[2:])}</li>" for x in lines[i:j]) + "</ul>")
+            i = j
+        elif IMAGE.fullmatch(line.strip()):
+            alt, src = IMAGE.fullmatch(line.strip()).groups()
+            body.append(_image(alt, src, folder))
+            i += 1
+        elif line.strip():
+            j = i
+            while j < len(lines) and lines[j].strip() and not lines[j].startswith(("#", "|", "- ", "```", "![")):
+                j += 1
+            body.append("<p>" + _inline(" ".join(x.strip() for x in lines[i:j])) + "</p>")
+            i = j
+        else:
+            i += 1
+    head = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>"
+    )
+    return head + "\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
+
+
+def write_html(markdown: str, folder: Path, title: str) -> Path:
+    path = Path(folder) / "report.html"
+    atomic_write_text(path, markdown_to_html(markdown, Path(folder), title))
+    return path

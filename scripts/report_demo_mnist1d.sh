@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The offline evidence sweep of prune-report (issue 15; docs/report.md, "Evidence"): MNIST-1D, an
+# MLP 40-256-256-10, magnitude (global) vs LAP (layerwise) vs random (layerwise) at the first four
+# ShrinkBench sparsities, 5 seeds: 60 runs sharing 5 dense models (dense cache), with short training
+# so that it finishes in about ten minutes on a 2-core CPU. Then prune-report, timed.
+#   scripts/report_demo_mnist1d.sh [RESULTS_DIR]        (default results/report_demo)
+set -euo pipefail
+RESULTS=${1:-results/report_demo}
+PY=${PYTHON:-python}
+export OMP_NUM_THREADS=1
+start=$(date +%s)
+nice -n 10 "$PY" -m prune_cli.cli -m name=report_demo results_dir="$RESULTS" \
+    dataset=mnist1d model=mlp train.epochs=10 finetune.epochs=3 \
+    method=magnitude,lookahead,random sparsity=0.5,0.75,0.875,0.9375 seed=0,1,2,3,4
+echo "sweep wall time: $(( $(date +%s) - start )) s"
+start=$(date +%s.%N)
+"$PY" -W error -m prune_cli.report "$RESULTS"
+echo "prune-report wall time: $(echo "$(date +%s.%N) - $start" | bc) s"

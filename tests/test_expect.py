@@ -1,0 +1,196 @@
+"""`prune-report --expect`: presets with expected values (configs/expected/), each point marked
+inside / outside its band, `--expect-strict`, and the checks on the files themselves."""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from conftest import REPO, run_cli
+from prune_cli.report import main as report_main
+from prune_cli.report.expect import available, check_expected, load_expected
+
+EXPECTED_DIR = REPO / "configs" / "expected"
+PRESETS = REPO / "configs" / "experiment"
+
+
+def write_tiny_mnist(root: Path) -> Path:
+    """The four MNIST IDX files (real format, 20 + 10 random images) under root/MNIST/raw."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, shape in (("train-images-idx3-ubyte", (20, 28, 28)), ("t10k-images-idx3-ubyte", (10, 28, 28))):
+        a = rng.integers(0, 256, shape)
+        (raw / name).write_bytes(struct.pack(">BBBB", 0, 0, 8, 3) + struct.pack(">3I", *shape) + a.astype(np.uint8).tobytes())
+    for name, n in (("train-labels-idx1-ubyte", 20), ("t10k-labels-idx1-ubyte", 10)):
+        a = np.arange(n) % 10
+        (raw / name).write_bytes(struct.pack(">BBBB", 0, 0, 8, 1) + struct.pack(">I", n) + a.astype(np.uint8).tobytes())
+    return root
+
+
+# ----------------------------------------------------------------------------- the shipped files
+
+
+@pytest.mark.parametrize("name", available())
+def test_expected_file_is_valid_and_matches_its_preset(name):
+    """Each expected-values file loads, names a preset, and every point is a point of the preset's
+    sweep (method and sparsity). The preset's configs compose and pass the pre-run checks at every
+    sweep point in tests/test_report_presets.py (no training)."""
+    from omegaconf import OmegaConf
+
+    expected = load_expected(name)
+    assert expected["source"]
+    preset = PRESETS / f"{expected['name']}.yaml"
+    assert preset.exists(), f"{name}: no preset {preset.name}"
+    params = OmegaConf.load(preset).hydra.sweeper.params
+    methods = str(params["method"]).split(",")
+    group = next((k for k in params if "/" in k), None)  # operating points as config files
+    if group:
+        folder = REPO / "configs" / group.split("@")[0]
+        sparsities = [float(OmegaConf.load(folder / f"{o}.yaml").sparsity) for o in str(params[group]).split(",")]
+    else:
+        sparsities = [float(s) for s in str(params["sparsity"]).split(",")]
+    for p in expected["points"]:
+        if p.get("phase") == "dense":
+            continue
+        assert p["method"] in methods, (name, p)
+        assert any(math.isclose(p["sparsity"], s, rel_tol=1e-9) for s in sparsities), (name, p)
+
+
+def test_unknown_preset_or_bad_file_stops_before_anything_is_written(tmp_path, capsys):
+    results = tmp_path / "results"
+    (results / "runs").mkdir(parents=True)
+    with pytest.raises(SystemExit) as e:
+        report_main([str(results), "--expect", "no_such_preset"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "no_such_preset" in err and "expect_mnist1d" in err  # the value and what is allowed
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "points": [{"method": "magnitude", "sparsity": 0.5, "value": 0.9, "bnd": 0.1}]}))
+    with pytest.raises(SystemExit) as e:
+        report_main([str(results), "--expect", str(bad)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "points[0].bnd" in err and "band" in err
+    bad.write_text(yaml.safe_dump({"name": "x", "points": [{"method": "magnitude", "sparsity": 0.5, "value": 0.9, "band": -1}]}))
+    with pytest.raises(SystemExit):
+        report_main([str(results), "--expect", str(bad)])
+    assert "points[0].band" in capsys.readouterr().err
+    assert not (results / "report").exists()
+
+
+# ----------------------------------------------------------------------------- marking points
+
+
+def _fake_run(root: Path, run_id: str, method: str, sparsity: float, seed: int, dense: float, final: float, name: str = "p"):
+    run = root / "runs" / run_id
+    run.mkdir(parents=True)
+    cfg = {"name": name, "seed": seed, "sparsity": sparsity, "method": {"name": method}, "schedule": {"restart_from": "trained"}}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ctx = {
+        "run_id": run_id,
+        "seed": seed,
+        "dataset": "d",
+        "model": "m",
+        "method": method,
+        "schedule": "oneshot",
+        "target_sparsity": sparsity,
+        "score": method,
+        "allocation": "global",
+        "structure": "unstructured",
+        "name": name,
+    }
+    rows = [
+        {**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": dense},
+        {**ctx, "phase": "pruned", "split": "test", "metric": "accuracy", "value": 0.0},
+        {**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": final},
+    ]
+    pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
+    (run / "COMPLETE").write_text("")
+
+
+MAG = [0.90, 0.92, 0.94]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for seed, acc in enumerate(MAG):
+        _fake_run(tmp_path, f"mag-{seed}", "magnitude", 0.5, seed, 0.95, acc)
+        _fake_run(tmp_path, f"rnd-{seed}", "random", 0.5, seed, 0.95, 0.5)
+        _fake_run(tmp_path, f"other-{seed}", "magnitude", 0.5, seed, 0.95, 0.1, name="other")  # another preset's runs
+    return tmp_path
+
+
+def _expected_file(path: Path, points: list[dict]) -> Path:
+    path.write_text(yaml.safe_dump({"name": "p", "source": "hand-made", "metric": "accuracy", "points": points}))
+    return path
+
+
+def test_points_are_marked_inside_outside_or_missing(folder, tmp_path):
+    from prune_cli.results import load
+
+    spec = _expected_file(
+        tmp_path / "e.yaml",
+        [
+            {"method": "magnitude", "sparsity": 0.5, "value": 0.93, "band": 0.011},  # mean 0.92: inside
+            {"method": "random", "sparsity": 0.5, "value": 0.6, "band": 0.05},  # 0.5: outside
+            {"method": "random", "sparsity": 0.9, "value": 0.6, "band": 0.05},  # not run
+            {"phase": "dense", "sparsity": 0.0, "value": 0.95, "band": 0.0},  # dense phase, any method
+            {"method": "magnitude", "sparsity": 0.5, "value": 0.92, "band": 0.0, "match": {"schedule.restart_from": "rewind"}},
+        ],
+    )
+    res = load(folder)
+    table = check_expected(load_expected(str(spec)), res.metrics, res.configs, confidence=0.9)
+    assert table["status"].tolist() == ["inside", "outside", "missing", "inside", "missing"]
+    first = table.iloc[0]
+    assert first["measured"] == pytest.approx(np.mean(MAG))  # the finetuned phase, runs named p only
+    half = stats.t.ppf(0.95, 2) * np.std(MAG, ddof=1) / math.sqrt(3)
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx((np.mean(MAG) - half, np.mean(MAG) + half))
+    assert first["n_seeds"] == 3 and first["deviation"] == pytest.approx(-0.01)
+
+
+def test_expect_csv_summary_section_and_strict_exit_code(folder, tmp_path, capsys):
+    inside = _expected_file(tmp_path / "in.yaml", [{"method": "magnitude", "sparsity": 0.5, "value": 0.92, "band": 0.01}])
+    report_main([str(folder), "--expect", str(inside), "--expect-strict", "--no-plots"])  # returns: no SystemExit
+    table = pd.read_csv(folder / "report" / "expect.csv")
+    assert table["status"].tolist() == ["inside"]
+    assert "## Expected values" in (folder / "report" / "summary.md").read_text()
+    outside = _expected_file(tmp_path / "out.yaml", [{"method": "magnitude", "sparsity": 0.5, "value": 0.80, "band": 0.01}])
+    report_main([str(folder), "--expect", str(outside), "--no-plots"])  # without --expect-strict: exit 0
+    assert "outside: magnitude at sparsity 0.5" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        report_main([str(folder), "--expect", str(outside), "--expect-strict", "--no-plots"])
+    assert e.value.code == 1
+    assert pd.read_csv(folder / "report" / "expect.csv")["status"].tolist() == ["outside"]
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.mark.slow
+def test_offline_preset_reproduces_its_expected_values(tmp_path):
+    """The MNIST-1D preset end to end (12 short runs, about two minutes on 2 busy cores), then
+    prune-report --expect expect_mnist1d --expect-strict."""
+    results = tmp_path / "results"
+    run_cli(["-m", "+experiment=expect_mnist1d"], results, timeout=900)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "prune_cli.report", str(results), "--expect", "expect_mnist1d", "--expect-strict"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = pd.read_csv(results / "report" / "expect.csv")
+    assert (table["status"] == "inside").all() and len(table) == 5

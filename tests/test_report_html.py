@@ -1,0 +1,82 @@
+"""report.html: the verdicts, the report card, the disparate-impact tables and the figures on one
+self-contained page (figures embedded byte for byte, nothing fetched from elsewhere)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from prune_cli.report import build_report
+from prune_cli.report.html import markdown_to_html
+from test_disparate_impact import DENSE, LABELS, PRUNED, _fake_run
+
+
+def _per_class(run_dir, method, sparsity, seed, dense, final):
+    rows = []
+    for phase, preds in (("dense", dense), ("finetuned", final)):
+        for c in range(4):
+            inside = LABELS == c
+            rows.append(
+                {
+                    "run_id": run_dir.name,
+                    "seed": seed,
+                    "dataset": "synthetic",
+                    "model": "mlp",
+                    "method": method,
+                    "score": method,
+                    "allocation": "global",
+                    "structure": "unstructured",
+                    "schedule": "oneshot",
+                    "target_sparsity": sparsity,
+                    "phase": phase,
+                    "split": "test",
+                    "class": c,
+                    "support": int(inside.sum()),
+                    "recall": float((preds[inside] == c).mean()),
+                    "dense_recall": float((dense[inside] == c).mean()),
+                }
+            )
+    pd.DataFrame(rows).to_csv(run_dir / "per_class.csv", index=False)
+
+
+def test_report_html_is_one_self_contained_page(tmp_path):
+    root = tmp_path / "results"
+    for seed in range(3):
+        for method, final in (("magnitude", PRUNED[seed]), ("random", DENSE[seed])):
+            _fake_run(root, f"{method}-{seed}", method, 0.9, seed, DENSE[seed], final)
+            _per_class(root / "runs" / f"{method}-{seed}", method, 0.9, seed, DENSE[seed], final)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        written = build_report(root, plots=True)
+    page = written["report.html"].read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    for heading in ("Report card", "Paired comparisons", "Disparate impact", "Evaluation standards", "Plots"):
+        assert re.search(f"<h2>{heading}", page), heading
+    verdicts = pd.read_csv(written["comparisons.csv"])["verdict"]
+    assert len(verdicts) and all(html.escape(v) in page for v in verdicts)
+    card = pd.read_csv(written["report_card.csv"])
+    assert all(html.escape(r) in page for r in card["recommendation"])
+    pngs = [p for name, p in written.items() if name.endswith(".png")]
+    assert pngs
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert sorted(base64.b64decode(e) for e in embedded) == sorted(p.read_bytes() for p in pngs)
+    sources = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert all(s.startswith("data:image/png;base64,") for s in sources)  # nothing fetched, no other file
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    pies = pd.read_csv(written["pie_per_class.csv"])
+    assert pies[pies["method"] == "magnitude"]["pie_count"].sum() == 4
+    assert np.isfinite(pd.read_csv(written["worst_class.csv"])["worst_class_change"]).all()
+
+
+def test_markdown_tables_lists_code_and_escaping():
+    md = "# T\n\nsome `x<y` text\n\n| a | b |\n|---|---|\n| 1 | <2> |\n\n- one\n- two\n\n```\nraw | <line>\n```\n"
+    page = markdown_to_html(md, folder=None, title="t")
+    assert "<h1>T</h1>" in page and "<code>x&lt;y</code>" in page
+    assert "<tr><th>a</th><th>b</th></tr>" in page and "<td>&lt;2&gt;</td>" in page
+    assert "<ul><li>one</li><li>two</li></ul>" in page
+    assert "<pre>raw | &lt;line&gt;</pre>" in page
