@@ -105,7 +105,7 @@ class MethodConfig:
     match_masks: Optional[str] = None  # allocation=matched: masks.pt of another run (its per-layer counts)
     match_method: Optional[str] = None  # allocation=matched: a method config (configs/method/<name>.yaml) run here
     match_allocation: Optional[str] = None  # matched + match_method: override that method's allocation (null = its own)
-    # Which weights are removed together: unstructured | channel | nm | block
+    # Which weights are removed together: unstructured | channel | channel_group | nm | block | bcr
     structure: str = "unstructured"
     group_norm: str = "l1"  # channel/block: norm of the scores in a unit/block, l1 | l2
     nm_n: int = 2  # structure=nm: keep N ...

@@ -9,8 +9,8 @@ density, whether the ranking is inverted). The registry holds a `Structure`; the
 `.masks(...)`, and a layer-local structure can also be called on one layer as
 `STRUCTURES.get(name)(score, k, selection, method)` (sequential scores such as LAP-forward do this).
 
-Each structure is a plugin module in prune_cli/pruning/structures/ (unstructured, channel, nm,
-block); this module holds what they share: the context (with the model's layer graph,
+Each structure is a plugin module in prune_cli/pruning/structures/ (unstructured, channel,
+channel_group, nm, block, bcr); this module holds what they share: the context (with the model's layer graph,
 prune_cli/models/graph.py), column masks, the path check, top-k and group norms.
 """
 
