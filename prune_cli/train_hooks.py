@@ -21,7 +21,7 @@ At the end of every epoch `h.epoch_row()` adds columns to the history row, valid
 `h.evaluation(model)` (a context in which the model computes what the hook's forward computes), the
 checkpoint stores `h.state_dict()` in `TrainProgress.hook`, and training stops early once
 `h.finished()`. A fresh phase calls `h.start(model)` before the first step; a resumed one calls
-`h.load_state_dict(state)` instead, so everything the hook decides at its start (which weights to
+`h.resume(model, state)` instead, so everything the hook decides at its start (which weights to
 penalise, the initial auxiliary parameters) must be in its state for a bit-exact resume.
 
 This module is at the training layer: it imports no pruning code, so methods (prune_cli/pruning/
@@ -43,7 +43,7 @@ class TrainHook:
     """No-op defaults for every point of the training loop; subclass and override what you need."""
 
     def start(self, model: nn.Module) -> None:
-        """A fresh phase begins (not called on resume: `load_state_dict` is)."""
+        """A fresh phase begins (not called on resume: `resume` is)."""
 
     def steps_needed(self) -> Optional[int]:
         """Optimizer steps this hook needs when its phase length is its own (None: the config's epochs)."""
@@ -85,5 +85,6 @@ class TrainHook:
         (the checkpoint is read with `torch.load(weights_only=True)`)."""
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore `state_dict()`'s output (the model's weights are restored by the checkpoint)."""
+    def resume(self, model: nn.Module, state: dict) -> None:
+        """A resumed phase begins, instead of `start`: restore `state_dict()`'s output (the model's
+        weights are already restored by the checkpoint)."""

@@ -171,7 +171,7 @@ def train(
         gen.set_state(resume.generator)
         first_epoch = resume.epoch
     if hook is not None and resume is not None:
-        hook.load_state_dict(resume.hook)
+        hook.resume(model, resume.hook)
     elif hook is not None:
         hook.start(model)
     groups = optimizer.param_groups

@@ -87,8 +87,8 @@ class ScaledGate(TrainHook):
     def state_dict(self):
         return {"a": self.a.detach().clone(), "opt": copy.deepcopy(self.opt.state_dict()), "c": self.c, "steps": self.steps}
 
-    def load_state_dict(self, state):
-        self.calls.append("load")
+    def resume(self, model, state):
+        self.calls.append("resume")
         self.a = state["a"].clone().requires_grad_(True)
         self.opt = torch.optim.Adam([self.a], lr=0.05)
         self.opt.load_state_dict(state["opt"])
@@ -141,7 +141,7 @@ def test_resumed_phase_is_bit_identical_to_an_uninterrupted_one():
     resumed_model.load_state_dict(saved["model"])
     hook = ScaledGate()
     _, rows = run(hook, model=resumed_model, resume=saved["progress"])
-    assert hook.calls[0] == "load" and "start" not in hook.calls
+    assert hook.calls[0] == "resume" and "start" not in hook.calls
     for name, value in full_model.state_dict().items():
         assert torch.equal(resumed_model.state_dict()[name], value), name
     assert torch.equal(hook.a, full_hook.a) and hook.c == full_hook.c
