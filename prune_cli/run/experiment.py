@@ -167,7 +167,7 @@ class Experiment:
                 self.rewind_states[progress.epoch] = cpu_state(self.model)
             checkpoint.save(self, progress)
 
-        train(
+        rows = train(
             self.model,
             self.data,
             train_cfg,
@@ -181,7 +181,8 @@ class Experiment:
             hook=hook,
         )
         self.progress = None
-        log.info("%s: trained to epoch %d in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
+        last = rows[-1]["epoch"] if rows else train_cfg.epochs  # a hook may stop early (docs/training_time.md)
+        log.info("%s: trained to epoch %d in %.1f s", phase, last, time.perf_counter() - start)
 
     # -- steps a schedule composes ---------------------------------------------------------
 
