@@ -64,6 +64,11 @@ class TrainHook:
         """After the optimizer step (masks already re-applied). Return new masks to enforce from now on."""
         return None
 
+    def current_masks(self) -> Optional[Masks]:
+        """The masks this hook has made the loop enforce (after_step's last non-None return); a
+        resumed phase enforces them again before its first step."""
+        return None
+
     def evaluation(self, model: nn.Module) -> ContextManager:
         """A context in which `model(x)` computes what `forward` computes (used for validation)."""
         return contextlib.nullcontext()

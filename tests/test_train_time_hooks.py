@@ -46,6 +46,7 @@ class ScaledGate(TrainHook):
         self.opt = torch.optim.Adam([self.a], lr=0.05)
         self.c = 0.0
         self.steps = 0
+        self.masks = None
 
     def forward(self, model, x):
         h = torch.relu(model.net[0](x) * self.a)
@@ -65,8 +66,12 @@ class ScaledGate(TrainHook):
         if self.steps == 5:
             mask = torch.ones_like(model.net[0].weight, dtype=torch.bool)
             mask[0, 0] = False
-            return {"net.0.weight": mask}
+            self.masks = {"net.0.weight": mask}
+            return self.masks
         return None
+
+    def current_masks(self):
+        return self.masks
 
     @contextlib.contextmanager
     def evaluation(self, model):
@@ -85,7 +90,8 @@ class ScaledGate(TrainHook):
         return {"scale": float(self.a.detach()), "penalty_c": self.c}
 
     def state_dict(self):
-        return {"a": self.a.detach().clone(), "opt": copy.deepcopy(self.opt.state_dict()), "c": self.c, "steps": self.steps}
+        state = {"a": self.a.detach().clone(), "opt": copy.deepcopy(self.opt.state_dict()), "c": self.c, "steps": self.steps}
+        return state if self.masks is None else {**state, "masks": {n: m.clone() for n, m in self.masks.items()}}
 
     def resume(self, model, state):
         self.calls.append("resume")
@@ -93,6 +99,7 @@ class ScaledGate(TrainHook):
         self.opt = torch.optim.Adam([self.a], lr=0.05)
         self.opt.load_state_dict(state["opt"])
         self.c, self.steps = state["c"], state["steps"]
+        self.masks = state.get("masks")
 
 
 def run(hook, epochs=3, model=None, resume=None, keep=None):
@@ -123,19 +130,20 @@ def test_validation_runs_in_the_hooks_evaluation_context():
     assert rows[0]["val_accuracy"] == expected
 
 
-def test_resumed_phase_is_bit_identical_to_an_uninterrupted_one():
+@pytest.mark.parametrize("stop_after", [1, 2])  # epoch 2: after the hook's masks (step 5) must be enforced again
+def test_resumed_phase_is_bit_identical_to_an_uninterrupted_one(stop_after):
     full_hook = ScaledGate()
     full_model, full_rows = run(full_hook)
 
     saved = {}
 
     def keep(row, progress: TrainProgress):
-        if progress.epoch == 1:
+        if progress.epoch == stop_after:
             saved["model"] = copy.deepcopy(full_model_1.state_dict())
             saved["progress"] = copy.deepcopy(progress)
 
     full_model_1 = TwoLayer(seed=3)
-    run(ScaledGate(), epochs=3, model=full_model_1, keep=keep)  # checkpointed after epoch 1 (as state.pt would be)
+    run(ScaledGate(), epochs=3, model=full_model_1, keep=keep)  # checkpointed after an epoch (as state.pt would be)
 
     resumed_model = TwoLayer(seed=99)
     resumed_model.load_state_dict(saved["model"])
@@ -145,7 +153,7 @@ def test_resumed_phase_is_bit_identical_to_an_uninterrupted_one():
     for name, value in full_model.state_dict().items():
         assert torch.equal(resumed_model.state_dict()[name], value), name
     assert torch.equal(hook.a, full_hook.a) and hook.c == full_hook.c
-    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in full_rows[1:]]
+    assert [r["train_loss"] for r in rows] == [r["train_loss"] for r in full_rows[stop_after:]]
 
 
 class StopAfter(TrainHook):

@@ -205,6 +205,9 @@ class AutoPruneHook(TrainHook):
             return self.keep
         return None
 
+    def current_masks(self) -> Optional[Masks]:
+        return self.keep
+
     @contextlib.contextmanager
     def evaluation(self, model):
         if self.keep is not None:

@@ -20,6 +20,7 @@ LR fixed while regularizing) for as many epochs as the penalty schedule needs.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Optional
 
@@ -111,7 +112,9 @@ class GRegHook(TrainHook):
         self.params = {n: named[n] for n in self.ctx.prunable}
 
     def _choose(self, model) -> None:
-        masks = prune_to_density(model, self.ctx.density, self.ctx.prune)
+        # on a copy: the pruner may change the weights it scores (method.rounds > 1 masks between
+        # rounds, the reinit ablation), and GReg only chooses here; the weights shrink by the penalty
+        masks = prune_to_density(copy.deepcopy(model), self.ctx.density, self.ctx.prune)
         self.keep = {n: m.to(self.params[n].device) for n, m in masks.items()}
 
     def start(self, model) -> None:
