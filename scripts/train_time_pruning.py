@@ -7,6 +7,9 @@ trained dense MLP (the dense cache) and getting the same budget of epochs after 
 - magnitude: `schedule=oneshot`, fine-tuning for BUDGET epochs;
 - greg1 / greg2: a regularization phase of about BUDGET/2 epochs (its penalty schedule is set so that
   its steps fill them), then BUDGET/2 epochs of fine-tuning;
+- oneshot/mp_global_normalize: one-shot with per-layer normalized magnitudes, fine-tuning for
+  BUDGET epochs (a control: AutoPrune's gates start at |w| / mean |w| of the layer, which implies
+  this allocation);
 - autoprune: a gating phase of at most BUDGET/2 epochs (it stops earlier when the gates reach the
   target), then BUDGET/2 epochs of fine-tuning.
 
@@ -17,8 +20,8 @@ fine-tuning, the paired difference to magnitude (same seed) and whether the clai
     python scripts/train_time_pruning.py --results-dir results/train_time_pruning
     python scripts/train_time_pruning.py --results-dir results/train_time_pruning --table-only
 
-Cost: one dense MLP per seed (the default 40 epochs) and 4 methods x 2 sparsities x 3 seeds runs of
-10 epochs after it, about 15 minutes on a loaded 2-core machine.
+Cost: one dense MLP per seed (the default 40 epochs) and 5 settings x 2 sparsities x 3 seeds runs of
+10 epochs after it, about 20 minutes on a 2-core machine at load 15.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
+BASELINE = "oneshot/magnitude"
 STEPS_PER_EPOCH = math.ceil(7199 / 128)  # MNIST-1D's default training split (7199 examples), batch 128
 
 
@@ -52,10 +56,19 @@ def settings(budget: int) -> dict[str, list[str]]:
         f"schedule.stabilize_steps={steps - 91 - 170}",
     ]
     return {
-        "magnitude": ["schedule=oneshot", f"finetune.epochs={budget}"],
-        "greg1": [*greg1, f"finetune.epochs={budget - half}"],
-        "greg2": [*greg2, f"finetune.epochs={budget - half}"],
-        "autoprune": ["schedule=autoprune", f"schedule.prune_epochs={half}", "schedule.reg=0.003", f"finetune.epochs={budget - half}"],
+        "magnitude": ["schedule=oneshot", "method=magnitude", f"finetune.epochs={budget}"],
+        # one-shot with each layer's magnitudes divided by the layer's norm: the allocation AutoPrune's
+        # magnitude-scaled start of the gates implies (separates the allocation from the gating)
+        "normalized": ["schedule=oneshot", "method=mp_global_normalize", f"finetune.epochs={budget}"],
+        "greg1": [*greg1, "method=magnitude", f"finetune.epochs={budget - half}"],
+        "greg2": [*greg2, "method=magnitude", f"finetune.epochs={budget - half}"],
+        "autoprune": [
+            "schedule=autoprune",
+            "method=magnitude",
+            f"schedule.prune_epochs={half}",
+            "schedule.reg=0.003",
+            f"finetune.epochs={budget - half}",
+        ],
     }
 
 
@@ -68,7 +81,6 @@ def run(results_dir: Path, overrides: list[str], sparsities: str, seeds: str, ex
         f"results_dir={results_dir}",
         "dataset=mnist1d",
         "model=mlp",
-        "method=magnitude",
         "metrics.regions.enabled=false",
         "allow_failures=true",  # a failed run (e.g. a collapsed layer) is listed and missing from the table, n says so
         f"sparsity={sparsities}",
@@ -84,25 +96,27 @@ def run(results_dir: Path, overrides: list[str], sparsities: str, seeds: str, ex
 def accuracies(results_dir: Path) -> pd.DataFrame:
     df = pd.read_csv(results_dir / "runs.csv")
     acc = df[(df.split == "test") & (df.metric == "accuracy") & (df.phase == "finetuned")]
-    return acc.drop_duplicates(["run_id"], keep="last")[["schedule", "target_sparsity", "seed", "value"]]
+    acc = acc.drop_duplicates(["run_id"], keep="last")
+    label = acc.schedule.where(acc.schedule != "oneshot", "oneshot/" + acc.method)
+    return acc.assign(schedule=label)[["schedule", "target_sparsity", "seed", "value"]]
 
 
 def report(acc: pd.DataFrame) -> str:
     lines = []
     stats = acc.groupby(["target_sparsity", "schedule"]).value.agg(["mean", "std", "count"])
     table = stats.apply(lambda r: f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} (n={int(r['count'])})", axis=1).unstack("schedule")
-    lines.append(table.rename(columns={"oneshot": "magnitude"}).to_string())
+    lines.append(table.to_string())
     lines.append("\npaired difference to one-shot magnitude (same seed), points; claim: method >= magnitude")
     wide = acc.pivot_table(index=["target_sparsity", "seed"], columns="schedule", values="value")
     for s, group in wide.groupby(level="target_sparsity"):
-        for method in [c for c in group.columns if c != "oneshot"]:
-            diff = 100 * (group[method] - group["oneshot"]).dropna()
+        for method in [c for c in group.columns if c != BASELINE]:
+            diff = 100 * (group[method] - group[BASELINE]).dropna()
             if diff.empty:
                 continue
             verdict = "reproduced" if diff.mean() >= 0 else "not reproduced"
             wins = int((diff >= 0).sum())
             lines.append(
-                f"sparsity {s}: {method:9s} {diff.mean():+6.2f} ± {diff.std():.2f} ({wins}/{len(diff)} seeds >= magnitude): {verdict}"
+                f"sparsity {s}: {method:28s} {diff.mean():+6.2f} ± {diff.std():.2f} ({wins}/{len(diff)} seeds >= magnitude): {verdict}"
             )
     return "\n".join(lines)
 
