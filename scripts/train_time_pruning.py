@@ -101,22 +101,41 @@ def accuracies(results_dir: Path) -> pd.DataFrame:
     return acc.assign(schedule=label)[["schedule", "target_sparsity", "seed", "value"]]
 
 
+def paired_interval(diff: pd.Series) -> tuple[float, float]:
+    """95 % Student-t interval of the mean paired difference (the seeds are the pairs)."""
+    from scipy import stats
+
+    n = len(diff)
+    if n < 2:
+        return float(diff.mean()), float(diff.mean())
+    half = stats.t.ppf(0.975, n - 1) * diff.std() / n**0.5
+    return float(diff.mean() - half), float(diff.mean() + half)
+
+
 def report(acc: pd.DataFrame) -> str:
     lines = []
     stats = acc.groupby(["target_sparsity", "schedule"]).value.agg(["mean", "std", "count"])
     table = stats.apply(lambda r: f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} (n={int(r['count'])})", axis=1).unstack("schedule")
     lines.append(table.to_string())
-    lines.append("\npaired difference to one-shot magnitude (same seed), points; claim: method >= magnitude")
+    lines.append(
+        "\npaired difference to one-shot magnitude (same seed), points, mean [95 % Student-t interval]; claim: method >= magnitude"
+    )
     wide = acc.pivot_table(index=["target_sparsity", "seed"], columns="schedule", values="value")
     for s, group in wide.groupby(level="target_sparsity"):
         for method in [c for c in group.columns if c != BASELINE]:
             diff = 100 * (group[method] - group[BASELINE]).dropna()
             if diff.empty:
                 continue
-            verdict = "reproduced" if diff.mean() >= 0 else "not reproduced"
+            lo, hi = paired_interval(diff)
+            if lo >= 0:
+                verdict = "reproduced (better)"
+            elif hi < 0:
+                verdict = "not reproduced (worse)"
+            else:
+                verdict = "inconclusive (the interval contains 0)"
             wins = int((diff >= 0).sum())
             lines.append(
-                f"sparsity {s}: {method:28s} {diff.mean():+6.2f} ± {diff.std():.2f} ({wins}/{len(diff)} seeds >= magnitude): {verdict}"
+                f"sparsity {s}: {method:28s} {diff.mean():+6.2f} [{lo:+.2f}, {hi:+.2f}] ({wins}/{len(diff)} seeds >= 0): {verdict}"
             )
     return "\n".join(lines)
 
