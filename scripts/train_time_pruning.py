@@ -10,6 +10,8 @@ trained dense MLP (the dense cache) and getting the same budget of epochs after 
 - oneshot/mp_global_normalize: one-shot with per-layer normalized magnitudes, fine-tuning for
   BUDGET epochs (a control: AutoPrune's gates start at |w| / mean |w| of the layer, which implies
   this allocation);
+- oneshot/magnitude/layerwise and greg1/layerwise: the same density in every layer (global
+  magnitude at 98 % leaves the middle layer almost empty, and GReg inherits its choice);
 - autoprune: a gating phase of at most BUDGET/2 epochs (it stops earlier when the gates reach the
   target), then BUDGET/2 epochs of fine-tuning.
 
@@ -20,8 +22,8 @@ fine-tuning, the paired difference to magnitude (same seed) and whether the clai
     python scripts/train_time_pruning.py --results-dir results/train_time_pruning
     python scripts/train_time_pruning.py --results-dir results/train_time_pruning --table-only
 
-Cost: one dense MLP per seed (the default 40 epochs) and 5 settings x 2 sparsities x 3 seeds runs of
-10 epochs after it, about 20 minutes on a 2-core machine at load 15.
+Cost: one dense MLP per seed (the default 40 epochs) and 7 settings x 2 sparsities x 3 seeds runs of
+10 epochs after it, about 30 minutes on a 2-core machine at load 10-15.
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def settings(budget: int) -> dict[str, list[str]]:
         # magnitude-scaled start of the gates implies (separates the allocation from the gating)
         "normalized": ["schedule=oneshot", "method=mp_global_normalize", f"finetune.epochs={budget}"],
         "greg1": [*greg1, "method=magnitude", f"finetune.epochs={budget - half}"],
+        # the same with the same density in every layer: global magnitude at 98 % leaves the MLP's
+        # middle layer with a few dozen weights, and GReg, choosing with it, inherits that bottleneck
+        "magnitude_layerwise": ["schedule=oneshot", "method=magnitude", "method.allocation=layerwise", f"finetune.epochs={budget}"],
+        "greg1_layerwise": [*greg1, "method=magnitude", "method.allocation=layerwise", f"finetune.epochs={budget - half}"],
         "greg2": [*greg2, "method=magnitude", f"finetune.epochs={budget - half}"],
         "autoprune": [
             "schedule=autoprune",
@@ -98,6 +104,7 @@ def accuracies(results_dir: Path) -> pd.DataFrame:
     acc = df[(df.split == "test") & (df.metric == "accuracy") & (df.phase == "finetuned")]
     acc = acc.drop_duplicates(["run_id"], keep="last")
     label = acc.schedule.where(acc.schedule != "oneshot", "oneshot/" + acc.method)
+    label = label.where(acc.allocation == "global", label + "/" + acc.allocation)
     return acc.assign(schedule=label)[["schedule", "target_sparsity", "seed", "value"]]
 
 
