@@ -193,6 +193,8 @@ def test_a_run_resumed_inside_the_gating_phase_equals_an_uninterrupted_one(tmp_p
     "override, key",
     [
         (["method.structure=channel"], "method.structure"),
+        (["method=random"], "method.score"),
+        (["method.allocation=layerwise"], "method.allocation"),
         (["schedule.surrogate=sigmoid"], "schedule.surrogate"),
         (["schedule.leak=2"], "schedule.leak"),
         (["schedule.aux_lr=0"], "schedule.aux_lr"),

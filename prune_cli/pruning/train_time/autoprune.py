@@ -78,8 +78,17 @@ class AutoPruneConfig(TrainTimeScheduleConfig):
         choice(cfg, f"{key}.surrogate", {"leaky_relu", "identity"})
         choice(cfg, f"{key}.aux_init_mode", {"constant", "magnitude"})
         check(finite(s.leak) and 0 <= s.leak <= 1, f"{key}.leak", s.leak, "a number in [0, 1]")
-        structure = OmegaConf.select(cfg, "method.structure")
-        check(structure == "unstructured", "method.structure", structure, "unstructured with schedule=autoprune (one gate per weight)")
+        # AutoPrune chooses the weights itself: the method's other choices would be ignored, so they must keep their defaults
+        fixed = {"structure": "unstructured", "score": "magnitude", "allocation": "global", "rounds": 1, "invert": False}
+        fixed.update(shuffle=False, reinit=False)
+        for name, value in fixed.items():
+            got = OmegaConf.select(cfg, f"method.{name}")
+            check(
+                got == value,
+                f"method.{name}",
+                got,
+                f"{value!r} with schedule=autoprune (the gates choose the weights; one gate per weight)",
+            )
 
 
 def surrogate_grad(m: torch.Tensor, surrogate: str, leak: float) -> torch.Tensor:
