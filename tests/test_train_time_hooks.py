@@ -186,3 +186,79 @@ def test_a_no_op_hook_adds_nothing_to_the_loss():
     x = torch.randn(3, 4)
     assert TrainHook().extra_loss(model, x, torch.zeros(3, dtype=torch.long), model(x)) is None
     assert torch.equal(TrainHook().forward(model, x), model(x))
+
+
+OUTSIDE_METHOD = '''
+from dataclasses import dataclass
+
+import torch
+
+from prune_cli.core.config_base import ScheduleConfig, config_schema
+from prune_cli.pruning.train_time import register_train_hook
+from prune_cli.schedules import register_schedule
+from prune_cli.schedules.steps import Dense, Record, TrainWithHook
+from prune_cli.train_hooks import TrainHook
+
+
+@config_schema("schedule", "drop_first_row")
+@dataclass
+class DropFirstRowConfig(ScheduleConfig):
+    name: str = "drop_first_row"
+    strength: float = 0.5
+
+
+class DropFirstRow(TrainHook):
+    """Penalises the first row of the first prunable weight, then removes it."""
+
+    def __init__(self, ctx):
+        self.name, self.strength = ctx.prunable[0], ctx.config.schedule.strength
+
+    def start(self, model):
+        self.w = dict(model.named_parameters())[self.name]
+
+    def resume(self, model, state):
+        self.start(model)
+
+    def extra_loss(self, model, x, y, logits):
+        return self.strength * self.w[0].pow(2).sum()
+
+    def final_masks(self):
+        keep = torch.ones_like(self.w, dtype=torch.bool)
+        keep[0] = False
+        return {self.name: keep}
+
+
+@register_train_hook("drop_first_row")
+def build(ctx):
+    return DropFirstRow(ctx)
+
+
+@register_schedule("drop_first_row")
+def plan(cfg):
+    return [Dense(), Record("dense"), TrainWithHook("drop_first_row", "finetune", "shaped", 2), Record("finetuned")]
+'''
+
+
+def test_a_method_from_outside_the_repository_plugs_in(tmp_path, monkeypatch):
+    """docs/training_time.md: one module with the config, the hook and the plan, named by plugins=[...]."""
+    import pandas as pd
+
+    from conftest import FAST
+    from prune_cli.core import plugins
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run as run_experiment
+    from tests.helpers import compose
+
+    (tmp_path / "outside_train_hook.py").write_text(OUTSIDE_METHOD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.add_modules(["outside_train_hook"])
+    results = tmp_path / "results"
+    cfg = compose([*FAST, "plugins=[outside_train_hook]", "schedule=drop_first_row", "dense_cache.enabled=false"], results)
+    run_dir = run_experiment(cfg, results / "runs" / run_id(cfg))
+    masks = torch.load(run_dir / "masks.pt", weights_only=True)
+    ((name, keep),) = masks.items()
+    assert not bool(keep[0].any()) and bool(keep[1:].all())
+    history = pd.read_csv(run_dir / "history.csv")
+    assert list(history[history.phase == "shaped"].epoch) == [1, 2]
+    rows = pd.read_csv(run_dir / "metrics.csv")
+    assert set(rows.phase) == {"dense", "finetuned"}
