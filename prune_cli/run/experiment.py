@@ -1,5 +1,5 @@
 """The data flow of one run: data -> model -> schedule plan (typed steps: Dense, Prune, Restart,
-Train, Gradual, Record; prune_cli/schedules/steps.py) -> CSVs, with a checkpoint after every step and
+Train, Gradual, TrainWithHook, Record; prune_cli/schedules/steps.py) -> CSVs, with a checkpoint after every step and
 every epoch (run/checkpoint.py) so that a killed run started again continues where it stopped and
 writes each row exactly once (rows: run/recorder.py)."""
 
