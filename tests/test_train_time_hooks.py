@@ -116,7 +116,7 @@ def test_every_hook_point_takes_effect():
     assert hook.calls[0] == "start" and hook.calls.count("evaluation") == 3
     assert float(model.net[0].weight[0, 0].detach()) == 0.0 and float(plain.net[0].weight[0, 0].detach()) != 0.0  # after_step masks
     assert torch.equal(model.net[0].bias, TwoLayer(seed=3).net[0].bias)  # before_step removed its gradient
-    assert float(hook.a) != 1.0  # the auxiliary parameter trained with its own optimizer
+    assert float(hook.a.detach()) != 1.0  # the auxiliary parameter trained with its own optimizer
     assert [r["penalty_c"] for r in rows] == pytest.approx([0.04, 0.08, 0.12])  # epoch_row; 4 steps per epoch
 
 
