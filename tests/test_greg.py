@@ -193,6 +193,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow  # two whole runs; the same path for a hook's state is covered by tests/test_autoprune.py's resume test
 def test_a_run_resumed_inside_the_regularization_phase_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     overrides = [*GREG_RUN, "schedule=greg2", *SHORT, "schedule.pick_delta=0.02", "schedule.pick_ceiling=0.1"]
     reference = tmp_path / "reference"
