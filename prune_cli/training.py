@@ -7,6 +7,7 @@ once per epoch, masks are re-applied in place after each step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -26,6 +27,7 @@ from .core.interrupts import check as check_interrupt
 from .data.batches import iterate_batches
 from .data.splits import DataSplits
 from .models.masks import Masks, MaskEnforcer
+from .train_hooks import TrainHook
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,7 @@ class TrainProgress:
     epoch: int  # epochs completed (the LR follows from it: it is a function of the step)
     optimizer: dict
     generator: torch.Tensor  # batch-order RNG state
+    hook: dict = field(default_factory=dict)  # the TrainHook's state_dict() (prune_cli/train_hooks.py)
 
 
 def train(
@@ -160,12 +163,15 @@ def train(
     on_epoch_end: Optional[Callable[[dict, TrainProgress], None]] = None,
     on_step: Optional[Callable[[int], Optional[Masks]]] = None,
     accel: Accel = FP32,
+    hook: Optional[TrainHook] = None,
 ) -> list[dict]:
     """Train from epoch `start_epoch` (or a checkpoint) to cfg.epochs; one history row per epoch.
 
     Masks stay enforced throughout. `start_epoch` > 0 resumes the LR schedule there (LR rewinding).
     `on_step(global_step)` may return new masks (gradual pruning); `on_epoch_end` receives what a
-    checkpoint needs. `accel`: precision, memory format and compiled forward (prune_cli/core/accel.py)."""
+    checkpoint needs. `accel`: precision, memory format and compiled forward (prune_cli/core/accel.py).
+    `hook` shapes the weights during training (prune_cli/train_hooks.py: penalty, gradient edits,
+    auxiliary parameters, forward override; its state is part of TrainProgress)."""
     model.train()
     forward = accel.training_forward(model)
     optimizer = make_optimizer(model, cfg)
@@ -178,7 +184,13 @@ def train(
         optimizer.load_state_dict(resume.optimizer)  # replaces optimizer.param_groups
         gen.set_state(resume.generator)
         first_epoch = resume.epoch
+    if hook is not None and resume is not None:
+        hook.resume(model, resume.hook)
+    elif hook is not None:
+        hook.start(model)
     groups = optimizer.param_groups
+    if hook is not None and resume is not None and hook.current_masks() is not None:
+        masks = hook.current_masks()  # the masks the hook had set before the checkpoint
     enforce = MaskEnforcer(model, masks, optimizer) if masks else None
     if enforce:
         enforce()
@@ -189,6 +201,8 @@ def train(
     step = first_epoch * steps_per_epoch
     epochs = tqdm(range(first_epoch, cfg.epochs), desc=phase, disable=not show_progress(), leave=False)
     for epoch in epochs:
+        if hook is not None and hook.finished():
+            break
         losses = []
         for xb, yb in iterate_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
             check_interrupt()  # a stop signal: leave at this batch; the last epoch's checkpoint is intact
@@ -198,11 +212,21 @@ def train(
                     enforce = MaskEnforcer(model, new_masks, optimizer)
                     enforce()
             with accel.autocast():
-                loss = loss_fn(forward(accel.inputs(xb)), yb)
+                if hook is None:
+                    loss = loss_fn(forward(accel.inputs(xb)), yb)
+                else:
+                    xb = accel.inputs(xb)
+                    logits = hook.forward(model, xb)
+                    loss = loss_fn(logits, yb)
+                    extra = hook.extra_loss(model, xb, yb, logits)
+                    if extra is not None:
+                        loss = loss + extra
             if l1_weights:
                 loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if hook is not None:
+                hook.before_step(model, step)
             if scheduled:  # the LR is a pure function of the step: nothing to checkpoint
                 factor = lr_factor(cfg, (step + offset) / steps_per_epoch)
                 for group, base in zip(groups, base_lrs):
@@ -210,6 +234,11 @@ def train(
             optimizer.step()
             if enforce:
                 enforce()
+            if hook is not None:
+                new_masks = hook.after_step(model, step)
+                if new_masks is not None:
+                    enforce = MaskEnforcer(model, new_masks, optimizer)
+                    enforce()
             losses.append(loss.detach())
             step += 1
         sizes = torch.full((len(losses),), float(cfg.batch_size), device=data.train_x.device)
@@ -222,8 +251,11 @@ def train(
                 f"{cfg.lr}) or add warm-up. Nothing was written to the shared results."
             )
         row = {"phase": phase, "epoch": epoch + 1, "train_loss": train_loss, "lr": groups[0]["lr"]}
+        if hook is not None:
+            row.update(hook.epoch_row())
         if len(data.val_y):
-            val = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size, accel)
+            with hook.evaluation(model) if hook is not None else contextlib.nullcontext():
+                val = evaluate(model, data.val_x, data.val_y, cfg.eval_batch_size, accel)
             row.update(val_loss=val.loss, val_accuracy=float((val.predictions == val.targets).float().mean()))
         history.append(row)
         epochs.set_postfix({k: round(v, 4) for k, v in row.items() if k not in ("phase", "epoch")})
@@ -236,5 +268,6 @@ def train(
             ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("phase", "epoch")),
         )
         if on_epoch_end:
-            on_epoch_end(row, TrainProgress(epoch + 1, optimizer.state_dict(), gen.get_state()))
+            hook_state = hook.state_dict() if hook is not None else {}
+            on_epoch_end(row, TrainProgress(epoch + 1, optimizer.state_dict(), gen.get_state(), hook_state))
     return history

@@ -85,6 +85,7 @@ TARGET_LAYERS: dict[str, int] = {
     "prune_cli.models": 2,  # incl. models/graph.py (the one layer graph)
     "prune_cli.analysis": 3,  # ntk, hessian, limit, similarity, recall_distortion, regions/*
     "prune_cli.training": 4,
+    "prune_cli.train_hooks": 4,  # TrainHook, the training loop's extension points (docs/training_time.md)
     "prune_cli.pruning": 5,
     "prune_cli.schedules": 5,
     "prune_cli.metrics": 6,

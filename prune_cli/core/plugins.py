@@ -14,7 +14,7 @@ dependencies: scipy, torchvision, matplotlib) is imported only when a config cho
 names (`Registry.get`, `schema`). Three places are scanned:
 
 - the built-in plugin packages of prune-cli (data, data/pruning, models, pruning/scores, pruning/allocations,
-  pruning/structures, schedules, metrics) and the schemas of training.py;
+  pruning/structures, pruning/train_time, schedules, metrics) and the schemas of training.py;
 - the modules given on the command line, `prune-run plugins=[my_lab.scores]` (`add_modules`);
 - the modules named by installed packages in the `prune_cli.plugins` entry-point group.
 
@@ -40,6 +40,7 @@ BUILTIN_DIRS = (
     "pruning/scores",
     "pruning/allocations",
     "pruning/structures",
+    "pruning/train_time",
     "schedules",
     "metrics",
 )
@@ -62,6 +63,8 @@ DECORATOR_KINDS = {
     "MODELS.register": "model",
     "register_data_pruning": "data_pruning",
     "DATA_PRUNING.register": "data_pruning",
+    "register_train_hook": "train_hook",
+    "TRAIN_HOOKS.register": "train_hook",
     "register_metric": "metric",
     "METRICS.register": "metric",
 }

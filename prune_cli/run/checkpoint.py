@@ -3,7 +3,7 @@ and every training epoch, read back when a killed run is started again (docs/rob
 
 The format is unchanged by the move out of experiment.py, so runs stopped by an older version
 resume: tensors (model, masks, generator and torch RNG states, init/dense/rewind weights, and the
-optimizer and generator of a half-finished training step) plus one JSON string with the rows,
+optimizer, generator and training-time hook state of a half-finished training step) plus one JSON string with the rows,
 history and counters.
 """
 
@@ -57,6 +57,8 @@ def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
     }
     if progress is not None:
         state["progress"] = {"optimizer": progress.optimizer, "generator": progress.generator}
+        if progress.hook:  # a training-time method's state (prune_cli/train_hooks.py); absent otherwise
+            state["progress"]["hook"] = progress.hook
     atomic_torch_save(state, exp.run_dir / STATE_FILE, crash_point="checkpoint-write")
 
 
@@ -93,5 +95,5 @@ def load(exp: Experiment) -> bool:
     exp.context, exp.provenance = extra["context"], extra["provenance"]
     if "progress" in state:
         p = state["progress"]
-        exp.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"])
+        exp.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"], p.get("hook", {}))
     return True

@@ -1,5 +1,5 @@
 """The data flow of one run: data -> model -> schedule plan (typed steps: Dense, Prune, Restart,
-Train, Gradual, Record; prune_cli/schedules/steps.py) -> CSVs, with a checkpoint after every step and
+Train, Gradual, TrainWithHook, Record; prune_cli/schedules/steps.py) -> CSVs, with a checkpoint after every step and
 every epoch (run/checkpoint.py) so that a killed run started again continues where it stopped and
 writes each row exactly once (rows: run/recorder.py)."""
 
@@ -30,7 +30,7 @@ from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import PruneContext, prune_to_density, select_prunable
 from .prevalidate import build_checked_model
 from ..schedules import SCHEDULES
-from ..schedules.steps import Dense, Gradual, Prune, Record, Restart, Step, Train
+from ..schedules.steps import Dense, Gradual, Prune, Record, Restart, Step, Train, TrainWithHook
 from ..training import TrainProgress, train
 from . import checkpoint, recorder, results, shared_tables
 from .checkpoint import STATE_FILE, cpu_state
@@ -150,12 +150,16 @@ class Experiment:
                 self._step_train(which)
             case Gradual():
                 self._step_gradual()
+            case TrainWithHook():
+                self._step_train_with_hook(step)
             case Record(phase=phase):
                 self._step_record(phase)
             case _:
                 raise TypeError(f"unknown schedule step {step!r}")
 
-    def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None, keep_epochs: tuple[int, ...] = ()) -> None:
+    def _train(
+        self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None, keep_epochs: tuple[int, ...] = (), hook=None
+    ) -> None:
         """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding."""
         start = time.perf_counter()
 
@@ -165,7 +169,7 @@ class Experiment:
                 self.rewind_states[progress.epoch] = cpu_state(self.model)
             checkpoint.save(self, progress)
 
-        train(
+        rows = train(
             self.model,
             self.data,
             train_cfg,
@@ -177,9 +181,11 @@ class Experiment:
             on_epoch_end=end_of_epoch,
             on_step=on_step,
             accel=self.accel,
+            hook=hook,
         )
         self.progress = None
-        log.info("%s: trained to epoch %d in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
+        last = rows[-1]["epoch"] if rows else train_cfg.epochs  # a hook may stop early (docs/training_time.md)
+        log.info("%s: trained to epoch %d in %.1f s", phase, last, time.perf_counter() - start)
 
     # -- steps a schedule composes ---------------------------------------------------------
 
@@ -222,9 +228,8 @@ class Experiment:
         # the stream here so that everything after the dense phase is identical on hit and miss.
         self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
 
-    def _step_prune(self, density: float) -> None:
-        """Prune to `density` (fraction of the prunable weights kept)."""
-        ctx = PruneContext(
+    def _prune_context(self) -> PruneContext:
+        return PruneContext(
             method=self.cfg.method,
             generator=self.generator,
             data=self.data,
@@ -232,12 +237,44 @@ class Experiment:
             masks=self.masks or None,
             config=self.cfg,
         )
-        self.masks = prune_to_density(self.model, density, ctx)
+
+    def _step_prune(self, density: float) -> None:
+        """Prune to `density` (fraction of the prunable weights kept)."""
+        self.masks = prune_to_density(self.model, density, self._prune_context())
+        self._adopt_masks(self.masks, density)
+
+    def _adopt_masks(self, masks: Masks, density: float) -> None:
+        """Make `masks` the run's masks: zero the pruned weights, log, save masks.pt."""
+        self.masks = masks
         apply_masks(self.model, self.masks)
         self.rounds_done += 1
         kept, total = count(self.masks)
         log.info("pruned to sparsity %.4f (target %.4f) over %d prunable weights", 1 - kept / total, 1 - density, total)
         save_masks(self.masks, self.run_dir / "masks.pt")
+
+    def _step_train_with_hook(self, step: TrainWithHook) -> None:
+        """Train while a training-time method (prune_cli/pruning/train_time/) shapes the weights; its
+        final masks become the run's masks (docs/training_time.md)."""
+        from ..pruning.train_time import TRAIN_HOOKS, HookContext
+
+        base = self.cfg.train if step.which == "train" else self.cfg.finetune
+        density = 1.0 - self.cfg.sparsity
+        ctx = HookContext(self.cfg, self._prune_context(), tuple(self.prunable), density, base, self.device)
+        hook = TRAIN_HOOKS.get(step.hook)(ctx)
+        epochs = step.epochs
+        if epochs < 0:
+            if hook.steps_needed() is None:
+                raise TypeError(f"schedule step {step!r}: epochs=-1 needs a hook whose steps_needed() is a number")
+            steps_per_epoch = -(-len(self.data.train_y) // base.batch_size)
+            epochs = -(-hook.steps_needed() // steps_per_epoch)
+        overrides = {"epochs": epochs}
+        if step.constant_lr:
+            overrides.update(lr_schedule="constant", warmup_epochs=0)
+        train_cfg = OmegaConf.merge(base, overrides)
+        self._train(step.phase, train_cfg, hook=hook)
+        masks = hook.final_masks()
+        if masks is not None:
+            self._adopt_masks(masks, density)
 
     def _step_restart(self, source: str) -> None:
         """Set the weights training restarts from; pruned weights stay zero."""

@@ -56,6 +56,22 @@ class Gradual(Step):
 
 
 @dataclass(frozen=True)
+class TrainWithHook(Step):
+    """Train with the `which` config (train | finetune) while the training-time method `hook` (a
+    plugin of prune_cli/pruning/train_time/, docs/training_time.md) shapes the weights; its history
+    rows are labelled `phase`. `epochs` -1 runs as many epochs as the hook's `steps_needed()`;
+    `constant_lr` holds the config's LR fixed (GReg's regularization phase). The masks the hook
+    leaves become the run's masks."""
+
+    hook: str
+    which: str
+    phase: str
+    epochs: int = -1
+    constant_lr: bool = False
+    kind: ClassVar[str] = "train_with_hook"
+
+
+@dataclass(frozen=True)
 class Record(Step):
     """Evaluate and add the rows of `phase`."""
 

@@ -1,0 +1,207 @@
+"""AutoPrune (Xiao, Wang and Rajasekaran, NeurIPS 2019; prune_cli/pruning/train_time/autoprune.py):
+the gated weight's surrogate gradients against the formula on a hand-sized example, the mask equal to
+1[m > 0] in the forward pass and in validation, stopping at the target sparsity with exactly
+round(density N) weights kept, and whole runs (rows at the target sparsity, crash-resume equality,
+bad options rejected)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import FAST
+from prune_cli.core.errors import ConfigError
+from prune_cli.core.identity import run_id
+from prune_cli.data.splits import DataSplits
+from prune_cli.pruning import PruneContext, select_prunable
+from prune_cli.pruning.train_time import HookContext
+from prune_cli.pruning.train_time.autoprune import AutoPruneHook, GatedWeight
+from prune_cli.run.experiment import run
+from prune_cli.training import train
+from tests.helpers import Chain, compose, composed
+
+TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
+
+W = torch.tensor([[0.5, -2.0, 1.0], [0.0, 1.5, -0.25]])
+M = torch.tensor([[0.3, -0.1, 0.0], [0.2, -0.4, 2.0]])
+G = torch.tensor([[1.0, 2.0, -1.0], [3.0, -0.5, 4.0]])  # dL/dT
+
+
+@pytest.mark.parametrize("surrogate, leak", [("leaky_relu", 0.1), ("identity", 0.1), ("leaky_relu", 0.0)])
+def test_gated_weight_gradients_follow_the_rule(surrogate, leak):
+    w, m = W.clone().requires_grad_(True), M.clone().requires_grad_(True)
+    t = GatedWeight.apply(w, m, surrogate, leak)
+    assert torch.equal(t, torch.tensor([[0.5, 0.0, 0.0], [0.0, 0.0, -0.25]]))  # w * 1[m > 0]; m = 0 is closed
+    t.backward(G)
+    assert torch.equal(w.grad, torch.tensor([[1.0, 0.0, 0.0], [3.0, 0.0, 4.0]]))  # g * 1[m > 0]
+    s = 1.0 if surrogate == "identity" else leak  # h'(m) where m <= 0
+    # g * sgn(w) * h'(m), entry by entry: sgn(w) = [[1, -1, 1], [0, 1, -1]]; h' = [[1, s, s], [1, s, 1]]
+    expected = torch.tensor([[1.0 * 1 * 1, 2.0 * -1 * s, -1.0 * 1 * s], [3.0 * 0 * 1, -0.5 * 1 * s, 4.0 * -1 * 1]])
+    assert torch.allclose(m.grad, expected)
+
+
+def net(seed=0):
+    torch.manual_seed(seed)
+    return Chain(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+
+
+@functools.lru_cache(maxsize=None)
+def config(*overrides):
+    return composed([*TINY, "schedule=autoprune", *overrides])
+
+
+def hook_for(model, *overrides, sparsity=0.75):
+    cfg = copy.deepcopy(config(f"sparsity={sparsity}", *overrides))
+    prune = PruneContext(method=cfg.method, generator=torch.Generator().manual_seed(0), config=cfg)
+    ctx = HookContext(cfg, prune, tuple(select_prunable(model, cfg.method)), 1 - sparsity, cfg.finetune)
+    return AutoPruneHook(ctx)
+
+
+def test_regulariser_gradient_is_added_to_the_auxiliary_parameters_only():
+    model = net()
+    hook = hook_for(model, "schedule.reg=0.5", "schedule.aux_lr=0.1", "schedule.aux_init_mode=constant", "schedule.aux_init=0.3")
+    hook.start(model)
+    name = "net.0.weight"
+    with torch.no_grad():
+        hook.aux[name][0, :3] = torch.tensor([0.3, -0.2, 0.0])
+    for m in hook.aux.values():
+        m.grad = torch.zeros_like(m)
+    before = {n: m.detach().clone() for n, m in hook.aux.items()}
+    w_before = model.net[0].weight.detach().clone()
+    hook.before_step(model, 0)
+    # m <- m - aux_lr * reg * h'(m): h' = 1 (m > 0) or leak 0.1 (m <= 0)
+    step = hook.aux[name].detach() - before[name]
+    assert torch.allclose(step[0, :3], torch.tensor([-0.05, -0.005, -0.005]))
+    assert torch.equal(model.net[0].weight, w_before)
+
+
+def test_mask_is_one_where_m_is_positive_in_training_and_validation():
+    model = net(1)
+    hook = hook_for(model)
+    hook.start(model)
+    with torch.no_grad():
+        for m in hook.aux.values():
+            m.copy_(torch.randn_like(m))
+    masks = hook.gates()
+    assert all(torch.equal(masks[n], hook.aux[n].detach() > 0) for n in masks)
+    x = torch.randn(5, 6)
+    by_hand = copy.deepcopy(model)
+    with torch.no_grad():
+        for n, p in by_hand.named_parameters():
+            if n in masks:
+                p.mul_(masks[n])
+    assert torch.allclose(hook.forward(model, x), by_hand(x))
+    original = copy.deepcopy(model.state_dict())
+    with hook.evaluation(model):
+        assert torch.allclose(model(x), by_hand(x))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in original.items())  # restored
+
+
+def blobs(n=240, seed=0) -> DataSplits:
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(3, 6, generator=g) * 2
+    y = torch.arange(n) % 3
+    x = centers[y] + 0.5 * torch.randn(n, 6, generator=g)
+    return DataSplits(x[:192], y[:192], x[192:], y[192:], x[192:], y[192:], num_classes=3)
+
+
+def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count():
+    model = net(2)
+    hook = hook_for(model, "schedule.reg=0.01", "schedule.aux_lr=1.0", sparsity=0.75)
+    frozen_at = {}
+    real_top_k = hook.top_k_masks
+
+    def top_k():
+        frozen_at["aux"] = {n: m.detach().clone() for n, m in hook.aux.items()}
+        frozen_at["sparsity"] = hook.gate_sparsity()
+        return real_top_k()
+
+    hook.top_k_masks = top_k
+    cfg = OmegaConf.merge(config().finetune, {"lr": 0.05, "lr_schedule": "constant", "batch_size": 32, "epochs": 60})
+    rows = train(model, blobs(), cfg, torch.Generator().manual_seed(1), "autoprune", hook=hook)
+    assert hook.finished() and len(rows) < 60  # stopped at the end of the epoch that reached the target
+    assert rows[-1]["gates_frozen"] == 1.0 and all(r["gates_frozen"] == 0.0 for r in rows[:-1])
+    assert frozen_at["sparsity"] >= 0.75 and rows[-2]["gate_sparsity"] < 0.75
+    keep = hook.final_masks()
+    total = sum(k.numel() for k in keep.values())
+    assert sum(int(k.sum()) for k in keep.values()) == round(0.25 * total)
+    # the kept weights are the largest auxiliary parameters at the freeze, by hand
+    flat = torch.cat([a.flatten() for a in frozen_at["aux"].values()])
+    threshold = flat.sort(descending=True).values[round(0.25 * total) - 1]
+    for n, k in keep.items():
+        assert torch.equal(k, frozen_at["aux"][n] >= threshold)
+        assert float(dict(model.named_parameters())[n].detach()[~k].abs().sum()) == 0.0  # pruned weights are zero
+
+
+AUTOPRUNE_RUN = [*TINY, "train.epochs=3", "finetune.epochs=2", "sparsity=0.6", "dense_cache.enabled=false", "schedule=autoprune"]
+FAST_GATES = ["schedule.reg=0.01", "schedule.prune_epochs=8"]
+
+
+def test_a_run_writes_rows_at_the_target_sparsity(tmp_path):
+    cfg = compose([*AUTOPRUNE_RUN, *FAST_GATES], tmp_path)
+    run_dir = run(cfg, tmp_path / "runs" / run_id(cfg))
+    rows = pd.read_csv(run_dir / "metrics.csv")
+    sparsity = rows[rows.metric == "sparsity_prunable"].set_index("phase").value
+    assert list(sparsity.index) == ["dense", "pruned", "finetuned"]
+    assert sparsity["pruned"] == pytest.approx(0.6, abs=0.005) and sparsity["finetuned"] == sparsity["pruned"]
+    history = pd.read_csv(run_dir / "history.csv")
+    assert "gate_sparsity" in history and (history.phase == "autoprune").any()
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_run_resumed_inside_the_gating_phase_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    overrides = [*AUTOPRUNE_RUN, "schedule.reg=0.002", "schedule.prune_epochs=4", "schedule.stop_at_target=false"]
+    reference = tmp_path / "reference"
+    run(compose(overrides, reference), reference / "run")
+
+    import prune_cli.run.experiment as experiment
+
+    real_train = experiment.train
+
+    def crashing_train(*args, on_epoch_end=None, **kwargs):
+        def stop(row, progress):
+            on_epoch_end(row, progress)
+            if args[4] == "autoprune" and progress.epoch == 2:
+                raise Crash("simulated crash inside the gating phase")
+
+        return real_train(*args, on_epoch_end=stop, **kwargs)
+
+    results = tmp_path / "crashing"
+    cfg = compose(overrides, results)
+    run_dir = results / "runs" / run_id(cfg)
+    monkeypatch.setattr(experiment, "train", crashing_train)
+    with pytest.raises(Crash):
+        run(cfg, run_dir)
+    monkeypatch.setattr(experiment, "train", real_train)
+    run(cfg, run_dir)
+    ignore = ["timestamp", "run_id", "config_hash"]
+    expected = pd.read_csv(reference / "run" / "metrics.csv").drop(columns=ignore)
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv").drop(columns=ignore), expected)
+    a, b = (torch.load(d / "masks.pt", weights_only=True) for d in (reference / "run", run_dir))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        (["method.structure=channel"], "method.structure"),
+        (["method=random"], "method.score"),
+        (["method.allocation=layerwise"], "method.allocation"),
+        (["schedule.surrogate=sigmoid"], "schedule.surrogate"),
+        (["schedule.leak=2"], "schedule.leak"),
+        (["schedule.aux_lr=0"], "schedule.aux_lr"),
+        (["schedule.prune_epochs=0"], "schedule.prune_epochs"),
+        (["schedule.restart_from=init"], "schedule.restart_from"),
+    ],
+)
+def test_bad_options_stop_before_the_run(tmp_path, override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        compose([*TINY, "schedule=autoprune", *override], tmp_path)
