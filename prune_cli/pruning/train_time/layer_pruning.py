@@ -170,7 +170,8 @@ class LayerPruningHook(TrainHook):
     def remove_below_threshold(self, model: nn.Module, step: int) -> Optional[Masks]:
         """Remove every live section whose theta is at or below the threshold; the new masks, or None."""
         self._ensure_bound(model)
-        newly = [i for i in range(len(self.sections)) if bool(self.alive[i]) and float(self.theta[i]) <= self.options.threshold]
+        below = self.theta <= torch.tensor(self.options.threshold, dtype=self.theta.dtype)  # compared in theta's precision
+        newly = [i for i in range(len(self.sections)) if bool(self.alive[i] & below[i])]
         if not newly:
             return None
         for i in newly:
