@@ -30,12 +30,13 @@ def tiny(seed: int = 0) -> ResMLP:
     return ResMLP(in_features=5, width=4, blocks=3, num_classes=3)
 
 
-def hook_for(model, **options) -> LayerPruningHook:
+def hook_for(model, start: bool = True, **options) -> LayerPruningHook:
     cfg = OmegaConf.create({"seed": 0, "schedule": {**OPTIONS, **options}})
     prunable = tuple(n for n, _ in model.named_parameters() if n.endswith("weight"))
-    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), prunable, 1.0, OmegaConf.create({}))
+    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), prunable, 1.0, OmegaConf.create({}), model=model)
     hook = LayerPruningHook(ctx)
-    hook.start(model)
+    if start:
+        hook.start(model)
     return hook
 
 
@@ -119,6 +120,24 @@ def test_removal_criterion_on_a_hand_set_theta_trajectory():
     before = hook.theta.clone()
     hook.before_step(model, 9)
     assert hook.theta[1] == before[1] and hook.theta[2] == before[2] and hook.theta[0] != before[0]
+
+
+def test_state_restores_the_hook_exactly_even_without_a_step_after_resume():
+    model = tiny(2)
+    hook = hook_for(model, penalty=20.0, theta_lr=0.5)
+    x, y = torch.randn(8, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    for step in range(4):
+        model.zero_grad()
+        F.cross_entropy(hook.forward(model, x), y).backward()
+        hook.before_step(model, step)
+        hook.after_step(model, step)
+    hook.epoch_row()
+    resumed = hook_for(model, start=False, penalty=20.0, theta_lr=0.5)
+    resumed.load_state_dict(hook.state_dict())
+    masks, again = hook.final_masks(), resumed.final_masks()  # no forward after the resume
+    assert masks.keys() == again.keys() and all(torch.equal(masks[n], again[n]) for n in masks)
+    assert resumed.rows() == hook.rows()
+    assert torch.equal(resumed.gen.get_state(), hook.gen.get_state())
 
 
 def test_a_model_without_residual_sections_stops_before_the_run():

@@ -36,6 +36,7 @@ class HookContext:
     train: DictConfig
     device: torch.device = torch.device("cpu")
     run_dir: Optional[Path] = None  # where a method writes its own table (layer_pruning.csv); None: nowhere
+    model: Optional[torch.nn.Module] = None  # the model the phase trains (final_masks() after a resume that had no step left)
 
 
 TRAIN_HOOKS: Registry[Callable[[HookContext], TrainHook]] = Registry("train_hook", "schedule.name")

@@ -102,6 +102,7 @@ class AdmmHook(TrainHook):
     def __init__(self, ctx: HookContext):
         self.ctx = ctx
         self.options = ctx.config.schedule
+        self.model = ctx.model  # set again at start/forward; read by final_masks (also after a resume with no step left)
         self.allocation = ctx.config.method.allocation
 
     def _weights(self, model: nn.Module) -> dict[str, torch.Tensor]:

@@ -99,6 +99,7 @@ class LayerPruningHook(TrainHook):
     def __init__(self, ctx: HookContext):
         self.ctx = ctx
         self.options = ctx.config.schedule
+        self.model = ctx.model  # set again at start/forward; read by final_masks (also after a resume with no step left)
         self.seed = int(ctx.config.seed)
 
     # -- set-up and state ------------------------------------------------------------------
@@ -201,6 +202,7 @@ class LayerPruningHook(TrainHook):
 
     def final_masks(self) -> Optional[Masks]:
         model = self.model
+        self._ensure_bound(model)
         with torch.no_grad():
             model.gates.copy_(self.alive.to(model.gates.dtype))
         if self.ctx.run_dir is not None:
