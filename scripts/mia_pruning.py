@@ -87,7 +87,9 @@ def verdict(results_dir: Path) -> list[str]:
             f"sparsity {sparsity}: admm AUC {b.loc['admm', 'mia_loss_auc']:.4f} vs magnitude {b.loc['oneshot', 'mia_loss_auc']:.4f}"
             f" vs minmax {b.loc['minmax', 'mia_loss_auc']:.4f}; accuracy {b.loc['admm', 'accuracy']:.4f} /"
             f" {b.loc['oneshot', 'accuracy']:.4f} / {b.loc['minmax', 'accuracy']:.4f} -> claim "
-            + ("reproduced" if lower and similar else "NOT reproduced" + ("" if lower else " (AUC not lower)") + ("" if similar else " (accuracy not within 2 points)"))
+            + ("reproduced" if lower and similar else "NOT reproduced")
+            + ("" if lower else " (AUC not lower)")
+            + ("" if similar else " (accuracy not within 2 points)")
         )
     return lines
 

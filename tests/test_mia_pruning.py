@@ -46,9 +46,8 @@ def test_projection_equals_brute_force(seed):
 
 
 def admm_hook(model, density=0.5, rho=0.1, growth=2.0, rho_max=0.3) -> AdmmHook:
-    cfg = OmegaConf.create(
-        {"seed": 0, "method": {"allocation": "layerwise"}, "schedule": {"rho": rho, "rho_growth": growth, "rho_max": rho_max, "update_every": 1}}
-    )
+    schedule = {"rho": rho, "rho_growth": growth, "rho_max": rho_max, "update_every": 1}
+    cfg = OmegaConf.create({"seed": 0, "method": {"allocation": "layerwise"}, "schedule": schedule})
     ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), ("net.0.weight",), density, OmegaConf.create({}))
     hook = AdmmHook(ctx)
     hook.start(model)
@@ -127,7 +126,8 @@ def test_end_to_end_with_the_membership_metric(tmp_path, schedule):
     """admm through the prune-run command; minmax in-process (the same run(), without the start-up)."""
     results = tmp_path / "results"
     args = [*FAST, f"schedule={schedule}", "sparsity=0.75", "method.allocation=layerwise", "metrics.membership.enabled=true"]
-    args += ["metrics.regions.enabled=false", "shared_results=false", "schedule.epochs=2" if schedule == "admm" else "schedule.attack_steps=2"]
+    args += ["metrics.regions.enabled=false", "shared_results=false"]
+    args.append("schedule.epochs=2" if schedule == "admm" else "schedule.attack_steps=2")
     if schedule == "admm":
         run_cli(args, results)
         run_dir = next((results / "runs").iterdir())
