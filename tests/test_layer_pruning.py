@@ -58,7 +58,7 @@ def test_a_removed_section_makes_the_network_the_one_without_it():
     expected = by_hand_without(model, x, skipped=1)
     hook = hook_for(model)
     hook.theta = torch.tensor([0.9, 0.01, 0.9])
-    masks = hook.remove_below_threshold(model, step=3)
+    masks = hook.after_step(model, 3)  # inside the window: theta_1 <= threshold
     apply_masks(model, masks)
     assert torch.allclose(model(x), expected, atol=1e-6)
     assert not masks["sections.1.0.weight"].any() and not masks["sections.1.2.weight"].any()
@@ -107,12 +107,15 @@ def test_removal_criterion_on_a_hand_set_theta_trajectory():
     hook.theta = torch.tensor([0.6, 0.0, 0.04])
     assert hook.after_step(model, 4) is not None and not hook.alive[2]  # still inside prune_epochs=2
     hook.epoch_row()  # epoch 2 ends: the window is over
+    hook.theta = torch.tensor([0.6, 0.0, 0.0])
+    assert hook.after_step(model, 8) is None and hook.rounded  # rounding keeps theta_0 = 0.6 >= 1/2
     hook.theta = torch.tensor([0.01, 0.0, 0.0])
-    assert hook.after_step(model, 8) is None and hook.alive[0]
+    assert hook.after_step(model, 9) is None and hook.alive[0]  # nothing changes after the window
     rows = {r["section"]: r for r in hook.rows()}
     assert (rows[1]["epoch_removed"], rows[1]["step_removed"], rows[1]["theta"]) == (1, 2, pytest.approx(0.05))
     assert (rows[2]["epoch_removed"], rows[2]["step_removed"]) == (2, 4)
     assert rows[0]["removed"] is False
+    assert rows[1]["how"] == "threshold"
     # a removed section's theta no longer moves
     hook.z = torch.ones(3, requires_grad=True)
     hook.z.grad = torch.ones(3)
@@ -120,6 +123,22 @@ def test_removal_criterion_on_a_hand_set_theta_trajectory():
     before = hook.theta.clone()
     hook.before_step(model, 9)
     assert hook.theta[1] == before[1] and hook.theta[2] == before[2] and hook.theta[0] != before[0]
+
+
+def test_the_window_ends_with_a_deterministic_network():
+    model = tiny()
+    hook = hook_for(model, prune_epochs=1)
+    hook.theta = torch.tensor([0.3, 0.7, 0.5])
+    assert hook.after_step(model, 0) is None  # inside the window: nothing at or below the threshold
+    hook.epoch_row()
+    masks = hook.after_step(model, 1)  # first step after the window: theta < 1/2 is removed
+    assert hook.alive.tolist() == [False, True, True] and not masks["sections.0.0.weight"].any()
+    assert hook.rows()[0]["how"] == "rounded" and hook.rows()[0]["epoch_removed"] == 2
+    short = hook_for(tiny(), prune_epochs=1)  # a window as long as the phase: rounded by final_masks
+    short.theta = torch.tensor([0.2, 0.9, 0.4])
+    final = short.final_masks()
+    assert short.alive.tolist() == [False, True, False] and final["sections.1.0.weight"].all()
+    assert short.model.gates.tolist() == [0.0, 1.0, 0.0]
 
 
 def test_state_restores_the_hook_exactly_even_without_a_step_after_resume():

@@ -19,8 +19,10 @@ docs/training_time.md, "Layer pruning during training"):
   network's multiply-accumulates), so a more expensive section needs more evidence to stay;
 - theta starts at `theta_init` (1: the full network) and is updated with its own learning rate
   `theta_lr`;
-- sections are removed only during the first `prune_epochs` epochs; afterwards every surviving
-  section is deterministic (z = 1) and the network trains on as an ordinary residual MLP.
+- sections are removed only during the first `prune_epochs` epochs; at the end of that window the
+  network is made deterministic, as the paper's solutions are (theta in {0, 1}): a section with
+  theta < 1/2 is removed too (`how` = rounded in the table; `threshold` for the others), every
+  other one keeps gate 1, and the network trains on as an ordinary residual MLP.
 
 The model provides the sections (`residual_sections()`, prune_cli/models/res_mlp.py). The run writes
 `layer_pruning.csv` (one row per section: removed or not, the epoch and step of removal, theta,
@@ -121,6 +123,7 @@ class LayerPruningHook(TrainHook):
         self.epoch = 0
         self.gen = torch.Generator().manual_seed(self.seed)
         self.z: Optional[torch.Tensor] = None
+        self.rounded = False
         self.model = model
 
     def state_dict(self) -> dict:
@@ -129,11 +132,13 @@ class LayerPruningHook(TrainHook):
             "alive": self.alive.clone(),
             "removed": [{"section": k, **v} for k, v in self.removed.items()],
             "epoch": self.epoch,
+            "rounded": self.rounded,
             "generator": self.gen.get_state().clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.theta, self.alive, self.epoch = state["theta"].clone(), state["alive"].clone(), state["epoch"]
+        self.rounded = bool(state["rounded"])
         self.removed = {int(r["section"]): {k: v for k, v in r.items() if k != "section"} for r in state["removed"]}
         self.gen = restore_generator(state["generator"], self.seed)
         self.z = None
@@ -164,20 +169,29 @@ class LayerPruningHook(TrainHook):
         self.z = None
 
     def after_step(self, model: nn.Module, step: int) -> Optional[Masks]:
-        if not self.learning():
-            return None
-        return self.remove_below_threshold(model, step)
+        if self.learning():
+            return self.remove(model, step, self.options.threshold, inclusive=True, how="threshold")
+        if not self.rounded:
+            return self.round_to_deterministic(model, step)
+        return None
 
-    def remove_below_threshold(self, model: nn.Module, step: int) -> Optional[Masks]:
-        """Remove every live section whose theta is at or below the threshold; the new masks, or None."""
+    def round_to_deterministic(self, model: nn.Module, step: int) -> Optional[Masks]:
+        """At the end of the window the network becomes deterministic: a section with theta < 1/2
+        (more likely off than on) is removed, every other one is kept with gate 1."""
+        self.rounded = True
+        return self.remove(model, step, 0.5, inclusive=False, how="rounded")
+
+    def remove(self, model: nn.Module, step: int, level: float, inclusive: bool, how: str) -> Optional[Masks]:
+        """Remove every live section whose theta is at (`inclusive`) or below `level`; the new masks, or None."""
         self._ensure_bound(model)
-        below = self.theta <= torch.tensor(self.options.threshold, dtype=self.theta.dtype)  # compared in theta's precision
+        bound = torch.tensor(level, dtype=self.theta.dtype)  # compared in theta's precision
+        below = self.theta <= bound if inclusive else self.theta < bound
         newly = [i for i in range(len(self.sections)) if bool(self.alive[i] & below[i])]
         if not newly:
             return None
         for i in newly:
             self.alive[i] = False
-            self.removed[i] = {"epoch": self.epoch + 1, "step": int(step), "theta": float(self.theta[i])}
+            self.removed[i] = {"epoch": self.epoch + 1, "step": int(step), "theta": float(self.theta[i]), "how": how}
             with torch.no_grad():
                 model.gates[i] = 0.0
         return self.masks(model)
@@ -203,6 +217,8 @@ class LayerPruningHook(TrainHook):
     def final_masks(self) -> Optional[Masks]:
         model = self.model
         self._ensure_bound(model)
+        if not self.rounded:  # the window lasted the whole phase
+            self.round_to_deterministic(model, -1)
         with torch.no_grad():
             model.gates.copy_(self.alive.to(model.gates.dtype))
         if self.ctx.run_dir is not None:
@@ -221,6 +237,7 @@ class LayerPruningHook(TrainHook):
                     "removed": gone is not None,
                     "epoch_removed": gone["epoch"] if gone else None,
                     "step_removed": gone["step"] if gone else None,
+                    "how": gone["how"] if gone else "",
                     "theta": gone["theta"] if gone else float(self.theta[i]),
                     "macs": self.macs[i],
                 }
