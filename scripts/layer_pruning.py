@@ -63,7 +63,7 @@ def table(results_dir: Path) -> pd.DataFrame:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "layer_pruning")
-    p.add_argument("--penalties", default="0.2,0.5")
+    p.add_argument("--penalties", default="0.2,0.3,0.4,0.5")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--blocks", type=int, default=6)
