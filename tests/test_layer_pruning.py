@@ -6,6 +6,8 @@ CLI end to end (removed sections' weights zero, FLOPs = dense minus their multip
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -19,7 +21,7 @@ from prune_cli.models.res_mlp import ResMLP
 from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook, theta_step
-from tests.helpers import validated
+from tests.helpers import compose, validated
 
 DATA = [a for a in FAST if not a.startswith("model")]  # FAST without the mlp's keys
 OPTIONS = dict(name="layer_pruning", theta_init=1.0, theta_lr=0.1, penalty=0.5, threshold=0.05, prune_epochs=2)
@@ -186,3 +188,56 @@ def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
     assert flops["flops_sparse"] == flops["flops_dense"] - removed_macs
     history = pd.read_csv(run_dir / "history.csv")
     assert {"theta_0", "theta_1", "theta_2", "sections_alive"} <= set(history.columns)
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_and_resume(tmp_path, monkeypatch, overrides: list[str], crash_at: tuple[str, int]) -> tuple[Path, Path]:
+    """Run once uninterrupted, and once killed after epoch `crash_at[1]` of phase `crash_at[0]` (its
+    checkpoint written) then run again; returns both run directories (tests/test_schedules.py's pattern)."""
+    import prune_cli.run.experiment as experiment
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+
+    overrides = [*overrides, "dense_cache.enabled=false", "metrics.regions.enabled=false"]
+    reference = tmp_path / "reference"
+    run(compose(overrides, reference), reference / "run")
+    real_train = experiment.train
+
+    def crashing_train(*args, on_epoch_end=None, **kwargs):
+        def hook(row, progress):
+            on_epoch_end(row, progress)
+            if (args[4], progress.epoch) == crash_at:
+                raise Crash(f"simulated crash after {args[4]} epoch {progress.epoch}")
+
+        return real_train(*args, on_epoch_end=hook, **kwargs)
+
+    results = tmp_path / "crashing"
+    cfg = compose(overrides, results)
+    run_dir = results / "runs" / run_id(cfg)
+    monkeypatch.setattr(experiment, "train", crashing_train)
+    with pytest.raises(Crash):
+        run(cfg, run_dir)
+    monkeypatch.setattr(experiment, "train", real_train)
+    run(cfg, run_dir)
+    return reference / "run", run_dir
+
+
+def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:
+    ignore = ["timestamp", "run_id", "config_hash"]
+    for table in tables:
+        x, y = pd.read_csv(a / table), pd.read_csv(b / table)
+        pd.testing.assert_frame_equal(x.drop(columns=[c for c in ignore if c in x]), y.drop(columns=[c for c in ignore if c in y]))
+    ma, mb = torch.load(a / "model_finetuned.pt", weights_only=True), torch.load(b / "model_finetuned.pt", weights_only=True)
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
+@pytest.mark.parametrize("crash_epoch", [1, 3])  # inside the window; after the phase's last epoch (no step left)
+def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, crash_epoch):
+    overrides = [*DATA, "model=res_mlp", "model.width=8", "model.blocks=3", "train.epochs=3", "schedule=layer_pruning"]
+    overrides += ["schedule.penalty=3", "schedule.prune_epochs=2"]
+    a, b = crash_and_resume(tmp_path, monkeypatch, overrides, ("layer_pruning", crash_epoch))
+    assert_same_run(a, b, ("metrics.csv", "layer_pruning.csv", "history.csv"))
+    assert pd.read_csv(b / "layer_pruning.csv").removed.any()  # the resumed phase did remove sections

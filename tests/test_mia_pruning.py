@@ -146,3 +146,13 @@ def test_end_to_end_with_the_membership_metric(tmp_path, schedule):
     history = pd.read_csv(run_dir / "history.csv")
     column = "admm_rho" if schedule == "admm" else "attack_loss"
     assert history[column].notna().any()
+
+
+@pytest.mark.parametrize("schedule", ["admm", "minmax"])
+def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, schedule):
+    from tests.test_layer_pruning import assert_same_run, crash_and_resume
+
+    overrides = [*FAST, f"schedule={schedule}", "sparsity=0.75", "metrics.membership.enabled=true", "finetune.epochs=2"]
+    overrides += ["schedule.epochs=2", "schedule.update_every=2"] if schedule == "admm" else []
+    a, b = crash_and_resume(tmp_path, monkeypatch, overrides, (schedule, 1))
+    assert_same_run(a, b, ("metrics.csv", "history.csv"))
