@@ -22,11 +22,13 @@ SHAPES = {
     "resnet56": (3, 32, 32),
     "cnn1d": (40,),
     "ntk_mlp": (16,),
+    "res_mlp": (40,),
 }
 EXTRA = {
     "mlp": {"widths": [8, 8], "bias": True},
     "cnn1d": {"channels": [4, 4], "kernel_size": 5, "hidden": 8},
     "ntk_mlp": {"widths": [8, 8], "sigma_w": 1.414, "sigma_b": 0.0, "rescale": True},
+    "res_mlp": {"width": 8, "blocks": 2, "bias": True},
 }
 
 

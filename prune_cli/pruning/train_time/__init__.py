@@ -11,7 +11,8 @@ checkpoints the hook's state with every epoch. Adding a method edits no existing
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -34,6 +35,8 @@ class HookContext:
     density: float
     train: DictConfig
     device: torch.device = torch.device("cpu")
+    run_dir: Optional[Path] = None  # where a method writes its own table (layer_pruning.csv); None: nowhere
+    model: Optional[torch.nn.Module] = None  # the model the phase trains (final_masks() after a resume that had no step left)
 
 
 TRAIN_HOOKS: Registry[Callable[[HookContext], TrainHook]] = Registry("train_hook", "schedule.name")

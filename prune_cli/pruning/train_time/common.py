@@ -1,14 +1,19 @@
-"""What the training-time methods share: the schedule options they fix, and the growing penalty level."""
+"""What the training-time methods of this package share (docs/training_time.md): the schedule
+options they fix, the growing penalty level, the run's model on the meta device for pre-run checks,
+and generator state for exact resume."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ...core.checks import check
 from ...core.config_base import ScheduleConfig
+from ...core.errors import ConfigError
 
 
 @dataclass
@@ -36,3 +41,42 @@ def steps_to_ceiling(delta: float, interval: int, ceiling: float, start: float =
     """The first step t at which `growing_level` equals the ceiling (the number of steps before it)."""
     raises = max(1, math.ceil((ceiling - start) / delta - 1e-9))
     return interval * (raises - 1)
+
+
+def meta_model(cfg: DictConfig):
+    """The run's model on the meta device for the dataset's declared input (no weights, no memory),
+    or None when the dataset declares no input shape (then the hook checks at its start)."""
+    declared = OmegaConf.get_type(cfg.dataset)
+    spec = declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None
+    if spec is None:
+        return None
+    from ...models import build_model
+
+    shape, classes = spec
+    with torch.device("meta"):
+        try:
+            return build_model(cfg.model, shape, classes)
+        except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError):
+            return None  # the pre-run pass reports a model that does not fit the data
+
+
+def require_residual_sections(model, cfg: DictConfig, key: str) -> None:
+    """Layer pruning needs a model that declares residual sections (`residual_sections()`, e.g. res_mlp)."""
+    if model is not None and not hasattr(model, "residual_sections"):
+        raise ConfigError(
+            "model",
+            cfg.model.name,
+            "a model with residual sections, e.g. model=res_mlp",
+            f"{key}={cfg.schedule.name} removes whole residual sections.",
+        )
+
+
+def generator_state(gen: torch.Generator) -> torch.Tensor:
+    return gen.get_state().clone()
+
+
+def restore_generator(state: Optional[torch.Tensor], seed: int) -> torch.Generator:
+    gen = torch.Generator().manual_seed(seed)
+    if state is not None:
+        gen.set_state(state)
+    return gen

@@ -1,0 +1,243 @@
+"""Layer pruning during training (schedule=layer_pruning, model=res_mlp; docs/training_time.md):
+a removed section is the identity (against a hand-built network without it), the gate gradient is
+dL/dz (against finite differences), the projected theta step and the cost-weighted penalty (against
+their formulas), the removal criterion on a hand-set theta trajectory, the pre-run check, and the
+CLI end to end (removed sections' weights zero, FLOPs = dense minus their multiply-accumulates)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch.nn import functional as F
+
+from conftest import FAST, run_cli
+from prune_cli.core.errors import ConfigError
+from prune_cli.models.masks import apply_masks
+from prune_cli.models.res_mlp import ResMLP
+from prune_cli.pruning import PruneContext
+from prune_cli.pruning.train_time import HookContext
+from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook, theta_step
+from tests.helpers import compose, validated
+
+DATA = [a for a in FAST if not a.startswith("model")]  # FAST without the mlp's keys
+OPTIONS = dict(name="layer_pruning", theta_init=1.0, theta_lr=0.1, penalty=0.5, threshold=0.05, prune_epochs=2)
+
+
+def tiny(seed: int = 0) -> ResMLP:
+    torch.manual_seed(seed)
+    return ResMLP(in_features=5, width=4, blocks=3, num_classes=3)
+
+
+def hook_for(model, start: bool = True, **options) -> LayerPruningHook:
+    cfg = OmegaConf.create({"seed": 0, "schedule": {**OPTIONS, **options}})
+    prunable = tuple(n for n, _ in model.named_parameters() if n.endswith("weight"))
+    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), prunable, 1.0, OmegaConf.create({}), model=model)
+    hook = LayerPruningHook(ctx)
+    if start:
+        hook.start(model)
+    return hook
+
+
+def by_hand_without(model: ResMLP, x: torch.Tensor, skipped: int) -> torch.Tensor:
+    """The network written out with plain tensor ops, section `skipped` left out."""
+    p = {n: t.detach().clone() for n, t in model.named_parameters()}
+    h = torch.relu(x @ p["stem.weight"].T + p["stem.bias"])
+    for i in range(3):
+        if i == skipped:
+            continue
+        inner = torch.relu(h @ p[f"sections.{i}.0.weight"].T + p[f"sections.{i}.0.bias"])
+        h = h + inner @ p[f"sections.{i}.2.weight"].T + p[f"sections.{i}.2.bias"]
+    return h @ p["classifier_layer.weight"].T + p["classifier_layer.bias"]
+
+
+def test_a_removed_section_makes_the_network_the_one_without_it():
+    model = tiny()
+    x = torch.randn(7, 5)
+    expected = by_hand_without(model, x, skipped=1)
+    hook = hook_for(model)
+    hook.theta = torch.tensor([0.9, 0.01, 0.9])
+    masks = hook.after_step(model, 3)  # inside the window: theta_1 <= threshold
+    apply_masks(model, masks)
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    assert not masks["sections.1.0.weight"].any() and not masks["sections.1.2.weight"].any()
+    assert all(masks[n].all() for n in masks if not n.startswith("sections.1."))
+    assert float(model.gates[1]) == 0.0 and torch.all(model.sections[1][0].weight == 0)
+
+
+def test_gate_gradient_is_the_derivative_of_the_loss_by_the_section_scale():
+    model = tiny(1)
+    hook = hook_for(model, theta_init=1.0)
+    x, y = torch.randn(6, 5), torch.tensor([0, 1, 2, 0, 1, 2])
+    F.cross_entropy(hook.forward(model, x), y).backward()
+    eps = 1e-3
+    for i in range(3):
+        losses = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                model.gates.fill_(1.0)
+                model.gates[i] += sign * eps
+                losses.append(float(F.cross_entropy(model(x), y)))
+        assert float(hook.z.grad[i]) == pytest.approx((losses[0] - losses[1]) / (2 * eps), rel=1e-2, abs=1e-5)
+
+
+def test_projected_theta_step_and_cost_weighted_penalty():
+    theta = torch.tensor([0.5, 0.02, 0.99])
+    grad = torch.tensor([1.0, 0.5, -2.0])
+    pen = torch.tensor([0.1, 0.1, 0.1])
+    assert torch.allclose(theta_step(theta, grad, pen, 0.1), torch.tensor([0.39, 0.0, 1.0]))  # clipped to [0, 1]
+    model = tiny()
+    hook = hook_for(model, penalty=0.5)
+    total = 4 * 5 + 3 * 2 * 4 * 4 + 3 * 4  # every Linear weight
+    assert torch.allclose(hook.penalty, torch.full((3,), 0.5 * 32 / total))
+
+
+def test_removal_criterion_on_a_hand_set_theta_trajectory():
+    model = tiny()
+    hook = hook_for(model, threshold=0.05, prune_epochs=2)
+    trajectory = [[0.9, 0.5, 0.3], [0.8, 0.06, 0.2], [0.7, 0.05, 0.1], [0.6, 0.0, 0.06]]  # epoch 1
+    removed_at = {}
+    for step, theta in enumerate(trajectory):
+        hook.theta = torch.tensor(theta)
+        if hook.after_step(model, step) is not None:
+            removed_at.update({i: step for i in range(3) if not hook.alive[i] and i not in removed_at})
+    assert removed_at == {1: 2}  # theta_1 reached the threshold (<=) at step 2; theta_2 never did
+    hook.epoch_row()  # epoch 1 ends
+    hook.theta = torch.tensor([0.6, 0.0, 0.04])
+    assert hook.after_step(model, 4) is not None and not hook.alive[2]  # still inside prune_epochs=2
+    hook.epoch_row()  # epoch 2 ends: the window is over
+    hook.theta = torch.tensor([0.6, 0.0, 0.0])
+    assert hook.after_step(model, 8) is None and hook.rounded  # rounding keeps theta_0 = 0.6 >= 1/2
+    hook.theta = torch.tensor([0.01, 0.0, 0.0])
+    assert hook.after_step(model, 9) is None and hook.alive[0]  # nothing changes after the window
+    rows = {r["section"]: r for r in hook.rows()}
+    assert (rows[1]["epoch_removed"], rows[1]["step_removed"], rows[1]["theta"]) == (1, 2, pytest.approx(0.05))
+    assert (rows[2]["epoch_removed"], rows[2]["step_removed"]) == (2, 4)
+    assert rows[0]["removed"] is False
+    assert rows[1]["how"] == "threshold"
+    # a removed section's theta no longer moves
+    hook.z = torch.ones(3, requires_grad=True)
+    hook.z.grad = torch.ones(3)
+    hook.epoch = 0
+    before = hook.theta.clone()
+    hook.before_step(model, 9)
+    assert hook.theta[1] == before[1] and hook.theta[2] == before[2] and hook.theta[0] != before[0]
+
+
+def test_the_window_ends_with_a_deterministic_network():
+    model = tiny()
+    hook = hook_for(model, prune_epochs=1)
+    hook.theta = torch.tensor([0.3, 0.7, 0.5])
+    assert hook.after_step(model, 0) is None  # inside the window: nothing at or below the threshold
+    hook.epoch_row()
+    masks = hook.after_step(model, 1)  # first step after the window: theta < 1/2 is removed
+    assert hook.alive.tolist() == [False, True, True] and not masks["sections.0.0.weight"].any()
+    assert hook.rows()[0]["how"] == "rounded" and hook.rows()[0]["epoch_removed"] == 2
+    short = hook_for(tiny(), prune_epochs=1)  # a window as long as the phase: rounded by final_masks
+    short.theta = torch.tensor([0.2, 0.9, 0.4])
+    final = short.final_masks()
+    assert short.alive.tolist() == [False, True, False] and final["sections.1.0.weight"].all()
+    assert short.model.gates.tolist() == [0.0, 1.0, 0.0]
+
+
+def test_state_restores_the_hook_exactly_even_without_a_step_after_resume():
+    model = tiny(2)
+    hook = hook_for(model, penalty=20.0, theta_lr=0.5)
+    x, y = torch.randn(8, 5), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    for step in range(4):
+        model.zero_grad()
+        F.cross_entropy(hook.forward(model, x), y).backward()
+        hook.before_step(model, step)
+        hook.after_step(model, step)
+    hook.epoch_row()
+    resumed = hook_for(model, start=False, penalty=20.0, theta_lr=0.5)
+    resumed.resume(model, hook.state_dict())
+    masks, again = hook.final_masks(), resumed.final_masks()  # no forward after the resume
+    assert masks.keys() == again.keys() and all(torch.equal(masks[n], again[n]) for n in masks)
+    assert resumed.rows() == hook.rows()
+    assert torch.equal(resumed.gen.get_state(), hook.gen.get_state())
+
+
+def test_a_model_without_residual_sections_stops_before_the_run():
+    with pytest.raises(ConfigError, match="res_mlp"):
+        validated(*FAST, "schedule=layer_pruning", "train.epochs=5")
+    with pytest.raises(ConfigError, match="schedule.prune_epochs"):
+        validated(*DATA, "model=res_mlp", "schedule=layer_pruning", "train.epochs=2", "schedule.prune_epochs=3")
+
+
+def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
+    results = tmp_path / "results"
+    args = [*DATA, "model=res_mlp", "model.width=16", "model.blocks=3", "train.epochs=4", "schedule=layer_pruning"]
+    run_cli([*args, "schedule.penalty=5", "schedule.prune_epochs=3", "shared_results=false", "metrics.regions.enabled=false"], results)
+    run_dir = next((results / "runs").iterdir())
+    table = pd.read_csv(run_dir / "layer_pruning.csv")
+    assert list(table.section) == [0, 1, 2] and table.removed.any()
+    state = torch.load(run_dir / "model_finetuned.pt", weights_only=True)
+    for row in table.itertuples():
+        for layer in row.layers.split():
+            zero = bool(torch.all(state[f"{layer}.weight"] == 0))
+            assert zero == row.removed, layer
+        assert float(state["gates"][row.section]) == (0.0 if row.removed else 1.0)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    flops = metrics[(metrics.phase == "finetuned") & (metrics.split == "model")].set_index("metric").value
+    removed_macs = int(table[table.removed].macs.sum())
+    assert removed_macs == table.removed.sum() * 2 * 16 * 16
+    assert flops["flops_sparse"] == flops["flops_dense"] - removed_macs
+    history = pd.read_csv(run_dir / "history.csv")
+    assert {"theta_0", "theta_1", "theta_2", "sections_alive"} <= set(history.columns)
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_and_resume(tmp_path, monkeypatch, overrides: list[str], crash_at: tuple[str, int]) -> tuple[Path, Path]:
+    """Run once uninterrupted, and once killed after epoch `crash_at[1]` of phase `crash_at[0]` (its
+    checkpoint written) then run again; returns both run directories (tests/test_schedules.py's pattern)."""
+    import prune_cli.run.experiment as experiment
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+
+    overrides = [*overrides, "dense_cache.enabled=false", "metrics.regions.enabled=false"]
+    reference = tmp_path / "reference"
+    run(compose(overrides, reference), reference / "run")
+    real_train = experiment.train
+
+    def crashing_train(*args, on_epoch_end=None, **kwargs):
+        def hook(row, progress):
+            on_epoch_end(row, progress)
+            if (args[4], progress.epoch) == crash_at:
+                raise Crash(f"simulated crash after {args[4]} epoch {progress.epoch}")
+
+        return real_train(*args, on_epoch_end=hook, **kwargs)
+
+    results = tmp_path / "crashing"
+    cfg = compose(overrides, results)
+    run_dir = results / "runs" / run_id(cfg)
+    monkeypatch.setattr(experiment, "train", crashing_train)
+    with pytest.raises(Crash):
+        run(cfg, run_dir)
+    monkeypatch.setattr(experiment, "train", real_train)
+    run(cfg, run_dir)
+    return reference / "run", run_dir
+
+
+def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:
+    ignore = ["timestamp", "run_id", "config_hash"]
+    for table in tables:
+        x, y = pd.read_csv(a / table), pd.read_csv(b / table)
+        pd.testing.assert_frame_equal(x.drop(columns=[c for c in ignore if c in x]), y.drop(columns=[c for c in ignore if c in y]))
+    ma, mb = torch.load(a / "model_finetuned.pt", weights_only=True), torch.load(b / "model_finetuned.pt", weights_only=True)
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
+@pytest.mark.parametrize("crash_epoch", [1, 3])  # inside the window; after the phase's last epoch (no step left)
+def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, crash_epoch):
+    overrides = [*DATA, "model=res_mlp", "model.width=8", "model.blocks=3", "train.epochs=3", "schedule=layer_pruning"]
+    overrides += ["schedule.penalty=3", "schedule.prune_epochs=2"]
+    a, b = crash_and_resume(tmp_path, monkeypatch, overrides, ("layer_pruning", crash_epoch))
+    assert_same_run(a, b, ("metrics.csv", "layer_pruning.csv", "history.csv"))
+    assert pd.read_csv(b / "layer_pruning.csv").removed.any()  # the resumed phase did remove sections

@@ -1,0 +1,158 @@
+"""Pruning against membership inference (docs/training_time.md): ADMM's Z-step against brute-force
+projection, its dual update and penalty against the formulas worked by hand, the min-max attack gain's
+gradient against finite differences (the classifier's step lowers it), the pre-run checks, and both
+methods end to end through prune-run with the membership metric."""
+
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import FAST, run_cli
+from prune_cli.core.errors import ConfigError
+from prune_cli.pruning import PruneContext
+from prune_cli.pruning.train_time import HookContext
+from prune_cli.pruning.train_time.admm import AdmmHook, dual_update, project
+from prune_cli.pruning.train_time.minmax import AttackModel, attack_loss, member_gain
+from prune_cli.run.experiment import run
+from tests.helpers import TwoLayer, compose, validated
+
+
+def brute_force_projection(tensors: list[torch.Tensor], k: int) -> torch.Tensor:
+    """argmin over all supports S with |S| = k of ||v - v_S||^2, over the concatenation."""
+    v = torch.cat([t.flatten() for t in tensors])
+    best = min(itertools.combinations(range(v.numel()), k), key=lambda s: float((v**2).sum() - (v[list(s)] ** 2).sum()))
+    mask = torch.zeros(v.numel(), dtype=torch.bool)
+    mask[list(best)] = True
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_projection_equals_brute_force(seed):
+    g = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(2, 3, generator=g), torch.randn(4, generator=g)
+    weights = {"a": a, "b": b}
+    # global: one support of round(0.4 * 10) = 4 over both tensors
+    masks = project(weights, 0.4, "global")
+    assert torch.equal(torch.cat([masks["a"].flatten(), masks["b"]]), brute_force_projection([a, b], 4))
+    # layerwise: round(0.5 * 6) = 3 in a, round(0.5 * 4) = 2 in b
+    masks = project(weights, 0.5, "layerwise")
+    assert torch.equal(masks["a"].flatten(), brute_force_projection([a], 3))
+    assert torch.equal(masks["b"], brute_force_projection([b], 2))
+
+
+def admm_hook(model, density=0.5, rho=0.1, growth=2.0, rho_max=0.3) -> AdmmHook:
+    schedule = {"rho": rho, "rho_growth": growth, "rho_max": rho_max, "update_every": 1}
+    cfg = OmegaConf.create({"seed": 0, "method": {"allocation": "layerwise"}, "schedule": schedule})
+    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), ("net.0.weight",), density, OmegaConf.create({}))
+    hook = AdmmHook(ctx)
+    hook.start(model)
+    return hook
+
+
+def test_admm_penalty_z_step_dual_update_and_rho_schedule_by_hand():
+    model = TwoLayer(seed=0)
+    with torch.no_grad():
+        model.net[0].weight.copy_(torch.tensor([[4.0, -1.0, 0.5, 3.0]] * 3) * torch.tensor([[1.0], [2.0], [-1.0]]))
+    w = model.net[0].weight.detach().clone()  # 12 weights; density 0.5 keeps 6
+    hook = admm_hook(model)
+    z0 = torch.where(w.abs() >= 3.0, w, torch.zeros_like(w))  # |w| in {4,3,8,6,4,3} are the 6 largest
+    assert torch.equal(hook.z["net.0.weight"], z0)
+    assert float(hook.extra_loss(model, None, None, None).detach()) == pytest.approx(0.1 / 2 * float(((w - z0) ** 2).sum()))
+    u = torch.full_like(w, 0.25)
+    u[0, 2] = 10.0  # pushes w + u at [0, 2] to 10.5: it enters the support, the smallest |w + u| of the rest leaves
+    hook.u["net.0.weight"] = u
+    hook.update(model)
+    shifted = w + u
+    kept = shifted.abs().flatten().argsort(descending=True, stable=True)[:6]
+    z1 = torch.zeros(12)
+    z1[kept] = shifted.flatten()[kept]
+    z1 = z1.view_as(w)
+    assert bool(hook.z["net.0.weight"][0, 2] != 0)
+    assert torch.equal(hook.z["net.0.weight"], z1)
+    assert torch.equal(hook.u["net.0.weight"], u + w - z1)  # U <- U + W - Z
+    assert torch.equal(dual_update(w, z1, u), u + w - z1)
+    assert hook.rho == pytest.approx(0.2)
+    hook.update(model)
+    assert hook.rho == pytest.approx(0.3)  # 0.4 capped at rho_max
+    final = hook.final_masks()["net.0.weight"]
+    assert torch.equal(final, w.abs() >= 3.0)  # hard pruning: the support of the projection of W
+
+
+def test_adversarial_gain_gradient_lowers_the_attacks_member_score():
+    torch.manual_seed(0)
+    model, attack = TwoLayer(seed=1), AttackModel(num_classes=3, width=16)
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    opt = torch.optim.Adam(attack.parameters(), lr=0.05)  # make the attack informative first
+    ref_x, ref_y = torch.randn(16, 4) * 3, torch.randint(0, 3, (16,))
+    for _ in range(30):
+        opt.zero_grad()
+        with torch.no_grad():
+            m_logits, r_logits = model(x), model(ref_x)
+        attack_loss(attack, m_logits, y, r_logits, ref_y).backward()
+        opt.step()
+    for p in attack.parameters():
+        p.requires_grad_(False)
+    params = list(model.parameters())
+    gain = member_gain(attack, model(x), y)
+    grads = torch.autograd.grad(gain, params)
+    gain = gain.detach()
+    norm2 = sum(float((g**2).sum()) for g in grads)
+    assert norm2 > 0
+    eps = 1e-3
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p -= eps * g  # the classifier's gradient step on lambda * gain (lambda > 0)
+        after = float(member_gain(attack, model(x), y))
+    assert after < float(gain)  # the attack now finds the members less member-like
+    assert (after - float(gain)) / eps == pytest.approx(-norm2, rel=0.05)  # finite difference = -||grad||^2
+
+
+def test_wrong_methods_stop_before_the_run():
+    with pytest.raises(ConfigError, match="method.score"):
+        validated(*FAST, "schedule=admm", "method=random")
+    with pytest.raises(ConfigError, match="method.allocation"):
+        validated(*FAST, "schedule=admm", "method.allocation=erk")
+    with pytest.raises(ConfigError, match="dataset.val_fraction"):
+        validated(*FAST, "schedule=minmax", "dataset.val_fraction=0.0")
+
+
+@pytest.mark.parametrize("schedule", ["admm", "minmax"])
+def test_end_to_end_with_the_membership_metric(tmp_path, schedule):
+    """admm through the prune-run command; minmax in-process (the same run(), without the start-up)."""
+    results = tmp_path / "results"
+    args = [*FAST, f"schedule={schedule}", "sparsity=0.75", "method.allocation=layerwise", "metrics.membership.enabled=true"]
+    args += ["metrics.regions.enabled=false", "shared_results=false"]
+    args.append("schedule.epochs=2" if schedule == "admm" else "schedule.attack_steps=2")
+    if schedule == "admm":
+        run_cli(args, results)
+        run_dir = next((results / "runs").iterdir())
+    else:
+        run_dir = tmp_path / "run"
+        run(compose(args, results), run_dir)
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    value = metrics.set_index(["phase", "metric"]).value
+    for phase in ("dense", "pruned", "finetuned"):
+        assert 0.0 <= value[(phase, "mia_loss_auc")] <= 1.0
+    layers = pd.read_csv(run_dir / "layers.csv")
+    final = layers[(layers.phase == "finetuned") & layers.prunable]
+    assert len(final) == 3
+    for row in final.itertuples():
+        assert row.nonzero == round(0.25 * row.params), row.layer  # layerwise: k_l = round(density x n_l)
+    history = pd.read_csv(run_dir / "history.csv")
+    column = "admm_rho" if schedule == "admm" else "attack_loss"
+    assert history[column].notna().any()
+
+
+@pytest.mark.parametrize("schedule", ["admm", "minmax"])
+def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, schedule):
+    from tests.test_layer_pruning import assert_same_run, crash_and_resume
+
+    overrides = [*FAST, f"schedule={schedule}", "sparsity=0.75", "metrics.membership.enabled=true", "finetune.epochs=2"]
+    overrides += ["schedule.epochs=2", "schedule.update_every=2"] if schedule == "admm" else []
+    a, b = crash_and_resume(tmp_path, monkeypatch, overrides, (schedule, 1))
+    assert_same_run(a, b, ("metrics.csv", "history.csv"))
