@@ -1,0 +1,180 @@
+"""Benchmark: how the total time of a `prune-run -m` sweep grows with its number of runs, and the per-run
+overhead (everything except training and recording), with and without the per-process dataset memo.
+
+Each sweep is one `prune-run -m seed=0,...,n-1 <small config>` process (Hydra's basic launcher: the
+runs one after another in that process), for n in --sizes, once with the memo (the default) and once
+with `PRUNE_CLI_DATA_MEMO_MB=0` (prune_cli/data/cache.py), interleaved, --repeats times. Small
+config: MNIST-1D (8000 training examples), an MLP 40-32-32-10, one dense and one fine-tuning epoch,
+region counting off (`metrics.regions.enabled=false`); the other default metrics stay on.
+
+Printed, per memo setting and n (medians over the repeats):
+- wall: the whole process, start-up included;
+- per run: wall / n;
+- train+rec: training and recording (evaluation, metrics, per-run CSVs and model files) per run, from
+  each run's own timing line in its prune-run.log (prune_cli/run/experiment.py);
+- in run: the rest of `run()` per run (data loading and splits, model building, checkpoints, shared
+  tables) from the same line;
+and the marginal per-run overhead: the least-squares slope of wall against n minus the mean
+training+recording time per run (this includes Hydra's per-job work: composing the job's config,
+which the basic sweeper does twice per job, the pre-run checks, the thread choice, the job's logging).
+It also prints the machine's load (os.getloadavg) before and after.
+
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; one repeat (a few minutes)
+    PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = [
+    "dataset=mnist1d",
+    "model=mlp",
+    "model.widths=[32,32]",
+    "train.epochs=1",
+    "finetune.epochs=1",
+    "metrics.regions.enabled=false",
+]
+TIMING = re.compile(
+    r"timing: ([\d.]+) s in all: data ([\d.]+) s, training ([\d.]+) s, recording \(evaluation, metrics, per-run files\) ([\d.]+) s"
+)
+
+
+def sweep_args(n: int, results: Path) -> list[str]:
+    seeds = ",".join(str(s) for s in range(n)) if n > 1 else "0"
+    return ["-m", f"seed={seeds}", *SMALL, f"results_dir={results}", "shared_results=true"]
+
+
+def env(memo: bool) -> dict:
+    e = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+    if not memo:
+        e["PRUNE_CLI_DATA_MEMO_MB"] = "0"
+    return e
+
+
+def run_sweep(n: int, memo: bool, work: Path, tag: str) -> dict:
+    """One sweep process: wall time and the runs' own timing lines."""
+    results = work / tag
+    cmd = [sys.executable, "-m", "prune_cli.cli", *sweep_args(n, results)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env(memo), cwd=work, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    runs = []
+    for log in sorted((results / "runs").glob("*/prune-run.log")):
+        m = TIMING.search(log.read_text())
+        if m:
+            total, data, training, recording = map(float, m.groups())
+            runs.append({"total": total, "data": data, "training": training, "recording": recording})
+    if len(runs) != n:
+        raise SystemExit(f"expected {n} timing lines under {results}, found {len(runs)}")
+    hits = sum("reused from this process's memo" in p.read_text() for p in (results / "runs").glob("*/prune-run.log"))
+    return {"wall": wall, "runs": runs, "hits": hits}
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def benchmark(sizes: list[int], repeats: int) -> None:
+    load = [os.getloadavg()[0]]
+    results: dict[tuple[bool, int], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        # Warm-up: generate MNIST-1D's file cache and the file-system cache of the imports.
+        run_sweep(1, True, work, "warmup")
+        for r in range(repeats):
+            order = [(memo, n) for n in sizes for memo in (True, False)]
+            if r % 2:
+                order.reverse()
+            for memo, n in order:
+                results.setdefault((memo, n), []).append(run_sweep(n, memo, work, f"{'memo' if memo else 'nomemo'}-{n}-{r}"))
+                load.append(os.getloadavg()[0])
+    print(f"prune-run -m sweeps of n small runs ({' '.join(SMALL)}); medians of {repeats} repeat(s), interleaved")
+    print(f"load average (1 min) {min(load):.1f}-{max(load):.1f}; {os.cpu_count()} CPUs")
+    print(f"{'memo':<7}{'n':>4}{'wall s':>10}{'per run s':>11}{'train+rec s':>13}{'in run s':>10}{'data s':>9}{'hits':>6}")
+    marginal = {}
+    for memo in (True, False):
+        walls = []
+        per_run_work = []
+        for n in sizes:
+            reps = results[(memo, n)]
+            wall = statistics.median(x["wall"] for x in reps)
+            runs = [run for x in reps for run in x["runs"]]
+            work_s = statistics.median(run["training"] + run["recording"] for run in runs)
+            in_run = statistics.median(run["total"] - run["training"] - run["recording"] for run in runs)
+            data = statistics.median(run["data"] for run in runs)
+            hits = statistics.median(x["hits"] for x in reps)
+            walls.append(wall)
+            per_run_work += [run["training"] + run["recording"] for run in runs]
+            label = "on" if memo else "off"
+            print(f"{label:<7}{n:>4}{wall:>10.2f}{wall / n:>11.2f}{work_s:>13.3f}{in_run:>10.3f}{data:>9.4f}{hits:>6.0f}")
+        if len(sizes) > 1:
+            marginal[memo] = slope([float(n) for n in sizes], walls) - statistics.fmean(per_run_work)
+    for memo, value in marginal.items():
+        print(
+            f"marginal per-run overhead, memo {'on' if memo else 'off'}: {value:.2f} s "
+            "(slope of wall vs n minus mean training+recording per run)"
+        )
+    if len(marginal) == 2 and marginal[False] > 0:
+        print(f"ratio memo on / off of the marginal overhead: {marginal[True] / marginal[False]:.2f}x")
+
+
+def profile(n: int, top: int) -> None:
+    """cProfile of one n-run sweep in this process (the console entry point, as a user runs it)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch  # noqa: F401  (imported before profiling: start-up is scripts/bench_startup.py's subject)
+
+    from prune_cli import cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.argv = ["prune-run", *sweep_args(n, Path(tmp) / "results")]
+        prof = cProfile.Profile()
+        start = time.perf_counter()
+        prof.enable()
+        try:
+            cli.main()
+        except SystemExit as stop:
+            if stop.code:
+                raise
+        prof.disable()
+        wall = time.perf_counter() - start
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
+    print(f"{n}-run sweep in-process: {wall:.1f} s under cProfile (load {os.getloadavg()[0]:.1f})")
+    print(out.getvalue())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="n = 1, 4, 16 and one repeat")
+    ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
+    ap.add_argument("--top", type=int, default=60)
+    args = ap.parse_args()
+    if args.profile:
+        profile(args.profile, args.top)
+        return
+    if args.quick:
+        args.sizes, args.repeats = [1, 4, 16], 1
+    benchmark(args.sizes, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
