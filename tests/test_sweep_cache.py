@@ -12,6 +12,7 @@ a run with an empty memo, a fresh `prune-run` process):
 
 from __future__ import annotations
 
+import logging
 import random
 import subprocess
 import sys
@@ -28,6 +29,8 @@ from prune_cli.data.synthetic import SyntheticConfig
 from prune_cli.run.experiment import run
 from tests.conftest import FAST
 from tests.helpers import compose
+
+from bench_sweep import TIMING  # noqa: E402  (the pattern the benchmark parses; tests.helpers put scripts/ on the path)
 
 
 def node(**options):
@@ -141,8 +144,10 @@ def _values(results) -> pd.DataFrame:
     return frame[["phase", "split", "metric", "value"]].sort_values(["phase", "split", "metric"]).reset_index(drop=True)
 
 
-def test_a_run_reusing_the_memo_equals_a_run_with_an_empty_memo(tmp_path):
-    """In one process: run seed 0, then seed 1 (a memo hit); then seed 1 again with the memo cleared."""
+def test_a_run_reusing_the_memo_equals_a_run_with_an_empty_memo(tmp_path, caplog):
+    """In one process: run seed 0, then seed 1 (a memo hit); then seed 1 again with the memo cleared.
+    Each run logs where its time went (the line scripts/bench_sweep.py reads)."""
+    caplog.set_level(logging.INFO, logger="prune_cli")
     cache.clear()
     run(compose([*FAST, "metrics.regions.enabled=false", "seed=0"], tmp_path / "a"), tmp_path / "a" / "runs" / "x")
     hits = cache.STATS["hits"]
@@ -153,6 +158,8 @@ def test_a_run_reusing_the_memo_equals_a_run_with_an_empty_memo(tmp_path):
     assert cache.STATS["hits"] == 0
     pd.testing.assert_frame_equal(_values(tmp_path / "b"), _values(tmp_path / "c"))
     assert not _values(tmp_path / "a").equals(_values(tmp_path / "b"))  # the seed does reach the run
+    timing = [r.getMessage() for r in caplog.records if " timing: " in r.getMessage()]
+    assert len(timing) == 3 and all(TIMING.search(line) for line in timing), timing
 
 
 @pytest.mark.slow
