@@ -22,6 +22,7 @@ It also prints the machine's load (os.getloadavg) before and after.
     PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; one repeat (a few minutes)
     PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
     PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose, schema memo on / off
 """
 
 from __future__ import annotations
@@ -160,6 +161,34 @@ def profile(n: int, top: int) -> None:
     print(out.getvalue())
 
 
+def compose_bench(repeats: int) -> None:
+    """Time of composing one job's config (what Hydra does twice per sweep job) with the plugin source's
+    schema memo (prune_cli/run/plugin_source.py) and without it (OmegaConf.structured every time),
+    interleaved, in this process."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import prune_cli.cli  # noqa: F401  (the plugin config source)
+    from prune_cli.run import plugin_source
+
+    memoised = plugin_source._structured
+    times: dict[str, list[float]] = {"memo on": [], "memo off": []}
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        compose("config", overrides=SMALL)  # warm-up: plugin imports
+        for r in range(repeats):
+            for label in ("memo on", "memo off") if r % 2 == 0 else ("memo off", "memo on"):
+                plugin_source._structured = memoised if label == "memo on" else OmegaConf.structured
+                start = time.perf_counter()
+                compose("config", overrides=SMALL)
+                times[label].append(time.perf_counter() - start)
+    plugin_source._structured = memoised
+    on, off = statistics.median(times["memo on"]), statistics.median(times["memo off"])
+    print(
+        f"one compose of the small config, median of {repeats}: schema memo on {on * 1000:.0f} ms, off {off * 1000:.0f} ms "
+        f"({on / off:.2f}x); load {os.getloadavg()[0]:.1f}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -167,7 +196,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="n = 1, 4, 16 and one repeat")
     ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
     ap.add_argument("--top", type=int, default=60)
+    ap.add_argument("--compose", type=int, metavar="R", help="time R composes with and without the schema memo instead")
     args = ap.parse_args()
+    if args.compose:
+        compose_bench(args.compose)
+        return
     if args.profile:
         profile(args.profile, args.top)
         return
