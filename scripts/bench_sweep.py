@@ -23,6 +23,7 @@ It also prints the machine's load (os.getloadavg) before and after.
     PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
     PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
     PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose, schema memo on / off
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --data 5         # a run's data loading: memo hit vs. a load
 """
 
 from __future__ import annotations
@@ -189,6 +190,58 @@ def compose_bench(repeats: int) -> None:
     )
 
 
+def write_cifar10(root: Path, n_train: int = 50000, n_test: int = 10000) -> None:
+    """CIFAR-10 in its real on-disk format (python pickles of uint8 rows), random pixels, full size."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def batch(n: int) -> dict:
+        return {"data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist()}
+
+    for i in range(5):
+        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch(n_train // 5)))
+    (folder / "test_batch").write_bytes(pickle.dumps(batch(n_test)))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+
+
+def data_bench(repeats: int) -> None:
+    """A run's data step (prune_cli/run/experiment.py: `load_raw` then `build_splits`) as the first run of a
+    process does it (a load) and as a later run of a sweep does it (a memo hit: a copy), interleaved."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (the plugin config source)
+    from prune_cli.data import build_splits
+    from prune_cli.data import cache
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_cifar10(Path(tmp))
+        cases = {
+            "mnist1d (10000 signals)": ["dataset=mnist1d"],
+            "cifar10 (60000 images, files)": ["dataset=cifar10", f"dataset.root={tmp}"],
+        }
+        print(f"a run's data step (load_raw + build_splits), median of {repeats}; load {os.getloadavg()[0]:.1f}")
+        with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+            for label, overrides in cases.items():
+                node = compose("config", overrides=overrides).dataset
+                times: dict[str, list[float]] = {"load": [], "memo hit": []}
+                for _ in range(repeats):
+                    for kind in ("load", "memo hit"):
+                        if kind == "load":
+                            cache.clear()
+                        start = time.perf_counter()
+                        build_splits(cache.load_raw(node), node, 0, torch.device("cpu"))
+                        times[kind].append(time.perf_counter() - start)
+                load, hit = statistics.median(times["load"]), statistics.median(times["memo hit"])
+                print(f"  {label:<32} load {load:7.3f} s   memo hit {hit:7.3f} s   ({hit / load:.2f}x)")
+        cache.clear()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -197,7 +250,11 @@ def main() -> None:
     ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
     ap.add_argument("--top", type=int, default=60)
     ap.add_argument("--compose", type=int, metavar="R", help="time R composes with and without the schema memo instead")
+    ap.add_argument("--data", type=int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
     args = ap.parse_args()
+    if args.data:
+        data_bench(args.data)
+        return
     if args.compose:
         compose_bench(args.compose)
         return
