@@ -160,7 +160,7 @@ class Experiment:
 
     def _train(self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None, keep_epochs: tuple[int, ...] = ()) -> None:
         """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding."""
-        start = time.perf_counter()
+        start, recorded_before = time.perf_counter(), self.timing["recording"]
 
         def end_of_epoch(row: dict, progress: TrainProgress) -> None:
             self.history.append(row)
@@ -181,7 +181,8 @@ class Experiment:
             on_step=on_step,
         )
         self.progress = None
-        self.timing["training"] += time.perf_counter() - start
+        # the gradual schedule records during training: that time is recording, not training
+        self.timing["training"] += time.perf_counter() - start - (self.timing["recording"] - recorded_before)
         log.info("%s: trained to epoch %d in %.1f s", phase, train_cfg.epochs, time.perf_counter() - start)
 
     # -- steps a schedule composes ---------------------------------------------------------
