@@ -116,6 +116,20 @@ def _run_id(*, _root_: DictConfig) -> str:
     return run_id(_root_)
 
 
+def _share_config_store_in_repository_copies() -> None:
+    """Hydra deep-copies its config repository for every composition and, in `--help`, once per config
+    group it lists (94 times); each copy also deep-copies the ConfigStore singleton with every node
+    stored in it (Hydra's own `hydra/config` most: 20-45 ms a copy), which made `prune-run --help`
+    2.4x an `import torch` (docs/performance.md, "Start-up"). The copies never write to the store:
+    stores happen on the singleton, and `ConfigStore.load` hands out deep copies of its nodes, so the
+    repository copies can share it."""
+    from hydra.core.config_store import ConfigStore
+
+    if "__deepcopy__" not in vars(ConfigStore):
+        ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[method-assign]
+
+
+_share_config_store_in_repository_copies()
 register_schemas()
 for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
     if not OmegaConf.has_resolver(_name):

@@ -5,7 +5,10 @@ Commands (each a fresh process, run --repeats times, interleaved; medians):
 - floor:        python -c "import torch"
 - cfg job:      prune-run --cfg job          (compose and print the config)
 - config error: prune-run sparsity=2         (compose, validate, exit 2)
+- model error:  prune-run method.exclude=[nope]  (compose, validate against the model built on the
+                meta device, exit 2; PyTorch's meta kernels import torch._dynamo on first use)
 - help:         prune-run --help
+- reference:    python -c "import torch, torch._dynamo"  (what the meta-device checks add to the floor)
 
 It prints each median and its ratio to the floor (target, issue 12: <= 2x), the machine's load, and
 an import-time breakdown of `prune-run --cfg job` (`python -X importtime`): the cumulative import
@@ -33,7 +36,9 @@ COMMANDS = {
     "floor (import torch)": ([sys.executable, "-c", "import torch"], 0),
     "prune-run --cfg job": ([*CLI, "--cfg", "job"], 0),
     "prune-run sparsity=2": ([*CLI, "sparsity=2"], 2),
+    "prune-run method.exclude=[nope]": ([*CLI, "method.exclude=[nope]"], 2),
     "prune-run --help": ([*CLI, "--help"], 0),
+    "import torch, torch._dynamo": ([sys.executable, "-c", "import torch, torch._dynamo"], 0),
 }
 
 
@@ -91,7 +96,7 @@ def main() -> None:
         print(f"medians of {args.repeats} runs each (interleaved); load {min(load):.1f}-{max(load):.1f}")
         for name, values in times.items():
             med = statistics.median(values)
-            print(f"  {name:<24} {med:6.2f} s  {med / floor:5.2f}x floor   (min {min(values):.2f}, max {max(values):.2f})")
+            print(f"  {name:<34} {med:6.2f} s  {med / floor:5.2f}x floor   (min {min(values):.2f}, max {max(values):.2f})")
         import_breakdown(cwd, args.top)
 
 

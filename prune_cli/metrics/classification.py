@@ -3,9 +3,12 @@ from one evaluation."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from ..training import Evaluation
+if TYPE_CHECKING:
+    from ..training import Evaluation
 
 # Guo, Pleiss, Sun and Weinberger, "On Calibration of Modern Neural Networks" (ICML 2017), Section 2:
 # M = 15 equal-width bins of the maximum softmax probability.

@@ -17,10 +17,15 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig
 
-from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
+
+
+# The values analysis.hessian accepts (its HVP_MODES), spelled out here so that checking a config does
+# not load the analysis package (docs/performance.md, "Start-up"); tests/test_startup_imports.py
+# checks that both lists agree.
+HVP_MODES = ("reuse_graph", "recompute")
 
 
 @config_schema("metric", "hessian")
@@ -64,6 +69,8 @@ class HessianMetricConfig:
 
 @register_metric("hessian")
 def hessian_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
+    from ..analysis.hessian import HessianOperator, spectrum, training_subset
+
     x, y = training_subset(ctx.data.train_x, ctx.data.train_y, node.samples, node.seed)
     was_training = ctx.model.training
     op = HessianOperator(ctx.model, x, y, node.batch_size, masks=ctx.masks or None, hvp=node.hvp)

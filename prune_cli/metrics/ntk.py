@@ -15,7 +15,6 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig
 
-from ..analysis.ntk import OUTPUTS, empirical_ntk, kernel_comparison
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -28,6 +27,12 @@ def fixed_batch(ctx, split: str, n: int, seed: int) -> torch.Tensor:
         raise ConfigError("metrics.ntk.split", split, "a split with examples (this run's is empty)")
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
     return x[idx.to(x.device)]
+
+
+# The outputs analysis.ntk accepts (its OUTPUTS), spelled out here so that checking a config does not
+# load the analysis package (docs/performance.md, "Start-up"); tests/test_startup_imports.py checks
+# that both lists agree.
+OUTPUTS = ("sum", "index", "trace")
 
 
 @config_schema("metric", "ntk")
@@ -62,6 +67,8 @@ def ntk_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult
             node.output_index,
             f"an integer in [0, {num_classes - 1}] (the model has {num_classes} outputs)",
         )
+    from ..analysis.ntk import empirical_ntk, kernel_comparison
+
     x = fixed_batch(ctx, node.split, node.num_inputs, node.seed)
     kwargs = dict(output=node.output, output_index=node.output_index)
     theta = empirical_ntk(ctx.model, x, masks=ctx.masks or None, **kwargs)

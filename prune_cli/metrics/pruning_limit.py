@@ -25,13 +25,10 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig
 
-from ..analysis.hessian import HVP_MODES, HessianOperator, spectrum, training_subset
-from ..analysis.limit import actual_limits, keep_counts, loss_std, magnitude_order, masks_at, prediction, ratio_grid
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
-from ..training import evaluate
 from . import MetricContext, MetricResult, register_metric
-from .hessian import check_positive_ints
+from .hessian import HVP_MODES, check_positive_ints
 
 
 @config_schema("metric", "pruning_limit")
@@ -85,6 +82,10 @@ class PruningLimitConfig:
 def pruning_limit_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     if phase != "dense":
         return MetricResult()
+    from ..analysis.hessian import HessianOperator, spectrum, training_subset
+    from ..analysis.limit import actual_limits, keep_counts, loss_std, magnitude_order, masks_at, prediction, ratio_grid
+    from ..training import evaluate
+
     model = copy.deepcopy(ctx.model).eval()
     named = dict(model.named_parameters())
     weights = [named[n] for n in ctx.prunable]

@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
-from ..training import evaluate
 from . import MetricContext, MetricResult, register_metric
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,8 @@ def recall_distortion(ctx: MetricContext, phase: str, node: DictConfig) -> Metri
             log.warning("recall_distortion: no dense model recorded before phase %s; skipped", phase)
             return result
         dense = ctx.dense()
+    from ..training import evaluate  # the training layer loads only when a config enables this metric
+
     batch = ctx.eval_batch_size
     C = ctx.data.num_classes
     for split in node.splits:

@@ -24,10 +24,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ..analysis.regions.bounds import binomial_rank_log_probs, expected_bound_from_probs, montecarlo_rank_log_probs, rank_ub, serra2018
-from ..analysis.regions.common import RegionsError, Tracer, model_hash, prepare
-from ..analysis.regions.line import count_line
-from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
 from ..core.checks import check, finite
 from ..core.config_base import config_schema
 from . import MetricContext, MetricResult, register_metric
@@ -43,6 +39,14 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
     Applies to fully connected networks (every Linear/Conv layer is Linear); the rank models use
     each layer's real shape and density, and the recursion starts from d = n0 (the domain's
     dimension bounds the rank of the restricted first layer)."""
+    from ..analysis.regions.bounds import (
+        binomial_rank_log_probs,
+        expected_bound_from_probs,
+        montecarlo_rank_log_probs,
+        rank_ub,
+        serra2018,
+    )
+
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     if not all(isinstance(m, nn.Linear) for m in layers):
         return {"bound_scope": "none (bounds apply to fully connected networks)"}
@@ -142,6 +146,8 @@ class RegionsConfig:
 def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """Count activation regions of the current model; one regions.csv row per segment/plane/count,
     or one "not counted: <reason>" row when the model is outside the counter's scope."""
+    from ..analysis.regions.common import RegionsError, model_hash  # analysis math: only when counting
+
     base = {"method": node.method, "split": node.split, "seed": node.seed, "model_hash": model_hash(ctx.model)}
     try:
         return _count(ctx, phase, node, base)
@@ -150,6 +156,10 @@ def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
 
 
 def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> MetricResult:
+    from ..analysis.regions.common import RegionsError, prepare
+    from ..analysis.regions.line import count_line
+    from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
+
     x = ctx.data.split(node.split)[0].detach().double()
     gen = torch.Generator().manual_seed(node.seed)
     shape = tuple(x.shape[1:])
@@ -294,6 +304,8 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
 def nonlinear_units(net: nn.Module, example: torch.Tensor) -> int:
     """ReLU inputs plus max-pool windows of one input: the number of hyperplanes a segment can cross
     per layer position, which sets the line counter's cost (docs/regions.md)."""
+    from ..analysis.regions.common import Tracer
+
     units = 0
     for module, inp, out in Tracer(net).run(example):
         units += inp[0].numel() if isinstance(module, nn.ReLU) else out[0].numel()
@@ -326,6 +338,7 @@ def _summary(rows: list[dict], node) -> list[dict]:
 
 def _plot(ctx, phase, i, result, net, plane, node) -> None:
     """PNG per plane: this phase beside the dense model (counted once, at the dense phase)."""
+    from ..analysis.regions.common import prepare
     from ..analysis.regions.plane import count_plane  # scipy, matplotlib: only when plotting
     from ..analysis.regions.plot import plot_slices
 

@@ -12,7 +12,6 @@ from typing import ClassVar
 
 from omegaconf import DictConfig
 
-from ..analysis.similarity import compare, fixed_batch
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -51,6 +50,8 @@ def similarity(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult
     """similarity.csv (per layer) and the layer means in metrics.csv; nothing for the dense phase itself."""
     if phase == "dense" or not ctx.has_dense:
         return MetricResult()
+    from ..analysis.similarity import compare, fixed_batch
+
     x, _ = ctx.data.split(node.split)
     batch = fixed_batch(x, node.num_samples, node.batch_seed)
     rows = compare(ctx.dense(), ctx.model, batch, node.svcca_variance, node.svcca_max_dims)

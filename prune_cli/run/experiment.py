@@ -24,7 +24,8 @@ from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text
 from ..core.identity import config_hash, run_id
 from ..core.tables import TABLES
-from ..data import DATASETS, build_splits
+from ..data import build_splits
+from ..data.cache import load_raw
 from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import PruneContext, prune_to_density, select_prunable
@@ -69,8 +70,12 @@ class Experiment:
         self.device = resolve_device(cfg.device)
         self.accel = Accel.from_config(cfg.get("accel"), self.device.type)  # docs/performance.md "GPU"
         seed_everything(cfg.seed)
-        raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
+        # Where the run's time goes (seconds), logged when it completes (docs/performance.md, "Sweeps").
+        self.timing = {"data": 0.0, "training": 0.0, "recording": 0.0}
+        start = time.perf_counter()
+        raw = load_raw(cfg.dataset)  # loaded once per process per dataset config (prune_cli/data/cache.py)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
+        self.timing["data"] = time.perf_counter() - start
         self.data = select_training_data(cfg, self.data, self.device, build_fitting_model, self.run_dir)
         self.model = self.accel.prepare_model(build_fitting_model(cfg, self.data).to(self.device))
         self.init_state = cpu_state(self.model)
@@ -161,7 +166,7 @@ class Experiment:
         self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None, keep_epochs: tuple[int, ...] = (), hook=None
     ) -> None:
         """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding."""
-        start = time.perf_counter()
+        start, recorded_before = time.perf_counter(), self.timing["recording"]
 
         def end_of_epoch(row: dict, progress: TrainProgress) -> None:
             self.history.append(row)
@@ -184,6 +189,8 @@ class Experiment:
             hook=hook,
         )
         self.progress = None
+        # the gradual schedule records during training: that time is recording, not training
+        self.timing["training"] += time.perf_counter() - start - (self.timing["recording"] - recorded_before)
         last = rows[-1]["epoch"] if rows else train_cfg.epochs  # a hook may stop early (docs/training_time.md)
         log.info("%s: trained to epoch %d in %.1f s", phase, last, time.perf_counter() - start)
 
@@ -321,7 +328,9 @@ class Experiment:
 
     def record(self, phase: str) -> None:
         """Evaluate the current model and add its rows; the dense phase sets the baseline values."""
+        start = time.perf_counter()
         recorder.record(self, phase)
+        self.timing["recording"] += time.perf_counter() - start
 
     def dense_model(self) -> torch.nn.Module:
         """A copy of the model with the trained dense weights (the reference for comparisons)."""
@@ -374,6 +383,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
         return run_dir
     if cfg.shared_results:
         shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
+    start = time.perf_counter()
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     accel = Accel.from_config(cfg.get("accel"), resolve_device(cfg.device).type)
     with accel.applied():  # deterministic mode from before any tensor reaches the device, restored after
@@ -390,4 +400,16 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
     atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
+    total = time.perf_counter() - start
+    t = exp.timing
+    log.info(
+        "run %s timing: %.3f s in all: data %.3f s, training %.3f s, recording (evaluation, metrics, per-run files) %.3f s, "
+        "other %.3f s (this attempt; scripts/bench_sweep.py reads this line)",
+        rid,
+        total,
+        t["data"],
+        t["training"],
+        t["recording"],
+        total - t["data"] - t["training"] - t["recording"],
+    )
     return run_dir

@@ -14,11 +14,12 @@ plugin, prune_cli/metrics/__init__.py `metrics_config`).
 
 from __future__ import annotations
 
+import copy
 from typing import List, Optional
 
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ..core import plugins
 
@@ -31,6 +32,20 @@ def _schema_class(group: str, name: str) -> type:
 
         return metrics_config()
     return plugins.schema(group, name)
+
+
+_STRUCTURED: dict[type, DictConfig] = {}
+
+
+def _structured(cls: type) -> DictConfig:
+    """A fresh copy of `OmegaConf.structured(cls)`, converted once per process: Hydra loads the
+    schemas again for every job of a sweep (twice: the sweeper's check of the job's overrides, then the
+    job), and converting a dataclass costs several times more than copying the node it gives
+    (the metrics schema, one node per metric plugin, most). Keyed by the class itself, so a metrics
+    schema assembled again with more plugins is converted again."""
+    if cls not in _STRUCTURED:
+        _STRUCTURED[cls] = OmegaConf.structured(cls)
+    return copy.deepcopy(_STRUCTURED[cls])
 
 
 def _groups() -> set[str]:
@@ -93,7 +108,7 @@ class PluginSchemaSource(ConfigSource):
         if key is None:
             raise ConfigLoadError(f"{SCHEME}: no plugin config {config_path}")
         _, group, name = key
-        node = OmegaConf.structured(_schema_class(group, name))
+        node = _structured(_schema_class(group, name))
         return ConfigResult(provider="prune-cli plugins", path=f"{SCHEME}://{config_path}", config=node, header={"package": None})
 
     def list(self, config_path: str, results_filter: Optional[ObjectType]) -> List[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,32 @@ def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
         pandas=pandas.__version__,
         hydra=hydra.__version__,
     )
-    try:
-        import torchvision
-
-        record["torchvision"] = torchvision.__version__
-    except Exception:  # noqa: BLE001 - optional at run time
-        record["torchvision"] = None
+    record["torchvision"] = _torchvision_version()
     return record
+
+
+def _torchvision_version() -> str | None:
+    """torchvision.__version__ (with its build label, e.g. 0.29.1+cu130) without importing torchvision,
+    which takes a second or more and only the vision datasets need: it is read from the package's
+    version.py; the distribution's version (no build label) if that file is not there."""
+    import importlib.metadata
+    import importlib.util
+    import re
+
+    if "torchvision" in sys.modules:
+        return sys.modules["torchvision"].__version__
+    spec = importlib.util.find_spec("torchvision")  # locates the package without importing it
+    if spec is None:
+        return None
+    for folder in spec.submodule_search_locations or []:
+        path = Path(folder) / "version.py"
+        found = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", path.read_text(), re.M) if path.is_file() else None
+        if found:
+            return found.group(1)
+    try:
+        return importlib.metadata.version("torchvision")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def append_shared(results_dir: Path, frames: dict, marker: Path | None = None, run_id: str = "") -> str:

@@ -1,0 +1,270 @@
+"""Benchmark: how the total time of a `prune-run -m` sweep grows with its number of runs, and the per-run
+overhead (everything except training and recording), with and without the per-process dataset memo.
+
+Each sweep is one `prune-run -m seed=0,...,n-1 <small config>` process (Hydra's basic launcher: the
+runs one after another in that process), for n in --sizes, once with the memo (the default) and once
+with `PRUNE_CLI_DATA_MEMO_MB=0` (prune_cli/data/cache.py), interleaved, --repeats times. Small
+config: MNIST-1D (8000 training examples), an MLP 40-32-32-10, one dense and one fine-tuning epoch,
+region counting off (`metrics.regions.enabled=false`); the other default metrics stay on.
+
+Printed, per memo setting and n (medians over the repeats):
+- wall: the whole process, start-up included;
+- per run: wall / n;
+- train+rec: training and recording (evaluation, metrics, per-run CSVs and model files) per run, from
+  each run's own timing line in its prune-run.log (prune_cli/run/experiment.py);
+- in run: the rest of `run()` per run (data loading and splits, model building, checkpoints, shared
+  tables) from the same line;
+and the marginal per-run overhead: the least-squares slope of wall against n minus the mean
+training+recording time per run (this includes Hydra's per-job work: composing the job's config,
+which the basic sweeper does twice per job, the pre-run checks, the thread choice, the job's logging).
+It also prints the machine's load (os.getloadavg) before and after.
+
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; one repeat (a few minutes)
+    PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose, schema memo on / off
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --data 5         # a run's data loading: memo hit vs. a load
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = [
+    "dataset=mnist1d",
+    "model=mlp",
+    "model.widths=[32,32]",
+    "train.epochs=1",
+    "finetune.epochs=1",
+    "metrics.regions.enabled=false",
+]
+TIMING = re.compile(
+    r"timing: ([\d.]+) s in all: data ([\d.]+) s, training ([\d.]+) s, recording \(evaluation, metrics, per-run files\) ([\d.]+) s"
+)
+
+
+def sweep_args(n: int, results: Path) -> list[str]:
+    seeds = ",".join(str(s) for s in range(n)) if n > 1 else "0"
+    return ["-m", f"seed={seeds}", *SMALL, f"results_dir={results}", "shared_results=true"]
+
+
+def env(memo: bool) -> dict:
+    e = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+    if not memo:
+        e["PRUNE_CLI_DATA_MEMO_MB"] = "0"
+    return e
+
+
+def run_sweep(n: int, memo: bool, work: Path, tag: str) -> dict:
+    """One sweep process: wall time and the runs' own timing lines."""
+    results = work / tag
+    cmd = [sys.executable, "-m", "prune_cli.cli", *sweep_args(n, results)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env(memo), cwd=work, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    runs = []
+    for log in sorted((results / "runs").glob("*/prune-run.log")):
+        m = TIMING.search(log.read_text())
+        if m:
+            total, data, training, recording = map(float, m.groups())
+            runs.append({"total": total, "data": data, "training": training, "recording": recording})
+    if len(runs) != n:
+        raise SystemExit(f"expected {n} timing lines under {results}, found {len(runs)}")
+    hits = sum("reused from this process's memo" in p.read_text() for p in (results / "runs").glob("*/prune-run.log"))
+    return {"wall": wall, "runs": runs, "hits": hits}
+
+
+def slope(xs: list[float], ys: list[float]) -> float:
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+
+
+def benchmark(sizes: list[int], repeats: int) -> None:
+    load = [os.getloadavg()[0]]
+    results: dict[tuple[bool, int], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        # Warm-up: generate MNIST-1D's file cache and the file-system cache of the imports.
+        run_sweep(1, True, work, "warmup")
+        for r in range(repeats):
+            order = [(memo, n) for n in sizes for memo in (True, False)]
+            if r % 2:
+                order.reverse()
+            for memo, n in order:
+                results.setdefault((memo, n), []).append(run_sweep(n, memo, work, f"{'memo' if memo else 'nomemo'}-{n}-{r}"))
+                load.append(os.getloadavg()[0])
+    print(f"prune-run -m sweeps of n small runs ({' '.join(SMALL)}); medians of {repeats} repeat(s), interleaved")
+    print(f"load average (1 min) {min(load):.1f}-{max(load):.1f}; {os.cpu_count()} CPUs")
+    print(f"{'memo':<7}{'n':>4}{'wall s':>10}{'per run s':>11}{'train+rec s':>13}{'in run s':>10}{'data s':>9}{'hits':>6}")
+    marginal = {}
+    for memo in (True, False):
+        walls = []
+        per_run_work = []
+        for n in sizes:
+            reps = results[(memo, n)]
+            wall = statistics.median(x["wall"] for x in reps)
+            runs = [run for x in reps for run in x["runs"]]
+            work_s = statistics.median(run["training"] + run["recording"] for run in runs)
+            in_run = statistics.median(run["total"] - run["training"] - run["recording"] for run in runs)
+            data = statistics.median(run["data"] for run in runs)
+            hits = statistics.median(x["hits"] for x in reps)
+            walls.append(wall)
+            per_run_work += [run["training"] + run["recording"] for run in runs]
+            label = "on" if memo else "off"
+            print(f"{label:<7}{n:>4}{wall:>10.2f}{wall / n:>11.2f}{work_s:>13.3f}{in_run:>10.3f}{data:>9.4f}{hits:>6.0f}")
+        if len(sizes) > 1:
+            marginal[memo] = slope([float(n) for n in sizes], walls) - statistics.fmean(per_run_work)
+    for memo, value in marginal.items():
+        print(
+            f"marginal per-run overhead, memo {'on' if memo else 'off'}: {value:.2f} s "
+            "(slope of wall vs n minus mean training+recording per run)"
+        )
+    if len(marginal) == 2 and marginal[False] > 0:
+        print(f"ratio memo on / off of the marginal overhead: {marginal[True] / marginal[False]:.2f}x")
+
+
+def profile(n: int, top: int) -> None:
+    """cProfile of one n-run sweep in this process (the console entry point, as a user runs it)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch  # noqa: F401  (imported before profiling: start-up is scripts/bench_startup.py's subject)
+
+    from prune_cli import cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.argv = ["prune-run", *sweep_args(n, Path(tmp) / "results")]
+        prof = cProfile.Profile()
+        start = time.perf_counter()
+        prof.enable()
+        try:
+            cli.main()
+        except SystemExit as stop:
+            if stop.code:
+                raise
+        prof.disable()
+        wall = time.perf_counter() - start
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
+    print(f"{n}-run sweep in-process: {wall:.1f} s under cProfile (load {os.getloadavg()[0]:.1f})")
+    print(out.getvalue())
+
+
+def compose_bench(repeats: int) -> None:
+    """Time of composing one job's config (what Hydra does twice per sweep job) with the plugin source's
+    schema memo (prune_cli/run/plugin_source.py) and without it (OmegaConf.structured every time),
+    interleaved, in this process."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import prune_cli.cli  # noqa: F401  (the plugin config source)
+    from prune_cli.run import plugin_source
+
+    memoised = plugin_source._structured
+    times: dict[str, list[float]] = {"memo on": [], "memo off": []}
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        compose("config", overrides=SMALL)  # warm-up: plugin imports
+        for r in range(repeats):
+            for label in ("memo on", "memo off") if r % 2 == 0 else ("memo off", "memo on"):
+                plugin_source._structured = memoised if label == "memo on" else OmegaConf.structured
+                start = time.perf_counter()
+                compose("config", overrides=SMALL)
+                times[label].append(time.perf_counter() - start)
+    plugin_source._structured = memoised
+    on, off = statistics.median(times["memo on"]), statistics.median(times["memo off"])
+    print(
+        f"one compose of the small config, median of {repeats}: schema memo on {on * 1000:.0f} ms, off {off * 1000:.0f} ms "
+        f"({on / off:.2f}x); load {os.getloadavg()[0]:.1f}"
+    )
+
+
+def write_cifar10(root: Path, n_train: int = 50000, n_test: int = 10000) -> None:
+    """CIFAR-10 in its real on-disk format (python pickles of uint8 rows), random pixels, full size."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def batch(n: int) -> dict:
+        return {"data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist()}
+
+    for i in range(5):
+        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch(n_train // 5)))
+    (folder / "test_batch").write_bytes(pickle.dumps(batch(n_test)))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{i}" for i in range(10)]}))
+
+
+def data_bench(repeats: int) -> None:
+    """A run's data step (prune_cli/run/experiment.py: `load_raw` then `build_splits`) as the first run of a
+    process does it (a load) and as a later run of a sweep does it (a memo hit: a copy), interleaved."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (the plugin config source)
+    from prune_cli.data import build_splits
+    from prune_cli.data import cache
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_cifar10(Path(tmp))
+        cases = {
+            "mnist1d (10000 signals)": ["dataset=mnist1d"],
+            "cifar10 (60000 images, files)": ["dataset=cifar10", f"dataset.root={tmp}"],
+        }
+        print(f"a run's data step (load_raw + build_splits), median of {repeats}; load {os.getloadavg()[0]:.1f}")
+        with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+            for label, overrides in cases.items():
+                node = compose("config", overrides=overrides).dataset
+                times: dict[str, list[float]] = {"load": [], "memo hit": []}
+                for _ in range(repeats):
+                    for kind in ("load", "memo hit"):
+                        if kind == "load":
+                            cache.clear()
+                        start = time.perf_counter()
+                        build_splits(cache.load_raw(node), node, 0, torch.device("cpu"))
+                        times[kind].append(time.perf_counter() - start)
+                load, hit = statistics.median(times["load"]), statistics.median(times["memo hit"])
+                print(f"  {label:<32} load {load:7.3f} s   memo hit {hit:7.3f} s   ({hit / load:.2f}x)")
+        cache.clear()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="n = 1, 4, 16 and one repeat")
+    ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
+    ap.add_argument("--top", type=int, default=60)
+    ap.add_argument("--compose", type=int, metavar="R", help="time R composes with and without the schema memo instead")
+    ap.add_argument("--data", type=int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
+    args = ap.parse_args()
+    if args.data:
+        data_bench(args.data)
+        return
+    if args.compose:
+        compose_bench(args.compose)
+        return
+    if args.profile:
+        profile(args.profile, args.top)
+        return
+    if args.quick:
+        args.sizes, args.repeats = [1, 4, 16], 1
+    benchmark(args.sizes, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
