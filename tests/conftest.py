@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny data, tiny models, and a runner for the `prune-run` console command."""
+"""Shared fixtures: tiny data, tiny models, and a runner for the `prune-run` console command
+(in this process by default, tests/cli_runner.py)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,32 @@ FAST = [
 ]
 
 
-def run_cli(args: list[str], results_dir: Path, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `prune-run` in a subprocess (the real console entry point) with results in results_dir."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    cmd = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results_dir}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=results_dir.parent)
+# PYTHONPATH as the tests started: a test that changes it means a new interpreter (plugins outside
+# the repository), which only a subprocess sees.
+STARTING_PYTHONPATH = os.environ.get("PYTHONPATH")
+
+
+def run_cli(
+    args: list[str], results_dir: Path, check: bool = True, timeout: int = 300, separate_process: bool = False
+) -> subprocess.CompletedProcess:
+    """Run `prune-run args... results_dir=<results_dir>` from results_dir's parent folder, with one
+    OpenMP thread and Hydra's short error messages; return its exit code, stdout and stderr.
+
+    By default the CLI runs in this process (tests/cli_runner.py: the same entry point, state restored
+    after), which saves a new interpreter's start-up per call. A real subprocess
+    (`python -m prune_cli.cli`) is used where the process is the point (`separate_process=True`),
+    and always for outside plugins (`plugins=[...]`, a changed PYTHONPATH), whose imports cannot be
+    undone in-process. `timeout` applies to subprocesses."""
+    env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    argv = [*args, f"results_dir={results_dir}"]
+    outside_plugins = os.environ.get("PYTHONPATH") != STARTING_PYTHONPATH or any(a.lstrip("+").startswith("plugins=") for a in args)
+    if separate_process or outside_plugins:
+        cmd = [sys.executable, "-m", "prune_cli.cli", *argv]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, cwd=results_dir.parent)
+    else:
+        from cli_runner import run_in_process
+
+        proc = run_in_process(argv, cwd=results_dir.parent, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"prune-run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
