@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -59,6 +61,42 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"prune-run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+# One finished FAST run that many tests only read (its CSVs, logs and model files): trained once per
+# test session (per xdist worker) instead of once per test.
+SHARED_RUN = [*FAST, "sparsity=0.5"]
+
+
+def _digest(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class SharedRun(NamedTuple):
+    results: Path  # its results_dir
+    run_dir: Path  # results/runs/<run id>
+    proc: subprocess.CompletedProcess  # exit code, stdout, stderr of the run
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory) -> SharedRun:
+    """`prune-run SHARED_RUN` in its own results_dir: read it, never write into it (copy it with
+    `copy_results` to change it). A test that changes it fails this fixture's teardown."""
+    results = tmp_path_factory.mktemp("shared_run") / "results"
+    proc = run_cli(SHARED_RUN, results)
+    (run_dir,) = (results / "runs").iterdir()
+    before = _digest(results)
+    yield SharedRun(results, run_dir, proc)
+    after = _digest(results)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test wrote into the shared run's folder (copy it with copy_results): {changed}"
+
+
+def copy_results(results: Path, to: Path) -> Path:
+    """A copy of a results folder to write into (results_dir is not part of the run id, so prune-run
+    finds its runs there)."""
+    shutil.copytree(results, to, symlinks=True)
+    return to
 
 
 @pytest.fixture
