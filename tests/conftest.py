@@ -74,7 +74,7 @@ def _digest(folder: Path) -> dict[str, bytes]:
 
 class SharedRun(NamedTuple):
     results: Path  # its results_dir
-    run_dir: Path  # results/runs/<run id>
+    run_dir: Path | None  # results/runs/<run id>
     proc: subprocess.CompletedProcess  # exit code, stdout, stderr of the run
 
 
@@ -90,6 +90,23 @@ def shared_run(tmp_path_factory) -> SharedRun:
     after = _digest(results)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"a test wrote into the shared run's folder (copy it with copy_results): {changed}"
+
+
+# A finished sweep that several tests only read: two methods x two sparsities x two seeds.
+SHARED_SWEEP = ["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.8", "seed=0,1"]
+
+
+@pytest.fixture(scope="session")
+def shared_sweep(tmp_path_factory) -> SharedRun:
+    """`prune-run SHARED_SWEEP` (8 runs) in its own results_dir; read only, like `shared_run`
+    (run_dir is None: the sweep has eight)."""
+    results = tmp_path_factory.mktemp("shared_sweep") / "results"
+    proc = run_cli(SHARED_SWEEP, results)
+    before = _digest(results)
+    yield SharedRun(results, None, proc)
+    after = _digest(results)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test wrote into the shared sweep's folder (copy it with copy_results): {changed}"
 
 
 def copy_results(results: Path, to: Path) -> Path:

@@ -93,13 +93,15 @@ def test_same_config_same_numbers(single_run, tmp_path):
     assert again.value.equals(first.value)
 
 
-def test_multirun_sweep(tmp_path):
-    results = tmp_path / "results"
-    run_cli(["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.9"], results)
+def test_multirun_sweep(shared_sweep):
+    results = shared_sweep.results  # -m FAST method=magnitude,random sparsity=0.5,0.8 seed=0,1
     runs = pd.read_csv(results / "runs.csv")
-    assert runs.run_id.nunique() == 4
-    assert set(zip(runs.method, runs.target_sparsity)) == {("magnitude", 0.5), ("magnitude", 0.9), ("random", 0.5), ("random", 0.9)}
-    assert len([d for d in (results / "runs").iterdir() if d.is_dir()]) == 4
+    assert runs.run_id.nunique() == 8
+    assert set(zip(runs.method, runs.target_sparsity, runs.seed)) == {
+        (m, s, seed) for m in ("magnitude", "random") for s in (0.5, 0.8) for seed in (0, 1)
+    }
+    assert len([d for d in (results / "runs").iterdir() if d.is_dir()]) == 8
+    assert "all 8 runs of the sweep completed" in shared_sweep.proc.stderr
 
 
 def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
