@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cli_runner import run_in_process
 from conftest import FAST, SHARED_RUN, copy_results, run_cli
 from tests.helpers import compose
 from prune_cli.core import crashpoints, identity
@@ -90,9 +91,15 @@ def test_a_rejected_run_creates_nothing_anywhere(tmp_path):
     missing_files = ["dataset=cifar10", "dataset.root=/nonexistent", "model=resnet20", "train.epochs=1"]
     for args in (["+train.epoch=5"], ["name=../../escaped"], ["sparsity=2"], missing_files):
         fast = FAST if args is not missing_files else []
-        proc = _start([*fast, *args], Path("deep/results"), cwd=work)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2 and err.startswith("prune-run: error:"), err
+        argv = [*fast, *args, "results_dir=deep/results"]
+        if args == ["+train.epoch=5"]:  # the console command in a new interpreter; the others in this process
+            proc = _start([*fast, *args], Path("deep/results"), cwd=work)
+            _, err = proc.communicate(timeout=120)
+            code = proc.returncode
+        else:
+            done = run_in_process(argv, cwd=work, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+            code, err = done.returncode, done.stderr
+        assert code == 2 and err.startswith("prune-run: error:"), err
         assert "Traceback" not in err
     assert list(work.iterdir()) == [] and list(tmp_path.iterdir()) == [work]  # not even results_dir
 
