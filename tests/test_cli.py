@@ -1,4 +1,4 @@
-"""End to end: `prune-run` as a subprocess on small synthetic data, checking the CSVs it writes."""
+"""End to end: `prune-run` (in-process, tests/cli_runner.py) on small synthetic data, checking the CSVs it writes."""
 
 from __future__ import annotations
 
@@ -9,16 +9,14 @@ import pytest
 import torch
 
 from prune_cli.core.tables import columns
-from conftest import FAST, REPO, run_cli
+from conftest import FAST, REPO, SHARED_RUN, copy_results, run_cli
 
 
-@pytest.fixture(scope="module")
-def single_run(tmp_path_factory):
-    results = tmp_path_factory.mktemp("single") / "results"
-    proc = run_cli([*FAST, "sparsity=0.8", "seed=3"], results)
-    run_dirs = list((results / "runs").iterdir())
-    assert len(run_dirs) == 1
-    return results, run_dirs[0], proc
+@pytest.fixture
+def single_run(shared_run):
+    """`prune-run SHARED_RUN` (FAST, sparsity 0.5, seed 0): one run directory, read only."""
+    assert len(list((shared_run.results / "runs").iterdir())) == 1
+    return shared_run
 
 
 def test_single_run_writes_per_run_and_shared_csvs(single_run):
@@ -47,14 +45,14 @@ def test_metric_rows_are_consistent(single_run):
     _, run_dir, _ = single_run
     m = pd.read_csv(run_dir / "metrics.csv")
     assert set(m.phase) == {"dense", "pruned", "finetuned"}
-    assert (m.seed == 3).all() and (m.target_sparsity == 0.8).all() and (m.dataset == "synthetic").all()
+    assert (m.seed == 0).all() and (m.target_sparsity == 0.5).all() and (m.dataset == "synthetic").all()
     assert m.run_id.nunique() == 1 and m.config_hash.nunique() == 1 and m.git_sha.notna().all()
     get = lambda phase, metric: m[(m.phase == phase) & (m.metric == metric)].value.item()  # noqa: E731
     layers = pd.read_csv(run_dir / "layers.csv")
     pruned = layers[layers.phase == "finetuned"]
     # Achieved sparsity equals the target to within one weight per pruned layer.
     total = pruned.params.sum()
-    assert abs(get("finetuned", "sparsity_prunable") - 0.8) <= len(pruned) / total
+    assert abs(get("finetuned", "sparsity_prunable") - 0.5) <= len(pruned) / total
     assert get("dense", "sparsity_prunable") == 0.0
     assert get("finetuned", "params_nonzero") == pytest.approx(
         get("finetuned", "params_total") / get("finetuned", "compression_ratio")
@@ -78,30 +76,32 @@ def test_saved_state_dicts_load_with_weights_only(single_run):
         assert torch.all(state[name][mask.bool()] != 0)
 
 
-def test_rerun_is_a_no_op_and_rows_are_written_once(single_run):
-    results, run_dir, _ = single_run
+def test_rerun_is_a_no_op_and_rows_are_written_once(single_run, tmp_path):
+    results = copy_results(single_run.results, tmp_path / "results")
     before = (results / "runs.csv").read_text()
-    proc = run_cli([*FAST, "sparsity=0.8", "seed=3"], results)
+    proc = run_cli(SHARED_RUN, results)
     assert "already complete" in proc.stdout + proc.stderr
     assert (results / "runs.csv").read_text() == before
 
 
 def test_same_config_same_numbers(single_run, tmp_path):
     _, run_dir, _ = single_run
-    run_cli([*FAST, "sparsity=0.8", "seed=3"], tmp_path / "again")
+    run_cli(SHARED_RUN, tmp_path / "again")
     again = pd.read_csv(next((tmp_path / "again" / "runs").iterdir()) / "metrics.csv")
     first = pd.read_csv(run_dir / "metrics.csv")
     assert again.run_id.equals(first.run_id)
     assert again.value.equals(first.value)
 
 
-def test_multirun_sweep(tmp_path):
-    results = tmp_path / "results"
-    run_cli(["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.9"], results)
+def test_multirun_sweep(shared_sweep):
+    results = shared_sweep.results  # -m FAST method=magnitude,random sparsity=0.5,0.8 seed=0,1
     runs = pd.read_csv(results / "runs.csv")
-    assert runs.run_id.nunique() == 4
-    assert set(zip(runs.method, runs.target_sparsity)) == {("magnitude", 0.5), ("magnitude", 0.9), ("random", 0.5), ("random", 0.9)}
-    assert len([d for d in (results / "runs").iterdir() if d.is_dir()]) == 4
+    assert runs.run_id.nunique() == 8
+    assert set(zip(runs.method, runs.target_sparsity, runs.seed)) == {
+        (m, s, seed) for m in ("magnitude", "random") for s in (0.5, 0.8) for seed in (0, 1)
+    }
+    assert len([d for d in (results / "runs").iterdir() if d.is_dir()]) == 8
+    assert "all 8 runs of the sweep completed" in shared_sweep.proc.stderr
 
 
 def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
@@ -122,10 +122,9 @@ def test_user_config_dir_adds_a_group_option(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def earlier_results(tmp_path_factory):
+def earlier_results(tmp_path_factory, shared_run):
     """A results folder that already holds one finished run: bad input must leave it intact."""
-    results = tmp_path_factory.mktemp("earlier") / "results"
-    run_cli([*FAST, "sparsity=0.5"], results)
+    results = copy_results(shared_run.results, tmp_path_factory.mktemp("earlier") / "results")
     return results, {p.name: p.read_bytes() for p in results.glob("*.csv")}
 
 

@@ -126,6 +126,7 @@ def test_joblib_sweep_with_two_workers(tmp_path):
             "sparsity=0.5,0.8",
         ],
         results,
+        separate_process=True,  # joblib's workers and their thread settings
     )
     assert "n_jobs': 2" in proc.stdout + proc.stderr or "n_jobs=2" in proc.stdout + proc.stderr
     runs = _complete_runs(results)
@@ -147,6 +148,7 @@ def test_submitit_local_sweep_of_two_runs(tmp_path):
             "method=magnitude,random",
         ],
         results,
+        separate_process=True,  # submitit's job processes
     )
     runs = _complete_runs(results)
     assert len(runs) == 2

@@ -9,7 +9,6 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from conftest import FAST, run_cli
 from helpers import Chain, TinyConvChain, TinyConvPool, composed, metric_context
 from prune_cli.data.splits import DataSplits
 from prune_cli.metrics.regions import nonlinear_units, regions
@@ -83,10 +82,8 @@ def test_unsupported_models_get_a_not_counted_row(model, shape, overrides, reaso
     assert row["count"] is None and out.scalars == []
 
 
-def test_default_run_writes_region_counts_and_scalars(tmp_path):
-    results = tmp_path / "results"
-    run_cli(FAST, results)
-    (run_dir,) = (results / "runs").iterdir()
+def test_default_run_writes_region_counts_and_scalars(shared_run):
+    results, run_dir = shared_run.results, shared_run.run_dir  # FAST with the default metrics
     table = pd.read_csv(run_dir / "regions.csv")
     assert sorted(table.phase.unique()) == ["dense", "finetuned", "pruned"]
     assert (table.groupby("phase").size() == 4).all() and (table.counts == "activation_regions").all()

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,7 @@ import pandas as pd
 import pytest
 
 from prune_cli.report import build_report, main
-from conftest import FAST, REPO, run_cli
+from conftest import REPO, copy_results
 
 T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables: 4.303)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -241,14 +238,10 @@ def test_console_script_is_declared():
     assert 'prune-report = "prune_cli.report:main"' in text
 
 
-def test_sweep_then_prune_report_end_to_end(tmp_path):
-    results = tmp_path / "results"
-    run_cli(["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.8", "seed=0,1"], results)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "prune_cli.report", str(results)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr
+def test_sweep_then_prune_report_end_to_end(shared_sweep, tmp_path, capsys):
+    results = copy_results(shared_sweep.results, tmp_path / "results")  # -m FAST magnitude,random x 0.5,0.8 x seeds 0,1
+    main([str(results)])  # prune-report's entry point (test_console_script_is_declared)
+    stdout = capsys.readouterr().out
     out = results / "report"
     summary = pd.read_csv(out / "summary.csv")
     acc = summary[(summary.metric == "accuracy") & (summary.split == "test") & (summary.phase == "finetuned")]
@@ -262,8 +255,8 @@ def test_sweep_then_prune_report_end_to_end(tmp_path):
     for name in ("accuracy_vs_compression.png", "recall_change_vs_dense.png"):
         assert (out / name).read_bytes().startswith(PNG_MAGIC)
     assert (out / "regions_vs_sparsity.png").read_bytes().startswith(PNG_MAGIC)  # region counts are in every run (issue 13)
-    assert "2 seed(s)  [fewer than 3 seeds]" in proc.stdout
-    assert "missing baselines" not in proc.stdout  # magnitude and random at every point
+    assert "2 seed(s)  [fewer than 3 seeds]" in stdout
+    assert "missing baselines" not in stdout  # magnitude and random at every point
 
 
 def test_report_from_shared_csvs_only(fixture_results, tmp_path):

@@ -3,10 +3,8 @@ its sweep, `--cfg job` prints it, and one preset runs end to end as a sweep foll
 
 from __future__ import annotations
 
+import copy
 import itertools
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -67,12 +65,39 @@ def test_all_presets_exist():
     assert set(PRESETS) == EXPECTED
 
 
+def _group_choice(override: str) -> bool:
+    """`method=lookahead`: a choice of a config group (configs/<group>/), not a value."""
+    key = override.split("=", 1)[0].split("@", 1)[0]  # `experiment/points@_global_=it4` chooses a file too
+    return "." not in key and (REPO / "configs" / key).is_dir()
+
+
+def _point_configs(preset: str, points: list[list[str]], results_dir, extra: tuple[str, ...] = ()):
+    """The config of every sweep point. Hydra composes each distinct set of group choices once; the
+    point's value overrides (`sparsity=0.9`, `model.widths=[64,64]`) are then applied to a copy the way
+    Hydra applies value overrides to a composed config (`OmegaConf.update(cfg, key, value, merge=True)`,
+    in command-line order). test_preset_points_compose_like_hydra checks this equals a full composition."""
+    from omegaconf import OmegaConf
+
+    from tests.helpers import composed
+
+    base = [f"+experiment={preset}", f"results_dir={results_dir}", *extra]
+    by_choices = {}
+    for point in points:
+        choices = tuple(o for o in point if _group_choice(o))
+        if choices not in by_choices:
+            by_choices[choices] = composed(base, list(choices))
+        cfg = copy.deepcopy(by_choices[choices])
+        for override in OverridesParser.create().parse_overrides([o for o in point if not _group_choice(o)]):
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+        yield point, cfg
+
+
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
     missing = _missing_features(preset)
     if missing:
         pytest.skip(f"{preset} needs {missing} (branch not merged yet)")
-    from tests.helpers import compose
+    from prune_cli.run.prevalidate import validate
 
     points = _sweep_points(preset)
     assert len(points) >= 2  # a preset is a sweep
@@ -81,8 +106,8 @@ def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
         from test_expect import write_tiny_mnist  # a paper-scale preset: tiny files in the real format
 
         extra = [f"dataset.root={write_tiny_mnist(tmp_path / 'data')}"]
-    for point in points:
-        cfg = compose([f"+experiment={preset}", *point, *extra], tmp_path)  # compose() also runs validate()
+    for point, cfg in _point_configs(preset, points, tmp_path, tuple(extra)):
+        validate(cfg)
         assert cfg.name == preset
         for override in point:
             key, text = override.split("=", 1)
@@ -97,6 +122,21 @@ def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
                 continue
             expected = OverridesParser.create().parse_override(override).value()
             assert _select(cfg, key) == expected, (key, _select(cfg, key), expected)
+
+
+@pytest.mark.parametrize("preset", ["ntk_random", "lap_mlp", "lap_mlp_mnist"])  # list values and group choices
+def test_preset_points_compose_like_hydra(preset, tmp_path):
+    """The shortcut of _point_configs gives exactly Hydra's full composition of the point's overrides."""
+    from omegaconf import OmegaConf
+
+    from tests.helpers import composed
+
+    points = _sweep_points(preset)
+    for point in (points[0], points[-1]):
+        [(_, fast)] = list(_point_configs(preset, [point], tmp_path))
+        full = composed(f"+experiment={preset}", f"results_dir={tmp_path}", point)
+        assert OmegaConf.to_container(fast) == OmegaConf.to_container(full)
+        assert OmegaConf.get_type(fast.method) is OmegaConf.get_type(full.method)
 
 
 def _select(cfg, key):
@@ -133,11 +173,9 @@ def test_preset_runs_end_to_end_and_prune_report_draws_its_figure(tmp_path):
     metrics = pd.concat([pd.read_csv(d / "metrics.csv") for d in run_dirs])
     assert set(metrics.name) == {"ntk_random"}
     assert {"ntk_rel_dist_dense", "ntk_mean_ratio"} <= set(metrics.metric)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "prune_cli.report", str(results)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert proc.returncode == 0, proc.stderr
+    from prune_cli.report import main
+
+    main([str(results)])  # prune-report's entry point
     png = results / "report" / "ntk_vs_width.png"
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
     summary = pd.read_csv(results / "report" / "summary.csv")

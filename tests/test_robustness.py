@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import FAST, run_cli
+from cli_runner import run_in_process
+from conftest import FAST, SHARED_RUN, copy_results, run_cli
 from tests.helpers import compose
 from prune_cli.core import crashpoints, identity
 from prune_cli.core.errors import UnknownKeyError
@@ -53,12 +54,10 @@ def _shared(results_dir: Path) -> dict[str, pd.DataFrame]:
     }
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """An uninterrupted run: what every interrupted-then-restarted run must reproduce."""
-    out = tmp_path_factory.mktemp("reference") / "results"
-    run_cli([*FAST, "sparsity=0.5"], out)
-    return out
+@pytest.fixture
+def reference(shared_run):
+    """An uninterrupted run of SHARED_RUN: what every interrupted-then-restarted run must reproduce."""
+    return shared_run.results
 
 
 def _same_rows(results_dir: Path, reference: Path) -> None:
@@ -92,9 +91,15 @@ def test_a_rejected_run_creates_nothing_anywhere(tmp_path):
     missing_files = ["dataset=cifar10", "dataset.root=/nonexistent", "model=resnet20", "train.epochs=1"]
     for args in (["+train.epoch=5"], ["name=../../escaped"], ["sparsity=2"], missing_files):
         fast = FAST if args is not missing_files else []
-        proc = _start([*fast, *args], Path("deep/results"), cwd=work)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 2 and err.startswith("prune-run: error:"), err
+        argv = [*fast, *args, "results_dir=deep/results"]
+        if args == ["+train.epoch=5"]:  # the console command in a new interpreter; the others in this process
+            proc = _start([*fast, *args], Path("deep/results"), cwd=work)
+            _, err = proc.communicate(timeout=120)
+            code = proc.returncode
+        else:
+            done = run_in_process(argv, cwd=work, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+            code, err = done.returncode, done.stderr
+        assert code == 2 and err.startswith("prune-run: error:"), err
         assert "Traceback" not in err
     assert list(work.iterdir()) == [] and list(tmp_path.iterdir()) == [work]  # not even results_dir
 
@@ -159,10 +164,10 @@ def test_cifar_batches_are_read_without_running_code(tmp_path):
 @pytest.mark.parametrize("point", ["cache-stored", "checkpoint-write", "shared-table-1", "before-complete"])
 def test_a_run_killed_at_a_point_and_restarted_equals_an_uninterrupted_run(tmp_path, reference, point):
     out = tmp_path / "results"
-    proc = _start([*FAST, "sparsity=0.5"], out, **{crashpoints.ENV: point})
+    proc = _start(SHARED_RUN, out, **{crashpoints.ENV: point})
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL  # it really died there
-    run_cli([*FAST, "sparsity=0.5"], out)
+    run_cli(SHARED_RUN, out)
     _same_rows(out, reference)
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.dense_cache) == {"miss"}  # the run trained its dense model itself, killed or not
@@ -170,7 +175,7 @@ def test_a_run_killed_at_a_point_and_restarted_equals_an_uninterrupted_run(tmp_p
 
 def test_two_processes_on_one_run_id_write_its_rows_once(tmp_path, reference):
     out = tmp_path / "results"
-    procs = [_start([*FAST, "sparsity=0.5"], out) for _ in range(2)]
+    procs = [_start(SHARED_RUN, out) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert sum("being run by another process" in err for _, err in outs) <= 1
@@ -181,18 +186,17 @@ def test_two_processes_on_one_run_id_write_its_rows_once(tmp_path, reference):
 
 def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_redone(tmp_path, reference):
     out = tmp_path / "results"
-    run_dir = _run_dir([*FAST, "sparsity=0.5"], out)
+    run_dir = _run_dir(SHARED_RUN, out)
     run_dir.mkdir(parents=True)
     (run_dir / "state.pt").write_bytes(b"truncated")
-    proc = run_cli([*FAST, "sparsity=0.5"], out)
+    proc = run_cli(SHARED_RUN, out)
     assert list(run_dir.glob("state.pt.corrupt-*"))
     assert f"checkpoint {run_dir / 'state.pt'} is unreadable" in proc.stderr + (run_dir / "prune-run.log").read_text()
     _same_rows(out, reference)
 
 
-def test_a_corrupt_dense_cache_entry_is_moved_aside_and_retrained(tmp_path):
-    out = tmp_path / "results"
-    run_cli([*FAST, "sparsity=0.5"], out)
+def test_a_corrupt_dense_cache_entry_is_moved_aside_and_retrained(tmp_path, shared_run):
+    out = copy_results(shared_run.results, tmp_path / "results")  # a finished SHARED_RUN (sparsity 0.5)
     [entry] = [p for p in (out / "dense_cache").iterdir() if p.is_dir()]
     (entry / "dense.pt").write_bytes(b"garbage")
     run_cli([*FAST, "sparsity=0.7"], out)
@@ -209,8 +213,8 @@ def test_shared_results_false_then_true_appends_the_rows_once(tmp_path, referenc
     out = tmp_path / "results"
     run_cli([*FAST, "sparsity=0.5", "shared_results=false"], out)
     assert not (out / "runs.csv").exists()
-    run_cli([*FAST, "sparsity=0.5"], out)
-    run_cli([*FAST, "sparsity=0.5"], out)
+    run_cli(SHARED_RUN, out)
+    run_cli(SHARED_RUN, out)
     _same_rows(out, reference)
 
 

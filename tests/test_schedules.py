@@ -187,7 +187,7 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, cr
 
 def test_sigkill_during_training_then_rerun(tmp_path):
     """A real crash: SIGKILL the console command in the middle of dense training, then run it again."""
-    args = [*TINY, "dataset.samples_per_class=2000", "train.epochs=60", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
+    args = [*TINY, "dataset.samples_per_class=1000", "train.epochs=40", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
     reference = tmp_path / "reference"
     run_cli(args, reference)
     results = tmp_path / "killed"
