@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .core import interrupts, plugins, threads
 from .core.atomic_io import atomic_write_text
+from .core.config_base import declared_input
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
@@ -313,8 +314,7 @@ def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:
 def _macs_per_batch(cfg: DictConfig) -> int | None:
     """Forward multiply-accumulates of one training batch, from the model built on the meta device
     for the dataset's declared input; None when the dataset declares no input shape."""
-    declared = OmegaConf.get_type(cfg.dataset)
-    spec = declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None
+    spec = declared_input(cfg)
     if spec is None:
         return None
     import torch

@@ -273,3 +273,11 @@ def as_plain(node: Any) -> Any:
     if isinstance(node, (DictConfig, ListConfig)):
         return OmegaConf.to_container(node, resolve=True)
     return node
+
+
+def declared_input(cfg: DictConfig) -> Optional[tuple[tuple[int, ...], int]]:
+    """(input shape, number of classes) that the dataset config declares without loading any data
+    (its schema's `declared_input`), or None when it declares none. The pre-run checks, the thread
+    policy and training-time methods build the model on the meta device from it."""
+    declared = OmegaConf.get_type(cfg.dataset)
+    return declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None

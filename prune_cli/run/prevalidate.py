@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..core.checks import check, choice, finite, fraction, positive_int
 from ..core import plugins
 from ..core.accel import AccelConfig
-from ..core.config_base import Config, run_checks
+from ..core.config_base import Config, declared_input, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
@@ -245,8 +245,7 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     model is built on the meta device for the dataset's declared input shape and classes, then the
     method's layer options (method.exclude, method.layer_densities, match_masks shapes, N:M and
     channel constraints) are checked against its prunable layers."""
-    declared = OmegaConf.get_type(cfg.dataset)
-    spec = declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None
+    spec = declared_input(cfg)
     if spec is None:
         return
     import torch

@@ -159,6 +159,21 @@ def class_rows(y: torch.Tensor, kept: torch.Tensor, num_classes: int, **columns:
     return rows
 
 
+def keep_highest(ctx: "DataPruningContext", node: DictConfig, scores: torch.Tensor, name: str) -> Selection:
+    """The selection of the score rules (EL2N, GraNd, forgetting): sort by score, highest first (ties:
+    lower index first), skip the `node.offset` fraction of the highest, keep the next
+    round(keep x N); per class, the mean score as column `mean_<name>`, and `<name>_mean` overall."""
+    y = ctx.data.train_y
+    order = sorted(range(len(y)), key=lambda i: (-float(scores[i]), i))
+    skip = round(node.offset * len(y))
+    kept = torch.tensor(order[skip : skip + ctx.kept_count(node.keep)], dtype=torch.long).sort().values
+    y_cpu = y.cpu()
+    mean_score = [float(scores[y_cpu == c].mean()) if bool((y_cpu == c).any()) else float("nan") for c in range(ctx.data.num_classes)]
+    return Selection(
+        kept, class_rows(y_cpu, kept, ctx.data.num_classes, **{f"mean_{name}": mean_score}), {f"{name}_mean": float(scores.mean())}
+    )
+
+
 def apply_selection(data: DataSplits, indices: torch.Tensor) -> DataSplits:
     """The splits with the training split reduced to `indices` (validation and test unchanged)."""
     idx = indices.to(data.train_x.device)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ...core.checks import check, finite, positive_int
 from ...core.config_base import config_schema
-from . import DataPruningContext, KeepFractionConfig, Selection, class_rows, register_data_pruning
+from . import DataPruningContext, KeepFractionConfig, Selection, keep_highest, register_data_pruning
 
 
 @config_schema("data_pruning", "el2n")
@@ -60,9 +60,4 @@ def el2n(ctx: DataPruningContext, node: DictConfig) -> Selection:
 
     # the scores do not depend on keep/offset: a sweep over them trains the proxies once
     scores = ctx.cached("el2n", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}, compute)
-    order = sorted(range(len(y)), key=lambda i: (-float(scores[i]), i))  # hardest first, ties by index
-    skip = round(node.offset * len(y))
-    kept = torch.tensor(order[skip : skip + ctx.kept_count(node.keep)], dtype=torch.long).sort().values
-    y_cpu = y.cpu()
-    mean_score = [float(scores[y_cpu == c].mean()) if bool((y_cpu == c).any()) else float("nan") for c in range(ctx.data.num_classes)]
-    return Selection(kept, class_rows(y_cpu, kept, ctx.data.num_classes, mean_el2n=mean_score), {"el2n_mean": float(scores.mean())})
+    return keep_highest(ctx, node, scores, "el2n")

@@ -27,7 +27,7 @@ from torch import nn
 
 from ...core.checks import check, finite, positive_int
 from ...core.config_base import config_schema
-from . import DataPruningContext, KeepFractionConfig, Selection, class_rows, register_data_pruning
+from . import DataPruningContext, KeepFractionConfig, Selection, keep_highest, register_data_pruning
 
 # Per-example gradients of a chunk occupy chunk x parameters floats: chunks are sized to stay
 # within this many (256 MiB in float32), and never larger than the evaluation batch size.
@@ -98,9 +98,4 @@ def grand(ctx: DataPruningContext, node: DictConfig) -> Selection:
 
     # the scores do not depend on keep/offset: a sweep over them scores the proxies once
     scores = ctx.cached("grand", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}, compute)
-    order = sorted(range(len(y)), key=lambda i: (-float(scores[i]), i))  # highest first, ties by index
-    skip = round(node.offset * len(y))
-    kept = torch.tensor(order[skip : skip + ctx.kept_count(node.keep)], dtype=torch.long).sort().values
-    y_cpu = y.cpu()
-    mean_score = [float(scores[y_cpu == c].mean()) if bool((y_cpu == c).any()) else float("nan") for c in range(ctx.data.num_classes)]
-    return Selection(kept, class_rows(y_cpu, kept, ctx.data.num_classes, mean_grand=mean_score), {"grand_mean": float(scores.mean())})
+    return keep_highest(ctx, node, scores, "grand")

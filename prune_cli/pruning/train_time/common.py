@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ...core.checks import check
-from ...core.config_base import ScheduleConfig
+from ...core.config_base import ScheduleConfig, declared_input
 from ...core.errors import ConfigError
 
 
@@ -46,8 +46,7 @@ def steps_to_ceiling(delta: float, interval: int, ceiling: float, start: float =
 def meta_model(cfg: DictConfig):
     """The run's model on the meta device for the dataset's declared input (no weights, no memory),
     or None when the dataset declares no input shape (then the hook checks at its start)."""
-    declared = OmegaConf.get_type(cfg.dataset)
-    spec = declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None
+    spec = declared_input(cfg)
     if spec is None:
         return None
     from ...models import build_model
