@@ -277,3 +277,26 @@ def test_metric_rows_match_direct_counts(tmp_path):
     assert set(scalars) == {"alpha_t_ours", "I_t", "frac_intensified"}
     with np.load(tmp_path / "preds_pruned_test.npz") as z:
         assert (z["pred"] == p.numpy()).all() and (z["label"] == y.numpy()).all()
+
+
+def test_collapsed_model_gives_nan_rho_without_a_warning():
+    """A pruned model with accuracy 0 (collapsed) has an undefined relative recall rho = (r - a) / a:
+    the statistics are NaN, and prune-report prints no numpy warning for it."""
+    import warnings
+
+    from prune_cli.analysis.recall_distortion import per_model_statistics
+
+    rows = pd.DataFrame(
+        {
+            "seed": 0,
+            "class": [0, 1],
+            "recall": [0.0, 0.0],
+            "accuracy": [0.0, 0.0],
+            "dense_recall": [0.9, 0.7],
+            "dense_accuracy": [0.8, 0.8],
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = per_model_statistics(rows, keys=[])
+    assert len(out) == 1 and out.isna().any(axis=None)

@@ -139,8 +139,9 @@ def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = Non
     out = []
     for group, df in rows.groupby(model_keys, dropna=False, sort=True):
         df = df.sort_values("class")
-        rho = (df["recall"].to_numpy(float) - df["accuracy"].to_numpy(float)) / df["accuracy"].to_numpy(float)
-        rho0 = (df["dense_recall"].to_numpy(float) - df["dense_accuracy"].to_numpy(float)) / df["dense_accuracy"].to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a collapsed model (accuracy 0): rho is undefined, NaN
+            rho = (df["recall"].to_numpy(float) - df["accuracy"].to_numpy(float)) / df["accuracy"].to_numpy(float)
+            rho0 = (df["dense_recall"].to_numpy(float) - df["dense_accuracy"].to_numpy(float)) / df["dense_accuracy"].to_numpy(float)
         stats = intensification(rho0, rho)
         out.append(
             {**dict(zip(model_keys, group if isinstance(group, tuple) else (group,))), **{k: float(v) for k, v in stats.items()}}
