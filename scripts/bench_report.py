@@ -103,10 +103,11 @@ CHILD = """
 import sys, time
 from pathlib import Path
 t0, c0 = time.perf_counter(), time.process_time()
+import prune_cli
 from prune_cli.report import build_report
 t1, c1 = time.perf_counter(), time.process_time()
 build_report(Path(sys.argv[1]), Path(sys.argv[2]), plots=True)
-print(time.perf_counter() - t1, time.process_time() - c1, t1 - t0)
+print(time.perf_counter() - t1, time.process_time() - c1, t1 - t0, prune_cli.__file__)
 """
 
 
@@ -125,7 +126,10 @@ def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> No
                 capture_output=True,
                 text=True,
                 env=env,
+                cwd=src,  # `python -c` puts the working directory first on sys.path, before PYTHONPATH
             ).stdout.split()
+            if Path(out[3]).resolve().parents[1] != src:
+                raise SystemExit(f"the {name} report imported {out[3]}, not the tree {src}")
             wall[name].append(float(out[0]))
             cpu[name].append(float(out[1]))
     load = os.getloadavg()[0]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -61,12 +62,41 @@ CONTEXT_COMPARISON_FREE = ("method", "score", "allocation", "structure", "target
 def flatten_config(node: Any, prefix: str = "") -> dict[str, str]:
     """{dotted key: value as text} of a nested config (strings as they are, anything else as JSON);
     lists stay one value (`[16, 16]`)."""
-    if isinstance(node, Mapping):
-        out: dict[str, str] = {}
-        for k, v in node.items():
-            out.update(flatten_config(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: node if isinstance(node, str) else json.dumps(node, sort_keys=True, default=str)}
+    if not isinstance(node, Mapping):
+        return {prefix[:-1]: _as_text(node)}
+    out: dict[str, str] = {}
+    _flatten_into(node, prefix, out)
+    return out
+
+
+_PLAIN_LEAVES = frozenset({str, int, float, bool, list, type(None)})
+
+
+def _flatten_into(node: Mapping, prefix: str, out: dict[str, str]) -> None:
+    """flatten_config into one dict (building and merging a dict per node was a third of the time of
+    keying a 100-run folder, scripts/bench_report.py)."""
+    for k, v in node.items():
+        kind = type(v)  # exact types first: typing.Mapping's isinstance check is slow on every leaf
+        if kind is dict or (kind not in _PLAIN_LEAVES and isinstance(v, Mapping)):
+            _flatten_into(v, f"{prefix}{k}.", out)
+        else:
+            out[f"{prefix}{k}"] = _as_text(v)
+
+
+def _as_text(value: Any) -> str:
+    """A leaf as flatten_config writes it: strings as they are, anything else as json.dumps would
+    (the common scalars spelled out directly, with the same text)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return repr(value)
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _top(key: str) -> str:
@@ -83,11 +113,20 @@ def _neutral(cfg: Mapping) -> tuple[str, ...]:
     return RESULT_NEUTRAL + (("accel",) if default_accel(cfg.get("accel")) else ())
 
 
+def _result_items(cfg: Mapping) -> dict[str, str]:
+    """The flattened config values that enter the experiment key. The neutral top-level keys are
+    decided once per run and dropped before flattening (deciding them per dotted key compared the
+    accel node with its defaults once per key: most of the key time on a 100-run folder,
+    scripts/bench_report.py)."""
+    neutral = set(_neutral(cfg))
+    return flatten_config({k: v for k, v in cfg.items() if k not in neutral})
+
+
 def experiment_keys(configs: Mapping[str, Mapping]) -> tuple[pd.DataFrame, list[str]]:
     """Per run id: `experiment` and `comparison` keys and the flattened config values that enter the
     experiment key; and the dotted keys whose values vary between the runs (the keys a table must
     show so that two experiments never look identical)."""
-    flat = {run: {k: v for k, v in flatten_config(cfg).items() if _top(k) not in _neutral(cfg)} for run, cfg in configs.items()}
+    flat = {run: _result_items(cfg) for run, cfg in configs.items()}
     rows = []
     for run, items in flat.items():
         comparable = {k: v for k, v in items.items() if _top(k) not in COMPARISON_FREE}
@@ -187,12 +226,60 @@ def _keys_from_columns(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, l
     return ctx[["experiment", "comparison"]], []
 
 
-def _read_config(path: Path) -> dict:
-    """A run's saved config.yaml (written resolved by prune-run, so plain YAML). libyaml's C loader when
-    available: OmegaConf.load took most of prune-report's time on a 100-run folder
-    (scripts/bench_report.py)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(path.read_text(), Loader=loader) or {}
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# A top-level key of a block mapping as yaml.safe_dump and OmegaConf write it: a plain name at column 0.
+_TOP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*:(?: |$)")
+
+
+def _top_level_blocks(text: str) -> list[str] | None:
+    """The text of each top-level key with its indented value, or None when the document is not
+    plainly a block mapping of such keys (anchors, aliases, tags, comments or document markers: then
+    the whole document is parsed as one)."""
+    if any(c in text for c in "&*!#%"):
+        return None
+    blocks: list[list[str]] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith((" ", "- ")) or line.rstrip("\r\n") in ("", "-"):
+            if not blocks:
+                return None
+            blocks[-1].append(line)
+        elif _TOP_KEY.match(line):
+            blocks.append([line])
+        else:
+            return None
+    return ["".join(b) for b in blocks]
+
+
+def _plain_copy(node: Any) -> Any:
+    """A copy of parsed YAML (dicts and lists of scalars), so that no two configs share objects."""
+    if type(node) is dict:
+        return {k: _plain_copy(v) for k, v in node.items()}
+    if type(node) is list:
+        return [_plain_copy(v) for v in node]
+    return node
+
+
+def _read_configs(paths: Mapping[str, Path]) -> dict[str, dict]:
+    """The runs' saved config.yaml files (written resolved by prune-run, so plain YAML), by libyaml's
+    C loader when available: OmegaConf.load took most of prune-report's time on a 100-run folder.
+    The runs of a sweep share most of their config, so each distinct top-level block (`dataset:`,
+    `model:`, ... with its indented value) is parsed once and copied into every config that has it;
+    a document that is not plainly such blocks is parsed whole (scripts/bench_report.py)."""
+    parsed: dict[str, dict] = {}
+    out: dict[str, dict] = {}
+    for run, path in paths.items():
+        text = path.read_text()
+        blocks = _top_level_blocks(text)
+        if blocks is None:
+            out[run] = yaml.load(text, Loader=_LOADER) or {}
+            continue
+        cfg: dict = {}
+        for block in blocks:
+            if block not in parsed:
+                parsed[block] = yaml.load(block, Loader=_LOADER)
+            cfg.update(_plain_copy(parsed[block]))
+        out[run] = cfg
+    return out
 
 
 def load(results_dir: str | Path) -> Results:
@@ -210,7 +297,7 @@ def load(results_dir: str | Path) -> Results:
             for f in d.glob("*.csv"):
                 if f.name != "history.csv":
                     res.sources.setdefault(f.name, []).append(f)
-        configs = {d.name: _read_config(d / "config.yaml") for d in complete if (d / "config.yaml").exists()}
+        configs = _read_configs({d.name: d / "config.yaml" for d in complete if (d / "config.yaml").exists()})
         res.configs = configs
         keys, res.varying = experiment_keys(configs)
         seeds = {run: cfg.get("seed") for run, cfg in configs.items()}
