@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -65,6 +66,48 @@ def method_options(**overrides) -> DictConfig:
 def compose(overrides: list[str], results_dir: Path) -> DictConfig:
     """The composed, validated config prune-run would use, with its results in `results_dir`."""
     return validated([*overrides, f"results_dir={results_dir}"])
+
+
+class Crash(Exception):
+    """A simulated crash (the process dies after a checkpoint)."""
+
+
+def crash_and_resume(
+    tmp_path: Path, monkeypatch, overrides: list[str], crash_at: tuple[str, int], after_crash=None
+) -> tuple[Path, Path]:
+    """Run `overrides` once uninterrupted, and once stopped by a crash right after the checkpoint of
+    epoch `crash_at[1]` of training phase `crash_at[0]`, then run again (a resume). Returns the
+    reference run directory and the resumed one; `after_crash(run_dir, results_dir)` sees the state
+    the crash left."""
+    import prune_cli.run.experiment as experiment
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+
+    reference = tmp_path / "reference"
+    run(compose(overrides, reference), reference / "run")
+    real_train = experiment.train
+
+    def crashing_train(*args, on_epoch_end=None, **kwargs):
+        phase = args[4]
+
+        def stop(row, progress):
+            on_epoch_end(row, progress)
+            if (phase, progress.epoch) == tuple(crash_at):
+                raise Crash(f"simulated crash after {phase} epoch {progress.epoch}")
+
+        return real_train(*args, on_epoch_end=stop, **kwargs)
+
+    results = tmp_path / "crashing"
+    cfg = compose(overrides, results)
+    run_dir = results / "runs" / run_id(cfg)
+    monkeypatch.setattr(experiment, "train", crashing_train)
+    with pytest.raises(Crash):
+        run(cfg, run_dir)
+    if after_crash is not None:
+        after_crash(run_dir, results)
+    monkeypatch.setattr(experiment, "train", real_train)
+    run(cfg, run_dir)
+    return reference / "run", run_dir
 
 
 # ----------------------------------------------------------------------------- tiny networks

@@ -23,7 +23,7 @@ from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.autoprune import AutoPruneHook, GatedWeight
 from prune_cli.run.experiment import run
 from prune_cli.training import train
-from tests.helpers import Chain, compose, composed
+from tests.helpers import Chain, compose, composed, crash_and_resume
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
 
@@ -153,39 +153,13 @@ def test_a_run_writes_rows_at_the_target_sparsity(tmp_path):
     assert "gate_sparsity" in history and (history.phase == "autoprune").any()
 
 
-class Crash(Exception):
-    pass
-
-
 def test_a_run_resumed_inside_the_gating_phase_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     overrides = [*AUTOPRUNE_RUN, "schedule.reg=0.002", "schedule.prune_epochs=4", "schedule.stop_at_target=false"]
-    reference = tmp_path / "reference"
-    run(compose(overrides, reference), reference / "run")
-
-    import prune_cli.run.experiment as experiment
-
-    real_train = experiment.train
-
-    def crashing_train(*args, on_epoch_end=None, **kwargs):
-        def stop(row, progress):
-            on_epoch_end(row, progress)
-            if args[4] == "autoprune" and progress.epoch == 2:
-                raise Crash("simulated crash inside the gating phase")
-
-        return real_train(*args, on_epoch_end=stop, **kwargs)
-
-    results = tmp_path / "crashing"
-    cfg = compose(overrides, results)
-    run_dir = results / "runs" / run_id(cfg)
-    monkeypatch.setattr(experiment, "train", crashing_train)
-    with pytest.raises(Crash):
-        run(cfg, run_dir)
-    monkeypatch.setattr(experiment, "train", real_train)
-    run(cfg, run_dir)
+    reference, run_dir = crash_and_resume(tmp_path, monkeypatch, overrides, ("autoprune", 2))  # inside the gating phase
     ignore = ["timestamp", "run_id", "config_hash"]
-    expected = pd.read_csv(reference / "run" / "metrics.csv").drop(columns=ignore)
+    expected = pd.read_csv(reference / "metrics.csv").drop(columns=ignore)
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv").drop(columns=ignore), expected)
-    a, b = (torch.load(d / "masks.pt", weights_only=True) for d in (reference / "run", run_dir))
+    a, b = (torch.load(d / "masks.pt", weights_only=True) for d in (reference, run_dir))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 

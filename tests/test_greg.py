@@ -24,7 +24,7 @@ from prune_cli.pruning.train_time.common import growing_level, steps_to_ceiling
 from prune_cli.pruning.train_time.greg import GRegHook
 from prune_cli.run.experiment import run
 from prune_cli.training import train
-from tests.helpers import Chain, compose, composed
+from tests.helpers import Chain, compose, composed, crash_and_resume
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
 
@@ -189,40 +189,14 @@ def test_a_run_writes_rows_at_the_target_sparsity(tmp_path, schedule):
     assert all(float(model[n][~m].abs().sum()) == 0.0 for n, m in masks.items())
 
 
-class Crash(Exception):
-    pass
-
-
 @pytest.mark.slow  # two whole runs; the same path for a hook's state is covered by tests/test_autoprune.py's resume test
 def test_a_run_resumed_inside_the_regularization_phase_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     overrides = [*GREG_RUN, "schedule=greg2", *SHORT, "schedule.pick_delta=0.02", "schedule.pick_ceiling=0.1"]
-    reference = tmp_path / "reference"
-    run(compose(overrides, reference), reference / "run")
-
-    import prune_cli.run.experiment as experiment
-
-    real_train = experiment.train
-
-    def crashing_train(*args, on_epoch_end=None, **kwargs):
-        def stop(row, progress):
-            on_epoch_end(row, progress)
-            if args[4] == "regularize" and progress.epoch == 2:
-                raise Crash("simulated crash inside the regularization phase")
-
-        return real_train(*args, on_epoch_end=stop, **kwargs)
-
-    results = tmp_path / "crashing"
-    cfg = compose(overrides, results)
-    run_dir = results / "runs" / run_id(cfg)
-    monkeypatch.setattr(experiment, "train", crashing_train)
-    with pytest.raises(Crash):
-        run(cfg, run_dir)
-    monkeypatch.setattr(experiment, "train", real_train)
-    run(cfg, run_dir)
+    reference, run_dir = crash_and_resume(tmp_path, monkeypatch, overrides, ("regularize", 2))  # inside the regularization phase
     ignore = ["timestamp", "run_id", "config_hash"]
-    expected = pd.read_csv(reference / "run" / "metrics.csv").drop(columns=ignore)
+    expected = pd.read_csv(reference / "metrics.csv").drop(columns=ignore)
     pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv").drop(columns=ignore), expected)
-    a = torch.load(reference / "run" / "model_finetuned.pt", weights_only=True)
+    a = torch.load(reference / "model_finetuned.pt", weights_only=True)
     b = torch.load(run_dir / "model_finetuned.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -21,7 +21,7 @@ from prune_cli.models.res_mlp import ResMLP
 from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook, theta_step
-from tests.helpers import compose, validated
+from tests.helpers import validated
 
 DATA = [a for a in FAST if not a.startswith("model")]  # FAST without the mlp's keys
 OPTIONS = dict(name="layer_pruning", theta_init=1.0, theta_lr=0.1, penalty=0.5, threshold=0.05, prune_epochs=2)
@@ -190,39 +190,12 @@ def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
     assert {"theta_0", "theta_1", "theta_2", "sections_alive"} <= set(history.columns)
 
 
-class Crash(Exception):
-    pass
-
-
 def crash_and_resume(tmp_path, monkeypatch, overrides: list[str], crash_at: tuple[str, int]) -> tuple[Path, Path]:
-    """Run once uninterrupted, and once killed after epoch `crash_at[1]` of phase `crash_at[0]` (its
-    checkpoint written) then run again; returns both run directories (tests/test_schedules.py's pattern)."""
-    import prune_cli.run.experiment as experiment
-    from prune_cli.core.identity import run_id
-    from prune_cli.run.experiment import run
+    """tests/helpers.py's crash_and_resume without the dense cache and region counts (not what is tested)."""
+    from tests import helpers
 
     overrides = [*overrides, "dense_cache.enabled=false", "metrics.regions.enabled=false"]
-    reference = tmp_path / "reference"
-    run(compose(overrides, reference), reference / "run")
-    real_train = experiment.train
-
-    def crashing_train(*args, on_epoch_end=None, **kwargs):
-        def hook(row, progress):
-            on_epoch_end(row, progress)
-            if (args[4], progress.epoch) == crash_at:
-                raise Crash(f"simulated crash after {args[4]} epoch {progress.epoch}")
-
-        return real_train(*args, on_epoch_end=hook, **kwargs)
-
-    results = tmp_path / "crashing"
-    cfg = compose(overrides, results)
-    run_dir = results / "runs" / run_id(cfg)
-    monkeypatch.setattr(experiment, "train", crashing_train)
-    with pytest.raises(Crash):
-        run(cfg, run_dir)
-    monkeypatch.setattr(experiment, "train", real_train)
-    run(cfg, run_dir)
-    return reference / "run", run_dir
+    return helpers.crash_and_resume(tmp_path, monkeypatch, overrides, crash_at)
 
 
 def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:

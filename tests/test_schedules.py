@@ -13,10 +13,9 @@ import pytest
 import torch
 
 from conftest import FAST, run_cli
-from tests.helpers import compose
+from tests.helpers import compose, crash_and_resume
 from prune_cli.run.dense_cache import dense_key
 from prune_cli.run.experiment import Experiment, run
-from prune_cli.core.identity import run_id
 from prune_cli.schedules import SCHEDULES
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[32,32]", "method.allocation=layerwise"]
@@ -142,40 +141,16 @@ def test_cache_hit_and_miss_give_identical_results(tmp_path):
     assert hit.value.equals(miss.value)
 
 
-class Crash(Exception):
-    pass
-
-
 @pytest.mark.parametrize("crash_at", [("dense", 1), ("finetuned", 1), ("finetuned", 2)])
 def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, crash_at):
     overrides = [*TINY, "train.epochs=3", "finetune.epochs=3", "dense_cache.enabled=false"]
-    reference = tmp_path / "reference"
-    run(compose(overrides, reference), reference / "run")
-    expected = pd.read_csv(reference / "run" / "metrics.csv")
 
-    import prune_cli.run.experiment as experiment
+    def crashed(run_dir, results):
+        assert (run_dir / "state.pt").exists() and not (results / "runs.csv").exists()
 
-    real_train = experiment.train
-
-    def crashing_train(*args, on_epoch_end=None, **kwargs):
-        phase = args[4]
-
-        def hook(row, progress):
-            on_epoch_end(row, progress)
-            if (phase, progress.epoch) == crash_at:
-                raise Crash(f"simulated crash after {phase} epoch {progress.epoch}")
-
-        return real_train(*args, on_epoch_end=hook, **kwargs)
-
-    results = tmp_path / "crashing"
-    cfg = compose(overrides, results)
-    run_dir = results / "runs" / run_id(cfg)
-    monkeypatch.setattr(experiment, "train", crashing_train)
-    with pytest.raises(Crash):
-        run(cfg, run_dir)
-    assert (run_dir / "state.pt").exists() and not (results / "runs.csv").exists()
-    monkeypatch.setattr(experiment, "train", real_train)
-    run(cfg, run_dir)
+    reference, run_dir = crash_and_resume(tmp_path, monkeypatch, overrides, crash_at, after_crash=crashed)
+    expected = pd.read_csv(reference / "metrics.csv")
+    results = run_dir.parent.parent
     got = pd.read_csv(run_dir / "metrics.csv")
     shared = pd.read_csv(results / "runs.csv")
     ignore = ["timestamp", "run_id", "config_hash"]
