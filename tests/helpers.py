@@ -68,6 +68,30 @@ def compose(overrides: list[str], results_dir: Path) -> DictConfig:
     return validated([*overrides, f"results_dir={results_dir}"])
 
 
+def counting_model_builder():
+    """A model builder for `select_training_data` (run/data_selection.py) and the list it appends to
+    each time it builds a proxy model: tests check that cached scores train no proxy again."""
+    from prune_cli.models import build_model
+
+    built = []
+
+    def build(cfg, data):
+        built.append(1)
+        return build_model(cfg.model, data.input_shape, data.num_classes)
+
+    return build, built
+
+
+def proxy_scoring_splits():
+    """60 training examples of 5 features in 3 balanced classes (seed 0), 9 for validation and test."""
+    from prune_cli.data.splits import DataSplits
+
+    torch.manual_seed(0)
+    x = torch.randn(60, 5)
+    y = torch.arange(60) % 3
+    return DataSplits(x, y, x[:9], y[:9], x[:9], y[:9], num_classes=3)
+
+
 class Crash(Exception):
     """A simulated crash (the process dies after a checkpoint)."""
 

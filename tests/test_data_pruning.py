@@ -179,19 +179,11 @@ def test_class_balanced_run_end_to_end_with_worst_class_recall(tmp_path):
 
 def test_el2n_scores_are_cached_across_keep_values(tmp_path):
     """A second selection with another `keep` loads the proxy scores instead of training proxies."""
-    from prune_cli.models import build_model
     from prune_cli.run.data_selection import select_training_data
+    from tests.helpers import counting_model_builder, proxy_scoring_splits
 
-    built = []
-
-    def build(cfg, data):
-        built.append(1)
-        return build_model(cfg.model, data.input_shape, data.num_classes)
-
-    torch.manual_seed(0)
-    x = torch.randn(60, 5)
-    y = torch.arange(60) % 3
-    data = DataSplits(x, y, x[:9], y[:9], x[:9], y[:9], num_classes=3)
+    build, built = counting_model_builder()
+    data = proxy_scoring_splits()
     overrides = [
         "model=mlp",
         "model.widths=[8]",
