@@ -242,3 +242,15 @@ __all__ = [
     "unit_scaled_inputs",
     "validated",
 ]
+
+
+class ConcatNet(nn.Module):
+    """Two branches joined by torch.cat: what channel tracing cannot follow (compaction and
+    channel_group refuse it, naming the operation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.fc = nn.Linear(4, 3), nn.Linear(4, 3), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.fc(torch.cat([self.a(x), self.b(x)], 1))

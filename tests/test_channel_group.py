@@ -232,13 +232,7 @@ def test_excluded_layers_fix_the_channels_they_touch(caplog):
 def test_refusals_name_the_key():
     from prune_cli.pruning.structures.channel_group import check_channel_group_model
 
-    class Cat(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b, self.fc = nn.Linear(4, 3), nn.Linear(4, 3), nn.Linear(6, 2)
-
-        def forward(self, x):
-            return self.fc(torch.cat([self.a(x), self.b(x)], 1))
+    from tests.helpers import ConcatNet as Cat
 
     model = Cat()
     with pytest.raises(ConfigError, match="cat") as err:

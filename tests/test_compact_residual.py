@@ -169,13 +169,7 @@ def test_unread_stream_channel_is_removed_even_when_its_producers_compute_it():
 
 
 def test_concatenation_is_refused_with_the_operation_named():
-    class Cat(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b, self.fc = nn.Linear(4, 3), nn.Linear(4, 3), nn.Linear(6, 2)
-
-        def forward(self, x):
-            return self.fc(torch.cat([self.a(x), self.b(x)], 1))
+    from tests.helpers import ConcatNet as Cat
 
     with pytest.raises(CompactionError, match="cat"):
         compact(Cat())
