@@ -186,11 +186,12 @@ def train(
         first_epoch = resume.epoch
     if hook is not None and resume is not None:
         hook.resume(model, resume.hook)
+        current = hook.current_masks()  # the masks the hook had set before the checkpoint
+        if current is not None:
+            masks = current
     elif hook is not None:
         hook.start(model)
     groups = optimizer.param_groups
-    if hook is not None and resume is not None and hook.current_masks() is not None:
-        masks = hook.current_masks()  # the masks the hook had set before the checkpoint
     enforce = MaskEnforcer(model, masks, optimizer) if masks else None
     if enforce:
         enforce()

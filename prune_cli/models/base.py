@@ -41,3 +41,9 @@ def traced_forward(model: nn.Module, input_shape: tuple[int, ...], hooks: list, 
         model.train(was_training)
         for h in handles:
             h.remove()
+
+
+def replace_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Put `module` at the dotted path `name` of `model` (compaction and sparse execution swap layers)."""
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .base import replace_submodule
+
 from .graph import ChannelFlowError, channel_flow
 
 log = logging.getLogger(__name__)
@@ -130,11 +132,6 @@ def _remapped(module: nn.Module, keep_in: list[bool], keep_out: list[bool]) -> n
     return type(module)(**args)
 
 
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
 def _reads_per_channel(weight: torch.Tensor, channels: int, per: int) -> torch.Tensor:
     """[channels] bool: the layer has a nonzero weight on some input column of the channel."""
     return weight.transpose(0, 1).reshape(channels, per, -1).ne(0).flatten(1).any(1)
@@ -185,15 +182,15 @@ def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
         keep = keep_of(ids)
         if not bool(keep.all()):
             tensors = [*modules[name].parameters(), *modules[name].buffers()]
-            _set_module(out, name, _resized_norm(modules[name], keep.to(tensors[0].device) if tensors else keep))
+            replace_submodule(out, name, _resized_norm(modules[name], keep.to(tensors[0].device) if tensors else keep))
     for name, (ids_in, ids_out) in flow.remaps.items():
         keep_in, keep_out = keep_of(ids_in), keep_of(ids_out)
         if not (bool(keep_in.all()) and bool(keep_out.all())):
-            _set_module(out, name, _remapped(modules[name], keep_in.tolist(), keep_out.tolist()))
+            replace_submodule(out, name, _remapped(modules[name], keep_in.tolist(), keep_out.tolist()))
     for name in flow.produces:
         original = modules[name]
         if weights[name].shape != original.weight.shape:
-            _set_module(out, name, _resized(original, weights[name], biases[name]))
+            replace_submodule(out, name, _resized(original, weights[name], biases[name]))
     for members in flow.groups():
         channels = {i for n in members for i in flow.produces[n]}
         kept = channels & read
@@ -229,12 +226,12 @@ def rebuild_compact(model: nn.Module, spec: dict[str, list[int] | dict], state_d
     for name, shape in spec.items():
         m = modules[name]
         if isinstance(shape, dict):
-            _set_module(model, name, type(m)(**shape))
+            replace_submodule(model, name, type(m)(**shape))
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             if m.num_features != shape[0]:
-                _set_module(model, name, _resized_norm(m, torch.arange(m.num_features) < shape[0]))
+                replace_submodule(model, name, _resized_norm(m, torch.arange(m.num_features) < shape[0]))
         elif list(m.weight.shape) != shape:
             w = torch.zeros(shape, dtype=m.weight.dtype, device=m.weight.device)
-            _set_module(model, name, _resized(m, w, None if m.bias is None else torch.zeros(shape[0], dtype=w.dtype)))
+            replace_submodule(model, name, _resized(m, w, None if m.bias is None else torch.zeros(shape[0], dtype=w.dtype)))
     model.load_state_dict(state_dict)
     return model

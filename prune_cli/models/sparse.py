@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import replace_submodule
+
 LAYOUTS = ("csr", "bsr")
 
 
@@ -139,14 +141,9 @@ def to_sparse(
             use, size = "csr", None
             report.notes[name] = f"csr: weight view {rows}x{cols} is not a multiple of the block {tuple(blocksize)}"
         replacement = SparseLinear(module, use, size) if isinstance(module, nn.Linear) else SparseConv(module, use, size)
-        _set_module(copied, name, replacement)
+        replace_submodule(copied, name, replacement)
         report.layouts[name] = use
     return copied, report
-
-
-def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
 
 
 def semi_structured_unavailable(device: torch.device | str | None = None) -> str:

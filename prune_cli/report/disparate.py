@@ -22,8 +22,8 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..core.stats import t_interval
 from ..results.predictions import read_predictions
 from .load import ResultsFolder, condition_keys
 from .summary import final_phase
@@ -35,17 +35,9 @@ FINAL_PHASES = ("finetuned", "pruned")  # the final sparse model: finetuned wher
 
 
 def _t(values: np.ndarray, confidence: float) -> tuple[int, float, float, float]:
-    """(n, mean, ci_low, ci_high) of the finite values: mean -/+ t_{(1+c)/2, n-1} sd / sqrt(n)."""
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n == 0:
-        return 0, math.nan, math.nan, math.nan
-    mean = float(v.mean())
-    if n < 2:
-        return n, mean, math.nan, math.nan
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return n, mean, mean - half, mean + half
+    """(n, mean, ci_low, ci_high) of the finite values (core/stats.py's Student-t interval)."""
+    s = t_interval(values, confidence)
+    return s["n_seeds"], s["mean"], s["ci_low"], s["ci_high"]
 
 
 def worst_class_drops(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 from ..core.atomic_io import atomic_torch_save, atomic_write_csv
 from ..core.tables import TABLES, columns
 from ..metrics import METRICS, MetricContext, classification_metrics, layer_table, model_cost_metrics
+from ..results.predictions import PREDICTIONS_FILE  # per phase and split: each example's predicted class
 from ..training import evaluate
 from .checkpoint import cpu_state
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAVED_PHASES = ("dense", "pruned", "finetuned")  # phases whose model weights are kept as files
-PREDICTIONS_FILE = "predictions.npz"  # per phase and split: each test example's predicted class
 
 
 def record(exp: Experiment, phase: str) -> None:

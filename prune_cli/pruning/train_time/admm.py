@@ -33,7 +33,9 @@ from ...core.config_base import ScheduleConfig, config_schema
 from ...models.masks import Masks
 from ...schedules import register_schedule
 from ...schedules.steps import Dense, Record, Step, Train, TrainWithHook
+from ..structure import top_k_mask
 from . import HookContext, TrainHook, register_train_hook
+from .common import global_top_k
 
 ALLOCATIONS = ("layerwise", "global")
 
@@ -76,21 +78,8 @@ def project(weights: dict[str, torch.Tensor], density: float, allocation: str) -
     """The support of the Euclidean projection onto {at most k nonzeros}: the k largest magnitudes,
     ties broken by position (per tensor for `layerwise`, over all tensors for `global`)."""
     if allocation == "layerwise":
-        return {n: top_k_mask(w.flatten(), round(density * w.numel())).view_as(w) for n, w in weights.items()}
-    flat = torch.cat([w.flatten() for w in weights.values()])
-    keep = top_k_mask(flat, round(density * flat.numel()))
-    out, start = {}, 0
-    for n, w in weights.items():
-        out[n] = keep[start : start + w.numel()].view_as(w)
-        start += w.numel()
-    return out
-
-
-def top_k_mask(values: torch.Tensor, k: int) -> torch.Tensor:
-    order = torch.argsort(values.abs(), descending=True, stable=True)
-    mask = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
-    mask[order[:k]] = True
-    return mask
+        return {n: top_k_mask(w.abs(), round(density * w.numel())) for n, w in weights.items()}
+    return global_top_k({n: w.abs() for n, w in weights.items()}, round(density * sum(w.numel() for w in weights.values())))
 
 
 def dual_update(w: torch.Tensor, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,7 @@ from ...schedules.steps import Dense, Record, Step, Train, TrainWithHook
 from ...train_hooks import TrainHook
 from ..pruner import LayerCollapse
 from . import HookContext, register_train_hook
-from .common import TrainTimeScheduleConfig
+from .common import TrainTimeScheduleConfig, global_top_k
 
 log = logging.getLogger(__name__)
 
@@ -175,15 +175,8 @@ class AutoPruneHook(TrainHook):
 
     def top_k_masks(self) -> Masks:
         """Keep the round(density N) largest auxiliary parameters over all layers (ties by index)."""
-        flat = torch.cat([m.detach().flatten() for m in self.aux.values()])
-        k = round(self.density * flat.numel())
-        keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-        keep[torch.argsort(-flat, stable=True)[:k]] = True
-        masks, offset = {}, 0
-        for n, m in self.aux.items():
-            masks[n] = keep[offset : offset + m.numel()].view_as(m)
-            offset += m.numel()
-        return masks
+        total = sum(m.numel() for m in self.aux.values())
+        return global_top_k({n: m.detach() for n, m in self.aux.items()}, round(self.density * total))
 
     # -- hook points ------------------------------------------------------------------------
 

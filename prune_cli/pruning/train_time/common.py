@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -14,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from ...core.checks import check
 from ...core.config_base import ScheduleConfig, declared_input
 from ...core.errors import ConfigError
+from ..structure import top_k_mask
 
 
 @dataclass
@@ -70,12 +70,8 @@ def require_residual_sections(model, cfg: DictConfig, key: str) -> None:
         )
 
 
-def generator_state(gen: torch.Generator) -> torch.Tensor:
-    return gen.get_state().clone()
-
-
-def restore_generator(state: Optional[torch.Tensor], seed: int) -> torch.Generator:
-    gen = torch.Generator().manual_seed(seed)
-    if state is not None:
-        gen.set_state(state)
-    return gen
+def global_top_k(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """Keep the k highest scores over all tensors together, ties broken by position
+    (`structure.top_k_mask` on the concatenation), split back into one mask per tensor."""
+    keep = top_k_mask(torch.cat([s.flatten() for s in scores.values()]), k)
+    return {n: m.view_as(s) for (n, s), m in zip(scores.items(), keep.split([s.numel() for s in scores.values()]))}

@@ -49,7 +49,7 @@ from ...models.masks import Masks
 from ...schedules import register_schedule
 from ...schedules.steps import Dense, Record, Restart, Step, Train, TrainWithHook
 from . import HookContext, TrainHook, register_train_hook
-from .common import meta_model, require_residual_sections, restore_generator
+from .common import meta_model, require_residual_sections
 
 TABLE = "layer_pruning.csv"
 
@@ -106,13 +106,11 @@ class LayerPruningHook(TrainHook):
 
     # -- set-up and state ------------------------------------------------------------------
     def _bind(self, model: nn.Module) -> None:
-        if not hasattr(model, "residual_sections"):
-            require_residual_sections(model, self.ctx.config, "schedule")
+        require_residual_sections(model, self.ctx.config, "schedule")
         self.sections = model.residual_sections()
-        macs = section_macs(model, self.sections)
+        self.macs = section_macs(model, self.sections)
         total = sum(p.numel() for n, p in model.named_parameters() if n.endswith("weight"))
-        self.macs = macs
-        self.penalty = torch.tensor([self.options.penalty * m / total for m in macs])
+        self.penalty = torch.tensor([self.options.penalty * m / total for m in self.macs])
 
     def start(self, model: nn.Module) -> None:
         self._bind(model)
@@ -140,7 +138,8 @@ class LayerPruningHook(TrainHook):
         self.theta, self.alive, self.epoch = state["theta"].clone(), state["alive"].clone(), state["epoch"]
         self.rounded = bool(state["rounded"])
         self.removed = {int(r["section"]): {k: v for k, v in r.items() if k != "section"} for r in state["removed"]}
-        self.gen = restore_generator(state["generator"], self.seed)
+        self.gen = torch.Generator()
+        self.gen.set_state(state["generator"])
         self.z = None
 
     def _ensure_bound(self, model: nn.Module) -> None:

@@ -38,7 +38,6 @@ from ...core.errors import ConfigError
 from ...schedules import register_schedule
 from ...schedules.steps import Dense, Prune, Record, Restart, Step, TrainWithHook
 from . import HookContext, TrainHook, register_train_hook
-from .common import restore_generator
 
 
 @config_schema("schedule", "minmax")
@@ -147,7 +146,8 @@ class MinMaxHook(TrainHook):
         self._fresh()
         self.attack.load_state_dict(state["attack"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.gen = restore_generator(state["generator"], self.seed)
+        self.gen = torch.Generator()
+        self.gen.set_state(state["generator"])
         self.last_attack_loss = float(state["last_attack_loss"])
 
 
