@@ -176,14 +176,16 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
         log.info("speedup (%s): path %s absent: %s", phase, name, why)
     if "compact_dense" in paths:
         log.info("speedup (%s): compact_dense: %s", phase, paths["compact_dense"][1])
+    models = {"dense": dense, **{p: m for p, (m, _n) in paths.items()}}
     rows, scalars = [], []
     for label, size in (("batch1", 1), ("large", int(node.batch_size))):
         x = _batch(ctx.data.test_x, size).to(ctx.device)
+        inputs = {name: _as_input(m, x) for name, m in models.items()}
         with torch.no_grad():
             reference = ctx.model(x).float()
             diffs = {}
-            for path, (m, _note) in paths.items():
-                out = m(_as_input(m, x)).float().to(reference.device)
+            for path in paths:
+                out = models[path](inputs[path]).float().to(reference.device)
                 diffs[path] = float((out - reference).abs().max())
                 tol = (1e-2 if path == "semi_structured" else node.rtol) * max(1.0, float(reference.abs().max()))
                 if diffs[path] > tol:
@@ -191,14 +193,12 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                         f"metrics.speedup: execution path {path} disagrees with the masked model by "
                         f"{diffs[path]:.3g} (> {tol:.3g}) at batch size {size}; not reporting its speed"
                     )
-        if "compact_dense" in paths and label == "large":
+        if "compact_dense" in paths and label == "large":  # checked at every batch size: save it once
             from ..core.atomic_io import atomic_torch_save
             from ..models.compact import compact_spec
 
             small = paths["compact_dense"][0]
             atomic_torch_save({"state_dict": small.state_dict(), "spec": compact_spec(small)}, ctx.run_dir / "model_compact.pt")
-        models = {"dense": dense, **{p: m for p, (m, _n) in paths.items()}}
-        inputs = {name: _as_input(m, x) for name, m in models.items()}
         times = _time_interleaved(models, inputs, node.warmup, node.repeats)
         base = float(np.median(times["dense"]))
         best = ("dense", 1.0)
