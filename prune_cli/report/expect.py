@@ -31,6 +31,7 @@ import yaml
 from ..core.paths import configs_dir
 from ..core.stats import t_interval
 from ..results import flatten_config
+from .compare import final_values
 
 FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset"}
 POINT_KEYS = {"method", "sparsity", "value", "band", "metric", "split", "phase", "match", "source"}
@@ -96,14 +97,6 @@ def load_expected(spec: str) -> dict:
     return data
 
 
-def _final_rows(rows: pd.DataFrame, phase: str) -> pd.DataFrame:
-    if phase != FINAL:
-        return rows[rows["phase"] == phase]
-    rank = rows["phase"].map({"finetuned": 2, "pruned": 1}).fillna(0)
-    rows = rows.assign(_rank=rank)[rank > 0]
-    return rows.sort_values("_rank").drop_duplicates("run_id", keep="last").drop(columns="_rank")
-
-
 def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict], confidence: float = 0.95) -> pd.DataFrame:
     """One row per expected point: the measured mean over seeds, its interval, and the status."""
     flat = {run: flatten_config(cfg) for run, cfg in configs.items()}
@@ -120,8 +113,11 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
             and (phase == "dense" or np.isclose(float(configs[r].get("sparsity", math.nan)), p["sparsity"]))
             and all(flat[r].get(k) == flatten_config(v).get("") for k, v in (p.get("match") or {}).items())
         }
-        rows = metrics[metrics["run_id"].isin(runs) & (metrics["metric"] == metric) & (metrics["split"] == split)]
-        rows = _final_rows(rows, phase)
+        mine = metrics[metrics["run_id"].isin(runs)]
+        if phase == FINAL:
+            rows = final_values(mine, metric, split)
+        else:
+            rows = mine[(mine["metric"] == metric) & (mine["split"] == split) & (mine["phase"] == phase)]
         per_seed = rows.groupby("seed")["value"].mean()
         stats = t_interval(per_seed.to_numpy(float), confidence)
         mean = stats["mean"]
