@@ -179,3 +179,34 @@ def test_lap_preset_trains_for_the_authors_iterations():
         assert (phase.optimizer, phase.lr, phase.batch_size) == ("adam", 0.0012, 60)
     status = load_expected("lap_mlp_mnist")["status"]
     assert "not yet checked" in status  # the values are still unverified: say so in every report
+
+
+@pytest.mark.slow
+def test_openlth_preset_records_every_level_end_to_end(tmp_path):
+    """The preset as a real run on tiny CIFAR-10 files (1 epoch per level instead of 160): all 20
+    levels are recorded (round_1 ... round_19, then pruned/finetuned), each level's prunable weights
+    keep 0.8^level of the total (within one weight per layer of rounding), and prune-report's summary
+    has a row per level."""
+    import pandas as pd
+
+    from conftest import run_cli
+    from prune_cli.report import main as report_main
+
+    root = write_tiny_cifar10(tmp_path / "data")
+    results = tmp_path / "results"
+    run_cli(
+        ["+experiment=openlth_resnet20_imp", f"dataset.root={root}", "train.epochs=1", "train.milestones=[]"], results, timeout=900
+    )
+    [run] = [p.parent for p in results.glob("runs/*/COMPLETE")]
+    metrics = pd.read_csv(run / "metrics.csv")
+    phases = set(metrics.phase)
+    assert {f"round_{r}" for r in range(1, 20)} | {"dense", "pruned", "finetuned"} <= phases
+    nonzero = metrics[(metrics.metric == "prunable_nonzero")].groupby("phase").value.first()
+    total = metrics[(metrics.metric == "params_prunable")].value.iloc[0]
+    layers = 20  # 19 convolutions and the classifier of ResNet-20 (option-A shortcuts have no weights)
+    for r in range(1, 20):
+        assert abs(nonzero[f"round_{r}"] - 0.8**r * total) <= layers, r
+    assert abs(nonzero["finetuned"] - 0.8**20 * total) <= layers
+    report_main([str(results), "--no-plots"])
+    summary = pd.read_csv(results / "report" / "summary.csv")
+    assert {f"round_{r}" for r in range(1, 20)} <= set(summary[summary.metric == "accuracy"].phase)
