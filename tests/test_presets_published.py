@@ -210,3 +210,56 @@ def test_openlth_preset_records_every_level_end_to_end(tmp_path):
     report_main([str(results), "--no-plots"])
     summary = pd.read_csv(results / "report" / "summary.csv")
     assert {f"round_{r}" for r in range(1, 20)} <= set(summary[summary.metric == "accuracy"].phase)
+
+
+# ----------------------------------------------------------------------------- expected points vs runs
+
+
+@pytest.mark.parametrize(
+    ("preset", "method", "choices"),
+    [
+        ("synflow_vgg16_cifar10", "synflow", None),  # every sparsity of one method's curve
+        ("lap_mlp_mnist", "lookahead", ("it4", "it8")),  # operating points chosen as config files
+    ],
+)
+def test_expected_points_match_the_runs_the_preset_composes(preset, method, choices, tmp_path):
+    """Runs whose config.yaml is the preset's composed config (Hydra, as prune-run saves it) are found
+    by `--expect`: with the expected value as each run's final accuracy, every point of the composed
+    operating points is `inside` and the dense point too; the other methods' points are `missing`."""
+    import pandas as pd
+
+    from prune_cli.report.expect import check_expected
+    from prune_cli.results import load
+    from test_report_presets import _point_configs, _sweep_points
+
+    expected = load_expected(preset)
+    points = [p for p in _sweep_points(preset) if f"method={method}" in p and (choices is None or p[1].split("=")[1] in choices)]
+    assert points
+    runs = tmp_path / "results" / "runs"
+    for i, (_, cfg) in enumerate(_point_configs(preset, points, tmp_path)):
+        [target] = [
+            p for p in expected["points"] if p.get("method") == method and math.isclose(p["sparsity"], cfg.sparsity, abs_tol=1e-9)
+        ]
+        [dense] = [p for p in expected["points"] if p.get("phase") == "dense"]
+        run = runs / f"run{i}"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+        ctx = {
+            "run_id": f"run{i}",
+            "seed": 0,
+            "method": method,
+            "target_sparsity": cfg.sparsity,
+            "name": cfg.name,
+            "split": "test",
+            "metric": "accuracy",
+        }
+        rows = [{**ctx, "phase": "dense", "value": dense["value"]}, {**ctx, "phase": "finetuned", "value": target["value"]}]
+        pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
+        (run / "COMPLETE").write_text("")
+    res = load(tmp_path / "results")
+    table = check_expected(expected, res.metrics, res.configs)
+    mine = table[table.method == method]
+    assert (mine.status == "inside").sum() == len(points)
+    assert set(mine.status) <= {"inside", "missing"}
+    assert table[table.phase == "dense"].status.tolist() == ["inside"]
+    assert set(table[(table.method != method) & (table.phase != "dense")].status) == {"missing"}
