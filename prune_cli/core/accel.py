@@ -147,23 +147,21 @@ def compile_support(device: str) -> tuple[bool, str]:
 
 
 @dataclass
-class Accel:
-    """The settings of a run's `accel` node for one device type, and the helpers that apply them.
+class Accel(AccelConfig):
+    """The settings of a run's `accel` node (AccelConfig's fields, declared once there) for one device
+    type, and the helpers that apply them.
 
     The default instance (`Accel()`) changes nothing: plain fp32, contiguous tensors, eager mode."""
 
     device_type: str = "cpu"
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    deterministic: bool = False
     _compiled: dict = field(default_factory=dict, repr=False, compare=False)  # id(model) -> compiled module
 
     @classmethod
     def from_config(cls, node: Any, device_type: str) -> "Accel":
-        values = dataclasses.asdict(AccelConfig())
-        if node is not None:
-            values.update(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node))
+        """The run's `accel` node (None: every default) for `device_type`."""
+        if node is None:
+            return cls(device_type=device_type)
+        values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
         return cls(device_type=device_type, **values)
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -239,10 +237,8 @@ class Accel:
 
     def describe(self) -> str:
         """One line for the run's log."""
-        return (
-            f"precision={self.precision}, channels_last={self.channels_last}, compile={self.compile}, "
-            f"deterministic={self.deterministic} on {self.device_type}"
-        )
+        settings = ", ".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(AccelConfig))
+        return f"{settings} on {self.device_type}"
 
 
 FP32 = Accel()  # the default: what training and evaluation do when no settings are given

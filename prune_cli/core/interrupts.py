@@ -2,8 +2,16 @@
 
 SLURM sends SIGUSR2 (with `--signal`) before a time limit and SIGTERM on preemption or `scancel`;
 a person presses Ctrl-C. In every case the run's last checkpoint (`state.pt`, written atomically
-after every epoch and every plan step) stays valid, the process stops at the next batch or step
-boundary, prints one line naming the run directory and how to resume, and exits 128 + signal.
+after every epoch and every plan step) stays valid, the process stops at the next safe point,
+prints one line naming the run directory and how to resume, and exits 128 + signal.
+
+Safe points (`check()`): every training batch, every plan step, before every metric
+(prune_cli/metrics/__init__.py `register_metric`), and inside the long metrics between their pieces
+of work: region counting's segments and planes, every Hessian-vector product of the Hessian and
+pruning-limit metrics, the pruning-limit sweep's evaluations, and the latency and speedup timing
+repeats. A phase's rows are kept only once all its metrics are done, so stopping inside a metric
+loses that phase's metrics and nothing else: the resumed run records the phase again from the
+checkpoint before it, with the same results.
 A second Ctrl-C stops at once. Where another handler is already installed for a signal (submitit
 installs its own SIGUSR2 handler that checkpoints and requeues the job), that handler is kept.
 """

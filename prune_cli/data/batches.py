@@ -1,4 +1,5 @@
-"""Batching of device-resident tensors by seeded index permutation, with tensor augmentation."""
+"""Batching of device-resident tensors by seeded index permutation, with tensor augmentation, and the
+one way a CPU tensor goes to the run's device (`to_device`)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,33 @@ from typing import Iterator
 import torch
 
 
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """`t` on `device`. To a CUDA device the copy is asynchronous (`non_blocking=True`) from
+    page-locked memory: a CPU source is pinned first (a non-blocking copy from pageable memory would
+    be staged synchronously), a CUDA source is copied on the stream. PyTorch orders later kernels on
+    the same stream after the copy, and its pinned-memory allocator keeps the source alive until the
+    copy is done (PyTorch's "CUDA semantics" notes). Anywhere else it is `t.to(device)`: on the CPU
+    no copy at all. The data splits (prune_cli/data/splits.py), the batch permutation and the
+    augmentation's random offsets all go through here."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return t.to(device)
+    if t.device.type == "cpu":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
 def random_crop_flip(x: torch.Tensor, gen: torch.Generator, padding: int = 4) -> torch.Tensor:
     """Standard CIFAR augmentation on a whole (N, C, H, W) batch at once: zero-pad, crop, flip."""
     n, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (padding,) * 4)
     dev = x.device
-    dy = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device).to(dev)
-    dx = torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device).to(dev)
+    dy = to_device(torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device), dev)
+    dx = to_device(torch.randint(0, 2 * padding + 1, (n,), generator=gen, device=gen.device), dev)
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
     out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
-    flip = (torch.rand(n, generator=gen, device=gen.device) < 0.5).to(dev)
+    flip = to_device(torch.rand(n, generator=gen, device=gen.device) < 0.5, dev)
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
@@ -26,7 +43,7 @@ def iterate_batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled mini-batches when `gen` is given (training), in order otherwise (evaluation)."""
     n = len(y)
-    order = torch.randperm(n, generator=gen, device=gen.device).to(x.device) if gen is not None else None
+    order = to_device(torch.randperm(n, generator=gen, device=gen.device), x.device) if gen is not None else None
     for start in range(0, n, batch_size):
         if order is None:
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]

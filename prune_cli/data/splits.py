@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..core.errors import ConfigError
+from .batches import to_device
 
 
 @dataclass
@@ -107,18 +108,14 @@ def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device)
     val_idx, train_idx = torch.cat(val_parts), torch.cat(train_parts)
     train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)]
 
-    def put(t: torch.Tensor) -> torch.Tensor:
-        if torch.device(device).type == "cuda":  # page-locked, so the copy runs asynchronously
-            return t.pin_memory().to(device, non_blocking=True)
-        return t.to(device)
-
+    # asynchronous from page-locked memory on CUDA (prune_cli/data/batches.py to_device)
     return DataSplits(
-        train_x=put(x[train_idx]),
-        train_y=put(y[train_idx]),
-        val_x=put(x[val_idx]),
-        val_y=put(y[val_idx]),
-        test_x=put(raw.test_x),
-        test_y=put(raw.test_y),
+        train_x=to_device(x[train_idx], device),
+        train_y=to_device(y[train_idx], device),
+        val_x=to_device(x[val_idx], device),
+        val_y=to_device(y[val_idx], device),
+        test_x=to_device(raw.test_x, device),
+        test_y=to_device(raw.test_y, device),
         num_classes=k,
         augment=bool(cfg.augment) and raw.image,
     )

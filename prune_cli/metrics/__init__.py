@@ -18,10 +18,12 @@ Scalar rows go to metrics.csv; `tables` become extra per-run (and shared) CSVs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..core import interrupts
 from ..core.config_base import BaseMetricsConfig
 from ..core.registry import Registry
 
@@ -59,7 +61,22 @@ class MetricResult:
 
 
 def register_metric(name: str) -> Callable:
-    return METRICS.register(name)
+    """Register `fn(ctx, phase, node) -> MetricResult` as metric `name`. The registry holds it behind
+    a safe point (prune_cli/core/interrupts.py): a stop signal that arrived during the phase's
+    evaluation or an earlier metric stops the run before this one starts. A long metric adds safe
+    points of its own between its pieces of work (segments, HVPs, sweep points); the decorated
+    function itself is returned unchanged."""
+
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def at_a_safe_point(ctx: MetricContext, phase: str, node: Any) -> MetricResult:
+            interrupts.check()
+            return fn(ctx, phase, node)
+
+        METRICS.register(name)(at_a_safe_point)
+        return fn
+
+    return decorator
 
 
 from .classification import classification_metrics  # noqa: E402

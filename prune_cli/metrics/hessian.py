@@ -17,6 +17,7 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig
 
+from ..core import interrupts
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -73,10 +74,12 @@ def hessian_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricRe
 
     x, y = training_subset(ctx.data.train_x, ctx.data.train_y, node.samples, node.seed)
     was_training = ctx.model.training
-    op = HessianOperator(ctx.model, x, y, node.batch_size, masks=ctx.masks or None, hvp=node.hvp)
-    spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes, torch.Generator().manual_seed(node.seed))
-    del op
-    ctx.model.train(was_training)
+    op = AtSafePoints(HessianOperator(ctx.model, x, y, node.batch_size, masks=ctx.masks or None, hvp=node.hvp))
+    try:
+        spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes, torch.Generator().manual_seed(node.seed))
+    finally:  # also when a stop signal ends it at an HVP
+        del op
+        ctx.model.train(was_training)
     values = {"hessian_dim": spec.dim, "hessian_lanczos_iter": min(node.lanczos_iter, spec.dim), "hessian_samples": len(y)}
     for i, ev in enumerate(spec.top_eigenvalues(node.top_k), start=1):
         values[f"hessian_top_eig_{i}"] = ev
@@ -99,6 +102,24 @@ def hessian_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricRe
             "hessian_slq_nodes.csv": nodes,
         },
     )
+
+
+class AtSafePoints:
+    """A Hessian operator (prune_cli/analysis/hessian.py HessianOperator) whose every HVP starts at a
+    safe point (prune_cli/core/interrupts.py): Lanczos, Hutchinson and SLQ spend their time in HVPs,
+    so a stop signal during a long spectrum stops the run within one HVP instead of after the whole
+    metric. Nothing a metric computes is kept until the phase's rows are recorded, so stopping here
+    loses only this phase's metrics; the run resumes from its last checkpoint."""
+
+    def __init__(self, op):
+        self.op = op
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        interrupts.check()
+        return self.op(v)
+
+    def __getattr__(self, name: str):
+        return getattr(self.op, name)
 
 
 def check_positive_ints(node: DictConfig, prefix: str, keys: dict[str, int]) -> None:

@@ -22,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from ..core import interrupts
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -45,6 +46,7 @@ def time_models(models: dict[str, nn.Module], x: torch.Tensor, warmup: int, repe
                 m(x)
         _sync(x.device)
         for r in range(repeats):
+            interrupts.check()  # a safe point between repeats, outside the timed calls
             for name, m in models.items():
                 start = time.perf_counter()
                 m(x)

@@ -25,10 +25,11 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig
 
+from ..core import interrupts
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
-from .hessian import HVP_MODES, check_positive_ints
+from .hessian import HVP_MODES, AtSafePoints, check_positive_ints
 
 
 @config_schema("metric", "pruning_limit")
@@ -101,7 +102,7 @@ def pruning_limit_metric(ctx: MetricContext, phase: str, node: DictConfig) -> Me
         penalty=(lambda: l1 * sum(w.abs().sum() for w in l1_weights)) if l1 else None,
     )
     x, y = training_subset(ctx.data.train_x, ctx.data.train_y, node.samples, node.seed)
-    op = HessianOperator(model, x, y, node.batch_size, hvp=node.hvp)
+    op = AtSafePoints(HessianOperator(model, x, y, node.batch_size, hvp=node.hvp))  # a stop signal ends it at an HVP
     spec = spectrum(op, node.lanczos_iter, node.lanczos_num, node.hutchinson_probes, torch.Generator().manual_seed(node.seed))
     del op
     rhos = ratio_grid(node.ratios)
@@ -113,6 +114,7 @@ def pruning_limit_metric(ctx: MetricContext, phase: str, node: DictConfig) -> Me
     accuracy, losses = [], []
     with torch.no_grad():
         for keep in keep_counts(rhos, sum(w.numel() for w in dense)):
+            interrupts.check()  # a safe point between the sweep's evaluations (prune_cli/core/interrupts.py)
             for w, d, m in zip(weights, dense, masks_at(dense, order, keep)):
                 w.copy_(d * m.to(d.device))
             ev = evaluate(model, ex, ey, ctx.eval_batch_size)

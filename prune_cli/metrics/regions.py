@@ -24,6 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ..core import interrupts
 from ..core.checks import check, finite
 from ..core.config_base import config_schema
 from . import MetricContext, MetricResult, register_metric
@@ -179,6 +180,7 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
             sample = x[torch.randperm(len(x), generator=gen)[:64]].reshape(-1, n_in)
             length = float(torch.cdist(sample, sample).median())
         for i in range(node.segments):
+            interrupts.check()  # a safe point between segments (prune_cli/core/interrupts.py)
             if node.segment_kind == "pairs":
                 a, b = x[pairs[i, 0]], x[pairs[i, 1]]
                 idx = f"{int(pairs[i, 0])}-{int(pairs[i, 1])}"
@@ -211,6 +213,7 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
         count = node.planes if node.method == "plane" else 1
         triples = [torch.randperm(len(x), generator=gen)[:3] for _ in range(count)]
         for i, idx in enumerate(triples):
+            interrupts.check()  # a safe point between planes
             plane = make_plane(x[idx].cpu(), node.domain, box=box, radius=node.square_radius)
             start = time.perf_counter()
             common = {

@@ -125,6 +125,8 @@ class LayerGraph:
     traced: bool = False  # torch.fx traced the model: links and followers are known
     # the traced model, for structures that need more than the links (channel_group's channel_flow)
     root: Optional[nn.Module] = field(default=None, repr=False, compare=False)
+    # torch.fx's graph of `root` (None when it could not be traced): channel_flow reads it, no second trace
+    fx_graph: Optional[fx.Graph] = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> LayerInfo:
         return self.layers[name]
@@ -147,6 +149,12 @@ class LayerGraph:
     def followers(self, module_name: str) -> LayerInfo:
         """The layer of a module name ("net.1"), for code keyed by module names."""
         return self.layers[f"{module_name}.weight"]
+
+    def channel_flow(self) -> "ChannelFlow":
+        """The ChannelFlow of the traced model (`channel_flow` below) from this graph's own trace."""
+        if self.root is None:
+            raise ChannelFlowError("this layer graph has no model (LayerGraph() built by hand)")
+        return channel_flow(self.root, self.fx_graph)
 
     def is_chain(self) -> bool:
         """The prunable layers form one path, first -> ... -> output, in forward order."""
@@ -210,10 +218,13 @@ def _followers(info: LayerInfo, node: fx.Node, modules: dict[str, nn.Module]) ->
 
 class _LayerTracer(fx.Tracer):
     """fx's tracer, keeping every prunable layer as one call (also subclasses such as NTKLinear, which
-    fx would otherwise trace into)."""
+    fx would otherwise trace into) and every channel-moving module (`channel_index`, the ResNet
+    option-A shortcut), whose channels `channel_flow` moves as a whole. Kept whole, such a module is
+    one operation reading a layer's output where its body would be several; neither is a
+    pass-through op, so the links and followers are the same (tests/test_graph.py)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, PRUNABLE_TYPES) or super().is_leaf_module(m, module_qualified_name)
+        return isinstance(m, PRUNABLE_TYPES) or hasattr(m, "channel_index") or super().is_leaf_module(m, module_qualified_name)
 
 
 def trace(model: nn.Module) -> LayerGraph:
@@ -229,7 +240,7 @@ def trace(model: nn.Module) -> LayerGraph:
         traced = _LayerTracer().trace(model)
     except Exception:  # noqa: BLE001 - an untraceable model only means "no links or followers"
         return graph
-    graph.traced = True
+    graph.traced, graph.fx_graph = True, traced
     modules = dict(model.named_modules())
     for node in traced.nodes:
         if node.op == "call_module" and f"{node.target}.weight" in graph.layers:
@@ -317,21 +328,16 @@ class ChannelFlow:
         return [m for m in members.values() if len(m) > 1]
 
 
-class _FlowTracer(_LayerTracer):
-    """_LayerTracer that also keeps channel-moving modules (`channel_index`) as one call."""
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return hasattr(m, "channel_index") or super().is_leaf_module(m, module_qualified_name)
-
-
-def channel_flow(model: nn.Module) -> ChannelFlow:
-    """The ChannelFlow of `model` (one torch.fx trace, no forward pass). Raises ChannelFlowError
-    when the model cannot be traced or an operation on a layer's output is not understood
-    (concatenation, a product of two layer outputs, ...): compaction then refuses with the reason."""
-    try:
-        traced = _FlowTracer().trace(model)
-    except Exception as err:  # noqa: BLE001 - reported as the reason compaction cannot run
-        raise ChannelFlowError(f"torch.fx cannot trace this model ({type(err).__name__}: {err})") from err
+def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> ChannelFlow:
+    """The ChannelFlow of `model` (one torch.fx trace, no forward pass; `traced`: the graph `trace`
+    already made of this model, so no second trace). Raises ChannelFlowError when the model cannot
+    be traced or an operation on a layer's output is not understood (concatenation, a product of two
+    layer outputs, ...): compaction then refuses with the reason."""
+    if traced is None:
+        try:
+            traced = _LayerTracer().trace(model)
+        except Exception as err:  # noqa: BLE001 - reported as the reason compaction cannot run
+            raise ChannelFlowError(f"torch.fx cannot trace this model ({type(err).__name__}: {err})") from err
     modules = dict(model.named_modules())
     parent: list[int] = []
 

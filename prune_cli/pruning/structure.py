@@ -11,15 +11,18 @@ density, whether the ranking is inverted). The registry holds a `Structure`; the
 
 Each structure is a plugin module in prune_cli/pruning/structures/ (unstructured, channel,
 channel_group, nm, block, bcr); this module holds what they share: the context (with the model's layer graph,
-prune_cli/models/graph.py), column masks, the path check, top-k and group norms.
+prune_cli/models/graph.py), column masks, the path check, top-k, group norms, the block view
+and the balancing of reachable per-layer counts to the allocated total.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ..core.errors import PruneCliError
@@ -100,6 +103,42 @@ def group_norm(values: torch.Tensor, norm: str, dim: int = -1) -> torch.Tensor:
     v = torch.where(finite, values, torch.zeros_like(values)).abs()
     out = v.sum(dim) if norm == "l1" else v.pow(2).sum(dim).sqrt()
     return torch.where(finite.any(dim), out, torch.full_like(out, float("-inf")))
+
+
+def block_view(values: torch.Tensor, r: int, c: int) -> torch.Tensor:
+    """[R, C, r, c]: the r x c blocks of a layer's 2-D view [out, in * kernel] (block and bcr
+    structures); edge blocks are padded with NaN, which `group_norm` counts as zero."""
+    w2 = values.reshape(values.shape[0], -1)
+    rows, cols = w2.shape
+    padded = F.pad(w2, (0, -cols % c, 0, -rows % r), value=float("nan"))
+    return padded.view(math.ceil(rows / r), r, math.ceil(cols / c), c).permute(0, 2, 1, 3)
+
+
+def balance_to_total(options: dict[str, list[int]], counts: dict[str, int]) -> dict[str, int]:
+    """Per layer, the index into `options[name]` (the kept counts the structure can reach in that
+    layer, ascending) of the count it keeps, so that the total comes close to the allocated total.
+
+    Each layer starts at the option closest to its allocated count `counts[name]` (the first of
+    equals); then single layers move one option up or down, each time the move that brings the total
+    closest to sum(counts), among equal gains the layer furthest from its own count, until no single
+    move brings the total closer. Structures that reach only some counts per layer (whole blocks,
+    BCR's row x column shapes) thereby keep the total of global and ERK allocations."""
+    at = {name: min(range(len(opts)), key=lambda i: abs(opts[i] - counts[name])) for name, opts in options.items()}
+    target = sum(counts[name] for name in options)
+    while True:
+        total = sum(options[name][i] for name, i in at.items())
+        best = None
+        for name, i in at.items():
+            opts = options[name]
+            for step in (1, -1):
+                if 0 <= i + step < len(opts):
+                    gain = abs(target - total) - abs(target - (total + opts[i + step] - opts[i]))
+                    lag = (counts[name] - opts[i]) * step  # among equal gains, the layer furthest from its count
+                    if gain > 0 and (best is None or (gain, lag) > best[0]):
+                        best = ((gain, lag), name, step)
+        if best is None:
+            return at
+        at[best[1]] += best[2]
 
 
 # ----------------------------------------------------------------------------- structures

@@ -28,11 +28,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ...core.checks import check
-from ..structure import StructureContext, register_structure
+from ..structure import StructureContext, balance_to_total, block_view, register_structure
 
 
 def check_bcr(cfg: DictConfig) -> None:
@@ -53,14 +52,6 @@ def check_bcr(cfg: DictConfig) -> None:
         f"at most {1.0 - 1.0 / (shape[0] * shape[1]):g} (+ method.sparsity_tolerance) with method.structure=bcr "
         f"and method.block_shape={shape}: every block keeps at least one row and one column; use a larger block",
     )
-
-
-def _blocks(score: torch.Tensor, r: int, c: int) -> torch.Tensor:
-    """[R, C, r, c] blocks of the 2-D view; padding entries of edge blocks are NaN."""
-    w2 = score.reshape(score.shape[0], -1)
-    rows, cols = w2.shape
-    padded = F.pad(w2, (0, -cols % c, 0, -rows % r), value=float("nan"))
-    return padded.view(math.ceil(rows / r), r, math.ceil(cols / c), c).permute(0, 2, 1, 3)
 
 
 def _ranks(key: torch.Tensor, invert: bool) -> torch.Tensor:
@@ -109,7 +100,7 @@ def _shape_counts(shape: torch.Size, r: int, c: int) -> torch.Tensor:
 
 def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", invert: bool = False) -> torch.Tensor:
     """The BCR mask of one layer keeping about k entries (see the module docstring)."""
-    blocks = _blocks(score, r, c)
+    blocks = block_view(score, r, c)
     real = ~torch.isnan(blocks)
     alive = torch.isfinite(blocks)  # neither padding nor already pruned (-inf)
     value = torch.where(alive, blocks, torch.zeros_like(blocks)).abs()
@@ -143,30 +134,16 @@ def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", inv
 def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Each layer starts at the reachable count closest to its allocated count; then single layers
     move to their next reachable count up or down where that brings the total closest to the
-    allocated total (as `block` does), so global and ERK allocations keep their total. A layer
-    allocated any weight keeps at least one row x column per block."""
+    allocated total (`balance_to_total`, prune_cli/pruning/structure.py, as for `block`), so global
+    and ERK allocations keep their total. A layer allocated any weight keeps at least one row x
+    column per block."""
     r, c = (int(v) for v in sctx.method.block_shape)
     # a layer allocated some weights never drops to zero (the pruner's collapse check is for allocations)
     options = {
         name: [n for n in torch.unique(_shape_counts(s.shape, r, c)).tolist() if n > 0 or counts[name] == 0]
         for name, s in scores.items()
     }
-    at = {name: min(range(len(opts)), key=lambda i: abs(opts[i] - counts[name])) for name, opts in options.items()}
-    target = sum(counts[n] for n in scores)
-    while True:
-        total = sum(options[n][i] for n, i in at.items())
-        best = None
-        for name, i in at.items():
-            for step in (1, -1):
-                if 0 <= i + step < len(options[name]):
-                    new_total = total + options[name][i + step] - options[name][i]
-                    gain = abs(target - total) - abs(target - new_total)
-                    lag = (counts[name] - options[name][i]) * step  # equal gains: the layer furthest from its count
-                    if gain > 0 and (best is None or (gain, lag) > best[0]):
-                        best = ((gain, lag), name, step)
-        if best is None:
-            break
-        at[best[1]] += best[2]
+    at = balance_to_total(options, counts)
     return {
         name: bcr_layer(score, options[name][at[name]], r, c, sctx.method.group_norm, sctx.invert).contiguous()
         for name, score in scores.items()

@@ -272,9 +272,10 @@ def check_channel_group(cfg: DictConfig) -> None:
     )
 
 
-def _flow_or_refuse(model) -> ChannelFlow:
+def _flow_or_refuse(flow: Callable[[], ChannelFlow]) -> ChannelFlow:
+    """`flow()`, the model's channel flow, or the refusal naming what torch.fx could not follow."""
     try:
-        return channel_flow(model)
+        return flow()
     except ChannelFlowError as err:
         raise ConfigError(
             "method.structure",
@@ -287,7 +288,7 @@ def _flow_or_refuse(model) -> ChannelFlow:
 
 def check_channel_group_model(model, selected: dict, method) -> None:
     """The model's channels can be followed, and some channel can be pruned."""
-    groups = channel_groups(_flow_or_refuse(model), {n: p.shape for n, p in selected.items()})
+    groups = channel_groups(_flow_or_refuse(lambda: channel_flow(model)), {n: p.shape for n, p in selected.items()})
     if not bool(groups.prunable.any()):
         raise ConfigError(
             "method.structure",
@@ -310,11 +311,11 @@ def check_channel_group_model(model, selected: dict, method) -> None:
 def channel_group(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Masks that remove whole channel groups (module docstring), to the kept weight count closest to
     the allocation's total."""
-    root = sctx.layers.root
-    if root is None:
+    if sctx.layers.root is None:
         raise PruneCliError("method.structure=channel_group needs the model's layer graph with its model (models/graph.py trace)")
     method = sctx.method
-    groups = channel_groups(_flow_or_refuse(root), {n: s.shape for n, s in scores.items()})
+    # from the pruner's trace of the model (its LayerGraph), not a second one
+    groups = channel_groups(_flow_or_refuse(sctx.layers.channel_flow), {n: s.shape for n, s in scores.items()})
     total, count, scored = group_sums(groups, scores, method.group_norm)
     keep = select(groups, total, count, scored, sum(counts.values()), method.allocation, sctx.invert)
     log.info(

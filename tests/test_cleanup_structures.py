@@ -1,0 +1,77 @@
+"""What the block and BCR structures share (prune_cli/pruning/structure.py): the block view of a
+layer's 2-D weight view, checked against slices cut out by hand, and `balance_to_total`, which moves
+layers between their reachable kept counts so the total comes close to the allocation's, checked
+against a hand-worked case and, on random cases, against every single move it could still make."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+
+from prune_cli.pruning.structure import balance_to_total, block_view
+
+
+@pytest.mark.parametrize("shape,r,c", [((5, 7), 2, 3), ((4, 6), 2, 3), ((6, 2, 3, 3), 4, 5), ((3, 10, 2), 1, 4)])
+def test_block_view_is_the_blocks_of_the_2d_view_padded_with_nan(shape, r, c):
+    w = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    w2 = w.reshape(shape[0], -1)
+    rows, cols = w2.shape
+    view = block_view(w, r, c)
+    assert view.shape == (math.ceil(rows / r), math.ceil(cols / c), r, c)
+    for i in range(view.shape[0]):
+        for j in range(view.shape[1]):
+            expected = torch.full((r, c), float("nan"))
+            piece = w2[i * r : (i + 1) * r, j * c : (j + 1) * c]
+            expected[: piece.shape[0], : piece.shape[1]] = piece
+            assert torch.equal(view[i, j].isnan(), expected.isnan())
+            assert torch.equal(view[i, j].nan_to_num(), expected.nan_to_num())
+
+
+def test_balance_to_total_hand_worked():
+    options = {"a": [0, 4, 8], "b": [0, 4, 8]}
+    # counts 6 and 5 (total 11): both start at 4 (6 is as close to 4 as to 8: the first of equals);
+    # a step up of either brings the total to 12; `a` is further from its count (6 - 4 > 5 - 4), so
+    # `a` moves; from 12 no single step comes closer to 11
+    assert balance_to_total(options, {"a": 6, "b": 5}) == {"a": 2, "b": 1}
+    # counts 5 and 5 (total 10): both at 4, total 8; one step up gives 12, no closer: stays
+    assert balance_to_total(options, {"a": 5, "b": 5}) == {"a": 1, "b": 1}
+    # reachable counts are kept as they are
+    assert balance_to_total({"a": [0, 3, 6], "b": [0, 5, 10]}, {"a": 3, "b": 10}) == {"a": 1, "b": 2}
+
+
+def _random_case(rng: random.Random):
+    options, counts = {}, {}
+    for layer in range(rng.randint(1, 4)):
+        values = sorted(rng.sample(range(0, 40), rng.randint(1, 6)))
+        options[f"l{layer}"] = values
+        counts[f"l{layer}"] = rng.randint(0, 40)
+    return options, counts
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_balance_to_total_stops_where_no_single_move_comes_closer(seed):
+    options, counts = _random_case(random.Random(seed))
+    at = balance_to_total(options, counts)
+    assert set(at) == set(options) and all(0 <= at[n] < len(options[n]) for n in options)
+    target = sum(counts.values())
+    total = sum(options[n][i] for n, i in at.items())
+    for name, i in at.items():
+        for step in (1, -1):
+            if 0 <= i + step < len(options[name]):
+                moved = total - options[name][i] + options[name][i + step]
+                assert abs(target - moved) >= abs(target - total), (name, step)
+    # never further from the allocated total than where every layer starts (its closest option)
+    start = sum(min(opts, key=lambda v: abs(v - counts[n])) for n, opts in options.items())
+    assert abs(target - total) <= abs(target - start)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_balance_to_total_keeps_reachable_counts(seed):
+    rng = random.Random(seed)
+    options, _ = _random_case(rng)
+    counts = {n: rng.choice(opts) for n, opts in options.items()}
+    at = balance_to_total(options, counts)
+    assert {n: options[n][i] for n, i in at.items()} == counts
