@@ -150,6 +150,7 @@ def test_report_fits_a_width_and_size_sweep_as_one_family_with_an_eps_np_per_wid
                     _write_run(root, width, keep, float(1 - d), seed, true * (1 + 0.01 * rng.standard_normal()), eps_np)
     written = build_report(root)
     (row,) = pd.read_csv(written["scaling_fit.csv"]).to_dict(orient="records")
+    assert row["family"].startswith("f-")  # text, even when the digest looks like a number (41e66475)
     assert row["status"] == "fitted" and row["scales"] == "density, width" and row["varies"] == "density, width, dataset_size"
     assert row["n_dense_errors"] == 4 and row["n_points"] == 32 and row["n_runs"] == 64
     assert abs(row["psi_width"] - 0.6) < 4 * row["psi_width_se"] and abs(row["gamma"] - 1.3) < 4 * row["gamma_se"]

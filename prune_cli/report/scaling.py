@@ -178,8 +178,10 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
 
 
 def _family(cfg: dict) -> str:
-    """The experiment key of the results package (prune_cli/results) without the law's scale keys."""
-    return _digest({k: v for k, v in _result_items(cfg).items() if k not in SCALE_KEYS})
+    """`f-` and the experiment key of the results package (prune_cli/results) without the law's
+    scale keys. The prefix keeps the CSV column text: a bare digest such as 41e66475 reads back
+    from scaling_fit.csv as the number 4.1e66476 (inf)."""
+    return "f-" + _digest({k: v for k, v in _result_items(cfg).items() if k not in SCALE_KEYS})
 
 
 def _run_scales(cfg: dict) -> dict:
