@@ -11,6 +11,7 @@ one subclass. The base class does nothing at every point, so a hook overrides on
 One optimizer step of `train(..., hook=h)`:
 
     logits = h.forward(model, x)                 # default model(x); e.g. weights gated by functional_call
+    h.presented(indices, logits, y)              # the batch's training-split indices (observation only)
     loss = CE(logits, y) + h.extra_loss(model, x, y, logits)   # None = no extra term
     loss.backward()
     h.before_step(model, step)                   # edit gradients; update the hook's own parameters
@@ -52,6 +53,11 @@ class TrainHook:
     def forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The training forward pass; override to gate or reparametrise the weights."""
         return model(x)
+
+    def presented(self, indices: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """The step's batch as the training forward saw it, before the update: the examples' indices
+        into the training split, their logits and labels. For per-presentation statistics (forgetting
+        events, Toneva et al., ICLR 2019) without a second forward pass; must not change anything."""
 
     def extra_loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, logits: torch.Tensor) -> Optional[torch.Tensor]:
         """A term added to the cross-entropy before backward (a penalty, a regulariser, an adversarial gain)."""

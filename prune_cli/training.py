@@ -24,7 +24,7 @@ from .core.checks import check, choice, finite, positive_int
 from .core.config_base import config_schema
 from .core.errors import TrainingDiverged
 from .core.interrupts import check as check_interrupt
-from .data.batches import iterate_batches
+from .data.batches import iterate_batches, shuffled_batches
 from .data.splits import DataSplits
 from .models.masks import Masks, MaskEnforcer
 from .train_hooks import TrainHook
@@ -205,7 +205,7 @@ def train(
         if hook is not None and hook.finished():
             break
         losses = []
-        for xb, yb in iterate_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
+        for idx, xb, yb in shuffled_batches(data.train_x, data.train_y, cfg.batch_size, gen, data.augment):
             check_interrupt()  # a stop signal: leave at this batch; the last epoch's checkpoint is intact
             if on_step is not None:
                 new_masks = on_step(step)
@@ -218,6 +218,7 @@ def train(
                 else:
                     xb = accel.inputs(xb)
                     logits = hook.forward(model, xb)
+                    hook.presented(idx, logits, yb)
                     loss = loss_fn(logits, yb)
                     extra = hook.extra_loss(model, xb, yb, logits)
                     if extra is not None:

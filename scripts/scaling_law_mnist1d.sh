@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The pruning scaling law on MNIST-1D (docs/scaling_law.md): the preset's sweep (2 widths x 9
-# densities x 3 seeds, magnitude pruning) into RESULTS, then prune-report, which fits Rosenfeld et
-# al.'s Eq. 1-2 and writes RESULTS/report/scaling_fit.csv, scaling_fit.png and a summary.md section.
+# The pruning scaling law on MNIST-1D (docs/scaling_law.md): a preset's sweep into RESULTS, then
+# prune-report, which fits Rosenfeld et al.'s Eq. 1-2 and writes RESULTS/report/scaling_fit.csv,
+# scaling_fit.png and a summary.md section.
 #   PYTHONPATH=. bash scripts/scaling_law_mnist1d.sh /tmp/scaling_mnist1d
+#       preset scaling_mnist1d: 2 widths x 9 densities x 3 seeds (54 runs)
+#   PRESET=scaling_mnist1d_scales PYTHONPATH=. bash scripts/scaling_law_mnist1d.sh /tmp/scaling_scales
+#       3 widths x 3 training-set sizes x 8 densities x 2 seeds (144 runs)
 # Runs already complete in RESULTS are found and skipped, so an interrupted sweep can be rerun.
 set -euo pipefail
 RESULTS=${1:-results/scaling_mnist1d}
+PRESET=${PRESET:-scaling_mnist1d}
 PYTHON=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # a run that fails (listed at the end of the sweep, exit code 1) leaves its point out; fit the rest
-"$PYTHON" -m prune_cli.cli -m +experiment=scaling_mnist1d results_dir="$RESULTS" || echo "some runs failed (listed above); fitting the completed ones"
+"$PYTHON" -m prune_cli.cli -m +experiment="$PRESET" results_dir="$RESULTS" || echo "some runs failed (listed above); fitting the completed ones"
 "$PYTHON" -m prune_cli.report "$RESULTS"
 "$PYTHON" - "$RESULTS/report/scaling_fit.csv" <<'PY'
 import sys
@@ -18,6 +22,7 @@ import pandas as pd
 
 table = pd.read_csv(sys.argv[1])
 cols = ["method", "scales", "status", "n_points", "eps_up", "eps_up_se", "gamma", "gamma_se", "p", "p_se"]
-cols += ["psi_width", "psi_width_se", "mean_abs_rel_error", "std_abs_rel_error", "max_abs_rel_error", "reason"]
+cols += ["psi_width", "psi_width_se", "phi_depth", "phi_depth_se", "mean_rel_deviation", "std_rel_deviation"]
+cols += ["mean_abs_rel_error", "max_abs_rel_error", "reason"]
 print(table[[c for c in cols if c in table.columns]].T.to_string())
 PY

@@ -145,7 +145,7 @@ def test_forgetting_rule_counts_what_the_proxy_is_observed_to_predict():
         return None
 
     ctx = DataPruningContext(_data(x, y, 2), torch.Generator().manual_seed(0), train_proxy, eval_batch_size=3)
-    sel = forgetting(ctx, OmegaConf.create({"keep": 0.5, "proxies": 2, "proxy_epochs": 3}))
+    sel = forgetting(ctx, OmegaConf.create({"keep": 0.5, "proxies": 2, "proxy_epochs": 3, "observe": "epoch"}))
     # ex2 (3 events) first, then one of the tied ex0 / ex3 (1 event), never ex1 (0)
     assert 2 in sel.indices.tolist() and len(sel.indices) == 2 and 1 not in sel.indices.tolist()
     assert [r["mean_forgetting"] for r in sel.per_class] == pytest.approx(

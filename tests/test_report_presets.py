@@ -23,6 +23,7 @@ EXPECTED = {
     "pai_baselines",
     "representations",
     "scaling_mnist1d",
+    "scaling_mnist1d_scales",
     "expect_mnist1d",
     "lap_mlp_mnist",
     "synflow_vgg16_cifar10",

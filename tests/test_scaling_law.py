@@ -135,7 +135,7 @@ def test_report_writes_the_fit_the_plot_and_a_summary_line(tmp_path):
     assert row["mean_abs_rel_error"] < 0.02
     assert written["scaling_fit.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = written["summary.md"].read_text()
-    assert "## Pruning scaling law" in md and "psi_width = " in md and "relative fit error" in md
+    assert "## Pruning scaling law" in md and "psi_width = " in md and "relative deviation mu = " in md
 
 
 def test_report_names_why_a_family_is_not_fitted(tmp_path):

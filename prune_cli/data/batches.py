@@ -38,18 +38,28 @@ def random_crop_flip(x: torch.Tensor, gen: torch.Generator, padding: int = 4) ->
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
+def shuffled_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator, augment: bool = False
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Training mini-batches (indices into x and y, inputs, labels): one seeded permutation per call
+    (an epoch), every example once. The indices let per-presentation statistics follow an example
+    through training (forgetting events, Toneva et al., ICLR 2019)."""
+    order = to_device(torch.randperm(len(y), generator=gen, device=gen.device), x.device)
+    for start in range(0, len(y), batch_size):
+        idx = order[start : start + batch_size]
+        xb = x[idx]
+        if augment:
+            xb = random_crop_flip(xb, gen)
+        yield idx, xb, y[idx]
+
+
 def iterate_batches(
     x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator | None, augment: bool = False
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled mini-batches when `gen` is given (training), in order otherwise (evaluation)."""
-    n = len(y)
-    order = to_device(torch.randperm(n, generator=gen, device=gen.device), x.device) if gen is not None else None
-    for start in range(0, n, batch_size):
-        if order is None:
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        else:
-            idx = order[start : start + batch_size]
-            xb, yb = x[idx], y[idx]
-        if augment and gen is not None:
-            xb = random_crop_flip(xb, gen)
-        yield xb, yb
+    if gen is not None:
+        for _, xb, yb in shuffled_batches(x, y, batch_size, gen, augment):
+            yield xb, yb
+        return
+    for start in range(0, len(y), batch_size):
+        yield x[start : start + batch_size], y[start : start + batch_size]

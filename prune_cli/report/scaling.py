@@ -1,6 +1,6 @@
 """The pruning scaling law of Rosenfeld, Frankle, Carbin and Shavit, "On the Predictability of
 Pruning Across Scales" (ICML 2021), fitted to a results folder by `prune-report`
-(docs/scaling_law.md).
+(docs/scaling_law.md, which also says what of the paper could and could not be checked).
 
 The paper's Equation 1 models the test error of a network pruned to density d (the fraction of
 weights kept) from the error of the unpruned network, eps_np, with three free parameters:
@@ -9,21 +9,23 @@ weights kept) from the error of the unpruned network, eps_np, with three free pa
 
 A low-error plateau (eps -> eps_np for d >> p (eps_up/eps_np)^(1/gamma)), a power-law region of
 slope gamma, and a high-error plateau eps_up for d << p. The modulus of the complex ratio is
-computed in real arithmetic: |a - j b|^2 = a^2 + b^2. The paper's joint form (its Equation 2)
-replaces d by the invariant m* = l^phi w^psi d, tying depth l and width w to density, and takes
-eps_np at each (l, w, n) as measured: when a family of runs varies the hidden width (w: the mean
-hidden width of `model.widths`) or the depth (l: the number of hidden layers), an exponent psi or
-phi is fitted for it; the training-set size n enters through eps_np only.
+computed in real arithmetic: |a - j b|^2 = a^2 + b^2. The joint form replaces d by the invariant
+m* = l^phi w^psi d, tying depth l and width w to density, with eps_up, gamma, p, phi and psi shared
+by every (l, w, n) and eps_np the measured error of the dense network at that (l, w, n): the
+training-set size n enters through eps_np only. When a family of runs varies the hidden width (w:
+the mean of `model.widths`) or the depth (l: the number of weight layers, `len(model.widths) + 1`,
+as ResNet-20 has 20), an exponent psi or phi is fitted for it.
 
 A family is the set of completed runs whose configs agree on everything except the seed, the
-sparsity and these scale keys (model widths, dataset size keys). Per (scale, density) the test
-error is averaged over seeds; eps_np is the seed mean of the runs' dense error at that scale. The
-fit is least squares on the relative residuals (eps_hat - eps) / eps (scipy.optimize.least_squares,
-several starts, the best kept), so that the low and high plateaus weigh alike; parameter standard
-errors come from the Jacobian at the optimum, cov = s^2 (J^T J)^-1 with s^2 the residual variance
-(p is fitted as log10 p; its error is carried back by the delta method). The fit error is reported
-as the paper does: the mean and standard deviation of the relative deviation |eps_hat - eps| / eps
-over the fitted points.
+sparsity and these scale keys (model widths, dataset size keys, the fraction of the training split
+kept by data pruning). Per (scale, density) the test error is averaged over seeds; eps_np is the
+seed mean of the runs' dense error at that scale. The fit is least squares on the relative
+deviations delta = (eps_hat - eps) / eps (scipy.optimize.least_squares, several starts, the best
+kept), so that the low and high plateaus weigh alike; parameter standard errors come from the
+Jacobian at the optimum, cov = s^2 (J^T J)^-1 with s^2 the residual variance (p is fitted as
+log10 p; its error is carried back by the delta method). The fit error is reported as the paper
+does: the mean mu and the standard deviation sigma of delta over the fitted points (with mean and
+maximum of |delta| beside them).
 
 A family is fitted only with at least (number of free parameters + 2) points, i.e. 5 densities for
 Equation 1: fewer would be interpolated exactly (no residual left, no uncertainty); 2 residual
@@ -34,8 +36,6 @@ No torch: this module is part of prune-report."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +45,14 @@ import numpy as np
 import pandas as pd
 
 from ..core.atomic_io import atomic_write_csv
-from ..results import RESULT_NEUTRAL, flatten_config
+from ..results import _digest, _result_items
 
-EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021, Eq. 1-2)"
+EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021)"
 # config keys that are scales of the law (not part of a family's identity)
 WIDTH_KEY = "model.widths"
 SIZE_KEYS = ("dataset.num_samples", "dataset.samples_per_class", "dataset.max_train_samples")
+KEEP_KEY = "data_pruning.keep"  # the fraction of the training split kept: the paper's subsampled training sets
+SCALE_KEYS = frozenset({"sparsity", WIDTH_KEY, *SIZE_KEYS, KEEP_KEY})
 SCALES = {"width": "psi_width", "depth": "phi_depth"}  # scale column -> its exponent's name
 BASE_PARAMS = ("eps_up", "gamma", "p")
 EXTRA_POINTS = 2  # points beyond the number of free parameters (residual degrees of freedom)
@@ -76,16 +78,19 @@ class ScalingFit:
     relative_errors: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def row(self) -> dict:
-        rel = np.abs(self.relative_errors)
+        """Parameters, their standard errors and the fit error: the paper's mu and sigma (mean and
+        standard deviation of delta = (eps_hat - eps) / eps over the points), and |delta|'s mean
+        and maximum."""
+        delta = self.relative_errors
         out: dict = {"status": self.status, "reason": self.reason, "n_points": self.n_points}
         for name, value in self.params.items():
             out[name] = value
             out[name + "_se"] = self.stderr.get(name, math.nan)
-        fitted = self.status == "fitted" and len(rel) > 0
-        out["mean_abs_rel_error"] = float(rel.mean()) if fitted else math.nan
-        out["std_abs_rel_error"] = float(rel.std(ddof=0)) if fitted else math.nan
-        out["max_abs_rel_error"] = float(rel.max()) if fitted else math.nan
-        out["mean_rel_error"] = float(self.relative_errors.mean()) if fitted else math.nan
+        fitted = self.status == "fitted" and len(delta) > 0
+        out["mean_rel_deviation"] = float(delta.mean()) if fitted else math.nan
+        out["std_rel_deviation"] = float(delta.std(ddof=0)) if fitted else math.nan
+        out["mean_abs_rel_error"] = float(np.abs(delta).mean()) if fitted else math.nan
+        out["max_abs_rel_error"] = float(np.abs(delta).max()) if fitted else math.nan
         return out
 
 
@@ -173,22 +178,26 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
 
 
 def _family(cfg: dict) -> str:
-    items = {
-        k: v
-        for k, v in flatten_config(cfg).items()
-        if k.split(".", 1)[0] not in RESULT_NEUTRAL and k != "sparsity" and k != WIDTH_KEY and k not in SIZE_KEYS
-    }
-    return hashlib.sha256(json.dumps(sorted(items.items())).encode()).hexdigest()[:8]
+    """`f-` and the experiment key of the results package (prune_cli/results) without the law's
+    scale keys. The prefix keeps the CSV column text: a bare digest such as 41e66475 reads back
+    from scaling_fit.csv as the number 4.1e66476 (inf)."""
+    return "f-" + _digest({k: v for k, v in _result_items(cfg).items() if k not in SCALE_KEYS})
 
 
 def _run_scales(cfg: dict) -> dict:
+    """width (mean hidden width) and depth (weight layers) of an MLP-like `model.widths`;
+    dataset_size: the dataset's size key (1 when it has none) times the fraction of the training
+    split kept by data pruning, proportional to the training examples within a family (the law
+    needs only which runs share a size: n enters through eps_np)."""
     widths = (cfg.get("model") or {}).get("widths")
     out = {}
     if isinstance(widths, list) and widths and all(isinstance(w, (int, float)) for w in widths):
-        out = {"width": float(np.mean(widths)), "depth": float(len(widths))}
+        out = {"width": float(np.mean(widths)), "depth": float(len(widths) + 1)}
     data = cfg.get("dataset") or {}
     size = [data.get(k.split(".", 1)[1]) for k in SIZE_KEYS]
-    out["dataset_size"] = next((float(s) for s in size if isinstance(s, (int, float))), math.nan)
+    keep = (cfg.get("data_pruning") or {}).get("keep", 1.0)
+    base = next((float(s) for s in size if isinstance(s, (int, float))), 1.0)
+    out["dataset_size"] = base * float(keep) if isinstance(keep, (int, float)) else math.nan
     return out
 
 
@@ -242,12 +251,15 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         mean = mean.reset_index()
         mean = mean.merge(eps_np.rename("eps_np").reset_index(), on=at_scale) if at_scale else mean.assign(eps_np=eps_np)
         scales = [s for s in ("width", "depth") if s in at_scale and mean[s].nunique() > 1]
+        varying = [c for c in at_scale if mean[c].nunique() > 1]  # each value of these has its own eps_np
         fit = fit_scaling_law(mean, scales)
         first = runs.iloc[0]
         row = {
             "family": family,
             **{k: first[k] for k in ("dataset", "model", "method", "schedule")},
             "scales": ", ".join(["density", *scales]),
+            "varies": ", ".join(["density", *varying]),
+            "n_dense_errors": int(mean.groupby(varying).ngroups) if varying else 1,
             "n_runs": len(runs),
             "n_seeds": int(runs["seed"].nunique()),
             "n_densities": int(runs["target_density"].round(12).nunique()),  # achieved ones differ by rounding per width
@@ -264,7 +276,7 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             predicted = pruned_error(mean["density"], mean["eps_np"], p["eps_up"], p["gamma"], p["p"], scale)
             fitted.append(
                 mean.assign(
-                    family=family, predicted=predicted, scale=scale, label=_title(row), scale_keys=",".join(scales), **fit.params
+                    family=family, predicted=predicted, scale=scale, label=_title(row), group_keys=",".join(varying), **fit.params
                 )
             )
     return pd.DataFrame(rows), (pd.concat(fitted, ignore_index=True) if fitted else pd.DataFrame())
@@ -290,15 +302,19 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
             f"{name} = {_fmt(row[name], row[name + '_se'])}" for name in [*BASE_PARAMS, *SCALES.values()] if math.isfinite(row[name])
         ]
         fit_error = (
-            f"relative fit error {row['mean_abs_rel_error']:.1%} ± {row['std_abs_rel_error']:.1%} (max {row['max_abs_rel_error']:.1%})"
+            f"relative deviation mu = {row['mean_rel_deviation']:.1%}, sigma = {row['std_rel_deviation']:.1%} "
+            f"(mean |delta| {row['mean_abs_rel_error']:.1%}, max {row['max_abs_rel_error']:.1%}) "
+            f"over {row['n_points']} points, {row['n_dense_errors']} dense error(s) eps_np"
         )
         lines.append(head + ", ".join(params) + "; " + fit_error + (f"; {row['reason']}" if row["reason"] else ""))
     return lines + ["", "Equation, parameters and the points needed: docs/scaling_law.md; table: scaling_fit.csv.", ""]
 
 
 def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
-    """Error against density (log-log), one panel per fitted family: the seed means (error bars: std
-    over seeds) and the fitted law, one colour per scale."""
+    """Two panels per fitted family. Left: error against density (log-log), the seed means (error
+    bars: std over seeds) and the fitted law, one colour per (width, depth, dataset size) that has
+    its own eps_np. Right: fitted against measured error with the identity line, the paper's view
+    of a joint fit over all scales."""
     if not len(fitted):
         return None
     import matplotlib
@@ -312,28 +328,40 @@ def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
     plain = FuncFormatter(lambda v, _: f"{v:g}")
 
     families = list(dict.fromkeys(fitted["family"]))
-    fig, axes = plt.subplots(len(families), 1, figsize=(6.0, 3.8 * len(families)), squeeze=False)
-    for ax, family in zip(axes[:, 0], families):
+    fig, axes = plt.subplots(1, 2 * len(families), squeeze=False)
+    for i, family in enumerate(families):
+        ax, diag = axes[0, 2 * i], axes[0, 2 * i + 1]
         part = fitted[fitted["family"] == family]
-        keys = [k for k in part["scale_keys"].iloc[0].split(",") if k]
+        keys = [k for k in part["group_keys"].iloc[0].split(",") if k]
         groups = part.groupby(keys) if keys else [((), part)]
-        for i, (key, g) in enumerate(groups):
+        for j, (key, g) in enumerate(groups):
             key = key if isinstance(key, tuple) else (key,)
             tag = ", ".join(f"{k}={v:g}" for k, v in zip(keys, key))
             g = g.sort_values("density")
-            color = f"C{i % 10}"
-            ax.errorbar(g["density"], g["error"], yerr=g["error_std"].fillna(0.0), fmt="o", color=color, label=f"data {tag}".strip())
+            color = f"C{j % 10}"
+            ax.errorbar(g["density"], g["error"], yerr=g["error_std"].fillna(0.0), fmt="o", ms=3, color=color, label=tag or "data")
             first = g.iloc[0]
             grid = np.geomspace(g["density"].min() / 1.5, min(1.0, g["density"].max() * 1.5), 200)
             curve = pruned_error(grid, first["eps_np"], first["eps_up"], first["gamma"], first["p"], first["scale"])
-            ax.plot(grid, curve, "-", color=color, label=f"fit {tag}".strip())
+            ax.plot(grid, curve, "-", lw=1, color=color)
+            diag.plot(g["error"], g["predicted"], "o", ms=3, color=color)
+        low = min(part["error"].min(), part["predicted"].min()) / 1.05
+        high = max(part["error"].max(), part["predicted"].max()) * 1.05
+        diag.plot([low, high], [low, high], "k--", lw=0.8)
+        for a in (ax, diag):
+            a.set_yscale("log")
+            a.yaxis.set_major_formatter(plain)
+            a.yaxis.set_minor_formatter(plain)
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
+        diag.set_xscale("log")
+        diag.xaxis.set_major_formatter(plain)
+        diag.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("density (fraction of prunable weights kept)")
-        ax.set_ylabel("test error")
+        ax.set_ylabel("test error (points: seed means; lines: fit)")
         ax.set_title(part["label"].iloc[0], fontsize=8)
+        diag.set_xlabel("measured test error")
+        diag.set_ylabel("fitted test error")
+        diag.set_title("fit vs measurement (dashed: equality)", fontsize=8)
         _legend(ax, 7)
     return _save(fig, out / "scaling_fit.png")
 

@@ -28,6 +28,7 @@ from ..core.atomic_io import atomic_torch_save, atomic_write_text
 from ..core.identity import run_id
 from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits
+from ..train_hooks import TrainHook
 from ..training import TrainProgress, train
 from .dense_cache import dense_inputs
 
@@ -68,6 +69,17 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     return cached
 
 
+class _PresentationObserver(TrainHook):
+    """Hands each training step's batch (training-split indices, the training forward's logits
+    before the update, labels) to a data-pruning rule; changes nothing in the training."""
+
+    def __init__(self, observe_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]):
+        self.observe_batch = observe_batch
+
+    def presented(self, indices: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.observe_batch(indices, logits.detach(), y)
+
+
 def select_training_data(
     cfg: DictConfig,
     data: DataSplits,
@@ -80,9 +92,15 @@ def select_training_data(
     if node.name == "none":
         return data
 
-    def train_proxy(index: int, epochs: int, observe: Optional[Callable[[torch.nn.Module, int], None]] = None) -> torch.nn.Module:
+    def train_proxy(
+        index: int,
+        epochs: int,
+        observe: Optional[Callable[[torch.nn.Module, int], None]] = None,
+        observe_batch: Optional[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]] = None,
+    ) -> torch.nn.Module:
         """A model of the run's architecture, its own seed, trained `epochs` epochs on the full split;
-        `observe(model, epoch)` after every epoch (the model's training mode restored after it)."""
+        `observe(model, epoch)` after every epoch (the model's training mode restored after it),
+        `observe_batch(indices, logits, y)` at every step with the training forward's logits."""
         torch.manual_seed(_seed(cfg.seed, f"data-pruning-proxy-{index}"))
         model = build_model(cfg, data).to(device)
         options = OmegaConf.merge(cfg.train, {"epochs": epochs, "warmup_epochs": min(cfg.train.warmup_epochs, epochs)})
@@ -99,6 +117,7 @@ def select_training_data(
             torch.Generator().manual_seed(_seed(cfg.seed, f"data-pruning-batches-{index}")),
             f"data_pruning_proxy{index}",
             on_epoch_end=on_epoch_end if observe is not None else None,
+            hook=_PresentationObserver(observe_batch) if observe_batch is not None else None,
         )
         return model
 

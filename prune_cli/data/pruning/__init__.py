@@ -75,8 +75,11 @@ class DataPruningContext:
     observe=None)`: a model of the run's architecture trained on the full training split from its
     own seed (the run layer builds it with the run's training options). `observe(model, epoch)`,
     when given, is called after every training epoch (epoch = 1, 2, ...) with the model being
-    trained, which it may evaluate (its training mode is restored afterwards): forgetting scores
-    follow each example's classification through training."""
+    trained, which it may evaluate (its training mode is restored afterwards);
+    `observe_batch(indices, logits, y)`, when given, at every optimizer step with the batch's
+    indices into the training split and the training forward's logits for it, before the update
+    (detached; no second forward pass): forgetting scores follow each example's classification
+    through training, per presentation (Toneva et al., ICLR 2019) or per epoch."""
 
     data: DataSplits
     generator: torch.Generator
@@ -159,19 +162,51 @@ def class_rows(y: torch.Tensor, kept: torch.Tensor, num_classes: int, **columns:
     return rows
 
 
+@dataclass
+class ScoreOffsetConfig(KeepFractionConfig):
+    """`offset` of the rules that keep the highest scores (EL2N, GraNd; Paul, Ganguli and Dziugaite,
+    NeurIPS 2021): skip that fraction of the very highest first, the paper's remedy at aggressive
+    pruning, where the hardest examples are often mislabelled or ambiguous."""
+
+    offset: float = 0.0  # fraction of the training split, highest scores first, skipped before keeping
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        node = OmegaConf.select(cfg, key)
+        check(
+            finite(node.offset) and 0 <= node.offset and node.offset + node.keep <= 1,
+            key + ".offset",
+            node.offset,
+            f"a number >= 0 with offset + keep <= 1 (keep = {node.keep})",
+        )
+
+
+def top_indices(scores: torch.Tensor, kept: int, skip: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sorted indices of the examples ranked skip+1 .. skip+kept by score, highest first. Ties: lower
+    index first, or, with `generator`, in the order of a random permutation drawn from it (scores
+    that are small integers, like forgetting counts, tie often: no index range is favoured, and the
+    subsets for different `kept` are nested)."""
+    scores = scores.detach().cpu()
+    perm = torch.randperm(len(scores), generator=generator) if generator is not None else torch.arange(len(scores))
+    order = perm[torch.sort(-scores[perm], stable=True).indices]
+    return order[skip : skip + kept].sort().values
+
+
+def class_means(values: torch.Tensor, y: torch.Tensor, num_classes: int) -> list[float]:
+    """Per class, the mean of `values` over its examples (NaN for a class without examples)."""
+    y = y.cpu()
+    sums = torch.bincount(y, weights=values.detach().cpu().double(), minlength=num_classes)
+    return (sums / torch.bincount(y, minlength=num_classes)).tolist()
+
+
 def keep_highest(ctx: "DataPruningContext", node: DictConfig, scores: torch.Tensor, name: str) -> Selection:
-    """The selection of the score rules (EL2N, GraNd, forgetting): sort by score, highest first (ties:
-    lower index first), skip the `node.offset` fraction of the highest, keep the next
-    round(keep x N); per class, the mean score as column `mean_<name>`, and `<name>_mean` overall."""
-    y = ctx.data.train_y
-    order = sorted(range(len(y)), key=lambda i: (-float(scores[i]), i))
-    skip = round(node.offset * len(y))
-    kept = torch.tensor(order[skip : skip + ctx.kept_count(node.keep)], dtype=torch.long).sort().values
-    y_cpu = y.cpu()
-    mean_score = [float(scores[y_cpu == c].mean()) if bool((y_cpu == c).any()) else float("nan") for c in range(ctx.data.num_classes)]
-    return Selection(
-        kept, class_rows(y_cpu, kept, ctx.data.num_classes, **{f"mean_{name}": mean_score}), {f"{name}_mean": float(scores.mean())}
-    )
+    """The selection of EL2N and GraNd: sort by score, highest first (ties: lower index first), skip
+    the `node.offset` fraction of the highest, keep the next round(keep x N); per class, the mean
+    score as column `mean_<name>`, and `<name>_mean` overall."""
+    y = ctx.data.train_y.cpu()
+    kept = top_indices(scores, ctx.kept_count(node.keep), skip=round(node.offset * len(y)))
+    rows = class_rows(y, kept, ctx.data.num_classes, **{f"mean_{name}": class_means(scores, y, ctx.data.num_classes)})
+    return Selection(kept, rows, {f"{name}_mean": float(scores.mean())})
 
 
 def apply_selection(data: DataSplits, indices: torch.Tensor) -> DataSplits:
@@ -185,10 +220,14 @@ __all__ = [
     "DataPruningConfig",
     "DataPruningContext",
     "KeepFractionConfig",
+    "ScoreOffsetConfig",
     "Selection",
     "apply_selection",
+    "class_means",
     "class_rows",
+    "keep_highest",
     "random_within_classes",
     "register_data_pruning",
+    "top_indices",
     "water_fill",
 ]

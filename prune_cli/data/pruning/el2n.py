@@ -13,33 +13,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from ...core.checks import check, finite, positive_int
+from ...core.checks import positive_int
 from ...core.config_base import config_schema
-from . import DataPruningContext, KeepFractionConfig, Selection, keep_highest, register_data_pruning
+from . import DataPruningContext, ScoreOffsetConfig, Selection, keep_highest, register_data_pruning
 
 
 @config_schema("data_pruning", "el2n")
 @dataclass
-class EL2NDataPruningConfig(KeepFractionConfig):
+class EL2NDataPruningConfig(ScoreOffsetConfig):
     """Keep the examples with the largest EL2N score averaged over proxy models."""
 
     proxies: int = 4  # independently trained proxy models (the paper averages 10)
     proxy_epochs: int = 5  # epochs of each proxy (the run's train options otherwise)
-    offset: float = 0.0  # fraction of the training split, hardest first, skipped before keeping
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, key + ".proxies")
         positive_int(cfg, key + ".proxy_epochs")
-        node = OmegaConf.select(cfg, key)
-        check(
-            finite(node.offset) and 0 <= node.offset and node.offset + node.keep <= 1,
-            key + ".offset",
-            node.offset,
-            f"a number >= 0 with offset + keep <= 1 (keep = {node.keep})",
-        )
 
 
 def el2n_scores(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

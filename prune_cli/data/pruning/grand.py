@@ -22,12 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
-from ...core.checks import check, finite, positive_int
+from ...core.checks import positive_int
 from ...core.config_base import config_schema
-from . import DataPruningContext, KeepFractionConfig, Selection, keep_highest, register_data_pruning
+from . import DataPruningContext, ScoreOffsetConfig, Selection, keep_highest, register_data_pruning
 
 # Per-example gradients of a chunk occupy chunk x parameters floats: chunks are sized to stay
 # within this many (256 MiB in float32), and never larger than the evaluation batch size.
@@ -36,24 +36,16 @@ GRADIENT_FLOATS = 1 << 26
 
 @config_schema("data_pruning", "grand")
 @dataclass
-class GraNdDataPruningConfig(KeepFractionConfig):
+class GraNdDataPruningConfig(ScoreOffsetConfig):
     """Keep the examples with the largest expected per-example gradient norm (GraNd)."""
 
     proxies: int = 4  # independent proxy initialisations averaged over (the paper averages 10)
     proxy_epochs: int = 0  # epochs each proxy is trained before scoring (0: at initialisation, the paper's GraNd)
-    offset: float = 0.0  # fraction of the training split, highest scores first, skipped before keeping
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, key + ".proxies")
         positive_int(cfg, key + ".proxy_epochs", minimum=0)
-        node = OmegaConf.select(cfg, key)
-        check(
-            finite(node.offset) and 0 <= node.offset and node.offset + node.keep <= 1,
-            key + ".offset",
-            node.offset,
-            f"a number >= 0 with offset + keep <= 1 (keep = {node.keep})",
-        )
 
 
 def per_example_gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
