@@ -1,13 +1,20 @@
-"""Layer pruning during training on MNIST-1D (issue 13 evidence; docs/training_time.md).
+"""Layer pruning during training (issue 13 evidence; docs/training_time.md).
 
 Guenter and Sideris, "Concurrent Training and Layer Pruning of Deep Neural Networks" (2024), claim
 that irrelevant residual sections can be identified and removed early in training at little cost in
-accuracy. A residual MLP (`model=res_mlp`) is trained with `schedule=layer_pruning` for each penalty
-and seed; the table lists which sections were removed (and in which epoch), the FLOPs saving
-(1 - flops_sparse / flops_dense of the final network) and test accuracy against the dense res_mlp
-trained from the same initialisation without layer pruning.
+accuracy. A residual network is trained with `schedule=layer_pruning` for each penalty and seed; the
+table lists which sections were removed (and in which epoch), the FLOPs of the final network
+(flops_sparse of the FLOPs counter, prune_cli/metrics/cost.py) against the dense one, and test
+accuracy against the dense network trained from the same initialisation without layer pruning.
+
+`--model res_mlp` (default): a residual MLP on MNIST-1D. `--model resnet20`: ResNet-20, whose
+BasicBlocks are the sections, on synthetic CIFAR-shaped data written in the real CIFAR-10 format
+(ten classes, each a random smooth 3 x 32 x 32 template plus pixel noise; no real dataset needed).
+The machine's load average is printed before and after, with the wall time.
 
     python scripts/layer_pruning.py --results-dir results/layer_pruning
+    python scripts/layer_pruning.py --model resnet20 --results-dir results/layer_pruning_resnet20 \
+        --penalties 1.0 --epochs 6 --prune-epochs 3 --finetune-epochs 4
     python scripts/layer_pruning.py --results-dir results/layer_pruning --table-only
 """
 
@@ -15,18 +22,50 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def write_synthetic_cifar(root: Path, n_train: int, n_test: int, noise: float, seed: int = 0) -> None:
+    """Ten classes of 3 x 32 x 32 images in the CIFAR-10 python format (five training batches and a
+    test batch): class c is a smooth random template (4 x 4 x 3 Gaussian values, upsampled) plus
+    Gaussian pixel noise of `noise` times the template's scale."""
+    folder = root / "cifar-10-batches-py"
+    if (folder / "test_batch").exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    templates = np.kron(rng.normal(size=(10, 3, 4, 4)), np.ones((1, 1, 8, 8)))
+
+    def batch(n: int) -> dict:
+        labels = rng.integers(0, 10, n)
+        images = templates[labels] + noise * rng.normal(size=(n, 3, 32, 32))
+        pixels = np.clip(128 + 40 * images, 0, 255).astype(np.uint8).reshape(n, -1)
+        return {"data": pixels, "labels": labels.tolist()}
+
+    for i in range(5):
+        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch(n_train // 5)))
+    (folder / "test_batch").write_bytes(pickle.dumps(batch(n_test)))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{c}" for c in range(10)]}))
+
+
 def run(results_dir: Path, args: argparse.Namespace) -> None:
-    cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}", "dataset=mnist1d", "model=res_mlp"]
-    cmd += [f"model.width={args.width}", f"model.blocks={args.blocks}", f"train.epochs={args.epochs}", "schedule=layer_pruning"]
+    cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}"]
+    if args.model == "resnet20":
+        root = results_dir / "synthetic_cifar"
+        write_synthetic_cifar(root, args.train_images, args.test_images, args.noise)
+        cmd += ["dataset=cifar10", f"dataset.root={root}", "model=resnet20", f"finetune.epochs={args.finetune_epochs}"]
+    else:
+        cmd += ["dataset=mnist1d", "model=res_mlp", f"model.width={args.width}", f"model.blocks={args.blocks}"]
+    cmd += [f"train.epochs={args.epochs}", "schedule=layer_pruning"]
     cmd += [f"schedule.penalty={args.penalties}", f"schedule.prune_epochs={args.prune_epochs}", f"seed={args.seeds}"]
     cmd += ["metrics.regions.enabled=false", *args.overrides]
     print("running:", " ".join(cmd), flush=True)
@@ -45,39 +84,52 @@ def table(results_dir: Path) -> pd.DataFrame:
         sections = pd.read_csv(run_dir / "layer_pruning.csv")
         m = pd.read_csv(run_dir / "metrics.csv").set_index(["phase", "split", "metric"]).value
         gone = sections[sections.removed]
+        block = {r.section: r.layers.split()[0].rsplit(".", 1)[0] for r in sections.itertuples()}  # layer2.0, sections.3
         rows.append(
             {
+                "model": cfg["model"]["name"],
                 "penalty": cfg["schedule"]["penalty"],
                 "seed": cfg["seed"],
-                "removed": " ".join(f"{int(r.section)}@e{int(r.epoch_removed)}" for r in gone.itertuples()) or "-",
+                "removed": " ".join(f"{block[r.section]}@e{int(r.epoch_removed)}" for r in gone.itertuples()) or "-",
                 "n_removed": len(gone),
+                "mflops_dense": m[("finetuned", "model", "flops_dense")] / 1e6,
+                "mflops_pruned": m[("finetuned", "model", "flops_sparse")] / 1e6,
                 "flops_saving": 1 - m[("finetuned", "model", "flops_sparse")] / m[("finetuned", "model", "flops_dense")],
                 "dense_acc": m[("dense", "test", "accuracy")],
                 "pruned_acc": m[("pruned", "test", "accuracy")],
                 "finetuned_acc": m[("finetuned", "test", "accuracy")],
             }
         )
-    return pd.DataFrame(rows).sort_values(["penalty", "seed"])
+    return pd.DataFrame(rows).sort_values(["model", "penalty", "seed"])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "layer_pruning")
+    p.add_argument("--model", choices=("res_mlp", "resnet20"), default="res_mlp")
     p.add_argument("--penalties", default="0.2,0.3,0.4,0.5")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--blocks", type=int, default=6)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--prune-epochs", type=int, default=4)
+    p.add_argument("--finetune-epochs", type=int, default=4, help="resnet20 only (res_mlp: the finetune config's)")
+    p.add_argument("--train-images", type=int, default=1000, help="resnet20: synthetic CIFAR-shaped training images")
+    p.add_argument("--test-images", type=int, default=500, help="resnet20: synthetic CIFAR-shaped test images")
+    p.add_argument("--noise", type=float, default=2.0, help="resnet20: pixel noise relative to the class templates")
     p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides")
     args = p.parse_args()
     if not args.table_only:
+        load, start = os.getloadavg(), time.perf_counter()
         run(args.results_dir.resolve(), args)
+        print(f"wall {time.perf_counter() - start:.0f} s on {os.cpu_count()} cores; load average (1, 5, 15 min) before")
+        print(f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     t = table(args.results_dir)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    with pd.option_context("display.width", 250, "display.max_columns", 20):
         print(t.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        summary = t.groupby("penalty")[["n_removed", "flops_saving", "dense_acc", "finetuned_acc"]].agg(["mean", "std"])
+        columns = ["n_removed", "mflops_pruned", "flops_saving", "dense_acc", "pruned_acc", "finetuned_acc"]
+        summary = t.groupby(["model", "penalty"])[columns].agg(["mean", "std"])
         print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
 
 

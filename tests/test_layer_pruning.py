@@ -68,6 +68,15 @@ def test_a_removed_section_makes_the_network_the_one_without_it():
     assert float(model.gates[1]) == 0.0 and torch.all(model.sections[1][0].weight == 0)
 
 
+def test_the_network_without_a_section_has_fewer_modules_and_the_same_outputs():
+    model = tiny(3)
+    x = torch.randn(7, 5)
+    compact = model.without_sections({1})
+    assert torch.allclose(compact(x), by_hand_without(model, x, skipped=1), atol=1e-6)
+    linears = [m for m in compact.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 1 + 2 * 2 + 1 and compact.gates.tolist() == [1.0, 1.0]
+
+
 def test_gate_gradient_is_the_derivative_of_the_loss_by_the_section_scale():
     model = tiny(1)
     hook = hook_for(model, theta_init=1.0)

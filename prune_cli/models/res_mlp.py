@@ -10,11 +10,13 @@ for l = 0 .. blocks-1, then the classifier. `g_l` is the buffer `gates[l]` (1 by
 layer-pruning method (`schedule=layer_pruning`, docs/training_time.md) sets it to 0 when it removes
 section l and masks the section's weights, so the network is then exactly the one without that
 section and the FLOPs counter (prune_cli/metrics/cost.py) no longer counts it. Every section keeps
-the width, so a removed section is the identity map and nothing downstream changes shape.
+the width, so a removed section is the identity map and nothing downstream changes shape;
+`without_sections` builds the network that no longer has them at all.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -57,6 +59,19 @@ class ResMLP(PrunableNet):
     def residual_sections(self) -> list[list[str]]:
         """The weight names of each residual section, in forward order (what removing section l masks)."""
         return [[f"sections.{i}.0.weight", f"sections.{i}.2.weight"] for i in range(len(self.sections))]
+
+    def section_branches(self) -> list[str]:
+        """The module whose output is section l's contribution to the residual sum (what a gate scales)."""
+        return [f"sections.{i}" for i in range(len(self.sections))]
+
+    def without_sections(self, removed: set[int]) -> "ResMLP":
+        """A copy without the `removed` sections: fewer modules, the same function as this network
+        with their gates at 0."""
+        compact = copy.deepcopy(self)
+        kept = [i for i in range(len(self.sections)) if i not in removed]
+        compact.sections = nn.ModuleList(compact.sections[i] for i in kept)
+        compact.gates = self.gates[kept].clone()
+        return compact
 
     def forward(self, x):
         h = self.stem_relu(self.stem(self.flatten(x)))

@@ -2,9 +2,21 @@
 
 Shortcuts are option A: identity, and where the shape changes, stride-2 subsampling with
 zero-padded extra channels. They have no parameters, so nothing in a shortcut is prunable.
+
+Every BasicBlock is a residual section for layer pruning during training (`schedule=layer_pruning`,
+Guenter and Sideris, "Concurrent Training and Layer Pruning of Deep Neural Networks", 2024;
+docs/training_time.md): `relu2(bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x))`. Its input is the
+output of a ReLU (the stem's or the previous block's), so it is nonnegative and relu2(shortcut(x)) =
+shortcut(x): a block whose branch is zero computes exactly its shortcut, the identity, or for the
+first block of stages 2 and 3 the parameter-free stride-2 subsampling with zero-padded channels.
+Those downsampling blocks are sections too: removing one keeps only its shortcut, which still
+carries every input channel to the next stage. `without_sections` builds the network in which the
+removed blocks are replaced by their shortcuts.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch.nn.functional as F
 from torch import nn
@@ -79,6 +91,38 @@ class CifarResNet(PrunableNet):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
         self.classifier = "fc"
+
+    # -- residual sections (layer pruning; the forward pass above does not change) --------------
+    BRANCH = ("conv1.weight", "bn1.weight", "bn1.bias", "conv2.weight", "bn2.weight", "bn2.bias")
+
+    def block_names(self) -> list[str]:
+        """Every BasicBlock in forward order: layer1.0, layer1.1, ..., layer3.<n-1>."""
+        return [f"{stage}.{i}" for stage in ("layer1", "layer2", "layer3") for i in range(len(getattr(self, stage)))]
+
+    def residual_sections(self) -> list[list[str]]:
+        """The convolution weights of each block's branch, in forward order (its multiply-accumulates)."""
+        return [[f"{b}.conv1.weight", f"{b}.conv2.weight"] for b in self.block_names()]
+
+    def section_parameters(self) -> list[list[str]]:
+        """Every parameter of each block's branch: zero, they make the branch output exactly 0 in
+        training and in evaluation mode (bn2's scale and shift are 0), whatever the running statistics."""
+        return [[f"{b}.{p}" for p in self.BRANCH] for b in self.block_names()]
+
+    def section_branches(self) -> list[str]:
+        """The module whose output is block l's contribution to the residual sum (what a gate scales)."""
+        return [f"{b}.bn2" for b in self.block_names()]
+
+    def without_sections(self, removed: set[int]) -> "CifarResNet":
+        """A copy in which each `removed` block is replaced by its shortcut (nn.Identity when that is
+        the identity): fewer modules, the same function as this network with the blocks' branches at 0."""
+        compact = copy.deepcopy(self)
+        for i, name in enumerate(self.block_names()):
+            if i in removed:
+                stage, index = name.split(".")
+                shortcut = compact.get_submodule(name).shortcut
+                identity = shortcut.stride == 1 and shortcut._pad == (0, 0)
+                getattr(compact, stage)[int(index)] = nn.Identity() if identity else shortcut
+        return compact
 
     def forward(self, x):
         x = self.relu(self.bn1(self.conv1(x)))

@@ -1,17 +1,17 @@
 """`schedule=layer_pruning`: remove whole residual sections early in training.
 
 After Guenter and Sideris, "Concurrent Training and Layer Pruning of Deep Neural Networks" (2024):
-each nonlinear section l of a residual network is multiplied by a Bernoulli random variable
-z_l ~ Bernoulli(theta_l) (an adaptive, layer-wise dropout); the probabilities theta are learned
-together with the weights by projected stochastic gradient descent (theta is projected onto [0, 1]
-after every step), a penalty drives the theta of sections the loss does not need to 0, and a section
-whose theta falls to `threshold` is removed for good: its gate is set to 0 and its weights are
-masked, so it costs nothing in the rest of training and at inference, and the residual connection
-passes its input through unchanged.
+linear residual connections surround nonlinear sections; the output of each section l is multiplied
+by a Bernoulli random variable z_l ~ Bernoulli(theta_l) (an adaptive, layer-wise dropout); the
+probabilities theta are learned together with the weights by projected stochastic gradient descent
+(theta is projected onto [0, 1] after every step); the solutions are deterministic networks
+(theta in {0, 1}); a section that is pruned is removed for good: its weights are masked (and, in a
+model with BatchNorm, its normalisation's scale and shift), so it costs nothing in the rest of
+training and at inference, and the residual connection passes its input through unchanged.
 
-What is ours (the paper's derivation of the penalty from Gaussian scale-mixture priors with a
-"flattening" hyper-prior and its practical pruning conditions were not available to us; see
-docs/training_time.md, "Layer pruning during training"):
+What is ours (only the paper's abstract was available to us: its penalty from Gaussian scale-mixture
+priors with a "flattening" hyper-prior, its gradient estimator and its practical pruning conditions
+are not reproduced; see docs/training_time.md, "Layer pruning during training"):
 
 - the gradient of the expected loss with respect to theta_l is estimated by dL/dz_l at the sampled
   z (the derivative of the loss with respect to the section's scale, the usual single-sample
@@ -20,18 +20,23 @@ docs/training_time.md, "Layer pruning during training"):
 - theta starts at `theta_init` (1: the full network) and is updated with its own learning rate
   `theta_lr`;
 - sections are removed only during the first `prune_epochs` epochs; at the end of that window the
-  network is made deterministic, as the paper's solutions are (theta in {0, 1}): a section with
-  theta < 1/2 is removed too (`how` = rounded in the table; `threshold` for the others), every
-  other one keeps gate 1, and the network trains on as an ordinary residual MLP.
+  network is made deterministic: a section with theta < 1/2 is removed too (`how` = rounded in the
+  table; `threshold` for the others), every other one keeps gate 1, and the network trains on as
+  an ordinary residual network.
 
-The model provides the sections (`residual_sections()`, prune_cli/models/res_mlp.py). The run writes
-`layer_pruning.csv` (one row per section: removed or not, the epoch and step of removal, theta,
-the section's multiply-accumulates) and theta_<l> columns in history.csv; the masks it leaves zero
-the removed sections' weights, so flops_sparse in metrics.csv is the pruned network's cost.
+The model provides the sections: `residual_sections()` (the Linear/Conv weights of each, their
+multiply-accumulates), `section_branches()` (the module whose output the gate scales) and optionally
+`section_parameters()` (every parameter that removal zeroes; default the weights): res_mlp
+(prune_cli/models/res_mlp.py) and the CIFAR ResNets, whose BasicBlocks are the sections
+(prune_cli/models/resnet.py). The run writes `layer_pruning.csv` (one row per section: removed or
+not, the epoch and step of removal, theta, the section's multiply-accumulates per example) and
+theta_<l> columns in history.csv; the masks it leaves zero the removed sections, so flops_sparse in
+metrics.csv is the pruned network's cost, and `without_sections` builds the network without them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -39,19 +44,20 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.func import functional_call
 
 from ...core.atomic_io import atomic_write_csv
 from ...core.checks import check, finite, positive_int
-from ...core.config_base import ScheduleConfig, config_schema
+from ...core.config_base import ScheduleConfig, config_schema, declared_input
 from ...core.errors import ConfigError
+from ...models.base import PRUNABLE_TYPES, traced_forward
 from ...models.masks import Masks
 from ...schedules import register_schedule
 from ...schedules.steps import Dense, Record, Restart, Step, Train, TrainWithHook
 from . import HookContext, TrainHook, register_train_hook
-from .common import meta_model, require_residual_sections
+from .common import meta_model
 
 TABLE = "layer_pruning.csv"
+SECTION_MODELS = "res_mlp, resnet20, resnet32 or resnet56"  # the built-in models that declare residual sections
 
 
 @config_schema("schedule", "layer_pruning")
@@ -83,7 +89,18 @@ class LayerPruningConfig(ScheduleConfig):
             s.prune_epochs,
             f"at most train.epochs={cfg.train.epochs} (sections are removed during training)",
         )
-        require_residual_sections(meta_model(cfg), cfg, key)
+        require_sections(meta_model(cfg), cfg, key)
+
+
+def require_sections(model: Optional[nn.Module], cfg: DictConfig, key: str) -> None:
+    """Layer pruning needs a model that declares its residual sections (None: not known yet)."""
+    if model is not None and not (hasattr(model, "residual_sections") and hasattr(model, "section_branches")):
+        raise ConfigError(
+            "model",
+            cfg.model.name,
+            f"a model with residual sections: {SECTION_MODELS}",
+            f"{key}={cfg.schedule.name} removes whole residual sections.",
+        )
 
 
 def theta_step(theta: torch.Tensor, gate_grad: torch.Tensor, penalty: torch.Tensor, lr: float) -> torch.Tensor:
@@ -91,10 +108,29 @@ def theta_step(theta: torch.Tensor, gate_grad: torch.Tensor, penalty: torch.Tens
     return (theta - lr * (gate_grad + penalty)).clamp(0.0, 1.0)
 
 
-def section_macs(model: nn.Module, sections: list[list[str]]) -> list[int]:
-    """Multiply-accumulates per example of each section's Linear weights (the cost counter's convention)."""
+def weight_positions(model: nn.Module, input_shape: Optional[tuple[int, ...]]) -> Optional[dict[str, int]]:
+    """How often per example each Linear/Conv weight is applied (1 for Linear, H_out x W_out for a
+    convolution), by parameter name: the convention of the FLOPs counter (prune_cli/metrics/cost.py).
+    A model without convolutions needs no forward pass; one with convolutions and no `input_shape`: None."""
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
+    if not any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in layers.values()):
+        return {f"{n}.weight": 1 for n in layers}
+    if input_shape is None:
+        return None
+    positions: dict[str, int] = {}
+
+    def record(name: str, module: nn.Module, output: torch.Tensor) -> None:
+        spatial = output.shape[2:] if isinstance(module, (nn.Conv1d, nn.Conv2d)) else ()
+        positions[f"{name}.weight"] = math.prod(spatial)
+
+    traced_forward(model, input_shape, [(m, lambda mod, i, o, _n=n: record(_n, mod, o)) for n, m in layers.items()])
+    return positions
+
+
+def section_macs(model: nn.Module, sections: list[list[str]], positions: dict[str, int]) -> list[int]:
+    """Multiply-accumulates per example of each section's Linear/Conv weights."""
     params = dict(model.named_parameters())
-    return [sum(params[n].numel() for n in names) for names in sections]
+    return [sum(params[n].numel() * positions[n] for n in names) for names in sections]
 
 
 class LayerPruningHook(TrainHook):
@@ -106,13 +142,36 @@ class LayerPruningHook(TrainHook):
 
     # -- set-up and state ------------------------------------------------------------------
     def _bind(self, model: nn.Module) -> None:
-        require_residual_sections(model, self.ctx.config, "schedule")
+        """Read the model's sections; their costs once the input shape is known (`_price`)."""
+        require_sections(model, self.ctx.config, "schedule")
         self.sections = model.residual_sections()
-        self.macs = section_macs(model, self.sections)
-        total = sum(p.numel() for n, p in model.named_parameters() if n.endswith("weight"))
+        self.section_params = model.section_parameters() if hasattr(model, "section_parameters") else self.sections
+        self.branches = model.section_branches()
+        self.macs: Optional[list[int]] = None
+        self.penalty: Optional[torch.Tensor] = None
+        self.model = model
+        self._price(model, getattr(self, "input_shape", None) or self._declared_shape())
+
+    def _price(self, model: nn.Module, input_shape: Optional[tuple[int, ...]]) -> None:
+        """Each section's multiply-accumulates and penalty; a convolutional model needs the input
+        shape (the dataset's declared one, the checkpoint's, or the first batch's): until then, none."""
+        if self.macs is not None:
+            return
+        positions = weight_positions(model, input_shape)
+        if positions is None:
+            return
+        self.input_shape = input_shape
+        self.macs = section_macs(model, self.sections, positions)
+        total = sum(p.numel() * positions[n] for n, p in model.named_parameters() if n in positions)
         self.penalty = torch.tensor([self.options.penalty * m / total for m in self.macs])
 
+    def _declared_shape(self) -> Optional[tuple[int, ...]]:
+        dataset = OmegaConf.select(self.ctx.config, "dataset")
+        declared = declared_input(self.ctx.config) if dataset is not None else None
+        return tuple(declared[0]) if declared else None
+
     def start(self, model: nn.Module) -> None:
+        self.input_shape: Optional[tuple[int, ...]] = None
         self._bind(model)
         n = len(self.sections)
         self.theta = torch.full((n,), float(self.options.theta_init))
@@ -122,7 +181,6 @@ class LayerPruningHook(TrainHook):
         self.gen = torch.Generator().manual_seed(self.seed)
         self.z: Optional[torch.Tensor] = None
         self.rounded = False
-        self.model = model
 
     def state_dict(self) -> dict:
         return {
@@ -132,6 +190,7 @@ class LayerPruningHook(TrainHook):
             "epoch": self.epoch,
             "rounded": self.rounded,
             "generator": self.gen.get_state().clone(),
+            "input_shape": list(self.input_shape) if self.input_shape else None,
         }
 
     def resume(self, model, state: dict) -> None:
@@ -140,25 +199,44 @@ class LayerPruningHook(TrainHook):
         self.removed = {int(r["section"]): {k: v for k, v in r.items() if k != "section"} for r in state["removed"]}
         self.gen = torch.Generator()
         self.gen.set_state(state["generator"])
+        self.input_shape = tuple(state["input_shape"]) if state.get("input_shape") else None  # absent before ResNets
         self.z = None
+        self._bind(model)
 
     def _ensure_bound(self, model: nn.Module) -> None:
         if not hasattr(self, "sections"):
             self._bind(model)
         self.model = model
 
+    def current_masks(self) -> Optional[Masks]:
+        """The removed sections' masks, enforced again by a resumed phase (a BatchNorm shift would
+        otherwise move again)."""
+        return self.masks(self.model) if self.removed else None
+
     # -- the loop ----------------------------------------------------------------------------
     def learning(self) -> bool:
         return self.epoch < self.options.prune_epochs
 
     def forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Inside the window, each section's branch output is scaled by z_l ~ Bernoulli(theta_l)
+        (0 for a removed section), through forward hooks on the branch modules for this pass."""
         self._ensure_bound(model)
+        self._price(model, tuple(x.shape[1:]))
         if not self.learning():
             self.z = None
             return model(x)
         sample = torch.bernoulli(self.theta, generator=self.gen) * self.alive
-        self.z = sample.to(model.gates.device).requires_grad_(True)
-        return functional_call(model, {"gates": self.z}, (x,))
+        z = self.z = sample.to(x.device).requires_grad_(True)
+        modules = dict(model.named_modules())
+        handles = [
+            modules[name].register_forward_hook(lambda mod, inputs, out, _l=l: out * z[_l].to(out.dtype))
+            for l, name in enumerate(self.branches)
+        ]
+        try:
+            return model(x)
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def before_step(self, model: nn.Module, step: int) -> None:
         if self.z is None or self.z.grad is None:
@@ -191,20 +269,22 @@ class LayerPruningHook(TrainHook):
         for i in newly:
             self.alive[i] = False
             self.removed[i] = {"epoch": self.epoch + 1, "step": int(step), "theta": float(self.theta[i]), "how": how}
-            with torch.no_grad():
-                model.gates[i] = 0.0
+            if hasattr(model, "gates"):  # res_mlp's own gate buffer: 0 for a removed section
+                with torch.no_grad():
+                    model.gates[i] = 0.0
         return self.masks(model)
 
     def masks(self, model: nn.Module) -> Masks:
+        """The run's masks with every parameter of a removed section zero (a section parameter that
+        is not prunable, such as a BatchNorm scale, gets a mask of its own)."""
         params = dict(model.named_parameters())
-        gone = {n for i, names in enumerate(self.sections) if not bool(self.alive[i]) for n in names}
+        gone = [n for i, names in enumerate(self.section_params) if not bool(self.alive[i]) for n in names]
         current = self.ctx.prune.masks or {}
         out = {}
         for name in self.ctx.prunable:
-            keep = current[name].clone() if name in current else torch.ones_like(params[name], dtype=torch.bool)
-            if name in gone:
-                keep.zero_()
-            out[name] = keep
+            out[name] = current[name].clone() if name in current else torch.ones_like(params[name], dtype=torch.bool)
+        for name in gone:
+            out[name] = torch.zeros_like(params[name], dtype=torch.bool)
         return out
 
     def epoch_row(self) -> dict:
@@ -218,8 +298,9 @@ class LayerPruningHook(TrainHook):
         self._ensure_bound(model)
         if not self.rounded:  # the window lasted the whole phase
             self.round_to_deterministic(model, -1)
-        with torch.no_grad():
-            model.gates.copy_(self.alive.to(model.gates.dtype))
+        if hasattr(model, "gates"):
+            with torch.no_grad():
+                model.gates.copy_(self.alive.to(model.gates.dtype))
         if self.ctx.run_dir is not None:
             atomic_write_csv(pd.DataFrame(self.rows()), self.ctx.run_dir / TABLE)
         return self.masks(model)
@@ -238,7 +319,7 @@ class LayerPruningHook(TrainHook):
                     "step_removed": gone["step"] if gone else None,
                     "how": gone["how"] if gone else "",
                     "theta": gone["theta"] if gone else float(self.theta[i]),
-                    "macs": self.macs[i],
+                    "macs": self.macs[i] if self.macs is not None else None,
                 }
             )
         return out
