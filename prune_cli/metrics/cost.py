@@ -7,25 +7,11 @@ multiply-accumulate at every output position where it is applied.
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
 
-from ..models.base import PRUNABLE_TYPES, traced_forward
-
-
-def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    """For each Linear/Conv layer, how many times per example its weight is applied (H_out x W_out)."""
-    positions: dict[str, int] = {}
-
-    def record(mod, inputs, output, _name):
-        spatial = output.shape[2:] if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else ()
-        positions[_name] = math.prod(spatial) if spatial else 1
-
-    hooks = [(m, lambda mod, i, o, _n=n: record(mod, i, o, _n)) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
-    traced_forward(model, input_shape, hooks)
-    return positions
+from ..models.base import PRUNABLE_TYPES, output_positions
 
 
 def layer_table(model: nn.Module, prunable: list[str], input_shape: tuple[int, ...]) -> list[dict]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -41,6 +43,21 @@ def traced_forward(model: nn.Module, input_shape: tuple[int, ...], hooks: list, 
         model.train(was_training)
         for h in handles:
             h.remove()
+
+
+def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """For each Linear/Conv layer (by module name), how many times per example its weight is applied:
+    1 for Linear, H_out x W_out for a convolution. The FLOPs convention of prune_cli/metrics/cost.py,
+    shared with layer pruning's section costs."""
+    positions: dict[str, int] = {}
+
+    def record(mod, inputs, output, _name):
+        spatial = output.shape[2:] if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else ()
+        positions[_name] = math.prod(spatial) if spatial else 1
+
+    hooks = [(m, lambda mod, i, o, _n=n: record(mod, i, o, _n)) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
+    traced_forward(model, input_shape, hooks)
+    return positions
 
 
 def replace_submodule(model: nn.Module, name: str, module: nn.Module) -> None:

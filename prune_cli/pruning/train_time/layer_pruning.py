@@ -36,7 +36,6 @@ metrics.csv is the pruned network's cost, and `without_sections` builds the netw
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -49,7 +48,7 @@ from ...core.atomic_io import atomic_write_csv
 from ...core.checks import check, finite, positive_int
 from ...core.config_base import ScheduleConfig, config_schema, declared_input
 from ...core.errors import ConfigError
-from ...models.base import PRUNABLE_TYPES, traced_forward
+from ...models.base import PRUNABLE_TYPES, output_positions
 from ...models.masks import Masks
 from ...schedules import register_schedule
 from ...schedules.steps import Dense, Record, Restart, Step, Train, TrainWithHook
@@ -117,14 +116,7 @@ def weight_positions(model: nn.Module, input_shape: Optional[tuple[int, ...]]) -
         return {f"{n}.weight": 1 for n in layers}
     if input_shape is None:
         return None
-    positions: dict[str, int] = {}
-
-    def record(name: str, module: nn.Module, output: torch.Tensor) -> None:
-        spatial = output.shape[2:] if isinstance(module, (nn.Conv1d, nn.Conv2d)) else ()
-        positions[f"{name}.weight"] = math.prod(spatial)
-
-    traced_forward(model, input_shape, [(m, lambda mod, i, o, _n=n: record(_n, mod, o)) for n, m in layers.items()])
-    return positions
+    return {f"{name}.weight": count for name, count in output_positions(model, input_shape).items()}
 
 
 def section_macs(model: nn.Module, sections: list[list[str]], positions: dict[str, int]) -> list[int]:
