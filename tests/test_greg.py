@@ -37,7 +37,7 @@ def hook_for(model, *overrides, sparsity=0.5):
     cfg = copy.deepcopy(config(f"sparsity={sparsity}", *overrides))
     prune = PruneContext(method=cfg.method, generator=torch.Generator().manual_seed(0), config=cfg)
     names = tuple(select_prunable(model, cfg.method))
-    ctx = HookContext(cfg, prune, names, 1 - sparsity, cfg.finetune)
+    ctx = HookContext(cfg, prune, names, 1 - sparsity)
     return GRegHook(ctx, greg2=cfg.schedule.name == "greg2")
 
 
