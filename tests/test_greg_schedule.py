@@ -17,11 +17,12 @@ from fractions import Fraction
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import FAST
 from prune_cli.pruning import PruneContext, select_prunable
 from prune_cli.pruning.train_time import HookContext
-from prune_cli.pruning.train_time.greg import GRegHook
+from prune_cli.pruning.train_time.greg import GRegHook, GRegSchedule
 from tests.helpers import Chain, composed
 
 
@@ -86,7 +87,8 @@ def hook_for(model, schedule, options, sparsity=0.5):
 @pytest.mark.parametrize("schedule, options", CASES)
 def test_closed_forms_equal_the_authors_loop(schedule, options):
     factors, picked = authors_loop(**options)
-    s = hook_for(net(), schedule, options).schedule
+    keys = {"stabilize": "stabilize_steps"}
+    s = GRegSchedule.from_options(OmegaConf.create({keys.get(k, k): v for k, v in options.items()}), schedule == "greg2")
     assert s.steps() == len(factors)
     assert s.choice_step == picked
     assert [s.chosen(t) for t in range(len(factors))] == pytest.approx([c for c, _ in factors], abs=1e-12)
