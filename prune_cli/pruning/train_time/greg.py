@@ -21,8 +21,8 @@ weights get the constant factor `recover` (negative by default: it offsets a wei
 size, so the kept weights are not shrunk while the others are pushed to zero); then `stabilize_steps`
 iterations, removal and fine-tuning.
 
-The regularization phase trains with the `finetune` config at its constant LR (the paper holds the
-LR fixed while regularizing) for as many iterations as the schedule needs.
+The regularization phase trains with the `finetune` config at its constant LR (the implementation
+holds the LR fixed while regularizing) for as many iterations as the schedule needs.
 """
 
 from __future__ import annotations
