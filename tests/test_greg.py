@@ -213,6 +213,7 @@ def test_a_run_resumed_inside_the_regularization_phase_equals_an_uninterrupted_o
         (["schedule=greg1", "schedule.interval=0"], "schedule.interval"),
         (["schedule=greg1", "schedule.rounds=3"], "schedule.rounds"),
         (["schedule=greg2", "schedule.pick_ceiling=2.0"], "schedule.ceiling"),
+        (["schedule=greg2", "schedule.recover=nan"], "schedule.recover"),
     ],
 )
 def test_bad_options_stop_before_the_run(tmp_path, override, key):
