@@ -7,13 +7,15 @@ accuracy. Here an MLP is trained to overfit a small MNIST-1D training set (`max_
 then for each sparsity and seed:
 
 - `magnitude`: one-shot magnitude pruning (layerwise) + fine-tuning,
-- `admm`: schedule=admm (ADMM pruning, layerwise) + masked retraining,
+- `admm`: schedule=admm (ADMM pruning, layerwise, Z/U every 2 steps) + masked retraining,
 - `minmax`: schedule=minmax (adversarial regularisation from the initialisation, magnitude pruning,
   adversarially regularised fine-tuning),
 
 all read at their final phase with the membership metric (loss-threshold attack on training vs test
 examples: AUC and held-out threshold accuracy). Each method is one prune-run multirun; the dense
-model is trained once per seed (the dense cache) and is the `dense` row.
+model is trained once per seed (the dense cache) and is the `dense` row. Magnitude pruning also runs
+at `--frontier-sparsities`, so that every method's AUC can be read against magnitude's at the same
+test accuracy (`frontier`).
 
     python scripts/mia_pruning.py --results-dir results/mia_pruning
     python scripts/mia_pruning.py --results-dir results/mia_pruning --table-only
@@ -27,13 +29,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 
 METHODS = {
     "magnitude": ["schedule=oneshot"],
-    "admm": ["schedule=admm"],
+    # 800 examples are 7 steps per epoch: with the default update_every=20 the 10 ADMM epochs make 3
+    # Z/U updates and rho stays near its start (1e-3 x 1.3^3); every 2 steps it reaches rho_max = 1
+    "admm": ["schedule=admm", "schedule.update_every=2"],
     "minmax": ["schedule=minmax"],
 }
 COMMON = [
@@ -49,7 +54,10 @@ COMMON = [
 def run(results_dir: Path, method: str, args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}", *COMMON, *METHODS[method]]
     cmd += [f"dataset.max_train_samples={args.train_samples}", f"model.widths={args.widths}", f"train.epochs={args.epochs}"]
-    cmd += [f"sparsity={args.sparsities}", f"seed={args.seeds}", *args.overrides]
+    sparsities = args.sparsities
+    if method == "magnitude" and args.frontier_sparsities:  # magnitude's accuracy/AUC trade-off curve
+        sparsities = ",".join(sorted({*args.sparsities.split(","), *args.frontier_sparsities.split(",")}, key=float))
+    cmd += [f"sparsity={sparsities}", f"seed={args.seeds}", *args.overrides]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     subprocess.run(cmd, check=True, cwd=REPO, env=env)
@@ -94,6 +102,30 @@ def verdict(results_dir: Path) -> list[str]:
     return lines
 
 
+def frontier(results_dir: Path) -> list[str]:
+    """Each method's attack AUC against magnitude pruning's at the same test accuracy: magnitude's
+    (mean accuracy, mean AUC) over its sparsities, linearly interpolated at the method's mean
+    accuracy (a privacy/accuracy trade-off comparison; outside magnitude's accuracy range: none)."""
+    df = pd.read_csv(results_dir / "runs.csv")
+    df = df[(df.phase == "finetuned") & df.metric.isin(["accuracy", "mia_loss_auc"]) & df.split.isin(["test", "membership"])]
+    df = df.drop_duplicates(["run_id", "metric"], keep="last")
+    means = df.groupby(["schedule", "target_sparsity", "metric"]).value.mean().unstack("metric")
+    if "oneshot" not in means.index.get_level_values(0):
+        return []
+    curve = means.loc["oneshot"].sort_values("accuracy")
+    lines = []
+    for (schedule, sparsity), row in means.drop(index="oneshot", level=0).iterrows():
+        if not curve.accuracy.min() <= row.accuracy <= curve.accuracy.max():
+            lines.append(f"{schedule} at {sparsity}: accuracy {row.accuracy:.4f} outside magnitude's range")
+            continue
+        at = float(np.interp(row.accuracy, curve.accuracy, curve.mia_loss_auc))
+        lines.append(
+            f"{schedule} at {sparsity}: accuracy {row.accuracy:.4f}, AUC {row.mia_loss_auc:.4f} vs magnitude's {at:.4f}"
+            f" at that accuracy ({row.mia_loss_auc - at:+.4f})"
+        )
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "mia_pruning")
@@ -103,6 +135,7 @@ def main() -> None:
     p.add_argument("--widths", default="[256,256]")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--frontier-sparsities", default="0.5,0.7,0.9", help="extra sparsities of magnitude pruning only")
     p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. schedule.epochs=5")
     args = p.parse_args()
@@ -112,6 +145,8 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table(args.results_dir))
     for line in verdict(args.results_dir):
+        print(line)
+    for line in frontier(args.results_dir):
         print(line)
 
 

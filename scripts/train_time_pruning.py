@@ -10,8 +10,9 @@ trained dense MLP (the dense cache) and getting the same budget of epochs after 
 - oneshot/mp_global_normalize: one-shot with per-layer normalized magnitudes, fine-tuning for
   BUDGET epochs (a control: AutoPrune's gates start at |w| / mean |w| of the layer, which implies
   this allocation);
-- oneshot/magnitude/layerwise and greg1/layerwise: the same density in every layer (global
-  magnitude at 98 % leaves the middle layer almost empty, and GReg inherits its choice);
+- oneshot/magnitude/layerwise, greg1/layerwise and greg2/layerwise: the same density in every layer
+  (the papers' per-layer choice; global magnitude at 98 % leaves the middle layer almost empty, and
+  GReg choosing globally inherits that);
 - autoprune: a gating phase of at most BUDGET/2 epochs (it stops earlier when the gates reach the
   target), then BUDGET/2 epochs of fine-tuning.
 
@@ -22,7 +23,7 @@ fine-tuning, the paired difference to magnitude (same seed) and whether the clai
     python scripts/train_time_pruning.py --results-dir results/train_time_pruning
     python scripts/train_time_pruning.py --results-dir results/train_time_pruning --table-only
 
-Cost: one dense MLP per seed (the default 40 epochs) and 7 settings x 2 sparsities x 3 seeds runs of
+Cost: one dense MLP per seed (the default 40 epochs) and 8 settings x 2 sparsities x 3 seeds runs of
 10 epochs after it, about 30 minutes on a 2-core machine at load 10-15.
 """
 
@@ -42,21 +43,34 @@ BASELINE = "oneshot/magnitude"
 STEPS_PER_EPOCH = math.ceil(7199 / 128)  # MNIST-1D's default training split (7199 examples), batch 128
 
 
+def overrides(options: dict) -> list[str]:
+    return [f"schedule.{k}={v}" for k, v in options.items()]
+
+
+def raising_steps(options: dict) -> int:
+    """Iterations of GReg's regularization phase up to and including its last raise (GRegSchedule)."""
+    sys.path.insert(0, str(REPO))
+    from omegaconf import OmegaConf
+
+    from prune_cli.pruning.train_time.greg import GRegSchedule
+
+    greg2 = "pick_delta" in options
+    schedule = GRegSchedule.from_options(OmegaConf.create({**options, "stabilize_steps": 0}), greg2)
+    return schedule.steps()
+
+
 def settings(budget: int) -> dict[str, list[str]]:
     """Each method's overrides for `budget` epochs after the dense model."""
     half = budget // 2
     steps = half * STEPS_PER_EPOCH  # the regularization phase's optimizer steps
-    # GReg-1: delta 0.05 every 10 steps reaches the ceiling 1 after 190 steps; the rest stabilizes.
-    greg1 = ["schedule=greg1", "schedule.delta=0.05", "schedule.interval=10", f"schedule.stabilize_steps={steps - 190}"]
-    # GReg-2: 0.01 every 10 steps to 0.1 (choice after 91 steps), then 0.05 every 10 steps to 1 (170 steps).
-    greg2 = [
-        "schedule=greg2",
-        "schedule.pick_delta=0.01",
-        "schedule.pick_ceiling=0.1",
-        "schedule.delta=0.05",
-        "schedule.interval=10",
-        f"schedule.stabilize_steps={steps - 91 - 170}",
-    ]
+    # GReg-1: delta 0.05 every 10 steps, raised until above the ceiling 1 (1.05 at iteration 200);
+    # the rest of the phase stabilizes.
+    greg1_options = {"delta": 0.05, "interval": 10, "ceiling": 1.0}
+    greg1 = ["schedule=greg1", *overrides(greg1_options), f"schedule.stabilize_steps={steps - raising_steps(greg1_options)}"]
+    # GReg-2: 0.01 every 10 steps on all weights to 0.1 (the choice before iteration 90), then the
+    # chosen 0.1 + 0.1 per update until above 1 (1.1 at iteration 190), the kept weights recover=-1e-4.
+    greg2_options = {"pick_delta": 0.01, "pick_ceiling": 0.1, "delta": 0.1, "interval": 10, "ceiling": 1.0, "recover": -1e-4}
+    greg2 = ["schedule=greg2", *overrides(greg2_options), f"schedule.stabilize_steps={steps - raising_steps(greg2_options)}"]
     return {
         "magnitude": ["schedule=oneshot", "method=magnitude", f"finetune.epochs={budget}"],
         # one-shot with each layer's magnitudes divided by the layer's norm: the allocation AutoPrune's
@@ -68,6 +82,8 @@ def settings(budget: int) -> dict[str, list[str]]:
         "magnitude_layerwise": ["schedule=oneshot", "method=magnitude", "method.allocation=layerwise", f"finetune.epochs={budget}"],
         "greg1_layerwise": [*greg1, "method=magnitude", "method.allocation=layerwise", f"finetune.epochs={budget - half}"],
         "greg2": [*greg2, "method=magnitude", f"finetune.epochs={budget - half}"],
+        # the paper chooses per layer (the same ratio in every pruned layer)
+        "greg2_layerwise": [*greg2, "method=magnitude", "method.allocation=layerwise", f"finetune.epochs={budget - half}"],
         "autoprune": [
             "schedule=autoprune",
             "method=magnitude",

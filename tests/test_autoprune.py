@@ -58,7 +58,7 @@ def config(*overrides):
 def hook_for(model, *overrides, sparsity=0.75):
     cfg = copy.deepcopy(config(f"sparsity={sparsity}", *overrides))
     prune = PruneContext(method=cfg.method, generator=torch.Generator().manual_seed(0), config=cfg)
-    ctx = HookContext(cfg, prune, tuple(select_prunable(model, cfg.method)), 1 - sparsity, cfg.finetune)
+    ctx = HookContext(cfg, prune, tuple(select_prunable(model, cfg.method)), 1 - sparsity)
     return AutoPruneHook(ctx)
 
 

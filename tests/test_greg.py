@@ -20,7 +20,6 @@ from prune_cli.core.identity import run_id
 from prune_cli.data.splits import DataSplits
 from prune_cli.pruning import PruneContext, select_prunable
 from prune_cli.pruning.train_time import HookContext
-from prune_cli.pruning.train_time.common import growing_level, steps_to_ceiling
 from prune_cli.pruning.train_time.greg import GRegHook
 from prune_cli.run.experiment import run
 from prune_cli.training import train
@@ -38,7 +37,7 @@ def hook_for(model, *overrides, sparsity=0.5):
     cfg = copy.deepcopy(config(f"sparsity={sparsity}", *overrides))
     prune = PruneContext(method=cfg.method, generator=torch.Generator().manual_seed(0), config=cfg)
     names = tuple(select_prunable(model, cfg.method))
-    ctx = HookContext(cfg, prune, names, 1 - sparsity, cfg.finetune)
+    ctx = HookContext(cfg, prune, names, 1 - sparsity)
     return GRegHook(ctx, greg2=cfg.schedule.name == "greg2")
 
 
@@ -48,14 +47,15 @@ def net(seed=0):
 
 
 def test_growing_penalty_follows_the_hand_computed_sequence():
-    # delta 0.3 every 2 steps from the first step, capped at 1: 0.3 0.3 0.6 0.6 0.9 0.9 1 1 ...
-    got = [growing_level(t, 0.3, 2, 1.0) for t in range(9)]
-    assert got == pytest.approx([0.3, 0.3, 0.6, 0.6, 0.9, 0.9, 1.0, 1.0, 1.0])
-    assert steps_to_ceiling(0.3, 2, 1.0) == 6
-    assert steps_to_ceiling(0.001, 5, 0.1) == 5 * 99  # 0.1 / 0.001 = 100 raises, float noise included
+    # the authors' code: delta 0.3 at every 2nd iteration from the first, raised until it exceeds 1:
+    # 0.3 0.3 0.6 0.6 0.9 0.9 1.2 1.2 ...; the last raise at iteration 6, removal 3 iterations later
     hook = hook_for(net(), "schedule=greg1", "schedule.delta=0.3", "schedule.interval=2", "schedule.stabilize_steps=3")
-    assert [hook.level(t) for t in range(8)] == pytest.approx([0.3, 0.3, 0.6, 0.6, 0.9, 0.9, 1.0, 1.0])
-    assert hook.steps_needed() == 6 + 3
+    assert [hook.schedule.chosen(t) for t in range(10)] == pytest.approx([0.3, 0.3, 0.6, 0.6, 0.9, 0.9, 1.2, 1.2, 1.2, 1.2])
+    assert [hook.schedule.kept(t) for t in range(10)] == [0.0] * 10
+    assert hook.steps_needed() == 6 + 3 + 1
+    # a ceiling that is a multiple of delta is exceeded by one more raise: 0.01 x 101
+    hook = hook_for(net(), "schedule=greg1", "schedule.delta=0.01", "schedule.interval=5", "schedule.stabilize_steps=0")
+    assert hook.schedule.chosen(10**6) == pytest.approx(1.01) and hook.steps_needed() == 100 * 5 + 1
 
 
 def test_greg2_penalises_all_weights_then_continues_on_the_chosen_from_the_pick_ceiling():
@@ -68,10 +68,13 @@ def test_greg2_penalises_all_weights_then_continues_on_the_chosen_from_the_pick_
         "schedule.ceiling=1.0",
         "schedule.interval=1",
         "schedule.stabilize_steps=2",
+        "schedule.recover=-0.01",
     )
-    # picking: 0.1, 0.2 (ceiling reached at step 1: choose after it); then 0.2 + 0.4 k: 0.6, 1.0 (cap)
-    assert [hook.level(t) for t in range(5)] == pytest.approx([0.1, 0.2, 0.6, 1.0, 1.0])
-    assert hook.pick_steps == 2 and hook.steps_needed() == 2 + 1 + 2
+    # picking: 0.1, 0.2 on all weights (0.2 reached at iteration 1: chosen before it, 0.2 still on all);
+    # then the chosen 0.2 + 0.4 k until above 1: 0.6, 1.0, 1.4; the kept -0.01 (recover)
+    assert [hook.schedule.chosen(t) for t in range(6)] == pytest.approx([0.1, 0.2, 0.6, 1.0, 1.4, 1.4])
+    assert [hook.schedule.kept(t) for t in range(6)] == pytest.approx([0.1, 0.2, -0.01, -0.01, -0.01, -0.01])
+    assert hook.schedule.choice_step == 1 and hook.steps_needed() == 4 + 2 + 1
 
 
 def test_penalty_gradient_is_lambda_w_on_the_chosen_weights_and_zero_elsewhere():
@@ -121,7 +124,7 @@ def test_chosen_weights_shrink_relative_to_the_kept_ones():
     rows = train_with(hook, model, hook.steps_needed())
     after = ratio()
     assert after < 0.25 * before, (before, after)
-    assert rows[-1]["penalty"] == pytest.approx(1.0)
+    assert rows[-1]["penalty"] == pytest.approx(1.05)  # the first multiple of 0.05 above the ceiling 1
 
 
 def test_channel_structure_chooses_whole_neurons():
@@ -159,8 +162,8 @@ def test_greg2_chooses_by_magnitude_after_the_all_weights_penalty():
     hook._choose = choose
     hook.start(model)
     assert hook.keep is None
-    train_with(hook, model, hook.pick_steps + 3)
-    assert seen["t"] == hook.pick_steps == 10
+    train_with(hook, model, hook.schedule.choice_step + 3)
+    assert seen["t"] == hook.schedule.choice_step == 9  # 0.05 x 10 reaches 0.5 at the 10th update, iteration 9
     weights = torch.cat([w.abs().flatten() for w in seen["weights"].values()])
     threshold = weights.sort().values[weights.numel() // 2 - 1]
     for name, keep in hook.keep.items():
@@ -183,7 +186,8 @@ def test_a_run_writes_rows_at_the_target_sparsity(tmp_path, schedule):
     assert set(rows[rows.metric == "accuracy"].phase) == {"dense", "pruned", "finetuned"}
     history = pd.read_csv(run_dir / "history.csv")
     reg = history[history.phase == "regularize"]
-    assert len(reg) >= 1 and reg.penalty.iloc[-1] == pytest.approx(1.0)
+    # the first factor above the ceiling 1: 0.25 x 5; GReg-2 from its pick ceiling 0.1: 0.1 + 0.25 x 4
+    assert len(reg) >= 1 and reg.penalty.iloc[-1] == pytest.approx({"greg1": 1.25, "greg2": 1.1}[schedule])
     masks = torch.load(run_dir / "masks.pt", weights_only=True)
     model = torch.load(run_dir / "model_finetuned.pt", weights_only=True)
     assert all(float(model[n][~m].abs().sum()) == 0.0 for n, m in masks.items())
@@ -209,6 +213,7 @@ def test_a_run_resumed_inside_the_regularization_phase_equals_an_uninterrupted_o
         (["schedule=greg1", "schedule.interval=0"], "schedule.interval"),
         (["schedule=greg1", "schedule.rounds=3"], "schedule.rounds"),
         (["schedule=greg2", "schedule.pick_ceiling=2.0"], "schedule.ceiling"),
+        (["schedule=greg2", "schedule.recover=nan"], "schedule.recover"),
     ],
 )
 def test_bad_options_stop_before_the_run(tmp_path, override, key):

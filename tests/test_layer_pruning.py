@@ -35,7 +35,7 @@ def tiny(seed: int = 0) -> ResMLP:
 def hook_for(model, start: bool = True, **options) -> LayerPruningHook:
     cfg = OmegaConf.create({"seed": 0, "schedule": {**OPTIONS, **options}})
     prunable = tuple(n for n, _ in model.named_parameters() if n.endswith("weight"))
-    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), prunable, 1.0, OmegaConf.create({}), model=model)
+    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), prunable, 1.0, model=model)
     hook = LayerPruningHook(ctx)
     if start:
         hook.start(model)

@@ -48,7 +48,7 @@ def test_projection_equals_brute_force(seed):
 def admm_hook(model, density=0.5, rho=0.1, growth=2.0, rho_max=0.3) -> AdmmHook:
     schedule = {"rho": rho, "rho_growth": growth, "rho_max": rho_max, "update_every": 1}
     cfg = OmegaConf.create({"seed": 0, "method": {"allocation": "layerwise"}, "schedule": schedule})
-    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), ("net.0.weight",), density, OmegaConf.create({}))
+    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), ("net.0.weight",), density)
     hook = AdmmHook(ctx)
     hook.start(model)
     return hook

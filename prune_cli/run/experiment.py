@@ -266,7 +266,7 @@ class Experiment:
 
         base = self.cfg.train if step.which == "train" else self.cfg.finetune
         density = 1.0 - self.cfg.sparsity
-        ctx = HookContext(self.cfg, self._prune_context(), tuple(self.prunable), density, base, self.device, self.run_dir, self.model)
+        ctx = HookContext(self.cfg, self._prune_context(), tuple(self.prunable), density, self.device, self.run_dir, self.model)
         hook = TRAIN_HOOKS.get(step.hook)(ctx)
         epochs = step.epochs
         if epochs < 0:

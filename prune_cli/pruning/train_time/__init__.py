@@ -27,13 +27,13 @@ class HookContext:
     """What a hook factory receives: the run's whole config (the method's options are in
     `config.schedule`, the score/structure/allocation in `config.method`), a PruneContext for
     choosing weights with the run's method (`prune_to_density(model, density, prune)`), the names of
-    the prunable weights, the target density (1 - sparsity) and the training config of the phase."""
+    the prunable weights and the target density (1 - sparsity); the phase's training config is the
+    one `train()` runs with (the step's `which`), so a hook does not need it."""
 
     config: DictConfig
     prune: PruneContext
     prunable: tuple[str, ...]
     density: float
-    train: DictConfig
     device: torch.device = torch.device("cpu")
     run_dir: Optional[Path] = None  # where a method writes its own table (layer_pruning.csv); None: nowhere
     model: Optional[torch.nn.Module] = None  # the model the phase trains (final_masks() after a resume that had no step left)

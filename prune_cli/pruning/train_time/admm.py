@@ -91,26 +91,29 @@ class AdmmHook(TrainHook):
     def __init__(self, ctx: HookContext):
         self.ctx = ctx
         self.options = ctx.config.schedule
-        self.model = ctx.model  # set again at start/forward; read by final_masks (also after a resume with no step left)
         self.allocation = ctx.config.method.allocation
+        # the prunable weights, bound once per phase (at start/resume; from ctx.model for final_masks
+        # after a resume that had no step left)
+        self.weights: dict[str, torch.nn.Parameter] = {}
+        if ctx.model is not None:
+            self._bind(ctx.model)
 
-    def _weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
+    def _bind(self, model: nn.Module) -> None:
         params = dict(model.named_parameters())
-        return {n: params[n] for n in self.ctx.prunable}
+        self.weights = {n: params[n] for n in self.ctx.prunable}
 
     def start(self, model: nn.Module) -> None:
-        w = {n: p.detach().clone() for n, p in self._weights(model).items()}
+        self._bind(model)
+        w = {n: p.detach().clone() for n, p in self.weights.items()}
         masks = project(w, self.ctx.density, self.allocation)
         self.z = {n: w[n] * masks[n] for n in w}
         self.u = {n: torch.zeros_like(w[n]) for n in w}
         self.rho = float(self.options.rho)
         self.updates = 0
         self.residual = float("nan")  # ||W - Z|| / ||W|| at the last Z-step
-        self.model = model
 
     def extra_loss(self, model, x, y, logits) -> torch.Tensor:
-        self.model = model
-        w = self._weights(model)
+        w = self.weights
         return self.rho / 2 * sum(((w[n] - self.z[n] + self.u[n]) ** 2).sum() for n in w)
 
     def after_step(self, model: nn.Module, step: int) -> Optional[Masks]:
@@ -120,7 +123,7 @@ class AdmmHook(TrainHook):
 
     def update(self, model: nn.Module) -> None:
         """Z-step, U-step and the rho schedule."""
-        w = {n: p.detach() for n, p in self._weights(model).items()}
+        w = {n: p.detach() for n, p in self.weights.items()}
         shifted = {n: w[n] + self.u[n] for n in w}
         masks = project(shifted, self.ctx.density, self.allocation)
         self.z = {n: shifted[n] * masks[n] for n in w}
@@ -135,13 +138,14 @@ class AdmmHook(TrainHook):
 
     def final_masks(self) -> Optional[Masks]:
         """Hard pruning: the support of Pi_S(W)."""
-        w = {n: p.detach() for n, p in self._weights(self.model).items()}
+        w = {n: p.detach() for n, p in self.weights.items()}
         return project(w, self.ctx.density, self.allocation)
 
     def state_dict(self) -> dict:
         return {"z": dict(self.z), "u": dict(self.u), "rho": self.rho, "updates": self.updates, "residual": self.residual}
 
     def resume(self, model, state: dict) -> None:
+        self._bind(model)
         self.z, self.u = dict(state["z"]), dict(state["u"])
         self.rho, self.updates, self.residual = float(state["rho"]), int(state["updates"]), float(state["residual"])
 

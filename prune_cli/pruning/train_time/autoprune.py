@@ -123,14 +123,15 @@ class AutoPruneHook(TrainHook):
         self.aux_init_mode = str(s.aux_init_mode)
         self.surrogate, self.leak, self.stop_at_target = str(s.surrogate), float(s.leak), bool(s.stop_at_target)
         self.aux: dict[str, torch.Tensor] = {}
+        self.params: dict[str, torch.nn.Parameter] = {}  # the gated weights, bound once per phase
         self.keep: Optional[Masks] = None  # set when the gates are frozen
         self.steps = 0
 
     # -- state ------------------------------------------------------------------------------
 
-    def _params(self, model) -> dict[str, torch.nn.Parameter]:
+    def _bind(self, model) -> None:
         named = dict(model.named_parameters())
-        return {n: named[n] for n in self.names}
+        self.params = {n: named[n] for n in self.names}
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(list(self.aux.values()), lr=self.aux_lr)
@@ -144,7 +145,8 @@ class AutoPruneHook(TrainHook):
         return torch.full_like(w, self.aux_init)
 
     def start(self, model) -> None:
-        self.aux = {n: self.initial_aux(p).requires_grad_(True) for n, p in self._params(model).items()}
+        self._bind(model)
+        self.aux = {n: self.initial_aux(p).requires_grad_(True) for n, p in self.params.items()}
         self.opt = self._optimizer()
         self.keep, self.steps = None, 0
 
@@ -156,7 +158,8 @@ class AutoPruneHook(TrainHook):
         return state
 
     def resume(self, model, state: dict) -> None:
-        params = self._params(model)
+        self._bind(model)
+        params = self.params
         self.aux = {n: state["aux"][n].to(params[n].device).requires_grad_(True) for n in self.names}
         self.opt = self._optimizer()
         self.opt.load_state_dict(state["optimizer"])
@@ -183,8 +186,7 @@ class AutoPruneHook(TrainHook):
     def forward(self, model, x):
         if self.keep is not None:  # frozen: the weights themselves are masked by the loop
             return model(x)
-        params = self._params(model)
-        gated = {n: GatedWeight.apply(params[n], m, self.surrogate, self.leak) for n, m in self.aux.items()}
+        gated = {n: GatedWeight.apply(self.params[n], m, self.surrogate, self.leak) for n, m in self.aux.items()}
         return functional_call(model, gated, (x,))
 
     def before_step(self, model, step) -> None:
@@ -215,7 +217,7 @@ class AutoPruneHook(TrainHook):
         if self.keep is not None:
             yield
             return
-        params = self._params(model)
+        params = self.params
         saved = {n: p.detach().clone() for n, p in params.items()}
         with torch.no_grad():
             for n, gate in self.gates().items():

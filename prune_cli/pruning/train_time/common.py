@@ -1,10 +1,9 @@
 """What the training-time methods of this package share (docs/training_time.md): the schedule
-options they fix, the growing penalty level, the run's model on the meta device for pre-run checks,
-and generator state for exact resume."""
+options they fix, the run's model on the meta device for pre-run checks, and one global top-k
+split back into per-tensor masks."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -28,19 +27,6 @@ class TrainTimeScheduleConfig(ScheduleConfig):
         fixed = {"rounds": 1, "score_weights": "trained", "restart_from": "trained", "retrain": "finetune", "lr_rewind": False}
         for name, value in fixed.items():
             check(s[name] == value, f"{key}.{name}", s[name], f"{value!r} with schedule={s.name} (a training-time method)")
-
-
-def growing_level(t: int, delta: float, interval: int, ceiling: float, start: float = 0.0) -> float:
-    """The penalty factor used at the t-th step (t = 0, 1, ...) of Growing Regularization (Wang et
-    al., ICLR 2021): raised by `delta` every `interval` steps, beginning with the first step, up to
-    `ceiling`: min(ceiling, start + delta * (floor(t / interval) + 1))."""
-    return min(ceiling, start + delta * (t // interval + 1))
-
-
-def steps_to_ceiling(delta: float, interval: int, ceiling: float, start: float = 0.0) -> int:
-    """The first step t at which `growing_level` equals the ceiling (the number of steps before it)."""
-    raises = max(1, math.ceil((ceiling - start) / delta - 1e-9))
-    return interval * (raises - 1)
 
 
 def meta_model(cfg: DictConfig):
