@@ -46,7 +46,7 @@ def hook_for(model, **options) -> LayerPruningHook:
     cfg = OmegaConf.create({"seed": 0, "schedule": {**OPTIONS, **options}})
     prunable = tuple(n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
     prunable = tuple(f"{n}.weight" for n in prunable)
-    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), prunable, 1.0, OmegaConf.create({}), model=model)
+    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), prunable, 1.0, model=model)
     hook = LayerPruningHook(ctx)
     hook.start(model)
     return hook

@@ -11,7 +11,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from ...core.checks import check
 from ...core.config_base import ScheduleConfig, declared_input
-from ...core.errors import ConfigError
 from ..structure import top_k_mask
 
 
@@ -43,17 +42,6 @@ def meta_model(cfg: DictConfig):
             return build_model(cfg.model, shape, classes)
         except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError):
             return None  # the pre-run pass reports a model that does not fit the data
-
-
-def require_residual_sections(model, cfg: DictConfig, key: str) -> None:
-    """Layer pruning needs a model that declares residual sections (`residual_sections()`, e.g. res_mlp)."""
-    if model is not None and not hasattr(model, "residual_sections"):
-        raise ConfigError(
-            "model",
-            cfg.model.name,
-            "a model with residual sections, e.g. model=res_mlp",
-            f"{key}={cfg.schedule.name} removes whole residual sections.",
-        )
 
 
 def global_top_k(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
