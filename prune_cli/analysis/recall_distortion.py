@@ -332,18 +332,29 @@ def randomisation_null(
 
 
 def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFrame:
-    """Per-image predictions saved by the metric (`save_predictions: true`) as one long table.
+    """Per-image predictions of the runs as one long table: each run's predictions file
+    (prune_cli/core/predictions.py), and the preds_<phase>_<split>.npz copies that older versions of
+    the metric wrote (read for the phases the file lacks).
 
     Columns: seed, run_id, target_sparsity, phase, model, image_index, label, pred; `model` is "dense"
     for the dense phase (kept once per seed: every run of a seed shares its dense model) and
     "<target_sparsity>/<phase>" otherwise, ready for `randomisation_null`."""
+    from ..core.predictions import read_predictions
+
     parts = []
     for run_dir in map(Path, run_dirs):
         cfg = OmegaConf.load(run_dir / "config.yaml")
-        for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):
+        saved = read_predictions(run_dir).get(split, {"label": None, "phases": {}})
+        phases = {phase: (saved["label"], pred) for phase, pred in saved["phases"].items()}
+        for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):  # an older run's own copies
             phase = path.name[len("preds_") : -len(f"_{split}.npz")]
-            with np.load(path) as z:
-                part = pd.DataFrame({"image_index": z["image_index"], "label": z["label"], "pred": z["pred"]})
+            if phase not in phases:
+                with np.load(path) as z:
+                    phases[phase] = (z["label"], z["pred"])
+        for phase, (label, pred) in sorted(phases.items()):
+            part = pd.DataFrame(
+                {"image_index": np.arange(len(label)), "label": np.asarray(label, np.int64), "pred": np.asarray(pred, np.int64)}
+            )
             model = "dense" if phase == "dense" else f"{cfg.sparsity:g}/{phase}"
             parts.append(part.assign(seed=cfg.seed, run_id=run_dir.name, target_sparsity=cfg.sparsity, phase=phase, model=model))
     if not parts:

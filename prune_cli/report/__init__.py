@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -46,7 +47,8 @@ from .disparate import disparate_markdown, pruning_identified_exemplars, worst_c
 from .expect import check_expected, expect_markdown, load_expected, strict_failures
 from .html import write_html
 from .load import condition_keys, load_results
-from .scaling import scaling_report
+from .painter import PLOTS, SCALING, Painter
+from .scaling import fit_families, scaling_points, summary_lines
 from .summary import (
     accuracy_markdown,
     comparisons_markdown,
@@ -68,29 +70,69 @@ def build_report(
     plots: bool = True,
     baseline: Optional[str] = None,
     expect: Optional[str] = None,
+    parallel: Optional[bool] = None,
 ) -> dict[str, Path]:
     """Write every table and plot for the results folder `root`; returns {artifact name: path}.
     `baseline`: the method every other is compared with (default magnitude when present); a
     method not in the folder raises ValueError before anything is written. `expect`: an
     expected-values file or the name of one in configs/expected/ (expect.py); every point is
-    marked inside / outside its band in expect.csv."""
+    marked inside / outside its band in expect.csv. `parallel`: draw the figures in a forked
+    worker process while the statistics are computed (painter.py; default: when two CPUs are
+    usable); False draws them in this process. The files are the same either way."""
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
     out = Path(out) if out is not None else root / "report"
     expected = load_expected(expect) if expect is not None else None
+    with Painter(parallel if plots else False) as painter:
+        return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None)
+
+
+PLOT_ORDER = (
+    "accuracy_vs_compression.png",
+    "recall_change_vs_dense.png",
+    "regions_vs_sparsity.png",
+    "hessian_density.png",
+    "ntk_vs_width.png",
+)
+
+
+def _build(
+    root: Path,
+    out: Path,
+    confidence: float,
+    split: str,
+    baseline: Optional[str],
+    expected,
+    expect: Optional[str],
+    painter: Optional[Painter],
+) -> dict[str, Path]:
+    """build_report's body: each figure is handed to `painter` as soon as its data exists (None: no plots)."""
+    figures: dict[str, Future] = {}
+
+    def draw(name: str, function: str, *args, module: str = PLOTS) -> None:
+        if painter is not None:
+            figures[name] = painter.submit(module, function, *args)
+
     folder = load_results(root)
     metrics = folder.table("metrics.csv")
-    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
     out.mkdir(parents=True, exist_ok=True)
+    draw("regions_vs_sparsity.png", "regions_vs_sparsity", folder.table("regions.csv"), out)
+    draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
+    if len(metrics):
+        ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
+        draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out)
+    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
     written: dict[str, Path] = {}
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
+    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split)
     if len(summary):
         atomic_write_csv(summary, out / "summary.csv")
         written["summary.csv"] = out / "summary.csv"
+    scaling_md, scaling_files = _scaling(folder, out, split, draw)  # its files join `written` after the plots are drawn
 
     rd = recall_distortion_rows(folder)
     intens = per_class = worst = pd.DataFrame()
@@ -98,8 +140,9 @@ def build_report(
         rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
         if len(rd_split):
             keys = condition_keys(rd_split) + ["split", "phase"]
-            intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
             per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
+            draw("recall_change_vs_dense.png", "recall_change_vs_dense", per_class, out)
+            intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
             worst = worst_class_drops(rd_split, confidence)
             atomic_write_csv(intens, out / "intensification.csv")
             atomic_write_csv(per_class, out / "per_class_summary.csv")
@@ -194,22 +237,33 @@ def build_report(
             *[f"\n- {n}" for n in pie_notes],
             "",
         ]
-    scaling_md, scaling_files = scaling_report(folder, out, split, plots)
-    written.update(scaling_files)
     md += scaling_md
     md += ["## Evaluation standards", "", "```", *standards, "```", ""]
 
-    if plots:
-        from . import plots as plotting
-
-        drawn = plotting.draw_all(folder, summary, per_class, out, split)
-        written.update(drawn)
-        if drawn:
-            md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
+    if "scaling_fit.png" in figures and (path := figures["scaling_fit.png"].result()) is not None:
+        scaling_files["scaling_fit.png"] = path
+    written.update(scaling_files)
+    drawn = {name: path for name in PLOT_ORDER if name in figures and (path := figures[name].result()) is not None}
+    written.update(drawn)
+    if drawn:
+        md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
     (out / "summary.md").write_text("\n".join(md))
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     return written
+
+
+def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:
+    """scaling.scaling_report with its figure handed to `draw` (the painter): fit the law to every
+    family, write scaling_fit.csv, return the summary.md lines and the files."""
+    points = scaling_points(folder.table("metrics.csv"), folder.configs, split)
+    if not len(points):
+        return [], {}
+    table, fitted = fit_families(points)
+    written = {"scaling_fit.csv": out / "scaling_fit.csv"}
+    atomic_write_csv(table, written["scaling_fit.csv"])
+    draw("scaling_fit.png", "plot_fits", fitted, out, module=SCALING)
+    return summary_lines(table), written
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
