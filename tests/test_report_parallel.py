@@ -1,0 +1,107 @@
+"""prune-report draws its figures in a forked worker process while it computes the statistics
+(prune_cli/report/painter.py): the files are byte for byte those of drawing in-process, the figures
+are really drawn by another process, and an error or a warning raised while drawing reaches the
+caller (nothing silent)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prune_cli.report import build_report
+from prune_cli.report import plots as plotting
+from prune_cli.report.painter import Painter
+from test_report_card import LEVELS, _run
+
+needs_fork = pytest.mark.skipif(not Painter(parallel=True).parallel, reason="no fork start method here")
+
+
+def _folder(root, levels=LEVELS, seeds=3):
+    """Two methods x `levels` x `seeds` of one dataset, with per-class recalls and region counts (so
+    the accuracy, recall-change and regions figures are all drawn; with five levels, the scaling law too)."""
+    rng = np.random.default_rng(0)
+    for score in ("magnitude", "random"):
+        for s in levels:
+            for seed in range(seeds):
+                _run(root, "synthetic", "mlp", score, s, seed)
+                run_dir = next(d for d in (root / "runs").iterdir() if d.name.endswith(f"-{score}-s{s:g}-seed{seed}"))
+                ctx = pd.read_csv(run_dir / "metrics.csv").iloc[0].drop(["phase", "split", "metric", "value", "dense_value"])
+                dense = rng.uniform(0.6, 0.9, 3)
+                per_class = [
+                    {**ctx, "phase": phase, "split": "test", "class": c, "recall": r, "precision": r, "support": 30}
+                    for phase, recalls in (("dense", dense), ("finetuned", dense - rng.uniform(0, s / 4, 3)))
+                    for c, r in enumerate(recalls)
+                ]
+                pd.DataFrame(per_class).to_csv(run_dir / "per_class.csv", index=False)
+                regions = [{**ctx, "phase": "finetuned", "lr_count": int(100 * (1 - s)) + seed + 1, "ub_serra": 500.0}]
+                pd.DataFrame(regions).to_csv(run_dir / "regions.csv", index=False)
+    return root
+
+
+@needs_fork
+def test_worker_draws_the_same_files_as_in_process(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "r")
+    drawn_by = tmp_path / "pids"
+    drawn_by.mkdir()
+    save = plotting._save
+
+    def recording_save(fig, path):
+        (drawn_by / path.name).write_text(str(os.getpid()))
+        return save(fig, path)
+
+    monkeypatch.setattr(plotting, "_save", recording_save)  # a forked worker inherits the patch
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parallel = build_report(root, tmp_path / "parallel", parallel=True)
+    pids = {p.name: int(p.read_text()) for p in drawn_by.iterdir()}
+    for p in drawn_by.iterdir():
+        p.unlink()
+    serial = build_report(root, tmp_path / "serial", parallel=False)
+    assert {"accuracy_vs_compression.png", "recall_change_vs_dense.png", "regions_vs_sparsity.png", "scaling_fit.png"} <= set(pids)
+    assert all(pid != os.getpid() for pid in pids.values()), "the figures were drawn in this process"
+    assert {int(p.read_text()) for p in drawn_by.iterdir()} == {os.getpid()}
+    assert list(parallel) == list(serial)  # the same artifacts, in the same order
+    for name, path in parallel.items():
+        assert path.read_bytes() == serial[name].read_bytes(), name
+
+
+@needs_fork
+@pytest.mark.parametrize("kind", ["error", "warning"])
+def test_an_error_or_warning_while_drawing_reaches_the_caller(tmp_path, monkeypatch, kind):
+    root = _folder(tmp_path / "r", levels=(0.5, 0.9), seeds=2)
+
+    def failing(*args, **kwargs):
+        if kind == "error":
+            raise RuntimeError("the figure could not be drawn")
+        warnings.warn("a warning while drawing", UserWarning)
+
+    monkeypatch.setattr(plotting, "regions_vs_sparsity", failing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the worker is forked with these filters
+        with pytest.raises(RuntimeError if kind == "error" else UserWarning, match="could not be drawn|while drawing"):
+            build_report(root, tmp_path / "out", parallel=True)
+
+
+def test_prune_report_starts_its_worker_before_the_heavy_imports():
+    """`import prune_cli.report` (what the prune-report entry point loads before forking) imports
+    neither pandas, scipy nor matplotlib: the worker does not inherit them half-loaded and starts early."""
+    code = "import sys, prune_cli.report; print(sorted(m for m in ('pandas', 'scipy', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_cli_report_with_and_without_plots(tmp_path, capsys):
+    from prune_cli.report import main
+
+    root = _folder(tmp_path / "r", levels=(0.5, 0.9), seeds=2)
+    main([str(root), "--out", str(tmp_path / "a")])
+    main([str(root), "--out", str(tmp_path / "b"), "--no-plots"])
+    assert (tmp_path / "a" / "recall_change_vs_dense.png").exists() and not list((tmp_path / "b").glob("*.png"))
+    for name in ("summary.csv", "worst_class.csv", "comparisons.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
