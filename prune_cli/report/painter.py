@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import warnings
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Optional
 
@@ -50,7 +51,11 @@ class Painter:
         self._pool: Optional[ProcessPoolExecutor] = None
         if parallel and "fork" in multiprocessing.get_all_start_methods():
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-            self._pool.submit(_warm_up)
+            with warnings.catch_warnings():
+                # Python 3.12+ warns when a process with threads forks (numpy's BLAS threads, when a
+                # library caller has imported it): the worker only imports modules and draws.
+                warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning)
+                self._pool.submit(_warm_up)  # the fork happens here
 
     @property
     def parallel(self) -> bool:
