@@ -89,13 +89,13 @@ def _build(
 
     folder = load_results(root)
     metrics = folder.table("metrics.csv")
+    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)  # a bad baseline: nothing created
     out.mkdir(parents=True, exist_ok=True)
     draw("regions_vs_sparsity.png", "regions_vs_sparsity", folder.table("regions.csv"), out)
     draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
     if len(metrics):
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
         draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out)
-    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
     written: dict[str, Path] = {}
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
