@@ -8,7 +8,9 @@ Then, interleaved and repeated, the script times in this process:
   floor      reading every per-run CSV and config.yaml with plain pandas / yaml (the I/O floor)
   load       prune_cli.results.load
   tables     build_report(plots=False)
-  report     build_report(plots=True)
+  report     build_report(plots=True) (the figures in a second process when a CPU is idle)
+  report1    build_report(plots=True, parallel=False): everything in this process
+  report2    build_report(plots=True, parallel=True): the figures in a forked worker, whatever the load
 
 and prints medians, the ratio of each to the floor, and the machine load; `--profile` prints the
 top functions of one report under cProfile.
@@ -185,6 +187,8 @@ def main() -> None:
             "load": lambda: load(root),
             "tables": lambda: build_report(root, tmp / "out_tables", plots=False),
             "report": lambda: build_report(root, tmp / "out_report", plots=True),
+            "report1": lambda: build_report(root, tmp / "out_report1", plots=True, parallel=False),
+            "report2": lambda: build_report(root, tmp / "out_report2", plots=True, parallel=True),
         }
         if args.compare_with is not None:
             compare(root, tmp, args.compare_with, args.repeats, args.runs)

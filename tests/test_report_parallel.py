@@ -5,6 +5,7 @@ caller (nothing silent)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -16,10 +17,10 @@ import pytest
 
 from prune_cli.report import build_report
 from prune_cli.report import plots as plotting
-from prune_cli.report.painter import Painter
+from prune_cli.report import painter
 from test_report_card import LEVELS, _run
 
-needs_fork = pytest.mark.skipif(not Painter(parallel=True).parallel, reason="no fork start method here")
+needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork start method here")
 
 
 def _folder(root, levels=LEVELS, seeds=3):
@@ -105,3 +106,18 @@ def test_cli_report_with_and_without_plots(tmp_path, capsys):
     assert (tmp_path / "a" / "recall_change_vs_dense.png").exists() and not list((tmp_path / "b").glob("*.png"))
     for name in ("summary.csv", "worst_class.csv", "comparisons.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_the_worker_is_used_only_when_a_cpu_is_idle(monkeypatch):
+    monkeypatch.setattr(painter, "usable_cpus", lambda: 2)
+    for load, idle in ((0.3, True), (1.9, True), (2.0, False), (8.5, False)):
+        monkeypatch.setattr(painter.os, "getloadavg", lambda load=load: (load, load, load))
+        assert painter.idle_cpu() is idle, load
+    monkeypatch.setattr(painter, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(painter.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert not painter.idle_cpu()
+    with painter.Painter(parallel=False) as serial:  # drawn here; an exception comes back through result()
+        assert not serial.parallel
+        future = serial.submit("builtins", "divmod", 7, 0)
+        with pytest.raises(ZeroDivisionError):
+            future.result()

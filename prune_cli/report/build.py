@@ -47,8 +47,8 @@ def build_report(
     method not in the folder raises ValueError before anything is written. `expect`: an
     expected-values file or the name of one in configs/expected/ (expect.py); every point is
     marked inside / outside its band in expect.csv. `parallel`: draw the figures in a forked
-    worker process while the statistics are computed (painter.py; default: when two CPUs are
-    usable); False draws them in this process. The files are the same either way. `painter`: a
+    worker process while the statistics are computed (painter.py; default: when a second CPU is
+    idle, painter.idle_cpu); False draws them in this process. The files are the same either way. `painter`: a
     running Painter to use instead (prune-report's main starts it before its imports)."""
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")

@@ -10,7 +10,8 @@ The worker is forked (not spawned), so it starts with every module the parent ha
 imported and with the parent's warning filters: a warning raised while drawing is raised as it
 would be in-process. A figure's exception is raised again in the parent by `result()`. Where
 fork is not available or only one CPU is usable, or with `parallel=False`, each figure is drawn
-in this process when it is submitted: the same functions, the same files."""
+in this process when it is submitted: the same functions, the same files. By default the worker is
+used when a CPU is idle (`idle_cpu`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def idle_cpu() -> bool:
+    """Whether a second process would find a CPU to run on: more than one usable CPU and a 1-minute
+    load average below their number. The worker imports pandas and matplotlib itself (about 10 % more
+    CPU time in all); on a machine whose CPUs are all busy it only takes CPU time from the report
+    (100 runs at load 8.5 on 2 CPUs: 20.1 s wall in two processes, 16.6 s in one; docs/report.md)."""
+    cpus = usable_cpus()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        load = 0.0
+    return cpus > 1 and load < cpus
+
+
 def _warm_up() -> None:
     """The worker's first task: import matplotlib (Agg) and the plotting module before any figure arrives."""
     importlib.import_module(PLOTS)
@@ -47,7 +61,7 @@ class Painter:
 
     def __init__(self, parallel: Optional[bool] = None) -> None:
         if parallel is None:
-            parallel = usable_cpus() > 1
+            parallel = idle_cpu()
         self._pool: Optional[ProcessPoolExecutor] = None
         if parallel and "fork" in multiprocessing.get_all_start_methods():
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
