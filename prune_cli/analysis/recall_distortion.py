@@ -136,16 +136,24 @@ def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = Non
     and the three statistics."""
     keys = [k for k in (DEFAULT_KEYS if keys is None else keys) if k in rows.columns]
     model_keys = keys + [k for k in ("seed", "run_id") if k in rows.columns and k not in keys]
+    if not len(rows):
+        return pd.DataFrame(columns=model_keys + list(STATISTICS))
+    # The models' rows as slices of arrays sorted by (model, class): a pandas group and sort per model
+    # took most of prune-report's time on 1,000 runs (scripts/bench_report.py).
+    model = rows.groupby(model_keys, dropna=False, sort=True).ngroup().to_numpy()
+    order = np.lexsort((rows["class"].to_numpy(), model))
+    starts = np.flatnonzero(np.r_[True, np.diff(model[order]) != 0])
+    recall, accuracy, dense_recall, dense_accuracy = (
+        rows[c].to_numpy(float)[order] for c in ("recall", "accuracy", "dense_recall", "dense_accuracy")
+    )
+    identity = rows[model_keys].iloc[order[starts]].to_dict(orient="records")
     out = []
-    for group, df in rows.groupby(model_keys, dropna=False, sort=True):
-        df = df.sort_values("class")
+    for ident, lo, hi in zip(identity, starts, np.r_[starts[1:], len(order)]):
         with np.errstate(divide="ignore", invalid="ignore"):  # a collapsed model (accuracy 0): rho is undefined, NaN
-            rho = (df["recall"].to_numpy(float) - df["accuracy"].to_numpy(float)) / df["accuracy"].to_numpy(float)
-            rho0 = (df["dense_recall"].to_numpy(float) - df["dense_accuracy"].to_numpy(float)) / df["dense_accuracy"].to_numpy(float)
+            rho = (recall[lo:hi] - accuracy[lo:hi]) / accuracy[lo:hi]
+            rho0 = (dense_recall[lo:hi] - dense_accuracy[lo:hi]) / dense_accuracy[lo:hi]
         stats = intensification(rho0, rho)
-        out.append(
-            {**dict(zip(model_keys, group if isinstance(group, tuple) else (group,))), **{k: float(v) for k, v in stats.items()}}
-        )
+        out.append({**ident, **{k: float(v) for k, v in stats.items()}})
     return pd.DataFrame(out, columns=model_keys + list(STATISTICS))
 
 
