@@ -110,7 +110,7 @@ def test_cli_report_with_and_without_plots(tmp_path, capsys):
 
 def test_the_worker_is_used_only_when_a_cpu_is_idle(monkeypatch):
     monkeypatch.setattr(painter, "usable_cpus", lambda: 2)
-    for load, idle in ((0.3, True), (1.9, True), (2.0, False), (8.5, False)):
+    for load, idle in ((0.3, True), (2.9, True), (3.0, False), (8.5, False)):
         monkeypatch.setattr(painter.os, "getloadavg", lambda load=load: (load, load, load))
         assert painter.idle_cpu() is idle, load
     monkeypatch.setattr(painter, "usable_cpus", lambda: 1)

@@ -34,16 +34,17 @@ def usable_cpus() -> int:
 
 
 def idle_cpu() -> bool:
-    """Whether a second process would find a CPU to run on: more than one usable CPU and a 1-minute
-    load average below their number. The worker imports pandas and matplotlib itself (about 10 % more
-    CPU time in all); on a machine whose CPUs are all busy it only takes CPU time from the report
-    (100 runs at load 8.5 on 2 CPUs: 20.1 s wall in two processes, 16.6 s in one; docs/report.md)."""
+    """Whether a second process would find CPU time: more than one usable CPU and a 1-minute load
+    average below 1.5 per CPU. The worker imports pandas and matplotlib itself (about 5 % more CPU
+    time in all); on a machine whose CPUs are all busy it only takes CPU time from the report. On 2
+    CPUs, 100 runs: at load 2.5 the report took 2.2 s with the worker and 3.4 s without, at load 8.5
+    20.1 s with it and 16.6 s without (scripts/bench_report.py, docs/report.md)."""
     cpus = usable_cpus()
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform
         load = 0.0
-    return cpus > 1 and load < cpus
+    return cpus > 1 and load < 1.5 * cpus
 
 
 def _warm_up() -> None:
