@@ -89,9 +89,9 @@ def test_an_error_or_warning_while_drawing_reaches_the_caller(tmp_path, monkeypa
             build_report(root, tmp_path / "out", parallel=True)
 
 
-def test_prune_report_starts_its_worker_before_the_heavy_imports():
-    """`import prune_cli.report` (what the prune-report entry point loads before forking) imports
-    neither pandas, scipy nor matplotlib: the worker does not inherit them half-loaded and starts early."""
+def test_the_entry_point_checks_its_arguments_before_the_heavy_imports():
+    """`import prune_cli.report` (what the prune-report entry point loads) imports neither pandas,
+    scipy nor matplotlib: those come with build.py, after the arguments are checked."""
     code = "import sys, prune_cli.report; print(sorted(m for m in ('pandas', 'scipy', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "[]"

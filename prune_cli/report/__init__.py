@@ -36,8 +36,6 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .painter import Painter
-
 __all__ = ["build_report", "main"]
 
 
@@ -86,23 +84,20 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.error(f"results folder {args.results_dir} does not exist")
     if not 0 < args.confidence < 1:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
-    # The drawing process starts before pandas and scipy are imported here, and imports matplotlib meanwhile.
-    with Painter(False if args.no_plots else None) as painter:
-        from .build import build_report
+    from .build import build_report  # pandas, scipy: imported here, after the arguments are checked
 
-        try:
-            written = build_report(
-                args.results_dir,
-                args.out,
-                args.confidence,
-                args.split,
-                plots=not args.no_plots,
-                baseline=args.baseline,
-                expect=args.expect,
-                painter=painter,
-            )
-        except ValueError as e:
-            parser.error(str(e))
+    try:
+        written = build_report(
+            args.results_dir,
+            args.out,
+            args.confidence,
+            args.split,
+            plots=not args.no_plots,
+            baseline=args.baseline,
+            expect=args.expect,
+        )
+    except ValueError as e:
+        parser.error(str(e))
     import pandas as pd
 
     from .expect import strict_failures

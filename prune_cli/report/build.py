@@ -1,6 +1,6 @@
 """`build_report`: the body of prune-report (the package docstring lists what it writes). Kept out of
-prune_cli/report/__init__.py so that `prune-report` can start its drawing process (painter.py)
-before it imports pandas and scipy: the worker imports matplotlib while this module loads."""
+prune_cli/report/__init__.py, which the `prune-report` entry point imports, so that the command
+checks its arguments before it loads pandas and scipy."""
 
 from __future__ import annotations
 
@@ -40,7 +40,6 @@ def build_report(
     baseline: Optional[str] = None,
     expect: Optional[str] = None,
     parallel: Optional[bool] = None,
-    painter: Optional[Painter] = None,
 ) -> dict[str, Path]:
     """Write every table and plot for the results folder `root`; returns {artifact name: path}.
     `baseline`: the method every other is compared with (default magnitude when present); a
@@ -48,17 +47,14 @@ def build_report(
     expected-values file or the name of one in configs/expected/ (expect.py); every point is
     marked inside / outside its band in expect.csv. `parallel`: draw the figures in a forked
     worker process while the statistics are computed (painter.py; default: when a second CPU is
-    idle, painter.idle_cpu); False draws them in this process. The files are the same either way. `painter`: a
-    running Painter to use instead (prune-report's main starts it before its imports)."""
+    idle, painter.idle_cpu); False draws them in this process. The files are the same either way."""
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
     out = Path(out) if out is not None else root / "report"
     expected = load_expected(expect) if expect is not None else None
-    if painter is not None:
+    with Painter(parallel if plots else False) as painter:
         return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None)
-    with Painter(parallel if plots else False) as own:
-        return _build(root, out, confidence, split, baseline, expected, expect, own if plots else None)
 
 
 PLOT_ORDER = (

@@ -2,7 +2,8 @@
 
 Importing matplotlib and drawing the figures took about half of `prune-report`'s time on a
 100-run folder, and the statistics (pandas, scipy) the other half (scripts/bench_report.py,
-docs/report.md#speed). A `Painter` forks one worker process when the report starts: the worker
+docs/report.md). A `Painter` forks one worker process when the report starts (after the imports
+of pandas and scipy, which it shares with the parent instead of importing them again): the worker
 imports matplotlib while the parent reads the folder, and then draws each figure as soon as the
 parent hands it the figure's data, so on two cores the two halves overlap.
 
