@@ -38,8 +38,9 @@ def idle_cpu() -> bool:
     """Whether a second process would find CPU time: more than one usable CPU and a 1-minute load
     average below 1.5 per CPU. The worker imports pandas and matplotlib itself (about 5 % more CPU
     time in all); on a machine whose CPUs are all busy it only takes CPU time from the report. On 2
-    CPUs, 100 runs: at load 2.5 the report took 2.2 s with the worker and 3.4 s without, at load 8.5
-    20.1 s with it and 16.6 s without (scripts/bench_report.py, docs/report.md)."""
+    CPUs, 100 runs: at load 2.6 the report took 2.2 s with the worker and 3.4 s without; at load 8.5
+    the command with a worker took 20.1 s, the previous version in one process 16.6 s
+    (scripts/bench_report.py, docs/report.md)."""
     cpus = usable_cpus()
     try:
         load = os.getloadavg()[0]
