@@ -47,7 +47,7 @@ def _folder(root, levels=LEVELS, seeds=3):
 
 @needs_fork
 def test_worker_draws_the_same_files_as_in_process(tmp_path, monkeypatch):
-    root = _folder(tmp_path / "r")
+    root = _folder(tmp_path / "r", seeds=2)
     drawn_by = tmp_path / "pids"
     drawn_by.mkdir()
     save = plotting._save
