@@ -73,6 +73,9 @@ def test_gradual_run_writes_each_phase_once_and_stores_predictions_once(tmp_path
         for phase, pred in kept["phases"].items():  # the accuracy of metrics.csv, from the saved predictions
             row = metrics[(metrics.phase == phase) & (metrics.split == split) & (metrics.metric == "accuracy")]
             assert float(np.mean(pred == kept["label"])) == pytest.approx(row["value"].item(), abs=1e-12)
+    only_val = read_predictions(run_dir, "val")  # the report reads one split
+    assert list(only_val) == ["val"] and only_val["val"]["label"].tolist() == saved["val"]["label"].tolist()
+    assert {p: a.tolist() for p, a in only_val["val"]["phases"].items()} == {p: a.tolist() for p, a in saved["val"]["phases"].items()}
     long = load_predictions([run_dir], split="test")  # the randomisation null's input, from the one copy
     assert set(long["model"]) == {"dense"} | {f"0.8/{p}" for p in phases if p != "dense"}
     assert len(long) == len(phases) * len(saved["test"]["label"])

@@ -352,7 +352,7 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFr
     parts = []
     for run_dir in map(Path, run_dirs):
         cfg = OmegaConf.load(run_dir / "config.yaml")
-        saved = read_predictions(run_dir).get(split, {"label": None, "phases": {}})
+        saved = read_predictions(run_dir, split).get(split, {"label": None, "phases": {}})
         phases = {phase: (saved["label"], pred) for phase, pred in saved["phases"].items()}
         for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):  # an older run's own copies
             phase = path.name[len("preds_") : -len(f"_{split}.npz")]

@@ -77,17 +77,20 @@ def _parts(run_dir: Path) -> list[tuple[str, str, Path]]:
     return [(*p.stem.rsplit("_", 1), p) for p in sorted(folder.glob("*.npz"))]
 
 
-def _arrays(run_dir: Path) -> dict[str, np.ndarray]:
-    """The file format's arrays (label_<split>, pred_<phase>_<split>) of predictions.npz and the parts (parts win)."""
+def _arrays(run_dir: Path, split: str | None = None) -> dict[str, np.ndarray]:
+    """The file format's arrays (label_<split>, pred_<phase>_<split>) of predictions.npz and the parts
+    (parts win); only those of `split` when given (each array of the file is decompressed on access)."""
     arrays: dict[str, np.ndarray] = {}
     path = run_dir / PREDICTIONS_FILE
     if path.exists():
         with np.load(path) as saved:
-            arrays = {k: saved[k] for k in saved.files}
-    for phase, split, part in _parts(run_dir):
+            arrays = {k: saved[k] for k in saved.files if split is None or k.endswith(f"_{split}")}
+    for phase, part_split, part in _parts(run_dir):
+        if split is not None and part_split != split:
+            continue
         with np.load(part) as saved:
-            arrays[f"label_{split}"] = saved["label"]
-            arrays[f"pred_{phase}_{split}"] = saved["pred"]
+            arrays[f"label_{part_split}"] = saved["label"]
+            arrays[f"pred_{phase}_{part_split}"] = saved["pred"]
     return arrays
 
 
@@ -103,11 +106,11 @@ def merge_parts(run_dir: str | Path) -> Path | None:
     return path
 
 
-def read_predictions(run_dir: str | Path) -> dict[str, dict]:
-    """{split: {"label": array, "phases": {phase: array}}} of one run (int64); {} when the run saved
-    none (a run made before predictions were saved)."""
+def read_predictions(run_dir: str | Path, split: str | None = None) -> dict[str, dict]:
+    """{split: {"label": array, "phases": {phase: array}}} of one run (int64), of every split or of
+    `split` only; {} when the run saved none (a run made before predictions were saved)."""
     out: dict[str, dict] = {}
-    arrays = _arrays(Path(run_dir))
+    arrays = _arrays(Path(run_dir), split)
     for key, value in arrays.items():
         if key.startswith("label_"):
             out.setdefault(key[len("label_") :], {"label": None, "phases": {}})["label"] = value.astype(np.int64)

@@ -144,7 +144,7 @@ def pruning_identified_exemplars(folder: ResultsFolder, split: str = "test") -> 
         return pd.DataFrame(), pd.DataFrame(), []
     context = [c for c in ("dataset", "model", "method", "schedule", "target_sparsity") if c in metrics.columns]
     runs = folder.runs.merge(metrics.drop_duplicates("run_id")[["run_id", *context]], on="run_id", how="inner")
-    preds = {r: read_predictions(folder.root / "runs" / r).get(split) for r in runs["run_id"]}
+    preds = {r: read_predictions(folder.root / "runs" / r, split).get(split) for r in runs["run_id"]}
     runs = runs[[preds[r] is not None for r in runs["run_id"]]]
     notes: list[str] = []
     missing = len(folder.runs) - len(runs)
