@@ -8,15 +8,20 @@ Then, interleaved and repeated, the script times in this process:
   floor      reading every per-run CSV and config.yaml with plain pandas / yaml (the I/O floor)
   load       prune_cli.results.load
   tables     build_report(plots=False)
-  report     build_report(plots=True)
+  report     build_report(plots=True) (the figures in a second process when a CPU is idle)
+  report1    build_report(plots=True, parallel=False): everything in this process
+  report2    build_report(plots=True, parallel=True): the figures in a forked worker, whatever the load
 
 and prints medians, the ratio of each to the floor, and the machine load; `--profile` prints the
 top functions of one report under cProfile.
 
 `--compare-with SRC` (a source tree of another version, e.g. `git archive <commit> | tar -x -C SRC`)
-times whole reports (build_report with plots, in a fresh interpreter each, imports excluded) of this
-checkout and of SRC, interleaved, and prints medians of wall and CPU time and their ratios: the
-previous code path measured against the current one in the same session.
+times the whole `prune-report ROOT` command (`python -m prune_cli.report`, a fresh process each time:
+imports, the drawing process and every file included) of this checkout and of SRC, interleaved,
+and prints medians of wall time and of CPU time (the command and every process it waited for) and
+their ratios, with the load average before and after: the previous code path measured against the
+current one in the same session. Only the wall time at a low load says what a user waits; under
+load the CPU time is the steadier figure.
 
     python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile] [--compare-with SRC]
 """
@@ -27,6 +32,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import subprocess
@@ -99,46 +105,55 @@ def floor(root: Path) -> None:
         yaml.safe_load((d / "config.yaml").read_text())
 
 
-CHILD = """
-import sys, time
-from pathlib import Path
-t0, c0 = time.perf_counter(), time.process_time()
-import prune_cli
-from prune_cli.report import build_report
-t1, c1 = time.perf_counter(), time.process_time()
-build_report(Path(sys.argv[1]), Path(sys.argv[2]), plots=True)
-print(time.perf_counter() - t1, time.process_time() - c1, t1 - t0, prune_cli.__file__)
-"""
+def timed_command(src: Path, root: Path, out: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of `python -m prune_cli.report root --out out` run from the source tree `src`."""
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "prune_cli.report", str(root), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=src,  # `-m` puts the working directory first on sys.path, before PYTHONPATH
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> None:
-    """Whole reports of this checkout and of `other`, each in a fresh interpreter, interleaved."""
+    """Whole `prune-report` commands of this checkout and of `other`, each a fresh process, interleaved."""
     here = Path(__file__).resolve().parents[1]
     sources = {"current": here, "other": other.resolve()}
+    for name, src in sources.items():
+        found = subprocess.run(
+            [sys.executable, "-c", "import prune_cli; print(prune_cli.__file__)"],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(src)},
+            cwd=src,
+        ).stdout.strip()
+        if Path(found).resolve().parents[1] != src:
+            raise SystemExit(f"the {name} command would import {found}, not the tree {src}")
     wall: dict[str, list[float]] = {k: [] for k in sources}
     cpu: dict[str, list[float]] = {k: [] for k in sources}
+    load_before = os.getloadavg()[0]
     for r in range(repeats):
         for name, src in sources.items():
-            env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-            out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(root), str(tmp / f"out_{name}_{r}")],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd=src,  # `python -c` puts the working directory first on sys.path, before PYTHONPATH
-            ).stdout.split()
-            if Path(out[3]).resolve().parents[1] != src:
-                raise SystemExit(f"the {name} report imported {out[3]}, not the tree {src}")
-            wall[name].append(float(out[0]))
-            cpu[name].append(float(out[1]))
-    load = os.getloadavg()[0]
-    print(f"{n_runs} runs, whole report with plots, {repeats} interleaved repeats, load average {load:.2f} on {os.cpu_count()} CPUs")
+            w, c = timed_command(src, root, tmp / f"out_{name}_{r}")
+            wall[name].append(w)
+            cpu[name].append(c)
+    print(
+        f"{n_runs} runs, the whole prune-report command, {repeats} interleaved repeats, load average "
+        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs"
+    )
     for name in sources:
         print(
             f"  {name:8s} ({sources[name]}): wall median {statistics.median(wall[name]):7.2f} s, "
             f"CPU median {statistics.median(cpu[name]):7.2f} s"
-            "  all wall: " + " ".join(f"{t:.2f}" for t in wall[name])
+            "  all wall: " + " ".join(f"{t:.2f}" for t in wall[name]) + "  all CPU: " + " ".join(f"{t:.2f}" for t in cpu[name])
         )
     print(
         f"  other / current: wall {statistics.median(wall['other']) / statistics.median(wall['current']):.2f}x, "
@@ -154,6 +169,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--compare-with", type=Path, default=None, help="source tree of another version to time against")
     parser.add_argument("--skip-cases", action="store_true", help="only the --compare-with timing")
+    parser.add_argument("--keep", type=Path, default=None, help="also copy the synthesised results folder here")
     args = parser.parse_args()
 
     from prune_cli.report import build_report
@@ -164,11 +180,15 @@ def main() -> None:
         template = args.template or make_template(tmp)
         root = tmp / "bench"
         synthesise(template, root, args.runs)
+        if args.keep is not None:
+            shutil.copytree(root, args.keep, dirs_exist_ok=True)
         cases = {
             "floor": lambda: floor(root),
             "load": lambda: load(root),
             "tables": lambda: build_report(root, tmp / "out_tables", plots=False),
             "report": lambda: build_report(root, tmp / "out_report", plots=True),
+            "report1": lambda: build_report(root, tmp / "out_report1", plots=True, parallel=False),
+            "report2": lambda: build_report(root, tmp / "out_report2", plots=True, parallel=True),
         }
         if args.compare_with is not None:
             compare(root, tmp, args.compare_with, args.repeats, args.runs)

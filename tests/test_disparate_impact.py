@@ -18,7 +18,7 @@ from prune_cli.training import evaluate
 from prune_cli.report.disparate import exemplar_table, pruning_identified_exemplars, worst_class_drops
 from prune_cli.report.load import load_results
 from prune_cli.results.predictions import read_predictions
-from prune_cli.run.recorder import save_predictions
+from prune_cli.core.predictions import merge_parts, save_phase
 
 
 # ----------------------------------------------------------------------------- ECE
@@ -169,8 +169,9 @@ def _fake_run(root, run_id, method, sparsity, seed, dense_preds, final_preds):
     ]
     pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
     labels = torch.tensor(LABELS)
-    save_predictions(run / "predictions.npz", "dense", {"test": (labels, torch.tensor(dense_preds))}, 4)
-    save_predictions(run / "predictions.npz", "finetuned", {"test": (labels, torch.tensor(final_preds))}, 4)
+    save_phase(run, "dense", {"test": (labels, torch.tensor(dense_preds))}, 4)
+    save_phase(run, "finetuned", {"test": (labels, torch.tensor(final_preds))}, 4)
+    merge_parts(run)  # what a completed run leaves
     (run / "COMPLETE").write_text("")
 
 

@@ -16,6 +16,7 @@ from scipy import stats
 
 from prune_cli.data.splits import DataSplits
 from tests.helpers import metric_context
+from prune_cli.core.predictions import read_predictions
 from prune_cli.metrics import METRICS
 from prune_cli.analysis.recall_distortion import (
     class_counts,
@@ -275,8 +276,8 @@ def test_metric_rows_match_direct_counts(tmp_path):
     assert r.accuracy == pytest.approx(float((p == y).float().mean()))
     scalars = {s["metric"]: s["value"] for s in out.scalars}
     assert set(scalars) == {"alpha_t_ours", "I_t", "frac_intensified"}
-    with np.load(tmp_path / "preds_pruned_test.npz") as z:
-        assert (z["pred"] == p.numpy()).all() and (z["label"] == y.numpy()).all()
+    saved = read_predictions(tmp_path)["test"]  # the run's predictions file (the recorder saves none in this test)
+    assert (saved["phases"]["pruned"] == p.numpy()).all() and (saved["label"] == y.numpy()).all()
 
 
 def test_collapsed_model_gives_nan_rho_without_a_warning():

@@ -136,16 +136,24 @@ def per_model_statistics(rows: pd.DataFrame, keys: Optional[Sequence[str]] = Non
     and the three statistics."""
     keys = [k for k in (DEFAULT_KEYS if keys is None else keys) if k in rows.columns]
     model_keys = keys + [k for k in ("seed", "run_id") if k in rows.columns and k not in keys]
+    if not len(rows):
+        return pd.DataFrame(columns=model_keys + list(STATISTICS))
+    # The models' rows as slices of arrays sorted by (model, class): a pandas group and sort per model
+    # took most of prune-report's time on 1,000 runs (scripts/bench_report.py).
+    model = rows.groupby(model_keys, dropna=False, sort=True).ngroup().to_numpy()
+    order = np.lexsort((rows["class"].to_numpy(), model))
+    starts = np.flatnonzero(np.r_[True, np.diff(model[order]) != 0])
+    recall, accuracy, dense_recall, dense_accuracy = (
+        rows[c].to_numpy(float)[order] for c in ("recall", "accuracy", "dense_recall", "dense_accuracy")
+    )
+    identity = rows[model_keys].iloc[order[starts]].to_dict(orient="records")
     out = []
-    for group, df in rows.groupby(model_keys, dropna=False, sort=True):
-        df = df.sort_values("class")
+    for ident, lo, hi in zip(identity, starts, np.r_[starts[1:], len(order)]):
         with np.errstate(divide="ignore", invalid="ignore"):  # a collapsed model (accuracy 0): rho is undefined, NaN
-            rho = (df["recall"].to_numpy(float) - df["accuracy"].to_numpy(float)) / df["accuracy"].to_numpy(float)
-            rho0 = (df["dense_recall"].to_numpy(float) - df["dense_accuracy"].to_numpy(float)) / df["dense_accuracy"].to_numpy(float)
+            rho = (recall[lo:hi] - accuracy[lo:hi]) / accuracy[lo:hi]
+            rho0 = (dense_recall[lo:hi] - dense_accuracy[lo:hi]) / dense_accuracy[lo:hi]
         stats = intensification(rho0, rho)
-        out.append(
-            {**dict(zip(model_keys, group if isinstance(group, tuple) else (group,))), **{k: float(v) for k, v in stats.items()}}
-        )
+        out.append({**ident, **{k: float(v) for k, v in stats.items()}})
     return pd.DataFrame(out, columns=model_keys + list(STATISTICS))
 
 
@@ -332,18 +340,29 @@ def randomisation_null(
 
 
 def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFrame:
-    """Per-image predictions saved by the metric (`save_predictions: true`) as one long table.
+    """Per-image predictions of the runs as one long table: each run's predictions file
+    (prune_cli/core/predictions.py), and the preds_<phase>_<split>.npz copies that older versions of
+    the metric wrote (read for the phases the file lacks).
 
     Columns: seed, run_id, target_sparsity, phase, model, image_index, label, pred; `model` is "dense"
     for the dense phase (kept once per seed: every run of a seed shares its dense model) and
     "<target_sparsity>/<phase>" otherwise, ready for `randomisation_null`."""
+    from ..core.predictions import read_predictions
+
     parts = []
     for run_dir in map(Path, run_dirs):
         cfg = OmegaConf.load(run_dir / "config.yaml")
-        for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):
+        saved = read_predictions(run_dir, split).get(split, {"label": None, "phases": {}})
+        phases = {phase: (saved["label"], pred) for phase, pred in saved["phases"].items()}
+        for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):  # an older run's own copies
             phase = path.name[len("preds_") : -len(f"_{split}.npz")]
-            with np.load(path) as z:
-                part = pd.DataFrame({"image_index": z["image_index"], "label": z["label"], "pred": z["pred"]})
+            if phase not in phases:
+                with np.load(path) as z:
+                    phases[phase] = (z["label"], z["pred"])
+        for phase, (label, pred) in sorted(phases.items()):
+            part = pd.DataFrame(
+                {"image_index": np.arange(len(label)), "label": np.asarray(label, np.int64), "pred": np.asarray(pred, np.int64)}
+            )
             model = "dense" if phase == "dense" else f"{cfg.sparsity:g}/{phase}"
             parts.append(part.assign(seed=cfg.seed, run_id=run_dir.name, target_sparsity=cfg.sparsity, phase=phase, model=model))
     if not parts:

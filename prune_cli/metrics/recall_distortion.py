@@ -2,32 +2,27 @@
 
 The formulas, the across-seed summaries and the randomisation null are in
 prune_cli/analysis/recall_distortion.py (Good et al., NeurIPS 2022); this adapter evaluates the
-models, writes recall_distortion.csv rows and the model-level statistics, and optionally saves the
-per-image predictions that `load_predictions` reads back.
+models, writes recall_distortion.csv rows and the model-level statistics, and makes sure the
+per-image predictions that `load_predictions` reads back are saved, once: the run's predictions
+file (prune_cli/core/predictions.py) already holds those of the splits every run records
+(`metrics.splits`); this metric adds only the phases and splits it lacks.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 from omegaconf import DictConfig
 
+from ..core import predictions
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
 
 log = logging.getLogger(__name__)
-
-
-def _save_predictions(path: Path, labels: np.ndarray, preds: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, image_index=np.arange(len(labels)), label=labels, pred=preds)
-    os.replace(tmp, path)
 
 
 @config_schema("metric", "recall_distortion")
@@ -38,7 +33,7 @@ class RecallDistortionConfig:
     hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
     splits: list[str] = field(default_factory=lambda: ["test"])  # evaluated each phase (val | test)
-    save_predictions: bool = True  # per-image predictions (preds_<phase>_<split>.npz) for the randomisation null
+    save_predictions: bool = True  # per-image predictions of these splits in predictions.npz, for the randomisation null
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
@@ -73,8 +68,8 @@ def recall_distortion(ctx: MetricContext, phase: str, node: DictConfig) -> Metri
         dense_correct = correct if dense is None else class_counts(labels, evaluate(dense, x, y, batch).predictions.numpy(), C)[0]
         rows = per_class_rows(correct, support, dense_correct, is_dense=dense is None)
         result.tables["recall_distortion.csv"] += [{"split": split, **r} for r in rows]
-        if node.save_predictions:
-            _save_predictions(Path(ctx.run_dir) / f"preds_{phase}_{split}.npz", labels, preds)
+        if node.save_predictions and not predictions.has_phase(ctx.run_dir, phase, split):  # stored once per run
+            predictions.save_phase(ctx.run_dir, phase, {split: (labels, preds)}, C)
         if phase != "dense":
             rho = np.array([r["rho"] for r in rows])
             rho0 = np.array([r["dense_rho"] for r in rows])

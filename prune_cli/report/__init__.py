@@ -36,180 +36,16 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-import pandas as pd
-
-from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
-from ..core.atomic_io import atomic_write_csv
-from .card import report_card
-from .compare import compare_methods
-from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
-from .expect import check_expected, expect_markdown, load_expected, strict_failures
-from .html import write_html
-from .load import condition_keys, load_results
-from .scaling import scaling_report
-from .summary import (
-    accuracy_markdown,
-    comparisons_markdown,
-    experiments_markdown,
-    markdown_table,
-    recall_distortion_rows,
-    standards_check,
-    summarise,
-)
-
 __all__ = ["build_report", "main"]
 
 
-def build_report(
-    root: Path,
-    out: Optional[Path] = None,
-    confidence: float = 0.95,
-    split: str = "test",
-    plots: bool = True,
-    baseline: Optional[str] = None,
-    expect: Optional[str] = None,
-) -> dict[str, Path]:
-    """Write every table and plot for the results folder `root`; returns {artifact name: path}.
-    `baseline`: the method every other is compared with (default magnitude when present); a
-    method not in the folder raises ValueError before anything is written. `expect`: an
-    expected-values file or the name of one in configs/expected/ (expect.py); every point is
-    marked inside / outside its band in expect.csv."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
-    root = Path(root)
-    out = Path(out) if out is not None else root / "report"
-    expected = load_expected(expect) if expect is not None else None
-    folder = load_results(root)
-    metrics = folder.table("metrics.csv")
-    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
-    out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    if len(comparisons):
-        atomic_write_csv(comparisons, out / "comparisons.csv")
-        written["comparisons.csv"] = out / "comparisons.csv"
-    summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
-    if len(summary):
-        atomic_write_csv(summary, out / "summary.csv")
-        written["summary.csv"] = out / "summary.csv"
+def __getattr__(name: str):
+    """`build_report` is prune_cli.report.build.build_report, imported on first use (see build.py)."""
+    if name == "build_report":
+        from .build import build_report
 
-    rd = recall_distortion_rows(folder)
-    intens = per_class = worst = pd.DataFrame()
-    if len(rd):
-        rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
-        if len(rd_split):
-            keys = condition_keys(rd_split) + ["split", "phase"]
-            intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
-            per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
-            worst = worst_class_drops(rd_split, confidence)
-            atomic_write_csv(intens, out / "intensification.csv")
-            atomic_write_csv(per_class, out / "per_class_summary.csv")
-            atomic_write_csv(worst, out / "worst_class.csv")
-            written.update(
-                {
-                    "intensification.csv": out / "intensification.csv",
-                    "per_class_summary.csv": out / "per_class_summary.csv",
-                    "worst_class.csv": out / "worst_class.csv",
-                }
-            )
-    pie, pie_classes, pie_notes = pruning_identified_exemplars(folder, split)
-    if len(pie_classes):
-        atomic_write_csv(pie, out / "pie.csv")
-        atomic_write_csv(pie_classes, out / "pie_per_class.csv")
-        written.update({"pie.csv": out / "pie.csv", "pie_per_class.csv": out / "pie_per_class.csv"})
-
-    expectations = None
-    if expected is not None:
-        expectations = check_expected(expected, metrics, folder.configs, confidence) if len(metrics) else None
-        if expectations is not None:
-            atomic_write_csv(expectations, out / "expect.csv")
-            written["expect.csv"] = out / "expect.csv"
-
-    card = report_card(metrics, folder.runs)
-    atomic_write_csv(card, out / "report_card.csv")
-    written["report_card.csv"] = out / "report_card.csv"
-
-    standards = standards_check(folder, summary)
-    (out / "standards.txt").write_text("\n".join(standards) + "\n")
-    written["standards.txt"] = out / "standards.txt"
-
-    md = [
-        f"# Report: {root}",
-        "",
-        f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}; "
-        f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
-        f"{confidence:.0%} Student-t intervals.",
-        "",
-    ]
-    if len(folder.runs):
-        source = (
-            ""
-            if folder.key_source == "config"
-            else (
-                " Only the shared CSVs are here (no run directories): experiments are told apart by their"
-                " context columns, not by options such as epochs or widths."
-            )
-        )
-        md += [
-            "## Experiments",
-            "",
-            "Runs with the same experiment key differ only by seed; shown: the config keys that vary in this folder." + source,
-            "",
-            experiments_markdown(folder),
-            "",
-        ]
-    met = int(card["met"].sum())
-    md += [
-        f"## Report card (Blalock et al., MLSys 2020): {met} of {len(card)} recommendations met",
-        "",
-        markdown_table(card.assign(met=card["met"].map({True: "yes", False: "no"}))),
-        "",
-    ]
-    if expectations is not None:
-        md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
-    if len(comparisons):
-        md += ["## Paired comparisons", "", comparisons_markdown(comparisons, confidence), ""]
-    if len(summary):
-        md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
-    if len(intens):
-        t = intens[(intens["phase"].isin(["finetuned", "pruned"]))]
-        t = t[
-            [
-                c
-                for c in ("method", "schedule", "target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high")
-                if c in t.columns
-            ]
-        ]
-        md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
-    disparate = disparate_markdown(worst, pie_classes, summary, split)
-    if disparate or pie_notes:
-        md += [
-            "## Disparate impact",
-            "",
-            "Recall changes in accuracy points against the dense model of the same seed; worst class = the lowest mean "
-            "change over seeds (its interval ignores that it was selected), per-model worst = each seed's own lowest change. "
-            "PIEs: test examples whose modal prediction over the pruned seeds differs from the dense seeds' "
-            "(Hooker et al. 2019; pie.csv, per class in pie_per_class.csv).",
-            "",
-            disparate,
-            *[f"\n- {n}" for n in pie_notes],
-            "",
-        ]
-    scaling_md, scaling_files = scaling_report(folder, out, split, plots)
-    written.update(scaling_files)
-    md += scaling_md
-    md += ["## Evaluation standards", "", "```", *standards, "```", ""]
-
-    if plots:
-        from . import plots as plotting
-
-        drawn = plotting.draw_all(folder, summary, per_class, out, split)
-        written.update(drawn)
-        if drawn:
-            md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
-    (out / "summary.md").write_text("\n".join(md))
-    written["summary.md"] = out / "summary.md"
-    written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
-    return written
+        return build_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -248,6 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         parser.error(f"results folder {args.results_dir} does not exist")
     if not 0 < args.confidence < 1:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
+    from .build import build_report  # pandas, scipy: imported here, after the arguments are checked
+
     try:
         written = build_report(
             args.results_dir,
@@ -260,6 +98,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     except ValueError as e:
         parser.error(str(e))
+    import pandas as pd
+
+    from .expect import strict_failures
+
     print((written["standards.txt"]).read_text(), end="")
     card = pd.read_csv(written["report_card.csv"], keep_default_na=False)
     print(f"Report card (Blalock et al., MLSys 2020): {int(card['met'].sum())} of {len(card)} recommendations met")

@@ -19,6 +19,7 @@ The predictions come from each run's `predictions.npz` (prune_cli/run/recorder.p
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -51,19 +52,33 @@ def worst_class_drops(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
     keys = [k for k in condition_keys(df) + ["split", "phase"] if k in df.columns]
     # A repeated run of one seed is averaged first, as everywhere in the report.
     per_seed = df.groupby(keys + ["seed", "class"], dropna=False, sort=True)["delta_recall"].mean().reset_index()
+    # Each condition's (seed x class) table as a numpy array: one pandas pivot per condition took
+    # most of this function's time on a 100-run folder (scripts/bench_report.py).
+    group = per_seed.groupby(keys, dropna=False, sort=True).ngroup().to_numpy()
+    order = np.argsort(group, kind="stable")  # rows of a condition stay sorted by seed, then class
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    seeds, classes = per_seed["seed"].to_numpy()[order], per_seed["class"].to_numpy()[order]
+    values = per_seed["delta_recall"].to_numpy(float)[order]
+    identity = per_seed[keys].iloc[order[starts]].to_dict(orient="records")
     out = []
-    for group, part in per_seed.groupby(keys, dropna=False, sort=True):
-        wide = part.pivot_table(index="seed", columns="class", values="delta_recall", aggfunc="mean", dropna=False)
-        means = wide.mean(axis=0, skipna=True)
-        if means.isna().all():
+    for ident, rows in zip(identity, np.split(np.arange(len(order)), starts[1:])):
+        seed_values, seed_at = np.unique(seeds[rows], return_inverse=True)
+        class_values, class_at = np.unique(classes[rows], return_inverse=True)
+        wide = np.full((len(seed_values), len(class_values)), np.nan)
+        wide[seed_at, class_at] = values[rows]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN class or seed gives NaN, as pandas' skipna does
+            means = np.nanmean(wide, axis=0)
+            per_model = np.nanmin(wide, axis=1)
+        if np.isnan(means).all():
             continue
-        worst = means.idxmin()
-        n, mean, lo, hi = _t(wide[worst].to_numpy(), confidence)
-        n_m, mean_m, lo_m, hi_m = _t(wide.min(axis=1, skipna=True).to_numpy(), confidence)
+        worst = int(np.nanargmin(means))
+        n, mean, lo, hi = _t(wide[:, worst], confidence)
+        n_m, mean_m, lo_m, hi_m = _t(per_model, confidence)
         out.append(
             {
-                **dict(zip(keys, group if isinstance(group, tuple) else (group,))),
-                "worst_class": int(worst),
+                **ident,
+                "worst_class": int(class_values[worst]),
                 "n_seeds": n,
                 "worst_class_change": mean,
                 "worst_class_ci_low": lo,
@@ -129,7 +144,7 @@ def pruning_identified_exemplars(folder: ResultsFolder, split: str = "test") -> 
         return pd.DataFrame(), pd.DataFrame(), []
     context = [c for c in ("dataset", "model", "method", "schedule", "target_sparsity") if c in metrics.columns]
     runs = folder.runs.merge(metrics.drop_duplicates("run_id")[["run_id", *context]], on="run_id", how="inner")
-    preds = {r: read_predictions(folder.root / "runs" / r).get(split) for r in runs["run_id"]}
+    preds = {r: read_predictions(folder.root / "runs" / r, split).get(split) for r in runs["run_id"]}
     runs = runs[[preds[r] is not None for r in runs["run_id"]]]
     notes: list[str] = []
     missing = len(folder.runs) - len(runs)

@@ -13,13 +13,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.stats import t as t_dist  # noqa: E402
+from scipy.special import stdtrit  # noqa: E402
 
 from ..core.stats import t_interval  # noqa: E402
-from .load import ResultsFolder  # noqa: E402
 from .summary import final_phase  # noqa: E402
 
 DPI = 110
+# zlib level of the PNG files: 1 encodes several times faster than the default 6 for about 10 %
+# larger files (the same pixels); encoding was a tenth of the drawing time (scripts/bench_report.py).
+PNG_COMPRESS_LEVEL = 1
 
 
 def _part(key: str, value) -> str:
@@ -94,7 +96,7 @@ def _save(fig, path: Path) -> Path:
     for ax, (w, _) in zip(axes, sizes):
         ax.set_position([(x + m["left"]) / width, (m["bottom"] + tallest - ph) / height, pw / width, ph / height])
         x += m["left"] + pw + w + m["right"]
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     plt.close(fig)
     return path
 
@@ -104,7 +106,7 @@ def _half(table: pd.DataFrame, confidence: float = 0.95) -> np.ndarray:
     formula, for all points at once); NaN for one seed."""
     n, sd = table["n"].to_numpy(float), table["sd"].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 1, t_dist.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n), np.nan)
+        return np.where(n > 1, stdtrit(np.maximum(n - 1, 1), (1 + confidence) / 2) * sd / np.sqrt(n), np.nan)
 
 
 def _title(*lines: str) -> str:
@@ -319,14 +321,3 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
         ax.set_title(name)
         _legend(ax, 7)
     return _save(fig, out / "ntk_vs_width.png")
-
-
-def draw_all(folder: ResultsFolder, summary: pd.DataFrame, per_class: pd.DataFrame, out: Path, split: str = "test") -> dict[str, Path]:
-    drawn = {
-        "accuracy_vs_compression.png": accuracy_vs_compression(summary, out, split),
-        "recall_change_vs_dense.png": recall_change_vs_dense(per_class, out),
-        "regions_vs_sparsity.png": regions_vs_sparsity(folder.table("regions.csv"), out),
-        "hessian_density.png": hessian_density(folder.table("hessian_density.csv"), out),
-        "ntk_vs_width.png": ntk_vs_width(folder.table("metrics.csv"), folder.configs, out),
-    }
-    return {k: v for k, v in drawn.items() if v is not None}

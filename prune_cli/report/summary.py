@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit
 
 from .load import ResultsFolder, condition_keys
 
@@ -35,7 +35,7 @@ def _t_columns(grouped, confidence: float) -> pd.DataFrame:
     mean = grouped.mean()
     std = grouped.std(ddof=1).where(n > 1)
     df = (n - 1).where(n > 1)
-    half = pd.Series(stats.t.ppf((1 + confidence) / 2, df), index=n.index) * std / np.sqrt(n.where(n > 0))
+    half = pd.Series(stdtrit(df, (1 + confidence) / 2), index=n.index) * std / np.sqrt(n.where(n > 0))
     return pd.DataFrame({"n_seeds": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "ci_half": half})
 
 
@@ -51,7 +51,8 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     per_seed[["value", "delta"]] = per_seed[["value", "delta"]].replace([np.inf, -np.inf], np.nan)
     groups = per_seed.groupby(keys, dropna=False, sort=True)
     out = _t_columns(groups["value"], confidence)
-    out["seeds"] = groups["seed"].agg(lambda s: " ".join(str(x) for x in sorted(s.unique())))
+    # per_seed holds one row per (condition, seed), sorted by seed within each condition
+    out["seeds"] = per_seed["seed"].map(str).groupby([per_seed[k] for k in keys], dropna=False, sort=True).agg(" ".join)
     out["dense_mean"] = groups["dense_value"].mean()
     delta = _t_columns(groups["delta"], confidence)
     for col in ("mean", "std", "ci_low", "ci_high"):

@@ -392,7 +392,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
         exp = Experiment(cfg, run_dir)
         atomic_write_text(run_dir / "provenance.json", json.dumps(results.environment_record(exp.provenance), indent=2))
         exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
-        recorder.write_run_files(exp)
+        recorder.finish_run_files(exp)
     if cfg.shared_results:
         outcome = shared_tables.append_run(results_dir, run_dir, rid)
         log.info("shared tables in %s: %s", results_dir, outcome)

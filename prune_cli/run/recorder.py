@@ -3,19 +3,15 @@ identity and provenance, keep the dense baseline values, and write the per-run C
 
 from __future__ import annotations
 
-import io
 import logging
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from ..core.atomic_io import atomic_torch_save, atomic_write_csv
 from ..core.tables import TABLES, columns
 from ..metrics import METRICS, MetricContext, classification_metrics, layer_table, model_cost_metrics
-from ..results.predictions import PREDICTIONS_FILE  # per phase and split: each example's predicted class
+from ..core import predictions as saved_predictions  # per phase and split: each example's predicted class
 from ..training import evaluate
 from .checkpoint import cpu_state
 
@@ -37,8 +33,8 @@ def record(exp: Experiment, phase: str) -> None:
         s, pc = classification_metrics(ev, exp.data.num_classes, split)
         scalars += s
         per_class += pc
-        predictions[split] = (ev.targets, ev.predictions)
-    save_predictions(exp.run_dir / PREDICTIONS_FILE, phase, predictions, exp.data.num_classes)
+        predictions[split] = (ev.targets.numpy(), ev.predictions.numpy())
+    saved_predictions.save_phase(exp.run_dir, phase, predictions, exp.data.num_classes)  # once per phase, merged at the end
     layers = layer_table(exp.model, exp.prunable, exp.data.input_shape)
     scalars += model_cost_metrics(exp.model, exp.prunable, layers)
     for name in METRICS.names():
@@ -70,27 +66,6 @@ def record(exp: Experiment, phase: str) -> None:
         summary["sparsity_total"],
         summary["compression_ratio"],
     )
-
-
-def save_predictions(path: Path, phase: str, predictions: dict, num_classes: int) -> None:
-    """Add this phase's predicted classes to the run's predictions file (numpy .npz, compressed):
-    `label_<split>` (the true classes, once) and `pred_<phase>_<split>`, in the smallest unsigned
-    integer type that holds the classes (10,000 CIFAR test images: about 5 KB per phase). The
-    pruning-identified exemplars of prune-report (Hooker et al. 2019) are computed from them. The
-    file is read, extended and replaced atomically, so a resumed run keeps its earlier phases."""
-    dtype = np.uint8 if num_classes <= 256 else np.uint16 if num_classes <= 65536 else np.int64
-    arrays = {}
-    if path.exists():
-        with np.load(path) as saved:
-            arrays = {k: saved[k] for k in saved.files}
-    for split, (targets, preds) in predictions.items():
-        arrays[f"label_{split}"] = targets.numpy().astype(dtype)
-        arrays[f"pred_{phase}_{split}"] = preds.numpy().astype(dtype)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
 
 
 def metric_context(exp: Experiment, name: str) -> MetricContext:
@@ -129,3 +104,10 @@ def write_run_files(exp: Experiment) -> None:
     for table, df in frames(exp.tables).items():
         atomic_write_csv(df, exp.run_dir / table)
     atomic_write_csv(pd.DataFrame(exp.history), exp.run_dir / "history.csv")
+
+
+def finish_run_files(exp: Experiment) -> None:
+    """The run's files once its plan is done: the tables, and predictions.npz written once from the
+    phases' parts (prune_cli/core/predictions.py)."""
+    write_run_files(exp)
+    saved_predictions.merge_parts(exp.run_dir)

@@ -1,0 +1,235 @@
+"""`build_report`: the body of prune-report (the package docstring lists what it writes). Kept out of
+prune_cli/report/__init__.py, which the `prune-report` entry point imports, so that the command
+checks its arguments before it loads pandas and scipy."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
+from ..core.atomic_io import atomic_write_csv
+from .card import report_card
+from .compare import compare_methods
+from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
+from .expect import check_expected, expect_markdown, load_expected
+from .html import write_html
+from .load import condition_keys, load_results
+from .painter import PLOTS, SCALING, Painter
+from .scaling import fit_families, scaling_points, summary_lines
+from .summary import (
+    accuracy_markdown,
+    comparisons_markdown,
+    experiments_markdown,
+    markdown_table,
+    recall_distortion_rows,
+    standards_check,
+    summarise,
+)
+
+
+def build_report(
+    root: Path,
+    out: Optional[Path] = None,
+    confidence: float = 0.95,
+    split: str = "test",
+    plots: bool = True,
+    baseline: Optional[str] = None,
+    expect: Optional[str] = None,
+    parallel: Optional[bool] = None,
+) -> dict[str, Path]:
+    """Write every table and plot for the results folder `root`; returns {artifact name: path}.
+    `baseline`: the method every other is compared with (default magnitude when present); a
+    method not in the folder raises ValueError before anything is written. `expect`: an
+    expected-values file or the name of one in configs/expected/ (expect.py); every point is
+    marked inside / outside its band in expect.csv. `parallel`: draw the figures in a forked
+    worker process while the statistics are computed (painter.py; default: when a second CPU is
+    idle, painter.idle_cpu); False draws them in this process. The files are the same either way."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
+    root = Path(root)
+    out = Path(out) if out is not None else root / "report"
+    expected = load_expected(expect) if expect is not None else None
+    with Painter(parallel if plots else False) as painter:
+        return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None)
+
+
+PLOT_ORDER = (
+    "accuracy_vs_compression.png",
+    "recall_change_vs_dense.png",
+    "regions_vs_sparsity.png",
+    "hessian_density.png",
+    "ntk_vs_width.png",
+)
+
+
+def _build(
+    root: Path,
+    out: Path,
+    confidence: float,
+    split: str,
+    baseline: Optional[str],
+    expected,
+    expect: Optional[str],
+    painter: Optional[Painter],
+) -> dict[str, Path]:
+    """build_report's body: each figure is handed to `painter` as soon as its data exists (None: no plots)."""
+    figures: dict[str, Future] = {}
+
+    def draw(name: str, function: str, *args, module: str = PLOTS) -> None:
+        if painter is not None:
+            figures[name] = painter.submit(module, function, *args)
+
+    folder = load_results(root)
+    metrics = folder.table("metrics.csv")
+    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)  # a bad baseline: nothing created
+    out.mkdir(parents=True, exist_ok=True)
+    draw("regions_vs_sparsity.png", "regions_vs_sparsity", folder.table("regions.csv"), out)
+    draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
+    if len(metrics):
+        ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
+        draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out)
+    written: dict[str, Path] = {}
+    if len(comparisons):
+        atomic_write_csv(comparisons, out / "comparisons.csv")
+        written["comparisons.csv"] = out / "comparisons.csv"
+    summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
+    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split)
+    if len(summary):
+        atomic_write_csv(summary, out / "summary.csv")
+        written["summary.csv"] = out / "summary.csv"
+    scaling_md, scaling_files = _scaling(folder, out, split, draw)  # its files join `written` after the plots are drawn
+
+    rd = recall_distortion_rows(folder)
+    intens = per_class = worst = pd.DataFrame()
+    if len(rd):
+        rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
+        if len(rd_split):
+            keys = condition_keys(rd_split) + ["split", "phase"]
+            per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
+            draw("recall_change_vs_dense.png", "recall_change_vs_dense", per_class, out)
+            intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
+            worst = worst_class_drops(rd_split, confidence)
+            atomic_write_csv(intens, out / "intensification.csv")
+            atomic_write_csv(per_class, out / "per_class_summary.csv")
+            atomic_write_csv(worst, out / "worst_class.csv")
+            written.update(
+                {
+                    "intensification.csv": out / "intensification.csv",
+                    "per_class_summary.csv": out / "per_class_summary.csv",
+                    "worst_class.csv": out / "worst_class.csv",
+                }
+            )
+    pie, pie_classes, pie_notes = pruning_identified_exemplars(folder, split)
+    if len(pie_classes):
+        atomic_write_csv(pie, out / "pie.csv")
+        atomic_write_csv(pie_classes, out / "pie_per_class.csv")
+        written.update({"pie.csv": out / "pie.csv", "pie_per_class.csv": out / "pie_per_class.csv"})
+
+    expectations = None
+    if expected is not None:
+        expectations = check_expected(expected, metrics, folder.configs, confidence) if len(metrics) else None
+        if expectations is not None:
+            atomic_write_csv(expectations, out / "expect.csv")
+            written["expect.csv"] = out / "expect.csv"
+
+    card = report_card(metrics, folder.runs)
+    atomic_write_csv(card, out / "report_card.csv")
+    written["report_card.csv"] = out / "report_card.csv"
+
+    standards = standards_check(folder, summary)
+    (out / "standards.txt").write_text("\n".join(standards) + "\n")
+    written["standards.txt"] = out / "standards.txt"
+
+    md = [
+        f"# Report: {root}",
+        "",
+        f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}; "
+        f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
+        f"{confidence:.0%} Student-t intervals.",
+        "",
+    ]
+    if len(folder.runs):
+        source = (
+            ""
+            if folder.key_source == "config"
+            else (
+                " Only the shared CSVs are here (no run directories): experiments are told apart by their"
+                " context columns, not by options such as epochs or widths."
+            )
+        )
+        md += [
+            "## Experiments",
+            "",
+            "Runs with the same experiment key differ only by seed; shown: the config keys that vary in this folder." + source,
+            "",
+            experiments_markdown(folder),
+            "",
+        ]
+    met = int(card["met"].sum())
+    md += [
+        f"## Report card (Blalock et al., MLSys 2020): {met} of {len(card)} recommendations met",
+        "",
+        markdown_table(card.assign(met=card["met"].map({True: "yes", False: "no"}))),
+        "",
+    ]
+    if expectations is not None:
+        md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
+    if len(comparisons):
+        md += ["## Paired comparisons", "", comparisons_markdown(comparisons, confidence), ""]
+    if len(summary):
+        md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
+    if len(intens):
+        t = intens[(intens["phase"].isin(["finetuned", "pruned"]))]
+        t = t[
+            [
+                c
+                for c in ("method", "schedule", "target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high")
+                if c in t.columns
+            ]
+        ]
+        md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
+    disparate = disparate_markdown(worst, pie_classes, summary, split)
+    if disparate or pie_notes:
+        md += [
+            "## Disparate impact",
+            "",
+            "Recall changes in accuracy points against the dense model of the same seed; worst class = the lowest mean "
+            "change over seeds (its interval ignores that it was selected), per-model worst = each seed's own lowest change. "
+            "PIEs: test examples whose modal prediction over the pruned seeds differs from the dense seeds' "
+            "(Hooker et al. 2019; pie.csv, per class in pie_per_class.csv).",
+            "",
+            disparate,
+            *[f"\n- {n}" for n in pie_notes],
+            "",
+        ]
+    md += scaling_md
+    md += ["## Evaluation standards", "", "```", *standards, "```", ""]
+
+    if "scaling_fit.png" in figures and (path := figures["scaling_fit.png"].result()) is not None:
+        scaling_files["scaling_fit.png"] = path
+    written.update(scaling_files)
+    drawn = {name: path for name in PLOT_ORDER if name in figures and (path := figures[name].result()) is not None}
+    written.update(drawn)
+    if drawn:
+        md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
+    (out / "summary.md").write_text("\n".join(md))
+    written["summary.md"] = out / "summary.md"
+    written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
+    return written
+
+
+def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:
+    """scaling.scaling_report with its figure handed to `draw` (the painter): fit the law to every
+    family, write scaling_fit.csv, return the summary.md lines and the files."""
+    points = scaling_points(folder.table("metrics.csv"), folder.configs, split)
+    if not len(points):
+        return [], {}
+    table, fitted = fit_families(points)
+    written = {"scaling_fit.csv": out / "scaling_fit.csv"}
+    atomic_write_csv(table, written["scaling_fit.csv"])
+    draw("scaling_fit.png", "plot_fits", fitted, out, module=SCALING)
+    return summary_lines(table), written
