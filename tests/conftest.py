@@ -47,6 +47,7 @@ def pytest_cmdline_main(config):
         config.option.dist = "loadgroup"  # like `load`, but tests marked xdist_group share a worker
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown without it (-p no:xdist)
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one worker per CPU this process may use (affinity, cgroup quota, SLURM: the same rule
     as prune-run's threads=auto, prune_cli/core/threads.py), or PYTEST_XDIST_AUTO_NUM_WORKERS."""
