@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
 import io
 import logging
 import os
@@ -189,7 +190,7 @@ class ForkedRun:
     Not for what a fresh interpreter is the point of: environment variables read when torch loads
     (OMP_*), import side effects, outside plugins on a new PYTHONPATH; those stay subprocesses."""
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], new_interpreter_path: bool = False) -> None:
         self._out, self._err = _unlinked_file(), _unlinked_file()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -197,7 +198,7 @@ class ForkedRun:
         if self.pid == 0:  # the child: never returns
             os.dup2(self._out, 1)
             os.dup2(self._err, 2)
-            _run_child(argv, cwd, env)
+            _run_child(argv, cwd, env, new_interpreter_path)
         self.args = ["prune-run", *argv]
         self.returncode: int | None = None
 
@@ -244,7 +245,18 @@ def _read_all(fd: int) -> str:
     return data.decode(errors="replace")
 
 
-def _run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+def _as_new_interpreter_path(cwd: Path) -> None:
+    """The module search path `python -m prune_cli.cli` would start with here: the working directory and
+    PYTHONPATH's entries first; the plugin index (built once per process) is built again from it."""
+    from prune_cli.core import plugins
+
+    entries = [str(Path(cwd).resolve()), *(e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e)]
+    sys.path[0:0] = entries
+    importlib.invalidate_caches()
+    plugins._INDEX = None  # noqa: SLF001 - entry points on the new path
+
+
+def _run_child(argv: list[str], cwd: Path, env: dict[str, str], new_interpreter_path: bool) -> None:
     """The forked child: prune-run's entry point, then os._exit with the status a process would have
     (os._exit: no pytest clean-up, atexit handlers or inherited buffers run in the child)."""
     code = 1
@@ -267,6 +279,8 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         cli._CREATED.clear()  # noqa: SLF001
         os.environ.update(env)
         os.chdir(cwd)
+        if new_interpreter_path:
+            _as_new_interpreter_path(cwd)
         sys.argv[:] = ["prune-run", *argv]
         try:
             cli.main()
@@ -284,8 +298,13 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         os._exit(code)
 
 
-def start_forked(argv: list[str], results_dir: Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> ForkedRun:
+def start_forked(
+    argv: list[str], results_dir: Path, cwd: Path | None = None, env: dict[str, str] | None = None, new_interpreter_path: bool = False
+) -> ForkedRun:
     """`prune-run argv... results_dir=<results_dir>` forked (ForkedRun), from `cwd` (default: results_dir's
-    parent), with one OpenMP thread and Hydra's short error messages like conftest.run_cli."""
+    parent), with one OpenMP thread and Hydra's short error messages like conftest.run_cli.
+    `new_interpreter_path`: the child imports from the path a new interpreter would have (the working
+    directory, PYTHONPATH as set now) and finds entry points on it: outside plugins, whose imports and
+    registrations stay in the child."""
     full_env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env)
+    return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env, new_interpreter_path)
