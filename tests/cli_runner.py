@@ -34,6 +34,7 @@ import importlib
 import io
 import logging
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -308,3 +309,36 @@ def start_forked(
     registrations stay in the child."""
     full_env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env, new_interpreter_path)
+
+
+def call_forked(fn, *args, new_interpreter_path: bool = False):
+    """`fn(*args)` in a child forked from this process, its (picklable) result returned here: for code
+    whose imports and registrations must not stay in the test process (outside plugins), without a new
+    interpreter's start-up. `new_interpreter_path` as in start_forked. An exception in the child fails
+    the caller with the child's traceback."""
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        try:
+            from hydra.core.global_hydra import GlobalHydra
+
+            GlobalHydra.instance().clear()
+            if new_interpreter_path:
+                _as_new_interpreter_path(Path.cwd())
+            outcome = (True, fn(*args))
+        except BaseException:  # noqa: BLE001 - reported to the parent
+            outcome = (False, traceback.format_exc())
+        with os.fdopen(write_end, "wb") as pipe:
+            pickle.dump(outcome, pipe)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    ok, value = pickle.loads(data)
+    if not ok:
+        raise AssertionError(f"in the forked child:\n{value}")
+    return value
