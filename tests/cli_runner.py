@@ -191,7 +191,7 @@ class ForkedRun:
     Not for what a fresh interpreter is the point of: environment variables read when torch loads
     (OMP_*), import side effects, outside plugins on a new PYTHONPATH; those stay subprocesses."""
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], new_interpreter_path: bool = False) -> None:
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str | None], new_interpreter_path: bool = False) -> None:
         self._out, self._err = _unlinked_file(), _unlinked_file()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -257,7 +257,7 @@ def _as_new_interpreter_path(cwd: Path) -> None:
     plugins._INDEX = None  # noqa: SLF001 - entry points on the new path
 
 
-def _run_child(argv: list[str], cwd: Path, env: dict[str, str], new_interpreter_path: bool) -> None:
+def _run_child(argv: list[str], cwd: Path, env: dict[str, str | None], new_interpreter_path: bool) -> None:
     """The forked child: prune-run's entry point, then os._exit with the status a process would have
     (os._exit: no pytest clean-up, atexit handlers or inherited buffers run in the child)."""
     code = 1
@@ -278,7 +278,11 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str], new_interpreter_
         torch.set_num_threads(1)
         GlobalHydra.instance().clear()
         cli._CREATED.clear()  # noqa: SLF001
-        os.environ.update(env)
+        for key, value in env.items():  # None: not set in the child
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         os.chdir(cwd)
         if new_interpreter_path:
             _as_new_interpreter_path(cwd)
@@ -300,13 +304,17 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str], new_interpreter_
 
 
 def start_forked(
-    argv: list[str], results_dir: Path, cwd: Path | None = None, env: dict[str, str] | None = None, new_interpreter_path: bool = False
+    argv: list[str],
+    results_dir: Path,
+    cwd: Path | None = None,
+    env: dict[str, str | None] | None = None,
+    new_interpreter_path: bool = False,
 ) -> ForkedRun:
     """`prune-run argv... results_dir=<results_dir>` forked (ForkedRun), from `cwd` (default: results_dir's
-    parent), with one OpenMP thread and Hydra's short error messages like conftest.run_cli.
-    `new_interpreter_path`: the child imports from the path a new interpreter would have (the working
-    directory, PYTHONPATH as set now) and finds entry points on it: outside plugins, whose imports and
-    registrations stay in the child."""
+    parent), with one OpenMP thread and Hydra's short error messages like conftest.run_cli, and `env`
+    added (a value None removes the variable). `new_interpreter_path`: the child imports from the path
+    a new interpreter would have (the working directory, PYTHONPATH as set now) and finds entry points
+    on it: outside plugins, whose imports and registrations stay in the child."""
     full_env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env, new_interpreter_path)
 
