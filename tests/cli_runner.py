@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import io
 import logging
 import os
-import pickle
 import random
 import signal
 import subprocess
@@ -188,10 +186,12 @@ class ForkedRun:
     stderr go to unlinked temporary files (nothing is left anywhere), read by `communicate`. The subset of subprocess.Popen
     the tests use: pid, poll, wait, communicate, send_signal, returncode.
 
-    Not for what a fresh interpreter is the point of: environment variables read when torch loads
-    (OMP_*), import side effects, outside plugins on a new PYTHONPATH; those stay subprocesses."""
+    Only for the built-in plugins: the child inherits this process's imports and caches (the plugin
+    index, the metrics schema), which equal a new interpreter's only as long as no outside plugin is
+    involved. Not for what a fresh interpreter is the point of either: environment variables read
+    when torch loads (OMP_*), import side effects. Those stay subprocesses."""
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str | None], new_interpreter_path: bool = False) -> None:
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str | None]) -> None:
         self._out, self._err = _unlinked_file(), _unlinked_file()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -199,7 +199,7 @@ class ForkedRun:
         if self.pid == 0:  # the child: never returns
             os.dup2(self._out, 1)
             os.dup2(self._err, 2)
-            _run_child(argv, cwd, env, new_interpreter_path)
+            _run_child(argv, cwd, env)
         self.args = ["prune-run", *argv]
         self.returncode: int | None = None
 
@@ -246,18 +246,7 @@ def _read_all(fd: int) -> str:
     return data.decode(errors="replace")
 
 
-def _as_new_interpreter_path(cwd: Path) -> None:
-    """The module search path `python -m prune_cli.cli` would start with here: the working directory and
-    PYTHONPATH's entries first; the plugin index (built once per process) is built again from it."""
-    from prune_cli.core import plugins
-
-    entries = [str(Path(cwd).resolve()), *(e for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e)]
-    sys.path[0:0] = entries
-    importlib.invalidate_caches()
-    plugins._INDEX = None  # noqa: SLF001 - entry points on the new path
-
-
-def _run_child(argv: list[str], cwd: Path, env: dict[str, str | None], new_interpreter_path: bool) -> None:
+def _run_child(argv: list[str], cwd: Path, env: dict[str, str | None]) -> None:
     """The forked child: prune-run's entry point, then os._exit with the status a process would have
     (os._exit: no pytest clean-up, atexit handlers or inherited buffers run in the child)."""
     code = 1
@@ -284,8 +273,6 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str | None], new_inter
             else:
                 os.environ[key] = value
         os.chdir(cwd)
-        if new_interpreter_path:
-            _as_new_interpreter_path(cwd)
         sys.argv[:] = ["prune-run", *argv]
         try:
             cli.main()
@@ -308,45 +295,9 @@ def start_forked(
     results_dir: Path,
     cwd: Path | None = None,
     env: dict[str, str | None] | None = None,
-    new_interpreter_path: bool = False,
 ) -> ForkedRun:
     """`prune-run argv... results_dir=<results_dir>` forked (ForkedRun), from `cwd` (default: results_dir's
     parent), with one OpenMP thread and Hydra's short error messages like conftest.run_cli, and `env`
-    added (a value None removes the variable). `new_interpreter_path`: the child imports from the path
-    a new interpreter would have (the working directory, PYTHONPATH as set now) and finds entry points
-    on it: outside plugins, whose imports and registrations stay in the child."""
+    added (a value None removes the variable)."""
     full_env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env, new_interpreter_path)
-
-
-def call_forked(fn, *args, new_interpreter_path: bool = False):
-    """`fn(*args)` in a child forked from this process, its (picklable) result returned here: for code
-    whose imports and registrations must not stay in the test process (outside plugins), without a new
-    interpreter's start-up. `new_interpreter_path` as in start_forked. An exception in the child fails
-    the caller with the child's traceback."""
-    read_end, write_end = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        try:
-            from hydra.core.global_hydra import GlobalHydra
-
-            GlobalHydra.instance().clear()
-            if new_interpreter_path:
-                _as_new_interpreter_path(Path.cwd())
-            outcome = (True, fn(*args))
-        except BaseException:  # noqa: BLE001 - reported to the parent
-            outcome = (False, traceback.format_exc())
-        with os.fdopen(write_end, "wb") as pipe:
-            pickle.dump(outcome, pipe)
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    ok, value = pickle.loads(data)
-    if not ok:
-        raise AssertionError(f"in the forked child:\n{value}")
-    return value
+    return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env)

@@ -82,23 +82,17 @@ def run_cli(
     OpenMP thread and Hydra's short error messages; return its exit code, stdout and stderr.
 
     By default the CLI runs in this process (tests/cli_runner.py: the same entry point, state restored
-    after), which saves a new interpreter's start-up per call. A new interpreter
-    (`python -m prune_cli.cli`) is used where the process is the point (`separate_process=True`).
-    Outside plugins (`plugins=[...]`, a changed PYTHONPATH), whose imports cannot be undone in this
-    process, run in a child forked from it with a new interpreter's module path
-    (cli_runner.start_forked). `timeout` applies to both."""
+    after), which saves a new interpreter's start-up per call. A real subprocess
+    (`python -m prune_cli.cli`) is used where the process is the point (`separate_process=True`),
+    and always for outside plugins (`plugins=[...]`, a changed PYTHONPATH), whose imports cannot be
+    undone in-process (nor in a forked child: the parent's caches, such as the metrics schema, were
+    built without them). `timeout` applies to subprocesses."""
     env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     argv = [*args, f"results_dir={results_dir}"]
     outside_plugins = os.environ.get("PYTHONPATH") != STARTING_PYTHONPATH or any(a.lstrip("+").startswith("plugins=") for a in args)
-    if separate_process:
+    if separate_process or outside_plugins:
         cmd = [sys.executable, "-m", "prune_cli.cli", *argv]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}, cwd=results_dir.parent)
-    elif outside_plugins:
-        from cli_runner import start_forked
-
-        child = start_forked(args, results_dir, env=env, new_interpreter_path=True)
-        out, err = child.communicate(timeout=timeout)
-        proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     else:
         from cli_runner import run_in_process
 

@@ -127,9 +127,8 @@ def test_warnings_reach_stderr_every_time(tmp_path, monkeypatch):
 
 def test_outside_plugins_run_in_a_new_interpreter(tmp_path, monkeypatch):
     """`plugins=[...]` imports modules whose registrations cannot be undone, and a PYTHONPATH set by
-    the test only reaches a new interpreter: such runs go to a forked child with a new interpreter's
-    module path (here the module is importable only there, so the run succeeds only there) and this
-    process never imports it."""
+    the test only reaches a new interpreter: such runs go to a subprocess (here the module is
+    importable only there, so the run succeeds only there) and this process never imports it."""
     from prune_cli.core import plugins
 
     lab = tmp_path / "src" / "lab_in_process"

@@ -19,7 +19,6 @@ import torch
 
 from prune_cli.core import plugins
 from prune_cli.core.config_base import SCHEMAS
-from cli_runner import call_forked
 from tests.conftest import REPO, run_cli
 
 KIND_REGISTRIES = {
@@ -337,19 +336,17 @@ def test_plugins_set_in_a_config_file_are_rejected(tmp_path, monkeypatch):
     assert not (tmp_path / "results").exists()
 
 
-def _run_id(*args: str) -> str:
-    """The run id prune-run gives these overrides, with the command line's plugins loaded (call it in a
-    forked child: the plugin's imports and registrations stay there)."""
-    from hydra import compose, initialize_config_dir
-
-    import prune_cli.cli  # noqa: F401
-    from prune_cli.cli import command_line_plugins
-    from prune_cli.core import plugins
-    from prune_cli.core.identity import run_id
-
-    plugins.add_modules(command_line_plugins(list(args)))
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        return run_id(compose("config", overrides=list(args)))
+RUN_ID = """
+import sys
+from hydra import compose, initialize_config_dir
+import prune_cli.cli  # noqa: F401
+from prune_cli.cli import command_line_plugins
+from prune_cli.core import plugins
+from prune_cli.core.identity import run_id
+plugins.add_modules(command_line_plugins(sys.argv[2:]))
+with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+    print(run_id(compose("config", overrides=sys.argv[2:])))
+"""
 
 
 def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
@@ -357,12 +354,13 @@ def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
     _with_path(monkeypatch, _write_lab(tmp_path / "src"))
 
     def rid(*args):
-        return call_forked(_run_id, *args, new_interpreter_path=True)
+        return subprocess.run(
+            [sys.executable, "-c", RUN_ID, str(REPO / "configs"), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     plain = rid()
     assert rid("plugins=[lab.weight_norm]") == plain
     assert rid("plugins=[lab.weight_norm]", "metrics.weight_norm.enabled=true") != plain
-    assert "lab" not in sys.modules  # the plugin stayed in the children
 
 
 def test_the_readme_plugin_example_runs(tmp_path, monkeypatch):
