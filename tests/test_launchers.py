@@ -166,7 +166,6 @@ def sweep_with_failures(tmp_path_factory):
     return results, proc, failed
 
 
-@pytest.mark.xdist_group("sweep_with_failures")  # one worker makes the module fixture once
 def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
     results, proc, failed = sweep_with_failures
     assert proc.returncode == 1  # cluster scripts that check the exit code see the failures
@@ -192,7 +191,6 @@ def test_allow_failures_keeps_exit_code_zero(tmp_path):
     assert not (results / ".sweeps").exists()  # the sweep's record of outcomes is removed at the end
 
 
-@pytest.mark.xdist_group("sweep_with_failures")  # one worker makes the module fixture once
 def test_config_error_in_a_sweep_is_recorded(sweep_with_failures):
     results, proc, failed = sweep_with_failures
     record = failed["ConfigError"]
@@ -200,7 +198,6 @@ def test_config_error_in_a_sweep_is_recorded(sweep_with_failures):
     assert "'sparsity': 1.5" in proc.stderr
 
 
-@pytest.mark.xdist_group("sweep_with_failures")  # one worker makes the module fixture once
 def test_a_completed_rerun_removes_failed_json(sweep_with_failures, tmp_path):
     import shutil
 
