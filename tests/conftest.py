@@ -131,6 +131,8 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], Done]) -> tupl
     folder, record = common / name, common / f"{name}.json"
     with FileLock(str(common / f"{name}.lock")):
         if not record.exists():
+            if folder.exists():
+                raise RuntimeError(f"{name}: the worker that made it first failed (its error is reported there)")
             folder.mkdir()
             proc = make(folder)
             record.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))

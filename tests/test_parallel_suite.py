@@ -115,3 +115,18 @@ def test_a_forked_run_is_a_process_of_its_own(tmp_path):
     running = start_forked(["--help"], tmp_path / "results")
     running.send_signal(signal.SIGKILL)
     assert running.wait(60) in (-signal.SIGKILL, 0)  # killed, unless --help was already done
+
+
+def test_a_failed_make_fails_the_other_workers_clearly(tmp_path, monkeypatch):
+    """The worker that makes the fixture fails; a later worker gets an error saying so instead of
+    reading a half-made folder."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    factory = SimpleNamespace(getbasetemp=lambda: tmp_path / "popen-gw0")
+
+    def broken(folder):
+        raise ValueError("the run failed")
+
+    with pytest.raises(ValueError, match="the run failed"):
+        conftest.made_once(factory, "thing", broken)
+    with pytest.raises(RuntimeError, match="the worker that made it first failed"):
+        conftest.made_once(factory, "thing", broken)
