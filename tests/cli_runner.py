@@ -37,6 +37,8 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -172,3 +174,130 @@ def run_in_process(argv: list[str], cwd: Path, env: dict[str, str]) -> subproces
                 traceback.print_exc()
                 code = 1
     return subprocess.CompletedProcess(["prune-run", *argv], code, out.getvalue(), err.getvalue())
+
+
+class ForkedRun:
+    """`prune-run argv...` in a child process forked from this one: a real process (its own pid,
+    signals, kills, exit status, locks between processes) without a new interpreter's start-up, which
+    costs 5-14 s on a loaded 2-core machine (torch and Hydra imported again). The child starts from a
+    fresh interpreter's state where a run could tell the difference: default SIGTERM/SIGUSR2 handlers
+    and Python's SIGINT handler, a fresh interpreter's warning filters, no Hydra instance, no folders
+    recorded as created, one torch thread (OpenMP's thread pool does not survive a fork); stdout and
+    stderr go to unlinked temporary files (nothing is left anywhere), read by `communicate`. The subset of subprocess.Popen
+    the tests use: pid, poll, wait, communicate, send_signal, returncode.
+
+    Only for the built-in plugins: the child inherits this process's imports and caches (the plugin
+    index, the metrics schema), which equal a new interpreter's only as long as no outside plugin is
+    involved. Not for what a fresh interpreter is the point of either: environment variables read
+    when torch loads (OMP_*), import side effects. Those stay subprocesses."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str | None]) -> None:
+        self._out, self._err = _unlinked_file(), _unlinked_file()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns
+            os.dup2(self._out, 1)
+            os.dup2(self._err, 2)
+            _run_child(argv, cwd, env)
+        self.args = ["prune-run", *argv]
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        self.wait(timeout)
+        return _read_all(self._out), _read_all(self._err)
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def __del__(self) -> None:
+        for fd in (self._out, self._err):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _unlinked_file() -> int:
+    """A temporary file with no name (removed at once; the descriptor keeps it until closed)."""
+    fd, path = tempfile.mkstemp(prefix="prune-run-forked-")
+    os.unlink(path)
+    return fd
+
+
+def _read_all(fd: int) -> str:
+    data = os.pread(fd, os.fstat(fd).st_size, 0)
+    return data.decode(errors="replace")
+
+
+def _run_child(argv: list[str], cwd: Path, env: dict[str, str | None]) -> None:
+    """The forked child: prune-run's entry point, then os._exit with the status a process would have
+    (os._exit: no pytest clean-up, atexit handlers or inherited buffers run in the child)."""
+    code = 1
+    try:
+        from hydra.core.global_hydra import GlobalHydra
+
+        import prune_cli.cli as cli
+
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the child
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in (signal.SIGTERM, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
+        warnings.resetwarnings()
+        for action, category in FRESH_INTERPRETER_FILTERS:
+            warnings.filterwarnings(action, category=category)
+        warnings.showwarning = _show_on_stderr
+        torch.set_num_threads(1)
+        GlobalHydra.instance().clear()
+        cli._CREATED.clear()  # noqa: SLF001
+        for key, value in env.items():  # None: not set in the child
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        os.chdir(cwd)
+        sys.argv[:] = ["prune-run", *argv]
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as stop:
+            code, message = _exit_status(stop.code)
+            sys.stderr.write(message)
+    except BaseException:  # noqa: BLE001 - an uncaught exception: a process prints it and exits 1
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def start_forked(
+    argv: list[str],
+    results_dir: Path,
+    cwd: Path | None = None,
+    env: dict[str, str | None] | None = None,
+) -> ForkedRun:
+    """`prune-run argv... results_dir=<results_dir>` forked (ForkedRun), from `cwd` (default: results_dir's
+    parent), with one OpenMP thread and Hydra's short error messages like conftest.run_cli, and `env`
+    added (a value None removes the variable)."""
+    full_env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env)

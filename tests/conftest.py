@@ -3,20 +3,58 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 import torch
+from filelock import FileLock
 
+from prune_cli.core.threads import usable_cpus
 from prune_cli.data.splits import DataSplits
 
 REPO = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)  # tiny tensors: one thread is faster, and subprocess tests get the other core
+
+
+# ----------------------------------------------------------------------------- parallel by default
+# The whole suite (`pytest` with no paths: the testpaths) runs in pytest-xdist workers, one per usable
+# CPU, unless the command line chooses (`-n 0` or `-p no:xdist`: serial; `-n 4`: four workers). Naming
+# files or tests (`pytest tests/test_x.py`) stays serial: starting workers (each imports torch and
+# collects) costs more than it saves on a few tests. docs/performance.md#test-suite.
+
+
+def _is_xdist_worker(config) -> bool:
+    return hasattr(config, "workerinput") or "PYTEST_XDIST_WORKER" in os.environ
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Turn on `-n auto --dist loadgroup` for the default invocation (before xdist reads its options)."""
+    if not config.pluginmanager.hasplugin("xdist") or _is_xdist_worker(config):
+        return
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    chosen = config.option.numprocesses is not None or config.option.dist != "no" or config.option.tx
+    if whole_suite and not chosen and not config.option.usepdb and not config.option.collectonly:
+        config.option.numprocesses = "auto"
+        config.option.dist = "loadgroup"  # like `load`, but tests marked xdist_group share a worker
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown without it (-p no:xdist)
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per CPU this process may use (affinity, cgroup quota, SLURM: the same rule
+    as prune-run's threads=auto, prune_cli/core/threads.py), or PYTEST_XDIST_AUTO_NUM_WORKERS."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").isdigit():
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    return usable_cpus(os.environ)[0]
+
 
 # Small, fast end-to-end settings: synthetic blobs, a tiny MLP, one or two epochs.
 FAST = [
@@ -47,7 +85,8 @@ def run_cli(
     after), which saves a new interpreter's start-up per call. A real subprocess
     (`python -m prune_cli.cli`) is used where the process is the point (`separate_process=True`),
     and always for outside plugins (`plugins=[...]`, a changed PYTHONPATH), whose imports cannot be
-    undone in-process. `timeout` applies to subprocesses."""
+    undone in-process (nor in a forked child: the parent's caches, such as the metrics schema, were
+    built without them). `timeout` applies to subprocesses."""
     env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     argv = [*args, f"results_dir={results_dir}"]
     outside_plugins = os.environ.get("PYTHONPATH") != STARTING_PYTHONPATH or any(a.lstrip("+").startswith("plugins=") for a in args)
@@ -72,24 +111,53 @@ def _digest(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+Done = subprocess.CompletedProcess
+
+
 class SharedRun(NamedTuple):
     results: Path  # its results_dir
     run_dir: Path | None  # results/runs/<run id>
     proc: subprocess.CompletedProcess  # exit code, stdout, stderr of the run
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], Done]) -> tuple[Path, Done]:
+    """`make(folder)` once per test session: with xdist, the first worker that needs it makes it in the
+    session's common temporary folder under a file lock and the others read it (pytest-xdist's
+    documented recipe for session fixtures); serially, in this session's temporary folder."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        return folder, make(folder)
+    common = tmp_path_factory.getbasetemp().parent  # shared by the workers of this session
+    folder, record = common / name, common / f"{name}.json"
+    with FileLock(str(common / f"{name}.lock")):
+        if not record.exists():
+            if folder.exists():
+                raise RuntimeError(f"{name}: the worker that made it first failed (its error is reported there)")
+            folder.mkdir()
+            proc = make(folder)
+            record.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
+    return folder, subprocess.CompletedProcess(*json.loads(record.read_text()))
+
+
+@contextlib.contextmanager
+def _unchanged(results: Path, what: str):
+    """Fail on exit if a test changed a file under results."""
+    before = _digest(results)
+    yield
+    after = _digest(results)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test wrote into the {what}'s folder (copy it with copy_results): {changed}"
+
+
 @pytest.fixture(scope="session")
 def shared_run(tmp_path_factory) -> SharedRun:
     """`prune-run SHARED_RUN` in its own results_dir: read it, never write into it (copy it with
     `copy_results` to change it). A test that changes it fails this fixture's teardown."""
-    results = tmp_path_factory.mktemp("shared_run") / "results"
-    proc = run_cli(SHARED_RUN, results)
+    folder, proc = made_once(tmp_path_factory, "shared_run", lambda f: run_cli(SHARED_RUN, f / "results"))
+    results = folder / "results"
     (run_dir,) = (results / "runs").iterdir()
-    before = _digest(results)
-    yield SharedRun(results, run_dir, proc)
-    after = _digest(results)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert not changed, f"a test wrote into the shared run's folder (copy it with copy_results): {changed}"
+    with _unchanged(results, "shared run"):
+        yield SharedRun(results, run_dir, proc)
 
 
 # A finished sweep that several tests only read: two methods x two sparsities x two seeds.
@@ -100,13 +168,9 @@ SHARED_SWEEP = ["-m", *FAST, "method=magnitude,random", "sparsity=0.5,0.8", "see
 def shared_sweep(tmp_path_factory) -> SharedRun:
     """`prune-run SHARED_SWEEP` (8 runs) in its own results_dir; read only, like `shared_run`
     (run_dir is None: the sweep has eight)."""
-    results = tmp_path_factory.mktemp("shared_sweep") / "results"
-    proc = run_cli(SHARED_SWEEP, results)
-    before = _digest(results)
-    yield SharedRun(results, None, proc)
-    after = _digest(results)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    assert not changed, f"a test wrote into the shared sweep's folder (copy it with copy_results): {changed}"
+    folder, proc = made_once(tmp_path_factory, "shared_sweep", lambda f: run_cli(SHARED_SWEEP, f / "results"))
+    with _unchanged(folder / "results", "shared sweep"):
+        yield SharedRun(folder / "results", None, proc)
 
 
 def copy_results(results: Path, to: Path) -> Path:

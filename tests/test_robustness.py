@@ -1,6 +1,8 @@
 """prune-run under faults, races, signals and bad input (issue: results a researcher can trust).
 
-Each test drives the real console entry point in a subprocess and checks what a researcher
+Each test drives the real console entry point (kills, signals and races in a process of their own,
+forked from the test's: tests/cli_runner.py ForkedRun; one rejected run as the console command in a
+new interpreter; the rest in-process) and checks what a researcher
 relies on: the shared tables hold every run's rows exactly once, a restarted run gives the rows
 of an uninterrupted one, and a rejected or failed run says why, in one message, and creates
 nothing outside results_dir."""
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli_runner import run_in_process
+from cli_runner import ForkedRun, run_in_process, start_forked
 from conftest import FAST, SHARED_RUN, copy_results, run_cli
 from tests.helpers import compose
 from prune_cli.core import crashpoints, identity
@@ -33,11 +35,16 @@ def _env(**extra) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **extra}
 
 
-def _start(args: list[str], results_dir: Path, cwd: Path | None = None, **env) -> subprocess.Popen:
+def _start(args: list[str], results_dir: Path, cwd: Path | None = None, **env) -> ForkedRun:
+    """prune-run in its own process (kills, signals, two processes on one run id), forked from this
+    one: the process is the point, a new interpreter's start-up is not (tests/cli_runner.py)."""
+    return start_forked(args, results_dir, cwd=cwd, env=env)
+
+
+def _start_console_command(args: list[str], results_dir: Path, cwd: Path) -> subprocess.Popen:
+    """`python -m prune_cli.cli` in a new interpreter: what a user's shell runs."""
     cmd = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results_dir}"]
-    return subprocess.Popen(
-        cmd, env=_env(**env), cwd=cwd or results_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    return subprocess.Popen(cmd, env=_env(), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _run_dir(args: list[str], results_dir: Path) -> Path:
@@ -93,7 +100,7 @@ def test_a_rejected_run_creates_nothing_anywhere(tmp_path):
         fast = FAST if args is not missing_files else []
         argv = [*fast, *args, "results_dir=deep/results"]
         if args == ["+train.epoch=5"]:  # the console command in a new interpreter; the others in this process
-            proc = _start([*fast, *args], Path("deep/results"), cwd=work)
+            proc = _start_console_command([*fast, *args], Path("deep/results"), cwd=work)
             _, err = proc.communicate(timeout=120)
             code = proc.returncode
         else:
@@ -232,7 +239,7 @@ def test_a_symlinked_shared_table_stops_the_run_before_training(tmp_path):
 # ------------------------------------------------------------------------------ signals
 
 
-def _wait_for_checkpoint(out: Path, proc: subprocess.Popen) -> None:
+def _wait_for_checkpoint(out: Path, proc: ForkedRun) -> None:
     deadline = time.time() + 120
     while not list(out.glob("runs/*/state.pt")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 import torch
 
+from cli_runner import start_forked
 from conftest import FAST, run_cli
 from tests.helpers import compose, crash_and_resume
 from prune_cli.run.dense_cache import dense_key
@@ -161,19 +159,13 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, cr
 
 
 def test_sigkill_during_training_then_rerun(tmp_path):
-    """A real crash: SIGKILL the console command in the middle of dense training, then run it again."""
+    """A real crash: SIGKILL a prune-run process in the middle of dense training, then run it again."""
     args = [*TINY, "dataset.samples_per_class=1000", "train.epochs=40", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
     reference = tmp_path / "reference"
     run_cli(args, reference)
     results = tmp_path / "killed"
     results.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    proc = start_forked(args, results)  # a process of its own to kill, forked: no interpreter start-up
     deadline = time.time() + 120
     state = None
     while time.time() < deadline and proc.poll() is None:

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from cli_runner import start_forked
 from prune_cli.core import threads
 from tests.conftest import FAST, run_cli
 from tests.helpers import composed
@@ -171,10 +172,9 @@ def test_run_logs_the_choice(tmp_path):
     """Without OMP_NUM_THREADS the tiny model gets one thread (auto) and the run's log says why; a
     config `threads=2` is applied even when OMP_NUM_THREADS says 1."""
     results = tmp_path / "results"
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-    cmd = [sys.executable, "-m", "prune_cli.cli", *FAST, f"results_dir={results}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = start_forked(FAST, results, env={"OMP_NUM_THREADS": None, "OMP_WAIT_POLICY": None})  # a process of its own
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
     run_cli([*FAST, "threads=2", "seed=1"], results)
     logs = {p.parent.name: p.read_text() for p in results.glob("runs/*/prune-run.log")}
     (auto,) = [t for name, t in logs.items() if "seed0" in name]
