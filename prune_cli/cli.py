@@ -34,6 +34,7 @@ from .core.config_base import declared_input
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
+from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
 from .run.prevalidate import register_schemas, validate
 
 log = logging.getLogger("prune_cli")
@@ -78,6 +79,7 @@ def usable_results_dir(path: str) -> str | None:
 
 
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
+_SWEEP_CREATED: list[Path] = []  # results_dir and results_dir/.sweeps when the current sweep created them
 
 
 def _runs_dir(*, _root_: DictConfig) -> str:
@@ -165,7 +167,36 @@ def main() -> None:
         plugins.add_modules(command_line_plugins(sys.argv[1:]))
     except PruneCliError as err:
         _reject(str(err))
-    hydra_main()
+    try:
+        hydra_main()
+    except SystemExit as stop:
+        # Hydra reports an error while composing (printed, then exit 1) from inside its `except`
+        # clause, so the error is the exit's implicit context (Python's exception chaining).
+        if stop.code == 1 and isinstance(stop.__context__, COMPOSITION_ERRORS):
+            _reject_composition(stop.__context__)
+        raise
+    except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead
+        traceback.print_exc()
+        _reject_composition(err)
+
+
+def _reject_composition(err: Exception) -> None:
+    """A config Hydra could not compose (prune_cli/run/composition_errors.py): exit 2 like every config
+    error, and remove what a sweep had made before its sweeper composed the jobs (the sweep's record,
+    multirun.yaml and the folders this process created), so a rejected config creates nothing."""
+    path = os.environ.pop(SWEEP_RECORD_ENV, None)
+    if path and Path(path).is_file() and not Path(path).read_text().strip():  # no job ran
+        Path(path).unlink()
+    runs = _CREATED[-1] if _CREATED else None
+    if runs is not None and runs.is_dir() and [p.name for p in runs.iterdir()] == ["multirun.yaml"]:
+        (runs / "multirun.yaml").unlink()
+    for folder in sorted({*_CREATED, *_SWEEP_CREATED}, key=lambda p: -len(p.parts)):  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: a run or another sweep's record is in it
+    _SWEEP_CREATED.clear()
+    _reject(str(as_config_error(err, sys.argv[1:])))
 
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
@@ -349,6 +380,7 @@ class SweepSummary(Callback):
         folder = Path(str(config.results_dir)) / ".sweeps"
         if usable_results_dir(str(config.results_dir)) is not None:
             return  # the run directories' resolver reports it
+        _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = folder / f"{stamp}-{os.getpid()}.jsonl"
