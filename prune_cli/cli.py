@@ -30,12 +30,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from .core import interrupts, plugins, threads
 from .core.atomic_io import atomic_write_text
-from .core.config_base import declared_input
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
 from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
-from .run.prevalidate import register_schemas, validate
+from .run.prevalidate import checked_model, register_schemas, validate
 
 log = logging.getLogger("prune_cli")
 
@@ -343,19 +342,11 @@ def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:
 
 
 def _macs_per_batch(cfg: DictConfig) -> int | None:
-    """Forward multiply-accumulates of one training batch, from the model built on the meta device
-    for the dataset's declared input; None when the dataset declares no input shape."""
-    spec = declared_input(cfg)
-    if spec is None:
-        return None
-    import torch
-
-    from .models import build_model
-
-    shape, classes = spec
-    with torch.device("meta"):
-        model = build_model(cfg.model, shape, classes)
-        return threads.macs_per_example(model, torch.empty(1, *shape)) * int(cfg.train.batch_size)
+    """Forward multiply-accumulates of one training batch, counted by the pre-run pass on the model it
+    built for the dataset's declared input (`checked_model`: built once per model config and process);
+    None when the dataset declares no input shape."""
+    checked = checked_model(cfg)
+    return None if checked is None else checked.macs_per_example * int(cfg.train.batch_size)
 
 
 def _remove_if_scaffolding(run_dir: Path) -> None:
