@@ -12,6 +12,7 @@ Where things can go wrong, and what the user sees (docs/robustness.md):
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import logging
@@ -131,7 +132,44 @@ def _share_config_store_in_repository_copies() -> None:
         ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[method-assign]
 
 
+# Sweep jobs composed by the sweeper's check, for the launcher: (loader id, master config id, overrides)
+# -> (master config, a copy of the job's config). Bounded; emptied at the end of every sweep.
+_SWEEP_JOBS: dict[tuple, tuple[DictConfig, DictConfig]] = {}
+SWEEP_JOBS_KEPT = 4096  # about 0.3 MB each
+
+
+def _compose_each_sweep_job_once() -> None:
+    """Hydra composes every job of a sweep twice: the sweeper's `validate_batch_is_legal` composes
+    each job of a batch to reject a bad override before any job runs (and discards the result), then
+    the launcher composes it again to run it, both through `ConfigLoaderImpl.load_sweep_config`. One
+    composition merges about 30 YAML files and schema nodes (0.3-1.2 s; the largest per-job cost of a
+    sweep of small runs, docs/performance.md "Sweeps"). This wraps that one method: the first call for
+    a job's overrides composes as before and keeps a copy; the second call for the same loader, master
+    config and overrides returns the copy (once; any further call composes again). The copy is what a
+    fresh composition gives (the files are read once, at the check, so the sweep runs the configs it
+    checked); `tests/test_sweep_compose_once.py` fails if the wrapper stops applying."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    compose = ConfigLoaderImpl.load_sweep_config
+    if getattr(compose, "composes_each_job_once", False):
+        return
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = (id(self), id(master_config), tuple(sweep_overrides))
+        kept = _SWEEP_JOBS.pop(key, None)
+        if kept is not None and kept[0] is master_config:
+            return kept[1]
+        job = compose(self, master_config, sweep_overrides)
+        if len(_SWEEP_JOBS) < SWEEP_JOBS_KEPT:
+            _SWEEP_JOBS[key] = (master_config, copy.deepcopy(job))
+        return job
+
+    load_sweep_config.composes_each_job_once = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
+
+
 _share_config_store_in_repository_copies()
+_compose_each_sweep_job_once()
 register_schemas()
 for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
     if not OmegaConf.has_resolver(_name):
@@ -183,6 +221,7 @@ def _reject_composition(err: Exception) -> None:
     """A config Hydra could not compose (prune_cli/run/composition_errors.py): exit 2 like every config
     error, and remove what a sweep had made before its sweeper composed the jobs (the sweep's record,
     multirun.yaml and the folders this process created), so a rejected config creates nothing."""
+    _SWEEP_JOBS.clear()
     path = os.environ.pop(SWEEP_RECORD_ENV, None)
     if path and Path(path).is_file() and not Path(path).read_text().strip():  # no job ran
         Path(path).unlink()
@@ -379,6 +418,7 @@ class SweepSummary(Callback):
         os.environ[SWEEP_RECORD_ENV] = str(path.resolve())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
         path = os.environ.pop(SWEEP_RECORD_ENV, None)
         if not path or not Path(path).exists():
             return
