@@ -1,26 +1,30 @@
 """Benchmark: how the total time of a `prune-run -m` sweep grows with its number of runs, and the per-run
-overhead (everything except training and recording), with and without the per-process dataset memo.
+overhead (everything except training and recording) and the fixed cost of a sweep.
 
 Each sweep is one `prune-run -m seed=0,...,n-1 <small config>` process (Hydra's basic launcher: the
-runs one after another in that process), for n in --sizes, once with the memo (the default) and once
-with `PRUNE_CLI_DATA_MEMO_MB=0` (prune_cli/data/cache.py), interleaved, --repeats times. Small
-config: MNIST-1D (8000 training examples), an MLP 40-32-32-10, one dense and one fine-tuning epoch,
-region counting off (`metrics.regions.enabled=false`); the other default metrics stay on.
+runs one after another in that process), for n in --sizes, --repeats times, interleaved with the
+variants being compared: this tree; with --baseline DIR, another checkout of prune-cli (e.g. the
+commit before a change) on PYTHONPATH; with --memo-off, this tree with `PRUNE_CLI_DATA_MEMO_MB=0`
+(no per-process dataset memo, prune_cli/data/cache.py). Small config: MNIST-1D (8000 training
+examples), an MLP 40-32-32-10, one dense and one fine-tuning epoch, region counting off
+(`metrics.regions.enabled=false`); the other default metrics stay on.
 
-Printed, per memo setting and n (medians over the repeats):
+Printed, per variant and n (medians over the repeats):
 - wall: the whole process, start-up included;
 - per run: wall / n;
 - train+rec: training and recording (evaluation, metrics, per-run CSVs and model files) per run, from
   each run's own timing line in its prune-run.log (prune_cli/run/experiment.py);
 - in run: the rest of `run()` per run (data loading and splits, model building, checkpoints, shared
   tables) from the same line;
-and the marginal per-run overhead: the least-squares slope of wall against n minus the mean
-training+recording time per run (this includes Hydra's per-job work: composing the job's config,
-which the basic sweeper does twice per job, the pre-run checks, the thread choice, the job's logging).
-It also prints the machine's load (os.getloadavg) before and after.
+and per variant the least-squares line of wall against n: its slope minus the mean training+recording
+time per run is the marginal per-run overhead (Hydra's per-job work: composing the job's config,
+the job's logging and .hydra files; the pre-run checks, the thread choice, and "in run"); its intercept
+is the fixed cost of a sweep (start-up, the first composition, the imports the first run pays).
+It also prints the machine's load (os.getloadavg) before, during and after.
 
     PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; one repeat (a few minutes)
     PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --quick --baseline ../prune-cli-before
     PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
     PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose, schema memo on / off
     PYTHONPATH=$PWD python scripts/bench_sweep.py --data 5         # a run's data loading: memo hit vs. a load
@@ -60,19 +64,19 @@ def sweep_args(n: int, results: Path) -> list[str]:
     return ["-m", f"seed={seeds}", *SMALL, f"results_dir={results}", "shared_results=true"]
 
 
-def env(memo: bool) -> dict:
-    e = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+def env(tree: Path, memo: bool) -> dict:
+    e = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     if not memo:
         e["PRUNE_CLI_DATA_MEMO_MB"] = "0"
     return e
 
 
-def run_sweep(n: int, memo: bool, work: Path, tag: str) -> dict:
+def run_sweep(n: int, tree: Path, memo: bool, work: Path, tag: str) -> dict:
     """One sweep process: wall time and the runs' own timing lines."""
     results = work / tag
     cmd = [sys.executable, "-m", "prune_cli.cli", *sweep_args(n, results)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env(memo), cwd=work, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env(tree, memo), cwd=work, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
@@ -88,34 +92,41 @@ def run_sweep(n: int, memo: bool, work: Path, tag: str) -> dict:
     return {"wall": wall, "runs": runs, "hits": hits}
 
 
-def slope(xs: list[float], ys: list[float]) -> float:
+def line_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of ys against xs."""
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return slope, my - slope * mx
 
 
-def benchmark(sizes: list[int], repeats: int) -> None:
+def benchmark(sizes: list[int], repeats: int, variants: dict[str, tuple[Path, bool]]) -> None:
     load = [os.getloadavg()[0]]
-    results: dict[tuple[bool, int], list[dict]] = {}
+    results: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # Warm-up: generate MNIST-1D's file cache and the file-system cache of the imports.
-        run_sweep(1, True, work, "warmup")
+        for label, (tree, memo) in variants.items():
+            run_sweep(1, tree, memo, work, f"warmup-{label}")
         for r in range(repeats):
-            order = [(memo, n) for n in sizes for memo in (True, False)]
+            order = [(label, n) for n in sizes for label in variants]
             if r % 2:
                 order.reverse()
-            for memo, n in order:
-                results.setdefault((memo, n), []).append(run_sweep(n, memo, work, f"{'memo' if memo else 'nomemo'}-{n}-{r}"))
+            for label, n in order:
+                tree, memo = variants[label]
+                results.setdefault((label, n), []).append(run_sweep(n, tree, memo, work, f"{label}-{n}-{r}"))
                 load.append(os.getloadavg()[0])
+                print(f"  done: {label} n={n} repeat {r}: {results[(label, n)][-1]['wall']:.1f} s, load {load[-1]:.1f}", flush=True)
     print(f"prune-run -m sweeps of n small runs ({' '.join(SMALL)}); medians of {repeats} repeat(s), interleaved")
-    print(f"load average (1 min) {min(load):.1f}-{max(load):.1f}; {os.cpu_count()} CPUs")
-    print(f"{'memo':<7}{'n':>4}{'wall s':>10}{'per run s':>11}{'train+rec s':>13}{'in run s':>10}{'data s':>9}{'hits':>6}")
-    marginal = {}
-    for memo in (True, False):
+    print(f"load average (1 min) {min(load):.1f}-{max(load):.1f} (median {statistics.median(load):.1f}); {os.cpu_count()} CPUs")
+    for label, (tree, memo) in variants.items():
+        print(f"  {label}: {tree}{'' if memo else ', PRUNE_CLI_DATA_MEMO_MB=0'}")
+    print(f"{'variant':<10}{'n':>4}{'wall s':>10}{'per run s':>11}{'train+rec s':>13}{'in run s':>10}{'data s':>9}{'hits':>6}")
+    fits = {}
+    for label in variants:
         walls = []
         per_run_work = []
         for n in sizes:
-            reps = results[(memo, n)]
+            reps = results[(label, n)]
             wall = statistics.median(x["wall"] for x in reps)
             runs = [run for x in reps for run in x["runs"]]
             work_s = statistics.median(run["training"] + run["recording"] for run in runs)
@@ -124,17 +135,19 @@ def benchmark(sizes: list[int], repeats: int) -> None:
             hits = statistics.median(x["hits"] for x in reps)
             walls.append(wall)
             per_run_work += [run["training"] + run["recording"] for run in runs]
-            label = "on" if memo else "off"
-            print(f"{label:<7}{n:>4}{wall:>10.2f}{wall / n:>11.2f}{work_s:>13.3f}{in_run:>10.3f}{data:>9.4f}{hits:>6.0f}")
+            print(f"{label:<10}{n:>4}{wall:>10.2f}{wall / n:>11.2f}{work_s:>13.3f}{in_run:>10.3f}{data:>9.4f}{hits:>6.0f}")
         if len(sizes) > 1:
-            marginal[memo] = slope([float(n) for n in sizes], walls) - statistics.fmean(per_run_work)
-    for memo, value in marginal.items():
+            slope, intercept = line_fit([float(n) for n in sizes], walls)
+            fits[label] = (slope - statistics.fmean(per_run_work), slope, intercept)
+    for label, (overhead, slope, intercept) in fits.items():
         print(
-            f"marginal per-run overhead, memo {'on' if memo else 'off'}: {value:.2f} s "
-            "(slope of wall vs n minus mean training+recording per run)"
+            f"{label}: per-run overhead {overhead:.2f} s (slope {slope:.2f} s per run minus mean training+recording "
+            f"{slope - overhead:.2f} s); fixed cost {intercept:.2f} s (intercept)"
         )
-    if len(marginal) == 2 and marginal[False] > 0:
-        print(f"ratio memo on / off of the marginal overhead: {marginal[True] / marginal[False]:.2f}x")
+    first = next(iter(fits), None)
+    for label, (overhead, _, _) in fits.items():
+        if label != first and overhead > 0:
+            print(f"per-run overhead {first} / {label}: {fits[first][0] / overhead:.2f}x")
 
 
 def profile(n: int, top: int) -> None:
@@ -247,6 +260,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="n = 1, 4, 16 and one repeat")
+    ap.add_argument("--baseline", type=Path, help="another prune-cli source tree, measured interleaved with this one")
+    ap.add_argument("--memo-off", action="store_true", help="also measure this tree without the dataset memo")
     ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
     ap.add_argument("--top", type=int, default=60)
     ap.add_argument("--compose", type=int, metavar="R", help="time R composes with and without the schema memo instead")
@@ -263,7 +278,12 @@ def main() -> None:
         return
     if args.quick:
         args.sizes, args.repeats = [1, 4, 16], 1
-    benchmark(args.sizes, args.repeats)
+    variants = {"this": (REPO, True)}
+    if args.baseline:
+        variants["baseline"] = (args.baseline.resolve(), True)
+    if args.memo_off:
+        variants["memo off"] = (REPO, False)
+    benchmark(args.sizes, args.repeats, variants)
 
 
 if __name__ == "__main__":
