@@ -135,7 +135,7 @@ def _share_config_store_in_repository_copies() -> None:
 # Sweep jobs composed by the sweeper's check, for the launcher: (loader id, master config id, overrides)
 # -> (master config, a copy of the job's config). Bounded; emptied at the end of every sweep.
 _SWEEP_JOBS: dict[tuple, tuple[DictConfig, DictConfig]] = {}
-SWEEP_JOBS_KEPT = 4096  # about 0.3 MB each
+SWEEP_JOBS_KEPT = 1024  # 0.23 MB each; the jobs of a larger batch beyond these are composed twice, as before
 
 
 def _compose_each_sweep_job_once() -> None:
@@ -147,7 +147,9 @@ def _compose_each_sweep_job_once() -> None:
     a job's overrides composes as before and keeps a copy; the second call for the same loader, master
     config and overrides returns the copy (once; any further call composes again). The copy is what a
     fresh composition gives (the files are read once, at the check, so the sweep runs the configs it
-    checked); `tests/test_sweep_compose_once.py` fails if the wrapper stops applying."""
+    checked). Only for Hydra's basic launcher, which runs the jobs in this process (a joblib or
+    submitit launcher composes each job in its worker). `tests/test_sweep_compose_once.py` fails if
+    the wrapper stops applying."""
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
     compose = ConfigLoaderImpl.load_sweep_config
@@ -160,7 +162,8 @@ def _compose_each_sweep_job_once() -> None:
         if kept is not None and kept[0] is master_config:
             return kept[1]
         job = compose(self, master_config, sweep_overrides)
-        if len(_SWEEP_JOBS) < SWEEP_JOBS_KEPT:
+        in_process = "BasicLauncher" in str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
+        if in_process and len(_SWEEP_JOBS) < SWEEP_JOBS_KEPT:
             _SWEEP_JOBS[key] = (master_config, copy.deepcopy(job))
         return job
 

@@ -65,7 +65,8 @@ def test_a_kept_composition_is_handed_out_once_and_is_a_copy(monkeypatch):
     cli._compose_each_sweep_job_once()  # noqa: SLF001 - wraps the stand-in
     wrapped = ConfigLoaderImpl.load_sweep_config
     assert wrapped is not compose and wrapped is not original
-    loader, master = _Loader(), OmegaConf.create({})
+    basic = {"hydra": {"launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}}}
+    loader, master = _Loader(), OmegaConf.create(basic)
     first = wrapped(loader, master, ["seed=1"])
     second = wrapped(loader, master, ["seed=1"])
     assert loader.calls == 1 and second == first and second is not first
@@ -73,8 +74,12 @@ def test_a_kept_composition_is_handed_out_once_and_is_a_copy(monkeypatch):
     assert second.n == 1
     third = wrapped(loader, master, ["seed=1"])
     assert loader.calls == 2 and third.n == 2
-    other = wrapped(loader, OmegaConf.create({}), ["seed=1"])  # another sweep's master config
+    wrapped(loader, master, ["seed=1"])  # the third composition was kept: hand it out
+    other = wrapped(loader, OmegaConf.create(basic), ["seed=1"])  # another sweep's master config
     assert loader.calls == 3 and other.n == 3
+    joblib = OmegaConf.create({"hydra": {"launcher": {"_target_": "hydra_plugins.hydra_joblib_launcher.JoblibLauncher"}}})
+    wrapped(loader, joblib, ["seed=1"])  # jobs run in workers: nothing kept
+    assert wrapped(loader, joblib, ["seed=1"]).n == 5
 
 
 @pytest.mark.parametrize("bad", ["train.epochs=1,abc"])
