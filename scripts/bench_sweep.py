@@ -16,10 +16,12 @@ Printed, per variant and n (medians over the repeats):
   each run's own timing line in its prune-run.log (prune_cli/run/experiment.py);
 - in run: the rest of `run()` per run (data loading and splits, model building, checkpoints, shared
   tables) from the same line;
-and per variant the least-squares line of wall against n: its slope minus the mean training+recording
-time per run is the marginal per-run overhead (Hydra's per-job work: composing the job's config,
-the job's logging and .hydra files; the pre-run checks, the thread choice, and "in run"); its intercept
-is the fixed cost of a sweep (start-up, the first composition, the imports the first run pays).
+and per variant the least-squares line, against n, of each sweep's overhead (its wall time minus the
+training+recording time of its own runs): the slope is the per-run overhead (Hydra's per-job work:
+composing the job's config, the job's logging and .hydra files; the pre-run checks, the thread
+choice, and "in run"), the intercept the fixed cost of a sweep (start-up, the first compositions,
+the imports the first run pays). Subtracting each sweep's own training time keeps a run slowed down
+by the machine's load out of the other sweeps' estimate.
 It also prints the machine's load (os.getloadavg) before, during and after.
 
     PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; one repeat (a few minutes)
@@ -123,8 +125,7 @@ def benchmark(sizes: list[int], repeats: int, variants: dict[str, tuple[Path, bo
     print(f"{'variant':<10}{'n':>4}{'wall s':>10}{'per run s':>11}{'train+rec s':>13}{'in run s':>10}{'data s':>9}{'hits':>6}")
     fits = {}
     for label in variants:
-        walls = []
-        per_run_work = []
+        overheads = []  # per sweep size: median of (wall - the sweep's own training+recording)
         for n in sizes:
             reps = results[(label, n)]
             wall = statistics.median(x["wall"] for x in reps)
@@ -133,21 +134,17 @@ def benchmark(sizes: list[int], repeats: int, variants: dict[str, tuple[Path, bo
             in_run = statistics.median(run["total"] - run["training"] - run["recording"] for run in runs)
             data = statistics.median(run["data"] for run in runs)
             hits = statistics.median(x["hits"] for x in reps)
-            walls.append(wall)
-            per_run_work += [run["training"] + run["recording"] for run in runs]
+            overheads.append(statistics.median(x["wall"] - sum(r["training"] + r["recording"] for r in x["runs"]) for x in reps))
             print(f"{label:<10}{n:>4}{wall:>10.2f}{wall / n:>11.2f}{work_s:>13.3f}{in_run:>10.3f}{data:>9.4f}{hits:>6.0f}")
         if len(sizes) > 1:
-            slope, intercept = line_fit([float(n) for n in sizes], walls)
-            fits[label] = (slope - statistics.fmean(per_run_work), slope, intercept)
-    for label, (overhead, slope, intercept) in fits.items():
-        print(
-            f"{label}: per-run overhead {overhead:.2f} s (slope {slope:.2f} s per run minus mean training+recording "
-            f"{slope - overhead:.2f} s); fixed cost {intercept:.2f} s (intercept)"
-        )
+            fits[label] = line_fit([float(n) for n in sizes], overheads)
+            print(f"{label}: overhead (wall minus the runs' training+recording) per n: " + ", ".join(f"{o:.1f} s" for o in overheads))
+    for label, (slope, intercept) in fits.items():
+        print(f"{label}: per-run overhead {slope:.2f} s (slope); fixed cost {intercept:.2f} s (intercept)")
     first = next(iter(fits), None)
-    for label, (overhead, _, _) in fits.items():
-        if label != first and overhead > 0:
-            print(f"per-run overhead {first} / {label}: {fits[first][0] / overhead:.2f}x")
+    for label, (slope, _) in fits.items():
+        if label != first and slope > 0:
+            print(f"per-run overhead {first} / {label}: {fits[first][0] / slope:.2f}x")
 
 
 def profile(n: int, top: int) -> None:
