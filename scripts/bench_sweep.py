@@ -28,6 +28,7 @@ It also prints the machine's load (os.getloadavg) before, during and after.
     PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
     PYTHONPATH=$PWD python scripts/bench_sweep.py --quick --baseline ../prune-cli-before
     PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --timers 16      # wall time of each per-job step, 16-run sweep
     PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose, schema memo on / off
     PYTHONPATH=$PWD python scripts/bench_sweep.py --data 5         # a run's data loading: memo hit vs. a load
 """
@@ -172,6 +173,70 @@ def profile(n: int, top: int) -> None:
     print(out.getvalue())
 
 
+def timers(n: int) -> None:
+    """Wall-clock totals of the per-job steps of one n-run sweep in this process (no profiler overhead):
+    each function below is wrapped with a timer; calls, seconds and seconds per run."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import collections
+    import functools
+
+    import torch  # noqa: F401  (imported before timing: start-up is scripts/bench_startup.py's subject)
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core import utils as hydra_utils
+
+    from prune_cli import cli
+    from prune_cli.core import identity
+    from prune_cli.run import checkpoint, experiment, recorder, results, shared_tables
+
+    total: dict[str, float] = collections.defaultdict(float)
+    calls: collections.Counter = collections.Counter()
+
+    def wrap(owner, name: str, label: str) -> None:
+        fn = getattr(owner, name)
+
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                total[label] += time.perf_counter() - start
+                calls[label] += 1
+
+        setattr(owner, name, timed)
+
+    steps = [
+        (ConfigLoaderImpl, "load_configuration", "Hydra: one composition"),
+        (hydra_utils, "_save_config", "Hydra: a .hydra/*.yaml file"),
+        (hydra_utils, "configure_log", "Hydra: logging set-up"),
+        (cli, "validate", "pre-run pass (validate)"),
+        (cli, "_limit_threads", "thread choice"),
+        (experiment, "run", "run() in all"),
+        (experiment.Experiment, "run_plan", "run(): the schedule's steps"),
+        (experiment.Experiment, "__init__", "run(): data, model, context"),
+        (recorder, "write_run_files", "per-run CSVs"),
+        (checkpoint, "save", "checkpoint (state.pt)"),
+        (shared_tables, "append_run", "shared tables"),
+        (results, "provenance", "provenance"),
+        (identity, "config_hash", "config hash"),
+    ]
+    for owner, name, label in steps:  # hydra_main imports run() from its module when it runs
+        wrap(owner, name, label)
+    experiment.config_hash = identity.config_hash  # imported by name there
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.argv = ["prune-run", *sweep_args(n, Path(tmp) / "results")]
+        start = time.perf_counter()
+        try:
+            cli.main()
+        except SystemExit as stop:
+            if stop.code:
+                raise
+        wall = time.perf_counter() - start
+    print(f"{n}-run sweep in-process: {wall:.1f} s (load {os.getloadavg()[0]:.1f}); per step: calls, seconds, seconds per run")
+    for label, seconds in sorted(total.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<32} {calls[label]:5d} {seconds:9.3f} {seconds / n:9.3f}")
+
+
 def compose_bench(repeats: int) -> None:
     """Time of composing one job's config (what Hydra does twice per sweep job) with the plugin source's
     schema memo (prune_cli/run/plugin_source.py) and without it (OmegaConf.structured every time),
@@ -261,6 +326,7 @@ def main() -> None:
     ap.add_argument("--memo-off", action="store_true", help="also measure this tree without the dataset memo")
     ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
     ap.add_argument("--top", type=int, default=60)
+    ap.add_argument("--timers", type=int, metavar="N", help="time the per-job steps of one N-run sweep in-process instead")
     ap.add_argument("--compose", type=int, metavar="R", help="time R composes with and without the schema memo instead")
     ap.add_argument("--data", type=int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
     args = ap.parse_args()
@@ -272,6 +338,9 @@ def main() -> None:
         return
     if args.profile:
         profile(args.profile, args.top)
+        return
+    if args.timers:
+        timers(args.timers)
         return
     if args.quick:
         args.sizes, args.repeats = [1, 4, 16], 1
