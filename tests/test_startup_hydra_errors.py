@@ -8,9 +8,13 @@ configs/model/ holds the model options), not taken from the code under test."""
 
 from __future__ import annotations
 
+import enum
+from typing import Optional
+
 import pytest
 
 from conftest import run_cli
+from prune_cli.run.composition_errors import describe_type
 
 CASES = [
     # (overrides, fragments the message must hold: key, value, what is allowed)
@@ -43,3 +47,32 @@ def test_a_type_error_in_a_sweep_exits_2_and_creates_nothing(tmp_path):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert any("'train.epochs'" in x and "'abc'" in x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:"))
     assert not results.exists(), sorted(str(p) for p in results.rglob("*"))
+
+
+def test_with_hydra_full_error_the_traceback_is_kept_and_the_exit_is_still_2(tmp_path):
+    from cli_runner import run_in_process
+
+    proc = run_in_process(["train.epochs=abc", f"results_dir={tmp_path / 'results'}"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" in proc.stderr and "prune-run: error: Invalid value for config key 'train.epochs'" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+class _Color(enum.Enum):
+    red = 1
+    blue = 2
+
+
+@pytest.mark.parametrize(
+    "declared, words",
+    [
+        (int, "an integer"),
+        (Optional[float], "a number or null"),
+        (list[int], "a list of integers, e.g. [1,2]"),
+        (Optional[list[float]], "a list of numbers, e.g. [1,2] or null"),
+        (_Color, "one of red, blue"),
+        (bool, "true or false"),
+    ],
+)
+def test_allowed_values_in_words(declared, words):
+    assert describe_type(declared) == words
