@@ -12,6 +12,7 @@ Where things can go wrong, and what the user sees (docs/robustness.md):
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import logging
@@ -30,11 +31,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from .core import interrupts, plugins, threads
 from .core.atomic_io import atomic_write_text
-from .core.config_base import declared_input
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
-from .run.prevalidate import register_schemas, validate
+from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
+from .run.prevalidate import checked_model, register_schemas, validate
 
 log = logging.getLogger("prune_cli")
 
@@ -78,6 +79,7 @@ def usable_results_dir(path: str) -> str | None:
 
 
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
+_SWEEP_CREATED: list[Path] = []  # results_dir and results_dir/.sweeps when the current sweep created them
 
 
 def _runs_dir(*, _root_: DictConfig) -> str:
@@ -130,7 +132,47 @@ def _share_config_store_in_repository_copies() -> None:
         ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[method-assign]
 
 
+# Sweep jobs composed by the sweeper's check, for the launcher: (loader id, master config id, overrides)
+# -> (master config, a copy of the job's config). Bounded; emptied at the end of every sweep.
+_SWEEP_JOBS: dict[tuple, tuple[DictConfig, DictConfig]] = {}
+SWEEP_JOBS_KEPT = 1024  # 0.23 MB each; the jobs of a larger batch beyond these are composed twice, as before
+
+
+def _compose_each_sweep_job_once() -> None:
+    """Hydra composes every job of a sweep twice: the sweeper's `validate_batch_is_legal` composes
+    each job of a batch to reject a bad override before any job runs (and discards the result), then
+    the launcher composes it again to run it, both through `ConfigLoaderImpl.load_sweep_config`. One
+    composition merges about 30 YAML files and schema nodes (0.3-1.2 s; the largest per-job cost of a
+    sweep of small runs, docs/performance.md "Sweeps"). This wraps that one method: the first call for
+    a job's overrides composes as before and keeps a copy; the second call for the same loader, master
+    config and overrides returns the copy (once; any further call composes again). The copy is what a
+    fresh composition gives (the files are read once, at the check, so the sweep runs the configs it
+    checked). Only for Hydra's basic launcher, which runs the jobs in this process (a joblib or
+    submitit launcher composes each job in its worker). `tests/test_sweep_compose_once.py` fails if
+    the wrapper stops applying."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    compose = ConfigLoaderImpl.load_sweep_config
+    if getattr(compose, "composes_each_job_once", False):
+        return
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = (id(self), id(master_config), tuple(sweep_overrides))
+        kept = _SWEEP_JOBS.pop(key, None)
+        if kept is not None and kept[0] is master_config:
+            return kept[1]
+        job = compose(self, master_config, sweep_overrides)
+        in_process = "BasicLauncher" in str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
+        if in_process and len(_SWEEP_JOBS) < SWEEP_JOBS_KEPT:
+            _SWEEP_JOBS[key] = (master_config, copy.deepcopy(job))
+        return job
+
+    load_sweep_config.composes_each_job_once = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
+
+
 _share_config_store_in_repository_copies()
+_compose_each_sweep_job_once()
 register_schemas()
 for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
     if not OmegaConf.has_resolver(_name):
@@ -165,7 +207,37 @@ def main() -> None:
         plugins.add_modules(command_line_plugins(sys.argv[1:]))
     except PruneCliError as err:
         _reject(str(err))
-    hydra_main()
+    try:
+        hydra_main()
+    except SystemExit as stop:
+        # Hydra reports an error while composing (printed, then exit 1) from inside its `except`
+        # clause, so the error is the exit's implicit context (Python's exception chaining).
+        if stop.code == 1 and isinstance(stop.__context__, COMPOSITION_ERRORS):
+            _reject_composition(stop.__context__)
+        raise
+    except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead
+        traceback.print_exc()
+        _reject_composition(err)
+
+
+def _reject_composition(err: Exception) -> None:
+    """A config Hydra could not compose (prune_cli/run/composition_errors.py): exit 2 like every config
+    error, and remove what a sweep had made before its sweeper composed the jobs (the sweep's record,
+    multirun.yaml and the folders this process created), so a rejected config creates nothing."""
+    _SWEEP_JOBS.clear()
+    path = os.environ.pop(SWEEP_RECORD_ENV, None)
+    if path and Path(path).is_file() and not Path(path).read_text().strip():  # no job ran
+        Path(path).unlink()
+    runs = _CREATED[-1] if _CREATED else None
+    if runs is not None and runs.is_dir() and [p.name for p in runs.iterdir()] == ["multirun.yaml"]:
+        (runs / "multirun.yaml").unlink()
+    for folder in sorted({*_CREATED, *_SWEEP_CREATED}, key=lambda p: -len(p.parts)):  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty: a run or another sweep's record is in it
+    _SWEEP_CREATED.clear()
+    _reject(str(as_config_error(err, sys.argv[1:])))
 
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
@@ -312,19 +384,11 @@ def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:
 
 
 def _macs_per_batch(cfg: DictConfig) -> int | None:
-    """Forward multiply-accumulates of one training batch, from the model built on the meta device
-    for the dataset's declared input; None when the dataset declares no input shape."""
-    spec = declared_input(cfg)
-    if spec is None:
-        return None
-    import torch
-
-    from .models import build_model
-
-    shape, classes = spec
-    with torch.device("meta"):
-        model = build_model(cfg.model, shape, classes)
-        return threads.macs_per_example(model, torch.empty(1, *shape)) * int(cfg.train.batch_size)
+    """Forward multiply-accumulates of one training batch, counted by the pre-run pass on the model it
+    built for the dataset's declared input (`checked_model`: built once per model config and process);
+    None when the dataset declares no input shape."""
+    checked = checked_model(cfg)
+    return None if checked is None else checked.macs_per_example * int(cfg.train.batch_size)
 
 
 def _remove_if_scaffolding(run_dir: Path) -> None:
@@ -349,6 +413,7 @@ class SweepSummary(Callback):
         folder = Path(str(config.results_dir)) / ".sweeps"
         if usable_results_dir(str(config.results_dir)) is not None:
             return  # the run directories' resolver reports it
+        _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = folder / f"{stamp}-{os.getpid()}.jsonl"
@@ -356,6 +421,7 @@ class SweepSummary(Callback):
         os.environ[SWEEP_RECORD_ENV] = str(path.resolve())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
         path = os.environ.pop(SWEEP_RECORD_ENV, None)
         if not path or not Path(path).exists():
             return

@@ -5,16 +5,22 @@ Commands (each a fresh process, run --repeats times, interleaved; medians):
 - floor:        python -c "import torch"
 - cfg job:      prune-run --cfg job          (compose and print the config)
 - config error: prune-run sparsity=2         (compose, validate, exit 2)
-- model error:  prune-run method.exclude=[nope]  (compose, validate against the model built on the
-                meta device, exit 2; PyTorch's meta kernels import torch._dynamo on first use)
+- model error:  prune-run method.exclude=[nope]  (compose, validate against the model built for the
+                dataset's declared input, exit 2)
+- conv model error: prune-run model=cnn1d method.exclude=[nope]  (the same for a model whose
+                constructor sizes its classifier with a dry run)
+- type error:   prune-run train.epochs=abc   (Hydra rejects the override while composing, exit 2)
 - help:         prune-run --help
-- reference:    python -c "import torch, torch._dynamo"  (what the meta-device checks add to the floor)
+- reference:    python -c "import torch, torch._dynamo"  (what running PyTorch 2's meta kernels adds:
+                they import torch._dynamo on first use)
 
-It prints each median and its ratio to the floor (target, issue 12: <= 2x), the machine's load, and
-an import-time breakdown of `prune-run --cfg job` (`python -X importtime`): the cumulative import
-time of each top-level package and of the heaviest prune_cli modules.
+With --baseline DIR (another checkout of prune-cli, e.g. the commit before a change) every prune-run
+command also runs with that tree on PYTHONPATH, interleaved with this one, so that both are measured
+under the same load. It prints each median and its ratio to the floor (target, issue 12: <= 2x), the
+machine's load, and an import-time breakdown of `prune-run --cfg job` (`python -X importtime`): the
+cumulative import time of each top-level package and of the heaviest prune_cli modules.
 
-    PYTHONPATH=$PWD python scripts/bench_startup.py [--repeats 5]
+    PYTHONPATH=$PWD python scripts/bench_startup.py [--repeats 5] [--baseline ../prune-cli-before]
 """
 
 from __future__ import annotations
@@ -32,23 +38,38 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "prune_cli.cli"]
-COMMANDS = {
+FLOORS = {
     "floor (import torch)": ([sys.executable, "-c", "import torch"], 0),
-    "prune-run --cfg job": ([*CLI, "--cfg", "job"], 0),
-    "prune-run sparsity=2": ([*CLI, "sparsity=2"], 2),
-    "prune-run method.exclude=[nope]": ([*CLI, "method.exclude=[nope]"], 2),
-    "prune-run --help": ([*CLI, "--help"], 0),
     "import torch, torch._dynamo": ([sys.executable, "-c", "import torch, torch._dynamo"], 0),
+}
+PRUNE_RUN = {
+    "prune-run --cfg job": (["--cfg", "job"], 0),
+    "prune-run sparsity=2": (["sparsity=2"], 2),
+    "prune-run method.exclude=[nope]": (["method.exclude=[nope]"], 2),
+    "prune-run model=cnn1d method.exclude=[nope]": (["model=cnn1d", "method.exclude=[nope]"], 2),
+    "prune-run train.epochs=abc": (["train.epochs=abc"], 2),
+    "prune-run --help": (["--help"], 0),
 }
 
 
-def env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+def commands(baseline: Path | None) -> dict[str, tuple[list[str], int, Path]]:
+    """name -> (command, expected exit code, source tree on PYTHONPATH)."""
+    out = {name: (cmd, rc, REPO) for name, (cmd, rc) in FLOORS.items()}
+    for name, (args, rc) in PRUNE_RUN.items():
+        out[name] = ([*CLI, *args], rc, REPO)
+        if baseline is not None:
+            # Before the change, Hydra's own config errors exited 1.
+            out[f"{name} [baseline]"] = ([*CLI, *args], 1 if "abc" in name else rc, baseline)
+    return out
 
 
-def timed(cmd: list[str], expected_rc: int, cwd: str) -> float:
+def env(tree: Path = REPO) -> dict:
+    return {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+
+
+def timed(cmd: list[str], expected_rc: int, cwd: str, tree: Path = REPO) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env(), cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env(tree), cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != expected_rc:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}, expected {expected_rc}:\n{proc.stderr[-2000:]}")
@@ -81,22 +102,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument("--baseline", type=Path, help="another prune-cli source tree, measured interleaved with this one")
     args = ap.parse_args()
+    todo = commands(args.baseline.resolve() if args.baseline else None)
     times: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as cwd:
-        for name, (cmd, rc) in COMMANDS.items():  # warm the file cache once
-            timed(cmd, rc, cwd)
+        for name, (cmd, rc, tree) in todo.items():  # warm the file cache once
+            timed(cmd, rc, cwd, tree)
         load = [os.getloadavg()[0]]
         for r in range(args.repeats):
-            order = list(COMMANDS.items()) if r % 2 == 0 else list(COMMANDS.items())[::-1]
-            for name, (cmd, rc) in order:
-                times[name].append(timed(cmd, rc, cwd))
+            order = list(todo.items()) if r % 2 == 0 else list(todo.items())[::-1]
+            for name, (cmd, rc, tree) in order:
+                times[name].append(timed(cmd, rc, cwd, tree))
             load.append(os.getloadavg()[0])
         floor = statistics.median(times["floor (import torch)"])
-        print(f"medians of {args.repeats} runs each (interleaved); load {min(load):.1f}-{max(load):.1f}")
+        print(f"medians of {args.repeats} runs each (interleaved); load {min(load):.1f}-{max(load):.1f}; {os.cpu_count()} CPUs")
         for name, values in times.items():
             med = statistics.median(values)
-            print(f"  {name:<34} {med:6.2f} s  {med / floor:5.2f}x floor   (min {min(values):.2f}, max {max(values):.2f})")
+            print(f"  {name:<56} {med:6.2f} s  {med / floor:5.2f}x floor   (min {min(values):.2f}, max {max(values):.2f})")
         import_breakdown(cwd, args.top)
 
 

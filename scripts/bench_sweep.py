@@ -1,27 +1,34 @@
 """Benchmark: how the total time of a `prune-run -m` sweep grows with its number of runs, and the per-run
-overhead (everything except training and recording), with and without the per-process dataset memo.
+overhead (everything except training and recording) and the fixed cost of a sweep.
 
 Each sweep is one `prune-run -m seed=0,...,n-1 <small config>` process (Hydra's basic launcher: the
-runs one after another in that process), for n in --sizes, once with the memo (the default) and once
-with `PRUNE_CLI_DATA_MEMO_MB=0` (prune_cli/data/cache.py), interleaved, --repeats times. Small
-config: MNIST-1D (8000 training examples), an MLP 40-32-32-10, one dense and one fine-tuning epoch,
-region counting off (`metrics.regions.enabled=false`); the other default metrics stay on.
+runs one after another in that process), for n in --sizes, --repeats times, interleaved with the
+variants being compared: this tree; with --baseline DIR, another checkout of prune-cli (e.g. the
+commit before a change) on PYTHONPATH; with --memo-off, this tree with `PRUNE_CLI_DATA_MEMO_MB=0`
+(no per-process dataset memo, prune_cli/data/cache.py). Small config: MNIST-1D (8000 training
+examples), an MLP 40-32-32-10, one dense and one fine-tuning epoch, region counting off
+(`metrics.regions.enabled=false`); the other default metrics stay on.
 
-Printed, per memo setting and n (medians over the repeats):
+Printed, per variant and n (medians over the repeats):
 - wall: the whole process, start-up included;
 - per run: wall / n;
 - train+rec: training and recording (evaluation, metrics, per-run CSVs and model files) per run, from
   each run's own timing line in its prune-run.log (prune_cli/run/experiment.py);
 - in run: the rest of `run()` per run (data loading and splits, model building, checkpoints, shared
   tables) from the same line;
-and the marginal per-run overhead: the least-squares slope of wall against n minus the mean
-training+recording time per run (this includes Hydra's per-job work: composing the job's config,
-which the basic sweeper does twice per job, the pre-run checks, the thread choice, the job's logging).
-It also prints the machine's load (os.getloadavg) before and after.
+and per variant the least-squares line, against n, of each sweep's overhead (its wall time minus the
+training+recording time of its own runs): the slope is the per-run overhead (Hydra's per-job work:
+composing the job's config, the job's logging and .hydra files; the pre-run checks, the thread
+choice, and "in run"), the intercept the fixed cost of a sweep (start-up, the first compositions,
+the imports the first run pays). Subtracting each sweep's own training time keeps a run slowed down
+by the machine's load out of the other sweeps' estimate.
+It also prints the machine's load (os.getloadavg) before, during and after.
 
     PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; one repeat (a few minutes)
     PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --quick --baseline ../prune-cli-before
     PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --timers 16      # wall time of each per-job step, 16-run sweep
     PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose, schema memo on / off
     PYTHONPATH=$PWD python scripts/bench_sweep.py --data 5         # a run's data loading: memo hit vs. a load
 """
@@ -60,19 +67,19 @@ def sweep_args(n: int, results: Path) -> list[str]:
     return ["-m", f"seed={seeds}", *SMALL, f"results_dir={results}", "shared_results=true"]
 
 
-def env(memo: bool) -> dict:
-    e = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
+def env(tree: Path, memo: bool) -> dict:
+    e = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"}
     if not memo:
         e["PRUNE_CLI_DATA_MEMO_MB"] = "0"
     return e
 
 
-def run_sweep(n: int, memo: bool, work: Path, tag: str) -> dict:
+def run_sweep(n: int, tree: Path, memo: bool, work: Path, tag: str) -> dict:
     """One sweep process: wall time and the runs' own timing lines."""
     results = work / tag
     cmd = [sys.executable, "-m", "prune_cli.cli", *sweep_args(n, results)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env(memo), cwd=work, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env(tree, memo), cwd=work, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
@@ -88,53 +95,57 @@ def run_sweep(n: int, memo: bool, work: Path, tag: str) -> dict:
     return {"wall": wall, "runs": runs, "hits": hits}
 
 
-def slope(xs: list[float], ys: list[float]) -> float:
+def line_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of ys against xs."""
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return slope, my - slope * mx
 
 
-def benchmark(sizes: list[int], repeats: int) -> None:
+def benchmark(sizes: list[int], repeats: int, variants: dict[str, tuple[Path, bool]]) -> None:
     load = [os.getloadavg()[0]]
-    results: dict[tuple[bool, int], list[dict]] = {}
+    results: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # Warm-up: generate MNIST-1D's file cache and the file-system cache of the imports.
-        run_sweep(1, True, work, "warmup")
+        for label, (tree, memo) in variants.items():
+            run_sweep(1, tree, memo, work, f"warmup-{label}")
         for r in range(repeats):
-            order = [(memo, n) for n in sizes for memo in (True, False)]
+            order = [(label, n) for n in sizes for label in variants]
             if r % 2:
                 order.reverse()
-            for memo, n in order:
-                results.setdefault((memo, n), []).append(run_sweep(n, memo, work, f"{'memo' if memo else 'nomemo'}-{n}-{r}"))
+            for label, n in order:
+                tree, memo = variants[label]
+                results.setdefault((label, n), []).append(run_sweep(n, tree, memo, work, f"{label}-{n}-{r}"))
                 load.append(os.getloadavg()[0])
+                print(f"  done: {label} n={n} repeat {r}: {results[(label, n)][-1]['wall']:.1f} s, load {load[-1]:.1f}", flush=True)
     print(f"prune-run -m sweeps of n small runs ({' '.join(SMALL)}); medians of {repeats} repeat(s), interleaved")
-    print(f"load average (1 min) {min(load):.1f}-{max(load):.1f}; {os.cpu_count()} CPUs")
-    print(f"{'memo':<7}{'n':>4}{'wall s':>10}{'per run s':>11}{'train+rec s':>13}{'in run s':>10}{'data s':>9}{'hits':>6}")
-    marginal = {}
-    for memo in (True, False):
-        walls = []
-        per_run_work = []
+    print(f"load average (1 min) {min(load):.1f}-{max(load):.1f} (median {statistics.median(load):.1f}); {os.cpu_count()} CPUs")
+    for label, (tree, memo) in variants.items():
+        print(f"  {label}: {tree}{'' if memo else ', PRUNE_CLI_DATA_MEMO_MB=0'}")
+    print(f"{'variant':<10}{'n':>4}{'wall s':>10}{'per run s':>11}{'train+rec s':>13}{'in run s':>10}{'data s':>9}{'hits':>6}")
+    fits = {}
+    for label in variants:
+        overheads = []  # per sweep size: median of (wall - the sweep's own training+recording)
         for n in sizes:
-            reps = results[(memo, n)]
+            reps = results[(label, n)]
             wall = statistics.median(x["wall"] for x in reps)
             runs = [run for x in reps for run in x["runs"]]
             work_s = statistics.median(run["training"] + run["recording"] for run in runs)
             in_run = statistics.median(run["total"] - run["training"] - run["recording"] for run in runs)
             data = statistics.median(run["data"] for run in runs)
             hits = statistics.median(x["hits"] for x in reps)
-            walls.append(wall)
-            per_run_work += [run["training"] + run["recording"] for run in runs]
-            label = "on" if memo else "off"
-            print(f"{label:<7}{n:>4}{wall:>10.2f}{wall / n:>11.2f}{work_s:>13.3f}{in_run:>10.3f}{data:>9.4f}{hits:>6.0f}")
+            overheads.append(statistics.median(x["wall"] - sum(r["training"] + r["recording"] for r in x["runs"]) for x in reps))
+            print(f"{label:<10}{n:>4}{wall:>10.2f}{wall / n:>11.2f}{work_s:>13.3f}{in_run:>10.3f}{data:>9.4f}{hits:>6.0f}")
         if len(sizes) > 1:
-            marginal[memo] = slope([float(n) for n in sizes], walls) - statistics.fmean(per_run_work)
-    for memo, value in marginal.items():
-        print(
-            f"marginal per-run overhead, memo {'on' if memo else 'off'}: {value:.2f} s "
-            "(slope of wall vs n minus mean training+recording per run)"
-        )
-    if len(marginal) == 2 and marginal[False] > 0:
-        print(f"ratio memo on / off of the marginal overhead: {marginal[True] / marginal[False]:.2f}x")
+            fits[label] = line_fit([float(n) for n in sizes], overheads)
+            print(f"{label}: overhead (wall minus the runs' training+recording) per n: " + ", ".join(f"{o:.1f} s" for o in overheads))
+    for label, (slope, intercept) in fits.items():
+        print(f"{label}: per-run overhead {slope:.2f} s (slope); fixed cost {intercept:.2f} s (intercept)")
+    first = next(iter(fits), None)
+    for label, (slope, _) in fits.items():
+        if label != first and slope > 0:
+            print(f"per-run overhead {first} / {label}: {fits[first][0] / slope:.2f}x")
 
 
 def profile(n: int, top: int) -> None:
@@ -160,6 +171,70 @@ def profile(n: int, top: int) -> None:
     pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
     print(f"{n}-run sweep in-process: {wall:.1f} s under cProfile (load {os.getloadavg()[0]:.1f})")
     print(out.getvalue())
+
+
+def timers(n: int) -> None:
+    """Wall-clock totals of the per-job steps of one n-run sweep in this process (no profiler overhead):
+    each function below is wrapped with a timer; calls, seconds and seconds per run."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import collections
+    import functools
+
+    import torch  # noqa: F401  (imported before timing: start-up is scripts/bench_startup.py's subject)
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core import utils as hydra_utils
+
+    from prune_cli import cli
+    from prune_cli.core import identity
+    from prune_cli.run import checkpoint, experiment, recorder, results, shared_tables
+
+    total: dict[str, float] = collections.defaultdict(float)
+    calls: collections.Counter = collections.Counter()
+
+    def wrap(owner, name: str, label: str) -> None:
+        fn = getattr(owner, name)
+
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                total[label] += time.perf_counter() - start
+                calls[label] += 1
+
+        setattr(owner, name, timed)
+
+    steps = [
+        (ConfigLoaderImpl, "load_configuration", "Hydra: one composition"),
+        (hydra_utils, "_save_config", "Hydra: a .hydra/*.yaml file"),
+        (hydra_utils, "configure_log", "Hydra: logging set-up"),
+        (cli, "validate", "pre-run pass (validate)"),
+        (cli, "_limit_threads", "thread choice"),
+        (experiment, "run", "run() in all"),
+        (experiment.Experiment, "run_plan", "run(): the schedule's steps"),
+        (experiment.Experiment, "__init__", "run(): data, model, context"),
+        (recorder, "write_run_files", "per-run CSVs"),
+        (checkpoint, "save", "checkpoint (state.pt)"),
+        (shared_tables, "append_run", "shared tables"),
+        (results, "provenance", "provenance"),
+        (identity, "config_hash", "config hash"),
+    ]
+    for owner, name, label in steps:  # hydra_main imports run() from its module when it runs
+        wrap(owner, name, label)
+    experiment.config_hash = identity.config_hash  # imported by name there
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.argv = ["prune-run", *sweep_args(n, Path(tmp) / "results")]
+        start = time.perf_counter()
+        try:
+            cli.main()
+        except SystemExit as stop:
+            if stop.code:
+                raise
+        wall = time.perf_counter() - start
+    print(f"{n}-run sweep in-process: {wall:.1f} s (load {os.getloadavg()[0]:.1f}); per step: calls, seconds, seconds per run")
+    for label, seconds in sorted(total.items(), key=lambda kv: -kv[1]):
+        print(f"  {label:<32} {calls[label]:5d} {seconds:9.3f} {seconds / n:9.3f}")
 
 
 def compose_bench(repeats: int) -> None:
@@ -247,8 +322,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="n = 1, 4, 16 and one repeat")
+    ap.add_argument("--baseline", type=Path, help="another prune-cli source tree, measured interleaved with this one")
+    ap.add_argument("--memo-off", action="store_true", help="also measure this tree without the dataset memo")
     ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
     ap.add_argument("--top", type=int, default=60)
+    ap.add_argument("--timers", type=int, metavar="N", help="time the per-job steps of one N-run sweep in-process instead")
     ap.add_argument("--compose", type=int, metavar="R", help="time R composes with and without the schema memo instead")
     ap.add_argument("--data", type=int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
     args = ap.parse_args()
@@ -261,9 +339,17 @@ def main() -> None:
     if args.profile:
         profile(args.profile, args.top)
         return
+    if args.timers:
+        timers(args.timers)
+        return
     if args.quick:
         args.sizes, args.repeats = [1, 4, 16], 1
-    benchmark(args.sizes, args.repeats)
+    variants = {"this": (REPO, True)}
+    if args.baseline:
+        variants["baseline"] = (args.baseline.resolve(), True)
+    if args.memo_off:
+        variants["memo off"] = (REPO, False)
+    benchmark(args.sizes, args.repeats, variants)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def snapshot(results: Path) -> dict:
 
 
 def first_message(err: str) -> str:
-    """prune-run's own line, else the first line of Hydra's message (its own checks exit 1)."""
+    """prune-run's own line, else the first line of another message."""
     lines = [x for x in err.splitlines() if x.startswith("prune-run:")]
     text = lines[0] if lines else next((x for x in err.splitlines() if x.strip()), "")
     return text.replace("|", "/")[:150]

@@ -93,7 +93,7 @@ def test_rngs_continue_where_the_test_left_them(tmp_path):
     [
         ["sparsity=2"],  # a config error: one line, exit 2, nothing created
         pytest.param(["--cfg", "job", "dataset=synthetic"], marks=pytest.mark.slow),  # prints the config
-        pytest.param(["method=foo"], marks=pytest.mark.slow),  # Hydra's own error: exit 1
+        pytest.param(["method=foo"], marks=pytest.mark.slow),  # found by Hydra while composing: exit 2
     ],
     ids=["config-error", "cfg-job", "unknown-option"],
 )

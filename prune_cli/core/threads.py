@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -160,28 +161,44 @@ def choose_threads(setting, env: Mapping[str, str], usable: tuple[int, str], mac
     return ThreadChoice(cpus, f"threads=auto: {macs_per_batch:.3g} MACs per training batch; {cpus} usable CPUs ({limit})")
 
 
-def macs_per_example(model, example) -> int:
-    """Multiply-accumulates of the Linear and Conv layers in one forward pass of `example` (one
-    input with a batch dimension of 1). Works on the meta device: it reads shapes, not values."""
-    import torch
+@dataclass
+class MacCounter:
+    """Multiply-accumulates counted by `counting_macs` (`total`, per example)."""
+
+    total: int = 0
+
+
+@contextmanager
+def counting_macs(model):
+    """Count the multiply-accumulates of the Linear and Conv layers in the forward passes of `model`
+    run inside the block, per example (each layer: weight elements times output positions, divided
+    by the batch size). Reads shapes only, so it works on any device."""
     from torch import nn
 
-    total = 0
+    counter = MacCounter()
 
     def count(module, _inputs, output) -> None:
-        nonlocal total
         channels = output.shape[1] if isinstance(module, nn.modules.conv._ConvNd) else output.shape[-1]
-        total += module.weight.numel() * (output.numel() // max(1, channels)) // max(1, output.shape[0])
+        counter.total += module.weight.numel() * (output.numel() // max(1, channels)) // max(1, output.shape[0])
 
     layers = (nn.Linear, nn.modules.conv._ConvNd)
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, layers)]
     try:
-        with torch.no_grad():
-            model(example)
+        yield counter
     finally:
         for h in hooks:
             h.remove()
-    return total
+
+
+def macs_per_example(model, example) -> int:
+    """Multiply-accumulates of the Linear and Conv layers in one forward pass of `example` (one
+    input with a batch dimension of 1). The pre-run pass counts them during its own check of the
+    model (prune_cli/run/prevalidate.py `checked_model`), so a run builds its model once for both."""
+    import torch
+
+    with counting_macs(model) as macs, torch.no_grad():
+        model(example)
+    return macs.total
 
 
 def quiet_openmp_wait(env: dict) -> bool:

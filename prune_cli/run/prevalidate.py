@@ -208,20 +208,25 @@ def validate_node(cfg: DictConfig, key: str, schema: type | None = None) -> None
     run_checks(schema or schema_of(cfg, key), cfg, key)
 
 
-def build_checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int, example):
-    """Build the model and pass `example` (one input) through it: a model made for other inputs (a
-    CNN on 1-D signals, an image model on vectors) stops with one message instead of a traceback
-    from its constructor or deep inside training. On the meta device this costs no memory."""
+def _build(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int):
     from ..models import build_model
 
-    allowed = (
+    try:
+        return build_model(cfg.model, input_shape, num_classes)
+    except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError) as err:
+        raise ConfigError("model", cfg.model.name, _fitting(cfg, input_shape), f"It cannot be built for them: {err}") from None
+
+
+def _fitting(cfg: DictConfig, input_shape: tuple[int, ...]) -> str:
+    return (
         f"a model that takes dataset={cfg.dataset.name}'s inputs of shape {tuple(input_shape)} "
         "(mlp and cnn1d take vectors; lenet5, conv6, vgg*, resnet* take images)"
     )
-    try:
-        model = build_model(cfg.model, input_shape, num_classes)
-    except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError) as err:
-        raise ConfigError("model", cfg.model.name, allowed, f"It cannot be built for them: {err}") from None
+
+
+def _check_forward(cfg: DictConfig, model, input_shape: tuple[int, ...], num_classes: int, example) -> None:
+    """Pass `example` (one input) through the model in eval mode: a model made for other inputs stops
+    with one message instead of a traceback from deep inside training."""
     import torch
 
     try:
@@ -229,7 +234,9 @@ def build_checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_class
             out = model.eval()(example)
         model.train()
     except RuntimeError as err:
-        raise ConfigError("model", cfg.model.name, allowed, f"Its forward pass fails: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            "model", cfg.model.name, _fitting(cfg, input_shape), f"Its forward pass fails: {str(err).splitlines()[0]}"
+        ) from None
     if out.shape[-1] != num_classes:
         raise ConfigError(
             "model",
@@ -237,25 +244,86 @@ def build_checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_class
             f"a model with {num_classes} outputs, one per class of dataset={cfg.dataset.name}",
             f"It has {out.shape[-1]}.",
         )
+
+
+def build_checked_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int, example):
+    """Build the model and pass `example` (one input) through it: a model made for other inputs (a
+    CNN on 1-D signals, an image model on vectors) stops with one message instead of a traceback
+    from its constructor or deep inside training."""
+    model = _build(cfg, input_shape, num_classes)
+    _check_forward(cfg, model, input_shape, num_classes, example)
     return model
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedModel:
+    """The run's model as the pre-run pass checked it: its layers on the meta device (shapes, no
+    weights), for the checks of the method's layer options, and the multiply-accumulates of one
+    example's forward pass, for the thread policy (prune_cli/core/threads.py)."""
+
+    model: Any
+    macs_per_example: int
+
+
+# The most recent CheckedModel, keyed by the resolved model node and the declared input: the jobs of
+# a sweep share it, and a run's thread choice reads it instead of building the model again.
+_CHECKED: dict[tuple, CheckedModel] = {}
+
+
+def checked_model(cfg: DictConfig) -> CheckedModel | None:
+    """The model for the dataset's declared input shape and classes, built and passed one example
+    (None when the dataset declares no input: it is checked once its data is loaded).
+
+    Built on the CPU and passed a zero example there, with the global random streams left as they
+    were and one intra-op thread, then moved to the meta device. Not built on the meta device:
+    PyTorch 2's meta kernels of common ops (`mm`, `addmm`, convolutions when a model's constructor
+    sizes its classifier with a dry run) are Python functions that import `torch._dynamo` (and with
+    it sympy and the compiler stack) on first use, which took longer than importing torch itself
+    (docs/performance.md, "Start-up"); one example through a small model on the CPU takes
+    milliseconds (VGG-19 on CIFAR-100: 0.4 s to build, 0.2 s forward on one loaded core)."""
+    spec = declared_input(cfg)
+    if spec is None:
+        return None
+    shape, classes = spec
+    key = (repr(OmegaConf.to_container(cfg.model, resolve=True)), tuple(shape), int(classes))
+    found = _CHECKED.get(key)
+    if found is None:
+        found = _check_on_cpu(cfg, tuple(shape), int(classes))
+        _CHECKED.clear()
+        _CHECKED[key] = found
+    return found
+
+
+def _check_on_cpu(cfg: DictConfig, shape: tuple[int, ...], classes: int) -> CheckedModel:
+    import torch
+
+    from ..core.threads import counting_macs
+
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            if threads != 1:
+                torch.set_num_threads(1)
+            model = _build(cfg, shape, classes)
+            with counting_macs(model) as macs:
+                _check_forward(cfg, model, shape, classes, torch.zeros(1, *shape))
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+    return CheckedModel(model.to_empty(device="meta"), macs.total)
 
 
 def _check_model_against_data(cfg: DictConfig) -> None:
     """The checks that need the model's layers, before any data is loaded or directory created: the
-    model is built on the meta device for the dataset's declared input shape and classes, then the
+    model is built for the dataset's declared input shape and classes (`checked_model`), then the
     method's layer options (method.exclude, method.layer_densities, match_masks shapes, N:M and
     channel constraints) are checked against its prunable layers."""
-    spec = declared_input(cfg)
-    if spec is None:
+    checked = checked_model(cfg)
+    if checked is None:
         return
-    import torch
-
     from ..pruning import select_prunable
 
-    shape, classes = spec
-    with torch.device("meta"):
-        model = build_checked_model(cfg, shape, classes, torch.empty(1, *shape))
-        select_prunable(model, cfg.method)
+    select_prunable(checked.model, cfg.method)
 
 
 def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:

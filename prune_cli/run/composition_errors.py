@@ -1,0 +1,126 @@
+"""Config errors that Hydra finds while it composes the config, as prune-cli config errors.
+
+Hydra rejects a value of the wrong type (`train.epochs=abc`), a key no schema has when it is given
+without `+` (`train.epoch=5`), an option that does not exist (`model=nope`) and an override its
+grammar cannot parse (`train.epochs=[1`) before the pre-run pass sees the config. Its message names
+the key, but it exits with status 1, the status of a crash; every other config error exits with 2
+(docs/robustness.md). `prune_cli/cli.py` catches these errors and reports them through `as_config_error`:
+one `prune-run: error:` line naming the key, the value and what is allowed, then exit 2.
+
+What is allowed comes from the schema the value was merged into: the type of the field in its
+dataclass (prune_cli/core/config_base.py and each plugin's config class), the fields of that
+dataclass for an unknown key, the options of the config group for a missing option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import types
+import typing
+from typing import Any
+
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from ..core.errors import ConfigError, PruneCliError, UnknownKeyError
+
+# What Hydra raises for a config it cannot compose (MissingConfigException is a ConfigCompositionException).
+COMPOSITION_ERRORS = (ConfigCompositionException, OverrideParseException)
+
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+# (one value, several values) in words, for the types config fields are declared with.
+_WORDS = {
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    bool: ("true or false", "booleans"),
+    str: ("a string", "strings"),
+}
+
+
+def describe_type(tp: Any) -> str:
+    """What a value of a field declared `tp` may be, in words ("an integer", "a list of numbers or null")."""
+    if tp in _WORDS:
+        return _WORDS[tp][0]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return "one of " + ", ".join(m.name for m in tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return f"a mapping of {tp.__name__}'s options"
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [describe_type(a) for a in args if a is not type(None)]
+        return " or ".join(kinds) + (" or null" if type(None) in args else "")
+    if origin in (list, tuple) or tp in (list, tuple):
+        inner = args[0] if args else None
+        return f"a list of {_WORDS[inner][1]}, e.g. [1,2]" if inner in _WORDS else "a list, e.g. [a,b]"
+    if origin is dict or tp is dict:
+        return "a mapping, e.g. {a: 1}"
+    return f"a value of type {getattr(tp, '__name__', tp)}"
+
+
+def _override_value(key: str, overrides: list[str]) -> str | None:
+    """The text the user gave for `key` on the command line (the last override of it wins)."""
+    found = None
+    for arg in overrides:
+        name, sep, value = arg.partition("=")
+        if sep and name.lstrip("+~").rstrip("@") == key:
+            found = value
+    return found
+
+
+def _field_type(cls: Any, name: str) -> Any:
+    try:
+        return typing.get_type_hints(cls).get(name)
+    except (TypeError, NameError):
+        return None
+
+
+def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneCliError | None:
+    """The key, value and allowed values of OmegaConf's error (the cause Hydra wraps)."""
+    key, cls = err.full_key, err.object_type
+    if not key:
+        return None
+    value = err.value if err.value is not None else _override_value(key, overrides)
+    fields = [f.name for f in dataclasses.fields(cls)] if isinstance(cls, type) and dataclasses.is_dataclass(cls) else []
+    if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and fields:
+        leaf, parent = key.rsplit(".", 1)[-1], key.rsplit(".", 1)[0] + "." if "." in key else ""
+        close = [parent + c for c in difflib.get_close_matches(leaf, fields, n=3, cutoff=0.6)]
+        return UnknownKeyError(key, value, sorted(fields), close)
+    declared = _field_type(cls, err.key) if fields else None
+    if declared is None:
+        return None
+    return ConfigError(key, value, f"{describe_type(declared)} ({cls.__name__}.{err.key} is declared {_type_name(declared)})")
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
+def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
+    """A prune-cli error for one of Hydra's COMPOSITION_ERRORS: ConfigError (key, value, allowed)
+    where Hydra's error says which key, otherwise Hydra's own message."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
+        group, _, option = str(err.missing_cfg_file).rpartition("/")
+        if group:
+            return ConfigError(group, option, "one of " + ", ".join(err.options) + f" (the options of config group '{group}')")
+    if isinstance(err, OverrideParseException) and err.override:
+        key, sep, value = str(err.override).partition("=")
+        reason = str(err.message).splitlines()[0] if err.message else "it does not parse"
+        return ConfigError(
+            key.lstrip("+~") if sep else str(err.override),
+            value if sep else str(err.override),
+            f"a value in Hydra's override grammar ({GRAMMAR}): a number, a string (quoted if it holds "
+            "special characters), a list [a,b], or a sweep a,b with -m",
+            f"Hydra cannot parse the override {err.override!r}: {reason}.",
+        )
+    cause = err.__cause__
+    if isinstance(cause, OmegaConfBaseException):
+        found = _from_omegaconf(cause, overrides)
+        if found is not None:
+            return found
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    if isinstance(cause, OmegaConfBaseException) and cause.msg:
+        text += " " + " ".join(line.strip() for line in str(cause.msg).splitlines() if line.strip())
+    return PruneCliError(text or type(err).__name__)

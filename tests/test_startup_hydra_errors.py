@@ -1,0 +1,78 @@
+"""Config errors that Hydra itself finds while composing (a value of the wrong type, a key without `+`
+that no schema has, an option that does not exist, an override it cannot parse) exit with status 2
+like every error of the pre-run pass (docs/robustness.md), with a message that names the key, the
+value and what is allowed, and create nothing: single runs and sweeps alike.
+
+Expected answers are written out by hand from the config schemas (TrainConfig.epochs is an int,
+configs/model/ holds the model options), not taken from the code under test."""
+
+from __future__ import annotations
+
+import enum
+from typing import Optional
+
+import pytest
+
+from conftest import run_cli
+from prune_cli.run.composition_errors import describe_type
+
+CASES = [
+    # (overrides, fragments the message must hold: key, value, what is allowed)
+    (["train.epochs=abc"], ["'train.epochs'", "'abc'", "an integer"]),
+    (["finetune.lr=fast"], ["'finetune.lr'", "'fast'", "a number", "declared float"]),
+    (["train.epoch=5"], ["'train.epoch'", "5", "epochs"]),  # a typo without `+`: Hydra names the schema
+    (["model=nope"], ["'model'", "'nope'", "mlp", "resnet20"]),  # the options of configs/model/
+    (["train.epochs=[1"], ["train.epochs=[1"]),  # the override grammar: the whole override is the value
+]
+
+
+@pytest.mark.parametrize("args, fragments", CASES, ids=[c[0][0] for c in CASES])
+def test_hydra_config_errors_exit_2_and_create_nothing(tmp_path, args, fragments):
+    results = tmp_path / "results"
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    line = [x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:")]
+    assert line, proc.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in line[-1], (fragment, line[-1])
+    assert not results.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a rejected config created files"
+
+
+def test_a_type_error_in_a_sweep_exits_2_and_creates_nothing(tmp_path):
+    """The sweeper composes every job before the first one runs: one bad value stops the sweep with 2,
+    and the sweep's record and multirun.yaml it had written are removed again."""
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "train.epochs=2,abc"], results, check=False)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert any("'train.epochs'" in x and "'abc'" in x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:"))
+    assert not results.exists(), sorted(str(p) for p in results.rglob("*"))
+
+
+def test_with_hydra_full_error_the_traceback_is_kept_and_the_exit_is_still_2(tmp_path):
+    from cli_runner import run_in_process
+
+    proc = run_in_process(["train.epochs=abc", f"results_dir={tmp_path / 'results'}"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" in proc.stderr and "prune-run: error: Invalid value for config key 'train.epochs'" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+class _Color(enum.Enum):
+    red = 1
+    blue = 2
+
+
+@pytest.mark.parametrize(
+    "declared, words",
+    [
+        (int, "an integer"),
+        (Optional[float], "a number or null"),
+        (list[int], "a list of integers, e.g. [1,2]"),
+        (Optional[list[float]], "a list of numbers, e.g. [1,2] or null"),
+        (_Color, "one of red, blue"),
+        (bool, "true or false"),
+    ],
+)
+def test_allowed_values_in_words(declared, words):
+    assert describe_type(declared) == words
