@@ -277,7 +277,8 @@ def as_plain(node: Any) -> Any:
 
 def declared_input(cfg: DictConfig) -> Optional[tuple[tuple[int, ...], int]]:
     """(input shape, number of classes) that the dataset config declares without loading any data
-    (its schema's `declared_input`), or None when it declares none. The pre-run checks, the thread
-    policy and training-time methods build the model on the meta device from it."""
+    (its schema's `declared_input`), or None when it declares none. The pre-run checks and the thread
+    policy build the model from it (on the CPU, one zero example, then kept on the meta device:
+    run/prevalidate.py); training-time methods build it on the meta device."""
     declared = OmegaConf.get_type(cfg.dataset)
     return declared.declared_input(cfg.dataset) if hasattr(declared, "declared_input") else None

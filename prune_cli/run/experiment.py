@@ -64,11 +64,12 @@ def derived_seed(seed: int, purpose: str) -> int:
 class Experiment:
     """Holds the run's state; `run_plan` executes the schedule's steps with checkpoints."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, run_dir: Path, accel: Accel | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(cfg.device)
-        self.accel = Accel.from_config(cfg.get("accel"), self.device.type)  # docs/performance.md "GPU"
+        # docs/performance.md "GPU"; the caller that applied the settings passes the one it built
+        self.accel = accel if accel is not None else Accel.from_config(cfg.get("accel"), self.device.type)
         seed_everything(cfg.seed)
         # Where the run's time goes (seconds), logged when it completes (docs/performance.md, "Sweeps").
         self.timing = {"data": 0.0, "training": 0.0, "recording": 0.0}
@@ -389,7 +390,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
     with accel.applied():  # deterministic mode from before any tensor reaches the device, restored after
         if accel != Accel(device_type=accel.device_type):
             log.info("accel: %s", accel.describe())
-        exp = Experiment(cfg, run_dir)
+        exp = Experiment(cfg, run_dir, accel)
         atomic_write_text(run_dir / "provenance.json", json.dumps(results.environment_record(exp.provenance), indent=2))
         exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
         recorder.finish_run_files(exp)
