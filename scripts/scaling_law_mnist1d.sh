@@ -5,7 +5,7 @@
 #   PYTHONPATH=. bash scripts/scaling_law_mnist1d.sh /tmp/scaling_mnist1d
 #       preset scaling_mnist1d: 2 widths x 9 densities x 3 seeds (54 runs)
 #   PRESET=scaling_mnist1d_scales PYTHONPATH=. bash scripts/scaling_law_mnist1d.sh /tmp/scaling_scales
-#       3 widths x 3 training-set sizes x 8 densities x 2 seeds (144 runs)
+#       3 widths x 3 training-set sizes x 8 densities x 3 seeds (216 runs)
 # Runs already complete in RESULTS are found and skipped, so an interrupted sweep can be rerun.
 set -euo pipefail
 RESULTS=${1:-results/scaling_mnist1d}
