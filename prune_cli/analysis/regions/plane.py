@@ -12,6 +12,8 @@ full-dimensional activation regions meeting the domain.
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,6 +99,16 @@ def make_plane(points: torch.Tensor, domain: str, box: tuple[float, float] | Non
     return Plane(center=c.reshape(p.shape[1:]), basis=torch.from_numpy(basis), domain=poly)
 
 
+def _make_dual(primal: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:
+    """fwAD.make_dual. Its first call in a process loads PyTorch's forward-AD decompositions, which
+    script functions with `torch.jit.script` and so print PyTorch's own deprecation FutureWarning
+    (torch 2.14): a warning about PyTorch internals that a user of prune-cli can do nothing about,
+    so it is silenced here and nowhere else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        return fwAD.make_dual(primal, tangent)
+
+
 def _affine_maps(tracer: Tracer, plane: Plane, interior: np.ndarray, layer: int, batch: int):
     """For each interior point: the nonlinearity's input value (P, U) and its u-Jacobian (P, U, 2)."""
     device = next(tracer.net.parameters()).device
@@ -111,7 +123,7 @@ def _affine_maps(tracer: Tracer, plane: Plane, interior: np.ndarray, layer: int,
         primal = torch.cat([x, x])
         tangent = torch.cat([b[:, 0].reshape(1, *shape).expand(n, *shape), b[:, 1].reshape(1, *shape).expand(n, *shape)])
         with fwAD.dual_level():
-            module, inp, out = tracer.run(fwAD.make_dual(primal, tangent.contiguous()), upto=layer)[layer]
+            module, inp, out = tracer.run(_make_dual(primal, tangent.contiguous()), upto=layer)[layer]
             p, t = fwAD.unpack_dual(inp)
             out_shape = out.shape
             if isinstance(module, nn.ReLU):
