@@ -254,3 +254,35 @@ class ConcatNet(nn.Module):
 
     def forward(self, x):
         return self.fc(torch.cat([self.a(x), self.b(x)], 1))
+
+
+def write_scaling_run(
+    root: Path, run_id: str, config: dict, error: float, eps_np: float, allocation: str = "global", achieved_offset: float = 0.0
+) -> None:
+    """A completed run folder in the real formats (metrics.csv, config.yaml, COMPLETE) holding what
+    the scaling-law report reads: the dense and fine-tuned test accuracy (1 - error) and the achieved
+    sparsity (the target plus `achieved_offset`). `config` has seed, sparsity, name, method, model
+    and any scale keys (dataset, data_pruning)."""
+    import pandas as pd
+    import yaml
+
+    d = root / "runs" / run_id
+    d.mkdir(parents=True)
+    seed, sparsity = config["seed"], config["sparsity"]
+    ctx = dict(run_id=run_id, name=config["name"], seed=seed, dataset="mnist1d", model="mlp", method="magnitude", score="magnitude")
+    ctx.update(allocation=allocation, structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
+    rows = [
+        {**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": 1 - eps_np, "dense_value": 1 - eps_np},
+        {**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": 1 - error, "dense_value": 1 - eps_np},
+        {
+            **ctx,
+            "phase": "finetuned",
+            "split": "model",
+            "metric": "sparsity_prunable",
+            "value": sparsity + achieved_offset,
+            "dense_value": 0.0,
+        },
+    ]
+    pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
+    (d / "config.yaml").write_text(yaml.safe_dump(config))
+    (d / "COMPLETE").write_text(run_id)

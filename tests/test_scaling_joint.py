@@ -13,10 +13,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from prune_cli.report import build_report
 from prune_cli.report.scaling import _family, _run_scales, fit_scaling_law
+from tests.helpers import write_scaling_run
 
 TRUE = {"eps_up": 0.9, "gamma": 1.2, "p": 0.02, "psi_width": 0.7, "phi_depth": 1.1}
 DENSITIES = 0.7 ** np.arange(0, 21)
@@ -113,17 +113,6 @@ def test_scales_of_a_run_and_its_family():
 
 
 def _write_run(root, width, keep, sparsity, seed, error, eps_np):
-    run_id = f"sc-w{width}-k{keep:g}-s{sparsity:g}-seed{seed}"
-    d = root / "runs" / run_id
-    d.mkdir(parents=True)
-    ctx = dict(run_id=run_id, name="sc", seed=seed, dataset="mnist1d", model="mlp", method="magnitude", score="magnitude")
-    ctx.update(allocation="layerwise", structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
-    rows = [
-        {**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": 1 - eps_np, "dense_value": 1 - eps_np},
-        {**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": 1 - error, "dense_value": 1 - eps_np},
-        {**ctx, "phase": "finetuned", "split": "model", "metric": "sparsity_prunable", "value": sparsity, "dense_value": 0.0},
-    ]
-    pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
     cfg = {
         "seed": seed,
         "sparsity": sparsity,
@@ -133,8 +122,7 @@ def _write_run(root, width, keep, sparsity, seed, error, eps_np):
         "dataset": {"name": "mnist1d", "num_samples": 5000},
         "data_pruning": {"name": "random", "keep": keep},
     }
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (d / "COMPLETE").write_text(run_id)
+    write_scaling_run(root, f"sc-w{width}-k{keep:g}-s{sparsity:g}-seed{seed}", cfg, error, eps_np, allocation="layerwise")
 
 
 def test_report_fits_a_width_and_size_sweep_as_one_family_with_an_eps_np_per_width_and_size(tmp_path):

@@ -12,10 +12,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from prune_cli.report import build_report
 from prune_cli.report.scaling import fit_scaling_law, pruned_error
+from tests.helpers import write_scaling_run
 
 TRUE = {"eps_up": 0.88, "gamma": 1.6, "p": 0.01}
 EPS_NP = 0.08
@@ -92,18 +92,6 @@ def test_too_few_points_are_skipped_with_the_reason():
 
 
 def _write_run(root, width, sparsity, seed, error, eps_np):
-    run_id = f"sc-w{width}-s{sparsity:g}-seed{seed}"
-    d = root / "runs" / run_id
-    d.mkdir(parents=True)
-    ctx = dict(run_id=run_id, name="sc", seed=seed, dataset="mnist1d", model="mlp", method="magnitude", score="magnitude")
-    ctx.update(allocation="global", structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
-    rows = [
-        {**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": 1 - eps_np, "dense_value": 1 - eps_np},
-        {**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": 1 - error, "dense_value": 1 - eps_np},
-        # achieved sparsity differs from the target by a hair: the fit must use the achieved one
-        {**ctx, "phase": "finetuned", "split": "model", "metric": "sparsity_prunable", "value": sparsity + 1e-4, "dense_value": 0.0},
-    ]
-    pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
     cfg = {
         "seed": seed,
         "sparsity": sparsity,
@@ -111,8 +99,8 @@ def _write_run(root, width, sparsity, seed, error, eps_np):
         "method": {"name": "magnitude"},
         "model": {"name": "mlp", "widths": [width, width]},
     }
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (d / "COMPLETE").write_text(run_id)
+    # achieved sparsity differs from the target by a hair: the fit must use the achieved one
+    write_scaling_run(root, f"sc-w{width}-s{sparsity:g}-seed{seed}", cfg, error, eps_np, achieved_offset=1e-4)
 
 
 def test_report_writes_the_fit_the_plot_and_a_summary_line(tmp_path):

@@ -223,8 +223,8 @@ def _build(
 
 
 def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:
-    """scaling.scaling_report with its figure handed to `draw` (the painter): fit the law to every
-    family, write scaling_fit.csv, return the summary.md lines and the files."""
+    """The pruning scaling law (report/scaling.py): fit it to every family, write scaling_fit.csv,
+    hand its figure to `draw` (the painter); return the summary.md lines and the files."""
     points = scaling_points(folder.table("metrics.csv"), folder.configs, split)
     if not len(points):
         return [], {}

@@ -44,7 +44,6 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..core.atomic_io import atomic_write_csv
 from ..results import _digest, _result_items
 
 EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021)"
@@ -364,19 +363,3 @@ def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
         diag.set_title("fit vs measurement (dashed: equality)", fontsize=8)
         _legend(ax, 7)
     return _save(fig, out / "scaling_fit.png")
-
-
-def scaling_report(folder, out: Path, split: str = "test", plots: bool = True) -> tuple[list[str], dict[str, Path]]:
-    """Fit the law to every family of `folder` (a prune_cli.report.load.ResultsFolder); write
-    scaling_fit.csv (and scaling_fit.png) into `out`; return the summary.md lines and the files."""
-    points = scaling_points(folder.table("metrics.csv"), folder.configs, split)
-    if not len(points):
-        return [], {}
-    table, fitted = fit_families(points)
-    written = {"scaling_fit.csv": out / "scaling_fit.csv"}
-    atomic_write_csv(table, written["scaling_fit.csv"])
-    if plots:
-        path = plot_fits(fitted, out)
-        if path is not None:
-            written["scaling_fit.png"] = path
-    return summary_lines(table), written
