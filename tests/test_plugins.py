@@ -343,24 +343,39 @@ import prune_cli.cli  # noqa: F401
 from prune_cli.cli import command_line_plugins
 from prune_cli.core import plugins
 from prune_cli.core.identity import run_id
-plugins.add_modules(command_line_plugins(sys.argv[2:]))
-with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
-    print(run_id(compose("config", overrides=sys.argv[2:])))
+runs = " ".join(sys.argv[2:]).split(" -- ")  # several override lists, one run id each
+for overrides in (r.split() for r in runs):
+    plugins.add_modules(command_line_plugins(overrides))
+    with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+        print(run_id(compose("config", overrides=overrides)))
 """
+
+
+def _plain_run_id() -> str:
+    """The run id of the default config, composed in this process (no outside plugin is ever imported here)."""
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (schemas, run_id resolver)
+    from prune_cli.core.identity import run_id
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return run_id(compose("config", overrides=[]))
 
 
 def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
     """A disabled metric added by a plugin is not part of the run id; enabling it is."""
     _with_path(monkeypatch, _write_lab(tmp_path / "src"))
 
-    def rid(*args):
-        return subprocess.run(
-            [sys.executable, "-c", RUN_ID, str(REPO / "configs"), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    plain = rid()
-    assert rid("plugins=[lab.weight_norm]") == plain
-    assert rid("plugins=[lab.weight_norm]", "metrics.weight_norm.enabled=true") != plain
+    # One interpreter (the plugin's imports cannot be undone) composes both plugin configs.
+    with_plugin = ["plugins=[lab.weight_norm]"]
+    enabled = [*with_plugin, "metrics.weight_norm.enabled=true"]
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_ID, str(REPO / "configs"), *with_plugin, "--", *enabled], capture_output=True, text=True, check=True
+    ).stdout.split()
+    disabled_id, enabled_id = out  # one run id per override list
+    plain = _plain_run_id()
+    assert disabled_id == plain
+    assert enabled_id != plain
 
 
 def test_the_readme_plugin_example_runs(tmp_path, monkeypatch):
