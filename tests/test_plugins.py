@@ -280,13 +280,56 @@ def test_five_outside_plugins_run_without_editing_the_repository(tmp_path, monke
     assert pd.read_csv(run / "per_class.csv")["class"].nunique() == 3  # the rings dataset's classes
 
 
-def test_plugin_options_are_validated_like_built_in_ones(tmp_path, monkeypatch):
+# Two rejected runs in one interpreter (tests/cli_runner.py runs each as prune-run would): the
+# config-file run comes first and imports nothing from the lab (plugins are indexed before
+# composition), so the second still starts with no outside plugin imported; the driver checks that.
+TWO_RUNS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from cli_runner import run_in_process
+out = []
+for argv, cwd in json.loads(sys.argv[2]):
+    lab_before = sorted(m for m in sys.modules if m == "lab" or m.startswith("lab."))
+    p = run_in_process(argv, cwd=Path(cwd), env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    out.append([p.returncode, p.stdout, p.stderr, lab_before])
+Path(sys.argv[3]).write_text(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def rejected_runs(tmp_path_factory):
+    """{name: (exit code, stderr, results folder)} of `plugins` set in a preset, then an invalid plugin option."""
+    base = tmp_path_factory.mktemp("rejected")
+    root = _write_lab(base / "src")
+    extra = base / "extra" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
+    runs = {
+        "config_file": ["--config-dir", str(base / "extra"), "+experiment=with_lab"],
+        "options": ["plugins=[lab.taylor]", "method=taylor", "method.batches=0"],
+    }
+    results = {name: base / name / "results" for name in runs}
+    for folder in results.values():
+        folder.parent.mkdir()
+    plan = [[[*args, f"results_dir={results[name]}"], str(results[name].parent)] for name, args in runs.items()]
+    old = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *([old] if old else [])])}
+    record = base / "runs.json"
+    subprocess.run(
+        [sys.executable, "-c", TWO_RUNS, str(REPO / "tests"), json.dumps(plan), str(record)], env=env, check=True, timeout=300
+    )
+    done = json.loads(record.read_text())
+    assert [lab_before for *_, lab_before in done] == [[], []]  # each run started with no lab module imported
+    return {name: (code, err, results[name]) for name, (code, _, err, _) in zip(runs, done)}
+
+
+def test_plugin_options_are_validated_like_built_in_ones(rejected_runs):
     """The outside score extends DataScoreConfig, so the shared data-score checks apply to it."""
-    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
-    proc = run_cli(["plugins=[lab.taylor]", "method=taylor", "method.batches=0"], tmp_path / "results", check=False)
-    assert proc.returncode == 2
-    assert "'method.batches': 0" in proc.stderr
-    assert not (tmp_path / "results").exists()
+    returncode, stderr, results = rejected_runs["options"]
+    assert returncode == 2
+    assert "'method.batches': 0" in stderr
+    assert not results.exists()
 
 
 def test_entry_point_plugins_need_no_command_line(tmp_path, monkeypatch):
@@ -324,16 +367,12 @@ def test_bad_plugin_lists_stop_before_anything_is_created(tmp_path, monkeypatch,
     assert not (tmp_path / "results").exists()
 
 
-def test_plugins_set_in_a_config_file_are_rejected(tmp_path, monkeypatch):
+def test_plugins_set_in_a_config_file_are_rejected(rejected_runs):
     """Plugins are indexed before composition, so a preset cannot add them; it must say so."""
-    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
-    extra = tmp_path / "extra" / "experiment"
-    extra.mkdir(parents=True)
-    (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
-    proc = run_cli(["--config-dir", str(tmp_path / "extra"), "+experiment=with_lab"], tmp_path / "results", check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert "'plugins'" in proc.stderr and "command line" in proc.stderr
-    assert not (tmp_path / "results").exists()
+    returncode, stderr, results = rejected_runs["config_file"]
+    assert returncode == 2, stderr
+    assert "'plugins'" in stderr and "command line" in stderr
+    assert not results.exists()
 
 
 RUN_ID = """
