@@ -280,13 +280,56 @@ def test_five_outside_plugins_run_without_editing_the_repository(tmp_path, monke
     assert pd.read_csv(run / "per_class.csv")["class"].nunique() == 3  # the rings dataset's classes
 
 
-def test_plugin_options_are_validated_like_built_in_ones(tmp_path, monkeypatch):
+# Two rejected runs in one interpreter (tests/cli_runner.py runs each as prune-run would): the
+# config-file run comes first and imports nothing from the lab (plugins are indexed before
+# composition), so the second still starts with no outside plugin imported; the driver checks that.
+TWO_RUNS = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from cli_runner import run_in_process
+out = []
+for argv, cwd in json.loads(sys.argv[2]):
+    lab_before = sorted(m for m in sys.modules if m == "lab" or m.startswith("lab."))
+    p = run_in_process(argv, cwd=Path(cwd), env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    out.append([p.returncode, p.stdout, p.stderr, lab_before])
+Path(sys.argv[3]).write_text(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def rejected_runs(tmp_path_factory):
+    """{name: (exit code, stderr, results folder)} of `plugins` set in a preset, then an invalid plugin option."""
+    base = tmp_path_factory.mktemp("rejected")
+    root = _write_lab(base / "src")
+    extra = base / "extra" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
+    runs = {
+        "config_file": ["--config-dir", str(base / "extra"), "+experiment=with_lab"],
+        "options": ["plugins=[lab.taylor]", "method=taylor", "method.batches=0"],
+    }
+    results = {name: base / name / "results" for name in runs}
+    for folder in results.values():
+        folder.parent.mkdir()
+    plan = [[[*args, f"results_dir={results[name]}"], str(results[name].parent)] for name, args in runs.items()]
+    old = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *([old] if old else [])])}
+    record = base / "runs.json"
+    subprocess.run(
+        [sys.executable, "-c", TWO_RUNS, str(REPO / "tests"), json.dumps(plan), str(record)], env=env, check=True, timeout=300
+    )
+    done = json.loads(record.read_text())
+    assert [lab_before for *_, lab_before in done] == [[], []]  # each run started with no lab module imported
+    return {name: (code, err, results[name]) for name, (code, _, err, _) in zip(runs, done)}
+
+
+def test_plugin_options_are_validated_like_built_in_ones(rejected_runs):
     """The outside score extends DataScoreConfig, so the shared data-score checks apply to it."""
-    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
-    proc = run_cli(["plugins=[lab.taylor]", "method=taylor", "method.batches=0"], tmp_path / "results", check=False)
-    assert proc.returncode == 2
-    assert "'method.batches': 0" in proc.stderr
-    assert not (tmp_path / "results").exists()
+    returncode, stderr, results = rejected_runs["options"]
+    assert returncode == 2
+    assert "'method.batches': 0" in stderr
+    assert not results.exists()
 
 
 def test_entry_point_plugins_need_no_command_line(tmp_path, monkeypatch):
@@ -324,16 +367,12 @@ def test_bad_plugin_lists_stop_before_anything_is_created(tmp_path, monkeypatch,
     assert not (tmp_path / "results").exists()
 
 
-def test_plugins_set_in_a_config_file_are_rejected(tmp_path, monkeypatch):
+def test_plugins_set_in_a_config_file_are_rejected(rejected_runs):
     """Plugins are indexed before composition, so a preset cannot add them; it must say so."""
-    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
-    extra = tmp_path / "extra" / "experiment"
-    extra.mkdir(parents=True)
-    (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
-    proc = run_cli(["--config-dir", str(tmp_path / "extra"), "+experiment=with_lab"], tmp_path / "results", check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert "'plugins'" in proc.stderr and "command line" in proc.stderr
-    assert not (tmp_path / "results").exists()
+    returncode, stderr, results = rejected_runs["config_file"]
+    assert returncode == 2, stderr
+    assert "'plugins'" in stderr and "command line" in stderr
+    assert not results.exists()
 
 
 RUN_ID = """
@@ -343,24 +382,39 @@ import prune_cli.cli  # noqa: F401
 from prune_cli.cli import command_line_plugins
 from prune_cli.core import plugins
 from prune_cli.core.identity import run_id
-plugins.add_modules(command_line_plugins(sys.argv[2:]))
-with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
-    print(run_id(compose("config", overrides=sys.argv[2:])))
+runs = " ".join(sys.argv[2:]).split(" -- ")  # several override lists, one run id each
+for overrides in (r.split() for r in runs):
+    plugins.add_modules(command_line_plugins(overrides))
+    with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
+        print(run_id(compose("config", overrides=overrides)))
 """
+
+
+def _plain_run_id() -> str:
+    """The run id of the default config, composed in this process (no outside plugin is ever imported here)."""
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (schemas, run_id resolver)
+    from prune_cli.core.identity import run_id
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return run_id(compose("config", overrides=[]))
 
 
 def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
     """A disabled metric added by a plugin is not part of the run id; enabling it is."""
     _with_path(monkeypatch, _write_lab(tmp_path / "src"))
 
-    def rid(*args):
-        return subprocess.run(
-            [sys.executable, "-c", RUN_ID, str(REPO / "configs"), *args], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    plain = rid()
-    assert rid("plugins=[lab.weight_norm]") == plain
-    assert rid("plugins=[lab.weight_norm]", "metrics.weight_norm.enabled=true") != plain
+    # One interpreter (the plugin's imports cannot be undone) composes both plugin configs.
+    with_plugin = ["plugins=[lab.weight_norm]"]
+    enabled = [*with_plugin, "metrics.weight_norm.enabled=true"]
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_ID, str(REPO / "configs"), *with_plugin, "--", *enabled], capture_output=True, text=True, check=True
+    ).stdout.split()
+    disabled_id, enabled_id = out  # one run id per override list
+    plain = _plain_run_id()
+    assert disabled_id == plain
+    assert enabled_id != plain
 
 
 def test_the_readme_plugin_example_runs(tmp_path, monkeypatch):
