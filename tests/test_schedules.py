@@ -115,9 +115,18 @@ def test_dense_cache_key_ignores_method_and_sparsity_but_not_training(tmp_path):
     assert len({dense_key(base, "cpu"), dense_key(other_lr, "cpu"), dense_key(other_seed, "cpu")}) == 3
 
 
-def test_two_method_sweep_trains_the_dense_model_once(tmp_path):
-    results = tmp_path / "results"
+@pytest.fixture(scope="module")
+def magnitude_random_sweep(tmp_path_factory):
+    """`prune-run -m method=magnitude,random`: magnitude trains the dense model (a miss), random loads
+    it (a hit). Read by the sweep test and, as the cache hit, by the hit-and-miss test (one sweep
+    instead of three runs)."""
+    results = tmp_path_factory.mktemp("sweep") / "results"
     proc = run_cli(["-m", *TINY, "method=magnitude,random", "sparsity=0.5"], results)
+    return results, proc
+
+
+def test_two_method_sweep_trains_the_dense_model_once(magnitude_random_sweep):
+    results, proc = magnitude_random_sweep
     runs = pd.read_csv(results / "runs.csv")
     per_run = runs.groupby("method").dense_cache.first().to_dict()
     assert sorted(per_run.values()) == ["hit", "miss"]
@@ -127,13 +136,11 @@ def test_two_method_sweep_trains_the_dense_model_once(tmp_path):
     assert dense_acc.nunique() == 1  # both runs start from the same dense model
 
 
-def test_cache_hit_and_miss_give_identical_results(tmp_path):
+def test_cache_hit_and_miss_give_identical_results(tmp_path, magnitude_random_sweep):
     """Whichever run of a sweep happens to train the shared dense model, the numbers are the same."""
-    args = [*TINY, "method=random", "sparsity=0.5"]
-    run_cli(args, tmp_path / "miss")
-    run_cli([*TINY, "method=magnitude"], tmp_path / "hit")  # fills the cache ...
-    run_cli(args, tmp_path / "hit")  # ... so this random run is a hit
-    miss, hit = (pd.read_csv(tmp_path / d / "runs.csv") for d in ("miss", "hit"))
+    run_cli([*TINY, "method=random", "sparsity=0.5"], tmp_path / "miss")  # alone: trains its dense model
+    hit_results, _ = magnitude_random_sweep  # magnitude filled the cache, so random was a hit
+    miss, hit = (pd.read_csv(d / "runs.csv") for d in (tmp_path / "miss", hit_results))
     hit = hit[hit.method == "random"].reset_index(drop=True)
     assert set(miss.dense_cache) == {"miss"} and set(hit.dense_cache) == {"hit"}
     assert hit.value.equals(miss.value)
@@ -160,7 +167,7 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, cr
 
 def test_sigkill_during_training_then_rerun(tmp_path):
     """A real crash: SIGKILL a prune-run process in the middle of dense training, then run it again."""
-    args = [*TINY, "dataset.samples_per_class=1000", "train.epochs=40", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
+    args = [*TINY, "dataset.samples_per_class=300", "train.epochs=40", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
     reference = tmp_path / "reference"
     run_cli(args, reference)
     results = tmp_path / "killed"
