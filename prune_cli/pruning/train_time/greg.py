@@ -21,13 +21,21 @@ weights get the constant factor `recover` (negative by default: it offsets a wei
 size, so the kept weights are not shrunk while the others are pushed to zero); then `stabilize_steps`
 iterations, removal and fine-tuning.
 
+With whole filters (`method.structure=channel`) the implementation also stops raising once the
+kept filters' mean |w| is `mag_ratio_limit` times the chosen filters' (a running average per layer;
+GReg-1: once every layer reaches it, GReg-2: per layer): prune_cli/pruning/train_time/greg_mag_ratio.py.
+A stopped layer keeps its last factors; the stabilization starts when the last layer stopped.
+
 The regularization phase trains with the `finetune` config at its constant LR (the implementation
-holds the LR fixed while regularizing) for as many iterations as the schedule needs.
+holds the LR fixed while regularizing) for as many iterations as the schedule needs: at most the
+closed form's (`GRegSchedule.steps`), ending at the end of the epoch in which the stabilization
+after an earlier magnitude-ratio stop is over.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -44,6 +52,12 @@ from ...train_hooks import TrainHook
 from ..pruner import prune_to_density
 from . import HookContext, register_train_hook
 from .common import TrainTimeScheduleConfig
+from .greg_mag_ratio import MagnitudeRatioStop, filter_magnitudes
+
+log = logging.getLogger(__name__)
+
+IMPLEMENTATION_MAG_RATIO_LIMIT = 1000.0  # the public implementation's default `mag_ratio_limit`
+FILTER_STRUCTURE = "channel"  # the structure that removes whole filters, the only one the ratio applies to
 
 
 @config_schema("schedule", "greg1")
@@ -54,6 +68,9 @@ class GReg1Config(TrainTimeScheduleConfig):
     interval: int = 5  # iterations between increments (the paper's K_u)
     ceiling: float = 1.0  # raised until the factor exceeds this (the paper's tau)
     stabilize_steps: int = 100  # iterations after the last raise before the chosen weights are removed (K_s)
+    # filters only: stop raising once the kept/chosen filter-magnitude ratio (running average) reaches
+    # this; null = the implementation's 1000 with method.structure=channel, no ratio stop otherwise
+    mag_ratio_limit: Optional[float] = None
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
@@ -63,6 +80,31 @@ class GReg1Config(TrainTimeScheduleConfig):
         check(s.ceiling >= s.delta, f"{key}.ceiling", s.ceiling, f"a number >= {key}.delta={s.delta}")
         positive_int(cfg, f"{key}.interval")
         positive_int(cfg, f"{key}.stabilize_steps", minimum=0)
+        limit = s.mag_ratio_limit
+        if limit is not None:
+            check(
+                isinstance(limit, (int, float)) and limit > 1,  # False for nan
+                f"{key}.mag_ratio_limit",
+                limit,
+                "a number > 1 (inf: stop at the ceiling only) or null (the implementation's default)",
+            )
+            structure = OmegaConf.select(cfg, "method.structure")
+            check(
+                structure == FILTER_STRUCTURE,
+                f"{key}.mag_ratio_limit",
+                limit,
+                f"null with method.structure={structure}: the magnitude-ratio stop compares whole filters "
+                f"(method.structure={FILTER_STRUCTURE}); the paper's implementation does not use it for other weights",
+            )
+
+
+def mag_ratio_limit(cfg: DictConfig) -> Optional[float]:
+    """The limit in force: the configured one, the implementation's 1000 for filters when null, and
+    None (no ratio stop) for any other structure."""
+    if cfg.method.structure != FILTER_STRUCTURE:
+        return None
+    limit = cfg.schedule.mag_ratio_limit
+    return IMPLEMENTATION_MAG_RATIO_LIMIT if limit is None else float(limit)
 
 
 @config_schema("schedule", "greg2")
@@ -143,8 +185,9 @@ class GRegSchedule:
 
 
 class GRegHook(TrainHook):
-    """The growing L2 penalty as an extra loss term; the choice of weights and the step count are its
-    state. Before GReg-2's choice every prunable weight has the same factor."""
+    """The growing L2 penalty as an extra loss term; the choice of weights, the step count and, for
+    filters, the magnitude-ratio stop (greg_mag_ratio.py) are its state. Before GReg-2's choice every
+    prunable weight has the same factor."""
 
     def __init__(self, ctx: HookContext, greg2: bool):
         self.ctx = ctx
@@ -153,9 +196,31 @@ class GRegHook(TrainHook):
         self.t = 0  # optimizer steps of this phase so far
         self.keep: Optional[Masks] = None  # the method's masks (True = kept); None until chosen
         self.params: dict[str, torch.nn.Parameter] = {}
+        limit = mag_ratio_limit(ctx.config)
+        s = self.schedule
+        self.ratio_stop: Optional[MagnitudeRatioStop] = None
+        if limit is not None:
+            pick_update = s.picks - 1 if greg2 else 0
+            self.ratio_stop = MagnitudeRatioStop(tuple(ctx.prunable), limit, greg2, pick_update, s.picks + s.pushes - 1)
 
     def steps_needed(self) -> int:
         return self.schedule.steps()
+
+    def end_step(self) -> Optional[int]:
+        """Iterations of the phase: the last raise (of every layer), then `stabilize` more; None while
+        a magnitude-ratio stop is still possible before the ceiling."""
+        if self.ratio_stop is None:
+            return self.schedule.steps()
+        end = self.ratio_stop.end_update()
+        return None if end is None else end * self.schedule.interval + self.schedule.stabilize + 1
+
+    def factors(self, name: str, t: int) -> tuple[float, float]:
+        """(chosen, kept) factors of layer `name` at iteration t: the closed forms, held from the
+        update at which the layer stopped raising."""
+        stop = self.ratio_stop.stop.get(name) if self.ratio_stop is not None else None
+        if stop is not None:
+            t = min(t, stop * self.schedule.interval)
+        return self.schedule.chosen(t), self.schedule.kept(t)
 
     # -- hook points -------------------------------------------------------------------------
 
@@ -168,32 +233,76 @@ class GRegHook(TrainHook):
         # rounds, the reinit ablation), and GReg only chooses here; the weights shrink by the penalty
         masks = prune_to_density(copy.deepcopy(model), self.ctx.density, self.ctx.prune)
         self.keep = {n: m.to(self.params[n].device) for n, m in masks.items()}
+        if self.ratio_stop is not None:  # a filter is chosen when none of its weights is kept
+            self.ratio_stop.choose({n: ~k.flatten(1).any(1) for n, k in self.keep.items()})
+
+    def _update(self) -> None:
+        """The implementation's per-update bookkeeping: magnitude ratios and stops (filters only)."""
+        rule = self.ratio_stop
+        if rule is None or self.t % self.schedule.interval or not rule.pending():
+            return
+        u = self.t // self.schedule.interval
+        before = set(rule.stop)
+        rule.update(u, {n: filter_magnitudes(self.params[n]) for n in rule.pending()})
+        for name in rule.stop.keys() - before:
+            log.info(
+                "GReg: %s stops raising at iteration %d (%s; kept/chosen filter magnitude ratio %s, limit %g)",
+                name,
+                self.t,
+                rule.reason[name],
+                f"{rule.ratio[name]:.4g}" if name in rule.ratio else "none",
+                rule.limit,
+            )
+        if rule.end_update() is not None and before != set(rule.stop):
+            end = self.end_step() - 1
+            log.info("GReg: all layers stopped raising at iteration %d; the chosen weights go after iteration %d", self.t, end)
 
     def start(self, model) -> None:
         self._bind(model)
         self.t = 0
         if self.schedule.choice_step == 0:
             self._choose(model)
+        self._update()
 
     def extra_loss(self, model, x, y, logits) -> torch.Tensor:
-        chosen, kept = self.schedule.chosen(self.t), self.schedule.kept(self.t)
         if self.keep is None:  # GReg-2 before the choice: every prunable weight
-            return 0.5 * chosen * sum((w * w).sum() for w in self.params.values())
-        loss = 0.5 * chosen * sum((self.params[n] * ~k).pow(2).sum() for n, k in self.keep.items())
-        if kept != 0.0:
-            loss = loss + 0.5 * kept * sum((self.params[n] * k).pow(2).sum() for n, k in self.keep.items())
+            return 0.5 * self.schedule.chosen(self.t) * sum((w * w).sum() for w in self.params.values())
+        groups: dict[tuple[float, float], list[str]] = {}  # layers with the same factors: one term
+        for n in self.keep:
+            groups.setdefault(self.factors(n, self.t), []).append(n)
+        loss = None
+        for (chosen, kept), names in groups.items():
+            term = 0.5 * chosen * sum((self.params[n] * ~self.keep[n]).pow(2).sum() for n in names)
+            if kept != 0.0:
+                term = term + 0.5 * kept * sum((self.params[n] * self.keep[n]).pow(2).sum() for n in names)
+            loss = term if loss is None else loss + term
         return loss
 
     def after_step(self, model, step) -> None:
         self.t += 1
         if self.keep is None and self.t >= self.schedule.choice_step:
             self._choose(model)
+        self._update()
+
+    def finished(self) -> bool:
+        end = self.end_step()
+        return end is not None and self.t >= end
 
     def epoch_row(self) -> dict:
         last = max(self.t - 1, 0)
-        row = {"penalty": self.schedule.chosen(last), "penalty_step": self.t}
+        per_layer = [self.factors(n, last) for n in self.ctx.prunable]
+        row = {"penalty": max(c for c, _ in per_layer), "penalty_step": self.t}
         if self.greg2:
-            row["penalty_kept"] = self.schedule.kept(last)
+            row["penalty_kept"] = max(k for _, k in per_layer)
+        rule, interval = self.ratio_stop, self.schedule.interval
+        end = self.schedule.picks + self.schedule.pushes - 1 if rule is None else rule.end_update()
+        row["raise_end_step"] = math.nan if end is None else end * interval
+        if rule is not None:
+            row["mag_ratio_min"] = rule.smallest_ratio()
+            row["ratio_stop_step"] = math.nan if rule.ratio_stop is None else rule.ratio_stop * interval
+            for i, name in enumerate(self.ctx.prunable):
+                row[f"mag_ratio_{i}"] = rule.ratio.get(name, math.nan)
+                row[f"raise_stop_{i}"] = rule.stop[name] * interval if name in rule.stop else math.nan
         return row
 
     def final_masks(self) -> Optional[Masks]:
@@ -203,12 +312,16 @@ class GRegHook(TrainHook):
         state = {"t": self.t}
         if self.keep is not None:
             state["keep"] = {n: m.cpu().clone() for n, m in self.keep.items()}
+        if self.ratio_stop is not None:
+            state["mag_ratio"] = self.ratio_stop.state_dict()
         return state
 
     def resume(self, model, state: dict) -> None:
         self._bind(model)
         self.t = int(state["t"])
         self.keep = {n: m.to(self.params[n].device) for n, m in state["keep"].items()} if "keep" in state else None
+        if self.ratio_stop is not None:
+            self.ratio_stop.load_state_dict(state["mag_ratio"])
 
 
 @register_train_hook("greg1", "greg2")
