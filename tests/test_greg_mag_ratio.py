@@ -33,7 +33,7 @@ from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.greg import GRegHook, mag_ratio_limit
 from prune_cli.run.experiment import run
 from prune_cli.training import TrainProgress, train
-from tests.helpers import Chain, compose, composed
+from tests.helpers import Chain, compose, composed, crash_and_resume
 
 CHANNEL = ["method.structure=channel", "method.allocation=layerwise", "method.sparsity_tolerance=0.1"]
 
@@ -409,6 +409,38 @@ def test_a_channel_run_records_the_ratio_stop(tmp_path):
     assert (reg.mag_ratio_1.iloc[:-2] < 1.5).all() and math.isnan(last.mag_ratio_2)
     masks = torch.load(run_dir / "masks.pt", weights_only=True)
     assert any(not bool(m.all(1).all()) for m in masks.values())  # whole rows removed
+
+
+@pytest.mark.slow  # two whole runs; the hook's state across a checkpoint is covered above in seconds
+def test_a_run_resumed_after_a_ratio_stop_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    overrides = [
+        *FAST,
+        "train.epochs=3",
+        "finetune.epochs=1",
+        "sparsity=0.5",
+        "dense_cache.enabled=false",
+        "schedule=greg2",
+        *CHANNEL,
+        "schedule.delta=0.05",
+        "schedule.interval=2",
+        "schedule.stabilize_steps=4",
+        "schedule.pick_delta=0.05",
+        "schedule.pick_ceiling=0.1",
+        "schedule.mag_ratio_limit=1.5",
+    ]
+    reference, run_dir = crash_and_resume(tmp_path, monkeypatch, overrides, ("regularize", 4))
+    history = pd.read_csv(reference / "history.csv")
+    reg = history[history.phase == "regularize"]
+    per_epoch = int(reg.penalty_step.iloc[0])
+    # the crash comes after the first ratio stop and before the last raise: the checkpoint holds both
+    assert reg.ratio_stop_step.iloc[-1] < 4 * per_epoch < reg.raise_end_step.iloc[-1]
+    ignore = ["timestamp", "run_id", "config_hash"]
+    expected = pd.read_csv(reference / "metrics.csv").drop(columns=ignore)
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv").drop(columns=ignore), expected)
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "history.csv"), history)
+    a = torch.load(reference / "model_finetuned.pt", weights_only=True)
+    b = torch.load(run_dir / "model_finetuned.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize(
