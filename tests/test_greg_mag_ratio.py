@@ -31,6 +31,7 @@ from prune_cli.data.splits import DataSplits
 from prune_cli.pruning import PruneContext, select_prunable
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.greg import GRegHook, mag_ratio_limit
+from prune_cli.pruning.train_time.greg_mag_ratio import MagnitudeRatioStop
 from prune_cli.run.experiment import run
 from prune_cli.training import TrainProgress, train
 from tests.helpers import Chain, compose, composed, crash_and_resume
@@ -307,6 +308,17 @@ def test_penalty_with_per_layer_factors_by_hand():
         chosen = p[name].detach().double()[~hook.keep[name]]
         by_hand += 0.5 * factor * float((chosen**2).sum())
     assert float(loss.detach()) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_without_any_layer_with_a_ratio_the_ceiling_decides():
+    # every filter kept (nothing but columns chosen) or every filter chosen: no layer has a ratio
+    rule = MagnitudeRatioStop(("a", "b"), 2.0, greg2=False, pick_update=0, last_update=3)
+    rule.choose({"a": torch.tensor([False, False]), "b": torch.tensor([True, True])})
+    for u in range(3):
+        rule.update(u, {})
+        assert rule.end_update() is None
+    rule.update(3, {})
+    assert rule.stop == {"a": 3, "b": 3} and rule.reason == {"a": "ceiling", "b": "ceiling"} and rule.ratio_stop is None
 
 
 def test_unstructured_greg_has_no_ratio_stop():

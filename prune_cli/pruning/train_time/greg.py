@@ -239,12 +239,12 @@ class GRegHook(TrainHook):
     def _update(self) -> None:
         """The implementation's per-update bookkeeping: magnitude ratios and stops (filters only)."""
         rule = self.ratio_stop
-        if rule is None or self.t % self.schedule.interval or not rule.pending():
+        if rule is None or self.t % self.schedule.interval or rule.end_update() is not None:
             return
         u = self.t // self.schedule.interval
         before = set(rule.stop)
         rule.update(u, {n: filter_magnitudes(self.params[n]) for n in rule.pending()})
-        for name in rule.stop.keys() - before:
+        for name in [n for n in rule.stop if n not in before]:
             log.info(
                 "GReg: %s stops raising at iteration %d (%s; kept/chosen filter magnitude ratio %s, limit %g)",
                 name,
