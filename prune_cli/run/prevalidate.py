@@ -298,18 +298,12 @@ def _check_on_cpu(cfg: DictConfig, shape: tuple[int, ...], classes: int) -> Chec
     import torch
 
     from ..core.threads import counting_macs
+    from ..models import isolated_cpu_build
 
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            if threads != 1:
-                torch.set_num_threads(1)
-            model = _build(cfg, shape, classes)
-            with counting_macs(model) as macs:
-                _check_forward(cfg, model, shape, classes, torch.zeros(1, *shape))
-        finally:
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
+    with isolated_cpu_build():
+        model = _build(cfg, shape, classes)
+        with counting_macs(model) as macs:
+            _check_forward(cfg, model, shape, classes, torch.zeros(1, *shape))
     return CheckedModel(model.to_empty(device="meta"), macs.total)
 
 

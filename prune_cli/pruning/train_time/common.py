@@ -29,19 +29,19 @@ class TrainTimeScheduleConfig(ScheduleConfig):
 
 
 def meta_model(cfg: DictConfig):
-    """The run's model on the meta device for the dataset's declared input (no weights, no memory),
-    or None when the dataset declares no input shape (then the hook checks at its start)."""
+    """The run's model for the dataset's declared input, as shapes on the meta device (built on the
+    CPU without touching the run's random streams: `models.build_checked_shapes`), or None when the
+    dataset declares no input shape (then the hook checks at its start)."""
     spec = declared_input(cfg)
     if spec is None:
         return None
-    from ...models import build_model
+    from ...models import build_checked_shapes
 
     shape, classes = spec
-    with torch.device("meta"):
-        try:
-            return build_model(cfg.model, shape, classes)
-        except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError):
-            return None  # the pre-run pass reports a model that does not fit the data
+    try:
+        return build_checked_shapes(cfg.model, shape, classes)
+    except (ValueError, TypeError, IndexError, RuntimeError, ZeroDivisionError):
+        return None  # the pre-run pass reports a model that does not fit the data
 
 
 def global_top_k(scores: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
