@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from prune_cli.report import build_report
-from prune_cli.report.scaling import _family, _run_scales, fit_scaling_law
+from prune_cli.report.scaling import _family, _run_scales, fit_scaling_law, separable_scales
 
 # close to what the MNIST-1D sweep measures (docs/scaling_law.md): a shallow power law
 TRUE = {"eps_up": 0.9, "gamma": 0.5, "p": 0.05, "psi_width": 0.5, "phi_depth": 0.8}
@@ -210,3 +210,23 @@ def test_report_fits_the_depth_exponent_of_cifar_resnets(tmp_path):
     assert row["status"] == "fitted" and row["scales"] == "density, depth" and row["n_dense_errors"] == 3
     assert row["model"] == "resnet20, resnet32, resnet56"
     assert abs(row["phi_depth"] - t["phi_depth"]) < 4 * row["phi_depth_se"], (row["phi_depth"], row["phi_depth_se"])
+
+
+def test_depth_preset_sweeps_a_grid_that_separates_depth_from_width():
+    """configs/experiment/scaling_mnist1d_depth.yaml: every (depth, width) of 2-5 weight layers x
+    hidden widths 32 and 128 (listed by hand), nine densities and three seeds, so the joint fit keeps
+    both exponents; prune-report groups the whole sweep into one family."""
+    from omegaconf import OmegaConf
+
+    from conftest import REPO
+
+    preset = OmegaConf.load(REPO / "configs" / "experiment" / "scaling_mnist1d_depth.yaml")
+    params = preset.hydra.sweeper.params
+    architectures = [yaml.safe_load(w) for w in str(params["model.widths"]).replace("],[", "]|[").split("|")]
+    configs = [{"model": {"name": "mlp", "widths": w}, "dataset": {"name": "mnist1d", "num_samples": 4000}} for w in architectures]
+    grid = pd.DataFrame([_run_scales(c) for c in configs])
+    assert sorted(zip(grid.depth, grid.width)) == [(l, w) for l in (2, 3, 4, 5) for w in (32, 128)]
+    assert separable_scales(grid, ["width", "depth"]) == (["width", "depth"], "")
+    assert len({_family({**c, "seed": 0, "sparsity": 0.5}) for c in configs}) == 1
+    assert len(str(params.sparsity).split(",")) == 9 and str(params.seed) == "0,1,2"
+    assert preset.threads == 1 and preset.method.allow_collapse is True
