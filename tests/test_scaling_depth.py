@@ -8,6 +8,7 @@ as the preset `scaling_mnist1d_depth` does."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -118,7 +119,9 @@ def test_depth_confounded_with_width_fits_one_combined_exponent_and_says_so(arch
     assert fit.params["gamma"] == pytest.approx(t["gamma"], rel=1e-4) and math.isfinite(fit.stderr["psi_width"])
 
 
-def _write_run(root, run_id: str, model: dict, sparsity: float, seed: int, error: float, eps_np: float, dataset="mnist1d") -> None:
+def _write_run(
+    root, run_id: str, model: dict, sparsity: float, seed: int, error: float, eps_np: float, dataset="mnist1d", weights=None
+) -> None:
     """A completed run folder in the real formats (metrics.csv, config.yaml, COMPLETE) with what the
     scaling report reads: dense and fine-tuned test accuracy and the achieved sparsity."""
     d = root / "runs" / run_id
@@ -130,6 +133,8 @@ def _write_run(root, run_id: str, model: dict, sparsity: float, seed: int, error
         {**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": 1 - error, "dense_value": 1 - eps_np},
         {**ctx, "phase": "finetuned", "split": "model", "metric": "sparsity_prunable", "value": sparsity, "dense_value": 0.0},
     ]
+    if weights is not None:
+        rows.append({**ctx, "phase": "dense", "split": "model", "metric": "params_prunable", "value": weights, "dense_value": weights})
     pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
     config = {
         "seed": seed,
@@ -230,3 +235,34 @@ def test_depth_preset_sweeps_a_grid_that_separates_depth_from_width():
     assert len({_family({**c, "seed": 0, "sparsity": 0.5}) for c in configs}) == 1
     assert len(str(params.sparsity).split(",")) == 9 and str(params.seed) == "0,1,2"
     assert preset.threads == 1 and preset.method.allow_collapse is True
+
+
+def test_depth_analysis_script_fits_phi_at_each_width(tmp_path, capsys):
+    """scripts/scaling_depth_analysis.py on a folder of runs at one width and four depths: its
+    depth-alone fit gives back phi within 4 standard errors, and its weight-count invariant reads the
+    runs' params_prunable (here the MLP's count on MNIST-1D, 40 w + (k - 1) w^2 + 10 w)."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("scaling_depth_analysis", REPO / "scripts" / "scaling_depth_analysis.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    root = tmp_path / "results"
+    rng = np.random.default_rng(7)
+    t = TRUE
+    for hidden in (1, 2, 3, 4):
+        eps_np = dense_error(32, hidden + 1)
+        for d in DENSITIES:
+            true = float(papers_form(d, eps_np, t["eps_up"], t["gamma"], t["p"], l=hidden + 1, phi=t["phi_depth"]))
+            for seed in range(2):
+                error = true * (1 + 0.01 * rng.standard_normal())
+                model = {"name": "mlp", "widths": [32] * hidden}
+                weights = 40 * 32 + (hidden - 1) * 32 * 32 + 32 * 10
+                _write_run(root, f"h{hidden}-d{d:g}-seed{seed}", model, float(1 - d), seed, error, eps_np, weights=weights)
+    script.main(root)
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("depth alone at width 32:"))
+    value, se = (float(v) for v in re.search(r"phi_depth = ([-\d.e]+) ± ([\d.e-]+)", line).groups())
+    assert abs(value - t["phi_depth"]) < 4 * se, line
+    assert "invariant d * N(l, w)^e" in out and "4672" in out  # 4 hidden layers of 32

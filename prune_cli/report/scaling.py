@@ -124,11 +124,11 @@ def separable_scales(points: pd.DataFrame, scales: list[str]) -> tuple[list[str]
         (kept if np.linalg.matrix_rank(design) == len(trial) + 1 else dropped).append(s)
     if not dropped:
         return kept, ""
-    absorbed = ", ".join(SCALES[s] for s in kept) or "p"
+    absorbed = " and ".join(SCALES[s] for s in kept)
     reason = "; ".join(
         f"{SCALES[s]} not fitted: across this family's architectures log {s} is a linear function of "
-        f"log {' and log '.join(kept) if kept else 'nothing that varies'} (for example every wider net is also deeper), so its "
-        f"exponent cannot be told apart; {absorbed} carries its effect"
+        f"log {' and log '.join(kept)} (for example every wider net is also deeper), so the exponents "
+        f"cannot be told apart; {absorbed} carries the effect of both"
         for s in dropped
     )
     return kept, reason
