@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from prune_cli.report import build_report
-from prune_cli.report.scaling import _family, _run_scales, fit_scaling_law, separable_scales
+from prune_cli.report.load import load_results
+from prune_cli.report.scaling import _family, _run_scales, fit_families, fit_scaling_law, scaling_points, separable_scales
 
 # close to what the MNIST-1D sweep measures (docs/scaling_law.md): a shallow power law
 TRUE = {"eps_up": 0.9, "gamma": 0.5, "p": 0.05, "psi_width": 0.5, "phi_depth": 0.8}
@@ -150,7 +151,7 @@ def _write_run(
 
 def test_report_fits_the_depth_exponent_of_a_depth_and_width_sweep(tmp_path):
     """Run folders laid out as the preset's sweep (1-4 hidden layers of width 32 or 128, 9 densities,
-    2 seeds with 1 % noise): one family, one eps_np per (width, depth), and phi_depth and psi_width
+    one seed with 1 % noise): one family, one eps_np per (width, depth), and phi_depth and psi_width
     within 4 standard errors of the values the errors were generated with."""
     root = tmp_path / "results"
     rng = np.random.default_rng(3)
@@ -163,7 +164,7 @@ def test_report_fits_the_depth_exponent_of_a_depth_and_width_sweep(tmp_path):
                 true = float(
                     papers_form(d, eps_np, t["eps_up"], t["gamma"], t["p"], w=width, psi=t["psi_width"], l=depth, phi=t["phi_depth"])
                 )
-                for seed in range(2):
+                for seed in range(1):
                     error = true * (1 + 0.01 * rng.standard_normal())
                     model = {"name": "mlp", "widths": [width] * hidden}
                     _write_run(root, f"depth-w{width}-h{hidden}-d{d:g}-seed{seed}", model, float(1 - d), seed, error, eps_np)
@@ -171,7 +172,7 @@ def test_report_fits_the_depth_exponent_of_a_depth_and_width_sweep(tmp_path):
     (row,) = pd.read_csv(written["scaling_fit.csv"]).to_dict(orient="records")
     assert row["status"] == "fitted" and row["reason"] != row["reason"]  # NaN: no reason, all identifiable
     assert row["scales"] == "density, width, depth" and row["varies"] == "density, width, depth"
-    assert row["n_dense_errors"] == 8 and row["n_points"] == 8 * len(DENSITIES) and row["n_runs"] == 2 * 8 * len(DENSITIES)
+    assert row["n_dense_errors"] == 8 and row["n_points"] == 8 * len(DENSITIES) and row["n_runs"] == 8 * len(DENSITIES)
     for name in ("phi_depth", "psi_width", "gamma"):
         assert abs(row[name] - t[name]) < 4 * row[name + "_se"], (name, row[name], row[name + "_se"])
     assert "phi_depth = " in written["summary.md"].read_text()
@@ -206,12 +207,13 @@ def test_report_fits_the_depth_exponent_of_cifar_resnets(tmp_path):
         eps_np = 0.09 * (depth / 20) ** -0.2
         for d in DENSITIES:
             true = float(papers_form(d, eps_np, t["eps_up"], t["gamma"], t["p"], l=depth, phi=t["phi_depth"]))
-            for seed in range(2):
+            for seed in range(1):
                 error = true * (1 + 0.01 * rng.standard_normal())
                 model = {"name": f"resnet{depth}"}
                 _write_run(root, f"resnet{depth}-d{d:g}-seed{seed}", model, float(1 - d), seed, error, eps_np, dataset="cifar10")
-    written = build_report(root)
-    (row,) = pd.read_csv(written["scaling_fit.csv"]).to_dict(orient="records")
+    folder = load_results(root)  # what prune-report's scaling section reads and fits (report/build.py)
+    table, _ = fit_families(scaling_points(folder.table("metrics.csv"), folder.configs))
+    (row,) = table.to_dict(orient="records")
     assert row["status"] == "fitted" and row["scales"] == "density, depth" and row["n_dense_errors"] == 3
     assert row["model"] == "resnet20, resnet32, resnet56"
     assert abs(row["phi_depth"] - t["phi_depth"]) < 4 * row["phi_depth_se"], (row["phi_depth"], row["phi_depth_se"])
@@ -255,7 +257,7 @@ def test_depth_analysis_script_fits_phi_at_each_width(tmp_path, capsys):
         eps_np = dense_error(32, hidden + 1)
         for d in DENSITIES:
             true = float(papers_form(d, eps_np, t["eps_up"], t["gamma"], t["p"], l=hidden + 1, phi=t["phi_depth"]))
-            for seed in range(2):
+            for seed in range(1):
                 error = true * (1 + 0.01 * rng.standard_normal())
                 model = {"name": "mlp", "widths": [32] * hidden}
                 weights = 40 * 32 + (hidden - 1) * 32 * 32 + 32 * 10
