@@ -8,6 +8,7 @@ fitting code (prune_cli/report/scaling.py) on subsets of the same seed-mean poin
 - seed noise: the standard deviation of a seed's relative deviation from its point's seed mean
   (what a perfect law would leave as sigma);
 - each architecture alone (Equation 1; pooled mu and sigma of delta);
+- the joint fit without the depth exponent (phi = 0; each (l, w) keeps its eps_np);
 - depth alone at each width (phi) and width alone at each depth (psi);
 - the count of remaining weights as the invariant: m = d * N(l, w) with N the prunable weights of
   the architecture (the run's `params_prunable`), its exponent fitted. An exponent near 1 and a
@@ -53,13 +54,21 @@ def main(root: Path) -> None:
     metrics = folder.table("metrics.csv")
     points = scaling_points(metrics, folder.configs)
     print(f"{len(points)} completed runs; failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}")
-    table, _ = fit_families(points)
+    table, fitted = fit_families(points)
     print("prune-report's fit (scaling_fit.csv):")
     print(table.drop(columns=["equation"]).T.to_string())
+    if len(fitted):
+        delta = fitted.assign(delta=fitted.predicted / fitted.error - 1).groupby("depth")["delta"]
+        print("its relative deviation delta per depth (mu, sigma):")
+        print(delta.agg(mu="mean", sigma=lambda x: x.std(ddof=0)).round(4).to_string())
 
     mean = seed_means(points)
     rel = points.merge(mean[["width", "depth", "density", "error"]], on=["width", "depth", "density"], suffixes=("", "_mean"))
-    print(f"\nseed noise: std of a seed's relative deviation from its seed mean = {(rel.error / rel.error_mean - 1).std():.2%}")
+    spread = (rel.error / rel.error_mean - 1).std()
+    n = int(mean.n_seeds.median())
+    # a seed's deviation from the mean of n has variance s^2 (n - 1) / n, the mean s^2 / n: the ratio is n - 1
+    print(f"\nseed noise: std of a seed's relative deviation from its seed mean = {spread:.2%}")
+    print(f"noise of a seed mean of {n} (the sigma a perfect law would leave) = {spread / np.sqrt(max(n - 1, 1)):.2%}")
     print("dense error eps_np per (width, depth):")
     print(mean.groupby(["width", "depth"])["eps_np"].first().unstack().round(3).to_string())
     print("seed-mean error per (width, depth) (rows) and target density (columns; the achieved one differs by rounding):")
@@ -74,6 +83,7 @@ def main(root: Path) -> None:
     if deltas:
         pooled = np.concatenate(deltas)
         print(f"each architecture alone, pooled: mu = {pooled.mean():.2%}, sigma = {pooled.std():.2%}")
+    print(describe("joint, depth exponent left out (phi = 0)", fit_scaling_law(mean, ["width"])))
     for w, part in mean.groupby("width"):
         print(describe(f"depth alone at width {w:g}", fit_scaling_law(part, ["depth"])))
     for l, part in mean.groupby("depth"):
