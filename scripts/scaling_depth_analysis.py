@@ -46,7 +46,8 @@ def describe(label: str, fit) -> str:
         return f"{label}: not fitted ({fit.reason})"
     row = fit.row()
     params = ", ".join(f"{k} = {v:.3g} ± {fit.stderr.get(k, np.nan):.2g}" for k, v in fit.params.items())
-    return f"{label}: {params}; mu = {row['mean_rel_deviation']:.2%}, sigma = {row['std_rel_deviation']:.2%}, n = {fit.n_points}"
+    note = f" ({fit.reason})" if fit.reason else ""
+    return f"{label}: {params}; mu = {row['mean_rel_deviation']:.2%}, sigma = {row['std_rel_deviation']:.2%}, n = {fit.n_points}{note}"
 
 
 def main(root: Path) -> None:

@@ -268,3 +268,18 @@ def test_depth_analysis_script_fits_phi_at_each_width(tmp_path, capsys):
     value, se = (float(v) for v in re.search(r"phi_depth = ([-\d.e]+) ± ([\d.e-]+)", line).groups())
     assert abs(value - t["phi_depth"]) < 4 * se, line
     assert "invariant d * N(l, w)^e" in out and "4672" in out  # 4 hidden layers of 32
+
+
+def test_a_parameter_at_its_bound_has_no_standard_error():
+    """The deepest, widest MLP of the preset goes from its low plateau to chance within a few halvings
+    of density, a step that drives gamma to the fit's bound of 50. Points made from the paper's form
+    with gamma = 100 (beyond the bound) reproduce that: gamma is reported at the bound with no
+    standard error (the Jacobian's local error bar means nothing at an active bound), the other
+    parameters keep theirs, and p is still recovered within 4 of them."""
+    rng = np.random.default_rng(0)
+    error = papers_form(DENSITIES, 0.5, 0.9, 100.0, 0.03) * (1 + 0.01 * rng.standard_normal(len(DENSITIES)))
+    fit = fit_scaling_law(pd.DataFrame({"density": DENSITIES, "error": error, "eps_np": 0.5}))
+    assert fit.status == "fitted" and fit.params["gamma"] == pytest.approx(50.0)
+    assert "at a bound of the fit, so without a standard error: gamma = 50" in fit.reason
+    assert math.isnan(fit.stderr["gamma"]) and math.isfinite(fit.stderr["eps_up"]) and math.isfinite(fit.stderr["p"])
+    assert abs(fit.params["p"] - 0.03) < 4 * fit.stderr["p"]

@@ -197,20 +197,29 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
     theta = best.x
     rel = residuals(theta)
     dof = len(points) - len(theta)
-    jac = best.jac
+    # A parameter at a bound (for example gamma run to 50 by a step-like curve, as a deep MLP's at
+    # high sparsity) is not determined by the points and the local quadratic model behind the
+    # Jacobian errors does not hold there: it gets no standard error, the others are computed with
+    # it held fixed.
+    free = np.asarray(best.active_mask) == 0
+    jac = best.jac[:, free]
+    se = np.full(len(theta), math.nan)
     with np.errstate(all="ignore"):
         cov = np.linalg.pinv(jac.T @ jac) * float(rel @ rel) / dof
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        se[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
         rank = np.linalg.matrix_rank(jac)
     params = {"eps_up": float(theta[0]), "gamma": float(theta[1]), "p": float(10.0 ** theta[2])}
     stderr = {"eps_up": float(se[0]), "gamma": float(se[1]), "p": float(params["p"] * math.log(10) * se[2])}
     for i, s in enumerate(scales):
         params[SCALES[s]] = float(theta[3 + i])
         stderr[SCALES[s]] = float(se[3 + i])
-    reason = "" if rank == len(theta) else f"parameters not all identifiable from these points (Jacobian rank {rank} of {len(theta)})"
-    if rank < len(theta):
+    n_free = int(free.sum())
+    reason = "" if rank == n_free else f"parameters not all identifiable from these points (Jacobian rank {rank} of {n_free})"
+    if rank < n_free:
         stderr = {k: math.nan for k in stderr}
-    reason = "; ".join(r for r in (confounded, reason) if r)
+    bound = ", ".join(f"{names[i]} = {params[names[i]]:.3g}" for i in np.flatnonzero(~free))
+    at_bound = f"at a bound of the fit, so without a standard error: {bound}" if bound else ""
+    reason = "; ".join(r for r in (confounded, at_bound, reason) if r)
     return ScalingFit("fitted", reason, params, stderr, len(points), rel, scales)
 
 
