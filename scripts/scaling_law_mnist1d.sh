@@ -6,6 +6,8 @@
 #       preset scaling_mnist1d: 2 widths x 9 densities x 3 seeds (54 runs)
 #   PRESET=scaling_mnist1d_scales PYTHONPATH=. bash scripts/scaling_law_mnist1d.sh /tmp/scaling_scales
 #       3 widths x 3 training-set sizes x 8 densities x 3 seeds (216 runs)
+#   PRESET=scaling_mnist1d_depth PYTHONPATH=. bash scripts/scaling_law_mnist1d.sh /tmp/scaling_depth
+#       4 depths (1-4 hidden layers) x 2 widths x 9 densities x 3 seeds (216 runs; fits phi_depth)
 # Runs already complete in RESULTS are found and skipped, so an interrupted sweep can be rerun.
 set -euo pipefail
 RESULTS=${1:-results/scaling_mnist1d}

@@ -24,6 +24,7 @@ EXPECTED = {
     "representations",
     "scaling_mnist1d",
     "scaling_mnist1d_scales",
+    "scaling_mnist1d_depth",
     "expect_mnist1d",
     "lap_mlp_mnist",
     "synflow_vgg16_cifar10",

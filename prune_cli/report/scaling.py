@@ -14,12 +14,15 @@ m* = l^phi w^psi d, tying depth l and width w to density, with eps_up, gamma, p,
 by every (l, w, n) and eps_np the measured error of the dense network at that (l, w, n): the
 training-set size n enters through eps_np only. When a family of runs varies the hidden width (w:
 the mean of `model.widths`) or the depth (l: the number of weight layers, `len(model.widths) + 1`,
-as ResNet-20 has 20), an exponent psi or phi is fitted for it.
+as ResNet-20 has 20; ResNet-20/32/56 are one family), an exponent psi or phi is fitted for it,
+unless depth and width vary together so that their exponents cannot be told apart
+(`separable_scales`).
 
 A family is the set of completed runs whose configs agree on everything except the seed, the
-sparsity and these scale keys (model widths, dataset size keys, the fraction of the training split
-kept by data pruning). Per (scale, density) the test error is averaged over seeds; eps_np is the
-seed mean of the runs' dense error at that scale. The fit is least squares on the relative
+sparsity and these scale keys (model widths, res_mlp's width and sections, the depth of a CIFAR
+ResNet, dataset size keys, the fraction of the training split kept by data pruning). Per (scale,
+density) the test error is averaged over seeds; eps_np is the seed mean of the runs' dense error
+at that scale. The fit is least squares on the relative
 deviations delta = (eps_hat - eps) / eps (scipy.optimize.least_squares, several starts, the best
 kept), so that the low and high plateaus weigh alike; parameter standard errors come from the
 Jacobian at the optimum, cov = s^2 (J^T J)^-1 with s^2 the residual variance (p is fitted as
@@ -37,6 +40,7 @@ No torch: this module is part of prune-report."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -49,9 +53,13 @@ from ..results import _digest, _result_items
 EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021)"
 # config keys that are scales of the law (not part of a family's identity)
 WIDTH_KEY = "model.widths"
+RES_MLP_KEYS = ("model.width", "model.blocks")  # res_mlp: the residual stream's width, its residual sections
 SIZE_KEYS = ("dataset.num_samples", "dataset.samples_per_class", "dataset.max_train_samples")
 KEEP_KEY = "data_pruning.keep"  # the fraction of the training split kept: the paper's subsampled training sets
-SCALE_KEYS = frozenset({"sparsity", WIDTH_KEY, *SIZE_KEYS, KEEP_KEY})
+SCALE_KEYS = frozenset({"sparsity", WIDTH_KEY, *RES_MLP_KEYS, *SIZE_KEYS, KEEP_KEY})
+# CIFAR ResNet-<6n+2> (prune_cli/models/resnet.py): the depth is in the option's name, as in the
+# paper's CIFAR-10 depth sweep; the options are one architecture family at different depths
+RESNET = re.compile(r"resnet(\d+)")
 SCALES = {"width": "psi_width", "depth": "phi_depth"}  # scale column -> its exponent's name
 BASE_PARAMS = ("eps_up", "gamma", "p")
 EXTRA_POINTS = 2  # points beyond the number of free parameters (residual degrees of freedom)
@@ -75,6 +83,7 @@ class ScalingFit:
     stderr: dict[str, float] = field(default_factory=dict)
     n_points: int = 0
     relative_errors: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    scales: list[str] = field(default_factory=list)  # the scales whose exponents were fitted
 
     def row(self) -> dict:
         """Parameters, their standard errors and the fit error: the paper's mu and sigma (mean and
@@ -97,6 +106,34 @@ def _required(scales: list[str]) -> int:
     return len(BASE_PARAMS) + len(scales) + EXTRA_POINTS
 
 
+def separable_scales(points: pd.DataFrame, scales: list[str]) -> tuple[list[str], str]:
+    """The scales whose exponents the family's architectures can tell apart, and why any other was
+    left out. The law sees a scale only through log m* = phi log l + psi log w + log d, and p takes a
+    constant factor, so the exponents are determined only when [1, log l, log w] over the distinct
+    (l, w) of the family has full column rank. When depth is a power of width across the family,
+    l = c w^k (every wider net deeper in proportion; any two architectures that differ in both),
+    l^phi w^psi = c^phi w^(psi + k phi): one combined exponent. The least-squares Jacobian does not
+    show this reliably (its finite differences leave the null direction a relative 1e-8 from zero),
+    so it is decided exactly here. Scales are kept in order (width before depth); a scale that adds
+    no rank is left out and its exponent is absorbed by the kept ones."""
+    kept, dropped = [], []
+    for s in scales:
+        trial = [*kept, s]
+        grid = points[trial].drop_duplicates().to_numpy(float)
+        design = np.column_stack([np.ones(len(grid)), np.log(grid)])
+        (kept if np.linalg.matrix_rank(design) == len(trial) + 1 else dropped).append(s)
+    if not dropped:
+        return kept, ""
+    absorbed = " and ".join(SCALES[s] for s in kept)
+    reason = "; ".join(
+        f"{SCALES[s]} not fitted: across this family's architectures log {s} is a linear function of "
+        f"log {' and log '.join(kept)} (for example every wider net is also deeper), so the exponents "
+        f"cannot be told apart; {absorbed} carries the effect of both"
+        for s in dropped
+    )
+    return kept, reason
+
+
 def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) -> ScalingFit:
     """Fit Equation 1 (or 2, with an exponent per column of `scales`: width, depth) to `points`
     with columns density, error, eps_np (and the scale columns). Never raises on bad data: returns
@@ -107,6 +144,12 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
     d = points["density"].to_numpy(float)
     eps = points["error"].to_numpy(float)
     eps_np = points["eps_np"].to_numpy(float)
+    for s in scales:
+        if points[s].nunique() < 2:
+            return ScalingFit("skipped", f"{s} takes a single value", n_points=len(points))
+        if not np.all(np.isfinite(points[s].to_numpy(float))) or np.any(points[s].to_numpy(float) <= 0):
+            return ScalingFit("skipped", f"{s} missing or not positive", n_points=len(points))
+    scales, confounded = separable_scales(points, scales)
     need = _required(scales)
     names = list(BASE_PARAMS) + [SCALES[s] for s in scales]
     if len(points) < need:
@@ -116,9 +159,6 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
             f"({len(names)} free parameters + {EXTRA_POINTS} for a residual variance)",
             n_points=len(points),
         )
-    for s in scales:
-        if points[s].nunique() < 2:
-            return ScalingFit("skipped", f"{s} takes a single value", n_points=len(points))
     if not (np.all(np.isfinite(eps)) and np.all(np.isfinite(eps_np)) and np.all(np.isfinite(d))):
         return ScalingFit("skipped", "missing errors, dense errors or densities", n_points=len(points))
     if np.any(eps <= 0) or np.any(eps_np <= 0):
@@ -157,20 +197,30 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
     theta = best.x
     rel = residuals(theta)
     dof = len(points) - len(theta)
-    jac = best.jac
+    # A parameter at a bound (for example gamma run to 50 by a step-like curve, as a deep MLP's at
+    # high sparsity) is not determined by the points and the local quadratic model behind the
+    # Jacobian errors does not hold there: it gets no standard error, the others are computed with
+    # it held fixed.
+    free = np.asarray(best.active_mask) == 0
+    jac = best.jac[:, free]
+    se = np.full(len(theta), math.nan)
     with np.errstate(all="ignore"):
         cov = np.linalg.pinv(jac.T @ jac) * float(rel @ rel) / dof
-        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+        se[free] = np.sqrt(np.clip(np.diag(cov), 0, None))
         rank = np.linalg.matrix_rank(jac)
     params = {"eps_up": float(theta[0]), "gamma": float(theta[1]), "p": float(10.0 ** theta[2])}
     stderr = {"eps_up": float(se[0]), "gamma": float(se[1]), "p": float(params["p"] * math.log(10) * se[2])}
     for i, s in enumerate(scales):
         params[SCALES[s]] = float(theta[3 + i])
         stderr[SCALES[s]] = float(se[3 + i])
-    reason = "" if rank == len(theta) else f"parameters not all identifiable from these points (Jacobian rank {rank} of {len(theta)})"
-    if rank < len(theta):
+    n_free = int(free.sum())
+    reason = "" if rank == n_free else f"parameters not all identifiable from these points (Jacobian rank {rank} of {n_free})"
+    if rank < n_free:
         stderr = {k: math.nan for k in stderr}
-    return ScalingFit("fitted", reason, params, stderr, len(points), rel)
+    bound = ", ".join(f"{names[i]} = {params[names[i]]:.3g}" for i in np.flatnonzero(~free))
+    at_bound = f"at a bound of the fit, so without a standard error: {bound}" if bound else ""
+    reason = "; ".join(r for r in (confounded, at_bound, reason) if r)
+    return ScalingFit("fitted", reason, params, stderr, len(points), rel, scales)
 
 
 # ---------------------------------------------------------------------------- the results folder
@@ -180,18 +230,34 @@ def _family(cfg: dict) -> str:
     """`f-` and the experiment key of the results package (prune_cli/results) without the law's
     scale keys. The prefix keeps the CSV column text: a bare digest such as 41e66475 reads back
     from scaling_fit.csv as the number 4.1e66476 (inf)."""
-    return "f-" + _digest({k: v for k, v in _result_items(cfg).items() if k not in SCALE_KEYS})
+    items = {k: v for k, v in _result_items(cfg).items() if k not in SCALE_KEYS}
+    if RESNET.fullmatch(str(items.get("model.name", ""))):
+        items["model.name"] = "resnet"  # ResNet-20, -32, -56: one family, depth a scale
+    return "f-" + _digest(items)
+
+
+def _architecture(model: dict) -> dict:
+    """width and depth l of a model config, where the config determines them. l counts weight
+    layers, as the paper's ResNet-20 has 20: an MLP's hidden layers + the output layer (width: the
+    mean of `widths`); res_mlp's stem, two Linear layers per residual section and classifier
+    (width: `width`); a CIFAR ResNet-<6n+2>'s 6n + 2 (no width key: every ResNet here has the
+    same channel widths). Other models have neither."""
+    number = (int, float)
+    widths = model.get("widths")
+    if isinstance(widths, list) and widths and all(isinstance(w, number) for w in widths):
+        return {"width": float(np.mean(widths)), "depth": float(len(widths) + 1)}
+    width, blocks = model.get("width"), model.get("blocks")
+    if isinstance(width, number) and isinstance(blocks, number):
+        return {"width": float(width), "depth": float(2 * blocks + 2)}
+    resnet = RESNET.fullmatch(str(model.get("name", "")))
+    return {"depth": float(resnet.group(1))} if resnet else {}
 
 
 def _run_scales(cfg: dict) -> dict:
-    """width (mean hidden width) and depth (weight layers) of an MLP-like `model.widths`;
-    dataset_size: the dataset's size key (1 when it has none) times the fraction of the training
-    split kept by data pruning, proportional to the training examples within a family (the law
-    needs only which runs share a size: n enters through eps_np)."""
-    widths = (cfg.get("model") or {}).get("widths")
-    out = {}
-    if isinstance(widths, list) and widths and all(isinstance(w, (int, float)) for w in widths):
-        out = {"width": float(np.mean(widths)), "depth": float(len(widths) + 1)}
+    """width and depth (`_architecture`); dataset_size: the dataset's size key (1 when it has none)
+    times the fraction of the training split kept by data pruning, proportional to the training
+    examples within a family (the law needs only which runs share a size: n enters through eps_np)."""
+    out = _architecture(cfg.get("model") or {})
     data = cfg.get("dataset") or {}
     size = [data.get(k.split(".", 1)[1]) for k in SIZE_KEYS]
     keep = (cfg.get("data_pruning") or {}).get("keep", 1.0)
@@ -252,10 +318,13 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         scales = [s for s in ("width", "depth") if s in at_scale and mean[s].nunique() > 1]
         varying = [c for c in at_scale if mean[c].nunique() > 1]  # each value of these has its own eps_np
         fit = fit_scaling_law(mean, scales)
+        scales = fit.scales if fit.status == "fitted" else scales
         first = runs.iloc[0]
         row = {
             "family": family,
-            **{k: first[k] for k in ("dataset", "model", "method", "schedule")},
+            "dataset": first["dataset"],
+            "model": ", ".join(sorted(runs["model"].astype(str).unique(), key=_natural)),  # resnet20, resnet32, resnet56
+            **{k: first[k] for k in ("method", "schedule")},
             "scales": ", ".join(["density", *scales]),
             "varies": ", ".join(["density", *varying]),
             "n_dense_errors": int(mean.groupby(varying).ngroups) if varying else 1,
@@ -279,6 +348,11 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 )
             )
     return pd.DataFrame(rows), (pd.concat(fitted, ignore_index=True) if fitted else pd.DataFrame())
+
+
+def _natural(name: str) -> tuple:
+    """Sort key that puts resnet56 before resnet110."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 
 def _title(row: dict) -> str:
