@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
 BOOTSTRAP_RESAMPLES = 9999
@@ -63,6 +63,8 @@ def bootstrap_interval(d: Sequence[float], confidence: float = 0.95) -> tuple[fl
         means = exact_bootstrap_means(d)
         lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
         return float(lo), float(hi), "exact"
+    from scipy import stats  # imported only when needed: about 1 s, a fifth of prune-report (docs/report.md)
+
     res = stats.bootstrap(
         (d,), np.mean, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", random_state=0
     )
@@ -89,9 +91,10 @@ def paired_t_power(d_z: float, n: int, alpha: float = 0.05) -> float:
     if n < 2:
         return 0.0
     df = n - 1
-    crit = stats.t.ppf(1 - alpha / 2, df)
+    crit = special.stdtrit(df, 1 - alpha / 2)  # scipy.stats.t.ppf
     nc = d_z * math.sqrt(n)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    # P(T > crit) + P(T < -crit) for T noncentral t(df, nc): scipy.stats.nct's cdf is this nctdtr
+    return float((1.0 - special.nctdtr(df, nc, crit)) + special.nctdtr(df, nc, -crit))
 
 
 def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optional[int]:
@@ -112,6 +115,18 @@ def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optio
     return hi
 
 
+def paired_t_test(d: np.ndarray) -> tuple[float, float]:
+    """(t, two-sided p) of the paired t-test on the differences d: the computation of
+    scipy.stats.ttest_rel (t = mean / sqrt(var_(n-1) / n), p = 2 P(T_(n-1) > |t|) with the Student-t
+    cdf scipy.special.stdtr), without importing scipy.stats, which a folder with fewer than
+    MIN_WILCOXON_N seeds per comparison needs for nothing else (tests/test_report_speed_imports.py
+    checks both against scipy.stats)."""
+    n = len(d)
+    mean = d.mean()
+    t = mean / np.sqrt(np.mean((d - mean) ** 2) * (n / (n - 1)) / n)  # ttest_1samp's order of operations
+    return float(t), float(2 * special.stdtr(n - 1, -abs(t)))
+
+
 def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
     """Every statistic of one paired comparison of A against B (aligned by seed)."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -120,15 +135,17 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
     sd = float(d.std(ddof=1)) if n >= 2 else math.nan
     row["sd_diff"] = sd
     if n >= 2 and sd > 0:
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+        half = special.stdtrit(n - 1, 0.5 + confidence / 2) * sd / math.sqrt(n)
         row["t_low"], row["t_high"] = row["mean_diff"] - half, row["mean_diff"] + half
-        row["t_stat"], row["p_t"] = (float(x) for x in stats.ttest_rel(a, b))
+        row["t_stat"], row["p_t"] = paired_t_test(d)
         row["d_z"] = row["mean_diff"] / sd
     else:  # identical differences: no spread to test against
         row["t_low"] = row["t_high"] = row["mean_diff"] if n >= 2 else math.nan
         row["t_stat"] = row["p_t"] = row["d_z"] = math.nan
     row["boot_low"], row["boot_high"], row["bootstrap"] = bootstrap_interval(d, confidence)
     if n >= MIN_WILCOXON_N and np.any(d != 0):
+        from scipy import stats
+
         w = stats.wilcoxon(a, b)
         row["wilcoxon_stat"], row["p_wilcoxon"] = float(w.statistic), float(w.pvalue)
     else:
