@@ -188,6 +188,18 @@ def final_values(metrics: pd.DataFrame, metric: str = "accuracy", split: str = "
     return rows.drop(columns="_rank")
 
 
+def check_baseline(values: pd.DataFrame, baseline: Optional[str]) -> Optional[str]:
+    """The baseline of the comparisons given `final_values`: `baseline` when it is a method of the
+    folder (else ValueError naming the methods allowed), by default magnitude when present, else None
+    (every pair of methods). prune-report calls it before it creates anything."""
+    methods = sorted(values["method"].unique()) if len(values) else []
+    if baseline is None:
+        return next((b for b in DEFAULT_BASELINES if b in methods), None)
+    if baseline not in methods:
+        raise ValueError(f"--baseline {baseline!r} is not a method of this folder; allowed: {', '.join(methods)}")
+    return baseline
+
+
 def compare_methods(
     metrics: pd.DataFrame,
     baseline: Optional[str] = None,
@@ -201,11 +213,7 @@ def compare_methods(
     if not len(metrics) or "comparison" not in metrics.columns:
         return pd.DataFrame()
     values = final_values(metrics, metric, split)
-    methods = sorted(values["method"].unique())
-    if baseline is None:
-        baseline = next((b for b in DEFAULT_BASELINES if b in methods), None)
-    elif baseline not in methods:
-        raise ValueError(f"--baseline {baseline!r} is not a method of this folder; allowed: {', '.join(methods)}")
+    baseline = check_baseline(values, baseline)
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
         # several runs of one method and seed (a repeated run) are averaged first
