@@ -23,7 +23,12 @@ their ratios, with the load average before and after: the previous code path mea
 current one in the same session. Only the wall time at a low load says what a user waits; under
 load the CPU time is the steadier figure.
 
-    python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile] [--compare-with SRC]
+`--worker on` / `off` times instead `build_report(ROOT, OUT, parallel=True / False)` in a fresh
+interpreter of each tree (imports included): the figures drawn by the forked worker, or in-process,
+whatever the load (the command itself uses the worker only when the load leaves a CPU idle).
+
+    python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile]
+        [--compare-with SRC [--worker auto on off]]
 """
 
 from __future__ import annotations
@@ -105,13 +110,23 @@ def floor(root: Path) -> None:
         yaml.safe_load((d / "config.yaml").read_text())
 
 
-def timed_command(src: Path, root: Path, out: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of `python -m prune_cli.report root --out out` run from the source tree `src`."""
+# `--worker on|off`: build_report(parallel=True|False) in a fresh interpreter (imports included), the
+# figures drawn by the forked worker or in-process whatever the load; both versions have the argument.
+FORCED = "import sys; from prune_cli.report import build_report; build_report(sys.argv[1], sys.argv[2], parallel=sys.argv[3] == 'on')"
+
+
+def timed_command(src: Path, root: Path, out: Path, worker: str = "auto") -> tuple[float, float]:
+    """(wall, CPU) seconds of `python -m prune_cli.report root --out out` run from the source tree
+    `src` (worker "auto": the command decides by the load), or of build_report with the worker forced
+    on or off in a fresh interpreter."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    command = (
+        ["-m", "prune_cli.report", str(root), "--out", str(out)] if worker == "auto" else ["-c", FORCED, str(root), str(out), worker]
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "prune_cli.report", str(root), "--out", str(out)],
+        [sys.executable, *command],
         check=True,
         capture_output=True,
         env=env,
@@ -122,7 +137,7 @@ def timed_command(src: Path, root: Path, out: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> None:
+def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int, worker: str = "auto") -> None:
     """Whole `prune-report` commands of this checkout and of `other`, each a fresh process, interleaved."""
     here = Path(__file__).resolve().parents[1]
     sources = {"current": here, "other": other.resolve()}
@@ -142,11 +157,13 @@ def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> No
     load_before = os.getloadavg()[0]
     for r in range(repeats):
         for name, src in sources.items():
-            w, c = timed_command(src, root, tmp / f"out_{name}_{r}")
+            w, c = timed_command(src, root, tmp / f"out_{name}_{r}", worker)
             wall[name].append(w)
             cpu[name].append(c)
     print(
-        f"{n_runs} runs, the whole prune-report command, {repeats} interleaved repeats, load average "
+        f"{n_runs} runs, "
+        + ("the whole prune-report command" if worker == "auto" else f"build_report in a fresh interpreter, worker {worker}")
+        + f", {repeats} interleaved repeats, load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs"
     )
     for name in sources:
@@ -168,6 +185,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--compare-with", type=Path, default=None, help="source tree of another version to time against")
+    parser.add_argument(
+        "--worker",
+        choices=("auto", "on", "off"),
+        nargs="+",
+        default=["auto"],
+        help="--compare-with: the whole command (auto), or build_report with the figure worker forced on / off",
+    )
     parser.add_argument("--skip-cases", action="store_true", help="only the --compare-with timing")
     parser.add_argument("--keep", type=Path, default=None, help="also copy the synthesised results folder here")
     args = parser.parse_args()
@@ -191,7 +215,8 @@ def main() -> None:
             "report2": lambda: build_report(root, tmp / "out_report2", plots=True, parallel=True),
         }
         if args.compare_with is not None:
-            compare(root, tmp, args.compare_with, args.repeats, args.runs)
+            for worker in dict.fromkeys(args.worker):
+                compare(root, tmp, args.compare_with, args.repeats, args.runs, worker)
         if args.skip_cases:
             return
         times: dict[str, list[float]] = {k: [] for k in cases}
