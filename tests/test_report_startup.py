@@ -92,3 +92,17 @@ def test_power_is_scipy_noncentral_t():
             ref = stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
             assert paired_t_power(d_z, n) == pytest.approx(ref, abs=1e-14, nan_ok=True)  # both NaN far in the tail
     assert seeds_needed(0.5) == 34 and seeds_needed(0.8) == 15
+
+
+def test_scaling_families_reuse_the_flattened_configs(tmp_path):
+    """`Results.items` (kept by prune_cli.results.load) is each config's `_result_items`, and the
+    scaling-law points keyed from it are those keyed by flattening every config again."""
+    from prune_cli.report.scaling import scaling_points
+    from prune_cli.results import _result_items, load
+
+    res = load(_folder(tmp_path / "r", seeds=2))
+    assert res.items == {run: _result_items(cfg) for run, cfg in res.configs.items()}
+    again = scaling_points(res.metrics, res.configs)
+    reused = scaling_points(res.metrics, res.configs, items=res.items)
+    assert len(again) and again["family"].nunique() == 2
+    pd.testing.assert_frame_equal(reused, again)

@@ -231,7 +231,8 @@ def _build(
 def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:
     """The pruning scaling law (report/scaling.py): fit it to every family, write scaling_fit.csv,
     hand its figure to `draw` (the painter); return the summary.md lines and the files."""
-    points = scaling_points(folder.table("metrics.csv"), folder.configs, split)
+    items = folder.results.items if folder.results is not None else None
+    points = scaling_points(folder.table("metrics.csv"), folder.configs, split, items)
     if not len(points):
         return [], {}
     table, fitted = fit_families(points)
