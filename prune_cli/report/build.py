@@ -1,6 +1,8 @@
 """`build_report`: the body of prune-report (the package docstring lists what it writes). Kept out of
 prune_cli/report/__init__.py, which the `prune-report` entry point imports, so that the command
-checks its arguments before it loads pandas and scipy."""
+checks its arguments before it loads pandas and scipy. Imports neither scipy.stats nor matplotlib
+(tests/test_report_startup.py): the figure worker (painter.py) is forked by `build_report` after
+these imports, and would otherwise wait for them."""
 
 from __future__ import annotations
 

@@ -17,6 +17,11 @@ in NLP", ACL 2018, for the choice of tests). Per (comparison key, sparsity, meth
   Scand. J. Stat. 1979), which controls the family-wise error rate;
 - a verdict; when not significant, the number of seeds that would give 80 % power to a paired
   t-test at the observed d_z (noncentral t).
+
+The Student-t quantiles, the t-test's p-value and the noncentral t come from scipy.special (stdtrit,
+stdtr, nctdtr: the functions scipy.stats evaluates for them); scipy.stats itself, about a fifth of
+prune-report's time to import (docs/report.md "Speed"), is imported only for the Wilcoxon test and
+the resampled bootstrap, i.e. when a comparison has at least MIN_WILCOXON_N seeds.
 """
 
 from __future__ import annotations
