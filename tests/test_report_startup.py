@@ -106,3 +106,31 @@ def test_scaling_families_reuse_the_flattened_configs(tmp_path):
     reused = scaling_points(res.metrics, res.configs, items=res.items)
     assert len(again) and again["family"].nunique() == 2
     pd.testing.assert_frame_equal(reused, again)
+
+
+def test_every_figure_is_handed_over_before_the_comparisons(tmp_path, monkeypatch):
+    """The worker must not wait while this process imports scipy.stats and compares the methods:
+    the data of every figure (regions, accuracy, recall change, scaling law) is submitted first."""
+    from prune_cli.report import build
+    from prune_cli.report.painter import Painter
+    from test_report_parallel import _folder as figure_folder
+
+    events: list[str] = []
+
+    class Recording(Painter):
+        def submit(self, module, function, *args, **kwargs):
+            events.append(function)
+            return super().submit(module, function, *args, **kwargs)
+
+    compare = build.compare_methods
+
+    def recording_compare(*args, **kwargs):
+        events.append("compare_methods")
+        return compare(*args, **kwargs)
+
+    monkeypatch.setattr(build, "Painter", lambda parallel: Recording(False))
+    monkeypatch.setattr(build, "compare_methods", recording_compare)
+    written = build.build_report(figure_folder(tmp_path / "r", seeds=2), tmp_path / "out")
+    figures = {"regions_vs_sparsity", "accuracy_vs_compression", "recall_change_vs_dense", "plot_fits"}
+    assert figures <= set(events) and "comparisons.csv" in written
+    assert events.index("compare_methods") > max(events.index(f) for f in figures), events
