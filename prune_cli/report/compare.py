@@ -124,7 +124,7 @@ def paired_t_test(d: np.ndarray) -> tuple[float, float]:
     """(t, two-sided p) of the paired t-test on the differences d: the computation of
     scipy.stats.ttest_rel (t = mean / sqrt(var_(n-1) / n), p = 2 P(T_(n-1) > |t|) with the Student-t
     cdf scipy.special.stdtr), without importing scipy.stats, which a folder with fewer than
-    MIN_WILCOXON_N seeds per comparison needs for nothing else (tests/test_report_speed_imports.py
+    MIN_WILCOXON_N seeds per comparison needs for nothing else (tests/test_report_startup.py
     checks both against scipy.stats)."""
     n = len(d)
     mean = d.mean()
