@@ -23,7 +23,14 @@ their ratios, with the load average before and after: the previous code path mea
 current one in the same session. Only the wall time at a low load says what a user waits; under
 load the CPU time is the steadier figure.
 
-    python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile] [--compare-with SRC]
+`--schedule` adds an estimate of the wall time on an idle 2-CPU machine from the CPU times of each
+process (see `schedule`): what the wall time on a busy machine cannot show.
+`--worker on` / `off` times instead `build_report(ROOT, OUT, parallel=True / False)` in a fresh
+interpreter of each tree (imports included): the figures drawn by the forked worker, or in-process,
+whatever the load (the command itself uses the worker only when the load leaves a CPU idle).
+
+    python scripts/bench_report.py --runs 100 [--template RUN_DIR] [--repeats 3] [--profile]
+        [--compare-with SRC [--worker auto on off] [--schedule]]
 """
 
 from __future__ import annotations
@@ -105,13 +112,23 @@ def floor(root: Path) -> None:
         yaml.safe_load((d / "config.yaml").read_text())
 
 
-def timed_command(src: Path, root: Path, out: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of `python -m prune_cli.report root --out out` run from the source tree `src`."""
+# `--worker on|off`: build_report(parallel=True|False) in a fresh interpreter (imports included), the
+# figures drawn by the forked worker or in-process whatever the load; both versions have the argument.
+FORCED = "import sys; from prune_cli.report import build_report; build_report(sys.argv[1], sys.argv[2], parallel=sys.argv[3] == 'on')"
+
+
+def timed_command(src: Path, root: Path, out: Path, worker: str = "auto") -> tuple[float, float]:
+    """(wall, CPU) seconds of `python -m prune_cli.report root --out out` run from the source tree
+    `src` (worker "auto": the command decides by the load), or of build_report with the worker forced
+    on or off in a fresh interpreter."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    command = (
+        ["-m", "prune_cli.report", str(root), "--out", str(out)] if worker == "auto" else ["-c", FORCED, str(root), str(out), worker]
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "prune_cli.report", str(root), "--out", str(out)],
+        [sys.executable, *command],
         check=True,
         capture_output=True,
         env=env,
@@ -122,7 +139,7 @@ def timed_command(src: Path, root: Path, out: Path) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> None:
+def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int, worker: str = "auto") -> None:
     """Whole `prune-report` commands of this checkout and of `other`, each a fresh process, interleaved."""
     here = Path(__file__).resolve().parents[1]
     sources = {"current": here, "other": other.resolve()}
@@ -142,11 +159,13 @@ def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> No
     load_before = os.getloadavg()[0]
     for r in range(repeats):
         for name, src in sources.items():
-            w, c = timed_command(src, root, tmp / f"out_{name}_{r}")
+            w, c = timed_command(src, root, tmp / f"out_{name}_{r}", worker)
             wall[name].append(w)
             cpu[name].append(c)
     print(
-        f"{n_runs} runs, the whole prune-report command, {repeats} interleaved repeats, load average "
+        f"{n_runs} runs, "
+        + ("the whole prune-report command" if worker == "auto" else f"build_report in a fresh interpreter, worker {worker}")
+        + f", {repeats} interleaved repeats, load average "
         f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} CPUs"
     )
     for name in sources:
@@ -161,6 +180,89 @@ def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> No
     )
 
 
+# One build_report(parallel=True) that records CPU times: this process's at the fork, at each figure
+# hand-over and at its first wait for a figure, the worker's for its import and for each figure. The
+# worker appends its times to a file named by argv[3]; the last line printed is a JSON summary.
+SCHEDULE = r"""
+import json, os, sys, time
+from concurrent.futures import Future
+import prune_cli.report.painter as painter
+log = sys.argv[3]
+draw, warm_up, submit, init, result = painter._draw, painter._warm_up, painter.Painter.submit, painter.Painter.__init__, Future.result
+def timed_draw(module, function, args, kwargs):
+    t = time.process_time(); out = draw(module, function, args, kwargs)
+    with open(log, "a") as f: f.write(json.dumps([function, time.process_time() - t]) + "\n")
+    return out
+def timed_warm_up():
+    t = time.process_time(); warm_up()
+    with open(log, "a") as f: f.write(json.dumps(["<import>", time.process_time() - t]) + "\n")
+handed, waited, forked = {}, [], []
+def timed_submit(self, module, function, *args, **kwargs):
+    handed[function] = time.process_time(); return submit(self, module, function, *args, **kwargs)
+def timed_result(self, timeout=None):
+    if handed and not waited: waited.append(time.process_time())
+    return result(self, timeout)
+def timed_init(self, parallel=None):
+    forked.append(time.process_time()); init(self, parallel)
+painter._draw, painter._warm_up, painter.Painter.submit, painter.Painter.__init__ = timed_draw, timed_warm_up, timed_submit, timed_init
+Future.result = timed_result
+from prune_cli.report import build_report
+build_report(sys.argv[1], sys.argv[2], parallel=True)
+end = time.process_time()
+Future.result = result
+worker = [json.loads(line) for line in open(log)]
+clock = forked[0] + sum(cpu for name, cpu in worker if name == "<import>")
+for name, cpu in worker:
+    if name != "<import>":
+        clock = max(clock, handed[name]) + cpu
+wait = waited[0] if waited else end
+print(json.dumps({"fork": forked[0], "parent": end, "worker": sum(cpu for _, cpu in worker), "wait": wait,
+                  "worker_done": clock, "estimate": max(wait, clock) + end - wait}))
+"""
+
+
+def schedule(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> None:
+    """The wall time of a report with the figure worker on an idle 2-CPU machine, estimated from the
+    CPU times of one run per tree and repeat (interleaved): this process's CPU time up to the fork, at
+    each figure's hand-over and at its first wait; the worker's for its import and each figure,
+    scheduled without contention (a figure starts once handed over and once the previous one is
+    drawn); the estimate is when both are done plus what this process does after its wait. On a
+    busy machine, where no CPU is idle, the wall time cannot show when the two processes run; the
+    CPU times are inflated by the contention, so the estimate is an upper bound of sorts."""
+    import json
+
+    here = Path(__file__).resolve().parents[1]
+    sources = {"current": here, "other": other.resolve()}
+    rows: dict[str, list[dict]] = {k: [] for k in sources}
+    load_before = os.getloadavg()[0]
+    for r in range(repeats):
+        for name, src in sources.items():
+            log = tmp / f"schedule_{name}_{r}.jsonl"
+            log.write_text("")
+            out = subprocess.run(
+                [sys.executable, "-c", SCHEDULE, str(root), str(tmp / f"out_schedule_{name}_{r}"), str(log)],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"},
+                cwd=src,
+            ).stdout
+            rows[name].append(json.loads(out.strip().splitlines()[-1]))
+    print(
+        f"{n_runs} runs, idle 2-CPU estimate from CPU times (build_report with the worker), {repeats} interleaved repeats, "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
+    for name in sources:
+        med = {k: statistics.median(row[k] for row in rows[name]) for k in rows[name][0]}
+        print(
+            f"  {name:8s}: fork at {med['fork']:.2f} s, parent CPU {med['parent']:.2f} s (first wait at {med['wait']:.2f}), "
+            f"worker CPU {med['worker']:.2f} s (done at {med['worker_done']:.2f}), estimate median {med['estimate']:.2f} s"
+            "  all: " + " ".join(f"{row['estimate']:.2f}" for row in rows[name])
+        )
+    ratio = statistics.median(r["estimate"] for r in rows["other"]) / statistics.median(r["estimate"] for r in rows["current"])
+    print(f"  other / current: {ratio:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100)
@@ -168,6 +270,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--compare-with", type=Path, default=None, help="source tree of another version to time against")
+    parser.add_argument(
+        "--worker",
+        choices=("auto", "on", "off"),
+        nargs="+",
+        default=["auto"],
+        help="--compare-with: the whole command (auto), or build_report with the figure worker forced on / off",
+    )
+    parser.add_argument("--schedule", action="store_true", help="--compare-with: also the idle 2-CPU estimate from CPU times")
     parser.add_argument("--skip-cases", action="store_true", help="only the --compare-with timing")
     parser.add_argument("--keep", type=Path, default=None, help="also copy the synthesised results folder here")
     args = parser.parse_args()
@@ -191,7 +301,10 @@ def main() -> None:
             "report2": lambda: build_report(root, tmp / "out_report2", plots=True, parallel=True),
         }
         if args.compare_with is not None:
-            compare(root, tmp, args.compare_with, args.repeats, args.runs)
+            for worker in dict.fromkeys(args.worker):
+                compare(root, tmp, args.compare_with, args.repeats, args.runs, worker)
+            if args.schedule:
+                schedule(root, tmp, args.compare_with, args.repeats, args.runs)
         if args.skip_cases:
             return
         times: dict[str, list[float]] = {k: [] for k in cases}

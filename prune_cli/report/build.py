@@ -1,6 +1,8 @@
 """`build_report`: the body of prune-report (the package docstring lists what it writes). Kept out of
 prune_cli/report/__init__.py, which the `prune-report` entry point imports, so that the command
-checks its arguments before it loads pandas and scipy."""
+checks its arguments before it loads pandas and scipy. Imports neither scipy.stats nor matplotlib
+(tests/test_report_startup.py): the figure worker (painter.py) is forked by `build_report` after
+these imports, and would otherwise wait for them."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import pandas as pd
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
-from .compare import compare_methods
+from .compare import check_baseline, compare_methods, final_values
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
@@ -85,44 +87,50 @@ def _build(
 
     folder = load_results(root)
     metrics = folder.table("metrics.csv")
-    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)  # a bad baseline: nothing created
+    if len(metrics) and "comparison" in metrics.columns:
+        check_baseline(final_values(metrics, split=split), baseline)  # a bad baseline: nothing created
     out.mkdir(parents=True, exist_ok=True)
+    # The figures' data first, in the order the worker draws them, so that it is not left waiting
+    # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
     draw("regions_vs_sparsity.png", "regions_vs_sparsity", folder.table("regions.csv"), out)
     draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
     if len(metrics):
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
         draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out)
+    summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
+    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split)
+    rd = recall_distortion_rows(folder)
+    rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")] if len(rd) else rd
+    per_class = pd.DataFrame()
+    if len(rd_split):
+        keys = condition_keys(rd_split) + ["split", "phase"]
+        per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
+        draw("recall_change_vs_dense.png", "recall_change_vs_dense", per_class, out)
+    scaling_md, scaling_files = _scaling(folder, out, split, draw)  # its files join `written` after the plots are drawn
+
+    # `written` in the order of the previous versions (the command prints it)
     written: dict[str, Path] = {}
+    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
-    summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
-    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split)
     if len(summary):
         atomic_write_csv(summary, out / "summary.csv")
         written["summary.csv"] = out / "summary.csv"
-    scaling_md, scaling_files = _scaling(folder, out, split, draw)  # its files join `written` after the plots are drawn
-
-    rd = recall_distortion_rows(folder)
-    intens = per_class = worst = pd.DataFrame()
-    if len(rd):
-        rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")]
-        if len(rd_split):
-            keys = condition_keys(rd_split) + ["split", "phase"]
-            per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
-            draw("recall_change_vs_dense.png", "recall_change_vs_dense", per_class, out)
-            intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
-            worst = worst_class_drops(rd_split, confidence)
-            atomic_write_csv(intens, out / "intensification.csv")
-            atomic_write_csv(per_class, out / "per_class_summary.csv")
-            atomic_write_csv(worst, out / "worst_class.csv")
-            written.update(
-                {
-                    "intensification.csv": out / "intensification.csv",
-                    "per_class_summary.csv": out / "per_class_summary.csv",
-                    "worst_class.csv": out / "worst_class.csv",
-                }
-            )
+    intens = worst = pd.DataFrame()
+    if len(rd_split):
+        intens = summarise_across_seeds(rd_split, keys=keys, confidence=confidence)
+        worst = worst_class_drops(rd_split, confidence)
+        atomic_write_csv(intens, out / "intensification.csv")
+        atomic_write_csv(per_class, out / "per_class_summary.csv")
+        atomic_write_csv(worst, out / "worst_class.csv")
+        written.update(
+            {
+                "intensification.csv": out / "intensification.csv",
+                "per_class_summary.csv": out / "per_class_summary.csv",
+                "worst_class.csv": out / "worst_class.csv",
+            }
+        )
     pie, pie_classes, pie_notes = pruning_identified_exemplars(folder, split)
     if len(pie_classes):
         atomic_write_csv(pie, out / "pie.csv")
@@ -225,7 +233,8 @@ def _build(
 def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:
     """The pruning scaling law (report/scaling.py): fit it to every family, write scaling_fit.csv,
     hand its figure to `draw` (the painter); return the summary.md lines and the files."""
-    points = scaling_points(folder.table("metrics.csv"), folder.configs, split)
+    items = folder.results.items if folder.results is not None else None
+    points = scaling_points(folder.table("metrics.csv"), folder.configs, split, items)
     if not len(points):
         return [], {}
     table, fitted = fit_families(points)

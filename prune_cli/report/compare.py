@@ -17,6 +17,11 @@ in NLP", ACL 2018, for the choice of tests). Per (comparison key, sparsity, meth
   Scand. J. Stat. 1979), which controls the family-wise error rate;
 - a verdict; when not significant, the number of seeds that would give 80 % power to a paired
   t-test at the observed d_z (noncentral t).
+
+The Student-t quantiles, the t-test's p-value and the noncentral t come from scipy.special (stdtrit,
+stdtr, nctdtr: the functions scipy.stats evaluates for them); scipy.stats itself, about a fifth of
+prune-report's time to import (docs/report.md "Speed"), is imported only for the Wilcoxon test and
+the resampled bootstrap, i.e. when a comparison has at least MIN_WILCOXON_N seeds.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
 BOOTSTRAP_RESAMPLES = 9999
@@ -63,6 +68,8 @@ def bootstrap_interval(d: Sequence[float], confidence: float = 0.95) -> tuple[fl
         means = exact_bootstrap_means(d)
         lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
         return float(lo), float(hi), "exact"
+    from scipy import stats  # imported only when needed: about 1 s, a fifth of prune-report (docs/report.md)
+
     res = stats.bootstrap(
         (d,), np.mean, confidence_level=confidence, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile", random_state=0
     )
@@ -89,9 +96,10 @@ def paired_t_power(d_z: float, n: int, alpha: float = 0.05) -> float:
     if n < 2:
         return 0.0
     df = n - 1
-    crit = stats.t.ppf(1 - alpha / 2, df)
+    crit = special.stdtrit(df, 1 - alpha / 2)  # scipy.stats.t.ppf
     nc = d_z * math.sqrt(n)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    # P(T > crit) + P(T < -crit) for T noncentral t(df, nc): scipy.stats.nct's cdf is this nctdtr
+    return float((1.0 - special.nctdtr(df, nc, crit)) + special.nctdtr(df, nc, -crit))
 
 
 def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optional[int]:
@@ -112,6 +120,18 @@ def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optio
     return hi
 
 
+def paired_t_test(d: np.ndarray) -> tuple[float, float]:
+    """(t, two-sided p) of the paired t-test on the differences d: the computation of
+    scipy.stats.ttest_rel (t = mean / sqrt(var_(n-1) / n), p = 2 P(T_(n-1) > |t|) with the Student-t
+    cdf scipy.special.stdtr), without importing scipy.stats, which a folder with fewer than
+    MIN_WILCOXON_N seeds per comparison needs for nothing else (tests/test_report_startup.py
+    checks both against scipy.stats)."""
+    n = len(d)
+    mean = d.mean()
+    t = mean / np.sqrt(np.mean((d - mean) ** 2) * (n / (n - 1)) / n)  # ttest_1samp's order of operations
+    return float(t), float(2 * special.stdtr(n - 1, -abs(t)))
+
+
 def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
     """Every statistic of one paired comparison of A against B (aligned by seed)."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -120,15 +140,17 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
     sd = float(d.std(ddof=1)) if n >= 2 else math.nan
     row["sd_diff"] = sd
     if n >= 2 and sd > 0:
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n)
+        half = special.stdtrit(n - 1, 0.5 + confidence / 2) * sd / math.sqrt(n)
         row["t_low"], row["t_high"] = row["mean_diff"] - half, row["mean_diff"] + half
-        row["t_stat"], row["p_t"] = (float(x) for x in stats.ttest_rel(a, b))
+        row["t_stat"], row["p_t"] = paired_t_test(d)
         row["d_z"] = row["mean_diff"] / sd
     else:  # identical differences: no spread to test against
         row["t_low"] = row["t_high"] = row["mean_diff"] if n >= 2 else math.nan
         row["t_stat"] = row["p_t"] = row["d_z"] = math.nan
     row["boot_low"], row["boot_high"], row["bootstrap"] = bootstrap_interval(d, confidence)
     if n >= MIN_WILCOXON_N and np.any(d != 0):
+        from scipy import stats
+
         w = stats.wilcoxon(a, b)
         row["wilcoxon_stat"], row["p_wilcoxon"] = float(w.statistic), float(w.pvalue)
     else:
@@ -171,6 +193,18 @@ def final_values(metrics: pd.DataFrame, metric: str = "accuracy", split: str = "
     return rows.drop(columns="_rank")
 
 
+def check_baseline(values: pd.DataFrame, baseline: Optional[str]) -> Optional[str]:
+    """The baseline of the comparisons given `final_values`: `baseline` when it is a method of the
+    folder (else ValueError naming the methods allowed), by default magnitude when present, else None
+    (every pair of methods). prune-report calls it before it creates anything."""
+    methods = sorted(values["method"].unique()) if len(values) else []
+    if baseline is None:
+        return next((b for b in DEFAULT_BASELINES if b in methods), None)
+    if baseline not in methods:
+        raise ValueError(f"--baseline {baseline!r} is not a method of this folder; allowed: {', '.join(methods)}")
+    return baseline
+
+
 def compare_methods(
     metrics: pd.DataFrame,
     baseline: Optional[str] = None,
@@ -184,11 +218,7 @@ def compare_methods(
     if not len(metrics) or "comparison" not in metrics.columns:
         return pd.DataFrame()
     values = final_values(metrics, metric, split)
-    methods = sorted(values["method"].unique())
-    if baseline is None:
-        baseline = next((b for b in DEFAULT_BASELINES if b in methods), None)
-    elif baseline not in methods:
-        raise ValueError(f"--baseline {baseline!r} is not a method of this folder; allowed: {', '.join(methods)}")
+    baseline = check_baseline(values, baseline)
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
         # several runs of one method and seed (a repeated run) are averaged first

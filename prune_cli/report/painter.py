@@ -3,9 +3,12 @@
 Importing matplotlib and drawing the figures took about half of `prune-report`'s time on a
 100-run folder, and the statistics (pandas, scipy) the other half (scripts/bench_report.py,
 docs/report.md). A `Painter` forks one worker process when the report starts (after the imports
-of pandas and scipy, which it shares with the parent instead of importing them again): the worker
+of pandas and scipy.special, which it shares with the parent instead of importing them again, and
+before scipy.stats, which only the parent's comparisons need: prune_cli/report/compare.py imports it
+when a comparison has enough seeds for the Wilcoxon test or the resampled bootstrap): the worker
 imports matplotlib while the parent reads the folder, and then draws each figure as soon as the
-parent hands it the figure's data, so on two cores the two halves overlap.
+parent hands it the figure's data (build.py hands over every figure's data before it computes the
+comparisons), so on two cores the two halves overlap.
 
 The worker is forked (not spawned), so it starts with every module the parent has already
 imported and with the parent's warning filters: a warning raised while drawing is raised as it

@@ -226,11 +226,13 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
 # ---------------------------------------------------------------------------- the results folder
 
 
-def _family(cfg: dict) -> str:
+def _family(cfg: dict, items: Optional[dict[str, str]] = None) -> str:
     """`f-` and the experiment key of the results package (prune_cli/results) without the law's
-    scale keys. The prefix keeps the CSV column text: a bare digest such as 41e66475 reads back
-    from scaling_fit.csv as the number 4.1e66476 (inf)."""
-    items = {k: v for k, v in _result_items(cfg).items() if k not in SCALE_KEYS}
+    scale keys (`items`: the config's `_result_items`, when already computed). The prefix keeps the
+    CSV column text: a bare digest such as 41e66475 reads back from scaling_fit.csv as the number
+    4.1e66476 (inf)."""
+    items = _result_items(cfg) if items is None else items
+    items = {k: v for k, v in items.items() if k not in SCALE_KEYS}
     if RESNET.fullmatch(str(items.get("model.name", ""))):
         items["model.name"] = "resnet"  # ResNet-20, -32, -56: one family, depth a scale
     return "f-" + _digest(items)
@@ -266,8 +268,12 @@ def _run_scales(cfg: dict) -> dict:
     return out
 
 
-def scaling_points(metrics: pd.DataFrame, configs: dict[str, dict], split: str = "test") -> pd.DataFrame:
-    """One row per run: family, scales, achieved density, final-phase error and dense error."""
+def scaling_points(
+    metrics: pd.DataFrame, configs: dict[str, dict], split: str = "test", items: Optional[dict[str, dict[str, str]]] = None
+) -> pd.DataFrame:
+    """One row per run: family, scales, achieved density, final-phase error and dense error.
+    `items`: run_id -> its config's `_result_items` (prune_cli.results.Results.items), when known."""
+    items = items or {}
     if not len(metrics) or not {"run_id", "phase", "split", "metric", "value"} <= set(metrics.columns):
         return pd.DataFrame()
     rank = metrics["phase"].map({"finetuned": 2, "pruned": 1}).fillna(0)
@@ -286,7 +292,7 @@ def scaling_points(metrics: pd.DataFrame, configs: dict[str, dict], split: str =
         dense_acc = dense.get(run, r.get("dense_value", math.nan))
         s = sparsity.get(run, r.get("target_sparsity", math.nan))
         context = {k: r.get(k, "") for k in ("dataset", "model", "method", "schedule")}
-        family = _family(cfg) if cfg is not None else "/".join(str(v) for v in context.values())
+        family = _family(cfg, items.get(run)) if cfg is not None else "/".join(str(v) for v in context.values())
         rows.append(
             {
                 "family": family,
@@ -431,9 +437,9 @@ def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
         diag.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("density (fraction of prunable weights kept)")
         ax.set_ylabel("test error (points: seed means; lines: fit)")
-        ax.set_title(part["label"].iloc[0], fontsize=8)
+        ax.set_title(part["label"].iloc[0], fontsize=8, y=1.0)
         diag.set_xlabel("measured test error")
         diag.set_ylabel("fitted test error")
-        diag.set_title("fit vs measurement (dashed: equality)", fontsize=8)
+        diag.set_title("fit vs measurement (dashed: equality)", fontsize=8, y=1.0)
         _legend(ax, 7)
     return _save(fig, out / "scaling_fit.png")

@@ -122,11 +122,15 @@ def _result_items(cfg: Mapping) -> dict[str, str]:
     return flatten_config({k: v for k, v in cfg.items() if k not in neutral})
 
 
-def experiment_keys(configs: Mapping[str, Mapping]) -> tuple[pd.DataFrame, list[str]]:
+def experiment_keys(
+    configs: Mapping[str, Mapping], flat: Mapping[str, dict[str, str]] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """Per run id: `experiment` and `comparison` keys and the flattened config values that enter the
     experiment key; and the dotted keys whose values vary between the runs (the keys a table must
-    show so that two experiments never look identical)."""
-    flat = {run: _result_items(cfg) for run, cfg in configs.items()}
+    show so that two experiments never look identical). `flat`: the runs' `_result_items`, when
+    already computed."""
+    if flat is None:
+        flat = {run: _result_items(cfg) for run, cfg in configs.items()}
     rows = []
     for run, items in flat.items():
         comparable = {k: v for k, v in items.items() if _top(k) not in COMPARISON_FREE}
@@ -150,6 +154,9 @@ class Results:
     varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
     key_source: str = "config"  # "config" (config.yaml of each run) or "columns" (shared CSVs only)
     configs: dict[str, dict] = field(default_factory=dict)  # run_id -> saved config (run directories only)
+    # run_id -> the flattened config values of its experiment key (dotted key -> text), kept for the
+    # report's scaling-law families, which would otherwise flatten every config again
+    items: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: dict[str, list[Path]] = field(default_factory=dict)  # table name -> per-run files
     cache: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables read so far, with keys
 
@@ -299,7 +306,8 @@ def load(results_dir: str | Path) -> Results:
                     res.sources.setdefault(f.name, []).append(f)
         configs = _read_configs({d.name: d / "config.yaml" for d in complete if (d / "config.yaml").exists()})
         res.configs = configs
-        keys, res.varying = experiment_keys(configs)
+        res.items = {run: _result_items(cfg) for run, cfg in configs.items()}
+        keys, res.varying = experiment_keys(configs, res.items)
         seeds = {run: cfg.get("seed") for run, cfg in configs.items()}
         tables: dict[str, pd.DataFrame] = {}
     else:
