@@ -173,13 +173,10 @@ def test_run_logs_the_choice(tmp_path):
     """Without OMP_NUM_THREADS the tiny model gets one thread (auto) and the run's log says why; a
     config `threads=2` is applied even when OMP_NUM_THREADS says 1."""
     results = tmp_path / "results"
-    # The in-process run first: the forked child then inherits what a first run in a process imports
-    # (Hydra's config machinery, torch._dynamo for the optimizer: 2-3 CPU-seconds) instead of importing
-    # it again; neither is what the child's log line depends on (its environment is).
-    run_cli([*FAST, "threads=2", "seed=1"], results)
     proc = start_forked(FAST, results, env={"OMP_NUM_THREADS": None, "OMP_WAIT_POLICY": None})  # a process of its own
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
+    run_cli([*FAST, "threads=2", "seed=1"], results)
     logs = {p.parent.name: p.read_text() for p in results.glob("runs/*/prune-run.log")}
     (auto,) = [t for name, t in logs.items() if "seed0" in name]
     (fixed,) = [t for name, t in logs.items() if "seed1" in name]
