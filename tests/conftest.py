@@ -47,6 +47,11 @@ def pytest_cmdline_main(config):
         config.option.dist = "loadgroup"  # like `load`, but tests marked xdist_group share a worker
 
 
+def pytest_configure(config):
+    """xdist declares its `xdist_group` mark only when it is loaded; serial runs (`-p no:xdist`) would warn."""
+    config.addinivalue_line("markers", "xdist_group(name): tests that share a fixture run in one xdist worker")
+
+
 @pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown without it (-p no:xdist)
 def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one worker per CPU this process may use (affinity, cgroup quota, SLURM: the same rule
@@ -171,6 +176,53 @@ def shared_sweep(tmp_path_factory) -> SharedRun:
     folder, proc = made_once(tmp_path_factory, "shared_sweep", lambda f: run_cli(SHARED_SWEEP, f / "results"))
     with _unchanged(folder / "results", "shared sweep"):
         yield SharedRun(folder / "results", None, proc)
+
+
+# One rejected `prune-run` as the console command in a new interpreter, which two tests read: test_robustness
+# (a rejected run creates nothing anywhere) and test_cli_in_process (the in-process runner answers like the
+# console command). One interpreter start-up (torch and Hydra: 4-5 CPU-seconds) instead of one per test.
+REJECTED = ["sparsity=2"]  # a value the pre-run pass rejects (exit 2, one line, nothing created)
+REJECTED_RESULTS_DIR = "results_dir=deep/results"  # relative to the working directory, two levels down
+
+
+class ConsoleRun(NamedTuple):
+    work: Path  # the command's working directory (the only thing in its parent folder before the command)
+    proc: subprocess.CompletedProcess  # its exit code, stdout and stderr
+    created: list[str]  # every path under work's parent folder after the command, relative to it
+
+
+@pytest.fixture(scope="session")
+def rejected_console_run(tmp_path_factory) -> ConsoleRun:
+    """`python -m prune_cli.cli sparsity=2 results_dir=deep/results` from an empty folder `work`, with one
+    OpenMP thread and Hydra's short errors (as run_cli): what a user's shell runs, in a new interpreter."""
+
+    def make(folder: Path) -> Done:
+        work = folder / "work"
+        work.mkdir()
+        cmd = [sys.executable, "-m", "prune_cli.cli", *REJECTED, REJECTED_RESULTS_DIR]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=work)
+
+    folder, proc = made_once(tmp_path_factory, "rejected_console_run", make)
+    created = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    return ConsoleRun(folder / "work", proc, created)
+
+
+class StartupReport(NamedTuple):
+    cwd: Path  # the driver's working directory (empty before it ran)
+    commands: dict  # name -> {"rc": exit code, "added": modules the command added to sys.modules}
+    dynamo: bool  # whether torch._dynamo was imported by the end
+
+
+@pytest.fixture(scope="session")
+def startup_report(tmp_path_factory) -> StartupReport:
+    """tests/startup_driver.py's commands in one new interpreter, made once per session: read by
+    test_startup_imports and test_startup_model_check."""
+    import startup_driver
+
+    folder, proc = made_once(tmp_path_factory, "startup_report", startup_driver.run)
+    got = startup_driver.report(proc)
+    return StartupReport(folder, got["commands"], got["dynamo"])
 
 
 def copy_results(results: Path, to: Path) -> Path:

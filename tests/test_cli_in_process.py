@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from cli_runner import STOP_SIGNALS
-from conftest import FAST, run_cli
+from cli_runner import STOP_SIGNALS, run_in_process
+from conftest import FAST, REJECTED, REJECTED_RESULTS_DIR, run_cli
 
 ONE_EPOCH = [a for a in FAST if not a.startswith(("train.epochs", "finetune.epochs"))] + ["train.epochs=1", "finetune.epochs=1"]
 
@@ -88,14 +88,30 @@ def test_rngs_continue_where_the_test_left_them(tmp_path):
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]) and got[2] == expected[2]
 
 
+def test_in_process_answers_like_the_console_command_to_a_config_error(tmp_path, rejected_console_run):
+    """A config error (`sparsity=2`: one line, exit 2, nothing created): exit code, stdout, stderr and the
+    files left behind are those of `python -m prune_cli.cli` in a new interpreter (conftest's
+    `rejected_console_run`, made once per session: test_robustness reads it too)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    inside = run_in_process([*REJECTED, REJECTED_RESULTS_DIR], cwd=work, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    outside = rejected_console_run.proc
+    normalise = lambda text: text.replace(str(work), "X").replace(str(rejected_console_run.work), "X")  # noqa: E731
+    assert outside.returncode == 2
+    assert inside.returncode == outside.returncode
+    assert normalise(inside.stdout) == normalise(outside.stdout)
+    assert normalise(inside.stderr) == normalise(outside.stderr)
+    created = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert created == rejected_console_run.created == ["work"]
+
+
 @pytest.mark.parametrize(
     "args",
     [
-        ["sparsity=2"],  # a config error: one line, exit 2, nothing created
         pytest.param(["--cfg", "job", "dataset=synthetic"], marks=pytest.mark.slow),  # prints the config
         pytest.param(["method=foo"], marks=pytest.mark.slow),  # found by Hydra while composing: exit 2
     ],
-    ids=["config-error", "cfg-job", "unknown-option"],
+    ids=["cfg-job", "unknown-option"],
 )
 def test_in_process_answers_like_the_console_command(tmp_path, args):
     """Exit code, stdout and stderr are those of `python -m prune_cli.cli` in a new interpreter."""

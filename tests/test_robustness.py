@@ -2,7 +2,8 @@
 
 Each test drives the real console entry point (kills, signals and races in a process of their own,
 forked from the test's: tests/cli_runner.py ForkedRun; one rejected run as the console command in a
-new interpreter; the rest in-process) and checks what a researcher
+new interpreter, conftest's `rejected_console_run`, which test_cli_in_process also reads; the rest
+in-process) and checks what a researcher
 relies on: the shared tables hold every run's rows exactly once, a restarted run gives the rows
 of an uninterrupted one, and a rejected or failed run says why, in one message, and creates
 nothing outside results_dir."""
@@ -12,8 +13,6 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pandas as pd
 import pytest
 
 from cli_runner import ForkedRun, run_in_process, start_forked
-from conftest import FAST, SHARED_RUN, copy_results, run_cli
+from conftest import FAST, REJECTED, REJECTED_RESULTS_DIR, SHARED_RUN, copy_results, run_cli
 from tests.helpers import compose
 from prune_cli.core import crashpoints, identity
 from prune_cli.core.errors import UnknownKeyError
@@ -34,20 +33,10 @@ LONG_EPOCHS = 60
 LONG = [a for a in FAST if not a.startswith("train.epochs")] + [f"train.epochs={LONG_EPOCHS}"]
 
 
-def _env(**extra) -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **extra}
-
-
 def _start(args: list[str], results_dir: Path, cwd: Path | None = None, **env) -> ForkedRun:
     """prune-run in its own process (kills, signals, two processes on one run id), forked from this
     one: the process is the point, a new interpreter's start-up is not (tests/cli_runner.py)."""
     return start_forked(args, results_dir, cwd=cwd, env=env)
-
-
-def _start_console_command(args: list[str], results_dir: Path, cwd: Path) -> subprocess.Popen:
-    """`python -m prune_cli.cli` in a new interpreter: what a user's shell runs."""
-    cmd = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results_dir}"]
-    return subprocess.Popen(cmd, env=_env(), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _run_dir(args: list[str], results_dir: Path) -> Path:
@@ -95,20 +84,23 @@ def test_a_key_no_schema_declares_is_rejected_with_the_closest_names(tmp_path, o
         compose([override], tmp_path)
 
 
-def test_a_rejected_run_creates_nothing_anywhere(tmp_path):
+def test_a_rejected_run_creates_nothing_anywhere(tmp_path, rejected_console_run):
+    # The console command in a new interpreter (`sparsity=2`, made once per session and also read by
+    # test_cli_in_process): exit 2, one message, nothing in its folder but its empty working directory.
+    console = rejected_console_run
+    assert REJECTED == ["sparsity=2"] and REJECTED_RESULTS_DIR == "results_dir=deep/results"
+    assert console.proc.returncode == 2 and console.proc.stderr.startswith("prune-run: error:"), console.proc.stderr
+    assert "Traceback" not in console.proc.stderr
+    assert console.created == ["work"]  # not even results_dir
+    # The same in this process, for that and three more rejections.
     work = tmp_path / "work"
     work.mkdir()
     missing_files = ["dataset=cifar10", "dataset.root=/nonexistent", "model=resnet20", "train.epochs=1"]
     for args in (["+train.epoch=5"], ["name=../../escaped"], ["sparsity=2"], missing_files):
         fast = FAST if args is not missing_files else []
         argv = [*fast, *args, "results_dir=deep/results"]
-        if args == ["+train.epoch=5"]:  # the console command in a new interpreter; the others in this process
-            proc = _start_console_command([*fast, *args], Path("deep/results"), cwd=work)
-            _, err = proc.communicate(timeout=120)
-            code = proc.returncode
-        else:
-            done = run_in_process(argv, cwd=work, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
-            code, err = done.returncode, done.stderr
+        done = run_in_process(argv, cwd=work, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+        code, err = done.returncode, done.stderr
         assert code == 2 and err.startswith("prune-run: error:"), err
         assert "Traceback" not in err
     assert list(work.iterdir()) == [] and list(tmp_path.iterdir()) == [work]  # not even results_dir

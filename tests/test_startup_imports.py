@@ -5,69 +5,35 @@ heavy optional modules.
 `sparsity=2`, and a check against the model built on the meta device, `method.exclude=[nope]`) must
 not load scipy, matplotlib, torchvision, pandas, the analysis package (prune_cli/analysis/) or a
 plugin module the config did not choose (the static plugin index, prune_cli/core/plugins.py, finds
-them without importing them). One subprocess runs the real entry point, `prune_cli.cli.main`, for each
-command in turn and reports what each one added to `sys.modules`; a wall-clock threshold would
+them without importing them). One new interpreter runs the real entry point, `prune_cli.cli.main`, for
+each command in turn and reports what each one added to `sys.modules` (tests/startup_driver.py; the
+same interpreter then runs test_startup_model_check's commands); a wall-clock threshold would
 measure the machine, not the code, so none is used (the timings are scripts/bench_startup.py's job).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import pytest
+from startup_driver import NO_WORK
 
 from prune_cli.analysis.hessian import HVP_MODES as ANALYSIS_HVP_MODES
 from prune_cli.analysis.ntk import OUTPUTS as ANALYSIS_OUTPUTS
 from prune_cli.metrics.hessian import HVP_MODES
 from prune_cli.metrics.ntk import OUTPUTS
 
-COMMANDS = {
-    "cfg job": (["--cfg", "job"], 0),
-    "help": (["--help"], 0),
-    "value error": (["sparsity=2"], 2),
-    "model error": (["method.exclude=[nope]"], 2),
-}
-
 HEAVY = ("scipy", "matplotlib", "torchvision", "pandas", "sklearn", "prune_cli.analysis")
-
-# Runs each command through the console entry point in one interpreter (Hydra's global state is
-# cleared between them) and prints, per command, its exit code and the modules it added.
-DRIVER = """
-import json, sys
-from hydra.core.global_hydra import GlobalHydra
-import prune_cli.cli as cli
-
-out = {}
-for name, args in json.loads(sys.argv[1]).items():
-    before = set(sys.modules)
-    sys.argv = ["prune-run", *args]
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as stop:
-        code = stop.code or 0
-    GlobalHydra.instance().clear()
-    out[name] = {"rc": code, "added": sorted(set(sys.modules) - before)}
-print("RESULT " + json.dumps(out))
-"""
-
-
-def _run_commands(tmp_path) -> dict:
-    args = {name: a for name, (a, _) in COMMANDS.items()}
-    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert lines, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def _heavy(modules: list[str]) -> list[str]:
     return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
 
 
-def test_commands_that_do_no_work_load_no_heavy_module(tmp_path):
-    got = _run_commands(tmp_path)
+@pytest.mark.xdist_group("startup_report")  # with test_startup_model_check, which reads the same report
+def test_commands_that_do_no_work_load_no_heavy_module(startup_report):
+    got = startup_report.commands
+    assert list(got)[: len(NO_WORK)] == list(NO_WORK)  # the driver ran these first, in a fresh interpreter
     loaded: set[str] = set()
-    for name, (_, rc) in COMMANDS.items():
+    for name, (_, rc) in NO_WORK.items():
         assert got[name]["rc"] == rc, (name, got[name]["rc"])
         assert _heavy(got[name]["added"]) == [], (name, _heavy(got[name]["added"]))
         loaded |= set(got[name]["added"])
@@ -80,7 +46,8 @@ def test_commands_that_do_no_work_load_no_heavy_module(tmp_path):
         assert other not in loaded, other
     scores = {m for m in loaded if m.startswith("prune_cli.pruning.scores.")}
     assert scores <= {"prune_cli.pruning.scores.magnitude", "prune_cli.pruning.scores.common"}, scores
-    assert tmp_path.exists() and not any(tmp_path.iterdir()), "a command that does no work created files"
+    cwd = startup_report.cwd
+    assert cwd.exists() and not any(cwd.iterdir()), "a command that does no work created files"
 
 
 def test_metric_checks_accept_exactly_what_the_analysis_accepts():

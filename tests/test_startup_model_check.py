@@ -7,12 +7,9 @@ Expected MAC counts are worked out by hand from the layer sizes below, not by th
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 import torch
+from startup_driver import MODEL_ERRORS
 
 from prune_cli.core.errors import ConfigError
 from prune_cli.run import prevalidate
@@ -80,31 +77,9 @@ def test_layer_options_are_checked_against_the_model_of_each_config():
         prevalidate.validate(composed("model=mlp", "model.widths=[8]", "dataset=mnist1d", "method.exclude=[net.5]"))
 
 
-# Runs the console entry point for config errors found on the model, in a fresh interpreter, and
-# reports whether torch._dynamo was imported.
-DRIVER = """
-import json, sys
-from hydra.core.global_hydra import GlobalHydra
-import prune_cli.cli as cli
-
-codes = []
-for args in json.loads(sys.argv[1]):
-    sys.argv = ["prune-run", *args]
-    try:
-        cli.main()
-    except SystemExit as stop:
-        codes.append(stop.code)
-    GlobalHydra.instance().clear()
-print("RESULT " + json.dumps({"codes": codes, "dynamo": "torch._dynamo" in sys.modules}))
-"""
-
-
-def test_a_config_error_found_on_the_model_does_not_import_dynamo(tmp_path):
-    commands = [["method.exclude=[nope]"], ["model=cnn1d", "method.exclude=[nope]"], ["model=resnet20", "dataset=mnist1d"]]
-    proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(commands)], cwd=tmp_path, capture_output=True, text=True, timeout=600
-    )
-    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    assert lines, proc.stderr[-3000:]
-    got = json.loads(lines[-1][len("RESULT ") :])
-    assert got == {"codes": [2, 2, 2], "dynamo": False}, proc.stderr[-3000:]
+@pytest.mark.xdist_group("startup_report")  # with test_startup_imports, which reads the same report
+def test_a_config_error_found_on_the_model_does_not_import_dynamo(startup_report):
+    """The console entry point in a new interpreter (tests/startup_driver.py), for config errors found
+    on the model: an MLP, a CNN and a ResNet that does not fit MNIST-1D."""
+    codes = [startup_report.commands[name]["rc"] for name in MODEL_ERRORS]
+    assert {"codes": codes, "dynamo": startup_report.dynamo} == {"codes": [2, 2, 2], "dynamo": False}

@@ -4,6 +4,7 @@ sizes, and the `threads` key on the command line (rejected before any work; not 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -183,28 +184,58 @@ def test_run_logs_the_choice(tmp_path):
     assert "torch intra-op threads: 2 (threads=2)" in fixed
 
 
+# One new interpreter imports prune_cli.cli, as the console script does before calling main, then forks a
+# child per preset of OMP_WAIT_POLICY: each child starts from exactly what a new interpreter has imported at
+# that point (torch not yet), sets its preset and runs prune-run with a spy on the wait-policy call. One
+# interpreter start-up for both cases instead of one each.
 SPY = """
-import os, sys
-sys.argv = ["prune-run", "threads=0"]
+import json, os, sys
 from prune_cli import cli
-set_policy, torch_loaded = cli.threads.quiet_openmp_wait, []
-def spy(env):
-    torch_loaded.append("torch" in sys.modules)
-    return set_policy(env)
-cli.threads.quiet_openmp_wait = spy
-try:
-    cli.main()
-except SystemExit as stop:
-    print(stop.code, torch_loaded, os.environ.get("OMP_WAIT_POLICY"))
+set_policy = cli.threads.quiet_openmp_wait
+for preset in json.loads(sys.argv[1]):
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        continue
+    code = None
+    try:
+        if preset is not None:
+            os.environ["OMP_WAIT_POLICY"] = preset
+        sys.argv = ["prune-run", "threads=0"]
+        torch_loaded = []
+        def spy(env):
+            torch_loaded.append("torch" in sys.modules)
+            return set_policy(env)
+        cli.threads.quiet_openmp_wait = spy
+        try:
+            cli.main()
+        except SystemExit as stop:
+            code = stop.code
+        print("RESULT", json.dumps([preset, code, torch_loaded, os.environ.get("OMP_WAIT_POLICY")]))
+    finally:
+        sys.stdout.flush()
+        os._exit(0)
 """
+PRESETS = [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")]
 
 
-@pytest.mark.parametrize("preset,expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_prune_run_sets_passive_wait_before_torch_loads(tmp_path, preset, expected):
+@pytest.fixture(scope="module")
+def wait_policy_spy(tmp_path_factory) -> dict:
+    """{preset: (exit code, [torch loaded when the policy was set], OMP_WAIT_POLICY after)} for each preset."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    cwd = tmp_path_factory.mktemp("spy")
+    presets = json.dumps([preset for preset, _ in PRESETS])
+    proc = subprocess.run([sys.executable, "-c", SPY, presets], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    got = [json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    return {preset: (code, loaded, policy) for preset, code, loaded, policy in got}, proc.stdout + proc.stderr
+
+
+@pytest.mark.xdist_group("wait_policy_spy")  # both cases read one module fixture
+@pytest.mark.parametrize("preset,expected", PRESETS)
+def test_prune_run_sets_passive_wait_before_torch_loads(wait_policy_spy, preset, expected):
     """OpenMP reads OMP_WAIT_POLICY when torch loads it, so prune-run must set it first; a value the
     user set is kept."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if preset:
-        env["OMP_WAIT_POLICY"] = preset
-    proc = subprocess.run([sys.executable, "-c", SPY], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert proc.stdout.split() == ["2", "[False]", expected], proc.stdout + proc.stderr
+    got, output = wait_policy_spy
+    assert preset in got, output
+    assert got[preset] == (2, [False], expected), output
