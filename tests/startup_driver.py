@@ -32,6 +32,9 @@ MODEL_ERRORS = {
     "mlp exclude": ["method.exclude=[nope]"],
     "cnn1d exclude": ["model=cnn1d", "method.exclude=[nope]"],
     "resnet20 on mnist1d": ["model=resnet20", "dataset=mnist1d"],
+    # schedule=layer_pruning's own check of the model (residual sections) builds it too
+    "layer_pruning cnn1d": ["schedule=layer_pruning", "model=cnn1d", "dataset=mnist1d"],
+    "layer_pruning mlp": ["schedule=layer_pruning", "model=mlp", "dataset=mnist1d"],
 }
 
 DRIVER = """
