@@ -70,7 +70,12 @@ def test_composed_once_equals_hydras_composition(overrides):
 
 def test_metrics_full_end_to_end(tmp_path):
     results = tmp_path / "r"
-    run_cli(FAST + ["metrics=full", "metrics.latency.repeats=3", "metrics.similarity.num_samples=64"], results)
+    # Small budgets for the Hessian metrics, which this test does not read (it reads the four metrics
+    # above and speedup): they still run, with fewer Lanczos steps, probes and sparsity ratios.
+    budgets = ["metrics.hessian.lanczos_iter=16", "metrics.hessian.hutchinson_probes=4"]
+    budgets += ["metrics.pruning_limit.lanczos_iter=16", "metrics.pruning_limit.hutchinson_probes=4"]
+    budgets += ["metrics.pruning_limit.ratios=50"]
+    run_cli(FAST + ["metrics=full", "metrics.latency.repeats=3", "metrics.similarity.num_samples=64", *budgets], results)
     (run,) = [p.parent for p in results.glob("runs/*/COMPLETE")]
     metrics = pd.read_csv(run / "metrics.csv")
     per_class = pd.read_csv(run / "per_class.csv")
