@@ -20,7 +20,7 @@ import torch
 
 from prune_cli.core import plugins
 from prune_cli.core.config_base import SCHEMAS
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 
 KIND_REGISTRIES = {
     "score": "prune_cli.pruning:SCORES",
@@ -233,11 +233,6 @@ def _git_status() -> str:
     ).stdout
 
 
-def _with_path(monkeypatch, *paths: Path) -> None:
-    old = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*map(str, paths), *([old] if old else [])]))
-
-
 @pytest.mark.xdist_group("plugins_lab_runs")  # shares its module fixture
 def test_five_outside_plugins_run_without_editing_the_repository(lab_runs):
     """A score, a dataset, a metric, an allocation and a schedule, each one file outside the
@@ -385,17 +380,17 @@ def test_plugin_options_are_validated_like_built_in_ones(lab_runs):
     assert not lab_runs.results["options"].exists()
 
 
-def test_entry_point_plugins_need_no_command_line(tmp_path, monkeypatch):
-    """An installed package naming a module in the `prune_cli.plugins` entry-point group."""
-    root = _write_lab(tmp_path / "src")
-    info = root / "lab-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[prune_cli.plugins]\ntaylor = lab.taylor\n")
-    _with_path(monkeypatch, root)
-    results = tmp_path / "results"
-    run_cli(["method=taylor", *README_TINY_DATA], results)  # tiny data: the plugin's discovery is the point
+@pytest.mark.xdist_group("plugins_fresh_interpreter")  # shares its module fixture
+def test_entry_point_plugins_need_no_command_line(fresh_interpreter):
+    """An installed package naming a module in the `prune_cli.plugins` entry-point group: its score
+    runs with no `plugins=` on the command line (and nothing imported it before the run)."""
+    returncode, stdout, stderr, before = fresh_interpreter.runs["entry_point"]
+    assert returncode == 0, stdout + stderr
+    assert EP_MODULE not in before  # the run imported it, found by its entry point
+    results = fresh_interpreter.results["entry_point"]
     assert len(list((results / "runs").iterdir())) == 1
+    (run,) = (results / "runs").iterdir()
+    assert (pd.read_csv(run / "layers.csv").score == "ep_taylor").all()
 
 
 @pytest.mark.xdist_group("plugins_lab_runs")  # shares its module fixture
@@ -458,11 +453,32 @@ import os
 from pathlib import Path
 sys.path.insert(0, os.environ["PRUNE_TESTS_DIR"])
 from cli_runner import run_in_process
-argv, cwd, record = json.loads(os.environ["PRUNE_TESTS_README_RUN"])
-p = run_in_process(argv, cwd=Path(cwd), env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
-Path(record).write_text(json.dumps([p.returncode, p.stdout, p.stderr]))
+runs, record = json.loads(os.environ["PRUNE_TESTS_RUNS"])
+done = {}
+for name, argv, cwd in runs:
+    before = sorted(m for m in sys.modules if m.startswith("eplab"))
+    p = run_in_process(argv, cwd=Path(cwd), env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    done[name] = [p.returncode, p.stdout, p.stderr, before]
+Path(record).write_text(json.dumps(done))
 """
 )
+
+# The entry-point test's installed package: LAB's Taylor score under another name (`ep_taylor`),
+# so that it shares the README example's interpreter (whose score is `taylor`) without a clash.
+EP_MODULE = "eplab.taylor_ep"
+EP_SOURCE = textwrap.dedent(LAB["taylor.py"]).lstrip().replace('"taylor"', '"ep_taylor"')
+
+
+def _install_entry_point_package(root: Path) -> None:
+    """`eplab`, with a dist-info naming its module in the `prune_cli.plugins` entry-point group."""
+    (root / "eplab").mkdir()
+    (root / "eplab" / "__init__.py").write_text("")
+    (root / "eplab" / "taylor_ep.py").write_text(EP_SOURCE)
+    info = root / "eplab-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: eplab\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[prune_cli.plugins]\nep_taylor = {EP_MODULE}\n")
+
 
 # The README's command with tiny data appended (the score and the sparsity are the point, not the
 # data's size: 60 + 30 examples per class instead of the synthetic default 500 + 200).
@@ -479,27 +495,34 @@ README_TINY_DATA = [
 
 class FreshInterpreter(NamedTuple):
     imports: dict  # LAZY's answer: the plugin modules and heavy libraries imported
-    readme_run: list  # exit code, stdout, stderr of the README's command
-    results: Path  # its results_dir
+    runs: dict  # name: exit code, stdout, stderr, eplab modules imported before the run
+    results: dict[str, Path]  # name: its results_dir
 
 
 @pytest.fixture(scope="module")
 def fresh_interpreter(tmp_path_factory) -> FreshInterpreter:
-    """One new interpreter, with the README example's folder on PYTHONPATH (as its `PYTHONPATH=.`):
-    LAZY's import check of `dataset=synthetic`, then the README's plugin command."""
+    """One new interpreter, with the README example's folder on PYTHONPATH (as its `PYTHONPATH=.`)
+    and an installed entry-point package there: LAZY's import check of `dataset=synthetic` (before
+    anything else, and the installed plugin is not imported: it was not chosen), then the README's
+    plugin command, then a run of the entry-point package's score with no `plugins=`."""
     base = tmp_path_factory.mktemp("readme")
     code, command = _readme_example()
     (base / "my_lab").mkdir()
     (base / "my_lab" / "__init__.py").write_text("")
     (base / "my_lab" / "taylor.py").write_text(code)
-    results, record = base / "results", base / "readme_run.json"
-    argv = [*command.split()[2:], *README_TINY_DATA, f"results_dir={results}"]
+    _install_entry_point_package(base)
+    results = {name: base / name / "results" for name in ("readme", "entry_point")}
+    runs = [
+        ["readme", [*command.split()[2:], *README_TINY_DATA, f"results_dir={results['readme']}"], str(base)],
+        ["entry_point", ["method=ep_taylor", *README_TINY_DATA, f"results_dir={results['entry_point']}"], str(base)],
+    ]
+    record = base / "runs.json"
     old = os.environ.get("PYTHONPATH")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(base), *([old] if old else [])]),
         "PRUNE_TESTS_DIR": str(REPO / "tests"),
-        "PRUNE_TESTS_README_RUN": json.dumps([argv, str(base), str(record)]),
+        "PRUNE_TESTS_RUNS": json.dumps([runs, str(record)]),
     }
     out = subprocess.run(
         [sys.executable, "-c", README_AFTER_LAZY, str(REPO / "configs"), "dataset=synthetic"],
@@ -520,9 +543,9 @@ def test_the_readme_plugin_example_runs(fresh_interpreter):
     code, command = _readme_example()
     assert command.startswith("PYTHONPATH=. prune-run "), command
     assert len(code.strip().splitlines()) <= 20
-    returncode, stdout, stderr = fresh_interpreter.readme_run
+    returncode, stdout, stderr, _ = fresh_interpreter.runs["readme"]
     assert returncode == 0, stdout + stderr
-    (run,) = (fresh_interpreter.results / "runs").iterdir()
+    (run,) = (fresh_interpreter.results["readme"] / "runs").iterdir()
     metrics = pd.read_csv(run / "metrics.csv")
     sparsity = metrics[(metrics.metric == "sparsity_prunable") & (metrics.phase == "pruned")].value.item()
     assert sparsity == pytest.approx(0.9, abs=0.005)
