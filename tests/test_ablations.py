@@ -11,7 +11,8 @@ from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
-from tests.helpers import composed, method_options
+from tests.helpers import method_options
+from tests._shared_t2 import composed_once
 
 BASE = {"allocation": "global"}  # the rest: tests/helpers.py method_options
 
@@ -79,10 +80,10 @@ def test_reinit_redraws_survivors_and_keeps_zeros():
 
 def test_ablation_config_errors():
     with pytest.raises(ConfigError) as err:
-        validate(composed("method=random", "method.sampling=bernoulli", "method.invert=true"))
+        validate(composed_once("method=random", "method.sampling=bernoulli", "method.invert=true"))
     assert err.value.key == "method.invert"
     with pytest.raises(Exception, match="method.shuffle"):  # a type error: Hydra names the key
-        composed("method.shuffle=maybe")
+        composed_once("method.shuffle=maybe")
 
 
 def test_cli_matched_masks_from_another_run(tmp_path):

@@ -17,7 +17,8 @@ from prune_cli.pruning import ALLOCATIONS, PruneContext, prune, select_prunable
 from prune_cli.pruning.allocations.erk import erk_densities
 from prune_cli.models.masks import save_masks
 from tests.conftest import FAST, run_cli
-from tests.helpers import composed, method_options
+from tests.helpers import method_options
+from tests._shared_t2 import composed_once
 
 BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 
@@ -253,7 +254,7 @@ def test_matched_masks_file(tmp_path):
 )
 def test_bad_allocation_config(overrides, key):
     with pytest.raises(ConfigError) as err:
-        validate(composed(*overrides))
+        validate(composed_once(*overrides))
     assert err.value.key == key
 
 
@@ -318,10 +319,10 @@ def test_strict_kth_prunes_ties_and_one_weight_at_zero_sparsity():
 
 def test_threshold_impl_only_with_global_or_layerwise():
     with pytest.raises(ConfigError) as err:
-        validate(composed("method.allocation=erk", "method.threshold_impl=strict_kth"))
+        validate(composed_once("method.allocation=erk", "method.threshold_impl=strict_kth"))
     assert err.value.key == "method.threshold_impl"
     with pytest.raises(ConfigError) as err:
-        validate(composed("method.threshold_impl=median"))
+        validate(composed_once("method.threshold_impl=median"))
     assert err.value.key == "method.threshold_impl"
 
 
@@ -332,7 +333,7 @@ def test_fixed_final_allocations_need_a_single_pruning_event():
         (["method=random", "method.allocation=matched", "method.match_masks=/x/masks.pt", "method.rounds=3"], "method.match_masks"),
     ]:
         with pytest.raises(ConfigError) as err:
-            validate(composed(*overrides))
+            validate(composed_once(*overrides))
         assert err.value.key == key, overrides
 
 

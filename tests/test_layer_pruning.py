@@ -21,7 +21,9 @@ from prune_cli.models.res_mlp import ResMLP
 from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook, theta_step
-from tests.helpers import validated
+from tests._shared_t2 import ReferenceRuns, validated_once
+from tests._shared_t2 import crash_and_resume as resume_after_crash
+
 
 DATA = [a for a in FAST if not a.startswith("model")]  # FAST without the mlp's keys
 OPTIONS = dict(name="layer_pruning", theta_init=1.0, theta_lr=0.1, penalty=0.5, threshold=0.05, prune_epochs=2)
@@ -172,9 +174,9 @@ def test_state_restores_the_hook_exactly_even_without_a_step_after_resume():
 
 def test_a_model_without_residual_sections_stops_before_the_run():
     with pytest.raises(ConfigError, match="res_mlp"):
-        validated(*FAST, "schedule=layer_pruning", "train.epochs=5")
+        validated_once(*FAST, "schedule=layer_pruning", "train.epochs=5")
     with pytest.raises(ConfigError, match="schedule.prune_epochs"):
-        validated(*DATA, "model=res_mlp", "schedule=layer_pruning", "train.epochs=2", "schedule.prune_epochs=3")
+        validated_once(*DATA, "model=res_mlp", "schedule=layer_pruning", "train.epochs=2", "schedule.prune_epochs=3")
 
 
 def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
@@ -199,12 +201,18 @@ def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
     assert {"theta_0", "theta_1", "theta_2", "sections_alive"} <= set(history.columns)
 
 
-def crash_and_resume(tmp_path, monkeypatch, overrides: list[str], crash_at: tuple[str, int]) -> tuple[Path, Path]:
-    """tests/helpers.py's crash_and_resume without the dense cache and region counts (not what is tested)."""
-    from tests import helpers
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory) -> ReferenceRuns:
+    """The uninterrupted runs the crash cases compare with: one per list of overrides, not one per case."""
+    return ReferenceRuns(tmp_path_factory.mktemp("references"))
 
+
+def crash_and_resume(reference_runs, tmp_path, monkeypatch, overrides: list[str], crash_at: tuple[str, int]) -> tuple[Path, Path]:
+    """tests/helpers.py's crash_and_resume without the dense cache and region counts (not what is
+    tested), against the module's shared uninterrupted run of the same overrides."""
     overrides = [*overrides, "dense_cache.enabled=false", "metrics.regions.enabled=false"]
-    return helpers.crash_and_resume(tmp_path, monkeypatch, overrides, crash_at)
+    reference = reference_runs(overrides)
+    return reference, resume_after_crash(reference, tmp_path, monkeypatch, overrides, crash_at)
 
 
 def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:
@@ -216,10 +224,11 @@ def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:
     assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
+@pytest.mark.xdist_group("layer_pruning_reference_runs")  # the cases share their reference run
 @pytest.mark.parametrize("crash_epoch", [1, 3])  # inside the window; after the phase's last epoch (no step left)
-def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, crash_epoch):
+def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, reference_runs, crash_epoch):
     overrides = [*DATA, "model=res_mlp", "model.width=8", "model.blocks=3", "train.epochs=3", "schedule=layer_pruning"]
     overrides += ["schedule.penalty=3", "schedule.prune_epochs=2"]
-    a, b = crash_and_resume(tmp_path, monkeypatch, overrides, ("layer_pruning", crash_epoch))
+    a, b = crash_and_resume(reference_runs, tmp_path, monkeypatch, overrides, ("layer_pruning", crash_epoch))
     assert_same_run(a, b, ("metrics.csv", "layer_pruning.csv", "history.csv"))
     assert pd.read_csv(b / "layer_pruning.csv").removed.any()  # the resumed phase did remove sections

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from prune_cli.run.prevalidate import validate
+from tests._shared_t2 import composed_once
 from tests.helpers import composed
 from prune_cli.core.errors import ConfigError
 from prune_cli.analysis.recall_distortion import load_predictions, randomisation_null, summarise_across_seeds
@@ -20,7 +22,7 @@ MINE = ("recall_distortion", "similarity", "membership", "latency")
 def test_default_is_cheap_and_full_enables_every_metric():
     default = composed([])
     assert not any(default.metrics[name].enabled for name in MINE)
-    full = composed(["metrics=full"])
+    full = composed_once("metrics=full")
     assert all(full.metrics[name].enabled for name in MINE)
     assert full.metrics.splits == default.metrics.splits and full.metrics.per_class
 
@@ -43,13 +45,37 @@ def test_default_is_cheap_and_full_enables_every_metric():
 )
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(composed(["metrics=full", override]))
+        validate(composed_once("metrics=full", override))  # `metrics=full` composed once for all cases
     assert err.value.key == key and key in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["metrics=full", "metrics.recall_distortion.splits=[test,test]", "metrics.similarity.svcca_variance=1.5"],
+        ["results_dir=results", "accel.compile=true", "accel.precision=bf16", "seed=3"],
+        [*FAST, "method.allocation=explicit", "method.layer_densities=[0.5,0.5]", "sparsity=0.5"],
+        ["data_pruning=random", "data_pruning.keep=0.3", "results_dir=results", "schedule=gradual", "schedule.end_step=500"],
+        ["method=gp", "method.batches=0", "train.weight_decay=0.003", "model=resnet20", "dataset=mnist1d"],
+    ],
+)
+def test_composed_once_equals_hydras_composition(overrides):
+    """tests/_shared_t2.py's shortcut (group choices composed once, value overrides applied by Hydra's
+    own step) gives exactly Hydra's full composition: lists, floats, booleans, strings, root keys,
+    values of a chosen group."""
+    fast, full = composed_once(*overrides), composed(overrides)
+    assert OmegaConf.to_container(fast) == OmegaConf.to_container(full)
+    assert OmegaConf.is_struct(fast) == OmegaConf.is_struct(full)
 
 
 def test_metrics_full_end_to_end(tmp_path):
     results = tmp_path / "r"
-    run_cli(FAST + ["metrics=full", "metrics.latency.repeats=3", "metrics.similarity.num_samples=64"], results)
+    # Small budgets for the Hessian metrics, which this test does not read (it reads the four metrics
+    # above and speedup): they still run, with fewer Lanczos steps, probes and sparsity ratios.
+    budgets = ["metrics.hessian.lanczos_iter=16", "metrics.hessian.hutchinson_probes=4"]
+    budgets += ["metrics.pruning_limit.lanczos_iter=16", "metrics.pruning_limit.hutchinson_probes=4"]
+    budgets += ["metrics.pruning_limit.ratios=50"]
+    run_cli(FAST + ["metrics=full", "metrics.latency.repeats=3", "metrics.similarity.num_samples=64", *budgets], results)
     (run,) = [p.parent for p in results.glob("runs/*/COMPLETE")]
     metrics = pd.read_csv(run / "metrics.csv")
     per_class = pd.read_csv(run / "per_class.csv")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import pytest
@@ -19,7 +20,7 @@ import torch
 
 from prune_cli.core import plugins
 from prune_cli.core.config_base import SCHEMAS
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 
 KIND_REGISTRIES = {
     "score": "prune_cli.pruning:SCORES",
@@ -79,13 +80,11 @@ print(json.dumps({"plugins": sorted(m for m in sys.modules if m in chosen),
 """
 
 
-def test_a_run_imports_only_the_plugins_it_chose():
+@pytest.mark.xdist_group("plugins_fresh_interpreter")  # shares its module fixture
+def test_a_run_imports_only_the_plugins_it_chose(fresh_interpreter):
     """Composing and validating `method=magnitude` imports one score, one allocation, one structure,
     one dataset, one model, one schedule and one data-pruning module, and none of scipy, matplotlib or torchvision."""
-    out = subprocess.run(
-        [sys.executable, "-c", LAZY, str(REPO / "configs"), "dataset=synthetic"], capture_output=True, text=True, check=True
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = fresh_interpreter.imports
     assert got["plugins"] == sorted(
         [
             "prune_cli.data.pruning.none",
@@ -234,36 +233,15 @@ def _git_status() -> str:
     ).stdout
 
 
-def _with_path(monkeypatch, *paths: Path) -> None:
-    old = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*map(str, paths), *([old] if old else [])]))
-
-
-def test_five_outside_plugins_run_without_editing_the_repository(tmp_path, monkeypatch):
+@pytest.mark.xdist_group("plugins_lab_runs")  # shares its module fixture
+def test_five_outside_plugins_run_without_editing_the_repository(lab_runs):
     """A score, a dataset, a metric, an allocation and a schedule, each one file outside the
     repository, used together in one run; the results are checked against their definitions."""
-    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
-    before = _git_status()
-    results = tmp_path / "results"
-    run_cli(
-        [
-            f"plugins=[{','.join(MODULES)}]",
-            "dataset=rings",
-            "method=taylor",
-            "method.allocation=first_dense",
-            "schedule=prune_twice",
-            "metrics.weight_norm.enabled=true",
-            "model=mlp",
-            "model.widths=[16,16]",
-            "train.epochs=2",
-            "finetune.epochs=1",
-            "train.batch_size=32",
-            "finetune.batch_size=32",
-            "sparsity=0.75",
-        ],
-        results,
-    )
-    assert _git_status() == before
+    returncode, stdout, stderr, lab_before = lab_runs.done["five"]
+    assert returncode == 0, stdout + stderr
+    assert lab_before == []  # the first run of the interpreter: it imported the five itself
+    assert lab_runs.git_after == lab_runs.git_before  # nothing in the repository changed (any run)
+    results = lab_runs.results["five"]
     (run,) = (results / "runs").iterdir()
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics.phase.unique()) == ["dense", "halfway", "pruned", "finetuned"]
@@ -280,114 +258,158 @@ def test_five_outside_plugins_run_without_editing_the_repository(tmp_path, monke
     assert pd.read_csv(run / "per_class.csv")["class"].nunique() == 3  # the rings dataset's classes
 
 
-# Two rejected runs in one interpreter (tests/cli_runner.py runs each as prune-run would): the
-# config-file run comes first and imports nothing from the lab (plugins are indexed before
-# composition), so the second still starts with no outside plugin imported; the driver checks that.
-TWO_RUNS = """
-import json, sys
+# Every check that needs the `lab` plugins imported shares one interpreter (a new one costs 5-14 s of
+# start-up on a loaded 2-core machine; outside plugins cannot run in the test process, whose imports
+# they would outlive: docs/performance.md#test-suite). tests/cli_runner.py runs each prune-run there as
+# a console command would. The order is what each check needs: the five-plugin run comes first, with
+# nothing imported or composed before it (it imports its plugins itself, and the metrics schema is
+# built with its metric); the rejected runs cannot depend on what was imported before (their checks
+# run before any plugin is imported, or only read a plugin's config class), but each records the lab
+# modules it found imported so the tests can say so; the clash, which leaves a half-registered
+# module, comes last.
+LAB_RUNS = """
+import copy, json, sys
 from pathlib import Path
+from typing import NamedTuple
 sys.path.insert(0, sys.argv[1])
 from cli_runner import run_in_process
-out = []
-for argv, cwd in json.loads(sys.argv[2]):
-    lab_before = sorted(m for m in sys.modules if m == "lab" or m.startswith("lab."))
-    p = run_in_process(argv, cwd=Path(cwd), env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
-    out.append([p.returncode, p.stdout, p.stderr, lab_before])
-Path(sys.argv[3]).write_text(json.dumps(out))
-"""
-
-
-@pytest.fixture(scope="module")
-def rejected_runs(tmp_path_factory):
-    """{name: (exit code, stderr, results folder)} of `plugins` set in a preset, then an invalid plugin option."""
-    base = tmp_path_factory.mktemp("rejected")
-    root = _write_lab(base / "src")
-    extra = base / "extra" / "experiment"
-    extra.mkdir(parents=True)
-    (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
-    runs = {
-        "config_file": ["--config-dir", str(base / "extra"), "+experiment=with_lab"],
-        "options": ["plugins=[lab.taylor]", "method=taylor", "method.batches=0"],
-    }
-    results = {name: base / name / "results" for name in runs}
-    for folder in results.values():
-        folder.parent.mkdir()
-    plan = [[[*args, f"results_dir={results[name]}"], str(results[name].parent)] for name, args in runs.items()]
-    old = os.environ.get("PYTHONPATH")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *([old] if old else [])])}
-    record = base / "runs.json"
-    subprocess.run(
-        [sys.executable, "-c", TWO_RUNS, str(REPO / "tests"), json.dumps(plan), str(record)], env=env, check=True, timeout=300
-    )
-    done = json.loads(record.read_text())
-    assert [lab_before for *_, lab_before in done] == [[], []]  # each run started with no lab module imported
-    return {name: (code, err, results[name]) for name, (code, _, err, _) in zip(runs, done)}
-
-
-def test_plugin_options_are_validated_like_built_in_ones(rejected_runs):
-    """The outside score extends DataScoreConfig, so the shared data-score checks apply to it."""
-    returncode, stderr, results = rejected_runs["options"]
-    assert returncode == 2
-    assert "'method.batches': 0" in stderr
-    assert not results.exists()
-
-
-def test_entry_point_plugins_need_no_command_line(tmp_path, monkeypatch):
-    """An installed package naming a module in the `prune_cli.plugins` entry-point group."""
-    root = _write_lab(tmp_path / "src")
-    info = root / "lab-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lab\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[prune_cli.plugins]\ntaylor = lab.taylor\n")
-    _with_path(monkeypatch, root)
-    results = tmp_path / "results"
-    run_cli(["method=taylor", "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1", "finetune.epochs=1"], results)
-    assert len(list((results / "runs").iterdir())) == 1
-
-
-@pytest.mark.parametrize(
-    "args, key",
-    [
-        (["plugins=[no_such_lab.scores]"], "'plugins'"),
-        (["plugins=[lab.clash]"], "'plugins'"),
-        (["plugins=lab.taylor"], "'plugins'"),
-    ],
-)
-def test_bad_plugin_lists_stop_before_anything_is_created(tmp_path, monkeypatch, args, key):
-    root = _write_lab(tmp_path / "src")
-    (root / "lab" / "clash.py").write_text(
-        "from prune_cli.pruning.scores import register_score\n\n\n"
-        '@register_score("magnitude")\ndef mine(model, params, ctx):\n'
-        "    return {}\n"
-    )
-    _with_path(monkeypatch, root)
-    proc = run_cli(args, tmp_path / "results", check=False)
-    assert proc.returncode == 2, proc.stderr
-    assert key in proc.stderr
-    assert not (tmp_path / "results").exists()
-
-
-def test_plugins_set_in_a_config_file_are_rejected(rejected_runs):
-    """Plugins are indexed before composition, so a preset cannot add them; it must say so."""
-    returncode, stderr, results = rejected_runs["config_file"]
-    assert returncode == 2, stderr
-    assert "'plugins'" in stderr and "command line" in stderr
-    assert not results.exists()
-
-
-RUN_ID = """
-import sys
 from hydra import compose, initialize_config_dir
 import prune_cli.cli  # noqa: F401
 from prune_cli.cli import command_line_plugins
 from prune_cli.core import plugins
 from prune_cli.core.identity import run_id
-runs = " ".join(sys.argv[2:]).split(" -- ")  # several override lists, one run id each
-for overrides in (r.split() for r in runs):
-    plugins.add_modules(command_line_plugins(overrides))
-    with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
-        print(run_id(compose("config", overrides=overrides)))
+out = {}
+for name, step in json.loads(sys.argv[2]):
+    lab_before = sorted(m for m in sys.modules if m == "lab" or m.startswith("lab."))
+    if step["kind"] == "run":
+        p = run_in_process(step["argv"], cwd=Path(step["cwd"]), env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+        out[name] = [p.returncode, p.stdout, p.stderr, lab_before]
+    else:  # run ids of several override lists, composed the way prune-run composes (plugins first)
+        index = copy.deepcopy(plugins.index())
+        ids = []
+        for overrides in step["overrides"]:
+            plugins.add_modules(command_line_plugins(overrides))
+            with initialize_config_dir(config_dir=step["configs"], version_base="1.3"):
+                ids.append(run_id(compose("config", overrides=overrides)))
+        plugins._INDEX = index  # noqa: SLF001 - as the runs after it would find it in a new interpreter
+        out[name] = [ids, lab_before]
+Path(sys.argv[3]).write_text(json.dumps(out))
 """
+
+FIVE = [
+    f"plugins=[{','.join(MODULES)}]",
+    "dataset=rings",
+    "method=taylor",
+    "method.allocation=first_dense",
+    "schedule=prune_twice",
+    "metrics.weight_norm.enabled=true",
+    "model=mlp",
+    "model.widths=[16,16]",
+    "train.epochs=2",
+    "finetune.epochs=1",
+    "train.batch_size=32",
+    "finetune.batch_size=32",
+    "sparsity=0.75",
+]
+BAD_PLUGIN_LISTS = {  # name: (arguments, the key the message names)
+    "no_such_module": (["plugins=[no_such_lab.scores]"], "'plugins'"),
+    "not_a_list": (["plugins=lab.taylor"], "'plugins'"),
+    "clash": (["plugins=[lab.clash]"], "'plugins'"),  # registers the built-in name `magnitude` again
+}
+CLASH = (
+    "from prune_cli.pruning.scores import register_score\n\n\n"
+    '@register_score("magnitude")\ndef mine(model, params, ctx):\n'
+    "    return {}\n"
+)
+
+
+class LabRuns(NamedTuple):
+    done: dict  # name: [exit code, stdout, stderr, lab modules imported before] (run ids: [ids, lab modules])
+    results: dict[str, Path]  # name: its results_dir
+    git_before: str
+    git_after: str
+
+
+@pytest.fixture(scope="module")
+def lab_runs(tmp_path_factory) -> LabRuns:
+    """The runs and compositions with the `lab` plugins, in one new interpreter, in this order: the
+    five-plugin run, a preset that sets `plugins`, two bad plugin lists that import nothing, the run
+    ids with the metric plugin, an invalid option of the outside score, and a plugin that clashes
+    with a built-in name."""
+    base = tmp_path_factory.mktemp("lab_runs")
+    root = _write_lab(base / "src")
+    (root / "lab" / "clash.py").write_text(CLASH)
+    extra = base / "extra" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "with_lab.yaml").write_text("# @package _global_\nplugins: [lab.taylor]\n")
+    with_plugin = ["plugins=[lab.weight_norm]"]
+    runs = {
+        "five": FIVE,
+        "config_file": ["--config-dir", str(base / "extra"), "+experiment=with_lab"],
+        **{name: args for name, (args, _) in BAD_PLUGIN_LISTS.items() if name != "clash"},
+        "run_ids": None,
+        "options": ["plugins=[lab.taylor]", "method=taylor", "method.batches=0"],
+        "clash": BAD_PLUGIN_LISTS["clash"][0],
+    }
+    results = {name: base / name / "results" for name in runs}
+    plan = []
+    for name, args in runs.items():
+        if args is None:
+            overrides = [with_plugin, [*with_plugin, "metrics.weight_norm.enabled=true"]]
+            plan.append([name, {"kind": "run_ids", "configs": str(REPO / "configs"), "overrides": overrides}])
+            continue
+        results[name].parent.mkdir()
+        plan.append([name, {"kind": "run", "argv": [*args, f"results_dir={results[name]}"], "cwd": str(results[name].parent)}])
+    old = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *([old] if old else [])])}
+    record = base / "runs.json"
+    git_before = _git_status()
+    command = [sys.executable, "-c", LAB_RUNS, str(REPO / "tests"), json.dumps(plan), str(record)]
+    subprocess.run(command, env=env, check=True, timeout=600)
+    done = json.loads(record.read_text())
+    assert list(done) == list(runs)
+    return LabRuns(done, results, git_before, _git_status())
+
+
+@pytest.mark.xdist_group("plugins_lab_runs")  # shares its module fixture
+def test_plugin_options_are_validated_like_built_in_ones(lab_runs):
+    """The outside score extends DataScoreConfig, so the shared data-score checks apply to it."""
+    returncode, _, stderr, _ = lab_runs.done["options"]
+    assert returncode == 2
+    assert "'method.batches': 0" in stderr
+    assert not lab_runs.results["options"].exists()
+
+
+@pytest.mark.xdist_group("plugins_fresh_interpreter")  # shares its module fixture
+def test_entry_point_plugins_need_no_command_line(fresh_interpreter):
+    """An installed package naming a module in the `prune_cli.plugins` entry-point group: its score
+    runs with no `plugins=` on the command line (and nothing imported it before the run)."""
+    returncode, stdout, stderr, before = fresh_interpreter.runs["entry_point"]
+    assert returncode == 0, stdout + stderr
+    assert EP_MODULE not in before  # the run imported it, found by its entry point
+    results = fresh_interpreter.results["entry_point"]
+    assert len(list((results / "runs").iterdir())) == 1
+    (run,) = (results / "runs").iterdir()
+    assert (pd.read_csv(run / "layers.csv").score == "ep_taylor").all()
+
+
+@pytest.mark.xdist_group("plugins_lab_runs")  # shares its module fixture
+@pytest.mark.parametrize("name", list(BAD_PLUGIN_LISTS))
+def test_bad_plugin_lists_stop_before_anything_is_created(lab_runs, name):
+    returncode, _, stderr, lab_before = lab_runs.done[name]
+    assert returncode == 2, stderr
+    assert BAD_PLUGIN_LISTS[name][1] in stderr
+    assert not lab_runs.results[name].exists()
+    assert "lab.clash" not in lab_before  # the clash itself was not imported before its run
+
+
+@pytest.mark.xdist_group("plugins_lab_runs")  # shares its module fixture
+def test_plugins_set_in_a_config_file_are_rejected(lab_runs):
+    """Plugins are indexed before composition, so a preset cannot add them; it must say so."""
+    returncode, _, stderr, _ = lab_runs.done["config_file"]
+    assert returncode == 2, stderr
+    assert "'plugins'" in stderr and "command line" in stderr
+    assert not lab_runs.results["config_file"].exists()
 
 
 def _plain_run_id() -> str:
@@ -401,39 +423,129 @@ def _plain_run_id() -> str:
         return run_id(compose("config", overrides=[]))
 
 
-def test_a_metric_plugin_does_not_change_run_ids(tmp_path, monkeypatch):
+@pytest.mark.xdist_group("plugins_lab_runs")  # shares its module fixture
+def test_a_metric_plugin_does_not_change_run_ids(lab_runs):
     """A disabled metric added by a plugin is not part of the run id; enabling it is."""
-    _with_path(monkeypatch, _write_lab(tmp_path / "src"))
-
-    # One interpreter (the plugin's imports cannot be undone) composes both plugin configs.
-    with_plugin = ["plugins=[lab.weight_norm]"]
-    enabled = [*with_plugin, "metrics.weight_norm.enabled=true"]
-    out = subprocess.run(
-        [sys.executable, "-c", RUN_ID, str(REPO / "configs"), *with_plugin, "--", *enabled], capture_output=True, text=True, check=True
-    ).stdout.split()
-    disabled_id, enabled_id = out  # one run id per override list
+    # Composed in the plugins' interpreter (their imports cannot be undone here): one run id for
+    # `plugins=[lab.weight_norm]`, one with the metric enabled.
+    (disabled_id, enabled_id), _ = lab_runs.done["run_ids"]
     plain = _plain_run_id()
     assert disabled_id == plain
     assert enabled_id != plain
 
 
-def test_the_readme_plugin_example_runs(tmp_path, monkeypatch):
-    """The README's plugin section, as written: its file (at most 20 lines) and its command (with
-    tiny data appended) run to the asked sparsity with the plugin's score."""
+def _readme_example() -> tuple[str, str]:
+    """The README's plugin section: its Python file and its command."""
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Your own method, dataset or metric, without forking", 1)[1].split("\n## ", 1)[0]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     command = section.split("```bash\n", 1)[1].split("```", 1)[0].strip()
+    return code, command
+
+
+# After LAZY's import check, the same interpreter runs the README's command in-process (as prune-run
+# runs it, tests/cli_runner.py): one new interpreter for both, the check first, since it is about what
+# an interpreter has imported before any run.
+README_AFTER_LAZY = (
+    LAZY
+    + """
+import os
+from pathlib import Path
+sys.path.insert(0, os.environ["PRUNE_TESTS_DIR"])
+from cli_runner import run_in_process
+runs, record = json.loads(os.environ["PRUNE_TESTS_RUNS"])
+done = {}
+for name, argv, cwd in runs:
+    before = sorted(m for m in sys.modules if m.startswith("eplab"))
+    p = run_in_process(argv, cwd=Path(cwd), env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    done[name] = [p.returncode, p.stdout, p.stderr, before]
+Path(record).write_text(json.dumps(done))
+"""
+)
+
+# The entry-point test's installed package: LAB's Taylor score under another name (`ep_taylor`),
+# so that it shares the README example's interpreter (whose score is `taylor`) without a clash.
+EP_MODULE = "eplab.taylor_ep"
+EP_SOURCE = textwrap.dedent(LAB["taylor.py"]).lstrip().replace('"taylor"', '"ep_taylor"')
+
+
+def _install_entry_point_package(root: Path) -> None:
+    """`eplab`, with a dist-info naming its module in the `prune_cli.plugins` entry-point group."""
+    (root / "eplab").mkdir()
+    (root / "eplab" / "__init__.py").write_text("")
+    (root / "eplab" / "taylor_ep.py").write_text(EP_SOURCE)
+    info = root / "eplab-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: eplab\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[prune_cli.plugins]\nep_taylor = {EP_MODULE}\n")
+
+
+# The README's command with tiny data appended (the score and the sparsity are the point, not the
+# data's size: 60 + 30 examples per class instead of the synthetic default 500 + 200).
+README_TINY_DATA = [
+    "dataset=synthetic",
+    "dataset.samples_per_class=60",
+    "dataset.test_samples_per_class=30",
+    "model=mlp",
+    "model.widths=[8]",
+    "train.epochs=1",
+    "finetune.epochs=1",
+]
+
+
+class FreshInterpreter(NamedTuple):
+    imports: dict  # LAZY's answer: the plugin modules and heavy libraries imported
+    runs: dict  # name: exit code, stdout, stderr, eplab modules imported before the run
+    results: dict[str, Path]  # name: its results_dir
+
+
+@pytest.fixture(scope="module")
+def fresh_interpreter(tmp_path_factory) -> FreshInterpreter:
+    """One new interpreter, with the README example's folder on PYTHONPATH (as its `PYTHONPATH=.`)
+    and an installed entry-point package there: LAZY's import check of `dataset=synthetic` (before
+    anything else, and the installed plugin is not imported: it was not chosen), then the README's
+    plugin command, then a run of the entry-point package's score with no `plugins=`."""
+    base = tmp_path_factory.mktemp("readme")
+    code, command = _readme_example()
+    (base / "my_lab").mkdir()
+    (base / "my_lab" / "__init__.py").write_text("")
+    (base / "my_lab" / "taylor.py").write_text(code)
+    _install_entry_point_package(base)
+    results = {name: base / name / "results" for name in ("readme", "entry_point")}
+    runs = [
+        ["readme", [*command.split()[2:], *README_TINY_DATA, f"results_dir={results['readme']}"], str(base)],
+        ["entry_point", ["method=ep_taylor", *README_TINY_DATA, f"results_dir={results['entry_point']}"], str(base)],
+    ]
+    record = base / "runs.json"
+    old = os.environ.get("PYTHONPATH")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(base), *([old] if old else [])]),
+        "PRUNE_TESTS_DIR": str(REPO / "tests"),
+        "PRUNE_TESTS_RUNS": json.dumps([runs, str(record)]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", README_AFTER_LAZY, str(REPO / "configs"), "dataset=synthetic"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=600,
+    )
+    imports = json.loads(out.stdout.strip().splitlines()[-1])
+    return FreshInterpreter(imports, json.loads(record.read_text()), results)
+
+
+@pytest.mark.xdist_group("plugins_fresh_interpreter")  # shares its module fixture
+def test_the_readme_plugin_example_runs(fresh_interpreter):
+    """The README's plugin section, as written: its file (at most 20 lines) and its command (with
+    tiny data appended) run to the asked sparsity with the plugin's score."""
+    code, command = _readme_example()
     assert command.startswith("PYTHONPATH=. prune-run "), command
-    (tmp_path / "my_lab").mkdir()
-    (tmp_path / "my_lab" / "__init__.py").write_text("")
-    (tmp_path / "my_lab" / "taylor.py").write_text(code)
     assert len(code.strip().splitlines()) <= 20
-    _with_path(monkeypatch, tmp_path)
-    args = command.split()[2:]
-    results = tmp_path / "results"
-    run_cli([*args, "dataset=synthetic", "model=mlp", "model.widths=[8]", "train.epochs=1", "finetune.epochs=1"], results)
-    (run,) = (results / "runs").iterdir()
+    returncode, stdout, stderr, _ = fresh_interpreter.runs["readme"]
+    assert returncode == 0, stdout + stderr
+    (run,) = (fresh_interpreter.results["readme"] / "runs").iterdir()
     metrics = pd.read_csv(run / "metrics.csv")
     sparsity = metrics[(metrics.metric == "sparsity_prunable") & (metrics.phase == "pruned")].value.item()
     assert sparsity == pytest.approx(0.9, abs=0.005)

@@ -11,7 +11,8 @@ import torch
 
 from cli_runner import start_forked
 from conftest import FAST, run_cli
-from tests.helpers import compose, crash_and_resume
+from tests._shared_t2 import ReferenceRuns, compose_once, crash_and_resume
+
 from prune_cli.run.dense_cache import dense_key
 from prune_cli.run.experiment import Experiment, run
 from prune_cli.schedules import SCHEDULES
@@ -30,7 +31,7 @@ def sparsity_by_phase(rows):
 
 
 def test_iterative_plan_prunes_the_same_fraction_each_round(tmp_path):
-    cfg = compose([*TINY, "schedule=iterative", "schedule.rounds=4", "sparsity=0.9"], tmp_path)
+    cfg = compose_once([*TINY, "schedule=iterative", "schedule.rounds=4", "sparsity=0.9"], tmp_path)
     targets = [step.args[0] for step in SCHEDULES.get("iterative")(cfg) if step.kind == "prune"]  # densities
     assert targets == pytest.approx([0.1 ** (r / 4) for r in (1, 2, 3, 4)])
     remaining = [1.0, *targets]
@@ -40,7 +41,7 @@ def test_iterative_plan_prunes_the_same_fraction_each_round(tmp_path):
 
 @pytest.mark.parametrize("rewind_epoch", [0, 1])
 def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_epoch):
-    cfg = compose(
+    cfg = compose_once(
         [
             *TINY,
             "schedule=lottery_ticket",
@@ -80,7 +81,7 @@ def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_
 
 def test_gradual_sparsity_follows_the_cubic_curve(tmp_path):
     results = tmp_path / "results"
-    cfg = compose(
+    cfg = compose_once(
         [
             *TINY,
             "schedule=gradual",
@@ -107,10 +108,10 @@ def test_gradual_sparsity_follows_the_cubic_curve(tmp_path):
 
 
 def test_dense_cache_key_ignores_method_and_sparsity_but_not_training(tmp_path):
-    base = compose(TINY, tmp_path)
-    same = compose([*TINY, "method=random", "sparsity=0.5", "schedule=iterative", "finetune.lr=0.5"], tmp_path)
-    other_lr = compose([*TINY, "train.lr=0.2"], tmp_path)
-    other_seed = compose([*TINY, "seed=1"], tmp_path)
+    base = compose_once(TINY, tmp_path)
+    same = compose_once([*TINY, "method=random", "sparsity=0.5", "schedule=iterative", "finetune.lr=0.5"], tmp_path)
+    other_lr = compose_once([*TINY, "train.lr=0.2"], tmp_path)
+    other_seed = compose_once([*TINY, "seed=1"], tmp_path)
     assert dense_key(base, "cpu") == dense_key(same, "cpu")
     assert len({dense_key(base, "cpu"), dense_key(other_lr, "cpu"), dense_key(other_seed, "cpu")}) == 3
 
@@ -146,14 +147,22 @@ def test_cache_hit_and_miss_give_identical_results(tmp_path, magnitude_random_sw
     assert hit.value.equals(miss.value)
 
 
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory) -> ReferenceRuns:
+    """The uninterrupted runs the crash cases compare with: one per list of overrides, not one per case."""
+    return ReferenceRuns(tmp_path_factory.mktemp("references"))
+
+
+@pytest.mark.xdist_group("schedules_reference_runs")  # the cases share their reference run
 @pytest.mark.parametrize("crash_at", [("dense", 1), ("finetuned", 1), ("finetuned", 2)])
-def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, crash_at):
+def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, reference_runs, crash_at):
     overrides = [*TINY, "train.epochs=3", "finetune.epochs=3", "dense_cache.enabled=false"]
 
     def crashed(run_dir, results):
         assert (run_dir / "state.pt").exists() and not (results / "runs.csv").exists()
 
-    reference, run_dir = crash_and_resume(tmp_path, monkeypatch, overrides, crash_at, after_crash=crashed)
+    reference = reference_runs(overrides)  # the same uninterrupted run for every crash point
+    run_dir = crash_and_resume(reference, tmp_path, monkeypatch, overrides, crash_at, after_crash=crashed)
     expected = pd.read_csv(reference / "metrics.csv")
     results = run_dir.parent.parent
     got = pd.read_csv(run_dir / "metrics.csv")
@@ -167,7 +176,9 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, cr
 
 def test_sigkill_during_training_then_rerun(tmp_path):
     """A real crash: SIGKILL a prune-run process in the middle of dense training, then run it again."""
-    args = [*TINY, "dataset.samples_per_class=300", "train.epochs=40", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
+    # 24 epochs of 2700 examples (about 50 ms of CPU each here): the kill, 0.3 s after the first
+    # checkpoint, lands in mid-training with most epochs still to come; the length is not the property.
+    args = [*TINY, "dataset.samples_per_class=300", "train.epochs=24", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
     reference = tmp_path / "reference"
     run_cli(args, reference)
     results = tmp_path / "killed"
