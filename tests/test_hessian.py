@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import copy
-
 import pandas as pd
 import pytest
 import torch
 from torch import nn
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
 from torch.func import functional_call
 
-from tests.helpers import composed
+from tests._shared_t3 import with_values
 from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import HessianOperator, hutchinson, lanczos, spectrum
 from prune_cli.core.errors import ConfigError
@@ -155,12 +151,6 @@ def test_hessian_metric_end_to_end(tmp_path):
     assert len(sums) == 6 and ((sums - 1).abs() < 1e-9).all()
 
 
-@pytest.fixture(scope="module")
-def default_config():
-    """The default config, composed once for the four bad values below (a composition costs 0.4 s)."""
-    return composed()
-
-
 @pytest.mark.parametrize(
     "override,key",
     [
@@ -170,12 +160,7 @@ def default_config():
         ("metrics.hessian.density_bandwidth=0", "metrics.hessian.density_bandwidth"),
     ],
 )
-def test_bad_hessian_config_is_rejected(override, key, default_config):
-    """The value override applied to the composed config the way Hydra applies it (as in
-    test_report_presets._point_configs), then the pre-run pass."""
-    cfg = copy.deepcopy(default_config)
-    [parsed] = OverridesParser.create().parse_overrides([override])
-    OmegaConf.update(cfg, parsed.key_or_group, parsed.value(), merge=True)
+def test_bad_hessian_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(cfg)
+        validate(with_values(override))  # the defaults composed once (tests/_shared_t3.py)
     assert key in str(err.value)
