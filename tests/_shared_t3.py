@@ -35,3 +35,13 @@ def with_values(*overrides: str, base: DictConfig | None = None) -> DictConfig:
             raise ValueError(f"with_values takes value overrides key=value, not {override.input_line!r} (compose it)")
         OmegaConf.update(cfg, key, override.value(), merge=True)
     return cfg
+
+
+def xdist_group(name: str):
+    """`pytest.mark.xdist_group(name)` where pytest-xdist runs the tests (its workers, --dist loadgroup:
+    tests sharing a module fixture build it once), nothing elsewhere (-p no:xdist knows no such mark)."""
+    import os
+
+    import pytest
+
+    return pytest.mark.xdist_group(name) if "PYTEST_XDIST_WORKER" in os.environ else lambda test: test
