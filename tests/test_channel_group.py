@@ -31,7 +31,8 @@ from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.registries import STRUCTURES
 from tests.conftest import run_cli
 from prune_cli.run.prevalidate import validate
-from tests.helpers import composed, method_options
+from tests._shared_t3 import with_values
+from tests.helpers import method_options
 
 SHAPE = (3, 8, 8)
 STAGES = ("layer1", "layer2", "layer3")
@@ -250,11 +251,11 @@ def test_config_checks_before_any_work():
     """An allocation with per-layer counts is refused by the pre-run pass (which exits 2 before
     creating anything); global and layerwise pass it on the default MLP."""
     for allocation in ("erk", "uniform_plus"):
-        with pytest.raises(ConfigError, match="global or layerwise") as err:
-            validate(composed("method.structure=channel_group", f"method.allocation={allocation}"))
+        with pytest.raises(ConfigError, match="global or layerwise") as err:  # the defaults composed once
+            validate(with_values("method.structure=channel_group", f"method.allocation={allocation}"))
         assert err.value.key == "method.allocation"
     for allocation in ("global", "layerwise"):
-        validate(composed("method.structure=channel_group", f"method.allocation={allocation}"))
+        validate(with_values("method.structure=channel_group", f"method.allocation={allocation}"))
 
 
 @pytest.mark.slow

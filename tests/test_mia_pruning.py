@@ -18,8 +18,7 @@ from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.admm import AdmmHook, dual_update, project
 from prune_cli.pruning.train_time.minmax import AttackModel, attack_loss, member_gain
-from prune_cli.run.experiment import run
-from tests.helpers import TwoLayer, compose, validated
+from tests.helpers import TwoLayer, validated
 
 
 def brute_force_projection(tensors: list[torch.Tensor], k: int) -> torch.Tensor:
@@ -121,19 +120,14 @@ def test_wrong_methods_stop_before_the_run():
         validated(*FAST, "schedule=minmax", "dataset.val_fraction=0.0")
 
 
-@pytest.mark.parametrize("schedule", ["admm", "minmax"])
-def test_end_to_end_with_the_membership_metric(tmp_path, schedule):
-    """admm through the prune-run command; minmax in-process (the same run(), without the start-up)."""
-    results = tmp_path / "results"
+def membership_args(schedule: str) -> list[str]:
     args = [*FAST, f"schedule={schedule}", "sparsity=0.75", "method.allocation=layerwise", "metrics.membership.enabled=true"]
     args += ["metrics.regions.enabled=false", "shared_results=false"]
-    args.append("schedule.epochs=2" if schedule == "admm" else "schedule.attack_steps=2")
-    if schedule == "admm":
-        run_cli(args, results)
-        run_dir = next((results / "runs").iterdir())
-    else:
-        run_dir = tmp_path / "run"
-        run(compose(args, results), run_dir)
+    return args + ["schedule.epochs=2" if schedule == "admm" else "schedule.attack_steps=2"]
+
+
+def assert_membership_run(run_dir, schedule: str) -> None:
+    """The membership metric in every phase, layerwise sparsity 0.75 per layer, the schedule's history."""
     metrics = pd.read_csv(run_dir / "metrics.csv")
     value = metrics.set_index(["phase", "metric"]).value
     for phase in ("dense", "pruned", "finetuned"):
@@ -148,11 +142,24 @@ def test_end_to_end_with_the_membership_metric(tmp_path, schedule):
     assert history[column].notna().any()
 
 
+def test_end_to_end_with_the_membership_metric(tmp_path):
+    """admm through the prune-run command; minmax in-process: the uninterrupted run of
+    test_a_crashed_run_resumes_to_the_same_result[minmax] (the same run(), one run fewer)."""
+    results = tmp_path / "results"
+    run_cli(membership_args("admm"), results)
+    assert_membership_run(next((results / "runs").iterdir()), "admm")
+
+
 @pytest.mark.parametrize("schedule", ["admm", "minmax"])
 def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, schedule):
     from tests.test_layer_pruning import assert_same_run, crash_and_resume
 
-    overrides = [*FAST, f"schedule={schedule}", "sparsity=0.75", "metrics.membership.enabled=true", "finetune.epochs=2"]
-    overrides += ["schedule.epochs=2", "schedule.update_every=2"] if schedule == "admm" else []
+    if schedule == "admm":
+        overrides = [*FAST, f"schedule={schedule}", "sparsity=0.75", "metrics.membership.enabled=true", "finetune.epochs=2"]
+        overrides += ["schedule.epochs=2", "schedule.update_every=2"]
+    else:  # the end-to-end minmax run, fine-tuned two epochs
+        overrides = [*membership_args("minmax"), "finetune.epochs=2"]
     a, b = crash_and_resume(tmp_path, monkeypatch, overrides, (schedule, 1))
     assert_same_run(a, b, ("metrics.csv", "history.csv"))
+    if schedule == "minmax":
+        assert_membership_run(a, "minmax")

@@ -13,6 +13,7 @@ import pytest
 
 from prune_cli.report import build_report, main
 from conftest import REPO, copy_results
+from tests._shared_t3 import xdist_group
 
 T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables: 4.303)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -111,9 +112,7 @@ def _write_run(
     return d
 
 
-@pytest.fixture
-def fixture_results(tmp_path):
-    root = tmp_path / "results"
+def _fixture_folder(root: Path) -> Path:
     for seed, acc in ACC.items():
         _write_run(root, "magnitude", "magnitude", 0.5, seed, acc)
         _write_run(root, "random", "random", 0.5, seed, acc - 0.1)
@@ -125,8 +124,20 @@ def fixture_results(tmp_path):
     return root
 
 
-def test_summary_numbers_by_hand(fixture_results):
-    written = build_report(fixture_results, plots=False)
+@pytest.fixture
+def fixture_results(tmp_path):
+    return _fixture_folder(tmp_path / "results")
+
+
+@pytest.fixture(scope="module")
+def fixture_report(tmp_path_factory):
+    """build_report(fixture_results, plots=False) once for the tests that only read its files."""
+    return build_report(_fixture_folder(tmp_path_factory.mktemp("fixture") / "results"), plots=False)
+
+
+@xdist_group("report_fixture")
+def test_summary_numbers_by_hand(fixture_report):
+    written = fixture_report
     s = pd.read_csv(written["summary.csv"])
     row = s[(s.method == "magnitude") & (s.target_sparsity == 0.5) & (s.metric == "accuracy") & (s.phase == "finetuned")]
     assert len(row) == 1
@@ -153,10 +164,11 @@ def test_confidence_level_changes_the_interval(fixture_results, tmp_path):
     assert row.ci_half == pytest.approx(0.1 * 2.919985580355516 / math.sqrt(3))  # t_{0.95, 2}
 
 
-def test_intensification_statistics_by_hand(fixture_results):
+@xdist_group("report_fixture")
+def test_intensification_statistics_by_hand(fixture_report):
     """rho0 = (0.25, -0.25); at accuracy a, rho_t = (r, -r) with r = (1 - a) / a, so alpha_t = 4 r,
     I_t = r - 0.25 and every class intensifies (frac 1)."""
-    written = build_report(fixture_results, plots=False)
+    written = fixture_report
     stats = pd.read_csv(written["intensification.csv"])
     mag = stats[(stats.method == "magnitude") & (stats.target_sparsity == 0.5)].set_index("statistic")
     r = np.array([(1 - a) / a for a in ACC.values()])
@@ -175,8 +187,9 @@ def test_intensification_statistics_by_hand(fixture_results):
     assert c1["mean"] == pytest.approx(np.mean([2 * a - 1 - 0.6 for a in ACC.values()]))  # -0.4
 
 
-def test_standards_summary_names_what_is_missing(fixture_results):
-    text = build_report(fixture_results, plots=False)["standards.txt"].read_text()
+@xdist_group("report_fixture")
+def test_standards_summary_names_what_is_missing(fixture_report):
+    text = fixture_report["standards.txt"].read_text()
     assert "(dataset, model) pairs: 1" in text and "fewer than 3 pairs" in text
     assert "missing baselines at sparsity 0.9: random" in text
     assert "missing baselines at sparsity 0.5" not in text  # random and magnitude both there

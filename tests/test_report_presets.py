@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 
 import pandas as pd
 import pytest
@@ -75,6 +76,12 @@ def _group_choice(override: str) -> bool:
     return "." not in key and (REPO / "configs" / key).is_dir()
 
 
+# Compositions of (base overrides, group choices), shared by the tests of this module that compose the
+# same preset in the same folder (`presets_dir`): test_preset_points_compose_like_hydra reuses those of
+# test_preset_composes_and_validates_at_every_sweep_point (both in one xdist group). Copies are handed out.
+_COMPOSED: dict[tuple[str, ...], object] = {}
+
+
 def _point_configs(preset: str, points: list[list[str]], results_dir, extra: tuple[str, ...] = ()):
     """The config of every sweep point. Hydra composes each distinct set of group choices once; the
     point's value overrides (`sparsity=0.9`, `model.widths=[64,64]`) are then applied to a copy the way
@@ -85,12 +92,12 @@ def _point_configs(preset: str, points: list[list[str]], results_dir, extra: tup
     from tests.helpers import composed
 
     base = [f"+experiment={preset}", f"results_dir={results_dir}", *extra]
-    by_choices = {}
     for point in points:
         choices = tuple(o for o in point if _group_choice(o))
-        if choices not in by_choices:
-            by_choices[choices] = composed(base, list(choices))
-        cfg = copy.deepcopy(by_choices[choices])
+        key = (*base, *choices)
+        if key not in _COMPOSED:
+            _COMPOSED[key] = composed(base, list(choices))
+        cfg = copy.deepcopy(_COMPOSED[key])
         for override in OverridesParser.create().parse_overrides([o for o in point if not _group_choice(o)]):
             OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
         yield point, cfg
@@ -101,8 +108,34 @@ def _point_configs(preset: str, points: list[list[str]], results_dir, extra: tup
 SLOW_SWEEPS = {"synflow_vgg16_cifar10"}
 
 
+# The tests that share _COMPOSED run on one pytest-xdist worker (--dist loadgroup); the mark is only
+# known where xdist runs the tests (its workers), so elsewhere (-p no:xdist) it is left out.
+SHARES_COMPOSITIONS = pytest.mark.xdist_group("report_presets") if "PYTEST_XDIST_WORKER" in os.environ else lambda test: test
+
+
+@pytest.fixture(scope="module")
+def presets_dir(tmp_path_factory):
+    """One results_dir (and data folder) for the compositions of this module, so that they can be shared."""
+    return tmp_path_factory.mktemp("presets")
+
+
+def _data_overrides(preset: str, folder) -> tuple[str, ...]:
+    """A paper-scale preset reads real files: tiny files in the real format under folder/data<preset>."""
+    text = (REPO / "configs" / "experiment" / f"{preset}.yaml").read_text()
+    if "override /dataset: mnist\n" in text:
+        from test_expect import write_tiny_mnist
+
+        return (f"dataset.root={write_tiny_mnist(folder / f'data_{preset}')}",)
+    if "override /dataset: cifar10\n" in text:
+        from test_presets_published import write_tiny_cifar10
+
+        return (f"dataset.root={write_tiny_cifar10(folder / f'data_{preset}')}",)
+    return ()
+
+
+@SHARES_COMPOSITIONS
 @pytest.mark.parametrize("preset", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW_SWEEPS else p for p in PRESETS])
-def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
+def test_preset_composes_and_validates_at_every_sweep_point(preset, presets_dir):
     missing = _missing_features(preset)
     if missing:
         pytest.skip(f"{preset} needs {missing} (branch not merged yet)")
@@ -110,16 +143,7 @@ def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
 
     points = _sweep_points(preset)
     assert len(points) >= 2  # a preset is a sweep
-    extra = []
-    if "override /dataset: mnist\n" in (REPO / "configs" / "experiment" / f"{preset}.yaml").read_text():
-        from test_expect import write_tiny_mnist  # a paper-scale preset: tiny files in the real format
-
-        extra = [f"dataset.root={write_tiny_mnist(tmp_path / 'data')}"]
-    if "override /dataset: cifar10\n" in (REPO / "configs" / "experiment" / f"{preset}.yaml").read_text():
-        from test_presets_published import write_tiny_cifar10
-
-        extra = [f"dataset.root={write_tiny_cifar10(tmp_path / 'data')}"]
-    for point, cfg in _point_configs(preset, points, tmp_path, tuple(extra)):
+    for point, cfg in _point_configs(preset, points, presets_dir, _data_overrides(preset, presets_dir)):
         validate(cfg)
         assert cfg.name == preset
         for override in point:
@@ -137,17 +161,19 @@ def test_preset_composes_and_validates_at_every_sweep_point(preset, tmp_path):
             assert _select(cfg, key) == expected, (key, _select(cfg, key), expected)
 
 
+@SHARES_COMPOSITIONS
 @pytest.mark.parametrize("preset", ["ntk_random", "lap_mlp", "lap_mlp_mnist"])  # list values and group choices
-def test_preset_points_compose_like_hydra(preset, tmp_path):
+def test_preset_points_compose_like_hydra(preset, presets_dir):
     """The shortcut of _point_configs gives exactly Hydra's full composition of the point's overrides."""
     from omegaconf import OmegaConf
 
     from tests.helpers import composed
 
     points = _sweep_points(preset)
+    extra = _data_overrides(preset, presets_dir)
     for point in (points[0], points[-1]):
-        [(_, fast)] = list(_point_configs(preset, [point], tmp_path))
-        full = composed(f"+experiment={preset}", f"results_dir={tmp_path}", point)
+        [(_, fast)] = list(_point_configs(preset, [point], presets_dir, extra))
+        full = composed(f"+experiment={preset}", f"results_dir={presets_dir}", *extra, point)
         assert OmegaConf.to_container(fast) == OmegaConf.to_container(full)
         assert OmegaConf.get_type(fast.method) is OmegaConf.get_type(full.method)
 
@@ -194,3 +220,19 @@ def test_preset_runs_end_to_end_and_prune_report_draws_its_figure(tmp_path):
     summary = pd.read_csv(results / "report" / "summary.csv")
     ntk = summary[(summary.metric == "ntk_rel_dist_dense") & (summary.phase == "finetuned")]
     assert len(ntk) == 4 and (ntk.n_seeds == 2).all()  # widths x rescale, two seeds each
+
+
+def test_value_overrides_on_the_shared_default_config_compose_like_hydra():
+    """tests/_shared_t3.with_values (the default config composed once, value overrides applied to a
+    copy) gives exactly Hydra's composition of the same overrides; a group choice is refused."""
+    from omegaconf import OmegaConf
+
+    from tests._shared_t3 import with_values
+    from tests.helpers import composed
+
+    overrides = ["method.structure=bcr", "method.block_shape=[4,4]", "sparsity=0.99", "metrics.speedup.batch_size=0"]
+    fast, full = with_values(*overrides), composed(overrides)
+    assert OmegaConf.to_container(fast) == OmegaConf.to_container(full)
+    assert OmegaConf.get_type(fast.method) is OmegaConf.get_type(full.method)
+    with pytest.raises(ValueError, match="method=random"):
+        with_values("method=random")
