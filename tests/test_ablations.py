@@ -12,7 +12,7 @@ from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
 from tests.helpers import method_options
-from tests._shared_t2 import composed_once
+from tests.compositions import composed_once
 
 BASE = {"allocation": "global"}  # the rest: tests/helpers.py method_options
 

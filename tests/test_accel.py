@@ -23,7 +23,7 @@ from prune_cli.models import build_model
 from prune_cli.models.mlp import MLP
 from prune_cli.training import TrainConfig, evaluate, train
 from tests.helpers import TinyConvChain
-from tests._shared_t2 import compose_once, composed_once, validated_once
+from tests.compositions import compose_once, composed_once, validated_once
 
 HAS_CUDA = torch.cuda.is_available()
 

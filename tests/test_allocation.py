@@ -18,7 +18,7 @@ from prune_cli.pruning.allocations.erk import erk_densities
 from prune_cli.models.masks import save_masks
 from tests.conftest import FAST, run_cli
 from tests.helpers import method_options
-from tests._shared_t2 import composed_once
+from tests.compositions import composed_once
 
 BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 

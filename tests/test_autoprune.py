@@ -24,7 +24,7 @@ from prune_cli.pruning.train_time.autoprune import AutoPruneHook, GatedWeight
 from prune_cli.run.experiment import run
 from prune_cli.training import train
 from tests.helpers import Chain, crash_and_resume
-from tests._shared_t2 import compose_once, composed_once
+from tests.compositions import compose_once, composed_once
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
 

@@ -20,7 +20,7 @@ from prune_cli.data.pruning.drop import drop, drop_quotas
 from prune_cli.data.pruning.el2n import el2n
 from prune_cli.data.pruning.random_subset import random_subset
 from prune_cli.data.splits import DataSplits
-from tests._shared_t2 import composed_once, validated_once
+from tests.compositions import composed_once, validated_once
 
 
 def _data(counts: list[int], val_counts: list[int] | None = None) -> DataSplits:

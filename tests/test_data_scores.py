@@ -16,7 +16,7 @@ from prune_cli.data.pruning import DataPruningContext
 from prune_cli.data.pruning.forgetting import forgetting, forgetting_counts, select_most_forgotten
 from prune_cli.data.pruning.grand import grand, per_example_gradient_norms
 from prune_cli.data.splits import DataSplits
-from tests._shared_t2 import composed_once, validated_once
+from tests.compositions import composed_once, validated_once
 
 
 def _brute_force_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from helpers import counting_model_builder, proxy_scoring_splits
 from prune_cli.core.errors import ConfigError
 from prune_cli.models import build_model
 from prune_cli.run.data_selection import _seed, select_training_data
-from tests._shared_t2 import composed_once, validated_once
+from tests.compositions import composed_once, validated_once
 
 EPOCHS, BATCH = 4, 8
 OVERRIDES = [

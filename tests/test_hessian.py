@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from tests._shared_t3 import with_values
+from tests.compositions import composed_once
 from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import HessianOperator, hutchinson, lanczos, spectrum
 from prune_cli.core.errors import ConfigError
@@ -162,5 +162,5 @@ def test_hessian_metric_end_to_end(tmp_path):
 )
 def test_bad_hessian_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(with_values(override))  # the defaults composed once (tests/_shared_t3.py)
+        validate(composed_once(override))  # the defaults composed once (tests/compositions.py)
     assert key in str(err.value)

@@ -21,8 +21,9 @@ from prune_cli.models.res_mlp import ResMLP
 from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook, theta_step
-from tests._shared_t2 import ReferenceRuns, validated_once
-from tests._shared_t2 import crash_and_resume as resume_after_crash
+from tests.compositions import validated_once
+from tests.reference_runs import ReferenceRuns
+from tests.reference_runs import crash_and_resume as resume_after_crash
 
 
 DATA = [a for a in FAST if not a.startswith("model")]  # FAST without the mlp's keys

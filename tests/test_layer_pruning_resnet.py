@@ -22,7 +22,7 @@ from prune_cli.models.resnet import CifarResNet
 from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook
-from tests._shared_t2 import validated_once
+from tests.compositions import validated_once
 
 
 OPTIONS = dict(name="layer_pruning", theta_init=1.0, theta_lr=0.1, penalty=0.5, threshold=0.05, prune_epochs=2)

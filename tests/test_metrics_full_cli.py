@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from prune_cli.run.prevalidate import validate
-from tests._shared_t2 import composed_once
+from tests.compositions import composed_once
 from tests.helpers import composed
 from prune_cli.core.errors import ConfigError
 from prune_cli.analysis.recall_distortion import load_predictions, randomisation_null, summarise_across_seeds
@@ -47,25 +46,6 @@ def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         validate(composed_once("metrics=full", override))  # `metrics=full` composed once for all cases
     assert err.value.key == key and key in str(err.value)
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        ["metrics=full", "metrics.recall_distortion.splits=[test,test]", "metrics.similarity.svcca_variance=1.5"],
-        ["results_dir=results", "accel.compile=true", "accel.precision=bf16", "seed=3"],
-        [*FAST, "method.allocation=explicit", "method.layer_densities=[0.5,0.5]", "sparsity=0.5"],
-        ["data_pruning=random", "data_pruning.keep=0.3", "results_dir=results", "schedule=gradual", "schedule.end_step=500"],
-        ["method=gp", "method.batches=0", "train.weight_decay=0.003", "model=resnet20", "dataset=mnist1d"],
-    ],
-)
-def test_composed_once_equals_hydras_composition(overrides):
-    """tests/_shared_t2.py's shortcut (group choices composed once, value overrides applied by Hydra's
-    own step) gives exactly Hydra's full composition: lists, floats, booleans, strings, root keys,
-    values of a chosen group."""
-    fast, full = composed_once(*overrides), composed(overrides)
-    assert OmegaConf.to_container(fast) == OmegaConf.to_container(full)
-    assert OmegaConf.is_struct(fast) == OmegaConf.is_struct(full)
 
 
 def test_metrics_full_end_to_end(tmp_path):

@@ -13,7 +13,6 @@ import pytest
 
 from prune_cli.report import build_report, main
 from conftest import REPO, copy_results
-from tests._shared_t3 import xdist_group
 
 T_975_2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom (tables: 4.303)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -135,7 +134,7 @@ def fixture_report(tmp_path_factory):
     return build_report(_fixture_folder(tmp_path_factory.mktemp("fixture") / "results"), plots=False)
 
 
-@xdist_group("report_fixture")
+@pytest.mark.xdist_group("report_fixture")
 def test_summary_numbers_by_hand(fixture_report):
     written = fixture_report
     s = pd.read_csv(written["summary.csv"])
@@ -164,7 +163,7 @@ def test_confidence_level_changes_the_interval(fixture_results, tmp_path):
     assert row.ci_half == pytest.approx(0.1 * 2.919985580355516 / math.sqrt(3))  # t_{0.95, 2}
 
 
-@xdist_group("report_fixture")
+@pytest.mark.xdist_group("report_fixture")
 def test_intensification_statistics_by_hand(fixture_report):
     """rho0 = (0.25, -0.25); at accuracy a, rho_t = (r, -r) with r = (1 - a) / a, so alpha_t = 4 r,
     I_t = r - 0.25 and every class intensifies (frac 1)."""
@@ -187,7 +186,7 @@ def test_intensification_statistics_by_hand(fixture_report):
     assert c1["mean"] == pytest.approx(np.mean([2 * a - 1 - 0.6 for a in ACC.values()]))  # -0.4
 
 
-@xdist_group("report_fixture")
+@pytest.mark.xdist_group("report_fixture")
 def test_standards_summary_names_what_is_missing(fixture_report):
     text = fixture_report["standards.txt"].read_text()
     assert "(dataset, model) pairs: 1" in text and "fewer than 3 pairs" in text

@@ -220,19 +220,3 @@ def test_preset_runs_end_to_end_and_prune_report_draws_its_figure(tmp_path):
     summary = pd.read_csv(results / "report" / "summary.csv")
     ntk = summary[(summary.metric == "ntk_rel_dist_dense") & (summary.phase == "finetuned")]
     assert len(ntk) == 4 and (ntk.n_seeds == 2).all()  # widths x rescale, two seeds each
-
-
-def test_value_overrides_on_the_shared_default_config_compose_like_hydra():
-    """tests/_shared_t3.with_values (the default config composed once, value overrides applied to a
-    copy) gives exactly Hydra's composition of the same overrides; a group choice is refused."""
-    from omegaconf import OmegaConf
-
-    from tests._shared_t3 import with_values
-    from tests.helpers import composed
-
-    overrides = ["method.structure=bcr", "method.block_shape=[4,4]", "sparsity=0.99", "metrics.speedup.batch_size=0"]
-    fast, full = with_values(*overrides), composed(overrides)
-    assert OmegaConf.to_container(fast) == OmegaConf.to_container(full)
-    assert OmegaConf.get_type(fast.method) is OmegaConf.get_type(full.method)
-    with pytest.raises(ValueError, match="method=random"):
-        with_values("method=random")

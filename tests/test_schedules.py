@@ -11,7 +11,8 @@ import torch
 
 from cli_runner import start_forked
 from conftest import FAST, run_cli
-from tests._shared_t2 import ReferenceRuns, compose_once, crash_and_resume
+from tests.compositions import compose_once
+from tests.reference_runs import ReferenceRuns, crash_and_resume
 
 from prune_cli.run.dense_cache import dense_key
 from prune_cli.run.experiment import Experiment, run

@@ -20,7 +20,7 @@ from prune_cli.models.graph import trace
 from prune_cli.pruning.structure import disconnected
 from tests.conftest import FAST, run_cli
 from tests.helpers import TinyConvChain, method_options
-from tests._shared_t2 import composed_once
+from tests.compositions import composed_once
 
 BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 

@@ -1,0 +1,72 @@
+"""Uninterrupted reference runs shared by crash-and-resume tests, to make less work for the same
+checks (issue 12, item 5; docs/performance.md#test-suite).
+
+- `ReferenceRuns`: the uninterrupted run of a list of overrides, made once per test module and
+  read by every crash-and-resume case of those overrides (the cases differ only in where the
+  crash happens, so their reference runs were the same run made several times).
+- `crash_and_resume`: tests/helpers.py's crash_and_resume against such a shared reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.compositions import compose_once
+from tests.helpers import Crash
+
+
+class ReferenceRuns:
+    """Uninterrupted runs in `folder`, one per list of overrides, each made the first time it is asked
+    for (a module fixture holds one: tests that read it share a worker, `xdist_group`)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.made: dict[tuple[str, ...], Path] = {}
+
+    def __call__(self, overrides: list[str]) -> Path:
+        """The run directory of the uninterrupted run of `overrides` (read it, do not write into it)."""
+        from prune_cli.run.experiment import run
+
+        key = tuple(overrides)
+        if key not in self.made:
+            results = self.folder / f"reference_{len(self.made)}"
+            run(compose_once(list(overrides), results), results / "run")
+            self.made[key] = results / "run"
+        return self.made[key]
+
+
+def crash_and_resume(
+    reference: Path, tmp_path: Path, monkeypatch, overrides: list[str], crash_at: tuple[str, int], after_crash=None
+) -> Path:
+    """Run `overrides` stopped by a crash right after the checkpoint of epoch `crash_at[1]` of training
+    phase `crash_at[0]`, then again (a resume); return the resumed run's directory, to compare with
+    `reference` (the same overrides run uninterrupted). `after_crash(run_dir, results_dir)` sees the
+    state the crash left. The crash and resume are tests/helpers.py's crash_and_resume."""
+    import prune_cli.run.experiment as experiment
+    from prune_cli.core.identity import run_id
+
+    assert (reference / "COMPLETE").exists(), reference
+    real_train = experiment.train
+
+    def crashing_train(*args, on_epoch_end=None, **kwargs):
+        phase = args[4]
+
+        def stop(row, progress):
+            on_epoch_end(row, progress)
+            if (phase, progress.epoch) == tuple(crash_at):
+                raise Crash(f"simulated crash after {phase} epoch {progress.epoch}")
+
+        return real_train(*args, on_epoch_end=stop, **kwargs)
+
+    results = tmp_path / "crashing"
+    cfg = compose_once(overrides, results)
+    run_dir = results / "runs" / run_id(cfg)
+    monkeypatch.setattr(experiment, "train", crashing_train)
+    with pytest.raises(Crash):
+        experiment.run(cfg, run_dir)
+    if after_crash is not None:
+        after_crash(run_dir, results)
+    monkeypatch.setattr(experiment, "train", real_train)
+    experiment.run(cfg, run_dir)
+    return run_dir
