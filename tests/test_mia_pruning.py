@@ -152,6 +152,7 @@ def test_end_to_end_with_the_membership_metric(tmp_path):
 
 @pytest.mark.parametrize("schedule", ["admm", "minmax"])
 def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, schedule):
+    from tests.reference_runs import ReferenceRuns
     from tests.test_layer_pruning import assert_same_run, crash_and_resume
 
     if schedule == "admm":
@@ -159,7 +160,7 @@ def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, schedul
         overrides += ["schedule.epochs=2", "schedule.update_every=2"]
     else:  # the end-to-end minmax run, fine-tuned two epochs
         overrides = [*membership_args("minmax"), "finetune.epochs=2"]
-    a, b = crash_and_resume(tmp_path, monkeypatch, overrides, (schedule, 1))
+    a, b = crash_and_resume(ReferenceRuns(tmp_path / "uninterrupted"), tmp_path, monkeypatch, overrides, (schedule, 1))
     assert_same_run(a, b, ("metrics.csv", "history.csv"))
     if schedule == "minmax":
         assert_membership_run(a, "minmax")
