@@ -121,7 +121,7 @@ def test_user_config_dir_adds_a_group_option(tmp_path):
     assert "24x2" in set(layers["shape"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def earlier_results(tmp_path_factory, shared_run):
     """A results folder that already holds one finished run: bad input must leave it intact."""
     results = copy_results(shared_run.results, tmp_path_factory.mktemp("earlier") / "results")

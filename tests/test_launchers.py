@@ -160,7 +160,7 @@ def test_submitit_local_sweep_of_two_runs(tmp_path):
     _check_shared_rows(results, 2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def sweep_with_failures(tmp_path_factory):
     """One sweep of four runs: lr 1e12 diverges, sparsity 1.5 is rejected by validation, one completes."""
     results = tmp_path_factory.mktemp("failures") / "results"

@@ -202,7 +202,7 @@ def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
     assert {"theta_0", "theta_1", "theta_2", "sections_alive"} <= set(history.columns)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def reference_runs(tmp_path_factory) -> ReferenceRuns:
     """The uninterrupted runs the crash cases compare with: one per list of overrides, not one per case."""
     return ReferenceRuns(tmp_path_factory.mktemp("references"))

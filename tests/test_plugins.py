@@ -330,7 +330,7 @@ class LabRuns(NamedTuple):
     git_after: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def lab_runs(tmp_path_factory) -> LabRuns:
     """The runs and compositions with the `lab` plugins, in one new interpreter, in this order: the
     five-plugin run, a preset that sets `plugins`, two bad plugin lists that import nothing, the run
@@ -499,7 +499,7 @@ class FreshInterpreter(NamedTuple):
     results: dict[str, Path]  # name: its results_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def fresh_interpreter(tmp_path_factory) -> FreshInterpreter:
     """One new interpreter, with the README example's folder on PYTHONPATH (as its `PYTHONPATH=.`)
     and an installed entry-point package there: LAZY's import check of `dataset=synthetic` (before

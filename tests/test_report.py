@@ -128,7 +128,7 @@ def fixture_results(tmp_path):
     return _fixture_folder(tmp_path / "results")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def fixture_report(tmp_path_factory):
     """build_report(fixture_results, plots=False) once for the tests that only read its files."""
     return build_report(_fixture_folder(tmp_path_factory.mktemp("fixture") / "results"), plots=False)

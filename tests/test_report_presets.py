@@ -113,7 +113,7 @@ SLOW_SWEEPS = {"synflow_vgg16_cifar10"}
 SHARES_COMPOSITIONS = pytest.mark.xdist_group("report_presets") if "PYTEST_XDIST_WORKER" in os.environ else lambda test: test
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def presets_dir(tmp_path_factory):
     """One results_dir (and data folder) for the compositions of this module, so that they can be shared."""
     return tmp_path_factory.mktemp("presets")

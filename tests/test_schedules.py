@@ -117,7 +117,7 @@ def test_dense_cache_key_ignores_method_and_sparsity_but_not_training(tmp_path):
     assert len({dense_key(base, "cpu"), dense_key(other_lr, "cpu"), dense_key(other_seed, "cpu")}) == 3
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def magnitude_random_sweep(tmp_path_factory):
     """`prune-run -m method=magnitude,random`: magnitude trains the dense model (a miss), random loads
     it (a hit). Read by the sweep test and, as the cache hit, by the hit-and-miss test (one sweep
@@ -148,7 +148,7 @@ def test_cache_hit_and_miss_give_identical_results(tmp_path, magnitude_random_sw
     assert hit.value.equals(miss.value)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def reference_runs(tmp_path_factory) -> ReferenceRuns:
     """The uninterrupted runs the crash cases compare with: one per list of overrides, not one per case."""
     return ReferenceRuns(tmp_path_factory.mktemp("references"))

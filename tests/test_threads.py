@@ -220,7 +220,7 @@ for preset in json.loads(sys.argv[1]):
 PRESETS = [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def wait_policy_spy(tmp_path_factory) -> dict:
     """{preset: (exit code, [torch loaded when the policy was set], OMP_WAIT_POLICY after)} for each preset."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
