@@ -47,6 +47,13 @@ def pytest_cmdline_main(config):
         config.option.dist = "loadgroup"  # like `load`, but tests marked xdist_group share a worker
 
 
+@pytest.hookimpl(trylast=True)  # after xdist's own attempt (tests/xdist_groups.py says why it fails)
+def pytest_collection_modifyitems(config, items):
+    from xdist_groups import add_group_suffix
+
+    add_group_suffix(config, items)
+
+
 def pytest_configure(config):
     """xdist declares its `xdist_group` mark only when it is loaded; serial runs (`-p no:xdist`) would warn."""
     config.addinivalue_line("markers", "xdist_group(name): tests that share a fixture run in one xdist worker")

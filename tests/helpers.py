@@ -103,12 +103,21 @@ def crash_and_resume(
     epoch `crash_at[1]` of training phase `crash_at[0]`, then run again (a resume). Returns the
     reference run directory and the resumed one; `after_crash(run_dir, results_dir)` sees the state
     the crash left."""
-    import prune_cli.run.experiment as experiment
-    from prune_cli.core.identity import run_id
     from prune_cli.run.experiment import run
 
     reference = tmp_path / "reference"
     run(compose(overrides, reference), reference / "run")
+    return reference / "run", resume_after_crash(tmp_path, monkeypatch, overrides, crash_at, after_crash)
+
+
+def resume_after_crash(
+    tmp_path: Path, monkeypatch, overrides: list[str], crash_at: tuple[str, int], after_crash=None, composer=None
+) -> Path:
+    """The crash and resume of `crash_and_resume` (without its reference run): the resumed run's
+    directory. `composer(overrides, results_dir)`: how the config is made (default `compose`)."""
+    import prune_cli.run.experiment as experiment
+    from prune_cli.core.identity import run_id
+
     real_train = experiment.train
 
     def crashing_train(*args, on_epoch_end=None, **kwargs):
@@ -122,16 +131,16 @@ def crash_and_resume(
         return real_train(*args, on_epoch_end=stop, **kwargs)
 
     results = tmp_path / "crashing"
-    cfg = compose(overrides, results)
+    cfg = (composer or compose)(overrides, results)
     run_dir = results / "runs" / run_id(cfg)
     monkeypatch.setattr(experiment, "train", crashing_train)
     with pytest.raises(Crash):
-        run(cfg, run_dir)
+        experiment.run(cfg, run_dir)
     if after_crash is not None:
         after_crash(run_dir, results)
     monkeypatch.setattr(experiment, "train", real_train)
-    run(cfg, run_dir)
-    return reference / "run", run_dir
+    experiment.run(cfg, run_dir)
+    return run_dir
 
 
 # ----------------------------------------------------------------------------- tiny networks

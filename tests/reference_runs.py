@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from tests.compositions import compose_once
-from tests.helpers import Crash
+from tests.helpers import resume_after_crash
 
 
 class ReferenceRuns:
@@ -39,34 +38,8 @@ class ReferenceRuns:
 def crash_and_resume(
     reference: Path, tmp_path: Path, monkeypatch, overrides: list[str], crash_at: tuple[str, int], after_crash=None
 ) -> Path:
-    """Run `overrides` stopped by a crash right after the checkpoint of epoch `crash_at[1]` of training
-    phase `crash_at[0]`, then again (a resume); return the resumed run's directory, to compare with
-    `reference` (the same overrides run uninterrupted). `after_crash(run_dir, results_dir)` sees the
-    state the crash left. The crash and resume are tests/helpers.py's crash_and_resume."""
-    import prune_cli.run.experiment as experiment
-    from prune_cli.core.identity import run_id
-
+    """tests/helpers.py's crash and resume (`resume_after_crash`) of `overrides`, with a crash right
+    after the checkpoint of epoch `crash_at[1]` of training phase `crash_at[0]`; the resumed run's
+    directory, to compare with `reference` (the same overrides run uninterrupted, from ReferenceRuns)."""
     assert (reference / "COMPLETE").exists(), reference
-    real_train = experiment.train
-
-    def crashing_train(*args, on_epoch_end=None, **kwargs):
-        phase = args[4]
-
-        def stop(row, progress):
-            on_epoch_end(row, progress)
-            if (phase, progress.epoch) == tuple(crash_at):
-                raise Crash(f"simulated crash after {phase} epoch {progress.epoch}")
-
-        return real_train(*args, on_epoch_end=stop, **kwargs)
-
-    results = tmp_path / "crashing"
-    cfg = compose_once(overrides, results)
-    run_dir = results / "runs" / run_id(cfg)
-    monkeypatch.setattr(experiment, "train", crashing_train)
-    with pytest.raises(Crash):
-        experiment.run(cfg, run_dir)
-    if after_crash is not None:
-        after_crash(run_dir, results)
-    monkeypatch.setattr(experiment, "train", real_train)
-    experiment.run(cfg, run_dir)
-    return run_dir
+    return resume_after_crash(tmp_path, monkeypatch, overrides, crash_at, after_crash, composer=compose_once)

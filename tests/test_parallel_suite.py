@@ -9,6 +9,7 @@ import multiprocessing as mp
 import os
 import signal
 import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -130,3 +131,66 @@ def test_a_failed_make_fails_the_other_workers_clearly(tmp_path, monkeypatch):
         conftest.made_once(factory, "thing", broken)
     with pytest.raises(RuntimeError, match="the worker that made it first failed"):
         conftest.made_once(factory, "thing", broken)
+
+
+GROUPED = """
+import os
+import pytest
+
+@pytest.mark.xdist_group("one")
+@pytest.mark.parametrize("i", range(6))
+def test_grouped(i, tmp_path_factory):
+    (tmp_path_factory.getbasetemp().parent / f"grouped-{i}").write_text(os.environ["PYTEST_XDIST_WORKER"])
+
+@pytest.mark.parametrize("i", range(6))
+def test_free(i):
+    pass
+"""
+
+
+HOOK = """
+import pytest
+from xdist_groups import add_group_suffix
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    add_group_suffix(config, items)
+"""
+
+
+def test_tests_of_an_xdist_group_share_one_worker(tmp_path):
+    """`--dist loadgroup` sends the tests of one `xdist_group` to one worker, so that they build their
+    session fixture once. With pytest 9 xdist's own grouping (it rewrites `item._nodeid`, which pytest 9
+    no longer reads) had no effect; conftest's hook (tests/xdist_groups.py) puts the group into the
+    node id where pytest 9 keeps it. Six grouped tests in a pytest session of two workers (with the
+    suite's hook) all record the same worker."""
+    pytest.importorskip("xdist")
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    (folder / "test_grouped.py").write_text(GROUPED)
+    (folder / "conftest.py").write_text(f"import sys\nsys.path.insert(0, {str(conftest.REPO / 'tests')!r})\n" + HOOK)
+    base = tmp_path / "base"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "2",
+            "--dist",
+            "loadgroup",
+            f"--basetemp={base}",
+            str(folder),
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    workers = {p.read_text() for p in base.glob("grouped-*")}
+    assert len(list(base.glob("grouped-*"))) == 6 and len(workers) == 1, workers
