@@ -31,6 +31,9 @@ torch.set_num_threads(1)  # tiny tensors: one thread is faster, and subprocess t
 # collects) costs more than it saves on a few tests. docs/performance.md#test-suite.
 
 
+LOADGROUP_VARIABLE = "PRUNE_CLI_TESTS_LOADGROUP"  # set by the hook below for its workers
+
+
 def _is_xdist_worker(config) -> bool:
     return hasattr(config, "workerinput") or "PYTEST_XDIST_WORKER" in os.environ
 
@@ -45,13 +48,15 @@ def pytest_cmdline_main(config):
     if whole_suite and not chosen and not config.option.usepdb and not config.option.collectonly:
         config.option.numprocesses = "auto"
         config.option.dist = "loadgroup"  # like `load`, but tests marked xdist_group share a worker
+        # Workers parse the original command line (no --dist): tell them (tests/xdist_groups.py).
+        os.environ[LOADGROUP_VARIABLE] = "1"
 
 
 @pytest.hookimpl(trylast=True)  # after xdist's own attempt (tests/xdist_groups.py says why it fails)
 def pytest_collection_modifyitems(config, items):
     from xdist_groups import add_group_suffix
 
-    add_group_suffix(config, items)
+    add_group_suffix(config, items, os.environ.get(LOADGROUP_VARIABLE) == "1")
 
 
 def pytest_configure(config):

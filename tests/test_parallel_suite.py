@@ -148,49 +148,49 @@ def test_free(i):
 """
 
 
-HOOK = """
-import pytest
-from xdist_groups import add_group_suffix
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
-    add_group_suffix(config, items)
+# The inner suite's conftest: this suite's own hooks (tests/conftest.py, loaded under another name).
+SUITE_HOOKS = """
+import importlib.util, sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+spec = importlib.util.spec_from_file_location("suite_conftest", {conftest!r})
+suite = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(suite)
+pytest_cmdline_main = suite.pytest_cmdline_main
+pytest_collection_modifyitems = suite.pytest_collection_modifyitems
+pytest_configure = suite.pytest_configure
+pytest_xdist_auto_num_workers = suite.pytest_xdist_auto_num_workers
 """
 
 
-def test_tests_of_an_xdist_group_share_one_worker(tmp_path):
+@pytest.mark.parametrize("command", [[], ["-n", "2", "--dist", "loadgroup"]], ids=["default", "explicit"])
+def test_tests_of_an_xdist_group_share_one_worker(tmp_path, monkeypatch, command):
     """`--dist loadgroup` sends the tests of one `xdist_group` to one worker, so that they build their
     session fixture once. With pytest 9 xdist's own grouping (it rewrites `item._nodeid`, which pytest 9
-    no longer reads) had no effect; conftest's hook (tests/xdist_groups.py) puts the group into the
-    node id where pytest 9 keeps it. Six grouped tests in a pytest session of two workers (with the
-    suite's hook) all record the same worker."""
+    no longer reads) had no effect, and in the suite's default invocation (`pytest` alone: the hooks of
+    tests/conftest.py choose loadgroup) the workers were not even told; tests/xdist_groups.py puts the
+    group into the node id where pytest 9 keeps it. Six grouped tests of an inner suite with this suite's
+    hooks, run with two workers, all record the same worker."""
     pytest.importorskip("xdist")
     folder = tmp_path / "suite"
     folder.mkdir()
     (folder / "test_grouped.py").write_text(GROUPED)
-    (folder / "conftest.py").write_text(f"import sys\nsys.path.insert(0, {str(conftest.REPO / 'tests')!r})\n" + HOOK)
+    (folder / "pytest.ini").write_text("[pytest]\ntestpaths = test_grouped.py\n")
+    tests = conftest.REPO / "tests"
+    (folder / "conftest.py").write_text(
+        SUITE_HOOKS.format(repo=str(conftest.REPO), tests=str(tests), conftest=str(tests / "conftest.py"))
+    )
     base = tmp_path / "base"
+    env = {**os.environ, "PYTEST_XDIST_AUTO_NUM_WORKERS": "2"}
+    env.pop(conftest.LOADGROUP_VARIABLE, None)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "2",
-            "--dist",
-            "loadgroup",
-            f"--basetemp={base}",
-            str(folder),
-        ],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={base}", *command],
         cwd=folder,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "12 passed" in proc.stdout, proc.stdout
     workers = {p.read_text() for p in base.glob("grouped-*")}
     assert len(list(base.glob("grouped-*"))) == 6 and len(workers) == 1, workers

@@ -5,14 +5,20 @@ workers add that suffix by assigning `item._nodeid`, which pytest 9 no longer re
 structured `NodeId` in `item._id`, its text cached in `_str_cache`). The suffix never reached the
 scheduler, so the tests of a group ran on any worker and their session fixture was built on each.
 `add_group_suffix` puts the suffix where pytest 9 reads it; with a pytest or xdist that already shows it
-in `item.nodeid` it changes nothing."""
+in `item.nodeid` it changes nothing.
+
+The suite's default invocation chooses `--dist loadgroup` in tests/conftest.py's `pytest_cmdline_main`;
+xdist's workers parse the original command line again (without it), so xdist never told them to add
+the suffix either: the controller sets an environment variable the workers inherit."""
 
 from __future__ import annotations
 
 
-def add_group_suffix(config, items) -> None:
-    """In a loadgroup worker, make `item.nodeid` end in `@<group>` for every test marked xdist_group."""
-    if not getattr(config.option, "loadgroup", False):
+def add_group_suffix(config, items, loadgroup: bool = False) -> None:
+    """In a loadgroup worker, make `item.nodeid` end in `@<group>` for every test marked xdist_group.
+    `loadgroup`: the controller chose `--dist loadgroup` itself (tests/conftest.py's default
+    invocation); its workers parse the original command line, which does not say so."""
+    if not (loadgroup or getattr(config.option, "loadgroup", False)) or not hasattr(config, "workerinput"):
         return
     for item in items:
         names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
