@@ -162,14 +162,13 @@ pytest_xdist_auto_num_workers = suite.pytest_xdist_auto_num_workers
 """
 
 
-@pytest.mark.parametrize("command", [[], ["-n", "2", "--dist", "loadgroup"]], ids=["default", "explicit"])
-def test_tests_of_an_xdist_group_share_one_worker(tmp_path, monkeypatch, command):
+def test_tests_of_an_xdist_group_share_one_worker(tmp_path):
     """`--dist loadgroup` sends the tests of one `xdist_group` to one worker, so that they build their
     session fixture once. With pytest 9 xdist's own grouping (it rewrites `item._nodeid`, which pytest 9
     no longer reads) had no effect, and in the suite's default invocation (`pytest` alone: the hooks of
     tests/conftest.py choose loadgroup) the workers were not even told; tests/xdist_groups.py puts the
     group into the node id where pytest 9 keeps it. Six grouped tests of an inner suite with this suite's
-    hooks, run with two workers, all record the same worker."""
+    hooks, run as `pytest` alone with two workers, all record the same worker (and the run used workers)."""
     pytest.importorskip("xdist")
     folder = tmp_path / "suite"
     folder.mkdir()
@@ -181,9 +180,10 @@ def test_tests_of_an_xdist_group_share_one_worker(tmp_path, monkeypatch, command
     )
     base = tmp_path / "base"
     env = {**os.environ, "PYTEST_XDIST_AUTO_NUM_WORKERS": "2"}
-    env.pop(conftest.LOADGROUP_VARIABLE, None)
+    for name in (conftest.LOADGROUP_VARIABLE, "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        env.pop(name, None)  # a new session of its own, even when this test runs in a worker
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={base}", *command],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={base}"],
         cwd=folder,
         env=env,
         capture_output=True,
