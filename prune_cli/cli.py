@@ -171,8 +171,84 @@ def _compose_each_sweep_job_once() -> None:
     ConfigLoaderImpl.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
 
 
+# A single run's composition made while Hydra asked for the run mode, for Hydra's run: (loader id, config
+# name, overrides) -> the config, or the exception the composition raised. At most one; emptied by the next
+# composition of any kind.
+_RUN_COMPOSITION: dict[tuple, Any] = {}
+
+
+RUN_MODE_OVERRIDE = "hydra.mode=RUN"  # what Hydra's _run_app appends to a run's overrides when no config sets the mode
+
+
+def _keep_for_the_run(hydra_app, config_name, overrides, mode, composed) -> None:
+    """Keep `composed` (a config or an error) for the composition `Hydra.run` makes next: with the same
+    overrides when a config sets `hydra.mode=RUN`, with `hydra.mode=RUN` appended when none sets the
+    mode; nothing for a multirun."""
+    if mode is None:
+        overrides = [*overrides, RUN_MODE_OVERRIDE]
+    elif mode != RunMode.RUN:
+        return
+    _RUN_COMPOSITION[(id(hydra_app.config_loader), config_name, tuple(overrides))] = composed
+
+
+def _compose_a_run_once() -> None:
+    """Hydra composes a single run's config twice: `Hydra.get_mode` composes it (as for a multirun,
+    sweep overrides unchecked) only to read `hydra.mode`, then `Hydra.run` composes it again with the
+    same overrides to run it (one composition: 0.3-0.4 s, about a sixth of a config error's start-up,
+    docs/performance.md "Start-up"). This makes the first composition the run's own: without sweep
+    overrides, `get_mode` composes for a run (`RunMode.RUN`, exactly `Hydra.run`'s call) and keeps
+    the result, or the error it raised; the next composition, if it is `Hydra.run`'s of the same
+    loader, config name and overrides, returns it instead of composing again. With sweep overrides,
+    or when the run composition fails, `get_mode` is Hydra's own, so that `-m` sweeps and
+    `hydra.mode=MULTIRUN` in a config choose their mode as before. `tests/test_run_compose_once.py`
+    fails if the wrapper stops applying or a run gets another command's config."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.hydra import Hydra
+
+    get_mode, load = Hydra.get_mode, ConfigLoaderImpl.load_configuration
+    if getattr(get_mode, "composes_a_run_once", False):
+        return
+
+    def get_mode_from_the_run_composition(self, config_name, overrides):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        try:
+            sweep = any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(list(overrides)))
+        except Exception:  # noqa: BLE001 - a bad override: Hydra's own path reports it
+            sweep = True
+        if sweep:  # a sweep (-m, or hydra.mode=MULTIRUN in a config): no run composition to keep
+            return get_mode(self, config_name, overrides)
+        try:
+            cfg = self.config_loader.load_configuration(config_name=config_name, overrides=list(overrides), run_mode=RunMode.RUN)
+        except Exception as err:  # noqa: BLE001 - kept and raised again by the run's composition
+            mode = get_mode(self, config_name, overrides)
+            _keep_for_the_run(self, config_name, overrides, mode, err)
+            return mode
+        mode = cfg.hydra.mode
+        if mode is None:  # Hydra's _run_app then runs with `hydra.mode=RUN` appended: apply it as Hydra does
+            appended = OverridesParser.create().parse_overrides([RUN_MODE_OVERRIDE])
+            ConfigLoaderImpl._apply_overrides_to_config(appended, cfg)  # noqa: SLF001 - Hydra's own step
+            cfg.hydra.overrides.hydra.append(RUN_MODE_OVERRIDE)
+        _keep_for_the_run(self, config_name, overrides, mode, cfg)
+        return mode
+
+    def load_configuration(self, config_name, overrides, run_mode, from_shell=True, validate_sweep_overrides=True):
+        kept = _RUN_COMPOSITION.pop((id(self), config_name, tuple(overrides)), None)
+        _RUN_COMPOSITION.clear()
+        if kept is not None and run_mode == RunMode.RUN and from_shell and validate_sweep_overrides:
+            if isinstance(kept, Exception):
+                raise kept
+            return kept
+        return load(self, config_name, overrides, run_mode, from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides)
+
+    get_mode_from_the_run_composition.composes_a_run_once = True  # type: ignore[attr-defined]
+    Hydra.get_mode = get_mode_from_the_run_composition  # type: ignore[method-assign]
+    ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+
+
 _share_config_store_in_repository_copies()
 _compose_each_sweep_job_once()
+_compose_a_run_once()
 register_schemas()
 for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
     if not OmegaConf.has_resolver(_name):
