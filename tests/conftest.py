@@ -17,60 +17,17 @@ import pytest
 import torch
 from filelock import FileLock
 
-from prune_cli.core.threads import usable_cpus
+from parallel_hooks import (  # noqa: F401 - the suite runs in xdist workers by default; pytest finds hooks by name here
+    LOADGROUP_VARIABLE,
+    pytest_cmdline_main,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_xdist_auto_num_workers,
+)
 from prune_cli.data.splits import DataSplits
 
 REPO = Path(__file__).resolve().parent.parent
 torch.set_num_threads(1)  # tiny tensors: one thread is faster, and subprocess tests get the other core
-
-
-# ----------------------------------------------------------------------------- parallel by default
-# The whole suite (`pytest` with no paths: the testpaths) runs in pytest-xdist workers, one per usable
-# CPU, unless the command line chooses (`-n 0` or `-p no:xdist`: serial; `-n 4`: four workers). Naming
-# files or tests (`pytest tests/test_x.py`) stays serial: starting workers (each imports torch and
-# collects) costs more than it saves on a few tests. docs/performance.md#test-suite.
-
-
-LOADGROUP_VARIABLE = "PRUNE_CLI_TESTS_LOADGROUP"  # set by the hook below for its workers
-
-
-def _is_xdist_worker(config) -> bool:
-    return hasattr(config, "workerinput") or "PYTEST_XDIST_WORKER" in os.environ
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config):
-    """Turn on `-n auto --dist loadgroup` for the default invocation (before xdist reads its options)."""
-    if not config.pluginmanager.hasplugin("xdist") or _is_xdist_worker(config):
-        return
-    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
-    chosen = config.option.numprocesses is not None or config.option.dist != "no" or config.option.tx
-    if whole_suite and not chosen and not config.option.usepdb and not config.option.collectonly:
-        config.option.numprocesses = "auto"
-        config.option.dist = "loadgroup"  # like `load`, but tests marked xdist_group share a worker
-        # Workers parse the original command line (no --dist): tell them (tests/xdist_groups.py).
-        os.environ[LOADGROUP_VARIABLE] = "1"
-
-
-@pytest.hookimpl(trylast=True)  # after xdist's own attempt (tests/xdist_groups.py says why it fails)
-def pytest_collection_modifyitems(config, items):
-    from xdist_groups import add_group_suffix
-
-    add_group_suffix(config, items, os.environ.get(LOADGROUP_VARIABLE) == "1")
-
-
-def pytest_configure(config):
-    """xdist declares its `xdist_group` mark only when it is loaded; serial runs (`-p no:xdist`) would warn."""
-    config.addinivalue_line("markers", "xdist_group(name): tests that share a fixture run in one xdist worker")
-
-
-@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown without it (-p no:xdist)
-def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto`: one worker per CPU this process may use (affinity, cgroup quota, SLURM: the same rule
-    as prune-run's threads=auto, prune_cli/core/threads.py), or PYTEST_XDIST_AUTO_NUM_WORKERS."""
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").isdigit():
-        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
-    return usable_cpus(os.environ)[0]
 
 
 # Small, fast end-to-end settings: synthetic blobs, a tiny MLP, one or two epochs.

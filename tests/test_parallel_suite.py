@@ -148,17 +148,11 @@ def test_free(i):
 """
 
 
-# The inner suite's conftest: this suite's own hooks (tests/conftest.py, loaded under another name).
+# The inner suite's conftest: this suite's own hooks.
 SUITE_HOOKS = """
-import importlib.util, sys
+import sys
 sys.path[:0] = [{repo!r}, {tests!r}]
-spec = importlib.util.spec_from_file_location("suite_conftest", {conftest!r})
-suite = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(suite)
-pytest_cmdline_main = suite.pytest_cmdline_main
-pytest_collection_modifyitems = suite.pytest_collection_modifyitems
-pytest_configure = suite.pytest_configure
-pytest_xdist_auto_num_workers = suite.pytest_xdist_auto_num_workers
+from parallel_hooks import pytest_cmdline_main, pytest_collection_modifyitems, pytest_configure, pytest_xdist_auto_num_workers
 """
 
 
@@ -166,7 +160,7 @@ def test_tests_of_an_xdist_group_share_one_worker(tmp_path):
     """`--dist loadgroup` sends the tests of one `xdist_group` to one worker, so that they build their
     session fixture once. With pytest 9 xdist's own grouping (it rewrites `item._nodeid`, which pytest 9
     no longer reads) had no effect, and in the suite's default invocation (`pytest` alone: the hooks of
-    tests/conftest.py choose loadgroup) the workers were not even told; tests/xdist_groups.py puts the
+    tests/conftest.py choose loadgroup) the workers were not even told; tests/parallel_hooks.py puts the
     group into the node id where pytest 9 keeps it. Six grouped tests of an inner suite with this suite's
     hooks, run as `pytest` alone with two workers, all record the same worker (and the run used workers)."""
     pytest.importorskip("xdist")
@@ -175,9 +169,7 @@ def test_tests_of_an_xdist_group_share_one_worker(tmp_path):
     (folder / "test_grouped.py").write_text(GROUPED)
     (folder / "pytest.ini").write_text("[pytest]\ntestpaths = test_grouped.py\n")
     tests = conftest.REPO / "tests"
-    (folder / "conftest.py").write_text(
-        SUITE_HOOKS.format(repo=str(conftest.REPO), tests=str(tests), conftest=str(tests / "conftest.py"))
-    )
+    (folder / "conftest.py").write_text(SUITE_HOOKS.format(repo=str(conftest.REPO), tests=str(tests)))
     base = tmp_path / "base"
     env = {**os.environ, "PYTEST_XDIST_AUTO_NUM_WORKERS": "2"}
     for name in (conftest.LOADGROUP_VARIABLE, "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
