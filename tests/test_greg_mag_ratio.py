@@ -206,6 +206,16 @@ def three_layer_weights(rates, seed=0):
     return at
 
 
+def _assert_as_the_loop(hook, factors, names, options, expected_stop, reference, finished, length) -> None:
+    """The hook's stops, phase length and per-iteration factors equal the restated loop's."""
+    assert {n: u * options["interval"] for n, u in hook.ratio_stop.stop.items() if n in names} == finished
+    assert {n: u for n, u in hook.ratio_stop.stop.items() if n in names} == expected_stop
+    assert hook.end_step() == length
+    for t in range(length):
+        for n in names:
+            assert factors[t][n] == pytest.approx(reference[t][n], abs=1e-12), (t, n)
+
+
 @pytest.mark.parametrize(
     "rates, limit, expected_stop",
     [
@@ -235,12 +245,7 @@ def test_greg1_stops_as_the_implementation_loop(rates, limit, expected_stop):
     reference, finished, length = authors_loop(
         False, names, lambda t: magnitudes(at(t)), options, limit, chosen={n: [2, 3] for n in names}
     )
-    assert {n: u * options["interval"] for n, u in hook.ratio_stop.stop.items() if n in names} == finished
-    assert {n: u for n, u in hook.ratio_stop.stop.items() if n in names} == expected_stop
-    assert hook.end_step() == length
-    for t in range(length):
-        for n in names:
-            assert factors[t][n] == pytest.approx(reference[t][n], abs=1e-12), (t, n)
+    _assert_as_the_loop(hook, factors, names, options, expected_stop, reference, finished, length)
     # the classifier (no chosen filter) stops with the last of them
     assert hook.ratio_stop.stop["net.4.weight"] == max(expected_stop.values())
 
@@ -283,12 +288,7 @@ def test_greg2_stops_per_layer_as_the_implementation_loop(rates, limit, expected
     counts = {n: int((~hook.keep[n].any(1)).sum()) for n in names}
     assert counts == {n: 2 for n in names}
     reference, finished, length = authors_loop(True, names, lambda t: magnitudes(at(t)), options, limit, counts=counts)
-    assert {n: u * options["interval"] for n, u in hook.ratio_stop.stop.items() if n in names} == finished
-    assert {n: u for n, u in hook.ratio_stop.stop.items() if n in names} == expected_stop
-    assert hook.end_step() == length
-    for t in range(length):
-        for n in names:
-            assert factors[t][n] == pytest.approx(reference[t][n], abs=1e-12), (t, n)
+    _assert_as_the_loop(hook, factors, names, options, expected_stop, reference, finished, length)
     if math.isinf(limit) or max(expected_stop.values()) == 8:
         assert hook.end_step() == hook.steps_needed()
     else:
