@@ -143,6 +143,19 @@ def resume_after_crash(
     return run_dir
 
 
+def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:
+    """Two run directories hold the same results: each of `tables` equal but for the columns that name
+    the run or its time, and the same fine-tuned weights (a resumed run against an uninterrupted one)."""
+    import pandas as pd
+
+    ignore = ["timestamp", "run_id", "config_hash"]
+    for table in tables:
+        x, y = pd.read_csv(a / table), pd.read_csv(b / table)
+        pd.testing.assert_frame_equal(x.drop(columns=[c for c in ignore if c in x]), y.drop(columns=[c for c in ignore if c in y]))
+    ma, mb = torch.load(a / "model_finetuned.pt", weights_only=True), torch.load(b / "model_finetuned.pt", weights_only=True)
+    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
+
+
 # ----------------------------------------------------------------------------- tiny networks
 
 

@@ -23,7 +23,7 @@ from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.greg import GRegHook
 from prune_cli.run.experiment import run
 from prune_cli.training import train
-from tests.helpers import Chain, compose, composed, crash_and_resume
+from tests.helpers import Chain, compose, composed, assert_same_run, crash_and_resume
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
 
@@ -197,12 +197,7 @@ def test_a_run_writes_rows_at_the_target_sparsity(tmp_path, schedule):
 def test_a_run_resumed_inside_the_regularization_phase_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     overrides = [*GREG_RUN, "schedule=greg2", *SHORT, "schedule.pick_delta=0.02", "schedule.pick_ceiling=0.1"]
     reference, run_dir = crash_and_resume(tmp_path, monkeypatch, overrides, ("regularize", 2))  # inside the regularization phase
-    ignore = ["timestamp", "run_id", "config_hash"]
-    expected = pd.read_csv(reference / "metrics.csv").drop(columns=ignore)
-    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv").drop(columns=ignore), expected)
-    a = torch.load(reference / "model_finetuned.pt", weights_only=True)
-    b = torch.load(run_dir / "model_finetuned.pt", weights_only=True)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(reference, run_dir, ("metrics.csv",))
 
 
 @pytest.mark.parametrize(

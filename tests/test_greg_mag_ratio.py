@@ -34,7 +34,7 @@ from prune_cli.pruning.train_time.greg import GRegHook, mag_ratio_limit
 from prune_cli.pruning.train_time.greg_mag_ratio import MagnitudeRatioStop
 from prune_cli.run.experiment import run
 from prune_cli.training import TrainProgress, train
-from tests.helpers import Chain, compose, composed, crash_and_resume
+from tests.helpers import Chain, compose, composed, assert_same_run, crash_and_resume
 
 CHANNEL = ["method.structure=channel", "method.allocation=layerwise", "method.sparsity_tolerance=0.1"]
 
@@ -446,13 +446,7 @@ def test_a_run_resumed_after_a_ratio_stop_equals_an_uninterrupted_one(tmp_path, 
     per_epoch = int(reg.penalty_step.iloc[0])
     # the crash comes after the first ratio stop and before the last raise: the checkpoint holds both
     assert reg.ratio_stop_step.iloc[-1] < 4 * per_epoch < reg.raise_end_step.iloc[-1]
-    ignore = ["timestamp", "run_id", "config_hash"]
-    expected = pd.read_csv(reference / "metrics.csv").drop(columns=ignore)
-    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "metrics.csv").drop(columns=ignore), expected)
-    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "history.csv"), history)
-    a = torch.load(reference / "model_finetuned.pt", weights_only=True)
-    b = torch.load(run_dir / "model_finetuned.pt", weights_only=True)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(reference, run_dir, ("metrics.csv", "history.csv"))
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook, theta_step
 from tests.compositions import validated_once
+from tests.helpers import assert_same_run
 from tests.reference_runs import ReferenceRuns
 from tests.reference_runs import crash_and_resume as resume_after_crash
 
@@ -214,15 +215,6 @@ def crash_and_resume(reference_runs, tmp_path, monkeypatch, overrides: list[str]
     overrides = [*overrides, "dense_cache.enabled=false", "metrics.regions.enabled=false"]
     reference = reference_runs(overrides)
     return reference, resume_after_crash(reference, tmp_path, monkeypatch, overrides, crash_at)
-
-
-def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:
-    ignore = ["timestamp", "run_id", "config_hash"]
-    for table in tables:
-        x, y = pd.read_csv(a / table), pd.read_csv(b / table)
-        pd.testing.assert_frame_equal(x.drop(columns=[c for c in ignore if c in x]), y.drop(columns=[c for c in ignore if c in y]))
-    ma, mb = torch.load(a / "model_finetuned.pt", weights_only=True), torch.load(b / "model_finetuned.pt", weights_only=True)
-    assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
 @pytest.mark.xdist_group("layer_pruning_reference_runs")  # the cases share their reference run

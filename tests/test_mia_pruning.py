@@ -153,7 +153,8 @@ def test_end_to_end_with_the_membership_metric(tmp_path):
 @pytest.mark.parametrize("schedule", ["admm", "minmax"])
 def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, schedule):
     from tests.reference_runs import ReferenceRuns
-    from tests.test_layer_pruning import assert_same_run, crash_and_resume
+    from tests.helpers import assert_same_run
+    from tests.test_layer_pruning import crash_and_resume
 
     if schedule == "admm":
         overrides = [*FAST, f"schedule={schedule}", "sparsity=0.75", "metrics.membership.enabled=true", "finetune.epochs=2"]
