@@ -52,14 +52,21 @@ def test_expected_file_is_valid_and_matches_its_preset(name):
     assert expected["source"]
     preset = PRESETS / f"{expected['name']}.yaml"
     assert preset.exists(), f"{name}: no preset {preset.name}"
-    params = OmegaConf.load(preset).hydra.sweeper.params
-    methods = str(params["method"]).split(",")
+    preset_cfg = OmegaConf.load(preset)
+    params = preset_cfg.hydra.sweeper.params
+    if "method" in params:
+        methods = str(params["method"]).split(",")
+    else:  # one method, chosen in the preset's defaults (`override /method: magnitude`)
+        defaults = OmegaConf.to_container(preset_cfg.defaults)
+        methods = [d["override /method"] for d in defaults if isinstance(d, dict) and "override /method" in d]
     group = next((k for k in params if "/" in k), None)  # operating points as config files
     if group:
         folder = REPO / "configs" / group.split("@")[0]
         sparsities = [float(OmegaConf.load(folder / f"{o}.yaml").sparsity) for o in str(params[group]).split(",")]
-    else:
+    elif "sparsity" in params:
         sparsities = [float(s) for s in str(params["sparsity"]).split(",")]
+    else:  # one target sparsity (an iterative schedule records its levels as phases of one run)
+        sparsities = [float(preset_cfg.sparsity)]
     for p in expected["points"]:
         if p.get("phase") == "dense":
             continue

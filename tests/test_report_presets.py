@@ -30,6 +30,7 @@ EXPECTED = {
     "lap_mlp_mnist",
     "synflow_vgg16_cifar10",
     "openlth_resnet20_imp",
+    "renda_resnet20_lottery",
 }
 
 

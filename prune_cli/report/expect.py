@@ -5,13 +5,13 @@ An expected-values file (configs/expected/<preset>.yaml, or any file of the same
 run `name` its runs carry (a preset sets `name` to its own name), where its numbers come from
 (`source`, a paper and its table), and one entry per operating point:
 
-    name: lap_mlp_mnist
-    source: Park et al., ICLR 2020, Table 1
+    name: synflow_vgg16_cifar10
+    source: Tanaka et al., NeurIPS 2020, Figure 6
     metric: accuracy          # default for every point (a metrics.csv metric)
     split: test
     phase: final              # final = finetuned, else pruned; or dense, pruned, finetuned, round_<r>, ...
     points:
-      - {method: magnitude, sparsity: 0.9364, value: 0.9825, band: 0.003}
+      - {method: synflow, sparsity: 0.99, value: 0.9008, band: 0.005}
 
 For each point the runs with that name, method (`method.name`) and target sparsity (and the
 `match` config values, e.g. {schedule.restart_from: rewind}) are averaged over seeds; the point is
