@@ -34,6 +34,7 @@ from .core.atomic_io import atomic_write_text
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
+from .run import composition_memo
 from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
 from .run.prevalidate import checked_model, register_schemas, validate
 
@@ -247,6 +248,7 @@ def _compose_a_run_once() -> None:
 
 
 _share_config_store_in_repository_copies()
+composition_memo.install()
 _compose_each_sweep_job_once()
 _compose_a_run_once()
 register_schemas()

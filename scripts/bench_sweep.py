@@ -29,7 +29,7 @@ It also prints the machine's load (os.getloadavg) before, during and after.
     PYTHONPATH=$PWD python scripts/bench_sweep.py --quick --baseline ../prune-cli-before
     PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
     PYTHONPATH=$PWD python scripts/bench_sweep.py --timers 16      # wall time of each per-job step, 16-run sweep
-    PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose, schema memo on / off
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --compose 20     # one Hydra compose: composition memo, schema memo only, neither
     PYTHONPATH=$PWD python scripts/bench_sweep.py --data 5         # a run's data loading: memo hit vs. a load
 """
 
@@ -238,31 +238,36 @@ def timers(n: int) -> None:
 
 
 def compose_bench(repeats: int) -> None:
-    """Time of composing one job's config (what Hydra does twice per sweep job) with the plugin source's
-    schema memo (prune_cli/run/plugin_source.py) and without it (OmegaConf.structured every time),
-    interleaved, in this process."""
+    """Time of composing one sweep job's config (a new seed each time, as the jobs of a sweep) with the
+    per-process composition memo (prune_cli/run/composition_memo.py: the group choices composed once),
+    with only the plugin source's schema memo (prune_cli/run/plugin_source.py; the composition memo
+    cleared before each compose), and with neither (OmegaConf.structured every time), interleaved, in
+    this process."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import prune_cli.cli  # noqa: F401  (the plugin config source)
-    from prune_cli.run import plugin_source
+    import prune_cli.cli  # noqa: F401  (the plugin config source, the composition memo)
+    from prune_cli.run import composition_memo, plugin_source
 
     memoised = plugin_source._structured
-    times: dict[str, list[float]] = {"memo on": [], "memo off": []}
+    variants = ("composition memo", "schema memo only", "neither")
+    times: dict[str, list[float]] = {v: [] for v in variants}
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         compose("config", overrides=SMALL)  # warm-up: plugin imports
         for r in range(repeats):
-            for label in ("memo on", "memo off") if r % 2 == 0 else ("memo off", "memo on"):
-                plugin_source._structured = memoised if label == "memo on" else OmegaConf.structured
+            for label in variants if r % 2 == 0 else variants[::-1]:
+                plugin_source._structured = OmegaConf.structured if label == "neither" else memoised
+                if label != "composition memo":
+                    composition_memo.clear()
                 start = time.perf_counter()
-                compose("config", overrides=SMALL)
+                compose("config", overrides=[*SMALL, f"seed={r}"])
                 times[label].append(time.perf_counter() - start)
     plugin_source._structured = memoised
-    on, off = statistics.median(times["memo on"]), statistics.median(times["memo off"])
-    print(
-        f"one compose of the small config, median of {repeats}: schema memo on {on * 1000:.0f} ms, off {off * 1000:.0f} ms "
-        f"({on / off:.2f}x); load {os.getloadavg()[0]:.1f}"
-    )
+    base = statistics.median(times["schema memo only"])
+    print(f"one compose of a sweep job's config (small config, a new seed each), median of {repeats}, load {os.getloadavg()[0]:.1f}:")
+    for label in variants:
+        t = statistics.median(times[label])
+        print(f"  {label:<18} {t * 1000:6.0f} ms  ({t / base:.2f}x of schema memo only)")
 
 
 def write_cifar10(root: Path, n_train: int = 50000, n_test: int = 10000) -> None:
@@ -327,7 +332,7 @@ def main() -> None:
     ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
     ap.add_argument("--top", type=int, default=60)
     ap.add_argument("--timers", type=int, metavar="N", help="time the per-job steps of one N-run sweep in-process instead")
-    ap.add_argument("--compose", type=int, metavar="R", help="time R composes with and without the schema memo instead")
+    ap.add_argument("--compose", type=int, metavar="R", help="time R composes: composition memo, schema memo only, neither")
     ap.add_argument("--data", type=int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
     args = ap.parse_args()
     if args.data:
