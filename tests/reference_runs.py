@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.compositions import compose_once
-from tests.helpers import resume_after_crash
+from tests.helpers import resume_after_crash, compose
 
 
 class ReferenceRuns:
@@ -30,7 +29,7 @@ class ReferenceRuns:
         key = tuple(overrides)
         if key not in self.made:
             results = self.folder / f"reference_{len(self.made)}"
-            run(compose_once(list(overrides), results), results / "run")
+            run(compose(list(overrides), results), results / "run")
             self.made[key] = results / "run"
         return self.made[key]
 
@@ -42,4 +41,4 @@ def crash_and_resume(
     after the checkpoint of epoch `crash_at[1]` of training phase `crash_at[0]`; the resumed run's
     directory, to compare with `reference` (the same overrides run uninterrupted, from ReferenceRuns)."""
     assert (reference / "COMPLETE").exists(), reference
-    return resume_after_crash(tmp_path, monkeypatch, overrides, crash_at, after_crash, composer=compose_once)
+    return resume_after_crash(tmp_path, monkeypatch, overrides, crash_at, after_crash, composer=compose)

@@ -11,8 +11,7 @@ from prune_cli.run.prevalidate import validate
 from prune_cli.core.errors import ConfigError
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
-from tests.helpers import method_options
-from tests.compositions import composed_once
+from tests.helpers import method_options, composed
 
 BASE = {"allocation": "global"}  # the rest: tests/helpers.py method_options
 
@@ -80,10 +79,10 @@ def test_reinit_redraws_survivors_and_keeps_zeros():
 
 def test_ablation_config_errors():
     with pytest.raises(ConfigError) as err:
-        validate(composed_once("method=random", "method.sampling=bernoulli", "method.invert=true"))
+        validate(composed("method=random", "method.sampling=bernoulli", "method.invert=true"))
     assert err.value.key == "method.invert"
     with pytest.raises(Exception, match="method.shuffle"):  # a type error: Hydra names the key
-        composed_once("method.shuffle=maybe")
+        composed("method.shuffle=maybe")
 
 
 def test_cli_matched_masks_from_another_run(tmp_path):

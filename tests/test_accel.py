@@ -22,8 +22,7 @@ from prune_cli.data.splits import DataSplits
 from prune_cli.models import build_model
 from prune_cli.models.mlp import MLP
 from prune_cli.training import TrainConfig, evaluate, train
-from tests.helpers import TinyConvChain
-from tests.compositions import compose_once, composed_once, validated_once
+from tests.helpers import TinyConvChain, compose, composed, validated
 
 HAS_CUDA = torch.cuda.is_available()
 
@@ -245,7 +244,7 @@ def test_a_bf16_deterministic_run_records_bf16_evaluations_and_restores_the_swit
     from prune_cli.run.experiment import run
     from tests.conftest import FAST
 
-    cfg = compose_once([*FAST, "metrics.regions.enabled=false", "accel.precision=bf16", "accel.deterministic=true"], tmp_path)
+    cfg = compose([*FAST, "metrics.regions.enabled=false", "accel.precision=bf16", "accel.deterministic=true"], tmp_path)
     before = torch.are_deterministic_algorithms_enabled()
     run_dir = run(cfg, tmp_path / "run")
     assert torch.are_deterministic_algorithms_enabled() == before
@@ -267,7 +266,7 @@ def test_default_accel_leaves_the_run_id_and_experiment_key_unchanged():
     from prune_cli.results import experiment_keys
     from prune_cli.run.dense_cache import dense_key
 
-    cfg = composed_once("results_dir=results")
+    cfg = composed("results_dir=results")
     assert is_default(cfg.accel)
     without = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "accel"])
     assert config_hash(cfg) == config_hash(without)
@@ -281,10 +280,10 @@ def test_default_accel_leaves_the_run_id_and_experiment_key_unchanged():
 def test_each_non_default_accel_value_changes_the_run_id_and_dense_key():
     from prune_cli.run.dense_cache import dense_key
 
-    base = composed_once("results_dir=results")
+    base = composed("results_dir=results")
     ids, keys = {run_id(base)}, {dense_key(base, "cpu")}
     for override in ("accel.precision=bf16", "accel.channels_last=true", "accel.compile=true", "accel.deterministic=true"):
-        changed = composed_once("results_dir=results", override)
+        changed = composed("results_dir=results", override)
         assert not is_default(changed.accel)
         ids.add(run_id(changed))
         keys.add(dense_key(changed, "cpu"))  # a bf16 run never reuses an fp32 dense model
@@ -296,14 +295,14 @@ def test_each_non_default_accel_value_changes_the_run_id_and_dense_key():
 
 def test_bad_precision_is_refused_naming_key_value_and_choices():
     with pytest.raises(ConfigError) as err:
-        validated_once("accel.precision=fp16")
+        validated("accel.precision=fp16")
     assert err.value.key == "accel.precision" and err.value.value == "fp16"
     assert "bf16" in str(err.value) and "fp32" in str(err.value)
 
 
 def test_unknown_accel_key_is_refused_with_the_closest_name():
     with pytest.raises(UnknownKeyError) as err:
-        validated_once("+accel.precison=bf16")
+        validated("+accel.precison=bf16")
     assert err.value.key == "accel.precison" and "accel.precision" in str(err.value)
 
 
@@ -312,7 +311,7 @@ def test_bf16_is_refused_on_a_gpu_without_it(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (7, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100")
-    cfg = composed_once("accel.precision=bf16", "device=cuda")
+    cfg = composed("accel.precision=bf16", "device=cuda")
     with pytest.raises(ConfigError) as err:
         AccelConfig.check(cfg, "accel")
     assert err.value.key == "accel.precision" and "7.0" in str(err.value) and "8.0" in str(err.value)
@@ -324,21 +323,21 @@ def test_compile_is_refused_without_a_cpp_compiler(monkeypatch):
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ConfigError) as err:
-        validated_once("accel.compile=true", "device=cpu")
+        validated("accel.compile=true", "device=cpu")
     assert err.value.key == "accel.compile" and "C++ compiler" in str(err.value)
 
 
 def test_compile_is_refused_on_a_gpu_older_than_triton_supports(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (6, 1))
-    cfg = composed_once("accel.compile=true", "device=cuda")
+    cfg = composed("accel.compile=true", "device=cuda")
     with pytest.raises(ConfigError) as err:
         AccelConfig.check(cfg, "accel")
     assert err.value.key == "accel.compile" and "6.1" in str(err.value)
 
 
 def test_valid_settings_pass_on_this_machine():
-    validated_once("accel.precision=bf16", "accel.channels_last=true", "accel.deterministic=true", "device=cpu")
+    validated("accel.precision=bf16", "accel.channels_last=true", "accel.deterministic=true", "device=cpu")
 
 
 # ----------------------------------------------------------------------------- CUDA (skipped without a GPU)
@@ -412,7 +411,7 @@ def test_cuda_splits_arrive_equal_through_pinned_non_blocking_copies():
     from prune_cli.data.synthetic import SyntheticConfig  # noqa: F401  (the dataset plugin)
     from prune_cli.data import DATASETS
 
-    cfg = composed_once("dataset=synthetic", "results_dir=results").dataset
+    cfg = composed("dataset=synthetic", "results_dir=results").dataset
     raw = DATASETS.get(cfg.name)(cfg)
     on_cpu, on_gpu = build_splits(raw, cfg, 0, torch.device("cpu")), build_splits(raw, cfg, 0, torch.device("cuda"))
     for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):

@@ -17,8 +17,7 @@ from prune_cli.pruning import ALLOCATIONS, PruneContext, prune, select_prunable
 from prune_cli.pruning.allocations.erk import erk_densities
 from prune_cli.models.masks import save_masks
 from tests.conftest import FAST, run_cli
-from tests.helpers import method_options
-from tests.compositions import composed_once
+from tests.helpers import method_options, composed
 
 BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 
@@ -254,7 +253,7 @@ def test_matched_masks_file(tmp_path):
 )
 def test_bad_allocation_config(overrides, key):
     with pytest.raises(ConfigError) as err:
-        validate(composed_once(*overrides))
+        validate(composed(*overrides))
     assert err.value.key == key
 
 
@@ -319,10 +318,10 @@ def test_strict_kth_prunes_ties_and_one_weight_at_zero_sparsity():
 
 def test_threshold_impl_only_with_global_or_layerwise():
     with pytest.raises(ConfigError) as err:
-        validate(composed_once("method.allocation=erk", "method.threshold_impl=strict_kth"))
+        validate(composed("method.allocation=erk", "method.threshold_impl=strict_kth"))
     assert err.value.key == "method.threshold_impl"
     with pytest.raises(ConfigError) as err:
-        validate(composed_once("method.threshold_impl=median"))
+        validate(composed("method.threshold_impl=median"))
     assert err.value.key == "method.threshold_impl"
 
 
@@ -333,7 +332,7 @@ def test_fixed_final_allocations_need_a_single_pruning_event():
         (["method=random", "method.allocation=matched", "method.match_masks=/x/masks.pt", "method.rounds=3"], "method.match_masks"),
     ]:
         with pytest.raises(ConfigError) as err:
-            validate(composed_once(*overrides))
+            validate(composed(*overrides))
         assert err.value.key == key, overrides
 
 

@@ -23,8 +23,7 @@ from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.autoprune import AutoPruneHook, GatedWeight
 from prune_cli.run.experiment import run
 from prune_cli.training import train
-from tests.helpers import Chain, crash_and_resume
-from tests.compositions import compose_once, composed_once
+from tests.helpers import Chain, crash_and_resume, compose, composed
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
 
@@ -53,7 +52,7 @@ def net(seed=0):
 
 @functools.lru_cache(maxsize=None)
 def config(*overrides):
-    return composed_once([*TINY, "schedule=autoprune", *overrides])
+    return composed([*TINY, "schedule=autoprune", *overrides])
 
 
 def hook_for(model, *overrides, sparsity=0.75):
@@ -144,7 +143,7 @@ FAST_GATES = ["schedule.reg=0.01", "schedule.prune_epochs=8"]
 
 
 def test_a_run_writes_rows_at_the_target_sparsity(tmp_path):
-    cfg = compose_once([*AUTOPRUNE_RUN, *FAST_GATES], tmp_path)
+    cfg = compose([*AUTOPRUNE_RUN, *FAST_GATES], tmp_path)
     run_dir = run(cfg, tmp_path / "runs" / run_id(cfg))
     rows = pd.read_csv(run_dir / "metrics.csv")
     sparsity = rows[rows.metric == "sparsity_prunable"].set_index("phase").value
@@ -179,4 +178,4 @@ def test_a_run_resumed_inside_the_gating_phase_equals_an_uninterrupted_one(tmp_p
 )
 def test_bad_options_stop_before_the_run(tmp_path, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        compose_once([*TINY, "schedule=autoprune", *override], tmp_path)
+        compose([*TINY, "schedule=autoprune", *override], tmp_path)

@@ -15,8 +15,7 @@ from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.structures.bcr import bcr_layer
 from prune_cli.run.prevalidate import validate
 from tests.conftest import FAST, run_cli
-from tests.compositions import composed_once
-from tests.helpers import TinyConvChain, method_options
+from tests.helpers import TinyConvChain, method_options, composed
 
 
 def ctx(**kw):
@@ -134,14 +133,14 @@ def test_through_the_pruner_with_allocations(allocation):
 def test_config_checks():
     for overrides in (["method.structure=bcr", "method.block_shape=[1,1]"], ["method.structure=bcr", "method.block_shape=[0,4]"]):
         with pytest.raises(ConfigError) as err:
-            validate(composed_once(*overrides))  # the defaults composed once
+            validate(composed(*overrides))  # the defaults composed once
         assert err.value.key == "method.block_shape"
     with pytest.raises(ConfigError, match="every block keeps at least one row") as err:
-        validate(composed_once("method.structure=bcr", "method.block_shape=[4,4]", "sparsity=0.99"))
+        validate(composed("method.structure=bcr", "method.block_shape=[4,4]", "sparsity=0.99"))
     assert err.value.key == "sparsity"
-    validate(composed_once("method.structure=bcr", "method.block_shape=[16,16]", "sparsity=0.99"))
+    validate(composed("method.structure=bcr", "method.block_shape=[16,16]", "sparsity=0.99"))
     with pytest.raises(ConfigError) as err:
-        validate(composed_once("method=random", "method.sampling=bernoulli", "method.structure=bcr"))
+        validate(composed("method=random", "method.sampling=bernoulli", "method.structure=bcr"))
     assert err.value.key == "method.sampling"
 
 

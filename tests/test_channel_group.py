@@ -31,8 +31,7 @@ from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.registries import STRUCTURES
 from tests.conftest import run_cli
 from prune_cli.run.prevalidate import validate
-from tests.compositions import composed_once
-from tests.helpers import method_options
+from tests.helpers import method_options, composed
 
 SHAPE = (3, 8, 8)
 STAGES = ("layer1", "layer2", "layer3")
@@ -252,10 +251,10 @@ def test_config_checks_before_any_work():
     creating anything); global and layerwise pass it on the default MLP."""
     for allocation in ("erk", "uniform_plus"):
         with pytest.raises(ConfigError, match="global or layerwise") as err:  # the defaults composed once
-            validate(composed_once("method.structure=channel_group", f"method.allocation={allocation}"))
+            validate(composed("method.structure=channel_group", f"method.allocation={allocation}"))
         assert err.value.key == "method.allocation"
     for allocation in ("global", "layerwise"):
-        validate(composed_once("method.structure=channel_group", f"method.allocation={allocation}"))
+        validate(composed("method.structure=channel_group", f"method.allocation={allocation}"))
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from prune_cli.data.pruning.drop import drop, drop_quotas
 from prune_cli.data.pruning.el2n import el2n
 from prune_cli.data.pruning.random_subset import random_subset
 from prune_cli.data.splits import DataSplits
-from tests.compositions import composed_once, validated_once
+from tests.helpers import composed, validated
 
 
 def _data(counts: list[int], val_counts: list[int] | None = None) -> DataSplits:
@@ -123,11 +123,11 @@ def test_none_keeps_run_ids_and_dense_keys_and_a_rule_changes_both():
     from prune_cli.run.dense_cache import dense_key
     from test_config_identity import DENSE_KEYS, RUN_IDS
 
-    plain = composed_once("results_dir=results")
+    plain = composed("results_dir=results")
     assert run_id(plain) == RUN_IDS[0][1] and dense_key(plain, "cpu") == DENSE_KEYS[0][1]
-    assert run_id(composed_once("results_dir=results", "data_pruning=none")) == RUN_IDS[0][1]
-    random_half = composed_once("results_dir=results", "data_pruning=random")
-    random_third = composed_once("results_dir=results", "data_pruning=random", "data_pruning.keep=0.3")
+    assert run_id(composed("results_dir=results", "data_pruning=none")) == RUN_IDS[0][1]
+    random_half = composed("results_dir=results", "data_pruning=random")
+    random_third = composed("results_dir=results", "data_pruning=random", "data_pruning.keep=0.3")
     assert len({run_id(plain), run_id(random_half), run_id(random_third)}) == 3
     assert len({dense_key(plain, "cpu"), dense_key(random_half, "cpu"), dense_key(random_third, "cpu")}) == 3
 
@@ -145,7 +145,7 @@ def test_none_keeps_run_ids_and_dense_keys_and_a_rule_changes_both():
 )
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        validated_once(*overrides)
+        validated(*overrides)
 
 
 def test_bad_input_on_the_command_line_creates_nothing(tmp_path):
@@ -194,13 +194,13 @@ def test_el2n_scores_are_cached_across_keep_values(tmp_path):
         "train.batch_size=20",
         f"results_dir={tmp_path}",
     ]
-    half = select_training_data(composed_once(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
+    half = select_training_data(composed(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
     assert len(built) == 2 and len(half.train_y) == 30
-    third = select_training_data(composed_once(*overrides, "data_pruning.keep=0.3"), data, torch.device("cpu"), build, tmp_path)
+    third = select_training_data(composed(*overrides, "data_pruning.keep=0.3"), data, torch.device("cpu"), build, tmp_path)
     assert len(built) == 2 and len(third.train_y) == 18  # no proxy trained again
     assert set(third.train_x[:, 0].tolist()) <= set(half.train_x[:, 0].tolist())  # the hardest 18 are among the hardest 30
     assert len(list((tmp_path / "dense_cache" / "data_pruning").glob("el2n-*.pt"))) == 1
     other_seed = select_training_data(
-        composed_once(*overrides, "data_pruning.keep=0.3", "seed=1"), data, torch.device("cpu"), build, tmp_path
+        composed(*overrides, "data_pruning.keep=0.3", "seed=1"), data, torch.device("cpu"), build, tmp_path
     )
     assert len(built) == 4 and len(other_seed.train_y) == 18

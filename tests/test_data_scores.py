@@ -16,7 +16,7 @@ from prune_cli.data.pruning import DataPruningContext
 from prune_cli.data.pruning.forgetting import forgetting, forgetting_counts, select_most_forgotten
 from prune_cli.data.pruning.grand import grand, per_example_gradient_norms
 from prune_cli.data.splits import DataSplits
-from tests.compositions import composed_once, validated_once
+from tests.helpers import composed, validated
 
 
 def _brute_force_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -168,7 +168,7 @@ def test_forgetting_rule_counts_what_the_proxy_is_observed_to_predict():
 )
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        validated_once(*overrides)
+        validated(*overrides)
 
 
 @pytest.mark.parametrize("rule,epochs", [("grand", 1), ("forgetting", 3)])
@@ -191,12 +191,12 @@ def test_rule_through_the_run_layer_trains_proxies_once_per_keep_sweep(tmp_path,
         "train.batch_size=20",
         f"results_dir={tmp_path}",
     ]
-    validated_once(*overrides)
-    half = select_training_data(composed_once(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
+    validated(*overrides)
+    half = select_training_data(composed(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
     assert len(built) == 2 and len(half.train_y) == 30
     table = pd.read_csv(tmp_path / "data_pruning.csv")
     assert table.kept.sum() == 30 and table.available.tolist() == [20, 20, 20]
     assert f"mean_{rule}" in table.columns and table[f"mean_{rule}"].notna().all()
-    third = select_training_data(composed_once(*overrides, "data_pruning.keep=0.3"), data, torch.device("cpu"), build, tmp_path)
+    third = select_training_data(composed(*overrides, "data_pruning.keep=0.3"), data, torch.device("cpu"), build, tmp_path)
     assert len(built) == 2 and len(third.train_y) == 18  # loaded from the cache, no proxy trained
     assert len(list((tmp_path / "dense_cache" / "data_pruning").glob(f"{rule}-*.pt"))) == 1

@@ -15,7 +15,7 @@ from helpers import counting_model_builder, proxy_scoring_splits
 from prune_cli.core.errors import ConfigError
 from prune_cli.models import build_model
 from prune_cli.run.data_selection import _seed, select_training_data
-from tests.compositions import composed_once, validated_once
+from tests.helpers import composed, validated
 
 EPOCHS, BATCH = 4, 8
 OVERRIDES = [
@@ -76,15 +76,15 @@ def _rule_counts(tmp_path, observe: str) -> tuple[torch.Tensor, int]:
         return model
 
     overrides = [*OVERRIDES, f"data_pruning.observe={observe}", f"results_dir={tmp_path}"]
-    validated_once(*overrides)
-    select_training_data(composed_once(*overrides), proxy_scoring_splits(), torch.device("cpu"), counting_build, tmp_path)
+    validated(*overrides)
+    select_training_data(composed(*overrides), proxy_scoring_splits(), torch.device("cpu"), counting_build, tmp_path)
     (cache,) = (tmp_path / "dense_cache" / "data_pruning").glob("forgetting-*.pt")
     return torch.load(cache, weights_only=True), len(calls)
 
 
 def test_presentation_counts_equal_a_brute_force_count_over_a_replay(tmp_path):
     counts, forwards = _rule_counts(tmp_path, "presentation")
-    cfg, data = composed_once(*OVERRIDES), proxy_scoring_splits()
+    cfg, data = composed(*OVERRIDES), proxy_scoring_splits()
     presented, after_epoch = _replay(cfg, data)
     assert all(len(seq) == EPOCHS for seq in presented)
     expected = [_count_by_hand(seq) for seq in presented]
@@ -100,7 +100,7 @@ def test_presentation_counts_equal_a_brute_force_count_over_a_replay(tmp_path):
 
 def test_epoch_counts_equal_a_brute_force_count_over_end_of_epoch_classifications(tmp_path):
     counts, forwards = _rule_counts(tmp_path, "epoch")
-    cfg, data = composed_once(*OVERRIDES), proxy_scoring_splits()
+    cfg, data = composed(*OVERRIDES), proxy_scoring_splits()
     _, after_epoch = _replay(cfg, data)
     assert counts.tolist() == [_count_by_hand(seq) for seq in after_epoch]
     steps = -(-len(data.train_y) // BATCH)
@@ -109,4 +109,4 @@ def test_epoch_counts_equal_a_brute_force_count_over_end_of_epoch_classification
 
 def test_the_observation_protocol_is_checked_before_the_run():
     with pytest.raises(ConfigError, match=r"data_pruning\.observe.*step.*epoch, presentation"):
-        validated_once("data_pruning=forgetting", "data_pruning.observe=step")
+        validated("data_pruning=forgetting", "data_pruning.observe=step")

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from tests.compositions import composed_once
 from conftest import FAST, run_cli
 from prune_cli.analysis.hessian import HessianOperator, hutchinson, lanczos, spectrum
 from prune_cli.core.errors import ConfigError
 from prune_cli.run.prevalidate import validate
+from tests.helpers import composed
 
 
 def tiny_problem(seed: int = 0):
@@ -162,5 +162,5 @@ def test_hessian_metric_end_to_end(tmp_path):
 )
 def test_bad_hessian_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(composed_once(override))  # the defaults composed once (tests/compositions.py)
+        validate(composed(override))  # the group choices composed once per process (prune_cli/run/composition_memo.py)
     assert key in str(err.value)

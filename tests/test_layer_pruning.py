@@ -21,8 +21,7 @@ from prune_cli.models.res_mlp import ResMLP
 from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook, theta_step
-from tests.compositions import validated_once
-from tests.helpers import assert_same_run
+from tests.helpers import assert_same_run, validated
 from tests.reference_runs import ReferenceRuns
 from tests.reference_runs import crash_and_resume as resume_after_crash
 
@@ -176,9 +175,9 @@ def test_state_restores_the_hook_exactly_even_without_a_step_after_resume():
 
 def test_a_model_without_residual_sections_stops_before_the_run():
     with pytest.raises(ConfigError, match="res_mlp"):
-        validated_once(*FAST, "schedule=layer_pruning", "train.epochs=5")
+        validated(*FAST, "schedule=layer_pruning", "train.epochs=5")
     with pytest.raises(ConfigError, match="schedule.prune_epochs"):
-        validated_once(*DATA, "model=res_mlp", "schedule=layer_pruning", "train.epochs=2", "schedule.prune_epochs=3")
+        validated(*DATA, "model=res_mlp", "schedule=layer_pruning", "train.epochs=2", "schedule.prune_epochs=3")
 
 
 def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):

@@ -22,7 +22,7 @@ from prune_cli.models.resnet import CifarResNet
 from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.layer_pruning import LayerPruningHook
-from tests.compositions import validated_once
+from tests.helpers import validated
 
 
 OPTIONS = dict(name="layer_pruning", theta_init=1.0, theta_lr=0.1, penalty=0.5, threshold=0.05, prune_epochs=2)
@@ -146,12 +146,12 @@ def test_a_resumed_phase_enforces_the_removed_blocks_again():
 def test_a_model_without_residual_sections_is_refused_before_any_work(tmp_path):
     data = ["dataset=synthetic", "dataset.samples_per_class=20", "dataset.test_samples_per_class=10", "train.epochs=5"]
     with pytest.raises(ConfigError) as err:
-        validated_once(*data, "model=mlp", "schedule=layer_pruning")
+        validated(*data, "model=mlp", "schedule=layer_pruning")
     assert err.value.key == "model" and err.value.value == "mlp" and "resnet20" in str(err.value) and "res_mlp" in str(err.value)
     cifar = ["dataset=cifar10", "dataset.root=/nonexistent", "dataset.download=true", "schedule=layer_pruning", "train.epochs=5"]
     with pytest.raises(ConfigError, match="vgg11"):  # a CIFAR model without residual blocks
-        validated_once(*cifar, "model=vgg11")
-    validated_once(*cifar, "model=resnet20")  # accepted: its BasicBlocks are the sections
+        validated(*cifar, "model=vgg11")
+    validated(*cifar, "model=resnet20")  # accepted: its BasicBlocks are the sections
     results = tmp_path / "results"
     proc = run_cli([*data, "model=mlp", "schedule=layer_pruning"], results, check=False)
     assert proc.returncode == 2 and "model" in proc.stderr and "'mlp'" in proc.stderr and "resnet20" in proc.stderr

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from prune_cli.run.prevalidate import validate
-from tests.compositions import composed_once
 from tests.helpers import composed
 from prune_cli.core.errors import ConfigError
 from prune_cli.analysis.recall_distortion import load_predictions, randomisation_null, summarise_across_seeds
@@ -21,7 +20,7 @@ MINE = ("recall_distortion", "similarity", "membership", "latency")
 def test_default_is_cheap_and_full_enables_every_metric():
     default = composed([])
     assert not any(default.metrics[name].enabled for name in MINE)
-    full = composed_once("metrics=full")
+    full = composed("metrics=full")
     assert all(full.metrics[name].enabled for name in MINE)
     assert full.metrics.splits == default.metrics.splits and full.metrics.per_class
 
@@ -44,7 +43,7 @@ def test_default_is_cheap_and_full_enables_every_metric():
 )
 def test_bad_values_name_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        validate(composed_once("metrics=full", override))  # `metrics=full` composed once for all cases
+        validate(composed("metrics=full", override))  # `metrics=full` composed once for all cases
     assert err.value.key == key and key in str(err.value)
 
 

@@ -10,7 +10,6 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from helpers import Chain, TinyConvChain, TinyConvPool, composed, metric_context
-from tests.compositions import composed_once
 from prune_cli.data.splits import DataSplits
 from prune_cli.metrics.regions import nonlinear_units, regions
 
@@ -23,15 +22,15 @@ def _data(shape, n: int = 12, seed: int = 0) -> DataSplits:
 
 
 def _node(**overrides):
-    return OmegaConf.merge(composed_once().metrics.regions, overrides)  # the defaults composed once
+    return OmegaConf.merge(composed().metrics.regions, overrides)  # the defaults composed once
 
 
 def test_default_metrics_count_regions_on_a_small_budget():
-    node = composed_once().metrics.regions
+    node = composed().metrics.regions
     assert node.enabled and node.method == "line" and node.segments == 4 and list(node.rank_models) == ["binomial"]
     full = composed("metrics=full").metrics.regions  # metrics=full keeps its larger budget
     assert full.segments == 10 and list(full.rank_models) == ["binomial", "montecarlo"]
-    assert not composed_once("metrics.regions.enabled=false").metrics.regions.enabled
+    assert not composed("metrics.regions.enabled=false").metrics.regions.enabled
 
 
 def test_unit_count_by_hand():

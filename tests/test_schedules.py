@@ -11,12 +11,12 @@ import torch
 
 from cli_runner import start_forked
 from conftest import FAST, run_cli
-from tests.compositions import compose_once
 from tests.reference_runs import ReferenceRuns, crash_and_resume
 
 from prune_cli.run.dense_cache import dense_key
 from prune_cli.run.experiment import Experiment, run
 from prune_cli.schedules import SCHEDULES
+from tests.helpers import compose
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[32,32]", "method.allocation=layerwise"]
 
@@ -32,7 +32,7 @@ def sparsity_by_phase(rows):
 
 
 def test_iterative_plan_prunes_the_same_fraction_each_round(tmp_path):
-    cfg = compose_once([*TINY, "schedule=iterative", "schedule.rounds=4", "sparsity=0.9"], tmp_path)
+    cfg = compose([*TINY, "schedule=iterative", "schedule.rounds=4", "sparsity=0.9"], tmp_path)
     targets = [step.args[0] for step in SCHEDULES.get("iterative")(cfg) if step.kind == "prune"]  # densities
     assert targets == pytest.approx([0.1 ** (r / 4) for r in (1, 2, 3, 4)])
     remaining = [1.0, *targets]
@@ -42,7 +42,7 @@ def test_iterative_plan_prunes_the_same_fraction_each_round(tmp_path):
 
 @pytest.mark.parametrize("rewind_epoch", [0, 1])
 def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_epoch):
-    cfg = compose_once(
+    cfg = compose(
         [
             *TINY,
             "schedule=lottery_ticket",
@@ -82,7 +82,7 @@ def test_lottery_ticket_rewinds_survivors_to_the_saved_weights(tmp_path, rewind_
 
 def test_gradual_sparsity_follows_the_cubic_curve(tmp_path):
     results = tmp_path / "results"
-    cfg = compose_once(
+    cfg = compose(
         [
             *TINY,
             "schedule=gradual",
@@ -109,10 +109,10 @@ def test_gradual_sparsity_follows_the_cubic_curve(tmp_path):
 
 
 def test_dense_cache_key_ignores_method_and_sparsity_but_not_training(tmp_path):
-    base = compose_once(TINY, tmp_path)
-    same = compose_once([*TINY, "method=random", "sparsity=0.5", "schedule=iterative", "finetune.lr=0.5"], tmp_path)
-    other_lr = compose_once([*TINY, "train.lr=0.2"], tmp_path)
-    other_seed = compose_once([*TINY, "seed=1"], tmp_path)
+    base = compose(TINY, tmp_path)
+    same = compose([*TINY, "method=random", "sparsity=0.5", "schedule=iterative", "finetune.lr=0.5"], tmp_path)
+    other_lr = compose([*TINY, "train.lr=0.2"], tmp_path)
+    other_seed = compose([*TINY, "seed=1"], tmp_path)
     assert dense_key(base, "cpu") == dense_key(same, "cpu")
     assert len({dense_key(base, "cpu"), dense_key(other_lr, "cpu"), dense_key(other_seed, "cpu")}) == 3
 

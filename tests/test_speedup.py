@@ -24,7 +24,6 @@ from prune_cli.models.sparse import semi_structured_unavailable
 from prune_cli.pruning import PruneContext, prune
 from prune_cli.run.prevalidate import validate
 from tests.conftest import FAST, run_cli
-from tests.compositions import composed_once
 from tests.helpers import composed, metric_context, method_options
 
 COLUMNS = [
@@ -163,7 +162,7 @@ def test_config_checks():
         ("metrics.speedup.rtol=2", "metrics.speedup.rtol"),
     ]:
         with pytest.raises(ConfigError) as err:
-            validate(composed_once("metrics.speedup.enabled=true", override))  # the defaults composed once
+            validate(composed("metrics.speedup.enabled=true", override))  # the defaults composed once
         assert err.value.key == key
 
 
@@ -247,4 +246,4 @@ def test_semi_structured_path_on_cuda(tmp_path):
 def test_metrics_full_enables_a_cheap_speedup_setting():
     full = composed("metrics=full").metrics.speedup
     assert full.enabled and full.batch_size == 32 and full.repeats == 5 and full.warmup == 1
-    assert not composed_once().metrics.speedup.enabled
+    assert not composed().metrics.speedup.enabled

@@ -19,8 +19,7 @@ from prune_cli.pruning.pruner import LayerCollapse
 from prune_cli.models.graph import trace
 from prune_cli.pruning.structure import disconnected
 from tests.conftest import FAST, run_cli
-from tests.helpers import TinyConvChain, method_options
-from tests.compositions import composed_once
+from tests.helpers import TinyConvChain, method_options, composed
 
 BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 
@@ -56,10 +55,10 @@ def test_nm_rejects_indivisible_layer_and_wrong_sparsity():
     masks = prune(model, 0.5, ctx(structure="nm", nm_n=2, nm_m=4, exclude=["net.1"]))
     assert int(masks["net.3.weight"].sum()) == 8
     with pytest.raises(ConfigError) as err:
-        validate(composed_once("method.structure=nm", "method.allocation=layerwise", "sparsity=0.9"))
+        validate(composed("method.structure=nm", "method.allocation=layerwise", "sparsity=0.9"))
     assert err.value.key == "sparsity"
     with pytest.raises(ConfigError) as err:
-        validate(composed_once("method.structure=nm", "sparsity=0.5"))  # magnitude defaults to global
+        validate(composed("method.structure=nm", "sparsity=0.5"))  # magnitude defaults to global
     assert err.value.key == "method.allocation"
 
 
@@ -208,7 +207,7 @@ def test_structure_config_errors():
         (["method.structure=diagonal"], "method.structure"),
     ]:
         with pytest.raises(ConfigError) as err:
-            validate(composed_once(*overrides))
+            validate(composed(*overrides))
         assert err.value.key == key, overrides
 
 
