@@ -30,6 +30,22 @@ if str(SCRIPTS) not in sys.path:
 
 from ntk_random import random_pruning_ntk, unit_scaled_inputs  # noqa: E402
 
+# ----------------------------------------------------------------------------- data
+
+
+def three_blobs(n: int, dim: int, n_train: int, seed: int = 0):
+    """Three Gaussian blobs in `dim` dimensions (centres N(0, 4), spread 0.5), n examples: the first
+    n_train for training, the rest for both validation and test. The training-time pruning tests'
+    data: separable enough to learn in a few steps, noisy enough that weights keep moving."""
+    from prune_cli.data.splits import DataSplits
+
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(3, dim, generator=g) * 2
+    y = torch.arange(n) % 3
+    x = centers[y] + 0.5 * torch.randn(n, dim, generator=g)
+    return DataSplits(x[:n_train], y[:n_train], x[n_train:], y[n_train:], x[n_train:], y[n_train:], num_classes=3)
+
+
 # ----------------------------------------------------------------------------- configs
 
 

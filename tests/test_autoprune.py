@@ -17,13 +17,12 @@ from omegaconf import OmegaConf
 from conftest import FAST
 from prune_cli.core.errors import ConfigError
 from prune_cli.core.identity import run_id
-from prune_cli.data.splits import DataSplits
 from prune_cli.pruning import PruneContext, select_prunable
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.autoprune import AutoPruneHook, GatedWeight
 from prune_cli.run.experiment import run
 from prune_cli.training import train
-from tests.helpers import Chain, crash_and_resume, compose, composed
+from tests.helpers import Chain, crash_and_resume, compose, composed, three_blobs
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
 
@@ -102,14 +101,6 @@ def test_mask_is_one_where_m_is_positive_in_training_and_validation():
     assert all(torch.equal(model.state_dict()[k], v) for k, v in original.items())  # restored
 
 
-def blobs(n=240, seed=0) -> DataSplits:
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(3, 6, generator=g) * 2
-    y = torch.arange(n) % 3
-    x = centers[y] + 0.5 * torch.randn(n, 6, generator=g)
-    return DataSplits(x[:192], y[:192], x[192:], y[192:], x[192:], y[192:], num_classes=3)
-
-
 def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count():
     model = net(2)
     hook = hook_for(model, "schedule.reg=0.01", "schedule.aux_lr=1.0", sparsity=0.75)
@@ -123,7 +114,7 @@ def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count():
 
     hook.top_k_masks = top_k
     cfg = OmegaConf.merge(config().finetune, {"lr": 0.05, "lr_schedule": "constant", "batch_size": 32, "epochs": 60})
-    rows = train(model, blobs(), cfg, torch.Generator().manual_seed(1), "autoprune", hook=hook)
+    rows = train(model, three_blobs(240, 6, 192), cfg, torch.Generator().manual_seed(1), "autoprune", hook=hook)
     assert hook.finished() and len(rows) < 60  # stopped at the end of the epoch that reached the target
     assert rows[-1]["gates_frozen"] == 1.0 and all(r["gates_frozen"] == 0.0 for r in rows[:-1])
     assert frozen_at["sparsity"] >= 0.75 and rows[-2]["gate_sparsity"] < 0.75

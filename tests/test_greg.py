@@ -17,13 +17,12 @@ from omegaconf import OmegaConf
 from conftest import FAST
 from prune_cli.core.errors import ConfigError
 from prune_cli.core.identity import run_id
-from prune_cli.data.splits import DataSplits
 from prune_cli.pruning import PruneContext, select_prunable
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.greg import GRegHook
 from prune_cli.run.experiment import run
 from prune_cli.training import train
-from tests.helpers import Chain, compose, composed, assert_same_run, crash_and_resume
+from tests.helpers import Chain, compose, composed, assert_same_run, crash_and_resume, three_blobs
 
 TINY = [*FAST, "dataset.input_dim=6", "model.widths=[16,16]"]
 
@@ -96,18 +95,10 @@ def test_penalty_gradient_is_lambda_w_on_the_chosen_weights_and_zero_elsewhere()
     assert float(loss.detach()) == pytest.approx(0.5 * 0.6 * float((weights[weights <= threshold] ** 2).sum()), rel=1e-5)
 
 
-def blobs(n=240, seed=0) -> DataSplits:
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(3, 6, generator=g) * 2
-    y = torch.arange(n) % 3
-    x = centers[y] + 0.5 * torch.randn(n, 6, generator=g)
-    return DataSplits(x[:192], y[:192], x[192:], y[192:], x[192:], y[192:], num_classes=3)
-
-
 def train_with(hook, model, steps):
     cfg = OmegaConf.merge(config().finetune, {"lr": 0.05, "lr_schedule": "constant", "batch_size": 32})
     cfg.epochs = -(-steps // 6)  # 192 / 32 = 6 steps per epoch
-    return train(model, blobs(), cfg, torch.Generator().manual_seed(1), "regularize", hook=hook)
+    return train(model, three_blobs(240, 6, 192), cfg, torch.Generator().manual_seed(1), "regularize", hook=hook)
 
 
 def test_chosen_weights_shrink_relative_to_the_kept_ones():

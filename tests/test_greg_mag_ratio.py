@@ -27,14 +27,13 @@ from omegaconf import OmegaConf
 from conftest import FAST
 from prune_cli.core.errors import ConfigError
 from prune_cli.core.identity import run_id
-from prune_cli.data.splits import DataSplits
 from prune_cli.pruning import PruneContext, select_prunable
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.greg import GRegHook, mag_ratio_limit
 from prune_cli.pruning.train_time.greg_mag_ratio import MagnitudeRatioStop
 from prune_cli.run.experiment import run
 from prune_cli.training import TrainProgress, train
-from tests.helpers import Chain, compose, composed, assert_same_run, crash_and_resume
+from tests.helpers import Chain, compose, composed, assert_same_run, crash_and_resume, three_blobs
 
 CHANNEL = ["method.structure=channel", "method.allocation=layerwise", "method.sparsity_tolerance=0.1"]
 
@@ -332,14 +331,6 @@ def test_unstructured_greg_has_no_ratio_stop():
 # ------------------------------------------------------------------ resume, a whole run, checks
 
 
-def blobs(n=192, seed=0) -> DataSplits:
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(3, 4, generator=g) * 2
-    y = torch.arange(n) % 3
-    x = centers[y] + 0.5 * torch.randn(n, 4, generator=g)
-    return DataSplits(x[:128], y[:128], x[128:], y[128:], x[128:], y[128:], num_classes=3)
-
-
 # the ceiling at update 10 (27 iterations, 7 epochs); the ratio stops net.0 at update 6 (iteration 12,
 # in epoch 3) and net.2 at update 7, so the phase ends after epoch 6
 GREG2_SHORT = [
@@ -356,7 +347,7 @@ def regularize(model, hook, resume=None, keep=None):
     cfg = OmegaConf.merge(composed([*FAST, "dataset.input_dim=4"]).finetune, {"lr": 0.1, "lr_schedule": "constant", "batch_size": 32})
     cfg.epochs = -(-hook.steps_needed() // 4)  # 128 / 32 = 4 steps per epoch
     gen = torch.Generator().manual_seed(1)
-    return train(model, blobs(), cfg, gen, "regularize", hook=hook, resume=resume, on_epoch_end=keep)
+    return train(model, three_blobs(192, 4, 128), cfg, gen, "regularize", hook=hook, resume=resume, on_epoch_end=keep)
 
 
 @pytest.mark.parametrize("stop_after", [1, 3])  # before any layer stopped; after the first stop
