@@ -1,0 +1,100 @@
+"""Runs whose model draws from the process-wide random streams stay exact (docs/robustness.md).
+
+prune-cli's own code draws from generators it owns (batch order, random scores, augmentation), but a
+researcher's model usually does not: `nn.Dropout` draws from torch's global generator, a noise layer
+written with numpy from numpy's, and so on. Two promises must hold for such a model too:
+
+- a run killed during training and started again equals an uninterrupted run (so the checkpoint
+  holds and restores every global stream, not only torch's);
+- a run whose dense model comes from the dense cache equals one that trained it (so every global
+  stream restarts at the same point after the dense phase, as the run's own generator does).
+
+The model below draws from all three streams (torch, numpy, Python's `random`) in training mode only;
+each test fails if any one stream is left out (checked by removing each in turn).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import FAST
+from tests.helpers import assert_same_run, compose, crash_and_resume
+
+NOISY_MODEL = '''
+"""A model drawing from the global random streams while training: torch dropout, numpy noise and
+Python's random, as researchers' own models do."""
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from prune_cli.core.config_base import ModelConfig, config_schema
+from prune_cli.models import MODELS
+from prune_cli.models.base import PrunableNet
+
+
+@config_schema("model", "noisy_mlp")
+@dataclass
+class NoisyMLPConfig(ModelConfig):
+    name: str = "noisy_mlp"
+    width: int = 16
+
+
+class NoisyMLP(PrunableNet):
+    def __init__(self, d, width, k):
+        super().__init__()
+        self.hidden, self.drop, self.out = nn.Linear(d, width), nn.Dropout(0.3), nn.Linear(width, k)
+        self.classifier = "out"
+
+    def forward(self, x):
+        h = torch.relu(self.hidden(x.flatten(1)))
+        if self.training:
+            noise = torch.from_numpy(np.random.standard_normal(tuple(h.shape))).to(h)
+            h = self.drop(h) * (1 + 0.1 * noise) * (0.9 + 0.2 * random.random())
+        return self.out(h)
+
+
+@MODELS.register("noisy_mlp")
+def build(cfg, input_shape, num_classes):
+    return NoisyMLP(math.prod(input_shape), cfg.width, num_classes)
+'''
+
+OVERRIDES = [*(o for o in FAST if not o.startswith("model")), "plugins=[noisy_model]", "model=noisy_mlp", "train.epochs=2", "finetune.epochs=2", "sparsity=0.5"]
+
+
+@pytest.fixture
+def noisy_model(tmp_path, monkeypatch):
+    from prune_cli.core import plugins
+
+    (tmp_path / "noisy_model.py").write_text(NOISY_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.add_modules(["noisy_model"])
+
+
+@pytest.mark.parametrize("crash_at", [("dense", 1), ("finetuned", 1)])
+def test_a_run_killed_while_training_a_model_with_dropout_resumes_exactly(tmp_path, monkeypatch, noisy_model, crash_at):
+    overrides = [*OVERRIDES, "dense_cache.enabled=false"]
+    reference, resumed = crash_and_resume(tmp_path, monkeypatch, overrides, crash_at)
+    assert_same_run(reference, resumed, ("metrics.csv", "history.csv"))
+
+
+def test_dense_cache_hit_and_miss_agree_for_a_model_with_dropout(tmp_path, noisy_model):
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+
+    cache = f"dense_cache.dir={tmp_path / 'cache'}"
+    dirs = {}
+    for kind in ("miss", "hit"):  # the first run trains and stores the dense model, the second loads it
+        results = tmp_path / kind
+        cfg = compose([*OVERRIDES, cache], results)
+        dirs[kind] = run(cfg, results / "runs" / run_id(cfg))
+    runs = {kind: pd.read_csv(tmp_path / kind / "runs.csv") for kind in dirs}
+    assert set(runs["miss"].dense_cache) == {"miss"} and set(runs["hit"].dense_cache) == {"hit"}
+    assert runs["hit"].value.equals(runs["miss"].value)
+    a, b = (torch.load(d / "model_finetuned.pt", weights_only=True) for d in dirs.values())
+    assert all(torch.equal(a[k], b[k]) for k in a)
