@@ -6,7 +6,8 @@
 #   PYTHON=.venv/bin/python scripts/gpu_check.sh 2>&1 | tee gpu_check.log
 #
 # 1. the test suite's CUDA-marked tests (`pytest -m cuda`: bf16, channels-last, deterministic mode,
-#    torch.compile and pinned transfers on the GPU), and the 2:4 semi-structured sparse kernels;
+#    torch.compile, pinned transfers and exact resume of a dropout model on the GPU), and the 2:4
+#    semi-structured sparse kernels;
 # 2. one CIFAR-10-shaped ResNet-20 epoch (5,000 synthetic images) through the runner's training
 #    loop vs a bare PyTorch loop on the same GPU, fp32 / bf16 / channels-last / both
 #    (scripts/bench_gpu_epoch.py);

@@ -64,7 +64,8 @@ def build(cfg, input_shape, num_classes):
     return NoisyMLP(math.prod(input_shape), cfg.width, num_classes)
 '''
 
-OVERRIDES = [*(o for o in FAST if not o.startswith("model")), "plugins=[noisy_model]", "model=noisy_mlp", "train.epochs=2", "finetune.epochs=2", "sparsity=0.5"]
+NOT_MODEL = [o for o in FAST if not o.startswith("model")]
+OVERRIDES = [*NOT_MODEL, "plugins=[noisy_model]", "model=noisy_mlp", "train.epochs=2", "finetune.epochs=2", "sparsity=0.5"]
 
 
 @pytest.fixture
@@ -76,9 +77,16 @@ def noisy_model(tmp_path, monkeypatch):
     plugins.add_modules(["noisy_model"])
 
 
-@pytest.mark.parametrize("crash_at", [("dense", 1), ("finetuned", 1)])
-def test_a_run_killed_while_training_a_model_with_dropout_resumes_exactly(tmp_path, monkeypatch, noisy_model, crash_at):
-    overrides = [*OVERRIDES, "dense_cache.enabled=false"]
+ON_A_GPU = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")]
+
+
+@pytest.mark.parametrize(
+    "crash_at, device",
+    [(("dense", 1), "cpu"), (("finetuned", 1), "cpu"), pytest.param(("dense", 1), "cuda", marks=ON_A_GPU)],
+)
+def test_a_run_killed_while_training_a_model_with_dropout_resumes_exactly(tmp_path, monkeypatch, noisy_model, crash_at, device):
+    """On a GPU, dropout draws from the CUDA generator: its state must be in the checkpoint too."""
+    overrides = [*OVERRIDES, "dense_cache.enabled=false", f"device={device}"]
     reference, resumed = crash_and_resume(tmp_path, monkeypatch, overrides, crash_at)
     assert_same_run(reference, resumed, ("metrics.csv", "history.csv"))
 
@@ -98,3 +106,57 @@ def test_dense_cache_hit_and_miss_agree_for_a_model_with_dropout(tmp_path, noisy
     assert runs["hit"].value.equals(runs["miss"].value)
     a, b = (torch.load(d / "model_finetuned.pt", weights_only=True) for d in dirs.values())
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _draws() -> tuple:
+    import random
+
+    import numpy as np
+
+    return torch.rand(3).tolist(), np.random.standard_normal(3).tolist(), [random.random() for _ in range(3)]
+
+
+def test_a_capture_read_back_like_a_checkpoint_replays_the_same_draws(tmp_path):
+    """Through torch.save and the checkpoint's safe loader (weights_only), every stream continues."""
+    from prune_cli.core import random_streams
+
+    random_streams.seed_all(123)
+    _draws()
+    torch.save(random_streams.capture(), tmp_path / "streams.pt")
+    expected = _draws()
+    random_streams.seed_all(7)  # anything else
+    random_streams.restore(torch.load(tmp_path / "streams.pt", weights_only=True))
+    assert _draws() == expected
+
+
+def test_a_checkpoint_with_only_torchs_state_still_restores_it():
+    """Checkpoints written before the other streams were saved hold only torch's state."""
+    from prune_cli.core import random_streams
+
+    random_streams.seed_all(5)
+    state = {"torch": torch.get_rng_state()}
+    expected = torch.rand(4)
+    random_streams.restore(state)
+    assert torch.equal(torch.rand(4), expected)
+
+
+def test_cuda_states_that_cannot_be_restored_are_named_in_a_warning(monkeypatch, caplog):
+    from prune_cli.core import random_streams
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    state = {**random_streams.capture(), "cuda": [torch.zeros(16, dtype=torch.uint8)] * 2}
+    with caplog.at_level("WARNING", logger="prune_cli.core.random_streams"):
+        random_streams.restore(state)
+    assert "holds the random states of 2 CUDA device(s) but this machine has 0" in caplog.text
+
+
+def test_draws_between_two_captures_are_noticed():
+    import numpy as np
+
+    from prune_cli.core import random_streams
+
+    for draw in (lambda: torch.rand(1), lambda: np.random.rand(), lambda: __import__("random").random()):
+        before = random_streams.capture()
+        assert random_streams.same(before, random_streams.capture())
+        draw()
+        assert not random_streams.same(before, random_streams.capture())

@@ -27,13 +27,12 @@ import dataclasses
 import json
 import logging
 import os
-import random
 from collections import OrderedDict
 
-import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..core import random_streams
 from . import DATASETS
 from .splits import RawData
 
@@ -75,16 +74,6 @@ def _copy(raw: RawData) -> RawData:
     return dataclasses.replace(raw, **{k: t.clone() for k, t in _tensors(raw).items()})
 
 
-def _global_rng_states() -> tuple:
-    return torch.get_rng_state(), np.random.get_state(), random.getstate()
-
-
-def _same_states(a: tuple, b: tuple) -> bool:
-    (ta, na, pa), (tb, nb, pb) = a, b
-    same_numpy = na[0] == nb[0] and np.array_equal(na[1], nb[1]) and na[2:] == nb[2:]
-    return torch.equal(ta, tb) and same_numpy and pa == pb
-
-
 def memo_key(node: DictConfig) -> tuple:
     """The loader and the whole resolved dataset node."""
     loader = DATASETS.get(node.name)
@@ -100,11 +89,11 @@ def load_raw(node: DictConfig) -> RawData:
         STATS["hits"] += 1
         log.info("dataset %s: reused from this process's memo (no load)", node.name)
         return _copy(_MEMO[key])
-    before = _global_rng_states()
+    before = random_streams.capture()
     raw = key[0](node)
     if not limit:
         return raw
-    if not _same_states(before, _global_rng_states()):
+    if not random_streams.same(before, random_streams.capture()):
         STATS["not_memoised"] += 1
         log.info("dataset %s: not memoised (its loader draws from the global random streams)", node.name)
         return raw

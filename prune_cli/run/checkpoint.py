@@ -4,7 +4,8 @@ and every training epoch, read back when a killed run is started again (docs/rob
 The format is unchanged by the move out of experiment.py, so runs stopped by an older version
 resume: tensors (model, masks, generator and torch RNG states, init/dense/rewind weights, and the
 optimizer, generator and training-time hook state of a half-finished training step) plus one JSON string with the rows,
-history and counters.
+history and counters. Newer checkpoints also hold the other global random streams (numpy, Python,
+CUDA; prune_cli/core/random_streams.py) under "global_rng"; a checkpoint without them still loads.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
+from ..core import random_streams
 from ..core.atomic_io import atomic_torch_save
 from ..training import TrainProgress
 
@@ -38,7 +40,8 @@ def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
         "model": cpu_state(exp.model),
         "masks": {k: v.cpu() for k, v in exp.masks.items()},
         "generator": exp.generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
+        "torch_rng": torch.get_rng_state(),  # kept under its old name: older checkpoints have only this
+        "global_rng": {k: v for k, v in random_streams.capture().items() if k != "torch"},
         "init_state": exp.init_state,
         "dense_state": exp.dense_state,
         "rewind_states": {str(k): v for k, v in exp.rewind_states.items()},
@@ -85,7 +88,7 @@ def load(exp: Experiment) -> bool:
     exp.model.load_state_dict(state["model"])
     exp.masks = {k: v.bool() for k, v in state["masks"].items()}
     exp.generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
+    random_streams.restore({**state.get("global_rng", {}), "torch": state["torch_rng"]})
     exp.init_state, exp.dense_state = state["init_state"], state["dense_state"]
     exp.rewind_states = {int(k): v for k, v in state["rewind_states"].items()}
     exp.tables, exp.history = extra["tables"], extra["history"]

@@ -8,18 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from ..core import crashpoints, interrupts
+from ..core import crashpoints, interrupts, random_streams
 from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text
 from ..core.identity import config_hash, run_id
@@ -50,12 +48,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def derived_seed(seed: int, purpose: str) -> int:
     """A seed for one purpose, independent of the others drawn from the same run seed."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
@@ -70,7 +62,7 @@ class Experiment:
         self.device = resolve_device(cfg.device)
         # docs/performance.md "GPU"; the caller that applied the settings passes the one it built
         self.accel = accel if accel is not None else Accel.from_config(cfg.get("accel"), self.device.type)
-        seed_everything(cfg.seed)
+        random_streams.seed_all(cfg.seed)
         # Where the run's time goes (seconds), logged when it completes (docs/performance.md, "Sweeps").
         self.timing = {"data": 0.0, "training": 0.0, "recording": 0.0}
         start = time.perf_counter()
@@ -233,8 +225,11 @@ class Experiment:
                     log.info("dense model trained and stored in the cache (%s)", cache.path)
         self.dense_state = cpu_state(self.model)
         # Training the dense model consumed the generator, loading it from the cache did not: restart
-        # the stream here so that everything after the dense phase is identical on hit and miss.
+        # the streams here so that everything after the dense phase is identical on hit and miss.
+        # The global ones too (a model's dropout draws from them), from another seed than the run's
+        # generator so that the two never replay each other's draws.
         self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
+        random_streams.seed_all(derived_seed(self.cfg.seed, "after-dense-global-streams"))
 
     def _prune_context(self) -> PruneContext:
         return PruneContext(
