@@ -9,8 +9,8 @@ written with numpy from numpy's, and so on. Two promises must hold for such a mo
 - a run whose dense model comes from the dense cache equals one that trained it (so every global
   stream restarts at the same point after the dense phase, as the run's own generator does).
 
-The model below draws from all three streams (torch, numpy, Python's `random`) in training mode only;
-each test fails if any one stream is left out (checked by removing each in turn).
+The `noisy_model` fixture makes the MLP draw from all three streams (torch, numpy, Python's `random`)
+in training mode only; each test fails if any one stream is left out (checked by removing each in turn).
 """
 
 from __future__ import annotations
@@ -22,59 +22,28 @@ import torch
 from conftest import FAST
 from tests.helpers import assert_same_run, compose, crash_and_resume
 
-NOISY_MODEL = '''
-"""A model drawing from the global random streams while training: torch dropout, numpy noise and
-Python's random, as researchers' own models do."""
-import math
-import random
-from dataclasses import dataclass
-
-import numpy as np
-import torch
-from torch import nn
-
-from prune_cli.core.config_base import ModelConfig, config_schema
-from prune_cli.models import MODELS
-from prune_cli.models.base import PrunableNet
-
-
-@config_schema("model", "noisy_mlp")
-@dataclass
-class NoisyMLPConfig(ModelConfig):
-    name: str = "noisy_mlp"
-    width: int = 16
-
-
-class NoisyMLP(PrunableNet):
-    def __init__(self, d, width, k):
-        super().__init__()
-        self.hidden, self.drop, self.out = nn.Linear(d, width), nn.Dropout(0.3), nn.Linear(width, k)
-        self.classifier = "out"
-
-    def forward(self, x):
-        h = torch.relu(self.hidden(x.flatten(1)))
-        if self.training:
-            noise = torch.from_numpy(np.random.standard_normal(tuple(h.shape))).to(h)
-            h = self.drop(h) * (1 + 0.1 * noise) * (0.9 + 0.2 * random.random())
-        return self.out(h)
-
-
-@MODELS.register("noisy_mlp")
-def build(cfg, input_shape, num_classes):
-    return NoisyMLP(math.prod(input_shape), cfg.width, num_classes)
-'''
-
-NOT_MODEL = [o for o in FAST if not o.startswith("model")]
-OVERRIDES = [*NOT_MODEL, "plugins=[noisy_model]", "model=noisy_mlp", "train.epochs=2", "finetune.epochs=2", "sparsity=0.5"]
+OVERRIDES = [*FAST, "train.epochs=2", "finetune.epochs=2", "sparsity=0.5"]
 
 
 @pytest.fixture
-def noisy_model(tmp_path, monkeypatch):
-    from prune_cli.core import plugins
+def noisy_model(monkeypatch):
+    """The built-in MLP, drawing from the three global streams while training, as researchers' own
+    models do: torch dropout, numpy noise, Python's random. (Patched in, not a plugins=[...] module:
+    an outside module's registrations would outlive the test in this process.)"""
+    import random
 
-    (tmp_path / "noisy_model.py").write_text(NOISY_MODEL)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    plugins.add_modules(["noisy_model"])
+    import numpy as np
+    import torch.nn.functional as F
+
+    from prune_cli.models.mlp import MLP
+
+    def forward(self, x):
+        if self.training:
+            noise = torch.from_numpy(np.random.standard_normal(tuple(x.shape))).to(x)
+            x = F.dropout(x, 0.3) * (1 + 0.1 * noise) * (0.9 + 0.2 * random.random())
+        return self.net(x)
+
+    monkeypatch.setattr(MLP, "forward", forward)
 
 
 ON_A_GPU = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")]
