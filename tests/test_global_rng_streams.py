@@ -9,7 +9,7 @@ written with numpy from numpy's, and so on. Two promises must hold for such a mo
 - a run whose dense model comes from the dense cache equals one that trained it (so every global
   stream restarts at the same point after the dense phase, as the run's own generator does).
 
-The `noisy_model` fixture makes the MLP draw from all three streams (torch, numpy, Python's `random`)
+`_noisy_forward` makes the MLP draw from all three streams (torch, numpy, Python's `random`)
 in training mode only; each test fails if any one stream is left out (checked by removing each in turn).
 """
 
@@ -20,13 +20,12 @@ import pytest
 import torch
 
 from conftest import FAST
-from tests.helpers import assert_same_run, compose, crash_and_resume
+from tests.helpers import assert_same_run, compose, crash_and_resume, resume_after_crash
 
 OVERRIDES = [*FAST, "train.epochs=2", "finetune.epochs=2", "sparsity=0.5"]
 
 
-@pytest.fixture
-def noisy_model(monkeypatch):
+def _noisy_forward(self, x):
     """The built-in MLP, drawing from the three global streams while training, as researchers' own
     models do: torch dropout, numpy noise, Python's random. (Patched in, not a plugins=[...] module:
     an outside module's registrations would outlive the test in this process.)"""
@@ -35,45 +34,64 @@ def noisy_model(monkeypatch):
     import numpy as np
     import torch.nn.functional as F
 
+    if self.training:
+        noise = torch.from_numpy(np.random.standard_normal(tuple(x.shape))).to(x)
+        x = F.dropout(x, 0.3) * (1 + 0.1 * noise) * (0.9 + 0.2 * random.random())
+    return self.net(x)
+
+
+def _patch_noisy(monkeypatch) -> None:
     from prune_cli.models.mlp import MLP
 
-    def forward(self, x):
-        if self.training:
-            noise = torch.from_numpy(np.random.standard_normal(tuple(x.shape))).to(x)
-            x = F.dropout(x, 0.3) * (1 + 0.1 * noise) * (0.9 + 0.2 * random.random())
-        return self.net(x)
-
-    monkeypatch.setattr(MLP, "forward", forward)
+    monkeypatch.setattr(MLP, "forward", _noisy_forward)
 
 
-ON_A_GPU = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")]
-
-
-@pytest.mark.parametrize(
-    "crash_at, device",
-    [(("dense", 1), "cpu"), (("finetuned", 1), "cpu"), pytest.param(("dense", 1), "cuda", marks=ON_A_GPU)],
-)
-def test_a_run_killed_while_training_a_model_with_dropout_resumes_exactly(tmp_path, monkeypatch, noisy_model, crash_at, device):
-    """On a GPU, dropout draws from the CUDA generator: its state must be in the checkpoint too."""
-    overrides = [*OVERRIDES, "dense_cache.enabled=false", f"device={device}"]
-    reference, resumed = crash_and_resume(tmp_path, monkeypatch, overrides, crash_at)
-    assert_same_run(reference, resumed, ("metrics.csv", "history.csv"))
-
-
-def test_dense_cache_hit_and_miss_agree_for_a_model_with_dropout(tmp_path, noisy_model):
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted run of the noisy model that trained its dense model (a dense-cache miss):
+    its run directory and its cache, which the other runs compare with and hit."""
     from prune_cli.core.identity import run_id
     from prune_cli.run.experiment import run
 
-    cache = f"dense_cache.dir={tmp_path / 'cache'}"
-    dirs = {}
-    for kind in ("miss", "hit"):  # the first run trains and stores the dense model, the second loads it
-        results = tmp_path / kind
-        cfg = compose([*OVERRIDES, cache], results)
-        dirs[kind] = run(cfg, results / "runs" / run_id(cfg))
-    runs = {kind: pd.read_csv(tmp_path / kind / "runs.csv") for kind in dirs}
+    folder = tmp_path_factory.mktemp("noisy_reference")
+    with pytest.MonkeyPatch.context() as patch:
+        _patch_noisy(patch)
+        cfg = compose([*OVERRIDES, f"dense_cache.dir={folder / 'cache'}"], folder / "results")
+        return run(cfg, folder / "results" / "runs" / run_id(cfg)), folder / "cache"
+
+
+@pytest.mark.xdist_group("global_rng_reference")  # the cases share the reference run
+@pytest.mark.parametrize("crash_at", [("dense", 1), ("finetuned", 1)])
+def test_a_run_killed_while_training_a_model_with_dropout_resumes_exactly(tmp_path, monkeypatch, reference, crash_at):
+    _patch_noisy(monkeypatch)
+    overrides = [*OVERRIDES, f"dense_cache.dir={tmp_path / 'cache'}"]  # its own cache: it trains the dense model too
+    resumed = resume_after_crash(tmp_path, monkeypatch, overrides, crash_at)
+    assert_same_run(reference[0], resumed, ("metrics.csv", "history.csv"))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")
+def test_a_run_killed_while_training_a_model_with_dropout_on_a_gpu_resumes_exactly(tmp_path, monkeypatch):
+    """On a GPU, dropout draws from the CUDA generator: its state must be in the checkpoint too."""
+    _patch_noisy(monkeypatch)
+    overrides = [*OVERRIDES, "dense_cache.enabled=false", "device=cuda"]
+    reference, resumed = crash_and_resume(tmp_path, monkeypatch, overrides, ("dense", 1))
+    assert_same_run(reference, resumed, ("metrics.csv", "history.csv"))
+
+
+@pytest.mark.xdist_group("global_rng_reference")
+def test_dense_cache_hit_and_miss_agree_for_a_model_with_dropout(tmp_path, monkeypatch, reference):
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+
+    _patch_noisy(monkeypatch)
+    miss, cache = reference
+    cfg = compose([*OVERRIDES, f"dense_cache.dir={cache}"], tmp_path / "results")
+    hit = run(cfg, tmp_path / "results" / "runs" / run_id(cfg))
+    runs = {"miss": pd.read_csv(miss.parent.parent / "runs.csv"), "hit": pd.read_csv(tmp_path / "results" / "runs.csv")}
     assert set(runs["miss"].dense_cache) == {"miss"} and set(runs["hit"].dense_cache) == {"hit"}
     assert runs["hit"].value.equals(runs["miss"].value)
-    a, b = (torch.load(d / "model_finetuned.pt", weights_only=True) for d in dirs.values())
+    a, b = (torch.load(d / "model_finetuned.pt", weights_only=True) for d in (miss, hit))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
