@@ -6,7 +6,6 @@ writes each row exactly once (rows: run/recorder.py)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
 import time
@@ -116,17 +115,25 @@ class Experiment:
     # -- the plan and its checkpoints ------------------------------------------------------
 
     def run_plan(self, plan: list[Step]) -> None:
+        here = self.provenance  # this process's; a checkpoint replaces it with the starting process's
         if (self.run_dir / STATE_FILE).exists() and checkpoint.load(self):
             if self.step_index < len(plan):
-                log.info(
-                    "resuming run %s at step %d of %d (%s)",
-                    self.context["run_id"],
-                    self.step_index + 1,
-                    len(plan),
-                    plan[self.step_index].kind,
-                )
+                at_step = plan[self.step_index].kind
+                log.info("resuming run %s at step %d of %d (%s)", self.context["run_id"], self.step_index + 1, len(plan), at_step)
             else:
+                at_step = "results"
                 log.info("resuming run %s: all %d steps were done; writing its results", self.context["run_id"], len(plan))
+            differences = results.write_resume_record(self.run_dir, self.provenance, here, at_step)
+            if differences:
+                log.warning(
+                    "run %s was started by another environment and is resumed with %s; its rows keep the starting "
+                    "process's provenance, %s lists both",
+                    self.context["run_id"],
+                    ", ".join(differences),
+                    self.run_dir / results.PROVENANCE_FILE,
+                )
+        else:
+            results.write_start_record(self.run_dir, self.provenance)
         while self.step_index < len(plan):
             interrupts.check()
             self._run_step(plan[self.step_index])
@@ -386,7 +393,6 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
         if accel != Accel(device_type=accel.device_type):
             log.info("accel: %s", accel.describe())
         exp = Experiment(cfg, run_dir, accel)
-        atomic_write_text(run_dir / "provenance.json", json.dumps(results.environment_record(exp.provenance), indent=2))
         exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
         recorder.finish_run_files(exp)
     if cfg.shared_results:

@@ -9,6 +9,7 @@ and can always be rebuilt from the per-run files with `rebuild_shared`.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import platform
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import torch
 import prune_cli
 
 from . import shared_tables
+from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
 
 
@@ -44,6 +46,32 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "device": str(device) if device.type != "cuda" else f"cuda:{torch.cuda.get_device_name(device)}",
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# What makes two processes compute different numbers for the same run (the timestamp does not).
+RESUME_CHECKED = ("git_sha", "git_dirty", "prune_cli_version", "torch_version", "device")
+PROVENANCE_FILE = "provenance.json"
+
+
+def write_start_record(run_dir: Path, run_provenance: dict[str, Any]) -> None:
+    """provenance.json of a run started from the beginning: this process's environment, no resumes."""
+    record = {**environment_record(run_provenance), "resumed": []}
+    atomic_write_text(run_dir / PROVENANCE_FILE, json.dumps(record, indent=2))
+
+
+def write_resume_record(run_dir: Path, started: dict[str, Any], current: dict[str, Any], at_step: str) -> list[str]:
+    """Add this process to provenance.json's `resumed` list (the starting process's record stays on
+    top, as its provenance stays in the rows) and return "field: old -> new" for each field of
+    RESUME_CHECKED that differs from the process that started the run."""
+    path = run_dir / PROVENANCE_FILE
+    try:
+        record = json.loads(path.read_text())
+        record.setdefault("resumed", [])
+    except (OSError, ValueError):  # missing or torn: rebuild the top from the checkpoint's provenance
+        record = {**dict(started), "resumed": []}
+    record["resumed"].append({"at_step": at_step, **environment_record(current)})
+    atomic_write_text(path, json.dumps(record, indent=2))
+    return [f"{k}: {started.get(k)} -> {current.get(k)}" for k in RESUME_CHECKED if started.get(k) != current.get(k)]
 
 
 def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:

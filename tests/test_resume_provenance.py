@@ -1,0 +1,67 @@
+"""A run resumed by another version of the code, of torch, or on another device says so
+(README "Resume", docs/robustness.md): a requeued cluster job after a `git pull` must not mix two
+versions' numbers silently. The rows keep the provenance of the process that started the run;
+provenance.json lists every process that resumed it, and a warning names each field that differs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+
+from conftest import FAST
+from tests.helpers import resume_after_crash
+
+OVERRIDES = [*FAST, "dense_cache.enabled=false"]
+
+
+def _resume(tmp_path, monkeypatch, caplog, changed: dict):
+    """Crash after the first dense epoch, then resume in an environment whose provenance differs by
+    `changed`; the run directory."""
+    import prune_cli.run.results as results
+
+    def after_crash(run_dir, results_dir):
+        started = json.loads((run_dir / "provenance.json").read_text())
+        real = results.provenance
+        monkeypatch.setattr(results, "provenance", lambda device: {**real(device), **changed})
+        after_crash.started = started
+
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.experiment"):
+        run_dir = resume_after_crash(tmp_path, monkeypatch, OVERRIDES, ("dense", 1), after_crash)
+    return run_dir, after_crash.started
+
+
+def test_a_run_resumed_by_other_code_warns_and_records_both(tmp_path, monkeypatch, caplog):
+    run_dir, started = _resume(tmp_path, monkeypatch, caplog, {"git_sha": "feedbeef" * 5, "torch_version": "9.9.9"})
+    warning = caplog.text
+    assert f"git_sha: {started['git_sha']} -> {'feedbeef' * 5}" in warning
+    assert f"torch_version: {started['torch_version']} -> 9.9.9" in warning
+    assert "prune_cli_version" not in warning  # only the fields that differ
+    record = json.loads((run_dir / "provenance.json").read_text())
+    assert record["git_sha"] == started["git_sha"] and record["torch_version"] == started["torch_version"]
+    (resume,) = record["resumed"]
+    assert resume["git_sha"] == "feedbeef" * 5 and resume["torch_version"] == "9.9.9"
+    assert resume["at_step"] == "dense"
+    rows = pd.read_csv(run_dir / "metrics.csv")
+    assert set(rows.git_sha) == {started["git_sha"]}  # the rows keep the starting process's provenance
+
+
+def test_a_run_resumed_in_the_same_environment_records_the_resume_without_a_warning(tmp_path, monkeypatch, caplog):
+    run_dir, started = _resume(tmp_path, monkeypatch, caplog, {})
+    assert "resumed with" not in caplog.text
+    record = json.loads((run_dir / "provenance.json").read_text())
+    assert {k: record[k] for k in ("git_sha", "torch_version", "device")} == {
+        k: started[k] for k in ("git_sha", "torch_version", "device")
+    }
+    assert [r["at_step"] for r in record["resumed"]] == ["dense"]
+
+
+def test_an_uninterrupted_run_has_no_resumes(tmp_path):
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+    from tests.helpers import compose
+
+    cfg = compose(OVERRIDES, tmp_path / "results")
+    run_dir = run(cfg, tmp_path / "results" / "runs" / run_id(cfg))
+    assert json.loads((run_dir / "provenance.json").read_text())["resumed"] == []
