@@ -187,6 +187,11 @@ def outside_modules() -> list[str]:
     return list(index().outside)
 
 
+def module_file(module: str) -> Path:
+    """The source file of an importable module, without importing it (the dense cache's key)."""
+    return _module_file(module)
+
+
 def names(kind: str) -> list[str]:
     """Every name of `kind` the index knows (without importing the modules)."""
     return sorted(n for k, n in index().kinds if k == kind)

@@ -1,5 +1,5 @@
 """The dense cache: one trained dense model per (data, model, training config, seed, device type,
-prune-cli and torch versions).
+prune-cli and torch versions, and the code itself: the package's and any outside plugin's source).
 
 Every run that needs the same dense model loads it instead of training again, so a sweep over
 methods and sparsities trains one dense model per seed. Entries are created under a file lock,
@@ -11,6 +11,7 @@ moved aside with a warning naming it, and the model is trained again.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import prune_cli
 
-from ..core import accel
+from ..core import accel, plugins
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,33 @@ DENSE_KEYS = ("dataset", "model", "train", "seed")
 COMPLETE = "COMPLETE"
 
 
+def source_digest(root: Path) -> str:
+    """sha256 over the relative path and bytes of every .py file under `root`, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def package_digest() -> str:
+    """The installed prune_cli package's source, read once per process (about 150 files, about 10 ms).
+    The version string alone does not change when the code is edited (an editable install, a
+    `git pull` between releases), and a dense model trained by other code must not be reused."""
+    return source_digest(Path(prune_cli.__file__).resolve().parent)
+
+
+def outside_digest() -> dict[str, str]:
+    """Each outside plugin module's (`plugins=[...]`, entry points) source digest: a researcher's own
+    model or dataset changes the dense model as much as prune-cli's code does."""
+    files = {m: plugins.module_file(m) for m in plugins.outside_modules()}
+    return {m: hashlib.sha256(f.read_bytes()).hexdigest() for m, f in sorted(files.items())}
+
+
 def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
     """What a trained dense model depends on (hashed into its key, saved beside it): the resolved
-    config values, the device type, and the code that trains it (prune-cli and torch versions)."""
+    config values, the device type, and the code that trains it (prune-cli and torch versions, the
+    package's source digest and the outside plugin modules' digests)."""
     plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in DENSE_KEYS}
     pruning = cfg.get("data_pruning")
     if pruning is not None and pruning.get("name", "none") != "none":  # the dense model trains on the kept subset
@@ -46,6 +71,7 @@ def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
     if not accel.is_default(cfg.get("accel")):  # bf16, compiled or channels-last training gives other weights
         plain["accel"] = OmegaConf.to_container(cfg.accel, resolve=True)
     plain.update(device_type=device_type, prune_cli_version=prune_cli.__version__, torch_version=torch.__version__)
+    plain.update(prune_cli_source=package_digest(), plugin_sources=outside_digest())
     return plain
 
 

@@ -1,0 +1,59 @@
+"""The dense cache's key covers the code that trains the model, not only its version string
+(README "dense_cache"): a researcher who edits prune-cli (an editable install, a `git pull` without
+a new version) or an outside model plugin must not get a dense model trained by the old code."""
+
+from __future__ import annotations
+
+import hashlib
+
+from conftest import FAST
+from tests.helpers import composed
+
+
+def _key(monkeypatch=None, **patched) -> str:
+    from prune_cli.run import dense_cache
+
+    for name, value in patched.items():
+        monkeypatch.setattr(dense_cache, name, value)
+    return dense_cache.dense_key(composed(FAST), "cpu")
+
+
+def test_the_digest_is_of_every_python_files_path_and_bytes(tmp_path):
+    """Against a digest computed here: sha256 over (relative path, bytes) of each .py file in order."""
+    from prune_cli.run.dense_cache import source_digest
+
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    files = {"pkg/a.py": b"x = 1\n", "pkg/sub/b.py": b"y = 2\n"}
+    for rel, data in files.items():
+        (tmp_path / rel).write_bytes(data)
+    (tmp_path / "pkg" / "notes.txt").write_text("not code")
+    (tmp_path / "pkg" / "a.cpython-311.pyc").write_bytes(b"\0compiled")
+    expected = hashlib.sha256()
+    for rel in sorted(files):
+        expected.update(rel.removeprefix("pkg/").encode() + b"\0" + files[rel] + b"\0")
+    assert source_digest(tmp_path / "pkg") == expected.hexdigest()
+    (tmp_path / "pkg" / "sub" / "b.py").write_bytes(b"y = 3\n")
+    assert source_digest(tmp_path / "pkg") != expected.hexdigest()
+
+
+def test_editing_the_package_changes_the_dense_key(monkeypatch):
+    before = _key()
+    assert _key(monkeypatch, package_digest=lambda: "0" * 64) != before
+
+
+def test_editing_an_outside_plugin_module_changes_the_dense_key(tmp_path, monkeypatch):
+    from prune_cli.core import plugins
+
+    module = tmp_path / "lab_model.py"
+    module.write_text("WIDTH = 16\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "outside_modules", lambda: ["lab_model"])
+    first = _key()
+    module.write_text("WIDTH = 32\n")
+    assert _key() != first
+    monkeypatch.setattr(plugins, "outside_modules", lambda: [])
+    assert _key() != first  # without the module the key is another one again
+
+
+def test_the_key_is_stable_in_one_process():
+    assert _key() == _key()
