@@ -118,10 +118,12 @@ def test_el2n_scores_against_the_formula():
     assert offset.indices.tolist() == [sorted(range(4), key=lambda i: -expected[i])[1]]
 
 
-def test_none_keeps_run_ids_and_dense_keys_and_a_rule_changes_both():
+def test_none_keeps_run_ids_and_dense_keys_and_a_rule_changes_both(monkeypatch):
     from prune_cli.core.identity import run_id
     from prune_cli.run.dense_cache import dense_key
-    from test_config_identity import DENSE_KEYS, RUN_IDS
+    from test_config_identity import DENSE_KEYS, RUN_IDS, pin_code_digests
+
+    pin_code_digests(monkeypatch)
 
     plain = composed("results_dir=results")
     assert run_id(plain) == RUN_IDS[0][1] and dense_key(plain, "cpu") == DENSE_KEYS[0][1]
