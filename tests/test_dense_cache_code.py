@@ -5,6 +5,7 @@ a new version) or an outside model plugin must not get a dense model trained by 
 from __future__ import annotations
 
 import hashlib
+import json
 
 from conftest import FAST
 from tests.helpers import composed
@@ -57,3 +58,29 @@ def test_editing_an_outside_plugin_module_changes_the_dense_key(tmp_path, monkey
 
 def test_the_key_is_stable_in_one_process():
     assert _key() == _key()
+
+
+def test_a_miss_because_the_code_changed_says_so_in_the_log(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from prune_cli.core.identity import run_id
+    from prune_cli.run import dense_cache
+    from prune_cli.run.experiment import run
+    from tests.helpers import compose
+
+    cache = f"dense_cache.dir={tmp_path / 'cache'}"
+    for code in ("old", "new"):
+        monkeypatch.setattr(dense_cache, "package_digest", lambda code=code: code)
+        cfg = compose([*FAST, cache, "train.epochs=1", "finetune.epochs=1"], tmp_path / code)
+        with caplog.at_level(logging.INFO, logger="prune_cli.run.experiment"):
+            run(cfg, tmp_path / code / "runs" / run_id(cfg))
+    entries = sorted(p.parent.name for p in (tmp_path / "cache").glob("*/COMPLETE"))
+    assert len(entries) == 2  # one model per code version
+    old_entry = next(
+        e for e in entries if json.loads((tmp_path / "cache" / e / "config.json").read_text())["prune_cli_source"] == "old"
+    )
+    said = [r.getMessage() for r in caplog.records if "trained by other code" in r.getMessage()]
+    assert said == [
+        f"dense cache: 1 entry for this config was trained by other code (prune-cli or torch version, or the source of "
+        f"prune-cli or a plugin differs), e.g. {tmp_path / 'cache' / old_entry}; training again"
+    ]

@@ -96,6 +96,23 @@ class DenseCache:
     def for_config(cls, cfg: DictConfig, device_type: str) -> "DenseCache":
         return cls(Path(cfg.dense_cache.dir), dense_key(cfg, device_type), dense_inputs(cfg, device_type))
 
+    def trained_by_other_code(self) -> list[Path]:
+        """Complete entries for this very config whose code differs (another prune-cli version, source
+        or plugin source): why a run that "should" hit trains again, said in its log."""
+        code = ("prune_cli_version", "torch_version", "prune_cli_source", "plugin_sources")
+        same_config = {k: v for k, v in self.description.items() if k not in code}
+        found = []
+        for described in sorted(self.path.parent.glob("*/config.json")):
+            if described.parent == self.path or not (described.parent / COMPLETE).exists():
+                continue
+            try:
+                other = json.loads(described.read_text())
+            except (OSError, ValueError):
+                continue
+            if {k: v for k, v in other.items() if k not in code} == same_config:
+                found.append(described.parent)
+        return found
+
     @contextmanager
     def lock(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -219,6 +219,16 @@ class Experiment:
                     self.context["dense_cache"] = "miss" if own else "hit"
                     log.info("dense model loaded from the cache (%s): no training needed", cache.path)
                 else:
+                    stale = cache.trained_by_other_code()
+                    if stale:
+                        log.info(
+                            "dense cache: %d entr%s for this config %s trained by other code (prune-cli or torch "
+                            "version, or the source of prune-cli or a plugin differs), e.g. %s; training again",
+                            len(stale),
+                            "y" if len(stale) == 1 else "ies",
+                            "was" if len(stale) == 1 else "were",
+                            stale[0],
+                        )
                     self._train("dense", self.cfg.train, keep_epochs=keep)
                     self.context["dense_cache"] = "miss"
                     cache.store(
