@@ -21,7 +21,7 @@ def _key(monkeypatch=None, **patched) -> str:
 
 def test_the_digest_is_of_every_python_files_path_and_bytes(tmp_path):
     """Against a digest computed here: sha256 over (relative path, bytes) of each .py file in order."""
-    from prune_cli.run.dense_cache import source_digest
+    from prune_cli.core.file_digest import tree_digest
 
     (tmp_path / "pkg" / "sub").mkdir(parents=True)
     files = {"pkg/a.py": b"x = 1\n", "pkg/sub/b.py": b"y = 2\n"}
@@ -32,9 +32,9 @@ def test_the_digest_is_of_every_python_files_path_and_bytes(tmp_path):
     expected = hashlib.sha256()
     for rel in sorted(files):
         expected.update(rel.removeprefix("pkg/").encode() + b"\0" + files[rel] + b"\0")
-    assert source_digest(tmp_path / "pkg") == expected.hexdigest()
+    assert tree_digest(tmp_path / "pkg", ".py") == expected.hexdigest()
     (tmp_path / "pkg" / "sub" / "b.py").write_bytes(b"y = 3\n")
-    assert source_digest(tmp_path / "pkg") != expected.hexdigest()
+    assert tree_digest(tmp_path / "pkg", ".py") != expected.hexdigest()
 
 
 def test_editing_the_package_changes_the_dense_key(monkeypatch):

@@ -28,10 +28,10 @@ messages. `tests/test_composition_memo.py` compares memoised compositions with f
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
 from collections import OrderedDict
 from typing import Any
+
+from ..core.file_digest import tree_digest
 
 MEMO_SIZE = 64  # compositions kept (about 0.2 MB each); the oldest is dropped first
 
@@ -60,18 +60,7 @@ def _remember(memo: OrderedDict, key: tuple, value: Any) -> None:
 def _folder_state(path: str) -> str:
     """A digest of every file under a config folder: its relative path and its bytes (not its
     modification time, which a quick rewrite of a file may leave unchanged)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for root, dirs, names in os.walk(path):
-        dirs.sort()
-        for name in sorted(names):
-            full = os.path.join(root, name)
-            try:
-                with open(full, "rb") as f:
-                    data = f.read()
-            except OSError:
-                continue
-            digest.update(os.path.relpath(full, path).encode() + b"\0" + len(data).to_bytes(8, "little") + data)
-    return digest.hexdigest()
+    return tree_digest(path)
 
 
 def _plugin_state() -> tuple:

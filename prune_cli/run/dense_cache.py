@@ -28,6 +28,7 @@ import prune_cli
 
 from ..core import accel, plugins
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
+from ..core.file_digest import tree_digest
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +38,12 @@ DENSE_KEYS = ("dataset", "model", "train", "seed")
 COMPLETE = "COMPLETE"
 
 
-def source_digest(root: Path) -> str:
-    """sha256 over the relative path and bytes of every .py file under `root`, in path order."""
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 @functools.lru_cache(maxsize=1)
 def package_digest() -> str:
     """The installed prune_cli package's source, read once per process (about 150 files, about 10 ms).
     The version string alone does not change when the code is edited (an editable install, a
     `git pull` between releases), and a dense model trained by other code must not be reused."""
-    return source_digest(Path(prune_cli.__file__).resolve().parent)
+    return tree_digest(Path(prune_cli.__file__).resolve().parent, ".py")
 
 
 def outside_digest() -> dict[str, str]:
@@ -76,7 +69,11 @@ def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
 
 
 def dense_key(cfg: DictConfig, device_type: str) -> str:
-    return hashlib.sha256(json.dumps(dense_inputs(cfg, device_type), sort_keys=True).encode()).hexdigest()[:16]
+    return _key_of(dense_inputs(cfg, device_type))
+
+
+def _key_of(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Entry(NamedTuple):
@@ -94,7 +91,8 @@ class DenseCache:
 
     @classmethod
     def for_config(cls, cfg: DictConfig, device_type: str) -> "DenseCache":
-        return cls(Path(cfg.dense_cache.dir), dense_key(cfg, device_type), dense_inputs(cfg, device_type))
+        inputs = dense_inputs(cfg, device_type)
+        return cls(Path(cfg.dense_cache.dir), _key_of(inputs), inputs)
 
     def trained_by_other_code(self) -> list[Path]:
         """Complete entries for this very config whose code differs (another prune-cli version, source
