@@ -147,3 +147,31 @@ def test_draws_between_two_captures_are_noticed():
         assert random_streams.same(before, random_streams.capture())
         draw()
         assert not random_streams.same(before, random_streams.capture())
+
+
+ON_A_GPU = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=ON_A_GPU)])
+def test_data_pruning_leaves_every_global_stream_as_it_found_it(tmp_path, monkeypatch, device):
+    """Its proxies train (and draw, with dropout) on the run's device; whether their scores were
+    computed or read from the cache, the run's model must start from the same streams."""
+    import dataclasses
+
+    from prune_cli.core import random_streams
+    from prune_cli.run.data_selection import select_training_data
+    from tests.helpers import composed, counting_model_builder, proxy_scoring_splits
+
+    _patch_noisy(monkeypatch)
+    build, built = counting_model_builder()
+    overrides = ["model=mlp", "model.widths=[8]", "data_pruning=el2n", "data_pruning.keep=0.5", "data_pruning.proxies=2"]
+    cfg = composed(*overrides, "data_pruning.proxy_epochs=1", "train.batch_size=20", f"results_dir={tmp_path}", f"device={device}")
+    splits = proxy_scoring_splits()
+    data = dataclasses.replace(
+        splits, **{f.name: getattr(splits, f.name).to(device) for f in dataclasses.fields(splits) if f.name.endswith(("_x", "_y"))}
+    )
+    random_streams.seed_all(3)
+    before = random_streams.capture(cuda=device == "cuda")
+    select_training_data(cfg, data, torch.device(device), build, tmp_path)
+    assert len(built) == 2  # the proxies trained, drawing from the streams
+    assert random_streams.same(before, random_streams.capture(cuda=device == "cuda"))

@@ -11,6 +11,7 @@ back, not only torch's CPU generator. `capture()` returns plain tensors, lists a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 
@@ -18,6 +19,12 @@ import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for one purpose, independent of the others drawn from the same run seed (64 bits of
+    sha256("<seed>:<purpose>"))."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
 
 
 def seed_all(seed: int) -> None:
@@ -31,9 +38,10 @@ def _cuda_in_use() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
-def capture() -> dict:
-    """The state of every stream. CUDA's only once CUDA is initialised: before that nothing can
-    have drawn from it, and asking would initialise it."""
+def capture(cuda: bool = False) -> dict:
+    """The state of every stream. CUDA's once CUDA is initialised (before that nothing can have
+    drawn from it, and asking would initialise it), or always with `cuda=True`: a run on the GPU
+    about to do work that may initialise CUDA and draw from it (data pruning's proxy training)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     state = {
@@ -41,7 +49,7 @@ def capture() -> dict:
         "numpy": [name, [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)],
         "python": [version, list(internal), gauss_next],
     }
-    if _cuda_in_use():
+    if _cuda_in_use() or (cuda and torch.cuda.is_available()):
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 

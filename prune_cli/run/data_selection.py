@@ -13,19 +13,19 @@ import dataclasses
 import hashlib
 import json
 import logging
-import random
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from filelock import FileLock
 
+from ..core import random_streams
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
 from ..core.identity import run_id
+from ..core.random_streams import derived_seed
 from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits
 from ..train_hooks import TrainHook
@@ -35,10 +35,6 @@ from .dense_cache import dense_inputs
 log = logging.getLogger(__name__)
 
 TABLE = "data_pruning.csv"
-
-
-def _seed(seed: int, purpose: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
 
 
 def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
@@ -101,7 +97,7 @@ def select_training_data(
         """A model of the run's architecture, its own seed, trained `epochs` epochs on the full split;
         `observe(model, epoch)` after every epoch (the model's training mode restored after it),
         `observe_batch(indices, logits, y)` at every step with the training forward's logits."""
-        torch.manual_seed(_seed(cfg.seed, f"data-pruning-proxy-{index}"))
+        torch.manual_seed(derived_seed(cfg.seed, f"data-pruning-proxy-{index}"))
         model = build_model(cfg, data).to(device)
         options = OmegaConf.merge(cfg.train, {"epochs": epochs, "warmup_epochs": min(cfg.train.warmup_epochs, epochs)})
 
@@ -114,26 +110,29 @@ def select_training_data(
             model,
             data,
             options,
-            torch.Generator().manual_seed(_seed(cfg.seed, f"data-pruning-batches-{index}")),
+            torch.Generator().manual_seed(derived_seed(cfg.seed, f"data-pruning-batches-{index}")),
             f"data_pruning_proxy{index}",
             on_epoch_end=on_epoch_end if observe is not None else None,
             hook=_PresentationObserver(observe_batch) if observe_batch is not None else None,
         )
         return model
 
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
+    # Training proxies draws from the global streams (their seeds, a model's dropout); restored after,
+    # so that the run's model is initialised and trained alike whether the scores were computed or
+    # read from the cache (CUDA's too on a GPU, docs/robustness.md "Random streams").
+    streams = random_streams.capture(cuda=device.type == "cuda")
+    try:
         ctx = DataPruningContext(
             data=data,
-            generator=torch.Generator().manual_seed(_seed(cfg.seed, "data-pruning")),
+            generator=torch.Generator().manual_seed(derived_seed(cfg.seed, "data-pruning")),
             train_proxy=train_proxy,
             eval_batch_size=int(cfg.train.eval_batch_size),
         )
         if cfg.dense_cache.enabled:
             ctx = dataclasses.replace(ctx, cached=_disk_cache(cfg, device))
         selection = DATA_PRUNING.get(node.name)(ctx, node)
-    random.setstate(python_state)
-    np.random.set_state(numpy_state)
+    finally:
+        random_streams.restore(streams)
     rows = [
         {"run_id": run_id(cfg), "seed": cfg.seed, "rule": node.name, "keep": node.get("keep"), **row} for row in selection.per_class
     ]

@@ -5,7 +5,6 @@ writes each row exactly once (rows: run/recorder.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import time
@@ -20,6 +19,7 @@ from ..core import crashpoints, interrupts, random_streams
 from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text
 from ..core.identity import config_hash, run_id
+from ..core.random_streams import derived_seed
 from ..core.tables import TABLES
 from ..data import build_splits
 from ..data.cache import load_raw
@@ -45,11 +45,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def derived_seed(seed: int, purpose: str) -> int:
-    """A seed for one purpose, independent of the others drawn from the same run seed."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little")
 
 
 class Experiment:
