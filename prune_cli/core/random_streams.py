@@ -6,7 +6,8 @@ a researcher's model or dataset usually draws from these: `nn.Dropout` from torc
 GPU), a noise layer written with numpy from numpy's. Exact resume and identical dense-cache hits
 (docs/robustness.md) therefore need all of them seeded together, saved in the checkpoint and put
 back, not only torch's CPU generator. `capture()` returns plain tensors, lists and numbers, which
-`torch.load(..., weights_only=True)` reads back.
+`torch.load(..., weights_only=True)` reads back. (torch and numpy are imported in the functions:
+the core layer loads no torch at import, docs/architecture.md.)
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-
-import numpy as np
-import torch
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +27,17 @@ def derived_seed(seed: int, purpose: str) -> int:
 
 def seed_all(seed: int) -> None:
     """Seed every stream from one integer (numpy takes 32 bits; torch seeds CUDA too)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
 def _cuda_in_use() -> bool:
+    import torch
+
     return torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
@@ -42,6 +45,9 @@ def capture(cuda: bool = False) -> dict:
     """The state of every stream. CUDA's once CUDA is initialised (before that nothing can have
     drawn from it, and asking would initialise it), or always with `cuda=True`: a run on the GPU
     about to do work that may initialise CUDA and draw from it (data pruning's proxy training)."""
+    import numpy as np
+    import torch
+
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     state = {
@@ -57,6 +63,9 @@ def capture(cuda: bool = False) -> dict:
 def restore(state: dict) -> None:
     """Put back what `capture()` returned (older checkpoints hold only "torch": the rest is left as
     seeded). CUDA states saved on a machine with other GPUs, or none, cannot be restored: warned."""
+    import numpy as np
+    import torch
+
     torch.set_rng_state(state["torch"])
     if "numpy" in state:
         name, keys, pos, has_gauss, gauss = state["numpy"]
@@ -78,6 +87,8 @@ def restore(state: dict) -> None:
 
 def same(a: dict, b: dict) -> bool:
     """Whether two captures are equal (nothing drew from any stream in between)."""
+    import torch
+
     if a.keys() != b.keys() or not torch.equal(a["torch"], b["torch"]):
         return False
     if a["numpy"] != b["numpy"] or a["python"] != b["python"]:
