@@ -47,21 +47,6 @@ def test_a_run_resumed_by_other_code_warns_and_records_both(tmp_path, monkeypatc
     assert set(rows.git_sha) == {started["git_sha"]}  # the rows keep the starting process's provenance
 
 
-def test_a_run_resumed_in_the_same_environment_records_the_resume_without_a_warning(tmp_path, monkeypatch, caplog):
-    run_dir, started = _resume(tmp_path, monkeypatch, caplog, {})
-    assert "resumed with" not in caplog.text
-    record = json.loads((run_dir / "provenance.json").read_text())
-    assert {k: record[k] for k in ("git_sha", "torch_version", "device")} == {
-        k: started[k] for k in ("git_sha", "torch_version", "device")
-    }
-    assert [r["at_step"] for r in record["resumed"]] == ["dense"]
-
-
-def test_an_uninterrupted_run_has_no_resumes(tmp_path):
-    from prune_cli.core.identity import run_id
-    from prune_cli.run.experiment import run
-    from tests.helpers import compose
-
-    cfg = compose(OVERRIDES, tmp_path / "results")
-    run_dir = run(cfg, tmp_path / "results" / "runs" / run_id(cfg))
-    assert json.loads((run_dir / "provenance.json").read_text())["resumed"] == []
+def test_an_uninterrupted_run_has_no_resumes(shared_run):
+    """The same environment resuming is checked in tests/test_schedules.py's real kill."""
+    assert json.loads((shared_run.run_dir / "provenance.json").read_text())["resumed"] == []

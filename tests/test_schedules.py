@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -206,3 +207,7 @@ def test_sigkill_during_training_then_rerun(tmp_path):
     expected = pd.read_csv(reference / "runs.csv").drop(columns=ignore)
     pd.testing.assert_frame_equal(got, expected)
     assert not (run_dir / "state.pt").exists() and (run_dir / "COMPLETE").exists()
+    # resumed by the same code on the same device: recorded in provenance.json, no warning
+    # (tests/test_resume_provenance.py resumes with other code)
+    assert [r["at_step"] for r in json.loads((run_dir / "provenance.json").read_text())["resumed"]] == ["dense"]
+    assert "started by another environment" not in (run_dir / "prune-run.log").read_text()
