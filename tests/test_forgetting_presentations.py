@@ -14,7 +14,8 @@ from torch import nn
 from helpers import counting_model_builder, proxy_scoring_splits
 from prune_cli.core.errors import ConfigError
 from prune_cli.models import build_model
-from prune_cli.run.data_selection import _seed, select_training_data
+from prune_cli.core.random_streams import derived_seed
+from prune_cli.run.data_selection import select_training_data
 from tests.helpers import composed, validated
 
 EPOCHS, BATCH = 4, 8
@@ -34,9 +35,9 @@ OVERRIDES = [
 def _replay(cfg, data) -> tuple[list[list[bool]], list[list[bool]]]:
     """Proxy 0 trained again by hand: per example, its correctness at each presentation (from the
     forward that trains on it) and at the end of each epoch (the whole split, after the epoch)."""
-    torch.manual_seed(_seed(cfg.seed, "data-pruning-proxy-0"))
+    torch.manual_seed(derived_seed(cfg.seed, "data-pruning-proxy-0"))
     model = build_model(cfg.model, data.input_shape, data.num_classes)
-    gen = torch.Generator().manual_seed(_seed(cfg.seed, "data-pruning-batches-0"))
+    gen = torch.Generator().manual_seed(derived_seed(cfg.seed, "data-pruning-batches-0"))
     opt = torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
     x, y = data.train_x, data.train_y
     presented: list[list[bool]] = [[] for _ in y]
