@@ -105,10 +105,13 @@ def loss_std(
     `penalty()`, e.g. the L1 term), model in eval mode, augmentation as in training (utils.cal_loss)."""
     was_training = model.training
     model.eval()
-    extra = penalty() if penalty is not None else 0.0
-    losses = [nn.functional.cross_entropy(model(xb), yb) + extra for xb, yb in iterate_batches(x, y, batch_size, gen, augment)]
+    with torch.no_grad():
+        ce = [float(nn.functional.cross_entropy(model(xb), yb)) for xb, yb in iterate_batches(x, y, batch_size, gen, augment)]
+        # the penalty is added in float64: in float32 the sum (loss + a large L1 term) would be
+        # rounded to a grid coarser than the spread of the losses this std is meant to measure
+        extra = float(penalty()) if penalty is not None else 0.0
     model.train(was_training)
-    t = torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in losses])
+    t = torch.tensor(ce, dtype=torch.float64) + extra
     return float(t.std(correction=0)) if len(t) > 1 else 0.0
 
 
