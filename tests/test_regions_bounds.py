@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli.analysis.regions.bounds import choose_layer_densities, expected_bound, montecarlo_rank_log_probs, rank_ub, serra2018
+from prune_cli.analysis.regions.bounds import (
+    choose_layer_densities,
+    expected_bound,
+    expected_bound_from_probs,
+    montecarlo_rank_log_probs,
+    rank_ub,
+    serra2018,
+)
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
 
@@ -63,6 +71,25 @@ def test_expected_bound_large_value_and_dense_consistency():
     assert expected_bound([2, 100, 100, 10], (1, 1, 1)) == pytest.approx(math.log(1428705656), abs=1e-9)
     dense_mc = expected_bound([2, 30, 30], (1, 1), rank_model="montecarlo")
     assert dense_mc == pytest.approx(math.log(serra2018(2, [30, 30])))
+
+
+@pytest.mark.parametrize("n", [[3, 4, 2], [2, 5, 3, 4], [6, 3, 5, 2], [1, 4, 4, 4]])
+def test_expected_bound_is_the_expectation_of_the_rank_bound_over_all_rank_combinations(n):
+    """Brute force: E[UB] = sum over every combination of ranks (k_1..k_L) of prod_l P_l(k_l) times
+    the exact integer bound UB(k_1..k_L), with random rank distributions (rank 0 included in some
+    layers and left out in others, as the binomial model drops it)."""
+    gen = torch.Generator().manual_seed(sum(n))
+    log_probs = []
+    for l in range(len(n) - 1):
+        top = min(n[l], n[l + 1])
+        ranks = list(range(l % 2, top + 1))
+        weights = torch.rand(len(ranks), generator=gen, dtype=torch.float64) + 0.05
+        log_probs.append({k: math.log(float(v)) for k, v in zip(ranks, weights / weights.sum())})
+    expectation = 0.0
+    for ks in itertools.product(*[sorted(lp) for lp in log_probs]):
+        prob = math.exp(sum(lp[k] for lp, k in zip(log_probs, ks)))
+        expectation += prob * rank_ub(n[0], n[1:], list(ks))
+    assert expected_bound_from_probs(n, log_probs) == pytest.approx(math.log(expectation), rel=1e-12, abs=1e-12)
 
 
 def test_montecarlo_rank_model_matches_exact_2x2_distribution():

@@ -89,33 +89,44 @@ def montecarlo_rank_log_probs(rows: int, cols: int, density: float, seed: int = 
     return _MC_CACHE[key]
 
 
-def _logsumexp(values: list[float]) -> float:
-    values = [v for v in values if v != -math.inf]
-    if not values:
-        return -math.inf
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values))
+def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """ln sum exp along the last axis; a row of only -inf gives -inf (no term), not NaN."""
+    top = a.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(a - top).sum(axis=-1)) + top[..., 0]
 
 
 def expected_bound_from_probs(n: Sequence[int], log_probs: Sequence[dict[int, float]]) -> float:
-    """ln E[UB] by the memoised recursion F(l, d) of Cai et al. 2023 (docs/regions.md), n = [n_0, n_1, ..., n_L]."""
+    """ln E[UB] by the recursion F(l, d) of Cai et al. 2023 (docs/regions.md), n = [n_0, n_1, ..., n_L]:
+
+        F(l, d) = ln sum_k P_l(k) sum_{j <= min(k, d)} C(n_l, j) exp F(l + 1, min(n_l - j, d, k)),
+
+    F(L, .) = 0. The inner sum depends on k and d only through m = min(k, d) (then
+    min(n_l - j, d, k) = min(n_l - j, m)), so each layer is one table G_l(m) over m <= n_l and
+    F(l, d) = ln sum_k P_l(k) exp G_l(min(k, d)): whole layers as numpy arrays instead of one
+    memoised call per (l, d) pair, the same sums in the same log space."""
     n = [int(v) for v in n]
     widths = n[1:]
-    log_c = [[_log_comb(w, j) for j in range(w + 1)] for w in widths]
-
-    @lru_cache(maxsize=None)
-    def f(l: int, d: int) -> float:
-        terms = []
-        last = l == len(widths) - 1
-        for k, lp in log_probs[l].items():
-            inner = []
-            for j in range(min(k, d) + 1):
-                rest = 0.0 if last else f(l + 1, min(widths[l] - j, d, k))
-                inner.append(log_c[l][j] + rest)
-            terms.append(lp + _logsumexp(inner))
-        return _logsumexp(terms)
-
-    return f(0, n[0])
+    f_next = None  # F(l + 1, d) for d = 0..n_l; None after the last layer (F = 0)
+    for l in reversed(range(len(widths))):
+        w = widths[l]
+        ranks = np.array(sorted(log_probs[l]), dtype=np.int64)
+        lps = np.array([log_probs[l][int(k)] for k in ranks], dtype=np.float64)
+        d_max = n[0] if l == 0 else n[l]  # F(0, .) is asked at n_0 only; F(l, .) at d <= n_l
+        m_max = min(int(ranks.max()) if len(ranks) else 0, d_max, w)
+        j = np.arange(m_max + 1)
+        m = np.arange(m_max + 1)[:, None]
+        log_c = np.array([_log_comb(w, int(v)) for v in j])
+        table = np.broadcast_to(log_c, (m_max + 1, m_max + 1)).copy()
+        if f_next is not None:
+            table += f_next[np.minimum(w - j[None, :], m)]
+        table[j[None, :] > m] = -math.inf  # j runs to m only
+        g = _logsumexp_rows(table)  # G_l(m), m = 0..m_max
+        d = np.array([n[0]]) if l == 0 else np.arange(d_max + 1)
+        terms = lps[None, :] + g[np.minimum(np.minimum(ranks[None, :], d[:, None]), m_max)]
+        f_next = _logsumexp_rows(terms) if len(ranks) else np.full(len(d), -math.inf)
+    return float(f_next[0])
 
 
 def expected_bound(
