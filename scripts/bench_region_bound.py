@@ -62,7 +62,7 @@ def main() -> None:
                 times[name].append(time.perf_counter() - start)
         tables, rec = statistics.median(times["tables"]), statistics.median(times["recursion"])
         ratio = rec / tables
-        print(f"n={n} density {density}: recursion median {rec:.4f} s, tables median {tables:.4f} s, recursion / tables = {ratio:.0f}x")
+        print(f"n={n} density {density}: recursion median {rec:.4f} s, tables median {tables:.4f} s, ratio {ratio:.0f}x")
     print(f"load average at the end {os.getloadavg()}")
 
 
