@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
 from typing import Any
 
@@ -123,11 +124,19 @@ def _fields(cls: type) -> dict[str, Any]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A schema's field types. The schemas' annotations are strings (`from __future__ import
+    annotations`) that `typing.get_type_hints` evaluates anew on every call: once per class is
+    enough, a fifth of a validation otherwise."""
+    return typing.get_type_hints(cls)
+
+
 def _unknown_keys(node: DictConfig, cls: type, prefix: str) -> list[tuple[str, Any, list[str]]]:
     """(dotted key, value, valid names at that level) for every key of `node` its schema lacks,
     descending into fields whose type is itself a schema (metrics.regions, ...)."""
     fields = _fields(cls)
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     found = []
     for key in node.keys():
         if key not in fields:
@@ -166,7 +175,7 @@ def check_known_keys(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
             unknown += _schema_of(node, group)[1]
-    for key, ftype in typing.get_type_hints(Config).items():  # top-level nodes with a schema (accel, dense_cache)
+    for key, ftype in _type_hints(Config).items():  # top-level nodes with a schema (accel, dense_cache)
         node = cfg.get(key)
         if isinstance(node, DictConfig) and isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
             unknown += _unknown_keys(node, ftype, f"{key}.")
