@@ -247,8 +247,45 @@ def _compose_a_run_once() -> None:
     ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
 
 
+class _CompositionRejected(BaseException):
+    """A config Hydra could not compose, on its way to `main` past Hydra's `except Exception`."""
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
+
+
+def _report_composition_errors_once() -> None:
+    """One message per config error. Hydra reports an error while composing itself (its message, the
+    config search path and a hint about HYDRA_FULL_ERROR, then exit 1) before `main` could add
+    prune-cli's line naming the key, the value and what is allowed: two reports of one typo. The
+    errors `as_config_error` translates pass Hydra's `run_and_report` instead, so that `main`
+    prints that one line (which holds Hydra's own text where it names no key); every other error,
+    and every error with HYDRA_FULL_ERROR=1 or under a debugger, is Hydra's to report as before."""
+    from hydra._internal import utils as hydra_utils
+
+    report = hydra_utils.run_and_report
+    if getattr(report, "reports_composition_errors_once", False):
+        return
+
+    def run_and_report(func):
+        def composing():
+            try:
+                return func()
+            except COMPOSITION_ERRORS as err:
+                if hydra_utils._is_env_set("HYDRA_FULL_ERROR") or hydra_utils.is_under_debugger():  # noqa: SLF001
+                    raise
+                raise _CompositionRejected(err) from err
+
+        return report(composing)
+
+    run_and_report.reports_composition_errors_once = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
 _share_config_store_in_repository_copies()
 composition_memo.install()
+_report_composition_errors_once()
 _compose_each_sweep_job_once()
 _compose_a_run_once()
 register_schemas()
@@ -287,6 +324,8 @@ def main() -> None:
         _reject(str(err))
     try:
         hydra_main()
+    except _CompositionRejected as rejected:
+        _reject_composition(rejected.error)
     except SystemExit as stop:
         # Hydra reports an error while composing (printed, then exit 1) from inside its `except`
         # clause, so the error is the exit's implicit context (Python's exception chaining).
@@ -521,4 +560,8 @@ class SweepSummary(Callback):
 
 
 if __name__ == "__main__":
+    # `python -m prune_cli.cli` runs this file as `__main__`, but Hydra imports the sweep callback by
+    # its name, `prune_cli.cli.SweepSummary`: a second copy of the module, whose record of the
+    # folders a sweep made (`_SWEEP_CREATED`) `main` would never see. One module under both names.
+    sys.modules.setdefault("prune_cli.cli", sys.modules[__name__])
     main()

@@ -9,6 +9,9 @@ configs/model/ holds the model options), not taken from the code under test."""
 from __future__ import annotations
 
 import enum
+import os
+import subprocess
+import sys
 from typing import Optional
 
 import pytest
@@ -35,6 +38,7 @@ def test_hydra_config_errors_exit_2_and_create_nothing(tmp_path, args, fragments
     assert line, proc.stderr[-2000:]
     for fragment in fragments:
         assert fragment in line[-1], (fragment, line[-1])
+    assert proc.stderr.strip() == line[-1], "one message, not Hydra's report of the same error before it"
     assert not results.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [], "a rejected config created files"
 
@@ -47,6 +51,23 @@ def test_a_type_error_in_a_sweep_exits_2_and_creates_nothing(tmp_path):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert any("'train.epochs'" in x and "'abc'" in x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:"))
     assert not results.exists(), sorted(str(p) for p in results.rglob("*"))
+
+
+def test_a_rejected_sweep_of_the_module_command_creates_nothing_and_says_it_once(tmp_path):
+    """`python -m prune_cli.cli` in a new interpreter: there the file runs as `__main__` while Hydra
+    imports the sweep's callback as `prune_cli.cli.SweepSummary`. The folders that callback made for
+    the sweep's record (results_dir/.sweeps) must still be removed when the sweep is rejected."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    command = [sys.executable, "-m", "prune_cli.cli", "-m", "train.epochs=2,abc", "results_dir=results"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=work)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip() == (
+        "prune-run: error: Invalid value for config key 'train.epochs': 'abc'. "
+        "Allowed: an integer (TrainConfig.epochs is declared int)."
+    )
+    assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == []
 
 
 def test_with_hydra_full_error_the_traceback_is_kept_and_the_exit_is_still_2(tmp_path):
