@@ -327,8 +327,9 @@ def main() -> None:
     except _CompositionRejected as rejected:
         _reject_composition(rejected.error)
     except SystemExit as stop:
-        # Hydra reports an error while composing (printed, then exit 1) from inside its `except`
-        # clause, so the error is the exit's implicit context (Python's exception chaining).
+        # Where Hydra still reports an error while composing itself (`--info`, which calls its own
+        # reference to `run_and_report`): printed, then exit 1 from inside its `except` clause, so
+        # the error is the exit's implicit context (Python's exception chaining).
         if stop.code == 1 and isinstance(stop.__context__, COMPOSITION_ERRORS):
             _reject_composition(stop.__context__)
         raise
