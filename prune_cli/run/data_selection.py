@@ -117,7 +117,7 @@ def select_training_data(
         )
         return model
 
-    # Training proxies draws from the global streams (their seeds, a model's dropout); restored after,
+    # Training proxies draw from the global streams (their seeds, a model's dropout); restored after,
     # so that the run's model is initialised and trained alike whether the scores were computed or
     # read from the cache (CUDA's too on a GPU, docs/robustness.md "Random streams").
     streams = random_streams.capture(cuda=device.type == "cuda")

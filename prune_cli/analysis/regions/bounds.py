@@ -90,7 +90,9 @@ def montecarlo_rank_log_probs(rows: int, cols: int, density: float, seed: int = 
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """ln sum exp along the last axis; a row of only -inf gives -inf (no term), not NaN."""
+    """ln sum exp along the last axis; a row of only -inf gives -inf (no term), not NaN. Written
+    out rather than scipy.special.logsumexp: the default run computes this bound and loads no scipy
+    (importing it costs about 0.4 s here)."""
     top = a.max(axis=-1, keepdims=True)
     top = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore"):
