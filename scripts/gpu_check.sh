@@ -11,13 +11,20 @@
 # 2. one CIFAR-10-shaped ResNet-20 epoch (5,000 synthetic images) through the runner's training
 #    loop vs a bare PyTorch loop on the same GPU, fp32 / bf16 / channels-last / both
 #    (scripts/bench_gpu_epoch.py);
-# 3. the measured-speedup benchmark of the sparse execution paths (scripts/bench_speedup.py --quick).
+# 3. the default experiment with every metric (`prune-run device=cuda metrics=full`), then a check that
+#    the run recorded device=cuda and a finite value for every metric a CPU run records;
+# 4. the measured-speedup benchmark of the sparse execution paths (scripts/bench_speedup.py --quick;
+#    CPU kernels, measured on the GPU machine's cores).
+#
+# GPU_CHECK_OUT=DIR keeps the run's results and the benchmarks' CSVs there (default: a temporary folder).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 start=$(date +%s)
+OUT_DIR=${GPU_CHECK_OUT:-$(mktemp -d)}
+mkdir -p "$OUT_DIR"
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, report how long it took
   local name=$1 limit=$2 t0
@@ -40,7 +47,10 @@ command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.used,mem
 
 step "pytest -m cuda" 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
 step "2:4 semi-structured kernels on the GPU" 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_sparse_exec.py -k semi_structured
-step "ResNet-20 epoch: runner vs bare loop" 90 "$PY" scripts/bench_gpu_epoch.py --device cuda
-step "measured speedup (bench_speedup --quick)" 120 "$PY" scripts/bench_speedup.py --quick --threads 4
+step "prune-run device=cuda metrics=full" 240 "$PY" -m prune_cli.cli device=cuda metrics=full \
+  results_dir="$OUT_DIR/results" dense_cache.dir="$OUT_DIR/cache" dataset.cache_dir="$OUT_DIR/data"
+step "the GPU run's metrics" 30 "$PY" scripts/check_gpu_run.py "$OUT_DIR/results"
+step "ResNet-20 epoch: runner vs bare loop" 90 "$PY" scripts/bench_gpu_epoch.py --device cuda --csv "$OUT_DIR/gpu_epoch.csv"
+step "measured speedup (bench_speedup --quick)" 120 "$PY" scripts/bench_speedup.py --quick --threads 4 --csv "$OUT_DIR/speedup.csv"
 
-echo "gpu_check: all steps passed in $(($(date +%s) - start)) s"
+echo "gpu_check: all steps passed in $(($(date +%s) - start)) s; results in $OUT_DIR"
