@@ -6,13 +6,13 @@
 #   PYTHON=.venv/bin/python scripts/gpu_check.sh 2>&1 | tee gpu_check.log
 #
 # 1. the test suite's CUDA-marked tests (`pytest -m cuda`: bf16, channels-last, deterministic mode,
-#    torch.compile, pinned transfers and exact resume of a dropout model on the GPU), and the 2:4
-#    semi-structured sparse kernels;
-# 2. one CIFAR-10-shaped ResNet-20 epoch (5,000 synthetic images) through the runner's training
+#    torch.compile, pinned transfers, exact resume of a dropout model on the GPU, and every metric of
+#    metrics=full recording the CPU's values for the same weights), and the 2:4 semi-structured kernels;
+# 2. the default experiment with every metric (`prune-run device=cuda metrics=full`), then a check that
+#    the run recorded device=cuda and a finite value for each family of metrics (scripts/check_gpu_run.py);
+# 3. one CIFAR-10-shaped ResNet-20 epoch (5,000 synthetic images) through the runner's training
 #    loop vs a bare PyTorch loop on the same GPU, fp32 / bf16 / channels-last / both
 #    (scripts/bench_gpu_epoch.py);
-# 3. the default experiment with every metric (`prune-run device=cuda metrics=full`), then a check that
-#    the run recorded device=cuda and a finite value for every metric a CPU run records;
 # 4. the measured-speedup benchmark of the sparse execution paths (scripts/bench_speedup.py --quick;
 #    CPU kernels, measured on the GPU machine's cores).
 #
@@ -45,7 +45,7 @@ fi
 "$PY" -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda, '|', torch.cuda.get_device_name(), 'capability', torch.cuda.get_device_capability(), '| bf16:', torch.cuda.is_bf16_supported())"
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv || true
 
-step "pytest -m cuda" 150 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
+step "pytest -m cuda" 300 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
 step "2:4 semi-structured kernels on the GPU" 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_sparse_exec.py -k semi_structured
 step "prune-run device=cuda metrics=full" 240 "$PY" -m prune_cli.cli device=cuda metrics=full \
   results_dir="$OUT_DIR/results" dense_cache.dir="$OUT_DIR/cache" dataset.cache_dir="$OUT_DIR/data"
