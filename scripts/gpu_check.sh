@@ -7,7 +7,8 @@
 #
 # 1. the test suite's CUDA-marked tests (`pytest -m cuda`: bf16, channels-last, deterministic mode,
 #    torch.compile, pinned transfers, exact resume of a dropout model on the GPU, and every metric of
-#    metrics=full recording the CPU's values for the same weights), and the 2:4 semi-structured kernels;
+#    metrics=full recording the CPU's values for the same weights, the 2:4 semi-structured kernels and
+#    the speedup metric's semi_structured path);
 # 2. the default experiment with every metric (`prune-run device=cuda metrics=full`), then a check that
 #    the run recorded device=cuda and a finite value for each family of metrics (scripts/check_gpu_run.py);
 # 3. one CIFAR-10-shaped ResNet-20 epoch (5,000 synthetic images) through the runner's training
@@ -46,7 +47,6 @@ fi
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu --format=csv || true
 
 step "pytest -m cuda" 300 "$PY" -m pytest -q -m cuda -p no:cacheprovider tests
-step "2:4 semi-structured kernels on the GPU" 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_sparse_exec.py -k semi_structured
 step "prune-run device=cuda metrics=full" 240 "$PY" -m prune_cli.cli device=cuda metrics=full \
   results_dir="$OUT_DIR/results" dense_cache.dir="$OUT_DIR/cache" dataset.cache_dir="$OUT_DIR/data"
 step "the GPU run's metrics" 30 "$PY" scripts/check_gpu_run.py "$OUT_DIR/results"

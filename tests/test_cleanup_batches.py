@@ -85,7 +85,8 @@ def test_crop_flip_matches_a_per_image_computation():
         assert torch.equal(out[i], crop.flip(2) if flip[i] else crop)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (scripts/gpu_check.sh)")
 def test_cuda_batches_equal_the_cpu_batches():
     x, y = torch.randn(50, 3, 8, 8), torch.arange(50)
     cpu = list(iterate_batches(x, y, 16, torch.Generator().manual_seed(2), augment=True))

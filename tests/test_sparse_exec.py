@@ -128,6 +128,7 @@ def test_semi_structured_is_refused_with_the_reason_without_a_cuda_gpu():
         to_semi_structured(MLP(64, [64], 32))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(bool(NO_SEMI_STRUCTURED), reason=f"2:4 semi-structured kernels: {NO_SEMI_STRUCTURED}")
 def test_semi_structured_2_4_on_cuda():
     """2:4 masks (method.structure=nm, 2:4) on sparse tensor cores compute the masked model's

@@ -144,6 +144,48 @@ def test_speedup_arithmetic_and_below_one_log(monkeypatch, caplog, tmp_path):
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
+def _fake_semi_structured(monkeypatch):
+    """2:4 kernels "available" on this CPU: the semi_structured copy is the masked model in float16
+    (what prune_cli/models/sparse.to_semi_structured builds, less the sparse kernels)."""
+    import prune_cli.models.sparse as sparse
+
+    def half_copy(model, dtype=torch.float16):
+        report = sparse.SparseReport()
+        report.layouts["net.1"] = "semi_structured"
+        return copy.deepcopy(model).to(dtype).eval(), report
+
+    monkeypatch.setattr(sparse, "semi_structured_unavailable", lambda device=None: "")
+    monkeypatch.setattr(sparse, "to_semi_structured", half_copy)
+
+
+@pytest.mark.parametrize(
+    "float16_ms, same_dtype, best",
+    [(2.0, 4 / 3, 4 / 3), (1.0, 2 / 3, 1.0)],  # 2:4 beats float16 dense by 4/3x; loses to it (best: none)
+)
+def test_semi_structured_is_judged_against_the_model_in_its_own_float16(monkeypatch, tmp_path, float16_ms, same_dtype, best):
+    """The 2:4 kernels run in float16, the dense model in float32: dense / 2:4 mixes the dtype's gain
+    (tensor cores) with the sparsity's. The float16 masked model is timed beside them, and the
+    sparsity's own gain (float16 dense / 2:4) is reported and decides the best sparse path."""
+    _fake_semi_structured(monkeypatch)
+    ctx, *_ = pruned_context(tmp_path, "unstructured")
+    fixed = {"dense": 10.0, "masked_dense": 10.0, "sparse_csr": 20.0, "float16_dense": float16_ms, "semi_structured": 1.5}
+    monkeypatch.setattr(
+        speedup_module, "_time_interleaved", lambda models, inputs, w, r: {n: np.full(r, fixed.get(n, 40.0) / 1e3) for n in models}
+    )
+    out = METRICS.get("speedup")(ctx, "pruned", node())
+    rows = pd.DataFrame(out.tables["speedup.csv"])
+    timed = rows[~rows.note.str.startswith("absent")]
+    assert {"float16_dense", "semi_structured"} <= set(timed.path)
+    assert (timed[timed.path.isin(["float16_dense", "semi_structured"])].max_abs_diff < 1e-2).all()  # float16 outputs checked
+    values = {s["metric"]: s["value"] for s in out.scalars}
+    assert values["speedup_semi_structured_large"] == pytest.approx(10.0 / 1.5)  # against the float32 dense model
+    assert values["speedup_float16_dense_large"] == pytest.approx(10.0 / float16_ms)
+    assert values["speedup_semi_structured_same_dtype_large"] == pytest.approx(same_dtype)
+    assert values["speedup_best_large"] == pytest.approx(best)
+    semi_note = timed[timed.path == "semi_structured"].note.iloc[0]
+    assert f"{same_dtype:.2f}x over float16_dense" in semi_note
+
+
 def test_a_disagreeing_path_is_an_error(monkeypatch, tmp_path):
     ctx, model, dense, masks = pruned_context(tmp_path, "unstructured")
     wrong = copy.deepcopy(model)
@@ -222,6 +264,7 @@ def test_channel_pruning_gets_the_compact_path_and_saves_it(tmp_path):
         torch.testing.assert_close(rebuilt(x), model.eval()(x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(bool(semi_structured_unavailable()), reason=f"2:4 semi-structured kernels: {semi_structured_unavailable()}")
 def test_semi_structured_path_on_cuda(tmp_path):
     """On a GPU with sparse tensor cores a 2:4 run gets the semi_structured path, whose float16
@@ -240,7 +283,9 @@ def test_semi_structured_path_on_cuda(tmp_path):
     ctx = dataclasses.replace(ctx, device=torch.device("cuda"))
     rows = METRICS.get("speedup")(ctx, "pruned", node(batch_size=64)).tables["speedup.csv"]
     semi = [r for r in rows if r["path"] == "semi_structured"]
-    assert len(semi) == 2 and all(r["note"] == "1 layers 2:4 (float16)" and r["speedup"] > 0 for r in semi)
+    assert len(semi) == 2 and all(r["note"].startswith("1 layers 2:4 (float16); ") and r["speedup"] > 0 for r in semi)
+    half = [r for r in rows if r["path"] == "float16_dense"]
+    assert len(half) == 2 and all(r["speedup"] > 0 for r in half)  # (its agreement is checked by the metric: it raises)
 
 
 def test_metrics_full_enables_a_cheap_speedup_setting():
