@@ -1,4 +1,4 @@
-"""Checks the results folder of `prune-run device=cuda metrics=full` (step 3 of scripts/gpu_check.sh).
+"""Checks the results folder of `prune-run device=cuda metrics=full` (step 2 of scripts/gpu_check.sh).
 
 A metric that fails on CUDA tensors stops the run, so the run's exit status already covers crashes;
 this checks what a run could get wrong without crashing: that it recorded the device it ran on, that
