@@ -222,8 +222,6 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                 gain = float(np.median(times["float16_dense"])) / float(np.median(t))
                 note += f"; {gain:.2f}x over float16_dense"
                 scalars.append({"split": "model", "metric": f"speedup_semi_structured_same_dtype_{label}", "value": gain})
-            if name != "dense":
-                gains[name] = gain
             rows.append(
                 {
                     "path": name,
@@ -241,6 +239,7 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                 }
             )
             if name != "dense":
+                gains[name] = gain
                 scalars.append({"split": "model", "metric": f"speedup_{name}_{label}", "value": ratio})
                 if name not in NOT_SPARSE and gain > best[1]:
                     best = (name, gain)

@@ -57,12 +57,6 @@ def _remember(memo: OrderedDict, key: tuple, value: Any) -> None:
         memo.popitem(last=False)
 
 
-def _folder_state(path: str) -> str:
-    """A digest of every file under a config folder: its relative path and its bytes (not its
-    modification time, which a quick rewrite of a file may leave unchanged)."""
-    return tree_digest(path)
-
-
 def _plugin_state() -> tuple:
     from ..core import plugins
     from ..metrics import metrics_config  # every composition reads it (`metrics/base`)
@@ -84,7 +78,7 @@ def _sources_state(repo) -> tuple:
         scheme = source.scheme()
         item: tuple = (scheme, source.provider, source.path)
         if scheme == "file":
-            item += (_folder_state(source.path),)
+            item += (tree_digest(source.path),)  # paths and bytes, not modification times
         elif scheme == "structured":
             item += (_STORE_GENERATION[0],)
         elif scheme == SCHEME:
