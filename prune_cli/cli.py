@@ -30,12 +30,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .core import interrupts, plugins, threads
-from .core.atomic_io import atomic_write_text
+from .core.checks import directory_problem
+from .core.atomic_io import atomic_write_bytes, atomic_write_text
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
 from .run import composition_memo
 from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
+from .run.override_checks import check_overrides
 from .run.prevalidate import checked_model, register_schemas, validate
 
 log = logging.getLogger("prune_cli")
@@ -60,27 +62,14 @@ def _mode(root: DictConfig):
 
 
 def usable_results_dir(path: str) -> str | None:
-    """Why `results_dir` cannot hold results, or None when it can (exists as a writable directory,
-    or can be created: its nearest existing ancestor is a writable directory)."""
-    p = Path(path).expanduser()
-    if p.exists() or p.is_symlink():
-        if not p.is_dir():
-            return f"{path} exists and is not a directory"
-        if not os.access(p, os.W_OK | os.X_OK):
-            return f"{path} is not writable"
-        return None
-    parent = p.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{path} cannot be created: {parent} is not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{path} cannot be created: {parent} is not writable"
-    return None
+    """Why `results_dir` cannot hold results, or None when it can (prune_cli/core/checks.py)."""
+    return directory_problem(path)
 
 
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
 _SWEEP_CREATED: list[Path] = []  # results_dir and results_dir/.sweeps when the current sweep created them
+# (runs/multirun.yaml, its bytes before the current sweep or None): a rejected sweep puts them back
+_MULTIRUN_YAML: list[tuple[Path, bytes | None]] = []
 
 
 def _runs_dir(*, _root_: DictConfig) -> str:
@@ -170,6 +159,56 @@ def _compose_each_sweep_job_once() -> None:
 
     load_sweep_config.composes_each_job_once = True  # type: ignore[attr-defined]
     ConfigLoaderImpl.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
+
+
+SWEEP_REJECTIONS_LISTED = 10  # rejected jobs named one by one; the rest are counted
+
+
+class SweepRejected(PruneCliError):
+    """Jobs of a sweep whose configs the pre-run pass rejects, found before any job ran."""
+
+
+def _validate_every_sweep_job_first() -> None:
+    """A sweep runs only when every one of its jobs passes the pre-run pass. Hydra's sweeper composes
+    the jobs of a batch before launching it (`validate_batch_is_legal`), which rejects an override
+    Hydra cannot compose; a value the pre-run pass rejects (`sparsity=0.5,1.5`, `+train.epoch=1,2`)
+    used to be found only when its job ran, after the jobs before it had trained, and left a run
+    directory with `failed.json`. This wraps that check: at its first call of a sweep it composes
+    every job of every batch (the copies are what the launcher runs, `_compose_each_sweep_job_once`)
+    and validates each; any rejected job stops the sweep before its first run with one message
+    listing every rejected job (exit 2; nothing created, as for a composition error). Failures that
+    only a running job can find (divergence, a file's content) are still recorded per job."""
+    from hydra.plugins.sweeper import Sweeper
+
+    check_batch = Sweeper.validate_batch_is_legal
+    if getattr(check_batch, "validates_every_job_first", False):
+        return
+
+    def validate_batch_is_legal(self, batch) -> None:
+        if getattr(self, "_prune_cli_jobs_validated", False):
+            return
+        self._prune_cli_jobs_validated = True
+        loader = self.hydra_context.config_loader if getattr(self, "hydra_context", None) else self.config_loader
+        batches = getattr(self, "overrides", None) or [batch]  # the basic sweeper's batches, all of them
+        jobs = [list(job) for one in batches for job in one]
+        common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
+        rejected = []
+        for number, overrides in enumerate(jobs, 1):
+            job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
+            try:
+                validate(job)
+            except PruneCliError as err:
+                swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
+                rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
+        if rejected:
+            listed = rejected[:SWEEP_REJECTIONS_LISTED]
+            if len(rejected) > len(listed):
+                listed.append(f"... and {len(rejected) - len(listed)} more")
+            head = f"{len(rejected)} of {len(jobs)} jobs of the sweep rejected; no job ran"
+            raise _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
+
+    validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
+    Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
 
 
 # A single run's composition made while Hydra asked for the run mode, for Hydra's run: (loader id, config
@@ -287,6 +326,7 @@ _share_config_store_in_repository_copies()
 composition_memo.install()
 _report_composition_errors_once()
 _compose_each_sweep_job_once()
+_validate_every_sweep_job_first()
 _compose_a_run_once()
 register_schemas()
 for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
@@ -319,6 +359,7 @@ def main() -> None:
     first: it is read when torch loads (prune_cli/core/threads.py)."""
     threads.quiet_openmp_wait(os.environ)
     try:
+        check_overrides(sys.argv[1:])
         plugins.add_modules(command_line_plugins(sys.argv[1:]))
     except PruneCliError as err:
         _reject(str(err))
@@ -346,16 +387,19 @@ def _reject_composition(err: Exception) -> None:
     path = os.environ.pop(SWEEP_RECORD_ENV, None)
     if path and Path(path).is_file() and not Path(path).read_text().strip():  # no job ran
         Path(path).unlink()
-    runs = _CREATED[-1] if _CREATED else None
-    if runs is not None and runs.is_dir() and [p.name for p in runs.iterdir()] == ["multirun.yaml"]:
-        (runs / "multirun.yaml").unlink()
+    for record, before in _MULTIRUN_YAML:  # the sweeper wrote it before it composed the jobs
+        if before is None:
+            record.unlink(missing_ok=True)
+        elif not record.is_file() or record.read_bytes() != before:
+            atomic_write_bytes(record, before)
+    _MULTIRUN_YAML.clear()
     for folder in sorted({*_CREATED, *_SWEEP_CREATED}, key=lambda p: -len(p.parts)):  # deepest first
         try:
             folder.rmdir()
         except OSError:
             pass  # not empty: a run or another sweep's record is in it
     _SWEEP_CREATED.clear()
-    _reject(str(as_config_error(err, sys.argv[1:])))
+    _reject(str(err if isinstance(err, PruneCliError) else as_config_error(err, sys.argv[1:])))
 
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
@@ -532,6 +576,8 @@ class SweepSummary(Callback):
         if usable_results_dir(str(config.results_dir)) is not None:
             return  # the run directories' resolver reports it
         _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]
+        record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"  # Hydra's sweeper rewrites it next
+        _MULTIRUN_YAML[:] = [(record, record.read_bytes() if record.is_file() else None)]
         folder.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = folder / f"{stamp}-{os.getpid()}.jsonl"

@@ -23,6 +23,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 from prune_cli.analysis.recall_distortion import (  # noqa: E402
     load_predictions,
     randomisation_null,
@@ -52,7 +53,7 @@ def main() -> None:
             *args.overrides,
         ]
         print("$", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     rd = pd.read_csv(args.results / "recall_distortion.csv")

@@ -25,6 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 
 
 # (method, allocation) pairs compared; allow_collapse so that a collapsed layer is a data point, not an abort.
@@ -51,7 +53,7 @@ def run(results_dir: Path, method: str, allocation: str, sparsities: str, seeds:
     ]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run(cmd, check=True, cwd=REPO, env=env)
+    subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, env=env)
 
 
 def table(results_dir: Path) -> pd.DataFrame:

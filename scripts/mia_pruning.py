@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 
 METHODS = {
     "magnitude": ["schedule=oneshot"],
@@ -60,7 +62,7 @@ def run(results_dir: Path, method: str, args: argparse.Namespace) -> None:
     cmd += [f"sparsity={sparsities}", f"seed={args.seeds}", *args.overrides]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run(cmd, check=True, cwd=REPO, env=env)
+    subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, env=env)
 
 
 METRICS = {"accuracy": "test", "mia_loss_auc": "membership", "mia_loss_accuracy": "membership", "mia_confidence_auc": "membership"}

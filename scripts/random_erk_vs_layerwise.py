@@ -21,6 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
+
 ALLOCATIONS = ["erk", "layerwise"]
 
 
@@ -50,7 +54,7 @@ def main() -> None:
         *overrides,
     ]
     print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    subprocess.run(last_value_wins(cmd), check=True)
     df = pd.read_csv(results / "runs.csv")
     df = df[(df["name"] == "random_erk_vs_layerwise") & (df["split"] == "test") & (df["metric"] == "accuracy")]
     df = df.drop_duplicates(["run_id", "phase"], keep="last")

@@ -39,6 +39,9 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
+
 BASELINE = "oneshot/magnitude"
 STEPS_PER_EPOCH = math.ceil(7199 / 128)  # MNIST-1D's default training split (7199 examples), batch 128
 
@@ -112,7 +115,7 @@ def run(results_dir: Path, overrides: list[str], sparsities: str, seeds: str, ex
     ]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run(cmd, check=True, cwd=REPO, env=env)
+    subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, env=env)
 
 
 def accuracies(results_dir: Path) -> pd.DataFrame:

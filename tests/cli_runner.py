@@ -299,5 +299,7 @@ def start_forked(
     """`prune-run argv... results_dir=<results_dir>` forked (ForkedRun), from `cwd` (default: results_dir's
     parent), with one OpenMP thread and Hydra's short error messages like conftest.run_cli, and `env`
     added (a value None removes the variable)."""
+    from prune_cli.run.override_checks import last_value_wins
+
     full_env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    return ForkedRun([*argv, f"results_dir={results_dir}"], cwd or results_dir.parent, full_env)
+    return ForkedRun(last_value_wins([*argv, f"results_dir={results_dir}"]), cwd or results_dir.parent, full_env)

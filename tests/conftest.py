@@ -50,7 +50,12 @@ STARTING_PYTHONPATH = os.environ.get("PYTHONPATH")
 
 
 def run_cli(
-    args: list[str], results_dir: Path, check: bool = True, timeout: int = 300, separate_process: bool = False
+    args: list[str],
+    results_dir: Path,
+    check: bool = True,
+    timeout: int = 300,
+    separate_process: bool = False,
+    keep_repeats: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run `prune-run args... results_dir=<results_dir>` from results_dir's parent folder, with one
     OpenMP thread and Hydra's short error messages; return its exit code, stdout and stderr.
@@ -60,9 +65,14 @@ def run_cli(
     (`python -m prune_cli.cli`) is used where the process is the point (`separate_process=True`),
     and always for outside plugins (`plugins=[...]`, a changed PYTHONPATH), whose imports cannot be
     undone in-process (nor in a forked child: the parent's caches, such as the metrics schema, were
-    built without them). `timeout` applies to subprocesses."""
+    built without them). `timeout` applies to subprocesses. A key given twice keeps its last value
+    (`last_value_wins`) unless `keep_repeats`."""
     env = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     argv = [*args, f"results_dir={results_dir}"]
+    if not keep_repeats:
+        from prune_cli.run.override_checks import last_value_wins
+
+        argv = last_value_wins(argv)
     outside_plugins = os.environ.get("PYTHONPATH") != STARTING_PYTHONPATH or any(a.lstrip("+").startswith("plugins=") for a in args)
     if separate_process or outside_plugins:
         cmd = [sys.executable, "-m", "prune_cli.cli", *argv]

@@ -162,9 +162,10 @@ def test_submitit_local_sweep_of_two_runs(tmp_path):
 
 @pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
 def sweep_with_failures(tmp_path_factory):
-    """One sweep of four runs: lr 1e12 diverges, sparsity 1.5 is rejected by validation, one completes."""
+    """One sweep of four runs: the two with lr 1e12 diverge, the two with lr 0.05 complete. (A value the
+    pre-run pass rejects stops the whole sweep before its first run: tests/test_rejected_overrides.py.)"""
     results = tmp_path_factory.mktemp("failures") / "results"
-    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,1.5"], results, check=False)
+    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,0.6"], results, check=False)
     failed = {json.loads(p.read_text())["error_type"]: json.loads(p.read_text()) for p in results.glob("runs/*/failed.json")}
     return results, proc, failed
 
@@ -172,11 +173,11 @@ def sweep_with_failures(tmp_path_factory):
 def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
     results, proc, failed = sweep_with_failures
     assert proc.returncode == 1  # cluster scripts that check the exit code see the failures
-    assert "prune-run: 3 of 4 runs failed:" in proc.stderr
+    assert "prune-run: 2 of 4 runs failed:" in proc.stderr
     for path in results.glob("runs/*/failed.json"):  # each failed run is listed with its reason
         assert f"  {path.parent}: {json.loads(path.read_text())['error_type']}: " in proc.stderr
-    assert len(_complete_runs(results)) == 1
-    assert len(list(results.glob("runs/*/failed.json"))) == 3
+    assert len(_complete_runs(results)) == 2
+    assert len(list(results.glob("runs/*/failed.json"))) == 2
     assert not any((p.parent / "COMPLETE").exists() for p in results.glob("runs/*/failed.json"))
     record = failed["TrainingDiverged"]
     assert record["status"] == "failed" and record["config_error"] is False
@@ -184,7 +185,7 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
     assert "Traceback" in record["traceback"]
     out = proc.stdout + proc.stderr
     assert "failed (TrainingDiverged" in out and "the sweep goes on" in out
-    _check_shared_rows(results, 1)
+    _check_shared_rows(results, 2)
 
 
 def test_allow_failures_keeps_exit_code_zero(tmp_path):
@@ -194,25 +195,18 @@ def test_allow_failures_keeps_exit_code_zero(tmp_path):
     assert not (results / ".sweeps").exists()  # the sweep's record of outcomes is removed at the end
 
 
-def test_config_error_in_a_sweep_is_recorded(sweep_with_failures):
-    results, proc, failed = sweep_with_failures
-    record = failed["ConfigError"]
-    assert record["config_error"] is True and "'sparsity': 1.5" in record["message"]
-    assert "'sparsity': 1.5" in proc.stderr
-
-
 def test_a_completed_rerun_removes_failed_json(sweep_with_failures, tmp_path):
     import shutil
 
     results = tmp_path / "results"
     shutil.copytree(sweep_with_failures[0], results)  # results_dir is not part of the run id
-    [run_dir] = _complete_runs(results)
+    [run_dir] = [d for d in _complete_runs(results) if "-s0.5-" in d.name]
     (run_dir / "COMPLETE").unlink()  # as if an earlier attempt had failed at the very end
     (run_dir / "failed.json").write_text("{}")
     run_cli([*FAST, "train.lr=0.05", "sparsity=0.5"], results)
     assert (run_dir / "COMPLETE").exists() and not (run_dir / "failed.json").exists()
     shared = pd.read_csv(results / "runs.csv")  # SHARED_APPENDED kept the rows from being appended twice
-    assert shared.run_id.nunique() == 1 and not shared.duplicated(["phase", "split", "metric"]).any()
+    assert shared.run_id.nunique() == 2 and not shared.duplicated(["run_id", "phase", "split", "metric"]).any()
 
 
 def test_fail_fast_stops_the_sweep(tmp_path):
@@ -267,7 +261,7 @@ def test_preempted_submitit_job_is_requeued_and_resumes(tmp_path):
     os.kill(task, signal.SIGUSR2)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    [run_dir] = _complete_runs(results)
+    [run_dir] = [d for d in _complete_runs(results) if "-s0.5-" in d.name]
     err = "".join(p.read_text() for p in (results / ".submitit").glob("*/*_log.err"))
     assert "preempted" in err
     assert "resuming run" in (run_dir / "prune-run.log").read_text()

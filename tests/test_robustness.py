@@ -106,16 +106,16 @@ def test_a_rejected_run_creates_nothing_anywhere(tmp_path, rejected_console_run)
     assert list(work.iterdir()) == [] and list(tmp_path.iterdir()) == [work]  # not even results_dir
 
 
-def test_an_unsafe_name_in_a_sweep_stays_inside_results_dir(tmp_path):
+def test_an_unsafe_name_in_a_sweep_stops_the_sweep_and_creates_nothing(tmp_path):
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
     results_dir = work / "results"
     proc = run_cli(["-m", *FAST, "name=../../x,ok", "train.epochs=1"], results_dir, check=False)
-    assert proc.returncode == 1 and "1 of 2 runs failed" in proc.stderr
-    outside = [p for p in tmp_path.rglob("*") if results_dir not in p.parents and p != results_dir]
-    assert sorted(str(p.relative_to(tmp_path)) for p in outside) == ["a", "a/b"]
-    [failed] = results_dir.glob("runs/invalid-name-*/failed.json")
-    assert "'name': '../../x'" in failed.read_text()
+    # Every job is validated before the first runs: the sweep stops, nothing is created anywhere
+    # (before, the `ok` job ran and the unsafe one left runs/invalid-name-*/failed.json).
+    assert proc.returncode == 2 and "1 of 2 jobs of the sweep rejected; no job ran" in proc.stderr
+    assert "'name': '../../x'" in proc.stderr
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["a", "a/b"]
 
 
 def test_unusable_results_dir_is_one_message(tmp_path):

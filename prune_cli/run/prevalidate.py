@@ -18,7 +18,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.checks import check, choice, finite, fraction, positive_int
+from ..core.checks import check, choice, finite, fraction, usable_directory
 from ..core import plugins
 from ..core.accel import AccelConfig
 from ..core.config_base import Config, declared_input, run_checks
@@ -106,6 +106,9 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
 
 
 # ----------------------------------------------------------------------------- unknown keys
+
+# The largest seed: seeds are stored as 64-bit signed integers (torch.manual_seed, the tables' seed column).
+MAX_SEED = 2**63 - 1
 
 GROUPS = ("dataset", "model", "method", "schedule", "train", "finetune", "metrics", "data_pruning")
 GROUP_SCHEMA = {"finetune": "train"}  # finetune options use the train schema
@@ -364,11 +367,14 @@ def validate(cfg: DictConfig) -> None:
         "they are indexed before the config is composed, so a config file cannot add them",
     )
     fraction(cfg, "sparsity", 0.0, 1.0)
-    positive_int(cfg, "seed", minimum=0)
+    seed = cfg.seed
+    check(isinstance(seed, int) and 0 <= seed <= MAX_SEED, "seed", seed, f"an integer in [0, {MAX_SEED}] (2^63 - 1)")
     choice(cfg, "device", {"auto", "cpu", "cuda"})
     threads = cfg.get("threads", "auto")
     check(valid_threads(threads), "threads", threads, "auto or a positive integer (torch intra-op threads)")
-    check(bool(cfg.results_dir), "results_dir", cfg.results_dir, "a non-empty path")
+    usable_directory(cfg, "results_dir")
+    if cfg.dense_cache.enabled:
+        usable_directory(cfg, "dense_cache.dir")
     check(
         safe_name(cfg.name),
         "name",

@@ -1,0 +1,90 @@
+"""Command-line overrides that Hydra accepts but that would change or mislabel an experiment silently.
+
+Checked on `prune-run`'s arguments before Hydra composes anything, so a rejected override exits 2 with
+one line and creates nothing (docs/robustness.md, "Bad input"):
+
+- a key given twice with two values (`sparsity=0.5 ... sparsity=0.8`): Hydra keeps the last one without
+  a word, so a forgotten earlier value changes the run; one value per key (a sweep is
+  `-m sparsity=0.5,0.8`); the same value twice changes nothing and passes;
+- a deletion (`~dense_cache`, `~method`): every key of prune-cli's config has a schema and a default,
+  and code that finds a key missing either falls back to that default unseen or fails after the
+  run directory exists; a key is set, never deleted (Hydra's own `~hydra.*` settings excepted);
+- `<group>.name=X` for a group whose option is chosen by name (`method.name=snip`): it relabels the
+  option without choosing it (a magnitude run recorded as snip) or leaves the schema of one option
+  under another's name; the option is chosen with `<group>=X`.
+"""
+
+from __future__ import annotations
+
+from ..core.errors import ConfigError
+
+# Groups whose option (its YAML, its schema and its code) is chosen by `<group>=<option>`; the option's
+# `name` is its own label, set by its YAML.
+NAMED_GROUPS = ("dataset", "model", "method", "schedule", "data_pruning")
+
+
+def _overrides(args: list[str]) -> list:
+    """Hydra's parse of the override arguments among `args` (its own argument parser and override
+    grammar); nothing when they do not parse: Hydra reports that itself."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        known, _ = get_args_parser().parse_known_args(args)
+    except SystemExit:  # a malformed flag: Hydra's own parser reports it
+        return []
+    try:
+        return OverridesParser.create().parse_overrides(list(known.overrides or []))
+    except Exception:  # noqa: BLE001 - an override Hydra cannot parse: reported by Hydra's path (exit 2)
+        return []
+
+
+def check_overrides(args: list[str]) -> None:
+    """Raise ConfigError for the first override among `args` that repeats a key with another value,
+    deletes a key, or sets a named group's `name`."""
+    seen: dict[str, str] = {}
+    for override in _overrides(args):
+        key = override.get_key_element().lstrip("+~")
+        text = override.input_line or key
+        value = text.partition("=")[2]
+        if override.is_delete() and not key.startswith("hydra"):
+            raise ConfigError(
+                key,
+                text,
+                f"a value: prune-cli does not delete config keys; set {key} to the value you want, or leave it out for its default",
+            )
+        group, _, leaf = key.partition(".")
+        if group in NAMED_GROUPS and leaf == "name":
+            raise ConfigError(
+                key,
+                value,
+                f"no override: {key} is the label its option's YAML sets; choose the option itself with "
+                f"{group}={value} (prune-run --help lists the options of each group)",
+            )
+        if key in seen and seen[key].lstrip("+").partition("=")[2] != value:
+            raise ConfigError(
+                key,
+                f"{seen[key]} and then {text}",
+                f"one value per key: give {key} once (a sweep over values is -m {key}=a,b)",
+            )
+        seen[key] = text
+
+
+def last_value_wins(args: list[str]) -> list[str]:
+    """`args` with each override key once, at its first place, holding its last value: for a script
+    that adds a user's overrides to its own (`scripts/*.py ... train.epochs=10`), where the later
+    value is meant to replace the earlier (prune-run itself rejects a key given two values)."""
+
+    def key(arg: str) -> str | None:
+        return arg.split("=", 1)[0].lstrip("+") if "=" in arg and not arg.startswith("-") else None
+
+    last = {key(a): a for a in args if key(a) is not None}
+    kept, seen = [], set()
+    for arg in args:
+        k = key(arg)
+        if k is None:
+            kept.append(arg)
+        elif k not in seen:
+            seen.add(k)
+            kept.append(last[k])
+    return kept

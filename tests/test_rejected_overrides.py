@@ -1,0 +1,122 @@
+"""Inputs an audit found accepted (or accepted too late) that must stop before any work: exit 2, one line
+naming the key and the value, nothing created and a finished results folder byte-identical
+(docs/robustness.md, "Bad input"). Each case ran, relabelled a run or wrote into a finished one before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import FAST, run_cli
+
+pytestmark = pytest.mark.xdist_group("rejected_overrides")
+
+
+def _snapshot(folder):
+    """Every file's bytes and every directory under `folder`: what 'byte-identical' compares."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A results folder holding one finished run (the FAST default experiment)."""
+    results = tmp_path_factory.mktemp("finished") / "results"
+    run_cli([*FAST], results)
+    return results
+
+
+@pytest.fixture
+def results(finished, tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(finished, copy)
+    return copy
+
+
+def _rejected(args, results, key):
+    before = _snapshot(results)
+    proc = run_cli(args, results, check=False, keep_repeats=True)
+    assert proc.returncode == 2, proc.stderr
+    assert f"'{key}'" in proc.stderr and "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert _snapshot(results) == before  # nothing written, nothing created, nothing rewritten
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["~dense_cache"], "dense_cache"),  # ran, and rewrote the finished run's .hydra files
+        (["~shared_results"], "shared_results"),  # internal error, failed.json in the finished run
+        (["~method"], "method"),  # Hydra's AssertionError traceback
+        (["~threads"], "threads"),  # ran with the default, unseen
+        (["method.name=snip"], "method.name"),  # a magnitude run recorded as snip
+        (["schedule.name=lottery_ticket"], "schedule.name"),  # oneshot's settings recorded as lottery_ticket
+        (["dataset.name=mnist"], "dataset.name"),  # internal error after the run directory existed
+        (["sparsity=0.5", "sparsity=0.8"], "sparsity"),  # the last one won, silently
+        (["method=random", "method=snip"], "method"),
+        (["seed=1", "+seed=2"], "seed"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_overrides_that_delete_relabel_or_repeat_a_key_are_rejected(results, args, key):
+    _rejected([*FAST, *args], results, key)
+
+
+def test_a_repeated_key_names_both_values(results):
+    err = _rejected([*FAST, "seed=1", "seed=2"], results, "seed")
+    assert "seed=1 and then seed=2" in err and "-m seed=a,b" in err
+
+
+def test_a_key_repeated_with_the_same_value_changes_nothing_and_runs(tmp_path):
+    proc = run_cli(["--cfg", "job", *FAST, "seed=3", "seed=3"], tmp_path / "r", keep_repeats=True)
+    assert "seed: 3" in proc.stdout
+
+
+def test_a_relabelled_group_says_how_to_choose_the_option(results):
+    err = _rejected([*FAST, "method.name=snip"], results, "method.name")
+    assert "method=snip" in err
+
+
+@pytest.mark.parametrize("value", ["", "file", "/proc/no-such-dir"], ids=["empty", "a-file", "uncreatable"])
+def test_an_unusable_dense_cache_dir_is_rejected_before_any_work(results, tmp_path, value):
+    # Before: '' wrote the dense cache into the current directory; /proc/... failed after the data
+    # was loaded, with a run directory and a message naming no key.
+    if value == "file":
+        value = str(tmp_path / "a-file")
+        (tmp_path / "a-file").write_text("")
+    err = _rejected([*FAST, f"dense_cache.dir={value}"], results, "dense_cache.dir")
+    assert "a directory prune-run can write or create" in err
+
+
+def test_an_uncreatable_results_dir_is_rejected_as_results_dir():
+    # os.access says yes to root on /proc; creating a directory there is what fails. The message names
+    # results_dir (before: dense_cache.dir, whose default lies inside it).
+    proc = run_cli([*FAST], Path("/proc/no-such-dir"), check=False)
+    assert proc.returncode == 2 and "'results_dir'" in proc.stderr and "cannot be created" in proc.stderr
+
+
+def test_a_seed_beyond_64_bits_is_rejected(results):
+    # Before: accepted, then torch.manual_seed overflowed after the run directory was created.
+    err = _rejected([*FAST, f"seed={2**64}"], results, "seed")
+    assert str(2**63 - 1) in err
+
+
+def test_a_sweep_with_one_rejected_job_runs_none_of_them(results):
+    # Before: the 0.5 job trained and finished, then the 1.5 job left a run directory with failed.json,
+    # and runs/multirun.yaml was added to the finished folder.
+    err = _rejected(["-m", *FAST, "sparsity=0.5,1.5"], results, "sparsity")
+    assert "1 of 2 jobs of the sweep rejected; no job ran" in err and "job 2 of 2 (sparsity=1.5" in err
+
+
+def test_a_sweep_with_an_unknown_key_in_every_job_lists_ten_and_counts_the_rest(results):
+    err = _rejected(["-m", *FAST, "seed=0,1,2,3,4,5,6,7,8,9,10,11", "+train.epoch=3"], results, "train.epoch")
+    assert "12 of 12 jobs of the sweep rejected" in err and "... and 2 more" in err
+    assert err.count("Unknown config key 'train.epoch'") == 10
+
+
+def test_a_sweep_hydra_cannot_compose_leaves_a_finished_folder_byte_identical(results):
+    # Before: runs/multirun.yaml was added (or an earlier sweep's replaced) although nothing ran.
+    (results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected(["-m", *FAST, "method=magnitude,lookahed"], results, "method")
