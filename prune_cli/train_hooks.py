@@ -91,6 +91,13 @@ class TrainHook:
         """The masks the phase leaves (pruned weights are zeroed and stay zero afterwards); None: none."""
         return None
 
+    def tables(self) -> dict[str, list[dict]]:
+        """The hook's own result tables, {per-run file name: rows}, read once after `final_masks()`.
+        The run adds its context, the step's phase and provenance to every row and writes them like
+        a metric's table (prune_cli/run/recorder.py `add`), so they reach the shared tables and every
+        row says which run it came from (README "CSV columns"); a hook never writes a CSV itself."""
+        return {}
+
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts of them
         (the checkpoint is read with `torch.load(weights_only=True)`)."""

@@ -168,6 +168,20 @@ def test_class_balanced_run_end_to_end_with_worst_class_recall(tmp_path):
     run_cli([*FAST, "data_pruning=class_balanced", "data_pruning.keep=0.3"], results)
     (run_dir,) = (results / "runs").iterdir()
     table = pd.read_csv(run_dir / "data_pruning.csv")
+    # README "CSV columns": the run context first, provenance last; the shared table holds the same rows
+    from prune_cli.core.tables import CONTEXT_COLUMNS, PROVENANCE_COLUMNS
+
+    columns = list(table.columns)
+    assert (
+        columns[: len(CONTEXT_COLUMNS) + 1] == CONTEXT_COLUMNS + ["phase"]
+        and columns[-len(PROVENANCE_COLUMNS) :] == PROVENANCE_COLUMNS
+    )
+    assert (table.run_id == run_dir.name).all() and (table.phase == "data_pruning").all() and (table.rule == "class_balanced").all()
+    context = pd.read_csv(run_dir / "metrics.csv")[CONTEXT_COLUMNS].drop_duplicates()  # the same run context as the metrics rows
+    assert len(context) == 1 and context.iloc[0]["dense_cache"] == "miss"  # (dense_cache is known after the dense step)
+    pd.testing.assert_frame_equal(table[CONTEXT_COLUMNS].drop_duplicates().reset_index(drop=True), context.reset_index(drop=True))
+    text = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in (run_dir / "data_pruning.csv", results / "data_pruning.csv")]
+    pd.testing.assert_frame_equal(*text)
     kept = round(0.3 * table.available.sum())
     assert table.kept.sum() == kept and table.kept.max() - table.kept.min() <= 1
     assert f"kept {kept} of {table.available.sum()} training examples" in (run_dir / "prune-run.log").read_text()

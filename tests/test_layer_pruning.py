@@ -224,3 +224,39 @@ def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, referen
     a, b = crash_and_resume(reference_runs, tmp_path, monkeypatch, overrides, ("layer_pruning", crash_epoch))
     assert_same_run(a, b, ("metrics.csv", "layer_pruning.csv", "history.csv"))
     assert pd.read_csv(b / "layer_pruning.csv").removed.any()  # the resumed phase did remove sections
+
+
+def test_layer_pruning_table_rows_carry_run_context_and_provenance_into_the_shared_table(tmp_path):
+    """README: every row of every table starts with the run context and ends with provenance. The
+    table used to be written by the hook itself with only its own columns, so the shared
+    layer_pruning.csv of two seeds could not tell their rows apart. Each row now names its run (the
+    run directory's name, its seed) and its provenance, in the run directory and in the shared
+    table, which is the concatenation of the runs' files and which a rebuild reproduces byte for byte."""
+    from prune_cli.core.tables import CONTEXT_COLUMNS, PROVENANCE_COLUMNS
+    from prune_cli.results import load
+    from prune_cli.run.results import rebuild_shared
+
+    results = tmp_path / "results"
+    args = ["-m", *DATA, "model=res_mlp", "model.width=8", "model.blocks=3", "train.epochs=2", "finetune.epochs=1"]
+    args += ["schedule=layer_pruning", "schedule.penalty=3", "schedule.prune_epochs=1", "seed=0,1"]
+    run_cli([*args, "metrics.regions.enabled=false", "dense_cache.enabled=false"], results)
+    run_dirs = sorted(p.parent for p in (results / "runs").glob("*/COMPLETE"))
+    assert len(run_dirs) == 2
+    own = ["section", "layers", "removed", "epoch_removed", "step_removed", "how", "theta", "macs"]
+    for seed, run_dir in enumerate(run_dirs):
+        table = pd.read_csv(run_dir / "layer_pruning.csv")
+        assert list(table.columns) == CONTEXT_COLUMNS + ["phase"] + own + PROVENANCE_COLUMNS
+        assert list(table.section) == [0, 1, 2]
+        assert (table.run_id == run_dir.name).all() and (table.seed == seed).all() and f"seed{seed}" in run_dir.name
+        assert table.git_sha.notna().all() and table.timestamp.notna().all()
+    shared_path = results / "layer_pruning.csv"
+    shared = pd.read_csv(shared_path, dtype=str, keep_default_na=False)
+    per_run = [pd.read_csv(d / "layer_pruning.csv", dtype=str, keep_default_na=False) for d in run_dirs]
+    pd.testing.assert_frame_equal(shared, pd.concat(per_run, ignore_index=True))
+    assert shared.groupby("run_id").size().to_dict() == {d.name: 3 for d in run_dirs}
+    loaded = load(results).table("layer_pruning.csv")
+    assert loaded.groupby("run_id").size().to_dict() == {d.name: 3 for d in run_dirs}
+    assert sorted(loaded.drop_duplicates("run_id").seed) == [0, 1]
+    before = {p.name: p.read_bytes() for p in results.glob("*.csv")}
+    rebuild_shared(results)
+    assert {p.name: p.read_bytes() for p in results.glob("*.csv")} == before

@@ -117,6 +117,10 @@ def test_works_under_inference_mode_and_refuses_unknown_layouts():
         to_sparse(model, "coo")
     with pytest.raises(ValueError, match="blocksize"):
         to_sparse(model, "bsr")
+    # non-square blocks build, then the kernel refuses them at the first product (MKL on CPU:
+    # "MKL Sparse doesn't support matrices with non-square blocks"): refused up front instead
+    with pytest.raises(ValueError, match="square"):
+        to_sparse(model, "bsr", blocksize=(2, 4))
 
 
 NO_SEMI_STRUCTURED = semi_structured_unavailable()

@@ -46,9 +46,9 @@ def node(**kw):
     return OmegaConf.create({"batch_size": 8, "warmup": 1, "repeats": 3, "bsr_blocksize": None, "rtol": 1e-4, **kw})
 
 
-def pruned_context(run_dir, structure="block", sparsity=0.75):
+def pruned_context(run_dir, structure="block", sparsity=0.75, classes=4):
     torch.manual_seed(0)
-    model = MLP(16, [32, 32], 4)
+    model = MLP(16, [32, 32], classes)
     dense = copy.deepcopy(model)
     masks = prune(
         model,
@@ -60,16 +60,20 @@ def pruned_context(run_dir, structure="block", sparsity=0.75):
     )
     with torch.no_grad():
         apply_masks(model, masks)
-    data = DataSplits(*(torch.randn(20, 16), torch.randint(0, 4, (20,))) * 3, num_classes=4)
+    data = DataSplits(*(torch.randn(20, 16), torch.randint(0, classes, (20,))) * 3, num_classes=classes)
     return metric_context(model, data, dense=dense, masks=masks, run_dir=run_dir), model, dense, masks
 
 
 def test_whole_block_shape_detection():
+    """Only square blocks: PyTorch's BSR matmul rejects non-square ones (MKL on CPU: "MKL Sparse
+    doesn't support matrices with non-square blocks"; cuSPARSE bsrmm on CUDA takes one block size)."""
     g = torch.Generator().manual_seed(1)
     keep = torch.rand(4, 8, generator=g) < 0.5  # a random pattern of 4x4 blocks on 16x32
     mask = keep.repeat_interleave(4, 0).repeat_interleave(4, 1)
     assert whole_block_shape({"a": mask}) == (4, 4)
-    assert whole_block_shape({"a": mask, "b": torch.ones(8, 6, dtype=torch.bool)}) == (4, 2)  # 6 columns: c = 2
+    # 6 columns: 4x2 blocks would tile both, but the largest square block that does is 2x2
+    assert whole_block_shape({"a": mask, "b": torch.ones(8, 6, dtype=torch.bool)}) == (2, 2)
+    assert whole_block_shape({"a": mask, "b": torch.ones(8, 3, dtype=torch.bool)}) is None  # 3 columns: no square block
     assert whole_block_shape({"a": torch.rand(16, 32, generator=g) < 0.5}) is None
     assert whole_block_shape({}) is None
 
@@ -113,11 +117,28 @@ def test_unstructured_has_no_bsr_path_unless_forced(tmp_path):
     paths = {r["path"] for r in rows if not r["note"].startswith("absent")}
     assert paths - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr"}
     (bsr,) = [r for r in rows if r["path"] == "sparse_bsr" and r["batch_size"] == 1]
-    assert "not made of whole r x c blocks" in bsr["note"]
+    assert "not made of whole b x b blocks" in bsr["note"]
     rows = METRICS.get("speedup")(ctx, "pruned", node(bsr_blocksize=[2, 2])).tables["speedup.csv"]
     rows = [r for r in rows if not r["note"].startswith("absent")]
     assert {r["path"] for r in rows} - {"compact_dense"} == {"dense", "masked_dense", "sparse_csr", "sparse_bsr"}
     assert all(r["max_abs_diff"] < 1e-4 for r in rows)
+
+
+def test_block_masks_only_tiled_by_non_square_blocks_get_a_square_bsr_block(tmp_path):
+    """4x4 block pruning of a 10-class classifier leaves 2x4 blocks in its last two rows (10 = 2 * 4 + 2),
+    so 2x4 is the largest block tiling every mask; the CPU kernel refuses non-square blocks
+    ("MKL Sparse doesn't support matrices with non-square blocks"), which crashed the run. The metric
+    times BSR with the largest square block that tiles every mask (2x2 here: 10 rows and the 4x4
+    blocks of the hidden layers all split into whole 2x2 blocks) and checks it against the masked model."""
+    ctx, model, _dense, masks = pruned_context(tmp_path, "block", classes=10)
+    for m in masks.values():  # independently: every mask is made of whole 2x2 blocks, and 4x4 cannot tile 10 rows
+        v = m.reshape(m.shape[0], -1)
+        assert torch.equal(v, v[::2, ::2].repeat_interleave(2, 0).repeat_interleave(2, 1))
+    assert masks["net.5.weight"].shape[0] % 4
+    rows = METRICS.get("speedup")(ctx, "pruned", node()).tables["speedup.csv"]
+    bsr = [r for r in rows if r["path"] == "sparse_bsr"]
+    assert len(bsr) == 2 and all(r["note"].startswith("3 layers BSR 2x2") for r in bsr)
+    assert all(r["max_abs_diff"] < 1e-4 for r in bsr)
 
 
 def test_speedup_arithmetic_and_below_one_log(monkeypatch, caplog, tmp_path):
@@ -201,11 +222,15 @@ def test_config_checks():
         ("metrics.speedup.batch_size=0", "metrics.speedup.batch_size"),
         ("metrics.speedup.repeats=0", "metrics.speedup.repeats"),
         ("metrics.speedup.bsr_blocksize=[0,4]", "metrics.speedup.bsr_blocksize"),
+        ("metrics.speedup.bsr_blocksize=[2,4]", "metrics.speedup.bsr_blocksize"),  # the kernels take square blocks only
+        ("metrics.speedup.bsr_blocksize=[1,1]", "metrics.speedup.bsr_blocksize"),  # cuSPARSE needs blocks > 1
         ("metrics.speedup.rtol=2", "metrics.speedup.rtol"),
     ]:
         with pytest.raises(ConfigError) as err:
             validate(composed("metrics.speedup.enabled=true", override))  # the defaults composed once
         assert err.value.key == key
+    with pytest.raises(ConfigError, match=r"metrics.speedup.bsr_blocksize.*\[2, 4\].*\[b, b\]"):
+        validate(composed("metrics.speedup.enabled=true", "metrics.speedup.bsr_blocksize=[2,4]"))
 
 
 def test_cli_speedup_table(tmp_path):

@@ -17,8 +17,10 @@ Paths (prune_cli/models/sparse.py; docs/speedup.md):
   `rebuild_compact(build_model(...), spec, state_dict)`; the last pruned phase measured wins);
 - `sparse_csr`: Linear layers and convolutions (as im2col matmuls) with CSR weights;
 - `sparse_bsr`: the same with BSR weights, offered when every pruned layer's mask is made of whole
-  r x c blocks (found from the masks: the largest such block among 2..32; `bsr_blocksize` forces
-  one, e.g. a BCR run's block, whose blocks BSR stores in full);
+  b x b blocks (found from the masks: the largest such b among 2..32; `bsr_blocksize` forces one,
+  e.g. a BCR run's block, whose blocks BSR stores in full). Square blocks only: PyTorch's BSR
+  matmul refuses others (MKL on CPU, cuSPARSE bsrmm on CUDA, which also needs b > 1), so a 4x4
+  block run whose 10-row classifier ends in 2x4 blocks is timed with 2x2 blocks;
 - `semi_structured`: 2:4 kernels, only on CUDA GPUs that have them and when a layer is 2:4. The
   kernels run in float16, so `float16_dense` (the masked model in float16, dense kernels) is timed
   beside it: dense / semi_structured mixes the gain of half precision (tensor cores) with the
@@ -65,7 +67,7 @@ class SpeedupConfig:
     batch_size: int = 256  # the large batch; batch size 1 is always timed too
     warmup: int = 3  # untimed forward passes per model before timing
     repeats: int = 20  # timed forward passes per model; the median is reported
-    bsr_blocksize: Optional[list[int]] = None  # [r, c]; null = detect whole-block masks
+    bsr_blocksize: Optional[list[int]] = None  # [b, b], b >= 2 (square: the kernels' limit); null = detect whole-block masks
     rtol: float = 1e-4  # outputs of a sparse path must match the masked model's to this tolerance
 
     @staticmethod
@@ -76,20 +78,26 @@ class SpeedupConfig:
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
                 raise ConfigError(f"{key}.{name}", value, f"an integer >= {minimum}")
         size = node.bsr_blocksize
-        if size is not None and not (len(size) == 2 and all(isinstance(v, int) and v >= 1 for v in size)):
-            raise ConfigError(f"{key}.bsr_blocksize", list(size), "null or two positive integers [rows, cols]")
+        if size is not None and not (len(size) == 2 and all(isinstance(v, int) and v >= 2 for v in size) and size[0] == size[1]):
+            raise ConfigError(
+                f"{key}.bsr_blocksize",
+                list(size),
+                "null or [b, b] with an integer b >= 2 (square blocks: PyTorch's BSR matmul refuses non-square "
+                "blocks, MKL on CPU and cuSPARSE on CUDA, and cuSPARSE also 1x1)",
+            )
         if not (isinstance(node.rtol, (int, float)) and 0 < node.rtol < 1):
             raise ConfigError(f"{key}.rtol", node.rtol, "a number in (0, 1)")
 
 
 def whole_block_shape(masks: dict[str, torch.Tensor]) -> Optional[tuple[int, int]]:
-    """The largest r x c (r, c in 32..2, largest area first) such that every mask's 2-D view
-    [out, in * kernel] divides into r x c blocks that are all kept or all removed; None if none."""
+    """The largest b x b (b in 32..2) such that every mask's 2-D view [out, in * kernel] divides into
+    b x b blocks that are all kept or all removed; None if none. Square only, because PyTorch's BSR
+    matmul runs square blocks only (MKL on CPU, cuSPARSE on CUDA): a 2x4 tiling (a 4x4 block run's
+    10-row classifier) would crash the timing, 2x2 tiles the same masks."""
     views = [m.reshape(m.shape[0], -1).bool() for m in masks.values()]
     if not views:
         return None
-    shapes = sorted(((r, c) for r in BLOCK_CANDIDATES for c in BLOCK_CANDIDATES), key=lambda s: (-s[0] * s[1], -s[0]))
-    for r, c in shapes:
+    for r, c in ((b, b) for b in BLOCK_CANDIDATES):
         ok = True
         for v in views:
             if v.shape[0] % r or v.shape[1] % c:
@@ -121,7 +129,7 @@ def execution_paths(model, masks, node: DictConfig) -> tuple[dict[str, tuple[tor
         paths["sparse_bsr"] = (bsr, f"{n_bsr} layers BSR {blocksize[0]}x{blocksize[1]}, {len(report.layouts) - n_bsr} CSR")
     else:
         absent["sparse_bsr"] = (
-            "the masks are not made of whole r x c blocks (r, c in 2..32); metrics.speedup.bsr_blocksize=[r,c] forces BSR"
+            "the masks are not made of whole b x b blocks (b in 2..32); metrics.speedup.bsr_blocksize=[b,b] forces BSR"
         )
     try:
         small, report = compact(model)

@@ -4,8 +4,8 @@ weights, so that pruned weights cost neither memory traffic nor multiply-accumul
 Masks keep dense storage (prune_cli/models/masks.py), so a pruned model runs dense kernels and is
 rarely faster. `to_sparse(model, layout)` returns a deep copy in which every Linear, Conv1d and
 Conv2d layer (groups=1, zero padding) holds its weight's 2-D view [out, in * kernel] as a
-torch.sparse CSR matrix (any pattern: unstructured, N:M, BCR) or BSR matrix (whole r x c blocks:
-`method.structure=block`; a layer whose dimensions are not multiples of the block falls back to
+torch.sparse CSR matrix (any pattern: unstructured, N:M, BCR) or BSR matrix (whole b x b blocks:
+`method.structure=block`; square only, the kernels' limit; a layer whose dimensions are not multiples of the block falls back to
 CSR, and the copy records it). The product is `torch.addmm(bias, W_sparse, X^T)`: `F.linear` with a
 CSR weight is several times slower on CPU (docs/speedup.md). A convolution runs as an im2col matmul
 (`F.unfold`, whose column order, channel-major then kernel position, is the order of
@@ -115,13 +115,16 @@ def to_sparse(
 ) -> tuple[nn.Module, SparseReport]:
     """An eval-mode copy of `model` whose Linear/Conv layers multiply with sparse weights.
 
-    layout: "csr" or "bsr" (BSR needs `blocksize` = (r, c); layers whose [out, in * kernel] view is
-    not a multiple of it use CSR). skip_dense: layers without a single zero weight (e.g. excluded
+    layout: "csr" or "bsr" (BSR needs a square `blocksize` = (b, b): PyTorch's BSR matmul refuses
+    other blocks at the first forward pass, MKL on CPU and cuSPARSE on CUDA; layers whose
+    [out, in * kernel] view is not a multiple of it use CSR). skip_dense: layers without a single zero weight (e.g. excluded
     from pruning) keep their dense module, since a sparse format can only slow them down."""
     if layout not in LAYOUTS:
         raise ValueError(f"sparse layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     if layout == "bsr" and (blocksize is None or len(blocksize) != 2 or min(blocksize) < 1):
         raise ValueError(f"layout=bsr needs blocksize=(rows, cols) of positive integers, got {blocksize!r}")
+    if layout == "bsr" and blocksize[0] != blocksize[1]:
+        raise ValueError(f"layout=bsr needs a square blocksize=(b, b) (PyTorch's BSR matmul refuses others), got {blocksize!r}")
     copied = copy.deepcopy(model).eval()
     report = SparseReport()
     for name, module in list(copied.named_modules()):

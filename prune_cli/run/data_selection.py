@@ -82,8 +82,14 @@ def select_training_data(
     device: torch.device,
     build_model: Callable[[DictConfig, DataSplits], torch.nn.Module],
     run_dir: Path,
+    record: Optional[Callable[[list[dict]], None]] = None,
 ) -> DataSplits:
-    """The splits with the training split pruned by `cfg.data_pruning` (unchanged for `none`)."""
+    """The splits with the training split pruned by `cfg.data_pruning` (unchanged for `none`).
+
+    The per-class rows (data_pruning.csv) go to `record` when given: a run passes its tables, which
+    add the run context and provenance to every row and append them to the shared table (README "CSV
+    columns"). Without it (a direct call) they are written to run_dir/data_pruning.csv with the run
+    id and seed only."""
     node = cfg.data_pruning
     if node.name == "none":
         return data
@@ -133,10 +139,12 @@ def select_training_data(
         selection = DATA_PRUNING.get(node.name)(ctx, node)
     finally:
         random_streams.restore(streams)
-    rows = [
-        {"run_id": run_id(cfg), "seed": cfg.seed, "rule": node.name, "keep": node.get("keep"), **row} for row in selection.per_class
-    ]
-    atomic_write_text(Path(run_dir) / TABLE, pd.DataFrame(rows).to_csv(index=False))
+    rows = [{"rule": node.name, "keep": node.get("keep"), **row} for row in selection.per_class]
+    if record is not None:
+        record(rows)
+    else:
+        rows = [{"run_id": run_id(cfg), "seed": cfg.seed, **row} for row in rows]
+        atomic_write_text(Path(run_dir) / TABLE, pd.DataFrame(rows).to_csv(index=False))
     log.info(
         "data pruning (%s): kept %d of %d training examples; per class %s%s",
         node.name,

@@ -63,7 +63,11 @@ class Experiment:
         raw = load_raw(cfg.dataset)  # loaded once per process per dataset config (prune_cli/data/cache.py)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
         self.timing["data"] = time.perf_counter() - start
-        self.data = select_training_data(cfg, self.data, self.device, build_fitting_model, self.run_dir)
+        # data_pruning.csv's rows: given the run context when written (recorder.write_run_files)
+        self.data_selection_rows: list[dict] = []
+        self.data = select_training_data(
+            cfg, self.data, self.device, build_fitting_model, self.run_dir, self.data_selection_rows.extend
+        )
         self.model = self.accel.prepare_model(build_fitting_model(cfg, self.data).to(self.device))
         self.init_state = cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
@@ -288,6 +292,8 @@ class Experiment:
         train_cfg = OmegaConf.merge(base, overrides)
         self._train(step.phase, train_cfg, hook=hook)
         masks = hook.final_masks()
+        for table, rows in hook.tables().items():  # with the run context and provenance, like a metric's table
+            recorder.add(self, table, step.phase, rows)
         if masks is not None:
             self._adopt_masks(masks, density)
 

@@ -14,6 +14,7 @@ from ..metrics import METRICS, MetricContext, classification_metrics, layer_tabl
 from ..core import predictions as saved_predictions  # per phase and split: each example's predicted class
 from ..training import evaluate
 from .checkpoint import cpu_state
+from .data_selection import TABLE as DATA_PRUNING_TABLE
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -88,12 +89,18 @@ def add(exp: Experiment, table: str, phase: str, rows: list[dict]) -> None:
     """Rows carry the run's identity; a metric's own keys never overwrite it: a metric table's
     key that is also an identity or provenance column is prefixed with the table's name
     (regions.csv: the counter's `seed` and `method` become `regions_seed`, `regions_method`)."""
-    target = exp.tables.setdefault(table, [])
+    exp.tables.setdefault(table, []).extend(with_context(exp, table, phase, rows))
+
+
+def with_context(exp: Experiment, table: str, phase: str, rows: list[dict]) -> list[dict]:
+    """`rows` as `add` records them: the run context and phase first, provenance last."""
     reserved = set(exp.context) | set(exp.provenance) | {"phase"}
     prefix = "" if table in TABLES else table.removesuffix(".csv") + "_"
+    out = []
     for r in rows:
         own = {(prefix + k if prefix and k in reserved else k): v for k, v in r.items()}
-        target.append({**exp.context, "phase": phase, **own, **exp.provenance})
+        out.append({**exp.context, "phase": phase, **own, **exp.provenance})
+    return out
 
 
 def frames(tables: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
@@ -101,7 +108,14 @@ def frames(tables: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
 
 
 def write_run_files(exp: Experiment) -> None:
-    for table, df in frames(exp.tables).items():
+    """The run's tables and history. data_pruning.csv's rows (chosen before the run's context is
+    complete: `dense_cache` is known after the dense step) get the context as it is when written, so
+    they carry the same context as every other row of the run; every process recomputes them (or
+    reads them from the dense cache) before its first step, so a checkpoint does not hold them."""
+    tables = dict(exp.tables)
+    if exp.data_selection_rows:
+        tables[DATA_PRUNING_TABLE] = with_context(exp, DATA_PRUNING_TABLE, "data_pruning", exp.data_selection_rows)
+    for table, df in frames(tables).items():
         atomic_write_csv(df, exp.run_dir / table)
     atomic_write_csv(pd.DataFrame(exp.history), exp.run_dir / "history.csv")
 

@@ -35,7 +35,7 @@ class HookContext:
     prunable: tuple[str, ...]
     density: float
     device: torch.device = torch.device("cpu")
-    run_dir: Optional[Path] = None  # where a method writes its own table (layer_pruning.csv); None: nowhere
+    run_dir: Optional[Path] = None  # the run directory (None: none); tables go through TrainHook.tables(), not files here
     model: Optional[torch.nn.Module] = None  # the model the phase trains (final_masks() after a resume that had no step left)
 
 

@@ -29,7 +29,9 @@ multiply-accumulates), `section_branches()` (the module whose output the gate sc
 `section_parameters()` (every parameter that removal zeroes; default the weights): res_mlp
 (prune_cli/models/res_mlp.py) and the CIFAR ResNets, whose BasicBlocks are the sections
 (prune_cli/models/resnet.py). The run writes `layer_pruning.csv` (one row per section: removed or
-not, the epoch and step of removal, theta, the section's multiply-accumulates per example) and
+not, the epoch and step of removal, theta, the section's multiply-accumulates per example; each row
+starts with the run context and the phase `layer_pruning` and ends with provenance, and the rows are
+appended to the shared `layer_pruning.csv` like a metric's table: `LayerPruningHook.tables`) and
 theta_<l> columns in history.csv; the masks it leaves zero the removed sections, so flops_sparse in
 metrics.csv is the pruned network's cost, and `without_sections` builds the network without them.
 """
@@ -39,12 +41,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ...core.atomic_io import atomic_write_csv
 from ...core.checks import check, finite, positive_int
 from ...core.config_base import ScheduleConfig, config_schema, declared_input
 from ...core.errors import ConfigError
@@ -293,9 +293,11 @@ class LayerPruningHook(TrainHook):
         if hasattr(model, "gates"):
             with torch.no_grad():
                 model.gates.copy_(self.alive.to(model.gates.dtype))
-        if self.ctx.run_dir is not None:
-            atomic_write_csv(pd.DataFrame(self.rows()), self.ctx.run_dir / TABLE)
         return self.masks(model)
+
+    def tables(self) -> dict[str, list[dict]]:
+        """layer_pruning.csv: the run adds its context and provenance to these rows (TrainHook.tables)."""
+        return {TABLE: self.rows()}
 
     def rows(self) -> list[dict]:
         """One row per section: removed or not, when, theta, its multiply-accumulates per example."""
