@@ -147,3 +147,12 @@ def test_build_report_refuses_a_run_directory(tmp_path):
         build_report(tmp_path / "results", run_dir / "metrics.csv", plots=False)
     assert _snapshot(tmp_path) == before
 
+
+def test_folder_with_only_failed_runs_is_still_reported(tmp_path, capsys):
+    """A results_dir whose runs all failed is a results_dir: the report lists them."""
+    failed = tmp_path / "results" / "runs" / "fx-broken"
+    failed.mkdir(parents=True)
+    (failed / "failed.json").write_text(json.dumps({"status": "failed", "error_type": "TrainingDiverged"}))
+    main([str(tmp_path / "results"), "--no-plots"])
+    assert "fx-broken" in capsys.readouterr().out
+    assert (tmp_path / "results" / "report" / "standards.txt").exists()
