@@ -80,10 +80,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.expect_strict and args.expect is None:
         parser.error("--expect-strict needs --expect FILE_OR_PRESET")
-    if not args.results_dir.is_dir():
-        parser.error(f"results folder {args.results_dir} does not exist")
     if not 0 < args.confidence < 1:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
+    if args.expect is not None:  # the values first, then the folders (build_report's order)
+        from .expect import load_expected
+
+        try:
+            load_expected(args.expect)
+        except ValueError as e:
+            parser.error(str(e))
+    from .inputs import out_problem, results_dir_problem
+
+    problem = results_dir_problem(args.results_dir)
+    if problem is None:
+        problem = out_problem(args.out if args.out is not None else args.results_dir / "report", default=args.out is None)
+    if problem is not None:  # before any work: nothing read, nothing created
+        parser.error(problem)
     from .build import build_report  # pandas, scipy: imported here, after the arguments are checked
 
     try:

@@ -19,6 +19,7 @@ from .compare import check_baseline, compare_methods, final_values
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
+from .inputs import out_problem, results_dir_problem
 from .load import condition_keys, load_results
 from .painter import PLOTS, SCALING, Painter
 from .scaling import fit_families, scaling_points, summary_lines
@@ -45,7 +46,8 @@ def build_report(
 ) -> dict[str, Path]:
     """Write every table and plot for the results folder `root`; returns {artifact name: path}.
     `baseline`: the method every other is compared with (default magnitude when present); a
-    method not in the folder raises ValueError before anything is written. `expect`: an
+    method not in the folder raises ValueError before anything is written, as does a `root` that is
+    not a results_dir or an `out` that cannot be written (inputs.py). `expect`: an
     expected-values file or the name of one in configs/expected/ (expect.py); every point is
     marked inside / outside its band in expect.csv. `parallel`: draw the figures in a forked
     worker process while the statistics are computed (painter.py; default: when a second CPU is
@@ -53,8 +55,13 @@ def build_report(
     if not 0 < confidence < 1:
         raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
-    out = Path(out) if out is not None else root / "report"
     expected = load_expected(expect) if expect is not None else None
+    problem = results_dir_problem(root)  # a run directory, a runs/ folder, an empty folder: nothing created
+    if problem is None:
+        problem = out_problem(out if out is not None else root / "report", default=out is None)
+    if problem is not None:
+        raise ValueError(problem)
+    out = Path(out) if out is not None else root / "report"
     with Painter(parallel if plots else False) as painter:
         return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None)
 

@@ -90,8 +90,8 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
     """Lines of the evaluation-standards summary: pairs, operating points, seeds, missing baselines."""
     metrics = folder.table("metrics.csv")
     lines = ["Evaluation standards (ShrinkBench checklist, analysis.md section 4.2):"]
-    if not len(metrics):
-        return lines + ["  no completed runs with metrics.csv found"]
+    if not len(metrics):  # every run failed or is unfinished: still say which
+        return lines + ["  no completed runs with metrics.csv found", *_failed_and_unfinished(folder)]
     pruned = metrics[metrics["phase"] != "dense"]
     pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
     lines.append(
@@ -139,6 +139,11 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
         lines.append("  [R8] no large-scale pair (an ImageNet-like dataset)")
     if not len(pruned):
         lines.append("  [R5] only dense results: no pruned phase in any run")
+    return lines + _failed_and_unfinished(folder)
+
+
+def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
+    lines = []
     if folder.failed:
         lines.append(
             f"  failed runs: {len(folder.failed)} -> " + ", ".join(f"{r['run']} ({r.get('error_type', '?')})" for r in folder.failed)

@@ -1,0 +1,111 @@
+"""prune-report's checks of its two folders, before any work (docs/report.md "Bad input"): RESULTS_DIR
+must be the results_dir of prune-run, --out a directory it can write. Each check returns why not, as
+one line naming the argument, the value and what is allowed, or None. Standard library only: the
+command runs them before it imports pandas (prune_cli/report/__init__.py)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["RESULTS_DIR_EXPECTED", "OUT_ALLOWED", "results_dir_problem", "out_problem"]
+
+RESULTS_DIR_EXPECTED = (
+    "expected the results_dir of prune-run: a folder holding run directories (runs/<run id>/) "
+    "or the shared CSVs (runs.csv, per_class.csv, layers.csv)"
+)
+OUT_ALLOWED = "allowed: a directory that exists and is writable, or one that can be created"
+
+# What only a run directory holds (prune_cli/cli.py, prune_cli/run/experiment.py): COMPLETE is written
+# last, failed.json by a failed run, the others from a run's start.
+RUN_DIR_MARKERS = ("COMPLETE", "failed.json", "provenance.json", "prune-run.log", ".hydra", "state.pt")
+
+
+def _is_run_dir(d: Path) -> bool:
+    return any((d / m).exists() for m in RUN_DIR_MARKERS)
+
+
+def _has_run_dirs(runs: Path) -> bool:
+    """`runs` holds at least one run directory (completed, failed or unfinished: prune-report lists them all)."""
+    try:
+        return any(d.is_dir() and not d.name.startswith(".") for d in runs.iterdir())
+    except OSError:  # no such folder, or not a folder
+        return False
+
+
+def _has_shared_csv(root: Path) -> bool:
+    """A non-empty CSV in `root` whose header has a run_id column (what prune_cli.results.load reads
+    when there are no run directories)."""
+    for path in root.glob("*.csv"):
+        try:
+            with path.open(newline="") as f:
+                header = next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        if "run_id" in header:
+            return True
+    return False
+
+
+def _named(path: Path) -> Path:
+    """`path` with a name of its own, so that its parents are real folders (".", ".." resolved)."""
+    return path if path.name not in ("", "..") else path.resolve()
+
+
+def results_dir_problem(root: Path) -> Optional[str]:
+    """Why `root` is not a results_dir prune-report can read, or None. A results_dir holds run
+    directories in runs/, or (run directories left on a cluster) the shared CSVs; a run directory or
+    a runs/ folder given instead is named as such, with the results_dir to give."""
+    root = Path(root)
+    if not root.exists():
+        return f"results_dir {root} does not exist; {RESULTS_DIR_EXPECTED}"
+    if not root.is_dir():
+        return f"results_dir {root} is a file, not a results folder; {RESULTS_DIR_EXPECTED}"
+    if _has_run_dirs(root / "runs"):
+        return None
+    named = _named(root)
+    if _is_run_dir(root):
+        hint = f"; its results_dir is {named.parent.parent}: prune-report {named.parent.parent}" if named.parent.name == "runs" else ""
+        return f"results_dir {root} is a run directory, not a results folder; {RESULTS_DIR_EXPECTED}{hint}"
+    if _has_shared_csv(root):
+        return None
+    if named.name == "runs" or any(d.is_dir() and _is_run_dir(d) for d in root.iterdir()):
+        return (
+            f"results_dir {root} is a runs/ folder, not a results folder; {RESULTS_DIR_EXPECTED}; "
+            f"its results_dir is {named.parent}: prune-report {named.parent}"
+        )
+    return f"results_dir {root} holds no runs (no run directory in runs/, no shared CSV); {RESULTS_DIR_EXPECTED}"
+
+
+def out_problem(out: Path, default: bool = False) -> Optional[str]:
+    """Why prune-report cannot write into `out`, or None: it must be a writable directory, or one that
+    can be created. Creation is tried, not guessed: a folder is made in the directory that would
+    receive `out` (or in `out`) and removed at once, since os.access says yes to root even where
+    nothing can be created (/proc). `default`: `out` is RESULTS_DIR/report, not given by --out."""
+    out = Path(out)
+    name = f"--out {out}" + (" (the default, RESULTS_DIR/report)" if default else "")
+    if out.is_symlink() and not out.exists():
+        return f"{name} is a broken symbolic link; {OUT_ALLOWED}"
+    if out.exists():
+        if not out.is_dir():
+            return f"{name} is a file; {OUT_ALLOWED}"
+        where, problem, failed = out, "is not writable", "is not writable"
+    else:
+        where = out.absolute().parent
+        while not where.exists() and not where.is_symlink():
+            where = where.parent
+        if not where.is_dir():
+            kind = "a file" if where.is_file() else "not a directory"
+            return f"{name} cannot be created: {where} is {kind}; {OUT_ALLOWED}"
+        problem = f"cannot be created: {where} is not writable"
+        failed = f"cannot be created: no folder can be made in {where}"
+    if not os.access(where, os.W_OK | os.X_OK):
+        return f"{name} {problem}; {OUT_ALLOWED}"
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".prune-report-check-", dir=where))
+    except OSError as e:
+        return f"{name} {failed} ({e.strerror}); {OUT_ALLOWED}"
+    return None

@@ -1,0 +1,158 @@
+"""prune-report's input checks (docs/report.md "Bad input"): a folder that is not a results_dir (a
+run directory, a runs/ folder, an empty folder, a file) or an unusable --out stops before any work,
+with exit code 2 and one message naming the argument, the value and what is allowed; the folder
+given and everything around it stay byte for byte as they were, and nothing is created."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prune_cli.report import build_report, main
+from test_report import _write_run
+
+
+def _results(root: Path) -> Path:
+    """A results_dir with one completed run (hand-written CSVs, test_report.py)."""
+    _write_run(root, "magnitude", "magnitude", 0.5, 0, 0.6)
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` (and root itself) with its bytes; None for a folder."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in [root, *root.rglob("*")]}
+
+
+def _refused(argv: list[str], capsys) -> str:
+    """prune-report `argv` exits 2 with a one-line argparse error (no traceback); returns that line."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("prune-report: error: "), err
+    return last
+
+
+def test_runs_folder_is_refused_and_names_its_results_dir(tmp_path, capsys):
+    results = _results(tmp_path / "results")
+    before = _snapshot(tmp_path)
+    line = _refused([str(results / "runs"), "--no-plots"], capsys)
+    assert str(results / "runs") in line and "runs/ folder" in line
+    assert "runs/<run id>/" in line and "runs.csv" in line  # what a results_dir holds
+    assert f"prune-report {results}" in line  # the folder to give instead
+    assert _snapshot(tmp_path) == before
+
+
+def test_run_directory_is_refused_and_names_its_results_dir(tmp_path, capsys):
+    results = _results(tmp_path / "results")
+    run_dir = next((results / "runs").iterdir())
+    before = _snapshot(tmp_path)
+    line = _refused([str(run_dir), "--no-plots"], capsys)
+    assert str(run_dir) in line and "run directory" in line and "runs/<run id>/" in line
+    assert f"prune-report {results}" in line
+    assert _snapshot(tmp_path) == before  # no report/ inside the completed run
+
+
+def test_failed_run_directory_is_refused_too(tmp_path, capsys):
+    run_dir = tmp_path / "results" / "runs" / "fx-broken"
+    run_dir.mkdir(parents=True)
+    (run_dir / "failed.json").write_text(json.dumps({"status": "failed", "error_type": "TrainingDiverged"}))
+    before = _snapshot(tmp_path)
+    line = _refused([str(run_dir)], capsys)
+    assert "run directory" in line and f"prune-report {tmp_path / 'results'}" in line
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("layout", ["empty", "empty runs/", "unrelated files"])
+def test_folder_without_runs_is_refused(tmp_path, capsys, layout):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    if layout == "empty runs/":
+        (folder / "runs").mkdir()
+    if layout == "unrelated files":
+        (folder / "notes.csv").write_text("a,b\n1,2\n")
+    before = _snapshot(tmp_path)
+    line = _refused([str(folder), "--no-plots"], capsys)
+    assert str(folder) in line and "holds no runs" in line
+    assert "runs/<run id>/" in line and "runs.csv" in line
+    assert "prune-report " not in line.removeprefix("prune-report: error: ")  # no results_dir to suggest
+    assert _snapshot(tmp_path) == before
+
+
+def test_file_is_not_called_missing(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id\nx\n")
+    line = _refused([str(path)], capsys)
+    assert str(path) in line and "is a file, not a results folder" in line and "does not exist" not in line
+    assert "runs/<run id>/" in line
+    assert sorted(tmp_path.iterdir()) == [path] and path.read_text() == "run_id\nx\n"
+
+
+def test_missing_folder_says_what_is_expected(tmp_path, capsys):
+    line = _refused([str(tmp_path / "nowhere")], capsys)
+    assert "does not exist" in line and "runs/<run id>/" in line
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    results = _results(tmp_path / "results")
+    out = tmp_path / "out.txt"
+    out.write_text("keep me\n")
+    before = _snapshot(tmp_path)
+    line = _refused([str(results), "--out", str(out), "--no-plots"], capsys)
+    assert f"--out {out}" in line and "is a file" in line and "writable" in line and "can be created" in line
+    assert _snapshot(tmp_path) == before
+
+
+def test_out_below_a_file_is_refused(tmp_path, capsys):
+    results = _results(tmp_path / "results")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    before = _snapshot(tmp_path)
+    line = _refused([str(results), "--out", str(blocker / "report"), "--no-plots"], capsys)
+    assert f"--out {blocker / 'report'}" in line and f"{blocker} is a file" in line and "can be created" in line
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_out_that_cannot_be_created_is_refused(tmp_path, capsys):
+    """/proc accepts no new folders, even from root (os.access says it is writable)."""
+    results = _results(tmp_path / "results")
+    before = _snapshot(tmp_path)
+    line = _refused([str(results), "--out", "/proc/x/y", "--no-plots"], capsys)
+    assert "--out /proc/x/y cannot be created" in line and "writable" in line
+    assert _snapshot(tmp_path) == before and not Path("/proc/x").exists()
+
+
+def test_default_out_that_is_a_file_is_refused(tmp_path, capsys):
+    results = _results(tmp_path / "results")
+    (results / "report").write_text("not a folder\n")
+    before = _snapshot(tmp_path)
+    line = _refused([str(results), "--no-plots"], capsys)
+    assert f"--out {results / 'report'}" in line and "is a file" in line
+    assert _snapshot(tmp_path) == before
+
+
+def test_build_report_refuses_a_run_directory(tmp_path):
+    """The library call gives the same answer (ValueError) and writes nothing either."""
+    run_dir = next((_results(tmp_path / "results") / "runs").iterdir())
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError, match="run directory"):
+        build_report(run_dir, plots=False)
+    with pytest.raises(ValueError, match="--out"):
+        build_report(tmp_path / "results", run_dir / "metrics.csv", plots=False)
+    assert _snapshot(tmp_path) == before
+
+
+def test_folder_with_only_failed_runs_is_still_reported(tmp_path, capsys):
+    """A results_dir whose runs all failed is a results_dir: the report lists them."""
+    failed = tmp_path / "results" / "runs" / "fx-broken"
+    failed.mkdir(parents=True)
+    (failed / "failed.json").write_text(json.dumps({"status": "failed", "error_type": "TrainingDiverged"}))
+    main([str(tmp_path / "results"), "--no-plots"])
+    assert "fx-broken" in capsys.readouterr().out
+    assert (tmp_path / "results" / "report" / "standards.txt").exists()
