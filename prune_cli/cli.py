@@ -4,7 +4,8 @@ Where things can go wrong, and what the user sees (docs/robustness.md):
 - a rejected single run (bad value, unknown key, unsafe `name`, unusable `results_dir`) is
   caught while Hydra resolves the run directory, before Hydra creates it: one message, exit 2,
   nothing created anywhere;
-- in a sweep a failed run writes `failed.json` in its run directory and the sweep goes on; at the
+- a sweep with any job the pre-run pass rejects runs no job (one message listing them, exit 2);
+- in a sweep a run that fails while it works writes `failed.json` in its run directory and the sweep goes on; at the
   end the sweep lists every failed run and exits 1 (`allow_failures=true`: 0);
 - SIGTERM / SIGUSR2 / SIGINT stop at the next safe point with one line and exit 128 + signal;
 - an unexpected exception (a bug) keeps its traceback and names the run directory.
@@ -377,6 +378,10 @@ def main() -> None:
     except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead
         traceback.print_exc()
         _reject_composition(err)
+    except ValueError as err:  # Hydra's refusal of two modes (`-m ... --cfg job`): a usage error, not a bug
+        if not str(err).startswith("Only one of --run, --multirun"):
+            raise
+        _reject(f"{err} (e.g. -m and --cfg job together; --cfg job prints one job's config: give it without -m)")
 
 
 def _reject_composition(err: Exception) -> None:

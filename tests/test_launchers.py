@@ -353,3 +353,16 @@ def test_installed_wheel_finds_launcher_and_experiment_configs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "missing baselines at sparsity 0.5: random" in proc.stdout
     assert (results / "report" / "accuracy_vs_compression.png").stat().st_size > 0
+
+
+def test_the_tour_sweep_lists_the_runs_that_disconnect_the_default_mlp_at_999_permille(tmp_path):
+    """README's tour: at sparsity 0.999 global magnitude and layerwise random pruning both disconnect
+    the default MLP (a structural fact of its widths: training length does not matter), so those runs
+    stop with LayerCollapse in failed.json and the sweep lists them and exits 1."""
+    results = tmp_path / "results"
+    short = ["train.epochs=1", "finetune.epochs=1", "dataset.num_samples=1000"]
+    proc = run_cli(["-m", "method=magnitude,random", "sparsity=0.999", "seed=0", *short], results, check=False)
+    assert proc.returncode == 1 and "prune-run: 2 of 2 runs failed:" in proc.stderr
+    records = [json.loads(p.read_text()) for p in results.glob("runs/*/failed.json")]
+    assert sorted(r["error_type"] for r in records) == ["LayerCollapse", "LayerCollapse"]
+    assert all("The network is disconnected" in r["message"] for r in records)

@@ -120,3 +120,17 @@ def test_a_sweep_hydra_cannot_compose_leaves_a_finished_folder_byte_identical(re
     # Before: runs/multirun.yaml was added (or an earlier sweep's replaced) although nothing ran.
     (results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
     _rejected(["-m", *FAST, "method=magnitude,lookahed"], results, "method")
+
+
+def test_an_unknown_node_names_the_key_and_value_that_were_typed(results):
+    # Before: "Unknown config key 'metrics.regoins' (value None)", the '.enabled' and 'true' lost.
+    err = _rejected([*FAST, "metrics.regoins.enabled=true"], results, "metrics.regoins.enabled")
+    assert "(value 'true')" in err and "Did you mean 'metrics.regions.enabled'?" in err
+
+
+def test_two_modes_at_once_are_a_usage_error_not_a_traceback(results):
+    # Before: Hydra's ValueError with its traceback, exit 1.
+    before = _snapshot(results)
+    proc = run_cli(["--cfg", "job", "-m", *FAST, "sparsity=0.5,0.9"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--cfg job" in proc.stderr
+    assert _snapshot(results) == before

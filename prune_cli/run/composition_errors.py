@@ -70,6 +70,18 @@ def _override_value(key: str, overrides: list[str]) -> str | None:
     return found
 
 
+def _override_below(key: str, overrides: list[str]) -> tuple[str, str] | None:
+    """(the key typed, its value) of the last override below node `key` (`metrics.regoins.enabled=true`
+    for the unknown node `metrics.regoins`), or None."""
+    found = None
+    for arg in overrides:
+        name, sep, value = arg.partition("=")
+        name = name.lstrip("+~").rstrip("@")
+        if sep and name.startswith(key + "."):
+            found = (name, value)
+    return found
+
+
 def _field_type(cls: Any, name: str) -> Any:
     try:
         return typing.get_type_hints(cls).get(name)
@@ -87,6 +99,11 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneC
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and fields:
         leaf, parent = key.rsplit(".", 1)[-1], key.rsplit(".", 1)[0] + "." if "." in key else ""
         close = [parent + c for c in difflib.get_close_matches(leaf, fields, n=3, cutoff=0.6)]
+        given = _override_below(key, overrides) if err.value is None else None
+        if given is not None:  # the unknown key is a node the override reaches into: name what was typed
+            typed, value = given
+            close = [c + typed[len(key) :] for c in close]
+            key = typed
         return UnknownKeyError(key, value, sorted(fields), close)
     declared = _field_type(cls, err.key) if fields else None
     if declared is None:
