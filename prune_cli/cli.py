@@ -31,7 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .core import interrupts, plugins, threads
-from .core.checks import directory_problem
+from .core.checks import directory_problem, usable_directory
 from .core.atomic_io import atomic_write_bytes, atomic_write_text
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
@@ -64,7 +64,15 @@ def _mode(root: DictConfig):
 
 def usable_results_dir(path: str) -> str | None:
     """Why `results_dir` cannot hold results, or None when it can (prune_cli/core/checks.py)."""
-    return directory_problem(path)
+    return directory_problem(path, try_create=True)
+
+
+def check_directories_writable(root: DictConfig) -> None:
+    """The directories a run writes, tried where it is about to start (validation only asks
+    `os.access`, which says yes to root everywhere, /proc included): ConfigError naming the key."""
+    usable_directory(root, "results_dir", try_create=True)
+    if root.dense_cache.enabled:
+        usable_directory(root, "dense_cache.dir", try_create=True)
 
 
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
@@ -84,6 +92,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     if mode == RunMode.RUN:
         try:
             validate(_root_)
+            check_directories_writable(_root_)
         except PruneCliError as err:  # config values, and dataset files that are not there
             _reject(str(err))
     problem = usable_results_dir(str(_root_.results_dir)) if _root_.results_dir else "it is empty"
@@ -198,6 +207,7 @@ def _validate_every_sweep_job_first() -> None:
             job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
             try:
                 validate(job)
+                check_directories_writable(job)
             except PruneCliError as err:
                 swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")

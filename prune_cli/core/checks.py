@@ -44,14 +44,16 @@ def fraction(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = Tr
     check(ok, key, value, f"a number in [{lo}, {hi}{')' if hi_open else ']'}")
 
 
-def directory_problem(path: str) -> str | None:
+def directory_problem(path: str, try_create: bool = False) -> str | None:
     """Why `path` cannot hold prune-cli's files, or None when it can: it exists as a writable
-    directory, or it can be created (its nearest existing ancestor is a writable directory)."""
+    directory, or it can be created (its nearest existing ancestor is a writable directory).
+    `try_create`: also make and remove an empty directory there (`_can_create_in`); only where a
+    run is about to start, so that validating a config never touches the file system."""
     p = Path(path).expanduser()
     if p.exists() or p.is_symlink():
         if not p.is_dir():
             return f"{path} exists and is not a directory"
-        if not os.access(p, os.W_OK | os.X_OK) or not _can_create_in(p):
+        if not os.access(p, os.W_OK | os.X_OK) or (try_create and not _can_create_in(p)):
             return f"{path} is not writable"
         return None
     parent = p.absolute().parent
@@ -59,7 +61,7 @@ def directory_problem(path: str) -> str | None:
         parent = parent.parent
     if not parent.is_dir():
         return f"{path} cannot be created: {parent} is not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK) or not _can_create_in(parent):
+    if not os.access(parent, os.W_OK | os.X_OK) or (try_create and not _can_create_in(parent)):
         return f"{path} cannot be created: {parent} is not writable"
     return None
 
@@ -74,8 +76,9 @@ def _can_create_in(folder: Path) -> bool:
     return True
 
 
-def usable_directory(cfg: DictConfig, key: str) -> None:
-    """A directory option (`dense_cache.dir`): a non-empty path prune-cli can write or create."""
+def usable_directory(cfg: DictConfig, key: str, try_create: bool = False) -> None:
+    """A directory option (`results_dir`, `dense_cache.dir`): a non-empty path prune-cli can write or
+    create (`directory_problem`)."""
     value = OmegaConf.select(cfg, key)
-    problem = directory_problem(str(value)) if isinstance(value, str) and value.strip() else "it is empty"
+    problem = directory_problem(str(value), try_create) if isinstance(value, str) and value.strip() else "it is empty"
     check(problem is None, key, value, "a directory prune-run can write or create", f"Here {problem}." if problem else "")
