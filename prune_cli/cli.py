@@ -468,6 +468,11 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path) -> None:
     name = str(stop)
     if (run_dir / "COMPLETE").exists():
         line = f"prune-run: stopped by {name}; run {run_dir} is complete"
+    elif not (run_dir / "state.pt").exists():  # stopped before the first checkpoint (an epoch's end)
+        line = (
+            f"prune-run: stopped by {name}; run {run_dir} has no checkpoint yet (stopped before the end "
+            f"of its first epoch); run the same command again to start it"
+        )
     else:
         line = (
             f"prune-run: stopped by {name}; run {run_dir} keeps its last checkpoint (state.pt); "

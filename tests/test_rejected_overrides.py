@@ -134,3 +134,33 @@ def test_two_modes_at_once_are_a_usage_error_not_a_traceback(results):
     proc = run_cli(["--cfg", "job", "-m", *FAST, "sparsity=0.5,0.9"], results, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--cfg job" in proc.stderr
     assert _snapshot(results) == before
+
+
+def test_tables_switched_off_are_not_written(tmp_path):
+    # Before: metrics.per_class=false and metrics.layers=false still wrote both files, header only.
+    results = tmp_path / "results"
+    run_cli([*FAST, "metrics.per_class=false", "metrics.layers=false"], results)
+    [run_dir] = [p.parent for p in results.glob("runs/*/COMPLETE")]
+    assert (run_dir / "metrics.csv").is_file()
+    assert not (run_dir / "per_class.csv").exists() and not (run_dir / "layers.csv").exists()
+    assert not (results / "per_class.csv").exists() and not (results / "layers.csv").exists()
+
+
+def test_a_stop_before_the_first_checkpoint_does_not_claim_one(tmp_path, capsys):
+    # Before: "keeps its last checkpoint (state.pt)" although no state.pt existed yet.
+    import signal
+
+    from prune_cli import cli
+    from prune_cli.core.interrupts import Interrupted
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(SystemExit) as stop:
+        cli._stopped(Interrupted(signal.SIGTERM), run_dir)
+    err = capsys.readouterr().err
+    assert stop.value.code == 128 + signal.SIGTERM
+    assert "has no checkpoint yet" in err and "state.pt" not in err
+    (run_dir / "state.pt").write_bytes(b"x")
+    with pytest.raises(SystemExit):
+        cli._stopped(Interrupted(signal.SIGTERM), run_dir)
+    assert "keeps its last checkpoint (state.pt)" in capsys.readouterr().err

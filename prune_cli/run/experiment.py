@@ -76,7 +76,8 @@ class Experiment:
         self.generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "run-generator"))
         self.masks: Masks = {}
         self.history: list[dict] = []
-        self.tables: dict[str, list[dict]] = {name: [] for name in TABLES}
+        switched_off = {"per_class.csv": not cfg.metrics.per_class, "layers.csv": not cfg.metrics.layers}
+        self.tables: dict[str, list[dict]] = {name: [] for name in TABLES if not switched_off.get(name)}
         self.dense_values: dict[tuple, float] = {}
         self.dense_per_class: dict[tuple, tuple[float, float]] = {}
         self.dense_state: dict[str, torch.Tensor] = {}

@@ -53,8 +53,10 @@ def record(exp: Experiment, phase: str) -> None:
     for r in per_class:
         r["dense_recall"], r["dense_precision"] = exp.dense_per_class.get((r["split"], r["class"]), (None, None))
     add(exp, "metrics.csv", phase, scalars)
-    add(exp, "per_class.csv", phase, per_class if cfg.metrics.per_class else [])
-    add(exp, "layers.csv", phase, layers if cfg.metrics.layers else [])
+    if cfg.metrics.per_class:  # off: no per_class.csv at all (README: `per_class` writes it)
+        add(exp, "per_class.csv", phase, per_class)
+    if cfg.metrics.layers:
+        add(exp, "layers.csv", phase, layers)
     if phase in SAVED_PHASES:
         atomic_torch_save(cpu_state(exp.model), exp.run_dir / f"model_{phase}.pt")
     write_run_files(exp)
