@@ -369,6 +369,7 @@ def main() -> None:
     before Hydra composes the config), then compose, validate and run. OpenMP's wait policy is set
     first: it is read when torch loads (prune_cli/core/threads.py)."""
     threads.quiet_openmp_wait(os.environ)
+    _MULTIRUN_YAML.clear()  # another command's sweep in this process (tests, tools) is not this one
     try:
         check_overrides(sys.argv[1:])
         plugins.add_modules(command_line_plugins(sys.argv[1:]))
@@ -606,6 +607,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
+        _MULTIRUN_YAML.clear()  # the sweep ran: its multirun.yaml stays
         path = os.environ.pop(SWEEP_RECORD_ENV, None)
         if not path or not Path(path).exists():
             return

@@ -164,3 +164,15 @@ def test_a_stop_before_the_first_checkpoint_does_not_claim_one(tmp_path, capsys)
     with pytest.raises(SystemExit):
         cli._stopped(Interrupted(signal.SIGTERM), run_dir)
     assert "keeps its last checkpoint (state.pt)" in capsys.readouterr().err
+
+
+def test_a_rejected_command_leaves_an_earlier_sweep_s_record_alone(tmp_path):
+    # In one process (tests, tools): a finished sweep, then a command Hydra cannot compose. The
+    # rejection used to put back the multirun.yaml seen when that earlier sweep started (none),
+    # deleting the finished sweep's record.
+    swept = tmp_path / "swept"
+    run_cli(["-m", *FAST, "seed=0"], swept)
+    record = swept / "runs" / "multirun.yaml"
+    before = record.read_bytes()
+    proc = run_cli([*FAST, "model=nope"], tmp_path / "other", check=False)
+    assert proc.returncode == 2 and record.read_bytes() == before
