@@ -110,13 +110,38 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     return str(runs)
 
 
+# A finished run's .hydra files, read before Hydra rewrites them for a command that finds the run
+# complete: run directory -> {file name: bytes}. Put back by the job (`_keep_a_finished_run_s_record`).
+_FINISHED_RECORDS: dict[Path, dict[str, bytes]] = {}
+
+
 def _run_id(*, _root_: DictConfig) -> str:
     """`${run_id:}`: the run's directory name. An unsafe `name` (only possible in a sweep, where each
     job is validated in `main` and its failure recorded in its directory) is replaced in the
-    directory name, so that nothing lands outside results_dir."""
+    directory name, so that nothing lands outside results_dir. Resolved by Hydra before it writes the
+    run directory's `.hydra` files: a finished run's are read here, to be put back."""
     if not safe_name(_root_.get("name")):
         return f"invalid-name-seed{_root_.seed}-" + run_id(_root_).rsplit("-", 1)[-1]
-    return run_id(_root_)
+    rid = run_id(_root_)
+    if _mode(_root_) is not None and _root_.results_dir:
+        run_dir = Path(str(_root_.results_dir)) / "runs" / rid
+        if (run_dir / "COMPLETE").is_file() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:
+            _FINISHED_RECORDS[run_dir.absolute()] = {p.name: p.read_bytes() for p in (run_dir / ".hydra").glob("*") if p.is_file()}
+    return rid
+
+
+def _keep_a_finished_run_s_record(run_dir: Path) -> None:
+    """A command that finds its run complete changes nothing in it, but Hydra has already rewritten the
+    run's `.hydra` files (config, hydra, overrides) with this command's: a rerun with `threads=1`, or
+    the same overrides in another order, would make the finished run's record say what it did not run
+    with. Put back the files read before Hydra wrote them."""
+    kept = _FINISHED_RECORDS.pop(run_dir.absolute(), None)
+    if not kept or not (run_dir / "COMPLETE").is_file():
+        return
+    for name, data in kept.items():
+        path = run_dir / ".hydra" / name
+        if not path.is_file() or path.read_bytes() != data:
+            atomic_write_bytes(path, data)
 
 
 def _share_config_store_in_repository_copies() -> None:
@@ -426,6 +451,7 @@ def hydra_main(cfg: DictConfig) -> None:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     interrupts.install()
+    _keep_a_finished_run_s_record(run_dir)
     try:
         interrupts.check()
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again

@@ -176,3 +176,17 @@ def test_a_rejected_command_leaves_an_earlier_sweep_s_record_alone(tmp_path):
     before = record.read_bytes()
     proc = run_cli([*FAST, "model=nope"], tmp_path / "other", check=False)
     assert proc.returncode == 2 and record.read_bytes() == before
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_rerun_that_finds_the_run_finished_leaves_its_record_as_it_was(results, sweep):
+    # Before: Hydra rewrote the finished run's .hydra/{config,hydra,overrides}.yaml with the rerun's
+    # command, so its record said threads=1 although it ran with threads=auto.
+    before = _snapshot(results)
+    args = ["threads=1", *reversed(FAST)]  # same run (threads and order are not part of it)
+    proc = run_cli(["-m", *args] if sweep else args, results)
+    assert "already complete" in proc.stdout + proc.stderr
+    after = _snapshot(results)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    sweep_record = ["runs/multirun.yaml"] if sweep else []  # a sweep ran: its own record is new
+    assert [k for k in changed if not k.endswith("prune-run.log")] == sweep_record
