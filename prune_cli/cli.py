@@ -31,11 +31,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .core import interrupts, plugins, threads
-from .core.checks import directory_problem, usable_directory
+from .core.checks import usable_directory
 from .core.atomic_io import atomic_write_bytes, atomic_write_text
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
+from .core.writable import directory_problem
 from .run import composition_memo
 from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
 from .run.override_checks import check_overrides

@@ -4,13 +4,11 @@ value and what is allowed."""
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError
+from .writable import directory_problem
 
 
 def check(ok: bool, key: str, value, allowed: str, hint: str = "") -> None:
@@ -42,38 +40,6 @@ def fraction(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = Tr
     value = OmegaConf.select(cfg, key)
     ok = finite(value) and lo <= value and (value < hi if hi_open else value <= hi)
     check(ok, key, value, f"a number in [{lo}, {hi}{')' if hi_open else ']'}")
-
-
-def directory_problem(path: str, try_create: bool = False) -> str | None:
-    """Why `path` cannot hold prune-cli's files, or None when it can: it exists as a writable
-    directory, or it can be created (its nearest existing ancestor is a writable directory).
-    `try_create`: also make and remove an empty directory there (`_can_create_in`); only where a
-    run is about to start, so that validating a config never touches the file system."""
-    p = Path(path).expanduser()
-    if p.exists() or p.is_symlink():
-        if not p.is_dir():
-            return f"{path} exists and is not a directory"
-        if not os.access(p, os.W_OK | os.X_OK) or (try_create and not _can_create_in(p)):
-            return f"{path} is not writable"
-        return None
-    parent = p.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{path} cannot be created: {parent} is not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK) or (try_create and not _can_create_in(parent)):
-        return f"{path} cannot be created: {parent} is not writable"
-    return None
-
-
-def _can_create_in(folder: Path) -> bool:
-    """Whether a directory can be made in `folder`, tried (an empty directory, removed at once):
-    `os.access` answers yes to root everywhere, also on /proc or a read-only mount."""
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".prune-cli-probe-", dir=folder))
-    except OSError:
-        return False
-    return True
 
 
 def usable_directory(cfg: DictConfig, key: str, try_create: bool = False) -> None:

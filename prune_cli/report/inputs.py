@@ -6,10 +6,10 @@ command runs them before it imports pandas (prune_cli/report/__init__.py)."""
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
+
+from ..core.writable import directory_problem
 
 __all__ = ["RESULTS_DIR_EXPECTED", "OUT_ALLOWED", "results_dir_problem", "out_problem"]
 
@@ -82,30 +82,12 @@ def results_dir_problem(root: Path) -> Optional[str]:
 
 def out_problem(out: Path, default: bool = False) -> Optional[str]:
     """Why prune-report cannot write into `out`, or None: it must be a writable directory, or one that
-    can be created. Creation is tried, not guessed: a folder is made in the directory that would
-    receive `out` (or in `out`) and removed at once, since os.access says yes to root even where
-    nothing can be created (/proc). `default`: `out` is RESULTS_DIR/report, not given by --out."""
+    can be created, tried rather than guessed (prune_cli/core/writable.py: os.access says yes to root
+    even where nothing can be created, /proc). `default`: `out` is RESULTS_DIR/report, not given by --out."""
     out = Path(out)
     name = f"--out {out}" + (" (the default, RESULTS_DIR/report)" if default else "")
     if out.is_symlink() and not out.exists():
         return f"{name} is a broken symbolic link; {OUT_ALLOWED}"
-    if out.exists():
-        if not out.is_dir():
-            return f"{name} is a file; {OUT_ALLOWED}"
-        where, problem, failed = out, "is not writable", "is not writable"
-    else:
-        where = out.absolute().parent
-        while not where.exists() and not where.is_symlink():
-            where = where.parent
-        if not where.is_dir():
-            kind = "a file" if where.is_file() else "not a directory"
-            return f"{name} cannot be created: {where} is {kind}; {OUT_ALLOWED}"
-        problem = f"cannot be created: {where} is not writable"
-        failed = f"cannot be created: no folder can be made in {where}"
-    if not os.access(where, os.W_OK | os.X_OK):
-        return f"{name} {problem}; {OUT_ALLOWED}"
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".prune-report-check-", dir=where))
-    except OSError as e:
-        return f"{name} {failed} ({e.strerror}); {OUT_ALLOWED}"
-    return None
+    problem = directory_problem(str(out), try_create=True)  # starts with the path
+    default_note = " (the default, RESULTS_DIR/report)" if default else ""
+    return f"--out {problem}{default_note}; {OUT_ALLOWED}" if problem else None
