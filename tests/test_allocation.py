@@ -345,3 +345,28 @@ def test_erk_at_full_density_and_gradual_start():
     }
     masks = prune(model, 0.0, ctx_for(model, score="random", allocation="erk"))
     assert all(bool(m.all()) for m in masks.values())
+
+
+def test_uniform_plus_that_cannot_reach_the_sparsity_is_rejected_before_any_data(tmp_path):
+    """The default MLP on MNIST-1D (40 -> 100 -> 100 -> 10 by default): with the first layer dense and the
+    classifier at 0.2, the other layers need density (d N - N_first - 0.2 N_fc) / N_middle >= 0. The
+    limit computed here by hand from the layer shapes decides which sparsities validate; before, 0.9 was
+    refused only after dense training."""
+    from helpers import composed, validated
+
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.pruning import select_prunable
+    from prune_cli.run.prevalidate import checked_model
+
+    cfg = composed("method.allocation=uniform_plus")
+    shapes = [tuple(p.shape) for p in select_prunable(checked_model(cfg).model, cfg.method).values()]
+    sizes = [a * b for a, b in shapes]
+    n_first, n_fc, n_all = sizes[0], sizes[-1], sum(sizes)
+    d_min = (n_first + 0.2 * n_fc) / n_all  # below 0.2 density the classifier is fixed at 0.2
+    assert d_min < 0.2
+    validated("method.allocation=uniform_plus", f"sparsity={1 - d_min - 1e-6}")
+    with pytest.raises(ConfigError, match=r"'sparsity'.*uniform_plus at density"):
+        validated("method.allocation=uniform_plus", f"sparsity={1 - d_min + 1e-6}")
+    validated("method.allocation=uniform_plus", "method.faithful_uniform_plus=true", "sparsity=0.99")  # never refuses
+    proc = run_cli(["method.allocation=uniform_plus", "sparsity=0.9"], tmp_path / "results", check=False)
+    assert proc.returncode == 2 and "'sparsity': 0.9" in proc.stderr and not (tmp_path / "results").exists()

@@ -44,6 +44,9 @@ class Allocation:
     check: Optional[Callable[[DictConfig], None]] = None
     # Checks against the model (meta device, before any data): check_model(model, selected, method).
     check_model: Optional[Callable] = None
+    # Checks that also need the target: check_density(model, selected, method, density), run by the
+    # pre-run pass at the run's final density (the smallest any pruning event of the run reaches).
+    check_density: Optional[Callable] = None
     uses_threshold_impl: bool = False  # method.threshold_impl chooses its per-layer counts (global, layerwise)
     # Whether the final per-layer densities are fixed in advance (then only a single pruning event fits).
     fixes_final_densities: Callable[[DictConfig], bool] = _never

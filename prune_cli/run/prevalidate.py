@@ -327,9 +327,12 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     checked = checked_model(cfg)
     if checked is None:
         return
-    from ..pruning import select_prunable
+    from ..pruning import ALLOCATIONS, select_prunable
 
-    select_prunable(checked.model, cfg.method)
+    selected = select_prunable(checked.model, cfg.method)
+    allocation = ALLOCATIONS.get(cfg.method.allocation)
+    if allocation.check_density is not None and cfg.sparsity > 0:
+        allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
 
 
 def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:

@@ -3,11 +3,54 @@ density, the rest uniform (Gale et al. 2019, as used by Liu et al., ICLR 2022; d
 
 from __future__ import annotations
 
-from ...core.errors import PruneCliError
+from types import SimpleNamespace
+
+from ...core.errors import ConfigError, PruneCliError
 from ..allocation import counts_from_densities, layer_roles, register_allocation, round_half_even, total_kept
 
 
-@register_allocation("uniform_plus", exact_total=lambda method: not method.faithful_uniform_plus)
+def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float) -> tuple[dict[str, float], float]:
+    """The fixed layers' densities (first layer 1, classifier 0.2 below density 0.2) and the density the
+    other layers get so that the total is `density` (Gale et al.'s rule, re-balanced)."""
+    fixed: dict[str, float] = {}
+    if first is not None:
+        fixed[first] = 1.0
+    if fc is not None and fc != first and density < 0.2:
+        fixed[fc] = 0.2
+    n_rest = sum(n for name, n in sizes.items() if name not in fixed)
+    kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
+    return fixed, ((density * sum(sizes.values()) - kept_fixed) / n_rest if n_rest else 0.0)
+
+
+def _unreachable(sizes: dict[str, int], fixed: dict[str, float], fc, density: float, d_rest: float) -> str:
+    kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
+    return (
+        f"uniform_plus at density {density}: the dense first layer{' and the 0.2-density classifier' if fc in fixed else ''} "
+        f"hold {kept_fixed:.0f} of the {density * sum(sizes.values()):.0f} weights the target allows, leaving the other layers "
+        f"density {d_rest:.4f}."
+    )
+
+
+def check_uniform_plus_density(model, selected, method, density: float) -> None:
+    """Before any data: the default (re-balanced) rule needs the other layers' density in [0, 1] at the
+    run's final density; found after dense training before (docs/robustness.md)."""
+    if method.faithful_uniform_plus:
+        return
+    sizes = {n: p.numel() for n, p in selected.items()}
+    first, fc = layer_roles(selected, SimpleNamespace(model=model))
+    fixed, d_rest = _fixed_and_rest(sizes, first, fc, density)
+    if not 0.0 <= d_rest <= 1.0 + 1e-12:
+        raise ConfigError(
+            "sparsity",
+            round(1.0 - density, 12),
+            "a sparsity this model's uniform_plus allocation can reach; or method.allocation=layerwise, or method.exclude_first=true",
+            _unreachable(sizes, fixed, fc, density, d_rest),
+        )
+
+
+@register_allocation(
+    "uniform_plus", exact_total=lambda method: not method.faithful_uniform_plus, check_density=check_uniform_plus_density
+)
 def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
     """First layer dense; classifier at 0.2 when density < 0.2; the rest uniform (Random_Pruning CIFAR).
 
@@ -18,13 +61,8 @@ def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
     first, fc = layer_roles(scores, ctx)
     sizes = {n: s.numel() for n, s in scores.items()}
     n_all = sum(sizes.values())
-    fixed: dict[str, float] = {}
-    if first is not None:
-        fixed[first] = 1.0
-    if fc is not None and fc != first and density < 0.2:
-        fixed[fc] = 0.2
+    fixed, d_rest = _fixed_and_rest(sizes, first, fc, density)
     rest = [n for n in sizes if n not in fixed]
-    n_rest = sum(sizes[n] for n in rest)
     if ctx.method.faithful_uniform_plus:
         if density < 0.2:
             d_rest = (density * n_all - sum(fixed[n] * sizes[n] for n in fixed)) / n_all
@@ -32,13 +70,10 @@ def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
             d_rest = density
         dens = {**{n: d_rest for n in rest}, **fixed}
         return {n: round_half_even(min(max(dens[n], 0.0), 1.0) * sizes[n]) for n in sizes}
-    kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
-    d_rest = (density * n_all - kept_fixed) / n_rest if n_rest else 0.0
     if not 0.0 <= d_rest <= 1.0 + 1e-12:
         raise PruneCliError(
-            f"uniform_plus at density {density}: the dense first layer{' and the 0.2-density classifier' if fc in fixed else ''} "
-            f"hold {kept_fixed:.0f} of the {density * n_all:.0f} weights the target allows, leaving the other layers "
-            f"density {d_rest:.4f}. Use a higher density, method.allocation=layerwise, or exclude the first layer."
+            _unreachable(sizes, fixed, fc, density, d_rest)
+            + " Use a higher density, method.allocation=layerwise, or exclude the first layer."
         )
     dens = {**{n: d_rest for n in rest}, **fixed}
     return counts_from_densities(dens, sizes, total_kept(scores, density), frozen=tuple(fixed))
