@@ -68,10 +68,10 @@ def usable_results_dir(path: str) -> str | None:
     return directory_problem(path, try_create=True)
 
 
-def check_directories_writable(root: DictConfig) -> None:
-    """The directories a run writes, tried where it is about to start (validation only asks
-    `os.access`, which says yes to root everywhere, /proc included): ConfigError naming the key."""
-    usable_directory(root, "results_dir", try_create=True)
+def check_dense_cache_dir(root: DictConfig) -> None:
+    """`dense_cache.dir`, tried where a run or sweep is about to start (validation only asks
+    `os.access`, which says yes to root everywhere, /proc included): ConfigError naming the key.
+    results_dir is tried once, by `_runs_dir`, before this (the cache's default lies inside it)."""
     if root.dense_cache.enabled:
         usable_directory(root, "dense_cache.dir", try_create=True)
 
@@ -93,10 +93,14 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     if mode == RunMode.RUN:
         try:
             validate(_root_)
-            check_directories_writable(_root_)
         except PruneCliError as err:  # config values, and dataset files that are not there
             _reject(str(err))
     problem = usable_results_dir(str(_root_.results_dir)) if _root_.results_dir else "it is empty"
+    if problem is None and mode == RunMode.RUN:
+        try:
+            check_dense_cache_dir(_root_)  # before anything is created
+        except PruneCliError as err:
+            _reject(str(err))
     if problem is None and not _CREATED:
         _CREATED.extend(d for d in (runs.parent, runs) if not d.exists())
         try:
@@ -233,7 +237,7 @@ def _validate_every_sweep_job_first() -> None:
             job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
             try:
                 validate(job)
-                check_directories_writable(job)
+                check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
             except PruneCliError as err:
                 swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")

@@ -42,7 +42,7 @@ def _overrides(args: list[str]) -> list:
 def check_overrides(args: list[str]) -> None:
     """Raise ConfigError for the first override among `args` that repeats a key with another value,
     deletes a key, or sets a named group's `name`."""
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}  # key -> (the override as typed, its value)
     for override in _overrides(args):
         key = override.get_key_element().lstrip("+~")
         text = override.input_line or key
@@ -61,13 +61,13 @@ def check_overrides(args: list[str]) -> None:
                 f"no override: {key} is the label its option's YAML sets; choose the option itself with "
                 f"{group}={value} (prune-run --help lists the options of each group)",
             )
-        if key in seen and seen[key].lstrip("+").partition("=")[2] != value:
+        if key in seen and seen[key][1] != value:
             raise ConfigError(
                 key,
-                f"{seen[key]} and then {text}",
+                f"{seen[key][0]} and then {text}",
                 f"one value per key: give {key} once (a sweep over values is -m {key}=a,b)",
             )
-        seen[key] = text
+        seen[key] = (text, value)
 
 
 def last_value_wins(args: list[str]) -> list[str]:
