@@ -40,6 +40,7 @@ from .core.writable import directory_problem
 from .run import composition_memo
 from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
 from .run.override_checks import check_overrides
+from .run.unused_options import reject_unused_overrides, sweep_unused, unused_overrides
 from .run.prevalidate import checked_model, register_schemas, validate
 
 log = logging.getLogger("prune_cli")
@@ -93,6 +94,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     if mode == RunMode.RUN:
         try:
             validate(_root_)
+            reject_unused_overrides(_root_)
         except PruneCliError as err:  # config values, and dataset files that are not there
             _reject(str(err))
     problem = usable_results_dir(str(_root_.results_dir)) if _root_.results_dir else "it is empty"
@@ -232,12 +234,13 @@ def _validate_every_sweep_job_first() -> None:
         batches = getattr(self, "overrides", None) or [batch]  # the basic sweeper's batches, all of them
         jobs = [list(job) for one in batches for job in one]
         common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
-        rejected = []
+        rejected, valid = [], []
         for number, overrides in enumerate(jobs, 1):
             job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
             try:
                 validate(job)
                 check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
+                valid.append((overrides, job))
             except PruneCliError as err:
                 swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
@@ -247,6 +250,10 @@ def _validate_every_sweep_job_first() -> None:
                 listed.append(f"... and {len(rejected) - len(listed)} more")
             head = f"{len(rejected)} of {len(jobs)} jobs of the sweep rejected; no job ran"
             raise _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
+        unused = sweep_unused(valid)  # an override no job reads; one that some jobs read is noted in the others' logs
+        if unused:
+            lines = [one.message().replace("in this run", f"in any of the sweep's {len(jobs)} jobs") for one in unused]
+            raise _CompositionRejected(SweepRejected("no job ran:\n  " + "\n  ".join(lines)))
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
@@ -462,6 +469,8 @@ def hydra_main(cfg: DictConfig) -> None:
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again
             plugins.add_modules(cfg.plugins)
         validate(cfg)
+        for one in unused_overrides(cfg, list(hydra_cfg.overrides.task)):  # a note, or a sweep job that ignores it
+            log.warning(one.message())
         _limit_threads(cfg, hydra_cfg)
         run(cfg, run_dir)
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here

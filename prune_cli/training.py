@@ -73,6 +73,17 @@ class TrainConfig:
         if node.optimizer == "adam":
             check(not node.nesterov, f"{key}.nesterov", True, "false with optimizer=adam")
 
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        node = OmegaConf.select(cfg, key)
+        found = {}
+        if node.optimizer != "sgd":
+            found[f"{key}.momentum"] = f"it applies only with {key}.optimizer=sgd; here {key}.optimizer={node.optimizer}"
+        if node.lr_schedule != "multistep":
+            why = f"it applies only with {key}.lr_schedule=multistep; here {key}.lr_schedule={node.lr_schedule}"
+            found.update({f"{key}.milestones": why, f"{key}.gamma": why})
+        return found
+
 
 def make_optimizer(model: nn.Module, cfg: DictConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":

@@ -3,7 +3,10 @@ name)` with which a feature module declares its options, and `run_checks`, which
 schema declares.
 
 A schema checks what Hydra's types cannot in a static method `check(cfg, key)` (`cfg` the whole
-config, `key` the node's dotted path). The pre-run pass (prune_cli/run/prevalidate.py) picks the
+config, `key` the node's dotted path), and may say which of its options do nothing in the composed
+config in a static method `unused(cfg, key) -> {dotted key: why}` (`collect_unused`; the pre-run pass
+rejects an override of such a key, prune_cli/run/unused_options.py). The pre-run pass
+(prune_cli/run/prevalidate.py) picks the
 checks by the node's schema type (`OmegaConf.get_type`) and runs every `check` along its MRO, base
 class first: a new data-driven score that extends `DataScoreConfig` gets the shared data-score
 checks without being listed anywhere.
@@ -60,6 +63,13 @@ class DatasetConfig:
             check(False, f"{key}.class_counts", list(d.class_counts), "null unless dataset.imbalance=counts")
         if d.max_train_samples is not None:
             positive_int(cfg, f"{key}.max_train_samples")
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        d = OmegaConf.select(cfg, key)
+        if d.imbalance != "longtail":
+            return {f"{key}.longtail_ratio": f"it applies only with {key}.imbalance=longtail; here {key}.imbalance={d.imbalance}"}
+        return {}
 
     @classmethod
     def declared_input(cls, node) -> "tuple[tuple[int, ...], int] | None":
@@ -129,6 +139,13 @@ class MethodConfig:
         positive_int(cfg, f"{key}.rounds")
         choice(cfg, f"{key}.round_schedule", {"exponential", "linear"})
 
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        rounds = OmegaConf.select(cfg, f"{key}.rounds")
+        if rounds == 1:
+            return {f"{key}.round_schedule": f"it spaces the densities of scoring rounds; here {key}.rounds=1"}
+        return {}
+
 
 @dataclass
 class ScheduleConfig:
@@ -178,6 +195,16 @@ class ScheduleConfig:
                 "for iterative scoring such as SynFlow)",
             )
 
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        s = OmegaConf.select(cfg, key)
+        if s.restart_from != "rewind":
+            return {
+                f"{key}.rewind_epoch": f"it applies only with {key}.restart_from=rewind (schedule=lottery_ticket); "
+                f"this run has {key}.restart_from={s.restart_from}"
+            }
+        return {}
+
 
 # ----------------------------------------------------------------------------- metrics
 
@@ -203,6 +230,12 @@ class BaseMetricsConfig:
 class DenseCacheConfig:
     enabled: bool = True  # reuse a trained dense model with the same data, model, train config and seed
     dir: str = "${results_dir}/dense_cache"
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        if not OmegaConf.select(cfg, f"{key}.enabled"):
+            return {f"{key}.dir": f"{key}.enabled is false: no dense model is read or written"}
+        return {}
 
 
 @dataclass
@@ -266,6 +299,17 @@ def run_checks(schema: type, cfg: DictConfig, key: str) -> None:
         own = vars(klass).get("check")
         if own is not None:
             own.__get__(None, schema)(cfg, key)
+
+
+def collect_unused(schema: type, cfg: DictConfig, key: str) -> dict[str, str]:
+    """{dotted key: why it has no effect} from the `unused(cfg, key)` of `schema` and of every base
+    class that declares one (each class's own hook once, as `run_checks`)."""
+    found: dict[str, str] = {}
+    for klass in reversed(schema.__mro__):
+        own = vars(klass).get("unused")
+        if own is not None:
+            found.update(own.__get__(None, schema)(cfg, key))
+    return found
 
 
 def as_plain(node: Any) -> Any:

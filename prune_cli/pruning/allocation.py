@@ -40,6 +40,9 @@ class Allocation:
 
     name: str
     fn: Callable  # (scores, density, ctx) -> {param name: kept count}
+    # The method.* options it reads that no other allocation does: setting one while another allocation
+    # is chosen is rejected (prune_cli/run/unused_options.py).
+    options: tuple[str, ...] = ()
     # Config-only checks of the options it reads, run when it is chosen: check(cfg) (cfg = the whole config).
     check: Optional[Callable[[DictConfig], None]] = None
     # Checks against the model (meta device, before any data): check_model(model, selected, method).

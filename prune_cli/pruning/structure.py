@@ -154,6 +154,9 @@ class Structure:
 
     name: str
     masks: Callable  # (scores, counts, selection, sctx) -> {name: mask}, all layers at once
+    # The method.* options it reads that unstructured pruning does not: setting one while another
+    # structure is chosen is rejected (prune_cli/run/unused_options.py).
+    options: tuple[str, ...] = ()
     layer_local: bool = True  # False when a layer's mask depends on its neighbours (channel)
     single_weights: bool = False  # removes single weights (Bernoulli sampling and the shuffle ablation apply)
     check: Optional[Callable[[DictConfig], None]] = None  # config-only checks when chosen: check(cfg)

@@ -55,19 +55,19 @@ def _erk_counts(scores, density: float, ctx, kernel: bool) -> dict[str, int]:
     return counts_from_densities(dens, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density))
 
 
-@register_allocation("er")
+@register_allocation("er", options=("erk_power",))
 def allocate_er(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi: d_l proportional to (n_in + n_out) / (n_in n_out), kernel size ignored."""
     return _erk_counts(scores, density, ctx, kernel=False)
 
 
-@register_allocation("erk")
+@register_allocation("erk", options=("erk_power",))
 def allocate_erk(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi-Kernel: d_l proportional to sum(shape) / prod(shape) (RigL, Liu et al. 2022)."""
     return _erk_counts(scores, density, ctx, kernel=True)
 
 
-@register_allocation("erk_plus")
+@register_allocation("erk_plus", options=("erk_power", "fc_density"))
 def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
     """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet)."""
     _, fc = layer_roles(scores, ctx)

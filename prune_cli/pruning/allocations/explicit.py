@@ -37,6 +37,7 @@ def check_explicit_model(model, selected: dict, method: DictConfig) -> None:
 
 @register_allocation(
     "explicit",
+    options=("layer_densities",),
     check=check_explicit,
     check_model=check_explicit_model,
     fixes_final_densities=lambda method: True,

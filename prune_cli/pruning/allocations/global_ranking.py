@@ -8,7 +8,7 @@ import torch
 from ..allocation import kept_count, register_allocation, threshold_impl
 
 
-@register_allocation("global", uses_threshold_impl=True)
+@register_allocation("global", options=("threshold_impl",), uses_threshold_impl=True)
 def allocate_global(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """One ranking over all prunable weights; ties broken by flat index (lower index kept)."""
     flat = torch.cat([s.flatten().cpu() for s in scores.values()])

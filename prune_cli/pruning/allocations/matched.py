@@ -67,6 +67,7 @@ def check_matched_model(model, selected: dict, method: DictConfig) -> None:
 
 @register_allocation(
     "matched",
+    options=("match_masks", "match_method", "match_allocation"),
     check=check_matched,
     check_model=check_matched_model,
     fixes_final_densities=lambda method: bool(method.match_masks),

@@ -49,7 +49,10 @@ def check_uniform_plus_density(model, selected, method, density: float) -> None:
 
 
 @register_allocation(
-    "uniform_plus", exact_total=lambda method: not method.faithful_uniform_plus, check_density=check_uniform_plus_density
+    "uniform_plus",
+    options=("faithful_uniform_plus",),
+    exact_total=lambda method: not method.faithful_uniform_plus,
+    check_density=check_uniform_plus_density,
 )
 def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
     """First layer dense; classifier at 0.2 when density < 0.2; the rest uniform (Random_Pruning CIFAR).

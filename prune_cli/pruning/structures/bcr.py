@@ -125,6 +125,7 @@ def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", inv
 
 @register_structure(
     "bcr",
+    options=("block_shape", "group_norm"),
     check=check_bcr,
     inexact_hint="BCR keeps the same number of rows and columns in every block of a layer, so a "
     "layer's kept count is a product kr * kc per block; pick a sparsity whose per-layer density is "

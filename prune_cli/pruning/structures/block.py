@@ -22,6 +22,7 @@ def check_block(cfg: DictConfig) -> None:
 
 @register_structure(
     "block",
+    options=("block_shape", "group_norm"),
     check=check_block,
     inexact_hint="Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are "
     "multiples of the block size, a smaller method.block_shape, or raise "

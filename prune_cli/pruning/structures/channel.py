@@ -36,6 +36,7 @@ def check_channel_model(model, selected: dict, method: DictConfig) -> None:
 
 @register_structure(
     "channel",
+    options=("group_norm",),
     layer_local=False,
     check=check_channel,
     check_model=check_channel_model,

@@ -301,6 +301,7 @@ def check_channel_group_model(model, selected: dict, method) -> None:
 
 @register_structure(
     "channel_group",
+    options=("group_norm",),
     layer_local=False,
     check=check_channel_group,
     check_model=check_channel_group_model,

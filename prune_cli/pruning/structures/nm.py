@@ -44,7 +44,9 @@ def check_nm_model(model, selected: dict, method: DictConfig) -> None:
         )
 
 
-@register_structure("nm", check=check_nm, check_model=check_nm_model, fixes_final_densities=lambda method: True)
+@register_structure(
+    "nm", options=("nm_n", "nm_m"), check=check_nm, check_model=check_nm_model, fixes_final_densities=lambda method: True
+)
 def n_m(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Keep the N highest-scoring weights of every M consecutive ones along the input dimension
     (for a conv, along input channels at each kernel position). The density is exactly N/M."""

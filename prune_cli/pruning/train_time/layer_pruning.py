@@ -70,6 +70,10 @@ class LayerPruningConfig(ScheduleConfig):
     prune_epochs: int = 5  # sections are learned and removed during these first epochs of training
 
     @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        return {"sparsity": "with schedule=layer_pruning the training decides how many sections go (layer_pruning.csv)"}
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
         check(finite(s.theta_init) and 0 < s.theta_init <= 1, f"{key}.theta_init", s.theta_init, "a number in (0, 1]")

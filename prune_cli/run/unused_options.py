@@ -1,0 +1,190 @@
+"""Overrides of options that do nothing in the composed config: rejected before any work.
+
+Every key of prune-cli's config has a schema, so a typo stops the run (prune_cli/run/prevalidate.py);
+but a valid key can still be one the rest of the config never reads. `method.nm_n=1` without
+`method.structure=nm` prunes unstructured; `train.milestones=[20,30]` without
+`train.lr_schedule=multistep` keeps the cosine schedule; `metrics.hessian.top_k=20` without
+`metrics.hessian.enabled=true` computes no spectrum. The run would go ahead as if the option were
+honoured (under a run id of its own, docs/robustness.md "Bad input"). So an override of an option
+that does nothing is an error naming the key, its value and what it would need.
+
+Which options do nothing comes from the plugins and schemas themselves, never from a list here:
+- a schema's `unused(cfg, key)` hook (prune_cli/core/config_base.py `collect_unused`): a dataset's
+  `longtail_ratio` without `imbalance=longtail`, a schedule's `rewind_epoch` without rewinding, SGD's
+  `momentum` under Adam, `sparsity` under `schedule=layer_pruning`, ...;
+- the `method.*` options an allocation or a structure declares it reads (`options=` of
+  `register_allocation` / `register_structure`) while another one is chosen;
+- every option of an optional metric whose `enabled` is false;
+- the whole `finetune` node when the schedule's plan never trains with it (at_init, lottery tickets,
+  gradual): a *note*, not an error, because researchers keep one set of training overrides
+  (`train.epochs=... finetune.epochs=...`) across schedules, and nothing they meant is lost.
+
+A sweep (`-m`) is rejected for an override only when no job of the sweep uses it: in
+`-m method.structure=unstructured,nm method.nm_n=1` the nm jobs read `nm_n`, and each unstructured
+job notes in its log that it does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.config_base import Config, collect_unused
+from ..core.errors import ConfigError, PruneCliError
+from .prevalidate import schema_of
+
+# Nodes whose schema may declare unused options (by their schema type, as the pre-run pass's checks).
+NODES = ("dataset", "model", "method", "schedule", "train", "finetune", "data_pruning")
+
+
+@dataclass(frozen=True)
+class UnusedOverride:
+    """An override (`key=value` as typed) whose key the composed config never reads, and why."""
+
+    key: str
+    value: str
+    why: str
+    error: bool  # False: a note (the finetune node of a schedule that never fine-tunes)
+
+    def message(self) -> str:
+        return f"Override '{self.key}={self.value}' has no effect in this run: {self.why}."
+
+
+class UnusedOptionError(ConfigError):
+    """An override of an option that does nothing in this run (see the module docstring)."""
+
+    def __init__(self, found: UnusedOverride):
+        self.key, self.value, self.allowed = found.key, found.value, f"no override: {found.why}"
+        PruneCliError.__init__(self, found.message() + " Leave it out, or choose what it applies to.")
+
+
+def _method_options(cfg: DictConfig) -> dict[str, str]:
+    """`method.<option>` -> why, for the options some allocation or structure reads and the chosen
+    ones do not. Every allocation and structure is imported only when a method option is overridden
+    that the chosen ones do not declare (the caller asks for `candidates`)."""
+    from ..pruning import ALLOCATIONS, STRUCTURES
+
+    found: dict[str, str] = {}
+    m = cfg.method
+    chosen = {"allocation": ALLOCATIONS.get(m.allocation), "structure": STRUCTURES.get(m.structure)}
+    used = {o for plugin in chosen.values() for o in plugin.options}
+    for label, registry in (("allocation", ALLOCATIONS), ("structure", STRUCTURES)):
+        owners: dict[str, list[str]] = {}
+        for name in registry.names():
+            for option in registry.get(name).options:
+                owners.setdefault(option, []).append(name)
+        for option, names in owners.items():
+            if option not in used:
+                which = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+                found[f"method.{option}"] = f"it applies only with method.{label}={which}; here method.{label}={m[label]}"
+    return found
+
+
+def _metric_options(cfg: DictConfig) -> dict[str, str]:
+    """Every option of an optional metric whose `enabled` is false."""
+    found: dict[str, str] = {}
+    for name in cfg.metrics:
+        node = cfg.metrics._get_node(name)
+        if isinstance(node, DictConfig) and "enabled" in node and not node.enabled:
+            for option in node:
+                if option != "enabled":
+                    found[f"metrics.{name}.{option}"] = f"metrics.{name}.enabled is false: the metric does not run"
+    return found
+
+
+def _finetune_note(cfg: DictConfig) -> dict[str, str]:
+    """{'finetune': why} when no step of the schedule's plan trains with the finetune config."""
+    from ..schedules import SCHEDULES
+
+    plan = SCHEDULES.get(cfg.schedule.name)(cfg)
+    if any(getattr(step, "which", None) == "finetune" for step in plan):
+        return {}
+    return {"finetune": f"schedule={cfg.schedule.name} never fine-tunes (its training steps use the train config)"}
+
+
+def unused_options(cfg: DictConfig, method_keys: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+    """({dotted key: why} of options that do nothing in `cfg`, {key: why} of notes). `cfg` has passed
+    the pre-run pass (prune_cli/run/prevalidate.py `validate`)."""
+    found: dict[str, str] = {}
+    for key in NODES:
+        found.update(collect_unused(schema_of(cfg, key), cfg, key))
+    for field in dataclasses.fields(Config):  # top-level nodes with a schema (dense_cache, accel)
+        node = cfg.get(field.name)
+        if isinstance(node, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
+            found.update(collect_unused(OmegaConf.get_type(node), cfg, field.name))
+    found.update(_metric_options(cfg))
+    if method_keys:
+        found.update(_method_options(cfg))
+    return found, _finetune_note(cfg)
+
+
+def _parsed(overrides: list[str]) -> list[tuple[str, str]]:
+    """(key, value as typed) of each `key=value` override, Hydra's own `hydra.*` settings left out."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    found = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.get_key_element().lstrip("+~")
+        if not key.startswith("hydra.") and key != "hydra":
+            found.append((key, (override.input_line or "").partition("=")[2]))
+    return found
+
+
+def _covering(key: str, table: dict[str, str]) -> str | None:
+    """The entry of `table` for `key` or for a node above it (`finetune` covers `finetune.epochs`)."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        why = table.get(".".join(parts[:end]))
+        if why is not None:
+            return why
+    return None
+
+
+def unused_overrides(cfg: DictConfig, overrides: list[str]) -> list[UnusedOverride]:
+    """The overrides among `overrides` (as Hydra records them: cfg.hydra.overrides.task) whose keys
+    do nothing in `cfg`, errors first."""
+    given = _parsed(overrides)
+    if not given:
+        return []
+    method_keys = any(k.startswith("method.") for k, _ in given)
+    errors, notes = unused_options(cfg, method_keys)
+    found = []
+    for key, value in given:
+        why = _covering(key, errors)
+        if why is not None:
+            found.append(UnusedOverride(key, value, why, True))
+        elif (why := _covering(key, notes)) is not None:
+            found.append(UnusedOverride(key, value, why, False))
+    return sorted(found, key=lambda u: not u.error)
+
+
+def task_overrides(cfg: DictConfig) -> list[str]:
+    """The task overrides Hydra recorded in a composed config (none for a config composed without it)."""
+    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    return [str(o) for o in recorded] if recorded is not None else []
+
+
+def reject_unused_overrides(cfg: DictConfig) -> list[UnusedOverride]:
+    """Raise UnusedOptionError for the first override of a single run that does nothing; return the
+    notes (the caller prints them)."""
+    found = unused_overrides(cfg, task_overrides(cfg))
+    for one in found:
+        if one.error:
+            raise UnusedOptionError(one)
+    return found
+
+
+def sweep_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[UnusedOverride]:
+    """The error-level unused overrides of a sweep: those of an override key that no job uses
+    (`jobs`: each job's overrides and its validated config). One entry per key."""
+    given: dict[str, int] = {}
+    unused: dict[str, list[UnusedOverride]] = {}
+    for overrides, job in jobs:
+        for key, _ in _parsed(overrides):
+            given[key] = given.get(key, 0) + 1
+        for one in unused_overrides(job, overrides):
+            if one.error:
+                unused.setdefault(one.key, []).append(one)
+    return [ones[0] for key, ones in unused.items() if len(ones) == given[key]]
