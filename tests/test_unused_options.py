@@ -1,0 +1,198 @@
+"""Overrides of options that do nothing in the run (prune_cli/run/unused_options.py): rejected before any
+work with the key, the value and what the option needs; in a sweep, only an override that no job reads.
+
+Each rejected case ran before, pruning or training exactly as without the override under a run id of
+its own. The declarations are checked against the code that reads the options, and the "does nothing"
+of the training options against the optimizer and LR schedule themselves.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import FAST, run_cli
+
+pytestmark = pytest.mark.xdist_group("unused_options")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _snapshot(folder):
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    results = tmp_path_factory.mktemp("finished") / "results"
+    run_cli([*FAST], results)
+    return results
+
+
+@pytest.fixture
+def results(finished, tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(finished, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "args, override, needs",
+    [
+        (["method.nm_n=1"], "method.nm_n=1", "method.structure=nm"),
+        (["method.nm_m=8"], "method.nm_m=8", "method.structure=nm"),
+        (["method.block_shape=[2,2]"], "method.block_shape=[2,2]", "method.structure=bcr or block"),
+        (["method.group_norm=l2"], "method.group_norm=l2", "method.structure="),
+        (["method.erk_power=0.5"], "method.erk_power=0.5", "method.allocation=er, erk or erk_plus"),
+        (["method.allocation=erk", "method.fc_density=0.5"], "method.fc_density=0.5", "method.allocation=erk_plus"),
+        (["method.allocation=erk", "method.threshold_impl=topk"], "method.threshold_impl=topk", "method.allocation=global or layerwise"),
+        (["method.faithful_uniform_plus=true"], "method.faithful_uniform_plus=true", "method.allocation=uniform_plus"),
+        (["method.match_allocation=erk"], "method.match_allocation=erk", "method.allocation=matched"),
+        (["method.round_schedule=linear"], "method.round_schedule=linear", "method.rounds=1"),
+        (["schedule=iterative", "schedule.rewind_epoch=1"], "schedule.rewind_epoch=1", "schedule.restart_from=rewind"),
+        (["train.optimizer=adam", "train.lr=0.001", "train.momentum=0.5"], "train.momentum=0.5", "train.optimizer=sgd"),
+        (["train.milestones=[1]"], "train.milestones=[1]", "train.lr_schedule=multistep"),
+        (["finetune.gamma=0.5"], "finetune.gamma=0.5", "finetune.lr_schedule=multistep"),
+        (["metrics.hessian.top_k=3"], "metrics.hessian.top_k=3", "metrics.hessian.enabled is false"),
+        (["metrics.regions.enabled=false", "metrics.regions.segments=2"], "metrics.regions.segments=2", "metrics.regions.enabled is false"),
+        (["dataset.longtail_ratio=10"], "dataset.longtail_ratio=10", "dataset.imbalance=longtail"),
+        (["dense_cache.enabled=false", "dense_cache.dir=elsewhere"], "dense_cache.dir=elsewhere", "dense_cache.enabled is false"),
+        (
+            ["model=res_mlp", "model.width=16", "schedule=layer_pruning", "schedule.prune_epochs=1", "sparsity=0.5"],
+            "sparsity=0.5",
+            "schedule=layer_pruning",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_an_override_that_does_nothing_stops_the_run_before_any_work(results, args, override, needs):
+    before = _snapshot(results)
+    fast = [a for a in FAST if not a.startswith("model")] if "model=res_mlp" in args else FAST
+    proc = run_cli([*fast, *args], results, check=False)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr
+    assert f"'{override}' has no effect in this run" in err and needs in err, err
+    assert "Traceback" not in err
+    assert _snapshot(results) == before  # the finished run byte-identical, nothing created
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["method.structure=nm", "method.allocation=layerwise", "method.nm_n=1", "method.nm_m=2", "sparsity=0.5"],
+        ["method.allocation=erk_plus", "method.erk_power=0.5", "method.fc_density=0.5"],
+        ["method.rounds=2", "method.round_schedule=linear"],
+        ["train.lr_schedule=multistep", "train.milestones=[1]", "train.gamma=0.5"],
+        ["dataset.imbalance=longtail", "dataset.longtail_ratio=2"],
+    ],
+    ids=" ".join,
+)
+def test_the_same_overrides_with_what_they_apply_to_pass(args):
+    """Control: each option the cases above reject is accepted where it applies (the pre-run pass and
+    the unused-option check on the composed config, as prune-run runs them)."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    assert unused_overrides(validated(FAST, args), [*FAST, *args]) == []
+
+
+def test_a_sweep_override_that_no_job_reads_stops_the_sweep_before_any_job(results):
+    before = _snapshot(results)
+    proc = run_cli(["-m", *FAST, "sparsity=0.5,0.6", "method.erk_power=0.5"], results, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "'method.erk_power=0.5' has no effect in any of the sweep's 2 jobs" in proc.stderr
+    assert _snapshot(results) == before
+
+
+def test_a_sweep_override_some_jobs_read_runs_and_the_others_say_so_in_their_logs(tmp_path):
+    """global ignores erk_power and at_init never fine-tunes: both are notes in the job's log, not errors."""
+    results = tmp_path / "r"
+    run_cli(["-m", *FAST, "sparsity=0.5", "schedule=at_init", "method.allocation=global,erk", "method.erk_power=0.5"], results)
+    runs = sorted((results / "runs").glob("*/prune-run.log"))
+    assert len(runs) == 2
+    for log in runs:
+        text = log.read_text()
+        global_ranking = "method.allocation=global" in (log.parent / ".hydra" / "overrides.yaml").read_text()
+        assert "'finetune.epochs=1' has no effect in this run: schedule=at_init never fine-tunes" in text
+        assert ("'method.erk_power=0.5' has no effect" in text) == global_ranking
+
+
+def test_a_schedule_that_never_fine_tunes_notes_the_finetune_override_and_runs(tmp_path):
+    proc = run_cli([*FAST, "schedule=lottery_ticket", "schedule.rounds=1"], tmp_path / "r")
+    assert "'finetune.epochs=1' has no effect in this run: schedule=lottery_ticket never fine-tunes" in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------- the declarations
+
+
+def _method_options_read_in(path: Path, options: set[str]) -> set[str]:
+    """The options the code in `path` reads: attributes (`method.nm_n`, `m.erk_power`) and subscripts
+    (`m["match_masks"]`), found in its syntax tree, so that a docstring or a column named like an option
+    (regions.csv's "layer_densities") is not a read."""
+    read = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in options:
+            read.add(node.attr)
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in options:
+            read.add(node.slice.value)
+    return read
+
+
+def test_every_method_option_an_allocation_or_structure_reads_is_declared_by_it():
+    """An option read by a plugin that does not declare it would be rejected as doing nothing while it
+    does something: every method option that any allocation or structure declares is read only in the
+    files of the plugins that declare it (plus the schema and the pre-run checks)."""
+    from prune_cli.pruning import ALLOCATIONS, STRUCTURES
+
+    declared: dict[str, set[str]] = {}  # option -> modules of the plugins declaring it
+    for registry in (ALLOCATIONS, STRUCTURES):
+        for name in registry.names():
+            plugin = registry.get(name)
+            module = (plugin.fn if hasattr(plugin, "fn") else plugin.masks).__module__
+            for option in plugin.options:
+                declared.setdefault(option, set()).add(module)
+    assert {"nm_n", "erk_power", "block_shape", "group_norm", "layer_densities"} <= set(declared)
+    exempt = {"prune_cli.core.config_base", "prune_cli.run.prevalidate", "prune_cli.run.unused_options"}
+    for path in (REPO / "prune_cli").rglob("*.py"):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+        if module in exempt:
+            continue
+        for option in _method_options_read_in(path, set(declared)):
+            if option == "threshold_impl" and module == "prune_cli.pruning.allocation":
+                continue  # the shared helper `threshold_impl(ctx)`, called only by global and layerwise
+            assert module in declared[option], f"{module} reads method.{option}, declared only by {sorted(declared[option])}"
+
+
+def test_momentum_does_nothing_under_adam_and_milestones_do_nothing_outside_multistep():
+    """What the train schema declares unused, checked against the optimizer and the LR schedule."""
+    from prune_cli.training import TrainConfig, lr_factor, make_optimizer
+
+    def cfg(**kw):
+        return OmegaConf.merge(OmegaConf.structured(TrainConfig), kw)
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    weights = []
+    for momentum in (0.0, 0.9):
+        m = torch.nn.Linear(3, 2)
+        m.load_state_dict(model.state_dict())
+        opt = make_optimizer(m, cfg(optimizer="adam", lr=0.01, momentum=momentum))
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+        weights.append(m.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
+    for schedule in ("constant", "cosine"):
+        a = cfg(epochs=10, lr_schedule=schedule)
+        b = cfg(epochs=10, lr_schedule=schedule, milestones=[2, 5], gamma=0.5)
+        assert [lr_factor(a, e / 2) for e in range(20)] == [lr_factor(b, e / 2) for e in range(20)]
+    multistep = cfg(epochs=10, lr_schedule="multistep", milestones=[2, 5], gamma=0.5)
+    assert lr_factor(multistep, 6) == 0.25  # and they do something where they apply
