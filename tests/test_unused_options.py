@@ -50,7 +50,11 @@ def results(finished, tmp_path):
         (["method.group_norm=l2"], "method.group_norm=l2", "method.structure="),
         (["method.erk_power=0.5"], "method.erk_power=0.5", "method.allocation=er, erk or erk_plus"),
         (["method.allocation=erk", "method.fc_density=0.5"], "method.fc_density=0.5", "method.allocation=erk_plus"),
-        (["method.allocation=erk", "method.threshold_impl=topk"], "method.threshold_impl=topk", "method.allocation=global or layerwise"),
+        (
+            ["method.allocation=erk", "method.threshold_impl=topk"],
+            "method.threshold_impl=topk",
+            "method.allocation=global or layerwise",
+        ),
         (["method.faithful_uniform_plus=true"], "method.faithful_uniform_plus=true", "method.allocation=uniform_plus"),
         (["method.match_allocation=erk"], "method.match_allocation=erk", "method.allocation=matched"),
         (["method.round_schedule=linear"], "method.round_schedule=linear", "method.rounds=1"),
@@ -59,7 +63,11 @@ def results(finished, tmp_path):
         (["train.milestones=[1]"], "train.milestones=[1]", "train.lr_schedule=multistep"),
         (["finetune.gamma=0.5"], "finetune.gamma=0.5", "finetune.lr_schedule=multistep"),
         (["metrics.hessian.top_k=3"], "metrics.hessian.top_k=3", "metrics.hessian.enabled is false"),
-        (["metrics.regions.enabled=false", "metrics.regions.segments=2"], "metrics.regions.segments=2", "metrics.regions.enabled is false"),
+        (
+            ["metrics.regions.enabled=false", "metrics.regions.segments=2"],
+            "metrics.regions.segments=2",
+            "metrics.regions.enabled is false",
+        ),
         (["dataset.longtail_ratio=10"], "dataset.longtail_ratio=10", "dataset.imbalance=longtail"),
         (["dense_cache.enabled=false", "dense_cache.dir=elsewhere"], "dense_cache.dir=elsewhere", "dense_cache.enabled is false"),
         (
