@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from prune_cli.core import crashpoints  # noqa: E402
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402
 
 FAST = [
     "dataset=synthetic",
@@ -134,6 +135,9 @@ def bad_inputs(work: Path) -> list[str]:
         ("shape", ["model=resnet20"]),
         ("shape", ["model=lenet5"]),
         ("diverges", ["train.lr=1e12"]),
+        ("does nothing", ["method.nm_n=1"]),
+        ("does nothing", ["train.milestones=[20]"]),
+        ("does nothing", ["metrics.hessian.top_k=3"]),
     ]
     rows = [
         "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",
@@ -146,15 +150,16 @@ def bad_inputs(work: Path) -> list[str]:
         target = Path(override_results[0].split("=", 1)[1]) if override_results else results
         args_run = [a for a in args if not a.startswith("results_dir=")]
         before_names = sorted(p.name for p in work.iterdir())
-        code, _, err = prune_run([*fast, *args_run], target, cwd=work)
+        code, _, err = prune_run(last_value_wins([*fast, *args_run]), target, cwd=work)  # the case's value replaces FAST's
         unchanged = snapshot(results) == before
         new_runs = sorted(set(p.name for p in (results / "runs").iterdir()) - set(runs_before))
         outside_clean = sorted(p.name for p in work.iterdir()) == before_names
-        rows.append(
-            f"| {i} | {kind} | `{' '.join(args)}` | {code} | {first_message(err)} | "
+        row = (
+            f"| {i} | {kind} | `{' '.join(args)}` | {code} | {first_message(err.replace(str(work), '<tmp>'))} | "
             f"{'yes' if 'Traceback' in err else 'no'} | {'yes' if unchanged else 'NO'} | "
             f"{'yes' if outside_clean else 'NO'}{' (run dir: failed.json)' if new_runs else ''} |"
         )
+        rows.append(row.replace(str(work), "<tmp>"))
         for name in new_runs:  # a run that failed after starting keeps failed.json; clear it for the next case
             shutil.rmtree(results / "runs" / name)
     return rows
