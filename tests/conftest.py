@@ -86,6 +86,27 @@ def run_cli(
     return proc
 
 
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every directory under `folder`: what 'byte-identical' compares."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def finished_fast_run(tmp_path_factory) -> Path:
+    """A results folder holding one finished run (the FAST default experiment), once per test module."""
+    results = tmp_path_factory.mktemp("finished") / "results"
+    run_cli([*FAST], results)
+    return results
+
+
+@pytest.fixture
+def finished_results(finished_fast_run, tmp_path) -> Path:
+    """A copy of `finished_fast_run` for a test that must leave it byte-identical (or may change it)."""
+    copy = tmp_path / "results"
+    shutil.copytree(finished_fast_run, copy)
+    return copy
+
+
 # One finished FAST run that many tests only read (its CSVs, logs and model files): trained once per
 # test session (per xdist worker) instead of once per test.
 SHARED_RUN = [*FAST, "sparsity=0.5"]

@@ -5,42 +5,21 @@ naming the key and the value, nothing created and a finished results folder byte
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest import FAST, run_cli
+from conftest import FAST, run_cli, snapshot
 
 pytestmark = pytest.mark.xdist_group("rejected_overrides")
 
 
-def _snapshot(folder):
-    """Every file's bytes and every directory under `folder`: what 'byte-identical' compares."""
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A results folder holding one finished run (the FAST default experiment)."""
-    results = tmp_path_factory.mktemp("finished") / "results"
-    run_cli([*FAST], results)
-    return results
-
-
-@pytest.fixture
-def results(finished, tmp_path):
-    copy = tmp_path / "results"
-    shutil.copytree(finished, copy)
-    return copy
-
-
-def _rejected(args, results, key):
-    before = _snapshot(results)
-    proc = run_cli(args, results, check=False, keep_repeats=True)
+def _rejected(args, finished_results, key):
+    before = snapshot(finished_results)
+    proc = run_cli(args, finished_results, check=False, keep_repeats=True)
     assert proc.returncode == 2, proc.stderr
     assert f"'{key}'" in proc.stderr and "Traceback" not in proc.stderr and "internal error" not in proc.stderr
-    assert _snapshot(results) == before  # nothing written, nothing created, nothing rewritten
+    assert snapshot(finished_results) == before  # nothing written, nothing created, nothing rewritten
     return proc.stderr
 
 
@@ -60,12 +39,12 @@ def _rejected(args, results, key):
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
-def test_overrides_that_delete_relabel_or_repeat_a_key_are_rejected(results, args, key):
-    _rejected([*FAST, *args], results, key)
+def test_overrides_that_delete_relabel_or_repeat_a_key_are_rejected(finished_results, args, key):
+    _rejected([*FAST, *args], finished_results, key)
 
 
-def test_a_repeated_key_names_both_values(results):
-    err = _rejected([*FAST, "seed=1", "seed=2"], results, "seed")
+def test_a_repeated_key_names_both_values(finished_results):
+    err = _rejected([*FAST, "seed=1", "seed=2"], finished_results, "seed")
     assert "seed=1 and then seed=2" in err and "-m seed=a,b" in err
 
 
@@ -74,19 +53,19 @@ def test_a_key_repeated_with_the_same_value_changes_nothing_and_runs(tmp_path):
     assert "seed: 3" in proc.stdout
 
 
-def test_a_relabelled_group_says_how_to_choose_the_option(results):
-    err = _rejected([*FAST, "method.name=snip"], results, "method.name")
+def test_a_relabelled_group_says_how_to_choose_the_option(finished_results):
+    err = _rejected([*FAST, "method.name=snip"], finished_results, "method.name")
     assert "method=snip" in err
 
 
 @pytest.mark.parametrize("value", ["", "file", "/proc/no-such-dir"], ids=["empty", "a-file", "uncreatable"])
-def test_an_unusable_dense_cache_dir_is_rejected_before_any_work(results, tmp_path, value):
+def test_an_unusable_dense_cache_dir_is_rejected_before_any_work(finished_results, tmp_path, value):
     # Before: '' wrote the dense cache into the current directory; /proc/... failed after the data
     # was loaded, with a run directory and a message naming no key.
     if value == "file":
         value = str(tmp_path / "a-file")
         (tmp_path / "a-file").write_text("")
-    err = _rejected([*FAST, f"dense_cache.dir={value}"], results, "dense_cache.dir")
+    err = _rejected([*FAST, f"dense_cache.dir={value}"], finished_results, "dense_cache.dir")
     assert "a directory prune-run can write or create" in err
 
 
@@ -97,43 +76,43 @@ def test_an_uncreatable_results_dir_is_rejected_as_results_dir():
     assert proc.returncode == 2 and "'results_dir'" in proc.stderr and "cannot be created" in proc.stderr
 
 
-def test_a_seed_beyond_64_bits_is_rejected(results):
+def test_a_seed_beyond_64_bits_is_rejected(finished_results):
     # Before: accepted, then torch.manual_seed overflowed after the run directory was created.
-    err = _rejected([*FAST, f"seed={2**64}"], results, "seed")
+    err = _rejected([*FAST, f"seed={2**64}"], finished_results, "seed")
     assert str(2**63 - 1) in err
 
 
-def test_a_sweep_with_one_rejected_job_runs_none_of_them(results):
+def test_a_sweep_with_one_rejected_job_runs_none_of_them(finished_results):
     # Before: the 0.5 job trained and finished, then the 1.5 job left a run directory with failed.json,
     # and runs/multirun.yaml was added to the finished folder.
-    err = _rejected(["-m", *FAST, "sparsity=0.5,1.5"], results, "sparsity")
+    err = _rejected(["-m", *FAST, "sparsity=0.5,1.5"], finished_results, "sparsity")
     assert "1 of 2 jobs of the sweep rejected; no job ran" in err and "job 2 of 2 (sparsity=1.5" in err
 
 
-def test_a_sweep_with_an_unknown_key_in_every_job_lists_ten_and_counts_the_rest(results):
-    err = _rejected(["-m", *FAST, "seed=0,1,2,3,4,5,6,7,8,9,10,11", "+train.epoch=3"], results, "train.epoch")
+def test_a_sweep_with_an_unknown_key_in_every_job_lists_ten_and_counts_the_rest(finished_results):
+    err = _rejected(["-m", *FAST, "seed=0,1,2,3,4,5,6,7,8,9,10,11", "+train.epoch=3"], finished_results, "train.epoch")
     assert "12 of 12 jobs of the sweep rejected" in err and "... and 2 more" in err
     assert err.count("Unknown config key 'train.epoch'") == 10
 
 
-def test_a_sweep_hydra_cannot_compose_leaves_a_finished_folder_byte_identical(results):
+def test_a_sweep_hydra_cannot_compose_leaves_a_finished_folder_byte_identical(finished_results):
     # Before: runs/multirun.yaml was added (or an earlier sweep's replaced) although nothing ran.
-    (results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
-    _rejected(["-m", *FAST, "method=magnitude,lookahed"], results, "method")
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected(["-m", *FAST, "method=magnitude,lookahed"], finished_results, "method")
 
 
-def test_an_unknown_node_names_the_key_and_value_that_were_typed(results):
+def test_an_unknown_node_names_the_key_and_value_that_were_typed(finished_results):
     # Before: "Unknown config key 'metrics.regoins' (value None)", the '.enabled' and 'true' lost.
-    err = _rejected([*FAST, "metrics.regoins.enabled=true"], results, "metrics.regoins.enabled")
+    err = _rejected([*FAST, "metrics.regoins.enabled=true"], finished_results, "metrics.regoins.enabled")
     assert "(value 'true')" in err and "Did you mean 'metrics.regions.enabled'?" in err
 
 
-def test_two_modes_at_once_are_a_usage_error_not_a_traceback(results):
+def test_two_modes_at_once_are_a_usage_error_not_a_traceback(finished_results):
     # Before: Hydra's ValueError with its traceback, exit 1.
-    before = _snapshot(results)
-    proc = run_cli(["--cfg", "job", "-m", *FAST, "sparsity=0.5,0.9"], results, check=False)
+    before = snapshot(finished_results)
+    proc = run_cli(["--cfg", "job", "-m", *FAST, "sparsity=0.5,0.9"], finished_results, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--cfg job" in proc.stderr
-    assert _snapshot(results) == before
+    assert snapshot(finished_results) == before
 
 
 def test_tables_switched_off_are_not_written(tmp_path):
@@ -179,14 +158,14 @@ def test_a_rejected_command_leaves_an_earlier_sweep_s_record_alone(tmp_path):
 
 
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
-def test_a_rerun_that_finds_the_run_finished_leaves_its_record_as_it_was(results, sweep):
+def test_a_rerun_that_finds_the_run_finished_leaves_its_record_as_it_was(finished_results, sweep):
     # Before: Hydra rewrote the finished run's .hydra/{config,hydra,overrides}.yaml with the rerun's
     # command, so its record said threads=1 although it ran with threads=auto.
-    before = _snapshot(results)
+    before = snapshot(finished_results)
     args = ["threads=1", *reversed(FAST)]  # same run (threads and order are not part of it)
-    proc = run_cli(["-m", *args] if sweep else args, results)
+    proc = run_cli(["-m", *args] if sweep else args, finished_results)
     assert "already complete" in proc.stdout + proc.stderr
-    after = _snapshot(results)
+    after = snapshot(finished_results)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     sweep_record = ["runs/multirun.yaml"] if sweep else []  # a sweep ran: its own record is new
     assert [k for k in changed if not k.endswith("prune-run.log")] == sweep_record

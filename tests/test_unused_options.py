@@ -9,36 +9,17 @@ of the training options against the optimizer and LR schedule themselves.
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import FAST, run_cli
+from conftest import FAST, run_cli, snapshot
 
 pytestmark = pytest.mark.xdist_group("unused_options")
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _snapshot(folder):
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    results = tmp_path_factory.mktemp("finished") / "results"
-    run_cli([*FAST], results)
-    return results
-
-
-@pytest.fixture
-def results(finished, tmp_path):
-    copy = tmp_path / "results"
-    shutil.copytree(finished, copy)
-    return copy
 
 
 @pytest.mark.parametrize(
@@ -78,15 +59,15 @@ def results(finished, tmp_path):
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
-def test_an_override_that_does_nothing_stops_the_run_before_any_work(results, args, override, needs):
-    before = _snapshot(results)
+def test_an_override_that_does_nothing_stops_the_run_before_any_work(finished_results, args, override, needs):
+    before = snapshot(finished_results)
     fast = [a for a in FAST if not a.startswith("model")] if "model=res_mlp" in args else FAST
-    proc = run_cli([*fast, *args], results, check=False)
+    proc = run_cli([*fast, *args], finished_results, check=False)
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr
     assert f"'{override}' has no effect in this run" in err and needs in err, err
     assert "Traceback" not in err
-    assert _snapshot(results) == before  # the finished run byte-identical, nothing created
+    assert snapshot(finished_results) == before  # the finished run byte-identical, nothing created
 
 
 @pytest.mark.parametrize(
@@ -110,12 +91,12 @@ def test_the_same_overrides_with_what_they_apply_to_pass(args):
     assert unused_overrides(validated(FAST, args), [*FAST, *args]) == []
 
 
-def test_a_sweep_override_that_no_job_reads_stops_the_sweep_before_any_job(results):
-    before = _snapshot(results)
-    proc = run_cli(["-m", *FAST, "sparsity=0.5,0.6", "method.erk_power=0.5"], results, check=False)
+def test_a_sweep_override_that_no_job_reads_stops_the_sweep_before_any_job(finished_results):
+    before = snapshot(finished_results)
+    proc = run_cli(["-m", *FAST, "sparsity=0.5,0.6", "method.erk_power=0.5"], finished_results, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "'method.erk_power=0.5' has no effect in any of the sweep's 2 jobs" in proc.stderr
-    assert _snapshot(results) == before
+    assert snapshot(finished_results) == before
 
 
 def test_a_sweep_override_some_jobs_read_runs_and_the_others_say_so_in_their_logs(tmp_path):
