@@ -50,6 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
             "metrics.regions.enabled is false",
         ),
         (["dataset.longtail_ratio=10"], "dataset.longtail_ratio=10", "dataset.imbalance=longtail"),
+        (["dataset.augment=true"], "dataset.augment=true", "dataset=synthetic has inputs of shape (2,)"),
+        (["accel.channels_last=true"], "accel.channels_last=true", "model=mlp has no 4-D (convolution) weights"),
         (["dense_cache.enabled=false", "dense_cache.dir=elsewhere"], "dense_cache.dir=elsewhere", "dense_cache.enabled is false"),
         (
             ["model=res_mlp", "model.width=16", "schedule=layer_pruning", "schedule.prune_epochs=1", "sparsity=0.5"],
@@ -89,6 +91,20 @@ def test_the_same_overrides_with_what_they_apply_to_pass(args):
     from prune_cli.run.unused_options import unused_overrides
 
     assert unused_overrides(validated(FAST, args), [*FAST, *args]) == []
+
+
+def test_augmentation_and_channels_last_apply_to_images_and_convolutions():
+    """Decided from the dataset's declared input and the pre-run pass's model, without any data: MNIST
+    images (1, 28, 28) can be cropped and flipped; LeNet-5 has convolution weights, LeNet-300-100 none."""
+    from helpers import composed
+
+    from prune_cli.run.unused_options import unused_options
+
+    images = ["dataset=mnist", "accel.channels_last=true", "dataset.augment=true"]
+    errors, _ = unused_options(composed(images, "model=lenet5"))
+    assert "dataset.augment" not in errors and "accel.channels_last" not in errors
+    errors, _ = unused_options(composed(images, "model=lenet_300_100"))
+    assert "dataset.augment" not in errors and "model=lenet_300_100 has no 4-D" in errors["accel.channels_last"]
 
 
 def test_a_sweep_override_that_no_job_reads_stops_the_sweep_before_any_job(finished_results):

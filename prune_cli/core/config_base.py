@@ -67,9 +67,15 @@ class DatasetConfig:
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
         d = OmegaConf.select(cfg, key)
+        found = {}
         if d.imbalance != "longtail":
-            return {f"{key}.longtail_ratio": f"it applies only with {key}.imbalance=longtail; here {key}.imbalance={d.imbalance}"}
-        return {}
+            found[f"{key}.longtail_ratio"] = f"it applies only with {key}.imbalance=longtail; here {key}.imbalance={d.imbalance}"
+        spec = declared_input(cfg)
+        if spec is not None and len(spec[0]) != 3:  # data/splits.py augments image datasets only
+            found[f"{key}.augment"] = (
+                f"crops and flips apply to image datasets (C, H, W); {key}={d.name} has inputs of shape {tuple(spec[0])}"
+            )
+        return found
 
     @classmethod
     def declared_input(cls, node) -> "tuple[tuple[int, ...], int] | None":

@@ -15,6 +15,7 @@ Which options do nothing comes from the plugins and schemas themselves, never fr
 - the `method.*` options an allocation or a structure declares it reads (`options=` of
   `register_allocation` / `register_structure`) while another one is chosen;
 - every option of an optional metric whose `enabled` is false;
+- `accel.channels_last` on a model without convolution weights (from the pre-run pass's model);
 - the whole `finetune` node when the schedule's plan never trains with it (at_init, lottery tickets,
   gradual): a *note*, not an error, because researchers keep one set of training overrides
   (`train.epochs=... finetune.epochs=...`) across schedules, and nothing they meant is lost.
@@ -33,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.config_base import Config, collect_unused
 from ..core.errors import ConfigError, PruneCliError
-from .prevalidate import schema_of
+from .prevalidate import checked_model, schema_of
 
 # Nodes whose schema may declare unused options (by their schema type, as the pre-run pass's checks).
 NODES = ("dataset", "model", "method", "schedule", "train", "finetune", "data_pruning")
@@ -94,6 +95,18 @@ def _metric_options(cfg: DictConfig) -> dict[str, str]:
     return found
 
 
+def _model_options(cfg: DictConfig) -> dict[str, str]:
+    """`accel.channels_last` on a model without 4-D weights: NHWC is a layout of convolution weights and
+    image batches (prune_cli/core/accel.py); a fully connected model computes the same in either. The
+    model is the pre-run pass's (built on the CPU once, kept on the meta device)."""
+    if not OmegaConf.select(cfg, "accel.channels_last", default=False):
+        return {}
+    checked = checked_model(cfg)
+    if checked is None or any(p.dim() == 4 for p in checked.model.parameters()):
+        return {}
+    return {"accel.channels_last": f"model={cfg.model.name} has no 4-D (convolution) weights, whose memory layout it sets"}
+
+
 def _finetune_note(cfg: DictConfig) -> dict[str, str]:
     """{'finetune': why} when no step of the schedule's plan trains with the finetune config."""
     from ..schedules import SCHEDULES
@@ -115,6 +128,7 @@ def unused_options(cfg: DictConfig, method_keys: bool = True) -> tuple[dict[str,
         if isinstance(node, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
             found.update(collect_unused(OmegaConf.get_type(node), cfg, field.name))
     found.update(_metric_options(cfg))
+    found.update(_model_options(cfg))
     if method_keys:
         found.update(_method_options(cfg))
     return found, _finetune_note(cfg)
