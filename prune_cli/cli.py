@@ -370,7 +370,29 @@ def _report_composition_errors_once() -> None:
     hydra_utils.run_and_report = run_and_report
 
 
+# Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers
+# (`prune-report --expect`, docs/report.md); prune-run rejects `+expected=...`.
+NOT_PRUNE_RUN_GROUPS = ("expected",)
+
+
+def _list_only_prune_run_s_groups_in_help() -> None:
+    """`prune-run --help` lists the config groups Hydra finds under configs/, which include prune-report's
+    `expected`; the list is filtered here (Hydra's help template has no other hook for it)."""
+    from hydra._internal.hydra import Hydra
+
+    format_groups = Hydra.format_config_groups
+    if getattr(format_groups, "prune_run_s_only", False):
+        return
+
+    def format_config_groups(self, predicate, compact: bool = True) -> str:
+        return format_groups(self, lambda group: predicate(group) and group.split("/")[0] not in NOT_PRUNE_RUN_GROUPS, compact)
+
+    format_config_groups.prune_run_s_only = True  # type: ignore[attr-defined]
+    Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
+
+
 _share_config_store_in_repository_copies()
+_list_only_prune_run_s_groups_in_help()
 composition_memo.install()
 _report_composition_errors_once()
 _compose_each_sweep_job_once()

@@ -110,6 +110,18 @@ def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_help_lists_prune_run_s_groups_and_every_option_directory_but_prune_report_s(tmp_path):
+    """Every folder of configs/ with options is listed with its options, except prune-report's
+    `expected`, which prune-run rejects (before: listed as if it were a prune-run group)."""
+    proc = run_cli(["--help"], tmp_path / "r")
+    listed = {line.split(":")[0] for line in proc.stdout.splitlines() if ": " in line and not line.startswith(" ")}
+    configs = REPO / "configs"
+    groups = {str(d.relative_to(configs)) for d in configs.rglob("*") if d.is_dir() and any(d.glob("*.yaml"))}
+    assert "expected" in groups and "expected" not in listed
+    assert groups - {"expected", "hydra/launcher"} <= listed
+    assert "method: gp, gradient_magnitude" in proc.stdout
+
+
 def test_user_config_dir_adds_a_group_option(tmp_path):
     extra = tmp_path / "my_configs" / "model"
     extra.mkdir(parents=True)
