@@ -40,8 +40,8 @@ from .core.writable import directory_problem
 from .run import composition_memo
 from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
 from .run.override_checks import check_overrides
-from .run.unused_options import reject_unused_overrides, sweep_unused, unused_overrides
 from .run.prevalidate import checked_model, register_schemas, validate
+from .run.unused_options import reject_unused_overrides, sweep_unused, unused_overrides
 
 log = logging.getLogger("prune_cli")
 

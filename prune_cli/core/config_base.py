@@ -3,13 +3,12 @@ name)` with which a feature module declares its options, and `run_checks`, which
 schema declares.
 
 A schema checks what Hydra's types cannot in a static method `check(cfg, key)` (`cfg` the whole
-config, `key` the node's dotted path), and may say which of its options do nothing in the composed
-config in a static method `unused(cfg, key) -> {dotted key: why}` (`collect_unused`; the pre-run pass
-rejects an override of such a key, prune_cli/run/unused_options.py). The pre-run pass
-(prune_cli/run/prevalidate.py) picks the
+config, `key` the node's dotted path). The pre-run pass (prune_cli/run/prevalidate.py) picks the
 checks by the node's schema type (`OmegaConf.get_type`) and runs every `check` along its MRO, base
 class first: a new data-driven score that extends `DataScoreConfig` gets the shared data-score
-checks without being listed anywhere.
+checks without being listed anywhere. The same way, a static method `unused(cfg, key) -> {dotted
+key: why}` says which of the schema's options do nothing in the composed config (`collect_unused`);
+an override of one is rejected (prune_cli/run/unused_options.py).
 
 Hydra/OmegaConf reject unknown keys and wrong types and name the key; the schemas here give every
 option its type and default. A feature's own schema lives next to its code (data/synthetic.py,
@@ -207,7 +206,7 @@ class ScheduleConfig:
         if s.restart_from != "rewind":
             return {
                 f"{key}.rewind_epoch": f"it applies only with {key}.restart_from=rewind (schedule=lottery_ticket); "
-                f"this run has {key}.restart_from={s.restart_from}"
+                f"here {key}.restart_from={s.restart_from}"
             }
         return {}
 

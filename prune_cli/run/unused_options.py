@@ -63,8 +63,8 @@ class UnusedOptionError(ConfigError):
 
 def _method_options(cfg: DictConfig) -> dict[str, str]:
     """`method.<option>` -> why, for the options some allocation or structure reads and the chosen
-    ones do not. Every allocation and structure is imported only when a method option is overridden
-    that the chosen ones do not declare (the caller asks for `candidates`)."""
+    ones do not. It imports every allocation and structure module, so it is asked only when a
+    `method.*` key was overridden (`unused_options(cfg, method_keys=True)`)."""
     from ..pruning import ALLOCATIONS, STRUCTURES
 
     found: dict[str, str] = {}
@@ -180,14 +180,12 @@ def task_overrides(cfg: DictConfig) -> list[str]:
     return [str(o) for o in recorded] if recorded is not None else []
 
 
-def reject_unused_overrides(cfg: DictConfig) -> list[UnusedOverride]:
-    """Raise UnusedOptionError for the first override of a single run that does nothing; return the
-    notes (the caller prints them)."""
-    found = unused_overrides(cfg, task_overrides(cfg))
-    for one in found:
+def reject_unused_overrides(cfg: DictConfig) -> None:
+    """Raise UnusedOptionError for the first override of a single run that does nothing (the notes
+    are logged by the run itself, prune_cli/cli.py `hydra_main`)."""
+    for one in unused_overrides(cfg, task_overrides(cfg)):
         if one.error:
             raise UnusedOptionError(one)
-    return found
 
 
 def sweep_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[UnusedOverride]:
