@@ -72,6 +72,8 @@ class TrainConfig:
         )
         if node.optimizer == "adam":
             check(not node.nesterov, f"{key}.nesterov", True, "false with optimizer=adam")
+        elif node.nesterov:  # Nesterov's look-ahead needs a velocity (Sutskever et al., ICML 2013); torch's SGD refuses it too
+            check(node.momentum > 0, f"{key}.nesterov", True, f"true only with {key}.momentum > 0 (here {node.momentum})")
 
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:

@@ -78,3 +78,18 @@ def test_training_steps_follow_the_lr_schedule(tiny_data):
     for row in history:
         last_step = row["epoch"] * steps_per_epoch - 1
         assert row["lr"] == pytest.approx(0.2 * lr_factor(cfg, last_step / steps_per_epoch))
+
+
+@pytest.mark.parametrize("node", ["train", "finetune"])
+def test_nesterov_without_momentum_is_rejected_before_any_work(node):
+    """Nesterov momentum needs momentum (Sutskever et al., ICML 2013): torch's SGD raises
+    "Nesterov momentum requires a momentum and zero dampening" when the optimizer is built, i.e.
+    after the dense phase's set-up; validation must stop it first, naming the key and the value."""
+    from prune_cli.core.errors import ConfigError
+    from tests.helpers import validated
+
+    with pytest.raises(ConfigError, match=rf"{node}\.nesterov.*momentum > 0"):
+        validated(f"{node}.momentum=0", f"{node}.nesterov=true")
+    with pytest.raises(ValueError, match="Nesterov momentum requires a momentum"):  # the failure it prevents
+        torch.optim.SGD(MLP(4, [4], 3).parameters(), lr=0.1, momentum=0.0, nesterov=True)
+    validated(f"{node}.momentum=0.5", f"{node}.nesterov=true")
