@@ -201,3 +201,129 @@ def test_momentum_does_nothing_under_adam_and_milestones_do_nothing_outside_mult
         assert [lr_factor(a, e / 2) for e in range(20)] == [lr_factor(b, e / 2) for e in range(20)]
     multistep = cfg(epochs=10, lr_schedule="multistep", milestones=[2, 5], gamma=0.5)
     assert lr_factor(multistep, 6) == 0.25  # and they do something where they apply
+
+
+# ----------------------------------------------------------------------------- the shared schedule options
+
+SHARED_VALUES = {  # a value other than the default for each shared schedule option
+    "rounds": 3,
+    "score_weights": "init",
+    "restart_from": "reinit",
+    "rewind_epoch": 1,
+    "retrain": "train",
+    "lr_rewind": True,
+}
+ONLY_SOME = {  # schedules that read only some of the shared options: the ones they read
+    "gradual": {"restart_from", "rewind_epoch"},
+    "admm": set(),
+    "minmax": set(),
+    "layer_pruning": set(),
+}
+
+
+def _plan(schedule: str, **options):
+    from helpers import composed
+
+    from prune_cli.schedules import SCHEDULES
+
+    cfg = composed(FAST, f"schedule={schedule}", *(["schedule.prune_epochs=1"] if schedule == "layer_pruning" else []))
+    for name, value in options.items():
+        OmegaConf.update(cfg, f"schedule.{name}", value, merge=False)
+    return SCHEDULES.get(schedule)(cfg)
+
+
+@pytest.mark.parametrize("schedule", sorted(ONLY_SOME))
+def test_the_shared_schedule_options_a_schedule_declares_unread_do_not_change_its_plan(schedule):
+    """Independent of the declarations: a schedule's steps (prune_cli/schedules/steps.py) are the same
+    whatever the value of each shared option it does not read, and `reads` names exactly those that
+    change them (rewind_epoch changes the weights a Restart('rewind') loads, not the plan)."""
+    from helpers import composed
+
+    from prune_cli.core.config_base import ScheduleConfig
+
+    assert set(OmegaConf.get_type(composed(FAST, f"schedule={schedule}").schedule).reads) == ONLY_SOME[schedule]
+    base = _plan(schedule)
+    for name in ScheduleConfig.SHARED:
+        if name not in ONLY_SOME[schedule]:
+            assert _plan(schedule, **{name: SHARED_VALUES[name]}) == base, name
+    if "restart_from" in ONLY_SOME[schedule]:
+        assert _plan(schedule, restart_from="rewind") != base
+
+
+@pytest.mark.parametrize(
+    "args, override",
+    [
+        (["schedule=gradual", "schedule.rounds=3"], "schedule.rounds=3"),
+        (["schedule=gradual", "schedule.retrain=train"], "schedule.retrain=train"),
+        (["schedule=gradual", "schedule.score_weights=init"], "schedule.score_weights=init"),
+        (["schedule=admm", "schedule.restart_from=init"], "schedule.restart_from=init"),
+        (["schedule=minmax", "dataset.val_fraction=0.2", "schedule.rounds=2"], "schedule.rounds=2"),
+        (["schedule=minmax", "dataset.val_fraction=0.2", "schedule.restart_from=rewind"], "schedule.restart_from=rewind"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_a_shared_schedule_option_the_schedule_does_not_read_is_an_unused_override(args, override):
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    found = unused_overrides(validated(FAST, args), [*FAST, *args])
+    schedule = args[0].split("=")[1]
+    assert [f"{f.key}={f.value}" for f in found if f.error] == [override]
+    assert f"schedule={schedule} does not read it" in found[0].why
+
+
+def test_gradual_reads_restart_from_and_rewind_epoch():
+    """Control: gradual restarts from the rewound weights (Restart(restart_from)), so both are read."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    args = ["schedule=gradual", "schedule.restart_from=rewind", "schedule.rewind_epoch=1"]
+    assert [f for f in unused_overrides(validated(FAST, args), [*FAST, *args]) if f.error] == []
+
+
+def test_a_schedule_option_the_run_does_not_read_stops_prune_run_before_any_work(finished_results):
+    before = snapshot(finished_results)
+    proc = run_cli([*FAST, "schedule=gradual", "schedule.rounds=3"], finished_results, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "'schedule.rounds=3' has no effect in this run: schedule=gradual does not read it" in proc.stderr
+    assert "Traceback" not in proc.stderr and snapshot(finished_results) == before
+
+
+def test_lr_rewind_to_epoch_zero_is_an_unused_override():
+    """Resuming the LR schedule at epoch 0 is where training starts anyway (experiment._step_train's
+    start_epoch); at a later rewind epoch it applies."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    args = ["schedule=lottery_ticket", "schedule.rounds=1", "schedule.lr_rewind=true"]
+    found = unused_overrides(validated(FAST, args), [*FAST, *args])
+    assert [(f.key, f.error) for f in found if f.key.startswith("schedule")] == [("schedule.lr_rewind", True)]
+    assert "schedule.rewind_epoch=0" in found[0].why
+    later = [*args, "schedule.rewind_epoch=1"]
+    assert [f for f in unused_overrides(validated(FAST, later), [*FAST, *later]) if f.key.startswith("schedule")] == []
+
+
+@pytest.mark.parametrize(
+    "schedule, option, value",
+    [
+        ("admm", "invert", "true"),
+        ("admm", "shuffle", "true"),
+        ("admm", "reinit", "true"),
+        ("admm", "rounds", "2"),
+        ("admm", "threshold_impl", "strict_kth"),
+        ("autoprune", "threshold_impl", "lap_round"),
+    ],
+)
+def test_method_options_a_training_time_method_ignores_are_config_errors(schedule, option, value):
+    """ADMM's Z-step and AutoPrune's gates choose the weights themselves (docs/training_time.md): a
+    scoring round, a threshold rule or a mask ablation would be ignored, so it is an error, also when
+    a preset sets it."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"method\.{option}.*with schedule={schedule}"):
+        validated(FAST, f"schedule={schedule}", "method=magnitude", f"method.{option}={value}")

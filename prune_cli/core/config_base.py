@@ -18,7 +18,7 @@ models/mlp.py, pruning/scores/gp.py, metrics/similarity.py, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
@@ -164,6 +164,12 @@ class ScheduleConfig:
     retrain: str = "finetune"  # finetune | train: the training config run after each pruning event
     lr_rewind: bool = False  # with retrain=train and restart_from=rewind: resume the LR schedule at rewind_epoch
 
+    # The options above are those of the prune-and-retrain schedules (oneshot, iterative, at_init,
+    # lottery_ticket). A schedule whose plan reads only some of them names those in `reads`; an
+    # override of any other is rejected as having no effect (docs/robustness.md).
+    SHARED: ClassVar[tuple[str, ...]] = ("rounds", "score_weights", "restart_from", "rewind_epoch", "retrain", "lr_rewind")
+    reads: ClassVar[tuple[str, ...]] = SHARED
+
     @staticmethod
     def single_event(cfg: DictConfig) -> bool:
         """Whether the run prunes once (the final per-layer densities can be fixed in advance)."""
@@ -200,15 +206,23 @@ class ScheduleConfig:
                 "for iterative scoring such as SynFlow)",
             )
 
-    @staticmethod
-    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+    @classmethod
+    def unused(cls, cfg: DictConfig, key: str) -> dict[str, str]:
+        """Called bound to the run's schedule schema (`collect_unused`), so `cls.reads` is that schedule's."""
         s = OmegaConf.select(cfg, key)
-        if s.restart_from != "rewind":
-            return {
-                f"{key}.rewind_epoch": f"it applies only with {key}.restart_from=rewind (schedule=lottery_ticket); "
-                f"here {key}.restart_from={s.restart_from}"
-            }
-        return {}
+        reads = ", ".join(f"{key}.{name}" for name in cls.reads) or "none"
+        found = {
+            f"{key}.{name}": f"schedule={s.name} does not read it (of the shared schedule options it reads {reads})"
+            for name in cls.SHARED
+            if name not in cls.reads
+        }
+        if "restart_from" in cls.reads and s.restart_from != "rewind":
+            found[f"{key}.rewind_epoch"] = (
+                f"it applies only with {key}.restart_from=rewind (schedule=lottery_ticket); here {key}.restart_from={s.restart_from}"
+            )
+        if "lr_rewind" in cls.reads and s.lr_rewind and s.rewind_epoch == 0:
+            found[f"{key}.lr_rewind"] = f"the LR schedule already starts at epoch 0; here {key}.rewind_epoch=0"
+        return found
 
 
 # ----------------------------------------------------------------------------- metrics

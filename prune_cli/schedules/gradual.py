@@ -23,6 +23,8 @@ class GradualScheduleConfig(ScheduleConfig):
     initial_sparsity: float = 0.0
     power: float = 3.0  # 3 = the cubic curve of Zhu & Gupta (2017)
 
+    reads = ("restart_from", "rewind_epoch")  # one training run with pruning events: no rounds, no retraining
+
     @staticmethod
     def single_event(cfg: DictConfig) -> bool:
         return False  # prunes many times during training

@@ -35,7 +35,7 @@ from ...schedules import register_schedule
 from ...schedules.steps import Dense, Record, Step, Train, TrainWithHook
 from ..structure import top_k_mask
 from . import HookContext, TrainHook, register_train_hook
-from .common import global_top_k
+from .common import check_method_defaults, global_top_k
 
 ALLOCATIONS = ("layerwise", "global")
 
@@ -49,6 +49,8 @@ class AdmmConfig(ScheduleConfig):
     rho_growth: float = 1.3  # rho is multiplied by this at every Z/U update ...
     rho_max: float = 1.0  # ... up to this
     update_every: int = 20  # optimizer steps between Z/U updates
+
+    reads = ()  # its steps are fixed: from the trained dense model, ADMM, hard pruning, retraining with `finetune`
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
@@ -72,6 +74,9 @@ class AdmmConfig(ScheduleConfig):
             "layerwise (k per layer) or global (k over all prunable weights) with schedule=admm",
         )
         check(m.structure == "unstructured", "method.structure", m.structure, "unstructured with schedule=admm")
+        # the Z-step is the projection itself: no scoring rounds, no threshold rule, no ablations of a pruner's mask
+        fixed = {"rounds": 1, "threshold_impl": "topk", "invert": False, "shuffle": False, "reinit": False}
+        check_method_defaults(cfg, fixed, "the Z-step keeps the k largest |W + U|, ties by position")
 
 
 def project(weights: dict[str, torch.Tensor], density: float, allocation: str) -> Masks:

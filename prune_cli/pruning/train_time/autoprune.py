@@ -50,7 +50,7 @@ from ...schedules.steps import Dense, Record, Step, Train, TrainWithHook
 from ...train_hooks import TrainHook
 from ..pruner import LayerCollapse
 from . import HookContext, register_train_hook
-from .common import TrainTimeScheduleConfig, global_top_k
+from .common import TrainTimeScheduleConfig, check_method_defaults, global_top_k
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +80,8 @@ class AutoPruneConfig(TrainTimeScheduleConfig):
         check(finite(s.leak) and 0 <= s.leak <= 1, f"{key}.leak", s.leak, "a number in [0, 1]")
         # AutoPrune chooses the weights itself: the method's other choices would be ignored, so they must keep their defaults
         fixed = {"structure": "unstructured", "score": "magnitude", "allocation": "global", "rounds": 1, "invert": False}
-        fixed.update(shuffle=False, reinit=False)
-        for name, value in fixed.items():
-            got = OmegaConf.select(cfg, f"method.{name}")
-            check(
-                got == value,
-                f"method.{name}",
-                got,
-                f"{value!r} with schedule=autoprune (the gates choose the weights; one gate per weight)",
-            )
+        fixed.update(shuffle=False, reinit=False, threshold_impl="topk")
+        check_method_defaults(cfg, fixed, "the gates choose the weights; one gate per weight")
 
 
 def surrogate_grad(m: torch.Tensor, surrogate: str, leak: float) -> torch.Tensor:

@@ -20,12 +20,22 @@ class TrainTimeScheduleConfig(ScheduleConfig):
     `finetune` config: the prune-and-retrain keys of ScheduleConfig keep their defaults (a value
     that would change nothing is an error, not ignored)."""
 
+    reads = ()  # the check below pins them; an override of one is also reported as having no effect
+
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
         fixed = {"rounds": 1, "score_weights": "trained", "restart_from": "trained", "retrain": "finetune", "lr_rewind": False}
         for name, value in fixed.items():
             check(s[name] == value, f"{key}.{name}", s[name], f"{value!r} with schedule={s.name} (a training-time method)")
+
+
+def check_method_defaults(cfg: DictConfig, fixed: dict, why: str) -> None:
+    """A training-time method that chooses the weights itself ignores some of the method's options:
+    each of `fixed` must keep the value given (an error naming it, not a silently ignored choice)."""
+    for name, value in fixed.items():
+        got = OmegaConf.select(cfg, f"method.{name}")
+        check(got == value, f"method.{name}", got, f"{value!r} with schedule={cfg.schedule.name} ({why})")
 
 
 def meta_model(cfg: DictConfig):

@@ -69,6 +69,8 @@ class LayerPruningConfig(ScheduleConfig):
     threshold: float = 0.05  # a section whose theta falls to this is removed
     prune_epochs: int = 5  # sections are learned and removed during these first epochs of training
 
+    reads = ()  # its steps are fixed: from the initialisation, training that removes sections, fine-tuning
+
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
         return {"sparsity": "with schedule=layer_pruning the training decides how many sections go (layer_pruning.csv)"}

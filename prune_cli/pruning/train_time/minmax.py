@@ -49,6 +49,8 @@ class MinMaxConfig(ScheduleConfig):
     attack_lr: float = 1e-3  # Adam learning rate of the attack model
     attack_width: int = 64  # hidden width of the attack model's branches
 
+    reads = ()  # its steps are fixed: from the initialisation, one pruning event, regularised fine-tuning
+
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
