@@ -327,3 +327,32 @@ def test_method_options_a_training_time_method_ignores_are_config_errors(schedul
 
     with pytest.raises(ConfigError, match=rf"method\.{option}.*with schedule={schedule}"):
         validated(FAST, f"schedule={schedule}", "method=magnitude", f"method.{option}={value}")
+
+
+@pytest.mark.parametrize(
+    "args, override, needs",
+    [
+        (["schedule.stop_at_target=false", "sparsity=0.5"], "sparsity=0.5", "the gates decide the sparsity"),
+        (["schedule.surrogate=identity", "schedule.leak=0.3"], "schedule.leak=0.3", "schedule.surrogate=leaky_relu"),
+    ],
+)
+def test_autoprune_options_that_do_nothing_are_unused_overrides(args, override, needs):
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    typed = ["schedule=autoprune", "method=magnitude", *args]
+    found = [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+    assert [f"{f.key}={f.value}" for f in found] == [override] and needs in found[0].why
+    control = ["schedule=autoprune", "method=magnitude", "sparsity=0.5", "schedule.leak=0.3"]
+    assert [f for f in unused_overrides(validated(FAST, control), [*FAST, *control]) if f.error] == []
+
+
+def test_autoprune_s_leak_does_nothing_with_the_identity_surrogate():
+    """Against the rule itself: the identity surrogate's derivative is 1 wherever m is, whatever the
+    leak (Xiao et al., NeurIPS 2019, the straight-through choice); the leak scales it where m <= 0."""
+    from prune_cli.pruning.train_time.autoprune import surrogate_grad
+
+    m = torch.tensor([-1.0, 0.0, 0.5])
+    assert torch.equal(surrogate_grad(m, "identity", 0.1), surrogate_grad(m, "identity", 0.7))
+    assert surrogate_grad(m, "leaky_relu", 0.1).tolist() == pytest.approx([0.1, 0.1, 1.0])

@@ -69,6 +69,19 @@ class AutoPruneConfig(TrainTimeScheduleConfig):
     stop_at_target: bool = True  # freeze the gates at `sparsity`, then fine-tune
 
     @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        s = OmegaConf.select(cfg, key)
+        found = {}
+        if not s.stop_at_target:
+            found["sparsity"] = (
+                f"with {key}.stop_at_target=false the gates decide the sparsity (gate_sparsity in history.csv); "
+                "the target is only recorded (target_sparsity)"
+            )
+        if s.surrogate != "leaky_relu":
+            found[f"{key}.leak"] = f"it applies only with {key}.surrogate=leaky_relu; here {key}.surrogate={s.surrogate}"
+        return found
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
         positive_int(cfg, f"{key}.prune_epochs")
