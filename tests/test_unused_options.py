@@ -356,3 +356,95 @@ def test_autoprune_s_leak_does_nothing_with_the_identity_surrogate():
     m = torch.tensor([-1.0, 0.0, 0.5])
     assert torch.equal(surrogate_grad(m, "identity", 0.1), surrogate_grad(m, "identity", 0.7))
     assert surrogate_grad(m, "leaky_relu", 0.1).tolist() == pytest.approx([0.1, 0.1, 1.0])
+
+
+# ----------------------------------------------------------------------------- the regions metric's options
+
+OTHER_METHOD_VALUES = {  # a value other than the default for each method-specific option of metrics.regions
+    "segments": 2,
+    "segment_kind": "direction",
+    "segment_length": 0.5,
+    "max_line_units": 3,
+    "planes": 2,
+    "plot": False,
+    "tol": 1e-3,
+    "eps_area": 1e-3,
+    "samples": 50,
+    "max_units": 2,
+    "f_tol": 1e-2,
+    "max_regions": 2,
+    "domain": "square",
+    "square_radius": 0.5,
+    "box": [-9.0, 9.0],
+}
+
+
+@pytest.mark.parametrize("method", ["line", "sample", "exact"])
+def test_regions_options_of_another_counting_method_change_no_row(method, tmp_path):
+    """Independent of the declarations: the metric's rows (wall times left out) are the same with every
+    option that RegionsConfig.READ_BY gives to other methods set to another value, and differ when one
+    of this method's own options changes."""
+    from helpers import Chain, composed, metric_context
+
+    from prune_cli.data.splits import DataSplits
+    from prune_cli.metrics.regions import RegionsConfig, regions
+
+    torch.manual_seed(0)
+    model = Chain(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 2, generator=g)
+    data = DataSplits(x, torch.arange(12) % 3, x, torch.arange(12) % 3, x, torch.arange(12) % 3, num_classes=3)
+
+    def rows(**options):
+        node = OmegaConf.merge(composed().metrics.regions, {"method": method, "plot": False, **options})
+        out = regions(metric_context(model, data, run_dir=tmp_path), "dense", node).tables["regions.csv"]
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in out]
+
+    base = rows()
+    other = {k: v for k, v in OTHER_METHOD_VALUES.items() if method not in RegionsConfig.READ_BY[k]}
+    assert other and rows(**other) == base
+    own = {"line": {"segments": 2}, "sample": {"samples": 50}, "exact": {"box": [-9.0, 9.0]}}[method]
+    assert rows(**own) != base
+
+
+@pytest.mark.parametrize(
+    "args, override, needs",
+    [
+        (["metrics.regions.planes=3"], "metrics.regions.planes=3", "metrics.regions.method=plane"),
+        (["metrics.regions.samples=50"], "metrics.regions.samples=50", "metrics.regions.method=sample"),
+        (["metrics.regions.segment_length=0.5"], "metrics.regions.segment_length=0.5", "segment_kind=direction"),
+        (
+            ["metrics.regions.method=plane", "metrics.regions.square_radius=2"],
+            "metrics.regions.square_radius=2",
+            "metrics.regions.domain=square",
+        ),
+        (["metrics.regions.mc_sample_factor=8"], "metrics.regions.mc_sample_factor=8", "rank_models has montecarlo"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_regions_options_the_counting_method_does_not_read_are_unused_overrides(args, override, needs):
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    found = [f for f in unused_overrides(validated(FAST, args), [*FAST, *args]) if f.error]
+    assert [f"{f.key}={f.value}" for f in found] == [override] and needs in found[0].why
+
+
+def test_regions_options_where_they_apply_pass():
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    for args in (
+        [
+            "metrics.regions.method=plane",
+            "metrics.regions.planes=2",
+            "metrics.regions.domain=square",
+            "metrics.regions.square_radius=2",
+        ],
+        ["metrics.regions.segment_kind=direction", "metrics.regions.segment_length=0.5"],
+        ["metrics.regions.rank_models=[montecarlo]", "metrics.regions.mc_sample_factor=8"],
+        ["metrics.regions.method=exact", "metrics.regions.max_units=8", "metrics.regions.box=[-1,1]"],
+    ):
+        assert [f for f in unused_overrides(validated(FAST, args), [*FAST, *args]) if f.error] == [], args

@@ -114,6 +114,47 @@ class RegionsConfig:
     include_output_layer: bool = True  # bounds treat the output layer as rectified (authors' code)
     mc_sample_factor: int = 48  # Monte Carlo rank model stopping rule
 
+    # The counting methods that read each method-specific option (`_count` below); the rest are read by all.
+    READ_BY: ClassVar[dict[str, tuple[str, ...]]] = {
+        "segments": ("line",),
+        "segment_kind": ("line",),
+        "segment_length": ("line",),
+        "max_line_units": ("line",),
+        "planes": ("plane",),
+        "plot": ("plane",),
+        "tol": ("plane",),
+        "eps_area": ("plane",),
+        "samples": ("sample",),
+        "max_units": ("exact",),
+        "f_tol": ("exact",),
+        "max_regions": ("plane", "exact"),
+        "domain": ("plane", "sample"),
+        "square_radius": ("plane", "sample"),
+        "box": ("plane", "sample", "exact"),
+    }
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        """Options of another counting method, and those a choice within this one switches off."""
+        node = OmegaConf.select(cfg, key)
+        found = {}
+        for option, methods in RegionsConfig.READ_BY.items():
+            if node.method not in methods:
+                found[f"{key}.{option}"] = f"it applies only with {key}.method={' or '.join(methods)}; here {key}.method={node.method}"
+        if node.segment_kind != "direction":
+            found.setdefault(
+                f"{key}.segment_length",
+                f"it applies only with {key}.segment_kind=direction; here {key}.segment_kind={node.segment_kind}",
+            )
+        if node.method in ("plane", "sample"):
+            off = "square_radius" if node.domain == "box" else "box"
+            found[f"{key}.{off}"] = (
+                f"it applies only with {key}.domain={'square' if off == 'square_radius' else 'box'}; here {key}.domain={node.domain}"
+            )
+        if "montecarlo" not in node.rank_models:
+            found[f"{key}.mc_sample_factor"] = f"it applies only when {key}.rank_models has montecarlo; here {list(node.rank_models)}"
+        return found
+
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         node = OmegaConf.select(cfg, key)

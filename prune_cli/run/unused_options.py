@@ -84,14 +84,19 @@ def _method_options(cfg: DictConfig) -> dict[str, str]:
 
 
 def _metric_options(cfg: DictConfig) -> dict[str, str]:
-    """Every option of an optional metric whose `enabled` is false."""
+    """Every option of an optional metric whose `enabled` is false; for a metric that runs, those its
+    schema's `unused` hook names (the regions metric's options of another counting method)."""
     found: dict[str, str] = {}
     for name in cfg.metrics:
         node = cfg.metrics._get_node(name)
-        if isinstance(node, DictConfig) and "enabled" in node and not node.enabled:
+        if not isinstance(node, DictConfig):
+            continue
+        if "enabled" in node and not node.enabled:
             for option in node:
                 if option != "enabled":
                     found[f"metrics.{name}.{option}"] = f"metrics.{name}.enabled is false: the metric does not run"
+        elif dataclasses.is_dataclass(OmegaConf.get_type(node)):
+            found.update(collect_unused(OmegaConf.get_type(node), cfg, f"metrics.{name}"))
     return found
 
 
