@@ -448,3 +448,30 @@ def test_regions_options_where_they_apply_pass():
         ["metrics.regions.method=exact", "metrics.regions.max_units=8", "metrics.regions.box=[-1,1]"],
     ):
         assert [f for f in unused_overrides(validated(FAST, args), [*FAST, *args]) if f.error] == [], args
+
+
+def test_max_train_samples_no_smaller_than_the_data_is_an_unused_override():
+    """build_splits takes a subset only when max_train_samples is below the number of training
+    examples; the synthetic data has exactly samples_per_class x num_classes of them."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    def errors(*args):
+        typed = ["dataset.samples_per_class=20", "dataset.num_classes=3", *args]
+        return [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+
+    (found,) = errors("dataset.max_train_samples=60")
+    assert found.key == "dataset.max_train_samples" and "dataset=synthetic has 60 training examples" in found.why
+    assert errors("dataset.max_train_samples=59") == []
+    # with an imbalance the kept counts are known only once the data is loaded: not judged here
+    assert errors("dataset.max_train_samples=60", "dataset.imbalance=longtail", "dataset.longtail_ratio=2") == []
+    # and against build_splits itself: the same splits with max_train_samples equal to the data's size
+    from prune_cli.data.splits import RawData, build_splits
+
+    g = torch.Generator().manual_seed(0)
+    raw = RawData(torch.randn(60, 2, generator=g), torch.arange(60) % 3, torch.randn(9, 2, generator=g), torch.arange(9) % 3, 3)
+    node = validated(FAST, "dataset.samples_per_class=20", "dataset.num_classes=3").dataset
+    a = build_splits(raw, node, 0, torch.device("cpu"))
+    b = build_splits(raw, OmegaConf.merge(node, {"max_train_samples": 60}), 0, torch.device("cpu"))
+    assert torch.equal(a.train_x, b.train_x) and torch.equal(a.val_y, b.val_y)

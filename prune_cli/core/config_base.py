@@ -74,6 +74,13 @@ class DatasetConfig:
             found[f"{key}.augment"] = (
                 f"crops and flips apply to image datasets (C, H, W); {key}={d.name} has inputs of shape {tuple(spec[0])}"
             )
+        declared = OmegaConf.get_type(d).declared_train_examples(d) if d.imbalance == "none" else None
+        if d.max_train_samples is not None and declared is not None and d.max_train_samples >= declared[0]:
+            exactly = "" if declared[1] is not None else "at most "  # unknown per-class counts: the total is an upper bound
+            found[f"{key}.max_train_samples"] = (
+                f"{key}={d.name} has {exactly}{declared[0]} training examples, and a subset is taken only when "
+                f"{key}.max_train_samples is smaller"
+            )
         return found
 
     @classmethod
