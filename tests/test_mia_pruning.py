@@ -18,7 +18,7 @@ from prune_cli.pruning import PruneContext
 from prune_cli.pruning.train_time import HookContext
 from prune_cli.pruning.train_time.admm import AdmmHook, dual_update, project
 from prune_cli.pruning.train_time.minmax import AttackModel, attack_loss, member_gain
-from tests.helpers import TwoLayer, validated
+from tests.helpers import TwoLayer, method_options, validated
 
 
 def brute_force_projection(tensors: list[torch.Tensor], k: int) -> torch.Tensor:
@@ -44,10 +44,11 @@ def test_projection_equals_brute_force(seed):
     assert torch.equal(masks["b"], brute_force_projection([b], 2))
 
 
-def admm_hook(model, density=0.5, rho=0.1, growth=2.0, rho_max=0.3) -> AdmmHook:
+def admm_hook(model, density=0.5, rho=0.1, growth=2.0, rho_max=0.3, prunable=("net.0.weight",), **method) -> AdmmHook:
     schedule = {"rho": rho, "rho_growth": growth, "rho_max": rho_max, "update_every": 1}
-    cfg = OmegaConf.create({"seed": 0, "method": {"allocation": "layerwise"}, "schedule": schedule})
-    ctx = HookContext(cfg, PruneContext(method=None, generator=torch.Generator()), ("net.0.weight",), density)
+    method = method_options(**{"allocation": "layerwise", **method})
+    cfg = OmegaConf.create({"seed": 0, "method": method, "schedule": schedule})
+    ctx = HookContext(cfg, PruneContext(method=method, generator=torch.Generator()), prunable, density)
     hook = AdmmHook(ctx)
     hook.start(model)
     return hook
@@ -80,6 +81,27 @@ def test_admm_penalty_z_step_dual_update_and_rho_schedule_by_hand():
     assert hook.rho == pytest.approx(0.3)  # 0.4 capped at rho_max
     final = hook.final_masks()["net.0.weight"]
     assert torch.equal(final, w.abs() >= 3.0)  # hard pruning: the support of the projection of W
+
+
+@pytest.mark.parametrize("allow_collapse", [False, True])
+def test_admm_s_hard_pruning_that_empties_a_layer_is_a_layer_collapse(allow_collapse, caplog):
+    """As for every other pruner (pruner.check_masks): with method.allocation=global the projection can
+    keep no weight of a layer whose weights are all small; that stops the run unless
+    method.allow_collapse=true, which keeps the masks with a warning. Before, ADMM let it through."""
+    from prune_cli.pruning.pruner import LayerCollapse
+
+    model = TwoLayer(seed=0)  # net.0: 4 -> 3 (12 weights), net.2: 3 -> 3 (9 weights)
+    with torch.no_grad():
+        model.net[0].weight.fill_(1.0)
+        model.net[2].weight.fill_(1e-3)
+    hook = admm_hook(model, density=0.5, prunable=("net.0.weight", "net.2.weight"), allocation="global", allow_collapse=allow_collapse)
+    if not allow_collapse:
+        with pytest.raises(LayerCollapse, match="no weight left in net.2.weight"):
+            hook.final_masks()
+        return
+    masks = hook.final_masks()
+    assert int(masks["net.0.weight"].sum()) == 10 and not masks["net.2.weight"].any()  # round(0.5 x 21) = 10, all in net.0
+    assert "no weight left in net.2.weight" in caplog.text
 
 
 def test_adversarial_gain_gradient_lowers_the_attacks_member_score():

@@ -104,6 +104,7 @@ class AdmmHook(TrainHook):
             self._bind(ctx.model)
 
     def _bind(self, model: nn.Module) -> None:
+        self.model = model
         params = dict(model.named_parameters())
         self.weights = {n: params[n] for n in self.ctx.prunable}
 
@@ -142,9 +143,15 @@ class AdmmHook(TrainHook):
         return {"admm_rho": self.rho, "admm_residual": self.residual}
 
     def final_masks(self) -> Optional[Masks]:
-        """Hard pruning: the support of Pi_S(W)."""
+        """Hard pruning: the support of Pi_S(W), held to the pruner's safety checks (an emptied layer or
+        a cut path is a LayerCollapse unless method.allow_collapse; the achieved sparsity)."""
+        from ...models.graph import trace
+        from ..pruner import check_masks
+
         w = {n: p.detach() for n, p in self.weights.items()}
-        return project(w, self.ctx.density, self.allocation)
+        masks = project(w, self.ctx.density, self.allocation)
+        check_masks(masks, trace(self.model), self.ctx.density, self.ctx.prune.method)
+        return masks
 
     def state_dict(self) -> dict:
         return {"z": dict(self.z), "u": dict(self.u), "rho": self.rho, "updates": self.updates, "residual": self.residual}
