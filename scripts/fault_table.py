@@ -138,6 +138,10 @@ def bad_inputs(work: Path) -> list[str]:
         ("does nothing", ["method.nm_n=1"]),
         ("does nothing", ["train.milestones=[20]"]),
         ("does nothing", ["metrics.hessian.top_k=3"]),
+        ("combination", ["train.momentum=0", "train.nesterov=true"]),
+        ("combination", ["schedule=admm", "method.invert=true"]),
+        ("does nothing", ["schedule=gradual", "schedule.rounds=3"]),
+        ("does nothing", ["metrics.regions.planes=3"]),
     ]
     rows = [
         "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",
