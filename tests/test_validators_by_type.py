@@ -86,3 +86,40 @@ def test_declared_inputs_match_the_loaders(dataset, shape, classes):
     if dataset == "mnist1d":
         raw = DATASETS.get("mnist1d")(cfg.dataset)
         assert tuple(raw.train_x.shape[1:]) == shape and int(raw.train_y.max()) + 1 == classes
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["metrics.similarity.enabled=true", "metrics.similarity.split=val"], "metrics.similarity.split"),
+        (["metrics.pruning_limit.enabled=true", "metrics.pruning_limit.split=val"], "metrics.pruning_limit.split"),
+        (["metrics.ntk.enabled=true", "metrics.ntk.split=val"], "metrics.ntk.split"),
+        (["metrics.splits=[val]"], "metrics.splits"),
+        (["metrics.recall_distortion.enabled=true", "metrics.recall_distortion.splits=[val]"], "metrics.recall_distortion.splits"),
+    ],
+)
+def test_a_metric_on_the_validation_split_needs_one(overrides, key):
+    """With dataset.val_fraction=0 the validation split is empty: similarity and pruning_limit crashed
+    with an internal error after dense training and pruning (IndexError, torch.cat of nothing), ntk
+    stopped only after dense training, and recall_distortion wrote a header without rows. The pre-run
+    pass names the metric's split key."""
+    from helpers import validated
+
+    with pytest.raises(ConfigError, match=rf"{key}.*dataset\.val_fraction > 0"):
+        validated("dataset=synthetic", "dataset.val_fraction=0", *overrides)
+    validated("dataset=synthetic", "dataset.val_fraction=0.1", *overrides)
+    on_test = [o.replace("=val", "=test").replace("[val]", "[test]") for o in overrides]
+    validated("dataset=synthetic", "dataset.val_fraction=0", *on_test)
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [("model.hidden=0", "model.hidden"), ("model.kernel_size=0", "model.kernel_size"), ("model.channels=[0]", "model.channels")],
+)
+def test_cnn1d_layer_sizes_are_checked_by_name(override, key):
+    """model.hidden=0 passed the pre-run pass and died after dense training (ZeroDivisionError in the
+    cost table); kernel_size=0 and channels=[0] were reported as a model that does not fit the data."""
+    from helpers import validated
+
+    with pytest.raises(ConfigError, match=rf"'{key}'"):
+        validated("dataset=mnist1d", "model=cnn1d", override)

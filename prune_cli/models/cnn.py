@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig
 from torch import nn
 
+from ..core.checks import check_widths, positive_int
 from ..core.config_base import ModelConfig, config_schema
 from . import MODELS
 from .base import PrunableNet, flat_features
@@ -18,6 +19,14 @@ class CNN1DConfig(ModelConfig):
     channels: list[int] = field(default_factory=lambda: [32, 32, 32])
     kernel_size: int = 5
     hidden: int = 64
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        """Sizes of layers: a zero-width layer has no weights (hidden=0 divided by zero in the cost table
+        after dense training; channels=[0] and kernel_size=0 were reported as a model not fitting the data)."""
+        check_widths(cfg, f"{key}.channels")
+        positive_int(cfg, f"{key}.kernel_size")
+        positive_int(cfg, f"{key}.hidden")
 
 
 class ConvThenDense(PrunableNet):

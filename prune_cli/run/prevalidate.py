@@ -351,6 +351,28 @@ def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:
     hook(cfg, cfg.train.epochs * -(-size // cfg.train.batch_size), exact)
 
 
+def _check_metric_splits_exist(cfg: DictConfig) -> None:
+    """A metric asked to evaluate the validation split needs one: with dataset.val_fraction=0 it is
+    empty, and a metric on it crashed (similarity, pruning_limit), stopped after dense training (ntk)
+    or wrote no rows (recall_distortion). Keys: metrics.splits and every enabled metric's split(s)."""
+    if cfg.dataset.val_fraction > 0:
+        return
+    keys = ["metrics.splits"]
+    for name in cfg.metrics:
+        node = cfg.metrics._get_node(name)
+        if isinstance(node, DictConfig) and node.get("enabled", True):
+            keys += [f"metrics.{name}.{option}" for option in ("split", "splits") if option in node]
+    for key in keys:
+        value = OmegaConf.select(cfg, key)
+        chosen = [value] if isinstance(value, str) else list(value)
+        check(
+            "val" not in chosen,
+            key,
+            value,
+            "a split other than val when dataset.val_fraction=0 (the validation split is empty), or dataset.val_fraction > 0",
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from ..data import DATASETS
@@ -404,6 +426,7 @@ def validate(cfg: DictConfig) -> None:
         typed = OmegaConf.get_type(cfg.metrics._get_node(name))
         if isinstance(typed, type) and dataclasses.is_dataclass(typed):
             validate_node(cfg, f"metrics.{name}", typed)
+    _check_metric_splits_exist(cfg)
     _validate_allocation_structure(cfg, schedule)
     _check_model_against_data(cfg)
     _check_schedule_against_data(cfg, schedule)
