@@ -204,6 +204,15 @@ def train(
             masks = current
     elif hook is not None:
         hook.start(model)
+    # a hook that keeps TrainHook.forward trains through the (compiled) forward; one with its own runs that
+    own_forward = hook.forward if hook is not None and type(hook).forward is not TrainHook.forward else None
+    if own_forward is not None and forward is not model:
+        log.warning(
+            "accel.compile: phase %s trains through %s's own forward (it gates or reparametrises the weights), "
+            "which is not compiled; the other training phases are",
+            phase,
+            type(hook).__name__,
+        )
     groups = optimizer.param_groups
     enforce = MaskEnforcer(model, masks, optimizer) if masks else None
     if enforce:
@@ -230,7 +239,7 @@ def train(
                     loss = loss_fn(forward(accel.inputs(xb)), yb)
                 else:
                     xb = accel.inputs(xb)
-                    logits = hook.forward(model, xb)
+                    logits = forward(xb) if own_forward is None else own_forward(model, xb)
                     hook.presented(idx, logits, yb)
                     loss = loss_fn(logits, yb)
                     extra = hook.extra_loss(model, xb, yb, logits)

@@ -216,6 +216,36 @@ def test_compile_trains_through_the_compiled_forward_once_per_model(monkeypatch)
     assert calls == [32] * 8  # 2 phases x 128 examples / 32: every training batch, no evaluation batch
 
 
+def test_training_hooks_train_through_the_compiled_forward_or_say_they_do_not(monkeypatch, caplog):
+    """A training-time method's phase (admm, greg, minmax: hooks that keep TrainHook.forward) goes through
+    the compiled forward too; before, any hook bypassed it silently. A hook with a forward of its own
+    (AutoPrune's gates, layer pruning's sections) runs that forward uncompiled, and the log says so."""
+    from prune_cli.train_hooks import TrainHook
+
+    calls = []
+
+    def fake_compile(model):
+        def forward(x):
+            calls.append(len(x))
+            return model(x)
+
+        return forward
+
+    class OwnForward(TrainHook):
+        def forward(self, model, x):
+            return model(x) * 1.0
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    data = blobs()
+    torch.manual_seed(0)
+    model = MLP(8, [16], 3)
+    accel = Accel(compile=True)
+    train(model, data, train_cfg(epochs=1), torch.Generator().manual_seed(1), "t", accel=accel, hook=TrainHook())
+    assert calls == [32] * 4
+    train(model, data, train_cfg(epochs=1), torch.Generator().manual_seed(1), "gated", accel=accel, hook=OwnForward())
+    assert calls == [32] * 4 and "accel.compile" in caplog.text and "gated" in caplog.text
+
+
 @pytest.mark.slow  # TorchInductor's first compile of even a tiny MLP takes 40 s or more on 2 CPU cores
 def test_compiled_training_equals_eager_training():
     data = blobs()
