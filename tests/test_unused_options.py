@@ -475,3 +475,23 @@ def test_max_train_samples_no_smaller_than_the_data_is_an_unused_override():
     a = build_splits(raw, node, 0, torch.device("cpu"))
     b = build_splits(raw, OmegaConf.merge(node, {"max_train_samples": 60}), 0, torch.device("cpu"))
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.val_y, b.val_y)
+
+
+def test_ntk_output_index_applies_only_to_the_index_output():
+    """empirical_ntk reads output_index only for output=index (f = one logit); for sum and trace the
+    kernel is the same whatever it is (checked on the function itself)."""
+    from helpers import TwoLayer, validated
+
+    from prune_cli.analysis.ntk import empirical_ntk
+    from prune_cli.run.unused_options import unused_overrides
+
+    typed = ["metrics.ntk.enabled=true", "metrics.ntk.output_index=2"]
+    (found,) = [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+    assert found.key == "metrics.ntk.output_index" and "metrics.ntk.output=index" in found.why
+    typed = [*typed, "metrics.ntk.output=index"]
+    assert [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error] == []
+    model, x = TwoLayer(seed=0), torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(empirical_ntk(model, x, output="sum", output_index=0), empirical_ntk(model, x, output="sum", output_index=2))
+    assert not torch.equal(
+        empirical_ntk(model, x, output="index", output_index=0), empirical_ntk(model, x, output="index", output_index=2)
+    )

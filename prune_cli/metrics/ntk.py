@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
@@ -56,6 +56,13 @@ class NTKMetricConfig:
         for name, minimum in (("num_inputs", 1), ("output_index", 0), ("seed", 0)):
             if not (isinstance(node[name], int) and node[name] >= minimum):
                 raise ConfigError(f"metrics.ntk.{name}", node[name], f"an integer >= {minimum}")
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        node = OmegaConf.select(cfg, key)
+        if node.output != "index":
+            return {f"{key}.output_index": f"it applies only with {key}.output=index; here {key}.output={node.output}"}
+        return {}
 
 
 @register_metric("ntk")
