@@ -495,3 +495,17 @@ def test_ntk_output_index_applies_only_to_the_index_output():
     assert not torch.equal(
         empirical_ntk(model, x, output="index", output_index=0), empirical_ntk(model, x, output="index", output_index=2)
     )
+
+
+@pytest.mark.parametrize("typed", [["data_pruning=el2n", "data_pruning.keep=1"], ["data_pruning=random", "data_pruning.keep=1.0"]])
+def test_a_data_pruning_rule_that_keeps_everything_is_an_unused_override(typed):
+    """keep=1 keeps all N examples (kept_count, then every rule's selection of N of N)."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    found = [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+    assert {f.key for f in found} == {"data_pruning", "data_pruning.keep"}
+    assert "keeps every training example" in found[0].why
+    control = [typed[0], "data_pruning.keep=0.5"]
+    assert [f for f in unused_overrides(validated(FAST, control), [*FAST, *control]) if f.error] == []

@@ -67,6 +67,15 @@ class KeepFractionConfig(DataPruningConfig):
         keep = OmegaConf.select(cfg, key + ".keep")
         check(finite(keep) and 0 < keep <= 1, key + ".keep", keep, "a number in (0, 1]: the fraction of training examples kept")
 
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        """keep=1 keeps every example whatever the rule (kept_count is N): the rule and its options
+        (proxies, query epochs, ...) would be computed for nothing."""
+        node = OmegaConf.select(cfg, key)
+        if node.keep == 1:
+            return {key: f"{key}.keep=1 keeps every training example, so {key}={node.name} selects nothing (that is {key}=none)"}
+        return {}
+
 
 @dataclass(frozen=True)
 class DataPruningContext:
