@@ -123,3 +123,13 @@ def test_cnn1d_layer_sizes_are_checked_by_name(override, key):
 
     with pytest.raises(ConfigError, match=rf"'{key}'"):
         validated("dataset=mnist1d", "model=cnn1d", override)
+
+
+def test_an_ntk_output_index_beyond_the_declared_classes_stops_before_training():
+    """It was found only when the metric first ran, after dense training; the dataset declares its
+    number of classes (10 for MNIST-1D), so the pre-run pass checks it."""
+    from helpers import validated
+
+    with pytest.raises(ConfigError, match=r"metrics\.ntk\.output_index.*0\.\.9"):
+        validated("dataset=mnist1d", "metrics.ntk.enabled=true", "metrics.ntk.output=index", "metrics.ntk.output_index=10")
+    validated("dataset=mnist1d", "metrics.ntk.enabled=true", "metrics.ntk.output=index", "metrics.ntk.output_index=9")

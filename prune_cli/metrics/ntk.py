@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.config_base import config_schema
+from ..core.config_base import config_schema, declared_input
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
 
@@ -56,6 +56,9 @@ class NTKMetricConfig:
         for name, minimum in (("num_inputs", 1), ("output_index", 0), ("seed", 0)):
             if not (isinstance(node[name], int) and node[name] >= minimum):
                 raise ConfigError(f"metrics.ntk.{name}", node[name], f"an integer >= {minimum}")
+        spec = declared_input(cfg)  # the dataset's declared classes: checked before training (else when the metric runs)
+        if spec is not None and node.output == "index":
+            check_output_index(node.output_index, spec[1])
 
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
@@ -65,15 +68,17 @@ class NTKMetricConfig:
         return {}
 
 
+def check_output_index(index: int, num_classes: int) -> None:
+    if index >= num_classes:
+        raise ConfigError(
+            "metrics.ntk.output_index", index, f"an integer in 0..{num_classes - 1} (the model has {num_classes} outputs)"
+        )
+
+
 @register_metric("ntk")
 def ntk_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
-    num_classes = ctx.data.num_classes
-    if node.output == "index" and node.output_index >= num_classes:
-        raise ConfigError(
-            "metrics.ntk.output_index",
-            node.output_index,
-            f"an integer in [0, {num_classes - 1}] (the model has {num_classes} outputs)",
-        )
+    if node.output == "index":
+        check_output_index(node.output_index, ctx.data.num_classes)
     from ..analysis.ntk import empirical_ntk, kernel_comparison
 
     x = fixed_batch(ctx, node.split, node.num_inputs, node.seed)
