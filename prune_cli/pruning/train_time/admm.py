@@ -35,7 +35,7 @@ from ...schedules import register_schedule
 from ...schedules.steps import Dense, Record, Step, Train, TrainWithHook
 from ..structure import top_k_mask
 from . import HookContext, TrainHook, register_train_hook
-from .common import check_method_defaults, global_top_k
+from .common import check_defaults, global_top_k
 
 ALLOCATIONS = ("layerwise", "global")
 
@@ -76,7 +76,7 @@ class AdmmConfig(ScheduleConfig):
         check(m.structure == "unstructured", "method.structure", m.structure, "unstructured with schedule=admm")
         # the Z-step is the projection itself: no scoring rounds, no threshold rule, no ablations of a pruner's mask
         fixed = {"rounds": 1, "threshold_impl": "topk", "invert": False, "shuffle": False, "reinit": False}
-        check_method_defaults(cfg, fixed, "the Z-step keeps the k largest |W + U|, ties by position")
+        check_defaults(cfg, "method", fixed, "the Z-step keeps the k largest |W + U|, ties by position")
 
 
 def project(weights: dict[str, torch.Tensor], density: float, allocation: str) -> Masks:

@@ -50,7 +50,7 @@ from ...schedules.steps import Dense, Record, Step, Train, TrainWithHook
 from ...train_hooks import TrainHook
 from ..pruner import LayerCollapse
 from . import HookContext, register_train_hook
-from .common import TrainTimeScheduleConfig, check_method_defaults, global_top_k
+from .common import TrainTimeScheduleConfig, check_defaults, global_top_k
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class AutoPruneConfig(TrainTimeScheduleConfig):
         # AutoPrune chooses the weights itself: the method's other choices would be ignored, so they must keep their defaults
         fixed = {"structure": "unstructured", "score": "magnitude", "allocation": "global", "rounds": 1, "invert": False}
         fixed.update(shuffle=False, reinit=False, threshold_impl="topk")
-        check_method_defaults(cfg, fixed, "the gates choose the weights; one gate per weight")
+        check_defaults(cfg, "method", fixed, "the gates choose the weights; one gate per weight")
 
 
 def surrogate_grad(m: torch.Tensor, surrogate: str, leak: float) -> torch.Tensor:

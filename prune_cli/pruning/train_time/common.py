@@ -24,18 +24,17 @@ class TrainTimeScheduleConfig(ScheduleConfig):
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
-        s = OmegaConf.select(cfg, key)
         fixed = {"rounds": 1, "score_weights": "trained", "restart_from": "trained", "retrain": "finetune", "lr_rewind": False}
-        for name, value in fixed.items():
-            check(s[name] == value, f"{key}.{name}", s[name], f"{value!r} with schedule={s.name} (a training-time method)")
+        check_defaults(cfg, key, fixed, "a training-time method")
 
 
-def check_method_defaults(cfg: DictConfig, fixed: dict, why: str) -> None:
-    """A training-time method that chooses the weights itself ignores some of the method's options:
-    each of `fixed` must keep the value given (an error naming it, not a silently ignored choice)."""
+def check_defaults(cfg: DictConfig, key: str, fixed: dict, why: str) -> None:
+    """A training-time method ignores some options of the node `key` (the shared schedule options; the
+    method's, where it chooses the weights itself): each of `fixed` must keep the value given (an error
+    naming it, not a silently ignored choice)."""
     for name, value in fixed.items():
-        got = OmegaConf.select(cfg, f"method.{name}")
-        check(got == value, f"method.{name}", got, f"{value!r} with schedule={cfg.schedule.name} ({why})")
+        got = OmegaConf.select(cfg, f"{key}.{name}")
+        check(got == value, f"{key}.{name}", got, f"{value!r} with schedule={cfg.schedule.name} ({why})")
 
 
 def meta_model(cfg: DictConfig):
