@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -509,3 +510,20 @@ def test_a_data_pruning_rule_that_keeps_everything_is_an_unused_override(typed):
     assert "keeps every training example" in found[0].why
     control = [typed[0], "data_pruning.keep=0.5"]
     assert [f for f in unused_overrides(validated(FAST, control), [*FAST, *control]) if f.error] == []
+
+
+def test_recall_distortion_save_predictions_applies_only_to_splits_the_run_does_not_record(finished_results):
+    """The recorder saves predictions.npz for every split of metrics.splits before any metric runs;
+    save_predictions=false then changes nothing (checked on a run: the file holds the test split)."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    base = ["metrics.recall_distortion.enabled=true", "metrics.recall_distortion.save_predictions=false"]
+    (found,) = [f for f in unused_overrides(validated(FAST, base), [*FAST, *base]) if f.error]
+    assert found.key == "metrics.recall_distortion.save_predictions" and "metrics.splits=['test']" in found.why
+    outside = [*base, "metrics.recall_distortion.splits=[val,test]"]
+    assert [f for f in unused_overrides(validated(FAST, outside), [*FAST, *outside]) if f.error] == []
+    (run,) = (finished_results / "runs").iterdir()  # a default run: the recall_distortion metric off
+    with np.load(run / "predictions.npz") as saved:
+        assert any("test" in name for name in saved.files)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..core import predictions
 from ..core.config_base import config_schema
@@ -40,6 +40,18 @@ class RecallDistortionConfig:
         splits = list(cfg.metrics.recall_distortion.splits)
         if not splits or not set(splits) <= {"val", "test"} or len(set(splits)) != len(splits):
             raise ConfigError("metrics.recall_distortion.splits", splits, "a non-empty list of distinct splits drawn from [val, test]")
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        """Every run saves the predictions of metrics.splits before any metric runs (run/recorder.py),
+        so save_predictions decides only for a split outside them."""
+        splits, recorded = list(OmegaConf.select(cfg, f"{key}.splits")), list(cfg.metrics.splits)
+        if set(splits) <= set(recorded):
+            return {
+                f"{key}.save_predictions": f"every run saves the predictions of metrics.splits={recorded}, which holds all of "
+                f"{key}.splits={splits}; it applies only to a split outside them"
+            }
+        return {}
 
 
 @register_metric("recall_distortion")
