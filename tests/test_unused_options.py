@@ -23,6 +23,20 @@ pytestmark = pytest.mark.xdist_group("unused_options")
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _found(args: list[str]):
+    """unused_overrides of the FAST config plus `args`, as prune-run checks them (pre-run pass first)."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    return unused_overrides(validated(FAST, args), [*FAST, *args])
+
+
+def _errors(args: list[str]):
+    """The error-level ones (not the notes)."""
+    return [f for f in _found(args) if f.error]
+
+
 @pytest.mark.parametrize(
     "args, override, needs",
     [
@@ -87,11 +101,8 @@ def test_an_override_that_does_nothing_stops_the_run_before_any_work(finished_re
 def test_the_same_overrides_with_what_they_apply_to_pass(args):
     """Control: each option the cases above reject is accepted where it applies (the pre-run pass and
     the unused-option check on the composed config, as prune-run runs them)."""
-    from helpers import validated
 
-    from prune_cli.run.unused_options import unused_overrides
-
-    assert unused_overrides(validated(FAST, args), [*FAST, *args]) == []
+    assert _found(args) == []
 
 
 def test_augmentation_and_channels_last_apply_to_images_and_convolutions():
@@ -264,11 +275,8 @@ def test_the_shared_schedule_options_a_schedule_declares_unread_do_not_change_it
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
 def test_a_shared_schedule_option_the_schedule_does_not_read_is_an_unused_override(args, override):
-    from helpers import validated
 
-    from prune_cli.run.unused_options import unused_overrides
-
-    found = unused_overrides(validated(FAST, args), [*FAST, *args])
+    found = _found(args)
     schedule = args[0].split("=")[1]
     assert [f"{f.key}={f.value}" for f in found if f.error] == [override]
     assert f"schedule={schedule} does not read it" in found[0].why
@@ -276,12 +284,9 @@ def test_a_shared_schedule_option_the_schedule_does_not_read_is_an_unused_overri
 
 def test_gradual_reads_restart_from_and_rewind_epoch():
     """Control: gradual restarts from the rewound weights (Restart(restart_from)), so both are read."""
-    from helpers import validated
-
-    from prune_cli.run.unused_options import unused_overrides
 
     args = ["schedule=gradual", "schedule.restart_from=rewind", "schedule.rewind_epoch=1"]
-    assert [f for f in unused_overrides(validated(FAST, args), [*FAST, *args]) if f.error] == []
+    assert _errors(args) == []
 
 
 def test_a_schedule_option_the_run_does_not_read_stops_prune_run_before_any_work(finished_results):
@@ -295,16 +300,13 @@ def test_a_schedule_option_the_run_does_not_read_stops_prune_run_before_any_work
 def test_lr_rewind_to_epoch_zero_is_an_unused_override():
     """Resuming the LR schedule at epoch 0 is where training starts anyway (experiment._step_train's
     start_epoch); at a later rewind epoch it applies."""
-    from helpers import validated
-
-    from prune_cli.run.unused_options import unused_overrides
 
     args = ["schedule=lottery_ticket", "schedule.rounds=1", "schedule.lr_rewind=true"]
-    found = unused_overrides(validated(FAST, args), [*FAST, *args])
+    found = _found(args)
     assert [(f.key, f.error) for f in found if f.key.startswith("schedule")] == [("schedule.lr_rewind", True)]
     assert "schedule.rewind_epoch=0" in found[0].why
     later = [*args, "schedule.rewind_epoch=1"]
-    assert [f for f in unused_overrides(validated(FAST, later), [*FAST, *later]) if f.key.startswith("schedule")] == []
+    assert [f for f in _found(later) if f.key.startswith("schedule")] == []
 
 
 @pytest.mark.parametrize(
@@ -338,15 +340,12 @@ def test_method_options_a_training_time_method_ignores_are_config_errors(schedul
     ],
 )
 def test_autoprune_options_that_do_nothing_are_unused_overrides(args, override, needs):
-    from helpers import validated
-
-    from prune_cli.run.unused_options import unused_overrides
 
     typed = ["schedule=autoprune", "method=magnitude", *args]
-    found = [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+    found = _errors(typed)
     assert [f"{f.key}={f.value}" for f in found] == [override] and needs in found[0].why
     control = ["schedule=autoprune", "method=magnitude", "sparsity=0.5", "schedule.leak=0.3"]
-    assert [f for f in unused_overrides(validated(FAST, control), [*FAST, *control]) if f.error] == []
+    assert _errors(control) == []
 
 
 def test_autoprune_s_leak_does_nothing_with_the_identity_surrogate():
@@ -424,18 +423,12 @@ def test_regions_options_of_another_counting_method_change_no_row(method, tmp_pa
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
 def test_regions_options_the_counting_method_does_not_read_are_unused_overrides(args, override, needs):
-    from helpers import validated
 
-    from prune_cli.run.unused_options import unused_overrides
-
-    found = [f for f in unused_overrides(validated(FAST, args), [*FAST, *args]) if f.error]
+    found = _errors(args)
     assert [f"{f.key}={f.value}" for f in found] == [override] and needs in found[0].why
 
 
 def test_regions_options_where_they_apply_pass():
-    from helpers import validated
-
-    from prune_cli.run.unused_options import unused_overrides
 
     for args in (
         [
@@ -448,7 +441,7 @@ def test_regions_options_where_they_apply_pass():
         ["metrics.regions.rank_models=[montecarlo]", "metrics.regions.mc_sample_factor=8"],
         ["metrics.regions.method=exact", "metrics.regions.max_units=8", "metrics.regions.box=[-1,1]"],
     ):
-        assert [f for f in unused_overrides(validated(FAST, args), [*FAST, *args]) if f.error] == [], args
+        assert _errors(args) == [], args
 
 
 def test_max_train_samples_no_smaller_than_the_data_is_an_unused_override():
@@ -456,11 +449,9 @@ def test_max_train_samples_no_smaller_than_the_data_is_an_unused_override():
     examples; the synthetic data has exactly samples_per_class x num_classes of them."""
     from helpers import validated
 
-    from prune_cli.run.unused_options import unused_overrides
-
     def errors(*args):
         typed = ["dataset.samples_per_class=20", "dataset.num_classes=3", *args]
-        return [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+        return _errors(typed)
 
     (found,) = errors("dataset.max_train_samples=60")
     assert found.key == "dataset.max_train_samples" and "dataset=synthetic has 60 training examples" in found.why
@@ -481,16 +472,15 @@ def test_max_train_samples_no_smaller_than_the_data_is_an_unused_override():
 def test_ntk_output_index_applies_only_to_the_index_output():
     """empirical_ntk reads output_index only for output=index (f = one logit); for sum and trace the
     kernel is the same whatever it is (checked on the function itself)."""
-    from helpers import TwoLayer, validated
+    from helpers import TwoLayer
 
     from prune_cli.analysis.ntk import empirical_ntk
-    from prune_cli.run.unused_options import unused_overrides
 
     typed = ["metrics.ntk.enabled=true", "metrics.ntk.output_index=2"]
-    (found,) = [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+    (found,) = _errors(typed)
     assert found.key == "metrics.ntk.output_index" and "metrics.ntk.output=index" in found.why
     typed = [*typed, "metrics.ntk.output=index"]
-    assert [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error] == []
+    assert _errors(typed) == []
     model, x = TwoLayer(seed=0), torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(empirical_ntk(model, x, output="sum", output_index=0), empirical_ntk(model, x, output="sum", output_index=2))
     assert not torch.equal(
@@ -501,29 +491,23 @@ def test_ntk_output_index_applies_only_to_the_index_output():
 @pytest.mark.parametrize("typed", [["data_pruning=el2n", "data_pruning.keep=1"], ["data_pruning=random", "data_pruning.keep=1.0"]])
 def test_a_data_pruning_rule_that_keeps_everything_is_an_unused_override(typed):
     """keep=1 keeps all N examples (kept_count, then every rule's selection of N of N)."""
-    from helpers import validated
 
-    from prune_cli.run.unused_options import unused_overrides
-
-    found = [f for f in unused_overrides(validated(FAST, typed), [*FAST, *typed]) if f.error]
+    found = _errors(typed)
     assert {f.key for f in found} == {"data_pruning", "data_pruning.keep"}
     assert "keeps every training example" in found[0].why
     control = [typed[0], "data_pruning.keep=0.5"]
-    assert [f for f in unused_overrides(validated(FAST, control), [*FAST, *control]) if f.error] == []
+    assert _errors(control) == []
 
 
 def test_recall_distortion_save_predictions_applies_only_to_splits_the_run_does_not_record(finished_results):
     """The recorder saves predictions.npz for every split of metrics.splits before any metric runs;
     save_predictions=false then changes nothing (checked on a run: the file holds the test split)."""
-    from helpers import validated
-
-    from prune_cli.run.unused_options import unused_overrides
 
     base = ["metrics.recall_distortion.enabled=true", "metrics.recall_distortion.save_predictions=false"]
-    (found,) = [f for f in unused_overrides(validated(FAST, base), [*FAST, *base]) if f.error]
+    (found,) = _errors(base)
     assert found.key == "metrics.recall_distortion.save_predictions" and "metrics.splits=['test']" in found.why
     outside = [*base, "metrics.recall_distortion.splits=[val,test]"]
-    assert [f for f in unused_overrides(validated(FAST, outside), [*FAST, *outside]) if f.error] == []
+    assert _errors(outside) == []
     (run,) = (finished_results / "runs").iterdir()  # a default run: the recall_distortion metric off
     with np.load(run / "predictions.npz") as saved:
         assert any("test" in name for name in saved.files)
