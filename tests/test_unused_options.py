@@ -101,7 +101,6 @@ def test_an_override_that_does_nothing_stops_the_run_before_any_work(finished_re
 def test_the_same_overrides_with_what_they_apply_to_pass(args):
     """Control: each option the cases above reject is accepted where it applies (the pre-run pass and
     the unused-option check on the composed config, as prune-run runs them)."""
-
     assert _found(args) == []
 
 
@@ -284,7 +283,6 @@ def test_a_shared_schedule_option_the_schedule_does_not_read_is_an_unused_overri
 
 def test_gradual_reads_restart_from_and_rewind_epoch():
     """Control: gradual restarts from the rewound weights (Restart(restart_from)), so both are read."""
-
     args = ["schedule=gradual", "schedule.restart_from=rewind", "schedule.rewind_epoch=1"]
     assert _errors(args) == []
 
@@ -300,7 +298,6 @@ def test_a_schedule_option_the_run_does_not_read_stops_prune_run_before_any_work
 def test_lr_rewind_to_epoch_zero_is_an_unused_override():
     """Resuming the LR schedule at epoch 0 is where training starts anyway (experiment._step_train's
     start_epoch); at a later rewind epoch it applies."""
-
     args = ["schedule=lottery_ticket", "schedule.rounds=1", "schedule.lr_rewind=true"]
     found = _found(args)
     assert [(f.key, f.error) for f in found if f.key.startswith("schedule")] == [("schedule.lr_rewind", True)]
@@ -491,7 +488,6 @@ def test_ntk_output_index_applies_only_to_the_index_output():
 @pytest.mark.parametrize("typed", [["data_pruning=el2n", "data_pruning.keep=1"], ["data_pruning=random", "data_pruning.keep=1.0"]])
 def test_a_data_pruning_rule_that_keeps_everything_is_an_unused_override(typed):
     """keep=1 keeps all N examples (kept_count, then every rule's selection of N of N)."""
-
     found = _errors(typed)
     assert {f.key for f in found} == {"data_pruning", "data_pruning.keep"}
     assert "keeps every training example" in found[0].why
@@ -502,7 +498,6 @@ def test_a_data_pruning_rule_that_keeps_everything_is_an_unused_override(typed):
 def test_recall_distortion_save_predictions_applies_only_to_splits_the_run_does_not_record(finished_results):
     """The recorder saves predictions.npz for every split of metrics.splits before any metric runs;
     save_predictions=false then changes nothing (checked on a run: the file holds the test split)."""
-
     base = ["metrics.recall_distortion.enabled=true", "metrics.recall_distortion.save_predictions=false"]
     (found,) = _errors(base)
     assert found.key == "metrics.recall_distortion.save_predictions" and "metrics.splits=['test']" in found.why
