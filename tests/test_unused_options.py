@@ -506,3 +506,27 @@ def test_recall_distortion_save_predictions_applies_only_to_splits_the_run_does_
     (run,) = (finished_results / "runs").iterdir()  # a default run: the recall_distortion metric off
     with np.load(run / "predictions.npz") as saved:
         assert any("test" in name for name in saved.files)
+
+
+def test_ntk_mlp_rescale_does_nothing_when_no_weight_is_pruned():
+    """NTKLinear multiplies by 1/sqrt(q), q = the fraction of nonzero weights; with sparsity=0 under a
+    schedule that prunes to `sparsity` no weight is zeroed, q = 1, and rescale changes no output
+    (checked on the layer itself: a dense weight and a half-zeroed one)."""
+    from prune_cli.models.ntk_mlp import NTKLinear
+
+    model = ["model=ntk_mlp", "model.widths=[16,16]"]
+    (found,) = _errors([*model, "sparsity=0", "model.rescale=false"])
+    assert found.key == "model.rescale" and "sparsity=0" in found.why
+    assert _errors([*model, "sparsity=0.5", "model.rescale=false"]) == []
+    # a schedule that decides its own sparsity can zero weights at sparsity=0 (sparsity is then
+    # itself unused): rescale applies
+    autoprune = ["schedule=autoprune", "schedule.stop_at_target=false", "schedule.prune_epochs=1"]
+    assert {f.key for f in _errors([*model, *autoprune, "sparsity=0", "model.rescale=false"])} == {"sparsity"}
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    on, off = NTKLinear(6, 4, rescale=True), NTKLinear(6, 4, rescale=False)
+    off.load_state_dict(on.state_dict())
+    assert torch.equal(on(x), off(x))
+    with torch.no_grad():
+        on.weight[:, :3] = 0
+        off.weight[:, :3] = 0
+    assert torch.allclose(on(x), off(x) * 2**0.5)

@@ -17,7 +17,7 @@ models/mlp.py, pruning/scores/gp.py, metrics/similarity.py, ...).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from typing import Any, ClassVar, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -343,6 +343,16 @@ def as_plain(node: Any) -> Any:
     if isinstance(node, (DictConfig, ListConfig)):
         return OmegaConf.to_container(node, resolve=True)
     return node
+
+
+def may_zero_weights(cfg: DictConfig) -> bool:
+    """Whether the run can zero any weight: `sparsity` > 0, or a schedule that decides its own sparsity
+    (its schema's `unused` names the top-level `sparsity`: layer_pruning, autoprune without
+    stop_at_target). Options that act only on pruned weights do nothing otherwise."""
+    if cfg.sparsity > 0:
+        return True
+    schema = OmegaConf.get_type(cfg.schedule)
+    return not (isinstance(schema, type) and is_dataclass(schema)) or "sparsity" in collect_unused(schema, cfg, "schedule")
 
 
 def declared_input(cfg: DictConfig) -> Optional[tuple[tuple[int, ...], int]]:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..core.checks import check_widths
-from ..core.config_base import ModelConfig, config_schema
+from ..core.config_base import ModelConfig, config_schema, may_zero_weights
 from ..core.errors import ConfigError
 from . import MODELS
 from .base import PrunableNet
@@ -46,6 +46,15 @@ class NTKMLPConfig(ModelConfig):
                 raise ConfigError(
                     f"{key}.{name}", value, "a finite number > 0" if name == "sigma_w" else "a finite number >= 0 (0 = no bias)"
                 )
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        """rescale divides by sqrt(q), q the fraction of a layer's weights that are nonzero (`keep_prob`):
+        q = 1 in every layer when the run zeroes no weight."""
+        if may_zero_weights(cfg):
+            return {}
+        why = f"it rescales by the density of pruned layers, and no weight is pruned here (sparsity={cfg.sparsity})"
+        return {f"{key}.rescale": why}
 
 
 class NTKLinear(nn.Linear):
