@@ -129,6 +129,47 @@ def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count():
         assert float(dict(model.named_parameters())[n].detach()[~k].abs().sum()) == 0.0  # pruned weights are zero
 
 
+@pytest.mark.parametrize("allow_collapse", [False, True])
+def test_gates_that_cut_every_path_are_a_layer_collapse(allow_collapse, caplog):
+    """stop_at_target=false keeps 1[m > 0]. Every layer keeps a weight, but net.0 keeps only the
+    inputs of unit 0 and net.2 only the outputs of unit 1: no input reaches the output. As for every
+    pruner (pruner.check_masks) that stops the run unless method.allow_collapse=true (a warning).
+    Before, only a layer with every gate closed was caught."""
+    from prune_cli.pruning.pruner import LayerCollapse
+
+    model = net(3)
+    hook = hook_for(model, "schedule.stop_at_target=false", f"method.allow_collapse={str(allow_collapse).lower()}")
+    hook.start(model)
+    with torch.no_grad():
+        for m in hook.aux.values():
+            m.fill_(1.0)
+        hook.aux["net.0.weight"][1:] = -1.0  # only unit 0 of the first hidden layer has inputs
+        hook.aux["net.2.weight"][:, torch.arange(8) != 1] = -1.0  # only unit 1 feeds the second layer
+    assert all(k.any() for k in hook.gates().values())  # no layer is empty
+    if not allow_collapse:
+        with pytest.raises(LayerCollapse, match="no unit of net.0.weight keeps both"):
+            hook.final_masks()
+        return
+    assert all(torch.equal(k, hook.gates()[n]) for n, k in hook.final_masks().items())
+    assert "no unit of net.0.weight keeps both" in caplog.text
+
+
+def test_gates_frozen_at_the_target_that_empty_a_layer_are_a_layer_collapse():
+    """stop_at_target=true freezes the global top-k of m when the target is reached; the top-k can
+    leave a layer with nothing. Before, the frozen mask skipped the collapse check altogether."""
+    from prune_cli.pruning.pruner import LayerCollapse
+
+    model = net(4)  # 48 + 64 + 24 = 136 weights; sparsity 0.75 keeps round(0.25 x 136) = 34
+    hook = hook_for(model, sparsity=0.75)
+    hook.start(model)
+    with torch.no_grad():
+        for m in hook.aux.values():
+            m.fill_(-1.0)
+        hook.aux["net.0.weight"].view(-1)[:34] = 1.0  # 102 of 136 gates closed: the target
+    with pytest.raises(LayerCollapse, match="no weight left in net.2.weight, net.4.weight"):
+        hook.after_step(model, 0)
+
+
 AUTOPRUNE_RUN = [*TINY, "train.epochs=3", "finetune.epochs=2", "sparsity=0.6", "dense_cache.enabled=false", "schedule=autoprune"]
 FAST_GATES = ["schedule.reg=0.01", "schedule.prune_epochs=8"]
 

@@ -159,30 +159,40 @@ def prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> Ma
     return masks
 
 
+def check_collapse(masks: Masks, layers: dict, density: float, method, advice: str = "") -> None:
+    """Raise LayerCollapse for an empty layer or a cut path, or log a warning with
+    method.allow_collapse. `advice` replaces the remedies for the one-shot pruner (lower the sparsity,
+    another allocation, ...) where they do not apply (a training-time method's own knobs)."""
+    from .structure import disconnected
+
+    collapsed = [name for name, m in masks.items() if not m.any()]
+    problems = [f"no weight left in {', '.join(collapsed)}"] if collapsed else []
+    problems += disconnected(masks, layers)
+    if not problems:
+        return
+    advice = advice or (
+        "Lower the sparsity, use an allocation that spares small layers (e.g. method.allocation=erk or layerwise), "
+        "exclude the layer (method.exclude=[...]), or"
+    )
+    message = (
+        f"Layer collapse at sparsity={1.0 - density:g} with method.allocation={method.allocation}, "
+        f"method.structure={method.structure}: " + "; ".join(problems) + f". The network is disconnected. {advice} "
+        "accept it with method.allow_collapse=true."
+    )
+    if not method.allow_collapse:
+        raise LayerCollapse(message)
+    log.warning("%s", message)
+
+
 def check_masks(masks: Masks, layers: dict, density: float, method) -> None:
     """Raise LayerCollapse for an empty layer or a cut path (unless method.allow_collapse), and
     PruneCliError when the achieved density misses the target by more than method.sparsity_tolerance.
     Messages speak the user's unit, sparsity = 1 - density."""
     from ..models.masks import count
     from .registries import ALLOCATIONS, SCORES
-    from .structure import disconnected
 
+    check_collapse(masks, layers, density, method)
     sparsity = 1.0 - density
-    collapsed = [name for name, m in masks.items() if not m.any()]
-    problems = [f"no weight left in {', '.join(collapsed)}"] if collapsed else []
-    problems += disconnected(masks, layers)
-    if problems:
-        message = (
-            f"Layer collapse at sparsity={sparsity:g} with method.allocation={method.allocation}, "
-            f"method.structure={method.structure}: "
-            + "; ".join(problems)
-            + ". The network is disconnected. Lower the sparsity, use an allocation that spares small layers "
-            "(e.g. method.allocation=erk or layerwise), exclude the layer (method.exclude=[...]), or accept it "
-            "with method.allow_collapse=true."
-        )
-        if not method.allow_collapse:
-            raise LayerCollapse(message)
-        log.warning("%s", message)
     kept, total = count(masks)
     achieved = 1.0 - kept / total
     # measured against the nearest reachable count, round(d N), so tiny layers are not flagged for rounding

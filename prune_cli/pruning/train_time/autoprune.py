@@ -48,7 +48,6 @@ from ...models.masks import Masks
 from ...schedules import register_schedule
 from ...schedules.steps import Dense, Record, Step, Train, TrainWithHook
 from ...train_hooks import TrainHook
-from ..pruner import LayerCollapse
 from . import HookContext, register_train_hook
 from .common import TrainTimeScheduleConfig, check_defaults, global_top_k
 
@@ -124,7 +123,7 @@ class AutoPruneHook(TrainHook):
         s = ctx.config.schedule
         self.names = ctx.prunable
         self.density = ctx.density
-        self.allow_collapse = bool(ctx.config.method.allow_collapse)
+        self.method = ctx.config.method
         self.aux_lr, self.aux_init, self.reg = float(s.aux_lr), float(s.aux_init), float(s.reg)
         self.aux_init_mode = str(s.aux_init_mode)
         self.surrogate, self.leak, self.stop_at_target = str(s.surrogate), float(s.leak), bool(s.stop_at_target)
@@ -138,6 +137,7 @@ class AutoPruneHook(TrainHook):
     def _bind(self, model) -> None:
         named = dict(model.named_parameters())
         self.params = {n: named[n] for n in self.names}
+        self.model = model
 
     def _optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(list(self.aux.values()), lr=self.aux_lr)
@@ -208,7 +208,7 @@ class AutoPruneHook(TrainHook):
     def after_step(self, model, step) -> Optional[Masks]:
         self.steps += 1
         if self.keep is None and self.stop_at_target and self.gate_sparsity() >= 1.0 - self.density:
-            self.keep = self.top_k_masks()
+            self.keep = self.checked(self.top_k_masks())
             log.info(
                 "autoprune: target sparsity %.4f reached at step %d of the gating phase; gates frozen", 1 - self.density, self.steps
             )
@@ -254,11 +254,17 @@ class AutoPruneHook(TrainHook):
             masks = self.top_k_masks()
         else:
             masks = self.gates()
-        empty = [n for n, k in masks.items() if not bool(k.any())]
-        if empty and not self.allow_collapse:
-            raise LayerCollapse(
-                f"autoprune closed every gate of layer(s) {', '.join(empty)}; lower schedule.reg or set method.allow_collapse=true"
-            )
+        return self.checked(masks)
+
+    def checked(self, masks: Masks) -> Masks:
+        """The final or frozen mask, held to the pruner's collapse checks (an emptied layer or a cut path
+        is a LayerCollapse unless method.allow_collapse, then a warning)."""
+        from ...models.graph import trace
+        from ..pruner import check_collapse
+
+        kept = sum(int(k.sum()) for k in masks.values()) / sum(k.numel() for k in masks.values())
+        advice = "autoprune's gates closed them: lower schedule.reg or schedule.aux_lr, or"
+        check_collapse(masks, trace(self.model), kept, self.method, advice)
         return masks
 
 
