@@ -27,9 +27,10 @@ from prune_cli.core import crashpoints, identity
 from prune_cli.core.errors import UnknownKeyError
 
 VOLATILE = ["timestamp", "git_sha", "git_dirty"]  # provenance of the moment, not of the computation
-# Long enough that a signal sent at the first checkpoint lands in the middle of dense training (the
-# test fails loudly otherwise: no checkpoint kept); 60 epochs, not more: the SIGTERM case resumes it to the end.
-LONG_EPOCHS = 60
+# The signal tests hold the run after its first checkpoint until the signal arrives
+# (crashpoints.HOLD_ENV), so the signal lands in the middle of dense training on any machine; the
+# SIGTERM case resumes the run to the end.
+LONG_EPOCHS = 6
 LONG = [a for a in FAST if not a.startswith("train.epochs")] + [f"train.epochs={LONG_EPOCHS}"]
 
 
@@ -244,7 +245,7 @@ def _wait_for_checkpoint(out: Path, proc: ForkedRun) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2, signal.SIGINT])
 def test_a_stop_signal_checkpoints_says_how_to_resume_and_exits_128_plus_signal(tmp_path, sig):
     out = tmp_path / "results"
-    proc = _start([*LONG, "sparsity=0.5"], out)
+    proc = _start([*LONG, "sparsity=0.5"], out, **{crashpoints.HOLD_ENV: "checkpoint-saved"})
     _wait_for_checkpoint(out, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Optional
 
 import torch
 
-from ..core import random_streams
+from ..core import crashpoints, random_streams
 from ..core.atomic_io import atomic_torch_save
 from ..training import TrainProgress
 
@@ -63,6 +63,7 @@ def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
         if progress.hook:  # a training-time method's state (prune_cli/train_hooks.py); absent otherwise
             state["progress"]["hook"] = progress.hook
     atomic_torch_save(state, exp.run_dir / STATE_FILE, crash_point="checkpoint-write")
+    crashpoints.hold("checkpoint-saved")
 
 
 def load(exp: Experiment) -> bool:
