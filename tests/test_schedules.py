@@ -177,26 +177,26 @@ def test_resume_after_a_crash_gives_the_same_rows_once(tmp_path, monkeypatch, re
 
 
 def test_sigkill_during_training_then_rerun(tmp_path):
-    """A real crash: SIGKILL a prune-run process in the middle of dense training, then run it again."""
-    # 24 epochs of 2700 examples (about 50 ms of CPU each here): the kill, 0.3 s after the first
-    # checkpoint, lands in mid-training with most epochs still to come; the length is not the property.
-    args = [*TINY, "dataset.samples_per_class=300", "train.epochs=24", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
+    """A real crash: SIGKILL a prune-run process in the middle of dense training, then run it again.
+    The run is held after its first checkpoint (crashpoints.HOLD_ENV) until the kill, so the kill
+    lands mid-training on any machine, with most epochs still to come."""
+    from prune_cli.core import crashpoints
+
+    args = [*TINY, "dataset.samples_per_class=300", "train.epochs=6", "finetune.epochs=2", "dense_cache.enabled=false", "seed=5"]
     reference = tmp_path / "reference"
     run_cli(args, reference)
     results = tmp_path / "killed"
     results.mkdir()
-    proc = start_forked(args, results)  # a process of its own to kill, forked: no interpreter start-up
+    # a process of its own to kill, forked: no interpreter start-up
+    proc = start_forked(args, results, env={crashpoints.HOLD_ENV: "checkpoint-saved"})
     deadline = time.time() + 120
     state = None
-    while time.time() < deadline and proc.poll() is None:
+    while time.time() < deadline and proc.poll() is None and state is None:
         found = list(results.glob("runs/*/state.pt"))
-        if found and found[0].stat().st_size > 0:
-            state = found[0]
-            time.sleep(0.3)  # a few more epochs, so the kill lands in the middle of training
-            break
+        state = found[0] if found else None
         time.sleep(0.02)
     if proc.poll() is not None or state is None:
-        pytest.fail("the run finished before it could be killed; make it longer")
+        pytest.fail("the run never held at its first checkpoint")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run_dir = state.parent
