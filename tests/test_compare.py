@@ -132,3 +132,112 @@ def test_baseline_option_and_bad_baseline(tmp_path, capsys):
     stderr = capsys.readouterr().err
     assert exit_.value.code == 2 and "--baseline 'lap'" in stderr and "allowed: lookahead, magnitude, random" in stderr
     assert not out.exists()
+
+
+def test_variants_of_one_method_are_compared_apart_never_averaged(tmp_path):
+    """magnitude with two allocations and random, seeds 0-2: each magnitude variant is a method of
+    its own, labelled by the option that tells them apart, compared with random and with the other
+    variant. Before, the two were averaged seed by seed into one "magnitude" (mean_b 0.865)."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.90 + 0.01 * seed)
+        write_run(root, seed, "magnitude", 0.5, 10, 0.80 + 0.02 * seed, allocation="layerwise")
+        write_run(root, seed, "random", 0.5, 10, 0.60 + 0.01 * seed)
+    written = build_report(root, plots=False)
+    c = pd.read_csv(written["comparisons.csv"]).set_index(["method", "baseline"])
+    g, lw = "magnitude [allocation=global]", "magnitude [allocation=layerwise]"
+    assert set(c.index) == {("random", g), ("random", lw), (g, lw)}
+    assert c.loc[("random", g), "mean_b"] == pytest.approx(0.91) and c.loc[("random", g), "mean_diff"] == pytest.approx(-0.30)
+    assert c.loc[("random", lw), "mean_b"] == pytest.approx(0.82)
+    assert c.loc[(g, lw), "mean_diff"] == pytest.approx(0.09)  # per seed 0.10, 0.09, 0.08
+    md = written["summary.md"].read_text()
+    assert f"{g} > {lw} at sparsity 0.5" in md
+    experiments = md.split("## Experiments")[1].split("##")[0]
+    assert "method.allocation" in experiments and "layerwise" in experiments  # the key that tells them apart is shown
+    for section in ("## Recall distortion", "## Disparate impact"):  # each row names its experiment
+        header = next(line for line in md.split(section)[1].splitlines() if line.startswith("|"))
+        assert "| experiment |" in header, section
+
+
+def test_variants_apart_from_the_shared_csvs_alone(tmp_path):
+    """Without run directories the variants are told apart by the context columns (allocation)."""
+    from prune_cli.core.tables import shared_name
+
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.90 + 0.01 * seed)
+        write_run(root, seed, "magnitude", 0.5, 10, 0.80 + 0.02 * seed, allocation="layerwise")
+    rows = pd.concat(pd.read_csv(f) for f in sorted((root / "runs").glob("*/metrics.csv")))
+    rows.to_csv(root / shared_name("metrics.csv"), index=False)
+    import shutil
+
+    shutil.rmtree(root / "runs")
+    c = pd.read_csv(build_report(root, plots=False)["comparisons.csv"])
+    assert c[["method", "baseline"]].values.tolist() == [["magnitude [allocation=global]", "magnitude [allocation=layerwise]"]]
+    assert c["mean_diff"].iloc[0] == pytest.approx(0.09)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([0.75, 0.875, 1.0], [0.5, 0.625, 0.75]),  # exact binary fractions: the differences are exactly 0.25
+        ([83 / 90, 90 / 90, 85 / 90], [53 / 90, 60 / 90, 55 / 90]),  # ninetieths: 1/3 up to the last bit
+    ],
+)
+def test_the_same_difference_on_every_seed_gets_one_verdict_whatever_the_rounding(a, b):
+    """No spread between seeds: the t statistic is mean / 0 (scipy.stats.ttest_rel says t = inf,
+    p = 0 for the first, and p ~ 1e-32 for the second only through rounding). Both get the same
+    statement, without a t-test; before, the first was "no measurable difference" and the second
+    "A > B" at p = 3e-32."""
+    from prune_cli.report.compare import verdict
+
+    r = paired_statistics(a, b)
+    assert r["sd_diff"] == 0 and math.isnan(r["p_t"]) and math.isnan(r["d_z"])
+    assert r["t_low"] == r["t_high"] == r["mean_diff"]
+    text = verdict({**r, "method": "A", "baseline": "B", "target_sparsity": 0.5, "p_holm": math.nan})
+    points = f"{100 * (a[0] - b[0]):+.1f}"
+    assert text == f"A vs B at sparsity 0.5: {points} points on every one of the 3 seeds (no spread between seeds, so no t-test)"
+    same = paired_statistics([0.5, 0.6], [0.5, 0.6])
+    assert (
+        verdict({**same, "method": "A", "baseline": "B", "target_sparsity": 0.5}) == "A vs B at sparsity 0.5: identical on all 2 seeds"
+    )
+
+
+def test_runs_that_never_completed_are_not_read_from_the_shared_csvs(tmp_path):
+    """A run killed after its rows reached the shared CSVs, before COMPLETE: unfinished, and its rows
+    are not results (they are only read when the folder has no run directories at all). Before, the
+    report counted it as completed and unfinished at once and said there were no run directories."""
+    from prune_cli.core.tables import shared_name
+
+    root = tmp_path / "res"
+    run = write_run(root, 0, "magnitude", 0.5, 10, 0.9)
+    (root / "runs" / run / "metrics.csv").rename(root / shared_name("metrics.csv"))
+    (root / "runs" / run / "COMPLETE").unlink()
+    res = load(root)
+    assert len(res.runs) == 0 and len(res.metrics) == 0 and res.key_source == "config"
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    assert "Completed runs: 0; failed: 0; unfinished: 1" in md and "Only the shared CSVs" not in md
+
+
+def test_split_and_baseline_are_checked_against_what_the_folder_holds(tmp_path, capsys):
+    """--split names a split no completed run records: exit 2 naming the splits there are (before:
+    "--baseline 'random' is not a method of this folder; allowed: " with an empty list). --baseline is
+    checked against the methods of every run directory, also when no run completed (before: any
+    name passed then); a method whose runs all failed is allowed only when no run completed."""
+    root = _folder(tmp_path / "res", [0.07, 0.08, 0.09], methods=("random", "magnitude"))
+
+    def report(*args):
+        with pytest.raises(SystemExit) as exit_:
+            main([str(root), *args, "--out", str(tmp_path / "out"), "--no-plots"])
+        return exit_.value.code, capsys.readouterr().err
+
+    code, err = report("--split", "val", "--baseline", "random")
+    assert code == 2 and "--split 'val'" in err and "test" in err and not (tmp_path / "out").exists()
+    failed_only = tmp_path / "failed"
+    (failed_only / "runs" / "r1").mkdir(parents=True)
+    (failed_only / "runs" / "r1" / "config.yaml").write_text("method:\n  name: magnitude\nseed: 0\n")
+    (failed_only / "runs" / "r1" / "failed.json").write_text('{"status": "failed", "error_type": "LayerCollapse"}')
+    root = failed_only
+    code, err = report("--baseline", "foo")
+    assert code == 2 and "--baseline 'foo'" in err and "magnitude" in err and not (tmp_path / "out").exists()
+    assert build_report(failed_only, plots=False, baseline="magnitude")["summary.md"].exists()

@@ -286,3 +286,17 @@ def test_report_from_shared_csvs_only(fixture_results, tmp_path):
     a = pd.read_csv(build_report(fixture_results, plots=False)["summary.csv"]).drop(columns="experiment")
     b = pd.read_csv(build_report(shared_only, plots=False)["summary.csv"]).drop(columns="experiment")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_the_seeds_of_a_summary_row_are_those_its_statistics_use(tmp_path):
+    """A run whose accuracy is NaN (a metric that could not be computed) is left out of n_seeds, the
+    mean and the interval, and so out of `seeds`; before, `seeds` still listed it (n_seeds 2, seeds
+    "0 1 2")."""
+    from prune_cli.report.summary import summarise
+
+    root = tmp_path / "results"
+    for seed, acc in ACC.items():
+        _write_run(root, "magnitude", "magnitude", 0.5, seed, math.nan if seed == 1 else acc)
+    metrics = pd.concat(pd.read_csv(f) for f in sorted(root.glob("runs/*/metrics.csv")))
+    row = summarise(metrics).query("phase == 'finetuned' and metric == 'accuracy'").iloc[0]
+    assert row["n_seeds"] == 2 and row["seeds"] == "0 2" and row["mean"] == pytest.approx((ACC[0] + ACC[2]) / 2)

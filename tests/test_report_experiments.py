@@ -20,11 +20,11 @@ from prune_cli.results import load
 from conftest import REPO
 
 
-def _config(seed, method, sparsity, epochs, results_dir="/r", name="run"):
+def _config(seed, method, sparsity, epochs, results_dir="/r", name="run", allocation="global"):
     return {
         "dataset": {"name": "toy", "samples_per_class": 60},
         "model": {"name": "mlp", "widths": [16, 16]},
-        "method": {"name": method, "score": method, "allocation": "global", "structure": "unstructured"},
+        "method": {"name": method, "score": method, "allocation": allocation, "structure": "unstructured"},
         "schedule": {"name": "oneshot", "rounds": 1},
         "train": {"epochs": epochs, "lr": 0.05},
         "sparsity": sparsity,
@@ -40,6 +40,8 @@ def _config(seed, method, sparsity, epochs, results_dir="/r", name="run"):
 def write_run(root: Path, seed, method, sparsity, epochs, acc, dense_acc=0.9, extra_rows=(), dense=True, **cfg) -> str:
     """One completed run directory: config.yaml, metrics.csv (accuracy per phase) and COMPLETE."""
     run_id = f"{cfg.get('name', 'run')}-{method}-s{sparsity:g}-seed{seed}-e{epochs}-{cfg.get('results_dir', '/r')[-2:].strip('/')}"
+    if cfg.get("allocation", "global") != "global":
+        run_id += f"-{cfg['allocation']}"
     d = root / "runs" / run_id
     if d.exists():  # the same run written twice by a test building several comparisons: keep the first
         return run_id
@@ -53,7 +55,7 @@ def write_run(root: Path, seed, method, sparsity, epochs, acc, dense_acc=0.9, ex
         model="mlp",
         method=method,
         score=method,
-        allocation="global",
+        allocation=cfg.get("allocation", "global"),
         structure="unstructured",
         schedule="oneshot",
         target_sparsity=sparsity,

@@ -15,7 +15,7 @@ import pandas as pd
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
-from .compare import check_baseline, compare_methods, final_values
+from .compare import check_baseline, check_split, compare_methods, final_values
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
@@ -94,8 +94,9 @@ def _build(
 
     folder = load_results(root)
     metrics = folder.table("metrics.csv")
-    if len(metrics) and "comparison" in metrics.columns:
-        check_baseline(final_values(metrics, split=split), baseline)  # a bad baseline: nothing created
+    check_split(metrics, split)  # a split no run records, or a bad baseline: nothing created
+    values = final_values(metrics, split=split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
+    check_baseline(values, baseline, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
@@ -202,7 +203,18 @@ def _build(
         t = t[
             [
                 c
-                for c in ("method", "schedule", "target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high")
+                for c in (
+                    "experiment",
+                    "method",
+                    "schedule",
+                    "target_sparsity",
+                    "phase",
+                    "statistic",
+                    "n_seeds",
+                    "mean",
+                    "ci_low",
+                    "ci_high",
+                )
                 if c in t.columns
             ]
         ]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ MIN_WILCOXON_N = 6
 POWER = 0.8
 MAX_SEEDS_SEARCHED = 10_000
 DEFAULT_BASELINES = ("magnitude",)
+# Differences that agree to this relative precision are the same difference: accuracies are ratios of
+# counts, and k/90 - j/90 differs from seed to seed only in the last bits.
+SPREAD_TOL = 1e-12
 
 
 def exact_bootstrap_means(d: np.ndarray) -> np.ndarray:
@@ -138,6 +141,8 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
     n = len(d)
     row: dict = {"n": n, "mean_diff": float(d.mean()) if n else math.nan}
     sd = float(d.std(ddof=1)) if n >= 2 else math.nan
+    if n >= 2 and float(np.ptp(d)) <= SPREAD_TOL * max(1.0, float(np.abs(d).max())):
+        sd = 0.0  # the same difference on every seed, up to rounding: no spread (verdict says so)
     row["sd_diff"] = sd
     if n >= 2 and sd > 0:
         half = special.stdtrit(n - 1, 0.5 + confidence / 2) * sd / math.sqrt(n)
@@ -148,7 +153,7 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
         row["t_low"] = row["t_high"] = row["mean_diff"] if n >= 2 else math.nan
         row["t_stat"] = row["p_t"] = row["d_z"] = math.nan
     row["boot_low"], row["boot_high"], row["bootstrap"] = bootstrap_interval(d, confidence)
-    if n >= MIN_WILCOXON_N and np.any(d != 0):
+    if n >= MIN_WILCOXON_N and not (sd == 0 and abs(row["mean_diff"]) <= SPREAD_TOL):
         from scipy import stats
 
         w = stats.wilcoxon(a, b)
@@ -169,6 +174,11 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
     where = f"at sparsity {s:g}"
     if n < 2:
         return f"{a} vs {b} {where}: {n} paired seed(s), no test possible"
+    if row["sd_diff"] == 0:  # t = mean / 0: no t-test, whatever rounding made of the spread
+        if abs(row["mean_diff"]) <= SPREAD_TOL:
+            return f"{a} vs {b} {where}: identical on all {n} seeds"
+        same = f"{_points(row['mean_diff'], scale)}{unit} on every one of the {n} seeds"
+        return f"{a} vs {b} {where}: {same} (no spread between seeds, so no t-test)"
     interval = f"[{_points(row['t_low'], scale)}, {_points(row['t_high'], scale)}]"
     p = row.get("p_holm", math.nan)
     if math.isfinite(p) and p < alpha:
@@ -193,16 +203,55 @@ def final_values(metrics: pd.DataFrame, metric: str = "accuracy", split: str = "
     return rows.drop(columns="_rank")
 
 
-def check_baseline(values: pd.DataFrame, baseline: Optional[str]) -> Optional[str]:
+def check_baseline(values: pd.DataFrame, baseline: Optional[str], elsewhere: Iterable[str] = ()) -> Optional[str]:
     """The baseline of the comparisons given `final_values`: `baseline` when it is a method of the
-    folder (else ValueError naming the methods allowed), by default magnitude when present, else None
-    (every pair of methods). prune-report calls it before it creates anything."""
+    folder's completed runs (else ValueError naming the methods allowed), by default magnitude when
+    present, else None (every pair of methods). `elsewhere`: the methods of the run directories that
+    did not complete; while no run has completed, one of those is accepted too (the report then
+    shows the failures). prune-report calls it before it creates anything."""
     methods = sorted(values["method"].unique()) if len(values) else []
     if baseline is None:
         return next((b for b in DEFAULT_BASELINES if b in methods), None)
-    if baseline not in methods:
-        raise ValueError(f"--baseline {baseline!r} is not a method of this folder; allowed: {', '.join(methods)}")
-    return baseline
+    if baseline in methods:
+        return baseline
+    elsewhere = sorted(set(elsewhere))
+    if not methods and baseline in elsewhere:
+        return baseline
+    allowed = ", ".join(methods) if methods else (", ".join(elsewhere) + " (no run has completed)" if elsewhere else "none")
+    why = "has no completed run in this folder" if baseline in elsewhere else "is not a method of this folder"
+    raise ValueError(f"--baseline {baseline!r} {why}; allowed: {allowed}")
+
+
+def check_split(metrics: pd.DataFrame, split: str) -> None:
+    """ValueError when the folder's completed runs record no `split` accuracy (then nothing could be
+    compared or summarised on it), naming the splits they do record."""
+    if not len(metrics):
+        return
+    splits = sorted(metrics.loc[metrics["metric"] == "accuracy", "split"].astype(str).unique())
+    if split not in splits:
+        raise ValueError(f"--split {split!r}: no completed run in this folder records {split} accuracy; allowed: {', '.join(splits)}")
+
+
+def variant_labels(values: pd.DataFrame) -> pd.Series:
+    """Per row: the method's name; where the runs of one method name differ in their method options
+    inside one (comparison key, sparsity), the name with those options (`magnitude
+    [allocation=layerwise]`). A variant is a method of its own, never averaged with another. The
+    options are the varying `method.*` config keys, or without run directories the context columns
+    score, allocation and structure (prune_cli/results)."""
+    options = [c for c in values.columns if c.startswith("method.") and c != "method.name"]
+    options = options or [c for c in ("score", "allocation", "structure") if c in values.columns]
+    labels = values["method"].astype(str)
+    if not options or not len(values):
+        return labels
+    text = values[options].astype(object).where(values[options].notna(), "<absent>").astype(str)
+    for _, rows in values.groupby(["comparison", "target_sparsity", "method"], sort=False):
+        differing = [c for c in options if text.loc[rows.index, c].nunique() > 1]
+        if differing:
+            spelled = text.loc[rows.index, differing].apply(
+                lambda r: ", ".join(f"{c.removeprefix('method.')}={v}" for c, v in r.items()), axis=1
+            )
+            labels.loc[rows.index] = labels.loc[rows.index] + " [" + spelled + "]"
+    return labels
 
 
 def compare_methods(
@@ -219,15 +268,18 @@ def compare_methods(
         return pd.DataFrame()
     values = final_values(metrics, metric, split)
     baseline = check_baseline(values, baseline)
+    values = values.assign(variant=variant_labels(values))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
-        # several runs of one method and seed (a repeated run) are averaged first
-        wide = part.pivot_table(index="seed", columns="method", values="value", aggfunc="mean")
+        # several runs of one variant and seed (a repeated run) are averaged first
+        wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean")
         present = list(wide.columns)
         if baseline is None:
             pairs = list(itertools.combinations(present, 2))
-        else:
-            pairs = [(m, baseline) for m in present if m != baseline] if baseline in present else []
+        else:  # every other variant against each variant of the baseline, and those against each other
+            name = part.drop_duplicates("variant").set_index("variant")["method"]
+            base = [v for v in present if name[v] == baseline]
+            pairs = [(m, b) for b in base for m in present if m not in base] + list(itertools.combinations(base, 2))
         context = part.iloc[0]
         for a, b in pairs:
             both = wide[[a, b]].dropna()

@@ -227,6 +227,7 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
         table = pd.DataFrame(
             {
                 "dataset/model": final["dataset"] + "/" + final["model"],
+                **({"experiment": final["experiment"]} if "experiment" in final.columns else {}),  # variants apart
                 "method": final["method"],
                 "sparsity": final["target_sparsity"].map(lambda s: f"{s:g}"),
                 "phase": final["phase"],
@@ -254,6 +255,7 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
         table = pd.DataFrame(
             {
                 "dataset/model": ece["dataset"] + "/" + ece["model"],
+                **({"experiment": ece["experiment"]} if "experiment" in ece.columns else {}),
                 "method": ece["method"],
                 "sparsity": ece["target_sparsity"].map(lambda s: f"{s:g}"),
                 "phase": ece["phase"],

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import pandas as pd
+import yaml
 
 from ..results import Results, load
 
@@ -26,6 +27,7 @@ class ResultsFolder:
     configs: dict[str, dict] = field(default_factory=dict)  # run_id -> resolved config
     failed: list[dict] = field(default_factory=list)  # failed.json records of runs without COMPLETE
     unfinished: list[str] = field(default_factory=list)  # run dirs with neither COMPLETE nor failed.json
+    incomplete_methods: set[str] = field(default_factory=set)  # method names of the failed and unfinished runs
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run: experiment keys, seed
     varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
     key_source: str = "config"  # see prune_cli.results.load
@@ -47,6 +49,10 @@ def load_results(root: Path) -> ResultsFolder:
             folder.failed.append({"run": d.name, **json.loads((d / "failed.json").read_text())})
         else:
             folder.unfinished.append(d.name)
+        if (d / "config.yaml").exists():
+            method = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("method") or {}
+            if isinstance(method, dict) and method.get("name"):
+                folder.incomplete_methods.add(str(method["name"]))
     results = load(root)
     folder.results, folder.runs, folder.varying, folder.key_source = results, results.runs, results.varying, results.key_source
     folder.configs = results.configs

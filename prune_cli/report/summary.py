@@ -51,8 +51,11 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     per_seed[["value", "delta"]] = per_seed[["value", "delta"]].replace([np.inf, -np.inf], np.nan)
     groups = per_seed.groupby(keys, dropna=False, sort=True)
     out = _t_columns(groups["value"], confidence)
-    # per_seed holds one row per (condition, seed), sorted by seed within each condition
-    out["seeds"] = per_seed["seed"].map(str).groupby([per_seed[k] for k in keys], dropna=False, sort=True).agg(" ".join)
+    # per_seed holds one row per (condition, seed), sorted by seed within each condition; `seeds` lists
+    # those with a value, the ones n_seeds counts and the statistics use
+    used = per_seed[per_seed["value"].notna()]
+    seeds = used["seed"].map(str).groupby([used[k] for k in keys], dropna=False, sort=True).agg(" ".join)
+    out["seeds"] = seeds.reindex(out.index).fillna("")
     out["dense_mean"] = groups["dense_value"].mean()
     delta = _t_columns(groups["delta"], confidence)
     for col in ("mean", "std", "ci_low", "ci_high"):
@@ -89,7 +92,7 @@ def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
 def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
     """Lines of the evaluation-standards summary: pairs, operating points, seeds, missing baselines."""
     metrics = folder.table("metrics.csv")
-    lines = ["Evaluation standards (ShrinkBench checklist, analysis.md section 4.2):"]
+    lines = ["Evaluation standards (ShrinkBench checklist, Blalock et al. MLSys 2020; docs/report.md R1-R8):"]
     if not len(metrics):  # every run failed or is unfinished: still say which
         return lines + ["  no completed runs with metrics.csv found", *_failed_and_unfinished(folder)]
     pruned = metrics[metrics["phase"] != "dense"]
@@ -207,12 +210,11 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
     return markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))
 
 
-# Varying keys that the tables already show as context columns (method, dataset/model, schedule, sparsity).
+# Varying keys that the tables already show as context columns (method, dataset/model, schedule,
+# sparsity). Not the method's score, allocation or structure: no table shows those, and they are what
+# tells two variants of one method apart.
 SHOWN_AS_CONTEXT = (
     "method.name",
-    "method.score",
-    "method.allocation",
-    "method.structure",
     "dataset.name",
     "model.name",
     "schedule.name",

@@ -13,7 +13,7 @@ completed run with two keys computed from each run's saved `config.yaml`:
   model, which is what makes paired comparisons between methods valid (docs/report.md).
 
 Both are short hashes; `Results.experiments` shows, per experiment, only the config keys whose
-values actually vary in the folder. Without run directories (only the shared CSVs) the keys fall
+values actually vary in the folder. Without any run directory (only the shared CSVs) the keys fall
 back to the context columns of the rows (`key_source == "columns"`), which cannot see options such
 as epochs or widths; `prune-report` says so.
 
@@ -217,8 +217,10 @@ def _read_csvs(paths: list[Path]) -> list[pd.DataFrame]:
     return [pd.read_csv(io.StringIO(header + "\n" + "".join(parts))) for header, parts in bodies.items()]
 
 
-def _run_dirs(root: Path) -> list[Path]:
-    return sorted(d for d in (root / "runs").glob("*") if d.is_dir() and not d.name.startswith(".") and (d / "COMPLETE").exists())
+def _run_dirs(root: Path, complete_only: bool = True) -> list[Path]:
+    """The run directories under `root`/runs (only those with COMPLETE unless `complete_only` is False)."""
+    found = (d for d in (root / "runs").glob("*") if d.is_dir() and not d.name.startswith("."))
+    return sorted(d for d in found if not complete_only or (d / "COMPLETE").exists())
 
 
 def _keys_from_columns(tables: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, list[str]]:
@@ -292,14 +294,16 @@ def _read_configs(paths: Mapping[str, Path]) -> dict[str, dict]:
 def load(results_dir: str | Path) -> Results:
     """Read `results_dir` (the `results_dir` of prune-run) into tidy frames with experiment keys.
 
-    Completed run directories (`runs/<id>/COMPLETE`) are the source of truth; without any, the
-    shared CSVs (`runs.csv`, `per_class.csv`, ...) are read and the keys come from their columns."""
+    Completed run directories (`runs/<id>/COMPLETE`) are the source of truth. Only a folder without
+    any run directory (moved away, or shared CSVs copied on their own) is read from its shared CSVs
+    (`runs.csv`, `per_class.csv`, ...), the keys coming from their columns: where run directories
+    exist but none completed, the rows in the shared CSVs are of unfinished runs, not results."""
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
     res = Results(root)
     complete = _run_dirs(root)
-    if complete:
+    if complete or _run_dirs(root, complete_only=False):
         for d in complete:
             for f in d.glob("*.csv"):
                 if f.name != "history.csv":
