@@ -241,3 +241,16 @@ def test_split_and_baseline_are_checked_against_what_the_folder_holds(tmp_path, 
     code, err = report("--baseline", "foo")
     assert code == 2 and "--baseline 'foo'" in err and "magnitude" in err and not (tmp_path / "out").exists()
     assert build_report(failed_only, plots=False, baseline="magnitude")["summary.md"].exists()
+
+
+def test_a_method_without_a_baseline_run_of_its_comparison_key_is_named(tmp_path):
+    """lookahead trained 20 epochs, magnitude and random 10: lookahead shares no comparison key with
+    magnitude, so it is never paired; the report says so instead of leaving it out without a word."""
+    root = _folder(tmp_path / "res", [-0.1, -0.1, -0.12], methods=("random", "magnitude"))
+    for seed in range(3):
+        write_run(root, seed, "lookahead", 0.99, 20, 0.7)
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    section = md.split("## Paired comparisons")[1].split("\n## ")[0]
+    assert "random < magnitude at sparsity 0.99" in section
+    (note,) = [line for line in section.splitlines() if "not paired" in line]
+    assert note.startswith("- lookahead at sparsity 0.99") and "no magnitude run" in note and "Experiments" in note

@@ -15,7 +15,7 @@ import pandas as pd
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
-from .compare import check_baseline, check_split, compare_methods, final_values
+from .compare import check_baseline, check_split, compare_methods, final_values, unpaired
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
@@ -194,8 +194,10 @@ def _build(
     ]
     if expectations is not None:
         md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
-    if len(comparisons):
-        md += ["## Paired comparisons", "", comparisons_markdown(comparisons, confidence), ""]
+    alone = unpaired(metrics, baseline, split=split)
+    if len(comparisons) or alone:
+        shown = comparisons_markdown(comparisons, confidence) if len(comparisons) else ""
+        md += ["## Paired comparisons", "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
     if len(summary):
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
     if len(intens):

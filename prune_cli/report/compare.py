@@ -307,3 +307,24 @@ def compare_methods(
     scale = 100.0 if metric == "accuracy" else 1.0
     table["verdict"] = [verdict(r, alpha, scale) for r in table.to_dict(orient="records")]
     return table
+
+
+def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str = "accuracy", split: str = "test") -> list[str]:
+    """One line per (comparison key, sparsity) whose methods have no run of the baseline beside them:
+    runs that differ in data, model, schedule or training are never paired, and the report says so
+    rather than leaving those methods out without a word."""
+    if not len(metrics) or "comparison" not in metrics.columns:
+        return []
+    values = final_values(metrics, metric, split)
+    baseline = check_baseline(values, baseline)
+    if baseline is None:
+        return []
+    lines = []
+    for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
+        methods = sorted(part["method"].astype(str).unique())
+        if baseline not in methods:
+            lines.append(
+                f"{', '.join(methods)} at sparsity {sparsity:g} (comparison {comparison}): not paired, no {baseline} run with "
+                "the same data, model, schedule and training (the Experiments table shows what differs)"
+            )
+    return lines
