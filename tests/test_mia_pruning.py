@@ -140,6 +140,8 @@ def test_wrong_methods_stop_before_the_run():
         validated(*FAST, "schedule=admm", "method.allocation=erk")
     with pytest.raises(ConfigError, match="dataset.val_fraction"):
         validated(*FAST, "schedule=minmax", "dataset.val_fraction=0.0")
+    with pytest.raises(ConfigError, match="dataset.val_fraction.*round"):  # > 0, but no example per class
+        validated(*FAST, "schedule=minmax", "dataset.val_fraction=0.001")
 
 
 def membership_args(schedule: str) -> list[str]:

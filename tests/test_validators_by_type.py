@@ -105,11 +105,27 @@ def test_a_metric_on_the_validation_split_needs_one(overrides, key):
     pass names the metric's split key."""
     from helpers import validated
 
-    with pytest.raises(ConfigError, match=rf"{key}.*dataset\.val_fraction > 0"):
+    with pytest.raises(ConfigError, match=rf"{key}.*the validation split is empty"):
         validated("dataset=synthetic", "dataset.val_fraction=0", *overrides)
+    # a fraction > 0 that rounds to no example in every class: the same (before: the same crashes)
+    with pytest.raises(ConfigError, match=rf"{key}.*dataset.val_fraction=0.001 holds out round\(0.001 x n\) = 0"):
+        validated("dataset=synthetic", "dataset.samples_per_class=60", "dataset.val_fraction=0.001", *overrides)
     validated("dataset=synthetic", "dataset.val_fraction=0.1", *overrides)
     on_test = [o.replace("=val", "=test").replace("[val]", "[test]") for o in overrides]
     validated("dataset=synthetic", "dataset.val_fraction=0", *on_test)
+
+
+def test_an_empty_validation_split_known_only_once_the_data_is_loaded_stops_before_training(tmp_path):
+    """With a random subset (max_train_samples) the per-class counts are known only once the data is
+    loaded: 6 examples of 3 classes, val_fraction 0.05 holds out round(0.05 x 2) = 0. The run stops
+    there, before any training, naming the key (before: a traceback after dense training)."""
+    from conftest import FAST, run_cli
+
+    args = [*FAST, "dataset.max_train_samples=6", "dataset.val_fraction=0.05", "metrics.splits=[val,test]"]
+    result = run_cli(args, tmp_path / "results", check=False)
+    assert result.returncode == 2, result.stderr
+    assert "metrics.splits" in result.stderr and "the validation split is empty" in result.stderr
+    assert "Traceback" not in result.stderr and not list((tmp_path / "results").glob("runs/*/history.csv"))
 
 
 @pytest.mark.parametrize(
@@ -133,3 +149,13 @@ def test_an_ntk_output_index_beyond_the_declared_classes_stops_before_training()
     with pytest.raises(ConfigError, match=r"metrics\.ntk\.output_index.*0\.\.9"):
         validated("dataset=mnist1d", "metrics.ntk.enabled=true", "metrics.ntk.output=index", "metrics.ntk.output_index=10")
     validated("dataset=mnist1d", "metrics.ntk.enabled=true", "metrics.ntk.output=index", "metrics.ntk.output_index=9")
+
+
+def test_metrics_splits_names_each_split_once():
+    """metrics.splits=[test,test] evaluated the test split twice per phase: every test row appeared
+    twice in metrics.csv and the shared tables, silently doubling its weight in any average."""
+    from helpers import validated
+
+    with pytest.raises(ConfigError, match=r"'metrics.splits'.*each split once"):
+        validated("dataset=synthetic", "metrics.splits=[test,test]")
+    validated("dataset=synthetic", "metrics.splits=[val,test]")

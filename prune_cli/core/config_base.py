@@ -246,7 +246,12 @@ class BaseMetricsConfig:
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         splits = list(OmegaConf.select(cfg, f"{key}.splits"))
-        check(len(splits) >= 1 and set(splits) <= {"val", "test"}, f"{key}.splits", splits, "a non-empty list drawn from [val, test]")
+        check(
+            len(splits) >= 1 and set(splits) <= {"val", "test"} and len(set(splits)) == len(splits),
+            f"{key}.splits",
+            splits,
+            "a non-empty list drawn from [val, test], each split once (a repeated split would record its rows twice)",
+        )
 
 
 # ----------------------------------------------------------------------------- the root config

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..core.errors import ConfigError
 from .batches import to_device
@@ -67,20 +67,52 @@ def _take_counts(y, num_classes, counts, gen) -> torch.Tensor:
     return torch.cat([idx[:n] for idx, n in zip(per_class, counts)])
 
 
+def _planned_counts(cfg: DictConfig, per_class: list[int]) -> list[int]:
+    """Examples per class after the imbalance and before any random subset and the validation split."""
+    counts = list(per_class)
+    if cfg.imbalance == "longtail":
+        counts = longtail_counts(counts, cfg.longtail_ratio)
+    elif cfg.imbalance == "counts" and cfg.class_counts is not None and len(cfg.class_counts) == len(counts):
+        counts = [min(int(c), have) for c, have in zip(cfg.class_counts, counts)]
+    return counts
+
+
 def planned_train_size(cfg: DictConfig, total: int, per_class: list[int] | None) -> tuple[int, bool]:
     """(training examples `build_splits` will keep, whether that is exact) from the dataset's
     declared counts, without loading it: exact when the per-class counts are known and no random
     subset is taken (the validation split rounds per class); otherwise an upper bound."""
     if per_class is None:
         return min(total, cfg.max_train_samples or total), False
-    counts = list(per_class)
-    if cfg.imbalance == "longtail":
-        counts = longtail_counts(counts, cfg.longtail_ratio)
-    elif cfg.imbalance == "counts" and cfg.class_counts is not None and len(cfg.class_counts) == len(counts):
-        counts = [min(int(c), have) for c, have in zip(cfg.class_counts, counts)]
+    counts = _planned_counts(cfg, per_class)
     if cfg.max_train_samples is not None and cfg.max_train_samples < sum(counts):
         return int(cfg.max_train_samples), False
     return sum(n - int(round(cfg.val_fraction * n)) for n in counts), True
+
+
+def planned_val_size(cfg: DictConfig) -> int | None:
+    """Validation examples `build_splits` will hold out (per class round(val_fraction x n)), known
+    without loading the data: 0 when val_fraction is 0; None when the per-class counts are not
+    declared or a random subset (max_train_samples) is taken first."""
+    if cfg.val_fraction == 0:
+        return 0
+    declared = OmegaConf.get_type(cfg)
+    spec = declared.declared_train_examples(cfg) if hasattr(declared, "declared_train_examples") else None
+    if spec is None or spec[1] is None:
+        return None
+    counts = _planned_counts(cfg, spec[1])
+    if cfg.max_train_samples is not None and cfg.max_train_samples < sum(counts):
+        return None
+    return sum(int(round(cfg.val_fraction * n)) for n in counts)
+
+
+def empty_val_reason(cfg: DictConfig) -> str:
+    """Why the validation split is empty, for the messages of the checks that need one."""
+    if cfg.val_fraction == 0:
+        return "the validation split is empty (dataset.val_fraction=0)"
+    return (
+        f"the validation split is empty (dataset.val_fraction={cfg.val_fraction:g} holds out round({cfg.val_fraction:g} x n) = 0 "
+        "of the n training examples of every class)"
+    )
 
 
 def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device) -> DataSplits:

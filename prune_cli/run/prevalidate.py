@@ -351,11 +351,17 @@ def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:
     hook(cfg, cfg.train.epochs * -(-size // cfg.train.batch_size), exact)
 
 
-def _check_metric_splits_exist(cfg: DictConfig) -> None:
-    """A metric asked to evaluate the validation split needs one: with dataset.val_fraction=0 it is
-    empty, and a metric on it crashed (similarity, pruning_limit), stopped after dense training (ntk)
-    or wrote no rows (recall_distortion). Keys: metrics.splits and every enabled metric's split(s)."""
-    if cfg.dataset.val_fraction > 0:
+def check_val_split(cfg: DictConfig, val_examples: int | None = None) -> None:
+    """A metric asked to evaluate the validation split needs one. It is empty with
+    dataset.val_fraction=0, or when the fraction rounds to no example in every class; a metric on it
+    crashed (similarity, pruning_limit, regions), stopped after dense training (ntk) or wrote no rows
+    (recall_distortion). Keys: metrics.splits and every enabled metric's split(s). `val_examples`:
+    the split's size once the data is loaded (the run calls this again then, before any training,
+    for the sizes a random subset leaves unknown here); None: as the dataset declares it."""
+    from ..data.splits import empty_val_reason, planned_val_size
+
+    size = planned_val_size(cfg.dataset) if val_examples is None else val_examples
+    if size != 0:
         return
     keys = ["metrics.splits"]
     for name in cfg.metrics:
@@ -369,7 +375,7 @@ def _check_metric_splits_exist(cfg: DictConfig) -> None:
             "val" not in chosen,
             key,
             value,
-            "a split other than val when dataset.val_fraction=0 (the validation split is empty), or dataset.val_fraction > 0",
+            f"a split other than val: {empty_val_reason(cfg.dataset)}; or a larger dataset.val_fraction",
         )
 
 
@@ -426,7 +432,7 @@ def validate(cfg: DictConfig) -> None:
         typed = OmegaConf.get_type(cfg.metrics._get_node(name))
         if isinstance(typed, type) and dataclasses.is_dataclass(typed):
             validate_node(cfg, f"metrics.{name}", typed)
-    _check_metric_splits_exist(cfg)
+    check_val_split(cfg)
     _validate_allocation_structure(cfg, schedule)
     _check_model_against_data(cfg)
     _check_schedule_against_data(cfg, schedule)

@@ -58,11 +58,14 @@ class MinMaxConfig(ScheduleConfig):
         positive_int(cfg, f"{key}.attack_steps")
         check(finite(s.attack_lr) and s.attack_lr > 0, f"{key}.attack_lr", s.attack_lr, "a positive number")
         positive_int(cfg, f"{key}.attack_width")
+        from ...data.splits import empty_val_reason, planned_val_size
+
         check(
-            cfg.dataset.val_fraction > 0,
+            planned_val_size(cfg.dataset) != 0,
             "dataset.val_fraction",
             cfg.dataset.val_fraction,
-            "a fraction > 0 with schedule=minmax (the validation split is the attack's reference set of non-members)",
+            f"a fraction that holds out validation examples with schedule=minmax (the validation split is the attack's "
+            f"reference set of non-members; here {empty_val_reason(cfg.dataset)})",
         )
 
 
@@ -100,8 +103,12 @@ class MinMaxHook(TrainHook):
         self.options = ctx.config.schedule
         self.seed = int(ctx.config.seed)
         data = ctx.prune.data
-        if data is None or len(data.val_y) == 0:
-            raise ConfigError("dataset.val_fraction", ctx.config.dataset.val_fraction, "a fraction > 0 with schedule=minmax")
+        if data is None or len(data.val_y) == 0:  # known only once loaded: a random subset (max_train_samples)
+            raise ConfigError(
+                "dataset.val_fraction",
+                ctx.config.dataset.val_fraction,
+                "a fraction that holds out validation examples with schedule=minmax (the loaded validation split is empty)",
+            )
         self.ref_x, self.ref_y = data.val_x, data.val_y
         self.num_classes = int(data.num_classes)
 
