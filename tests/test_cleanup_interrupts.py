@@ -165,3 +165,28 @@ def test_latency_repeats_stop_at_the_next_repeat_and_restore_the_mode(flag_reset
     with pytest.raises(interrupts.Interrupted):
         time_models({"m": model}, torch.zeros(1), warmup=2, repeats=50)
     assert len(calls) == 3 and model.training
+
+
+def test_exact_region_counting_stops_between_milp_solves(monkeypatch, flag_reset):
+    """method=exact solves one MILP per region (enumeration with no-good cuts); a 32-unit MLP can
+    take many minutes. A SIGTERM used to be logged and then ignored until the count ended; now the
+    next solve does not start."""
+    from prune_cli.analysis.regions import exact as exact_math
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)).double()
+    solves = []
+    original = exact_math.milp
+
+    def solving(*args, **kwargs):
+        solves.append(1)
+        if len(solves) == 2:
+            interrupts._handler(signal.SIGTERM, None)  # noqa: SLF001 - what the signal does: set the flag
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(exact_math, "milp", solving)
+    with pytest.raises(interrupts.Interrupted):
+        exact_math.count_exact(net, (2,), (-1.0, 1.0))
+    assert len(solves) == 2
+    interrupts.reset()
+    assert exact_math.count_exact(net, (2,), (-1.0, 1.0)).solves > 3  # the count takes more solves than that

@@ -7,7 +7,7 @@ prints one line naming the run directory and how to resume, and exits 128 + sign
 
 Safe points (`check()`): every training batch, every plan step, before every metric
 (prune_cli/metrics/__init__.py `register_metric`), and inside the long metrics between their pieces
-of work: region counting's segments and planes, every Hessian-vector product of the Hessian and
+of work: region counting's segments and planes and the exact count's MILP solves, every Hessian-vector product of the Hessian and
 pruning-limit metrics, the pruning-limit sweep's evaluations, and the latency and speedup timing
 repeats. A phase's rows are kept only once all its metrics are done, so stopping inside a metric
 loses that phase's metrics and nothing else: the resumed run records the phase again from the

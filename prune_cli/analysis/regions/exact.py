@@ -19,6 +19,7 @@ import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
+from ...core import interrupts
 from ...models.graph import is_affine
 from .common import RegionsError
 
@@ -155,6 +156,7 @@ def count_exact(
     c[nf] = -1.0  # maximise f
     count, solves, min_margin = 0, 0, np.inf
     while True:
+        interrupts.check()  # a safe point before every solve: a count can take thousands of them
         a = sp.lil_matrix((len(rows), nvar))
         for r, coeffs in enumerate(rows):
             for k, v in coeffs.items():
