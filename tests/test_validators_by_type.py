@@ -159,3 +159,13 @@ def test_metrics_splits_names_each_split_once():
     with pytest.raises(ConfigError, match=r"'metrics.splits'.*each split once"):
         validated("dataset=synthetic", "metrics.splits=[test,test]")
     validated("dataset=synthetic", "metrics.splits=[val,test]")
+
+
+def test_hessian_top_k_is_at_most_the_lanczos_steps():
+    """Lanczos with m steps has m Ritz values: top_k=3 with lanczos_iter=1 wrote only
+    hessian_top_eig_1, without a word."""
+    from helpers import validated
+
+    with pytest.raises(ConfigError, match=r"'metrics.hessian.top_k'.*at most metrics.hessian.lanczos_iter=1"):
+        validated("dataset=synthetic", "metrics.hessian.enabled=true", "metrics.hessian.lanczos_iter=1")
+    validated("dataset=synthetic", "metrics.hessian.enabled=true", "metrics.hessian.lanczos_iter=3")

@@ -62,6 +62,12 @@ class HessianMetricConfig:
                 "seed": 0,
             },
         )
+        if node.top_k > node.lanczos_iter:  # m Lanczos steps give m Ritz values
+            raise ConfigError(
+                "metrics.hessian.top_k",
+                node.top_k,
+                f"at most metrics.hessian.lanczos_iter={node.lanczos_iter} (each probe's Lanczos run has that many Ritz values)",
+            )
         if node.hvp not in HVP_MODES:
             raise ConfigError("metrics.hessian.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
         if not (node.density_bandwidth > 0):
