@@ -169,3 +169,24 @@ def test_hessian_top_k_is_at_most_the_lanczos_steps():
     with pytest.raises(ConfigError, match=r"'metrics.hessian.top_k'.*at most metrics.hessian.lanczos_iter=1"):
         validated("dataset=synthetic", "metrics.hessian.enabled=true", "metrics.hessian.lanczos_iter=1")
     validated("dataset=synthetic", "metrics.hessian.enabled=true", "metrics.hessian.lanczos_iter=3")
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "2", "1"])
+def test_a_boolean_option_takes_true_or_false(tmp_path, value):
+    """OmegaConf turns yes/no/on/off and any integer into a bool: train.nesterov=2 ran as true under
+    a run id of its own. An override of a bool option is true or false; the value is named."""
+    from conftest import FAST, run_cli
+
+    args = [*FAST, "train.momentum=0.9", f"train.nesterov={value}"]
+    result = run_cli(args, tmp_path / "results", check=False)
+    assert result.returncode == 2 and not (tmp_path / "results").exists(), result.stderr
+    assert (
+        f"Invalid value for config key 'train.nesterov': {value!r}" in result.stderr or f"'train.nesterov': {value}" in result.stderr
+    )
+    assert "true or false" in result.stderr
+
+
+def test_a_boolean_option_given_true_or_false_passes(tmp_path):
+    from conftest import FAST, run_cli
+
+    run_cli([*FAST, "train.momentum=0.9", "train.nesterov=false", "shared_results=true"], tmp_path / "results")

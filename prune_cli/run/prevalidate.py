@@ -13,7 +13,7 @@ import dataclasses
 import difflib
 import functools
 import typing
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -379,6 +379,43 @@ def check_val_split(cfg: DictConfig, val_examples: int | None = None) -> None:
         )
 
 
+def _declared(cfg: DictConfig, key: str) -> Any:
+    """The type the schema declares for the dotted `key` (None when no schema says)."""
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
+        return None
+    try:
+        return typing.get_type_hints(schema).get(leaf)
+    except (NameError, TypeError):
+        return None
+
+
+def check_boolean_overrides(cfg: DictConfig) -> None:
+    """An override of a bool option is `true` or `false`. OmegaConf also turns yes/no/on/off/y/n and
+    any integer into a bool, so `train.nesterov=2` (a value meant for another key) ran as true under a
+    run id of its own. The overrides are those Hydra recorded (none for a config composed without it)."""
+    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if not recorded:
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides([str(o) for o in recorded]):
+        key = override.get_key_element().lstrip("+~")
+        if key.startswith("hydra") or "@" in key or override.is_sweep_override() or override.is_delete():
+            continue
+        declared = _declared(cfg, key)
+        if declared in (bool, Optional[bool]):
+            value = override.value()
+            check(
+                isinstance(value, bool) or (value is None and declared is not bool),
+                key,
+                (override.input_line or "").partition("=")[2],
+                f"true or false ({key} is declared bool; yes, on or a number would be taken as a bool)",
+            )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from ..data import DATASETS
@@ -388,6 +425,7 @@ def validate(cfg: DictConfig) -> None:
     from ..schedules import SCHEDULES
 
     check_known_keys(cfg)
+    check_boolean_overrides(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]
     missing = [m for m in listed if m not in plugins.outside_modules()]
     check(
