@@ -530,3 +530,21 @@ def test_ntk_mlp_rescale_does_nothing_when_no_weight_is_pruned():
         on.weight[:, :3] = 0
         off.weight[:, :3] = 0
     assert torch.allclose(on(x), off(x) * 2**0.5)
+
+
+@pytest.mark.parametrize(
+    "args, override, needs",
+    [
+        (["method=lookahead", "method.act_batches=5"], "method.act_batches=5", "method.activation=true"),
+        (["method=lookahead", "method.act_batch_size=7"], "method.act_batch_size=7", "method.activation=true"),
+        (["method=lookahead", "method.faithful_bn_flatten=true"], "method.faithful_bn_flatten=true", "method.bn=true"),
+    ],
+)
+def test_lookahead_options_of_a_variant_not_chosen_are_unused_overrides(args, override, needs):
+    """lookahead_scores estimates firing probabilities (act_batches x act_batch_size) only for LAP-act
+    and reads faithful_bn_flatten only where a BatchNorm scale enters (LAP-BN); the masks were the
+    default run's."""
+    (found,) = _errors(args)
+    assert f"{found.key}={found.value}" == override and needs in found.why
+    variant = "method.activation=true" if "act_" in override else "method.bn=true"
+    assert _errors([*args, variant]) == []

@@ -190,3 +190,15 @@ def test_a_boolean_option_given_true_or_false_passes(tmp_path):
     from conftest import FAST, run_cli
 
     run_cli([*FAST, "train.momentum=0.9", "train.nesterov=false", "shared_results=true"], tmp_path / "results")
+
+
+@pytest.mark.parametrize("mode, structure", [("forward", "channel"), ("backward", "channel_group")])
+def test_lap_forward_and_backward_need_a_structure_that_prunes_one_layer_at_a_time(mode, structure):
+    """LFP/LBP build each layer's mask before scoring its neighbour; channel and channel_group decide
+    all layers together. This stopped only after dense training, with a message naming no key."""
+    from helpers import validated
+
+    args = ["dataset=synthetic", "method=lookahead", f"method.mode={mode}", f"method.structure={structure}"]
+    with pytest.raises(ConfigError, match=rf"'method.structure'.*one layer at a time.*method.mode={mode}"):
+        validated(*args, "method.allocation=layerwise")
+    validated("dataset=synthetic", "method=lookahead", f"method.mode={mode}", "method.allocation=layerwise")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ...core.config_base import MethodConfig, config_schema
@@ -56,9 +56,36 @@ class LookaheadConfig(MethodConfig):
             )
         if m.mode != "base" and m.rounds != 1:
             raise ConfigError("method.rounds", m.rounds, "1 with method.mode=forward|backward")
+        if m.mode != "base":  # LFP/LBP build each layer's mask before the neighbour is scored
+            from .. import STRUCTURES
+
+            local = [n for n in STRUCTURES.names() if STRUCTURES.get(n).layer_local]
+            if m.structure in STRUCTURES.names() and not STRUCTURES.get(m.structure).layer_local:
+                raise ConfigError(
+                    "method.structure",
+                    m.structure,
+                    f"a structure that prunes one layer at a time with method.mode={m.mode} ({', '.join(sorted(local))})",
+                    f"method.structure={m.structure} decides all layers together; LAP's forward/backward modes mask each "
+                    "layer before scoring its neighbour (method.mode=base scores all layers at once).",
+                )
         for name in ("act_batches", "act_batch_size"):
             if not (isinstance(m[name], int) and m[name] >= 1):
                 raise ConfigError(f"method.{name}", m[name], "an integer >= 1")
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        m = OmegaConf.select(cfg, key)
+        found = {}
+        if not m.activation:  # firing probabilities are estimated only for LAP-act
+            for name in ("act_batches", "act_batch_size"):
+                found[f"{key}.{name}"] = (
+                    f"it applies only with {key}.activation=true (LAP-act's firing-probability estimate); here {key}.activation=false"
+                )
+        if not m.bn:  # the flattened BatchNorm index is read only where a BatchNorm scale enters (LAP-BN)
+            found[f"{key}.faithful_bn_flatten"] = (
+                f"it applies only with {key}.bn=true (LAP-BN's BatchNorm scales); here {key}.bn=false"
+            )
+        return found
 
 
 def _energy_in(w: torch.Tensor) -> torch.Tensor:
