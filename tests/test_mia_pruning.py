@@ -147,7 +147,8 @@ def test_wrong_methods_stop_before_the_run():
 def membership_args(schedule: str) -> list[str]:
     args = [*FAST, f"schedule={schedule}", "sparsity=0.75", "method.allocation=layerwise", "metrics.membership.enabled=true"]
     args += ["metrics.regions.enabled=false", "shared_results=false"]
-    return args + ["schedule.epochs=2" if schedule == "admm" else "schedule.attack_steps=2"]
+    # admm: 12 optimizer steps in 2 epochs, Z/U every 2 (the default 20 would update never)
+    return args + (["schedule.epochs=2", "schedule.update_every=2"] if schedule == "admm" else ["schedule.attack_steps=2"])
 
 
 def assert_membership_run(run_dir, schedule: str) -> None:
@@ -162,7 +163,7 @@ def assert_membership_run(run_dir, schedule: str) -> None:
     for row in final.itertuples():
         assert row.nonzero == round(0.25 * row.params), row.layer  # layerwise: k_l = round(density x n_l)
     history = pd.read_csv(run_dir / "history.csv")
-    column = "admm_rho" if schedule == "admm" else "attack_loss"
+    column = "admm_residual" if schedule == "admm" else "attack_loss"  # the residual exists once Z/U were updated
     assert history[column].notna().any()
 
 
@@ -189,3 +190,12 @@ def test_a_crashed_run_resumes_to_the_same_result(tmp_path, monkeypatch, schedul
     assert_same_run(a, b, ("metrics.csv", "history.csv"))
     if schedule == "minmax":
         assert_membership_run(a, "minmax")
+
+
+def test_admm_updates_that_never_happen_stop_before_the_run():
+    """162 training examples in batches of 32: 6 steps an epoch, 12 in schedule.epochs=2. With
+    update_every=13 no Z/U update ever happened (admm_residual empty, the same masks as without ADMM's
+    updates), and the run went ahead without a word."""
+    with pytest.raises(ConfigError, match=r"'schedule.update_every'.*at most 12"):
+        validated(*FAST, "schedule=admm", "schedule.epochs=2", "schedule.update_every=13")
+    validated(*FAST, "schedule=admm", "schedule.epochs=2", "schedule.update_every=12")

@@ -336,19 +336,18 @@ def _check_model_against_data(cfg: DictConfig) -> None:
 
 
 def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:
-    """A schedule's checks that need the number of optimizer steps of dense training
-    (`check_training_steps`, e.g. gradual's event window), from the dataset's declared size:
-    exact when it declares its per-class counts, otherwise an upper bound (the run-time check with
-    the loaded data stays as a backstop)."""
-    hook = getattr(schedule, "check_training_steps", None)
+    """A schedule's checks that need the number of training examples (`check_training_examples`:
+    gradual's event window in dense training's steps, ADMM's updates in its phase's steps), from the
+    dataset's declared size: exact when it declares its per-class counts, otherwise an upper bound
+    (gradual's run-time check with the loaded data stays as a backstop)."""
+    hook = getattr(schedule, "check_training_examples", None)
     declared = OmegaConf.get_type(cfg.dataset)
     spec = declared.declared_train_examples(cfg.dataset) if hasattr(declared, "declared_train_examples") else None
     if hook is None or spec is None:
         return
     from ..data.splits import planned_train_size
 
-    size, exact = planned_train_size(cfg.dataset, *spec)
-    hook(cfg, cfg.train.epochs * -(-size // cfg.train.batch_size), exact)
+    hook(cfg, *planned_train_size(cfg.dataset, *spec))
 
 
 def check_val_split(cfg: DictConfig, val_examples: int | None = None) -> None:

@@ -30,10 +30,10 @@ class GradualScheduleConfig(ScheduleConfig):
         return False  # prunes many times during training
 
     @staticmethod
-    def check_training_steps(cfg: DictConfig, total_steps: int, exact: bool) -> None:
-        """The pre-run pass: the events fit in dense training's optimizer steps (`exact=False`: an
-        upper bound on them, from the dataset's declared size)."""
-        check_event_window(cfg.schedule, total_steps, exact)
+    def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:
+        """The pre-run pass: the events fit in dense training's optimizer steps, from the number of
+        training examples the dataset declares (`exact=False`: an upper bound)."""
+        check_event_window(cfg.schedule, cfg.train.epochs * -(-examples // cfg.train.batch_size), exact)
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:

@@ -53,6 +53,21 @@ class AdmmConfig(ScheduleConfig):
     reads = ()  # its steps are fixed: from the trained dense model, ADMM, hard pruning, retraining with `finetune`
 
     @staticmethod
+    def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:
+        """The pre-run pass (from the declared number of training examples; `exact=False`: an upper
+        bound, so a failure is certain either way): at least one Z/U update in the ADMM phase, whose
+        schedule.epochs epochs take finetune.batch_size batches. Otherwise ADMM is plain training
+        followed by one-shot magnitude pruning."""
+        steps = cfg.schedule.epochs * -(-examples // cfg.finetune.batch_size)
+        check(
+            cfg.schedule.update_every <= steps,
+            "schedule.update_every",
+            cfg.schedule.update_every,
+            f"at most {steps}, the optimizer steps of the ADMM phase ({'' if exact else 'at most '}{examples} training examples, "
+            f"finetune.batch_size={cfg.finetune.batch_size}, schedule.epochs={cfg.schedule.epochs}): no Z/U update would happen",
+        )
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
         positive_int(cfg, f"{key}.epochs")
