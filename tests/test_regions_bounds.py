@@ -182,3 +182,15 @@ def test_bad_bound_settings_name_the_key():
     node.box, node.rank_models = None, ["exact"]
     with pytest.raises(ConfigError, match="metrics.regions.rank_models"):
         validate_node(OmegaConf.create({"metrics": {"regions": node}}), "metrics.regions")
+
+
+def test_lagrange3_at_full_density_keeps_every_weight_without_dividing_by_zero():
+    """At p = 1 (sparsity 0) the only feasible point is (1, 1): the three interpolation nodes
+    coincide. It returned (1, 1) through NaN arithmetic and printed numpy's divide-by-zero warnings."""
+    import warnings
+
+    from prune_cli.analysis.regions.bounds import lagrange3
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert lagrange3(1.0, (10, 20), lambda p0, p1: p0 + 2 * p1) == (1.0, 1.0)

@@ -202,3 +202,16 @@ def test_lap_forward_and_backward_need_a_structure_that_prunes_one_layer_at_a_ti
     with pytest.raises(ConfigError, match=rf"'method.structure'.*one layer at a time.*method.mode={mode}"):
         validated(*args, "method.allocation=layerwise")
     validated("dataset=synthetic", "method=lookahead", f"method.mode={mode}", "method.allocation=layerwise")
+
+
+def test_a_sparsity_that_keeps_no_weight_stops_before_training():
+    """The FAST MLP has 336 prunable weights: sparsity=0.999 keeps round(0.336) = 0 of them, which
+    stopped with a LayerCollapse only after dense training. method.allow_collapse=true accepts it,
+    as it accepts any collapse."""
+    from conftest import FAST
+    from helpers import validated
+
+    with pytest.raises(ConfigError, match=r"'sparsity'.*keeps at least one of the 336 prunable weights"):
+        validated(FAST, "sparsity=0.999")
+    validated(FAST, "sparsity=0.998")  # round(0.672) = 1
+    validated(FAST, "sparsity=0.999", "method.allow_collapse=true")

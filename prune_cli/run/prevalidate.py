@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..core.checks import check, choice, finite, fraction, usable_directory
 from ..core import plugins
 from ..core.accel import AccelConfig
-from ..core.config_base import Config, declared_input, run_checks
+from ..core.config_base import Config, collect_unused, declared_input, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
@@ -333,6 +333,16 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     allocation = ALLOCATIONS.get(cfg.method.allocation)
     if allocation.check_density is not None and cfg.sparsity > 0:
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
+    total = sum(p.numel() for p in selected.values())
+    sets_the_target = "sparsity" not in collect_unused(schema_of(cfg, "schedule"), cfg, "schedule")
+    if total and sets_the_target and not cfg.method.allow_collapse and round((1.0 - cfg.sparsity) * total) == 0:
+        check(
+            False,
+            "sparsity",
+            cfg.sparsity,
+            f"a sparsity that keeps at least one of the {total} prunable weights (round((1 - sparsity) x {total}) >= 1, "
+            f"below about {1 - 0.5 / total:.6g}), or method.allow_collapse=true",
+        )
 
 
 def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:

@@ -173,6 +173,8 @@ def lagrange3(p: float, dims: Sequence[int], objective) -> tuple[float, float]:
     high = (grid[-2], (keep - grid[-2] * d0) / d1)
     mid = (p, p)
     xs = [low[0], p, high[0]]
+    if len(set(xs)) < 3:  # a single feasible point (p = 1 keeps every weight): nothing to interpolate
+        return mid
     ys = [objective(*low), objective(*mid), objective(*high)]
     # derivative of the Lagrange quadratic through (xs, ys): 2 a r + b = 0
     a = sum(ys[i] / np.prod([xs[i] - xs[j] for j in range(3) if j != i]) for i in range(3))
