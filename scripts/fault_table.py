@@ -142,6 +142,15 @@ def bad_inputs(work: Path) -> list[str]:
         ("combination", ["schedule=admm", "method.invert=true"]),
         ("does nothing", ["schedule=gradual", "schedule.rounds=3"]),
         ("does nothing", ["metrics.regions.planes=3"]),
+        ("empty split", ["dataset.val_fraction=0.001", "metrics.splits=[val,test]"]),
+        ("range", ["metrics.splits=[test,test]"]),
+        ("type", ["train.momentum=0.9", "train.nesterov=2"]),
+        ("range", ["sparsity=0.999"]),
+        ("combination", ["method=lookahead", "method.mode=forward", "method.structure=channel", "method.allocation=layerwise"]),
+        ("range", ["schedule=admm", "schedule.epochs=2", "schedule.update_every=13"]),
+        ("range", ["metrics.hessian.enabled=true", "metrics.hessian.lanczos_iter=1"]),
+        ("does nothing", ["method=lookahead", "method.act_batches=5"]),
+        ("does nothing", ["model=ntk_mlp", "sparsity=0", "model.rescale=false"]),
     ]
     rows = [
         "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",

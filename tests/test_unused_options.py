@@ -547,4 +547,35 @@ def test_lookahead_options_of_a_variant_not_chosen_are_unused_overrides(args, ov
     (found,) = _errors(args)
     assert f"{found.key}={found.value}" == override and needs in found.why
     variant = "method.activation=true" if "act_" in override else "method.bn=true"
-    assert _errors([*args, variant]) == []
+    # with its variant the option is read (FAST's MLP has no BatchNorm, so LAP-BN's bn itself is unused: below)
+    assert {f.key for f in _errors([*args, variant])} <= {"method.bn"}
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["method=snip", "method.bn_mode=eval"], "method.bn_mode"),
+        (["method=grasp", "method.bn_mode=eval"], "method.bn_mode"),
+        (["method=lookahead", "method.bn=true"], "method.bn"),
+    ],
+)
+def test_batchnorm_options_on_a_model_without_batchnorm_are_unused_overrides(args, key):
+    """bn_mode puts the model in train or eval mode while scoring, and LAP-BN multiplies by the
+    following BatchNorm's scale: on a model without BatchNorm (or dropout) neither changes anything
+    (checked on the models: the MLP's output is the same in both modes, ResNet-20's is not). Decided
+    from the pre-run pass's model, without data."""
+    from helpers import composed
+
+    from prune_cli.models import build_model
+    from prune_cli.run.unused_options import unused_options
+
+    errors, _ = unused_options(composed(args, "dataset=mnist", "model=lenet_300_100"))
+    assert key in errors and "BatchNorm" in errors[key]
+    errors, _ = unused_options(composed(args, "dataset=cifar10", "model=resnet20"))
+    assert key not in errors
+    mlp, resnet = composed("model=mlp").model, composed("model=resnet20", "dataset=cifar10").model
+    for node, shape, same in ((mlp, (2,), True), (resnet, (3, 32, 32), False)):
+        torch.manual_seed(0)
+        net, x = build_model(node, shape, 3), torch.randn(4, *shape)
+        train_mode = net.train()(x)
+        assert torch.equal(train_mode, net.eval()(x)) == same

@@ -15,7 +15,9 @@ Which options do nothing comes from the plugins and schemas themselves, never fr
 - the `method.*` options an allocation or a structure declares it reads (`options=` of
   `register_allocation` / `register_structure`) while another one is chosen;
 - every option of an optional metric whose `enabled` is false;
-- `accel.channels_last` on a model without convolution weights (from the pre-run pass's model);
+- `accel.channels_last` on a model without convolution weights, and what a schema's
+  `unused_for_model(cfg, key, model)` names (`bn_mode` on a model without BatchNorm or dropout), from
+  the pre-run pass's model;
 - the whole `finetune` node when the schedule's plan never trains with it (at_init, lottery tickets,
   gradual): a *note*, not an error, because researchers keep one set of training overrides
   (`train.epochs=... finetune.epochs=...`) across schedules, and nothing they meant is lost.
@@ -112,6 +114,19 @@ def _model_options(cfg: DictConfig) -> dict[str, str]:
     return {"accel.channels_last": f"model={cfg.model.name} has no 4-D (convolution) weights, whose memory layout it sets"}
 
 
+def _for_model(cfg: DictConfig) -> dict[str, str]:
+    """What the schemas' `unused_for_model(cfg, key, model)` hooks name for the run's model, the
+    pre-run pass's (meta device): `bn_mode` or LAP-BN's `bn` on a model without BatchNorm."""
+    found: dict[str, str] = {}
+    for key in NODES:
+        schema = schema_of(cfg, key)
+        hooks = [vars(k)["unused_for_model"] for k in reversed(schema.__mro__) if "unused_for_model" in vars(k)]
+        checked = checked_model(cfg) if hooks else None
+        for hook in hooks if checked is not None else ():
+            found.update(hook.__get__(None, schema)(cfg, key, checked.model))
+    return found
+
+
 def _finetune_note(cfg: DictConfig) -> dict[str, str]:
     """{'finetune': why} when no step of the schedule's plan trains with the finetune config."""
     from ..schedules import SCHEDULES
@@ -136,6 +151,7 @@ def unused_options(cfg: DictConfig, method_keys: bool = True) -> tuple[dict[str,
     found.update(_model_options(cfg))
     if method_keys:
         found.update(_method_options(cfg))
+        found.update(_for_model(cfg))
     return found, _finetune_note(cfg)
 
 

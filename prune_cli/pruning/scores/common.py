@@ -43,6 +43,25 @@ class DataScoreConfig(MethodConfig):
         if m.batch_seed is not None and m.batch_seed < 0:
             raise ConfigError(f"{key}.batch_seed", m.batch_seed, "null or an integer >= 0")
 
+    @staticmethod
+    def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
+        return bn_mode_unused(key, model)
+
+
+def mode_dependent_modules(model) -> bool:
+    """Whether the model computes differently in train and eval mode (BatchNorm, dropout): only then
+    do `bn_mode` and BatchNorm-based options change a score."""
+    from torch import nn
+
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)) for m in model.modules())
+
+
+def bn_mode_unused(key: str, model) -> dict[str, str]:
+    """`bn_mode` on a model without BatchNorm or dropout: the score is the same in either mode."""
+    if mode_dependent_modules(model):
+        return {}
+    return {f"{key}.bn_mode": "the model has no BatchNorm or dropout, so train and eval mode compute the same score"}
+
 
 def require_data(ctx, score: str):
     if ctx.data is None:

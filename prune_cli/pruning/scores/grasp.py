@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError
 from . import register_score
-from .common import named_weights, require_data, scoring_mode
+from .common import bn_mode_unused, named_weights, require_data, scoring_mode
 
 
 @config_schema("method", "grasp")
@@ -43,6 +43,10 @@ class GraspConfig(MethodConfig):
             raise ConfigError("method.temperature", m.temperature, "a finite number > 0")
         if m.bn_mode not in ("train", "eval"):
             raise ConfigError("method.bn_mode", m.bn_mode, "one of eval, train")
+
+    @staticmethod
+    def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
+        return bn_mode_unused(key, model)
 
 
 def balanced_batches(ctx, per_class: int, n_batches: int, seed: Optional[int]):

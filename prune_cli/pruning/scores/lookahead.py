@@ -87,6 +87,13 @@ class LookaheadConfig(MethodConfig):
             )
         return found
 
+    @staticmethod
+    def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
+        """LAP-BN multiplies by the following BatchNorm's scale: nothing on a model without one."""
+        if not OmegaConf.select(cfg, f"{key}.bn") or any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+            return {}
+        return {f"{key}.bn": "the model has no BatchNorm layer, whose scale LAP-BN multiplies in"}
+
 
 def _energy_in(w: torch.Tensor) -> torch.Tensor:
     """Squared norm of the weights into each output unit/channel: [C_out]."""
