@@ -215,3 +215,15 @@ def test_a_sparsity_that_keeps_no_weight_stops_before_training():
         validated(FAST, "sparsity=0.999")
     validated(FAST, "sparsity=0.998")  # round(0.672) = 1
     validated(FAST, "sparsity=0.999", "method.allow_collapse=true")
+
+
+def test_exclusions_that_leave_no_layer_name_the_options_typed():
+    """With one hidden layer, exclude_first and exclude_classifier exclude both prunable layers. The
+    message named method.exclude with ['net.1', 'net.3'], a value nobody typed."""
+    from conftest import FAST
+    from helpers import validated
+
+    flags = ["model.widths=[16]", "method.exclude_classifier=true", "method.exclude_first=true"]
+    with pytest.raises(ConfigError, match=r"'method.exclude_first, method.exclude_classifier'.*at least one prunable layer") as err:
+        validated(FAST, *flags)
+    assert "exclude_first excludes net.1" in str(err.value) and "exclude_classifier excludes net.3" in str(err.value)

@@ -88,13 +88,19 @@ def select_prunable(model: PrunableNet, method: DictConfig) -> dict[str, nn.Para
     unknown = excluded - set(names)
     if unknown:
         raise ConfigError("method.exclude", sorted(unknown), "names of prunable layers: " + ", ".join(names))
-    if method.exclude_classifier:
-        excluded.add(model.classifier)
+    given = {"method.exclude": ", ".join(sorted(excluded))} if excluded else {}  # what each option typed excludes
     if method.exclude_first:
         excluded.add(names[0])
+        given["method.exclude_first"] = names[0]
+    if method.exclude_classifier:
+        excluded.add(model.classifier)
+        given["method.exclude_classifier"] = model.classifier
     selected = {f"{name}.weight": module.weight for name, module in layers if name not in excluded}
     if not selected:
-        raise ConfigError("method.exclude", sorted(excluded), "a set that leaves at least one prunable layer")
+        which = "; ".join(f"{key.removeprefix('method.')} excludes {layers_}" for key, layers_ in given.items())
+        raise ConfigError(
+            ", ".join(given), sorted(excluded), f"a set that leaves at least one prunable layer (of {', '.join(names)}: {which})"
+        )
     check_against_model(model, selected, method)
     return selected
 
