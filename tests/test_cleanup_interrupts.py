@@ -102,18 +102,23 @@ def _regions(data, segments: int) -> tuple:
     return metric_context(model, data), node
 
 
-def test_region_counting_stops_between_segments(monkeypatch, flag_reset, tiny_data):
-    ctx, node = _regions(tiny_data, segments=12)
-    counted = []
-    original = line_math.count_line
+def _stopping_at_call(original, calls: list, at: int):
+    """`original`, counting its calls in `calls`; call number `at` first sets the stop flag, as a
+    SIGTERM arriving during it would."""
 
     def counting(*args, **kwargs):
-        counted.append(1)
-        if len(counted) == 2:
+        calls.append(1)
+        if len(calls) == at:
             interrupts._handler(signal.SIGTERM, None)  # noqa: SLF001 - what the signal does: set the flag
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(line_math, "count_line", counting)
+    return counting
+
+
+def test_region_counting_stops_between_segments(monkeypatch, flag_reset, tiny_data):
+    ctx, node = _regions(tiny_data, segments=12)
+    counted = []
+    monkeypatch.setattr(line_math, "count_line", _stopping_at_call(line_math.count_line, counted, 2))
     with pytest.raises(interrupts.Interrupted):
         METRICS.get("regions")(ctx, "dense", node)
     assert len(counted) == 2  # not 12
@@ -176,15 +181,7 @@ def test_exact_region_counting_stops_between_milp_solves(monkeypatch, flag_reset
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2)).double()
     solves = []
-    original = exact_math.milp
-
-    def solving(*args, **kwargs):
-        solves.append(1)
-        if len(solves) == 2:
-            interrupts._handler(signal.SIGTERM, None)  # noqa: SLF001 - what the signal does: set the flag
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(exact_math, "milp", solving)
+    monkeypatch.setattr(exact_math, "milp", _stopping_at_call(exact_math.milp, solves, 2))
     with pytest.raises(interrupts.Interrupted):
         exact_math.count_exact(net, (2,), (-1.0, 1.0))
     assert len(solves) == 2
