@@ -70,6 +70,13 @@ class TrainConfig:
             milestones,
             "increasing positive epoch numbers",
         )
+        if key == "train" and node.epochs > 0:  # dense training runs exactly train.epochs (finetune serves other lengths too)
+            check(
+                node.warmup_epochs <= node.epochs,
+                f"{key}.warmup_epochs",
+                node.warmup_epochs,
+                f"at most {key}.epochs={node.epochs} (a longer warm-up never reaches {key}.lr and the schedule never runs)",
+            )
         if node.optimizer == "adam":
             check(not node.nesterov, f"{key}.nesterov", True, "false with optimizer=adam")
         elif node.nesterov:  # Nesterov's look-ahead needs a velocity (Sutskever et al., ICML 2013); torch's SGD refuses it too
@@ -83,6 +90,11 @@ class TrainConfig:
             found[f"{key}.momentum"] = f"it applies only with {key}.optimizer=sgd; here {key}.optimizer={node.optimizer}"
         if node.lr_schedule != "multistep":
             why = f"it applies only with {key}.lr_schedule=multistep; here {key}.lr_schedule={node.lr_schedule}"
+            found.update({f"{key}.milestones": why, f"{key}.gamma": why})
+        elif key == "train" and cfg.data_pruning.name == "none" and all(m >= node.epochs for m in node.milestones):
+            # dense training's epochs are [0, train.epochs): no decay is reached (data pruning's proxy
+            # runs train with this config for their own number of epochs, so they are left alone)
+            why = f"no milestone falls inside the {node.epochs} epochs of dense training ({key}.milestones={list(node.milestones)})"
             found.update({f"{key}.milestones": why, f"{key}.gamma": why})
         return found
 

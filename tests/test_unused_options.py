@@ -579,3 +579,35 @@ def test_batchnorm_options_on_a_model_without_batchnorm_are_unused_overrides(arg
         net, x = build_model(node, shape, 3), torch.randn(4, *shape)
         train_mode = net.train()(x)
         assert torch.equal(train_mode, net.eval()(x)) == same
+
+
+def test_milestones_past_dense_training_do_nothing():
+    """FAST trains 2 epochs: lr_factor at every fractional epoch of them is 1 with milestones=[2] (no
+    decay is ever reached), as with the constant schedule. A milestone inside training applies.
+    Judged only without data pruning, whose proxy runs train with the train config for their own
+    number of epochs."""
+    from prune_cli.training import TrainConfig, lr_factor
+
+    multistep = ["train.lr_schedule=multistep", "train.gamma=0.5"]
+    found = {f.key for f in _errors([*multistep, "train.milestones=[2,5]"])}
+    assert found == {"train.milestones", "train.gamma"}
+    assert _errors([*multistep, "train.milestones=[1,5]"]) == []
+    assert "train.milestones" not in {f.key for f in _errors([*multistep, "train.milestones=[2]", "data_pruning=el2n"])}
+    node = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 2, "lr_schedule": "multistep", "milestones": [2, 5]})
+    steps = 6  # per epoch
+    assert all(lr_factor(node, s / steps) == 1.0 for s in range(2 * steps))
+    assert lr_factor(OmegaConf.merge(node, {"milestones": [1]}), 1.0) == 0.1
+
+
+def test_a_warmup_longer_than_dense_training_stops_before_the_run():
+    """train.warmup_epochs=3 with train.epochs=2: the LR climbed to 2/3 of train.lr and the schedule
+    never ran, without a word. The finetune config also serves phases of other lengths (ADMM's,
+    AutoPrune's), so only the train config is held to its own epochs."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'train.warmup_epochs'.*at most train.epochs=2"):
+        validated(FAST, "train.warmup_epochs=3")
+    validated(FAST, "train.warmup_epochs=2")
+    validated(FAST, "finetune.warmup_epochs=3")
