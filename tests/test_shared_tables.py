@@ -142,3 +142,40 @@ def test_rebuild_command_says_what_it_did(tmp_path, capsys):
     assert "runs.csv: 4 rows from 2 runs" in out and "regions.csv: 2 rows from 2 runs" in out
     assert all((tmp_path / "runs" / n / shared_tables.MARKER_FILE).exists() for n in ("run-a", "run-b"))
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def test_a_rebuild_leaves_a_killed_run_free_to_append_when_it_completes(tmp_path):
+    """run-b was killed after its append (marker written) and before COMPLETE. The rebuild reads
+    completed runs only, so it must also drop run-b's marker: otherwise the run, started again and
+    completed, would skip its append and its rows would be lost from every shared table."""
+    _run_dir(tmp_path, "run-a")
+    (tmp_path / "runs" / "run-a" / "COMPLETE").write_text("run-a")
+    b = _run_dir(tmp_path, "run-b")
+    shared_tables.append_run(tmp_path, b, "run-b")
+    assert (b / shared_tables.MARKER_FILE).exists()
+    shared_tables.rebuild(tmp_path)
+    assert set(pd.read_csv(tmp_path / "runs.csv").run_id) == {"run-a"}
+    assert not (b / shared_tables.MARKER_FILE).exists()
+    (b / "COMPLETE").write_text("run-b")  # run again to completion: it appends once
+    shared_tables.append_run(tmp_path, b, "run-b")
+    assert sorted(pd.read_csv(tmp_path / "runs.csv").run_id) == ["run-a"] * 2 + ["run-b"] * 2
+
+
+def test_a_rebuild_removes_shared_tables_no_completed_run_writes(tmp_path):
+    """Every run with regions.csv was deleted: the rebuilt folder has no regions.csv (it kept the
+    deleted runs' rows before); with no completed run at all, no shared table is left. A CSV that is
+    not a shared table (its first column is not run_id) is never touched."""
+    a, b = _run_dir(tmp_path, "run-a"), _run_dir(tmp_path, "run-b")
+    for d in (a, b):
+        shared_tables.append_run(tmp_path, d, d.name)
+        (d / "COMPLETE").write_text(d.name)
+    (tmp_path / "notes.csv").write_text("what,why\nx,y\n")
+    (b / "regions.csv").unlink()
+    import shutil
+
+    shutil.rmtree(a)
+    shared_tables.rebuild(tmp_path)
+    assert not (tmp_path / "regions.csv").exists() and set(pd.read_csv(tmp_path / "runs.csv").run_id) == {"run-b"}
+    shutil.rmtree(b)
+    shared_tables.rebuild(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["notes.csv"]

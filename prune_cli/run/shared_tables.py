@@ -213,11 +213,21 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
     return f"appended to {len(frames)} shared table(s)"
 
 
+def is_shared_table(path: Path) -> bool:
+    """A CSV in results_dir that prune-run appends to: every shared table starts with the run context,
+    whose first column is run_id (prune_cli/core/tables.py); anything else there is the user's."""
+    with open(path, newline="") as f:
+        return f.readline().split(",", 1)[0].strip() == "run_id"
+
+
 def rebuild(results_dir: Path) -> list[str]:
     """Recreate every shared table from the completed run directories (union of their columns);
-    returns one line per table saying what was written."""
+    returns one line per table saying what was written. A shared table no completed run writes is
+    removed (its rows were of runs deleted since). A run without COMPLETE loses its append marker:
+    its rows are not in the rebuilt tables, so once it completes it must append them again."""
     results_dir = Path(results_dir)
     complete = [p.parent for p in sorted(results_dir.glob("runs/*/COMPLETE"))]
+    unfinished = [p.parent for p in sorted(results_dir.glob(f"runs/*/{MARKER_FILE}")) if p.parent not in complete]
     report = []
     with results_lock(results_dir):
         done = recover(results_dir)
@@ -237,6 +247,13 @@ def rebuild(results_dir: Path) -> list[str]:
                 f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
                 + (f" (the union of {schemas} column sets)" if schemas > 1 else "")
             )
+        for path in sorted(results_dir.glob("*.csv")):
+            if path.name not in per_table and not path.is_symlink() and is_shared_table(path):
+                path.unlink()
+                report.append(f"{path.name}: removed (no completed run writes it)")
         for run_dir in complete:
             atomic_write_text(run_dir / MARKER_FILE, run_dir.name + "\n")
+        for run_dir in unfinished:
+            (run_dir / MARKER_FILE).unlink()
+            report.append(f"{run_dir.name}: not completed, its rows left out; it appends them when it completes")
     return report
