@@ -158,3 +158,29 @@ def test_random_masks_at_init_are_independent_of_the_weights(tmp_path):
     kept = exp.masks["net.1.weight"]
     assert abs((w[kept] > 0).float().mean().item() - 0.5) < 0.05
     assert abs(w[kept].abs().mean().item() / w.abs().mean().item() - 1) < 0.05
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda model, params, ctx: {n: torch.rand(3) for n in params}, r"net.1.weight: a tensor of shape \(3,\), not \(8, 4\)"),
+        (lambda model, params, ctx: {n: p.detach().abs().T for n, p in params.items()}, r"net.1.weight: a tensor of shape \(4, 8\)"),
+        (
+            lambda model, params, ctx: {n: p.detach().abs() for n, p in list(params.items())[:1]},
+            r"no score for net.3.weight, net.5.weight",
+        ),
+        (lambda model, params, ctx: [p.detach().abs() for p in params.values()], r"a list, not a dict"),
+    ],
+)
+def test_a_score_returning_the_wrong_thing_is_named_not_a_crash(monkeypatch, method_cfg, bad, message):
+    """A score plugin's function must return {weight name: tensor shaped like the weight} for every
+    prunable weight. A wrong shape, a missing layer or a list crashed inside the allocation or the
+    structure (IndexError, KeyError, AttributeError: "a bug in prune-cli")."""
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.pruning import registries
+    from prune_cli.pruning.scores import Score
+
+    real = registries.SCORES.get("magnitude")
+    monkeypatch.setattr(registries.SCORES, "get", lambda name: Score(bad, real.selection, real.options))
+    with pytest.raises(PruneCliError, match=rf"method.score=magnitude returned .*{message}"):
+        prune(MLP(4, [8, 8], 3), 0.5, ctx_for(method_cfg))

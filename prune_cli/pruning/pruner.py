@@ -230,6 +230,30 @@ def _why_inexact(method) -> str:
     return hint or "Raise method.sparsity_tolerance to accept it."
 
 
+def checked_scores(scores, params: dict, name: str) -> dict:
+    """A score function's result, held to the contract every score (also a plugin's) keeps: a dict
+    with a tensor shaped like each prunable weight. Anything else crashed deep inside the allocation
+    or the structure, reported as a bug in prune-cli; now the message names the score and the miss."""
+
+    def wrong(what: str) -> PruneCliError:
+        return PruneCliError(
+            f"method.score={name} returned {what}; a score returns {{weight name: tensor shaped like the weight}} "
+            "for every prunable weight"
+        )
+
+    if not isinstance(scores, dict):
+        raise wrong(f"a {type(scores).__name__}, not a dict")
+    missing = [n for n in params if n not in scores]
+    if missing:
+        raise wrong(f"no score for {', '.join(missing)}")
+    for n, p in params.items():
+        s = scores[n]
+        if not isinstance(s, torch.Tensor) or tuple(s.shape) != tuple(p.shape):
+            got = f"a tensor of shape {tuple(s.shape)}" if isinstance(s, torch.Tensor) else f"a {type(s).__name__}"
+            raise wrong(f"{n}: {got}, not {tuple(p.shape)}")
+    return {n: scores[n] for n in params}
+
+
 def _prune_once(model, params, ctx: PruneContext, layers) -> Masks:
     """One scoring round to `ctx.density`: score, allocate counts, build structured masks."""
     from .ablations import invert_scores
@@ -238,7 +262,7 @@ def _prune_once(model, params, ctx: PruneContext, layers) -> Masks:
 
     method, current = ctx.method, ctx.masks
     score = SCORES.get(method.score)
-    scores = {name: s.detach().float() for name, s in score.fn(model, params, ctx).items()}
+    scores = {name: s.detach().float() for name, s in checked_scores(score.fn(model, params, ctx), params, method.score).items()}
     for name, s in scores.items():
         if torch.isnan(s).any():
             raise PruneCliError(f"method.score={method.score} produced NaN scores for {name}")
