@@ -36,18 +36,11 @@ EXPECTED = {
 
 def _missing_features(preset: str) -> str:
     """Presets written for features of branches not merged yet: what is missing here ('' = nothing)."""
-    from prune_cli.metrics import metrics_config
-    from prune_cli.pruning import ALLOCATIONS
-
     import prune_cli.cli  # noqa: F401  (registers everything)
 
     needs = {
         "lap_mlp": [("method=lookahead", (REPO / "configs/method/lookahead.yaml").exists())],
         "pai_baselines": [(f"method={m}", (REPO / f"configs/method/{m}.yaml").exists()) for m in ("snip", "grasp", "synflow")],
-        "region_bound": [
-            ("method.allocation=region_bound", "region_bound" in ALLOCATIONS.names()),
-            ("metrics.regions", "regions" in metrics_config().__dataclass_fields__),
-        ],
     }.get(preset, [])
     return ", ".join(name for name, ok in needs if not ok)
 
