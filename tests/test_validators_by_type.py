@@ -227,3 +227,26 @@ def test_exclusions_that_leave_no_layer_name_the_options_typed():
     with pytest.raises(ConfigError, match=r"'method.exclude_first, method.exclude_classifier'.*at least one prunable layer") as err:
         validated(FAST, *flags)
     assert "exclude_first excludes net.1" in str(err.value) and "exclude_classifier excludes net.3" in str(err.value)
+
+
+def test_a_schema_check_that_raises_a_plain_exception_is_a_config_error_naming_it():
+    """A plugin's check that raises ValueError (instead of ConfigError) reached the user as Hydra's
+    "An error occurred during Hydra's exception formatting" and a traceback, without the plugin's
+    name; now it is a config error (exit 2) naming the node, the schema and the exception."""
+    from dataclasses import dataclass
+
+    from omegaconf import OmegaConf
+
+    from prune_cli.core.config_base import run_checks
+
+    @dataclass
+    class PowerConfig:
+        power: float = -1.0
+
+        @staticmethod
+        def check(cfg, key):
+            raise ValueError("power must be positive")
+
+    cfg = OmegaConf.create({"method": {"power": -1.0}})
+    with pytest.raises(ConfigError, match=r"'method'.*PowerConfig.check raised ValueError: power must be positive"):
+        run_checks(PowerConfig, cfg, "method")

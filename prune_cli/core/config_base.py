@@ -24,6 +24,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from .accel import AccelConfig
 from .checks import check, choice, finite, fraction, positive_int
+from .errors import ConfigError, PruneCliError
 
 # ----------------------------------------------------------------------------- datasets
 
@@ -328,8 +329,21 @@ def run_checks(schema: type, cfg: DictConfig, key: str) -> None:
     which still run once each)."""
     for klass in reversed(schema.__mro__):
         own = vars(klass).get("check")
-        if own is not None:
+        if own is None:
+            continue
+        try:
             own.__get__(None, schema)(cfg, key)
+        except PruneCliError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a plugin's check that raises a plain exception
+            node = OmegaConf.select(cfg, key)
+            raise ConfigError(
+                key,
+                node.get("name", "(its options)") if isinstance(node, DictConfig) else node,
+                f"what {klass.__module__}.{klass.__qualname__.split('.')[-1]}.check accepts; "
+                f"{klass.__qualname__.split('.')[-1]}.check raised {type(err).__name__}: {err}",
+                "(A schema's check raises ConfigError naming the key: docs/architecture.md.)",
+            ) from err
 
 
 def collect_unused(schema: type, cfg: DictConfig, key: str) -> dict[str, str]:
