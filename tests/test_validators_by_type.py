@@ -250,3 +250,16 @@ def test_a_schema_check_that_raises_a_plain_exception_is_a_config_error_naming_i
     cfg = OmegaConf.create({"method": {"power": -1.0}})
     with pytest.raises(ConfigError, match=r"'method'.*PowerConfig.check raised ValueError: power must be positive"):
         run_checks(PowerConfig, cfg, "method")
+
+
+@pytest.mark.parametrize("source, error", [("import not_a_module_anywhere\n", "ModuleNotFoundError"), ("def f(:\n", "SyntaxError")])
+def test_a_plugin_module_that_fails_to_import_is_a_config_error_naming_it(tmp_path, monkeypatch, source, error):
+    """Chosen with method.score=..., the module was imported while Hydra resolved the run directory:
+    an InterpolationResolutionError traceback through hydra.run.dir (exit 1). Now one message naming
+    the module, what it provides and the import error."""
+    from prune_cli.core import plugins
+
+    (tmp_path / "lab_broken.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=rf"'plugins': 'lab_broken'.*score 'broken'.*{error}"):
+        plugins.import_plugin("lab_broken", "score 'broken'")

@@ -197,12 +197,26 @@ def names(kind: str) -> list[str]:
     return sorted(n for k, n in index().kinds if k == kind)
 
 
+def import_plugin(module: str, provides: str) -> None:
+    """Import a module that declares a plugin. One outside prune-cli that fails to import (a syntax
+    error, a missing dependency) is a config error naming it and what it provides; before, it surfaced
+    as a traceback from inside Hydra's resolution of the run directory."""
+    try:
+        importlib.import_module(module)
+    except Exception as err:
+        if module == "prune_cli" or module.startswith("prune_cli."):
+            raise  # a built-in module that does not import is a bug of prune-cli: its traceback
+        raise ConfigError(
+            "plugins", module, f"a module that imports (it provides {provides}; importing it raised {type(err).__name__}: {err})"
+        ) from err
+
+
 def load(kind: str, name: str) -> bool:
     """Import the module that declares `name` of `kind`; False when no module declares it."""
     module = index().kinds.get((kind, name))
     if module is None:
         return False
-    importlib.import_module(module)
+    import_plugin(module, f"{kind} '{name}'")
     return True
 
 
@@ -219,7 +233,7 @@ def schema(group: str, name: str) -> type:
     if name not in SCHEMAS.get(group, {}):
         module = index().schemas.get((group, name))
         if module is not None:
-            importlib.import_module(module)
+            import_plugin(module, f"the schema of {group}={name}")
     try:
         return SCHEMAS[group][name]
     except KeyError:
