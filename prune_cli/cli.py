@@ -486,6 +486,13 @@ def hydra_main(cfg: DictConfig) -> None:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     interrupts.install()
     _keep_a_finished_run_s_record(run_dir)
+    if in_sweep and cfg.get("fail_fast", False) and not (run_dir / "COMPLETE").exists():
+        failed = _failed_in_this_sweep()
+        if failed is not None:  # a parallel launcher started this job after another one failed
+            _remove_if_scaffolding(run_dir)
+            _record_outcome(run_dir, "skipped")
+            print(f"prune-run: {run_dir.name} not started: {Path(failed).name} failed and fail_fast=true", file=sys.stderr)
+            return
     try:
         interrupts.check()
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again
@@ -503,7 +510,9 @@ def hydra_main(cfg: DictConfig) -> None:
         _record_outcome(run_dir, "failed", err)
         if not in_sweep or cfg.get("fail_fast", False):
             _fail(err, run_dir, hydra_cfg, cfg, in_sweep)
-            raise  # errors that are not PruneCliError (traceback); fail-fast sweeps with parallel launchers
+            if not (in_sweep and isinstance(err, PruneCliError)):
+                raise  # errors that are not PruneCliError: a bug, its traceback
+            return  # a parallel fail-fast sweep: the jobs that start after this one see the failure and stop
         _record_failure(err, run_dir, hydra_cfg, cfg)
         log.error(
             "run %s failed (%s: %s); details in %s; the sweep goes on (fail_fast=true stops it)",
@@ -562,7 +571,8 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         print(f"prune-run: error in {run_dir.name}: {err} (fail_fast: sweep stopped)", file=sys.stderr)
         if "BasicLauncher" in str(hydra_cfg.launcher.get("_target_", "")):
             sys.exit(1)  # jobs run one after another in this process: stop before the next one
-        # parallel launchers: the raised error fails this job; Hydra stops after the current batch
+        # parallel launchers: the jobs already running finish; those that start later find this failure
+        # in the sweep's record and do not run (hydra_main, _failed_in_this_sweep)
     else:
         print(
             f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "
@@ -586,6 +596,17 @@ def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -
         "traceback": traceback.format_exc(),
     }
     atomic_write_text(run_dir / FAILED_FILE, json.dumps(record, indent=2, default=str))
+
+
+def _failed_in_this_sweep() -> str | None:
+    """The run directory of a job of this sweep that failed, from the sweep's record (None: none yet)."""
+    path = os.environ.get(SWEEP_RECORD_ENV)
+    if not path or not Path(path).exists():
+        return None
+    for line in Path(path).read_text().splitlines():
+        if line.strip() and json.loads(line)["status"] == "failed":
+            return json.loads(line)["run_dir"]
+    return None
 
 
 def _record_outcome(run_dir: Path, status: str, err: BaseException | None = None) -> None:
@@ -679,13 +700,18 @@ class SweepSummary(Callback):
             Path(path).parent.rmdir()
         except OSError:
             pass  # another sweep's record is still there
-        failed = [x for x in lines if x["status"] != "completed"]
-        if not failed:
+        failed = [x for x in lines if x["status"] not in ("completed", "skipped")]
+        skipped = [x for x in lines if x["status"] == "skipped"]
+        if not failed and not skipped:
             print(f"prune-run: all {len(lines)} runs of the sweep completed", file=sys.stderr)
             return
         print(f"prune-run: {len(failed)} of {len(lines)} runs failed:", file=sys.stderr)
         for x in failed:
             print(f"  {x['run_dir']}: {x['reason']}", file=sys.stderr)
+        if skipped:
+            print(f"prune-run: {len(skipped)} runs not started after the failure (fail_fast=true):", file=sys.stderr)
+            for x in skipped:
+                print(f"  {Path(x['run_dir']).name}", file=sys.stderr)
         if not config.get("allow_failures", False):
             sys.exit(1)
 

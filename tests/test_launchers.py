@@ -366,3 +366,25 @@ def test_the_tour_sweep_lists_the_runs_that_disconnect_the_default_mlp_at_999_pe
     records = [json.loads(p.read_text()) for p in results.glob("runs/*/failed.json")]
     assert sorted(r["error_type"] for r in records) == ["LayerCollapse", "LayerCollapse"]
     assert all("The network is disconnected" in r["message"] for r in records)
+
+
+def test_fail_fast_stops_a_parallel_sweep_after_the_jobs_already_running(tmp_path):
+    """Two workers, six jobs, the first diverges at once. The queued jobs used to start and complete
+    anyway (the whole sweep is one batch for Hydra), and the failure ended in Hydra's traceback
+    without a summary. Now each job that starts after the failure is not run (its directory is not
+    left behind), the summary names the failure and the jobs not started, and the exit code is 1."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    lrs = "1e12,0.05,0.04,0.03,0.02,0.01"
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, f"train.lr={lrs}", "fail_fast=true"]
+    proc = run_cli(args, results, check=False)
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "prune-run: 1 of 6 runs failed:" in proc.stderr and "TrainingDiverged" in proc.stderr
+    skipped = int(proc.stderr.split("prune-run: ")[-1].split(" ")[0])
+    assert "not started after the failure (fail_fast=true)" in proc.stderr and skipped >= 3
+    runs = sorted(p.name for p in (results / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 6 - skipped and len(_complete_runs(results)) == 5 - skipped
+    assert not (results / ".sweeps").exists()
