@@ -263,3 +263,19 @@ def test_a_plugin_module_that_fails_to_import_is_a_config_error_naming_it(tmp_pa
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match=rf"'plugins': 'lab_broken'.*score 'broken'.*{error}"):
         plugins.import_plugin("lab_broken", "score 'broken'")
+
+
+def test_a_plugin_registered_without_a_schema_is_told_what_it_lacks(monkeypatch):
+    """A model plugin with only @MODELS.register('noschema'): model=noschema said "not one of the
+    options" (without listing it) and model.name=noschema said "choose it with model=noschema" - a
+    circle. The message now says the plugin declares the model but no schema does."""
+    from hydra.errors import MissingConfigException
+
+    from prune_cli.core import plugins
+    from prune_cli.run.composition_errors import as_config_error
+
+    monkeypatch.setitem(plugins.index().kinds, ("model", "noschema"), "lab.noschema")
+    err = MissingConfigException("missing", missing_cfg_file="model/noschema", options=["mlp", "resnet20"])
+    found = str(as_config_error(err, ["model=noschema"]))
+    assert "'model': 'noschema'" in found and "lab.noschema registers model 'noschema'" in found
+    assert "@config_schema('model', 'noschema')" in found

@@ -115,13 +115,32 @@ def _type_name(tp: Any) -> str:
     return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
 
 
+def _no_schema_hint(group: str, option: str) -> str:
+    """When a plugin registers `option` as a `group` plugin but no schema declares it (so Hydra has no
+    option to compose): say so, instead of listing options that do not include it."""
+    from ..core import plugins
+
+    module = plugins.index().kinds.get((group, option))
+    if module is None or option in plugins.schema_names(group):
+        return ""
+    return (
+        f"Plugin module {module} registers {group} '{option}', but no schema declares it: add a dataclass "
+        f"decorated @config_schema('{group}', '{option}') to that module (docs/architecture.md, Plugins)."
+    )
+
+
 def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
     """A prune-cli error for one of Hydra's COMPOSITION_ERRORS: ConfigError (key, value, allowed)
     where Hydra's error says which key, otherwise Hydra's own message."""
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         if group:
-            return ConfigError(group, option, "one of " + ", ".join(err.options) + f" (the options of config group '{group}')")
+            return ConfigError(
+                group,
+                option,
+                "one of " + ", ".join(err.options) + f" (the options of config group '{group}')",
+                _no_schema_hint(group, option),
+            )
     if isinstance(err, OverrideParseException) and err.override:
         key, sep, value = str(err.override).partition("=")
         reason = str(err.message).splitlines()[0] if err.message else "it does not parse"
