@@ -184,3 +184,25 @@ def test_a_score_returning_the_wrong_thing_is_named_not_a_crash(monkeypatch, met
     monkeypatch.setattr(registries.SCORES, "get", lambda name: Score(bad, real.selection, real.options))
     with pytest.raises(PruneCliError, match=rf"method.score=magnitude returned .*{message}"):
         prune(MLP(4, [8, 8], 3), 0.5, ctx_for(method_cfg))
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda scores, density, ctx: {n: 0.5 * s.numel() for n, s in scores.items()}, r"net.1.weight: 16.0 \(a float\)"),
+        (lambda scores, density, ctx: {n: s.numel() + 1 for n, s in scores.items()}, r"net.1.weight: 33, more than its 32 weights"),
+        (lambda scores, density, ctx: {}, r"no count for net.1.weight, net.3.weight, net.5.weight"),
+    ],
+)
+def test_an_allocation_returning_bad_counts_is_named_not_a_crash(monkeypatch, method_cfg, bad, message):
+    """An allocation returns {weight name: number of weights to keep, an int in [0, numel]}; a float
+    count crashed in the structure (TypeError, "a bug in prune-cli")."""
+    import dataclasses
+
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.pruning import registries
+
+    real = registries.ALLOCATIONS.get("global")
+    monkeypatch.setattr(registries.ALLOCATIONS, "get", lambda name: dataclasses.replace(real, fn=bad))
+    with pytest.raises(PruneCliError, match=rf"method.allocation=global returned .*{message}"):
+        prune(MLP(4, [8, 8], 3), 0.5, ctx_for(method_cfg))

@@ -15,6 +15,7 @@ module holds what several allocations share: rounding, thresholding rules, the l
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -58,7 +59,32 @@ class Allocation:
     exact_total: Callable[[DictConfig], bool] = _always
 
     def __call__(self, scores, density: float, ctx) -> dict[str, int]:
-        return self.fn(scores, density, ctx)
+        return checked_counts(self.fn(scores, density, ctx), scores, self.name)
+
+
+def checked_counts(counts, scores: dict, name: str) -> dict[str, int]:
+    """An allocation's result, held to the contract every allocation (also a plugin's) keeps: an int
+    in [0, numel] for every scored weight. A float or missing count crashed inside the structure,
+    reported as a bug in prune-cli; now the message names the allocation and the weight."""
+
+    def wrong(what: str) -> PruneCliError:
+        return PruneCliError(
+            f"method.allocation={name} returned {what}; an allocation returns {{weight name: number of weights "
+            "to keep, an int from 0 to the weight's size}} for every prunable weight"
+        )
+
+    if not isinstance(counts, dict):
+        raise wrong(f"a {type(counts).__name__}, not a dict")
+    missing = [n for n in scores if n not in counts]
+    if missing:
+        raise wrong(f"no count for {', '.join(missing)}")
+    for n, s in scores.items():
+        k = counts[n]
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise wrong(f"{n}: {k!r} (a {type(k).__name__})")
+        if not 0 <= int(k) <= s.numel():
+            raise wrong(f"{n}: {int(k)}, more than its {s.numel()} weights" if k > 0 else f"{n}: {int(k)}, below 0")
+    return {n: int(counts[n]) for n in scores}
 
 
 def register_allocation(*names: str, **hooks):
