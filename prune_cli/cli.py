@@ -603,10 +603,8 @@ def _failed_in_this_sweep() -> str | None:
     path = os.environ.get(SWEEP_RECORD_ENV)
     if not path or not Path(path).exists():
         return None
-    for line in Path(path).read_text().splitlines():
-        if line.strip() and json.loads(line)["status"] == "failed":
-            return json.loads(line)["run_dir"]
-    return None
+    records = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
+    return next((x["run_dir"] for x in records if x["status"] == "failed"), None)
 
 
 def _record_outcome(run_dir: Path, status: str, err: BaseException | None = None) -> None:

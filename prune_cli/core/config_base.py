@@ -364,14 +364,20 @@ def as_plain(node: Any) -> Any:
     return node
 
 
+def prunes_to_sparsity(cfg: DictConfig, schedule: type) -> bool:
+    """Whether the run's schedule (schema `schedule`) prunes to the top-level `sparsity`; one that
+    decides its own sparsity names it in its `unused` hook (layer_pruning, autoprune without
+    stop_at_target)."""
+    return "sparsity" not in collect_unused(schedule, cfg, "schedule")
+
+
 def may_zero_weights(cfg: DictConfig) -> bool:
-    """Whether the run can zero any weight: `sparsity` > 0, or a schedule that decides its own sparsity
-    (its schema's `unused` names the top-level `sparsity`: layer_pruning, autoprune without
-    stop_at_target). Options that act only on pruned weights do nothing otherwise."""
-    if cfg.sparsity > 0:
-        return True
+    """Whether the run can zero any weight: `sparsity` > 0, or a schedule that decides its own
+    sparsity (an untyped schedule node: assumed to). Options that act only on pruned weights do
+    nothing otherwise."""
     schema = OmegaConf.get_type(cfg.schedule)
-    return not (isinstance(schema, type) and is_dataclass(schema)) or "sparsity" in collect_unused(schema, cfg, "schedule")
+    typed = isinstance(schema, type) and is_dataclass(schema)
+    return cfg.sparsity > 0 or not typed or not prunes_to_sparsity(cfg, schema)
 
 
 def declared_input(cfg: DictConfig) -> Optional[tuple[tuple[int, ...], int]]:

@@ -82,7 +82,8 @@ def _override_below(key: str, overrides: list[str]) -> tuple[str, str] | None:
     return found
 
 
-def _field_type(cls: Any, name: str) -> Any:
+def field_type(cls: Any, name: str) -> Any:
+    """The type a dataclass declares for its field `name` (None when its hints cannot be resolved)."""
     try:
         return typing.get_type_hints(cls).get(name)
     except (TypeError, NameError):
@@ -105,7 +106,7 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneC
             close = [c + typed[len(key) :] for c in close]
             key = typed
         return UnknownKeyError(key, value, sorted(fields), close)
-    declared = _field_type(cls, err.key) if fields else None
+    declared = field_type(cls, err.key) if fields else None
     if declared is None:
         return None
     return ConfigError(key, value, f"{describe_type(declared)} ({cls.__name__}.{err.key} is declared {_type_name(declared)})")

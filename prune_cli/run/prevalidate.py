@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..core.checks import check, choice, finite, fraction, usable_directory
 from ..core import plugins
 from ..core.accel import AccelConfig
-from ..core.config_base import Config, collect_unused, declared_input, run_checks
+from ..core.config_base import Config, declared_input, prunes_to_sparsity, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
@@ -334,8 +334,12 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     if allocation.check_density is not None and cfg.sparsity > 0:
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     total = sum(p.numel() for p in selected.values())
-    sets_the_target = "sparsity" not in collect_unused(schema_of(cfg, "schedule"), cfg, "schedule")
-    if total and sets_the_target and not cfg.method.allow_collapse and round((1.0 - cfg.sparsity) * total) == 0:
+    if (
+        total
+        and prunes_to_sparsity(cfg, schema_of(cfg, "schedule"))
+        and not cfg.method.allow_collapse
+        and round((1.0 - cfg.sparsity) * total) == 0
+    ):
         check(
             False,
             "sparsity",
@@ -395,10 +399,9 @@ def _declared(cfg: DictConfig, key: str) -> Any:
     schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
     if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
         return None
-    try:
-        return typing.get_type_hints(schema).get(leaf)
-    except (NameError, TypeError):
-        return None
+    from .composition_errors import field_type
+
+    return field_type(schema, leaf)
 
 
 def check_boolean_overrides(cfg: DictConfig) -> None:
