@@ -66,24 +66,20 @@ def checked_counts(counts, scores: dict, name: str) -> dict[str, int]:
     """An allocation's result, held to the contract every allocation (also a plugin's) keeps: an int
     in [0, numel] for every scored weight. A float or missing count crashed inside the structure,
     reported as a bug in prune-cli; now the message names the allocation and the weight."""
+    from .registries import PluginResultError, check_per_weight
 
-    def wrong(what: str) -> PruneCliError:
-        return PruneCliError(
-            f"method.allocation={name} returned {what}; an allocation returns {{weight name: number of weights "
-            "to keep, an int from 0 to the weight's size}} for every prunable weight"
-        )
-
-    if not isinstance(counts, dict):
-        raise wrong(f"a {type(counts).__name__}, not a dict")
-    missing = [n for n in scores if n not in counts]
-    if missing:
-        raise wrong(f"no count for {', '.join(missing)}")
+    label = f"method.allocation={name}"
+    contract = (
+        "an allocation returns {weight name: number of weights to keep, an int from 0 to the weight's size} for every prunable weight"
+    )
+    check_per_weight(counts, scores, label, "count", contract)
     for n, s in scores.items():
         k = counts[n]
         if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-            raise wrong(f"{n}: {k!r} (a {type(k).__name__})")
+            raise PluginResultError(label, f"{n}: {k!r} (a {type(k).__name__})", contract)
         if not 0 <= int(k) <= s.numel():
-            raise wrong(f"{n}: {int(k)}, more than its {s.numel()} weights" if k > 0 else f"{n}: {int(k)}, below 0")
+            what = f"{n}: {int(k)}, more than its {s.numel()} weights" if k > 0 else f"{n}: {int(k)}, below 0"
+            raise PluginResultError(label, what, contract)
     return {n: int(counts[n]) for n in scores}
 
 

@@ -234,23 +234,15 @@ def checked_scores(scores, params: dict, name: str) -> dict:
     """A score function's result, held to the contract every score (also a plugin's) keeps: a dict
     with a tensor shaped like each prunable weight. Anything else crashed deep inside the allocation
     or the structure, reported as a bug in prune-cli; now the message names the score and the miss."""
+    from .registries import PluginResultError, check_per_weight
 
-    def wrong(what: str) -> PruneCliError:
-        return PruneCliError(
-            f"method.score={name} returned {what}; a score returns {{weight name: tensor shaped like the weight}} "
-            "for every prunable weight"
-        )
-
-    if not isinstance(scores, dict):
-        raise wrong(f"a {type(scores).__name__}, not a dict")
-    missing = [n for n in params if n not in scores]
-    if missing:
-        raise wrong(f"no score for {', '.join(missing)}")
+    label, contract = f"method.score={name}", "a score returns {weight name: tensor shaped like the weight} for every prunable weight"
+    check_per_weight(scores, params, label, "score", contract)
     for n, p in params.items():
         s = scores[n]
         if not isinstance(s, torch.Tensor) or tuple(s.shape) != tuple(p.shape):
             got = f"a tensor of shape {tuple(s.shape)}" if isinstance(s, torch.Tensor) else f"a {type(s).__name__}"
-            raise wrong(f"{n}: {got}, not {tuple(p.shape)}")
+            raise PluginResultError(label, f"{n}: {got}, not {tuple(p.shape)}", contract)
     return {n: scores[n] for n in params}
 
 
