@@ -550,3 +550,25 @@ def test_the_readme_plugin_example_runs(fresh_interpreter):
     sparsity = metrics[(metrics.metric == "sparsity_prunable") & (metrics.phase == "pruned")].value.item()
     assert sparsity == pytest.approx(0.9, abs=0.005)
     assert (pd.read_csv(run / "layers.csv").score == "taylor").all()
+
+
+@pytest.mark.parametrize(
+    "result, message",
+    [
+        ({"scalars": [{"metric": "w", "value": 1.0}]}, r"scalar row 0 lacks 'split'"),
+        ({"scalars": [{"split": "test", "metric": "w"}]}, r"scalar row 0 lacks 'value'"),
+        ({"scalars": "w=1"}, r"scalars: a str, not a list of dicts"),
+        ({"tables": {"w.csv": {"a": 1}}}, r"table w.csv: a dict, not a list of dicts"),
+    ],
+)
+def test_a_metric_returning_rows_the_recorder_cannot_write_is_named(monkeypatch, result, message):
+    """A metric plugin's scalar row without "split" crashed the recorder with KeyError: 'split', reported
+    as a bug in prune-cli. The registered metric now checks what its function returns."""
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.metrics import METRICS, MetricResult, register_metric
+
+    name = f"rows_check_{abs(hash(message)) % 10**8}"
+    monkeypatch.setattr(METRICS, "_entries", dict(METRICS._entries))  # the registration ends with the test
+    register_metric(name)(lambda ctx, phase, node: MetricResult(**result))
+    with pytest.raises(PruneCliError, match=rf"metric {name} returned .*{message}"):
+        METRICS.get(name)(None, "dense", None)

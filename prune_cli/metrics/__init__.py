@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 
 from ..core import interrupts
 from ..core.config_base import BaseMetricsConfig
+from ..core.errors import PruneCliError
 from ..core.registry import Registry
 
 METRICS: Registry = Registry("metric", "metrics")
@@ -60,6 +61,36 @@ class MetricResult:
     tables: dict[str, list[dict]] = field(default_factory=dict)  # {"regions.csv": [row, ...]}
 
 
+SCALAR_KEYS = ("split", "metric", "value")
+
+
+def checked_result(name: str, result: Any) -> MetricResult:
+    """A metric function's result, held to what the recorder writes: scalar rows with split, metric and
+    value, tables as lists of rows. Anything else (a plugin's row without "split") crashed the recorder
+    later, reported as a bug in prune-cli; now the message names the metric and the row."""
+
+    def wrong(what: str) -> PruneCliError:
+        return PruneCliError(
+            f"metric {name} returned {what}; a metric returns MetricResult(scalars=[{{'split', 'metric', 'value'}}, ...], "
+            "tables={'name.csv': [row dict, ...]})"
+        )
+
+    if not isinstance(result, MetricResult):
+        raise wrong(f"a {type(result).__name__}, not a MetricResult")
+    if not isinstance(result.scalars, list) or not all(isinstance(r, dict) for r in result.scalars):
+        raise wrong(f"scalars: a {type(result.scalars).__name__}, not a list of dicts")
+    for i, row in enumerate(result.scalars):
+        for key in SCALAR_KEYS:
+            if key not in row:
+                raise wrong(f"scalar row {i} lacks {key!r} ({row})")
+    if not isinstance(result.tables, dict):
+        raise wrong(f"tables: a {type(result.tables).__name__}, not a dict")
+    for table, rows in result.tables.items():
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise wrong(f"table {table}: a {type(rows).__name__}, not a list of dicts")
+    return result
+
+
 def register_metric(name: str) -> Callable:
     """Register `fn(ctx, phase, node) -> MetricResult` as metric `name`. The registry holds it behind
     a safe point (prune_cli/core/interrupts.py): a stop signal that arrived during the phase's
@@ -71,7 +102,7 @@ def register_metric(name: str) -> Callable:
         @functools.wraps(fn)
         def at_a_safe_point(ctx: MetricContext, phase: str, node: Any) -> MetricResult:
             interrupts.check()
-            return fn(ctx, phase, node)
+            return checked_result(name, fn(ctx, phase, node))
 
         METRICS.register(name)(at_a_safe_point)
         return fn
