@@ -380,6 +380,13 @@ def may_zero_weights(cfg: DictConfig) -> bool:
     return cfg.sparsity > 0 or not typed or not prunes_to_sparsity(cfg, schema)
 
 
+def declared_train_examples(dataset: DictConfig) -> "tuple[int, list[int] | None] | None":
+    """What the dataset node's schema declares of its training examples without loading them
+    (`DatasetConfig.declared_train_examples`); None when its schema declares nothing."""
+    declared = OmegaConf.get_type(dataset)
+    return declared.declared_train_examples(dataset) if hasattr(declared, "declared_train_examples") else None
+
+
 def declared_input(cfg: DictConfig) -> Optional[tuple[tuple[int, ...], int]]:
     """(input shape, number of classes) that the dataset config declares without loading any data
     (its schema's `declared_input`), or None when it declares none. The pre-run checks and the thread

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from ..core.config_base import declared_train_examples
 from ..core.errors import ConfigError
 from .batches import to_device
 
@@ -95,8 +96,7 @@ def planned_val_size(cfg: DictConfig) -> int | None:
     declared or a random subset (max_train_samples) is taken first."""
     if cfg.val_fraction == 0:
         return 0
-    declared = OmegaConf.get_type(cfg)
-    spec = declared.declared_train_examples(cfg) if hasattr(declared, "declared_train_examples") else None
+    spec = declared_train_examples(cfg)
     if spec is None or spec[1] is None:
         return None
     counts = _planned_counts(cfg, spec[1])

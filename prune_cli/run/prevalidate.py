@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..core.checks import check, choice, finite, fraction, usable_directory
 from ..core import plugins
 from ..core.accel import AccelConfig
-from ..core.config_base import Config, declared_input, prunes_to_sparsity, run_checks
+from ..core.config_base import Config, declared_input, declared_train_examples, prunes_to_sparsity, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
@@ -355,8 +355,7 @@ def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:
     dataset's declared size: exact when it declares its per-class counts, otherwise an upper bound
     (gradual's run-time check with the loaded data stays as a backstop)."""
     hook = getattr(schedule, "check_training_examples", None)
-    declared = OmegaConf.get_type(cfg.dataset)
-    spec = declared.declared_train_examples(cfg.dataset) if hasattr(declared, "declared_train_examples") else None
+    spec = declared_train_examples(cfg.dataset)
     if hook is None or spec is None:
         return
     from ..data.splits import planned_train_size
