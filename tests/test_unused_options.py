@@ -611,3 +611,31 @@ def test_a_warmup_longer_than_dense_training_stops_before_the_run():
         validated(FAST, "train.warmup_epochs=3")
     validated(FAST, "train.warmup_epochs=2")
     validated(FAST, "finetune.warmup_epochs=3")
+
+
+def test_greedy_forward_gate_sites_that_pick_the_same_layers_are_unused():
+    """gate_sites=all gates every non-classifier layer, block_hidden those whose ReLU feeds one module:
+    on a plain MLP every hidden layer qualifies, so both select the same units (checked on the sites
+    themselves) and `all` was a run id of its own for the same experiment. On ResMLP, whose block
+    outputs feed a residual add, the two differ and the option is read."""
+    from helpers import composed
+
+    from prune_cli.models import build_model
+    from prune_cli.pruning.pruner import PruneContext
+    from prune_cli.pruning.scores.greedy_forward import gate_sites
+    from prune_cli.run.unused_options import unused_options
+
+    args = ["method=greedy_forward", "method.allocation=layerwise", "method.gate_sites=all"]
+    errors, _ = unused_options(composed(args, "model=mlp"))
+    assert "method.gate_sites" in errors and "same layers" in errors["method.gate_sites"]
+    errors, _ = unused_options(composed(args, "model=res_mlp"))
+    assert "method.gate_sites" not in errors
+    for model_args, same in ((["model=mlp"], True), (["model=res_mlp"], False)):
+        cfg = composed(args, *model_args)
+        net = build_model(cfg.model, (40,), 10)
+        params = {f"{n}.weight": None for n, _ in net.prunable_layers()}
+        sites = {}
+        for where in ("all", "block_hidden"):
+            method = OmegaConf.merge(cfg.method, {"gate_sites": where})
+            sites[where] = gate_sites(net, params, PruneContext(method=method, generator=torch.Generator(), density=0.5))
+        assert (sites["all"] == sites["block_hidden"]) == same

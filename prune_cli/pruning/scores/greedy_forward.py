@@ -67,6 +67,22 @@ class GreedyForwardConfig(MethodConfig):
         if m.rounds != 1:
             raise ConfigError("method.rounds", m.rounds, "1 for greedy_forward (it selects units once)")
 
+    @staticmethod
+    def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
+        """`gate_sites` on a model where both choices gate the same layers (a plain MLP or CNN: every
+        hidden layer's ReLU feeds one module): the selection, and so the masks, are the same."""
+        from ...models.graph import trace
+
+        graph = trace(model)
+        if not graph.traced:
+            return {}
+        info = {i.module_name: i for i in graph.values()}
+        layers = [n for n, _ in model.prunable_layers() if n != model.classifier]
+        if any(n not in info or info[n].activation is None or info[n].consumers != 1 for n in layers):
+            return {}
+        why = "every hidden layer of this model feeds one module through its ReLU, so all and block_hidden gate the same layers"
+        return {f"{key}.gate_sites": why}
+
 
 class _Gate:
     """Forward hook: out = g * (out - bias) + bias, per output unit."""
