@@ -200,3 +200,19 @@ def test_vectorised_summary_matches_t_interval_per_group():
         delta = t_interval(part["value"] - part["dense_value"], 0.9)
         assert got["delta_mean"] == pytest.approx(delta["mean"], nan_ok=True)
         assert got["delta_ci_high"] == pytest.approx(delta["ci_high"], nan_ok=True)
+
+
+def test_a_completed_run_without_its_config_is_named_not_dropped(tmp_path):
+    """A completed run whose config.yaml is gone (deleted, not copied with the folder) has no experiment
+    key: its rows were dropped without a word and the report said "Completed runs: 5" of six. It is
+    now left out by name, in the report and the standards summary prune-report prints."""
+    root = tmp_path / "r"
+    ids = [write_run(root, s, m, 0.9, 2, acc) for s in (0, 1, 2) for m, acc in (("magnitude", 0.8), ("random", 0.5))]
+    (root / "runs" / ids[0] / "config.yaml").unlink()
+    assert load(root).without_config == [ids[0]]
+    assert ids[0] not in set(load(root).table("metrics.csv").run_id)
+    written = build_report(root)
+    md, standards = written["summary.md"].read_text(), written["standards.txt"].read_text()
+    assert "Completed runs: 5 (and 1 left out: no config.yaml)" in md
+    assert f"completed runs without config.yaml, left out: 1 -> {ids[0]}" in standards
+    assert ids[0] in md

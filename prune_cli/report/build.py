@@ -163,11 +163,18 @@ def _build(
     md = [
         f"# Report: {root}",
         "",
-        f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}; "
+        f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}"
+        + (f" (and {len(folder.without_config)} left out: no config.yaml)" if folder.without_config else "")
+        + "; "
         f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
         f"{confidence:.0%} Student-t intervals.",
         "",
     ]
+    if folder.without_config:
+        md += [
+            f"Left out, completed but without the config.yaml that holds their experiment key: {', '.join(folder.without_config)}.",
+            "",
+        ]
     if len(folder.runs):
         source = (
             ""

@@ -153,6 +153,10 @@ def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
         )
     if folder.unfinished:
         lines.append(f"  unfinished runs (no COMPLETE, no failed.json): {len(folder.unfinished)} -> " + ", ".join(folder.unfinished))
+    if folder.without_config:
+        lines.append(
+            f"  completed runs without config.yaml, left out: {len(folder.without_config)} -> " + ", ".join(folder.without_config)
+        )
     return lines
 
 

@@ -158,6 +158,8 @@ class Results:
     # report's scaling-law families, which would otherwise flatten every config again
     items: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: dict[str, list[Path]] = field(default_factory=dict)  # table name -> per-run files
+    # completed runs whose config.yaml is missing: no experiment key, so their rows are left out (named by prune-report)
+    without_config: list[str] = field(default_factory=list)
     cache: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables read so far, with keys
 
     @property
@@ -304,11 +306,13 @@ def load(results_dir: str | Path) -> Results:
     res = Results(root)
     complete = _run_dirs(root)
     if complete or _run_dirs(root, complete_only=False):
+        res.without_config = [d.name for d in complete if not (d / "config.yaml").exists()]
+        complete = [d for d in complete if (d / "config.yaml").exists()]
         for d in complete:
             for f in d.glob("*.csv"):
                 if f.name != "history.csv":
                     res.sources.setdefault(f.name, []).append(f)
-        configs = _read_configs({d.name: d / "config.yaml" for d in complete if (d / "config.yaml").exists()})
+        configs = _read_configs({d.name: d / "config.yaml" for d in complete})
         res.configs = configs
         res.items = {run: _result_items(cfg) for run, cfg in configs.items()}
         keys, res.varying = experiment_keys(configs, res.items)
