@@ -452,6 +452,8 @@ def main() -> None:
         if not str(err).startswith("Only one of --run, --multirun"):
             raise
         _reject(f"{err} (e.g. -m and --cfg job together; --cfg job prints one job's config: give it without -m)")
+    finally:  # a sweep stopped by a signal never reached its summary, the record's only reader
+        _remove_sweep_record(os.environ.pop(SWEEP_RECORD_ENV, None))
 
 
 def _reject_composition(err: Exception) -> None:
@@ -607,6 +609,17 @@ def _failed_in_this_sweep() -> str | None:
     return next((x["run_dir"] for x in records if x["status"] == "failed"), None)
 
 
+def _remove_sweep_record(path: str | None) -> None:
+    """Remove a sweep's record, and results_dir/.sweeps when no other sweep's record is in it."""
+    if not path:
+        return
+    Path(path).unlink(missing_ok=True)
+    try:
+        Path(path).parent.rmdir()
+    except OSError:
+        pass  # another sweep's record is still there
+
+
 def _record_outcome(run_dir: Path, status: str, err: BaseException | None = None) -> None:
     """One line per job in the sweep's record (read by SweepSummary); nothing outside a sweep."""
     path = os.environ.get(SWEEP_RECORD_ENV)
@@ -693,11 +706,7 @@ class SweepSummary(Callback):
         if not path or not Path(path).exists():
             return
         lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-        Path(path).unlink()
-        try:
-            Path(path).parent.rmdir()
-        except OSError:
-            pass  # another sweep's record is still there
+        _remove_sweep_record(path)
         failed = [x for x in lines if x["status"] not in ("completed", "skipped")]
         skipped = [x for x in lines if x["status"] == "skipped"]
         if not failed and not skipped:

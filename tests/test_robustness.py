@@ -242,6 +242,20 @@ def _wait_for_checkpoint(out: Path, proc: ForkedRun) -> None:
     assert list(out.glob("runs/*/state.pt")), "the run never checkpointed"
 
 
+def test_a_stopped_sweep_leaves_no_sweep_record(tmp_path):
+    """The sweep's outcome record (results_dir/.sweeps/*.jsonl) is read by the sweep's summary at its
+    end; a sweep stopped by a signal never got there and left the record behind, which nothing reads.
+    The stopped run keeps its checkpoint and the same command resumes the sweep."""
+    out = tmp_path / "results"
+    proc = _start(["-m", *LONG, "sparsity=0.5,0.6"], out, **{crashpoints.HOLD_ENV: "checkpoint-saved"})
+    _wait_for_checkpoint(out, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert not (out / ".sweeps").exists(), list((out / ".sweeps").iterdir())
+    assert len(list(out.glob("runs/*/state.pt"))) == 1
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR2, signal.SIGINT])
 def test_a_stop_signal_checkpoints_says_how_to_resume_and_exits_128_plus_signal(tmp_path, sig):
     out = tmp_path / "results"
