@@ -160,3 +160,55 @@ def test_preset_composes_validates_and_sweeps_enough_points(tmp_path):
             w = int(width.strip("[]").split(",")[0])
             for n in (40 * w, w * w, w * 10):
                 assert round((1 - sparsity) * n) >= 1
+
+
+def test_seeds_pool_by_target_density_even_when_their_achieved_densities_differ(tmp_path):
+    """method.sampling=bernoulli (or any per-seed rounding) gives each seed its own achieved density:
+    each seed became a point of its own, so 2 target densities x 3 seeds passed the 5-point rule as 6
+    points and were "fitted" with p = 1e3 ± 3e7. A point is a (scale, target density), its x the seeds'
+    mean achieved density."""
+    root = tmp_path / "two"
+    for sparsity in (0.5, 0.9):
+        for seed in range(3):
+            cfg = {"seed": seed, "sparsity": sparsity, "name": "sc", "method": {"name": "magnitude"}, "model": {"name": "mlp"}}
+            cfg["model"]["widths"] = [16, 16]
+            error = 0.2 + sparsity / 3 + 0.01 * seed
+            write_scaling_run(root, f"b-{sparsity}-{seed}", cfg, error, 0.1, achieved_offset=1e-3 * (seed + 1))
+    (row,) = pd.read_csv(build_report(root, plots=False)["scaling_fit.csv"]).to_dict(orient="records")
+    assert row["status"] == "skipped" and row["n_points"] == 2 and "at least 5" in row["reason"]
+    root = tmp_path / "eight"
+    densities = 0.5 ** np.arange(1, 9)
+    for d in densities:
+        for seed in range(2):
+            cfg = {"seed": seed, "sparsity": float(1 - d), "name": "sc", "method": {"name": "magnitude"}, "model": {"name": "mlp"}}
+            cfg["model"]["widths"] = [16, 16]
+            error = float(pruned_error(d, 0.1, 0.85, 1.2, 0.02))
+            write_scaling_run(root, f"e-{d:g}-{seed}", cfg, error, 0.1, achieved_offset=-1e-6 * (seed + 1))
+    (row,) = pd.read_csv(build_report(root, plots=False)["scaling_fit.csv"]).to_dict(orient="records")
+    assert row["status"] == "fitted" and row["n_points"] == 8 and row["gamma"] == pytest.approx(1.2, rel=1e-2)
+
+
+@pytest.mark.parametrize("error", [0.5, 0.1])
+def test_points_all_on_one_plateau_give_no_standard_errors(error):
+    """The same error at every density (the high plateau 0.5, or the dense error 0.1): any p beyond the
+    points with a gamma to match fits them to 1e-4, yet the Jacobian errors were tight (eps_up 0.5 ±
+    9e-10, p 578 ± 2). Fewer than 2 points inside the fitted power-law region [p, p (eps_up /
+    eps_np)^(1/gamma)] leave gamma and p undetermined: no standard errors, and the reason says so."""
+    densities = 0.5 ** np.arange(1, 9)
+    fit = fit_scaling_law(pd.DataFrame({"density": densities, "error": error, "eps_np": 0.1}))
+    assert "power-law region" in fit.reason
+    assert all(math.isnan(v) for v in fit.stderr.values())
+    p, c = fit.params["p"], (fit.params["eps_up"] / 0.1) ** (1 / fit.params["gamma"])
+    assert np.sum((densities >= p) & (densities <= p * c)) < 2  # the independent count of points in the region
+
+
+def test_a_point_without_an_error_is_left_out_by_name():
+    """One density whose runs all have NaN accuracy dropped the whole family ("missing errors"); the
+    other points still determine the law. The point is left out and named."""
+    points = _curve(0.5 ** np.arange(0, 11))
+    points.loc[3, "error"] = math.nan
+    fit = fit_scaling_law(points)
+    assert fit.status == "fitted" and fit.n_points == 10
+    assert "left out 1 point(s) without an error, a dense error or a density: density 0.125" in fit.reason
+    for name, value in TRUE.items():
+        assert fit.params[name] == pytest.approx(value, rel=1e-6)

@@ -63,6 +63,7 @@ RESNET = re.compile(r"resnet(\d+)")
 SCALES = {"width": "psi_width", "depth": "phi_depth"}  # scale column -> its exponent's name
 BASE_PARAMS = ("eps_up", "gamma", "p")
 EXTRA_POINTS = 2  # points beyond the number of free parameters (residual degrees of freedom)
+BOUND_MARGIN = 1e-4  # a parameter this close to a bound of the fit (fraction of its range) is at the bound
 
 
 def pruned_error(density, eps_np, eps_up, gamma, p, scale=1.0):
@@ -141,6 +142,12 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
     from scipy.optimize import least_squares
 
     scales = list(scales or [])
+    finite = np.isfinite(points[["density", "error", "eps_np"]].to_numpy(float)).all(axis=1)
+    left_out = ""
+    if not finite.all():
+        gone = ", ".join(f"{x:g}" for x in points.loc[~finite, "density"])
+        left_out = f"left out {int((~finite).sum())} point(s) without an error, a dense error or a density: density {gone}"
+        points = points[finite]
     d = points["density"].to_numpy(float)
     eps = points["error"].to_numpy(float)
     eps_np = points["eps_np"].to_numpy(float)
@@ -153,14 +160,11 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
     need = _required(scales)
     names = list(BASE_PARAMS) + [SCALES[s] for s in scales]
     if len(points) < need:
-        return ScalingFit(
-            "skipped",
+        few = (
             f"{len(points)} (scale, density) points; the fit needs at least {need} "
-            f"({len(names)} free parameters + {EXTRA_POINTS} for a residual variance)",
-            n_points=len(points),
+            f"({len(names)} free parameters + {EXTRA_POINTS} for a residual variance)"
         )
-    if not (np.all(np.isfinite(eps)) and np.all(np.isfinite(eps_np)) and np.all(np.isfinite(d))):
-        return ScalingFit("skipped", "missing errors, dense errors or densities", n_points=len(points))
+        return ScalingFit("skipped", "; ".join(r for r in (few, left_out) if r), n_points=len(points))
     if np.any(eps <= 0) or np.any(eps_np <= 0):
         return ScalingFit("skipped", "an error of 0: the relative error is undefined", n_points=len(points))
     if np.any(eps_np >= 1) or np.any(d <= 0):
@@ -201,7 +205,9 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
     # high sparsity) is not determined by the points and the local quadratic model behind the
     # Jacobian errors does not hold there: it gets no standard error, the others are computed with
     # it held fixed.
-    free = np.asarray(best.active_mask) == 0
+    margin = BOUND_MARGIN * np.subtract(upper, lower)  # the solver stops a hair inside a bound it runs to
+    near = (theta - np.asarray(lower) <= margin) | (np.asarray(upper) - theta <= margin)
+    free = (np.asarray(best.active_mask) == 0) & ~near
     jac = best.jac[:, free]
     se = np.full(len(theta), math.nan)
     with np.errstate(all="ignore"):
@@ -215,12 +221,30 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
         stderr[SCALES[s]] = float(se[3 + i])
     n_free = int(free.sum())
     reason = "" if rank == n_free else f"parameters not all identifiable from these points (Jacobian rank {rank} of {n_free})"
-    if rank < n_free:
+    if not reason and free[1]:  # gamma free: its slope needs points between the plateaus
+        reason = _plateaus_only(d * unpack(theta)[3], params, eps_np)
+    if reason:
         stderr = {k: math.nan for k in stderr}
     bound = ", ".join(f"{names[i]} = {params[names[i]]:.3g}" for i in np.flatnonzero(~free))
     at_bound = f"at a bound of the fit, so without a standard error: {bound}" if bound else ""
-    reason = "; ".join(r for r in (confounded, at_bound, reason) if r)
+    reason = "; ".join(r for r in (confounded, left_out, at_bound, reason) if r)
     return ScalingFit("fitted", reason, params, stderr, len(points), rel, scales)
+
+
+def _plateaus_only(m: np.ndarray, params: dict[str, float], eps_np: np.ndarray) -> str:
+    """Why gamma and p are not determined, or "": fewer than 2 points (invariants m, dense errors
+    eps_np) inside the fitted power-law region [p, p (eps_up / eps_np)^(1/gamma)]. Points on the
+    plateaus alone (the same error at every density) are fitted as well by any p beyond them with a
+    gamma to match, so the Jacobian's tight standard errors there mean nothing."""
+    low = params["p"]
+    high = low * (params["eps_up"] / eps_np) ** (1.0 / params["gamma"])
+    inside = int(np.sum((m >= low) & (m <= high)))
+    if inside >= 2:
+        return ""
+    return (
+        f"{inside} point(s) inside the fitted power-law region [{low:.3g}, {float(np.max(high)):.3g}] of the invariant: "
+        "the points lie on the plateaus, which do not determine gamma and p (no standard errors)"
+    )
 
 
 # ---------------------------------------------------------------------------- the results folder
@@ -316,10 +340,13 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for family, runs in points.groupby("family", sort=True):
         scale_cols = [c for c in ("width", "depth", "dataset_size") if c in runs.columns]
         at_scale = [c for c in scale_cols if runs[c].notna().all()]
-        by = at_scale + ["density"]
-        mean = runs.groupby(by, dropna=False).agg(error=("error", "mean"), error_std=("error", "std"), n_seeds=("seed", "nunique"))
+        # a point per (scale, target density): seeds may reach different densities (bernoulli sampling)
+        runs = runs.assign(target=runs["target_density"].round(12).fillna(runs["density"]))
+        mean = runs.groupby(at_scale + ["target"], dropna=False).agg(
+            density=("density", "mean"), error=("error", "mean"), error_std=("error", "std"), n_seeds=("seed", "nunique")
+        )
         eps_np = runs.groupby(at_scale, dropna=False)["eps_np"].mean() if at_scale else runs["eps_np"].mean()
-        mean = mean.reset_index()
+        mean = mean.reset_index().drop(columns="target")
         mean = mean.merge(eps_np.rename("eps_np").reset_index(), on=at_scale) if at_scale else mean.assign(eps_np=eps_np)
         scales = [s for s in ("width", "depth") if s in at_scale and mean[s].nunique() > 1]
         varying = [c for c in at_scale if mean[c].nunique() > 1]  # each value of these has its own eps_np
