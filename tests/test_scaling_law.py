@@ -124,6 +124,8 @@ def test_report_writes_the_fit_the_plot_and_a_summary_line(tmp_path):
     assert written["scaling_fit.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = written["summary.md"].read_text()
     assert "## Pruning scaling law" in md and "psi_width = " in md and "relative deviation mu = " in md
+    assert "![scaling_fit.png](scaling_fit.png)" in md  # README: report.html embeds every figure
+    assert 'alt="scaling_fit.png"' in written["report.html"].read_text()
 
 
 def test_report_names_why_a_family_is_not_fitted(tmp_path):

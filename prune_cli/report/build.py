@@ -250,6 +250,7 @@ def _build(
     written.update(scaling_files)
     drawn = {name: path for name in PLOT_ORDER if name in figures and (path := figures[name].result()) is not None}
     written.update(drawn)
+    drawn.update({k: v for k, v in scaling_files.items() if k.endswith(".png")})  # embedded in report.html too
     if drawn:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
     (out / "summary.md").write_text("\n".join(md))
@@ -268,5 +269,5 @@ def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, 
     table, fitted = fit_families(points)
     written = {"scaling_fit.csv": out / "scaling_fit.csv"}
     atomic_write_csv(table, written["scaling_fit.csv"])
-    draw("scaling_fit.png", "plot_fits", fitted, out, module=SCALING)
+    draw("scaling_fit.png", "plot_fits", fitted, out, split, module=SCALING)
     return summary_lines(table), written

@@ -416,7 +416,7 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return lines + ["", "Equation, parameters and the points needed: docs/scaling_law.md; table: scaling_fit.csv.", ""]
 
 
-def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
+def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[Path]:
     """Two panels per fitted family. Left: error against density (log-log), the seed means (error
     bars: std over seeds) and the fitted law, one colour per (width, depth, dataset size) that has
     its own eps_np. Right: fitted against measured error with the identity line, the paper's view
@@ -463,10 +463,10 @@ def plot_fits(fitted: pd.DataFrame, out: Path) -> Optional[Path]:
         diag.xaxis.set_major_formatter(plain)
         diag.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("density (fraction of prunable weights kept)")
-        ax.set_ylabel("test error (points: seed means; lines: fit)")
+        ax.set_ylabel(f"{split} error (points: seed means; lines: fit)")
         ax.set_title(part["label"].iloc[0], fontsize=8, y=1.0)
-        diag.set_xlabel("measured test error")
-        diag.set_ylabel("fitted test error")
+        diag.set_xlabel(f"measured {split} error")
+        diag.set_ylabel(f"fitted {split} error")
         diag.set_title("fit vs measurement (dashed: equality)", fontsize=8, y=1.0)
         _legend(ax, 7)
     return _save(fig, out / "scaling_fit.png")
