@@ -109,6 +109,19 @@ def test_gradual_sparsity_follows_the_cubic_curve(tmp_path):
     assert sparsity_by_phase(rows)["finetuned"] == pytest.approx(0.9, abs=3 / total)
 
 
+@pytest.mark.parametrize("start, end", [(5, 5), (11, -1)])
+def test_gradual_with_one_event_prunes_to_the_target(start, end):
+    """start_step == end_step (or -1 with start_step the last of 12 steps): Zhu & Gupta's curve at
+    t = t_end is s_f, but the single event pruned to initial_sparsity (progress 0/max(0, 1)), so the
+    run finished at sparsity 0.0 with target 0.9 and exit 0."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.schedules.gradual import gradual_sparsity
+
+    schedule = OmegaConf.create({"start_step": start, "end_step": end, "frequency": 3, "initial_sparsity": 0.0, "power": 3.0})
+    assert gradual_sparsity(schedule, 0.9, 12) == {start: 0.9}
+
+
 def test_dense_cache_key_ignores_method_and_sparsity_but_not_training(tmp_path):
     base = compose(TINY, tmp_path)
     same = compose([*TINY, "method=random", "sparsity=0.5", "schedule=iterative", "finetune.lr=0.5"], tmp_path)

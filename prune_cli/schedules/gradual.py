@@ -82,5 +82,6 @@ def gradual_sparsity(schedule: DictConfig, final: float, total_steps: int) -> di
     events = list(range(t0, t_end + 1, f))
     if events[-1] != t_end:
         events.append(t_end)
-    span = max(t_end - t0, 1)
-    return {t: final + (s_i - final) * (1 - (t - t0) / span) ** schedule.power for t in events}
+    if t_end == t0:  # one event, at t_end: the curve's end, s_f
+        return {t0: final}
+    return {t: final + (s_i - final) * (1 - (t - t0) / (t_end - t0)) ** schedule.power for t in events}
