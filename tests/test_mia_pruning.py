@@ -199,3 +199,37 @@ def test_admm_updates_that_never_happen_stop_before_the_run():
     with pytest.raises(ConfigError, match=r"'schedule.update_every'.*at most 12"):
         validated(*FAST, "schedule=admm", "schedule.epochs=2", "schedule.update_every=13")
     validated(*FAST, "schedule=admm", "schedule.epochs=2", "schedule.update_every=12")
+
+
+def test_admm_counts_the_examples_data_pruning_keeps():
+    """data_pruning keeps max(1, round(keep x 162)) = 16 examples: 1 step an epoch, 2 in
+    schedule.epochs=2. The check counted all 162 (12 steps), so update_every=3 ran with no Z/U update."""
+    prune = ["data_pruning=random", "data_pruning.keep=0.1"]
+    with pytest.raises(ConfigError, match=r"'schedule.update_every'.*at most 2"):
+        validated(*FAST, "schedule=admm", "schedule.epochs=2", "schedule.update_every=3", *prune)
+    validated(*FAST, "schedule=admm", "schedule.epochs=2", "schedule.update_every=2", *prune)
+
+
+def test_admm_updates_checked_on_the_loaded_data_before_training(tmp_path):
+    """MNIST-1D declares its total (1000), not its per-class counts, so the pre-run pass has an upper
+    bound: 800 training examples after the test split, 7 steps of 128 in one epoch, update_every=7
+    passed. Loaded, 720 remain after the validation split: 6 steps, no Z/U update, exit 0. The run now
+    checks the loaded size before any training."""
+    args = ["dataset=mnist1d", "dataset.num_samples=1000", "model=mlp", "model.widths=[16]", "train.epochs=1"]
+    args += ["finetune.epochs=1", "finetune.batch_size=128", "schedule=admm", "schedule.epochs=1", "schedule.update_every=7"]
+    validated(*args)  # the upper bound passes
+    result = run_cli(args, tmp_path / "results", check=False)
+    assert result.returncode == 2, result.stderr
+    assert "'schedule.update_every'" in result.stderr and "at most 6" in result.stderr
+    assert "Traceback" not in result.stderr and not list((tmp_path / "results").glob("runs/*/history.csv"))
+
+
+def test_minmax_with_an_empty_loaded_validation_split_stops_before_training(tmp_path):
+    """A random subset (max_train_samples=6 of 3 classes): val_fraction 0.05 holds out round(0.05 x 2)
+    = 0 per class, known only once loaded. MinMax's reference set is the validation split: the run
+    stopped after dense training; now before it."""
+    args = [*FAST, "dataset.max_train_samples=6", "dataset.val_fraction=0.05", "schedule=minmax"]
+    result = run_cli(args, tmp_path / "results", check=False)
+    assert result.returncode == 2, result.stderr
+    assert "dataset.val_fraction" in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "results").glob("runs/*/history.csv"))

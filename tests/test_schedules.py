@@ -224,3 +224,18 @@ def test_sigkill_during_training_then_rerun(tmp_path):
     # (tests/test_resume_provenance.py resumes with other code)
     assert [r["at_step"] for r in json.loads((run_dir / "provenance.json").read_text())["resumed"]] == ["dense"]
     assert "started by another environment" not in (run_dir / "prune-run.log").read_text()
+
+
+def test_gradual_window_counts_the_examples_data_pruning_keeps():
+    """FAST keeps 162 training examples: 6 steps of 32 an epoch, 12 in 2 epochs. data_pruning keeps
+    round(0.1 x 162) = 16: 1 step an epoch, 2 in all. end_step=10 passed the pre-run pass and failed
+    after the proxies and dense training had run."""
+    from helpers import validated
+
+    from conftest import FAST
+    from prune_cli.core.errors import ConfigError
+
+    args = [*FAST, "schedule=gradual", "schedule.frequency=1", "data_pruning=random", "data_pruning.keep=0.1"]
+    with pytest.raises(ConfigError, match=r"'schedule.end_step'.*training has 2 optimizer steps"):
+        validated(*args, "schedule.end_step=10")
+    validated(*args, "schedule.end_step=1")

@@ -26,7 +26,7 @@ from ..data.cache import load_raw
 from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import PruneContext, prune_to_density, select_prunable
-from .prevalidate import build_checked_model, check_val_split
+from .prevalidate import build_checked_model, check_data_sizes
 from ..schedules import SCHEDULES
 from ..schedules.steps import Dense, Gradual, Prune, Record, Restart, Step, Train, TrainWithHook
 from ..training import TrainProgress, train
@@ -62,7 +62,7 @@ class Experiment:
         start = time.perf_counter()
         raw = load_raw(cfg.dataset)  # loaded once per process per dataset config (prune_cli/data/cache.py)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
-        check_val_split(cfg, len(self.data.val_y))  # the sizes a random subset left unknown before the run
+        check_data_sizes(cfg, (len(self.data.train_y), len(self.data.val_y)))  # what the declared sizes left open
         self.timing["data"] = time.perf_counter() - start
         # data_pruning.csv's rows: given the run context when written (recorder.write_run_files)
         self.data_selection_rows: list[dict] = []

@@ -349,18 +349,36 @@ def _check_model_against_data(cfg: DictConfig) -> None:
         )
 
 
-def _check_schedule_against_data(cfg: DictConfig, schedule: type) -> None:
-    """A schedule's checks that need the number of training examples (`check_training_examples`:
-    gradual's event window in dense training's steps, ADMM's updates in its phase's steps), from the
-    dataset's declared size: exact when it declares its per-class counts, otherwise an upper bound
-    (gradual's run-time check with the loaded data stays as a backstop)."""
-    hook = getattr(schedule, "check_training_examples", None)
-    spec = declared_train_examples(cfg.dataset)
-    if hook is None or spec is None:
-        return
-    from ..data.splits import planned_train_size
+def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int] | None = None) -> None:
+    """The checks that need the splits' sizes, before any training: a metric on an empty validation
+    split (`check_val_split`), and the schedule's hooks `check_training_examples(cfg, examples, exact)`
+    (gradual's event window in dense training's steps, ADMM's updates in its phase's steps; on the
+    examples data pruning keeps) and `check_val_examples(cfg, examples)` (minmax's reference set).
 
-    hook(cfg, *planned_train_size(cfg.dataset, *spec))
+    `loaded`: (train, validation) sizes of the loaded splits, exact; the run calls this once the data is
+    loaded, for what the declared sizes leave open (a random subset, a dataset that declares only its
+    total). None: the pre-run pass, from the dataset's declared size (exact when it declares its
+    per-class counts, otherwise an upper bound for the training split and unknown for validation)."""
+    from ..data.pruning import kept_examples
+    from ..data.splits import planned_train_size, planned_val_size
+
+    schedule = schema_of(cfg, "schedule")
+    if loaded is None:
+        spec = declared_train_examples(cfg.dataset)
+        train = None if spec is None else planned_train_size(cfg.dataset, *spec)
+        val = planned_val_size(cfg.dataset)
+    else:
+        train, val = (loaded[0], True), loaded[1]
+    check_val_split(cfg, val)
+    hook = getattr(schedule, "check_training_examples", None)
+    if hook is not None and train is not None:
+        examples, exact = train
+        if cfg.data_pruning.name != "none":
+            examples = kept_examples(cfg.data_pruning.keep, examples)
+        hook(cfg, examples, exact)
+    val_hook = getattr(schedule, "check_val_examples", None)
+    if val_hook is not None and val is not None:
+        val_hook(cfg, val)
 
 
 def check_val_split(cfg: DictConfig, val_examples: int | None = None) -> None:
@@ -368,12 +386,10 @@ def check_val_split(cfg: DictConfig, val_examples: int | None = None) -> None:
     dataset.val_fraction=0, or when the fraction rounds to no example in every class; a metric on it
     crashed (similarity, pruning_limit, regions), stopped after dense training (ntk) or wrote no rows
     (recall_distortion). Keys: metrics.splits and every enabled metric's split(s). `val_examples`:
-    the split's size once the data is loaded (the run calls this again then, before any training,
-    for the sizes a random subset leaves unknown here); None: as the dataset declares it."""
-    from ..data.splits import empty_val_reason, planned_val_size
+    the split's size (`check_data_sizes`: as declared, or once loaded); None: unknown."""
+    from ..data.splits import empty_val_reason
 
-    size = planned_val_size(cfg.dataset) if val_examples is None else val_examples
-    if size != 0:
+    if val_examples != 0:
         return
     keys = ["metrics.splits"]
     for name in cfg.metrics:
@@ -481,10 +497,9 @@ def validate(cfg: DictConfig) -> None:
         typed = OmegaConf.get_type(cfg.metrics._get_node(name))
         if isinstance(typed, type) and dataclasses.is_dataclass(typed):
             validate_node(cfg, f"metrics.{name}", typed)
-    check_val_split(cfg)
     _validate_allocation_structure(cfg, schedule)
     _check_model_against_data(cfg)
-    _check_schedule_against_data(cfg, schedule)
+    check_data_sizes(cfg)
     if cfg.device == "cuda":
         import torch
 

@@ -31,8 +31,9 @@ class GradualScheduleConfig(ScheduleConfig):
 
     @staticmethod
     def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:
-        """The pre-run pass: the events fit in dense training's optimizer steps, from the number of
-        training examples the dataset declares (`exact=False`: an upper bound)."""
+        """The events fit in dense training's optimizer steps, from the number of training examples
+        (prune_cli/run/prevalidate.py check_data_sizes: as declared, `exact=False` for an upper bound,
+        and once loaded)."""
         check_event_window(cfg.schedule, cfg.train.epochs * -(-examples // cfg.train.batch_size), exact)
 
     @staticmethod

@@ -77,6 +77,12 @@ class KeepFractionConfig(DataPruningConfig):
         return {}
 
 
+def kept_examples(keep: float, examples: int) -> int:
+    """How many of `examples` training examples a rule keeps: round(keep x N), at least one. The
+    pre-run checks that depend on the training set's size (prune_cli/run/prevalidate.py) count these."""
+    return max(1, round(keep * examples))
+
+
 @dataclass(frozen=True)
 class DataPruningContext:
     """What a rule may read: the full splits, the number to keep, a seeded generator for random
@@ -99,7 +105,7 @@ class DataPruningContext:
     cached: Callable[[str, dict, Callable[[], torch.Tensor]], torch.Tensor] = lambda name, key, compute: compute()
 
     def kept_count(self, keep: float) -> int:
-        return max(1, round(keep * len(self.data.train_y)))
+        return kept_examples(keep, len(self.data.train_y))
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         model.eval()

@@ -54,8 +54,9 @@ class AdmmConfig(ScheduleConfig):
 
     @staticmethod
     def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:
-        """The pre-run pass (from the declared number of training examples; `exact=False`: an upper
-        bound, so a failure is certain either way): at least one Z/U update in the ADMM phase, whose
+        """From the number of training examples (prune_cli/run/prevalidate.py check_data_sizes: as
+        declared, `exact=False` for an upper bound, so a failure is certain either way; and once
+        loaded, before any training): at least one Z/U update in the ADMM phase, whose
         schedule.epochs epochs take finetune.batch_size batches. Otherwise ADMM is plain training
         followed by one-shot magnitude pruning."""
         steps = cfg.schedule.epochs * -(-examples // cfg.finetune.batch_size)

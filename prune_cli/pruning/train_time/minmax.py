@@ -58,10 +58,15 @@ class MinMaxConfig(ScheduleConfig):
         positive_int(cfg, f"{key}.attack_steps")
         check(finite(s.attack_lr) and s.attack_lr > 0, f"{key}.attack_lr", s.attack_lr, "a positive number")
         positive_int(cfg, f"{key}.attack_width")
-        from ...data.splits import empty_val_reason, planned_val_size
+
+    @staticmethod
+    def check_val_examples(cfg: DictConfig, examples: int) -> None:
+        """The validation split is the attack's reference set of non-members: it must not be empty
+        (prune_cli/run/prevalidate.py check_data_sizes: as declared, and once the data is loaded)."""
+        from ...data.splits import empty_val_reason
 
         check(
-            planned_val_size(cfg.dataset) != 0,
+            examples != 0,
             "dataset.val_fraction",
             cfg.dataset.val_fraction,
             f"a fraction that holds out validation examples with schedule=minmax (the validation split is the attack's "
