@@ -233,3 +233,42 @@ def test_minmax_with_an_empty_loaded_validation_split_stops_before_training(tmp_
     assert result.returncode == 2, result.stderr
     assert "dataset.val_fraction" in result.stderr and "Traceback" not in result.stderr
     assert not list((tmp_path / "results").glob("runs/*/history.csv"))
+
+
+def test_minmax_attack_width_must_split_into_two_branches():
+    """The attack's two branches are attack_width // 2 wide and the joint layer read attack_width
+    inputs: an odd width (63) crashed with a shape mismatch after dense training, reported as a bug in
+    prune-cli; 1 gave empty branches."""
+    from prune_cli.pruning.train_time.minmax import AttackModel
+
+    for width in (63, 1):
+        with pytest.raises(ConfigError, match=r"'schedule.attack_width'.*even"):
+            validated(*FAST, "schedule=minmax", f"schedule.attack_width={width}")
+    validated(*FAST, "schedule=minmax", "schedule.attack_width=2")
+    assert AttackModel(3, 2)(torch.rand(4, 3), torch.tensor([0, 1, 2, 0])).shape == (4,)
+
+
+def test_minmax_reference_batches_leave_batchnorm_statistics_alone():
+    """The reference (validation) batch goes through the classifier in training mode, as the member
+    batch does (the attack must not tell them apart by BatchNorm's mode), but it updated the running
+    statistics: validation data leaked into the model evaluated at test time, and BatchNorm counted
+    two batches per step. The running statistics are now those of the training batches alone."""
+    from prune_cli.data.splits import DataSplits
+    from prune_cli.pruning.train_time.minmax import MinMaxHook
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).train()
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    ref_x = 10 + 5 * torch.randn(16, 4)  # far from the training batch: a leak moves the statistics a lot
+    data = DataSplits(x, y, ref_x, torch.randint(0, 3, (16,)), x, y, 3)
+    schedule = {"adv_lambda": 1.0, "attack_steps": 1, "attack_lr": 0.01, "attack_width": 8}
+    cfg = OmegaConf.create({"seed": 0, "schedule": schedule})
+    hook = MinMaxHook(HookContext(cfg, PruneContext(method=method_options(), generator=torch.Generator(), data=data), (), 1.0))
+    hook.start(model)
+    reference = torch.nn.BatchNorm1d(8).train()  # the statistics of the training batch alone
+    reference(model[0](x).detach())
+    logits = model(x)
+    hook.extra_loss(model, x, y, logits)
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, reference.running_mean) and torch.allclose(bn.running_var, reference.running_var)
+    assert int(bn.num_batches_tracked) == 1

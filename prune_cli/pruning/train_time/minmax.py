@@ -57,7 +57,13 @@ class MinMaxConfig(ScheduleConfig):
         check(finite(s.adv_lambda) and s.adv_lambda >= 0, f"{key}.adv_lambda", s.adv_lambda, "a number >= 0")
         positive_int(cfg, f"{key}.attack_steps")
         check(finite(s.attack_lr) and s.attack_lr > 0, f"{key}.attack_lr", s.attack_lr, "a positive number")
-        positive_int(cfg, f"{key}.attack_width")
+        width = s.attack_width
+        check(
+            isinstance(width, int) and width >= 2 and width % 2 == 0,
+            f"{key}.attack_width",
+            width,
+            "an even integer >= 2 (the attack's prediction and label branches are attack_width / 2 wide each)",
+        )
 
     @staticmethod
     def check_val_examples(cfg: DictConfig, examples: int) -> None:
@@ -130,8 +136,13 @@ class MinMaxHook(TrainHook):
 
     def extra_loss(self, model, x, y, logits) -> Optional[torch.Tensor]:
         index = torch.randint(len(self.ref_y), (len(y),), generator=self.gen).to(self.ref_y.device)
+        # In the member batch's (training) mode, so that the attack cannot tell the two apart by
+        # BatchNorm's batch statistics; but the running statistics stay those of training batches.
+        buffers = [b.clone() for b in model.buffers()]
         with torch.no_grad():
             ref_logits = model(self.ref_x[index])
+            for b, saved in zip(model.buffers(), buffers):
+                b.copy_(saved)
         for _ in range(self.options.attack_steps):
             self.optimizer.zero_grad(set_to_none=True)
             loss = attack_loss(self.attack, logits.detach(), y, ref_logits, self.ref_y[index])
