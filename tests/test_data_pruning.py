@@ -220,3 +220,23 @@ def test_el2n_scores_are_cached_across_keep_values(tmp_path):
         composed(*overrides, "data_pruning.keep=0.3", "seed=1"), data, torch.device("cpu"), build, tmp_path
     )
     assert len(built) == 4 and len(other_seed.train_y) == 18
+
+
+def test_drop_measures_a_class_without_validation_examples_on_the_training_split():
+    """Long-tailed data: round(0.1 x 4) = 0 validation examples for the rarest class. Its error was
+    NaN, read as weight 0, so DRoP kept none of its examples, the opposite of protecting the tail.
+    Such a class is measured on the training split, and data_pruning.csv says so."""
+    train_y = torch.tensor([0] * 50 + [1] * 50 + [2] * 4)
+    val_y = torch.tensor([0] * 10 + [1] * 10)
+    train_x = torch.arange(len(train_y), dtype=torch.float32)[:, None]
+    val_x = 1000 + torch.arange(len(val_y), dtype=torch.float32)[:, None]  # rows 1000.. of the lookup table
+    pred = torch.zeros(2000, dtype=torch.long)
+    pred[:100] = train_y[:100]  # right on classes 0 and 1 of the training split, wrong on all of class 2
+    pred[1000:1020] = torch.tensor([1] + [0] * 9 + [0] * 4 + [1] * 6)  # validation: errors 1/10 and 4/10
+    query = Lookup(nn.functional.one_hot(pred, 3).float())
+    data = DataSplits(train_x, train_y, val_x, val_y, val_x, val_y, num_classes=3)
+    sel = drop(_ctx(data, proxies=[query]), OmegaConf.create({"keep": 0.5, "query_epochs": 1}))
+    assert [r["query_error"] for r in sel.per_class] == pytest.approx([0.1, 0.4, 1.0])
+    assert [r["error_split"] for r in sel.per_class] == ["val", "val", "train"]
+    # Z = round(0.5 x 104) = 52; class 2's share 52 x 1/1.5 exceeds its 4, the other 48 split 1:4 -> 9.6, 38.4
+    assert torch.bincount(data.train_y[sel.indices], minlength=3).tolist() == [10, 38, 4]

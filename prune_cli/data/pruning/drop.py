@@ -8,8 +8,11 @@ Z = round(keep x N), capped at the class's size N_k, the surplus of capped class
 others in proportion to their errors until none overflows (`water_fill`). Examples are drawn at
 random within a class. Harder classes thus keep more of their data, which the paper shows raises
 worst-class accuracy at a tolerable cost in average accuracy. With no validation split the errors
-are measured on the training split (logged, and written in data_pruning.csv's `error_split`); if
-the query model makes no error at all the quotas fall back to class-balanced (equal weights)."""
+are measured on the training split (logged, and written in data_pruning.csv's `error_split`), and so
+is the error of a class that has no validation example (a long-tailed class of a few examples, whose
+share round(val_fraction x n) is 0: weighting it 0 would drop the whole class, the opposite of what
+the rule is for); if the query model makes no error at all the quotas fall back to class-balanced
+(equal weights)."""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ def class_errors(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> lis
 
 def drop_quotas(sizes: list[int], errors: list[float], total: int) -> list[int]:
     """DRoP's per-class quotas: proportional to the error rates, capped at the class sizes."""
-    weights = [0.0 if e != e else float(e) for e in errors]  # NaN (no validation example): weight 0
+    weights = [0.0 if e != e else float(e) for e in errors]  # NaN (a class without any example): weight 0
     if sum(weights) <= 0:
         log.warning("data_pruning=drop: the query model made no error on any class; keeping classes balanced")
         weights = [1.0] * len(sizes)
@@ -61,18 +64,26 @@ def drop_quotas(sizes: list[int], errors: list[float], total: int) -> list[int]:
 @register_data_pruning("drop")
 def drop(ctx: DataPruningContext, node: DictConfig) -> Selection:
     data = ctx.data
-    split = "val" if len(data.val_y) else "train"
-    if split == "train":
+    in_val = torch.bincount(data.val_y.cpu(), minlength=data.num_classes) > 0
+    splits = ["val" if bool(v) else "train" for v in in_val]
+    if not bool(in_val.any()):
         log.warning("data_pruning=drop: no validation split, so class errors are measured on the training split")
-    x_err, y_err = data.split(split)
+    elif not bool(in_val.all()):
+        missing = [c for c, v in enumerate(in_val.tolist()) if not v]
+        log.warning("data_pruning=drop: classes %s have no validation example; their errors are measured on the training split", missing)
 
     def compute() -> torch.Tensor:
-        return torch.tensor(class_errors(ctx.logits(ctx.train_proxy(0, node.query_epochs), x_err), y_err, data.num_classes))
+        query = ctx.train_proxy(0, node.query_epochs)
+        errors = class_errors(ctx.logits(query, data.val_x), data.val_y, data.num_classes) if bool(in_val.any()) else None
+        if errors is None or not bool(in_val.all()):
+            on_train = class_errors(ctx.logits(query, data.train_x), data.train_y, data.num_classes)
+            errors = [on_train[c] if split == "train" else errors[c] for c, split in enumerate(splits)]
+        return torch.tensor(errors)
 
-    errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_split": split}, compute).tolist()
+    errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_splits": splits}, compute).tolist()
     y = data.train_y.cpu()
     sizes = torch.bincount(y, minlength=data.num_classes).tolist()
     quotas = drop_quotas(sizes, errors, ctx.kept_count(node.keep))
     kept = random_within_classes(y, quotas, ctx.generator)
-    rows = class_rows(y, kept, data.num_classes, query_error=errors, quota=quotas, error_split=[split] * data.num_classes)
+    rows = class_rows(y, kept, data.num_classes, query_error=errors, quota=quotas, error_split=splits)
     return Selection(kept, rows)
