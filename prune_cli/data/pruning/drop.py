@@ -70,7 +70,7 @@ def drop(ctx: DataPruningContext, node: DictConfig) -> Selection:
         log.warning("data_pruning=drop: no validation split, so class errors are measured on the training split")
     elif not bool(in_val.all()):
         missing = [c for c, v in enumerate(in_val.tolist()) if not v]
-        log.warning("data_pruning=drop: classes %s have no validation example; their errors are measured on the training split", missing)
+        log.warning("data_pruning=drop: classes %s have no validation example; their errors come from the training split", missing)
 
     def compute() -> torch.Tensor:
         query = ctx.train_proxy(0, node.query_epochs)
