@@ -91,3 +91,16 @@ def test_rebuild_from_spec_and_state_dict_with_batchnorm():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(rebuilt(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_layer_with_its_own_forward_is_refused_not_rebuilt_as_a_plain_one():
+    """NTKLinear (model=ntk_mlp) scales F.linear by sigma_w / sqrt(fan_in) and 1/sqrt(density): rebuilt
+    as a plain nn.Linear the compacted model was off by about 40 on outputs of about 2, and
+    metrics.speedup stopped the run after training. Such a layer is refused with the reason."""
+    from prune_cli.models.ntk_mlp import NTKLinear
+
+    model = nn.Sequential(NTKLinear(4, 8), nn.ReLU(), NTKLinear(8, 3))
+    with torch.no_grad():
+        model[0].weight[:2] = 0  # two dead units: a plain rebuild would compact them away
+    with pytest.raises(CompactionError, match="NTKLinear.*own forward"):
+        compact(model)

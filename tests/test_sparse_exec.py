@@ -144,3 +144,18 @@ def test_semi_structured_2_4_on_cuda():
     x = torch.randn(64, 64)
     with torch.no_grad():
         torch.testing.assert_close(sparse(x.cuda().half()).float().cpu(), model(x), rtol=2e-2, atol=2e-2)
+
+
+def test_a_layer_with_its_own_forward_keeps_it():
+    """NTKLinear's forward is not x W^T + b (it rescales by sigma_w / sqrt(fan_in) and the density):
+    replaced by a SparseLinear, model=ntk_mlp's CSR copy was off by about 40 and metrics.speedup stopped
+    the run after training. It stays dense, with the reason in the report."""
+    from prune_cli.models.ntk_mlp import NTKLinear
+
+    torch.manual_seed(0)
+    model = nn.Sequential(NTKLinear(4, 8), nn.ReLU(), NTKLinear(8, 3)).eval()
+    with torch.no_grad():
+        model[0].weight[model[0].weight.abs() < 0.5] = 0
+    sparse_model, report = to_sparse(model, "csr")
+    assert_same_outputs(model, sparse_model, torch.randn(5, 4))
+    assert report.layouts == {} and "own forward" in report.notes["0"]

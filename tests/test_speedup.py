@@ -317,3 +317,23 @@ def test_metrics_full_enables_a_cheap_speedup_setting():
     full = composed("metrics=full").metrics.speedup
     assert full.enabled and full.batch_size == 32 and full.repeats == 5 and full.warmup == 1
     assert not composed().metrics.speedup.enabled
+
+
+def test_sparse_paths_that_convert_no_layer_are_absent_and_dense_layers_are_named():
+    """Nothing pruned (all-ones masks, e.g. layer_pruning that removed no section): sparse_csr and
+    sparse_bsr were copies of the dense model ("0 layers CSR"), and their timing noise became
+    speedup_best_* (1.51x). They are absent, with the reason. Where some layers stay dense (a grouped
+    convolution), the path's note names them, as docs/speedup.md says."""
+    from prune_cli.metrics.speedup import execution_paths
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)).eval()
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters() if n.endswith("weight")}
+    paths, absent = execution_paths(model, masks, node())
+    assert "sparse_csr" not in paths and "no layer has a zero weight" in absent["sparse_csr"]
+    assert "sparse_bsr" not in paths and "no layer has a zero weight" in absent["sparse_bsr"]
+    convs = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, groups=4)).eval()
+    with torch.no_grad():
+        for conv in (convs[0], convs[2]):
+            conv.weight[::2] = 0
+    paths, _ = execution_paths(convs, {}, node())
+    assert paths["sparse_csr"][1].startswith("1 layers CSR") and "2: dense: groups=4" in paths["sparse_csr"][1]

@@ -112,6 +112,20 @@ def whole_block_shape(masks: dict[str, torch.Tensor]) -> Optional[tuple[int, int
     return None
 
 
+def _sparse_path(paths: dict, absent: dict, name: str, model, report, note: str) -> None:
+    """A sparse copy is a path only when some layer runs sparse (a copy of the dense model would time
+    noise as a speedup); the layers that stay dense, and why, go into the note."""
+    if not report.layouts:
+        reasons = sorted(set(report.notes.values()))
+        if reasons == ["dense: no zero weight"]:
+            absent[name] = "no layer has a zero weight, so no layer runs sparse"
+        else:
+            absent[name] = "no layer runs sparse: " + "; ".join(f"{layer}: {why}" for layer, why in report.notes.items())
+        return
+    dense = [f"{layer}: {why}" for layer, why in report.notes.items() if why.startswith("dense: ") and why != "dense: no zero weight"]
+    paths[name] = (model, note + (f" ({'; '.join(dense)})" if dense else ""))
+
+
 def execution_paths(model, masks, node: DictConfig) -> tuple[dict[str, tuple[torch.nn.Module, str]], dict[str, str]]:
     """({path name: (model, note)} for every path available for these masks, {path name: why it is
     absent} for the others): speedup.csv lists both, so a missing path is never silent."""
@@ -121,12 +135,13 @@ def execution_paths(model, masks, node: DictConfig) -> tuple[dict[str, tuple[tor
     paths = {"masked_dense": (model, "dense storage and kernels")}
     absent = {}
     csr, report = to_sparse(model, "csr")
-    paths["sparse_csr"] = (csr, f"{len(report.layouts)} layers CSR")
+    _sparse_path(paths, absent, "sparse_csr", csr, report, f"{len(report.layouts)} layers CSR")
     blocksize = tuple(node.bsr_blocksize) if node.bsr_blocksize is not None else whole_block_shape(masks)
     if blocksize is not None:
         bsr, report = to_sparse(model, "bsr", blocksize)
         n_bsr = sum(v == "bsr" for v in report.layouts.values())
-        paths["sparse_bsr"] = (bsr, f"{n_bsr} layers BSR {blocksize[0]}x{blocksize[1]}, {len(report.layouts) - n_bsr} CSR")
+        note = f"{n_bsr} layers BSR {blocksize[0]}x{blocksize[1]}, {len(report.layouts) - n_bsr} CSR"
+        _sparse_path(paths, absent, "sparse_bsr", bsr, report, note)
     else:
         absent["sparse_bsr"] = (
             "the masks are not made of whole b x b blocks (b in 2..32); metrics.speedup.bsr_blocksize=[b,b] forces BSR"

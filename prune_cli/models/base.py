@@ -10,6 +10,16 @@ from torch import nn
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
+def own_forward(module: nn.Module) -> str:
+    """Why a Linear/Conv layer is not the plain product of its weight ('' when it is): a subclass
+    with its own forward (model=ntk_mlp's NTKLinear rescales by sigma_w / sqrt(fan_in) and the
+    density) computes something a sparse kernel or a smaller plain layer would not reproduce."""
+    for base in PRUNABLE_TYPES:
+        if isinstance(module, base) and type(module).forward is not base.forward:
+            return f"{type(module).__name__} has its own forward (not the plain {base.__name__} product of its weight)"
+    return ""
+
+
 class PrunableNet(nn.Module):
     """Base class: by default every Linear/Conv layer is prunable, in registration order.
 

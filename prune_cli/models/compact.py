@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .base import replace_submodule
+from .base import own_forward, replace_submodule
 
 from .graph import ChannelFlowError, channel_flow
 
@@ -140,6 +140,9 @@ def _reads_per_channel(weight: torch.Tensor, channels: int, per: int) -> torch.T
 def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
     """A physically smaller copy of a channel-pruned network (see the module docstring); its outputs
     equal the masked model's. Raises CompactionError for unsupported structures."""
+    for name, module in model.named_modules():
+        if why := own_forward(module):
+            raise CompactionError(f"compaction rebuilds layers as plain ones, and {name}: {why}")
     out = copy.deepcopy(model)
     try:
         flow = channel_flow(out)

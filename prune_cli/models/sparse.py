@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import replace_submodule
+from .base import own_forward, replace_submodule
 
 LAYOUTS = ("csr", "bsr")
 
@@ -102,6 +102,8 @@ class SparseReport:
 
 def _convertible(module: nn.Module) -> str:
     """Why a Linear/Conv layer cannot run sparse here ('' when it can)."""
+    if why := own_forward(module):
+        return why
     if isinstance(module, (nn.Conv1d, nn.Conv2d)):
         if module.groups != 1:
             return f"groups={module.groups} (only groups=1 convolutions run as im2col matmuls)"
