@@ -446,3 +446,26 @@ def test_cuda_splits_arrive_equal_through_pinned_non_blocking_copies():
     on_cpu, on_gpu = build_splits(raw, cfg, 0, torch.device("cpu")), build_splits(raw, cfg, 0, torch.device("cuda"))
     for name in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
         assert getattr(on_gpu, name).is_cuda and torch.equal(getattr(on_gpu, name).cpu(), getattr(on_cpu, name))
+
+
+def test_the_dense_reference_model_has_the_runs_memory_layout():
+    """With accel.channels_last=true the run's model is channels-last but the dense reference the
+    metrics time it against (Experiment.dense_model) was rebuilt in the default layout: latency and
+    speedup credited the layout's gain to pruning (masked_dense, the same work as dense, 1.24x)."""
+    from types import SimpleNamespace
+
+    from helpers import composed
+
+    from prune_cli.core.accel import Accel
+    from prune_cli.models import build_model
+    from prune_cli.run.experiment import Experiment
+
+    cfg = composed("dataset=mnist", "model=lenet5", "accel.channels_last=true")
+    shape = (1, 28, 28)
+    state = build_model(cfg.model, shape, 10).state_dict()
+    data = SimpleNamespace(input_shape=shape, num_classes=10)
+    accel = Accel.from_config(cfg.accel, "cpu")
+    fake = SimpleNamespace(cfg=cfg, data=data, device=torch.device("cpu"), dense_state=state, accel=accel)
+    dense = Experiment.dense_model(fake)
+    convs = [p for p in dense.parameters() if p.dim() == 4 and p.shape[1] > 1]  # one input channel: both layouts at once
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)

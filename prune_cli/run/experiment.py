@@ -349,10 +349,11 @@ class Experiment:
         self.timing["recording"] += time.perf_counter() - start
 
     def dense_model(self) -> torch.nn.Module:
-        """A copy of the model with the trained dense weights (the reference for comparisons)."""
+        """A copy of the model with the trained dense weights (the reference for comparisons), in the
+        run's memory layout: latency and speedup time it against the run's model."""
         model = build_model(self.cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
         model.load_state_dict(self.dense_state)
-        return model.eval()
+        return self.accel.prepare_model(model).eval()
 
 
 def build_fitting_model(cfg: DictConfig, data) -> torch.nn.Module:
