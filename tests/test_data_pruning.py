@@ -240,3 +240,16 @@ def test_drop_measures_a_class_without_validation_examples_on_the_training_split
     assert [r["error_split"] for r in sel.per_class] == ["val", "val", "train"]
     # Z = round(0.5 x 104) = 52; class 2's share 52 x 1/1.5 exceeds its 4, the other 48 split 1:4 -> 9.6, 38.4
     assert torch.bincount(data.train_y[sel.indices], minlength=3).tolist() == [10, 38, 4]
+
+
+def test_offset_and_keep_summing_to_one_still_keep_round_keep_n():
+    """N = 103, keep = offset = 0.5: both round 51.5 up to 52, and the window of 52 after skipping 52
+    ran past the end: 51 kept, one fewer than the documented round(keep x N). The skip gives way:
+    the 52 lowest scores are kept."""
+    from prune_cli.data.pruning import keep_highest
+
+    data = _data([103])
+    scores = torch.randperm(103, generator=torch.Generator().manual_seed(0)).float()
+    sel = keep_highest(_ctx(data), OmegaConf.create({"keep": 0.5, "offset": 0.5}), scores, "el2n")
+    assert len(sel.indices) == 52
+    assert sorted(sel.indices.tolist()) == sorted(torch.argsort(scores)[:52].tolist())

@@ -217,9 +217,11 @@ def class_means(values: torch.Tensor, y: torch.Tensor, num_classes: int) -> list
 def keep_highest(ctx: "DataPruningContext", node: DictConfig, scores: torch.Tensor, name: str) -> Selection:
     """The selection of EL2N and GraNd: sort by score, highest first (ties: lower index first), skip
     the `node.offset` fraction of the highest, keep the next round(keep x N); per class, the mean
-    score as column `mean_<name>`, and `<name>_mean` overall."""
+    score as column `mean_<name>`, and `<name>_mean` overall. When offset + keep = 1 and both round
+    up, the skip gives way by one example so that round(keep x N) are still kept."""
     y = ctx.data.train_y.cpu()
-    kept = top_indices(scores, ctx.kept_count(node.keep), skip=round(node.offset * len(y)))
+    kept_n = ctx.kept_count(node.keep)
+    kept = top_indices(scores, kept_n, skip=min(round(node.offset * len(y)), len(y) - kept_n))
     rows = class_rows(y, kept, ctx.data.num_classes, **{f"mean_{name}": class_means(scores, y, ctx.data.num_classes)})
     return Selection(kept, rows, {f"{name}_mean": float(scores.mean())})
 
