@@ -76,3 +76,18 @@ def test_planned_train_size_bounds_a_random_subset_or_unknown_counts():
     node = _node(max_train_samples=50)
     assert planned_train_size(node, 98, [40, 33, 25]) == (50, False)
     assert planned_train_size(_node(), 8000, None) == (8000, False)
+
+
+def test_a_long_tail_of_ratio_one_is_refused():
+    """n_c = n_max x ratio^(-c/(C-1)) capped by what exists: ratio 1 keeps every class as it is (checked
+    on the profile), so dataset.imbalance=longtail with the default ratio 1 was the balanced data under
+    a run id of its own."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.data.splits import longtail_counts
+
+    assert longtail_counts([77, 70, 73, 69], 1.0) == [77, 70, 73, 69]
+    with pytest.raises(ConfigError, match=r"'dataset.longtail_ratio'.*> 1"):
+        validated("dataset=synthetic", "dataset.imbalance=longtail")
+    validated("dataset=synthetic", "dataset.imbalance=longtail", "dataset.longtail_ratio=1.5")

@@ -46,10 +46,10 @@ class DatasetConfig:
         choice(cfg, f"{key}.imbalance", {"none", "longtail", "counts"})
         if d.imbalance == "longtail":
             check(
-                finite(d.longtail_ratio) and d.longtail_ratio >= 1,
+                finite(d.longtail_ratio) and d.longtail_ratio > 1,
                 f"{key}.longtail_ratio",
                 d.longtail_ratio,
-                "a number >= 1 (largest class size / smallest class size)",
+                "a number > 1 (largest class size / smallest class size; 1 leaves every class as it is, dataset.imbalance=none)",
             )
         if d.imbalance == "counts":
             counts = None if d.class_counts is None else list(d.class_counts)
