@@ -91,3 +91,22 @@ def test_a_long_tail_of_ratio_one_is_refused():
     with pytest.raises(ConfigError, match=r"'dataset.longtail_ratio'.*> 1"):
         validated("dataset=synthetic", "dataset.imbalance=longtail")
     validated("dataset=synthetic", "dataset.imbalance=longtail", "dataset.longtail_ratio=1.5")
+
+
+def test_a_validation_split_that_takes_a_whole_class_is_refused():
+    """class_counts [1, 60, 60] with val_fraction 0.6: round(0.6 x 1) = 1, class 0's only example went to
+    validation and the model trained without class 0, without a word (data_pruning.csv: available 0).
+    Refused before the run from the declared counts, and by build_splits for counts known only once
+    loaded."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    args = ["dataset=synthetic", "dataset.imbalance=counts", "dataset.class_counts=[1,60,60]"]
+    with pytest.raises(ConfigError, match=r"'dataset.val_fraction'.*class 0 has 1 example"):
+        validated(*args, "dataset.val_fraction=0.6")
+    validated(*args, "dataset.val_fraction=0.4")  # round(0.4) = 0: the example trains
+    y = torch.tensor([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    raw = RawData(torch.randn(10, 2), y, torch.randn(2, 2), torch.zeros(2, dtype=torch.long), num_classes=2)
+    with pytest.raises(ConfigError, match=r"class 0 has 3 example"):
+        build_splits(raw, _node(val_fraction=0.9), seed=0, device=torch.device("cpu"))  # round(2.7) = 3 of 3

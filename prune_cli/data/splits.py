@@ -81,12 +81,14 @@ def _planned_counts(cfg: DictConfig, per_class: list[int]) -> list[int]:
 def planned_train_size(cfg: DictConfig, total: int, per_class: list[int] | None) -> tuple[int, bool]:
     """(training examples `build_splits` will keep, whether that is exact) from the dataset's
     declared counts, without loading it: exact when the per-class counts are known and no random
-    subset is taken (the validation split rounds per class); otherwise an upper bound."""
+    subset is taken (the validation split rounds per class); otherwise an upper bound. A validation
+    split that would take a whole class is a ConfigError (`check_training_left`)."""
     if per_class is None:
         return min(total, cfg.max_train_samples or total), False
     counts = _planned_counts(cfg, per_class)
     if cfg.max_train_samples is not None and cfg.max_train_samples < sum(counts):
         return int(cfg.max_train_samples), False
+    check_training_left(cfg, counts)
     return sum(n - int(round(cfg.val_fraction * n)) for n in counts), True
 
 
@@ -115,6 +117,20 @@ def empty_val_reason(cfg: DictConfig) -> str:
     )
 
 
+def check_training_left(cfg: DictConfig, counts: list[int]) -> None:
+    """Every class with examples keeps one for training: the stratified hold-out takes round(val_fraction
+    x n) of a class's n, all of them for a small class (one example at val_fraction 0.6), and the model
+    would then train without that class."""
+    for c, n in enumerate(counts):
+        if n > 0 and int(round(cfg.val_fraction * n)) >= n:
+            raise ConfigError(
+                "dataset.val_fraction",
+                cfg.val_fraction,
+                f"a fraction that leaves every class a training example: class {c} has {n} example(s) and "
+                f"round({cfg.val_fraction:g} x {n}) = {n} would all go to validation",
+            )
+
+
 def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device) -> DataSplits:
     """Imbalance, subsetting and a stratified, seeded validation split, then move to the device."""
     gen = torch.Generator().manual_seed(seed)
@@ -133,7 +149,9 @@ def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device)
         keep = torch.randperm(len(y), generator=gen)[: cfg.max_train_samples]
         x, y = x[keep], y[keep]
     val_parts, train_parts = [], []
-    for idx in _per_class_indices(y, k, gen):
+    per_class = _per_class_indices(y, k, gen)
+    check_training_left(cfg, [len(idx) for idx in per_class])
+    for idx in per_class:
         n_val = int(round(cfg.val_fraction * len(idx)))
         val_parts.append(idx[:n_val])
         train_parts.append(idx[n_val:])
