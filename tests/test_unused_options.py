@@ -639,3 +639,28 @@ def test_greedy_forward_gate_sites_that_pick_the_same_layers_are_unused():
             method = OmegaConf.merge(cfg.method, {"gate_sites": where})
             sites[where] = gate_sites(net, params, PruneContext(method=method, generator=torch.Generator(), density=0.5))
         assert (sites["all"] == sites["block_hidden"]) == same
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        # layer pruning removes whole residual sections by their learned keep probabilities: no method
+        # chooses weights (the same accuracy with method=random, snip or allocation=layerwise)
+        (["schedule=layer_pruning", "method=random"], "method"),
+        (["schedule=layer_pruning", "method.allocation=layerwise"], "method.allocation"),
+        # rho x 1 stays at schedule.rho <= rho_max: the ceiling never binds
+        (["schedule=admm", "schedule.rho_growth=1", "schedule.rho_max=0.5"], "schedule.rho_max"),
+        # AutoPrune's gates freeze at exactly the target's top k: the tolerance is never consulted
+        (["schedule=autoprune", "method.sparsity_tolerance=0.1"], "method.sparsity_tolerance"),
+    ],
+)
+def test_training_time_options_their_schedule_never_reads(args, key):
+    from helpers import composed
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    base = ["dataset=synthetic", "dataset.samples_per_class=60", "train.epochs=2", "finetune.epochs=1"]
+    model = ["model=res_mlp", "schedule.prune_epochs=1"] if "schedule=layer_pruning" in args else ["model=mlp"]
+    cfg = composed([*base, *model, *args])
+    found = [f for f in unused_overrides(cfg, [*base, *model, *args]) if f.error]
+    assert key in {f.key for f in found}, found

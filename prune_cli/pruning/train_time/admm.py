@@ -69,6 +69,13 @@ class AdmmConfig(ScheduleConfig):
         )
 
     @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        s = OmegaConf.select(cfg, key)
+        if s.rho_growth != 1:
+            return {}
+        return {f"{key}.rho_max": f"with {key}.rho_growth=1 rho stays at {key}.rho={s.rho} and never reaches a ceiling"}
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
         positive_int(cfg, f"{key}.epochs")

@@ -78,6 +78,10 @@ class AutoPruneConfig(TrainTimeScheduleConfig):
             )
         if s.surrogate != "leaky_relu":
             found[f"{key}.leak"] = f"it applies only with {key}.surrogate=leaky_relu; here {key}.surrogate={s.surrogate}"
+        found["method.sparsity_tolerance"] = (
+            "AutoPrune's gates keep exactly the target's top k (or decide the sparsity themselves): no achieved sparsity "
+            "is held to a tolerance"
+        )
         return found
 
     @staticmethod

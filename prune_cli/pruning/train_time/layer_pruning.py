@@ -73,7 +73,11 @@ class LayerPruningConfig(ScheduleConfig):
 
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
-        return {"sparsity": "with schedule=layer_pruning the training decides how many sections go (layer_pruning.csv)"}
+        return {
+            "sparsity": "with schedule=layer_pruning the training decides how many sections go (layer_pruning.csv)",
+            "method": "schedule=layer_pruning removes whole residual sections by their learned keep probabilities; no method "
+            "chooses weights",
+        }
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
