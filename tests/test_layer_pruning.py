@@ -260,3 +260,21 @@ def test_layer_pruning_table_rows_carry_run_context_and_provenance_into_the_shar
     before = {p.name: p.read_bytes() for p in results.glob("*.csv")}
     rebuild_shared(results)
     assert {p.name: p.read_bytes() for p in results.glob("*.csv")} == before
+
+
+def test_rounding_at_the_end_of_the_phase_records_its_last_epoch_and_step():
+    """A window as long as the phase (prune_epochs = train.epochs): the sections are rounded by
+    final_masks after the last step. layer_pruning.csv said epoch 2 of a 1-epoch phase and step -1;
+    it is the last epoch and the last step the phase ran, also after a resume with no step left."""
+    model = tiny()
+    hook = hook_for(model, prune_epochs=1, threshold=0.0)
+    hook.theta = torch.tensor([0.2, 0.9, 0.4])
+    for step in range(4):
+        assert hook.after_step(model, step) is None  # nothing at the threshold 0
+    hook.epoch_row()  # the phase's only epoch ends
+    resumed = hook_for(model, start=False, prune_epochs=1, threshold=0.0)
+    resumed.resume(model, hook.state_dict())
+    for h in (hook, resumed):
+        h.final_masks()
+        rows = {r["section"]: r for r in h.rows()}
+        assert [(rows[i]["epoch_removed"], rows[i]["step_removed"], rows[i]["how"]) for i in (0, 2)] == [(1, 3, "rounded")] * 2

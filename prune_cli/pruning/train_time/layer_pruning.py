@@ -183,6 +183,7 @@ class LayerPruningHook(TrainHook):
         self.gen = torch.Generator().manual_seed(self.seed)
         self.z: Optional[torch.Tensor] = None
         self.rounded = False
+        self.last_step = -1  # the last optimizer step seen (a rounding at the phase's end is dated to it)
 
     def state_dict(self) -> dict:
         return {
@@ -191,6 +192,7 @@ class LayerPruningHook(TrainHook):
             "removed": [{"section": k, **v} for k, v in self.removed.items()],
             "epoch": self.epoch,
             "rounded": self.rounded,
+            "last_step": self.last_step,
             "generator": self.gen.get_state().clone(),
             "input_shape": list(self.input_shape) if self.input_shape else None,
         }
@@ -198,6 +200,7 @@ class LayerPruningHook(TrainHook):
     def resume(self, model, state: dict) -> None:
         self.theta, self.alive, self.epoch = state["theta"].clone(), state["alive"].clone(), state["epoch"]
         self.rounded = bool(state["rounded"])
+        self.last_step = int(state.get("last_step", -1))  # absent in checkpoints of earlier versions
         self.removed = {int(r["section"]): {k: v for k, v in r.items() if k != "section"} for r in state["removed"]}
         self.gen = torch.Generator()
         self.gen.set_state(state["generator"])
@@ -248,20 +251,24 @@ class LayerPruningHook(TrainHook):
         self.z = None
 
     def after_step(self, model: nn.Module, step: int) -> Optional[Masks]:
+        self.last_step = int(step)
         if self.learning():
             return self.remove(model, step, self.options.threshold, inclusive=True, how="threshold")
         if not self.rounded:
             return self.round_to_deterministic(model, step)
         return None
 
-    def round_to_deterministic(self, model: nn.Module, step: int) -> Optional[Masks]:
+    def round_to_deterministic(self, model: nn.Module, step: int, epoch: Optional[int] = None) -> Optional[Masks]:
         """At the end of the window the network becomes deterministic: a section with theta < 1/2
         (more likely off than on) is removed, every other one is kept with gate 1."""
         self.rounded = True
-        return self.remove(model, step, 0.5, inclusive=False, how="rounded")
+        return self.remove(model, step, 0.5, inclusive=False, how="rounded", epoch=epoch)
 
-    def remove(self, model: nn.Module, step: int, level: float, inclusive: bool, how: str) -> Optional[Masks]:
-        """Remove every live section whose theta is at (`inclusive`) or below `level`; the new masks, or None."""
+    def remove(
+        self, model: nn.Module, step: int, level: float, inclusive: bool, how: str, epoch: Optional[int] = None
+    ) -> Optional[Masks]:
+        """Remove every live section whose theta is at (`inclusive`) or below `level`; the new masks, or
+        None. `epoch`: the epoch to record (default: the one in progress)."""
         self._ensure_bound(model)
         bound = torch.tensor(level, dtype=self.theta.dtype)  # compared in theta's precision
         below = self.theta <= bound if inclusive else self.theta < bound
@@ -270,7 +277,12 @@ class LayerPruningHook(TrainHook):
             return None
         for i in newly:
             self.alive[i] = False
-            self.removed[i] = {"epoch": self.epoch + 1, "step": int(step), "theta": float(self.theta[i]), "how": how}
+            self.removed[i] = {
+                "epoch": self.epoch + 1 if epoch is None else epoch,
+                "step": int(step),
+                "theta": float(self.theta[i]),
+                "how": how,
+            }
             if hasattr(model, "gates"):  # res_mlp's own gate buffer: 0 for a removed section
                 with torch.no_grad():
                     model.gates[i] = 0.0
@@ -298,8 +310,8 @@ class LayerPruningHook(TrainHook):
     def final_masks(self) -> Optional[Masks]:
         model = self.model
         self._ensure_bound(model)
-        if not self.rounded:  # the window lasted the whole phase
-            self.round_to_deterministic(model, -1)
+        if not self.rounded:  # the window lasted the whole phase: rounded after its last epoch and step
+            self.round_to_deterministic(model, self.last_step, epoch=self.epoch)
         if hasattr(model, "gates"):
             with torch.no_grad():
                 model.gates.copy_(self.alive.to(model.gates.dtype))
