@@ -12,7 +12,7 @@ from prune_cli.report import build_report, main
 LEVELS = (0.5, 0.75, 0.875, 0.9375, 0.96875)  # 2x, 4x, 8x, 16x, 32x of the prunable weights
 
 
-def _run(root, dataset, model, score, sparsity, seed, dense=True, speed=True):
+def _run(root, dataset, model, score, sparsity, seed, dense=True, speed=True, acc=0.5):
     run_id = f"r-{dataset}-{model}-{score}-s{sparsity:g}-seed{seed}"
     d = root / "runs" / run_id
     d.mkdir(parents=True)
@@ -37,7 +37,7 @@ def _run(root, dataset, model, score, sparsity, seed, dense=True, speed=True):
         schedule="oneshot",
         target_sparsity=sparsity,
     )
-    rows = [{**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": 0.5, "dense_value": 0.9 if dense else None}]
+    rows = [{**ctx, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": acc, "dense_value": 0.9 if dense else None}]
     if dense:
         rows.append({**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": 0.9, "dense_value": 0.9})
     if speed:
@@ -105,3 +105,17 @@ def test_random_missing_at_one_level_and_card_printed(tmp_path, capsys):
     assert card.loc["baselines present (random, magnitude, dense)", "missing"] == "mnist1d/mlp: random at 0.96875"
     assert "Report card (Blalock et al., MLSys 2020): 3 of 5 recommendations met" in printed
     assert "[ ] baselines present (random, magnitude, dense): missing mnist1d/mlp: random at 0.96875" in printed
+
+
+def test_a_baseline_without_an_accuracy_is_not_present(tmp_path):
+    """Every random run at 2x has a NaN accuracy (diverged, or its metric not recorded): the card said
+    the baselines were present, though there is nothing to compare against."""
+    root = tmp_path / "r"
+    for dataset, model in (("mnist1d", "mlp"), ("mnist1d", "cnn1d"), ("synthetic", "mlp")):
+        for s in LEVELS:
+            for seed in range(3):
+                _run(root, dataset, model, "magnitude", s, seed)
+                lost = (dataset, model, s) == ("mnist1d", "mlp", 0.5)
+                _run(root, dataset, model, "random", s, seed, acc=float("nan") if lost else 0.5)
+    row = _card(root).loc["baselines present (random, magnitude, dense)"]
+    assert not row["met"] and row["missing"] == "mnist1d/mlp: random at 0.5"

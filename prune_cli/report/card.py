@@ -74,7 +74,12 @@ def report_card(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         if gaps:
             points_missing.append(f"{dataset}/{model}: " + ", ".join(gaps))
         score = "score" if "score" in here.columns else "method"
-        absent = [f"{b} at {s:g}" for s in levels for b in BASELINE_SCORES if b not in set(here[here["target_sparsity"] == s][score])]
+        # a baseline is present where a pruned phase has an accuracy (NaN: nothing to compare against)
+        accuracy = (here["metric"] == "accuracy") & (here["phase"] != "dense")
+        measured = here[accuracy & pd.to_numeric(here["value"], errors="coerce").notna()]
+        absent = [
+            f"{b} at {s:g}" for s in levels for b in BASELINE_SCORES if b not in set(measured[measured["target_sparsity"] == s][score])
+        ]
         no_dense = set(here["run_id"]) - set(here[here["phase"] == "dense"]["run_id"])
         if "dense_value" in here.columns:
             acc = here[(here["metric"] == "accuracy") & here["dense_value"].notna()]
