@@ -300,3 +300,22 @@ def test_the_seeds_of_a_summary_row_are_those_its_statistics_use(tmp_path):
     metrics = pd.concat(pd.read_csv(f) for f in sorted(root.glob("runs/*/metrics.csv")))
     row = summarise(metrics).query("phase == 'finetuned' and metric == 'accuracy'").iloc[0]
     assert row["n_seeds"] == 2 and row["seeds"] == "0 2" and row["mean"] == pytest.approx((ACC[0] + ACC[2]) / 2)
+
+
+def test_curve_labels_do_not_repeat_a_column_by_its_config_key():
+    """method.allocation is the `allocation` column under its config name: both varied, so the legend
+    read magnitude/global/allocation=global. A config key is shown only when no column says the same."""
+    from prune_cli.report.plots import _varying
+
+    df = pd.DataFrame(
+        {
+            "method": ["magnitude", "magnitude", "random", "random"],
+            "allocation": ["global", "layerwise", "global", "layerwise"],
+            "method.allocation": ["global", "layerwise", "global", "layerwise"],
+            "train.epochs": [2, 4, 2, 4],
+            "schedule": ["oneshot", "gradual", "oneshot", "gradual"],
+            "schedule.name": ["oneshot", "gradual", "oneshot", "gradual"],
+            "model.name": ["mlp", "cnn1d", "mlp", "cnn1d"],  # no context column of this name here: kept
+        }
+    )
+    assert _varying(df) == ["method", "allocation", "schedule", "train.epochs", "model.name"]

@@ -40,8 +40,18 @@ def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "
     dotted = [c for c in df.columns if "." in c]
     if "method" in df.columns:  # method-specific keys (method.sampling, ...) say nothing the method name does not
         dotted = [c for c in dotted if df.groupby("method")[c].nunique(dropna=False).max() > 1]
-    candidates = list(candidates) + dotted
+    present = {c for c in candidates if c in df.columns}
+    candidates = list(candidates) + [c for c in dotted if _column_of(c) not in present]
     return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique() > 1)]
+
+
+def _column_of(key: str) -> str | None:
+    """The context column that holds the same as config key `key`: method.allocation is `allocation`,
+    schedule.name is `schedule` (None: no column does)."""
+    node, _, leaf = key.partition(".")
+    if node == "method" and "." not in leaf:
+        return leaf
+    return node if leaf == "name" else None
 
 
 def _legend(ax, fontsize: int) -> None:
