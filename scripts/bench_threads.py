@@ -91,7 +91,7 @@ def main() -> None:
                     )
     print(f"\nmedian wall time per run over {repeats} repeat(s); ratio = setting / best fixed (1 or 2)")
     print(f"{'runs at once':>12} " + " ".join(f"{s:>22}" for s in args.settings))
-    worst = 0.0
+    worst = None  # auto / best fixed setting; None when no fixed setting ran beside auto
     for k in args.concurrency:
         med = {s: statistics.median(cells[(k, s)]) for s in args.settings}
         fixed = [med[s] for s in ("1", "2") if s in med]
@@ -101,9 +101,10 @@ def main() -> None:
             ratio = f" ({med[s] / best:5.2f}x)" if best else ""
             row.append(f"{med[s]:10.2f} s{ratio:>10}")
         if best and "auto" in med:
-            worst = max(worst, med["auto"] / best)
+            worst = max(worst or 0.0, med["auto"] / best)
         print(f"{k:>12} " + " ".join(f"{c:>22}" for c in row))
-    print(f"auto / best fixed, worst case: {worst:.2f}x (target <= 1.10); load now {os.getloadavg()}")
+    verdict = f"{worst:.2f}x (target <= 1.10)" if worst is not None else "n/a (run settings 1 or 2 beside auto to compare)"
+    print(f"auto / best fixed, worst case: {verdict}; load now {os.getloadavg()}")
 
 
 if __name__ == "__main__":
