@@ -169,3 +169,13 @@ def test_a_rerun_that_finds_the_run_finished_leaves_its_record_as_it_was(finishe
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     sweep_record = ["runs/multirun.yaml"] if sweep else []  # a sweep ran: its own record is new
     assert [k for k in changed if not k.endswith("prune-run.log")] == sweep_record
+
+
+@pytest.mark.parametrize("value", ["2", "null"])
+def test_an_environment_value_that_is_not_text_is_rejected(finished_results, value):
+    """hydra.job.env_set.OMP_NUM_THREADS=2 with the parallel launcher: Hydra reads 2 as an integer and
+    the job failed inside the launcher (joblib's `TypeError: str expected, not int`), after the sweep's
+    run directory and record existed. Environment values are text: the quoted form is the one that works."""
+    key = "hydra.job.env_set.OMP_NUM_THREADS"
+    err = _rejected(["-m", *FAST, "hydra/launcher=parallel", f"{key}={value}"], finished_results, key)
+    assert f"{key}='2'" in err

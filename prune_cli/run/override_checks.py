@@ -21,6 +21,7 @@ from ..core.errors import ConfigError
 # Groups whose option (its YAML, its schema and its code) is chosen by `<group>=<option>`; the option's
 # `name` is its own label, set by its YAML.
 NAMED_GROUPS = ("dataset", "model", "method", "schedule", "data_pruning")
+ENV_SET = "hydra.job.env_set."  # environment variables a launcher sets for each job: strings only
 
 
 def _overrides(args: list[str]) -> list:
@@ -41,7 +42,8 @@ def _overrides(args: list[str]) -> list:
 
 def check_overrides(args: list[str]) -> None:
     """Raise ConfigError for the first override among `args` that repeats a key with another value,
-    deletes a key, or sets a named group's `name`."""
+    deletes a key, sets a named group's `name`, or gives an environment variable a value that is not
+    text."""
     seen: dict[str, tuple[str, str]] = {}  # key -> (the override as typed, its value)
     for override in _overrides(args):
         key = override.get_key_element().lstrip("+~")
@@ -52,6 +54,13 @@ def check_overrides(args: list[str]) -> None:
                 key,
                 text,
                 f"a value: prune-cli does not delete config keys; set {key} to the value you want, or leave it out for its default",
+            )
+        if key.startswith(ENV_SET) and not override.is_sweep_override() and not isinstance(override.value(), str):
+            raise ConfigError(
+                key,
+                value,
+                f"a quoted string: environment variables hold text, and Hydra reads {value} as "
+                f"{type(override.value()).__name__} (the job would fail inside the launcher); write {key}='2'",
             )
         group, _, leaf = key.partition(".")
         if group in NAMED_GROUPS and leaf == "name":
