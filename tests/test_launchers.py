@@ -389,3 +389,20 @@ def test_fail_fast_stops_a_parallel_sweep_after_the_jobs_already_running(tmp_pat
     runs = sorted(p.name for p in (results / "runs").iterdir() if p.is_dir())
     assert len(runs) == 6 - skipped and len(_complete_runs(results)) == 5 - skipped
     assert not (results / ".sweeps").exists()
+
+
+@pytest.mark.parametrize("option, plugin", [("slurm", "submitit_slurm"), ("parallel", "joblib")])
+def test_a_missing_launcher_plugin_says_which_extra_installs_it(option, plugin):
+    """Without the [cluster] extra, Hydra cannot load the launcher config our option builds on
+    (the exception below is Hydra's, as raised in a virtualenv without hydra-submitit-launcher): the
+    message named only Hydra's search path, not what to install."""
+    from hydra.errors import MissingConfigException
+
+    from prune_cli.run.composition_errors import as_config_error
+
+    err = MissingConfigException(
+        f"In 'hydra/launcher/{option}': Could not load 'hydra/launcher/{plugin}'.\nConfig search path: ...",
+        missing_cfg_file=f"hydra/launcher/{plugin}",
+    )
+    found = str(as_config_error(err, ["-m", f"hydra/launcher={option}", "seed=0,1"]))
+    assert f"'hydra/launcher': '{option}'" in found and 'pip install "prune-cli[cluster]"' in found

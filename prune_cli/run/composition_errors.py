@@ -130,6 +130,9 @@ def _no_schema_hint(group: str, option: str) -> str:
     )
 
 
+LAUNCHER_PLUGINS = "hydra/launcher/"  # configs of Hydra's launcher plugins (the [cluster] extra)
+
+
 def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
     """A prune-cli error for one of Hydra's COMPOSITION_ERRORS: ConfigError (key, value, allowed)
     where Hydra's error says which key, otherwise Hydra's own message."""
@@ -142,6 +145,16 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
                 "one of " + ", ".join(err.options) + f" (the options of config group '{group}')",
                 _no_schema_hint(group, option),
             )
+    if isinstance(err, MissingConfigException) and str(err.missing_cfg_file or "").startswith(LAUNCHER_PLUGINS):
+        chosen = next((o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("hydra/launcher=")), "")
+        return ConfigError(
+            "hydra/launcher",
+            chosen or str(err.missing_cfg_file).rpartition("/")[2],
+            "a launcher whose Hydra plugin is installed",
+            f"Hydra cannot load {err.missing_cfg_file}, the plugin config this launcher builds on: "
+            'pip install "prune-cli[cluster]" (pip install -e ".[cluster]" in a checkout) installs the pinned '
+            "joblib (parallel) and submitit (slurm, submitit_local) launchers.",
+        )
     if isinstance(err, OverrideParseException) and err.override:
         key, sep, value = str(err.override).partition("=")
         reason = str(err.message).splitlines()[0] if err.message else "it does not parse"
