@@ -334,6 +334,55 @@ def _compose_a_run_once() -> None:
     ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
 
 
+def _compose_group_sweeps_with_their_options() -> None:
+    """A sweep over a config group's options with an option they declare (`-m method=snip,grasp
+    method.batches=2`): Hydra composes the sweep's master config (hydra settings, callbacks; each job
+    is composed on its own later) with the group's *default* option, to which it also applies
+    `method.batches=2`, and fails because magnitude has no `batches`. This wraps that one composition:
+    when a multirun's master config fails to compose and the overrides sweep over config groups, it is
+    composed again with each such group at its first swept option, its recorded task overrides set
+    back to the ones given (the sweeper expands those into the jobs). Every job is then composed and
+    validated on its own before any runs (`_validate_every_sweep_job_first`), so a key that one swept
+    option lacks still stops the sweep naming it, and a key no option declares fails as before
+    (`tests/test_group_sweeps.py`)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    load = ConfigLoaderImpl.load_configuration
+    if getattr(load, "composes_group_sweeps", False):
+        return
+
+    def load_configuration(self, config_name, overrides, run_mode, from_shell=True, validate_sweep_overrides=True):
+        try:
+            return load(
+                self, config_name, overrides, run_mode, from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides
+            )
+        except Exception as err:
+            if run_mode != RunMode.MULTIRUN:
+                raise
+            try:
+                parsed = OverridesParser.create().parse_overrides(list(overrides))
+            except Exception:  # noqa: BLE001 - an override Hydra cannot parse: its own error stands
+                raise err  # noqa: B904 - its own cause (the OmegaConf error) names the key
+            first = []
+            for o in parsed:
+                is_group = o.is_sweep_override() and self.repository.group_exists(o.key_or_group)
+                first.append(f"{o.key_or_group}={next(o.sweep_string_iterator())}" if is_group else o.input_line)
+            if first == list(overrides):
+                raise
+            try:
+                cfg = load(
+                    self, config_name, first, run_mode, from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides
+                )
+            except Exception:  # noqa: BLE001 - not what the group's default lacked: the first error stands
+                raise err  # noqa: B904 - its own cause (the OmegaConf error) names the key
+            cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
+            return cfg
+
+    load_configuration.composes_group_sweeps = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+
+
 class _CompositionRejected(BaseException):
     """A config Hydra could not compose, on its way to `main` past Hydra's `except Exception`."""
 
@@ -398,6 +447,7 @@ _report_composition_errors_once()
 _compose_each_sweep_job_once()
 _validate_every_sweep_job_first()
 _compose_a_run_once()
+_compose_group_sweeps_with_their_options()
 register_schemas()
 for _name, _fn in (("run_id", _run_id), ("runs_dir", _runs_dir)):
     if not OmegaConf.has_resolver(_name):
