@@ -253,3 +253,23 @@ def test_offset_and_keep_summing_to_one_still_keep_round_keep_n():
     sel = keep_highest(_ctx(data), OmegaConf.create({"keep": 0.5, "offset": 0.5}), scores, "el2n")
     assert len(sel.indices) == 52
     assert sorted(sel.indices.tolist()) == sorted(torch.argsort(scores)[:52].tolist())
+
+
+def test_proxy_scores_are_reused_across_train_epochs_which_proxies_do_not_use(tmp_path):
+    """Proxies train for their own epochs (data_pruning.proxy_epochs, in the rule's key), not
+    train.epochs: a sweep over train.epochs retrained every proxy. The learning rate still splits the
+    cache."""
+    from helpers import composed
+
+    from prune_cli.run.data_selection import _disk_cache
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return torch.tensor([float(len(calls))])
+
+    args = ["dataset=synthetic", "data_pruning=el2n", f"dense_cache.dir={tmp_path}"]
+    for extra in (["train.epochs=2"], ["train.epochs=5"], ["train.epochs=5", "train.lr=0.5"]):
+        _disk_cache(composed(args, *extra), torch.device("cpu"))("el2n", {"proxies": 1, "proxy_epochs": 1}, compute)
+    assert len(calls) == 2

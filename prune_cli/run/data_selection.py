@@ -39,11 +39,13 @@ TABLE = "data_pruning.csv"
 
 def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
-    dense model (data, model, train options, seed, device type, versions; not the data-pruning
-    node, which trains nothing of its own) plus the rule's own key: a sweep over `keep` trains its
-    proxies once. Written atomically under a file lock; an unreadable entry is computed again."""
+    dense model (data, model, train options but train.epochs, seed, device type, versions; not the
+    data-pruning node, which trains nothing of its own) plus the rule's own key with its proxies'
+    epochs: a sweep over `keep` or train.epochs trains its proxies once. Written atomically under a
+    file lock; an unreadable entry is computed again."""
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
+    base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
     folder = Path(cfg.dense_cache.dir) / "data_pruning"
 
     def cached(name: str, key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
