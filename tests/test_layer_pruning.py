@@ -185,6 +185,8 @@ def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
     args = [*DATA, "model=res_mlp", "model.width=16", "model.blocks=3", "train.epochs=4", "schedule=layer_pruning"]
     run_cli([*args, "schedule.penalty=5", "schedule.prune_epochs=3", "shared_results=false", "metrics.regions.enabled=false"], results)
     run_dir = next((results / "runs").iterdir())
+    assert not list(results.glob("*.csv"))  # shared_results=false, and the log no longer claims shared CSVs
+    assert "(shared CSVs)" not in (run_dir / "prune-run.log").read_text()
     table = pd.read_csv(run_dir / "layer_pruning.csv")
     assert list(table.section) == [0, 1, 2] and table.removed.any()
     state = torch.load(run_dir / "model_finetuned.pt", weights_only=True)

@@ -110,3 +110,16 @@ def test_a_validation_split_that_takes_a_whole_class_is_refused():
     raw = RawData(torch.randn(10, 2), y, torch.randn(2, 2), torch.zeros(2, dtype=torch.long), num_classes=2)
     with pytest.raises(ConfigError, match=r"class 0 has 3 example"):
         build_splits(raw, _node(val_fraction=0.9), seed=0, device=torch.device("cpu"))  # round(2.7) = 3 of 3
+
+
+@pytest.mark.parametrize("name", ["_foo", ".foo", "+foo"])
+def test_a_name_must_start_with_a_letter_or_digit_and_the_message_says_so(name):
+    """The message listed '.', '_', '+' as allowed and refused '_foo', made of exactly those (the rule
+    keeps hidden folders and option-like names out of runs/)."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="starting with a letter or digit"):
+        validated(f"name={name}")
+    validated(f"name=a{name}")

@@ -206,3 +206,19 @@ def test_an_allocation_returning_bad_counts_is_named_not_a_crash(monkeypatch, me
     monkeypatch.setattr(registries.ALLOCATIONS, "get", lambda name: dataclasses.replace(real, fn=bad))
     with pytest.raises(PruneCliError, match=rf"method.allocation=global returned .*{message}"):
         prune(MLP(4, [8, 8], 3), 0.5, ctx_for(method_cfg))
+
+
+@pytest.mark.parametrize("allocation, suggested", [("layerwise", "method.allocation=erk)"), ("erk", "method.allocation=layerwise)")])
+def test_layer_collapse_advice_does_not_suggest_the_allocation_in_use(allocation, suggested):
+    """The random runs of README's sweep at 0.999 use allocation=layerwise and were told to use
+    "erk or layerwise"."""
+    from prune_cli.models.graph import trace
+    from prune_cli.pruning.pruner import as_method_config, check_collapse
+    from tests.helpers import TwoLayer, method_options
+
+    model = TwoLayer(seed=0)
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters() if n.endswith("weight")}
+    masks["net.0.weight"][:] = False
+    with pytest.raises(LayerCollapse) as err:
+        check_collapse(masks, trace(model), 0.5, as_method_config(method_options(allocation=allocation)))
+    assert f"spares small layers (e.g. {suggested}" in str(err.value)

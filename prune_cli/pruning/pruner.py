@@ -176,8 +176,9 @@ def check_collapse(masks: Masks, layers: dict, density: float, method, advice: s
     problems += disconnected(masks, layers)
     if not problems:
         return
+    sparing = " or ".join(a for a in ("erk", "layerwise") if a != method.allocation)
     advice = advice or (
-        "Lower the sparsity, use an allocation that spares small layers (e.g. method.allocation=erk or layerwise), "
+        f"Lower the sparsity, use an allocation that spares small layers (e.g. method.allocation={sparing}), "
         "exclude the layer (method.exclude=[...]), or"
     )
     message = (

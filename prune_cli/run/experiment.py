@@ -415,7 +415,10 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
     crashpoints.reached("before-complete")
     atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
     (run_dir / STATE_FILE).unlink(missing_ok=True)
-    log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
+    if cfg.shared_results:
+        log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
+    else:
+        log.info("results: %s (this run; shared_results=false: no shared CSVs)", run_dir)
     total = time.perf_counter() - start
     t = exp.timing
     log.info(

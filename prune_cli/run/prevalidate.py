@@ -475,7 +475,7 @@ def validate(cfg: DictConfig) -> None:
         safe_name(cfg.name),
         "name",
         cfg.name,
-        "a short label (1-64 characters: letters, digits, '.', '_', '+', '-'; no '/' and no '..')",
+        "a short label (1-64 characters: letters, digits, '.', '_', '+', '-', starting with a letter or digit; no '/' and no '..')",
     )
     DATASETS.get(cfg.dataset.name)
     validate_node(cfg, "dataset")
