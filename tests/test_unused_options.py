@@ -664,3 +664,18 @@ def test_training_time_options_their_schedule_never_reads(args, key):
     cfg = composed([*base, *model, *args])
     found = [f for f in unused_overrides(cfg, [*base, *model, *args]) if f.error]
     assert key in {f.key for f in found}, found
+
+
+def test_a_sweep_override_unused_for_different_reasons_gives_each_jobs_reason():
+    """-m train.lr_schedule=cosine,multistep train.milestones=[1] with 1 epoch: the cosine job does not
+    read milestones, the multistep job has no milestone inside its epoch. The message gave the first
+    job's reason only ("applies only with train.lr_schedule=multistep"), though job 2 is multistep."""
+    from helpers import validated
+
+    from prune_cli.run.unused_options import sweep_unused
+
+    base = [*[a for a in FAST if not a.startswith("train.epochs")], "train.epochs=1", "train.milestones=[1]"]
+    jobs = [([*base, f"train.lr_schedule={s}"], validated(*base, f"train.lr_schedule={s}")) for s in ("cosine", "multistep")]
+    (found,) = [f for f in sweep_unused(jobs) if f.key == "train.milestones"]
+    assert "with train.lr_schedule=cosine: it applies only with train.lr_schedule=multistep" in found.why
+    assert "with train.lr_schedule=multistep: " in found.why and "inside" in found.why.split("multistep: ")[-1]

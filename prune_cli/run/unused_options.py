@@ -213,11 +213,25 @@ def sweep_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[UnusedOverrid
     """The error-level unused overrides of a sweep: those of an override key that no job uses
     (`jobs`: each job's overrides and its validated config). One entry per key."""
     given: dict[str, int] = {}
-    unused: dict[str, list[UnusedOverride]] = {}
+    unused: dict[str, list[tuple[str, UnusedOverride]]] = {}
+    common = set.intersection(*(set(o) for o, _ in jobs)) if len(jobs) > 1 else set()
     for overrides, job in jobs:
         for key, _ in _parsed(overrides):
             given[key] = given.get(key, 0) + 1
+        label = " ".join(o for o in overrides if o not in common)  # what tells this job apart
         for one in unused_overrides(job, overrides):
             if one.error:
-                unused.setdefault(one.key, []).append(one)
-    return [ones[0] for key, ones in unused.items() if len(ones) == given[key]]
+                unused.setdefault(one.key, []).append((label, one))
+    found = []
+    for key, ones in unused.items():
+        if len(ones) < given[key]:
+            continue
+        reasons: dict[str, str] = {}
+        for label, one in ones:
+            reasons.setdefault(one.why, label)  # each reason once, with the first job that gives it
+        first = ones[0][1]
+        if len(reasons) > 1:  # the jobs ignore it for different reasons: each one's
+            why = "; ".join(f"with {label}: {reason}" for reason, label in reasons.items())
+            first = dataclasses.replace(first, why=why)
+        found.append(first)
+    return found
