@@ -179,3 +179,29 @@ def test_exact_agrees_with_plane_on_two_dimensional_input():
         count_exact(net, (2,), box, max_regions=3)
     with pytest.raises(RegionsError, match="method=exact"):
         count_exact(prepare(small_cnn()), (1, 8, 8), box)
+
+
+@pytest.mark.parametrize("case", ["dead_unit", "sparse_no_bias"])
+def test_exact_counts_regions_where_a_unit_is_identically_zero(case):
+    """Without biases, a unit whose weights are all pruned is 0 everywhere, and a second-layer unit
+    whose nonzero inputs all come from units that are off is 0 on a whole region: neither splits a
+    region. The MILP's margin min |z| over every unit was then 0 and the region was not counted: a
+    pruned channel gave count 0 (a box holds at least one region), ntk_mlp's sparse layers 7 of 12.
+    Checked against the plane counter (polygon splitting) on the same 2-D box."""
+    torch.manual_seed(3)
+    net = MLP(2, [6, 6], 3, bias=False)
+    with torch.no_grad():
+        if case == "dead_unit":  # a removed unit: its row and the next layer's column
+            net.net[1].weight[2] = 0
+            net.net[3].weight[:, 2] = 0
+        else:  # each second-layer unit reads two first-layer units: off together on whole wedges
+            mask = torch.zeros(6, 6)
+            for i in range(6):
+                mask[i, [i, (i + 1) % 6]] = 1
+            net.net[3].weight.mul_(mask)
+    net = prepare(net)
+    box = (-2.0, 2.0)
+    plane = make_plane(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), "box", box=box)
+    expected = count_plane(net, plane).count
+    assert expected > 1
+    assert count_exact(net, (2,), box).count == expected

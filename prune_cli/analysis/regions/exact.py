@@ -109,11 +109,18 @@ def count_exact(
         upper.append(u)
         lower.append(l)
         l_in, u_in = np.maximum(l, 0), np.maximum(u, 0)
-    # variable layout: x | per layer (h, hb, z) | f
+    # Units whose pre-activation is identically 0 split no region and must not pin the margin to 0:
+    # a unit 0 on the whole box (interval bounds [0, 0]: a pruned unit without bias) is left out of
+    # the margin; a unit without bias whose nonzero inputs are all off is 0 on that whole region, so
+    # its margin term applies only where one of them is on (binary g = OR of those inputs' z) and it
+    # counts as off there (z <= g), one pattern per region (generic weights otherwise; docs/regions.md).
+    zero = [(l == 0) & (u == 0) for l, u in zip(lower, upper)]
+    gated = [[li > 0 and b[i] == 0 and not zero[li][i] for i in range(w.shape[0])] for li, (w, b) in enumerate(hidden)]
+    # variable layout: x | per layer (h, hb, z, g) | f
     offsets, pos = [], n0
     for w, _ in hidden:
         offsets.append(pos)
-        pos += 3 * w.shape[0]
+        pos += 4 * w.shape[0]
     nf = pos
     nvar = pos + 1
     rows, lb_c, ub_c = [], [], []
@@ -125,31 +132,46 @@ def count_exact(
 
     m_pos = [np.maximum(u, 0) for u in upper]
     m_neg = [np.maximum(-l, 0) for l in lower]
-    cap = min(float(np.maximum(mp, mn).min()) for mp, mn in zip(m_pos, m_neg))
+    spans = [np.maximum(mp, mn)[~z] for mp, mn, z in zip(m_pos, m_neg, zero)]
+    cap = min((float(v.min()) for v in spans if v.size), default=1.0)  # no unit can vary: one region
     mf = max(cap, 1e-12)
     var_lb, var_ub = np.zeros(nvar), np.zeros(nvar)
     var_lb[:n0], var_ub[:n0] = lo, hi
     integrality = np.zeros(nvar)
     z_index = []
+    z_index_of: dict[int, int] = {}  # a unit's output variable h -> its binary z
     prev = list(range(n0))
     for li, (w, b) in enumerate(hidden):
         n = w.shape[0]
-        h0, hb0, z0 = offsets[li], offsets[li] + n, offsets[li] + 2 * n
+        h0, hb0, z0, g0 = offsets[li], offsets[li] + n, offsets[li] + 2 * n, offsets[li] + 3 * n
         for i in range(n):
-            h, hb, z = h0 + i, hb0 + i, z0 + i
+            h, hb, z, g = h0 + i, hb0 + i, z0 + i, g0 + i
             coeffs = {p: w[i, k] for k, p in enumerate(prev) if w[i, k] != 0}
             coeffs[h] = coeffs.get(h, 0) - 1.0
             coeffs[hb] = 1.0
             add(coeffs, -b[i], -b[i])  # W h_prev + b = h - hb
             add({h: 1.0, z: -m_pos[li][i]}, -np.inf, 0.0)  # h <= M z
             add({hb: 1.0, z: m_neg[li][i]}, -np.inf, m_neg[li][i])  # hb <= Mb (1 - z)
-            add({nf: 1.0, h: -1.0, z: mf}, -np.inf, mf)  # z = 1 => f <= h
-            add({nf: 1.0, hb: -1.0, z: -mf}, -np.inf, 0.0)  # z = 0 => f <= hb
+            if gated[li][i]:  # g = 1 iff some input with a nonzero weight is on; off where none is
+                inputs = [z_index_of[p] for k, p in enumerate(prev) if w[i, k] != 0]
+                add({g: 1.0, **{q: -1.0 for q in inputs}}, -np.inf, 0.0)  # g <= sum z_in
+                for q in inputs:
+                    add({g: 1.0, q: -1.0}, 0.0, np.inf)  # g >= z_in
+                add({z: 1.0, g: -1.0}, -np.inf, 0.0)  # z <= g
+                add({nf: 1.0, h: -1.0, z: mf, g: mf}, -np.inf, 2 * mf)  # z = 1, g = 1 => f <= h
+                add({nf: 1.0, hb: -1.0, z: -mf, g: mf}, -np.inf, mf)  # z = 0, g = 1 => f <= hb
+                var_ub[g] = 1.0
+                integrality[g] = 1
+            elif not zero[li][i]:
+                add({nf: 1.0, h: -1.0, z: mf}, -np.inf, mf)  # z = 1 => f <= h
+                add({nf: 1.0, hb: -1.0, z: -mf}, -np.inf, 0.0)  # z = 0 => f <= hb
             var_ub[h], var_ub[hb] = m_pos[li][i], m_neg[li][i]
             var_ub[z] = 1.0 if upper[li][i] > 0 else 0.0
-            var_lb[z] = 1.0 if lower[li][i] >= 0 else 0.0
+            # never negative: on, except where it is identically 0 (a zero unit; a gated one with no input on)
+            var_lb[z] = 1.0 if lower[li][i] >= 0 and not zero[li][i] and not gated[li][i] else 0.0
             integrality[z] = 1
             z_index.append(z)
+            z_index_of[h] = z
         prev = list(range(h0, h0 + n))
     var_ub[nf] = cap
     c = np.zeros(nvar)
