@@ -679,3 +679,45 @@ def test_a_sweep_override_unused_for_different_reasons_gives_each_jobs_reason():
     (found,) = [f for f in sweep_unused(jobs) if f.key == "train.milestones"]
     assert "with train.lr_schedule=cosine: it applies only with train.lr_schedule=multistep" in found.why
     assert "with train.lr_schedule=multistep: " in found.why and "inside" in found.why.split("multistep: ")[-1]
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        # exact counts the whole box (from the training inputs or metrics.regions.box): the split gave
+        # only the rows' label (100/93/93 with split=val as without); sample over the box likewise
+        (["metrics.regions.method=exact", "metrics.regions.split=val"], "metrics.regions.split"),
+        (["metrics.regions.method=sample", "metrics.regions.split=val"], "metrics.regions.split"),
+        # exact draws nothing at random; the seed feeds only the Monte Carlo rank model
+        (["metrics.regions.method=exact", "metrics.regions.seed=5", "metrics.regions.rank_models=[binomial]"], "metrics.regions.seed"),
+    ],
+)
+def test_region_options_a_counting_method_never_reads(args, key):
+    from helpers import composed
+
+    from prune_cli.run.unused_options import unused_options
+
+    errors, _ = unused_options(composed(args))
+    assert key in errors, errors
+    read = [a.replace("method=exact", "method=line").replace("method=sample", "method=plane") for a in args]
+    assert key not in unused_options(composed(read))[0]
+
+
+def test_region_bound_options_on_a_convolutional_model_are_unused():
+    """The Serra and expected bounds apply to fully connected networks; on cnn1d the rows say
+    bound_scope = none, and include_output_layer, rank_models and mc_sample_factor changed nothing
+    (checked on bound_columns itself)."""
+    from helpers import composed
+
+    from prune_cli.metrics.regions import bound_columns
+    from prune_cli.models import build_model
+    from prune_cli.run.unused_options import unused_options
+
+    args = ["metrics.regions.include_output_layer=false"]
+    errors, _ = unused_options(composed(args, "model=cnn1d"))
+    assert "metrics.regions.include_output_layer" in errors
+    assert "metrics.regions.include_output_layer" not in unused_options(composed(args, "model=mlp"))[0]
+    cfg = composed("model=cnn1d")
+    net = build_model(cfg.model, (40,), 10)
+    on, off = (bound_columns(net, 2, OmegaConf.merge(cfg.metrics.regions, {"include_output_layer": v})) for v in (True, False))
+    assert on == off == {"bound_scope": "none (bounds apply to fully connected networks)"}

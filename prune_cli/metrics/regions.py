@@ -153,7 +153,22 @@ class RegionsConfig:
             )
         if "montecarlo" not in node.rank_models:
             found[f"{key}.mc_sample_factor"] = f"it applies only when {key}.rank_models has montecarlo; here {list(node.rank_models)}"
+        if node.method == "exact" or (node.method == "sample" and node.domain == "box"):
+            found[f"{key}.split"] = (
+                f"{key}.method={node.method} counts over the input box (from the training inputs or {key}.box), "
+                "not at inputs drawn from a split"
+            )
+        if node.method == "exact" and "montecarlo" not in node.rank_models:
+            found[f"{key}.seed"] = f"{key}.method=exact draws nothing at random (the seed feeds only the montecarlo rank model)"
         return found
+
+    @staticmethod
+    def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
+        """The bounds' options on a model with convolutions, which no bound covers (bound_columns)."""
+        if not any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules()):
+            return {}
+        why = f"the region bounds apply to fully connected networks, and model={cfg.model.name} has convolutions (bound_scope none)"
+        return {f"{key}.{option}": why for option in ("include_output_layer", "rank_models", "mc_sample_factor")}
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:

@@ -114,12 +114,21 @@ def _model_options(cfg: DictConfig) -> dict[str, str]:
     return {"accel.channels_last": f"model={cfg.model.name} has no 4-D (convolution) weights, whose memory layout it sets"}
 
 
+def _schemas(cfg: DictConfig):
+    """(dotted key, schema) of the run's config nodes and of every metric that runs."""
+    for key in NODES:
+        yield key, schema_of(cfg, key)
+    for name in cfg.metrics:
+        node = cfg.metrics._get_node(name)
+        if isinstance(node, DictConfig) and node.get("enabled", True) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
+            yield f"metrics.{name}", OmegaConf.get_type(node)
+
+
 def _for_model(cfg: DictConfig) -> dict[str, str]:
     """What the schemas' `unused_for_model(cfg, key, model)` hooks name for the run's model, the
     pre-run pass's (meta device): `bn_mode` or LAP-BN's `bn` on a model without BatchNorm."""
     found: dict[str, str] = {}
-    for key in NODES:
-        schema = schema_of(cfg, key)
+    for key, schema in _schemas(cfg):
         hooks = [vars(k)["unused_for_model"] for k in reversed(schema.__mro__) if "unused_for_model" in vars(k)]
         checked = checked_model(cfg) if hooks else None
         for hook in hooks if checked is not None else ():
@@ -137,9 +146,10 @@ def _finetune_note(cfg: DictConfig) -> dict[str, str]:
     return {"finetune": f"schedule={cfg.schedule.name} never fine-tunes (its training steps use the train config)"}
 
 
-def unused_options(cfg: DictConfig, method_keys: bool = True) -> tuple[dict[str, str], dict[str, str]]:
+def unused_options(cfg: DictConfig, method_keys: bool = True, model_keys: bool = True) -> tuple[dict[str, str], dict[str, str]]:
     """({dotted key: why} of options that do nothing in `cfg`, {key: why} of notes). `cfg` has passed
-    the pre-run pass (prune_cli/run/prevalidate.py `validate`)."""
+    the pre-run pass (prune_cli/run/prevalidate.py `validate`). `method_keys`, `model_keys`: also the
+    method options no allocation or structure reads, and the schemas' `unused_for_model` findings."""
     found: dict[str, str] = {}
     for key in NODES:
         found.update(collect_unused(schema_of(cfg, key), cfg, key))
@@ -151,6 +161,7 @@ def unused_options(cfg: DictConfig, method_keys: bool = True) -> tuple[dict[str,
     found.update(_model_options(cfg))
     if method_keys:
         found.update(_method_options(cfg))
+    if model_keys:
         found.update(_for_model(cfg))
     return found, _finetune_note(cfg)
 
@@ -184,7 +195,8 @@ def unused_overrides(cfg: DictConfig, overrides: list[str]) -> list[UnusedOverri
     if not given:
         return []
     method_keys = any(k.startswith("method.") for k, _ in given)
-    errors, notes = unused_options(cfg, method_keys)
+    model_keys = method_keys or any(k.startswith("metrics.") for k, _ in given)  # the hooks judge method and metric options
+    errors, notes = unused_options(cfg, method_keys, model_keys)
     found = []
     for key, value in given:
         why = _covering(key, errors)
