@@ -198,3 +198,24 @@ def test_bad_pruning_limit_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
         validated([override])
     assert key in str(err.value)
+
+
+def test_an_epsilon_batch_that_holds_the_whole_training_split_is_rejected():
+    """epsilon is the spread of the loss over minibatches of the training split: with one batch
+    (eps_batch_size >= the 162 training examples of this config) it was 0 and every predicted
+    ratio sat at the first grid step, written as a result. It needs at least 2 batches; counted on
+    the examples data pruning keeps, too."""
+    from conftest import FAST
+
+    args = [*FAST, "metrics.pruning_limit.enabled=true"]
+    with pytest.raises(ConfigError, match=r"'metrics.pruning_limit.eps_batch_size'.*at most 161"):
+        validated([*args, "metrics.pruning_limit.eps_batch_size=162"])
+    validated([*args, "metrics.pruning_limit.eps_batch_size=161"])
+    with pytest.raises(ConfigError, match=r"'metrics.pruning_limit.eps_batch_size'.*at most 15"):
+        validated([*args, "metrics.pruning_limit.eps_batch_size=16", "data_pruning=random", "data_pruning.keep=0.1"])
+
+
+def test_a_hessian_density_bandwidth_must_be_finite():
+    """inf passed the `> 0` check and gave 1,500 rows of NaN in hessian_density.csv."""
+    with pytest.raises(ConfigError, match="metrics.hessian.density_bandwidth"):
+        validated(["metrics.hessian.enabled=true", "metrics.hessian.density_bandwidth=inf"])

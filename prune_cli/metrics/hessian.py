@@ -11,6 +11,8 @@ lanczos_iter x D floats plus, with hvp=reuse_graph, the gradient graphs of all s
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,8 +72,8 @@ class HessianMetricConfig:
             )
         if node.hvp not in HVP_MODES:
             raise ConfigError("metrics.hessian.hvp", node.hvp, "one of " + ", ".join(HVP_MODES))
-        if not (node.density_bandwidth > 0):
-            raise ConfigError("metrics.hessian.density_bandwidth", node.density_bandwidth, "a number > 0")
+        if not (math.isfinite(node.density_bandwidth) and node.density_bandwidth > 0):  # inf: every density NaN
+            raise ConfigError("metrics.hessian.density_bandwidth", node.density_bandwidth, "a finite number > 0")
 
 
 @register_metric("hessian")

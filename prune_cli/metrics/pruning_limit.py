@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..core import interrupts
+from ..core.checks import check as require
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -49,6 +50,20 @@ class PruningLimitConfig:
     flat_fraction: float = 0.0  # fraction f of flat directions (the authors use 0 for FC nets)
     tolerances: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.5, 1.0])  # accuracy drops (pp)
     seed: int = 0
+
+    @staticmethod
+    def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:
+        """epsilon is the spread of the loss over minibatches of the training split: one batch gives 0
+        and a meaningless prediction (prune_cli/run/prevalidate.py check_data_sizes; `exact=False`:
+        `examples` is an upper bound, so a failure is certain either way)."""
+        size = cfg.metrics.pruning_limit.eps_batch_size
+        require(
+            size < examples,
+            "metrics.pruning_limit.eps_batch_size",
+            size,
+            f"at most {examples - 1}, so that the {'' if exact else 'at most '}{examples} training examples make at least 2 "
+            "minibatches (epsilon is the spread of the loss over them)",
+        )
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:

@@ -349,11 +349,22 @@ def _check_model_against_data(cfg: DictConfig) -> None:
         )
 
 
+def _running_metric_schemas(cfg: DictConfig) -> list[type]:
+    """The schemas of the metrics that run (metrics.<name> nodes with a dataclass type, enabled)."""
+    found = []
+    for name in cfg.metrics:
+        node = cfg.metrics._get_node(name)
+        if isinstance(node, DictConfig) and node.get("enabled", True) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
+            found.append(OmegaConf.get_type(node))
+    return found
+
+
 def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int] | None = None) -> None:
     """The checks that need the splits' sizes, before any training: a metric on an empty validation
-    split (`check_val_split`), and the schedule's hooks `check_training_examples(cfg, examples, exact)`
-    (gradual's event window in dense training's steps, ADMM's updates in its phase's steps; on the
-    examples data pruning keeps) and `check_val_examples(cfg, examples)` (minmax's reference set).
+    split (`check_val_split`), the schedule's and the running metrics' hooks
+    `check_training_examples(cfg, examples, exact)` (gradual's event window in dense training's steps,
+    ADMM's updates in its phase's steps, pruning_limit's epsilon batches; on the examples data pruning
+    keeps) and the schedule's `check_val_examples(cfg, examples)` (minmax's reference set).
 
     `loaded`: (train, validation) sizes of the loaded splits, exact; the run calls this once the data is
     loaded, for what the declared sizes leave open (a random subset, a dataset that declares only its
@@ -370,12 +381,14 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int] | None = None) -> 
     else:
         train, val = (loaded[0], True), loaded[1]
     check_val_split(cfg, val)
-    hook = getattr(schedule, "check_training_examples", None)
-    if hook is not None and train is not None:
+    if train is not None:
         examples, exact = train
         if cfg.data_pruning.name != "none":
             examples = kept_examples(cfg.data_pruning.keep, examples)
-        hook(cfg, examples, exact)
+        for schema in (schedule, *_running_metric_schemas(cfg)):
+            hook = getattr(schema, "check_training_examples", None)
+            if hook is not None:
+                hook(cfg, examples, exact)
     val_hook = getattr(schedule, "check_val_examples", None)
     if val_hook is not None and val is not None:
         val_hook(cfg, val)
