@@ -87,6 +87,8 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     """`${runs_dir:}` = results_dir/runs. When Hydra resolves it for a job (before it creates any
     directory), a single run's config is validated first, so a rejected run creates nothing; then
     results_dir/runs is created here, so an unusable results_dir is one clean message."""
+    if "results_dir" not in _root_:  # Hydra's node printed alone (`--cfg hydra --resolve`): no run to place
+        return "<results_dir>/runs"
     runs = Path(str(_root_.results_dir or ".")) / "runs"
     mode = _mode(_root_)
     if mode is None:  # composed by a test or a tool, not run
@@ -127,6 +129,8 @@ def _run_id(*, _root_: DictConfig) -> str:
     job is validated in `main` and its failure recorded in its directory) is replaced in the
     directory name, so that nothing lands outside results_dir. Resolved by Hydra before it writes the
     run directory's `.hydra` files: a finished run's are read here, to be put back."""
+    if "results_dir" not in _root_:  # Hydra's node printed alone (`--cfg hydra --resolve`): no run to name
+        return "<run id>"
     if not safe_name(_root_.get("name")):
         return f"invalid-name-seed{_root_.seed}-" + run_id(_root_).rsplit("-", 1)[-1]
     rid = run_id(_root_)

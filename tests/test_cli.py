@@ -110,6 +110,14 @@ def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_cfg_hydra_resolved_prints_hydra_s_settings_and_runs_nothing(tmp_path):
+    """`--cfg hydra --resolve` prints the hydra node alone, without the run's config: the run
+    directory's resolver read results_dir from it and failed with an OmegaConf traceback."""
+    proc = run_cli(["--cfg", "hydra", "--resolve"], tmp_path / "results")
+    assert "<results_dir>/runs/" in proc.stdout and "Traceback" not in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_help_lists_prune_run_s_groups_and_every_option_directory_but_prune_report_s(tmp_path):
     """Every folder of configs/ with options is listed with its options, except prune-report's
     `expected`, which prune-run rejects (before: listed as if it were a prune-run group)."""
