@@ -121,10 +121,26 @@ def balance_to_total(options: dict[str, list[int]], counts: dict[str, int]) -> d
     Each layer starts at the option closest to its allocated count `counts[name]` (the first of
     equals); then single layers move one option up or down, each time the move that brings the total
     closest to sum(counts), among equal gains the layer furthest from its own count, until no single
-    move brings the total closer. Structures that reach only some counts per layer (whole blocks,
-    BCR's row x column shapes) thereby keep the total of global and ERK allocations."""
+    move brings the total closer. Where none does, two layers move together (one down, another up:
+    coarse options such as BCR's row x column shapes often reach the total only so), the pair that
+    comes closest and, among equals, stays nearest the allocated counts; then single moves again.
+    No move empties a layer that was allocated weights. Structures that reach only some counts per
+    layer (whole blocks, BCR's row x column shapes) thereby keep the total of global and ERK
+    allocations."""
     at = {name: min(range(len(opts)), key=lambda i: abs(opts[i] - counts[name])) for name, opts in options.items()}
     target = sum(counts[name] for name in options)
+    while True:
+        _single_moves(options, counts, at, target)
+        total = sum(options[name][i] for name, i in at.items())
+        pair = _best_pair_move(options, counts, at, target, total) if total != target else None
+        if pair is None:
+            return at
+        (a, ja), (b, jb) = pair
+        at[a], at[b] = ja, jb
+
+
+def _single_moves(options: dict[str, list[int]], counts: dict[str, int], at: dict[str, int], target: int) -> None:
+    """Move single layers one option at a time while that brings the total closer (in place)."""
     while True:
         total = sum(options[name][i] for name, i in at.items())
         best = None
@@ -137,8 +153,43 @@ def balance_to_total(options: dict[str, list[int]], counts: dict[str, int]) -> d
                     if gain > 0 and (best is None or (gain, lag) > best[0]):
                         best = ((gain, lag), name, step)
         if best is None:
-            return at
+            return
         at[best[1]] += best[2]
+
+
+PAIR_WINDOW = 32  # options of the first layer of a pair tried on either side of its current one
+
+
+def _best_pair_move(options, counts, at, target: int, total: int):
+    """((layer a, new index), (layer b, new index)) that brings the total strictly closer to `target`
+    with the least drift from the allocated counts, or None. For each option of `a` near its current
+    one, `b`'s best option is found by bisection."""
+    from bisect import bisect_left
+
+    def allowed(name: str, value: int) -> bool:
+        return value > 0 or counts[name] == 0
+
+    gap = abs(target - total)
+    best = None
+    for a, ia in at.items():
+        oa = options[a]
+        for ja in range(max(0, ia - PAIR_WINDOW), min(len(oa), ia + PAIR_WINDOW + 1)):
+            if ja == ia or not allowed(a, oa[ja]):
+                continue
+            rest = total - oa[ia] + oa[ja]
+            for b, ib in at.items():
+                if b == a:
+                    continue
+                ob = options[b]
+                k = bisect_left(ob, target - (rest - ob[ib]))
+                for jb in (k - 1, k):
+                    if not (0 <= jb < len(ob)) or jb == ib or not allowed(b, ob[jb]):
+                        continue
+                    new_gap = abs(target - (rest - ob[ib] + ob[jb]))
+                    drift = abs(oa[ja] - counts[a]) + abs(ob[jb] - counts[b])
+                    if new_gap < gap and (best is None or (new_gap, drift) < best[0]):
+                        best = ((new_gap, drift), (a, ja), (b, jb))
+    return None if best is None else best[1:]
 
 
 # ----------------------------------------------------------------------------- structures
