@@ -240,13 +240,17 @@ def _validate_every_sweep_job_first() -> None:
         common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
         rejected, valid = [], []
         for number, overrides in enumerate(jobs, 1):
-            job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
+            swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
+            try:
+                job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
+            except COMPOSITION_ERRORS as err:  # a key this job's options lack (-m method=snip,magnitude method.batches=2)
+                rejected.append(f"job {number} of {len(jobs)} ({swept}): {as_config_error(err, overrides)}")
+                continue
             try:
                 validate(job)
                 check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
                 valid.append((overrides, job))
             except PruneCliError as err:
-                swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
         if rejected:
             listed = rejected[:SWEEP_REJECTIONS_LISTED]
