@@ -49,7 +49,8 @@ def test_a_type_error_in_a_sweep_exits_2_and_creates_nothing(tmp_path):
     results = tmp_path / "results"
     proc = run_cli(["-m", "train.epochs=2,abc"], results, check=False)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
-    assert any("'train.epochs'" in x and "'abc'" in x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:"))
+    assert "prune-run: error: 1 of 2 jobs of the sweep rejected; no job ran:" in proc.stderr
+    assert "job 2 of 2 (train.epochs=abc): Invalid value for config key 'train.epochs': 'abc'" in proc.stderr  # the job named
     assert not results.exists(), sorted(str(p) for p in results.rglob("*"))
 
 
@@ -64,7 +65,8 @@ def test_a_rejected_sweep_of_the_module_command_creates_nothing_and_says_it_once
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=work)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip() == (
-        "prune-run: error: Invalid value for config key 'train.epochs': 'abc'. "
+        "prune-run: error: 1 of 2 jobs of the sweep rejected; no job ran:\n"
+        "  job 2 of 2 (train.epochs=abc): Invalid value for config key 'train.epochs': 'abc'. "
         "Allowed: an integer (TrainConfig.epochs is declared int)."
     )
     assert sorted(str(p.relative_to(work)) for p in work.rglob("*")) == []
