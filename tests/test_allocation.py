@@ -370,3 +370,17 @@ def test_uniform_plus_that_cannot_reach_the_sparsity_is_rejected_before_any_data
     validated("method.allocation=uniform_plus", "method.faithful_uniform_plus=true", "sparsity=0.99")  # never refuses
     proc = run_cli(["method.allocation=uniform_plus", "sparsity=0.9"], tmp_path / "results", check=False)
     assert proc.returncode == 2 and "'sparsity': 0.9" in proc.stderr and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("rounds", [2, 3])
+def test_bernoulli_over_rounds_reaches_the_target_not_the_product_of_the_rounds(rounds):
+    """Each round's Bernoulli draw kept a weight with probability k/n over all n weights and was
+    ANDed with the earlier mask, so the densities multiplied: 0.9 in 3 rounds ended at 0.99 (only a
+    warning, as Bernoulli runs may miss the target). Among the weights still alive, a round keeps k
+    of them on average: k/alive each."""
+    model = MLP(20, [200, 200], 10)
+    ctx = ctx_for(model, score="random", allocation="layerwise", sampling="bernoulli", rounds=rounds)
+    masks = prune(model, 0.9, ctx)
+    kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+    p = 0.1  # binomial spread of the last round's draw: a few hundred weights at most
+    assert abs(kept - p * total) <= 5 * math.sqrt(total * p * (1 - p)) + len(masks)
