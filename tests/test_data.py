@@ -57,6 +57,77 @@ def test_mnist_family_from_idx_files(tmp_path, name, folder):
     assert np.allclose(data.test_x[:, 0].numpy() * std + mean, test_x / 255.0, atol=1e-5)
 
 
+def _write_mnist(raw: Path, train_x, train_y, test_x, test_y, compress: bool = False) -> None:
+    raw.mkdir(parents=True, exist_ok=True)
+    files = {"train-images-idx3": train_x, "train-labels-idx1": train_y, "t10k-images-idx3": test_x, "t10k-labels-idx1": test_y}
+    for stem, array in files.items():
+        write_idx(raw / f"{stem}-ubyte", array, compress)
+
+
+def test_gzipped_idx_files_load_as_the_docs_say():
+    """README and the pre-run check accept the IDX files as .gz (as Fashion-MNIST is distributed);
+    torchvision's reader opened only the unzipped names, and the run failed after its directory existed,
+    blaming a file that was not there."""
+    import tempfile
+
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.integers(0, 256, (30, 28, 28)), rng.integers(0, 256, (10, 28, 28))
+    train_y, test_y = np.arange(30) % 10, (np.arange(10) * 3) % 10
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_mnist(Path(tmp) / "FashionMNIST" / "raw", train_x, train_y, test_x, test_y, compress=True)
+        data = DATASETS.get("fashion_mnist")(cfg_of(VisionConfig, name="fashion_mnist", root=tmp))
+    assert data.train_y.tolist() == train_y.tolist() and data.test_y.tolist() == test_y.tolist()
+    scaled = train_x / 255.0
+    assert np.allclose(data.train_x[:, 0].numpy() * scaled.std(ddof=1) + scaled.mean(), scaled, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("fewer_labels", r"train-labels-idx1-ubyte.*30 labels for 40 images"),
+        ("more_test_labels", r"t10k-labels-idx1-ubyte.*25 labels for 20 images"),
+        ("label_10", r"train-labels-idx1-ubyte.*label 10 .*0\.\.9"),
+    ],
+)
+def test_idx_labels_that_do_not_fit_the_images_are_named(tmp_path, case, match):
+    """A label file shorter or longer than its image file, or with a label outside the classes: the
+    examples were silently dropped or misaligned, or the run crashed after dense training."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.integers(0, 256, (40, 28, 28)), rng.integers(0, 256, (20, 28, 28))
+    train_y, test_y = np.arange(40) % 10, np.arange(20) % 10
+    if case == "fewer_labels":
+        train_y = train_y[:30]
+    elif case == "more_test_labels":
+        test_y = np.arange(25) % 10
+    else:
+        train_y[7] = 10
+    _write_mnist(tmp_path / "MNIST" / "raw", train_x, train_y, test_x, test_y)
+    with pytest.raises(DatasetFileUnreadable, match=match):
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path)))
+
+
+@pytest.mark.parametrize("case", ["short_labels", "label_out_of_range", "row_length"])
+def test_cifar_batches_whose_labels_or_rows_do_not_fit_are_named(tmp_path, case):
+    """data_batch_2 with 3 labels fewer than images misaligned every later label (exit 0); a label
+    10 was dropped; a row of 3000 bytes crashed in numpy's reshape as an internal error."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    write_cifar(tmp_path, "cifar10", n_train=20, n_test=6, classes=10)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    entry = pickle.loads(path.read_bytes())
+    if case == "short_labels":
+        entry["labels"] = entry["labels"][:-3]
+    elif case == "label_out_of_range":
+        entry["labels"][0] = 10
+    else:
+        entry["data"] = entry["data"][:, :3000]
+    path.write_bytes(pickle.dumps(entry))
+    with pytest.raises(DatasetFileUnreadable, match="data_batch_2"):
+        DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))
+
+
 def write_cifar(root: Path, name: str, n_train: int, n_test: int, classes: int) -> tuple[np.ndarray, list]:
     rng = np.random.default_rng(1)
     label_key = "labels" if name == "cifar10" else "fine_labels"
@@ -175,3 +246,28 @@ def test_batches_cover_every_example_once():
     x, y = torch.arange(10).float()[:, None], torch.arange(10)
     seen = torch.cat([yb for _, yb in iterate_batches(x, y, 3, torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
+
+
+def test_a_failed_download_is_named_not_a_urllib_traceback(tmp_path, monkeypatch):
+    """dataset.download=true without network: urllib's URLError ended the run as an internal error."""
+    import urllib.error
+
+    import torchvision.datasets.utils as tv_utils
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
+    with pytest.raises(DatasetFilesMissing, match=r"could not fetch CIFAR-10 .*URLError.*by hand"):
+        DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path), download=True))
+
+
+def test_a_gzipped_cifar_batch_is_missing_not_present(tmp_path):
+    """The pre-run check counted data_batch_1.gz as data_batch_1 (only IDX files are read from .gz):
+    the run started and failed on the file it could not open."""
+    write_cifar(tmp_path, "cifar10", n_train=20, n_test=6, classes=10)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    batch.with_name("data_batch_1.gz").write_bytes(gzip.compress(batch.read_bytes()))
+    batch.unlink()
+    with pytest.raises(DatasetFilesMissing, match="missing data_batch_1 in"):
+        DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))

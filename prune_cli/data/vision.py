@@ -1,6 +1,8 @@
-"""MNIST, Fashion-MNIST, CIFAR-10/100 read from local files: the IDX files through torchvision's
-reader, the CIFAR python batches (pickles) through a restricted unpickler that admits only the
-containers and numpy arrays of the format, so a tampered file cannot run code.
+"""MNIST, Fashion-MNIST, CIFAR-10/100 read from local files: the IDX files (plain or .gz) by a reader
+of the format here, the CIFAR python batches (pickles) through a restricted unpickler that admits
+only the containers and numpy arrays of the format, so a tampered file cannot run code. Every file's
+labels are checked against its images (as many, each a class of the dataset): a file that does not
+fit is named, not misaligned or dropped.
 
 Inputs are standardised with statistics of the training split (per channel). Files are never
 fetched unless `dataset.download=true`; when they are missing the error says where they go.
@@ -8,6 +10,7 @@ fetched unless `dataset.download=true`; when they are missing the error says whe
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
 from dataclasses import dataclass
@@ -87,7 +90,9 @@ SOURCES = {
 
 
 def _present(folder: str, name: str) -> bool:
-    return os.path.exists(os.path.join(folder, name)) or os.path.exists(os.path.join(folder, name + ".gz"))
+    """The file is there; an IDX file (no CIFAR batch) also as .gz, which `read_idx` reads."""
+    plain = os.path.exists(os.path.join(folder, name))
+    return plain or ("idx" in name and os.path.exists(os.path.join(folder, name + ".gz")))
 
 
 def check_files(name: str, root: str) -> None:
@@ -155,9 +160,52 @@ def _read_cifar(name: str, root: str, train: bool) -> tuple[np.ndarray, list]:
         entry = read_cifar_file(path)
         if "data" not in entry or label_key not in entry:
             raise DatasetFileUnreadable(f"{path} has no 'data' and '{label_key}' entries: not a {src.label} batch")
-        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels += list(entry[label_key])
+        data = np.asarray(entry["data"])
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DatasetFileUnreadable(
+                f"{path}: 'data' is {data.dtype} of shape {data.shape}, not uint8 rows of 3 x 32 x 32 = 3072 bytes"
+            )
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels += list(_fitting_labels(path, entry[label_key], len(data), src.num_classes))
     return np.vstack(images).transpose(0, 2, 3, 1), labels
+
+
+def _fitting_labels(path: str, labels, images: int, num_classes: int) -> np.ndarray:
+    """The labels of a file, one per image and each a class (0..num_classes - 1); otherwise the file
+    is named (a short label list misaligned every later image, an unknown class dropped it)."""
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != images:
+        raise DatasetFileUnreadable(f"{path}: {len(labels)} labels for {images} images; replace it with the original file")
+    bad = labels[(labels < 0) | (labels >= num_classes)] if np.issubdtype(labels.dtype, np.integer) else labels
+    if len(bad):
+        first = bad[0].item() if hasattr(bad[0], "item") else bad[0]
+        raise DatasetFileUnreadable(
+            f"{path}: label {first!r} is not a class (0..{num_classes - 1}); replace it with the original file"
+        )
+    return labels.astype(np.int64)  # a copy: IDX labels are a read-only view of the file's bytes
+
+
+def read_idx(path: str) -> np.ndarray:
+    """An IDX file of unsigned bytes (the MNIST format: zero bytes, type 0x08, the number of
+    dimensions, their big-endian sizes, then the data), read from `path` or `path.gz`."""
+    actual = path if os.path.exists(path) else path + ".gz"
+    try:
+        with (gzip.open if actual.endswith(".gz") else open)(actual, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise DatasetFileUnreadable(
+            f"cannot read {actual} ({type(err).__name__}: {err}). Replace it with the original file."
+        ) from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DatasetFileUnreadable(f"{actual} is not an IDX file of unsigned bytes (its header is {raw[:4].hex()})")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    body = raw[4 + 4 * ndim :]
+    if len(body) != int(np.prod(dims)):
+        raise DatasetFileUnreadable(
+            f"{actual} declares {dims} ({int(np.prod(dims))} bytes) but holds {len(body)}: truncated or foreign"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 class _Split:
@@ -165,36 +213,41 @@ class _Split:
         self.data, self.targets = data, targets
 
 
-def _read_split(name: str, root: str, train: bool, download: bool):
-    """The split as (data, targets): CIFAR through the restricted reader, MNIST-style IDX files
-    through torchvision (they are raw arrays, not pickles)."""
-    if name.startswith("cifar"):
-        folder = os.path.join(root, SOURCES[name].folder)
-        if download and not all(_present(folder, f) for f in SOURCES[name].files):
-            from torchvision import datasets
-            from torchvision.datasets.utils import download_and_extract_archive
+def _download(name: str, root: str, train: bool) -> None:
+    from torchvision import datasets
+    from torchvision.datasets.utils import download_and_extract_archive
 
+    try:
+        if name.startswith("cifar"):
             cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
             download_and_extract_archive(cls.url, root, filename=cls.filename, md5=cls.tgz_md5)
+        else:
+            {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name](root, train=train, download=True)
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError when every mirror fails
+        raise DatasetFilesMissing(
+            f"dataset.download=true could not fetch {SOURCES[name].label} into {os.path.join(root, SOURCES[name].folder)} "
+            f"({type(err).__name__}: {err}). Put {SOURCES[name].url_hint} there by hand, or download on a machine with network access."
+        ) from None
+
+
+def _read_split(name: str, root: str, train: bool, download: bool):
+    """The split as (data, targets): CIFAR through the restricted reader, MNIST-style IDX files
+    through `read_idx` (they are raw arrays, not pickles). With download=true, missing files are
+    fetched by torchvision first; a failed download is named (not a urllib traceback)."""
+    folder = os.path.join(root, SOURCES[name].folder)
+    if download and not all(_present(folder, f) for f in SOURCES[name].files):
+        _download(name, root, train)
+    if name.startswith("cifar"):
         return _Split(*_read_cifar(name, root, train))
-    from torchvision import datasets
-
-    cls = {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name]
-    try:
-        return cls(root, train=train, download=download)
-    except Exception as err:  # noqa: BLE001 - find which file is bad, and name it
-        folder = os.path.join(root, SOURCES[name].folder)
-        from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
-
-        for f in SOURCES[name].files:
-            path = os.path.join(folder, f)
-            try:
-                read_sn3_pascalvincent_tensor(path if os.path.exists(path) else path + ".gz", strict=False)
-            except Exception as inner:  # noqa: BLE001
-                raise DatasetFileUnreadable(
-                    f"cannot read {path} as an IDX file ({type(inner).__name__}: {inner}). Replace it with the original file."
-                ) from None
-        raise DatasetFileUnreadable(f"cannot read the {SOURCES[name].label} files in {folder} ({type(err).__name__}: {err})") from None
+    stem = "train" if train else "t10k"
+    images = read_idx(os.path.join(folder, f"{stem}-images-idx3-ubyte"))
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetFileUnreadable(
+            f"{os.path.join(folder, f'{stem}-images-idx3-ubyte')}: images of shape {images.shape[1:]}, not 28 x 28"
+        )
+    label_path = os.path.join(folder, f"{stem}-labels-idx1-ubyte")
+    labels = _fitting_labels(label_path, read_idx(label_path), len(images), SOURCES[name].num_classes)
+    return _Split(torch.from_numpy(images.copy()), labels)
 
 
 def _to_tensors(ds, image_layout: str) -> tuple[torch.Tensor, torch.Tensor]:
