@@ -271,3 +271,34 @@ def test_a_gzipped_cifar_batch_is_missing_not_present(tmp_path):
     batch.unlink()
     with pytest.raises(DatasetFilesMissing, match="missing data_batch_1 in"):
         DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))
+
+
+def test_mnist1d_seed_out_of_numpy_s_range_is_a_config_error():
+    """data_seed=-1 or 2**32 reached numpy's seeding and ended as an internal error."""
+    from helpers import validated
+
+    for seed in (-1, 2**32):
+        with pytest.raises(ConfigError, match=r"'dataset.data_seed'"):
+            validated("dataset=mnist1d", f"dataset.data_seed={seed}")
+    validated("dataset=mnist1d", f"dataset.data_seed={2**32 - 1}")
+
+
+def test_an_unreadable_mnist1d_cache_is_generated_again(tmp_path, monkeypatch):
+    """A cache file that numpy cannot read (garbage, a torn write from another tool) crashed the run
+    as an internal error; it is set aside with a warning and the data generated again."""
+    cfg = cfg_of(Mnist1dConfig, name="mnist1d", num_samples=200, cache_dir=str(tmp_path))
+    first = DATASETS.get("mnist1d")(cfg)
+    (cache,) = tmp_path.glob("mnist1d_n200_seed42.npz")
+    cache.write_text("garbage\n")
+    again = DATASETS.get("mnist1d")(cfg)
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
+    assert list(tmp_path.glob("mnist1d_n200_seed42.npz.corrupt-*"))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_data_memo_size_that_is_not_finite_falls_back_to_the_default(monkeypatch, value):
+    """PRUNE_CLI_DATA_MEMO_MB=inf or nan crashed the run (OverflowError, ValueError) in int()."""
+    from prune_cli.data import cache
+
+    monkeypatch.setenv(cache.MEMO_ENV, value)
+    assert cache.memo_limit_bytes() == int(cache.DEFAULT_MEMO_MB * 2**20)

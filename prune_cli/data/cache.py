@@ -23,6 +23,8 @@ Measurements: docs/performance.md ("Sweeps").
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import json
 import logging
@@ -51,6 +53,8 @@ def memo_limit_bytes() -> int:
     try:
         mb = float(value) if value else DEFAULT_MEMO_MB
     except ValueError:
+        mb = math.nan
+    if not math.isfinite(mb):  # not a number, nan or inf: int() of them raised
         log.warning("%s=%r is not a number of megabytes; using %d", MEMO_ENV, value, DEFAULT_MEMO_MB)
         mb = DEFAULT_MEMO_MB
     return max(0, int(mb * 2**20))

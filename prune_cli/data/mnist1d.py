@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from ..core.checks import positive_int
+from ..core.checks import check, positive_int
 from ..core.config_base import DatasetConfig, config_schema
 from . import DATASETS
 from .splits import RawData
@@ -29,6 +30,8 @@ class Mnist1dConfig(DatasetConfig):
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, f"{key}.num_samples", minimum=100)
+        seed = OmegaConf.select(cfg, f"{key}.data_seed")
+        check(isinstance(seed, int) and 0 <= seed < 2**32, f"{key}.data_seed", seed, "an integer in [0, 2^32) (numpy's seed range)")
 
     @classmethod
     def declared_input(cls, node):
@@ -48,12 +51,25 @@ def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
     return {k: data[k] for k in ("x", "y", "x_test", "y_test")}
 
 
+def _read_cache(cache: Path) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None (generated again) when the file cannot be read as them: it is moved
+    aside as <name>.corrupt-<time> with a warning, as an unreadable dense-cache entry is."""
+    try:
+        with np.load(cache) as data:  # allow_pickle stays False: a cache never holds objects
+            arrays = {k: data[k] for k in ("x", "y", "x_test", "y_test")}
+    except Exception as err:  # noqa: BLE001 - any unreadable file: generate again, say so
+        aside = cache.with_name(f"{cache.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        log.warning("unreadable MNIST-1D cache %s (%s: %s); moved to %s, generating again", cache, type(err).__name__, err, aside)
+        os.replace(cache, aside)
+        return None
+    return arrays
+
+
 @DATASETS.register("mnist1d")
 def load_mnist1d(cfg: DictConfig) -> RawData:
     cache = Path(os.path.expanduser(cfg.cache_dir)) / f"mnist1d_n{cfg.num_samples}_seed{cfg.data_seed}.npz"
-    if cache.exists():
-        arrays = dict(np.load(cache))
-    else:
+    arrays = _read_cache(cache) if cache.exists() else None
+    if arrays is None:
         log.info("generating MNIST-1D (%d samples); caching it at %s", cfg.num_samples, cache)
         arrays = _generate(cfg.num_samples, cfg.data_seed)
         cache.parent.mkdir(parents=True, exist_ok=True)
