@@ -243,3 +243,15 @@ def test_single_layer_call_for_sequential_scores():
         STRUCTURES.get("nm")(score, 4, "exact")
     with pytest.raises(PruneCliError, match="cannot prune one layer alone"):
         STRUCTURES.get("channel")(score, 4, "exact", method)
+
+
+def test_a_threshold_rule_with_n_m_is_rejected():
+    """N:M keeps the N best of every M weights and never thresholds a layer's count: a
+    method.threshold_impl gave masks identical to the run without it, under a run id of its own."""
+    from prune_cli.core.errors import ConfigError
+    from tests.helpers import validated
+
+    nm = ["method.structure=nm", "method.allocation=layerwise", "sparsity=0.5"]
+    with pytest.raises(ConfigError, match=r"'method.threshold_impl'.*topk with method.structure=nm"):
+        validated(*nm, "method.threshold_impl=strict_kth")
+    validated(*nm)

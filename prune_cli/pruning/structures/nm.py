@@ -22,6 +22,12 @@ def check_nm(cfg: DictConfig) -> None:
         m.allocation,
         "layerwise with method.structure=nm (every layer keeps exactly N/M)",
     )
+    check(
+        m.threshold_impl == "topk",
+        "method.threshold_impl",
+        m.threshold_impl,
+        "topk with method.structure=nm (N:M keeps the N best of every M weights; no count is thresholded)",
+    )
     want = 1 - m.nm_n / m.nm_m
     check(
         abs(cfg.sparsity - want) < 1e-9,
