@@ -384,3 +384,25 @@ def test_bernoulli_over_rounds_reaches_the_target_not_the_product_of_the_rounds(
     kept, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
     p = 0.1  # binomial spread of the last round's draw: a few hundred weights at most
     assert abs(kept - p * total) <= 5 * math.sqrt(total * p * (1 - p)) + len(masks)
+
+
+def test_matched_masks_of_another_sparsity_and_a_useless_match_allocation_stop_before_the_run(tmp_path):
+    """A masks.pt of a 0.9 run matched at sparsity 0.5 failed after dense training; a
+    method.match_allocation beside match_masks was silently ignored (the file fixes every count)."""
+    from tests.helpers import validated
+
+    from prune_cli.models import build_model
+
+    cfg = validated("dataset=synthetic", "model=mlp", "model.widths=[16,16]")
+    model = build_model(cfg.model, (2,), 3)
+    masks = {f"{n}.weight": torch.rand_like(m.weight) < 0.1 for n, m in model.prunable_layers()}
+    total = sum(m.numel() for m in masks.values())
+    sparsity = 1 - sum(int(m.sum()) for m in masks.values()) / total
+    save_masks(masks, tmp_path / "masks.pt")
+    base = ["dataset=synthetic", "model=mlp", "model.widths=[16,16]", "method=random", "method.allocation=matched"]
+    base += [f"method.match_masks={tmp_path / 'masks.pt'}"]
+    with pytest.raises(ConfigError, match=r"'sparsity'.*the sparsity of method.match_masks"):
+        validated(*base, "sparsity=0.5")
+    validated(*base, f"sparsity={sparsity}")
+    with pytest.raises(ConfigError, match=r"'method.match_allocation'"):
+        validated(*base, f"sparsity={sparsity}", "method.match_allocation=layerwise")

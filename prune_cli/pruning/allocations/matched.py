@@ -45,7 +45,34 @@ def check_matched(cfg: DictConfig) -> None:
     if m.match_masks:
         from ...models.masks import read_masks_file
 
+        check(
+            m.match_allocation is None,
+            "method.match_allocation",
+            m.match_allocation,
+            "null with method.match_masks (the file's masks fix every layer's count)",
+        )
         read_masks_file(m.match_masks)
+
+
+def check_matched_density(model, selected: dict, method: DictConfig, density: float) -> None:
+    """The masks file's sparsity over this run's prunable weights is the run's (as the pruner holds
+    it, within method.sparsity_tolerance of the reachable count); found before dense training."""
+    if not method.match_masks:
+        return
+    from ...models.masks import read_masks_file
+
+    other = read_masks_file(method.match_masks)
+    if any(n not in other for n in selected):
+        return  # check_matched_model names the missing layers
+    kept, total = sum(int(other[n].sum()) for n in selected), sum(p.numel() for p in selected.values())
+    achieved, reachable = 1.0 - kept / total, 1.0 - round(total * density) / total
+    check(
+        abs(achieved - reachable) <= float(method.sparsity_tolerance),
+        "sparsity",
+        round(1.0 - density, 12),
+        f"{achieved:.6g}, the sparsity of method.match_masks over this run's {total} prunable weights "
+        f"(within method.sparsity_tolerance={method.sparsity_tolerance})",
+    )
 
 
 def check_matched_model(model, selected: dict, method: DictConfig) -> None:
@@ -70,6 +97,7 @@ def check_matched_model(model, selected: dict, method: DictConfig) -> None:
     options=("match_masks", "match_method", "match_allocation"),
     check=check_matched,
     check_model=check_matched_model,
+    check_density=check_matched_density,
     fixes_final_densities=lambda method: bool(method.match_masks),
     inexact_hint="The matched masks have a different sparsity; use the sparsity of the run they come from.",
 )
