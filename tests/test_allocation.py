@@ -406,3 +406,18 @@ def test_matched_masks_of_another_sparsity_and_a_useless_match_allocation_stop_b
     validated(*base, f"sparsity={sparsity}")
     with pytest.raises(ConfigError, match=r"'method.match_allocation'"):
         validated(*base, f"sparsity={sparsity}", "method.match_allocation=layerwise")
+
+
+def test_erk_plus_classifier_density_is_checked_before_the_run():
+    """At sparsity 0.99 the dense classifier leaves the other layers a negative density: found after
+    dense training before, like uniform_plus's case it is found by the pre-run pass now. With the
+    classifier excluded, method.fc_density was silently ignored (plain ERK)."""
+    from tests.helpers import validated
+
+    base = ["dataset=synthetic", "model=mlp", "model.widths=[16,16]", "method.allocation=erk_plus"]
+    with pytest.raises(ConfigError, match=r"'method.fc_density'.*would get -"):
+        validated(*base, "sparsity=0.99")
+    validated(*base, "sparsity=0.5")
+    with pytest.raises(ConfigError, match=r"'method.fc_density'.*classifier is not pruned"):
+        validated(*base, "sparsity=0.5", "method.exclude_classifier=true", "method.fc_density=0.3")
+    validated(*base, "sparsity=0.5", "method.exclude_classifier=true")

@@ -5,6 +5,8 @@ small layers stay denser (docs/allocation.md)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import math
 
 import torch
@@ -67,14 +69,10 @@ def allocate_erk(scores, density: float, ctx) -> dict[str, int]:
     return _erk_counts(scores, density, ctx, kernel=True)
 
 
-@register_allocation("erk_plus", options=("erk_power", "fc_density"))
-def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
-    """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet)."""
-    _, fc = layer_roles(scores, ctx)
-    if fc is None:
-        return _erk_counts(scores, density, ctx, kernel=True)
-    fc_density = float(ctx.method.fc_density)
-    n_fc, n_all = scores[fc].numel(), sum(s.numel() for s in scores.values())
+def _rest_density(sizes: dict[str, int], fc: str, fc_density: float, density: float) -> float:
+    """The density erk_plus gives the layers other than the classifier `fc`; a ConfigError when it
+    leaves [0, 1] (the classifier's fixed count exceeds or falls short of the total)."""
+    n_fc, n_all = sizes[fc], sum(sizes.values())
     rest = (density * n_all - fc_density * n_fc) / (n_all - n_fc) if n_all > n_fc else 0.0
     if not 0.0 <= rest <= 1.0:
         raise ConfigError(
@@ -82,6 +80,35 @@ def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
             fc_density,
             f"a classifier density that leaves the other layers a density in [0, 1] at density {density} (they would get {rest:.4f})",
         )
+    return rest
+
+
+def check_erk_plus_density(model, selected: dict, method, density: float) -> None:
+    """Before any data (the pre-run pass): the classifier's density leaves the others one in [0, 1];
+    and `fc_density`, which sets the classifier's, is left at its default when the classifier is not
+    pruned (excluded), where it did nothing."""
+    _, fc = layer_roles(selected, SimpleNamespace(model=model))
+    if fc is None:
+        if float(method.fc_density) != 1.0:
+            raise ConfigError(
+                "method.fc_density",
+                method.fc_density,
+                "1.0 (its default) when the classifier is not pruned (method.exclude_classifier or method.exclude): "
+                "it sets the classifier's density",
+            )
+        return
+    _rest_density({n: p.numel() for n, p in selected.items()}, fc, float(method.fc_density), density)
+
+
+@register_allocation("erk_plus", options=("erk_power", "fc_density"), check_density=check_erk_plus_density)
+def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
+    """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet)."""
+    _, fc = layer_roles(scores, ctx)
+    if fc is None:
+        return _erk_counts(scores, density, ctx, kernel=True)
+    fc_density = float(ctx.method.fc_density)
+    n_fc = scores[fc].numel()
+    rest = _rest_density({n: s.numel() for n, s in scores.items()}, fc, fc_density, density)
     others = {n: s for n, s in scores.items() if n != fc}
     counts = _erk_counts(others, rest, ctx, kernel=True) if others else {}
     k_fc = round_half_even(fc_density * n_fc)
