@@ -5,9 +5,8 @@ small layers stay denser (docs/allocation.md)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import math
+from types import SimpleNamespace
 
 import torch
 
