@@ -304,3 +304,17 @@ def test_mp_global_normalize_ranks_layers_by_relative_magnitude():
     keep = torch.zeros(18, dtype=torch.bool)
     keep[torch.sort(flat, descending=True, stable=True).indices[:9]] = True
     assert torch.equal(torch.cat([masks["net.0.weight"].flatten(), masks["net.1.weight"].flatten()]), keep)
+
+
+def test_invert_with_the_sequential_modes_is_rejected():
+    """LFP/LBP score each layer against its neighbours' masks, built keeping the highest scores:
+    method.invert then kept the lowest in the final masks while the chain had assumed the highest
+    (the scores were identical with and without it)."""
+    from prune_cli.core.errors import ConfigError
+    from tests.helpers import validated
+
+    lap = ["method=lookahead", "method.allocation=layerwise"]
+    for mode in ("forward", "backward"):
+        with pytest.raises(ConfigError, match=r"'method.invert'.*method.mode=base"):
+            validated(*lap, f"method.mode={mode}", "method.invert=true")
+    validated(*lap, "method.mode=base", "method.invert=true")

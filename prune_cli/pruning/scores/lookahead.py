@@ -56,6 +56,13 @@ class LookaheadConfig(MethodConfig):
             )
         if m.mode != "base" and m.rounds != 1:
             raise ConfigError("method.rounds", m.rounds, "1 with method.mode=forward|backward")
+        if m.mode != "base" and m.invert:  # the chain masks neighbours keeping the highest scores
+            raise ConfigError(
+                "method.invert",
+                m.invert,
+                "false with method.mode=forward|backward (each layer is scored against its neighbours' masks, which keep "
+                "the highest scores), or method.mode=base",
+            )
         if m.mode != "base":  # LFP/LBP build each layer's mask before the neighbour is scored
             from .. import STRUCTURES
 
