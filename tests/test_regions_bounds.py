@@ -159,6 +159,11 @@ def test_region_bound_allocation_prunes_to_the_chosen_densities():
     assert abs(int(masks["net.1.weight"].sum()) - 0.00575 * 78400) <= 1e-3 * 451 + 1  # the paper's chosen densities
     assert abs(int(masks["net.3.weight"].sum()) - 0.04333 * 10000) <= 1e-3 * 433 + 1
     assert "net.5.weight" not in masks
+    # README: per-layer counts add up to exactly round(density x N); each layer rounded alone kept
+    # 7577 of round(0.1 x 75776) = 7578 on the default MLP
+    for net, d in ((model, 0.01), (MLP(40, [256, 256], 10), 0.1)):
+        masks_d = prune(net, 1 - d, ctx)
+        assert sum(int(m.sum()) for m in masks_d.values()) == round(d * sum(m.numel() for m in masks_d.values()))
     kept = masks["net.1.weight"]
     weights = model.net[1].weight.abs()
     assert weights[kept].min() >= weights[~kept].max()  # top |w| within the layer

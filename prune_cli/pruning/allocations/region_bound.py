@@ -19,7 +19,7 @@ from torch import nn
 from ...core.checks import check
 from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError
-from ..allocation import register_allocation
+from ..allocation import counts_from_densities, register_allocation, total_kept
 
 log = logging.getLogger(__name__)
 
@@ -98,4 +98,7 @@ def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) 
     linear = [name for name, m in ctx.model.prunable_layers() if isinstance(m, nn.Linear)]
     per_layer = dict(zip([f"{name}.weight" for name in linear], chosen))
     log.info("region_bound densities: %s", {k: round(v, 6) for k, v in per_layer.items() if k in scores})
-    return {name: max(0, min(s.numel(), int(round(per_layer[name] * s.numel())))) for name, s in scores.items()}
+    # exactly round(d N) in all, as every allocation keeps (largest-remainder rounding of the chosen densities)
+    return counts_from_densities(
+        {name: per_layer[name] for name in scores}, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density)
+    )
