@@ -421,3 +421,15 @@ def test_erk_plus_classifier_density_is_checked_before_the_run():
     with pytest.raises(ConfigError, match=r"'method.fc_density'.*classifier is not pruned"):
         validated(*base, "sparsity=0.5", "method.exclude_classifier=true", "method.fc_density=0.3")
     validated(*base, "sparsity=0.5", "method.exclude_classifier=true")
+
+
+def test_explicit_densities_that_imply_another_sparsity_stop_before_the_run():
+    """layer_densities [1.0, 0.2, 0.5] at sparsity 0.9: the total they imply differs from the target,
+    a fact of the layer shapes, found after dense training before."""
+    from tests.helpers import validated
+
+    base = ["dataset=synthetic", "model=mlp", "model.widths=[16,16]", "method.allocation=explicit"]
+    with pytest.raises(ConfigError, match=r"'sparsity'.*method.layer_densities imply"):
+        validated(*base, "method.layer_densities=[1.0,0.2,0.5]", "sparsity=0.9")
+    # 2x16 + 16x16 + 16x3 = 336 weights; [0.5, 0.5, 0.5] keeps 16 + 128 + 24 = 168: sparsity 0.5
+    validated(*base, "method.layer_densities=[0.5,0.5,0.5]", "sparsity=0.5")

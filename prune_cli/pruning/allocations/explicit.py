@@ -35,11 +35,31 @@ def check_explicit_model(model, selected: dict, method: DictConfig) -> None:
         raise _length_error(given, list(selected))
 
 
+def check_explicit_density(model, selected: dict, method: DictConfig, density: float) -> None:
+    """The counts the densities give, sum of round(d_l N_l), against the target's round(d N), as the
+    pruner holds them (within method.sparsity_tolerance): a fact of the layer shapes, found before
+    dense training."""
+    given = list(method.layer_densities or [])
+    if len(given) != len(selected):
+        return  # check_explicit_model names the length
+    total = sum(p.numel() for p in selected.values())
+    kept = sum(round_half_even(float(d) * p.numel()) for d, p in zip(given, selected.values()))
+    achieved, reachable = 1.0 - kept / total, 1.0 - round_half_even(total * density) / total
+    check(
+        abs(achieved - reachable) <= float(method.sparsity_tolerance),
+        "sparsity",
+        round(1.0 - density, 12),
+        f"{achieved:.6g}: the sparsity method.layer_densities imply over the {total} prunable weights "
+        f"(within method.sparsity_tolerance={method.sparsity_tolerance}); or densities that agree with sparsity",
+    )
+
+
 @register_allocation(
     "explicit",
     options=("layer_densities",),
     check=check_explicit,
     check_model=check_explicit_model,
+    check_density=check_explicit_density,
     fixes_final_densities=lambda method: True,
     inexact_hint="The densities in method.layer_densities imply a different total; make them agree with sparsity.",
 )
