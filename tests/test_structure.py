@@ -252,6 +252,6 @@ def test_a_threshold_rule_with_n_m_is_rejected():
     from tests.helpers import validated
 
     nm = ["method.structure=nm", "method.allocation=layerwise", "sparsity=0.5"]
-    with pytest.raises(ConfigError, match=r"'method.threshold_impl'.*topk with method.structure=nm"):
+    with pytest.raises(ConfigError, match=r"'method.threshold_impl'.*topk with method.structure=nm \(its masks do not follow"):
         validated(*nm, "method.threshold_impl=strict_kth")
     validated(*nm)

@@ -214,6 +214,7 @@ class Structure:
     # Checks against the model (meta device, before any data): check_model(model, selected, method).
     check_model: Optional[Callable] = None
     fixes_final_densities: Callable[[DictConfig], bool] = _never  # then only a single pruning event fits
+    uses_counts: bool = True  # False: the masks ignore the allocation's per-layer counts (N:M)
     inexact_hint: str = ""  # why the achieved sparsity may differ from the target
 
     def __call__(

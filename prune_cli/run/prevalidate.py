@@ -59,6 +59,12 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
             m.threshold_impl,
             f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)",
         )
+        check(
+            structure.uses_counts,
+            "method.threshold_impl",
+            m.threshold_impl,
+            f"topk with method.structure={m.structure} (its masks do not follow the allocation's counts, which the rule sets)",
+        )
     if m.allocation != "explicit" and m.layer_densities is not None:
         check(False, "method.layer_densities", list(m.layer_densities), "null unless method.allocation=explicit")
     if m.allocation != "matched":

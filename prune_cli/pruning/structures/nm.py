@@ -22,12 +22,6 @@ def check_nm(cfg: DictConfig) -> None:
         m.allocation,
         "layerwise with method.structure=nm (every layer keeps exactly N/M)",
     )
-    check(
-        m.threshold_impl == "topk",
-        "method.threshold_impl",
-        m.threshold_impl,
-        "topk with method.structure=nm (N:M keeps the N best of every M weights; no count is thresholded)",
-    )
     want = 1 - m.nm_n / m.nm_m
     check(
         abs(cfg.sparsity - want) < 1e-9,
@@ -51,7 +45,12 @@ def check_nm_model(model, selected: dict, method: DictConfig) -> None:
 
 
 @register_structure(
-    "nm", options=("nm_n", "nm_m"), check=check_nm, check_model=check_nm_model, fixes_final_densities=lambda method: True
+    "nm",
+    options=("nm_n", "nm_m"),
+    check=check_nm,
+    check_model=check_nm_model,
+    fixes_final_densities=lambda method: True,
+    uses_counts=False,  # N of every M: the allocation's counts (and its threshold rule) are not read
 )
 def n_m(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Keep the N highest-scoring weights of every M consecutive ones along the input dimension
