@@ -1,5 +1,5 @@
-"""`method.allocation=uniform_plus`: the first layer dense, the classifier at 0.2 below 20 %
-density, the rest uniform (Gale et al. 2019, as used by Liu et al., ICLR 2022; docs/allocation.md)."""
+"""`method.allocation=uniform_plus`: the first layer dense, the classifier at 0.2 where it would
+get less, the rest uniform (Gale et al. 2019, as used by Liu et al., ICLR 2022; docs/allocation.md)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,24 @@ from ...core.errors import ConfigError, PruneCliError
 from ..allocation import counts_from_densities, layer_roles, register_allocation, round_half_even, total_kept
 
 
-def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float) -> tuple[dict[str, float], float]:
-    """The fixed layers' densities (first layer 1, classifier 0.2 below density 0.2) and the density the
-    other layers get so that the total is `density` (Gale et al.'s rule, re-balanced)."""
+def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float, faithful: bool = False) -> tuple[dict[str, float], float]:
+    """The fixed layers' densities (first layer 1; classifier 0.2 where it would get less) and the
+    density the other layers get so that the total is `density` (Gale et al.'s rule, re-balanced).
+    The classifier is held at 0.2 whenever the re-balanced density of the layers it shares would fall
+    below 0.2: the dense first layer pushes that below `density`, so "below density 0.2" (the
+    reference code's test, kept with `faithful`) let it reach 0.137 at density 0.25."""
     fixed: dict[str, float] = {}
     if first is not None:
         fixed[first] = 1.0
-    if fc is not None and fc != first and density < 0.2:
+
+    def rest_density() -> float:
+        n_rest = sum(n for name, n in sizes.items() if name not in fixed)
+        kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
+        return (density * sum(sizes.values()) - kept_fixed) / n_rest if n_rest else 0.0
+
+    if fc is not None and fc != first and (density < 0.2 if faithful else rest_density() < 0.2):
         fixed[fc] = 0.2
-    n_rest = sum(n for name, n in sizes.items() if name not in fixed)
-    kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
-    return fixed, ((density * sum(sizes.values()) - kept_fixed) / n_rest if n_rest else 0.0)
+    return fixed, rest_density()
 
 
 def _unreachable(sizes: dict[str, int], fixed: dict[str, float], fc, density: float, d_rest: float) -> str:
@@ -55,16 +62,17 @@ def check_uniform_plus_density(model, selected, method, density: float) -> None:
     check_density=check_uniform_plus_density,
 )
 def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
-    """First layer dense; classifier at 0.2 when density < 0.2; the rest uniform (Random_Pruning CIFAR).
+    """First layer dense; classifier at 0.2 where it would get less; the rest uniform (Random_Pruning CIFAR).
 
     Default: the rest is re-balanced so the total equals the target,
-    d' = (d N_all - N_first - 0.2 N_fc) / (N_all - N_first - N_fc) (fc term only when d < 0.2).
+    d' = (d N_all - N_first - 0.2 N_fc) / (N_all - N_first - N_fc) (fc term only where the classifier
+    among the others would get less than 0.2: (d N_all - N_first) / (N_all - N_first) < 0.2).
     `method.faithful_uniform_plus=true` reproduces the reference code: d' = (d N_all - N_first
     - 0.2 N_fc) / N_all when d < 0.2, else plain d (the realised density then differs from d)."""
     first, fc = layer_roles(scores, ctx)
     sizes = {n: s.numel() for n, s in scores.items()}
     n_all = sum(sizes.values())
-    fixed, d_rest = _fixed_and_rest(sizes, first, fc, density)
+    fixed, d_rest = _fixed_and_rest(sizes, first, fc, density, faithful=bool(ctx.method.faithful_uniform_plus))
     rest = [n for n in sizes if n not in fixed]
     if ctx.method.faithful_uniform_plus:
         if density < 0.2:
