@@ -429,7 +429,7 @@ def test_explicit_densities_that_imply_another_sparsity_stop_before_the_run():
     from tests.helpers import validated
 
     base = ["dataset=synthetic", "model=mlp", "model.widths=[16,16]", "method.allocation=explicit"]
-    with pytest.raises(ConfigError, match=r"'sparsity'.*method.layer_densities imply"):
+    with pytest.raises(ConfigError, match=r"'sparsity'.*the sparsity method.layer_densities imply"):
         validated(*base, "method.layer_densities=[1.0,0.2,0.5]", "sparsity=0.9")
     # 2x16 + 16x16 + 16x3 = 336 weights; [0.5, 0.5, 0.5] keeps 16 + 128 + 24 = 168: sparsity 0.5
     validated(*base, "method.layer_densities=[0.5,0.5,0.5]", "sparsity=0.5")

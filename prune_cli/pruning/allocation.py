@@ -125,6 +125,22 @@ def counts_from_densities(
     return counts
 
 
+def check_implied_sparsity(kept: int, total: int, density: float, method, source: str) -> None:
+    """Before the run, for an allocation whose counts a config fixes (explicit densities, another
+    run's masks): those `kept` of `total` prunable weights against the target's round(d N), held to
+    method.sparsity_tolerance as the pruner holds the masks after pruning (pruner.check_masks)."""
+    from ..core.checks import check
+
+    achieved, reachable = 1.0 - kept / total, 1.0 - round_half_even(total * density) / total
+    check(
+        abs(achieved - reachable) <= float(method.sparsity_tolerance),
+        "sparsity",
+        round(1.0 - density, 12),
+        f"{achieved:.6g}, the sparsity {source} over this run's {total} prunable weights "
+        f"(within method.sparsity_tolerance={method.sparsity_tolerance})",
+    )
+
+
 def total_kept(scores, density: float) -> int:
     return round_half_even(density * sum(s.numel() for s in scores.values()))
 

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from ...core.checks import check, finite
 from ...core.errors import ConfigError
-from ..allocation import register_allocation, round_half_even
+from ..allocation import check_implied_sparsity, register_allocation, round_half_even
 
 
 def _length_error(given: list, names: list[str]) -> ConfigError:
@@ -42,16 +42,8 @@ def check_explicit_density(model, selected: dict, method: DictConfig, density: f
     given = list(method.layer_densities or [])
     if len(given) != len(selected):
         return  # check_explicit_model names the length
-    total = sum(p.numel() for p in selected.values())
     kept = sum(round_half_even(float(d) * p.numel()) for d, p in zip(given, selected.values()))
-    achieved, reachable = 1.0 - kept / total, 1.0 - round_half_even(total * density) / total
-    check(
-        abs(achieved - reachable) <= float(method.sparsity_tolerance),
-        "sparsity",
-        round(1.0 - density, 12),
-        f"{achieved:.6g}: the sparsity method.layer_densities imply over the {total} prunable weights "
-        f"(within method.sparsity_tolerance={method.sparsity_tolerance}); or densities that agree with sparsity",
-    )
+    check_implied_sparsity(kept, sum(p.numel() for p in selected.values()), density, method, "method.layer_densities imply")
 
 
 @register_allocation(

@@ -10,7 +10,7 @@ from ...core import plugins
 from ...core.checks import check
 from ...core.errors import ConfigError
 from ...core.paths import configs_dir
-from ..allocation import register_allocation
+from ..allocation import check_implied_sparsity, register_allocation
 
 
 def check_matched(cfg: DictConfig) -> None:
@@ -64,15 +64,8 @@ def check_matched_density(model, selected: dict, method: DictConfig, density: fl
     other = read_masks_file(method.match_masks)
     if any(n not in other for n in selected):
         return  # check_matched_model names the missing layers
-    kept, total = sum(int(other[n].sum()) for n in selected), sum(p.numel() for p in selected.values())
-    achieved, reachable = 1.0 - kept / total, 1.0 - round(total * density) / total
-    check(
-        abs(achieved - reachable) <= float(method.sparsity_tolerance),
-        "sparsity",
-        round(1.0 - density, 12),
-        f"{achieved:.6g}, the sparsity of method.match_masks over this run's {total} prunable weights "
-        f"(within method.sparsity_tolerance={method.sparsity_tolerance})",
-    )
+    kept = sum(int(other[n].sum()) for n in selected)
+    check_implied_sparsity(kept, sum(p.numel() for p in selected.values()), density, method, "of method.match_masks")
 
 
 def check_matched_model(model, selected: dict, method: DictConfig) -> None:
