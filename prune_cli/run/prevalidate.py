@@ -355,13 +355,13 @@ def _check_model_against_data(cfg: DictConfig) -> None:
         )
 
 
-def _running_metric_schemas(cfg: DictConfig) -> list[type]:
-    """The schemas of the metrics that run (metrics.<name> nodes with a dataclass type, enabled)."""
+def running_metric_schemas(cfg: DictConfig) -> list[tuple[str, type]]:
+    """(dotted key, schema) of the metrics that run (metrics.<name> nodes with a dataclass type, enabled)."""
     found = []
     for name in cfg.metrics:
         node = cfg.metrics._get_node(name)
         if isinstance(node, DictConfig) and node.get("enabled", True) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
-            found.append(OmegaConf.get_type(node))
+            found.append((f"metrics.{name}", OmegaConf.get_type(node)))
     return found
 
 
@@ -391,7 +391,7 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int] | None = None) -> 
         examples, exact = train
         if cfg.data_pruning.name != "none":
             examples = kept_examples(cfg.data_pruning.keep, examples)
-        for schema in (schedule, *_running_metric_schemas(cfg)):
+        for schema in (schedule, *(schema for _, schema in running_metric_schemas(cfg))):
             hook = getattr(schema, "check_training_examples", None)
             if hook is not None:
                 hook(cfg, examples, exact)

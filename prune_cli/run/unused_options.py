@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.config_base import Config, collect_unused
 from ..core.errors import ConfigError, PruneCliError
-from .prevalidate import checked_model, schema_of
+from .prevalidate import checked_model, running_metric_schemas, schema_of
 
 # Nodes whose schema may declare unused options (by their schema type, as the pre-run pass's checks).
 NODES = ("dataset", "model", "method", "schedule", "train", "finetune", "data_pruning")
@@ -118,10 +118,7 @@ def _schemas(cfg: DictConfig):
     """(dotted key, schema) of the run's config nodes and of every metric that runs."""
     for key in NODES:
         yield key, schema_of(cfg, key)
-    for name in cfg.metrics:
-        node = cfg.metrics._get_node(name)
-        if isinstance(node, DictConfig) and node.get("enabled", True) and dataclasses.is_dataclass(OmegaConf.get_type(node)):
-            yield f"metrics.{name}", OmegaConf.get_type(node)
+    yield from running_metric_schemas(cfg)
 
 
 def _for_model(cfg: DictConfig) -> dict[str, str]:
