@@ -151,6 +151,13 @@ def bad_inputs(work: Path) -> list[str]:
         ("range", ["metrics.hessian.enabled=true", "metrics.hessian.lanczos_iter=1"]),
         ("does nothing", ["method=lookahead", "method.act_batches=5"]),
         ("does nothing", ["model=ntk_mlp", "sparsity=0", "model.rescale=false"]),
+        ("does nothing", ["method=greedy_forward", "method.allocation=layerwise", "method.gate_sites=all"]),
+        ("range", ["dataset.imbalance=longtail"]),
+        ("range", ["dataset.imbalance=counts", "dataset.class_counts=[1,60,60]", "dataset.val_fraction=0.6"]),
+        ("range", ["schedule=admm", "schedule.epochs=2", "schedule.update_every=3", "data_pruning=random", "data_pruning.keep=0.1"]),
+        ("range", ["schedule=minmax", "schedule.attack_width=63"]),
+        ("does nothing", ["schedule=admm", "schedule.rho_growth=1", "schedule.rho_max=0.5"]),
+        ("type", ["-m", "hydra/launcher=parallel", "hydra.job.env_set.OMP_NUM_THREADS=2"]),
     ]
     rows = [
         "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",
@@ -163,7 +170,9 @@ def bad_inputs(work: Path) -> list[str]:
         target = Path(override_results[0].split("=", 1)[1]) if override_results else results
         args_run = [a for a in args if not a.startswith("results_dir=")]
         before_names = sorted(p.name for p in work.iterdir())
-        code, _, err = prune_run(last_value_wins([*fast, *args_run]), target, cwd=work)  # the case's value replaces FAST's
+        flags = [a for a in args_run if a.startswith("-")]  # -m before the overrides (argparse takes flags first)
+        overrides = last_value_wins([*fast, *(a for a in args_run if not a.startswith("-"))])  # the case's value replaces FAST's
+        code, _, err = prune_run([*flags, *overrides], target, cwd=work)
         unchanged = snapshot(results) == before
         new_runs = sorted(set(p.name for p in (results / "runs").iterdir()) - set(runs_before))
         outside_clean = sorted(p.name for p in work.iterdir()) == before_names
