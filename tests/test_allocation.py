@@ -448,3 +448,28 @@ def test_uniform_plus_never_puts_the_classifier_below_a_fifth():
     # where the others' density stays at least 0.2 the classifier is one of them (d = 0.5: d' = 0.425)
     counts = ALLOCATIONS.get("uniform_plus")(zero_scores(big), 0.5, ctx_for(big))
     assert counts["net.5.weight"] == round(0.425 * 2560) or abs(counts["net.5.weight"] - 0.4247 * 2560) <= 1
+
+
+def test_matched_method_with_rounds_copies_the_counts_its_rounds_reach():
+    """method.match_method=synflow (100 rounds) was scored and allocated once: layers emptied
+    (LayerCollapse at 0.9) where method=synflow keeps them. The counts are those of the other method's
+    own pruning, rounds and all, on a copy of the model (its weights untouched)."""
+    import copy
+
+    from prune_cli.pruning.allocations.matched import method_option
+
+    from prune_cli.data.splits import DataSplits
+
+    torch.manual_seed(0)
+    model = MLP(20, [64, 64], 10)
+    x, y = torch.randn(40, 20), torch.arange(40) % 10
+    data = DataSplits(x, y, x[:10], y[:10], x[:10], y[:10], num_classes=10)
+    before = copy.deepcopy(model.state_dict())
+
+    def context(method_node):
+        return PruneContext(method=method_node, generator=torch.Generator().manual_seed(0), data=data)
+
+    direct = prune(copy.deepcopy(model), 0.9, context(method_option("synflow")))
+    matched = prune(model, 0.9, context(method(score="random", allocation="matched", match_method="synflow")))
+    assert kept(matched) == kept(direct) and min(kept(direct).values()) > 0
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

@@ -100,7 +100,8 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     `method.match_masks`: a masks.pt of another run (its per-layer counts, target must agree);
     `method.match_method`: another method config (configs/method/<name>.yaml, its score, options and
     allocation; `method.match_allocation` overrides the allocation) computed here on the same model
-    and data. The run's own score (e.g. random) then picks the positions."""
+    and data, over its own rounds when it has several (on a copy of the model). The run's own score
+    (e.g. random) then picks the positions."""
     method = ctx.method
     path = method.match_masks
     if path:
@@ -126,6 +127,13 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     if other.allocation == "matched":
         raise ConfigError("method.match_allocation", other.allocation, "an allocation other than matched")
     octx = dataclasses.replace(ctx, method=other)
+    if other.rounds > 1:  # its scores change as its masks grow (SynFlow's 100 rounds): its own pruning, on a copy
+        import copy
+
+        from ..pruner import prune_to_density
+
+        masks = prune_to_density(copy.deepcopy(ctx.model), density, dataclasses.replace(octx, graph=None))
+        return {n: int(masks[n].sum()) if n in masks else scores[n].numel() for n in scores}
     other_scores = SCORES.get(other.score).fn(ctx.model, _params_of(ctx, scores), octx)
     other_scores = {n: other_scores[n].detach().float().cpu() for n in scores}
     if ctx.masks:
