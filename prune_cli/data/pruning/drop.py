@@ -74,11 +74,11 @@ def drop(ctx: DataPruningContext, node: DictConfig) -> Selection:
 
     def compute() -> torch.Tensor:
         query = ctx.train_proxy(0, node.query_epochs)
-        errors = class_errors(ctx.logits(query, data.val_x), data.val_y, data.num_classes) if bool(in_val.any()) else None
-        if errors is None or not bool(in_val.all()):
-            on_train = class_errors(ctx.logits(query, data.train_x), data.train_y, data.num_classes)
-            errors = [on_train[c] if split == "train" else errors[c] for c, split in enumerate(splits)]
-        return torch.tensor(errors)
+        on = {}
+        for split in sorted(set(splits)):  # the validation split, and the training split where it is needed
+            x, y = data.split(split)
+            on[split] = class_errors(ctx.logits(query, x), y, data.num_classes)
+        return torch.tensor([on[split][c] for c, split in enumerate(splits)])
 
     errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_splits": splits}, compute).tolist()
     y = data.train_y.cpu()
