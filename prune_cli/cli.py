@@ -81,6 +81,9 @@ _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process 
 _SWEEP_CREATED: list[Path] = []  # results_dir and results_dir/.sweeps when the current sweep created them
 # (runs/multirun.yaml, its bytes before the current sweep or None): a rejected sweep puts them back
 _MULTIRUN_YAML: list[tuple[Path, bytes | None]] = []
+# The current sweep's launcher: its choice (`hydra/launcher=slurm`), and its own folder (submitit's
+# `submitit_folder` up to the job id) with the names in it before the sweep (None: the folder was not there)
+_LAUNCHER: dict[str, Any] = {}
 
 
 def _runs_dir(*, _root_: DictConfig) -> str:
@@ -420,6 +423,10 @@ def _report_composition_errors_once() -> None:
                 if hydra_utils._is_env_set("HYDRA_FULL_ERROR") or hydra_utils.is_under_debugger():  # noqa: SLF001
                     raise
                 raise _CompositionRejected(err) from err
+            except Exception as err:
+                if _launcher_failed(err):
+                    raise _LauncherFailed(err) from err
+                raise
 
         return report(composing)
 
@@ -487,6 +494,7 @@ def main() -> None:
     first: it is read when torch loads (prune_cli/core/threads.py)."""
     threads.quiet_openmp_wait(os.environ)
     _MULTIRUN_YAML.clear()  # another command's sweep in this process (tests, tools) is not this one
+    _LAUNCHER.clear()
     try:
         check_overrides(sys.argv[1:])
         plugins.add_modules(command_line_plugins(sys.argv[1:]))
@@ -496,6 +504,8 @@ def main() -> None:
         hydra_main()
     except _CompositionRejected as rejected:
         _reject_composition(rejected.error)
+    except _LauncherFailed as failed:
+        _report_launcher_failure(failed.error)
     except SystemExit as stop:
         # Where Hydra still reports an error while composing itself (`--info`, which calls its own
         # reference to `run_and_report`): printed, then exit 1 from inside its `except` clause, so
@@ -516,8 +526,16 @@ def main() -> None:
 
 def _reject_composition(err: Exception) -> None:
     """A config Hydra could not compose (prune_cli/run/composition_errors.py): exit 2 like every config
-    error, and remove what a sweep had made before its sweeper composed the jobs (the sweep's record,
-    multirun.yaml and the folders this process created), so a rejected config creates nothing."""
+    error, and remove what a sweep had made before its sweeper composed the jobs, so a rejected config
+    creates nothing."""
+    _undo_sweep_start()
+    _reject(str(err if isinstance(err, PruneCliError) else as_config_error(err, sys.argv[1:])))
+
+
+def _undo_sweep_start() -> None:
+    """Put the results folder back as a sweep that ran no job found it: the sweep's record,
+    multirun.yaml, the files its launcher wrote (submitit's pickled jobs and sbatch script) and the
+    folders this process created."""
     _SWEEP_JOBS.clear()
     path = os.environ.pop(SWEEP_RECORD_ENV, None)
     if path and Path(path).is_file() and not Path(path).read_text().strip():  # no job ran
@@ -528,13 +546,47 @@ def _reject_composition(err: Exception) -> None:
         elif not record.is_file() or record.read_bytes() != before:
             atomic_write_bytes(record, before)
     _MULTIRUN_YAML.clear()
-    for folder in sorted({*_CREATED, *_SWEEP_CREATED}, key=lambda p: -len(p.parts)):  # deepest first
-        try:
-            folder.rmdir()
+    folder, before = _LAUNCHER.pop("folder", None), _LAUNCHER.pop("before", None)
+    if folder is not None and folder.is_dir():
+        for one in folder.iterdir():
+            if one.is_file() and (before is None or one.name not in before):
+                one.unlink()
+    for made in sorted({*_CREATED, *_SWEEP_CREATED, *_LAUNCHER.pop("created", [])}, key=lambda p: -len(p.parts)):
+        try:  # deepest first
+            made.rmdir()
         except OSError:
             pass  # not empty: a run or another sweep's record is in it
     _SWEEP_CREATED.clear()
-    _reject(str(err if isinstance(err, PruneCliError) else as_config_error(err, sys.argv[1:])))
+
+
+class _LauncherFailed(BaseException):
+    """A sweep's launcher raised before any job ran (no SLURM here, sbatch refused the array job), on its
+    way to `main` past Hydra's `except Exception`."""
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
+
+
+def _launcher_failed(err: Exception) -> bool:
+    """Whether `err` came out of a sweep's launcher before any of its jobs recorded an outcome."""
+    from hydra.plugins.launcher import Launcher
+
+    if not _MULTIRUN_YAML:  # no sweep under way (its end clears the record)
+        return False
+    path = os.environ.get(SWEEP_RECORD_ENV)
+    if path and Path(path).is_file() and Path(path).read_text().strip():
+        return False  # a job ran: its own outcome is recorded, the sweep's summary reports it
+    return any(isinstance(frame.f_locals.get("self"), Launcher) for frame, _ in traceback.walk_tb(err.__traceback__))
+
+
+def _report_launcher_failure(err: Exception) -> None:
+    """One line with the launcher's own reason (sbatch's error is in it), exit 1; nothing kept."""
+    name = _LAUNCHER.pop("name", "the launcher")
+    _undo_sweep_start()
+    reason = f"{type(err).__name__}: {err}".strip()
+    print(f"prune-run: error: {name} could not start the sweep; no job ran and nothing was kept: {reason}", file=sys.stderr)
+    sys.exit(1)
 
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
@@ -740,6 +792,21 @@ def _remove_if_scaffolding(run_dir: Path) -> None:
 # --------------------------------------------------------------------------- the sweep
 
 
+def _note_the_launcher(config: DictConfig) -> None:
+    """What `_undo_sweep_start` needs to put back if the launcher fails before any job ran: its name,
+    and the files in its own folder (submitit's `submitit_folder`, up to the first `%` placeholder)."""
+    choice = OmegaConf.select(config, "hydra.runtime.choices", default={}).get("hydra/launcher")
+    _LAUNCHER.clear()
+    _LAUNCHER["name"] = f"hydra/launcher={choice}" if choice else "the launcher"
+    own = OmegaConf.select(config, "hydra.launcher.submitit_folder", default=None)
+    if own:
+        parts = Path(str(own)).parts
+        folder = Path(*parts[: next((i for i, p in enumerate(parts) if "%" in p), len(parts))])
+        _LAUNCHER["folder"] = folder
+        _LAUNCHER["before"] = {p.name for p in folder.iterdir()} if folder.is_dir() else None
+        _LAUNCHER["created"] = [d for d in (folder, *folder.parents) if not d.exists()]
+
+
 class SweepSummary(Callback):
     """At the end of a multirun: "N of M runs failed" with each failed run directory and reason,
     and a non-zero exit (cluster scripts check it) unless `allow_failures=true`."""
@@ -751,6 +818,7 @@ class SweepSummary(Callback):
         _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]
         record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"  # Hydra's sweeper rewrites it next
         _MULTIRUN_YAML[:] = [(record, record.read_bytes() if record.is_file() else None)]
+        _note_the_launcher(config)
         folder.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = folder / f"{stamp}-{os.getpid()}.jsonl"
@@ -760,6 +828,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
         _MULTIRUN_YAML.clear()  # the sweep ran: its multirun.yaml stays
+        _LAUNCHER.clear()
         path = os.environ.pop(SWEEP_RECORD_ENV, None)
         if not path or not Path(path).exists():
             return

@@ -406,3 +406,56 @@ def test_a_missing_launcher_plugin_says_which_extra_installs_it(option, plugin):
     )
     found = str(as_config_error(err, ["-m", f"hydra/launcher={option}", "seed=0,1"]))
     assert f"'hydra/launcher': '{option}'" in found and 'pip install "prune-cli[cluster]"' in found
+
+
+def _fake_slurm(tmp_path: Path, sbatch_error: str | None) -> Path:
+    """A folder for PATH with SLURM's `srun`, and an `sbatch` that refuses every job with `sbatch_error`
+    (None: no sbatch at all)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    if sbatch_error is not None:
+        (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho '{sbatch_error}' >&2\nexit 1\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize("cluster", ["no srun", "sbatch refuses"])
+def test_a_launcher_that_cannot_start_the_sweep_leaves_nothing(tmp_path, monkeypatch, cluster):
+    """hydra/launcher=slurm where SLURM is missing (a laptop), or where sbatch refuses the array job
+    (a partition that does not exist): the launcher fails before any job ran. It printed submitit's
+    traceback and left results_dir/runs/multirun.yaml (and the pickled jobs in .submitit/): a folder
+    that looked like a sweep with no runs. Now one line with the launcher's reason, exit 1, and the
+    results folder as it was (here: absent)."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import shutil
+
+    if cluster == "no srun":
+        if shutil.which("srun"):
+            pytest.skip("this machine has SLURM")
+    else:
+        fake = _fake_slurm(tmp_path, "sbatch: error: invalid partition specified: nope")
+        monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=slurm", *FAST, "seed=0,1"], results, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    reason = "srun" if cluster == "no srun" else "sbatch: error: invalid partition specified: nope"
+    assert "hydra/launcher=slurm could not start the sweep" in proc.stderr and reason in proc.stderr, proc.stderr
+    assert not results.exists(), sorted(str(p) for p in results.rglob("*"))
+
+
+def test_a_launcher_failure_keeps_an_earlier_sweep_s_record(tmp_path, monkeypatch):
+    """The results folder of an earlier sweep keeps its runs, its multirun.yaml and its .submitit/ files
+    byte for byte when a later sweep's launcher fails."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from conftest import snapshot
+
+    results = tmp_path / "results"
+    local = ["hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j"]
+    run_cli(["-m", *local, *FAST, "seed=0"], results)
+    before = snapshot(results)
+    monkeypatch.setenv("PATH", f"{_fake_slurm(tmp_path, 'sbatch: error: invalid account')}{os.pathsep}{os.environ['PATH']}")
+    proc = run_cli(["-m", "hydra/launcher=slurm", *FAST, "seed=1,2"], results, check=False)
+    assert proc.returncode == 1 and "sbatch: error: invalid account" in proc.stderr, proc.stderr
+    assert snapshot(results) == before
