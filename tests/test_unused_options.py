@@ -721,3 +721,57 @@ def test_region_bound_options_on_a_convolutional_model_are_unused():
     net = build_model(cfg.model, (40,), 10)
     on, off = (bound_columns(net, 2, OmegaConf.merge(cfg.metrics.regions, {"include_output_layer": v})) for v in (True, False))
     assert on == off == {"bound_scope": "none (bounds apply to fully connected networks)"}
+
+
+# ----------------------------------------------------------------------------- method.reinit and restarts
+
+
+def _reinit_overwritten(plan) -> bool:
+    """Independent of the check: whether every pruning event of `plan` is followed, before any training
+    step, by a restart that loads other weights (init, rewind, reinit), which replaces the survivors
+    that method.reinit re-drew."""
+    from prune_cli.schedules.steps import Prune, Restart
+
+    prunes = [i for i, step in enumerate(plan) if isinstance(step, Prune)]
+
+    def overwritten(i: int) -> bool:
+        for step in plan[i + 1 :]:
+            if isinstance(step, Restart):
+                return step.source != "trained"
+            if step.kind not in ("record",):
+                return False
+        return False
+
+    return bool(prunes) and all(overwritten(i) for i in prunes)
+
+
+@pytest.mark.parametrize(
+    "schedule, replaced",
+    [
+        (["schedule=lottery_ticket", "schedule.rounds=2"], True),
+        (["schedule=post_prune_reinit"], True),
+        (["schedule=at_init"], True),
+        (["schedule=iterative", "schedule.restart_from=init"], True),
+        (["schedule=oneshot"], False),
+        (["schedule=iterative"], False),
+        (["schedule=gradual", "schedule.restart_from=rewind"], False),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
+)
+def test_method_reinit_is_an_unused_override_where_a_restart_replaces_the_survivors(schedule, replaced):
+    """method.reinit re-draws the surviving weights at each pruning event (prune_cli/pruning/ablations.py);
+    a prune-and-retrain schedule restarting from init, rewind or reinit loads every weight right after
+    (experiment._step_restart), so lottery tickets with method.reinit=true trained exactly the ticket
+    without it, only the `pruned` phase's evaluation differed: accepted before. The re-initialisation
+    control of lottery tickets is schedule.restart_from=reinit. Where training follows the pruning
+    event (oneshot, iterative from the trained weights, gradual's events during training), it applies."""
+    from helpers import composed
+
+    from prune_cli.schedules import SCHEDULES
+
+    cfg = composed(FAST, *schedule)
+    assert _reinit_overwritten(SCHEDULES.get(cfg.schedule.name)(cfg)) == replaced
+    found = [f for f in _errors([*schedule, "method.reinit=true"]) if f.key == "method.reinit"]
+    assert bool(found) == replaced, found
+    if found:
+        assert "schedule.restart_from=reinit" in found[0].why and f"restart_from={cfg.schedule.restart_from}" in found[0].why

@@ -18,6 +18,8 @@ Which options do nothing comes from the plugins and schemas themselves, never fr
 - `accel.channels_last` on a model without convolution weights, and what a schema's
   `unused_for_model(cfg, key, model)` names (`bn_mode` on a model without BatchNorm or dropout), from
   the pre-run pass's model;
+- `method.reinit` when the schedule's plan loads every weight again right after each pruning event
+  (lottery tickets restarting from the rewound weights);
 - the whole `finetune` node when the schedule's plan never trains with it (at_init, lottery tickets,
   gradual): a *note*, not an error, because researchers keep one set of training overrides
   (`train.epochs=... finetune.epochs=...`) across schedules, and nothing they meant is lost.
@@ -133,14 +135,36 @@ def _for_model(cfg: DictConfig) -> dict[str, str]:
     return found
 
 
-def _finetune_note(cfg: DictConfig) -> dict[str, str]:
-    """{'finetune': why} when no step of the schedule's plan trains with the finetune config."""
+def _from_the_plan(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """What the schedule's plan (prune_cli/schedules) never uses: ({key: why} errors, {key: why} notes).
+
+    - error `method.reinit` when every pruning event is followed, before any training, by a restart
+      that loads other weights (init, rewind, reinit): the survivors it re-drew are replaced before
+      they are trained; only the `pruned` phase's evaluation would see them (lottery tickets: the
+      re-initialisation control is schedule.restart_from=reinit);
+    - note `finetune` when no step trains with the finetune config."""
     from ..schedules import SCHEDULES
+    from ..schedules.steps import Prune, Record, Restart
 
     plan = SCHEDULES.get(cfg.schedule.name)(cfg)
-    if any(getattr(step, "which", None) == "finetune" for step in plan):
-        return {}
-    return {"finetune": f"schedule={cfg.schedule.name} never fine-tunes (its training steps use the train config)"}
+    errors: dict[str, str] = {}
+
+    def replaced_after(i: int) -> bool:
+        after = next((step for step in plan[i + 1 :] if not isinstance(step, Record)), None)
+        return isinstance(after, Restart) and after.source != "trained"
+
+    prunes = [i for i, step in enumerate(plan) if isinstance(step, Prune)]
+    if prunes and all(replaced_after(i) for i in prunes):
+        source = cfg.schedule.restart_from
+        errors["method.reinit"] = (
+            f"schedule={cfg.schedule.name} with schedule.restart_from={source} loads every weight again after each "
+            "pruning event, so the re-drawn survivors are never trained (only the `pruned` phase's evaluation sees them)"
+            + ("" if source == "reinit" else "; the re-initialisation control is schedule.restart_from=reinit")
+        )
+    notes: dict[str, str] = {}
+    if not any(getattr(step, "which", None) == "finetune" for step in plan):
+        notes["finetune"] = f"schedule={cfg.schedule.name} never fine-tunes (its training steps use the train config)"
+    return errors, notes
 
 
 def unused_options(cfg: DictConfig, method_keys: bool = True, model_keys: bool = True) -> tuple[dict[str, str], dict[str, str]]:
@@ -160,7 +184,8 @@ def unused_options(cfg: DictConfig, method_keys: bool = True, model_keys: bool =
         found.update(_method_options(cfg))
     if model_keys:
         found.update(_for_model(cfg))
-    return found, _finetune_note(cfg)
+    plan_errors, notes = _from_the_plan(cfg)
+    return {**found, **plan_errors}, notes
 
 
 def _parsed(overrides: list[str]) -> list[tuple[str, str]]:
