@@ -255,3 +255,61 @@ def test_a_threshold_rule_with_n_m_is_rejected():
     with pytest.raises(ConfigError, match=r"'method.threshold_impl'.*topk with method.structure=nm \(its masks do not follow"):
         validated(*nm, "method.threshold_impl=strict_kth")
     validated(*nm)
+
+
+# --------------------------------------------------------------------------- channel: reachable before the run
+
+TINY_CHANNEL = ["dataset=synthetic", "model=mlp", "model.widths=[3]", "method.structure=channel", "method.allocation=layerwise"]
+
+
+def test_an_unreachable_channel_sparsity_is_refused_before_the_run_with_the_nearest_reachable_ones():
+    """Hand-worked: synthetic (2 inputs, 3 classes), one hidden layer of 3 units: 6 + 9 weights, and
+    keeping u units keeps 2u + 3u = 5u, so the reachable sparsities are 0, 1/3, 2/3 and 1. Sparsity 0.5
+    wants round(0.5 x 15) = 8 kept: the closest, 10, is sparsity 1/3, off by 0.13. The pruner refused
+    it after dense training; the pre-run pass now refuses it from the layer shapes and names the
+    reachable sparsities on either side."""
+    with pytest.raises(ConfigError) as err:
+        validate(composed(*TINY_CHANNEL, "sparsity=0.5"))
+    assert err.value.key == "sparsity" and err.value.value == 0.5
+    assert "0.333333" in str(err.value) and "0.666667" in str(err.value), str(err.value)
+    for reachable in ("0.3333333333", "0.6666666667"):
+        validate(composed(*TINY_CHANNEL, f"sparsity={reachable}"))
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.5, 0.6, 0.75, 0.9])
+def test_the_pre_run_channel_check_agrees_with_the_pruner_on_cnn1d(sparsity):
+    """For every sparsity the pre-run pass accepts the pruner reaches it within the tolerance, and for
+    every one it refuses the pruner fails: the pruner run on a CPU cnn1d with random weights (channel
+    pruning's kept count depends on the layer shapes only)."""
+    from prune_cli.models import build_model
+
+    args = ["dataset=mnist1d", "model=cnn1d", "method.structure=channel", "method.allocation=layerwise", f"sparsity={sparsity}"]
+    cfg = composed(*args)
+    try:
+        validate(cfg)
+        accepted = True
+    except ConfigError as err:
+        assert err.key == "sparsity", err
+        accepted = False
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (40,), 10)
+    try:
+        prune(model, sparsity, ctx(structure="channel"))
+        reached = True
+    except PruneCliError as err:
+        assert "Channel pruning removes whole units" in str(err)
+        reached = False
+    assert accepted == reached
+
+
+def test_an_unreachable_channel_sparsity_stops_prune_run_before_dense_training(finished_results):
+    """The command of the audit: cnn1d at 0.5 trained the dense model, then failed. Now exit 2, nothing
+    created, the finished run byte-identical."""
+    from tests.conftest import snapshot
+
+    before = snapshot(finished_results)
+    args = ["model=cnn1d", "method.structure=channel", "method.allocation=layerwise", "sparsity=0.5", "train.epochs=1"]
+    proc = run_cli(args, finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "'sparsity': 0.5" in proc.stderr and "channel" in proc.stderr
+    assert snapshot(finished_results) == before

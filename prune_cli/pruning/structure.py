@@ -213,6 +213,10 @@ class Structure:
     check: Optional[Callable[[DictConfig], None]] = None  # config-only checks when chosen: check(cfg)
     # Checks against the model (meta device, before any data): check_model(model, selected, method).
     check_model: Optional[Callable] = None
+    # Checks that also need the target: check_density(model, selected, method, density), run by the
+    # pre-run pass at the run's final density when the run prunes once (the kept count of a structure
+    # such as channel is then a fact of the layer shapes).
+    check_density: Optional[Callable] = None
     fixes_final_densities: Callable[[DictConfig], bool] = _never  # then only a single pruning event fits
     uses_counts: bool = True  # False: the masks ignore the allocation's per-layer counts (N:M)
     inexact_hint: str = ""  # why the achieved sparsity may differ from the target

@@ -333,19 +333,19 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     checked = checked_model(cfg)
     if checked is None:
         return
-    from ..pruning import ALLOCATIONS, select_prunable
+    from ..pruning import ALLOCATIONS, STRUCTURES, select_prunable
 
     selected = select_prunable(checked.model, cfg.method)
     allocation = ALLOCATIONS.get(cfg.method.allocation)
     if allocation.check_density is not None and cfg.sparsity > 0:
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
+    structure = STRUCTURES.get(cfg.method.structure)
+    schedule = schema_of(cfg, "schedule")
+    single_event = cfg.method.rounds == 1 and schedule.single_event(cfg)  # earlier events do not shape the last one
+    if structure.check_density is not None and cfg.sparsity > 0 and single_event and prunes_to_sparsity(cfg, schedule):
+        structure.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     total = sum(p.numel() for p in selected.values())
-    if (
-        total
-        and prunes_to_sparsity(cfg, schema_of(cfg, "schedule"))
-        and not cfg.method.allow_collapse
-        and round((1.0 - cfg.sparsity) * total) == 0
-    ):
+    if total and prunes_to_sparsity(cfg, schedule) and not cfg.method.allow_collapse and round((1.0 - cfg.sparsity) * total) == 0:
         check(
             False,
             "sparsity",

@@ -34,12 +34,82 @@ def check_channel_model(model, selected: dict, method: DictConfig) -> None:
         )
 
 
+def _hidden_and_previous(layers, shapes: dict) -> tuple[list[str], dict[str, str]]:
+    """The pruned hidden layers (all but the classifier) and, for each layer fed by one, that layer."""
+    hidden = [n for n in shapes if not layers[n].is_classifier]
+    return hidden, {layers[n].next: n for n in hidden}
+
+
+def _kept_weights(layers, shapes: dict, units: dict[str, int]) -> int:
+    """Weights kept when each hidden layer keeps `units[n]` units (rows) and the next layer the matching
+    input columns: a function of the layer shapes and the counts only, not of which units."""
+    _, prev_of = _hidden_and_previous(layers, shapes)
+    total = 0
+    for n, shape in shapes.items():
+        rows = units.get(n, layers[n].units)
+        per_col = int(torch.Size(shape[2:]).numel())
+        p = prev_of.get(n)
+        cols = units[p] * layers[p].factor if p is not None else shape[1]
+        total += rows * cols * per_col
+    return total
+
+
+def _fractions(layers, shapes: dict) -> list[float]:
+    """The fractions q of units every hidden layer can keep (j / units of some layer)."""
+    hidden, _ = _hidden_and_previous(layers, shapes)
+    return sorted({j / layers[n].units for n in hidden for j in range(layers[n].units + 1)} | {0.0, 1.0})
+
+
+def _units_at(layers, shapes: dict, q: float) -> dict[str, int]:
+    hidden, _ = _hidden_and_previous(layers, shapes)
+    return {n: round(q * layers[n].units) for n in hidden}
+
+
+def _units_closest_to(layers, shapes: dict, density: float) -> dict[str, int]:
+    """Units kept per hidden layer: the fraction q whose kept weight count is closest to
+    round(density * N) (ties: the larger q)."""
+    target = round(density * sum(int(torch.Size(s).numel()) for s in shapes.values()))
+
+    def miss(q: float) -> tuple[int, float]:
+        return abs(_kept_weights(layers, shapes, _units_at(layers, shapes, q)) - target), -q
+
+    return _units_at(layers, shapes, min(_fractions(layers, shapes), key=miss))
+
+
+def check_channel_density(model, selected: dict, method: DictConfig, density: float) -> None:
+    """Before the run: the sparsity channel pruning reaches is a fact of the layer shapes (one pruning
+    event keeps `_units_closest_to` units, whichever they are), so a target it misses by more than
+    method.sparsity_tolerance is refused here, with the reachable sparsities on either side, instead
+    of by the pruner after dense training."""
+    layers = trace(model)
+    shapes = {n: tuple(p.shape) for n, p in selected.items()}
+    if any(layers[n].next is None and not layers[n].is_classifier for n in shapes):
+        return  # check_channel_model names those layers
+    total = sum(int(torch.Size(s).numel()) for s in shapes.values())
+    kept = _kept_weights(layers, shapes, _units_closest_to(layers, shapes, density))
+    achieved, reachable = 1.0 - kept / total, 1.0 - round(density * total) / total
+    if abs(achieved - reachable) <= float(method.sparsity_tolerance):
+        return
+    options = sorted({1.0 - _kept_weights(layers, shapes, _units_at(layers, shapes, q)) / total for q in _fractions(layers, shapes)})
+    below = [s for s in options if s < 1.0 - density]
+    above = [s for s in options if s > 1.0 - density]
+    nearest = " and ".join(f"{s:.6f}" for s in (below[-1:] + above[:1]))
+    raise ConfigError(
+        "sparsity",
+        round(1.0 - density, 12),
+        f"a sparsity that method.structure=channel reaches within method.sparsity_tolerance={method.sparsity_tolerance} "
+        f"on these layers (every hidden layer keeps the same fraction of its units, and the next layer loses their "
+        f"columns; here it would reach {achieved:.6f}): the nearest are {nearest}; or raise method.sparsity_tolerance",
+    )
+
+
 @register_structure(
     "channel",
     options=("group_norm",),
     layer_local=False,
     check=check_channel,
     check_model=check_channel_model,
+    check_density=check_channel_density,
     inexact_hint="Channel pruning removes whole units and their next-layer columns, so only some "
     "sparsities are reachable; pick a nearby sparsity or raise method.sparsity_tolerance.",
 )
@@ -63,25 +133,7 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
             "(method.exclude=[...]) or use another structure."
         )
     prev_of = {layers[n].next: n for n in hidden}
-
-    def units_kept(q: float) -> dict[str, int]:
-        return {n: round(q * layers[n].units) for n in hidden}
-
-    def kept_weights(units: dict[str, int]) -> int:
-        total = 0
-        for n in names:
-            rows = units.get(n, layers[n].units)
-            w = scores[n]
-            per_col = w[0, 0].numel() if w.dim() > 2 else 1
-            p = prev_of.get(n)
-            cols = units[p] * layers[p].factor if p is not None else w.shape[1]
-            total += rows * cols * per_col
-        return total
-
-    target = round(sctx.density * sum(s.numel() for s in scores.values()))
-    candidates = sorted({j / layers[n].units for n in hidden for j in range(layers[n].units + 1)} | {0.0, 1.0})
-    best = min(candidates, key=lambda q: (abs(kept_weights(units_kept(q)) - target), -q))
-    units = units_kept(best)
+    units = _units_closest_to(layers, {n: s.shape for n, s in scores.items()}, sctx.density)
     unit_masks = {}
     for n in hidden:  # forward order: rank units on the columns the previous layer left alive
         w = scores[n]
