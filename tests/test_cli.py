@@ -213,3 +213,25 @@ def test_cifar10_resnet20_from_local_files(tmp_path):
     assert (abs(final.density - 0.2) <= 1 / final.params).all()
     runs = pd.read_csv(results / "runs.csv")
     assert "top5_accuracy" in set(runs.metric)
+
+
+def test_a_finished_run_made_by_other_code_is_kept_and_the_rerun_says_so(single_run, tmp_path):
+    """Run ids hash the config, not the code, so the same command after an upgrade that changed results
+    (a fixed score, a fixed count) finds the finished run and did nothing, silently: the researcher
+    could not tell that the numbers predate the fix. The run is still kept (its rows are what the
+    shared tables hold), and one line names both code versions and how to recompute."""
+    import json
+
+    results = copy_results(single_run.results, tmp_path / "results")
+    [run_dir] = [p.parent for p in (results / "runs").glob("*/COMPLETE")]
+    record = json.loads((run_dir / "provenance.json").read_text())
+    record.update(git_sha="0123456789abcdef0123456789abcdef01234567", prune_cli_version="0.0.1")
+    (run_dir / "provenance.json").write_text(json.dumps(record, indent=2))
+    before = (results / "runs.csv").read_text()
+    proc = run_cli(SHARED_RUN, results)
+    err = proc.stderr
+    assert "already complete" in proc.stdout + err and (results / "runs.csv").read_text() == before
+    assert "made by other code" in err and "git_sha: 0123456789ab" in err and "prune_cli_version: 0.0.1 ->" in err, err
+    assert "a fresh results_dir" in err
+    same = run_cli(SHARED_RUN, copy_results(single_run.results, tmp_path / "untouched"))
+    assert "made by other code" not in same.stderr  # the same code: nothing to say

@@ -389,6 +389,19 @@ def run(cfg: DictConfig, run_dir: Path) -> Path:
         lock.release()
 
 
+def _say_if_made_by_other_code(run_dir: Path, rid: str) -> None:
+    """A finished run is kept whatever code made it (its rows are in the shared tables); when that code
+    differs from this process's, one line says so and how to recompute it."""
+    changed = results.code_differences(run_dir)
+    if changed:
+        line = (
+            f"prune-run: run {rid} is complete and kept, but it was made by other code ({'; '.join(changed)}); "
+            "changes since then are not in its numbers. To recompute it, run the command with a fresh results_dir."
+        )
+        log.warning(line.removeprefix("prune-run: "))
+        print(line, file=sys.stderr)
+
+
 def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
     results_dir = Path(cfg.results_dir)
     if (run_dir / COMPLETE_FILE).exists():
@@ -397,6 +410,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
             log.info("run %s was already complete; its rows were not in the shared tables yet: %s", rid, outcome)
         else:
             log.info("run %s is already complete; its results are in %s (nothing to do)", rid, run_dir)
+        _say_if_made_by_other_code(run_dir, rid)
         return run_dir
     if cfg.shared_results:
         shared_tables.refuse_symlinks(results_dir)  # before any work, not after training

@@ -53,6 +53,27 @@ RESUME_CHECKED = ("git_sha", "git_dirty", "prune_cli_version", "torch_version", 
 PROVENANCE_FILE = "provenance.json"
 
 
+# What tells the code that computed a finished run from this process's (device and dirty flag aside).
+CODE_FIELDS = ("git_sha", "prune_cli_version", "torch_version")
+
+
+def code_differences(run_dir: Path) -> list[str]:
+    """ "field: then -> now" for each of CODE_FIELDS in which the process that started the finished run in
+    `run_dir` (its provenance.json) differs from this one; fields unknown on either side are skipped.
+    Run ids hash the config, not the code, so this is the only sign that a kept run predates a change."""
+    try:
+        then = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    now = {"git_sha": _git("rev-parse", "HEAD"), "prune_cli_version": prune_cli.__version__, "torch_version": torch.__version__}
+    unknown = (None, "", "unknown")
+    return [
+        f"{k}: {then.get(k)} -> {now[k]}"
+        for k in CODE_FIELDS
+        if then.get(k) not in unknown and now[k] not in unknown and then.get(k) != now[k]
+    ]
+
+
 def write_start_record(run_dir: Path, run_provenance: dict[str, Any]) -> None:
     """provenance.json of a run started from the beginning: this process's environment, no resumes."""
     record = {**environment_record(run_provenance), "resumed": []}
