@@ -560,8 +560,8 @@ def _undo_sweep_start() -> None:
 
 
 class _LauncherFailed(BaseException):
-    """A sweep's launcher raised before any job ran (no SLURM here, sbatch refused the array job), on its
-    way to `main` past Hydra's `except Exception`."""
+    """A sweep's launcher raised (no SLURM here, sbatch refused the array job, a parallel worker was
+    killed), on its way to `main` past Hydra's `except Exception`."""
 
     def __init__(self, error: Exception):
         super().__init__(error)
@@ -569,23 +569,38 @@ class _LauncherFailed(BaseException):
 
 
 def _launcher_failed(err: Exception) -> bool:
-    """Whether `err` came out of a sweep's launcher before any of its jobs recorded an outcome."""
+    """Whether `err` came out of the launcher of a sweep under way."""
     from hydra.plugins.launcher import Launcher
 
     if not _MULTIRUN_YAML:  # no sweep under way (its end clears the record)
         return False
-    path = os.environ.get(SWEEP_RECORD_ENV)
-    if path and Path(path).is_file() and Path(path).read_text().strip():
-        return False  # a job ran: its own outcome is recorded, the sweep's summary reports it
     return any(isinstance(frame.f_locals.get("self"), Launcher) for frame, _ in traceback.walk_tb(err.__traceback__))
 
 
 def _report_launcher_failure(err: Exception) -> None:
-    """One line with the launcher's own reason (sbatch's error is in it), exit 1; nothing kept."""
+    """The launcher's own reason (sbatch's error is in it), exit 1. Before any job started, the results
+    folder is put back as it was; after, the runs stay and each one that did not complete is named."""
     name = _LAUNCHER.pop("name", "the launcher")
-    _undo_sweep_start()
     reason = f"{type(err).__name__}: {err}".strip()
-    print(f"prune-run: error: {name} could not start the sweep; no job ran and nothing was kept: {reason}", file=sys.stderr)
+    path = os.environ.get(SWEEP_RECORD_ENV)
+    outcomes = _sweep_outcomes(path) if path and Path(path).is_file() else []
+    if not outcomes:
+        _undo_sweep_start()
+        print(f"prune-run: error: {name} could not start the sweep; no job ran and nothing was kept: {reason}", file=sys.stderr)
+        sys.exit(1)
+    os.environ.pop(SWEEP_RECORD_ENV, None)
+    _remove_sweep_record(path)
+    _MULTIRUN_YAML.clear()  # jobs ran: the sweep's multirun.yaml stays
+    _LAUNCHER.clear()
+    unfinished = [x for x in outcomes if x["status"] != "completed"]
+    print(f"prune-run: error: {name} stopped the sweep: {reason}", file=sys.stderr)
+    print(
+        f"prune-run: {len(outcomes) - len(unfinished)} of the {len(outcomes)} runs that started completed; "
+        f"these did not (run the same command again to resume them; completed runs are not repeated):",
+        file=sys.stderr,
+    )
+    for x in unfinished:
+        print(f"  {x['run_dir']}: {x['reason'] or x['status']}", file=sys.stderr)
     sys.exit(1)
 
 
@@ -605,6 +620,8 @@ def hydra_main(cfg: DictConfig) -> None:
             _record_outcome(run_dir, "skipped")
             print(f"prune-run: {run_dir.name} not started: {Path(failed).name} failed and fail_fast=true", file=sys.stderr)
             return
+    if in_sweep:  # a job killed from outside (OOM killer, a node) records nothing else: the summary names it
+        _record_outcome(run_dir, "started")
     try:
         interrupts.check()
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again
@@ -717,6 +734,23 @@ def _failed_in_this_sweep() -> str | None:
         return None
     records = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
     return next((x["run_dir"] for x in records if x["status"] == "failed"), None)
+
+
+NO_OUTCOME = (
+    "it ended without recording an outcome (killed: out of memory, a time limit, a lost node?); "
+    "run the same command again to resume it"
+)
+
+
+def _sweep_outcomes(path: str | Path) -> list[dict]:
+    """The last record of each job in a sweep's record, in the order the jobs started (a requeued job
+    starts again; a job with only its start recorded was killed from outside and gets NO_OUTCOME)."""
+    last: dict[str, dict] = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            one = json.loads(line)
+            last[one["run_dir"]] = one
+    return [x if x["status"] != "started" else {**x, "reason": NO_OUTCOME} for x in last.values()]
 
 
 def _remove_sweep_record(path: str | None) -> None:
@@ -832,7 +866,7 @@ class SweepSummary(Callback):
         path = os.environ.pop(SWEEP_RECORD_ENV, None)
         if not path or not Path(path).exists():
             return
-        lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+        lines = _sweep_outcomes(path)
         _remove_sweep_record(path)
         failed = [x for x in lines if x["status"] not in ("completed", "skipped")]
         skipped = [x for x in lines if x["status"] == "skipped"]

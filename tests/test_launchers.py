@@ -459,3 +459,30 @@ def test_a_launcher_failure_keeps_an_earlier_sweep_s_record(tmp_path, monkeypatc
     proc = run_cli(["-m", "hydra/launcher=slurm", *FAST, "seed=1,2"], results, check=False)
     assert proc.returncode == 1 and "sbatch: error: invalid account" in proc.stderr, proc.stderr
     assert snapshot(results) == before
+
+
+def test_a_parallel_sweep_whose_workers_are_killed_names_the_unfinished_runs_and_keeps_them(tmp_path, monkeypatch):
+    """The OOM killer takes a joblib worker (here: every run SIGKILLs itself just before COMPLETE): joblib
+    stops the whole sweep. The jobs had started, so their directories and multirun.yaml stay (the
+    launcher-failure clean-up must not treat them as a sweep that never ran); one message says the
+    launcher stopped the sweep, names each run that did not finish and how to resume; the same command
+    then finishes them, each run's rows once."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1"]
+    monkeypatch.setenv("PRUNE_CLI_CRASH_AT", "before-complete")
+    proc = run_cli(args, results, check=False)
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
+    err = proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "hydra/launcher=parallel stopped the sweep" in err and "no job ran" not in err, err
+    runs = sorted(p for p in (results / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 2 and all(f"  {run}" in err for run in runs), err
+    assert "run the same command again" in err
+    assert (results / "runs" / "multirun.yaml").is_file() and not (results / ".sweeps").exists()
+    monkeypatch.delenv("PRUNE_CLI_CRASH_AT")
+    run_cli(args, results)
+    get_reusable_executor().shutdown(wait=True)
+    _check_shared_rows(results, 2)
