@@ -497,7 +497,9 @@ def main() -> None:
     _LAUNCHER.clear()
     try:
         check_overrides(sys.argv[1:])
-        plugins.add_modules(command_line_plugins(sys.argv[1:]))
+        named = command_line_plugins(sys.argv[1:])
+        plugins.add_modules(named)
+        plugins.pass_to_launched_processes(named)
     except PruneCliError as err:
         _reject(str(err))
     try:

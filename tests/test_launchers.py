@@ -486,3 +486,20 @@ def test_a_parallel_sweep_whose_workers_are_killed_names_the_unfinished_runs_and
     run_cli(args, results)
     get_reusable_executor().shutdown(wait=True)
     _check_shared_rows(results, 2)
+
+
+def test_a_parallel_sweep_over_an_outside_plugin_s_options(tmp_path, monkeypatch):
+    """`-m hydra/launcher=parallel plugins=[lab.taylor] method=taylor,magnitude`: the joblib workers compose
+    their job before prune-run's task function runs, and only the launching process had indexed the
+    command line's plugin modules, so every job was rejected ('method': 'taylor' is not one of ...)
+    and the sweep ran nothing; the default launcher worked. The workers now index them at start."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    from test_plugins import _write_lab
+
+    root = _write_lab(tmp_path / "src")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    results = tmp_path / "results"
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "plugins=[lab.taylor]", *FAST, "method=taylor,magnitude"]
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {pd.read_csv(d / "metrics.csv").method.iloc[0] for d in _complete_runs(results)} == {"taylor", "magnitude"}

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,10 @@ BUILTIN_DIRS = (
 )
 BUILTIN_FILES = ("training.py",)  # not a plugin folder, but declares the train schema
 ENTRY_POINT_GROUP = "prune_cli.plugins"
+# The command line's `plugins=[...]` modules, for the processes a launcher starts (joblib's workers,
+# SLURM jobs): they compose their job before prune-run's task function runs, from the environment
+# the launching process gave them (`pass_to_launched_processes`).
+LAUNCHED_ENV = "_PRUNE_CLI_COMMAND_LINE_PLUGINS"
 
 # The decorator that declares each kind. `X.register` forms are accepted too.
 DECORATOR_KINDS = {
@@ -162,7 +167,16 @@ def index() -> PluginIndex:
             idx.scan_file(PACKAGE / rel, "prune_cli." + rel.removesuffix(".py").replace("/", "."))
         _INDEX = idx
         add_modules(_entry_point_modules())
+        add_modules(m for m in os.environ.get(LAUNCHED_ENV, "").split(",") if m)
     return _INDEX
+
+
+def pass_to_launched_processes(modules: list[str]) -> None:
+    """Name the command line's plugin modules in the environment of every process started from here."""
+    if modules:
+        os.environ[LAUNCHED_ENV] = ",".join(modules)
+    else:
+        os.environ.pop(LAUNCHED_ENV, None)
 
 
 def _entry_point_modules() -> list[str]:
