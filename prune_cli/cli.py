@@ -423,6 +423,8 @@ def _report_composition_errors_once() -> None:
                 if hydra_utils._is_env_set("HYDRA_FULL_ERROR") or hydra_utils.is_under_debugger():  # noqa: SLF001
                     raise
                 raise _CompositionRejected(err) from err
+            except PruneCliError as err:  # raised inside Hydra's composition: a plugin module that does not import
+                raise _CompositionRejected(err) from err
             except Exception as err:
                 if _launcher_failed(err):
                     raise _LauncherFailed(err) from err
@@ -540,8 +542,12 @@ def _undo_sweep_start() -> None:
     folders this process created."""
     _SWEEP_JOBS.clear()
     path = os.environ.pop(SWEEP_RECORD_ENV, None)
-    if path and Path(path).is_file() and not Path(path).read_text().strip():  # no job ran
-        Path(path).unlink()
+    if path and Path(path).is_file():
+        if Path(path).read_text().strip():  # a job started: its run and the sweep's multirun.yaml stay
+            _MULTIRUN_YAML.clear()
+            _LAUNCHER.clear()
+        else:
+            Path(path).unlink()
     for record, before in _MULTIRUN_YAML:  # the sweeper wrote it before it composed the jobs
         if before is None:
             record.unlink(missing_ok=True)

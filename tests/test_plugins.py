@@ -20,7 +20,7 @@ import torch
 
 from prune_cli.core import plugins
 from prune_cli.core.config_base import SCHEMAS
-from tests.conftest import REPO
+from tests.conftest import FAST, REPO, run_cli
 
 KIND_REGISTRIES = {
     "score": "prune_cli.pruning:SCORES",
@@ -572,3 +572,47 @@ def test_a_metric_returning_rows_the_recorder_cannot_write_is_named(monkeypatch,
     register_metric(name)(lambda ctx, phase, node: MetricResult(**result))
     with pytest.raises(PruneCliError, match=rf"metric {name} returned .*{message}"):
         METRICS.get(name)(None, "dense", None)
+
+
+BROKEN = {  # plugin modules whose import fails (a dependency not installed), one per kind that has a schema
+    "score": (
+        '@config_schema("method", "needs_pkg")\n@dataclass\nclass C(MethodConfig):\n    name: str = "needs_pkg"\n'
+        '    score: str = "needs_pkg"\n\n\n@register_score("needs_pkg", options=C)\ndef f(model, params, ctx):\n'
+        "    return {n: p.abs() for n, p in params.items()}\n",
+        ["method=needs_pkg"],
+    ),
+    "dataset": (
+        '@config_schema("dataset", "needs_pkg")\n@dataclass\nclass C(DatasetConfig):\n    name: str = "needs_pkg"\n\n\n'
+        '@DATASETS.register("needs_pkg")\ndef f(cfg):\n    pass\n',
+        ["dataset=needs_pkg"],
+    ),
+    "metric": (
+        '@config_schema("metric", "needs_pkg")\n@dataclass\nclass C:\n    enabled: bool = False\n\n\n'
+        '@register_metric("needs_pkg")\ndef f(ctx, phase, node):\n    pass\n',
+        [],
+    ),
+}
+BROKEN_HEAD = (
+    "from dataclasses import dataclass\n\nimport a_package_that_is_not_installed  # noqa: F401\n"
+    "from prune_cli.core.config_base import DatasetConfig, MethodConfig, config_schema\nfrom prune_cli.data import DATASETS\n"
+    "from prune_cli.metrics import register_metric\nfrom prune_cli.pruning.scores import register_score\n\n\n"
+)
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_a_plugin_that_does_not_import_is_one_message_naming_it(tmp_path, monkeypatch, kind):
+    """A plugin module whose import raises (a missing dependency), chosen on the command line (a score,
+    a dataset) or only indexed (a metric whose node every run composes): its ConfigError was raised
+    inside Hydra's composition, so Hydra printed a traceback of about 100 lines and exit 1. The promise
+    (docs/architecture.md): one message naming the module and the import error, exit 2, nothing created."""
+    text, choose = BROKEN[kind]
+    (tmp_path / "src" / "brokenlab").mkdir(parents=True)
+    (tmp_path / "src" / "brokenlab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "brokenlab" / "needs_pkg.py").write_text(BROKEN_HEAD + text)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    results = tmp_path / "results"
+    proc = run_cli(["plugins=[brokenlab.needs_pkg]", *FAST, *choose], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "'plugins': 'brokenlab.needs_pkg'" in proc.stderr and "a_package_that_is_not_installed" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not results.exists()
