@@ -239,3 +239,26 @@ def test_gradual_window_counts_the_examples_data_pruning_keeps():
     with pytest.raises(ConfigError, match=r"'schedule.end_step'.*training has 2 optimizer steps"):
         validated(*args, "schedule.end_step=10")
     validated(*args, "schedule.end_step=1")
+
+
+@pytest.mark.parametrize(
+    "schedule, retrained",
+    [
+        (["schedule=iterative", "schedule.rounds=3"], ["round_1", "round_2", "finetuned"]),
+        (["schedule=lottery_ticket", "schedule.rounds=2"], ["round_1", "finetuned"]),
+        (["schedule=oneshot"], ["finetuned"]),
+    ],
+    ids=lambda v: " ".join(v) if v and v[0].startswith("schedule") else "",
+)
+def test_history_labels_each_retraining_with_the_phase_its_rows_carry(tmp_path, schedule, retrained):
+    """history.csv's phase of the training after each pruning round is the phase of the rows that round
+    records (round_k, finetuned), so the curves join the metrics. Iterative labelled every round
+    `finetuned` (three curves under one label), lottery tickets `retrain_1`, `retrain_2`, which no
+    metrics row carries."""
+    cfg = compose([*TINY, *schedule, "train.epochs=1", "finetune.epochs=1", "sparsity=0.8"], tmp_path)
+    exp = Experiment(cfg, tmp_path / "run")
+    exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
+    history = pd.DataFrame(exp.history)
+    assert list(dict.fromkeys(history.phase)) == ["dense", *retrained]
+    recorded = set(pd.DataFrame(exp.tables["metrics.csv"]).phase)
+    assert set(retrained) <= recorded

@@ -52,6 +52,7 @@ class Experiment:
 
     def __init__(self, cfg: DictConfig, run_dir: Path, accel: Accel | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.plan: list[Step] = []  # the schedule's steps, set by run_plan
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(cfg.device)
         # docs/performance.md "GPU"; the caller that applied the settings passes the one it built
@@ -135,6 +136,7 @@ class Experiment:
                 )
         else:
             results.write_start_record(self.run_dir, self.provenance)
+        self.plan = plan
         while self.step_index < len(plan):
             interrupts.check()
             self._run_step(plan[self.step_index])
@@ -318,7 +320,12 @@ class Experiment:
         start_epoch = 0
         if which == "train" and schedule.restart_from == "rewind" and schedule.lr_rewind:
             start_epoch = schedule.rewind_epoch
-        self._train("finetuned" if which == "finetune" else f"retrain_{self.rounds_done}", train_cfg, start_epoch)
+        self._train(self._recorded_next(), train_cfg, start_epoch)
+
+    def _recorded_next(self) -> str:
+        """The phase the plan records after the current step (round_k, finetuned): a training step's
+        history rows carry it, so the curves join the metrics rows of the model they trained."""
+        return next((step.phase for step in self.plan[self.step_index + 1 :] if isinstance(step, Record)), "finetuned")
 
     def _step_gradual(self) -> None:
         """Train with the sparsity raised along the polynomial curve at every pruning event."""
