@@ -559,6 +559,17 @@ def test_the_readme_plugin_example_runs(fresh_interpreter):
         ({"scalars": [{"split": "test", "metric": "w"}]}, r"scalar row 0 lacks 'value'"),
         ({"scalars": "w=1"}, r"scalars: a str, not a list of dicts"),
         ({"tables": {"w.csv": {"a": 1}}}, r"table w.csv: a dict, not a list of dicts"),
+        # a value the CSV would hold as text: prune-report then failed on its sums, not naming the metric
+        ({"scalars": [{"split": "x", "metric": "m", "value": [1, 2]}]}, r"scalar row 0: value \[1, 2\] is a list, not a number"),
+        ({"scalars": [{"split": "x", "metric": "m", "value": "0.5"}]}, r"scalar row 0: value '0.5' is a str, not a number"),
+        ({"scalars": [{"split": "x", "metric": "m", "value": torch.tensor(0.5)}]}, r"is a Tensor, not a number"),
+        ({"scalars": [{"split": 1, "metric": "m", "value": 0.5}]}, r"scalar row 0: split 1 is a int, not a str"),
+        # a table name that left the run directory, or mixed rows into a table the run itself writes
+        ({"tables": {"../../escape.csv": [{"a": 1}]}}, r"table name '../../escape.csv'"),
+        ({"tables": {"mine.txt": [{"a": 1}]}}, r"table name 'mine.txt'"),
+        ({"tables": {"layers.csv": [{"a": 1}]}}, r"table name 'layers.csv' is one the run writes itself"),
+        ({"tables": {"runs.csv": [{"a": 1}]}}, r"table name 'runs.csv' is one the run writes itself"),
+        ({"tables": {"layer_pruning.csv": [{"a": 1}]}}, r"table name 'layer_pruning.csv' is one the run writes itself"),
     ],
 )
 def test_a_metric_returning_rows_the_recorder_cannot_write_is_named(monkeypatch, result, message):
@@ -572,6 +583,21 @@ def test_a_metric_returning_rows_the_recorder_cannot_write_is_named(monkeypatch,
     register_metric(name)(lambda ctx, phase, node: MetricResult(**result))
     with pytest.raises(PruneCliError, match=rf"metric {name} returned .*{message}"):
         METRICS.get(name)(None, "dense", None)
+
+
+def test_a_metric_s_numbers_of_any_numeric_type_and_its_own_table_pass(monkeypatch):
+    """Control: ints, floats, numpy scalars, NaN and bools are numbers; `mine.csv` is the metric's own table."""
+    import numpy as np
+
+    from prune_cli.metrics import METRICS, MetricResult, register_metric
+
+    values = [1, 0.5, np.float32(0.25), np.int64(3), float("nan"), True]
+    result = MetricResult(
+        scalars=[{"split": "test", "metric": f"m{i}", "value": v} for i, v in enumerate(values)], tables={"mine.csv": [{"a": 1}]}
+    )
+    monkeypatch.setattr(METRICS, "_entries", dict(METRICS._entries))
+    register_metric("rows_check_numbers")(lambda ctx, phase, node: result)
+    assert METRICS.get("rows_check_numbers")(None, "dense", None) is result
 
 
 BROKEN = {  # plugin modules whose import fails (a dependency not installed), one per kind that has a schema

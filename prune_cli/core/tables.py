@@ -34,6 +34,10 @@ TABLES = {
 }
 CORE_TABLES = {table: shared for table, (shared, _) in TABLES.items()}  # per-run file -> shared file
 NOT_SHARED = ("history.csv",)  # per-epoch training curves stay in the run directory
+DATA_PRUNING_TABLE = "data_pruning.csv"  # per class, the training examples kept (data_pruning)
+LAYER_PRUNING_TABLE = "layer_pruning.csv"  # per residual section, whether it was removed (schedule=layer_pruning)
+# Tables the run itself writes, in its directory or shared: a metric's own table takes another name.
+RUN_TABLES = frozenset({*TABLES, *CORE_TABLES.values(), *NOT_SHARED, DATA_PRUNING_TABLE, LAYER_PRUNING_TABLE})
 
 
 def columns(table: str, rows: list[dict] = ()) -> list[str]:

@@ -19,6 +19,8 @@ Scalar rows go to metrics.csv; `tables` become extra per-run (and shared) CSVs.
 from __future__ import annotations
 
 import functools
+import numbers
+import re
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -26,6 +28,7 @@ from typing import Any, Callable, Optional
 from ..core import interrupts
 from ..core.config_base import BaseMetricsConfig
 from ..core.errors import PruneCliError
+from ..core.tables import RUN_TABLES
 from ..core.registry import Registry
 
 METRICS: Registry = Registry("metric", "metrics")
@@ -62,6 +65,7 @@ class MetricResult:
 
 
 SCALAR_KEYS = ("split", "metric", "value")
+TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.csv")  # a file in the run directory, never a path
 
 
 def checked_result(name: str, result: Any) -> MetricResult:
@@ -83,9 +87,18 @@ def checked_result(name: str, result: Any) -> MetricResult:
         for key in SCALAR_KEYS:
             if key not in row:
                 raise wrong(f"scalar row {i} lacks {key!r} ({row})")
+        for key in ("split", "metric"):
+            if not isinstance(row[key], str):
+                raise wrong(f"scalar row {i}: {key} {row[key]!r} is a {type(row[key]).__name__}, not a str")
+        if not isinstance(row["value"], numbers.Real):  # a list or a tensor would reach the CSV as text
+            raise wrong(f"scalar row {i}: value {row['value']!r} is a {type(row['value']).__name__}, not a number (float(x))")
     if not isinstance(result.tables, dict):
         raise wrong(f"tables: a {type(result.tables).__name__}, not a dict")
     for table, rows in result.tables.items():
+        if not isinstance(table, str) or not TABLE_NAME.fullmatch(table):
+            raise wrong(f"table name {table!r}: a file name of letters, digits, '_', '-' and '.', ending in .csv")
+        if table in RUN_TABLES:
+            raise wrong(f"table name {table!r} is one the run writes itself ({', '.join(sorted(RUN_TABLES))})")
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise wrong(f"table {table}: a {type(rows).__name__}, not a list of dicts")
     return result

@@ -26,6 +26,7 @@ from ..core import random_streams
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
 from ..core.identity import run_id
 from ..core.random_streams import derived_seed
+from ..core.tables import DATA_PRUNING_TABLE
 from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits
 from ..train_hooks import TrainHook
@@ -34,7 +35,7 @@ from .dense_cache import dense_inputs
 
 log = logging.getLogger(__name__)
 
-TABLE = "data_pruning.csv"
+TABLE = DATA_PRUNING_TABLE
 
 
 def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:

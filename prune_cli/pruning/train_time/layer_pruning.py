@@ -48,6 +48,7 @@ from torch import nn
 from ...core.checks import check, finite, positive_int
 from ...core.config_base import ScheduleConfig, config_schema, declared_input
 from ...core.errors import ConfigError
+from ...core.tables import LAYER_PRUNING_TABLE
 from ...models.base import PRUNABLE_TYPES, output_positions
 from ...models.masks import Masks
 from ...schedules import register_schedule
@@ -55,7 +56,7 @@ from ...schedules.steps import Dense, Record, Restart, Step, Train, TrainWithHoo
 from . import HookContext, TrainHook, register_train_hook
 from .common import meta_model
 
-TABLE = "layer_pruning.csv"
+TABLE = LAYER_PRUNING_TABLE
 SECTION_MODELS = "res_mlp, resnet20, resnet32 or resnet56"  # the built-in models that declare residual sections
 
 
