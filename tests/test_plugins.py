@@ -642,3 +642,44 @@ def test_a_plugin_that_does_not_import_is_one_message_naming_it(tmp_path, monkey
     assert "'plugins': 'brokenlab.needs_pkg'" in proc.stderr and "a_package_that_is_not_installed" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not results.exists()
+
+
+class _NoClassifier(torch.nn.Module):
+    pass
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: torch.nn.Sequential(torch.nn.Linear(2, 3)), r"returned a Sequential, not a PrunableNet"),
+        ("no classifier", r"its classifier is '', not the name of one of its prunable layers \(net\.0, net\.2\)"),
+        ("wrong classifier", r"its classifier is 'head', not the name of one of its prunable layers \(net\.0, net\.2\)"),
+    ],
+    ids=["plain module", "no classifier", "wrong classifier"],
+)
+def test_a_model_plugin_that_breaks_the_model_contract_is_named(monkeypatch, make, message):
+    """A model plugin returning a plain nn.Module crashed inside the pre-run pass (a 121-line traceback
+    naming neither the plugin nor the contract); one without `classifier` ran, and
+    method.exclude_classifier=true silently pruned its last layer. The contract (prune_cli/models/base.py):
+    a PrunableNet whose `classifier` names its final prunable layer."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.models import MODELS, build_model
+    from prune_cli.models.base import PrunableNet
+
+    class Tiny(PrunableNet):
+        classifier = "" if make == "no classifier" else "head"
+
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+
+        def forward(self, x):
+            return self.net(x)
+
+    monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))
+    MODELS.register("contract_check")(lambda cfg, shape, classes: make() if callable(make) else Tiny())
+    with pytest.raises(ConfigError, match=message) as err:
+        build_model(OmegaConf.create({"name": "contract_check"}), (2,), 3)
+    assert err.value.key == "model" and err.value.value == "contract_check"

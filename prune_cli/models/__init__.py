@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import torch
 from omegaconf import DictConfig
 
+from ..core.errors import ConfigError
 from ..core.registry import Registry
 from .base import PrunableNet
 
@@ -17,8 +18,27 @@ MODELS: Registry = Registry("model", "model.name")
 
 
 def build_model(cfg: DictConfig, input_shape: tuple[int, ...], num_classes: int) -> PrunableNet:
-    """Build `cfg.name` for inputs of `input_shape` (without the batch dimension)."""
-    return MODELS.get(cfg.name)(cfg, tuple(input_shape), num_classes)
+    """Build `cfg.name` for inputs of `input_shape` (without the batch dimension), held to the contract
+    pruning relies on (prune_cli/models/base.py): a PrunableNet whose `classifier` names its final
+    prunable layer. A plugin's plain nn.Module crashed inside the pre-run pass, and one without
+    `classifier` had its last layer pruned under method.exclude_classifier=true."""
+    model = MODELS.get(cfg.name)(cfg, tuple(input_shape), num_classes)
+    if not isinstance(model, PrunableNet):
+        raise ConfigError(
+            "model",
+            cfg.name,
+            f"a model whose builder returns a prune_cli.models.base.PrunableNet (its builder returned a "
+            f"{type(model).__name__}, not a PrunableNet: subclass it and set `classifier` to the final layer's name)",
+        )
+    names = [name for name, _ in model.prunable_layers()]
+    if model.classifier not in names:
+        raise ConfigError(
+            "model",
+            cfg.name,
+            f"a PrunableNet whose `classifier` names its final prunable layer (its classifier is "
+            f"{model.classifier!r}, not the name of one of its prunable layers ({', '.join(names)}))",
+        )
+    return model
 
 
 @contextlib.contextmanager
