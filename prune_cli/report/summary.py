@@ -65,14 +65,16 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 
 def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
-    """Rows in the form the recall-distortion functions take: recall_distortion.csv when the metric ran,
-    else built from per_class.csv and the accuracy rows of metrics.csv (same definitions)."""
+    """Rows in the form the recall-distortion functions take, run by run: a run's recall_distortion.csv
+    rows when the metric ran for it, else rows built from its per_class.csv and the accuracy rows of
+    metrics.csv (same definitions). Per run, because the metric is an option: one run with it must not
+    hide the per-class rows of all the runs without it."""
     rd = folder.table("recall_distortion.csv")
-    if len(rd):
-        return rd
     pc, metrics = folder.table("per_class.csv"), folder.table("metrics.csv")
+    if len(rd) and len(pc):
+        pc = pc[~pc["run_id"].isin(set(rd["run_id"]))]
     if not len(pc) or not len(metrics):
-        return pd.DataFrame()
+        return rd
     acc = with_dense_baseline(metrics[metrics["metric"] == "accuracy"])
     acc = acc[["run_id", "phase", "split", "value", "dense_value"]].rename(
         columns={"value": "accuracy", "dense_value": "dense_accuracy"}
@@ -83,7 +85,7 @@ def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
         df = df.drop(columns=[c for c in ("dense_recall",) if c in df.columns]).merge(
             dense, on=["run_id", "split", "class"], how="left"
         )
-    return df
+    return pd.concat([rd, df], ignore_index=True) if len(rd) else df
 
 
 # ----------------------------------------------------------------------------- standards (R1-R8)
