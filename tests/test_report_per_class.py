@@ -57,3 +57,51 @@ def test_runs_without_recall_distortion_csv_keep_their_conditions(tmp_path):
         low, high = stats.t.interval(0.95, len(d) - 1, d.mean(), stats.sem(d))
         assert row["n_seeds"].tolist() == [3]
         assert row[["mean", "ci_low", "ci_high"]].iloc[0].tolist() == pytest.approx([d.mean(), low, high])
+
+
+def test_duplicated_rows_of_shared_csvs_count_once(tmp_path):
+    """Shared CSVs whose rows appear twice (concatenated twice, or rebuilt on top of themselves)
+    made each (run, class) row count as 4 seeds: n_seeds 12 instead of 3 and an interval half as
+    wide, since per_class.csv and the accuracy rows were joined row by row and nothing averaged
+    per seed. The interval is scipy's t interval over the 3 seeds."""
+    from prune_cli.run.results import rebuild_shared
+
+    runs = _folder(tmp_path / "results")
+    rebuild_shared(runs)
+    shared = tmp_path / "shared_twice"
+    shared.mkdir()
+    for p in runs.glob("*.csv"):
+        table = pd.read_csv(p)
+        pd.concat([table, table]).to_csv(shared / p.name, index=False)
+    per_class = pd.read_csv(build_report(shared, plots=False)["per_class_summary.csv"])
+    row = per_class.query("method == 'magnitude' and target_sparsity == 0.5 and quantity == 'delta_recall' and `class` == 1")
+    d = _class1_change("magnitude", 0.5)
+    low, high = stats.t.interval(0.95, 2, d.mean(), stats.sem(d))
+    assert row["n_seeds"].tolist() == [3]
+    assert row[["mean", "ci_low", "ci_high"]].iloc[0].tolist() == pytest.approx([d.mean(), low, high])
+    intens = pd.read_csv(build_report(shared, out=tmp_path / "r2", plots=False)["intensification.csv"])
+    assert set(intens["n_seeds"]) == {3}
+
+
+def test_a_seed_run_twice_is_averaged_first():
+    """Two runs of one seed (a repeated run) are one seed of per_class_summary, their mean."""
+    from prune_cli.analysis.recall_distortion import summarise_classes_across_seeds
+
+    rows = pd.DataFrame(
+        {
+            "method": "m",
+            "run_id": ["a", "b", "c", "d"],
+            "seed": [0, 0, 1, 2],
+            "class": 0,
+            "recall": [0.5, 0.7, 0.4, 0.9],
+            "accuracy": 0.8,
+            "dense_recall": 1.0,
+            "dense_accuracy": 0.9,
+        }
+    )
+    out = summarise_classes_across_seeds(rows, keys=["method"]).set_index("quantity")
+    d = np.array([0.6, 0.4, 0.9]) - 1.0
+    assert out.loc["delta_recall", "n_seeds"] == 3
+    assert out.loc["delta_recall", ["mean", "ci_high"]].tolist() == pytest.approx(
+        [d.mean(), stats.t.interval(0.95, 2, d.mean(), stats.sem(d))[1]]
+    )

@@ -68,20 +68,22 @@ def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
     """Rows in the form the recall-distortion functions take, run by run: a run's recall_distortion.csv
     rows when the metric ran for it, else rows built from its per_class.csv and the accuracy rows of
     metrics.csv (same definitions). Per run, because the metric is an option: one run with it must not
-    hide the per-class rows of all the runs without it."""
-    rd = folder.table("recall_distortion.csv")
-    pc, metrics = folder.table("per_class.csv"), folder.table("metrics.csv")
+    hide the per-class rows of all the runs without it. Rows repeated verbatim (shared CSVs
+    concatenated twice or rebuilt on top of themselves) are kept once: joined row by row, each
+    copy would multiply the others."""
+    rd = folder.table("recall_distortion.csv").drop_duplicates()
+    pc, metrics = folder.table("per_class.csv").drop_duplicates(), folder.table("metrics.csv").drop_duplicates()
     if len(rd) and len(pc):
         pc = pc[~pc["run_id"].isin(set(rd["run_id"]))]
     if not len(pc) or not len(metrics):
         return rd
     acc = with_dense_baseline(metrics[metrics["metric"] == "accuracy"])
-    acc = acc[["run_id", "phase", "split", "value", "dense_value"]].rename(
-        columns={"value": "accuracy", "dense_value": "dense_accuracy"}
-    )
+    acc = acc[["run_id", "phase", "split", "value", "dense_value"]].drop_duplicates()
+    acc = acc.rename(columns={"value": "accuracy", "dense_value": "dense_accuracy"})
     df = pc.merge(acc, on=["run_id", "phase", "split"], how="inner")
     if "dense_recall" not in df.columns or df["dense_recall"].isna().all():
-        dense = pc[pc["phase"] == "dense"][["run_id", "split", "class", "recall"]].rename(columns={"recall": "dense_recall"})
+        dense = pc[pc["phase"] == "dense"][["run_id", "split", "class", "recall"]].drop_duplicates()
+        dense = dense.rename(columns={"recall": "dense_recall"})
         df = df.drop(columns=[c for c in ("dense_recall",) if c in df.columns]).merge(
             dense, on=["run_id", "split", "class"], how="left"
         )
