@@ -1,0 +1,71 @@
+"""prune-report's paired comparisons where scipy's noncentral t gives NaN, where a method has no
+finite value at a sparsity, and at a confidence level other than 95 %: each checked against an
+independent computation (scipy.stats called directly, numerical integration, a hand-made folder)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from prune_cli.report.compare import paired_t_power, seeds_needed, verdict
+
+
+def _power_by_integration(d_z: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test: P(|T| > t_crit) for T noncentral t(n - 1, d_z sqrt(n)),
+    as T = (Z + nc) / sqrt(V / df), integrating the normal cdf over the chi-square V (each piece
+    bounded by 0 and 1, so no tail cancels to NaN)."""
+    df, nc = n - 1, d_z * math.sqrt(n)
+    crit = stats.t.ppf(1 - alpha / 2, df)
+
+    def given_v(v):
+        s = math.sqrt(v / df)
+        return stats.norm.sf(crit * s - nc) + stats.norm.cdf(-crit * s - nc)
+
+    lo, hi = stats.chi2.ppf([1e-15, 1 - 1e-15], df)
+    return integrate.quad(lambda v: given_v(v) * stats.chi2.pdf(v, df), lo, hi, limit=500, points=[df])[0]
+
+
+@pytest.mark.parametrize("d_z", [0.5, 1.0, 2.0, 5.42, 6.0, 8.0])
+def test_power_and_seeds_needed_against_numerical_integration(d_z):
+    """scipy.special.nctdtr returns NaN for the far tail of a large noncentrality; NaN < 0.8 is
+    False, so the search stopped at once: d_z 6 and 8 said 2 seeds (power 0.49, 0.63: 3 needed),
+    5.42 said 4 (3 needed)."""
+    for n in (2, 3, 4, 5, 8, 16, 40):
+        assert paired_t_power(d_z, n) == pytest.approx(_power_by_integration(d_z, n), abs=1e-7)
+    n = 2
+    while _power_by_integration(d_z, n) < 0.8:
+        n += 1
+    assert seeds_needed(d_z) == n and seeds_needed(-d_z) == n
+
+
+def test_power_is_finite_at_many_seeds():
+    """The upper tail also comes back NaN from nctdtr for d_z 1.23 at 1,000 seeds: power is 1 there."""
+    assert paired_t_power(1.2262711864406781, 1000) == pytest.approx(1.0, abs=1e-12)
+    assert paired_t_power(20.0, 2) == pytest.approx(_power_by_integration(20.0, 2), abs=1e-7)
+
+
+def test_not_significant_never_asks_for_fewer_seeds_than_used():
+    """At 3 seeds, d_z 5: p = 0.013 before Holm's correction over 6 comparisons, 0.078 after it. The
+    observed effect needs only 3 seeds for 80 % power (0.975), so "need about N seeds" with N <= 3
+    would make no sense; the verdict says what made it not significant."""
+    d = np.array([0.04, 0.06, 0.05])
+    t = stats.ttest_1samp(d, 0)
+    row = {
+        "method": "A",
+        "baseline": "B",
+        "target_sparsity": 0.5,
+        "n": 3,
+        "mean_diff": d.mean(),
+        "sd_diff": d.std(ddof=1),
+        "t_low": 0.0,
+        "t_high": 0.1,
+        "d_z": d.mean() / d.std(ddof=1),
+        "p_t": t.pvalue,
+        "p_holm": min(1.0, 6 * t.pvalue),
+    }
+    text = verdict(row)
+    assert "need about" not in text
+    assert "not distinguishable with 3 seeds" in text and "Holm" in text and f"p={t.pvalue:.2g} before" in text
