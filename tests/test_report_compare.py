@@ -7,10 +7,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate, stats
 
+from prune_cli.report import build_report
 from prune_cli.report.compare import paired_t_power, seeds_needed, verdict
+from test_report_experiments import write_run
 
 
 def _power_by_integration(d_z: float, n: int, alpha: float = 0.05) -> float:
@@ -69,3 +72,23 @@ def test_not_significant_never_asks_for_fewer_seeds_than_used():
     text = verdict(row)
     assert "need about" not in text
     assert "not distinguishable with 3 seeds" in text and "Holm" in text and f"p={t.pvalue:.2g} before" in text
+
+
+@pytest.mark.parametrize("lost", ["magnitude", "random"])
+def test_a_method_without_a_finite_value_at_a_sparsity_is_named(tmp_path, lost):
+    """The baseline (or the other method) diverged on every seed at sparsity 0.9: its accuracies are
+    all NaN. pivot_table dropped its column, so the comparison at 0.9 vanished without a row, a verdict
+    or a "not paired" line; now it has a row (n 0) whose verdict names the method with no value."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        for sparsity in (0.5, 0.9):
+            nan = sparsity == 0.9
+            write_run(root, seed, "magnitude", sparsity, 10, math.nan if nan and lost == "magnitude" else 0.8 + 0.01 * seed)
+            write_run(root, seed, "random", sparsity, 10, math.nan if nan and lost == "random" else 0.7 + 0.02 * seed)
+    written = build_report(root, plots=False)
+    c = pd.read_csv(written["comparisons.csv"]).set_index("target_sparsity")
+    assert sorted(c.index) == [0.5, 0.9]
+    assert c.loc[0.5, "n"] == 3 and c.loc[0.5, "mean_diff"] == pytest.approx(-0.09)
+    expected = f"random vs magnitude at sparsity 0.9: not compared, {lost}'s values are all NaN (n finite = 0 of 3 seeds)"
+    assert c.loc[0.9, "n"] == 0 and c.loc[0.9, "verdict"] == expected
+    assert f"- {expected}" in written["summary.md"].read_text()

@@ -190,6 +190,8 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
     a, b, s, n = row["method"], row["baseline"], row["target_sparsity"], int(row["n"])
     unit = " points" if scale == 100 else ""
     where = f"at sparsity {s:g}"
+    if isinstance(row.get("no_value"), str) and row["no_value"]:  # a method diverged on every seed, say
+        return f"{a} vs {b} {where}: not compared, {row['no_value']}"
     if n < 2:
         return f"{a} vs {b} {where}: {n} paired seed(s), no test possible"
     if row["sd_diff"] == 0:  # t = mean / 0: no t-test, whatever rounding made of the spread
@@ -295,9 +297,11 @@ def compare_methods(
     values = values.assign(variant=variant_labels(values))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
-        # several runs of one variant and seed (a repeated run) are averaged first
-        wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean")
+        # several runs of one variant and seed (a repeated run) are averaged first; dropna=False keeps a
+        # variant whose values are all NaN (diverged on every seed), whose comparisons the verdict names
+        wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean", dropna=False)
         present = list(wide.columns)
+        finite = np.isfinite(wide).sum()
         if baseline is None:
             pairs = list(itertools.combinations(present, 2))
         else:  # every other variant against each variant of the baseline, and those against each other
@@ -320,6 +324,11 @@ def compare_methods(
                 "seeds": " ".join(str(s) for s in both.index),
                 "mean_a": float(both[a].mean()) if len(both) else math.nan,
                 "mean_b": float(both[b].mean()) if len(both) else math.nan,
+                "no_value": "; ".join(
+                    f"{v}'s values are all NaN (n finite = 0 of {part.loc[part['variant'] == v, 'seed'].nunique()} seeds)"
+                    for v in (a, b)
+                    if finite[v] == 0
+                ),
             }
             row.update(paired_statistics(both[a].to_numpy(), both[b].to_numpy(), confidence))
             out.append(row)

@@ -241,6 +241,11 @@ def experiments_markdown(folder: ResultsFolder) -> str:
     return markdown_table(exp[keep].fillna("(absent)"))
 
 
+def _interval(lo: float, hi: float, scale: float) -> str:
+    """[lo, hi] in the table's unit; empty where there is none (a comparison not made: n 0)."""
+    return f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
 def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
     """The verdicts as a list, then the numbers behind them (differences in accuracy points)."""
     lines = [f"- {v}" for v in comparisons["verdict"]]
@@ -252,12 +257,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
             "sparsity": comparisons["target_sparsity"].map(lambda s: f"{s:g}"),
             "A - B": comparisons["method"] + " - " + comparisons["baseline"],
             "n": comparisons["n"],
-            "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}"),
-            f"t {confidence:.0%}": [
-                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
-            ],
+            "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}" if math.isfinite(v) else ""),
+            f"t {confidence:.0%}": [_interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])],
             f"bootstrap {confidence:.0%}": [
-                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
+                _interval(lo, hi, scale) for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
             ],
             "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
             "p (t)": comparisons["p_t"].map(lambda v: _fmt(v, 2)),
