@@ -92,3 +92,16 @@ def test_a_method_without_a_finite_value_at_a_sparsity_is_named(tmp_path, lost):
     expected = f"random vs magnitude at sparsity 0.9: not compared, {lost}'s values are all NaN (n finite = 0 of 3 seeds)"
     assert c.loc[0.9, "n"] == 0 and c.loc[0.9, "verdict"] == expected
     assert f"- {expected}" in written["summary.md"].read_text()
+
+
+def test_a_baseline_not_run_at_a_sparsity_is_said_so(tmp_path):
+    """magnitude ran at 0.5 only, random at 0.5 and 0.9 (same data, model, training): the line says
+    magnitude was not run at 0.9, not that no run shares random's data, model and training."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8 + 0.01 * seed)
+        write_run(root, seed, "random", 0.5, 10, 0.7 + 0.02 * seed)
+        write_run(root, seed, "random", 0.9, 10, 0.6 + 0.02 * seed)
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    (note,) = [line for line in md.splitlines() if "not paired" in line]
+    assert note.startswith("- random at sparsity 0.9") and "magnitude was not run at sparsity 0.9" in note

@@ -345,7 +345,8 @@ def compare_methods(
 def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str = "accuracy", split: str = "test") -> list[str]:
     """One line per (comparison key, sparsity) whose methods have no run of the baseline beside them:
     runs that differ in data, model, schedule or training are never paired, and the report says so
-    rather than leaving those methods out without a word."""
+    rather than leaving those methods out without a word; where the baseline ran with the same key
+    at other sparsities only, the line says that it was not run at this one."""
     if not len(metrics) or "comparison" not in metrics.columns:
         return []
     values = final_values(metrics, metric, split)
@@ -353,11 +354,14 @@ def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str 
     if baseline is None:
         return []
     lines = []
+    with_baseline = set(values.loc[values["method"] == baseline, "comparison"])
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
         methods = sorted(part["method"].astype(str).unique())
-        if baseline not in methods:
-            lines.append(
-                f"{', '.join(methods)} at sparsity {sparsity:g} (comparison {comparison}): not paired, no {baseline} run with "
-                "the same data, model, schedule and training (the Experiments table shows what differs)"
-            )
+        if baseline in methods:
+            continue
+        if comparison in with_baseline:  # the same data, model and training, only not this sparsity
+            why = f"{baseline} was not run at sparsity {sparsity:g}"
+        else:
+            why = f"no {baseline} run with the same data, model, schedule and training (the Experiments table shows what differs)"
+        lines.append(f"{', '.join(methods)} at sparsity {sparsity:g} (comparison {comparison}): not paired, {why}")
     return lines
