@@ -105,3 +105,24 @@ def test_a_baseline_not_run_at_a_sparsity_is_said_so(tmp_path):
     md = build_report(root, plots=False)["summary.md"].read_text()
     (note,) = [line for line in md.splitlines() if "not paired" in line]
     assert note.startswith("- random at sparsity 0.9") and "magnitude was not run at sparsity 0.9" in note
+
+
+def test_the_verdict_tests_at_the_confidence_level_of_its_interval(tmp_path):
+    """4 seeds, p = 0.023 (one comparison: Holm changes nothing). With --confidence 0.99 the verdict
+    said "random < magnitude" (tested at 0.05) while quoting its own 99 % interval, which contains 0.
+    The test level is 1 - confidence: at 0.99 not distinguishable, at 0.95 a difference."""
+    magnitude, random = [0.80, 0.82, 0.81, 0.83], [0.78, 0.81, 0.775, 0.80]
+    root = tmp_path / "res"
+    for seed in range(4):
+        write_run(root, seed, "magnitude", 0.5, 10, magnitude[seed])
+        write_run(root, seed, "random", 0.5, 10, random[seed])
+    d = np.subtract(random, magnitude)
+    p = stats.ttest_rel(random, magnitude).pvalue
+    low, high = stats.t.interval(0.99, 3, d.mean(), stats.sem(d))
+    assert 0.01 < p < 0.05 and low < 0 < high
+    at_99 = pd.read_csv(build_report(root, out=tmp_path / "r99", confidence=0.99, plots=False)["comparisons.csv"]).iloc[0]
+    assert at_99["p_holm"] == pytest.approx(p)
+    assert (at_99["t_low"], at_99["t_high"]) == pytest.approx((low, high))
+    assert at_99["verdict"].startswith("random vs magnitude at sparsity 0.5: not distinguishable with 4 seeds")
+    at_95 = pd.read_csv(build_report(root, out=tmp_path / "r95", confidence=0.95, plots=False)["comparisons.csv"]).iloc[0]
+    assert at_95["verdict"].startswith("random < magnitude at sparsity 0.5: -2.4 points")
