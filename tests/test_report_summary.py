@@ -9,6 +9,7 @@ import math
 import pandas as pd
 import pytest
 
+from prune_cli.report import build_report
 from prune_cli.report.summary import summarise
 from test_report_experiments import write_run
 
@@ -26,3 +27,25 @@ def test_dense_mean_is_over_the_seeds_with_a_value(tmp_path):
     assert row["dense_mean"] == pytest.approx((0.90 + 0.91) / 2)
     assert row["delta_mean"] == pytest.approx(((0.80 - 0.90) + (0.84 - 0.91)) / 2)
     assert row["mean"] - row["dense_mean"] == pytest.approx(row["delta_mean"])
+
+
+def test_standards_check_counts_seeds_per_experiment(tmp_path):
+    """magnitude with allocation global on seeds 0-2 and with layerwise on seed 7: two experiments.
+    The standards check grouped by (method, schedule, sparsity) and printed "magnitude/oneshot at 0.5:
+    4 seed(s)" without a flag, while the report card flagged the 1-seed experiment. It now counts the
+    seeds of each experiment, as the card does, and names the option that tells them apart."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8)
+        write_run(root, seed, "random", 0.5, 10, 0.7)
+    write_run(root, 7, "magnitude", 0.5, 10, 0.8, allocation="layerwise")
+    written = build_report(root, plots=False)
+    lines = written["standards.txt"].read_text().splitlines()
+    seeds = sorted(line.strip() for line in lines if "seed(s)" in line)
+    assert seeds == [
+        "magnitude/oneshot at 0.5 [allocation=global]: 3 seed(s)",
+        "magnitude/oneshot at 0.5 [allocation=layerwise]: 1 seed(s)  [fewer than 3 seeds]",
+        "random/oneshot at 0.5: 3 seed(s)",
+    ]
+    card = pd.read_csv(written["report_card.csv"]).set_index("recommendation")
+    assert not card.loc["every experiment repeated with at least 3 seeds", "met"]

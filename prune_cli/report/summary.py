@@ -124,10 +124,9 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
                 f"    [R4] {len(levels)} operating points; missing standard levels: "
                 + (", ".join(f"{s:g}" for s in missing_levels) or "none")
             )
-        seeds = here.groupby(["method", "schedule", "target_sparsity"])["seed"].nunique()
-        for (method, schedule, level), n in seeds.items():
+        for (method, schedule, level), label, n in _seeds_per_experiment(here):
             flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
-            lines.append(f"    {method}/{schedule} at {level:g}: {n} seed(s){flag}")
+            lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){flag}")
         for level, part in here.groupby("target_sparsity"):
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
@@ -151,6 +150,32 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
     if not len(pruned):
         lines.append("  [R5] only dense results: no pruned phase in any run")
     return lines + _failed_and_unfinished(folder)
+
+
+def _seeds_per_experiment(rows: pd.DataFrame) -> list[tuple[tuple, str, int]]:
+    """((method, schedule, sparsity), label, number of seeds) per experiment of `rows`: the unit the
+    report card counts seeds in (card.py), so that two variants of one method (allocation global and
+    layerwise, say) are never pooled into one count. Where one (method, schedule, sparsity) holds
+    several experiments the label names what tells them apart (` [allocation=layerwise]`): the
+    context columns that differ, then the varying config keys that no column already shows."""
+    base = ["method", "schedule", "target_sparsity"]
+    keys = base + (["experiment"] if "experiment" in rows.columns else [])
+    out = []
+    for ident, part in rows.groupby(base, sort=True):
+        experiments = list(part.groupby(keys[3:], sort=True)) if len(keys) > 3 else [((), part)]
+        shown = [c for c in ("score", "allocation", "structure", "name") if c in part.columns and part[c].nunique() > 1]
+        dotted = [c for c in part.columns if "." in c and c.rpartition(".")[2] not in shown and part[c].nunique() > 1]
+        for experiment, runs in experiments:
+            label = ""
+            if len(experiments) > 1:
+                differing = [f"{c}={runs[c].iloc[0]}" for c in shown + dotted]
+                label = (
+                    " ["
+                    + (", ".join(differing) or f"experiment {experiment[0] if isinstance(experiment, tuple) else experiment}")
+                    + "]"
+                )
+            out.append((ident, label, int(runs["seed"].nunique())))
+    return out
 
 
 def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
