@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from prune_cli.report import build_report
@@ -42,3 +43,45 @@ def test_figures_without_warnings_and_legends_outside_axes(tmp_path, monkeypatch
             assert box.x1 <= fig.bbox.x1 + 1 and box.y0 >= -1, "a legend leaves the figure"
             checked += 1
     assert checked >= 2
+
+
+def test_dense_line_per_dense_configuration(tmp_path, monkeypatch):
+    """One panel with MLPs of width 16 (dense 0.80) and 64 (dense 0.90), magnitude and random at
+    each: the dashed dense line was the mean over the panel (0.85), the dense accuracy of neither.
+    Now one line per dense configuration, labelled by the key that differs; methods that share a
+    dense model share one line."""
+    from matplotlib.axes import Axes
+
+    from prune_cli.report.summary import summarise
+
+    rows = []
+    for width, dense in ((16, 0.80), (64, 0.90)):
+        for method, drop in (("magnitude", 0.05), ("random", 0.15)):
+            for seed in range(2):
+                for sparsity in (0.5, 0.9):
+                    ctx = dict(
+                        run_id=f"{method}-{width}-{seed}-{sparsity}",
+                        experiment=f"e-{method}-{width}-{sparsity}",
+                        seed=seed,
+                        dataset="toy",
+                        model="mlp",
+                        method=method,
+                        schedule="oneshot",
+                        target_sparsity=sparsity,
+                        **{"model.widths": f"[{width}, {width}]"},
+                    )
+                    rows.append(
+                        {
+                            **ctx,
+                            "phase": "finetuned",
+                            "split": "test",
+                            "metric": "accuracy",
+                            "value": dense - drop,
+                            "dense_value": dense,
+                        }
+                    )
+    lines = []
+    axhline = Axes.axhline
+    monkeypatch.setattr(Axes, "axhline", lambda ax, y, *a, **k: (lines.append((k.get("label"), y)), axhline(ax, y, *a, **k))[1])
+    plotting.accuracy_vs_compression(summarise(pd.DataFrame(rows)), tmp_path)
+    assert sorted(lines) == [("dense widths=[16, 16]", 0.80), ("dense widths=[64, 64]", 0.90)]

@@ -182,13 +182,16 @@ def summarise_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[str]] = N
     `rows`: recall_distortion.csv rows (any number of runs; needs seed, class, recall, accuracy,
     dense_recall, dense_accuracy). `keys`: the columns that define one condition (default: name, dataset,
     model, method, score, allocation, structure, schedule, target_sparsity, split, phase, where present);
-    every other run in the same condition counts as one seed. Output: one row per condition and statistic
+    every other run in the same condition counts as one seed; runs repeating a seed are averaged first
+    (a seed is one independent unit, however often it was run). Output: one row per condition and statistic
     with n_seeds, mean, sd, ci_low, ci_high (mean -/+ t_{(1+confidence)/2, n-1} sd / sqrt(n); NaN for n < 2).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     per_model = per_model_statistics(rows, keys)
     keys = _condition_keys(rows, keys)
+    if "seed" in per_model.columns and "seed" not in keys:
+        per_model = per_model.groupby(keys + ["seed"], dropna=False, sort=True)[list(STATISTICS)].mean().reset_index()
     out = []
     for group, df in per_model.groupby(keys, dropna=False, sort=True) if keys else [((), per_model)]:
         base = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
@@ -206,12 +209,18 @@ def summarise_classes_across_seeds(rows: pd.DataFrame, keys: Optional[Sequence[s
     """Per class: mean over seeds of recall, rho, their dense values and changes, and T, with t-intervals.
 
     Same input and `keys` as `summarise_across_seeds`; rho is recomputed from the recall/accuracy columns.
-    Output: one row per condition, class and quantity, plus `frac_intensified_seeds` (share of seeds in
-    which the class intensified, over the seeds where that is defined)."""
+    Runs repeating a seed are averaged first (recall, accuracy and their dense values), so that n_seeds
+    counts seeds, not rows: a run listed twice, or run twice, is one seed. Output: one row per
+    condition, class and quantity, plus `frac_intensified_seeds` (share of seeds in which the class
+    intensified, over the seeds where that is defined)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     keys = _condition_keys(rows, keys)
-    df = rows.copy()
+    inputs = ["recall", "accuracy", "dense_recall", "dense_accuracy"]
+    if "seed" in rows.columns and "seed" not in keys:
+        df = rows.groupby(keys + ["class", "seed"], dropna=False, sort=True)[inputs].mean().reset_index()
+    else:
+        df = rows.copy()
     df["rho"] = (df["recall"] - df["accuracy"]) / df["accuracy"]
     df["dense_rho"] = (df["dense_recall"] - df["dense_accuracy"]) / df["dense_accuracy"]
     df["delta_recall"] = df["recall"] - df["dense_recall"]

@@ -58,7 +58,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     )
     parser.add_argument("results_dir", type=Path, help="the results_dir of prune-run (holds runs/)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
-    parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals")
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="confidence level c of the intervals; the verdicts test at 1 - c (default 0.95: at 0.05)",
+    )
     parser.add_argument("--split", default="test", choices=["test", "val"], help="split of the tables and plots")
     parser.add_argument("--no-plots", action="store_true", help="tables only")
     parser.add_argument(

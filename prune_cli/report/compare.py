@@ -19,7 +19,8 @@ in NLP", ACL 2018, for the choice of tests). Per (comparison key, sparsity, meth
   t-test at the observed d_z (noncentral t).
 
 The Student-t quantiles, the t-test's p-value and the noncentral t come from scipy.special (stdtrit,
-stdtr, nctdtr: the functions scipy.stats evaluates for them); scipy.stats itself, about a fifth of
+stdtr, nctdtr: the functions scipy.stats evaluates for them; where nctdtr returns NaN far in a tail,
+the noncentral t cdf is integrated numerically, `_nct_cdf`); scipy.stats itself, about a fifth of
 prune-report's time to import (docs/report.md "Speed"), is imported only for the Wilcoxon test and
 the resampled bootstrap, i.e. when a comparison has at least MIN_WILCOXON_N seeds.
 """
@@ -100,9 +101,26 @@ def paired_t_power(d_z: float, n: int, alpha: float = 0.05) -> float:
         return 0.0
     df = n - 1
     crit = special.stdtrit(df, 1 - alpha / 2)  # scipy.stats.t.ppf
-    nc = d_z * math.sqrt(n)
+    nc = abs(d_z) * math.sqrt(n)  # the power of a two-sided test is the same for -d_z
     # P(T > crit) + P(T < -crit) for T noncentral t(df, nc): scipy.stats.nct's cdf is this nctdtr
-    return float((1.0 - special.nctdtr(df, nc, crit)) + special.nctdtr(df, nc, -crit))
+    return float((1.0 - _nct_cdf(df, nc, crit)) + _nct_cdf(df, nc, -crit))
+
+
+def _nct_cdf(df: int, nc: float, t: float) -> float:
+    """P(T <= t) for T noncentral t(df, nc): scipy.special.nctdtr, which returns NaN far in a tail
+    for a large noncentrality (d_z 6 at 2 seeds, 1.23 at 1,000). There the same probability comes
+    from T = (Z + nc) / sqrt(V / df): the normal cdf of t sqrt(V / df) - nc averaged over the
+    chi-square quantiles of V (quadrature over u in (0, 1), each value between 0 and 1, so nothing
+    cancels). A NaN taken as a number made the seed search stop at once (tests/test_report_compare.py)."""
+    p = float(special.nctdtr(df, nc, t))
+    if math.isfinite(p):
+        return p
+    from scipy import integrate  # only in the tails where nctdtr fails
+
+    def at(u: float) -> float:
+        return float(special.ndtr(t * math.sqrt(special.chdtri(df, u) / df) - nc))
+
+    return float(integrate.quad(at, 0.0, 1.0, limit=200, epsabs=1e-13)[0])
 
 
 def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optional[int]:
@@ -172,6 +190,8 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
     a, b, s, n = row["method"], row["baseline"], row["target_sparsity"], int(row["n"])
     unit = " points" if scale == 100 else ""
     where = f"at sparsity {s:g}"
+    if isinstance(row.get("no_value"), str) and row["no_value"]:  # a method diverged on every seed, say
+        return f"{a} vs {b} {where}: not compared, {row['no_value']}"
     if n < 2:
         return f"{a} vs {b} {where}: {n} paired seed(s), no test possible"
     if row["sd_diff"] == 0:  # t = mean / 0: no t-test, whatever rounding made of the spread
@@ -185,7 +205,13 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
         sign = ">" if row["mean_diff"] > 0 else "<"
         return f"{a} {sign} {b} {where}: {_points(row['mean_diff'], scale)}{unit} {interval}, p={p:.2g} (Holm), {n} seeds"
     need = seeds_needed(row.get("d_z", math.nan), alpha=alpha)
-    if math.isfinite(row.get("d_z", math.nan)) and need is not None:
+    if math.isfinite(row.get("d_z", math.nan)) and need is not None and need <= n:
+        # 80 % power at n seeds means the uncorrected test rejected: Holm's correction made the difference
+        hint = (
+            f"{n} seeds give 80% power at the observed effect (d_z={row['d_z']:.2g}); "
+            f"p={row.get('p_t', math.nan):.2g} before Holm's correction over the report's comparisons"
+        )
+    elif math.isfinite(row.get("d_z", math.nan)) and need is not None:
         hint = f"need about {need} seeds for 80% power at the observed effect (d_z={row['d_z']:.2g})"
     else:
         hint = "no measurable difference at the observed effect"
@@ -260,10 +286,13 @@ def compare_methods(
     metric: str = "accuracy",
     split: str = "test",
     confidence: float = 0.95,
-    alpha: float = 0.05,
+    alpha: Optional[float] = None,
 ) -> pd.DataFrame:
     """The comparisons table: each method against `baseline` (default: magnitude when present, else
-    every pair of methods) per (comparison key, sparsity), with Holm correction over all rows."""
+    every pair of methods) per (comparison key, sparsity), with Holm correction over all rows.
+    `alpha`: the verdicts' test level, by default 1 - confidence, so that a verdict never asserts a
+    direction while the interval it quotes contains 0 (--confidence 0.99 tested at 0.05 did)."""
+    alpha = 1 - confidence if alpha is None else alpha
     if not len(metrics) or "comparison" not in metrics.columns:
         return pd.DataFrame()
     values = final_values(metrics, metric, split)
@@ -271,9 +300,11 @@ def compare_methods(
     values = values.assign(variant=variant_labels(values))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
-        # several runs of one variant and seed (a repeated run) are averaged first
-        wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean")
+        # several runs of one variant and seed (a repeated run) are averaged first; dropna=False keeps a
+        # variant whose values are all NaN (diverged on every seed), whose comparisons the verdict names
+        wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean", dropna=False)
         present = list(wide.columns)
+        finite = np.isfinite(wide).sum()
         if baseline is None:
             pairs = list(itertools.combinations(present, 2))
         else:  # every other variant against each variant of the baseline, and those against each other
@@ -296,6 +327,11 @@ def compare_methods(
                 "seeds": " ".join(str(s) for s in both.index),
                 "mean_a": float(both[a].mean()) if len(both) else math.nan,
                 "mean_b": float(both[b].mean()) if len(both) else math.nan,
+                "no_value": "; ".join(
+                    f"{v}'s values are all NaN (n finite = 0 of {part.loc[part['variant'] == v, 'seed'].nunique()} seeds)"
+                    for v in (a, b)
+                    if finite[v] == 0
+                ),
             }
             row.update(paired_statistics(both[a].to_numpy(), both[b].to_numpy(), confidence))
             out.append(row)
@@ -312,7 +348,8 @@ def compare_methods(
 def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str = "accuracy", split: str = "test") -> list[str]:
     """One line per (comparison key, sparsity) whose methods have no run of the baseline beside them:
     runs that differ in data, model, schedule or training are never paired, and the report says so
-    rather than leaving those methods out without a word."""
+    rather than leaving those methods out without a word; where the baseline ran with the same key
+    at other sparsities only, the line says that it was not run at this one."""
     if not len(metrics) or "comparison" not in metrics.columns:
         return []
     values = final_values(metrics, metric, split)
@@ -320,11 +357,14 @@ def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str 
     if baseline is None:
         return []
     lines = []
+    with_baseline = set(values.loc[values["method"] == baseline, "comparison"])
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
         methods = sorted(part["method"].astype(str).unique())
-        if baseline not in methods:
-            lines.append(
-                f"{', '.join(methods)} at sparsity {sparsity:g} (comparison {comparison}): not paired, no {baseline} run with "
-                "the same data, model, schedule and training (the Experiments table shows what differs)"
-            )
+        if baseline in methods:
+            continue
+        if comparison in with_baseline:  # the same data, model and training, only not this sparsity
+            why = f"{baseline} was not run at sparsity {sparsity:g}"
+        else:
+            why = f"no {baseline} run with the same data, model, schedule and training (the Experiments table shows what differs)"
+        lines.append(f"{', '.join(methods)} at sparsity {sparsity:g} (comparison {comparison}): not paired, {why}")
     return lines

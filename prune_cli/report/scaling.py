@@ -345,7 +345,10 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         mean = runs.groupby(at_scale + ["target"], dropna=False).agg(
             density=("density", "mean"), error=("error", "mean"), error_std=("error", "std"), n_seeds=("seed", "nunique")
         )
-        eps_np = runs.groupby(at_scale, dropna=False)["eps_np"].mean() if at_scale else runs["eps_np"].mean()
+        # the dense error of a scale is the mean over its seeds: a seed's runs share one dense model, and a
+        # seed run at more densities must not weigh more (each seed's runs averaged first)
+        per_seed = runs.groupby(at_scale + ["seed"], dropna=False)["eps_np"].mean()
+        eps_np = per_seed.groupby(level=list(range(len(at_scale))), dropna=False).mean() if at_scale else per_seed.mean()
         mean = mean.reset_index().drop(columns="target")
         mean = mean.merge(eps_np.rename("eps_np").reset_index(), on=at_scale) if at_scale else mean.assign(eps_np=eps_np)
         scales = [s for s in ("width", "depth") if s in at_scale and mean[s].nunique() > 1]

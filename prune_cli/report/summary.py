@@ -41,7 +41,8 @@ def _t_columns(grouped, confidence: float) -> pd.DataFrame:
 
 def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (condition, phase, split, metric): statistics over seeds of the value, of the dense
-    baseline and of the per-seed change value - dense_value. Runs repeating a seed are averaged first.
+    baseline (over the seeds with a value, those of the mean) and of the per-seed change value -
+    dense_value. Runs repeating a seed are averaged first.
     Vectorised over groups (one Python-level loop per group cost most of prune-report's time on a
     100-run folder; scripts/bench_report.py)."""
     df = with_dense_baseline(metrics)
@@ -56,7 +57,10 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     used = per_seed[per_seed["value"].notna()]
     seeds = used["seed"].map(str).groupby([used[k] for k in keys], dropna=False, sort=True).agg(" ".join)
     out["seeds"] = seeds.reindex(out.index).fillna("")
-    out["dense_mean"] = groups["dense_value"].mean()
+    # the dense column over the seeds the mean uses, so that the table's accuracy - dense is its change
+    out["dense_mean"] = (
+        per_seed["dense_value"].where(per_seed["value"].notna()).groupby([per_seed[k] for k in keys], dropna=False, sort=True).mean()
+    )
     delta = _t_columns(groups["delta"], confidence)
     for col in ("mean", "std", "ci_low", "ci_high"):
         out[f"delta_{col}"] = delta[col]
@@ -65,25 +69,29 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 
 def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
-    """Rows in the form the recall-distortion functions take: recall_distortion.csv when the metric ran,
-    else built from per_class.csv and the accuracy rows of metrics.csv (same definitions)."""
-    rd = folder.table("recall_distortion.csv")
-    if len(rd):
-        return rd
-    pc, metrics = folder.table("per_class.csv"), folder.table("metrics.csv")
+    """Rows in the form the recall-distortion functions take, run by run: a run's recall_distortion.csv
+    rows when the metric ran for it, else rows built from its per_class.csv and the accuracy rows of
+    metrics.csv (same definitions). Per run, because the metric is an option: one run with it must not
+    hide the per-class rows of all the runs without it. Rows repeated verbatim (shared CSVs
+    concatenated twice or rebuilt on top of themselves) are kept once: joined row by row, each
+    copy would multiply the others."""
+    rd = folder.table("recall_distortion.csv").drop_duplicates()
+    pc, metrics = folder.table("per_class.csv").drop_duplicates(), folder.table("metrics.csv").drop_duplicates()
+    if len(rd) and len(pc):
+        pc = pc[~pc["run_id"].isin(set(rd["run_id"]))]
     if not len(pc) or not len(metrics):
-        return pd.DataFrame()
+        return rd
     acc = with_dense_baseline(metrics[metrics["metric"] == "accuracy"])
-    acc = acc[["run_id", "phase", "split", "value", "dense_value"]].rename(
-        columns={"value": "accuracy", "dense_value": "dense_accuracy"}
-    )
+    acc = acc[["run_id", "phase", "split", "value", "dense_value"]].drop_duplicates()
+    acc = acc.rename(columns={"value": "accuracy", "dense_value": "dense_accuracy"})
     df = pc.merge(acc, on=["run_id", "phase", "split"], how="inner")
     if "dense_recall" not in df.columns or df["dense_recall"].isna().all():
-        dense = pc[pc["phase"] == "dense"][["run_id", "split", "class", "recall"]].rename(columns={"recall": "dense_recall"})
+        dense = pc[pc["phase"] == "dense"][["run_id", "split", "class", "recall"]].drop_duplicates()
+        dense = dense.rename(columns={"recall": "dense_recall"})
         df = df.drop(columns=[c for c in ("dense_recall",) if c in df.columns]).merge(
             dense, on=["run_id", "split", "class"], how="left"
         )
-    return df
+    return pd.concat([rd, df], ignore_index=True) if len(rd) else df
 
 
 # ----------------------------------------------------------------------------- standards (R1-R8)
@@ -116,10 +124,9 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
                 f"    [R4] {len(levels)} operating points; missing standard levels: "
                 + (", ".join(f"{s:g}" for s in missing_levels) or "none")
             )
-        seeds = here.groupby(["method", "schedule", "target_sparsity"])["seed"].nunique()
-        for (method, schedule, level), n in seeds.items():
+        for (method, schedule, level), label, n in _seeds_per_experiment(here):
             flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
-            lines.append(f"    {method}/{schedule} at {level:g}: {n} seed(s){flag}")
+            lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){flag}")
         for level, part in here.groupby("target_sparsity"):
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
@@ -143,6 +150,32 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
     if not len(pruned):
         lines.append("  [R5] only dense results: no pruned phase in any run")
     return lines + _failed_and_unfinished(folder)
+
+
+def _seeds_per_experiment(rows: pd.DataFrame) -> list[tuple[tuple, str, int]]:
+    """((method, schedule, sparsity), label, number of seeds) per experiment of `rows`: the unit the
+    report card counts seeds in (card.py), so that two variants of one method (allocation global and
+    layerwise, say) are never pooled into one count. Where one (method, schedule, sparsity) holds
+    several experiments the label names what tells them apart (` [allocation=layerwise]`): the
+    context columns that differ, then the varying config keys that no column already shows."""
+    base = ["method", "schedule", "target_sparsity"]
+    keys = base + (["experiment"] if "experiment" in rows.columns else [])
+    out = []
+    for ident, part in rows.groupby(base, sort=True):
+        experiments = list(part.groupby(keys[3:], sort=True)) if len(keys) > 3 else [((), part)]
+        shown = [c for c in ("score", "allocation", "structure", "name") if c in part.columns and part[c].nunique() > 1]
+        dotted = [c for c in part.columns if "." in c and c.rpartition(".")[2] not in shown and part[c].nunique() > 1]
+        for experiment, runs in experiments:
+            label = ""
+            if len(experiments) > 1:
+                differing = [f"{c}={runs[c].iloc[0]}" for c in shown + dotted]
+                label = (
+                    " ["
+                    + (", ".join(differing) or f"experiment {experiment[0] if isinstance(experiment, tuple) else experiment}")
+                    + "]"
+                )
+            out.append((ident, label, int(runs["seed"].nunique())))
+    return out
 
 
 def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
@@ -237,6 +270,11 @@ def experiments_markdown(folder: ResultsFolder) -> str:
     return markdown_table(exp[keep].fillna("(absent)"))
 
 
+def _interval(lo: float, hi: float, scale: float) -> str:
+    """[lo, hi] in the table's unit; empty where there is none (a comparison not made: n 0)."""
+    return f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
 def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
     """The verdicts as a list, then the numbers behind them (differences in accuracy points)."""
     lines = [f"- {v}" for v in comparisons["verdict"]]
@@ -248,12 +286,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
             "sparsity": comparisons["target_sparsity"].map(lambda s: f"{s:g}"),
             "A - B": comparisons["method"] + " - " + comparisons["baseline"],
             "n": comparisons["n"],
-            "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}"),
-            f"t {confidence:.0%}": [
-                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
-            ],
+            "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}" if math.isfinite(v) else ""),
+            f"t {confidence:.0%}": [_interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])],
             f"bootstrap {confidence:.0%}": [
-                f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
+                _interval(lo, hi, scale) for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
             ],
             "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
             "p (t)": comparisons["p_t"].map(lambda v: _fmt(v, 2)),

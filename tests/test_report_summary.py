@@ -1,0 +1,51 @@
+"""prune-report's summary table and standards check on hand-made results folders whose true
+answers are known: the dense column over the seeds that have a value, and the seed counts of the
+standards check per experiment (variants of one method apart)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from prune_cli.report import build_report
+from prune_cli.report.summary import summarise
+from test_report_experiments import write_run
+
+
+def test_dense_mean_is_over_the_seeds_with_a_value(tmp_path):
+    """Seed 1's accuracy is NaN (dense 0.99), seeds 0 and 2 have 0.80 and 0.84 (dense 0.90, 0.91).
+    The mean and the change use seeds 0 and 2; the dense column averaged all three (0.9333), so the
+    table's accuracy - dense (0.82 - 0.9333) was not its change (-0.085). Now dense is 0.905."""
+    root = tmp_path / "res"
+    for seed, (acc, dense) in enumerate([(0.80, 0.90), (math.nan, 0.99), (0.84, 0.91)]):
+        write_run(root, seed, "magnitude", 0.5, 10, acc, dense_acc=dense)
+    metrics = pd.concat(pd.read_csv(f) for f in sorted(root.glob("runs/*/metrics.csv")))
+    row = summarise(metrics).query("phase == 'finetuned' and metric == 'accuracy'").iloc[0]
+    assert row["n_seeds"] == 2 and row["mean"] == pytest.approx(0.82)
+    assert row["dense_mean"] == pytest.approx((0.90 + 0.91) / 2)
+    assert row["delta_mean"] == pytest.approx(((0.80 - 0.90) + (0.84 - 0.91)) / 2)
+    assert row["mean"] - row["dense_mean"] == pytest.approx(row["delta_mean"])
+
+
+def test_standards_check_counts_seeds_per_experiment(tmp_path):
+    """magnitude with allocation global on seeds 0-2 and with layerwise on seed 7: two experiments.
+    The standards check grouped by (method, schedule, sparsity) and printed "magnitude/oneshot at 0.5:
+    4 seed(s)" without a flag, while the report card flagged the 1-seed experiment. It now counts the
+    seeds of each experiment, as the card does, and names the option that tells them apart."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8)
+        write_run(root, seed, "random", 0.5, 10, 0.7)
+    write_run(root, 7, "magnitude", 0.5, 10, 0.8, allocation="layerwise")
+    written = build_report(root, plots=False)
+    lines = written["standards.txt"].read_text().splitlines()
+    seeds = sorted(line.strip() for line in lines if "seed(s)" in line)
+    assert seeds == [
+        "magnitude/oneshot at 0.5 [allocation=global]: 3 seed(s)",
+        "magnitude/oneshot at 0.5 [allocation=layerwise]: 1 seed(s)  [fewer than 3 seeds]",
+        "random/oneshot at 0.5: 3 seed(s)",
+    ]
+    card = pd.read_csv(written["report_card.csv"]).set_index("recommendation")
+    assert not card.loc["every experiment repeated with at least 3 seeds", "met"]
