@@ -144,6 +144,33 @@ def _run_id(*, _root_: DictConfig) -> str:
     return rid
 
 
+def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
+    """A single run given its own directory (`hydra.run.dir=...`): Hydra never resolves `${runs_dir:}`,
+    whose resolver validates the run before anything is created, so the same checks run here, on the
+    run's composition: the pre-run pass, overrides that do nothing (only a warning before), and the
+    directory itself, which must not hold another finished run (its COMPLETE names its run id: a
+    command with another config said 'already complete' after Hydra rewrote that run's record). A
+    directory holding this very run keeps its record, as for a run found by its id."""
+    node = cfg.hydra.run._get_node("dir")
+    if "${runs_dir:}" in str(node._value()):  # prune-run's own directory: its resolver checks the run
+        return
+    validate(cfg)
+    reject_unused_overrides(cfg)
+    run_dir = Path(str(cfg.hydra.run.dir))
+    complete = run_dir / "COMPLETE"
+    if not complete.is_file():
+        return
+    rid, other = run_id(cfg), complete.read_text().strip()
+    if other != rid:
+        raise ConfigError(
+            "hydra.run.dir",
+            str(run_dir),
+            f"a directory for this run ({rid}): it holds the finished run {other}, which this command would "
+            "relabel; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory",
+        )
+    _FINISHED_RECORDS[run_dir.absolute()] = {p.name: p.read_bytes() for p in (run_dir / ".hydra").glob("*") if p.is_file()}
+
+
 def _keep_a_finished_run_s_record(run_dir: Path) -> None:
     """A command that finds its run complete changes nothing in it, but Hydra has already rewritten the
     run's `.hydra` files (config, hydra, overrides) with this command's: a rerun with `threads=1`, or
@@ -328,6 +355,12 @@ def _compose_a_run_once() -> None:
             appended = OverridesParser.create().parse_overrides([RUN_MODE_OVERRIDE])
             ConfigLoaderImpl._apply_overrides_to_config(appended, cfg)  # noqa: SLF001 - Hydra's own step
             cfg.hydra.overrides.hydra.append(RUN_MODE_OVERRIDE)
+        if mode != RunMode.MULTIRUN:
+            try:
+                _check_a_run_directory_of_its_own(cfg)
+            except PruneCliError as err:  # raised again by the run's composition, inside Hydra's error report
+                _keep_for_the_run(self, config_name, overrides, mode, err)
+                return mode
         _keep_for_the_run(self, config_name, overrides, mode, cfg)
         return mode
 

@@ -179,3 +179,62 @@ def test_an_environment_value_that_is_not_text_is_rejected(finished_results, val
     key = "hydra.job.env_set.OMP_NUM_THREADS"
     err = _rejected(["-m", *FAST, "hydra/launcher=parallel", f"{key}={value}"], finished_results, key)
     assert f"{key}='2'" in err
+
+
+# ----------------------------------------------------------------------------- found by the config audit
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["train={epochs:3}"], ["train={epochs:3,lr:0.05}"], ["+finetune={lr:0.2}", "finetune.lr=0.1"]],
+    ids=" ".join,
+)
+def test_a_dict_override_that_repeats_a_key_with_another_value_is_rejected(finished_results, args):
+    """`train.epochs=2 train={epochs:3}` trained 3 epochs: the one-value-per-key check compared the
+    typed keys, `train` and `train.epochs`, which never collide. The dict's keys count as typed."""
+    key = "finetune.lr" if "finetune.lr=0.1" in args else "train.epochs"
+    _rejected([*FAST, *args], finished_results, key)
+
+
+def test_a_dict_override_that_agrees_with_the_other_overrides_runs(tmp_path):
+    proc = run_cli(["--cfg", "job", *FAST, "train={epochs:2,lr:0.05}"], tmp_path / "r", keep_repeats=True)
+    assert "lr: 0.05" in proc.stdout
+
+
+def test_method_score_of_a_score_with_its_own_method_config_is_rejected(finished_results):
+    """`method.score=random` under method=magnitude ran random pruning labelled magnitude (run id
+    run-magnitude-..., method column magnitude). A score with its own method config is chosen with
+    method=<it>; method.score stays for a score no method config names (a plugin score)."""
+    err = _rejected([*FAST, "method.score=random", "sparsity=0.5"], finished_results, "method.score")
+    assert "method=random" in err
+
+
+def test_method_score_repeating_the_method_s_own_score_runs(tmp_path):
+    proc = run_cli(["--cfg", "job", *FAST, "method=random", "method.score=random"], tmp_path / "r")
+    assert "score: random" in proc.stdout
+
+
+def test_a_run_directory_holding_another_finished_run_is_refused(finished_results, tmp_path):
+    """`hydra.run.dir=<a finished run's directory>` with another config found COMPLETE there and said
+    'already complete' (exit 0) after Hydra rewrote the finished run's .hydra/ record with the other
+    config. Its COMPLETE names its run id: another run's directory is refused, nothing rewritten."""
+    [finished] = [p.parent for p in (finished_results / "runs").glob("*/COMPLETE")]
+    err = _rejected([*FAST, "sparsity=0.5", f"hydra.run.dir={finished}"], finished_results, "hydra.run.dir")
+    assert finished.name in err
+
+
+def test_an_unused_override_with_a_custom_run_directory_is_rejected(finished_results, tmp_path):
+    """With `hydra.run.dir` set, the run directory is not resolved through prune-run's check, and an
+    override that does nothing (method.nm_n without structure=nm) was only a warning in the log."""
+    before = snapshot(finished_results)
+    run_dir = tmp_path / "own_dir"
+    proc = run_cli([*FAST, f"hydra.run.dir={run_dir}", "method.nm_n=1"], finished_results, check=False)
+    assert proc.returncode == 2 and "'method.nm_n=1' has no effect in this run" in proc.stderr, proc.stderr
+    assert not run_dir.exists() and snapshot(finished_results) == before
+
+
+def test_minus_zero_sparsity_is_rejected(finished_results):
+    """`sparsity=-0.0` passed the range check (-0.0 >= 0) and made a run `...-s-0-...` of its own, with
+    target_sparsity -0.0 and another hash, beside sparsity=0's."""
+    err = _rejected([*FAST, "sparsity=-0.0"], finished_results, "sparsity")
+    assert "not -0.0" in err

@@ -39,7 +39,9 @@ def check_widths(cfg: DictConfig, key: str) -> None:
 def fraction(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = True) -> None:
     value = OmegaConf.select(cfg, key)
     ok = finite(value) and lo <= value and (value < hi if hi_open else value <= hi)
-    check(ok, key, value, f"a number in [{lo}, {hi}{')' if hi_open else ']'}")
+    negative_zero = ok and value == 0 and math.copysign(1.0, value) < 0  # -0.0 hashes and names a run of its own
+    allowed = f"a number in [{lo}, {hi}{')' if hi_open else ']'}" + (" (write 0, not -0.0)" if negative_zero else "")
+    check(ok and not negative_zero, key, value, allowed)
 
 
 def usable_directory(cfg: DictConfig, key: str, try_create: bool = False) -> None:

@@ -5,7 +5,8 @@ one line and creates nothing (docs/robustness.md, "Bad input"):
 
 - a key given twice with two values (`sparsity=0.5 ... sparsity=0.8`): Hydra keeps the last one without
   a word, so a forgotten earlier value changes the run; one value per key (a sweep is
-  `-m sparsity=0.5,0.8`); the same value twice changes nothing and passes;
+  `-m sparsity=0.5,0.8`); the same value twice changes nothing and passes; a dict value sets each of
+  its keys (`train.epochs=2 train={epochs:3}` gives train.epochs twice);
 - a deletion (`~dense_cache`, `~method`): every key of prune-cli's config has a schema and a default,
   and code that finds a key missing either falls back to that default unseen or fails after the
   run directory exists; a key is set, never deleted (Hydra's own `~hydra.*` settings excepted);
@@ -44,7 +45,7 @@ def check_overrides(args: list[str]) -> None:
     """Raise ConfigError for the first override among `args` that repeats a key with another value,
     deletes a key, sets a named group's `name`, or gives an environment variable a value that is not
     text."""
-    seen: dict[str, tuple[str, str]] = {}  # key -> (the override as typed, its value)
+    seen: dict[str, tuple] = {}  # key -> (the override as typed, its value as typed or None, its value parsed)
     for override in _overrides(args):
         key = override.get_key_element().lstrip("+~")
         text = override.input_line or key
@@ -70,13 +71,36 @@ def check_overrides(args: list[str]) -> None:
                 f"no override: {key} is the label its option's YAML sets; choose the option itself with "
                 f"{group}={value} (prune-run --help lists the options of each group)",
             )
-        if key in seen and seen[key][1] != value:
-            raise ConfigError(
-                key,
-                f"{seen[key][0]} and then {text}",
-                f"one value per key: give {key} once (a sweep over values is -m {key}=a,b)",
-            )
-        seen[key] = (text, value)
+        parsed = None if override.is_sweep_override() or override.is_delete() else override.value()
+        # a dict value sets each of its keys (`train={epochs:3}` sets train.epochs): they count as typed
+        given = _leaves(key, parsed) if isinstance(parsed, dict) else [(key, value, parsed)]
+        for one, as_text, as_value in given:
+            if one in seen and _differ(seen[one][1:], (as_text, as_value)):
+                raise ConfigError(
+                    one,
+                    f"{seen[one][0]} and then {text}",
+                    f"one value per key: give {one} once (a sweep over values is -m {one}=a,b)",
+                )
+            seen[one] = (text, as_text, as_value)
+
+
+def _leaves(key: str, value: dict) -> list[tuple[str, None, object]]:
+    """(dotted key, no text, value) of every key a dict override sets."""
+    found = []
+    for name, leaf in value.items():
+        if isinstance(leaf, dict):
+            found += _leaves(f"{key}.{name}", leaf)
+        else:
+            found.append((f"{key}.{name}", None, leaf))
+    return found
+
+
+def _differ(a: tuple, b: tuple) -> bool:
+    """Whether two values of one key differ: as typed when both were typed alone (`sparsity=0.5` twice
+    passes), as parsed when one came from a dict override."""
+    if a[0] is not None and b[0] is not None:
+        return a[0] != b[0]
+    return a[1] != b[1]
 
 
 def last_value_wins(args: list[str]) -> list[str]:

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core.checks import check, choice, finite, fraction, usable_directory
 from ..core import plugins
+from ..core.paths import configs_dir
 from ..core.accel import AccelConfig
 from ..core.config_base import Config, declared_input, declared_train_examples, prunes_to_sparsity, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
@@ -462,6 +463,27 @@ def check_boolean_overrides(cfg: DictConfig) -> None:
             )
 
 
+def check_score_override(cfg: DictConfig) -> None:
+    """`method.score=random` under method=magnitude ran random pruning recorded as magnitude (the run id,
+    the method column): a method named after a score is that score with its defaults, and another
+    score is chosen with its own method config. method.score stays for a method whose name is not a
+    score (region_bound, lap_global_normalize: a score with an allocation) and for a plugin score that
+    no method config names."""
+    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    if not recorded or not any(str(o).lstrip("+").startswith("method.score=") for o in recorded):
+        return
+    m = cfg.method
+    own = (configs_dir() / "method" / f"{m.score}.yaml").is_file() or m.score in plugins.schema_names("method")
+    if m.name in plugins.names("score") and m.score != m.name and own:
+        raise ConfigError(
+            "method.score",
+            m.score,
+            f"the score of method={m.name} ({m.name}), which is that score with its defaults: another score would run "
+            f"under the label {m.name}; choose it with method={m.score} (and its allocation or structure with "
+            "method.allocation=..., method.structure=...)",
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value Hydra's type system cannot; raise ConfigError naming the key."""
     from ..data import DATASETS
@@ -472,6 +494,7 @@ def validate(cfg: DictConfig) -> None:
 
     check_known_keys(cfg)
     check_boolean_overrides(cfg)
+    check_score_override(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]
     missing = [m for m in listed if m not in plugins.outside_modules()]
     check(
