@@ -775,3 +775,44 @@ def test_method_reinit_is_an_unused_override_where_a_restart_replaces_the_surviv
     assert bool(found) == replaced, found
     if found:
         assert "schedule.restart_from=reinit" in found[0].why and f"restart_from={cfg.schedule.restart_from}" in found[0].why
+
+
+# ----------------------------------------------------------------------------- a training config that never trains
+
+
+@pytest.mark.parametrize(
+    "args, override",
+    [
+        (["finetune.epochs=0", "finetune.lr=0.3"], "finetune.lr=0.3"),
+        (["finetune.epochs=0", "finetune.optimizer=adam"], "finetune.optimizer=adam"),
+        (["train.epochs=0", "sparsity=0.5", "train.lr=0.3"], "train.lr=0.3"),
+        (["train.epochs=0", "train.warmup_epochs=5"], "train.warmup_epochs=5"),
+        (["schedule=lottery_ticket", "train.epochs=0", "train.momentum=0.5"], "train.momentum=0.5"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_an_option_of_a_training_config_that_trains_zero_epochs_is_noted(args, override):
+    """`finetune.epochs=0 finetune.lr=0.3` ran under a run id of its own with masks and weights
+    tensor-identical to the run without finetune.lr (the audit compared them), without a word: no step
+    of the plan trains with that config for an epoch. A note in the run's log, like the finetune node
+    of a schedule that never fine-tunes (epochs=0 switches a phase off; the usual overrides stay)."""
+    found = {f"{f.key}={f.value}": f for f in _found(args)}
+    assert override in found and not found[override].error, found
+    assert found[override].why.startswith("no step of this run trains")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["finetune.epochs=0", "finetune.eval_batch_size=64"],  # evaluation reads it
+        ["train.epochs=0", "train.weight_decay=0.001", "method=undecayed"],  # the UP score's lambda interpolates it
+        ["train.epochs=0", "train.l1=0.001", "metrics.pruning_limit.enabled=true"],  # the pruning-limit metric reads it
+        ["schedule=admm", "finetune.epochs=0", "finetune.lr=0.05"],  # ADMM trains schedule.epochs with finetune
+        ["train.epochs=0", "data_pruning=el2n", "train.lr=0.05"],  # the proxy runs train with the train config
+        ["finetune.epochs=1", "finetune.lr=0.3"],
+    ],
+    ids=" ".join,
+)
+def test_options_that_a_zero_epoch_run_still_reads_pass(args):
+    given = {a.split("=")[0] for a in args if not a.endswith("epochs=0")}  # FAST's batch sizes are noted, rightly
+    assert [f for f in _found(args) if f.key in given] == []

@@ -142,7 +142,8 @@ def _from_the_plan(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
       that loads other weights (init, rewind, reinit): the survivors it re-drew are replaced before
       they are trained; only the `pruned` phase's evaluation would see them (lottery tickets: the
       re-initialisation control is schedule.restart_from=reinit);
-    - note `finetune` when no step trains with the finetune config."""
+    - note `finetune` when no step trains with the finetune config, and the training-only options of a
+      config no step trains with for an epoch (`_never_trained`)."""
     from ..schedules import SCHEDULES
     from ..schedules.steps import Prune, Record, Restart
 
@@ -161,10 +162,39 @@ def _from_the_plan(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
             "pruning event, so the re-drawn survivors are never trained (only the `pruned` phase's evaluation sees them)"
             + ("" if source == "reinit" else "; the re-initialisation control is schedule.restart_from=reinit")
         )
-    notes: dict[str, str] = {}
+    notes: dict[str, str] = _never_trained(cfg, plan)
     if not any(getattr(step, "which", None) == "finetune" for step in plan):
         notes["finetune"] = f"schedule={cfg.schedule.name} never fine-tunes (its training steps use the train config)"
     return errors, notes
+
+
+# What a training config sets only for the epochs trained with it (not eval_batch_size, which evaluation
+# reads, nor weight_decay and l1, which scores and metrics read: Undecayed Pruning's lambda, the pruning limit).
+TRAINING_ONLY = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "lr_schedule", "milestones", "gamma", "warmup_epochs")
+
+
+def _never_trained(cfg: DictConfig, plan: list) -> dict[str, str]:
+    """The training-only options of `train` / `finetune` when no step of the plan trains with that config
+    for an epoch (`finetune.epochs=0`: its learning rate changes nothing but the run id). Notes, like the
+    finetune node of a schedule that never fine-tunes: `epochs=0` is how a phase is switched off while
+    a researcher's usual training overrides stay on the command line. Data pruning's proxy runs train
+    with the train config."""
+    from ..schedules.steps import Dense, Gradual, Train, TrainWithHook
+
+    epochs = {"train": 1 if cfg.data_pruning.name != "none" else 0, "finetune": 0}
+    for step in plan:
+        if isinstance(step, (Dense, Gradual)):
+            epochs["train"] += cfg.train.epochs
+        elif isinstance(step, Train):
+            epochs[step.which] += cfg[step.which].epochs
+        elif isinstance(step, TrainWithHook):
+            epochs[step.which] += step.epochs if step.epochs >= 0 else 1  # -1: as many as the method needs
+    found = {}
+    for key, n in epochs.items():
+        if n == 0 and any(getattr(s, "which", None) == key or (key == "train" and isinstance(s, Dense)) for s in plan):
+            why = f"no step of this run trains with the {key} config ({key}.epochs={cfg[key].epochs})"
+            found.update({f"{key}.{option}": why for option in TRAINING_ONLY})
+    return found
 
 
 def unused_options(cfg: DictConfig, method_keys: bool = True, model_keys: bool = True) -> tuple[dict[str, str], dict[str, str]]:
