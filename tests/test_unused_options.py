@@ -92,7 +92,7 @@ def test_an_override_that_does_nothing_stops_the_run_before_any_work(finished_re
     [
         ["method.structure=nm", "method.allocation=layerwise", "method.nm_n=1", "method.nm_m=2", "sparsity=0.5"],
         ["method.allocation=erk_plus", "method.erk_power=0.5", "method.fc_density=0.5"],
-        ["method.rounds=2", "method.round_schedule=linear"],
+        ["method=synflow", "method.rounds=2", "method.round_schedule=linear"],
         ["train.lr_schedule=multistep", "train.milestones=[1]", "train.gamma=0.5"],
         ["dataset.imbalance=longtail", "dataset.longtail_ratio=2"],
     ],
@@ -816,3 +816,48 @@ def test_an_option_of_a_training_config_that_trains_zero_epochs_is_noted(args, o
 def test_options_that_a_zero_epoch_run_still_reads_pass(args):
     given = {a.split("=")[0] for a in args if not a.endswith("epochs=0")}  # FAST's batch sizes are noted, rightly
     assert [f for f in _found(args) if f.key in given] == []
+
+
+# ----------------------------------------------------------------------------- scoring rounds that change nothing
+
+
+@pytest.mark.parametrize("allocation", ["global", "layerwise", "erk"])
+def test_magnitude_scores_over_several_rounds_give_the_one_round_mask(allocation):
+    """The fact the check below relies on, computed: |w| of the survivors does not change between the
+    rounds of one pruning event, so each round's top-k is nested in the last and the final mask is the
+    one-round mask."""
+    from helpers import method_options
+
+    from prune_cli.models.mlp import MLP
+    from prune_cli.pruning import PruneContext, prune
+
+    torch.manual_seed(0)
+    model = MLP(20, [64, 32], 10)
+    masks = [
+        prune(
+            model,
+            0.8,
+            PruneContext(method=method_options(allocation=allocation, rounds=r), generator=torch.Generator().manual_seed(0)),
+        )
+        for r in (1, 3, 7)
+    ]
+    assert all(torch.equal(masks[0][k], other[k]) for other in masks[1:] for k in masks[0])
+
+
+@pytest.mark.parametrize(
+    "args, flagged",
+    [
+        (["method.rounds=3"], True),  # magnitude, global
+        (["method.allocation=layerwise", "method.rounds=3"], True),
+        (["method=snip", "method.rounds=3"], False),  # re-scored on the pruned network each round
+        (["method.allocation=layerwise", "method.structure=channel", "method.rounds=3", "sparsity=0.5"], False),
+        (["method.invert=true", "method.rounds=3"], False),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
+)
+def test_method_rounds_with_magnitude_scores_is_an_unused_override(args, flagged):
+    """`method.rounds=2` under method=magnitude ran under a run id of its own with the masks of one round."""
+    found = [f for f in _errors(args) if f.key == "method.rounds"]
+    assert bool(found) == flagged, found
+    if found:
+        assert "magnitude" in found[0].why and "one round" in found[0].why

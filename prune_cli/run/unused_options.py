@@ -87,6 +87,24 @@ def _method_options(cfg: DictConfig) -> dict[str, str]:
     return found
 
 
+def _rounds_of_one_mask(cfg: DictConfig) -> dict[str, str]:
+    """`method.rounds` when the score is the same in every round (magnitude) and each round keeps the
+    top of the last one's survivors (single weights, no inversion, exact selection): the rounds end with
+    the one-round mask (tests/test_unused_options.py computes it)."""
+    from ..pruning import SCORES, STRUCTURES
+
+    m = cfg.method
+    score = SCORES.get(m.score)
+    if m.rounds == 1 or m.invert or not STRUCTURES.get(m.structure).single_weights:
+        return {}
+    if not score.same_every_round or score.selection(m) != "exact":
+        return {}
+    return {
+        "method.rounds": f"method.score={m.score} gives the survivors the same scores in every round of a pruning event, "
+        f"so each round keeps the top of the last one's and {m.rounds} rounds end with the one round mask"
+    }
+
+
 def _metric_options(cfg: DictConfig) -> dict[str, str]:
     """Every option of an optional metric whose `enabled` is false; for a metric that runs, those its
     schema's `unused` hook names (the regions metric's options of another counting method)."""
@@ -212,6 +230,7 @@ def unused_options(cfg: DictConfig, method_keys: bool = True, model_keys: bool =
     found.update(_model_options(cfg))
     if method_keys:
         found.update(_method_options(cfg))
+        found.update(_rounds_of_one_mask(cfg))
     if model_keys:
         found.update(_for_model(cfg))
     plan_errors, notes = _from_the_plan(cfg)

@@ -26,13 +26,18 @@ class Score:
     # The config class holding the options the score reads (a DataScoreConfig, GraspConfig, ...); a method
     # config that selects the score must carry them (checked before the run by run/prevalidate.py).
     options: type = MethodConfig
+    # Whether the survivors' scores are the same in every scoring round of one pruning event (|w|: the
+    # weights do not change between rounds), so method.rounds > 1 ends with the one-round mask.
+    same_every_round: bool = False
 
 
-def register_score(*names: str, selection: Callable[[DictConfig], str] = exact_selection, options: type = MethodConfig):
+def register_score(
+    *names: str, selection: Callable[[DictConfig], str] = exact_selection, options: type = MethodConfig, same_every_round: bool = False
+):
     from ..registries import SCORES
 
     def decorator(fn: Callable) -> Callable:
-        SCORES.register(*names)(Score(fn, selection, options))
+        SCORES.register(*names)(Score(fn, selection, options, same_every_round))
         return fn
 
     return decorator

@@ -5,6 +5,6 @@ from __future__ import annotations
 from . import register_score
 
 
-@register_score("magnitude")
+@register_score("magnitude", same_every_round=True)
 def magnitude_scores(model, params, ctx):
     return {name: p.detach().abs() for name, p in params.items()}
