@@ -543,3 +543,14 @@ def with_plugin_options(base: type) -> type:
         globals()[qualname] = made
         _WITH_OPTIONS[key] = made
     return made
+
+
+def __getattr__(name: str):
+    """A method schema with options made in another process (a launcher's worker unpickling a job's
+    config): made here again from the same declarations, which give it the same name."""
+    if "_with_plugin_options_" in name:
+        for method in schema_names("method"):
+            schema("method", method)
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
