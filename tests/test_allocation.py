@@ -246,8 +246,8 @@ def test_matched_masks_file(tmp_path):
         (["method.allocation=matched", "method.match_method=magnitude", "method.match_allocation=matched"], "method.match_allocation"),
         (["method.match_method=magnitude"], "method.match_method"),
         (["method.allocation=erkk"], "method.allocation"),
-        (["method.erk_power=0"], "method.erk_power"),
-        (["method.fc_density=2"], "method.fc_density"),
+        (["method.allocation=erk", "method.erk_power=0"], "method.erk_power"),  # ErkOptions.check
+        (["method.allocation=erk_plus", "method.fc_density=2"], "method.fc_density"),  # ErkPlusOptions.check
         (["method.sparsity_tolerance=-1"], "method.sparsity_tolerance"),
     ],
 )

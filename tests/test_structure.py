@@ -203,7 +203,7 @@ def test_structure_config_errors():
         (["method.structure=block", "method.block_shape=[0,2]"], "method.block_shape"),
         (["method.structure=channel"], "method.allocation"),
         (["method.structure=nm", "method.allocation=layerwise", "sparsity=0.5", "method.nm_n=5"], "method.nm_n"),
-        (["method.group_norm=l3"], "method.group_norm"),
+        (["method.structure=block", "method.group_norm=l3"], "method.group_norm"),  # GroupNormOptions.check
         (["method.structure=diagonal"], "method.structure"),
     ]:
         with pytest.raises(ConfigError) as err:

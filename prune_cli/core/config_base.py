@@ -113,27 +113,18 @@ class ModelConfig:
 
 @dataclass
 class MethodConfig:
+    """The options every method has. The options of an allocation or a structure (erk_power, nm_n,
+    block_shape, layer_densities, ...) are declared by that plugin in its own file and added to every
+    method schema (prune_cli/core/plugins.py `with_plugin_options`, "Options of an allocation or a
+    structure")."""
+
     name: str = MISSING
     score: str = MISSING  # registered score function
     # How many weights each layer keeps (docs/allocation.md): global | layerwise | explicit | er | erk |
-    # uniform_plus | erk_plus | matched
+    # uniform_plus | erk_plus | matched | region_bound
     allocation: str = "global"
-    # global/layerwise thresholding rule: topk (round-half-even count, index tie-break) | lap_round (same
-    # count, LAP) | shrinkbench_quantile (keep s >= np.quantile(s, 1-d)) | strict_kth (prune ceil((1-d)n), ties pruned)
-    threshold_impl: str = "topk"
-    layer_densities: Optional[list[float]] = None  # allocation=explicit: one density per prunable layer
-    erk_power: float = 1.0  # er/erk/erk_plus: raw densities raised to this power (RigL erk_power_scale)
-    fc_density: float = 1.0  # erk_plus: density of the classifier (1.0 = dense)
-    faithful_uniform_plus: bool = False  # uniform_plus as coded in Random_Pruning (total != target)
-    match_masks: Optional[str] = None  # allocation=matched: masks.pt of another run (its per-layer counts)
-    match_method: Optional[str] = None  # allocation=matched: a method config (configs/method/<name>.yaml) run here
-    match_allocation: Optional[str] = None  # matched + match_method: override that method's allocation (null = its own)
     # Which weights are removed together: unstructured | channel | channel_group | nm | block | bcr
     structure: str = "unstructured"
-    group_norm: str = "l1"  # channel/block: norm of the scores in a unit/block, l1 | l2
-    nm_n: int = 2  # structure=nm: keep N ...
-    nm_m: int = 4  # ... of every M consecutive weights along the input dimension
-    block_shape: list[int] = field(default_factory=lambda: [4, 4])  # structure=block: [rows, cols]
     # Ablations (any method): invert = keep the lowest scores; shuffle = permute each layer's mask;
     # reinit = re-draw the surviving weights with the layer's default initialisation
     invert: bool = False

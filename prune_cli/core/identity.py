@@ -39,12 +39,29 @@ def config_hash(cfg: DictConfig) -> str:
                 and not getattr(OmegaConf.get_type(node), "hashed_when_disabled", False)
             ):
                 del plain["metrics"][name]
+    if isinstance(plain.get("method"), dict):
+        for option in unhashed_plugin_options(plain["method"]):
+            del plain["method"][option]
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _plain(cfg: DictConfig, key) -> object:
     node = cfg._get_node(key)
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else cfg[key]
+
+
+def unhashed_plugin_options(method: dict) -> set[str]:
+    """The options of allocations and structures (prune_cli/core/plugins.py `plugin_options`) left out
+    of the hash: those of a plugin that is not chosen, which can only hold their default (an override
+    of one is rejected as having no effect), so installing a plugin with options keeps every run id.
+    Options that were MethodConfig fields before plugins declared them (`in_every_run_id`) stay in
+    every hash, so that the run ids from before are kept."""
+    from . import plugins
+
+    declared = plugins.plugin_options().values()
+    chosen = {o for d in declared if method.get(d.kind) == d.name for o in d.names()}
+    kept = chosen | {o for d in declared if d.in_every_run_id for o in d.names()}
+    return {o for d in declared for o in d.names() if o not in kept and o in method}
 
 
 def _no_data_pruning(cfg: DictConfig, key: str) -> bool:

@@ -19,16 +19,43 @@ names (`Registry.get`, `schema`). Three places are scanned:
 - the modules named by installed packages in the `prune_cli.plugins` entry-point group.
 
 Adding a plugin therefore edits no existing file. This module imports nothing from the package.
+
+Options of an allocation or a structure. Such a plugin declares its own `method.<option>` keys in
+its file, as a dataclass passed to its decorator:
+
+    @dataclass
+    class FcFracOptions:
+        fc_keep: float = 1.0                     # becomes method.fc_keep
+        @staticmethod
+        def check(cfg, key): ...                 # as any schema's check (key = "method")
+
+    @register_allocation("fc_frac", options=FcFracOptions)
+
+Every method schema carries the options of every indexed allocation and structure
+(`with_plugin_options`), so Hydra types and checks them when the config
+is composed, whichever allocation an override chooses. Their names, types and defaults are read
+from the source here, without importing the plugin (`plugin_options`): the class's annotated fields,
+each with a literal default (or `field(default_factory=lambda: <literal>)`), its bases found in the
+same file or imported by name (`from ..structure import GroupNormOptions`), and its literal class
+attributes (`exclusive`, `in_every_run_id`). When the module is imported, its registration checks
+that the class has exactly the fields read here.
 """
 
 from __future__ import annotations
 
+import ast
+import copy
+import dataclasses
+import functools
+import hashlib
 import importlib
 import importlib.util
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -90,6 +117,50 @@ def _literal_names(args: str) -> list[str]:
         args = args[m.end() :]
 
 
+# Kinds whose plugins may declare their own method options (`options=<dataclass>` on the decorator).
+OPTION_KINDS = ("allocation", "structure")
+_OPTIONS_ARG = re.compile(r"\boptions\s*=\s*([A-Za-z_]\w*)\s*[,)]")
+
+
+def _call_text(args: str) -> str:
+    """The argument text of a decorator call up to its closing parenthesis (string literals skipped)."""
+    depth, i, quote = 1, 0, None
+    while i < len(args):
+        c = args[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return args[: i + 1]
+        i += 1
+    return args
+
+
+def option_declarations(source: str) -> list[tuple[str, str, str]]:
+    """[(kind, name, options class name)] of the allocations and structures `source` registers with
+    `options=<ClassName>`."""
+    found = []
+    for m in _DECORATOR.finditer(source):
+        short = m.group(1).rsplit(".", 2)
+        short = ".".join(short[-2:]) if m.group(1).endswith(".register") else short[-1]
+        kind = DECORATOR_KINDS.get(short)
+        if kind not in OPTION_KINDS:
+            continue
+        args = _call_text(source[m.start(2) : m.start(2) + 2000])
+        options = _OPTIONS_ARG.search(args)
+        if options:
+            found += [(kind, n, options.group(1)) for n in _literal_names(args)]
+    return found
+
+
 def declarations(source: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """([(kind, name)], [(schema group, name)]) declared by the decorator lines of `source`."""
     kinds, schemas = [], []
@@ -113,13 +184,18 @@ class PluginIndex:
     kinds: dict[tuple[str, str], str] = field(default_factory=dict)
     schemas: dict[tuple[str, str], str] = field(default_factory=dict)
     outside: list[str] = field(default_factory=list)  # modules added with plugins=[...] or entry points
+    # (allocation | structure, name) -> (module, its file, the options class named on its decorator)
+    options: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
 
     def scan_file(self, path: Path, module: str) -> None:
-        kinds, schemas = declarations(path.read_text(encoding="utf-8"))
+        source = path.read_text(encoding="utf-8")
+        kinds, schemas = declarations(source)
         for key in kinds:
             self._add(self.kinds, key, module)
         for key in schemas:
             self._add(self.schemas, key, module)
+        for kind, name, cls in option_declarations(source):
+            self.options[(kind, name)] = (module, str(path), cls)
 
     @staticmethod
     def _add(table: dict, key: tuple[str, str], module: str) -> None:
@@ -249,11 +325,232 @@ def schema(group: str, name: str) -> type:
         if module is not None:
             import_plugin(module, f"the schema of {group}={name}")
     try:
-        return SCHEMAS[group][name]
+        found = SCHEMAS[group][name]
     except KeyError:
         raise ConfigError(group, name, "one of " + ", ".join(schema_names(group))) from None
+    if group == "method":  # with the options of every allocation and structure
+        return with_plugin_options(found)
+    return found
 
 
 def schemas(group: str) -> dict[str, type]:
     """Every schema of `group` (imports their modules: used only for a node composed without one)."""
     return {name: schema(group, name) for name in schema_names(group)}
+
+
+# ----------------------------------------------------------------------------- options, read statically
+
+
+@dataclass(frozen=True)
+class PluginOptions:
+    """The options an allocation or structure declares, as read from its source (no import)."""
+
+    kind: str  # allocation | structure
+    name: str  # the plugin's name (method.allocation=<name>)
+    module: str
+    cls: str  # the options class's name
+    fields: tuple[tuple[str, Any, Any], ...]  # (option, type, default), bases first
+    attrs: dict  # the class's literal attributes (exclusive, in_every_run_id)
+
+    @property
+    def label(self) -> str:
+        return f"method.{self.kind}={self.name}"
+
+    def names(self) -> list[str]:
+        return [f for f, _, _ in self.fields]
+
+    def default(self, option: str) -> Any:
+        return next(d for f, _, d in self.fields if f == option)
+
+    @property
+    def in_every_run_id(self) -> bool:
+        """Options that were central before plugins declared them stay in every run id (at any value)."""
+        return bool(self.attrs.get("in_every_run_id", False))
+
+    @property
+    def exclusive(self) -> tuple[str, ...]:
+        """Options that must keep their default unless this plugin is chosen (a value is an error,
+        not just an unused override: a list of layer densities without allocation=explicit)."""
+        return tuple(self.attrs.get("exclusive", ()))
+
+
+_TYPE_NAMES = {n: getattr(typing, n) for n in ("Any", "Optional", "Union", "List", "Dict", "Tuple", "ClassVar", "Literal")}
+_TYPE_NAMES.update({"list": list, "dict": dict, "tuple": tuple, "int": int, "float": float, "str": str, "bool": bool, "None": None})
+
+
+def _bad_options(module: str, cls: str, what: str) -> ConfigError:
+    return ConfigError(
+        "plugins",
+        module,
+        f"an options class {cls} whose fields prune-cli can read without importing the module: {what} "
+        "(docs/architecture.md, 'Options of an allocation or a structure')",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _source(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+_IMPORT_FROM = re.compile(r"^from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)", re.M)
+_TOP_LEVEL = re.compile(r"^(?![ \t#)\n])", re.M)  # a line that starts a new top-level statement
+
+
+def _class_node(path: str, cls: str) -> ast.ClassDef | None:
+    """The syntax tree of top-level class `cls` of the file (only its lines are parsed: a few
+    milliseconds for every plugin's options instead of tens for whole files)."""
+    source = _source(path)
+    m = re.search(rf"^class[ \t]+{re.escape(cls)}\b", source, re.M)
+    if m is None:
+        return None
+    end = _TOP_LEVEL.search(source, source.index("\n", m.end()) + 1 if "\n" in source[m.end() :] else len(source))
+    node = ast.parse(source[m.start() : end.start() if end else len(source)]).body[0]
+    return node if isinstance(node, ast.ClassDef) else None
+
+
+def _imported(path: str, name: str) -> tuple[int, str, str] | None:
+    """(relative level, module, name there) of a top-level `from X import name [as ...]` of the file."""
+    for m in _IMPORT_FROM.finditer(_source(path)):
+        for item in m.group(3).strip("()").replace("\n", " ").split(","):
+            parts = item.split("#")[0].split()
+            if parts and (parts[-1] == name):
+                return len(m.group(1)), m.group(2), parts[0]
+    return None
+
+
+def _source_of(module: str, package: str, level: int, name: str | None) -> tuple[str, str]:
+    """(module, file) of an imported module, without importing it (prune-cli's own by its path)."""
+    target = importlib.util.resolve_name("." * level + (name or ""), package) if level else name
+    if target == "prune_cli" or target.startswith("prune_cli."):
+        parts = target.split(".")[1:]
+        path = PACKAGE.joinpath(*parts).with_suffix(".py")
+        if not path.exists():
+            path = PACKAGE.joinpath(*parts, "__init__.py")
+        return target, str(path)
+    return target, str(_module_file(target))
+
+
+def _default(node: ast.expr | None, module: str, cls: str, option: str) -> Any:
+    if node is None:
+        raise _bad_options(module, cls, f"{option} has no default")
+    if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "field":
+        for kw in node.keywords:
+            if kw.arg == "default":
+                node = kw.value
+                break
+            if kw.arg == "default_factory":
+                node = kw.value.body if isinstance(kw.value, ast.Lambda) else kw.value
+                if isinstance(node, ast.Name) and node.id in ("list", "dict"):
+                    return [] if node.id == "list" else {}
+                break
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise _bad_options(module, cls, f"the default of {option} is not a literal ({ast.unparse(node)})") from None
+
+
+def _read_class(module: str, path: str, cls: str, seen: tuple = ()) -> tuple[list, dict]:
+    """(fields, literal class attributes) of class `cls` of `module` (file `path`), bases first."""
+    if (module, cls) in seen:
+        raise _bad_options(module, cls, "its bases form a cycle")
+    node = _class_node(path, cls)
+    if node is None:
+        imported = _imported(path, cls)  # `from ..structure import GroupNormOptions`
+        if imported is None:
+            raise _bad_options(module, cls, "no class of that name is defined or imported by name (from ... import) in the module")
+        level, name, real = imported
+        package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+        other, other_path = _source_of(module, package, level, name or None)
+        return _read_class(other, other_path, real, (*seen, (module, cls)))
+    fields: dict[str, tuple[Any, Any]] = {}
+    attrs: dict = {}
+    for base in node.bases:
+        if not isinstance(base, ast.Name):
+            raise _bad_options(module, cls, f"its base {ast.unparse(base)} is not a class named in the module")
+        base_fields, base_attrs = _read_class(module, path, base.id, (*seen, (module, cls)))
+        fields.update({f: (t, d) for f, t, d in base_fields})
+        attrs.update(base_attrs)
+    for stmt in node.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            option, annotation = stmt.target.id, ast.unparse(stmt.annotation).strip("'\"")
+            if annotation.startswith(("ClassVar", "typing.ClassVar")):
+                if stmt.value is not None:
+                    attrs[option] = _default(stmt.value, module, cls, option)
+                continue
+            try:
+                declared = eval(annotation, {"__builtins__": {}}, _TYPE_NAMES)  # noqa: S307 - type names only
+            except Exception:  # noqa: BLE001
+                allowed = ", ".join(_TYPE_NAMES)
+                raise _bad_options(module, cls, f"the type of {option} ({annotation}) uses names other than {allowed}") from None
+            fields[option] = (declared, _default(stmt.value, module, cls, option))
+    return [(f, t, d) for f, (t, d) in fields.items()], attrs
+
+
+def plugin_options() -> dict[tuple[str, str], PluginOptions]:
+    """(allocation | structure, name) -> the options it declares, for every indexed plugin that
+    declares some, read from the source files without importing them."""
+    return dict(_read_options(tuple(sorted(index().options.items()))))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_options(declared: tuple) -> tuple:
+    found = []
+    for (kind, name), (module, path, cls) in declared:
+        fields, attrs = _read_class(module, path, cls)
+        found.append(((kind, name), PluginOptions(kind, name, module, cls, tuple(fields), attrs)))
+    return tuple(found)
+
+
+_WITH_OPTIONS: dict[tuple, type] = {}
+
+
+def with_plugin_options(base: type) -> type:
+    """The method schema `base` with the options of every indexed allocation and structure added as
+    fields (`method.<option>`), read from their source without importing them
+    (prune_cli/core/plugins.py `plugin_options`). One option declared by several plugins (group_norm
+    by channel, block and bcr) must have one type and default; a method schema cannot declare an
+    option of an allocation or structure itself. The class is made once per set of options; it is
+    named after `base` and importable from this module by its qualified name (pickle)."""
+    own = {f.name for f in dataclasses.fields(base)}
+    options: dict[str, tuple[Any, Any, str]] = {}
+    for decl in plugin_options().values():
+        for option, declared, default in decl.fields:
+            if option in own:
+                raise ConfigError(
+                    "plugins",
+                    decl.module,
+                    f"options that no method schema declares: method.{option} of {decl.label} is a field of {base.__qualname__} too",
+                )
+            if option in options and options[option][:2] != (declared, default):
+                raise ConfigError(
+                    "plugins",
+                    decl.module,
+                    f"one type and default for method.{option}: {decl.label} declares {declared} = {default!r}, "
+                    f"{options[option][2]} {options[option][0]} = {options[option][1]!r}",
+                )
+            options.setdefault(option, (declared, default, decl.label))
+    key = (base, tuple((o, repr(t), repr(d)) for o, (t, d, _) in sorted(options.items())))
+    made = _WITH_OPTIONS.get(key)
+    if made is None:
+        specs = [
+            (o, t, field(default_factory=functools.partial(copy.deepcopy, d)) if isinstance(d, (list, dict)) else field(default=d))
+            for o, (t, d, _) in sorted(options.items())
+        ]
+        digest = hashlib.sha256(repr((base.__module__, base.__qualname__, key[1:])).encode()).hexdigest()[:12]
+        qualname = f"{base.__name__}_with_plugin_options_{digest}"
+        made = dataclasses.make_dataclass(base.__name__, specs, bases=(base,), namespace={"__doc__": base.__doc__})
+        made.__module__, made.__qualname__ = __name__, qualname
+        globals()[qualname] = made
+        _WITH_OPTIONS[key] = made
+    return made
+
+
+def __getattr__(name: str):
+    """A method schema with options made in another process (a launcher's worker unpickling a job's
+    config): made here again from the same declarations, which give it the same name."""
+    if "_with_plugin_options_" in name:
+        for method in schema_names("method"):
+            schema("method", method)
+        if name in globals():
+            return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

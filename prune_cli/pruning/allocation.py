@@ -4,7 +4,10 @@ An allocation is a plugin module in prune_cli/pruning/allocations/ declaring
 `@register_allocation("name", ...)` on `fn(scores: {param name: tensor}, density: float, ctx) ->
 {name: kept count}`. Scores come in forward order; `ctx.model` is the network (for the first layer
 / classifier roles). The registry holds an `Allocation`: the function plus the hooks the pre-run
-pass calls (prune_cli/run/prevalidate.py), so an allocation's checks live in its own file.
+pass calls (prune_cli/run/prevalidate.py), so an allocation's checks live in its own file. Its own
+`method.<option>` keys are a dataclass passed as `options=` (prune_cli/core/plugins.py, "Options of an
+allocation or a structure"): fields with defaults, and a `check(cfg, key)` / `unused(cfg, key)` as any
+schema has, run when the allocation is chosen.
 
 Every built-in allocation returns counts whose sum is `round(density * N)` (N = prunable weights),
 except `explicit` and `matched`, which take their per-layer densities from the user / another
@@ -14,10 +17,11 @@ module holds what several allocations share: rounding, thresholding rules, the l
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 import torch
@@ -41,19 +45,20 @@ class Allocation:
 
     name: str
     fn: Callable  # (scores, density, ctx) -> {param name: kept count}
-    # The method.* options it reads that no other allocation does: setting one while another allocation
-    # is chosen is rejected (prune_cli/run/unused_options.py).
-    options: tuple[str, ...] = ()
-    # Config-only checks of the options it reads, run when it is chosen: check(cfg) (cfg = the whole config).
+    # Its own method.* options: a dataclass (fields with defaults, optional check/unused hooks), added to
+    # every method schema; setting one while another allocation is chosen is rejected
+    # (prune_cli/run/unused_options.py). None: it has none.
+    options: Optional[type] = None
+    # Config-only checks, run when it is chosen: check(cfg) (cfg = the whole config).
     check: Optional[Callable[[DictConfig], None]] = None
     # Checks against the model (meta device, before any data): check_model(model, selected, method).
     check_model: Optional[Callable] = None
     # Checks that also need the target: check_density(model, selected, method, density), run by the
     # pre-run pass at the run's final density (the smallest any pruning event of the run reaches).
     check_density: Optional[Callable] = None
-    uses_threshold_impl: bool = False  # method.threshold_impl chooses its per-layer counts (global, layerwise)
     # Whether the final per-layer densities are fixed in advance (then only a single pruning event fits).
     fixes_final_densities: Callable[[DictConfig], bool] = _never
+    fixed_by: str = "method.allocation"  # the key the error names when a gradual schedule meets fixed densities
     inexact_hint: str = ""  # why the achieved sparsity may differ from the target, for the error message
     # Whether it promises exactly round(density * N) kept weights (if not, a miss is a warning, not an error).
     exact_total: Callable[[DictConfig], bool] = _always
@@ -84,14 +89,67 @@ def checked_counts(counts, scores: dict, name: str) -> dict[str, int]:
 
 
 def register_allocation(*names: str, **hooks):
-    """Register `fn` as the allocation(s) `names`; `hooks` are Allocation fields (check, check_model, ...)."""
+    """Register `fn` as the allocation(s) `names`; `hooks` are Allocation fields (options, check, check_model, ...)."""
 
     def decorator(fn: Callable) -> Callable:
         for name in names:
+            checked_options("allocation", name, hooks.get("options"))
             ALLOCATIONS.register(name)(Allocation(name, fn, **hooks))
         return fn
 
     return decorator
+
+
+def checked_options(kind: str, name: str, options) -> None:
+    """An allocation's or structure's `options=`: a dataclass whose fields are those the plugin index
+    read from its source without importing it (prune_cli/core/plugins.py `plugin_options`), which
+    the method schema was built with."""
+    from ..core import plugins
+
+    if options is None:
+        return
+    if not (isinstance(options, type) and dataclasses.is_dataclass(options)):
+        raise PruneCliError(
+            f"{kind} {name}: options= is the plugin's own options dataclass (fields with defaults: "
+            f"`@dataclass class Options: x: float = 1.0`), not {options!r} (docs/architecture.md, 'Plugins')"
+        )
+    read = plugins.plugin_options().get((kind, name))
+    declared = [
+        (f.name, f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in dataclasses.fields(options)
+    ]
+    if read is None or [(f, d) for f, _, d in read.fields] != declared:
+        raise PruneCliError(
+            f"{kind} {name}: its options class {options.__qualname__} declares {declared}, but the plugin index read "
+            f"{None if read is None else [(f, d) for f, _, d in read.fields]} from the source: name the class on the "
+            f"decorator (options=ClassName) and give every field a literal default"
+        )
+
+
+@dataclass
+class ThresholdOptions:
+    """The options of global and layerwise: the rule that turns a density into a kept count."""
+
+    # topk (round-half-even count, index tie-break) | lap_round (same count, LAP) | shrinkbench_quantile
+    # (keep s >= np.quantile(s, 1-d)) | strict_kth (prune ceil((1-d)n), ties pruned)
+    threshold_impl: str = "topk"
+
+    exclusive: ClassVar[tuple] = ("threshold_impl",)  # another rule than topk needs global or layerwise
+    in_every_run_id: ClassVar[bool] = True  # a MethodConfig field before allocations declared their options
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        from ..core.checks import check, choice
+        from .registries import STRUCTURES
+
+        choice(cfg, f"{key}.threshold_impl", set(THRESHOLD_IMPLS))
+        m = cfg[key]
+        if m.threshold_impl != "topk":
+            check(
+                STRUCTURES.get(m.structure).uses_counts,
+                f"{key}.threshold_impl",
+                m.threshold_impl,
+                f"topk with method.structure={m.structure} (its masks do not follow the allocation's counts, which the rule sets)",
+            )
 
 
 def round_half_even(x: float) -> int:

@@ -18,12 +18,12 @@ and the balancing of reachable per-layer counts to the allocated total.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..core.errors import PruneCliError
 from ..models.graph import LayerGraph
@@ -205,9 +205,10 @@ class Structure:
 
     name: str
     masks: Callable  # (scores, counts, selection, sctx) -> {name: mask}, all layers at once
-    # The method.* options it reads that unstructured pruning does not: setting one while another
-    # structure is chosen is rejected (prune_cli/run/unused_options.py).
-    options: tuple[str, ...] = ()
+    # Its own method.* options: a dataclass (fields with defaults, optional check/unused hooks), added to
+    # every method schema; setting one while another structure is chosen is rejected
+    # (prune_cli/run/unused_options.py). None: it has none.
+    options: Optional[type] = None
     layer_local: bool = True  # False when a layer's mask depends on its neighbours (channel)
     single_weights: bool = False  # removes single weights (Bernoulli sampling and the shuffle ablation apply)
     check: Optional[Callable[[DictConfig], None]] = None  # config-only checks when chosen: check(cfg)
@@ -245,10 +246,46 @@ class Structure:
 
 
 def register_structure(name: str, **hooks):
-    """Register `fn` as structure `name`; `hooks` are Structure fields (layer_local, check, ...)."""
+    """Register `fn` as structure `name`; `hooks` are Structure fields (options, layer_local, check, ...)."""
+    from .allocation import checked_options
 
     def decorator(fn: Callable) -> Callable:
+        checked_options("structure", name, hooks.get("options"))
         STRUCTURES.register(name)(Structure(name, fn, **hooks))
         return fn
 
     return decorator
+
+
+@dataclass
+class GroupNormOptions:
+    """The option of the structures that rank groups of weights (channel, channel_group, block, bcr)."""
+
+    group_norm: str = "l1"  # norm of the scores in a unit/group/block: l1 | l2
+
+    in_every_run_id: ClassVar[bool] = True  # a MethodConfig field before structures declared their options
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        from ..core.checks import choice
+
+        choice(cfg, f"{key}.group_norm", {"l1", "l2"})
+
+
+@dataclass
+class BlockShapeOptions(GroupNormOptions):
+    """The options of the block structures (block, bcr): the block and the norm that ranks it."""
+
+    block_shape: list[int] = field(default_factory=lambda: [4, 4])  # [rows, cols] of a block
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        from ..core.checks import check
+
+        shape = list(OmegaConf.select(cfg, f"{key}.block_shape"))
+        check(
+            len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape),
+            f"{key}.block_shape",
+            shape,
+            "two positive integers [rows, cols]",
+        )

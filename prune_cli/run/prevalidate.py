@@ -16,9 +16,9 @@ import typing
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ..core.checks import check, choice, finite, fraction, usable_directory
+from ..core.checks import check, choice, fraction, usable_directory
 from ..core import plugins
 from ..core.paths import configs_dir
 from ..core.accel import AccelConfig
@@ -42,35 +42,17 @@ def register_schemas() -> None:
 
 def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
     """method.* keys of allocations, structures and ablations (docs/allocation.md). What a particular
-    allocation or structure needs is its plugin's `check` hook (prune_cli/pruning/allocations/,
-    prune_cli/pruning/structures/); what is checked here holds for all of them."""
+    allocation or structure needs is its plugin's: the `check` of its options class and its `check`
+    hook (prune_cli/pruning/allocations/, prune_cli/pruning/structures/, or a plugin from outside);
+    what is checked here holds for all of them."""
     from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
 
     m = cfg.method
     allocation, structure = ALLOCATIONS.get(m.allocation), STRUCTURES.get(m.structure)
     fraction(cfg, "method.sparsity_tolerance", 0.0, 1.0, hi_open=False)
-    check(finite(m.erk_power) and m.erk_power > 0, "method.erk_power", m.erk_power, "a number > 0")
-    fraction(cfg, "method.fc_density", 0.0, 1.0, hi_open=False)
-    choice(cfg, "method.group_norm", {"l1", "l2"})
-    choice(cfg, "method.threshold_impl", {"topk", "lap_round", "shrinkbench_quantile", "strict_kth"})
-    if m.threshold_impl != "topk":
-        check(
-            allocation.uses_threshold_impl,
-            "method.threshold_impl",
-            m.threshold_impl,
-            f"topk with method.allocation={m.allocation} (the other rules apply to global and layerwise)",
-        )
-        check(
-            structure.uses_counts,
-            "method.threshold_impl",
-            m.threshold_impl,
-            f"topk with method.structure={m.structure} (its masks do not follow the allocation's counts, which the rule sets)",
-        )
-    if m.allocation != "explicit" and m.layer_densities is not None:
-        check(False, "method.layer_densities", list(m.layer_densities), "null unless method.allocation=explicit")
-    if m.allocation != "matched":
-        for key in ("match_masks", "match_method"):
-            check(m[key] is None, f"method.{key}", m[key], "null unless method.allocation=matched")
+    check_exclusive_options(cfg)
+    for options in dict.fromkeys(p.options for p in (allocation, structure) if p.options is not None):
+        run_checks(options, cfg, "method")
     for plugin in (allocation, structure):
         if plugin.check is not None:
             plugin.check(cfg)
@@ -97,7 +79,7 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
         )
     single_event = m.rounds == 1 and schedule.single_event(cfg)
     if allocation.fixes_final_densities(m):
-        fixed = ("method.match_masks", m.match_masks) if m.allocation == "matched" else ("method.allocation", m.allocation)
+        fixed = (allocation.fixed_by, OmegaConf.select(cfg, allocation.fixed_by))
     elif structure.fixes_final_densities(m):
         fixed = ("method.structure", m.structure)
     else:
@@ -110,6 +92,28 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
             "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
             "the final per-layer densities, which intermediate sparsities cannot have",
         )
+
+
+def check_exclusive_options(cfg: DictConfig) -> None:
+    """An option an allocation or structure declares `exclusive` keeps its default unless that plugin
+    is chosen: a value means the run was meant to use it (method.layer_densities without
+    allocation=explicit, method.threshold_impl=lap_round under erk). Read from the plugins' declarations
+    (prune_cli/core/plugins.py `plugin_options`), without importing the plugins not chosen."""
+    m = cfg.method
+    declared = plugins.plugin_options()
+    chosen = {n for (kind, name), d in declared.items() if m[kind] == name for n in d.names()}
+    owners: dict[str, list] = {}
+    for decl in declared.values():
+        for option in decl.exclusive:
+            owners.setdefault(option, []).append(decl)
+    for option, decls in owners.items():
+        value = OmegaConf.select(cfg, f"method.{option}")
+        default = decls[0].default(option)
+        if option not in chosen and value != default:
+            kind = decls[0].kind
+            which = " or ".join(d.name for d in decls if d.kind == kind)
+            shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+            check(False, f"method.{option}", shown, f"{'null' if default is None else default} unless method.{kind}={which}")
 
 
 # ----------------------------------------------------------------------------- unknown keys

@@ -12,8 +12,9 @@ Which options do nothing comes from the plugins and schemas themselves, never fr
 - a schema's `unused(cfg, key)` hook (prune_cli/core/config_base.py `collect_unused`): a dataset's
   `longtail_ratio` without `imbalance=longtail`, a schedule's `rewind_epoch` without rewinding, SGD's
   `momentum` under Adam, `sparsity` under `schedule=layer_pruning`, ...;
-- the `method.*` options an allocation or a structure declares it reads (`options=` of
-  `register_allocation` / `register_structure`) while another one is chosen;
+- the `method.*` options an allocation or a structure declares (its options class, `options=` of
+  `register_allocation` / `register_structure`) while another one is chosen, and what the chosen
+  ones' options classes name in their `unused(cfg, key)` hooks;
 - every option of an optional metric whose `enabled` is false;
 - `accel.channels_last` on a model without convolution weights, and what a schema's
   `unused_for_model(cfg, key, model)` names (`bn_mode` on a model without BatchNorm or dropout), from
@@ -66,24 +67,30 @@ class UnusedOptionError(ConfigError):
 
 
 def _method_options(cfg: DictConfig) -> dict[str, str]:
-    """`method.<option>` -> why, for the options some allocation or structure reads and the chosen
-    ones do not. It imports every allocation and structure module, so it is asked only when a
-    `method.*` key was overridden (`unused_options(cfg, method_keys=True)`)."""
+    """`method.<option>` -> why, for the options some allocation or structure declares and the chosen
+    ones do not; and what the chosen ones' options classes name in their `unused(cfg, key)` hooks.
+    The declarations are read from the plugins' source (prune_cli/core/plugins.py `plugin_options`):
+    nothing is imported but the chosen allocation and structure."""
+    from ..core import plugins
     from ..pruning import ALLOCATIONS, STRUCTURES
 
-    found: dict[str, str] = {}
     m = cfg.method
-    chosen = {"allocation": ALLOCATIONS.get(m.allocation), "structure": STRUCTURES.get(m.structure)}
-    used = {o for plugin in chosen.values() for o in plugin.options}
-    for label, registry in (("allocation", ALLOCATIONS), ("structure", STRUCTURES)):
+    declared = plugins.plugin_options()
+    used = {o for (kind, name), d in declared.items() if m[kind] == name for o in d.names()}
+    found: dict[str, str] = {}
+    for label in ("allocation", "structure"):
         owners: dict[str, list[str]] = {}
-        for name in registry.names():
-            for option in registry.get(name).options:
-                owners.setdefault(option, []).append(name)
+        for (kind, name), decl in declared.items():
+            if kind == label:
+                for option in decl.names():
+                    owners.setdefault(option, []).append(name)
         for option, names in owners.items():
             if option not in used:
                 which = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
                 found[f"method.{option}"] = f"it applies only with method.{label}={which}; here method.{label}={m[label]}"
+    chosen = (ALLOCATIONS.get(m.allocation), STRUCTURES.get(m.structure))
+    for options in dict.fromkeys(p.options for p in chosen if p.options is not None):
+        found.update(collect_unused(options, cfg, "method"))
     return found
 
 

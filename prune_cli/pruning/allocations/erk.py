@@ -6,12 +6,41 @@ small layers stay denser (docs/allocation.md)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import ClassVar
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
+from ...core.checks import check, finite, fraction
 from ...core.errors import ConfigError, PruneCliError
 from ..allocation import counts_from_densities, layer_roles, register_allocation, round_half_even, total_kept
+
+
+@dataclass
+class ErkOptions:
+    """The option of er and erk."""
+
+    erk_power: float = 1.0  # raw densities raised to this power (RigL's erk_power_scale)
+
+    in_every_run_id: ClassVar[bool] = True  # a MethodConfig field before allocations declared their options
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        power = OmegaConf.select(cfg, f"{key}.erk_power")
+        check(finite(power) and power > 0, f"{key}.erk_power", power, "a number > 0")
+
+
+@dataclass
+class ErkPlusOptions(ErkOptions):
+    """The options of erk_plus: ERK's, and the classifier's density."""
+
+    fc_density: float = 1.0  # density of the classifier (1.0 = dense)
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        fraction(cfg, f"{key}.fc_density", 0.0, 1.0, hi_open=False)
 
 
 def raw_erk(shape: torch.Size, kernel: bool, power: float = 1.0) -> float:
@@ -56,13 +85,13 @@ def _erk_counts(scores, density: float, ctx, kernel: bool) -> dict[str, int]:
     return counts_from_densities(dens, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density))
 
 
-@register_allocation("er", options=("erk_power",))
+@register_allocation("er", options=ErkOptions)
 def allocate_er(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi: d_l proportional to (n_in + n_out) / (n_in n_out), kernel size ignored."""
     return _erk_counts(scores, density, ctx, kernel=False)
 
 
-@register_allocation("erk", options=("erk_power",))
+@register_allocation("erk", options=ErkOptions)
 def allocate_erk(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi-Kernel: d_l proportional to sum(shape) / prod(shape) (RigL, Liu et al. 2022)."""
     return _erk_counts(scores, density, ctx, kernel=True)
@@ -99,7 +128,7 @@ def check_erk_plus_density(model, selected: dict, method, density: float) -> Non
     _rest_density({n: p.numel() for n, p in selected.items()}, fc, float(method.fc_density), density)
 
 
-@register_allocation("erk_plus", options=("erk_power", "fc_density"), check_density=check_erk_plus_density)
+@register_allocation("erk_plus", options=ErkPlusOptions, check_density=check_erk_plus_density)
 def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
     """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet)."""
     _, fc = layer_roles(scores, ctx)

@@ -3,12 +3,23 @@ e.g. densities found by another study, to reproduce a published per-layer profil
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
 import torch
 from omegaconf import DictConfig
 
 from ...core.checks import check, finite
 from ...core.errors import ConfigError
 from ..allocation import check_implied_sparsity, register_allocation, round_half_even
+
+
+@dataclass
+class ExplicitOptions:
+    layer_densities: Optional[list[float]] = None  # one density per prunable layer, forward order
+
+    exclusive: ClassVar[tuple] = ("layer_densities",)  # a list without allocation=explicit is a mistake
+    in_every_run_id: ClassVar[bool] = True  # a MethodConfig field before allocations declared their options
 
 
 def _length_error(given: list, names: list[str]) -> ConfigError:
@@ -48,7 +59,7 @@ def check_explicit_density(model, selected: dict, method: DictConfig, density: f
 
 @register_allocation(
     "explicit",
-    options=("layer_densities",),
+    options=ExplicitOptions,
     check=check_explicit,
     check_model=check_explicit_model,
     check_density=check_explicit_density,

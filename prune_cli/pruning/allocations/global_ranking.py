@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from ..allocation import kept_count, register_allocation, threshold_impl
+from ..allocation import ThresholdOptions, kept_count, register_allocation, threshold_impl
 
 
-@register_allocation("global", options=("threshold_impl",), uses_threshold_impl=True)
+@register_allocation("global", options=ThresholdOptions)  # method.threshold_impl
 def allocate_global(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """One ranking over all prunable weights; ties broken by flat index (lower index kept)."""
     flat = torch.cat([s.flatten().cpu() for s in scores.values()])

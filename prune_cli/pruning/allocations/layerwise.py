@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..allocation import kept_count, register_allocation, threshold_impl
+from ..allocation import ThresholdOptions, kept_count, register_allocation, threshold_impl
 
 
-@register_allocation("layerwise", options=("threshold_impl",), uses_threshold_impl=True)
+@register_allocation("layerwise", options=ThresholdOptions)  # method.threshold_impl
 def allocate_layerwise(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """The same density in every prunable layer."""
     return {name: kept_count(s, density, threshold_impl(ctx)) for name, s in scores.items()}

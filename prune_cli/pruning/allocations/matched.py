@@ -4,6 +4,9 @@ Separates "which layers" from "which weights": e.g. random positions at SNIP's l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Optional
+
 from omegaconf import DictConfig, OmegaConf
 
 from ...core import plugins
@@ -11,6 +14,16 @@ from ...core.checks import check
 from ...core.errors import ConfigError
 from ...core.paths import configs_dir
 from ..allocation import check_implied_sparsity, register_allocation
+
+
+@dataclass
+class MatchedOptions:
+    match_masks: Optional[str] = None  # masks.pt of another run (its per-layer counts)
+    match_method: Optional[str] = None  # a method config (configs/method/<name>.yaml) run here
+    match_allocation: Optional[str] = None  # with match_method: override that method's allocation (null = its own)
+
+    exclusive: ClassVar[tuple] = ("match_masks", "match_method")  # a source without allocation=matched is a mistake
+    in_every_run_id: ClassVar[bool] = True  # MethodConfig fields before allocations declared their options
 
 
 def check_matched(cfg: DictConfig) -> None:
@@ -87,11 +100,12 @@ def check_matched_model(model, selected: dict, method: DictConfig) -> None:
 
 @register_allocation(
     "matched",
-    options=("match_masks", "match_method", "match_allocation"),
+    options=MatchedOptions,
     check=check_matched,
     check_model=check_matched_model,
     check_density=check_matched_density,
     fixes_final_densities=lambda method: bool(method.match_masks),
+    fixed_by="method.match_masks",
     inexact_hint="The matched masks have a different sparsity; use the sparsity of the run they come from.",
 )
 def allocate_matched(scores, density: float, ctx) -> dict[str, int]:

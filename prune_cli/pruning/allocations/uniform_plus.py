@@ -3,10 +3,19 @@ get less, the rest uniform (Gale et al. 2019, as used by Liu et al., ICLR 2022; 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import ClassVar
 
 from ...core.errors import ConfigError, PruneCliError
 from ..allocation import counts_from_densities, layer_roles, register_allocation, round_half_even, total_kept
+
+
+@dataclass
+class UniformPlusOptions:
+    faithful_uniform_plus: bool = False  # uniform_plus as coded in Random_Pruning (total != target)
+
+    in_every_run_id: ClassVar[bool] = True  # a MethodConfig field before allocations declared their options
 
 
 def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float, faithful: bool = False) -> tuple[dict[str, float], float]:
@@ -57,7 +66,7 @@ def check_uniform_plus_density(model, selected, method, density: float) -> None:
 
 @register_allocation(
     "uniform_plus",
-    options=("faithful_uniform_plus",),
+    options=UniformPlusOptions,
     exact_total=lambda method: not method.faithful_uniform_plus,
     check_density=check_uniform_plus_density,
 )

@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig
 
 from ...core.checks import check
-from ..structure import StructureContext, balance_to_total, block_view, register_structure
+from ..structure import BlockShapeOptions, StructureContext, balance_to_total, block_view, register_structure
 
 
 def check_bcr(cfg: DictConfig) -> None:
@@ -125,7 +125,7 @@ def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", inv
 
 @register_structure(
     "bcr",
-    options=("block_shape", "group_norm"),
+    options=BlockShapeOptions,  # method.block_shape, method.group_norm
     check=check_bcr,
     inexact_hint="BCR keeps the same number of rows and columns in every block of a layer, so a "
     "layer's kept count is a product kr * kc per block; pick a sparsity whose per-layer density is "

@@ -4,26 +4,13 @@
 from __future__ import annotations
 
 import torch
-from omegaconf import DictConfig
 
-from ...core.checks import check
-from ..structure import StructureContext, balance_to_total, block_view, group_norm, register_structure
-
-
-def check_block(cfg: DictConfig) -> None:
-    shape = list(cfg.method.block_shape)
-    check(
-        len(shape) == 2 and all(isinstance(v, int) and v >= 1 for v in shape),
-        "method.block_shape",
-        shape,
-        "two positive integers [rows, cols]",
-    )
+from ..structure import BlockShapeOptions, StructureContext, balance_to_total, block_view, group_norm, register_structure
 
 
 @register_structure(
     "block",
-    options=("block_shape", "group_norm"),
-    check=check_block,
+    options=BlockShapeOptions,  # method.block_shape, method.group_norm
     inexact_hint="Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are "
     "multiples of the block size, a smaller method.block_shape, or raise "
     "method.sparsity_tolerance.",

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import trace
-from ..structure import StructureContext, column_mask, group_norm, register_structure
+from ..structure import GroupNormOptions, StructureContext, column_mask, group_norm, register_structure
 
 
 def check_channel(cfg: DictConfig) -> None:
@@ -105,7 +105,7 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
 
 @register_structure(
     "channel",
-    options=("group_norm",),
+    options=GroupNormOptions,  # method.group_norm
     layer_local=False,
     check=check_channel,
     check_model=check_channel_model,

@@ -56,7 +56,7 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import ChannelFlow, ChannelFlowError, channel_flow
-from ..structure import StructureContext, register_structure
+from ..structure import GroupNormOptions, StructureContext, register_structure
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ def check_channel_group_model(model, selected: dict, method) -> None:
 
 @register_structure(
     "channel_group",
-    options=("group_norm",),
+    options=GroupNormOptions,  # method.group_norm
     layer_local=False,
     check=check_channel_group,
     check_model=check_channel_group_model,

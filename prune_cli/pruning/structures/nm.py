@@ -3,19 +3,35 @@ structured sparsity; Mishra et al. 2021, "Accelerating Sparse Deep Neural Networ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ...core.checks import check, positive_int
 from ...core.errors import ConfigError, PruneCliError
 from ..structure import StructureContext, register_structure
 
 
+@dataclass
+class NmOptions:
+    nm_n: int = 2  # keep N ...
+    nm_m: int = 4  # ... of every M consecutive weights along the input dimension
+
+    in_every_run_id: ClassVar[bool] = True  # MethodConfig fields before structures declared their options
+
+    @staticmethod
+    def check(cfg: DictConfig, key: str) -> None:
+        m = OmegaConf.select(cfg, key)
+        positive_int(cfg, f"{key}.nm_n")
+        positive_int(cfg, f"{key}.nm_m")
+        check(m.nm_n <= m.nm_m, f"{key}.nm_n", m.nm_n, f"an integer in [1, {key}.nm_m={m.nm_m}]")
+
+
 def check_nm(cfg: DictConfig) -> None:
+    """What N:M needs of the rest of the config: layerwise counts and the sparsity 1 - N/M."""
     m = cfg.method
-    positive_int(cfg, "method.nm_n")
-    positive_int(cfg, "method.nm_m")
-    check(m.nm_n <= m.nm_m, "method.nm_n", m.nm_n, f"an integer in [1, method.nm_m={m.nm_m}]")
     check(
         m.allocation == "layerwise",
         "method.allocation",
@@ -46,7 +62,7 @@ def check_nm_model(model, selected: dict, method: DictConfig) -> None:
 
 @register_structure(
     "nm",
-    options=("nm_n", "nm_m"),
+    options=NmOptions,
     check=check_nm,
     check_model=check_nm_model,
     fixes_final_densities=lambda method: True,
