@@ -29,6 +29,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from .core import interrupts, plugins, threads
 from .core.checks import usable_directory
@@ -38,7 +39,7 @@ from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
 from .core.writable import directory_problem
 from .run import composition_memo
-from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
+from .run.composition_errors import COMPOSITION_ERRORS, as_config_error, unresolvable_interpolation
 from .run.override_checks import check_overrides
 from .run.prevalidate import checked_model, register_schemas, validate
 from .run.unused_options import reject_unused_overrides, sweep_unused, unused_overrides
@@ -425,6 +426,11 @@ def _report_composition_errors_once() -> None:
                 raise _CompositionRejected(err) from err
             except PruneCliError as err:  # raised inside Hydra's composition: a plugin module that does not import
                 raise _CompositionRejected(err) from err
+            except InterpolationResolutionError as err:
+                shown = _unresolvable_in_shown_config(err)
+                if shown is None:
+                    raise
+                raise _CompositionRejected(shown) from err
             except Exception as err:
                 if _launcher_failed(err):
                     raise _LauncherFailed(err) from err
@@ -434,6 +440,19 @@ def _report_composition_errors_once() -> None:
 
     run_and_report.reports_composition_errors_once = True  # type: ignore[attr-defined]
     hydra_utils.run_and_report = run_and_report
+
+
+def _unresolvable_in_shown_config(err: InterpolationResolutionError) -> ConfigError | None:
+    """`--cfg job --resolve` with an interpolation that cannot resolve: Hydra's `show_cfg` resolves the
+    config it prints before any validation, and OmegaConf's error names no key. The config it was
+    printing is found in that call's frame, and the interpolation named (None: not raised there)."""
+    from hydra._internal.hydra import Hydra
+
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        shown = frame.f_locals.get("ret") if frame.f_code is Hydra.show_cfg.__code__ else None
+        if isinstance(shown, DictConfig):
+            return unresolvable_interpolation(shown, skip=())
+    return None
 
 
 # Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers

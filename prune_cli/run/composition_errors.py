@@ -22,7 +22,8 @@ import typing
 from typing import Any
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf import DictConfig, ListConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 from ..core.errors import ConfigError, PruneCliError, UnknownKeyError
 
@@ -58,6 +59,47 @@ def describe_type(tp: Any) -> str:
     if origin is dict or tp is dict:
         return "a mapping, e.g. {a: 1}"
     return f"a value of type {getattr(tp, '__name__', tp)}"
+
+
+INTERPOLATION_ALLOWED = (
+    "a value, or an interpolation that resolves: ${other.key} naming a key of the config that does not refer back "
+    "to this one, ${oc.env:VAR} naming a set environment variable (or ${oc.env:VAR,default})"
+)
+
+
+def interpolation_error(err: InterpolationResolutionError, key: str, value: Any) -> ConfigError:
+    """ConfigError for the interpolation `value` of `key` that OmegaConf could not resolve (`err`)."""
+    reason = str(err.msg if err.msg is not None else err).strip().splitlines()
+    return ConfigError(key, value, INTERPOLATION_ALLOWED, f"It cannot be resolved: {reason[0] if reason else type(err).__name__}.")
+
+
+def unresolvable_interpolation(cfg: DictConfig, skip: tuple[str, ...] = ("hydra",)) -> ConfigError | None:
+    """The first interpolation of `cfg` (outside its `skip` nodes) that cannot be resolved, as a
+    ConfigError naming its dotted key and the interpolation as given; None when every one resolves."""
+
+    def walk(node: DictConfig | ListConfig, prefix: str) -> ConfigError | None:
+        if node._is_none() or node._is_missing() or node._is_interpolation():
+            return None
+        listed = isinstance(node, ListConfig)
+        for k in range(len(node)) if listed else list(node.keys()):
+            if not prefix and k in skip:
+                continue
+            key = f"{prefix}[{k}]" if listed else f"{prefix}.{k}" if prefix else str(k)
+            child = node._get_node(k)
+            if child is None:
+                continue
+            if child._is_interpolation():
+                try:
+                    node[k]
+                except InterpolationResolutionError as err:
+                    return interpolation_error(err, key, child._value())
+            elif isinstance(child, (DictConfig, ListConfig)):
+                found = walk(child, key)
+                if found is not None:
+                    return found
+        return None
+
+    return walk(cfg, "")
 
 
 def _override_value(key: str, overrides: list[str]) -> str | None:

@@ -25,6 +25,7 @@ from ..core.config_base import Config, declared_input, declared_train_examples, 
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
+from .composition_errors import unresolvable_interpolation
 
 
 def register_schemas() -> None:
@@ -170,6 +171,15 @@ def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
     scored = [(len(_unknown_keys(node, c, f"{group}.")), -len(_fields(c)), i, c) for i, c in enumerate(candidates)]
     best = min(scored)[3]
     return best, _unknown_keys(node, best, f"{group}.")
+
+
+def check_interpolations(cfg: DictConfig) -> None:
+    """Every interpolation of the config resolves (`sparsity=${missing}`, a cycle, `${oc.env:UNSET}`):
+    the checks below read the values, and OmegaConf's error raised there named no key of the user's
+    (hydra.run.dir, whose resolution runs this pass) and came with its traceback."""
+    found = unresolvable_interpolation(cfg)
+    if found is not None:
+        raise found
 
 
 def check_known_keys(cfg: DictConfig) -> None:
@@ -470,6 +480,7 @@ def validate(cfg: DictConfig) -> None:
     from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
     from ..schedules import SCHEDULES
 
+    check_interpolations(cfg)
     check_known_keys(cfg)
     check_boolean_overrides(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]
