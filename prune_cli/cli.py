@@ -238,6 +238,13 @@ def _validate_every_sweep_job_first() -> None:
         if getattr(self, "_prune_cli_jobs_validated", False):
             return
         self._prune_cli_jobs_validated = True
+        try:
+            validate_every_job(self, batch)  # a rejected job: _CompositionRejected, main puts the folder back
+        except Exception:  # a bug (its traceback is Hydra's to report): no job ran, so nothing of the sweep stays
+            _undo_sweep_start()
+            raise
+
+    def validate_every_job(self, batch) -> None:
         loader = self.hydra_context.config_loader if getattr(self, "hydra_context", None) else self.config_loader
         batches = getattr(self, "overrides", None) or [batch]  # the basic sweeper's batches, all of them
         jobs = [list(job) for one in batches for job in one]

@@ -78,3 +78,19 @@ def test_cfg_job_resolve_names_the_interpolation_s_key(tmp_path):
 def test_an_interpolation_that_resolves_still_runs(tmp_path):
     proc = run_cli(["--cfg", "job", "--resolve", *FAST, "finetune.lr=${train.lr}", "name=s${seed}"], tmp_path / "r")
     assert "name: s0" in proc.stdout
+
+
+def test_a_bug_in_the_sweep_s_check_keeps_its_traceback_and_puts_the_folder_back(finished_results, monkeypatch):
+    # Before: the sweep's check caught only prune-cli errors, so any other exception raised while it
+    # validated the jobs left runs/multirun.yaml overwritten and results_dir/.sweeps behind.
+    from prune_cli import cli
+
+    def broken(cfg):
+        raise RuntimeError("a bug in the pre-run pass")
+
+    monkeypatch.setattr(cli, "validate", broken)
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    before = snapshot(finished_results)
+    proc = run_cli(["-m", *FAST, "seed=0,1"], finished_results, check=False)
+    assert proc.returncode == 1 and "a bug in the pre-run pass" in proc.stderr, proc.stderr[-3000:]
+    assert snapshot(finished_results) == before
