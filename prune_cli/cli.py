@@ -278,6 +278,67 @@ def _validate_every_sweep_job_first() -> None:
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
 
 
+def _reject_sweeps_with_no_job() -> None:
+    """Hydra's basic sweeper enumerates its jobs: `interval(0,1)` (a range to sample from) made it raise
+    a HydraException with its traceback, exit 1, after results_dir/runs was created; a sweep that
+    expands to no value (`seed=glob(*)`: glob() lists the options of a config group, and seed is none;
+    a glob no option matches; `range(0,0)`) launched 0 jobs and reported "all 0 runs of the sweep
+    completed", exit 0, with a new runs/multirun.yaml. This checks the sweep's overrides as the
+    sweeper parses them, before it writes anything: ConfigError naming the key (exit 2, and what the
+    sweep's start had made is removed, `_reject_composition`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.core.plugins import Plugins
+
+    instantiate = Plugins.instantiate_sweeper
+    if getattr(instantiate, "rejects_sweeps_with_no_job", False):
+        return
+
+    def check(sweeper, arguments) -> None:
+        loader = sweeper.hydra_context.config_loader
+        for o in OverridesParser.create(config_loader=loader).parse_overrides([*sweeper._parse_config(), *arguments]):  # noqa: SLF001
+            if not o.is_sweep_override():
+                continue
+            key = o.get_key_element().lstrip("+~")
+            value = o.input_line.partition("=")[2] if o.input_line else o.get_value_element_as_str()
+            if not o.is_discrete_sweep():
+                raise ConfigError(
+                    key,
+                    value,
+                    "a list a,b,c, range(start,stop[,step]) or choice(a,b): Hydra's basic sweeper runs each value it lists",
+                    f"{str(o.value_type.name).lower().removesuffix('_sweep')}() needs a sweeper that samples values, "
+                    "e.g. Hydra's Optuna sweeper plugin.",
+                )
+            if any(True for _ in o.sweep_string_iterator()):
+                continue
+            options = loader.get_group_options(o.key_or_group) if "." not in o.key_or_group else []
+            if o.value_type == ValueType.GLOB_CHOICE_SWEEP and options:
+                allowed = f"a glob matching at least one option of config group '{o.key_or_group}': {', '.join(options)}"
+            elif o.value_type == ValueType.GLOB_CHOICE_SWEEP:
+                allowed = (
+                    "glob() over the options of a config group (model=glob(resnet*)); glob() applies to config groups "
+                    f"only: a sweep over {key} lists its values ({key}=a,b or range(0,3))"
+                )
+            else:
+                allowed = "a sweep over at least one value"
+            raise ConfigError(key, value, allowed, "It gives no value, so the sweep would have no job.")
+
+    def instantiate_sweeper(self, *, hydra_context, task_function, config):
+        sweeper = instantiate(self, hydra_context=hydra_context, task_function=task_function, config=config)
+        if type(sweeper).__name__ == "BasicSweeper":  # Hydra's plugin scan loads its module anew: matched by name
+            sweep = sweeper.sweep
+
+            def sweep_with_jobs(arguments):
+                check(sweeper, arguments)
+                return sweep(arguments)
+
+            sweeper.sweep = sweep_with_jobs
+        return sweeper
+
+    instantiate_sweeper.rejects_sweeps_with_no_job = True  # type: ignore[attr-defined]
+    Plugins.instantiate_sweeper = instantiate_sweeper  # type: ignore[method-assign]
+
+
 # A single run's composition made while Hydra asked for the run mode, for Hydra's run: (loader id, config
 # name, overrides) -> the config, or the exception the composition raised. At most one; emptied by the next
 # composition of any kind.
@@ -489,6 +550,7 @@ composition_memo.install()
 _report_composition_errors_once()
 _compose_each_sweep_job_once()
 _validate_every_sweep_job_first()
+_reject_sweeps_with_no_job()
 _compose_a_run_once()
 _compose_group_sweeps_with_their_options()
 register_schemas()

@@ -94,3 +94,30 @@ def test_a_bug_in_the_sweep_s_check_keeps_its_traceback_and_puts_the_folder_back
     proc = run_cli(["-m", *FAST, "seed=0,1"], finished_results, check=False)
     assert proc.returncode == 1 and "a bug in the pre-run pass" in proc.stderr, proc.stderr[-3000:]
     assert snapshot(finished_results) == before
+
+
+# --------------------------------------------------------------------------- sweeps the basic sweeper cannot expand
+
+NO_MLP = [a for a in FAST if a != "model=mlp"]
+SWEEPS = [
+    # (sweep overrides, fragments of the message). Before: interval() was Hydra's HydraException traceback,
+    # exit 1, results_dir/runs left behind; the others launched 0 jobs, "all 0 runs of the sweep completed",
+    # exit 0, and wrote runs/multirun.yaml.
+    (["model=mlp", "sparsity=interval(0,1)"], ["'sparsity'", "'interval(0,1)'", "Optuna", "range(start,stop"]),
+    (["model=mlp", "seed=glob(*)"], ["'seed'", "'glob(*)'", "config groups", "no job"]),
+    (["model=glob(zz*)"], ["'model'", "'glob(zz*)'", "mlp", "no job"]),
+    (["model=mlp", "seed=range(0,0)"], ["'seed'", "'range(0,0)'", "no job"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", SWEEPS, ids=[c[0][-1] for c in SWEEPS])
+def test_a_sweep_the_basic_sweeper_cannot_expand_into_jobs_is_rejected(finished_results, args, fragments):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected(["-m", *NO_MLP, *args], finished_results, *fragments)
+
+
+@pytest.mark.parametrize("args", [c[0] for c in SWEEPS], ids=[c[0][-1] for c in SWEEPS])
+def test_a_sweep_with_no_job_creates_nothing(tmp_path, args):
+    proc = run_cli(["-m", *NO_MLP, *args], tmp_path / "results", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
