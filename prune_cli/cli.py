@@ -41,7 +41,7 @@ from .core.writable import directory_problem
 from .run import composition_memo
 from .run.composition_errors import COMPOSITION_ERRORS, as_config_error, unresolvable_interpolation
 from .run.override_checks import check_overrides
-from .run.prevalidate import checked_model, register_schemas, validate
+from .run.prevalidate import check_added_hydra_keys, checked_model, register_schemas, validate
 from .run.unused_options import reject_unused_overrides, sweep_unused, unused_overrides
 
 log = logging.getLogger("prune_cli")
@@ -285,7 +285,8 @@ def _reject_sweeps_with_no_job() -> None:
     a glob no option matches; `range(0,0)`) launched 0 jobs and reported "all 0 runs of the sweep
     completed", exit 0, with a new runs/multirun.yaml. This checks the sweep's overrides as the
     sweeper parses them, before it writes anything: ConfigError naming the key (exit 2, and what the
-    sweep's start had made is removed, `_reject_composition`)."""
+    sweep's start had made is removed, `_reject_composition`). Keys added to Hydra's own config with `+`
+    are checked (`check_added_hydra_keys`) before the sweeper and its launcher are made from them."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ValueType
     from hydra.core.plugins import Plugins
@@ -324,6 +325,7 @@ def _reject_sweeps_with_no_job() -> None:
             raise ConfigError(key, value, allowed, "It gives no value, so the sweep would have no job.")
 
     def instantiate_sweeper(self, *, hydra_context, task_function, config):
+        check_added_hydra_keys(config)  # before Hydra hands the sweeper's and launcher's keys to their classes
         sweeper = instantiate(self, hydra_context=hydra_context, task_function=task_function, config=config)
         if type(sweeper).__name__ == "BasicSweeper":  # Hydra's plugin scan loads its module anew: matched by name
             sweep = sweeper.sweep

@@ -121,3 +121,53 @@ def test_a_sweep_with_no_job_creates_nothing(tmp_path, args):
     proc = run_cli(["-m", *NO_MLP, *args], tmp_path / "results", check=False)
     _one_error(proc)
     assert sorted(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- Hydra's own keys added with +
+
+HYDRA_KEYS = [
+    # (overrides, key named, the closest existing key). Before: the first two ran (exit 0) as if the key
+    # were not there; the basic launcher and sweeper failed with "Error in call to target ... unexpected
+    # keyword argument" (exit 1) after results_dir/runs existed; joblib was handed n_job and ignored it.
+    ([], ["+hydra.job.chdri=true"], "hydra.job.chdri", "hydra.job.chdir"),
+    ([], ["+hydra.run.dirr=/tmp/elsewhere"], "hydra.run.dirr", "hydra.run.dir"),
+    (["-m"], ["seed=0,1", "+hydra.launcher.n_job=2"], "hydra.launcher.n_job", ""),
+    (["-m"], ["seed=0,1", "+hydra.sweeper.foo=1"], "hydra.sweeper.foo", ""),
+    (["-m"], ["hydra/launcher=parallel", "seed=0,1", "+hydra.launcher.n_job=1"], "hydra.launcher.n_job", "hydra.launcher.n_jobs"),
+    ([], ["++hydra.job.chdri=true"], "hydra.job.chdri", "hydra.job.chdir"),
+]
+
+
+@pytest.mark.parametrize("flags, args, key, close", HYDRA_KEYS, ids=[c[1][-1] + (" -m" if c[0] else "") for c in HYDRA_KEYS])
+def test_an_unknown_hydra_key_added_with_plus_is_rejected(finished_results, flags, args, key, close):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    err = _rejected([*flags, *FAST, *args], finished_results, f"Unknown config key '{key}'")
+    if close:
+        assert f"Did you mean '{close}'?" in err
+
+
+def test_an_unknown_hydra_key_in_a_new_results_dir_creates_nothing(tmp_path):
+    proc = run_cli(["-m", *FAST, "seed=0,1", "+hydra.launcher.n_job=2"], tmp_path / "results", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_keys_added_under_a_plain_mapping_of_hydra_s_config_are_kept(tmp_path):
+    # hydra.launcher.additional_parameters (slurm) and hydra.job.env_set are mappings of any keys
+    # (sbatch options, environment variables): adding one is what they are for. A single run checks
+    # the whole config, Hydra's node included, before it starts.
+    from hydra import compose, initialize_config_dir
+
+    from prune_cli.core.paths import checkout_configs
+    from prune_cli.run.prevalidate import check_added_hydra_keys
+
+    added = ["+hydra.launcher.additional_parameters.mail-type=END", "+hydra.job.env_set.MY_VAR=x"]
+    with initialize_config_dir(config_dir=str(checkout_configs()), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", *added], return_hydra_config=True)
+        check_added_hydra_keys(cfg)  # no error
+        typo = "+hydra.launcher.additional_parameter.x=1"
+        cfg = compose("config", overrides=["hydra/launcher=slurm", typo], return_hydra_config=True)
+        with pytest.raises(Exception, match="hydra.launcher.additional_parameters.x"):
+            check_added_hydra_keys(cfg)  # the launcher's own node is a schema: a typo there is not a mapping's key
+    proc = run_cli([*FAST, "+hydra.job.env_set.MY_VAR=x"], tmp_path / "results")
+    assert proc.returncode == 0

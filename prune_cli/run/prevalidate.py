@@ -207,6 +207,38 @@ def check_known_keys(cfg: DictConfig) -> None:
         raise UnknownKeyError(key, value, valid, close)
 
 
+def check_added_hydra_keys(cfg: DictConfig) -> None:
+    """A key added to Hydra's own config with `+`/`++` (recorded in hydra.overrides.hydra) is one its
+    schema declares: Hydra's nodes are dataclasses (JobConf, RunDir, the launcher's and the sweeper's
+    config), and a key they lack was kept and ignored (`+hydra.job.chdri=true`, `+hydra.launcher.n_job=1`
+    with joblib) or failed inside Hydra after the sweep's folders existed (the basic launcher's and
+    sweeper's "unexpected keyword argument"). Below a plain mapping of that config (a field declared
+    Dict: hydra.job.env_set, the SLURM launcher's additional_parameters, the logging configs) any key
+    may be added: that is what those mappings are for."""
+    recorded = OmegaConf.select(cfg, "hydra.overrides.hydra", default=None)
+    if not recorded or not isinstance(cfg.get("hydra"), DictConfig):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides([str(o) for o in recorded]):
+        key = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or "/" in key or override.package is not None:
+            continue  # a config group (+hydra/sweeper=...), not a key
+        parts = key.split(".")
+        node: Any = cfg.hydra
+        for i, part in enumerate(parts[1:], 1):
+            typed = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+            if not (isinstance(typed, type) and dataclasses.is_dataclass(typed)):
+                break  # a plain mapping (or a value): its keys are not declared
+            fields = _fields(typed)
+            if part not in fields:
+                parent, rest = ".".join(parts[:i]), "".join(f".{p}" for p in parts[i + 1 :])
+                close = [f"{parent}.{c}{rest}" for c in difflib.get_close_matches(part, list(fields), n=3, cutoff=0.6)]
+                value = (override.input_line or "").partition("=")[2]
+                raise UnknownKeyError(key, value, sorted(fields), close)
+            node = node._get_node(part)
+
+
 # ----------------------------------------------------------------------------- the pass
 
 
@@ -482,6 +514,7 @@ def validate(cfg: DictConfig) -> None:
 
     check_interpolations(cfg)
     check_known_keys(cfg)
+    check_added_hydra_keys(cfg)
     check_boolean_overrides(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]
     missing = [m for m in listed if m not in plugins.outside_modules()]
