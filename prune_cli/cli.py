@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import SearchPathException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -39,7 +41,13 @@ from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
 from .core.writable import directory_problem
 from .run import composition_memo
-from .run.composition_errors import COMPOSITION_ERRORS, as_config_error, unresolvable_interpolation
+from .run.composition_errors import (
+    COMPOSITION_ERRORS,
+    as_config_error,
+    config_dir_error,
+    unresolvable_interpolation,
+    yaml_error,
+)
 from .run.override_checks import check_overrides
 from .run.prevalidate import check_added_hydra_keys, checked_model, register_schemas, validate
 from .run.unused_options import reject_unused_overrides, sweep_unused, unused_overrides
@@ -256,6 +264,9 @@ def _validate_every_sweep_job_first() -> None:
                 job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
             except COMPOSITION_ERRORS as err:  # a key this job's options lack (-m method=snip,magnitude method.batches=2)
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {as_config_error(err, overrides)}")
+                continue
+            except yaml.YAMLError as err:  # an option's file that does not parse (-m model=mlp,broken)
+                rejected.append(f"job {number} of {len(jobs)} ({swept}): {yaml_error(err)}")
                 continue
             try:
                 validate(job)
@@ -501,6 +512,12 @@ def _report_composition_errors_once() -> None:
                 if shown is None:
                     raise
                 raise _CompositionRejected(shown) from err
+            except SearchPathException as err:  # --config-dir names no folder
+                raise _CompositionRejected(config_dir_error(err)) from err
+            except yaml.YAMLError as err:  # a config file Hydra loads does not parse (not one a run reads)
+                if _raised_in_a_job(err):
+                    raise
+                raise _CompositionRejected(yaml_error(err)) from err
             except Exception as err:
                 if _launcher_failed(err):
                     raise _LauncherFailed(err) from err
@@ -510,6 +527,12 @@ def _report_composition_errors_once() -> None:
 
     run_and_report.reports_composition_errors_once = True  # type: ignore[attr-defined]
     hydra_utils.run_and_report = run_and_report
+
+
+def _raised_in_a_job(err: BaseException) -> bool:
+    """Whether `err` came out of the task function (a run at work), not out of Hydra's composition."""
+    job = getattr(hydra_main, "__wrapped__", hydra_main).__code__
+    return any(frame.f_code is job for frame, _ in traceback.walk_tb(err.__traceback__))
 
 
 def _unresolvable_in_shown_config(err: InterpolationResolutionError) -> ConfigError | None:

@@ -171,3 +171,44 @@ def test_keys_added_under_a_plain_mapping_of_hydra_s_config_are_kept(tmp_path):
             check_added_hydra_keys(cfg)  # the launcher's own node is a schema: a typo there is not a mapping's key
     proc = run_cli([*FAST, "+hydra.job.env_set.MY_VAR=x"], tmp_path / "results")
     assert proc.returncode == 0
+
+
+# --------------------------------------------------------------------------- the user's config files
+
+
+@pytest.fixture
+def user_configs(tmp_path):
+    """A --config-dir with a model file that does not parse, one whose name is another model's, and a
+    primary config that does not parse."""
+    folder = tmp_path / "my_configs"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "broken.yaml").write_text("defaults: [/schema/model/mlp@_here_]\nname: mlp\nwidths: [8\n")
+    (folder / "model" / "mislabel.yaml").write_text("defaults: [/schema/model/mlp@_here_]\nname: cnn1d\nwidths: [8]\n")
+    (folder / "mybroken.yaml").write_text("defaults:\n  - config\n  - _self_\nsparsity: [0.5\n")
+    return folder
+
+
+NO_MODEL = [a for a in FAST if not a.startswith("model")]
+
+
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        (["model=broken"], "model/broken.yaml"),
+        (["--config-name", "mybroken"], "mybroken.yaml"),
+        (["-m", "model=mlp,broken"], "model/broken.yaml"),
+    ],
+    ids=["option", "primary config", "sweep"],
+)
+def test_a_config_file_that_is_not_yaml_names_the_file_and_line(finished_results, user_configs, args, where):
+    # Before: yaml's ParserError with its traceback, exit 1.
+    err = _rejected(["--config-dir", str(user_configs), *args, *NO_MODEL], finished_results, str(user_configs / where), "line ")
+    assert "YAML" in err
+
+
+def test_a_config_dir_that_is_not_there_is_named(tmp_path):
+    # Before: Hydra's "Additional config directory ... not found", exit 1.
+    proc = run_cli(["--config-dir", str(tmp_path / "nowhere"), *FAST], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert str(tmp_path / "nowhere") in err and "--config-dir" in err
+    assert sorted(tmp_path.iterdir()) == []

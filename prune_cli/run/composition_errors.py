@@ -102,6 +102,29 @@ def unresolvable_interpolation(cfg: DictConfig, skip: tuple[str, ...] = ("hydra"
     return walk(cfg, "")
 
 
+def yaml_error(err: Exception) -> PruneCliError:
+    """A config file that PyYAML cannot read (`widths: [8` without its `]`), found while Hydra loads it:
+    the file, the line and PyYAML's reason, instead of its traceback."""
+    context, problem = getattr(err, "context", None), getattr(err, "problem", None)
+    context_mark, problem_mark = getattr(err, "context_mark", None), getattr(err, "problem_mark", None)
+    mark = problem_mark or context_mark
+    marked = ((context, context_mark), (problem, problem_mark))
+    parts = [f"{text} at line {m.line + 1}, column {m.column + 1}" for text, m in marked if text and m]
+    reason = "; ".join(parts) or " ".join(str(err).split())
+    where = f"Config file {mark.name}" if mark is not None and mark.name else "A config file"
+    return PruneCliError(f"{where} is not valid YAML: {reason}. Fix its syntax (a list is [a, b], a mapping {{a: 1}}).")
+
+
+def config_dir_error(err: Exception) -> PruneCliError:
+    """Hydra's SearchPathException for a --config-dir that is not a folder, in prune-cli's words."""
+    text = str(err)
+    folder = text.split("'")[1] if text.count("'") >= 2 else text
+    return PruneCliError(
+        f"Invalid value for --config-dir: {folder!r}. Allowed: an existing folder of your config files "
+        "(<group>/<option>.yaml, e.g. model/wide.yaml, or a primary config chosen with --config-name). It is not there."
+    )
+
+
 def _override_value(key: str, overrides: list[str]) -> str | None:
     """The text the user gave for `key` on the command line (the last override of it wins)."""
     found = None
