@@ -206,6 +206,13 @@ def test_a_config_file_that_is_not_yaml_names_the_file_and_line(finished_results
     assert "YAML" in err
 
 
+def test_a_model_file_named_for_another_model_names_model_name(finished_results, user_configs):
+    # Before: InterpolationResolutionError "Key 'channels' not in 'MLPConfig'" with its traceback, exit 1
+    # (the cnn1d builder read the mlp schema's node).
+    args = ["--config-dir", str(user_configs), "model=mislabel", *NO_MODEL]
+    _rejected(args, finished_results, "'model.name'", "'cnn1d'", "MLPConfig", "mlp")
+
+
 def test_a_config_dir_that_is_not_there_is_named(tmp_path):
     # Before: Hydra's "Additional config directory ... not found", exit 1.
     proc = run_cli(["--config-dir", str(tmp_path / "nowhere"), *FAST], tmp_path / "results", check=False)

@@ -239,6 +239,36 @@ def check_added_hydra_keys(cfg: DictConfig) -> None:
             node = node._get_node(part)
 
 
+# Groups whose `name` chooses the code that reads the node (a builder, a loader): a name with a schema of
+# its own needs a node of that schema. (A method's code is chosen by method.score, not its name.)
+NAMED_BY_SCHEMA = ("dataset", "model", "schedule", "data_pruning")
+
+
+def check_name_matches_schema(cfg: DictConfig, group: str) -> None:
+    """A node built on one option's schema and named another option that has a schema of its own (a
+    user's model/mine.yaml on /schema/model/mlp with `name: cnn1d`) would be read by the other option's
+    code, which asks for keys the node lacks (OmegaConf's "Key 'channels' not in 'MLPConfig'" with its
+    traceback): ConfigError naming `<group>.name`."""
+    node = cfg.get(group)
+    typed = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    name = node.get("name") if isinstance(node, DictConfig) else None
+    if not (isinstance(typed, type) and dataclasses.is_dataclass(typed)) or not isinstance(name, str):
+        return
+    if name not in plugins.schema_names(group):
+        return  # an option without a schema of its own reads only the group's base options
+    expected = plugins.schema(group, name)
+    if issubclass(typed, expected):
+        return
+    same = [n for n in plugins.schema_names(group) if n != "base" and plugins.schema(group, n) is typed]
+    raise ConfigError(
+        f"{group}.name",
+        name,
+        f"the name of an option built on this node's schema {typed.__name__}" + (f": {', '.join(same)}" if same else ""),
+        f"{name} is built from {expected.__name__}, whose options this node lacks; to build {name}, put "
+        f"/schema/{group}/{name}@_here_ in the file's defaults list.",
+    )
+
+
 # ----------------------------------------------------------------------------- the pass
 
 
@@ -515,6 +545,8 @@ def validate(cfg: DictConfig) -> None:
     check_interpolations(cfg)
     check_known_keys(cfg)
     check_added_hydra_keys(cfg)
+    for group in NAMED_BY_SCHEMA:
+        check_name_matches_schema(cfg, group)
     check_boolean_overrides(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]
     missing = [m for m in listed if m not in plugins.outside_modules()]
