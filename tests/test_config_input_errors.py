@@ -219,3 +219,21 @@ def test_a_config_dir_that_is_not_there_is_named(tmp_path):
     err = _one_error(proc)
     assert str(tmp_path / "nowhere") in err and "--config-dir" in err
     assert sorted(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_user_file_with_a_packaged_option_s_name_is_rejected(finished_results, user_configs, sweep):
+    # Before: Hydra's search path puts the packaged configs first, so model=mlp ran the packaged mlp
+    # (widths [256, 256]) and the user's model/mlp.yaml (widths [8]) was silently ignored.
+    (user_configs / "model" / "mlp.yaml").write_text("defaults: [/schema/model/mlp@_here_]\nname: mlp\nwidths: [8]\n")
+    args = ["--config-dir", str(user_configs), *(["-m", "seed=0,1"] if sweep else []), "model=mlp", *NO_MODEL]
+    err = _rejected(args, finished_results, str(user_configs / "model" / "mlp.yaml"), "'model'", "'mlp'", "another name")
+    assert "shadow" in err or "ignored" in err
+
+
+def test_a_user_copy_of_a_packaged_option_changes_nothing_and_runs(tmp_path, user_configs):
+    from prune_cli.core.paths import checkout_configs
+
+    (user_configs / "model" / "mlp.yaml").write_bytes((checkout_configs() / "model" / "mlp.yaml").read_bytes())
+    proc = run_cli(["--config-dir", str(user_configs), *FAST], tmp_path / "results")
+    assert proc.returncode == 0

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import functools
 import typing
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -237,6 +238,39 @@ def check_added_hydra_keys(cfg: DictConfig) -> None:
                 value = (override.input_line or "").partition("=")[2]
                 raise UnknownKeyError(key, value, sorted(fields), close)
             node = node._get_node(part)
+
+
+def check_shadowed_options(cfg: DictConfig) -> None:
+    """A file of the user's --config-dir with the name of a packaged option it chose (model/mlp.yaml) is
+    never read: Hydra's search path puts the packaged configs first, so `model=mlp` ran the packaged
+    mlp and the user's file was ignored, silently. Such a file (unless it is a byte-identical copy) is
+    a ConfigError naming it: it needs a name of its own. Hydra's order is kept rather than reversed: a
+    packaged option's name means the same config in every results folder and report."""
+    from ..core.paths import configs_dir
+
+    sources = OmegaConf.select(cfg, "hydra.runtime.config_sources", default=None) or []
+    users = [Path(str(s.path)) for s in sources if s.get("provider") == "command-line" and s.get("schema") == "file"]
+    if not users:
+        return
+    packaged = configs_dir()
+    choices = dict(OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {})
+    config_name = OmegaConf.select(cfg, "hydra.job.config_name", default=None)
+    chosen = [(group, str(option)) for group, option in choices.items() if option is not None]
+    if config_name:
+        chosen.append(("", str(config_name)))
+    for user in users:
+        for group, option in chosen:
+            relative = Path(group, f"{option}.yaml") if group else Path(f"{option}.yaml")
+            mine, theirs = user / relative, packaged / relative
+            if mine.is_file() and theirs.is_file() and mine.read_bytes() != theirs.read_bytes():
+                raise ConfigError(
+                    group or "--config-name",
+                    option,
+                    f"a name no packaged config has, for your file {mine}: it shadows the packaged "
+                    f"{'option ' + group + '=' + option if group else 'primary config ' + option}, which Hydra's "
+                    "search path reads first, so your file would be ignored",
+                    f"Give it another name (e.g. {mine.with_name(option + '_mine.yaml').name}) and choose that one.",
+                )
 
 
 # Groups whose `name` chooses the code that reads the node (a builder, a loader): a name with a schema of
@@ -545,6 +579,7 @@ def validate(cfg: DictConfig) -> None:
     check_interpolations(cfg)
     check_known_keys(cfg)
     check_added_hydra_keys(cfg)
+    check_shadowed_options(cfg)
     for group in NAMED_BY_SCHEMA:
         check_name_matches_schema(cfg, group)
     check_boolean_overrides(cfg)
