@@ -237,3 +237,30 @@ def test_a_user_copy_of_a_packaged_option_changes_nothing_and_runs(tmp_path, use
     (user_configs / "model" / "mlp.yaml").write_bytes((checkout_configs() / "model" / "mlp.yaml").read_bytes())
     proc = run_cli(["--config-dir", str(user_configs), *FAST], tmp_path / "results")
     assert proc.returncode == 0
+
+
+# --------------------------------------------------------------------------- list values in Hydra's words
+
+
+@pytest.mark.parametrize(
+    "value, fragments",
+    [
+        ("[16.5]", ["'model.widths': '[16.5]'", "a list of integers, e.g. [1,2]"]),
+        ("[16,abc]", ["'model.widths': '[16,abc]'", "a list of integers, e.g. [1,2]"]),
+    ],
+)
+def test_a_list_element_of_the_wrong_type_names_the_list_s_key(tmp_path, value, fragments):
+    # Before: OmegaConf's raw "Error merging override model.widths=[16.5] ... full_key: model.widths[0]".
+    proc = run_cli([*FAST, f"model.widths={value}"], tmp_path / "results", check=False, keep_repeats=False)
+    err = _one_error(proc)
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert "full_key" not in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_list_of_strings_is_explained_with_strings(tmp_path):
+    # Before: "a list of strings, e.g. [1,2]".
+    proc = run_cli([*FAST, "metrics.splits=test"], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert "a list of strings, e.g. [a,b]" in err and "[1,2]" not in err

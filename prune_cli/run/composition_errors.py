@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import re
 import types
 import typing
 from typing import Any
@@ -55,7 +56,8 @@ def describe_type(tp: Any) -> str:
         return " or ".join(kinds) + (" or null" if type(None) in args else "")
     if origin in (list, tuple) or tp in (list, tuple):
         inner = args[0] if args else None
-        return f"a list of {_WORDS[inner][1]}, e.g. [1,2]" if inner in _WORDS else "a list, e.g. [a,b]"
+        example = "[a,b]" if inner is str else "[true,false]" if inner is bool else "[1,2]"
+        return f"a list of {_WORDS[inner][1]}, e.g. {example}" if inner in _WORDS else "a list, e.g. [a,b]"
     if origin is dict or tp is dict:
         return "a mapping, e.g. {a: 1}"
     return f"a value of type {getattr(tp, '__name__', tp)}"
@@ -160,6 +162,16 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneC
     key, cls = err.full_key, err.object_type
     if not key:
         return None
+    element = re.fullmatch(r"(.+)\[(\d+)\]", key)
+    if element and err.ref_type is not None and typing.get_origin(err.ref_type) in (list, tuple):
+        # an element of a list field (model.widths=[16.5]): the field, the list as typed, the element at fault
+        listed = element.group(1)
+        return ConfigError(
+            listed,
+            _override_value(listed, overrides) or err.value,
+            f"{describe_type(err.ref_type)} ({listed} is declared {_type_name(err.ref_type)})",
+            f"Element {element.group(2)} ({err.value!r}) is not one.",
+        )
     value = err.value if err.value is not None else _override_value(key, overrides)
     fields = [f.name for f in dataclasses.fields(cls)] if isinstance(cls, type) and dataclasses.is_dataclass(cls) else []
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and fields:
