@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import SearchPathException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from .core import interrupts, plugins, threads
 from .core.checks import usable_directory
@@ -38,9 +41,15 @@ from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
 from .core.writable import directory_problem
 from .run import composition_memo
-from .run.composition_errors import COMPOSITION_ERRORS, as_config_error
+from .run.composition_errors import (
+    COMPOSITION_ERRORS,
+    as_config_error,
+    config_dir_error,
+    unresolvable_interpolation,
+    yaml_error,
+)
 from .run.override_checks import check_overrides
-from .run.prevalidate import checked_model, register_schemas, validate
+from .run.prevalidate import check_added_hydra_keys, checked_model, register_schemas, validate
 from .run.unused_options import reject_unused_overrides, sweep_unused, unused_overrides
 
 log = logging.getLogger("prune_cli")
@@ -264,6 +273,13 @@ def _validate_every_sweep_job_first() -> None:
         if getattr(self, "_prune_cli_jobs_validated", False):
             return
         self._prune_cli_jobs_validated = True
+        try:
+            validate_every_job(self, batch)  # a rejected job: _CompositionRejected, main puts the folder back
+        except Exception:  # a bug (its traceback is Hydra's to report): no job ran, so nothing of the sweep stays
+            _undo_sweep_start()
+            raise
+
+    def validate_every_job(self, batch) -> None:
         loader = self.hydra_context.config_loader if getattr(self, "hydra_context", None) else self.config_loader
         batches = getattr(self, "overrides", None) or [batch]  # the basic sweeper's batches, all of them
         jobs = [list(job) for one in batches for job in one]
@@ -275,6 +291,9 @@ def _validate_every_sweep_job_first() -> None:
                 job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
             except COMPOSITION_ERRORS as err:  # a key this job's options lack (-m method=snip,magnitude method.batches=2)
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {as_config_error(err, overrides)}")
+                continue
+            except yaml.YAMLError as err:  # an option's file that does not parse (-m model=mlp,broken)
+                rejected.append(f"job {number} of {len(jobs)} ({swept}): {yaml_error(err)}")
                 continue
             try:
                 validate(job)
@@ -295,6 +314,69 @@ def _validate_every_sweep_job_first() -> None:
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
+
+
+def _reject_sweeps_with_no_job() -> None:
+    """Hydra's basic sweeper enumerates its jobs: `interval(0,1)` (a range to sample from) made it raise
+    a HydraException with its traceback, exit 1, after results_dir/runs was created; a sweep that
+    expands to no value (`seed=glob(*)`: glob() lists the options of a config group, and seed is none;
+    a glob no option matches; `range(0,0)`) launched 0 jobs and reported "all 0 runs of the sweep
+    completed", exit 0, with a new runs/multirun.yaml. This checks the sweep's overrides as the
+    sweeper parses them, before it writes anything: ConfigError naming the key (exit 2, and what the
+    sweep's start had made is removed, `_reject_composition`). Keys added to Hydra's own config with `+`
+    are checked (`check_added_hydra_keys`) before the sweeper and its launcher are made from them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.core.plugins import Plugins
+
+    instantiate = Plugins.instantiate_sweeper
+    if getattr(instantiate, "rejects_sweeps_with_no_job", False):
+        return
+
+    def check(sweeper, arguments) -> None:
+        loader = sweeper.hydra_context.config_loader
+        for o in OverridesParser.create(config_loader=loader).parse_overrides([*sweeper._parse_config(), *arguments]):  # noqa: SLF001
+            if not o.is_sweep_override():
+                continue
+            key = o.get_key_element().lstrip("+~")
+            value = o.input_line.partition("=")[2] if o.input_line else o.get_value_element_as_str()
+            if not o.is_discrete_sweep():
+                raise ConfigError(
+                    key,
+                    value,
+                    "a list a,b,c, range(start,stop[,step]) or choice(a,b): Hydra's basic sweeper runs each value it lists",
+                    f"{str(o.value_type.name).lower().removesuffix('_sweep')}() needs a sweeper that samples values, "
+                    "e.g. Hydra's Optuna sweeper plugin.",
+                )
+            if any(True for _ in o.sweep_string_iterator()):
+                continue
+            options = loader.get_group_options(o.key_or_group) if "." not in o.key_or_group else []
+            if o.value_type == ValueType.GLOB_CHOICE_SWEEP and options:
+                allowed = f"a glob matching at least one option of config group '{o.key_or_group}': {', '.join(options)}"
+            elif o.value_type == ValueType.GLOB_CHOICE_SWEEP:
+                allowed = (
+                    "glob() over the options of a config group (model=glob(resnet*)); glob() applies to config groups "
+                    f"only: a sweep over {key} lists its values ({key}=a,b or range(0,3))"
+                )
+            else:
+                allowed = "a sweep over at least one value"
+            raise ConfigError(key, value, allowed, "It gives no value, so the sweep would have no job.")
+
+    def instantiate_sweeper(self, *, hydra_context, task_function, config):
+        check_added_hydra_keys(config)  # before Hydra hands the sweeper's and launcher's keys to their classes
+        sweeper = instantiate(self, hydra_context=hydra_context, task_function=task_function, config=config)
+        if type(sweeper).__name__ == "BasicSweeper":  # Hydra's plugin scan loads its module anew: matched by name
+            sweep = sweeper.sweep
+
+            def sweep_with_jobs(arguments):
+                check(sweeper, arguments)
+                return sweep(arguments)
+
+            sweeper.sweep = sweep_with_jobs
+        return sweeper
+
+    instantiate_sweeper.rejects_sweeps_with_no_job = True  # type: ignore[attr-defined]
+    Plugins.instantiate_sweeper = instantiate_sweeper  # type: ignore[method-assign]
 
 
 # A single run's composition made while Hydra asked for the run mode, for Hydra's run: (loader id, config
@@ -458,6 +540,17 @@ def _report_composition_errors_once() -> None:
                 raise _CompositionRejected(err) from err
             except PruneCliError as err:  # raised inside Hydra's composition: a plugin module that does not import
                 raise _CompositionRejected(err) from err
+            except InterpolationResolutionError as err:
+                shown = _unresolvable_in_shown_config(err)
+                if shown is None:
+                    raise
+                raise _CompositionRejected(shown) from err
+            except SearchPathException as err:  # --config-dir names no folder
+                raise _CompositionRejected(config_dir_error(err)) from err
+            except yaml.YAMLError as err:  # a config file Hydra loads does not parse (not one a run reads)
+                if _raised_in_a_job(err):
+                    raise
+                raise _CompositionRejected(yaml_error(err)) from err
             except Exception as err:
                 if _launcher_failed(err):
                     raise _LauncherFailed(err) from err
@@ -467,6 +560,25 @@ def _report_composition_errors_once() -> None:
 
     run_and_report.reports_composition_errors_once = True  # type: ignore[attr-defined]
     hydra_utils.run_and_report = run_and_report
+
+
+def _raised_in_a_job(err: BaseException) -> bool:
+    """Whether `err` came out of the task function (a run at work), not out of Hydra's composition."""
+    job = getattr(hydra_main, "__wrapped__", hydra_main).__code__
+    return any(frame.f_code is job for frame, _ in traceback.walk_tb(err.__traceback__))
+
+
+def _unresolvable_in_shown_config(err: InterpolationResolutionError) -> ConfigError | None:
+    """`--cfg job --resolve` with an interpolation that cannot resolve: Hydra's `show_cfg` resolves the
+    config it prints before any validation, and OmegaConf's error names no key. The config it was
+    printing is found in that call's frame, and the interpolation named (None: not raised there)."""
+    from hydra._internal.hydra import Hydra
+
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        shown = frame.f_locals.get("ret") if frame.f_code is Hydra.show_cfg.__code__ else None
+        if isinstance(shown, DictConfig):
+            return unresolvable_interpolation(shown, skip=())
+    return None
 
 
 # Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers
@@ -496,6 +608,7 @@ composition_memo.install()
 _report_composition_errors_once()
 _compose_each_sweep_job_once()
 _validate_every_sweep_job_first()
+_reject_sweeps_with_no_job()
 _compose_a_run_once()
 _compose_group_sweeps_with_their_options()
 register_schemas()

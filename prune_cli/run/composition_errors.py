@@ -17,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import re
 import types
 import typing
 from typing import Any
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf import DictConfig, ListConfig
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, OmegaConfBaseException
 
 from ..core.errors import ConfigError, PruneCliError, UnknownKeyError
 
@@ -54,10 +56,75 @@ def describe_type(tp: Any) -> str:
         return " or ".join(kinds) + (" or null" if type(None) in args else "")
     if origin in (list, tuple) or tp in (list, tuple):
         inner = args[0] if args else None
-        return f"a list of {_WORDS[inner][1]}, e.g. [1,2]" if inner in _WORDS else "a list, e.g. [a,b]"
+        example = "[a,b]" if inner is str else "[true,false]" if inner is bool else "[1,2]"
+        return f"a list of {_WORDS[inner][1]}, e.g. {example}" if inner in _WORDS else "a list, e.g. [a,b]"
     if origin is dict or tp is dict:
         return "a mapping, e.g. {a: 1}"
     return f"a value of type {getattr(tp, '__name__', tp)}"
+
+
+INTERPOLATION_ALLOWED = (
+    "a value, or an interpolation that resolves: ${other.key} naming a key of the config that does not refer back "
+    "to this one, ${oc.env:VAR} naming a set environment variable (or ${oc.env:VAR,default})"
+)
+
+
+def interpolation_error(err: InterpolationResolutionError, key: str, value: Any) -> ConfigError:
+    """ConfigError for the interpolation `value` of `key` that OmegaConf could not resolve (`err`)."""
+    reason = str(err.msg if err.msg is not None else err).strip().splitlines()
+    return ConfigError(key, value, INTERPOLATION_ALLOWED, f"It cannot be resolved: {reason[0] if reason else type(err).__name__}.")
+
+
+def unresolvable_interpolation(cfg: DictConfig, skip: tuple[str, ...] = ("hydra",)) -> ConfigError | None:
+    """The first interpolation of `cfg` (outside its `skip` nodes) that cannot be resolved, as a
+    ConfigError naming its dotted key and the interpolation as given; None when every one resolves."""
+
+    def walk(node: DictConfig | ListConfig, prefix: str) -> ConfigError | None:
+        if node._is_none() or node._is_missing() or node._is_interpolation():
+            return None
+        listed = isinstance(node, ListConfig)
+        for k in range(len(node)) if listed else list(node.keys()):
+            if not prefix and k in skip:
+                continue
+            key = f"{prefix}[{k}]" if listed else f"{prefix}.{k}" if prefix else str(k)
+            child = node._get_node(k)
+            if child is None:
+                continue
+            if child._is_interpolation():
+                try:
+                    node[k]
+                except InterpolationResolutionError as err:
+                    return interpolation_error(err, key, child._value())
+            elif isinstance(child, (DictConfig, ListConfig)):
+                found = walk(child, key)
+                if found is not None:
+                    return found
+        return None
+
+    return walk(cfg, "")
+
+
+def yaml_error(err: Exception) -> PruneCliError:
+    """A config file that PyYAML cannot read (`widths: [8` without its `]`), found while Hydra loads it:
+    the file, the line and PyYAML's reason, instead of its traceback."""
+    context, problem = getattr(err, "context", None), getattr(err, "problem", None)
+    context_mark, problem_mark = getattr(err, "context_mark", None), getattr(err, "problem_mark", None)
+    mark = problem_mark or context_mark
+    marked = ((context, context_mark), (problem, problem_mark))
+    parts = [f"{text} at line {m.line + 1}, column {m.column + 1}" for text, m in marked if text and m]
+    reason = "; ".join(parts) or " ".join(str(err).split())
+    where = f"Config file {mark.name}" if mark is not None and mark.name else "A config file"
+    return PruneCliError(f"{where} is not valid YAML: {reason}. Fix its syntax (a list is [a, b], a mapping {{a: 1}}).")
+
+
+def config_dir_error(err: Exception) -> PruneCliError:
+    """Hydra's SearchPathException for a --config-dir that is not a folder, in prune-cli's words."""
+    text = str(err)
+    folder = text.split("'")[1] if text.count("'") >= 2 else text
+    return PruneCliError(
+        f"Invalid value for --config-dir: {folder!r}. Allowed: an existing folder of your config files "
+        "(<group>/<option>.yaml, e.g. model/wide.yaml, or a primary config chosen with --config-name). It is not there."
+    )
 
 
 def _override_value(key: str, overrides: list[str]) -> str | None:
@@ -95,6 +162,16 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneC
     key, cls = err.full_key, err.object_type
     if not key:
         return None
+    element = re.fullmatch(r"(.+)\[(\d+)\]", key)
+    if element and err.ref_type is not None and typing.get_origin(err.ref_type) in (list, tuple):
+        # an element of a list field (model.widths=[16.5]): the field, the list as typed, the element at fault
+        listed = element.group(1)
+        return ConfigError(
+            listed,
+            _override_value(listed, overrides) or err.value,
+            f"{describe_type(err.ref_type)} ({listed} is declared {_type_name(err.ref_type)})",
+            f"Element {element.group(2)} ({err.value!r}) is not one.",
+        )
     value = err.value if err.value is not None else _override_value(key, overrides)
     fields = [f.name for f in dataclasses.fields(cls)] if isinstance(cls, type) and dataclasses.is_dataclass(cls) else []
     if isinstance(err, (ConfigAttributeError, ConfigKeyError)) and fields:

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import functools
 import typing
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -26,6 +27,7 @@ from ..core.config_base import Config, declared_input, declared_train_examples, 
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
+from .composition_errors import unresolvable_interpolation
 
 
 def register_schemas() -> None:
@@ -177,6 +179,15 @@ def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
     return best, _unknown_keys(node, best, f"{group}.")
 
 
+def check_interpolations(cfg: DictConfig) -> None:
+    """Every interpolation of the config resolves (`sparsity=${missing}`, a cycle, `${oc.env:UNSET}`):
+    the checks below read the values, and OmegaConf's error raised there named no key of the user's
+    (hydra.run.dir, whose resolution runs this pass) and came with its traceback."""
+    found = unresolvable_interpolation(cfg)
+    if found is not None:
+        raise found
+
+
 def check_known_keys(cfg: DictConfig) -> None:
     """Every key of the composed config belongs to a schema: a typo added with `+` (Hydra's own
     hint after a rejected `train.epoch=50`) must stop the run, not train the default silently."""
@@ -200,6 +211,101 @@ def check_known_keys(cfg: DictConfig) -> None:
         if parent and leaf in _fields(Config):
             close.insert(0, leaf)  # a top-level key put under a group (+method.sparsity=0.5)
         raise UnknownKeyError(key, value, valid, close)
+
+
+def check_added_hydra_keys(cfg: DictConfig) -> None:
+    """A key added to Hydra's own config with `+`/`++` (recorded in hydra.overrides.hydra) is one its
+    schema declares: Hydra's nodes are dataclasses (JobConf, RunDir, the launcher's and the sweeper's
+    config), and a key they lack was kept and ignored (`+hydra.job.chdri=true`, `+hydra.launcher.n_job=1`
+    with joblib) or failed inside Hydra after the sweep's folders existed (the basic launcher's and
+    sweeper's "unexpected keyword argument"). Below a plain mapping of that config (a field declared
+    Dict: hydra.job.env_set, the SLURM launcher's additional_parameters, the logging configs) any key
+    may be added: that is what those mappings are for."""
+    recorded = OmegaConf.select(cfg, "hydra.overrides.hydra", default=None)
+    if not recorded or not isinstance(cfg.get("hydra"), DictConfig):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides([str(o) for o in recorded]):
+        key = override.key_or_group
+        if not (override.is_add() or override.is_force_add()) or "/" in key or override.package is not None:
+            continue  # a config group (+hydra/sweeper=...), not a key
+        parts = key.split(".")
+        node: Any = cfg.hydra
+        for i, part in enumerate(parts[1:], 1):
+            typed = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+            if not (isinstance(typed, type) and dataclasses.is_dataclass(typed)):
+                break  # a plain mapping (or a value): its keys are not declared
+            fields = _fields(typed)
+            if part not in fields:
+                parent, rest = ".".join(parts[:i]), "".join(f".{p}" for p in parts[i + 1 :])
+                close = [f"{parent}.{c}{rest}" for c in difflib.get_close_matches(part, list(fields), n=3, cutoff=0.6)]
+                value = (override.input_line or "").partition("=")[2]
+                raise UnknownKeyError(key, value, sorted(fields), close)
+            node = node._get_node(part)
+
+
+def check_shadowed_options(cfg: DictConfig) -> None:
+    """A file of the user's --config-dir with the name of a packaged option it chose (model/mlp.yaml) is
+    never read: Hydra's search path puts the packaged configs first, so `model=mlp` ran the packaged
+    mlp and the user's file was ignored, silently. Such a file (unless it is a byte-identical copy) is
+    a ConfigError naming it: it needs a name of its own. Hydra's order is kept rather than reversed: a
+    packaged option's name means the same config in every results folder and report."""
+    from ..core.paths import configs_dir
+
+    sources = OmegaConf.select(cfg, "hydra.runtime.config_sources", default=None) or []
+    users = [Path(str(s.path)) for s in sources if s.get("provider") == "command-line" and s.get("schema") == "file"]
+    if not users:
+        return
+    packaged = configs_dir()
+    choices = dict(OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {})
+    config_name = OmegaConf.select(cfg, "hydra.job.config_name", default=None)
+    chosen = [(group, str(option)) for group, option in choices.items() if option is not None]
+    if config_name:
+        chosen.append(("", str(config_name)))
+    for user in users:
+        for group, option in chosen:
+            relative = Path(group, f"{option}.yaml") if group else Path(f"{option}.yaml")
+            mine, theirs = user / relative, packaged / relative
+            if mine.is_file() and theirs.is_file() and mine.read_bytes() != theirs.read_bytes():
+                raise ConfigError(
+                    group or "--config-name",
+                    option,
+                    f"a name no packaged config has, for your file {mine}: it shadows the packaged "
+                    f"{'option ' + group + '=' + option if group else 'primary config ' + option}, which Hydra's "
+                    "search path reads first, so your file would be ignored",
+                    f"Give it another name (e.g. {mine.with_name(option + '_mine.yaml').name}) and choose that one.",
+                )
+
+
+# Groups whose `name` chooses the code that reads the node (a builder, a loader): a name with a schema of
+# its own needs a node of that schema. (A method's code is chosen by method.score, not its name.)
+NAMED_BY_SCHEMA = ("dataset", "model", "schedule", "data_pruning")
+
+
+def check_name_matches_schema(cfg: DictConfig, group: str) -> None:
+    """A node built on one option's schema and named another option that has a schema of its own (a
+    user's model/mine.yaml on /schema/model/mlp with `name: cnn1d`) would be read by the other option's
+    code, which asks for keys the node lacks (OmegaConf's "Key 'channels' not in 'MLPConfig'" with its
+    traceback): ConfigError naming `<group>.name`."""
+    node = cfg.get(group)
+    typed = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    name = node.get("name") if isinstance(node, DictConfig) else None
+    if not (isinstance(typed, type) and dataclasses.is_dataclass(typed)) or not isinstance(name, str):
+        return
+    if name not in plugins.schema_names(group):
+        return  # an option without a schema of its own reads only the group's base options
+    expected = plugins.schema(group, name)
+    if issubclass(typed, expected):
+        return
+    same = [n for n in plugins.schema_names(group) if n != "base" and plugins.schema(group, n) is typed]
+    raise ConfigError(
+        f"{group}.name",
+        name,
+        f"the name of an option built on this node's schema {typed.__name__}" + (f": {', '.join(same)}" if same else ""),
+        f"{name} is built from {expected.__name__}, whose options this node lacks; to build {name}, put "
+        f"/schema/{group}/{name}@_here_ in the file's defaults list.",
+    )
 
 
 # ----------------------------------------------------------------------------- the pass
@@ -496,7 +602,12 @@ def validate(cfg: DictConfig) -> None:
     from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
     from ..schedules import SCHEDULES
 
+    check_interpolations(cfg)
     check_known_keys(cfg)
+    check_added_hydra_keys(cfg)
+    check_shadowed_options(cfg)
+    for group in NAMED_BY_SCHEMA:
+        check_name_matches_schema(cfg, group)
     check_boolean_overrides(cfg)
     check_score_override(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]

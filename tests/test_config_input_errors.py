@@ -1,0 +1,266 @@
+"""Config input an audit found crashing (a traceback, exit 1) or accepted while it changed nothing:
+interpolations that cannot resolve, sweeps the basic sweeper cannot expand, unknown Hydra keys added
+with `+`, user config files that do not parse or that a packaged option hides. Each must stop before
+any work: exit 2, one `prune-run: error:` line naming the key (or file), the value and what is
+allowed, nothing created, a finished results folder byte-identical (README "Errors",
+docs/robustness.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FAST, run_cli, snapshot
+
+pytestmark = pytest.mark.xdist_group("config_input_errors")
+
+
+def _one_error(proc) -> str:
+    """The single error line of a rejected command (no traceback, no second report)."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return proc.stderr.strip()
+
+
+def _rejected(args, finished_results, *fragments):
+    before = snapshot(finished_results)
+    proc = run_cli(args, finished_results, check=False, keep_repeats=True)
+    err = _one_error(proc)
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert snapshot(finished_results) == before  # nothing written, nothing created, nothing rewritten
+    return err
+
+
+# --------------------------------------------------------------------------- interpolations
+
+
+INTERPOLATIONS = [
+    # (overrides, the key named, what the message says about it)
+    (["sparsity=${missing}"], "sparsity", "Interpolation key 'missing' not found"),
+    (["sparsity=${sparsity}"], "sparsity", "Recursive interpolation"),
+    (["train.lr=${finetune.lr}", "finetune.lr=${train.lr}"], "train.lr", "Recursive interpolation"),
+    (["name=${oc.env:NOPE_X}"], "name", "NOPE_X"),
+]
+
+
+@pytest.mark.parametrize("args, key, reason", INTERPOLATIONS, ids=[" ".join(c[0]) for c in INTERPOLATIONS])
+def test_an_interpolation_that_cannot_resolve_names_its_key(finished_results, monkeypatch, args, key, reason):
+    # Before: OmegaConf's InterpolationKeyError / InterpolationResolutionError traceback, exit 1,
+    # naming hydra.run.dir (the run directory whose resolution validates the config).
+    monkeypatch.delenv("NOPE_X", raising=False)
+    err = _rejected([*FAST, *args], finished_results, f"'{key}'", reason, "an interpolation")
+    assert "hydra.run.dir" not in err
+
+
+def test_an_interpolation_that_cannot_resolve_in_a_sweep_runs_no_job(finished_results):
+    # Before: a traceback, exit 1, and runs/multirun.yaml overwritten (the sweep's clean-up never ran).
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    err = _rejected(["-m", *FAST, "seed=0,1", "sparsity=${missing}"], finished_results, "'sparsity'", "no job ran")
+    assert "2 of 2 jobs of the sweep rejected" in err
+
+
+def test_an_interpolation_that_cannot_resolve_in_a_new_sweep_creates_nothing(tmp_path):
+    proc = run_cli(["-m", *FAST, "seed=0,1", "sparsity=${missing}"], tmp_path / "results", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_cfg_job_resolve_names_the_interpolation_s_key(tmp_path):
+    # Before: `--cfg job --resolve` printed OmegaConf's traceback, exit 1.
+    proc = run_cli(["--cfg", "job", "--resolve", *FAST, "sparsity=${missing}"], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert "'sparsity'" in err and "Interpolation key 'missing' not found" in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_an_interpolation_that_resolves_still_runs(tmp_path):
+    proc = run_cli(["--cfg", "job", "--resolve", *FAST, "finetune.lr=${train.lr}", "name=s${seed}"], tmp_path / "r")
+    assert "name: s0" in proc.stdout
+
+
+def test_a_bug_in_the_sweep_s_check_keeps_its_traceback_and_puts_the_folder_back(finished_results, monkeypatch):
+    # Before: the sweep's check caught only prune-cli errors, so any other exception raised while it
+    # validated the jobs left runs/multirun.yaml overwritten and results_dir/.sweeps behind.
+    from prune_cli import cli
+
+    def broken(cfg):
+        raise RuntimeError("a bug in the pre-run pass")
+
+    monkeypatch.setattr(cli, "validate", broken)
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    before = snapshot(finished_results)
+    proc = run_cli(["-m", *FAST, "seed=0,1"], finished_results, check=False)
+    assert proc.returncode == 1 and "a bug in the pre-run pass" in proc.stderr, proc.stderr[-3000:]
+    assert snapshot(finished_results) == before
+
+
+# --------------------------------------------------------------------------- sweeps the basic sweeper cannot expand
+
+NO_MLP = [a for a in FAST if a != "model=mlp"]
+SWEEPS = [
+    # (sweep overrides, fragments of the message). Before: interval() was Hydra's HydraException traceback,
+    # exit 1, results_dir/runs left behind; the others launched 0 jobs, "all 0 runs of the sweep completed",
+    # exit 0, and wrote runs/multirun.yaml.
+    (["model=mlp", "sparsity=interval(0,1)"], ["'sparsity'", "'interval(0,1)'", "Optuna", "range(start,stop"]),
+    (["model=mlp", "seed=glob(*)"], ["'seed'", "'glob(*)'", "config groups", "no job"]),
+    (["model=glob(zz*)"], ["'model'", "'glob(zz*)'", "mlp", "no job"]),
+    (["model=mlp", "seed=range(0,0)"], ["'seed'", "'range(0,0)'", "no job"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", SWEEPS, ids=[c[0][-1] for c in SWEEPS])
+def test_a_sweep_the_basic_sweeper_cannot_expand_into_jobs_is_rejected(finished_results, args, fragments):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected(["-m", *NO_MLP, *args], finished_results, *fragments)
+
+
+@pytest.mark.parametrize("args", [c[0] for c in SWEEPS], ids=[c[0][-1] for c in SWEEPS])
+def test_a_sweep_with_no_job_creates_nothing(tmp_path, args):
+    proc = run_cli(["-m", *NO_MLP, *args], tmp_path / "results", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- Hydra's own keys added with +
+
+HYDRA_KEYS = [
+    # (overrides, key named, the closest existing key). Before: the first two ran (exit 0) as if the key
+    # were not there; the basic launcher and sweeper failed with "Error in call to target ... unexpected
+    # keyword argument" (exit 1) after results_dir/runs existed; joblib was handed n_job and ignored it.
+    ([], ["+hydra.job.chdri=true"], "hydra.job.chdri", "hydra.job.chdir"),
+    ([], ["+hydra.run.dirr=/tmp/elsewhere"], "hydra.run.dirr", "hydra.run.dir"),
+    (["-m"], ["seed=0,1", "+hydra.launcher.n_job=2"], "hydra.launcher.n_job", ""),
+    (["-m"], ["seed=0,1", "+hydra.sweeper.foo=1"], "hydra.sweeper.foo", ""),
+    (["-m"], ["hydra/launcher=parallel", "seed=0,1", "+hydra.launcher.n_job=1"], "hydra.launcher.n_job", "hydra.launcher.n_jobs"),
+    ([], ["++hydra.job.chdri=true"], "hydra.job.chdri", "hydra.job.chdir"),
+]
+
+
+@pytest.mark.parametrize("flags, args, key, close", HYDRA_KEYS, ids=[c[1][-1] + (" -m" if c[0] else "") for c in HYDRA_KEYS])
+def test_an_unknown_hydra_key_added_with_plus_is_rejected(finished_results, flags, args, key, close):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    err = _rejected([*flags, *FAST, *args], finished_results, f"Unknown config key '{key}'")
+    if close:
+        assert f"Did you mean '{close}'?" in err
+
+
+def test_an_unknown_hydra_key_in_a_new_results_dir_creates_nothing(tmp_path):
+    proc = run_cli(["-m", *FAST, "seed=0,1", "+hydra.launcher.n_job=2"], tmp_path / "results", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_keys_added_under_a_plain_mapping_of_hydra_s_config_are_kept(tmp_path):
+    # hydra.launcher.additional_parameters (slurm) and hydra.job.env_set are mappings of any keys
+    # (sbatch options, environment variables): adding one is what they are for. A single run checks
+    # the whole config, Hydra's node included, before it starts.
+    from hydra import compose, initialize_config_dir
+
+    from prune_cli.core.paths import checkout_configs
+    from prune_cli.run.prevalidate import check_added_hydra_keys
+
+    added = ["+hydra.launcher.additional_parameters.mail-type=END", "+hydra.job.env_set.MY_VAR=x"]
+    with initialize_config_dir(config_dir=str(checkout_configs()), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", *added], return_hydra_config=True)
+        check_added_hydra_keys(cfg)  # no error
+        typo = "+hydra.launcher.additional_parameter.x=1"
+        cfg = compose("config", overrides=["hydra/launcher=slurm", typo], return_hydra_config=True)
+        with pytest.raises(Exception, match="hydra.launcher.additional_parameters.x"):
+            check_added_hydra_keys(cfg)  # the launcher's own node is a schema: a typo there is not a mapping's key
+    proc = run_cli([*FAST, "+hydra.job.env_set.MY_VAR=x"], tmp_path / "results")
+    assert proc.returncode == 0
+
+
+# --------------------------------------------------------------------------- the user's config files
+
+
+@pytest.fixture
+def user_configs(tmp_path):
+    """A --config-dir with a model file that does not parse, one whose name is another model's, and a
+    primary config that does not parse."""
+    folder = tmp_path / "my_configs"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "broken.yaml").write_text("defaults: [/schema/model/mlp@_here_]\nname: mlp\nwidths: [8\n")
+    (folder / "model" / "mislabel.yaml").write_text("defaults: [/schema/model/mlp@_here_]\nname: cnn1d\nwidths: [8]\n")
+    (folder / "mybroken.yaml").write_text("defaults:\n  - config\n  - _self_\nsparsity: [0.5\n")
+    return folder
+
+
+NO_MODEL = [a for a in FAST if not a.startswith("model")]
+
+
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        (["model=broken"], "model/broken.yaml"),
+        (["--config-name", "mybroken"], "mybroken.yaml"),
+        (["-m", "model=mlp,broken"], "model/broken.yaml"),
+    ],
+    ids=["option", "primary config", "sweep"],
+)
+def test_a_config_file_that_is_not_yaml_names_the_file_and_line(finished_results, user_configs, args, where):
+    # Before: yaml's ParserError with its traceback, exit 1.
+    err = _rejected(["--config-dir", str(user_configs), *args, *NO_MODEL], finished_results, str(user_configs / where), "line ")
+    assert "YAML" in err
+
+
+def test_a_model_file_named_for_another_model_names_model_name(finished_results, user_configs):
+    # Before: InterpolationResolutionError "Key 'channels' not in 'MLPConfig'" with its traceback, exit 1
+    # (the cnn1d builder read the mlp schema's node).
+    args = ["--config-dir", str(user_configs), "model=mislabel", *NO_MODEL]
+    _rejected(args, finished_results, "'model.name'", "'cnn1d'", "MLPConfig", "mlp")
+
+
+def test_a_config_dir_that_is_not_there_is_named(tmp_path):
+    # Before: Hydra's "Additional config directory ... not found", exit 1.
+    proc = run_cli(["--config-dir", str(tmp_path / "nowhere"), *FAST], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert str(tmp_path / "nowhere") in err and "--config-dir" in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_user_file_with_a_packaged_option_s_name_is_rejected(finished_results, user_configs, sweep):
+    # Before: Hydra's search path puts the packaged configs first, so model=mlp ran the packaged mlp
+    # (widths [256, 256]) and the user's model/mlp.yaml (widths [8]) was silently ignored.
+    (user_configs / "model" / "mlp.yaml").write_text("defaults: [/schema/model/mlp@_here_]\nname: mlp\nwidths: [8]\n")
+    args = ["--config-dir", str(user_configs), *(["-m", "seed=0,1"] if sweep else []), "model=mlp", *NO_MODEL]
+    err = _rejected(args, finished_results, str(user_configs / "model" / "mlp.yaml"), "'model'", "'mlp'", "another name")
+    assert "shadow" in err or "ignored" in err
+
+
+def test_a_user_copy_of_a_packaged_option_changes_nothing_and_runs(tmp_path, user_configs):
+    from prune_cli.core.paths import checkout_configs
+
+    (user_configs / "model" / "mlp.yaml").write_bytes((checkout_configs() / "model" / "mlp.yaml").read_bytes())
+    proc = run_cli(["--config-dir", str(user_configs), *FAST], tmp_path / "results")
+    assert proc.returncode == 0
+
+
+# --------------------------------------------------------------------------- list values in Hydra's words
+
+
+@pytest.mark.parametrize(
+    "value, fragments",
+    [
+        ("[16.5]", ["'model.widths': '[16.5]'", "a list of integers, e.g. [1,2]"]),
+        ("[16,abc]", ["'model.widths': '[16,abc]'", "a list of integers, e.g. [1,2]"]),
+    ],
+)
+def test_a_list_element_of_the_wrong_type_names_the_list_s_key(tmp_path, value, fragments):
+    # Before: OmegaConf's raw "Error merging override model.widths=[16.5] ... full_key: model.widths[0]".
+    proc = run_cli([*FAST, f"model.widths={value}"], tmp_path / "results", check=False, keep_repeats=False)
+    err = _one_error(proc)
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert "full_key" not in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_list_of_strings_is_explained_with_strings(tmp_path):
+    # Before: "a list of strings, e.g. [1,2]".
+    proc = run_cli([*FAST, "metrics.splits=test"], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert "a list of strings, e.g. [a,b]" in err and "[1,2]" not in err
