@@ -38,10 +38,13 @@ class ToyDatasetConfig(DatasetConfig):
 
 def test_a_new_data_score_gets_the_shared_data_score_checks(tmp_path, monkeypatch):
     cfg = compose(["method=gp"], tmp_path / "results")
+    from prune_cli.core.plugins import with_plugin_options
+
     monkeypatch.setitem(SCHEMAS["method"], "taylor", TaylorConfig)  # what @config_schema does
     monkeypatch.setitem(SCORES._entries, "taylor", SCORES.get("gp"))  # ... and @register_score
-    cfg.method = OmegaConf.merge(
-        OmegaConf.structured(TaylorConfig), {**OmegaConf.to_container(cfg.method), "name": "taylor", "score": "taylor", "batches": 0}
+    cfg.method = OmegaConf.merge(  # the schema as a config gets it: with the allocations' and structures' options
+        OmegaConf.structured(with_plugin_options(TaylorConfig)),
+        {**OmegaConf.to_container(cfg.method), "name": "taylor", "score": "taylor", "batches": 0},
     )
     with pytest.raises(ConfigError, match=r"method\.batches"):
         validate(cfg)

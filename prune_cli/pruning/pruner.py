@@ -57,13 +57,18 @@ def as_method_config(method: Any) -> Any:
     method schema that declares all of its keys, with that schema's defaults for the rest."""
     import dataclasses
 
+    from ..core import plugins
+
+    options = {o for decl in plugins.plugin_options().values() for o in decl.names()}
     if dataclasses.is_dataclass(method) and not isinstance(method, type):
-        return method
+        if options <= {f.name for f in dataclasses.fields(method)}:
+            return method
+        method = OmegaConf.structured(method)  # a score's bare schema: add the allocations' and structures' options
     node = method if isinstance(method, DictConfig) else OmegaConf.create(method)
     typed = OmegaConf.get_type(node)
-    if not (isinstance(typed, type) and dataclasses.is_dataclass(typed)):
-        from ..core import plugins
-
+    if isinstance(typed, type) and dataclasses.is_dataclass(typed) and not options <= {f.name for f in dataclasses.fields(typed)}:
+        node = OmegaConf.merge(OmegaConf.structured(plugins.with_plugin_options(typed)), OmegaConf.to_container(node))
+    elif not (isinstance(typed, type) and dataclasses.is_dataclass(typed)):
         keys = set(node.keys())
         fits = [c for c in plugins.schemas("method").values() if keys <= {f.name for f in dataclasses.fields(c)}]
         if not fits:
