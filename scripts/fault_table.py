@@ -158,6 +158,18 @@ def bad_inputs(work: Path) -> list[str]:
         ("range", ["schedule=minmax", "schedule.attack_width=63"]),
         ("does nothing", ["schedule=admm", "schedule.rho_growth=1", "schedule.rho_max=0.5"]),
         ("type", ["-m", "hydra/launcher=parallel", "hydra.job.env_set.OMP_NUM_THREADS=2"]),
+        ("interpolation", ["sparsity=${missing}"]),
+        ("interpolation", ["train.lr=${finetune.lr}", "finetune.lr=${train.lr}"]),
+        ("sweep", ["-m", "sparsity=interval(0,1)"]),
+        ("sweep", ["-m", "seed=glob(*)"]),
+        ("typo", ["+hydra.job.chdri=true"]),
+        ("type", ["model.widths=[16,abc]"]),
+        ("range", ["sparsity=-0.0"]),
+        ("relabel", ["method.score=random"]),
+        ("repeat", ["train={epochs:3}"]),
+        ("does nothing", ["method.rounds=3"]),
+        ("does nothing", ["schedule=lottery_ticket", "method.reinit=true"]),
+        ("unreachable", ["dataset=mnist1d", "model=cnn1d", "method.structure=channel", "method.allocation=layerwise", "sparsity=0.5"]),
     ]
     rows = [
         "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",
