@@ -166,7 +166,7 @@ def bad_inputs(work: Path) -> list[str]:
         ("type", ["model.widths=[16,abc]"]),
         ("range", ["sparsity=-0.0"]),
         ("relabel", ["method.score=random"]),
-        ("repeat", ["train={epochs:3}"]),
+        ("repeat", ["train.epochs=2", "train={epochs:3}"]),
         ("does nothing", ["method.rounds=3"]),
         ("does nothing", ["schedule=lottery_ticket", "method.reinit=true"]),
         ("unreachable", ["dataset=mnist1d", "model=cnn1d", "method.structure=channel", "method.allocation=layerwise", "sparsity=0.5"]),
