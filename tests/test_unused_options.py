@@ -863,3 +863,13 @@ def test_method_rounds_with_magnitude_scores_is_an_unused_override(args, flagged
     assert bool(found) == flagged, found
     if found:
         assert "magnitude" in found[0].why and "one round" in found[0].why
+
+
+@pytest.mark.parametrize("override", ["fail_fast=true", "allow_failures=true"])
+def test_a_sweep_setting_in_a_single_run_is_an_unused_override(finished_results, override):
+    """fail_fast and allow_failures decide what a sweep does after a failed run; a single run stops at
+    its failure and exits non-zero either way, so the override did nothing (the audit)."""
+    before = snapshot(finished_results)
+    proc = run_cli([*FAST, override], finished_results, check=False)
+    assert proc.returncode == 2 and f"'{override}' has no effect in this run" in proc.stderr, proc.stderr
+    assert "sweeps (-m)" in proc.stderr and snapshot(finished_results) == before

@@ -294,9 +294,20 @@ def task_overrides(cfg: DictConfig) -> list[str]:
 def reject_unused_overrides(cfg: DictConfig) -> None:
     """Raise UnusedOptionError for the first override of a single run that does nothing (the notes
     are logged by the run itself, prune_cli/cli.py `hydra_main`)."""
-    for one in unused_overrides(cfg, task_overrides(cfg)):
+    overrides = task_overrides(cfg)
+    for key, value in _parsed(overrides):
+        if key in SWEEP_ONLY:
+            raise UnusedOptionError(UnusedOverride(key, value, SWEEP_ONLY[key], True))
+    for one in unused_overrides(cfg, overrides):
         if one.error:
             raise UnusedOptionError(one)
+
+
+# Settings of what a sweep does after a failed run: a single run stops at its failure and exits non-zero.
+SWEEP_ONLY = {
+    key: "it applies to sweeps (-m): a single run stops at its failure and exits non-zero either way"
+    for key in ("fail_fast", "allow_failures")
+}
 
 
 def sweep_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[UnusedOverride]:
