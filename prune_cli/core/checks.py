@@ -32,8 +32,9 @@ def positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> None:
 
 def check_widths(cfg: DictConfig, key: str) -> None:
     """Hidden widths of a fully connected model (mlp, ntk_mlp): a non-empty list of positive integers."""
-    value = list(OmegaConf.select(cfg, key))
-    check(len(value) >= 1 and all(w >= 1 for w in value), key, value, "a non-empty list of positive integers")
+    value = OmegaConf.to_container(OmegaConf.select(cfg, key))  # a nested list ([[16]]) reaches here as lists
+    ok = len(value) >= 1 and all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in value)
+    check(ok, key, value, "a non-empty list of positive integers, e.g. [256,256]")
 
 
 def fraction(cfg: DictConfig, key: str, lo: float, hi: float, hi_open: bool = True) -> None:
