@@ -34,63 +34,55 @@ def check_channel_model(model, selected: dict, method: DictConfig) -> None:
         )
 
 
-def _hidden_and_previous(layers, shapes: dict) -> tuple[list[str], dict[str, str]]:
-    """The pruned hidden layers (all but the classifier) and, for each layer fed by one, that layer."""
-    hidden = [n for n in shapes if not layers[n].is_classifier]
-    return hidden, {layers[n].next: n for n in hidden}
+class _UnitCounts:
+    """Channel pruning's kept weight count as a function of the layer shapes and the number of units each
+    hidden layer keeps, not of which units: the rule the structure prunes by and the pre-run pass checks."""
 
+    def __init__(self, layers, shapes: dict):
+        self.layers, self.shapes = layers, shapes
+        self.hidden = [n for n in shapes if not layers[n].is_classifier]  # the classifier keeps its rows
+        self.prev_of = {layers[n].next: n for n in self.hidden}
+        self.total = sum(int(torch.Size(s).numel()) for s in shapes.values())
 
-def _kept_weights(layers, shapes: dict, units: dict[str, int]) -> int:
-    """Weights kept when each hidden layer keeps `units[n]` units (rows) and the next layer the matching
-    input columns: a function of the layer shapes and the counts only, not of which units."""
-    _, prev_of = _hidden_and_previous(layers, shapes)
-    total = 0
-    for n, shape in shapes.items():
-        rows = units.get(n, layers[n].units)
-        per_col = int(torch.Size(shape[2:]).numel())
-        p = prev_of.get(n)
-        cols = units[p] * layers[p].factor if p is not None else shape[1]
-        total += rows * cols * per_col
-    return total
+    def kept(self, units: dict[str, int]) -> int:
+        """Weights kept when each hidden layer keeps `units[n]` rows and the next layer their columns."""
+        total = 0
+        for n, shape in self.shapes.items():
+            rows = units.get(n, self.layers[n].units)
+            p = self.prev_of.get(n)
+            cols = units[p] * self.layers[p].factor if p is not None else shape[1]
+            total += rows * cols * int(torch.Size(shape[2:]).numel())
+        return total
 
+    def fractions(self) -> list[float]:
+        """The fractions q of units every hidden layer can keep (j / units of some layer)."""
+        return sorted({j / self.layers[n].units for n in self.hidden for j in range(self.layers[n].units + 1)} | {0.0, 1.0})
 
-def _fractions(layers, shapes: dict) -> list[float]:
-    """The fractions q of units every hidden layer can keep (j / units of some layer)."""
-    hidden, _ = _hidden_and_previous(layers, shapes)
-    return sorted({j / layers[n].units for n in hidden for j in range(layers[n].units + 1)} | {0.0, 1.0})
+    def at(self, q: float) -> dict[str, int]:
+        return {n: round(q * self.layers[n].units) for n in self.hidden}
 
-
-def _units_at(layers, shapes: dict, q: float) -> dict[str, int]:
-    hidden, _ = _hidden_and_previous(layers, shapes)
-    return {n: round(q * layers[n].units) for n in hidden}
-
-
-def _units_closest_to(layers, shapes: dict, density: float) -> dict[str, int]:
-    """Units kept per hidden layer: the fraction q whose kept weight count is closest to
-    round(density * N) (ties: the larger q)."""
-    target = round(density * sum(int(torch.Size(s).numel()) for s in shapes.values()))
-
-    def miss(q: float) -> tuple[int, float]:
-        return abs(_kept_weights(layers, shapes, _units_at(layers, shapes, q)) - target), -q
-
-    return _units_at(layers, shapes, min(_fractions(layers, shapes), key=miss))
+    def closest_to(self, density: float) -> dict[str, int]:
+        """Units kept per hidden layer: the fraction q whose kept count is closest to round(density * N)
+        (ties: the larger q)."""
+        target = round(density * self.total)
+        return self.at(min(self.fractions(), key=lambda q: (abs(self.kept(self.at(q)) - target), -q)))
 
 
 def check_channel_density(model, selected: dict, method: DictConfig, density: float) -> None:
     """Before the run: the sparsity channel pruning reaches is a fact of the layer shapes (one pruning
-    event keeps `_units_closest_to` units, whichever they are), so a target it misses by more than
+    event keeps `_UnitCounts.closest_to` units, whichever they are), so a target it misses by more than
     method.sparsity_tolerance is refused here, with the reachable sparsities on either side, instead
     of by the pruner after dense training."""
     layers = trace(model)
     shapes = {n: tuple(p.shape) for n, p in selected.items()}
     if any(layers[n].next is None and not layers[n].is_classifier for n in shapes):
         return  # check_channel_model names those layers
-    total = sum(int(torch.Size(s).numel()) for s in shapes.values())
-    kept = _kept_weights(layers, shapes, _units_closest_to(layers, shapes, density))
-    achieved, reachable = 1.0 - kept / total, 1.0 - round(density * total) / total
+    counts = _UnitCounts(layers, shapes)
+    total = counts.total
+    achieved, reachable = 1.0 - counts.kept(counts.closest_to(density)) / total, 1.0 - round(density * total) / total
     if abs(achieved - reachable) <= float(method.sparsity_tolerance):
         return
-    options = sorted({1.0 - _kept_weights(layers, shapes, _units_at(layers, shapes, q)) / total for q in _fractions(layers, shapes)})
+    options = sorted({1.0 - counts.kept(counts.at(q)) / total for q in counts.fractions()})
     below = [s for s in options if s < 1.0 - density]
     above = [s for s in options if s > 1.0 - density]
     nearest = " and ".join(f"{s:.6f}" for s in (below[-1:] + above[:1]))
@@ -133,7 +125,7 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
             "(method.exclude=[...]) or use another structure."
         )
     prev_of = {layers[n].next: n for n in hidden}
-    units = _units_closest_to(layers, {n: s.shape for n, s in scores.items()}, sctx.density)
+    units = _UnitCounts(layers, {n: s.shape for n, s in scores.items()}).closest_to(sctx.density)
     unit_masks = {}
     for n in hidden:  # forward order: rank units on the columns the previous layer left alive
         w = scores[n]
