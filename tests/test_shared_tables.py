@@ -144,20 +144,48 @@ def test_rebuild_command_says_what_it_did(tmp_path, capsys):
     assert main([str(tmp_path / "missing")]) == 2
 
 
-def test_a_rebuild_leaves_a_killed_run_free_to_append_when_it_completes(tmp_path):
-    """run-b was killed after its append (marker written) and before COMPLETE. The rebuild reads
-    completed runs only, so it must also drop run-b's marker: otherwise the run, started again and
-    completed, would skip its append and its rows would be lost from every shared table."""
+def test_a_rebuild_keeps_the_rows_of_a_run_that_appended_and_has_not_written_complete(tmp_path):
+    """run-b appended (marker written) and has not written COMPLETE yet: killed there, or still between
+    the two. The rebuild dropped its rows and its marker; a live run then wrote COMPLETE and never
+    appended again, so its rows were missing until the same command ran once more (the race audit).
+    Its rows are committed and its per-run files final before its append: the rebuild keeps both, and
+    the run, completed (or started again and completed), does not append them twice."""
     _run_dir(tmp_path, "run-a")
     (tmp_path / "runs" / "run-a" / "COMPLETE").write_text("run-a")
     b = _run_dir(tmp_path, "run-b")
     shared_tables.append_run(tmp_path, b, "run-b")
     assert (b / shared_tables.MARKER_FILE).exists()
     shared_tables.rebuild(tmp_path)
-    assert set(pd.read_csv(tmp_path / "runs.csv").run_id) == {"run-a"}
-    assert not (b / shared_tables.MARKER_FILE).exists()
-    (b / "COMPLETE").write_text("run-b")  # run again to completion: it appends once
+    assert sorted(pd.read_csv(tmp_path / "runs.csv").run_id) == ["run-a"] * 2 + ["run-b"] * 2
+    assert (b / shared_tables.MARKER_FILE).exists()
+    (b / "COMPLETE").write_text("run-b")  # it completes: the append finds its marker
     shared_tables.append_run(tmp_path, b, "run-b")
+    assert sorted(pd.read_csv(tmp_path / "runs.csv").run_id) == ["run-a"] * 2 + ["run-b"] * 2
+
+
+def test_a_rebuild_waiting_for_the_lock_sees_the_run_that_appended_meanwhile(tmp_path):
+    """The rebuild listed the finished runs before it took the results lock: a run that appended while
+    the rebuild waited for the lock was rewritten out of every table, and its marker said its rows were
+    there (the race audit lost them 1 time in 7). The listing is made under the lock."""
+    import threading
+    import time
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    (a / "COMPLETE").write_text("run-a")
+    lock = shared_tables.results_lock(tmp_path)
+    lock.acquire()  # as a run that is appending
+    rebuild = threading.Thread(target=shared_tables.rebuild, args=(tmp_path,))
+    rebuild.start()
+    time.sleep(0.5)  # the rebuild is waiting for the lock (before the fix: it had listed the runs already)
+    b = _run_dir(tmp_path, "run-b")  # the appending run's rows and marker, written while it holds the lock
+    for table, rows in shared_tables.run_tables(b).items():
+        shared = tmp_path / shared_tables.shared_name(table)
+        pd.concat([pd.read_csv(shared, dtype=str), rows]).to_csv(shared, index=False)
+    (b / shared_tables.MARKER_FILE).write_text("run-b\n")
+    (b / "COMPLETE").write_text("run-b")
+    lock.release()
+    rebuild.join()
     assert sorted(pd.read_csv(tmp_path / "runs.csv").run_id) == ["run-a"] * 2 + ["run-b"] * 2
 
 

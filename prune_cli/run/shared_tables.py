@@ -221,18 +221,20 @@ def is_shared_table(path: Path) -> bool:
 
 
 def rebuild(results_dir: Path) -> list[str]:
-    """Recreate every shared table from the completed run directories (union of their columns);
-    returns one line per table saying what was written. A shared table no completed run writes is
-    removed (its rows were of runs deleted since). A run without COMPLETE loses its append marker:
-    its rows are not in the rebuilt tables, so once it completes it must append them again."""
+    """Recreate every shared table from the finished run directories (union of their columns);
+    returns one line per table saying what was written. A run is finished for the shared tables once
+    it appended (its marker: its per-run files were final before its append) or completed: a run
+    between its append and COMPLETE (killed there, or still running) keeps its rows and its marker,
+    so it never appends them twice and never loses them. A shared table no finished run writes is
+    removed (its rows were of runs deleted since). The runs are listed under the results lock: a run
+    that appends while the rebuild waits for the lock is in the rebuilt tables."""
     results_dir = Path(results_dir)
-    complete = [p.parent for p in sorted(results_dir.glob("runs/*/COMPLETE"))]
-    unfinished = [p.parent for p in sorted(results_dir.glob(f"runs/*/{MARKER_FILE}")) if p.parent not in complete]
     report = []
     with results_lock(results_dir):
         done = recover(results_dir)
         if done:
             report.append(done)
+        complete = sorted({p.parent for pattern in ("COMPLETE", MARKER_FILE) for p in results_dir.glob(f"runs/*/{pattern}")})
         per_table: dict[str, list[pd.DataFrame]] = {}
         for run_dir in complete:
             for table, df in run_tables(run_dir).items():
@@ -253,7 +255,4 @@ def rebuild(results_dir: Path) -> list[str]:
                 report.append(f"{path.name}: removed (no completed run writes it)")
         for run_dir in complete:
             atomic_write_text(run_dir / MARKER_FILE, run_dir.name + "\n")
-        for run_dir in unfinished:
-            (run_dir / MARKER_FILE).unlink()
-            report.append(f"{run_dir.name}: not completed, its rows left out; it appends them when it completes")
     return report
