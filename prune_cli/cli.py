@@ -967,14 +967,27 @@ def _macs_per_batch(cfg: DictConfig) -> int | None:
 
 
 def _remove_if_scaffolding(run_dir: Path) -> None:
-    """A run rejected before it started leaves no directory behind (only its scaffolding was there)."""
-    if run_dir.is_dir() and all(p.name in SCAFFOLDING or p.suffix == ".log" for p in run_dir.iterdir()):
+    """A run rejected before it started leaves no directory behind (only its scaffolding was there),
+    unless another process holds the run's lock: the same run, started by another command, is working
+    in it (its first files come later)."""
+    from filelock import FileLock, Timeout
+
+    if not (run_dir.is_dir() and all(p.name in SCAFFOLDING or p.suffix == ".log" for p in run_dir.iterdir())):
+        return
+    lock = FileLock(str(run_dir / ".run.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return
+    try:
         shutil.rmtree(run_dir, ignore_errors=True)
-        for folder in reversed(_CREATED):  # and the folders Hydra made for it, if still empty
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+    finally:
+        lock.release()
+    for folder in reversed(_CREATED):  # and the folders Hydra made for it, if still empty
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- the sweep

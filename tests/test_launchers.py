@@ -503,3 +503,26 @@ def test_a_parallel_sweep_over_an_outside_plugin_s_options(tmp_path, monkeypatch
     proc = run_cli(args, results, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {pd.read_csv(d / "metrics.csv").method.iloc[0] for d in _complete_runs(results)} == {"taylor", "magnitude"}
+
+
+def test_a_skipped_job_leaves_a_run_another_process_is_working_on(tmp_path):
+    """A fail-fast sweep's job skipped after a failure removed its run directory when it held only
+    scaffolding, without the run's lock: the same run, started by another command and still in its
+    first minutes (data pruning's proxies, a dense cache wait), lost its directory and died (the race
+    audit, 3 of 3). The directory is removed only when no process holds the run's lock."""
+    from filelock import FileLock
+
+    from prune_cli.cli import _remove_if_scaffolding
+
+    run_dir = tmp_path / "runs" / "run-x"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "prune-run.log").write_text("")
+    lock = FileLock(str(run_dir / ".run.lock"))
+    lock.acquire()  # the other process's run
+    try:
+        _remove_if_scaffolding(run_dir)
+        assert run_dir.is_dir() and (run_dir / ".run.lock").exists()
+    finally:
+        lock.release()
+    _remove_if_scaffolding(run_dir)  # nobody runs it: only scaffolding, removed
+    assert not run_dir.exists()
