@@ -302,3 +302,43 @@ def test_a_data_memo_size_that_is_not_finite_falls_back_to_the_default(monkeypat
 
     monkeypatch.setenv(cache.MEMO_ENV, value)
     assert cache.memo_limit_bytes() == int(cache.DEFAULT_MEMO_MB * 2**20)
+
+
+def test_two_processes_finding_the_mnist1d_cache_unreadable_at_once_both_load_it(tmp_path, monkeypatch):
+    """Two runs reading an unreadable cache at once both moved it aside: the second os.replace found no
+    file (FileNotFoundError: the run failed; 36 of 40 in the race audit's harness). Reading, generating
+    and writing the cache now happen under a lock: the second finds the regenerated file. Here two
+    threads are held together inside the read (before the fix both were, and one failed)."""
+    import threading
+
+    from prune_cli.data import mnist1d as module
+
+    cfg = cfg_of(Mnist1dConfig, name="mnist1d", num_samples=200, cache_dir=str(tmp_path))
+    first = DATASETS.get("mnist1d")(cfg)
+    (cache,) = tmp_path.glob("mnist1d_n200_seed42.npz")
+    cache.write_text("garbage\n")
+    together, load = threading.Barrier(2), np.load
+
+    def held_load(*args, **kwargs):
+        try:
+            together.wait(timeout=2)  # both readers inside the read at once, if nothing keeps them apart
+        except threading.BrokenBarrierError:
+            pass
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(module.np, "load", held_load)
+    results, errors = [], []
+
+    def read():
+        try:
+            results.append(DATASETS.get("mnist1d")(cfg))
+        except Exception as err:  # noqa: BLE001 - collected and asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 2
+    assert all(torch.equal(r.train_x, first.train_x) for r in results)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import logging
 import os
 import time
@@ -53,29 +56,50 @@ def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
 
 def _read_cache(cache: Path) -> dict[str, np.ndarray] | None:
     """The cached arrays, or None (generated again) when the file cannot be read as them: it is moved
-    aside as <name>.corrupt-<time> with a warning, as an unreadable dense-cache entry is."""
+    aside as <name>.corrupt-<time>-<pid> with a warning, as an unreadable dense-cache entry is."""
     try:
         with np.load(cache) as data:  # allow_pickle stays False: a cache never holds objects
             arrays = {k: data[k] for k in ("x", "y", "x_test", "y_test")}
     except Exception as err:  # noqa: BLE001 - any unreadable file: generate again, say so
-        aside = cache.with_name(f"{cache.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside = cache.with_name(f"{cache.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
         log.warning("unreadable MNIST-1D cache %s (%s: %s); moved to %s, generating again", cache, type(err).__name__, err, aside)
         os.replace(cache, aside)
         return None
     return arrays
 
 
+@contextlib.contextmanager
+def _cache_lock(cache: Path) -> Iterator[None]:
+    """A file lock beside the cache file (`<name>.lock`): two runs finding the cache missing or unreadable
+    at once both generated it, and both set an unreadable file aside, the second failing on the file the
+    first had moved. A cache folder where no lock file can be made (read-only, shared) is read unlocked."""
+    from filelock import FileLock
+
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(cache) + ".lock")
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 @DATASETS.register("mnist1d")
 def load_mnist1d(cfg: DictConfig) -> RawData:
     cache = Path(os.path.expanduser(cfg.cache_dir)) / f"mnist1d_n{cfg.num_samples}_seed{cfg.data_seed}.npz"
-    arrays = _read_cache(cache) if cache.exists() else None
-    if arrays is None:
-        log.info("generating MNIST-1D (%d samples); caching it at %s", cfg.num_samples, cache)
-        arrays = _generate(cfg.num_samples, cfg.data_seed)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, cache)
+    with _cache_lock(cache):  # concurrent runs: one generates (or sets an unreadable file aside), the others read
+        arrays = _read_cache(cache) if cache.exists() else None
+        if arrays is None:
+            log.info("generating MNIST-1D (%d samples); caching it at %s", cfg.num_samples, cache)
+            arrays = _generate(cfg.num_samples, cfg.data_seed)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, **arrays)
+            os.replace(tmp, cache)
     return RawData(
         train_x=torch.from_numpy(arrays["x"]).float(),
         train_y=torch.from_numpy(arrays["y"]).long(),
