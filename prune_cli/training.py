@@ -189,8 +189,10 @@ def train(
     on_step: Optional[Callable[[int], Optional[Masks]]] = None,
     accel: Accel = FP32,
     hook: Optional[TrainHook] = None,
+    config_key: str = "",
 ) -> list[dict]:
     """Train from epoch `start_epoch` (or a checkpoint) to cfg.epochs; one history row per epoch.
+    `config_key` (train | finetune) names the config `cfg` came from in a divergence message.
 
     Masks stay enforced throughout. `start_epoch` > 0 resumes the LR schedule there (LR rewinding).
     `on_step(global_step)` may return new masks (gradual pruning); `on_epoch_end` receives what a
@@ -283,7 +285,7 @@ def train(
         if not math.isfinite(train_loss):
             raise TrainingDiverged(
                 f"Training diverged in phase '{phase}', epoch {epoch + 1}: the training loss is {train_loss}. "
-                f"Lower the learning rate ({'train' if phase == 'dense' else 'finetune'}.lr="
+                f"Lower the learning rate ({config_key or ('train' if phase == 'dense' else 'finetune')}.lr="
                 f"{cfg.lr}) or add warm-up. Nothing was written to the shared results."
             )
         row = {"phase": phase, "epoch": epoch + 1, "train_loss": train_loss, "lr": groups[0]["lr"]}

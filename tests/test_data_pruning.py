@@ -273,3 +273,20 @@ def test_proxy_scores_are_reused_across_train_epochs_which_proxies_do_not_use(tm
     for extra in (["train.epochs=2"], ["train.epochs=5"], ["train.epochs=5", "train.lr=0.5"]):
         _disk_cache(composed(args, *extra), torch.device("cpu"))("el2n", {"proxies": 1, "proxy_epochs": 1}, compute)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["data_pruning=el2n", "train.lr=1e12"], "train.lr"),  # the proxy trains with the train config
+        (["schedule=greg1", "finetune.lr=1e12"], "finetune.lr"),  # GReg's regularization phase: finetune
+    ],
+    ids=["proxy", "greg"],
+)
+def test_a_diverging_phase_names_the_config_it_trains_with(tmp_path, args, key):
+    """The divergence message named train.lr for the dense phase and finetune.lr for every other one: a
+    data-pruning proxy (trained with the train config) said 'Lower the learning rate (finetune.lr=1e12)'
+    when train.lr was set (found by the race audit)."""
+    proc = run_cli([*FAST, *args], tmp_path / "results", check=False)
+    assert proc.returncode == 2 and "diverged" in proc.stderr, proc.stderr
+    assert f"({key}=1000000000000.0)" in proc.stderr, proc.stderr

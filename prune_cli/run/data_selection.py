@@ -123,6 +123,7 @@ def select_training_data(
             f"data_pruning_proxy{index}",
             on_epoch_end=on_epoch_end if observe is not None else None,
             hook=_PresentationObserver(observe_batch) if observe_batch is not None else None,
+            config_key="train",
         )
         return model
 

@@ -166,9 +166,17 @@ class Experiment:
                 raise TypeError(f"unknown schedule step {step!r}")
 
     def _train(
-        self, phase: str, train_cfg: DictConfig, start_epoch: int = 0, on_step=None, keep_epochs: tuple[int, ...] = (), hook=None
+        self,
+        phase: str,
+        train_cfg: DictConfig,
+        start_epoch: int = 0,
+        on_step=None,
+        keep_epochs: tuple[int, ...] = (),
+        hook=None,
+        config_key: str = "train",
     ) -> None:
-        """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding."""
+        """Train with a checkpoint after every epoch; `keep_epochs` states are kept for rewinding.
+        `config_key`: the config `train_cfg` comes from (train | finetune), for messages."""
         start, recorded_before = time.perf_counter(), self.timing["recording"]
 
         def end_of_epoch(row: dict, progress: TrainProgress) -> None:
@@ -190,6 +198,7 @@ class Experiment:
             on_step=on_step,
             accel=self.accel,
             hook=hook,
+            config_key=config_key,
         )
         self.progress = None
         # the gradual schedule records during training: that time is recording, not training
@@ -294,7 +303,7 @@ class Experiment:
         if step.constant_lr:
             overrides.update(lr_schedule="constant", warmup_epochs=0)
         train_cfg = OmegaConf.merge(base, overrides)
-        self._train(step.phase, train_cfg, hook=hook)
+        self._train(step.phase, train_cfg, hook=hook, config_key=step.which)
         masks = hook.final_masks()
         for table, rows in hook.tables().items():  # with the run context and provenance, like a metric's table
             recorder.add(self, table, step.phase, rows)
@@ -320,7 +329,7 @@ class Experiment:
         start_epoch = 0
         if which == "train" and schedule.restart_from == "rewind" and schedule.lr_rewind:
             start_epoch = schedule.rewind_epoch
-        self._train(self._recorded_next(), train_cfg, start_epoch)
+        self._train(self._recorded_next(), train_cfg, start_epoch, config_key=which)
 
     def _recorded_next(self) -> str:
         """The phase the plan records after the current step (round_k, finetuned): a training step's
