@@ -1020,10 +1020,16 @@ class SweepSummary(Callback):
         record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"  # Hydra's sweeper rewrites it next
         _MULTIRUN_YAML[:] = [(record, record.read_bytes() if record.is_file() else None)]
         _note_the_launcher(config)
-        folder.mkdir(parents=True, exist_ok=True)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
         path = folder / f"{stamp}-{os.getpid()}.jsonl"
-        path.touch()
+        for attempt in range(3):  # another sweep's end removes the folder when it finds it empty
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                path.touch()
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
         os.environ[SWEEP_RECORD_ENV] = str(path.resolve())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -526,3 +526,24 @@ def test_a_skipped_job_leaves_a_run_another_process_is_working_on(tmp_path):
         lock.release()
     _remove_if_scaffolding(run_dir)  # nobody runs it: only scaffolding, removed
     assert not run_dir.exists()
+
+
+def test_a_sweep_starting_while_another_ends_keeps_its_record(tmp_path, monkeypatch):
+    """A sweep ending removes results_dir/.sweeps when it is empty; between another sweep's mkdir of that
+    folder and the creation of its record there, the starting sweep failed with FileNotFoundError (61 of
+    3000 in the race audit's harness). Here the folder is removed at exactly that instant."""
+    from pathlib import Path as P
+
+    touch, removed = P.touch, []
+
+    def touch_after_the_other_sweep_ended(self, *args, **kwargs):
+        if self.parent.name == ".sweeps" and not removed:
+            removed.append(self.parent)
+            self.parent.rmdir()  # what the other sweep's end does to the empty folder
+        return touch(self, *args, **kwargs)
+
+    monkeypatch.setattr(P, "touch", touch_after_the_other_sweep_ended)
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "seed=0"], results, check=False)
+    assert removed and proc.returncode == 0, proc.stderr[-2000:]
+    assert "all 1 runs of the sweep completed" in proc.stderr
