@@ -62,6 +62,10 @@ class Allocation:
     inexact_hint: str = ""  # why the achieved sparsity may differ from the target, for the error message
     # Whether it promises exactly round(density * N) kept weights (if not, a miss is a warning, not an error).
     exact_total: Callable[[DictConfig], bool] = _always
+    # Whether its counts at a density depend only on the scores and the layer shapes, not on the current
+    # masks (matched and region_bound read the survivors): then rounds of unchanged scores (magnitude)
+    # keep nested sets and end with the one-round mask (run/unused_options.py).
+    counts_from_scores_only: bool = False
 
     def __call__(self, scores, density: float, ctx) -> dict[str, int]:
         return checked_counts(self.fn(scores, density, ctx), scores, self.name)

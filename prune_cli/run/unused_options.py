@@ -95,14 +95,17 @@ def _method_options(cfg: DictConfig) -> dict[str, str]:
 
 
 def _rounds_of_one_mask(cfg: DictConfig) -> dict[str, str]:
-    """`method.rounds` when the score is the same in every round (magnitude) and each round keeps the
-    top of the last one's survivors (single weights, no inversion, exact selection): the rounds end with
-    the one-round mask (tests/test_unused_options.py computes it)."""
-    from ..pruning import SCORES, STRUCTURES
+    """`method.rounds` when the score is the same in every round (magnitude), the allocation's counts
+    depend on the scores and shapes only, and each round keeps the top of the last one's survivors
+    (single weights, no inversion, exact selection): the rounds end with the one-round mask
+    (tests/test_unused_options.py computes it for global, layerwise and erk)."""
+    from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
 
     m = cfg.method
     score = SCORES.get(m.score)
     if m.rounds == 1 or m.invert or not STRUCTURES.get(m.structure).single_weights:
+        return {}
+    if not ALLOCATIONS.get(m.allocation).counts_from_scores_only:  # matched, region_bound: read the survivors
         return {}
     if not score.same_every_round or score.selection(m) != "exact":
         return {}

@@ -85,13 +85,13 @@ def _erk_counts(scores, density: float, ctx, kernel: bool) -> dict[str, int]:
     return counts_from_densities(dens, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density))
 
 
-@register_allocation("er", options=ErkOptions)
+@register_allocation("er", counts_from_scores_only=True, options=ErkOptions)
 def allocate_er(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi: d_l proportional to (n_in + n_out) / (n_in n_out), kernel size ignored."""
     return _erk_counts(scores, density, ctx, kernel=False)
 
 
-@register_allocation("erk", options=ErkOptions)
+@register_allocation("erk", counts_from_scores_only=True, options=ErkOptions)
 def allocate_erk(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi-Kernel: d_l proportional to sum(shape) / prod(shape) (RigL, Liu et al. 2022)."""
     return _erk_counts(scores, density, ctx, kernel=True)

@@ -8,7 +8,7 @@ import torch
 from ..allocation import ThresholdOptions, kept_count, register_allocation, threshold_impl
 
 
-@register_allocation("global", options=ThresholdOptions)  # method.threshold_impl
+@register_allocation("global", counts_from_scores_only=True, options=ThresholdOptions)  # method.threshold_impl
 def allocate_global(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """One ranking over all prunable weights; ties broken by flat index (lower index kept)."""
     flat = torch.cat([s.flatten().cpu() for s in scores.values()])

@@ -7,7 +7,7 @@ import torch
 from ..allocation import ThresholdOptions, kept_count, register_allocation, threshold_impl
 
 
-@register_allocation("layerwise", options=ThresholdOptions)  # method.threshold_impl
+@register_allocation("layerwise", counts_from_scores_only=True, options=ThresholdOptions)  # method.threshold_impl
 def allocate_layerwise(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """The same density in every prunable layer."""
     return {name: kept_count(s, density, threshold_impl(ctx)) for name, s in scores.items()}
