@@ -214,3 +214,35 @@ def test_the_index_reads_option_declarations_without_importing_them():
     kinds, schemas = plugins.declarations(source)
     assert kinds == [("allocation", "fc_frac")]
     assert plugins.option_declarations(source) == [("allocation", "fc_frac", "FcFracOptions")]
+
+
+def test_option_types_spelled_through_the_typing_module_are_read(tmp_path):
+    """`x: typing.Optional[float] = None` is ordinary Python; only the bare `Optional[float]` was read, and
+    a plugin listing the other spelling stopped every run that named the plugin (audit of today's changes)."""
+    import typing
+
+    from prune_cli.core.plugins import _read_class
+
+    path = tmp_path / "opts.py"
+    path.write_text(
+        "import typing\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Opts:\n"
+        "    cap: typing.Optional[float] = None\n    sizes: typing.List[int] = None\n"
+    )
+    fields, _ = _read_class("lab.opts", str(path), "Opts")
+    assert fields == [("cap", typing.Optional[float], None), ("sizes", typing.List[int], None)]
+
+
+def test_a_literal_option_type_is_refused_naming_the_plugin(tmp_path):
+    """OmegaConf cannot type Literal[...]: a plugin option declared so made every run fail on key 'mode'
+    (not method.mode) with 'a value of type Literal'. It is refused where the options are read, naming
+    the plugin's module, like every type prune-cli cannot give Hydra."""
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.core.plugins import _read_class
+
+    path = tmp_path / "opts.py"
+    path.write_text(
+        "from typing import Literal\nfrom dataclasses import dataclass\n\n\n@dataclass\nclass Opts:\n"
+        '    mode: Literal["a", "b"] = "a"\n'
+    )
+    with pytest.raises(ConfigError, match=r"'plugins': 'lab.opts'.*the type of mode"):
+        _read_class("lab.opts", str(path), "Opts")

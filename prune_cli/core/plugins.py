@@ -374,8 +374,11 @@ class PluginOptions:
         return tuple(self.attrs.get("exclusive", ()))
 
 
-_TYPE_NAMES = {n: getattr(typing, n) for n in ("Any", "Optional", "Union", "List", "Dict", "Tuple", "ClassVar", "Literal")}
+# The names an option's type may use: those OmegaConf can type a config field with (not Literal), bare or
+# through the typing module (`typing.Optional[float]`).
+_TYPE_NAMES: dict[str, Any] = {n: getattr(typing, n) for n in ("Any", "Optional", "Union", "List", "Dict", "Tuple", "ClassVar")}
 _TYPE_NAMES.update({"list": list, "dict": dict, "tuple": tuple, "int": int, "float": float, "str": str, "bool": bool, "None": None})
+_TYPE_NAMES["typing"] = type("typing", (), dict(_TYPE_NAMES))  # typing.<name> of the same names only
 
 
 def _bad_options(module: str, cls: str, what: str) -> ConfigError:
@@ -480,7 +483,7 @@ def _read_class(module: str, path: str, cls: str, seen: tuple = ()) -> tuple[lis
             try:
                 declared = eval(annotation, {"__builtins__": {}}, _TYPE_NAMES)  # noqa: S307 - type names only
             except Exception:  # noqa: BLE001
-                allowed = ", ".join(_TYPE_NAMES)
+                allowed = ", ".join(n for n in _TYPE_NAMES if n != "typing")
                 raise _bad_options(module, cls, f"the type of {option} ({annotation}) uses names other than {allowed}") from None
             fields[option] = (declared, _default(stmt.value, module, cls, option))
     return [(f, t, d) for f, (t, d) in fields.items()], attrs
