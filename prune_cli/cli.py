@@ -509,12 +509,16 @@ def _compose_group_sweeps_with_their_options() -> None:
     ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
 
 
-class _CompositionRejected(BaseException):
-    """A config Hydra could not compose, on its way to `main` past Hydra's `except Exception`."""
+class _PastHydra(BaseException):
+    """An error on its way to `main` past Hydra's `except Exception` (which would print its traceback)."""
 
     def __init__(self, error: Exception):
         super().__init__(error)
         self.error = error
+
+
+class _CompositionRejected(_PastHydra):
+    """A config Hydra could not compose."""
 
 
 def _report_composition_errors_once() -> None:
@@ -652,10 +656,10 @@ def main() -> None:
         _reject(str(err))
     try:
         hydra_main()
-    except _CompositionRejected as rejected:
-        _reject_composition(rejected.error)
     except _LauncherFailed as failed:
         _report_launcher_failure(failed.error)
+    except _CompositionRejected as rejected:
+        _reject_composition(rejected.error)
     except SystemExit as stop:
         # Where Hydra still reports an error while composing itself (`--info`, which calls its own
         # reference to `run_and_report`): printed, then exit 1 from inside its `except` clause, so
@@ -713,13 +717,9 @@ def _undo_sweep_start() -> None:
     _SWEEP_CREATED.clear()
 
 
-class _LauncherFailed(BaseException):
+class _LauncherFailed(_PastHydra):
     """A sweep's launcher raised (no SLURM here, sbatch refused the array job, a parallel worker was
-    killed), on its way to `main` past Hydra's `except Exception`."""
-
-    def __init__(self, error: Exception):
-        super().__init__(error)
-        self.error = error
+    killed)."""
 
 
 def _launcher_failed(err: Exception) -> bool:
