@@ -140,7 +140,8 @@ def _run_id(*, _root_: DictConfig) -> str:
     """`${run_id:}`: the run's directory name. An unsafe `name` (only possible in a sweep, where each
     job is validated in `main` and its failure recorded in its directory) is replaced in the
     directory name, so that nothing lands outside results_dir. Resolved by Hydra before it writes the
-    run directory's `.hydra` files: a finished run's are read here, to be put back."""
+    run directory's `.hydra` files: an existing run's are read here, to be put back if this command
+    finds the run complete (at once, or after waiting for the process running it)."""
     if "results_dir" not in _root_:  # Hydra's node printed alone (`--cfg hydra --resolve`): no run to name
         return "<run id>"
     if not safe_name(_root_.get("name")):
@@ -148,7 +149,7 @@ def _run_id(*, _root_: DictConfig) -> str:
     rid = run_id(_root_)
     if _mode(_root_) is not None and _root_.results_dir:
         run_dir = Path(str(_root_.results_dir)) / "runs" / rid
-        if (run_dir / "COMPLETE").is_file() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:
+        if (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:  # complete, or running elsewhere
             _FINISHED_RECORDS[run_dir.absolute()] = {p.name: p.read_bytes() for p in (run_dir / ".hydra").glob("*") if p.is_file()}
     return rid
 
@@ -184,9 +185,12 @@ def _keep_a_finished_run_s_record(run_dir: Path) -> None:
     """A command that finds its run complete changes nothing in it, but Hydra has already rewritten the
     run's `.hydra` files (config, hydra, overrides) with this command's: a rerun with `threads=1`, or
     the same overrides in another order, would make the finished run's record say what it did not run
-    with. Put back the files read before Hydra wrote them."""
+    with. Put back the files read before Hydra wrote them. Called when the job starts and again when
+    the run, found running in another process, turned out complete once this one got its lock."""
+    if not (run_dir / "COMPLETE").is_file():
+        return  # this process runs it (or resumes it): its command is the record
     kept = _FINISHED_RECORDS.pop(run_dir.absolute(), None)
-    if not kept or not (run_dir / "COMPLETE").is_file():
+    if not kept:
         return
     for name, data in kept.items():
         path = run_dir / ".hydra" / name
@@ -784,7 +788,7 @@ def hydra_main(cfg: DictConfig) -> None:
         for one in unused_overrides(cfg, list(hydra_cfg.overrides.task)):  # a note, or a sweep job that ignores it
             log.warning(one.message())
         _limit_threads(cfg, hydra_cfg)
-        run(cfg, run_dir)
+        run(cfg, run_dir, on_found_complete=lambda: _keep_a_finished_run_s_record(run_dir))
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here
     except interrupts.Interrupted as stop:
         _stopped(stop, run_dir)

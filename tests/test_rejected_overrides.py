@@ -238,3 +238,32 @@ def test_minus_zero_sparsity_is_rejected(finished_results):
     target_sparsity -0.0 and another hash, beside sparsity=0's."""
     err = _rejected([*FAST, "sparsity=-0.0"], finished_results, "sparsity")
     assert "not -0.0" in err
+
+
+def test_a_command_that_waited_for_its_run_leaves_the_record_of_the_command_that_ran_it(finished_results):
+    """The same run started while another process is running it waits on the run's lock, then finds the
+    run complete; Hydra had already rewritten the run's .hydra/ record with the waiting command's
+    (`threads=1` in overrides.yaml of a run made with threads=auto; the race audit, 2 of 2). Here the
+    other process is the test holding the lock, its run completing (COMPLETE written) before it lets go."""
+    import time
+
+    from filelock import FileLock
+
+    from cli_runner import start_forked
+
+    [run_dir] = [p.parent for p in (finished_results / "runs").glob("*/COMPLETE")]
+    record = {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()}
+    (run_dir / "COMPLETE").unlink()  # still running, as far as the waiting command can tell
+    lock = FileLock(str(run_dir / ".run.lock"))
+    lock.acquire()
+    waiting = start_forked(["threads=1", *reversed(FAST)], finished_results)
+    try:
+        for _ in range(600):  # until the waiting command has written its record and waits on the lock
+            if (run_dir / ".hydra" / "overrides.yaml").read_bytes() != record["overrides.yaml"] or waiting.poll() is not None:
+                break
+            time.sleep(0.1)
+        (run_dir / "COMPLETE").write_text(run_dir.name + "\n")  # the other process completes the run
+    finally:
+        lock.release()
+    assert waiting.wait(timeout=120) == 0
+    assert {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == record

@@ -9,7 +9,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from filelock import FileLock, Timeout
@@ -379,11 +379,12 @@ def build_fitting_model(cfg: DictConfig, data) -> torch.nn.Module:
     return build_checked_model(cfg, tuple(data.input_shape), data.num_classes, x.to("cpu"))
 
 
-def run(cfg: DictConfig, run_dir: Path) -> Path:
+def run(cfg: DictConfig, run_dir: Path, on_found_complete: Optional[Callable[[], None]] = None) -> Path:
     """Run one experiment into run_dir: resume it if it was interrupted, skip it if it is complete.
 
     One process at a time per run directory (a file lock): a second process with the same run id
-    waits, then finds the run complete or, if the first died, takes it over from its checkpoint."""
+    waits, then finds the run complete or, if the first died, takes it over from its checkpoint.
+    `on_found_complete` is called when the run is found complete (the CLI puts back its record)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
@@ -400,7 +401,7 @@ def run(cfg: DictConfig, run_dir: Path) -> Path:
             "finished it" if (run_dir / COMPLETE_FILE).exists() else "stopped; taking the run over from its checkpoint",
         )
     try:
-        return _run_locked(cfg, run_dir, rid)
+        return _run_locked(cfg, run_dir, rid, on_found_complete)
     finally:
         lock.release()
 
@@ -418,9 +419,11 @@ def _say_if_made_by_other_code(run_dir: Path, rid: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _run_locked(cfg: DictConfig, run_dir: Path, rid: str) -> Path:
+def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Optional[Callable[[], None]] = None) -> Path:
     results_dir = Path(cfg.results_dir)
     if (run_dir / COMPLETE_FILE).exists():
+        if on_found_complete is not None:
+            on_found_complete()
         if cfg.shared_results and not (run_dir / shared_tables.MARKER_FILE).exists():
             outcome = shared_tables.append_run(results_dir, run_dir, rid)
             log.info("run %s was already complete; its rows were not in the shared tables yet: %s", rid, outcome)
