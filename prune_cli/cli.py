@@ -150,8 +150,13 @@ def _run_id(*, _root_: DictConfig) -> str:
     if _mode(_root_) is not None and _root_.results_dir:
         run_dir = Path(str(_root_.results_dir)) / "runs" / rid
         if (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:  # complete, or running elsewhere
-            _FINISHED_RECORDS[run_dir.absolute()] = {p.name: p.read_bytes() for p in (run_dir / ".hydra").glob("*") if p.is_file()}
+            _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
     return rid
+
+
+def _hydra_record(run_dir: Path) -> dict[str, bytes]:
+    """The run directory's `.hydra` files (config, hydra, overrides), by name."""
+    return {p.name: p.read_bytes() for p in (run_dir / ".hydra").glob("*") if p.is_file()}
 
 
 def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
@@ -178,7 +183,7 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
             f"a directory for this run ({rid}): it holds the finished run {other}, which this command would "
             "relabel; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory",
         )
-    _FINISHED_RECORDS[run_dir.absolute()] = {p.name: p.read_bytes() for p in (run_dir / ".hydra").glob("*") if p.is_file()}
+    _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
 
 
 def _keep_a_finished_run_s_record(run_dir: Path) -> None:

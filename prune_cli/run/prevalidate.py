@@ -42,6 +42,12 @@ def register_schemas() -> None:
 # ----------------------------------------------------------------------------- validation
 
 
+def prunes_once(cfg: DictConfig, schedule: type) -> bool:
+    """Whether the run has a single pruning event: one scoring round and a schedule (schema `schedule`)
+    that prunes once."""
+    return cfg.method.rounds == 1 and schedule.single_event(cfg)
+
+
 def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
     """method.* keys of allocations, structures and ablations (docs/allocation.md). What a particular
     allocation or structure needs is its plugin's: the `check` of its options class and its `check`
@@ -79,7 +85,7 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
             True,
             "false with method.sampling=bernoulli (inverting i.i.d. uniform scores changes nothing)",
         )
-    single_event = m.rounds == 1 and schedule.single_event(cfg)
+    single_event = prunes_once(cfg, schedule)
     if allocation.fixes_final_densities(m):
         fixed = (allocation.fixed_by, OmegaConf.select(cfg, allocation.fixed_by))
     elif structure.fixes_final_densities(m):
@@ -251,8 +257,6 @@ def check_shadowed_options(cfg: DictConfig) -> None:
     mlp and the user's file was ignored, silently. Such a file (unless it is a byte-identical copy) is
     a ConfigError naming it: it needs a name of its own. Hydra's order is kept rather than reversed: a
     packaged option's name means the same config in every results folder and report."""
-    from ..core.paths import configs_dir
-
     sources = OmegaConf.select(cfg, "hydra.runtime.config_sources", default=None) or []
     users = [Path(str(s.path)) for s in sources if s.get("provider") == "command-line" and s.get("schema") == "file"]
     if not users:
@@ -452,8 +456,8 @@ def _check_model_against_data(cfg: DictConfig) -> None:
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     structure = STRUCTURES.get(cfg.method.structure)
     schedule = schema_of(cfg, "schedule")
-    single_event = cfg.method.rounds == 1 and schedule.single_event(cfg)  # earlier events do not shape the last one
-    if structure.check_density is not None and cfg.sparsity > 0 and single_event and prunes_to_sparsity(cfg, schedule):
+    # with one pruning event, no earlier event shapes the last one
+    if structure.check_density is not None and cfg.sparsity > 0 and prunes_once(cfg, schedule) and prunes_to_sparsity(cfg, schedule):
         structure.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     total = sum(p.numel() for p in selected.values())
     if total and prunes_to_sparsity(cfg, schedule) and not cfg.method.allow_collapse and round((1.0 - cfg.sparsity) * total) == 0:
