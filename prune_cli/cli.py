@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -40,7 +41,7 @@ from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
 from .core.paths import hydra_config_path
 from .core.writable import directory_problem
-from .run import composition_memo
+from .run import composition_memo, sweep_record, sweep_stop
 from .run.composition_errors import (
     COMPOSITION_ERRORS,
     as_config_error,
@@ -55,7 +56,6 @@ from .run.unused_options import reject_unused_overrides, sweep_unused, unused_ov
 log = logging.getLogger("prune_cli")
 
 FAILED_FILE = "failed.json"  # written into the run directory of a run that stopped with an error
-SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
 # Files a rejected run may have created in its directory; a directory holding only these is removed.
 SCAFFOLDING = {".hydra", "prune-run.log", "config.yaml", "provenance.json", ".run.lock"}
 
@@ -684,7 +684,42 @@ def main() -> None:
             raise
         _reject(f"{err} (e.g. -m and --cfg job together; --cfg job prints one job's config: give it without -m)")
     finally:  # a sweep stopped by a signal never reached its summary, the record's only reader
-        _remove_sweep_record(os.environ.pop(SWEEP_RECORD_ENV, None))
+        sweep_stop.restore_signals()
+        sweep_record.remove(os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None))
+
+
+def _report_stopped_sweep(outcomes: list[dict], signum: int | None) -> None:
+    """The end of a parallel sweep a signal stopped (prune_cli/run/sweep_stop.py): which runs stopped
+    (each kept its last checkpoint), how many queued runs did not start, how to resume; exit 128 +
+    signal like one run."""
+    started = [x for x in outcomes if x["status"] not in ("skipped", "not-started")]
+    unfinished = [x for x in started if x["status"] != "completed"]
+    signum = signum or _signal_of(unfinished)
+    name, done = signal.Signals(signum).name, len(started) - len(unfinished)
+    print(f"prune-run: sweep stopped by {name}: {done} of the {len(started)} runs that started completed", file=sys.stderr)
+    for x in unfinished:
+        print(f"  {x['run_dir']}: {_how_it_stopped(x)}", file=sys.stderr)
+    queued = len(outcomes) - len(started)
+    if queued:
+        print(f"prune-run: {queued} queued run{'s were' if queued > 1 else ' was'} not started", file=sys.stderr)
+    print("prune-run: run the same command again to resume the sweep (completed runs are not repeated)", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+def _signal_of(outcomes: list[dict]) -> int:
+    """The signal a worker's job was stopped by, from its record ("Interrupted: SIGTERM")."""
+    for x in outcomes:
+        if x["status"] == "stopped" and x["reason"].startswith("Interrupted: SIG"):
+            return int(signal.Signals[x["reason"].split(": ", 1)[1]])
+    return int(signal.SIGTERM)
+
+
+def _how_it_stopped(outcome: dict) -> str:
+    if outcome["status"] != "stopped":
+        return outcome["reason"] or outcome["status"]
+    if (Path(outcome["run_dir"]) / "state.pt").exists():
+        return "stopped at a safe point; its checkpoint (state.pt) is kept"
+    return "stopped before its first checkpoint"
 
 
 def _reject_composition(err: Exception) -> None:
@@ -700,7 +735,7 @@ def _undo_sweep_start() -> None:
     multirun.yaml, the files its launcher wrote (submitit's pickled jobs and sbatch script) and the
     folders this process created."""
     _SWEEP_JOBS.clear()
-    path = os.environ.pop(SWEEP_RECORD_ENV, None)
+    path = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
     if path and Path(path).is_file():
         if Path(path).read_text().strip():  # a job started: its run and the sweep's multirun.yaml stay
             _MULTIRUN_YAML.clear()
@@ -745,14 +780,14 @@ def _report_launcher_failure(err: Exception) -> None:
     folder is put back as it was; after, the runs stay and each one that did not complete is named."""
     name = _LAUNCHER.pop("name", "the launcher")
     reason = f"{type(err).__name__}: {err}".strip()
-    path = os.environ.get(SWEEP_RECORD_ENV)
-    outcomes = _sweep_outcomes(path) if path and Path(path).is_file() else []
+    path = os.environ.get(sweep_record.SWEEP_RECORD_ENV)
+    outcomes = sweep_record.outcomes(path) if path and Path(path).is_file() else []
     if not outcomes:
         _undo_sweep_start()
         print(f"prune-run: error: {name} could not start the sweep; no job ran and nothing was kept: {reason}", file=sys.stderr)
         sys.exit(1)
-    os.environ.pop(SWEEP_RECORD_ENV, None)
-    _remove_sweep_record(path)
+    os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
+    sweep_record.remove(path)
     _MULTIRUN_YAML.clear()  # jobs ran: the sweep's multirun.yaml stays
     _LAUNCHER.clear()
     unfinished = [x for x in outcomes if x["status"] != "completed"]
@@ -776,15 +811,19 @@ def hydra_main(cfg: DictConfig) -> None:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     interrupts.install()
     _keep_a_finished_run_s_record(run_dir)
+    if in_sweep and sweep_record.stopping() and not (run_dir / "COMPLETE").exists():
+        _remove_if_scaffolding(run_dir)  # a queued job a parallel worker took up while a signal stops the sweep
+        sweep_record.record_outcome(run_dir, "not-started")
+        return
     if in_sweep and cfg.get("fail_fast", False) and not (run_dir / "COMPLETE").exists():
-        failed = _failed_in_this_sweep()
+        failed = sweep_record.failed_in_this_sweep()
         if failed is not None:  # a parallel launcher started this job after another one failed
             _remove_if_scaffolding(run_dir)
-            _record_outcome(run_dir, "skipped")
+            sweep_record.record_outcome(run_dir, "skipped")
             print(f"prune-run: {run_dir.name} not started: {Path(failed).name} failed and fail_fast=true", file=sys.stderr)
             return
     if in_sweep:  # a job killed from outside (OOM killer, a node) records nothing else: the summary names it
-        _record_outcome(run_dir, "started")
+        sweep_record.record_outcome(run_dir, "started")
     try:
         interrupts.check()
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again
@@ -796,10 +835,10 @@ def hydra_main(cfg: DictConfig) -> None:
         run(cfg, run_dir, on_found_complete=lambda: _keep_a_finished_run_s_record(run_dir))
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here
     except interrupts.Interrupted as stop:
-        _stopped(stop, run_dir)
+        _stopped(stop, run_dir, in_loky_sweep=in_sweep and sweep_stop.runs_jobs_in_loky_workers(hydra_cfg.launcher))
     except Exception as err:  # noqa: BLE001 - every failure is recorded; the sweep decides whether to go on
         err = _as_expected(err)
-        _record_outcome(run_dir, "failed", err)
+        sweep_record.record_outcome(run_dir, "failed", err)
         if not in_sweep or cfg.get("fail_fast", False):
             _fail(err, run_dir, hydra_cfg, cfg, in_sweep)
             if not (in_sweep and isinstance(err, PruneCliError)):
@@ -816,7 +855,7 @@ def hydra_main(cfg: DictConfig) -> None:
         print(f"prune-run: error in {run_dir.name}: {err}", file=sys.stderr)
     else:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt failed; this one completed
-        _record_outcome(run_dir, "completed")
+        sweep_record.record_outcome(run_dir, "completed")
 
 
 def _as_expected(err: Exception) -> Exception:
@@ -828,7 +867,10 @@ def _as_expected(err: Exception) -> Exception:
     return err
 
 
-def _stopped(stop: interrupts.Interrupted, run_dir: Path) -> None:
+def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_loky_sweep: bool = False) -> None:
+    """One line naming the run and how to resume, exit 128 + signal. A job of a parallel sweep instead
+    marks the sweep as stopping and ends normally: the sweep's process says the rest at its end
+    (prune_cli/run/sweep_stop.py)."""
     name = str(stop)
     if (run_dir / "COMPLETE").exists():
         line = f"prune-run: stopped by {name}; run {run_dir} is complete"
@@ -844,7 +886,10 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path) -> None:
         )
     log.warning(line)
     print(line, file=sys.stderr)
-    _record_outcome(run_dir, "stopped", stop)
+    sweep_record.record_outcome(run_dir, "stopped", stop)
+    if in_loky_sweep:
+        sweep_record.mark_stopping(sweep_record.current())
+        return
     sys.exit(stop.exit_code)
 
 
@@ -864,7 +909,7 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         if "BasicLauncher" in str(hydra_cfg.launcher.get("_target_", "")):
             sys.exit(1)  # jobs run one after another in this process: stop before the next one
         # parallel launchers: the jobs already running finish; those that start later find this failure
-        # in the sweep's record and do not run (hydra_main, _failed_in_this_sweep)
+        # in the sweep's record and do not run (hydra_main, sweep_record.failed_in_this_sweep)
     else:
         print(
             f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "
@@ -888,65 +933,6 @@ def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -
         "traceback": traceback.format_exc(),
     }
     atomic_write_text(run_dir / FAILED_FILE, json.dumps(record, indent=2, default=str))
-
-
-def _failed_in_this_sweep() -> str | None:
-    """The run directory of a job of this sweep that failed, from the sweep's record (None: none yet)."""
-    path = os.environ.get(SWEEP_RECORD_ENV)
-    if not path or not Path(path).exists():
-        return None
-    records = (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip())
-    return next((x["run_dir"] for x in records if x["status"] == "failed"), None)
-
-
-NO_OUTCOME = (
-    "it ended without recording an outcome (killed: out of memory, a time limit, a lost node?); "
-    "run the same command again to resume it"
-)
-
-
-def _sweep_outcomes(path: str | Path) -> list[dict]:
-    """The last record of each job in a sweep's record, in the order the jobs started (a requeued job
-    starts again; a job with only its start recorded was killed from outside and gets NO_OUTCOME)."""
-    last: dict[str, dict] = {}
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            one = json.loads(line)
-            last[one["run_dir"]] = one
-    return [x if x["status"] != "started" else {**x, "reason": NO_OUTCOME} for x in last.values()]
-
-
-def _remove_sweep_record(path: str | None) -> None:
-    """Remove a sweep's record, and results_dir/.sweeps when no other sweep's record is in it."""
-    if not path:
-        return
-    Path(path).unlink(missing_ok=True)
-    try:
-        Path(path).parent.rmdir()
-    except OSError:
-        pass  # another sweep's record is still there
-
-
-def _record_outcome(run_dir: Path, status: str, err: BaseException | None = None) -> None:
-    """One line per job in the sweep's record (read by SweepSummary); nothing outside a sweep."""
-    path = os.environ.get(SWEEP_RECORD_ENV)
-    if not path:
-        return
-    line = (
-        json.dumps(
-            {
-                "run_dir": str(run_dir),
-                "status": status,
-                "reason": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}" if err is not None else "",
-            }
-        )
-        + "\n"
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line.encode())  # one write with O_APPEND: lines of parallel jobs never interleave
-    finally:
-        os.close(fd)
 
 
 def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:
@@ -1039,17 +1025,24 @@ class SweepSummary(Callback):
             except FileNotFoundError:
                 if attempt == 2:
                     raise
-        os.environ[SWEEP_RECORD_ENV] = str(path.resolve())
+        os.environ[sweep_record.SWEEP_RECORD_ENV] = str(path.resolve())
+        if sweep_stop.runs_jobs_in_loky_workers(config.hydra.launcher):
+            sweep_stop.forward_stop_signals(str(path.resolve()))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        signum = sweep_stop.stopped_by()
+        sweep_stop.restore_signals()
         _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
         _MULTIRUN_YAML.clear()  # the sweep ran: its multirun.yaml stays
         _LAUNCHER.clear()
-        path = os.environ.pop(SWEEP_RECORD_ENV, None)
+        path = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
         if not path or not Path(path).exists():
             return
-        lines = _sweep_outcomes(path)
-        _remove_sweep_record(path)
+        lines = sweep_record.outcomes(path)
+        stopping = sweep_record.stopping(path)
+        sweep_record.remove(path)
+        if stopping or signum is not None:
+            _report_stopped_sweep(lines, signum)
         failed = [x for x in lines if x["status"] not in ("completed", "skipped")]
         skipped = [x for x in lines if x["status"] == "skipped"]
         if not failed and not skipped:

@@ -547,3 +547,68 @@ def test_a_sweep_starting_while_another_ends_keeps_its_record(tmp_path, monkeypa
     proc = run_cli(["-m", *FAST, "seed=0"], results, check=False)
     assert removed and proc.returncode == 0, proc.stderr[-2000:]
     assert "all 1 runs of the sweep completed" in proc.stderr
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGUSR2, marks=pytest.mark.slow)])
+def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_point(tmp_path, sig):
+    """`kill <pid of prune-run -m hydra/launcher=parallel ...>` (SLURM's SIGTERM or SIGUSR2 to a batch job
+    running a local parallel sweep): the sweep's process died at once (exit 143, not one line), its
+    joblib workers kept running their jobs as orphans and lingered, and the queued jobs were lost
+    without a word. Now the signal is passed on to the workers, each running job stops at its next
+    safe point, no queued job starts, and the sweep says which runs stopped and how to resume them,
+    then exits 128 + signal; the same command then completes every run, each one's rows once."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1,2", f"results_dir={results}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PRUNE_CLI_HOLD_AT": "checkpoint-saved"}
+    command = [sys.executable, "-m", "prune_cli.cli", *args]
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # both workers hold at their first checkpoint (PRUNE_CLI_HOLD_AT) until a signal comes
+    workers = _children(proc.pid)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err[-3000:]
+    assert "Traceback" not in err and "leaked" not in err, err
+    runs = sorted(p for p in (results / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 2, runs  # the third job never started
+    name = signal.Signals(sig).name
+    assert f"prune-run: sweep stopped by {name}: 0 of the 2 runs that started completed" in err, err
+    for run in runs:
+        assert f"  {run}: stopped at a safe point; its checkpoint (state.pt) is kept" in err, err
+        assert (run / "state.pt").exists() and not (run / "COMPLETE").exists()
+    assert "1 queued run was not started" in err and "run the same command again" in err, err
+    assert not (results / ".sweeps").exists()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "the sweep's worker processes outlived it"
+
+    env.pop("PRUNE_CLI_HOLD_AT")
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
+    _check_shared_rows(results, 3)

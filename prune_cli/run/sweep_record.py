@@ -1,0 +1,96 @@
+"""A sweep's record: one JSON line per job event, appended by the jobs, read by the sweep's process.
+
+Every job of a multirun appends `{"run_dir", "status", "reason"}` when it starts ("started") and when
+it ends ("completed", "failed", "stopped", or "skipped" after a fail-fast failure) to the file named
+by SWEEP_RECORD_ENV, whichever process it runs in (the sweep's own for Hydra's basic launcher, joblib's
+workers, SLURM's nodes). The sweep's process reads it at the end (the summary of failed runs), when
+its launcher fails, and when a signal stops it (prune_cli/run/sweep_stop.py). A job with only its
+start recorded was killed from outside. Lines are written with one O_APPEND write, so the lines of
+parallel jobs never interleave (docs/robustness.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
+STOP_SUFFIX = ".stop"  # beside the record while a signal stops the sweep: a job starting then does not run
+
+NO_OUTCOME = (
+    "it ended without recording an outcome (killed: out of memory, a time limit, a lost node?); "
+    "run the same command again to resume it"
+)
+
+
+def current() -> str | None:
+    """This sweep's record (None outside a sweep)."""
+    return os.environ.get(SWEEP_RECORD_ENV)
+
+
+def record_outcome(run_dir: Path, status: str, err: BaseException | None = None) -> None:
+    """One line per job event in the sweep's record; nothing outside a sweep."""
+    path = current()
+    if not path:
+        return
+    reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}" if err is not None else ""
+    line = json.dumps({"run_dir": str(run_dir), "status": status, "reason": reason, "pid": os.getpid()}) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())  # one write with O_APPEND: lines of parallel jobs never interleave
+    finally:
+        os.close(fd)
+
+
+def _lines(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def outcomes(path: str | Path) -> list[dict]:
+    """The last record of each job, in the order the jobs started (a requeued job starts again; a job
+    with only its start recorded was killed from outside and gets NO_OUTCOME)."""
+    last: dict[str, dict] = {}
+    for one in _lines(path):
+        last[one["run_dir"]] = one
+    return [x if x["status"] != "started" else {**x, "reason": NO_OUTCOME} for x in last.values()]
+
+
+def running(path: str | Path) -> dict[str, int]:
+    """The jobs that started and have not recorded an outcome yet: run directory -> the process id of
+    the worker running it."""
+    last: dict[str, dict] = {}
+    for one in _lines(path):
+        last[one["run_dir"]] = one
+    return {run_dir: int(x.get("pid", 0)) for run_dir, x in last.items() if x["status"] == "started"}
+
+
+def failed_in_this_sweep() -> str | None:
+    """The run directory of a job of this sweep that failed (None: none yet)."""
+    path = current()
+    if not path or not Path(path).exists():
+        return None
+    return next((x["run_dir"] for x in _lines(path) if x["status"] == "failed"), None)
+
+
+def stopping(path: str | None = None) -> bool:
+    """Whether a signal is stopping this sweep (its process marked it: prune_cli/run/sweep_stop.py)."""
+    path = path or current()
+    return bool(path) and Path(path + STOP_SUFFIX).exists()
+
+
+def mark_stopping(path: str) -> None:
+    Path(path + STOP_SUFFIX).touch()
+
+
+def remove(path: str | None) -> None:
+    """Remove a sweep's record (and its stop mark), and results_dir/.sweeps when no other sweep's
+    record is in it."""
+    if not path:
+        return
+    Path(path).unlink(missing_ok=True)
+    Path(path + STOP_SUFFIX).unlink(missing_ok=True)
+    try:
+        Path(path).parent.rmdir()
+    except OSError:
+        pass  # another sweep's record is still there
