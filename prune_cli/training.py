@@ -194,7 +194,8 @@ def train(
     """Train from epoch `start_epoch` (or a checkpoint) to cfg.epochs; one history row per epoch.
     `config_key` (train | finetune) names the config `cfg` came from in a divergence message.
 
-    Masks stay enforced throughout. `start_epoch` > 0 resumes the LR schedule there (LR rewinding).
+    Masks stay enforced throughout. `start_epoch` > 0 trains epochs start_epoch+1..cfg.epochs at the
+    LR schedule's rates for those epochs (LR rewinding, Renda et al. 2020).
     `on_step(global_step)` may return new masks (gradual pruning); `on_epoch_end` receives what a
     checkpoint needs. `accel`: precision, memory format and compiled forward (prune_cli/core/accel.py).
     `hook` shapes the weights during training (prune_cli/train_hooks.py: penalty, gradient edits,
@@ -203,7 +204,6 @@ def train(
     forward = accel.training_forward(model)
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(len(data.train_y) / cfg.batch_size)
-    offset = start_epoch * steps_per_epoch
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     scheduled = cfg.lr_schedule != "constant" or cfg.warmup_epochs > 0
     first_epoch = start_epoch
@@ -266,7 +266,7 @@ def train(
             if hook is not None:
                 hook.before_step(model, step)
             if scheduled:  # the LR is a pure function of the step: nothing to checkpoint
-                factor = lr_factor(cfg, (step + offset) / steps_per_epoch)
+                factor = lr_factor(cfg, step / steps_per_epoch)  # step counts from epoch 0, also from start_epoch
                 for group, base in zip(groups, base_lrs):
                     group["lr"] = base * factor
             optimizer.step()

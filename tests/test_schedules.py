@@ -262,3 +262,22 @@ def test_history_labels_each_retraining_with_the_phase_its_rows_carry(tmp_path, 
     assert list(dict.fromkeys(history.phase)) == ["dense", *retrained]
     recorded = set(pd.DataFrame(exp.tables["metrics.csv"]).phase)
     assert set(retrained) <= recorded
+
+
+@pytest.mark.parametrize("lr_schedule", [["train.lr_schedule=multistep", "train.milestones=[2]"], ["train.lr_schedule=cosine"]])
+def test_lr_rewinding_retrains_with_the_dense_schedule_s_rates_from_the_rewind_epoch(tmp_path, lr_schedule):
+    """Renda et al. 2020, "Comparing Rewinding and Fine-tuning in Neural Network Pruning": LR rewinding
+    retrains from epoch k with the learning rates dense training had at epochs k+1..T. The schedule was
+    shifted by k twice (train() counted its steps from epoch k and added k epochs on top), so epoch e
+    of retraining ran at dense epoch e+k's rate; with a cosine schedule and T=2, k=1 the whole
+    retraining ran at lr=0 and the ticket was never trained."""
+    args = [*FAST, "train.epochs=4", "train.lr=0.1", *lr_schedule, "schedule=lottery_ticket", "schedule.rounds=1"]
+    args += ["schedule.rewind_epoch=1", "schedule.lr_rewind=true"]
+    run_cli(args, tmp_path / "results")
+    [run_dir] = (tmp_path / "results" / "runs").iterdir()
+    history = pd.read_csv(run_dir / "history.csv")
+    dense = history[history.phase == "dense"].set_index("epoch").lr
+    retrain = history[history.phase == "finetuned"].set_index("epoch").lr  # one round: its retraining is the last
+    assert list(retrain.index) == [2, 3, 4]  # epochs k+1..T
+    assert retrain.to_dict() == pytest.approx(dense.loc[[2, 3, 4]].to_dict())
+    assert (retrain > 0).all()
