@@ -84,3 +84,51 @@ def test_a_miss_because_the_code_changed_says_so_in_the_log(tmp_path, monkeypatc
         f"dense cache: 1 entry for this config was trained by other code (prune-cli or torch version, or the source of "
         f"prune-cli or a plugin differs), e.g. {tmp_path / 'cache' / old_entry}; training again"
     ]
+
+
+def test_a_hit_on_a_model_trained_with_another_torch_thread_count_says_so(tmp_path, caplog):
+    """`threads` is not in the dense key (it changes speed), but on a CPU it changes how sums are split:
+    a dense model trained with 2 threads, loaded by a run with 1, gave test loss 2.262516 where that
+    run training its own model gives 2.262517 (resume audit). The hit is kept and its log says so."""
+    import logging
+
+    import torch
+
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+    from tests.helpers import compose
+
+    cache = f"dense_cache.dir={tmp_path / 'cache'}"
+    before = torch.get_num_threads()
+    try:
+        for threads, method in ((before + 1, "random"), (before, "magnitude")):
+            torch.set_num_threads(threads)
+            cfg = compose([*FAST, cache, "train.epochs=1", "finetune.epochs=1", f"method={method}"], tmp_path / method)
+            with caplog.at_level(logging.WARNING, logger="prune_cli.run.experiment"):
+                run(cfg, tmp_path / method / "runs" / run_id(cfg))
+    finally:
+        torch.set_num_threads(before)
+    said = [r.getMessage() for r in caplog.records if "torch threads" in r.getMessage()]
+    assert len(said) == 1 and f"trained with {before + 1} torch threads, this process uses {before}" in said[0], said
+
+
+def test_an_entry_moved_aside_as_unreadable_is_not_called_other_code(tmp_path, caplog):
+    """A corrupt entry is moved to `<key>.corrupt-<time>` (with its COMPLETE and config.json); the next
+    miss's log then said the entry "was trained by other code" (resume audit), though the code was the
+    same and the entry was only unreadable."""
+    import logging
+
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+    from tests.helpers import compose
+
+    cache = f"dense_cache.dir={tmp_path / 'cache'}"
+    for method in ("random", "magnitude"):
+        cfg = compose([*FAST, cache, "train.epochs=1", "finetune.epochs=1", f"method={method}"], tmp_path / method)
+        if method == "magnitude":
+            [entry] = (tmp_path / "cache").glob("*/dense.pt")
+            entry.write_bytes(entry.read_bytes()[:100])
+        with caplog.at_level(logging.INFO, logger="prune_cli.run.experiment"):
+            run(cfg, tmp_path / method / "runs" / run_id(cfg))
+    assert len(list((tmp_path / "cache").glob("*.corrupt-*"))) == 1
+    assert "unreadable" in caplog.text and "trained by other code" not in caplog.text

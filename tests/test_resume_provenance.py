@@ -50,3 +50,26 @@ def test_a_run_resumed_by_other_code_warns_and_records_both(tmp_path, monkeypatc
 def test_an_uninterrupted_run_has_no_resumes(shared_run):
     """The same environment resuming is checked in tests/test_schedules.py's real kill."""
     assert json.loads((shared_run.run_dir / "provenance.json").read_text())["resumed"] == []
+
+
+def test_a_run_resumed_with_another_torch_thread_count_says_so(tmp_path, monkeypatch, caplog):
+    """On a CPU the number of torch intra-op threads changes how sums are split, so the last digits of a
+    resumed run's losses differed from an uninterrupted run's (resume-audit: train_loss
+    1.733663909483956 vs 1.7336640451364773 after `threads=1` -> `threads=2`) without a word, although
+    `threads` is left out of the run id as a key that only changes speed. The thread count is recorded
+    in provenance.json and a resume under another one is warned about like another torch version."""
+    import torch
+
+    before = torch.get_num_threads()
+
+    def more_threads(run_dir, results_dir):
+        torch.set_num_threads(before + 1)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="prune_cli.run.experiment"):
+            run_dir = resume_after_crash(tmp_path, monkeypatch, OVERRIDES, ("dense", 1), more_threads)
+    finally:
+        torch.set_num_threads(before)
+    assert f"torch_threads: {before} -> {before + 1}" in caplog.text
+    record = json.loads((run_dir / "provenance.json").read_text())
+    assert record["torch_threads"] == before and record["resumed"][0]["torch_threads"] == before + 1

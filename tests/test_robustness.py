@@ -276,3 +276,19 @@ def test_a_stop_signal_checkpoints_says_how_to_resume_and_exits_128_plus_signal(
         history = pd.read_csv(run_dir / "history.csv")
         assert sorted(history[history.phase == "dense"].epoch) == list(range(1, LONG_EPOCHS + 1))
         assert "resuming run" in (run_dir / "prune-run.log").read_text()
+
+
+def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path, monkeypatch):
+    """A kill between writing state.pt's temporary file and renaming it left `.state.pt.<pid>.tmp` in the
+    run directory for good, one full-size copy per kill (resume audit). The process that takes the run
+    over (it holds the run's lock, so no other process writes there) removes such leftovers."""
+    results = tmp_path / "results"
+    monkeypatch.setenv("PRUNE_CLI_CRASH_AT", "checkpoint-write")
+    killed = run_cli([*FAST], results, check=False, separate_process=True)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    [run_dir] = (results / "runs").iterdir()
+    assert list(run_dir.glob(".state.pt.*.tmp")), sorted(p.name for p in run_dir.iterdir())
+    monkeypatch.delenv("PRUNE_CLI_CRASH_AT")
+    run_cli([*FAST], results)
+    assert (run_dir / "COMPLETE").exists()
+    assert not list(run_dir.glob(".*.tmp")), sorted(p.name for p in run_dir.iterdir())

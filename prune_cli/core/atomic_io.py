@@ -12,6 +12,18 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def remove_leftovers(folder: Path) -> list[Path]:
+    """The temporary files (`.<name>.<pid>.tmp`) of atomic writes whose process was killed between the
+    write and the rename: each a full copy (of a checkpoint, say), left for good. Only for a folder
+    whose one writer is the caller (a run directory under its run lock), so no live write loses its file."""
+    removed = []
+    for tmp in Path(folder).glob(".*.*.tmp"):
+        if tmp.is_file() and tmp.name.rsplit(".", 2)[-2].isdigit():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     tmp = _tmp(path)

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # schedule, metrics, fine-tuning, results_dir) can change without retraining.
 DENSE_KEYS = ("dataset", "model", "train", "seed")
 COMPLETE = "COMPLETE"
+TRAINED_WITH = "trained_with.json"  # how the entry was trained beyond its key (torch threads)
 
 
 @functools.lru_cache(maxsize=1)
@@ -101,6 +102,8 @@ class DenseCache:
         same_config = {k: v for k, v in self.description.items() if k not in code}
         found = []
         for described in sorted(self.path.parent.glob("*/config.json")):
+            if ".corrupt-" in described.parent.name:
+                continue  # moved aside as unreadable (`quarantine`), not trained by other code
             if described.parent == self.path or not (described.parent / COMPLETE).exists():
                 continue
             try:
@@ -159,4 +162,14 @@ class DenseCache:
         atomic_torch_save(dense, self.path / "dense.pt")
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
         atomic_write_text(self.path / "history.json", json.dumps(history))
+        atomic_write_text(self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads()}))
         atomic_write_text(self.path / COMPLETE, run_id + "\n")  # written last: the entry is complete
+
+    def trained_with_threads(self) -> Optional[int]:
+        """The torch intra-op thread count the entry's model was trained with (None: not recorded, an
+        entry stored before it was). Not part of the key (it changes speed), but on a CPU it changes
+        how sums are split, so the last digits of a hit's numbers can differ from a miss's."""
+        try:
+            return int(json.loads((self.path / TRAINED_WITH).read_text())["torch_threads"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None

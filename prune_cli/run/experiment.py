@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core import crashpoints, interrupts, random_streams
 from ..core.accel import Accel
-from ..core.atomic_io import atomic_write_text
+from ..core.atomic_io import atomic_write_text, remove_leftovers
 from ..core.identity import config_hash, run_id
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES
@@ -230,6 +230,7 @@ class Experiment:
                     own = resumed and entry.trained_by == self.context["run_id"]
                     self.context["dense_cache"] = "miss" if own else "hit"
                     log.info("dense model loaded from the cache (%s): no training needed", cache.path)
+                    self._say_if_trained_with_other_threads(cache)
                 else:
                     stale = cache.trained_by_other_code()
                     if stale:
@@ -259,6 +260,19 @@ class Experiment:
         # generator so that the two never replay each other's draws.
         self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
         random_streams.seed_all(derived_seed(self.cfg.seed, "after-dense-global-streams"))
+
+    def _say_if_trained_with_other_threads(self, cache: DenseCache) -> None:
+        threads, here = cache.trained_with_threads(), torch.get_num_threads()
+        if self.device.type == "cpu" and threads is not None and threads != here:
+            log.warning(
+                "dense cache: the model in %s was trained with %d torch threads, this process uses %d; on a CPU "
+                "that changes how sums are split, so this run's numbers can differ in their last digits from "
+                "one that trains its own dense model here (threads=%d gives the cached model's)",
+                cache.path,
+                threads,
+                here,
+                threads,
+            )
 
     def _prune_context(self) -> PruneContext:
         return PruneContext(
@@ -433,6 +447,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
         return run_dir
     if cfg.shared_results:
         shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
+    for leftover in remove_leftovers(run_dir):  # an earlier attempt killed mid-write (this process holds the run's lock)
+        log.info("removed %s, left by an attempt killed while writing", leftover.name)
     start = time.perf_counter()
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     accel = Accel.from_config(cfg.get("accel"), resolve_device(cfg.device).type)

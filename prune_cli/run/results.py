@@ -83,16 +83,22 @@ def write_start_record(run_dir: Path, run_provenance: dict[str, Any]) -> None:
 def write_resume_record(run_dir: Path, started: dict[str, Any], current: dict[str, Any], at_step: str) -> list[str]:
     """Add this process to provenance.json's `resumed` list (the starting process's record stays on
     top, as its provenance stays in the rows) and return "field: old -> new" for each field of
-    RESUME_CHECKED that differs from the process that started the run."""
+    RESUME_CHECKED that differs from the process that started the run, and for torch's intra-op thread
+    count on a CPU (it changes how sums are split, so the last digits of the numbers)."""
     path = run_dir / PROVENANCE_FILE
     try:
         record = json.loads(path.read_text())
         record.setdefault("resumed", [])
     except (OSError, ValueError):  # missing or torn: rebuild the top from the checkpoint's provenance
         record = {**dict(started), "resumed": []}
-    record["resumed"].append({"at_step": at_step, **environment_record(current)})
+    here = environment_record(current)
+    record["resumed"].append({"at_step": at_step, **here})
     atomic_write_text(path, json.dumps(record, indent=2))
-    return [f"{k}: {started.get(k)} -> {current.get(k)}" for k in RESUME_CHECKED if started.get(k) != current.get(k)]
+    differences = [f"{k}: {started.get(k)} -> {current.get(k)}" for k in RESUME_CHECKED if started.get(k) != current.get(k)]
+    threads = record.get("torch_threads")  # the starting process's (absent in runs started before it was recorded)
+    if str(current.get("device", "")).startswith("cpu") and threads is not None and threads != here["torch_threads"]:
+        differences.append(f"torch_threads: {threads} -> {here['torch_threads']}")
+    return differences
 
 
 def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
@@ -103,6 +109,7 @@ def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
 
     record = dict(run_provenance)
     record.update(
+        torch_threads=torch.get_num_threads(),  # on a CPU it changes the last digits of sums (not in the run id)
         python=platform.python_version(),
         platform=platform.platform(),
         numpy=numpy.__version__,
