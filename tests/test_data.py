@@ -342,3 +342,118 @@ def test_two_processes_finding_the_mnist1d_cache_unreadable_at_once_both_load_it
         t.join()
     assert errors == [] and len(results) == 2
     assert all(torch.equal(r.train_x, first.train_x) for r in results)
+
+
+# --------------------------------------------------------------------------- audit of the data layer: files that do not fit
+
+
+MNIST_ARGS = ["dataset=mnist", "model=mlp", "model.widths=[16]", "train.epochs=1", "finetune.epochs=1", "train.batch_size=16"]
+
+
+def _tiny_mnist(root: Path, n_train: int = 40, n_test: int = 20, compress: bool = False) -> Path:
+    """MNIST's four IDX files under root/MNIST/raw: n_train and n_test images, labels 0..9 in turn."""
+    rng = np.random.default_rng(0)
+    raw = root / "MNIST" / "raw"
+    train_x, test_x = rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 256, (n_test, 28, 28))
+    _write_mnist(raw, train_x, np.arange(n_train) % 10, test_x, np.arange(n_test) % 10, compress)
+    return raw
+
+
+def _the_one_error_line(proc) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("damage", ["first_20_bytes", "corrupt_deflate_stream"])
+def test_a_damaged_gz_idx_file_is_named(tmp_path, damage):
+    """A truncated .gz (gzip raises EOFError) or one whose compressed bytes are damaged (zlib.error)
+    ended the run with a traceback, exit 1, "internal error": only OSError (BadGzipFile) was caught."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    raw = _tiny_mnist(tmp_path, compress=True)
+    path = raw / "train-images-idx3-ubyte.gz"
+    data = path.read_bytes()
+    if damage == "first_20_bytes":
+        path.write_bytes(data[:20])
+    else:  # the 10-byte gzip header kept, the deflate stream replaced by bytes that are not one
+        path.write_bytes(data[:10] + b"\xff" * 64 + data[-8:])
+    with pytest.raises(DatasetFileUnreadable, match=rf"cannot read {path}"):
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path)))
+
+
+def test_a_truncated_gz_idx_file_is_one_message_exit_2(tmp_path):
+    from conftest import run_cli
+
+    raw = _tiny_mnist(tmp_path / "data", compress=True)
+    path = raw / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:20])
+    proc = run_cli([*MNIST_ARGS, f"dataset.root={tmp_path / 'data'}"], tmp_path / "results", check=False)
+    line = _the_one_error_line(proc)
+    assert f"cannot read {path}" in line and "EOFError" in line, line
+
+
+@pytest.mark.parametrize("split, stem", [("train", "train-images-idx3-ubyte"), ("test", "t10k-images-idx3-ubyte")])
+def test_an_idx_split_without_images_is_refused_when_loading(tmp_path, split, stem):
+    """0 training images and 0 labels crashed inside training (IndexError, exit 1); an empty test split
+    was found only after dense training (torch.cat of an empty list), the dense model already cached."""
+    from conftest import run_cli
+
+    raw = _tiny_mnist(tmp_path / "data", n_train=0 if split == "train" else 40, n_test=0 if split == "test" else 20)
+    proc = run_cli([*MNIST_ARGS, f"dataset.root={tmp_path / 'data'}"], tmp_path / "results", check=False)
+    line = _the_one_error_line(proc)
+    assert f"{raw / stem} holds 0 images" in line, line
+    assert not (tmp_path / "results" / "dense_cache").exists()  # refused before any training
+
+
+@pytest.mark.parametrize(
+    "header",
+    [bytes([0, 0, 8, 3]), bytes([0, 0, 8, 3]) + struct.pack(">I", 40) + b"\x00\x00"],
+    ids=["magic_only", "cut_in_the_dimensions"],
+)
+def test_a_truncated_idx_header_says_truncated(tmp_path, header):
+    """A 4-byte file `00 00 08 03` (or one cut inside the dimensions) was reported as "images of shape
+    (0, 0), not 28 x 28"; it is a truncated file."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    raw = _tiny_mnist(tmp_path)
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(header)
+    with pytest.raises(DatasetFileUnreadable) as caught:
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path)))
+    message = str(caught.value)
+    assert message.startswith(f"{path} is truncated: its header declares 3 dimensions") and "shape" not in message, message
+
+
+def test_a_failed_mnist_download_is_one_line_with_the_first_reason(tmp_path, monkeypatch):
+    """torchvision's MNIST tries each mirror and raises one RuntimeError listing them all: the message
+    spanned six lines. It is one line naming the dataset and root, saying the download failed, with
+    the first mirror's reason."""
+    import urllib.error
+
+    import torchvision.datasets.mnist as tv_mnist
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError(f"Name or service not known ({url.split('/')[2]})")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    with pytest.raises(DatasetFilesMissing) as caught:
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path), download=True))
+    message = str(caught.value)
+    first_mirror = tv_mnist.MNIST.mirrors[0]
+    assert "\n" not in message, message
+    assert message.startswith(f"dataset.download=true could not fetch MNIST into {tmp_path / 'MNIST' / 'raw'} (dataset.root=")
+    assert "download failed" in message and first_mirror in message, message
+    assert f"Name or service not known ({first_mirror.split('/')[2]})" in message, message
+    second_host = tv_mnist.MNIST.mirrors[1].split("/")[2]
+    assert f"Name or service not known ({second_host})" not in message, message  # the first reason only
+
+
+def test_cifar_batches_without_images_are_refused_when_loading(tmp_path):
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    write_cifar(tmp_path, "cifar10", n_train=20, n_test=0, classes=10)
+    with pytest.raises(DatasetFileUnreadable, match=r"cifar-10-batches-py/test_batch hold 0 images: the test split would be empty"):
+        DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))
