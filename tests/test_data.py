@@ -4,6 +4,7 @@ imbalance, seeded splits and tensor augmentation."""
 from __future__ import annotations
 
 import gzip
+import re
 import pickle
 import struct
 from pathlib import Path
@@ -408,6 +409,23 @@ def test_an_idx_split_without_images_is_refused_when_loading(tmp_path, split, st
     assert not (tmp_path / "results" / "dense_cache").exists()  # refused before any training
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_loader_that_returns_an_empty_split_is_refused(split):
+    """A dataset plugin whose source has no training (or test) examples: named in build_splits, not a
+    crash inside training or evaluation."""
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.data.splits import RawData
+
+    x, y = torch.randn(9, 3), torch.arange(9) % 3
+    empty_x, empty_y = x[:0], y[:0]
+    raw = RawData(empty_x, empty_y, x, y, 3) if split == "train" else RawData(x, y, empty_x, empty_y, 3)
+    with pytest.raises(
+        PruneCliError,
+        match=rf"dataset 'plug' has no {split}ing examples" if split == "train" else "dataset 'plug' has no test examples",
+    ):
+        build_splits(raw, cfg_of(DatasetConfig, name="plug"), 0, torch.device("cpu"))
+
+
 @pytest.mark.parametrize(
     "header",
     [bytes([0, 0, 8, 3]), bytes([0, 0, 8, 3]) + struct.pack(">I", 40) + b"\x00\x00"],
@@ -457,3 +475,74 @@ def test_cifar_batches_without_images_are_refused_when_loading(tmp_path):
     write_cifar(tmp_path, "cifar10", n_train=20, n_test=0, classes=10)
     with pytest.raises(DatasetFileUnreadable, match=r"cifar-10-batches-py/test_batch hold 0 images: the test split would be empty"):
         DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    "split, labels, named",
+    [("train", [0, 1, 5, 2, -1, 5], "-1, 5"), ("test", [0, 3, 1], "3")],
+    ids=["train_5_and_minus_1", "test_3"],
+)
+def test_labels_outside_the_classes_are_refused_not_dropped(split, labels, named):
+    """A plugin dataset (or cache) whose labels fall outside range(num_classes): build_splits dropped
+    the training examples silently (the stratified split takes classes 0..K-1 only); bad test labels
+    crashed after dense training."""
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.data.splits import RawData
+
+    good = torch.arange(12) % 3
+    bad = torch.tensor(labels)
+    x_bad, x_good = torch.randn(len(bad), 2), torch.randn(12, 2)
+    raw = RawData(x_bad, bad, x_good, good, 3) if split == "train" else RawData(x_good, good, x_bad, bad, 3)
+    with pytest.raises(PruneCliError) as caught:
+        build_splits(raw, cfg_of(DatasetConfig, name="plug", val_fraction=0.0), 0, torch.device("cpu"))
+    what = "training" if split == "train" else "test"
+    assert str(caught.value).startswith(f"dataset 'plug' has {what} labels outside its 3 classes: {named}. Allowed: 0..2"), str(
+        caught.value
+    )
+
+
+def test_longtail_on_data_without_a_class_names_the_imbalance_not_class_counts():
+    """Class 2 has no training examples in the data: the long-tail profile asks one of it, and the
+    message blamed dataset.class_counts, which the user never set."""
+    raw = raw_blobs((50, 50, 0))
+    cfg = cfg_of(DatasetConfig, name="plug", val_fraction=0.0, imbalance="longtail", longtail_ratio=10)
+    with pytest.raises(ConfigError) as caught:
+        build_splits(raw, cfg, 0, torch.device("cpu"))
+    message = str(caught.value)
+    assert caught.value.key == "dataset.imbalance" and "class_counts" not in message, message
+    assert "dataset.longtail_ratio=10" in message and "class 2" in message and "dataset 'plug'" in message, message
+
+
+def test_a_class_without_training_examples_in_the_data_is_a_warning(caplog, capsys):
+    """Dataset files with no training example of a class: the run trains without it (a legitimate
+    experiment), but says so in its log and on stderr."""
+    raw = raw_blobs((30, 0, 30, 0))
+    with caplog.at_level("WARNING"):
+        splits = build_splits(raw, cfg_of(DatasetConfig, name="plug", val_fraction=0.0), 0, torch.device("cpu"))
+    assert torch.bincount(splits.train_y, minlength=4).tolist() == [30, 0, 30, 0]  # the selection is unchanged
+    expected = "classes 1, 3 of 4 have no training examples (removed by the dataset's files)"
+    assert expected in capsys.readouterr().err
+    assert any(expected in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_no_warning_when_every_class_keeps_training_examples(caplog, capsys):
+    with caplog.at_level("WARNING"):
+        build_splits(raw_blobs(), cfg_of(DatasetConfig, name="plug", max_train_samples=60), 0, torch.device("cpu"))
+    assert "no training examples" not in capsys.readouterr().err and not caplog.records
+
+
+def test_max_train_samples_that_leaves_classes_out_warns_in_the_log_and_on_stderr(tmp_path):
+    """dataset.max_train_samples=1 on three classes trains on one class: a legitimate experiment, but
+    the other two disappeared without a word."""
+    from conftest import FAST, run_cli
+
+    proc = run_cli([*FAST, "dataset.max_train_samples=1"], tmp_path / "results")
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("prune-run: warning:")]
+    named = re.fullmatch(
+        r"prune-run: warning: classes (\d), (\d) of 3 have no training examples \(removed by dataset\.max_train_samples=1\); "
+        r"the model is trained without them",
+        line,
+    )
+    assert named and len({named[1], named[2]}) == 2, line  # one example keeps one class of the three
+    (run_dir,) = (tmp_path / "results" / "runs").iterdir()
+    assert line.removeprefix("prune-run: warning: ") in (run_dir / "prune-run.log").read_text()
