@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.checks import check, positive_int
+from ..core.checks import check, data_seed, positive_int
 from ..core.config_base import DatasetConfig, config_schema
+from ..core.writable import directory_problem
 from . import DATASETS
 from .splits import RawData
 
@@ -33,8 +34,8 @@ class Mnist1dConfig(DatasetConfig):
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, f"{key}.num_samples", minimum=100)
-        seed = OmegaConf.select(cfg, f"{key}.data_seed")
-        check(isinstance(seed, int) and 0 <= seed < 2**32, f"{key}.data_seed", seed, "an integer in [0, 2^32) (numpy's seed range)")
+        data_seed(cfg, f"{key}.data_seed")
+        _check_cache_dir(cfg, key)
 
     @classmethod
     def declared_input(cls, node):
@@ -43,6 +44,29 @@ class Mnist1dConfig(DatasetConfig):
     @classmethod
     def declared_train_examples(cls, node):
         return int(node.num_samples), None  # an upper bound: 80 % of them are training examples
+
+
+def _cache_file(node: DictConfig) -> Path:
+    """Where the arrays of this num_samples and data_seed are cached."""
+    return Path(os.path.expanduser(node.cache_dir)) / f"mnist1d_n{node.num_samples}_seed{node.data_seed}.npz"
+
+
+def _check_cache_dir(cfg: DictConfig, key: str) -> None:
+    """`dataset.cache_dir` is a directory prune-run can write or create (prune_cli/core/writable.py), as
+    results_dir is, checked before anything is created: a regular file there failed after the run
+    directory existed, naming no key. A read-only folder is fine when it already holds this cache."""
+    node = OmegaConf.select(cfg, key)
+    value = node.cache_dir
+    problem = directory_problem(value) if isinstance(value, str) and value.strip() else "it is empty"
+    if problem and problem.endswith("is not writable") and _cache_file(node).is_file():
+        problem = None  # a shared, read-only cache holding this dataset: read, never written
+    check(
+        problem is None,
+        f"{key}.cache_dir",
+        value,
+        "a directory prune-run can write or create (the generated MNIST-1D is cached there)",
+        f"Here {problem}." if problem else "",
+    )
 
 
 def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
@@ -90,7 +114,7 @@ def _cache_lock(cache: Path) -> Iterator[None]:
 
 @DATASETS.register("mnist1d")
 def load_mnist1d(cfg: DictConfig) -> RawData:
-    cache = Path(os.path.expanduser(cfg.cache_dir)) / f"mnist1d_n{cfg.num_samples}_seed{cfg.data_seed}.npz"
+    cache = _cache_file(cfg)
     with _cache_lock(cache):  # concurrent runs: one generates (or sets an unreadable file aside), the others read
         arrays = _read_cache(cache) if cache.exists() else None
         if arrays is None:
