@@ -546,3 +546,53 @@ def test_max_train_samples_that_leaves_classes_out_warns_in_the_log_and_on_stder
     assert named and len({named[1], named[2]}) == 2, line  # one example keeps one class of the three
     (run_dir,) = (tmp_path / "results" / "runs").iterdir()
     assert line.removeprefix("prune-run: warning: ") in (run_dir / "prune-run.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "train_label_12",
+        "train_label_minus_1",
+        "y_shorter_than_x",
+        "x_width_30",
+        "test_label_10",
+        "x_test_rows",
+        "labels_as_floats",
+        "other_num_samples",
+    ],
+)
+def test_a_mnist1d_cache_that_does_not_fit_is_generated_again(tmp_path, caplog, case):
+    """A cache whose arrays numpy reads but that does not fit (a label outside 0..9, y shorter than x, 30
+    samples per signal instead of 40, another dataset size) was used silently: examples dropped, a model
+    of the wrong input size, or a crash after dense training (bad test labels). It is set aside like an
+    unreadable cache and the data generated again."""
+    cfg = cfg_of(Mnist1dConfig, name="mnist1d", num_samples=200, cache_dir=str(tmp_path))
+    first = DATASETS.get("mnist1d")(cfg)
+    (cache,) = tmp_path.glob("mnist1d_n200_seed42.npz")
+    with np.load(cache) as data:
+        arrays = {k: data[k].copy() for k in data.files}
+    assert arrays["x"].shape == (160, 40) and arrays["x_test"].shape == (40, 40)  # 80 % of 200 for training
+    if case == "train_label_12":
+        arrays["y"][3] = 12
+    elif case == "train_label_minus_1":
+        arrays["y"][0] = -1
+    elif case == "y_shorter_than_x":
+        arrays["y"] = arrays["y"][:150]
+    elif case == "x_width_30":
+        arrays["x"], arrays["x_test"] = arrays["x"][:, :30], arrays["x_test"][:, :30]
+    elif case == "test_label_10":
+        arrays["y_test"][5] = 10
+    elif case == "x_test_rows":
+        arrays["x_test"] = arrays["x_test"][:30]
+    elif case == "labels_as_floats":
+        arrays["y"] = arrays["y"].astype(np.float64) + 0.5
+    else:  # the arrays of num_samples=100 under the name of 200
+        arrays = {k: v[: len(v) // 2] for k, v in arrays.items()}
+    np.savez(cache, **arrays)
+    with caplog.at_level("WARNING"):
+        again = DATASETS.get("mnist1d")(cfg)
+    assert again.train_x.shape == (160, 40) and again.test_x.shape == (40, 40)
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.train_y, again.train_y)
+    assert torch.equal(first.test_y, again.test_y)
+    assert len(list(tmp_path.glob("mnist1d_n200_seed42.npz.corrupt-*"))) == 1
+    assert any("MNIST-1D cache" in r.getMessage() and "generating again" in r.getMessage() for r in caplog.records)
