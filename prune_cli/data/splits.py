@@ -71,12 +71,18 @@ def _take_counts(y, num_classes, counts, gen, cfg: DictConfig) -> torch.Tensor:
             raise ConfigError(
                 "dataset.imbalance",
                 cfg.imbalance,
-                f"none or counts for dataset {cfg.name!r}: dataset.imbalance=longtail (dataset.longtail_ratio={cfg.longtail_ratio:g}) "
+                f"none or counts for {_dataset(cfg)}: dataset.imbalance=longtail (dataset.longtail_ratio={cfg.longtail_ratio:g}) "
                 f"keeps at least one training example of every class, and class {c} has none in the dataset's training data",
             )
         if want > have:
             raise ConfigError("dataset.class_counts", counts, f"at most {have} examples for class {c} (the training split's size)")
     return torch.cat([idx[:n] for idx, n in zip(per_class, counts)])
+
+
+def _dataset(cfg: DictConfig) -> str:
+    """The dataset as messages name it: "dataset 'mnist'" (a node without a name: "the dataset")."""
+    name = cfg.get("name")
+    return f"dataset {name!r}" if name else "the dataset"
 
 
 def classes_without_examples(y: torch.Tensor, num_classes: int) -> list[int]:
@@ -99,17 +105,17 @@ def warn_classes_without_training_examples(classes: list[int], num_classes: int,
     print(f"prune-run: warning: {line}", file=sys.stderr)
 
 
-def check_examples(raw: RawData, name: str) -> None:
+def check_examples(raw: RawData, dataset: str) -> None:
     """Both splits hold examples, each labelled with a class 0..num_classes - 1 (a label outside them
     was dropped from training without a word, and crashed the evaluation after dense training)."""
     for what, y in (("training", raw.train_y), ("test", raw.test_y)):
         if len(y) == 0:
-            raise DatasetContentError(f"dataset {name!r} has no {what} examples: the {what} split would be empty")
+            raise DatasetContentError(f"{dataset} has no {what} examples: the {what} split would be empty")
         bad = torch.unique(y[(y < 0) | (y >= raw.num_classes)]).tolist()
         if bad:
             shown = ", ".join(str(v) for v in bad[:10]) + (f", ... ({len(bad)} in all)" if len(bad) > 10 else "")
             raise DatasetContentError(
-                f"dataset {name!r} has {what} labels outside its {raw.num_classes} classes: {shown}. "
+                f"{dataset} has {what} labels outside its {raw.num_classes} classes: {shown}. "
                 f"Allowed: 0..{raw.num_classes - 1} (one label per class, counted from 0)"
             )
 
@@ -179,7 +185,7 @@ def check_training_left(cfg: DictConfig, counts: list[int]) -> None:
 
 def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device) -> DataSplits:
     """Imbalance, subsetting and a stratified, seeded validation split, then move to the device."""
-    check_examples(raw, cfg.name)
+    check_examples(raw, _dataset(cfg))
     gen = torch.Generator().manual_seed(seed)
     x, y, k = raw.train_x, raw.train_y, raw.num_classes
     warn_classes_without_training_examples(classes_without_examples(y, k), k, "the dataset's files")
