@@ -264,3 +264,45 @@ def test_a_list_of_strings_is_explained_with_strings(tmp_path):
     proc = run_cli([*FAST, "metrics.splits=test"], tmp_path / "results", check=False)
     err = _one_error(proc)
     assert "a list of strings, e.g. [a,b]" in err and "[1,2]" not in err
+
+
+# --------------------------------------------------------------------------- dataset options (audit of the data layer)
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999", "-1", str(2**32)])
+def test_a_synthetic_data_seed_outside_numpy_s_range_is_refused_like_mnist1d_s(finished_results, seed):
+    # Before: 99999999999999999999 ended in torch's "Overflow when unpacking long long" (a traceback,
+    # exit 1, the run directory created); -1 ran, while dataset=mnist1d refused it.
+    _rejected(
+        [*FAST, f"dataset.data_seed={seed}"],
+        finished_results,
+        f"Invalid value for config key 'dataset.data_seed': {seed}. Allowed: an integer in [0, 2^32) (numpy's seed range).",
+    )
+
+
+MNIST1D = ["dataset=mnist1d", "dataset.num_samples=200", "model=mlp", "model.widths=[16]", "train.epochs=1", "finetune.epochs=1"]
+
+
+def test_a_mnist1d_cache_dir_that_is_a_file_is_refused_before_anything_exists(finished_results, tmp_path):
+    # Before: exit 2 with "cannot use <path>: File exists", naming no key, after the run directory
+    # (with failed.json) existed.
+    a_file = tmp_path / "not_a_dir"
+    a_file.write_text("a file\n")
+    _rejected(
+        [*MNIST1D, f"dataset.cache_dir={a_file}"],
+        finished_results,
+        f"Invalid value for config key 'dataset.cache_dir': '{a_file}'. Allowed: a directory prune-run can write or create",
+        f"{a_file} exists and is not a directory",
+    )
+    assert a_file.read_text() == "a file\n"
+
+
+def test_a_mnist1d_cache_dir_below_a_file_is_refused_before_anything_exists(finished_results, tmp_path):
+    a_file = tmp_path / "not_a_dir"
+    a_file.write_text("a file\n")
+    _rejected(
+        [*MNIST1D, f"dataset.cache_dir={a_file / 'mnist1d'}"],
+        finished_results,
+        f"Invalid value for config key 'dataset.cache_dir': '{a_file / 'mnist1d'}'",
+        f"{a_file} is a file",
+    )

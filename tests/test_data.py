@@ -4,6 +4,7 @@ imbalance, seeded splits and tensor augmentation."""
 from __future__ import annotations
 
 import gzip
+import re
 import pickle
 import struct
 from pathlib import Path
@@ -342,3 +343,256 @@ def test_two_processes_finding_the_mnist1d_cache_unreadable_at_once_both_load_it
         t.join()
     assert errors == [] and len(results) == 2
     assert all(torch.equal(r.train_x, first.train_x) for r in results)
+
+
+# --------------------------------------------------------------------------- audit of the data layer: files that do not fit
+
+
+MNIST_ARGS = ["dataset=mnist", "model=mlp", "model.widths=[16]", "train.epochs=1", "finetune.epochs=1", "train.batch_size=16"]
+
+
+def _tiny_mnist(root: Path, n_train: int = 40, n_test: int = 20, compress: bool = False) -> Path:
+    """MNIST's four IDX files under root/MNIST/raw: n_train and n_test images, labels 0..9 in turn."""
+    rng = np.random.default_rng(0)
+    raw = root / "MNIST" / "raw"
+    train_x, test_x = rng.integers(0, 256, (n_train, 28, 28)), rng.integers(0, 256, (n_test, 28, 28))
+    _write_mnist(raw, train_x, np.arange(n_train) % 10, test_x, np.arange(n_test) % 10, compress)
+    return raw
+
+
+def _the_one_error_line(proc) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr[-3000:]
+    lines = [x for x in proc.stderr.splitlines() if x.startswith("prune-run: error:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("damage", ["first_20_bytes", "corrupt_deflate_stream"])
+def test_a_damaged_gz_idx_file_is_named(tmp_path, damage):
+    """A truncated .gz (gzip raises EOFError) or one whose compressed bytes are damaged (zlib.error)
+    ended the run with a traceback, exit 1, "internal error": only OSError (BadGzipFile) was caught."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    raw = _tiny_mnist(tmp_path, compress=True)
+    path = raw / "train-images-idx3-ubyte.gz"
+    data = path.read_bytes()
+    if damage == "first_20_bytes":
+        path.write_bytes(data[:20])
+    else:  # the 10-byte gzip header kept, the deflate stream replaced by bytes that are not one
+        path.write_bytes(data[:10] + b"\xff" * 64 + data[-8:])
+    with pytest.raises(DatasetFileUnreadable, match=rf"cannot read {path}"):
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path)))
+
+
+def test_a_truncated_gz_idx_file_is_one_message_exit_2(tmp_path):
+    from conftest import run_cli
+
+    raw = _tiny_mnist(tmp_path / "data", compress=True)
+    path = raw / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:20])
+    proc = run_cli([*MNIST_ARGS, f"dataset.root={tmp_path / 'data'}"], tmp_path / "results", check=False)
+    line = _the_one_error_line(proc)
+    assert f"cannot read {path}" in line and "EOFError" in line, line
+
+
+@pytest.mark.parametrize("split, stem", [("train", "train-images-idx3-ubyte"), ("test", "t10k-images-idx3-ubyte")])
+def test_an_idx_split_without_images_is_refused_when_loading(tmp_path, split, stem):
+    """0 training images and 0 labels crashed inside training (IndexError, exit 1); an empty test split
+    was found only after dense training (torch.cat of an empty list), the dense model already cached."""
+    from conftest import run_cli
+
+    raw = _tiny_mnist(tmp_path / "data", n_train=0 if split == "train" else 40, n_test=0 if split == "test" else 20)
+    proc = run_cli([*MNIST_ARGS, f"dataset.root={tmp_path / 'data'}"], tmp_path / "results", check=False)
+    line = _the_one_error_line(proc)
+    assert f"{raw / stem} holds 0 images" in line, line
+    assert not (tmp_path / "results" / "dense_cache").exists()  # refused before any training
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_loader_that_returns_an_empty_split_is_refused(split):
+    """A dataset plugin whose source has no training (or test) examples: named in build_splits, not a
+    crash inside training or evaluation."""
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.data.splits import RawData
+
+    x, y = torch.randn(9, 3), torch.arange(9) % 3
+    empty_x, empty_y = x[:0], y[:0]
+    raw = RawData(empty_x, empty_y, x, y, 3) if split == "train" else RawData(x, y, empty_x, empty_y, 3)
+    with pytest.raises(
+        PruneCliError,
+        match=rf"dataset 'plug' has no {split}ing examples" if split == "train" else "dataset 'plug' has no test examples",
+    ):
+        build_splits(raw, cfg_of(DatasetConfig, name="plug"), 0, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [bytes([0, 0, 8, 3]), bytes([0, 0, 8, 3]) + struct.pack(">I", 40) + b"\x00\x00"],
+    ids=["magic_only", "cut_in_the_dimensions"],
+)
+def test_a_truncated_idx_header_says_truncated(tmp_path, header):
+    """A 4-byte file `00 00 08 03` (or one cut inside the dimensions) was reported as "images of shape
+    (0, 0), not 28 x 28"; it is a truncated file."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    raw = _tiny_mnist(tmp_path)
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(header)
+    with pytest.raises(DatasetFileUnreadable) as caught:
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path)))
+    message = str(caught.value)
+    assert message.startswith(f"{path} is truncated: its header declares 3 dimensions") and "shape" not in message, message
+
+
+def test_a_failed_mnist_download_is_one_line_with_the_first_reason(tmp_path, monkeypatch):
+    """torchvision's MNIST tries each mirror and raises one RuntimeError listing them all: the message
+    spanned six lines. It is one line naming the dataset and root, saying the download failed, with
+    the first mirror's reason."""
+    import urllib.error
+
+    import torchvision.datasets.mnist as tv_mnist
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError(f"Name or service not known ({url.split('/')[2]})")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    with pytest.raises(DatasetFilesMissing) as caught:
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path), download=True))
+    message = str(caught.value)
+    first_mirror = tv_mnist.MNIST.mirrors[0]
+    assert "\n" not in message, message
+    assert message.startswith(f"dataset.download=true could not fetch MNIST into {tmp_path / 'MNIST' / 'raw'} (dataset.root=")
+    assert "download failed" in message and first_mirror in message, message
+    assert f"Name or service not known ({first_mirror.split('/')[2]})" in message, message
+    second_host = tv_mnist.MNIST.mirrors[1].split("/")[2]
+    assert f"Name or service not known ({second_host})" not in message, message  # the first reason only
+
+
+def test_cifar_batches_without_images_are_refused_when_loading(tmp_path):
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    write_cifar(tmp_path, "cifar10", n_train=20, n_test=0, classes=10)
+    with pytest.raises(DatasetFileUnreadable, match=r"cifar-10-batches-py/test_batch hold 0 images: the test split would be empty"):
+        DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    "split, labels, named",
+    [("train", [0, 1, 5, 2, -1, 5], "-1, 5"), ("test", [0, 3, 1], "3")],
+    ids=["train_5_and_minus_1", "test_3"],
+)
+def test_labels_outside_the_classes_are_refused_not_dropped(split, labels, named):
+    """A plugin dataset (or cache) whose labels fall outside range(num_classes): build_splits dropped
+    the training examples silently (the stratified split takes classes 0..K-1 only); bad test labels
+    crashed after dense training."""
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.data.splits import RawData
+
+    good = torch.arange(12) % 3
+    bad = torch.tensor(labels)
+    x_bad, x_good = torch.randn(len(bad), 2), torch.randn(12, 2)
+    raw = RawData(x_bad, bad, x_good, good, 3) if split == "train" else RawData(x_good, good, x_bad, bad, 3)
+    with pytest.raises(PruneCliError) as caught:
+        build_splits(raw, cfg_of(DatasetConfig, name="plug", val_fraction=0.0), 0, torch.device("cpu"))
+    what = "training" if split == "train" else "test"
+    assert str(caught.value).startswith(f"dataset 'plug' has {what} labels outside its 3 classes: {named}. Allowed: 0..2"), str(
+        caught.value
+    )
+
+
+def test_longtail_on_data_without_a_class_names_the_imbalance_not_class_counts():
+    """Class 2 has no training examples in the data: the long-tail profile asks one of it, and the
+    message blamed dataset.class_counts, which the user never set."""
+    raw = raw_blobs((50, 50, 0))
+    cfg = cfg_of(DatasetConfig, name="plug", val_fraction=0.0, imbalance="longtail", longtail_ratio=10)
+    with pytest.raises(ConfigError) as caught:
+        build_splits(raw, cfg, 0, torch.device("cpu"))
+    message = str(caught.value)
+    assert caught.value.key == "dataset.imbalance" and "class_counts" not in message, message
+    assert "dataset.longtail_ratio=10" in message and "class 2" in message and "dataset 'plug'" in message, message
+
+
+def test_a_class_without_training_examples_in_the_data_is_a_warning(caplog, capsys):
+    """Dataset files with no training example of a class: the run trains without it (a legitimate
+    experiment), but says so in its log and on stderr."""
+    raw = raw_blobs((30, 0, 30, 0))
+    with caplog.at_level("WARNING"):
+        splits = build_splits(raw, cfg_of(DatasetConfig, name="plug", val_fraction=0.0), 0, torch.device("cpu"))
+    assert torch.bincount(splits.train_y, minlength=4).tolist() == [30, 0, 30, 0]  # the selection is unchanged
+    expected = "classes 1, 3 of 4 have no training examples (removed by the dataset's files)"
+    assert expected in capsys.readouterr().err
+    assert any(expected in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_no_warning_when_every_class_keeps_training_examples(caplog, capsys):
+    with caplog.at_level("WARNING"):
+        build_splits(raw_blobs(), cfg_of(DatasetConfig, name="plug", max_train_samples=60), 0, torch.device("cpu"))
+    assert "no training examples" not in capsys.readouterr().err and not caplog.records
+
+
+def test_max_train_samples_that_leaves_classes_out_warns_in_the_log_and_on_stderr(tmp_path):
+    """dataset.max_train_samples=1 on three classes trains on one class: a legitimate experiment, but
+    the other two disappeared without a word."""
+    from conftest import FAST, run_cli
+
+    proc = run_cli([*FAST, "dataset.max_train_samples=1"], tmp_path / "results")
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("prune-run: warning:")]
+    named = re.fullmatch(
+        r"prune-run: warning: classes (\d), (\d) of 3 have no training examples \(removed by dataset\.max_train_samples=1\); "
+        r"the model is trained without them",
+        line,
+    )
+    assert named and len({named[1], named[2]}) == 2, line  # one example keeps one class of the three
+    (run_dir,) = (tmp_path / "results" / "runs").iterdir()
+    assert line.removeprefix("prune-run: warning: ") in (run_dir / "prune-run.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "train_label_12",
+        "train_label_minus_1",
+        "y_shorter_than_x",
+        "x_width_30",
+        "test_label_10",
+        "x_test_rows",
+        "labels_as_floats",
+        "other_num_samples",
+    ],
+)
+def test_a_mnist1d_cache_that_does_not_fit_is_generated_again(tmp_path, caplog, case):
+    """A cache whose arrays numpy reads but that does not fit (a label outside 0..9, y shorter than x, 30
+    samples per signal instead of 40, another dataset size) was used silently: examples dropped, a model
+    of the wrong input size, or a crash after dense training (bad test labels). It is set aside like an
+    unreadable cache and the data generated again."""
+    cfg = cfg_of(Mnist1dConfig, name="mnist1d", num_samples=200, cache_dir=str(tmp_path))
+    first = DATASETS.get("mnist1d")(cfg)
+    (cache,) = tmp_path.glob("mnist1d_n200_seed42.npz")
+    with np.load(cache) as data:
+        arrays = {k: data[k].copy() for k in data.files}
+    assert arrays["x"].shape == (160, 40) and arrays["x_test"].shape == (40, 40)  # 80 % of 200 for training
+    if case == "train_label_12":
+        arrays["y"][3] = 12
+    elif case == "train_label_minus_1":
+        arrays["y"][0] = -1
+    elif case == "y_shorter_than_x":
+        arrays["y"] = arrays["y"][:150]
+    elif case == "x_width_30":
+        arrays["x"], arrays["x_test"] = arrays["x"][:, :30], arrays["x_test"][:, :30]
+    elif case == "test_label_10":
+        arrays["y_test"][5] = 10
+    elif case == "x_test_rows":
+        arrays["x_test"] = arrays["x_test"][:30]
+    elif case == "labels_as_floats":
+        arrays["y"] = arrays["y"].astype(np.float64) + 0.5
+    else:  # the arrays of num_samples=100 under the name of 200
+        arrays = {k: v[: len(v) // 2] for k, v in arrays.items()}
+    np.savez(cache, **arrays)
+    with caplog.at_level("WARNING"):
+        again = DATASETS.get("mnist1d")(cfg)
+    assert again.train_x.shape == (160, 40) and again.test_x.shape == (40, 40)
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.train_y, again.train_y)
+    assert torch.equal(first.test_y, again.test_y)
+    assert len(list(tmp_path.glob("mnist1d_n200_seed42.npz.corrupt-*"))) == 1
+    assert any("MNIST-1D cache" in r.getMessage() and "generating again" in r.getMessage() for r in caplog.records)

@@ -290,3 +290,35 @@ def test_a_diverging_phase_names_the_config_it_trains_with(tmp_path, args, key):
     proc = run_cli([*FAST, *args], tmp_path / "results", check=False)
     assert proc.returncode == 2 and "diverged" in proc.stderr, proc.stderr
     assert f"({key}=1000000000000.0)" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        # 162 training examples (FAST: 60 per class, 6 to validation); round(0.01 x 162) = 2 kept,
+        # one each of classes 0 and 1 (water_fill gives the odd example to the lower class index)
+        (
+            ["data_pruning=class_balanced", "data_pruning.keep=0.01"],
+            r"class 2 of 3 has no training examples \(removed by data_pruning=class_balanced data_pruning\.keep=0\.01\)",
+        ),
+        # max(1, round(0.001 x 162)) = 1 example kept: two of the three classes are gone
+        (
+            ["data_pruning=random", "data_pruning.keep=0.001"],
+            r"classes (\d), (?!\1)(\d) of 3 have no training examples \(removed by data_pruning=random data_pruning\.keep=0\.001\)",
+        ),
+    ],
+    ids=["class_balanced", "random"],
+)
+def test_data_pruning_that_leaves_classes_out_warns_in_the_log_and_on_stderr(tmp_path, args, expected):
+    """A tiny keep removes whole classes from training: not an error (the experiment is legitimate),
+    and the selection is unchanged, but it is said in the run's log and on stderr."""
+    import re
+
+    results = tmp_path / "results"
+    proc = run_cli([*FAST, "sparsity=0.5", *args], results)  # 0.9 disconnects a model trained on 2 examples
+    (line,) = [x for x in proc.stderr.splitlines() if x.startswith("prune-run: warning:")]
+    assert re.fullmatch(rf"prune-run: warning: {expected}; the model is trained without them", line), line
+    (run_dir,) = (results / "runs").iterdir()
+    assert line.removeprefix("prune-run: warning: ") in (run_dir / "prune-run.log").read_text()
+    table = pd.read_csv(run_dir / "data_pruning.csv")
+    assert table.kept.sum() == (2 if args[0] == "data_pruning=class_balanced" else 1)  # what was selected before

@@ -30,6 +30,14 @@ def positive_int(cfg: DictConfig, key: str, minimum: int = 1) -> None:
     check(isinstance(value, int) and value >= minimum, key, value, f"an integer >= {minimum}")
 
 
+def data_seed(cfg: DictConfig, key: str) -> None:
+    """A dataset's generation seed (`dataset.data_seed` of synthetic and mnist1d): an integer in numpy's
+    seed range [0, 2^32), which torch's generators accept too; one range for every generated dataset."""
+    seed = OmegaConf.select(cfg, key)
+    ok = isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32
+    check(ok, key, seed, "an integer in [0, 2^32) (numpy's seed range)")
+
+
 def check_widths(cfg: DictConfig, key: str) -> None:
     """Hidden widths of a fully connected model (mlp, ntk_mlp): a non-empty list of positive integers."""
     value = OmegaConf.to_container(OmegaConf.select(cfg, key))  # a nested list ([[16]]) reaches here as lists

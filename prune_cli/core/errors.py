@@ -38,5 +38,9 @@ class DatasetFileUnreadable(PruneCliError):
     """A dataset file exists but cannot be read (truncated, foreign, or refused by the safe reader)."""
 
 
+class DatasetContentError(PruneCliError):
+    """A dataset's examples do not fit what a run needs: an empty split, labels outside its classes."""
+
+
 class TrainingDiverged(PruneCliError):
     """The loss became NaN or infinite."""

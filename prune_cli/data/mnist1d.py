@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.checks import check, positive_int
+from ..core.checks import check, data_seed, positive_int
 from ..core.config_base import DatasetConfig, config_schema
+from ..core.writable import directory_problem
 from . import DATASETS
 from .splits import RawData
 
@@ -33,8 +34,8 @@ class Mnist1dConfig(DatasetConfig):
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, f"{key}.num_samples", minimum=100)
-        seed = OmegaConf.select(cfg, f"{key}.data_seed")
-        check(isinstance(seed, int) and 0 <= seed < 2**32, f"{key}.data_seed", seed, "an integer in [0, 2^32) (numpy's seed range)")
+        data_seed(cfg, f"{key}.data_seed")
+        _check_cache_dir(cfg, key)
 
     @classmethod
     def declared_input(cls, node):
@@ -43,6 +44,29 @@ class Mnist1dConfig(DatasetConfig):
     @classmethod
     def declared_train_examples(cls, node):
         return int(node.num_samples), None  # an upper bound: 80 % of them are training examples
+
+
+def _cache_file(node: DictConfig) -> Path:
+    """Where the arrays of this num_samples and data_seed are cached."""
+    return Path(os.path.expanduser(node.cache_dir)) / f"mnist1d_n{node.num_samples}_seed{node.data_seed}.npz"
+
+
+def _check_cache_dir(cfg: DictConfig, key: str) -> None:
+    """`dataset.cache_dir` is a directory prune-run can write or create (prune_cli/core/writable.py), as
+    results_dir is, checked before anything is created: a regular file there failed after the run
+    directory existed, naming no key. A read-only folder is fine when it already holds this cache."""
+    node = OmegaConf.select(cfg, key)
+    value = node.cache_dir
+    problem = directory_problem(value) if isinstance(value, str) and value.strip() else "it is empty"
+    if problem and problem.endswith("is not writable") and _cache_file(node).is_file():
+        problem = None  # a shared, read-only cache holding this dataset: read, never written
+    check(
+        problem is None,
+        f"{key}.cache_dir",
+        value,
+        "a directory prune-run can write or create (the generated MNIST-1D is cached there)",
+        f"Here {problem}." if problem else "",
+    )
 
 
 def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
@@ -54,18 +78,47 @@ def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
     return {k: data[k] for k in ("x", "y", "x_test", "y_test")}
 
 
-def _read_cache(cache: Path) -> dict[str, np.ndarray] | None:
-    """The cached arrays, or None (generated again) when the file cannot be read as them: it is moved
-    aside as <name>.corrupt-<time>-<pid> with a warning, as an unreadable dense-cache entry is."""
+SIGNAL_LENGTH, CLASSES = 40, 10  # the published MNIST-1D (Greydanus 2020), as declared_input says
+
+
+def _misfit(arrays: dict[str, np.ndarray], num_samples: int) -> str | None:
+    """Why cached arrays are not MNIST-1D of `num_samples` examples, or None when they are: float signals
+    of 40 samples, one integer label in 0..9 per signal, and the mnist1d package's count (num_samples // 10
+    examples of each of the 10 classes, split into training and test)."""
+    for xs, ys in (("x", "y"), ("x_test", "y_test")):
+        x, y = arrays[xs], arrays[ys]
+        if x.ndim != 2 or x.shape[1] != SIGNAL_LENGTH or not np.issubdtype(x.dtype, np.floating):
+            return f"{xs} is {x.dtype} of shape {x.shape}, not float signals of {SIGNAL_LENGTH} samples"
+        if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+            return f"{ys} is {y.dtype} of shape {y.shape}, not one integer label for each of the {len(x)} signals of {xs}"
+        bad = np.unique(y[(y < 0) | (y >= CLASSES)])
+        if len(bad):
+            return f"{ys} holds {', '.join(str(v) for v in bad[:10])}, not a class 0..{CLASSES - 1}"
+    total, expected = len(arrays["x"]) + len(arrays["x_test"]), (num_samples // CLASSES) * CLASSES
+    if total != expected or not len(arrays["x"]) or not len(arrays["x_test"]):
+        return (
+            f"{len(arrays['x'])} training and {len(arrays['x_test'])} test examples, not {expected} in all (num_samples={num_samples})"
+        )
+    return None
+
+
+def _read_cache(cache: Path, num_samples: int) -> dict[str, np.ndarray] | None:
+    """The cached arrays, or None (generated again) when the file cannot be read as them or they do not
+    fit (`_misfit`: a label outside the classes dropped examples or crashed the evaluation, a signal of
+    another length changed the model's input): it is moved aside as <name>.corrupt-<time>-<pid> with a
+    warning, as an unreadable dense-cache entry is."""
     try:
         with np.load(cache) as data:  # allow_pickle stays False: a cache never holds objects
             arrays = {k: data[k] for k in ("x", "y", "x_test", "y_test")}
+        problem = _misfit(arrays, num_samples)
     except Exception as err:  # noqa: BLE001 - any unreadable file: generate again, say so
-        aside = cache.with_name(f"{cache.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-        log.warning("unreadable MNIST-1D cache %s (%s: %s); moved to %s, generating again", cache, type(err).__name__, err, aside)
-        os.replace(cache, aside)
-        return None
-    return arrays
+        problem, arrays = f"unreadable: {type(err).__name__}: {err}", None
+    if problem is None:
+        return arrays
+    aside = cache.with_name(f"{cache.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    log.warning("MNIST-1D cache %s does not hold the dataset (%s); moved to %s, generating again", cache, problem, aside)
+    os.replace(cache, aside)
+    return None
 
 
 @contextlib.contextmanager
@@ -90,9 +143,9 @@ def _cache_lock(cache: Path) -> Iterator[None]:
 
 @DATASETS.register("mnist1d")
 def load_mnist1d(cfg: DictConfig) -> RawData:
-    cache = Path(os.path.expanduser(cfg.cache_dir)) / f"mnist1d_n{cfg.num_samples}_seed{cfg.data_seed}.npz"
+    cache = _cache_file(cfg)
     with _cache_lock(cache):  # concurrent runs: one generates (or sets an unreadable file aside), the others read
-        arrays = _read_cache(cache) if cache.exists() else None
+        arrays = _read_cache(cache, cfg.num_samples) if cache.exists() else None
         if arrays is None:
             log.info("generating MNIST-1D (%d samples); caching it at %s", cfg.num_samples, cache)
             arrays = _generate(cfg.num_samples, cfg.data_seed)

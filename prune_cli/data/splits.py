@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
 
 from ..core.config_base import declared_train_examples
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, DatasetContentError
 from .batches import to_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,13 +63,61 @@ def _per_class_indices(y: torch.Tensor, num_classes: int, gen: torch.Generator) 
     return [order[shuffled == c] for c in range(num_classes)]
 
 
-def _take_counts(y, num_classes, counts, gen) -> torch.Tensor:
+def _take_counts(y, num_classes, counts, gen, cfg: DictConfig) -> torch.Tensor:
     """Seeded subset with exactly counts[c] examples of class c (raises if more than exist)."""
     per_class = _per_class_indices(y, num_classes, gen)
     for c, (have, want) in enumerate(zip((len(i) for i in per_class), counts)):
+        if want > have and cfg.imbalance == "longtail":  # only for a class the data has no example of (longtail_counts)
+            raise ConfigError(
+                "dataset.imbalance",
+                cfg.imbalance,
+                f"none or counts for {_dataset(cfg)}: dataset.imbalance=longtail (dataset.longtail_ratio={cfg.longtail_ratio:g}) "
+                f"keeps at least one training example of every class, and class {c} has none in the dataset's training data",
+            )
         if want > have:
             raise ConfigError("dataset.class_counts", counts, f"at most {have} examples for class {c} (the training split's size)")
     return torch.cat([idx[:n] for idx, n in zip(per_class, counts)])
+
+
+def _dataset(cfg: DictConfig) -> str:
+    """The dataset as messages name it: "dataset 'mnist'" (a node without a name: "the dataset")."""
+    name = cfg.get("name")
+    return f"dataset {name!r}" if name else "the dataset"
+
+
+def classes_without_examples(y: torch.Tensor, num_classes: int) -> list[int]:
+    """The classes 0..num_classes - 1 of which `y` holds no example."""
+    return [c for c, n in enumerate(torch.bincount(y.cpu(), minlength=num_classes).tolist()) if n == 0]
+
+
+def warn_classes_without_training_examples(classes: list[int], num_classes: int, cause: str) -> None:
+    """A warning in the run's log and on stderr: these classes have no training example left. Not an
+    error (a class removed from training is a legitimate experiment), but never silent."""
+    if not classes:
+        return
+    listed = ", ".join(str(c) for c in classes)
+    line = (
+        f"{'classes' if len(classes) > 1 else 'class'} {listed} of {num_classes} "
+        f"{'have' if len(classes) > 1 else 'has'} no training examples (removed by {cause}); "
+        "the model is trained without them"
+    )
+    log.warning(line)
+    print(f"prune-run: warning: {line}", file=sys.stderr)
+
+
+def check_examples(raw: RawData, dataset: str) -> None:
+    """Both splits hold examples, each labelled with a class 0..num_classes - 1 (a label outside them
+    was dropped from training without a word, and crashed the evaluation after dense training)."""
+    for what, y in (("training", raw.train_y), ("test", raw.test_y)):
+        if len(y) == 0:
+            raise DatasetContentError(f"{dataset} has no {what} examples: the {what} split would be empty")
+        bad = torch.unique(y[(y < 0) | (y >= raw.num_classes)]).tolist()
+        if bad:
+            shown = ", ".join(str(v) for v in bad[:10]) + (f", ... ({len(bad)} in all)" if len(bad) > 10 else "")
+            raise DatasetContentError(
+                f"{dataset} has {what} labels outside its {raw.num_classes} classes: {shown}. "
+                f"Allowed: 0..{raw.num_classes - 1} (one label per class, counted from 0)"
+            )
 
 
 def _planned_counts(cfg: DictConfig, per_class: list[int]) -> list[int]:
@@ -133,8 +185,10 @@ def check_training_left(cfg: DictConfig, counts: list[int]) -> None:
 
 def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device) -> DataSplits:
     """Imbalance, subsetting and a stratified, seeded validation split, then move to the device."""
+    check_examples(raw, _dataset(cfg))
     gen = torch.Generator().manual_seed(seed)
     x, y, k = raw.train_x, raw.train_y, raw.num_classes
+    warn_classes_without_training_examples(classes_without_examples(y, k), k, "the dataset's files")
     if cfg.imbalance != "none":
         available = torch.bincount(y, minlength=k).tolist()
         if cfg.imbalance == "longtail":
@@ -143,11 +197,14 @@ def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device)
             counts = list(cfg.class_counts)
             if len(counts) != k:
                 raise ConfigError("dataset.class_counts", counts, f"a list of exactly {k} counts (one per class)")
-        keep = _take_counts(y, k, counts, gen)
+        keep = _take_counts(y, k, counts, gen, cfg)
         x, y = x[keep], y[keep]
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(y):
+        before = classes_without_examples(y, k)
         keep = torch.randperm(len(y), generator=gen)[: cfg.max_train_samples]
         x, y = x[keep], y[keep]
+        removed = [c for c in classes_without_examples(y, k) if c not in before]
+        warn_classes_without_training_examples(removed, k, f"dataset.max_train_samples={cfg.max_train_samples}")
     val_parts, train_parts = [], []
     per_class = _per_class_indices(y, k, gen)
     check_training_left(cfg, [len(idx) for idx in per_class])

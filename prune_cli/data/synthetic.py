@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.checks import check, choice, finite, positive_int
+from ..core.checks import check, choice, data_seed, finite, positive_int
 from ..core.config_base import DatasetConfig, config_schema
 from . import DATASETS
 from .splits import RawData
@@ -34,6 +34,7 @@ class SyntheticConfig(DatasetConfig):
         positive_int(cfg, f"{key}.samples_per_class")
         positive_int(cfg, f"{key}.test_samples_per_class")
         check(finite(d.noise) and d.noise >= 0, f"{key}.noise", d.noise, "a finite number >= 0")
+        data_seed(cfg, f"{key}.data_seed")  # the range of dataset=mnist1d's: a larger one overflowed in torch's manual_seed
 
     @classmethod
     def declared_input(cls, node):

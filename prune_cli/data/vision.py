@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,11 +149,16 @@ def read_cifar_file(path: str) -> dict:
     return out
 
 
+def _cifar_files(name: str, train: bool) -> list[str]:
+    """The batch files of one CIFAR split (not the meta file), in the order they are read."""
+    return [f for f in SOURCES[name].files if f not in ("batches.meta", "meta") and (f not in ("test_batch", "test")) == train]
+
+
 def _read_cifar(name: str, root: str, train: bool) -> tuple[np.ndarray, list]:
     """(images N x 32 x 32 x 3 uint8, labels) of one CIFAR split, as torchvision lays them out."""
     src = SOURCES[name]
     folder = os.path.join(root, src.folder)
-    files = [f for f in src.files if f not in ("batches.meta", "meta") and (f != "test_batch" and f != "test") == train]
+    files = _cifar_files(name, train)
     label_key = "labels" if name == "cifar10" else "fine_labels"
     images, labels = [], []
     for f in files:
@@ -192,13 +198,18 @@ def read_idx(path: str) -> np.ndarray:
     try:
         with (gzip.open if actual.endswith(".gz") else open)(actual, "rb") as f:
             raw = f.read()
-    except OSError as err:
+    except (OSError, EOFError, zlib.error) as err:  # gzip: BadGzipFile, a truncated stream (EOFError), damaged data
         raise DatasetFileUnreadable(
             f"cannot read {actual} ({type(err).__name__}: {err}). Replace it with the original file."
         ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetFileUnreadable(f"{actual} is not an IDX file of unsigned bytes (its header is {raw[:4].hex()})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DatasetFileUnreadable(
+            f"{actual} is truncated: its header declares {ndim} dimensions ({4 + 4 * ndim} header bytes) but the file "
+            f"ends after {len(raw)} bytes. Replace it with the original file."
+        )
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     body = raw[4 + 4 * ndim :]
     if len(body) != int(np.prod(dims)):
@@ -226,8 +237,20 @@ def _download(name: str, root: str, train: bool) -> None:
     except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError when every mirror fails
         raise DatasetFilesMissing(
             f"dataset.download=true could not fetch {SOURCES[name].label} into {os.path.join(root, SOURCES[name].folder)} "
-            f"({type(err).__name__}: {err}). Put {SOURCES[name].url_hint} there by hand, or download on a machine with network access."
+            f"(dataset.root={root!r}): the download failed ({type(err).__name__}: {_first_reason(err)}). "
+            f"Put {SOURCES[name].url_hint} there by hand, or download on a machine with network access."
         ) from None
+
+
+def _first_reason(err: Exception) -> str:
+    """One line of a download error: torchvision's MNIST raises one RuntimeError listing every mirror
+    ("Error downloading <file>:", then "Tried <mirror>, got:" and its reason, for each); only the
+    first mirror and its reason are kept. Any other error: its first non-empty line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if len(lines) >= 3 and lines[0].startswith("Error downloading") and lines[1].startswith("Tried "):
+        mirror = lines[1].removeprefix("Tried ").removesuffix(", got:")
+        return f"{lines[0].rstrip(':')} from {mirror}: {lines[2]}"
+    return lines[0] if lines else repr(err)
 
 
 def _read_split(name: str, root: str, train: bool, download: bool):
@@ -238,12 +261,23 @@ def _read_split(name: str, root: str, train: bool, download: bool):
     if download and not all(_present(folder, f) for f in SOURCES[name].files):
         _download(name, root, train)
     if name.startswith("cifar"):
-        return _Split(*_read_cifar(name, root, train))
+        split = _Split(*_read_cifar(name, root, train))
+        if len(split.data) == 0:
+            files = _cifar_files(name, train)
+            raise DatasetFileUnreadable(
+                f"{', '.join(os.path.join(folder, f) for f in files)} hold 0 images: the {'training' if train else 'test'} "
+                "split would be empty. Replace them with the files of the extracted archive."
+            )
+        return split
     stem = "train" if train else "t10k"
-    images = read_idx(os.path.join(folder, f"{stem}-images-idx3-ubyte"))
+    image_path = os.path.join(folder, f"{stem}-images-idx3-ubyte")
+    images = read_idx(image_path)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DatasetFileUnreadable(f"{image_path}: images of shape {images.shape[1:]}, not 28 x 28")
+    if len(images) == 0:  # training crashed on it, an empty test split failed only after dense training
         raise DatasetFileUnreadable(
-            f"{os.path.join(folder, f'{stem}-images-idx3-ubyte')}: images of shape {images.shape[1:]}, not 28 x 28"
+            f"{image_path} holds 0 images: the {'training' if train else 'test'} split would be empty. "
+            "Replace it with the original file."
         )
     label_path = os.path.join(folder, f"{stem}-labels-idx1-ubyte")
     labels = _fitting_labels(label_path, read_idx(label_path), len(images), SOURCES[name].num_classes)
