@@ -283,26 +283,21 @@ def test_a_synthetic_data_seed_outside_numpy_s_range_is_refused_like_mnist1d_s(f
 MNIST1D = ["dataset=mnist1d", "dataset.num_samples=200", "model=mlp", "model.widths=[16]", "train.epochs=1", "finetune.epochs=1"]
 
 
-def test_a_mnist1d_cache_dir_that_is_a_file_is_refused_before_anything_exists(finished_results, tmp_path):
+@pytest.mark.parametrize(
+    "below, reason",
+    [("", "{file} exists and is not a directory"), ("mnist1d", "{file} is a file")],
+    ids=["a_file", "below_a_file"],
+)
+def test_a_mnist1d_cache_dir_that_is_or_is_below_a_file_is_refused_before_anything_exists(finished_results, tmp_path, below, reason):
     # Before: exit 2 with "cannot use <path>: File exists", naming no key, after the run directory
     # (with failed.json) existed.
     a_file = tmp_path / "not_a_dir"
     a_file.write_text("a file\n")
+    cache_dir = a_file / below if below else a_file
     _rejected(
-        [*MNIST1D, f"dataset.cache_dir={a_file}"],
+        [*MNIST1D, f"dataset.cache_dir={cache_dir}"],
         finished_results,
-        f"Invalid value for config key 'dataset.cache_dir': '{a_file}'. Allowed: a directory prune-run can write or create",
-        f"{a_file} exists and is not a directory",
+        f"Invalid value for config key 'dataset.cache_dir': '{cache_dir}'. Allowed: a directory prune-run can write or create",
+        reason.format(file=a_file),
     )
     assert a_file.read_text() == "a file\n"
-
-
-def test_a_mnist1d_cache_dir_below_a_file_is_refused_before_anything_exists(finished_results, tmp_path):
-    a_file = tmp_path / "not_a_dir"
-    a_file.write_text("a file\n")
-    _rejected(
-        [*MNIST1D, f"dataset.cache_dir={a_file / 'mnist1d'}"],
-        finished_results,
-        f"Invalid value for config key 'dataset.cache_dir': '{a_file / 'mnist1d'}'",
-        f"{a_file} is a file",
-    )
