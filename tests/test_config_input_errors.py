@@ -301,3 +301,36 @@ def test_a_mnist1d_cache_dir_that_is_or_is_below_a_file_is_refused_before_anythi
         reason.format(file=a_file),
     )
     assert a_file.read_text() == "a file\n"
+
+
+# --------------------------------------------------------------------------- schedules (training-time audit)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        # a start after training: end_step=-1 (never typed) was blamed, with the empty range [12, 11] and -1 "allowed"
+        (["schedule=gradual", "sparsity=0.8", "schedule.start_step=12"], "'schedule.start_step': 12. Allowed: a step in [0, 11]"),
+        (["schedule=gradual", "train.epochs=0"], "'train.epochs': 0. Allowed: at least 1 with schedule=gradual"),
+    ],
+    ids=["start_after_training", "no_training"],
+)
+def test_a_gradual_window_outside_training_names_the_key_that_puts_it_there(finished_results, args, fragment):
+    fast = [a for a in FAST if not (a.startswith("train.epochs=") and any(b.startswith("train.epochs=") for b in args))]
+    err = _rejected([*fast, *args], finished_results, fragment)
+    assert "schedule.end_step" not in err, err
+
+
+def test_lr_rewinding_to_the_last_dense_epoch_is_refused(finished_results):
+    """rewind_epoch = train.epochs with lr_rewind=true retrains from epoch T to T: no epoch, so the
+    "lottery ticket" was the pruned trained model, recorded as retrained (training-time audit)."""
+    args = ["schedule=lottery_ticket", "schedule.rounds=1", "schedule.rewind_epoch=2", "schedule.lr_rewind=true"]
+    _rejected([*FAST, *args], finished_results, "'schedule.rewind_epoch': 2. Allowed: an epoch below train.epochs=2")
+
+
+def test_an_option_gradual_does_not_read_is_refused_as_unread_not_given_advice_that_cannot_apply(finished_results):
+    """`schedule.lr_rewind=true` under gradual said "true only with schedule.restart_from=rewind and
+    schedule.retrain=train"; adding schedule.retrain=train then said both have no effect under gradual."""
+    args = ["schedule=gradual", "sparsity=0.5", "schedule.restart_from=rewind", "schedule.rewind_epoch=1", "schedule.lr_rewind=true"]
+    err = _rejected([*FAST, *args], finished_results, "schedule.lr_rewind", "schedule=gradual does not read it")
+    assert "schedule.retrain=train" not in err, err

@@ -123,3 +123,20 @@ def test_greg2_penalty_gradient_is_the_factor_times_w_before_and_after_the_choic
     for n, g in gradients().items():
         w, keep = hook.params[n].detach(), hook.keep[n]
         assert torch.allclose(g, torch.where(keep, -0.01 * w, 0.6 * w), rtol=1e-6, atol=0)
+
+
+def test_greg1_at_sparsity_zero_reports_no_penalty_level(tmp_path):
+    """At sparsity 0 GReg-1 chooses no weight, so its penalty acts on nothing; history.csv still gave
+    `penalty` 0.75, 1.25 ("the largest chosen-weight factor over the layers", of no weight: training
+    audit). The column is empty when no weight is chosen, and the log says the phase is plain training."""
+    import pandas as pd
+
+    from conftest import run_cli
+
+    args = [*FAST, "schedule=greg1", "sparsity=0", "schedule.delta=0.25", "schedule.interval=2", "schedule.stabilize_steps=3"]
+    run_cli(args, tmp_path / "results")
+    [run_dir] = (tmp_path / "results" / "runs").iterdir()
+    rows = pd.read_csv(run_dir / "history.csv")
+    regularize = rows[rows.phase == "regularize"]
+    assert len(regularize) and regularize.penalty.isna().all(), regularize
+    assert "chooses no weight" in (run_dir / "prune-run.log").read_text()

@@ -174,29 +174,41 @@ class ScheduleConfig:
         """Whether the run prunes once (the final per-layer densities can be fixed in advance)."""
         return cfg.schedule.rounds == 1
 
-    @staticmethod
-    def check(cfg: DictConfig, key: str) -> None:
+    @classmethod
+    def check(cls, cfg: DictConfig, key: str) -> None:
+        """Bound to the run's schedule schema (`run_checks`): the combinations below are checked only
+        for options the schedule reads; `unused` refuses an override of the others as having no effect
+        (advice about an option the schedule ignores could not be followed)."""
         s = OmegaConf.select(cfg, key)
+        reads = set(cls.reads)
         positive_int(cfg, f"{key}.rounds")
         choice(cfg, f"{key}.score_weights", {"trained", "init"})
         choice(cfg, f"{key}.restart_from", {"trained", "init", "rewind", "reinit"})
         choice(cfg, f"{key}.retrain", {"finetune", "train"})
         positive_int(cfg, f"{key}.rewind_epoch", minimum=0)
-        if s.restart_from == "rewind":
+        if s.restart_from == "rewind" and "rewind_epoch" in reads:
             check(
                 s.rewind_epoch <= cfg.train.epochs,
                 f"{key}.rewind_epoch",
                 s.rewind_epoch,
                 f"an epoch of dense training, 0..train.epochs={cfg.train.epochs}",
             )
-        if s.lr_rewind:
+        if s.lr_rewind and "lr_rewind" in reads:
             check(
                 s.restart_from == "rewind" and s.retrain == "train",
                 f"{key}.lr_rewind",
                 True,
                 "true only with schedule.restart_from=rewind and schedule.retrain=train",
             )
-        if s.score_weights == "init":
+            # LR rewinding retrains epochs rewind_epoch+1..train.epochs (Renda et al. 2020): none at the last
+            check(
+                s.rewind_epoch < cfg.train.epochs,
+                f"{key}.rewind_epoch",
+                s.rewind_epoch,
+                f"an epoch below train.epochs={cfg.train.epochs} with {key}.lr_rewind=true (retraining resumes the LR "
+                f"schedule at rewind_epoch and runs to train.epochs: rewind_epoch=train.epochs leaves it no epoch)",
+            )
+        if s.score_weights == "init" and "rounds" in reads:
             check(
                 s.rounds == 1,
                 f"{key}.rounds",
@@ -217,7 +229,8 @@ class ScheduleConfig:
         }
         if "restart_from" in cls.reads and s.restart_from != "rewind":
             found[f"{key}.rewind_epoch"] = (
-                f"it applies only with {key}.restart_from=rewind (schedule=lottery_ticket); here {key}.restart_from={s.restart_from}"
+                f"it applies only with {key}.restart_from=rewind (as schedule=lottery_ticket sets); "
+                f"here {key}.restart_from={s.restart_from}"
             )
         if "lr_rewind" in cls.reads and s.lr_rewind and s.rewind_epoch == 0:
             found[f"{key}.lr_rewind"] = f"the LR schedule already starts at epoch 0; here {key}.rewind_epoch=0"

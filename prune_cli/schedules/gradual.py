@@ -57,8 +57,12 @@ def check_event_window(schedule: DictConfig, total_steps: int, exact: bool = Tru
     the bound fails for the real count too."""
     t0 = schedule.start_step
     t_end = total_steps - 1 if schedule.end_step < 0 else schedule.end_step
-    if not 0 <= t0 <= t_end < total_steps:
-        has = f"{total_steps}" if exact else f"at most {total_steps}"
+    has = f"{total_steps}" if exact else f"at most {total_steps}"
+    if total_steps < 1:  # epochs * batches: no epoch
+        raise ConfigError("train.epochs", 0, "at least 1 with schedule=gradual (its pruning events are optimizer steps of training)")
+    if not 0 <= t0 < total_steps:  # the start is the key that puts the window outside training
+        raise ConfigError("schedule.start_step", t0, f"a step in [0, {total_steps - 1}] (training has {has} optimizer steps)")
+    if not t0 <= t_end < total_steps:
         raise ConfigError(
             "schedule.end_step",
             schedule.end_step,

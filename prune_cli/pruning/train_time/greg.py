@@ -233,6 +233,12 @@ class GRegHook(TrainHook):
         # rounds, the reinit ablation), and GReg only chooses here; the weights shrink by the penalty
         masks = prune_to_density(copy.deepcopy(model), self.ctx.density, self.ctx.prune)
         self.keep = {n: m.to(self.params[n].device) for n, m in masks.items()}
+        if all(bool(k.all()) for k in self.keep.values()):
+            log.warning(
+                "GReg: the method chooses no weight at sparsity %g: the growing penalty acts on no weight "
+                "(GReg-2: on none after this iteration), so the regularize phase is plain training",
+                1.0 - self.ctx.density,
+            )
         if self.ratio_stop is not None:  # a filter is chosen when none of its weights is kept
             self.ratio_stop.choose({n: ~k.flatten(1).any(1) for n, k in self.keep.items()})
 
@@ -291,7 +297,9 @@ class GRegHook(TrainHook):
     def epoch_row(self) -> dict:
         last = max(self.t - 1, 0)
         per_layer = [self.factors(n, last) for n in self.ctx.prunable]
-        row = {"penalty": max(c for c, _ in per_layer), "penalty_step": self.t}
+        chosen = [c for (c, _), n in zip(per_layer, self.ctx.prunable) if self.keep is None or not bool(self.keep[n].all())]
+        # the largest factor of the weights the penalty acts on: none chosen (sparsity 0), no level
+        row = {"penalty": max(chosen) if chosen else math.nan, "penalty_step": self.t}
         if self.greg2:
             row["penalty_kept"] = max(k for _, k in per_layer)
         rule, interval = self.ratio_stop, self.schedule.interval
