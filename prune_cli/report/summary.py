@@ -200,11 +200,17 @@ def _fmt(x: float, digits: int = 4) -> str:
     return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
 
 
+def markdown_cell(text: str) -> str:
+    """`text` as one markdown table cell: `|` escaped as `\\|` (GitHub-flavoured markdown) and each
+    line break as `<br>`, so that a value never adds a column or ends its row (html.py undoes both)."""
+    return "<br>".join(str(text).replace("|", "\\|").splitlines()) if text else ""
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
-    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows = ["| " + " | ".join(markdown_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        rows.append("| " + " | ".join(_fmt(v) if isinstance(v, float) else str(v) for v in r) + " |")
+        rows.append("| " + " | ".join(markdown_cell(_fmt(v) if isinstance(v, float) else str(v)) for v in r) + " |")
     return "\n".join(rows)
 
 
