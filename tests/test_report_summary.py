@@ -90,3 +90,22 @@ def test_experiments_table_keeps_its_columns_with_pipes_and_newlines(tmp_path):
     assert rows[0] == "| experiment | dataset.cache_dir | n_runs | seeds |"
     cells = sorted(re.split(r" (?<!\\)\| ", row[2:-2])[1:] for row in rows[2:])
     assert cells == [["/tmp/x/cache\\|a<b>&c", "2", "0 1"], ["/tmp/y<br>z", "2", "0 1"]]
+
+
+def test_missing_values_are_blank_in_the_accuracy_and_ece_tables(tmp_path):
+    """No dense value, no compression_ratio, and a condition whose accuracy is NaN on every seed:
+    those cells are empty, as everywhere else in summary.md (they read `nan`, `+nan` and `x`)."""
+    from prune_cli.report.disparate import disparate_markdown
+    from prune_cli.report.summary import accuracy_markdown
+
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8, dense=False, extra_rows=[("ece", 0.05)])
+        write_run(root, seed, "random", 0.5, 10, math.nan, dense=False)
+    summary = summarise(pd.concat(pd.read_csv(f) for f in sorted(root.glob("runs/*/metrics.csv"))))
+    assert accuracy_markdown(summary, "test").splitlines()[2:] == [
+        "| toy/mlp | magnitude | oneshot | 0.5 |  | finetuned | 3 | 0.8000 ± 0.0000 | [0.8000, 0.8000] |  |  |",
+        "| toy/mlp | random | oneshot | 0.5 |  | finetuned | 0 |  |  |  |  |",
+    ]
+    ece = disparate_markdown(pd.DataFrame(), pd.DataFrame(), summary, "test")
+    assert ece.splitlines()[-1] == "| toy/mlp | magnitude | 0.5 | finetuned | 3 | 0.0500 [+0.0500, +0.0500] |  |  |"
