@@ -27,6 +27,9 @@ writes into RESULTS_DIR/report/ (or --out):
   report.html             summary.md on one self-contained page, figures embedded (html.py)
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
                           hessian_density, ntk_vs_width (each when its data exists)
+
+Before it writes, it removes these files (build.REPORT_FILES) from the folder, so that none of an
+earlier report stays behind; other files in the folder are left alone.
 """
 
 from __future__ import annotations
