@@ -60,7 +60,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ),
     )
     parser.add_argument("results_dir", type=Path, help="the results_dir of prune-run (holds runs/)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
+    # a string, not a Path: Path("") is ".", and an empty --out must be refused, not the current directory
+    parser.add_argument("--out", default=None, help="output folder (default RESULTS_DIR/report)")
     parser.add_argument(
         "--confidence",
         type=float,
@@ -101,7 +102,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     problem = results_dir_problem(args.results_dir)
     if problem is None:
-        problem = out_problem(args.out if args.out is not None else args.results_dir / "report", default=args.out is None)
+        problem = out_problem(
+            args.out if args.out is not None else args.results_dir / "report", default=args.out is None, root=args.results_dir
+        )
     if problem is not None:  # before any work: nothing read, nothing created
         parser.error(problem)
     from .build import build_report  # pandas, scipy: imported here, after the arguments are checked
@@ -109,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         written = build_report(
             args.results_dir,
-            args.out,
+            Path(args.out) if args.out is not None else None,
             args.confidence,
             args.split,
             plots=not args.no_plots,

@@ -58,7 +58,7 @@ def build_report(
     expected = load_expected(expect) if expect is not None else None
     problem = results_dir_problem(root)  # a run directory, a runs/ folder, an empty folder: nothing created
     if problem is None:
-        problem = out_problem(out if out is not None else root / "report", default=out is None)
+        problem = out_problem(out if out is not None else root / "report", default=out is None, root=root)
     if problem is not None:
         raise ValueError(problem)
     out = Path(out) if out is not None else root / "report"
