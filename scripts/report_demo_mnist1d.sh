@@ -5,6 +5,11 @@
 # so that it finishes in about ten minutes on a 2-core CPU. Then prune-report, timed.
 #   scripts/report_demo_mnist1d.sh [RESULTS_DIR]        (default results/report_demo)
 set -euo pipefail
+USAGE="usage: scripts/report_demo_mnist1d.sh [RESULTS_DIR]"
+case "${1:-}" in  # before any work: --help prints the header comment, an unknown option is refused
+  -h | --help) echo "$USAGE"; sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -*) echo "report_demo_mnist1d.sh: unknown option $1; $USAGE" >&2; exit 2 ;;
+esac
 RESULTS=${1:-results/report_demo}
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1
