@@ -18,7 +18,7 @@ SHELL = {
     "scaling_law_mnist1d.sh": "usage: [PRESET=NAME] scripts/scaling_law_mnist1d.sh [RESULTS_DIR]",
     "gpu_check.sh": "usage: [PYTHON=PATH] [GPU_CHECK_OUT=DIR] scripts/gpu_check.sh",
 }
-PYTHON_SCRIPTS = ["scaling_depth_analysis.py", "ntk_random.py"]
+PYTHON_SCRIPTS = ["scaling_depth_analysis.py", "bench_analysis.py", "ntk_random.py"]
 
 
 def _shell(tmp_path, script: str, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
