@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The offline evidence sweep of prune-report (issue 15; docs/report.md, "Evidence"): MNIST-1D, an
 # MLP 40-256-256-10, magnitude (global) vs LAP (layerwise) vs random (layerwise) at the first four
-# ShrinkBench sparsities, 5 seeds: 60 runs sharing 5 dense models (dense cache), with short training
-# so that it finishes in about ten minutes on a 2-core CPU. Then prune-report, timed.
+# ShrinkBench sparsities, 5 seeds: 60 runs sharing 5 dense models (dense cache), with short training.
+# The sweep took 1,406 s (about 23 minutes) wall on a shared 2-core machine at load average 9-13,
+# niced (docs/report.md, "Evidence"). Then prune-report, timed.
 #   scripts/report_demo_mnist1d.sh [RESULTS_DIR]        (default results/report_demo)
 set -euo pipefail
 USAGE="usage: scripts/report_demo_mnist1d.sh [RESULTS_DIR]"
