@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--skip-run", action="store_true", help="only analyse an existing results folder")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for prune-run")
     args = parser.parse_args()
+    # prune-run runs in the repository (cwd=REPO): a relative --results is the caller's, resolved here
+    args.results = args.results.resolve()
     if not args.skip_run:
         cmd = [
             sys.executable,

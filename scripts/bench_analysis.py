@@ -3,12 +3,22 @@
 1. Empirical NTK: torch.func (vmap of jacrev) vs a per-sample autograd loop, same kernel.
 2. Hessian-vector product: `reuse_graph` and `recompute` HVPs vs one plain gradient, same data.
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/bench_analysis.py
+The variants of each part run interleaved (each repeat times every variant once, in turn), after
+one untimed call each; the script prints the median seconds of each variant, the ratio of the
+medians to the baseline measured in the same process (the loop NTK against torch.func; each HVP
+against the gradient), the range of the per-repeat ratios, and the load average before and after,
+since the machine may be shared.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/bench_analysis.py [--repeats 11] [--examples 2048]
 """
 
 from __future__ import annotations
 
+import argparse
+import os
+import statistics
 import time
+from typing import Callable
 
 import torch
 from torch import nn
@@ -18,14 +28,32 @@ from prune_cli.analysis.ntk import empirical_ntk
 from prune_cli.models.mlp import MLP
 
 
-def best_of(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each variant: one untimed call each, then `repeats` rounds that time every
+    variant once, in turn, so that a change in the machine's load falls on all of them alike."""
+    for fn in variants.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def report(times: dict[str, list[float]], baseline: str, unit: float = 1e3, label: str = "ms") -> None:
+    """Median of each variant and its ratio to the baseline's median; the per-repeat ratios' range."""
+    base = statistics.median(times[baseline])
+    print(f"  {baseline}: median {base * unit:.1f} {label}")
+    for name, values in times.items():
+        if name == baseline:
+            continue
+        paired = [t / b for t, b in zip(values, times[baseline])]
+        print(
+            f"  {name}: median {statistics.median(values) * unit:.1f} {label}, {name} / {baseline} = "
+            f"{statistics.median(values) / base:.2f}x (per repeat {min(paired):.2f}x-{max(paired):.2f}x)"
+        )
 
 
 def loop_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -38,29 +66,39 @@ def loop_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return j @ j.T
 
 
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=11, help="timed rounds per part (default 11)")
+    parser.add_argument("--examples", type=int, default=2048, help="examples of the gradient and the HVPs (default 2048)")
+    parser.add_argument("--ntk-inputs", type=int, default=64, help="inputs of the NTK (default 64)")
+    args = parser.parse_args()
+    print(f"load average before: {load()}; torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats")
     torch.manual_seed(0)
     model = MLP(40, [256, 256], 10).eval()
-    x = torch.randn(64, 40)
+    x = torch.randn(args.ntk_inputs, 40)
     assert torch.allclose(empirical_ntk(model, x), loop_ntk(model, x), rtol=1e-4, atol=1e-3)
-    t_func, t_loop = best_of(lambda: empirical_ntk(model, x)), best_of(lambda: loop_ntk(model, x))
-    print(
-        f"NTK, MLP 40-256-256-10, 64 inputs: torch.func {t_func * 1e3:.1f} ms, per-sample loop "
-        f"{t_loop * 1e3:.1f} ms, loop / func = {t_loop / t_func:.2f}x"
-    )
+    print(f"NTK, MLP 40-256-256-10, {args.ntk_inputs} inputs:")
+    ntk = {"torch.func": lambda: empirical_ntk(model, x), "per-sample loop": lambda: loop_ntk(model, x)}
+    report(interleaved(ntk, args.repeats), "torch.func")
 
-    xs, ys = torch.randn(2048, 40), torch.randint(0, 10, (2048,))
+    xs, ys = torch.randn(args.examples, 40), torch.randint(0, 10, (args.examples,))
     params = list(model.parameters())
 
     def gradient():
         return torch.autograd.grad(nn.functional.cross_entropy(model(xs), ys), params)
 
     v = torch.randn(sum(p.numel() for p in params))
-    t_grad = best_of(gradient)
-    for mode in ("reuse_graph", "recompute"):
-        op = HessianOperator(model, xs, ys, 2048, hvp=mode)
-        t = best_of(lambda: op(v))
-        print(f"HVP ({mode}) / gradient, 2048 examples: {t / t_grad:.2f}x")
+    ops = {mode: HessianOperator(model, xs, ys, args.examples, hvp=mode) for mode in ("reuse_graph", "recompute")}
+    print(f"HVP vs one gradient, {args.examples} examples:")
+    report(
+        interleaved({"gradient": gradient, **{f"HVP {mode}": (lambda op=op: op(v)) for mode, op in ops.items()}}, args.repeats),
+        "gradient",
+    )
+    print(f"load average after: {load()}")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,11 @@ sys.path.insert(0, str(REPO / "tests"))
 from cli_runner import run_in_process, start_forked  # noqa: E402
 from conftest import FAST  # noqa: E402
 
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402
+
 ENV = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-CASES = {"rejected (sparsity=2)": (["sparsity=2"], 2), "tiny run (FAST, 1 epoch)": ([*FAST, "train.epochs=1"], 0)}
+# FAST sets train.epochs too, and prune-run refuses a key given twice: the later value replaces it, as tests/conftest.py does
+CASES = {"rejected (sparsity=2)": (["sparsity=2"], 2), "tiny run (FAST, 1 epoch)": (last_value_wins([*FAST, "train.epochs=1"]), 0)}
 
 
 def new_interpreter(argv: list[str], results: Path) -> int:

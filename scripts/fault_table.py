@@ -378,9 +378,12 @@ def kills(work: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="parent of the working folder (created if missing)")
     parser.add_argument("--only", choices=("bad", "faults", "kills"), default=None)
     args = parser.parse_args()
+    if args.out is not None:  # mkdtemp needs its folder; resolved, since prune-run runs in other directories
+        args.out = args.out.resolve()
+        args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="prune-faults-", dir=args.out))
     print(f"load average at start: {os.getloadavg()}")
     for part, fn in (("bad", bad_inputs), ("faults", faults), ("kills", kills)):

@@ -19,6 +19,12 @@
 #
 # GPU_CHECK_OUT=DIR keeps the run's results and the benchmarks' CSVs there (default: a temporary folder).
 set -euo pipefail
+USAGE="usage: [PYTHON=PATH] [GPU_CHECK_OUT=DIR] scripts/gpu_check.sh"
+case "${1:-}" in  # before any work: --help prints the header comment, an unknown option is refused
+  -h | --help) echo "$USAGE"; sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -*) echo "gpu_check.sh: unknown option $1; $USAGE" >&2; exit 2 ;;
+  *) [ $# -eq 0 ] || { echo "gpu_check.sh: takes no arguments, got $1; $USAGE" >&2; exit 2; } ;;
+esac
 
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}

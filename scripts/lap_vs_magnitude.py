@@ -17,12 +17,14 @@ near chance. Cost: 27 runs of the default MNIST-1D experiment (about 15-20 s eac
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -66,6 +68,47 @@ def table(results_dir: Path) -> pd.DataFrame:
     return wide.unstack("phase")[["pruned", "finetuned"]].unstack("method")
 
 
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
+def dense_configuration(run_dir: Path) -> dict:
+    """The config keys the run's dense model depends on (prune_cli/run/dense_cache.py DENSE_KEYS, and
+    data_pruning and accel where set), without the seed, flattened; empty without config.yaml."""
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    except OSError:
+        return {}
+    return _flat({k: config[k] for k in ("dataset", "model", "train", "data_pruning", "accel") if k in config})
+
+
+def dense_lines(results_dir: Path) -> list[str]:
+    """Mean ± std of the dense test accuracy over seeds, one dense model per seed: every run records
+    the dense phase of the model it pruned, and the runs of one seed and dense configuration share it
+    (the dense cache), so they count once. One line per dense configuration where there are several,
+    named by the keys that tell them apart."""
+    df = pd.read_csv(results_dir / "runs.csv")
+    dense = df[(df.split == "test") & (df.metric == "accuracy") & (df.phase == "dense")].drop_duplicates("run_id", keep="last")
+    configs = {r: dense_configuration(results_dir / "runs" / r) for r in dense.run_id}
+    dense = dense.assign(
+        configuration=[json.dumps(configs[r], sort_keys=True, default=str) for r in dense.run_id],
+        device=dense["device"].astype(str).str.split(":").str[0] if "device" in dense else "",  # the dense cache keys the type
+    )
+    identity = ["configuration", "dataset", "model", "device"]
+    models = dense.drop_duplicates([*identity, "seed"], keep="last")
+    groups = list(models.groupby(identity, sort=False))
+    keys = [k for k in dict.fromkeys(k for c in configs.values() for k in c) if len({str(c.get(k)) for c in configs.values()}) > 1]
+    lines = []
+    for (configuration, *_), part in groups:
+        shown = json.loads(configuration)
+        label = "dense" + (" " + ", ".join(f"{k}={shown.get(k)}" for k in keys) if len(groups) > 1 and keys else "")
+        spread = f" ± {100 * part.value.std():.2f}" if len(part) > 1 else ""
+        lines.append(f"{label}: {100 * part.value.mean():.2f}{spread} (n={len(part)})")
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "lap_vs_magnitude")
@@ -78,11 +121,8 @@ def main() -> None:
     if not args.table_only:
         for method, allocation in SETTINGS:
             run(args.results_dir.resolve(), method, allocation, args.sparsities, args.seeds, args.widths, args.overrides)
-    dense = pd.read_csv(args.results_dir / "runs.csv")
-    dense = dense[(dense.split == "test") & (dense.metric == "accuracy") & (dense.phase == "dense")]
-    dense = dense.drop_duplicates("run_id")
     print("\nMNIST-1D, MLP, one-shot + fine-tuning; test accuracy % (mean ± std over seeds)")
-    print(f"dense: {100 * dense.value.mean():.2f} ± {100 * dense.value.std():.2f} (n={len(dense)})\n")
+    print("\n".join(dense_lines(args.results_dir)) + "\n")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table(args.results_dir).to_string())
 

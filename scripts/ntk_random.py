@@ -4,11 +4,13 @@ An NTK-parameterised ReLU MLP (prune_cli.models.ntk_mlp) is pruned at initialisa
 project's random pruner (Bernoulli masks, the same keep probability q = 1 - p in every layer) and
 its empirical NTK is compared with the dense NTK of the same weights, with the 1/sqrt(q) rescale
 multiplier on and off. A research helper, not part of the package: used by scripts/ntk_width_sweep.py
-(which runs from scripts/) and by tests/test_ntk.py (through tests/helpers.py).
+(which runs from scripts/) and by tests/test_ntk.py (through tests/helpers.py). Run on its own, it
+prints this text: the sweep is `python scripts/ntk_width_sweep.py`.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
 
@@ -61,3 +63,9 @@ def random_pruning_ntk(width: int, depth: int, p: float, seed: int, n_inputs: in
         cmp = kernel_comparison(empirical_ntk(pruned, x, masks=masks), dense)
         out[arm] = {"rel_dist": cmp["rel_dist"], "mean_ratio": cmp["mean_ratio"]}
     return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args()
+    parser.print_help()  # nothing to run: a helper of ntk_width_sweep.py and the tests

@@ -21,7 +21,7 @@ fitting code (prune_cli/report/scaling.py) on subsets of the same seed-mean poin
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -100,4 +100,6 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "results/scaling_depth"))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="?", type=Path, default=Path("results/scaling_depth"), help="the sweep's results_dir")
+    main(parser.parse_args().results)

@@ -10,6 +10,11 @@
 #       4 depths (1-4 hidden layers) x 2 widths x 9 densities x 3 seeds (216 runs; fits phi_depth)
 # Runs already complete in RESULTS are found and skipped, so an interrupted sweep can be rerun.
 set -euo pipefail
+USAGE="usage: [PRESET=NAME] scripts/scaling_law_mnist1d.sh [RESULTS_DIR]"
+case "${1:-}" in  # before any work: --help prints the header comment, an unknown option is refused
+  -h | --help) echo "$USAGE"; sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -*) echo "scaling_law_mnist1d.sh: unknown option $1; $USAGE" >&2; exit 2 ;;
+esac
 RESULTS=${1:-results/scaling_mnist1d}
 PRESET=${PRESET:-scaling_mnist1d}
 PYTHON=${PYTHON:-python}

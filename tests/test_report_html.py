@@ -80,3 +80,24 @@ def test_markdown_tables_lists_code_and_escaping():
     assert "<tr><th>a</th><th>b</th></tr>" in page and "<td>&lt;2&gt;</td>" in page
     assert "<ul><li>one</li><li>two</li></ul>" in page
     assert "<pre>raw | &lt;line&gt;</pre>" in page
+
+
+def test_html_table_cells_keep_pipes_and_line_breaks_in_their_column(tmp_path):
+    """A config value with `|` or a newline: report.html shows it in its own column, `|` and the
+    line break included, with `<` and `&` escaped; the other columns stay under their headers."""
+    from test_report_summary import CACHE_DIRS, _with_cache_dirs
+
+    root = tmp_path / "res"
+    _with_cache_dirs(root, CACHE_DIRS)
+    page = build_report(root, plots=False)["report.html"].read_text()
+    table = page.split("<h2>Experiments</h2>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+    assert re.findall(r"<th>(.*?)</th>", rows[0]) == ["experiment", "dataset.cache_dir", "n_runs", "seeds"]
+    cells = sorted(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[1:] for row in rows[1:])
+    assert cells == [["/tmp/x/cache|a&lt;b&gt;&amp;c", "2", "0 1"], ["/tmp/y<br>z", "2", "0 1"]]
+
+
+def test_markdown_table_cells_unescape_pipes():
+    md = "| a | b |\n|---|---|\n| x\\|y<br>z | 2 |\n"
+    page = markdown_to_html(md, folder=None, title="t")
+    assert "<tr><td>x|y<br>z</td><td>2</td></tr>" in page

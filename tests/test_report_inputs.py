@@ -156,3 +156,42 @@ def test_folder_with_only_failed_runs_is_still_reported(tmp_path, capsys):
     main([str(tmp_path / "results"), "--no-plots"])
     assert "fx-broken" in capsys.readouterr().out
     assert (tmp_path / "results" / "report" / "standards.txt").exists()
+
+
+def test_empty_out_is_refused_not_the_current_directory(tmp_path, capsys, monkeypatch):
+    """`--out ""` wrote the report into the current directory (Path("") is "."), exit 0."""
+    results = _results(tmp_path / "results")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = _snapshot(tmp_path)
+    line = _refused([str(results), "--out", "", "--no-plots"], capsys)
+    assert "--out" in line and "empty" in line
+    assert _snapshot(tmp_path) == before and not any(cwd.iterdir())
+    with pytest.raises(ValueError, match="--out.*empty"):
+        build_report(results, "", plots=False)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("where", ["runs/myreport", "runs", "runs/nested/deeper", "relative"])
+def test_out_inside_the_runs_folder_is_refused(tmp_path, capsys, monkeypatch, where):
+    """--out RESULTS_DIR/runs/myreport succeeded, and every later prune-report listed `myreport` as an
+    unfinished run of the folder. Refused, also given relative to the current directory."""
+    results = _results(tmp_path / "results")
+    out = results / where if where != "relative" else "runs/myreport"
+    if where == "relative":
+        monkeypatch.chdir(results)
+    before = _snapshot(tmp_path)
+    line = _refused([str(results), "--out", str(out), "--no-plots"], capsys)
+    assert f"--out {out}" in line and "runs/" in line and "unfinished run" in line
+    assert _snapshot(tmp_path) == before
+    with pytest.raises(ValueError, match="unfinished run"):
+        build_report(results, out, plots=False)
+    assert _snapshot(tmp_path) == before
+
+
+def test_out_beside_the_runs_folder_is_allowed(tmp_path, capsys):
+    """A folder named like runs/ elsewhere, or RESULTS_DIR/runs_report, is no run folder."""
+    results = _results(tmp_path / "results")
+    main([str(results), "--out", str(results / "runs_report"), "--no-plots"])
+    assert (results / "runs_report" / "summary.md").exists()

@@ -49,3 +49,63 @@ def test_standards_check_counts_seeds_per_experiment(tmp_path):
     ]
     card = pd.read_csv(written["report_card.csv"]).set_index("recommendation")
     assert not card.loc["every experiment repeated with at least 3 seeds", "met"]
+
+
+def test_markdown_table_escapes_pipes_and_line_breaks():
+    """A cell holding `|` or a newline used to add a column or end the row: `|` is now `\\|` (the
+    GitHub-flavoured markdown escape) and a line break `<br>`, so every row keeps its columns."""
+    from prune_cli.report.summary import markdown_table
+
+    table = pd.DataFrame({"key": ["/tmp/x/cache|a<b>&c", "/tmp/y\nz", "r\r\ns"], "n": [2, 3, 4], "v": [math.nan, 0.5, 1.0]})
+    assert markdown_table(table) == (
+        "| key | n | v |\n|---|---|---|\n| /tmp/x/cache\\|a<b>&c | 2 |  |\n| /tmp/y<br>z | 3 | 0.5 |\n| r<br>s | 4 | 1 |"
+    )
+
+
+def _with_cache_dirs(root, values):
+    """Two seeds of magnitude at 0.5 per `dataset.cache_dir` value (one experiment each)."""
+    import yaml
+
+    for seed in range(2):
+        for i, value in enumerate(values):
+            run_id = write_run(root, seed, "magnitude", 0.5, 10, 0.8, name=f"c{i}")
+            path = root / "runs" / run_id / "config.yaml"
+            config = yaml.safe_load(path.read_text())
+            config["dataset"]["cache_dir"] = value
+            path.write_text(yaml.safe_dump(config))
+
+
+CACHE_DIRS = ["/tmp/x/cache|a<b>&c", "/tmp/y\nz"]
+
+
+def test_experiments_table_keeps_its_columns_with_pipes_and_newlines(tmp_path):
+    """The experiments table of summary.md: 4 headers and 4 cells in every row, the value in its column."""
+    import re
+
+    root = tmp_path / "res"
+    _with_cache_dirs(root, CACHE_DIRS)
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    section = md.split("## Experiments", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert rows[0] == "| experiment | dataset.cache_dir | n_runs | seeds |"
+    cells = sorted(re.split(r" (?<!\\)\| ", row[2:-2])[1:] for row in rows[2:])
+    assert cells == [["/tmp/x/cache\\|a<b>&c", "2", "0 1"], ["/tmp/y<br>z", "2", "0 1"]]
+
+
+def test_missing_values_are_blank_in_the_accuracy_and_ece_tables(tmp_path):
+    """No dense value, no compression_ratio, and a condition whose accuracy is NaN on every seed:
+    those cells are empty, as everywhere else in summary.md (they read `nan`, `+nan` and `x`)."""
+    from prune_cli.report.disparate import disparate_markdown
+    from prune_cli.report.summary import accuracy_markdown
+
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8, dense=False, extra_rows=[("ece", 0.05)])
+        write_run(root, seed, "random", 0.5, 10, math.nan, dense=False)
+    summary = summarise(pd.concat(pd.read_csv(f) for f in sorted(root.glob("runs/*/metrics.csv"))))
+    assert accuracy_markdown(summary, "test").splitlines()[2:] == [
+        "| toy/mlp | magnitude | oneshot | 0.5 |  | finetuned | 3 | 0.8000 ± 0.0000 | [0.8000, 0.8000] |  |  |",
+        "| toy/mlp | random | oneshot | 0.5 |  | finetuned | 0 |  |  |  |  |",
+    ]
+    ece = disparate_markdown(pd.DataFrame(), pd.DataFrame(), summary, "test")
+    assert ece.splitlines()[-1] == "| toy/mlp | magnitude | 0.5 | finetuned | 3 | 0.0500 [+0.0500, +0.0500] |  |  |"

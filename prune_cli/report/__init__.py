@@ -27,6 +27,9 @@ writes into RESULTS_DIR/report/ (or --out):
   report.html             summary.md on one self-contained page, figures embedded (html.py)
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
                           hessian_density, ntk_vs_width (each when its data exists)
+
+Before it writes, it removes these files (build.REPORT_FILES) from the folder, so that none of an
+earlier report stays behind; other files in the folder are left alone.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ),
     )
     parser.add_argument("results_dir", type=Path, help="the results_dir of prune-run (holds runs/)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default RESULTS_DIR/report)")
+    # a string, not a Path: Path("") is ".", and an empty --out must be refused, not the current directory
+    parser.add_argument("--out", default=None, help="output folder (default RESULTS_DIR/report)")
     parser.add_argument(
         "--confidence",
         type=float,
@@ -98,7 +102,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     problem = results_dir_problem(args.results_dir)
     if problem is None:
-        problem = out_problem(args.out if args.out is not None else args.results_dir / "report", default=args.out is None)
+        problem = out_problem(
+            args.out if args.out is not None else args.results_dir / "report", default=args.out is None, root=args.results_dir
+        )
     if problem is not None:  # before any work: nothing read, nothing created
         parser.error(problem)
     from .build import build_report  # pandas, scipy: imported here, after the arguments are checked
@@ -106,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         written = build_report(
             args.results_dir,
-            args.out,
+            Path(args.out) if args.out is not None else None,
             args.confidence,
             args.split,
             plots=not args.no_plots,

@@ -58,7 +58,7 @@ def build_report(
     expected = load_expected(expect) if expect is not None else None
     problem = results_dir_problem(root)  # a run directory, a runs/ folder, an empty folder: nothing created
     if problem is None:
-        problem = out_problem(out if out is not None else root / "report", default=out is None)
+        problem = out_problem(out if out is not None else root / "report", default=out is None, root=root)
     if problem is not None:
         raise ValueError(problem)
     out = Path(out) if out is not None else root / "report"
@@ -73,6 +73,39 @@ PLOT_ORDER = (
     "hessian_density.png",
     "ntk_vs_width.png",
 )
+
+# Every file a report writes into its folder (docs/report.md "Output folder"). A report first removes
+# those of an earlier one, so that none it does not write again (a comparison whose runs are gone, the
+# figures of a run with plots before --no-plots, expect.csv before a run without --expect) is left
+# beside the new report; any other file in the folder is left alone.
+REPORT_FILES = (
+    "comparisons.csv",
+    "summary.csv",
+    "intensification.csv",
+    "per_class_summary.csv",
+    "worst_class.csv",
+    "pie.csv",
+    "pie_per_class.csv",
+    "expect.csv",
+    "report_card.csv",
+    "standards.txt",
+    "scaling_fit.csv",
+    "scaling_fit.png",
+    "summary.md",
+    "report.html",
+    *PLOT_ORDER,
+)
+
+
+def remove_earlier_report(out: Path) -> list[Path]:
+    """Remove the files of REPORT_FILES from `out` (files and links only, never a folder); returns them."""
+    removed = []
+    for name in REPORT_FILES:
+        path = out / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _build(
@@ -98,6 +131,7 @@ def _build(
     values = final_values(metrics, split=split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
     check_baseline(values, baseline, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
+    remove_earlier_report(out)  # before the first file of this report is written (the figure worker writes too)
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
     draw("regions_vs_sparsity.png", "regions_vs_sparsity", folder.table("regions.csv"), out)

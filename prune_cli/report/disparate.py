@@ -219,7 +219,7 @@ def _interval(mean: float, lo: float, hi: float, scale: float = 100.0, digits: i
 def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: pd.DataFrame, split: str) -> str:
     """One row per condition (final sparse model): the worst class's recall change with its interval,
     the per-model worst drop, the PIE count and the calibration error against dense."""
-    from .summary import markdown_table
+    from .summary import finite, markdown_table
 
     parts = []
     if len(worst):
@@ -263,7 +263,7 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
                 "ECE (CI)": [
                     _interval(m, lo, hi, 1.0, 4).lstrip("+") for m, lo, hi in zip(ece["mean"], ece["ci_low"], ece["ci_high"])
                 ],
-                "dense ECE": ece["dense_mean"].map(lambda v: f"{v:.4f}"),
+                "dense ECE": ece["dense_mean"].map(lambda v: finite(v, ".4f")),
                 "change (CI)": [
                     _interval(m, lo, hi, 1.0, 4) for m, lo, hi in zip(ece["delta_mean"], ece["delta_ci_low"], ece["delta_ci_high"])
                 ],

@@ -45,8 +45,21 @@ def _image(alt: str, src: str, folder: Path) -> str:
     return f'<figure><img alt="{caption}" src="data:image/png;base64,{data}"><figcaption>{caption}</figcaption></figure>'
 
 
+# A cell separator: a `|` that is not escaped as `\|` (summary.py markdown_cell).
+SEPARATOR = re.compile(r"(?<!\\)\|")
+
+
 def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+    """The cells of a markdown table row, with `\\|` back to `|`."""
+    inner = line.strip()
+    inner = inner[1:] if inner.startswith("|") else inner
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return [c.strip().replace("\\|", "|") for c in SEPARATOR.split(inner)]
+
+
+def _cell(text: str) -> str:
+    """A table cell's HTML: escaped text, with the `<br>` of a line break in the value kept as one."""
+    return "<br>".join(_inline(part) for part in text.split("<br>"))
 
 
 def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
@@ -72,8 +85,8 @@ def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
                 j += 1
             rows = [r for r in lines[i:j] if not re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", r.strip())]
             head, *rest = rows
-            table = ["<table>", "<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in _cells(head)) + "</tr>"]
-            table += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in _cells(r)) + "</tr>" for r in rest]
+            table = ["<table>", "<tr>" + "".join(f"<th>{_cell(c)}</th>" for c in _cells(head)) + "</tr>"]
+            table += ["<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in _cells(r)) + "</tr>" for r in rest]
             body.append("\n".join(table + ["</table>"]))
             i = j
         elif line.startswith("- "):

@@ -80,11 +80,31 @@ def results_dir_problem(root: Path) -> Optional[str]:
     return f"results_dir {root} holds no runs (no run directory in runs/, no shared CSV); {RESULTS_DIR_EXPECTED}"
 
 
-def out_problem(out: Path, default: bool = False) -> Optional[str]:
+def _inside(path: Path, folder: Path) -> bool:
+    """`path` is `folder` or lies below it, symbolic links and relative parts resolved (neither needs to exist)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def out_problem(out, default: bool = False, root: Optional[Path] = None) -> Optional[str]:
     """Why prune-report cannot write into `out`, or None: it must be a writable directory, or one that
     can be created, tried rather than guessed (prune_cli/core/writable.py: os.access says yes to root
-    even where nothing can be created, /proc). `default`: `out` is RESULTS_DIR/report, not given by --out."""
+    even where nothing can be created, /proc). `default`: `out` is RESULTS_DIR/report, not given by --out.
+    An empty `out` (Path("") is the current directory) is refused, and so is a folder in the runs/
+    folder of the results_dir `root`: every folder there is a run, and later reports would list the
+    report as an unfinished one."""
+    if isinstance(out, str) and not out:
+        return (
+            "--out is empty (''): it would write the report into the current directory; give a folder, "
+            f"or leave --out out for RESULTS_DIR/report; {OUT_ALLOWED}"
+        )
     out = Path(out)
+    if root is not None and _inside(out, Path(root) / "runs"):
+        return (
+            f"--out {out} lies inside {Path(root) / 'runs'}, the runs/ folder of the results_dir, where every folder is a run: "
+            "every later prune-report would list the report as an unfinished run; "
+            f"give a folder outside runs/ (the default is {Path(root) / 'report'})"
+        )
     name = f"--out {out}" + (" (the default, RESULTS_DIR/report)" if default else "")
     if out.is_symlink() and not out.exists():
         return f"{name} is a broken symbolic link; {OUT_ALLOWED}"

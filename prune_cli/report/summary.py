@@ -200,11 +200,22 @@ def _fmt(x: float, digits: int = 4) -> str:
     return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
 
 
+def finite(x: float, spec: str, suffix: str = "") -> str:
+    """`x` formatted with `spec`, then `suffix`; empty where there is no value (NaN, None, inf), as `_fmt`."""
+    return "" if x is None or not math.isfinite(x) else f"{x:{spec}}{suffix}"
+
+
+def markdown_cell(text: str) -> str:
+    """`text` as one markdown table cell: `|` escaped as `\\|` (GitHub-flavoured markdown) and each
+    line break as `<br>`, so that a value never adds a column or ends its row (html.py undoes both)."""
+    return "<br>".join(str(text).replace("|", "\\|").splitlines()) if text else ""
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
-    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows = ["| " + " | ".join(markdown_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
-        rows.append("| " + " | ".join(_fmt(v) if isinstance(v, float) else str(v) for v in r) + " |")
+        rows.append("| " + " | ".join(markdown_cell(_fmt(v) if isinstance(v, float) else str(v)) for v in r) + " |")
     return "\n".join(rows)
 
 
@@ -231,17 +242,18 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
             "method": table["method"],
             "schedule": table["schedule"],
             "sparsity": table["target_sparsity"].map(lambda s: f"{s:g}"),
-            "compression": table["compression"].map(lambda c: _fmt(c, 3) + "x"),
+            "compression": table["compression"].map(lambda c: finite(c, ".3g", "x")),
             "phase": table["phase"],
             "n": table["n_seeds"],
             f"{split} accuracy": [
-                f"{m:.4f} ± {s:.4f}" if math.isfinite(s) else f"{m:.4f}" for m, s in zip(table["mean"], table["std"])
+                finite(m, ".4f") + (f" ± {s:.4f}" if math.isfinite(m) and math.isfinite(s) else "")
+                for m, s in zip(table["mean"], table["std"])
             ],
             "95% CI" if (table["confidence"] == 0.95).all() else "CI": [
                 f"[{lo:.4f}, {hi:.4f}]" if math.isfinite(lo) else "" for lo, hi in zip(table["ci_low"], table["ci_high"])
             ],
-            "dense": table["dense_mean"].map(lambda v: f"{v:.4f}"),
-            "Δ vs dense": table["delta_mean"].map(lambda v: f"{v:+.4f}"),
+            "dense": table["dense_mean"].map(lambda v: finite(v, ".4f")),
+            "Δ vs dense": table["delta_mean"].map(lambda v: finite(v, "+.4f")),
         }
     )
     return markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))

@@ -1,0 +1,66 @@
+"""Every script answers -h/--help with its usage and exit 0, without starting any work; a shell
+script refuses a first argument that starts with `-` (it used to take `--help` for the results folder
+and start a sweep into a folder named `--help`). The shell scripts run here with PYTHON set to a
+stand-in that only leaves a marker file, so a script that would start prune-run is caught at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+SHELL = {
+    "report_demo_mnist1d.sh": "usage: scripts/report_demo_mnist1d.sh [RESULTS_DIR]",
+    "scaling_law_mnist1d.sh": "usage: [PRESET=NAME] scripts/scaling_law_mnist1d.sh [RESULTS_DIR]",
+    "gpu_check.sh": "usage: [PYTHON=PATH] [GPU_CHECK_OUT=DIR] scripts/gpu_check.sh",
+}
+PYTHON_SCRIPTS = ["scaling_depth_analysis.py", "bench_analysis.py", "ntk_random.py"]
+
+
+def _shell(tmp_path, script: str, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
+    """Run scripts/`script` `args` in tmp_path; returns the process and whether it started python."""
+    marker = tmp_path / "python-was-started"
+    fake = tmp_path / "fake-python"
+    fake.write_text(f'#!/bin/sh\ntouch "{marker}"\nexit 0\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake)}
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / script), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    return proc, marker.exists()
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+@pytest.mark.parametrize("script", sorted(SHELL))
+def test_shell_script_help(tmp_path, script, flag):
+    proc, started = _shell(tmp_path, script, flag)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.splitlines()[0] == SHELL[script]
+    assert not started and sorted(p.name for p in tmp_path.iterdir()) == ["fake-python"]
+
+
+@pytest.mark.parametrize("script", sorted(SHELL))
+def test_shell_script_refuses_an_unknown_option(tmp_path, script):
+    proc, started = _shell(tmp_path, script, "--results")
+    assert proc.returncode == 2 and not started
+    assert proc.stdout == "" and proc.stderr.splitlines()[-1] == f"{script}: unknown option --results; " + SHELL[script]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake-python"]
+
+
+@pytest.mark.parametrize("script", PYTHON_SCRIPTS)
+def test_python_script_help(tmp_path, script):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / script), "--help"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout.startswith(f"usage: {script} [-h]")
+    assert not any(tmp_path.iterdir())
