@@ -469,3 +469,16 @@ def test_the_dense_reference_model_has_the_runs_memory_layout():
     dense = Experiment.dense_model(fake)
     convs = [p for p in dense.parameters() if p.dim() == 4 and p.shape[1] > 1]  # one input channel: both layouts at once
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)
+
+
+def test_deterministic_mode_puts_the_cublas_workspace_setting_back(monkeypatch):
+    """`Accel.applied` restored the deterministic flags but left CUBLAS_WORKSPACE_CONFIG=:4096:8 in the
+    environment for the later runs of a sweep and the processes they start (accel audit)."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    with Accel(deterministic=True, device_type="cpu").applied():
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # the user's own setting stays
+    with Accel(deterministic=True, device_type="cpu").applied():
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"

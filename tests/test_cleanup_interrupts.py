@@ -187,3 +187,23 @@ def test_exact_region_counting_stops_between_milp_solves(monkeypatch, flag_reset
     assert len(solves) == 2
     interrupts.reset()
     assert exact_math.count_exact(net, (2,), (-1.0, 1.0)).solves > 3  # the count takes more solves than that
+
+
+def test_the_timing_warm_up_is_a_safe_point_too(flag_reset):
+    """Latency and speedup timing checked for a stop signal only between timed repeats: a SIGTERM
+    during a long warm-up (metrics.latency.warmup=3000000) waited 166 s for it to end (accel audit),
+    past SLURM's grace period. Now every warm-up pass is a safe point."""
+    from prune_cli.metrics.latency import time_models
+
+    calls = []
+
+    class Model(torch.nn.Module):
+        def forward(self, x):
+            calls.append(1)
+            if len(calls) == 3:
+                interrupts._handler(signal.SIGTERM, None)  # noqa: SLF001 - what the signal does: set the flag
+            return x
+
+    with pytest.raises(interrupts.Interrupted):
+        time_models({"dense": Model(), "sparse": Model()}, torch.zeros(1, 2), warmup=1_000_000, repeats=1)
+    assert len(calls) <= 4  # the pass the signal came in (and its other model), then no more

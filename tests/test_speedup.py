@@ -337,3 +337,21 @@ def test_sparse_paths_that_convert_no_layer_are_absent_and_dense_layers_are_name
             conv.weight[::2] = 0
     paths, _ = execution_paths(convs, {}, node())
     assert paths["sparse_csr"][1].startswith("1 layers CSR") and "2: dense: groups=4" in paths["sparse_csr"][1]
+
+
+def test_a_forced_bsr_block_that_fits_no_layer_is_absent_not_csr_timed_as_bsr():
+    """metrics.speedup.bsr_blocksize=[4,4] on layers of 23, 17 and 3 outputs (no dimension a multiple
+    of 4): every layer fell back to CSR, yet the path counted as sparse_bsr ("0 layers BSR 4x4, 3 CSR"),
+    a second CSR timing reported as speedup_sparse_bsr_* (accel audit). It is absent, with the reason."""
+    from prune_cli.metrics.speedup import execution_paths
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(13, 23), torch.nn.ReLU(), torch.nn.Linear(23, 17), torch.nn.ReLU(), torch.nn.Linear(17, 3)
+    )
+    with torch.no_grad():
+        for layer in model[::2]:
+            layer.weight.mul_(torch.rand_like(layer.weight) > 0.75)
+    paths, absent = execution_paths(model.eval(), {}, node(bsr_blocksize=[4, 4]))
+    assert "sparse_csr" in paths
+    assert "sparse_bsr" not in paths and "no layer runs BSR 4x4" in absent["sparse_bsr"], absent

@@ -14,8 +14,8 @@ run id (prune_cli/core/identity.py, docs/performance.md "GPU").
   Deep Learning Training"). On a CPU without native bf16 instructions it is emulated (slow but
   correct); on a GPU without bf16 support (compute capability below 8.0) it is refused.
 - `channels_last=true`: the model's 4-D parameters (convolution weights) and 4-D inputs in NHWC
-  layout, which cuDNN's tensor-core convolutions prefer. A model without 4-D tensors (mlp, cnn1d)
-  is unaffected.
+  layout, which cuDNN's tensor-core convolutions prefer. On a model without 4-D weights (mlp, cnn1d)
+  it would do nothing, and is refused as an override with no effect (docs/robustness.md).
 - `compile=true`: `torch.compile` (TorchInductor) of the model for the training forward pass; the
   uncompiled module keeps the parameters, so masks, checkpoints and metrics see the same model.
 - `deterministic=true`: `torch.use_deterministic_algorithms(True)` (an op without a deterministic
@@ -51,7 +51,7 @@ CUBLAS_DETERMINISTIC = ":4096:8"  # one of the two values cuBLAS documents as de
 @dataclass
 class AccelConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast of the forward pass and loss, training and evaluation)
-    channels_last: bool = False  # NHWC memory format for 4-D weights and inputs (CNNs; no-op for MLPs)
+    channels_last: bool = False  # NHWC memory format for 4-D weights and inputs (CNNs; refused for models without 4-D weights)
     compile: bool = False  # torch.compile of the model for training (TorchInductor)
     deterministic: bool = False  # deterministic algorithms, cudnn.benchmark off, CUBLAS_WORKSPACE_CONFIG
 
@@ -203,8 +203,8 @@ class Accel(AccelConfig):
 
     @contextlib.contextmanager
     def applied(self) -> Iterator["Accel"]:
-        """The process-wide switches of deterministic mode for the duration of a run, restored
-        afterwards (a sweep runs many configs in one process)."""
+        """The process-wide switches of deterministic mode (and CUBLAS_WORKSPACE_CONFIG, unless the user set
+        it) for the duration of a run, restored afterwards (a sweep runs many configs in one process)."""
         import torch
 
         before = (
@@ -212,6 +212,7 @@ class Accel(AccelConfig):
             torch.is_deterministic_algorithms_warn_only_enabled(),
             torch.backends.cudnn.benchmark,
         )
+        workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")  # the user's own setting, or None
         if self.precision == "bf16" and self.device_type == "cpu" and not native_bf16_cpu():
             log.warning(
                 "accel.precision=bf16: this CPU has no native bf16 instructions (AVX512-BF16 or AMX); PyTorch "
@@ -234,6 +235,8 @@ class Accel(AccelConfig):
         finally:
             torch.use_deterministic_algorithms(before[0], warn_only=before[1])
             torch.backends.cudnn.benchmark = before[2]
+            if workspace is None:  # set for this run only (cuBLAS read it once; processes started later inherit it)
+                os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
     def describe(self) -> str:
         """One line for the run's log."""

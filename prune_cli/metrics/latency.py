@@ -42,6 +42,7 @@ def time_models(models: dict[str, nn.Module], x: torch.Tensor, warmup: int, repe
     times = {name: np.empty(repeats) for name in models}
     try:
         for _ in range(warmup):
+            interrupts.check()  # warm-up passes are safe points too (a long warm-up outlasted SLURM's grace period)
             for m in models.values():
                 m(x)
         _sync(x.device)
