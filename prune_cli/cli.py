@@ -282,7 +282,4 @@ hydra_patches.TASK_FUNCTIONS.append(hydra_main)  # an error raised in a run is t
 
 
 if __name__ == "__main__":
-    # `python -m prune_cli.cli` runs this file as `__main__`; the sweep's state now lives in sweep_lifecycle.py,
-    # which Hydra imports by name, so this alias of the module under its own name is kept for one commit only.
-    sys.modules.setdefault("prune_cli.cli", sys.modules[__name__])
     main()
