@@ -112,7 +112,8 @@ def process_state_restored():
     """Everything of the process a prune-run invocation may change, saved and put back."""
     from hydra.core.global_hydra import GlobalHydra
 
-    import prune_cli.cli as cli
+    import prune_cli.cli  # noqa: F401 - the entry point's setup (Hydra's changes, resolvers)
+    from prune_cli import run_directories
     from prune_cli.core import interrupts, plugins
 
     argv, cwd, environ = list(sys.argv), os.getcwd(), dict(os.environ)
@@ -123,11 +124,11 @@ def process_state_restored():
     try:
         with _saved_logging(), _saved_warnings():
             GlobalHydra.instance().clear()
-            cli._CREATED.clear()  # noqa: SLF001 - folders "this process" created, per invocation
+            run_directories._CREATED.clear()  # noqa: SLF001 - folders "this process" created, per invocation
             yield
     finally:
         GlobalHydra.instance().clear()
-        cli._CREATED.clear()  # noqa: SLF001
+        run_directories._CREATED.clear()  # noqa: SLF001
         plugins._INDEX = index  # noqa: SLF001
         interrupts.reset()
         for sig, handler in handlers.items():
@@ -254,6 +255,7 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str | None]) -> None:
         from hydra.core.global_hydra import GlobalHydra
 
         import prune_cli.cli as cli
+        from prune_cli import run_directories
 
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the child
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
@@ -266,7 +268,7 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str | None]) -> None:
         warnings.showwarning = _show_on_stderr
         torch.set_num_threads(1)
         GlobalHydra.instance().clear()
-        cli._CREATED.clear()  # noqa: SLF001
+        run_directories._CREATED.clear()  # noqa: SLF001
         for key, value in env.items():  # None: not set in the child
             if value is None:
                 os.environ.pop(key, None)

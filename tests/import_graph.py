@@ -92,6 +92,9 @@ TARGET_LAYERS: dict[str, int] = {
     "prune_cli.run": 7,  # prevalidate, experiment, checkpoint, recorder, dense_cache, results, shared_tables
     "prune_cli.results": 7,  # load() (tidy frames, no torch) and `python -m prune_cli.results`
     "prune_cli.cli": 8,
+    "prune_cli.run_directories": 8,  # the run directory's resolvers and the checks before Hydra creates it
+    "prune_cli.sweep_lifecycle": 8,  # SweepSummary, a sweep's state, what a rejected sweep puts back
+    "prune_cli.hydra_patches": 8,  # prune-run's changes to Hydra's composition, sweeper and help
     "prune_cli.report": 8,  # report/ package: loading, summaries, plots (no torch)
 }
 

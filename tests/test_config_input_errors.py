@@ -83,12 +83,12 @@ def test_an_interpolation_that_resolves_still_runs(tmp_path):
 def test_a_bug_in_the_sweep_s_check_keeps_its_traceback_and_puts_the_folder_back(finished_results, monkeypatch):
     # Before: the sweep's check caught only prune-cli errors, so any other exception raised while it
     # validated the jobs left runs/multirun.yaml overwritten and results_dir/.sweeps behind.
-    from prune_cli import cli
+    from prune_cli import hydra_patches
 
     def broken(cfg):
         raise RuntimeError("a bug in the pre-run pass")
 
-    monkeypatch.setattr(cli, "validate", broken)
+    monkeypatch.setattr(hydra_patches, "validate", broken)
     (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
     before = snapshot(finished_results)
     proc = run_cli(["-m", *FAST, "seed=0,1"], finished_results, check=False)

@@ -1,7 +1,7 @@
 """A sweep over a config group's options with an option those options declare (`-m method=snip,grasp
 method.batches=2`): Hydra composes the sweep's master config with the group's default option, which
 lacks the key, so the whole sweep was refused as "Unknown config key 'method.batches'" although every
-job declares it (prune_cli/cli.py `_compose_group_sweeps_with_their_options`)."""
+job declares it (prune_cli/hydra_patches.py `_compose_group_sweeps_with_their_options`)."""
 
 from __future__ import annotations
 

@@ -512,7 +512,7 @@ def test_a_skipped_job_leaves_a_run_another_process_is_working_on(tmp_path):
     audit, 3 of 3). The directory is removed only when no process holds the run's lock."""
     from filelock import FileLock
 
-    from prune_cli.cli import _remove_if_scaffolding
+    from prune_cli.run_directories import _remove_if_scaffolding
 
     run_dir = tmp_path / "runs" / "run-x"
     (run_dir / ".hydra").mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""A single run composes its config once (prune_cli/cli.py `_compose_a_run_once`): Hydra composes it
+"""A single run composes its config once (prune_cli/hydra_patches.py `_compose_a_run_once`): Hydra composes it
 to learn the run mode and again to run it; the first composition is now the run's. These tests fail
 if the wrapper stops applying (a Hydra upgrade that renames `Hydra.get_mode` or
 `ConfigLoaderImpl.load_configuration`), if a run gets another command's config, and if a composition
@@ -12,7 +12,8 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.hydra import Hydra
 
 from conftest import FAST, run_cli
-from prune_cli import cli
+import prune_cli.cli  # noqa: F401  (installs the wrappers)
+from prune_cli import hydra_patches
 from prune_cli.core.identity import run_id
 from tests.helpers import composed
 
@@ -43,7 +44,7 @@ def test_a_run_composes_once_and_runs_its_own_config(tmp_path, compositions):
     assert len(compositions) == 1, compositions  # was two: Hydra's run mode, then the run
     (run,) = [p.name for p in (results / "runs").iterdir() if p.is_dir()]
     assert run == run_id(composed(args, f"results_dir={results}"))
-    assert cli._RUN_COMPOSITION == {}  # noqa: SLF001 - nothing kept after the run
+    assert hydra_patches._RUN_COMPOSITION == {}  # noqa: SLF001 - nothing kept after the run
 
 
 def test_consecutive_commands_each_get_their_own_config(tmp_path, compositions):
@@ -63,7 +64,7 @@ def test_a_composition_error_is_reported_as_before_without_a_third_composition(t
     assert proc.returncode == 2
     assert "'train.epochs'" in proc.stderr and "'abc'" in proc.stderr and "an integer" in proc.stderr
     assert len(compositions) == 2, compositions
-    assert cli._RUN_COMPOSITION == {}  # noqa: SLF001
+    assert hydra_patches._RUN_COMPOSITION == {}  # noqa: SLF001
 
 
 def test_a_sweep_override_without_multirun_is_still_refused(tmp_path):

@@ -56,8 +56,9 @@ def test_a_type_error_in_a_sweep_exits_2_and_creates_nothing(tmp_path):
 
 def test_a_rejected_sweep_of_the_module_command_creates_nothing_and_says_it_once(tmp_path):
     """`python -m prune_cli.cli` in a new interpreter: there the file runs as `__main__` while Hydra
-    imports the sweep's callback as `prune_cli.cli.SweepSummary`. The folders that callback made for
-    the sweep's record (results_dir/.sweeps) must still be removed when the sweep is rejected."""
+    imports the sweep's callback by its name, `prune_cli.sweep_lifecycle.SweepSummary`. The folders that
+    callback made for the sweep's record (results_dir/.sweeps) must still be removed when the sweep is
+    rejected: the entry point and the callback share one copy of the sweep's state."""
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}

@@ -1,4 +1,4 @@
-"""A sweep composes each job's config once (prune_cli/cli.py `_compose_each_sweep_job_once`): Hydra's
+"""A sweep composes each job's config once (prune_cli/hydra_patches.py `_compose_each_sweep_job_once`): Hydra's
 sweeper composes every job to check its overrides, and the launcher then gets that composition
 instead of composing again. These tests fail if the wrapper stops applying (a Hydra upgrade that
 renames or bypasses `ConfigLoaderImpl.load_sweep_config`) and if a job ever gets another job's config.
@@ -12,7 +12,8 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from omegaconf import OmegaConf
 
 from conftest import FAST, run_cli
-from prune_cli import cli
+import prune_cli.cli  # noqa: F401  (installs the wrappers)
+from prune_cli import hydra_patches, sweep_lifecycle
 from prune_cli.core.identity import run_id
 from tests.helpers import composed
 
@@ -39,7 +40,7 @@ def test_a_sweep_composes_each_job_once_and_runs_the_config_of_each_job(tmp_path
     assert len(compositions) == 2 + len(seeds), compositions
     expected = {run_id(composed(ONE_EPOCH, "metrics.regions.enabled=false", f"seed={s}")) for s in seeds}
     assert {p.name for p in (results / "runs").iterdir() if p.is_dir()} == expected
-    assert cli._SWEEP_JOBS == {}  # noqa: SLF001 - nothing kept after the sweep
+    assert sweep_lifecycle._SWEEP_JOBS == {}  # noqa: SLF001 - nothing kept after the sweep
 
 
 class _Loader:
@@ -59,10 +60,10 @@ def test_a_kept_composition_is_handed_out_once_and_is_a_copy(monkeypatch):
         made.append(OmegaConf.create({"overrides": list(sweep_overrides), "n": self.calls}))
         return made[-1]
 
-    monkeypatch.setattr(cli, "_SWEEP_JOBS", {})
+    monkeypatch.setattr(hydra_patches, "_SWEEP_JOBS", {})
     original = ConfigLoaderImpl.load_sweep_config
     monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", compose)
-    cli._compose_each_sweep_job_once()  # noqa: SLF001 - wraps the stand-in
+    hydra_patches._compose_each_sweep_job_once()  # noqa: SLF001 - wraps the stand-in
     wrapped = ConfigLoaderImpl.load_sweep_config
     assert wrapped is not compose and wrapped is not original
     basic = {"hydra": {"launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}}}

@@ -1,0 +1,450 @@
+"""Prune-run's changes to Hydra's own steps, installed once per process (`install`, called when
+prune_cli.cli is imported). Each wraps one Hydra method, marks the wrapper so that a second call does
+nothing, and is pinned by a test that fails if the wrapper stops applying (a Hydra upgrade):
+
+- a config error is reported once, as prune-run's line, not also as Hydra's (`_report_composition_errors_once`);
+- a single run and each job of a sweep are composed once, not twice (`_compose_a_run_once`,
+  `_compose_each_sweep_job_once`; docs/performance.md "Start-up", "Sweeps");
+- every job of a sweep is composed and validated before the first one runs (`_validate_every_sweep_job_first`);
+- a sweep that would have no job, or needs a sampling sweeper, is rejected (`_reject_sweeps_with_no_job`);
+- a sweep over a config group's options may set an option they declare (`_compose_group_sweeps_with_their_options`);
+- `--help` lists prune-run's config groups only, and Hydra's copies of its config repository share the
+  ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`)."""
+
+from __future__ import annotations
+
+import copy
+import traceback
+from typing import Any, Callable
+
+import yaml
+from hydra.errors import SearchPathException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+
+from .core.errors import ConfigError, PruneCliError
+from .run import composition_memo
+from .run.composition_errors import (
+    COMPOSITION_ERRORS,
+    as_config_error,
+    config_dir_error,
+    unresolvable_interpolation,
+    yaml_error,
+)
+from .run.prevalidate import check_added_hydra_keys, validate
+from .run.unused_options import sweep_unused
+from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir
+from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _undo_sweep_start
+
+
+def install() -> None:
+    """Apply every change, in this order (several wrap the same Hydra method: each wraps the one before)."""
+    _share_config_store_in_repository_copies()
+    _list_only_prune_run_s_groups_in_help()
+    composition_memo.install()
+    _report_composition_errors_once()
+    _compose_each_sweep_job_once()
+    _validate_every_sweep_job_first()
+    _reject_sweeps_with_no_job()
+    _compose_a_run_once()
+    _compose_group_sweeps_with_their_options()
+
+
+def _share_config_store_in_repository_copies() -> None:
+    """Hydra deep-copies its config repository for every composition and, in `--help`, once per config
+    group it lists (94 times); each copy also deep-copies the ConfigStore singleton with every node
+    stored in it (Hydra's own `hydra/config` most: 20-45 ms a copy), which made `prune-run --help`
+    2.4x an `import torch` (docs/performance.md, "Start-up"). The copies never write to the store:
+    stores happen on the singleton, and `ConfigStore.load` hands out deep copies of its nodes, so the
+    repository copies can share it."""
+    from hydra.core.config_store import ConfigStore
+
+    if "__deepcopy__" not in vars(ConfigStore):
+        ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[method-assign]
+
+
+def _compose_each_sweep_job_once() -> None:
+    """Hydra composes every job of a sweep twice: the sweeper's `validate_batch_is_legal` composes
+    each job of a batch to reject a bad override before any job runs (and discards the result), then
+    the launcher composes it again to run it, both through `ConfigLoaderImpl.load_sweep_config`. One
+    composition merges about 30 YAML files and schema nodes (0.3-1.2 s; the largest per-job cost of a
+    sweep of small runs, docs/performance.md "Sweeps"). This wraps that one method: the first call for
+    a job's overrides composes as before and keeps a copy; the second call for the same loader, master
+    config and overrides returns the copy (once; any further call composes again). The copy is what a
+    fresh composition gives (the files are read once, at the check, so the sweep runs the configs it
+    checked). Only for Hydra's basic launcher, which runs the jobs in this process (a joblib or
+    submitit launcher composes each job in its worker). `tests/test_sweep_compose_once.py` fails if
+    the wrapper stops applying."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    compose = ConfigLoaderImpl.load_sweep_config
+    if getattr(compose, "composes_each_job_once", False):
+        return
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = (id(self), id(master_config), tuple(sweep_overrides))
+        kept = _SWEEP_JOBS.pop(key, None)
+        if kept is not None and kept[0] is master_config:
+            return kept[1]
+        job = compose(self, master_config, sweep_overrides)
+        in_process = "BasicLauncher" in str(OmegaConf.select(master_config, "hydra.launcher._target_", default=""))
+        if in_process and len(_SWEEP_JOBS) < SWEEP_JOBS_KEPT:
+            _SWEEP_JOBS[key] = (master_config, copy.deepcopy(job))
+        return job
+
+    load_sweep_config.composes_each_job_once = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
+
+
+SWEEP_REJECTIONS_LISTED = 10  # rejected jobs named one by one; the rest are counted
+
+
+class SweepRejected(PruneCliError):
+    """Jobs of a sweep whose configs the pre-run pass rejects, found before any job ran."""
+
+
+def _validate_every_sweep_job_first() -> None:
+    """A sweep runs only when every one of its jobs passes the pre-run pass. Hydra's sweeper composes
+    the jobs of a batch before launching it (`validate_batch_is_legal`), which rejects an override
+    Hydra cannot compose; a value the pre-run pass rejects (`sparsity=0.5,1.5`, `+train.epoch=1,2`)
+    used to be found only when its job ran, after the jobs before it had trained, and left a run
+    directory with `failed.json`. This wraps that check: at its first call of a sweep it composes
+    every job of every batch (the copies are what the launcher runs, `_compose_each_sweep_job_once`)
+    and validates each; any rejected job stops the sweep before its first run with one message
+    listing every rejected job (exit 2; nothing created, as for a composition error). Failures that
+    only a running job can find (divergence, a file's content) are still recorded per job."""
+    from hydra.plugins.sweeper import Sweeper
+
+    check_batch = Sweeper.validate_batch_is_legal
+    if getattr(check_batch, "validates_every_job_first", False):
+        return
+
+    def validate_batch_is_legal(self, batch) -> None:
+        if getattr(self, "_prune_cli_jobs_validated", False):
+            return
+        self._prune_cli_jobs_validated = True
+        try:
+            validate_every_job(self, batch)  # a rejected job: _CompositionRejected, main puts the folder back
+        except Exception:  # a bug (its traceback is Hydra's to report): no job ran, so nothing of the sweep stays
+            _undo_sweep_start()
+            raise
+
+    def validate_every_job(self, batch) -> None:
+        loader = self.hydra_context.config_loader if getattr(self, "hydra_context", None) else self.config_loader
+        batches = getattr(self, "overrides", None) or [batch]  # the basic sweeper's batches, all of them
+        jobs = [list(job) for one in batches for job in one]
+        common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
+        rejected, valid = [], []
+        for number, overrides in enumerate(jobs, 1):
+            swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
+            try:
+                job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
+            except COMPOSITION_ERRORS as err:  # a key this job's options lack (-m method=snip,magnitude method.batches=2)
+                rejected.append(f"job {number} of {len(jobs)} ({swept}): {as_config_error(err, overrides)}")
+                continue
+            except yaml.YAMLError as err:  # an option's file that does not parse (-m model=mlp,broken)
+                rejected.append(f"job {number} of {len(jobs)} ({swept}): {yaml_error(err)}")
+                continue
+            try:
+                validate(job)
+                check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
+                valid.append((overrides, job))
+            except PruneCliError as err:
+                rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
+        if rejected:
+            listed = rejected[:SWEEP_REJECTIONS_LISTED]
+            if len(rejected) > len(listed):
+                listed.append(f"... and {len(rejected) - len(listed)} more")
+            head = f"{len(rejected)} of {len(jobs)} jobs of the sweep rejected; no job ran"
+            raise _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
+        unused = sweep_unused(valid)  # an override no job reads; one that some jobs read is noted in the others' logs
+        if unused:
+            lines = [one.message().replace("in this run", f"in any of the sweep's {len(jobs)} jobs") for one in unused]
+            raise _CompositionRejected(SweepRejected("no job ran:\n  " + "\n  ".join(lines)))
+
+    validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
+    Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
+
+
+def _reject_sweeps_with_no_job() -> None:
+    """Hydra's basic sweeper enumerates its jobs: `interval(0,1)` (a range to sample from) made it raise
+    a HydraException with its traceback, exit 1, after results_dir/runs was created; a sweep that
+    expands to no value (`seed=glob(*)`: glob() lists the options of a config group, and seed is none;
+    a glob no option matches; `range(0,0)`) launched 0 jobs and reported "all 0 runs of the sweep
+    completed", exit 0, with a new runs/multirun.yaml. This checks the sweep's overrides as the
+    sweeper parses them, before it writes anything: ConfigError naming the key (exit 2, and what the
+    sweep's start had made is removed, `_reject_composition`). Keys added to Hydra's own config with `+`
+    are checked (`check_added_hydra_keys`) before the sweeper and its launcher are made from them."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.core.plugins import Plugins
+
+    instantiate = Plugins.instantiate_sweeper
+    if getattr(instantiate, "rejects_sweeps_with_no_job", False):
+        return
+
+    def check(sweeper, arguments) -> None:
+        loader = sweeper.hydra_context.config_loader
+        for o in OverridesParser.create(config_loader=loader).parse_overrides([*sweeper._parse_config(), *arguments]):  # noqa: SLF001
+            if not o.is_sweep_override():
+                continue
+            key = o.get_key_element().lstrip("+~")
+            value = o.input_line.partition("=")[2] if o.input_line else o.get_value_element_as_str()
+            if not o.is_discrete_sweep():
+                raise ConfigError(
+                    key,
+                    value,
+                    "a list a,b,c, range(start,stop[,step]) or choice(a,b): Hydra's basic sweeper runs each value it lists",
+                    f"{str(o.value_type.name).lower().removesuffix('_sweep')}() needs a sweeper that samples values, "
+                    "e.g. Hydra's Optuna sweeper plugin.",
+                )
+            if any(True for _ in o.sweep_string_iterator()):
+                continue
+            options = loader.get_group_options(o.key_or_group) if "." not in o.key_or_group else []
+            if o.value_type == ValueType.GLOB_CHOICE_SWEEP and options:
+                allowed = f"a glob matching at least one option of config group '{o.key_or_group}': {', '.join(options)}"
+            elif o.value_type == ValueType.GLOB_CHOICE_SWEEP:
+                allowed = (
+                    "glob() over the options of a config group (model=glob(resnet*)); glob() applies to config groups "
+                    f"only: a sweep over {key} lists its values ({key}=a,b or range(0,3))"
+                )
+            else:
+                allowed = "a sweep over at least one value"
+            raise ConfigError(key, value, allowed, "It gives no value, so the sweep would have no job.")
+
+    def instantiate_sweeper(self, *, hydra_context, task_function, config):
+        check_added_hydra_keys(config)  # before Hydra hands the sweeper's and launcher's keys to their classes
+        sweeper = instantiate(self, hydra_context=hydra_context, task_function=task_function, config=config)
+        if type(sweeper).__name__ == "BasicSweeper":  # Hydra's plugin scan loads its module anew: matched by name
+            sweep = sweeper.sweep
+
+            def sweep_with_jobs(arguments):
+                check(sweeper, arguments)
+                return sweep(arguments)
+
+            sweeper.sweep = sweep_with_jobs
+        return sweeper
+
+    instantiate_sweeper.rejects_sweeps_with_no_job = True  # type: ignore[attr-defined]
+    Plugins.instantiate_sweeper = instantiate_sweeper  # type: ignore[method-assign]
+
+
+# A single run's composition made while Hydra asked for the run mode, for Hydra's run: (loader id, config
+# name, overrides) -> the config, or the exception the composition raised. At most one; emptied by the next
+# composition of any kind.
+_RUN_COMPOSITION: dict[tuple, Any] = {}
+
+
+RUN_MODE_OVERRIDE = "hydra.mode=RUN"  # what Hydra's _run_app appends to a run's overrides when no config sets the mode
+
+
+def _keep_for_the_run(hydra_app, config_name, overrides, mode, composed) -> None:
+    """Keep `composed` (a config or an error) for the composition `Hydra.run` makes next: with the same
+    overrides when a config sets `hydra.mode=RUN`, with `hydra.mode=RUN` appended when none sets the
+    mode; nothing for a multirun."""
+    if mode is None:
+        overrides = [*overrides, RUN_MODE_OVERRIDE]
+    elif mode != RunMode.RUN:
+        return
+    _RUN_COMPOSITION[(id(hydra_app.config_loader), config_name, tuple(overrides))] = composed
+
+
+def _compose_a_run_once() -> None:
+    """Hydra composes a single run's config twice: `Hydra.get_mode` composes it (as for a multirun,
+    sweep overrides unchecked) only to read `hydra.mode`, then `Hydra.run` composes it again with the
+    same overrides to run it (one composition: 0.3-0.4 s, about a sixth of a config error's start-up,
+    docs/performance.md "Start-up"). This makes the first composition the run's own: without sweep
+    overrides, `get_mode` composes for a run (`RunMode.RUN`, exactly `Hydra.run`'s call) and keeps
+    the result, or the error it raised; the next composition, if it is `Hydra.run`'s of the same
+    loader, config name and overrides, returns it instead of composing again. With sweep overrides,
+    or when the run composition fails, `get_mode` is Hydra's own, so that `-m` sweeps and
+    `hydra.mode=MULTIRUN` in a config choose their mode as before. `tests/test_run_compose_once.py`
+    fails if the wrapper stops applying or a run gets another command's config."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.hydra import Hydra
+
+    get_mode, load = Hydra.get_mode, ConfigLoaderImpl.load_configuration
+    if getattr(get_mode, "composes_a_run_once", False):
+        return
+
+    def get_mode_from_the_run_composition(self, config_name, overrides):
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        try:
+            sweep = any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(list(overrides)))
+        except Exception:  # noqa: BLE001 - a bad override: Hydra's own path reports it
+            sweep = True
+        if sweep:  # a sweep (-m, or hydra.mode=MULTIRUN in a config): no run composition to keep
+            return get_mode(self, config_name, overrides)
+        try:
+            cfg = self.config_loader.load_configuration(config_name=config_name, overrides=list(overrides), run_mode=RunMode.RUN)
+        except Exception as err:  # noqa: BLE001 - kept and raised again by the run's composition
+            mode = get_mode(self, config_name, overrides)
+            _keep_for_the_run(self, config_name, overrides, mode, err)
+            return mode
+        mode = cfg.hydra.mode
+        if mode is None:  # Hydra's _run_app then runs with `hydra.mode=RUN` appended: apply it as Hydra does
+            appended = OverridesParser.create().parse_overrides([RUN_MODE_OVERRIDE])
+            ConfigLoaderImpl._apply_overrides_to_config(appended, cfg)  # noqa: SLF001 - Hydra's own step
+            cfg.hydra.overrides.hydra.append(RUN_MODE_OVERRIDE)
+        if mode != RunMode.MULTIRUN:
+            try:
+                _check_a_run_directory_of_its_own(cfg)
+            except PruneCliError as err:  # raised again by the run's composition, inside Hydra's error report
+                _keep_for_the_run(self, config_name, overrides, mode, err)
+                return mode
+        _keep_for_the_run(self, config_name, overrides, mode, cfg)
+        return mode
+
+    def load_configuration(self, config_name, overrides, run_mode, from_shell=True, validate_sweep_overrides=True):
+        kept = _RUN_COMPOSITION.pop((id(self), config_name, tuple(overrides)), None)
+        _RUN_COMPOSITION.clear()
+        if kept is not None and run_mode == RunMode.RUN and from_shell and validate_sweep_overrides:
+            if isinstance(kept, Exception):
+                raise kept
+            return kept
+        return load(self, config_name, overrides, run_mode, from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides)
+
+    get_mode_from_the_run_composition.composes_a_run_once = True  # type: ignore[attr-defined]
+    Hydra.get_mode = get_mode_from_the_run_composition  # type: ignore[method-assign]
+    ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+
+
+def _compose_group_sweeps_with_their_options() -> None:
+    """A sweep over a config group's options with an option they declare (`-m method=snip,grasp
+    method.batches=2`): Hydra composes the sweep's master config (hydra settings, callbacks; each job
+    is composed on its own later) with the group's *default* option, to which it also applies
+    `method.batches=2`, and fails because magnitude has no `batches`. This wraps that one composition:
+    when a multirun's master config fails to compose and the overrides sweep over config groups, it is
+    composed again with each such group at its first swept option, its recorded task overrides set
+    back to the ones given (the sweeper expands those into the jobs). Every job is then composed and
+    validated on its own before any runs (`_validate_every_sweep_job_first`), so a key that one swept
+    option lacks still stops the sweep naming it, and a key no option declares fails as before
+    (`tests/test_group_sweeps.py`)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    load = ConfigLoaderImpl.load_configuration
+    if getattr(load, "composes_group_sweeps", False):
+        return
+
+    def load_configuration(self, config_name, overrides, run_mode, from_shell=True, validate_sweep_overrides=True):
+        try:
+            return load(
+                self, config_name, overrides, run_mode, from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides
+            )
+        except Exception as err:
+            if run_mode != RunMode.MULTIRUN:
+                raise
+            try:
+                parsed = OverridesParser.create().parse_overrides(list(overrides))
+            except Exception:  # noqa: BLE001 - an override Hydra cannot parse: its own error stands
+                raise err  # noqa: B904 - its own cause (the OmegaConf error) names the key
+            first = []
+            for o in parsed:
+                is_group = o.is_sweep_override() and self.repository.group_exists(o.key_or_group)
+                first.append(f"{o.key_or_group}={next(o.sweep_string_iterator())}" if is_group else o.input_line)
+            if first == list(overrides):
+                raise
+            try:
+                cfg = load(
+                    self, config_name, first, run_mode, from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides
+                )
+            except Exception:  # noqa: BLE001 - not what the group's default lacked: the first error stands
+                raise err  # noqa: B904 - its own cause (the OmegaConf error) names the key
+            cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
+            return cfg
+
+    load_configuration.composes_group_sweeps = True  # type: ignore[attr-defined]
+    ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
+
+
+def _report_composition_errors_once() -> None:
+    """One message per config error. Hydra reports an error while composing itself (its message, the
+    config search path and a hint about HYDRA_FULL_ERROR, then exit 1) before `main` could add
+    prune-cli's line naming the key, the value and what is allowed: two reports of one typo. The
+    errors `as_config_error` translates pass Hydra's `run_and_report` instead, so that `main`
+    prints that one line (which holds Hydra's own text where it names no key); every other error,
+    and every error with HYDRA_FULL_ERROR=1 or under a debugger, is Hydra's to report as before."""
+    from hydra._internal import utils as hydra_utils
+
+    report = hydra_utils.run_and_report
+    if getattr(report, "reports_composition_errors_once", False):
+        return
+
+    def run_and_report(func):
+        def composing():
+            try:
+                return func()
+            except COMPOSITION_ERRORS as err:
+                if hydra_utils._is_env_set("HYDRA_FULL_ERROR") or hydra_utils.is_under_debugger():  # noqa: SLF001
+                    raise
+                raise _CompositionRejected(err) from err
+            except PruneCliError as err:  # raised inside Hydra's composition: a plugin module that does not import
+                raise _CompositionRejected(err) from err
+            except InterpolationResolutionError as err:
+                shown = _unresolvable_in_shown_config(err)
+                if shown is None:
+                    raise
+                raise _CompositionRejected(shown) from err
+            except SearchPathException as err:  # --config-dir names no folder
+                raise _CompositionRejected(config_dir_error(err)) from err
+            except yaml.YAMLError as err:  # a config file Hydra loads does not parse (not one a run reads)
+                if _raised_in_a_job(err):
+                    raise
+                raise _CompositionRejected(yaml_error(err)) from err
+            except Exception as err:
+                if _launcher_failed(err):
+                    raise _LauncherFailed(err) from err
+                raise
+
+        return report(composing)
+
+    run_and_report.reports_composition_errors_once = True  # type: ignore[attr-defined]
+    hydra_utils.run_and_report = run_and_report
+
+
+# The task functions Hydra runs (prune_cli.cli's `hydra_main`, noted by that module): an error raised
+# inside one is a run's, not Hydra's composition's.
+TASK_FUNCTIONS: list[Callable[..., Any]] = []
+
+
+def _raised_in_a_job(err: BaseException) -> bool:
+    """Whether `err` came out of the task function (a run at work), not out of Hydra's composition."""
+    jobs = [getattr(job, "__wrapped__", job).__code__ for job in TASK_FUNCTIONS]
+    return any(frame.f_code is job for frame, _ in traceback.walk_tb(err.__traceback__) for job in jobs)
+
+
+def _unresolvable_in_shown_config(err: InterpolationResolutionError) -> ConfigError | None:
+    """`--cfg job --resolve` with an interpolation that cannot resolve: Hydra's `show_cfg` resolves the
+    config it prints before any validation, and OmegaConf's error names no key. The config it was
+    printing is found in that call's frame, and the interpolation named (None: not raised there)."""
+    from hydra._internal.hydra import Hydra
+
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        shown = frame.f_locals.get("ret") if frame.f_code is Hydra.show_cfg.__code__ else None
+        if isinstance(shown, DictConfig):
+            return unresolvable_interpolation(shown, skip=())
+    return None
+
+
+# Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers
+# (`prune-report --expect`, docs/report.md); prune-run rejects `+expected=...`.
+NOT_PRUNE_RUN_GROUPS = ("expected",)
+
+
+def _list_only_prune_run_s_groups_in_help() -> None:
+    """`prune-run --help` lists the config groups Hydra finds under configs/, which include prune-report's
+    `expected`; the list is filtered here (Hydra's help template has no other hook for it)."""
+    from hydra._internal.hydra import Hydra
+
+    format_groups = Hydra.format_config_groups
+    if getattr(format_groups, "prune_run_s_only", False):
+        return
+
+    def format_config_groups(self, predicate, compact: bool = True) -> str:
+        return format_groups(self, lambda group: predicate(group) and group.split("/")[0] not in NOT_PRUNE_RUN_GROUPS, compact)
+
+    format_config_groups.prune_run_s_only = True  # type: ignore[attr-defined]
+    Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]

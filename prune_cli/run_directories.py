@@ -1,0 +1,186 @@
+"""Where a run's directory is, and what prune-run checks before Hydra creates it (docs/robustness.md):
+the `${runs_dir:}` and `${run_id:}` resolvers of configs/config.yaml (resolving them validates a single
+run, so a rejected run creates nothing), the checks of a run given a directory of its own
+(`hydra.run.dir=...`), a finished run's `.hydra` record kept when a command finds the run complete, and
+the removal of what a rejected run left (its scaffolding, and the folders this process made for it)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from .core.atomic_io import atomic_write_bytes
+from .core.checks import usable_directory
+from .core.errors import ConfigError, PruneCliError
+from .core.identity import run_id, safe_name
+from .core.writable import directory_problem
+from .run.prevalidate import validate
+from .run.unused_options import reject_unused_overrides
+
+# Files a rejected run may have created in its directory; a directory holding only these is removed.
+SCAFFOLDING = {".hydra", "prune-run.log", "config.yaml", "provenance.json", ".run.lock"}
+
+
+def _reject(message: str) -> None:
+    """Stop before Hydra creates anything (called while it resolves the run directory)."""
+    print(f"prune-run: error: {message}", file=sys.stderr)
+    sys.exit(2)  # SystemExit passes through OmegaConf's and Hydra's `except Exception`
+
+
+def _mode(root: DictConfig):
+    return OmegaConf.select(root, "hydra.mode", default=None)
+
+
+def usable_results_dir(path: str) -> str | None:
+    """Why `results_dir` cannot hold results, or None when it can (prune_cli/core/checks.py)."""
+    return directory_problem(path, try_create=True)
+
+
+def check_dense_cache_dir(root: DictConfig) -> None:
+    """`dense_cache.dir`, tried where a run or sweep is about to start (validation only asks
+    `os.access`, which says yes to root everywhere, /proc included): ConfigError naming the key.
+    results_dir is tried once, by `_runs_dir`, before this (the cache's default lies inside it)."""
+    if root.dense_cache.enabled:
+        usable_directory(root, "dense_cache.dir", try_create=True)
+
+
+_CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
+
+
+def _runs_dir(*, _root_: DictConfig) -> str:
+    """`${runs_dir:}` = results_dir/runs. When Hydra resolves it for a job (before it creates any
+    directory), a single run's config is validated first, so a rejected run creates nothing; then
+    results_dir/runs is created here, so an unusable results_dir is one clean message."""
+    if "results_dir" not in _root_:  # Hydra's node printed alone (`--cfg hydra --resolve`): no run to place
+        return "<results_dir>/runs"
+    runs = Path(str(_root_.results_dir or ".")) / "runs"
+    mode = _mode(_root_)
+    if mode is None:  # composed by a test or a tool, not run
+        return str(runs)
+    if mode == RunMode.RUN:
+        try:
+            validate(_root_)
+            reject_unused_overrides(_root_)
+        except PruneCliError as err:  # config values, and dataset files that are not there
+            _reject(str(err))
+    problem = usable_results_dir(str(_root_.results_dir)) if _root_.results_dir else "it is empty"
+    if problem is None and mode == RunMode.RUN:
+        try:
+            check_dense_cache_dir(_root_)  # before anything is created
+        except PruneCliError as err:
+            _reject(str(err))
+    if problem is None and not _CREATED:
+        _CREATED.extend(d for d in (runs.parent, runs) if not d.exists())
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            problem = f"{err.filename} cannot be created ({err.strerror})"
+    if problem:
+        _reject(
+            f"Invalid value for config key 'results_dir': {str(_root_.results_dir)!r}. {problem}; "
+            "choose a directory prune-run can write."
+        )
+    return str(runs)
+
+
+# A finished run's .hydra files, read before Hydra rewrites them for a command that finds the run
+# complete: run directory -> {file name: bytes}. Put back by the job (`_keep_a_finished_run_s_record`).
+_FINISHED_RECORDS: dict[Path, dict[str, bytes]] = {}
+# Records kept of one sweep's jobs: finished runs' .hydra files (here) and the jobs the sweeper composed
+# (hydra_patches.py, 0.23 MB each; the jobs of a larger batch beyond these are composed twice, as before)
+SWEEP_JOBS_KEPT = 1024
+
+
+def _run_id(*, _root_: DictConfig) -> str:
+    """`${run_id:}`: the run's directory name. An unsafe `name` (only possible in a sweep, where each
+    job is validated in `main` and its failure recorded in its directory) is replaced in the
+    directory name, so that nothing lands outside results_dir. Resolved by Hydra before it writes the
+    run directory's `.hydra` files: an existing run's are read here, to be put back if this command
+    finds the run complete (at once, or after waiting for the process running it)."""
+    if "results_dir" not in _root_:  # Hydra's node printed alone (`--cfg hydra --resolve`): no run to name
+        return "<run id>"
+    if not safe_name(_root_.get("name")):
+        return f"invalid-name-seed{_root_.seed}-" + run_id(_root_).rsplit("-", 1)[-1]
+    rid = run_id(_root_)
+    if _mode(_root_) is not None and _root_.results_dir:
+        run_dir = Path(str(_root_.results_dir)) / "runs" / rid
+        if (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:  # complete, or running elsewhere
+            _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
+    return rid
+
+
+def _hydra_record(run_dir: Path) -> dict[str, bytes]:
+    """The run directory's `.hydra` files (config, hydra, overrides), by name."""
+    return {p.name: p.read_bytes() for p in (run_dir / ".hydra").glob("*") if p.is_file()}
+
+
+def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
+    """A single run given its own directory (`hydra.run.dir=...`): Hydra never resolves `${runs_dir:}`,
+    whose resolver validates the run before anything is created, so the same checks run here, on the
+    run's composition: the pre-run pass, overrides that do nothing (only a warning before), and the
+    directory itself, which must not hold another finished run (its COMPLETE names its run id: a
+    command with another config said 'already complete' after Hydra rewrote that run's record). A
+    directory holding this very run keeps its record, as for a run found by its id."""
+    node = cfg.hydra.run._get_node("dir")
+    if "${runs_dir:}" in str(node._value()):  # prune-run's own directory: its resolver checks the run
+        return
+    validate(cfg)
+    reject_unused_overrides(cfg)
+    run_dir = Path(str(cfg.hydra.run.dir))
+    complete = run_dir / "COMPLETE"
+    if not complete.is_file():
+        return
+    rid, other = run_id(cfg), complete.read_text().strip()
+    if other != rid:
+        raise ConfigError(
+            "hydra.run.dir",
+            str(run_dir),
+            f"a directory for this run ({rid}): it holds the finished run {other}, which this command would "
+            "relabel; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory",
+        )
+    _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
+
+
+def _keep_a_finished_run_s_record(run_dir: Path) -> None:
+    """A command that finds its run complete changes nothing in it, but Hydra has already rewritten the
+    run's `.hydra` files (config, hydra, overrides) with this command's: a rerun with `threads=1`, or
+    the same overrides in another order, would make the finished run's record say what it did not run
+    with. Put back the files read before Hydra wrote them. Called when the job starts and again when
+    the run, found running in another process, turned out complete once this one got its lock."""
+    if not (run_dir / "COMPLETE").is_file():
+        return  # this process runs it (or resumes it): its command is the record
+    kept = _FINISHED_RECORDS.pop(run_dir.absolute(), None)
+    if not kept:
+        return
+    for name, data in kept.items():
+        path = run_dir / ".hydra" / name
+        if not path.is_file() or path.read_bytes() != data:
+            atomic_write_bytes(path, data)
+
+
+def _remove_if_scaffolding(run_dir: Path) -> None:
+    """A run rejected before it started leaves no directory behind (only its scaffolding was there),
+    unless another process holds the run's lock: the same run, started by another command, is working
+    in it (its first files come later)."""
+    from filelock import FileLock, Timeout
+
+    if not (run_dir.is_dir() and all(p.name in SCAFFOLDING or p.suffix == ".log" for p in run_dir.iterdir())):
+        return
+    lock = FileLock(str(run_dir / ".run.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return
+    try:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    finally:
+        lock.release()
+    for folder in reversed(_CREATED):  # and the folders Hydra made for it, if still empty
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
