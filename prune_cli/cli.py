@@ -126,10 +126,13 @@ def hydra_main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    interrupts.install()
+    interrupts.install()  # keeps a local sweep's own handler (prune_cli/run/sweep_stop.py)
+    local_sweep = in_sweep and sweep_stop.handles(hydra_cfg.launcher)
+    if in_sweep and sweep_stop.runs_jobs_in_loky_workers(hydra_cfg.launcher) and not sweep_record.stopping():
+        interrupts.reset()  # a reused worker: the signal that stopped its previous job is not this job's
     _keep_a_finished_run_s_record(run_dir)
     if in_sweep and sweep_record.stopping() and not (run_dir / "COMPLETE").exists():
-        _remove_if_scaffolding(run_dir)  # a queued job a parallel worker took up while a signal stops the sweep
+        _remove_if_scaffolding(run_dir)  # a queued job that starts while a signal stops the sweep
         sweep_record.record_outcome(run_dir, "not-started")
         return
     if in_sweep and cfg.get("fail_fast", False) and not (run_dir / "COMPLETE").exists():
@@ -152,7 +155,7 @@ def hydra_main(cfg: DictConfig) -> None:
         run(cfg, run_dir, on_found_complete=lambda: _keep_a_finished_run_s_record(run_dir))
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here
     except interrupts.Interrupted as stop:
-        _stopped(stop, run_dir, in_loky_sweep=in_sweep and sweep_stop.runs_jobs_in_loky_workers(hydra_cfg.launcher))
+        _stopped(stop, run_dir, in_local_sweep=local_sweep)
     except Exception as err:  # noqa: BLE001 - every failure is recorded; the sweep decides whether to go on
         err = _as_expected(err)
         sweep_record.record_outcome(run_dir, "failed", err)
@@ -184,10 +187,10 @@ def _as_expected(err: Exception) -> Exception:
     return err
 
 
-def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_loky_sweep: bool = False) -> None:
-    """One line naming the run and how to resume, exit 128 + signal. A job of a parallel sweep instead
-    marks the sweep as stopping and ends normally: the sweep's process says the rest at its end
-    (prune_cli/run/sweep_stop.py)."""
+def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool = False) -> None:
+    """One line naming the run and how to resume, exit 128 + signal. A job of a local sweep (basic or
+    parallel launcher) instead marks the sweep as stopping and ends normally: the sweep's process says
+    the rest at its end (prune_cli/run/sweep_stop.py)."""
     name = str(stop)
     if (run_dir / "COMPLETE").exists():
         line = f"prune-run: stopped by {name}; run {run_dir} is complete"
@@ -204,7 +207,7 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_loky_sweep: bool = 
     log.warning(line)
     print(line, file=sys.stderr)
     sweep_record.record_outcome(run_dir, "stopped", stop)
-    if in_loky_sweep:
+    if in_local_sweep:
         sweep_record.mark_stopping(sweep_record.current())
         return
     sys.exit(stop.exit_code)

@@ -22,6 +22,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from .core import crashpoints
 from .core.atomic_io import atomic_write_bytes
 from .core.errors import PruneCliError
 from .run import sweep_record, sweep_stop
@@ -95,8 +96,9 @@ class SweepSummary(Callback):
                 if attempt == 2:
                     raise
         os.environ[sweep_record.SWEEP_RECORD_ENV] = str(path.resolve())
-        if sweep_stop.runs_jobs_in_loky_workers(config.hydra.launcher):
-            sweep_stop.forward_stop_signals(str(path.resolve()))
+        if sweep_stop.handles(config.hydra.launcher):
+            sweep_stop.install(str(path.resolve()), config.hydra.launcher)
+        crashpoints.hold("sweep-started")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         signum = sweep_stop.stopped_by()
@@ -129,17 +131,17 @@ class SweepSummary(Callback):
 
 
 def _report_stopped_sweep(outcomes: list[dict], signum: int | None) -> None:
-    """The end of a parallel sweep a signal stopped (prune_cli/run/sweep_stop.py): which runs stopped
+    """The end of a local sweep a signal stopped (prune_cli/run/sweep_stop.py): which runs stopped
     (each kept its last checkpoint), how many queued runs did not start, how to resume; exit 128 +
     signal like one run."""
     started = [x for x in outcomes if x["status"] not in ("skipped", "not-started")]
-    unfinished = [x for x in started if x["status"] != "completed"]
+    unfinished = [x for x in started if x["status"] != "completed" and not (Path(x["run_dir"]) / "COMPLETE").exists()]
     signum = signum or _signal_of(unfinished)
     name, done = signal.Signals(signum).name, len(started) - len(unfinished)
     print(f"prune-run: sweep stopped by {name}: {done} of the {len(started)} runs that started completed", file=sys.stderr)
     for x in unfinished:
         print(f"  {x['run_dir']}: {_how_it_stopped(x)}", file=sys.stderr)
-    queued = len(outcomes) - len(started)
+    queued = len(outcomes) - len(started) + max(sweep_stop.jobs_given() - len(outcomes), 0)  # + never handed out
     if queued:
         print(f"prune-run: {queued} queued run{'s were' if queued > 1 else ' was'} not started", file=sys.stderr)
     print("prune-run: run the same command again to resume the sweep (completed runs are not repeated)", file=sys.stderr)

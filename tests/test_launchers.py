@@ -570,36 +570,63 @@ def _alive(pid: int) -> bool:
     return True
 
 
+STOPS = [
+    ("parent", signal.SIGTERM),
+    ("group", signal.SIGINT),  # a Ctrl-C without a terminal: `timeout -s INT`, a pty with stdin redirected
+    pytest.param("parent", signal.SIGUSR2, marks=pytest.mark.slow),
+]
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
-@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGUSR2, marks=pytest.mark.slow)])
-def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_point(tmp_path, sig):
+@pytest.mark.parametrize("to, sig", STOPS, ids=["SIGTERM-to-the-sweep", "SIGINT-to-the-group", "SIGUSR2-to-the-sweep"])
+def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_point(tmp_path, to, sig):
     """`kill <pid of prune-run -m hydra/launcher=parallel ...>` (SLURM's SIGTERM or SIGUSR2 to a batch job
     running a local parallel sweep): the sweep's process died at once (exit 143, not one line), its
     joblib workers kept running their jobs as orphans and lingered, and the queued jobs were lost
-    without a word. Now the signal is passed on to the workers, each running job stops at its next
-    safe point, no queued job starts, and the sweep says which runs stopped and how to resume them,
-    then exits 128 + signal; the same command then completes every run, each one's rows once."""
+    without a word. Now the signal reaches the workers, each running job stops at its next safe point,
+    no queued job starts, and the sweep says which runs stopped and how to resume them, then exits
+    128 + signal; the same command then completes every run, each one's rows once. A SIGINT to the
+    whole group used to reach the workers twice (KeyboardInterrupt, a traceback); a run already
+    complete before the sweep was counted as stopped (a reused worker kept the signal's flag)."""
     pytest.importorskip(JOBLIB, reason=NEEDS)
     results = tmp_path / "results"
-    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1,2", f"results_dir={results}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PRUNE_CLI_HOLD_AT": "checkpoint-saved"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "prune_cli.cli", *FAST, "seed=3", f"results_dir={results}"], cwd=tmp_path, env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    [complete] = [p for p in (results / "runs").iterdir() if p.is_dir()]
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1,2,3", f"results_dir={results}"]
     command = [sys.executable, "-m", "prune_cli.cli", *args]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, no terminal
+    )
     deadline = time.monotonic() + 240
     while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)  # both workers hold at their first checkpoint (PRUNE_CLI_HOLD_AT) until a signal comes
     workers = _children(proc.pid)
-    proc.send_signal(sig)
+    if to == "group":
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err[-3000:]
     assert "Traceback" not in err and "leaked" not in err, err
-    runs = sorted(p for p in (results / "runs").iterdir() if p.is_dir())
-    assert len(runs) == 2, runs  # the third job never started
+    runs = sorted(p for p in (results / "runs").iterdir() if p.is_dir() and p != complete)
+    assert len(runs) == 2, runs  # the queued job never started
     name = signal.Signals(sig).name
-    assert f"prune-run: sweep stopped by {name}: 0 of the 2 runs that started completed" in err, err
+    assert f"prune-run: sweep stopped by {name}: 1 of the 3 runs that started completed" in err, err
     for run in runs:
         assert f"  {run}: stopped at a safe point; its checkpoint (state.pt) is kept" in err, err
         assert (run / "state.pt").exists() and not (run / "COMPLETE").exists()
+    assert f"  {complete}:" not in err, err
     assert "1 queued run was not started" in err and "run the same command again" in err, err
     assert not (results / ".sweeps").exists()
     deadline = time.monotonic() + 30
@@ -607,8 +634,57 @@ def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_poin
         time.sleep(0.2)
     assert not [p for p in workers if _alive(p)], "the sweep's worker processes outlived it"
 
-    env.pop("PRUNE_CLI_HOLD_AT")
     resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
+    _check_shared_rows(results, 4)
+
+
+def _sequential_sweep(tmp_path, hold: str, started: int):
+    """A basic-launcher sweep of three runs held at `hold` until SIGTERM, sent once `started` run
+    directories have a checkpoint (0: once the sweep's record exists): (process, stderr, results)."""
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "prune_cli.cli", "-m", *FAST, "seed=0,1,2", f"results_dir={results}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PRUNE_CLI_HOLD_AT": hold}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ready() -> bool:
+        if started == 0:
+            return (results / ".sweeps").is_dir() and any((results / ".sweeps").iterdir())
+        return len(list(results.glob("runs/*/state.pt"))) >= started
+
+    deadline = time.monotonic() + 240
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return proc, err, results, command, env
+
+
+def test_a_sigterm_during_a_sequential_sweep_s_run_names_the_queued_runs_too(tmp_path):
+    """Hydra's basic launcher: the stopped run said its one line and the sweep ended there, not naming the
+    jobs that never ran. Now the summary of a stopped sweep follows, like a parallel sweep's, and the
+    same command resumes the sweep."""
+    proc, err, results, command, env = _sequential_sweep(tmp_path, "checkpoint-saved", started=1)
+    assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
+    [run] = [p for p in (results / "runs").iterdir() if p.is_dir()]
+    assert "prune-run: sweep stopped by SIGTERM: 0 of the 1 runs that started completed" in err, err
+    assert f"  {run}: stopped at a safe point; its checkpoint (state.pt) is kept" in err, err
+    assert "2 queued runs were not started" in err, err
+    assert not (results / ".sweeps").exists()
+    env.pop("PRUNE_CLI_HOLD_AT")
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "resuming run" in (run / "prune-run.log").read_text(), resumed.stderr[-3000:]
     _check_shared_rows(results, 3)
+
+
+def test_a_sigterm_before_a_sequential_sweep_s_first_run_leaves_nothing_behind(tmp_path):
+    """A SIGTERM while a sweep checks its jobs (216 jobs of a preset: 15 s) killed it without a word and
+    left results_dir/.sweeps and runs/multirun.yaml behind (sweep audit). Now no run starts, no run
+    directory is left, and the summary says the queued runs were not started."""
+    proc, err, results, _, _ = _sequential_sweep(tmp_path, "sweep-started", started=0)
+    assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
+    assert "prune-run: sweep stopped by SIGTERM: 0 of the 0 runs that started completed" in err, err
+    assert "3 queued runs were not started" in err, err
+    assert not (results / ".sweeps").exists()
+    assert not [p for p in (results / "runs").iterdir() if p.is_dir()]

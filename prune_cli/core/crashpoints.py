@@ -28,7 +28,10 @@ POINTS = (
     "shared-marker",  # the marker is written, the journal not yet removed
     "before-complete",  # shared rows committed, COMPLETE not yet written
 )
-HOLD_POINTS = ("checkpoint-saved",)  # state.pt renamed into place (after every epoch and plan step)
+HOLD_POINTS = (
+    "checkpoint-saved",  # state.pt renamed into place (after every epoch and plan step)
+    "sweep-started",  # a local sweep's record and signal handling are in place, no job launched yet
+)
 
 
 def reached(name: str) -> None:

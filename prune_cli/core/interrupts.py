@@ -41,9 +41,15 @@ class Interrupted(BaseException):
 
 
 def _handler(signum, frame) -> None:
-    global _requested
     if _requested is not None and signum == signal.SIGINT:
         raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now
+    request(signum)
+
+
+def request(signum: int) -> None:
+    """What a stop signal does: the next safe point raises Interrupted (also set by a local sweep's own
+    handler, prune_cli/run/sweep_stop.py, for the job running in its process)."""
+    global _requested
     _requested = signum
     log.warning("received %s: stopping at the next safe point (the checkpoint stays valid)", signal.Signals(signum).name)
 

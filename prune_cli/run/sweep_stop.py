@@ -1,23 +1,29 @@
-"""Stopping a local parallel sweep (hydra/launcher=parallel, joblib) with a signal, as one run stops.
+"""Stopping a local sweep with a signal, as one run stops: Hydra's basic launcher (jobs one after another
+in the sweep's process) and hydra/launcher=parallel (joblib's loky worker processes).
 
-A single run and Hydra's basic launcher handle SIGTERM, SIGUSR2 and SIGINT in the process that runs
-the job (prune_cli/core/interrupts.py). Under joblib the jobs run in worker processes and the sweep's
-own process only waits for them: a signal to it (SLURM's SIGTERM or SIGUSR2 to a batch job running
-the sweep, `kill`) killed it at once, left the workers running their jobs as orphans, and lost the
-queued jobs without a word. Now a stop signal, to the sweep's process or to one of its workers,
+A single run handles SIGTERM, SIGUSR2 and SIGINT in its process (prune_cli/core/interrupts.py). A sweep
+needs more: under joblib the sweep's own process only waits for its workers, and a signal to it (SLURM's
+SIGTERM or SIGUSR2 to a batch job running the sweep, `kill`) killed it at once, left the workers running
+their jobs as orphans and lost the queued jobs without a word; under the basic launcher the stopped job
+ended the sweep without naming the jobs that never ran. Now the sweep's process, from the sweep's start
+(`install`, by `SweepSummary.on_multirun_start`),
 
-1. marks the sweep as stopping (`sweep_record.mark_stopping`): a queued job a worker takes up then
-   does not run, and is recorded as not started;
-2. reaches every running job: the sweep's process passes its signal on to the workers running a job
-   (a Ctrl-C at a terminal already reached every process of the foreground group and is not passed
-   on: a second SIGINT would make them stop at once). Each job stops at its next safe point and keeps
-   its checkpoint, exactly as a run given the signal itself, and ends normally, so joblib's batch ends
-   as usual (killing the workers instead would leave their semaphores behind);
-3. at the sweep's end, `prune-run` says which runs stopped, how many queued runs did not start and how
-   to resume, and exits 128 + signal (prune_cli/cli.py `SweepSummary`).
+1. marks the sweep as stopping (`sweep_record.mark_stopping`): a job that starts after that does not
+   run (recorded as not started, its directory removed);
+2. stops launching: the launcher's list of jobs (`job_overrides` of its `launch`, on the stack the signal
+   interrupted) is emptied, so no further job is handed out (a parallel sweep hands out up to twice its
+   workers ahead: those come back as not started);
+3. reaches every running job: the job running in this process (basic launcher) through the flag its
+   safe points check; joblib's workers running a job get SIGTERM or SIGUSR2 passed on. SIGINT is not
+   passed on: a Ctrl-C (at a terminal, or `timeout -s INT`) goes to the whole process group, workers
+   included, and a second SIGINT would make them stop at once. Each job stops at its next safe point,
+   keeps its checkpoint, and ends normally, so the launcher's batch ends as usual (killing the workers
+   instead would leave their semaphores behind);
+4. at the sweep's end, says which runs stopped, how many queued runs did not start and how to resume,
+   and exits 128 + signal (prune_cli/sweep_lifecycle.py `SweepSummary`).
 
-A second Ctrl-C to the sweep's process stops at once (joblib then kills the workers; their
-checkpoints stay valid, docs/robustness.md).
+A signal to one worker alone stops that worker's job and, through the mark, the queued jobs; the other
+running jobs finish. A second Ctrl-C to the sweep's process stops at once.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from . import sweep_record
 
 _stopping: Optional[int] = None
 _record: Optional[str] = None
+_forward = False  # pass SIGTERM/SIGUSR2 on to joblib's workers
+_jobs_given = 0  # the jobs the launcher had been given when the signal came (0: unknown)
 
 
 def runs_jobs_in_loky_workers(launcher) -> bool:
@@ -43,10 +51,16 @@ def runs_jobs_in_loky_workers(launcher) -> bool:
     return "JoblibLauncher" in target and backend in (None, "loky") and launcher.get("prefer", None) != "threads"
 
 
-def forward_stop_signals(record: str) -> None:
-    """In the sweep's process, for a launcher whose jobs run in joblib's loky workers."""
-    global _stopping, _record
-    _stopping, _record = None, record
+def handles(launcher) -> bool:
+    """Whether a sweep with this launcher config is stopped here: the basic launcher and joblib's loky
+    workers (a SLURM array's jobs run on other machines and get their signals from SLURM)."""
+    return "BasicLauncher" in str(launcher.get("_target_", "")) or runs_jobs_in_loky_workers(launcher)
+
+
+def install(record: str, launcher) -> None:
+    """In the sweep's process, at the sweep's start."""
+    global _stopping, _record, _forward, _jobs_given
+    _stopping, _record, _forward, _jobs_given = None, record, runs_jobs_in_loky_workers(launcher), 0
     for sig in interrupts.SIGNALS:
         signal.signal(sig, _on_signal)
 
@@ -54,6 +68,11 @@ def forward_stop_signals(record: str) -> None:
 def stopped_by() -> Optional[int]:
     """The signal the sweep's process received (None: none)."""
     return _stopping
+
+
+def jobs_given() -> int:
+    """How many jobs the launcher had been given when the signal came (0: unknown)."""
+    return _jobs_given
 
 
 def restore_signals() -> None:
@@ -75,19 +94,34 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
         return
     _stopping = signum
     name = signal.Signals(signum).name
-    print(f"prune-run: received {name}: stopping the sweep's running jobs at their next safe point", file=sys.stderr)
+    print(f"prune-run: received {name}: stopping the sweep at its running jobs' next safe point", file=sys.stderr)
+    interrupts.request(signum)  # the job running in this process (basic launcher) stops at its next safe point
     if _record is None:
         return
     sweep_record.mark_stopping(_record)
-    if signum == signal.SIGINT and _the_terminal_sent_it_to_every_process():
-        return
-    workers = _joblib_workers()
-    for pid in sweep_record.running(_record).values():
-        if pid in workers:  # a worker running a job has prune-run's handler (a fresh one would die of it)
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+    _stop_launching(frame)
+    if _forward and signum != signal.SIGINT:
+        workers = _joblib_workers()
+        for pid in sweep_record.running(_record).values():
+            if pid in workers:  # a worker running a job has prune-run's handler (a fresh one would die of it)
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
+
+
+def _stop_launching(frame: Optional[FrameType]) -> None:
+    """Empty the list of jobs the launcher's `launch(..., job_overrides, ...)` is working through (Hydra's
+    basic launcher loops over it; joblib's Parallel draws from a generator over it), so no further job
+    is handed out; remember how many it had."""
+    global _jobs_given
+    while frame is not None:
+        jobs = frame.f_locals.get("job_overrides") if frame.f_code.co_name == "launch" else None
+        if isinstance(jobs, list):
+            _jobs_given = len(jobs)
+            del jobs[:]
+            return
+        frame = frame.f_back
 
 
 def _joblib_workers() -> set[int]:
@@ -96,11 +130,3 @@ def _joblib_workers() -> set[int]:
 
     executor = reusable_executor._executor  # noqa: SLF001 - loky keeps its reusable executor here
     return set(getattr(executor, "_processes", None) or {}) if executor is not None else set()
-
-
-def _the_terminal_sent_it_to_every_process() -> bool:
-    """Whether this process is in its terminal's foreground process group (a Ctrl-C reaches them all)."""
-    try:
-        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
-    except (OSError, ValueError, AttributeError):
-        return False  # no terminal: the signal was sent to this process alone
