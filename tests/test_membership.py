@@ -86,3 +86,20 @@ def test_metric_rows_and_own_generator():
     with torch.no_grad():
         loss = torch.nn.functional.cross_entropy(model(data.test_x), data.test_y)
     assert values["mia_nonmember_loss"] == pytest.approx(float(loss), rel=1e-5)  # all 40 test examples
+
+
+def test_a_split_too_small_to_attack_says_so(caplog):
+    """A test split of one example: the metric returned no rows and the log said nothing, while the
+    run's config says membership.enabled=true (metrics audit). The log now says why no row is there."""
+    import logging
+
+    torch.manual_seed(0)
+    model = MLP(3, [8], 2)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(61, 3, generator=g), torch.randint(0, 2, (61,), generator=g)
+    data = DataSplits(x[:60], y[:60], x[:0], y[:0], x[60:], y[60:], num_classes=2)
+    node = OmegaConf.create({"num_samples": 1000, "sample_seed": 0})
+    with caplog.at_level(logging.WARNING):
+        out = METRICS.get("membership")(metric_context(model, data, eval_batch_size=16), "pruned", node)
+    assert out.scalars == [] or not out.scalars
+    assert "membership: not computed in phase pruned: 60 training and 1 test examples" in caplog.text, caplog.text

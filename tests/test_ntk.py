@@ -152,6 +152,7 @@ def test_ntk_metric_end_to_end_with_ntk_mlp(tmp_path):
     assert set(ntk.phase) == {"dense", "pruned", "finetuned"} and (ntk.split == "test").all()
     dense = ntk[ntk.phase == "dense"].set_index("metric").value
     assert dense["ntk_rel_dist_dense"] == 0 and dense["ntk_trace_ratio"] == 1 and dense["ntk_frobenius"] > 0
+    assert dense["ntk_num_inputs"] == 6  # the kernel's size (the Frobenius norm grows with it)
     pruned = ntk[ntk.phase == "pruned"].set_index("metric").value
     assert pruned["ntk_rel_dist_dense"] > 0
 
@@ -169,3 +170,15 @@ def test_bad_ntk_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
         validated(["model=ntk_mlp", override])
     assert key in str(err.value)
+
+
+def test_the_mean_ratio_of_a_kernel_to_itself_is_one_even_with_zero_entries():
+    """A narrow ReLU net without biases has kernel entries exactly 0 (inputs where every unit is off);
+    the entrywise ratio was 0/0 there, so the dense phase's ntk_mean_ratio was NaN where docs/analysis.md
+    promises 1 (metrics audit). Entries where the reference kernel is 0 are left out of the mean."""
+    from prune_cli.analysis.ntk import kernel_comparison
+
+    reference = torch.tensor([[2.0, 0.0], [0.0, 0.5]])
+    assert kernel_comparison(reference, reference) == {"rel_dist": 0.0, "mean_ratio": 1.0, "trace_ratio": 1.0}
+    halved = kernel_comparison(reference / 2, reference)
+    assert halved["mean_ratio"] == 0.5

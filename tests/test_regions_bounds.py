@@ -199,3 +199,34 @@ def test_lagrange3_at_full_density_keeps_every_weight_without_dividing_by_zero()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert lagrange3(1.0, (10, 20), lambda p0, p1: p0 + 2 * p1) == (1.0, 1.0)
+
+
+def _regions_node(**kw):
+    from helpers import composed
+
+    return OmegaConf.merge(composed().metrics.regions, {"rank_models": ["binomial"], **kw})
+
+
+def test_a_layer_without_weights_leaves_the_binomial_bound_empty_not_zero_regions():
+    """The binomial rank model drops P(rank = 0), as the authors' code does; for a layer of density 0
+    nothing is left and the bound came out ln = -inf, i.e. 0 regions, beside counts of 1 and 2 (metrics
+    audit; a network has at least one region). It is recorded empty, and the scope says why."""
+    from prune_cli.metrics.regions import bound_columns
+
+    net = MLP(2, [4, 3], 3)
+    with torch.no_grad():
+        list(net.prunable_layers())[1][1].weight.zero_()
+    row = bound_columns(net, 2, _regions_node())
+    assert math.isnan(row["bound_ln_expected_binomial"]), row
+    assert "density 0" in row["bound_scope"], row
+
+
+def test_a_residual_mlp_gets_no_chain_bound():
+    """res_mlp was bounded as a rectified chain of its 6 Linear layers ("fully connected, output layer
+    rectified", widths 4-4-4-4-4-3) although only 3 are followed by a ReLU and the skips add the stream
+    back; a working network got exp(bound) = 0 beside 9 counted regions (metrics audit)."""
+    from prune_cli.metrics.regions import bound_columns
+    from prune_cli.models.res_mlp import ResMLP
+
+    row = bound_columns(ResMLP(2, 4, 2, 3), 2, _regions_node())
+    assert row == {"bound_scope": "none (bounds apply to plain fully connected chains; model has residual connections)"}

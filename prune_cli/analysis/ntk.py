@@ -10,6 +10,8 @@ for the Jacobian (N inputs, K = 1 or the number of logits, P parameters).
 
 from __future__ import annotations
 
+import math
+
 from typing import Optional
 
 import torch
@@ -58,12 +60,14 @@ def empirical_ntk(
 def kernel_comparison(theta: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
     """Relative Frobenius distance, elementwise mean ratio and trace ratio of `theta` to `reference`.
 
-    The elementwise mean ratio is Yang & Wang's (AISTATS 2023; about q^L for an unrescaled randomly pruned MLP); the
+    The elementwise mean ratio is Yang & Wang's (AISTATS 2023; about q^L for an unrescaled randomly pruned MLP), over
+    the entries where the reference is not 0 (so a kernel's ratio to itself is 1); the
     trace ratio uses only the diagonal, which is always positive, so it stays defined when
     off-diagonal reference entries are near zero (trained nets)."""
     ref_norm = torch.linalg.matrix_norm(reference)
+    nonzero = reference != 0  # a ReLU net without biases has exact zeros (inputs where every unit is off): 0/0
     return {
         "rel_dist": float(torch.linalg.matrix_norm(theta - reference) / ref_norm),
-        "mean_ratio": float((theta / reference).mean()),
+        "mean_ratio": float((theta[nonzero] / reference[nonzero]).mean()) if bool(nonzero.any()) else math.nan,
         "trace_ratio": float(theta.diagonal().sum() / reference.diagonal().sum()),
     }

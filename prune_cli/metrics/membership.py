@@ -6,6 +6,7 @@ adapter samples members (training split) and non-members (test split) and writes
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -16,6 +17,8 @@ from omegaconf import DictConfig
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
+
+log = logging.getLogger(__name__)
 
 
 def sample(x: torch.Tensor, y: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +50,13 @@ def membership(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult
     """Attack scalars in metrics.csv (split "membership"); pruned rows carry the dense value."""
     data = ctx.data
     n = min(node.num_samples, len(data.train_y), len(data.test_y))
-    if n < 2:
+    if n < 2:  # an AUC needs a member and a non-member at least twice over
+        log.warning(
+            "membership: not computed in phase %s: %d training and %d test examples (the attack needs 2 of each)",
+            phase,
+            len(data.train_y),
+            len(data.test_y),
+        )
         return MetricResult()
     gen = torch.Generator().manual_seed(node.sample_seed)  # own generator: the run's RNG is untouched
     member, nonmember = sample(data.train_x, data.train_y, n, gen), sample(data.test_x, data.test_y, n, gen)

@@ -91,5 +91,6 @@ def ntk_metric(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult
         "ntk_mean_ratio": cmp["mean_ratio"],
         "ntk_trace_ratio": cmp["trace_ratio"],
         "ntk_frobenius": float(torch.linalg.matrix_norm(theta)),
+        "ntk_num_inputs": int(x.shape[0]),  # num_inputs, or the split's size when smaller
     }
     return MetricResult(scalars=[{"split": node.split, "metric": k, "value": v} for k, v in values.items()])

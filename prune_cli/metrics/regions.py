@@ -51,6 +51,8 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     if not all(isinstance(m, nn.Linear) for m in layers):
         return {"bound_scope": "none (bounds apply to fully connected networks)"}
+    if hasattr(model, "residual_sections"):  # the skips add the stream back: not a chain of rectified layers
+        return {"bound_scope": "none (bounds apply to plain fully connected chains; model has residual connections)"}
     if not node.include_output_layer:
         layers = layers[:-1]
     widths = [m.out_features for m in layers]
@@ -68,12 +70,16 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
         "bound_ln_rank_actual": math.log(rank_ub(n0, widths, ranks)),
     }
     n = [n0] + widths
+    empty = [i for i, d in enumerate(densities) if d == 0.0]
+    if empty:  # the binomial model drops P(rank = 0) (the authors' code): nothing is left for such a layer
+        row["bound_scope"] += f"; layer {empty[0]} has density 0: no binomial expected bound"
     for rank_model in node.rank_models:
         if rank_model == "binomial":
             probs = [binomial_rank_log_probs(r, c, p) for (r, c), p in zip(shapes, densities)]
         else:
             probs = [montecarlo_rank_log_probs(r, c, p, node.seed, node.mc_sample_factor) for (r, c), p in zip(shapes, densities)]
-        row[f"bound_ln_expected_{rank_model}"] = expected_bound_from_probs(n, probs)
+        value = expected_bound_from_probs(n, probs)
+        row[f"bound_ln_expected_{rank_model}"] = math.nan if value == -math.inf else value
     return row
 
 
