@@ -280,3 +280,26 @@ def test_rounding_at_the_end_of_the_phase_records_its_last_epoch_and_step():
         h.final_masks()
         rows = {r["section"]: r for r in h.rows()}
         assert [(rows[i]["epoch_removed"], rows[i]["step_removed"], rows[i]["how"]) for i in (0, 2)] == [(1, 3, "rounded")] * 2
+
+
+def test_an_emptied_residual_section_is_not_a_layer_collapse():
+    """res_mlp at sparsity 0.9 stopped with "Layer collapse ... no weight left in sections.1.2.weight ...
+    The network is disconnected", but an empty section adds 0 to the residual stream and the skip
+    carries it on (a network with such a section reached 0.41 test accuracy, metrics audit). Only
+    layers outside the sections (the stem, the classifier) collapse the network."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.models.graph import trace
+    from prune_cli.models.res_mlp import ResMLP
+    from prune_cli.pruning.pruner import LayerCollapse, check_collapse
+
+    model = ResMLP(6, 8, 2, 3)
+    masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in model.named_parameters() if n.endswith("weight")}
+    method = OmegaConf.create({"allocation": "global", "structure": "unstructured", "allow_collapse": False})
+    masks["sections.1.2.weight"][:] = False
+    check_collapse(masks, trace(model), 0.5, method)  # no error
+    masks["sections.1.0.weight"][:] = False
+    check_collapse(masks, trace(model), 0.5, method)  # the whole section cut: still the skip
+    masks["stem.weight"][:] = False
+    with pytest.raises(LayerCollapse, match="stem.weight"):
+        check_collapse(masks, trace(model), 0.5, method)

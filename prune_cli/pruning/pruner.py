@@ -176,9 +176,15 @@ def check_collapse(masks: Masks, layers: dict, density: float, method, advice: s
     another allocation, ...) where they do not apply (a training-time method's own knobs)."""
     from .structure import disconnected
 
-    collapsed = [name for name, m in masks.items() if not m.any()]
+    root = getattr(layers, "root", None)
+    # a residual section cut short adds 0 to the stream, which its skip carries on: not a collapse
+    residual = {n for section in root.residual_sections() for n in section} if hasattr(root, "residual_sections") else set()
+    collapsed = [name for name, m in masks.items() if not m.any() and name not in residual]
     problems = [f"no weight left in {', '.join(collapsed)}"] if collapsed else []
-    problems += disconnected(masks, layers)
+    problems += disconnected(masks, layers, skip=residual)
+    cut = sorted(name for name, m in masks.items() if not m.any() and name in residual)
+    if cut and not problems:
+        log.info("%s: no weight left; the residual section adds 0 and its skip carries the stream on", ", ".join(cut))
     if not problems:
         return
     sparing = " or ".join(a for a in ("erk", "layerwise") if a != method.allocation)

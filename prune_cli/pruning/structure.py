@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Collection, Optional
 
 import torch
 import torch.nn.functional as F
@@ -52,18 +52,19 @@ def unit_alive(mask: torch.Tensor) -> torch.Tensor:
     return mask.flatten(1).any(1)
 
 
-def disconnected(masks: dict[str, torch.Tensor], layers: LayerGraph) -> list[str]:
+def disconnected(masks: dict[str, torch.Tensor], layers: LayerGraph, skip: Collection[str] = ()) -> list[str]:
     """Reasons the pruned network has no path from a layer's inputs to its successor's outputs.
 
     For every linked pair (A -> B), some unit of A must keep an incoming weight and an outgoing
-    weight in B. For a chain network, some input must still reach some output through all layers."""
+    weight in B (pairs touching a layer of `skip`, a residual section's, are not needed: the stream
+    passes the section by). For a chain network, some input must still reach some output through all layers."""
 
     def full(name):
         return masks[name] if name in masks else torch.ones_like(layers[name].module.weight, dtype=torch.bool)
 
     problems = []
     for info in layers.values():
-        if info.next is None:
+        if info.next is None or info.name in skip or info.next in skip:
             continue
         nxt = full(info.next)
         outgoing = nxt.transpose(0, 1).flatten(1).any(1).view(-1, info.factor).any(1)
