@@ -141,7 +141,9 @@ def _report_stopped_sweep(outcomes: list[dict], signum: int | None) -> None:
     print(f"prune-run: sweep stopped by {name}: {done} of the {len(started)} runs that started completed", file=sys.stderr)
     for x in unfinished:
         print(f"  {x['run_dir']}: {_how_it_stopped(x)}", file=sys.stderr)
-    queued = len(outcomes) - len(started) + max(sweep_stop.jobs_given() - len(outcomes), 0)  # + never handed out
+    skipped = sum(x["status"] == "skipped" for x in outcomes)
+    given = sweep_stop.jobs_given()  # every job of every batch; 0 when unknown: those recorded as not started
+    queued = given - len(started) - skipped if given else len(outcomes) - len(started) - skipped
     if queued:
         print(f"prune-run: {queued} queued run{'s were' if queued > 1 else ' was'} not started", file=sys.stderr)
     print("prune-run: run the same command again to resume the sweep (completed runs are not repeated)", file=sys.stderr)

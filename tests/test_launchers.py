@@ -640,11 +640,11 @@ def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_poin
     _check_shared_rows(results, 4)
 
 
-def _sequential_sweep(tmp_path, hold: str, started: int):
+def _sequential_sweep(tmp_path, hold: str, started: int, extra: tuple = ()):
     """A basic-launcher sweep of three runs held at `hold` until SIGTERM, sent once `started` run
     directories have a checkpoint (0: once the sweep's record exists): (process, stderr, results)."""
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "prune_cli.cli", "-m", *FAST, "seed=0,1,2", f"results_dir={results}"]
+    command = [sys.executable, "-m", "prune_cli.cli", "-m", *FAST, "seed=0,1,2", *extra, f"results_dir={results}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PRUNE_CLI_HOLD_AT": hold}
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -657,15 +657,18 @@ def _sequential_sweep(tmp_path, hold: str, started: int):
     while not ready() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=120)
+    _sequential_sweep.stdout = out
     return proc, err, results, command, env
 
 
-def test_a_sigterm_during_a_sequential_sweep_s_run_names_the_queued_runs_too(tmp_path):
+@pytest.mark.parametrize("batches", [(), ("hydra.sweeper.max_batch_size=1",)], ids=["one_batch", "batches_of_one"])
+def test_a_sigterm_during_a_sequential_sweep_s_run_names_the_queued_runs_too(tmp_path, batches):
     """Hydra's basic launcher: the stopped run said its one line and the sweep ended there, not naming the
     jobs that never ran. Now the summary of a stopped sweep follows, like a parallel sweep's, and the
-    same command resumes the sweep."""
-    proc, err, results, command, env = _sequential_sweep(tmp_path, "checkpoint-saved", started=1)
+    same command resumes the sweep. With batches (max_batch_size) the later batches are not launched
+    and are counted (the diff audit: 2 said where 3 had not started)."""
+    proc, err, results, command, env = _sequential_sweep(tmp_path, "checkpoint-saved", started=1, extra=batches)
     assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
     [run] = [p for p in (results / "runs").iterdir() if p.is_dir()]
     assert "prune-run: sweep stopped by SIGTERM: 0 of the 1 runs that started completed" in err, err
@@ -684,7 +687,49 @@ def test_a_sigterm_before_a_sequential_sweep_s_first_run_leaves_nothing_behind(t
     directory is left, and the summary says the queued runs were not started."""
     proc, err, results, _, _ = _sequential_sweep(tmp_path, "sweep-started", started=0)
     assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
+    assert "Launching" not in _sequential_sweep.stdout + err  # no job was handed to the launcher at all
     assert "prune-run: sweep stopped by SIGTERM: 0 of the 0 runs that started completed" in err, err
     assert "3 queued runs were not started" in err, err
     assert not (results / ".sweeps").exists()
     assert not [p for p in (results / "runs").iterdir() if p.is_dir()]
+
+
+def test_a_local_sweep_keeps_a_handler_someone_else_installed_and_puts_its_own_back(tmp_path):
+    """A program calling prune-cli's main with its own SIGTERM handler lost it to the sweep's and found
+    SIG_DFL afterwards (diff audit); interrupts.install has always kept such a handler."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.run import sweep_stop
+
+    def own(signum, frame):
+        pass
+
+    before_usr2 = signal.getsignal(signal.SIGUSR2)
+    previous = signal.signal(signal.SIGTERM, own)
+    try:
+        basic = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+        sweep_stop.install(str(tmp_path / "record.jsonl"), basic)
+        assert signal.getsignal(signal.SIGTERM) is own and signal.getsignal(signal.SIGUSR2) is sweep_stop._on_signal  # noqa: SLF001
+        sweep_stop.restore_signals()
+        assert signal.getsignal(signal.SIGTERM) is own and signal.getsignal(signal.SIGUSR2) is before_usr2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_sigterm_after_a_sigint_to_a_parallel_sweep_s_process_reaches_the_workers(tmp_path, monkeypatch):
+    """SIGINT to the sweep's process alone is not passed on (a Ctrl-C reaches the whole group); a SIGTERM
+    after it was dropped as a repeat, so the running jobs trained on to the end (diff audit)."""
+    from prune_cli.run import sweep_record, sweep_stop
+
+    sent = []
+    monkeypatch.setattr(sweep_stop, "_joblib_workers", lambda: {4242})
+    monkeypatch.setattr(sweep_record, "running", lambda record: {"run-a": 4242})
+    monkeypatch.setattr(sweep_stop.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(sweep_stop, "_record", str(tmp_path / "record.jsonl"))
+    monkeypatch.setattr(sweep_stop, "_forward", True)
+    monkeypatch.setattr(sweep_stop, "_stopping", None)
+    monkeypatch.setattr(sweep_stop.interrupts, "request", lambda signum: None)
+    sweep_stop._on_signal(signal.SIGINT, None)  # noqa: SLF001
+    assert sent == []
+    sweep_stop._on_signal(signal.SIGTERM, None)  # noqa: SLF001
+    assert sent == [(4242, signal.SIGTERM)]

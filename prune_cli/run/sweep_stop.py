@@ -40,7 +40,8 @@ from . import sweep_record
 _stopping: Optional[int] = None
 _record: Optional[str] = None
 _forward = False  # pass SIGTERM/SIGUSR2 on to joblib's workers
-_jobs_given = 0  # the jobs the launcher had been given when the signal came (0: unknown)
+_jobs_given = 0  # the jobs handed to the launcher's `launch` in this sweep (every batch), stopped or not
+_before: dict[int, object] = {}  # the handlers `install` replaced, put back by `restore_signals`
 
 
 def runs_jobs_in_loky_workers(launcher) -> bool:
@@ -58,11 +59,44 @@ def handles(launcher) -> bool:
 
 
 def install(record: str, launcher) -> None:
-    """In the sweep's process, at the sweep's start."""
+    """In the sweep's process, at the sweep's start. A handler someone else installed for a signal (a
+    program calling prune-cli's main) is kept, as `interrupts.install` keeps it."""
     global _stopping, _record, _forward, _jobs_given
     _stopping, _record, _forward, _jobs_given = None, record, runs_jobs_in_loky_workers(launcher), 0
+    _guard(launcher)
+    _before.clear()
     for sig in interrupts.SIGNALS:
+        current = signal.getsignal(sig)
+        if callable(current) and current not in (signal.default_int_handler, interrupts._handler):  # noqa: SLF001
+            continue
+        _before[sig] = current
         signal.signal(sig, _on_signal)
+
+
+def _guard(launcher) -> None:
+    """Wrap the launcher class's `launch` once: it counts the jobs it is given, and hands out none once
+    the sweep is stopping (a signal during the whole-sweep check before the first batch, or a later
+    batch of `hydra.sweeper.max_batch_size`: every job would otherwise be set up only to be declined)."""
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(str(launcher.get("_target_", "")))
+    except Exception:  # noqa: BLE001 - a launcher that cannot be imported fails in Hydra, with its reason
+        return
+    if getattr(cls.launch, "_prune_cli_stop_guard", False):
+        return
+    original = cls.launch
+
+    def launch(self, job_overrides, initial_job_idx):
+        global _jobs_given
+        if _record is not None:
+            _jobs_given += len(job_overrides)
+            if _stopping is not None:
+                return []
+        return original(self, job_overrides, initial_job_idx)
+
+    launch._prune_cli_stop_guard = True
+    cls.launch = launch
 
 
 def stopped_by() -> Optional[int]:
@@ -71,7 +105,7 @@ def stopped_by() -> Optional[int]:
 
 
 def jobs_given() -> int:
-    """How many jobs the launcher had been given when the signal came (0: unknown)."""
+    """How many jobs the launcher was given in this sweep, stopped batches included (0: unknown)."""
     return _jobs_given
 
 
@@ -81,9 +115,10 @@ def restore_signals() -> None:
     if _record is None:
         return
     _record, _stopping = None, None
-    for sig in interrupts.SIGNALS:
+    for sig, before in _before.items():
         if signal.getsignal(sig) is _on_signal:
-            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+            signal.signal(sig, before)
+    _before.clear()
 
 
 def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
@@ -91,6 +126,7 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
     if _stopping is not None:
         if signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now
+        _pass_on(signum)  # e.g. SIGTERM after a SIGINT sent to this process alone: the workers' jobs stop now
         return
     _stopping = signum
     name = signal.Signals(signum).name
@@ -100,25 +136,29 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
         return
     sweep_record.mark_stopping(_record)
     _stop_launching(frame)
-    if _forward and signum != signal.SIGINT:
-        workers = _joblib_workers()
-        for pid in sweep_record.running(_record).values():
-            if pid in workers:  # a worker running a job has prune-run's handler (a fresh one would die of it)
-                try:
-                    os.kill(pid, signum)
-                except ProcessLookupError:
-                    pass
+    _pass_on(signum)
+
+
+def _pass_on(signum: int) -> None:
+    """SIGTERM or SIGUSR2 to joblib's workers running a job (not SIGINT: see the module's docstring)."""
+    if not _forward or signum == signal.SIGINT or _record is None:
+        return
+    workers = _joblib_workers()
+    for pid in sweep_record.running(_record).values():
+        if pid in workers:  # a worker running a job has prune-run's handler (a fresh one would die of it)
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
 
 def _stop_launching(frame: Optional[FrameType]) -> None:
     """Empty the list of jobs the launcher's `launch(..., job_overrides, ...)` is working through (Hydra's
     basic launcher loops over it; joblib's Parallel draws from a generator over it), so no further job
-    is handed out; remember how many it had."""
-    global _jobs_given
+    is handed out (`_guard` counted them when the batch began)."""
     while frame is not None:
         jobs = frame.f_locals.get("job_overrides") if frame.f_code.co_name == "launch" else None
         if isinstance(jobs, list):
-            _jobs_given = len(jobs)
             del jobs[:]
             return
         frame = frame.f_back
