@@ -59,3 +59,34 @@ def test_a_rerun_removes_the_files_of_an_earlier_report_it_does_not_write(tmp_pa
     assert out.joinpath("notes.txt").read_text() == "mine\n" and out.joinpath("figure.png").read_bytes() == b"not a report figure"
     assert out.joinpath("drafts", "summary.md").exists()
     assert set(pd.read_csv(out / "summary.csv")["method"]) == {"magnitude"}
+
+
+def test_a_report_that_fails_part_way_leaves_the_earlier_report(tmp_path, monkeypatch, capsys):
+    """The earlier report's files were removed before anything was written, so a report interrupted
+    or failing part-way left the folder empty where the earlier complete report had been (diff
+    audit: `timeout -s INT 1.3 prune-report` emptied 14 files). Files of an earlier report that this
+    one does not write are removed only once it has written its own, and the removal is said."""
+    import pytest
+
+    from prune_cli.report import build as build_module
+
+    root, out = tmp_path / "res", tmp_path / "out"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8)
+        write_run(root, seed, "random", 0.5, 10, 0.6)
+    (tmp_path / "expected.yaml").write_text(EXPECTED)
+    first = build_report(root, out, plots=False, expect=str(tmp_path / "expected.yaml"))
+    assert "expect.csv" in first
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(build_module, "write_html", broken)
+        with pytest.raises(RuntimeError):
+            build_report(root, out, plots=False)
+    assert {"expect.csv", "report.html", "comparisons.csv"} <= {p.name for p in out.iterdir()}
+    capsys.readouterr()
+    build_report(root, out, plots=False)
+    assert not out.joinpath("expect.csv").exists()
+    assert "removed expect.csv of an earlier report" in capsys.readouterr().err

@@ -28,8 +28,9 @@ writes into RESULTS_DIR/report/ (or --out):
   *.png                   accuracy_vs_compression, recall_change_vs_dense, regions_vs_sparsity,
                           hessian_density, ntk_vs_width (each when its data exists)
 
-Before it writes, it removes these files (build.REPORT_FILES) from the folder, so that none of an
-earlier report stays behind; other files in the folder are left alone.
+Once it has written its own files, it removes those of these files (build.REPORT_FILES) that it did
+not write, so that none of an earlier report stays behind (and says which); other files in the folder
+are left alone, and a report that fails part-way leaves the earlier one.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ these imports, and would otherwise wait for them."""
 
 from __future__ import annotations
 
+import sys
+
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Optional
@@ -97,14 +99,19 @@ REPORT_FILES = (
 )
 
 
-def remove_earlier_report(out: Path) -> list[Path]:
-    """Remove the files of REPORT_FILES from `out` (files and links only, never a folder); returns them."""
+def remove_earlier_report(out: Path, written: dict[str, Path]) -> list[Path]:
+    """Remove the files of REPORT_FILES from `out` that this report did not write (files and links only,
+    never a folder), once it has written its own: a report that fails or is stopped part-way leaves the
+    earlier one in place. Says which it removed; returns them."""
     removed = []
     for name in REPORT_FILES:
         path = out / name
-        if path.is_symlink() or path.is_file():
+        if name not in written and (path.is_symlink() or path.is_file()):
             path.unlink()
             removed.append(path)
+    if removed:
+        names = ", ".join(p.name for p in removed)
+        print(f"prune-report: removed {names} of an earlier report (this report does not write them)", file=sys.stderr)
     return removed
 
 
@@ -131,7 +138,6 @@ def _build(
     values = final_values(metrics, split=split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
     check_baseline(values, baseline, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
-    remove_earlier_report(out)  # before the first file of this report is written (the figure worker writes too)
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
     draw("regions_vs_sparsity.png", "regions_vs_sparsity", folder.table("regions.csv"), out)
@@ -290,6 +296,7 @@ def _build(
     (out / "summary.md").write_text("\n".join(md))
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
+    remove_earlier_report(out, written)
     return written
 
 
