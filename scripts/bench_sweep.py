@@ -184,7 +184,7 @@ def timers(n: int) -> None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.core import utils as hydra_utils
 
-    from prune_cli import cli
+    from prune_cli import cli, hydra_patches
     from prune_cli.core import identity
     from prune_cli.run import checkpoint, experiment, recorder, results, shared_tables
 
@@ -209,7 +209,8 @@ def timers(n: int) -> None:
         (ConfigLoaderImpl, "load_configuration", "Hydra: one composition"),
         (hydra_utils, "_save_config", "Hydra: a .hydra/*.yaml file"),
         (hydra_utils, "configure_log", "Hydra: logging set-up"),
-        (cli, "validate", "pre-run pass (validate)"),
+        (cli, "validate", "pre-run pass (validate)"),  # each job's, in hydra_main
+        (hydra_patches, "validate", "pre-run pass (validate)"),  # the whole-sweep check before the first job
         (cli, "_limit_threads", "thread choice"),
         (experiment, "run", "run() in all"),
         (experiment.Experiment, "run_plan", "run(): the schedule's steps"),
