@@ -47,22 +47,21 @@ def _lines(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def _last(path: str | Path) -> dict[str, dict]:
+    """The last record of each job (run directory), in the order the jobs started."""
+    return {one["run_dir"]: one for one in _lines(path)}
+
+
 def outcomes(path: str | Path) -> list[dict]:
     """The last record of each job, in the order the jobs started (a requeued job starts again; a job
     with only its start recorded was killed from outside and gets NO_OUTCOME)."""
-    last: dict[str, dict] = {}
-    for one in _lines(path):
-        last[one["run_dir"]] = one
-    return [x if x["status"] != "started" else {**x, "reason": NO_OUTCOME} for x in last.values()]
+    return [x if x["status"] != "started" else {**x, "reason": NO_OUTCOME} for x in _last(path).values()]
 
 
 def running(path: str | Path) -> dict[str, int]:
     """The jobs that started and have not recorded an outcome yet: run directory -> the process id of
     the worker running it."""
-    last: dict[str, dict] = {}
-    for one in _lines(path):
-        last[one["run_dir"]] = one
-    return {run_dir: int(x.get("pid", 0)) for run_dir, x in last.items() if x["status"] == "started"}
+    return {run_dir: int(x.get("pid", 0)) for run_dir, x in _last(path).items() if x["status"] == "started"}
 
 
 def failed_in_this_sweep() -> str | None:
@@ -79,8 +78,10 @@ def stopping(path: str | None = None) -> bool:
     return bool(path) and Path(path + STOP_SUFFIX).exists()
 
 
-def mark_stopping(path: str) -> None:
-    Path(path + STOP_SUFFIX).touch()
+def mark_stopping(path: str | None) -> None:
+    """Mark the sweep as stopping (nothing outside a sweep)."""
+    if path:
+        Path(path + STOP_SUFFIX).touch()
 
 
 def remove(path: str | None) -> None:
