@@ -22,16 +22,21 @@ points:
 """
 
 
-def test_a_rerun_removes_the_files_of_an_earlier_report_it_does_not_write(tmp_path):
-    """First report: magnitude and random, plots, --expect. Second, into the same folder: the random
-    runs removed, no plots, no --expect. Before, comparisons.csv (random vs magnitude), the PNGs and
-    expect.csv of the first stayed behind."""
+def _first_report(tmp_path, plots: bool):
+    """Three seeds of magnitude and random, and a first report with --expect: (results, out, its files)."""
     root, out = tmp_path / "res", tmp_path / "out"
     for seed in range(3):
         write_run(root, seed, "magnitude", 0.5, 10, 0.8)
         write_run(root, seed, "random", 0.5, 10, 0.6)
     (tmp_path / "expected.yaml").write_text(EXPECTED)
-    first = build_report(root, out, plots=True, expect=str(tmp_path / "expected.yaml"))
+    return root, out, build_report(root, out, plots=plots, expect=str(tmp_path / "expected.yaml"))
+
+
+def test_a_rerun_removes_the_files_of_an_earlier_report_it_does_not_write(tmp_path):
+    """First report: magnitude and random, plots, --expect. Second, into the same folder: the random
+    runs removed, no plots, no --expect. Before, comparisons.csv (random vs magnitude), the PNGs and
+    expect.csv of the first stayed behind."""
+    root, out, first = _first_report(tmp_path, plots=True)
     assert {"comparisons.csv", "expect.csv", "accuracy_vs_compression.png"} <= set(first)
     assert set(first) <= set(REPORT_FILES)  # what a later report removes covers what this one wrote
     out.joinpath("notes.txt").write_text("mine\n")  # not a report's file: kept
@@ -70,12 +75,7 @@ def test_a_report_that_fails_part_way_leaves_the_earlier_report(tmp_path, monkey
 
     from prune_cli.report import build as build_module
 
-    root, out = tmp_path / "res", tmp_path / "out"
-    for seed in range(3):
-        write_run(root, seed, "magnitude", 0.5, 10, 0.8)
-        write_run(root, seed, "random", 0.5, 10, 0.6)
-    (tmp_path / "expected.yaml").write_text(EXPECTED)
-    first = build_report(root, out, plots=False, expect=str(tmp_path / "expected.yaml"))
+    root, out, first = _first_report(tmp_path, plots=False)
     assert "expect.csv" in first
 
     def broken(*args, **kwargs):
