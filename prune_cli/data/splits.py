@@ -105,6 +105,14 @@ def warn_classes_without_training_examples(classes: list[int], num_classes: int,
     print(f"prune-run: warning: {line}", file=sys.stderr)
 
 
+def warn_classes_lost(before_y: torch.Tensor, after_y: torch.Tensor, num_classes: int, cause: str) -> None:
+    """The warning for the classes a selection of training examples (`cause`) left without any, that
+    had some before it."""
+    before = classes_without_examples(before_y, num_classes)
+    removed = [c for c in classes_without_examples(after_y, num_classes) if c not in before]
+    warn_classes_without_training_examples(removed, num_classes, cause)
+
+
 def check_examples(raw: RawData, dataset: str) -> None:
     """Both splits hold examples, each labelled with a class 0..num_classes - 1 (a label outside them
     was dropped from training without a word, and crashed the evaluation after dense training)."""
@@ -200,11 +208,9 @@ def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device)
         keep = _take_counts(y, k, counts, gen, cfg)
         x, y = x[keep], y[keep]
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(y):
-        before = classes_without_examples(y, k)
         keep = torch.randperm(len(y), generator=gen)[: cfg.max_train_samples]
+        warn_classes_lost(y, y[keep], k, f"dataset.max_train_samples={cfg.max_train_samples}")
         x, y = x[keep], y[keep]
-        removed = [c for c in classes_without_examples(y, k) if c not in before]
-        warn_classes_without_training_examples(removed, k, f"dataset.max_train_samples={cfg.max_train_samples}")
     val_parts, train_parts = [], []
     per_class = _per_class_indices(y, k, gen)
     check_training_left(cfg, [len(idx) for idx in per_class])

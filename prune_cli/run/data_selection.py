@@ -28,7 +28,7 @@ from ..core.identity import run_id
 from ..core.random_streams import derived_seed
 from ..core.tables import DATA_PRUNING_TABLE
 from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
-from ..data.splits import DataSplits, classes_without_examples, warn_classes_without_training_examples
+from ..data.splits import DataSplits, warn_classes_lost
 from ..train_hooks import TrainHook
 from ..training import TrainProgress, train
 from .dense_cache import dense_inputs
@@ -158,10 +158,7 @@ def select_training_data(
         "".join(f"; {k} {v:.4g}" for k, v in selection.summary.items()),
     )
     pruned = apply_selection(data, selection.indices)
-    k = data.num_classes
-    before = classes_without_examples(data.train_y, k)
-    removed = [c for c in classes_without_examples(pruned.train_y, k) if c not in before]
     keep = node.get("keep")
     cause = f"data_pruning={node.name}" + (f" data_pruning.keep={keep}" if keep is not None else "")
-    warn_classes_without_training_examples(removed, k, cause)  # the selection stands: a legitimate experiment, said aloud
+    warn_classes_lost(data.train_y, pruned.train_y, data.num_classes, cause)  # the selection stands, said aloud
     return pruned
