@@ -42,6 +42,22 @@ def test_balance_to_total_hand_worked():
     assert balance_to_total({"a": [0, 3, 6], "b": [0, 5, 10]}, {"a": 3, "b": 10}) == {"a": 1, "b": 2}
 
 
+def test_balance_to_total_never_empties_a_layer_by_a_single_move():
+    """Block 8x8 pruning of a 2-10-10-3 MLP, layerwise at sparsity 0.37 (counts 13, 63, 19 of 20, 100, 30
+    weights): the layers start at 16, 64 and 30 (110 against 95); the largest single gain was emptying
+    the first layer (94), which then stopped the run as a layer collapse after dense training."""
+    options = {"net.1.weight": [0, 16, 20], "net.3.weight": [0, 64, 80, 96, 100], "net.5.weight": [0, 6, 30]}
+    counts = {"net.1.weight": 13, "net.3.weight": 63, "net.5.weight": 19}
+    at = balance_to_total(options, counts)
+    kept = {n: options[n][i] for n, i in at.items()}
+    assert all(v > 0 for v in kept.values()), kept
+    # the best total without emptying a layer, by exhaustive search
+    from itertools import product
+
+    best = min(abs(95 - sum(c)) for c in product(*([v for v in o if v > 0] for o in options.values())))
+    assert abs(95 - sum(kept.values())) == best, kept
+
+
 def _random_case(rng: random.Random):
     options, counts = {}, {}
     for layer in range(rng.randint(1, 4)):
@@ -61,8 +77,13 @@ def test_balance_to_total_stops_where_no_single_move_comes_closer(seed):
     for name, i in at.items():
         for step in (1, -1):
             if 0 <= i + step < len(options[name]):
+                if options[name][i + step] == 0 and counts[name] > 0:
+                    continue  # emptying a layer is never a way to the total
                 moved = total - options[name][i] + options[name][i + step]
                 assert abs(target - moved) >= abs(target - total), (name, step)
+    for name, i in at.items():  # a layer allocated weights is emptied only where its closest option is 0
+        closest = min(options[name], key=lambda v: abs(v - counts[name]))
+        assert options[name][i] > 0 or counts[name] == 0 or closest == 0, name
     # never further from the allocated total than where every layer starts (its closest option)
     start = sum(min(opts, key=lambda v: abs(v - counts[n])) for n, opts in options.items())
     assert abs(target - total) <= abs(target - start)

@@ -140,6 +140,11 @@ def balance_to_total(options: dict[str, list[int]], counts: dict[str, int]) -> d
         at[a], at[b] = ja, jb
 
 
+def _allowed(counts: dict[str, int], name: str, value: int) -> bool:
+    """Whether a move may bring layer `name` to `value` kept weights: never to 0 when it was allocated some."""
+    return value > 0 or counts[name] == 0
+
+
 def _single_moves(options: dict[str, list[int]], counts: dict[str, int], at: dict[str, int], target: int) -> None:
     """Move single layers one option at a time while that brings the total closer (in place)."""
     while True:
@@ -148,7 +153,7 @@ def _single_moves(options: dict[str, list[int]], counts: dict[str, int], at: dic
         for name, i in at.items():
             opts = options[name]
             for step in (1, -1):
-                if 0 <= i + step < len(opts):
+                if 0 <= i + step < len(opts) and _allowed(counts, name, opts[i + step]):
                     gain = abs(target - total) - abs(target - (total + opts[i + step] - opts[i]))
                     lag = (counts[name] - opts[i]) * step  # among equal gains, the layer furthest from its count
                     if gain > 0 and (best is None or (gain, lag) > best[0]):
@@ -167,15 +172,12 @@ def _best_pair_move(options, counts, at, target: int, total: int):
     one, `b`'s best option is found by bisection."""
     from bisect import bisect_left
 
-    def allowed(name: str, value: int) -> bool:
-        return value > 0 or counts[name] == 0
-
     gap = abs(target - total)
     best = None
     for a, ia in at.items():
         oa = options[a]
         for ja in range(max(0, ia - PAIR_WINDOW), min(len(oa), ia + PAIR_WINDOW + 1)):
-            if ja == ia or not allowed(a, oa[ja]):
+            if ja == ia or not _allowed(counts, a, oa[ja]):
                 continue
             rest = total - oa[ia] + oa[ja]
             for b, ib in at.items():
@@ -184,7 +186,7 @@ def _best_pair_move(options, counts, at, target: int, total: int):
                 ob = options[b]
                 k = bisect_left(ob, target - (rest - ob[ib]))
                 for jb in (k - 1, k):
-                    if not (0 <= jb < len(ob)) or jb == ib or not allowed(b, ob[jb]):
+                    if not (0 <= jb < len(ob)) or jb == ib or not _allowed(counts, b, ob[jb]):
                         continue
                     new_gap = abs(target - (rest - ob[ib] + ob[jb]))
                     drift = abs(oa[ja] - counts[a]) + abs(ob[jb] - counts[b])
