@@ -96,6 +96,7 @@ class SweepSummary(Callback):
                 if attempt == 2:
                     raise
         os.environ[sweep_record.SWEEP_RECORD_ENV] = str(path.resolve())
+        sweep_stop.retire_earlier_workers(config.hydra.launcher)  # they know an earlier sweep's record
         if sweep_stop.handles(config.hydra.launcher):
             sweep_stop.install(str(path.resolve()), config.hydra.launcher)
         crashpoints.hold("sweep-started")

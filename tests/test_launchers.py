@@ -733,3 +733,22 @@ def test_a_sigterm_after_a_sigint_to_a_parallel_sweep_s_process_reaches_the_work
     assert sent == []
     sweep_stop._on_signal(signal.SIGTERM, None)  # noqa: SLF001
     assert sent == [(4242, signal.SIGTERM)]
+
+
+@pytest.mark.slow
+def test_a_second_parallel_sweep_in_one_process_gets_workers_that_know_its_record(tmp_path):
+    """Two `hydra/launcher=parallel` sweeps in one Python process (prune_cli.cli.main called twice: a
+    notebook, a driver script): joblib reuses its loky workers for 300 s, and they kept the environment
+    of their start, the first sweep's record, which the first sweep had removed. The second sweep's jobs
+    then failed writing to it and the sweep ended with a FileNotFoundError traceback (exit 1). Now a
+    sweep starts with fresh workers: each sweep's summary counts its own runs."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    from cli_runner import run_in_process
+
+    sweep = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST]  # 1 would run in this process
+    first = run_in_process([*sweep, "seed=0,1", f"results_dir={tmp_path / 'a'}"], tmp_path, {})
+    assert first.returncode == 0 and "all 2 runs of the sweep completed" in first.stderr, first.stderr[-2000:]
+    second = run_in_process([*sweep, "seed=2,3", f"results_dir={tmp_path / 'b'}"], tmp_path, {})
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "all 2 runs of the sweep completed" in second.stderr, second.stderr[-2000:]
+    assert len(_complete_runs(tmp_path / "b")) == 2 and not (tmp_path / "a" / ".sweeps").exists()

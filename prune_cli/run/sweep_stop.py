@@ -164,6 +164,21 @@ def _stop_launching(frame: Optional[FrameType]) -> None:
         frame = frame.f_back
 
 
+def retire_earlier_workers(launcher) -> None:
+    """At a sweep's start, before its first job: shut down joblib's reusable loky executor if an earlier
+    sweep (or other code) in this process left one. Its idle workers would be reused for up to 300 s,
+    and a worker keeps the environment of its start, so it would record this sweep's jobs in the earlier
+    sweep's record (removed when that sweep ended: the job failed with FileNotFoundError). The next batch
+    starts fresh workers, with this sweep's environment. Nothing to do in a new process (`prune-run`)."""
+    if not runs_jobs_in_loky_workers(launcher) or "joblib.externals.loky.reusable_executor" not in sys.modules:
+        return
+    from joblib.externals.loky import reusable_executor
+
+    executor = reusable_executor._executor  # noqa: SLF001 - loky keeps its reusable executor here
+    if executor is not None:
+        executor.shutdown(wait=True)
+
+
 def _joblib_workers() -> set[int]:
     """The process ids of the workers of joblib's reusable loky executor (the one the launcher uses)."""
     from joblib.externals.loky import reusable_executor
