@@ -683,3 +683,49 @@ def test_a_model_plugin_that_breaks_the_model_contract_is_named(monkeypatch, mak
     with pytest.raises(ConfigError, match=message) as err:
         build_model(OmegaConf.create({"name": "contract_check"}), (2,), 3)
     assert err.value.key == "model" and err.value.value == "contract_check"
+
+
+NAMELESS_HEAD = (
+    "from dataclasses import dataclass\n\nfrom prune_cli.core.config_base import MethodConfig, config_schema\n"
+    "from prune_cli.pruning.scores import register_score\n\n\n"
+)
+NAMELESS = (  # outside method plugins whose dataclasses set neither `name` nor `score`
+    '@config_schema("method", "plainabs")\n@dataclass\nclass PlainAbs(MethodConfig):\n    pass\n\n\n'
+    '@register_score("plainabs", options=PlainAbs)\ndef plainabs(model, params, ctx):\n'
+    "    return {n: p.detach().abs() for n, p in params.items()}\n\n\n"
+    '@config_schema("method", "orphan")\n@dataclass\nclass Orphan(MethodConfig):\n    pass\n'
+)
+
+
+def _nameless_lab(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "src" / "namelesslab").mkdir(parents=True)
+    (tmp_path / "src" / "namelesslab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "namelesslab" / "plain.py").write_text(NAMELESS_HEAD + NAMELESS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+
+
+def test_an_outside_plugin_s_dataclass_without_name_composes_its_option_name(tmp_path, monkeypatch):
+    """docs/architecture.md: an outside plugin needs no YAML, `method=<option>` composes the dataclass's
+    defaults. A dataclass that did not set `name` (and, for a score, `score`), as the built-in schemas a
+    user copies do not (their YAML sets them), crashed with Hydra's 100-line traceback ending in
+    MissingMandatoryValue, exit 1. An option without YAML is named by its option name, and a method's
+    score is the score registered under that name."""
+    _nameless_lab(tmp_path, monkeypatch)
+    results = tmp_path / "results"
+    proc = run_cli(["plugins=[namelesslab.plain]", *FAST, "method=plainabs", "sparsity=0.5"], results, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = next(results.glob("runs/*/config.yaml")).read_text()
+    assert "name: plainabs" in config and "score: plainabs" in config, config
+
+
+def test_a_method_plugin_without_a_score_is_one_message_naming_the_key(tmp_path, monkeypatch):
+    """A method option whose score is set nowhere (no default in its dataclass, no score registered under
+    its name): one message naming `method.score` and the schema, exit 2, nothing created (it was a
+    traceback, exit 1)."""
+    _nameless_lab(tmp_path, monkeypatch)
+    results = tmp_path / "results"
+    proc = run_cli(["plugins=[namelesslab.plain]", *FAST, "method=orphan"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "'method.score'" in proc.stderr and "Orphan" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not results.exists()

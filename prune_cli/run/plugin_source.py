@@ -65,6 +65,19 @@ def _outside_options(group: str) -> list[str]:
     return sorted(n for (g, n), module in idx.schemas.items() if g == group and module in idx.outside)
 
 
+def _name_an_option_without_yaml(node: DictConfig, group: str, name: str) -> None:
+    """An outside plugin's option served without YAML is named by its option name where its dataclass
+    leaves `name` unset (the built-in schemas leave it to their YAML, and a plugin author copies them);
+    a method's `score`, left unset, is the score registered under the same name (one file declaring
+    `@config_schema("method", "taylor")` and `@register_score("taylor", ...)`). Anything else left unset
+    is named by the pre-run pass (prune_cli/run/prevalidate.py `check_missing_values`)."""
+    keys = set(node.keys())  # `in node` is False for an unset value
+    if "name" in keys and OmegaConf.is_missing(node, "name"):
+        node.name = name
+    if group == "method" and "score" in keys and OmegaConf.is_missing(node, "score") and ("score", name) in plugins.index().kinds:
+        node.score = name
+
+
 class PluginSchemaSource(ConfigSource):
     """A read-only Hydra config source over the plugin index (no files)."""
 
@@ -107,8 +120,10 @@ class PluginSchemaSource(ConfigSource):
         key = self._config_key(self._normalize_file_name(config_path))
         if key is None:
             raise ConfigLoadError(f"{SCHEME}: no plugin config {config_path}")
-        _, group, name = key
+        is_schema, group, name = key
         node = _structured(_schema_class(group, name))
+        if not is_schema:
+            _name_an_option_without_yaml(node, group, name)
         return ConfigResult(provider="prune-cli plugins", path=f"{SCHEME}://{config_path}", config=node, header={"package": None})
 
     def list(self, config_path: str, results_filter: Optional[ObjectType]) -> List[str]:

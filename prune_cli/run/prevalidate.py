@@ -185,6 +185,44 @@ def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
     return best, _unknown_keys(node, best, f"{group}.")
 
 
+def check_missing_values(cfg: DictConfig) -> None:
+    """Every value is set: a schema field without a default (`???`) that neither the option's YAML nor the
+    command line sets (an outside plugin's dataclass; a method plugin's `score`) stopped the run with
+    OmegaConf's MissingMandatoryValue inside Hydra's traceback, exit 1."""
+    key = _first_missing(cfg, "")
+    if key is None:
+        return
+    group = key.split(".", 1)[0]
+    node = cfg.get(group)
+    where = ""
+    if isinstance(node, DictConfig) and "." in key:
+        schema = OmegaConf.get_type(node)
+        # the user's class, not the subclass prune_cli/core/plugins.py adds allocation/structure options to
+        own = next((c for c in getattr(schema, "__mro__", ()) if "_with_plugin_options_" not in c.__qualname__), None)
+        where = f" (the schema {own.__module__}.{own.__qualname__} has no default for it)" if own is not None else ""
+    raise ConfigError(
+        key, "???", f"a value: set it on the command line ({key}=...), in the option's YAML or as a default of its dataclass{where}"
+    )
+
+
+def _first_missing(node: DictConfig, prefix: str) -> str | None:
+    """The dotted key of the first unset (`???`) value under `node`, Hydra's own node left out; read
+    without resolving anything (hydra.run.dir's resolution runs this pass)."""
+    for k in node.keys():
+        if not prefix and k == "hydra":
+            continue
+        child, key = node._get_node(k), f"{prefix}{k}"
+        if child is None or child._is_interpolation():
+            continue
+        if child._is_missing():
+            return key
+        if isinstance(child, DictConfig) and not child._is_none():
+            found = _first_missing(child, key + ".")
+            if found is not None:
+                return found
+    return None
+
+
 def check_interpolations(cfg: DictConfig) -> None:
     """Every interpolation of the config resolves (`sparsity=${missing}`, a cycle, `${oc.env:UNSET}`):
     the checks below read the values, and OmegaConf's error raised there named no key of the user's
@@ -606,6 +644,7 @@ def validate(cfg: DictConfig) -> None:
     from ..pruning import ALLOCATIONS, SCORES, STRUCTURES
     from ..schedules import SCHEDULES
 
+    check_missing_values(cfg)
     check_interpolations(cfg)
     check_known_keys(cfg)
     check_added_hydra_keys(cfg)
