@@ -57,3 +57,21 @@ def test_dense_cache_key_is_unchanged(overrides, expected, monkeypatch):
 
     pin_code_digests(monkeypatch)
     assert dense_key(_compose(overrides), "cpu") == expected
+
+
+@pytest.mark.parametrize(
+    "base, moved",
+    [
+        ([], ["dataset.cache_dir=/elsewhere/mnist1d"]),
+        (["dataset=cifar10", "model=resnet20"], ["dataset=cifar10", "model=resnet20", "dataset.root=/elsewhere/cifar"]),
+    ],
+    ids=["mnist1d cache_dir", "cifar10 root"],
+)
+def test_the_data_s_location_is_part_of_the_run_id_as_the_readme_says(base, moved):
+    """README: the keys the run id leaves out are listed, and that list is complete; the data's location
+    is hashed (the same experiment with its data in another folder gets another run id)."""
+    from prune_cli.core.identity import HASH_EXCLUDED, run_id
+
+    listed = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures", "plugins", "threads")
+    assert HASH_EXCLUDED == listed
+    assert run_id(_compose(base)) != run_id(_compose(moved))

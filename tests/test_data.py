@@ -296,13 +296,17 @@ def test_an_unreadable_mnist1d_cache_is_generated_again(tmp_path, monkeypatch):
     assert list(tmp_path.glob("mnist1d_n200_seed42.npz.corrupt-*"))
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
-def test_a_data_memo_size_that_is_not_finite_falls_back_to_the_default(monkeypatch, value):
-    """PRUNE_CLI_DATA_MEMO_MB=inf or nan crashed the run (OverflowError, ValueError) in int()."""
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "abc", "-5"])
+def test_a_data_memo_size_that_is_not_a_size_falls_back_to_the_default_with_a_warning(monkeypatch, caplog, value):
+    """PRUNE_CLI_DATA_MEMO_MB=inf or nan crashed the run (OverflowError, ValueError) in int(); a negative
+    size turned the memo off without a word. The memo changes only speed, not results (README): a bad
+    value is a warning naming the variable, the value and what is allowed, and the default is used."""
     from prune_cli.data import cache
 
     monkeypatch.setenv(cache.MEMO_ENV, value)
-    assert cache.memo_limit_bytes() == int(cache.DEFAULT_MEMO_MB * 2**20)
+    with caplog.at_level("WARNING", logger=cache.log.name):
+        assert cache.memo_limit_bytes() == int(cache.DEFAULT_MEMO_MB * 2**20)
+    assert f"{cache.MEMO_ENV}={value!r}" in caplog.text and "a number of megabytes >= 0" in caplog.text, caplog.text
 
 
 def test_two_processes_finding_the_mnist1d_cache_unreadable_at_once_both_load_it(tmp_path, monkeypatch):

@@ -54,10 +54,15 @@ def memo_limit_bytes() -> int:
         mb = float(value) if value else DEFAULT_MEMO_MB
     except ValueError:
         mb = math.nan
-    if not math.isfinite(mb):  # not a number, nan or inf: int() of them raised
-        log.warning("%s=%r is not a number of megabytes; using %d", MEMO_ENV, value, DEFAULT_MEMO_MB)
+    if not math.isfinite(mb) or mb < 0:  # not a number, nan or inf (int() of them raised), or negative
+        log.warning(
+            "%s=%r is not a size; allowed: a number of megabytes >= 0 (0 turns the dataset memo off); using %d",
+            MEMO_ENV,
+            value,
+            DEFAULT_MEMO_MB,
+        )
         mb = DEFAULT_MEMO_MB
-    return max(0, int(mb * 2**20))
+    return int(mb * 2**20)
 
 
 def clear() -> None:
