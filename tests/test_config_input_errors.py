@@ -334,3 +334,27 @@ def test_an_option_gradual_does_not_read_is_refused_as_unread_not_given_advice_t
     args = ["schedule=gradual", "sparsity=0.5", "schedule.restart_from=rewind", "schedule.rewind_epoch=1", "schedule.lr_rewind=true"]
     err = _rejected([*FAST, *args], finished_results, "schedule.lr_rewind", "schedule=gradual does not read it")
     assert "schedule.retrain=train" not in err, err
+
+
+# --------------------------------------------------------------------------- text options given a number or a bool
+
+
+@pytest.mark.parametrize(
+    "override, key, parsed",
+    [("name=1e3", "name", "'1000.0'"), ("name=true", "name", "'True'"), ("method.allocation=1e3", "method.allocation", "'1000.0'")],
+)
+def test_a_text_option_hydra_reads_as_a_number_or_bool_must_be_quoted(finished_results, override, key, parsed):
+    """`name=1e3` ran as the label '1000.0' (the run id, the folder name), `name=true` as 'True': Hydra
+    parses the value before the schema turns it back into text. Refused, with the quoted form."""
+    typed = override.partition("=")[2]
+    _rejected([*FAST, override], finished_results, f"'{key}'", f"would be {parsed}", f"{key}='{typed}'")
+
+
+def test_text_that_hydra_keeps_as_typed_runs():
+    """`name=5` is the int 5, whose text is the text typed: nothing changes, nothing to refuse."""
+    from prune_cli.run.prevalidate import check_text_overrides
+    from tests.helpers import composed
+
+    cfg = composed("name=5", "results_dir=results")
+    assert cfg.name == "5"
+    check_text_overrides(cfg)

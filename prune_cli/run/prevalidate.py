@@ -591,10 +591,9 @@ def _declared(cfg: DictConfig, key: str) -> Any:
     return field_type(schema, leaf)
 
 
-def check_boolean_overrides(cfg: DictConfig) -> None:
-    """An override of a bool option is `true` or `false`. OmegaConf also turns yes/no/on/off/y/n and
-    any integer into a bool, so `train.nesterov=2` (a value meant for another key) ran as true under a
-    run id of its own. The overrides are those Hydra recorded (none for a config composed without it)."""
+def _value_overrides(cfg: DictConfig):
+    """(key, the type its schema declares, the value as parsed, the value as typed) of each single-value
+    override Hydra recorded for this run (none for a config composed without Hydra)."""
     recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
     if not recorded:
         return
@@ -604,14 +603,34 @@ def check_boolean_overrides(cfg: DictConfig) -> None:
         key = override.get_key_element().lstrip("+~")
         if key.startswith("hydra") or "@" in key or override.is_sweep_override() or override.is_delete():
             continue
-        declared = _declared(cfg, key)
+        yield key, _declared(cfg, key), override.value(), (override.input_line or "").partition("=")[2]
+
+
+def check_boolean_overrides(cfg: DictConfig) -> None:
+    """An override of a bool option is `true` or `false`. OmegaConf also turns yes/no/on/off/y/n and
+    any integer into a bool, so `train.nesterov=2` (a value meant for another key) ran as true under a
+    run id of its own."""
+    for key, declared, value, typed in _value_overrides(cfg):
         if declared in (bool, Optional[bool]):
-            value = override.value()
             check(
                 isinstance(value, bool) or (value is None and declared is not bool),
                 key,
-                (override.input_line or "").partition("=")[2],
+                typed,
                 f"true or false ({key} is declared bool; yes, on or a number would be taken as a bool)",
+            )
+
+
+def check_text_overrides(cfg: DictConfig) -> None:
+    """An override of a text option keeps the text typed: Hydra reads `name=1e3` as the number 1000.0 and
+    `name=true` as a bool, and the option became '1000.0' or 'True' (the run id's label, a folder name)
+    without a word. Such a value must be quoted (`name='1e3'`)."""
+    for key, declared, value, typed in _value_overrides(cfg):
+        if declared in (str, Optional[str]) and isinstance(value, (bool, int, float)) and str(value) != typed:
+            raise ConfigError(
+                key,
+                typed,
+                f"text kept as typed: Hydra reads {typed} as the {type(value).__name__} {value!r}, and {key} would be "
+                f"{str(value)!r}; quote it ({key}='{typed}') to keep the text",
             )
 
 
@@ -652,6 +671,7 @@ def validate(cfg: DictConfig) -> None:
     for group in NAMED_BY_SCHEMA:
         check_name_matches_schema(cfg, group)
     check_boolean_overrides(cfg)
+    check_text_overrides(cfg)
     check_score_override(cfg)
     listed = [str(m) for m in cfg.get("plugins", [])]
     missing = [m for m in listed if m not in plugins.outside_modules()]
