@@ -299,8 +299,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
             "A - B": comparisons["method"] + " - " + comparisons["baseline"],
             "n": comparisons["n"],
             "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}" if math.isfinite(v) else ""),
-            f"t {confidence:.0%}": [_interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])],
-            f"bootstrap {confidence:.0%}": [
+            f"t {confidence:.0%} (not adjusted)": [
+                _interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
+            ],
+            f"bootstrap {confidence:.0%} (not adjusted)": [
                 _interval(lo, hi, scale) for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
             ],
             "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
@@ -310,4 +312,9 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
         }
     )
     unit = "accuracy points (x100)" if scale == 100 else "metric units"
-    return "\n".join(lines) + f"\n\nDifferences A - B in {unit}, paired by seed:\n\n" + markdown_table(table)
+    note = (
+        f"Differences A - B in {unit}, paired by seed. The intervals are per comparison, not adjusted for multiple "
+        "comparisons; p (Holm) is adjusted over all the comparisons of this report, and a verdict claims a direction "
+        "only where it is below the test level:"
+    )
+    return "\n".join(lines) + f"\n\n{note}\n\n" + markdown_table(table)
