@@ -97,13 +97,17 @@ def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- standards (R1-R8)
 
 
-def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
-    """Lines of the evaluation-standards summary: pairs, operating points, seeds, missing baselines."""
+def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "test") -> list[str]:
+    """Lines of the evaluation-standards summary: pairs, operating points, seeds (those whose run has a
+    finite `split` accuracy, card.runs_with_a_value), missing baselines."""
+    from .card import runs_with_a_value
+
     metrics = folder.table("metrics.csv")
     lines = ["Evaluation standards (ShrinkBench checklist, Blalock et al. MLSys 2020; docs/report.md R1-R8):"]
     if not len(metrics):  # every run failed or is unfinished: still say which
         return lines + ["  no completed runs with metrics.csv found", *_failed_and_unfinished(folder)]
     pruned = metrics[metrics["phase"] != "dense"]
+    valued = runs_with_a_value(metrics, split)
     pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
     lines.append(
         f"  (dataset, model) pairs: {len(pairs)} -> "
@@ -124,9 +128,10 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
                 f"    [R4] {len(levels)} operating points; missing standard levels: "
                 + (", ".join(f"{s:g}" for s in missing_levels) or "none")
             )
-        for (method, schedule, level), label, n in _seeds_per_experiment(here):
+        for (method, schedule, level), label, n, completed in _seeds_per_experiment(here, valued):
             flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
-            lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){flag}")
+            of = "" if n == completed else f" with a value (of {completed} completed)"
+            lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){of}{flag}")
         for level, part in here.groupby("target_sparsity"):
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
@@ -152,8 +157,9 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
     return lines + _failed_and_unfinished(folder)
 
 
-def _seeds_per_experiment(rows: pd.DataFrame) -> list[tuple[tuple, str, int]]:
-    """((method, schedule, sparsity), label, number of seeds) per experiment of `rows`: the unit the
+def _seeds_per_experiment(rows: pd.DataFrame, valued: set) -> list[tuple[tuple, str, int, int]]:
+    """((method, schedule, sparsity), label, number of seeds whose run is in `valued` (has a finite
+    value), number of seeds completed) per experiment of `rows`: the unit the
     report card counts seeds in (card.py), so that two variants of one method (allocation global and
     layerwise, say) are never pooled into one count. Where one (method, schedule, sparsity) holds
     several experiments the label names what tells them apart (` [allocation=layerwise]`): the
@@ -174,7 +180,8 @@ def _seeds_per_experiment(rows: pd.DataFrame) -> list[tuple[tuple, str, int]]:
                     + (", ".join(differing) or f"experiment {experiment[0] if isinstance(experiment, tuple) else experiment}")
                     + "]"
                 )
-            out.append((ident, label, int(runs["seed"].nunique())))
+            with_value = runs.loc[runs["run_id"].isin(valued), "seed"].nunique()
+            out.append((ident, label, int(with_value), int(runs["seed"].nunique())))
     return out
 
 
