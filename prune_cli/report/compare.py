@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from .mixing import SEPARATE, describe, mixed_keys
+
 EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
 BOOTSTRAP_RESAMPLES = 9999
 MIN_WILCOXON_N = 6
@@ -321,8 +323,11 @@ def compare_methods(
     values = values.assign(variant=variant_labels(values))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
-        # several runs of one variant and seed (a repeated run) are averaged first; dropna=False keeps a
-        # variant whose values are all NaN (diverged on every seed), whose comparisons the verdict names
+        # several runs of one variant and seed of one configuration (a repeated or copied run) are averaged
+        # first; runs of one seed from several configurations are not (mixing.py): those variants are not
+        # compared. dropna=False keeps a variant whose values are all NaN (diverged on every seed), whose
+        # comparisons the verdict names
+        mixed = {k[0]: v for k, v in mixed_keys(part, ["variant"]).items()}
         wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean", dropna=False)
         present = list(wide.columns)
         finite = np.isfinite(wide).sum()
@@ -357,6 +362,15 @@ def compare_methods(
                     if finite[v] == 0
                 ),
             }
+            row["mixed"] = "; ".join(
+                f"{v}'s {mixed[v]['n_runs']} runs mix {mixed[v]['n_configurations']} configurations ({describe(mixed[v])}) "
+                f"that the comparison key does not tell apart, so they are not averaged as repeated runs; {SEPARATE}"
+                for v in (a, b)
+                if v in mixed
+            )
+            if row["mixed"]:  # no statistics from a mean of different configurations
+                both = both.iloc[:0]
+                row.update(seeds="", mean_a=math.nan, mean_b=math.nan)
             row.update(paired_statistics(both[a].to_numpy(), both[b].to_numpy(), confidence))
             out.append(row)
     table = pd.DataFrame(out)

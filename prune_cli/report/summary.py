@@ -10,6 +10,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from .load import ResultsFolder, condition_keys
+from .mixing import SEPARATE_BY_NAME, mixed_keys, rows_of, runs_of
 
 # The ShrinkBench operating points (R4): sparsities for 2, 4, 8, 16, 32x compression of the prunable weights.
 STANDARD_SPARSITIES = (0.5, 0.75, 0.875, 0.9375, 0.96875)
@@ -42,7 +43,9 @@ def _t_columns(grouped, confidence: float) -> pd.DataFrame:
 def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (condition, phase, split, metric): statistics over seeds of the value, of the dense
     baseline (over the seeds with a value, those of the mean) and of the per-seed change value -
-    dense_value. Runs repeating a seed are averaged first.
+    dense_value. Runs repeating a seed with one configuration are averaged first; where a
+    condition's runs of one seed are of several configurations (mixing.py) its statistics are left
+    empty and `mixed` says why.
     Vectorised over groups (one Python-level loop per group cost most of prune-report's time on a
     100-run folder; scripts/bench_report.py)."""
     df = with_dense_baseline(metrics)
@@ -65,7 +68,14 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     for col in ("mean", "std", "ci_low", "ci_high"):
         out[f"delta_{col}"] = delta[col]
     out["confidence"] = confidence
-    return out.reset_index()
+    out = out.reset_index()
+    out["mixed"] = pd.Series(np.nan, index=out.index, dtype=object)
+    for key, info in mixed_keys(df, keys).items():  # a mean of different configurations is no statistic
+        rows = rows_of(out, keys, key)
+        out.loc[rows, [c for c in out.columns if c not in (*keys, "confidence", "mixed", "seeds")]] = np.nan
+        out.loc[rows, "seeds"] = ""
+        out.loc[rows, "mixed"] = f"{runs_of(info)} that the condition does not tell apart; {SEPARATE_BY_NAME}"
+    return out
 
 
 def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
@@ -253,8 +263,10 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
             "phase": table["phase"],
             "n": table["n_seeds"],
             f"{split} accuracy": [
-                finite(m, ".4f") + (f" ± {s:.4f}" if math.isfinite(m) and math.isfinite(s) else "")
-                for m, s in zip(table["mean"], table["std"])
+                f"not averaged: {x}"
+                if isinstance(x, str) and x
+                else finite(m, ".4f") + (f" ± {s:.4f}" if math.isfinite(m) and math.isfinite(s) else "")
+                for m, s, x in zip(table["mean"], table["std"], table.get("mixed", pd.Series(index=table.index, dtype=object)))
             ],
             "95% CI" if (table["confidence"] == 0.95).all() else "CI": [
                 f"[{lo:.4f}, {hi:.4f}]" if math.isfinite(lo) else "" for lo, hi in zip(table["ci_low"], table["ci_high"])
