@@ -91,7 +91,8 @@ def test_verdict_significant(tmp_path):
     t = 0.08 / (0.01 / math.sqrt(3))
     p = _p_two_sided_df2(t)
     half = 100 * T_975_2 * 0.01 / math.sqrt(3)
-    expected = f"lookahead > magnitude at sparsity 0.99: +8.0 points [{8 - half:+.1f}, {8 + half:+.1f}], p={p:.2g} (Holm), 3 seeds"
+    interval = f"[{8 - half:+.1f}, {8 + half:+.1f}] (95% t interval, not adjusted for multiple comparisons)"
+    expected = f"lookahead > magnitude at sparsity 0.99: +8.0 points {interval}, p={p:.2g} (Holm), 3 seeds"
     assert c["verdict"].iloc[0] == expected
     assert f"- {expected}" in written["summary.md"].read_text()
 

@@ -99,10 +99,18 @@ def test_unknown_preset_or_bad_file_stops_before_anything_is_written(tmp_path, c
 # ----------------------------------------------------------------------------- marking points
 
 
-def _fake_run(root: Path, run_id: str, method: str, sparsity: float, seed: int, dense: float, final: float, name: str = "p"):
+def _fake_run(
+    root: Path, run_id: str, method: str, sparsity: float, seed: int, dense: float, final: float, name: str = "p", **options
+):
     run = root / "runs" / run_id
     run.mkdir(parents=True)
-    cfg = {"name": name, "seed": seed, "sparsity": sparsity, "method": {"name": method}, "schedule": {"restart_from": "trained"}}
+    cfg = {
+        "name": name,
+        "seed": seed,
+        "sparsity": sparsity,
+        "method": {"name": method, **options},
+        "schedule": {"restart_from": "trained"},
+    }
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     ctx = {
         "run_id": run_id,
@@ -179,6 +187,37 @@ def test_expect_csv_summary_section_and_strict_exit_code(folder, tmp_path, capsy
         report_main([str(folder), "--expect", str(outside), "--expect-strict", "--no-plots"])
     assert e.value.code == 1
     assert pd.read_csv(folder / "report" / "expect.csv")["status"].tolist() == ["outside"]
+
+
+def test_a_point_whose_runs_are_of_several_configurations_is_ambiguous(tmp_path, capsys):
+    """Runs named p of magnitude at 0.5 with allocation global (0.70, 0.74, 0.69) and layerwise (0.50,
+    0.54, 0.49): the point {magnitude, 0.5, 0.71} was "measured 0.61, outside", the per-seed mean of
+    two variants, a number of no experiment. It is now `ambiguous`, naming what differs and advising
+    `match:`; with match it is global's 0.71 (inside), by hand."""
+    from prune_cli.results import load
+
+    glob, layer = [0.70, 0.74, 0.69], [0.50, 0.54, 0.49]
+    for seed in range(3):
+        _fake_run(tmp_path, f"g-{seed}", "magnitude", 0.5, seed, 0.95, glob[seed], allocation="global")
+        _fake_run(tmp_path, f"l-{seed}", "magnitude", 0.5, seed, 0.95, layer[seed], allocation="layerwise")
+    point = {"method": "magnitude", "sparsity": 0.5, "value": 0.71, "band": 0.05}
+    spec = _expected_file(tmp_path / "e.yaml", [point, {**point, "match": {"method.allocation": "global"}}])
+    res = load(tmp_path)
+    table = check_expected(load_expected(str(spec)), res.metrics, res.configs)
+    ambiguous, matched = table.iloc[0], table.iloc[1]
+    assert ambiguous["status"] == "ambiguous" and math.isnan(ambiguous["measured"]) and math.isnan(ambiguous["deviation"])
+    assert ambiguous["note"] == (
+        "the 6 runs of this point are of 2 configurations, differing in method.allocation (global, layerwise); "
+        "add `match:` with the values of one (e.g. {method.allocation: global})"
+    )
+    assert matched["status"] == "inside" and matched["measured"] == pytest.approx(np.mean(glob)) and matched["n_seeds"] == 3
+    report_main([str(tmp_path), "--expect", str(spec), "--no-plots"])
+    out = capsys.readouterr().out
+    assert "1 inside, 0 outside, 0 missing, 1 ambiguous of 2 points" in out
+    assert "ambiguous: magnitude at sparsity 0.5 (final accuracy): the 6 runs of this point are of 2 configurations" in out
+    with pytest.raises(SystemExit) as e:  # a point that matches several experiments is not confirmed
+        report_main([str(tmp_path), "--expect", str(spec), "--expect-strict", "--no-plots"])
+    assert e.value.code == 1
 
 
 # ----------------------------------------------------------------------------- end to end

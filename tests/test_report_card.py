@@ -119,3 +119,33 @@ def test_a_baseline_without_an_accuracy_is_not_present(tmp_path):
                 _run(root, dataset, model, "random", s, seed, acc=float("nan") if lost else 0.5)
     row = _card(root).loc["baselines present (random, magnitude, dense)"]
     assert not row["met"] and row["missing"] == "mnist1d/mlp: random at 0.5"
+
+
+def test_seeds_are_counted_only_where_the_run_has_a_finite_value(tmp_path):
+    """random at 0.5 completed on 3 seeds with accuracy NaN everywhere, and at 0.4 on 4 seeds, one of
+    them NaN. The card counted runs (3 and 4 seeds, so the all-NaN experiment was not among those with
+    fewer seeds) and the standards said "random/oneshot at 0.5: 3 seed(s)"; the seeds with a value are
+    0 and 3 (counted here by hand), as the summary's n says."""
+    import math
+
+    from test_report_experiments import write_run
+
+    root = tmp_path / "res"
+    for seed in range(4):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8)
+        write_run(root, seed, "magnitude", 0.4, 10, 0.85)
+        write_run(root, seed, "random", 0.5, 10, math.nan)
+        write_run(root, seed, "random", 0.4, 10, math.nan if seed == 2 else 0.7)
+    written = build_report(root, plots=False)
+    lines = sorted(line.strip() for line in written["standards.txt"].read_text().splitlines() if "seed(s)" in line)
+    assert lines == [
+        "magnitude/oneshot at 0.4: 4 seed(s)",
+        "magnitude/oneshot at 0.5: 4 seed(s)",
+        "random/oneshot at 0.4: 3 seed(s) with a value (of 4 completed)",
+        "random/oneshot at 0.5: 0 seed(s) with a value (of 4 completed)  [fewer than 3 seeds]",
+    ]
+    card = pd.read_csv(written["report_card.csv"]).set_index("recommendation")
+    seeds = card.loc["every experiment repeated with at least 3 seeds"]
+    assert not seeds["met"]
+    assert seeds["found"] == "4 experiment(s), seeds with a value per experiment 0-4"
+    assert seeds["missing"].startswith("1 experiment(s) with fewer seeds: ") and seeds["missing"].endswith(" (0)")

@@ -139,16 +139,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         else:
             table = pd.read_csv(written["expect.csv"])
             counts = table["status"].value_counts()
+            ambiguous = counts.get("ambiguous", 0)
             print(
                 f"Expected values ({args.expect}): {counts.get('inside', 0)} inside, {counts.get('outside', 0)} outside, "
-                f"{counts.get('missing', 0)} missing of {len(table)} points"
+                f"{counts.get('missing', 0)} missing" + (f", {ambiguous} ambiguous" if ambiguous else "") + f" of {len(table)} points"
             )
             for r in table[table["status"] != "inside"].fillna({"method": "any method"}).itertuples():
-                got = f"{r.measured:.4g} ({r.n_seeds} seeds)" if r.status != "missing" else "no runs"
                 where = f"{r.method} at sparsity {r.sparsity:g} ({r.phase} {r.metric})"
+                if r.status == "ambiguous":
+                    print(f"  {r.status}: {where}: {r.note}")
+                    continue
+                got = f"{r.measured:.4g} ({r.n_seeds} seeds)" if r.status != "missing" else "no runs"
                 print(f"  {r.status}: {where}: expected {r.expected:g} ± {r.band:g}, got {got}")
             failures = strict_failures(table)
     print("written: " + ", ".join(str(p) for p in written.values()))
     if args.expect_strict and failures:
-        print(f"prune-report: {failures} expected point(s) outside their band or missing (--expect-strict)", file=sys.stderr)
+        print(
+            f"prune-report: {failures} expected point(s) outside their band, missing or ambiguous (--expect-strict)", file=sys.stderr
+        )
         raise SystemExit(1)

@@ -192,11 +192,11 @@ def _build(
             atomic_write_csv(expectations, out / "expect.csv")
             written["expect.csv"] = out / "expect.csv"
 
-    card = report_card(metrics, folder.runs)
+    card = report_card(metrics, folder.runs, split)
     atomic_write_csv(card, out / "report_card.csv")
     written["report_card.csv"] = out / "report_card.csv"
 
-    standards = standards_check(folder, summary)
+    standards = standards_check(folder, summary, split)
     (out / "standards.txt").write_text("\n".join(standards) + "\n")
     written["standards.txt"] = out / "standards.txt"
 
@@ -221,7 +221,8 @@ def _build(
             if folder.key_source == "config"
             else (
                 " Only the shared CSVs are here (no run directories): experiments are told apart by their"
-                " context columns, not by options such as epochs or widths."
+                " context columns, not by options such as epochs or widths; where one seed has runs of several"
+                " configurations (config_hash) under one key, that key is not averaged (the verdicts and tables say so)."
             )
         )
         md += [

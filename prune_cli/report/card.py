@@ -10,7 +10,8 @@ One row per recommendation (met / not met, what was found, what is missing):
 4. baselines    per pair, random and magnitude pruning at every operating point, and every run has
                its dense baseline;
 5. seeds        every experiment (prune_cli/results: config minus seed) repeated with >= 3 seeds, so
-               that intervals exist.
+               that intervals exist: a seed counts where its run has a finite value
+               (`runs_with_a_value`), as the summary's n does; a run that diverged (NaN) is no seed.
 """
 
 from __future__ import annotations
@@ -30,9 +31,22 @@ def _row(name: str, met: bool, found: str, missing: str) -> dict:
     return {"recommendation": name, "met": bool(met), "found": found, "missing": "" if met else missing}
 
 
-def report_card(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def runs_with_a_value(metrics: pd.DataFrame, split: str = "test") -> set:
+    """The run ids whose final model has a finite `split` accuracy: phase finetuned, else pruned, else
+    dense (a run without a pruned phase). The seeds the report card and the standards check count."""
+    if not len(metrics):
+        return set()
+    acc = metrics[(metrics["metric"] == "accuracy") & (metrics["split"] == split)]
+    rank = acc["phase"].map({"finetuned": 3, "pruned": 2, "dense": 1})
+    acc = acc.assign(_rank=rank)[rank.notna()].sort_values("_rank").drop_duplicates("run_id", keep="last")
+    value = pd.to_numeric(acc["value"], errors="coerce").to_numpy(float)
+    return set(acc.loc[np.isfinite(value), "run_id"])
+
+
+def report_card(metrics: pd.DataFrame, runs: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """The card of a folder from its metrics table (prune_cli/core/tables.py columns) and its runs
-    (prune_cli.results.load(...).runs: run_id, experiment, seed)."""
+    (prune_cli.results.load(...).runs: run_id, experiment, seed). Seeds are counted where the run
+    has a finite `split` accuracy (`runs_with_a_value`)."""
     if not len(metrics):
         return pd.DataFrame([_row("runs", False, "no completed run with metrics.csv", "completed runs")])
     pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
@@ -106,7 +120,8 @@ def report_card(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     )
 
     if len(runs) and "experiment" in runs.columns:
-        n_seeds = runs.groupby("experiment")["seed"].nunique()
+        valued = runs[runs["run_id"].isin(runs_with_a_value(metrics, split))]
+        n_seeds = valued.groupby("experiment")["seed"].nunique().reindex(runs["experiment"].unique(), fill_value=0).sort_index()
     else:
         n_seeds = pd.Series(dtype=int)
     few = n_seeds[n_seeds < MIN_SEEDS]
@@ -114,7 +129,7 @@ def report_card(metrics: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         _row(
             f"every experiment repeated with at least {MIN_SEEDS} seeds",
             len(n_seeds) > 0 and not len(few),
-            f"{len(n_seeds)} experiment(s), seeds per experiment {int(n_seeds.min()) if len(n_seeds) else 0}"
+            f"{len(n_seeds)} experiment(s), seeds with a value per experiment {int(n_seeds.min()) if len(n_seeds) else 0}"
             f"-{int(n_seeds.max()) if len(n_seeds) else 0}",
             f"{len(few)} experiment(s) with fewer seeds: " + ", ".join(f"{e} ({n})" for e, n in few.items()),
         )

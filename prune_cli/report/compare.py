@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from .mixing import SEPARATE, describe, mixed_keys
+
 EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
 BOOTSTRAP_RESAMPLES = 9999
 MIN_WILCOXON_N = 6
@@ -124,7 +126,8 @@ def _nct_cdf(df: int, nc: float, t: float) -> float:
 
 
 def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optional[int]:
-    """Smallest n with paired_t_power(d_z, n) >= power; None when d_z is 0 or n would exceed 10,000."""
+    """Smallest n with paired_t_power(d_z, n) >= power; None when d_z is 0 or n would exceed
+    MAX_SEEDS_SEARCHED (the verdict then says which, and what the interval cannot rule out)."""
     if not math.isfinite(d_z) or d_z == 0:
         return None
     lo, hi = 2, 2
@@ -185,36 +188,56 @@ def _points(x: float, scale: float) -> str:
     return f"{x * scale:+.1f}" if scale == 100 else f"{x:+.4g}"
 
 
+def _seed_list(seeds: str) -> str:
+    return ", ".join(str(seeds).split()) or "none"
+
+
 def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
-    """Plain-language verdict of one comparison row (after Holm: uses p_holm)."""
+    """Plain-language verdict of one comparison row (after Holm: uses p_holm). The interval it quotes
+    is the row's Student-t interval, which Holm's correction does not adjust (the verdict says so):
+    only the p-value, and so the claim of a direction, is corrected for the report's comparisons."""
     a, b, s, n = row["method"], row["baseline"], row["target_sparsity"], int(row["n"])
     unit = " points" if scale == 100 else ""
     where = f"at sparsity {s:g}"
+    if isinstance(row.get("mixed"), str) and row["mixed"]:  # the key mixes configurations: no statistics from it
+        return f"{a} vs {b} {where}: not compared, {row['mixed']}"
     if isinstance(row.get("no_value"), str) and row["no_value"]:  # a method diverged on every seed, say
         return f"{a} vs {b} {where}: not compared, {row['no_value']}"
     if n < 2:
-        return f"{a} vs {b} {where}: {n} paired seed(s), no test possible"
+        sides = f"{a} has seeds {_seed_list(row.get('seeds_a', ''))}; {b} has seeds {_seed_list(row.get('seeds_b', ''))}"
+        shared = "no seed in common" if n == 0 else f"only seed {_seed_list(row.get('seeds', ''))} in common"
+        return f"{a} vs {b} {where}: {shared}, no test possible ({sides})"
     if row["sd_diff"] == 0:  # t = mean / 0: no t-test, whatever rounding made of the spread
         if abs(row["mean_diff"]) <= SPREAD_TOL:
             return f"{a} vs {b} {where}: identical on all {n} seeds"
         same = f"{_points(row['mean_diff'], scale)}{unit} on every one of the {n} seeds"
         return f"{a} vs {b} {where}: {same} (no spread between seeds, so no t-test)"
-    interval = f"[{_points(row['t_low'], scale)}, {_points(row['t_high'], scale)}]"
+    confidence = row.get("confidence", 0.95)
+    confidence = 0.95 if not isinstance(confidence, float) or not math.isfinite(confidence) else confidence
+    interval = (
+        f"[{_points(row['t_low'], scale)}, {_points(row['t_high'], scale)}] "
+        f"({confidence:.0%} t interval, not adjusted for multiple comparisons)"
+    )
     p = row.get("p_holm", math.nan)
     if math.isfinite(p) and p < alpha:
         sign = ">" if row["mean_diff"] > 0 else "<"
         return f"{a} {sign} {b} {where}: {_points(row['mean_diff'], scale)}{unit} {interval}, p={p:.2g} (Holm), {n} seeds"
-    need = seeds_needed(row.get("d_z", math.nan), alpha=alpha)
-    if math.isfinite(row.get("d_z", math.nan)) and need is not None and need <= n:
+    d_z = row.get("d_z", math.nan)
+    need = seeds_needed(d_z, alpha=alpha)
+    widest = max(abs(row["t_low"]), abs(row["t_high"]))
+    wide = f"the interval cannot rule out a difference of up to {_points(widest, scale).lstrip('+')}{unit}"
+    if math.isfinite(d_z) and need is not None and need <= n:
         # 80 % power at n seeds means the uncorrected test rejected: Holm's correction made the difference
         hint = (
-            f"{n} seeds give 80% power at the observed effect (d_z={row['d_z']:.2g}); "
+            f"{n} seeds give 80% power at the observed effect (d_z={d_z:.2g}); "
             f"p={row.get('p_t', math.nan):.2g} before Holm's correction over the report's comparisons"
         )
-    elif math.isfinite(row.get("d_z", math.nan)) and need is not None:
-        hint = f"need about {need} seeds for 80% power at the observed effect (d_z={row['d_z']:.2g})"
-    else:
-        hint = "no measurable difference at the observed effect"
+    elif math.isfinite(d_z) and need is not None:
+        hint = f"need about {need} seeds for 80% power at the observed effect (d_z={d_z:.2g})"
+    elif math.isfinite(d_z) and d_z != 0:
+        hint = f"more than {MAX_SEEDS_SEARCHED:,} seeds would be needed for 80% power at the observed effect (d_z={d_z:.2g}); {wide}"
+    else:  # a mean difference of exactly 0: no effect to power a test for, and still a wide interval
+        hint = f"the observed mean difference is 0, but {wide}"
     p_text = f", p={p:.2g} (Holm)" if math.isfinite(p) else ""
     return (
         f"{a} vs {b} {where}: not distinguishable with {n} seeds ({_points(row['mean_diff'], scale)}{unit} {interval}{p_text}); {hint}"
@@ -300,8 +323,11 @@ def compare_methods(
     values = values.assign(variant=variant_labels(values))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
-        # several runs of one variant and seed (a repeated run) are averaged first; dropna=False keeps a
-        # variant whose values are all NaN (diverged on every seed), whose comparisons the verdict names
+        # several runs of one variant and seed of one configuration (a repeated or copied run) are averaged
+        # first; runs of one seed from several configurations are not (mixing.py): those variants are not
+        # compared. dropna=False keeps a variant whose values are all NaN (diverged on every seed), whose
+        # comparisons the verdict names
+        mixed = {k[0]: v for k, v in mixed_keys(part, ["variant"]).items()}
         wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean", dropna=False)
         present = list(wide.columns)
         finite = np.isfinite(wide).sum()
@@ -325,6 +351,9 @@ def compare_methods(
                 "method": a,
                 "baseline": b,
                 "seeds": " ".join(str(s) for s in both.index),
+                # each side's seeds with a value, which the verdict names when fewer than 2 are shared
+                "seeds_a": " ".join(str(s) for s in wide.index[np.isfinite(wide[a])]),
+                "seeds_b": " ".join(str(s) for s in wide.index[np.isfinite(wide[b])]),
                 "mean_a": float(both[a].mean()) if len(both) else math.nan,
                 "mean_b": float(both[b].mean()) if len(both) else math.nan,
                 "no_value": "; ".join(
@@ -333,6 +362,15 @@ def compare_methods(
                     if finite[v] == 0
                 ),
             }
+            row["mixed"] = "; ".join(
+                f"{v}'s {mixed[v]['n_runs']} runs mix {mixed[v]['n_configurations']} configurations ({describe(mixed[v])}) "
+                f"that the comparison key does not tell apart, so they are not averaged as repeated runs; {SEPARATE}"
+                for v in (a, b)
+                if v in mixed
+            )
+            if row["mixed"]:  # no statistics from a mean of different configurations
+                both = both.iloc[:0]
+                row.update(seeds="", mean_a=math.nan, mean_b=math.nan)
             row.update(paired_statistics(both[a].to_numpy(), both[b].to_numpy(), confidence))
             out.append(row)
     table = pd.DataFrame(out)

@@ -15,7 +15,10 @@ run `name` its runs carry (a preset sets `name` to its own name), where its numb
 
 For each point the runs with that name, method (`method.name`) and target sparsity (and the
 `match` config values, e.g. {schedule.restart_from: rewind}) are averaged over seeds; the point is
-`inside` when |mean - value| <= band, `outside` otherwise, and `missing` without runs.
+`inside` when |mean - value| <= band, `outside` otherwise, and `missing` without runs. Where those
+runs are of more than one configuration (their experiment keys differ: two allocations of one
+method, other epochs under the same name), the point is `ambiguous`: no mean of different
+configurations is measured, and `note` names the keys that differ and advises `match:`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import yaml
 
 from ..core.paths import configs_dir
 from ..core.stats import t_interval
-from ..results import flatten_config
+from ..results import experiment_keys, flatten_config
 from .compare import final_values
 
 FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset"}
@@ -113,6 +116,9 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
             and (phase == "dense" or np.isclose(float(configs[r].get("sparsity", math.nan)), p["sparsity"]))
             and all(flat[r].get(k) == flatten_config(v).get("") for k, v in (p.get("match") or {}).items())
         }
+        note = _ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
+        if note:  # no mean of different configurations: no rows to average
+            runs = set()
         mine = metrics[metrics["run_id"].isin(runs)]
         if phase == FINAL:
             rows = final_values(mine, metric, split)
@@ -121,7 +127,15 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
         per_seed = rows.groupby("seed")["value"].mean()
         stats = t_interval(per_seed.to_numpy(float), confidence)
         mean = stats["mean"]
-        status = "missing" if not len(per_seed) else "inside" if abs(mean - p["value"]) <= p["band"] + 1e-12 else "outside"
+        status = (
+            "ambiguous"
+            if note
+            else "missing"
+            if not len(per_seed)
+            else "inside"
+            if abs(mean - p["value"]) <= p["band"] + 1e-12
+            else "outside"
+        )
         out.append(
             {
                 "name": expected["name"],
@@ -140,10 +154,41 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
                 "ci_high": stats["ci_high"],
                 "deviation": mean - p["value"] if len(per_seed) else math.nan,
                 "status": status,
+                "note": note,
                 "source": p.get("source", expected.get("source", "")),
             }
         )
     return pd.DataFrame(out)
+
+
+# What a dense model depends on: DENSE_KEYS of prune_cli/run/dense_cache.py (without the seed, the
+# replicate), with data pruning and non-default accelerator settings, which it also hashes. Not
+# imported from there: that module imports torch, which prune-report does not.
+DENSE_CONFIG = ("dataset", "model", "train", "data_pruning", "accel")
+
+
+def _ambiguity(configs: dict[str, dict], dense: bool = False) -> str:
+    """'' when the runs are of one configuration (one experiment key: they differ only by seed, name
+    or keys that cannot change results), else what differs and how to choose one with `match:`.
+    `dense`: a dense-phase point, whose dense model runs of other methods, sparsities and schedules
+    share: there only the keys the dense model depends on (DENSE_CONFIG) make a configuration."""
+    if len(configs) < 2:
+        return ""
+    keys, _ = experiment_keys(configs)
+    cols = [c for c in keys.columns if c not in ("experiment", "comparison")]
+    if dense:
+        cols = [c for c in cols if c.split(".", 1)[0] in DENSE_CONFIG]
+    values = keys[cols].astype(object).where(keys[cols].notna(), "<absent>").astype(str)
+    n = len(values.drop_duplicates()) if cols else 1
+    if n < 2:
+        return ""
+    varying = [c for c in cols if values[c].nunique() > 1]
+    differ = ", ".join(f"{k} ({', '.join(sorted(values[k].unique()))})" for k in varying)
+    example = ", ".join(f"{k}: {sorted(values[k].unique())[0]}" for k in varying)
+    return (
+        f"the {len(configs)} runs of this point are of {n} configurations, differing in {differ}; "
+        f"add `match:` with the values of one (e.g. {{{example}}})"
+    )
 
 
 def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
@@ -154,12 +199,16 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
         f"Expected values: {expected['_path']} (runs named `{expected['name']}`); source: {expected.get('source', '?')}"
         + (f"; status: {expected['status']}" if expected.get("status") else "")
         + f". {counts.get('inside', 0)} inside, {counts.get('outside', 0)} outside, "
-        + f"{counts.get('missing', 0)} missing of {len(table)} points."
+        + f"{counts.get('missing', 0)} missing"
+        + (f", {counts.get('ambiguous', 0)} ambiguous" if counts.get("ambiguous", 0) else "")
+        + f" of {len(table)} points."
     )
-    shown = table[["method", "sparsity", "phase", "metric", "expected", "band", "measured", "n_seeds", "deviation", "status"]]
+    cols = ["method", "sparsity", "phase", "metric", "expected", "band", "measured", "n_seeds", "deviation", "status"]
+    shown = table[cols + (["note"] if "note" in table.columns and (table["note"].fillna("") != "").any() else [])]
     return head + "\n\n" + markdown_table(shown)
 
 
 def strict_failures(table: Optional[pd.DataFrame]) -> int:
-    """Points that --expect-strict rejects: outside the band, or missing (a point not run is not confirmed)."""
-    return 0 if table is None else int(table["status"].isin(["outside", "missing"]).sum())
+    """Points that --expect-strict rejects: outside the band, missing (a point not run is not
+    confirmed) or ambiguous (runs of several configurations match it)."""
+    return 0 if table is None else int(table["status"].isin(["outside", "missing", "ambiguous"]).sum())

@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from ..results import Results, load
+from .mixing import CONFIGURATION, configuration_ids
 
 # One condition = one point of a figure; the runs inside it differ only by seed.
 CONDITION = ["name", "dataset", "model", "method", "score", "allocation", "structure", "schedule", "target_sparsity"]
@@ -34,7 +35,14 @@ class ResultsFolder:
     key_source: str = "config"  # see prune_cli.results.load
 
     def table(self, name: str) -> pd.DataFrame:
-        return self.results.table(name) if self.results is not None else pd.DataFrame()
+        """A per-run table with a `configuration` column (mixing.py: the identity of each run's
+        configuration, by which the tables tell a repeated run from runs their key cannot tell apart)."""
+        if self.results is None:
+            return pd.DataFrame()
+        df = self.results.table(name)
+        if len(df) and "run_id" in df.columns and CONFIGURATION not in df.columns:
+            df[CONFIGURATION] = configuration_ids(df, self.key_source).to_numpy()  # on the cached table: once
+        return df
 
 
 def load_results(root: Path) -> ResultsFolder:

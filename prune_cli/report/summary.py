@@ -10,6 +10,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from .load import ResultsFolder, condition_keys
+from .mixing import SEPARATE_BY_NAME, mixed_keys, rows_of, runs_of
 
 # The ShrinkBench operating points (R4): sparsities for 2, 4, 8, 16, 32x compression of the prunable weights.
 STANDARD_SPARSITIES = (0.5, 0.75, 0.875, 0.9375, 0.96875)
@@ -42,7 +43,9 @@ def _t_columns(grouped, confidence: float) -> pd.DataFrame:
 def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (condition, phase, split, metric): statistics over seeds of the value, of the dense
     baseline (over the seeds with a value, those of the mean) and of the per-seed change value -
-    dense_value. Runs repeating a seed are averaged first.
+    dense_value. Runs repeating a seed with one configuration are averaged first; where a
+    condition's runs of one seed are of several configurations (mixing.py) its statistics are left
+    empty and `mixed` says why.
     Vectorised over groups (one Python-level loop per group cost most of prune-report's time on a
     100-run folder; scripts/bench_report.py)."""
     df = with_dense_baseline(metrics)
@@ -65,7 +68,14 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     for col in ("mean", "std", "ci_low", "ci_high"):
         out[f"delta_{col}"] = delta[col]
     out["confidence"] = confidence
-    return out.reset_index()
+    out = out.reset_index()
+    out["mixed"] = pd.Series(np.nan, index=out.index, dtype=object)
+    for key, info in mixed_keys(df, keys).items():  # a mean of different configurations is no statistic
+        rows = rows_of(out, keys, key)
+        out.loc[rows, [c for c in out.columns if c not in (*keys, "confidence", "mixed", "seeds")]] = np.nan
+        out.loc[rows, "seeds"] = ""
+        out.loc[rows, "mixed"] = f"{runs_of(info)} that the condition does not tell apart; {SEPARATE_BY_NAME}"
+    return out
 
 
 def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
@@ -97,13 +107,17 @@ def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- standards (R1-R8)
 
 
-def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
-    """Lines of the evaluation-standards summary: pairs, operating points, seeds, missing baselines."""
+def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "test") -> list[str]:
+    """Lines of the evaluation-standards summary: pairs, operating points, seeds (those whose run has a
+    finite `split` accuracy, card.runs_with_a_value), missing baselines."""
+    from .card import runs_with_a_value
+
     metrics = folder.table("metrics.csv")
     lines = ["Evaluation standards (ShrinkBench checklist, Blalock et al. MLSys 2020; docs/report.md R1-R8):"]
     if not len(metrics):  # every run failed or is unfinished: still say which
         return lines + ["  no completed runs with metrics.csv found", *_failed_and_unfinished(folder)]
     pruned = metrics[metrics["phase"] != "dense"]
+    valued = runs_with_a_value(metrics, split)
     pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
     lines.append(
         f"  (dataset, model) pairs: {len(pairs)} -> "
@@ -124,9 +138,10 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
                 f"    [R4] {len(levels)} operating points; missing standard levels: "
                 + (", ".join(f"{s:g}" for s in missing_levels) or "none")
             )
-        for (method, schedule, level), label, n in _seeds_per_experiment(here):
+        for (method, schedule, level), label, n, completed in _seeds_per_experiment(here, valued):
             flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
-            lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){flag}")
+            of = "" if n == completed else f" with a value (of {completed} completed)"
+            lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){of}{flag}")
         for level, part in here.groupby("target_sparsity"):
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
@@ -152,8 +167,9 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame) -> list[str]:
     return lines + _failed_and_unfinished(folder)
 
 
-def _seeds_per_experiment(rows: pd.DataFrame) -> list[tuple[tuple, str, int]]:
-    """((method, schedule, sparsity), label, number of seeds) per experiment of `rows`: the unit the
+def _seeds_per_experiment(rows: pd.DataFrame, valued: set) -> list[tuple[tuple, str, int, int]]:
+    """((method, schedule, sparsity), label, number of seeds whose run is in `valued` (has a finite
+    value), number of seeds completed) per experiment of `rows`: the unit the
     report card counts seeds in (card.py), so that two variants of one method (allocation global and
     layerwise, say) are never pooled into one count. Where one (method, schedule, sparsity) holds
     several experiments the label names what tells them apart (` [allocation=layerwise]`): the
@@ -174,7 +190,8 @@ def _seeds_per_experiment(rows: pd.DataFrame) -> list[tuple[tuple, str, int]]:
                     + (", ".join(differing) or f"experiment {experiment[0] if isinstance(experiment, tuple) else experiment}")
                     + "]"
                 )
-            out.append((ident, label, int(runs["seed"].nunique())))
+            with_value = runs.loc[runs["run_id"].isin(valued), "seed"].nunique()
+            out.append((ident, label, int(with_value), int(runs["seed"].nunique())))
     return out
 
 
@@ -246,8 +263,10 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
             "phase": table["phase"],
             "n": table["n_seeds"],
             f"{split} accuracy": [
-                finite(m, ".4f") + (f" ± {s:.4f}" if math.isfinite(m) and math.isfinite(s) else "")
-                for m, s in zip(table["mean"], table["std"])
+                f"not averaged: {x}"
+                if isinstance(x, str) and x
+                else finite(m, ".4f") + (f" ± {s:.4f}" if math.isfinite(m) and math.isfinite(s) else "")
+                for m, s, x in zip(table["mean"], table["std"], table.get("mixed", pd.Series(index=table.index, dtype=object)))
             ],
             "95% CI" if (table["confidence"] == 0.95).all() else "CI": [
                 f"[{lo:.4f}, {hi:.4f}]" if math.isfinite(lo) else "" for lo, hi in zip(table["ci_low"], table["ci_high"])
@@ -299,8 +318,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
             "A - B": comparisons["method"] + " - " + comparisons["baseline"],
             "n": comparisons["n"],
             "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}" if math.isfinite(v) else ""),
-            f"t {confidence:.0%}": [_interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])],
-            f"bootstrap {confidence:.0%}": [
+            f"t {confidence:.0%} (not adjusted)": [
+                _interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
+            ],
+            f"bootstrap {confidence:.0%} (not adjusted)": [
                 _interval(lo, hi, scale) for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
             ],
             "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
@@ -310,4 +331,9 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
         }
     )
     unit = "accuracy points (x100)" if scale == 100 else "metric units"
-    return "\n".join(lines) + f"\n\nDifferences A - B in {unit}, paired by seed:\n\n" + markdown_table(table)
+    note = (
+        f"Differences A - B in {unit}, paired by seed. The intervals are per comparison, not adjusted for multiple "
+        "comparisons; p (Holm) is adjusted over all the comparisons of this report, and a verdict claims a direction "
+        "only where it is below the test level:"
+    )
+    return "\n".join(lines) + f"\n\n{note}\n\n" + markdown_table(table)

@@ -1,0 +1,102 @@
+"""The words of prune-report's verdicts (prune_cli/report/compare.py): what a wide interval cannot rule
+out, which seeds each side has when too few are shared, and that the quoted interval is the
+unadjusted one beside a Holm-adjusted p-value. The numbers are computed here with scipy.stats."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from prune_cli.report import build_report
+from prune_cli.report.compare import MAX_SEEDS_SEARCHED, paired_statistics, verdict
+from test_report_experiments import write_run
+
+
+def _verdict(a, b, p_holm=None):
+    row = paired_statistics(a, b)
+    row.update(method="A", baseline="B", target_sparsity=0.85, p_holm=row["p_t"] if p_holm is None else p_holm)
+    return row, verdict(row)
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+@pytest.mark.parametrize(
+    "d",
+    [
+        [0.05, -0.0499, 0.0],  # d_z 0.00067: about 1.8e7 seeds for 80 % power, beyond the search
+        [0.1, -0.1, 0.0],  # d_z exactly 0
+    ],
+)
+def test_a_wide_interval_is_never_called_no_measurable_difference(d):
+    """3 seeds with a t interval of about +-12 (and +-25) points: the verdict said "no measurable
+    difference at the observed effect", which reads as "there is no difference". It now says what
+    the interval cannot rule out, and (for a non-zero effect) that more seeds than the search limit
+    would be needed."""
+    b = np.array([0.7, 0.72, 0.71])
+    a = b + np.array(d)
+    row, text = _verdict(a, b)
+    diff = a - b
+    low, high = stats.t.interval(0.95, len(diff) - 1, diff.mean(), stats.sem(diff))
+    assert (row["t_low"], row["t_high"]) == pytest.approx((low, high))
+    assert "no measurable difference" not in text
+    assert f"[{_points(low)}, {_points(high)}]" in text
+    widest = 100 * max(abs(low), abs(high))
+    assert f"cannot rule out a difference of up to {widest:.1f} points" in text
+    if diff.mean() != 0 and abs(diff.mean()) > 1e-12:
+        assert f"more than {MAX_SEEDS_SEARCHED:,} seeds would be needed for 80% power" in text
+    else:
+        assert "the observed mean difference is 0" in text
+
+
+def test_disjoint_seeds_are_named_on_each_side(tmp_path):
+    """magnitude ran on seeds 0, 1, 2 and random on 3, 4, 5 (sparsity 0.1); at 0.5 they share seed 0
+    only. The verdicts said "0 paired seed(s)" / "1 paired seed(s), no test possible", which reads like
+    missing data; they now name the seeds of each side."""
+    root = tmp_path / "res"
+    for seed in (0, 1, 2):
+        write_run(root, seed, "magnitude", 0.1, 10, 0.8 + 0.01 * seed)
+        write_run(root, seed + 3, "random", 0.1, 10, 0.7 + 0.01 * seed)
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8 + 0.01 * seed)
+    for seed in (0, 4, 5):
+        write_run(root, seed, "random", 0.5, 10, 0.6)
+    written = build_report(root, plots=False)
+    c = pd.read_csv(written["comparisons.csv"]).set_index("target_sparsity")
+    assert c.loc[0.1, "verdict"] == (
+        "random vs magnitude at sparsity 0.1: no seed in common, no test possible "
+        "(random has seeds 3, 4, 5; magnitude has seeds 0, 1, 2)"
+    )
+    assert c.loc[0.5, "verdict"] == (
+        "random vs magnitude at sparsity 0.5: only seed 0 in common, no test possible "
+        "(random has seeds 0, 4, 5; magnitude has seeds 0, 1, 2)"
+    )
+    assert c.loc[0.1, "seeds_a"] == "3 4 5" and c.loc[0.1, "seeds_b"] == "0 1 2"
+    md = written["summary.md"].read_text()
+    assert "- random vs magnitude at sparsity 0.1: no seed in common" in md
+
+
+def test_the_quoted_interval_is_said_to_be_unadjusted_beside_the_holm_p(tmp_path):
+    """Holm adjusts the p-values for the report's comparisons, not the t intervals: a verdict that
+    quoted "[lo, hi], p=... (Holm)" let the interval pass for a Holm-adjusted one. The verdict and
+    the table's column say that the interval is not adjusted."""
+    b = np.array([0.5, 0.51, 0.52])
+    a = b + np.array([0.07, 0.08, 0.09])
+    row, text = _verdict(a, b)
+    assert text.startswith("A > B at sparsity 0.85: +8.0 points")
+    assert f"[{_points(row['t_low'])}, {_points(row['t_high'])}] (95% t interval, not adjusted for multiple comparisons)" in text
+    assert f"p={row['p_t']:.2g} (Holm)" in text
+    _, weak = _verdict(b + np.array([0.01, -0.02, 0.02]), b, p_holm=0.9)
+    assert "(95% t interval, not adjusted for multiple comparisons)" in weak
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, b[seed])
+        write_run(root, seed, "random", 0.5, 10, a[seed])
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    header = next(line for line in md.split("paired by seed")[1].splitlines() if line.startswith("|"))
+    assert "| t 95% (not adjusted) |" in header and "| p (Holm) |" in header
+    assert not math.isnan(row["p_t"])
