@@ -22,13 +22,23 @@ def invert_scores(scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {n: torch.where(torch.isneginf(s), s, -s) for n, s in scores.items()}
 
 
-def shuffle_masks(masks: Masks, generator: torch.Generator) -> Masks:
-    """A uniformly random permutation of the positions within each layer (same count per layer)."""
+def shuffle_masks(masks: Masks, generator: torch.Generator, alive: Masks | None = None) -> Masks:
+    """A uniformly random permutation of each layer's kept positions (same count per layer) over the
+    positions the pruning event started from (`alive`, the run's masks before it; every position when
+    none): a weight an earlier event removed stays removed, as in every other pruning event (masks only
+    shrink). Over all positions, iterative pruning kept zeroed weights again."""
     out = {}
     for name, m in masks.items():
         flat = m.flatten()
-        perm = torch.randperm(flat.numel(), generator=generator)
-        out[name] = flat[perm].view_as(m)
+        if alive is None or name not in alive:
+            perm = torch.randperm(flat.numel(), generator=generator)
+            out[name] = flat[perm].view_as(m)
+            continue
+        where = alive[name].flatten().to(flat.device).nonzero().squeeze(1)
+        perm = torch.randperm(where.numel(), generator=generator).to(flat.device)
+        shuffled = torch.zeros_like(flat)
+        shuffled[where] = flat[where][perm]
+        out[name] = shuffled.view_as(m)
     return out
 
 

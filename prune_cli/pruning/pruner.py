@@ -158,12 +158,18 @@ def prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> Ma
         kept, total = count({n: m for n, m in ctx.masks.items() if n in params})
         start = kept / total
     masks = ctx.masks
+    # the rounds zero each round's removed weights before re-scoring; a shuffled mask may keep them, with
+    # their values from before the event (Synaptic-Flow masks without zeroing the parameters)
+    before = {n: p.detach().clone() for n, p in params.items()} if method.shuffle and method.rounds > 1 else {}
     for density in round_densities(start, target, method.rounds, method.round_schedule):
         masks = _prune_once(model, params, dataclasses.replace(ctx, masks=masks, density=density), layers)
         if method.rounds > 1:
             apply_masks(model, masks)
     if method.shuffle:
-        masks = shuffle_masks(masks, ctx.generator)
+        masks = shuffle_masks(masks, ctx.generator, alive=ctx.masks)
+        with torch.no_grad():
+            for name, value in before.items():
+                params[name].copy_(value)
     if method.reinit:
         reinit_weights(model, masks, ctx.generator)
     check_masks(masks, layers, target, method)
