@@ -207,3 +207,72 @@ def test_a_rebuild_removes_shared_tables_no_completed_run_writes(tmp_path):
     shutil.rmtree(b)
     shared_tables.rebuild(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["notes.csv"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_rebuild_command_refuses_a_run_directory_and_changes_nothing(tmp_path, capsys):
+    """`python -m prune_cli.results <a run directory>` took the run's own per-run CSVs (they start with
+    run_id) for shared tables no completed run writes and deleted them: the source of truth was lost."""
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    (a / "config.yaml").write_text("seed: 0\n")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    (a / "COMPLETE").write_text("run-a\n")
+    before = _files(tmp_path)
+    assert main([str(a)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(a) in err and "run directory" in err and str(tmp_path) in err
+    assert _files(tmp_path) == before
+
+
+def test_the_rebuild_command_refuses_a_folder_without_runs(tmp_path, capsys):
+    """A folder whose runs/ was moved away (or that holds shared CSVs copied on their own) is one that
+    load() reads from its shared CSVs; the rebuild deleted them all (nothing to rebuild them from)."""
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("runs.csv", "per_class.csv", "regions.csv"):
+        (alone / name).write_bytes((tmp_path / name).read_bytes())
+    before = _files(alone)
+    assert main([str(alone)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(alone) in err and "runs" in err
+    assert _files(alone) == before
+
+
+def test_a_rebuild_leaves_the_users_csvs_alone_even_when_they_start_with_run_id(tmp_path, capsys):
+    """A table the user saved next to the results (first column run_id, the natural first column) was
+    removed as a 'shared table no completed run writes'. Only a name prune-run writes is removed."""
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    (a / "COMPLETE").write_text("run-a\n")
+    summary = pd.read_csv(tmp_path / "runs.csv")[["run_id", "value"]]
+    summary.to_csv(tmp_path / "my_accuracy_summary.csv", index=False)
+    mine = (tmp_path / "my_accuracy_summary.csv").read_bytes()
+    (a / "regions.csv").unlink()  # no completed run writes regions.csv any more: that one goes
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "my_accuracy_summary.csv").read_bytes() == mine
+    assert not (tmp_path / "regions.csv").exists() and "regions.csv: removed" in out
+    assert "my_accuracy_summary.csv" not in out or "left alone" in out
+
+
+def test_every_built_in_metric_table_is_a_name_a_rebuild_knows():
+    """A rebuild removes only tables prune-run writes; a built-in metric's table missing from the list
+    would be kept after its last run is deleted (rows of deleted runs read as results)."""
+    import re
+
+    from prune_cli.core.tables import BUILTIN_METRIC_TABLES
+
+    root = Path(shared_tables.__file__).resolve().parent.parent / "metrics"
+    named = {m for f in root.glob("*.py") for m in re.findall(r'"([a-z_]+\.csv)"', f.read_text())}
+    assert named and named <= BUILTIN_METRIC_TABLES

@@ -38,6 +38,21 @@ DATA_PRUNING_TABLE = "data_pruning.csv"  # per class, the training examples kept
 LAYER_PRUNING_TABLE = "layer_pruning.csv"  # per residual section, whether it was removed (schedule=layer_pruning)
 # Tables the run itself writes, in its directory or shared: a metric's own table takes another name.
 RUN_TABLES = frozenset({*TABLES, *CORE_TABLES.values(), *NOT_SHARED, DATA_PRUNING_TABLE, LAYER_PRUNING_TABLE})
+# The tables of the built-in metrics (MetricResult.tables of prune_cli/metrics/): with RUN_TABLES, the names
+# a rebuild may remove from results_dir when no completed run writes them any more (tests/test_shared_tables.py
+# checks that every table name in prune_cli/metrics is listed here).
+BUILTIN_METRIC_TABLES = frozenset(
+    {
+        "regions.csv",
+        "hessian_density.csv",
+        "hessian_slq_nodes.csv",
+        "latency.csv",
+        "pruning_limit_sweep.csv",
+        "recall_distortion.csv",
+        "similarity.csv",
+        "speedup.csv",
+    }
+)
 
 
 def columns(table: str, rows: list[dict] = ()) -> list[str]:

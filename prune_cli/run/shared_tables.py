@@ -36,7 +36,7 @@ from filelock import FileLock
 from ..core import crashpoints
 from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
-from ..core.tables import NOT_SHARED, shared_name
+from ..core.tables import BUILTIN_METRIC_TABLES, NOT_SHARED, RUN_TABLES, shared_name
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +214,42 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
 
 
 def is_shared_table(path: Path) -> bool:
-    """A CSV in results_dir that prune-run appends to: every shared table starts with the run context,
-    whose first column is run_id (prune_cli/core/tables.py); anything else there is the user's."""
+    """A CSV in results_dir whose first column is run_id, as every shared table's (it starts with the run
+    context, prune_cli/core/tables.py). Only together with a name in `table_names` is it prune-run's."""
     with open(path, newline="") as f:
         return f.readline().split(",", 1)[0].strip() == "run_id"
+
+
+def table_names(results_dir: Path) -> set[str]:
+    """The names of the tables prune-run writes in results_dir: the built-in per-run and shared tables,
+    the built-in metrics' tables and those the run directories under runs/ hold (a plugin metric's).
+    Any other CSV there is the user's: never removed, never checked."""
+    held = {shared_name(p.name) for p in Path(results_dir).glob("runs/*/*.csv")}
+    return (set(RUN_TABLES) | set(BUILTIN_METRIC_TABLES) | held) - set(NOT_SHARED)
+
+
+RUN_FILES = ("config.yaml", "COMPLETE", "provenance.json", MARKER_FILE)  # files a run directory holds
+
+
+def check_rebuild_folder(results_dir: Path) -> None:
+    """Refuse a folder a rebuild would damage: a run directory (its per-run CSVs, the source of truth,
+    would be taken for shared tables and removed) or a folder without runs/ (nothing to rebuild from:
+    its shared tables are the only copy of the rows)."""
+    results_dir = Path(results_dir)
+    held = [f for f in RUN_FILES if (results_dir / f).exists()]
+    if results_dir.resolve().parent.name == "runs" or held:
+        where = results_dir.resolve().parent.parent if results_dir.resolve().parent.name == "runs" else None
+        raise SharedTableError(
+            f"{results_dir} is a run directory ({'it holds ' + ', '.join(held) if held else 'it is inside a runs/ folder'}), "
+            f"not a results_dir; give the results_dir that holds runs/<run id>/ folders"
+            + (f" (here: {where})" if where else "")
+            + "; nothing was changed"
+        )
+    if not (results_dir / "runs").is_dir():
+        raise SharedTableError(
+            f"{results_dir} has no runs/ folder, so there is nothing to rebuild its shared tables from (they are the only "
+            f"copy of their rows there); give a results_dir that holds runs/<run id>/ folders; nothing was changed"
+        )
 
 
 def rebuild(results_dir: Path) -> list[str]:
@@ -226,9 +258,12 @@ def rebuild(results_dir: Path) -> list[str]:
     it appended (its marker: its per-run files were final before its append) or completed: a run
     between its append and COMPLETE (killed there, or still running) keeps its rows and its marker,
     so it never appends them twice and never loses them. A shared table no finished run writes is
-    removed (its rows were of runs deleted since). The runs are listed under the results lock: a run
+    removed (its rows were of runs deleted since) if its name is one prune-run writes (`table_names`);
+    any other CSV is the user's and stays. A run directory, or a folder without runs/, is refused
+    (`check_rebuild_folder`) before anything is changed. The runs are listed under the results lock: a run
     that appends while the rebuild waits for the lock is in the rebuilt tables."""
     results_dir = Path(results_dir)
+    check_rebuild_folder(results_dir)
     report = []
     with results_lock(results_dir):
         done = recover(results_dir)
@@ -249,10 +284,15 @@ def rebuild(results_dir: Path) -> list[str]:
                 f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
                 + (f" (the union of {schemas} column sets)" if schemas > 1 else "")
             )
+        ours = table_names(results_dir)
         for path in sorted(results_dir.glob("*.csv")):
-            if path.name not in per_table and not path.is_symlink() and is_shared_table(path):
+            if path.name in per_table or path.is_symlink() or not is_shared_table(path):
+                continue
+            if path.name in ours:
                 path.unlink()
                 report.append(f"{path.name}: removed (no completed run writes it)")
+            else:
+                report.append(f"{path.name}: left alone (not a table prune-run writes: the user's)")
         for run_dir in complete:
             atomic_write_text(run_dir / MARKER_FILE, run_dir.name + "\n")
     return report
