@@ -276,3 +276,16 @@ def test_every_built_in_metric_table_is_a_name_a_rebuild_knows():
     root = Path(shared_tables.__file__).resolve().parent.parent / "metrics"
     named = {m for f in root.glob("*.py") for m in re.findall(r'"([a-z_]+\.csv)"', f.read_text())}
     assert named and named <= BUILTIN_METRIC_TABLES
+
+
+def test_a_rebuild_takes_a_copied_run_directory_once_and_names_the_copy(tmp_path):
+    """`cp -a runs/<id> "runs/<id> (copy)"`: the rebuild took both, every row of the run twice."""
+    import shutil
+
+    for name in ("run-a", "run-b"):
+        (_run_dir(tmp_path, name) / "COMPLETE").write_text(name + "\n")
+    shutil.copytree(tmp_path / "runs" / "run-a", tmp_path / "runs" / "run-a (copy)")
+    report = shared_tables.rebuild(tmp_path)
+    per_run = pd.concat(pd.read_csv(tmp_path / "runs" / n / "metrics.csv") for n in ("run-a", "run-b"))
+    assert sorted(pd.read_csv(tmp_path / "runs.csv").run_id) == sorted(per_run.run_id)
+    assert any("run-a (copy)" in line and "left out" in line for line in report)

@@ -36,7 +36,7 @@ from filelock import FileLock
 from ..core import crashpoints
 from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
-from ..core.tables import BUILTIN_METRIC_TABLES, NOT_SHARED, RUN_TABLES, shared_name
+from ..core.tables import BUILTIN_METRIC_TABLES, NOT_SHARED, RUN_TABLES, dir_run_id, one_per_run_id, shared_name
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,8 @@ def rebuild(results_dir: Path) -> list[str]:
         if done:
             report.append(done)
         complete = sorted({p.parent for pattern in ("COMPLETE", MARKER_FILE) for p in results_dir.glob(f"runs/*/{pattern}")})
+        complete, skipped = one_per_run_id(complete)
+        report += [f"runs/{name}: left out ({why})" for name, why in skipped.items()]
         per_table: dict[str, list[pd.DataFrame]] = {}
         for run_dir in complete:
             for table, df in run_tables(run_dir).items():
@@ -294,5 +296,5 @@ def rebuild(results_dir: Path) -> list[str]:
             else:
                 report.append(f"{path.name}: left alone (not a table prune-run writes: the user's)")
         for run_dir in complete:
-            atomic_write_text(run_dir / MARKER_FILE, run_dir.name + "\n")
+            atomic_write_text(run_dir / MARKER_FILE, dir_run_id(run_dir) + "\n")
     return report
