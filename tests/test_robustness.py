@@ -232,6 +232,19 @@ def test_a_symlinked_shared_table_stops_the_run_before_training(tmp_path):
     assert "dense epoch" not in next(out.glob("runs/*/prune-run.log")).read_text()
 
 
+def test_a_shared_table_with_a_byte_order_mark_stops_the_run_before_training(finished_results):
+    """runs.csv saved again by a spreadsheet ("CSV UTF-8": a BOM before run_id) was "grown" by a second
+    run_id column, and the new run's rows had an empty run_id. It is refused before training."""
+    path = finished_results / "runs.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    before = path.read_bytes()
+    proc = run_cli([*FAST, "seed=5"], finished_results, check=False)
+    assert proc.returncode == 2 and str(path) in proc.stderr and "python -m prune_cli.results" in proc.stderr, proc.stderr
+    assert path.read_bytes() == before
+    log = next(d for d in (finished_results / "runs").iterdir() if "seed5" in d.name) / "prune-run.log"
+    assert "dense epoch" not in log.read_text()
+
+
 # ------------------------------------------------------------------------------ signals
 
 

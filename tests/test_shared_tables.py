@@ -289,3 +289,27 @@ def test_a_rebuild_takes_a_copied_run_directory_once_and_names_the_copy(tmp_path
     per_run = pd.concat(pd.read_csv(tmp_path / "runs" / n / "metrics.csv") for n in ("run-a", "run-b"))
     assert sorted(pd.read_csv(tmp_path / "runs.csv").run_id) == sorted(per_run.run_id)
     assert any("run-a (copy)" in line and "left out" in line for line in report)
+
+
+@pytest.mark.parametrize("damage", ["bom", "no header line", "duplicate column"])
+def test_a_shared_table_whose_header_is_not_prune_runs_is_refused_not_grown(tmp_path, damage):
+    """A UTF-8 BOM before run_id (saved as "CSV UTF-8" by a spreadsheet) made the append "grow" the table
+    by a second run_id column that held the new rows' ids; a lost header line made the first data row the
+    header and the table grew to twice its width, the new rows in other columns than the old ones."""
+    a, b = _run_dir(tmp_path, "run-a"), _run_dir(tmp_path, "run-b")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    path = tmp_path / "runs.csv"
+    data = path.read_bytes()
+    if damage == "bom":
+        path.write_bytes(b"\xef\xbb\xbf" + data)
+    elif damage == "no header line":
+        path.write_bytes(data.split(b"\n", 1)[1])
+    else:
+        path.write_bytes(data.replace(b",value\n", b",metric\n", 1))
+    before = _files(tmp_path)
+    with pytest.raises(shared_tables.SharedTableError) as err:
+        shared_tables.append_run(tmp_path, b, "run-b")
+    assert str(path) in str(err.value) and f"python -m prune_cli.results {tmp_path}" in str(err.value)
+    assert _files(tmp_path) == before  # nothing grown, nothing appended, no marker
+    with pytest.raises(shared_tables.SharedTableError, match="python -m prune_cli.results"):
+        shared_tables.check_before_run(tmp_path)  # prune-run's check before training says the same

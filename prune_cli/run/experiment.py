@@ -446,7 +446,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
         _say_if_made_by_other_code(run_dir, rid)
         return run_dir
     if cfg.shared_results:
-        shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
+        shared_tables.check_before_run(results_dir)  # symlinks and headers: before any work, not after training
     for leftover in remove_leftovers(run_dir):  # an earlier attempt killed mid-write (this process holds the run's lock)
         log.info("removed %s, left by an attempt killed while writing", leftover.name)
     start = time.perf_counter()

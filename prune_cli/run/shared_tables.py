@@ -8,8 +8,9 @@ an append is a small transaction (docs/robustness.md):
 1. Everything happens under one file lock in `results_dir`; the run's marker (`SHARED_APPENDED`
    in its run directory) is checked under that lock, so two processes never both append.
 2. Every table is checked before any is written: a symlinked table is refused, a torn last line
-   (a writer killed mid-line, a full disk) is cut off into a side file, a table with other
-   columns is rewritten as the union of both column sets (values kept byte for byte).
+   (a writer killed mid-line, a full disk) is cut off into a side file, a table whose header is
+   not prune-run's (a byte-order mark, no header line, a repeated name) is refused, a table with
+   other columns is rewritten as the union of both column sets (values kept byte for byte).
 3. A journal records each table's size before the append; then the rows are appended, the
    marker is written and the journal removed. Whoever takes the lock next finds a journal left
    by a killed writer and either keeps the rows (the marker exists: the append had committed) or
@@ -36,7 +37,7 @@ from filelock import FileLock
 from ..core import crashpoints
 from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
-from ..core.tables import BUILTIN_METRIC_TABLES, NOT_SHARED, RUN_TABLES, dir_run_id, one_per_run_id, shared_name
+from ..core.tables import BUILTIN_METRIC_TABLES, CONTEXT_COLUMNS, NOT_SHARED, RUN_TABLES, dir_run_id, one_per_run_id, shared_name
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,56 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(f), [])
 
 
+def _leading_context(columns: list[str]) -> list[str]:
+    """The context columns a table starts with (all of CONTEXT_COLUMNS for prune-run's rows)."""
+    lead = []
+    for have, want in zip(columns, CONTEXT_COLUMNS):
+        if have != want:
+            break
+        lead.append(have)
+    return lead
+
+
+def check_header(results_dir: Path, path: Path, columns: Optional[list[str]] = None) -> None:
+    """Refuse a shared table whose header is not prune-run's: it must start with the context columns the
+    rows start with (`columns`; all of CONTEXT_COLUMNS when not given) and name each column once. A
+    byte-order mark, a lost header line (a data row read as the header) or a repeated name would
+    otherwise be "grown" into a table whose new rows sit in other columns than the old ones."""
+    header = _header(path)
+    lead = _leading_context(columns) if columns is not None else CONTEXT_COLUMNS
+    lead = lead or ["run_id"]
+    if header[: len(lead)] == lead and len(set(header)) == len(header):
+        return
+    if header and header[0].startswith("\ufeff"):
+        why = "a byte-order mark (BOM) before its first column name, as a spreadsheet saving 'CSV UTF-8' writes"
+    elif not header or header[0] != "run_id":
+        why = f"its first line is not prune-run's header (its first column is named {header[0] if header else ''!r}, not 'run_id')"
+    elif header[: len(lead)] != lead:
+        why = f"it does not start with the context columns {', '.join(lead)}"
+    else:
+        why = f"it names a column twice ({', '.join(sorted({c for c in header if header.count(c) > 1}))})"
+    raise SharedTableError(
+        f"shared table {path} cannot take more rows: {why}; appending would put rows in the wrong columns. Rebuild "
+        f"it from the run directories with `python -m prune_cli.results {results_dir}` (or move it away); nothing was written."
+    )
+
+
+def check_before_run(results_dir: Path) -> None:
+    """prune-run's check of results_dir before a run does any work: every shared table it may append to
+    is a regular file with prune-run's header, so a run never trains only to be refused at its append."""
+    results_dir = Path(results_dir)
+    refuse_symlinks(results_dir)
+    for name in sorted(table_names(results_dir)):
+        path = results_dir / name
+        if path.is_file() and b"\n" in _first_bytes(path):  # a header cut mid-line is a torn tail, repaired at the append
+            check_header(results_dir, path)
+
+
+def _first_bytes(path: Path, size: int = 65536) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
 def _grow(path: Path, header: list[str], union: list[str]) -> None:
     """Rewrite a shared table with more columns: old rows keep their text, new cells are empty."""
     with open(path, newline="") as f:
@@ -156,6 +207,7 @@ def _plan(results_dir: Path, frames: dict[str, pd.DataFrame]) -> dict[str, list[
         if path.exists() and path.stat().st_size > 0:
             _repair_torn_tail(path)
         if path.exists() and path.stat().st_size > 0:
+            check_header(results_dir, path, columns)
             old = _header(path)
             headers[table] = old + [c for c in columns if c not in old]
         else:
