@@ -245,6 +245,34 @@ def test_a_shared_table_with_a_byte_order_mark_stops_the_run_before_training(fin
     assert "dense epoch" not in log.read_text()
 
 
+def _text(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _same_multiset(shared: pd.DataFrame, per_run: pd.DataFrame) -> None:
+    shared = shared[list(per_run.columns)]
+    assert sorted(map(tuple, shared.values.tolist())) == sorted(map(tuple, per_run.values.tolist()))
+
+
+def test_a_run_directory_copied_into_another_results_dir_is_appended_there_once(finished_results, tmp_path):
+    """The SHARED_APPENDED marker meant "appended to some results_dir" and was read as "to this one": a run
+    directory copied into another results_dir was "already complete (nothing to do)" and its rows never
+    reached that folder's shared tables. Moving a whole results_dir must still not append them twice."""
+    import shutil
+
+    (src,) = (finished_results / "runs").iterdir()
+    other = tmp_path / "other"
+    shutil.copytree(src, other / "runs" / src.name)
+    run_cli([*FAST], other)
+    run_cli([*FAST], other)  # again: nothing more
+    for table, shared in (("metrics.csv", "runs.csv"), ("per_class.csv", "per_class.csv"), ("layers.csv", "layers.csv")):
+        _same_multiset(_text(other / shared), _text(src / table))
+    moved = tmp_path / "moved"
+    finished_results.rename(moved)  # a whole results_dir moved: its tables hold the run already
+    run_cli([*FAST], moved)
+    _same_multiset(_text(moved / "runs.csv"), _text(moved / "runs" / src.name / "metrics.csv"))
+
+
 # ------------------------------------------------------------------------------ signals
 
 

@@ -80,6 +80,30 @@ def refuse_symlinks(results_dir: Path, tables=None) -> None:
             )
 
 
+def marker_text(run_id: str, results_dir: Path) -> str:
+    """The marker: the run id, then the results_dir whose shared tables hold the run's rows."""
+    return f"{run_id}\n{Path(results_dir).resolve()}\n"
+
+
+def appended_here(marker: Path, results_dir: Path) -> bool:
+    """Whether the run's marker says its rows are in the shared tables of `results_dir`. A marker names
+    the results_dir it was written for, so a run directory copied into another results_dir is appended
+    there; a marker without one (written before it recorded it) counts for any results_dir."""
+    try:
+        lines = Path(marker).read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    return len(lines) < 2 or not lines[1].strip() or lines[1].strip() == str(Path(results_dir).resolve())
+
+
+def _holds_run(path: Path, run_id: str) -> bool:
+    """Whether a shared table has rows of `run_id` (its first column, checked to be run_id)."""
+    if not path.is_file():
+        return False
+    with open(path, newline="") as f:
+        return any(row and row[0] == run_id for row in csv.reader(f))
+
+
 def recover(results_dir: Path) -> Optional[str]:
     """Finish or undo the append a killed writer left (call under the lock); returns what was done."""
     journal = Path(results_dir) / JOURNAL_FILE
@@ -87,7 +111,7 @@ def recover(results_dir: Path) -> Optional[str]:
         return None
     record = json.loads(journal.read_text())
     marker = Path(record["marker"]) if record.get("marker") else None
-    if marker is not None and marker.exists():
+    if marker is not None and appended_here(marker, results_dir):
         journal.unlink()
         return f"an interrupted append of run {record['run_id']} had committed; kept its rows"
     for name, size in record["sizes"].items():
@@ -223,17 +247,27 @@ def append_run(results_dir: Path, run_dir: Path, run_id: str) -> str:
 def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, marker: Optional[Path] = None) -> str:
     """Append `frames` (per-run table name -> rows) to the shared tables as one transaction.
 
-    With a `marker`, the append happens at most once: the marker is checked and written under the
-    lock. Without one (library use), each call appends; a killed call is still rolled back."""
+    With a `marker`, the append happens at most once per results_dir: the marker is checked and written
+    under the lock, and names the results_dir (`appended_here`). A marker naming another results_dir (a
+    run directory copied here) appends the rows, unless a table here already holds the run id (the
+    results_dir was moved or renamed): then only the marker is rewritten. Without one (library use),
+    each call appends; a killed call is still rolled back."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     with results_lock(results_dir):
         done = recover(results_dir)
         if done:
             log.warning("shared tables in %s: %s", results_dir, done)
-        if marker is not None and marker.exists():
+        if marker is not None and appended_here(marker, results_dir):
             return "already in the shared tables"
         headers = _plan(results_dir, frames)
+        if marker is not None and marker.exists():  # its marker names another results_dir
+            named = marker.read_text().splitlines()[1]
+            held = [t for t in frames if _holds_run(results_dir / shared_name(t), run_id)]
+            if held:  # this results_dir was moved or renamed from the one the marker names: the rows are here
+                atomic_write_text(marker, marker_text(run_id, results_dir))
+                return f"already in the shared tables (appended when the results_dir was {named})"
+            log.info("run %s was appended to the shared tables of %s, not yet to those of %s", run_id, named, results_dir)
         for table, header in headers.items():
             path = results_dir / shared_name(table)
             if path.exists() and path.stat().st_size > 0 and _header(path) != header:
@@ -259,7 +293,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
                 crashpoints.reached("shared-table-1")
         crashpoints.reached("shared-tables-all")
         if marker is not None:
-            atomic_write_text(marker, run_id + "\n")
+            atomic_write_text(marker, marker_text(run_id, results_dir))
         crashpoints.reached("shared-marker")
         (results_dir / JOURNAL_FILE).unlink()
     return f"appended to {len(frames)} shared table(s)"
@@ -348,5 +382,5 @@ def rebuild(results_dir: Path) -> list[str]:
             else:
                 report.append(f"{path.name}: left alone (not a table prune-run writes: the user's)")
         for run_dir in complete:
-            atomic_write_text(run_dir / MARKER_FILE, dir_run_id(run_dir) + "\n")
+            atomic_write_text(run_dir / MARKER_FILE, marker_text(dir_run_id(run_dir), results_dir))
     return report
