@@ -313,3 +313,15 @@ def test_a_shared_table_whose_header_is_not_prune_runs_is_refused_not_grown(tmp_
     assert _files(tmp_path) == before  # nothing grown, nothing appended, no marker
     with pytest.raises(shared_tables.SharedTableError, match="python -m prune_cli.results"):
         shared_tables.check_before_run(tmp_path)  # prune-run's check before training says the same
+
+
+def test_a_symlinked_csv_of_the_users_does_not_block_runs(tmp_path):
+    """The pre-run check refused every symlinked *.csv in results_dir, the user's own notes too, with the
+    wrong advice that it could be rebuilt: every new run stopped (exit 2). Only prune-run's tables count."""
+    _run_dir(tmp_path, "run-a")
+    (tmp_path / "external_notes.txt").write_text("a,b\n")
+    (tmp_path / "notes_link.csv").symlink_to(tmp_path / "external_notes.txt")
+    shared_tables.check_before_run(tmp_path)  # the user's symlink: no error
+    (tmp_path / "layers.csv").symlink_to(tmp_path / "external_notes.txt")  # a table prune-run writes
+    with pytest.raises(shared_tables.SharedTableError, match="layers.csv is a symlink"):
+        shared_tables.check_before_run(tmp_path)

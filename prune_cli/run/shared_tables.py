@@ -68,8 +68,10 @@ def read_text_table(path: Path) -> pd.DataFrame:
 
 
 def refuse_symlinks(results_dir: Path, tables=None) -> None:
-    """A shared table that is a symlink would make appends write somewhere else: refuse it."""
-    names = [shared_name(t) for t in tables] if tables is not None else [p.name for p in Path(results_dir).glob("*.csv")]
+    """A shared table that is a symlink would make appends write somewhere else: refuse it. `tables`: the
+    per-run tables about to be appended; without it, every name prune-run writes (`table_names`), never
+    the user's own CSVs."""
+    names = [shared_name(t) for t in tables] if tables is not None else sorted(table_names(results_dir))
     for name in names:
         path = Path(results_dir) / name
         if path.is_symlink():
