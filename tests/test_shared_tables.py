@@ -325,3 +325,41 @@ def test_a_symlinked_csv_of_the_users_does_not_block_runs(tmp_path):
     (tmp_path / "layers.csv").symlink_to(tmp_path / "external_notes.txt")  # a table prune-run writes
     with pytest.raises(shared_tables.SharedTableError, match="layers.csv is a symlink"):
         shared_tables.check_before_run(tmp_path)
+
+
+def test_the_rebuild_command_answers_an_empty_per_run_csv_in_one_line(tmp_path, capsys):
+    """A 0-byte per-run CSV of a completed run ended the rebuild in a pandas traceback naming neither the
+    file nor the run."""
+    from prune_cli.run.results import main
+
+    for name in ("run-a", "run-b"):
+        (_run_dir(tmp_path, name) / "COMPLETE").write_text(name + "\n")
+    empty = tmp_path / "runs" / "run-b" / "regions.csv"
+    empty.write_bytes(b"")
+    before = _files(tmp_path)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(empty) in err and "Traceback" not in err
+    after = _files(tmp_path)
+    assert after.pop(shared_tables.LOCK_FILE) == b""  # the empty lock file it took is all it left
+    assert after == before
+
+
+def test_the_rebuild_command_answers_a_read_only_results_dir_in_one_line(tmp_path, capsys, monkeypatch):
+    """On a read-only results_dir taking the results lock raised OSError (EROFS): a traceback, exit 1.
+    The tests run as root, for whom a chmod does not make a folder read-only, so the lock's open fails
+    here as it does on a read-only mount."""
+    import errno
+
+    from prune_cli.run.results import main
+
+    (_run_dir(tmp_path, "run-a") / "COMPLETE").write_text("run-a\n")
+    lock = tmp_path / shared_tables.LOCK_FILE
+
+    def read_only(results_dir):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(lock))
+
+    monkeypatch.setattr(shared_tables, "results_lock", read_only)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(lock) in err and "Read-only file system" in err

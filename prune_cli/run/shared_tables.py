@@ -64,7 +64,15 @@ def run_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def read_text_table(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    """A per-run table as text; one that cannot be read as a CSV table (empty, cut, not UTF-8) is a
+    SharedTableError naming it, not a parser's traceback."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise SharedTableError(
+            f"per-run table {path} cannot be read as a CSV table ({str(err).strip().splitlines()[0]}); the run's rows "
+            f"cannot be taken from it: restore it, or move that run directory out of runs/ (or run it again); nothing was written"
+        ) from None
 
 
 def refuse_symlinks(results_dir: Path, tables=None) -> None:
