@@ -363,3 +363,19 @@ def test_the_rebuild_command_answers_a_read_only_results_dir_in_one_line(tmp_pat
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(lock) in err and "Read-only file system" in err
+
+
+def test_the_rebuild_names_the_runs_it_left_out_and_why(tmp_path):
+    """The rebuild said only "runs.csv: 126 rows from 2 runs": a killed run left out, or a run taken
+    without COMPLETE (it had appended), could not be told from its output."""
+    (_run_dir(tmp_path, "run-a") / "COMPLETE").write_text("run-a\n")
+    b = _run_dir(tmp_path, "run-b")
+    shared_tables.append_run(tmp_path, b, "run-b")  # appended, COMPLETE not written yet: kept
+    _run_dir(tmp_path, "run-c")  # killed before its append
+    d = _run_dir(tmp_path, "run-d")
+    (d / "failed.json").write_text('{"error": "ValueError", "message": "layer collapse"}')
+    report = shared_tables.rebuild(tmp_path)
+    assert sorted(set(pd.read_csv(tmp_path / "runs.csv").run_id)) == ["run-a", "run-b"]
+    assert "runs/run-c: left out (unfinished: no COMPLETE and no SHARED_APPENDED marker)" in report
+    assert "runs/run-d: left out (failed: failed.json)" in report
+    assert any(line.startswith("runs/run-b: taken") for line in report)

@@ -173,18 +173,19 @@ def _leading_context(columns: list[str]) -> list[str]:
 
 def check_header(results_dir: Path, path: Path, columns: Optional[list[str]] = None) -> None:
     """Refuse a shared table whose header is not prune-run's: it must start with the context columns the
-    rows start with (`columns`; all of CONTEXT_COLUMNS when not given) and name each column once. A
+    rows start with (`columns`; all of CONTEXT_COLUMNS when not given; the rows' first column for a
+    library table without them) and name each column once. A
     byte-order mark, a lost header line (a data row read as the header) or a repeated name would
     otherwise be "grown" into a table whose new rows sit in other columns than the old ones."""
     header = _header(path)
     lead = _leading_context(columns) if columns is not None else CONTEXT_COLUMNS
-    lead = lead or ["run_id"]
+    lead = lead or list(columns or ["run_id"])[:1]  # a library table without the run context: its first column
     if header[: len(lead)] == lead and len(set(header)) == len(header):
         return
     if header and header[0].startswith("\ufeff"):
         why = "a byte-order mark (BOM) before its first column name, as a spreadsheet saving 'CSV UTF-8' writes"
-    elif not header or header[0] != "run_id":
-        why = f"its first line is not prune-run's header (its first column is named {header[0] if header else ''!r}, not 'run_id')"
+    elif not header or header[0] != lead[0]:
+        why = f"its first line is not the header (its first column is named {header[0] if header else ''!r}, not {lead[0]!r})"
     elif header[: len(lead)] != lead:
         why = f"it does not start with the context columns {', '.join(lead)}"
     else:
@@ -368,6 +369,18 @@ def rebuild(results_dir: Path) -> list[str]:
         complete = sorted({p.parent for pattern in ("COMPLETE", MARKER_FILE) for p in results_dir.glob(f"runs/*/{pattern}")})
         complete, skipped = one_per_run_id(complete)
         report += [f"runs/{name}: left out ({why})" for name, why in skipped.items()]
+        for run_dir in sorted(d for d in results_dir.glob("runs/*") if d.is_dir() and not d.name.startswith(".")):
+            if run_dir in complete and not (run_dir / "COMPLETE").exists():
+                report.append(
+                    f"runs/{run_dir.name}: taken without COMPLETE (it had appended its rows: killed after, or still running)"
+                )
+            elif run_dir not in complete and run_dir.name not in skipped:
+                why = (
+                    "failed: failed.json"
+                    if (run_dir / "failed.json").exists()
+                    else "unfinished: no COMPLETE and no SHARED_APPENDED marker"
+                )
+                report.append(f"runs/{run_dir.name}: left out ({why})")
         per_table: dict[str, list[pd.DataFrame]] = {}
         for run_dir in complete:
             for table, df in run_tables(run_dir).items():
