@@ -216,3 +216,24 @@ def test_a_completed_run_without_its_config_is_named_not_dropped(tmp_path):
     assert "Completed runs: 5 (and 1 left out: no config.yaml)" in md
     assert f"completed runs without config.yaml, left out: 1 -> {ids[0]}" in standards
     assert ids[0] in md
+
+
+def test_a_copied_run_directory_is_read_once_with_a_warning_naming_the_copy(tmp_path):
+    """A copy of a run directory inside runs/ ("<id> (copy)") was read as a second run: its rows
+    counted twice in every mean and the experiment showed 2 runs for a single seed."""
+    import shutil
+    import warnings
+
+    root = tmp_path / "res"
+    first = write_run(root, 0, "magnitude", 0.9, 10, 0.5)
+    write_run(root, 1, "magnitude", 0.9, 10, 0.6)
+    shutil.copytree(root / "runs" / first, root / "runs" / f"{first} (copy)")
+    expected = pd.concat(pd.read_csv(root / "runs" / r / "metrics.csv") for r in sorted(p.name for p in (root / "runs").iterdir()))
+    expected = expected.drop_duplicates()  # the two distinct runs, as their own per-run files hold them
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = load(root)
+    assert res.metrics.groupby("run_id").size().to_dict() == expected.groupby("run_id").size().to_dict()
+    assert list(res.experiments.n_runs) == [2] and len(res.runs) == 2
+    assert any(f"{first} (copy)" in str(w.message) for w in caught)
+    assert res.skipped == {f"{first} (copy)": f"a second directory of run {first} (its name is not its run id)"}

@@ -232,6 +232,47 @@ def test_a_symlinked_shared_table_stops_the_run_before_training(tmp_path):
     assert "dense epoch" not in next(out.glob("runs/*/prune-run.log")).read_text()
 
 
+def test_a_shared_table_with_a_byte_order_mark_stops_the_run_before_training(finished_results):
+    """runs.csv saved again by a spreadsheet ("CSV UTF-8": a BOM before run_id) was "grown" by a second
+    run_id column, and the new run's rows had an empty run_id. It is refused before training."""
+    path = finished_results / "runs.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    before = path.read_bytes()
+    proc = run_cli([*FAST, "seed=5"], finished_results, check=False)
+    assert proc.returncode == 2 and str(path) in proc.stderr and "python -m prune_cli.results" in proc.stderr, proc.stderr
+    assert path.read_bytes() == before
+    log = next(d for d in (finished_results / "runs").iterdir() if "seed5" in d.name) / "prune-run.log"
+    assert "dense epoch" not in log.read_text()
+
+
+def _text(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _same_multiset(shared: pd.DataFrame, per_run: pd.DataFrame) -> None:
+    shared = shared[list(per_run.columns)]
+    assert sorted(map(tuple, shared.values.tolist())) == sorted(map(tuple, per_run.values.tolist()))
+
+
+def test_a_run_directory_copied_into_another_results_dir_is_appended_there_once(finished_results, tmp_path):
+    """The SHARED_APPENDED marker meant "appended to some results_dir" and was read as "to this one": a run
+    directory copied into another results_dir was "already complete (nothing to do)" and its rows never
+    reached that folder's shared tables. Moving a whole results_dir must still not append them twice."""
+    import shutil
+
+    (src,) = (finished_results / "runs").iterdir()
+    other = tmp_path / "other"
+    shutil.copytree(src, other / "runs" / src.name)
+    run_cli([*FAST], other)
+    run_cli([*FAST], other)  # again: nothing more
+    for table, shared in (("metrics.csv", "runs.csv"), ("per_class.csv", "per_class.csv"), ("layers.csv", "layers.csv")):
+        _same_multiset(_text(other / shared), _text(src / table))
+    moved = tmp_path / "moved"
+    finished_results.rename(moved)  # a whole results_dir moved: its tables hold the run already
+    run_cli([*FAST], moved)
+    _same_multiset(_text(moved / "runs.csv"), _text(moved / "runs" / src.name / "metrics.csv"))
+
+
 # ------------------------------------------------------------------------------ signals
 
 

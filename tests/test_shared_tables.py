@@ -207,3 +207,175 @@ def test_a_rebuild_removes_shared_tables_no_completed_run_writes(tmp_path):
     shutil.rmtree(b)
     shared_tables.rebuild(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["notes.csv"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_rebuild_command_refuses_a_run_directory_and_changes_nothing(tmp_path, capsys):
+    """`python -m prune_cli.results <a run directory>` took the run's own per-run CSVs (they start with
+    run_id) for shared tables no completed run writes and deleted them: the source of truth was lost."""
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    (a / "config.yaml").write_text("seed: 0\n")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    (a / "COMPLETE").write_text("run-a\n")
+    before = _files(tmp_path)
+    assert main([str(a)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(a) in err and "run directory" in err and str(tmp_path) in err
+    assert _files(tmp_path) == before
+
+
+def test_the_rebuild_command_refuses_a_folder_without_runs(tmp_path, capsys):
+    """A folder whose runs/ was moved away (or that holds shared CSVs copied on their own) is one that
+    load() reads from its shared CSVs; the rebuild deleted them all (nothing to rebuild them from)."""
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("runs.csv", "per_class.csv", "regions.csv"):
+        (alone / name).write_bytes((tmp_path / name).read_bytes())
+    before = _files(alone)
+    assert main([str(alone)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(alone) in err and "runs" in err
+    assert _files(alone) == before
+
+
+def test_a_rebuild_leaves_the_users_csvs_alone_even_when_they_start_with_run_id(tmp_path, capsys):
+    """A table the user saved next to the results (first column run_id, the natural first column) was
+    removed as a 'shared table no completed run writes'. Only a name prune-run writes is removed."""
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    (a / "COMPLETE").write_text("run-a\n")
+    summary = pd.read_csv(tmp_path / "runs.csv")[["run_id", "value"]]
+    summary.to_csv(tmp_path / "my_accuracy_summary.csv", index=False)
+    mine = (tmp_path / "my_accuracy_summary.csv").read_bytes()
+    (a / "regions.csv").unlink()  # no completed run writes regions.csv any more: that one goes
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "my_accuracy_summary.csv").read_bytes() == mine
+    assert not (tmp_path / "regions.csv").exists() and "regions.csv: removed" in out
+    assert "my_accuracy_summary.csv" not in out or "left alone" in out
+
+
+def test_every_built_in_metric_table_is_a_name_a_rebuild_knows():
+    """A rebuild removes only tables prune-run writes; a built-in metric's table missing from the list
+    would be kept after its last run is deleted (rows of deleted runs read as results)."""
+    import re
+
+    from prune_cli.core.tables import BUILTIN_METRIC_TABLES
+
+    root = Path(shared_tables.__file__).resolve().parent.parent / "metrics"
+    named = {m for f in root.glob("*.py") for m in re.findall(r'"([a-z_]+\.csv)"', f.read_text())}
+    assert named and named <= BUILTIN_METRIC_TABLES
+
+
+def test_a_rebuild_takes_a_copied_run_directory_once_and_names_the_copy(tmp_path):
+    """`cp -a runs/<id> "runs/<id> (copy)"`: the rebuild took both, every row of the run twice."""
+    import shutil
+
+    for name in ("run-a", "run-b"):
+        (_run_dir(tmp_path, name) / "COMPLETE").write_text(name + "\n")
+    shutil.copytree(tmp_path / "runs" / "run-a", tmp_path / "runs" / "run-a (copy)")
+    report = shared_tables.rebuild(tmp_path)
+    per_run = pd.concat(pd.read_csv(tmp_path / "runs" / n / "metrics.csv") for n in ("run-a", "run-b"))
+    assert sorted(pd.read_csv(tmp_path / "runs.csv").run_id) == sorted(per_run.run_id)
+    assert any("run-a (copy)" in line and "left out" in line for line in report)
+
+
+@pytest.mark.parametrize("damage", ["bom", "no header line", "duplicate column"])
+def test_a_shared_table_whose_header_is_not_prune_runs_is_refused_not_grown(tmp_path, damage):
+    """A UTF-8 BOM before run_id (saved as "CSV UTF-8" by a spreadsheet) made the append "grow" the table
+    by a second run_id column that held the new rows' ids; a lost header line made the first data row the
+    header and the table grew to twice its width, the new rows in other columns than the old ones."""
+    a, b = _run_dir(tmp_path, "run-a"), _run_dir(tmp_path, "run-b")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    path = tmp_path / "runs.csv"
+    data = path.read_bytes()
+    if damage == "bom":
+        path.write_bytes(b"\xef\xbb\xbf" + data)
+    elif damage == "no header line":
+        path.write_bytes(data.split(b"\n", 1)[1])
+    else:
+        path.write_bytes(data.replace(b",value\n", b",metric\n", 1))
+    before = _files(tmp_path)
+    with pytest.raises(shared_tables.SharedTableError) as err:
+        shared_tables.append_run(tmp_path, b, "run-b")
+    assert str(path) in str(err.value) and f"python -m prune_cli.results {tmp_path}" in str(err.value)
+    assert _files(tmp_path) == before  # nothing grown, nothing appended, no marker
+    with pytest.raises(shared_tables.SharedTableError, match="python -m prune_cli.results"):
+        shared_tables.check_before_run(tmp_path)  # prune-run's check before training says the same
+
+
+def test_a_symlinked_csv_of_the_users_does_not_block_runs(tmp_path):
+    """The pre-run check refused every symlinked *.csv in results_dir, the user's own notes too, with the
+    wrong advice that it could be rebuilt: every new run stopped (exit 2). Only prune-run's tables count."""
+    _run_dir(tmp_path, "run-a")
+    (tmp_path / "external_notes.txt").write_text("a,b\n")
+    (tmp_path / "notes_link.csv").symlink_to(tmp_path / "external_notes.txt")
+    shared_tables.check_before_run(tmp_path)  # the user's symlink: no error
+    (tmp_path / "layers.csv").symlink_to(tmp_path / "external_notes.txt")  # a table prune-run writes
+    with pytest.raises(shared_tables.SharedTableError, match="layers.csv is a symlink"):
+        shared_tables.check_before_run(tmp_path)
+
+
+def test_the_rebuild_command_answers_an_empty_per_run_csv_in_one_line(tmp_path, capsys):
+    """A 0-byte per-run CSV of a completed run ended the rebuild in a pandas traceback naming neither the
+    file nor the run."""
+    from prune_cli.run.results import main
+
+    for name in ("run-a", "run-b"):
+        (_run_dir(tmp_path, name) / "COMPLETE").write_text(name + "\n")
+    empty = tmp_path / "runs" / "run-b" / "regions.csv"
+    empty.write_bytes(b"")
+    before = _files(tmp_path)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(empty) in err and "Traceback" not in err
+    after = _files(tmp_path)
+    assert after.pop(shared_tables.LOCK_FILE) == b""  # the empty lock file it took is all it left
+    assert after == before
+
+
+def test_the_rebuild_command_answers_a_read_only_results_dir_in_one_line(tmp_path, capsys, monkeypatch):
+    """On a read-only results_dir taking the results lock raised OSError (EROFS): a traceback, exit 1.
+    The tests run as root, for whom a chmod does not make a folder read-only, so the lock's open fails
+    here as it does on a read-only mount."""
+    import errno
+
+    from prune_cli.run.results import main
+
+    (_run_dir(tmp_path, "run-a") / "COMPLETE").write_text("run-a\n")
+    lock = tmp_path / shared_tables.LOCK_FILE
+
+    def read_only(results_dir):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(lock))
+
+    monkeypatch.setattr(shared_tables, "results_lock", read_only)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(lock) in err and "Read-only file system" in err
+
+
+def test_the_rebuild_names_the_runs_it_left_out_and_why(tmp_path):
+    """The rebuild said only "runs.csv: 126 rows from 2 runs": a killed run left out, or a run taken
+    without COMPLETE (it had appended), could not be told from its output."""
+    (_run_dir(tmp_path, "run-a") / "COMPLETE").write_text("run-a\n")
+    b = _run_dir(tmp_path, "run-b")
+    shared_tables.append_run(tmp_path, b, "run-b")  # appended, COMPLETE not written yet: kept
+    _run_dir(tmp_path, "run-c")  # killed before its append
+    d = _run_dir(tmp_path, "run-d")
+    (d / "failed.json").write_text('{"error": "ValueError", "message": "layer collapse"}')
+    report = shared_tables.rebuild(tmp_path)
+    assert sorted(set(pd.read_csv(tmp_path / "runs.csv").run_id)) == ["run-a", "run-b"]
+    assert "runs/run-c: left out (unfinished: no COMPLETE and no SHARED_APPENDED marker)" in report
+    assert "runs/run-d: left out (failed: failed.json)" in report
+    assert any(line.startswith("runs/run-b: taken") for line in report)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Columns every row carries, in order.
 CONTEXT_COLUMNS = [
     "run_id",
@@ -38,6 +40,21 @@ DATA_PRUNING_TABLE = "data_pruning.csv"  # per class, the training examples kept
 LAYER_PRUNING_TABLE = "layer_pruning.csv"  # per residual section, whether it was removed (schedule=layer_pruning)
 # Tables the run itself writes, in its directory or shared: a metric's own table takes another name.
 RUN_TABLES = frozenset({*TABLES, *CORE_TABLES.values(), *NOT_SHARED, DATA_PRUNING_TABLE, LAYER_PRUNING_TABLE})
+# The tables of the built-in metrics (MetricResult.tables of prune_cli/metrics/): with RUN_TABLES, the names
+# a rebuild may remove from results_dir when no completed run writes them any more (tests/test_shared_tables.py
+# checks that every table name in prune_cli/metrics is listed here).
+BUILTIN_METRIC_TABLES = frozenset(
+    {
+        "regions.csv",
+        "hessian_density.csv",
+        "hessian_slq_nodes.csv",
+        "latency.csv",
+        "pruning_limit_sweep.csv",
+        "recall_distortion.csv",
+        "similarity.csv",
+        "speedup.csv",
+    }
+)
 
 
 def columns(table: str, rows: list[dict] = ()) -> list[str]:
@@ -53,3 +70,37 @@ def columns(table: str, rows: list[dict] = ()) -> list[str]:
 def shared_name(table: str) -> str:
     """The shared file a per-run table is appended to (metrics.csv -> runs.csv)."""
     return CORE_TABLES.get(table, table)
+
+
+# Files of a run directory whose first line is its run id (prune_cli/run/experiment.py writes COMPLETE,
+# prune_cli/run/shared_tables.py the marker SHARED_APPENDED).
+RUN_ID_FILES = ("COMPLETE", "SHARED_APPENDED")
+
+
+def dir_run_id(run_dir: Path) -> str:
+    """The run id a run directory holds (first line of COMPLETE or of its marker), else its name."""
+    for name in RUN_ID_FILES:
+        try:
+            first = (run_dir / name).read_text().split("\n", 1)[0].strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if first:
+            return first
+    return run_dir.name
+
+
+def one_per_run_id(run_dirs: list[Path]) -> tuple[list[Path], dict[str, str]]:
+    """Each run id once: of several directories holding one run id (a copy such as "<id> (copy)"), the
+    one named by its run id is kept (else the first by name); returns the kept directories, in the
+    given order, and {skipped directory name: why}, so a copied run never counts twice."""
+    by_id: dict[str, list[Path]] = {}
+    for d in run_dirs:
+        by_id.setdefault(dir_run_id(d), []).append(d)
+    kept, skipped = set(), {}
+    for rid, dirs in by_id.items():
+        keep = next((d for d in dirs if d.name == rid), sorted(dirs)[0])
+        kept.add(keep)
+        for d in dirs:
+            if d != keep:
+                skipped[d.name] = f"a second directory of run {rid} (its name is not its run id)"
+    return [d for d in run_dirs if d in kept], skipped

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,7 +37,7 @@ import yaml
 
 from ..core.accel import is_default as default_accel
 from ..core.identity import HASH_EXCLUDED
-from ..core.tables import TABLES, shared_name
+from ..core.tables import TABLES, dir_run_id, one_per_run_id, shared_name
 
 __all__ = [
     "Results",
@@ -160,6 +161,8 @@ class Results:
     sources: dict[str, list[Path]] = field(default_factory=dict)  # table name -> per-run files
     # completed runs whose config.yaml is missing: no experiment key, so their rows are left out (named by prune-report)
     without_config: list[str] = field(default_factory=list)
+    # run directories not read, by name -> why (a second directory of a run id already read: a copy)
+    skipped: dict[str, str] = field(default_factory=dict)
     cache: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables read so far, with keys
 
     @property
@@ -299,20 +302,25 @@ def load(results_dir: str | Path) -> Results:
     Completed run directories (`runs/<id>/COMPLETE`) are the source of truth. Only a folder without
     any run directory (moved away, or shared CSVs copied on their own) is read from its shared CSVs
     (`runs.csv`, `per_class.csv`, ...), the keys coming from their columns: where run directories
-    exist but none completed, the rows in the shared CSVs are of unfinished runs, not results."""
+    exist but none completed, the rows in the shared CSVs are of unfinished runs, not results. Each run
+    id is read once: a second directory holding it (a copy such as "<id> (copy)") is left out with a
+    warning naming it (`Results.skipped`)."""
     root = Path(results_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"results folder {root} does not exist")
     res = Results(root)
     complete = _run_dirs(root)
     if complete or _run_dirs(root, complete_only=False):
+        complete, res.skipped = one_per_run_id(complete)
+        for name, why in res.skipped.items():
+            warnings.warn(f"{root / 'runs' / name}: not read, {why}", stacklevel=2)
         res.without_config = [d.name for d in complete if not (d / "config.yaml").exists()]
         complete = [d for d in complete if (d / "config.yaml").exists()]
         for d in complete:
             for f in d.glob("*.csv"):
                 if f.name != "history.csv":
                     res.sources.setdefault(f.name, []).append(f)
-        configs = _read_configs({d.name: d / "config.yaml" for d in complete})
+        configs = _read_configs({dir_run_id(d): d / "config.yaml" for d in complete})
         res.configs = configs
         res.items = {run: _result_items(cfg) for run, cfg in configs.items()}
         keys, res.varying = experiment_keys(configs, res.items)

@@ -438,15 +438,16 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
     if (run_dir / COMPLETE_FILE).exists():
         if on_found_complete is not None:
             on_found_complete()
-        if cfg.shared_results and not (run_dir / shared_tables.MARKER_FILE).exists():
+        if cfg.shared_results and not shared_tables.appended_here(run_dir / shared_tables.MARKER_FILE, results_dir):
+            # shared_results=false before, or a run directory copied here from another results_dir
             outcome = shared_tables.append_run(results_dir, run_dir, rid)
-            log.info("run %s was already complete; its rows were not in the shared tables yet: %s", rid, outcome)
+            log.info("run %s was already complete; its rows were not in the shared tables of %s yet: %s", rid, results_dir, outcome)
         else:
             log.info("run %s is already complete; its results are in %s (nothing to do)", rid, run_dir)
         _say_if_made_by_other_code(run_dir, rid)
         return run_dir
     if cfg.shared_results:
-        shared_tables.refuse_symlinks(results_dir)  # before any work, not after training
+        shared_tables.check_before_run(results_dir)  # symlinks and headers: before any work, not after training
     for leftover in remove_leftovers(run_dir):  # an earlier attempt killed mid-write (this process holds the run's lock)
         log.info("removed %s, left by an attempt killed while writing", leftover.name)
     start = time.perf_counter()

@@ -168,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     except PruneCliError as err:
         print(f"prune_cli.results: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a read-only results_dir, a file that cannot be read or written
+        where = err.filename or results_dir
+        print(
+            f"prune_cli.results: error: cannot rebuild the shared tables in {results_dir}: {where}: {err.strerror or err}",
+            file=sys.stderr,
+        )
+        return 2
     for line in lines or ["no completed runs under " + str(results_dir / "runs")]:
         print(line)
     return 0

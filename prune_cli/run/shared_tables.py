@@ -8,8 +8,9 @@ an append is a small transaction (docs/robustness.md):
 1. Everything happens under one file lock in `results_dir`; the run's marker (`SHARED_APPENDED`
    in its run directory) is checked under that lock, so two processes never both append.
 2. Every table is checked before any is written: a symlinked table is refused, a torn last line
-   (a writer killed mid-line, a full disk) is cut off into a side file, a table with other
-   columns is rewritten as the union of both column sets (values kept byte for byte).
+   (a writer killed mid-line, a full disk) is cut off into a side file, a table whose header is
+   not prune-run's (a byte-order mark, no header line, a repeated name) is refused, a table with
+   other columns is rewritten as the union of both column sets (values kept byte for byte).
 3. A journal records each table's size before the append; then the rows are appended, the
    marker is written and the journal removed. Whoever takes the lock next finds a journal left
    by a killed writer and either keeps the rows (the marker exists: the append had committed) or
@@ -36,7 +37,7 @@ from filelock import FileLock
 from ..core import crashpoints
 from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
-from ..core.tables import NOT_SHARED, shared_name
+from ..core.tables import BUILTIN_METRIC_TABLES, CONTEXT_COLUMNS, NOT_SHARED, RUN_TABLES, dir_run_id, one_per_run_id, shared_name
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,22 @@ def run_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def read_text_table(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    """A per-run table as text; one that cannot be read as a CSV table (empty, cut, not UTF-8) is a
+    SharedTableError naming it, not a parser's traceback."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise SharedTableError(
+            f"per-run table {path} cannot be read as a CSV table ({str(err).strip().splitlines()[0]}); the run's rows "
+            f"cannot be taken from it: restore it, or move that run directory out of runs/ (or run it again); nothing was written"
+        ) from None
 
 
 def refuse_symlinks(results_dir: Path, tables=None) -> None:
-    """A shared table that is a symlink would make appends write somewhere else: refuse it."""
-    names = [shared_name(t) for t in tables] if tables is not None else [p.name for p in Path(results_dir).glob("*.csv")]
+    """A shared table that is a symlink would make appends write somewhere else: refuse it. `tables`: the
+    per-run tables about to be appended; without it, every name prune-run writes (`table_names`), never
+    the user's own CSVs."""
+    names = [shared_name(t) for t in tables] if tables is not None else sorted(table_names(results_dir))
     for name in names:
         path = Path(results_dir) / name
         if path.is_symlink():
@@ -79,6 +90,30 @@ def refuse_symlinks(results_dir: Path, tables=None) -> None:
             )
 
 
+def marker_text(run_id: str, results_dir: Path) -> str:
+    """The marker: the run id, then the results_dir whose shared tables hold the run's rows."""
+    return f"{run_id}\n{Path(results_dir).resolve()}\n"
+
+
+def appended_here(marker: Path, results_dir: Path) -> bool:
+    """Whether the run's marker says its rows are in the shared tables of `results_dir`. A marker names
+    the results_dir it was written for, so a run directory copied into another results_dir is appended
+    there; a marker without one (written before it recorded it) counts for any results_dir."""
+    try:
+        lines = Path(marker).read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    return len(lines) < 2 or not lines[1].strip() or lines[1].strip() == str(Path(results_dir).resolve())
+
+
+def _holds_run(path: Path, run_id: str) -> bool:
+    """Whether a shared table has rows of `run_id` (its first column, checked to be run_id)."""
+    if not path.is_file():
+        return False
+    with open(path, newline="") as f:
+        return any(row and row[0] == run_id for row in csv.reader(f))
+
+
 def recover(results_dir: Path) -> Optional[str]:
     """Finish or undo the append a killed writer left (call under the lock); returns what was done."""
     journal = Path(results_dir) / JOURNAL_FILE
@@ -86,7 +121,7 @@ def recover(results_dir: Path) -> Optional[str]:
         return None
     record = json.loads(journal.read_text())
     marker = Path(record["marker"]) if record.get("marker") else None
-    if marker is not None and marker.exists():
+    if marker is not None and appended_here(marker, results_dir):
         journal.unlink()
         return f"an interrupted append of run {record['run_id']} had committed; kept its rows"
     for name, size in record["sizes"].items():
@@ -126,6 +161,57 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(f), [])
 
 
+def _leading_context(columns: list[str]) -> list[str]:
+    """The context columns a table starts with (all of CONTEXT_COLUMNS for prune-run's rows)."""
+    lead = []
+    for have, want in zip(columns, CONTEXT_COLUMNS):
+        if have != want:
+            break
+        lead.append(have)
+    return lead
+
+
+def check_header(results_dir: Path, path: Path, columns: Optional[list[str]] = None) -> None:
+    """Refuse a shared table whose header is not prune-run's: it must start with the context columns the
+    rows start with (`columns`; all of CONTEXT_COLUMNS when not given; the rows' first column for a
+    library table without them) and name each column once. A
+    byte-order mark, a lost header line (a data row read as the header) or a repeated name would
+    otherwise be "grown" into a table whose new rows sit in other columns than the old ones."""
+    header = _header(path)
+    lead = _leading_context(columns) if columns is not None else CONTEXT_COLUMNS
+    lead = lead or list(columns or ["run_id"])[:1]  # a library table without the run context: its first column
+    if header[: len(lead)] == lead and len(set(header)) == len(header):
+        return
+    if header and header[0].startswith("\ufeff"):
+        why = "a byte-order mark (BOM) before its first column name, as a spreadsheet saving 'CSV UTF-8' writes"
+    elif not header or header[0] != lead[0]:
+        why = f"its first line is not the header (its first column is named {header[0] if header else ''!r}, not {lead[0]!r})"
+    elif header[: len(lead)] != lead:
+        why = f"it does not start with the context columns {', '.join(lead)}"
+    else:
+        why = f"it names a column twice ({', '.join(sorted({c for c in header if header.count(c) > 1}))})"
+    raise SharedTableError(
+        f"shared table {path} cannot take more rows: {why}; appending would put rows in the wrong columns. Rebuild "
+        f"it from the run directories with `python -m prune_cli.results {results_dir}` (or move it away); nothing was written."
+    )
+
+
+def check_before_run(results_dir: Path) -> None:
+    """prune-run's check of results_dir before a run does any work: every shared table it may append to
+    is a regular file with prune-run's header, so a run never trains only to be refused at its append."""
+    results_dir = Path(results_dir)
+    refuse_symlinks(results_dir)
+    for name in sorted(table_names(results_dir)):
+        path = results_dir / name
+        if path.is_file() and b"\n" in _first_bytes(path):  # a header cut mid-line is a torn tail, repaired at the append
+            check_header(results_dir, path)
+
+
+def _first_bytes(path: Path, size: int = 65536) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
 def _grow(path: Path, header: list[str], union: list[str]) -> None:
     """Rewrite a shared table with more columns: old rows keep their text, new cells are empty."""
     with open(path, newline="") as f:
@@ -156,6 +242,7 @@ def _plan(results_dir: Path, frames: dict[str, pd.DataFrame]) -> dict[str, list[
         if path.exists() and path.stat().st_size > 0:
             _repair_torn_tail(path)
         if path.exists() and path.stat().st_size > 0:
+            check_header(results_dir, path, columns)
             old = _header(path)
             headers[table] = old + [c for c in columns if c not in old]
         else:
@@ -171,17 +258,27 @@ def append_run(results_dir: Path, run_dir: Path, run_id: str) -> str:
 def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, marker: Optional[Path] = None) -> str:
     """Append `frames` (per-run table name -> rows) to the shared tables as one transaction.
 
-    With a `marker`, the append happens at most once: the marker is checked and written under the
-    lock. Without one (library use), each call appends; a killed call is still rolled back."""
+    With a `marker`, the append happens at most once per results_dir: the marker is checked and written
+    under the lock, and names the results_dir (`appended_here`). A marker naming another results_dir (a
+    run directory copied here) appends the rows, unless a table here already holds the run id (the
+    results_dir was moved or renamed): then only the marker is rewritten. Without one (library use),
+    each call appends; a killed call is still rolled back."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
     with results_lock(results_dir):
         done = recover(results_dir)
         if done:
             log.warning("shared tables in %s: %s", results_dir, done)
-        if marker is not None and marker.exists():
+        if marker is not None and appended_here(marker, results_dir):
             return "already in the shared tables"
         headers = _plan(results_dir, frames)
+        if marker is not None and marker.exists():  # its marker names another results_dir
+            named = marker.read_text().splitlines()[1]
+            held = [t for t in frames if _holds_run(results_dir / shared_name(t), run_id)]
+            if held:  # this results_dir was moved or renamed from the one the marker names: the rows are here
+                atomic_write_text(marker, marker_text(run_id, results_dir))
+                return f"already in the shared tables (appended when the results_dir was {named})"
+            log.info("run %s was appended to the shared tables of %s, not yet to those of %s", run_id, named, results_dir)
         for table, header in headers.items():
             path = results_dir / shared_name(table)
             if path.exists() and path.stat().st_size > 0 and _header(path) != header:
@@ -207,17 +304,49 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
                 crashpoints.reached("shared-table-1")
         crashpoints.reached("shared-tables-all")
         if marker is not None:
-            atomic_write_text(marker, run_id + "\n")
+            atomic_write_text(marker, marker_text(run_id, results_dir))
         crashpoints.reached("shared-marker")
         (results_dir / JOURNAL_FILE).unlink()
     return f"appended to {len(frames)} shared table(s)"
 
 
 def is_shared_table(path: Path) -> bool:
-    """A CSV in results_dir that prune-run appends to: every shared table starts with the run context,
-    whose first column is run_id (prune_cli/core/tables.py); anything else there is the user's."""
+    """A CSV in results_dir whose first column is run_id, as every shared table's (it starts with the run
+    context, prune_cli/core/tables.py). Only together with a name in `table_names` is it prune-run's."""
     with open(path, newline="") as f:
         return f.readline().split(",", 1)[0].strip() == "run_id"
+
+
+def table_names(results_dir: Path) -> set[str]:
+    """The names of the tables prune-run writes in results_dir: the built-in per-run and shared tables,
+    the built-in metrics' tables and those the run directories under runs/ hold (a plugin metric's).
+    Any other CSV there is the user's: never removed, never checked."""
+    held = {shared_name(p.name) for p in Path(results_dir).glob("runs/*/*.csv")}
+    return (set(RUN_TABLES) | set(BUILTIN_METRIC_TABLES) | held) - set(NOT_SHARED)
+
+
+RUN_FILES = ("config.yaml", "COMPLETE", "provenance.json", MARKER_FILE)  # files a run directory holds
+
+
+def check_rebuild_folder(results_dir: Path) -> None:
+    """Refuse a folder a rebuild would damage: a run directory (its per-run CSVs, the source of truth,
+    would be taken for shared tables and removed) or a folder without runs/ (nothing to rebuild from:
+    its shared tables are the only copy of the rows)."""
+    results_dir = Path(results_dir)
+    held = [f for f in RUN_FILES if (results_dir / f).exists()]
+    if results_dir.resolve().parent.name == "runs" or held:
+        where = results_dir.resolve().parent.parent if results_dir.resolve().parent.name == "runs" else None
+        raise SharedTableError(
+            f"{results_dir} is a run directory ({'it holds ' + ', '.join(held) if held else 'it is inside a runs/ folder'}), "
+            f"not a results_dir; give the results_dir that holds runs/<run id>/ folders"
+            + (f" (here: {where})" if where else "")
+            + "; nothing was changed"
+        )
+    if not (results_dir / "runs").is_dir():
+        raise SharedTableError(
+            f"{results_dir} has no runs/ folder, so there is nothing to rebuild its shared tables from (they are the only "
+            f"copy of their rows there); give a results_dir that holds runs/<run id>/ folders; nothing was changed"
+        )
 
 
 def rebuild(results_dir: Path) -> list[str]:
@@ -226,15 +355,32 @@ def rebuild(results_dir: Path) -> list[str]:
     it appended (its marker: its per-run files were final before its append) or completed: a run
     between its append and COMPLETE (killed there, or still running) keeps its rows and its marker,
     so it never appends them twice and never loses them. A shared table no finished run writes is
-    removed (its rows were of runs deleted since). The runs are listed under the results lock: a run
+    removed (its rows were of runs deleted since) if its name is one prune-run writes (`table_names`);
+    any other CSV is the user's and stays. A run directory, or a folder without runs/, is refused
+    (`check_rebuild_folder`) before anything is changed. The runs are listed under the results lock: a run
     that appends while the rebuild waits for the lock is in the rebuilt tables."""
     results_dir = Path(results_dir)
+    check_rebuild_folder(results_dir)
     report = []
     with results_lock(results_dir):
         done = recover(results_dir)
         if done:
             report.append(done)
         complete = sorted({p.parent for pattern in ("COMPLETE", MARKER_FILE) for p in results_dir.glob(f"runs/*/{pattern}")})
+        complete, skipped = one_per_run_id(complete)
+        report += [f"runs/{name}: left out ({why})" for name, why in skipped.items()]
+        for run_dir in sorted(d for d in results_dir.glob("runs/*") if d.is_dir() and not d.name.startswith(".")):
+            if run_dir in complete and not (run_dir / "COMPLETE").exists():
+                report.append(
+                    f"runs/{run_dir.name}: taken without COMPLETE (it had appended its rows: killed after, or still running)"
+                )
+            elif run_dir not in complete and run_dir.name not in skipped:
+                why = (
+                    "failed: failed.json"
+                    if (run_dir / "failed.json").exists()
+                    else "unfinished: no COMPLETE and no SHARED_APPENDED marker"
+                )
+                report.append(f"runs/{run_dir.name}: left out ({why})")
         per_table: dict[str, list[pd.DataFrame]] = {}
         for run_dir in complete:
             for table, df in run_tables(run_dir).items():
@@ -249,10 +395,15 @@ def rebuild(results_dir: Path) -> list[str]:
                 f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
                 + (f" (the union of {schemas} column sets)" if schemas > 1 else "")
             )
+        ours = table_names(results_dir)
         for path in sorted(results_dir.glob("*.csv")):
-            if path.name not in per_table and not path.is_symlink() and is_shared_table(path):
+            if path.name in per_table or path.is_symlink() or not is_shared_table(path):
+                continue
+            if path.name in ours:
                 path.unlink()
                 report.append(f"{path.name}: removed (no completed run writes it)")
+            else:
+                report.append(f"{path.name}: left alone (not a table prune-run writes: the user's)")
         for run_dir in complete:
-            atomic_write_text(run_dir / MARKER_FILE, run_dir.name + "\n")
+            atomic_write_text(run_dir / MARKER_FILE, marker_text(dir_run_id(run_dir), results_dir))
     return report
