@@ -261,7 +261,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
     With a `marker`, the append happens at most once per results_dir: the marker is checked and written
     under the lock, and names the results_dir (`appended_here`). A marker naming another results_dir (a
     run directory copied here) appends the rows, unless a table here already holds the run id (the
-    results_dir was moved or renamed): then only the marker is rewritten. Without one (library use),
+    results_dir was moved or renamed): then nothing is written. Without one (library use),
     each call appends; a killed call is still rolled back."""
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -276,7 +276,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
             named = marker.read_text().splitlines()[1]
             held = [t for t in frames if _holds_run(results_dir / shared_name(t), run_id)]
             if held:  # this results_dir was moved or renamed from the one the marker names: the rows are here
-                atomic_write_text(marker, marker_text(run_id, results_dir))
+                # (the marker is left as it is: a rerun that finds the run finished changes nothing)
                 return f"already in the shared tables (appended when the results_dir was {named})"
             log.info("run %s was appended to the shared tables of %s, not yet to those of %s", run_id, named, results_dir)
         for table, header in headers.items():
