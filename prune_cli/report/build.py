@@ -23,6 +23,7 @@ from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
 from .inputs import out_problem, results_dir_problem
 from .load import condition_keys, load_results
+from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
 from .scaling import fit_families, scaling_points, summary_lines
 from .summary import (
@@ -149,7 +150,12 @@ def _build(
     draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split)
     rd = recall_distortion_rows(folder)
     rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")] if len(rd) else rd
-    per_class = pd.DataFrame()
+    per_class, rd_notes = pd.DataFrame(), []
+    if len(rd_split):  # a condition whose seed has runs of several configurations is left out (mixing.py)
+        condition = condition_keys(rd_split)
+        kept, mixed = without_mixed(rd_split, condition)
+        rd_notes = left_out_notes(mixed, condition, rd_split)
+        rd_split = kept
     if len(rd_split):
         keys = condition_keys(rd_split) + ["split", "phase"]
         per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
@@ -248,29 +254,11 @@ def _build(
         md += ["## Paired comparisons", "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
     if len(summary):
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
-    if len(intens):
-        t = intens[(intens["phase"].isin(["finetuned", "pruned"]))]
-        t = t[
-            [
-                c
-                for c in (
-                    "experiment",
-                    "method",
-                    "schedule",
-                    "target_sparsity",
-                    "phase",
-                    "statistic",
-                    "n_seeds",
-                    "mean",
-                    "ci_low",
-                    "ci_high",
-                )
-                if c in t.columns
-            ]
-        ]
-        md += ["## Recall distortion (intensification statistics over seeds)", "", markdown_table(t), ""]
+    if len(intens) or rd_notes:
+        shown = [markdown_table(_intensification_table(intens)), ""] if len(intens) else []
+        md += ["## Recall distortion (intensification statistics over seeds)", "", *shown, *[f"- {n}" for n in rd_notes], ""]
     disparate = disparate_markdown(worst, pie_classes, summary, split)
-    if disparate or pie_notes:
+    if disparate or pie_notes or rd_notes:
         md += [
             "## Disparate impact",
             "",
@@ -280,7 +268,7 @@ def _build(
             "(Hooker et al. 2019; pie.csv, per class in pie_per_class.csv).",
             "",
             disparate,
-            *[f"\n- {n}" for n in pie_notes],
+            *[f"\n- {n}" for n in rd_notes + pie_notes],
             "",
         ]
     md += scaling_md
@@ -299,6 +287,13 @@ def _build(
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     remove_earlier_report(out, written)
     return written
+
+
+def _intensification_table(intens: pd.DataFrame) -> pd.DataFrame:
+    """The Recall distortion section's table: the final phases of intensification.csv, its main columns."""
+    t = intens[(intens["phase"].isin(["finetuned", "pruned"]))]
+    shown = ("experiment", "method", "schedule", "target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high")
+    return t[[c for c in shown if c in t.columns]]
 
 
 def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:

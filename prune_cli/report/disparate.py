@@ -27,6 +27,7 @@ import pandas as pd
 from ..core.stats import t_interval
 from ..results.predictions import read_predictions
 from .load import ResultsFolder, condition_keys
+from .mixing import without_mixed
 from .summary import final_phase
 
 FINAL_PHASES = ("finetuned", "pruned")  # the final sparse model: finetuned where it exists, else pruned
@@ -45,12 +46,16 @@ def worst_class_drops(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
     """Per condition (condition keys, split, phase) of recall-distortion rows (one row per run, class,
     split, phase with `recall` and `dense_recall`): the worst class (lowest mean recall change over
     seeds) with its change and t-interval over seeds, and the per-model worst drop (min over
-    classes of each seed's change) with its t-interval."""
+    classes of each seed's change) with its t-interval. A condition in which one seed has runs of
+    several configurations (mixing.py) gets no row: the report's sections say which (build.py)."""
     if not len(rows):
         return pd.DataFrame()
     df = rows.assign(delta_recall=rows["recall"] - rows["dense_recall"])
     keys = [k for k in condition_keys(df) + ["split", "phase"] if k in df.columns]
-    # A repeated run of one seed is averaged first, as everywhere in the report.
+    df, _ = without_mixed(df, keys)
+    if not len(df):
+        return pd.DataFrame()
+    # A repeated run of one seed and one configuration is averaged first, as everywhere in the report.
     per_seed = df.groupby(keys + ["seed", "class"], dropna=False, sort=True)["delta_recall"].mean().reset_index()
     # Each condition's (seed x class) table as a numpy array: one pandas pivot per condition took
     # most of this function's time on a 100-run folder (scripts/bench_report.py).

@@ -72,6 +72,17 @@ def rows_of(frame: pd.DataFrame, keys: Sequence[str], key: tuple) -> pd.Series:
     return mask
 
 
+def without_mixed(frame: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, dict[tuple, dict]]:
+    """(`frame` less the rows of its mixed keys, those keys as `mixed_keys` gives them)."""
+    mixed = mixed_keys(frame, keys)
+    if not mixed:
+        return frame, mixed
+    drop = pd.Series(False, index=frame.index)
+    for key in mixed:
+        drop |= rows_of(frame, keys, key)
+    return frame[~drop.to_numpy()], mixed
+
+
 def describe(info: dict) -> str:
     """The parenthesis of a note: 'distinct config_hash; seeds 0, 1, 2 each have runs of several'."""
     seeds = info["seeds"]
@@ -88,3 +99,27 @@ def runs_of(info: dict) -> str:
 # separate runs by their `name`; the comparison key does not (the name is not a result).
 SEPARATE = "keep the run directories (each run's config.yaml tells the configurations apart)"
 SEPARATE_BY_NAME = SEPARATE + " or give the variants different `name`s"
+
+PER_CLASS_TABLES = "intensification.csv, per_class_summary.csv and worst_class.csv"
+
+
+def left_out_notes(mixed: dict[tuple, dict], keys: Sequence[str], rows: pd.DataFrame) -> list[str]:
+    """One line per condition of the per-class tables (`mixed`: mixed_keys of `rows` over the condition
+    `keys`) left out of them: 'toy/mlp random at sparsity 0.5: left out of ..., its 6 runs of 2
+    configurations (...) that the condition does not tell apart are not averaged as repeated runs; keep
+    ...'. The other context keys (name, schedule, ...) are named where they vary within one method of `rows`."""
+    named = ("dataset", "model", "method", "target_sparsity")
+    method = [k for k in named[:3] if k in rows.columns]
+    others = [k for k in keys if k not in named and "." not in k and k != "experiment"]
+    varying = [k for k in others if (rows.groupby(method, dropna=False)[k].nunique(dropna=False) > 1).any()] if method else others
+    notes = []
+    for key, info in mixed.items():
+        c = dict(zip(keys, key))
+        extra = "".join(f", {k} {c[k]}" for k in varying)
+        sparsity = c.get("target_sparsity")
+        where = f" at sparsity {float(sparsity):g}" if sparsity is not None and pd.notna(sparsity) else ""
+        notes.append(
+            f"{c.get('dataset')}/{c.get('model')} {c.get('method')}{extra}{where}: left out of {PER_CLASS_TABLES}, its "
+            f"{runs_of(info)} that the condition does not tell apart are not averaged as repeated runs; {SEPARATE_BY_NAME}"
+        )
+    return notes
