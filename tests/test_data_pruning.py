@@ -47,6 +47,14 @@ def _ctx(data, proxies=(), seed=0):
     return DataPruningContext(data, torch.Generator().manual_seed(seed), lambda i, epochs: proxies[i], eval_batch_size=4)
 
 
+def test_water_fill_breaks_exact_ties_by_the_lower_class_index():
+    """Sizes 8/5/54/20, weights 0/.25/1/.25, 4 kept: shares 2/3, 8/3, 2/3 of the weighted classes, equal
+    remainders 2/3, so the documented tie rule gives the extra examples to classes 1 and 2 -> 0, 1, 3, 0;
+    float rounding of remaining * w / norm gave 0, 1, 2, 1 (51 of 20,000 random cases differed from an
+    exact computation)."""
+    assert water_fill([8, 5, 54, 20], [0, 0.25, 1, 0.25], 4) == [0, 1, 3, 0]
+
+
 def test_water_fill_by_hand():
     # equal weights, sizes 10/3/7, 12 kept: 4 each, class 1 has only 3 -> 9 left for two classes,
     # 4.5 each -> 4 + 4 and the remaining one to the lower class index.
@@ -73,12 +81,47 @@ def test_random_keeps_the_rounded_fraction_without_repeats_and_is_seeded():
     assert not torch.equal(a, random_subset(_ctx(data, seed=2), node).indices)
 
 
+def _drop_algorithm_1(sizes, errors, density):
+    """Vysogorets, Ahuja and Kempe (ICLR 2025), Algorithm 1, as printed: class densities d_k grow in
+    proportion to the error 1 - r_k, by the excess E over Z = sum over unsaturated classes of N_k (1 - r_k);
+    a class above density 1 is capped and its excess goes round again."""
+    d = [0.0] * len(sizes)
+    unsaturated = set(range(len(sizes)))
+    excess = density * sum(sizes)
+    while excess > 1e-9 and unsaturated:
+        z = sum(sizes[k] * errors[k] for k in unsaturated)
+        start = excess  # each round shares the excess it starts with
+        for k in sorted(unsaturated):
+            step = start * errors[k] / z
+            d[k] += step
+            excess -= sizes[k] * step
+            if d[k] > 1:
+                unsaturated.discard(k)
+                excess += sizes[k] * (d[k] - 1)
+                d[k] = 1.0
+    return d
+
+
 def test_drop_quotas_follow_the_papers_formula():
-    # quota_k = Z e_k / sum e: Z = 120, e = (0.1, 0.2, 0.5) -> 15, 30, 75
+    # equal class sizes: quota_k = Z e_k / sum e: Z = 120, e = (0.1, 0.2, 0.5) -> 15, 30, 75
     assert drop_quotas([100, 100, 100], [0.1, 0.2, 0.5], 120) == [15, 30, 75]
-    # class 2 capped at its 40 examples; 80 left shared 1:2 -> 26.67, 53.33 -> 27, 53 (largest remainder)
+    # class 2 capped at its 40 examples; 80 left shared 10:20 -> 26.67, 53.33 -> 27, 53 (largest remainder)
     assert drop_quotas([100, 100, 40], [0.1, 0.2, 0.5], 120) == [27, 53, 40]
     assert drop_quotas([10, 10], [0.0, 0.0], 10) == [5, 5]  # no error anywhere: balanced
+
+
+def test_drop_keeps_class_densities_proportional_to_the_error_on_a_long_tail():
+    """The paper's rule sets each class's density (the fraction kept) in proportion to its error, so the
+    kept count is proportional to N_k e_k; the counts were proportional to e_k alone, which agrees only
+    when the classes are equally large. Long tail 180/113/71/45, errors 0.05/0.25/0.25/1, Z = 123:
+    classes 1 and 2 (equal errors) kept 36 and 35, densities 0.32 and 0.49; by hand, weights N_k e_k =
+    9, 28.25, 17.75, 45: class 3's share 55.35 is capped at 45, 78 left over 9:28.25:17.75 -> 12.76,
+    40.06, 25.17 -> 13, 40, 25 (largest remainder)."""
+    sizes, errors = [180, 113, 71, 45], [0.05, 0.25, 0.25, 1.0]
+    quotas = drop_quotas(sizes, errors, 123)
+    assert quotas == [13, 40, 25, 45]
+    density = _drop_algorithm_1(sizes, errors, 123 / sum(sizes))
+    assert all(abs(q - n * d) < 1 for q, n, d in zip(quotas, sizes, density)), (quotas, density)
 
 
 def test_drop_measures_class_errors_with_the_query_model():
@@ -90,6 +133,20 @@ def test_drop_measures_class_errors_with_the_query_model():
     # errors 0.1 and 0.4 -> quotas 50 * 0.1/0.5 = 10 and 40
     assert torch.bincount(data.train_y[sel.indices], minlength=2).tolist() == [10, 40]
     assert [r["query_error"] for r in sel.per_class] == pytest.approx([0.1, 0.4])
+
+
+def test_drop_reads_class_errors_in_double_precision():
+    """Errors 15/60, 2/60 and 22/60 on 60/60/60 examples, half kept (90): shares 34.62, 4.62, 50.77 ->
+    35, 4, 51 (classes 0 and 1 tie at remainder 8/13: the lower index). The errors were stored as
+    float32, which broke the tie the other way (34, 5, 51) and wrote 0.25, 0.03333333507... to
+    data_pruning.csv."""
+    data = _data([60, 60, 60], val_counts=[60, 60, 60])
+    wrong = [15, 2, 22]
+    pred = torch.cat([torch.tensor([(c + 1) % 3] * wrong[c] + [c] * (60 - wrong[c])) for c in range(3)])
+    query = Lookup(nn.functional.one_hot(pred, 3).float())
+    sel = drop(_ctx(data, proxies=[query]), OmegaConf.create({"keep": 0.5, "query_epochs": 1}))
+    assert [r["query_error"] for r in sel.per_class] == [15 / 60, 2 / 60, 22 / 60]
+    assert torch.bincount(data.train_y[sel.indices], minlength=3).tolist() == [35, 4, 51]
 
 
 def test_el2n_scores_against_the_formula():

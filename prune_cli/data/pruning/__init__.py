@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import Callable
 
@@ -127,13 +128,15 @@ def water_fill(sizes: list[int], weights: list[float], total: int) -> list[int]:
     `total` (<= sum of sizes). A class whose proportional share exceeds its size keeps all of its
     examples and the surplus is shared among the others in proportion to their weights, repeated
     until no class overflows; fractional shares are rounded by largest remainder (ties: lower class
-    index). Classes of weight 0 get examples only when the others are all full (then equally)."""
+    index). Classes of weight 0 get examples only when the others are all full (then equally). The
+    shares are exact fractions of the weights as given: float rounding of remaining * w / norm broke
+    exact ties against the rule."""
     sizes = [int(s) for s in sizes]
     total = min(int(total), sum(sizes))
     quota = [0] * len(sizes)
     for tier in ([k for k, w in enumerate(weights) if w > 0], [k for k, w in enumerate(weights) if w <= 0]):
         active = [k for k in tier if sizes[k] > 0]
-        w = {k: (float(weights[k]) if weights[k] > 0 else 1.0) for k in active}
+        w = {k: (Fraction(float(weights[k])) if weights[k] > 0 else Fraction(1)) for k in active}
         remaining = total - sum(quota)
         while active and remaining > 0:
             norm = sum(w[k] for k in active)

@@ -2,11 +2,12 @@
 Pruning" (distributionally robust pruning).
 
 A query model (the run's architecture, trained on the full training split for `query_epochs`
-epochs) gives each class's error rate on the validation split, e_k = 1 - recall_k. The number of
-training examples kept from class k is proportional to e_k: quota_k = Z e_k / sum_j e_j with
-Z = round(keep x N), capped at the class's size N_k, the surplus of capped classes shared among the
-others in proportion to their errors until none overflows (`water_fill`). Examples are drawn at
-random within a class. Harder classes thus keep more of their data, which the paper shows raises
+epochs) gives each class's error rate on the validation split, e_k = 1 - recall_k. The fraction of
+class k kept (its density) is proportional to e_k (the paper's Algorithm 1), so the number kept is
+proportional to N_k e_k: quota_k = Z N_k e_k / sum_j N_j e_j with Z = round(keep x N), capped at the
+class's size N_k, the surplus of capped classes shared among the others in the same proportion until
+none overflows (`water_fill`; Algorithm 1's saturated classes). Examples are drawn at random within a
+class. Harder classes thus keep more of their data, which the paper shows raises
 worst-class accuracy at a tolerable cost in average accuracy. With no validation split the errors
 are measured on the training split (logged, and written in data_pruning.csv's `error_split`), and so
 is the error of a class that has no validation example (a long-tailed class of a few examples, whose
@@ -53,8 +54,10 @@ def class_errors(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> lis
 
 
 def drop_quotas(sizes: list[int], errors: list[float], total: int) -> list[int]:
-    """DRoP's per-class quotas: proportional to the error rates, capped at the class sizes."""
-    weights = [0.0 if e != e else float(e) for e in errors]  # NaN (a class without any example): weight 0
+    """DRoP's per-class quotas: class densities proportional to the error rates (counts to N_k e_k),
+    capped at the class sizes. Counts proportional to e_k alone agreed with the paper only for classes
+    of equal size."""
+    weights = [0.0 if e != e else float(n) * float(e) for n, e in zip(sizes, errors)]  # NaN (no example): weight 0
     if sum(weights) <= 0:
         log.warning("data_pruning=drop: the query model made no error on any class; keeping classes balanced")
         weights = [1.0] * len(sizes)
@@ -78,9 +81,11 @@ def drop(ctx: DataPruningContext, node: DictConfig) -> Selection:
         for split in sorted(set(splits)):  # the validation split, and the training split where it is needed
             x, y = data.split(split)
             on[split] = class_errors(ctx.logits(query, x), y, data.num_classes)
-        return torch.tensor([on[split][c] for c, split in enumerate(splits)])
+        return torch.tensor([on[split][c] for c, split in enumerate(splits)], dtype=torch.float64)
 
-    errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_splits": splits}, compute).tolist()
+    # float64 (the key's "errors" entry keeps float32 entries of earlier versions, which moved a quota by
+    # one example at exact ties, from being read)
+    errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_splits": splits, "errors": "float64"}, compute).tolist()
     y = data.train_y.cpu()
     sizes = torch.bincount(y, minlength=data.num_classes).tolist()
     quotas = drop_quotas(sizes, errors, ctx.kept_count(node.keep))
