@@ -16,19 +16,28 @@ from scipy import stats
 
 from prune_cli.core.tables import shared_name
 from prune_cli.report import build_report
+from prune_cli.report.scaling import fit_scaling_law, pruned_error
 from test_report_experiments import write_run
 
 MAG = [0.70, 0.71, 0.72]
 
 
-def _shared_only(tmp_path, copy_magnitude=False, per_class=False):
-    """`per_class`: also the shared per_class.csv, class 0 at recall accuracy - 0.10 (dense: dense - 0.02)
-    and class 1 at accuracy + 0.10 (dense + 0.02), so the worst class is 0 and rho is not zero."""
-    root = tmp_path / "res"
+def _runs() -> list[tuple]:
+    """(seed, method, sparsity, epochs, accuracy, dense accuracy) of the folder the tests share."""
+    runs = []
     for seed, m in enumerate(MAG):
-        write_run(root, seed, "magnitude", 0.5, 2, m)
-        write_run(root, seed, "random", 0.5, 2, m - 0.20)
-        write_run(root, seed, "random", 0.5, 6, m + 0.20, dense_acc=0.99)
+        runs += [(seed, "magnitude", 0.5, 2, m, 0.9), (seed, "random", 0.5, 2, m - 0.20, 0.9)]
+        runs += [(seed, "random", 0.5, 6, m + 0.20, 0.99)]
+    return runs
+
+
+def _shared_only(tmp_path, copy_magnitude=False, per_class=False, runs=None):
+    """`per_class`: also the shared per_class.csv, class 0 at recall accuracy - 0.10 (dense: dense - 0.02)
+    and class 1 at accuracy + 0.10 (dense + 0.02), so the worst class is 0 and rho is not zero.
+    `runs`: as `_runs` gives them (the default)."""
+    root = tmp_path / "res"
+    for seed, method, sparsity, epochs, acc, dense_acc in _runs() if runs is None else runs:
+        write_run(root, seed, method, sparsity, epochs, acc, dense_acc=dense_acc)
     tables = ["metrics.csv"] + (["per_class.csv"] if per_class else [])
     for table in tables:
         rows = pd.concat(pd.read_csv(f) for f in sorted((root / "runs").glob(f"*/{table}")))
@@ -161,3 +170,69 @@ def test_per_class_tables_leave_out_a_condition_that_mixes_configurations(tmp_pa
         assert line.startswith(f"- {note}") and line.endswith("or give the variants different `name`s"), line
     page = written["report.html"].read_text()
     assert page.count(html.escape(note.split(" (distinct")[0])) == 2
+
+
+# Planted scaling laws (Eq. 1 of Rosenfeld et al.): the same error on every seed, so that the seed means
+# are the planted values and the fit recovers the parameters.
+SPARSITIES = (0.2, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+LAWS = {"magnitude": {"eps_up": 0.9, "gamma": 2.0, "p": 0.05}, "random": {"eps_up": 0.9, "gamma": 1.5, "p": 0.15}}
+
+
+def test_scaling_fit_leaves_out_points_that_mix_configurations(tmp_path):
+    """random trained 2 epochs (dense error 0.10) at 7 sparsities, and 6 epochs (dense error 0.01, error
+    0.05 lower) at 0.5 and 0.9: one family with only the shared CSVs (its key holds no train.epochs).
+    Before: the fit averaged each seed's two runs at densities 0.5 and 0.1 as repeated runs, and their dense
+    errors into eps_np (7 points, 21 + 6 runs). Now those two points are left out, with a line in the scaling
+    section; the other 5 are the 2-epoch law, whose parameters the fit recovers. magnitude (its runs copied
+    twice: one configuration) is fitted on all 7 points."""
+    runs = []
+    for seed in range(3):
+        for s in SPARSITIES:
+            for method, law in LAWS.items():
+                runs.append((seed, method, s, 2, 1 - float(pruned_error(1 - s, 0.10, **law)), 0.90))
+            if s in (0.5, 0.9):
+                runs.append((seed, "random", s, 6, 1 - float(pruned_error(1 - s, 0.10, **LAWS["random"])) + 0.05, 0.99))
+    written = build_report(_shared_only(tmp_path, copy_magnitude=True, runs=runs), plots=False)
+    fit = pd.read_csv(written["scaling_fit.csv"]).set_index("method")
+
+    # by hand: one row per run; a (method, density) point is averaged only where every seed has one epochs setting
+    hand = pd.DataFrame(runs, columns=["seed", "method", "sparsity", "epochs", "acc", "dense_acc"])
+    hand["density"] = (1 - hand["sparsity"]).round(12)
+    configs = hand.groupby(["method", "density", "seed"])["epochs"].nunique().groupby(["method", "density"]).max()
+    kept = hand.join(configs.rename("configs"), on=["method", "density"]).query("configs == 1")
+    for method, law in LAWS.items():
+        mine = kept[kept["method"] == method]
+        points = mine.groupby("density").agg(error=("acc", lambda a: (1 - a).mean())).reset_index()
+        points["eps_np"] = (1 - mine.groupby("seed")["dense_acc"].mean()).mean()
+        row = fit.loc[method]
+        assert row["status"] == "fitted", row["reason"]
+        assert (row["n_points"], row["n_runs"], row["n_seeds"], row["n_densities"]) == (len(points), len(mine), 3, len(points))
+        assert row["mean_abs_rel_error"] == pytest.approx(0.0, abs=1e-6)
+        expected = fit_scaling_law(points)
+        for name, value in law.items():
+            assert row[name] == pytest.approx(value, rel=1e-4), name
+            assert row[name] == pytest.approx(expected.params[name], rel=1e-6), name
+    assert (fit.loc["random", "n_points"], fit.loc["random", "n_runs"]) == (5, 15)
+    assert isinstance(fit.loc["magnitude", "left_out"], float)  # empty: nothing mixed
+    note = (
+        "density 0.1: its 6 runs of 2 configurations (distinct config_hash; seeds 0, 1, 2 each have runs of several); "
+        "density 0.5: its 6 runs of 2 configurations (distinct config_hash; seeds 0, 1, 2 each have runs of several)"
+    )
+    assert fit.loc["random", "left_out"] == note
+    section = _section(written["summary.md"].read_text(), "Pruning scaling law")
+    (line,) = [x for x in section.splitlines() if "left out" in x]
+    assert line.startswith("  - random / toy / mlp / oneshot: left out of the fit, not averaged as repeated runs (the family does not")
+    assert note in line and line.endswith("keep the run directories (each run's config.yaml tells the configurations apart)")
+
+
+def test_scaling_fit_of_a_family_whose_every_point_mixes_configurations(tmp_path):
+    """The shared folder of the tests above (random at 2 and 6 epochs, sparsity 0.5 only): before, random's
+    row counted 6 runs of 3 seed(s); now it has no point, no run and no seed, and says why."""
+    written = build_report(_shared_only(tmp_path), plots=False)
+    fit = pd.read_csv(written["scaling_fit.csv"]).set_index("method")
+    row = fit.loc["random"]
+    assert (row["status"], row["n_points"], row["n_runs"], row["n_seeds"], row["n_densities"]) == ("skipped", 0, 0, 0, 0)
+    assert row["left_out"].startswith("density 0.5: its 6 runs of 2 configurations")
+    assert fit.loc["magnitude", "n_runs"] == 3 and fit.loc["magnitude", "n_seeds"] == 3
+    section = _section(written["summary.md"].read_text(), "Pruning scaling law")
+    assert "0 densities, 0 seed(s)" in section and "3 seed(s)" in section

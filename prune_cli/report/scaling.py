@@ -22,7 +22,8 @@ A family is the set of completed runs whose configs agree on everything except t
 sparsity and these scale keys (model widths, res_mlp's width and sections, the depth of a CIFAR
 ResNet, dataset size keys, the fraction of the training split kept by data pruning). Per (scale,
 density) the test error is averaged over seeds; eps_np is the seed mean of the runs' dense error
-at that scale. The fit is least squares on the relative
+at that scale. A (scale, density) point at which one seed has runs of several configurations (mixing.py;
+shared CSVs only) is left out of the fit, not averaged, and named in the row's `left_out`. The fit is least squares on the relative
 deviations delta = (eps_hat - eps) / eps (scipy.optimize.least_squares, several starts, the best
 kept), so that the low and high plateaus weigh alike; parameter standard errors come from the
 Jacobian at the optimum, cov = s^2 (J^T J)^-1 with s^2 the residual variance (p is fitted as
@@ -49,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import _digest, _result_items
+from .mixing import CONFIGURATION, SEPARATE, runs_of, without_mixed
 
 EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021)"
 # config keys that are scales of the law (not part of a family's identity)
@@ -310,6 +312,7 @@ def scaling_points(
     dense = dense.drop_duplicates("run_id").set_index("run_id")["value"]
     sparsity = final[(final["metric"] == "sparsity_prunable") & (final["split"] == "model")].drop_duplicates("run_id")
     sparsity = sparsity.set_index("run_id")["value"]
+    identity = [k for k in (CONFIGURATION, "config_hash") if k in acc.columns]  # mixing.configuration_ids reads them
     rows = []
     for run, r in acc.iterrows():
         cfg = configs.get(run)
@@ -328,6 +331,7 @@ def scaling_points(
                 "target_density": 1.0 - float(r.get("target_sparsity", s)),
                 "error": 1.0 - float(r["value"]),
                 "eps_np": 1.0 - float(dense_acc),
+                **{k: r.get(k) for k in identity},
             }
         )
     return pd.DataFrame(rows)
@@ -335,13 +339,28 @@ def scaling_points(
 
 def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit every family: (one row per family for scaling_fit.csv, the seed-mean points with the fit's
-    prediction for the plot)."""
+    prediction for the plot). A point at which one seed has runs of several configurations (mixing.py:
+    with only the shared CSVs a family is its context columns, which hold no train.epochs) is left out,
+    its runs and their dense errors with it, and the row's `left_out` says which and why."""
     rows, fitted = [], []
-    for family, runs in points.groupby("family", sort=True):
-        scale_cols = [c for c in ("width", "depth", "dataset_size") if c in runs.columns]
-        at_scale = [c for c in scale_cols if runs[c].notna().all()]
+    for family, every in points.groupby("family", sort=True):
+        scale_cols = [c for c in ("width", "depth", "dataset_size") if c in every.columns]
+        at_scale = [c for c in scale_cols if every[c].notna().all()]
         # a point per (scale, target density): seeds may reach different densities (bernoulli sampling)
-        runs = runs.assign(target=runs["target_density"].round(12).fillna(runs["density"]))
+        every = every.assign(target=every["target_density"].round(12).fillna(every["density"]))
+        runs, mixed = without_mixed(every, at_scale + ["target"])
+        left_out = "; ".join(f"{_point(at_scale, key)}: its {runs_of(info)}" for key, info in mixed.items())
+        first = every.iloc[0]
+        head = {
+            "family": family,
+            "dataset": first["dataset"],
+            "model": ", ".join(sorted(every["model"].astype(str).unique(), key=_natural)),  # resnet20, resnet32, resnet56
+            **{k: first[k] for k in ("method", "schedule")},
+        }
+        if not len(runs):
+            reason = "no point left: at every (scale, density) point one seed has runs of several configurations"
+            rows.append(_row(head, ScalingFit("skipped", reason).row(), left_out))
+            continue
         mean = runs.groupby(at_scale + ["target"], dropna=False).agg(
             density=("density", "mean"), error=("error", "mean"), error_std=("error", "std"), n_seeds=("seed", "nunique")
         )
@@ -355,24 +374,17 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         varying = [c for c in at_scale if mean[c].nunique() > 1]  # each value of these has its own eps_np
         fit = fit_scaling_law(mean, scales)
         scales = fit.scales if fit.status == "fitted" else scales
-        first = runs.iloc[0]
-        row = {
-            "family": family,
-            "dataset": first["dataset"],
-            "model": ", ".join(sorted(runs["model"].astype(str).unique(), key=_natural)),  # resnet20, resnet32, resnet56
-            **{k: first[k] for k in ("method", "schedule")},
-            "scales": ", ".join(["density", *scales]),
-            "varies": ", ".join(["density", *varying]),
-            "n_dense_errors": int(mean.groupby(varying).ngroups) if varying else 1,
-            "n_runs": len(runs),
-            "n_seeds": int(runs["seed"].nunique()),
-            "n_densities": int(runs["target_density"].round(12).nunique()),  # achieved ones differ by rounding per width
-            **fit.row(),
-        }
-        for name in [*BASE_PARAMS, *SCALES.values()]:
-            row.setdefault(name, math.nan)
-            row.setdefault(name + "_se", math.nan)
-        row["equation"] = EQUATION
+        row = _row(
+            head,
+            fit.row(),
+            left_out,
+            scales=", ".join(["density", *scales]),
+            varies=", ".join(["density", *varying]),
+            n_dense_errors=int(mean.groupby(varying).ngroups) if varying else 1,
+            n_runs=len(runs),
+            n_seeds=int(runs["seed"].nunique()),
+            n_densities=int(runs["target_density"].round(12).nunique()),  # achieved ones differ by rounding per width
+        )
         rows.append(row)
         if fit.status == "fitted":
             scale = np.exp(sum(fit.params[SCALES[s]] * np.log(mean[s].to_numpy(float)) for s in scales)) if scales else 1.0
@@ -384,6 +396,25 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 )
             )
     return pd.DataFrame(rows), (pd.concat(fitted, ignore_index=True) if fitted else pd.DataFrame())
+
+
+def _row(head: dict, fit: dict, left_out: str, **counts) -> dict:
+    """A scaling_fit.csv row: the family's context, its counts (0 where none given), the fit, every
+    parameter (NaN when not fitted), `left_out` (the points that mix configurations) and the equation."""
+    row = {**head, "scales": "density", "varies": "density", "n_dense_errors": 0, "n_runs": 0, "n_seeds": 0, "n_densities": 0}
+    row.update(counts)
+    row.update(fit)
+    for name in [*BASE_PARAMS, *SCALES.values()]:
+        row.setdefault(name, math.nan)
+        row.setdefault(name + "_se", math.nan)
+    row["left_out"] = left_out
+    row["equation"] = EQUATION
+    return row
+
+
+def _point(at_scale: list[str], key: tuple) -> str:
+    """'width 64, density 0.5': a point of a family (`key`: its values of `at_scale` and the target density)."""
+    return ", ".join(f"{name} {float(v):g}" for name, v in zip([*at_scale, "density"], key))
 
 
 def _natural(name: str) -> tuple:
@@ -403,20 +434,30 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     """summary.md: one line per family (parameters ± standard error and the fit error, or why it was skipped)."""
     lines = ["## Pruning scaling law (Rosenfeld et al., ICML 2021, Eq. 1-2)", ""]
     for row in table.to_dict(orient="records"):
-        head = f"- {_title(row)}, {row['n_densities']} densities, {row['n_seeds']} seed(s): "
-        if row["status"] != "fitted":
-            lines.append(head + f"not fitted: {row['reason']}")
-            continue
-        params = [
-            f"{name} = {_fmt(row[name], row[name + '_se'])}" for name in [*BASE_PARAMS, *SCALES.values()] if math.isfinite(row[name])
-        ]
-        fit_error = (
-            f"relative deviation mu = {row['mean_rel_deviation']:.1%}, sigma = {row['std_rel_deviation']:.1%} "
-            f"(mean |delta| {row['mean_abs_rel_error']:.1%}, max {row['max_abs_rel_error']:.1%}) "
-            f"over {row['n_points']} points, {row['n_dense_errors']} dense error(s) eps_np"
-        )
-        lines.append(head + ", ".join(params) + "; " + fit_error + (f"; {row['reason']}" if row["reason"] else ""))
+        lines += _family_lines(row)
     return lines + ["", "Equation, parameters and the points needed: docs/scaling_law.md; table: scaling_fit.csv.", ""]
+
+
+def _family_lines(row: dict) -> list[str]:
+    """A family's line in summary.md and, below it, the points left out because they mix configurations."""
+    left_out = row.get("left_out")
+    below = []
+    if isinstance(left_out, str) and left_out:
+        below = [
+            f"  - {row['method']} / {row['dataset']} / {row['model']} / {row['schedule']}: left out of the fit, not averaged "
+            f"as repeated runs (the family does not tell their configurations apart): {left_out}; {SEPARATE}"
+        ]
+    head = f"- {_title(row)}, {row['n_densities']} densities, {row['n_seeds']} seed(s): "
+    if row["status"] != "fitted":
+        return [head + f"not fitted: {row['reason']}", *below]
+    names = [name for name in [*BASE_PARAMS, *SCALES.values()] if math.isfinite(row[name])]
+    params = [f"{name} = {_fmt(row[name], row[name + '_se'])}" for name in names]
+    fit_error = (
+        f"relative deviation mu = {row['mean_rel_deviation']:.1%}, sigma = {row['std_rel_deviation']:.1%} "
+        f"(mean |delta| {row['mean_abs_rel_error']:.1%}, max {row['max_abs_rel_error']:.1%}) "
+        f"over {row['n_points']} points, {row['n_dense_errors']} dense error(s) eps_np"
+    )
+    return [head + ", ".join(params) + "; " + fit_error + (f"; {row['reason']}" if row["reason"] else ""), *below]
 
 
 def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[Path]:
