@@ -379,3 +379,27 @@ def test_the_rebuild_names_the_runs_it_left_out_and_why(tmp_path):
     assert "runs/run-c: left out (unfinished: no COMPLETE and no SHARED_APPENDED marker)" in report
     assert "runs/run-d: left out (failed: failed.json)" in report
     assert any(line.startswith("runs/run-b: taken") for line in report)
+
+
+def test_a_shared_table_an_older_prune_cli_wrote_is_grown_not_refused(tmp_path):
+    """The context columns have grown over versions (dense_cache, allocation, structure came later). The
+    header check refused a shared table without today's full set, also after the rebuild it advised
+    (which writes the run directories' own older columns): every new run in that results_dir stopped.
+    An older header is prune-run's: it starts with run_id and names each column once, and the append
+    grows it as before (the old rows' new cells empty, every value in its own column)."""
+    from prune_cli.core.tables import CONTEXT_COLUMNS
+
+    older = [c for c in CONTEXT_COLUMNS if c != "dense_cache"]
+    old_row = {c: f"old-{c}" for c in older} | {"run_id": "run-old", "phase": "dense", "metric": "accuracy", "value": "0.5"}
+    pd.DataFrame([old_row]).to_csv(tmp_path / "runs.csv", index=False)
+    d = tmp_path / "runs" / "run-new"
+    d.mkdir(parents=True)
+    new_row = {c: f"new-{c}" for c in CONTEXT_COLUMNS} | {"run_id": "run-new", "phase": "dense", "metric": "accuracy", "value": "0.25"}
+    pd.DataFrame([new_row]).to_csv(d / "metrics.csv", index=False)
+    shared_tables.check_before_run(tmp_path)  # no error before the run
+    shared_tables.append_run(tmp_path, d, "run-new")
+    table = pd.read_csv(tmp_path / "runs.csv", dtype=str, keep_default_na=False)
+    assert list(table.run_id) == ["run-old", "run-new"]
+    assert table.loc[0, "dense_cache"] == "" and table.loc[1, "dense_cache"] == "new-dense_cache"
+    for c in [*older, "phase", "metric", "value"]:
+        assert table.loc[0, c] == str(old_row[c]) and table.loc[1, c] == str(new_row[c]), c

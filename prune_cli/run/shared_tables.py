@@ -159,33 +159,21 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(f), [])
 
 
-def _leading_context(columns: list[str]) -> list[str]:
-    """The context columns a table starts with (all of CONTEXT_COLUMNS for prune-run's rows)."""
-    lead = []
-    for have, want in zip(columns, CONTEXT_COLUMNS):
-        if have != want:
-            break
-        lead.append(have)
-    return lead
-
-
 def check_header(results_dir: Path, path: Path, columns: Optional[list[str]] = None) -> None:
-    """Refuse a shared table whose header is not prune-run's: it must start with the context columns the
-    rows start with (`columns`; all of CONTEXT_COLUMNS when not given; the rows' first column for a
-    library table without them) and name each column once. A
-    byte-order mark, a lost header line (a data row read as the header) or a repeated name would
-    otherwise be "grown" into a table whose new rows sit in other columns than the old ones."""
+    """Refuse a shared table whose header is not prune-run's: it must start with the column the rows start
+    with (`columns`' first; run_id, the first context column, when not given) and name each column once.
+    A byte-order mark, a lost header line (a data row read as the header) or a repeated name would
+    otherwise be "grown" into a table whose new rows sit in other columns than the old ones. A header of
+    an older prune-cli, with fewer context columns (dense_cache, allocation and structure came later), is
+    prune-run's: the append grows it, as the rebuild of its run directories would write it."""
     header = _header(path)
-    lead = _leading_context(columns) if columns is not None else CONTEXT_COLUMNS
-    lead = lead or list(columns or ["run_id"])[:1]  # a library table without the run context: its first column
-    if header[: len(lead)] == lead and len(set(header)) == len(header):
+    first = (columns or CONTEXT_COLUMNS)[0]
+    if header and header[0] == first and len(set(header)) == len(header):
         return
     if header and header[0].startswith("\ufeff"):
         why = "a byte-order mark (BOM) before its first column name, as a spreadsheet saving 'CSV UTF-8' writes"
-    elif not header or header[0] != lead[0]:
-        why = f"its first line is not the header (its first column is named {header[0] if header else ''!r}, not {lead[0]!r})"
-    elif header[: len(lead)] != lead:
-        why = f"it does not start with the context columns {', '.join(lead)}"
+    elif not header or header[0] != first:
+        why = f"its first line is not the header (its first column is named {header[0] if header else ''!r}, not {first!r})"
     else:
         why = f"it names a column twice ({', '.join(sorted({c for c in header if header.count(c) > 1}))})"
     raise SharedTableError(
