@@ -7,7 +7,10 @@ docs/robustness.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from omegaconf import MISSING, OmegaConf
 
 from conftest import FAST, run_cli, snapshot
 
@@ -358,3 +361,29 @@ def test_text_that_hydra_keeps_as_typed_runs():
     cfg = composed("name=5", "results_dir=results")
     assert cfg.name == "5"
     check_text_overrides(cfg)
+
+
+# --------------------------------------------------------------------------- values nothing sets (???)
+
+
+@dataclasses.dataclass
+class _ProbeMetric:
+    enabled: bool = False
+    reference: str = MISSING  # needed only when enabled
+
+
+def test_an_unset_value_of_a_disabled_metric_does_not_stop_runs_and_an_enabled_one_names_its_dataclass():
+    """A metric plugin with a field without default that only its enabled form needs: the check of unset
+    values refused every run (its node is in every config) and named the assembled MetricsConfig instead
+    of the plugin's dataclass. A disabled metric's node is not checked; an enabled one names the key and
+    the plugin's own class."""
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.run.prevalidate import check_missing_values
+
+    def cfg(enabled: bool):
+        return OmegaConf.create({"seed": 0, "metrics": {"probe": OmegaConf.structured(_ProbeMetric(enabled=enabled))}})
+
+    check_missing_values(cfg(False))
+    with pytest.raises(ConfigError) as err:
+        check_missing_values(cfg(True))
+    assert err.value.key == "metrics.probe.reference" and f"{__name__}._ProbeMetric" in str(err.value), str(err.value)

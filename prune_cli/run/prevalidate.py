@@ -188,26 +188,24 @@ def _schema_of(node: DictConfig, group: str) -> tuple[type, list]:
 def check_missing_values(cfg: DictConfig) -> None:
     """Every value is set: a schema field without a default (`???`) that neither the option's YAML nor the
     command line sets (an outside plugin's dataclass; a method plugin's `score`) stopped the run with
-    OmegaConf's MissingMandatoryValue inside Hydra's traceback, exit 1."""
+    OmegaConf's MissingMandatoryValue inside Hydra's traceback, exit 1. A disabled metric's node is not
+    read by the run, so a field only its enabled form needs may stay unset there."""
     key = _first_missing(cfg, "")
     if key is None:
         return
-    group = key.split(".", 1)[0]
-    node = cfg.get(group)
-    where = ""
-    if isinstance(node, DictConfig) and "." in key:
-        schema = OmegaConf.get_type(node)
-        # the user's class, not the subclass prune_cli/core/plugins.py adds allocation/structure options to
-        own = next((c for c in getattr(schema, "__mro__", ()) if "_with_plugin_options_" not in c.__qualname__), None)
-        where = f" (the schema {own.__module__}.{own.__qualname__} has no default for it)" if own is not None else ""
+    node = OmegaConf.select(cfg, key.rpartition(".")[0]) if "." in key else None
+    schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    # the user's class, not the subclass prune_cli/core/plugins.py adds allocation/structure options to
+    own = next((c for c in getattr(schema, "__mro__", ()) if "_with_plugin_options_" not in c.__qualname__), None)
+    where = f" (the schema {own.__module__}.{own.__qualname__} has no default for it)" if dataclasses.is_dataclass(own) else ""
     raise ConfigError(
         key, "???", f"a value: set it on the command line ({key}=...), in the option's YAML or as a default of its dataclass{where}"
     )
 
 
 def _first_missing(node: DictConfig, prefix: str) -> str | None:
-    """The dotted key of the first unset (`???`) value under `node`, Hydra's own node left out; read
-    without resolving anything (hydra.run.dir's resolution runs this pass)."""
+    """The dotted key of the first unset (`???`) value under `node`, Hydra's own node and disabled metrics'
+    nodes left out; read without resolving anything (hydra.run.dir's resolution runs this pass)."""
     for k in node.keys():
         if not prefix and k == "hydra":
             continue
@@ -217,6 +215,8 @@ def _first_missing(node: DictConfig, prefix: str) -> str | None:
         if child._is_missing():
             return key
         if isinstance(child, DictConfig) and not child._is_none():
+            if prefix == "metrics." and child.get("enabled", True) is False:
+                continue
             found = _first_missing(child, key + ".")
             if found is not None:
                 return found
