@@ -220,6 +220,22 @@ def test_a_point_whose_runs_are_of_several_configurations_is_ambiguous(tmp_path,
     assert e.value.code == 1
 
 
+def test_a_point_whose_seeds_differ_only_across_seeds_is_measured_as_the_rest_of_the_report_does(tmp_path):
+    """Seed 0 run with another option value (`device=cpu`, the others `auto`, numbers bit-identical) made
+    the point `ambiguous` and --expect-strict fail a faithful reproduction: --expect was stricter than the
+    report's rule (report/mixing.py), under which runs are mixed only when one seed has runs of several
+    configurations. Now the point is measured over its 3 seeds, by hand 0.71."""
+    from prune_cli.results import load
+
+    finals = [0.70, 0.74, 0.69]
+    for seed in range(3):
+        _fake_run(tmp_path, f"r-{seed}", "magnitude", 0.5, seed, 0.95, finals[seed], extra="cpu" if seed == 0 else "auto")
+    spec = _expected_file(tmp_path / "e.yaml", [{"method": "magnitude", "sparsity": 0.5, "value": 0.71, "band": 0.05}])
+    res = load(tmp_path)
+    row = check_expected(load_expected(str(spec)), res.metrics, res.configs).iloc[0]
+    assert row["status"] == "inside" and row["measured"] == pytest.approx(np.mean(finals)) and row["n_seeds"] == 3
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

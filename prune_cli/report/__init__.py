@@ -85,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument(
         "--expect-strict",
         action="store_true",
-        help="with --expect: exit 1 when a point is outside its band or was not run",
+        help="with --expect: exit 1 when a point is outside its band, was not run, or is ambiguous",
     )
     args = parser.parse_args(argv)
     if args.expect_strict and args.expect is None:

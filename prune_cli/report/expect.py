@@ -168,10 +168,12 @@ DENSE_CONFIG = ("dataset", "model", "train", "data_pruning", "accel")
 
 
 def _ambiguity(configs: dict[str, dict], dense: bool = False) -> str:
-    """'' when the runs are of one configuration (one experiment key: they differ only by seed, name
-    or keys that cannot change results), else what differs and how to choose one with `match:`.
-    `dense`: a dense-phase point, whose dense model runs of other methods, sparsities and schedules
-    share: there only the keys the dense model depends on (DENSE_CONFIG) make a configuration."""
+    """'' unless one seed has runs of several configurations (the report's rule, report/mixing.py: runs
+    of one experiment key differ only by seed, name or keys that cannot change results), else what
+    differs and how to choose one with `match:`. Runs of other seeds that differ (a seed run again with
+    `device=cpu`) are measured together, as the report's other tables do. `dense`: a dense-phase point,
+    whose dense model runs of other methods, sparsities and schedules share: there only the keys the
+    dense model depends on (DENSE_CONFIG) make a configuration."""
     if len(configs) < 2:
         return ""
     keys, _ = experiment_keys(configs)
@@ -180,7 +182,9 @@ def _ambiguity(configs: dict[str, dict], dense: bool = False) -> str:
         cols = [c for c in cols if c.split(".", 1)[0] in DENSE_CONFIG]
     values = keys[cols].astype(object).where(keys[cols].notna(), "<absent>").astype(str)
     n = len(values.drop_duplicates()) if cols else 1
-    if n < 2:
+    seeds = pd.Series({run: str(cfg.get("seed")) for run, cfg in configs.items()}).reindex(values.index)
+    per_seed = values.apply(lambda row: "\x1f".join(row), axis=1).groupby(seeds).nunique() if cols else pd.Series(dtype=int)
+    if n < 2 or not (per_seed > 1).any():
         return ""
     varying = [c for c in cols if values[c].nunique() > 1]
     differ = ", ".join(f"{k} ({', '.join(sorted(values[k].unique()))})" for k in varying)
