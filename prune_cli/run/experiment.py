@@ -441,7 +441,12 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
         if cfg.shared_results and not shared_tables.appended_here(run_dir / shared_tables.MARKER_FILE, results_dir):
             # shared_results=false before, or a run directory copied here from another results_dir
             outcome = shared_tables.append_run(results_dir, run_dir, rid)
-            log.info("run %s was already complete; its rows were not in the shared tables of %s yet: %s", rid, results_dir, outcome)
+            if outcome.startswith("already in the shared tables"):  # a moved or renamed results_dir
+                log.info("run %s is already complete; its rows are %s", rid, outcome.removeprefix("already "))
+            else:
+                log.info(
+                    "run %s was already complete; its rows were not in the shared tables of %s yet: %s", rid, results_dir, outcome
+                )
         else:
             log.info("run %s is already complete; its results are in %s (nothing to do)", rid, run_dir)
         _say_if_made_by_other_code(run_dir, rid)
