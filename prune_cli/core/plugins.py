@@ -548,6 +548,12 @@ def with_plugin_options(base: type) -> type:
     return made
 
 
+def declared_class(schema: type) -> type:
+    """The schema class a plugin declared: `with_plugin_options` makes a subclass of it, which messages
+    should not name."""
+    return next((c for c in schema.__mro__ if "_with_plugin_options_" not in c.__qualname__), schema)
+
+
 def __getattr__(name: str):
     """A method schema with options made in another process (a launcher's worker unpickling a job's
     config): made here again from the same declarations, which give it the same name."""

@@ -195,9 +195,8 @@ def check_missing_values(cfg: DictConfig) -> None:
         return
     node = OmegaConf.select(cfg, key.rpartition(".")[0]) if "." in key else None
     schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
-    # the user's class, not the subclass prune_cli/core/plugins.py adds allocation/structure options to
-    own = next((c for c in getattr(schema, "__mro__", ()) if "_with_plugin_options_" not in c.__qualname__), None)
-    where = f" (the schema {own.__module__}.{own.__qualname__} has no default for it)" if dataclasses.is_dataclass(own) else ""
+    own = plugins.declared_class(schema) if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None
+    where = f" (the schema {own.__module__}.{own.__qualname__} has no default for it)" if own is not None else ""
     raise ConfigError(
         key, "???", f"a value: set it on the command line ({key}=...), in the option's YAML or as a default of its dataclass{where}"
     )
