@@ -237,3 +237,22 @@ def test_a_copied_run_directory_is_read_once_with_a_warning_naming_the_copy(tmp_
     assert list(res.experiments.n_runs) == [2] and len(res.runs) == 2
     assert any(f"{first} (copy)" in str(w.message) for w in caught)
     assert res.skipped == {f"{first} (copy)": f"a second directory of run {first} (its name is not its run id)"}
+
+
+def test_the_report_names_a_copied_run_directory_it_left_out(tmp_path):
+    """load() leaves a copy of a run directory out with a Python warning only; the report's own summary
+    (summary.md, standards.txt) did not say that a directory of the folder was not read."""
+    import shutil
+    import warnings
+
+    root = tmp_path / "res"
+    first = write_run(root, 0, "magnitude", 0.9, 10, 0.5)
+    write_run(root, 1, "magnitude", 0.9, 10, 0.6)
+    shutil.copytree(root / "runs" / first, root / "runs" / f"{first} (copy)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        written = build_report(root, plots=False)
+    md, standards = written["summary.md"].read_text(), written["standards.txt"].read_text()
+    line = f"{first} (copy)"
+    assert line in md and "not read" in md, md[:2000]
+    assert line in standards, standards

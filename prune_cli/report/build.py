@@ -221,6 +221,8 @@ def _build(
             f"Left out, completed but without the config.yaml that holds their experiment key: {', '.join(folder.without_config)}.",
             "",
         ]
+    if folder.skipped:
+        md += ["Run directories not read: " + "; ".join(f"{name} ({why})" for name, why in folder.skipped.items()) + ".", ""]
     if len(folder.runs):
         source = (
             ""

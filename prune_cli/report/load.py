@@ -30,6 +30,7 @@ class ResultsFolder:
     unfinished: list[str] = field(default_factory=list)  # run dirs with neither COMPLETE nor failed.json
     incomplete_methods: set[str] = field(default_factory=set)  # method names of the failed and unfinished runs
     without_config: list[str] = field(default_factory=list)  # completed runs left out: their config.yaml is missing
+    skipped: dict[str, str] = field(default_factory=dict)  # run directories not read (a copy of a run read already) -> why
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run: experiment keys, seed
     varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
     key_source: str = "config"  # see prune_cli.results.load
@@ -64,7 +65,7 @@ def load_results(root: Path) -> ResultsFolder:
                 folder.incomplete_methods.add(str(method["name"]))
     results = load(root)
     folder.results, folder.runs, folder.varying, folder.key_source = results, results.runs, results.varying, results.key_source
-    folder.configs, folder.without_config = results.configs, results.without_config
+    folder.configs, folder.without_config, folder.skipped = results.configs, results.without_config, results.skipped
     return folder
 
 

@@ -207,6 +207,9 @@ def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
         lines.append(
             f"  completed runs without config.yaml, left out: {len(folder.without_config)} -> " + ", ".join(folder.without_config)
         )
+    if folder.skipped:
+        named = "; ".join(f"{n} ({why})" for n, why in folder.skipped.items())
+        lines.append(f"  run directories not read: {len(folder.skipped)} -> {named}")
     return lines
 
 
