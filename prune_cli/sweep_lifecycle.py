@@ -86,7 +86,11 @@ class SweepSummary(Callback):
         _MULTIRUN_YAML[:] = [(record, record.read_bytes() if record.is_file() else None)]
         _note_the_launcher(config)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        path = folder / f"{stamp}-{os.getpid()}.jsonl"
+        path = (folder / f"{stamp}-{os.getpid()}.jsonl").resolve()
+        os.environ[sweep_record.SWEEP_RECORD_ENV] = str(path)
+        sweep_stop.retire_earlier_workers(config.hydra.launcher)  # they know an earlier sweep's record
+        if sweep_stop.handles(config.hydra.launcher):  # before the record exists: a signal from then on is handled
+            sweep_stop.install(str(path), config.hydra.launcher)
         for attempt in range(3):  # another sweep's end removes the folder when it finds it empty
             folder.mkdir(parents=True, exist_ok=True)
             try:
@@ -95,10 +99,6 @@ class SweepSummary(Callback):
             except FileNotFoundError:
                 if attempt == 2:
                     raise
-        os.environ[sweep_record.SWEEP_RECORD_ENV] = str(path.resolve())
-        sweep_stop.retire_earlier_workers(config.hydra.launcher)  # they know an earlier sweep's record
-        if sweep_stop.handles(config.hydra.launcher):
-            sweep_stop.install(str(path.resolve()), config.hydra.launcher)
         crashpoints.hold("sweep-started")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -752,3 +752,43 @@ def test_a_second_parallel_sweep_in_one_process_gets_workers_that_know_its_recor
     assert second.returncode == 0, second.stderr[-2000:]
     assert "all 2 runs of the sweep completed" in second.stderr, second.stderr[-2000:]
     assert len(_complete_runs(tmp_path / "b")) == 2 and not (tmp_path / "a" / ".sweeps").exists()
+
+
+def test_a_sweep_s_stop_handlers_are_installed_before_its_record_appears(tmp_path, monkeypatch):
+    """The record in results_dir/.sweeps is what says a sweep has started (the stop tests wait for it); it
+    was created before the stop handlers were installed, so a SIGTERM in between killed the sweep with
+    the default action (exit -15, no summary: a CI run of test_a_sigterm_before_a_sequential_sweep_s_first
+    _run_leaves_nothing_behind). The handlers now come first."""
+    from omegaconf import OmegaConf
+
+    import prune_cli.sweep_lifecycle as lifecycle
+    from prune_cli.run import sweep_record, sweep_stop
+
+    seen = {}
+
+    def install(record, launcher):
+        seen["record existed at install"] = Path(record).exists()
+
+    monkeypatch.setattr(sweep_stop, "install", install)
+    monkeypatch.setattr(sweep_stop, "handles", lambda launcher: True)
+    monkeypatch.delenv(sweep_record.SWEEP_RECORD_ENV, raising=False)
+    results = tmp_path / "results"
+    cfg = OmegaConf.create(
+        {
+            "results_dir": str(results),
+            "hydra": {
+                "sweep": {"dir": str(results / "runs")},
+                "launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},
+                "runtime": {"choices": {"hydra/launcher": "basic"}},
+            },
+        }
+    )
+    try:
+        lifecycle.SweepSummary().on_multirun_start(cfg)
+        record = Path(os.environ[sweep_record.SWEEP_RECORD_ENV])
+        assert seen == {"record existed at install": False} and record.is_file()
+    finally:
+        sweep_record.remove(os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None))
+        lifecycle._MULTIRUN_YAML.clear()
+        lifecycle._LAUNCHER.clear()
+        lifecycle._SWEEP_CREATED.clear()

@@ -79,8 +79,10 @@ def stopping(path: str | None = None) -> bool:
 
 
 def mark_stopping(path: str | None) -> None:
-    """Mark the sweep as stopping (nothing outside a sweep)."""
+    """Mark the sweep as stopping (nothing outside a sweep); also when the signal came before the sweep's
+    record (its folder) was made."""
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path + STOP_SUFFIX).touch()
 
 
