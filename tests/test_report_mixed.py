@@ -31,14 +31,21 @@ def _runs() -> list[tuple]:
     return runs
 
 
-def _shared_only(tmp_path, copy_magnitude=False, per_class=False, runs=None):
+def _shared_only(tmp_path, copy_magnitude=False, per_class=False, runs=None, regions=False):
     """`per_class`: also the shared per_class.csv, class 0 at recall accuracy - 0.10 (dense: dense - 0.02)
     and class 1 at accuracy + 0.10 (dense + 0.02), so the worst class is 0 and rho is not zero.
-    `runs`: as `_runs` gives them (the default)."""
+    `runs`: as `_runs` gives them (the default). `regions`: also the shared regions.csv, one finetuned row
+    per run with lr_count = 1000 * accuracy and ub_ln_serra = 10 * accuracy."""
     root = tmp_path / "res"
     for seed, method, sparsity, epochs, acc, dense_acc in _runs() if runs is None else runs:
         write_run(root, seed, method, sparsity, epochs, acc, dense_acc=dense_acc)
-    tables = ["metrics.csv"] + (["per_class.csv"] if per_class else [])
+    if regions:
+        for d in sorted((root / "runs").iterdir()):
+            m = pd.read_csv(d / "metrics.csv")
+            final = m[(m["phase"] == "finetuned") & (m["metric"] == "accuracy")].drop(columns=["split", "metric", "dense_value"])
+            final = final.assign(lr_count=1000 * final["value"], ub_ln_serra=10 * final["value"]).drop(columns="value")
+            final.to_csv(d / "regions.csv", index=False)
+    tables = ["metrics.csv"] + (["per_class.csv"] if per_class else []) + (["regions.csv"] if regions else [])
     for table in tables:
         rows = pd.concat(pd.read_csv(f) for f in sorted((root / "runs").glob(f"*/{table}")))
         rows["config_hash"] = [f"h{abs(hash(r)) % 10**8:08d}" for r in rows["run_id"]]  # one hash per run, as prune-run writes
@@ -236,3 +243,49 @@ def test_scaling_fit_of_a_family_whose_every_point_mixes_configurations(tmp_path
     assert fit.loc["magnitude", "n_runs"] == 3 and fit.loc["magnitude", "n_seeds"] == 3
     section = _section(written["summary.md"].read_text(), "Pruning scaling law")
     assert "0 densities, 0 seed(s)" in section and "3 seed(s)" in section
+
+
+def test_regions_figure_leaves_out_points_that_mix_configurations(tmp_path):
+    """random trained 2 epochs at sparsities 0.5 and 0.9, and 6 epochs at 0.5 only (shared CSVs: one curve).
+    Before: the regions figure averaged each seed's two random runs at 0.5 as a repeated run (ln of
+    1000 * m_s - 200 and of 1000 * m_s + 200). Now that point is left out and summary.md's Plots section
+    says why; random at 0.9 and magnitude (copied twice: one configuration) keep theirs, checked against
+    the planted values computed here."""
+    runs = []
+    for seed, m in enumerate(MAG):
+        for s in (0.5, 0.9):
+            runs += [(seed, "magnitude", s, 2, m - s / 10, 0.9), (seed, "random", s, 2, m - 0.20 - s / 10, 0.9)]
+        runs.append((seed, "random", 0.5, 6, m + 0.20, 0.99))
+    root = _shared_only(tmp_path, copy_magnitude=True, runs=runs, regions=True)
+    from prune_cli.report.load import load_results
+    from prune_cli.report.regions import regions_table
+
+    drawn = regions_table(load_results(root).table("regions.csv"))
+    got = drawn.table.set_index(["curve", "series", "target_sparsity"]).sort_index()
+
+    hand = pd.DataFrame(runs, columns=["seed", "method", "sparsity", "epochs", "acc", "dense_acc"])
+    configs = hand.groupby(["method", "sparsity", "seed"])["epochs"].nunique().groupby(["method", "sparsity"]).max()
+    kept = hand.join(configs.rename("configs"), on=["method", "sparsity"]).query("configs == 1")
+    rows = []
+    for series, value in (("ln lr_count", lambda a: np.log(1000 * a)), ("ub_ln_serra", lambda a: 10 * a)):
+        per_seed = kept.assign(v=value(kept["acc"])).groupby(["method", "sparsity", "seed"])["v"].mean()
+        stat = per_seed.groupby(["method", "sparsity"]).agg(["count", "mean", lambda x: x.std(ddof=1)])
+        for (method, sparsity), (n, mean, sd) in stat.iterrows():
+            rows.append({"curve": method, "series": series, "target_sparsity": sparsity, "n": n, "mean": mean, "sd": sd})
+    mine = pd.DataFrame(rows).set_index(["curve", "series", "target_sparsity"]).sort_index()
+    assert got.index.tolist() == mine.index.tolist()
+    assert ("random", "ln lr_count", 0.5) not in got.index
+    for col in ("n", "mean", "sd"):
+        assert got[col].to_numpy(float) == pytest.approx(mine[col].to_numpy(float), rel=1e-9), col
+    note = (
+        "regions_vs_sparsity.png: random at sparsity 0.5 left out, its 6 runs of 2 configurations (distinct config_hash; "
+        "seeds 0, 1, 2 each have runs of several) that the curve does not tell apart are not averaged as repeated runs; "
+        "keep the run directories (each run's config.yaml tells the configurations apart) or give the variants different `name`s"
+    )
+    assert drawn.notes == [note]
+
+    written = build_report(root, parallel=False)
+    assert "regions_vs_sparsity.png" in written
+    plots = _section(written["summary.md"].read_text(), "Plots")
+    assert f"- {note}" in plots.splitlines()
+    assert html.escape(note.split(" (distinct")[0]) in written["report.html"].read_text()

@@ -25,6 +25,7 @@ from .inputs import out_problem, results_dir_problem
 from .load import condition_keys, load_results
 from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
+from .regions import regions_table
 from .scaling import fit_families, scaling_points, summary_lines
 from .summary import (
     accuracy_markdown,
@@ -141,7 +142,8 @@ def _build(
     out.mkdir(parents=True, exist_ok=True)
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
-    draw("regions_vs_sparsity.png", "regions_vs_sparsity", folder.table("regions.csv"), out)
+    regions = folder.table("regions.csv")
+    draw("regions_vs_sparsity.png", "regions_vs_sparsity", regions, out)
     draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
     if len(metrics):
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
@@ -282,8 +284,12 @@ def _build(
     drawn = {name: path for name in PLOT_ORDER if name in figures and (path := figures[name].result()) is not None}
     written.update(drawn)
     drawn.update({k: v for k, v in scaling_files.items() if k.endswith(".png")})  # embedded in report.html too
-    if drawn:
+    # the figure's points left out (a seed with runs of several configurations, mixing.py): said under its list
+    regions_points = regions_table(regions) if painter is not None else None
+    plot_notes = regions_points.notes if regions_points is not None else []
+    if drawn or plot_notes:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
+        md += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])
     (out / "summary.md").write_text("\n".join(md))
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")

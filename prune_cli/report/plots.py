@@ -17,42 +17,13 @@ import pandas as pd  # noqa: E402
 from scipy.special import stdtrit  # noqa: E402
 
 from ..core.stats import t_interval  # noqa: E402
+from .regions import _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
 from .summary import final_phase  # noqa: E402
 
 DPI = 110
 # zlib level of the PNG files: 1 encodes several times faster than the default 6 for about 10 %
 # larger files (the same pixels); encoding was a tenth of the drawing time (scripts/bench_report.py).
 PNG_COMPRESS_LEVEL = 1
-
-
-def _part(key: str, value) -> str:
-    """A legend fragment: context values as they are, swept config keys as name=value."""
-    text = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"{key.split('.')[-1]}={text}" if "." in key else text
-
-
-def _label(row: pd.Series, varying: list[str]) -> str:
-    return "/".join(_part(k, row[k]) for k in varying) if varying else str(row.get("method", ""))
-
-
-def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "name"), skip=()) -> list[str]:
-    """Columns that distinguish the curves: the method, plus whatever else varies in this figure
-    (including swept config keys such as model.rescale)."""
-    dotted = [c for c in df.columns if "." in c]
-    if "method" in df.columns:  # method-specific keys (method.sampling, ...) say nothing the method name does not
-        dotted = [c for c in dotted if df.groupby("method")[c].nunique(dropna=False).max() > 1]
-    present = {c for c in candidates if c in df.columns}
-    candidates = list(candidates) + [c for c in dotted if _column_of(c) not in present]
-    return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique() > 1)]
-
-
-def _column_of(key: str) -> str | None:
-    """The context column that holds the same as config key `key`: method.allocation is `allocation`,
-    schedule.name is `schedule` (None: no column does)."""
-    node, _, leaf = key.partition(".")
-    if node == "method" and "." not in leaf:
-        return leaf
-    return node if leaf == "name" else None
 
 
 def _legend(ax, fontsize: int) -> None:
@@ -236,53 +207,18 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     return _save(fig, out / "recall_change_vs_dense.png")
 
 
-REGION_COUNT_COLUMNS = ("lr_count", "count", "regions", "n_regions", "region_count")
-
-
-def region_columns(df: pd.DataFrame) -> tuple[Optional[str], list[str]]:
-    """(count column, bound columns) of a regions table: lr_count / *_count, and ub_* / *bound* columns."""
-    count = next((c for c in REGION_COUNT_COLUMNS if c in df.columns), None)
-    if count is None:
-        count = next((c for c in df.columns if c.endswith("_count") and pd.api.types.is_numeric_dtype(df[c])), None)
-    bounds = [c for c in df.columns if (c.startswith("ub_") or "bound" in c) and pd.api.types.is_numeric_dtype(df[c])]
-    return count, bounds
-
-
 def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
-    """ln(region count) and the ln upper bounds against sparsity, mean ± CI over seeds, per method."""
-    if not len(regions) or "target_sparsity" not in regions.columns:
+    """ln(region count) and the ln upper bounds against sparsity, mean ± CI over seeds, per method
+    (the points of regions.regions_table)."""
+    drawn = regions_table(regions)
+    if drawn is None or not len(drawn.table):
         return None
-    count, bounds = region_columns(regions)
-    if count is None and not bounds:
-        return None
-    df = regions.copy()
-    if "phase" in df.columns:
-        present = set(df["phase"])
-        df = df[df["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present else sorted(present)[0])]
-    series = []
-    if count is not None:
-        df["_ln_count"] = np.log(df[count].astype(float).where(df[count] > 0))
-        series.append(("_ln_count", f"ln {count}", "-"))
-    for b in bounds:
-        col = f"_ln_{b}"
-        df[col] = df[b].astype(float) if "ln" in b else np.log(df[b].astype(float).where(df[b] > 0))
-        series.append((col, b if "ln" in b else f"ln {b}", "--"))
-    varying = _varying(df)
     fig, axes = _figure(1)
     ax = axes[0][0]
-    keys = ["_curve_label", "target_sparsity"] + (["seed"] if "seed" in df.columns else [])
-    df["_curve_label"] = [_label(r, varying) for r in df[varying].to_dict(orient="records")] if varying else ""
-    for col, name, style in series:
-        per_seed = df.groupby(keys, sort=True)[col].mean()  # one value per seed, then t-intervals
-        if "seed" in keys:
-            per_seed = per_seed.groupby(level=[0, 1])
-            table = pd.DataFrame({"n": per_seed.count(), "mean": per_seed.mean(), "sd": per_seed.std(ddof=1)})
-        else:
-            table = pd.DataFrame({"n": 1, "mean": per_seed, "sd": np.nan})
-        for label, part in table.groupby(level=0, sort=True):
-            part = part.droplevel(0)
-            _curve(ax, part.index, part["mean"], half=_half(part), ls=style, label=f"{label}: {name}" if label else name)
-    ax.set_title(_title("linear regions of the final sparse model", _by(varying)), fontsize=9)
+    for (curve, series, style), part in drawn.table.groupby(["curve", "series", "style"], sort=False):
+        part = part.set_index("target_sparsity").sort_index()
+        _curve(ax, part.index, part["mean"], half=_half(part), ls=style, label=f"{curve}: {series}" if curve else series)
+    ax.set_title(_title("linear regions of the final sparse model", _by(drawn.varying)), fontsize=9)
     ax.set_xlabel("target sparsity")
     ax.set_ylabel("ln(number of regions)")
     _legend(ax, 7)

@@ -1,0 +1,111 @@
+"""The points of the regions figure (plots.regions_vs_sparsity), without matplotlib: build.py reads
+them too, for the lines the report writes about the figure. Also the curve labels of every figure."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy as np
+import pandas as pd
+
+from .mixing import SEPARATE_BY_NAME, runs_of, without_mixed
+
+FIGURE = "regions_vs_sparsity.png"
+
+
+def _part(key: str, value) -> str:
+    """A legend fragment: context values as they are, swept config keys as name=value."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{key.split('.')[-1]}={text}" if "." in key else text
+
+
+def _label(row: pd.Series, varying: list[str]) -> str:
+    return "/".join(_part(k, row[k]) for k in varying) if varying else str(row.get("method", ""))
+
+
+def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "name"), skip=()) -> list[str]:
+    """Columns that distinguish the curves: the method, plus whatever else varies in this figure
+    (including swept config keys such as model.rescale)."""
+    dotted = [c for c in df.columns if "." in c]
+    if "method" in df.columns:  # method-specific keys (method.sampling, ...) say nothing the method name does not
+        dotted = [c for c in dotted if df.groupby("method")[c].nunique(dropna=False).max() > 1]
+    present = {c for c in candidates if c in df.columns}
+    candidates = list(candidates) + [c for c in dotted if _column_of(c) not in present]
+    return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique() > 1)]
+
+
+def _column_of(key: str) -> str | None:
+    """The context column that holds the same as config key `key`: method.allocation is `allocation`,
+    schedule.name is `schedule` (None: no column does)."""
+    node, _, leaf = key.partition(".")
+    if node == "method" and "." not in leaf:
+        return leaf
+    return node if leaf == "name" else None
+
+
+REGION_COUNT_COLUMNS = ("lr_count", "count", "regions", "n_regions", "region_count")
+
+
+def region_columns(df: pd.DataFrame) -> tuple[Optional[str], list[str]]:
+    """(count column, bound columns) of a regions table: lr_count / *_count, and ub_* / *bound* columns."""
+    count = next((c for c in REGION_COUNT_COLUMNS if c in df.columns), None)
+    if count is None:
+        count = next((c for c in df.columns if c.endswith("_count") and pd.api.types.is_numeric_dtype(df[c])), None)
+    bounds = [c for c in df.columns if (c.startswith("ub_") or "bound" in c) and pd.api.types.is_numeric_dtype(df[c])]
+    return count, bounds
+
+
+class RegionsTable(NamedTuple):
+    """`table`: one row per (curve, series, target sparsity) with n (seeds), mean and sd (n - 1) over
+    seeds of the per-seed mean; `varying`: the keys that tell the curves apart; `notes`: one line per
+    (curve, sparsity) left out because one seed has runs of several configurations there (mixing.py)."""
+
+    table: pd.DataFrame
+    varying: list[str]
+    notes: list[str]
+
+
+def regions_table(regions: pd.DataFrame) -> Optional[RegionsTable]:
+    """ln(region count) and the ln upper bounds of the final sparse model (finetuned, else pruned)
+    per curve and target sparsity, mean and sd over seeds; None without a sparsity or a region column."""
+    if not len(regions) or "target_sparsity" not in regions.columns:
+        return None
+    count, bounds = region_columns(regions)
+    if count is None and not bounds:
+        return None
+    df = regions.copy()
+    if "phase" in df.columns:
+        present = set(df["phase"])
+        df = df[df["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present else sorted(present)[0])]
+    series = []
+    if count is not None:
+        df["_ln_count"] = np.log(df[count].astype(float).where(df[count] > 0))
+        series.append(("_ln_count", f"ln {count}", "-"))
+    for b in bounds:
+        col = f"_ln_{b}"
+        df[col] = df[b].astype(float) if "ln" in b else np.log(df[b].astype(float).where(df[b] > 0))
+        series.append((col, b if "ln" in b else f"ln {b}", "--"))
+    varying = _varying(df)
+    df["_curve_label"] = [_label(r, varying) for r in df[varying].to_dict(orient="records")] if varying else ""
+    # a (curve, sparsity) where one seed has runs of several configurations is left out (mixing.py)
+    df, mixed = without_mixed(df, ["_curve_label", "target_sparsity"]) if "seed" in df.columns else (df, {})
+    notes = [
+        f"{FIGURE}: {curve or 'the curve'} at sparsity {float(sparsity):g} left out, its {runs_of(info)} that the curve "
+        f"does not tell apart are not averaged as repeated runs; {SEPARATE_BY_NAME}"
+        for (curve, sparsity), info in mixed.items()
+    ]
+    if not len(df):
+        return RegionsTable(pd.DataFrame(columns=["curve", "series", "style", "target_sparsity", "n", "mean", "sd"]), varying, notes)
+    keys = ["_curve_label", "target_sparsity"] + (["seed"] if "seed" in df.columns else [])
+    parts = []
+    for col, name, style in series:
+        per_seed = df.groupby(keys, sort=True)[col].mean()  # one value per seed, then t-intervals
+        if "seed" in keys:
+            per_seed = per_seed.groupby(level=[0, 1])
+            table = pd.DataFrame({"n": per_seed.count(), "mean": per_seed.mean(), "sd": per_seed.std(ddof=1)})
+        else:
+            table = pd.DataFrame({"n": 1, "mean": per_seed, "sd": np.nan})
+        table.index = table.index.set_names(["curve", "target_sparsity"])
+        parts.append(table.reset_index().assign(series=name, style=style))
+    table = pd.concat(parts, ignore_index=True)[["curve", "series", "style", "target_sparsity", "n", "mean", "sd"]]
+    return RegionsTable(table, varying, notes)
