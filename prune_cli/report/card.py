@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .compare import final_values
+
 MIN_PAIRS = 3
 MIN_OPERATING_POINTS = 5
 SPAN = (2.0, 32.0)
@@ -36,9 +38,7 @@ def runs_with_a_value(metrics: pd.DataFrame, split: str = "test") -> set:
     dense (a run without a pruned phase). The seeds the report card and the standards check count."""
     if not len(metrics):
         return set()
-    acc = metrics[(metrics["metric"] == "accuracy") & (metrics["split"] == split)]
-    rank = acc["phase"].map({"finetuned": 3, "pruned": 2, "dense": 1})
-    acc = acc.assign(_rank=rank)[rank.notna()].sort_values("_rank").drop_duplicates("run_id", keep="last")
+    acc = final_values(metrics, "accuracy", split, phases=("finetuned", "pruned", "dense"))
     value = pd.to_numeric(acc["value"], errors="coerce").to_numpy(float)
     return set(acc.loc[np.isfinite(value), "run_id"])
 

@@ -244,10 +244,13 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
     )
 
 
-def final_values(metrics: pd.DataFrame, metric: str = "accuracy", split: str = "test") -> pd.DataFrame:
-    """One value per run: `metric` on `split` of the run's final sparse model (finetuned, else pruned)."""
-    rows = metrics[(metrics["metric"] == metric) & (metrics["split"] == split) & metrics["phase"].isin(["finetuned", "pruned"])]
-    rank = rows["phase"].map({"finetuned": 2, "pruned": 1})
+def final_values(
+    metrics: pd.DataFrame, metric: str = "accuracy", split: str = "test", phases: tuple[str, ...] = ("finetuned", "pruned")
+) -> pd.DataFrame:
+    """One value per run: `metric` on `split` of the run's final model, the first of `phases` it has
+    (by default its final sparse model: finetuned, else pruned)."""
+    rows = metrics[(metrics["metric"] == metric) & (metrics["split"] == split) & metrics["phase"].isin(phases)]
+    rank = rows["phase"].map({phase: len(phases) - i for i, phase in enumerate(phases)})
     rows = rows.assign(_rank=rank).sort_values("_rank").drop_duplicates("run_id", keep="last")
     return rows.drop(columns="_rank")
 
