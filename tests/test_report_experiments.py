@@ -256,3 +256,45 @@ def test_the_report_names_a_copied_run_directory_it_left_out(tmp_path):
     line = f"{first} (copy)"
     assert line in md and "not read" in md, md[:2000]
     assert line in standards, standards
+
+
+def _with_text_columns(root: Path) -> dict[str, dict[str, str]]:
+    """Three completed runs whose name and config_hash look like numbers or missing values to
+    pandas' default parser; returns run id -> {column: the text written}."""
+    written = {}
+    for seed, (name, config_hash) in enumerate([("NA", "1e2345678901"), ("007", "1e9876543210"), ("null", "012345678901")]):
+        run = write_run(root, seed, "magnitude", 0.9, 10, 0.5, extra_rows=[("loss", 1.0)], name=name)
+        path = root / "runs" / run / "metrics.csv"
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        df.insert(1, "config_hash", config_hash)
+        df.to_csv(path, index=False)
+        written[run] = {"name": name, "config_hash": config_hash}
+    return written
+
+
+@pytest.mark.parametrize("shared_only", [False, True])
+def test_load_reads_names_and_hashes_as_the_text_written(tmp_path, shared_only):
+    """pandas' default parsing read a run named NA (or null) as a missing value, '007' as 7, and the
+    config hashes 1e2345678901 and 1e9876543210 both as infinity: two configurations looked like one."""
+    root = tmp_path / "res"
+    written = _with_text_columns(root)
+    if shared_only:  # the run directories moved away: only the shared table is read
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted(root.glob("runs/*/metrics.csv"))).to_csv(
+            shared / "runs.csv", index=False
+        )
+        root = shared
+    metrics = load(root).metrics
+    got = metrics.drop_duplicates("run_id").set_index("run_id")[["name", "config_hash"]].to_dict(orient="index")
+    assert got == written
+    assert metrics["value"].dtype == float and metrics["dense_value"].isna().any()  # numbers and empty cells as before
+
+
+def test_a_shared_only_folder_lists_each_table_once(mixed, tmp_path):
+    """runs.csv is the shared file of metrics.csv: it was listed (and read) a second time under its own name."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    pd.concat(pd.read_csv(p) for p in sorted(mixed.glob("runs/*/metrics.csv"))).to_csv(shared / "runs.csv", index=False)
+    pd.concat(pd.read_csv(p) for p in sorted(mixed.glob("runs/*/per_class.csv"))).to_csv(shared / "per_class.csv", index=False)
+    assert load(shared).names == ["metrics.csv", "per_class.csv"]

@@ -34,6 +34,21 @@ TABLES = {
         ["phase", "layer", "kind", "shape", "prunable", "params", "nonzero", "density", "flops_dense", "flops_sparse"],
     ),
 }
+# Columns that hold text whatever it looks like: labels, hashes and versions. Read as numbers (or as
+# missing values), a run named "NA" became NaN, "007" became 7, and the config hashes 1e2345678901 and
+# 1e9876543210 both became infinity (prune_cli/results reads them as written).
+TEXT_COLUMNS = frozenset(
+    {
+        *(c for c in CONTEXT_COLUMNS if c not in ("seed", "target_sparsity")),
+        *(c for c in PROVENANCE_COLUMNS if c != "git_dirty"),
+        "phase",
+        "split",
+        "metric",
+        "layer",
+        "kind",
+        "shape",
+    }
+)
 CORE_TABLES = {table: shared for table, (shared, _) in TABLES.items()}  # per-run file -> shared file
 NOT_SHARED = ("history.csv",)  # per-epoch training curves stay in the run directory
 DATA_PRUNING_TABLE = "data_pruning.csv"  # per class, the training examples kept (data_pruning)

@@ -23,6 +23,7 @@ module does not import torch.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -37,7 +38,7 @@ import yaml
 
 from ..core.accel import is_default as default_accel
 from ..core.identity import HASH_EXCLUDED
-from ..core.tables import TABLES, dir_run_id, one_per_run_id, shared_name
+from ..core.tables import CORE_TABLES, TABLES, TEXT_COLUMNS, dir_run_id, one_per_run_id, shared_name
 
 __all__ = [
     "Results",
@@ -219,7 +220,21 @@ def _read_csvs(paths: list[Path]) -> list[pd.DataFrame]:
         header, _, body = text.partition("\n")
         if header.strip() and body.strip():
             bodies.setdefault(header, []).append(body if body.endswith("\n") else body + "\n")
-    return [pd.read_csv(io.StringIO(header + "\n" + "".join(parts))) for header, parts in bodies.items()]
+    return [_read_table(io.StringIO(header + "\n" + "".join(parts)), header) for header, parts in bodies.items()]
+
+
+# What pandas reads as a missing value by default ("", "nan", "NA", "null", ...): kept for the numeric columns.
+_DEFAULT_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>"]
+_DEFAULT_NA += ["N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def _read_table(source: Any, header: str) -> pd.DataFrame:
+    """A table whose first line is `header`, its TEXT_COLUMNS read as the text written (only an empty
+    cell is missing there) and every other column parsed by pandas as usual."""
+    names = next(csv.reader([header]), [])
+    text = [c for c in names if c in TEXT_COLUMNS]
+    na = {c: [""] if c in TEXT_COLUMNS else _DEFAULT_NA for c in names}
+    return pd.read_csv(source, dtype=dict.fromkeys(text, str), keep_default_na=False, na_values=na)
 
 
 def _run_dirs(root: Path, complete_only: bool = True) -> list[Path]:
@@ -328,10 +343,14 @@ def load(results_dir: str | Path) -> Results:
         tables: dict[str, pd.DataFrame] = {}
     else:
         tables = {}
-        for run_table in set(TABLES) | {p.name for p in root.glob("*.csv")}:
+        # a shared file under its per-run table's name (runs.csv is metrics.csv), any other CSV as it is
+        shared_files = set(CORE_TABLES.values()) - set(CORE_TABLES)
+        for run_table in set(TABLES) | {p.name for p in root.glob("*.csv") if p.name not in shared_files}:
             path = root / shared_name(run_table)
             if path.exists() and path.stat().st_size:
-                tables[run_table] = pd.read_csv(path)
+                with path.open(newline="") as f:
+                    header = f.readline().rstrip("\r\n")
+                tables[run_table] = _read_table(path, header)
         keys, res.varying = _keys_from_columns(tables)
         res.key_source = "columns"
         seeds = {}
