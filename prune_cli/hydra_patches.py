@@ -32,7 +32,7 @@ from .run.composition_errors import (
     unresolvable_interpolation,
     yaml_error,
 )
-from .run.prevalidate import check_added_hydra_keys, validate
+from .run.prevalidate import check_added_hydra_keys, check_text_sweep, validate
 from .run.unused_options import sweep_unused
 from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir
 from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _undo_sweep_start
@@ -199,6 +199,7 @@ def _reject_sweeps_with_no_job() -> None:
                     f"{str(o.value_type.name).lower().removesuffix('_sweep')}() needs a sweeper that samples values, "
                     "e.g. Hydra's Optuna sweeper plugin.",
                 )
+            check_text_sweep(sweeper.config, o)
             if any(True for _ in o.sweep_string_iterator()):
                 continue
             options = loader.get_group_options(o.key_or_group) if "." not in o.key_or_group else []

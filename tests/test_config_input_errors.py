@@ -353,6 +353,30 @@ def test_a_text_option_hydra_reads_as_a_number_or_bool_must_be_quoted(finished_r
     _rejected([*FAST, override], finished_results, f"'{key}'", f"would be {parsed}", f"{key}='{typed}'")
 
 
+@pytest.mark.parametrize(
+    "sweep, element, parsed",
+    [("name=a,1e3", "1e3", "'1000.0'"), ("name=true,b", "true", "'True'"), ("name=choice(a,1.50)", "1.50", "'1.5'")],
+)
+def test_a_sweep_element_of_a_text_option_hydra_reads_as_a_number_or_bool_must_be_quoted(finished_results, sweep, element, parsed):
+    """`-m name=a,1e3` ran its second job as the label '1000.0' and `name=true,b` its first as 'True':
+    the sweeper hands each job the element re-encoded (name=1000.0), which the single-run check cannot
+    tell from a typed 1000.0. The whole sweep is refused before any job, naming the element and its
+    quoted form."""
+    key = sweep.partition("=")[0]
+    _rejected(["-m", *FAST, sweep], finished_results, f"'{key}'", element, f"would be {parsed}", f"'{element}'")
+
+
+def test_sweep_elements_whose_text_hydra_keeps_run():
+    """`-m name=a,5,1.5,'1e3'`: 5 and 1.5 come back as the text typed and '1e3' is quoted: nothing to refuse."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from prune_cli.run.prevalidate import text_changed_by_sweep
+
+    parse = OverridesParser.create().parse_overrides
+    assert text_changed_by_sweep(parse(["name=a,5,1.5,'1e3'"])[0]) == []
+    assert text_changed_by_sweep(parse(["name=a,1e3,true"])[0]) == [("1e3", 1000.0), ("true", True)]
+
+
 def test_text_that_hydra_keeps_as_typed_runs():
     """`name=5` is the int 5, whose text is the text typed: nothing changes, nothing to refuse."""
     from prune_cli.run.prevalidate import check_text_overrides

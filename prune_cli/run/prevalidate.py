@@ -633,6 +633,63 @@ def check_text_overrides(cfg: DictConfig) -> None:
             )
 
 
+def _sweep_element_texts(text: str) -> list[str]:
+    """The elements of a sweep's value as typed (`a,1e3` or `choice(a, 1e3)`), split at the commas
+    outside quotes and brackets."""
+    if text.startswith("choice(") and text.endswith(")"):
+        text = text[len("choice(") : -1]
+    out, part, depth, quote = [], "", 0, ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            out.append(part.strip())
+            part = ""
+            continue
+        part += ch
+    return [*out, part.strip()]
+
+
+def text_changed_by_sweep(override: Any) -> list[tuple[str, Any]]:
+    """(element as typed, value) of each element of a list sweep (`name=a,1e3`, `choice(...)`) that Hydra
+    reads as a number or a bool whose text differs from the text typed. The sweeper hands each job its
+    element re-encoded (`name=1000.0`, `name=True`), so the job's own check (`check_text_overrides`)
+    cannot see what was typed."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    sweep = override.value()
+    if not isinstance(sweep, ChoiceSweep) or not override.input_line:
+        return []
+    typed = _sweep_element_texts(override.input_line.partition("=")[2].strip())
+    if len(typed) != len(sweep.list):  # nested or unusual syntax: nothing to compare with
+        return []
+    encoded = list(override.sweep_string_iterator())
+    return [(t, v) for t, v, e in zip(typed, sweep.list, encoded) if isinstance(v, (bool, int, float)) and e != t]
+
+
+def check_text_sweep(cfg: DictConfig, override: Any) -> None:
+    """A list sweep over a text option (`-m name=a,1e3`) whose element Hydra would hand its job as
+    other text ('1000.0', 'True'): refused before any job, with the element quoted."""
+    key = override.get_key_element().lstrip("+~")
+    if _declared(cfg, key) not in (str, Optional[str]):
+        return
+    changed = text_changed_by_sweep(override)
+    if changed:
+        typed, value = changed[0]
+        raise ConfigError(
+            key,
+            override.input_line.partition("=")[2],
+            f"text kept as typed: Hydra's sweeper reads the element {typed} as the {type(value).__name__} {value!r}, and that "
+            f"job's {key} would be {str(value)!r}; quote the element ('{typed}') to keep the text",
+        )
+
+
 def check_score_override(cfg: DictConfig) -> None:
     """`method.score=random` under method=magnitude ran random pruning recorded as magnitude (the run id,
     the method column): a method named after a score is that score with its defaults, and another
