@@ -171,6 +171,41 @@ def test_cifar_from_pickle_batches(tmp_path, name, classes):
         assert np.corrcoef(x[c].ravel(), raw0[c].ravel())[0, 1] == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.parametrize(
+    "name, meta, content",
+    [
+        ("cifar10", "batches.meta", b"\x80\x04broken"),  # not a pickle
+        ("cifar10", "batches.meta", pickle.dumps({"fine_label_names": [f"c{i}" for i in range(100)]})),  # CIFAR-100's meta
+        ("cifar100", "meta", pickle.dumps({"label_names": [f"c{i}" for i in range(10)]})),  # CIFAR-10's meta
+    ],
+)
+def test_a_cifar_meta_file_that_is_not_the_dataset_s_stops_the_run_naming_it(tmp_path, name, meta, content):
+    """batches.meta (CIFAR-100: meta) was required but never read: a broken one, or another dataset's, ran."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    write_cifar(tmp_path, name, n_train=20, n_test=6, classes=10 if name == "cifar10" else 100)
+    folder = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
+    (tmp_path / folder / meta).write_bytes(content)
+    with pytest.raises(DatasetFileUnreadable, match=re.escape(meta)):
+        DATASETS.get(name)(cfg_of(VisionConfig, name=name, root=str(tmp_path)))
+
+
+def test_a_dataset_folder_that_cannot_be_read_is_not_called_missing(tmp_path, monkeypatch):
+    """A cifar-10-batches-py folder the user cannot read was reported as "files not found ... Put the
+    extracted cifar-10-python.tar.gz there" although every file was there. (The tests run as root, for
+    whom a chmod changes nothing: the folder's permission answer is patched.)"""
+    from prune_cli.core.errors import DatasetFileUnreadable
+    from prune_cli.data import vision
+
+    write_cifar(tmp_path, "cifar10", n_train=20, n_test=6, classes=10)
+    folder = str(tmp_path / "cifar-10-batches-py")
+    access = vision.os.access
+    monkeypatch.setattr(vision, "_present", lambda where, name: False)  # what os.path.exists answers there
+    monkeypatch.setattr(vision.os, "access", lambda path, mode: access(path, mode) and str(path) != folder)
+    with pytest.raises(DatasetFileUnreadable, match=r"cifar-10-batches-py cannot be read"):
+        DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))
+
+
 def test_missing_files_say_where_they_go(tmp_path):
     with pytest.raises(DatasetFilesMissing, match=r"cifar-10-batches-py.*dataset.download=true"):
         DATASETS.get("cifar10")(cfg_of(VisionConfig, name="cifar10", root=str(tmp_path)))
@@ -600,3 +635,38 @@ def test_a_mnist1d_cache_that_does_not_fit_is_generated_again(tmp_path, caplog, 
     assert torch.equal(first.test_y, again.test_y)
     assert len(list(tmp_path.glob("mnist1d_n200_seed42.npz.corrupt-*"))) == 1
     assert any("MNIST-1D cache" in r.getMessage() and "generating again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_read_only_mnist1d_cache_holding_a_corrupt_file_is_refused_before_the_run(tmp_path, monkeypatch):
+    """A read-only cache_dir was accepted as soon as its cache file existed; a corrupt file there made the
+    run warn that it had moved the file aside, then fail on the move with "Permission denied", naming no
+    key, after its run directory existed. (The tests run as root, for whom a chmod does not make a folder
+    read-only: the folder's answer is patched.)"""
+    from prune_cli.data import mnist1d as module
+
+    monkeypatch.setattr(module, "directory_problem", lambda value: f"{value} is not writable")
+    cfg = cfg_of(Mnist1dConfig, name="mnist1d", num_samples=200, cache_dir=str(tmp_path))
+    (tmp_path / "mnist1d_n200_seed42.npz").write_text("garbage\n")
+    with pytest.raises(ConfigError, match=r"'dataset.cache_dir'.*not writable, and its mnist1d_n200_seed42.npz does not hold"):
+        Mnist1dConfig.check(OmegaConf.create({"dataset": cfg}), "dataset")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist1d_n200_seed42.npz"]  # nothing moved, nothing made
+    module._generate(200, 42)  # a fitting file in the read-only folder is read
+    np.savez(tmp_path / "mnist1d_n200_seed42.npz", **module._generate(200, 42))
+    Mnist1dConfig.check(OmegaConf.create({"dataset": cfg}), "dataset")
+
+
+def test_a_cache_file_that_cannot_be_set_aside_names_the_key_not_a_false_move(tmp_path, monkeypatch, caplog):
+    """The run logged "moved to ..." before the move, which then failed (read-only folder)."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+    from prune_cli.data import mnist1d as module
+
+    cache = tmp_path / "mnist1d_n200_seed42.npz"
+    cache.write_text("garbage\n")
+
+    def refused(*args):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(module.os, "replace", refused)
+    with caplog.at_level("WARNING"), pytest.raises(DatasetFileUnreadable, match="dataset.cache_dir"):
+        module._read_cache(cache, 200)
+    assert "moved to" not in caplog.text

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.checks import check, data_seed, positive_int
+from ..core.errors import DatasetFileUnreadable
 from ..core.config_base import DatasetConfig, config_schema
 from ..core.writable import directory_problem
 from . import DATASETS
@@ -27,8 +28,10 @@ log = logging.getLogger(__name__)
 @config_schema("dataset", "mnist1d")
 @dataclass
 class Mnist1dConfig(DatasetConfig):
-    num_samples: int = 10000  # total; mnist1d keeps 80 % for training, 20 % for test
-    data_seed: int = 42  # mnist1d's generation seed (42 = the published dataset)
+    # total; mnist1d keeps 80 % for training, 20 % for test. The published dataset (Greydanus 2020) is
+    # num_samples=5000 with data_seed=42 (4000 train / 1000 test); the default is twice as many examples.
+    num_samples: int = 10000
+    data_seed: int = 42  # mnist1d's generation seed (42, the published dataset's)
     cache_dir: str = "~/.cache/prune-cli/mnist1d"
 
     @staticmethod
@@ -54,12 +57,17 @@ def _cache_file(node: DictConfig) -> Path:
 def _check_cache_dir(cfg: DictConfig, key: str) -> None:
     """`dataset.cache_dir` is a directory prune-run can write or create (prune_cli/core/writable.py), as
     results_dir is, checked before anything is created: a regular file there failed after the run
-    directory existed, naming no key. A read-only folder is fine when it already holds this cache."""
+    directory existed, naming no key. A read-only folder is fine when it already holds this cache; a
+    cache file there that does not hold the dataset cannot be set aside and generated again (the run
+    warned that it moved the file, then failed on the move, naming no key)."""
     node = OmegaConf.select(cfg, key)
     value = node.cache_dir
     problem = directory_problem(value) if isinstance(value, str) and value.strip() else "it is empty"
-    if problem and problem.endswith("is not writable") and _cache_file(node).is_file():
-        problem = None  # a shared, read-only cache holding this dataset: read, never written
+    cache = _cache_file(node)
+    if problem and problem.endswith("is not writable") and cache.is_file():
+        # a shared, read-only cache: read, never written, so it must hold this dataset
+        unfit = _cache_problem(cache, node.num_samples)[1]
+        problem = f"{problem}, and its {cache.name} does not hold the dataset ({unfit}): remove that file" if unfit else None
     check(
         problem is None,
         f"{key}.cache_dir",
@@ -107,18 +115,30 @@ def _read_cache(cache: Path, num_samples: int) -> dict[str, np.ndarray] | None:
     fit (`_misfit`: a label outside the classes dropped examples or crashed the evaluation, a signal of
     another length changed the model's input): it is moved aside as <name>.corrupt-<time>-<pid> with a
     warning, as an unreadable dense-cache entry is."""
-    try:
-        with np.load(cache) as data:  # allow_pickle stays False: a cache never holds objects
-            arrays = {k: data[k] for k in ("x", "y", "x_test", "y_test")}
-        problem = _misfit(arrays, num_samples)
-    except Exception as err:  # noqa: BLE001 - any unreadable file: generate again, say so
-        problem, arrays = f"unreadable: {type(err).__name__}: {err}", None
+    arrays, problem = _cache_problem(cache, num_samples)
     if problem is None:
         return arrays
     aside = cache.with_name(f"{cache.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(cache, aside)
+    except OSError as err:  # the folder became read-only after the pre-run check
+        raise DatasetFileUnreadable(
+            f"MNIST-1D cache {cache} (dataset.cache_dir) does not hold the dataset ({problem}) and cannot be set aside "
+            f"({type(err).__name__}: {err}): remove that file, or choose another dataset.cache_dir"
+        ) from None
     log.warning("MNIST-1D cache %s does not hold the dataset (%s); moved to %s, generating again", cache, problem, aside)
-    os.replace(cache, aside)
     return None
+
+
+def _cache_problem(cache: Path, num_samples: int) -> tuple[dict[str, np.ndarray] | None, str | None]:
+    """The cached arrays and None, or why the file does not hold MNIST-1D of `num_samples` examples."""
+    try:
+        with np.load(cache) as data:  # allow_pickle stays False: a cache never holds objects
+            arrays = {k: data[k] for k in ("x", "y", "x_test", "y_test")}
+    except Exception as err:  # noqa: BLE001 - any unreadable file: generate again, say so
+        return None, f"unreadable: {type(err).__name__}: {err}"
+    problem = _misfit(arrays, num_samples)
+    return (arrays, None) if problem is None else (None, problem)
 
 
 @contextlib.contextmanager

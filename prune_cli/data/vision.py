@@ -100,6 +100,11 @@ def check_files(name: str, root: str) -> None:
     src = SOURCES[name]
     folder = os.path.join(os.path.expanduser(root), src.folder)
     missing = [f for f in src.files if not _present(folder, f)]
+    if missing and os.path.isdir(folder) and not os.access(folder, os.R_OK | os.X_OK):
+        raise DatasetFileUnreadable(  # os.path.exists answers False for every file of a folder one cannot search
+            f"{folder} cannot be read (no read or search permission) for dataset.root={root!r}: its {src.label} files "
+            "cannot be looked up. Give read access to it, or copy the files to a dataset.root you can read."
+        )
     if missing:
         raise DatasetFilesMissing(
             f"{src.label} files not found for dataset.root={root!r}: missing {', '.join(missing)} in "
@@ -174,6 +179,21 @@ def _read_cifar(name: str, root: str, train: bool) -> tuple[np.ndarray, list]:
         images.append(data.reshape(-1, 3, 32, 32))
         labels += list(_fitting_labels(path, entry[label_key], len(data), src.num_classes))
     return np.vstack(images).transpose(0, 2, 3, 1), labels
+
+
+def _check_cifar_meta(name: str, folder: str) -> None:
+    """The meta file names the dataset's classes (CIFAR-10: 10 `label_names`; CIFAR-100: 100
+    `fine_label_names`): a broken one, or the other dataset's, means the folder holds something else."""
+    src = SOURCES[name]
+    meta = "batches.meta" if name == "cifar10" else "meta"
+    path = os.path.join(folder, meta)
+    key = "label_names" if name == "cifar10" else "fine_label_names"
+    names = read_cifar_file(path).get(key)
+    if not isinstance(names, list) or len(names) != src.num_classes:
+        got = f"{len(names)} {key}" if isinstance(names, list) else f"no '{key}' list"
+        raise DatasetFileUnreadable(
+            f"{path}: {got}, not the {src.num_classes} classes of {src.label}; replace it with the file of {src.url_hint}"
+        )
 
 
 def _fitting_labels(path: str, labels, images: int, num_classes: int) -> np.ndarray:
@@ -261,6 +281,8 @@ def _read_split(name: str, root: str, train: bool, download: bool):
     if download and not all(_present(folder, f) for f in SOURCES[name].files):
         _download(name, root, train)
     if name.startswith("cifar"):
+        if train:
+            _check_cifar_meta(name, folder)
         split = _Split(*_read_cifar(name, root, train))
         if len(split.data) == 0:
             files = _cifar_files(name, train)
