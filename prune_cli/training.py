@@ -195,7 +195,9 @@ def train(
     `config_key` (train | finetune) names the config `cfg` came from in a divergence message.
 
     Masks stay enforced throughout. `start_epoch` > 0 trains epochs start_epoch+1..cfg.epochs at the
-    LR schedule's rates for those epochs (LR rewinding, Renda et al. 2020).
+    LR schedule's rates for those epochs (Renda et al. 2020, "Comparing Rewinding and Fine-tuning in Neural
+    Network Pruning": from weights rewound to epoch start_epoch that is weight rewinding; from the final
+    trained weights it is learning-rate rewinding).
     `on_step(global_step)` may return new masks (gradual pruning); `on_epoch_end` receives what a
     checkpoint needs. `accel`: precision, memory format and compiled forward (prune_cli/core/accel.py).
     `hook` shapes the weights during training (prune_cli/train_hooks.py: penalty, gradient edits,

@@ -324,7 +324,7 @@ def test_a_gradual_window_outside_training_names_the_key_that_puts_it_there(fini
     assert "schedule.end_step" not in err, err
 
 
-def test_lr_rewinding_to_the_last_dense_epoch_is_refused(finished_results):
+def test_weight_rewinding_with_the_lr_to_the_last_dense_epoch_is_refused(finished_results):
     """rewind_epoch = train.epochs with lr_rewind=true retrains from epoch T to T: no epoch, so the
     "lottery ticket" was the pruned trained model, recorded as retrained (training-time audit)."""
     args = ["schedule=lottery_ticket", "schedule.rounds=1", "schedule.rewind_epoch=2", "schedule.lr_rewind=true"]

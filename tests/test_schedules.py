@@ -265,9 +265,9 @@ def test_history_labels_each_retraining_with_the_phase_its_rows_carry(tmp_path, 
 
 
 @pytest.mark.parametrize("lr_schedule", [["train.lr_schedule=multistep", "train.milestones=[2]"], ["train.lr_schedule=cosine"]])
-def test_lr_rewinding_retrains_with_the_dense_schedule_s_rates_from_the_rewind_epoch(tmp_path, lr_schedule):
-    """Renda et al. 2020, "Comparing Rewinding and Fine-tuning in Neural Network Pruning": LR rewinding
-    retrains from epoch k with the learning rates dense training had at epochs k+1..T. The schedule was
+def test_weight_rewinding_retrains_with_the_dense_schedule_s_rates_from_the_rewind_epoch(tmp_path, lr_schedule):
+    """Renda et al. 2020, "Comparing Rewinding and Fine-tuning in Neural Network Pruning": weight rewinding
+    retrains from the weights of epoch k with the learning rates dense training had at epochs k+1..T. The schedule was
     shifted by k twice (train() counted its steps from epoch k and added k epochs on top), so epoch e
     of retraining ran at dense epoch e+k's rate; with a cosine schedule and T=2, k=1 the whole
     retraining ran at lr=0 and the ticket was never trained."""

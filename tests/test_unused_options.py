@@ -309,6 +309,24 @@ def test_lr_rewind_to_epoch_zero_is_an_unused_override():
 
 
 @pytest.mark.parametrize(
+    "args, unused",
+    [
+        (["schedule=lottery_ticket", "schedule.restart_from=reinit", "schedule.rewind_epoch=1"], False),
+        (["schedule=lottery_ticket", "schedule.restart_from=reinit", "schedule.rounds=1", "schedule.rewind_epoch=1"], True),
+        (["schedule=oneshot", "schedule.retrain=train", "schedule.lr_rewind=true", "schedule.rewind_epoch=1"], False),
+        (["schedule=oneshot", "schedule.retrain=train", "schedule.rewind_epoch=1"], True),
+    ],
+    ids=["reinit_control", "reinit_one_round", "lr_rewinding", "trained_without_lr_rewind"],
+)
+def test_rewind_epoch_is_read_where_the_run_rewinds_weights_or_the_lr(args, unused):
+    """The reinit control over several rounds takes its masks from rewinding to rewind_epoch (Frankle &
+    Carbin 2019), and learning-rate rewinding (restart_from=trained, lr_rewind) resumes the LR schedule
+    there (Renda et al. 2020); with one round, or from trained weights without lr_rewind, it does nothing."""
+    found = [f.key for f in _found(args) if f.key.startswith("schedule")]
+    assert found == (["schedule.rewind_epoch"] if unused else [])
+
+
+@pytest.mark.parametrize(
     "schedule, option, value",
     [
         ("admm", "invert", "true"),

@@ -158,10 +158,22 @@ class ScheduleConfig:
     name: str = MISSING
     rounds: int = 1  # pruning rounds; each removes the same fraction of the remaining weights
     score_weights: str = "trained"  # trained | init: which weights are scored
-    restart_from: str = "trained"  # trained | init | rewind | reinit: weights training restarts from
-    rewind_epoch: int = 0  # with restart_from=rewind: the dense training epoch to rewind to (0 = init)
+    # trained | init | rewind | reinit: weights training restarts from. reinit with rounds > 1 is Frankle &
+    # Carbin's (ICLR 2019) random-reinitialisation control: the masks come from IMP with rewinding, and each
+    # level's recorded model is a fresh random draw under that level's mask.
+    restart_from: str = "trained"
+    # with restart_from=rewind (and reinit with rounds > 1, whose masks come from rewinding): the dense training
+    # epoch to rewind to (0 = init); with restart_from=trained and lr_rewind: the epoch the LR schedule resumes at
+    rewind_epoch: int = 0
     retrain: str = "finetune"  # finetune | train: the training config run after each pruning event
-    lr_rewind: bool = False  # with retrain=train and restart_from=rewind: resume the LR schedule at rewind_epoch
+    # With retrain=train: retraining runs epochs rewind_epoch+1..train.epochs at the LR schedule's rates for those
+    # epochs. With restart_from=rewind that is weight rewinding (Frankle et al. 2020, "Linear mode connectivity
+    # and the lottery ticket hypothesis"; Renda et al. 2020): weights and LR schedule go back to rewind_epoch.
+    # With restart_from=trained it is Renda et al.'s learning-rate rewinding: the trained weights are retrained
+    # for the last train.epochs - rewind_epoch epochs of the schedule. null (the default) = true exactly when the
+    # run rewinds weights to an epoch > 0 with retrain=train (`lr_rewinds`), false otherwise; false with
+    # restart_from=rewind and rewind_epoch > 0 retrains all train.epochs from the rewound weights.
+    lr_rewind: Optional[bool] = None
 
     # The options above are those of the prune-and-retrain schedules (oneshot, iterative, at_init,
     # lottery_ticket). A schedule whose plan reads only some of them names those in `reads`; an
@@ -173,6 +185,22 @@ class ScheduleConfig:
     def single_event(cfg: DictConfig) -> bool:
         """Whether the run prunes once (the final per-layer densities can be fixed in advance)."""
         return cfg.schedule.rounds == 1
+
+    @staticmethod
+    def rewinds(s: Any) -> bool:
+        """Whether retraining restarts from the weights of dense epoch `rewind_epoch` (0 = init): with
+        restart_from=rewind, and with restart_from=reinit over several rounds, whose masks are those of the
+        rewinding run (`s`: the schedule node, or its plain dict)."""
+        return s.get("restart_from") == "rewind" or (s.get("restart_from") == "reinit" and s.get("rounds", 1) > 1)
+
+    @classmethod
+    def lr_rewinds(cls, s: Any) -> bool:
+        """The effective `lr_rewind` of the schedule node `s` (or its plain dict): its value, or for null
+        true exactly when the run rewinds weights (`rewinds`) to an epoch > 0 with retrain=train."""
+        value = s.get("lr_rewind")
+        if value is not None:
+            return bool(value)
+        return cls.rewinds(s) and s.get("retrain") == "train" and s.get("rewind_epoch", 0) > 0
 
     @classmethod
     def check(cls, cfg: DictConfig, key: str) -> None:
@@ -186,7 +214,7 @@ class ScheduleConfig:
         choice(cfg, f"{key}.restart_from", {"trained", "init", "rewind", "reinit"})
         choice(cfg, f"{key}.retrain", {"finetune", "train"})
         positive_int(cfg, f"{key}.rewind_epoch", minimum=0)
-        if s.restart_from == "rewind" and "rewind_epoch" in reads:
+        if cls.rewinds(s) and "rewind_epoch" in reads:
             check(
                 s.rewind_epoch <= cfg.train.epochs,
                 f"{key}.rewind_epoch",
@@ -195,17 +223,20 @@ class ScheduleConfig:
             )
         if s.lr_rewind and "lr_rewind" in reads:
             check(
-                s.restart_from == "rewind" and s.retrain == "train",
+                (cls.rewinds(s) or s.restart_from == "trained") and s.retrain == "train",
                 f"{key}.lr_rewind",
                 True,
-                "true only with schedule.restart_from=rewind and schedule.retrain=train",
+                "true only with schedule.retrain=train and schedule.restart_from=rewind (weight rewinding), trained "
+                "(learning-rate rewinding, Renda et al. 2020) or reinit with schedule.rounds > 1 (its masks come from "
+                "rewinding)",
             )
-            # LR rewinding retrains epochs rewind_epoch+1..train.epochs (Renda et al. 2020): none at the last
+        if cls.lr_rewinds(s) and "lr_rewind" in reads:
+            # retraining runs epochs rewind_epoch+1..train.epochs (Renda et al. 2020): none at the last
             check(
                 s.rewind_epoch < cfg.train.epochs,
                 f"{key}.rewind_epoch",
                 s.rewind_epoch,
-                f"an epoch below train.epochs={cfg.train.epochs} with {key}.lr_rewind=true (retraining resumes the LR "
+                f"an epoch below train.epochs={cfg.train.epochs} with {key}.lr_rewind (retraining resumes the LR "
                 f"schedule at rewind_epoch and runs to train.epochs: rewind_epoch=train.epochs leaves it no epoch)",
             )
         if s.score_weights == "init" and "rounds" in reads:
@@ -227,10 +258,13 @@ class ScheduleConfig:
             for name in cls.SHARED
             if name not in cls.reads
         }
-        if "restart_from" in cls.reads and s.restart_from != "rewind":
+        lr_rewound = "lr_rewind" in cls.reads and s.restart_from == "trained" and cls.lr_rewinds(s)
+        if "restart_from" in cls.reads and not cls.rewinds(s) and not lr_rewound:
             found[f"{key}.rewind_epoch"] = (
-                f"it applies only with {key}.restart_from=rewind (as schedule=lottery_ticket sets); "
-                f"here {key}.restart_from={s.restart_from}"
+                f"it applies only with {key}.restart_from=rewind (as schedule=lottery_ticket sets), with "
+                f"{key}.restart_from=reinit over several rounds, or with {key}.restart_from=trained and "
+                f"{key}.lr_rewind=true; here {key}.restart_from={s.restart_from}"
+                + (f" with {key}.rounds={s.rounds}" if s.restart_from == "reinit" else "")
             )
         if "lr_rewind" in cls.reads and s.lr_rewind and s.rewind_epoch == 0:
             found[f"{key}.lr_rewind"] = f"the LR schedule already starts at epoch 0; here {key}.rewind_epoch=0"

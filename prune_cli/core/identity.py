@@ -42,6 +42,14 @@ def config_hash(cfg: DictConfig) -> str:
     if isinstance(plain.get("method"), dict):
         for option in unhashed_plugin_options(plain["method"]):
             del plain["method"][option]
+    schedule = plain.get("schedule")
+    if isinstance(schedule, dict) and "lr_rewind" in schedule and schedule["lr_rewind"] is None:
+        # null means "decided by the other options": hashed as the value it stands for, so that the run id
+        # tells weight rewinding with the LR schedule resumed from the hybrid that retrains all epochs, and
+        # runs with an explicit true or false keep theirs (config_base.ScheduleConfig.lr_rewinds)
+        from .config_base import ScheduleConfig
+
+        schedule["lr_rewind"] = ScheduleConfig.lr_rewinds(schedule)
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -6,6 +6,8 @@ resume: tensors (model, masks, generator and torch RNG states, init/dense/rewind
 optimizer, generator and training-time hook state of a half-finished training step) plus one JSON string with the rows,
 history and counters. Newer checkpoints also hold the other global random streams (numpy, Python,
 CUDA; prune_cli/core/random_streams.py) under "global_rng"; a checkpoint without them still loads.
+A checkpoint written inside a branch of the plan (prune_cli/schedules/steps.py `Branch`) also holds the
+random streams set aside for its `Rejoin` under "branch_streams".
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
             }
         ),
     }
+    if exp.branch_streams is not None:  # inside a branch of the plan: the streams its Rejoin gives back
+        state["branch_streams"] = exp.branch_streams
     if progress is not None:
         state["progress"] = {"optimizer": progress.optimizer, "generator": progress.generator}
         if progress.hook:  # a training-time method's state (prune_cli/train_hooks.py); absent otherwise
@@ -97,6 +101,7 @@ def load(exp: Experiment) -> bool:
     exp.dense_values = {tuple(k): v for k, v in extra["dense_values"]}
     exp.dense_per_class = {tuple(k): tuple(v) for k, v in extra["dense_per_class"]}
     exp.context, exp.provenance = extra["context"], extra["provenance"]
+    exp.branch_streams = state.get("branch_streams")
     if "progress" in state:
         p = state["progress"]
         exp.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"], p.get("hook", {}))

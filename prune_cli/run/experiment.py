@@ -1,5 +1,5 @@
 """The data flow of one run: data -> model -> schedule plan (typed steps: Dense, Prune, Restart,
-Train, Gradual, TrainWithHook, Record; prune_cli/schedules/steps.py) -> CSVs, with a checkpoint after every step and
+Train, Gradual, TrainWithHook, Record, Branch, Rejoin; prune_cli/schedules/steps.py) -> CSVs, with a checkpoint after every step and
 every epoch (run/checkpoint.py) so that a killed run started again continues where it stopped and
 writes each row exactly once (rows: run/recorder.py)."""
 
@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..core import crashpoints, interrupts, random_streams
 from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text, remove_leftovers
+from ..core.config_base import ScheduleConfig
 from ..core.identity import config_hash, run_id
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES
@@ -28,7 +29,7 @@ from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import PruneContext, prune_to_density, select_prunable
 from .prevalidate import build_checked_model, check_data_sizes
 from ..schedules import SCHEDULES
-from ..schedules.steps import Dense, Gradual, Prune, Record, Restart, Step, Train, TrainWithHook
+from ..schedules.steps import Branch, Dense, Gradual, Prune, Record, Rejoin, Restart, Step, Train, TrainWithHook
 from ..training import TrainProgress, train
 from . import checkpoint, recorder, results, shared_tables
 from .checkpoint import STATE_FILE, cpu_state
@@ -85,6 +86,8 @@ class Experiment:
         self.dense_state: dict[str, torch.Tensor] = {}
         self.metric_state: dict[str, dict] = {}  # each metric's memory across phases (MetricContext.state)
         self.rewind_states: dict[int, dict[str, torch.Tensor]] = {}
+        # the random streams a `Branch` step set aside until its `Rejoin` (prune_cli/schedules/steps.py)
+        self.branch_streams: Optional[dict] = None
         self.rounds_done = 0
         self.context = {
             "run_id": run_id(cfg),
@@ -137,12 +140,29 @@ class Experiment:
         else:
             results.write_start_record(self.run_dir, self.provenance)
         self.plan = plan
+        self._say_lr_rewind()
         while self.step_index < len(plan):
             interrupts.check()
             self._run_step(plan[self.step_index])
             self.step_index += 1
             self.progress = None
             checkpoint.save(self)
+
+    def _say_lr_rewind(self) -> None:
+        """Log the effective schedule.lr_rewind of a schedule that reads it: null in the saved config
+        stands for the value the other options decide (the run id hashes that value)."""
+        schema = OmegaConf.get_type(self.cfg.schedule)
+        if isinstance(schema, type) and issubclass(schema, ScheduleConfig) and "lr_rewind" in schema.reads:
+            value = schema.lr_rewinds(self.cfg.schedule)
+            given = self.cfg.schedule.lr_rewind
+            log.info(
+                "schedule.lr_rewind=%s%s: %s",
+                str(value).lower(),
+                " (null: decided by restart_from, retrain and rewind_epoch)" if given is None else "",
+                f"retraining resumes the LR schedule at epoch rewind_epoch={self.cfg.schedule.rewind_epoch}"
+                if value
+                else "retraining starts the LR schedule at epoch 0",
+            )
 
     def _run_step(self, step: Step) -> None:
         """Dispatch on the step's type (the `_step_*` methods are looked up on the instance, so a
@@ -154,8 +174,12 @@ class Experiment:
                 self._step_prune(density)
             case Restart(source=source):
                 self._step_restart(source)
-            case Train(which=which):
-                self._step_train(which)
+            case Train():
+                self._step_train(step)
+            case Branch():
+                self._step_branch()
+            case Rejoin():
+                self._step_rejoin()
             case Gradual():
                 self._step_gradual()
             case TrainWithHook():
@@ -211,7 +235,7 @@ class Experiment:
     def _step_dense(self) -> None:
         """The trained dense model: from the dense cache when an identical one exists, else trained."""
         schedule = self.cfg.schedule
-        keep = (schedule.rewind_epoch,) if schedule.restart_from == "rewind" and schedule.rewind_epoch > 0 else ()
+        keep = (schedule.rewind_epoch,) if ScheduleConfig.rewinds(schedule) and schedule.rewind_epoch > 0 else ()
         resumed = self.progress is not None  # this run was training the dense model when it stopped
         if not resumed:  # a fresh start of the step: no dense epochs can be recorded yet
             self.history = [r for r in self.history if r["phase"] != "dense"]
@@ -337,13 +361,25 @@ class Experiment:
         if self.masks:
             apply_masks(self.model, self.masks)
 
-    def _step_train(self, which: str) -> None:
-        schedule = self.cfg.schedule
-        train_cfg = self.cfg.train if which == "train" else self.cfg.finetune
-        start_epoch = 0
-        if which == "train" and schedule.restart_from == "rewind" and schedule.lr_rewind:
-            start_epoch = schedule.rewind_epoch
-        self._train(self._recorded_next(), train_cfg, start_epoch, config_key=which)
+    def _step_train(self, step: Train) -> None:
+        train_cfg = self.cfg.train if step.which == "train" else self.cfg.finetune
+        phase = step.phase or self._recorded_next()
+        if step.which == "train":
+            log.info(
+                "%s: retraining with the train config, epochs %d..%d of its LR schedule", phase, step.start_epoch + 1, train_cfg.epochs
+            )
+        self._train(phase, train_cfg, step.start_epoch, config_key=step.which)
+
+    def _step_branch(self) -> None:
+        """Set the random streams aside: the branch's training and re-draw consume them, the steps after
+        its `Rejoin` get them back as they were here."""
+        self.branch_streams = {"generator": self.generator.get_state(), **random_streams.capture()}
+
+    def _step_rejoin(self) -> None:
+        streams = dict(self.branch_streams)
+        self.generator.set_state(streams.pop("generator"))
+        random_streams.restore(streams)
+        self.branch_streams = None
 
     def _recorded_next(self) -> str:
         """The phase the plan records after the current step (round_k, finetuned): a training step's

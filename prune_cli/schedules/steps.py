@@ -42,10 +42,30 @@ class Restart(Step):
 
 @dataclass(frozen=True)
 class Train(Step):
-    """Train with the `train` or `finetune` config."""
+    """Train with the `train` or `finetune` config, epochs start_epoch+1..epochs at the LR schedule's
+    rates for those epochs (start_epoch > 0: weight or learning-rate rewinding, Renda et al. 2020). Its
+    history rows are labelled `phase`, or when empty the phase the plan records next."""
 
     which: str
+    start_epoch: int = 0
+    phase: str = ""
     kind: ClassVar[str] = "train"
+
+
+@dataclass(frozen=True)
+class Branch(Step):
+    """Set the random streams aside (the run's generator and the global ones) for a side branch of the
+    plan, given back by the next `Rejoin`: the steps after the branch draw what they would without it
+    (the re-initialised control of a lottery-ticket level, whose masks must be the rewinding run's)."""
+
+    kind: ClassVar[str] = "branch"
+
+
+@dataclass(frozen=True)
+class Rejoin(Step):
+    """Give back the random streams the last `Branch` set aside."""
+
+    kind: ClassVar[str] = "rejoin"
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ class TrainTimeScheduleConfig(ScheduleConfig):
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
-        fixed = {"rounds": 1, "score_weights": "trained", "restart_from": "trained", "retrain": "finetune", "lr_rewind": False}
+        fixed = {"rounds": 1, "score_weights": "trained", "restart_from": "trained", "retrain": "finetune"}
         check_defaults(cfg, key, fixed, "a training-time method")
+        lr_rewind = OmegaConf.select(cfg, f"{key}.lr_rewind")  # null: its default, which means false here
+        check(not lr_rewind, f"{key}.lr_rewind", lr_rewind, f"False with schedule={cfg.schedule.name} (a training-time method)")
 
 
 def check_defaults(cfg: DictConfig, key: str, fixed: dict, why: str) -> None:
