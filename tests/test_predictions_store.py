@@ -174,3 +174,34 @@ def test_recall_distortion_saves_only_the_splits_the_run_does_not_record(tmp_pat
     saved = read_predictions(tmp_path)
     assert saved["val"]["phases"]["pruned"].tolist() == expected.tolist()
     assert saved["test"]["phases"]["pruned"].tolist() == [0] * 20  # the recorder's copy, not written again
+
+
+def _run_with_predictions(run_dir, cfg: dict, by_phase: dict, labels) -> None:
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    for phase, pred in by_phase.items():
+        _old_recorder_save(run_dir / "predictions.npz", phase, {"test": (labels, pred)}, 3)
+
+
+def test_runs_of_two_methods_at_one_sparsity_are_both_read(tmp_path):
+    """magnitude and random at 0.9, seed 0: both pruned models were named "0.9/finetuned" and the second
+    run's rows were dropped without a word."""
+    labels = np.array([2, 0, 1, 1, 0])
+    dense, mag, rnd = np.array([2, 0, 1, 0, 0]), np.array([2, 1, 1, 0, 0]), np.array([0, 0, 0, 1, 1])
+    for name, method, pred in (("mag", "magnitude", mag), ("rnd", "random", rnd)):
+        cfg = {"seed": 0, "sparsity": 0.9, "method": {"name": method}, "train": {"epochs": 10}}
+        _run_with_predictions(tmp_path / name, cfg, {"dense": dense, "finetuned": pred}, labels)
+    long = load_predictions([tmp_path / "mag", tmp_path / "rnd"])
+    got = {m: g.sort_values("image_index")["pred"].tolist() for m, g in long.groupby("model")}
+    assert got == {"dense": dense.tolist(), "magnitude 0.9/finetuned": mag.tolist(), "random 0.9/finetuned": rnd.tolist()}
+
+
+def test_runs_of_two_setups_are_refused_not_paired_with_another_run_s_dense_model(tmp_path):
+    """A 30-epoch run loaded after a 10-epoch run of the same seed: its pruned model was paired with the
+    10-epoch run's dense model (the randomisation null's alpha 0.50 instead of the run's own 1.15)."""
+    labels = np.array([2, 0, 1, 1, 0])
+    for name, epochs, sparsity in (("e10", 10, 0.5), ("e30", 30, 0.8)):
+        cfg = {"seed": 0, "sparsity": sparsity, "method": {"name": "magnitude"}, "train": {"epochs": epochs}}
+        _run_with_predictions(tmp_path / name, cfg, {"dense": labels, "finetuned": labels}, labels)
+    with pytest.raises(ValueError, match=r"2 setups \(they differ in train\)"):
+        load_predictions([tmp_path / "e10", tmp_path / "e30"])

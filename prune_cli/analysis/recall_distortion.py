@@ -23,6 +23,8 @@ pass); the randomisation null costs O(n_perm x images x models) array operations
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -30,6 +32,8 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
+
+from ..core.identity import HASH_EXCLUDED
 
 
 FORMULA_VERSION = "rd_v1"  # rho = (recall - acc) / acc; T = rho_0 - rho_t; alpha_t_ours = LS slope
@@ -348,19 +352,60 @@ def randomisation_null(
     return pd.DataFrame(rows)
 
 
+# Config keys that neither change a run's dense model nor tell two pruned models apart: the replicate, the
+# label, and where results go (HASH_EXCLUDED); `method` and `sparsity` name the pruned model.
+_NOT_SETUP = ("seed", "name", "method", "sparsity", *HASH_EXCLUDED)
+
+
+def _setups(configs: dict[str, dict]) -> tuple[dict[str, str], list[str]]:
+    """Per run, the text of its config without _NOT_SETUP (what its dense model depends on), and the
+    top-level keys in which the runs' setups differ."""
+    setups = {run: {k: v for k, v in cfg.items() if k not in _NOT_SETUP} for run, cfg in configs.items()}
+    keys = sorted({k for s in setups.values() for k in s})
+    differ = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in setups.values()}) > 1]
+    return {run: json.dumps(s, sort_keys=True, default=str) for run, s in setups.items()}, differ
+
+
+def _method_labels(configs: dict[str, dict]) -> dict[str, str]:
+    """Per run, "" when every run has the same method config, else a prefix naming its method: the name,
+    and a short digest of its options where two configs share a name (magnitude global vs layerwise)."""
+    texts = {run: json.dumps(cfg.get("method"), sort_keys=True, default=str) for run, cfg in configs.items()}
+    if len(set(texts.values())) <= 1:
+        return dict.fromkeys(configs, "")
+    names = {run: str((cfg.get("method") or {}).get("name", "method")) for run, cfg in configs.items()}
+    shared = {n for n in names.values() if len({t for r, t in texts.items() if names[r] == n}) > 1}
+    return {
+        run: f"{names[run]}[{hashlib.sha256(texts[run].encode()).hexdigest()[:6]}] " if names[run] in shared else f"{names[run]} "
+        for run in configs
+    }
+
+
 def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFrame:
     """Per-image predictions of the runs as one long table: each run's predictions file
     (prune_cli/core/predictions.py), and the preds_<phase>_<split>.npz copies that older versions of
     the metric wrote (read for the phases the file lacks).
 
     Columns: seed, run_id, target_sparsity, phase, model, image_index, label, pred; `model` is "dense"
-    for the dense phase (kept once per seed: every run of a seed shares its dense model) and
-    "<target_sparsity>/<phase>" otherwise, ready for `randomisation_null`."""
+    for the dense phase (kept once per seed: the runs of a seed share their dense model) and
+    "<target_sparsity>/<phase>" otherwise (prefixed by the method, "random 0.9/finetuned", when the runs'
+    method configs differ), ready for `randomisation_null`. The runs must share one setup (every config
+    value but seed, name, method, sparsity and where results go): runs of several setups have several dense
+    models per seed, and keeping one of them paired other runs' pruned models with a dense model they were
+    not pruned from (ValueError naming the keys that differ). Copies of one run (same config) are read once."""
     from ..core.predictions import read_predictions
 
+    run_dirs = [Path(d) for d in run_dirs]
+    configs = {d.name: OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) for d in run_dirs}
+    setups, differ = _setups(configs)
+    if len(set(setups.values())) > 1:
+        raise ValueError(
+            f"the {len(run_dirs)} runs come from {len(set(setups.values()))} setups (they differ in {', '.join(differ)}): "
+            "a seed's dense model is shared only by the runs of one setup; pass the runs of one"
+        )
+    prefixes = _method_labels(configs)
     parts = []
-    for run_dir in map(Path, run_dirs):
-        cfg = OmegaConf.load(run_dir / "config.yaml")
+    for run_dir in run_dirs:
+        cfg = configs[run_dir.name]
         saved = read_predictions(run_dir, split).get(split, {"label": None, "phases": {}})
         phases = {phase: (saved["label"], pred) for phase, pred in saved["phases"].items()}
         for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):  # an older run's own copies
@@ -372,10 +417,10 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFr
             part = pd.DataFrame(
                 {"image_index": np.arange(len(label)), "label": np.asarray(label, np.int64), "pred": np.asarray(pred, np.int64)}
             )
-            model = "dense" if phase == "dense" else f"{cfg.sparsity:g}/{phase}"
-            parts.append(part.assign(seed=cfg.seed, run_id=run_dir.name, target_sparsity=cfg.sparsity, phase=phase, model=model))
+            model = "dense" if phase == "dense" else f"{prefixes[run_dir.name]}{cfg['sparsity']:g}/{phase}"
+            parts.append(part.assign(seed=cfg["seed"], run_id=run_dir.name, target_sparsity=cfg["sparsity"], phase=phase, model=model))
     if not parts:
         return pd.DataFrame(columns=["seed", "run_id", "target_sparsity", "phase", "model", "image_index", "label", "pred"])
     df = pd.concat(parts, ignore_index=True)
-    df = df.drop_duplicates(["seed", "model", "image_index"], keep="first")
+    df = df.drop_duplicates(["seed", "model", "image_index"], keep="first")  # a copy of a run, or the shared dense model
     return df[["seed", "run_id", "target_sparsity", "phase", "model", "image_index", "label", "pred"]]
