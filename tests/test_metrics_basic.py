@@ -45,3 +45,29 @@ def test_flops_and_counts_by_hand():
     assert m["sparsity_total"] == pytest.approx(17 / total)
     assert m["compression_ratio"] == pytest.approx(total / (total - 17))
     assert m["theoretical_speedup"] == pytest.approx((450 + 24) / (225 + 16))
+
+
+class _SequenceAndSharedLayers(torch.nn.Module):
+    """A Linear applied at every position of a length-6 sequence, and one Linear called twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Linear(8, 16)  # (6, 8) -> (6, 16): applied 6 times per example
+        self.shared = torch.nn.Linear(16, 16)  # called twice on the pooled vector
+        self.head = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = self.embed(x).mean(dim=1)
+        return self.head(self.shared(torch.relu(self.shared(h))))
+
+
+def test_flops_count_every_position_and_every_call_of_a_linear_layer():
+    """output_positions said 1 for every Linear and kept the last call only: a Linear over a sequence of
+    6 was counted once (128 MACs instead of 768), a Linear called twice once (256 instead of 512). Hand
+    count: params x applications per example."""
+    net = _SequenceAndSharedLayers()
+    with torch.no_grad():
+        net.shared.weight[:8] = 0  # half of shared's weights pruned
+    rows = {r["layer"]: r for r in layer_table(net, ["embed.weight", "shared.weight", "head.weight"], (6, 8))}
+    assert {k: r["flops_dense"] for k, r in rows.items()} == {"embed": 8 * 16 * 6, "shared": 16 * 16 * 2, "head": 16 * 3}
+    assert rows["shared"]["flops_sparse"] == 8 * 16 * 2

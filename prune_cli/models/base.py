@@ -57,13 +57,18 @@ def traced_forward(model: nn.Module, input_shape: tuple[int, ...], hooks: list, 
 
 def output_positions(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
     """For each Linear/Conv layer (by module name), how many times per example its weight is applied:
-    1 for Linear, H_out x W_out for a convolution. The FLOPs convention of prune_cli/metrics/cost.py,
-    shared with layer pruning's section costs."""
+    the output positions of every call (H_out x W_out for a convolution; 1 for a Linear on a vector, the
+    sequence length for one applied at every position), summed over the calls of one forward pass (a
+    layer used twice counts twice). The FLOPs convention of prune_cli/metrics/cost.py, shared with layer
+    pruning's section costs."""
     positions: dict[str, int] = {}
 
     def record(mod, inputs, output, _name):
-        spatial = output.shape[2:] if isinstance(mod, (nn.Conv1d, nn.Conv2d)) else ()
-        positions[_name] = math.prod(spatial) if spatial else 1
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+            per_call = math.prod(output.shape[2:])
+        else:  # a Linear: every output vector (all dimensions but the batch's and the features') is one application
+            per_call = math.prod(output.shape[1:-1])
+        positions[_name] = positions.get(_name, 0) + per_call
 
     hooks = [(m, lambda mod, i, o, _n=n: record(mod, i, o, _n)) for n, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)]
     traced_forward(model, input_shape, hooks)
