@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import _digest, _result_items
-from .mixing import CONFIGURATION, SEPARATE, runs_of, without_mixed
+from .mixing import CONFIGURATION, SEPARATE, rows_of, runs_of, without_mixed
 
 EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021)"
 # config keys that are scales of the law (not part of a family's identity)
@@ -332,6 +332,7 @@ def scaling_points(
                 "error": 1.0 - float(r["value"]),
                 "eps_np": 1.0 - float(dense_acc),
                 **{k: r.get(k) for k in identity},
+                "keyed_by_config": cfg is not None,  # False: the family is the context columns (shared CSVs only)
             }
         )
     return pd.DataFrame(rows)
@@ -350,6 +351,8 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         every = every.assign(target=every["target_density"].round(12).fillna(every["density"]))
         runs, mixed = without_mixed(every, at_scale + ["target"])
         left_out = "; ".join(f"{_point(at_scale, key)}: its {runs_of(info)}" for key, info in mixed.items())
+        runs, several = _without_several_dense_models(runs, at_scale)
+        left_out = "; ".join(x for x in (left_out, *several) if x)
         first = every.iloc[0]
         head = {
             "family": family,
@@ -358,7 +361,11 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             **{k: first[k] for k in ("method", "schedule")},
         }
         if not len(runs):
-            reason = "no point left: at every (scale, density) point one seed has runs of several configurations"
+            reason = (
+                "no point left: at every (scale, density) point one seed has runs of several configurations"
+                if not several
+                else "no point left: every point's runs mix configurations or dense models (left_out)"
+            )
             rows.append(_row(head, ScalingFit("skipped", reason).row(), left_out))
             continue
         mean = runs.groupby(at_scale + ["target"], dropna=False).agg(
@@ -396,6 +403,42 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 )
             )
     return pd.DataFrame(rows), (pd.concat(fitted, ignore_index=True) if fitted else pd.DataFrame())
+
+
+def _without_several_dense_models(runs: pd.DataFrame, at_scale: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """(`runs` less those of each scale at which one seed's runs carry more than one dense value, a note
+    per such scale). With only the shared CSVs (`keyed_by_config` False) a family is its context
+    columns, which hold no train.epochs or dataset options: its runs at one scale can come from several
+    dense models (2 epochs at some densities, 6 at others) although no (scale, density) point mixes
+    configurations. The runs of one dense model carry one dense value (the dense cache; a seed's dense
+    phase); averaging several into one eps_np gives the dense error of no network (mixing.py), so those
+    runs are left out, not pooled. A family read from run directories is the runs' whole config minus
+    the law's scales: its seed's runs at one scale share their dense configuration, and differing dense
+    values are copies of it (averaged, as mixing.py's rule allows)."""
+    unkeyed = ~runs["keyed_by_config"].fillna(False).astype(bool) if "keyed_by_config" in runs.columns else None
+    part = runs if unkeyed is None else runs[unkeyed.to_numpy()]
+    if not len(part):
+        return runs, []
+    values = part.assign(_dense=part["eps_np"].astype(float).round(9))
+    per_seed = values.groupby(at_scale + ["seed"], dropna=False)["_dense"].nunique()
+    bad = per_seed[per_seed > 1]
+    if not len(bad):
+        return runs, []
+    drop = pd.Series(False, index=runs.index)
+    notes = []
+    for key, seeds in bad.reset_index().groupby(at_scale, dropna=False)["seed"] if at_scale else [((), bad.reset_index()["seed"])]:
+        key = key if isinstance(key, tuple) else (key,)
+        here = rows_of(runs, at_scale, key) if at_scale else pd.Series(True, index=runs.index)
+        drop |= here
+        seeds = sorted(seeds.tolist())
+        most = int(bad.max()) if not at_scale else int(bad.loc[key].max())
+        which = f"seed {seeds[0]} has" if len(seeds) == 1 else f"seeds {', '.join(str(x) for x in seeds)} each have"
+        where = ", ".join(f"{name} {float(v):g}" for name, v in zip(at_scale, key)) if at_scale else "every density"
+        notes.append(
+            f"the dense errors of {where}: its {int(runs.loc[here, 'run_id'].nunique())} runs come from several dense "
+            f"models (distinct dense values; {which} runs of {most}), whose errors are not averaged into one eps_np"
+        )
+    return runs[~drop.to_numpy()], notes
 
 
 def _row(head: dict, fit: dict, left_out: str, **counts) -> dict:
