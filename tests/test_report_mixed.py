@@ -333,3 +333,34 @@ def test_scaling_fit_does_not_average_the_dense_errors_of_several_dense_models(t
     section = _section(build_report(root, plots=False)["summary.md"].read_text(), "Pruning scaling law")
     (line,) = [x for x in section.splitlines() if "left out" in x]
     assert line.startswith("  - magnitude / toy / mlp / oneshot: left out of the fit") and note in line
+
+
+def _two_dense_models(tmp_path):
+    """magnitude trained 2 epochs at sparsities 0.5, 0.75, 0.875 (dense 0.80 / 0.82 on seeds 0 / 1) and 6
+    epochs at 0.9375, 0.96875 (dense 0.90 / 0.92), only the shared CSVs: one curve, two dense models."""
+    runs = []
+    for seed, bump in enumerate((0.0, 0.02)):
+        for s in (0.5, 0.75, 0.875, 0.9375, 0.96875):
+            long = s > 0.9
+            runs.append((seed, "magnitude", s, 6 if long else 2, 0.6 - s / 10 + bump, (0.90 if long else 0.80) + bump))
+    return _shared_only(tmp_path, runs=runs), pd.DataFrame(runs, columns=["seed", "method", "sparsity", "epochs", "acc", "dense_acc"])
+
+
+def test_dense_lines_of_a_shared_csv_folder_are_one_per_dense_model(tmp_path, monkeypatch):
+    """Before: accuracy_vs_compression.png drew one dashed "dense" line at 0.86, the mean of the 2-epoch and
+    6-epoch dense models (0.81 and 0.91), the dense accuracy of neither. Now, with only the shared CSVs (no
+    config keys to tell the dense configurations apart), conditions whose dense values differ get a line
+    each, labelled by the sparsities it belongs to; the values are the seed means computed here."""
+    from matplotlib.axes import Axes
+
+    root, hand = _two_dense_models(tmp_path)
+    lines = []
+    axhline = Axes.axhline
+    monkeypatch.setattr(Axes, "axhline", lambda ax, y, *a, **k: (lines.append((k.get("label"), y)), axhline(ax, y, *a, **k))[1])
+    build_report(root, parallel=False)
+    dense = hand.groupby("epochs").apply(lambda g: g.groupby("seed")["dense_acc"].first().mean())
+    assert dense.to_dict() == pytest.approx({2: 0.81, 6: 0.91})
+    assert sorted(lines) == [
+        ("dense (sparsity 0.5, 0.75, 0.875)", pytest.approx(dense[2])),
+        ("dense (sparsity 0.9375, 0.96875)", pytest.approx(dense[6])),
+    ]

@@ -149,7 +149,7 @@ def _build(
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
         draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out)
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
-    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split)
+    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split, folder.key_source == "config")
     rd = recall_distortion_rows(folder)
     rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")] if len(rd) else rd
     per_class, rd_notes = pd.DataFrame(), []

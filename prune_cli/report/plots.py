@@ -4,7 +4,6 @@ figure when its data exists and returns the path, else None."""
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -107,30 +106,38 @@ def _pairs(df: pd.DataFrame) -> list[tuple]:
 METHOD_COLUMNS = ("method", "score", "allocation", "structure")
 
 
-def dense_references(part: pd.DataFrame, varying: list[str]) -> list[tuple[str, float]]:
+def dense_references(part: pd.DataFrame, varying: list[str], configs_known: bool = False) -> list[tuple[str, float]]:
     """The dashed dense lines of one (dataset, model) panel: (label, mean dense accuracy) per dense
     configuration. Curves that differ only in the method (its name, score, allocation, structure,
     method.* keys) share their dense model; curves that differ in anything else the panel varies
     (model.widths, train.epochs, the schedule) were trained from other dense models, and one line
     averaged over them (a width-16 and a width-64 MLP, say) is the dense accuracy of neither.
     One line "dense" when all the curves share one dense value; else one per configuration,
-    labelled by what tells the configurations apart."""
+    labelled by what tells the configurations apart. `configs_known` False (only the shared CSVs:
+    the keys hold no train.epochs or widths, docs/report.md "Runs a key cannot tell apart"): within
+    one configuration's curves, conditions whose dense values differ come from different dense
+    models, and each value gets its own line, labelled by the sparsities it belongs to."""
     keys = [c for c in varying if c not in METHOD_COLUMNS and not c.startswith("method.")]
-    if keys:
-        groups = [
-            (_label(r, keys), float(g["dense_mean"].mean())) for r, g in ((g.iloc[0], g) for _, g in part.groupby(keys, dropna=False))
-        ]
-    else:
-        groups = [("", float(part["dense_mean"].mean()))]
-    groups = [(label, value) for label, value in groups if math.isfinite(value)]
+    part = part[np.isfinite(part["dense_mean"].to_numpy(float))]
+    frames = [(_label(g.iloc[0], keys), g) for _, g in part.groupby(keys, dropna=False)] if keys else [("", part)]
+    groups = []
+    for label, g in frames:
+        values = g["dense_mean"].round(9)
+        if configs_known or values.nunique() <= 1:
+            groups.append((label, float(g["dense_mean"].mean())))
+            continue
+        for _, h in g.groupby(values, sort=True):
+            at = ", ".join(f"{float(x):g}" for x in sorted(h["target_sparsity"].unique()))
+            groups.append((f"{label} (sparsity {at})".strip(), float(h["dense_mean"].mean())))
     if len({round(value, 12) for _, value in groups}) <= 1:
         return [("dense", groups[0][1])] if groups else []
     return [(f"dense {label}", value) for label, value in groups]
 
 
-def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test") -> Optional[Path]:
+def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test", configs_known: bool = False) -> Optional[Path]:
     """Accuracy of the final sparse model against compression 1/(1-sparsity) (log axis), one curve per
-    method with confidence-interval error bars; the dense accuracy as a dashed line."""
+    method with confidence-interval error bars; the dense accuracy as dashed lines (`dense_references`;
+    `configs_known`: the runs' config.yaml gave the experiment keys)."""
     if not len(summary):
         return None
     final = final_phase(summary)
@@ -147,7 +154,7 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
             curve = curve.sort_values("target_sparsity")
             x = 1.0 / (1.0 - curve["target_sparsity"].to_numpy(float))
             _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label)
-        for (label, dense), ls in zip(dense_references(part, varying), itertools.cycle(("--", ":", "-."))):
+        for (label, dense), ls in zip(dense_references(part, varying, configs_known), itertools.cycle(("--", ":", "-."))):
             ax.axhline(dense, color="k", ls=ls, lw=1, label=label)
         ax.set_xscale("log", base=2)
         ticks = sorted(set(np.round(1.0 / (1.0 - part["target_sparsity"].to_numpy(float)), 3)))
