@@ -25,6 +25,7 @@ from .inputs import out_problem, results_dir_problem
 from .load import condition_keys, load_results
 from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
+from .points import ntk_points
 from .regions import regions_table
 from .scaling import fit_families, scaling_points, summary_lines
 from .summary import (
@@ -287,6 +288,8 @@ def _build(
     # the figure's points left out (a seed with runs of several configurations, mixing.py): said under its list
     regions_points = regions_table(regions) if painter is not None else None
     plot_notes = regions_points.notes if regions_points is not None else []
+    ntk_drawn = ntk_points(metrics, folder.configs) if painter is not None and len(metrics) else None
+    plot_notes += ntk_drawn.notes if ntk_drawn is not None else []
     if drawn or plot_notes:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
         md += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 from scipy.special import stdtrit  # noqa: E402
 
 from ..core.stats import t_interval  # noqa: E402
+from .points import ntk_points  # noqa: E402
 from .regions import _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
 from .summary import final_phase  # noqa: E402
 
@@ -267,30 +268,24 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
 
 def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> Optional[Path]:
     """NTK metrics (metric names starting with ntk_) of the final sparse model against the model width
-    (model.widths[0] from each run's config.yaml), mean ± CI over seeds, one curve per (method, sparsity)."""
-    if not len(metrics):
+    (model.widths[0] from each run's config.yaml), mean ± CI over seeds, one curve per (method, sparsity)
+    and varying config key; a point whose seed has runs of several configurations is left out
+    (points.ntk_points)."""
+    drawn = ntk_points(metrics, configs)
+    if drawn is None or not len(drawn.table):
         return None
-    ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_") & (metrics["phase"] != "dense")].copy()
-    widths = {run: (cfg.get("model", {}).get("widths") or [None])[0] for run, cfg in configs.items()}
-    ntk["width"] = ntk["run_id"].map(widths)
-    ntk = ntk[ntk["width"].notna()]
-    if not len(ntk):
-        return None
-    present = set(ntk["phase"])
-    ntk = ntk[ntk["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present else sorted(present)[0])]
-    names = sorted(ntk["metric"].unique())
+    names = sorted(drawn.table["metric"].unique())
     fig, axes = _figure(len(names))
     for ax, name in zip(axes[0], names):
-        part = ntk[ntk["metric"] == name]
-        curve_keys = ["method", "target_sparsity"] + _varying(part, candidates=(), skip=("model.widths",))
-        for key, curve in part.groupby(curve_keys):
-            stats = [(w, t_interval(g.groupby("seed")["value"].mean())) for w, g in curve.groupby("width")]
+        part = drawn.table[drawn.table["metric"] == name]
+        for label, curve in part.groupby("curve", sort=True):
+            stats = [(w, t_interval(g["value"])) for w, g in curve.groupby("width")]
             _curve(
                 ax,
                 [w for w, _ in stats],
                 [t["mean"] for _, t in stats],
                 half=[t["ci_half"] for _, t in stats],
-                label=" ".join(_part(k, v) for k, v in zip(curve_keys, key)),
+                label=label,
             )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (model.widths[0])")
