@@ -76,3 +76,29 @@ def test_ntk_figure_leaves_out_a_width_whose_runs_mix_configurations(tmp_path, m
         "- ntk_vs_width.png: random 0.5 at width 64 left out, its 6 runs of 2 configurations (distinct config_hash; "
         "seeds 0, 1, 2 each have runs of several) that the figure does not tell apart are not averaged"
     ), note
+
+
+def test_regions_and_ntk_intervals_follow_confidence(tmp_path, monkeypatch):
+    """--confidence 0.5: before, regions_vs_sparsity.png and ntk_vs_width.png drew 95% intervals whatever
+    the level (plots._half's default, t_interval's default). Now their half-widths are t_{0.75, n-1} sd /
+    sqrt(n), computed here with scipy from the planted values."""
+    from test_report_mixed import MAG, _shared_only
+
+    runs = [(seed, "magnitude", 0.5, 2, m, 0.9) for seed, m in enumerate(MAG)]
+    regions_root = _shared_only(tmp_path / "regions", runs=runs, regions=True)
+    ntk_root = tmp_path / "ntk"
+    for seed, v in enumerate(NTK[(32, 32)]):
+        ntk_run(ntk_root, seed, (32, 32), v)
+    curves = _recorded_curves(monkeypatch)
+    t = stats.t.ppf(0.75, 2)
+
+    build_report(regions_root, confidence=0.5, parallel=False)
+    (count,) = [c for c in curves if c[0] == "magnitude: ln lr_count"]
+    ln = pd.Series(MAG).mul(1000).map(math.log)
+    assert count[3] == [pytest.approx(t * ln.std(ddof=1) / math.sqrt(3))]
+
+    curves.clear()
+    build_report(ntk_root, confidence=0.5, parallel=False)
+    (ntk,) = [c for c in curves if c[1] == [32.0]]  # the accuracy curve's x is the compression, 2
+    values = pd.Series(NTK[(32, 32)])
+    assert ntk[3] == [pytest.approx(t * values.std(ddof=1) / math.sqrt(3))]

@@ -144,11 +144,11 @@ def _build(
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
     regions = folder.table("regions.csv")
-    draw("regions_vs_sparsity.png", "regions_vs_sparsity", regions, out)
+    draw("regions_vs_sparsity.png", "regions_vs_sparsity", regions, out, confidence)
     draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
     if len(metrics):
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
-        draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out)
+        draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out, confidence)
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
     draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split, folder.key_source == "config")
     rd = recall_distortion_rows(folder)

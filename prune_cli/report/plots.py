@@ -215,9 +215,9 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     return _save(fig, out / "recall_change_vs_dense.png")
 
 
-def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
-    """ln(region count) and the ln upper bounds against sparsity, mean ± CI over seeds, per method
-    (the points of regions.regions_table)."""
+def regions_vs_sparsity(regions: pd.DataFrame, out: Path, confidence: float = 0.95) -> Optional[Path]:
+    """ln(region count) and the ln upper bounds against sparsity, mean ± CI (at `confidence`, prune-report's
+    --confidence) over seeds, per method (the points of regions.regions_table)."""
     drawn = regions_table(regions)
     if drawn is None or not len(drawn.table):
         return None
@@ -225,7 +225,7 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
     ax = axes[0][0]
     for (curve, series, style), part in drawn.table.groupby(["curve", "series", "style"], sort=False):
         part = part.set_index("target_sparsity").sort_index()
-        _curve(ax, part.index, part["mean"], half=_half(part), ls=style, label=f"{curve}: {series}" if curve else series)
+        _curve(ax, part.index, part["mean"], half=_half(part, confidence), ls=style, label=f"{curve}: {series}" if curve else series)
     ax.set_title(_title("linear regions of the final sparse model", _by(drawn.varying)), fontsize=9)
     ax.set_xlabel("target sparsity")
     ax.set_ylabel("ln(number of regions)")
@@ -266,9 +266,9 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
     return _save(fig, out / "hessian_density.png")
 
 
-def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> Optional[Path]:
+def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path, confidence: float = 0.95) -> Optional[Path]:
     """NTK metrics (metric names starting with ntk_) of the final sparse model against the model width
-    (model.widths[0] from each run's config.yaml), mean ± CI over seeds, one curve per (method, sparsity)
+    (model.widths[0] from each run's config.yaml), mean ± CI (at `confidence`) over seeds, one curve per (method, sparsity)
     and varying config key; a point whose seed has runs of several configurations is left out
     (points.ntk_points)."""
     drawn = ntk_points(metrics, configs)
@@ -279,7 +279,7 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> 
     for ax, name in zip(axes[0], names):
         part = drawn.table[drawn.table["metric"] == name]
         for label, curve in part.groupby("curve", sort=True):
-            stats = [(w, t_interval(g["value"])) for w, g in curve.groupby("width")]
+            stats = [(w, t_interval(g["value"], confidence)) for w, g in curve.groupby("width")]
             _curve(
                 ax,
                 [w for w, _ in stats],
