@@ -102,3 +102,65 @@ def test_regions_and_ntk_intervals_follow_confidence(tmp_path, monkeypatch):
     (ntk,) = [c for c in curves if c[1] == [32.0]]  # the accuracy curve's x is the compression, 2
     values = pd.Series(NTK[(32, 32)])
     assert ntk[3] == [pytest.approx(t * values.std(ddof=1) / math.sqrt(3))]
+
+
+def hessian_run(root, seed, widths, sparsity, dense_peak, pruned_peak, method="magnitude") -> str:
+    """A completed run directory with model.widths = `widths` and hessian_density.csv: a dense and a pruned
+    density on a 3-point grid, peaked at `dense_peak` and `pruned_peak` (values that tell the curves apart)."""
+    run_id = f"{method}-s{sparsity:g}-w{'x'.join(map(str, widths))}-seed{seed}"
+    d = root / "runs" / run_id
+    d.mkdir(parents=True)
+    cfg = _config(seed, method, sparsity, 1)
+    cfg["model"]["widths"] = list(widths)
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ctx = dict(run_id=run_id, name="run", seed=seed, dataset="toy", model="mlp", method=method, score=method)
+    ctx |= dict(allocation="global", structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
+    acc = [{**ctx, "phase": p, "split": "test", "metric": "accuracy", "value": 0.8, "dense_value": 0.9} for p in ("dense", "pruned")]
+    pd.DataFrame(acc).to_csv(d / "metrics.csv", index=False)
+    rows = [
+        {**ctx, "phase": phase, "grid": g, "density": peak if g == 0.0 else 0.1}
+        for phase, peak in (("dense", dense_peak), ("pruned", pruned_peak))
+        for g in (-1.0, 0.0, 1.0)
+    ]
+    pd.DataFrame(rows).to_csv(d / "hessian_density.csv", index=False)
+    (d / "COMPLETE").write_text(run_id + "\n")
+    return run_id
+
+
+def test_hessian_figure_shows_each_dense_model_and_tells_the_runs_apart(tmp_path, monkeypatch):
+    """magnitude at 0.5 on MLPs of widths [32, 32] (dense peak 5, pruned 3) and [16, 16] (dense peak 7,
+    pruned 4), seed 0. Before: the dense panel drew the first run's dense model only (a `break`: "every
+    run of a seed shares its dense model"), dropping the [16, 16] one, and both pruned curves were labelled
+    "magnitude 0.5". Now one dense curve per dense model, and every label names the widths."""
+    from matplotlib.axes import Axes
+
+    root = tmp_path / "res"
+    hessian_run(root, 0, (32, 32), 0.5, 5.0, 3.0)
+    hessian_run(root, 0, (16, 16), 0.5, 7.0, 4.0)
+    drawn = []
+    plot = Axes.plot
+    monkeypatch.setattr(
+        Axes, "plot", lambda ax, *a, **k: (drawn.append((ax.get_title(), k.get("label"), list(a[1]))), plot(ax, *a, **k))[1]
+    )
+    assert "hessian_density.png" in build_report(root, parallel=False)
+    # the panels are titled after the curves are drawn: tell them apart by the peak
+    got = sorted((label, max(y)) for _, label, y in drawn if label is not None and len(y) == 3)
+    assert got == [
+        ("dense widths=[16, 16]", 7.0),
+        ("dense widths=[32, 32]", 5.0),
+        ("magnitude 0.5 widths=[16, 16]", 4.0),
+        ("magnitude 0.5 widths=[32, 32]", 3.0),
+    ]
+
+
+def test_hessian_labels_of_runs_the_columns_do_not_tell_apart():
+    """Only the shared CSVs: two runs of seed 0, both magnitude at 0.5 (2 and 6 epochs, which no column
+    records). Before, both curves were "magnitude 0.5"; now each label carries its run id, and the dense
+    models are named by their runs."""
+    rows = [
+        {"run_id": run, "seed": 0, "method": "magnitude", "target_sparsity": 0.5, "phase": "dense", "grid": 0.0, "density": 1.0}
+        for run in ("r-e2", "r-e6")
+    ]
+    labels, dense_label = plotting.hessian_labels(pd.DataFrame(rows))
+    assert labels == {"r-e2": "magnitude 0.5 (r-e2)", "r-e6": "magnitude 0.5 (r-e6)"}
+    assert dense_label(["r-e6"], 2) == "dense of magnitude 0.5 (r-e6)" and dense_label(["r-e2", "r-e6"], 1) == "dense"

@@ -234,36 +234,68 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path, confidence: float = 0.
 
 
 def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
-    """SLQ spectral density of the loss Hessian, one panel per phase, one curve per (method, sparsity)
-    for the smallest seed (densities of different seeds live on different grids)."""
+    """SLQ spectral density of the loss Hessian, one panel per phase, one curve per run of the smallest
+    seed (densities of different seeds live on different grids, so none is averaged), labelled by the
+    method, the sparsity and every key that varies (`hessian_labels`). The dense panel draws one curve
+    per dense model: the runs of one dense model carry the same dense density; runs of other widths or
+    epochs carry their own, and each is drawn (before, only the first run's)."""
     if not len(density) or not {"grid", "density"} <= set(density.columns):
         return None
     phases = [p for p in ("dense", "pruned", "finetuned") if p in set(density["phase"])] or sorted(set(density["phase"]))
     fig, axes = _figure(len(phases))
     seed = density["seed"].min() if "seed" in density.columns else None
     df = density[density["seed"] == seed] if seed is not None else density
+    df = df.drop_duplicates()  # the same run's rows copied into the shared CSVs twice
+    if "run_id" not in df.columns:
+        df = df.assign(run_id="")
+    labels, dense_labels = hessian_labels(df)
     for ax, phase in zip(axes[0], phases):
         part = df[df["phase"] == phase]
-        runs = part.groupby("run_id", sort=True) if "run_id" in part.columns else [("", part)]
-        for _, curve in runs:  # one curve per run (each run's density has its own grid)
-            first = curve.iloc[0]
-            label = " ".join(
-                f"{first[k]:g}" if isinstance(first[k], float) else str(first[k])
-                for k in ("method", "target_sparsity")
-                if k in curve.columns
-            )
-            if phase == "dense":
-                label = "dense"
+        curves = [(labels[run], curve) for run, curve in part.groupby("run_id", sort=True)]  # each run's own grid
+        if phase == "dense":  # one curve per dense model: runs with identical dense densities share it
+            models: dict[tuple, list] = {}
+            for run, curve in part.groupby("run_id", sort=True):
+                curve = curve.sort_values("grid")
+                shape = tuple(np.round(curve[["grid", "density"]].to_numpy(float), 12).ravel())
+                models.setdefault(shape, [run, curve, []])[2].append(run)
+            curves = [(dense_labels(runs, len(models)), curve) for _, curve, runs in models.values()]
+            if len({label for label, _ in curves}) < len(curves):  # the keys do not tell two dense models apart
+                curves = [("dense of " + ", ".join(labels[r] for r in runs), curve) for _, curve, runs in models.values()]
+        for label, curve in curves:
             curve = curve.sort_values("grid")
-            ax.plot(curve["grid"], np.maximum(curve["density"], 1e-12), label=label)
-            if phase == "dense":
-                break  # every run of a seed shares its dense model
+            ax.plot(curve["grid"].to_numpy(float), np.maximum(curve["density"].to_numpy(float), 1e-12), label=label)
         ax.set_yscale("log")
         ax.set_xlabel("Hessian eigenvalue")
         ax.set_title(f"{phase} (seed {seed})" if seed is not None else phase)
         _legend(ax, 7)
     axes[0][0].set_ylabel("spectral density (SLQ)")
     return _save(fig, out / "hessian_density.png")
+
+
+def hessian_labels(df: pd.DataFrame):
+    """({run_id: its legend label}, a function (runs of one dense model, number of dense models) -> the
+    dense curve's label). A run's label: method, sparsity and the keys that vary between the runs (model
+    widths, epochs, schedule, ...); runs that still share a label (only the shared CSVs: no epochs or widths
+    in the columns) get their run id appended. A dense model's label: "dense" when it is the only one,
+    else "dense" and the non-method keys of its runs (`dense widths=[32, 32]`), or its runs' labels where
+    those keys do not tell the dense models apart."""
+    first = df.groupby("run_id", sort=True).first()
+    varying = [k for k in _varying(df) if k != "method"]
+    keys = [k for k in ("method", "target_sparsity") if k in first.columns] + varying
+    text = {run: " ".join(_part(k, r[k]) for k in keys) for run, r in first.iterrows()}
+    counts = pd.Series(text).value_counts()
+    labels = {run: (f"{t} ({run})" if counts[t] > 1 else t) for run, t in text.items()}
+    dense_keys = [k for k in varying if k not in METHOD_COLUMNS and not k.startswith("method.")]
+
+    def dense_label(runs: list, n_models: int) -> str:
+        if n_models == 1:
+            return "dense"
+        own = {" ".join(_part(k, first.loc[run, k]) for k in dense_keys) for run in runs} if dense_keys else set()
+        if len(own) == 1 and all(own):
+            return f"dense {own.pop()}"
+        return "dense of " + ", ".join(labels[run] for run in runs)
+
+    return labels, dense_label
 
 
 def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path, confidence: float = 0.95) -> Optional[Path]:
