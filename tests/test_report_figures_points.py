@@ -164,3 +164,25 @@ def test_hessian_labels_of_runs_the_columns_do_not_tell_apart():
     labels, dense_label = plotting.hessian_labels(pd.DataFrame(rows))
     assert labels == {"r-e2": "magnitude 0.5 (r-e2)", "r-e6": "magnitude 0.5 (r-e6)"}
     assert dense_label(["r-e6"], 2) == "dense of magnitude 0.5 (r-e6)" and dense_label(["r-e2", "r-e6"], 1) == "dense"
+
+
+def test_recall_change_figure_gives_each_variant_of_a_method_its_own_series(tmp_path, monkeypatch):
+    """magnitude at 0.5 trained 2 epochs (accuracy 0.60 + 0.01 s, dense 0.90) and 6 epochs (0.80 + 0.01 s,
+    dense 0.95), seeds 0-2, every class's recall = the accuracy. Before: one series per sparsity, so the
+    panel's "one point per class" held two points per class, one of each variant, under one legend entry.
+    Now one series per (sparsity, variant): 2 points each, at the recall changes computed here."""
+    from test_report_experiments import write_run
+
+    root = tmp_path / "res"
+    hand = []
+    for seed in range(3):
+        for epochs, acc, dense in ((2, 0.60, 0.90), (6, 0.80, 0.95)):
+            write_run(root, seed, "magnitude", 0.5, epochs, acc + 0.01 * seed, dense_acc=dense)
+            hand.append({"epochs": epochs, "seed": seed, "delta": acc + 0.01 * seed - dense, "dense": dense})
+    curves = _recorded_curves(monkeypatch)
+    build_report(root, parallel=False)
+    mine = pd.DataFrame(hand).groupby("epochs").mean()
+    got = sorted((label, x, y) for label, x, y, _ in curves if label and label.startswith("sparsity"))
+    assert [label for label, _, _ in got] == ["sparsity 0.5 epochs=2", "sparsity 0.5 epochs=6"]
+    for (_, x, y), epochs in zip(got, (2, 6)):
+        assert x == pytest.approx([mine.loc[epochs, "dense"]] * 2) and y == pytest.approx([mine.loc[epochs, "delta"]] * 2)

@@ -169,16 +169,29 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
     return _save(fig, out / "accuracy_vs_compression.png")
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
 def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]:
     """Per-class recall change (pruned - dense, mean ± CI over seeds) against the class's dense recall,
-    one panel per method, colours by sparsity: the intensification picture (weak classes lose more)."""
+    one panel per method, colours by sparsity and one series per variant of the method (the keys that
+    vary within it: allocation, schedule, name, widths, epochs, ...; marker by variant): the
+    intensification picture (weak classes lose more), one point per class in each series."""
     if not len(per_class):
         return None
     # One row per (condition, phase, class): the experiment key identifies the condition. A
     # pivot_table over every condition column with dropna=False built their Cartesian product (20 GB
     # for a folder with method-specific keys such as LAP's).
+    varying = [k for k in _varying(per_class, candidates=("method", *METHOD_COLUMNS[1:], "schedule", "name")) if k != "method"]
+    if "method" in per_class.columns:  # keys that vary within a method: the variants of its panel
+        varying = [k for k in varying if per_class.groupby("method")[k].nunique(dropna=False).max() > 1]
+    per_class = per_class.assign(
+        _variant=[" ".join(_part(k, r[k]) for k in varying) for r in per_class[varying].to_dict(orient="records")] if varying else ""
+    )
     keys = [
-        k for k in ("experiment", "dataset", "model", "method", "target_sparsity", "split", "phase", "class") if k in per_class.columns
+        k
+        for k in ("experiment", "dataset", "model", "method", "_variant", "target_sparsity", "split", "phase", "class")
+        if k in per_class.columns
     ]
     values = per_class.set_index(keys + ["quantity"])[["mean", "ci_low", "ci_high"]]
     wide = values[~values.index.duplicated()].unstack("quantity").reset_index()
@@ -191,25 +204,29 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     fig, axes = _figure(len(methods), sharey=True)
     cmap = plt.get_cmap("viridis")
     levels = sorted(wide["target_sparsity"].unique())
+    variants = sorted(wide["_variant"].unique())
     for ax, method in zip(axes[0], methods):
         part = wide[wide["method"] == method]
         for i, level in enumerate(levels):
-            pts = part[part["target_sparsity"] == level]
-            if not len(pts):
-                continue
-            _curve(
-                ax,
-                pts["mean_dense_recall"],
-                pts["mean"],
-                low=pts["ci_low_delta_recall"],
-                high=pts["ci_high_delta_recall"],
-                color=cmap(i / max(1, len(levels) - 1)),
-                label=f"sparsity {level:g}",
-                ls="none",
-            )
+            for j, variant in enumerate(variants):
+                pts = part[(part["target_sparsity"] == level) & (part["_variant"] == variant)]
+                if not len(pts):
+                    continue
+                _curve(
+                    ax,
+                    pts["mean_dense_recall"],
+                    pts["mean"],
+                    low=pts["ci_low_delta_recall"],
+                    high=pts["ci_high_delta_recall"],
+                    color=cmap(i / max(1, len(levels) - 1)),
+                    label=f"sparsity {level:g} {variant}".strip(),
+                    ls="none",
+                    marker=MARKERS[j % len(MARKERS)],
+                )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("dense recall of the class (mean over seeds)")
-        ax.set_title(_title(f"{method}: one point per class", "colour = target sparsity"), fontsize=9)
+        shape = f", marker = {', '.join(varying)}" if varying else ""
+        ax.set_title(_title(f"{method}: one point per class", f"colour = target sparsity{shape}"), fontsize=9)
         _legend(ax, 8)
     axes[0][0].set_ylabel("recall change vs dense (mean ± CI)")
     return _save(fig, out / "recall_change_vs_dense.png")
