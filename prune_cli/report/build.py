@@ -163,7 +163,7 @@ def _build(
         keys = condition_keys(rd_split) + ["split", "phase"]
         per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
         draw("recall_change_vs_dense.png", "recall_change_vs_dense", per_class, out)
-    scaling_md, scaling_files = _scaling(folder, out, split, draw)  # its files join `written` after the plots are drawn
+    scaling_md, scaling_files = _scaling(folder, out, split, confidence, draw)  # its files join `written` after the plots are drawn
 
     # `written` in the order of the previous versions (the command prints it)
     written: dict[str, Path] = {}
@@ -307,7 +307,7 @@ def _intensification_table(intens: pd.DataFrame) -> pd.DataFrame:
     return t[[c for c in shown if c in t.columns]]
 
 
-def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:
+def _scaling(folder, out: Path, split: str, confidence: float, draw) -> tuple[list[str], dict[str, Path]]:
     """The pruning scaling law (report/scaling.py): fit it to every family, write scaling_fit.csv,
     hand its figure to `draw` (the painter); return the summary.md lines and the files."""
     items = folder.results.items if folder.results is not None else None
@@ -317,5 +317,5 @@ def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, 
     table, fitted = fit_families(points)
     written = {"scaling_fit.csv": out / "scaling_fit.csv"}
     atomic_write_csv(table, written["scaling_fit.csv"])
-    draw("scaling_fit.png", "plot_fits", fitted, out, split, module=SCALING)
+    draw("scaling_fit.png", "plot_fits", fitted, out, split, confidence, module=SCALING)
     return summary_lines(table), written

@@ -503,9 +503,10 @@ def _family_lines(row: dict) -> list[str]:
     return [head + ", ".join(params) + "; " + fit_error + (f"; {row['reason']}" if row["reason"] else ""), *below]
 
 
-def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[Path]:
+def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: float = 0.95) -> Optional[Path]:
     """Two panels per fitted family. Left: error against density (log-log), the seed means (error
-    bars: std over seeds) and the fitted law, one colour per (width, depth, dataset size) that has
+    bars: the Student-t interval of the seed mean at `confidence`, prune-report's --confidence, as in
+    every other figure; before, the std over seeds) and the fitted law, one colour per (width, depth, dataset size) that has
     its own eps_np. Right: fitted against measured error with the identity line, the paper's view
     of a joint fit over all scales."""
     if not len(fitted):
@@ -514,11 +515,20 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogFormatter
+    from scipy.special import stdtrit
 
     from .plots import _legend, _save
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
+
+    class PlainMinor(LogFormatter):
+        """Minor tick labels as plain numbers, only where matplotlib's LogFormatter labels them (an axis
+        spanning under one decade; a subset of the ticks): before, every minor tick was labelled and
+        the labels overlapped."""
+
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
 
     families = list(dict.fromkeys(fitted["family"]))
     fig, axes = plt.subplots(1, 2 * len(families), squeeze=False)
@@ -532,7 +542,20 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[
             tag = ", ".join(f"{k}={v:g}" for k, v in zip(keys, key))
             g = g.sort_values("density")
             color = f"C{j % 10}"
-            ax.errorbar(g["density"], g["error"], yerr=g["error_std"].fillna(0.0), fmt="o", ms=3, color=color, label=tag or "data")
+            n = g["n_seeds"].to_numpy(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                half = np.where(
+                    n > 1, stdtrit(np.maximum(n - 1, 1), (1 + confidence) / 2) * g["error_std"].to_numpy(float) / np.sqrt(n), 0.0
+                )
+            ax.errorbar(
+                g["density"].to_numpy(float),
+                g["error"].to_numpy(float),
+                yerr=np.nan_to_num(half),
+                fmt="o",
+                ms=3,
+                color=color,
+                label=tag or "data",
+            )
             first = g.iloc[0]
             grid = np.geomspace(g["density"].min() / 1.5, min(1.0, g["density"].max() * 1.5), 200)
             curve = pruned_error(grid, first["eps_np"], first["eps_up"], first["gamma"], first["p"], first["scale"])
@@ -544,13 +567,14 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[
         for a in (ax, diag):
             a.set_yscale("log")
             a.yaxis.set_major_formatter(plain)
-            a.yaxis.set_minor_formatter(plain)
+            a.yaxis.set_minor_formatter(PlainMinor(labelOnlyBase=False))
         ax.set_xscale("log")
         diag.set_xscale("log")
-        diag.xaxis.set_major_formatter(plain)
-        diag.xaxis.set_minor_formatter(plain)
+        for a in (ax, diag):
+            a.xaxis.set_major_formatter(plain)
+            a.xaxis.set_minor_formatter(PlainMinor(labelOnlyBase=False))
         ax.set_xlabel("density (fraction of prunable weights kept)")
-        ax.set_ylabel(f"{split} error (points: seed means; lines: fit)")
+        ax.set_ylabel(f"{split} error (seed means ± {confidence:.0%} CI; lines: fit)")
         ax.set_title(part["label"].iloc[0], fontsize=8, y=1.0)
         diag.set_xlabel(f"measured {split} error")
         diag.set_ylabel(f"fitted {split} error")
