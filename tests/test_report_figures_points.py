@@ -186,3 +186,42 @@ def test_recall_change_figure_gives_each_variant_of_a_method_its_own_series(tmp_
     assert [label for label, _, _ in got] == ["sparsity 0.5 epochs=2", "sparsity 0.5 epochs=6"]
     for (_, x, y), epochs in zip(got, (2, 6)):
         assert x == pytest.approx([mine.loc[epochs, "dense"]] * 2) and y == pytest.approx([mine.loc[epochs, "delta"]] * 2)
+
+
+def test_a_dollar_in_a_config_value_is_shown_as_written_in_every_figure(tmp_path, monkeypatch):
+    """dataset.cache_dir=/tmp/p$^$q varies between two experiments, so it is in every figure's legend.
+    Before: matplotlib read `$^$` as mathtext, the report stopped with a ValueError (reported as an argument
+    error, exit 2) and left a partial report. Now every figure is written and its legend shows the value
+    as written."""
+    import matplotlib.pyplot as plt
+
+    from test_report_summary import _with_cache_dirs
+
+    root = tmp_path / "res"
+    _with_cache_dirs(root, ["/tmp/p$^$q", "/tmp/r"])
+    for d in sorted((root / "runs").iterdir()):
+        m = pd.read_csv(d / "metrics.csv")
+        ctx = m.iloc[0].drop(["phase", "split", "metric", "value", "dense_value"]).to_dict()
+        ntk = {
+            **ctx,
+            "phase": "finetuned",
+            "split": "model",
+            "metric": "ntk_condition",
+            "value": 2.0 + ctx["seed"],
+            "dense_value": None,
+        }
+        pd.concat([m, pd.DataFrame([ntk])]).to_csv(d / "metrics.csv", index=False)
+        pd.DataFrame([{**ctx, "phase": "finetuned", "lr_count": 100 + ctx["seed"]}]).to_csv(d / "regions.csv", index=False)
+        rows = [{**ctx, "phase": p, "grid": g, "density": 1.0} for p in ("dense", "finetuned") for g in (0.0, 1.0)]
+        pd.DataFrame(rows).to_csv(d / "hessian_density.csv", index=False)
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    written = build_report(root, parallel=False)
+    drawn = {"accuracy_vs_compression.png", "recall_change_vs_dense.png", "regions_vs_sparsity.png"}
+    drawn |= {"hessian_density.png", "ntk_vs_width.png"}
+    assert drawn <= set(written)
+    shown = [
+        any("/tmp/p$^$q" in t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()) for fig in figures
+    ]
+    assert len(figures) == 5 and all(shown), shown

@@ -57,11 +57,29 @@ def _figure(n_panels: int, sharey: bool = False):
     return fig, axes
 
 
+def plain_text(fig) -> None:
+    """Show every title, axis label and legend entry of `fig` as written: their text comes from config
+    values and method names (a `dataset.cache_dir=/tmp/p$^$q`), which matplotlib would parse as mathtext
+    between two `$` and, on a bad expression, stop the report with a ValueError. Tick labels keep
+    mathtext (the log axes' formatters write 10^k with it)."""
+    from matplotlib.text import Text
+
+    ticks = {id(ax_.xaxis.offsetText) for ax_ in fig.axes} | {id(ax_.yaxis.offsetText) for ax_ in fig.axes}
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks |= {id(tick.label1), id(tick.label2)}
+    for text in fig.findobj(Text):
+        if id(text) not in ticks:
+            text.set_parse_math(False)
+
+
 def _save(fig, path: Path) -> Path:
     """Place the axes by hand: each panel keeps PANEL's size and is followed by the measured width of
     its legend, so no legend covers data or leaves the figure; then save with a single draw.
     Constrained layout and bbox_inches="tight" each drew the figure again and took most of
     prune-report's time (scripts/bench_report.py)."""
+    plain_text(fig)
     renderer = fig.canvas.get_renderer()
     axes = fig.axes
     sizes = []
