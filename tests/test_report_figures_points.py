@@ -73,7 +73,7 @@ def test_ntk_figure_leaves_out_a_width_whose_runs_mix_configurations(tmp_path, m
     plots = written["summary.md"].read_text().split("## Plots")[1]
     (note,) = [line for line in plots.splitlines() if line.startswith("- ntk_vs_width.png")]
     assert note.startswith(
-        "- ntk_vs_width.png: random 0.5 at width 64 left out, its 6 runs of 2 configurations (distinct config_hash; "
+        "- ntk_vs_width.png: random sparsity 0.5 at width 64 left out, its 6 runs of 2 configurations (distinct config_hash; "
         "seeds 0, 1, 2 each have runs of several) that the figure does not tell apart are not averaged"
     ), note
 
@@ -225,3 +225,20 @@ def test_a_dollar_in_a_config_value_is_shown_as_written_in_every_figure(tmp_path
         any("/tmp/p$^$q" in t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()) for fig in figures
     ]
     assert len(figures) == 5 and all(shown), shown
+
+
+def test_ntk_figure_plots_measurements_only_and_names_the_sparsity(tmp_path, monkeypatch):
+    """ntk_num_inputs (how many inputs the NTK used: a budget setting, prune_cli/metrics/ntk.py) was drawn as
+    a metric panel, and the legend said "random 0.5"; now only ntk_condition has a panel, labelled "random
+    sparsity 0.5"."""
+    root = tmp_path / "res"
+    for seed, v in enumerate(NTK[(32, 32)]):
+        run = ntk_run(root, seed, (32, 32), v)
+        path = root / "runs" / run / "metrics.csv"
+        m = pd.read_csv(path)
+        extra = m[m["metric"] == "ntk_condition"].assign(metric="ntk_num_inputs", value=64.0)
+        pd.concat([m, extra]).to_csv(path, index=False)
+    curves = _recorded_curves(monkeypatch)
+    build_report(root, parallel=False)
+    ntk = [(label, y) for label, x, y, _ in curves if x == [32.0]]
+    assert ntk == [("random sparsity 0.5", [pytest.approx(sum(NTK[(32, 32)]) / 3)])]

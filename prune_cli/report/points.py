@@ -11,6 +11,8 @@ from .mixing import runs_of, without_mixed
 from .regions import _part, _varying
 
 NTK_FIGURE = "ntk_vs_width.png"
+# rows of the NTK metric that are its settings, not measurements (prune_cli/metrics/ntk.py: the number of inputs used)
+NTK_SETTINGS = ("ntk_num_inputs",)
 
 
 class NtkPoints(NamedTuple):
@@ -28,14 +30,15 @@ def _final_phase(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def ntk_points(metrics: pd.DataFrame, configs: dict[str, dict]) -> Optional[NtkPoints]:
-    """NTK metrics (names starting with ntk_) of the final sparse model per curve (method, target
+    """NTK metrics (names starting with ntk_, less the settings NTK_SETTINGS) of the final sparse model per curve (method, target
     sparsity and the config keys that vary, model.widths aside) and width (model.widths[0] of each
     run's config.yaml). The x axis shows the first width only, so runs of widths [64, 64] and
     [64, 128] land on one point: where one seed has runs of several configurations at a (curve,
     width), that point is left out (mixing.py), not averaged. None without NTK rows of a known width."""
     if not len(metrics) or "metric" not in metrics.columns:
         return None
-    ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_") & (metrics["phase"] != "dense")].copy()
+    names = metrics["metric"].astype(str)
+    ntk = metrics[names.str.startswith("ntk_") & ~names.isin(NTK_SETTINGS) & (metrics["phase"] != "dense")].copy()
     widths = {run: ((cfg.get("model") or {}).get("widths") or [None])[0] for run, cfg in configs.items()}
     ntk["width"] = ntk["run_id"].map(widths)
     ntk = ntk[ntk["width"].notna()]
@@ -43,7 +46,10 @@ def ntk_points(metrics: pd.DataFrame, configs: dict[str, dict]) -> Optional[NtkP
         return None
     ntk = _final_phase(ntk)
     keys = ["method", "target_sparsity"] + _varying(ntk, candidates=(), skip=("model.widths",))
-    ntk["curve"] = [" ".join(_part(k, r[k]) for k in keys) for r in ntk[keys].to_dict(orient="records")]
+    ntk["curve"] = [
+        " ".join(f"sparsity {_part(k, r[k])}" if k == "target_sparsity" else _part(k, r[k]) for k in keys)
+        for r in ntk[keys].to_dict(orient="records")
+    ]
     notes = []
     if "seed" in ntk.columns:
         ntk, mixed = without_mixed(ntk, ["curve", "width"])
