@@ -123,6 +123,7 @@ def _pairs(df: pd.DataFrame) -> list[tuple]:
 
 
 METHOD_COLUMNS = ("method", "score", "allocation", "structure")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
 def dense_references(part: pd.DataFrame, varying: list[str], configs_known: bool = False) -> list[tuple[str, float]]:
@@ -153,6 +154,16 @@ def dense_references(part: pd.DataFrame, varying: list[str], configs_known: bool
     return [(f"dense {label}", value) for label, value in groups]
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def curve_style(k: int) -> dict:
+    """Colour, line style and marker of a figure's k-th curve: the 10 colours of matplotlib's cycle, then
+    the next line style and marker with each further 10 curves, so that 40 curves differ in at least one
+    (before, curve 10 looked exactly like curve 0)."""
+    return {"color": f"C{k % 10}", "ls": LINE_STYLES[(k // 10) % len(LINE_STYLES)], "marker": MARKERS[(k // 10) % len(MARKERS)]}
+
+
 def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test", configs_known: bool = False) -> Optional[Path]:
     """Accuracy of the final sparse model against compression 1/(1-sparsity) (log axis), one curve per
     method with confidence-interval error bars; the dense accuracy as dashed lines (`dense_references`;
@@ -169,10 +180,10 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
     for ax, (dataset, model) in zip(axes[0], pairs):
         part = acc[(acc["dataset"] == dataset) & (acc["model"] == model)]
         labels = [_label(r, varying) for r in part[varying].to_dict(orient="records")] if varying else ["" for _ in range(len(part))]
-        for label, curve in part.groupby(np.asarray(labels, dtype=object)):
+        for k, (label, curve) in enumerate(part.groupby(np.asarray(labels, dtype=object))):
             curve = curve.sort_values("target_sparsity")
             x = 1.0 / (1.0 - curve["target_sparsity"].to_numpy(float))
-            _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label)
+            _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label, **curve_style(k))
         for (label, dense), ls in zip(dense_references(part, varying, configs_known), itertools.cycle(("--", ":", "-."))):
             ax.axhline(dense, color="k", ls=ls, lw=1, label=label)
         ax.set_xscale("log", base=2)
@@ -185,9 +196,6 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
         ax.set_title(_title(f"{dataset} / {model}: final sparse model", _by(varying)), fontsize=9)
         _legend(ax, 8)
     return _save(fig, out / "accuracy_vs_compression.png")
-
-
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
 def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]:
