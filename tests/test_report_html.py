@@ -101,3 +101,13 @@ def test_markdown_table_cells_unescape_pipes():
     md = "| a | b |\n|---|---|\n| x\\|y<br>z | 2 |\n"
     page = markdown_to_html(md, folder=None, title="t")
     assert "<tr><td>x|y<br>z</td><td>2</td></tr>" in page
+
+
+def test_a_line_that_starts_like_an_image_but_is_not_one_is_a_paragraph():
+    """Before: a line starting with `![` that is not a whole image (`![broken`) matched neither the
+    image branch nor the paragraph loop (which stops at `![`), so the paragraph was empty and the
+    loop never advanced: markdown_to_html never returned. Now such a line is text of its paragraph."""
+    page = markdown_to_html("text\n![broken\n\n![alt](missing.png) tail\n![x", folder=None, title="t")
+    assert "<p>text</p>" in page
+    assert "<p>![broken</p>" in page
+    assert "<p>![alt](missing.png) tail</p>" in page and "<p>![x</p>" in page

@@ -289,3 +289,78 @@ def test_regions_figure_leaves_out_points_that_mix_configurations(tmp_path):
     plots = _section(written["summary.md"].read_text(), "Plots")
     assert f"- {note}" in plots.splitlines()
     assert html.escape(note.split(" (distinct")[0]) in written["report.html"].read_text()
+
+
+def test_scaling_fit_does_not_average_the_dense_errors_of_several_dense_models(tmp_path):
+    """magnitude trained 2 epochs (dense 0.80 / 0.82 on seeds 0 / 1) at densities 0.5, 0.25, 0.125 and 6
+    epochs (dense 0.90 / 0.92) at 0.0625 and 0.03125: with only the shared CSVs one family, and no point
+    mixes configurations (each density has one run per seed). Before: eps_np was the mean of each seed's
+    two dense errors (0.15 = (0.2 + 0.1 + 0.18 + 0.08) / 4 over seeds), the dense error of no model, and
+    the family was fitted with no note. Now the family's runs are left out, named in `left_out` and under
+    the family in summary.md. random (one dense model per seed, dense 0.90 / 0.92 at all five densities)
+    is fitted with eps_np = the seed mean of its dense errors, 0.09, computed here by hand."""
+    law = LAWS["random"]
+    runs = []
+    for seed, bump in enumerate((0.0, 0.02)):
+        for s in (0.5, 0.75, 0.875, 0.9375, 0.96875):
+            long = s > 0.9
+            dense = (0.90 if long else 0.80) + bump
+            runs.append((seed, "magnitude", s, 6 if long else 2, 1 - float(pruned_error(1 - s, 1 - dense, **law)), dense))
+            runs.append((seed, "random", s, 2, 1 - float(pruned_error(1 - s, 0.10 - bump, **law)), 0.90 + bump))
+    root = _shared_only(tmp_path, runs=runs)
+    from prune_cli.report.load import load_results
+    from prune_cli.report.scaling import fit_families, scaling_points
+
+    table, fitted = fit_families(scaling_points(load_results(root).table("metrics.csv"), {}, "test"))
+    table = table.set_index("method")
+    hand = pd.DataFrame(runs, columns=["seed", "method", "sparsity", "epochs", "acc", "dense_acc"])
+    dense_models = hand.groupby(["method", "seed"])["dense_acc"].nunique()
+    assert dense_models["magnitude"].tolist() == [2, 2] and dense_models["random"].tolist() == [1, 1]
+    row = table.loc["magnitude"]
+    assert (row["status"], row["n_points"], row["n_runs"], row["n_seeds"]) == ("skipped", 0, 0, 0)
+    assert row["family"] not in set(fitted["family"])
+    note = (
+        "the dense errors of every density: its 10 runs come from several dense models (distinct dense values; "
+        "seeds 0, 1 each have runs of 2), whose errors are not averaged into one eps_np"
+    )
+    assert row["left_out"] == note
+    random = hand[hand["method"] == "random"]
+    eps_np = (1 - random.groupby("seed")["dense_acc"].first()).mean()
+    assert eps_np == pytest.approx(0.09)
+    assert table.loc["random", "status"] == "fitted" and table.loc["random", "n_runs"] == 10
+    assert fitted[fitted["family"] == table.loc["random", "family"]]["eps_np"].to_numpy() == pytest.approx([eps_np] * 5)
+
+    section = _section(build_report(root, plots=False)["summary.md"].read_text(), "Pruning scaling law")
+    (line,) = [x for x in section.splitlines() if "left out" in x]
+    assert line.startswith("  - magnitude / toy / mlp / oneshot: left out of the fit") and note in line
+
+
+def _two_dense_models(tmp_path):
+    """magnitude trained 2 epochs at sparsities 0.5, 0.75, 0.875 (dense 0.80 / 0.82 on seeds 0 / 1) and 6
+    epochs at 0.9375, 0.96875 (dense 0.90 / 0.92), only the shared CSVs: one curve, two dense models."""
+    runs = []
+    for seed, bump in enumerate((0.0, 0.02)):
+        for s in (0.5, 0.75, 0.875, 0.9375, 0.96875):
+            long = s > 0.9
+            runs.append((seed, "magnitude", s, 6 if long else 2, 0.6 - s / 10 + bump, (0.90 if long else 0.80) + bump))
+    return _shared_only(tmp_path, runs=runs), pd.DataFrame(runs, columns=["seed", "method", "sparsity", "epochs", "acc", "dense_acc"])
+
+
+def test_dense_lines_of_a_shared_csv_folder_are_one_per_dense_model(tmp_path, monkeypatch):
+    """Before: accuracy_vs_compression.png drew one dashed "dense" line at 0.86, the mean of the 2-epoch and
+    6-epoch dense models (0.81 and 0.91), the dense accuracy of neither. Now, with only the shared CSVs (no
+    config keys to tell the dense configurations apart), conditions whose dense values differ get a line
+    each, labelled by the sparsities it belongs to; the values are the seed means computed here."""
+    from matplotlib.axes import Axes
+
+    root, hand = _two_dense_models(tmp_path)
+    lines = []
+    axhline = Axes.axhline
+    monkeypatch.setattr(Axes, "axhline", lambda ax, y, *a, **k: (lines.append((k.get("label"), y)), axhline(ax, y, *a, **k))[1])
+    build_report(root, parallel=False)
+    dense = hand.groupby("epochs").apply(lambda g: g.groupby("seed")["dense_acc"].first().mean())
+    assert dense.to_dict() == pytest.approx({2: 0.81, 6: 0.91})
+    assert sorted(lines) == [
+        ("dense (sparsity 0.5, 0.75, 0.875)", pytest.approx(dense[2])),
+        ("dense (sparsity 0.9375, 0.96875)", pytest.approx(dense[6])),
+    ]

@@ -85,3 +85,25 @@ def test_dense_line_per_dense_configuration(tmp_path, monkeypatch):
     monkeypatch.setattr(Axes, "axhline", lambda ax, y, *a, **k: (lines.append((k.get("label"), y)), axhline(ax, y, *a, **k))[1])
     plotting.accuracy_vs_compression(summarise(pd.DataFrame(rows)), tmp_path)
     assert sorted(lines) == [("dense widths=[16, 16]", 0.80), ("dense widths=[64, 64]", 0.90)]
+
+
+def test_thirty_accuracy_curves_are_thirty_distinct_styles(tmp_path, monkeypatch):
+    """30 methods in one panel: before, every curve took the colour cycle's next colour with the same line
+    and marker, so curve 10 looked exactly like curve 0. Now each (colour, line style, marker) is used once."""
+    from prune_cli.report.summary import summarise
+
+    rows = [
+        {"run_id": f"m{i}-{seed}", "seed": seed, "dataset": "toy", "model": "mlp", "method": f"m{i:02d}", "schedule": "oneshot"}
+        | {"target_sparsity": 0.5, "phase": "finetuned", "split": "test", "metric": "accuracy", "value": 0.5, "dense_value": 0.9}
+        for i in range(30)
+        for seed in range(2)
+    ]
+    styles = []
+    real = plotting._curve
+    monkeypatch.setattr(
+        plotting,
+        "_curve",
+        lambda ax, x, y, **k: (styles.append((k.get("color"), k.get("ls"), k.get("marker"))), real(ax, x, y, **k))[1],
+    )
+    plotting.accuracy_vs_compression(summarise(pd.DataFrame(rows)), tmp_path)
+    assert len(styles) == 30 and len(set(styles)) == 30, styles

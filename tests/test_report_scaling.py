@@ -40,3 +40,51 @@ def test_dense_error_is_a_mean_over_seeds_not_runs(monkeypatch):
     scaling.fit_families(points)
     (mean,) = seen
     assert mean["eps_np"].tolist() == pytest.approx([0.20] * len(densities))
+
+
+def _noisy_family() -> pd.DataFrame:
+    """One family at 7 densities, 3 seeds: Eq. 1's error times 0.98, 1.00, 1.02 (so each point has a spread)."""
+    rows = []
+    for seed in range(3):
+        for i, density in enumerate((0.8, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02)):
+            error = float(scaling.pruned_error(density, 0.10, 0.9, 2.0, 0.05)) * (0.98 + 0.02 * seed)
+            rows.append(
+                {"family": "f", "dataset": "toy", "model": "mlp", "method": "magnitude", "schedule": "oneshot"}
+                | {"dataset_size": 100.0, "run_id": f"r{seed}-{i}", "seed": seed, "density": density, "target_density": density}
+                | {"error": error, "eps_np": 0.10}
+            )
+    return pd.DataFrame(rows)
+
+
+def test_scaling_figure_bars_are_confidence_intervals_and_tick_labels_do_not_overlap(tmp_path, monkeypatch):
+    """Before: the error bars were the SD over seeds (every other figure's bars are t intervals, and
+    nothing said so), and every minor tick of the log axes was labelled, overlapping. Now the bars are
+    the --confidence t interval of the seed mean (scipy here), and no two tick labels of an axis overlap."""
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from scipy import stats
+
+    points = _noisy_family()
+    _, fitted = scaling.fit_families(points)
+    bars, figures = [], []
+    errorbar = Axes.errorbar
+    record = lambda ax, x, y, yerr=None, **k: (bars.append(list(yerr)), errorbar(ax, x, y, yerr=yerr, **k))[1]  # noqa: E731
+    monkeypatch.setattr(Axes, "errorbar", record)
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    scaling.plot_fits(fitted, tmp_path, confidence=0.8)
+    per_point = points.groupby("density")["error"]
+    half = stats.t.ppf(0.9, 2) * per_point.std(ddof=1) / per_point.count() ** 0.5
+    (drawn,) = bars
+    assert drawn == pytest.approx(half.sort_index().tolist())
+    (fig,) = figures
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            boxes = [t.get_window_extent(renderer) for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
+            assert boxes, "an axis without a tick label"
+            for i, a in enumerate(boxes):
+                assert not any(a.overlaps(b) for b in boxes[i + 1 :]), [t.get_text() for t in axis.get_ticklabels(which="both")]

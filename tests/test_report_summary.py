@@ -109,3 +109,24 @@ def test_missing_values_are_blank_in_the_accuracy_and_ece_tables(tmp_path):
     ]
     ece = disparate_markdown(pd.DataFrame(), pd.DataFrame(), summary, "test")
     assert ece.splitlines()[-1] == "| toy/mlp | magnitude | 0.5 | finetuned | 3 | 0.0500 [+0.0500, +0.0500] |  |  |"
+
+
+def test_accuracy_table_names_the_level_of_its_intervals(tmp_path):
+    """--confidence 0.5: the interval column was headed just "CI" (only 0.95 was named); now "50% CI", and its
+    interval is mean ± t_{0.75, 2} sd / sqrt(3) of the planted accuracies, computed here with scipy."""
+    import math
+
+    from scipy import stats
+
+    root = tmp_path / "res"
+    accs = [0.70, 0.74, 0.75]
+    for seed, acc in enumerate(accs):
+        write_run(root, seed, "magnitude", 0.5, 10, acc)
+    md = build_report(root, plots=False, confidence=0.5)["summary.md"].read_text()
+    rows = [line for line in md.split("## Accuracy")[1].split("\n## ")[0].splitlines() if line.startswith("|")]
+    header = [c.strip() for c in rows[0].strip("|").split("|")]
+    cells = dict(zip(header, [c.strip() for c in rows[2].strip("|").split("|")]))
+    values = pd.Series(accs)
+    half = stats.t.ppf(0.75, 2) * values.std(ddof=1) / math.sqrt(3)
+    assert "50% CI" in header and "CI" not in header
+    assert cells["50% CI"] == f"[{values.mean() - half:.4f}, {values.mean() + half:.4f}]"

@@ -25,6 +25,7 @@ from .inputs import out_problem, results_dir_problem
 from .load import condition_keys, load_results
 from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
+from .points import ntk_points
 from .regions import regions_table
 from .scaling import fit_families, scaling_points, summary_lines
 from .summary import (
@@ -143,13 +144,13 @@ def _build(
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
     regions = folder.table("regions.csv")
-    draw("regions_vs_sparsity.png", "regions_vs_sparsity", regions, out)
+    draw("regions_vs_sparsity.png", "regions_vs_sparsity", regions, out, confidence)
     draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
     if len(metrics):
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
-        draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out)
+        draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out, confidence)
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
-    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split)
+    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split, folder.key_source == "config")
     rd = recall_distortion_rows(folder)
     rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")] if len(rd) else rd
     per_class, rd_notes = pd.DataFrame(), []
@@ -162,7 +163,7 @@ def _build(
         keys = condition_keys(rd_split) + ["split", "phase"]
         per_class = summarise_classes_across_seeds(rd_split, keys=keys, confidence=confidence)
         draw("recall_change_vs_dense.png", "recall_change_vs_dense", per_class, out)
-    scaling_md, scaling_files = _scaling(folder, out, split, draw)  # its files join `written` after the plots are drawn
+    scaling_md, scaling_files = _scaling(folder, out, split, confidence, draw)  # its files join `written` after the plots are drawn
 
     # `written` in the order of the previous versions (the command prints it)
     written: dict[str, Path] = {}
@@ -287,6 +288,8 @@ def _build(
     # the figure's points left out (a seed with runs of several configurations, mixing.py): said under its list
     regions_points = regions_table(regions) if painter is not None else None
     plot_notes = regions_points.notes if regions_points is not None else []
+    ntk_drawn = ntk_points(metrics, folder.configs) if painter is not None and len(metrics) else None
+    plot_notes += ntk_drawn.notes if ntk_drawn is not None else []
     if drawn or plot_notes:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
         md += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])
@@ -304,7 +307,7 @@ def _intensification_table(intens: pd.DataFrame) -> pd.DataFrame:
     return t[[c for c in shown if c in t.columns]]
 
 
-def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, Path]]:
+def _scaling(folder, out: Path, split: str, confidence: float, draw) -> tuple[list[str], dict[str, Path]]:
     """The pruning scaling law (report/scaling.py): fit it to every family, write scaling_fit.csv,
     hand its figure to `draw` (the painter); return the summary.md lines and the files."""
     items = folder.results.items if folder.results is not None else None
@@ -314,5 +317,5 @@ def _scaling(folder, out: Path, split: str, draw) -> tuple[list[str], dict[str, 
     table, fitted = fit_families(points)
     written = {"scaling_fit.csv": out / "scaling_fit.csv"}
     atomic_write_csv(table, written["scaling_fit.csv"])
-    draw("scaling_fit.png", "plot_fits", fitted, out, split, module=SCALING)
+    draw("scaling_fit.png", "plot_fits", fitted, out, split, confidence, module=SCALING)
     return summary_lines(table), written

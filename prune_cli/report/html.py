@@ -100,7 +100,7 @@ def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
             body.append(_image(alt, src, folder))
             i += 1
         elif line.strip():
-            j = i
+            j = i + 1  # the first line always: one starting with `![` that is not a whole image is text
             while j < len(lines) and lines[j].strip() and not lines[j].startswith(("#", "|", "- ", "```", "![")):
                 j += 1
             body.append("<p>" + _inline(" ".join(x.strip() for x in lines[i:j])) + "</p>")

@@ -4,7 +4,6 @@ figure when its data exists and returns the path, else None."""
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +16,7 @@ import pandas as pd  # noqa: E402
 from scipy.special import stdtrit  # noqa: E402
 
 from ..core.stats import t_interval  # noqa: E402
+from .points import ntk_points  # noqa: E402
 from .regions import _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
 from .summary import final_phase  # noqa: E402
 
@@ -57,11 +57,29 @@ def _figure(n_panels: int, sharey: bool = False):
     return fig, axes
 
 
+def plain_text(fig) -> None:
+    """Show every title, axis label and legend entry of `fig` as written: their text comes from config
+    values and method names (a `dataset.cache_dir=/tmp/p$^$q`), which matplotlib would parse as mathtext
+    between two `$` and, on a bad expression, stop the report with a ValueError. Tick labels keep
+    mathtext (the log axes' formatters write 10^k with it)."""
+    from matplotlib.text import Text
+
+    ticks = {id(ax_.xaxis.offsetText) for ax_ in fig.axes} | {id(ax_.yaxis.offsetText) for ax_ in fig.axes}
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks |= {id(tick.label1), id(tick.label2)}
+    for text in fig.findobj(Text):
+        if id(text) not in ticks:
+            text.set_parse_math(False)
+
+
 def _save(fig, path: Path) -> Path:
     """Place the axes by hand: each panel keeps PANEL's size and is followed by the measured width of
     its legend, so no legend covers data or leaves the figure; then save with a single draw.
     Constrained layout and bbox_inches="tight" each drew the figure again and took most of
     prune-report's time (scripts/bench_report.py)."""
+    plain_text(fig)
     renderer = fig.canvas.get_renderer()
     axes = fig.axes
     sizes = []
@@ -105,32 +123,51 @@ def _pairs(df: pd.DataFrame) -> list[tuple]:
 
 
 METHOD_COLUMNS = ("method", "score", "allocation", "structure")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
-def dense_references(part: pd.DataFrame, varying: list[str]) -> list[tuple[str, float]]:
+def dense_references(part: pd.DataFrame, varying: list[str], configs_known: bool = False) -> list[tuple[str, float]]:
     """The dashed dense lines of one (dataset, model) panel: (label, mean dense accuracy) per dense
     configuration. Curves that differ only in the method (its name, score, allocation, structure,
     method.* keys) share their dense model; curves that differ in anything else the panel varies
     (model.widths, train.epochs, the schedule) were trained from other dense models, and one line
     averaged over them (a width-16 and a width-64 MLP, say) is the dense accuracy of neither.
     One line "dense" when all the curves share one dense value; else one per configuration,
-    labelled by what tells the configurations apart."""
+    labelled by what tells the configurations apart. `configs_known` False (only the shared CSVs:
+    the keys hold no train.epochs or widths, docs/report.md "Runs a key cannot tell apart"): within
+    one configuration's curves, conditions whose dense values differ come from different dense
+    models, and each value gets its own line, labelled by the sparsities it belongs to."""
     keys = [c for c in varying if c not in METHOD_COLUMNS and not c.startswith("method.")]
-    if keys:
-        groups = [
-            (_label(r, keys), float(g["dense_mean"].mean())) for r, g in ((g.iloc[0], g) for _, g in part.groupby(keys, dropna=False))
-        ]
-    else:
-        groups = [("", float(part["dense_mean"].mean()))]
-    groups = [(label, value) for label, value in groups if math.isfinite(value)]
+    part = part[np.isfinite(part["dense_mean"].to_numpy(float))]
+    frames = [(_label(g.iloc[0], keys), g) for _, g in part.groupby(keys, dropna=False)] if keys else [("", part)]
+    groups = []
+    for label, g in frames:
+        values = g["dense_mean"].round(9)
+        if configs_known or values.nunique() <= 1:
+            groups.append((label, float(g["dense_mean"].mean())))
+            continue
+        for _, h in g.groupby(values, sort=True):
+            at = ", ".join(f"{float(x):g}" for x in sorted(h["target_sparsity"].unique()))
+            groups.append((f"{label} (sparsity {at})".strip(), float(h["dense_mean"].mean())))
     if len({round(value, 12) for _, value in groups}) <= 1:
         return [("dense", groups[0][1])] if groups else []
     return [(f"dense {label}", value) for label, value in groups]
 
 
-def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test") -> Optional[Path]:
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def curve_style(k: int) -> dict:
+    """Colour, line style and marker of a figure's k-th curve: the 10 colours of matplotlib's cycle, then
+    the next line style and marker with each further 10 curves, so that 40 curves differ in at least one
+    (before, curve 10 looked exactly like curve 0)."""
+    return {"color": f"C{k % 10}", "ls": LINE_STYLES[(k // 10) % len(LINE_STYLES)], "marker": MARKERS[(k // 10) % len(MARKERS)]}
+
+
+def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test", configs_known: bool = False) -> Optional[Path]:
     """Accuracy of the final sparse model against compression 1/(1-sparsity) (log axis), one curve per
-    method with confidence-interval error bars; the dense accuracy as a dashed line."""
+    method with confidence-interval error bars; the dense accuracy as dashed lines (`dense_references`;
+    `configs_known`: the runs' config.yaml gave the experiment keys)."""
     if not len(summary):
         return None
     final = final_phase(summary)
@@ -143,11 +180,11 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
     for ax, (dataset, model) in zip(axes[0], pairs):
         part = acc[(acc["dataset"] == dataset) & (acc["model"] == model)]
         labels = [_label(r, varying) for r in part[varying].to_dict(orient="records")] if varying else ["" for _ in range(len(part))]
-        for label, curve in part.groupby(np.asarray(labels, dtype=object)):
+        for k, (label, curve) in enumerate(part.groupby(np.asarray(labels, dtype=object))):
             curve = curve.sort_values("target_sparsity")
             x = 1.0 / (1.0 - curve["target_sparsity"].to_numpy(float))
-            _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label)
-        for (label, dense), ls in zip(dense_references(part, varying), itertools.cycle(("--", ":", "-."))):
+            _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label, **curve_style(k))
+        for (label, dense), ls in zip(dense_references(part, varying, configs_known), itertools.cycle(("--", ":", "-."))):
             ax.axhline(dense, color="k", ls=ls, lw=1, label=label)
         ax.set_xscale("log", base=2)
         ticks = sorted(set(np.round(1.0 / (1.0 - part["target_sparsity"].to_numpy(float)), 3)))
@@ -163,14 +200,24 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
 
 def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]:
     """Per-class recall change (pruned - dense, mean ± CI over seeds) against the class's dense recall,
-    one panel per method, colours by sparsity: the intensification picture (weak classes lose more)."""
+    one panel per method, colours by sparsity and one series per variant of the method (the keys that
+    vary within it: allocation, schedule, name, widths, epochs, ...; marker by variant): the
+    intensification picture (weak classes lose more), one point per class in each series."""
     if not len(per_class):
         return None
     # One row per (condition, phase, class): the experiment key identifies the condition. A
     # pivot_table over every condition column with dropna=False built their Cartesian product (20 GB
     # for a folder with method-specific keys such as LAP's).
+    varying = [k for k in _varying(per_class, candidates=("method", *METHOD_COLUMNS[1:], "schedule", "name")) if k != "method"]
+    if "method" in per_class.columns:  # keys that vary within a method: the variants of its panel
+        varying = [k for k in varying if per_class.groupby("method")[k].nunique(dropna=False).max() > 1]
+    per_class = per_class.assign(
+        _variant=[" ".join(_part(k, r[k]) for k in varying) for r in per_class[varying].to_dict(orient="records")] if varying else ""
+    )
     keys = [
-        k for k in ("experiment", "dataset", "model", "method", "target_sparsity", "split", "phase", "class") if k in per_class.columns
+        k
+        for k in ("experiment", "dataset", "model", "method", "_variant", "target_sparsity", "split", "phase", "class")
+        if k in per_class.columns
     ]
     values = per_class.set_index(keys + ["quantity"])[["mean", "ci_low", "ci_high"]]
     wide = values[~values.index.duplicated()].unstack("quantity").reset_index()
@@ -183,33 +230,37 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     fig, axes = _figure(len(methods), sharey=True)
     cmap = plt.get_cmap("viridis")
     levels = sorted(wide["target_sparsity"].unique())
+    variants = sorted(wide["_variant"].unique())
     for ax, method in zip(axes[0], methods):
         part = wide[wide["method"] == method]
         for i, level in enumerate(levels):
-            pts = part[part["target_sparsity"] == level]
-            if not len(pts):
-                continue
-            _curve(
-                ax,
-                pts["mean_dense_recall"],
-                pts["mean"],
-                low=pts["ci_low_delta_recall"],
-                high=pts["ci_high_delta_recall"],
-                color=cmap(i / max(1, len(levels) - 1)),
-                label=f"sparsity {level:g}",
-                ls="none",
-            )
+            for j, variant in enumerate(variants):
+                pts = part[(part["target_sparsity"] == level) & (part["_variant"] == variant)]
+                if not len(pts):
+                    continue
+                _curve(
+                    ax,
+                    pts["mean_dense_recall"],
+                    pts["mean"],
+                    low=pts["ci_low_delta_recall"],
+                    high=pts["ci_high_delta_recall"],
+                    color=cmap(i / max(1, len(levels) - 1)),
+                    label=f"sparsity {level:g} {variant}".strip(),
+                    ls="none",
+                    marker=MARKERS[j % len(MARKERS)],
+                )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("dense recall of the class (mean over seeds)")
-        ax.set_title(_title(f"{method}: one point per class", "colour = target sparsity"), fontsize=9)
+        shape = f", marker = {', '.join(varying)}" if varying else ""
+        ax.set_title(_title(f"{method}: one point per class", f"colour = target sparsity{shape}"), fontsize=9)
         _legend(ax, 8)
     axes[0][0].set_ylabel("recall change vs dense (mean ± CI)")
     return _save(fig, out / "recall_change_vs_dense.png")
 
 
-def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
-    """ln(region count) and the ln upper bounds against sparsity, mean ± CI over seeds, per method
-    (the points of regions.regions_table)."""
+def regions_vs_sparsity(regions: pd.DataFrame, out: Path, confidence: float = 0.95) -> Optional[Path]:
+    """ln(region count) and the ln upper bounds against sparsity, mean ± CI (at `confidence`, prune-report's
+    --confidence) over seeds, per method (the points of regions.regions_table)."""
     drawn = regions_table(regions)
     if drawn is None or not len(drawn.table):
         return None
@@ -217,7 +268,7 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
     ax = axes[0][0]
     for (curve, series, style), part in drawn.table.groupby(["curve", "series", "style"], sort=False):
         part = part.set_index("target_sparsity").sort_index()
-        _curve(ax, part.index, part["mean"], half=_half(part), ls=style, label=f"{curve}: {series}" if curve else series)
+        _curve(ax, part.index, part["mean"], half=_half(part, confidence), ls=style, label=f"{curve}: {series}" if curve else series)
     ax.set_title(_title("linear regions of the final sparse model", _by(drawn.varying)), fontsize=9)
     ax.set_xlabel("target sparsity")
     ax.set_ylabel("ln(number of regions)")
@@ -226,30 +277,36 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path) -> Optional[Path]:
 
 
 def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
-    """SLQ spectral density of the loss Hessian, one panel per phase, one curve per (method, sparsity)
-    for the smallest seed (densities of different seeds live on different grids)."""
+    """SLQ spectral density of the loss Hessian, one panel per phase, one curve per run of the smallest
+    seed (densities of different seeds live on different grids, so none is averaged), labelled by the
+    method, the sparsity and every key that varies (`hessian_labels`). The dense panel draws one curve
+    per dense model: the runs of one dense model carry the same dense density; runs of other widths or
+    epochs carry their own, and each is drawn (before, only the first run's)."""
     if not len(density) or not {"grid", "density"} <= set(density.columns):
         return None
     phases = [p for p in ("dense", "pruned", "finetuned") if p in set(density["phase"])] or sorted(set(density["phase"]))
     fig, axes = _figure(len(phases))
     seed = density["seed"].min() if "seed" in density.columns else None
     df = density[density["seed"] == seed] if seed is not None else density
+    df = df.drop_duplicates()  # the same run's rows copied into the shared CSVs twice
+    if "run_id" not in df.columns:
+        df = df.assign(run_id="")
+    labels, dense_labels = hessian_labels(df)
     for ax, phase in zip(axes[0], phases):
         part = df[df["phase"] == phase]
-        runs = part.groupby("run_id", sort=True) if "run_id" in part.columns else [("", part)]
-        for _, curve in runs:  # one curve per run (each run's density has its own grid)
-            first = curve.iloc[0]
-            label = " ".join(
-                f"{first[k]:g}" if isinstance(first[k], float) else str(first[k])
-                for k in ("method", "target_sparsity")
-                if k in curve.columns
-            )
-            if phase == "dense":
-                label = "dense"
+        curves = [(labels[run], curve) for run, curve in part.groupby("run_id", sort=True)]  # each run's own grid
+        if phase == "dense":  # one curve per dense model: runs with identical dense densities share it
+            models: dict[tuple, list] = {}
+            for run, curve in part.groupby("run_id", sort=True):
+                curve = curve.sort_values("grid")
+                shape = tuple(np.round(curve[["grid", "density"]].to_numpy(float), 12).ravel())
+                models.setdefault(shape, [run, curve, []])[2].append(run)
+            curves = [(dense_labels(runs, len(models)), curve) for _, curve, runs in models.values()]
+            if len({label for label, _ in curves}) < len(curves):  # the keys do not tell two dense models apart
+                curves = [("dense of " + ", ".join(labels[r] for r in runs), curve) for _, curve, runs in models.values()]
+        for label, curve in curves:
             curve = curve.sort_values("grid")
-            ax.plot(curve["grid"], np.maximum(curve["density"], 1e-12), label=label)
-            if phase == "dense":
-                break  # every run of a seed shares its dense model
+            ax.plot(curve["grid"].to_numpy(float), np.maximum(curve["density"].to_numpy(float), 1e-12), label=label)
         ax.set_yscale("log")
         ax.set_xlabel("Hessian eigenvalue")
         ax.set_title(f"{phase} (seed {seed})" if seed is not None else phase)
@@ -258,32 +315,52 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
     return _save(fig, out / "hessian_density.png")
 
 
-def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path) -> Optional[Path]:
+def hessian_labels(df: pd.DataFrame):
+    """({run_id: its legend label}, a function (runs of one dense model, number of dense models) -> the
+    dense curve's label). A run's label: method, sparsity and the keys that vary between the runs (model
+    widths, epochs, schedule, ...); runs that still share a label (only the shared CSVs: no epochs or widths
+    in the columns) get their run id appended. A dense model's label: "dense" when it is the only one,
+    else "dense" and the non-method keys of its runs (`dense widths=[32, 32]`), or its runs' labels where
+    those keys do not tell the dense models apart."""
+    first = df.groupby("run_id", sort=True).first()
+    varying = [k for k in _varying(df) if k != "method"]
+    keys = [k for k in ("method", "target_sparsity") if k in first.columns] + varying
+    text = {run: " ".join(_part(k, r[k]) for k in keys) for run, r in first.iterrows()}
+    counts = pd.Series(text).value_counts()
+    labels = {run: (f"{t} ({run})" if counts[t] > 1 else t) for run, t in text.items()}
+    dense_keys = [k for k in varying if k not in METHOD_COLUMNS and not k.startswith("method.")]
+
+    def dense_label(runs: list, n_models: int) -> str:
+        if n_models == 1:
+            return "dense"
+        own = {" ".join(_part(k, first.loc[run, k]) for k in dense_keys) for run in runs} if dense_keys else set()
+        if len(own) == 1 and all(own):
+            return f"dense {own.pop()}"
+        return "dense of " + ", ".join(labels[run] for run in runs)
+
+    return labels, dense_label
+
+
+def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path, confidence: float = 0.95) -> Optional[Path]:
     """NTK metrics (metric names starting with ntk_) of the final sparse model against the model width
-    (model.widths[0] from each run's config.yaml), mean ± CI over seeds, one curve per (method, sparsity)."""
-    if not len(metrics):
+    (model.widths[0] from each run's config.yaml), mean ± CI (at `confidence`) over seeds, one curve per (method, sparsity)
+    and varying config key; a point whose seed has runs of several configurations is left out
+    (points.ntk_points)."""
+    drawn = ntk_points(metrics, configs)
+    if drawn is None or not len(drawn.table):
         return None
-    ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_") & (metrics["phase"] != "dense")].copy()
-    widths = {run: (cfg.get("model", {}).get("widths") or [None])[0] for run, cfg in configs.items()}
-    ntk["width"] = ntk["run_id"].map(widths)
-    ntk = ntk[ntk["width"].notna()]
-    if not len(ntk):
-        return None
-    present = set(ntk["phase"])
-    ntk = ntk[ntk["phase"] == ("finetuned" if "finetuned" in present else "pruned" if "pruned" in present else sorted(present)[0])]
-    names = sorted(ntk["metric"].unique())
+    names = sorted(drawn.table["metric"].unique())
     fig, axes = _figure(len(names))
     for ax, name in zip(axes[0], names):
-        part = ntk[ntk["metric"] == name]
-        curve_keys = ["method", "target_sparsity"] + _varying(part, candidates=(), skip=("model.widths",))
-        for key, curve in part.groupby(curve_keys):
-            stats = [(w, t_interval(g.groupby("seed")["value"].mean())) for w, g in curve.groupby("width")]
+        part = drawn.table[drawn.table["metric"] == name]
+        for label, curve in part.groupby("curve", sort=True):
+            stats = [(w, t_interval(g["value"], confidence)) for w, g in curve.groupby("width")]
             _curve(
                 ax,
                 [w for w, _ in stats],
                 [t["mean"] for _, t in stats],
                 half=[t["ci_half"] for _, t in stats],
-                label=" ".join(_part(k, v) for k, v in zip(curve_keys, key)),
+                label=label,
             )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (model.widths[0])")

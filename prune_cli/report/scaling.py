@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import _digest, _result_items
-from .mixing import CONFIGURATION, SEPARATE, runs_of, without_mixed
+from .mixing import CONFIGURATION, SEPARATE, rows_of, runs_of, without_mixed
 
 EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021)"
 # config keys that are scales of the law (not part of a family's identity)
@@ -332,6 +332,7 @@ def scaling_points(
                 "error": 1.0 - float(r["value"]),
                 "eps_np": 1.0 - float(dense_acc),
                 **{k: r.get(k) for k in identity},
+                "keyed_by_config": cfg is not None,  # False: the family is the context columns (shared CSVs only)
             }
         )
     return pd.DataFrame(rows)
@@ -350,6 +351,8 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         every = every.assign(target=every["target_density"].round(12).fillna(every["density"]))
         runs, mixed = without_mixed(every, at_scale + ["target"])
         left_out = "; ".join(f"{_point(at_scale, key)}: its {runs_of(info)}" for key, info in mixed.items())
+        runs, several = _without_several_dense_models(runs, at_scale)
+        left_out = "; ".join(x for x in (left_out, *several) if x)
         first = every.iloc[0]
         head = {
             "family": family,
@@ -358,7 +361,11 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             **{k: first[k] for k in ("method", "schedule")},
         }
         if not len(runs):
-            reason = "no point left: at every (scale, density) point one seed has runs of several configurations"
+            reason = (
+                "no point left: at every (scale, density) point one seed has runs of several configurations"
+                if not several
+                else "no point left: every point's runs mix configurations or dense models (left_out)"
+            )
             rows.append(_row(head, ScalingFit("skipped", reason).row(), left_out))
             continue
         mean = runs.groupby(at_scale + ["target"], dropna=False).agg(
@@ -396,6 +403,42 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 )
             )
     return pd.DataFrame(rows), (pd.concat(fitted, ignore_index=True) if fitted else pd.DataFrame())
+
+
+def _without_several_dense_models(runs: pd.DataFrame, at_scale: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """(`runs` less those of each scale at which one seed's runs carry more than one dense value, a note
+    per such scale). With only the shared CSVs (`keyed_by_config` False) a family is its context
+    columns, which hold no train.epochs or dataset options: its runs at one scale can come from several
+    dense models (2 epochs at some densities, 6 at others) although no (scale, density) point mixes
+    configurations. The runs of one dense model carry one dense value (the dense cache; a seed's dense
+    phase); averaging several into one eps_np gives the dense error of no network (mixing.py), so those
+    runs are left out, not pooled. A family read from run directories is the runs' whole config minus
+    the law's scales: its seed's runs at one scale share their dense configuration, and differing dense
+    values are copies of it (averaged, as mixing.py's rule allows)."""
+    unkeyed = ~runs["keyed_by_config"].fillna(False).astype(bool) if "keyed_by_config" in runs.columns else None
+    part = runs if unkeyed is None else runs[unkeyed.to_numpy()]
+    if not len(part):
+        return runs, []
+    values = part.assign(_dense=part["eps_np"].astype(float).round(9))
+    per_seed = values.groupby(at_scale + ["seed"], dropna=False)["_dense"].nunique()
+    bad = per_seed[per_seed > 1]
+    if not len(bad):
+        return runs, []
+    drop = pd.Series(False, index=runs.index)
+    notes = []
+    for key, seeds in bad.reset_index().groupby(at_scale, dropna=False)["seed"] if at_scale else [((), bad.reset_index()["seed"])]:
+        key = key if isinstance(key, tuple) else (key,)
+        here = rows_of(runs, at_scale, key) if at_scale else pd.Series(True, index=runs.index)
+        drop |= here
+        seeds = sorted(seeds.tolist())
+        most = int(bad.max()) if not at_scale else int(bad.loc[key].max())
+        which = f"seed {seeds[0]} has" if len(seeds) == 1 else f"seeds {', '.join(str(x) for x in seeds)} each have"
+        where = ", ".join(f"{name} {float(v):g}" for name, v in zip(at_scale, key)) if at_scale else "every density"
+        notes.append(
+            f"the dense errors of {where}: its {int(runs.loc[here, 'run_id'].nunique())} runs come from several dense "
+            f"models (distinct dense values; {which} runs of {most}), whose errors are not averaged into one eps_np"
+        )
+    return runs[~drop.to_numpy()], notes
 
 
 def _row(head: dict, fit: dict, left_out: str, **counts) -> dict:
@@ -460,9 +503,10 @@ def _family_lines(row: dict) -> list[str]:
     return [head + ", ".join(params) + "; " + fit_error + (f"; {row['reason']}" if row["reason"] else ""), *below]
 
 
-def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[Path]:
+def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: float = 0.95) -> Optional[Path]:
     """Two panels per fitted family. Left: error against density (log-log), the seed means (error
-    bars: std over seeds) and the fitted law, one colour per (width, depth, dataset size) that has
+    bars: the Student-t interval of the seed mean at `confidence`, prune-report's --confidence, as in
+    every other figure; before, the std over seeds) and the fitted law, one colour per (width, depth, dataset size) that has
     its own eps_np. Right: fitted against measured error with the identity line, the paper's view
     of a joint fit over all scales."""
     if not len(fitted):
@@ -471,11 +515,20 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogFormatter
+    from scipy.special import stdtrit
 
     from .plots import _legend, _save
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
+
+    class PlainMinor(LogFormatter):
+        """Minor tick labels as plain numbers, only where matplotlib's LogFormatter labels them (an axis
+        spanning under one decade; a subset of the ticks): before, every minor tick was labelled and
+        the labels overlapped."""
+
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
 
     families = list(dict.fromkeys(fitted["family"]))
     fig, axes = plt.subplots(1, 2 * len(families), squeeze=False)
@@ -489,7 +542,20 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[
             tag = ", ".join(f"{k}={v:g}" for k, v in zip(keys, key))
             g = g.sort_values("density")
             color = f"C{j % 10}"
-            ax.errorbar(g["density"], g["error"], yerr=g["error_std"].fillna(0.0), fmt="o", ms=3, color=color, label=tag or "data")
+            n = g["n_seeds"].to_numpy(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                half = np.where(
+                    n > 1, stdtrit(np.maximum(n - 1, 1), (1 + confidence) / 2) * g["error_std"].to_numpy(float) / np.sqrt(n), 0.0
+                )
+            ax.errorbar(
+                g["density"].to_numpy(float),
+                g["error"].to_numpy(float),
+                yerr=np.nan_to_num(half),
+                fmt="o",
+                ms=3,
+                color=color,
+                label=tag or "data",
+            )
             first = g.iloc[0]
             grid = np.geomspace(g["density"].min() / 1.5, min(1.0, g["density"].max() * 1.5), 200)
             curve = pruned_error(grid, first["eps_np"], first["eps_up"], first["gamma"], first["p"], first["scale"])
@@ -501,13 +567,14 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test") -> Optional[
         for a in (ax, diag):
             a.set_yscale("log")
             a.yaxis.set_major_formatter(plain)
-            a.yaxis.set_minor_formatter(plain)
+            a.yaxis.set_minor_formatter(PlainMinor(labelOnlyBase=False))
         ax.set_xscale("log")
         diag.set_xscale("log")
-        diag.xaxis.set_major_formatter(plain)
-        diag.xaxis.set_minor_formatter(plain)
+        for a in (ax, diag):
+            a.xaxis.set_major_formatter(plain)
+            a.xaxis.set_minor_formatter(PlainMinor(labelOnlyBase=False))
         ax.set_xlabel("density (fraction of prunable weights kept)")
-        ax.set_ylabel(f"{split} error (points: seed means; lines: fit)")
+        ax.set_ylabel(f"{split} error (seed means ± {confidence:.0%} CI; lines: fit)")
         ax.set_title(part["label"].iloc[0], fontsize=8, y=1.0)
         diag.set_xlabel(f"measured {split} error")
         diag.set_ylabel(f"fitted {split} error")

@@ -247,6 +247,12 @@ def final_phase(df: pd.DataFrame) -> pd.DataFrame:
     return df[(rank == best) & (rank > 0)]
 
 
+def _ci_header(confidence: pd.Series) -> str:
+    """'50% CI': the level of the table's intervals (--confidence); 'CI' where rows differ in it."""
+    levels = confidence.dropna().unique()
+    return f"{100 * float(levels[0]):g}% CI" if len(levels) == 1 else "CI"
+
+
 def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
     final = final_phase(summary)
     acc = final[(final["metric"] == "accuracy") & (final["split"] == split)]
@@ -271,7 +277,7 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
                 else finite(m, ".4f") + (f" ± {s:.4f}" if math.isfinite(m) and math.isfinite(s) else "")
                 for m, s, x in zip(table["mean"], table["std"], table.get("mixed", pd.Series(index=table.index, dtype=object)))
             ],
-            "95% CI" if (table["confidence"] == 0.95).all() else "CI": [
+            _ci_header(table["confidence"]): [
                 f"[{lo:.4f}, {hi:.4f}]" if math.isfinite(lo) else "" for lo, hi in zip(table["ci_low"], table["ci_high"])
             ],
             "dense": table["dense_mean"].map(lambda v: finite(v, ".4f")),

@@ -1,0 +1,244 @@
+"""The points of prune-report's figures follow the report's rule (prune_cli/report/mixing.py): a seed's
+runs of several configurations under one point are left out with a stated reason, never averaged; and
+every interval is drawn at --confidence. Folders are written by hand (config.yaml and CSVs); the
+expected values are computed here from the planted numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from prune_cli.report import build_report
+from prune_cli.report import plots as plotting
+from test_report_experiments import _config
+
+
+def ntk_run(root, seed, widths, value, method="random", sparsity=0.5) -> str:
+    """A completed run directory with model.widths = `widths` and one NTK metric of the pruned model."""
+    run_id = f"{method}-s{sparsity:g}-w{'x'.join(map(str, widths))}-seed{seed}"
+    d = root / "runs" / run_id
+    d.mkdir(parents=True)
+    cfg = _config(seed, method, sparsity, 1)
+    cfg["model"]["widths"] = list(widths)
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ctx = dict(run_id=run_id, name="run", seed=seed, dataset="toy", model="mlp", method=method, score=method)
+    ctx |= dict(allocation="global", structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
+    rows = [
+        {**ctx, "phase": "pruned", "split": "model", "metric": "ntk_condition", "value": value, "dense_value": None},
+        {**ctx, "phase": "pruned", "split": "test", "metric": "accuracy", "value": 0.5, "dense_value": 0.9},
+        {**ctx, "phase": "dense", "split": "test", "metric": "accuracy", "value": 0.9, "dense_value": 0.9},
+    ]
+    pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
+    (d / "COMPLETE").write_text(run_id + "\n")
+    return run_id
+
+
+def _recorded_curves(monkeypatch) -> list[tuple]:
+    """(label, x, y, half) of every curve plots._curve draws."""
+    seen = []
+    real = plotting._curve
+
+    def record(ax, x, y, half=None, **k):
+        seen.append((k.get("label"), list(map(float, x)), list(map(float, y)), None if half is None else list(map(float, half))))
+        return real(ax, x, y, half=half, **k)
+
+    monkeypatch.setattr(plotting, "_curve", record)
+    return seen
+
+
+NTK = {(32, 32): [1.0, 1.2, 1.1], (64, 64): [2.0, 2.4, 2.1], (64, 128): [4.0, 4.4, 4.3]}
+
+
+def test_ntk_figure_leaves_out_a_width_whose_runs_mix_configurations(tmp_path, monkeypatch):
+    """random at 0.5, seeds 0-2, widths [32, 32], [64, 64] and [64, 128]. Before: x = model.widths[0] and
+    model.widths was no curve key, so each seed's [64, 64] and [64, 128] runs were averaged into one point
+    at 64 (3.15, a network of neither shape), with no note. Now that point is left out and the Plots section
+    says why; width 32 keeps its mean and its interval, computed here with scipy."""
+    root = tmp_path / "res"
+    for widths, values in NTK.items():
+        for seed, v in enumerate(values):
+            ntk_run(root, seed, widths, v)
+    curves = _recorded_curves(monkeypatch)
+    written = build_report(root, parallel=False)
+    assert "ntk_vs_width.png" in written
+    (curve,) = [c for c in curves if c[0] and "0.5" in c[0]]
+    label, x, y, half = curve
+    values = pd.Series(NTK[(32, 32)])
+    t_half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / math.sqrt(3)
+    assert (x, y, half) == ([32.0], [pytest.approx(values.mean())], [pytest.approx(t_half)])
+    plots = written["summary.md"].read_text().split("## Plots")[1]
+    (note,) = [line for line in plots.splitlines() if line.startswith("- ntk_vs_width.png")]
+    assert note.startswith(
+        "- ntk_vs_width.png: random sparsity 0.5 at width 64 left out, its 6 runs of 2 configurations (distinct config_hash; "
+        "seeds 0, 1, 2 each have runs of several) that the figure does not tell apart are not averaged"
+    ), note
+
+
+def test_regions_and_ntk_intervals_follow_confidence(tmp_path, monkeypatch):
+    """--confidence 0.5: before, regions_vs_sparsity.png and ntk_vs_width.png drew 95% intervals whatever
+    the level (plots._half's default, t_interval's default). Now their half-widths are t_{0.75, n-1} sd /
+    sqrt(n), computed here with scipy from the planted values."""
+    from test_report_mixed import MAG, _shared_only
+
+    runs = [(seed, "magnitude", 0.5, 2, m, 0.9) for seed, m in enumerate(MAG)]
+    regions_root = _shared_only(tmp_path / "regions", runs=runs, regions=True)
+    ntk_root = tmp_path / "ntk"
+    for seed, v in enumerate(NTK[(32, 32)]):
+        ntk_run(ntk_root, seed, (32, 32), v)
+    curves = _recorded_curves(monkeypatch)
+    t = stats.t.ppf(0.75, 2)
+
+    build_report(regions_root, confidence=0.5, parallel=False)
+    (count,) = [c for c in curves if c[0] == "magnitude: ln lr_count"]
+    ln = pd.Series(MAG).mul(1000).map(math.log)
+    assert count[3] == [pytest.approx(t * ln.std(ddof=1) / math.sqrt(3))]
+
+    curves.clear()
+    build_report(ntk_root, confidence=0.5, parallel=False)
+    (ntk,) = [c for c in curves if c[1] == [32.0]]  # the accuracy curve's x is the compression, 2
+    values = pd.Series(NTK[(32, 32)])
+    assert ntk[3] == [pytest.approx(t * values.std(ddof=1) / math.sqrt(3))]
+
+
+def hessian_run(root, seed, widths, sparsity, dense_peak, pruned_peak, method="magnitude") -> str:
+    """A completed run directory with model.widths = `widths` and hessian_density.csv: a dense and a pruned
+    density on a 3-point grid, peaked at `dense_peak` and `pruned_peak` (values that tell the curves apart)."""
+    run_id = f"{method}-s{sparsity:g}-w{'x'.join(map(str, widths))}-seed{seed}"
+    d = root / "runs" / run_id
+    d.mkdir(parents=True)
+    cfg = _config(seed, method, sparsity, 1)
+    cfg["model"]["widths"] = list(widths)
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ctx = dict(run_id=run_id, name="run", seed=seed, dataset="toy", model="mlp", method=method, score=method)
+    ctx |= dict(allocation="global", structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
+    acc = [{**ctx, "phase": p, "split": "test", "metric": "accuracy", "value": 0.8, "dense_value": 0.9} for p in ("dense", "pruned")]
+    pd.DataFrame(acc).to_csv(d / "metrics.csv", index=False)
+    rows = [
+        {**ctx, "phase": phase, "grid": g, "density": peak if g == 0.0 else 0.1}
+        for phase, peak in (("dense", dense_peak), ("pruned", pruned_peak))
+        for g in (-1.0, 0.0, 1.0)
+    ]
+    pd.DataFrame(rows).to_csv(d / "hessian_density.csv", index=False)
+    (d / "COMPLETE").write_text(run_id + "\n")
+    return run_id
+
+
+def test_hessian_figure_shows_each_dense_model_and_tells_the_runs_apart(tmp_path, monkeypatch):
+    """magnitude at 0.5 on MLPs of widths [32, 32] (dense peak 5, pruned 3) and [16, 16] (dense peak 7,
+    pruned 4), seed 0. Before: the dense panel drew the first run's dense model only (a `break`: "every
+    run of a seed shares its dense model"), dropping the [16, 16] one, and both pruned curves were labelled
+    "magnitude 0.5". Now one dense curve per dense model, and every label names the widths."""
+    from matplotlib.axes import Axes
+
+    root = tmp_path / "res"
+    hessian_run(root, 0, (32, 32), 0.5, 5.0, 3.0)
+    hessian_run(root, 0, (16, 16), 0.5, 7.0, 4.0)
+    drawn = []
+    plot = Axes.plot
+    monkeypatch.setattr(
+        Axes, "plot", lambda ax, *a, **k: (drawn.append((ax.get_title(), k.get("label"), list(a[1]))), plot(ax, *a, **k))[1]
+    )
+    assert "hessian_density.png" in build_report(root, parallel=False)
+    # the panels are titled after the curves are drawn: tell them apart by the peak
+    got = sorted((label, max(y)) for _, label, y in drawn if label is not None and len(y) == 3)
+    assert got == [
+        ("dense widths=[16, 16]", 7.0),
+        ("dense widths=[32, 32]", 5.0),
+        ("magnitude 0.5 widths=[16, 16]", 4.0),
+        ("magnitude 0.5 widths=[32, 32]", 3.0),
+    ]
+
+
+def test_hessian_labels_of_runs_the_columns_do_not_tell_apart():
+    """Only the shared CSVs: two runs of seed 0, both magnitude at 0.5 (2 and 6 epochs, which no column
+    records). Before, both curves were "magnitude 0.5"; now each label carries its run id, and the dense
+    models are named by their runs."""
+    rows = [
+        {"run_id": run, "seed": 0, "method": "magnitude", "target_sparsity": 0.5, "phase": "dense", "grid": 0.0, "density": 1.0}
+        for run in ("r-e2", "r-e6")
+    ]
+    labels, dense_label = plotting.hessian_labels(pd.DataFrame(rows))
+    assert labels == {"r-e2": "magnitude 0.5 (r-e2)", "r-e6": "magnitude 0.5 (r-e6)"}
+    assert dense_label(["r-e6"], 2) == "dense of magnitude 0.5 (r-e6)" and dense_label(["r-e2", "r-e6"], 1) == "dense"
+
+
+def test_recall_change_figure_gives_each_variant_of_a_method_its_own_series(tmp_path, monkeypatch):
+    """magnitude at 0.5 trained 2 epochs (accuracy 0.60 + 0.01 s, dense 0.90) and 6 epochs (0.80 + 0.01 s,
+    dense 0.95), seeds 0-2, every class's recall = the accuracy. Before: one series per sparsity, so the
+    panel's "one point per class" held two points per class, one of each variant, under one legend entry.
+    Now one series per (sparsity, variant): 2 points each, at the recall changes computed here."""
+    from test_report_experiments import write_run
+
+    root = tmp_path / "res"
+    hand = []
+    for seed in range(3):
+        for epochs, acc, dense in ((2, 0.60, 0.90), (6, 0.80, 0.95)):
+            write_run(root, seed, "magnitude", 0.5, epochs, acc + 0.01 * seed, dense_acc=dense)
+            hand.append({"epochs": epochs, "seed": seed, "delta": acc + 0.01 * seed - dense, "dense": dense})
+    curves = _recorded_curves(monkeypatch)
+    build_report(root, parallel=False)
+    mine = pd.DataFrame(hand).groupby("epochs").mean()
+    got = sorted((label, x, y) for label, x, y, _ in curves if label and label.startswith("sparsity"))
+    assert [label for label, _, _ in got] == ["sparsity 0.5 epochs=2", "sparsity 0.5 epochs=6"]
+    for (_, x, y), epochs in zip(got, (2, 6)):
+        assert x == pytest.approx([mine.loc[epochs, "dense"]] * 2) and y == pytest.approx([mine.loc[epochs, "delta"]] * 2)
+
+
+def test_a_dollar_in_a_config_value_is_shown_as_written_in_every_figure(tmp_path, monkeypatch):
+    """dataset.cache_dir=/tmp/p$^$q varies between two experiments, so it is in every figure's legend.
+    Before: matplotlib read `$^$` as mathtext, the report stopped with a ValueError (reported as an argument
+    error, exit 2) and left a partial report. Now every figure is written and its legend shows the value
+    as written."""
+    import matplotlib.pyplot as plt
+
+    from test_report_summary import _with_cache_dirs
+
+    root = tmp_path / "res"
+    _with_cache_dirs(root, ["/tmp/p$^$q", "/tmp/r"])
+    for d in sorted((root / "runs").iterdir()):
+        m = pd.read_csv(d / "metrics.csv")
+        ctx = m.iloc[0].drop(["phase", "split", "metric", "value", "dense_value"]).to_dict()
+        ntk = {
+            **ctx,
+            "phase": "finetuned",
+            "split": "model",
+            "metric": "ntk_condition",
+            "value": 2.0 + ctx["seed"],
+            "dense_value": None,
+        }
+        pd.concat([m, pd.DataFrame([ntk])]).to_csv(d / "metrics.csv", index=False)
+        pd.DataFrame([{**ctx, "phase": "finetuned", "lr_count": 100 + ctx["seed"]}]).to_csv(d / "regions.csv", index=False)
+        rows = [{**ctx, "phase": p, "grid": g, "density": 1.0} for p in ("dense", "finetuned") for g in (0.0, 1.0)]
+        pd.DataFrame(rows).to_csv(d / "hessian_density.csv", index=False)
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    written = build_report(root, parallel=False)
+    drawn = {"accuracy_vs_compression.png", "recall_change_vs_dense.png", "regions_vs_sparsity.png"}
+    drawn |= {"hessian_density.png", "ntk_vs_width.png"}
+    assert drawn <= set(written)
+    shown = [
+        any("/tmp/p$^$q" in t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()) for fig in figures
+    ]
+    assert len(figures) == 5 and all(shown), shown
+
+
+def test_ntk_figure_plots_measurements_only_and_names_the_sparsity(tmp_path, monkeypatch):
+    """ntk_num_inputs (how many inputs the NTK used: a budget setting, prune_cli/metrics/ntk.py) was drawn as
+    a metric panel, and the legend said "random 0.5"; now only ntk_condition has a panel, labelled "random
+    sparsity 0.5"."""
+    root = tmp_path / "res"
+    for seed, v in enumerate(NTK[(32, 32)]):
+        run = ntk_run(root, seed, (32, 32), v)
+        path = root / "runs" / run / "metrics.csv"
+        m = pd.read_csv(path)
+        extra = m[m["metric"] == "ntk_condition"].assign(metric="ntk_num_inputs", value=64.0)
+        pd.concat([m, extra]).to_csv(path, index=False)
+    curves = _recorded_curves(monkeypatch)
+    build_report(root, parallel=False)
+    ntk = [(label, y) for label, x, y, _ in curves if x == [32.0]]
+    assert ntk == [("random sparsity 0.5", [pytest.approx(sum(NTK[(32, 32)]) / 3)])]
