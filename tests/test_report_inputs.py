@@ -195,3 +195,27 @@ def test_out_beside_the_runs_folder_is_allowed(tmp_path, capsys):
     results = _results(tmp_path / "results")
     main([str(results), "--out", str(results / "runs_report"), "--no-plots"])
     assert (results / "runs_report" / "summary.md").exists()
+
+
+def test_an_error_inside_the_report_keeps_its_traceback_not_a_usage_line(tmp_path, monkeypatch):
+    """Any ValueError raised while building the report was printed as "prune-report: error: ..." with exit
+    2, as if an argument were wrong: a bug in a figure (a `$` in a legend) looked like bad input."""
+    from prune_cli.report import build
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(build, "build_report", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        main([str(_results(tmp_path / "results")), "--no-plots"])
+
+
+@pytest.mark.parametrize("arg", ["--baseline=nosuchmethod", "--split=train", "--expect=BINARY"])
+def test_bad_arguments_found_while_building_are_still_one_line(tmp_path, capsys, arg):
+    """The report's own checks of its arguments (ReportInputError) stay usage errors, exit 2."""
+    results = _results(tmp_path / "results")
+    if arg == "--expect=BINARY":
+        (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00bad")
+        arg = f"--expect={tmp_path / 'binary.yaml'}"
+    line = _refused([str(results), "--no-plots", arg], capsys)
+    assert arg.split("=")[0] in line, line

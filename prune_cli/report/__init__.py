@@ -95,9 +95,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.expect is not None:  # the values first, then the folders (build_report's order)
         from .expect import load_expected
 
+        from .inputs import ReportInputError
+
         try:
             load_expected(args.expect)
-        except ValueError as e:
+        except ReportInputError as e:
             parser.error(str(e))
     from .inputs import out_problem, results_dir_problem
 
@@ -109,6 +111,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if problem is not None:  # before any work: nothing read, nothing created
         parser.error(problem)
     from .build import build_report  # pandas, scipy: imported here, after the arguments are checked
+    from .inputs import ReportInputError
 
     try:
         written = build_report(
@@ -120,7 +123,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             baseline=args.baseline,
             expect=args.expect,
         )
-    except ValueError as e:
+    except ReportInputError as e:
         parser.error(str(e))
     import pandas as pd
 

@@ -21,7 +21,7 @@ from .compare import check_baseline, check_split, compare_methods, final_values,
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
-from .inputs import out_problem, results_dir_problem
+from .inputs import ReportInputError, out_problem, results_dir_problem
 from .load import condition_keys, load_results
 from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
@@ -58,14 +58,14 @@ def build_report(
     worker process while the statistics are computed (painter.py; default: when a second CPU is
     idle, painter.idle_cpu); False draws them in this process. The files are the same either way."""
     if not 0 < confidence < 1:
-        raise ValueError(f"--confidence must be in (0, 1), got {confidence}")
+        raise ReportInputError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
     expected = load_expected(expect) if expect is not None else None
     problem = results_dir_problem(root)  # a run directory, a runs/ folder, an empty folder: nothing created
     if problem is None:
         problem = out_problem(out if out is not None else root / "report", default=out is None, root=root)
     if problem is not None:
-        raise ValueError(problem)
+        raise ReportInputError(problem)
     out = Path(out) if out is not None else root / "report"
     with Painter(parallel if plots else False) as painter:
         return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from .inputs import ReportInputError
 from .mixing import SEPARATE, describe, mixed_keys
 
 EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
@@ -271,7 +272,7 @@ def check_baseline(values: pd.DataFrame, baseline: Optional[str], elsewhere: Ite
         return baseline
     allowed = ", ".join(methods) if methods else (", ".join(elsewhere) + " (no run has completed)" if elsewhere else "none")
     why = "has no completed run in this folder" if baseline in elsewhere else "is not a method of this folder"
-    raise ValueError(f"--baseline {baseline!r} {why}; allowed: {allowed}")
+    raise ReportInputError(f"--baseline {baseline!r} {why}; allowed: {allowed}")
 
 
 def check_split(metrics: pd.DataFrame, split: str) -> None:
@@ -281,7 +282,9 @@ def check_split(metrics: pd.DataFrame, split: str) -> None:
         return
     splits = sorted(metrics.loc[metrics["metric"] == "accuracy", "split"].astype(str).unique())
     if split not in splits:
-        raise ValueError(f"--split {split!r}: no completed run in this folder records {split} accuracy; allowed: {', '.join(splits)}")
+        raise ReportInputError(
+            f"--split {split!r}: no completed run in this folder records {split} accuracy; allowed: {', '.join(splits)}"
+        )
 
 
 def variant_labels(values: pd.DataFrame) -> pd.Series:

@@ -35,6 +35,7 @@ from ..core.paths import configs_dir
 from ..core.stats import t_interval
 from ..results import experiment_keys, flatten_config
 from .compare import final_values
+from .inputs import ReportInputError
 
 FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset"}
 POINT_KEYS = {"method", "sparsity", "value", "band", "metric", "split", "phase", "match", "source"}
@@ -49,8 +50,8 @@ def available() -> list[str]:
     return sorted(p.stem for p in expected_dir().glob("*.yaml"))
 
 
-def _bad(key: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"--expect: {key} = {value!r} is not allowed; expected {allowed}")
+def _bad(key: str, value: Any, allowed: str) -> ReportInputError:
+    return ReportInputError(f"--expect: {key} = {value!r} is not allowed; expected {allowed}")
 
 
 def _number(value: Any) -> bool:
@@ -59,7 +60,7 @@ def _number(value: Any) -> bool:
 
 def load_expected(spec: str) -> dict:
     """The checked content of an expected-values file: a path, or the name of a file in
-    configs/expected/. Raises ValueError naming the key, the value and what is allowed."""
+    configs/expected/. Raises ReportInputError (a ValueError) naming the key, the value and what is allowed."""
     path = Path(spec)
     if not path.is_file():
         if "/" in spec or spec.endswith((".yaml", ".yml")) or spec not in available():
@@ -67,8 +68,10 @@ def load_expected(spec: str) -> dict:
         path = expected_dir() / f"{spec}.yaml"
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"--expect: {path} is not valid YAML: {e}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ReportInputError(f"--expect: {path} is not valid YAML: {e}") from None
+    except OSError as e:
+        raise ReportInputError(f"--expect: {path} cannot be read: {e}") from None
     if not isinstance(data, dict):
         raise _bad(str(path), type(data).__name__, "a mapping with keys " + ", ".join(sorted(FILE_KEYS)))
     unknown = set(data) - FILE_KEYS

@@ -11,7 +11,14 @@ from typing import Optional
 
 from ..core.writable import directory_problem
 
-__all__ = ["RESULTS_DIR_EXPECTED", "OUT_ALLOWED", "results_dir_problem", "out_problem"]
+__all__ = ["RESULTS_DIR_EXPECTED", "OUT_ALLOWED", "ReportInputError", "results_dir_problem", "out_problem"]
+
+
+class ReportInputError(ValueError):
+    """A bad argument or input file of prune-report, found by its own checks: the command prints the
+    message as one line and exits 2. Any other error is a bug and keeps its traceback (a ValueError from
+    inside the report was printed as a usage error, hiding where it came from)."""
+
 
 RESULTS_DIR_EXPECTED = (
     "expected the results_dir of prune-run: a folder holding run directories (runs/<run id>/) "
