@@ -239,7 +239,12 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
 
 
 def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> None:
-    """failed.json in the run directory: what failed and how, for the sweep summary and prune-report."""
+    """failed.json in the run directory: what failed and how, for the sweep summary and prune-report. Not in
+    a directory that holds another, finished run (the sweep's record names the failure)."""
+    from .run.experiment import AnotherRunsDirectory
+
+    if isinstance(err, AnotherRunsDirectory):
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "status": "failed",

@@ -34,7 +34,7 @@ from .run.composition_errors import (
 )
 from .run.prevalidate import check_added_hydra_keys, check_text_sweep, validate
 from .run.unused_options import sweep_unused
-from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir
+from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
 from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _undo_sweep_start
 
 
@@ -149,7 +149,7 @@ def _validate_every_sweep_job_first() -> None:
             try:
                 validate(job)
                 check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
-                valid.append((overrides, job))
+                valid.append((overrides, job, swept))
             except PruneCliError as err:
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
         if rejected:
@@ -158,10 +158,14 @@ def _validate_every_sweep_job_first() -> None:
                 listed.append(f"... and {len(rejected) - len(listed)} more")
             head = f"{len(rejected)} of {len(jobs)} jobs of the sweep rejected; no job ran"
             raise _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
-        unused = sweep_unused(valid)  # an override no job reads; one that some jobs read is noted in the others' logs
-        if unused:
+        unused = sweep_unused([(overrides, job) for overrides, job, _ in valid])  # an override no job reads; one that
+        if unused:  # some jobs read is noted in the others' logs
             lines = [one.message().replace("in this run", f"in any of the sweep's {len(jobs)} jobs") for one in unused]
             raise _CompositionRejected(SweepRejected("no job ran:\n  " + "\n  ".join(lines)))
+        try:
+            check_sweep_directories([(swept, job) for _, job, swept in valid])  # one run per directory
+        except PruneCliError as err:
+            raise _CompositionRejected(err) from err
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]

@@ -411,3 +411,52 @@ def test_an_unset_value_of_a_disabled_metric_does_not_stop_runs_and_an_enabled_o
     with pytest.raises(ConfigError) as err:
         check_missing_values(cfg(True))
     assert err.value.key == "metrics.probe.reference" and f"{__name__}._ProbeMetric" in str(err.value), str(err.value)
+
+
+# --------------------------------------------------------------------------- a directory per run in a sweep
+
+
+def test_a_sweep_whose_jobs_share_a_directory_runs_no_job(tmp_path):
+    # Before: both jobs used runs/magnitude_0.5; the seed-1 job found the seed-0 run's COMPLETE, said
+    # "already complete" and never trained, rewrote that run's .hydra record to seed=1, and the sweep
+    # reported "all 1 runs of the sweep completed", exit 0.
+    args = ["-m", *FAST, "sparsity=0.5", "seed=0,1", "hydra.sweep.subdir=${method.name}_${sparsity}"]
+    proc = run_cli(args, tmp_path / "r", check=False)
+    err = _one_error(proc)
+    for fragment in ("'hydra.sweep.subdir'", "'${method.name}_${sparsity}'", "seed=0", "seed=1", "magnitude_0.5", "No job ran"):
+        assert fragment in err, (fragment, err)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_job_whose_directory_holds_another_finished_run_runs_no_job(finished_results):
+    # Before: the job (another seed) was reported "already complete" and rewrote the finished run's record.
+    (finished,) = [d for d in (finished_results / "runs").iterdir() if d.is_dir()]
+    _rejected(
+        ["-m", *FAST, "seed=1", f"hydra.sweep.subdir={finished.name}"],
+        finished_results,
+        "'hydra.sweep.subdir'",
+        f"holds the finished run {finished.name}",
+        "No job ran",
+    )
+
+
+def test_a_sweep_job_in_a_custom_directory_holding_its_own_run_finds_it_complete(finished_results):
+    (finished,) = [d for d in (finished_results / "runs").iterdir() if d.is_dir()]
+    record = snapshot(finished / ".hydra")
+    proc = run_cli(["-m", *FAST, "threads=1", f"hydra.sweep.subdir={finished.name}"], finished_results)
+    assert "already complete" in (finished / "prune-run.log").read_text(), proc.stderr[-2000:]
+    assert snapshot(finished / ".hydra") == record  # the finished run's record is kept
+
+
+def test_a_run_directory_holding_another_run_is_never_taken_as_this_run_s(tmp_path):
+    from helpers import compose
+
+    from prune_cli.run.experiment import AnotherRunsDirectory, run
+
+    cfg = compose([*FAST], tmp_path / "r")
+    run_dir = tmp_path / "r" / "runs" / "somewhere"
+    run_dir.mkdir(parents=True)
+    (run_dir / "COMPLETE").write_text("run-magnitude-oneshot-s0.9-seed7-00000000\n")
+    with pytest.raises(AnotherRunsDirectory, match="holds the finished run run-magnitude-oneshot-s0.9-seed7-00000000"):
+        run(cfg, run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == [".run.lock", "COMPLETE"]
