@@ -171,6 +171,35 @@ def _validate_every_sweep_job_first() -> None:
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
 
 
+def check_float_range(o, key: str, value: str) -> None:
+    """A range() sweep with a float argument: Hydra adds the step to a float, so `range(0.2,0.4,0.1)`
+    ran 0.2, 0.30000000000000004 and 0.4 (Python's range stops before 0.4), and the job recorded
+    0.30000000000000004 under a run id no later `sparsity=0.3` run shares. Refused, with the values to
+    list (start, start + step, ... below stop, in decimal)."""
+    from decimal import Decimal
+
+    from hydra.core.override_parser.types import RangeSweep
+
+    sweep = o.value()
+    if not isinstance(sweep, RangeSweep) or not any(isinstance(x, float) for x in (sweep.start, sweep.stop, sweep.step)):
+        return
+    start, stop, step = (Decimal(repr(x)) for x in (sweep.start, sweep.stop, sweep.step))
+    listed, x = [], start
+    while (x < stop if step > 0 else x > stop) and len(listed) < 50 and step != 0:
+        listed.append(str(x.normalize()) if x != x.to_integral_value() else str(x.to_integral_value()))
+        x += step
+    floats = [str(v) for v in o.sweep_iterator()]
+    raise ConfigError(
+        key,
+        value,
+        "range() over integers, or a list of the values",
+        f"range() with a float argument steps in binary floating point (here {', '.join(floats) or 'no value'}), "
+        "so its values miss the ones typed and their runs never pool with them; list them instead"
+        + (f": {key}={','.join(listed)}" if listed else f", e.g. {key}=0.2,0.3")
+        + ".",
+    )
+
+
 def _reject_sweeps_with_no_job() -> None:
     """Hydra's basic sweeper enumerates its jobs: `interval(0,1)` (a range to sample from) made it raise
     a HydraException with its traceback, exit 1, after results_dir/runs was created; a sweep that
@@ -204,6 +233,7 @@ def _reject_sweeps_with_no_job() -> None:
                     "e.g. Hydra's Optuna sweeper plugin.",
                 )
             check_text_sweep(sweeper.config, o)
+            check_float_range(o, key, value)
             if any(True for _ in o.sweep_string_iterator()):
                 continue
             options = loader.get_group_options(o.key_or_group) if "." not in o.key_or_group else []

@@ -119,6 +119,26 @@ def test_a_sweep_the_basic_sweeper_cannot_expand_into_jobs_is_rejected(finished_
     _rejected(["-m", *NO_MLP, *args], finished_results, *fragments)
 
 
+FLOAT_RANGES = [
+    # Before: range(0.2,0.4,0.1) ran 3 jobs (0.2, 0.30000000000000004, 0.4; Python's range stops before 0.4)
+    # and recorded target_sparsity 0.30000000000000004 under a run id that a later sparsity=0.3 run does not share.
+    ("sparsity=range(0.2,0.4,0.1)", ["'sparsity'", "'range(0.2,0.4,0.1)'", "sparsity=0.2,0.3", "0.30000000000000004"]),
+    ("sparsity=range(0,1,0.5)", ["'sparsity'", "'range(0,1,0.5)'", "sparsity=0,0.5"]),
+    ("train.lr=range(0.1,0.3,0.1)", ["'train.lr'", "train.lr=0.1,0.2"]),
+]
+
+
+@pytest.mark.parametrize("arg, fragments", FLOAT_RANGES, ids=[c[0] for c in FLOAT_RANGES])
+def test_a_range_sweep_over_floats_is_refused_with_the_values_to_list(finished_results, arg, fragments):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected(["-m", *FAST, arg], finished_results, *fragments)
+
+
+def test_a_range_sweep_over_integers_runs(tmp_path):
+    proc = run_cli(["-m", *FAST, "train.epochs=1", "seed=range(3,4)"], tmp_path / "r")
+    assert "all 1 runs of the sweep completed" in proc.stderr
+
+
 @pytest.mark.parametrize("args", [c[0] for c in SWEEPS], ids=[c[0][-1] for c in SWEEPS])
 def test_a_sweep_with_no_job_creates_nothing(tmp_path, args):
     proc = run_cli(["-m", *NO_MLP, *args], tmp_path / "results", check=False)
