@@ -19,6 +19,7 @@ from .core.atomic_io import atomic_write_bytes
 from .core.checks import usable_directory
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
+from .core.paths import user_path
 from .core.tables import recorded_run_id
 from .core.writable import directory_problem
 from .run.prevalidate import validate
@@ -60,7 +61,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     results_dir/runs is created here, so an unusable results_dir is one clean message."""
     if "results_dir" not in _root_:  # Hydra's node printed alone (`--cfg hydra --resolve`): no run to place
         return "<results_dir>/runs"
-    runs = Path(str(_root_.results_dir or ".")) / "runs"
+    runs = user_path(_root_.results_dir or ".") / "runs"
     mode = _mode(_root_)
     if mode is None:  # composed by a test or a tool, not run
         return str(runs)
@@ -110,7 +111,7 @@ def _run_id(*, _root_: DictConfig) -> str:
         return f"invalid-name-seed{_root_.seed}-" + run_id(_root_).rsplit("-", 1)[-1]
     rid = run_id(_root_)
     if _mode(_root_) is not None and _root_.results_dir:
-        run_dir = Path(str(_root_.results_dir)) / "runs" / rid
+        run_dir = user_path(_root_.results_dir) / "runs" / rid
         if (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:  # complete, or running elsewhere
             _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
     return rid

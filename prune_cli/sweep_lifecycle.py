@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .core import crashpoints
 from .core.atomic_io import atomic_write_bytes
+from .core.paths import user_path
 from .core.errors import PruneCliError
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import as_config_error
@@ -78,7 +79,7 @@ class SweepSummary(Callback):
     and a non-zero exit (cluster scripts check it) unless `allow_failures=true`."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = Path(str(config.results_dir)) / ".sweeps"
+        folder = user_path(config.results_dir) / ".sweeps"
         if usable_results_dir(str(config.results_dir)) is not None:
             return  # the run directories' resolver reports it
         _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]

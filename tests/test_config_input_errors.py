@@ -480,3 +480,26 @@ def test_a_run_directory_holding_another_run_is_never_taken_as_this_run_s(tmp_pa
     with pytest.raises(AnotherRunsDirectory, match="holds the finished run run-magnitude-oneshot-s0.9-seed7-00000000"):
         run(cfg, run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == [".run.lock", "COMPLETE"]
+
+
+# --------------------------------------------------------------------------- a results_dir given with ~
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_results_dir_given_with_a_tilde_is_the_home_folder_s(tmp_path, monkeypatch, sweep):
+    # Before: "results_dir='~/x'" (Hydra keeps the quoted ~) was checked as $HOME/x but the run wrote
+    # ./~/x/runs/..., its shared tables and its dense cache, relative to the working directory.
+    from cli_runner import run_in_process
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    args = [*(["-m"] if sweep else []), *FAST, "results_dir='~/x'"]
+    proc = run_in_process(args, cwd=cwd, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(cwd.iterdir()) == []
+    results = home / "x"
+    (run_dir,) = [d for d in (results / "runs").iterdir() if d.is_dir()]
+    assert (run_dir / "COMPLETE").is_file() and (results / "runs.csv").is_file()
+    assert any((results / "dense_cache").iterdir())

@@ -21,6 +21,7 @@ from ..core.atomic_io import atomic_write_text, remove_leftovers
 from ..core.config_base import ScheduleConfig
 from ..core.errors import PruneCliError
 from ..core.identity import config_hash, run_id
+from ..core.paths import user_path
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES, recorded_run_id
 from ..data import build_splits
@@ -489,7 +490,7 @@ def _check_the_directory_is_this_run_s(run_dir: Path, rid: str) -> None:
 
 
 def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Optional[Callable[[], None]] = None) -> Path:
-    results_dir = Path(cfg.results_dir)
+    results_dir = user_path(cfg.results_dir)
     _check_the_directory_is_this_run_s(run_dir, rid)
     if (run_dir / COMPLETE_FILE).exists():
         if on_found_complete is not None:
@@ -527,7 +528,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
     atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     if cfg.shared_results:
-        log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
+        log.info("results: %s (this run) and %s (shared CSVs)", run_dir, results_dir)
     else:
         log.info("results: %s (this run; shared_results=false: no shared CSVs)", run_dir)
     total = time.perf_counter() - start
