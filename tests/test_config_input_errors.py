@@ -503,3 +503,14 @@ def test_a_results_dir_given_with_a_tilde_is_the_home_folder_s(tmp_path, monkeyp
     (run_dir,) = [d for d in (results / "runs").iterdir() if d.is_dir()]
     assert (run_dir / "COMPLETE").is_file() and (results / "runs.csv").is_file()
     assert any((results / "dense_cache").iterdir())
+
+
+# --------------------------------------------------------------------------- hydra.job.chdir
+
+
+@pytest.mark.parametrize("flags", [[], ["-m", "seed=0,1"]], ids=["run", "sweep"])
+def test_hydra_job_chdir_true_is_refused(finished_results, flags):
+    # Before: the job changed into its run directory, so the relative results_dir (the default `results`)
+    # put the shared tables and the dense cache inside the run directory (results/runs/<id>/results/...).
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected([*flags, *FAST, "hydra.job.chdir=true"], finished_results, "'hydra.job.chdir'", "True", "results_dir", "false")

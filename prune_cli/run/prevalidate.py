@@ -288,6 +288,23 @@ def check_added_hydra_keys(cfg: DictConfig) -> None:
             node = node._get_node(part)
 
 
+def check_job_chdir(cfg: DictConfig) -> None:
+    """`hydra.job.chdir=true` runs each job inside its run directory: a relative results_dir (the default
+    `results`), dense_cache.dir or dataset.root then lies inside the run directory, so the shared tables and
+    the dense cache went to results/runs/<id>/results/..., silently. prune-run places every file from
+    results_dir and never needs the change of directory: refused (a config's `hydra.job.chdir` too)."""
+    chdir = OmegaConf.select(cfg, "hydra.job.chdir", default=None)
+    check(
+        chdir is None or chdir is False,
+        "hydra.job.chdir",
+        chdir,
+        "false (prune-run's default): prune-run places every file from results_dir itself",
+        "With true each job runs inside its run directory, so a relative results_dir (the default 'results'), "
+        "dense_cache.dir or dataset.root would be read inside it: shared tables and the dense cache would land in "
+        "results_dir/runs/<run id>/results/...",
+    )
+
+
 def check_shadowed_options(cfg: DictConfig) -> None:
     """A file of the user's --config-dir with the name of a packaged option it chose (model/mlp.yaml) is
     never read: Hydra's search path puts the packaged configs first, so `model=mlp` ran the packaged
@@ -723,6 +740,7 @@ def validate(cfg: DictConfig) -> None:
     check_interpolations(cfg)
     check_known_keys(cfg)
     check_added_hydra_keys(cfg)
+    check_job_chdir(cfg)
     check_shadowed_options(cfg)
     for group in NAMED_BY_SCHEMA:
         check_name_matches_schema(cfg, group)
