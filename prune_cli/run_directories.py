@@ -84,11 +84,13 @@ def _runs_dir(*, _root_: DictConfig) -> str:
         except OSError as err:
             problem = f"{err.filename} cannot be created ({err.strerror})"
     if problem:
-        _reject(
-            f"Invalid value for config key 'results_dir': {str(_root_.results_dir)!r}. {problem}; "
-            "choose a directory prune-run can write."
-        )
+        reject_results_dir(_root_.results_dir, problem)
     return str(runs)
+
+
+def reject_results_dir(value, problem: str) -> None:
+    """An unusable `results_dir`: one line naming it, exit 2."""
+    _reject(f"Invalid value for config key 'results_dir': {str(value)!r}. {problem}; choose a directory prune-run can write.")
 
 
 # A finished run's .hydra files, read before Hydra rewrites them for a command that finds the run

@@ -514,3 +514,24 @@ def test_hydra_job_chdir_true_is_refused(finished_results, flags):
     # put the shared tables and the dense cache inside the run directory (results/runs/<id>/results/...).
     (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
     _rejected([*flags, *FAST, "hydra.job.chdir=true"], finished_results, "'hydra.job.chdir'", "True", "results_dir", "false")
+
+
+# --------------------------------------------------------------------------- a sweep given its own hydra.sweep.dir
+
+
+def test_an_unusable_results_dir_of_a_sweep_with_its_own_directory_is_named_and_creates_nothing(tmp_path):
+    # Before: exit 2 naming 'dense_cache.dir' (not results_dir), and <sweep dir>/multirun.yaml left behind.
+    from cli_runner import run_in_process
+
+    args = ["-m", *FAST, f"hydra.sweep.dir={tmp_path}/x/sw", "results_dir=/proc/foo", "seed=0"]
+    proc = run_in_process(args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    err = _one_error(proc)
+    assert "'results_dir'" in err and "/proc/foo" in err and "dense_cache" not in err, err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_rejected_sweep_with_its_own_directory_leaves_no_folder(tmp_path):
+    # Before: exit 2, but the sweep directory Hydra's sweeper made (empty once multirun.yaml was removed) stayed.
+    proc = run_cli(["-m", *FAST, f"hydra.sweep.dir={tmp_path}/x/sw2", "sparsity=0.5,1.5"], tmp_path / "r", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
