@@ -535,3 +535,22 @@ def test_a_rejected_sweep_with_its_own_directory_leaves_no_folder(tmp_path):
     proc = run_cli(["-m", *FAST, f"hydra.sweep.dir={tmp_path}/x/sw2", "sparsity=0.5,1.5"], tmp_path / "r", check=False)
     _one_error(proc)
     assert sorted(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- interpolations in Hydra's recorded overrides
+
+
+@pytest.mark.parametrize(
+    "subdir, made",
+    [("job${hydra.job.num}", "job0"), ("${hydra.job.override_dirname}", "seed=3")],
+    ids=["job.num", "override_dirname"],
+)
+def test_a_sweep_subdir_interpolating_hydra_s_job_keys_runs(tmp_path, subdir, made):
+    # Before: the pre-run pass read Hydra's recorded overrides resolved: hydra.job.num (set only by the
+    # launcher) was an InterpolationToMissingValueError traceback, exit 1; override_dirname was parsed as the
+    # override's value ("Hydra cannot parse the override 'hydra.sweep.subdir=dataset=synthetic,...'"), exit 2.
+    args = ["-m", *FAST, "train.epochs=1", "seed=3", f"hydra.sweep.subdir={subdir}"]
+    proc = run_cli([*args, "hydra.job.config.override_dirname.exclude_keys=[results_dir]"], tmp_path / "r", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [d for d in (tmp_path / "r" / "runs").iterdir() if d.is_dir()]
+    assert made in run_dir.name and (run_dir / "COMPLETE").is_file()

@@ -256,6 +256,15 @@ def check_known_keys(cfg: DictConfig) -> None:
         raise UnknownKeyError(key, value, valid, close)
 
 
+def recorded_overrides(cfg: DictConfig, which: str = "task") -> list[str]:
+    """The overrides Hydra recorded in `hydra.overrides.<which>` (task or hydra) as typed: read without
+    resolving, since iterating the node resolved a `${...}` inside an override's text (`hydra.sweep.subdir=
+    job${hydra.job.num}`, which only the launcher sets, was a traceback; `${hydra.job.override_dirname}`
+    became another override's text). None recorded (a config composed without Hydra): []."""
+    node = OmegaConf.select(cfg, f"hydra.overrides.{which}", default=None)
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)] if node is not None else []
+
+
 def check_added_hydra_keys(cfg: DictConfig) -> None:
     """A key added to Hydra's own config with `+`/`++` (recorded in hydra.overrides.hydra) is one its
     schema declares: Hydra's nodes are dataclasses (JobConf, RunDir, the launcher's and the sweeper's
@@ -264,12 +273,12 @@ def check_added_hydra_keys(cfg: DictConfig) -> None:
     sweeper's "unexpected keyword argument"). Below a plain mapping of that config (a field declared
     Dict: hydra.job.env_set, the SLURM launcher's additional_parameters, the logging configs) any key
     may be added: that is what those mappings are for."""
-    recorded = OmegaConf.select(cfg, "hydra.overrides.hydra", default=None)
+    recorded = recorded_overrides(cfg, "hydra")
     if not recorded or not isinstance(cfg.get("hydra"), DictConfig):
         return
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    for override in OverridesParser.create().parse_overrides([str(o) for o in recorded]):
+    for override in OverridesParser.create().parse_overrides(recorded):
         key = override.key_or_group
         if not (override.is_add() or override.is_force_add()) or "/" in key or override.package is not None:
             continue  # a config group (+hydra/sweeper=...), not a key
@@ -609,17 +618,21 @@ def _declared(cfg: DictConfig, key: str) -> Any:
 
 def _value_overrides(cfg: DictConfig):
     """(key, the type its schema declares, the value as parsed, the value as typed) of each single-value
-    override Hydra recorded for this run (none for a config composed without Hydra)."""
-    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    override Hydra recorded for this run (none for a config composed without Hydra). A value holding an
+    interpolation (`${...}`) is left out: its text is not its value, which the schema's checks see."""
+    recorded = recorded_overrides(cfg)
     if not recorded:
         return
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    for override in OverridesParser.create().parse_overrides([str(o) for o in recorded]):
+    for override in OverridesParser.create().parse_overrides(recorded):
         key = override.get_key_element().lstrip("+~")
         if key.startswith("hydra") or "@" in key or override.is_sweep_override() or override.is_delete():
             continue
-        yield key, _declared(cfg, key), override.value(), (override.input_line or "").partition("=")[2]
+        typed = (override.input_line or "").partition("=")[2]
+        if "${" in typed:
+            continue
+        yield key, _declared(cfg, key), override.value(), typed
 
 
 def check_boolean_overrides(cfg: DictConfig) -> None:
@@ -713,8 +726,7 @@ def check_score_override(cfg: DictConfig) -> None:
     score is chosen with its own method config. method.score stays for a method whose name is not a
     score (region_bound, lap_global_normalize: a score with an allocation) and for a plugin score that
     no method config names."""
-    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
-    if not recorded or not any(str(o).lstrip("+").startswith("method.score=") for o in recorded):
+    if not any(o.lstrip("+").startswith("method.score=") for o in recorded_overrides(cfg)):
         return
     m = cfg.method
     own = (configs_dir() / "method" / f"{m.score}.yaml").is_file() or m.score in plugins.schema_names("method")
