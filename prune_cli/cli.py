@@ -110,7 +110,9 @@ def main() -> None:
     except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead
         traceback.print_exc()
         _reject_composition(err)
-    except ValueError as err:  # Hydra's refusal of two modes (`-m ... --cfg job`): a usage error, not a bug
+    except ValueError as err:  # Hydra's refusals of its flags: usage errors, not bugs
+        if str(err).startswith("The --resolve flag"):  # `--resolve` alone
+            _reject("--resolve applies only with --cfg (job, hydra or all) or --help: e.g. prune-run --cfg job --resolve")
         if not str(err).startswith("Only one of --run, --multirun"):
             raise
         _reject(f"{err} (e.g. -m and --cfg job together; --cfg job prints one job's config: give it without -m)")
