@@ -8,6 +8,7 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - every job of a sweep is composed and validated before the first one runs (`_validate_every_sweep_job_first`);
 - a sweep that would have no job, or needs a sampling sweeper, is rejected (`_reject_sweeps_with_no_job`);
 - a sweep over a config group's options may set an option they declare (`_compose_group_sweeps_with_their_options`);
+- `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
 - `--help` lists prune-run's config groups only, and Hydra's copies of its config repository share the
   ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`)."""
 
@@ -49,6 +50,7 @@ def install() -> None:
     _reject_sweeps_with_no_job()
     _compose_a_run_once()
     _compose_group_sweeps_with_their_options()
+    _hydra_help_with_hydra_s_overrides_only()
 
 
 def _share_config_store_in_repository_copies() -> None:
@@ -462,6 +464,32 @@ def _unresolvable_in_shown_config(err: InterpolationResolutionError) -> ConfigEr
         if isinstance(shown, DictConfig):
             return unresolvable_interpolation(shown, skip=())
     return None
+
+
+def _hydra_help_with_hydra_s_overrides_only() -> None:
+    """`--hydra-help` composes Hydra's own config alone (no prune-run config), so an override of the
+    experiment (`--hydra-help sparsity=0.5`) failed with a traceback and Hydra's wrong hint "To append to
+    your config use +sparsity=0.5". Hydra's help describes Hydra's options: it is composed with the
+    overrides of Hydra's config (`hydra.*`, `hydra/<group>=...`) only."""
+    from hydra._internal.hydra import Hydra
+
+    hydra_help = Hydra.hydra_help
+    if getattr(hydra_help, "hydra_s_overrides_only", False):
+        return
+
+    def help_with_hydra_s_overrides(self, config_name, args_parser, args):
+        kept = [o for o in args.overrides if o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+        return hydra_help(self, config_name, args_parser, _with(args, kept))
+
+    help_with_hydra_s_overrides.hydra_s_overrides_only = True  # type: ignore[attr-defined]
+    Hydra.hydra_help = help_with_hydra_s_overrides  # type: ignore[method-assign]
+
+
+def _with(args: Any, overrides: list[str]) -> Any:
+    """A copy of Hydra's parsed arguments with other overrides."""
+    changed = copy.copy(args)
+    changed.overrides = overrides
+    return changed
 
 
 # Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers

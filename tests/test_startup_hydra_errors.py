@@ -124,6 +124,17 @@ def test_a_usage_error_is_one_line_and_exit_2(tmp_path, args, fragments):
     assert sorted(tmp_path.iterdir()) == []
 
 
+def test_hydra_help_with_an_override_of_the_experiment_prints_hydra_s_help(tmp_path):
+    # Before: a ConfigCompositionException traceback, then "To append to your config use +sparsity=0.5"
+    # (Hydra's help composes its own config only, without prune-run's, so no experiment key is there).
+    from cli_runner import run_in_process
+
+    proc = run_in_process(["--hydra-help", "sparsity=0.5", "hydra/launcher=parallel"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Hydra (" in proc.stdout and "hydra/launcher" in proc.stdout and proc.stderr == "", proc.stderr[-2000:]
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_version_prints_its_line_once(tmp_path):
     from cli_runner import run_in_process
 
