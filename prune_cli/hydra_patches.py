@@ -33,7 +33,7 @@ from .run.composition_errors import (
     unresolvable_interpolation,
     yaml_error,
 )
-from .run.prevalidate import check_added_hydra_keys, check_text_sweep, validate
+from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
 from .run.unused_options import sweep_unused
 from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
 from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _undo_sweep_start
@@ -252,6 +252,7 @@ def _reject_sweeps_with_no_job() -> None:
 
     def instantiate_sweeper(self, *, hydra_context, task_function, config):
         check_added_hydra_keys(config)  # before Hydra hands the sweeper's and launcher's keys to their classes
+        check_launcher_overrides(config)  # and options the launcher ignores
         sweeper = instantiate(self, hydra_context=hydra_context, task_function=task_function, config=config)
         if type(sweeper).__name__ == "BasicSweeper":  # Hydra's plugin scan loads its module anew: matched by name
             sweep = sweeper.sweep

@@ -161,6 +161,17 @@ HYDRA_KEYS = [
 ]
 
 
+JOBLIB_IGNORED = [("hydra.launcher.backend=foo", "'foo'"), ("hydra.launcher.prefer=threads", "'threads'")]
+
+
+@pytest.mark.parametrize("override, value", JOBLIB_IGNORED, ids=[c[0] for c in JOBLIB_IGNORED])
+def test_a_joblib_option_hydra_s_launcher_ignores_is_refused(finished_results, override, value):
+    # Before: accepted and ignored (Hydra's joblib launcher always uses the loky backend, processes), exit 0.
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    args = ["-m", "hydra/launcher=parallel", *FAST, "seed=0,1", override]
+    _rejected(args, finished_results, f"'{override.partition('=')[0]}'", value, "loky", "no effect")
+
+
 @pytest.mark.parametrize("flags, args, key, close", HYDRA_KEYS, ids=[c[1][-1] + (" -m" if c[0] else "") for c in HYDRA_KEYS])
 def test_an_unknown_hydra_key_added_with_plus_is_rejected(finished_results, flags, args, key, close):
     (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")

@@ -314,6 +314,29 @@ def check_job_chdir(cfg: DictConfig) -> None:
     )
 
 
+# Options of Hydra's joblib launcher (hydra/launcher=parallel) it overrides itself: it always runs the jobs
+# with joblib's loky backend (processes), so these change nothing
+JOBLIB_IGNORED = ("hydra.launcher.backend", "hydra.launcher.prefer")
+
+
+def check_launcher_overrides(cfg: DictConfig) -> None:
+    """An override of an option Hydra's joblib launcher ignores (`hydra.launcher.backend=threading`,
+    `hydra.launcher.prefer=threads`): accepted and ignored before, as if the jobs ran otherwise."""
+    if "Joblib" not in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(recorded_overrides(cfg, "hydra")):
+        key = override.get_key_element().lstrip("+~")
+        if key in JOBLIB_IGNORED:
+            raise ConfigError(
+                key,
+                (override.input_line or "").partition("=")[2],
+                "no override: Hydra's joblib launcher (hydra/launcher=parallel) always runs its jobs with joblib's loky "
+                f"backend (processes), so {key} has no effect; leave it out (hydra.launcher.n_jobs sets how many run at once)",
+            )
+
+
 def check_shadowed_options(cfg: DictConfig) -> None:
     """A file of the user's --config-dir with the name of a packaged option it chose (model/mlp.yaml) is
     never read: Hydra's search path puts the packaged configs first, so `model=mlp` ran the packaged
