@@ -110,7 +110,9 @@ def main() -> None:
     except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead
         traceback.print_exc()
         _reject_composition(err)
-    except ValueError as err:  # Hydra's refusal of two modes (`-m ... --cfg job`): a usage error, not a bug
+    except ValueError as err:  # Hydra's refusals of its flags: usage errors, not bugs
+        if str(err).startswith("The --resolve flag"):  # `--resolve` alone
+            _reject("--resolve applies only with --cfg (job, hydra or all) or --help: e.g. prune-run --cfg job --resolve")
         if not str(err).startswith("Only one of --run, --multirun"):
             raise
         _reject(f"{err} (e.g. -m and --cfg job together; --cfg job prints one job's config: give it without -m)")
@@ -149,7 +151,7 @@ def hydra_main(cfg: DictConfig) -> None:
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again
             plugins.add_modules(cfg.plugins)
         validate(cfg)
-        for one in unused_overrides(cfg, list(hydra_cfg.overrides.task)):  # a note, or a sweep job that ignores it
+        for one in unused_overrides(cfg, _as_typed(hydra_cfg.overrides.task)):  # a note, or a sweep job that ignores it
             log.warning(one.message())
         _limit_threads(cfg, hydra_cfg)
         run(cfg, run_dir, on_found_complete=lambda: _keep_a_finished_run_s_record(run_dir))
@@ -176,6 +178,11 @@ def hydra_main(cfg: DictConfig) -> None:
     else:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt failed; this one completed
         sweep_record.record_outcome(run_dir, "completed")
+
+
+def _as_typed(recorded) -> list[str]:
+    """Hydra's recorded overrides as typed (iterating the node would resolve a `${...}` in their text)."""
+    return [str(o) for o in OmegaConf.to_container(recorded, resolve=False)]
 
 
 def _as_expected(err: Exception) -> Exception:
@@ -239,7 +246,12 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
 
 
 def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> None:
-    """failed.json in the run directory: what failed and how, for the sweep summary and prune-report."""
+    """failed.json in the run directory: what failed and how, for the sweep summary and prune-report. Not in
+    a directory that holds another, finished run (the sweep's record names the failure)."""
+    from .run.experiment import AnotherRunsDirectory
+
+    if isinstance(err, AnotherRunsDirectory):
+        return
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "status": "failed",
@@ -247,7 +259,7 @@ def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -
         "error_type": type(err).__name__,
         "message": str(err),
         "config_error": isinstance(err, ConfigError),
-        "overrides": list(hydra_cfg.overrides.task),
+        "overrides": _as_typed(hydra_cfg.overrides.task),
         "job_num": hydra_cfg.job.get("num"),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "traceback": traceback.format_exc(),

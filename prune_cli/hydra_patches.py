@@ -8,6 +8,7 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - every job of a sweep is composed and validated before the first one runs (`_validate_every_sweep_job_first`);
 - a sweep that would have no job, or needs a sampling sweeper, is rejected (`_reject_sweeps_with_no_job`);
 - a sweep over a config group's options may set an option they declare (`_compose_group_sweeps_with_their_options`);
+- `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
 - `--help` lists prune-run's config groups only, and Hydra's copies of its config repository share the
   ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`)."""
 
@@ -32,9 +33,9 @@ from .run.composition_errors import (
     unresolvable_interpolation,
     yaml_error,
 )
-from .run.prevalidate import check_added_hydra_keys, check_text_sweep, validate
+from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
 from .run.unused_options import sweep_unused
-from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir
+from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
 from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _undo_sweep_start
 
 
@@ -49,6 +50,7 @@ def install() -> None:
     _reject_sweeps_with_no_job()
     _compose_a_run_once()
     _compose_group_sweeps_with_their_options()
+    _hydra_help_with_hydra_s_overrides_only()
 
 
 def _share_config_store_in_repository_copies() -> None:
@@ -149,7 +151,7 @@ def _validate_every_sweep_job_first() -> None:
             try:
                 validate(job)
                 check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
-                valid.append((overrides, job))
+                valid.append((overrides, job, swept))
             except PruneCliError as err:
                 rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
         if rejected:
@@ -158,13 +160,46 @@ def _validate_every_sweep_job_first() -> None:
                 listed.append(f"... and {len(rejected) - len(listed)} more")
             head = f"{len(rejected)} of {len(jobs)} jobs of the sweep rejected; no job ran"
             raise _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
-        unused = sweep_unused(valid)  # an override no job reads; one that some jobs read is noted in the others' logs
-        if unused:
+        unused = sweep_unused([(overrides, job) for overrides, job, _ in valid])  # an override no job reads; one that
+        if unused:  # some jobs read is noted in the others' logs
             lines = [one.message().replace("in this run", f"in any of the sweep's {len(jobs)} jobs") for one in unused]
             raise _CompositionRejected(SweepRejected("no job ran:\n  " + "\n  ".join(lines)))
+        try:
+            check_sweep_directories([(swept, job) for _, job, swept in valid])  # one run per directory
+        except PruneCliError as err:
+            raise _CompositionRejected(err) from err
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
+
+
+def check_float_range(o, key: str, value: str) -> None:
+    """A range() sweep with a float argument: Hydra adds the step to a float, so `range(0.2,0.4,0.1)`
+    ran 0.2, 0.30000000000000004 and 0.4 (Python's range stops before 0.4), and the job recorded
+    0.30000000000000004 under a run id no later `sparsity=0.3` run shares. Refused, with the values to
+    list (start, start + step, ... below stop, in decimal)."""
+    from decimal import Decimal
+
+    from hydra.core.override_parser.types import RangeSweep
+
+    sweep = o.value()
+    if not isinstance(sweep, RangeSweep) or not any(isinstance(x, float) for x in (sweep.start, sweep.stop, sweep.step)):
+        return
+    start, stop, step = (Decimal(repr(x)) for x in (sweep.start, sweep.stop, sweep.step))
+    listed, x = [], start
+    while (x < stop if step > 0 else x > stop) and len(listed) < 50 and step != 0:
+        listed.append(str(x.normalize()) if x != x.to_integral_value() else str(x.to_integral_value()))
+        x += step
+    floats = [str(v) for v in o.sweep_iterator()]
+    raise ConfigError(
+        key,
+        value,
+        "range() over integers, or a list of the values",
+        f"range() with a float argument steps in binary floating point (here {', '.join(floats) or 'no value'}), "
+        "so its values miss the ones typed and their runs never pool with them; list them instead"
+        + (f": {key}={','.join(listed)}" if listed else f", e.g. {key}=0.2,0.3")
+        + ".",
+    )
 
 
 def _reject_sweeps_with_no_job() -> None:
@@ -200,6 +235,7 @@ def _reject_sweeps_with_no_job() -> None:
                     "e.g. Hydra's Optuna sweeper plugin.",
                 )
             check_text_sweep(sweeper.config, o)
+            check_float_range(o, key, value)
             if any(True for _ in o.sweep_string_iterator()):
                 continue
             options = loader.get_group_options(o.key_or_group) if "." not in o.key_or_group else []
@@ -216,6 +252,7 @@ def _reject_sweeps_with_no_job() -> None:
 
     def instantiate_sweeper(self, *, hydra_context, task_function, config):
         check_added_hydra_keys(config)  # before Hydra hands the sweeper's and launcher's keys to their classes
+        check_launcher_overrides(config)  # and options the launcher ignores
         sweeper = instantiate(self, hydra_context=hydra_context, task_function=task_function, config=config)
         if type(sweeper).__name__ == "BasicSweeper":  # Hydra's plugin scan loads its module anew: matched by name
             sweep = sweeper.sweep
@@ -428,6 +465,32 @@ def _unresolvable_in_shown_config(err: InterpolationResolutionError) -> ConfigEr
         if isinstance(shown, DictConfig):
             return unresolvable_interpolation(shown, skip=())
     return None
+
+
+def _hydra_help_with_hydra_s_overrides_only() -> None:
+    """`--hydra-help` composes Hydra's own config alone (no prune-run config), so an override of the
+    experiment (`--hydra-help sparsity=0.5`) failed with a traceback and Hydra's wrong hint "To append to
+    your config use +sparsity=0.5". Hydra's help describes Hydra's options: it is composed with the
+    overrides of Hydra's config (`hydra.*`, `hydra/<group>=...`) only."""
+    from hydra._internal.hydra import Hydra
+
+    hydra_help = Hydra.hydra_help
+    if getattr(hydra_help, "hydra_s_overrides_only", False):
+        return
+
+    def help_with_hydra_s_overrides(self, config_name, args_parser, args):
+        kept = [o for o in args.overrides if o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+        return hydra_help(self, config_name, args_parser, _with(args, kept))
+
+    help_with_hydra_s_overrides.hydra_s_overrides_only = True  # type: ignore[attr-defined]
+    Hydra.hydra_help = help_with_hydra_s_overrides  # type: ignore[method-assign]
+
+
+def _with(args: Any, overrides: list[str]) -> Any:
+    """A copy of Hydra's parsed arguments with other overrides."""
+    changed = copy.copy(args)
+    changed.overrides = overrides
+    return changed
 
 
 # Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers

@@ -6,17 +6,21 @@ the removal of what a rejected run left (its scaffolding, and the folders this p
 
 from __future__ import annotations
 
+import copy
+import os
 import shutil
 import sys
 from pathlib import Path
 
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .core.atomic_io import atomic_write_bytes
 from .core.checks import usable_directory
 from .core.errors import ConfigError, PruneCliError
 from .core.identity import run_id, safe_name
+from .core.paths import user_path
+from .core.tables import recorded_run_id
 from .core.writable import directory_problem
 from .run.prevalidate import validate
 from .run.unused_options import reject_unused_overrides
@@ -57,7 +61,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     results_dir/runs is created here, so an unusable results_dir is one clean message."""
     if "results_dir" not in _root_:  # Hydra's node printed alone (`--cfg hydra --resolve`): no run to place
         return "<results_dir>/runs"
-    runs = Path(str(_root_.results_dir or ".")) / "runs"
+    runs = user_path(_root_.results_dir or ".") / "runs"
     mode = _mode(_root_)
     if mode is None:  # composed by a test or a tool, not run
         return str(runs)
@@ -80,11 +84,13 @@ def _runs_dir(*, _root_: DictConfig) -> str:
         except OSError as err:
             problem = f"{err.filename} cannot be created ({err.strerror})"
     if problem:
-        _reject(
-            f"Invalid value for config key 'results_dir': {str(_root_.results_dir)!r}. {problem}; "
-            "choose a directory prune-run can write."
-        )
+        reject_results_dir(_root_.results_dir, problem)
     return str(runs)
+
+
+def reject_results_dir(value, problem: str) -> None:
+    """An unusable `results_dir`: one line naming it, exit 2."""
+    _reject(f"Invalid value for config key 'results_dir': {str(value)!r}. {problem}; choose a directory prune-run can write.")
 
 
 # A finished run's .hydra files, read before Hydra rewrites them for a command that finds the run
@@ -107,7 +113,7 @@ def _run_id(*, _root_: DictConfig) -> str:
         return f"invalid-name-seed{_root_.seed}-" + run_id(_root_).rsplit("-", 1)[-1]
     rid = run_id(_root_)
     if _mode(_root_) is not None and _root_.results_dir:
-        run_dir = Path(str(_root_.results_dir)) / "runs" / rid
+        run_dir = user_path(_root_.results_dir) / "runs" / rid
         if (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:  # complete, or running elsewhere
             _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
     return rid
@@ -143,6 +149,77 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
             "relabel; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory",
         )
     _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
+
+
+def _sweep_directory_key(job: DictConfig) -> tuple[str, str]:
+    """The key that places a sweep's runs elsewhere than results_dir/runs/<run id>, and its value as given."""
+    subdir = str(job.hydra.sweep._get_node("subdir")._value())
+    if subdir != "${run_id:}":
+        return "hydra.sweep.subdir", subdir
+    return "hydra.sweep.dir", str(job.hydra.sweep._get_node("dir")._value())
+
+
+def _job_directory(job: DictConfig, num: int) -> Path | None:
+    """Where the launcher will put job number `num` (hydra.sweep.dir/hydra.sweep.subdir, resolved as
+    Hydra's `run_job` does, with the job's number, which the launcher sets again, and Hydra's config set
+    for a `${hydra:...}` in them); None when it does not resolve here (the job itself reports that)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    with open_dict(job):
+        job.hydra.job.id = num
+        job.hydra.job.num = num
+    given = "".join(str(job.hydra.sweep._get_node(k)._value()) for k in ("dir", "subdir"))
+    placed = copy.deepcopy(job) if "hydra:" in given else job  # set_config makes its hydra node read-only
+    hydra_config = HydraConfig.instance()
+    before = hydra_config.cfg
+    try:
+        if placed is not job:
+            hydra_config.set_config(placed)
+        return Path(os.path.abspath(os.path.join(str(placed.hydra.sweep.dir), str(placed.hydra.sweep.subdir))))
+    except Exception:  # noqa: BLE001 - an interpolation only the job can resolve: its own error
+        return None
+    finally:
+        hydra_config.cfg = before
+
+
+def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> None:
+    """Each run of a sweep in a directory of its own, checked before any job (`jobs`: what tells each
+    job apart, and its composed config, in launch order). A custom `hydra.sweep.subdir` (or
+    `hydra.sweep.dir`) that puts two runs with different run ids in one directory made the second
+    job find the first's COMPLETE, report "already complete" and never train, after Hydra rewrote the
+    finished run's `.hydra` record with its own overrides; a directory whose COMPLETE or shared-tables
+    marker names another run id is refused likewise (as `hydra.run.dir` is for a single run). A
+    directory holding this very run keeps its record (as for a run found by its id)."""
+    seen: dict[Path, tuple[int, str, str]] = {}
+    for num, (swept, job) in enumerate(jobs):
+        swept = "the sweep's only job" if len(jobs) == 1 else swept
+        run_dir = _job_directory(job, num)
+        if run_dir is None:
+            continue
+        rid = run_id(job)
+        key, value = _sweep_directory_key(job)
+        advice = f"leave {key} out (each run gets results_dir/runs/<run id>) or use a pattern that tells the runs apart"
+        first = seen.setdefault(run_dir, (num, swept, rid))
+        if first[2] != rid:
+            raise ConfigError(
+                key,
+                value,
+                "a directory per run",
+                f"Jobs {first[0]} ({first[1] or 'no override'}) and {num} ({swept or 'no override'}) are different runs "
+                f"({first[2]}, {rid}) but both would use {run_dir}: the second would find the first complete and never "
+                f"run. No job ran; {advice}.",
+            )
+        other = recorded_run_id(run_dir)
+        if other is not None and other != rid:
+            raise ConfigError(
+                key,
+                value,
+                "a directory per run",
+                f"Job {num} ({swept or 'no override'}, run {rid}) would use {run_dir}, which holds the finished run "
+                f"{other}: the job would not run and would relabel that run's record. No job ran; {advice}.",
+            )
+        if other == rid and (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:
+            _FINISHED_RECORDS.setdefault(run_dir, _hydra_record(run_dir))
 
 
 def _keep_a_finished_run_s_record(run_dir: Path) -> None:

@@ -24,10 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from .core import crashpoints
 from .core.atomic_io import atomic_write_bytes
+from .core.paths import user_path
 from .core.errors import PruneCliError
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import as_config_error
-from .run_directories import _CREATED, _reject, usable_results_dir
+from .run_directories import _CREATED, _reject, reject_results_dir, usable_results_dir
 
 _SWEEP_CREATED: list[Path] = []  # results_dir and results_dir/.sweeps when the current sweep created them
 # (runs/multirun.yaml, its bytes before the current sweep or None): a rejected sweep puts them back
@@ -78,11 +79,14 @@ class SweepSummary(Callback):
     and a non-zero exit (cluster scripts check it) unless `allow_failures=true`."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = Path(str(config.results_dir)) / ".sweeps"
-        if usable_results_dir(str(config.results_dir)) is not None:
-            return  # the run directories' resolver reports it
+        folder = user_path(config.results_dir) / ".sweeps"
+        problem = usable_results_dir(str(config.results_dir)) if config.results_dir else "it is empty"
+        if problem is not None:  # before the sweeper writes multirun.yaml (a hydra.sweep.dir of its own
+            reject_results_dir(config.results_dir, problem)  # never resolves `${runs_dir:}`, which said it)
         _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]
-        record = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"  # Hydra's sweeper rewrites it next
+        sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))
+        _SWEEP_CREATED.extend(d for d in (sweep_dir, *sweep_dir.parents) if not d.exists())  # the sweeper makes it next
+        record = sweep_dir / "multirun.yaml"  # Hydra's sweeper rewrites it next
         _MULTIRUN_YAML[:] = [(record, record.read_bytes() if record.is_file() else None)]
         _note_the_launcher(config)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")

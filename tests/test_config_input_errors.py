@@ -119,6 +119,26 @@ def test_a_sweep_the_basic_sweeper_cannot_expand_into_jobs_is_rejected(finished_
     _rejected(["-m", *NO_MLP, *args], finished_results, *fragments)
 
 
+FLOAT_RANGES = [
+    # Before: range(0.2,0.4,0.1) ran 3 jobs (0.2, 0.30000000000000004, 0.4; Python's range stops before 0.4)
+    # and recorded target_sparsity 0.30000000000000004 under a run id that a later sparsity=0.3 run does not share.
+    ("sparsity=range(0.2,0.4,0.1)", ["'sparsity'", "'range(0.2,0.4,0.1)'", "sparsity=0.2,0.3", "0.30000000000000004"]),
+    ("sparsity=range(0,1,0.5)", ["'sparsity'", "'range(0,1,0.5)'", "sparsity=0,0.5"]),
+    ("train.lr=range(0.1,0.3,0.1)", ["'train.lr'", "train.lr=0.1,0.2"]),
+]
+
+
+@pytest.mark.parametrize("arg, fragments", FLOAT_RANGES, ids=[c[0] for c in FLOAT_RANGES])
+def test_a_range_sweep_over_floats_is_refused_with_the_values_to_list(finished_results, arg, fragments):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected(["-m", *FAST, arg], finished_results, *fragments)
+
+
+def test_a_range_sweep_over_integers_runs(tmp_path):
+    proc = run_cli(["-m", *FAST, "train.epochs=1", "seed=range(3,4)"], tmp_path / "r")
+    assert "all 1 runs of the sweep completed" in proc.stderr
+
+
 @pytest.mark.parametrize("args", [c[0] for c in SWEEPS], ids=[c[0][-1] for c in SWEEPS])
 def test_a_sweep_with_no_job_creates_nothing(tmp_path, args):
     proc = run_cli(["-m", *NO_MLP, *args], tmp_path / "results", check=False)
@@ -139,6 +159,17 @@ HYDRA_KEYS = [
     (["-m"], ["hydra/launcher=parallel", "seed=0,1", "+hydra.launcher.n_job=1"], "hydra.launcher.n_job", "hydra.launcher.n_jobs"),
     ([], ["++hydra.job.chdri=true"], "hydra.job.chdri", "hydra.job.chdir"),
 ]
+
+
+JOBLIB_IGNORED = [("hydra.launcher.backend=foo", "'foo'"), ("hydra.launcher.prefer=threads", "'threads'")]
+
+
+@pytest.mark.parametrize("override, value", JOBLIB_IGNORED, ids=[c[0] for c in JOBLIB_IGNORED])
+def test_a_joblib_option_hydra_s_launcher_ignores_is_refused(finished_results, override, value):
+    # Before: accepted and ignored (Hydra's joblib launcher always uses the loky backend, processes), exit 0.
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    args = ["-m", "hydra/launcher=parallel", *FAST, "seed=0,1", override]
+    _rejected(args, finished_results, f"'{override.partition('=')[0]}'", value, "loky", "no effect")
 
 
 @pytest.mark.parametrize("flags, args, key, close", HYDRA_KEYS, ids=[c[1][-1] + (" -m" if c[0] else "") for c in HYDRA_KEYS])
@@ -411,3 +442,126 @@ def test_an_unset_value_of_a_disabled_metric_does_not_stop_runs_and_an_enabled_o
     with pytest.raises(ConfigError) as err:
         check_missing_values(cfg(True))
     assert err.value.key == "metrics.probe.reference" and f"{__name__}._ProbeMetric" in str(err.value), str(err.value)
+
+
+# --------------------------------------------------------------------------- a directory per run in a sweep
+
+
+def test_a_sweep_whose_jobs_share_a_directory_runs_no_job(tmp_path):
+    # Before: both jobs used runs/magnitude_0.5; the seed-1 job found the seed-0 run's COMPLETE, said
+    # "already complete" and never trained, rewrote that run's .hydra record to seed=1, and the sweep
+    # reported "all 1 runs of the sweep completed", exit 0.
+    args = ["-m", *FAST, "sparsity=0.5", "seed=0,1", "hydra.sweep.subdir=${method.name}_${sparsity}"]
+    proc = run_cli(args, tmp_path / "r", check=False)
+    err = _one_error(proc)
+    for fragment in ("'hydra.sweep.subdir'", "'${method.name}_${sparsity}'", "seed=0", "seed=1", "magnitude_0.5", "No job ran"):
+        assert fragment in err, (fragment, err)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_job_whose_directory_holds_another_finished_run_runs_no_job(finished_results):
+    # Before: the job (another seed) was reported "already complete" and rewrote the finished run's record.
+    (finished,) = [d for d in (finished_results / "runs").iterdir() if d.is_dir()]
+    _rejected(
+        ["-m", *FAST, "seed=1", f"hydra.sweep.subdir={finished.name}"],
+        finished_results,
+        "'hydra.sweep.subdir'",
+        f"holds the finished run {finished.name}",
+        "No job ran",
+    )
+
+
+def test_a_sweep_job_in_a_custom_directory_holding_its_own_run_finds_it_complete(finished_results):
+    (finished,) = [d for d in (finished_results / "runs").iterdir() if d.is_dir()]
+    record = snapshot(finished / ".hydra")
+    proc = run_cli(["-m", *FAST, "threads=1", f"hydra.sweep.subdir={finished.name}"], finished_results)
+    assert "already complete" in (finished / "prune-run.log").read_text(), proc.stderr[-2000:]
+    assert snapshot(finished / ".hydra") == record  # the finished run's record is kept
+
+
+def test_a_run_directory_holding_another_run_is_never_taken_as_this_run_s(tmp_path):
+    from helpers import compose
+
+    from prune_cli.run.experiment import AnotherRunsDirectory, run
+
+    cfg = compose([*FAST], tmp_path / "r")
+    run_dir = tmp_path / "r" / "runs" / "somewhere"
+    run_dir.mkdir(parents=True)
+    (run_dir / "COMPLETE").write_text("run-magnitude-oneshot-s0.9-seed7-00000000\n")
+    with pytest.raises(AnotherRunsDirectory, match="holds the finished run run-magnitude-oneshot-s0.9-seed7-00000000"):
+        run(cfg, run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == [".run.lock", "COMPLETE"]
+
+
+# --------------------------------------------------------------------------- a results_dir given with ~
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_results_dir_given_with_a_tilde_is_the_home_folder_s(tmp_path, monkeypatch, sweep):
+    # Before: "results_dir='~/x'" (Hydra keeps the quoted ~) was checked as $HOME/x but the run wrote
+    # ./~/x/runs/..., its shared tables and its dense cache, relative to the working directory.
+    from cli_runner import run_in_process
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    args = [*(["-m"] if sweep else []), *FAST, "results_dir='~/x'"]
+    proc = run_in_process(args, cwd=cwd, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(cwd.iterdir()) == []
+    results = home / "x"
+    (run_dir,) = [d for d in (results / "runs").iterdir() if d.is_dir()]
+    assert (run_dir / "COMPLETE").is_file() and (results / "runs.csv").is_file()
+    assert any((results / "dense_cache").iterdir())
+
+
+# --------------------------------------------------------------------------- hydra.job.chdir
+
+
+@pytest.mark.parametrize("flags", [[], ["-m", "seed=0,1"]], ids=["run", "sweep"])
+def test_hydra_job_chdir_true_is_refused(finished_results, flags):
+    # Before: the job changed into its run directory, so the relative results_dir (the default `results`)
+    # put the shared tables and the dense cache inside the run directory (results/runs/<id>/results/...).
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected([*flags, *FAST, "hydra.job.chdir=true"], finished_results, "'hydra.job.chdir'", "True", "results_dir", "false")
+
+
+# --------------------------------------------------------------------------- a sweep given its own hydra.sweep.dir
+
+
+def test_an_unusable_results_dir_of_a_sweep_with_its_own_directory_is_named_and_creates_nothing(tmp_path):
+    # Before: exit 2 naming 'dense_cache.dir' (not results_dir), and <sweep dir>/multirun.yaml left behind.
+    from cli_runner import run_in_process
+
+    args = ["-m", *FAST, f"hydra.sweep.dir={tmp_path}/x/sw", "results_dir=/proc/foo", "seed=0"]
+    proc = run_in_process(args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"})
+    err = _one_error(proc)
+    assert "'results_dir'" in err and "/proc/foo" in err and "dense_cache" not in err, err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_rejected_sweep_with_its_own_directory_leaves_no_folder(tmp_path):
+    # Before: exit 2, but the sweep directory Hydra's sweeper made (empty once multirun.yaml was removed) stayed.
+    proc = run_cli(["-m", *FAST, f"hydra.sweep.dir={tmp_path}/x/sw2", "sparsity=0.5,1.5"], tmp_path / "r", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- interpolations in Hydra's recorded overrides
+
+
+@pytest.mark.parametrize(
+    "subdir, made",
+    [("job${hydra.job.num}", "job0"), ("${hydra.job.override_dirname}", "seed=3")],
+    ids=["job.num", "override_dirname"],
+)
+def test_a_sweep_subdir_interpolating_hydra_s_job_keys_runs(tmp_path, subdir, made):
+    # Before: the pre-run pass read Hydra's recorded overrides resolved: hydra.job.num (set only by the
+    # launcher) was an InterpolationToMissingValueError traceback, exit 1; override_dirname was parsed as the
+    # override's value ("Hydra cannot parse the override 'hydra.sweep.subdir=dataset=synthetic,...'"), exit 2.
+    args = ["-m", *FAST, "train.epochs=1", "seed=3", f"hydra.sweep.subdir={subdir}"]
+    proc = run_cli([*args, "hydra.job.config.override_dirname.exclude_keys=[results_dir]"], tmp_path / "r", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = [d for d in (tmp_path / "r" / "runs").iterdir() if d.is_dir()]
+    assert made in run_dir.name and (run_dir / "COMPLETE").is_file()

@@ -100,3 +100,43 @@ class _Color(enum.Enum):
 )
 def test_allowed_values_in_words(declared, words):
     assert describe_type(declared) == words
+
+
+# Command lines Hydra's own argument handling failed on with a traceback or a wrong hint (audit).
+USAGE = [
+    # (arguments, fragments of the one line). Before: `--resolve` alone was Hydra's ValueError traceback, exit 1;
+    # `=0.5` (no key) was "ValueError: Config group override must be a string or a list. Got float", exit 1.
+    (["--resolve"], ["--resolve", "--cfg"]),
+    (["=0.5"], ["'=0.5'", "no key", "key=value"]),
+    (["+=0.5"], ["'+=0.5'", "no key"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", USAGE, ids=[" ".join(c[0]) for c in USAGE])
+def test_a_usage_error_is_one_line_and_exit_2(tmp_path, args, fragments):
+    from cli_runner import run_in_process
+
+    proc = run_in_process(args, cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"})
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("prune-run: error:"), proc.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in proc.stderr, (fragment, proc.stderr)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_hydra_help_with_an_override_of_the_experiment_prints_hydra_s_help(tmp_path):
+    # Before: a ConfigCompositionException traceback, then "To append to your config use +sparsity=0.5"
+    # (Hydra's help composes its own config only, without prune-run's, so no experiment key is there).
+    from cli_runner import run_in_process
+
+    proc = run_in_process(["--hydra-help", "sparsity=0.5", "hydra/launcher=parallel"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Hydra (" in proc.stdout and "hydra/launcher" in proc.stdout and proc.stderr == "", proc.stderr[-2000:]
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_version_prints_its_line_once(tmp_path):
+    from cli_runner import run_in_process
+
+    proc = run_in_process(["--version"], cwd=tmp_path, env={})
+    assert proc.returncode == 0 and (proc.stdout + proc.stderr).count("Hydra ") == 1, (proc.stdout, proc.stderr)

@@ -3,9 +3,17 @@ inside the wheel as the package `prune_cli.configs` (pyproject.toml)."""
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Optional
+
+
+def user_path(value) -> Path:
+    """A directory option as a path (`results_dir`, `dense_cache.dir`): a leading `~` is the home folder,
+    as the validation that tried it (prune_cli/core/writable.py) and a shell read it. Hydra keeps a
+    quoted `results_dir='~/x'` as typed; used unexpanded it was ./~/x."""
+    return Path(os.path.expanduser(str(value)))
 
 
 def checkout_configs() -> Optional[Path]:

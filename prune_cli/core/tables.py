@@ -92,8 +92,8 @@ def shared_name(table: str) -> str:
 RUN_ID_FILES = ("COMPLETE", "SHARED_APPENDED")
 
 
-def dir_run_id(run_dir: Path) -> str:
-    """The run id a run directory holds (first line of COMPLETE or of its marker), else its name."""
+def recorded_run_id(run_dir: Path) -> str | None:
+    """The run id a run directory's COMPLETE or marker names (its first line); None when neither does."""
     for name in RUN_ID_FILES:
         try:
             first = (run_dir / name).read_text().split("\n", 1)[0].strip()
@@ -101,7 +101,12 @@ def dir_run_id(run_dir: Path) -> str:
             continue
         if first:
             return first
-    return run_dir.name
+    return None
+
+
+def dir_run_id(run_dir: Path) -> str:
+    """The run id a run directory holds (first line of COMPLETE or of its marker), else its name."""
+    return recorded_run_id(run_dir) or run_dir.name
 
 
 def one_per_run_id(run_dirs: list[Path]) -> tuple[list[Path], dict[str, str]]:

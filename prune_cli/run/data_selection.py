@@ -24,6 +24,7 @@ from filelock import FileLock
 
 from ..core import random_streams
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
+from ..core.paths import user_path
 from ..core.identity import run_id
 from ..core.random_streams import derived_seed
 from ..core.tables import DATA_PRUNING_TABLE
@@ -47,7 +48,7 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
     base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
-    folder = Path(cfg.dense_cache.dir) / "data_pruning"
+    folder = user_path(cfg.dense_cache.dir) / "data_pruning"
 
     def cached(name: str, key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         digest = hashlib.sha256(json.dumps({**base, "rule": name, **key}, sort_keys=True).encode()).hexdigest()[:16]

@@ -29,6 +29,7 @@ import prune_cli
 from ..core import accel, plugins
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
 from ..core.file_digest import tree_digest
+from ..core.paths import user_path
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class DenseCache:
     @classmethod
     def for_config(cls, cfg: DictConfig, device_type: str) -> "DenseCache":
         inputs = dense_inputs(cfg, device_type)
-        return cls(Path(cfg.dense_cache.dir), _key_of(inputs), inputs)
+        return cls(user_path(cfg.dense_cache.dir), _key_of(inputs), inputs)
 
     def trained_by_other_code(self) -> list[Path]:
         """Complete entries for this very config whose code differs (another prune-cli version, source

@@ -19,9 +19,11 @@ from ..core import crashpoints, interrupts, random_streams
 from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text, remove_leftovers
 from ..core.config_base import ScheduleConfig
+from ..core.errors import PruneCliError
 from ..core.identity import config_hash, run_id
+from ..core.paths import user_path
 from ..core.random_streams import derived_seed
-from ..core.tables import TABLES
+from ..core.tables import TABLES, recorded_run_id
 from ..data import build_splits
 from ..data.cache import load_raw
 from ..models import build_model
@@ -469,8 +471,27 @@ def _say_if_made_by_other_code(run_dir: Path, rid: str) -> None:
         print(line, file=sys.stderr)
 
 
+class AnotherRunsDirectory(PruneCliError):
+    """The run directory holds another run (its COMPLETE or shared-tables marker names another run id)."""
+
+
+def _check_the_directory_is_this_run_s(run_dir: Path, rid: str) -> None:
+    """A directory whose COMPLETE (or shared-tables marker) names another run id is that run's: this run
+    would have been reported 'already complete' and never trained. The sweep's check refuses such a
+    sweep before any job (run_directories.check_sweep_directories), and a single run's check a
+    hydra.run.dir holding another run; this is the last line, for a directory that changed since."""
+    other = recorded_run_id(run_dir)
+    if other is not None and other != rid:
+        raise AnotherRunsDirectory(
+            f"run directory {run_dir} holds the finished run {other}, not this run ({rid}); nothing was run. Each run "
+            "needs a directory of its own: leave hydra.sweep.subdir, hydra.sweep.dir and hydra.run.dir out (each run "
+            "gets results_dir/runs/<run id>) or give a pattern that tells the runs apart"
+        )
+
+
 def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Optional[Callable[[], None]] = None) -> Path:
-    results_dir = Path(cfg.results_dir)
+    results_dir = user_path(cfg.results_dir)
+    _check_the_directory_is_this_run_s(run_dir, rid)
     if (run_dir / COMPLETE_FILE).exists():
         if on_found_complete is not None:
             on_found_complete()
@@ -507,7 +528,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
     atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     if cfg.shared_results:
-        log.info("results: %s (this run) and %s (shared CSVs)", run_dir, cfg.results_dir)
+        log.info("results: %s (this run) and %s (shared CSVs)", run_dir, results_dir)
     else:
         log.info("results: %s (this run; shared_results=false: no shared CSVs)", run_dir)
     total = time.perf_counter() - start

@@ -17,7 +17,10 @@ one line and creates nothing (docs/robustness.md, "Bad input"):
 
 from __future__ import annotations
 
-from ..core.errors import ConfigError
+import contextlib
+import io
+
+from ..core.errors import ConfigError, PruneCliError
 
 # Groups whose option (its YAML, its schema and its code) is chosen by `<group>=<option>`; the option's
 # `name` is its own label, set by its YAML.
@@ -31,9 +34,10 @@ def _overrides(args: list[str]) -> list:
     from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:
-        known, _ = get_args_parser().parse_known_args(args)
-    except SystemExit:  # a malformed flag: Hydra's own parser reports it
+    try:  # quietly: `--version` (argparse prints it and exits) and a malformed flag are Hydra's parser's to report
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            known, _ = get_args_parser().parse_known_args(args)
+    except SystemExit:
         return []
     try:
         return OverridesParser.create().parse_overrides(list(known.overrides or []))
@@ -49,6 +53,11 @@ def check_overrides(args: list[str]) -> None:
     for override in _overrides(args):
         key = override.get_key_element().lstrip("+~")
         text = override.input_line or key
+        if not override.key_or_group:  # `=0.5`: Hydra's defaults list failed on it with a ValueError traceback
+            raise PruneCliError(
+                f"Invalid override {text!r}: it names no key before '='; an override is key=value (sparsity=0.5), "
+                "+key=value to add a key, or group=option (model=mlp)"
+            )
         value = text.partition("=")[2]
         if override.is_delete() and not key.startswith("hydra"):
             raise ConfigError(

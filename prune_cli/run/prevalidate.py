@@ -256,6 +256,15 @@ def check_known_keys(cfg: DictConfig) -> None:
         raise UnknownKeyError(key, value, valid, close)
 
 
+def recorded_overrides(cfg: DictConfig, which: str = "task") -> list[str]:
+    """The overrides Hydra recorded in `hydra.overrides.<which>` (task or hydra) as typed: read without
+    resolving, since iterating the node resolved a `${...}` inside an override's text (`hydra.sweep.subdir=
+    job${hydra.job.num}`, which only the launcher sets, was a traceback; `${hydra.job.override_dirname}`
+    became another override's text). None recorded (a config composed without Hydra): []."""
+    node = OmegaConf.select(cfg, f"hydra.overrides.{which}", default=None)
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)] if node is not None else []
+
+
 def check_added_hydra_keys(cfg: DictConfig) -> None:
     """A key added to Hydra's own config with `+`/`++` (recorded in hydra.overrides.hydra) is one its
     schema declares: Hydra's nodes are dataclasses (JobConf, RunDir, the launcher's and the sweeper's
@@ -264,12 +273,12 @@ def check_added_hydra_keys(cfg: DictConfig) -> None:
     sweeper's "unexpected keyword argument"). Below a plain mapping of that config (a field declared
     Dict: hydra.job.env_set, the SLURM launcher's additional_parameters, the logging configs) any key
     may be added: that is what those mappings are for."""
-    recorded = OmegaConf.select(cfg, "hydra.overrides.hydra", default=None)
+    recorded = recorded_overrides(cfg, "hydra")
     if not recorded or not isinstance(cfg.get("hydra"), DictConfig):
         return
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    for override in OverridesParser.create().parse_overrides([str(o) for o in recorded]):
+    for override in OverridesParser.create().parse_overrides(recorded):
         key = override.key_or_group
         if not (override.is_add() or override.is_force_add()) or "/" in key or override.package is not None:
             continue  # a config group (+hydra/sweeper=...), not a key
@@ -286,6 +295,46 @@ def check_added_hydra_keys(cfg: DictConfig) -> None:
                 value = (override.input_line or "").partition("=")[2]
                 raise UnknownKeyError(key, value, sorted(fields), close)
             node = node._get_node(part)
+
+
+def check_job_chdir(cfg: DictConfig) -> None:
+    """`hydra.job.chdir=true` runs each job inside its run directory: a relative results_dir (the default
+    `results`), dense_cache.dir or dataset.root then lies inside the run directory, so the shared tables and
+    the dense cache went to results/runs/<id>/results/..., silently. prune-run places every file from
+    results_dir and never needs the change of directory: refused (a config's `hydra.job.chdir` too)."""
+    chdir = OmegaConf.select(cfg, "hydra.job.chdir", default=None)
+    check(
+        chdir is None or chdir is False,
+        "hydra.job.chdir",
+        chdir,
+        "false (prune-run's default): prune-run places every file from results_dir itself",
+        "With true each job runs inside its run directory, so a relative results_dir (the default 'results'), "
+        "dense_cache.dir or dataset.root would be read inside it: shared tables and the dense cache would land in "
+        "results_dir/runs/<run id>/results/...",
+    )
+
+
+# Options of Hydra's joblib launcher (hydra/launcher=parallel) it overrides itself: it always runs the jobs
+# with joblib's loky backend (processes), so these change nothing
+JOBLIB_IGNORED = ("hydra.launcher.backend", "hydra.launcher.prefer")
+
+
+def check_launcher_overrides(cfg: DictConfig) -> None:
+    """An override of an option Hydra's joblib launcher ignores (`hydra.launcher.backend=threading`,
+    `hydra.launcher.prefer=threads`): accepted and ignored before, as if the jobs ran otherwise."""
+    if "Joblib" not in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")):
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(recorded_overrides(cfg, "hydra")):
+        key = override.get_key_element().lstrip("+~")
+        if key in JOBLIB_IGNORED:
+            raise ConfigError(
+                key,
+                (override.input_line or "").partition("=")[2],
+                "no override: Hydra's joblib launcher (hydra/launcher=parallel) always runs its jobs with joblib's loky "
+                f"backend (processes), so {key} has no effect; leave it out (hydra.launcher.n_jobs sets how many run at once)",
+            )
 
 
 def check_shadowed_options(cfg: DictConfig) -> None:
@@ -592,17 +641,21 @@ def _declared(cfg: DictConfig, key: str) -> Any:
 
 def _value_overrides(cfg: DictConfig):
     """(key, the type its schema declares, the value as parsed, the value as typed) of each single-value
-    override Hydra recorded for this run (none for a config composed without Hydra)."""
-    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
+    override Hydra recorded for this run (none for a config composed without Hydra). A value holding an
+    interpolation (`${...}`) is left out: its text is not its value, which the schema's checks see."""
+    recorded = recorded_overrides(cfg)
     if not recorded:
         return
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    for override in OverridesParser.create().parse_overrides([str(o) for o in recorded]):
+    for override in OverridesParser.create().parse_overrides(recorded):
         key = override.get_key_element().lstrip("+~")
         if key.startswith("hydra") or "@" in key or override.is_sweep_override() or override.is_delete():
             continue
-        yield key, _declared(cfg, key), override.value(), (override.input_line or "").partition("=")[2]
+        typed = (override.input_line or "").partition("=")[2]
+        if "${" in typed:
+            continue
+        yield key, _declared(cfg, key), override.value(), typed
 
 
 def check_boolean_overrides(cfg: DictConfig) -> None:
@@ -696,8 +749,7 @@ def check_score_override(cfg: DictConfig) -> None:
     score is chosen with its own method config. method.score stays for a method whose name is not a
     score (region_bound, lap_global_normalize: a score with an allocation) and for a plugin score that
     no method config names."""
-    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
-    if not recorded or not any(str(o).lstrip("+").startswith("method.score=") for o in recorded):
+    if not any(o.lstrip("+").startswith("method.score=") for o in recorded_overrides(cfg)):
         return
     m = cfg.method
     own = (configs_dir() / "method" / f"{m.score}.yaml").is_file() or m.score in plugins.schema_names("method")
@@ -723,6 +775,7 @@ def validate(cfg: DictConfig) -> None:
     check_interpolations(cfg)
     check_known_keys(cfg)
     check_added_hydra_keys(cfg)
+    check_job_chdir(cfg)
     check_shadowed_options(cfg)
     for group in NAMED_BY_SCHEMA:
         check_name_matches_schema(cfg, group)

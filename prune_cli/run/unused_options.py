@@ -290,8 +290,9 @@ def unused_overrides(cfg: DictConfig, overrides: list[str]) -> list[UnusedOverri
 
 def task_overrides(cfg: DictConfig) -> list[str]:
     """The task overrides Hydra recorded in a composed config (none for a config composed without it)."""
-    recorded = OmegaConf.select(cfg, "hydra.overrides.task", default=None)
-    return [str(o) for o in recorded] if recorded is not None else []
+    from .prevalidate import recorded_overrides
+
+    return recorded_overrides(cfg)
 
 
 def reject_unused_overrides(cfg: DictConfig) -> None:
