@@ -6,6 +6,7 @@ expected values are computed here from the planted numbers."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,8 +18,9 @@ from prune_cli.report import plots as plotting
 from test_report_experiments import _config
 
 
-def ntk_run(root, seed, widths, value, method="random", sparsity=0.5) -> str:
-    """A completed run directory with model.widths = `widths` and one NTK metric of the pruned model."""
+def _run_with_widths(root, seed, widths, method, sparsity) -> tuple[str, Path, dict]:
+    """A run directory with its config.yaml (model.widths = `widths`): its run id, folder and the
+    context columns of its rows."""
     run_id = f"{method}-s{sparsity:g}-w{'x'.join(map(str, widths))}-seed{seed}"
     d = root / "runs" / run_id
     d.mkdir(parents=True)
@@ -27,6 +29,12 @@ def ntk_run(root, seed, widths, value, method="random", sparsity=0.5) -> str:
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     ctx = dict(run_id=run_id, name="run", seed=seed, dataset="toy", model="mlp", method=method, score=method)
     ctx |= dict(allocation="global", structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
+    return run_id, d, ctx
+
+
+def ntk_run(root, seed, widths, value, method="random", sparsity=0.5) -> str:
+    """A completed run directory with model.widths = `widths` and one NTK metric of the pruned model."""
+    run_id, d, ctx = _run_with_widths(root, seed, widths, method, sparsity)
     rows = [
         {**ctx, "phase": "pruned", "split": "model", "metric": "ntk_condition", "value": value, "dense_value": None},
         {**ctx, "phase": "pruned", "split": "test", "metric": "accuracy", "value": 0.5, "dense_value": 0.9},
@@ -107,14 +115,7 @@ def test_regions_and_ntk_intervals_follow_confidence(tmp_path, monkeypatch):
 def hessian_run(root, seed, widths, sparsity, dense_peak, pruned_peak, method="magnitude") -> str:
     """A completed run directory with model.widths = `widths` and hessian_density.csv: a dense and a pruned
     density on a 3-point grid, peaked at `dense_peak` and `pruned_peak` (values that tell the curves apart)."""
-    run_id = f"{method}-s{sparsity:g}-w{'x'.join(map(str, widths))}-seed{seed}"
-    d = root / "runs" / run_id
-    d.mkdir(parents=True)
-    cfg = _config(seed, method, sparsity, 1)
-    cfg["model"]["widths"] = list(widths)
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    ctx = dict(run_id=run_id, name="run", seed=seed, dataset="toy", model="mlp", method=method, score=method)
-    ctx |= dict(allocation="global", structure="unstructured", schedule="oneshot", target_sparsity=sparsity)
+    run_id, d, ctx = _run_with_widths(root, seed, widths, method, sparsity)
     acc = [{**ctx, "phase": p, "split": "test", "metric": "accuracy", "value": 0.8, "dense_value": 0.9} for p in ("dense", "pruned")]
     pd.DataFrame(acc).to_csv(d / "metrics.csv", index=False)
     rows = [
