@@ -108,7 +108,7 @@ def test_missing_values_are_blank_in_the_accuracy_and_ece_tables(tmp_path):
         "| toy/mlp | random | oneshot | 0.5 |  | finetuned | 0 |  |  |  |  |",
     ]
     ece = disparate_markdown(pd.DataFrame(), pd.DataFrame(), summary, "test")
-    assert ece.splitlines()[-1] == "| toy/mlp | magnitude | 0.5 | finetuned | 3 | 0.0500 [+0.0500, +0.0500] |  |  |"
+    assert ece.splitlines()[-1] == "| toy/mlp | magnitude | 0.5 | finetuned | 3 | 0.0500 [0.0500, 0.0500] |  |  |"  # a level: no signs
 
 
 def test_accuracy_table_names_the_level_of_its_intervals(tmp_path):
@@ -130,3 +130,17 @@ def test_accuracy_table_names_the_level_of_its_intervals(tmp_path):
     half = stats.t.ppf(0.75, 2) * values.std(ddof=1) / math.sqrt(3)
     assert "50% CI" in header and "CI" not in header
     assert cells["50% CI"] == f"[{values.mean() - half:.4f}, {values.mean() + half:.4f}]"
+
+
+def test_a_folder_without_metrics_says_what_it_holds(tmp_path):
+    """A folder with only per_class.csv said "no completed runs with metrics.csv found", as if it were empty."""
+    from prune_cli.report.load import load_results
+    from prune_cli.report.summary import standards_check
+
+    root = tmp_path / "res"
+    write_run(root, 0, "magnitude", 0.5, 10, 0.8)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    pd.read_csv(next(root.glob("runs/*/per_class.csv"))).to_csv(shared / "per_class.csv", index=False)
+    lines = standards_check(load_results(shared), pd.DataFrame())
+    assert "no completed runs with metrics.csv (shared: runs.csv) found (the folder holds per_class.csv only)" in lines[1], lines

@@ -214,11 +214,13 @@ def pruning_identified_exemplars(folder: ResultsFolder, split: str = "test") -> 
 # ----------------------------------------------------------------------------- markdown
 
 
-def _interval(mean: float, lo: float, hi: float, scale: float = 100.0, digits: int = 1) -> str:
+def _interval(mean: float, lo: float, hi: float, scale: float = 100.0, digits: int = 1, signed: bool = True) -> str:
+    """`mean [lo, hi]` scaled; with a sign on every number for a change (signed), on none for a level
+    (an ECE: "0.0690 [+0.0096, +0.1285]" mixed both)."""
     if not math.isfinite(mean):
         return ""
-    text = f"{mean * scale:+.{digits}f}"
-    return text + (f" [{lo * scale:+.{digits}f}, {hi * scale:+.{digits}f}]" if math.isfinite(lo) else "")
+    fmt = f"{'+' if signed else ''}.{digits}f"
+    return f"{mean * scale:{fmt}}" + (f" [{lo * scale:{fmt}}, {hi * scale:{fmt}}]" if math.isfinite(lo) else "")
 
 
 def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: pd.DataFrame, split: str) -> str:
@@ -266,7 +268,7 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
                 "phase": ece["phase"],
                 "n": ece["n_seeds"],
                 "ECE (CI)": [
-                    _interval(m, lo, hi, 1.0, 4).lstrip("+") for m, lo, hi in zip(ece["mean"], ece["ci_low"], ece["ci_high"])
+                    _interval(m, lo, hi, 1.0, 4, signed=False) for m, lo, hi in zip(ece["mean"], ece["ci_low"], ece["ci_high"])
                 ],
                 "dense ECE": ece["dense_mean"].map(lambda v: finite(v, ".4f")),
                 "change (CI)": [

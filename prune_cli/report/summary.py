@@ -115,7 +115,9 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "
     metrics = folder.table("metrics.csv")
     lines = ["Evaluation standards (ShrinkBench checklist, Blalock et al. MLSys 2020; docs/report.md R1-R8):"]
     if not len(metrics):  # every run failed or is unfinished: still say which
-        return lines + ["  no completed runs with metrics.csv found", *_failed_and_unfinished(folder)]
+        others = [n for n in (folder.results.names if folder.results else []) if n != "metrics.csv"]  # e.g. per_class.csv only
+        held = f" (the folder holds {', '.join(others)} only)" if others else ""
+        return lines + [f"  no completed runs with metrics.csv (shared: runs.csv) found{held}", *_failed_and_unfinished(folder)]
     pruned = metrics[metrics["phase"] != "dense"]
     valued = runs_with_a_value(metrics, split)
     pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
