@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from cli_runner import ForkedRun, run_in_process, start_forked
 from conftest import FAST, REJECTED, REJECTED_RESULTS_DIR, SHARED_RUN, copy_results, run_cli
@@ -196,6 +197,40 @@ def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_redone(tmp_path, re
     assert list(run_dir.glob("state.pt.corrupt-*"))
     assert f"checkpoint {run_dir / 'state.pt'} is unreadable" in proc.stderr + (run_dir / "prune-run.log").read_text()
     _same_rows(out, reference)
+
+
+@pytest.mark.parametrize("saved_plan", [["Dense()", "Other()"], None])
+def test_a_checkpoint_of_another_plan_is_moved_aside_and_the_run_redone(tmp_path, reference, monkeypatch, saved_plan):
+    """A checkpoint's step index counts the steps of the plan that wrote it: the lottery-ticket reinit
+    control gained steps (Branch/Rejoin), and a run stopped under the older plan resumed at the index of
+    another step. A checkpoint whose saved plan differs is set aside and the run redone; one without a
+    saved plan (older versions) is resumed unless the plan holds steps those versions never made (here
+    a Branch is added to the run's plan for the test)."""
+    out = tmp_path / "results"
+    proc = _start(SHARED_RUN, out, **{crashpoints.ENV: "shared-table-1"})  # every step done and checkpointed
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    run_dir = _run_dir(SHARED_RUN, out)
+    state = torch.load(run_dir / "state.pt", weights_only=True)
+    assert state["plan"][0] == "Dense()"  # the plan is saved with the checkpoint
+    if saved_plan is None:
+        del state["plan"]
+        from prune_cli.schedules import SCHEDULES
+        from prune_cli.schedules.steps import Branch, Rejoin
+
+        plan_of = SCHEDULES.get("oneshot")
+        monkeypatch.setitem(SCHEDULES._entries, "oneshot", lambda cfg: [*plan_of(cfg), Branch(), Rejoin()])
+    else:
+        state["plan"] = saved_plan
+    torch.save(state, run_dir / "state.pt")
+    proc = run_cli(SHARED_RUN, out, separate_process=False)
+    log = (run_dir / "prune-run.log").read_text()
+    assert f"checkpoint {run_dir / 'state.pt'} cannot be resumed" in log, log
+    assert list(run_dir.glob("state.pt.other-plan-*"))
+    got, want = _shared(out), _shared(reference)  # redone from the start: its dense model from the cache the first try filled
+    assert set(got["runs.csv"]["dense_cache"]) == {"hit"}
+    for name in want:
+        pd.testing.assert_frame_equal(got[name].drop(columns="dense_cache"), want[name].drop(columns="dense_cache"), check_dtype=False)
 
 
 def test_a_corrupt_dense_cache_entry_is_moved_aside_and_retrained(tmp_path, shared_run):

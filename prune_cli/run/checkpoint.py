@@ -39,6 +39,7 @@ def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
     state = {
         "step_index": exp.step_index,
+        "plan": plan_text(exp.plan),  # the steps step_index counts: a resume with another plan starts over
         "model": cpu_state(exp.model),
         "masks": {k: v.cpu() for k, v in exp.masks.items()},
         "generator": exp.generator.get_state(),
@@ -70,24 +71,44 @@ def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
     crashpoints.hold("checkpoint-saved")
 
 
+def plan_text(plan: list) -> list[str]:
+    """The plan's steps as text (their dataclass reprs: kind and arguments)."""
+    return [repr(step) for step in plan]
+
+
+def _other_plan(state: dict, plan: list) -> str | None:
+    """Why the checkpoint's step_index does not count the steps of `plan`, or None when it does. A
+    checkpoint without a saved plan (older versions) counts them unless the plan has steps those versions
+    never made (`Branch`/`Rejoin`, the lottery-ticket reinit control over several rounds): resumed there,
+    a step index of the old plan pointed at another step of the new one."""
+    saved = state.get("plan")
+    if saved is not None:
+        return None if list(saved) == plan_text(plan) else "it was written for another plan of steps (another prune-cli version)"
+    new_kinds = sorted({step.kind for step in plan} & {"branch", "rejoin"})
+    return f"it was written by an older prune-cli whose plan had no {'/'.join(new_kinds)} steps" if new_kinds else None
+
+
+def _set_aside(path, what: str, why: str) -> None:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = path.with_name(f"{STATE_FILE}.{what}-{stamp}")
+    os.replace(path, aside)
+    log.warning("checkpoint %s %s; moved it to %s and starting the run from the beginning", path, why, aside)
+
+
 def load(exp: Experiment) -> bool:
-    """Restore the checkpoint into `exp`; an unreadable one is moved aside (warning) and the run
-    starts over (False)."""
+    """Restore the checkpoint into `exp` (whose `plan` is the run's); an unreadable one, or one written
+    for another plan, is moved aside (warning) and the run starts over (False)."""
     path = exp.run_dir / STATE_FILE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         extra = json.loads(state["json"])
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file: keep it for inspection, redo the work
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        aside = path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
-        os.replace(path, aside)
-        log.warning(
-            "checkpoint %s is unreadable (%s: %s); moved it to %s and starting the run from the beginning",
-            path,
-            type(err).__name__,
-            str(err).splitlines()[0] if str(err) else "",
-            aside,
-        )
+        first = str(err).splitlines()[0] if str(err) else ""
+        _set_aside(path, "corrupt", f"is unreadable ({type(err).__name__}: {first})")
+        return False
+    other = _other_plan(state, exp.plan)
+    if other is not None:
+        _set_aside(path, "other-plan", f"cannot be resumed: {other}")
         return False
     exp.step_index = state["step_index"]
     exp.model.load_state_dict(state["model"])

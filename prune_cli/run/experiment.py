@@ -123,6 +123,7 @@ class Experiment:
 
     def run_plan(self, plan: list[Step]) -> None:
         here = self.provenance  # this process's; a checkpoint replaces it with the starting process's
+        self.plan = plan  # before the checkpoint: its step index counts the steps of this plan
         if (self.run_dir / STATE_FILE).exists() and checkpoint.load(self):
             if self.step_index < len(plan):
                 at_step = plan[self.step_index].kind
@@ -141,7 +142,6 @@ class Experiment:
                 )
         else:
             results.write_start_record(self.run_dir, self.provenance)
-        self.plan = plan
         self._say_lr_rewind()
         while self.step_index < len(plan):
             interrupts.check()
