@@ -364,3 +364,14 @@ def test_dense_lines_of_a_shared_csv_folder_are_one_per_dense_model(tmp_path, mo
         ("dense (sparsity 0.5, 0.75, 0.875)", pytest.approx(dense[2])),
         ("dense (sparsity 0.9375, 0.96875)", pytest.approx(dense[6])),
     ]
+
+
+def test_an_accuracy_figure_with_no_averaged_condition_is_not_drawn_and_says_why(tmp_path):
+    """Only random, at 2 and 6 epochs for every seed (shared CSVs): every condition is not averaged.
+    Before: accuracy_vs_compression.png was drawn with a legend and no data, and the Plots section said
+    nothing about it."""
+    runs = [r for r in _runs() if r[1] == "random"]
+    written = build_report(_shared_only(tmp_path, runs=runs), plots=True, parallel=False)
+    assert "accuracy_vs_compression.png" not in written
+    md = written["summary.md"].read_text()
+    assert "accuracy_vs_compression.png is not drawn: every condition's runs mix configurations" in md, md

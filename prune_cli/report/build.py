@@ -32,11 +32,21 @@ from .summary import (
     accuracy_markdown,
     comparisons_markdown,
     experiments_markdown,
+    final_phase,
     markdown_table,
     recall_distortion_rows,
     standards_check,
     summarise,
 )
+
+
+def _all_accuracy_mixed(summary: pd.DataFrame, split: str) -> bool:
+    """Whether the final `split` accuracy has rows and every one is a condition left out by the mixing rule."""
+    if not len(summary) or "mixed" not in summary.columns:
+        return False
+    final = final_phase(summary)
+    acc = final[(final["metric"] == "accuracy") & (final["split"] == split)]
+    return bool(len(acc)) and bool(acc["mixed"].notna().all())
 
 
 def build_report(
@@ -290,6 +300,11 @@ def _build(
     plot_notes = regions_points.notes if regions_points is not None else []
     ntk_drawn = ntk_points(metrics, folder.configs) if painter is not None and len(metrics) else None
     plot_notes += ntk_drawn.notes if ntk_drawn is not None else []
+    if painter is not None and "accuracy_vs_compression.png" not in drawn and _all_accuracy_mixed(summary, split):
+        plot_notes.append(
+            "accuracy_vs_compression.png is not drawn: every condition's runs mix configurations for one seed and are not "
+            "averaged (the accuracy table says which)"
+        )
     if drawn or plot_notes:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
         md += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])

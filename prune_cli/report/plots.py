@@ -172,6 +172,7 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
         return None
     final = final_phase(summary)
     acc = final[(final["metric"] == "accuracy") & (final["split"] == split)]
+    acc = acc[np.isfinite(acc["mean"].to_numpy(float))]  # a condition not averaged (`mixed`) has no point
     if not len(acc):
         return None
     pairs = _pairs(acc)
