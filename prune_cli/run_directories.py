@@ -165,10 +165,14 @@ def _job_directory(job: DictConfig, num: int) -> Path | None:
     for a `${hydra:...}` in them); None when it does not resolve here (the job itself reports that)."""
     from hydra.core.hydra_config import HydraConfig
 
-    with open_dict(job):
-        job.hydra.job.id = num
-        job.hydra.job.num = num
     given = "".join(str(job.hydra.sweep._get_node(k)._value()) for k in ("dir", "subdir"))
+    launcher = str(OmegaConf.select(job, "hydra.launcher._target_", default="") or "")
+    if "submitit" in launcher and "job.id" in given:
+        return None  # SLURM's job id, known when the job starts (and never shared by two jobs)
+    with open_dict(job):
+        # the id each launcher gives: Hydra's joblib launcher "<job name>_<number>", the basic one the number
+        job.hydra.job.id = f"{job.hydra.job.name}_{num}" if "joblib" in launcher else num
+        job.hydra.job.num = num
     placed = copy.deepcopy(job) if "hydra:" in given else job  # set_config makes its hydra node read-only
     hydra_config = HydraConfig.instance()
     before = hydra_config.cfg

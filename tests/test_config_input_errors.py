@@ -565,3 +565,19 @@ def test_a_sweep_subdir_interpolating_hydra_s_job_keys_runs(tmp_path, subdir, ma
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = [d for d in (tmp_path / "r" / "runs").iterdir() if d.is_dir()]
     assert made in run_dir.name and (run_dir / "COMPLETE").is_file()
+
+
+def test_a_parallel_sweep_s_job_ids_are_the_launcher_s_when_directories_are_checked(finished_results, tmp_path):
+    """Under hydra/launcher=parallel a job's hydra.job.id is "<job name>_<number>" (Hydra's joblib launcher),
+    not the number: with `hydra.sweep.subdir=${hydra.job.id}` the up-front check looked at the wrong
+    directory, the jobs started, and Hydra rewrote the finished run's .hydra record before they failed."""
+    from conftest import copy_results
+
+    results = copy_results(finished_results, tmp_path / "copy")
+    (finished,) = [d for d in (results / "runs").iterdir() if d.is_dir()]
+    finished = finished.rename(finished.with_name("prune-run_0"))
+    before = snapshot(results)
+    proc = run_cli(["-m", *FAST, "seed=1,2", "hydra/launcher=parallel", "hydra.sweep.subdir=${hydra.job.id}"], results, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "holds the finished run" in proc.stderr and "No job ran" in proc.stderr, proc.stderr[-2000:]
+    assert snapshot(results) == before
