@@ -177,7 +177,8 @@ def check_float_range(o, key: str, value: str) -> None:
     """A range() sweep with a float argument: Hydra adds the step to a float, so `range(0.2,0.4,0.1)`
     ran 0.2, 0.30000000000000004 and 0.4 (Python's range stops before 0.4), and the job recorded
     0.30000000000000004 under a run id no later `sparsity=0.3` run shares. Refused, with the values to
-    list (start, start + step, ... below stop, in decimal)."""
+    list (start, start + step, ... below stop, in decimal). A range whose values are exactly those decimal
+    ones (range(0.5,1.0,0.25): binary fractions) runs."""
     from decimal import Decimal
 
     from hydra.core.override_parser.types import RangeSweep
@@ -191,6 +192,8 @@ def check_float_range(o, key: str, value: str) -> None:
         listed.append(str(x.normalize()) if x != x.to_integral_value() else str(x.to_integral_value()))
         x += step
     floats = [str(v) for v in o.sweep_iterator()]
+    if len(floats) == len(listed) and all(float(v) == float(d) for v, d in zip(floats, listed)):
+        return  # every value is the decimal one (range(0.5,1.0,0.25): binary fractions), and none beyond stop
     raise ConfigError(
         key,
         value,
