@@ -298,3 +298,22 @@ def test_a_shared_only_folder_lists_each_table_once(mixed, tmp_path):
     pd.concat(pd.read_csv(p) for p in sorted(mixed.glob("runs/*/metrics.csv"))).to_csv(shared / "runs.csv", index=False)
     pd.concat(pd.read_csv(p) for p in sorted(mixed.glob("runs/*/per_class.csv"))).to_csv(shared / "per_class.csv", index=False)
     assert load(shared).names == ["metrics.csv", "per_class.csv"]
+
+
+def test_runs_saved_before_and_after_the_null_lr_rewind_default_are_one_experiment(tmp_path):
+    """schedule.lr_rewind's default became null (decided by the other options; false for oneshot): a seed
+    run before (saved false) and one run after (saved null) were two experiments of one seed each, and
+    the recall-distortion loader called them two setups. The run id already hashed null as false."""
+    from prune_cli.analysis.recall_distortion import _setups
+
+    root = tmp_path / "res"
+    for seed, lr_rewind in ((0, False), (1, None)):
+        run = write_run(root, seed, "magnitude", 0.9, 10, 0.5)
+        path = root / "runs" / run / "config.yaml"
+        cfg = yaml.safe_load(path.read_text())
+        cfg["schedule"]["lr_rewind"] = lr_rewind
+        path.write_text(yaml.safe_dump(cfg))
+    res = load(root)
+    assert res.runs["experiment"].nunique() == 1 and res.varying == []
+    setups, differ = _setups({d.name: yaml.safe_load((d / "config.yaml").read_text()) for d in (root / "runs").iterdir()})
+    assert len(set(setups.values())) == 1 and differ == []

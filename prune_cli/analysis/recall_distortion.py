@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from ..core.identity import HASH_EXCLUDED
+from ..core.identity import HASH_EXCLUDED, decided_schedule
 
 
 FORMULA_VERSION = "rd_v1"  # rho = (recall - acc) / acc; T = rho_0 - rho_t; alpha_t_ours = LS slope
@@ -361,6 +361,9 @@ def _setups(configs: dict[str, dict]) -> tuple[dict[str, str], list[str]]:
     """Per run, the text of its config without _NOT_SETUP (what its dense model depends on), and the
     top-level keys in which the runs' setups differ."""
     setups = {run: {k: v for k, v in cfg.items() if k not in _NOT_SETUP} for run, cfg in configs.items()}
+    for s in setups.values():  # a null lr_rewind as the value it stands for (saved as false before)
+        if isinstance(s.get("schedule"), dict):
+            s["schedule"] = decided_schedule(s["schedule"])
     keys = sorted({k for s in setups.values() for k in s})
     differ = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in setups.values()}) > 1]
     return {run: json.dumps(s, sort_keys=True, default=str) for run, s in setups.items()}, differ

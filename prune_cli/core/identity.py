@@ -42,15 +42,23 @@ def config_hash(cfg: DictConfig) -> str:
     if isinstance(plain.get("method"), dict):
         for option in unhashed_plugin_options(plain["method"]):
             del plain["method"][option]
-    schedule = plain.get("schedule")
-    if isinstance(schedule, dict) and "lr_rewind" in schedule and schedule["lr_rewind"] is None:
-        # null means "decided by the other options": hashed as the value it stands for, so that the run id
-        # tells weight rewinding with the LR schedule resumed from the hybrid that retrains all epochs, and
-        # runs with an explicit true or false keep theirs (config_base.ScheduleConfig.lr_rewinds)
-        from .config_base import ScheduleConfig
-
-        schedule["lr_rewind"] = ScheduleConfig.lr_rewinds(schedule)
+    if isinstance(plain.get("schedule"), dict):
+        plain["schedule"] = decided_schedule(plain["schedule"])
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def decided_schedule(schedule: dict) -> dict:
+    """The schedule node (a plain dict) with a null `lr_rewind` replaced by the value it stands for
+    (config_base.ScheduleConfig.lr_rewinds): null means "decided by the other options". The run id hashes
+    that value, so that it tells weight rewinding with the LR schedule resumed from the hybrid that retrains
+    all epochs while runs saved before the null default (false) keep their ids; the experiment keys of
+    prune_cli.results and the recall-distortion setups compare it too, so that a run saved with false and
+    one saved with null, the same experiment, are not two. A copy; the input is not changed."""
+    if "lr_rewind" not in schedule or schedule["lr_rewind"] is not None:
+        return schedule
+    from .config_base import ScheduleConfig
+
+    return {**schedule, "lr_rewind": ScheduleConfig.lr_rewinds(schedule)}
 
 
 def _plain(cfg: DictConfig, key) -> object:

@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 
 from ..core.accel import is_default as default_accel
-from ..core.identity import HASH_EXCLUDED
+from ..core.identity import HASH_EXCLUDED, decided_schedule
 from ..core.tables import CORE_TABLES, TABLES, TEXT_COLUMNS, dir_run_id, one_per_run_id, shared_name
 
 __all__ = [
@@ -121,7 +121,10 @@ def _result_items(cfg: Mapping) -> dict[str, str]:
     accel node with its defaults once per key: most of the key time on a 100-run folder,
     scripts/bench_report.py)."""
     neutral = set(_neutral(cfg))
-    return flatten_config({k: v for k, v in cfg.items() if k not in neutral})
+    kept = {k: v for k, v in cfg.items() if k not in neutral}
+    if isinstance(kept.get("schedule"), dict):  # a null lr_rewind as the value it stands for, as in the run id
+        kept["schedule"] = decided_schedule(kept["schedule"])
+    return flatten_config(kept)
 
 
 def experiment_keys(
