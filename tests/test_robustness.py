@@ -233,6 +233,22 @@ def test_a_checkpoint_of_another_plan_is_moved_aside_and_the_run_redone(tmp_path
         pd.testing.assert_frame_equal(got[name].drop(columns="dense_cache"), want[name].drop(columns="dense_cache"), check_dtype=False)
 
 
+def test_a_run_given_the_directory_of_another_unfinished_run_does_not_resume_its_checkpoint(tmp_path):
+    """`hydra.run.dir` reused for another seed while the first run was unfinished: the second run resumed the
+    first's checkpoint ("resuming run ...-seed0-...") and finished under its own id with seed 0's dense
+    training. Its checkpoint names its run id: the second run stops, naming both, and changes nothing."""
+    out = tmp_path / "results"
+    proc = _start(SHARED_RUN, out, **{crashpoints.ENV: "shared-table-1"})
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    run_dir = _run_dir(SHARED_RUN, out)
+    state = (run_dir / "state.pt").read_bytes()
+    proc = run_cli([*SHARED_RUN, "seed=5", f"hydra.run.dir={run_dir}"], out, check=False)
+    assert proc.returncode != 0
+    assert f"holds the unfinished run {run_dir.name} (its checkpoint state.pt)" in proc.stderr, proc.stderr[-2000:]
+    assert (run_dir / "state.pt").read_bytes() == state and not (run_dir / "failed.json").exists()
+
+
 def test_a_corrupt_dense_cache_entry_is_moved_aside_and_retrained(tmp_path, shared_run):
     out = copy_results(shared_run.results, tmp_path / "results")  # a finished SHARED_RUN (sparsity 0.5)
     [entry] = [p for p in (out / "dense_cache").iterdir() if p.is_dir()]

@@ -106,6 +106,16 @@ def load(exp: Experiment) -> bool:
         first = str(err).splitlines()[0] if str(err) else ""
         _set_aside(path, "corrupt", f"is unreadable ({type(err).__name__}: {first})")
         return False
+    saved_id = extra.get("context", {}).get("run_id")
+    if saved_id is not None and saved_id != exp.context["run_id"]:
+        from .experiment import AnotherRunsDirectory
+
+        raise AnotherRunsDirectory(  # resumed, it finished as this run with that run's epochs (a hydra.run.dir reused)
+            f"run directory {exp.run_dir} holds the unfinished run {saved_id} (its checkpoint {path.name}), not this run "
+            f"({exp.context['run_id']}); nothing was run. Each run needs a directory of its own: leave hydra.run.dir, "
+            "hydra.sweep.dir and hydra.sweep.subdir out (each run gets results_dir/runs/<run id>) or give a pattern that "
+            "tells the runs apart"
+        )
     other = _other_plan(state, exp.plan)
     if other is not None:
         _set_aside(path, "other-plan", f"cannot be resumed: {other}")
