@@ -219,3 +219,4 @@ def test_bad_arguments_found_while_building_are_still_one_line(tmp_path, capsys,
         arg = f"--expect={tmp_path / 'binary.yaml'}"
     line = _refused([str(results), "--no-plots", arg], capsys)
     assert arg.split("=")[0] in line, line
+    assert "binary.yaml" not in line or "is not a text file" in line, line

@@ -68,8 +68,10 @@ def load_expected(spec: str) -> dict:
         path = expected_dir() / f"{spec}.yaml"
     try:
         data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except yaml.YAMLError as e:
         raise ReportInputError(f"--expect: {path} is not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ReportInputError(f"--expect: {path} is not a text file (UTF-8 YAML expected): {e}") from None
     except OSError as e:
         raise ReportInputError(f"--expect: {path} cannot be read: {e}") from None
     if not isinstance(data, dict):
