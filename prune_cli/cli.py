@@ -248,7 +248,7 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
 def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> None:
     """failed.json in the run directory: what failed and how, for the sweep summary and prune-report. Not in
     a directory that holds another, finished run (the sweep's record names the failure)."""
-    from .run.experiment import AnotherRunsDirectory
+    from .core.errors import AnotherRunsDirectory
 
     if isinstance(err, AnotherRunsDirectory):
         return

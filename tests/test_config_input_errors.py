@@ -489,7 +489,8 @@ def test_a_sweep_job_in_a_custom_directory_holding_its_own_run_finds_it_complete
 def test_a_run_directory_holding_another_run_is_never_taken_as_this_run_s(tmp_path):
     from helpers import compose
 
-    from prune_cli.run.experiment import AnotherRunsDirectory, run
+    from prune_cli.core.errors import AnotherRunsDirectory
+    from prune_cli.run.experiment import run
 
     cfg = compose([*FAST], tmp_path / "r")
     run_dir = tmp_path / "r" / "runs" / "somewhere"

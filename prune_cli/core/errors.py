@@ -44,3 +44,8 @@ class DatasetContentError(PruneCliError):
 
 class TrainingDiverged(PruneCliError):
     """The loss became NaN or infinite."""
+
+
+class AnotherRunsDirectory(PruneCliError):
+    """The run directory holds another run: its COMPLETE or shared-tables marker, or its checkpoint, names
+    another run id (prune_cli/run/experiment.py, prune_cli/run/checkpoint.py)."""

@@ -22,6 +22,7 @@ import torch
 
 from ..core import crashpoints, random_streams
 from ..core.atomic_io import atomic_torch_save
+from ..core.errors import AnotherRunsDirectory
 from ..training import TrainProgress
 
 if TYPE_CHECKING:
@@ -108,8 +109,6 @@ def load(exp: Experiment) -> bool:
         return False
     saved_id = extra.get("context", {}).get("run_id")
     if saved_id is not None and saved_id != exp.context["run_id"]:
-        from .experiment import AnotherRunsDirectory
-
         raise AnotherRunsDirectory(  # resumed, it finished as this run with that run's epochs (a hydra.run.dir reused)
             f"run directory {exp.run_dir} holds the unfinished run {saved_id} (its checkpoint {path.name}), not this run "
             f"({exp.context['run_id']}); nothing was run. Each run needs a directory of its own: leave hydra.run.dir, "

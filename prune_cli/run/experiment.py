@@ -19,7 +19,7 @@ from ..core import crashpoints, interrupts, random_streams
 from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text, remove_leftovers
 from ..core.config_base import ScheduleConfig
-from ..core.errors import PruneCliError
+from ..core.errors import AnotherRunsDirectory
 from ..core.identity import config_hash, run_id
 from ..core.paths import user_path
 from ..core.random_streams import derived_seed
@@ -469,10 +469,6 @@ def _say_if_made_by_other_code(run_dir: Path, rid: str) -> None:
         )
         log.warning(line.removeprefix("prune-run: "))
         print(line, file=sys.stderr)
-
-
-class AnotherRunsDirectory(PruneCliError):
-    """The run directory holds another run (its COMPLETE or shared-tables marker names another run id)."""
 
 
 def _check_the_directory_is_this_run_s(run_dir: Path, rid: str) -> None:
