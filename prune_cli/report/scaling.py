@@ -516,9 +516,8 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogFormatter
-    from scipy.special import stdtrit
 
-    from .plots import _legend, _save
+    from .plots import _half, _legend, _save
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
 
@@ -542,11 +541,7 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: 
             tag = ", ".join(f"{k}={v:g}" for k, v in zip(keys, key))
             g = g.sort_values("density")
             color = f"C{j % 10}"
-            n = g["n_seeds"].to_numpy(float)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                half = np.where(
-                    n > 1, stdtrit(np.maximum(n - 1, 1), (1 + confidence) / 2) * g["error_std"].to_numpy(float) / np.sqrt(n), 0.0
-                )
+            half = _half(pd.DataFrame({"n": g["n_seeds"], "sd": g["error_std"]}), confidence)  # NaN for one seed: no bar
             ax.errorbar(
                 g["density"].to_numpy(float),
                 g["error"].to_numpy(float),
