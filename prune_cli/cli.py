@@ -38,7 +38,7 @@ from .core.paths import hydra_config_path
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import COMPOSITION_ERRORS
 from .run.override_checks import check_overrides
-from .run.prevalidate import checked_model, register_schemas, validate
+from .run.prevalidate import checked_model, overrides_as_typed, register_schemas, validate
 from .run.unused_options import unused_overrides
 from .run_directories import _keep_a_finished_run_s_record, _reject, _remove_if_scaffolding, _run_id, _runs_dir
 from .sweep_lifecycle import (
@@ -151,7 +151,7 @@ def hydra_main(cfg: DictConfig) -> None:
         if in_sweep:  # a launcher's worker process: index the job's plugin modules again
             plugins.add_modules(cfg.plugins)
         validate(cfg)
-        for one in unused_overrides(cfg, _as_typed(hydra_cfg.overrides.task)):  # a note, or a sweep job that ignores it
+        for one in unused_overrides(cfg, overrides_as_typed(hydra_cfg.overrides.task)):  # a note, or a sweep job that ignores it
             log.warning(one.message())
         _limit_threads(cfg, hydra_cfg)
         run(cfg, run_dir, on_found_complete=lambda: _keep_a_finished_run_s_record(run_dir))
@@ -178,11 +178,6 @@ def hydra_main(cfg: DictConfig) -> None:
     else:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt failed; this one completed
         sweep_record.record_outcome(run_dir, "completed")
-
-
-def _as_typed(recorded) -> list[str]:
-    """Hydra's recorded overrides as typed (iterating the node would resolve a `${...}` in their text)."""
-    return [str(o) for o in OmegaConf.to_container(recorded, resolve=False)]
 
 
 def _as_expected(err: Exception) -> Exception:
@@ -259,7 +254,7 @@ def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -
         "error_type": type(err).__name__,
         "message": str(err),
         "config_error": isinstance(err, ConfigError),
-        "overrides": _as_typed(hydra_cfg.overrides.task),
+        "overrides": overrides_as_typed(hydra_cfg.overrides.task),
         "job_num": hydra_cfg.job.get("num"),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "traceback": traceback.format_exc(),

@@ -262,7 +262,12 @@ def recorded_overrides(cfg: DictConfig, which: str = "task") -> list[str]:
     job${hydra.job.num}`, which only the launcher sets, was a traceback; `${hydra.job.override_dirname}`
     became another override's text). None recorded (a config composed without Hydra): []."""
     node = OmegaConf.select(cfg, f"hydra.overrides.{which}", default=None)
-    return [str(o) for o in OmegaConf.to_container(node, resolve=False)] if node is not None else []
+    return overrides_as_typed(node) if node is not None else []
+
+
+def overrides_as_typed(node: Any) -> list[str]:
+    """A recorded list of overrides (a ListConfig of Hydra's config) as typed, its `${...}` unresolved."""
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
 
 
 def check_added_hydra_keys(cfg: DictConfig) -> None:
