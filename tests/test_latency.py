@@ -39,3 +39,25 @@ def test_metric_rows_dense_and_pruned():
     assert set(values) == {"latency_ms", "latency_dense_ms", "measured_speedup"}
     assert all(v > 0 for v in values.values())
     assert values["measured_speedup"] == values["latency_dense_ms"] / values["latency_ms"]
+
+
+def test_no_model_is_always_timed_first():
+    """The dense model ran first in every repeat, so a warm cache or a frequency ramp always favoured the
+    second: the order rotates, each of k models first in every k-th repeat (with 2: AB, BA, AB, BA)."""
+    calls = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x
+
+    time_models({"dense": Recording("dense"), "sparse": Recording("sparse")}, torch.zeros(1), warmup=1, repeats=4)
+    assert calls[2:] == ["dense", "sparse", "sparse", "dense", "dense", "sparse", "sparse", "dense"]
+    calls.clear()
+    three = {n: Recording(n) for n in "abc"}
+    times = time_models(three, torch.zeros(1), warmup=0, repeats=3)
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"] and all(len(t) == 3 for t in times.values())

@@ -35,7 +35,10 @@ def _sync(device: torch.device) -> None:
 
 @torch.no_grad()
 def time_models(models: dict[str, nn.Module], x: torch.Tensor, warmup: int, repeats: int) -> dict[str, np.ndarray]:
-    """Seconds per forward pass of each model on x, interleaving the models repeat by repeat."""
+    """Seconds per forward pass of each model on x, interleaving the models repeat by repeat. The order
+    rotates with the repeat (each of k models first in every k-th repeat): with a fixed order the dense
+    model always ran first, so whatever favours the later calls of a repeat (a warm cache, a CPU
+    frequency ramp) always favoured the sparse one."""
     modes = {name: m.training for name, m in models.items()}
     for m in models.values():
         m.eval()
@@ -46,9 +49,11 @@ def time_models(models: dict[str, nn.Module], x: torch.Tensor, warmup: int, repe
             for m in models.values():
                 m(x)
         _sync(x.device)
+        order = list(models.items())
         for r in range(repeats):
             interrupts.check()  # a safe point between repeats, outside the timed calls
-            for name, m in models.items():
+            shift = r % len(order)
+            for name, m in order[shift:] + order[:shift]:
                 start = time.perf_counter()
                 m(x)
                 _sync(x.device)
