@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import logging
@@ -66,7 +67,8 @@ def _check_cache_dir(cfg: DictConfig, key: str) -> None:
     cache = _cache_file(node)
     if problem and problem.endswith("is not writable") and cache.is_file():
         # a shared, read-only cache: read, never written, so it must hold this dataset
-        unfit = _cache_problem(cache, node.num_samples)[1]
+        stat = cache.stat()
+        unfit = _read_only_cache_problem(str(cache), stat.st_mtime_ns, stat.st_size, node.num_samples)
         problem = f"{problem}, and its {cache.name} does not hold the dataset ({unfit}): remove that file" if unfit else None
     check(
         problem is None,
@@ -128,6 +130,13 @@ def _read_cache(cache: Path, num_samples: int) -> dict[str, np.ndarray] | None:
         ) from None
     log.warning("MNIST-1D cache %s does not hold the dataset (%s); moved to %s, generating again", cache, problem, aside)
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def _read_only_cache_problem(path: str, mtime_ns: int, size: int, num_samples: int) -> str | None:
+    """`_cache_problem`'s answer for a file of a read-only cache, once per version of the file (its path,
+    modification time and size): the pre-run pass checks every job of a sweep, and each would read it."""
+    return _cache_problem(Path(path), num_samples)[1]
 
 
 def _cache_problem(cache: Path, num_samples: int) -> tuple[dict[str, np.ndarray] | None, str | None]:
