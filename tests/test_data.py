@@ -670,3 +670,20 @@ def test_a_cache_file_that_cannot_be_set_aside_names_the_key_not_a_false_move(tm
     with caplog.at_level("WARNING"), pytest.raises(DatasetFileUnreadable, match="dataset.cache_dir"):
         module._read_cache(cache, 200)
     assert "moved to" not in caplog.text
+
+
+@pytest.mark.slow
+def test_the_published_mnist1d_is_num_samples_5000_not_the_default():
+    """README: the published MNIST-1D (Greydanus 2020: the mnist1d package's defaults, 4000 training and
+    1000 test signals) is dataset.num_samples=5000; the default 10000 is other draws, not a superset."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    from prune_cli.data.mnist1d import _generate
+
+    published = make_dataset(get_dataset_args())
+    ours = _generate(5000, 42)
+    assert all(np.array_equal(ours[k], published[k]) for k in ("x", "y", "x_test", "y_test"))
+    assert (len(ours["x"]), len(ours["x_test"])) == (4000, 1000)
+    default = _generate(10000, 42)
+    flat = {row.tobytes() for row in np.concatenate([default["x"], default["x_test"]])}
+    assert not any(row.tobytes() in flat for row in published["x_test"])
