@@ -66,6 +66,11 @@ class Allocation:
     # masks (matched and region_bound read the survivors): then rounds of unchanged scores (magnitude)
     # keep nested sets and end with the one-round mask (run/unused_options.py).
     counts_from_scores_only: bool = False
+    # Whether its counts are a fact of the layer shapes and the method's options alone (not of the
+    # scores' values or the current masks): then the pre-run pass computes them on the meta model and
+    # refuses a layer the run would leave empty (prune_cli/run/prevalidate.py `_check_no_layer_emptied`)
+    # before dense training, instead of the pruner after it.
+    counts_from_shapes: Callable[[DictConfig], bool] = _never
 
     def __call__(self, scores, density: float, ctx) -> dict[str, int]:
         return checked_counts(self.fn(scores, density, ctx), scores, self.name)

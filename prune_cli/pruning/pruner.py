@@ -176,21 +176,30 @@ def prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> Ma
     return masks
 
 
+def residual_layers(model) -> set[str]:
+    """The weights inside the model's residual sections: such a layer left empty makes its section add
+    a constant to the stream (0, or a BatchNorm's shift), which the section's skip carries on, so the
+    network stays connected: not a layer collapse."""
+    return {n for section in model.residual_sections() for n in section} if hasattr(model, "residual_sections") else set()
+
+
 def check_collapse(masks: Masks, layers: dict, density: float, method, advice: str = "") -> None:
     """Raise LayerCollapse for an empty layer or a cut path, or log a warning with
     method.allow_collapse. `advice` replaces the remedies for the one-shot pruner (lower the sparsity,
     another allocation, ...) where they do not apply (a training-time method's own knobs)."""
     from .structure import disconnected
 
-    root = getattr(layers, "root", None)
-    # a residual section cut short adds 0 to the stream, which its skip carries on: not a collapse
-    residual = {n for section in root.residual_sections() for n in section} if hasattr(root, "residual_sections") else set()
+    residual = residual_layers(getattr(layers, "root", None))
     collapsed = [name for name, m in masks.items() if not m.any() and name not in residual]
     problems = [f"no weight left in {', '.join(collapsed)}"] if collapsed else []
     problems += disconnected(masks, layers, skip=residual)
     cut = sorted(name for name, m in masks.items() if not m.any() and name in residual)
     if cut and not problems:
-        log.info("%s: no weight left; the residual section adds 0 and its skip carries the stream on", ", ".join(cut))
+        log.info(
+            "%s: no weight left; the residual section's output no longer depends on its input (0, or its "
+            "normalisation's shift) and its skip carries the stream on",
+            ", ".join(cut),
+        )
     if not problems:
         return
     sparing = " or ".join(a for a in ("erk", "layerwise") if a != method.allocation)

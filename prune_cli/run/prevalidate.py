@@ -551,6 +551,8 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     if structure.check_density is not None and cfg.sparsity > 0 and prunes_once(cfg, schedule) and prunes_to_sparsity(cfg, schedule):
         structure.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     total = sum(p.numel() for p in selected.values())
+    if total and cfg.sparsity > 0 and prunes_to_sparsity(cfg, schedule):
+        _check_no_layer_emptied(cfg, checked.model, selected, allocation)
     if total and prunes_to_sparsity(cfg, schedule) and not cfg.method.allow_collapse and round((1.0 - cfg.sparsity) * total) == 0:
         check(
             False,
@@ -559,6 +561,36 @@ def _check_model_against_data(cfg: DictConfig) -> None:
             f"a sparsity that keeps at least one of the {total} prunable weights (round((1 - sparsity) x {total}) >= 1, "
             f"below about {1 - 0.5 / total:.6g}), or method.allow_collapse=true",
         )
+
+
+def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) -> None:
+    """Where the allocation's per-layer counts are a fact of the layer shapes (`counts_from_shapes`:
+    layerwise, ER/ERK, uniform_plus, explicit) and the structure keeps exactly those counts
+    (unstructured), a layer the run's final pruning event leaves with no weight is known now: a layer
+    collapse (Tanaka et al. 2020), refused here before any data or training rather than by the pruner
+    after dense training (pruning/pruner.py `check_collapse`, which keeps the same exceptions: a
+    residual section's layer, and method.allow_collapse=true)."""
+    if cfg.method.allow_collapse or cfg.method.structure != "unstructured" or not allocation.counts_from_shapes(cfg.method):
+        return
+    from types import SimpleNamespace
+
+    import torch
+
+    from ..pruning.pruner import residual_layers
+
+    scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
+    counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
+    residual = residual_layers(model)
+    empty = [n for n, k in counts.items() if k == 0 and n not in residual]
+    check(
+        not empty,
+        "sparsity",
+        cfg.sparsity,
+        f"a sparsity at which method.allocation={cfg.method.allocation} leaves every prunable layer a weight: here "
+        f"{', '.join(empty)} would keep none (a layer collapse, known from the layer shapes before training). Lower "
+        "the sparsity, use an allocation that spares small layers (e.g. method.allocation=erk), exclude the layer "
+        "(method.exclude=[...]), or accept it with method.allow_collapse=true",
+    )
 
 
 def running_metric_schemas(cfg: DictConfig) -> list[tuple[str, type]]:

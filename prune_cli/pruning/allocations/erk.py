@@ -85,13 +85,13 @@ def _erk_counts(scores, density: float, ctx, kernel: bool) -> dict[str, int]:
     return counts_from_densities(dens, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density))
 
 
-@register_allocation("er", counts_from_scores_only=True, options=ErkOptions)
+@register_allocation("er", counts_from_scores_only=True, counts_from_shapes=lambda method: True, options=ErkOptions)
 def allocate_er(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi: d_l proportional to (n_in + n_out) / (n_in n_out), kernel size ignored."""
     return _erk_counts(scores, density, ctx, kernel=False)
 
 
-@register_allocation("erk", counts_from_scores_only=True, options=ErkOptions)
+@register_allocation("erk", counts_from_scores_only=True, counts_from_shapes=lambda method: True, options=ErkOptions)
 def allocate_erk(scores, density: float, ctx) -> dict[str, int]:
     """Erdos-Renyi-Kernel: d_l proportional to sum(shape) / prod(shape) (RigL, Liu et al. 2022)."""
     return _erk_counts(scores, density, ctx, kernel=True)
@@ -128,7 +128,7 @@ def check_erk_plus_density(model, selected: dict, method, density: float) -> Non
     _rest_density({n: p.numel() for n, p in selected.items()}, fc, float(method.fc_density), density)
 
 
-@register_allocation("erk_plus", options=ErkPlusOptions, check_density=check_erk_plus_density)
+@register_allocation("erk_plus", options=ErkPlusOptions, check_density=check_erk_plus_density, counts_from_shapes=lambda method: True)
 def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
     """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet)."""
     _, fc = layer_roles(scores, ctx)

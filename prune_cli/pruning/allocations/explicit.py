@@ -64,6 +64,7 @@ def check_explicit_density(model, selected: dict, method: DictConfig, density: f
     check_model=check_explicit_model,
     check_density=check_explicit_density,
     fixes_final_densities=lambda method: True,
+    counts_from_shapes=lambda method: True,
     inexact_hint="The densities in method.layer_densities imply a different total; make them agree with sparsity.",
 )
 def allocate_explicit(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:

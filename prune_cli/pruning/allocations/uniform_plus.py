@@ -69,6 +69,7 @@ def check_uniform_plus_density(model, selected, method, density: float) -> None:
     options=UniformPlusOptions,
     exact_total=lambda method: not method.faithful_uniform_plus,
     check_density=check_uniform_plus_density,
+    counts_from_shapes=lambda method: True,
 )
 def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
     """First layer dense; classifier at 0.2 where it would get less; the rest uniform (Random_Pruning CIFAR).
