@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -147,3 +148,33 @@ def test_cli_matched_masks_from_another_run(tmp_path):
     layers = pd.read_csv(matched / "layers.csv")
     pruned = layers[layers.phase == "pruned"].set_index("layer")["nonzero"]
     assert {f"{k}.weight": int(v) for k, v in pruned.items()} == {n: int(m.sum()) for n, m in src.items()}
+
+
+def test_invert_with_channel_in_a_second_pruning_event_keeps_the_same_unit_counts():
+    """Channel pruning's unit counts are a fact of the layer shapes (every hidden layer keeps the same
+    fraction q of its units), so invert may change which units a second pruning event keeps, never how
+    many. Before: a unit removed by the first event got norm 0 once its input columns were zeroed, and
+    invert ranked it above every live unit, so the event "kept" dead units and ended at sparsity 0.94
+    instead of 0.75 (refused with a false reason, or silently wrong with a raised tolerance)."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.models import MODELS
+    from prune_cli.models.masks import apply_masks
+
+    kept_units = {}
+    for invert in (False, True):
+        torch.manual_seed(0)
+        net = MODELS.get("cnn1d")(OmegaConf.create({"name": "cnn1d", "channels": [8, 8], "kernel_size": 3, "hidden": 16}), (40,), 10)
+        c = dict(invert=invert, allocation="layerwise", structure="channel", sparsity_tolerance=0.5)
+        first = prune(net, 0.5, ctx(**c))
+        apply_masks(net, first)
+        second = prune(net, 0.75, dataclasses.replace(ctx(**c), masks=first))
+        kept_units[invert] = {n: int(m.flatten(1).any(1).sum()) for n, m in second.items()}
+        for n, m in second.items():
+            assert not bool((m & ~first[n]).any())  # nothing removed before comes back
+        if invert:  # the kept units of the first conv are the live ones of lowest filter norm
+            (name, conv), *_ = net.prunable_layers()
+            w = conv.weight.detach().abs().flatten(1).sum(1)
+            alive, kept = first[f"{name}.weight"].flatten(1).any(1), second[f"{name}.weight"].flatten(1).any(1)
+            assert float(w[kept].max()) <= float(w[alive & ~kept].min())
+    assert kept_units[True] == kept_units[False]

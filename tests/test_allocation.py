@@ -325,6 +325,17 @@ def test_threshold_impl_only_with_global_or_layerwise():
     assert err.value.key == "method.threshold_impl"
 
 
+def test_threshold_impl_with_channel_structure_is_refused():
+    """Channel pruning keeps the unit fraction whose kept count is closest to the target (a fact of the
+    layer shapes) and never reads the allocation's counts, which the threshold rule sets: strict_kth made
+    the same masks as topk under another run id. Refused as with N:M."""
+    overrides = ["model=cnn1d", "method.structure=channel", "method.allocation=layerwise", "method.sparsity_tolerance=0.05"]
+    with pytest.raises(ConfigError) as err:
+        validate(composed(*overrides, "method.threshold_impl=strict_kth"))
+    assert err.value.key == "method.threshold_impl" and "channel" in str(err.value)
+    validate(composed(*overrides))
+
+
 def test_fixed_final_allocations_need_a_single_pruning_event():
     for overrides, key in [
         (["method.allocation=explicit", "method.layer_densities=[0.5,0.5,0.5]", "schedule=iterative"], "method.allocation"),
@@ -364,10 +375,15 @@ def test_uniform_plus_that_cannot_reach_the_sparsity_is_rejected_before_any_data
     n_first, n_fc, n_all = sizes[0], sizes[-1], sum(sizes)
     d_min = (n_first + 0.2 * n_fc) / n_all  # below 0.2 density the classifier is fixed at 0.2
     assert d_min < 0.2
-    validated("method.allocation=uniform_plus", f"sparsity={1 - d_min - 1e-6}")
+    # just inside the limit the middle layers keep about 1e-6 x N_all weights, none: reachable, but a layer
+    # collapse, refused as such unless method.allow_collapse=true
+    validated("method.allocation=uniform_plus", f"sparsity={1 - d_min - 1e-6}", "method.allow_collapse=true")
+    with pytest.raises(ConfigError, match=r"'sparsity'.*net\.3\.weight would keep none"):
+        validated("method.allocation=uniform_plus", f"sparsity={1 - d_min - 1e-6}")
     with pytest.raises(ConfigError, match=r"'sparsity'.*uniform_plus at density"):
-        validated("method.allocation=uniform_plus", f"sparsity={1 - d_min + 1e-6}")
-    validated("method.allocation=uniform_plus", "method.faithful_uniform_plus=true", "sparsity=0.99")  # never refuses
+        validated("method.allocation=uniform_plus", f"sparsity={1 - d_min + 1e-6}", "method.allow_collapse=true")
+    # the faithful variant never refuses a target it cannot reach
+    validated("method.allocation=uniform_plus", "method.faithful_uniform_plus=true", "sparsity=0.99", "method.allow_collapse=true")
     proc = run_cli(["method.allocation=uniform_plus", "sparsity=0.9"], tmp_path / "results", check=False)
     assert proc.returncode == 2 and "'sparsity': 0.9" in proc.stderr and not (tmp_path / "results").exists()
 

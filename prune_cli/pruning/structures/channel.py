@@ -102,6 +102,7 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
     check=check_channel,
     check_model=check_channel_model,
     check_density=check_channel_density,
+    uses_counts=False,  # the unit fraction closest to the target (`_UnitCounts`); the allocation's counts are not read
     inexact_hint="Channel pruning removes whole units and their next-layer columns, so only some "
     "sparsities are reachable; pick a nearby sparsity or raise method.sparsity_tolerance.",
 )
@@ -129,10 +130,13 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
     unit_masks = {}
     for n in hidden:  # forward order: rank units on the columns the previous layer left alive
         w = scores[n]
+        # a unit an earlier pruning event removed (its row all -inf) stays the lowest-ranked, also under
+        # invert, once the columns below give it finite zeros
+        removed = torch.isneginf(group_norm(w.flatten(1), norm))
         p = prev_of.get(n)
         if p is not None:
             w = w.masked_fill(~column_mask(unit_masks[p], w.shape, layers[p].factor).to(w.device), 0.0)
-        g = group_norm(w.flatten(1), norm)
+        g = group_norm(w.flatten(1), norm).masked_fill(removed, float("-inf"))
         key = torch.where(torch.isneginf(g), g, -g) if sctx.invert else g
         keep = torch.zeros(layers[n].units, dtype=torch.bool)
         keep[torch.sort(key, descending=True, stable=True).indices[: units[n]].cpu()] = True
