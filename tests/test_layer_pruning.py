@@ -6,6 +6,7 @@ CLI end to end (removed sections' weights zero, FLOPs = dense minus their multip
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -202,6 +203,17 @@ def test_cli_end_to_end_removes_sections_and_their_flops(tmp_path):
     assert flops["flops_sparse"] == flops["flops_dense"] - removed_macs
     history = pd.read_csv(run_dir / "history.csv")
     assert {"theta_0", "theta_1", "theta_2", "sections_alive"} <= set(history.columns)
+    # params_nonzero is that of the network without the removed sections (their biases can never act:
+    # the gate is 0). Before: the removed sections' biases were counted (227 for 99 in a 4-block run).
+    net = ResMLP(2, 16, 3, 3)
+    net.load_state_dict(state)
+    compact = net.without_sections(set(table[table.removed].section))
+    values = metrics[metrics.split == "model"].set_index(["phase", "metric"]).value
+    assert sum(int((p != 0).sum()) for p in compact.parameters()) == values[("finetuned", "params_nonzero")]
+    # the log's sparsity is over the prunable weights only (it counted the sections' biases' masks too)
+    logged = re.search(r"pruned to sparsity (\S+) \(target \S+\) over (\d+) prunable weights", (run_dir / "prune-run.log").read_text())
+    assert int(logged.group(2)) == values[("pruned", "params_prunable")]
+    assert float(logged.group(1)) == pytest.approx(values[("pruned", "sparsity_prunable")], abs=5e-5)
 
 
 @pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)

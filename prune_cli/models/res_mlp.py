@@ -60,6 +60,11 @@ class ResMLP(PrunableNet):
         """The weight names of each residual section, in forward order (what removing section l masks)."""
         return [[f"sections.{i}.0.weight", f"sections.{i}.2.weight"] for i in range(len(self.sections))]
 
+    def section_parameters(self) -> list[list[str]]:
+        """Every parameter of each section (weights and biases): what removing it zeroes, so a removed
+        section's biases, which its gate of 0 keeps from acting, are not counted as live parameters."""
+        return [[f"sections.{i}.{n}" for n, _ in section.named_parameters()] for i, section in enumerate(self.sections)]
+
     def section_branches(self) -> list[str]:
         """The module whose output is section l's contribution to the residual sum (what a gate scales)."""
         return [f"sections.{i}" for i in range(len(self.sections))]

@@ -320,7 +320,9 @@ class Experiment:
         self.masks = masks
         apply_masks(self.model, self.masks)
         self.rounds_done += 1
-        kept, total = count(self.masks)
+        # over the prunable weights only: a training-time method's masks may also zero other parameters
+        # (a removed section's biases or BatchNorm, prune_cli/pruning/train_time/layer_pruning.py)
+        kept, total = count({n: m for n, m in self.masks.items() if n in self.prunable})
         log.info("pruned to sparsity %.4f (target %.4f) over %d prunable weights", 1 - kept / total, 1 - density, total)
         save_masks(self.masks, self.run_dir / "masks.pt")
 
