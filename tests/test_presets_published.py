@@ -123,6 +123,13 @@ def test_openlth_levels_remove_a_fifth_of_the_survivors():
     assert rounds == 20 and cfg.sparsity == pytest.approx(1 - 0.8**20, abs=1e-10)
     for r in range(1, rounds + 1):
         assert round_density(1 - cfg.sparsity, r, rounds) == pytest.approx(0.8**r, rel=1e-8)
+    # the preset's note: kept counts within 2 weights of OpenLTH's ceil(0.2 x survivors) removal on resnet20
+    n = kept = 268_336
+    gaps = []
+    for r in range(1, rounds + 1):
+        kept -= math.ceil(0.2 * kept)
+        gaps.append(abs(round(round_density(1 - cfg.sparsity, r, rounds) * n) - kept))
+    assert max(gaps) == 2
 
 
 def test_openlth_preset_trains_as_cifar_resnet_20_defaults():
