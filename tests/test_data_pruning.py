@@ -110,6 +110,15 @@ def test_drop_quotas_follow_the_papers_formula():
     assert drop_quotas([10, 10], [0.0, 0.0], 10) == [5, 5]  # no error anywhere: balanced
 
 
+def test_drop_quotas_break_exact_ties_by_class_index_for_classes_of_different_sizes():
+    """Errors are ratios of counts: 4 of 6 and 5 of 9 validation examples wrong. With 50 and 60 training
+    examples both weights are exactly 100/3, so 51 kept split 25.5 : 25.5 and the odd example goes to the
+    lower class index: 26, 25. The weights were rounded to floats first (33.33333333333333 vs
+    33.333333333333336), which gave 25, 26."""
+    assert drop_quotas([50, 60], [4 / 6, 5 / 9], 51) == [26, 25]
+    assert drop_quotas([60, 50], [5 / 9, 4 / 6], 51) == [26, 25]
+
+
 def test_drop_keeps_class_densities_proportional_to_the_error_on_a_long_tail():
     """The paper's rule sets each class's density (the fraction kept) in proportion to its error, so the
     kept count is proportional to N_k e_k; the counts were proportional to e_k alone, which agrees only

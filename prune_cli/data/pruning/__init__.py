@@ -123,20 +123,20 @@ class Selection:
     summary: dict = dataclasses.field(default_factory=dict)  # extra scalars for the log
 
 
-def water_fill(sizes: list[int], weights: list[float], total: int) -> list[int]:
+def water_fill(sizes: list[int], weights: list, total: int) -> list[int]:
     """Integer per-class quotas: proportional to `weights`, never above a class's size, summing to
     `total` (<= sum of sizes). A class whose proportional share exceeds its size keeps all of its
     examples and the surplus is shared among the others in proportion to their weights, repeated
     until no class overflows; fractional shares are rounded by largest remainder (ties: lower class
     index). Classes of weight 0 get examples only when the others are all full (then equally). The
-    shares are exact fractions of the weights as given: float rounding of remaining * w / norm broke
-    exact ties against the rule."""
+    shares are exact fractions of the weights as given (floats, ints or Fractions): float rounding of
+    remaining * w / norm broke exact ties against the rule."""
     sizes = [int(s) for s in sizes]
     total = min(int(total), sum(sizes))
     quota = [0] * len(sizes)
     for tier in ([k for k, w in enumerate(weights) if w > 0], [k for k, w in enumerate(weights) if w <= 0]):
         active = [k for k in tier if sizes[k] > 0]
-        w = {k: (Fraction(float(weights[k])) if weights[k] > 0 else Fraction(1)) for k in active}
+        w = {k: (Fraction(weights[k]) if weights[k] > 0 else Fraction(1)) for k in active}
         remaining = total - sum(quota)
         while active and remaining > 0:
             norm = sum(w[k] for k in active)

@@ -17,6 +17,8 @@ the rule is for); if the query model makes no error at all the quotas fall back 
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import logging
 from dataclasses import dataclass
 
@@ -56,8 +58,10 @@ def class_errors(logits: torch.Tensor, y: torch.Tensor, num_classes: int) -> lis
 def drop_quotas(sizes: list[int], errors: list[float], total: int) -> list[int]:
     """DRoP's per-class quotas: class densities proportional to the error rates (counts to N_k e_k),
     capped at the class sizes. Counts proportional to e_k alone agreed with the paper only for classes
-    of equal size."""
-    weights = [0.0 if e != e else float(n) * float(e) for n, e in zip(sizes, errors)]  # NaN (no example): weight 0
+    of equal size. An error is a ratio of counts (wrong / examples of the class), read back as that
+    exact fraction (denominators up to 10^7 are recovered exactly from the float), so N_k e_k is exact
+    and an exact tie goes to the lower class index as `water_fill` promises: float products broke it."""
+    weights = [Fraction(0) if e != e else n * Fraction(float(e)).limit_denominator(10**7) for n, e in zip(sizes, errors)]  # NaN: 0
     if sum(weights) <= 0:
         log.warning("data_pruning=drop: the query model made no error on any class; keeping classes balanced")
         weights = [1.0] * len(sizes)
