@@ -54,23 +54,26 @@ def main() -> None:
         cmd = [sys.executable, "-m", "prune_cli.cli", "-m", *choice, *common]
         print(" ".join(cmd[2:]), flush=True)
         subprocess.run(cmd, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    rows = []
-    for run in sorted((args.results / "runs").glob("*/metrics.csv")):
-        m = pd.read_csv(run)
-        m = m[(m.phase == "dense") & (m.split == "test")]
-        rule_file = run.parent / "data_pruning.csv"
-        rule = pd.read_csv(rule_file).rule.iloc[0] if rule_file.exists() else "none"
-        values = dict(zip(m.metric, m.value))
-        rows.append(
-            {
-                "rule": rule,
-                "seed": int(m.seed.iloc[0]),
-                **{k: values[k] for k in ("accuracy", "mean_class_recall", "worst_class_recall")},
-            }
-        )
-    table = pd.DataFrame(rows)
-    summary = table.groupby("rule")[["accuracy", "mean_class_recall", "worst_class_recall"]].agg(["mean", "std", "count"])
-    print(summary.round(4).to_string())
+    print(summary_table(args.results).round(4).to_string())
+
+
+def summary_table(results: Path) -> pd.DataFrame:
+    """Mean, std and count over seeds of the dense model's test accuracy, mean-class and worst-class
+    recall, one row per experiment (prune_cli.results: every config value but the seed equal), labelled
+    by the config keys that vary in the folder. Grouping by the rule alone pooled runs of different
+    settings in one folder (forgetting with observe=presentation and observe=epoch, another keep or
+    epochs) as if they were seeds."""
+    from prune_cli.results import load
+
+    loaded = load(results)
+    metrics = loaded.metrics
+    dense = metrics[(metrics.phase == "dense") & (metrics.split == "test")]
+    wide = dense.pivot_table(index=["experiment", "run_id"], columns="metric", values="value", aggfunc="first").reset_index()
+    labels = loaded.experiments.set_index("experiment")
+    shown = [k for k in labels.columns if k not in ("n_runs", "seeds")]
+    wide = wide.merge(labels[shown], left_on="experiment", right_index=True, how="left").fillna({k: "-" for k in shown})
+    keys = shown or ["experiment"]
+    return wide.groupby(keys, dropna=False)[["accuracy", "mean_class_recall", "worst_class_recall"]].agg(["mean", "std", "count"])
 
 
 if __name__ == "__main__":
