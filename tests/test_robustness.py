@@ -233,6 +233,25 @@ def test_a_checkpoint_of_another_plan_is_moved_aside_and_the_run_redone(tmp_path
         pd.testing.assert_frame_equal(got[name].drop(columns="dense_cache"), want[name].drop(columns="dense_cache"), check_dtype=False)
 
 
+def test_a_killed_append_is_settled_by_the_rebuild_command_as_the_readme_says(tmp_path):
+    """README: until the next writer, a plain read of the shared tables may see part of a run killed
+    inside its append, with the journal beside them; `python -m prune_cli.results DIR` settles it (the
+    run, killed before COMMIT, is rolled back: none of its rows stays in any shared table)."""
+    from prune_cli.run.results import main as rebuild
+
+    out = tmp_path / "results"
+    proc = _start(SHARED_RUN, out, **{crashpoints.ENV: "shared-table-1"})
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    rid = _run_dir(SHARED_RUN, out).name
+    assert (out / ".append-journal.json").is_file()
+    partial = [p.name for p in out.glob("*.csv") if rid in p.read_text()]
+    assert partial  # what a plain read sees before the rebuild: part of the killed run
+    assert rebuild([str(out)]) == 0
+    assert not (out / ".append-journal.json").exists()
+    assert not [p.name for p in out.glob("*.csv") if rid in p.read_text()]
+
+
 def test_a_run_given_the_directory_of_another_unfinished_run_does_not_resume_its_checkpoint(tmp_path):
     """`hydra.run.dir` reused for another seed while the first run was unfinished: the second run resumed the
     first's checkpoint ("resuming run ...-seed0-...") and finished under its own id with seed 0's dense
