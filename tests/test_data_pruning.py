@@ -288,6 +288,39 @@ def test_el2n_scores_are_cached_across_keep_values(tmp_path):
     assert len(built) == 4 and len(other_seed.train_y) == 18
 
 
+def test_grand_at_initialisation_shares_its_scores_across_training_options(tmp_path):
+    """GraNd at initialisation (proxy_epochs=0, the paper's) trains nothing, so the training options
+    cannot change its scores: a sweep over train.lr scores the proxies once. Before, the cache key held
+    the train options and every learning rate built and scored the proxies again. With proxy_epochs > 0
+    the learning rate trains the proxies and stays in the key."""
+    from prune_cli.run.data_selection import select_training_data
+    from tests.helpers import counting_model_builder, proxy_scoring_splits
+
+    build, built = counting_model_builder()
+    data = proxy_scoring_splits()
+    base = [
+        "model=mlp",
+        "model.widths=[8]",
+        "data_pruning=grand",
+        "data_pruning.proxies=2",
+        "train.batch_size=20",
+        f"results_dir={tmp_path}",
+    ]
+    first = select_training_data(composed(*base, "train.lr=0.1"), data, torch.device("cpu"), build, tmp_path)
+    assert len(built) == 2
+    again = select_training_data(composed(*base, "train.lr=0.01", "train.momentum=0.5"), data, torch.device("cpu"), build, tmp_path)
+    assert len(built) == 2 and torch.equal(again.train_x, first.train_x)  # loaded, the same selection
+    other = tmp_path / "other"
+    other.mkdir()
+    fresh_cfg = composed(*[o for o in base if not o.startswith("results_dir")], "train.lr=0.01", f"results_dir={other}")
+    fresh = select_training_data(fresh_cfg, data, torch.device("cpu"), build, other)
+    assert torch.equal(fresh.train_x, first.train_x)  # computed anew elsewhere: what the cache holds
+    trained = [*base, "data_pruning.proxy_epochs=1"]
+    select_training_data(composed(*trained, "train.lr=0.1"), data, torch.device("cpu"), build, tmp_path)
+    select_training_data(composed(*trained, "train.lr=0.01"), data, torch.device("cpu"), build, tmp_path)
+    assert len(built) == 2 + 2 + 2 + 2  # (fresh) + two trained proxies per learning rate
+
+
 def test_drop_measures_a_class_without_validation_examples_on_the_training_split():
     """Long-tailed data: round(0.1 x 4) = 0 validation examples for the rarest class. Its error was
     NaN, read as weight 0, so DRoP kept none of its examples, the opposite of protecting the tail.

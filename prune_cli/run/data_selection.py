@@ -44,14 +44,20 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     dense model (data, model, train options but train.epochs, seed, device type, versions; not the
     data-pruning node, which trains nothing of its own) plus the rule's own key with its proxies'
     epochs: a sweep over `keep` or train.epochs trains its proxies once. Written atomically under a
-    file lock; an unreadable entry is computed again."""
+    file lock; an unreadable entry is computed again. A rule whose proxies train nothing (GraNd with
+    proxy_epochs=0) passes trains=False: its key leaves the train options out."""
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
     base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
     folder = user_path(cfg.dense_cache.dir) / "data_pruning"
 
-    def cached(name: str, key: dict, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        digest = hashlib.sha256(json.dumps({**base, "rule": name, **key}, sort_keys=True).encode()).hexdigest()[:16]
+    # scores of untrained proxies (GraNd at initialisation) do not depend on the training options; the
+    # evaluation batch size stays in their key (the batched per-example gradients' float rounding)
+    untrained = {**base, "train": {"eval_batch_size": base["train"].get("eval_batch_size")}}
+
+    def cached(name: str, key: dict, compute: Callable[[], torch.Tensor], trains: bool = True) -> torch.Tensor:
+        inputs = base if trains else untrained
+        digest = hashlib.sha256(json.dumps({**inputs, "rule": name, **key}, sort_keys=True).encode()).hexdigest()[:16]
         path = folder / f"{name}-{digest}.pt"
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):

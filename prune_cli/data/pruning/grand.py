@@ -89,5 +89,7 @@ def grand(ctx: DataPruningContext, node: DictConfig) -> Selection:
         return scores / node.proxies
 
     # the scores do not depend on keep/offset: a sweep over them scores the proxies once
-    scores = ctx.cached("grand", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}, compute)
+    # at initialisation (proxy_epochs=0) the training options do not matter: a sweep over train.lr scores once
+    key = {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}
+    scores = ctx.cached("grand", key, compute, trains=node.proxy_epochs > 0)
     return keep_highest(ctx, node, scores, "grand")
