@@ -248,6 +248,9 @@ def main() -> None:
     if args.quick:
         del structures["block16"]
     if args.structures:
+        unknown = sorted(set(args.structures) - set(structures) - {"channel_group"})
+        if unknown:  # an empty table failed later with a pandas KeyError
+            raise SystemExit(f"bench_speedup.py: error: --structures {' '.join(unknown)}: not one of {', '.join(structures)}")
         structures = {k: v for k, v in structures.items() if k in args.structures}
     if args.sparsities:
         sparsities = args.sparsities

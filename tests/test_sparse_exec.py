@@ -159,3 +159,39 @@ def test_a_layer_with_its_own_forward_keeps_it():
     sparse_model, report = to_sparse(model, "csr")
     assert_same_outputs(model, sparse_model, torch.randn(5, 4))
     assert report.layouts == {} and "own forward" in report.notes["0"]
+
+
+def test_bsr_products_on_cpu_get_a_multiple_of_16_columns(monkeypatch):
+    """PyTorch's CPU BSR x dense product took a path about 100x slower unless the dense operand had a
+    multiple of 16 columns (batch 1 of a 1024-wide Linear: 23 ms instead of 0.16 ms; docs/speedup.md).
+    The BSR copy pads the columns with zeros (outputs unchanged: the tests above, batch 1 and 7); CSR is
+    left as it is."""
+    import prune_cli.models.sparse as sparse_module
+
+    seen = []
+    real_addmm, real_mm = torch.addmm, torch.mm
+
+    def addmm(bias, weight, dense, *a, **k):
+        seen.append((weight.layout, dense.shape[1]))
+        return real_addmm(bias, weight, dense, *a, **k)
+
+    def mm(weight, dense, *a, **k):
+        seen.append((weight.layout, dense.shape[1]))
+        return real_mm(weight, dense, *a, **k)
+
+    monkeypatch.setattr(sparse_module.torch, "addmm", addmm)
+    monkeypatch.setattr(sparse_module.torch, "mm", mm)
+    torch.manual_seed(0)
+    model = pruned(MLP(16, [32, 32], 4), 0.75, structure="block", block_shape=[4, 4])
+    for layout in ("bsr", "csr"):
+        sparse, _ = to_sparse(model, layout, blocksize=(4, 4))
+        for batch in (1, 7, 16, 20):
+            seen.clear()
+            assert_same_outputs(model, sparse, torch.randn(batch, 16))
+            columns = {c for lay, c in seen if lay in (torch.sparse_bsr, torch.sparse_csr)}
+            assert columns == ({-(-batch // 16) * 16} if layout == "bsr" else {batch}), (layout, batch, seen)
+    conv = pruned(TinyConvChain(), 0.75, structure="block", block_shape=[4, 4])
+    sparse, _ = to_sparse(conv, "bsr", blocksize=(4, 4))
+    seen.clear()
+    assert_same_outputs(conv, sparse, torch.randn(3, 4, 6, 6))
+    assert all(c % 16 == 0 for lay, c in seen if lay == torch.sparse_bsr) and any(lay == torch.sparse_bsr for lay, _ in seen)
