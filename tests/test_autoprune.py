@@ -101,7 +101,7 @@ def test_mask_is_one_where_m_is_positive_in_training_and_validation():
     assert all(torch.equal(model.state_dict()[k], v) for k, v in original.items())  # restored
 
 
-def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count():
+def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count(caplog):
     model = net(2)
     hook = hook_for(model, "schedule.reg=0.01", "schedule.aux_lr=1.0", sparsity=0.75)
     frozen_at = {}
@@ -114,7 +114,8 @@ def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count():
 
     hook.top_k_masks = top_k
     cfg = OmegaConf.merge(config().finetune, {"lr": 0.05, "lr_schedule": "constant", "batch_size": 32, "epochs": 60})
-    rows = train(model, three_blobs(240, 6, 192), cfg, torch.Generator().manual_seed(1), "autoprune", hook=hook)
+    with caplog.at_level("INFO", logger="prune_cli.pruning.train_time.autoprune"):
+        rows = train(model, three_blobs(240, 6, 192), cfg, torch.Generator().manual_seed(1), "autoprune", hook=hook)
     assert hook.finished() and len(rows) < 60  # stopped at the end of the epoch that reached the target
     assert rows[-1]["gates_frozen"] == 1.0 and all(r["gates_frozen"] == 0.0 for r in rows[:-1])
     assert frozen_at["sparsity"] >= 0.75 and rows[-2]["gate_sparsity"] < 0.75
@@ -127,6 +128,10 @@ def test_gates_freeze_at_the_target_sparsity_with_exactly_the_target_count():
     for n, k in keep.items():
         assert torch.equal(k, frozen_at["aux"][n] >= threshold)
         assert float(dict(model.named_parameters())[n].detach()[~k].abs().sum()) == 0.0  # pruned weights are zero
+    # the log says how far the gates overshot and how many closed gates the mask reopened (it said neither)
+    reopened = int(((flat >= threshold) & (flat <= 0)).sum())
+    assert f"(gates closed: {frozen_at['sparsity']:.4f})" in caplog.text
+    assert f"keeps the {round(0.25 * total)} largest auxiliary parameters ({reopened} of them with a closed gate)" in caplog.text
 
 
 @pytest.mark.parametrize("allow_collapse", [False, True])

@@ -211,10 +211,21 @@ class AutoPruneHook(TrainHook):
 
     def after_step(self, model, step) -> Optional[Masks]:
         self.steps += 1
-        if self.keep is None and self.stop_at_target and self.gate_sparsity() >= 1.0 - self.density:
+        closed = self.gate_sparsity() if self.keep is None and self.stop_at_target else 0.0
+        if self.keep is None and self.stop_at_target and closed >= 1.0 - self.density:
             self.keep = self.checked(self.top_k_masks())
+            # the step may close more gates than the target: the top-k mask then reopens some (history's
+            # gate_sparsity records the gates, the mask the target)
+            reopened = sum(int((k & (self.aux[n] <= 0)).sum()) for n, k in self.keep.items())
+            kept = sum(int(k.sum()) for k in self.keep.values())
             log.info(
-                "autoprune: target sparsity %.4f reached at step %d of the gating phase; gates frozen", 1 - self.density, self.steps
+                "autoprune: target sparsity %.4f reached at step %d of the gating phase (gates closed: %.4f); gates "
+                "frozen, the mask keeps the %d largest auxiliary parameters (%d of them with a closed gate)",
+                1 - self.density,
+                self.steps,
+                closed,
+                kept,
+                reopened,
             )
             return self.keep
         return None
