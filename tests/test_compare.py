@@ -48,6 +48,23 @@ def test_exact_bootstrap_against_brute_force_percentiles():
     assert bootstrap_interval([1.0, 3.0])[:2] == pytest.approx((1.0, 3.0))  # means 1, 2, 2, 3
 
 
+def test_wilcoxon_sees_differences_equal_up_to_rounding_as_ties():
+    """Accuracies are counts out of 90: 63/90 - 62/90 and 78/90 - 77/90 are both 1/90 but differ in the
+    last bits, so the signed-rank test ranked five tied |d| as 1..5 (W = 4, p = 0.0547) instead of giving
+    them their midrank 3 (W = 3, p = 0.0469, across 0.05). Expected by enumerating the 2^8 sign flips
+    with midranks, by hand."""
+    a = np.array([63, 78, 57, 63, 78, 75, 67, 51]) / 90
+    b = np.array([62, 76, 58, 62, 77, 74, 65, 48]) / 90
+    d = [1, 2, -1, 1, 1, 1, 2, 3]
+    ranks = stats.rankdata(np.abs(d))  # midranks: |d| = 1 five times -> 3
+    observed = sum(r for r, x in zip(ranks, d) if x < 0)  # W = the smaller rank sum: 3
+    flips = [sum(r for r, s in zip(ranks, signs) if s < 0) for signs in itertools.product((1, -1), repeat=8)]
+    total = sum(ranks)
+    p = sum(min(w, total - w) <= observed for w in flips) / len(flips)
+    r = paired_statistics(a, b)
+    assert r["wilcoxon_stat"] == observed == 3 and r["p_wilcoxon"] == pytest.approx(p) == pytest.approx(0.046875)
+
+
 def test_resampled_bootstrap_and_wilcoxon_for_larger_n():
     rng = np.random.default_rng(1)
     d = rng.normal(0.02, 0.01, size=12)

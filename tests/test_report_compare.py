@@ -94,6 +94,39 @@ def test_a_method_without_a_finite_value_at_a_sparsity_is_named(tmp_path, lost):
     assert f"- {expected}" in written["summary.md"].read_text()
 
 
+def test_a_p_value_is_never_printed_as_the_test_level():
+    """At --confidence 0.9 a Holm p of 0.1042 was printed "p=0.1 (Holm)" beside "not distinguishable"
+    at alpha 0.1; it needs a third digit. 0.0499 at alpha 0.05 likewise ("p=0.05" beside a claim)."""
+    from prune_cli.report.compare import verdict
+
+    base = {"method": "A", "baseline": "B", "target_sparsity": 0.5, "n": 4, "mean_diff": 0.01, "sd_diff": 0.01}
+    row = {**base, "t_low": -0.005, "t_high": 0.025, "d_z": 1.0, "p_t": 0.06, "p_holm": 0.1042, "confidence": 0.9}
+    text = verdict(row, alpha=0.1)
+    assert "not distinguishable" in text and "p=0.104 (Holm)" in text
+    powered = verdict({**row, "d_z": 3.0, "p_t": 0.0996}, alpha=0.1)  # 4 seeds give 80 % power at d_z 3
+    assert "p=0.0996 before Holm's correction" in powered
+    claim = verdict({**row, "p_holm": 0.0499, "confidence": 0.95}, alpha=0.05)
+    assert claim.startswith("A > B") and "p=0.0499 (Holm)" in claim
+    assert "p=0.032 (Holm)" in verdict({**row, "p_holm": 0.032, "confidence": 0.95}, alpha=0.05)
+
+
+def test_a_verdict_names_the_seeds_left_out_for_lack_of_a_value(tmp_path):
+    """snip diverged (NaN) on 2 of its 5 seeds: the comparison uses the 3 seeds it survived, and the
+    verdict said "snip > magnitude ..., 3 seeds" without a word that the method failed on the other 2
+    (only standards.txt said so), overstating a method judged on its successes alone."""
+    root = tmp_path / "res"
+    snip = [0.80, 0.82, 0.81, math.nan, math.nan]
+    for seed in range(5):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.70 + 0.01 * (seed % 3))
+        write_run(root, seed, "snip", 0.5, 10, snip[seed])
+    written = build_report(root, plots=False)
+    (row,) = pd.read_csv(written["comparisons.csv"]).to_dict(orient="records")
+    assert row["n"] == 3 and row["seeds"] == "0 1 2"
+    assert row["verdict"].startswith("snip > magnitude at sparsity 0.5")
+    assert row["verdict"].endswith("; left out: snip has no value on seeds 3, 4 (of its 5 runs)")
+    assert row["verdict"] in written["summary.md"].read_text()
+
+
 def test_a_baseline_not_run_at_a_sparsity_is_said_so(tmp_path):
     """magnitude ran at 0.5 only, random at 0.5 and 0.9 (same data, model, training): the line says
     magnitude was not run at 0.9, not that no run shares random's data, model and training."""

@@ -157,6 +157,23 @@ def paired_t_test(d: np.ndarray) -> tuple[float, float]:
     return float(t), float(2 * special.stdtr(n - 1, -abs(t)))
 
 
+def _ties_snapped(d: np.ndarray) -> np.ndarray:
+    """The differences with |d| values equal up to float rounding made exactly equal (the smallest of
+    each group, sign kept), and those within rounding of 0 made 0: accuracies are counts over the test
+    set, so 63/90 - 62/90 and 78/90 - 77/90 are the same difference, and the signed-rank test must give
+    them one midrank (scipy treats them as distinct values otherwise)."""
+    tol = SPREAD_TOL * max(1.0, float(np.abs(d).max()) if len(d) else 1.0)
+    out = np.where(np.abs(d) <= tol, 0.0, d)
+    order = np.argsort(np.abs(out), kind="stable")
+    start = None
+    for i in order:
+        size = abs(out[i])
+        if start is None or size - start > tol:
+            start = size
+        out[i] = math.copysign(start, out[i])
+    return out
+
+
 def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
     """Every statistic of one paired comparison of A against B (aligned by seed)."""
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -178,7 +195,7 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
     if n >= MIN_WILCOXON_N and not (sd == 0 and abs(row["mean_diff"]) <= SPREAD_TOL):
         from scipy import stats
 
-        w = stats.wilcoxon(a, b)
+        w = stats.wilcoxon(_ties_snapped(d))
         row["wilcoxon_stat"], row["p_wilcoxon"] = float(w.statistic), float(w.pvalue)
     else:
         row["wilcoxon_stat"] = row["p_wilcoxon"] = math.nan
@@ -193,10 +210,40 @@ def _seed_list(seeds: str) -> str:
     return ", ".join(str(seeds).split()) or "none"
 
 
+def _p(p: float, alpha: float) -> str:
+    """p with two significant digits, or more where two would print the test level itself or land on
+    the other side of it (p = 0.1042 at alpha 0.1 printed "p=0.1" beside "not distinguishable")."""
+    for digits in range(2, 7):
+        text = f"{p:.{digits}g}"
+        if not math.isfinite(p) or (float(text) != alpha and (float(text) < alpha) == (p < alpha)):
+            return text
+    return text
+
+
+def _valueless(part: pd.DataFrame, wide: pd.DataFrame, variant: str) -> str:
+    """'<variant> has no value on seeds 3, 4 (of its 5 runs)' for the seeds the variant ran without a
+    finite value; '' when it has a value on every seed it ran."""
+    ran = sorted(part.loc[part["variant"] == variant, "seed"].unique())
+    missing = [s for s in ran if not np.isfinite(wide.at[s, variant])]
+    if not missing:
+        return ""
+    seeds = ", ".join(str(s) for s in missing)
+    return f"{variant} has no value on seed{'s' if len(missing) > 1 else ''} {seeds} (of its {len(ran)} runs)"
+
+
 def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
-    """Plain-language verdict of one comparison row (after Holm: uses p_holm). The interval it quotes
-    is the row's Student-t interval, which Holm's correction does not adjust (the verdict says so):
-    only the p-value, and so the claim of a direction, is corrected for the report's comparisons."""
+    """Plain-language verdict of one comparison row (after Holm: uses p_holm), followed by the seeds
+    left out because a method ran without a value on them (diverged, say): a comparison of the seeds a
+    method survived would otherwise overstate it without a word."""
+    text = _verdict(row, alpha, scale)
+    left_out = row.get("valueless")
+    return f"{text}; left out: {left_out}" if isinstance(left_out, str) and left_out else text
+
+
+def _verdict(row: dict, alpha: float, scale: float) -> str:
+    """The verdict proper. The interval it quotes is the row's Student-t interval, which Holm's
+    correction does not adjust (the verdict says so): only the p-value, and so the claim of a
+    direction, is corrected for the report's comparisons."""
     a, b, s, n = row["method"], row["baseline"], row["target_sparsity"], int(row["n"])
     unit = " points" if scale == 100 else ""
     where = f"at sparsity {s:g}"
@@ -222,7 +269,7 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
     p = row.get("p_holm", math.nan)
     if math.isfinite(p) and p < alpha:
         sign = ">" if row["mean_diff"] > 0 else "<"
-        return f"{a} {sign} {b} {where}: {_points(row['mean_diff'], scale)}{unit} {interval}, p={p:.2g} (Holm), {n} seeds"
+        return f"{a} {sign} {b} {where}: {_points(row['mean_diff'], scale)}{unit} {interval}, p={_p(p, alpha)} (Holm), {n} seeds"
     d_z = row.get("d_z", math.nan)
     need = seeds_needed(d_z, alpha=alpha)
     widest = max(abs(row["t_low"]), abs(row["t_high"]))
@@ -231,7 +278,7 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
         # 80 % power at n seeds means the uncorrected test rejected: Holm's correction made the difference
         hint = (
             f"{n} seeds give 80% power at the observed effect (d_z={d_z:.2g}); "
-            f"p={row.get('p_t', math.nan):.2g} before Holm's correction over the report's comparisons"
+            f"p={_p(row.get('p_t', math.nan), alpha)} before Holm's correction over the report's comparisons"
         )
     elif math.isfinite(d_z) and need is not None:
         hint = f"need about {need} seeds for 80% power at the observed effect (d_z={d_z:.2g})"
@@ -239,7 +286,7 @@ def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
         hint = f"more than {MAX_SEEDS_SEARCHED:,} seeds would be needed for 80% power at the observed effect (d_z={d_z:.2g}); {wide}"
     else:  # a mean difference of exactly 0: no effect to power a test for, and still a wide interval
         hint = f"the observed mean difference is 0, but {wide}"
-    p_text = f", p={p:.2g} (Holm)" if math.isfinite(p) else ""
+    p_text = f", p={_p(p, alpha)} (Holm)" if math.isfinite(p) else ""
     return (
         f"{a} vs {b} {where}: not distinguishable with {n} seeds ({_points(row['mean_diff'], scale)}{unit} {interval}{p_text}); {hint}"
     )
@@ -367,6 +414,8 @@ def compare_methods(
                     for v in (a, b)
                     if finite[v] == 0
                 ),
+                # seeds a method ran but has no value on (diverged, say): left out of the pairs, and named
+                "valueless": "; ".join(_valueless(part, wide, v) for v in (a, b) if finite[v] > 0 and _valueless(part, wide, v)),
             }
             row["mixed"] = "; ".join(
                 f"{v}'s {mixed[v]['n_runs']} runs mix {mixed[v]['n_configurations']} configurations ({describe(mixed[v])}) "
