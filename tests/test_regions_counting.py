@@ -181,6 +181,29 @@ def test_exact_agrees_with_plane_on_two_dimensional_input():
         count_exact(prepare(small_cnn()), (1, 8, 8), box)
 
 
+def test_exact_refuses_a_residual_network_and_an_over_budget_layer_with_a_reason():
+    """A CIFAR ResNet with a stride-2 block: the parameter-free shortcut was taken as the next link of
+    the chain and numpy's matmul failed (ValueError: the run stopped after training instead of writing a
+    "not counted" row). A layer wider than max_units is refused before its dense [out, in] matrix is
+    built (a 32x32 input made ~2 GB matrices before the budget was checked)."""
+    from prune_cli.models.resnet import CifarResNet
+
+    torch.manual_seed(0)
+    resnet = prepare(CifarResNet(8, 3, 3).eval())
+    with pytest.raises(RegionsError, match="plain chain"):
+        count_exact(resnet, (3, 2, 2), (-1.0, 1.0), max_units=10_000)
+    wide = prepare(nn.Sequential(nn.Flatten(), nn.Linear(4, 100), nn.ReLU(), nn.Linear(100, 3)))
+    built = []
+    real_eye = torch.eye
+    try:
+        torch.eye = lambda n, *a, **k: built.append(n) or real_eye(n, *a, **k)
+        with pytest.raises(RegionsError, match="max_units=64"):
+            count_exact(wide, (4,), (-1.0, 1.0), max_units=64)
+    finally:
+        torch.eye = real_eye
+    assert built == []  # refused before any layer's matrix was built
+
+
 @pytest.mark.parametrize("case", ["dead_unit", "sparse_no_bias"])
 def test_exact_counts_regions_where_a_unit_is_identically_zero(case):
     """Without biases, a unit whose weights are all pruned is 0 everywhere, and a second-layer unit

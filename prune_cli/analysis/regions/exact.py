@@ -32,10 +32,27 @@ class ExactCount:
     solves: int
 
 
-def affine_chain(net: nn.Module, input_shape: tuple) -> list[tuple[np.ndarray, np.ndarray]]:
+NOT_A_CHAIN = (
+    "method=exact needs a network that is a plain chain of affine layers and nn.ReLU "
+    "(no skip connections, pooling or functional nonlinearities); use method=plane"
+)
+
+
+def _over_budget(units: int, max_units: int) -> RegionsError:
+    return RegionsError(
+        f"method=exact: the network has {units} hidden units, more than "
+        f"metrics.regions.max_units={max_units}; raise the budget or use method=plane"
+    )
+
+
+def affine_chain(net: nn.Module, input_shape: tuple, max_units: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(W_1, b_1), ..., (W_L+1, b_L+1)]: the network as affine maps with a ReLU after all but the last.
 
-    Raises RegionsError for max-pooling or anything that is not a plain chain of modules."""
+    Raises RegionsError for max-pooling or anything that is not a plain chain of modules: every module
+    must take the previous module's output (a ResNet's shortcut takes the block's input, whose shape
+    broke the matrix product with a bare ValueError), and the chain must reproduce the network. With
+    `max_units`, more hidden units (ReLU outputs) than that are refused before any layer's dense
+    [out, in] matrix is built (a convolution on a 32x32 input needs gigabytes)."""
     leaves = [m for m in net.modules() if len(list(m.children())) == 0]
     calls: list = []
 
@@ -51,10 +68,17 @@ def affine_chain(net: nn.Module, input_shape: tuple) -> list[tuple[np.ndarray, n
     finally:
         for h in handles:
             h.remove()
+    units = sum(int(out[0].numel()) for module, _, out in calls if isinstance(module, nn.ReLU))
+    if max_units is not None and units > max_units:
+        raise _over_budget(units, max_units)
     blocks: list[tuple[np.ndarray, np.ndarray]] = []
     n_in = int(np.prod(input_shape))
     w, b = np.eye(n_in), np.zeros(n_in)
+    previous = x
     for module, inp, out in calls:
+        if inp.numel() != previous.numel() or not torch.equal(inp.reshape(-1), previous.reshape(-1)):
+            raise RegionsError(f"{NOT_A_CHAIN}: {type(module).__name__} does not take the previous module's output")
+        previous = out
         if isinstance(module, nn.ReLU):
             blocks.append((w, b))
             w, b = np.eye(w.shape[0]), np.zeros(w.shape[0])
@@ -78,10 +102,7 @@ def affine_chain(net: nn.Module, input_shape: tuple) -> list[tuple[np.ndarray, n
         if i < len(blocks) - 1:
             h = np.maximum(h, 0)
     if not np.allclose(h, y.reshape(len(x), -1).cpu().numpy(), rtol=1e-8, atol=1e-8):
-        raise RegionsError(
-            "method=exact needs a network that is a plain chain of affine layers and nn.ReLU "
-            "(no skip connections, pooling or functional nonlinearities); use method=plane"
-        )
+        raise RegionsError(NOT_A_CHAIN)
     return blocks
 
 
@@ -89,14 +110,11 @@ def count_exact(
     net: nn.Module, input_shape: tuple, box: tuple[float, float], max_units: int = 64, max_regions: int = 10_000, f_tol: float = 1e-6
 ) -> ExactCount:
     """Number of full-dimensional activation regions of `net` inside the box [lo, hi]^n0."""
-    blocks = affine_chain(net, input_shape)
+    blocks = affine_chain(net, input_shape, max_units)
     hidden = blocks[:-1]
     units = sum(w.shape[0] for w, _ in hidden)
     if units > max_units:
-        raise RegionsError(
-            f"method=exact: the network has {units} hidden units, more than "
-            f"metrics.regions.max_units={max_units}; raise the budget or use method=plane"
-        )
+        raise _over_budget(units, max_units)
     lo, hi = box
     n0 = hidden[0][0].shape[1]
     # interval bounds of every pre-activation (for big-M)
