@@ -20,7 +20,9 @@ RUN_IDS = [
     (["schedule=gradual"], "run-magnitude-gradual-s0.9-seed0-229095f3"),
     (["metrics=full"], "run-magnitude-oneshot-s0.9-seed0-6c14e1f8"),
     (["+experiment=recall_distortion"], "recall_distortion-magnitude-oneshot-s0.9-seed0-9d7f3fdc"),
-    (["+experiment=region_bound", "method.allocation=region_bound"], "region_bound-magnitude-oneshot-s0.9-seed0-5684096b"),
+    # changed on purpose on 2026-12-01 (5684096b before): the preset sets method.allow_collapse=true, without
+    # which its layerwise jobs at 0.9975 and 0.999 are refused (they collapse)
+    (["+experiment=region_bound", "method.allocation=region_bound"], "region_bound-magnitude-oneshot-s0.9-seed0-d5b26018"),
     (["dataset=cifar10", "model=resnet20", "method=lookahead"], "run-lookahead-oneshot-s0.9-seed0-db048994"),
     (["method=region_bound"], "run-region_bound-oneshot-s0.9-seed0-05df9fb0"),
     (["model=ntk_mlp", "method=synflow", "schedule=at_init"], "run-synflow-at_init-s0.9-seed0-8367fcf7"),
