@@ -172,6 +172,35 @@ def test_bad_ntk_config_is_rejected(override, key):
     assert key in str(err.value)
 
 
+def test_channel_pruning_of_ntk_mlp_with_the_rescale_is_refused():
+    """The rescale divides by sqrt(q), q the layer's density: the keep probability of every unit's fan-in
+    under random unstructured pruning (Yang & Wang 2023). Channel pruning keeps whole units with their
+    whole fan-in, so 1/sqrt(q) inflated a kept unit's preactivation variance: measured here by hand, the
+    mean square of the kept units' preactivations rises by about 1/q, while unstructured random pruning
+    keeps it. Such a run was accepted; it is refused, naming method.structure."""
+    cfg = OmegaConf.create({"name": "ntk_mlp", "widths": [1024], "sigma_w": math.sqrt(2), "sigma_b": 0.0, "rescale": True})
+    torch.manual_seed(0)
+    x = torch.randn(256, 64)
+    second_moment = {}
+    for structure in ("unstructured", "channel"):
+        model = build_model(cfg, (64,), 1)
+        first = next(m for m in model.modules() if isinstance(m, NTKLinear))
+        keep = torch.rand(first.weight.shape[0], generator=torch.Generator().manual_seed(1)) < 0.5  # half the units
+        mask = keep[:, None].expand_as(first.weight) if structure == "channel" else torch.rand(first.weight.shape) < 0.5
+        with torch.no_grad():
+            first.weight.mul_(mask)
+            pre = first(x)
+        rows = keep if structure == "channel" else torch.ones_like(keep)
+        second_moment[structure] = float(pre[:, rows].pow(2).mean())
+    assert second_moment["unstructured"] == pytest.approx(2.0 * x.pow(2).mean().item(), rel=0.1)  # sigma_w^2 E[x^2]
+    assert second_moment["channel"] == pytest.approx(2 * second_moment["unstructured"], rel=0.15)  # 1/q, q ~ 1/2
+    overrides = ["model=ntk_mlp", "method.structure=channel", "method.allocation=layerwise", "method.sparsity_tolerance=0.05"]
+    with pytest.raises(ConfigError) as err:
+        validated([*overrides, "sparsity=0.5"])
+    assert err.value.key == "method.structure" and "model.rescale=false" in str(err.value)
+    validated([*overrides, "sparsity=0.5", "model.rescale=false"])
+
+
 def test_the_mean_ratio_of_a_kernel_to_itself_is_one_even_with_zero_entries():
     """A narrow ReLU net without biases has kernel entries exactly 0 (inputs where every unit is off);
     the entrywise ratio was 0/0 there, so the dense phase's ntk_mean_ratio was NaN where docs/analysis.md

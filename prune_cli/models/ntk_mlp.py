@@ -4,7 +4,8 @@ Each layer stores W ~ N(0, 1) unscaled and computes F.linear(x, M*W) * sigma_w /
 Pruning zeroes weights in place (the project's masks), so M*W is the weight itself. The keep
 probability q is read from the layer's own weight: q = fraction of nonzero entries, i.e. the
 realised density of the mask (q = 1 for a dense layer, 1 - p after Bernoulli(1 - p) random
-pruning). The multiplier therefore follows whatever mask the pruner produced, with no extra state
+pruning). The multiplier therefore follows the mask the pruner produced (structures removing whole
+units are refused with the rescale: a kept unit's fan-in is whole, see `check`), with no extra state
 to keep in sync, and it scales the parameter gradients too, which is what restores the NTK
 (a value rescale of the surviving weights would restore the forward variance only). With
 rescale=false the multiplier is sigma_w / sqrt(fan_in) and the kernel shrinks by about q^L.
@@ -27,6 +28,10 @@ from . import MODELS
 from .base import PrunableNet
 
 
+# structures that remove whole output units (rows) and keep the others' fan-in whole
+WHOLE_UNITS = ("channel", "channel_group")
+
+
 @config_schema("model", "ntk_mlp")
 @dataclass
 class NTKMLPConfig(ModelConfig):
@@ -46,6 +51,17 @@ class NTKMLPConfig(ModelConfig):
                 raise ConfigError(
                     f"{key}.{name}", value, "a finite number > 0" if name == "sigma_w" else "a finite number >= 0 (0 = no bias)"
                 )
+        structure = OmegaConf.select(cfg, "method.structure")
+        if node.rescale and structure in WHOLE_UNITS and float(cfg.get("sparsity", 0) or 0) > 0:
+            # the layer's density is not the keep probability of a surviving unit's fan-in: a kept unit keeps
+            # all of it, and 1/sqrt(q) inflated its preactivation variance (1.42x at q = 0.70, 2x at 0.49)
+            raise ConfigError(
+                "method.structure",
+                structure,
+                f"a structure that keeps a fraction of every unit's inputs (unstructured, nm, block, bcr) with "
+                f"{key}=ntk_mlp and {key}.rescale=true: {structure} removes whole units, so the layer's density q is not "
+                f"the keep probability of a kept unit's fan-in and 1/sqrt(q) would inflate its variance; or {key}.rescale=false",
+            )
 
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
