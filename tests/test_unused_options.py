@@ -619,6 +619,28 @@ def test_milestones_past_dense_training_do_nothing():
     assert lr_factor(OmegaConf.merge(node, {"milestones": [1]}), 1.0) == 0.1
 
 
+def test_a_finetuning_schedule_that_never_acts_is_unused():
+    """finetune.milestones=[5] with FAST's finetune.epochs=1 (oneshot: one Train step of finetune.epochs):
+    lr_factor is 1 at every fractional epoch of fine-tuning, as with the constant schedule, so the two runs
+    gave identical results under two run ids; the train config's version was already refused. Likewise a
+    warm-up covering all of fine-tuning leaves the schedule no epoch. Schedules whose training-time steps
+    train the finetune config for their own number of epochs (admm) are left alone."""
+    from prune_cli.training import TrainConfig, lr_factor
+
+    multistep = ["finetune.lr_schedule=multistep", "finetune.gamma=0.5"]
+    assert {f.key for f in _errors([*multistep, "finetune.milestones=[1,5]"])} == {"finetune.milestones", "finetune.gamma"}
+    assert _errors([*multistep, "finetune.epochs=3", "finetune.milestones=[1,5]"]) == []  # epoch 1 decays
+    warm = {f.key for f in _errors(["finetune.epochs=2", "finetune.warmup_epochs=2", "finetune.lr_schedule=cosine"])}
+    assert warm == {"finetune.lr_schedule"}
+    assert _errors(["finetune.epochs=3", "finetune.warmup_epochs=2", "finetune.lr_schedule=cosine"]) == []
+    assert "finetune.milestones" not in {f.key for f in _errors([*multistep, "finetune.milestones=[5]", "schedule=admm"])}
+    # by hand: the factor over fine-tuning's single epoch is 1 with milestones [1, 5]; the warm-up's ratio for 2 of 2 epochs
+    node = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 1, "lr_schedule": "multistep", "milestones": [1, 5]})
+    assert all(lr_factor(node, s / 8) == 1.0 for s in range(8))
+    warm_node = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 2, "warmup_epochs": 2, "lr_schedule": "cosine"})
+    assert all(lr_factor(warm_node, s / 8) == (s / 8 + 1e-12) / 2 for s in range(16))
+
+
 def test_a_warmup_longer_than_dense_training_stops_before_the_run():
     """train.warmup_epochs=3 with train.epochs=2: the LR climbed to 2/3 of train.lr and the schedule
     never ran, without a word. The finetune config also serves phases of other lengths (ADMM's,

@@ -190,10 +190,38 @@ def _from_the_plan(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
             "pruning event, so the re-drawn survivors are never trained (only the `pruned` phase's evaluation sees them)"
             + ("" if source == "reinit" else "; the re-initialisation control is schedule.restart_from=reinit")
         )
+    errors.update(_finetune_schedule_never_reached(cfg, plan))
     notes: dict[str, str] = _never_trained(cfg, plan)
     if not any(getattr(step, "which", None) == "finetune" for step in plan):
         notes["finetune"] = f"schedule={cfg.schedule.name} never fine-tunes (its training steps use the train config)"
     return errors, notes
+
+
+def _finetune_schedule_never_reached(cfg: DictConfig, plan: list) -> dict[str, str]:
+    """The fine-tuning LR schedule's options when every step that fine-tunes trains exactly
+    finetune.epochs epochs (plain `Train` steps) and the schedule never acts in them: no multistep
+    milestone below finetune.epochs (a decay that never happens), or a warm-up as long as fine-tuning
+    (lr_factor returns the warm-up ratio for every epoch). The train config has its own check
+    (training.TrainConfig.unused); training-time methods may train the finetune config for other
+    epoch counts, so plans with such a step are left alone."""
+    from ..schedules.steps import Train
+
+    tune = [step for step in plan if getattr(step, "which", None) == "finetune"]
+    node = cfg.finetune
+    if not tune or not all(isinstance(step, Train) for step in tune) or node.epochs <= 0:
+        return {}
+    found = {}
+    if node.warmup_epochs >= node.epochs and node.lr_schedule != "constant":
+        why = (
+            f"finetune.warmup_epochs={node.warmup_epochs} covers all {node.epochs} epochs of fine-tuning, so the schedule never starts"
+        )
+        found.update({"finetune.lr_schedule": why})
+        if node.lr_schedule == "multistep":
+            found.update({"finetune.milestones": why, "finetune.gamma": why})
+    elif node.lr_schedule == "multistep" and all(m >= node.epochs for m in node.milestones):
+        why = f"no milestone falls inside the {node.epochs} epochs of fine-tuning (finetune.milestones={list(node.milestones)})"
+        found.update({"finetune.milestones": why, "finetune.gamma": why})
+    return found
 
 
 # What a training config sets only for the epochs trained with it (not eval_batch_size, which evaluation
