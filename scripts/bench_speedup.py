@@ -148,13 +148,16 @@ def conv_model(dense: torch.nn.Module, structure: str, sparsity: float, block: l
     return masked_model(dense, structure, sparsity, block)
 
 
+CONV_STRUCTURES = {"channel": [4, 4], "channel_group": [4, 4], "unstructured": [4, 4], "block": [4, 4]}
+
+
 def conv_rows(args, sparsities: list[float], warmup: int, repeats: int, started: float) -> list[dict]:
     """Measured vs theoretical speedup of CIFAR-shaped (3x32x32) VGG-11 and ResNet-20: channel
     pruning (masked, compacted, im2col CSR) and, for ResNet-20, unstructured and 4x4 block masks
     (im2col CSR / BSR). Theoretical speedup: dense / kept multiply-accumulates (metrics/cost.py)."""
     torch.manual_seed(0)
     nets = {"vgg11": VGG(PLANS["vgg11"], 3, 10), "resnet20": CifarResNet(20, 3, 10)}
-    structures = {"channel": [4, 4], "channel_group": [4, 4], "unstructured": [4, 4], "block": [4, 4]}
+    structures = dict(CONV_STRUCTURES)
     rows = []
     for net_name, dense in nets.items():
         if args.models and net_name not in args.models:
@@ -248,9 +251,11 @@ def main() -> None:
     if args.quick:
         del structures["block16"]
     if args.structures:
-        unknown = sorted(set(args.structures) - set(structures) - {"channel_group"})
+        known = CONV_STRUCTURES if args.convnets else structures  # the MLP's and the convnets' lists differ
+        unknown = sorted(set(args.structures) - set(known))
         if unknown:  # an empty table failed later with a pandas KeyError
-            raise SystemExit(f"bench_speedup.py: error: --structures {' '.join(unknown)}: not one of {', '.join(structures)}")
+            where = "with --convnets" if args.convnets else "for the MLP (channel_group: with --convnets)"
+            raise SystemExit(f"bench_speedup.py: error: --structures {' '.join(unknown)}: not one of {', '.join(known)} {where}")
         structures = {k: v for k, v in structures.items() if k in args.structures}
     if args.sparsities:
         sparsities = args.sparsities

@@ -119,6 +119,19 @@ def test_drop_quotas_break_exact_ties_by_class_index_for_classes_of_different_si
     assert drop_quotas([60, 50], [5 / 9, 4 / 6], 51) == [26, 25]
 
 
+def test_water_fill_takes_numpy_and_torch_weights():
+    """The exact-fraction weights must not refuse the scalar types callers pass (a numpy float32 made
+    Fraction() raise TypeError; numpy ints came back as numpy quotas)."""
+    import numpy as np
+
+    from prune_cli.data.pruning import water_fill
+
+    expected = [2, 4]  # 6 kept in proportion 1 : 2, by hand
+    for weights in ([1.0, 2.0], [np.float32(1), np.float32(2)], [np.int64(1), np.int64(2)], [torch.tensor(1.0), torch.tensor(2.0)]):
+        quotas = water_fill([10, 10], weights, 6)
+        assert quotas == expected and all(type(q) is int for q in quotas), (weights, quotas)
+
+
 def test_drop_keeps_class_densities_proportional_to_the_error_on_a_long_tail():
     """The paper's rule sets each class's density (the fraction kept) in proportion to its error, so the
     kept count is proportional to N_k e_k; the counts were proportional to e_k alone, which agrees only

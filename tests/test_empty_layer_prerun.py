@@ -25,6 +25,7 @@ def test_layerwise_that_empties_layers_is_refused_before_training(finished_resul
     err = proc.stderr
     assert "'sparsity'" in err and "0.99" in err and "net.1.weight" in err and "net.5.weight" in err, err[-2000:]
     assert "net.3.weight" not in err, err[-2000:]
+    assert "method.allocation=erk" in err and "a lower sparsity" in err  # not layerwise, the allocation in use
     assert "dense epoch" not in proc.stdout + err  # nothing trained
     assert snapshot(finished_results) == before
 
@@ -34,6 +35,8 @@ def test_explicit_zero_density_is_refused_and_allow_collapse_accepts_it():
     densities = ["method.allocation=explicit", "method.layer_densities=[0.5,0.0,0.5]", f"sparsity={1 - 40 / 336}"]
     with pytest.raises(Exception, match=r"net\.3\.weight") as err:
         validated(FAST, densities)
+    # the densities given, not the sparsity, empty the layer: the key named is method.layer_densities
+    assert err.value.key == "method.layer_densities" and "Lower the sparsity" not in str(err.value)
     assert "net.1.weight" not in str(err.value) and "allow_collapse" in str(err.value)
     validated(FAST, densities, "method.allow_collapse=true")
 

@@ -108,6 +108,7 @@ def test_a_p_value_is_never_printed_as_the_test_level():
     claim = verdict({**row, "p_holm": 0.0499, "confidence": 0.95}, alpha=0.05)
     assert claim.startswith("A > B") and "p=0.0499 (Holm)" in claim
     assert "p=0.032 (Holm)" in verdict({**row, "p_holm": 0.032, "confidence": 0.95}, alpha=0.05)
+    assert "p=0.10000000001 (Holm)" in verdict({**row, "p_holm": 0.10000000001}, alpha=0.1)  # 1e-11 above the level
 
 
 def test_a_verdict_names_the_seeds_left_out_for_lack_of_a_value(tmp_path):
@@ -123,7 +124,7 @@ def test_a_verdict_names_the_seeds_left_out_for_lack_of_a_value(tmp_path):
     (row,) = pd.read_csv(written["comparisons.csv"]).to_dict(orient="records")
     assert row["n"] == 3 and row["seeds"] == "0 1 2"
     assert row["verdict"].startswith("snip > magnitude at sparsity 0.5")
-    assert row["verdict"].endswith("; left out: snip has no value on seeds 3, 4 (of its 5 runs)")
+    assert row["verdict"].endswith("; left out: snip has no value on seeds 3, 4 (of its 5 seeds)")
     assert row["verdict"] in written["summary.md"].read_text()
 
 

@@ -64,3 +64,26 @@ def test_python_script_help(tmp_path, script):
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout.startswith(f"usage: {script} [-h]")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--quick", "--structures", "block 4x4"], "block 4x4"),
+        (["--quick", "--structures", "channel_group"], "channel_group"),  # a convnet structure only
+        (["--convnets", "--structures", "nm"], "nm"),  # an MLP structure only
+    ],
+)
+def test_bench_speedup_refuses_a_structure_it_cannot_measure(args, named):
+    """An unknown --structures name, or one of the other mode's, left an empty table: a pandas KeyError
+    ('measured_speedup') after the start-up, instead of a message naming it."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_speedup.py"), *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "KeyError" not in proc.stderr
+    assert f"--structures {named}: not one of" in proc.stderr, proc.stderr[-1000:]

@@ -213,7 +213,7 @@ def _seed_list(seeds: str) -> str:
 def _p(p: float, alpha: float) -> str:
     """p with two significant digits, or more where two would print the test level itself or land on
     the other side of it (p = 0.1042 at alpha 0.1 printed "p=0.1" beside "not distinguishable")."""
-    for digits in range(2, 7):
+    for digits in range(2, 18):
         text = f"{p:.{digits}g}"
         if not math.isfinite(p) or (float(text) != alpha and (float(text) < alpha) == (p < alpha)):
             return text
@@ -221,14 +221,14 @@ def _p(p: float, alpha: float) -> str:
 
 
 def _valueless(part: pd.DataFrame, wide: pd.DataFrame, variant: str) -> str:
-    """'<variant> has no value on seeds 3, 4 (of its 5 runs)' for the seeds the variant ran without a
+    """'<variant> has no value on seeds 3, 4 (of its 5 seeds)' for the seeds the variant ran without a
     finite value; '' when it has a value on every seed it ran."""
     ran = sorted(part.loc[part["variant"] == variant, "seed"].unique())
     missing = [s for s in ran if not np.isfinite(wide.at[s, variant])]
     if not missing:
         return ""
     seeds = ", ".join(str(s) for s in missing)
-    return f"{variant} has no value on seed{'s' if len(missing) > 1 else ''} {seeds} (of its {len(ran)} runs)"
+    return f"{variant} has no value on seed{'s' if len(missing) > 1 else ''} {seeds} (of its {len(ran)} seeds)"
 
 
 def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:

@@ -582,14 +582,23 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
     counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
     residual = residual_layers(model)
     empty = [n for n, k in counts.items() if k == 0 and n not in residual]
+    if not empty:
+        return
+    allocation_name = cfg.method.allocation
+    if allocation_name == "explicit":  # the given densities, not the sparsity, empty the layer
+        key, value, remedy = "method.layer_densities", list(cfg.method.layer_densities), "a density above 0 for it"
+    else:
+        key, value = "sparsity", cfg.sparsity
+        sparing = " or ".join(a for a in ("erk", "layerwise") if a != allocation_name)
+        own = " or a larger method.fc_density (the classifier's density)" if allocation_name == "erk_plus" else ""
+        remedy = f"a lower sparsity{own}, an allocation that spares small layers (e.g. method.allocation={sparing})"
     check(
-        not empty,
-        "sparsity",
-        cfg.sparsity,
-        f"a sparsity at which method.allocation={cfg.method.allocation} leaves every prunable layer a weight: here "
-        f"{', '.join(empty)} would keep none (a layer collapse, known from the layer shapes before training). Lower "
-        "the sparsity, use an allocation that spares small layers (e.g. method.allocation=erk), exclude the layer "
-        "(method.exclude=[...]), or accept it with method.allow_collapse=true",
+        False,
+        key,
+        value,
+        f"values with which method.allocation={allocation_name} leaves every prunable layer a weight: here "
+        f"{', '.join(empty)} would keep none (a layer collapse, known from the layer shapes before training). Use "
+        f"{remedy}, exclude the layer (method.exclude=[...]), or accept it with method.allow_collapse=true",
     )
 
 

@@ -124,6 +124,12 @@ class Selection:
     summary: dict = dataclasses.field(default_factory=dict)  # extra scalars for the log
 
 
+def _exact(weight) -> Fraction:
+    """A weight as an exact fraction: Fractions and Python ints as they are, anything else (floats,
+    numpy or torch scalars) through float."""
+    return weight if isinstance(weight, Fraction) else Fraction(weight) if type(weight) is int else Fraction(float(weight))
+
+
 def water_fill(sizes: list[int], weights: list, total: int) -> list[int]:
     """Integer per-class quotas: proportional to `weights`, never above a class's size, summing to
     `total` (<= sum of sizes). A class whose proportional share exceeds its size keeps all of its
@@ -137,7 +143,7 @@ def water_fill(sizes: list[int], weights: list, total: int) -> list[int]:
     quota = [0] * len(sizes)
     for tier in ([k for k, w in enumerate(weights) if w > 0], [k for k, w in enumerate(weights) if w <= 0]):
         active = [k for k in tier if sizes[k] > 0]
-        w = {k: (Fraction(weights[k]) if weights[k] > 0 else Fraction(1)) for k in active}
+        w = {k: (_exact(weights[k]) if weights[k] > 0 else Fraction(1)) for k in active}
         remaining = total - sum(quota)
         while active and remaining > 0:
             norm = sum(w[k] for k in active)
