@@ -183,6 +183,11 @@ def residual_layers(model) -> set[str]:
     return {n for section in model.residual_sections() for n in section} if hasattr(model, "residual_sections") else set()
 
 
+def sparing_allocations(current: str) -> str:
+    """The allocations that spare small layers, to suggest after a layer collapse: not the one in use."""
+    return " or ".join(a for a in ("erk", "layerwise") if a != current)
+
+
 def check_collapse(masks: Masks, layers: dict, density: float, method, advice: str = "") -> None:
     """Raise LayerCollapse for an empty layer or a cut path, or log a warning with
     method.allow_collapse. `advice` replaces the remedies for the one-shot pruner (lower the sparsity,
@@ -202,7 +207,7 @@ def check_collapse(masks: Masks, layers: dict, density: float, method, advice: s
         )
     if not problems:
         return
-    sparing = " or ".join(a for a in ("erk", "layerwise") if a != method.allocation)
+    sparing = sparing_allocations(method.allocation)
     advice = advice or (
         f"Lower the sparsity, use an allocation that spares small layers (e.g. method.allocation={sparing}), "
         "exclude the layer (method.exclude=[...]), or"

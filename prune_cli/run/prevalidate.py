@@ -576,7 +576,7 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
 
     import torch
 
-    from ..pruning.pruner import residual_layers
+    from ..pruning.pruner import residual_layers, sparing_allocations
 
     scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
     counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
@@ -589,7 +589,7 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
         key, value, remedy = "method.layer_densities", list(cfg.method.layer_densities), "a density above 0 for it"
     else:
         key, value = "sparsity", cfg.sparsity
-        sparing = " or ".join(a for a in ("erk", "layerwise") if a != allocation_name)
+        sparing = sparing_allocations(allocation_name)
         own = " or a larger method.fc_density (the classifier's density)" if allocation_name == "erk_plus" else ""
         remedy = f"a lower sparsity{own}, an allocation that spares small layers (e.g. method.allocation={sparing})"
     check(
