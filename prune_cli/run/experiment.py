@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..core import crashpoints, interrupts, random_streams
 from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text, remove_leftovers
-from ..core.config_base import ScheduleConfig
+from ..core.config_base import ScheduleConfig, prunes_to_sparsity
 from ..core.errors import AnotherRunsDirectory
 from ..core.identity import config_hash, run_id
 from ..core.paths import user_path
@@ -323,7 +323,12 @@ class Experiment:
         # over the prunable weights only: a training-time method's masks may also zero other parameters
         # (a removed section's biases or BatchNorm, prune_cli/pruning/train_time/layer_pruning.py)
         kept, total = count({n: m for n, m in self.masks.items() if n in self.prunable})
-        log.info("pruned to sparsity %.4f (target %.4f) over %d prunable weights", 1 - kept / total, 1 - density, total)
+        schema = OmegaConf.get_type(self.cfg.schedule)
+        if isinstance(schema, type) and issubclass(schema, ScheduleConfig) and not prunes_to_sparsity(self.cfg, schema):
+            # the schedule decides its own sparsity (layer_pruning, autoprune without stop_at_target)
+            log.info("pruned to sparsity %.4f over %d prunable weights (the schedule sets it)", 1 - kept / total, total)
+        else:
+            log.info("pruned to sparsity %.4f (target %.4f) over %d prunable weights", 1 - kept / total, 1 - density, total)
         save_masks(self.masks, self.run_dir / "masks.pt")
 
     def _step_train_with_hook(self, step: TrainWithHook) -> None:
