@@ -641,6 +641,32 @@ def test_a_finetuning_schedule_that_never_acts_is_unused():
     assert all(lr_factor(warm_node, s / 8) == (s / 8 + 1e-12) / 2 for s in range(16))
 
 
+def test_gradual_curve_options_an_explicit_window_cannot_use_are_unused():
+    """Zhu & Gupta's curve has a point between t0 and t_end only when the events leave one: with
+    end_step = start_step the single event goes straight to sparsity (power, initial_sparsity and
+    frequency changed nothing but the run id), and with frequency >= end_step - start_step the events
+    are t0 (initial_sparsity) and t_end (sparsity) whatever the power. FAST trains 12 steps."""
+    from omegaconf import OmegaConf as OC
+
+    from prune_cli.schedules.gradual import gradual_sparsity
+
+    single = ["schedule=gradual", "schedule.start_step=5", "schedule.end_step=5"]
+    found = {f.key for f in _errors([*single, "schedule.power=2.0", "schedule.initial_sparsity=0.3", "schedule.frequency=3"])}
+    assert found == {"schedule.power", "schedule.initial_sparsity", "schedule.frequency"}
+    two = ["schedule=gradual", "schedule.start_step=0", "schedule.end_step=8", "schedule.frequency=8"]
+    assert {f.key for f in _errors([*two, "schedule.power=2.0", "schedule.initial_sparsity=0.3"])} == {"schedule.power"}
+    assert _errors(["schedule=gradual", "schedule.end_step=8", "schedule.frequency=2", "schedule.power=2.0"]) == []
+    assert _errors(["schedule=gradual", "schedule.frequency=100", "schedule.power=2.0"]) == []  # end_step -1: judged with the data
+
+    # by hand from the formula: the events and their sparsities do not depend on the options named
+    def events(**options):
+        node = OC.create({"start_step": 0, "end_step": 8, "frequency": 8, "initial_sparsity": 0.3, "power": 3.0, **options})
+        return gradual_sparsity(node, 0.9, 12)
+
+    assert events(power=2.0) == events(power=3.0) == pytest.approx({0: 0.3, 8: 0.9})
+    assert events(start_step=5, end_step=5, power=2.0, initial_sparsity=0.0, frequency=3) == {5: 0.9}
+
+
 def test_a_warmup_longer_than_dense_training_stops_before_the_run():
     """train.warmup_epochs=3 with train.epochs=2: the LR climbed to 2/3 of train.lr and the schedule
     never ran, without a word. The finetune config also serves phases of other lengths (ADMM's,

@@ -37,6 +37,28 @@ class GradualScheduleConfig(ScheduleConfig):
         check_event_window(cfg.schedule, cfg.train.epochs * -(-examples // cfg.train.batch_size), exact)
 
     @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        """The curve's options where an explicit event window leaves the curve nothing to shape
+        (`gradual_sparsity`): end_step = start_step is one event, straight to `sparsity` (power,
+        initial_sparsity and frequency unused); a frequency of at least end_step - start_step gives
+        the two events t0 (initial_sparsity) and t_end (sparsity), so power is unused. With end_step
+        -1 the window is known only with the data: not judged here."""
+        s = OmegaConf.select(cfg, key)
+        if not isinstance(s.end_step, int) or s.end_step < 0 or s.end_step < s.start_step:
+            return {}
+        span = s.end_step - s.start_step
+        if span == 0:
+            why = f"{key}.end_step = {key}.start_step = {s.start_step}: a single pruning event, straight to sparsity"
+            return {f"{key}.{name}": why for name in ("power", "initial_sparsity", "frequency")}
+        if s.frequency >= span:
+            why = (
+                f"{key}.frequency={s.frequency} >= end_step - start_step = {span}: two events, at initial_sparsity and "
+                "at sparsity, and no point of the curve between them"
+            )
+            return {f"{key}.power": why}
+        return {}
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         s = OmegaConf.select(cfg, key)
         positive_int(cfg, f"{key}.start_step", minimum=0)
