@@ -195,3 +195,19 @@ def test_bsr_products_on_cpu_get_a_multiple_of_16_columns(monkeypatch):
     seen.clear()
     assert_same_outputs(conv, sparse, torch.randn(3, 4, 6, 6))
     assert all(c % 16 == 0 for lay, c in seen if lay == torch.sparse_bsr) and any(lay == torch.sparse_bsr for lay, _ in seen)
+
+
+def test_building_a_bsr_copy_prints_no_beta_notice():
+    """torch's "Sparse BSR tensor support is in beta" notice (once per process) reached the user's output:
+    only the CSR one was silenced. Run in a fresh interpreter, where torch has not printed it yet."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, torch; warnings.simplefilter('always');"
+        "from prune_cli.models.sparse import sparse_matrix;"
+        "sparse_matrix(torch.eye(8), 'bsr', (4, 4)); sparse_matrix(torch.eye(8), 'csr')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "is in beta" not in proc.stderr, proc.stderr[-2000:]

@@ -53,8 +53,8 @@ def sparse_product(weight: torch.Tensor, bias: torch.Tensor | None, dense: torch
 def sparse_matrix(weight2d: torch.Tensor, layout: str, blocksize: tuple[int, int] | None = None) -> torch.Tensor:
     """The 2-D weight in the sparse layout (zeros dropped); BSR keeps every block with a nonzero."""
     w = weight2d.detach().contiguous()
-    with warnings.catch_warnings():  # torch's "sparse CSR support is in beta" notice, once per layer
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    with warnings.catch_warnings():  # torch's "sparse CSR/BSR support is in beta" notice, once per layer
+        warnings.filterwarnings("ignore", message="Sparse (CSR|BSR) tensor support is in beta")
         if layout == "csr":
             return w.to_sparse_csr()
         if layout == "bsr":
