@@ -415,7 +415,7 @@ def compare_methods(
                     if finite[v] == 0
                 ),
                 # seeds a method ran but has no value on (diverged, say): left out of the pairs, and named
-                "valueless": "; ".join(_valueless(part, wide, v) for v in (a, b) if finite[v] > 0 and _valueless(part, wide, v)),
+                "valueless": "; ".join(filter(None, (_valueless(part, wide, v) for v in (a, b) if finite[v] > 0))),
             }
             row["mixed"] = "; ".join(
                 f"{v}'s {mixed[v]['n_runs']} runs mix {mixed[v]['n_configurations']} configurations ({describe(mixed[v])}) "
