@@ -214,3 +214,30 @@ def test_a_point_without_an_error_is_left_out_by_name():
     assert "left out 1 point(s) without an error, a dense error or a density: density 0.125" in fit.reason
     for name, value in TRUE.items():
         assert fit.params[name] == pytest.approx(value, rel=1e-6)
+
+
+def test_a_seed_without_an_error_is_not_counted_at_its_point():
+    """A seed whose run at one density diverged (NaN error) was counted in that point's n_seeds, so the
+    plot's confidence bar used n = 3 for a mean and std of 2 values: t(0.975, 2) sd / sqrt(3) instead of
+    t(0.975, 1) sd / sqrt(2), about 3.6x too narrow (docs/report.md: n counts seeds with a finite value).
+    The family row's n_seeds counts seeds with at least one error likewise."""
+    from prune_cli.report.scaling import fit_families
+
+    rows = []
+    for seed in range(3):
+        for d in (0.8, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02):
+            error = float(pruned_error(d, 0.1, 0.9, 2.0, 0.05)) * (0.98 + 0.02 * seed)
+            rows.append(
+                {
+                    "family": "f", "dataset": "toy", "model": "mlp", "method": "magnitude", "schedule": "oneshot",
+                    "dataset_size": 100.0, "run_id": f"r{seed}-{d}", "seed": seed, "density": d, "target_density": d,
+                    "eps_np": 0.1, "error": math.nan if (seed == 2 and d == 0.3) or seed == 3 else error,
+                }
+            )  # fmt: skip
+    rows += [{**rows[0], "run_id": f"r3-{d}", "seed": 3, "error": math.nan, "density": d, "target_density": d} for d in (0.8, 0.5)]
+    family, fitted = fit_families(pd.DataFrame(rows))
+    point = fitted[np.isclose(fitted["density"], 0.3)].iloc[0]
+    two = [float(pruned_error(0.3, 0.1, 0.9, 2.0, 0.05)) * (0.98 + 0.02 * s) for s in (0, 1)]
+    assert point["n_seeds"] == 2 and point["error_std"] == pytest.approx(np.std(two, ddof=1))
+    assert set(fitted.loc[~np.isclose(fitted["density"], 0.3), "n_seeds"]) == {3}  # seed 3 has no error anywhere
+    assert family.iloc[0]["n_seeds"] == 3

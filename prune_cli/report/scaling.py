@@ -368,8 +368,11 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             )
             rows.append(_row(head, ScalingFit("skipped", reason).row(), left_out))
             continue
-        mean = runs.groupby(at_scale + ["target"], dropna=False).agg(
-            density=("density", "mean"), error=("error", "mean"), error_std=("error", "std"), n_seeds=("seed", "nunique")
+        # n counts the seeds with an error at the point (nunique skips NaN), as the mean and std do: a
+        # diverged seed counted there narrowed the plot's confidence bar (docs/report.md)
+        valued = runs.assign(valued_seed=runs["seed"].where(runs["error"].notna()))
+        mean = valued.groupby(at_scale + ["target"], dropna=False).agg(
+            density=("density", "mean"), error=("error", "mean"), error_std=("error", "std"), n_seeds=("valued_seed", "nunique")
         )
         # the dense error of a scale is the mean over its seeds: a seed's runs share one dense model, and a
         # seed run at more densities must not weigh more (each seed's runs averaged first)
@@ -389,7 +392,7 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             varies=", ".join(["density", *varying]),
             n_dense_errors=int(mean.groupby(varying).ngroups) if varying else 1,
             n_runs=len(runs),
-            n_seeds=int(runs["seed"].nunique()),
+            n_seeds=int(valued["valued_seed"].nunique()),
             n_densities=int(runs["target_density"].round(12).nunique()),  # achieved ones differ by rounding per width
         )
         rows.append(row)
