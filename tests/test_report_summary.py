@@ -144,3 +144,17 @@ def test_a_folder_without_metrics_says_what_it_holds(tmp_path):
     pd.read_csv(next(root.glob("runs/*/per_class.csv"))).to_csv(shared / "per_class.csv", index=False)
     lines = standards_check(load_results(shared), pd.DataFrame())
     assert "no completed runs with metrics.csv (shared: runs.csv) found (the folder holds per_class.csv only)" in lines[1], lines
+
+
+def test_a_folder_of_failed_runs_only_does_not_claim_tables_it_lacks(tmp_path):
+    """Every table the report asked for was cached as an empty frame and listed by Results.names, so a
+    folder of failed runs said "(the folder holds hessian_density.csv, per_class.csv, ... only)": none
+    of those files existed."""
+    import json
+
+    run = tmp_path / "res" / "runs" / "x"
+    run.mkdir(parents=True)
+    (run / "failed.json").write_text(json.dumps({"status": "failed", "error_type": "TrainingDiverged", "message": "loss nan"}))
+    text = build_report(tmp_path / "res", plots=False)["standards.txt"].read_text()
+    assert "no completed runs with metrics.csv (shared: runs.csv) found" in text
+    assert "holds" not in text, text

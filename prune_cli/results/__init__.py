@@ -171,8 +171,10 @@ class Results:
 
     @property
     def names(self) -> list[str]:
-        """The table names present in the folder ("metrics.csv", "per_class.csv", ...)."""
-        return sorted(set(self.sources) | set(self.cache))
+        """The table names present in the folder ("metrics.csv", "per_class.csv", ...). A table asked
+        for but absent is cached as a frame without columns, and is not present: a folder of failed
+        runs was said to hold every table the report had looked for."""
+        return sorted(set(self.sources) | {name for name, df in self.cache.items() if len(df.columns)})
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
