@@ -158,3 +158,17 @@ def test_a_folder_of_failed_runs_only_does_not_claim_tables_it_lacks(tmp_path):
     text = build_report(tmp_path / "res", plots=False)["standards.txt"].read_text()
     assert "no completed runs with metrics.csv (shared: runs.csv) found" in text
     assert "holds" not in text, text
+
+
+@pytest.mark.parametrize("damage", ["", "[1, 2]", "{not json", "\udcff"])
+def test_an_unreadable_failed_json_or_config_is_listed_not_a_traceback(tmp_path, damage):
+    """An empty or hand-damaged failed.json (or config.yaml) of an unfinished run stopped prune-report
+    with a JSONDecodeError/TypeError traceback instead of listing the run as failed."""
+    root = tmp_path / "res"
+    write_run(root, 0, "magnitude", 0.5, 10, 0.8)
+    run = root / "runs" / "damaged"
+    run.mkdir()
+    (run / "failed.json").write_text(damage, errors="surrogateescape")
+    (run / "config.yaml").write_text("method: [unclosed" if damage else damage, errors="surrogateescape")
+    text = build_report(root, plots=False)["standards.txt"].read_text()
+    assert "failed runs: 1 -> damaged (unreadable failed.json: " in text, text

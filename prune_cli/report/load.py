@@ -56,17 +56,38 @@ def load_results(root: Path) -> ResultsFolder:
         if (d / "COMPLETE").exists():
             continue
         if (d / "failed.json").exists():
-            folder.failed.append({"run": d.name, **json.loads((d / "failed.json").read_text())})
+            folder.failed.append({"run": d.name, **_failure_record(d / "failed.json")})
         else:
             folder.unfinished.append(d.name)
-        if (d / "config.yaml").exists():
-            method = (yaml.safe_load((d / "config.yaml").read_text()) or {}).get("method") or {}
-            if isinstance(method, dict) and method.get("name"):
-                folder.incomplete_methods.add(str(method["name"]))
+        method = _method_of(d / "config.yaml")
+        if method:
+            folder.incomplete_methods.add(method)
     results = load(root)
     folder.results, folder.runs, folder.varying, folder.key_source = results, results.runs, results.varying, results.key_source
     folder.configs, folder.without_config, folder.skipped = results.configs, results.without_config, results.skipped
     return folder
+
+
+def _failure_record(path: Path) -> dict:
+    """A failed run's failed.json, or a record saying it cannot be read. prune-run writes it atomically,
+    so only outside damage (a hand edit, a truncated copy) makes it unreadable: the run is still a
+    failed run to list, not a reason for the whole report to stop with a traceback."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return {"error_type": f"unreadable failed.json: {type(e).__name__}"}
+    return record if isinstance(record, dict) else {"error_type": "unreadable failed.json: not a JSON object"}
+
+
+def _method_of(config: Path) -> str | None:
+    """method.name of an incomplete run's config.yaml, or None where it has none or it cannot be read
+    (an incomplete run's config only names the methods that have no value yet)."""
+    try:
+        cfg = yaml.safe_load(config.read_text()) if config.exists() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    method = cfg.get("method") if isinstance(cfg, dict) else None
+    return str(method["name"]) if isinstance(method, dict) and method.get("name") else None
 
 
 def present_columns(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:
