@@ -220,3 +220,23 @@ def test_bad_arguments_found_while_building_are_still_one_line(tmp_path, capsys,
     line = _refused([str(results), "--no-plots", arg], capsys)
     assert arg.split("=")[0] in line, line
     assert "binary.yaml" not in line or "is not a text file" in line, line
+
+
+@pytest.mark.parametrize("column", ["schedule", "target_sparsity", "seed", "value"])
+def test_shared_runs_csv_without_a_context_column_is_refused_naming_it(tmp_path, capsys, column):
+    """A folder of shared CSVs alone whose runs.csv lacks a column the report keys on (hand-made, or
+    another tool's) stopped prune-report with a KeyError traceback after it had begun."""
+    import pandas as pd
+
+    results = _results(tmp_path / "results")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    runs = pd.concat(pd.read_csv(p) for p in results.glob("runs/*/metrics.csv"))
+    runs.drop(columns=column).to_csv(shared / "runs.csv", index=False)
+    before = _snapshot(tmp_path)
+    line = _refused([str(shared)], capsys)
+    assert str(shared) in line and f"lacks the column(s) {column};" in line and "as prune-run writes it" in line
+    assert _snapshot(tmp_path) == before
+    runs.to_csv(shared / "runs.csv", index=False)  # the whole table is reported
+    main([str(shared), "--no-plots"])
+    assert (shared / "report" / "summary.md").exists()

@@ -78,13 +78,38 @@ def results_dir_problem(root: Path) -> Optional[str]:
         hint = f"; its results_dir is {named.parent.parent}: prune-report {named.parent.parent}" if named.parent.name == "runs" else ""
         return f"results_dir {root} is a run directory, not a results folder; {RESULTS_DIR_EXPECTED}{hint}"
     if _has_shared_csv(root):
-        return None
+        return _shared_runs_problem(root / "runs.csv")
     if named.name == "runs" or any(d.is_dir() and _is_run_dir(d) for d in root.iterdir()):
         return (
             f"results_dir {root} is a runs/ folder, not a results folder; {RESULTS_DIR_EXPECTED}; "
             f"its results_dir is {named.parent}: prune-report {named.parent}"
         )
     return f"results_dir {root} holds no runs (no run directory in runs/, no shared CSV); {RESULTS_DIR_EXPECTED}"
+
+
+# The columns of runs.csv that a report of shared CSVs alone reads (prune-run has written them since its
+# first version): without run directories the experiment keys come from them.
+SHARED_RUNS_COLUMNS = ("run_id", "seed", "dataset", "model", "method", "score", "schedule", "target_sparsity")
+SHARED_RUNS_COLUMNS += ("phase", "split", "metric", "value")
+
+
+def _shared_runs_problem(path: Path) -> Optional[str]:
+    """Why the shared runs.csv of a folder without run directories cannot be reported, or None: a file
+    missing context columns (hand-made, or another tool's) stopped the report with a KeyError."""
+    try:
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+    except FileNotFoundError:
+        return None  # per_class.csv or layers.csv alone: the report says what the folder holds
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        return f"results_dir {path.parent}: its runs.csv cannot be read ({type(e).__name__}: {e}); {RESULTS_DIR_EXPECTED}"
+    missing = [c for c in SHARED_RUNS_COLUMNS if c not in header]
+    if not missing or not header:
+        return None
+    return (
+        f"results_dir {path.parent} has no run directories and its runs.csv lacks the column(s) {', '.join(missing)}; "
+        f"allowed: a runs.csv as prune-run writes it (columns {', '.join(SHARED_RUNS_COLUMNS)}, ...), or the run directories"
+    )
 
 
 def _inside(path: Path, folder: Path) -> bool:
