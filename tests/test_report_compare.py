@@ -160,3 +160,27 @@ def test_the_verdict_tests_at_the_confidence_level_of_its_interval(tmp_path):
     assert at_99["verdict"].startswith("random vs magnitude at sparsity 0.5: not distinguishable with 4 seeds")
     at_95 = pd.read_csv(build_report(root, out=tmp_path / "r95", confidence=0.95, plots=False)["comparisons.csv"]).iloc[0]
     assert at_95["verdict"].startswith("random < magnitude at sparsity 0.5: -2.4 points")
+
+
+def test_comparisons_of_one_pair_at_one_sparsity_say_what_sets_them_apart(tmp_path):
+    """A sweep over train.epochs (or schedules) gives one comparison of magnitude and random at 0.5 per
+    setting: the verdicts read word for word alike ("random < magnitude at sparsity 0.5: ...") and only
+    a hash that no other table shows told them apart. Each now names its setting, in the verdict and
+    in comparisons.csv; a comparison alone at its sparsity has none."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        for epochs, gap in ((2, 0.10), (6, 0.02)):
+            write_run(root, seed, "magnitude", 0.5, epochs, 0.6 + 0.01 * seed)
+            write_run(root, seed, "random", 0.5, epochs, 0.6 - gap + 0.013 * seed)
+        write_run(root, seed, "magnitude", 0.9, 2, 0.5 + 0.01 * seed)
+        write_run(root, seed, "random", 0.9, 2, 0.4 + 0.013 * seed)
+    out = build_report(root, plots=False)
+    table = pd.read_csv(out["comparisons.csv"], keep_default_na=False).set_index(["target_sparsity", "setting"])
+    assert sorted(table.index) == [(0.5, "train.epochs=2"), (0.5, "train.epochs=6"), (0.9, "")]
+    # the gap each setting was written with, so the label is on the right row
+    assert table.loc[(0.5, "train.epochs=2"), "mean_diff"] == pytest.approx(-0.1 + 0.003)
+    assert table.loc[(0.5, "train.epochs=6"), "mean_diff"] == pytest.approx(-0.02 + 0.003)
+    md = out["summary.md"].read_text()
+    assert "random < magnitude at sparsity 0.5 [train.epochs=2]: -9.7 points" in md
+    assert "random < magnitude at sparsity 0.5 [train.epochs=6]: -1.7 points" in md
+    assert "random < magnitude at sparsity 0.9: " in md

@@ -172,3 +172,24 @@ def test_an_unreadable_failed_json_or_config_is_listed_not_a_traceback(tmp_path,
     (run / "config.yaml").write_text("method: [unclosed" if damage else damage, errors="surrogateescape")
     text = build_report(root, plots=False)["standards.txt"].read_text()
     assert "failed runs: 1 -> damaged (unreadable failed.json: " in text, text
+
+
+def test_experiments_table_of_a_method_and_schedule_sweep_names_them(tmp_path):
+    """The experiments table left out method.name, schedule.name and sparsity as "already a context
+    column", but it has none: a method x schedule sweep was a list of bare hashes."""
+    import yaml
+
+    root = tmp_path / "res"
+    for schedule in ("oneshot", "iterative"):
+        for method in ("magnitude", "random"):
+            run_id = write_run(root, 0, method, 0.5, 10, 0.6, name=schedule)
+            path = root / "runs" / run_id / "config.yaml"
+            config = yaml.safe_load(path.read_text())
+            config["schedule"] = {"name": schedule}
+            path.write_text(yaml.safe_dump(config))
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    section = md.split("## Experiments", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert rows[0] == "| experiment | method.name | method.score | schedule.name | n_runs | seeds |", rows[0]
+    cells = sorted(tuple(c.strip() for c in row.strip("|").split("|"))[1:4] for row in rows[2:])
+    assert cells == sorted((m, m, s) for s in ("oneshot", "iterative") for m in ("magnitude", "random"))

@@ -246,7 +246,8 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
     direction, is corrected for the report's comparisons."""
     a, b, s, n = row["method"], row["baseline"], row["target_sparsity"], int(row["n"])
     unit = " points" if scale == 100 else ""
-    where = f"at sparsity {s:g}"
+    setting = row.get("setting")
+    where = f"at sparsity {s:g}" + (f" [{setting}]" if isinstance(setting, str) and setting else "")
     if isinstance(row.get("mixed"), str) and row["mixed"]:  # the key mixes configurations: no statistics from it
         return f"{a} vs {b} {where}: not compared, {row['mixed']}"
     if isinstance(row.get("no_value"), str) and row["no_value"]:  # a method diverged on every seed, say
@@ -356,6 +357,33 @@ def variant_labels(values: pd.DataFrame) -> pd.Series:
     return labels
 
 
+def setting_labels(values: pd.DataFrame) -> dict[tuple, str]:
+    """Per (comparison key, sparsity): what tells it apart from the other comparison keys of its (dataset, model,
+    sparsity), as `schedule=iterative` or `train.epochs=2, train.lr=0.05`; "" where it is alone. Two
+    comparisons of one method pair at one sparsity (a sweep over schedules or training lengths) had
+    word-for-word the same verdict, told apart only by a hash that no other table shows. The keys are
+    the schedule column and the varying config keys a comparison key holds (not the method's or the
+    sparsity's, prune_cli/results COMPARISON_FREE)."""
+    from ..results import COMPARISON_FREE
+
+    if not len(values) or "comparison" not in values.columns:
+        return {}
+    dotted = [c for c in values.columns if "." in c and c.split(".")[0] not in COMPARISON_FREE and c.split(".")[0] != "seed"]
+    columns = [c for c in ("schedule",) if c in values.columns and "schedule.name" not in dotted] + dotted
+    text = values[columns].astype(object).where(values[columns].notna(), "<absent>").astype(str)
+    text = text.assign(comparison=values["comparison"].to_numpy())
+    labels: dict[tuple, str] = {}
+    group = [c for c in ("dataset", "model") if c in values.columns]
+    for sparsity, part in text.groupby([*(values[c] for c in group), values["target_sparsity"]], sort=False):
+        keys = part.drop_duplicates("comparison").set_index("comparison")
+        if len(keys) < 2:
+            continue
+        differing = [c for c in columns if keys[c].nunique() > 1]
+        for key, row in keys.iterrows():
+            labels[key, sparsity[-1]] = ", ".join(f"{c.removesuffix('.name')}={row[c]}" for c in differing) or f"comparison {key}"
+    return labels
+
+
 def compare_methods(
     metrics: pd.DataFrame,
     baseline: Optional[str] = None,
@@ -374,6 +402,7 @@ def compare_methods(
     values = final_values(metrics, metric, split)
     baseline = check_baseline(values, baseline)
     values = values.assign(variant=variant_labels(values))
+    settings = setting_labels(values)
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
         # several runs of one variant and seed of one configuration (a repeated or copied run) are averaged
@@ -398,6 +427,7 @@ def compare_methods(
                 "dataset": context.get("dataset"),
                 "model": context.get("model"),
                 "schedule": context.get("schedule"),
+                "setting": settings.get((comparison, sparsity), ""),
                 "target_sparsity": float(sparsity),
                 "metric": metric,
                 "split": split,

@@ -289,25 +289,14 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
     return markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))
 
 
-# Varying keys that the tables already show as context columns (method, dataset/model, schedule,
-# sparsity). Not the method's score, allocation or structure: no table shows those, and they are what
-# tells two variants of one method apart.
-SHOWN_AS_CONTEXT = (
-    "method.name",
-    "dataset.name",
-    "model.name",
-    "schedule.name",
-    "sparsity",
-)
-
-
 def experiments_markdown(folder: ResultsFolder) -> str:
-    """One row per experiment key: the config keys that vary in the folder and are not already a
-    context column, the number of runs and the seeds (prune_cli/results)."""
+    """One row per experiment key: the config keys that vary in the folder, the number of runs and the
+    seeds (prune_cli/results). The method, schedule and sparsity are shown too: this table has no
+    context columns, and a method x sparsity sweep left it a list of bare hashes."""
     from ..results import Results
 
     exp = Results(folder.root, runs=folder.runs, varying=folder.varying).experiments
-    keep = ["experiment", *[k for k in folder.varying if k not in SHOWN_AS_CONTEXT], "n_runs", "seeds"]
+    keep = ["experiment", *folder.varying, "n_runs", "seeds"]
     exp = exp[keep].groupby("experiment", as_index=False).first() if len(exp) else exp
     return markdown_table(exp[keep].fillna("(absent)"))
 
@@ -325,6 +314,7 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
         {
             "dataset/model": comparisons["dataset"] + "/" + comparisons["model"],
             "comparison": comparisons["comparison"],
+            **({"setting": comparisons["setting"]} if "setting" in comparisons and comparisons["setting"].astype(bool).any() else {}),
             "sparsity": comparisons["target_sparsity"].map(lambda s: f"{s:g}"),
             "A - B": comparisons["method"] + " - " + comparisons["baseline"],
             "n": comparisons["n"],
