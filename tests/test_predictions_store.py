@@ -132,6 +132,13 @@ def test_run_folders_of_the_old_format_are_read(tmp_path):
     assert saved["label"].tolist() == labels.tolist()
     assert {p: a.tolist() for p, a in saved["phases"].items()} == {p: a.tolist() for p, a in by_phase.items()}
     assert read_predictions(metric_only) == {}
+    finals = load_predictions([both, metric_only], phases=("dense", "finetuned"))  # Good et al.'s pool
+    assert sorted(finals["model"].unique()) == ["0.5/finetuned", "0.9/finetuned", "dense"]
+    assert finals.groupby("model")["pred"].apply(list).to_dict() == {
+        "dense": by_phase["dense"].tolist(),
+        "0.5/finetuned": by_phase["finetuned"].tolist(),
+        "0.9/finetuned": by_phase["finetuned"].tolist(),
+    }
     long = load_predictions([both, metric_only])
     expected = pd.DataFrame(
         [

@@ -383,10 +383,13 @@ def _method_labels(configs: dict[str, dict]) -> dict[str, str]:
     }
 
 
-def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFrame:
+def load_predictions(run_dirs: Iterable[Path], split: str = "test", phases: Optional[Iterable[str]] = None) -> pd.DataFrame:
     """Per-image predictions of the runs as one long table: each run's predictions file
     (prune_cli/core/predictions.py), and the preds_<phase>_<split>.npz copies that older versions of
-    the metric wrote (read for the phases the file lacks).
+    the metric wrote (read for the phases the file lacks). `phases`: the phases to keep (default all).
+    Good et al.'s randomisation null pools the dense model and the final (fine-tuned) compressions of
+    one dense model: `phases=("dense", "finetuned")`; the un-fine-tuned `pruned` models, far less
+    accurate, widen the null (docs/analysis.md).
 
     Columns: seed, run_id, target_sparsity, phase, model, image_index, label, pred; `model` is "dense"
     for the dense phase (kept once per seed: the runs of a seed share their dense model) and
@@ -397,6 +400,7 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFr
     not pruned from (ValueError naming the keys that differ). Copies of one run (same config) are read once."""
     from ..core.predictions import read_predictions
 
+    keep = None if phases is None else set(phases)
     run_dirs = [Path(d) for d in run_dirs]
     configs = {d.name: OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) for d in run_dirs}
     setups, differ = _setups(configs)
@@ -410,13 +414,15 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test") -> pd.DataFr
     for run_dir in run_dirs:
         cfg = configs[run_dir.name]
         saved = read_predictions(run_dir, split).get(split, {"label": None, "phases": {}})
-        phases = {phase: (saved["label"], pred) for phase, pred in saved["phases"].items()}
+        saved_phases = {phase: (saved["label"], pred) for phase, pred in saved["phases"].items()}
         for path in sorted(run_dir.glob(f"preds_*_{split}.npz")):  # an older run's own copies
             phase = path.name[len("preds_") : -len(f"_{split}.npz")]
-            if phase not in phases:
+            if phase not in saved_phases:
                 with np.load(path) as z:
-                    phases[phase] = (z["label"], z["pred"])
-        for phase, (label, pred) in sorted(phases.items()):
+                    saved_phases[phase] = (z["label"], z["pred"])
+        for phase, (label, pred) in sorted(saved_phases.items()):
+            if keep is not None and phase not in keep:
+                continue
             part = pd.DataFrame(
                 {"image_index": np.arange(len(label)), "label": np.asarray(label, np.int64), "pred": np.asarray(pred, np.int64)}
             )
