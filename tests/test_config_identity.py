@@ -19,7 +19,7 @@ RUN_IDS = [
     (["method=gp"], "run-gp-oneshot-s0.9-seed0-3df04ae0"),
     (["schedule=gradual"], "run-magnitude-gradual-s0.9-seed0-229095f3"),
     (["metrics=full"], "run-magnitude-oneshot-s0.9-seed0-6c14e1f8"),
-    (["+experiment=recall_distortion"], "recall_distortion-magnitude-oneshot-s0.9-seed0-9d7f3fdc"),
+    (["+experiment=recall_distortion"], "recall_distortion-magnitude-oneshot-s0.9-seed0-4a6184a8"),
     # changed on purpose on 2026-12-01 (5684096b before): the preset sets method.allow_collapse=true, without
     # which its layerwise jobs at 0.9975 and 0.999 are refused (they collapse)
     (["+experiment=region_bound", "method.allocation=region_bound"], "region_bound-magnitude-oneshot-s0.9-seed0-d5b26018"),

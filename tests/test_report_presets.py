@@ -182,7 +182,7 @@ def _select(cfg, key):
 def test_preset_sweep_sizes():
     seeds = {p: len(_sweep_points(p, skip=())) // max(1, len(_sweep_points(p))) for p in PRESETS}
     assert all(n >= 3 for n in seeds.values()), seeds  # R4: at least three seeds per point
-    assert len(_sweep_points("recall_distortion", skip=())) == 2 * 5 * 3
+    assert len(_sweep_points("recall_distortion", skip=())) == 4 * 5 * 3
     assert len(_sweep_points("ntk_random", skip=())) == 4 * 2 * 2 * 3
 
 
