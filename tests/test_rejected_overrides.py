@@ -267,3 +267,21 @@ def test_a_command_that_waited_for_its_run_leaves_the_record_of_the_command_that
         lock.release()
     assert waiting.wait(timeout=120) == 0
     assert {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()} == record
+
+
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (["method=null"], "method"),  # Hydra's ValueError traceback, exit 1
+        (["model=123"], "model"),
+        (["data_pruning=true"], "data_pruning"),
+        (["hydra/launcher=null"], "hydra/launcher"),
+        (["method=[magnitude,random]"], "method"),  # ran the last option only, silently
+        (["-m", "method=magnitude,null"], "method"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_a_config_group_given_a_value_that_is_not_an_option_name_is_rejected(finished_results, args, key):
+    flags = [a for a in args if a.startswith("-")]
+    err = _rejected([*flags, *FAST, *[a for a in args if not a.startswith("-")]], finished_results, key)
+    assert "an option name of the config group" in err

@@ -12,12 +12,16 @@ one line and creates nothing (docs/robustness.md, "Bad input"):
   run directory exists; a key is set, never deleted (Hydra's own `~hydra.*` settings excepted);
 - `<group>.name=X` for a group whose option is chosen by name (`method.name=snip`): it relabels the
   option without choosing it (a magnitude run recorded as snip) or leaves the schema of one option
-  under another's name; the option is chosen with `<group>=X`.
+  under another's name; the option is chosen with `<group>=X`;
+- a config group given something other than one option's name (`method=null`, `model=123`,
+  `method=[magnitude,random]`, or such a value in a sweep): Hydra stops on null, numbers and booleans
+  with a ValueError traceback, and composes a list as several options merged, the last one winning.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 
 from ..core.errors import ConfigError, PruneCliError
@@ -72,6 +76,7 @@ def check_overrides(args: list[str]) -> None:
                 f"a quoted string: environment variables hold text, and Hydra reads {value} as "
                 f"{type(override.value()).__name__} (the job would fail inside the launcher); write {key}='2'",
             )
+        _check_group_value(override, key, value)
         group, _, leaf = key.partition(".")
         if group in NAMED_GROUPS and leaf == "name":
             raise ConfigError(
@@ -91,6 +96,48 @@ def check_overrides(args: list[str]) -> None:
                     f"one value per key: give {one} once (a sweep over values is -m {one}=a,b)",
                 )
             seen[one] = (text, as_text, as_value)
+
+
+@functools.lru_cache(maxsize=1)
+def _config_groups() -> frozenset[str]:
+    """The config groups of prune-cli's configs (a folder of option YAMLs: `method`, `hydra/launcher`,
+    ...), and Hydra's own launcher group."""
+    from ..core.paths import configs_dir
+
+    root = configs_dir()
+    found = {str(d.relative_to(root)) for d in root.rglob("*") if d.is_dir() and any(d.glob("*.yaml"))}
+    return frozenset(found | {"hydra/launcher"})
+
+
+def _check_group_value(override, key: str, value: str) -> None:
+    """ConfigError where a config group is given anything but option names (one, or a sweep of them)
+    or a dict of its keys."""
+    if "." in key or override.is_delete() or key not in _config_groups():
+        return
+    from hydra.core.override_parser.types import ChoiceSweep, Glob
+
+    given = override.value()
+    if isinstance(given, Glob):
+        return  # glob(...) matches option names
+    if override.is_sweep_override() and not isinstance(given, ChoiceSweep):
+        shown = "a range() or interval() sweep gives numbers, never option names"  # range(0,2)
+    else:
+        values = given.list if isinstance(given, ChoiceSweep) else [given]
+        # a dict sets keys of the group's node (`train={epochs:3}`), which Hydra composes as such
+        bad = next((v for v in values if not isinstance(v, (str, dict))), _NONE)
+        if bad is _NONE:
+            return
+        text = "null" if bad is None else str(bad).lower() if isinstance(bad, bool) else str(bad)
+        shown = f"{text} ({type(bad).__name__}) is not one"
+    raise ConfigError(
+        key,
+        value,
+        f"an option name of the config group '{key}' ({key}=<option>, or -m {key}=a,b for a sweep; "
+        f"prune-run --help lists them): {shown}",
+    )
+
+
+_NONE = object()
 
 
 def _leaves(key: str, value: dict) -> list[tuple[str, None, object]]:
