@@ -153,6 +153,8 @@ def hydra_main(cfg: DictConfig) -> None:
         validate(cfg)
         for one in unused_overrides(cfg, overrides_as_typed(hydra_cfg.overrides.task)):  # a note, or a sweep job that ignores it
             log.warning(one.message())
+        if not in_sweep and hydra_cfg.sweeper.get("params"):
+            log.warning(_sweep_not_run(hydra_cfg.sweeper.params, hydra_cfg.overrides.task))
         _limit_threads(cfg, hydra_cfg)
         run(cfg, run_dir, on_found_complete=lambda: _keep_a_finished_run_s_record(run_dir))
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here
@@ -178,6 +180,17 @@ def hydra_main(cfg: DictConfig) -> None:
     else:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt failed; this one completed
         sweep_record.record_outcome(run_dir, "completed")
+
+
+def _sweep_not_run(params, task_overrides) -> str:
+    """The warning for a single run of a config that defines a sweep (a preset's hydra.sweeper.params):
+    without -m Hydra runs one job and drops the sweep without a word."""
+    swept = ", ".join(f"{k}: {v}" for k, v in params.items())
+    given = " ".join(overrides_as_typed(task_overrides))
+    return (
+        f"this config defines a sweep ({swept}) but prune-run ran without -m: only this one job runs "
+        f"({given or 'the defaults'}); add -m for the sweep"
+    )
 
 
 def _as_expected(err: Exception) -> Exception:

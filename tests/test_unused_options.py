@@ -942,3 +942,28 @@ def test_a_sweep_setting_in_a_single_run_is_an_unused_override(finished_results,
     proc = run_cli([*FAST, override], finished_results, check=False)
     assert proc.returncode == 2 and f"'{override}' has no effect in this run" in proc.stderr, proc.stderr
     assert "sweeps (-m)" in proc.stderr and snapshot(finished_results) == before
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "parallel"])
+def test_a_launcher_chosen_for_a_single_run_is_an_unused_override(finished_results, launcher):
+    """Hydra uses the launcher for sweeps only: `prune-run hydra/launcher=slurm ...` without -m trained
+    locally (on a cluster's login node) without a word, and so did hydra/launcher=parallel."""
+    before = snapshot(finished_results)
+    proc = run_cli([*FAST, f"hydra/launcher={launcher}"], finished_results, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"'hydra/launcher={launcher}' has no effect in this run" in proc.stderr and "-m" in proc.stderr, proc.stderr
+    assert snapshot(finished_results) == before
+
+
+def test_a_preset_s_sweep_run_without_multirun_says_that_one_job_ran(tmp_path):
+    """Every preset defines hydra.sweeper.params; `prune-run +experiment=X` without -m ran one job and
+    dropped the sweep (2 methods x 5 sparsities x 3 seeds) without a word."""
+    small = ["dataset.num_samples=400", "model.widths=[16,16]", "train.epochs=1", "finetune.epochs=1", "sparsity=0.5"]
+    proc = run_cli(["+experiment=recall_distortion", *small], tmp_path / "r", check=False)
+    assert proc.returncode == 0, proc.stderr
+    log = next((tmp_path / "r" / "runs").glob("*/prune-run.log")).read_text()
+    for text in (proc.stdout + proc.stderr, log):
+        assert "this config defines a sweep (method: magnitude,random,gp,undecayed, sparsity: 0.5," in text, text[-2000:]
+        assert "only this one job runs" in text and "add -m for the sweep" in text
+    quiet = run_cli([*FAST], tmp_path / "q", check=False)  # a config without a sweep: no such line
+    assert quiet.returncode == 0 and "defines a sweep" not in quiet.stdout + quiet.stderr

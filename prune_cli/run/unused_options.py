@@ -330,6 +330,11 @@ def reject_unused_overrides(cfg: DictConfig) -> None:
     for key, value in _parsed(overrides):
         if key in SWEEP_ONLY:
             raise UnusedOptionError(UnusedOverride(key, value, SWEEP_ONLY[key], True))
+    from .prevalidate import recorded_overrides
+
+    for key, value in _parsed(recorded_overrides(cfg, "hydra")):
+        if key == "hydra/launcher" and value != "basic":  # Hydra launches sweeps only
+            raise UnusedOptionError(UnusedOverride(key, value, SINGLE_RUN_LAUNCHER, True))
     for one in unused_overrides(cfg, overrides):
         if one.error:
             raise UnusedOptionError(one)
@@ -340,6 +345,13 @@ SWEEP_ONLY = {
     key: "it applies to sweeps (-m): a single run stops at its failure and exits non-zero either way"
     for key in ("fail_fast", "allow_failures")
 }
+
+
+# Hydra hands a sweep's jobs to the launcher; a single run runs in the calling process whatever it names.
+SINGLE_RUN_LAUNCHER = (
+    "a launcher runs the jobs of a sweep (-m); a single run trains here, in this process "
+    "(on a cluster: the login node); add -m to hand it to the launcher as a sweep of one job"
+)
 
 
 def sweep_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[UnusedOverride]:
