@@ -403,3 +403,21 @@ def test_a_shared_table_an_older_prune_cli_wrote_is_grown_not_refused(tmp_path):
     assert table.loc[0, "dense_cache"] == "" and table.loc[1, "dense_cache"] == "new-dense_cache"
     for c in [*older, "phase", "metric", "value"]:
         assert table.loc[0, c] == str(old_row[c]) and table.loc[1, c] == str(new_row[c]), c
+
+
+def test_a_run_id_already_in_the_tables_from_another_run_directory_is_not_appended_again(tmp_path):
+    """The same run id run in a second directory (`hydra.run.dir=...`, or `-m hydra.sweep.dir=...`)
+    has no marker of its own, so its rows went into the shared tables a second time: 132 rows of one
+    run in runs.csv, every mean over the tables weighting it twice (README: exactly once, however
+    many processes run the same config)."""
+    first = _run_dir(tmp_path, "run-a")
+    elsewhere = _run_dir(tmp_path / "elsewhere", "run-a")
+    assert shared_tables.append_run(tmp_path, first, "run-a") == "appended to 3 shared table(s)"
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")}
+    said = shared_tables.append_run(tmp_path, elsewhere, "run-a")
+    assert said.startswith("already in the shared tables"), said
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.csv")} == before
+    assert shared_tables.appended_here(elsewhere / shared_tables.MARKER_FILE, tmp_path)  # not checked again
+    other = _run_dir(tmp_path, "run-ab")  # a run id that another one starts with is a run of its own
+    assert shared_tables.append_run(tmp_path, other, "run-ab") == "appended to 3 shared table(s)"
+    assert _rows(tmp_path)["runs.csv"] == ["run-a", "run-a", "run-ab", "run-ab"]

@@ -27,6 +27,7 @@ import datetime as _dt
 import io
 import json
 import logging
+import mmap
 import os
 from pathlib import Path
 from typing import Optional
@@ -110,6 +111,16 @@ def _holds_run(path: Path, run_id: str) -> bool:
         return False
     with open(path, newline="") as f:
         return any(row and row[0] == run_id for row in csv.reader(f))
+
+
+def _has_rows_of(path: Path, run_id: str) -> bool:
+    """Whether a shared table has a row of `run_id`: a line starting with the run id and a comma (the
+    first column is run_id, and a run id is a plain name that CSV never quotes). A byte search, not a
+    CSV parse: it runs for every append, on tables that grow with the sweep."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"\n" + run_id.encode() + b",") >= 0
 
 
 def recover(results_dir: Path) -> Optional[str]:
@@ -259,6 +270,18 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
         if marker is not None and appended_here(marker, results_dir):
             return "already in the shared tables"
         headers = _plan(results_dir, frames)
+        if marker is not None and not marker.exists():
+            elsewhere = [t for t in frames if _has_rows_of(results_dir / shared_name(t), run_id)]
+            if elsewhere:  # the same run id run in another directory (hydra.run.dir, hydra.sweep.dir): its rows are here
+                atomic_write_text(marker, marker_text(run_id, results_dir))
+                log.warning(
+                    "run %s: its rows are already in the shared tables of %s (appended from another run directory "
+                    "of this run id); not appended again (%s holds this run's own rows)",
+                    run_id,
+                    results_dir,
+                    marker.parent,
+                )
+                return f"already in the shared tables (appended from another run directory of {run_id})"
         if marker is not None and marker.exists():  # its marker names another results_dir
             named = marker.read_text().splitlines()[1]
             held = [t for t in frames if _holds_run(results_dir / shared_name(t), run_id)]
