@@ -285,3 +285,14 @@ def test_a_config_group_given_a_value_that_is_not_an_option_name_is_rejected(fin
     flags = [a for a in args if a.startswith("-")]
     err = _rejected([*flags, *FAST, *[a for a in args if not a.startswith("-")]], finished_results, key)
     assert "an option name of the config group" in err
+
+
+def test_a_sweep_over_results_dir_is_rejected(finished_results, tmp_path):
+    """`-m results_dir=A,B` ran both runs in A and B but wrote the sweep's runs/multirun.yaml into
+    ./results (overwriting an earlier sweep's there), and failed naming a value never given when
+    ./results was a file."""
+    err = _rejected(["-m", *FAST, f"results_dir={tmp_path / 'a'},{tmp_path / 'b'}"], finished_results, "results_dir")
+    assert "one folder per sweep" in err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    repeated = _rejected([*FAST, f"results_dir={tmp_path / 'a'}", f"results_dir={tmp_path / 'b'}"], finished_results, "results_dir")
+    assert "give results_dir once" in repeated and "-m results_dir" not in repeated

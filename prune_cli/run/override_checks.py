@@ -15,7 +15,9 @@ one line and creates nothing (docs/robustness.md, "Bad input"):
   under another's name; the option is chosen with `<group>=X`;
 - a config group given something other than one option's name (`method=null`, `model=123`,
   `method=[magnitude,random]`, or such a value in a sweep): Hydra stops on null, numbers and booleans
-  with a ValueError traceback, and composes a list as several options merged, the last one winning.
+  with a ValueError traceback, and composes a list as several options merged, the last one winning;
+- a sweep over `results_dir`: Hydra resolves the sweep's folder with the default results_dir, so the
+  sweep's runs/multirun.yaml went to ./results (overwriting one there) while the runs went elsewhere.
 """
 
 from __future__ import annotations
@@ -77,6 +79,14 @@ def check_overrides(args: list[str]) -> None:
                 f"{type(override.value()).__name__} (the job would fail inside the launcher); write {key}='2'",
             )
         _check_group_value(override, key, value)
+        if key == "results_dir" and override.is_sweep_override():
+            raise ConfigError(
+                key,
+                value,
+                "one folder per sweep: a sweep keeps its record (runs/multirun.yaml, the end-of-sweep summary) in "
+                "the results_dir it starts with, which a sweep over results_dir would leave in ./results; run one "
+                "sweep per results_dir",
+            )
         group, _, leaf = key.partition(".")
         if group in NAMED_GROUPS and leaf == "name":
             raise ConfigError(
@@ -93,7 +103,8 @@ def check_overrides(args: list[str]) -> None:
                 raise ConfigError(
                     one,
                     f"{seen[one][0]} and then {text}",
-                    f"one value per key: give {one} once (a sweep over values is -m {one}=a,b)",
+                    f"one value per key: give {one} once"
+                    + ("" if one == "results_dir" else f" (a sweep over values is -m {one}=a,b)"),
                 )
             seen[one] = (text, as_text, as_value)
 
