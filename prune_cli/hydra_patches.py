@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from .core.accel import CHECKS_THIS_MACHINE
 from .core.errors import ConfigError, PruneCliError
 from .run import composition_memo
 from .run.composition_errors import (
@@ -138,22 +139,28 @@ def _validate_every_sweep_job_first() -> None:
         jobs = [list(job) for one in batches for job in one]
         common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
         rejected, valid = [], []
-        for number, overrides in enumerate(jobs, 1):
-            swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
-            try:
-                job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
-            except COMPOSITION_ERRORS as err:  # a key this job's options lack (-m method=snip,magnitude method.batches=2)
-                rejected.append(f"job {number} of {len(jobs)} ({swept}): {as_config_error(err, overrides)}")
-                continue
-            except yaml.YAMLError as err:  # an option's file that does not parse (-m model=mlp,broken)
-                rejected.append(f"job {number} of {len(jobs)} ({swept}): {yaml_error(err)}")
-                continue
-            try:
-                validate(job)
-                check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
-                valid.append((overrides, job, swept))
-            except PruneCliError as err:
-                rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
+        # a launcher that runs the jobs on other machines (SLURM): their device is checked there, by each job
+        remote = "SlurmLauncher" in str(OmegaConf.select(self.config, "hydra.launcher._target_", default=""))
+        machine = CHECKS_THIS_MACHINE.set(not remote)
+        try:
+            for number, overrides in enumerate(jobs, 1):
+                swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
+                try:
+                    job = loader.load_sweep_config(master_config=self.config, sweep_overrides=overrides)
+                except COMPOSITION_ERRORS as err:  # a key this job's options lack (-m method=snip,magnitude method.batches=2)
+                    rejected.append(f"job {number} of {len(jobs)} ({swept}): {as_config_error(err, overrides)}")
+                    continue
+                except yaml.YAMLError as err:  # an option's file that does not parse (-m model=mlp,broken)
+                    rejected.append(f"job {number} of {len(jobs)} ({swept}): {yaml_error(err)}")
+                    continue
+                try:
+                    validate(job)
+                    check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
+                    valid.append((overrides, job, swept))
+                except PruneCliError as err:
+                    rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
+        finally:
+            CHECKS_THIS_MACHINE.reset(machine)
         if rejected:
             listed = rejected[:SWEEP_REJECTIONS_LISTED]
             if len(rejected) > len(listed):

@@ -792,3 +792,23 @@ def test_a_sweep_s_stop_handlers_are_installed_before_its_record_appears(tmp_pat
         lifecycle._MULTIRUN_YAML.clear()
         lifecycle._LAUNCHER.clear()
         lifecycle._SWEEP_CREATED.clear()
+
+
+@pytest.mark.parametrize("setting", [["device=cuda"], ["device=cuda", "accel.precision=bf16"]])
+def test_a_slurm_sweep_leaves_the_device_checks_to_the_gpu_nodes(tmp_path, monkeypatch, setting):
+    """`-m hydra/launcher=slurm device=cuda` from a submit host without a GPU was refused before
+    submission ("device: cuda. Allowed: auto or cpu on this machine"): the check ran on the machine
+    that submits, not on the nodes the jobs run on. The sweep now reaches the launcher (here a fake
+    sbatch that refuses the array, so nothing runs); each job checks its device where it runs."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the check would pass anyway")
+    monkeypatch.setenv("PATH", f"{_fake_slurm(tmp_path, 'sbatch: error: invalid partition')}{os.pathsep}{os.environ['PATH']}")
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=slurm", *FAST, *setting, "seed=0,1"], results, check=False)
+    assert proc.returncode == 1 and "hydra/launcher=slurm could not start the sweep" in proc.stderr, proc.stderr
+    assert "Allowed: auto or cpu on this machine" not in proc.stderr
+    local = run_cli(["-m", *FAST, "device=cuda", "seed=0,1"], results, check=False)  # a local sweep still checks here
+    assert local.returncode == 2 and "Allowed: auto or cpu on this machine" in local.stderr, local.stderr

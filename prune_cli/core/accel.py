@@ -30,6 +30,7 @@ functions that need it (docs/architecture.md, layer 0).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import os
@@ -45,6 +46,16 @@ from .checks import check, choice
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16")
+# False while a sweep's jobs are checked before they are handed to a launcher that runs them on other
+# machines (SLURM): what the device supports is checked by each job where it runs, not on the submit host.
+CHECKS_THIS_MACHINE = contextvars.ContextVar("prune_cli_checks_this_machine", default=True)
+
+
+def checks_this_machine() -> bool:
+    """Whether a config's device-dependent settings are checked against this machine (see CHECKS_THIS_MACHINE)."""
+    return CHECKS_THIS_MACHINE.get()
+
+
 CUBLAS_DETERMINISTIC = ":4096:8"  # one of the two values cuBLAS documents as deterministic
 
 
@@ -63,6 +74,8 @@ class AccelConfig:
         for name in ("channels_last", "compile", "deterministic"):
             value = node[name]
             check(isinstance(value, bool), f"{key}.{name}", value, "true or false")
+        if not checks_this_machine():
+            return  # the jobs run on other machines: each checks its device there
         device = planned_device(cfg.get("device", "auto"))
         if node.precision == "bf16":
             ok, reason = bf16_support(device)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from ..core.checks import check, choice, fraction, usable_directory
 from ..core import plugins
 from ..core.paths import configs_dir
-from ..core.accel import AccelConfig
+from ..core.accel import AccelConfig, checks_this_machine
 from ..core.config_base import Config, declared_input, declared_train_examples, prunes_to_sparsity, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
@@ -875,7 +875,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_allocation_structure(cfg, schedule)
     _check_model_against_data(cfg)
     check_data_sizes(cfg)
-    if cfg.device == "cuda":
+    if cfg.device == "cuda" and checks_this_machine():  # a SLURM sweep's jobs check it on their nodes
         import torch
 
         check(torch.cuda.is_available(), "device", "cuda", "auto or cpu on this machine", "torch.cuda.is_available() is False here.")
