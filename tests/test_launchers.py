@@ -812,3 +812,29 @@ def test_a_slurm_sweep_leaves_the_device_checks_to_the_gpu_nodes(tmp_path, monke
     assert "Allowed: auto or cpu on this machine" not in proc.stderr
     local = run_cli(["-m", *FAST, "device=cuda", "seed=0,1"], results, check=False)  # a local sweep still checks here
     assert local.returncode == 2 and "Allowed: auto or cpu on this machine" in local.stderr, local.stderr
+
+
+@pytest.mark.parametrize("n_jobs", ["0"])
+def test_a_parallel_sweep_with_no_meaningful_job_count_is_rejected_before_any_job(tmp_path, n_jobs):
+    """hydra.launcher.n_jobs=0 reached joblib ("n_jobs == 0 in Parallel has no meaning"): a ValueError
+    traceback and exit 1 after the sweep had started."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}", *FAST, "seed=0,1"], results, check=False)
+    assert proc.returncode == 2 and "'hydra.launcher.n_jobs'" in proc.stderr and "a nonzero integer" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not results.exists()
+
+
+@pytest.mark.parametrize("option", ["submitit_local", "submitit_slurm", "joblib"])
+def test_a_plugin_launcher_chosen_by_its_own_name_without_the_plugin_says_what_to_install(option):
+    """hydra/launcher=submitit_local (docs/report.md uses it) without hydra-submitit-launcher: Hydra
+    reports a missing option of the group, and the message listed the options (basic, joblib,
+    parallel, slurm) with no word of the [cluster] extra that provides it."""
+    from hydra.errors import MissingConfigException
+
+    from prune_cli.run.composition_errors import as_config_error
+
+    missing = f"hydra/launcher/{option}"
+    err = MissingConfigException(f"Could not find '{missing}'", missing_cfg_file=missing, options=["basic", "parallel", "slurm"])
+    found = str(as_config_error(err, ["-m", f"hydra/launcher={option}", "seed=0,1"]))
+    assert f"'hydra/launcher': '{option}'" in found and 'pip install "prune-cli[cluster]"' in found, found

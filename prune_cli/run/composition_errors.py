@@ -207,7 +207,13 @@ def _no_schema_hint(group: str, option: str) -> str:
     )
 
 
-LAUNCHER_PLUGINS = "hydra/launcher/"  # configs of Hydra's launcher plugins (the [cluster] extra)
+# The launcher options the [cluster] extra's plugins add to Hydra's group under their own names.
+PLUGIN_LAUNCHERS = ("submitit_local", "submitit_slurm", "joblib")
+LAUNCHER_PLUGINS = "hydra/launcher/"
+CLUSTER_EXTRA = (
+    'pip install "prune-cli[cluster]" (pip install -e ".[cluster]" in a checkout) installs the pinned '
+    "joblib (parallel) and submitit (slurm, submitit_local) launchers."
+)  # configs of Hydra's launcher plugins (the [cluster] extra)
 
 
 def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
@@ -216,11 +222,14 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         if group:
+            hint = _no_schema_hint(group, option)
+            if group == "hydra/launcher" and option in PLUGIN_LAUNCHERS:  # a plugin's own option, plugin absent
+                hint = f"{option} is an option of a Hydra launcher plugin that is not installed: {CLUSTER_EXTRA}"
             return ConfigError(
                 group,
                 option,
                 "one of " + ", ".join(err.options) + f" (the options of config group '{group}')",
-                _no_schema_hint(group, option),
+                hint,
             )
     if isinstance(err, MissingConfigException) and str(err.missing_cfg_file or "").startswith(LAUNCHER_PLUGINS):
         chosen = next((o.partition("=")[2] for o in overrides if o.lstrip("+").startswith("hydra/launcher=")), "")
@@ -228,9 +237,7 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
             "hydra/launcher",
             chosen or str(err.missing_cfg_file).rpartition("/")[2],
             "a launcher whose Hydra plugin is installed",
-            f"Hydra cannot load {err.missing_cfg_file}, the plugin config this launcher builds on: "
-            'pip install "prune-cli[cluster]" (pip install -e ".[cluster]" in a checkout) installs the pinned '
-            "joblib (parallel) and submitit (slurm, submitit_local) launchers.",
+            f"Hydra cannot load {err.missing_cfg_file}, the plugin config this launcher builds on: {CLUSTER_EXTRA}",
         )
     if isinstance(err, OverrideParseException) and err.override:
         key, sep, value = str(err.override).partition("=")

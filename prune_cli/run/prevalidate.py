@@ -329,6 +329,14 @@ def check_launcher_overrides(cfg: DictConfig) -> None:
     `hydra.launcher.prefer=threads`): accepted and ignored before, as if the jobs ran otherwise."""
     if "Joblib" not in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")):
         return
+    n_jobs = OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=None)
+    # joblib's own count: -1 = one per CPU, -2 = all but one, ...; 0 has no meaning (joblib's ValueError, exit 1)
+    check(
+        n_jobs is None or (isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs != 0),
+        "hydra.launcher.n_jobs",
+        n_jobs,
+        "a nonzero integer: how many jobs run at once (-1: one per CPU, -2: all but one, as joblib counts)",
+    )
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for override in OverridesParser.create().parse_overrides(recorded_overrides(cfg, "hydra")):
