@@ -405,3 +405,23 @@ def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_pat
     run_cli([*FAST], results)
     assert (run_dir / "COMPLETE").exists()
     assert not list(run_dir.glob(".*.tmp")), sorted(p.name for p in run_dir.iterdir())
+
+
+def test_a_checkpoint_holding_other_objects_is_named_without_torch_s_unsafe_advice(tmp_path):
+    """A state.pt that is a pickle of other objects (not a checkpoint of prune-run's): the warning
+    copied torch's first line, "Weights only load failed. This file can still be loaded, to do so you
+    have two options, <ESC>[1mdo those steps only if you trust...": advice to load it unsafely
+    (docs/robustness.md: never suggested) and raw ANSI codes in prune-run.log."""
+    import argparse
+
+    import torch
+
+    out = tmp_path / "results"
+    run_dir = _run_dir(SHARED_RUN, out)
+    run_dir.mkdir(parents=True)
+    torch.save(argparse.Namespace(x=1), run_dir / "state.pt")
+    proc = run_cli(SHARED_RUN, out)
+    said = proc.stderr + (run_dir / "prune-run.log").read_text()
+    assert list(run_dir.glob("state.pt.corrupt-*")) and (run_dir / "COMPLETE").exists()
+    assert "holds objects other than tensors and plain containers" in said, said[-3000:]
+    assert "\x1b[" not in said and "can still be loaded" not in said
