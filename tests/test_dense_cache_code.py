@@ -132,3 +132,27 @@ def test_an_entry_moved_aside_as_unreadable_is_not_called_other_code(tmp_path, c
             run(cfg, tmp_path / method / "runs" / run_id(cfg))
     assert len(list((tmp_path / "cache").glob("*.corrupt-*"))) == 1
     assert "unreadable" in caplog.text and "trained by other code" not in caplog.text
+
+
+def test_an_entry_holding_other_pickled_objects_is_named_without_torch_s_unsafe_advice(tmp_path, caplog):
+    """A dense.pt replaced by a pickle of other objects: the warning copied torch's first line, with its
+    advice to load the file unsafely and its terminal escape codes."""
+    import argparse
+    import logging
+
+    import torch
+
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.experiment import run
+    from tests.helpers import compose
+
+    cache = f"dense_cache.dir={tmp_path / 'cache'}"
+    for method in ("random", "magnitude"):
+        cfg = compose([*FAST, cache, "train.epochs=1", "finetune.epochs=1", f"method={method}"], tmp_path / method)
+        if method == "magnitude":
+            [entry] = (tmp_path / "cache").glob("*/dense.pt")
+            torch.save(argparse.Namespace(x=1), entry)
+        with caplog.at_level(logging.INFO, logger="prune_cli.run.dense_cache"):
+            run(cfg, tmp_path / method / "runs" / run_id(cfg))
+    assert "it holds objects other than tensors and plain containers" in caplog.text, caplog.text
+    assert "\x1b[" not in caplog.text and "can still be loaded" not in caplog.text

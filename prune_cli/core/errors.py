@@ -1,5 +1,7 @@
 """User-facing errors: a message that names the key, the bad value and what is allowed."""
 
+import re
+
 
 class PruneCliError(Exception):
     """An error caused by the user's input or environment, reported without a traceback."""
@@ -49,3 +51,13 @@ class TrainingDiverged(PruneCliError):
 class AnotherRunsDirectory(PruneCliError):
     """The run directory holds another run: its COMPLETE or shared-tables marker, or its checkpoint, names
     another run id (prune_cli/run/experiment.py, prune_cli/run/checkpoint.py)."""
+
+
+def unreadable_reason(err: Exception) -> str:
+    """Why a saved torch file could not be read, in one line for a warning. torch's refusal of a pickle
+    of other objects under weights_only=True goes on to explain how to load it unsafely, with terminal
+    escape codes: never advice for a file prune-run finds in its folders, so it is named plainly."""
+    if "Weights only load failed" in str(err):
+        return "it holds objects other than tensors and plain containers (not a file prune-run writes)"
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"{type(err).__name__}: " + re.sub(r"\x1b\[[0-9;]*m", "", first).strip()

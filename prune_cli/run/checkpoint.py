@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from typing import TYPE_CHECKING, Optional
 
@@ -23,7 +22,7 @@ import torch
 
 from ..core import crashpoints, random_streams
 from ..core.atomic_io import atomic_torch_save
-from ..core.errors import AnotherRunsDirectory
+from ..core.errors import AnotherRunsDirectory, unreadable_reason
 from ..training import TrainProgress
 
 if TYPE_CHECKING:
@@ -90,12 +89,6 @@ def _other_plan(state: dict, plan: list) -> str | None:
     return f"it was written by an older prune-cli whose plan had no {'/'.join(new_kinds)} steps" if new_kinds else None
 
 
-def _first_line(err: Exception) -> str:
-    """The first line of an error's message, terminal escape codes (torch's bold) removed."""
-    first = str(err).splitlines()[0] if str(err) else ""
-    return re.sub(r"\x1b\[[0-9;]*m", "", first).strip()
-
-
 def _set_aside(path, what: str, why: str) -> None:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     aside = path.with_name(f"{STATE_FILE}.{what}-{stamp}")
@@ -111,11 +104,7 @@ def load(exp: Experiment) -> bool:
         state = torch.load(path, map_location="cpu", weights_only=True)
         extra = json.loads(state["json"])
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file: keep it for inspection, redo the work
-        if "Weights only load failed" in str(err):  # torch's message goes on to say how to load it unsafely: not for us
-            why = "holds objects other than tensors and plain containers (not a checkpoint of prune-run's)"
-        else:
-            why = f"is unreadable ({type(err).__name__}: {_first_line(err)})"
-        _set_aside(path, "corrupt", why)
+        _set_aside(path, "corrupt", f"is unreadable ({unreadable_reason(err)})")
         return False
     saved_id = extra.get("context", {}).get("run_id")
     if saved_id is not None and saved_id != exp.context["run_id"]:

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 import prune_cli
 
 from ..core import accel, plugins
+from ..core.errors import unreadable_reason
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
 from ..core.file_digest import tree_digest
 from ..core.paths import user_path
@@ -146,10 +147,9 @@ class DenseCache:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         os.replace(self.path, aside)
         log.warning(
-            "dense cache entry %s is unreadable (%s: %s); moved it to %s and training the dense model again",
+            "dense cache entry %s is unreadable (%s); moved it to %s and training the dense model again",
             self.path,
-            type(err).__name__,
-            str(err).splitlines()[0] if str(err) else "",
+            unreadable_reason(err),
             aside,
         )
         return aside
