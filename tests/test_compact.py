@@ -104,3 +104,62 @@ def test_a_layer_with_its_own_forward_is_refused_not_rebuilt_as_a_plain_one():
         model[0].weight[:2] = 0  # two dead units: a plain rebuild would compact them away
     with pytest.raises(CompactionError, match="NTKLinear.*own forward"):
         compact(model)
+
+
+class SharedNet(nn.Module):
+    """One Linear layer (or one BatchNorm) called twice in forward, as a plugin model may do."""
+
+    def __init__(self, share: str):
+        super().__init__()
+        self.share = share
+        self.stem, self.shared, self.head = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+        if share == "norm":
+            self.mid, self.norm = nn.Linear(6, 6), nn.BatchNorm1d(6)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x))
+        if self.share == "linear":
+            h = torch.relu(self.shared(torch.relu(self.shared(h))))
+        else:
+            h = torch.relu(self.norm(self.mid(torch.relu(self.norm(self.shared(h))))))
+        return self.head(h)
+
+
+@pytest.mark.parametrize("share, name", [("linear", "shared"), ("norm", "norm")])
+def test_a_layer_called_twice_is_refused_naming_it(share, name):
+    """channel_flow recorded only the last call of a shared module: a shared Linear read only its own
+    first output, so the stem looked unread and compaction refused the network as "disconnected"; a
+    shared BatchNorm was sliced for the channels of one call and the compact model's forward failed
+    ("running_mean should contain 6 elements not 3"). Such a model is refused, naming the module."""
+    torch.manual_seed(0)
+    model = SharedNet(share).eval()
+    with torch.no_grad():
+        model.stem.weight[:2] = 0
+        model.stem.bias[:2] = 0
+        model.shared.weight[:, 2:4] = 0
+        model.head.weight[:, :3] = 0
+    with pytest.raises(CompactionError, match=f"{name}.*called more than once"):
+        compact(model)
+
+
+def test_the_speedup_metric_reports_a_shared_layer_as_the_reason_compact_dense_is_absent(tmp_path):
+    from omegaconf import OmegaConf
+
+    from prune_cli.data.splits import DataSplits
+    from prune_cli.metrics import METRICS
+    from tests.helpers import metric_context
+
+    torch.manual_seed(0)
+    dense = SharedNet("linear").eval()
+    model = SharedNet("linear").eval()
+    model.load_state_dict(dense.state_dict())
+    with torch.no_grad():
+        model.head.weight[:, :3] = 0
+    data = DataSplits(*(torch.randn(4, 4), torch.randint(0, 2, (4,))) * 3, num_classes=2)
+    ctx = metric_context(model, data, dense=dense, run_dir=tmp_path)
+    node = OmegaConf.create({"batch_size": 4, "warmup": 0, "repeats": 1, "bsr_blocksize": None, "rtol": 1e-4})
+    rows = METRICS.get("speedup")(ctx, "pruned", node).tables["speedup.csv"]
+    notes = {r["note"] for r in rows if r["path"] == "compact_dense"}
+    (note,) = notes
+    assert note.startswith("absent: ") and "shared" in note and "called more than once" in note
+    assert {r["path"] for r in rows} >= {"dense", "masked_dense", "compact_dense"}

@@ -24,8 +24,9 @@ removes exactly what was pruned; when their masks differ, a channel some reader 
 every member, and the members that pruned it keep an all-zero row in dense storage: the report and
 the log count them (`GroupReport.dense_zero_rows`), and the compact model still equals the masked
 one. The inner convolution of a block (conv1 -> bn1 -> conv2) is a chain and always compacts.
-Refused with the reason: grouped convolutions, concatenations and any other operation on a layer's
-output whose effect on channels is unknown.
+Refused with the reason: grouped convolutions, concatenations, any other operation on a layer's
+output whose effect on channels is unknown, and a layer or BatchNorm called more than once in
+forward (a shared module: it would have different channels per call).
 """
 
 from __future__ import annotations

@@ -332,7 +332,10 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     """The ChannelFlow of `model` (one torch.fx trace, no forward pass; `traced`: the graph `trace`
     already made of this model, so no second trace). Raises ChannelFlowError when the model cannot
     be traced or an operation on a layer's output is not understood (concatenation, a product of two
-    layer outputs, ...): compaction then refuses with the reason."""
+    layer outputs, ...): compaction then refuses with the reason. A prunable layer, BatchNorm or
+    channel-moving module called more than once in forward (a shared module) is refused too: its
+    weight rows, columns or entries are one set sliced once, but each call would have channels of
+    its own, and recording one call (the last) sliced it for that call alone."""
     if traced is None:
         try:
             traced = _LayerTracer().trace(model)
@@ -353,6 +356,7 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
 
     flow, values = ChannelFlow(), {}
     pinned: list[int] = []
+    called: set[str] = set()  # modules whose channels the flow records, seen once already
 
     def tracked(args) -> list[_Channels]:
         return [values[a.name] for a in args if isinstance(a, fx.Node) and values.get(a.name) is not None]
@@ -365,6 +369,11 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
         inputs = tracked(_flatten_args(args))
         module = modules.get(node.target) if node.op == "call_module" else None
         result = None
+        if module is not None and (isinstance(module, PRUNABLE_TYPES + CHANNEL_MODULES) or hasattr(module, "channel_index")):
+            if node.target in called:
+                shared = type(module).__name__
+                refuse(node, f"is called more than once in forward (a shared {shared}): its channels would differ per call")
+            called.add(node.target)
         if node.op == "output":
             for v in tracked(_flatten_args(node.args)):
                 pinned.extend(v.ids)
