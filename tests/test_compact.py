@@ -106,6 +106,49 @@ def test_a_layer_with_its_own_forward_is_refused_not_rebuilt_as_a_plain_one():
         compact(model)
 
 
+class SkipMLP(nn.Module):
+    """A plugin-style residual MLP: h = relu(stem(x)); h = h + fc2(relu(fc1(h))); out = head(h)."""
+
+    def __init__(self, skip_input: bool = False):
+        super().__init__()
+        self.skip_input = skip_input
+        self.stem, self.fc1, self.fc2, self.head = nn.Linear(5, 6), nn.Linear(6, 7), nn.Linear(7, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        if self.skip_input:  # the network input itself joins the branch: out = fc2(relu(fc1(x))) + x
+            return self.fc2(torch.relu(self.fc1(x))) + x
+        h = torch.relu(self.stem(x))
+        return self.head(h + self.fc2(torch.relu(self.fc1(h))))
+
+
+@pytest.mark.parametrize("skip_input", [False, True])
+def test_a_residual_branch_without_weights_compacts_to_one_unit(skip_input):
+    """fc2 has no weight left: no unit of fc1 is read, but the sum carries the input on (through the
+    stem, or the network input itself), so the network is connected. fc1 keeps one unit, read by
+    fc2 with zero weights, and fc2 still adds its bias, as in the masked model."""
+    torch.manual_seed(0)
+    model = SkipMLP(skip_input)
+    with torch.no_grad():
+        model.fc2.weight.zero_()
+        model.fc2.bias.uniform_(0.5, 1.0)
+    small, report = compact(model)
+    assert report.units == {"fc1": (1, 7)} and report.emptied == ["fc1"]
+    assert small.fc1.out_features == small.fc2.in_features == 1
+    x = torch.randn(4, 6 if skip_input else 5)
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+def test_an_mlp_with_an_emptied_layer_is_still_refused_as_disconnected():
+    """No weight left in net.3: no unit of net.1 is read and nothing else carries the input to the
+    output, so the masked network's output does not depend on its input."""
+    model = MLP(12, [16, 16], 4)
+    with torch.no_grad():
+        model.net[3].weight.zero_()
+    with pytest.raises(CompactionError, match="no unit of net.1 is read.*disconnected"):
+        compact(model)
+
+
 class SharedNet(nn.Module):
     """One Linear layer (or one BatchNorm) called twice in forward, as a plugin model may do."""
 

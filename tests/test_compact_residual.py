@@ -197,3 +197,48 @@ def test_speedup_metric_offers_and_saves_the_compact_resnet(tmp_path):
     assert "residual group conv1, layer1.0.conv2" in row["note"] and "stay dense" not in row["note"]
     saved = torch.load(tmp_path / "model_compact.pt", weights_only=True)
     assert_same_function(rebuild_compact(CifarResNet(20, 3, 10), saved["spec"], saved["state_dict"]), model)
+
+
+def _branch_output(model, block: str, x):
+    """What block's bn2 adds to the residual sum in `model` (a forward hook on the model itself)."""
+    seen = {}
+    handle = model.get_submodule(f"{block}.bn2").register_forward_hook(lambda _m, _i, out: seen.setdefault("out", out))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return seen["out"]
+
+
+@pytest.mark.parametrize(
+    "block, emptied",
+    [
+        ("layer2.1", ("conv2.weight",)),  # an identity block whose conv2 lost every weight
+        ("layer3.0", ("conv2.weight",)),  # a downsampling block (subsampling, zero-padded shortcut)
+        ("layer1.2", CifarResNet.BRANCH),  # the whole branch zeroed, as schedule=layer_pruning removes a section
+    ],
+)
+def test_an_emptied_branch_keeps_one_inner_unit_and_the_masked_function(block, emptied):
+    """A block whose conv2 has no weight left (global unstructured magnitude at 0.97 leaves
+    layer3.0.conv2 so) was refused as "disconnected", but its shortcut carries the stream on. The
+    compact model keeps one conv1 unit (conv2 reads it with zero weights, so conv2 outputs exactly
+    0 as in the masked model) and reproduces the branch's constant bn2 output, nonzero with
+    BatchNorm statistics, and every other output, against the masked model's own forward."""
+    model = resnet20(8)
+    with torch.no_grad():
+        for name in emptied:
+            model.get_submodule(block).get_parameter(name).zero_()
+    x = torch.randn(4, *SHAPE)
+    branch = _branch_output(model, block, x)
+    if "bn2.bias" not in emptied:  # bn2 after an all-zero conv2 still adds its shift: the branch is not 0
+        assert branch.abs().max() > 0.01
+    small, report = compact(model)
+    with torch.no_grad():
+        torch.testing.assert_close(small.eval()(x), model(x), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(_branch_output(small, block, x), branch, rtol=1e-6, atol=1e-6)
+    inner = model.get_submodule(f"{block}.conv1").out_channels
+    assert report.units[f"{block}.conv1"] == (1, inner)
+    assert report.emptied == [f"{block}.conv1"]
+    assert f"{block}.conv1" in report.describe() and "one unit kept" in report.describe()
+    sub = small.get_submodule(block)
+    assert sub.conv1.out_channels == sub.bn1.num_features == sub.conv2.in_channels == 1
+    assert not sub.conv2.weight.any()

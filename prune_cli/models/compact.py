@@ -24,6 +24,19 @@ removes exactly what was pruned; when their masks differ, a channel some reader 
 every member, and the members that pruned it keep an all-zero row in dense storage: the report and
 the log count them (`GroupReport.dense_zero_rows`), and the compact model still equals the masked
 one. The inner convolution of a block (conv1 -> bn1 -> conv2) is a chain and always compacts.
+
+An emptied residual branch (docs/speedup.md, "Residual networks"). When no unit of a layer is read
+(a block whose conv2 lost every weight, as global unstructured magnitude pruning at high sparsity
+leaves some blocks, or a branch zeroed whole by `schedule=layer_pruning`), the block still computes
+its shortcut plus bn2 of an all-zero conv2 output: bn2's shift beta - gamma * mean / sqrt(var + eps),
+generally not zero. Decision: the layer keeps one unit (its first), which its readers read with
+their zero weights, so the branch keeps its modules and computes exactly what the masked model
+computes (conv2 outputs 0, bn2 adds its shift) at the cost of one unit; replacing the branch by its
+constant would need surgery specific to each model. `CompactReport.emptied` and the report's
+description name such layers. This is refused only when the network is disconnected: no path from
+the network input to its output keeps a nonzero weight (an MLP with a layer emptied), found by
+following nonzero weights through `channel_flow`'s channels, residual sums included.
+
 Refused with the reason: grouped convolutions, concatenations, any other operation on a layer's
 output whose effect on channels is unknown, and a layer or BatchNorm called more than once in
 forward (a shared module: it would have different channels per call).
@@ -75,10 +88,16 @@ class CompactReport:
 
     units: dict[str, tuple[int, int]] = field(default_factory=dict)
     groups: list[GroupReport] = field(default_factory=list)
+    emptied: list[str] = field(default_factory=list)  # layers none of whose units is read: one unit kept
 
     def describe(self) -> str:
         kept = ", ".join(f"{n} {k}/{t}" for n, (k, t) in self.units.items())
-        return "; ".join([f"units kept: {kept}" if kept else "nothing removed"] + [g.describe() for g in self.groups])
+        emptied = [
+            f"no unit of {n} is read (every reader's weights on it are zero): one unit kept, read with zero weights, "
+            "so its branch computes what the masked model computes"
+            for n in self.emptied
+        ]
+        return "; ".join([f"units kept: {kept}" if kept else "nothing removed"] + emptied + [g.describe() for g in self.groups])
 
     @property
     def dense_zero_rows(self) -> int:
@@ -138,6 +157,33 @@ def _reads_per_channel(weight: torch.Tensor, channels: int, per: int) -> torch.T
     return weight.transpose(0, 1).reshape(channels, per, -1).ne(0).flatten(1).any(1)
 
 
+def _input_reaches_output(flow, modules: dict[str, nn.Module]) -> bool:
+    """Some channel reaching the network output depends on its input through nonzero weights: the
+    channels live from the input (rows with a nonzero weight of layers reading the input, channels
+    an untraced value such as the input is added to), then every row with a nonzero weight on a live
+    channel, to a fixed point. Channels merged by residual sums are one, so this over-approximates
+    (a channel live in one stage counts as live in all): it only decides whether to refuse."""
+    live = set(flow.joined)
+    changed = True
+    while changed:
+        changed = False
+        for name, ids in flow.produces.items():
+            weight = modules[name].weight.detach()
+            nonzero = weight.ne(0).flatten(2).any(2) if weight.dim() > 2 else weight.ne(0)  # [out, in]
+            source = flow.reads.get(name)
+            if source is None:
+                rows = nonzero.any(1)
+            else:
+                read_ids, per = source
+                columns = torch.tensor([i in live for i in read_ids], device=weight.device).repeat_interleave(per)
+                rows = (nonzero & columns).any(1)
+            for i, row in zip(ids, rows.tolist()):
+                if row and i not in live:
+                    live.add(i)
+                    changed = True
+    return bool(live & flow.pinned)
+
+
 def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
     """A physically smaller copy of a channel-pruned network (see the module docstring); its outputs
     equal the masked model's. Raises CompactionError for unsupported structures."""
@@ -158,16 +204,26 @@ def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
         uses = _reads_per_channel(modules[name].weight.detach(), len(ids), per)
         read.update(i for i, used in zip(ids, uses.tolist()) if used)
 
+    report = CompactReport()
+    emptied = [name for name, ids in flow.produces.items() if not any(i in read for i in ids)]
+    if emptied and not _input_reaches_output(flow, modules):
+        raise CompactionError(
+            f"no unit of {emptied[0]} is read by any later layer and no path from the network input to its output "
+            "keeps a nonzero weight: the network is disconnected"
+        )
+    for name in emptied:  # an emptied branch beside a residual path: one unit, read with zero weights
+        ids = flow.produces[name]
+        if not any(i in read for i in ids):  # a residual group member may be served by another already
+            read.add(ids[0])
+            report.emptied.append(name)
+
     def keep_of(ids: list[int]) -> torch.Tensor:
         return torch.tensor([i in read for i in ids], dtype=torch.bool)
 
-    report = CompactReport()
     weights = {n: modules[n].weight.detach() for n in flow.produces}
     biases = {n: (None if modules[n].bias is None else modules[n].bias.detach()) for n in flow.produces}
     for name, ids in flow.produces.items():
         keep = keep_of(ids)
-        if not bool(keep.any()):
-            raise CompactionError(f"no unit of {name} is read by any later layer: the network is disconnected")
         if not bool(keep.all()):
             dev = weights[name].device
             weights[name] = weights[name][keep.to(dev)]

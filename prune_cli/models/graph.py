@@ -296,13 +296,16 @@ class ChannelFlow:
     remaps: module name -> (ids of its input channels, ids of its output channels) of a module
       with `channel_index`;
     pinned: ids that must stay (they reach the network output or an operation without channel
-      structure)."""
+      structure);
+    joined: ids to which a value the flow does not trace (the network input, a constant tensor) is
+      added: the sum may carry the network input past every layer (compaction's connectivity check)."""
 
     produces: dict[str, list[int]] = field(default_factory=dict)
     reads: dict[str, Optional[tuple[list[int], int]]] = field(default_factory=dict)
     norms: dict[str, list[int]] = field(default_factory=dict)
     remaps: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
     pinned: set[int] = field(default_factory=set)
+    joined: set[int] = field(default_factory=set)
 
     def groups(self) -> list[list[str]]:
         """Sets of prunable layers whose outputs are added together (residual groups), each in
@@ -356,6 +359,7 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
 
     flow, values = ChannelFlow(), {}
     pinned: list[int] = []
+    joined: list[int] = []
     called: set[str] = set()  # modules whose channels the flow records, seen once already
 
     def tracked(args) -> list[_Channels]:
@@ -423,6 +427,8 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
                 result = a
             else:  # layer output + network input or a constant tensor: keep the layer's channels
                 pinned.extend(inputs[0].ids)
+                if any(isinstance(a, fx.Node) and values.get(a.name) is None for a in args):
+                    joined.extend(inputs[0].ids)
                 result = inputs[0]
         elif len(inputs) == 1 and _passes_through(node, modules):
             result = inputs[0]
@@ -442,6 +448,7 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     flow.norms = {k: canonical(v) for k, v in flow.norms.items()}
     flow.remaps = {k: (canonical(a), canonical(b)) for k, (a, b) in flow.remaps.items()}
     flow.pinned = set(canonical(pinned))
+    flow.joined = set(canonical(joined))
     return flow
 
 
