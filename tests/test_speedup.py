@@ -217,6 +217,20 @@ def test_a_disagreeing_path_is_an_error(monkeypatch, tmp_path):
         METRICS.get("speedup")(ctx, "pruned", node())
 
 
+def test_a_path_whose_outputs_are_nan_is_an_error(monkeypatch, tmp_path):
+    """`diff > tol` is False for a NaN difference: a path computing NaN was timed and reported."""
+    ctx, model, dense, masks = pruned_context(tmp_path, "unstructured")
+    wrong = copy.deepcopy(model)
+    with torch.no_grad():
+        wrong.net[1].bias[0] = float("nan")
+    x = ctx.data.test_x[:8]
+    with torch.no_grad():
+        assert torch.isnan(wrong(x)).any() and not torch.isnan(model(x)).any()
+    monkeypatch.setattr(speedup_module, "execution_paths", lambda m, k, n: ({"sparse_csr": (wrong, "broken")}, {}))
+    with pytest.raises(PruneCliError, match="sparse_csr disagrees with the masked model by nan"):
+        METRICS.get("speedup")(ctx, "pruned", node())
+
+
 def test_config_checks():
     for override, key in [
         ("metrics.speedup.batch_size=0", "metrics.speedup.batch_size"),

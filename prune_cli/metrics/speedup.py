@@ -228,7 +228,7 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                 out = models[path](inputs[path]).float().to(reference.device)
                 diffs[path] = float((out - reference).abs().max())
                 tol = (1e-2 if path in HALF_PRECISION else node.rtol) * max(1.0, float(reference.abs().max()))
-                if diffs[path] > tol:
+                if not diffs[path] <= tol:  # a NaN difference fails too (NaN > tol is False)
                     raise PruneCliError(
                         f"metrics.speedup: execution path {path} disagrees with the masked model by "
                         f"{diffs[path]:.3g} (> {tol:.3g}) at batch size {size}; not reporting its speed"
