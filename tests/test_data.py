@@ -254,18 +254,57 @@ def test_split_is_stratified_seeded_and_disjoint():
 
 
 def test_longtail_and_explicit_counts():
-    assert longtail_counts([1000] * 10, 100) == [int(1000 * 100 ** (-c / 9)) for c in range(10)]
+    # round(1000 x 100^(-c/9)): 1000, 599.48, 359.38, 215.44, 129.16, 77.43, 46.42, 27.83, 16.68, 10
+    assert longtail_counts([1000] * 10, 100) == [1000, 599, 359, 215, 129, 77, 46, 28, 17, 10]
     raw = raw_blobs((50, 50, 50))
     lt = build_splits(
         raw, cfg_of(DatasetConfig, name="x", val_fraction=0.0, imbalance="longtail", longtail_ratio=10), 0, torch.device("cpu")
     )
-    assert torch.bincount(lt.train_y).tolist() == [50, int(50 * 10**-0.5), 5]
+    assert torch.bincount(lt.train_y).tolist() == [50, 16, 5]  # 50 x 10^(-1/2) = 15.81
     counts = build_splits(
         raw, cfg_of(DatasetConfig, name="x", val_fraction=0.0, imbalance="counts", class_counts=[3, 7, 11]), 0, torch.device("cpu")
     )
     assert torch.bincount(counts.train_y).tolist() == [3, 7, 11]
     with pytest.raises(ConfigError, match="dataset.class_counts"):
         build_splits(raw, cfg_of(DatasetConfig, name="x", imbalance="counts", class_counts=[3, 7]), 0, torch.device("cpu"))
+
+
+# MNIST's training examples per class (LeCun et al. 1998; torchvision's MNIST train split), MNIST-1D's
+# with the default num_samples=10000 and data_seed=42 (Greydanus 2020), CIFAR-10's (Krizhevsky 2009)
+MNIST_TRAIN = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST1D_TRAIN = [788, 788, 789, 800, 807, 803, 815, 804, 797, 809]
+
+
+@pytest.mark.parametrize(
+    "available, ratio, expected",
+    [
+        # n_head = floor(min_c available[c] x ratio^(c/(C-1))), n_c = round(n_head x ratio^(-c/(C-1))), evaluated
+        # with 50-digit decimals outside the code: the class that limits the head is 1 here (150 x 4^(1/2) = 300)
+        ([1000, 150, 500], 4, [300, 150, 75]),
+        ([1000, 300, 100], 4, [400, 200, 100]),  # and the last class here (100 x 4 = 400)
+        # MNIST: class 1 (6742) is the largest, class 0 (5923) sets the head; 5923 x 100^(-1/9) = 3550.745, ...
+        # 5923 x 100^(-1) = 59.230. It gave [5923, 4041, 2422, ...] (anchored on 6742), largest/smallest 88.4
+        (MNIST_TRAIN, 100, [5923, 3551, 2129, 1276, 765, 459, 275, 165, 99, 59]),
+        # 5923 x 10^(-1/9) = 4585.964, ..., 592.300; it gave [5923, 5220, 4041, ...], largest/smallest 8.79
+        (MNIST_TRAIN, 10, [5923, 4586, 3551, 2749, 2129, 1648, 1276, 988, 765, 592]),
+        # 788 x 10^(-c/9): 610.120, 472.394, 365.757, 283.193, 219.266, 169.769, 131.446, 101.774, 78.800;
+        # it gave [788, 631, 488, ...], largest/smallest 9.73
+        (MNIST1D_TRAIN, 10, [788, 610, 472, 366, 283, 219, 170, 131, 102, 79]),
+        # CIFAR-10's 5000 per class: 5000 x 3^(-c/9) = 4425.441, 3916.905, ..., 1666.667 (it rounded all down)
+        ([5000] * 10, 3, [5000, 4425, 3917, 3467, 3068, 2716, 2404, 2128, 1883, 1667]),
+    ],
+)
+def test_longtail_ratio_is_the_largest_over_the_smallest_class(available, ratio, expected):
+    """README: longtail_ratio is largest / smallest class with the profile n_c = n_head x ratio^(-c/(C-1))
+    (Cui et al. 2019). Anchored on the largest class and capped by each class's size, a class 0 smaller
+    than the largest was cut to its own size: MNIST at ratio 100 came out at 88.4, and its first step
+    was 1.47 against 1.67 for the others."""
+    counts = longtail_counts(available, ratio)
+    assert counts == expected
+    assert all(n <= have for n, have in zip(counts, available))
+    # largest / smallest is the ratio up to rounding the smallest class to a whole example
+    assert max(counts) == counts[0] and min(counts) == counts[-1]
+    assert counts[0] / (counts[-1] + 0.5) <= ratio <= counts[0] / (counts[-1] - 0.5)
 
 
 def test_random_crop_flip_is_a_crop_of_the_padded_image_possibly_flipped():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from conftest import FAST
 from tests.helpers import composed
@@ -156,3 +157,30 @@ def test_an_entry_holding_other_pickled_objects_is_named_without_torch_s_unsafe_
             run(cfg, tmp_path / method / "runs" / run_id(cfg))
     assert "it holds objects other than tensors and plain containers" in caplog.text, caplog.text
     assert "\x1b[" not in caplog.text and "can still be loaded" not in caplog.text
+
+
+def test_editing_the_split_code_changes_the_dense_and_data_pruning_keys(tmp_path, monkeypatch):
+    """A dense model (and data-pruning scores, keyed by the same inputs: prune_cli/run/data_selection.py)
+    trained on the classes `longtail_counts` chose must not be reused once that code chooses other
+    counts: the key's source digest covers prune_cli/data/splits.py. Checked on a copy of the package
+    whose splits.py is edited, not by trusting the digest's walk."""
+    import shutil
+
+    import prune_cli
+    from prune_cli.run import dense_cache
+
+    package = Path(prune_cli.__file__).resolve().parent
+    copy = tmp_path / "prune_cli"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(prune_cli, "__file__", str(copy / "__init__.py"))
+    dense_cache.package_digest.cache_clear()
+    try:
+        cfg = composed([*FAST, "dataset.imbalance=longtail", "dataset.longtail_ratio=10"])
+        before = dense_cache.dense_inputs(cfg, "cpu")["prune_cli_source"], dense_cache.dense_key(cfg, "cpu")
+        splits = copy / "data" / "splits.py"
+        splits.write_text(splits.read_text().replace("round(n_head / s)", "int(n_head / s)"))
+        dense_cache.package_digest.cache_clear()
+        after = dense_cache.dense_inputs(cfg, "cpu")["prune_cli_source"], dense_cache.dense_key(cfg, "cpu")
+    finally:
+        dense_cache.package_digest.cache_clear()  # the next caller digests the real package again
+    assert before[0] != after[0] and before[1] != after[1]

@@ -79,15 +79,16 @@ def test_planned_train_size_bounds_a_random_subset_or_unknown_counts():
 
 
 def test_a_long_tail_of_ratio_one_is_refused():
-    """n_c = n_max x ratio^(-c/(C-1)) capped by what exists: ratio 1 keeps every class as it is (checked
-    on the profile), so dataset.imbalance=longtail with the default ratio 1 was the balanced data under
-    a run id of its own."""
+    """With the default ratio 1, dataset.imbalance=longtail was the data of dataset.imbalance=none under a
+    run id of its own (the profile, then anchored on the largest class, kept every class as it was). The
+    profile n_c = round(n_head x ratio^(-c/(C-1))) with the head every class can supply would now cut
+    every class to the smallest's size at ratio 1 (checked on the profile): no long tail either."""
     from helpers import validated
 
     from prune_cli.core.errors import ConfigError
     from prune_cli.data.splits import longtail_counts
 
-    assert longtail_counts([77, 70, 73, 69], 1.0) == [77, 70, 73, 69]
+    assert longtail_counts([77, 70, 73, 69], 1.0) == [69, 69, 69, 69]
     with pytest.raises(ConfigError, match=r"'dataset.longtail_ratio'.*> 1"):
         validated("dataset=synthetic", "dataset.imbalance=longtail")
     validated("dataset=synthetic", "dataset.imbalance=longtail", "dataset.longtail_ratio=1.5")

@@ -49,7 +49,7 @@ class DatasetConfig:
                 finite(d.longtail_ratio) and d.longtail_ratio > 1,
                 f"{key}.longtail_ratio",
                 d.longtail_ratio,
-                "a number > 1 (largest class size / smallest class size; 1 leaves every class as it is, dataset.imbalance=none)",
+                "a number > 1 (largest class size / smallest class size; every class as it is: dataset.imbalance=none)",
             )
         if d.imbalance == "counts":
             counts = None if d.class_counts is None else list(d.class_counts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from dataclasses import dataclass
 
@@ -48,13 +49,23 @@ class DataSplits:
 
 
 def longtail_counts(available: list[int], ratio: float) -> list[int]:
-    """Exponential profile n_c = n_max * ratio^(-c/(C-1)) (Cui et al. 2019), capped by what exists."""
-    n_max, classes = max(available), len(available)
-    counts = []
-    for c, have in enumerate(available):
-        wanted = n_max * ratio ** (-c / (classes - 1)) if classes > 1 else n_max
-        counts.append(max(1, min(have, int(wanted))))
-    return counts
+    """Exponential profile n_c = round(n_head x ratio^(-c/(C-1))) (Cui et al. 2019), so that class 0 is
+    the largest, class C-1 the smallest and n_0 / n_{C-1} = `ratio` (README: longtail_ratio is largest /
+    smallest class) up to rounding to whole examples.
+
+    The head is the largest every class can supply, n_head = floor(min_c available[c] x ratio^(c/(C-1))):
+    anchored on the largest class instead, a class 0 smaller than it was cut to its own size and the
+    achieved ratio fell short (88.4 for 100 on MNIST, whose largest class is 1). Counts are rounded half
+    to even, like the validation split's round(val_fraction x n); a real number at most an integer
+    rounds to at most that integer, so no class asks more than it has. At least one example per class
+    (a class with none in the data is refused by `_take_counts`)."""
+    classes = len(available)
+    if classes == 1:
+        return [max(1, available[0])]
+    scale = [ratio ** (c / (classes - 1)) for c in range(classes)]
+    # the relative 1e-12 keeps a head that is a whole number in exact arithmetic from losing one to float error
+    n_head = math.floor(min(have * s for have, s in zip(available, scale)) * (1 + 1e-12))
+    return [max(1, min(have, round(n_head / s))) for have, s in zip(available, scale)]
 
 
 def _per_class_indices(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> list[torch.Tensor]:
