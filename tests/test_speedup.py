@@ -276,6 +276,7 @@ def test_readme_documents_the_speedup_table():
     for column in COLUMNS:
         assert f"`{column}`" in readme, column
     assert "`metrics.speedup.batch_size`" in readme and "docs/speedup.md" in readme
+    assert "\n| `model_compact.pt` |" in readme  # a row of the run-directory table (it was missing there)
 
 
 def test_channel_pruning_gets_the_compact_path_and_saves_it(tmp_path):
