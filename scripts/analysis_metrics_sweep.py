@@ -31,20 +31,23 @@ from prune_cli.analysis.recall_distortion import (  # noqa: E402
     randomisation_null,
     summarise_across_seeds,
 )
+from script_args import comma_list, nonnegative_int, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--sparsities", default="0.5,0.9,0.97")
-    parser.add_argument("--n-perm", type=int, default=2000)
+    parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
+    parser.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.5,0.9,0.97")
+    parser.add_argument("--n-perm", type=positive_int, default=2000)
     parser.add_argument("--skip-run", action="store_true", help="only analyse an existing results folder")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for prune-run")
     args = parser.parse_args()
     # prune-run runs in the repository (cwd=REPO): a relative --results is the caller's, resolved here
     args.results = args.results.resolve()
-    if not args.skip_run:
+    if args.skip_run:
+        require_runs(parser, args.results, "--skip-run: --results", ("runs.csv", "recall_distortion.csv"))
+    else:
         cmd = [
             sys.executable,
             "-m",
@@ -57,7 +60,7 @@ def main() -> None:
             *args.overrides,
         ]
         print("$", " ".join(cmd), flush=True)
-        subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        run_or_exit(last_value_wins(cmd), cwd=REPO, stdout=subprocess.DEVNULL)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     rd = pd.read_csv(args.results / "recall_distortion.csv")

@@ -26,6 +26,7 @@ from torch import nn
 from prune_cli.analysis.hessian import HessianOperator
 from prune_cli.analysis.ntk import empirical_ntk
 from prune_cli.models.mlp import MLP
+from script_args import positive_int
 
 
 def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
@@ -72,9 +73,9 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=11, help="timed rounds per part (default 11)")
-    parser.add_argument("--examples", type=int, default=2048, help="examples of the gradient and the HVPs (default 2048)")
-    parser.add_argument("--ntk-inputs", type=int, default=64, help="inputs of the NTK (default 64)")
+    parser.add_argument("--repeats", type=positive_int, default=11, help="timed rounds per part (default 11)")
+    parser.add_argument("--examples", type=positive_int, default=2048, help="examples of the gradient and the HVPs (default 2048)")
+    parser.add_argument("--ntk-inputs", type=positive_int, default=64, help="inputs of the NTK (default 64)")
     args = parser.parse_args()
     print(f"load average before: {load()}; torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats")
     torch.manual_seed(0)

@@ -25,6 +25,7 @@ from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.pruner import as_method_config
 from prune_cli.pruning.registries import STRUCTURES
 from prune_cli.pruning.structure import StructureContext
+from script_args import positive_int
 
 METHOD = {"name": "b", "score": "magnitude", "allocation": "global", "structure": "channel_group", "sparsity_tolerance": 0.1}
 
@@ -42,7 +43,7 @@ def timed(fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=positive_int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"load before: {os.getloadavg()}")

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from script_args import positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = "magnitude,random"  # plus magnitude with layerwise allocation, a third method
@@ -72,10 +73,10 @@ def accuracies(results: Path) -> pd.Series:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=20, help="dense training epochs")
+    ap.add_argument("--epochs", type=positive_int, default=20, help="dense training epochs")
     ap.add_argument("--dataset", default="mnist1d")
-    ap.add_argument("--num-samples", type=int, default=None, help="dataset.num_samples (MNIST-1D), smaller for a quick run")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--num-samples", type=positive_int, default=None, help="dataset.num_samples (MNIST-1D), smaller for a quick run")
+    ap.add_argument("--repeats", type=positive_int, default=3)
     args = ap.parse_args()
     times: dict[bool, list[float]] = {True: [], False: []}
     load = [os.getloadavg()[0]]

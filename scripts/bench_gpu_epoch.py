@@ -30,6 +30,7 @@ from prune_cli.core.accel import Accel, bf16_support
 from prune_cli.data.splits import DataSplits
 from prune_cli.models import build_model
 from prune_cli.training import TrainConfig, train
+from script_args import nonnegative_int, positive_int
 
 VARIANTS = {  # name -> (precision, channels_last)
     "fp32": ("fp32", False),
@@ -103,25 +104,27 @@ def measure(variant: str, args, device: torch.device, data: DataSplits) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto", help="auto (CUDA if available), cuda or cpu")
-    ap.add_argument("--samples", type=int, help="training images (default 5000 on CUDA, 64 on CPU)")
-    ap.add_argument("--repeats", type=int, help="timed epochs per side and variant (default 5 on CUDA, 1 on CPU)")
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="auto (CUDA if available), cuda or cpu")
+    ap.add_argument("--samples", type=positive_int, help="training images (default 5000 on CUDA, 64 on CPU)")
+    ap.add_argument("--repeats", type=positive_int, help="timed epochs per side and variant (default 5 on CUDA, 1 on CPU)")
+    ap.add_argument("--batch-size", type=positive_int, default=128)
     ap.add_argument(
         "--variants",
         nargs="+",
         choices=list(VARIANTS),
         help="default: all on CUDA; fp32 and channels_last on CPU (bf16 is emulated on most CPUs: 30x slower)",
     )
-    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
+    ap.add_argument("--threads", type=nonnegative_int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
     ap.add_argument("--csv", default="", help="also write the table to this CSV file")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("argument --device: 'cuda': no CUDA GPU is available here (allowed: auto or cpu)")
     device = torch.device(
         "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     )
     on_gpu = device.type == "cuda"
-    args.samples = args.samples or (5000 if on_gpu else 64)
-    args.repeats = args.repeats or (5 if on_gpu else 1)
+    args.samples = args.samples if args.samples is not None else (5000 if on_gpu else 64)
+    args.repeats = args.repeats if args.repeats is not None else (5 if on_gpu else 1)
     args.variants = args.variants or (list(VARIANTS) if on_gpu else ["fp32", "channels_last"])
     if args.threads:
         torch.set_num_threads(args.threads)

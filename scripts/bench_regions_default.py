@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from script_args import positive_int
 
 FAST = [
     "dataset=synthetic",
@@ -130,7 +131,7 @@ def bound_costs(repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--only", choices=["default", "fast", "bounds"], default=None)
     parser.add_argument("--in-process", action="store_true", help="time the metric in this process on a finished run's models")
     args = parser.parse_args()

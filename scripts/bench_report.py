@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from script_args import existing_dir, positive_int
 
 METHODS = ("magnitude", "random", "snip")
 SPARSITIES = (0.5, 0.75, 0.875, 0.9375, 0.96875)
@@ -265,11 +266,11 @@ def schedule(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--template", type=Path, default=None, help="a completed run directory to clone")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", type=positive_int, default=100)
+    parser.add_argument("--template", type=existing_dir, default=None, help="a completed run directory to clone")
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--compare-with", type=Path, default=None, help="source tree of another version to time against")
+    parser.add_argument("--compare-with", type=existing_dir, default=None, help="source tree of another version to time against")
     parser.add_argument(
         "--worker",
         choices=("auto", "on", "off"),

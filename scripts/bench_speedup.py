@@ -45,6 +45,7 @@ from prune_cli.models.sparse import SparseConv, SparseLinear, to_sparse
 from prune_cli.models.vgg import PLANS, VGG
 from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.pruner import LayerCollapse
+from script_args import positive_int, sparsity_arg
 
 
 def nm_for(sparsity: float) -> tuple[int, int] | None:
@@ -226,14 +227,16 @@ def conv_rows(args, sparsities: list[float], warmup: int, repeats: int, started:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="hidden [1024, 1024], 4 sparsities, fewer repeats")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 256], help="batch sizes (default 1 256)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--batch", type=positive_int, nargs="+", default=[1, 256], help="batch sizes (default 1 256)")
     parser.add_argument("--structures", nargs="+", help="only these structures (names as printed)")
-    parser.add_argument("--sparsities", type=float, nargs="+", help="override the sparsity list")
+    parser.add_argument("--sparsities", type=sparsity_arg, nargs="+", help="override the sparsity list")
     parser.add_argument("--csv", default="", help="also write the table to this CSV file")
     parser.add_argument("--convnets", action="store_true", help="VGG-11 and ResNet-20 on 3x32x32 inputs instead of the MLP")
     parser.add_argument("--models", nargs="+", help="with --convnets: only these (vgg11, resnet20)")
-    parser.add_argument("--conv-batch", type=int, nargs="+", default=[1, 16], help="with --convnets: batch sizes (default 1 16)")
+    parser.add_argument(
+        "--conv-batch", type=positive_int, nargs="+", default=[1, 16], help="with --convnets: batch sizes (default 1 16)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -36,6 +36,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from script_args import existing_dir, positive_int
+
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "prune_cli.cli"]
 FLOORS = {
@@ -99,9 +101,9 @@ def import_breakdown(cwd: str, top: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--top", type=int, default=12)
-    ap.add_argument("--baseline", type=Path, help="another prune-cli source tree, measured interleaved with this one")
+    ap.add_argument("--repeats", type=positive_int, default=5)
+    ap.add_argument("--top", type=positive_int, default=12)
+    ap.add_argument("--baseline", type=existing_dir, help="another prune-cli source tree, measured interleaved with this one")
     args = ap.parse_args()
     todo = commands(args.baseline.resolve() if args.baseline else None)
     times: dict[str, list[float]] = defaultdict(list)

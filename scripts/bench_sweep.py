@@ -48,6 +48,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from script_args import existing_dir, positive_int
+
 REPO = Path(__file__).resolve().parent.parent
 SMALL = [
     "dataset=mnist1d",
@@ -325,16 +327,16 @@ def data_bench(repeats: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16, 64])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sizes", type=positive_int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--repeats", type=positive_int, default=3)
     ap.add_argument("--quick", action="store_true", help="n = 1, 4, 16 and one repeat")
-    ap.add_argument("--baseline", type=Path, help="another prune-cli source tree, measured interleaved with this one")
+    ap.add_argument("--baseline", type=existing_dir, help="another prune-cli source tree, measured interleaved with this one")
     ap.add_argument("--memo-off", action="store_true", help="also measure this tree without the dataset memo")
-    ap.add_argument("--profile", type=int, metavar="N", help="profile one N-run sweep in-process instead")
-    ap.add_argument("--top", type=int, default=60)
-    ap.add_argument("--timers", type=int, metavar="N", help="time the per-job steps of one N-run sweep in-process instead")
-    ap.add_argument("--compose", type=int, metavar="R", help="time R composes: composition memo, schema memo only, neither")
-    ap.add_argument("--data", type=int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
+    ap.add_argument("--profile", type=positive_int, metavar="N", help="profile one N-run sweep in-process instead")
+    ap.add_argument("--top", type=positive_int, default=60)
+    ap.add_argument("--timers", type=positive_int, metavar="N", help="time the per-job steps of one N-run sweep in-process instead")
+    ap.add_argument("--compose", type=positive_int, metavar="R", help="time R composes: composition memo, schema memo only, neither")
+    ap.add_argument("--data", type=positive_int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
     args = ap.parse_args()
     if args.data:
         data_bench(args.data)

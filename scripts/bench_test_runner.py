@@ -31,6 +31,7 @@ from cli_runner import run_in_process, start_forked  # noqa: E402
 from conftest import FAST  # noqa: E402
 
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402
+from script_args import positive_int  # noqa: E402
 
 ENV = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
 # FAST sets train.epochs too, and prune-run refuses a key given twice: the later value replaces it, as tests/conftest.py does
@@ -57,7 +58,7 @@ WAYS = {"new interpreter": new_interpreter, "forked child": forked, "in-process"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()
     import torch
 

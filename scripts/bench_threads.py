@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from script_args import positive_int
+
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["auto", "1", "2", "torch-default"]
 QUICK = ["train.epochs=4", "finetune.epochs=2"]
@@ -66,8 +68,8 @@ def batch(setting: str, k: int, extra: list[str], work: Path) -> list[float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"shortened runs ({' '.join(QUICK)}), one repeat")
-    ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--repeats", type=positive_int, default=None)
+    ap.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--settings", nargs="+", default=SETTINGS, choices=SETTINGS)
     ap.add_argument("overrides", nargs="*", help="extra prune-run overrides (e.g. model=cnn1d)")
     args = ap.parse_args()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from script_args import require_runs
+
 # One metric of each family that `metrics=full` records on the default MLP (a CPU run records all of them).
 FAMILIES = {
     "accuracy": "accuracy",
@@ -58,6 +60,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", type=Path, help="the run's results_dir")
     results = ap.parse_args().results
+    require_runs(ap, results, "results")
     runs = pd.read_csv(results / "runs.csv")
     finetuned = runs[(runs.phase == runs.phase.iloc[-1]) & runs.metric.isin(HEADLINE)]
     print(finetuned[["phase", "split", "metric", "value"]].to_string(index=False))

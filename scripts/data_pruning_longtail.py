@@ -10,18 +10,20 @@ of the dense model's test accuracy, mean-class recall and worst-class recall.
 
 `--rules grand,forgetting` runs only those rules (and `none`, the full-data reference, only when
 listed): runs are deterministic given the config, so rules added later can be run on their own and
-compared with an earlier table; rerunning a listed rule checks that.
+compared with an earlier table; rerunning a listed rule checks that. A sweep that prune-run refuses
+or that fails stops the script with prune-run's exit status (its message above), without the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+from script_args import comma_list, nonnegative_int, number_in, positive_int, run_or_exit
 
 RULES = "none,random,class_balanced,el2n,grand,forgetting,drop"
 
@@ -29,11 +31,16 @@ RULES = "none,random,class_balanced,el2n,grand,forgetting,drop"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path)
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--keep", type=float, default=0.3)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--longtail-ratio", type=float, default=10.0)
-    parser.add_argument("--rules", default=RULES, help=f"comma-separated data_pruning rules (default {RULES})")
+    parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
+    parser.add_argument(
+        "--keep",
+        type=number_in(0.0, 1.0, True, False, "the fraction kept"),
+        default=0.3,
+        help="fraction of training examples kept (default 0.3)",
+    )
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--longtail-ratio", type=number_in(1.0, float("inf"), True, False), default=10.0)
+    parser.add_argument("--rules", type=comma_list(str), default=RULES, help=f"comma-separated data_pruning rules (default {RULES})")
     args = parser.parse_args()
     common = [
         f"seed={args.seeds}",
@@ -53,7 +60,7 @@ def main() -> None:
     for choice in choices:
         cmd = [sys.executable, "-m", "prune_cli.cli", "-m", *choice, *common]
         print(" ".join(cmd[2:]), flush=True)
-        subprocess.run(cmd, check=False, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        run_or_exit(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})  # a refused or failed sweep stops here, with its status
     print(summary_table(args.results).round(4).to_string())
 
 

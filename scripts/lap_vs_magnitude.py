@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -55,7 +54,9 @@ def run(results_dir: Path, method: str, allocation: str, sparsities: str, seeds:
     ]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, env=env)
+    from script_args import run_or_exit  # scripts/ is on sys.path when the script runs
+
+    run_or_exit(last_value_wins(cmd), cwd=REPO, env=env)
 
 
 def table(results_dir: Path) -> pd.DataFrame:
@@ -110,15 +111,19 @@ def dense_lines(results_dir: Path) -> list[str]:
 
 
 def main() -> None:
+    from script_args import comma_list, nonnegative_int, require_runs, sparsity_arg  # scripts/ is on sys.path when the script runs
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "lap_vs_magnitude")
-    p.add_argument("--sparsities", default="0.98,0.99,0.995")
-    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.98,0.99,0.995")
+    p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     p.add_argument("--widths", default="[256,256]", help="hidden widths of the MLP")
     p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. train.epochs=10")
     args = p.parse_args()
-    if not args.table_only:
+    if args.table_only:
+        require_runs(p, args.results_dir, "--table-only: --results-dir")
+    else:
         for method, allocation in SETTINGS:
             run(args.results_dir.resolve(), method, allocation, args.sparsities, args.seeds, args.widths, args.overrides)
     print("\nMNIST-1D, MLP, one-shot + fine-tuning; test accuracy % (mean ± std over seeds)")

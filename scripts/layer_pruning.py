@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, require_runs, run_or_exit
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +71,7 @@ def run(results_dir: Path, args: argparse.Namespace) -> None:
     cmd += ["metrics.regions.enabled=false", *args.overrides]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run(cmd, check=True, cwd=REPO, env=env)
+    run_or_exit(cmd, cwd=REPO, env=env)
 
 
 def table(results_dir: Path) -> pd.DataFrame:
@@ -107,20 +108,22 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "layer_pruning")
     p.add_argument("--model", choices=("res_mlp", "resnet20"), default="res_mlp")
-    p.add_argument("--penalties", default="0.2,0.3,0.4,0.5")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--width", type=int, default=64)
-    p.add_argument("--blocks", type=int, default=6)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--prune-epochs", type=int, default=4)
-    p.add_argument("--finetune-epochs", type=int, default=4, help="resnet20 only (res_mlp: the finetune config's)")
-    p.add_argument("--train-images", type=int, default=1000, help="resnet20: synthetic CIFAR-shaped training images")
-    p.add_argument("--test-images", type=int, default=500, help="resnet20: synthetic CIFAR-shaped test images")
-    p.add_argument("--noise", type=float, default=2.0, help="resnet20: pixel noise relative to the class templates")
+    p.add_argument("--penalties", type=comma_list(nonnegative_number), default="0.2,0.3,0.4,0.5")
+    p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
+    p.add_argument("--width", type=positive_int, default=64)
+    p.add_argument("--blocks", type=positive_int, default=6)
+    p.add_argument("--epochs", type=positive_int, default=12)
+    p.add_argument("--prune-epochs", type=positive_int, default=4)
+    p.add_argument("--finetune-epochs", type=nonnegative_int, default=4, help="resnet20 only (res_mlp: the finetune config's)")
+    p.add_argument("--train-images", type=positive_int, default=1000, help="resnet20: synthetic CIFAR-shaped training images")
+    p.add_argument("--test-images", type=positive_int, default=500, help="resnet20: synthetic CIFAR-shaped test images")
+    p.add_argument("--noise", type=nonnegative_number, default=2.0, help="resnet20: pixel noise relative to the class templates")
     p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides")
     args = p.parse_args()
-    if not args.table_only:
+    if args.table_only:
+        require_runs(p, args.results_dir, "--table-only: --results-dir", ("runs",))
+    else:
         load, start = os.getloadavg(), time.perf_counter()
         run(args.results_dir.resolve(), args)
         print(f"wall {time.perf_counter() - start:.0f} s on {os.cpu_count()} cores; load average (1, 5, 15 min) before")

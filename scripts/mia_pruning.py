@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
+from script_args import comma_list, nonnegative_int, one_of, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
 
 METHODS = {
     "magnitude": ["schedule=oneshot"],
@@ -62,7 +62,7 @@ def run(results_dir: Path, method: str, args: argparse.Namespace) -> None:
     cmd += [f"sparsity={sparsities}", f"seed={args.seeds}", *args.overrides]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, env=env)
+    run_or_exit(last_value_wins(cmd), cwd=REPO, env=env)
 
 
 METRICS = {"accuracy": "test", "mia_loss_auc": "membership", "mia_loss_accuracy": "membership", "mia_confidence_auc": "membership"}
@@ -131,17 +131,24 @@ def frontier(results_dir: Path) -> list[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "mia_pruning")
-    p.add_argument("--sparsities", default="0.8,0.95")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--train-samples", type=int, default=800, help="a small training set, so that the dense MLP overfits")
+    p.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.8,0.95")
+    p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
+    p.add_argument("--train-samples", type=positive_int, default=800, help="a small training set, so that the dense MLP overfits")
     p.add_argument("--widths", default="[256,256]")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--frontier-sparsities", default="0.5,0.7,0.9", help="extra sparsities of magnitude pruning only")
+    p.add_argument("--epochs", type=positive_int, default=40)
+    p.add_argument("--methods", type=comma_list(one_of(METHODS)), default=",".join(METHODS))
+    p.add_argument(
+        "--frontier-sparsities",
+        type=comma_list(sparsity_arg),
+        default="0.5,0.7,0.9",
+        help="extra sparsities of magnitude pruning only",
+    )
     p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. schedule.epochs=5")
     args = p.parse_args()
-    if not args.table_only:
+    if args.table_only:
+        require_runs(p, args.results_dir, "--table-only: --results-dir")
+    else:
         for method in args.methods.split(","):
             run(args.results_dir.resolve(), method, args)
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from script_args import nonnegative_int, nonnegative_number, positive_int, run_or_exit
+
 
 def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> None:
     args = [
@@ -44,7 +46,7 @@ def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> N
     ]
     cmd = [sys.executable, "-m", "prune_cli.cli", f"results_dir={results}", *args]
     print("$", " ".join(cmd[1:]), flush=True)
-    subprocess.run(cmd, check=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"}, stdout=subprocess.DEVNULL)
+    run_or_exit(cmd, env={**os.environ, "HYDRA_FULL_ERROR": "1"}, stdout=subprocess.DEVNULL)
 
 
 def summary(results: Path) -> pd.DataFrame:
@@ -81,9 +83,9 @@ def summary(results: Path) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results/pruning_limit_mnist1d")
-    parser.add_argument("--l1", type=float, nargs="+", default=[0.0, 5e-5, 2e-4])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--l1", type=nonnegative_number, nargs="+", default=[0.0, 5e-5, 2e-4])
+    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=positive_int, default=60)
     parser.add_argument("overrides", nargs="*", help="extra prune-run overrides")
     args = parser.parse_args()
     results = Path(args.results)

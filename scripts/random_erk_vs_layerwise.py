@@ -15,7 +15,6 @@ collapse is logged. Extra arguments are passed to prune-run (e.g. train.epochs=5
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
+from script_args import comma_list, nonnegative_int, run_or_exit, sparsity_arg  # noqa: E402
 
 ALLOCATIONS = ["erk", "layerwise"]
 
@@ -31,8 +31,8 @@ ALLOCATIONS = ["erk", "layerwise"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", default="results/random_erk_vs_layerwise")
-    parser.add_argument("--sparsities", default="0.98,0.99,0.995")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.98,0.99,0.995")
+    parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     args, overrides = parser.parse_known_args()
     results = Path(args.results_dir).resolve()
     cmd = [
@@ -54,7 +54,7 @@ def main() -> None:
         *overrides,
     ]
     print("+", " ".join(cmd), flush=True)
-    subprocess.run(last_value_wins(cmd), check=True)
+    run_or_exit(last_value_wins(cmd))
     df = pd.read_csv(results / "runs.csv")
     df = df[(df["name"] == "random_erk_vs_layerwise") & (df["split"] == "test") & (df["metric"] == "accuracy")]
     df = df.drop_duplicates(["run_id", "phase"], keep="last")

@@ -11,26 +11,28 @@ ln E[UB] (binomial rank model, n0 = 1 for the segments, and n0 = 40 for the full
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from prune_cli.analysis.regions.bounds import expected_bound
+from script_args import comma_list, density_arg, nonnegative_int, positive_int, require_runs, run_or_exit
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="results/regions_sweep")
-    parser.add_argument("--densities", default="0.1,0.03,0.01,0.005,0.003")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--densities", type=comma_list(density_arg), default="0.1,0.03,0.01,0.005,0.003")
+    parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
+    parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--skip-run", action="store_true", help="only aggregate an existing --out")
     args = parser.parse_args()
     out = Path(args.out)
     sparsities = ",".join(str(round(1 - float(d), 6)) for d in args.densities.split(","))
-    if not args.skip_run:
+    if args.skip_run:
+        require_runs(parser, out, "--skip-run: --out", ("runs.csv", "regions.csv", "layers.csv"))
+    else:
         cmd = [
             sys.executable,
             "-m",
@@ -56,7 +58,7 @@ def main() -> None:
             "name=regions_sweep",
         ]
         print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        run_or_exit(cmd)
     runs = pd.read_csv(out / "runs.csv")
     regions = pd.read_csv(out / "regions.csv")
     layers = pd.read_csv(out / "layers.csv")

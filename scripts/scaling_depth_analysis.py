@@ -100,6 +100,10 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
+    from script_args import require_runs  # scripts/ is on sys.path when the script runs
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", nargs="?", type=Path, default=Path("results/scaling_depth"), help="the sweep's results_dir")
-    main(parser.parse_args().results)
+    results = parser.parse_args().results
+    require_runs(parser, results, "results", ("runs",))
+    main(results)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -41,6 +40,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
+from script_args import comma_list, nonnegative_int, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
 
 BASELINE = "oneshot/magnitude"
 STEPS_PER_EPOCH = math.ceil(7199 / 128)  # MNIST-1D's default training split (7199 examples), batch 128
@@ -62,18 +62,27 @@ def raising_steps(options: dict) -> int:
     return schedule.steps()
 
 
+# GReg-1: delta 0.05 every 10 steps, raised until above the ceiling 1 (1.05 at iteration 200);
+# the rest of the phase stabilizes.
+GREG1_OPTIONS = {"delta": 0.05, "interval": 10, "ceiling": 1.0}
+# GReg-2: 0.01 every 10 steps on all weights to 0.1 (the choice before iteration 90), then the
+# chosen 0.1 + 0.1 per update until above 1 (1.1 at iteration 190), the kept weights recover=-1e-4.
+GREG2_OPTIONS = {"pick_delta": 0.01, "pick_ceiling": 0.1, "delta": 0.1, "interval": 10, "ceiling": 1.0, "recover": -1e-4}
+
+
+def smallest_budget() -> int:
+    """The smallest --budget whose regularization half holds both GReg schedules' raising phases
+    (a shorter one would give prune-run a negative schedule.stabilize_steps)."""
+    steps = max(raising_steps(GREG1_OPTIONS), raising_steps(GREG2_OPTIONS))
+    return 2 * math.ceil(steps / STEPS_PER_EPOCH)
+
+
 def settings(budget: int) -> dict[str, list[str]]:
     """Each method's overrides for `budget` epochs after the dense model."""
     half = budget // 2
     steps = half * STEPS_PER_EPOCH  # the regularization phase's optimizer steps
-    # GReg-1: delta 0.05 every 10 steps, raised until above the ceiling 1 (1.05 at iteration 200);
-    # the rest of the phase stabilizes.
-    greg1_options = {"delta": 0.05, "interval": 10, "ceiling": 1.0}
-    greg1 = ["schedule=greg1", *overrides(greg1_options), f"schedule.stabilize_steps={steps - raising_steps(greg1_options)}"]
-    # GReg-2: 0.01 every 10 steps on all weights to 0.1 (the choice before iteration 90), then the
-    # chosen 0.1 + 0.1 per update until above 1 (1.1 at iteration 190), the kept weights recover=-1e-4.
-    greg2_options = {"pick_delta": 0.01, "pick_ceiling": 0.1, "delta": 0.1, "interval": 10, "ceiling": 1.0, "recover": -1e-4}
-    greg2 = ["schedule=greg2", *overrides(greg2_options), f"schedule.stabilize_steps={steps - raising_steps(greg2_options)}"]
+    greg1 = ["schedule=greg1", *overrides(GREG1_OPTIONS), f"schedule.stabilize_steps={steps - raising_steps(GREG1_OPTIONS)}"]
+    greg2 = ["schedule=greg2", *overrides(GREG2_OPTIONS), f"schedule.stabilize_steps={steps - raising_steps(GREG2_OPTIONS)}"]
     return {
         "magnitude": ["schedule=oneshot", "method=magnitude", f"finetune.epochs={budget}"],
         # one-shot with each layer's magnitudes divided by the layer's norm: the allocation AutoPrune's
@@ -115,7 +124,7 @@ def run(results_dir: Path, overrides: list[str], sparsities: str, seeds: str, ex
     ]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    subprocess.run(last_value_wins(cmd), check=True, cwd=REPO, env=env)
+    run_or_exit(last_value_wins(cmd), cwd=REPO, env=env)
 
 
 def accuracies(results_dir: Path) -> pd.DataFrame:
@@ -181,13 +190,20 @@ def report(acc: pd.DataFrame) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "train_time_pruning")
-    p.add_argument("--sparsities", default="0.9,0.98")
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--budget", type=int, default=10, help="epochs after the dense model, the same for every method")
+    p.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.9,0.98")
+    p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
+    p.add_argument("--budget", type=positive_int, default=10, help="epochs after the dense model, the same for every method")
     p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides for every method")
     args = p.parse_args()
-    if not args.table_only:
+    if args.table_only:
+        require_runs(p, args.results_dir, "--table-only: --results-dir")
+    else:
+        least = smallest_budget()
+        if args.budget < least:  # GReg's raises would not fit in its half of the budget: prune-run refuses a negative stabilize_steps
+            p.error(
+                f"argument --budget: {str(args.budget)!r}: allowed: an integer >= {least} (GReg's raising phase fits in half of it)"
+            )
         for overrides in settings(args.budget).values():
             run(args.results_dir.resolve(), overrides, args.sparsities, args.seeds, args.overrides)
     acc = accuracies(args.results_dir)

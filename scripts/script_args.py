@@ -1,0 +1,149 @@
+"""Argument checks the scripts share, so that a bad value stops before any work with one line naming
+the argument, the value and what is allowed, exit status 2 and nothing created (the project's rule for
+bad input, which prune-run follows: docs/robustness.md).
+
+Each check is an argparse `type=` (argparse then prints `SCRIPT: error: argument --x: VALUE: allowed:
+...` after the usage and exits 2), except `require_runs`, which a script calls after parsing, and
+`run_or_exit`, which starts prune-run and stops the script with prune-run's exit status when it fails
+(prune-run's own message is on stderr above). A script run as `python scripts/NAME.py` imports this
+module from its own folder (Python puts the script's folder first on sys.path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+
+def _refuse(text: str, allowed: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"{text!r}: allowed: {allowed}")
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An integer >= low."""
+
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise _refuse(text, f"an integer >= {low}") from None
+        if value < low:
+            raise _refuse(text, f"an integer >= {low}")
+        return value
+
+    check.__name__ = f"int_at_least_{low}"
+    return check
+
+
+positive_int = int_at_least(1)
+nonnegative_int = int_at_least(0)
+
+
+def number_in(low: float, high: float, low_open: bool, high_open: bool, what: str = "") -> Callable[[str], float]:
+    """A finite number in the interval from low to high (open or closed at each end)."""
+    allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" + (f" ({what})" if what else "")
+    if high == float("inf"):
+        allowed = f"a number {'>' if low_open else '>='} {low:g}" + (f" ({what})" if what else "")
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _refuse(text, allowed) from None
+        inside = (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
+        if not inside or value != value:
+            raise _refuse(text, allowed)
+        return value
+
+    check.__name__ = "number"
+    return check
+
+
+fraction_arg = number_in(0.0, 1.0, True, True)
+sparsity_arg = number_in(0.0, 1.0, False, True, "a sparsity")
+density_arg = number_in(0.0, 1.0, True, False, "a density")
+nonnegative_number = number_in(0.0, float("inf"), False, False)
+
+
+def one_of(names: Iterable[str]) -> Callable[[str], str]:
+    """One of `names` (for items of a comma list; a single value can use argparse's `choices`)."""
+    names = list(names)
+
+    def check(text: str) -> str:
+        if text not in names:
+            raise _refuse(text, "one of " + ", ".join(names))
+        return text
+
+    check.__name__ = "name"
+    return check
+
+
+def comma_list(item: Callable[[str], Any]) -> Callable[[str], str]:
+    """Comma-separated values each checked by `item`; returns the text (spaces removed) as the script
+    passes it on, e.g. to a prune-run sweep (`seed=0,1,2`)."""
+
+    def check(text: str) -> str:
+        parts = [p.strip() for p in text.split(",")]
+        if not text.strip() or any(not p for p in parts):
+            raise argparse.ArgumentTypeError(f"{text!r}: allowed: a comma-separated list of values, none empty")
+        for part in parts:
+            try:
+                item(part)
+            except argparse.ArgumentTypeError as err:
+                raise argparse.ArgumentTypeError(f"{text!r}: item {err}") from None
+        return ",".join(parts)
+
+    check.__name__ = "list"
+    return check
+
+
+def existing_dir(text: str) -> Path:
+    """A folder that exists."""
+    if not Path(text).is_dir():
+        raise _refuse(text, "an existing folder")
+    return Path(text)
+
+
+def creatable_dir(text: str) -> Path:
+    """A folder that exists and can be written, or can be created: its nearest existing parent is a
+    folder in which a folder can be made (tried with a temporary folder, removed at once)."""
+    path = Path(text).absolute()
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(parent)
+        os.rmdir(tempfile.mkdtemp(dir=parent))
+    except OSError:
+        raise _refuse(text, "a folder that can be written or created") from None
+    return Path(text)
+
+
+def require_runs(parser: argparse.ArgumentParser, folder: Path, option: str, tables: Iterable[str] = ("runs.csv",)) -> None:
+    """Stop (argparse's one-line error, exit 2) unless `folder` holds the shared `tables` of finished
+    runs (`runs` for run directories) that the script reads: e.g. `--table-only` on a missing or empty
+    folder."""
+
+    def held(name: str) -> bool:
+        if name == "runs":
+            return (folder / name).is_dir() and any((folder / name).iterdir())
+        return (folder / name).is_file()
+
+    missing = [t for t in tables if not held(t)]
+    if missing:
+        parser.error(f"{option} {folder}: the folder holds no runs (no {', '.join(missing)})")
+
+
+def run_or_exit(cmd: list[str], **kwargs: Any) -> None:
+    """subprocess.run(cmd); when it fails, exit with its status (its own message is on stderr, not
+    captured) instead of a CalledProcessError traceback."""
+    code = subprocess.run(cmd, check=False, **kwargs).returncode
+    if code != 0:
+        sys.exit(code)
