@@ -5,12 +5,17 @@
    samples) reaches the exact count; prints both times and their ratio (same process, same segment).
 2. Time of an exact `plane` count for a 784-64-64-10 MLP and for LeNet-5 (28x28 input).
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python scripts/bench_regions.py [--quick]
+Each case is timed --repeats times, the rounds interleaved over the cases, and the medians printed,
+with the load average before and after.
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python scripts/bench_regions.py [--quick] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 
 import torch
@@ -20,6 +25,7 @@ from prune_cli.analysis.regions.line import count_line
 from prune_cli.analysis.regions.plane import count_plane, make_plane
 from prune_cli.models.cnn import build_lenet5
 from prune_cli.models.mlp import MLP
+from script_args import positive_int
 
 
 def sampled_count(net, a, b, n: int, batch: int = 8192) -> int:
@@ -37,55 +43,79 @@ def sampled_count(net, a, b, n: int, batch: int = 8192) -> int:
     return 1 + changes
 
 
-def bench_line(name, net, a, b, max_samples):
+def timed(fn) -> float:
     start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def line_case(name, net, a, b, max_samples):
+    """The exact line count, and the number of samples at which dense sampling first reaches it (the
+    search doubles from 1024, not timed); then one timed round of both."""
     exact = count_line(net, a, b).count
-    t_exact = time.perf_counter() - start
-    n, found, t_sample, tried = 1024, 0, 0.0, 0
+    n, found = 1024, 0
     while n <= max_samples:
-        start = time.perf_counter()
         found = sampled_count(net, a, b, n)
-        t_sample, tried = time.perf_counter() - start, n  # time of this sampling run alone
-        if found >= exact:
+        if found >= exact or n * 2 > max_samples:
             break
         n *= 2
-    n = tried
     reached = found >= exact
-    ratio = t_sample / t_exact
-    print(
-        f"line  {name:28s} exact {exact:6d} regions in {t_exact:8.3f} s | sampling {n:8d} points: {found:6d} "
-        f"regions in {t_sample:8.3f} s | {'reached' if reached else 'NOT reached'} | "
-        f"speed ratio (sampling/exact) {'' if reached else '>= '}{ratio:.1f}x",
-        flush=True,
-    )
+
+    def once() -> dict[str, float]:
+        return {"exact": timed(lambda: count_line(net, a, b)), "sampling": timed(lambda: sampled_count(net, a, b, n))}
+
+    def show(t: dict[str, float]) -> str:
+        return (
+            f"line  {name:28s} exact {exact:6d} regions in {t['exact']:8.3f} s | sampling {n:8d} points: {found:6d} "
+            f"regions in {t['sampling']:8.3f} s | {'reached' if reached else 'NOT reached'} | "
+            f"speed ratio (sampling/exact) {'' if reached else '>= '}{t['sampling'] / t['exact']:.1f}x"
+        )
+
+    return once, show
 
 
-def bench_plane(name, net, plane):
-    start = time.perf_counter()
-    result = count_plane(net, plane)
-    print(f"plane {name:28s} {result.count:7d} regions in {time.perf_counter() - start:8.2f} s", flush=True)
+def plane_case(name, net, plane):
+    count = count_plane(net, plane).count
+
+    def once() -> dict[str, float]:
+        return {"plane": timed(lambda: count_plane(net, plane))}
+
+    def show(t: dict[str, float]) -> str:
+        return f"plane {name:28s} {count:7d} regions in {t['plane']:8.2f} s"
+
+    return once, show
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the LeNet-5 runs")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds, interleaved over the cases (default 3)")
     args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
     torch.manual_seed(0)
     mnist_like = torch.zeros(3, 1, 28, 28)
     mnist_like[:, :, 6:22, 6:22] = torch.rand(3, 1, 16, 16)  # constant background like MNIST
+    cases = []
     for widths in ([64, 64], [256, 256, 256]):
         net = prepare(MLP(784, widths, 10))
-        bench_line(
-            f"MLP 784-{'-'.join(map(str, widths))}-10", net, mnist_like[0].flatten().double(), mnist_like[1].flatten().double(), 2**22
-        )
+        a, b = mnist_like[0].flatten().double(), mnist_like[1].flatten().double()
+        cases.append(line_case(f"MLP 784-{'-'.join(map(str, widths))}-10", net, a, b, 2**22))
     lenet = prepare(build_lenet5(None, (1, 28, 28), 10))
     if not args.quick:
-        bench_line("LeNet-5", lenet, mnist_like[0].double(), mnist_like[1].double(), 2**17)
+        cases.append(line_case("LeNet-5", lenet, mnist_like[0].double(), mnist_like[1].double(), 2**17))
     mlp = prepare(MLP(784, [64, 64], 10))
-    bench_plane("MLP 784-64-64-10, box [0,1]", mlp, make_plane(mnist_like.reshape(3, -1), "box", box=(0.0, 1.0)))
+    cases.append(plane_case("MLP 784-64-64-10, box [0,1]", mlp, make_plane(mnist_like.reshape(3, -1), "box", box=(0.0, 1.0))))
     if not args.quick:
         for radius in (0.05, 0.2):
-            bench_plane(f"LeNet-5, square R={radius}", lenet, make_plane(mnist_like, "square", radius=radius))
+            cases.append(plane_case(f"LeNet-5, square R={radius}", lenet, make_plane(mnist_like, "square", radius=radius)))
+    rounds: list[list[dict[str, float]]] = [[] for _ in cases]
+    for _ in range(args.repeats):  # interleaved: each round times every case once
+        for i, (once, _show) in enumerate(cases):
+            rounds[i].append(once())
+    print(f"medians of {args.repeats} interleaved rounds (the search for the sample count and a first count untimed)")
+    for (_once, show), times in zip(cases, rounds):
+        print(show({k: statistics.median(t[k] for t in times) for k in times[0]}), flush=True)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ machine noise affects both sides alike. Target: ratio <= 1.10.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -21,6 +22,7 @@ from prune_cli.training import TrainConfig
 from prune_cli.data.splits import DataSplits
 from prune_cli.models.mlp import MLP
 from prune_cli.training import train
+from script_args import positive_int
 
 
 def bare_epoch(model, x, y, batch_size, optimizer, gen, masks):
@@ -40,12 +42,13 @@ def bare_epoch(model, x, y, batch_size, optimizer, gen, masks):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--samples", type=int, default=8000)
-    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--repeats", type=positive_int, default=7)
+    ap.add_argument("--width", type=positive_int, default=256)
+    ap.add_argument("--samples", type=positive_int, default=8000)
+    ap.add_argument("--batch-size", type=positive_int, default=128)
     ap.add_argument("--masked", action="store_true", help="both loops keep a 90 %% sparse mask enforced")
     args = ap.parse_args()
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     torch.manual_seed(0)
     x, y = torch.randn(args.samples, 40), torch.randint(0, 10, (args.samples,))
     empty = torch.zeros(0, 40), torch.zeros(0, dtype=torch.long)
@@ -84,6 +87,7 @@ def main() -> None:
     )
     print(f"runner epoch median {r * 1e3:.1f} ms, bare PyTorch epoch median {b * 1e3:.1f} ms")
     print(f"ratio runner/bare = {r / b:.3f}  (target <= 1.10)")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
