@@ -156,10 +156,18 @@ def rebuild_shared(results_dir: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m prune_cli.results RESULTS_DIR`: rebuild the shared tables and say what was done."""
+    import argparse
     import sys
 
-    argv = sys.argv[1:] if argv is None else argv
-    results_dir = Path(argv[0] if argv else "results")
+    parser = argparse.ArgumentParser(
+        prog="python -m prune_cli.results",
+        description="Rebuild the shared tables (runs.csv, per_class.csv, layers.csv, ...) of RESULTS_DIR from the per-run "
+        "files of its completed runs (RESULTS_DIR/runs/*), and print what was written (README.md, docs/robustness.md).",
+    )
+    parser.add_argument(
+        "results_dir", nargs="?", default="results", metavar="RESULTS_DIR", help="a prune-run results_dir (default: results)"
+    )
+    results_dir = Path(parser.parse_args(sys.argv[1:] if argv is None else argv).results_dir)
     if not results_dir.is_dir():
         print(f"prune_cli.results: error: {results_dir} is not a directory", file=sys.stderr)
         return 2
