@@ -3,7 +3,8 @@
 A metric that fails on CUDA tensors stops the run, so the run's exit status already covers crashes;
 this checks what a run could get wrong without crashing: that it recorded the device it ran on, that
 every value is finite, that each family of metrics in `metrics=full` wrote its rows (the same
-families a CPU run writes: docs/metrics.md), and that the per-class and region tables are there.
+families a CPU run writes: the table of metrics under `metrics` in README.md, "Config reference"),
+and that the per-class and region tables are there.
 It prints the headline values, to compare with a CPU run of the same command.
 
     python scripts/check_gpu_run.py RESULTS_DIR
