@@ -8,7 +8,8 @@ load it; without, every run trains its own. Printed: the median wall time of eac
 (median without / median with: the speed-up the cache gives such a sweep), each repeat's times, the
 machine's load (1-minute load average) before and after every sweep, and whether both variants
 recorded the same numbers (every run's test accuracy, dense and fine-tuned: a cache hit must give
-the run trained from scratch, README.md "Config reference", `dense_cache`).
+the run trained from scratch: docs/robustness.md "How", "Random streams"; the cache itself: README.md
+"Config reference", `dense_cache`).
 
 The speed-up is bounded by the share of dense training in a run: with --epochs E dense epochs and 2
 fine-tuning epochs per run, at most about 12 (E + 2) / (12 * 2 + E) when training dominates.
