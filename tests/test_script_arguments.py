@@ -1,0 +1,195 @@
+"""Every script under scripts/ answers a bad argument before any work: argparse's one-line error
+naming the argument and the value (exit 2), no traceback, nothing created (scripts/script_args.py).
+A script that starts prune-run and sees it refuse a value stops with prune-run's exit status and
+prune-run's one-line message, without its table.
+
+Each case runs in a process of its own, forked from one driver process that has imported torch and
+pandas once (a new interpreter per case would spend most of this file's time importing torch): the
+child sets sys.argv, sends its stdout and stderr to files and runs the script as `__main__`
+(runpy), as `python scripts/NAME.py ARGS` does, in an empty working folder of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO
+
+pytestmark = pytest.mark.xdist_group("script_arguments")
+
+NOT_A_GPU = not torch.cuda.is_available()
+# (script, arguments, what the error line must hold); EMPTY is an empty folder in the case's working folder
+CASES = [
+    ("bench_channel_group_trace.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_dense_cache.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_dense_cache.py", ["--epochs", "0"], "argument --epochs: '0'"),
+    ("bench_region_bound.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_regions.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_regions_default.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_test_runner.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_training_loop.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_report.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_report.py", ["--runs", "0"], "argument --runs: '0'"),
+    ("bench_report.py", ["--compare-with", "/nonexist"], "argument --compare-with: '/nonexist'"),
+    ("bench_report.py", ["--template", "/nonexist"], "argument --template: '/nonexist'"),
+    ("bench_analysis.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_analysis.py", ["--examples", "-5"], "argument --examples: '-5'"),
+    ("bench_sweep.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_sweep.py", ["--sizes", "0"], "argument --sizes: '0'"),
+    ("bench_sweep.py", ["--baseline", "/nonexist"], "argument --baseline: '/nonexist'"),
+    ("bench_gpu_epoch.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_gpu_epoch.py", ["--device", "nosuch"], "argument --device: invalid choice: 'nosuch'"),
+    *([("bench_gpu_epoch.py", ["--device", "cuda"], "argument --device: 'cuda'")] if NOT_A_GPU else []),
+    ("bench_grand.py", ["--examples", "0"], "argument --examples: '0'"),
+    ("bench_threads.py", ["--concurrency", "0"], "argument --concurrency: '0'"),
+    ("bench_speedup.py", ["--threads", "0"], "argument --threads: '0'"),
+    ("bench_speedup.py", ["--sparsities", "1.5"], "argument --sparsities: '1.5'"),
+    ("bench_startup.py", ["--baseline", "/nonexist"], "argument --baseline: '/nonexist'"),
+    ("check_gpu_run.py", ["/nonexist"], "results /nonexist: the folder holds no runs"),
+    ("fault_table.py", ["--out", "/proc/x"], "argument --out: '/proc/x'"),
+    ("scaling_depth_analysis.py", ["/nonexist"], "results /nonexist: the folder holds no runs"),
+    ("ntk_width_sweep.py", ["--seeds", "0"], "argument --seeds: '0'"),
+    ("ntk_width_sweep.py", ["--ps", "1.5"], "argument --ps: '1.5'"),
+    ("regions_sparsity_sweep.py", ["--densities", "abc"], "argument --densities: 'abc'"),
+    ("regions_sparsity_sweep.py", ["--skip-run", "--out", "EMPTY"], "--out EMPTY: the folder holds no runs"),
+    ("mia_pruning.py", ["--methods", "nosuch"], "argument --methods: 'nosuch'"),
+    ("mia_pruning.py", ["--table-only", "--results-dir", "EMPTY"], "--results-dir EMPTY: the folder holds no runs"),
+    ("analysis_metrics_sweep.py", ["--results", "r", "--seeds", "-1"], "argument --seeds: '-1'"),
+    ("analysis_metrics_sweep.py", ["--results", "r", "--sparsities", "0.5,1.5"], "argument --sparsities: '0.5,1.5'"),
+    ("analysis_metrics_sweep.py", ["--results", "missing", "--skip-run"], "missing: the folder holds no runs"),
+    ("lap_vs_magnitude.py", ["--results-dir", "r", "--sparsities", "1.5"], "argument --sparsities: '1.5'"),
+    ("lap_vs_magnitude.py", ["--results-dir", "EMPTY", "--table-only"], "--results-dir EMPTY: the folder holds no runs"),
+    ("layer_pruning.py", ["--results-dir", "r", "--penalties", "-1"], "argument --penalties: '-1'"),
+    ("layer_pruning.py", ["--results-dir", "EMPTY", "--table-only"], "--results-dir EMPTY: the folder holds no runs"),
+    ("random_erk_vs_layerwise.py", ["--results-dir", "r", "--seeds", "abc"], "argument --seeds: 'abc'"),
+    ("train_time_pruning.py", ["--results-dir", "r", "--budget", "2"], "argument --budget: '2'"),
+    ("train_time_pruning.py", ["--results-dir", "r", "--seeds", "0,,1"], "argument --seeds: '0,,1'"),
+    ("train_time_pruning.py", ["--results-dir", "EMPTY", "--table-only"], "--results-dir EMPTY: the folder holds no runs"),
+    ("data_pruning_longtail.py", ["r", "--keep", "1.5"], "argument --keep: '1.5'"),
+    ("pruning_limit_mnist1d.py", ["--results", "r", "--epochs", "0"], "argument --epochs: '0'"),
+]
+# the values only prune-run knows: prune-run's own line and exit status, no table after it
+PRUNE_RUN_REFUSES = [("data_pruning_longtail.py", ["r", "--rules", "nosuch", "--seeds", "0"], "'data_pruning': 'nosuch'")]
+# modules preloaded by the driver before it forks (what most scripts import at the top)
+PRELOAD = [
+    "torch",
+    "numpy",
+    "pandas",
+    "yaml",
+    "omegaconf",
+    "prune_cli.models",
+    "prune_cli.pruning",
+    "prune_cli.training",
+    "prune_cli.run.override_checks",
+    "prune_cli.analysis.regions.bounds",
+]
+
+DRIVER = r"""
+import importlib, json, os, runpy, sys, traceback
+cases, scripts, preload = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+for name in preload:
+    importlib.import_module(name)
+sys.path[0] = scripts  # as `python scripts/NAME.py` puts the script's folder first
+done = []
+for case in cases:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(case["cwd"])
+            for fd, name in ((1, "out"), (2, "err")):
+                target = os.open(case[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(target, fd)
+                os.close(target)
+            sys.stdout, sys.stderr = open(1, "w", closefd=False), open(2, "w", closefd=False)
+            script = os.path.join(scripts, case["script"])
+            sys.argv = [script, *case["args"]]
+            try:
+                runpy.run_path(script, run_name="__main__")
+                code = 0
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+                if not isinstance(stop.code, (int, type(None))):
+                    print(stop.code, file=sys.stderr)
+            except BaseException:
+                traceback.print_exc()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    done.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(json.dumps(done))
+"""
+
+
+def _ids(cases):
+    return [f"{script}{''.join(' ' + a for a in args)}" for script, args, _ in cases]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """{case id: (exit status, stdout, stderr, what the working folder holds afterwards)}."""
+    root = tmp_path_factory.mktemp("script_arguments")
+    cases = []
+    for i, (script, args, _) in enumerate(CASES + PRUNE_RUN_REFUSES):
+        cwd = root / f"case{i}"
+        (cwd / "EMPTY").mkdir(parents=True)
+        cases.append({"script": script, "args": args, "cwd": str(cwd), "out": str(root / f"{i}.out"), "err": str(root / f"{i}.err")})
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(cases), str(REPO / "scripts"), json.dumps(PRELOAD)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    codes = json.loads(proc.stdout.splitlines()[-1])
+    found = {}
+    for case, code, cid in zip(cases, codes, _ids(CASES + PRUNE_RUN_REFUSES)):
+        cwd = case["cwd"]
+        left = sorted(str(p.relative_to(cwd)) for p in Path(cwd).rglob("*"))
+        found[cid] = (code, open(case["out"]).read(), open(case["err"]).read(), left)
+    return found
+
+
+@pytest.mark.parametrize("script, args, named", CASES, ids=_ids(CASES))
+def test_a_bad_argument_is_one_line_exit_2(outcomes, script, args, named):
+    code, out, err, left = outcomes[_ids([(script, args, named)])[0]]
+    assert "Traceback" not in err and code == 2, err[-2000:]
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and errors[0] == err.splitlines()[-1], err
+    assert errors[0].startswith(f"{script}: error: ") and named in errors[0], errors[0]
+    assert out == "" and left == ["EMPTY"], (out, left)
+
+
+@pytest.mark.parametrize("script, args, named", PRUNE_RUN_REFUSES, ids=_ids(PRUNE_RUN_REFUSES))
+def test_a_value_prune_run_refuses_stops_the_script_with_its_status(outcomes, script, args, named):
+    code, out, err, left = outcomes[_ids([(script, args, named)])[0]]
+    assert "Traceback" not in err and code == 2, err[-2000:]
+    assert err.splitlines()[-1].startswith("prune-run: error: ") and named in err.splitlines()[-1], err
+    assert "accuracy" not in out and left == ["EMPTY"], (out, left)  # no table, no results folder
+
+
+def test_results_module_help(monkeypatch, capsys):
+    """`python -m prune_cli.results --help` took `--help` for the results folder (runpy runs the
+    package's __main__ as -m does)."""
+    monkeypatch.setattr(sys, "argv", ["prune_cli.results", "--help"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module("prune_cli.results", run_name="__main__", alter_sys=True)
+    out, err = capsys.readouterr()
+    assert (stop.value.code, err) == (0, "")
+    assert out.startswith("usage: python -m prune_cli.results [-h] [RESULTS_DIR]") and "Rebuild the shared tables" in out
+
+
+def test_every_script_with_arguments_has_a_case():
+    """A new script with options gets a bad-argument case here (ntk_random.py takes none)."""
+    taking = {p.name for p in (REPO / "scripts").glob("*.py") if "add_argument(" in p.read_text() and p.name != "script_args.py"}
+    assert taking - {script for script, _, _ in CASES + PRUNE_RUN_REFUSES} == set()
