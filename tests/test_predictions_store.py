@@ -139,6 +139,9 @@ def test_run_folders_of_the_old_format_are_read(tmp_path):
         "0.5/finetuned": by_phase["finetuned"].tolist(),
         "0.9/finetuned": by_phase["finetuned"].tolist(),
     }
+    assert load_predictions([both], phases="dense")["model"].unique().tolist() == ["dense"]  # one phase, not its letters
+    with pytest.raises(ValueError, match="phases finetune are in none of the 2 runs' predictions .*dense, finetuned, pruned"):
+        load_predictions([both, metric_only], phases=("dense", "finetune"))  # a typo left out every model
     long = load_predictions([both, metric_only])
     expected = pd.DataFrame(
         [

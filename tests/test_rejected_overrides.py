@@ -33,6 +33,7 @@ def _rejected(args, finished_results, key):
         (["method.name=snip"], "method.name"),  # a magnitude run recorded as snip
         (["schedule.name=lottery_ticket"], "schedule.name"),  # oneshot's settings recorded as lottery_ticket
         (["dataset.name=mnist"], "dataset.name"),  # internal error after the run directory existed
+        (["method={name:snip}"], "method.name"),  # the dict form: a magnitude run recorded as run-snip-...
         (["sparsity=0.5", "sparsity=0.8"], "sparsity"),  # the last one won, silently
         (["method=random", "method=snip"], "method"),
         (["seed=1", "+seed=2"], "seed"),

@@ -955,6 +955,13 @@ def test_a_launcher_chosen_for_a_single_run_is_an_unused_override(finished_resul
     assert snapshot(finished_results) == before
 
 
+@pytest.mark.parametrize("basic", ["basic", "'basic'"])
+def test_the_basic_launcher_named_for_a_single_run_is_accepted(tmp_path, basic):
+    """hydra/launcher=basic is the launcher a single run has anyway; quoted, it is the same option."""
+    proc = run_cli([*FAST, f"hydra/launcher={basic}"], tmp_path / "r", check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_a_preset_s_sweep_run_without_multirun_says_that_one_job_ran(tmp_path):
     """Every preset defines hydra.sweeper.params; `prune-run +experiment=X` without -m ran one job and
     dropped the sweep (2 methods x 5 sparsities x 3 seeds) without a word."""

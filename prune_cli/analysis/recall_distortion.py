@@ -400,7 +400,7 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test", phases: Opti
     not pruned from (ValueError naming the keys that differ). Copies of one run (same config) are read once."""
     from ..core.predictions import read_predictions
 
-    keep = None if phases is None else set(phases)
+    keep = None if phases is None else {phases} if isinstance(phases, str) else set(phases)  # "dense" is one phase
     run_dirs = [Path(d) for d in run_dirs]
     configs = {d.name: OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) for d in run_dirs}
     setups, differ = _setups(configs)
@@ -410,7 +410,7 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test", phases: Opti
             "a seed's dense model is shared only by the runs of one setup; pass the runs of one"
         )
     prefixes = _method_labels(configs)
-    parts = []
+    parts, seen = [], set()
     for run_dir in run_dirs:
         cfg = configs[run_dir.name]
         saved = read_predictions(run_dir, split).get(split, {"label": None, "phases": {}})
@@ -420,6 +420,7 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test", phases: Opti
             if phase not in saved_phases:
                 with np.load(path) as z:
                     saved_phases[phase] = (z["label"], z["pred"])
+        seen.update(saved_phases)
         for phase, (label, pred) in sorted(saved_phases.items()):
             if keep is not None and phase not in keep:
                 continue
@@ -428,6 +429,12 @@ def load_predictions(run_dirs: Iterable[Path], split: str = "test", phases: Opti
             )
             model = "dense" if phase == "dense" else f"{prefixes[run_dir.name]}{cfg['sparsity']:g}/{phase}"
             parts.append(part.assign(seed=cfg["seed"], run_id=run_dir.name, target_sparsity=cfg["sparsity"], phase=phase, model=model))
+    missing = sorted(keep - seen) if keep is not None else []
+    if missing:  # a typo ("finetune") would leave out every model of that phase without a word
+        raise ValueError(
+            f"phases {', '.join(missing)} are in none of the {len(run_dirs)} runs' predictions (split {split}); "
+            f"the runs have {', '.join(sorted(seen)) or 'no predictions'}"
+        )
     if not parts:
         return pd.DataFrame(columns=["seed", "run_id", "target_sparsity", "phase", "model", "image_index", "label", "pred"])
     df = pd.concat(parts, ignore_index=True)

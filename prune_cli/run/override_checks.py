@@ -87,17 +87,19 @@ def check_overrides(args: list[str]) -> None:
                 "the results_dir it starts with, which a sweep over results_dir would leave in ./results; run one "
                 "sweep per results_dir",
             )
-        group, _, leaf = key.partition(".")
-        if group in NAMED_GROUPS and leaf == "name":
-            raise ConfigError(
-                key,
-                value,
-                f"no override: {key} is the label its option's YAML sets; choose the option itself with "
-                f"{group}={value} (prune-run --help lists the options of each group)",
-            )
         parsed = None if override.is_sweep_override() or override.is_delete() else override.value()
         # a dict value sets each of its keys (`train={epochs:3}` sets train.epochs): they count as typed
         given = _leaves(key, parsed) if isinstance(parsed, dict) else [(key, value, parsed)]
+        for one, _, as_value in given:  # `method={name:snip}` relabels as `method.name=snip` does
+            group, _, leaf = one.partition(".")
+            if group in NAMED_GROUPS and leaf == "name":
+                label = value if one == key else as_value
+                raise ConfigError(
+                    one,
+                    label,
+                    f"no override: {one} is the label its option's YAML sets; choose the option itself with "
+                    f"{group}={label} (prune-run --help lists the options of each group)",
+                )
         for one, as_text, as_value in given:
             if one in seen and _differ(seen[one][1:], (as_text, as_value)):
                 raise ConfigError(

@@ -271,8 +271,10 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
             return "already in the shared tables"
         headers = _plan(results_dir, frames)
         if marker is not None and not marker.exists():
-            elsewhere = [t for t in frames if _has_rows_of(results_dir / shared_name(t), run_id)]
-            if elsewhere:  # the same run id run in another directory (hydra.run.dir, hydra.sweep.dir): its rows are here
+            # the same run id run in another directory (hydra.run.dir, hydra.sweep.dir) has its rows here already;
+            # runs.csv first (every run has metrics rows): one scan in the usual case, stopped at the first hit
+            tables = sorted(frames, key=lambda t: t != "metrics.csv")
+            if any(_has_rows_of(results_dir / shared_name(t), run_id) for t in tables):
                 atomic_write_text(marker, marker_text(run_id, results_dir))
                 log.warning(
                     "run %s: its rows are already in the shared tables of %s (appended from another run directory "

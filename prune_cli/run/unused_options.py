@@ -333,7 +333,7 @@ def reject_unused_overrides(cfg: DictConfig) -> None:
     from .prevalidate import recorded_overrides
 
     for key, value in _parsed(recorded_overrides(cfg, "hydra")):
-        if key == "hydra/launcher" and value != "basic":  # Hydra launches sweeps only
+        if key == "hydra/launcher" and value.strip("'\"") != "basic":  # Hydra launches sweeps only; 'basic' quoted is basic
             raise UnusedOptionError(UnusedOverride(key, value, SINGLE_RUN_LAUNCHER, True))
     for one in unused_overrides(cfg, overrides):
         if one.error:
