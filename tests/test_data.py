@@ -307,6 +307,21 @@ def test_longtail_ratio_is_the_largest_over_the_smallest_class(available, ratio,
     assert counts[0] / (counts[-1] + 0.5) <= ratio <= counts[0] / (counts[-1] - 0.5)
 
 
+def test_a_long_tail_too_steep_for_the_data_says_the_ratio_it_reached(caplog):
+    """Classes whose share rounds below one example keep one: the ratio reached is then smaller than
+    asked, which went unsaid (three classes of 20 at ratio 100: head 20, 2, 1, so 20 and not 100)."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="prune_cli.data.splits"):
+        assert longtail_counts([20, 20, 20], 100) == [20, 2, 1]
+    assert "class(es) 2 would keep less than one example (head 20)" in caplog.text
+    assert "largest/smallest is 20, not 100" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prune_cli.data.splits"):
+        longtail_counts([5000] * 10, 100)
+    assert not caplog.text
+
+
 def test_random_crop_flip_is_a_crop_of_the_padded_image_possibly_flipped():
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float).view(2, 3, 6, 6)
     out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=2)

@@ -65,7 +65,19 @@ def longtail_counts(available: list[int], ratio: float) -> list[int]:
     scale = [ratio ** (c / (classes - 1)) for c in range(classes)]
     # the relative 1e-12 keeps a head that is a whole number in exact arithmetic from losing one to float error
     n_head = math.floor(min(have * s for have, s in zip(available, scale)) * (1 + 1e-12))
-    return [max(1, min(have, round(n_head / s))) for have, s in zip(available, scale)]
+    counts = [max(1, min(have, round(n_head / s))) for have, s in zip(available, scale)]
+    floored = [c for c, s in enumerate(scale) if round(n_head / s) < 1]
+    if floored:  # the data is too small for this ratio: the tail is flatter than asked, which the run must say
+        log.warning(
+            "dataset.longtail_ratio=%g: class(es) %s would keep less than one example (head %d); they keep one, "
+            "so largest/smallest is %.3g, not %g",
+            ratio,
+            ", ".join(map(str, floored)),
+            n_head,
+            counts[0] / counts[-1],
+            ratio,
+        )
+    return counts
 
 
 def _per_class_indices(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> list[torch.Tensor]:
