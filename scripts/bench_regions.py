@@ -8,7 +8,7 @@
 Each case is timed --repeats times, the rounds interleaved over the cases, and the medians printed,
 with the load average before and after.
 
-    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python scripts/bench_regions.py [--quick] [--repeats 3]
+    PYTHONPATH=$PWD python scripts/bench_regions.py [--quick] [--repeats 3]   (one torch thread)
 """
 
 from __future__ import annotations
@@ -91,7 +91,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the LeNet-5 runs")
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds, interleaved over the cases (default 3)")
     args = parser.parse_args()
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}", flush=True)
+    # one thread, as the docs' table: torch's default threads spin against the machine's other work
+    # (without OMP_NUM_THREADS=1 the MLP cases took 20-40x longer at load 2.5 on 2 cores)
+    torch.set_num_threads(1)
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; torch threads: 1", flush=True)
     torch.manual_seed(0)
     mnist_like = torch.zeros(3, 1, 28, 28)
     mnist_like[:, :, 6:22, 6:22] = torch.rand(3, 1, 16, 16)  # constant background like MNIST
