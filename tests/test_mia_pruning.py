@@ -272,3 +272,38 @@ def test_minmax_reference_batches_leave_batchnorm_statistics_alone():
     bn = model[1]
     assert torch.allclose(bn.running_mean, reference.running_mean) and torch.allclose(bn.running_var, reference.running_var)
     assert int(bn.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize(
+    "model", [["model=res_mlp"], ["model=cnn1d", "model.channels=[4,4]", "model.hidden=8", "dataset.input_dim=8"]]
+)
+def test_minmax_trains_models_with_buffers(tmp_path, model):
+    """The attack's reference forward pass restored the model's buffers in place (BatchNorm's running
+    statistics, res_mlp's gates) between the member batch's forward and its backward: autograd found
+    tensors it had saved modified ("one of the variables needed for gradient computation has been
+    modified by an inplace operation"), an internal error on every BatchNorm model and on res_mlp."""
+    fast = [o for o in FAST if not o.startswith("model")]
+    results = tmp_path / "results"
+    run_cli([*fast, *model, "schedule=minmax", "sparsity=0.5"], results)
+    history = pd.read_csv(next((results / "runs").iterdir()) / "history.csv")
+    assert history["attack_loss"].notna().any()
+
+
+def test_minmax_reference_pass_leaves_the_running_statistics_of_training_batches():
+    """The reference batch is passed in training mode (the attack must not tell members apart by
+    BatchNorm's batch statistics), but the running statistics stay those of the training batches."""
+    from prune_cli.pruning.train_time.minmax import reference_logits
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(8, 3)
+    out = reference_logits(model, x)
+    expected = model[3](
+        torch.relu(
+            (model[0](x) - model[0](x).mean(0)) / (model[0](x).var(0, unbiased=False) + 1e-5).sqrt() * model[1].weight + model[1].bias
+        )
+    )  # batch statistics, by hand
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k

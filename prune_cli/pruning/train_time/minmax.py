@@ -136,13 +136,7 @@ class MinMaxHook(TrainHook):
 
     def extra_loss(self, model, x, y, logits) -> Optional[torch.Tensor]:
         index = torch.randint(len(self.ref_y), (len(y),), generator=self.gen).to(self.ref_y.device)
-        # In the member batch's (training) mode, so that the attack cannot tell the two apart by
-        # BatchNorm's batch statistics; but the running statistics stay those of training batches.
-        buffers = [b.clone() for b in model.buffers()]
-        with torch.no_grad():
-            ref_logits = model(self.ref_x[index])
-            for b, saved in zip(model.buffers(), buffers):
-                b.copy_(saved)
+        ref_logits = reference_logits(model, self.ref_x[index])
         for _ in range(self.options.attack_steps):
             self.optimizer.zero_grad(set_to_none=True)
             loss = attack_loss(self.attack, logits.detach(), y, ref_logits, self.ref_y[index])
@@ -190,3 +184,14 @@ def plan(cfg: DictConfig) -> list[Step]:
         steps.append(Prune(1.0 - cfg.sparsity))
     steps += [Record("pruned"), TrainWithHook("minmax", "finetune", "finetuned", int(cfg.finetune.epochs)), Record("finetuned")]
     return steps
+
+
+def reference_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's logits on reference (non-member) inputs, without gradients, in the member batch's
+    (training) mode, so that the attack cannot tell the two apart by BatchNorm's batch statistics;
+    the running statistics stay those of the training batches. The pass runs on copies of the buffers
+    (torch.func.functional_call): restoring them in place afterwards modified tensors that autograd
+    had saved for the member batch's backward pass (BatchNorm's running statistics, res_mlp's gates)."""
+    copies = {name: b.clone() for name, b in model.named_buffers()}
+    with torch.no_grad():
+        return torch.func.functional_call(model, copies, (x,), strict=False)
