@@ -12,10 +12,8 @@ module from its own folder (Python puts the script's folder first on sys.path).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -111,18 +109,13 @@ def existing_dir(text: str) -> Path:
 
 
 def creatable_dir(text: str) -> Path:
-    """A folder that exists and can be written, or can be created: its nearest existing parent is a
-    folder in which a folder can be made (tried with a temporary folder, removed at once)."""
-    path = Path(text).absolute()
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    try:
-        if not parent.is_dir():
-            raise NotADirectoryError(parent)
-        os.rmdir(tempfile.mkdtemp(dir=parent))
-    except OSError:
-        raise _refuse(text, "a folder that can be written or created") from None
+    """A folder that exists and can be written, or can be created (prune-cli's own check, creation
+    tried: prune_cli/core/writable.py)."""
+    from prune_cli.core.writable import directory_problem
+
+    problem = directory_problem(text, try_create=True)
+    if problem:
+        raise _refuse(text, f"a folder that can be written or created ({problem})")
     return Path(text)
 
 
