@@ -105,14 +105,6 @@ def appended_here(marker: Path, results_dir: Path) -> bool:
     return len(lines) < 2 or not lines[1].strip() or lines[1].strip() == str(Path(results_dir).resolve())
 
 
-def _holds_run(path: Path, run_id: str) -> bool:
-    """Whether a shared table has rows of `run_id` (its first column, checked to be run_id)."""
-    if not path.is_file():
-        return False
-    with open(path, newline="") as f:
-        return any(row and row[0] == run_id for row in csv.reader(f))
-
-
 def _has_rows_of(path: Path, run_id: str) -> bool:
     """Whether a shared table has a row of `run_id`: a line starting with the run id and a comma (the
     first column is run_id, and a run id is a plain name that CSV never quotes). A byte search, not a
@@ -270,11 +262,13 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
         if marker is not None and appended_here(marker, results_dir):
             return "already in the shared tables"
         headers = _plan(results_dir, frames)
-        if marker is not None and not marker.exists():
-            # the same run id run in another directory (hydra.run.dir, hydra.sweep.dir) has its rows here already;
-            # runs.csv first (every run has metrics rows): one scan in the usual case, stopped at the first hit
+        if marker is not None:
+            # this run id's rows may be here already although its marker does not say so: run again in another
+            # directory (hydra.run.dir, hydra.sweep.dir: no marker), or this results_dir was moved or renamed from
+            # the one its marker names. runs.csv first (every run has metrics rows), stopped at the first hit
             tables = sorted(frames, key=lambda t: t != "metrics.csv")
-            if any(_has_rows_of(results_dir / shared_name(t), run_id) for t in tables):
+            held = any(_has_rows_of(results_dir / shared_name(t), run_id) for t in tables)
+            if held and not marker.exists():
                 atomic_write_text(marker, marker_text(run_id, results_dir))
                 log.warning(
                     "run %s: its rows are already in the shared tables of %s (appended from another run directory "
@@ -284,13 +278,11 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
                     marker.parent,
                 )
                 return f"already in the shared tables (appended from another run directory of {run_id})"
-        if marker is not None and marker.exists():  # its marker names another results_dir
-            named = marker.read_text().splitlines()[1]
-            held = [t for t in frames if _holds_run(results_dir / shared_name(t), run_id)]
-            if held:  # this results_dir was moved or renamed from the one the marker names: the rows are here
-                # (the marker is left as it is: a rerun that finds the run finished changes nothing)
-                return f"already in the shared tables (appended when the results_dir was {named})"
-            log.info("run %s was appended to the shared tables of %s, not yet to those of %s", run_id, named, results_dir)
+            if marker.exists():  # its marker names another results_dir
+                named = marker.read_text().splitlines()[1]
+                if held:  # (the marker is left as it is: a rerun that finds the run finished changes nothing)
+                    return f"already in the shared tables (appended when the results_dir was {named})"
+                log.info("run %s was appended to the shared tables of %s, not yet to those of %s", run_id, named, results_dir)
         for table, header in headers.items():
             path = results_dir / shared_name(table)
             if path.exists() and path.stat().st_size > 0 and _header(path) != header:
