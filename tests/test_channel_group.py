@@ -361,3 +361,73 @@ def test_chain_with_a_flatten_ranks_units_by_row_plus_next_columns():
     with torch.no_grad():
         torch.testing.assert_close(small(x), model(x), rtol=1e-5, atol=1e-5)
     assert sum(m.weight.numel() for _, m in small.prunable_layers()) == sum(int(m.sum()) for m in masks.values())
+
+
+# --------------------------------------------------------------------------- layerwise: reachable before the run
+
+TINY_GROUP = ["dataset=synthetic", "model=mlp", "model.widths=[3]", "method.structure=channel_group", "method.allocation=layerwise"]
+
+
+def test_an_unreachable_layerwise_group_sparsity_is_refused_before_the_run_with_the_nearest_reachable_ones():
+    """Hand-worked: synthetic (2 inputs, 3 classes), one hidden layer of 3 units: 6 + 9 weights; keeping
+    u units keeps 2u + 3u = 5u, and the layer keeps at least one unit, so the reachable sparsities are
+    0, 1/3 and 2/3. Sparsity 0.5 wants round(0.5 x 15) = 8 kept: the closest, 10, is sparsity 1/3, off
+    by 0.13. The pruner refused it after dense training, naming a 'reachable' 0.5; the pre-run pass
+    now refuses it from the layer shapes with the reachable sparsities on either side."""
+    with pytest.raises(ConfigError) as err:
+        validate(composed(*TINY_GROUP, "sparsity=0.5"))
+    assert err.value.key == "sparsity" and err.value.value == 0.5
+    assert "0.333333" in str(err.value) and "0.666667" in str(err.value), str(err.value)
+    for reachable in ("0.3333333333", "0.6666666667"):
+        validate(composed(*TINY_GROUP, f"sparsity={reachable}"))
+    # the keep-one rule: 0.9 cannot go past 2/3 (only the lower neighbour exists)
+    with pytest.raises(ConfigError, match=r"the nearest is 0\.666667"):
+        validate(composed(*TINY_GROUP, "sparsity=0.9"))
+
+
+@pytest.mark.parametrize(
+    "model,sparsity",
+    [(m, s) for m in ("mlp", "cnn1d") for s in (0.3, 0.5, 0.6, 0.75, 0.9)] + [("resnet20", s) for s in (0.5, 0.8)],
+)
+def test_the_pre_run_group_check_agrees_with_the_pruner(model, sparsity, tmp_path):
+    """For every sparsity the pre-run pass accepts, the pruner (on random weights) reaches it within the
+    tolerance, and for every one it refuses the pruner fails: with one pruning event the layerwise
+    kept count is a fact of the layer shapes."""
+    from prune_cli.core.errors import PruneCliError
+    from prune_cli.models import build_model
+
+    data = ["dataset=mnist1d"]
+    if model == "resnet20":  # tiny files in the real CIFAR-10 format
+        from tests.test_data import write_cifar
+
+        write_cifar(tmp_path / "data", "cifar10", n_train=20, n_test=10, classes=10)
+        data = ["dataset=cifar10", f"dataset.root={tmp_path / 'data'}"]
+    cfg = composed(*data, f"model={model}", "method.structure=channel_group", "method.allocation=layerwise", f"sparsity={sparsity}")
+    try:
+        validate(cfg)
+        accepted = True
+    except ConfigError as err:
+        assert err.key == "sparsity", err
+        accepted = False
+    torch.manual_seed(0)
+    net = build_model(cfg.model, (3, 32, 32) if model == "resnet20" else (40,), 10)
+    try:
+        prune(net, sparsity, PruneContext(method=cfg.method, generator=torch.Generator().manual_seed(0)))
+        reached = True
+    except PruneCliError as err:
+        assert "Channel-group pruning removes whole channels" in str(err)
+        reached = False
+    assert accepted == reached
+
+
+def test_an_unreachable_group_sparsity_stops_prune_run_before_dense_training(finished_results):
+    """The combinatorial audit's command: cnn1d at 0.5 reached 0.44891 and was refused only after dense
+    training. Now exit 2 before any work, nothing created, the finished run byte-identical."""
+    from tests.conftest import snapshot
+
+    before = snapshot(finished_results)
+    args = ["model=cnn1d", "method.structure=channel_group", "method.allocation=layerwise", "sparsity=0.5", "train.epochs=1"]
+    proc = run_cli(args, finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "'sparsity': 0.5" in proc.stderr and "channel_group" in proc.stderr
+    assert snapshot(finished_results) == before

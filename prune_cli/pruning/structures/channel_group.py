@@ -246,6 +246,14 @@ def select(groups: ChannelGroups, total: torch.Tensor, count: torch.Tensor, scor
 
         level = closest_level(len(order) + 1, lambda i: kept_weights(keep_at(i), scored), target)
         return keep_at(level)
+    fractions, keep_q = layerwise_levels(groups, key, base)
+    level = closest_level(len(fractions), lambda i: kept_weights(keep_q(fractions[i]), scored), target)
+    return keep_q(fractions[level])
+
+
+def layerwise_levels(groups: ChannelGroups, key: torch.Tensor, base: torch.Tensor) -> tuple[list[float], Callable]:
+    """`layerwise`'s choices: the fractions q every scope can keep (j / its channels), and the kept
+    groups at a fraction (`base` and each scope's round(q x channels) best-keyed channels)."""
     scopes = [_ranked(groups.prunable & (groups.scope == s), key) for s in torch.unique(groups.scope[groups.prunable]).tolist()]
     fractions = sorted({j / len(o) for o in scopes for j in range(len(o) + 1)} | {0.0, 1.0})
 
@@ -255,8 +263,7 @@ def select(groups: ChannelGroups, total: torch.Tensor, count: torch.Tensor, scor
             keep[o[: round(q * len(o))]] = True
         return keep
 
-    level = closest_level(len(fractions), lambda i: kept_weights(keep_q(fractions[i]), scored), target)
-    return keep_q(fractions[level])
+    return fractions, keep_q
 
 
 # ----------------------------------------------------------------------------- the plugin
@@ -299,12 +306,52 @@ def check_channel_group_model(model, selected: dict, method) -> None:
         )
 
 
+def check_channel_group_density(model, selected: dict, method: DictConfig, density: float) -> None:
+    """Before the run, for `layerwise`: with one pruning event on a dense model the kept weight count
+    of each fraction q is a fact of the layer shapes (the channels of one scope touch the same number
+    of weights; the keep-one rule keeps a scope's best channel, which q > 0 keeps anyway), so a target
+    it misses by more than method.sparsity_tolerance is refused here, with the reachable sparsities on
+    either side, instead of by the pruner after dense training. `global` ranks by score per weight:
+    its reach depends on the scores and is checked by the pruner."""
+    if method.allocation != "layerwise":
+        return
+    from types import SimpleNamespace
+
+    from ..registries import ALLOCATIONS
+
+    groups = channel_groups(_flow_or_refuse(lambda: channel_flow(model)), {n: p.shape for n, p in selected.items()})
+    ones = {n: torch.ones(p.shape, device=CPU) for n, p in selected.items()}  # equal scores: ties by index
+    total, count, scored = group_sums(groups, ones, method.group_norm)
+    meta = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
+    target = sum(ALLOCATIONS.get("layerwise")(meta, density, SimpleNamespace(model=model, method=method)).values())
+    n = sum(int(p.numel()) for p in selected.values())
+    keep = select(groups, total, count, scored, target, "layerwise", invert=False)
+    achieved, reachable = 1.0 - kept_weights(keep, scored) / n, 1.0 - round(density * n) / n
+    if abs(achieved - reachable) <= float(method.sparsity_tolerance):
+        return
+    fractions, keep_q = layerwise_levels(groups, total, ~groups.prunable | protected(groups, total))
+    options = sorted({1.0 - kept_weights(keep_q(q), scored) / n for q in fractions})
+    below = [s for s in options if s < 1.0 - density]
+    above = [s for s in options if s > 1.0 - density]
+    nearest = below[-1:] + above[:1]
+    raise ConfigError(
+        "sparsity",
+        round(1.0 - density, 12),
+        f"a sparsity that method.structure=channel_group with method.allocation=layerwise reaches within "
+        f"method.sparsity_tolerance={method.sparsity_tolerance} on these layers (every scope keeps the same fraction "
+        f"of its channels, with every row and column they touch, and every layer at least one; here it would reach "
+        f"{achieved:.6f}): the nearest {'are' if len(nearest) > 1 else 'is'} {' and '.join(f'{s:.6f}' for s in nearest)}; "
+        "or raise method.sparsity_tolerance",
+    )
+
+
 @register_structure(
     "channel_group",
     options=GroupNormOptions,  # method.group_norm
     layer_local=False,
     check=check_channel_group,
     check_model=check_channel_group_model,
+    check_density=check_channel_group_density,
     inexact_hint="Channel-group pruning removes whole channels with every row and column they touch "
     "(a ResNet's residual channels span many layers), so only some sparsities are reachable; pick a "
     "nearby sparsity or raise method.sparsity_tolerance.",
