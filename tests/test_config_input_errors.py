@@ -8,6 +8,7 @@ docs/robustness.md)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from omegaconf import MISSING, OmegaConf
@@ -589,3 +590,16 @@ def test_a_parallel_sweep_s_job_ids_are_the_launcher_s_when_directories_are_chec
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "holds the finished run" in proc.stderr and "No job ran" in proc.stderr, proc.stderr[-2000:]
     assert snapshot(results) == before
+
+
+@pytest.mark.parametrize("target", ["/nonexistent/config.pickle", "garbage"])
+def test_experimental_rerun_is_refused_with_what_to_do_instead(tmp_path, target):
+    # Before: Hydra's traceback (ValueError "File ... does not exist!", or pickle's error on a file that
+    # is no pickle); prune-run's runs save no config.pickle, so the flag could not work.
+    if target == "garbage":
+        target = str(tmp_path / "config.pickle")
+        Path(target).write_text("garbage\n")
+    proc = run_cli(["--experimental-rerun", target], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert "--experimental-rerun" in err and "repeat its command" in err and "state.pt" in err
+    assert not (tmp_path / "results").exists()

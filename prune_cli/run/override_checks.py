@@ -34,16 +34,25 @@ NAMED_GROUPS = ("dataset", "model", "method", "schedule", "data_pruning")
 ENV_SET = "hydra.job.env_set."  # environment variables a launcher sets for each job: strings only
 
 
+def _parsed(args: list[str]):
+    """Hydra's argument parser's reading of `args`; None when it does not parse (`--version`, which
+    argparse prints and exits on, and a malformed flag are Hydra's parser's to report)."""
+    from hydra._internal.utils import get_args_parser
+
+    try:  # quietly
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return get_args_parser().parse_known_args(args)[0]
+    except SystemExit:
+        return None
+
+
 def _overrides(args: list[str]) -> list:
     """Hydra's parse of the override arguments among `args` (its own argument parser and override
     grammar); nothing when they do not parse: Hydra reports that itself."""
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:  # quietly: `--version` (argparse prints it and exits) and a malformed flag are Hydra's parser's to report
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            known, _ = get_args_parser().parse_known_args(args)
-    except SystemExit:
+    known = _parsed(args)
+    if known is None:
         return []
     try:
         return OverridesParser.create().parse_overrides(list(known.overrides or []))
@@ -54,7 +63,16 @@ def _overrides(args: list[str]) -> list:
 def check_overrides(args: list[str]) -> None:
     """Raise ConfigError for the first override among `args` that repeats a key with another value,
     deletes a key, sets a named group's `name`, or gives an environment variable a value that is not
-    text."""
+    text; or PruneCliError for `--experimental-rerun`."""
+    known = _parsed(args)
+    if known is not None and known.experimental_rerun is not None:
+        # Hydra reruns a job from the config.pickle its PickleJobInfoCallback writes; prune-run does not
+        # install that callback, so no run directory has one (it failed with Hydra's traceback)
+        raise PruneCliError(
+            f"--experimental-rerun {known.experimental_rerun}: prune-run does not support Hydra's experimental rerun "
+            "(its runs save no config.pickle). To run an experiment again, repeat its command (the overrides are in "
+            "the run directory's .hydra/overrides.yaml): a finished run is kept, an unfinished one resumes from state.pt"
+        )
     seen: dict[str, tuple] = {}  # key -> (the override as typed, its value as typed or None, its value parsed)
     for override in _overrides(args):
         key = override.get_key_element().lstrip("+~")
