@@ -71,3 +71,21 @@ def test_flops_count_every_position_and_every_call_of_a_linear_layer():
     rows = {r["layer"]: r for r in layer_table(net, ["embed.weight", "shared.weight", "head.weight"], (6, 8))}
     assert {k: r["flops_dense"] for k, r in rows.items()} == {"embed": 8 * 16 * 6, "shared": 16 * 16 * 2, "head": 16 * 3}
     assert rows["shared"]["flops_sparse"] == 8 * 16 * 2
+
+
+def test_a_layer_forward_never_calls_costs_no_flops():
+    """A (plugin) model with a Linear its forward never uses: layer_table failed with KeyError on it.
+    Its weights are counted (they are parameters) and cost no FLOPs; the used layer's FLOPs are by hand
+    3 x 4 = 12 per example."""
+    from torch import nn
+
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.spare = nn.Linear(3, 4), nn.Linear(5, 6)
+
+        def forward(self, x):
+            return self.used(x)
+
+    rows = {r["layer"]: r for r in layer_table(Unused(), ["used.weight", "spare.weight"], (3,))}
+    assert rows["used"]["flops_dense"] == 12 and rows["spare"]["flops_dense"] == 0 and rows["spare"]["params"] == 30

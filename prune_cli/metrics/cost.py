@@ -16,7 +16,8 @@ from ..models.base import PRUNABLE_TYPES, output_positions
 
 def layer_table(model: nn.Module, prunable: list[str], input_shape: tuple[int, ...]) -> list[dict]:
     """One row per Linear/Conv layer: shape, density, FLOPs, and whether this run may prune it
-    (`prunable` holds the parameter names the method selected, e.g. "net.1.weight")."""
+    (`prunable` holds the parameter names the method selected, e.g. "net.1.weight"). A layer that
+    forward never calls (a plugin model's spare module) costs no FLOPs; its weights still count."""
     positions = output_positions(model, input_shape)
     rows = []
     for name, module in model.named_modules():
@@ -33,8 +34,8 @@ def layer_table(model: nn.Module, prunable: list[str], input_shape: tuple[int, .
                 "params": params,
                 "nonzero": nonzero,
                 "density": nonzero / params,
-                "flops_dense": params * positions[name],
-                "flops_sparse": nonzero * positions[name],
+                "flops_dense": params * positions.get(name, 0),
+                "flops_sparse": nonzero * positions.get(name, 0),
             }
         )
     return rows
