@@ -235,3 +235,21 @@ def test_a_finished_run_made_by_other_code_is_kept_and_the_rerun_says_so(single_
     assert "a fresh results_dir" in err
     same = run_cli(SHARED_RUN, copy_results(single_run.results, tmp_path / "untouched"))
     assert "made by other code" not in same.stderr  # the same code: nothing to say
+
+
+def test_a_finished_run_made_by_an_edited_tree_or_other_plugins_is_kept_and_the_rerun_says_so(single_run, tmp_path):
+    """The plugin audit: an edited or swapped plugin module (or an edit in a tree already dirty) left
+    git_sha as it was, so the same command found the finished run 'already complete' without a word.
+    provenance.json now records the package's and the plugin modules' source digests, and a rerun under
+    other ones names each difference."""
+    import json
+
+    results = copy_results(single_run.results, tmp_path / "results")
+    [run_dir] = [p.parent for p in (results / "runs").glob("*/COMPLETE")]
+    record = json.loads((run_dir / "provenance.json").read_text())
+    assert len(record["prune_cli_source"]) == 64 and record["plugin_sources"] == {}
+    record.update(prune_cli_source="a" * 64, plugin_sources={"my_lab.scores": "b" * 64})
+    (run_dir / "provenance.json").write_text(json.dumps(record, indent=2))
+    err = run_cli(SHARED_RUN, results).stderr
+    assert "made by other code" in err and "prune_cli_source: aaaaaaaaaaaa -> " in err, err
+    assert "plugin my_lab.scores: bbbbbbbbbbbb -> absent" in err, err

@@ -73,3 +73,23 @@ def test_a_run_resumed_with_another_torch_thread_count_says_so(tmp_path, monkeyp
     assert f"torch_threads: {before} -> {before + 1}" in caplog.text
     record = json.loads((run_dir / "provenance.json").read_text())
     assert record["torch_threads"] == before and record["resumed"][0]["torch_threads"] == before + 1
+
+
+def test_a_run_resumed_by_edited_code_in_a_dirty_tree_says_so(tmp_path, monkeypatch, caplog):
+    """The resume audit: in a working tree already dirty when the run started, an edit (the fine-tuning
+    LR halved) left git_sha and git_dirty as they were, so the resumed run mixed two versions' numbers
+    (finetuned test loss 0.0536 vs 0.0412 uninterrupted) without a word. provenance.json records the
+    package's source digest (the dense cache's key already holds it) and the plugin modules' digests,
+    and a resume under other ones is warned about like another commit."""
+    import prune_cli.run.dense_cache as dense_cache
+
+    def edited(run_dir, results_dir):
+        monkeypatch.setattr(dense_cache, "package_digest", lambda: "e" * 64)
+
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.experiment"):
+        run_dir = resume_after_crash(tmp_path, monkeypatch, OVERRIDES, ("dense", 1), edited)
+    record = json.loads((run_dir / "provenance.json").read_text())
+    started = record["prune_cli_source"]
+    assert len(started) == 64 and started != "e" * 64 and record["plugin_sources"] == {}
+    assert record["resumed"][0]["prune_cli_source"] == "e" * 64
+    assert f"prune_cli_source: {started[:12]} -> {'e' * 12}" in caplog.text

@@ -57,10 +57,35 @@ PROVENANCE_FILE = "provenance.json"
 CODE_FIELDS = ("git_sha", "prune_cli_version", "torch_version")
 
 
+def source_record() -> dict[str, Any]:
+    """The code itself, which a commit and a dirty flag do not pin down (an edit in a tree that was
+    already dirty, a plugin module outside the repository): the package's source digest and each
+    outside plugin module's, as the dense cache's key holds them (prune_cli/run/dense_cache.py)."""
+    from . import dense_cache
+
+    return {"prune_cli_source": dense_cache.package_digest(), "plugin_sources": dense_cache.outside_digest()}
+
+
+def source_differences(then: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """ "prune_cli_source: old -> new" and "plugin <module>: old -> new" (digests shortened to 12
+    characters; 'absent' for a module one side did not load) where the source records differ; nothing
+    for a record without them (runs from before they were recorded)."""
+    out = []
+    if then.get("prune_cli_source") and now.get("prune_cli_source") and then["prune_cli_source"] != now["prune_cli_source"]:
+        out.append(f"prune_cli_source: {then['prune_cli_source'][:12]} -> {now['prune_cli_source'][:12]}")
+    old, new = then.get("plugin_sources"), now.get("plugin_sources")
+    if isinstance(old, dict) and isinstance(new, dict):
+        for module in sorted(set(old) | set(new)):
+            if old.get(module) != new.get(module):
+                out.append(f"plugin {module}: {(old.get(module) or 'absent')[:12]} -> {(new.get(module) or 'absent')[:12]}")
+    return out
+
+
 def code_differences(run_dir: Path) -> list[str]:
     """ "field: then -> now" for each of CODE_FIELDS in which the process that started the finished run in
-    `run_dir` (its provenance.json) differs from this one; fields unknown on either side are skipped.
-    Run ids hash the config, not the code, so this is the only sign that a kept run predates a change."""
+    `run_dir` (its provenance.json) differs from this one, and for the package's and plugins' sources
+    (`source_differences`); fields unknown on either side are skipped. Run ids hash the config, not the
+    code, so this is the only sign that a kept run predates a change."""
     try:
         then = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text())
     except (OSError, ValueError):
@@ -71,7 +96,7 @@ def code_differences(run_dir: Path) -> list[str]:
         f"{k}: {then.get(k)} -> {now[k]}"
         for k in CODE_FIELDS
         if then.get(k) not in unknown and now[k] not in unknown and then.get(k) != now[k]
-    ]
+    ] + source_differences(then, source_record())
 
 
 def write_start_record(run_dir: Path, run_provenance: dict[str, Any]) -> None:
@@ -95,6 +120,7 @@ def write_resume_record(run_dir: Path, started: dict[str, Any], current: dict[st
     record["resumed"].append({"at_step": at_step, **here})
     atomic_write_text(path, json.dumps(record, indent=2))
     differences = [f"{k}: {started.get(k)} -> {current.get(k)}" for k in RESUME_CHECKED if started.get(k) != current.get(k)]
+    differences += source_differences(record, here)
     threads = record.get("torch_threads")  # the starting process's (absent in runs started before it was recorded)
     if str(current.get("device", "")).startswith("cpu") and threads is not None and threads != here["torch_threads"]:
         differences.append(f"torch_threads: {threads} -> {here['torch_threads']}")
@@ -117,6 +143,7 @@ def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
         hydra=hydra.__version__,
     )
     record["torchvision"] = _torchvision_version()
+    record.update(source_record())
     return record
 
 
