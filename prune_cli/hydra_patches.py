@@ -9,6 +9,7 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - a sweep that would have no job, or needs a sampling sweeper, is rejected (`_reject_sweeps_with_no_job`);
 - a sweep over a config group's options may set an option they declare (`_compose_group_sweeps_with_their_options`);
 - `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
+- `--cfg job` and `--cfg all` show only a config the pre-run pass accepts (`_validate_the_config_cfg_shows`);
 - `--help` lists prune-run's config groups only, and Hydra's copies of its config repository share the
   ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`)."""
 
@@ -52,6 +53,7 @@ def install() -> None:
     _compose_a_run_once()
     _compose_group_sweeps_with_their_options()
     _hydra_help_with_hydra_s_overrides_only()
+    _validate_the_config_cfg_shows()
 
 
 def _share_config_store_in_repository_copies() -> None:
@@ -494,6 +496,29 @@ def _hydra_help_with_hydra_s_overrides_only() -> None:
 
     help_with_hydra_s_overrides.hydra_s_overrides_only = True  # type: ignore[attr-defined]
     Hydra.hydra_help = help_with_hydra_s_overrides  # type: ignore[method-assign]
+
+
+def _validate_the_config_cfg_shows() -> None:
+    """`--cfg job` (and `all`) printed any config, exit 0, also one a run refuses (`sparsity=1.5`): a
+    researcher checking an experiment's config took it for valid. The shown config now passes the
+    pre-run pass first (one error line and exit 2 otherwise, as the run would); `--cfg hydra` shows
+    Hydra's own config and is not checked."""
+    from hydra._internal.hydra import Hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    show_cfg = Hydra.show_cfg
+    if getattr(show_cfg, "validates_the_job", False):
+        return
+
+    def show_a_valid_cfg(self, config_name, overrides, cfg_type, package, resolve=False):
+        if cfg_type in ("job", "all"):
+            cfg = self.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False)
+            HydraConfig.instance().set_config(cfg)
+            validate(cfg)  # a ConfigError: one line and exit 2 (_report_composition_errors_once)
+        return show_cfg(self, config_name, overrides, cfg_type, package, resolve)
+
+    show_a_valid_cfg.validates_the_job = True  # type: ignore[attr-defined]
+    Hydra.show_cfg = show_a_valid_cfg  # type: ignore[method-assign]
 
 
 def _with(args: Any, overrides: list[str]) -> Any:

@@ -603,3 +603,21 @@ def test_experimental_rerun_is_refused_with_what_to_do_instead(tmp_path, target)
     err = _one_error(proc)
     assert "--experimental-rerun" in err and "repeat its command" in err and "state.pt" in err
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("cfg_type", ["job", "all"])
+def test_cfg_job_refuses_a_config_a_run_would_refuse(tmp_path, cfg_type):
+    # Before: `--cfg job sparsity=1.5` printed the config, exit 0, as if it were a valid experiment;
+    # the run with the same overrides stops with exit 2. The printed config is one a run accepts.
+    proc = run_cli(["--cfg", cfg_type, *FAST, "sparsity=1.5"], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert "'sparsity': 1.5" in err and "[0.0, 1.0)" in err
+    assert "sparsity: 1.5" not in proc.stdout
+    assert sorted(tmp_path.iterdir()) == []
+    shown = run_cli(["--cfg", cfg_type, *FAST, "sparsity=0.5"], tmp_path / "results")
+    assert "sparsity: 0.5" in shown.stdout
+
+
+def test_cfg_hydra_shows_hydra_s_config_without_the_run_s_checks(tmp_path):
+    proc = run_cli(["--cfg", "hydra", *FAST, "sparsity=1.5"], tmp_path / "results")
+    assert "run:" in proc.stdout and "sparsity: 1.5" not in proc.stdout
