@@ -193,3 +193,21 @@ def test_experiments_table_of_a_method_and_schedule_sweep_names_them(tmp_path):
     assert rows[0] == "| experiment | method.name | method.score | schedule.name | n_runs | seeds |", rows[0]
     cells = sorted(tuple(c.strip() for c in row.strip("|").split("|"))[1:4] for row in rows[2:])
     assert cells == sorted((m, m, s) for s in ("oneshot", "iterative") for m in ("magnitude", "random"))
+
+
+@pytest.mark.parametrize("confidence, shown", [(0.999, "99.9%"), (0.975, "97.5%"), (0.95, "95%")])
+def test_a_level_that_is_not_a_whole_percent_is_named_as_it_is(tmp_path, confidence, shown):
+    """--confidence 0.999 printed "100% Student-t intervals", "(100% t interval ...)" in every verdict and
+    "t 100% (not adjusted)" over the comparisons table; 0.975 printed "98%". Every place names the level given."""
+    root = tmp_path / "res"
+    for seed, (a, b) in enumerate([(0.80, 0.70), (0.83, 0.71), (0.81, 0.75)]):
+        write_run(root, seed, "magnitude", 0.5, 10, a)
+        write_run(root, seed, "random", 0.5, 10, b)
+    md = build_report(root, plots=False, confidence=confidence)["summary.md"].read_text()
+    assert f"; {shown} Student-t intervals." in md
+    verdicts = [line for line in md.split("## Paired comparisons")[1].split("\n## ")[0].splitlines() if line.startswith("- ")]
+    assert len(verdicts) == 1 and f"({shown} t interval, not adjusted" in verdicts[0]
+    assert f"| t {shown} (not adjusted) | bootstrap {shown} (not adjusted) |" in md
+    assert f"| {shown} CI |" in md
+    wrong = {0.999: "100%", 0.975: "98%", 0.95: None}[confidence]
+    assert wrong is None or wrong not in md

@@ -22,6 +22,7 @@ from .disparate import disparate_markdown, pruning_identified_exemplars, worst_c
 from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
 from .inputs import ReportInputError, out_problem, results_dir_problem
+from .levels import percent
 from .load import condition_keys, load_results
 from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
@@ -226,7 +227,7 @@ def _build(
         + (f" (and {len(folder.without_config)} left out: no config.yaml)" if folder.without_config else "")
         + "; "
         f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
-        f"{confidence:.0%} Student-t intervals.",
+        f"{percent(confidence)} Student-t intervals.",
         "",
     ]
     if folder.without_config:

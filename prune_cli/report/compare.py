@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import special
 
 from .inputs import ReportInputError
+from .levels import percent
 from .mixing import SEPARATE, describe, mixed_keys
 
 EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
@@ -265,7 +266,7 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
     confidence = 0.95 if not isinstance(confidence, float) or not math.isfinite(confidence) else confidence
     interval = (
         f"[{_points(row['t_low'], scale)}, {_points(row['t_high'], scale)}] "
-        f"({confidence:.0%} t interval, not adjusted for multiple comparisons)"
+        f"({percent(confidence)} t interval, not adjusted for multiple comparisons)"
     )
     p = row.get("p_holm", math.nan)
     if math.isfinite(p) and p < alpha:

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import _digest, _result_items
+from .levels import percent
 from .mixing import CONFIGURATION, SEPARATE, rows_of, runs_of, without_mixed
 
 EQUATION = "eps_np*|(m - j*p*(eps_up/eps_np)^(1/gamma)) / (m - j*p)|^gamma, m = d*w^psi*l^phi (Rosenfeld et al. 2021)"
@@ -572,7 +573,7 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: 
             a.xaxis.set_major_formatter(plain)
             a.xaxis.set_minor_formatter(PlainMinor(labelOnlyBase=False))
         ax.set_xlabel("density (fraction of prunable weights kept)")
-        ax.set_ylabel(f"{split} error (seed means ± {confidence:.0%} CI; lines: fit)")
+        ax.set_ylabel(f"{split} error (seed means ± {percent(confidence)} CI; lines: fit)")
         ax.set_title(part["label"].iloc[0], fontsize=8, y=1.0)
         diag.set_xlabel(f"measured {split} error")
         diag.set_ylabel(f"fitted {split} error")

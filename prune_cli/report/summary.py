@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
+from .levels import percent
 from .load import ResultsFolder, condition_keys
 from .mixing import SEPARATE_BY_NAME, mixed_keys, rows_of, runs_of
 
@@ -252,7 +253,7 @@ def final_phase(df: pd.DataFrame) -> pd.DataFrame:
 def _ci_header(confidence: pd.Series) -> str:
     """'50% CI': the level of the table's intervals (--confidence); 'CI' where rows differ in it."""
     levels = confidence.dropna().unique()
-    return f"{100 * float(levels[0]):g}% CI" if len(levels) == 1 else "CI"
+    return f"{percent(levels[0])} CI" if len(levels) == 1 else "CI"
 
 
 def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
@@ -319,10 +320,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
             "A - B": comparisons["method"] + " - " + comparisons["baseline"],
             "n": comparisons["n"],
             "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}" if math.isfinite(v) else ""),
-            f"t {confidence:.0%} (not adjusted)": [
+            f"t {percent(confidence)} (not adjusted)": [
                 _interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
             ],
-            f"bootstrap {confidence:.0%} (not adjusted)": [
+            f"bootstrap {percent(confidence)} (not adjusted)": [
                 _interval(lo, hi, scale) for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
             ],
             "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
