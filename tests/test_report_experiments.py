@@ -20,9 +20,9 @@ from prune_cli.results import load
 from conftest import REPO
 
 
-def _config(seed, method, sparsity, epochs, results_dir="/r", name="run", allocation="global"):
+def _config(seed, method, sparsity, epochs, results_dir="/r", name="run", allocation="global", dataset="toy"):
     return {
-        "dataset": {"name": "toy", "samples_per_class": 60},
+        "dataset": {"name": dataset, "samples_per_class": 60},
         "model": {"name": "mlp", "widths": [16, 16]},
         "method": {"name": method, "score": method, "allocation": allocation, "structure": "unstructured"},
         "schedule": {"name": "oneshot", "rounds": 1},
@@ -42,6 +42,8 @@ def write_run(root: Path, seed, method, sparsity, epochs, acc, dense_acc=0.9, ex
     run_id = f"{cfg.get('name', 'run')}-{method}-s{sparsity:g}-seed{seed}-e{epochs}-{cfg.get('results_dir', '/r')[-2:].strip('/')}"
     if cfg.get("allocation", "global") != "global":
         run_id += f"-{cfg['allocation']}"
+    if cfg.get("dataset", "toy") != "toy":
+        run_id += f"-{cfg['dataset']}"
     d = root / "runs" / run_id
     if d.exists():  # the same run written twice by a test building several comparisons: keep the first
         return run_id
@@ -51,7 +53,7 @@ def write_run(root: Path, seed, method, sparsity, epochs, acc, dense_acc=0.9, ex
         run_id=run_id,
         name=cfg.get("name", "run"),
         seed=seed,
-        dataset="toy",
+        dataset=cfg.get("dataset", "toy"),
         model="mlp",
         method=method,
         score=method,

@@ -100,3 +100,30 @@ def test_the_quoted_interval_is_said_to_be_unadjusted_beside_the_holm_p(tmp_path
     header = next(line for line in md.split("paired by seed")[1].splitlines() if line.startswith("|"))
     assert "| t 95% (not adjusted) |" in header and "| p (Holm) |" in header
     assert not math.isnan(row["p_t"])
+
+
+def test_each_verdict_names_its_dataset_and_model_when_the_folder_holds_several(tmp_path):
+    """random against magnitude at 0.9 on two datasets: the two verdicts read "random < magnitude at sparsity
+    0.9: ..." with different numbers and nothing to say which data they were about. Each now names its
+    dataset/model, and its mean difference is that dataset's (computed here from the planted accuracies);
+    a folder of one dataset/model keeps the shorter verdict."""
+    root = tmp_path / "res"
+    planted = {"toy": ([0.80, 0.82, 0.81], [0.70, 0.71, 0.69]), "mnist1d": ([0.60, 0.64, 0.61], [0.50, 0.55, 0.52])}
+    for dataset, (magnitude, random) in planted.items():
+        for seed in range(3):
+            write_run(root, seed, "magnitude", 0.9, 10, magnitude[seed], dataset=dataset)
+            write_run(root, seed, "random", 0.9, 10, random[seed], dataset=dataset)
+    comparisons = pd.read_csv(build_report(root, plots=False)["comparisons.csv"])
+    assert len(comparisons) == 2
+    for dataset, (magnitude, random) in planted.items():
+        (text,) = [v for v in comparisons["verdict"] if f" on {dataset}/mlp at sparsity 0.9:" in v]
+        diff = 100 * (np.mean(random) - np.mean(magnitude))
+        assert text.startswith(f"random < magnitude on {dataset}/mlp at sparsity 0.9: {diff:+.1f} points")
+        assert f"- {text}" in (root / "report" / "summary.md").read_text()
+
+    alone = tmp_path / "alone"
+    for seed in range(3):
+        write_run(alone, seed, "magnitude", 0.9, 10, planted["toy"][0][seed])
+        write_run(alone, seed, "random", 0.9, 10, planted["toy"][1][seed])
+    (text,) = pd.read_csv(build_report(alone, plots=False)["comparisons.csv"])["verdict"]
+    assert text.startswith("random < magnitude at sparsity 0.9: ")

@@ -247,8 +247,9 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
     direction, is corrected for the report's comparisons."""
     a, b, s, n = row["method"], row["baseline"], row["target_sparsity"], int(row["n"])
     unit = " points" if scale == 100 else ""
-    setting = row.get("setting")
-    where = f"at sparsity {s:g}" + (f" [{setting}]" if isinstance(setting, str) and setting else "")
+    setting, scope = row.get("setting"), row.get("scope")
+    where = (f"on {scope} " if isinstance(scope, str) and scope else "") + f"at sparsity {s:g}"
+    where += f" [{setting}]" if isinstance(setting, str) and setting else ""
     if isinstance(row.get("mixed"), str) and row["mixed"]:  # the key mixes configurations: no statistics from it
         return f"{a} vs {b} {where}: not compared, {row['mixed']}"
     if isinstance(row.get("no_value"), str) and row["no_value"]:  # a method diverged on every seed, say
@@ -464,6 +465,10 @@ def compare_methods(
         return table
     table["p_holm"] = holm(table["p_t"])
     table["confidence"] = confidence
+    # a folder of several (dataset, model) pairs: each verdict names its own, or two verdicts of one method
+    # pair at one sparsity read word for word alike with different numbers
+    pairs = table[["dataset", "model"]].astype(str).drop_duplicates()
+    table["scope"] = (table["dataset"].astype(str) + "/" + table["model"].astype(str)) if len(pairs) > 1 else ""
     scale = 100.0 if metric == "accuracy" else 1.0
     table["verdict"] = [verdict(r, alpha, scale) for r in table.to_dict(orient="records")]
     return table
