@@ -236,6 +236,39 @@ def test_a_point_whose_seeds_differ_only_across_seeds_is_measured_as_the_rest_of
     assert row["status"] == "inside" and row["measured"] == pytest.approx(np.mean(finals)) and row["n_seeds"] == 3
 
 
+def test_a_point_whose_runs_all_have_no_value_is_said_to_have_none_not_outside(folder, tmp_path, capsys):
+    """random at 0.9 ran on seeds 0-2 and its final accuracy is NaN on all three (diverged): the point was
+    marked `outside` (measured empty, n_seeds 0; tally "1 outside"), as if a value had been measured and
+    missed its band. It is now `no_value`, its note names the seeds, and --expect-strict still fails it."""
+    from prune_cli.results import load
+
+    for seed in range(3):
+        _fake_run(folder, f"nan-{seed}", "random", 0.9, seed, 0.95, math.nan)
+    spec = _expected_file(
+        tmp_path / "e.yaml",
+        [
+            {"method": "magnitude", "sparsity": 0.5, "value": 0.92, "band": 0.01},  # mean 0.92: inside
+            {"method": "random", "sparsity": 0.9, "value": 0.6, "band": 0.05},  # NaN on every seed
+        ],
+    )
+    res = load(folder)
+    table = check_expected(load_expected(str(spec)), res.metrics, res.configs)
+    assert table["status"].tolist() == ["inside", "no_value"]
+    row = table.iloc[1]
+    assert row["n_seeds"] == 0 and math.isnan(row["measured"]) and math.isnan(row["deviation"])
+    assert row["note"] == "no finite accuracy on any of its 3 seeds (0, 1, 2): NaN, a run that diverged, say"
+    report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    out = capsys.readouterr().out
+    assert "1 inside, 0 outside, 0 missing, 1 without a value of 2 points" in out
+    got = "got no finite accuracy on any of its 3 seeds"
+    assert f"no_value: random at sparsity 0.9 (final accuracy): expected 0.6 ± 0.05, {got}" in out
+    md = (folder / "report" / "summary.md").read_text()
+    assert "1 inside, 0 outside, 0 missing, 1 without a value of 2 points." in md
+    with pytest.raises(SystemExit) as e:  # a point without a value is not confirmed
+        report_main([str(folder), "--expect", str(spec), "--expect-strict", "--no-plots"])
+    assert e.value.code == 1
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

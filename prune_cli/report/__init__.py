@@ -85,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument(
         "--expect-strict",
         action="store_true",
-        help="with --expect: exit 1 when a point is outside its band, was not run, or is ambiguous",
+        help="with --expect: exit 1 when a point is outside its band, was not run, has no value, or is ambiguous",
     )
     args = parser.parse_args(argv)
     if args.expect_strict and args.expect is None:
@@ -142,22 +142,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         else:
             table = pd.read_csv(written["expect.csv"])
             counts = table["status"].value_counts()
-            ambiguous = counts.get("ambiguous", 0)
+            ambiguous, no_value = counts.get("ambiguous", 0), counts.get("no_value", 0)
             print(
                 f"Expected values ({args.expect}): {counts.get('inside', 0)} inside, {counts.get('outside', 0)} outside, "
-                f"{counts.get('missing', 0)} missing" + (f", {ambiguous} ambiguous" if ambiguous else "") + f" of {len(table)} points"
+                f"{counts.get('missing', 0)} missing"
+                + (f", {ambiguous} ambiguous" if ambiguous else "")
+                + (f", {no_value} without a value" if no_value else "")
+                + f" of {len(table)} points"
             )
             for r in table[table["status"] != "inside"].fillna({"method": "any method"}).itertuples():
                 where = f"{r.method} at sparsity {r.sparsity:g} ({r.phase} {r.metric})"
                 if r.status == "ambiguous":
                     print(f"  {r.status}: {where}: {r.note}")
                     continue
-                got = f"{r.measured:.4g} ({r.n_seeds} seeds)" if r.status != "missing" else "no runs"
+                got = {"missing": "no runs", "no_value": r.note}.get(r.status, f"{r.measured:.4g} ({r.n_seeds} seeds)")
                 print(f"  {r.status}: {where}: expected {r.expected:g} ± {r.band:g}, got {got}")
             failures = strict_failures(table)
     print("written: " + ", ".join(str(p) for p in written.values()))
     if args.expect_strict and failures:
         print(
-            f"prune-report: {failures} expected point(s) outside their band, missing or ambiguous (--expect-strict)", file=sys.stderr
+            f"prune-report: {failures} expected point(s) outside their band, missing, without a value or ambiguous (--expect-strict)",
+            file=sys.stderr,
         )
         raise SystemExit(1)

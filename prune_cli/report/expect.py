@@ -122,7 +122,8 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
             and all(flat[r].get(k) == flatten_config(v).get("") for k, v in (p.get("match") or {}).items())
         }
         note = _ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
-        if note:  # no mean of different configurations: no rows to average
+        ambiguous = bool(note)
+        if ambiguous:  # no mean of different configurations: no rows to average
             runs = set()
         mine = metrics[metrics["run_id"].isin(runs)]
         if phase == FINAL:
@@ -132,11 +133,17 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
         per_seed = rows.groupby("seed")["value"].mean()
         stats = t_interval(per_seed.to_numpy(float), confidence)
         mean = stats["mean"]
+        valued = bool(np.isfinite(per_seed.to_numpy(float)).any())
+        if len(per_seed) and not valued:  # runs, but NaN (diverged) on every seed: nothing measured, nothing missed
+            seeds = ", ".join(str(s) for s in per_seed.index)
+            note = f"no finite {metric} on any of its {len(per_seed)} seeds ({seeds}): NaN, a run that diverged, say"
         status = (
             "ambiguous"
-            if note
+            if ambiguous
             else "missing"
             if not len(per_seed)
+            else "no_value"
+            if not valued
             else "inside"
             if abs(mean - p["value"]) <= p["band"] + 1e-12
             else "outside"
@@ -157,7 +164,7 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
                 "n_seeds": stats["n_seeds"],
                 "ci_low": stats["ci_low"],
                 "ci_high": stats["ci_high"],
-                "deviation": mean - p["value"] if len(per_seed) else math.nan,
+                "deviation": mean - p["value"] if valued else math.nan,
                 "status": status,
                 "note": note,
                 "source": p.get("source", expected.get("source", "")),
@@ -210,6 +217,7 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
         + f". {counts.get('inside', 0)} inside, {counts.get('outside', 0)} outside, "
         + f"{counts.get('missing', 0)} missing"
         + (f", {counts.get('ambiguous', 0)} ambiguous" if counts.get("ambiguous", 0) else "")
+        + (f", {counts.get('no_value', 0)} without a value" if counts.get("no_value", 0) else "")
         + f" of {len(table)} points."
     )
     cols = ["method", "sparsity", "phase", "metric", "expected", "band", "measured", "n_seeds", "deviation", "status"]
@@ -219,5 +227,6 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
 
 def strict_failures(table: Optional[pd.DataFrame]) -> int:
     """Points that --expect-strict rejects: outside the band, missing (a point not run is not
-    confirmed) or ambiguous (runs of several configurations match it)."""
-    return 0 if table is None else int(table["status"].isin(["outside", "missing", "ambiguous"]).sum())
+    confirmed), ambiguous (runs of several configurations match it) or no_value (its runs have no
+    finite value: not confirmed either)."""
+    return 0 if table is None else int(table["status"].isin(["outside", "missing", "ambiguous", "no_value"]).sum())
