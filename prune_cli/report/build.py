@@ -23,7 +23,7 @@ from .expect import check_expected, expect_markdown, load_expected
 from .html import write_html
 from .inputs import ReportInputError, out_problem, results_dir_problem
 from .levels import percent
-from .load import condition_keys, load_results
+from .load import RUN_TABLES_READ, condition_keys, load_results
 from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
 from .points import ntk_points
@@ -233,6 +233,14 @@ def _build(
     if folder.without_config:
         md += [
             f"Left out, completed but without the config.yaml that holds their experiment key: {', '.join(folder.without_config)}.",
+            "",
+        ]
+    lacking = folder.without_table()
+    if lacking:
+        md += [
+            "Completed runs without a table they write, left out of what reads it: "
+            + "; ".join(f"{name} ({RUN_TABLES_READ[name]}): {', '.join(runs)}" for name, runs in lacking.items())
+            + ".",
             "",
         ]
     if folder.skipped:

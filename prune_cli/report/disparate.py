@@ -143,18 +143,24 @@ def _final_prediction(phases: dict) -> tuple[str, np.ndarray] | None:
 
 def pruning_identified_exemplars(folder: ResultsFolder, split: str = "test") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(pie rows, per-class counts, notes) of a results folder: for each condition, the PIEs of its
-    final sparse model against the dense models of its comparison key."""
+    final sparse model against the dense models of its comparison key. The note names the completed
+    runs without saved `split` predictions; a run without metrics.csv rows is left out too, and
+    named by the report as such (ResultsFolder.without_table), not as one without predictions."""
     metrics = folder.table("metrics.csv")
     if not len(folder.runs) or not len(metrics) or folder.key_source != "config":
         return pd.DataFrame(), pd.DataFrame(), []
     context = [c for c in ("dataset", "model", "method", "schedule", "target_sparsity") if c in metrics.columns]
-    runs = folder.runs.merge(metrics.drop_duplicates("run_id")[["run_id", *context]], on="run_id", how="inner")
-    preds = {r: read_predictions(folder.root / "runs" / r, split).get(split) for r in runs["run_id"]}
-    runs = runs[[preds[r] is not None for r in runs["run_id"]]]
+    run_dir = {r: folder.run_dirs.get(r, folder.root / "runs" / r) for r in folder.runs["run_id"]}
+    preds = {r: read_predictions(d, split).get(split) for r, d in run_dir.items()}
+    without = sorted(r for r, p in preds.items() if p is None)
     notes: list[str] = []
-    missing = len(folder.runs) - len(runs)
-    if missing:
-        notes.append(f"{missing} run(s) without saved {split} predictions (predictions.npz) are left out of the exemplars")
+    if without:
+        notes.append(
+            f"{len(without)} run(s) without saved {split} predictions (predictions.npz) are left out of the exemplars: "
+            + ", ".join(without)
+        )
+    runs = folder.runs[folder.runs["run_id"].map(lambda r: preds[r] is not None).to_numpy(bool)]
+    runs = runs.merge(metrics.drop_duplicates("run_id")[["run_id", *context]], on="run_id", how="inner")
     pie_rows, class_rows = [], []
     for comparison, group in runs.groupby("comparison", sort=True):
         dense_by_seed: dict = {}
@@ -253,9 +259,15 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
             }
         )
         if len(pie_classes):
-            pies = pie_classes.groupby("experiment").agg(pies=("pie_count", "sum"), examples=("support", "sum"))
-            counts = final["experiment"].map(pies["pies"]) if "experiment" in final.columns else pd.Series(index=final.index)
-            table["PIEs"] = [f"{int(c)}" if pd.notna(c) else "" for c in counts]
+            # the PIEs of the seeds with saved predictions: where those are not the row's n seeds, the cell says how many
+            pies = pie_classes.groupby("experiment").agg(pies=("pie_count", "sum"), seeds=("n_pruned_seeds", "first"))
+            known = "experiment" in final.columns
+            counts = final["experiment"].map(pies["pies"]) if known else pd.Series(np.nan, index=final.index)
+            seeds = final["experiment"].map(pies["seeds"]) if known else pd.Series(np.nan, index=final.index)
+            table["PIEs"] = [
+                "" if pd.isna(c) else f"{int(c)}" + ("" if s == n else f" (from {int(s)} seeds)")
+                for c, s, n in zip(counts, seeds, final["n_seeds"])
+            ]
         parts.append(markdown_table(table.sort_values(["dataset/model", "method", "sparsity"])))
     if len(summary) and (summary["metric"] == "ece").any():
         ece = final_phase(summary[(summary["metric"] == "ece") & (summary["split"] == split)])

@@ -18,6 +18,13 @@ from .mixing import CONFIGURATION, configuration_ids
 # One condition = one point of a figure; the runs inside it differ only by seed.
 CONDITION = ["name", "dataset", "model", "method", "score", "allocation", "structure", "schedule", "target_sparsity"]
 
+# The tables every completed run writes (prune_cli/run/recorder.py), with what of the report reads them:
+# metrics.csv always, per_class.csv unless the run's metrics.per_class is off.
+RUN_TABLES_READ = {
+    "metrics.csv": "every table, verdict and figure",
+    "per_class.csv": "the recall-distortion and disparate-impact tables",
+}
+
 
 @dataclass
 class ResultsFolder:
@@ -32,6 +39,7 @@ class ResultsFolder:
     without_config: list[str] = field(default_factory=list)  # completed runs left out: their config.yaml is missing
     skipped: dict[str, str] = field(default_factory=dict)  # run directories not read (a copy of a run read already) -> why
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run: experiment keys, seed
+    run_dirs: dict[str, Path] = field(default_factory=dict)  # run id -> its directory (completed, with a config)
     varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
     key_source: str = "config"  # see prune_cli.results.load
 
@@ -44,6 +52,31 @@ class ResultsFolder:
         if len(df) and "run_id" in df.columns and CONFIGURATION not in df.columns:
             df[CONFIGURATION] = configuration_ids(df, self.key_source).to_numpy()  # on the cached table: once
         return df
+
+    def without_table(self) -> dict[str, list[str]]:
+        """{table: the completed runs whose directory lacks it} for the tables of RUN_TABLES_READ, where
+        another completed run has it (a run deleted or damaged by hand, a copy that left a file
+        behind; a folder in which no run has per_class.csv was written without it) and, for
+        per_class.csv, the run did not switch it off (metrics.per_class: false). Those runs are left
+        out of what reads the table, which summary.md and standards.txt say: before, their conditions
+        showed one seed fewer without a word."""
+        if self.results is None or not self.run_dirs:
+            return {}
+        out = {}
+        for name in RUN_TABLES_READ:
+            present = {p.parent for p in self.results.sources.get(name, [])}
+            if not present:
+                continue
+            lacking = [run for run, d in self.run_dirs.items() if d not in present and _writes(self.configs.get(run, {}), name)]
+            if lacking:
+                out[name] = sorted(lacking)
+        return out
+
+
+def _writes(config: dict, table: str) -> bool:
+    """Whether a run of `config` writes `table` (per_class.csv: unless metrics.per_class is false)."""
+    metrics = config.get("metrics")
+    return table != "per_class.csv" or not isinstance(metrics, dict) or metrics.get("per_class", True) is not False
 
 
 def load_results(root: Path) -> ResultsFolder:
@@ -65,6 +98,7 @@ def load_results(root: Path) -> ResultsFolder:
     results = load(root)
     folder.results, folder.runs, folder.varying, folder.key_source = results, results.runs, results.varying, results.key_source
     folder.configs, folder.without_config, folder.skipped = results.configs, results.without_config, results.skipped
+    folder.run_dirs = results.run_dirs
     return folder
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from .levels import percent
-from .load import ResultsFolder, condition_keys
+from .load import RUN_TABLES_READ, ResultsFolder, condition_keys
 from .mixing import SEPARATE_BY_NAME, mixed_keys, rows_of, runs_of
 
 # The ShrinkBench operating points (R4): sparsities for 2, 4, 8, 16, 32x compression of the prunable weights.
@@ -210,6 +210,8 @@ def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
         lines.append(
             f"  completed runs without config.yaml, left out: {len(folder.without_config)} -> " + ", ".join(folder.without_config)
         )
+    for name, runs in folder.without_table().items():
+        lines.append(f"  completed runs without {name}, left out of {RUN_TABLES_READ[name]}: {len(runs)} -> " + ", ".join(runs))
     if folder.skipped:
         named = "; ".join(f"{n} ({why})" for n, why in folder.skipped.items())
         lines.append(f"  run directories not read: {len(folder.skipped)} -> {named}")

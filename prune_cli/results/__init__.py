@@ -163,6 +163,7 @@ class Results:
     # report's scaling-law families, which would otherwise flatten every config again
     items: dict[str, dict[str, str]] = field(default_factory=dict)
     sources: dict[str, list[Path]] = field(default_factory=dict)  # table name -> per-run files
+    run_dirs: dict[str, Path] = field(default_factory=dict)  # run_id -> its directory (the runs read, with a config)
     # completed runs whose config.yaml is missing: no experiment key, so their rows are left out (named by prune-report)
     without_config: list[str] = field(default_factory=list)
     # run directories not read, by name -> why (a second directory of a run id already read: a copy)
@@ -340,7 +341,8 @@ def load(results_dir: str | Path) -> Results:
             for f in d.glob("*.csv"):
                 if f.name != "history.csv":
                     res.sources.setdefault(f.name, []).append(f)
-        configs = _read_configs({dir_run_id(d): d / "config.yaml" for d in complete})
+        res.run_dirs = {dir_run_id(d): d for d in complete}
+        configs = _read_configs({run: d / "config.yaml" for run, d in res.run_dirs.items()})
         res.configs = configs
         res.items = {run: _result_items(cfg) for run, cfg in configs.items()}
         keys, res.varying = experiment_keys(configs, res.items)

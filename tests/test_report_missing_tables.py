@@ -1,0 +1,114 @@
+"""A completed run without one of the files it writes (deleted or damaged by hand, a partial copy): the
+report names the run and the file, and a count shown beside a table is the number of seeds that table
+used. Before, a run without metrics.csv left its condition at n=2 under "Completed runs: 6" without a
+word and was counted among the runs "without saved test predictions"; a run without per_class.csv
+left the disparate-impact table at n=2 beside an ECE table at n=3; and the PIE count of a condition
+whose seed had no predictions.npz was computed on 2 seeds in a row that said n=3. Fabricated runs
+(write_run), no training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prune_cli.core.predictions import merge_parts, save_phase
+from prune_cli.report import build_report
+from test_report_experiments import write_run
+
+LABELS = np.array([0, 1, 2, 3, 0, 1])
+# magnitude's final predictions per seed; the dense models (every seed) predict the labels. Seed 0 is wrong
+# on examples 1 and 2, seed 1 on example 1, seed 2 nowhere: over the three seeds example 1's mode is the wrong
+# class (2 of 3 votes) and example 2's the right one, so 1 PIE; over seeds 1 and 2 alone example 1 is a tie
+# of the right and the wrong class, which is no PIE (disparate.py): 0 PIEs.
+WRONG = {0: [1, 2], 1: [1], 2: []}
+ACC = {"magnitude": [0.80, 0.84, 0.82], "random": [0.70, 0.66, 0.71]}
+
+
+def _preds(seed: int, method: str) -> np.ndarray:
+    out = LABELS.copy()
+    for i in WRONG[seed] if method == "magnitude" else []:
+        out[i] = (LABELS[i] + 1) % 4
+    return out
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "res"
+    runs = {}
+    for seed in range(3):
+        for method, accs in ACC.items():
+            run = write_run(root, seed, method, 0.5, 10, accs[seed], extra_rows=[("ece", 0.05 + 0.01 * seed)])
+            d = root / "runs" / run
+            save_phase(d, "dense", {"test": (LABELS, LABELS)}, 4)
+            save_phase(d, "finetuned", {"test": (LABELS, _preds(seed, method))}, 4)
+            merge_parts(d)
+            runs[method, seed] = run
+    return root, runs
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(f"## {title}")[1].split("\n## ")[0]
+
+
+def _rows(md: str, title: str, first_header: str) -> list[dict]:
+    """The rows of the table in section `title` whose header starts with `first_header`, as dicts."""
+    lines = _section(md, title).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return [dict(zip(table[0], row)) for row in table[2:]]
+
+
+def test_the_whole_folder_has_every_pie_on_three_seeds(folder):
+    root, _ = folder
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    rows = {r["method"]: r for r in _rows(md, "Disparate impact", "dataset/model")}
+    assert rows["magnitude"]["n"] == "3" and rows["magnitude"]["PIEs"] == "1"  # by hand, above
+    assert "Completed runs without a table" not in md and "without saved" not in md
+
+
+def test_a_run_without_metrics_csv_is_named_with_that_file(folder):
+    root, runs = folder
+    lost = runs["random", 2]
+    (root / "runs" / lost / "metrics.csv").unlink()
+    written = build_report(root, plots=False)
+    md = written["summary.md"].read_text()
+    assert (
+        f"Completed runs without a table they write, left out of what reads it: metrics.csv (every table, verdict and figure): {lost}."
+        in md
+    )
+    assert "predictions" not in _section(md, "Disparate impact")  # it has predictions.npz: not blamed on that file
+    accuracy = {r["method"]: r for r in _rows(md, "Accuracy (test split, final sparse model)", "dataset/model")}
+    assert accuracy["random"]["n"] == "2"
+    assert accuracy["random"]["test accuracy"].startswith(f"{np.mean(ACC['random'][:2]):.4f} ± ")
+    assert f"completed runs without metrics.csv, left out of every table, verdict and figure: 1 -> {lost}" in (
+        written["standards.txt"].read_text()
+    )
+
+
+def test_a_run_without_per_class_csv_is_named_beside_the_smaller_n(folder):
+    root, runs = folder
+    lost = runs["magnitude", 1]
+    (root / "runs" / lost / "per_class.csv").unlink()
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    assert f"per_class.csv (the recall-distortion and disparate-impact tables): {lost}." in md
+    rows = {r["method"]: r for r in _rows(md, "Disparate impact", "dataset/model")}
+    assert rows["magnitude"]["n"] == "2" and rows["random"]["n"] == "3"
+    # the PIEs used all three seeds' predictions, the worst class two seeds' per_class.csv
+    assert rows["magnitude"]["PIEs"] == "1 (from 3 seeds)"
+
+
+def test_a_run_without_predictions_is_named_and_the_pie_count_says_its_seeds(folder):
+    root, runs = folder
+    lost = runs["magnitude", 0]
+    (root / "runs" / lost / "predictions.npz").unlink()
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    section = _section(md, "Disparate impact")
+    assert f"1 run(s) without saved test predictions (predictions.npz) are left out of the exemplars: {lost}" in section
+    assert "Completed runs without a table" not in md  # metrics.csv and per_class.csv are all there
+    rows = {r["method"]: r for r in _rows(md, "Disparate impact", "dataset/model")}
+    assert rows["magnitude"]["n"] == "3"  # the worst class: three seeds' per_class.csv
+    assert rows["magnitude"]["PIEs"] == "0 (from 2 seeds)"  # seeds 1 and 2: a tie on example 1, by hand above
