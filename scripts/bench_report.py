@@ -101,7 +101,9 @@ def synthesise(template: Path, root: Path, n_runs: int) -> None:
             df.to_csv(d / name, index=False)
         cfg = {**config, "seed": seed, "sparsity": sparsity, "method": {**config["method"], "name": method, "score": method}}
         (d / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        shutil.copy(template / "COMPLETE", d / "COMPLETE")
+        # COMPLETE holds the run's own id, as prune-run writes it (prune_cli/run/experiment.py): a copy of the
+        # template's named the template's run, and prune-report read one directory of the N
+        (d / "COMPLETE").write_text(run_id + "\n")
         if (template / "predictions.npz").exists():  # per-example predictions: the exemplars' input
             shutil.copy(template / "predictions.npz", d / "predictions.npz")
 

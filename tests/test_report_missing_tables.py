@@ -112,3 +112,20 @@ def test_a_run_without_predictions_is_named_and_the_pie_count_says_its_seeds(fol
     rows = {r["method"]: r for r in _rows(md, "Disparate impact", "dataset/model")}
     assert rows["magnitude"]["n"] == "3"  # the worst class: three seeds' per_class.csv
     assert rows["magnitude"]["PIEs"] == "0 (from 2 seeds)"  # seeds 1 and 2: a tie on example 1, by hand above
+
+
+def test_runs_whose_complete_names_another_run_id_do_not_crash_the_exemplars(folder):
+    """Every COMPLETE names one run id that none of the rows carry (what scripts/bench_report.py's copies of
+    one template's COMPLETE made): one directory is read, and its metrics rows match no run. The exemplars'
+    join of runs and rows came back empty and `runs[[]]` raised KeyError 'comparison'; now there are none."""
+    from prune_cli.report.disparate import pruning_identified_exemplars
+    from prune_cli.report.load import load_results
+
+    root, _ = folder
+    for d in (root / "runs").iterdir():
+        (d / "COMPLETE").write_text("elsewhere\n")
+    with pytest.warns(UserWarning, match="not read, a second directory of run elsewhere"):
+        loaded = load_results(root)
+    assert loaded.runs["run_id"].tolist() == ["elsewhere"] and len(loaded.table("metrics.csv"))
+    pie, per_class, notes = pruning_identified_exemplars(loaded, "test")
+    assert not len(pie) and not len(per_class) and notes == []
