@@ -147,10 +147,10 @@ def test_hessian_figure_shows_each_dense_model_and_tells_the_runs_apart(tmp_path
     # the panels are titled after the curves are drawn: tell them apart by the peak
     got = sorted((label, max(y)) for _, label, y in drawn if label is not None and len(y) == 3)
     assert got == [
-        ("dense widths=[16, 16]", 7.0),
-        ("dense widths=[32, 32]", 5.0),
-        ("magnitude 0.5 widths=[16, 16]", 4.0),
-        ("magnitude 0.5 widths=[32, 32]", 3.0),
+        ("dense model.widths=[16, 16]", 7.0),
+        ("dense model.widths=[32, 32]", 5.0),
+        ("magnitude 0.5 model.widths=[16, 16]", 4.0),
+        ("magnitude 0.5 model.widths=[32, 32]", 3.0),
     ]
 
 
@@ -184,7 +184,7 @@ def test_recall_change_figure_gives_each_variant_of_a_method_its_own_series(tmp_
     build_report(root, parallel=False)
     mine = pd.DataFrame(hand).groupby("epochs").mean()
     got = sorted((label, x, y) for label, x, y, _ in curves if label and label.startswith("sparsity"))
-    assert [label for label, _, _ in got] == ["sparsity 0.5 epochs=2", "sparsity 0.5 epochs=6"]
+    assert [label for label, _, _ in got] == ["sparsity 0.5 train.epochs=2", "sparsity 0.5 train.epochs=6"]
     for (_, x, y), epochs in zip(got, (2, 6)):
         assert x == pytest.approx([mine.loc[epochs, "dense"]] * 2) and y == pytest.approx([mine.loc[epochs, "delta"]] * 2)
 
@@ -243,3 +243,21 @@ def test_ntk_figure_plots_measurements_only_and_names_the_sparsity(tmp_path, mon
     build_report(root, parallel=False)
     ntk = [(label, y) for label, x, y, _ in curves if x == [32.0]]
     assert ntk == [("random sparsity 0.5", [pytest.approx(sum(NTK[(32, 32)]) / 3)])]
+
+
+def test_curve_labels_name_the_whole_config_key():
+    """Runs that differ in train.epochs and finetune.epochs: the legend showed "epochs=2/epochs=1" for one
+    curve and "epochs=1/epochs=2" for the other (only the key's last part), which says neither which is which
+    nor what docs/report.md promises (swept config keys as `key=value`)."""
+    from prune_cli.report.regions import regions_table
+
+    rows = [
+        {"method": "magnitude", "target_sparsity": 0.5, "seed": seed, "lr_count": 10.0, "train.epochs": t, "finetune.epochs": f}
+        for seed in range(2)
+        for t, f in ((2, 1), (1, 2))
+    ]
+    points = regions_table(pd.DataFrame(rows))
+    assert sorted(points.table["curve"].unique()) == [
+        "magnitude/train.epochs=1/finetune.epochs=2",
+        "magnitude/train.epochs=2/finetune.epochs=1",
+    ]

@@ -84,7 +84,7 @@ def test_dense_line_per_dense_configuration(tmp_path, monkeypatch):
     axhline = Axes.axhline
     monkeypatch.setattr(Axes, "axhline", lambda ax, y, *a, **k: (lines.append((k.get("label"), y)), axhline(ax, y, *a, **k))[1])
     plotting.accuracy_vs_compression(summarise(pd.DataFrame(rows)), tmp_path)
-    assert sorted(lines) == [("dense widths=[16, 16]", 0.80), ("dense widths=[64, 64]", 0.90)]
+    assert sorted(lines) == [("dense model.widths=[16, 16]", 0.80), ("dense model.widths=[64, 64]", 0.90)]
 
 
 def test_thirty_accuracy_curves_are_thirty_distinct_styles(tmp_path, monkeypatch):

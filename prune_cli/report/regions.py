@@ -14,9 +14,10 @@ FIGURE = "regions_vs_sparsity.png"
 
 
 def _part(key: str, value) -> str:
-    """A legend fragment: context values as they are, swept config keys as name=value."""
+    """A legend fragment: context values as they are, swept config keys as key=value with the whole
+    dotted key (train.epochs and finetune.epochs both read `epochs=` when only its last part was kept)."""
     text = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"{key.split('.')[-1]}={text}" if "." in key else text
+    return f"{key}={text}" if "." in key else text
 
 
 def _label(row: pd.Series, varying: list[str]) -> str:
