@@ -111,3 +111,21 @@ def test_a_line_that_starts_like_an_image_but_is_not_one_is_a_paragraph():
     assert "<p>text</p>" in page
     assert "<p>![broken</p>" in page
     assert "<p>![alt](missing.png) tail</p>" in page and "<p>![x</p>" in page
+
+
+def test_a_literal_br_or_backticks_in_a_config_value_stay_text_in_report_html(tmp_path):
+    """A config value holding `<br>` or backticks: report.html broke the cell at the literal `<br>` (a line
+    break the value does not have) and set `c` in code type. Both are now shown as written: the cell's
+    text, unescaped by hand here, is the value."""
+    from test_report_summary import _with_cache_dirs
+
+    values = ["/tmp/a<br>b", "/tmp/`c`"]
+    root = tmp_path / "res"
+    _with_cache_dirs(root, values)
+    page = build_report(root, plots=False)["report.html"].read_text()
+    table = page.split("<h2>Experiments</h2>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+    assert re.findall(r"<th>(.*?)</th>", rows[0]) == ["experiment", "dataset.cache_dir", "n_runs", "seeds"]
+    cells = sorted(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[1] for row in rows[1:])
+    assert "<br>" not in "".join(cells) and "<code>" not in "".join(cells)
+    assert sorted(html.unescape(c) for c in cells) == sorted(values)

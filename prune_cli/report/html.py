@@ -27,13 +27,13 @@ h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 """
 
 IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)]+)\)")
-CODE = re.compile(r"`([^`]+)`")
+CODE = re.compile(r"(?<!\\)`([^`]+)(?<!\\)`")  # a backtick escaped as \` (summary.py markdown_cell) is text
 
 
 def _inline(text: str) -> str:
-    """Escaped text with `code` spans."""
+    """Escaped text with `code` spans; an escaped backtick is a backtick of the text."""
     parts = CODE.split(text)
-    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p) for i, p in enumerate(parts))
+    return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p.replace("\\`", "`")) for i, p in enumerate(parts))
 
 
 def _image(alt: str, src: str, folder: Path) -> str:
@@ -57,9 +57,13 @@ def _cells(line: str) -> list[str]:
     return [c.strip().replace("\\|", "|") for c in SEPARATOR.split(inner)]
 
 
+LINE_BREAK = re.compile(r"(?<!\\)<br>")  # a literal `<br>` of the value is escaped as \<br> (summary.py markdown_cell)
+
+
 def _cell(text: str) -> str:
-    """A table cell's HTML: escaped text, with the `<br>` of a line break in the value kept as one."""
-    return "<br>".join(_inline(part) for part in text.split("<br>"))
+    """A table cell's HTML: escaped text, with the `<br>` of a line break in the value kept as one and
+    a literal `<br>` of the value shown as text."""
+    return "<br>".join(_inline(part.replace("\\<br>", "<br>")) for part in LINE_BREAK.split(text))
 
 
 def markdown_to_html(markdown: str, folder: Path, title: str) -> str:

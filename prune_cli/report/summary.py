@@ -232,8 +232,13 @@ def finite(x: float, spec: str, suffix: str = "") -> str:
 
 def markdown_cell(text: str) -> str:
     """`text` as one markdown table cell: `|` escaped as `\\|` (GitHub-flavoured markdown) and each
-    line break as `<br>`, so that a value never adds a column or ends its row (html.py undoes both)."""
-    return "<br>".join(str(text).replace("|", "\\|").splitlines()) if text else ""
+    line break as `<br>`, so that a value never adds a column or ends its row; a backtick and a
+    literal `<br>` in the value are escaped (`\\``, `\\<br>`) so that they stay text, not a code span
+    or a line break (html.py undoes all of them)."""
+    if not text:
+        return ""
+    escaped = str(text).replace("|", "\\|").replace("`", "\\`").replace("<br>", "\\<br>")
+    return "<br>".join(escaped.splitlines())
 
 
 def markdown_table(df: pd.DataFrame) -> str:
