@@ -129,3 +129,10 @@ def test_a_literal_br_or_backticks_in_a_config_value_stay_text_in_report_html(tm
     cells = sorted(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[1] for row in rows[1:])
     assert "<br>" not in "".join(cells) and "<code>" not in "".join(cells)
     assert sorted(html.unescape(c) for c in cells) == sorted(values)
+
+
+def test_indented_bullets_are_a_nested_list():
+    """The scaling section's "  - ..." lines under a bullet were rendered as a paragraph "<p>- ...</p>"."""
+    page = markdown_to_html("- a\n  - b `x`\n  - c\n- d\n\n  - e\n", folder=None, title="t")
+    assert "<ul><li>a<ul><li>b <code>x</code></li><li>c</li></ul></li><li>d</li></ul>" in page
+    assert "<ul><li>e</li></ul>" in page and "<p>" not in page

@@ -3,7 +3,7 @@ markdown of summary.md (experiments, report card, expected values, verdicts, acc
 impact, standards) rendered as HTML, with every figure embedded as a base64 PNG.
 
 Only the markdown that prune-report itself writes is rendered: headings, paragraphs, bullet
-lists, pipe tables, fenced code blocks, inline code and images."""
+lists (nested by indentation), pipe tables, fenced code blocks, inline code and images."""
 
 from __future__ import annotations
 
@@ -66,6 +66,27 @@ def _cell(text: str) -> str:
     return "<br>".join(_inline(part.replace("\\<br>", "<br>")) for part in LINE_BREAK.split(text))
 
 
+BULLET = re.compile(r"( *)- ")  # a list item; indented, an item of the list under the item above
+
+
+def _bullets(lines: list[str]) -> str:
+    """A list of `- ` lines, each line indented more than an item nested under it (the scaling
+    section's "  - " lines under a family)."""
+
+    def indent(line: str) -> int:
+        return len(BULLET.match(line).group(1))
+
+    out, i = ["<ul>"], 0
+    while i < len(lines):
+        j = i + 1
+        while j < len(lines) and indent(lines[j]) > indent(lines[i]):
+            j += 1
+        nested = _bullets(lines[i + 1 : j]) if j > i + 1 else ""
+        out.append(f"<li>{_inline(lines[i].lstrip()[2:])}{nested}</li>")
+        i = j
+    return "".join(out) + "</ul>"
+
+
 def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
     """The HTML page of prune-report's markdown; images are read from `folder` and embedded."""
     lines = markdown.splitlines()
@@ -93,11 +114,11 @@ def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
             table += ["<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in _cells(r)) + "</tr>" for r in rest]
             body.append("\n".join(table + ["</table>"]))
             i = j
-        elif line.startswith("- "):
+        elif BULLET.match(line):
             j = i
-            while j < len(lines) and lines[j].startswith("- "):
+            while j < len(lines) and BULLET.match(lines[j]):
                 j += 1
-            body.append("<ul>" + "".join(f"<li>{_inline(x[2:])}</li>" for x in lines[i:j]) + "</ul>")
+            body.append(_bullets(lines[i:j]))
             i = j
         elif IMAGE.fullmatch(line.strip()):
             alt, src = IMAGE.fullmatch(line.strip()).groups()
@@ -105,7 +126,9 @@ def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
             i += 1
         elif line.strip():
             j = i + 1  # the first line always: one starting with `![` that is not a whole image is text
-            while j < len(lines) and lines[j].strip() and not lines[j].startswith(("#", "|", "- ", "```", "![")):
+            while (
+                j < len(lines) and lines[j].strip() and not lines[j].startswith(("#", "|", "```", "![")) and not BULLET.match(lines[j])
+            ):
                 j += 1
             body.append("<p>" + _inline(" ".join(x.strip() for x in lines[i:j])) + "</p>")
             i = j
