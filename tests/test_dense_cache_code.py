@@ -43,18 +43,111 @@ def test_editing_the_package_changes_the_dense_key(monkeypatch):
     assert _key(monkeypatch, package_digest=lambda: "0" * 64) != before
 
 
-def test_editing_an_outside_plugin_module_changes_the_dense_key(tmp_path, monkeypatch):
+# An outside lab package (never imported here: the index reads decorator lines, the key reads bytes).
+ALAB = {
+    "__init__.py": "",
+    "netlib.py": "ACT = 'tanh'\n",
+    "tinynet2.py": "from alab.netlib import ACT\n\n\n@register_model('tinynet2')\ndef tinynet2(cfg, shape, classes):\n    pass\n",
+    "gblobs.py": "@register_dataset('gblobs')\ndef gblobs(cfg):\n    pass\n",
+    "nnz.py": "@register_metric('nnz')\ndef nnz(ctx, phase, node):\n    pass\n",
+    "drop_some.py": "@register_data_pruning('drop_some')\ndef drop_some(ctx):\n    pass\n",
+}
+
+
+def _lab(tmp_path, monkeypatch, modules: list[str]) -> Path:
+    """`alab` written under tmp_path and `modules` of it indexed as outside plugins (on a copy of the index)."""
+    import copy
+
     from prune_cli.core import plugins
 
-    module = tmp_path / "lab_model.py"
-    module.write_text("WIDTH = 16\n")
+    (tmp_path / "alab").mkdir(exist_ok=True)
+    for name, text in ALAB.items():
+        (tmp_path / "alab" / name).write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(plugins, "outside_modules", lambda: ["lab_model"])
-    first = _key()
-    module.write_text("WIDTH = 32\n")
-    assert _key() != first
-    monkeypatch.setattr(plugins, "outside_modules", lambda: [])
-    assert _key() != first  # without the module the key is another one again
+    monkeypatch.setattr(plugins, "_INDEX", copy.deepcopy(plugins.index()))
+    plugins.add_modules(modules)
+    return tmp_path / "alab"
+
+
+def _key_with(**names) -> str:
+    """The dense key of FAST with these nodes' `name` replaced (a plugin's option, chosen without composing it)."""
+    from omegaconf import open_dict
+
+    from prune_cli.run import dense_cache
+
+    cfg = composed(FAST)
+    with open_dict(cfg):
+        for node, name in names.items():
+            cfg[node].name = name
+    return dense_cache.dense_key(cfg, "cpu")
+
+
+def test_editing_a_module_a_model_plugin_imports_changes_the_dense_key(tmp_path, monkeypatch):
+    """Plugin audit: `alab/tinynet2.py` imports its activation from `alab/netlib.py`; after netlib.py
+    changed Tanh to Sigmoid, a run with another sparsity loaded the dense model trained with Tanh from
+    the cache (the key hashed tinynet2.py alone) and evaluated it as Sigmoid (dense accuracy 0.45 ->
+    0.333). The key covers every .py file of the plugin's top-level package."""
+    lab = _lab(tmp_path, monkeypatch, ["alab.tinynet2"])
+    before = _key_with(model="tinynet2")
+    (lab / "netlib.py").write_text("ACT = 'sigmoid'\n")
+    assert _key_with(model="tinynet2") != before
+    (lab / "netlib.py").write_text("ACT = 'tanh'\n")
+    assert _key_with(model="tinynet2") == before  # the same code again: the same entry
+
+
+def test_a_top_level_plugin_module_is_digested_as_its_one_file(tmp_path, monkeypatch):
+    """A single-file module outside any package: its bytes' sha256, computed here independently."""
+    import copy
+    import hashlib
+
+    from prune_cli.core import plugins
+    from prune_cli.run import dense_cache
+
+    text = "@register_model('solo')\ndef solo(cfg, shape, classes):\n    pass\n"
+    (tmp_path / "solo_model.py").write_text(text)
+    (tmp_path / "neighbour.py").write_text("X = 1\n")  # another top-level module beside it: not its code
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_INDEX", copy.deepcopy(plugins.index()))
+    plugins.add_modules(["solo_model"])
+    cfg = composed(FAST)
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.model.name = "solo"
+    inputs = dense_cache.dense_inputs(cfg, "cpu")
+    assert inputs["plugin_sources"] == {"solo_model": hashlib.sha256(text.encode()).hexdigest()}
+    (tmp_path / "neighbour.py").write_text("X = 2\n")
+    assert dense_cache.dense_inputs(cfg, "cpu") == inputs
+
+
+def test_adding_a_plugin_that_cannot_change_the_dense_model_keeps_its_key(tmp_path, monkeypatch):
+    """Plugin audit: `plugins=[alab.gblobs]`, then `plugins=[alab.gblobs,alab.nnz]` (a disabled metric)
+    trained the dense model again ("trained by other code"): the key hashed every outside module. Only
+    the modules declaring the chosen dataset, model or data-pruning rule are in it."""
+    from prune_cli.run import dense_cache
+
+    _lab(tmp_path, monkeypatch, ["alab.gblobs"])
+    alone = _key_with(dataset="gblobs")
+    _lab(tmp_path, monkeypatch, ["alab.nnz"])  # indexed beside gblobs, as `plugins=[alab.gblobs,alab.nnz]`
+    assert _key_with(dataset="gblobs") == alone
+    cfg = composed(FAST)
+    assert dense_cache.dense_plugin_modules(cfg) == []  # the built-in dataset and model: no outside module
+    assert dense_cache.outside_digest().keys() == {"alab.gblobs", "alab.nnz"}  # provenance: every module
+
+
+def test_the_chosen_data_pruning_rule_s_module_is_in_the_dense_key(tmp_path, monkeypatch):
+    from omegaconf import open_dict
+
+    from prune_cli.run import dense_cache
+
+    _lab(tmp_path, monkeypatch, ["alab.drop_some", "alab.tinynet2", "alab.gblobs"])
+    cfg = composed(FAST)
+    with open_dict(cfg):
+        cfg.data_pruning.name = "drop_some"
+    assert dense_cache.dense_plugin_modules(cfg) == ["alab.drop_some"]
+    with open_dict(cfg):
+        cfg.data_pruning.name, cfg.model.name, cfg.dataset.name = "none", "tinynet2", "gblobs"
+    assert dense_cache.dense_plugin_modules(cfg) == ["alab.gblobs", "alab.tinynet2"]
 
 
 def test_the_key_is_stable_in_one_process():

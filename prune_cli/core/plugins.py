@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .file_digest import tree_digest
 
 PACKAGE = Path(__file__).resolve().parent.parent  # prune_cli/
 # Built-in plugin folders (relative to prune_cli/) and the dotted package each one is.
@@ -278,8 +279,25 @@ def outside_modules() -> list[str]:
 
 
 def module_file(module: str) -> Path:
-    """The source file of an importable module, without importing it (the dense cache's key)."""
+    """The source file of an importable module, without importing it."""
     return _module_file(module)
+
+
+def source_digest(module: str) -> str:
+    """The source an outside plugin module's behaviour depends on, read without importing it (the dense
+    cache's key, provenance.json): every .py file of its top-level package, since a plugin imports
+    helpers from its own package (`my_lab/tinynet.py` doing `from my_lab.netlib import ACT`); a top-level
+    module that is one file (`my_scores.py`) is that file. Code it imports from another top-level package
+    or module is not covered (docs/architecture.md, "Plugins")."""
+    _module_file(module)  # a module that cannot be found: the same message as when it was indexed
+    top = module.partition(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is not None and spec.submodule_search_locations:  # a package (a namespace package: each folder)
+        digest = hashlib.sha256()
+        for folder in sorted(spec.submodule_search_locations):
+            digest.update(tree_digest(folder, ".py").encode())  # not the folder's path: a moved copy is the same code
+        return digest.hexdigest()
+    return hashlib.sha256(_module_file(top).read_bytes()).hexdigest()
 
 
 def names(kind: str) -> list[str]:
