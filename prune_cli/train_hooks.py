@@ -47,7 +47,8 @@ class TrainHook:
         """A fresh phase begins (not called on resume: `resume` is)."""
 
     def steps_needed(self) -> Optional[int]:
-        """Optimizer steps this hook needs when its phase length is its own (None: the config's epochs)."""
+        """Optimizer steps this hook needs when its phase length is its own: required (a number >= 1) by a
+        TrainWithHook step with epochs=-1; None: the step must give its epochs."""
         return None
 
     def forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +89,8 @@ class TrainHook:
         return False
 
     def final_masks(self) -> Optional[Masks]:
-        """The masks the phase leaves (pruned weights are zeroed and stay zero afterwards); None: none."""
+        """The masks the phase leaves (pruned weights are zeroed and stay zero afterwards); None: none,
+        allowed only where the run has masks already or a later step of the plan prunes."""
         return None
 
     def tables(self) -> dict[str, list[dict]]:

@@ -262,3 +262,74 @@ def test_a_method_from_outside_the_repository_plugs_in(tmp_path, monkeypatch):
     assert list(history[history.phase == "shaped"].epoch) == [1, 2]
     rows = pd.read_csv(run_dir / "metrics.csv")
     assert set(rows.phase) == {"dense", "finetuned"}
+
+
+def _documented_method() -> str:
+    """The Python block of docs/training_time.md's "Writing a method"."""
+    from tests.conftest import REPO
+
+    section = (REPO / "docs" / "training_time.md").read_text().split("## Writing a method\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def _run_method(tmp_path, monkeypatch, source: str, *args: str):
+    """`source` as `skellab/my_method.py` outside the repository, run with prune-run in a new interpreter."""
+    import os
+
+    from tests.conftest import FAST, run_cli
+
+    (tmp_path / "src" / "skellab").mkdir(parents=True)
+    (tmp_path / "src" / "skellab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "skellab" / "my_method.py").write_text(source)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    results = tmp_path / "results"
+    overrides = ["plugins=[skellab.my_method]", *FAST, "schedule=my_method", "sparsity=0.5", "dense_cache.enabled=false"]
+    return run_cli([*overrides, *args], results, check=False), results
+
+
+def test_the_documented_method_skeleton_runs_as_printed(tmp_path, monkeypatch):
+    """Plugin audit: the skeleton had no imports, no final_masks and no steps_needed, though its step
+    runs epochs=-1; copied and completed as written, it crashed after dense training with "internal
+    error". Now it runs: its phase lasts ceil(steps / steps per epoch) epochs and it prunes to the target."""
+    import math
+
+    import pandas as pd
+
+    proc, results = _run_method(tmp_path, monkeypatch, _documented_method(), "schedule.steps=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (results / "runs").iterdir()
+    history = pd.read_csv(run / "history.csv")
+    assert list(history[history.phase == "shaped"].epoch) == [1]  # 3 steps fit in one epoch of any FAST split
+    rows = pd.read_csv(run / "metrics.csv")
+    sparsity = rows[(rows.metric == "sparsity_prunable")].set_index("phase").value
+    assert sparsity["pruned"] == pytest.approx(0.5, abs=0.01) and sparsity["finetuned"] == pytest.approx(0.5, abs=0.01)
+    assert math.isfinite(rows[(rows.metric == "accuracy") & (rows.phase == "finetuned")].value.iloc[0])
+
+
+BROKEN_METHODS = {  # edit of the documented skeleton -> what the one message must say
+    "no steps_needed": (
+        ("    def steps_needed(self):", "    def _unused(self):"),
+        ["'my_method' (module skellab.my_method)", "must define steps_needed()", "returned None"],
+    ),
+    "final_masks returns None": (
+        ("        return prune_to_density(self.model, self.ctx.density, self.ctx.prune)", "        return None"),
+        ["'my_method' (module skellab.my_method)", "MyHook.final_masks() returned None", "stay dense at target sparsity 0.5"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_METHODS))
+def test_a_method_that_breaks_the_hook_contract_is_named(tmp_path, monkeypatch, name):
+    """Plugin audit: a hook without steps_needed() on an epochs=-1 step failed after dense training with
+    "internal error ... this is a bug in prune-cli" and a TypeError's traceback; a hook whose final_masks()
+    returns None, with no later pruning step, gave a "pruned" run that was dense (sparsity 0.0000 at
+    target 0.5), exit 0, no word. Both are the plugin's mistakes: one message naming the method, its
+    module and what it must do, no traceback, and no finished run."""
+    (old, new), said = BROKEN_METHODS[name]
+    source = _documented_method()
+    assert old in source
+    proc, results = _run_method(tmp_path, monkeypatch, source.replace(old, new), "train.epochs=1")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr[-3000:]
+    for part in said:
+        assert part in proc.stderr, proc.stderr[-3000:]
+    assert not list(results.glob("runs/*/COMPLETE")) and not list(results.glob("runs/*/masks.pt"))

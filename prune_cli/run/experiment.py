@@ -15,11 +15,11 @@ import torch
 from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
-from ..core import crashpoints, interrupts, random_streams
+from ..core import crashpoints, interrupts, plugins, random_streams
 from ..core.accel import Accel
 from ..core.atomic_io import atomic_write_text, remove_leftovers
 from ..core.config_base import ScheduleConfig, prunes_to_sparsity
-from ..core.errors import AnotherRunsDirectory
+from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
 from ..core.paths import user_path
 from ..core.random_streams import derived_seed
@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 RUN_LOCK = ".run.lock"  # one process per run directory
 COMPLETE_FILE = "COMPLETE"  # written last; a run without it is unfinished
+
+
+def _plugin_of(kind: str, name: str) -> str:
+    """'module <dotted name>' of the plugin that declares `name` of `kind`, for messages."""
+    return f"module {plugins.index().kinds.get((kind, name), '?')}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -342,10 +347,16 @@ class Experiment:
         hook = TRAIN_HOOKS.get(step.hook)(ctx)
         epochs = step.epochs
         if epochs < 0:
-            if hook.steps_needed() is None:
-                raise TypeError(f"schedule step {step!r}: epochs=-1 needs a hook whose steps_needed() is a number")
+            needed = hook.steps_needed()
+            if isinstance(needed, bool) or not isinstance(needed, int) or needed < 1:
+                raise PruneCliError(
+                    f"training-time method '{step.hook}' ({_plugin_of('train_hook', step.hook)}): the schedule's step "
+                    f"TrainWithHook('{step.hook}', '{step.which}', '{step.phase}') has epochs=-1 (the phase lasts as long as the "
+                    f"hook needs), so its hook {type(hook).__name__} must define steps_needed() returning a number of optimizer "
+                    f"steps >= 1 (it returned {needed!r}); or give the step a number of epochs (docs/training_time.md)"
+                )
             steps_per_epoch = -(-len(self.data.train_y) // base.batch_size)
-            epochs = -(-hook.steps_needed() // steps_per_epoch)
+            epochs = -(-needed // steps_per_epoch)
         overrides = {"epochs": epochs}
         if step.constant_lr:
             overrides.update(lr_schedule="constant", warmup_epochs=0)
@@ -356,6 +367,21 @@ class Experiment:
             recorder.add(self, table, step.phase, rows)
         if masks is not None:
             self._adopt_masks(masks, density)
+        elif not self.masks and self.cfg.sparsity > 0 and self._prunes_to_sparsity() and not self._prunes_later():
+            raise PruneCliError(
+                f"training-time method '{step.hook}' ({_plugin_of('train_hook', step.hook)}): its hook "
+                f"{type(hook).__name__}.final_masks() returned None after phase '{step.phase}', and no later step of "
+                f"schedule '{self.cfg.schedule.name}' prunes, so the run would stay dense at target sparsity "
+                f"{self.cfg.sparsity}; final_masks() must return the masks of the prunable weights (docs/training_time.md)"
+            )
+
+    def _prunes_to_sparsity(self) -> bool:
+        schema = OmegaConf.get_type(self.cfg.schedule)
+        return not (isinstance(schema, type) and issubclass(schema, ScheduleConfig)) or prunes_to_sparsity(self.cfg, schema)
+
+    def _prunes_later(self) -> bool:
+        """Whether a step after the current one can prune (a Prune, a Gradual, another hook's masks)."""
+        return any(isinstance(s, (Prune, Gradual, TrainWithHook)) for s in self.plan[self.step_index + 1 :])
 
     def _step_restart(self, source: str) -> None:
         """Set the weights training restarts from; pruned weights stay zero."""
