@@ -246,3 +246,37 @@ def test_a_literal_option_type_is_refused_naming_the_plugin(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"'plugins': 'lab.opts'.*the type of mode"):
         _read_class("lab.opts", str(path), "Opts")
+
+
+SYNTAX_ERROR_OPTIONS = (
+    "from dataclasses import dataclass\n\nfrom prune_cli.pruning.allocation import register_allocation\n\n\n"
+    "@dataclass\nclass BadOptions:\n    keep: float = 1.0\n    def check(cfg, key)\n        pass\n\n\n"
+    '@register_allocation("bad_syntax", options=BadOptions)\ndef bad_syntax(scores, density, ctx):\n    return {}\n'
+)
+
+
+def test_a_syntax_error_in_an_options_class_is_one_message_naming_the_module(tmp_path):
+    """Plugin audit: a syntax error in an allocation's options class (not even chosen) gave a 106-line
+    traceback and exit 1, where a chosen plugin with a syntax error is one message naming its module."""
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.core.plugins import _read_class
+
+    path = tmp_path / "bad.py"
+    path.write_text(SYNTAX_ERROR_OPTIONS)
+    with pytest.raises(ConfigError, match=r"'plugins': 'lab.bad'.*options class BadOptions has a syntax error: expected ':'"):
+        _read_class("lab.bad", str(path), "BadOptions")
+
+
+def test_a_syntax_error_in_an_options_class_stops_prune_run_before_any_work(tmp_path, monkeypatch):
+    from tests.conftest import run_cli
+
+    (tmp_path / "src" / "synlab").mkdir(parents=True)
+    (tmp_path / "src" / "synlab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "synlab" / "bad.py").write_text(SYNTAX_ERROR_OPTIONS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    results = tmp_path / "results"
+    proc = run_cli(["plugins=[synlab.bad]", *FAST], results, check=False)  # the allocation is not chosen
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "'plugins': 'synlab.bad'" in proc.stderr and "BadOptions" in proc.stderr and "syntax error" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not results.exists()

@@ -474,7 +474,14 @@ def _read_class(module: str, path: str, cls: str, seen: tuple = ()) -> tuple[lis
     """(fields, literal class attributes) of class `cls` of `module` (file `path`), bases first."""
     if (module, cls) in seen:
         raise _bad_options(module, cls, "its bases form a cycle")
-    node = _class_node(path, cls)
+    try:
+        node = _class_node(path, cls)
+    except SyntaxError as err:  # the module's import would fail the same way: named, not a traceback
+        raise ConfigError(
+            "plugins",
+            module,
+            f"a module that parses (its options class {cls} has a syntax error: {err.msg}, line {err.lineno} of the class in {path})",
+        ) from None
     if node is None:
         imported = _imported(path, cls)  # `from ..structure import GroupNormOptions`
         if imported is None:
