@@ -729,3 +729,62 @@ def test_a_method_plugin_without_a_score_is_one_message_naming_the_key(tmp_path,
     assert "'method.score'" in proc.stderr and "Orphan" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not results.exists()
+
+
+NODEFAULT_METRIC = """
+from dataclasses import dataclass
+
+from prune_cli.core.config_base import config_schema
+from prune_cli.metrics import MetricResult, register_metric
+
+
+@config_schema("metric", "nodefm")
+@dataclass
+class NoDefM:
+    threshold: float
+    enabled: bool = False
+
+
+@register_metric("nodefm")
+def nodefm(exp, phase, node):
+    return MetricResult(scalars=[{"split": "model", "metric": "above", "value": float(node.threshold > 0.25)}])
+"""
+NODEFAULT_RUNS = {  # name: (extra arguments, exit code, what stderr names)
+    "disabled": ([], 0, []),
+    "enabled_unset": (["metrics.nodefm.enabled=true"], 2, ["'metrics.nodefm.threshold'", "NoDefM"]),
+    "enabled_set": (["metrics.nodefm.enabled=true", "metrics.nodefm.threshold=0.5"], 0, []),
+}
+
+
+def test_a_metric_schema_field_without_a_default_is_named_only_where_it_is_needed(tmp_path):
+    """Plugin audit: a metric plugin whose schema has a field without a default (`threshold: float`)
+    broke every run, with `NoDefM.__init__() missing 1 required positional argument` (naming neither
+    the key nor the module), even with metrics.nodefm.threshold set: the metrics schema built each node
+    with `cls()`. Now the field is unset like any plugin schema's: a run that does not enable the metric
+    runs, enabling it without the value is one message naming the key and the schema (exit 2, nothing
+    created), and enabling it with the value runs it."""
+    from tests.test_plugin_options import DRIVER
+
+    (tmp_path / "src" / "nodeflab").mkdir(parents=True)
+    (tmp_path / "src" / "nodeflab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "nodeflab" / "nodefm.py").write_text(NODEFAULT_METRIC)
+    plan, results = [], {}
+    for name, (args, _, _) in NODEFAULT_RUNS.items():
+        results[name] = tmp_path / name / "results"
+        results[name].parent.mkdir()
+        argv = ["plugins=[nodeflab.nodefm]", *FAST, *args, f"results_dir={results[name]}"]
+        plan.append([name, {"argv": argv, "cwd": str(results[name].parent)}])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    record = tmp_path / "runs.json"
+    command = [sys.executable, "-c", DRIVER, str(REPO / "tests"), json.dumps(plan), str(record)]
+    subprocess.run(command, env=env, check=True, timeout=600)
+    done = json.loads(record.read_text())
+    for name, (_, code, said) in NODEFAULT_RUNS.items():
+        returncode, stdout, stderr = done[name]
+        assert returncode == code and "Traceback" not in stderr, (name, stderr[-3000:])
+        for part in said:
+            assert part in stderr, (name, stderr)
+    assert not results["enabled_unset"].exists()
+    (run,) = (results["enabled_set"] / "runs").iterdir()
+    rows = pd.read_csv(run / "metrics.csv")
+    assert set(rows[rows.metric == "above"].value) == {1.0}

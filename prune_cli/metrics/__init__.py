@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from omegaconf import OmegaConf
+
 from ..core import interrupts
 from ..core.config_base import BaseMetricsConfig
 from ..core.errors import PruneCliError
@@ -141,9 +143,13 @@ def metrics_config() -> type:
         from ..core import plugins
 
         nodes = [(name, plugins.schema("metric", name)) for name in plugins.schema_names("metric")]
+        # each node's default is the structured schema, not `cls()`: a field without a default is then an
+        # unset value (`???`) that the pre-run pass names with its key and schema where the metric is
+        # enabled (prevalidate.check_missing_values), as for every other plugin's schema; `cls()` raised
+        # a TypeError naming neither, from every run's composition
         _METRICS_CONFIG = make_dataclass(
             "MetricsConfig",
-            [(name, cls, field(default_factory=cls)) for name, cls in nodes],
+            [(name, cls, field(default_factory=functools.partial(OmegaConf.structured, cls))) for name, cls in nodes],
             bases=(BaseMetricsConfig,),
             namespace={"__doc__": "`metrics.*`: the always-on metrics and one node per optional metric plugin."},
         )
