@@ -788,3 +788,28 @@ def test_a_metric_schema_field_without_a_default_is_named_only_where_it_is_neede
     (run,) = (results["enabled_set"] / "runs").iterdir()
     rows = pd.read_csv(run / "metrics.csv")
     assert set(rows[rows.metric == "above"].value) == {1.0}
+
+
+@pytest.mark.parametrize("group, name", [("method", "magnitude"), ("dataset", "mnist"), ("schedule", "oneshot")])
+def test_a_plugin_schema_for_a_built_in_yaml_option_is_refused(tmp_path, monkeypatch, group, name):
+    """Plugin audit: `@config_schema("method", "magnitude")` (magnitude exists only as YAML, schema
+    method/base) was accepted and silently ignored: the run used the YAML (allocation global) and the
+    plugin's own field was an "Unknown config key". docs/architecture.md promises that a clash with a
+    built-in is rejected before the run; the module is refused when it is indexed, naming it."""
+    import copy
+
+    from prune_cli.core.errors import ConfigError
+
+    (tmp_path / "yamlclash.py").write_text(
+        f'@config_schema("{group}", "{name}")\n@dataclass\nclass Mine:\n    name: str = "{name}"\n    extra: int = 1\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_INDEX", copy.deepcopy(plugins.index()))
+    assert (REPO / "configs" / group / f"{name}.yaml").exists()
+    with pytest.raises(
+        ConfigError, match=rf"'plugins': 'yamlclash'.*schema {group} '{name}' is the built-in option configs/{group}/{name}\.yaml"
+    ):
+        plugins.add_modules(["yamlclash"])
+    assert "yamlclash" not in plugins.index().outside and (group, name) not in {
+        k for k, m in plugins.index().schemas.items() if m == "yamlclash"
+    }

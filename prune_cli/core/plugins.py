@@ -270,8 +270,28 @@ def add_modules(modules) -> None:
         module = str(module)
         if module in idx.outside:
             continue
-        idx.scan_file(_module_file(module), module)
+        path = _module_file(module)
+        _refuse_built_in_yaml_options(path, module)
+        idx.scan_file(path, module)
         idx.outside.append(module)
+
+
+def _refuse_built_in_yaml_options(path: Path, module: str) -> None:
+    """A schema declared for an option prune-cli ships as YAML only (`configs/method/magnitude.yaml`,
+    whose schema is `method/base`): Hydra finds the YAML first, so the plugin's schema would be silently
+    ignored (the run used the YAML's options, and the plugin's own field was an unknown key)."""
+    from .paths import configs_dir
+
+    _, schemas = declarations(path.read_text(encoding="utf-8"))
+    for group, name in schemas:
+        yaml = configs_dir() / group / f"{name}.yaml"
+        if (group, name) not in index().schemas and yaml.exists():
+            raise ConfigError(
+                "plugins",
+                module,
+                f"modules that do not redeclare a built-in or already loaded name: schema {group} '{name}' is the "
+                f"built-in option configs/{group}/{name}.yaml (choose another name)",
+            )
 
 
 def outside_modules() -> list[str]:
