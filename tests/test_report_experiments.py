@@ -319,3 +319,58 @@ def test_runs_saved_before_and_after_the_null_lr_rewind_default_are_one_experime
     assert res.runs["experiment"].nunique() == 1 and res.varying == []
     setups, differ = _setups({d.name: yaml.safe_load((d / "config.yaml").read_text()) for d in (root / "runs").iterdir()})
     assert len(set(setups.values())) == 1 and differ == []
+
+
+FC_FRAC = """
+from dataclasses import dataclass
+
+from prune_cli.pruning.allocation import register_allocation
+
+
+@dataclass
+class FcFracOptions:
+    fc_keep: float = 1.0
+
+
+@register_allocation("fc_frac", options=FcFracOptions)
+def fc_frac(scores, density, ctx):
+    raise NotImplementedError
+"""
+
+
+def test_which_plugins_were_loaded_does_not_split_an_experiment(tmp_path, monkeypatch):
+    """Plugin audit: three runs differing only in seed and in `plugins=[alab.gblobs]` /
+    `[alab.gblobs,alab.nnz]` (a disabled metric) / `[alab.gblobs,my_lab.fc_frac]` were three one-seed
+    experiments, told apart by `metrics.nnz.*` or `method.fc_keep` ("(absent)" / "1.0"); after a sweep
+    `method.allocation=fc_frac,global method.fc_keep=0.3` the global runs were labelled fc_keep=0.3 and
+    not pooled with other global runs. The experiment key now leaves out what the run id leaves out:
+    a disabled metric's node and the options of an allocation or structure the run did not choose
+    (read from the run's own plugins, found on the path here, never imported)."""
+    from prune_cli.results import experiment_keys
+
+    (tmp_path / "src" / "fclab").mkdir(parents=True)
+    (tmp_path / "src" / "fclab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "fclab" / "fc_frac.py").write_text(FC_FRAC)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+
+    def config(seed, plugins, method=None, metrics=None):
+        cfg = _config(seed, "magnitude", 0.9, 10)
+        cfg.update(plugins=plugins, metrics={"hessian": {"enabled": False, "samples": 512}, **(metrics or {})})
+        cfg["method"].update(method or {})
+        return cfg
+
+    configs = {
+        "gblobs": config(0, ["alab.gblobs"]),
+        "with_nnz": config(1, ["alab.gblobs", "alab.nnz"], metrics={"nnz": {"enabled": False, "eps": 0.0}}),
+        "with_fc_frac": config(2, ["alab.gblobs", "fclab.fc_frac"], {"fc_keep": 1.0}),
+        "swept_global": config(3, ["fclab.fc_frac"], {"fc_keep": 0.3}),  # the sweep's global job
+        "swept_fc_frac": config(0, ["fclab.fc_frac"], {"fc_keep": 0.3, "allocation": "fc_frac"}),
+        "nnz_enabled": config(0, ["alab.nnz"], metrics={"nnz": {"enabled": True, "eps": 0.0}}),
+    }
+    table, varying = experiment_keys(configs)
+    pooled = table.loc[["gblobs", "with_nnz", "with_fc_frac", "swept_global"], "experiment"]
+    assert pooled.nunique() == 1, table.T
+    assert table.loc["swept_fc_frac", "experiment"] != pooled.iloc[0]  # fc_frac chosen: its option counts
+    assert table.loc["nnz_enabled", "experiment"] != pooled.iloc[0]  # an enabled metric's options count
+    assert table.loc["swept_fc_frac", "method.fc_keep"] == "0.3" and pd.isna(table.loc["swept_global", "method.fc_keep"])
+    assert not any(k.startswith("metrics.hessian") for k in table.columns)

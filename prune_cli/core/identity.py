@@ -66,15 +66,16 @@ def _plain(cfg: DictConfig, key) -> object:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, Container) else cfg[key]
 
 
-def unhashed_plugin_options(method: dict) -> set[str]:
+def unhashed_plugin_options(method: dict, declared=None) -> set[str]:
     """The options of allocations and structures (prune_cli/core/plugins.py `plugin_options`) left out
     of the hash: those of a plugin that is not chosen, which can only hold their default (an override
-    of one is rejected as having no effect), so installing a plugin with options keeps every run id.
-    Options that were MethodConfig fields before plugins declared them (`in_every_run_id`) stay in
-    every hash, so that the run ids from before are kept."""
+    of one is rejected as having no effect; a sweep's, where another job's plugin reads it, has none),
+    so installing a plugin with options keeps every run id. Options that were MethodConfig fields
+    before plugins declared them (`in_every_run_id`) stay in every hash, so that the run ids from
+    before are kept. `declared`: the PluginOptions to go by (default: this process's index)."""
     from . import plugins
 
-    declared = plugins.plugin_options().values()
+    declared = (plugins.plugin_options() if declared is None else declared).values()
     chosen = {o for d in declared if method.get(d.kind) == d.name for o in d.names()}
     kept = chosen | {o for d in declared if d.in_every_run_id for o in d.names()}
     return {o for d in declared for o in d.names() if o not in kept and o in method}

@@ -540,6 +540,26 @@ def plugin_options() -> dict[tuple[str, str], PluginOptions]:
     return dict(_read_options(tuple(sorted(index().options.items()))))
 
 
+@functools.lru_cache(maxsize=16)
+def plugin_options_with(modules: tuple[str, ...]) -> dict[tuple[str, str], PluginOptions]:
+    """`plugin_options()` as a process that loaded the outside `modules` too (a saved run's `plugins`),
+    read on a copy of the index, so this process's plugins do not change; a module that cannot be
+    found or read here is left out (its options then stay in what the caller compares)."""
+    idx = copy.deepcopy(index())
+    for module in modules:
+        if module in idx.outside:
+            continue
+        try:
+            idx.scan_file(_module_file(module), module)
+        except (ConfigError, OSError, UnicodeDecodeError):
+            continue
+        idx.outside.append(module)
+    try:
+        return dict(_read_options(tuple(sorted(idx.options.items()))))
+    except (ConfigError, SyntaxError, OSError):
+        return plugin_options()
+
+
 @functools.lru_cache(maxsize=8)
 def _read_options(declared: tuple) -> tuple:
     found = []

@@ -5,7 +5,8 @@ completed run with two keys computed from each run's saved `config.yaml`:
 
 - `experiment`: every resolved config value except the seed, the run name and the keys that cannot
   change results (`HASH_EXCLUDED` of prune_cli/core/identity.py: results_dir, shared_results,
-  dense_cache, fail_fast, allow_failures, plugins, hydra). Runs with the same experiment key differ
+  dense_cache, fail_fast, allow_failures, plugins, hydra), a disabled metric's node and the options of
+  an allocation or structure the run did not choose (`_result_items`). Runs with the same experiment key differ
   only by seed, so averaging over them is averaging over seeds, never over datasets, models,
   schedules or epochs.
 - `comparison`: the experiment key without the method (all `method.*` options) and the sparsity.
@@ -37,7 +38,8 @@ import pandas as pd
 import yaml
 
 from ..core.accel import is_default as default_accel
-from ..core.identity import HASH_EXCLUDED, decided_schedule
+from ..core import plugins
+from ..core.identity import HASH_EXCLUDED, decided_schedule, unhashed_plugin_options
 from ..core.tables import CORE_TABLES, TABLES, TEXT_COLUMNS, dir_run_id, one_per_run_id, shared_name
 
 __all__ = [
@@ -124,7 +126,22 @@ def _result_items(cfg: Mapping) -> dict[str, str]:
     kept = {k: v for k, v in cfg.items() if k not in neutral}
     if isinstance(kept.get("schedule"), dict):  # a null lr_rewind as the value it stands for, as in the run id
         kept["schedule"] = decided_schedule(kept["schedule"])
+    if isinstance(kept.get("metrics"), dict):  # a disabled metric computes nothing (a metric plugin loaded or not)
+        kept["metrics"] = {k: v for k, v in kept["metrics"].items() if not (isinstance(v, dict) and v.get("enabled") is False)}
+    if isinstance(kept.get("method"), dict):
+        kept["method"] = _without_unchosen_plugin_options(kept["method"], cfg.get("plugins"))
     return flatten_config(kept)
+
+
+def _without_unchosen_plugin_options(method: dict, modules) -> dict:
+    """The method node without the options of allocations and structures the run did not choose, as in
+    the run id (prune_cli/core/identity.py `unhashed_plugin_options`): whether `my_lab.fc_frac` was
+    loaded, or a sweep set `method.fc_keep` for the jobs that chose `global` too, changes nothing a run
+    computes. The run's own outside plugins (`plugins` in its config) are read from their source where
+    this process finds them; the options of one it cannot find stay in the key."""
+    modules = tuple(str(m) for m in modules) if isinstance(modules, list) else ()
+    dropped = unhashed_plugin_options(method, plugins.plugin_options_with(modules))
+    return {k: v for k, v in method.items() if k not in dropped} if dropped else method
 
 
 def experiment_keys(
