@@ -207,6 +207,7 @@ LAB = {
         @dataclass
         class PruneTwiceConfig(ScheduleConfig):
             name: str = "prune_twice"
+            reads = ()  # its plan reads none of ScheduleConfig's prune-and-retrain options (rounds, ...)
 
 
         @register_schedule("prune_twice")
