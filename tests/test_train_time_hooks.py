@@ -251,6 +251,9 @@ def test_a_method_from_outside_the_repository_plugs_in(tmp_path, monkeypatch):
 
     (tmp_path / "outside_train_hook.py").write_text(OUTSIDE_METHOD)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # on a copy of the index: left in the process's, the module was an outside plugin of every later test
+    # (whose provenance then recorded it)
+    monkeypatch.setattr(plugins, "_INDEX", copy.deepcopy(plugins.index()))
     plugins.add_modules(["outside_train_hook"])
     results = tmp_path / "results"
     cfg = compose([*FAST, "plugins=[outside_train_hook]", "schedule=drop_first_row", "dense_cache.enabled=false"], results)
