@@ -71,6 +71,42 @@ def validated(*overrides) -> DictConfig:
     return cfg
 
 
+def prerun_and_pruner_agree(cfg: DictConfig, model, method: DictConfig, inexact: str) -> bool:
+    """Whether the pre-run pass accepts `cfg`'s sparsity exactly when the pruner, run on `model` (random
+    weights) with `method`, reaches it within the tolerance: a structure whose reach is a fact of the
+    layer shapes must refuse before the run what the pruner would refuse after dense training (its
+    refusal naming `inexact`, the structure's hint)."""
+    from prune_cli.core.errors import ConfigError, PruneCliError
+    from prune_cli.pruning import PruneContext, prune
+    from prune_cli.run.prevalidate import validate
+
+    try:
+        validate(cfg)
+        accepted = True
+    except ConfigError as err:
+        assert err.key == "sparsity", err
+        accepted = False
+    try:
+        prune(model, cfg.sparsity, PruneContext(method=method, generator=torch.Generator().manual_seed(0)))
+        reached = True
+    except PruneCliError as err:
+        assert inexact in str(err), err
+        reached = False
+    return accepted == reached
+
+
+def refused_before_any_work(args: list[str], results: Path, *named: str) -> None:
+    """`prune-run args` into a finished results folder: exit 2 with one error naming each of `named`, no
+    traceback, the folder byte-identical."""
+    from tests.conftest import run_cli, snapshot
+
+    before = snapshot(results)
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert all(n in proc.stderr for n in named), proc.stderr
+    assert snapshot(results) == before
+
+
 def method_options(**overrides) -> DictConfig:
     """A method node for calling the pruner directly: magnitude, layerwise; every other option takes
     its schema default when the pruner converts it (prune_cli/pruning/pruner.py as_method_config)."""

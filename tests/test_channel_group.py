@@ -31,7 +31,7 @@ from prune_cli.pruning import PruneContext, prune
 from prune_cli.pruning.registries import STRUCTURES
 from tests.conftest import run_cli
 from prune_cli.run.prevalidate import validate
-from tests.helpers import method_options, composed
+from tests.helpers import composed, method_options, prerun_and_pruner_agree, refused_before_any_work
 
 SHAPE = (3, 8, 8)
 STAGES = ("layer1", "layer2", "layer3")
@@ -393,7 +393,6 @@ def test_the_pre_run_group_check_agrees_with_the_pruner(model, sparsity, tmp_pat
     """For every sparsity the pre-run pass accepts, the pruner (on random weights) reaches it within the
     tolerance, and for every one it refuses the pruner fails: with one pruning event the layerwise
     kept count is a fact of the layer shapes."""
-    from prune_cli.core.errors import PruneCliError
     from prune_cli.models import build_model
 
     data = ["dataset=mnist1d"]
@@ -403,31 +402,13 @@ def test_the_pre_run_group_check_agrees_with_the_pruner(model, sparsity, tmp_pat
         write_cifar(tmp_path / "data", "cifar10", n_train=20, n_test=10, classes=10)
         data = ["dataset=cifar10", f"dataset.root={tmp_path / 'data'}"]
     cfg = composed(*data, f"model={model}", "method.structure=channel_group", "method.allocation=layerwise", f"sparsity={sparsity}")
-    try:
-        validate(cfg)
-        accepted = True
-    except ConfigError as err:
-        assert err.key == "sparsity", err
-        accepted = False
     torch.manual_seed(0)
     net = build_model(cfg.model, (3, 32, 32) if model == "resnet20" else (40,), 10)
-    try:
-        prune(net, sparsity, PruneContext(method=cfg.method, generator=torch.Generator().manual_seed(0)))
-        reached = True
-    except PruneCliError as err:
-        assert "Channel-group pruning removes whole channels" in str(err)
-        reached = False
-    assert accepted == reached
+    assert prerun_and_pruner_agree(cfg, net, cfg.method, "Channel-group pruning removes whole channels")
 
 
 def test_an_unreachable_group_sparsity_stops_prune_run_before_dense_training(finished_results):
     """The combinatorial audit's command: cnn1d at 0.5 reached 0.44891 and was refused only after dense
     training. Now exit 2 before any work, nothing created, the finished run byte-identical."""
-    from tests.conftest import snapshot
-
-    before = snapshot(finished_results)
     args = ["model=cnn1d", "method.structure=channel_group", "method.allocation=layerwise", "sparsity=0.5", "train.epochs=1"]
-    proc = run_cli(args, finished_results, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert "'sparsity': 0.5" in proc.stderr and "channel_group" in proc.stderr
-    assert snapshot(finished_results) == before
+    refused_before_any_work(args, finished_results, "'sparsity': 0.5", "channel_group")

@@ -82,17 +82,26 @@ def test_markdown_tables_lists_code_and_escaping():
     assert "<pre>raw | &lt;line&gt;</pre>" in page
 
 
-def test_html_table_cells_keep_pipes_and_line_breaks_in_their_column(tmp_path):
-    """A config value with `|` or a newline: report.html shows it in its own column, `|` and the
-    line break included, with `<` and `&` escaped; the other columns stay under their headers."""
-    from test_report_summary import CACHE_DIRS, _with_cache_dirs
+def _experiment_rows(tmp_path, cache_dirs) -> list[str]:
+    """The <tr> rows of report.html's Experiments table for runs that differ in dataset.cache_dir only
+    (`cache_dirs`), after checking its header."""
+    from test_report_summary import _with_cache_dirs
 
     root = tmp_path / "res"
-    _with_cache_dirs(root, CACHE_DIRS)
+    _with_cache_dirs(root, cache_dirs)
     page = build_report(root, plots=False)["report.html"].read_text()
     table = page.split("<h2>Experiments</h2>", 1)[1].split("</table>", 1)[0]
     rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
     assert re.findall(r"<th>(.*?)</th>", rows[0]) == ["experiment", "dataset.cache_dir", "n_runs", "seeds"]
+    return rows
+
+
+def test_html_table_cells_keep_pipes_and_line_breaks_in_their_column(tmp_path):
+    """A config value with `|` or a newline: report.html shows it in its own column, `|` and the
+    line break included, with `<` and `&` escaped; the other columns stay under their headers."""
+    from test_report_summary import CACHE_DIRS
+
+    rows = _experiment_rows(tmp_path, CACHE_DIRS)
     cells = sorted(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[1:] for row in rows[1:])
     assert cells == [["/tmp/x/cache|a&lt;b&gt;&amp;c", "2", "0 1"], ["/tmp/y<br>z", "2", "0 1"]]
 
@@ -117,15 +126,8 @@ def test_a_literal_br_or_backticks_in_a_config_value_stay_text_in_report_html(tm
     """A config value holding `<br>` or backticks: report.html broke the cell at the literal `<br>` (a line
     break the value does not have) and set `c` in code type. Both are now shown as written: the cell's
     text, unescaped by hand here, is the value."""
-    from test_report_summary import _with_cache_dirs
-
     values = ["/tmp/a<br>b", "/tmp/`c`"]
-    root = tmp_path / "res"
-    _with_cache_dirs(root, values)
-    page = build_report(root, plots=False)["report.html"].read_text()
-    table = page.split("<h2>Experiments</h2>", 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
-    assert re.findall(r"<th>(.*?)</th>", rows[0]) == ["experiment", "dataset.cache_dir", "n_runs", "seeds"]
+    rows = _experiment_rows(tmp_path, values)
     cells = sorted(re.findall(r"<td>(.*?)</td>", row, flags=re.S)[1] for row in rows[1:])
     assert "<br>" not in "".join(cells) and "<code>" not in "".join(cells)
     assert sorted(html.unescape(c) for c in cells) == sorted(values)

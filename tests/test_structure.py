@@ -19,7 +19,7 @@ from prune_cli.pruning.pruner import LayerCollapse
 from prune_cli.models.graph import trace
 from prune_cli.pruning.structure import disconnected
 from tests.conftest import FAST, run_cli
-from tests.helpers import TinyConvChain, method_options, composed
+from tests.helpers import TinyConvChain, composed, method_options, prerun_and_pruner_agree, refused_before_any_work
 
 BASE = {"allocation": "layerwise"}  # the rest: tests/helpers.py method_options
 
@@ -285,31 +285,13 @@ def test_the_pre_run_channel_check_agrees_with_the_pruner_on_cnn1d(sparsity):
 
     args = ["dataset=mnist1d", "model=cnn1d", "method.structure=channel", "method.allocation=layerwise", f"sparsity={sparsity}"]
     cfg = composed(*args)
-    try:
-        validate(cfg)
-        accepted = True
-    except ConfigError as err:
-        assert err.key == "sparsity", err
-        accepted = False
     torch.manual_seed(0)
     model = build_model(cfg.model, (40,), 10)
-    try:
-        prune(model, sparsity, ctx(structure="channel"))
-        reached = True
-    except PruneCliError as err:
-        assert "Channel pruning removes whole units" in str(err)
-        reached = False
-    assert accepted == reached
+    assert prerun_and_pruner_agree(cfg, model, ctx(structure="channel").method, "Channel pruning removes whole units")
 
 
 def test_an_unreachable_channel_sparsity_stops_prune_run_before_dense_training(finished_results):
     """The command of the audit: cnn1d at 0.5 trained the dense model, then failed. Now exit 2, nothing
     created, the finished run byte-identical."""
-    from tests.conftest import snapshot
-
-    before = snapshot(finished_results)
     args = ["model=cnn1d", "method.structure=channel", "method.allocation=layerwise", "sparsity=0.5", "train.epochs=1"]
-    proc = run_cli(args, finished_results, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert "'sparsity': 0.5" in proc.stderr and "channel" in proc.stderr
-    assert snapshot(finished_results) == before
+    refused_before_any_work(args, finished_results, "'sparsity': 0.5", "channel")
