@@ -16,6 +16,7 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 from __future__ import annotations
 
 import copy
+import itertools
 import traceback
 from typing import Any, Callable
 
@@ -361,13 +362,17 @@ def _compose_a_run_once() -> None:
     ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
 
 
+GROUP_SWEEP_TRIES = 64  # combinations of swept group options tried for a sweep's master config
+
+
 def _compose_group_sweeps_with_their_options() -> None:
     """A sweep over a config group's options with an option they declare (`-m method=snip,grasp
     method.batches=2`): Hydra composes the sweep's master config (hydra settings, callbacks; each job
     is composed on its own later) with the group's *default* option, to which it also applies
     `method.batches=2`, and fails because magnitude has no `batches`. This wraps that one composition:
     when a multirun's master config fails to compose and the overrides sweep over config groups, it is
-    composed again with each such group at its first swept option, its recorded task overrides set
+    composed again with the swept groups' options in turn (each group at one of its swept options, the
+    first combination that composes; at most GROUP_SWEEP_TRIES), its recorded task overrides set
     back to the ones given (the sweeper expands those into the jobs). Every job is then composed and
     validated on its own before any runs (`_validate_every_sweep_job_first`), so a key that one swept
     option lacks still stops the sweep naming it, and a key no option declares fails as before
@@ -391,20 +396,24 @@ def _compose_group_sweeps_with_their_options() -> None:
                 parsed = OverridesParser.create().parse_overrides(list(overrides))
             except Exception:  # noqa: BLE001 - an override Hydra cannot parse: its own error stands
                 raise err  # noqa: B904 - its own cause (the OmegaConf error) names the key
-            first = []
-            for o in parsed:
-                is_group = o.is_sweep_override() and self.repository.group_exists(o.key_or_group)
-                first.append(f"{o.key_or_group}={next(o.sweep_string_iterator())}" if is_group else o.input_line)
-            if first == list(overrides):
+            options = [
+                [f"{o.key_or_group}={v}" for v in o.sweep_string_iterator()]
+                if o.is_sweep_override() and self.repository.group_exists(o.key_or_group)
+                else [o.input_line]
+                for o in parsed
+            ]
+            if all(len(one) == 1 and one[0] == o for one, o in zip(options, overrides)):
                 raise
-            try:
-                cfg = load(
-                    self, config_name, first, run_mode, from_shell=from_shell, validate_sweep_overrides=validate_sweep_overrides
-                )
-            except Exception:  # noqa: BLE001 - not what the group's default lacked: the first error stands
-                raise err  # noqa: B904 - its own cause (the OmegaConf error) names the key
-            cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
-            return cfg
+            # the swept options in turn (at most GROUP_SWEEP_TRIES combinations), not only the first: with
+            # `method=magnitude,snip method.batches=2` the first lacks the key, and the jobs' own check names it
+            for chosen in itertools.islice(itertools.product(*options), GROUP_SWEEP_TRIES):
+                try:
+                    cfg = load(self, config_name, list(chosen), run_mode, from_shell, validate_sweep_overrides)
+                except Exception:  # noqa: BLE001,S112 - this combination lacks it too: try the next
+                    continue
+                cfg.hydra.overrides.task = [o.input_line for o in parsed if not o.is_hydra_override()]
+                return cfg
+            raise err  # noqa: B904 - no swept option declares it: its own cause (the OmegaConf error) names the key
 
     load_configuration.composes_group_sweeps = True  # type: ignore[attr-defined]
     ConfigLoaderImpl.load_configuration = load_configuration  # type: ignore[method-assign]
