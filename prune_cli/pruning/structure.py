@@ -222,9 +222,6 @@ class Structure:
     # such as channel is then a fact of the layer shapes).
     check_density: Optional[Callable] = None
     fixes_final_densities: Callable[[DictConfig], bool] = _never  # then only a single pruning event fits
-    # Non-empty: why the structure fits only a single pruning event although it fixes no density (a later
-    # event reaches too few counts inside an earlier one's pattern); the pre-run pass refuses the others.
-    single_event_reason: str = ""
     uses_counts: bool = True  # False: the masks ignore the allocation's per-layer counts (N:M)
     inexact_hint: str = ""  # why the achieved sparsity may differ from the target
 

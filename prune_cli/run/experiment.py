@@ -316,8 +316,19 @@ class Experiment:
         )
 
     def _step_prune(self, density: float) -> None:
-        """Prune to `density` (fraction of the prunable weights kept)."""
-        self.masks = prune_to_density(self.model, density, self._prune_context())
+        """Prune to `density` (fraction of the prunable weights kept). A target missed at an intermediate
+        event of a multi-event schedule is named as such: the sparsity in the pruner's message is then the
+        schedule's waypoint, not one the user gave."""
+        try:
+            self.masks = prune_to_density(self.model, density, self._prune_context())
+        except PruneCliError as err:
+            events = sum(isinstance(s, Prune) for s in self.plan)
+            if type(err) is not PruneCliError or events < 2 or abs(density - (1.0 - self.cfg.sparsity)) < 1e-12:
+                raise
+            raise PruneCliError(
+                f"pruning event {self.rounds_done + 1} of {events} of schedule={self.cfg.schedule.name} (an intermediate "
+                f"target on the way to sparsity={self.cfg.sparsity:g}): {err}"
+            ) from err
         self._adopt_masks(self.masks, density)
 
     def _adopt_masks(self, masks: Masks, density: float) -> None:

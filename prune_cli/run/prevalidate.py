@@ -100,14 +100,6 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
             "a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual): it fixes "
             "the final per-layer densities, which intermediate sparsities cannot have",
         )
-    if structure.single_event_reason:
-        check(
-            single_event,
-            "method.structure",
-            m.structure,
-            f"a single pruning event (method.rounds=1 and a schedule with rounds=1, not gradual; here "
-            f"schedule={cfg.schedule.name}, method.rounds={m.rounds}): {structure.single_event_reason}",
-        )
 
 
 def check_exclusive_options(cfg: DictConfig) -> None:

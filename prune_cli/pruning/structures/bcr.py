@@ -20,8 +20,9 @@ then the kc columns with the largest sums over those rows, then rows over the ke
 better kept per block. This is exact when the scores are a rank-one product |s_ij| = a_i b_j;
 tests/test_bcr.py compares it with the enumerated optimum on small matrices (docs/speedup.md).
 A layer allocated any weight keeps at least one row x column per block, so the sparsity cannot
-exceed 1 - 1/(r * c) (checked before the run). One pruning event only (refused before the run
-otherwise): inside an earlier event's rows x columns a later one reaches too few counts.
+exceed 1 - 1/(r * c) (checked before the run). Under a schedule that prunes more than once, a later
+event counts only the rows and columns earlier events kept (`_shape_counts`), so fewer totals are
+reachable; an intermediate target none reaches within method.sparsity_tolerance stops the run there.
 """
 
 from __future__ import annotations
@@ -128,10 +129,6 @@ def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", inv
     "bcr",
     options=BlockShapeOptions,  # method.block_shape, method.group_norm
     check=check_bcr,
-    single_event_reason="a later pruning event keeps only rows and columns an earlier one kept in each block "
-    "(min(kr, kr') x min(kc, kc')), so the few counts left miss the schedule's intermediate sparsities "
-    "(schedule=iterative at 0.9 reached 0.853 for its fourth target 0.842); use schedule=oneshot or "
-    "method.structure=block",
     inexact_hint="BCR keeps the same number of rows and columns in every block of a layer, so a "
     "layer's kept count is a product kr * kc per block; pick a sparsity whose per-layer density is "
     "(kr * kc) / (r * c) for method.block_shape=[r, c], a larger block, or raise "
