@@ -50,7 +50,7 @@ def pin_code_digests(monkeypatch) -> None:
     from prune_cli.run import dense_cache
 
     monkeypatch.setattr(dense_cache, "package_digest", lambda: "pinned")
-    monkeypatch.setattr(dense_cache, "dense_outside_digest", lambda cfg: {})
+    monkeypatch.setattr(dense_cache, "outside_digest", lambda: {})
 
 
 @pytest.mark.parametrize("overrides,expected", DENSE_KEYS)

@@ -1,6 +1,6 @@
 """The dense cache: one trained dense model per (data, model, training config, seed, device type,
-prune-cli and torch versions, and the code itself: the package's source and that of the outside
-plugins declaring the chosen dataset, model or data-pruning rule, `dense_plugin_modules`).
+prune-cli and torch versions, and the code itself: the package's source and that of every outside
+plugin module loaded, each with its whole top-level package).
 
 Every run that needs the same dense model loads it instead of training again, so a sweep over
 methods and sparsities trains one dense model per seed. Entries are created under a file lock,
@@ -52,42 +52,14 @@ def package_digest() -> str:
 
 def outside_digest() -> dict[str, str]:
     """Each outside plugin module's (`plugins=[...]`, entry points) source digest, its whole top-level
-    package's (prune_cli/core/plugins.py `source_digest`): what provenance.json records of a run's code."""
+    package's (prune_cli/core/plugins.py `source_digest`): in the dense key and in provenance.json."""
     return {m: plugins.source_digest(m) for m in sorted(plugins.outside_modules())}
-
-
-# The plugin kinds whose chosen name's code trains the dense model, with the config node naming it;
-# a schema declared for that name in the node's group is code of it too.
-DENSE_PLUGIN_KINDS = (("dataset", "dataset"), ("model", "model"), ("data_pruning", "data_pruning"))
-
-
-def dense_plugin_modules(cfg: DictConfig) -> list[str]:
-    """The outside plugin modules that can change a trained dense model: those declaring the chosen
-    dataset, model or data-pruning rule (the function or its config schema), or a schema of the train
-    node. The others cannot: a score, allocation, structure, schedule or training-time method acts after
-    the dense model is trained (a training-time hook is never given to dense training), and a metric
-    records it. So adding an unrelated plugin (`plugins=[my_lab.data,my_lab.metric]`) keeps the entry."""
-    idx = plugins.index()
-    chosen = []
-    for kind, node in DENSE_PLUGIN_KINDS:
-        name = (cfg.get(node) or {}).get("name")
-        if name is not None and not (kind == "data_pruning" and name == "none"):
-            chosen += [idx.kinds.get((kind, name)), idx.schemas.get((node, name))]
-    chosen += [m for (group, _), m in idx.schemas.items() if group == "train"]
-    return sorted({m for m in chosen if m in idx.outside})
-
-
-def dense_outside_digest(cfg: DictConfig) -> dict[str, str]:
-    """The source digest of each outside module that can change the dense model (`dense_plugin_modules`),
-    of its whole top-level package: a model importing its layers from a sibling module of its package
-    must not get a model trained before that module was edited."""
-    return {m: plugins.source_digest(m) for m in dense_plugin_modules(cfg)}
 
 
 def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
     """What a trained dense model depends on (hashed into its key, saved beside it): the resolved
     config values, the device type, and the code that trains it (prune-cli and torch versions, the
-    package's source digest and the digests of the outside plugin modules that can change it)."""
+    package's source digest and the digest of every outside plugin module loaded)."""
     plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in DENSE_KEYS}
     pruning = cfg.get("data_pruning")
     if pruning is not None and pruning.get("name", "none") != "none":  # the dense model trains on the kept subset
@@ -95,7 +67,10 @@ def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
     if not accel.is_default(cfg.get("accel")):  # bf16, compiled or channels-last training gives other weights
         plain["accel"] = OmegaConf.to_container(cfg.accel, resolve=True)
     plain.update(device_type=device_type, prune_cli_version=prune_cli.__version__, torch_version=torch.__version__)
-    plain.update(prune_cli_source=package_digest(), plugin_sources=dense_outside_digest(cfg))
+    # every outside module loaded, not only those declaring the chosen dataset or model: a module can
+    # change training as it is imported (a metric plugin wrapping a torch function reused a dense model
+    # trained without it), so adding any plugin trains a new entry once
+    plain.update(prune_cli_source=package_digest(), plugin_sources=outside_digest())
     return plain
 
 
