@@ -110,6 +110,12 @@ class SweepRejected(PruneCliError):
     """Jobs of a sweep whose configs the pre-run pass rejects, found before any job ran."""
 
 
+def _runs_elsewhere(cfg: DictConfig) -> bool:
+    """Whether the config's launcher runs the jobs on other machines (SLURM): their device is checked
+    there, by each job."""
+    return "SlurmLauncher" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+
+
 def _validate_every_sweep_job_first() -> None:
     """A sweep runs only when every one of its jobs passes the pre-run pass. Hydra's sweeper composes
     the jobs of a batch before launching it (`validate_batch_is_legal`), which rejects an override
@@ -142,9 +148,7 @@ def _validate_every_sweep_job_first() -> None:
         jobs = [list(job) for one in batches for job in one]
         common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
         rejected, valid = [], []
-        # a launcher that runs the jobs on other machines (SLURM): their device is checked there, by each job
-        remote = "SlurmLauncher" in str(OmegaConf.select(self.config, "hydra.launcher._target_", default=""))
-        machine = CHECKS_THIS_MACHINE.set(not remote)
+        machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(self.config))
         try:
             for number, overrides in enumerate(jobs, 1):
                 swept = " ".join(o for o in overrides if o not in common)  # what tells the jobs apart
@@ -523,7 +527,13 @@ def _validate_the_config_cfg_shows() -> None:
         if cfg_type in ("job", "all"):
             cfg = self.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False)
             HydraConfig.instance().set_config(cfg)
-            validate(cfg)  # a ConfigError: one line and exit 2 (_report_composition_errors_once)
+            # as for a sweep: a config for a launcher that runs its jobs elsewhere (SLURM) leaves the device
+            # checks to the nodes
+            machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(cfg))
+            try:
+                validate(cfg)  # a ConfigError: one line and exit 2 (_report_composition_errors_once)
+            finally:
+                CHECKS_THIS_MACHINE.reset(machine)
         return show_cfg(self, config_name, overrides, cfg_type, package, resolve)
 
     show_a_valid_cfg.validates_the_job = True  # type: ignore[attr-defined]

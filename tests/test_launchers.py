@@ -838,3 +838,19 @@ def test_a_plugin_launcher_chosen_by_its_own_name_without_the_plugin_says_what_t
     err = MissingConfigException(f"Could not find '{missing}'", missing_cfg_file=missing, options=["basic", "parallel", "slurm"])
     found = str(as_config_error(err, ["-m", f"hydra/launcher={option}", "seed=0,1"]))
     assert f"'hydra/launcher': '{option}'" in found and 'pip install "prune-cli[cluster]"' in found, found
+
+
+def test_cfg_job_of_a_slurm_config_leaves_the_device_check_to_the_nodes(tmp_path):
+    """The review: `--cfg job device=cuda hydra/launcher=slurm` on a host without a GPU was refused
+    ("torch.cuda.is_available() is False here") although the sweep it shows is accepted (its jobs check
+    their device on the nodes). Shown without a check of this machine's device; a local config still
+    gets it."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the check would pass anyway")
+    shown = run_cli(["--cfg", "job", "hydra/launcher=slurm", *FAST, "device=cuda"], tmp_path / "results")
+    assert "device: cuda" in shown.stdout
+    local = run_cli(["--cfg", "job", *FAST, "device=cuda"], tmp_path / "results", check=False)
+    assert local.returncode == 2 and "Allowed: auto or cpu on this machine" in local.stderr, local.stderr
