@@ -239,7 +239,25 @@ def plan(cfg):
 '''
 
 
-def test_a_method_from_outside_the_repository_plugs_in(tmp_path, monkeypatch):
+def _forget_module(module: str) -> None:
+    """Remove what `module` registered (schedules, training-time hooks, config schemas), so that later
+    tests see the registries the package's own modules fill (tests/test_plugins.py's index check)."""
+    from prune_cli.core.config_base import SCHEMAS
+    from prune_cli.pruning.train_time import TRAIN_HOOKS
+    from prune_cli.schedules import SCHEDULES
+
+    def of(obj) -> bool:
+        return getattr(obj, "__module__", None) == module or getattr(type(obj), "__module__", None) == module
+
+    for registry in (SCHEDULES, TRAIN_HOOKS):
+        for name in [n for n, obj in registry._entries.items() if of(obj)]:
+            del registry._entries[name]
+    for names in SCHEMAS.values():
+        for name in [n for n, cls in names.items() if of(cls)]:
+            del names[name]
+
+
+def test_a_method_from_outside_the_repository_plugs_in(tmp_path, monkeypatch, request):
     """docs/training_time.md: one module with the config, the hook and the plan, named by plugins=[...]."""
     import pandas as pd
 
@@ -252,8 +270,9 @@ def test_a_method_from_outside_the_repository_plugs_in(tmp_path, monkeypatch):
     (tmp_path / "outside_train_hook.py").write_text(OUTSIDE_METHOD)
     monkeypatch.syspath_prepend(str(tmp_path))
     # on a copy of the index: left in the process's, the module was an outside plugin of every later test
-    # (whose provenance then recorded it)
+    # (whose provenance then recorded it); its registered names are removed at the end (_forget_module)
     monkeypatch.setattr(plugins, "_INDEX", copy.deepcopy(plugins.index()))
+    request.addfinalizer(lambda: _forget_module("outside_train_hook"))
     plugins.add_modules(["outside_train_hook"])
     results = tmp_path / "results"
     cfg = compose([*FAST, "plugins=[outside_train_hook]", "schedule=drop_first_row", "dense_cache.enabled=false"], results)
