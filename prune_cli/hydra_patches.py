@@ -37,7 +37,7 @@ from .run.composition_errors import (
     yaml_error,
 )
 from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
-from .run.unused_options import sweep_unused
+from .run.unused_options import reject_unused_overrides, sweep_unused
 from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
 from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _undo_sweep_start
 
@@ -512,10 +512,11 @@ def _hydra_help_with_hydra_s_overrides_only() -> None:
 
 
 def _validate_the_config_cfg_shows() -> None:
-    """`--cfg job` (and `all`) printed any config, exit 0, also one a run refuses (`sparsity=1.5`): a
-    researcher checking an experiment's config took it for valid. The shown config now passes the
-    pre-run pass first (one error line and exit 2 otherwise, as the run would); `--cfg hydra` shows
-    Hydra's own config and is not checked."""
+    """`--cfg job` (and `all`) printed any config, exit 0, also one a run refuses (`sparsity=1.5`,
+    `method.erk_power=2` with the global allocation): a researcher checking an experiment's config took
+    it for valid. The shown config now passes the pre-run pass and the check of overrides that do
+    nothing first (one error line and exit 2 otherwise, as the run would); `--cfg hydra` shows Hydra's
+    own config and is not checked."""
     from hydra._internal.hydra import Hydra
     from hydra.core.hydra_config import HydraConfig
 
@@ -532,6 +533,7 @@ def _validate_the_config_cfg_shows() -> None:
             machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(cfg))
             try:
                 validate(cfg)  # a ConfigError: one line and exit 2 (_report_composition_errors_once)
+                reject_unused_overrides(cfg)  # an override that does nothing, as the run refuses it
             finally:
                 CHECKS_THIS_MACHINE.reset(machine)
         return show_cfg(self, config_name, overrides, cfg_type, package, resolve)

@@ -618,6 +618,13 @@ def test_cfg_job_refuses_a_config_a_run_would_refuse(tmp_path, cfg_type):
     assert "sparsity: 0.5" in shown.stdout
 
 
+def test_cfg_job_refuses_an_override_that_does_nothing(tmp_path):
+    # the review: `--cfg job method.erk_power=2` (global allocation) printed the config, exit 0; the run refuses it
+    proc = run_cli(["--cfg", "job", *FAST, "method.erk_power=2"], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert "method.erk_power" in err and "erk_power: 2" not in proc.stdout
+
+
 def test_cfg_hydra_shows_hydra_s_config_without_the_run_s_checks(tmp_path):
     proc = run_cli(["--cfg", "hydra", *FAST, "sparsity=1.5"], tmp_path / "results")
     assert "run:" in proc.stdout and "sparsity: 1.5" not in proc.stdout
