@@ -533,7 +533,7 @@ def _validate_the_config_cfg_shows() -> None:
             machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(cfg))
             try:
                 validate(cfg)  # a ConfigError: one line and exit 2 (_report_composition_errors_once)
-                reject_unused_overrides(cfg)  # an override that does nothing, as the run refuses it
+                reject_unused_overrides(cfg, single_run=False)  # an override that does nothing, as the run refuses it
             finally:
                 CHECKS_THIS_MACHINE.reset(machine)
         return show_cfg(self, config_name, overrides, cfg_type, package, resolve)

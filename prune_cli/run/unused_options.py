@@ -323,16 +323,18 @@ def task_overrides(cfg: DictConfig) -> list[str]:
     return recorded_overrides(cfg)
 
 
-def reject_unused_overrides(cfg: DictConfig) -> None:
+def reject_unused_overrides(cfg: DictConfig, single_run: bool = True) -> None:
     """Raise UnusedOptionError for the first override of a single run that does nothing (the notes
-    are logged by the run itself, prune_cli/cli.py `hydra_main`)."""
+    are logged by the run itself, prune_cli/cli.py `hydra_main`). `single_run=False` (`--cfg job`, which
+    shows one job's config and runs nothing, also of a sweep): the sweep-only settings and a launcher
+    are not refused."""
     overrides = task_overrides(cfg)
-    for key, value in _parsed(overrides):
+    for key, value in _parsed(overrides) if single_run else []:
         if key in SWEEP_ONLY:
             raise UnusedOptionError(UnusedOverride(key, value, SWEEP_ONLY[key], True))
     from .prevalidate import recorded_overrides
 
-    for key, value in _parsed(recorded_overrides(cfg, "hydra")):
+    for key, value in _parsed(recorded_overrides(cfg, "hydra")) if single_run else []:
         if key == "hydra/launcher" and value.strip("'\"") != "basic":  # Hydra launches sweeps only; 'basic' quoted is basic
             raise UnusedOptionError(UnusedOverride(key, value, SINGLE_RUN_LAUNCHER, True))
     for one in unused_overrides(cfg, overrides):
