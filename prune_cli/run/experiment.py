@@ -339,8 +339,7 @@ class Experiment:
         # over the prunable weights only: a training-time method's masks may also zero other parameters
         # (a removed section's biases or BatchNorm, prune_cli/pruning/train_time/layer_pruning.py)
         kept, total = count({n: m for n, m in self.masks.items() if n in self.prunable})
-        schema = OmegaConf.get_type(self.cfg.schedule)
-        if isinstance(schema, type) and issubclass(schema, ScheduleConfig) and not prunes_to_sparsity(self.cfg, schema):
+        if not self._prunes_to_sparsity():
             # the schedule decides its own sparsity (layer_pruning, autoprune without stop_at_target)
             log.info("pruned to sparsity %.4f over %d prunable weights (the schedule sets it)", 1 - kept / total, total)
         else:
@@ -387,6 +386,8 @@ class Experiment:
             )
 
     def _prunes_to_sparsity(self) -> bool:
+        """Whether the run's schedule prunes to `sparsity` (not: layer_pruning, autoprune without
+        stop_at_target, which decide their own)."""
         schema = OmegaConf.get_type(self.cfg.schedule)
         return not (isinstance(schema, type) and issubclass(schema, ScheduleConfig)) or prunes_to_sparsity(self.cfg, schema)
 

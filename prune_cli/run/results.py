@@ -60,8 +60,8 @@ CODE_FIELDS = ("git_sha", "prune_cli_version", "torch_version")
 def source_record() -> dict[str, Any]:
     """The code itself, which a commit and a dirty flag do not pin down (an edit in a tree that was
     already dirty, a plugin module outside the repository): the package's source digest and each
-    outside plugin module's (its top-level package's), all of them, where the dense cache's key holds
-    only those that can change the dense model (prune_cli/run/dense_cache.py)."""
+    outside plugin module's (its top-level package's), as the dense cache's key holds them
+    (prune_cli/run/dense_cache.py)."""
     from . import dense_cache
 
     return {"prune_cli_source": dense_cache.package_digest(), "plugin_sources": dense_cache.outside_digest()}
