@@ -3,7 +3,8 @@
 Where things can go wrong, and what the user sees (docs/robustness.md):
 - a rejected single run (bad value, unknown key, unsafe `name`, unusable `results_dir`) is
   caught while Hydra resolves the run directory, before Hydra creates it: one message, exit 2,
-  nothing created anywhere;
+  nothing created anywhere; a dataset file found unreadable as the run loads its data is the same
+  (core/errors.py InputError);
 - a sweep with any job the pre-run pass rejects runs no job (one message listing them, exit 2);
 - in a sweep a run that fails while it works writes `failed.json` in its run directory and the sweep goes on; at the
   end the sweep lists every failed run and exits 1 (`allow_failures=true`: 0);
@@ -33,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import hydra_patches
 from .core import interrupts, plugins, threads
 from .core.atomic_io import atomic_write_text
-from .core.errors import ConfigError, PruneCliError
+from .core.errors import ConfigError, InputError, PruneCliError
 from .core.paths import hydra_config_path
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import COMPOSITION_ERRORS
@@ -229,8 +230,9 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
 
 
 def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: bool) -> None:
-    """A single run stops as before: a rejected config leaves no directory, prune-cli errors exit 2."""
-    if isinstance(err, ConfigError) and not in_sweep:
+    """A single run stops as before: bad input (a rejected config, an unreadable data file) leaves no
+    directory when nothing but the run's scaffolding is there yet, prune-cli errors exit 2."""
+    if isinstance(err, InputError) and not in_sweep:
         _remove_if_scaffolding(run_dir)
     else:
         _record_failure(err, run_dir, hydra_cfg, cfg)

@@ -109,6 +109,25 @@ def test_idx_labels_that_do_not_fit_the_images_are_named(tmp_path, case, match):
         DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path)))
 
 
+@pytest.mark.parametrize("damage", ["truncated", "label_out_of_range"])
+def test_a_damaged_data_file_stops_the_run_creating_nothing(tmp_path, finished_results, damage):
+    """A CIFAR batch that cannot be read (or holds a label outside the classes) is bad input: the run
+    stopped with the right message but left a run directory (failed.json, .hydra, the log) in the
+    results folder, which bad input must leave byte-identical."""
+    from tests.helpers import refused_before_any_work
+
+    write_cifar(tmp_path / "data", "cifar10", n_train=20, n_test=6, classes=10)
+    path = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_2"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        entry = pickle.loads(path.read_bytes())
+        entry["labels"][0] = 10
+        path.write_bytes(pickle.dumps(entry))
+    args = ["dataset=cifar10", f"dataset.root={tmp_path / 'data'}", "model=mlp", "model.widths=[8]", "train.epochs=1"]
+    refused_before_any_work(args, finished_results, str(path))
+
+
 @pytest.mark.parametrize("case", ["short_labels", "label_out_of_range", "row_length"])
 def test_cifar_batches_whose_labels_or_rows_do_not_fit_are_named(tmp_path, case):
     """data_batch_2 with 3 labels fewer than images misaligned every later label (exit 0); a label

@@ -7,7 +7,12 @@ class PruneCliError(Exception):
     """An error caused by the user's input or environment, reported without a traceback."""
 
 
-class ConfigError(PruneCliError):
+class InputError(PruneCliError):
+    """Bad input (a config value, a dataset's files): a single run stopped by one leaves no run
+    directory behind, like a run refused before it started (prune_cli/cli.py; docs/robustness.md)."""
+
+
+class ConfigError(InputError):
     """A config value is invalid; raised before any data is loaded or any result is written."""
 
     def __init__(self, key: str, value, allowed: str, hint: str = ""):
@@ -32,15 +37,15 @@ class UnknownKeyError(ConfigError):
         PruneCliError.__init__(self, message)
 
 
-class DatasetFilesMissing(PruneCliError):
+class DatasetFilesMissing(InputError):
     """The dataset's files are not under dataset.root and download is off."""
 
 
-class DatasetFileUnreadable(PruneCliError):
+class DatasetFileUnreadable(InputError):
     """A dataset file exists but cannot be read (truncated, foreign, or refused by the safe reader)."""
 
 
-class DatasetContentError(PruneCliError):
+class DatasetContentError(InputError):
     """A dataset's examples do not fit what a run needs: an empty split, labels outside its classes."""
 
 
