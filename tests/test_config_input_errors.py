@@ -255,6 +255,21 @@ def test_a_model_file_named_for_another_model_names_model_name(finished_results,
     _rejected(args, finished_results, "'model.name'", "'cnn1d'", "MLPConfig", "mlp")
 
 
+@pytest.mark.parametrize(
+    "line, fragments",
+    [
+        ("widht: [8]", ("Unknown config key 'model.widht'", "model/typo", "Did you mean 'model.widths'")),
+        ("widths: eight", ("'model.widths'", "'eight'", "model/typo", "a list of integers")),
+    ],
+    ids=["misspelt key", "wrong type"],
+)
+def test_a_bad_key_or_value_in_a_user_config_file_names_the_key_and_the_file(finished_results, user_configs, line, fragments):
+    # Before: OmegaConf's own text ("In 'model/typo': ConfigKeyError raised while composing config: Key
+    # 'widht' not in 'MLPConfig' full_key: model.widht object_type=MLPConfig"): no valid keys, no suggestion.
+    (user_configs / "model" / "typo.yaml").write_text(f"defaults: [/schema/model/mlp@_here_]\nname: mlp\n{line}\n")
+    _rejected(["--config-dir", str(user_configs), "model=typo", *NO_MODEL], finished_results, *fragments)
+
+
 def test_a_config_dir_that_is_not_there_is_named(tmp_path):
     # Before: Hydra's "Additional config directory ... not found", exit 1.
     proc = run_cli(["--config-dir", str(tmp_path / "nowhere"), *FAST], tmp_path / "results", check=False)

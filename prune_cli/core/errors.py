@@ -26,10 +26,12 @@ class ConfigError(InputError):
 class UnknownKeyError(ConfigError):
     """A key no schema declares (a typo, often added with Hydra's `+`): never silently ignored."""
 
-    def __init__(self, key: str, value, valid: list[str], close: list[str]):
+    def __init__(self, key: str, value, valid: list[str], close: list[str], where: str = ""):
         self.key, self.value, self.allowed = key, value, ", ".join(valid)
+        given = [] if value is None and where else [f"value {value!r}"]
+        given += [f"set in config '{where}'"] if where else []
         message = (
-            f"Unknown config key '{key}' (value {value!r}): no schema declares it, so it would change "
+            f"Unknown config key '{key}' ({', '.join(given)}): no schema declares it, so it would change "
             f"nothing. Valid keys there: {', '.join(valid)}."
         )
         if close:

@@ -157,9 +157,11 @@ def field_type(cls: Any, name: str) -> Any:
         return None
 
 
-def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneCliError | None:
-    """The key, value and allowed values of OmegaConf's error (the cause Hydra wraps)."""
+def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str], where: str = "") -> PruneCliError | None:
+    """The key, value and allowed values of OmegaConf's error (the cause Hydra wraps); `where`: the config
+    (`model/wide`) that set the key, when Hydra names one."""
     key, cls = err.full_key, err.object_type
+    in_file = f"It is set in config '{where}'." if where else ""
     if not key:
         return None
     element = re.fullmatch(r"(.+)\[(\d+)\]", key)
@@ -170,7 +172,7 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneC
             listed,
             _override_value(listed, overrides) or err.value,
             f"{describe_type(err.ref_type)} ({listed} is declared {_type_name(err.ref_type)})",
-            f"Element {element.group(2)} ({err.value!r}) is not one.",
+            f"Element {element.group(2)} ({err.value!r}) is not one. {in_file}".strip(),
         )
     value = err.value if err.value is not None else _override_value(key, overrides)
     fields = [f.name for f in dataclasses.fields(cls)] if isinstance(cls, type) and dataclasses.is_dataclass(cls) else []
@@ -182,11 +184,12 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str]) -> PruneC
             typed, value = given
             close = [c + typed[len(key) :] for c in close]
             key = typed
-        return UnknownKeyError(key, value, sorted(fields), close)
+        return UnknownKeyError(key, value, sorted(fields), close, where if given is None else "")
     declared = field_type(cls, err.key) if fields else None
     if declared is None:
         return None
-    return ConfigError(key, value, f"{describe_type(declared)} ({cls.__name__}.{err.key} is declared {_type_name(declared)})")
+    allowed = f"{describe_type(declared)} ({cls.__name__}.{err.key} is declared {_type_name(declared)})"
+    return ConfigError(key, value, allowed, in_file)
 
 
 def _type_name(tp: Any) -> str:
@@ -249,9 +252,12 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
             "special characters), a list [a,b], or a sweep a,b with -m",
             f"Hydra cannot parse the override {err.override!r}: {reason}.",
         )
-    cause = err.__cause__
+    # Hydra raises a config file's error (a key or value set in `model/wide.yaml`) without `from`: its
+    # OmegaConf error is the context, and Hydra's message names the file ("In 'model/wide': ...").
+    cause = err.__cause__ if err.__cause__ is not None else err.__context__
     if isinstance(cause, OmegaConfBaseException):
-        found = _from_omegaconf(cause, overrides)
+        named = re.match(r"In '([^']+)':", str(err))
+        found = _from_omegaconf(cause, overrides, named.group(1) if named else "")
         if found is not None:
             return found
     text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
