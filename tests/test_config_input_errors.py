@@ -316,6 +316,25 @@ def test_a_list_element_of_the_wrong_type_names_the_list_s_key(tmp_path, value, 
     assert sorted(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "override, fragments",
+    [
+        ("method.layer_densities=[abc]", ["'method.layer_densities': '[abc]'", "a list of numbers", "Element 0 ('abc')"]),
+        ("metrics.speedup.bsr_blocksize=[x,2]", ["'metrics.speedup.bsr_blocksize': '[x,2]'", "a list of integers"]),
+    ],
+)
+def test_a_wrong_element_in_an_optional_list_names_the_list_s_key(tmp_path, override, fragments):
+    # Before: OmegaConf's raw "Error merging override ... Value 'abc' of type 'str' could not be converted
+    # to Float full_key: method.layer_densities[0] reference_type=Optional[List[float]]": only plain
+    # list fields were explained.
+    proc = run_cli([*FAST, override], tmp_path / "results", check=False, keep_repeats=False)
+    err = _one_error(proc)
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert "full_key" not in err
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_a_list_of_strings_is_explained_with_strings(tmp_path):
     # Before: "a list of strings, e.g. [1,2]".
     proc = run_cli([*FAST, "metrics.splits=test"], tmp_path / "results", check=False)

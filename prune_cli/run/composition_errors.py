@@ -165,7 +165,7 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str], where: st
     if not key:
         return None
     element = re.fullmatch(r"(.+)\[(\d+)\]", key)
-    if element and err.ref_type is not None and typing.get_origin(err.ref_type) in (list, tuple):
+    if element and typing.get_origin(_without_none(err.ref_type)) in (list, tuple):
         # an element of a list field (model.widths=[16.5]): the field, the list as typed, the element at fault
         listed = element.group(1)
         return ConfigError(
@@ -190,6 +190,14 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str], where: st
         return None
     allowed = f"{describe_type(declared)} ({cls.__name__}.{err.key} is declared {_type_name(declared)})"
     return ConfigError(key, value, allowed, in_file)
+
+
+def _without_none(tp: Any) -> Any:
+    """`list[int]` for `Optional[list[int]]` (an optional list field's elements are checked like a list's)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(tp) if a is not type(None)]
+        return kinds[0] if len(kinds) == 1 else tp
+    return tp
 
 
 def _type_name(tp: Any) -> str:
