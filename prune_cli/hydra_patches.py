@@ -31,6 +31,7 @@ from .core.errors import ConfigError, PruneCliError
 from .run import composition_memo
 from .run.composition_errors import (
     COMPOSITION_ERRORS,
+    NOT_PRUNE_RUN_GROUPS,
     as_config_error,
     config_dir_error,
     unresolvable_interpolation,
@@ -551,7 +552,6 @@ def _with(args: Any, overrides: list[str]) -> Any:
 
 # Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers
 # (`prune-report --expect`, docs/report.md); prune-run rejects `+expected=...`.
-NOT_PRUNE_RUN_GROUPS = ("expected",)
 
 
 def _list_only_prune_run_s_groups_in_help() -> None:

@@ -270,6 +270,13 @@ def test_a_bad_key_or_value_in_a_user_config_file_names_the_key_and_the_file(fin
     _rejected(["--config-dir", str(user_configs), "model=typo", *NO_MODEL], finished_results, *fragments)
 
 
+@pytest.mark.parametrize("override", ["+expected=expect_mnist1d", "expected=expect_mnist1d"])
+def test_prune_report_s_expected_group_given_to_prune_run_says_whose_it_is(finished_results, override):
+    # Before: OmegaConf's "Key 'expected' not in 'Config' full_key: expected object_type=Config" (with
+    # `+`) and Hydra's "Could not override 'expected'. No match in the defaults list" (without).
+    _rejected([*FAST, override], finished_results, "'expected'", "'expect_mnist1d'", "prune-report", "--expect expect_mnist1d")
+
+
 def test_a_config_dir_that_is_not_there_is_named(tmp_path):
     # Before: Hydra's "Additional config directory ... not found", exit 1.
     proc = run_cli(["--config-dir", str(tmp_path / "nowhere"), *FAST], tmp_path / "results", check=False)

@@ -227,9 +227,30 @@ CLUSTER_EXTRA = (
 )  # configs of Hydra's launcher plugins (the [cluster] extra)
 
 
+# Config groups under configs/ that are not prune-run's: `expected` holds prune-report's --expect presets.
+NOT_PRUNE_RUN_GROUPS = ("expected",)
+
+
+def _other_tool_s_group(overrides: list[str]) -> ConfigError | None:
+    """An override choosing an option of a group that is not prune-run's (`+expected=expect_mnist1d`)."""
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in NOT_PRUNE_RUN_GROUPS:
+            return ConfigError(
+                key.lstrip("+~"),
+                value,
+                "nothing: prune-run has no such group",
+                f"configs/{key.lstrip('+~')}/ holds prune-report's presets: use `prune-report --expect {value}` on the results.",
+            )
+    return None
+
+
 def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
     """A prune-cli error for one of Hydra's COMPOSITION_ERRORS: ConfigError (key, value, allowed)
     where Hydra's error says which key, otherwise Hydra's own message."""
+    other = _other_tool_s_group(overrides)
+    if other is not None:
+        return other
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         if group:
