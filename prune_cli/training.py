@@ -65,10 +65,10 @@ class TrainConfig:
         positive_int(cfg, f"{key}.warmup_epochs", minimum=0)
         milestones = list(node.milestones)
         check(
-            all(m > 0 for m in milestones) and milestones == sorted(milestones),
+            all(m > 0 for m in milestones) and all(a < b for a, b in zip(milestones, milestones[1:])),
             f"{key}.milestones",
             milestones,
-            "increasing positive epoch numbers",
+            "strictly increasing positive epoch numbers (a repeated one would apply gamma twice)",
         )
         if key == "train" and node.epochs > 0:  # dense training runs exactly train.epochs (finetune serves other lengths too)
             check(

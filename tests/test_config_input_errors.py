@@ -669,3 +669,12 @@ def test_cfg_job_refuses_an_override_that_does_nothing(tmp_path):
 def test_cfg_hydra_shows_hydra_s_config_without_the_run_s_checks(tmp_path):
     proc = run_cli(["--cfg", "hydra", *FAST, "sparsity=1.5"], tmp_path / "results")
     assert "run:" in proc.stdout and "sparsity: 1.5" not in proc.stdout
+
+
+@pytest.mark.parametrize("key", ["train", "finetune"])
+def test_a_repeated_milestone_is_refused(finished_results, key):
+    # Before: [2,2] was accepted although the allowed text said "increasing": gamma applied twice at
+    # epoch 2 (a likely typo for [2,3]).
+    fast = [a for a in FAST if not a.startswith(f"{key}.epochs=")]
+    args = [*fast, f"{key}.epochs=3", f"{key}.lr_schedule=multistep", f"{key}.milestones=[1,1]"]
+    _rejected(args, finished_results, f"'{key}.milestones': [1, 1]", "strictly increasing")
