@@ -678,3 +678,25 @@ def test_a_repeated_milestone_is_refused(finished_results, key):
     fast = [a for a in FAST if not a.startswith(f"{key}.epochs=")]
     args = [*fast, f"{key}.epochs=3", f"{key}.lr_schedule=multistep", f"{key}.milestones=[1,1]"]
     _rejected(args, finished_results, f"'{key}.milestones': [1, 1]", "strictly increasing")
+
+
+@pytest.mark.parametrize(
+    "override, key, allowed",
+    [
+        ("method.exclude=[[net.1]]", "method.exclude", "a list of strings"),
+        ("train.milestones=[[1]]", "train.milestones", "a list of integers"),
+        ("metrics.splits=[[test]]", "metrics.splits", "a list of strings"),
+    ],
+)
+def test_a_list_nested_in_a_list_of_values_is_refused_naming_the_key(finished_results, override, key, allowed):
+    # Before: Hydra's merge let a nested list into a typed list; method.exclude=[[net.1]] crashed in
+    # select_prunable (traceback, exit 1), train.milestones=[[1]] named the node 'train', not the key.
+    _rejected([*FAST, override], finished_results, f"'{key}'", allowed, "Element 0")
+
+
+@pytest.mark.parametrize("override", ["train.weight_decay=-0.0", "finetune.lr=-0.0", "dataset.noise=-0.0"])
+def test_negative_zero_is_refused_like_sparsity_s(finished_results, override):
+    # Before: accepted, and -0.0 named a run of its own: the same experiment twice in runs.csv
+    # (sparsity=-0.0 was already refused, fault table row 78).
+    key = override.split("=")[0]
+    _rejected([*FAST, override], finished_results, f"'{key}': -0.0", "write 0, not -0.0")

@@ -28,6 +28,7 @@ from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
 from .composition_errors import unresolvable_interpolation
+from .config_values import check_list_elements, check_signed_zeros
 
 
 def register_schemas() -> None:
@@ -828,6 +829,7 @@ def validate(cfg: DictConfig) -> None:
     check_missing_values(cfg)
     check_interpolations(cfg)
     check_known_keys(cfg)
+    check_list_elements(cfg)
     check_added_hydra_keys(cfg)
     check_job_chdir(cfg)
     check_shadowed_options(cfg)
@@ -880,6 +882,7 @@ def validate(cfg: DictConfig) -> None:
         typed = OmegaConf.get_type(cfg.metrics._get_node(name))
         if isinstance(typed, type) and dataclasses.is_dataclass(typed):
             validate_node(cfg, f"metrics.{name}", typed)
+    check_signed_zeros(cfg)  # after the nodes' own checks: a fraction's refusal says more
     _validate_allocation_structure(cfg, schedule)
     _check_model_against_data(cfg)
     check_data_sizes(cfg)
