@@ -200,6 +200,10 @@ def test_a_run_resumed_inside_the_regularization_phase_equals_an_uninterrupted_o
         (["schedule=greg1", "schedule.rounds=3"], "schedule.rounds"),
         (["schedule=greg2", "schedule.pick_ceiling=2.0"], "schedule.ceiling"),
         (["schedule=greg2", "schedule.recover=nan"], "schedule.recover"),
+        # GReg-2's choice is by magnitude on the regularized weights (the paper's argument): method=random
+        # ran and kept 46.7 % of a magnitude choice's weights (the training-time audit).
+        (["schedule=greg2", "method=random"], "method.score"),
+        (["schedule=greg2", "method=snip"], "method.score"),
     ],
 )
 def test_bad_options_stop_before_the_run(tmp_path, override, key):

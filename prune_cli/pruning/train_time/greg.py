@@ -123,6 +123,14 @@ class GReg2Config(GReg1Config):
         check(finite(s.recover), f"{key}.recover", s.recover, "a finite number")
         check(s.pick_ceiling >= s.pick_delta, f"{key}.pick_ceiling", s.pick_ceiling, f"a number >= {key}.pick_delta={s.pick_delta}")
         check(s.ceiling > s.pick_ceiling, f"{key}.ceiling", s.ceiling, f"a number > {key}.pick_ceiling={s.pick_ceiling}")
+        score = OmegaConf.select(cfg, "method.score")
+        check(
+            score == "magnitude",
+            "method.score",
+            score,
+            f"magnitude with schedule={s.name}: GReg-2 chooses by magnitude on the weights its growing penalty "
+            "has separated (schedule=greg1 chooses with any method)",
+        )
 
 
 def raises(start: float, delta: float, limit: float, exceed: bool) -> int:
