@@ -15,7 +15,7 @@ from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.grasp import GraspConfig, grasp_scores
 from prune_cli.pruning.scores.synflow import SynflowConfig, synflow_scores
 from prune_cli.run.prevalidate import validate_node
-from tests.helpers import TwoLayer
+from tests.helpers import TwoLayer, refused_before_any_work
 
 
 @pytest.mark.parametrize("absolute", [False, True])
@@ -53,6 +53,14 @@ def test_grasp_options_are_validated():
         validate_node(cfg(temperature=0.0), "method")
     with pytest.raises(ConfigError, match="method.samples_per_class"):
         validate_node(cfg(samples_per_class=0), "method")
+    with pytest.raises(ConfigError, match="'method.batch_seed': -1. Allowed: null or an integer"):
+        validate_node(cfg(batch_seed=-1), "method")  # as every data-driven score (snip, gp, ...)
+
+
+def test_grasp_refuses_a_negative_batch_seed_before_any_work(finished_results):
+    # Before: snip refused method.batch_seed=-1, GraSP ran with it (torch wraps -1 to 2^64 - 1), exit 0.
+    args = [*FAST, "method=grasp", "method.batch_seed=-1"]
+    refused_before_any_work(args, finished_results, "'method.batch_seed': -1", "null or an integer")
 
 
 def synflow_closed_form(w1, b1, w2):

@@ -34,18 +34,25 @@ class DataScoreConfig(MethodConfig):
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         """Runs for every schema that extends this one: each data-driven score, also one added later."""
-        m = OmegaConf.select(cfg, key)
-        for name in ("batches", "batch_size"):
-            if not (isinstance(m[name], int) and m[name] >= 1):
-                raise ConfigError(f"{key}.{name}", m[name], "an integer >= 1")
-        if m.bn_mode not in ("train", "eval"):
-            raise ConfigError(f"{key}.bn_mode", m.bn_mode, "one of eval, train")
-        if m.batch_seed is not None and m.batch_seed < 0:
-            raise ConfigError(f"{key}.batch_seed", m.batch_seed, "null or an integer >= 0")
+        check_data_options(cfg, key, ("batches", "batch_size"))
 
     @staticmethod
     def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
         return bn_mode_unused(key, model)
+
+
+def check_data_options(cfg: DictConfig, key: str, counts: tuple[str, ...]) -> None:
+    """The checks of the options every score computed from training batches shares, also one whose
+    schema does not extend `DataScoreConfig` (GraSP: `samples_per_class` instead of `batch_size`):
+    each of `counts` an integer >= 1, `bn_mode` train or eval, `batch_seed` null or a seed."""
+    m = OmegaConf.select(cfg, key)
+    for name in counts:
+        if not (isinstance(m[name], int) and m[name] >= 1):
+            raise ConfigError(f"{key}.{name}", m[name], "an integer >= 1")
+    if m.bn_mode not in ("train", "eval"):
+        raise ConfigError(f"{key}.bn_mode", m.bn_mode, "one of eval, train")
+    if m.batch_seed is not None and m.batch_seed < 0:
+        raise ConfigError(f"{key}.batch_seed", m.batch_seed, "null or an integer >= 0")
 
 
 def mode_dependent_modules(model) -> bool:

@@ -15,12 +15,12 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError
 from . import register_score
-from .common import bn_mode_unused, named_weights, require_data, scoring_mode
+from .common import bn_mode_unused, check_data_options, named_weights, require_data, scoring_mode
 
 
 @config_schema("method", "grasp")
@@ -35,14 +35,10 @@ class GraspConfig(MethodConfig):
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
-        m = cfg.method
-        for name in ("samples_per_class", "batches"):
-            if not (isinstance(m[name], int) and m[name] >= 1):
-                raise ConfigError(f"method.{name}", m[name], "an integer >= 1")
+        check_data_options(cfg, key, ("samples_per_class", "batches"))  # also batch_seed and bn_mode, as snip's
+        m = OmegaConf.select(cfg, key)
         if not (math.isfinite(m.temperature) and m.temperature > 0):
-            raise ConfigError("method.temperature", m.temperature, "a finite number > 0")
-        if m.bn_mode not in ("train", "eval"):
-            raise ConfigError("method.bn_mode", m.bn_mode, "one of eval, train")
+            raise ConfigError(f"{key}.temperature", m.temperature, "a finite number > 0")
 
     @staticmethod
     def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
