@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..core import interrupts
+from ..core.checks import seed_option
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -61,9 +62,9 @@ class HessianMetricConfig:
                 "hutchinson_probes": 1,
                 "top_k": 1,
                 "density_points": 2,
-                "seed": 0,
             },
         )
+        seed_option(cfg, "metrics.hessian.seed")
         if node.top_k > node.lanczos_iter:  # m Lanczos steps give m Ritz values
             raise ConfigError(
                 "metrics.hessian.top_k",

@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig
 
+from ..core.checks import seed_option
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -41,8 +42,7 @@ class MembershipConfig:
         node = cfg.metrics.membership
         if not (isinstance(node.num_samples, int) and node.num_samples >= 2):
             raise ConfigError("metrics.membership.num_samples", node.num_samples, "an integer >= 2")
-        if not (isinstance(node.sample_seed, int) and node.sample_seed >= 0):
-            raise ConfigError("metrics.membership.sample_seed", node.sample_seed, "an integer >= 0")
+        seed_option(cfg, "metrics.membership.sample_seed")
 
 
 @register_metric("membership")

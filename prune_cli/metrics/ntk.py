@@ -15,6 +15,7 @@ from typing import ClassVar
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..core.checks import seed_option
 from ..core.config_base import config_schema, declared_input
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -53,7 +54,8 @@ class NTKMetricConfig:
             raise ConfigError("metrics.ntk.split", node.split, "one of train, val, test")
         if node.output not in OUTPUTS:
             raise ConfigError("metrics.ntk.output", node.output, "one of " + ", ".join(OUTPUTS))
-        for name, minimum in (("num_inputs", 1), ("output_index", 0), ("seed", 0)):
+        seed_option(cfg, "metrics.ntk.seed")
+        for name, minimum in (("num_inputs", 1), ("output_index", 0)):
             if not (isinstance(node[name], int) and node[name] >= minimum):
                 raise ConfigError(f"metrics.ntk.{name}", node[name], f"an integer >= {minimum}")
         spec = declared_input(cfg)  # the dataset's declared classes: checked before training (else when the metric runs)

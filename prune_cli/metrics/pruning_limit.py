@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..core import interrupts
-from ..core.checks import check as require
+from ..core.checks import check as require, seed_option
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -79,9 +79,9 @@ class PruningLimitConfig:
                 "lanczos_iter": 1,
                 "lanczos_num": 1,
                 "hutchinson_probes": 1,
-                "seed": 0,
             },
         )
+        seed_option(cfg, "metrics.pruning_limit.seed")
         if node.split not in ("train", "val", "test"):
             raise ConfigError("metrics.pruning_limit.split", node.split, "one of train, val, test")
         if node.hvp not in HVP_MODES:

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from ..core import interrupts
-from ..core.checks import check, finite
+from ..core.checks import check, finite, seed_option
 from ..core.config_base import config_schema
 from . import MetricContext, MetricResult, register_metric
 
@@ -187,7 +187,7 @@ class RegionsConfig:
         for name in ("segments", "planes", "samples", "max_units", "max_line_units", "max_regions", "mc_sample_factor"):
             value = node[name]
             check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
-        check(isinstance(node.seed, int) and node.seed >= 0, key + "seed", node.seed, "an integer >= 0")
+        seed_option(cfg, key + "seed")
         for name in ("tol", "eps_area", "f_tol"):
             value = node[name]
             check(finite(value) and value >= 0, key + name, value, "a finite number >= 0")

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from omegaconf import DictConfig
 
+from ..core.checks import seed_option
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
@@ -37,8 +38,7 @@ class SimilarityConfig:
             raise ConfigError("metrics.similarity.split", node.split, "one of test, val")
         if not (isinstance(node.num_samples, int) and node.num_samples >= 3):
             raise ConfigError("metrics.similarity.num_samples", node.num_samples, "an integer >= 3")
-        if not (isinstance(node.batch_seed, int) and node.batch_seed >= 0):
-            raise ConfigError("metrics.similarity.batch_seed", node.batch_seed, "an integer >= 0")
+        seed_option(cfg, "metrics.similarity.batch_seed")
         if not (0 < node.svcca_variance <= 1):
             raise ConfigError("metrics.similarity.svcca_variance", node.svcca_variance, "a number in (0, 1]")
         if not (isinstance(node.svcca_max_dims, int) and node.svcca_max_dims >= 1):

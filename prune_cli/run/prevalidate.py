@@ -19,7 +19,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ..core.checks import check, choice, fraction, usable_directory
+from ..core.checks import check, choice, fraction, seed_option, usable_directory
 from ..core import plugins
 from ..core.paths import configs_dir
 from ..core.accel import AccelConfig, checks_this_machine
@@ -126,9 +126,6 @@ def check_exclusive_options(cfg: DictConfig) -> None:
 
 
 # ----------------------------------------------------------------------------- unknown keys
-
-# The largest seed: seeds are stored as 64-bit signed integers (torch.manual_seed, the tables' seed column).
-MAX_SEED = 2**63 - 1
 
 GROUPS = ("dataset", "model", "method", "schedule", "train", "finetune", "metrics", "data_pruning")
 GROUP_SCHEMA = {"finetune": "train"}  # finetune options use the train schema
@@ -848,8 +845,7 @@ def validate(cfg: DictConfig) -> None:
         "they are indexed before the config is composed, so a config file cannot add them",
     )
     fraction(cfg, "sparsity", 0.0, 1.0)
-    seed = cfg.seed
-    check(isinstance(seed, int) and 0 <= seed <= MAX_SEED, "seed", seed, f"an integer in [0, {MAX_SEED}] (2^63 - 1)")
+    seed_option(cfg, "seed")
     choice(cfg, "device", {"auto", "cpu", "cuda"})
     threads = cfg.get("threads", "auto")
     check(valid_threads(threads), "threads", threads, "auto or a positive integer (torch intra-op threads)")

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from ...core.checks import seed_option
 from ...core.config_base import MethodConfig
 from ...core.errors import ConfigError, PruneCliError
 from ...data.batches import iterate_batches
@@ -51,8 +52,7 @@ def check_data_options(cfg: DictConfig, key: str, counts: tuple[str, ...]) -> No
             raise ConfigError(f"{key}.{name}", m[name], "an integer >= 1")
     if m.bn_mode not in ("train", "eval"):
         raise ConfigError(f"{key}.bn_mode", m.bn_mode, "one of eval, train")
-    if m.batch_seed is not None and m.batch_seed < 0:
-        raise ConfigError(f"{key}.batch_seed", m.batch_seed, "null or an integer >= 0")
+    seed_option(cfg, f"{key}.batch_seed", nullable=True)
 
 
 def mode_dependent_modules(model) -> bool:
