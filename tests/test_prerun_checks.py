@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from prune_cli.data.splits import RawData, build_splits, planned_train_size
+from prune_cli.data.splits import RawData, build_splits, planned_train_counts, planned_train_size
 from tests.conftest import FAST, run_cli
 
 CASES = [
@@ -69,13 +69,18 @@ def test_planned_train_size_is_what_the_splits_keep(kw):
     node = _node(**kw)
     size, exact = planned_train_size(node, len(y), per_class)
     assert exact
-    assert size == len(build_splits(raw, node, seed=3, device=torch.device("cpu")).train_y)
+    splits = build_splits(raw, node, seed=3, device=torch.device("cpu"))
+    assert size == len(splits.train_y)
+    assert planned_train_counts(node, len(y), per_class) == (splits.train_class_counts(), True)
 
 
 def test_planned_train_size_bounds_a_random_subset_or_unknown_counts():
     node = _node(max_train_samples=50)
     assert planned_train_size(node, 98, [40, 33, 25]) == (50, False)
     assert planned_train_size(_node(), 8000, None) == (8000, False)
+    # per class: what a subset of 50 drawn from that class alone would leave for training
+    assert planned_train_counts(node, 98, [40, 33, 25]) == ([36, 30, 23], False)  # 25 - round(2.5) = 23
+    assert planned_train_counts(_node(), 8000, None) == ([8000], False)
 
 
 def test_a_long_tail_of_ratio_one_is_refused():

@@ -3,6 +3,8 @@ two-layer net (one round and the iterative loop), and end-to-end runs of both.""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 import torch
@@ -14,21 +16,26 @@ from prune_cli.core.errors import ConfigError
 from prune_cli.pruning.pruner import PruneContext, prune, select_prunable
 from prune_cli.pruning.scores.grasp import GraspConfig, grasp_scores
 from prune_cli.pruning.scores.synflow import SynflowConfig, synflow_scores
-from prune_cli.run.prevalidate import validate_node
-from tests.helpers import TwoLayer, refused_before_any_work
+from prune_cli.run.prevalidate import validate, validate_node
+from tests.helpers import TwoLayer, composed, refused_before_any_work
 
 
 @pytest.mark.parametrize("absolute", [False, True])
 def test_grasp_equals_w_times_explicit_hessian_gradient_product(tiny_data, absolute):
+    # The same number of training examples in every class, so that one full class-balanced batch
+    # (samples_per_class = that number) takes every example.
+    per = int(torch.bincount(tiny_data.train_y).min())
+    keep = torch.cat([torch.nonzero(tiny_data.train_y == c).flatten()[:per] for c in range(3)])
+    data = dataclasses.replace(tiny_data, train_x=tiny_data.train_x[keep], train_y=tiny_data.train_y[keep])
     model = TwoLayer()
     T = 3.0
-    m = OmegaConf.structured(GraspConfig(name="t", score="grasp", samples_per_class=40, temperature=T, absolute=absolute))
-    ctx = PruneContext(method=m, generator=torch.Generator().manual_seed(0), data=tiny_data)
+    m = OmegaConf.structured(GraspConfig(name="t", score="grasp", samples_per_class=per, temperature=T, absolute=absolute))
+    ctx = PruneContext(method=m, generator=torch.Generator().manual_seed(0), data=data)
     scores = grasp_scores(model, select_prunable(model, m), ctx)
 
     w1, b1 = model.net[0].weight.detach(), model.net[0].bias.detach()
     w2, b2 = model.net[2].weight.detach(), model.net[2].bias.detach()
-    x, y = tiny_data.train_x, tiny_data.train_y  # samples_per_class=40 takes every example
+    x, y = data.train_x, data.train_y  # the one batch holds every example
     n1 = w1.numel()
 
     def loss(flat):
@@ -61,6 +68,62 @@ def test_grasp_refuses_a_negative_batch_seed_before_any_work(finished_results):
     # Before: snip refused method.batch_seed=-1, GraSP ran with it (torch wraps -1 to 2^64 - 1), exit 0.
     args = [*FAST, "method=grasp", "method.batch_seed=-1"]
     refused_before_any_work(args, finished_results, "'method.batch_seed': -1", "null or an integer")
+
+
+# FAST: synthetic data of 3 classes x 60 examples, 6 of each held out for validation: 54 training
+# examples per class. GraSP's batches are disjoint and class-balanced, each with samples_per_class
+# examples of every class, so 54 // samples_per_class full batches fit (docs/scores.md).
+@pytest.mark.parametrize(
+    "options, key, allowed",
+    [
+        (["method.batches=1000"], "'method.batches': 1000", "at most 5"),  # before: refused only after dense training
+        (["method.samples_per_class=50", "method.batches=2"], "'method.batches': 2", "at most 1"),  # before: a batch of 4 per class
+        (["method.samples_per_class=55"], "'method.samples_per_class': 55", "at most 54"),  # before: 54 per class, silently
+    ],
+    ids=["batches", "partial-batch", "samples_per_class"],
+)
+def test_a_grasp_batch_request_the_training_split_cannot_fill_is_refused_by_the_prerun_pass(options, key, allowed):
+    with pytest.raises(ConfigError) as err:
+        validate(composed(FAST, "method=grasp", options))
+    assert key in str(err.value) and allowed in str(err.value), str(err.value)
+
+
+def test_grasp_batches_that_exactly_fill_the_smallest_class_are_accepted():
+    validate(composed(FAST, "method=grasp", "method.batches=5"))  # 5 x 10 <= 54
+    validate(composed(FAST, "method=grasp", "method.samples_per_class=54"))
+
+
+def test_a_grasp_batch_request_beyond_the_data_stops_before_any_work(finished_results):
+    # Before: exit 2 only after dense training, with runs/<id>/ holding model_dense.pt, state.pt, metrics.csv.
+    refused_before_any_work([*FAST, "method=grasp", "method.batches=1000"], finished_results, "'method.batches': 1000", "at most 5")
+
+
+def test_a_grasp_batch_request_a_random_subset_cannot_fill_stops_once_the_data_is_loaded(finished_results):
+    # A random subset of 60 examples: the declared counts only bound the classes (54 each at most, so
+    # 5 batches of 10 may fit); the loaded split (about 18 per class) decides, before any training.
+    args = [*FAST, "dataset.max_train_samples=60", "method=grasp", "method.batches=5"]
+    validate(composed(args))
+    refused_before_any_work(args, finished_results, "'method.batches': 5", "at most 1")
+
+
+def test_a_grasp_batch_request_data_pruning_leaves_unfillable_stops_before_dense_training(finished_results):
+    # Random data pruning keeps 81 of the 162 examples: each class keeps at most 54 (5 batches may fit)
+    # until the rule has chosen (here at least one class keeps fewer than 50); then, before dense training.
+    args = [*FAST, "data_pruning=random", "data_pruning.keep=0.5", "method=grasp", "method.batches=5"]
+    validate(composed(args))
+    refused_before_any_work(args, finished_results, "'method.batches': 5", "at most 2")
+    with pytest.raises(ConfigError, match="at most 16 examples of any class"):  # keep=0.1: 16 examples, certain
+        validate(composed(FAST, "data_pruning=random", "data_pruning.keep=0.1", "method=grasp", "method.batches=2"))
+
+
+def test_balanced_batches_refuse_a_batch_short_of_any_class(tiny_data):
+    from prune_cli.pruning.scores.grasp import balanced_batches
+
+    smallest = int(torch.bincount(tiny_data.train_y).min())
+    ctx = PruneContext(method=None, generator=torch.Generator().manual_seed(0), data=tiny_data)
+    assert len(balanced_batches(ctx, smallest, 1, seed=0)[0][1]) == 3 * smallest
+    with pytest.raises(ConfigError, match="method.samples_per_class"):
+        balanced_batches(ctx, smallest + 1, 1, seed=0)
 
 
 def synflow_closed_form(w1, b1, w2):

@@ -47,6 +47,10 @@ class DataSplits:
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
 
+    def train_class_counts(self) -> list[int]:
+        """Training examples of each class 0..num_classes - 1."""
+        return torch.bincount(self.train_y.cpu(), minlength=self.num_classes).tolist()
+
 
 def longtail_counts(available: list[int], ratio: float) -> list[int]:
     """Exponential profile n_c = round(n_head x ratio^(-c/(C-1))) (Cui et al. 2019), so that class 0 is
@@ -161,6 +165,11 @@ def _planned_counts(cfg: DictConfig, per_class: list[int]) -> list[int]:
     return counts
 
 
+def _kept_for_training(cfg: DictConfig, n: int) -> int:
+    """Of a class's n examples, those the stratified validation split leaves for training."""
+    return n - int(round(cfg.val_fraction * n))
+
+
 def planned_train_size(cfg: DictConfig, total: int, per_class: list[int] | None) -> tuple[int, bool]:
     """(training examples `build_splits` will keep, whether that is exact) from the dataset's
     declared counts, without loading it: exact when the per-class counts are known and no random
@@ -172,7 +181,23 @@ def planned_train_size(cfg: DictConfig, total: int, per_class: list[int] | None)
     if cfg.max_train_samples is not None and cfg.max_train_samples < sum(counts):
         return int(cfg.max_train_samples), False
     check_training_left(cfg, counts)
-    return sum(n - int(round(cfg.val_fraction * n)) for n in counts), True
+    return sum(_kept_for_training(cfg, n) for n in counts), True
+
+
+def planned_train_counts(cfg: DictConfig, total: int, per_class: list[int] | None) -> tuple[list[int], bool]:
+    """(training examples `build_splits` will keep of each class, whether they are exact) from the
+    dataset's declared counts, as `planned_train_size`: exact when the per-class counts are known and
+    no random subset is taken. Otherwise each is an upper bound on its class: with a random subset of
+    max_train_samples, what the class would keep if the subset drew only from it; with unknown counts
+    one value, `planned_train_size`'s bound, which bounds every class."""
+    if per_class is None:
+        return [planned_train_size(cfg, total, None)[0]], False
+    counts = _planned_counts(cfg, per_class)
+    if cfg.max_train_samples is not None and cfg.max_train_samples < sum(counts):
+        subset = int(cfg.max_train_samples)
+        return [_kept_for_training(cfg, min(n, subset)) for n in counts], False  # non-decreasing in n
+    check_training_left(cfg, counts)
+    return [_kept_for_training(cfg, n) for n in counts], True
 
 
 def planned_val_size(cfg: DictConfig) -> int | None:

@@ -29,7 +29,7 @@ from ..data.cache import load_raw
 from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import PruneContext, prune_to_density, select_prunable
-from .prevalidate import build_checked_model, check_data_sizes
+from .prevalidate import build_checked_model, check_class_sizes, check_data_sizes
 from ..schedules import SCHEDULES
 from ..schedules.steps import Branch, Dense, Gradual, Prune, Record, Rejoin, Restart, Step, Train, TrainWithHook
 from ..training import TrainProgress, train
@@ -71,13 +71,16 @@ class Experiment:
         start = time.perf_counter()
         raw = load_raw(cfg.dataset)  # loaded once per process per dataset config (prune_cli/data/cache.py)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
-        check_data_sizes(cfg, (len(self.data.train_y), len(self.data.val_y)))  # what the declared sizes left open
+        # what the declared sizes left open
+        check_data_sizes(cfg, (len(self.data.train_y), len(self.data.val_y), self.data.train_class_counts()))
         self.timing["data"] = time.perf_counter() - start
         # data_pruning.csv's rows: given the run context when written (recorder.write_run_files)
         self.data_selection_rows: list[dict] = []
         self.data = select_training_data(
             cfg, self.data, self.device, build_fitting_model, self.run_dir, self.data_selection_rows.extend
         )
+        if cfg.data_pruning.name != "none":  # the examples the rule kept, before dense training
+            check_class_sizes(cfg, self.data.train_class_counts(), exact=True)
         self.model = self.accel.prepare_model(build_fitting_model(cfg, self.data).to(self.device))
         self.init_state = cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))

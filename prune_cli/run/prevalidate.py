@@ -618,39 +618,66 @@ def running_metric_schemas(cfg: DictConfig) -> list[tuple[str, type]]:
     return found
 
 
-def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int] | None = None) -> None:
+def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None = None) -> None:
     """The checks that need the splits' sizes, before any training: a metric on an empty validation
-    split (`check_val_split`), the schedule's and the running metrics' hooks
+    split (`check_val_split`), the method's, the schedule's and the running metrics' hooks
     `check_training_examples(cfg, examples, exact)` (gradual's event window in dense training's steps,
     ADMM's updates in its phase's steps, pruning_limit's epsilon batches; on the examples data pruning
-    keeps) and the schedule's `check_val_examples(cfg, examples)` (minmax's reference set).
+    keeps) and `check_class_examples(cfg, counts, exact)` (training examples per class: GraSP's
+    class-balanced batches; `check_class_sizes`), and the schedule's `check_val_examples(cfg,
+    examples)` (minmax's reference set).
 
-    `loaded`: (train, validation) sizes of the loaded splits, exact; the run calls this once the data is
-    loaded, for what the declared sizes leave open (a random subset, a dataset that declares only its
-    total). None: the pre-run pass, from the dataset's declared size (exact when it declares its
-    per-class counts, otherwise an upper bound for the training split and unknown for validation)."""
+    `loaded`: (train, validation) sizes of the loaded splits and the training split's count per class,
+    exact; the run calls this once the data is loaded, for what the declared sizes leave open (a random
+    subset, a dataset that declares only its total). None: the pre-run pass, from the dataset's declared
+    size (exact when it declares its per-class counts, otherwise an upper bound for the training split
+    and unknown for validation). With data pruning the counts are bounds until the rule has chosen
+    (`check_class_sizes` once more then)."""
     from ..data.pruning import kept_examples
-    from ..data.splits import planned_train_size, planned_val_size
+    from ..data.splits import planned_train_counts, planned_train_size, planned_val_size
 
     schedule = schema_of(cfg, "schedule")
     if loaded is None:
         spec = declared_train_examples(cfg.dataset)
         train = None if spec is None else planned_train_size(cfg.dataset, *spec)
+        classes = None if spec is None else planned_train_counts(cfg.dataset, *spec)
         val = planned_val_size(cfg.dataset)
     else:
-        train, val = (loaded[0], True), loaded[1]
+        train, val, classes = (loaded[0], True), loaded[1], (list(loaded[2]), True)
     check_val_split(cfg, val)
     if train is not None:
         examples, exact = train
         if cfg.data_pruning.name != "none":
             examples = kept_examples(cfg.data_pruning.keep, examples)
-        for schema in (schedule, *(schema for _, schema in running_metric_schemas(cfg))):
+        for schema in _size_hook_schemas(cfg):
             hook = getattr(schema, "check_training_examples", None)
             if hook is not None:
                 hook(cfg, examples, exact)
+        counts, exact = classes
+        if cfg.data_pruning.name != "none":  # which examples the rule keeps is known once it has chosen
+            counts, exact = [min(n, examples) for n in counts], False
+        check_class_sizes(cfg, counts, exact)
     val_hook = getattr(schedule, "check_val_examples", None)
     if val_hook is not None and val is not None:
         val_hook(cfg, val)
+
+
+def _size_hook_schemas(cfg: DictConfig) -> tuple[type, ...]:
+    """The schemas whose data-size hooks `check_data_sizes` calls: the method's, the schedule's and
+    those of the metrics that run."""
+    return (schema_of(cfg, "method"), schema_of(cfg, "schedule"), *(schema for _, schema in running_metric_schemas(cfg)))
+
+
+def check_class_sizes(cfg: DictConfig, counts: list[int], exact: bool) -> None:
+    """The hooks `check_class_examples(cfg, counts, exact)` of the method, the schedule and the running
+    metrics, given the training split's examples per class: exact, or (`exact=False`) an upper bound on
+    each class (a single value: on every class), so that a hook refuses only what is certain to fail.
+    `check_data_sizes` calls it from the declared and the loaded sizes; the run once more after data
+    pruning has chosen its examples (prune_cli/run/experiment.py), before dense training."""
+    for schema in _size_hook_schemas(cfg):
+        hook = getattr(schema, "check_class_examples", None)
+        if hook is not None:
+            hook(cfg, counts, exact)
 
 
 def check_val_split(cfg: DictConfig, val_examples: int | None = None) -> None:

@@ -41,13 +41,48 @@ class GraspConfig(MethodConfig):
             raise ConfigError(f"{key}.temperature", m.temperature, "a finite number > 0")
 
     @staticmethod
+    def check_class_examples(cfg: DictConfig, counts: list[int], exact: bool) -> None:
+        """The batches fit the training split (prune_cli/run/prevalidate.py check_data_sizes: from the
+        dataset's declared counts before any work, from the loaded split, after data pruning)."""
+        check_batches_fit(counts, cfg.method.samples_per_class, cfg.method.batches, exact)
+
+    @staticmethod
     def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
         return bn_mode_unused(key, model)
 
 
+def check_batches_fit(counts: list[int], per_class: int, n_batches: int, exact: bool = True) -> None:
+    """`n_batches` disjoint batches of `per_class` examples of every class fit training examples of
+    `counts` per class: every batch full, as in the reference code, whose batches all hold
+    samples_per_class of every class; a short batch would weigh its few examples as much as a full one
+    and, with unequal classes, be unbalanced. Classes without training examples are left out (a class
+    may be removed from training). `exact=False`: each count is an upper bound on its class (a single
+    value bounds every class), and only a certain failure is refused: no class could fill the batches."""
+    present = [(n, c) for c, n in enumerate(counts) if n > 0]
+    if not present:
+        return
+    if exact:
+        smallest, c = min(present)
+        where = f"class {c} has {smallest} training examples"
+    else:
+        smallest = max(n for n, _ in present)
+        where = f"the training split will have at most {smallest} examples of any class"
+    balanced = "GraSP's batches are class-balanced and disjoint, each with method.samples_per_class examples of every class"
+    if per_class > smallest:
+        raise ConfigError("method.samples_per_class", per_class, f"at most {smallest}: {where}, and {balanced}")
+    if per_class * n_batches > smallest:
+        raise ConfigError(
+            "method.batches",
+            n_batches,
+            f"at most {smallest // per_class}: {where}, and {balanced} (here {per_class}); every batch is full",
+        )
+
+
 def balanced_batches(ctx, per_class: int, n_batches: int, seed: Optional[int]):
-    """`n_batches` disjoint batches with `per_class` shuffled examples of every class."""
+    """`n_batches` disjoint batches with `per_class` shuffled examples of every class that has training
+    examples (`check_batches_fit`: each of them full)."""
     data = require_data(ctx, "grasp")
+    check_batches_fit(data.train_class_counts(), per_class, n_batches)
     gen = torch.Generator().manual_seed(seed) if seed is not None else ctx.generator
     y = data.train_y.cpu()
     order = torch.randperm(len(y), generator=gen)
@@ -55,8 +90,6 @@ def balanced_batches(ctx, per_class: int, n_batches: int, seed: Optional[int]):
     batches = []
     for b in range(n_batches):
         idx = torch.cat([p[b * per_class : (b + 1) * per_class] for p in per])
-        if len(idx) == 0:
-            raise ConfigError("method.batches", n_batches, "at most as many batches as the data can fill")
         idx = idx.to(data.train_x.device)
         batches.append((data.train_x[idx], data.train_y[idx]))
     return batches
