@@ -159,6 +159,38 @@ def test_gates_that_cut_every_path_are_a_layer_collapse(allow_collapse, caplog):
     assert "no unit of net.0.weight keeps both" in caplog.text
 
 
+@pytest.mark.parametrize("sparsity", [0.01, 0.3, 0.5, 0.09, 0.15])
+def test_gates_freeze_once_as_many_are_closed_as_the_mask_prunes(sparsity):
+    """136 weights: the frozen mask prunes 136 - round((1 - s) 136) of them. With exactly that many
+    gates closed the gates did not freeze for 0.01, 0.09, 0.15 (a fraction compared with 1.0 - (1 - s):
+    1/136 < 0.01, 20/136 < 0.15000000000000002), so the phase ran on, or ended with a warning such as
+    "the gates reached sparsity 0.3000, not the target 0.3000" (the training-time audit, 60 weights)."""
+    model = net(4)
+    hook = hook_for(model, sparsity=sparsity)
+    hook.start(model)
+    pruned = 136 - round((1 - sparsity) * 136)
+    with torch.no_grad():
+        flat = [m.view(-1) for m in hook.aux.values()]
+        for m in flat:
+            m.fill_(1.0)
+        closed = 0
+        for m in flat:  # close `pruned` gates, spread over the layers (none emptied)
+            take = min(len(m) // 2, pruned - closed)
+            m[:take] = -1.0
+            closed += take
+    assert closed == pruned
+    masks = hook.after_step(model, 0)
+    assert masks is not None and sum(int((~k).sum()) for k in masks.values()) == pruned
+    if pruned > 1:  # one gate fewer closed: not yet
+        other = hook_for(model, sparsity=sparsity)
+        other.start(model)
+        with torch.no_grad():
+            for n, m in other.aux.items():
+                m.copy_(hook.aux[n])
+            next(m for m in other.aux.values() if (m < 0).any()).view(-1)[0] = 1.0
+        assert other.after_step(model, 0) is None
+
+
 def test_gates_frozen_at_the_target_that_empty_a_layer_are_a_layer_collapse():
     """stop_at_target=true freezes the global top-k of m when the target is reached; the top-k can
     leave a layer with nothing. Before, the frozen mask skipped the collapse check altogether."""
