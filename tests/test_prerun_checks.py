@@ -139,3 +139,24 @@ def test_nested_widths_name_model_widths(tmp_path, widths):
     proc = run_cli([*FAST, f"model.widths={widths}"], tmp_path / "results", check=False)
     assert proc.returncode == 2 and "'model.widths'" in proc.stderr and "a list of integers" in proc.stderr, proc.stderr
     assert "TypeError" not in proc.stderr and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "counts, match",
+    [
+        ("[10,10]", "a list of exactly 3 counts"),
+        ("[10,10,10,10]", "a list of exactly 3 counts"),
+        ("[10,61,10]", "at most 60 examples for class 1"),
+    ],
+)
+def test_class_counts_that_do_not_fit_the_declared_classes_are_refused_before_any_work(counts, match):
+    """The synthetic dataset declares 3 classes of 60 training examples (before the validation split):
+    a wrong-length dataset.class_counts passed --cfg job and the pre-run pass and was refused only once
+    the data was loaded; a count above a class's examples was silently capped when planning."""
+    from helpers import validated
+    from prune_cli.core.errors import ConfigError
+
+    args = ["dataset=synthetic", "dataset.samples_per_class=60", "dataset.imbalance=counts", f"dataset.class_counts={counts}"]
+    with pytest.raises(ConfigError, match=match):
+        validated(*args)
+    validated("dataset=synthetic", "dataset.samples_per_class=60", "dataset.imbalance=counts", "dataset.class_counts=[10,60,10]")

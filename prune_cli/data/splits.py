@@ -91,7 +91,8 @@ def _per_class_indices(y: torch.Tensor, num_classes: int, gen: torch.Generator) 
 
 
 def _take_counts(y, num_classes, counts, gen, cfg: DictConfig) -> torch.Tensor:
-    """Seeded subset with exactly counts[c] examples of class c (raises if more than exist)."""
+    """Seeded subset with exactly counts[c] examples of class c (dataset.class_counts were checked
+    against the classes by `check_class_counts`; a long tail raises for a class without examples)."""
     per_class = _per_class_indices(y, num_classes, gen)
     for c, (have, want) in enumerate(zip((len(i) for i in per_class), counts)):
         if want > have and cfg.imbalance == "longtail":  # only for a class the data has no example of (longtail_counts)
@@ -101,8 +102,6 @@ def _take_counts(y, num_classes, counts, gen, cfg: DictConfig) -> torch.Tensor:
                 f"none or counts for {_dataset(cfg)}: dataset.imbalance=longtail (dataset.longtail_ratio={cfg.longtail_ratio:g}) "
                 f"keeps at least one training example of every class, and class {c} has none in the dataset's training data",
             )
-        if want > have:
-            raise ConfigError("dataset.class_counts", counts, f"at most {have} examples for class {c} (the training split's size)")
     return torch.cat([idx[:n] for idx, n in zip(per_class, counts)])
 
 
@@ -160,9 +159,21 @@ def _planned_counts(cfg: DictConfig, per_class: list[int]) -> list[int]:
     counts = list(per_class)
     if cfg.imbalance == "longtail":
         counts = longtail_counts(counts, cfg.longtail_ratio)
-    elif cfg.imbalance == "counts" and cfg.class_counts is not None and len(cfg.class_counts) == len(counts):
-        counts = [min(int(c), have) for c, have in zip(cfg.class_counts, counts)]
+    elif cfg.imbalance == "counts" and cfg.class_counts is not None:
+        counts = [int(c) for c in cfg.class_counts]
+        check_class_counts(counts, list(per_class))
     return counts
+
+
+def check_class_counts(counts: list[int], available: list[int]) -> None:
+    """`dataset.class_counts` against the examples of each class: one count per class, none above what
+    the class has (before the run from the dataset's declared counts, `_planned_counts`; once loaded,
+    `build_splits`)."""
+    if len(counts) != len(available):
+        raise ConfigError("dataset.class_counts", counts, f"a list of exactly {len(available)} counts (one per class)")
+    for c, (want, have) in enumerate(zip(counts, available)):
+        if want > have:
+            raise ConfigError("dataset.class_counts", counts, f"at most {have} examples for class {c} (the training split's size)")
 
 
 def _kept_for_training(cfg: DictConfig, n: int) -> int:
@@ -251,8 +262,7 @@ def build_splits(raw: RawData, cfg: DictConfig, seed: int, device: torch.device)
             counts = longtail_counts(available, cfg.longtail_ratio)
         else:
             counts = list(cfg.class_counts)
-            if len(counts) != k:
-                raise ConfigError("dataset.class_counts", counts, f"a list of exactly {k} counts (one per class)")
+            check_class_counts(counts, available)
         keep = _take_counts(y, k, counts, gen, cfg)
         x, y = x[keep], y[keep]
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(y):
