@@ -700,3 +700,16 @@ def test_negative_zero_is_refused_like_sparsity_s(finished_results, override):
     # (sparsity=-0.0 was already refused, fault table row 78).
     key = override.split("=")[0]
     _rejected([*FAST, override], finished_results, f"'{key}': -0.0", "write 0, not -0.0")
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("method.exclude=[net.1,net.1]", "method.exclude"),
+        ("metrics.regions.rank_models=[binomial,binomial]", "metrics.regions.rank_models"),
+    ],
+)
+def test_a_repeated_entry_of_a_set_like_list_is_refused(finished_results, override, key):
+    # Before: accepted; it changed nothing but the run id (the same experiment under a second id), as
+    # metrics.splits' repeated split would (refused already).
+    _rejected([*FAST, override], finished_results, f"'{key}'", "each once")

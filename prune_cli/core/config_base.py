@@ -142,6 +142,13 @@ class MethodConfig:
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, f"{key}.rounds")
         choice(cfg, f"{key}.round_schedule", {"exponential", "linear"})
+        exclude = list(OmegaConf.select(cfg, f"{key}.exclude") or [])
+        check(
+            len(set(exclude)) == len(exclude),
+            f"{key}.exclude",
+            exclude,
+            "names of prunable layers, each once (a repeated name would only change the run id)",
+        )
 
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:

@@ -202,7 +202,12 @@ class RegionsConfig:
             "null (the training inputs' range) or [lo, hi] with lo < hi",
         )
         models = list(node.rank_models)
-        check(set(models) <= {"binomial", "montecarlo"}, key + "rank_models", models, "a list drawn from [binomial, montecarlo]")
+        check(
+            set(models) <= {"binomial", "montecarlo"} and len(set(models)) == len(models),
+            key + "rank_models",
+            models,
+            "a list drawn from [binomial, montecarlo], each once (a repeated model would only change the run id)",
+        )
 
 
 @register_metric("regions")
