@@ -171,6 +171,16 @@ def bad_inputs(work: Path) -> list[str]:
         ("does nothing", ["method.rounds=3"]),
         ("does nothing", ["schedule=lottery_ticket", "method.reinit=true"]),
         ("unreachable", ["dataset=mnist1d", "model=cnn1d", "method.structure=channel", "method.allocation=layerwise", "sparsity=0.5"]),
+        ("type", ["method.exclude=[[net.1]]"]),
+        ("type", ["method.layer_densities=[abc]"]),
+        ("range", ["train.weight_decay=-0.0"]),
+        ("range", ["train.lr_schedule=multistep", "train.milestones=[1,1]"]),
+        ("repeat", ["method.exclude=[net.1,net.1]"]),
+        ("range", ["dataset.imbalance=counts", "dataset.class_counts=[10,10]"]),
+        ("range", ["method=snip", "method.batch_seed=18446744073709551616"]),
+        ("range", ["method=grasp", "method.batches=1000"]),
+        ("combination", ["schedule=greg2", "method=random"]),
+        ("group", ["+expected=expect_mnist1d"]),
     ]
     rows = [
         "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",
