@@ -316,6 +316,8 @@ BAD_PLUGIN_LISTS = {  # name: (arguments, the key the message names)
     "no_such_module": (["plugins=[no_such_lab.scores]"], "'plugins'"),
     "not_a_list": (["plugins=lab.taylor"], "'plugins'"),
     "clash": (["plugins=[lab.clash]"], "'plugins'"),  # registers the built-in name `magnitude` again
+    # the package instead of its plugin module: indexed, never imported, so it did nothing, silently
+    "declares_nothing": (["plugins=[lab]"], "lab declares none"),
 }
 CLASH = (
     "from prune_cli.pruning.scores import register_score\n\n\n"

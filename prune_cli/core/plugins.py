@@ -243,8 +243,8 @@ def index() -> PluginIndex:
         for rel in BUILTIN_FILES:
             idx.scan_file(PACKAGE / rel, "prune_cli." + rel.removesuffix(".py").replace("/", "."))
         _INDEX = idx
-        add_modules(_entry_point_modules())
-        add_modules(m for m in os.environ.get(LAUNCHED_ENV, "").split(",") if m)
+        add_modules(_entry_point_modules(), must_declare=False)
+        add_modules((m for m in os.environ.get(LAUNCHED_ENV, "").split(",") if m), must_declare=False)  # checked by the parent
     return _INDEX
 
 
@@ -262,18 +262,37 @@ def _entry_point_modules() -> list[str]:
     return sorted({ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
 
-def add_modules(modules) -> None:
+def add_modules(modules, must_declare: bool = True) -> None:
     """Index plugin modules from outside the repository (`plugins=[my_lab.scores]`, entry points):
-    their decorator lines are read now, the module is imported when one of its names is chosen."""
+    their decorator lines are read now, the module is imported when one of its names is chosen.
+    `must_declare`: a module that declares nothing is refused; it would never be imported, so listing
+    it (the package `my_lab` instead of its plugin module `my_lab.scores`) did nothing, without a word.
+    An installed entry point is not refused (that would stop every command until it is uninstalled)."""
     idx = index()
     for module in modules:
         module = str(module)
         if module in idx.outside:
             continue
         path = _module_file(module)
+        if must_declare:
+            _refuse_declaring_nothing(path, module)
         _refuse_built_in_yaml_options(path, module)
         idx.scan_file(path, module)
         idx.outside.append(module)
+
+
+def _refuse_declaring_nothing(path: Path, module: str) -> None:
+    source = path.read_text(encoding="utf-8")
+    kinds, schemas = declarations(source)
+    if kinds or schemas or option_declarations(source):
+        return
+    raise ConfigError(
+        "plugins",
+        module,
+        'modules that declare a plugin with a decorator line (@register_score("name"), @config_schema("group", '
+        f'"name"), ...; docs/architecture.md, Plugins): {module} declares none ({path}); list the module that '
+        "holds the decorators (e.g. my_lab.scores, not my_lab)",
+    )
 
 
 def _refuse_built_in_yaml_options(path: Path, module: str) -> None:
