@@ -232,9 +232,8 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
 def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: bool) -> None:
     """A single run stops as before: bad input (a rejected config, an unreadable data file) leaves no
     directory when nothing but the run's scaffolding is there yet, prune-cli errors exit 2."""
-    if isinstance(err, InputError) and not in_sweep:
-        _remove_if_scaffolding(run_dir)
-    else:
+    removed = isinstance(err, InputError) and not in_sweep and _remove_if_scaffolding(run_dir)
+    if not removed:  # a directory that stays (a sweep's job, a run with results, a folder of the user's) says why
         _record_failure(err, run_dir, hydra_cfg, cfg)
     if isinstance(err, PruneCliError) and not in_sweep:
         log.debug("stopping: %s", err)  # keeps the reason in the run's log file

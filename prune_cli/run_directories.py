@@ -53,6 +53,7 @@ def check_dense_cache_dir(root: DictConfig) -> None:
 
 
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
+_USERS_FOLDERS: set[Path] = set()  # folders given as hydra.run.dir that existed before this command
 
 
 def _runs_dir(*, _root_: DictConfig) -> str:
@@ -137,6 +138,8 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
     validate(cfg)
     reject_unused_overrides(cfg)
     run_dir = Path(str(cfg.hydra.run.dir))
+    if run_dir.exists():  # before Hydra writes into it: never removed as a rejected run's scaffolding
+        _USERS_FOLDERS.add(run_dir.absolute())
     complete = run_dir / "COMPLETE"
     if not complete.is_file():
         return
@@ -243,19 +246,23 @@ def _keep_a_finished_run_s_record(run_dir: Path) -> None:
             atomic_write_bytes(path, data)
 
 
-def _remove_if_scaffolding(run_dir: Path) -> None:
+def _remove_if_scaffolding(run_dir: Path) -> bool:
     """A run rejected before it started leaves no directory behind (only its scaffolding was there),
-    unless another process holds the run's lock: the same run, started by another command, is working
-    in it (its first files come later)."""
+    unless another process holds the run's lock (the same run, started by another command, is working
+    in it: its first files come later), or the directory is a folder of the user's that existed before
+    the command (`hydra.run.dir=...`; its own `.log` files would count as scaffolding). Whether it was
+    removed."""
     from filelock import FileLock, Timeout
 
+    if run_dir.absolute() in _USERS_FOLDERS:
+        return False
     if not (run_dir.is_dir() and all(p.name in SCAFFOLDING or p.suffix == ".log" for p in run_dir.iterdir())):
-        return
+        return False
     lock = FileLock(str(run_dir / ".run.lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        return
+        return False
     try:
         shutil.rmtree(run_dir, ignore_errors=True)
     finally:
@@ -265,3 +272,4 @@ def _remove_if_scaffolding(run_dir: Path) -> None:
             folder.rmdir()
         except OSError:
             pass
+    return True

@@ -128,6 +128,48 @@ def test_a_damaged_data_file_stops_the_run_creating_nothing(tmp_path, finished_r
     refused_before_any_work(args, finished_results, str(path))
 
 
+def _truncated_cifar(tmp_path) -> Path:
+    write_cifar(tmp_path / "data", "cifar10", n_train=20, n_test=6, classes=10)
+    path = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:100])
+    return path
+
+
+CIFAR_MLP = ["dataset=cifar10", "model=mlp", "model.widths=[8]", "train.epochs=1", "finetune.epochs=1"]
+
+
+def test_a_damaged_data_file_keeps_a_folder_of_the_user_s_given_as_hydra_run_dir(tmp_path):
+    """The review of the fix above: a folder the user named with hydra.run.dir, holding their own
+    experiment.log, was deleted with the run's scaffolding. It is the user's: kept, with failed.json."""
+    from tests.conftest import run_cli
+
+    path = _truncated_cifar(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "experiment.log").write_text("my notes\n")
+    proc = run_cli([*CIFAR_MLP, f"dataset.root={tmp_path / 'data'}", f"hydra.run.dir={mine}"], tmp_path / "results", check=False)
+    assert proc.returncode == 2 and str(path) in proc.stderr, proc.stderr
+    assert (mine / "experiment.log").read_text() == "my notes\n" and (mine / "failed.json").is_file()
+
+
+def test_a_damaged_data_file_met_by_a_resumed_run_is_recorded_in_failed_json(tmp_path):
+    """The review: a run with a checkpoint keeps its directory, and its failed.json says why it stopped
+    (the InputError path skipped _record_failure for a directory it kept)."""
+    from tests.conftest import run_cli
+
+    write_cifar(tmp_path / "data", "cifar10", n_train=20, n_test=6, classes=10)
+    results = tmp_path / "results"
+    args = [*CIFAR_MLP, f"dataset.root={tmp_path / 'data'}"]
+    run_cli(args, results)
+    (run_dir,) = (results / "runs").iterdir()
+    (run_dir / "COMPLETE").unlink()  # as if stopped before its end: the command runs it again
+    path = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:100])
+    proc = run_cli(args, results, check=False, separate_process=True)  # this process keeps the data it loaded
+    assert proc.returncode == 2 and str(path) in proc.stderr, proc.stderr
+    assert (run_dir / "metrics.csv").is_file() and str(path) in (run_dir / "failed.json").read_text()
+
+
 @pytest.mark.parametrize("case", ["short_labels", "label_out_of_range", "row_length"])
 def test_cifar_batches_whose_labels_or_rows_do_not_fit_are_named(tmp_path, case):
     """data_batch_2 with 3 labels fewer than images misaligned every later label (exit 0); a label
