@@ -270,6 +270,20 @@ def test_a_bad_key_or_value_in_a_user_config_file_names_the_key_and_the_file(fin
     _rejected(["--config-dir", str(user_configs), "model=typo", *NO_MODEL], finished_results, *fragments)
 
 
+def test_a_bad_list_element_in_a_user_config_file_is_not_reported_as_the_command_line_s_value(finished_results, user_configs):
+    # The review: the file's [8, abc] was reported as the command line's value, "'model.widths': '[8,8]'
+    # ... Element 1 ('abc') is not one. It is set in config 'model/typo'".
+    (user_configs / "model" / "typo.yaml").write_text("defaults: [/schema/model/mlp@_here_]\nname: mlp\nwidths: [8, abc]\n")
+    err = _rejected(
+        ["--config-dir", str(user_configs), "model=typo", *NO_MODEL, "model.widths=[8,8]"],
+        finished_results,
+        "'model.widths'",
+        "Element 1 ('abc')",
+        "model/typo",
+    )
+    assert "[8,8]" not in err
+
+
 @pytest.mark.parametrize("override", ["+expected=expect_mnist1d", "expected=expect_mnist1d"])
 def test_prune_report_s_expected_group_given_to_prune_run_says_whose_it_is(finished_results, override):
     # Before: OmegaConf's "Key 'expected' not in 'Config' full_key: expected object_type=Config" (with

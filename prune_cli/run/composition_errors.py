@@ -170,7 +170,7 @@ def _from_omegaconf(err: OmegaConfBaseException, overrides: list[str], where: st
         listed = element.group(1)
         return ConfigError(
             listed,
-            _override_value(listed, overrides) or err.value,
+            err.value if where else _override_value(listed, overrides) or err.value,  # a file's list: its element
             f"{describe_type(err.ref_type)} ({listed} is declared {_type_name(err.ref_type)})",
             f"Element {element.group(2)} ({err.value!r}) is not one. {in_file}".strip(),
         )
