@@ -59,6 +59,13 @@ class DatasetConfig:
                 counts,
                 "a list with one positive integer per class when dataset.imbalance=counts",
             )
+            declared = declared_input(cfg)  # the dataset's classes, known before loading it
+            check(
+                declared is None or len(counts) == declared[1],
+                f"{key}.class_counts",
+                counts,
+                f"a list of exactly {declared[1] if declared else '?'} counts (one per class)",
+            )
         elif d.class_counts is not None:
             check(False, f"{key}.class_counts", list(d.class_counts), "null unless dataset.imbalance=counts")
         if d.max_train_samples is not None:
