@@ -550,10 +550,6 @@ def _with(args: Any, overrides: list[str]) -> Any:
     return changed
 
 
-# Config groups in configs/ that are not prune-run's: `expected` holds prune-report's reference numbers
-# (`prune-report --expect`, docs/report.md); prune-run rejects `+expected=...`.
-
-
 def _list_only_prune_run_s_groups_in_help() -> None:
     """`prune-run --help` lists the config groups Hydra finds under configs/, which include prune-report's
     `expected`; the list is filtered here (Hydra's help template has no other hook for it)."""

@@ -727,3 +727,9 @@ def test_a_repeated_entry_of_a_set_like_list_is_refused(finished_results, overri
     # Before: accepted; it changed nothing but the run id (the same experiment under a second id), as
     # metrics.splits' repeated split would (refused already).
     _rejected([*FAST, override], finished_results, f"'{key}'", "each once")
+
+
+def test_an_expected_option_that_does_not_exist_lists_prune_report_s_presets(finished_results):
+    # The review: `+expected=nonexistent` suggested `prune-report --expect nonexistent`.
+    err = _rejected([*FAST, "+expected=nonexistent"], finished_results, "'expected'", "--expect <expect_mnist1d |")
+    assert "--expect nonexistent" not in err

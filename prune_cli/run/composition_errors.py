@@ -227,20 +227,26 @@ CLUSTER_EXTRA = (
 )  # configs of Hydra's launcher plugins (the [cluster] extra)
 
 
-# Config groups under configs/ that are not prune-run's: `expected` holds prune-report's --expect presets.
+# Config groups under configs/ that are not prune-run's: `expected` holds prune-report's reference numbers
+# (`prune-report --expect`, docs/report.md); `--help` does not list it (hydra_patches.py).
 NOT_PRUNE_RUN_GROUPS = ("expected",)
 
 
 def _other_tool_s_group(overrides: list[str]) -> ConfigError | None:
     """An override choosing an option of a group that is not prune-run's (`+expected=expect_mnist1d`)."""
+    from ..core.paths import configs_dir
+
     for arg in overrides:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+~") in NOT_PRUNE_RUN_GROUPS:
+        group = key.lstrip("+~")
+        if sep and group in NOT_PRUNE_RUN_GROUPS:
+            presets = sorted(p.stem for p in (configs_dir() / group).glob("*.yaml"))
+            use = value if value in presets else "<" + " | ".join(presets) + ">"
             return ConfigError(
-                key.lstrip("+~"),
+                group,
                 value,
                 "nothing: prune-run has no such group",
-                f"configs/{key.lstrip('+~')}/ holds prune-report's presets: use `prune-report --expect {value}` on the results.",
+                f"configs/{group}/ holds prune-report's presets: use `prune-report --expect {use}` on the results.",
             )
     return None
 
