@@ -220,8 +220,9 @@ class AutoPruneHook(TrainHook):
 
     def after_step(self, model, step) -> Optional[Masks]:
         self.steps += 1
-        closed = self.gate_sparsity() if self.keep is None and self.stop_at_target else 0.0
-        if self.keep is None and self.stop_at_target and self.closed_gates() >= self.pruned_at_target():
+        closed_count = self.closed_gates() if self.keep is None and self.stop_at_target else 0
+        if self.keep is None and self.stop_at_target and closed_count >= self.pruned_at_target():
+            closed = closed_count / sum(m.numel() for m in self.aux.values())
             self.keep = self.checked(self.top_k_masks())
             # the step may close more gates than the target: the top-k mask then reopens some (history's
             # gate_sparsity records the gates, the mask the target)
