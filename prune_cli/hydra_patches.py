@@ -515,7 +515,7 @@ def _hydra_help_with_hydra_s_overrides_only() -> None:
 def _validate_the_config_cfg_shows() -> None:
     """`--cfg job` (and `all`) printed any config, exit 0, also one a run refuses (`sparsity=1.5`,
     `method.erk_power=2` with the global allocation): a researcher checking an experiment's config took
-    it for valid. The shown config now passes the pre-run pass and the check of overrides that do
+    it for valid. The shown config now passes the pre-run pass, the check of the launcher's values and of overrides that do
     nothing first (one error line and exit 2 otherwise, as the run would); `--cfg hydra` shows Hydra's
     own config and is not checked."""
     from hydra._internal.hydra import Hydra
@@ -534,6 +534,7 @@ def _validate_the_config_cfg_shows() -> None:
             machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(cfg))
             try:
                 validate(cfg)  # a ConfigError: one line and exit 2 (_report_composition_errors_once)
+                check_launcher_overrides(cfg)  # the launcher's values, as the sweep checks them
                 reject_unused_overrides(cfg, single_run=False)  # an override that does nothing, as the run refuses it
             finally:
                 CHECKS_THIS_MACHINE.reset(machine)

@@ -408,14 +408,15 @@ def test_a_missing_launcher_plugin_says_which_extra_installs_it(option, plugin):
     assert f"'hydra/launcher': '{option}'" in found and 'pip install "prune-cli[cluster]"' in found
 
 
-def _fake_slurm(tmp_path: Path, sbatch_error: str | None) -> Path:
+def _fake_slurm(tmp_path: Path, sbatch_error: str | None, calls: Path | None = None) -> Path:
     """A folder for PATH with SLURM's `srun`, and an `sbatch` that refuses every job with `sbatch_error`
-    (None: no sbatch at all)."""
+    (None: no sbatch at all), after appending its arguments to `calls` if given."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
     if sbatch_error is not None:
-        (bin_dir / "sbatch").write_text(f"#!/bin/sh\necho '{sbatch_error}' >&2\nexit 1\n")
+        record = f'echo "$@" >> "{calls}"\n' if calls is not None else ""
+        (bin_dir / "sbatch").write_text(f"#!/bin/sh\n{record}echo '{sbatch_error}' >&2\nexit 1\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     return bin_dir
@@ -854,3 +855,118 @@ def test_cfg_job_of_a_slurm_config_leaves_the_device_check_to_the_nodes(tmp_path
     assert "device: cuda" in shown.stdout
     local = run_cli(["--cfg", "job", *FAST, "device=cuda"], tmp_path / "results", check=False)
     assert local.returncode == 2 and "Allowed: auto or cpu on this machine" in local.stderr, local.stderr
+
+
+# Values of hydra-submitit-launcher's numeric options that sbatch or submitit would be given as they
+# are (`--time=-5`, `--array=0-1%0`, `--signal=USR2@-30`, `--mem=0GB`: all of a node's memory): each
+# with the fragment of what is allowed its message must name.
+BAD_SUBMITIT_VALUES = [
+    ("timeout_min", "-5", "an integer >= 1"),
+    ("timeout_min", "0", "an integer >= 1"),
+    ("cpus_per_task", "0", "an integer >= 1"),
+    ("gpus_per_node", "-1", "an integer >= 0"),
+    ("tasks_per_node", "0", "an integer >= 1"),
+    ("mem_gb", "0", "+hydra.launcher.additional_parameters.mem=0"),
+    ("nodes", "0", "an integer >= 1"),
+    ("array_parallelism", "0", "an integer >= 1"),
+    ("signal_delay_s", "-30", "an integer in [0, 14400)"),
+    ("signal_delay_s", "14400", "an integer in [0, 14400)"),
+    ("max_num_timeout", "-1", "an integer >= 0"),
+    ("cpus_per_gpu", "0", "an integer >= 1"),
+    ("gpus_per_task", "-1", "an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("key, value, allowed", BAD_SUBMITIT_VALUES)
+def test_a_slurm_launcher_value_sbatch_cannot_take_is_refused_before_submission(tmp_path, monkeypatch, key, value, allowed):
+    """The audit with a fake SLURM: these values reached sbatch as given; sbatch's error and exit 1, or
+    (max_num_timeout=-1, mem_gb=0) a sweep that ran otherwise than asked. Now one line naming the key,
+    the value and what is allowed, exit 2, sbatch never called, results_dir not created."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    calls = tmp_path / "sbatch_calls"
+    monkeypatch.setenv("PATH", f"{_fake_slurm(tmp_path, 'sbatch: error: refused', calls)}{os.pathsep}{os.environ['PATH']}")
+    results = tmp_path / "results"
+    proc = run_cli(["-m", "hydra/launcher=slurm", f"hydra.launcher.{key}={value}", *FAST, "seed=0,1"], results, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"'hydra.launcher.{key}'" in proc.stderr and value in proc.stderr and allowed in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("prune-run: error:") and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert not calls.exists() and not results.exists()
+
+
+@pytest.mark.parametrize(
+    "launcher, key, value, allowed",
+    [
+        ("submitit_slurm", "timeout_min", "0", "an integer >= 1"),  # the plugin's own config, without prune-cli's slurm.yaml
+        ("submitit_slurm", "array_parallelism", "-2", "an integer >= 1"),
+        ("submitit_slurm", "signal_delay_s", "3600", "an integer in [0, 3600)"),  # the plugin's timeout_min is 60
+        ("submitit_local", "timeout_min", "-1", "an integer >= 1"),
+        ("submitit_local", "gpus_per_node", "-1", "an integer >= 0"),
+        ("submitit_local", "nodes", "2", "1 (submitit's local executor runs its jobs on this machine)"),
+    ],
+)
+def test_the_plugin_s_own_submitit_launchers_are_checked_too(tmp_path, monkeypatch, launcher, key, value, allowed):
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    calls = tmp_path / "sbatch_calls"
+    monkeypatch.setenv("PATH", f"{_fake_slurm(tmp_path, 'sbatch: error: refused', calls)}{os.pathsep}{os.environ['PATH']}")
+    results = tmp_path / "results"
+    own = ["hydra.launcher.submitit_folder=${results_dir}/.submitit/%j"]
+    args = ["-m", f"hydra/launcher={launcher}", *own, f"hydra.launcher.{key}={value}", *FAST, "seed=0,1"]
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"'hydra.launcher.{key}'" in proc.stderr and value in proc.stderr and allowed in proc.stderr, proc.stderr
+    assert not calls.exists() and not results.exists()
+
+
+def test_a_launcher_value_from_a_config_file_is_checked_as_one_from_the_command_line(tmp_path, monkeypatch):
+    """A user's launcher option (--config-dir) setting mem_gb: 0 is refused like hydra.launcher.mem_gb=0,
+    and an earlier sweep's results are left byte for byte."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from conftest import snapshot
+
+    results = tmp_path / "results"
+    run_cli([*FAST, "seed=0"], results)
+    before = snapshot(results)
+    mine = tmp_path / "my_configs" / "hydra" / "launcher"
+    mine.mkdir(parents=True)
+    (mine / "my_slurm.yaml").write_text("# @package _global_\ndefaults:\n  - slurm\nhydra:\n  launcher:\n    mem_gb: 0\n")
+    calls = tmp_path / "sbatch_calls"
+    monkeypatch.setenv("PATH", f"{_fake_slurm(tmp_path, 'sbatch: error: refused', calls)}{os.pathsep}{os.environ['PATH']}")
+    args = ["--config-dir", str(tmp_path / "my_configs"), "-m", "hydra/launcher=my_slurm", *FAST, "seed=1,2"]
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 2 and "'hydra.launcher.mem_gb'" in proc.stderr, proc.stderr
+    assert not calls.exists() and snapshot(results) == before
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "submitit_slurm", "submitit_local"])
+def test_the_launchers_defaults_and_the_edges_of_each_range_are_accepted(tmp_path, launcher):
+    """0 GPUs (a CPU job), no requeue after a timeout, SIGUSR2 at the time limit's last second, mem_gb=null
+    (the cluster's default) are values, not mistakes."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from prune_cli.run.prevalidate import check_launcher_overrides
+
+    check_launcher_overrides(_hydra_cfg([f"hydra/launcher={launcher}"], tmp_path))
+    edges = ["hydra.launcher.gpus_per_node=0", "hydra.launcher.mem_gb=null", "hydra.launcher.timeout_min=1", "hydra.launcher.nodes=1"]
+    if launcher != "submitit_local":
+        edges += ["hydra.launcher.max_num_timeout=0", "hydra.launcher.signal_delay_s=59", "hydra.launcher.array_parallelism=1"]
+    check_launcher_overrides(_hydra_cfg([f"hydra/launcher={launcher}", *edges], tmp_path))
+
+
+def test_every_numeric_option_of_the_installed_submitit_plugin_has_a_range():
+    """The ranges are read against the plugin's own dataclasses: an option a newer hydra-submitit-launcher
+    adds with a number (an sbatch option) fails here until prune-cli says what it allows."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from prune_cli.run.launcher_values import SUBMITIT_RANGES, numeric_fields
+
+    from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
+
+    for conf in (SlurmQueueConf, LocalQueueConf):
+        assert numeric_fields(conf), conf
+        assert set(numeric_fields(conf)) <= set(SUBMITIT_RANGES), set(numeric_fields(conf)) - set(SUBMITIT_RANGES)
+
+
+def test_cfg_job_of_a_sweep_with_a_bad_launcher_value_is_refused(tmp_path):
+    """`--cfg job` shows a config the sweep accepts: a launcher value the sweep refuses is refused here too."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    args = ["--cfg", "job", "hydra/launcher=slurm", "hydra.launcher.array_parallelism=0", *FAST]
+    proc = run_cli(args, tmp_path / "results", check=False)
+    assert proc.returncode == 2 and "'hydra.launcher.array_parallelism'" in proc.stderr, proc.stderr

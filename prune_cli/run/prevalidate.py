@@ -29,6 +29,7 @@ from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
 from .composition_errors import unresolvable_interpolation
 from .config_values import check_list_elements, check_signed_zeros
+from .launcher_values import check_submitit_values
 
 
 def register_schemas() -> None:
@@ -323,9 +324,13 @@ JOBLIB_IGNORED = ("hydra.launcher.backend", "hydra.launcher.prefer")
 
 
 def check_launcher_overrides(cfg: DictConfig) -> None:
-    """An override of an option Hydra's joblib launcher ignores (`hydra.launcher.backend=threading`,
-    `hydra.launcher.prefer=threads`): accepted and ignored before, as if the jobs ran otherwise."""
-    if "Joblib" not in str(OmegaConf.select(cfg, "hydra.launcher._target_", default="")):
+    """The launcher's values, once per sweep before it is made: the numeric options of the submitit
+    launchers (prune_cli/run/launcher_values.py); joblib's `n_jobs`, and an override of an option Hydra's
+    joblib launcher ignores (`hydra.launcher.backend=threading`, `hydra.launcher.prefer=threads`):
+    accepted and ignored before, as if the jobs ran otherwise."""
+    target = str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+    check_submitit_values(cfg, target)
+    if "Joblib" not in target:
         return
     n_jobs = OmegaConf.select(cfg, "hydra.launcher.n_jobs", default=None)
     # joblib's own count: -1 = one per CPU, -2 = all but one, ...; 0 has no meaning (joblib's ValueError, exit 1)

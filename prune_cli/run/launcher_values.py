@@ -1,0 +1,101 @@
+"""The numeric options of hydra-submitit-launcher (`hydra/launcher=slurm`, and the plugin's own
+`submitit_slurm` and `submitit_local`), checked on the submitting machine once per sweep, before
+anything is submitted (docs/robustness.md). Unchecked, they reached sbatch as given: `--time=-5`,
+`--array=0-1%0`, `--signal=USR2@-30` (sbatch's error, exit 1, after the sweep had started) or
+`--mem=0GB` (all of each node's memory) and `max_num_timeout=-1` (accepted, no requeue).
+
+Which options are numeric is read from the plugin's queue config dataclasses (the one whose `_target_`
+is the sweep's launcher); what each one means, and so its smallest value, is `SUBMITIT_RANGES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..core.checks import check
+
+# Each numeric option of the plugin's queue configs: its smallest value and what it means (the sbatch
+# option submitit writes for it, https://slurm.schedmd.com/sbatch.html; or submitit's own use).
+SUBMITIT_RANGES: dict[str, tuple[int, str]] = {
+    "timeout_min": (1, "the time limit of each job in minutes (sbatch --time)"),
+    "cpus_per_task": (1, "CPUs per task (sbatch --cpus-per-task)"),
+    "gpus_per_node": (0, "GPUs per node (sbatch --gpus-per-node; 0: a job without GPUs)"),
+    "tasks_per_node": (1, "tasks per node (sbatch --ntasks-per-node)"),
+    "mem_gb": (1, "memory per node in GB (sbatch --mem)"),
+    "nodes": (1, "nodes per job (sbatch --nodes)"),
+    "cpus_per_gpu": (1, "CPUs per GPU (sbatch --cpus-per-gpu)"),
+    "gpus_per_task": (0, "GPUs per task (sbatch --gpus-per-task)"),
+    "signal_delay_s": (0, "seconds before the time limit at which SIGUSR2 asks a job to checkpoint and requeue (sbatch --signal)"),
+    "max_num_timeout": (0, "how many times a job that reaches its time limit is requeued (submitit's; 0: never)"),
+    "array_parallelism": (1, "how many of the sweep's jobs run at once (the %N of sbatch --array)"),
+}
+
+# sbatch --signal takes a delay of at most 65535 s (https://slurm.schedmd.com/sbatch.html, --signal).
+MAX_SIGNAL_DELAY_S = 65535
+
+# mem_gb=0 is refused, although sbatch reads --mem=0 as "all of each node's memory": a 0 typed by
+# mistake is likelier than one meant that way, and `all` has an explicit spelling of its own.
+ALL_MEMORY = "+hydra.launcher.additional_parameters.mem=0"
+
+
+def queue_config(target: str) -> type | None:
+    """The plugin's queue config dataclass whose launcher is `target` (`hydra.launcher._target_`); None
+    for another launcher, or without the plugin."""
+    if "hydra_submitit_launcher" not in target:
+        return None
+    try:
+        from hydra_plugins.hydra_submitit_launcher import config
+    except ImportError:
+        return None
+    for conf in vars(config).values():
+        if isinstance(conf, type) and dataclasses.is_dataclass(conf) and getattr(conf, "_target_", None) == target:
+            return conf
+    return None
+
+
+def numeric_fields(conf: type) -> dict[str, bool]:
+    """The integer options of a queue config dataclass, each with whether null is allowed (Optional)."""
+    hints = typing.get_type_hints(conf)
+    found = {}
+    for f in dataclasses.fields(conf):
+        args = typing.get_args(hints[f.name])
+        optional = typing.get_origin(hints[f.name]) is typing.Union and type(None) in args
+        kind = next((a for a in args if a is not type(None)), None) if optional else hints[f.name]
+        if kind in (int, float):
+            found[f.name] = optional
+    return found
+
+
+def check_submitit_values(cfg: DictConfig, target: str) -> None:
+    """Every numeric option of the submitit launcher `target` is in its range (ConfigError naming the key)."""
+    conf = queue_config(target)
+    if conf is None:
+        return
+    local = "LocalLauncher" in target
+    timeout_min = OmegaConf.select(cfg, "hydra.launcher.timeout_min", default=None)
+    for name, optional in numeric_fields(conf).items():
+        if name not in SUBMITIT_RANGES:
+            continue  # an option of a newer plugin: tests/test_launchers.py asks for its range
+        key, (lowest, meaning) = f"hydra.launcher.{name}", SUBMITIT_RANGES[name]
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None and optional:
+            continue
+        integer = isinstance(value, int) and not isinstance(value, bool)
+        if name == "nodes" and local:
+            check(value == 1 and integer, key, value, "1 (submitit's local executor runs its jobs on this machine)")
+            continue
+        if name == "signal_delay_s" and isinstance(timeout_min, int):
+            highest = min(timeout_min * 60, MAX_SIGNAL_DELAY_S + 1)
+            allowed = (
+                f"an integer in [0, {highest}): {meaning}, below the time limit (hydra.launcher.timeout_min={timeout_min} "
+                f"minutes) and sbatch's largest delay ({MAX_SIGNAL_DELAY_S} s)"
+            )
+            check(integer and 0 <= value < highest, key, value, allowed)
+            continue
+        allowed = f"an integer >= {lowest}{' or null' if optional else ''}: {meaning}"
+        if name == "mem_gb":
+            allowed += f"; null leaves it to the cluster's default; all of each node's memory (sbatch --mem=0) is {ALL_MEMORY}"
+        check(integer and value >= lowest, key, value, allowed)
