@@ -11,12 +11,18 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
 - `--cfg job` and `--cfg all` show only a config the pre-run pass accepts (`_validate_the_config_cfg_shows`);
 - `--help` lists prune-run's config groups only, and Hydra's copies of its config repository share the
-  ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`)."""
+  ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`);
+- sbatch's refusal of a SLURM sweep is reported once, in prune-run's line, not also echoed by submitit
+  before it (`_report_a_refused_submission_once`: it wraps submitit's SLURM executor, not Hydra, and is
+  made when a sweep chooses a submitit launcher; pinned by tests/test_launchers.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import itertools
+import sys
 import traceback
 from typing import Any, Callable
 
@@ -271,6 +277,8 @@ def _reject_sweeps_with_no_job() -> None:
     def instantiate_sweeper(self, *, hydra_context, task_function, config):
         check_added_hydra_keys(config)  # before Hydra hands the sweeper's and launcher's keys to their classes
         check_launcher_overrides(config)  # and options the launcher ignores
+        if "hydra_submitit_launcher" in str(OmegaConf.select(config, "hydra.launcher._target_", default="")):
+            _report_a_refused_submission_once()
         sweeper = instantiate(self, hydra_context=hydra_context, task_function=task_function, config=config)
         if type(sweeper).__name__ == "BasicSweeper":  # Hydra's plugin scan loads its module anew: matched by name
             sweep = sweeper.sweep
@@ -284,6 +292,37 @@ def _reject_sweeps_with_no_job() -> None:
 
     instantiate_sweeper.rejects_sweeps_with_no_job = True  # type: ignore[attr-defined]
     Plugins.instantiate_sweeper = instantiate_sweeper  # type: ignore[method-assign]
+
+
+def _report_a_refused_submission_once() -> None:
+    """sbatch refusing a sweep's array job (a partition that does not exist, an account without access):
+    submitit's `CommandFunction` printed sbatch's stderr, then raised `FailedJobError` with the same text,
+    which prune-run reports as its one line with the launcher's reason (`sweep_lifecycle._report_launcher_failure`):
+    the reason twice, the first time without prune-run's prefix. What the SLURM executor's submission
+    prints is held back while sbatch runs and printed after it, unless it is the text of the error raised."""
+    try:
+        from submitit import SlurmExecutor
+        from submitit.core.utils import FailedJobError
+    except ImportError:
+        return
+    submit = SlurmExecutor._submit_command  # noqa: SLF001
+    if getattr(submit, "reports_a_refusal_once", False):
+        return
+
+    def submit_command(self, command):
+        held, raised = io.StringIO(), None
+        try:
+            with contextlib.redirect_stderr(held):
+                return submit(self, command)
+        except FailedJobError as err:
+            raised = str(err).strip()
+            raise
+        finally:
+            if held.getvalue().strip() not in ("", raised):
+                sys.stderr.write(held.getvalue())
+
+    submit_command.reports_a_refusal_once = True  # type: ignore[attr-defined]
+    SlurmExecutor._submit_command = submit_command  # type: ignore[method-assign]  # noqa: SLF001
 
 
 # A single run's composition made while Hydra asked for the run mode, for Hydra's run: (loader id, config

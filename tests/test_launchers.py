@@ -443,6 +443,8 @@ def test_a_launcher_that_cannot_start_the_sweep_leaves_nothing(tmp_path, monkeyp
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     reason = "srun" if cluster == "no srun" else "sbatch: error: invalid partition specified: nope"
     assert "hydra/launcher=slurm could not start the sweep" in proc.stderr and reason in proc.stderr, proc.stderr
+    # one line: sbatch's error is in it, not printed before it as well (submitit's echo of sbatch's stderr)
+    assert proc.stderr.count(reason) == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert not results.exists(), sorted(str(p) for p in results.rglob("*"))
 
 
