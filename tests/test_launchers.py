@@ -972,3 +972,27 @@ def test_cfg_job_of_a_sweep_with_a_bad_launcher_value_is_refused(tmp_path):
     args = ["--cfg", "job", "hydra/launcher=slurm", "hydra.launcher.array_parallelism=0", *FAST]
     proc = run_cli(args, tmp_path / "results", check=False)
     assert proc.returncode == 2 and "'hydra.launcher.array_parallelism'" in proc.stderr, proc.stderr
+
+
+def test_a_job_whose_sweep_record_is_gone_still_does_its_run(tmp_path, monkeypatch):
+    """The SLURM audit: the submit host removed results_dir/.sweeps while array tasks were still queued;
+    each then failed writing its "started" line to the record (FileNotFoundError, which Hydra's run_job
+    caught, so SLURM reported the task COMPLETED) and left a run directory holding only its log. A job
+    whose record is gone now says so in its log and does its run; the record is not made again."""
+    import shutil
+
+    import prune_cli.sweep_lifecycle as lifecycle
+
+    results = tmp_path / "results"
+
+    def remove_the_record(point: str) -> None:  # the instant after the sweep made its record
+        if point == "sweep-started":
+            shutil.rmtree(results / ".sweeps")
+
+    monkeypatch.setattr(lifecycle.crashpoints, "hold", remove_the_record)
+    proc = run_cli(["-m", *FAST, "seed=0"], results, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    [run] = _complete_runs(results)
+    assert "the sweep's record" in (run / "prune-run.log").read_text() and "is gone" in (run / "prune-run.log").read_text()
+    assert not (results / ".sweeps").exists()
+    _check_shared_rows(results, 1)

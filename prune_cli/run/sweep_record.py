@@ -7,16 +7,25 @@ workers, SLURM's nodes). The sweep's process reads it at the end (the summary of
 its launcher fails, and when a signal stops it (prune_cli/run/sweep_stop.py). A job with only its
 start recorded was killed from outside. Lines are written with one O_APPEND write, so the lines of
 parallel jobs never interleave (docs/robustness.md).
+
+A job whose record is gone (its folder removed by hand, or by an older prune-cli whose submit host
+stopped waiting while array jobs were still queued) still does its run: it logs a warning and records
+nothing. The record is not made again: nobody would read it, and it would stay in results_dir/.sweeps.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
 STOP_SUFFIX = ".stop"  # beside the record while a signal stops the sweep: a job starting then does not run
+
+_WARNED: set[str] = set()  # records found gone by this process: said once
 
 NO_OUTCOME = (
     "it ended without recording an outcome (killed: out of memory, a time limit, a lost node?); "
@@ -30,13 +39,25 @@ def current() -> str | None:
 
 
 def record_outcome(run_dir: Path, status: str, err: BaseException | None = None) -> None:
-    """One line per job event in the sweep's record; nothing outside a sweep."""
+    """One line per job event in the sweep's record; nothing outside a sweep, nor when the record is
+    gone (a warning, once per record: the job goes on with its run)."""
     path = current()
     if not path:
         return
     reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}" if err is not None else ""
     line = json.dumps({"run_dir": str(run_dir), "status": status, "reason": reason, "pid": os.getpid()}) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # never O_CREAT: the sweep's start made it
+    except FileNotFoundError:
+        if path not in _WARNED:
+            _WARNED.add(path)
+            log.warning(
+                "the sweep's record %s is gone (its sweep's process no longer follows it): run %s goes on "
+                "without recording its outcome there",
+                path,
+                run_dir,
+            )
+        return
     try:
         os.write(fd, line.encode())  # one write with O_APPEND: lines of parallel jobs never interleave
     finally:
