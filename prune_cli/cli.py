@@ -43,11 +43,13 @@ from .run.prevalidate import checked_model, overrides_as_typed, register_schemas
 from .run.unused_options import unused_overrides
 from .run_directories import _keep_a_finished_run_s_record, _reject, _remove_if_scaffolding, _run_id, _runs_dir
 from .sweep_lifecycle import (
+    _CLUSTER,
     _LAUNCHER,
     _MULTIRUN_YAML,
     _CompositionRejected,
     _LauncherFailed,
     _reject_composition,
+    _jobs_may_still_run,
     _report_launcher_failure,
 )
 
@@ -88,6 +90,7 @@ def main() -> None:
     threads.quiet_openmp_wait(os.environ)
     _MULTIRUN_YAML.clear()  # another command's sweep in this process (tests, tools) is not this one
     _LAUNCHER.clear()
+    _CLUSTER.clear()
     try:
         check_overrides(sys.argv[1:])
         named = command_line_plugins(sys.argv[1:])
@@ -119,7 +122,9 @@ def main() -> None:
         _reject(f"{err} (e.g. -m and --cfg job together; --cfg job prints one job's config: give it without -m)")
     finally:  # a sweep stopped by a signal never reached its summary, the record's only reader
         sweep_stop.restore_signals()
-        sweep_record.remove(os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None))
+        record = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
+        if not _jobs_may_still_run():  # jobs still queued or running on a cluster write to it
+            sweep_record.remove(record)
 
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")

@@ -46,7 +46,7 @@ from .run.composition_errors import (
 from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
 from .run.unused_options import reject_unused_overrides, sweep_unused
 from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
-from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _undo_sweep_start
+from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _runs_elsewhere, _undo_sweep_start
 
 
 def install() -> None:
@@ -115,12 +115,6 @@ SWEEP_REJECTIONS_LISTED = 10  # rejected jobs named one by one; the rest are cou
 
 class SweepRejected(PruneCliError):
     """Jobs of a sweep whose configs the pre-run pass rejects, found before any job ran."""
-
-
-def _runs_elsewhere(cfg: DictConfig) -> bool:
-    """Whether the config's launcher runs the jobs on other machines (SLURM): their device is checked
-    there, by each job."""
-    return "SlurmLauncher" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
 
 
 def _validate_every_sweep_job_first() -> None:

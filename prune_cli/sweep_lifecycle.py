@@ -2,9 +2,10 @@
 configs/config.yaml names in `hydra.callbacks` ("N of M runs failed" at the end, and the exit code);
 the record of what a sweep's start made (results_dir/.sweeps, runs/multirun.yaml, the launcher's own
 files), put back when the sweep is rejected or its launcher fails before any job ran; and the reports
-of a sweep stopped by a signal and of a launcher that failed. Also the errors that carry a rejected
-config or a failed launcher past Hydra to `main` (`_PastHydra`), and `_reject_composition`, which puts
-back what a sweep's start made and exits 2.
+of a sweep stopped by a signal and of a launcher that failed. For a launcher whose jobs run on other
+machines (SLURM), the jobs it submitted (`_CLUSTER`): the sweep's record stays while any of them may
+still run. Also the errors that carry a rejected config or a failed launcher past Hydra to `main`
+(`_PastHydra`), and `_reject_composition`, which puts back what a sweep's start made and exits 2.
 
 Hydra imports the callback by its dotted name while `python -m prune_cli.cli` runs the entry point's
 file as `__main__`; this module is never `__main__`, so both see one copy of the sweep's state."""
@@ -40,6 +41,10 @@ _LAUNCHER: dict[str, Any] = {}
 # -> (master config, a copy of the job's config). Bounded (SWEEP_JOBS_KEPT); emptied at the end of every
 # sweep. Filled by hydra_patches.py `_compose_each_sweep_job_once`.
 _SWEEP_JOBS: dict[tuple, tuple[DictConfig, DictConfig]] = {}
+# The jobs a launcher that runs them elsewhere (`_runs_elsewhere`) submitted in the current sweep: "jobs"
+# (submitit's Job objects, every one submitted), "running" (those not known to have ended) and
+# "submitting" (True while its executor submits them). Filled by the wrapper of `_follow_cluster_jobs`.
+_CLUSTER: dict[str, Any] = {}
 
 
 class _PastHydra(BaseException):
@@ -59,6 +64,12 @@ class _LauncherFailed(_PastHydra):
     killed)."""
 
 
+def _runs_elsewhere(cfg: DictConfig) -> bool:
+    """Whether the config's launcher runs the jobs on other machines (SLURM): their device is checked
+    there, by each job, and they go on running when this process stops waiting for them."""
+    return "SlurmLauncher" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+
+
 def _note_the_launcher(config: DictConfig) -> None:
     """What `_undo_sweep_start` needs to put back if the launcher fails before any job ran: its name,
     and the files in its own folder (submitit's `submitit_folder`, up to the first `%` placeholder)."""
@@ -72,6 +83,94 @@ def _note_the_launcher(config: DictConfig) -> None:
         _LAUNCHER["folder"] = folder
         _LAUNCHER["before"] = {p.name for p in folder.iterdir()} if folder.is_dir() else None
         _LAUNCHER["created"] = [d for d in (folder, *folder.parents) if not d.exists()]
+    _CLUSTER.clear()
+    if _runs_elsewhere(config):
+        _follow_cluster_jobs(config.hydra.launcher)
+
+
+def _follow_cluster_jobs(launcher: DictConfig) -> None:
+    """Wrap the launcher class's `launch` once. hydra-submitit-launcher (1.2.0, pinned by the [cluster]
+    extra) submits the array with its executor's `map_array`, then waits with `[j.results()[0] for j in
+    jobs]`, which raises at the first job that was killed or raised while the others are still queued or
+    running. The wrapper notes the jobs `map_array` submits (`_CLUSTER`) and, when `launch` raises, waits
+    for every job before the error goes on, so the report knows each job's outcome and the sweep's
+    record is removed only when no job can write to it any more. A job that cannot be waited for (the
+    cluster cannot be asked) stays in `_CLUSTER["running"]`: its outcome is unknown."""
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(str(launcher.get("_target_", "")))
+    except Exception:  # noqa: BLE001 - a launcher that cannot be imported fails in Hydra, with its reason
+        return
+    if getattr(cls.launch, "_prune_cli_follows_jobs", False):
+        return
+    original = cls.launch
+
+    def launch(self, job_overrides, initial_job_idx):
+        import submitit
+
+        executor_class = submitit.AutoExecutor
+        own, submit = executor_class.__dict__.get("map_array"), executor_class.map_array
+
+        def map_array(executor, fn, *iterables):
+            _CLUSTER["submitting"] = True
+            try:
+                jobs = submit(executor, fn, *iterables)
+            finally:
+                _CLUSTER["submitting"] = False
+            _CLUSTER.setdefault("jobs", []).extend(jobs)
+            _CLUSTER.setdefault("running", []).extend(jobs)
+            return jobs
+
+        executor_class.map_array = map_array
+        try:
+            returns = original(self, job_overrides, initial_job_idx)
+        except Exception as err:
+            _wait_for_the_running_jobs(err)
+            raise
+        finally:
+            if own is None:
+                del executor_class.map_array
+            else:
+                executor_class.map_array = own
+        _CLUSTER["running"] = []  # the launcher waited for every job
+        return returns
+
+    launch._prune_cli_follows_jobs = True  # type: ignore[attr-defined]
+    cls.launch = launch
+
+
+def _wait_for_the_running_jobs(err: Exception) -> None:
+    """After a job's error: wait until every other submitted job has ended (as the launcher would have
+    without the error). A job the cluster cannot be asked about any more stays running (outcome unknown)."""
+    running = _CLUSTER.get("running", [])
+    if len(running) > 1:
+        first = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        print(f"prune-run: a job of the sweep did not end normally ({first}); waiting for the other jobs to end", file=sys.stderr)
+    try:
+        for job in list(running):
+            job.wait()
+            running.remove(job)
+    except Exception:  # noqa: BLE001 - the submit host cannot follow the jobs: their outcome stays unknown
+        pass
+
+
+def _jobs_may_still_run() -> bool:
+    """Whether jobs this sweep submitted to other machines may still be queued or running (or being
+    submitted): their record must stay, they write to it."""
+    return bool(_CLUSTER.get("running")) or bool(_CLUSTER.get("submitting"))
+
+
+def _how_to_collect_or_cancel(path: str | None) -> str:
+    """What becomes of the jobs left on the cluster, how to collect their runs, how to cancel them."""
+    ids = sorted({str(job.job_id).split("_")[0] for job in _CLUSTER.get("running", [])})
+    cancel = f"scancel {' '.join(ids)}" if ids else "scancel <job id> (squeue -u $USER lists them)"
+    kept = f" (their sweep record {path} stays for them: remove it once they have ended)" if path else ""
+    return (
+        f"prune-run: the jobs still queued or running on the cluster go on and complete their runs{kept}; "
+        f"run the same command again later to collect them and finish the rest (completed runs are not repeated), "
+        f"or cancel them: {cancel}"
+    )
 
 
 class SweepSummary(Callback):
@@ -111,6 +210,7 @@ class SweepSummary(Callback):
         _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
         _MULTIRUN_YAML.clear()  # the sweep ran: its multirun.yaml stays
         _LAUNCHER.clear()
+        _CLUSTER.clear()  # the launcher returned: every job it submitted has ended
         path = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
         if not path or not Path(path).exists():
             return
@@ -220,27 +320,69 @@ def _launcher_failed(err: Exception) -> bool:
 
 
 def _report_launcher_failure(err: Exception) -> None:
-    """The launcher's own reason (sbatch's error is in it), exit 1. Before any job started, the results
-    folder is put back as it was; after, the runs stay and each one that did not complete is named."""
+    """The launcher's own reason (sbatch's error is in it), exit 1. Before any job was submitted or
+    started, the results folder is put back as it was; after, the runs stay and each one that did not
+    complete is named. Jobs that may still run on the cluster keep the sweep's record."""
     name = _LAUNCHER.pop("name", "the launcher")
     reason = f"{type(err).__name__}: {err}".strip()
     path = os.environ.get(sweep_record.SWEEP_RECORD_ENV)
     outcomes = sweep_record.outcomes(path) if path and Path(path).is_file() else []
-    if not outcomes:
+    submitted = _CLUSTER.get("jobs", [])
+    if not outcomes and not submitted:
         _undo_sweep_start()
         print(f"prune-run: error: {name} could not start the sweep; no job ran and nothing was kept: {reason}", file=sys.stderr)
         sys.exit(1)
+    logs = _LAUNCHER.get("folder")
     os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
-    sweep_record.remove(path)
     _MULTIRUN_YAML.clear()  # jobs ran: the sweep's multirun.yaml stays
     _LAUNCHER.clear()
+    if _jobs_may_still_run():
+        _report_jobs_left_on_the_cluster(name, reason, outcomes, path)
+    sweep_record.remove(path)
     unfinished = [x for x in outcomes if x["status"] != "completed"]
-    print(f"prune-run: error: {name} stopped the sweep: {reason}", file=sys.stderr)
-    print(
-        f"prune-run: {len(outcomes) - len(unfinished)} of the {len(outcomes)} runs that started completed; "
-        f"these did not (run the same command again to resume them; completed runs are not repeated):",
-        file=sys.stderr,
-    )
+    counts = f"{len(outcomes) - len(unfinished)} of the {len(outcomes)} runs that started completed"
+    if submitted:
+        print(f"prune-run: error: {name}: a job of the sweep did not end normally: {reason}", file=sys.stderr)
+        counts = f"all {len(submitted)} jobs of the sweep have ended; {counts}"
+    else:
+        print(f"prune-run: error: {name} stopped the sweep: {reason}", file=sys.stderr)
+    if unfinished:
+        counts += "; these did not (run the same command again to resume them; completed runs are not repeated):"
+    print(f"prune-run: {counts}", file=sys.stderr)
     for x in unfinished:
-        print(f"  {x['run_dir']}: {x['reason'] or x['status']}", file=sys.stderr)
+        print(f"  {x['run_dir']}: {_how_it_ended(x)}", file=sys.stderr)
+    never = len(submitted) - len(outcomes)
+    if never > 0:
+        where = f": their logs are in {logs}" if logs else ""
+        print(f"prune-run: {never} job{'s' if never > 1 else ''} ended without starting a run{where}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _how_it_ended(outcome: dict) -> str:
+    """A run that did not complete: its reason, or for a stopped one the signal and its checkpoint."""
+    how = _how_it_stopped(outcome)
+    if outcome["status"] == "stopped" and outcome["reason"].startswith("Interrupted: "):
+        how = f"{outcome['reason'].split(': ', 1)[1]}: {how}"
+    return how
+
+
+def _report_jobs_left_on_the_cluster(name: str, reason: str, outcomes: list[dict], path: str | None) -> None:
+    """The launcher raised while jobs it submitted may still be queued or running elsewhere (the submit
+    host cannot follow them any more): what is known, the runs whose outcome is unknown (not "killed":
+    they may still be running), how many jobs had not started, what becomes of them; exit 1. The sweep's
+    record stays: those jobs write to it."""
+    started = [x for x in outcomes if x["status"] not in ("skipped", "not-started")]
+    done = sum(x["status"] == "completed" for x in started)
+    queued = len(_CLUSTER.get("jobs", [])) - len(outcomes)
+    print(f"prune-run: error: {name} stopped following the sweep's jobs: {reason}", file=sys.stderr)
+    line = f"prune-run: {done} of the {len(started)} runs that started had completed"
+    if queued > 0:
+        line += f"; {queued} queued job{'s' if queued > 1 else ''} had not started"
+    print(line + ":" if len(started) > done else line, file=sys.stderr)
+    for x in outcomes:
+        if x["status"] == "started":
+            print(f"  {x['run_dir']}: outcome unknown (still running on the cluster, or ended without an outcome)", file=sys.stderr)
+        elif x["status"] != "completed":
+            print(f"  {x['run_dir']}: {_how_it_ended(x)}", file=sys.stderr)
+    print(_how_to_collect_or_cancel(path), file=sys.stderr)
     sys.exit(1)

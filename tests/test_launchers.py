@@ -996,3 +996,108 @@ def test_a_job_whose_sweep_record_is_gone_still_does_its_run(tmp_path, monkeypat
     assert "the sweep's record" in (run / "prune-run.log").read_text() and "is gone" in (run / "prune-run.log").read_text()
     assert not (results / ".sweeps").exists()
     _check_shared_rows(results, 1)
+
+
+class _FakeArrayTask:
+    """One task of a SLURM array as hydra/launcher=slurm's plugin sees it (submitit's Job: job_id,
+    results, wait), nothing submitted. Its run records `at_submission` in the sweep's record when
+    submitted and `by_its_end` when it ends (its first wait or results); results then raises `raises`
+    (None: a completed JobReturn). `unreachable`: wait raises it (the submit host cannot follow the job)."""
+
+    def __init__(self, task: int, results: Path, at_submission=(), by_its_end=(), raises=None, unreachable=None):
+        self.job_id = f"4242_{task}"
+        self.run_dir = results / "runs" / f"run-{task}"
+        self.by_its_end, self.raises, self.unreachable = list(by_its_end), raises, unreachable
+        self.ended = False
+        self._record(at_submission)
+
+    def _record(self, statuses) -> None:
+        from prune_cli.run import sweep_record
+
+        for status in statuses:
+            sweep_record.record_outcome(self.run_dir, status)
+
+    def wait(self) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable
+        if not self.ended:
+            self.ended = True
+            self._record(self.by_its_end)
+
+    def results(self):
+        from hydra.core.utils import JobReturn, JobStatus
+
+        if self.raises is not None:
+            self.ended = True
+            raise self.raises
+        self.wait()
+        return [JobReturn(status=JobStatus.COMPLETED, _return_value=None)]
+
+
+def _fake_slurm_array(tmp_path: Path, monkeypatch, results: Path, tasks) -> list[_FakeArrayTask]:
+    """hydra/launcher=slurm with a fake `srun` (submitit builds its executor) and `map_array` giving
+    `_FakeArrayTask(i, results, **tasks[i])` for each job: the jobs made, filled in when submitted."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    import submitit
+
+    monkeypatch.setenv("PATH", f"{_fake_slurm(tmp_path, 'sbatch: error: not used')}{os.pathsep}{os.environ['PATH']}")
+    made: list[_FakeArrayTask] = []
+
+    def map_array(self, fn, *args):
+        assert len(args[0]) == len(tasks)
+        made.extend(_FakeArrayTask(i, results, **task) for i, task in enumerate(tasks))
+        return list(made)
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
+    return made
+
+
+def _killed(task: int) -> Exception:
+    from submitit.core.utils import UncompletedJobError
+
+    return UncompletedJobError(f"Job 4242_{task} (task: {task}) with path x has not produced any output (state: FAILED)")
+
+
+def test_a_slurm_job_killed_early_does_not_stop_the_submit_host_waiting_for_the_others(tmp_path, monkeypatch):
+    """The SLURM audit (fake cluster): array task 0 SIGKILLed after its checkpoint. The plugin's
+    `[j.results()[0] for j in jobs]` raised at task 0 while task 1 was still running and task 2 queued;
+    prune-run called task 1 killed, did not mention task 2, and removed the sweep's record under them.
+    Now the submit host waits for every job, then names only the run that ended without an outcome."""
+    results = tmp_path / "results"
+    tasks = [
+        {"at_submission": ["started"], "raises": _killed(0)},
+        {"at_submission": ["started"], "by_its_end": ["completed"]},  # running when task 0 was found dead
+        {"by_its_end": ["started", "completed"]},  # queued then
+    ]
+    made = _fake_slurm_array(tmp_path, monkeypatch, results, tasks)
+    proc = run_cli(["-m", "hydra/launcher=slurm", *FAST, "seed=0,1,2"], results, check=False)
+    err = proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert all(task.ended for task in made), "the submit host stopped waiting for a job"
+    assert "2 of the 3 runs that started completed" in err, err
+    assert f"  {made[0].run_dir}: it ended without recording an outcome (killed" in err, err
+    assert f"  {made[1].run_dir}" not in err and f"  {made[2].run_dir}" not in err, err
+    assert not (results / ".sweeps").exists()  # every job has ended: the record has no reader left
+
+
+def test_a_slurm_submit_host_that_cannot_follow_its_jobs_keeps_their_record_and_says_how_to_cancel(tmp_path, monkeypatch):
+    """The launcher raises while jobs may still be queued or running (here the submit host cannot reach
+    them any more): their outcome is unknown, not "killed"; the record they write to stays (a job that
+    found it gone did nothing, and fail_fast reads it); the message says they complete their runs, how
+    to collect them and how to cancel them."""
+    results = tmp_path / "results"
+    lost = RuntimeError("sacct: error: slurmdbd unreachable")
+    tasks = [
+        {"at_submission": ["started"], "raises": _killed(0)},
+        {"at_submission": ["started"], "unreachable": lost},
+        {"unreachable": lost},
+    ]
+    made = _fake_slurm_array(tmp_path, monkeypatch, results, tasks)
+    proc = run_cli(["-m", "hydra/launcher=slurm", *FAST, "seed=0,1,2"], results, check=False)
+    err = proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "killed" not in err, err
+    assert f"  {made[1].run_dir}: outcome unknown" in err, err
+    assert "1 queued job" in err and "scancel 4242" in err and "run the same command again" in err, err
+    [record] = (results / ".sweeps").iterdir()
+    assert str(made[1].run_dir) in record.read_text()
