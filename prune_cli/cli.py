@@ -9,6 +9,7 @@ Where things can go wrong, and what the user sees (docs/robustness.md):
 - in a sweep a run that fails while it works writes `failed.json` in its run directory and the sweep goes on; at the
   end the sweep lists every failed run and exits 1 (`allow_failures=true`: 0);
 - SIGTERM / SIGUSR2 / SIGINT stop at the next safe point with one line and exit 128 + signal;
+- a Ctrl-C on a SLURM sweep's submit host: one line on what becomes of the jobs submitted, exit 130;
 - an unexpected exception (a bug) keeps its traceback and names the run directory.
 
 The entry point's parts live in modules of their own: run_directories.py (the run directory's
@@ -50,6 +51,7 @@ from .sweep_lifecycle import (
     _LauncherFailed,
     _reject_composition,
     _jobs_may_still_run,
+    _report_interrupted_cluster_sweep,
     _report_launcher_failure,
 )
 
@@ -111,6 +113,9 @@ def main() -> None:
         if stop.code == 1 and isinstance(stop.__context__, COMPOSITION_ERRORS):
             _reject_composition(stop.__context__)
         raise
+    except KeyboardInterrupt:  # a Ctrl-C on a SLURM sweep's submit host (a run handles its own: interrupts.py)
+        if not _report_interrupted_cluster_sweep():
+            raise
     except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead
         traceback.print_exc()
         _reject_composition(err)

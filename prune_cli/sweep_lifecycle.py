@@ -85,6 +85,7 @@ def _note_the_launcher(config: DictConfig) -> None:
         _LAUNCHER["created"] = [d for d in (folder, *folder.parents) if not d.exists()]
     _CLUSTER.clear()
     if _runs_elsewhere(config):
+        _CLUSTER["sweep"] = True
         _follow_cluster_jobs(config.hydra.launcher)
 
 
@@ -113,11 +114,13 @@ def _follow_cluster_jobs(launcher: DictConfig) -> None:
         own, submit = executor_class.__dict__.get("map_array"), executor_class.map_array
 
         def map_array(executor, fn, *iterables):
-            _CLUSTER["submitting"] = True
+            _CLUSTER["submitting"] = True  # stays so if a Ctrl-C stops the submission: jobs may be queued
             try:
                 jobs = submit(executor, fn, *iterables)
-            finally:
-                _CLUSTER["submitting"] = False
+            except Exception:
+                _CLUSTER["submitting"] = False  # sbatch refused the array: no job was submitted
+                raise
+            _CLUSTER["submitting"] = False
             _CLUSTER.setdefault("jobs", []).extend(jobs)
             _CLUSTER.setdefault("running", []).extend(jobs)
             return jobs
@@ -161,16 +164,48 @@ def _jobs_may_still_run() -> bool:
     return bool(_CLUSTER.get("running")) or bool(_CLUSTER.get("submitting"))
 
 
-def _how_to_collect_or_cancel(path: str | None) -> str:
+def _how_to_collect_or_cancel(
+    path: str | None, lead: str = "prune-run: the jobs still queued or running on the cluster go on and"
+) -> str:
     """What becomes of the jobs left on the cluster, how to collect their runs, how to cancel them."""
     ids = sorted({str(job.job_id).split("_")[0] for job in _CLUSTER.get("running", [])})
     cancel = f"scancel {' '.join(ids)}" if ids else "scancel <job id> (squeue -u $USER lists them)"
     kept = f" (their sweep record {path} stays for them: remove it once they have ended)" if path else ""
     return (
-        f"prune-run: the jobs still queued or running on the cluster go on and complete their runs{kept}; "
+        f"{lead} complete their runs{kept}; "
         f"run the same command again later to collect them and finish the rest (completed runs are not repeated), "
         f"or cancel them: {cancel}"
     )
+
+
+def _report_interrupted_cluster_sweep() -> bool:
+    """A Ctrl-C (KeyboardInterrupt) on the submit host of a sweep whose jobs run elsewhere: one line, no
+    traceback, exit 130. The jobs already submitted keep running on the cluster and write to the sweep's
+    record, which stays; before any job was submitted, the results folder is put back as it was. False
+    (nothing said) outside such a sweep: the interrupt goes on as before."""
+    if not _CLUSTER.get("sweep"):
+        return False
+    path = os.environ.get(sweep_record.SWEEP_RECORD_ENV)
+    if _CLUSTER.get("running"):
+        print(
+            _how_to_collect_or_cancel(
+                path, "prune-run: interrupted (SIGINT): the jobs already submitted keep running on the cluster and"
+            ),
+            file=sys.stderr,
+        )
+    elif _CLUSTER.get("submitting"):
+        print(
+            "prune-run: interrupted (SIGINT) while its jobs were being submitted: any job already submitted runs on the cluster "
+            f"and writes to the sweep's record {path}, which stays; squeue -u $USER lists them, scancel <job id> cancels them, "
+            "and the same command run again later collects their runs and finishes the rest",
+            file=sys.stderr,
+        )
+    else:
+        _undo_sweep_start()
+        print("prune-run: interrupted (SIGINT): no job of the sweep was submitted; the results folder is as it was", file=sys.stderr)
+    _MULTIRUN_YAML.clear()
+    _LAUNCHER.clear()
+    sys.exit(130)
 
 
 class SweepSummary(Callback):

@@ -1101,3 +1101,38 @@ def test_a_slurm_submit_host_that_cannot_follow_its_jobs_keeps_their_record_and_
     assert "1 queued job" in err and "scancel 4242" in err and "run the same command again" in err, err
     [record] = (results / ".sweeps").iterdir()
     assert str(made[1].run_dir) in record.read_text()
+
+
+@pytest.mark.parametrize("when", ["waiting", "submitting", "before submitting"])
+def test_a_ctrl_c_on_a_slurm_submit_host_says_what_becomes_of_the_jobs(tmp_path, monkeypatch, when):
+    """The SLURM audit: Ctrl-C to the launching prune-run while its array was on the cluster printed a
+    KeyboardInterrupt traceback (exit 130) and removed the sweep's record, so the queued jobs then ran
+    and did nothing. Now one line: the jobs already submitted keep running and complete their runs (how
+    to collect them, how to cancel them), their record stays; exit 130. A Ctrl-C before any job was
+    submitted says so and leaves the results folder as it was."""
+    import submitit
+
+    results = tmp_path / "results"
+    tasks = [{"at_submission": ["started"], "raises": KeyboardInterrupt()}, {}, {}]
+    _fake_slurm_array(tmp_path, monkeypatch, results, tasks)
+    if when != "waiting":
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(submitit.AutoExecutor, "map_array" if when == "submitting" else "update_parameters", interrupted)
+    try:
+        proc = run_cli(["-m", "hydra/launcher=slurm", *FAST, "seed=0,1,2"], results, check=False)
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C left prune-run as a KeyboardInterrupt (a traceback)")
+    err = proc.stderr
+    assert proc.returncode == 130 and "Traceback" not in err and err.count("prune-run:") == 1, err
+    if when == "before submitting":
+        assert "no job of the sweep was submitted" in err, err
+        assert not results.exists(), sorted(str(p) for p in results.rglob("*"))
+        return
+    if when == "waiting":
+        assert "keep running on the cluster" in err and "scancel 4242" in err and "run the same command again" in err, err
+    else:
+        assert "while its jobs were being submitted" in err and "squeue" in err, err
+    assert [p.suffix for p in (results / ".sweeps").iterdir()] == [".jsonl"]  # the jobs write to it
