@@ -21,33 +21,19 @@ import torch
 from prune_cli.core import plugins
 from tests.conftest import FAST, REPO
 
+
+def _readme_allocation_example() -> str:
+    """The README's allocation plugin with an option (`my_lab/fc_frac.py`), exactly as printed: the
+    README's code is what users copy, so it is the code these tests run."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Your own method, dataset or metric, without forking", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    (code,) = [b for b in blocks if 'register_allocation("fc_frac"' in b]
+    return code
+
+
 LAB = {
-    "fc_frac.py": '''
-        """An allocation with an option: the classifier keeps method.fc_keep of its weights, the
-        other layers share the rest of the budget at one density."""
-        from dataclasses import dataclass
-
-        from prune_cli.core.checks import fraction
-        from prune_cli.pruning.allocation import counts_from_densities, layer_roles, register_allocation, total_kept
-
-
-        @dataclass
-        class FcFracOptions:
-            fc_keep: float = 1.0  # density of the classifier
-
-            @staticmethod
-            def check(cfg, key):
-                fraction(cfg, f"{key}.fc_keep", 0.0, 1.0, hi_open=False)
-
-
-        @register_allocation("fc_frac", options=FcFracOptions)
-        def fc_frac(scores, density, ctx):
-            sizes = {n: s.numel() for n, s in scores.items()}
-            _, fc = layer_roles(scores, ctx)
-            total, keep = total_kept(scores, density), float(ctx.method.fc_keep)
-            rest = (total - keep * sizes[fc]) / (sum(sizes.values()) - sizes[fc])
-            return counts_from_densities({n: keep if n == fc else rest for n in sizes}, sizes, total, frozen=(fc,))
-    ''',
+    "fc_frac.py": _readme_allocation_example(),
     "rows.py": '''
         """A structure with an option: whole rows (output units) of each layer, ranked by the
         method.row_norm norm of their scores."""
