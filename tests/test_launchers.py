@@ -1136,32 +1136,3 @@ def test_a_ctrl_c_on_a_slurm_submit_host_says_what_becomes_of_the_jobs(tmp_path,
     else:
         assert "while its jobs were being submitted" in err and "squeue" in err, err
     assert [p.suffix for p in (results / ".sweeps").iterdir()] == [".jsonl"]  # the jobs write to it
-
-
-def test_sigterm_in_a_slurm_job_stops_the_run_instead_of_submitit_s_bypass():
-    """The SLURM audit: `scancel` (or a preemption) sends SIGTERM; submitit installs, before prune-run's
-    job starts, a SIGTERM handler that only logs "Bypassing signal SIGTERM", and interrupts.install kept
-    it, so the run trained on to the end. prune-run now takes SIGTERM over (the next safe point stops the
-    run, keeping its checkpoint) and keeps submitit's SIGUSR2 handler, which checkpoints and requeues."""
-    pytest.importorskip(SUBMITIT, reason=NEEDS)
-    import logging
-
-    from submitit.core.job_environment import SignalHandler
-
-    from prune_cli.core import interrupts
-
-    submitit_s = SignalHandler.__new__(SignalHandler)  # what submitit's job start installs (its own state unused here)
-    submitit_s._logger = logging.getLogger("submitit")  # noqa: SLF001
-    before = {sig: signal.getsignal(sig) for sig in interrupts.SIGNALS}
-    try:
-        signal.signal(signal.SIGTERM, submitit_s.bypass)
-        signal.signal(signal.SIGUSR2, submitit_s.checkpoint_and_try_requeue)
-        interrupts.install()
-        assert signal.getsignal(signal.SIGTERM) is interrupts._handler  # noqa: SLF001
-        assert signal.getsignal(signal.SIGUSR2) == submitit_s.checkpoint_and_try_requeue
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert interrupts.requested() == signal.SIGTERM
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-        interrupts.reset()

@@ -13,11 +13,7 @@ repeats. A phase's rows are kept only once all its metrics are done, so stopping
 loses that phase's metrics and nothing else: the resumed run records the phase again from the
 checkpoint before it, with the same results.
 A second Ctrl-C stops at once. Where another handler is already installed for a signal (submitit
-installs its own SIGUSR2 handler that checkpoints and requeues the job), that handler is kept, except
-submitit's SIGTERM handler, which only logs "Bypassing signal SIGTERM": with it a SLURM job went on
-training to its end through a `scancel` or a preemption. Whether SLURM sends the `--signal` (SIGUSR2)
-on preemption depends on the cluster (`PreemptParameters=send_user_signal` in slurm.conf); otherwise
-preemption sends SIGTERM, then SIGKILL after the grace time.
+installs its own SIGUSR2 handler that checkpoints and requeues the job), that handler is kept.
 """
 
 from __future__ import annotations
@@ -58,20 +54,12 @@ def request(signum: int) -> None:
     log.warning("received %s: stopping at the next safe point (the checkpoint stays valid)", signal.Signals(signum).name)
 
 
-def _only_logs(handler) -> bool:
-    """Whether `handler` is submitit's `SignalHandler.bypass`, which logs the signal and ignores it
-    (recognised by name: this layer imports no launcher)."""
-    owner = getattr(handler, "__self__", None)
-    return getattr(handler, "__name__", "") == "bypass" and type(owner).__module__.startswith("submitit.")
-
-
 def install() -> None:
-    """Take over the stop signals in this process (main thread only), unless someone else has (a handler
-    that only logs the signal does not count)."""
+    """Take over the stop signals in this process (main thread only), unless someone else has."""
     for sig in SIGNALS:
         try:
             current = signal.getsignal(sig)
-            if callable(current) and current not in (signal.default_int_handler, _handler) and not _only_logs(current):
+            if callable(current) and current not in (signal.default_int_handler, _handler):
                 continue  # e.g. submitit's requeue handler
             signal.signal(sig, _handler)
         except ValueError:  # not the main thread (a launcher running jobs in threads)
