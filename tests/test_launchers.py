@@ -1136,3 +1136,23 @@ def test_a_ctrl_c_on_a_slurm_submit_host_says_what_becomes_of_the_jobs(tmp_path,
     else:
         assert "while its jobs were being submitted" in err and "squeue" in err, err
     assert [p.suffix for p in (results / ".sweeps").iterdir()] == [".jsonl"]  # the jobs write to it
+
+
+def test_submitit_s_sigterm_handler_is_kept_so_a_preemption_can_still_requeue():
+    """submitit ignores SIGTERM in its jobs: a preemption may send SIGTERM and then the `--signal`
+    (SIGUSR2), whose handler requeues the job. Taking SIGTERM over (tried on 2026-12-02) stopped the
+    job at SIGTERM, before the requeue: the run was lost from its sweep (the SLURM review)."""
+    pytest.importorskip("submitit", reason=NEEDS)
+    from submitit.core.job_environment import SignalHandler
+
+    from prune_cli.core import interrupts
+
+    handler = SignalHandler.__new__(SignalHandler)  # its methods are what install() looks at
+    before = {sig: signal.getsignal(sig) for sig in interrupts.SIGNALS}
+    signal.signal(signal.SIGTERM, handler.bypass)
+    try:
+        interrupts.install()
+        assert signal.getsignal(signal.SIGTERM) == handler.bypass
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)

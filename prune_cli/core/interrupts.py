@@ -13,7 +13,11 @@ repeats. A phase's rows are kept only once all its metrics are done, so stopping
 loses that phase's metrics and nothing else: the resumed run records the phase again from the
 checkpoint before it, with the same results.
 A second Ctrl-C stops at once. Where another handler is already installed for a signal (submitit
-installs its own SIGUSR2 handler that checkpoints and requeues the job), that handler is kept.
+installs its own SIGUSR2 handler that checkpoints and requeues the job), that handler is kept. In a
+job submitit runs, that includes its SIGTERM handler, which ignores the signal: on a preemption SLURM
+can send SIGTERM first and the `--signal` (SIGUSR2) after it, and stopping at SIGTERM would end the
+job before submitit requeues it (tried and reverted on 2026-12-02); a `scancel` ends such a job with
+SIGKILL after the grace time, and the same command resumes the run from its last checkpoint.
 """
 
 from __future__ import annotations
