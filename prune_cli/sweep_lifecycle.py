@@ -118,7 +118,8 @@ def _follow_cluster_jobs(launcher: DictConfig) -> None:
             try:
                 jobs = submit(executor, fn, *iterables)
             except Exception:
-                _CLUSTER["submitting"] = False  # sbatch refused the array: no job was submitted
+                _CLUSTER["submitting"] = False  # sbatch refused the array: none of its jobs was submitted
+                _CLUSTER["refused"] = True
                 raise
             _CLUSTER["submitting"] = False
             _CLUSTER.setdefault("jobs", []).extend(jobs)
@@ -198,6 +199,14 @@ def _report_interrupted_cluster_sweep() -> bool:
             "prune-run: interrupted (SIGINT) while its jobs were being submitted: any job already submitted runs on the cluster "
             f"and writes to the sweep's record {path}, which stays; squeue -u $USER lists them, scancel <job id> cancels them, "
             "and the same command run again later collects their runs and finishes the rest",
+            file=sys.stderr,
+        )
+    elif _CLUSTER.get("jobs"):  # between batches (hydra.sweeper.max_batch_size): the earlier ones have ended
+        os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
+        sweep_record.remove(path)  # no job left to write to it
+        print(
+            f"prune-run: interrupted (SIGINT) between batches of the sweep: the {len(_CLUSTER['jobs'])} jobs submitted so far "
+            "have ended and the rest were not submitted; run the same command again to run them (completed runs are not repeated)",
             file=sys.stderr,
         )
     else:
@@ -376,7 +385,13 @@ def _report_launcher_failure(err: Exception) -> None:
     sweep_record.remove(path)
     unfinished = [x for x in outcomes if x["status"] != "completed"]
     counts = f"{len(outcomes) - len(unfinished)} of the {len(outcomes)} runs that started completed"
-    if submitted:
+    if _CLUSTER.get("refused"):  # sbatch refused a later batch (hydra.sweeper.max_batch_size): no job failed
+        print(f"prune-run: error: {name} could not submit the sweep's next jobs: {reason}", file=sys.stderr)
+        counts = (
+            f"the {len(submitted)} jobs submitted before have ended; {counts}; the sweep's other runs were not submitted: "
+            "run the same command again to run them (completed runs are not repeated)"
+        )
+    elif submitted:
         print(f"prune-run: error: {name}: a job of the sweep did not end normally: {reason}", file=sys.stderr)
         counts = f"all {len(submitted)} jobs of the sweep have ended; {counts}"
     else:

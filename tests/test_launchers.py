@@ -1043,10 +1043,17 @@ def _fake_slurm_array(tmp_path: Path, monkeypatch, results: Path, tasks) -> list
     monkeypatch.setenv("PATH", f"{_fake_slurm(tmp_path, 'sbatch: error: not used')}{os.pathsep}{os.environ['PATH']}")
     made: list[_FakeArrayTask] = []
 
-    def map_array(self, fn, *args):
-        assert len(args[0]) == len(tasks)
-        made.extend(_FakeArrayTask(i, results, **task) for i, task in enumerate(tasks))
-        return list(made)
+    def map_array(self, fn, *args):  # one call per batch (hydra.sweeper.max_batch_size): the next tasks
+        from submitit.core.utils import FailedJobError
+
+        start = len(made)
+        batch = tasks[start : start + len(args[0])]
+        assert len(batch) == len(args[0])
+        if "refused" in batch:
+            raise FailedJobError("sbatch: error: QOSMaxSubmitJobPerUserLimit")
+        new = [_FakeArrayTask(start + i, results, **task) for i, task in enumerate(batch)]
+        made.extend(new)
+        return new
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
     return made
@@ -1156,3 +1163,41 @@ def test_submitit_s_sigterm_handler_is_kept_so_a_preemption_can_still_requeue():
     finally:
         for sig, old in before.items():
             signal.signal(sig, old)
+
+
+def test_sbatch_refusing_a_later_batch_is_not_reported_as_a_failed_job(tmp_path, monkeypatch):
+    """The SLURM review (hydra.sweeper.max_batch_size=1): sbatch refused the second batch after the first
+    one's run completed; prune-run said "a job of the sweep did not end normally" and "all 1 jobs of the
+    sweep have ended", as if the sweep were done. Now: which runs were not submitted, and what to do."""
+    results = tmp_path / "results"
+    _fake_slurm_array(tmp_path, monkeypatch, results, [{"by_its_end": ["started", "completed"]}, "refused"])
+    proc = run_cli(["-m", "hydra/launcher=slurm", "hydra.sweeper.max_batch_size=1", *FAST, "seed=0,1"], results, check=False)
+    err = proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "did not end normally" not in err and "QOSMaxSubmitJobPerUserLimit" in err, err
+    assert "could not submit" in err and "run the same command again" in err, err
+    assert not (results / ".sweeps").exists()  # no job left to write to it
+
+
+def test_a_ctrl_c_between_batches_of_a_slurm_sweep_says_what_ran(tmp_path, monkeypatch):
+    """The SLURM review: a Ctrl-C between two batches (hydra.sweeper.max_batch_size=1), after the first
+    batch's run completed, said "no job of the sweep was submitted; the results folder is as it was"
+    and left the sweep's record behind."""
+    import submitit
+
+    results = tmp_path / "results"
+    _fake_slurm_array(tmp_path, monkeypatch, results, [{"by_its_end": ["started", "completed"]}, {}])
+    update, calls = submitit.AutoExecutor.update_parameters, []
+
+    def update_parameters(self, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return update(self, **kwargs)
+
+    monkeypatch.setattr(submitit.AutoExecutor, "update_parameters", update_parameters)
+    proc = run_cli(["-m", "hydra/launcher=slurm", "hydra.sweeper.max_batch_size=1", *FAST, "seed=0,1"], results, check=False)
+    err = proc.stderr
+    assert proc.returncode == 130 and "Traceback" not in err and err.count("prune-run:") == 1, err
+    assert "no job of the sweep was submitted" not in err and "have ended" in err and "run the same command again" in err, err
+    assert not (results / ".sweeps").exists()
