@@ -97,13 +97,8 @@ def _follow_cluster_jobs(launcher: DictConfig) -> None:
     for every job before the error goes on, so the report knows each job's outcome and the sweep's
     record is removed only when no job can write to it any more. A job that cannot be waited for (the
     cluster cannot be asked) stays in `_CLUSTER["running"]`: its outcome is unknown."""
-    from hydra.utils import get_class
-
-    try:
-        cls = get_class(str(launcher.get("_target_", "")))
-    except Exception:  # noqa: BLE001 - a launcher that cannot be imported fails in Hydra, with its reason
-        return
-    if getattr(cls.launch, "_prune_cli_follows_jobs", False):
+    cls = sweep_stop.launcher_class(launcher)
+    if cls is None or getattr(cls.launch, "_prune_cli_follows_jobs", False):
         return
     original = cls.launch
 

@@ -73,17 +73,23 @@ def install(record: str, launcher) -> None:
         signal.signal(sig, _on_signal)
 
 
+def launcher_class(launcher) -> type | None:
+    """The class of the sweep's launcher (`hydra.launcher._target_`), whose `launch` prune-run wraps; None
+    when it cannot be imported (Hydra then fails with its own reason)."""
+    from hydra.utils import get_class
+
+    try:
+        return get_class(str(launcher.get("_target_", "")))
+    except Exception:  # noqa: BLE001 - a launcher that cannot be imported fails in Hydra, with its reason
+        return None
+
+
 def _guard(launcher) -> None:
     """Wrap the launcher class's `launch` once: it counts the jobs it is given, and hands out none once
     the sweep is stopping (a signal during the whole-sweep check before the first batch, or a later
     batch of `hydra.sweeper.max_batch_size`: every job would otherwise be set up only to be declined)."""
-    from hydra.utils import get_class
-
-    try:
-        cls = get_class(str(launcher.get("_target_", "")))
-    except Exception:  # noqa: BLE001 - a launcher that cannot be imported fails in Hydra, with its reason
-        return
-    if getattr(cls.launch, "_prune_cli_stop_guard", False):
+    cls = launcher_class(launcher)
+    if cls is None or getattr(cls.launch, "_prune_cli_stop_guard", False):
         return
     original = cls.launch
 
