@@ -185,19 +185,23 @@ class AutoPruneHook(TrainHook):
     def closed_gates(self) -> int:
         return sum(int((m <= 0).sum()) for m in self.aux.values())
 
+    def gate_count(self) -> int:
+        """N: one gate per prunable weight."""
+        return sum(m.numel() for m in self.aux.values())
+
     def gate_sparsity(self) -> float:
-        return self.closed_gates() / sum(m.numel() for m in self.aux.values())
+        return self.closed_gates() / self.gate_count()
 
     def pruned_at_target(self) -> int:
         """The weights the target's mask prunes, N - round(density N) (`top_k_masks`): the gates freeze
         once as many are closed. A fraction compared with 1 - density missed it by rounding (1 of 136
         weights is less than 0.01) or by float noise (1.0 - 0.7 > 0.3)."""
-        total = sum(m.numel() for m in self.aux.values())
+        total = self.gate_count()
         return total - round(self.density * total)
 
     def top_k_masks(self) -> Masks:
         """Keep the round(density N) largest auxiliary parameters over all layers (ties by index)."""
-        total = sum(m.numel() for m in self.aux.values())
+        total = self.gate_count()
         return global_top_k({n: m.detach() for n, m in self.aux.items()}, round(self.density * total))
 
     # -- hook points ------------------------------------------------------------------------
@@ -222,7 +226,7 @@ class AutoPruneHook(TrainHook):
         self.steps += 1
         closed_count = self.closed_gates() if self.keep is None and self.stop_at_target else 0
         if self.keep is None and self.stop_at_target and closed_count >= self.pruned_at_target():
-            closed = closed_count / sum(m.numel() for m in self.aux.values())
+            closed = closed_count / self.gate_count()
             self.keep = self.checked(self.top_k_masks())
             # the step may close more gates than the target: the top-k mask then reopens some (history's
             # gate_sparsity records the gates, the mask the target)
