@@ -38,7 +38,7 @@ def seed_option(cfg: DictConfig, key: str, nullable: bool = False) -> None:
     """A seed (the run's `seed`, a score's `method.batch_seed`, a metric's `seed`): an integer in
     [0, 2^63 - 1], which torch's and numpy's generators accept and a 64-bit table column holds. One
     range for every seed-like option, so that none passes the pre-run pass and overflows in
-    `manual_seed` after dense training; `nullable`: null also allowed (draw from the run's generator)."""
+    `manual_seed` after dense training; `nullable`: null also allowed (draw from a generator the run derives)."""
     value = OmegaConf.select(cfg, key)
     ok = (nullable and value is None) or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED)
     check(ok, key, value, f"{'null or ' if nullable else ''}an integer in [0, {MAX_SEED}] (2^63 - 1)")

@@ -45,7 +45,7 @@ def shuffle_masks(masks: Masks, generator: torch.Generator, alive: Masks | None 
 @torch.no_grad()
 def reinit_weights(model: nn.Module, masks: Masks, generator: torch.Generator) -> None:
     """Replace every masked weight by a fresh draw of its layer's default initialisation
-    (`reset_parameters` on a CPU copy, seeded from the run's generator), then apply the mask."""
+    (`reset_parameters` on a CPU copy, seeded from the pruning event's generator), then apply the mask."""
     named = dict(model.named_modules())
     for name, mask in masks.items():
         module_name, _, param = name.rpartition(".")

@@ -144,7 +144,21 @@ def prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> Ma
     With `method.rounds` > 1 the weights are re-scored after each round on the model
     with the previous round's mask applied (already-pruned weights score -inf), as SynFlow
     prescribes. Afterwards the ablations (shuffle, reinit) run, then the safety checks: layer
-    collapse, disconnected paths, and achieved vs target density."""
+    collapse, disconnected paths, and achieved vs target density.
+
+    The process-wide random streams (a model's dropout during scoring) are left as they were: with
+    the pruning's own draws on `ctx.generator`, runs that differ only in their method train the same
+    afterwards, so a paired comparison seed by seed measures the pruning (docs/robustness.md)."""
+    from ..core import random_streams
+
+    streams = random_streams.capture()
+    try:
+        return _prune_to_density(model, target, ctx)
+    finally:
+        random_streams.restore(streams)
+
+
+def _prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> Masks:
     from ..models.masks import apply_masks, count
     from .ablations import reinit_weights, shuffle_masks
     from ..models.graph import trace

@@ -84,8 +84,8 @@ class Experiment:
         self.model = self.accel.prepare_model(build_fitting_model(cfg, self.data).to(self.device))
         self.init_state = cpu_state(self.model)
         self.prunable = list(select_prunable(self.model, cfg.method))
-        # Batch order and random scores get their own stream: a generator seeded like the global RNG
-        # would replay the draws that initialised the weights (random masks would track weight signs).
+        # Batch order gets its own stream: a generator seeded like the global RNG would replay the draws
+        # that initialised the weights. Pruning events draw from generators of their own (_prune_context).
         self.generator = torch.Generator().manual_seed(derived_seed(cfg.seed, "run-generator"))
         self.masks: Masks = {}
         self.history: list[dict] = []
@@ -309,9 +309,13 @@ class Experiment:
             )
 
     def _prune_context(self) -> PruneContext:
+        """What the next pruning event needs. Its random draws (random scores, scoring batches, shuffled
+        masks, candidate sampling) come from a generator of the event's own, derived from the seed and the
+        event's number, not from the run's generator: the batch order after pruning is then the same for
+        every method at one seed (paired comparisons, docs/robustness.md), and a resumed run re-derives it."""
         return PruneContext(
             method=self.cfg.method,
-            generator=self.generator,
+            generator=torch.Generator().manual_seed(derived_seed(self.cfg.seed, f"pruning-event-{self.rounds_done + 1}")),
             data=self.data,
             device=self.device,
             masks=self.masks or None,

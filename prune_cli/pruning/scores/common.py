@@ -29,7 +29,7 @@ class DataScoreConfig(MethodConfig):
 
     batches: int = 1  # training minibatches the score averages over (ShrinkBench/UP: 1)
     batch_size: int = 128
-    batch_seed: Optional[int] = None  # null: draw batches from the run's generator; an int: fixed batches
+    batch_seed: Optional[int] = None  # null: draw batches from the pruning event's generator; an int: fixed batches
     bn_mode: str = "train"  # train (batch statistics, as the references) | eval (running statistics)
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Random pruning: i.i.d. U(0,1) scores from the run's generator.
+"""Random pruning: i.i.d. U(0,1) scores from the pruning event's generator (docs/robustness.md).
 
 With `method.sampling=exact` the top-k of these scores is a uniformly random subset of exactly
 k weights (the RigL / LAP convention); with `bernoulli` each weight is kept independently with
