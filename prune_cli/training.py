@@ -84,6 +84,8 @@ class TrainConfig:
 
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        from .data.pruning import train_config_epochs
+
         node = OmegaConf.select(cfg, key)
         found = {}
         if node.optimizer != "sgd":
@@ -91,10 +93,13 @@ class TrainConfig:
         if node.lr_schedule != "multistep":
             why = f"it applies only with {key}.lr_schedule=multistep; here {key}.lr_schedule={node.lr_schedule}"
             found.update({f"{key}.milestones": why, f"{key}.gamma": why})
-        elif key == "train" and cfg.data_pruning.name == "none" and all(m >= node.epochs for m in node.milestones):
-            # dense training's epochs are [0, train.epochs): no decay is reached (data pruning's proxy
-            # runs train with this config for their own number of epochs, so they are left alone)
-            why = f"no milestone falls inside the {node.epochs} epochs of dense training ({key}.milestones={list(node.milestones)})"
+        elif key == "train" and all(m >= max(node.epochs, train_config_epochs(cfg)) for m in node.milestones):
+            # dense training's epochs are [0, train.epochs), a data pruning rule's proxy or query models
+            # train [0, their epochs) with this config: no decay is reached in either
+            proxies = train_config_epochs(cfg)
+            also = f" nor the {proxies} epochs of data_pruning={cfg.data_pruning.name}'s models" if proxies else ""
+            milestones = list(node.milestones)
+            why = f"no milestone falls inside the {node.epochs} epochs of dense training{also} ({key}.milestones={milestones})"
             found.update({f"{key}.milestones": why, f"{key}.gamma": why})
         return found
 

@@ -434,3 +434,32 @@ def test_data_pruning_that_leaves_classes_out_warns_in_the_log_and_on_stderr(tmp
     assert line.removeprefix("prune-run: warning: ") in (run_dir / "prune-run.log").read_text()
     table = pd.read_csv(run_dir / "data_pruning.csv")
     assert table.kept.sum() == (2 if args[0] == "data_pruning=class_balanced" else 1)  # what was selected before
+
+
+def _fast_training_examples() -> int:
+    """The number of training examples FAST's synthetic data gives, counted on the loaded splits."""
+    from prune_cli.data.cache import load_raw
+    from prune_cli.data.splits import build_splits
+
+    cfg = validated(*FAST)
+    return len(build_splits(load_raw(cfg.dataset), cfg.dataset, cfg.seed, torch.device("cpu")).train_y)
+
+
+def test_a_keep_that_rounds_to_every_example_is_refused_before_the_run():
+    """keep=0.999 of N=162 keeps round(161.8) = 162: `kept 162 of 162`, metrics identical to
+    data_pruning=none under a run id of its own (audit). Refused like keep=1, with the largest keep
+    that leaves one example out; keep=(N-1)/N leaves exactly one out and passes."""
+    n = _fast_training_examples()
+    with pytest.raises(ConfigError, match=rf"data_pruning\.keep.*0\.999.*all {n} training examples.*{(n - 1) / n:.6g}"):
+        validated(*FAST, "data_pruning=random", "data_pruning.keep=0.999")
+    validated(*FAST, "data_pruning=random", f"data_pruning.keep={(n - 1) / n}")
+
+
+def test_an_offset_that_rounds_to_no_example_is_refused_before_the_run():
+    """offset=0.002 of N=162 skips round(0.32) = 0 examples: the selection and every metric equal
+    offset=0's under another run id (audit). Refused with the smallest offset that skips one."""
+    n = _fast_training_examples()
+    assert round(0.002 * n) == 0 and round(1.0 / n * n) == 1
+    with pytest.raises(ConfigError, match=rf"data_pruning\.offset.*0\.002.*skips no example.*{1 / n:.6g}"):
+        validated(*FAST, "data_pruning=el2n", "data_pruning.keep=0.5", "data_pruning.offset=0.002")
+    validated(*FAST, "data_pruning=el2n", "data_pruning.keep=0.5", f"data_pruning.offset={1 / n}")

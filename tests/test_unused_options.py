@@ -613,6 +613,17 @@ def test_milestones_past_dense_training_do_nothing():
     assert found == {"train.milestones", "train.gamma"}
     assert _errors([*multistep, "train.milestones=[1,5]"]) == []
     assert "train.milestones" not in {f.key for f in _errors([*multistep, "train.milestones=[2]", "data_pruning=el2n"])}
+    # ... but only a rule that trains models with the train config, and only for as long as it trains them
+    for rule in (
+        ["data_pruning=random"],
+        ["data_pruning=class_balanced"],
+        ["data_pruning=grand"],  # proxy_epochs=0: scored at initialisation
+        ["data_pruning=el2n", "data_pruning.proxy_epochs=2"],
+        ["data_pruning=drop", "data_pruning.query_epochs=2"],
+    ):
+        assert {f.key for f in _errors([*multistep, "train.milestones=[2,5]", *rule])} == {"train.milestones", "train.gamma"}, rule
+    for rule in (["data_pruning=el2n", "data_pruning.proxy_epochs=3"], ["data_pruning=forgetting"], ["data_pruning=drop"]):
+        assert "train.milestones" not in {f.key for f in _errors([*multistep, "train.milestones=[2,5]", *rule])}, rule
     node = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 2, "lr_schedule": "multistep", "milestones": [2, 5]})
     steps = 6  # per epoch
     assert all(lr_factor(node, s / steps) == 1.0 for s in range(2 * steps))
@@ -856,6 +867,10 @@ def test_method_reinit_is_an_unused_override_where_a_restart_replaces_the_surviv
         (["train.epochs=0", "sparsity=0.5", "train.lr=0.3"], "train.lr=0.3"),
         (["train.epochs=0", "train.warmup_epochs=5"], "train.warmup_epochs=5"),
         (["schedule=lottery_ticket", "train.epochs=0", "train.momentum=0.5"], "train.momentum=0.5"),
+        # rules that train no model with the train config (GraNd at initialisation, the default)
+        (["train.epochs=0", "sparsity=0.5", "data_pruning=random", "train.lr=0.3"], "train.lr=0.3"),
+        (["train.epochs=0", "sparsity=0.5", "data_pruning=class_balanced", "train.lr=0.3"], "train.lr=0.3"),
+        (["train.epochs=0", "sparsity=0.5", "data_pruning=grand", "train.lr=0.3"], "train.lr=0.3"),
     ],
     ids=lambda v: v if isinstance(v, str) else " ".join(v),
 )
@@ -877,6 +892,8 @@ def test_an_option_of_a_training_config_that_trains_zero_epochs_is_noted(args, o
         ["train.epochs=0", "train.l1=0.001", "metrics.pruning_limit.enabled=true"],  # the pruning-limit metric reads it
         ["schedule=admm", "finetune.epochs=0", "finetune.lr=0.05"],  # ADMM trains schedule.epochs with finetune
         ["train.epochs=0", "data_pruning=el2n", "train.lr=0.05"],  # the proxy runs train with the train config
+        ["train.epochs=0", "data_pruning=grand", "data_pruning.proxy_epochs=1", "train.lr=0.05"],
+        ["train.epochs=0", "data_pruning=drop", "train.lr=0.05"],  # DRoP's query model too
         ["finetune.epochs=1", "finetune.lr=0.3"],
     ],
     ids=" ".join,

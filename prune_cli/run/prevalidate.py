@@ -653,6 +653,9 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None 
     if train is not None:
         examples, exact = train
         if cfg.data_pruning.name != "none":
+            rule_hook = getattr(schema_of(cfg, "data_pruning"), "check_training_split", None)
+            if rule_hook is not None:  # a keep or offset that rounds to no change (KeepFractionConfig)
+                rule_hook(cfg, examples, exact)
             examples = kept_examples(cfg.data_pruning.keep, examples)
         for schema in _size_hook_schemas(cfg):
             hook = getattr(schema, "check_training_examples", None)

@@ -233,11 +233,13 @@ def _never_trained(cfg: DictConfig, plan: list) -> dict[str, str]:
     """The training-only options of `train` / `finetune` when no step of the plan trains with that config
     for an epoch (`finetune.epochs=0`: its learning rate changes nothing but the run id). Notes, like the
     finetune node of a schedule that never fine-tunes: `epochs=0` is how a phase is switched off while
-    a researcher's usual training overrides stay on the command line. Data pruning's proxy runs train
-    with the train config."""
+    a researcher's usual training overrides stay on the command line. A data pruning rule's proxy or
+    query models train with the train config (`train_config_epochs`; none for random, class_balanced
+    and GraNd at initialisation)."""
+    from ..data.pruning import train_config_epochs
     from ..schedules.steps import Dense, Gradual, Train, TrainWithHook
 
-    epochs = {"train": 1 if cfg.data_pruning.name != "none" else 0, "finetune": 0}
+    epochs = {"train": train_config_epochs(cfg), "finetune": 0}
     for step in plan:
         if isinstance(step, (Dense, Gradual)):
             epochs["train"] += cfg.train.epochs

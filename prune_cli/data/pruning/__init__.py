@@ -77,6 +77,31 @@ class KeepFractionConfig(DataPruningConfig):
             return {key: f"{key}.keep=1 keeps every training example, so {key}={node.name} selects nothing (that is {key}=none)"}
         return {}
 
+    @staticmethod
+    def check_training_split(cfg: DictConfig, examples: int, exact: bool) -> None:
+        """Given the training split's size N (prune_cli/run/prevalidate.py `check_data_sizes`): a keep
+        that rounds to all N examples selects nothing, like keep=1 (refused only for an exact N; keep=1
+        itself is `unused`'s: an unused override in a run, a note for the jobs of a sweep)."""
+        keep = cfg.data_pruning.keep
+        if exact and examples > 1 and keep < 1:
+            check(
+                kept_examples(keep, examples) < examples,
+                "data_pruning.keep",
+                keep,
+                f"a fraction that leaves out at least one example: round(keep x {examples}) keeps all {examples} training "
+                f"examples, so data_pruning={cfg.data_pruning.name} would select nothing; keep <= {(examples - 1) / examples:.6g} "
+                f"leaves one out",
+            )
+
+
+def train_config_epochs(cfg: DictConfig) -> int:
+    """The epochs of the longest training the run's rule does with the train config (its proxy or
+    query models: `train_proxy`), 0 for a rule that trains none. What the train options can act on
+    besides dense training (prune_cli/run/unused_options.py, `TrainConfig.unused`)."""
+    schema = OmegaConf.get_type(cfg.data_pruning)
+    epochs = getattr(schema, "train_config_epochs", None)
+    return int(epochs(cfg.data_pruning)) if callable(epochs) else 0
+
 
 def kept_examples(keep: float, examples: int) -> int:
     """How many of `examples` training examples a rule keeps: round(keep x N), at least one. The
@@ -205,6 +230,21 @@ class ScoreOffsetConfig(KeepFractionConfig):
             f"a number >= 0 with offset + keep <= 1 (keep = {node.keep})",
         )
 
+    @staticmethod
+    def check_training_split(cfg: DictConfig, examples: int, exact: bool) -> None:
+        """KeepFractionConfig's check, and an offset above 0 that rounds to no skipped example (the
+        selection is offset=0's under another run id)."""
+        KeepFractionConfig.check_training_split(cfg, examples, exact)
+        offset = cfg.data_pruning.offset
+        if exact and offset > 0:
+            check(
+                round(offset * examples) > 0,
+                "data_pruning.offset",
+                offset,
+                f"0, or a fraction that skips at least one example: round(offset x {examples}) skips no example of the "
+                f"{examples} in the training split; offset >= {1 / examples:.6g} skips one",
+            )
+
 
 def top_indices(scores: torch.Tensor, kept: int, skip: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
     """Sorted indices of the examples ranked skip+1 .. skip+kept by score, highest first. Ties: lower
@@ -254,6 +294,7 @@ __all__ = [
     "class_rows",
     "keep_highest",
     "random_within_classes",
+    "train_config_epochs",
     "register_data_pruning",
     "top_indices",
     "water_fill",

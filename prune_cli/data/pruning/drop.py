@@ -40,6 +40,11 @@ class DRoPDataPruningConfig(KeepFractionConfig):
     query_epochs: int = 5  # epochs of the query model (the run's train options otherwise)
 
     @staticmethod
+    def train_config_epochs(node: DictConfig) -> int:
+        """Each query model trains `query_epochs` epochs with the train config."""
+        return node.query_epochs
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, key + ".query_epochs")
 

@@ -29,6 +29,11 @@ class EL2NDataPruningConfig(ScoreOffsetConfig):
     proxy_epochs: int = 5  # epochs of each proxy (the run's train options otherwise)
 
     @staticmethod
+    def train_config_epochs(node: DictConfig) -> int:
+        """Each proxy trains `proxy_epochs` epochs with the train config."""
+        return node.proxy_epochs
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, key + ".proxies")
         positive_int(cfg, key + ".proxy_epochs")

@@ -51,6 +51,11 @@ class ForgettingDataPruningConfig(KeepFractionConfig):
     observe: str = "presentation"  # presentation: each minibatch presentation (the paper) | epoch: whole split after each epoch
 
     @staticmethod
+    def train_config_epochs(node: DictConfig) -> int:
+        """Each proxy trains `proxy_epochs` epochs with the train config."""
+        return node.proxy_epochs
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, key + ".proxies")
         positive_int(cfg, key + ".proxy_epochs", minimum=2)

@@ -43,6 +43,11 @@ class GraNdDataPruningConfig(ScoreOffsetConfig):
     proxy_epochs: int = 0  # epochs each proxy is trained before scoring (0: at initialisation, the paper's GraNd)
 
     @staticmethod
+    def train_config_epochs(node: DictConfig) -> int:
+        """Each proxy trains `proxy_epochs` epochs with the train config."""
+        return node.proxy_epochs
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         positive_int(cfg, key + ".proxies")
         positive_int(cfg, key + ".proxy_epochs", minimum=0)
