@@ -184,7 +184,8 @@ def test_depth_of_resnets_and_residual_mlps_counted_by_hand():
     Linear layers per residual section and its classifier. Depth and width are scales, so a family
     spans ResNet-20/32/56 (or res_mlp's widths and section counts), but not ResNet and VGG."""
     cifar = {"name": "cifar10", "root": "/data"}
-    assert _run_scales({"model": {"name": "resnet20"}, "dataset": cifar}) == {"depth": 20.0, "dataset_size": 1.0}
+    # dataset_size: CIFAR-10's 50,000 training images less the validation split (val_fraction 0.1 by default)
+    assert _run_scales({"model": {"name": "resnet20"}, "dataset": cifar}) == {"depth": 20.0, "dataset_size": 45000.0}
     assert _run_scales({"model": {"name": "resnet56"}, "dataset": cifar})["depth"] == 56.0
     res_mlp = {"name": "res_mlp", "width": 64, "blocks": 4, "bias": True}
     assert _run_scales({"model": res_mlp, "dataset": {"name": "mnist1d"}})["depth"] == 1 + 2 * 4 + 1

@@ -98,8 +98,10 @@ def test_scales_of_a_run_and_its_family():
         "dataset": {"name": "mnist1d", "num_samples": 5000},
         "data_pruning": {"name": "random", "keep": 0.25},
     }
-    # width: mean hidden width; depth: weight layers (2 hidden + the output layer), as ResNet-20 has 20
-    assert _run_scales(cfg) == {"width": 24.0, "depth": 3.0, "dataset_size": 1250.0}
+    # width: mean hidden width; depth: weight layers (2 hidden + the output layer), as ResNet-20 has 20;
+    # dataset_size: the examples trained on, 4,000 of 5,000 in MNIST-1D's training split, 3,600 after the
+    # validation split (val_fraction 0.1), 900 kept by data pruning
+    assert _run_scales(cfg) == {"width": 24.0, "depth": 3.0, "dataset_size": 900.0}
     other_scale = {
         **cfg,
         "seed": 1,
@@ -170,4 +172,100 @@ def test_scales_preset_composes_validates_and_sweeps_every_scale(tmp_path):
         tmp_path,
     )
     assert cfg.name == "scaling_mnist1d_scales" and cfg.data_pruning.name == "random" and cfg.method.allocation == "layerwise"
-    assert _run_scales(OmegaConf.to_container(cfg))["dataset_size"] == 1250.0
+    assert _run_scales(OmegaConf.to_container(cfg))["dataset_size"] == 900.0  # 0.25 x (4,000 - 400 for validation)
+
+
+# ----------------------------------------------------------------------------- the training-set size
+
+
+def _trained_on(tmp_path, *overrides) -> tuple[int, dict]:
+    """(the examples build_splits leaves for training, the composed config as a dict): the data pipeline
+    itself, the independent measure of the training-set size."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from prune_cli.data import DATASETS, build_splits
+    from prune_cli.data.pruning import kept_examples
+    from tests.helpers import composed
+
+    cfg = composed(*overrides, f"dataset.cache_dir={tmp_path}" if "dataset=mnist1d" in overrides else [])
+    raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
+    trained = len(build_splits(raw, cfg.dataset, seed=0, device=torch.device("cpu")).train_y)
+    if cfg.data_pruning.name != "none":  # a rule keeps its share of the training split (prune_cli/data/pruning)
+        trained = kept_examples(cfg.data_pruning.keep, trained)
+    return trained, OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize(
+    "overrides, exact",
+    [
+        (["dataset=synthetic", "dataset.samples_per_class=101", "dataset.num_classes=4"], True),
+        (["dataset=synthetic", "dataset.samples_per_class=101", "dataset.max_train_samples=150"], False),
+        (["dataset=synthetic", "dataset.imbalance=counts", "dataset.class_counts=[40,17,9]"], True),
+        (["dataset=mnist1d", "dataset.num_samples=1000"], False),
+        (["dataset=mnist1d", "dataset.num_samples=1000", "dataset.max_train_samples=300"], False),
+        (
+            [
+                "dataset=mnist1d",
+                "dataset.num_samples=1000",
+                "dataset.max_train_samples=300",
+                "data_pruning=random",
+                "data_pruning.keep=0.5",
+            ],
+            False,
+        ),
+    ],
+)
+def test_training_set_size_is_what_the_data_pipeline_trains_on(tmp_path, overrides, exact):
+    """dataset_size is the number of examples the run trains on: max_train_samples takes its random
+    subset before the stratified validation split (prune_cli/data/splits.py), so a cap of 300 trains on
+    270. Compared with len(train_y) of the real pipeline: exactly where each class's count is known,
+    else within half an example per class (the validation split rounds per class, and a random subset's
+    class counts are drawn). Before, a run's size was its first size key: num_samples of mnist1d
+    whatever max_train_samples was."""
+    trained, cfg = _trained_on(tmp_path, *overrides)
+    size = _run_scales(cfg)["dataset_size"]
+    classes = cfg["dataset"].get("num_classes", 10)
+    if exact:
+        assert size == trained
+    else:
+        assert abs(size - trained) <= classes / 2, (size, trained)
+
+
+def test_published_training_splits_are_those_of_the_image_datasets():
+    """The report (no torch) knows the image datasets' published training splits; the dataset module
+    declares the same sizes."""
+    from prune_cli.data.vision import SOURCES
+    from prune_cli.report.scaling import PUBLISHED_TRAIN
+
+    assert PUBLISHED_TRAIN == {name: source.train_examples for name, source in SOURCES.items()}
+
+
+def test_report_fits_a_max_train_samples_sweep_with_an_eps_np_per_training_set_size(tmp_path):
+    """A training-set-size sweep over dataset.max_train_samples (1,000 and 4,000 of MNIST-1D's 8,000
+    training examples): two sizes, each with its own eps_np, one joint fit. Before, both sizes were
+    num_samples (10,000), every point mixed two configurations and the family was skipped."""
+    root = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    densities = 0.5 ** np.arange(1, 9)
+    for cap, eps_np in ((1000, 0.3), (4000, 0.15)):
+        for d in densities:
+            for seed in (0, 1):
+                cfg = {
+                    "seed": seed,
+                    "sparsity": float(1 - d),
+                    "name": "sc",
+                    "method": {"name": "magnitude"},
+                    "model": {"name": "mlp", "widths": [16, 16]},
+                    "dataset": {"name": "mnist1d", "num_samples": 10000, "val_fraction": 0.1, "max_train_samples": cap},
+                }
+                error = float(papers_form(d, eps_np, 0.85, 1.2, 0.02)) * (1 + 0.01 * rng.standard_normal())
+                write_scaling_run(root, f"r{cap}-{d:g}-{seed}", cfg, error, eps_np)
+    written = build_report(root, plots=False)
+    (row,) = pd.read_csv(written["scaling_fit.csv"]).to_dict(orient="records")
+    assert row["status"] == "fitted" and row["varies"] == "density, dataset_size", row
+    assert row["n_dense_errors"] == 2 and row["n_runs"] == 32 and row["n_points"] == 16
+    assert not isinstance(row["left_out"], str) or not row["left_out"]
+    assert abs(row["gamma"] - 1.2) < 4 * row["gamma_se"]
+    assert "dataset_size" not in row["scales"]  # n enters through eps_np only
+    assert "2 dense error(s) eps_np" in written["summary.md"].read_text()

@@ -282,16 +282,78 @@ def _architecture(model: dict) -> dict:
     return {"depth": float(resnet.group(1))} if resnet else {}
 
 
-def _run_scales(cfg: dict) -> dict:
-    """width and depth (`_architecture`); dataset_size: the dataset's size key (1 when it has none)
-    times the fraction of the training split kept by data pruning, proportional to the training
-    examples within a family (the law needs only which runs share a size: n enters through eps_np)."""
-    out = _architecture(cfg.get("model") or {})
+# The training splits the report knows without loading any data (no torch here): mnist1d keeps
+# int(train_split x 10 floor(num_samples / 10)) of its examples for training (the mnist1d package's
+# make_dataset, train_split 0.8; prune_cli/data/mnist1d.py), synthetic samples_per_class of each of its
+# num_classes (prune_cli/data/synthetic.py), the image datasets their published training split
+# (prune_cli/data/vision.py SOURCES; tests/test_scaling_joint.py checks that these agree).
+MNIST1D_TRAIN_SPLIT, MNIST1D_CLASSES = 0.8, 10
+PUBLISHED_TRAIN = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _training_split(data: dict) -> tuple[Optional[int], Optional[list[int]]]:
+    """(examples of the dataset's training split after `dataset.imbalance`, their count per class or None
+    when unknown) as the dataset config determines them; (None, None) when it does not (a long tail over
+    classes of unknown size, a dataset without a size). A dataset the report does not know (a plugin's)
+    is taken to train on its `num_samples`, or `samples_per_class` of each of its `num_classes`."""
+    name = data.get("name")
+    per_class: Optional[list[int]] = None
+    total: Optional[int] = None
+    classes = data.get("num_classes", 3 if name == "synthetic" else None)
+    if name == "mnist1d" and _number(data.get("num_samples")):
+        total = int((int(data["num_samples"]) // MNIST1D_CLASSES) * MNIST1D_CLASSES * MNIST1D_TRAIN_SPLIT)
+    elif name in PUBLISHED_TRAIN:
+        total = PUBLISHED_TRAIN[name]
+    elif _number(data.get("samples_per_class")) and _number(classes):
+        per_class = [int(data["samples_per_class"])] * int(classes)
+    elif _number(data.get("num_samples")):
+        total = int(data["num_samples"])
+    imbalance = data.get("imbalance", "none")
+    counts = data.get("class_counts")
+    if imbalance == "counts" and isinstance(counts, list) and counts and all(_number(c) for c in counts):
+        per_class = [int(c) for c in counts]
+    elif imbalance not in (None, "none"):
+        return None, None  # a long tail of classes whose sizes the config does not give
+    if per_class is not None:
+        return sum(per_class), per_class
+    return total, None
+
+
+def training_examples(cfg: dict) -> float:
+    """The number of examples a run of `cfg` trains on, as prune_cli/data/splits.py `build_splits` and
+    data pruning take them: the dataset's training split (`_training_split`), a random subset of
+    `dataset.max_train_samples` of it where that is smaller, less the stratified validation split
+    (round(val_fraction x n) of each class's n), then `data_pruning.keep` of what is left
+    (round(keep x N), at least 1). Exact where each class's count is known (synthetic, imbalance=counts,
+    no subset); otherwise the validation split is rounded once over all classes instead of per class,
+    which may differ from the count trained on by up to half an example per class. NaN when the config
+    does not determine it."""
     data = cfg.get("dataset") or {}
-    size = [data.get(k.split(".", 1)[1]) for k in SIZE_KEYS]
-    keep = (cfg.get("data_pruning") or {}).get("keep", 1.0)
-    base = next((float(s) for s in size if isinstance(s, (int, float))), 1.0)
-    out["dataset_size"] = base * float(keep) if isinstance(keep, (int, float)) else math.nan
+    total, per_class = _training_split(data)
+    if total is None:
+        return math.nan
+    cap = data.get("max_train_samples")
+    if _number(cap) and cap < total:
+        total, per_class = int(cap), None  # a random subset: its class counts are drawn
+    val = data.get("val_fraction", 0.1)
+    if not _number(val):
+        return math.nan
+    trained = sum(n - int(round(val * n)) for n in (per_class if per_class is not None else [total]))
+    pruning = cfg.get("data_pruning") or {}
+    keep = pruning.get("keep", 1.0) if pruning.get("name", "none") != "none" else 1.0
+    return float(max(1, round(keep * trained))) if _number(keep) else math.nan
+
+
+def _run_scales(cfg: dict) -> dict:
+    """width and depth (`_architecture`); dataset_size: the training examples (`training_examples`), so
+    that every size key (num_samples, samples_per_class, max_train_samples, data_pruning.keep) that
+    changes what a run trains on gives it its own size, and each size its own eps_np."""
+    out = _architecture(cfg.get("model") or {})
+    out["dataset_size"] = training_examples(cfg)
     return out
 
 
