@@ -241,3 +241,65 @@ def test_a_seed_without_an_error_is_not_counted_at_its_point():
     assert point["n_seeds"] == 2 and point["error_std"] == pytest.approx(np.std(two, ddof=1))
     assert set(fitted.loc[~np.isclose(fitted["density"], 0.3), "n_seeds"]) == {3}  # seed 3 has no error anywhere
     assert family.iloc[0]["n_seeds"] == 3
+
+
+def _family_rows(errors: dict, seeds=(0, 1), eps_np: float = 0.1) -> pd.DataFrame:
+    """fit_families' input, one family: a run per (density, seed) with the error `errors[density]`
+    (the law's value with a 1 % seed offset where None)."""
+    rows = []
+    for d, error in errors.items():
+        for seed in seeds:
+            e = float(pruned_error(d, eps_np, 0.85, 1.2, 0.02)) * (1 + 0.01 * seed) if error is None else error
+            rows.append(
+                {
+                    "family": "f", "dataset": "toy", "model": "mlp", "method": "magnitude", "schedule": "oneshot",
+                    "dataset_size": 100.0, "run_id": f"r{seed}-{d:g}", "seed": seed, "density": d, "target_density": d,
+                    "eps_np": eps_np, "error": e,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_family_counts_are_of_the_runs_that_are_fitted(tmp_path):
+    """8 densities x 2 seeds, every run at the 4th density without an error (NaN accuracy): the fit
+    leaves that point out, and n_runs and n_densities (scaling_fit.csv, "N densities" in summary.md)
+    count the 14 runs at 7 densities that are fitted, as docs/scaling_law.md says; they counted 16 runs
+    at 8 densities."""
+    from prune_cli.report.scaling import fit_families, summary_lines
+
+    densities = 0.5 ** np.arange(1, 9)
+    family, _ = fit_families(_family_rows({d: (math.nan if i == 3 else None) for i, d in enumerate(densities)}))
+    row = family.iloc[0]
+    assert row["status"] == "fitted" and row["n_points"] == 7
+    assert (row["n_runs"], row["n_densities"], row["n_seeds"]) == (2 * 7, 7, 2)
+    assert "density 0.0625" in row["reason"]
+    assert "7 densities, 2 seed(s)" in "\n".join(summary_lines(family))
+    # the same through the report, from run folders
+    root = tmp_path / "results"
+    for i, d in enumerate(densities):
+        for seed in (0, 1):
+            cfg = {"seed": seed, "sparsity": float(1 - d), "name": "sc", "method": {"name": "magnitude"}, "model": {"name": "mlp"}}
+            error = math.nan if i == 3 else float(pruned_error(d, 0.1, 0.85, 1.2, 0.02)) * (1 + 0.01 * seed)
+            write_scaling_run(root, f"r-{d:g}-{seed}", cfg, error, 0.1)
+    (csv,) = pd.read_csv(build_report(root, plots=False)["scaling_fit.csv"]).to_dict(orient="records")
+    assert (csv["n_runs"], csv["n_densities"], csv["n_points"]) == (14, 7, 7)
+
+
+def test_a_point_with_an_error_of_0_is_left_out_by_name_not_the_family():
+    """The law is fitted on relative deviations (eps_hat - eps) / eps, undefined at an error of 0 (a run
+    that classifies the whole test split right). One such point skipped the whole family; it is now
+    left out and named, as a point without an error is, and the other points give the fit they give
+    alone."""
+    from prune_cli.report.scaling import fit_families
+
+    densities = 0.5 ** np.arange(1, 9)
+    errors = {d: (0.0 if i == 0 else None) for i, d in enumerate(densities)}
+    family, fitted = fit_families(_family_rows(errors))
+    row = family.iloc[0]
+    assert row["status"] == "fitted" and row["n_points"] == 7, row["reason"]
+    assert "1 point(s) with an error of 0" in row["reason"] and "density 0.5" in row["reason"]
+    assert (row["n_runs"], row["n_densities"]) == (14, 7)
+    alone, _ = fit_families(_family_rows({d: None for d in densities[1:]}))  # without that point
+    for name in ("eps_up", "gamma", "p"):
+        assert row[name] == pytest.approx(alone.iloc[0][name], rel=1e-9)
+    assert not np.isclose(fitted["density"], 0.5).any()  # nor drawn

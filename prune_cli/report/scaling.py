@@ -88,6 +88,7 @@ class ScalingFit:
     n_points: int = 0
     relative_errors: np.ndarray = field(default_factory=lambda: np.zeros(0))
     scales: list[str] = field(default_factory=list)  # the scales whose exponents were fitted
+    used: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # which input points were usable (usable_points)
 
     def row(self) -> dict:
         """Parameters, their standard errors and the fit error: the paper's mu and sigma (mean and
@@ -142,23 +143,51 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
     """Fit Equation 1 (or 2, with an exponent per column of `scales`: width, depth) to `points`
     with columns density, error, eps_np (and the scale columns). Never raises on bad data: returns
     a skipped fit with its reason."""
+    used, left_out = usable_points(points)
+    fit = _fit(points[used], list(scales or []), left_out)
+    fit.used = used
+    return fit
+
+
+def usable_points(points: pd.DataFrame) -> tuple[np.ndarray, str]:
+    """(which of `points` the law can be fitted to, the others named with the reason): a point needs a
+    density, an error and a dense error (NaN: every seed's accuracy NaN, say), and an error and a dense
+    error above 0, since the fit's relative deviation (eps_hat - eps) / eps is undefined at eps = 0 (a
+    model right on every test example) and Equation 1's eps_up / eps_np at eps_np = 0. Each such point
+    is left out, never the whole family."""
+    values = points[["density", "error", "eps_np"]].to_numpy(float)
+    finite = np.isfinite(values).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        zero_error = finite & (values[:, 1] <= 0)
+        zero_dense = finite & ~zero_error & (values[:, 2] <= 0)
+    notes = []
+    for mask, what in (
+        (~finite, "without an error, a dense error or a density"),
+        (zero_error, "with an error of 0, where the relative error is undefined"),
+        (zero_dense, "with a dense error eps_np of 0, where the law's eps_up / eps_np is undefined"),
+    ):
+        if mask.any():
+            gone = ", ".join(f"{x:g}" for x in points.loc[mask, "density"])
+            notes.append(f"left out {int(mask.sum())} point(s) {what}: density {gone}")
+    return finite & ~zero_error & ~zero_dense, "; ".join(notes)
+
+
+def _joined(*reasons: str) -> str:
+    return "; ".join(r for r in reasons if r)
+
+
+def _fit(points: pd.DataFrame, scales: list[str], left_out: str) -> ScalingFit:
+    """fit_scaling_law on the usable points (`left_out`: why the others are not)."""
     from scipy.optimize import least_squares
 
-    scales = list(scales or [])
-    finite = np.isfinite(points[["density", "error", "eps_np"]].to_numpy(float)).all(axis=1)
-    left_out = ""
-    if not finite.all():
-        gone = ", ".join(f"{x:g}" for x in points.loc[~finite, "density"])
-        left_out = f"left out {int((~finite).sum())} point(s) without an error, a dense error or a density: density {gone}"
-        points = points[finite]
     d = points["density"].to_numpy(float)
     eps = points["error"].to_numpy(float)
     eps_np = points["eps_np"].to_numpy(float)
     for s in scales:
         if points[s].nunique() < 2:
-            return ScalingFit("skipped", f"{s} takes a single value", n_points=len(points))
+            return ScalingFit("skipped", _joined(f"{s} takes a single value", left_out), n_points=len(points))
         if not np.all(np.isfinite(points[s].to_numpy(float))) or np.any(points[s].to_numpy(float) <= 0):
-            return ScalingFit("skipped", f"{s} missing or not positive", n_points=len(points))
+            return ScalingFit("skipped", _joined(f"{s} missing or not positive", left_out), n_points=len(points))
     scales, confounded = separable_scales(points, scales)
     need = _required(scales)
     names = list(BASE_PARAMS) + [SCALES[s] for s in scales]
@@ -167,11 +196,9 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
             f"{len(points)} (scale, density) points; the fit needs at least {need} "
             f"({len(names)} free parameters + {EXTRA_POINTS} for a residual variance)"
         )
-        return ScalingFit("skipped", "; ".join(r for r in (few, left_out) if r), n_points=len(points))
-    if np.any(eps <= 0) or np.any(eps_np <= 0):
-        return ScalingFit("skipped", "an error of 0: the relative error is undefined", n_points=len(points))
+        return ScalingFit("skipped", _joined(few, left_out), n_points=len(points))
     if np.any(eps_np >= 1) or np.any(d <= 0):
-        return ScalingFit("skipped", "an unpruned error of 1 or a density of 0", n_points=len(points))
+        return ScalingFit("skipped", _joined("an unpruned error of 1 or a density of 0", left_out), n_points=len(points))
     logs = {s: np.log(points[s].to_numpy(float)) for s in scales}
 
     def unpack(theta):
@@ -200,7 +227,7 @@ def fit_scaling_law(points: pd.DataFrame, scales: Optional[list[str]] = None) ->
                     if np.isfinite(res.cost) and (best is None or res.cost < best.cost):
                         best = res
     if best is None:
-        return ScalingFit("skipped", "the least-squares fit did not converge", n_points=len(points))
+        return ScalingFit("skipped", _joined("the least-squares fit did not converge", left_out), n_points=len(points))
     theta = best.x
     rel = residuals(theta)
     dof = len(points) - len(theta)
@@ -441,22 +468,27 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         # seed run at more densities must not weigh more (each seed's runs averaged first)
         per_seed = runs.groupby(at_scale + ["seed"], dropna=False)["eps_np"].mean()
         eps_np = per_seed.groupby(level=list(range(len(at_scale))), dropna=False).mean() if at_scale else per_seed.mean()
-        mean = mean.reset_index().drop(columns="target")
+        mean = mean.reset_index()
         mean = mean.merge(eps_np.rename("eps_np").reset_index(), on=at_scale) if at_scale else mean.assign(eps_np=eps_np)
         scales = [s for s in ("width", "depth") if s in at_scale and mean[s].nunique() > 1]
         varying = [c for c in at_scale if mean[c].nunique() > 1]  # each value of these has its own eps_np
-        fit = fit_scaling_law(mean, scales)
+        fit = fit_scaling_law(mean.drop(columns="target"), scales)
         scales = fit.scales if fit.status == "fitted" else scales
+        # the counts are of the runs that are fitted: those with an error at a point the fit could use
+        # (usable_points: not a point without an error or with an error of 0), as docs/scaling_law.md says
+        mean = mean[fit.used]
+        fitted_runs = valued[valued["valued_seed"].notna()].merge(mean[at_scale + ["target"]], on=at_scale + ["target"])
+        mean = mean.drop(columns="target")
         row = _row(
             head,
             fit.row(),
             left_out,
             scales=", ".join(["density", *scales]),
             varies=", ".join(["density", *varying]),
-            n_dense_errors=int(mean.groupby(varying).ngroups) if varying else 1,
-            n_runs=len(runs),
-            n_seeds=int(valued["valued_seed"].nunique()),
-            n_densities=int(runs["target_density"].round(12).nunique()),  # achieved ones differ by rounding per width
+            n_dense_errors=int(mean.groupby(varying).ngroups) if varying else int(len(mean) > 0),
+            n_runs=len(fitted_runs),
+            n_seeds=int(fitted_runs["seed"].nunique()),
+            n_densities=int(fitted_runs["target"].nunique()),  # achieved ones differ by rounding per width
         )
         rows.append(row)
         if fit.status == "fitted":
