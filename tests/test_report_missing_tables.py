@@ -129,3 +129,73 @@ def test_runs_whose_complete_names_another_run_id_do_not_crash_the_exemplars(fol
     assert loaded.runs["run_id"].tolist() == ["elsewhere"] and len(loaded.table("metrics.csv"))
     pie, per_class, notes = pruning_identified_exemplars(loaded, "test")
     assert not len(pie) and not len(per_class) and notes == []
+
+
+# ----------------------------------------------------------------------------- files that cannot be read
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("a: [\n", "ParserError"),  # not YAML: the report stopped with a traceback, exit 1
+        ("", "empty"),  # an experiment of its own: the card counted 0 seeds for it, the standards check 1
+        ("- 1\n- 2\n", "not a mapping"),
+    ],
+)
+def test_a_run_whose_config_cannot_be_read_is_named_and_left_out(folder, capsys, text, why):
+    from prune_cli.report import main
+
+    root, runs = folder
+    lost = runs["random", 2]
+    (root / "runs" / lost / "config.yaml").write_text(text)
+    main([str(root), "--no-plots"])  # no SystemExit: the report is written
+    out = capsys.readouterr().out
+    md = (root / "report" / "summary.md").read_text()
+    assert "Completed runs: 5 (and 1 left out: config.yaml unreadable)" in md
+    named = next(line for line in md.splitlines() if line.startswith("Left out, completed but with a config.yaml"))
+    assert lost in named and why in named
+    assert f"completed runs whose config.yaml cannot be read, left out: 1 -> {lost} (" in out
+    accuracy = {r["method"]: r for r in _rows(md, "Accuracy (test split, final sparse model)", "dataset/model")}
+    assert accuracy["random"]["n"] == "2"
+    assert accuracy["random"]["test accuracy"].startswith(f"{np.mean(ACC['random'][:2]):.4f} ± ")
+    assert len(_rows(md, "Experiments", "experiment")) == 2  # magnitude and random, no phantom third
+
+
+@pytest.mark.parametrize("content", ["", "header"])
+def test_a_run_whose_metrics_csv_holds_no_rows_is_named(folder, content):
+    """A metrics.csv truncated to nothing or to its header left the run out of every table without a
+    word (the report said "Completed runs: 6" and n=2)."""
+    root, runs = folder
+    lost = runs["random", 1]
+    path = root / "runs" / lost / "metrics.csv"
+    path.write_text(path.read_text().splitlines()[0] + "\n" if content == "header" else "")
+    written = build_report(root, plots=False)
+    md = written["summary.md"].read_text()
+    assert f"metrics.csv (every table, verdict and figure): {lost} (no rows)." in md
+    assert f"completed runs without metrics.csv, left out of every table, verdict and figure: 1 -> {lost} (no rows)" in (
+        written["standards.txt"].read_text()
+    )
+    accuracy = {r["method"]: r for r in _rows(md, "Accuracy (test split, final sparse model)", "dataset/model")}
+    assert accuracy["random"]["n"] == "2"
+
+
+def test_a_value_that_is_not_a_number_is_named_and_its_row_left_out(folder):
+    """'abc' in the value column of one run's metrics.csv crashed the report with a TypeError after part
+    of it had been written. The row is left out and named; the other rows of the run still count."""
+    import pandas as pd
+
+    root, runs = folder
+    bad = runs["magnitude", 0]
+    path = root / "runs" / bad / "metrics.csv"
+    table = pd.read_csv(path).astype({"value": object})
+    row = table.index[(table["phase"] == "finetuned") & (table["metric"] == "accuracy")][0]
+    table.loc[row, "value"] = "abc"
+    table.to_csv(path, index=False)
+    written = build_report(root, plots=False)
+    md = written["summary.md"].read_text()
+    note = f"metrics.csv rows whose value is not a number, left out: {bad} (finetuned test accuracy: value 'abc')"
+    assert note in md and note in written["standards.txt"].read_text()
+    accuracy = {r["method"]: r for r in _rows(md, "Accuracy (test split, final sparse model)", "dataset/model")}
+    assert accuracy["magnitude"]["n"] == "2"
+    assert accuracy["magnitude"]["test accuracy"].startswith(f"{np.mean(ACC['magnitude'][1:]):.4f} ± ")
+    assert "ece" in (root / "report" / "summary.csv").read_text()  # its other rows are read

@@ -223,9 +223,7 @@ def _build(
     md = [
         f"# Report: {root}",
         "",
-        f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}"
-        + (f" (and {len(folder.without_config)} left out: no config.yaml)" if folder.without_config else "")
-        + "; "
+        f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}" + _left_out_count(folder) + "; "
         f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
         f"{percent(confidence)} Student-t intervals.",
         "",
@@ -233,6 +231,13 @@ def _build(
     if folder.without_config:
         md += [
             f"Left out, completed but without the config.yaml that holds their experiment key: {', '.join(folder.without_config)}.",
+            "",
+        ]
+    if folder.bad_config:
+        md += [
+            "Left out, completed but with a config.yaml that cannot be read (their experiment key): "
+            + "; ".join(f"{name} ({why})" for name, why in folder.bad_config.items())
+            + ".",
             "",
         ]
     lacking = folder.without_table()
@@ -243,6 +248,9 @@ def _build(
             + ".",
             "",
         ]
+    for name, rows in folder.text_values.items():
+        if rows:
+            md += [f"{name} rows whose value is not a number, left out: {'; '.join(rows)}.", ""]
     if folder.skipped:
         md += ["Run directories not read: " + "; ".join(f"{name} ({why})" for name, why in folder.skipped.items()) + ".", ""]
     if len(folder.runs):
@@ -322,6 +330,14 @@ def _build(
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     remove_earlier_report(out, written)
     return written
+
+
+def _left_out_count(folder) -> str:
+    """' (and 1 left out: no config.yaml)' after the count of completed runs, for each reason a completed
+    run was not read; '' when none was left out."""
+    parts = [f"{len(folder.without_config)} left out: no config.yaml"] if folder.without_config else []
+    parts += [f"{len(folder.bad_config)} left out: config.yaml unreadable"] if folder.bad_config else []
+    return f" (and {'; '.join(parts)})" if parts else ""
 
 
 def _intensification_table(intens: pd.DataFrame) -> pd.DataFrame:

@@ -37,6 +37,9 @@ class ResultsFolder:
     unfinished: list[str] = field(default_factory=list)  # run dirs with neither COMPLETE nor failed.json
     incomplete_methods: set[str] = field(default_factory=set)  # method names of the failed and unfinished runs
     without_config: list[str] = field(default_factory=list)  # completed runs left out: their config.yaml is missing
+    bad_config: dict[str, str] = field(default_factory=dict)  # completed runs left out: their config.yaml cannot be read -> why
+    # table name -> its rows left out because a number column holds text (`_without_text_values`), as notes
+    text_values: dict[str, list[str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # run directories not read (a copy of a run read already) -> why
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run: experiment keys, seed
     run_dirs: dict[str, Path] = field(default_factory=dict)  # run id -> its directory (completed, with a config)
@@ -49,6 +52,9 @@ class ResultsFolder:
         if self.results is None:
             return pd.DataFrame()
         df = self.results.table(name)
+        if name not in self.text_values:
+            df, self.text_values[name] = _without_text_values(df)
+            self.results.cache[name] = df  # checked once, on the cached table
         if len(df) and "run_id" in df.columns and CONFIGURATION not in df.columns:
             df[CONFIGURATION] = configuration_ids(df, self.key_source).to_numpy()  # on the cached table: once
         return df
@@ -64,13 +70,50 @@ class ResultsFolder:
             return {}
         out = {}
         for name in RUN_TABLES_READ:
-            present = {p.parent for p in self.results.sources.get(name, [])}
-            if not present:
-                continue
-            lacking = [run for run, d in self.run_dirs.items() if d not in present and _writes(self.configs.get(run, {}), name)]
+            files = self.results.sources.get(name, [])
+            if files:
+                self.table(name)  # read (once): which of its files hold no rows is known then
+            empty = {p.parent for p in self.results.empty.get(name, [])}
+            present = {p.parent for p in files} - empty
+            # a file without a row (truncated to nothing or to its header) is named whether or not other runs have rows
+            lacking = [
+                run if d not in empty else f"{run} (no rows)"
+                for run, d in sorted(self.run_dirs.items())
+                if d in empty or (present and d not in present and _writes(self.configs.get(run, {}), name))
+            ]
             if lacking:
-                out[name] = sorted(lacking)
+                out[name] = lacking
         return out
+
+
+NUMBER_COLUMNS = ("value", "dense_value")  # what every table with them holds as numbers (metrics.csv, runs.csv)
+SHOWN = 10  # text values named per table; the rest are counted
+
+
+def _without_text_values(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """(`df` less the rows whose `value` or `dense_value` holds text that is not a number, a note per such
+    row). prune-run writes numbers there (NaN as an empty cell), so only outside damage (a hand edit)
+    puts text there; the whole column was then read as text and the report stopped with a TypeError
+    part-way through writing its files. The rows are left out and named: `run (phase split metric:
+    value 'abc')`."""
+    bad = pd.Series(False, index=df.index)
+    what = pd.Series("", index=df.index)
+    for column in NUMBER_COLUMNS:
+        if column not in df.columns or pd.api.types.is_numeric_dtype(df[column]):
+            continue
+        numbers = pd.to_numeric(df[column], errors="coerce")
+        text = numbers.isna() & df[column].notna()
+        what[text & ~bad] = [f"{column} {v!r}" for v in df.loc[text & ~bad, column]]
+        bad |= text
+        df = df.assign(**{column: numbers})
+    if not bad.any():
+        return df, []
+    context = [c for c in ("phase", "split", "metric") if c in df.columns]
+    rows = df[bad]
+    notes = [f"{r.get('run_id', '?')} ({' '.join(str(r[c]) for c in context)}: {what[i]})" for i, r in rows.head(SHOWN).iterrows()]
+    if len(rows) > SHOWN:
+        notes.append(f"... ({len(rows)} rows in all)")
+    return df[~bad.to_numpy()].reset_index(drop=True), notes
 
 
 def _writes(config: dict, table: str) -> bool:
@@ -98,6 +141,7 @@ def load_results(root: Path) -> ResultsFolder:
     results = load(root)
     folder.results, folder.runs, folder.varying, folder.key_source = results, results.runs, results.varying, results.key_source
     folder.configs, folder.without_config, folder.skipped = results.configs, results.without_config, results.skipped
+    folder.bad_config = results.bad_config
     folder.run_dirs = results.run_dirs
     return folder
 

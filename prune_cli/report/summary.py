@@ -210,8 +210,14 @@ def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
         lines.append(
             f"  completed runs without config.yaml, left out: {len(folder.without_config)} -> " + ", ".join(folder.without_config)
         )
+    if folder.bad_config:
+        named = ", ".join(f"{n} ({why})" for n, why in folder.bad_config.items())
+        lines.append(f"  completed runs whose config.yaml cannot be read, left out: {len(folder.bad_config)} -> {named}")
     for name, runs in folder.without_table().items():
         lines.append(f"  completed runs without {name}, left out of {RUN_TABLES_READ[name]}: {len(runs)} -> " + ", ".join(runs))
+    for name, rows in folder.text_values.items():
+        if rows:
+            lines.append(f"  {name} rows whose value is not a number, left out: {'; '.join(rows)}")
     if folder.skipped:
         named = "; ".join(f"{n} ({why})" for n, why in folder.skipped.items())
         lines.append(f"  run directories not read: {len(folder.skipped)} -> {named}")

@@ -183,9 +183,14 @@ class Results:
     run_dirs: dict[str, Path] = field(default_factory=dict)  # run_id -> its directory (the runs read, with a config)
     # completed runs whose config.yaml is missing: no experiment key, so their rows are left out (named by prune-report)
     without_config: list[str] = field(default_factory=list)
+    # completed runs whose config.yaml cannot be read (not YAML, empty, not a mapping), by name -> why: left
+    # out like those without one (named by prune-report)
+    bad_config: dict[str, str] = field(default_factory=dict)
     # run directories not read, by name -> why (a second directory of a run id already read: a copy)
     skipped: dict[str, str] = field(default_factory=dict)
     cache: dict[str, pd.DataFrame] = field(default_factory=dict)  # tables read so far, with keys
+    # table name -> the per-run files of it that hold no rows (empty, or only a header), once the table is read
+    empty: dict[str, list[Path]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -202,7 +207,7 @@ class Results:
     def table(self, name: str) -> pd.DataFrame:
         """A per-run table by file name ("metrics.csv", "per_class.csv", ...); empty if absent."""
         if name not in self.cache:
-            parts = _read_csvs(self.sources.get(name, []))
+            parts = _read_csvs(self.sources.get(name, []), self.empty.setdefault(name, []))
             self.cache[name] = self._with_keys(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
         return self.cache[name]
 
@@ -232,17 +237,20 @@ class Results:
         return out.reset_index()
 
 
-def _read_csvs(paths: list[Path]) -> list[pd.DataFrame]:
+def _read_csvs(paths: list[Path], empty: list[Path] | None = None) -> list[pd.DataFrame]:
     """The non-empty tables of `paths`, parsed once per distinct header: files with the same
     columns are joined as text and read by one pandas.read_csv call. One call per file cost most of
     prune-report's time on a 100-run folder (scripts/bench_report.py); the parsed values are the
-    same, since every row goes through the same parser with the same columns."""
+    same, since every row goes through the same parser with the same columns. The files without a
+    row (empty, or a header alone) are appended to `empty`."""
     bodies: dict[str, list[str]] = {}
     for path in paths:
         text = path.read_text()
         header, _, body = text.partition("\n")
         if header.strip() and body.strip():
             bodies.setdefault(header, []).append(body if body.endswith("\n") else body + "\n")
+        elif empty is not None:
+            empty.append(path)
     return [_read_table(io.StringIO(header + "\n" + "".join(parts)), header) for header, parts in bodies.items()]
 
 
@@ -311,27 +319,41 @@ def _plain_copy(node: Any) -> Any:
     return node
 
 
-def _read_configs(paths: Mapping[str, Path]) -> dict[str, dict]:
+def _read_configs(paths: Mapping[str, Path]) -> tuple[dict[str, dict], dict[str, str]]:
     """The runs' saved config.yaml files (written resolved by prune-run, so plain YAML), by libyaml's
     C loader when available: OmegaConf.load took most of prune-report's time on a 100-run folder.
     The runs of a sweep share most of their config, so each distinct top-level block (`dataset:`,
     `model:`, ... with its indented value) is parsed once and copied into every config that has it;
-    a document that is not plainly such blocks is parsed whole (scripts/bench_report.py)."""
+    a document that is not plainly such blocks is parsed whole (scripts/bench_report.py). Returns
+    (the configs, the runs whose file cannot be read as a config -> why: not YAML, not text, empty, not
+    a mapping of config keys): prune-run writes config.yaml atomically, so only outside damage (a hand
+    edit, a truncated copy) makes one unreadable, and the run is then left out by name, not a reason
+    for the whole report to stop with a traceback."""
     parsed: dict[str, dict] = {}
     out: dict[str, dict] = {}
+    bad: dict[str, str] = {}
     for run, path in paths.items():
-        text = path.read_text()
-        blocks = _top_level_blocks(text)
-        if blocks is None:
-            out[run] = yaml.load(text, Loader=_LOADER) or {}
+        try:
+            text = path.read_text()
+            blocks = _top_level_blocks(text)
+            if blocks is None:
+                cfg = yaml.load(text, Loader=_LOADER)
+            else:
+                cfg = {}
+                for block in blocks:
+                    if block not in parsed:
+                        parsed[block] = yaml.load(block, Loader=_LOADER)
+                    cfg.update(_plain_copy(parsed[block]))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            bad[run] = f"{type(e).__name__}: {' '.join(str(e).split())}"
             continue
-        cfg: dict = {}
-        for block in blocks:
-            if block not in parsed:
-                parsed[block] = yaml.load(block, Loader=_LOADER)
-            cfg.update(_plain_copy(parsed[block]))
-        out[run] = cfg
-    return out
+        if not isinstance(cfg, dict):
+            bad[run] = f"not a mapping of config keys (a YAML {type(cfg).__name__})"
+        elif not cfg:
+            bad[run] = "empty"
+        else:
+            out[run] = cfg
+    return out, bad
 
 
 def load(results_dir: str | Path) -> Results:
@@ -353,13 +375,14 @@ def load(results_dir: str | Path) -> Results:
         for name, why in res.skipped.items():
             warnings.warn(f"{root / 'runs' / name}: not read, {why}", stacklevel=2)
         res.without_config = [d.name for d in complete if not (d / "config.yaml").exists()]
-        complete = [d for d in complete if (d / "config.yaml").exists()]
-        for d in complete:
+        dirs = {dir_run_id(d): d for d in complete if (d / "config.yaml").exists()}
+        configs, bad = _read_configs({run: d / "config.yaml" for run, d in dirs.items()})
+        res.bad_config = {dirs[run].name: why for run, why in bad.items()}
+        res.run_dirs = {run: d for run, d in dirs.items() if run not in bad}
+        for d in res.run_dirs.values():
             for f in d.glob("*.csv"):
                 if f.name != "history.csv":
                     res.sources.setdefault(f.name, []).append(f)
-        res.run_dirs = {dir_run_id(d): d for d in complete}
-        configs = _read_configs({run: d / "config.yaml" for run, d in res.run_dirs.items()})
         res.configs = configs
         res.items = {run: _result_items(cfg) for run, cfg in configs.items()}
         keys, res.varying = experiment_keys(configs, res.items)
