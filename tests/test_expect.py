@@ -269,6 +269,73 @@ def test_a_point_whose_runs_all_have_no_value_is_said_to_have_none_not_outside(f
     assert e.value.code == 1
 
 
+POINT = {"method": "magnitude", "sparsity": 0.5, "value": 0.92, "band": 0.01}
+
+
+@pytest.mark.parametrize(
+    "point, key, value, allowed",
+    [
+        ({"phase": "finetune"}, "points[0].phase", "finetune", "finetuned"),
+        ({"metric": "acuracy"}, "points[0].metric", "acuracy", "accuracy"),
+        ({"split": "tset"}, "points[0].split", "tset", "test"),
+        ({"match": {"method.alocation": "global"}}, "points[0].match", "method.alocation", "method.name"),
+        ({"method": "magnitud"}, "points[0].method", "magnitud", "magnitude"),
+    ],
+)
+def test_a_typo_in_a_point_stops_before_anything_is_written(folder, tmp_path, capsys, point, key, value, allowed):
+    """A phase, metric, split, match key or method that no run of the folder has and prune-run never
+    writes was reported as `missing: ... got no runs` with exit 1 (under --expect-strict), as if the
+    runs had not been made yet. It is a typo: exit 2 before anything is written, naming the key, the
+    value and what is allowed (the folder's values, with the closest one)."""
+    spec = _expected_file(tmp_path / "typo.yaml", [{**POINT, **point}])
+    with pytest.raises(SystemExit) as e:
+        report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert key in err and repr(value) in err and allowed in err, err
+    assert not (folder / "report").exists()
+
+
+def test_a_typo_in_the_files_defaults_stops_too(folder, tmp_path, capsys):
+    spec = tmp_path / "typo.yaml"
+    spec.write_text(yaml.safe_dump({"name": "p", "source": "hand-made", "phase": "fine-tuned", "points": [POINT]}))
+    with pytest.raises(SystemExit) as e:
+        report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{spec}: phase = 'fine-tuned'" in err and "finetuned" in err
+    assert not (folder / "report").exists()
+
+
+def test_points_of_runs_not_made_yet_are_still_missing_not_refused(folder, tmp_path):
+    """What a preset's runs will record but this folder's do not yet: a method prune-cli has (snip), an
+    iteration of an iterative schedule (round_3), a metric every run writes (ece), the val split, a
+    match key the runs have with another value. Those points are `missing` (docs/report.md), as before."""
+    spec = _expected_file(
+        tmp_path / "later.yaml",
+        [
+            {**POINT, "method": "snip"},
+            {**POINT, "phase": "round_3"},
+            {**POINT, "metric": "ece"},
+            {**POINT, "split": "val"},
+            {**POINT, "match": {"schedule.restart_from": "rewind"}},
+        ],
+    )
+    report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    assert pd.read_csv(folder / "report" / "expect.csv")["status"].tolist() == ["missing"] * 5
+
+
+def test_the_metrics_every_run_writes_are_those_of_the_metric_code():
+    """expect.py's list of the metrics every run records (accepted before a run has recorded them) is
+    made of names the recording code writes."""
+    from prune_cli.report.expect import CORE_METRICS
+
+    source = (REPO / "prune_cli" / "metrics" / "classification.py").read_text() + (
+        REPO / "prune_cli" / "metrics" / "cost.py"
+    ).read_text()
+    assert all(f'"{m}"' in source for m in CORE_METRICS), [m for m in CORE_METRICS if f'"{m}"' not in source]
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

@@ -19,7 +19,7 @@ from ..core.atomic_io import atomic_write_csv
 from .card import report_card
 from .compare import check_baseline, check_split, compare_methods, final_values, unpaired
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
-from .expect import check_expected, expect_markdown, load_expected
+from .expect import check_expected, check_values, expect_markdown, load_expected
 from .html import write_html
 from .inputs import ReportInputError, out_problem, results_dir_problem
 from .levels import percent
@@ -151,6 +151,8 @@ def _build(
     check_split(metrics, split)  # a split no run records, or a bad baseline: nothing created
     values = final_values(metrics, split=split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
     check_baseline(values, baseline, folder.incomplete_methods)
+    if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
+        check_values(expected, metrics, folder.configs, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").

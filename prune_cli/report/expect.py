@@ -18,14 +18,18 @@ For each point the runs with that name, method (`method.name`) and target sparsi
 `inside` when |mean - value| <= band, `outside` otherwise, and `missing` without runs. Where those
 runs are of more than one configuration (their experiment keys differ: two allocations of one
 method, other epochs under the same name), the point is `ambiguous`: no mean of different
-configurations is measured, and `note` names the keys that differ and advises `match:`.
+configurations is measured, and `note` names the keys that differ and advises `match:`. A phase,
+metric, split, match key or method that is a typo (`check_values`) stops prune-report before it writes
+anything; a point of runs not made yet is `missing`.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import pandas as pd
@@ -38,6 +42,21 @@ from .compare import final_values
 from .inputs import ReportInputError
 
 FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset"}
+# The metrics every run records (prune_cli/metrics/classification.py per split, cost.py on the model;
+# tests/test_expect.py checks the names against that code); optional and plugin metrics are known from
+# the rows of the folder's runs.
+CORE_METRICS = (
+    "accuracy", "loss", "ece", "top5_accuracy", "mean_class_recall", "worst_class_recall", "params_total", "params_nonzero",
+    "params_prunable", "prunable_nonzero", "sparsity_prunable", "sparsity_total", "compression_ratio", "flops_dense",
+    "flops_sparse", "theoretical_speedup",
+)  # fmt: skip
+# The splits rows are recorded on: metrics.splits (test, val), the model's cost, train (Hessian, pruning
+# limit), membership inference
+SPLITS = ("test", "val", "model", "train", "membership")
+# The phases prune-run records: dense, pruned, finetuned, round_<r> (iterative schedules), step_<n>
+# (gradual pruning); `final` is --expect's own (finetuned, else pruned)
+PHASES = ("final", "dense", "pruned", "finetuned", "round_<r>", "step_<n>")
+PHASE_PATTERN = re.compile(r"final|dense|pruned|finetuned|round_\d+|step_\d+")
 POINT_KEYS = {"method", "sparsity", "value", "band", "metric", "split", "phase", "match", "source"}
 FINAL = "final"
 
@@ -103,6 +122,85 @@ def load_expected(spec: str) -> dict:
             raise _bad(f"{where}.match", p["match"], "a mapping of dotted config keys to values")
     data["_path"] = str(path)
     return data
+
+
+def check_values(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict], other_methods: Iterable[str] = ()) -> None:
+    """ReportInputError (exit 2, before prune-report writes anything) for a value of the expected-values
+    file that is a typo rather than a point of runs not made yet: a phase, metric or split that prune-run
+    never records and no run of the folder (`metrics`) has; a `match` key that is no config key of the
+    folder's runs (`configs`; not checked without them); a method that is neither one of prune-cli's (its
+    method configs and scores) nor of a run of the folder (`other_methods`: those of failed and
+    unfinished runs). The message names the key, the value and what is allowed, with the closest value.
+    Before, each such point was `missing` ("got no runs"), as if its runs had not been made."""
+    path = expected["_path"]
+    column = {c: sorted(set(metrics[c].dropna().astype(str))) if c in metrics.columns else [] for c in ("phase", "metric", "split")}
+    methods = sorted(
+        {*_prune_cli_methods(), *column_values(metrics, "method"), *other_methods}
+        | {str(cfg["method"]["name"]) for cfg in configs.values() if isinstance(cfg.get("method"), dict) and "name" in cfg["method"]}
+    )
+    config_keys = sorted({k for cfg in configs.values() for k in flatten_config(cfg)})
+
+    def refuse(where: str, value: Any, allowed: str, choices: list[str]) -> None:
+        close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+        raise _bad(f"{path}: {where}", value, allowed + (f"; did you mean {close[0]!r}?" if close else ""))
+
+    def check(where: str, key: str, value: Any) -> None:
+        if key == "phase" and not PHASE_PATTERN.fullmatch(str(value)) and str(value) not in column["phase"]:
+            shown = ", ".join(column["phase"]) or "none"
+            refuse(
+                where,
+                value,
+                f"a phase prune-run records ({', '.join(PHASES)}); the runs here have {shown}",
+                [*PHASES, *column["phase"]],
+            )
+        if key == "metric" and str(value) not in CORE_METRICS and str(value) not in column["metric"]:
+            known = sorted({*CORE_METRICS, *column["metric"]})
+            refuse(where, value, "a metric of this folder's runs or one every run records: " + ", ".join(known), known)
+        if key == "split" and str(value) not in SPLITS and str(value) not in column["split"]:
+            known = sorted({*SPLITS, *column["split"]})
+            refuse(where, value, "a split rows are recorded on: " + ", ".join(known), known)
+
+    for key in ("phase", "metric", "split"):
+        if key in expected:
+            check(key, key, expected[key])
+    for i, p in enumerate(expected["points"]):
+        for key in ("phase", "metric", "split"):
+            if key in p:
+                check(f"points[{i}].{key}", key, p[key])
+        if p.get("method") is not None and str(p["method"]) not in methods:
+            refuse(
+                f"points[{i}].method",
+                p["method"],
+                "a method of prune-cli or of this folder's runs (a plugin's method is known once a run of it is in the folder): "
+                + ", ".join(methods),
+                methods,
+            )
+        for key in p.get("match") or {}:
+            if config_keys and key not in config_keys:
+                top = str(key).split(".", 1)[0]
+                near = [k for k in config_keys if k.split(".", 1)[0] == top]
+                shown = (
+                    f"the {top}.* keys are {', '.join(near)}"
+                    if near
+                    else "its top-level keys are " + ", ".join(sorted({k.split(".", 1)[0] for k in config_keys}))
+                )
+                refuse(
+                    f"points[{i}].match", key, f"a dotted config key of this folder's runs (their config.yaml): {shown}", config_keys
+                )
+
+
+def column_values(table: pd.DataFrame, column: str) -> list[str]:
+    return sorted(set(table[column].dropna().astype(str))) if column in table.columns else []
+
+
+def _prune_cli_methods() -> set[str]:
+    """The method names prune-run accepts without a plugin module on the command line: its method configs
+    (configs/method/), the scores and method schemas its plugin index declares (read from the sources,
+    nothing imported)."""
+    from ..core import plugins
+
+    names = {p.stem for p in (configs_dir() / "method").glob("*.yaml")}
+    return names | set(plugins.names("score")) | (set(plugins.schema_names("method")) - {"base"})
 
 
 def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict], confidence: float = 0.95) -> pd.DataFrame:
