@@ -54,6 +54,33 @@ def test_a_wide_interval_is_never_called_no_measurable_difference(d):
         assert "the observed mean difference is 0" in text
 
 
+def test_a_mean_difference_of_0_up_to_rounding_is_0(tmp_path):
+    """Accuracies are counts over the test set: differences -2/90, 0, +2/90 have mean 0, which floats
+    give as -1.7e-15. The verdict said "-0.0 points ... more than 10,000 seeds would be needed (d_z=-1.7e-15)"
+    and comparisons.csv stored that d_z; a mean within rounding of 0 (the tolerance the spread already
+    has, SPREAD_TOL) is 0, and the verdict is the documented one for a mean difference of 0."""
+    from fractions import Fraction
+
+    a, b = [79 / 90, 79 / 90, 63 / 90], [81 / 90, 79 / 90, 61 / 90]
+    assert np.mean(np.subtract(a, b)) != 0  # what floats make of it: the case under test
+    exact = [Fraction(x) for x in (-2, 0, 2)]  # the differences in ninetieths, by hand
+    sd = math.sqrt(sum(x * x for x in exact) / 2) / 90
+    widest = 100 * stats.t.ppf(0.975, 2) * sd / math.sqrt(3)
+    row, text = _verdict(a, b)
+    assert row["mean_diff"] == 0 and row["d_z"] == 0 and row["t_stat"] == 0 and row["p_t"] == 1
+    assert row["t_low"] == pytest.approx(-row["t_high"]) and row["t_high"] == pytest.approx(widest / 100)
+    rule_out = f"the observed mean difference is 0, but the interval cannot rule out a difference of up to {widest:.1f} points"
+    assert text.endswith(rule_out)
+    assert "-0.0" not in text and "+0.0 points" in text
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, b[seed])
+        write_run(root, seed, "random", 0.5, 10, a[seed])
+    (row,) = pd.read_csv(build_report(root, plots=False)["comparisons.csv"]).to_dict(orient="records")
+    assert row["mean_diff"] == 0 and row["d_z"] == 0
+    assert "the observed mean difference is 0" in row["verdict"]
+
+
 def test_disjoint_seeds_are_named_on_each_side(tmp_path):
     """magnitude ran on seeds 0, 1, 2 and random on 3, 4, 5 (sparsity 0.1); at 0.5 they share seed 0
     only. The verdicts said "0 paired seed(s)" / "1 paired seed(s), no test possible", which reads like
