@@ -81,6 +81,45 @@ def test_a_mean_difference_of_0_up_to_rounding_is_0(tmp_path):
     assert "the observed mean difference is 0" in row["verdict"]
 
 
+def _fail(root, run_id: str, error_type: str) -> None:
+    """Make a completed run directory a failed one, as prune-run leaves it: config.yaml and failed.json,
+    no COMPLETE and no metrics."""
+    import json
+
+    d = root / "runs" / run_id
+    (d / "COMPLETE").unlink()
+    (d / "metrics.csv").unlink()
+    (d / "failed.json").write_text(json.dumps({"status": "failed", "error_type": error_type, "message": "..."}))
+
+
+def test_a_failed_seed_is_named_in_its_verdict(tmp_path):
+    """random's seed 1 at sparsity 0.9 failed (LayerCollapse): the verdict compared the 2 other seeds and
+    said "2 seeds" without a word on the third, while a seed without a value (NaN) is named. It now ends
+    with the failed seed and its error; where every run of a method failed at a sparsity, a line above
+    the verdicts says so (there was none)."""
+    root = tmp_path / "res"
+    mag, rnd = [0.80, 0.84, 0.82], [0.70, 0.66, 0.71]
+    ids = {}
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, mag[seed])
+        ids["random", 0.9, seed] = write_run(root, seed, "random", 0.9, 10, rnd[seed])
+        write_run(root, seed, "magnitude", 0.5, 10, mag[seed])
+        ids["random", 0.5, seed] = write_run(root, seed, "random", 0.5, 10, rnd[seed])
+    _fail(root, ids["random", 0.9, 1], "LayerCollapse")
+    for seed in range(3):
+        _fail(root, ids["random", 0.5, seed], "LayerCollapse" if seed else "DivergedError")
+    written = build_report(root, plots=False)
+    (row,) = pd.read_csv(written["comparisons.csv"]).to_dict(orient="records")
+    assert row["target_sparsity"] == 0.9 and row["n"] == 2 and row["seeds"] == "0 2"
+    diff = np.subtract(rnd, mag)[[0, 2]]
+    assert row["mean_diff"] == pytest.approx(diff.mean())
+    assert row["verdict"].endswith("; left out: seed 1 of random failed (LayerCollapse)"), row["verdict"]
+    md = written["summary.md"].read_text()
+    assert "- random at sparsity 0.5 (comparison " in md
+    line = next(x for x in md.splitlines() if x.startswith("- random at sparsity 0.5"))
+    assert line.endswith("not compared, every run failed: seed 0 (DivergedError), seed 1 (LayerCollapse), seed 2 (LayerCollapse)")
+
+
 def test_disjoint_seeds_are_named_on_each_side(tmp_path):
     """magnitude ran on seeds 0, 1, 2 and random on 3, 4, 5 (sparsity 0.1); at 0.5 they share seed 0
     only. The verdicts said "0 paired seed(s)" / "1 paired seed(s), no test possible", which reads like

@@ -17,7 +17,7 @@ import pandas as pd
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
-from .compare import check_baseline, check_split, compare_methods, final_values, unpaired
+from .compare import check_baseline, check_split, compare_methods, failed_lines, failed_runs, final_values, unpaired
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, check_values, expect_markdown, load_expected
 from .html import write_html
@@ -180,7 +180,8 @@ def _build(
 
     # `written` in the order of the previous versions (the command prints it)
     written: dict[str, Path] = {}
-    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence)
+    failed = failed_runs(folder.failed, folder.failed_configs)  # named in the verdicts their seeds are missing from
+    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence, failed=failed)
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
@@ -282,7 +283,7 @@ def _build(
     ]
     if expectations is not None:
         md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
-    alone = unpaired(metrics, baseline, split=split)
+    alone = unpaired(metrics, baseline, split=split) + failed_lines(metrics, failed, split=split)
     if len(comparisons) or alone:
         shown = comparisons_markdown(comparisons, confidence) if len(comparisons) else ""
         md += ["## Paired comparisons", "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]

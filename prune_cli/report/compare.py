@@ -239,11 +239,12 @@ def _valueless(part: pd.DataFrame, wide: pd.DataFrame, variant: str) -> str:
 
 def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
     """Plain-language verdict of one comparison row (after Holm: uses p_holm), followed by the seeds
-    left out because a method ran without a value on them (diverged, say): a comparison of the seeds a
-    method survived would otherwise overstate it without a word."""
+    left out because a method ran without a value on them (diverged, say) or its run failed (`failed`:
+    'seed 1 of random failed (LayerCollapse)'): a comparison of the seeds a method survived would
+    otherwise overstate it without a word."""
     text = _verdict(row, alpha, scale)
-    left_out = row.get("valueless")
-    return f"{text}; left out: {left_out}" if isinstance(left_out, str) and left_out else text
+    left_out = "; ".join(x for x in (row.get("valueless"), row.get("failed")) if isinstance(x, str) and x)
+    return f"{text}; left out: {left_out}" if left_out else text
 
 
 def _verdict(row: dict, alpha: float, scale: float) -> str:
@@ -398,11 +399,14 @@ def compare_methods(
     split: str = "test",
     confidence: float = 0.95,
     alpha: Optional[float] = None,
+    failed: Optional[pd.DataFrame] = None,
 ) -> pd.DataFrame:
     """The comparisons table: each method against `baseline` (default: magnitude when present, else
     every pair of methods) per (comparison key, sparsity), with Holm correction over all rows.
     `alpha`: the verdicts' test level, by default 1 - confidence, so that a verdict never asserts a
-    direction while the interval it quotes contains 0 (--confidence 0.99 tested at 0.05 did)."""
+    direction while the interval it quotes contains 0 (--confidence 0.99 tested at 0.05 did).
+    `failed`: the failed runs (`failed_runs`), named in the `failed` column and the verdict of the
+    comparisons their seed is missing from."""
     alpha = 1 - confidence if alpha is None else alpha
     if not len(metrics) or "comparison" not in metrics.columns:
         return pd.DataFrame()
@@ -427,6 +431,7 @@ def compare_methods(
             base = [v for v in present if name[v] == baseline]
             pairs = [(m, b) for b in base for m in present if m not in base] + list(itertools.combinations(base, 2))
         context = part.iloc[0]
+        failures = _failures_by_variant(part, wide, failed, comparison, sparsity)
         for a, b in pairs:
             both = wide[[a, b]].dropna()
             row = {
@@ -453,6 +458,8 @@ def compare_methods(
                 ),
                 # seeds a method ran but has no value on (diverged, say): left out of the pairs, and named
                 "valueless": "; ".join(filter(None, (_valueless(part, wide, v) for v in (a, b) if finite[v] > 0))),
+                # seeds whose run of a or b failed (failed.json): not among the pairs, and named
+                "failed": "; ".join(failures[v] for v in (a, b) if failures.get(v)),
             }
             row["mixed"] = "; ".join(
                 f"{v}'s {mixed[v]['n_runs']} runs mix {mixed[v]['n_configurations']} configurations ({describe(mixed[v])}) "
@@ -477,6 +484,85 @@ def compare_methods(
     scale = 100.0 if metric == "accuracy" else 1.0
     table["verdict"] = [verdict(r, alpha, scale) for r in table.to_dict(orient="records")]
     return table
+
+
+def failed_runs(records: list[dict], configs: dict[str, dict]) -> pd.DataFrame:
+    """One row per failed run whose config.yaml could be read (`records`: load.ResultsFolder.failed,
+    `configs`: its failed_configs): run, seed, method, target_sparsity, comparison key, error_type and
+    the method's options as the comparison table's `method.*` columns hold them (text)."""
+    from ..results import _result_items, comparison_key
+
+    rows = []
+    for record in records:
+        cfg = configs.get(record["run"])
+        method = cfg.get("method") if cfg is not None else None
+        if not isinstance(method, dict) or "name" not in method or "seed" not in cfg or "sparsity" not in cfg:
+            continue
+        options = {k: v for k, v in _result_items(cfg).items() if k.startswith("method.")}
+        rows.append(
+            {
+                "run": record["run"],
+                "seed": cfg["seed"],
+                "method": str(method["name"]),
+                "target_sparsity": float(cfg["sparsity"]),
+                "comparison": comparison_key(cfg),
+                "error_type": str(record.get("error_type", "?")),
+                **options,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _failures_by_variant(part: pd.DataFrame, wide: pd.DataFrame, failed: Optional[pd.DataFrame], comparison, sparsity) -> dict:
+    """{variant: 'seed 1 of random failed (LayerCollapse)'} for the failed runs (`failed_runs`) of one
+    (comparison key, sparsity) `part` whose seed has no value of their variant. A failed run is of the
+    variant whose runs have its method name and, where the method has several variants here, its values
+    of the method options that tell them apart."""
+    if failed is None or not len(failed):
+        return {}
+    here = failed[(failed["comparison"] == comparison) & np.isclose(failed["target_sparsity"], float(sparsity))]
+    if not len(here):
+        return {}
+    names = part.drop_duplicates("variant").set_index("variant")["method"].astype(str)
+    options = [c for c in part.columns if c.startswith("method.") and c != "method.name"]
+
+    def text(frame: pd.DataFrame) -> pd.DataFrame:
+        return (
+            pd.DataFrame({c: frame[c] if c in frame.columns else None for c in options}, index=frame.index)
+            .astype(object)
+            .fillna("<absent>")
+            .astype(str)
+        )
+
+    out = {}
+    for variant, method in names.items():
+        mine = here[here["method"] == method]
+        if len(mine) and (names == method).sum() > 1 and options:  # the variant's own option values
+            ref = text(part[part["variant"] == variant]).iloc[0]
+            mine = mine[(text(mine) == ref).all(axis=1).to_numpy()]
+        valued = set(wide.index[np.isfinite(wide[variant])]) if variant in wide.columns else set()
+        mine = mine[~mine["seed"].isin(valued)].sort_values("seed")
+        if len(mine):
+            out[variant] = "; ".join(f"seed {r.seed} of {variant} failed ({r.error_type})" for r in mine.itertuples())
+    return out
+
+
+def failed_lines(metrics: pd.DataFrame, failed: Optional[pd.DataFrame], metric: str = "accuracy", split: str = "test") -> list[str]:
+    """One line per (comparison key, sparsity, method) whose every run failed where other runs of that
+    comparison key completed: such a method has no value to compare and would otherwise have no word
+    beside the verdicts (the standards check lists the failed runs)."""
+    if failed is None or not len(failed) or not len(metrics) or "comparison" not in metrics.columns:
+        return []
+    values = final_values(metrics, metric, split)
+    keys = set(values["comparison"])
+    done = {(c, round(float(s), 12), str(m)) for c, s, m in zip(values["comparison"], values["target_sparsity"], values["method"])}
+    lines = []
+    for (comparison, sparsity, method), runs in failed.groupby(["comparison", "target_sparsity", "method"], sort=True):
+        if comparison not in keys or (comparison, round(float(sparsity), 12), method) in done:
+            continue
+        seeds = ", ".join(f"seed {r.seed} ({r.error_type})" for r in runs.sort_values("seed").itertuples())
+        lines.append(f"{method} at sparsity {sparsity:g} (comparison {comparison}): not compared, every run failed: {seeds}")
+    return lines
 
 
 def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str = "accuracy", split: str = "test") -> list[str]:

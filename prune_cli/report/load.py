@@ -34,6 +34,7 @@ class ResultsFolder:
     results: Optional[Results] = None  # the tables, read when first asked for (prune_cli.results)
     configs: dict[str, dict] = field(default_factory=dict)  # run_id -> resolved config
     failed: list[dict] = field(default_factory=list)  # failed.json records of runs without COMPLETE
+    failed_configs: dict[str, dict] = field(default_factory=dict)  # failed run directory name -> its config.yaml, where readable
     unfinished: list[str] = field(default_factory=list)  # run dirs with neither COMPLETE nor failed.json
     incomplete_methods: set[str] = field(default_factory=set)  # method names of the failed and unfinished runs
     without_config: list[str] = field(default_factory=list)  # completed runs left out: their config.yaml is missing
@@ -131,13 +132,16 @@ def load_results(root: Path) -> ResultsFolder:
     for d in run_dirs:
         if (d / "COMPLETE").exists():
             continue
+        config = _config_of(d / "config.yaml")
         if (d / "failed.json").exists():
             folder.failed.append({"run": d.name, **_failure_record(d / "failed.json")})
+            if config is not None:
+                folder.failed_configs[d.name] = config
         else:
             folder.unfinished.append(d.name)
-        method = _method_of(d / "config.yaml")
-        if method:
-            folder.incomplete_methods.add(method)
+        method = config.get("method") if config is not None else None
+        if isinstance(method, dict) and method.get("name"):
+            folder.incomplete_methods.add(str(method["name"]))
     results = load(root)
     folder.results, folder.runs, folder.varying, folder.key_source = results, results.runs, results.varying, results.key_source
     folder.configs, folder.without_config, folder.skipped = results.configs, results.without_config, results.skipped
@@ -157,15 +161,14 @@ def _failure_record(path: Path) -> dict:
     return record if isinstance(record, dict) else {"error_type": "unreadable failed.json: not a JSON object"}
 
 
-def _method_of(config: Path) -> str | None:
-    """method.name of an incomplete run's config.yaml, or None where it has none or it cannot be read
-    (an incomplete run's config only names the methods that have no value yet)."""
+def _config_of(config: Path) -> dict | None:
+    """An incomplete run's config.yaml, or None where it has none or it cannot be read as a mapping (an
+    incomplete run's config only names the methods that have no value yet and the seeds that failed)."""
     try:
-        cfg = yaml.safe_load(config.read_text()) if config.exists() else None
+        cfg = yaml.load(config.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if config.exists() else None
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    method = cfg.get("method") if isinstance(cfg, dict) else None
-    return str(method["name"]) if isinstance(method, dict) and method.get("name") else None
+    return cfg if isinstance(cfg, dict) else None
 
 
 def present_columns(df: pd.DataFrame, keys: Sequence[str]) -> list[str]:

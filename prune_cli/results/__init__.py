@@ -164,6 +164,13 @@ def experiment_keys(
     return table, varying
 
 
+def comparison_key(cfg: Mapping) -> str:
+    """The `comparison` key of one run's config (`experiment_keys` computes it for every run of a folder):
+    runs with the same one and the same seed share data, initialisation and dense model."""
+    items = _result_items(cfg)
+    return _digest({k: v for k, v in items.items() if _top(k) not in COMPARISON_FREE})
+
+
 @dataclass
 class Results:
     """Tidy tables of a results folder. Every table with a `run_id` column carries `experiment`,
