@@ -88,3 +88,45 @@ def test_scaling_figure_bars_are_confidence_intervals_and_tick_labels_do_not_ove
             assert boxes, "an axis without a tick label"
             for i, a in enumerate(boxes):
                 assert not any(a.overlaps(b) for b in boxes[i + 1 :]), [t.get_text() for t in axis.get_ticklabels(which="both")]
+
+
+def test_scaling_figure_wraps_families_into_rows(tmp_path, monkeypatch):
+    """Every family's two panels were put in one row: 8 families made a PNG 10,736 px wide. They now
+    wrap, FAMILIES_PER_ROW to a row: 8 families are 4 rows, no wider than 2 families, no panel or
+    legend outside the figure or over another; 1 family's figure is laid out as before (one row)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imread
+
+    points = pd.concat([_noisy_family().assign(family=f"f{k}", method=f"m{k}") for k in range(8)], ignore_index=True)
+    _, fitted = scaling.fit_families(points)
+    assert fitted["family"].nunique() == 8
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    sizes = {}
+    for n in (1, 2, 8):
+        out = tmp_path / str(n)
+        out.mkdir()
+        part = fitted[fitted["family"].isin([f"f{k}" for k in range(n)])]
+        height, width = imread(scaling.plot_fits(part, out)).shape[:2]
+        sizes[n] = (width, height)
+    assert sizes[8][0] == sizes[2][0] and sizes[8][1] == pytest.approx(4 * sizes[2][1], abs=4), sizes
+    assert sizes[2][0] < 2.2 * sizes[1][0] and sizes[2][1] == sizes[1][1]
+    assert scaling.FAMILIES_PER_ROW == 2
+    fig = figures[-1]
+    assert len(fig.axes) == 16
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = []
+    for ax in fig.axes:
+        box = ax.get_position()
+        assert 0 <= box.x0 and box.x1 <= 1 and 0 <= box.y0 and box.y1 <= 1
+        boxes.append(ax.get_window_extent(renderer))
+        legend = ax.get_legend()
+        if legend is not None:
+            boxes.append(legend.get_window_extent(renderer))
+    assert all(b.x1 <= fig.bbox.width + 1 and b.y1 <= fig.bbox.height + 1 for b in boxes)
+    for i, a in enumerate(boxes):
+        assert not any(a.overlaps(b) for b in boxes[i + 1 :])

@@ -74,11 +74,13 @@ def plain_text(fig) -> None:
             text.set_parse_math(False)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, per_row: Optional[int] = None) -> Path:
     """Place the axes by hand: each panel keeps PANEL's size and is followed by the measured width of
     its legend, so no legend covers data or leaves the figure; then save with a single draw.
     Constrained layout and bbox_inches="tight" each drew the figure again and took most of
-    prune-report's time (scripts/bench_report.py)."""
+    prune-report's time (scripts/bench_report.py). `per_row`: at most that many axes to a row, the
+    rows one below the other (each column as wide as its widest panel and legend, each row as tall as
+    its tallest legend); by default every axis in one row."""
     plain_text(fig)
     renderer = fig.canvas.get_renderer()
     axes = fig.axes
@@ -88,14 +90,18 @@ def _save(fig, path: Path) -> Path:
         box = legend.get_window_extent(renderer) if legend is not None else None
         sizes.append((box.width / fig.dpi + 0.05 * PANEL[0], box.height / fig.dpi) if box is not None else (0.0, 0.0))
     m, (pw, ph) = MARGINS, PANEL
-    tallest = max([ph] + [h for _, h in sizes])
-    width = sum(m["left"] + pw + w + m["right"] for w, _ in sizes)
-    height = m["bottom"] + (tallest - ph) + ph + m["top"]
+    per_row = per_row or max(len(axes), 1)
+    grid = [sizes[i : i + per_row] for i in range(0, len(sizes), per_row)]
+    columns = [max(m["left"] + pw + row[j][0] + m["right"] for row in grid if j < len(row)) for j in range(len(grid[0]))]
+    tallest = [max([ph] + [h for _, h in row]) for row in grid]
+    heights = [m["bottom"] + (t - ph) + ph + m["top"] for t in tallest]
+    width, height = sum(columns), sum(heights)
     fig.set_size_inches(width, height)
-    x = 0.0
-    for ax, (w, _) in zip(axes, sizes):
-        ax.set_position([(x + m["left"]) / width, (m["bottom"] + tallest - ph) / height, pw / width, ph / height])
-        x += m["left"] + pw + w + m["right"]
+    for k, ax in enumerate(axes):
+        i, j = divmod(k, per_row)
+        x = sum(columns[:j])
+        bottom = height - sum(heights[: i + 1])  # the row's lower edge, rows from the top
+        ax.set_position([(x + m["left"]) / width, (bottom + m["bottom"] + tallest[i] - ph) / height, pw / width, ph / height])
     fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     plt.close(fig)
     return path

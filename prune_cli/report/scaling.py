@@ -67,6 +67,7 @@ SCALES = {"width": "psi_width", "depth": "phi_depth"}  # scale column -> its exp
 BASE_PARAMS = ("eps_up", "gamma", "p")
 EXTRA_POINTS = 2  # points beyond the number of free parameters (residual degrees of freedom)
 BOUND_MARGIN = 1e-4  # a parameter this close to a bound of the fit (fraction of its range) is at the bound
+FAMILIES_PER_ROW = 2  # scaling_fit.png: two panels per family, this many families to a row
 
 
 def pruned_error(density, eps_np, eps_up, gamma, p, scale=1.0):
@@ -673,4 +674,4 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: 
         diag.set_ylabel(f"fitted {split} error")
         diag.set_title("fit vs measurement (dashed: equality)", fontsize=8, y=1.0)
         _legend(ax, 7)
-    return _save(fig, out / "scaling_fit.png")
+    return _save(fig, out / "scaling_fit.png", per_row=2 * FAMILIES_PER_ROW)
