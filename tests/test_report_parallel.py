@@ -52,9 +52,9 @@ def test_worker_draws_the_same_files_as_in_process(tmp_path, monkeypatch):
     drawn_by.mkdir()
     save = plotting._save
 
-    def recording_save(fig, path):
+    def recording_save(fig, path, **layout):
         (drawn_by / path.name).write_text(str(os.getpid()))
-        return save(fig, path)
+        return save(fig, path, **layout)
 
     monkeypatch.setattr(plotting, "_save", recording_save)  # a forked worker inherits the patch
     with warnings.catch_warnings():
