@@ -99,19 +99,22 @@ def in_process_cost(overrides: list[str], repeats: int) -> tuple[float, float]:
     return statistics.median(times), wall
 
 
-def bound_costs(repeats: int) -> None:
-    """In-process: the expected bound's rank models on the default MLP (40-256-256-10), dense and at
-    10 % density, interleaved; the binomial model is the default, the Monte-Carlo one is in
-    metrics=full."""
+def bound_costs(repeats: int, widths: tuple[int, ...] = (256, 256)) -> None:
+    """In-process: the expected bound's rank models on the default MLP (40-256-256-10; `widths` are
+    its hidden widths), dense and at 10 % density, interleaved; the binomial model is the default,
+    the Monte-Carlo one is in metrics=full. The Monte-Carlo rank distributions are memoised per
+    layer shape, density and seed (bounds._MC_CACHE); the cache is emptied before each timed call, so
+    every repeat times the sampling (a run computes each once per process and layer shape)."""
     import torch
     from omegaconf import OmegaConf
 
+    from prune_cli.analysis.regions import bounds
     from prune_cli.metrics.regions import bound_columns
     from prune_cli.models.mlp import MLP
 
     torch.manual_seed(0)
-    model = MLP(40, [256, 256], 10)
-    pruned = MLP(40, [256, 256], 10)
+    model = MLP(40, list(widths), 10)
+    pruned = MLP(40, list(widths), 10)
     pruned.load_state_dict(model.state_dict())
     with torch.no_grad():
         for m in pruned.modules():
@@ -122,6 +125,7 @@ def bound_costs(repeats: int) -> None:
         for r in range(repeats):
             for kind in ("binomial", "montecarlo") if r % 2 == 0 else ("montecarlo", "binomial"):
                 node = OmegaConf.create({"include_output_layer": True, "rank_models": [kind], "seed": 0, "mc_sample_factor": 48})
+                bounds._MC_CACHE.clear()  # montecarlo_rank_log_probs memoises per shape and seed: time the computation
                 start = time.perf_counter()
                 bound_columns(net, 1, node)
                 times[kind].append(time.perf_counter() - start)
