@@ -67,20 +67,20 @@ def main() -> None:
 def summary_table(results: Path) -> pd.DataFrame:
     """Mean, std and count over seeds of the dense model's test accuracy, mean-class and worst-class
     recall, one row per experiment (prune_cli.results: every config value but the seed equal), labelled
-    by the config keys that vary in the folder. Grouping by the rule alone pooled runs of different
-    settings in one folder (forgetting with observe=presentation and observe=epoch, another keep or
-    epochs) as if they were seeds."""
+    by the config keys that vary in the folder (scripts/script_tables.py). Grouping by the rule alone
+    pooled runs of different settings in one folder (forgetting with observe=presentation and
+    observe=epoch, another keep or epochs) as if they were seeds."""
     from prune_cli.results import load
+    from script_tables import apart
 
     loaded = load(results)
     metrics = loaded.metrics
     dense = metrics[(metrics.phase == "dense") & (metrics.split == "test")]
     wide = dense.pivot_table(index=["experiment", "run_id"], columns="metric", values="value", aggfunc="first").reset_index()
-    labels = loaded.experiments.set_index("experiment")
-    shown = [k for k in labels.columns if k not in ("n_runs", "seeds")]
-    wide = wide.merge(labels[shown], left_on="experiment", right_index=True, how="left").fillna({k: "-" for k in shown})
-    keys = shown or ["experiment"]
-    return wide.groupby(keys, dropna=False)[["accuracy", "mean_class_recall", "worst_class_recall"]].agg(["mean", "std", "count"])
+    wide, keys = apart(loaded, wide, [])
+    return wide.groupby(keys or ["experiment"], dropna=False)[["accuracy", "mean_class_recall", "worst_class_recall"]].agg(
+        ["mean", "std", "count"]
+    )
 
 
 if __name__ == "__main__":

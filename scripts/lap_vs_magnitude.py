@@ -60,11 +60,18 @@ def run(results_dir: Path, method: str, allocation: str, sparsities: str, seeds:
 
 
 def table(results_dir: Path) -> pd.DataFrame:
+    """Mean ± std (n) over seeds of the test accuracy after pruning and after fine-tuning, a row per
+    sparsity, a column per phase and method/allocation. Runs of one method and sparsity with different
+    settings in one folder (train.epochs 20 and 40, say) are kept apart, not pooled as more seeds: the
+    rows get an index level per config key that differs between them (scripts/script_tables.py)."""
+    from script_tables import apart  # scripts/ is on sys.path when the script runs
+
     df = pd.read_csv(results_dir / "runs.csv")
     acc = df[(df.split == "test") & (df.metric == "accuracy") & df.phase.isin(["pruned", "finetuned"])]
     acc = acc.drop_duplicates(["run_id", "phase"], keep="last")
     acc = acc.assign(method=acc.method + "/" + acc.allocation)
-    stats = acc.groupby(["target_sparsity", "method", "phase"])["value"].agg(["mean", "std", "count"])
+    acc, keys = apart(results_dir, acc, ["target_sparsity", "method", "phase"])
+    stats = acc.groupby(["target_sparsity", *keys, "method", "phase"])["value"].agg(["mean", "std", "count"])
     wide = stats.apply(lambda r: f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} (n={int(r['count'])})", axis=1)
     return wide.unstack("phase")[["pruned", "finetuned"]].unstack("method")
 

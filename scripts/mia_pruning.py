@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 from script_args import comma_list, nonnegative_int, one_of, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
+from script_tables import NONE, apart, compatible, exactly, label, merged, settings  # noqa: E402
 
 METHODS = {
     "magnitude": ["schedule=oneshot"],
@@ -68,63 +69,103 @@ def run(results_dir: Path, method: str, args: argparse.Namespace) -> None:
 METRICS = {"accuracy": "test", "mia_loss_auc": "membership", "mia_loss_accuracy": "membership", "mia_confidence_auc": "membership"}
 
 
+# what the dense model depends on (prune_cli/run/dense_cache.py: DENSE_KEYS, data_pruning and accel where set)
+DENSE = ("dataset", "model", "train", "data_pruning", "accel")
+
+
 def table(results_dir: Path) -> pd.DataFrame:
+    """Mean ± std (n) over seeds of each metric at the final phase, a row per sparsity and method, and
+    the dense model's (one per seed). Runs of one method and sparsity with different settings in one
+    folder (train.epochs 20 and 40, say) are kept apart, not pooled as more seeds: the rows get an
+    index level per config key that differs between them (scripts/script_tables.py); the dense row is
+    one model per seed and dense setting (dataset, model, train), its other keys `-`."""
     df = pd.read_csv(results_dir / "runs.csv")
     df = df[[(m in METRICS and s == METRICS[m]) for m, s in zip(df.metric, df.split)]]
     df = df.drop_duplicates(["run_id", "phase", "metric"], keep="last")
     final = df[df.phase == "finetuned"].assign(method=lambda d: d.schedule.map({"oneshot": "magnitude"}).fillna(d.schedule))
-    dense = df[df.phase == "dense"].drop_duplicates(["seed", "metric"]).assign(method="dense", target_sparsity=0.0)
+    final, keys = apart(results_dir, final, ["target_sparsity", "method", "metric"])
+    dense, dense_keys = apart(results_dir, df[df.phase == "dense"], ["metric"], under=DENSE)
+    dense = dense.drop_duplicates(["seed", "metric", *dense_keys]).assign(method="dense", target_sparsity=0.0)
+    shown = list(dict.fromkeys([*keys, *dense_keys]))
+    dense = dense.assign(**{k: NONE for k in shown if k not in dense_keys})
     both = pd.concat([final, dense])
-    stats = both.groupby(["target_sparsity", "method", "metric"])["value"].agg(["mean", "std", "count"])
+    stats = both.groupby(["target_sparsity", "method", *shown, "metric"])["value"].agg(["mean", "std", "count"])
     return stats.apply(lambda r: f"{r['mean']:.4f} ± {r['std']:.4f} (n={int(r['count'])})", axis=1).unstack("metric")
+
+
+def _final(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The final phase's test accuracy and loss-attack AUC of each run, with the config keys that differ
+    between runs of one schedule and sparsity (script_tables.apart)."""
+    df = pd.read_csv(results_dir / "runs.csv")
+    df = df[(df.phase == "finetuned") & df.metric.isin(["accuracy", "mia_loss_auc"]) & df.split.isin(["test", "membership"])]
+    df = df.drop_duplicates(["run_id", "metric"], keep="last")
+    return apart(results_dir, df, ["target_sparsity", "schedule", "metric"])
+
+
+def _means(rows: pd.DataFrame, setting: dict) -> pd.Series:
+    return rows[exactly(rows, setting)].groupby("metric").value.mean()
 
 
 def verdict(results_dir: Path) -> list[str]:
     """The paper's qualitative claim at each sparsity: admm's attack AUC below magnitude's and minmax's,
-    with test accuracy within 2 points of theirs (means over seeds)."""
-    df = pd.read_csv(results_dir / "runs.csv")
-    df = df[(df.phase == "finetuned") & df.metric.isin(["accuracy", "mia_loss_auc"]) & df.split.isin(["test", "membership"])]
-    df = df.drop_duplicates(["run_id", "metric"], keep="last")
-    means = df.groupby(["target_sparsity", "schedule", "metric"]).value.mean().unstack("metric")
+    with test accuracy within 2 points of theirs (means over seeds). Runs with different settings are
+    compared per setting (the line names it), never averaged together; a method without a key of the
+    setting (an option of another schedule) is compared at every value of it."""
+    df, keys = _final(results_dir)
     lines = []
-    for sparsity, block in means.groupby(level=0):
-        b = block.droplevel(0)
-        if not {"admm", "oneshot", "minmax"} <= set(b.index):
+    for sparsity, block in df.groupby("target_sparsity"):
+        parts = {s: block[block.schedule == s] for s in ("admm", "oneshot", "minmax")}
+        if any(part.empty for part in parts.values()):
             continue
-        lower = all(b.loc["admm", "mia_loss_auc"] < b.loc[o, "mia_loss_auc"] for o in ("oneshot", "minmax"))
-        similar = all(abs(b.loc["admm", "accuracy"] - b.loc[o, "accuracy"]) <= 0.02 for o in ("oneshot", "minmax"))
-        lines.append(
-            f"sparsity {sparsity}: admm AUC {b.loc['admm', 'mia_loss_auc']:.4f} vs magnitude {b.loc['oneshot', 'mia_loss_auc']:.4f}"
-            f" vs minmax {b.loc['minmax', 'mia_loss_auc']:.4f}; accuracy {b.loc['admm', 'accuracy']:.4f} /"
-            f" {b.loc['oneshot', 'accuracy']:.4f} / {b.loc['minmax', 'accuracy']:.4f} -> claim "
-            + ("reproduced" if lower and similar else "NOT reproduced")
-            + ("" if lower else " (AUC not lower)")
-            + ("" if similar else " (accuracy not within 2 points)")
-        )
+        for a in settings(parts["admm"], keys):
+            magnitude = parts["oneshot"][compatible(parts["oneshot"], a)]
+            for o in settings(magnitude, keys):
+                minmax = parts["minmax"][compatible(parts["minmax"], merged(a, o))]
+                for m in settings(minmax, keys):
+                    b = pd.DataFrame(
+                        {"admm": _means(parts["admm"], a), "oneshot": _means(magnitude, o), "minmax": _means(minmax, m)}
+                    ).T
+                    lower = all(b.loc["admm", "mia_loss_auc"] < b.loc[x, "mia_loss_auc"] for x in ("oneshot", "minmax"))
+                    similar = all(abs(b.loc["admm", "accuracy"] - b.loc[x, "accuracy"]) <= 0.02 for x in ("oneshot", "minmax"))
+                    lines.append(
+                        f"sparsity {sparsity}{label(merged(a, o, m))}: admm AUC {b.loc['admm', 'mia_loss_auc']:.4f}"
+                        f" vs magnitude {b.loc['oneshot', 'mia_loss_auc']:.4f} vs minmax {b.loc['minmax', 'mia_loss_auc']:.4f};"
+                        f" accuracy {b.loc['admm', 'accuracy']:.4f} / {b.loc['oneshot', 'accuracy']:.4f} /"
+                        f" {b.loc['minmax', 'accuracy']:.4f} -> claim "
+                        + ("reproduced" if lower and similar else "NOT reproduced")
+                        + ("" if lower else " (AUC not lower)")
+                        + ("" if similar else " (accuracy not within 2 points)")
+                    )
     return lines
 
 
 def frontier(results_dir: Path) -> list[str]:
     """Each method's attack AUC against magnitude pruning's at the same test accuracy: magnitude's
     (mean accuracy, mean AUC) over its sparsities, linearly interpolated at the method's mean
-    accuracy (a privacy/accuracy trade-off comparison; outside magnitude's accuracy range: none)."""
-    df = pd.read_csv(results_dir / "runs.csv")
-    df = df[(df.phase == "finetuned") & df.metric.isin(["accuracy", "mia_loss_auc"]) & df.split.isin(["test", "membership"])]
-    df = df.drop_duplicates(["run_id", "metric"], keep="last")
-    means = df.groupby(["schedule", "target_sparsity", "metric"]).value.mean().unstack("metric")
-    if "oneshot" not in means.index.get_level_values(0):
+    accuracy (a privacy/accuracy trade-off comparison; outside magnitude's accuracy range: none).
+    Runs with different settings are compared per setting, against magnitude's runs of that setting
+    (the line names it)."""
+    df, keys = _final(results_dir)
+    magnitude = df[df.schedule == "oneshot"]
+    if magnitude.empty:
         return []
-    curve = means.loc["oneshot"].sort_values("accuracy")
     lines = []
-    for (schedule, sparsity), row in means.drop(index="oneshot", level=0).iterrows():
-        if not curve.accuracy.min() <= row.accuracy <= curve.accuracy.max():
-            lines.append(f"{schedule} at {sparsity}: accuracy {row.accuracy:.4f} outside magnitude's range")
-            continue
-        at = float(np.interp(row.accuracy, curve.accuracy, curve.mia_loss_auc))
-        lines.append(
-            f"{schedule} at {sparsity}: accuracy {row.accuracy:.4f}, AUC {row.mia_loss_auc:.4f} vs magnitude's {at:.4f}"
-            f" at that accuracy ({row.mia_loss_auc - at:+.4f})"
-        )
+    for (schedule, sparsity), part in df[df.schedule != "oneshot"].groupby(["schedule", "target_sparsity"]):
+        for setting in settings(part, keys):
+            row = _means(part, setting)
+            same = magnitude[compatible(magnitude, setting)]
+            for b in settings(same, keys):
+                at_setting = same[exactly(same, b)]
+                curve = at_setting.groupby(["target_sparsity", "metric"]).value.mean().unstack("metric").sort_values("accuracy")
+                name = f"{schedule} at {sparsity}{label(merged(setting, b))}"
+                if not curve.accuracy.min() <= row.accuracy <= curve.accuracy.max():
+                    lines.append(f"{name}: accuracy {row.accuracy:.4f} outside magnitude's range")
+                    continue
+                at = float(np.interp(row.accuracy, curve.accuracy, curve.mia_loss_auc))
+                lines.append(
+                    f"{name}: accuracy {row.accuracy:.4f}, AUC {row.mia_loss_auc:.4f} vs magnitude's {at:.4f}"
+                    f" at that accuracy ({row.mia_loss_auc - at:+.4f})"
+                )
     return lines
 
 

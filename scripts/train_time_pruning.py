@@ -41,6 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 from script_args import comma_list, nonnegative_int, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
+from script_tables import apart, compatible, exactly, label, merged  # noqa: E402
+from script_tables import settings as settings_among  # noqa: E402  (settings() here are the methods' overrides)
 
 BASELINE = "oneshot/magnitude"
 STEPS_PER_EPOCH = math.ceil(7199 / 128)  # MNIST-1D's default training split (7199 examples), batch 128
@@ -127,13 +129,18 @@ def run(results_dir: Path, overrides: list[str], sparsities: str, seeds: str, ex
     run_or_exit(last_value_wins(cmd), cwd=REPO, env=env)
 
 
-def accuracies(results_dir: Path) -> pd.DataFrame:
+def accuracies(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Each run's test accuracy after fine-tuning, labelled by schedule (oneshot by its method) and
+    allocation (when not global), with a column per config key that differs between runs of one label
+    and sparsity, and those keys (script_tables.apart): runs of different settings in one folder
+    (train.epochs 20 and 40, say) are kept apart, not pooled as more seeds."""
     df = pd.read_csv(results_dir / "runs.csv")
     acc = df[(df.split == "test") & (df.metric == "accuracy") & (df.phase == "finetuned")]
     acc = acc.drop_duplicates(["run_id"], keep="last")
     label = acc.schedule.where(acc.schedule != "oneshot", "oneshot/" + acc.method)
     label = label.where(acc.allocation == "global", label + "/" + acc.allocation)
-    return acc.assign(schedule=label)[["schedule", "target_sparsity", "seed", "value"]]
+    acc = acc.assign(schedule=label)[["run_id", "schedule", "target_sparsity", "seed", "value"]]
+    return apart(results_dir, acc, ["target_sparsity", "schedule"])
 
 
 def baseline_for(label: str) -> str:
@@ -154,36 +161,50 @@ def paired_interval(diff: pd.Series) -> tuple[float, float]:
     return float(diff.mean() - half), float(diff.mean() + half)
 
 
-def report(acc: pd.DataFrame) -> str:
+def report(acc: pd.DataFrame, keys: list[str] | tuple[str, ...] = ()) -> str:
+    """The mean ± std table (a row per sparsity and setting of `keys`, a column per method) and each
+    method's paired difference to one-shot magnitude with the same allocation, seed by seed, at the
+    same setting: runs with different settings are compared per setting (the line names it), never
+    averaged together; a baseline without a key of the setting (an option of another schedule, such as
+    GReg's stabilize_steps) is the baseline of every value of it. Runs of one setting and seed (a rerun)
+    count once, their mean."""
+    keys = list(keys)
     lines = []
-    stats = acc.groupby(["target_sparsity", "schedule"]).value.agg(["mean", "std", "count"])
+    stats = acc.groupby(["target_sparsity", *keys, "schedule"]).value.agg(["mean", "std", "count"])
     table = stats.apply(lambda r: f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} (n={int(r['count'])})", axis=1).unstack("schedule")
     lines.append(table.to_string())
     lines.append(
         "\npaired difference to one-shot magnitude with the same allocation (same seed), points, "
         "mean [95 % Student-t interval]; claim: method >= magnitude"
     )
-    wide = acc.pivot_table(index=["target_sparsity", "seed"], columns="schedule", values="value")
-    for s, group in wide.groupby(level="target_sparsity"):
-        for method in [c for c in group.columns if c != BASELINE]:
+    for s, group in acc.groupby("target_sparsity"):
+        for method in sorted(set(group.schedule) - {BASELINE}):
             base = baseline_for(method)
-            if base not in group:
+            mine, theirs = group[group.schedule == method], group[group.schedule == base]
+            if theirs.empty:
                 continue
-            diff = 100 * (group[method] - group[base]).dropna()
-            if diff.empty:
-                continue
-            lo, hi = paired_interval(diff)
-            if lo >= 0:
-                verdict = "reproduced (better)"
-            elif hi < 0:
-                verdict = "not reproduced (worse)"
-            else:
-                verdict = "inconclusive (the interval contains 0)"
-            wins = int((diff >= 0).sum())
-            method = f"{method} vs {base.removeprefix('oneshot/')}"
-            lines.append(
-                f"sparsity {s}: {method:42s} {diff.mean():+6.2f} [{lo:+.2f}, {hi:+.2f}] ({wins}/{len(diff)} seeds >= 0): {verdict}"
-            )
+            name = f"{method} vs {base.removeprefix('oneshot/')}"
+            for setting in settings_among(mine, keys):
+                ours = mine[exactly(mine, setting)].groupby("seed").value.mean()
+                same = theirs[compatible(theirs, setting)]
+                if same.empty:
+                    lines.append(f"sparsity {s}{label(setting)}: {name}: no baseline run with this setting")
+                for b in settings_among(same, keys):
+                    diff = 100 * (ours - same[exactly(same, b)].groupby("seed").value.mean()).dropna()
+                    if diff.empty:
+                        continue
+                    lo, hi = paired_interval(diff)
+                    if lo >= 0:
+                        verdict = "reproduced (better)"
+                    elif hi < 0:
+                        verdict = "not reproduced (worse)"
+                    else:
+                        verdict = "inconclusive (the interval contains 0)"
+                    wins = int((diff >= 0).sum())
+                    lines.append(
+                        f"sparsity {s}{label(merged(setting, b))}: {name:42s} {diff.mean():+6.2f} [{lo:+.2f}, {hi:+.2f}]"
+                        f" ({wins}/{len(diff)} seeds >= 0): {verdict}"
+                    )
     return "\n".join(lines)
 
 
@@ -206,9 +227,9 @@ def main() -> None:
             )
         for overrides in settings(args.budget).values():
             run(args.results_dir.resolve(), overrides, args.sparsities, args.seeds, args.overrides)
-    acc = accuracies(args.results_dir)
+    acc, keys = accuracies(args.results_dir)
     print(f"\nMNIST-1D, MLP [256, 256], {args.budget} epochs after the dense model; test accuracy % after fine-tuning")
-    print(report(acc))
+    print(report(acc, keys))
 
 
 if __name__ == "__main__":

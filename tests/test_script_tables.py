@@ -1,0 +1,167 @@
+"""The evidence scripts' tables never pool runs of different settings as if they were more seeds.
+lap_vs_magnitude.py, mia_pruning.py and train_time_pruning.py grouped runs.csv by method and
+sparsity alone: a folder holding the same method at train.epochs 20 and 40, three seeds each, gave
+one cell `40.00 ± 10.95 (n=6)`, and train_time_pruning's paired comparison averaged the two settings
+of a seed (pivot_table's mean). Each table now has a column per config key that differs inside one
+of its cells (scripts/script_tables.py, as data_pruning_longtail.py's table), and the comparisons
+pair runs of the same setting. Small fabricated folders: a run directory with config.yaml and
+COMPLETE per run (what prune_cli.results reads the keys from) and the shared runs.csv."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+import tests.helpers  # noqa: F401  (puts scripts/ on sys.path)
+import lap_vs_magnitude
+import mia_pruning
+import train_time_pruning
+
+
+def write_folder(root, runs) -> None:
+    """runs: (run_id, config, context columns, [(phase, split, metric, value), ...])."""
+    rows = []
+    for run_id, config, ctx, values in runs:
+        run_dir = root / "runs" / run_id
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+        (run_dir / "COMPLETE").write_text(run_id + "\n")
+        for phase, split, metric, value in values:
+            rows.append({"run_id": run_id, **ctx, "phase": phase, "split": split, "metric": metric, "value": value, "device": "cpu"})
+    pd.DataFrame(rows).to_csv(root / "runs.csv", index=False)
+
+
+def config(seed, epochs, method="magnitude", allocation="global", schedule=None, sparsity=0.98) -> dict:
+    return {
+        "seed": seed,
+        "name": "x",
+        "results_dir": "r",
+        "dataset": {"name": "mnist1d"},
+        "model": {"name": "mlp", "widths": [256, 256]},
+        "train": {"epochs": epochs, "batch_size": 128},
+        "method": {"name": method, "allocation": allocation},
+        "schedule": schedule or {"name": "oneshot"},
+        "sparsity": sparsity,
+    }
+
+
+def context(seed, method="magnitude", allocation="global", schedule="oneshot", sparsity=0.98) -> dict:
+    ctx = {"seed": seed, "dataset": "mnist1d", "model": "mlp", "method": method, "allocation": allocation, "schedule": schedule}
+    return {**ctx, "target_sparsity": sparsity}
+
+
+def test_lap_table_keeps_two_epoch_settings_apart(tmp_path):
+    runs = []
+    for epochs, base in ((20, 0.2), (40, 0.4)):
+        for seed in range(3):
+            values = [("pruned", "test", "accuracy", 0.1), ("finetuned", "test", "accuracy", base + 0.1 * seed)]
+            runs.append((f"m{epochs}s{seed}", config(seed, epochs), context(seed), values))
+    write_folder(tmp_path, runs)
+    table = lap_vs_magnitude.table(tmp_path)
+    assert list(table.index.names) == ["target_sparsity", "train.epochs"]
+    assert table.loc[(0.98, "20"), ("finetuned", "magnitude/global")] == "30.00 ± 10.00 (n=3)"
+    assert table.loc[(0.98, "40"), ("finetuned", "magnitude/global")] == "50.00 ± 10.00 (n=3)"
+
+
+def test_lap_table_of_one_setting_is_as_before(tmp_path):
+    runs = [
+        (f"s{s}", config(s, 20), context(s), [("pruned", "test", "accuracy", 0.1), ("finetuned", "test", "accuracy", 0.3)])
+        for s in range(2)
+    ]
+    write_folder(tmp_path, runs)
+    table = lap_vs_magnitude.table(tmp_path)
+    assert list(table.index.names) == ["target_sparsity"]
+    assert table.loc[0.98, ("finetuned", "magnitude/global")] == "30.00 ± 0.00 (n=2)"
+
+
+MIA_SCHEDULES = {"oneshot": {"name": "oneshot"}, "admm": {"name": "admm", "update_every": 2}, "minmax": {"name": "minmax"}}
+
+
+def mia_folder(root) -> None:
+    """oneshot at 0.5 and 0.8, admm and minmax at 0.8, seeds 0-2, at train.epochs 20 and 40: at 20
+    admm's AUC is the lowest (the claim holds), at 40 the highest (it does not)."""
+    auc = {20: {"oneshot": 0.60, "admm": 0.55, "minmax": 0.62}, 40: {"oneshot": 0.60, "admm": 0.65, "minmax": 0.62}}
+    runs = []
+    for epochs in (20, 40):
+        for schedule, sparsity in (("oneshot", 0.5), ("oneshot", 0.8), ("admm", 0.8), ("minmax", 0.8)):
+            for seed in range(3):
+                cfg = config(seed, epochs, allocation="layerwise", schedule=MIA_SCHEDULES[schedule], sparsity=sparsity)
+                ctx = context(seed, allocation="layerwise", schedule=schedule, sparsity=sparsity)
+                low = sparsity == 0.5
+                values = [
+                    ("dense", "test", "accuracy", 0.9 if epochs == 20 else 0.8),
+                    ("dense", "membership", "mia_loss_auc", 0.7),
+                    ("finetuned", "test", "accuracy", 0.8 if low else 0.7),
+                    ("finetuned", "membership", "mia_loss_auc", 0.7 if low else auc[epochs][schedule]),
+                ]
+                runs.append((f"{schedule}{sparsity}e{epochs}s{seed}", cfg, ctx, values))
+    write_folder(root, runs)
+
+
+def test_mia_table_verdict_and_frontier_keep_two_epoch_settings_apart(tmp_path):
+    mia_folder(tmp_path)
+    table = mia_pruning.table(tmp_path)
+    assert list(table.index.names) == ["target_sparsity", "method", "train.epochs"]
+    assert table.loc[(0.8, "admm", "20"), "mia_loss_auc"] == "0.5500 ± 0.0000 (n=3)"
+    assert table.loc[(0.8, "admm", "40"), "mia_loss_auc"] == "0.6500 ± 0.0000 (n=3)"
+    assert table.loc[(0.0, "dense", "20"), "accuracy"] == "0.9000 ± 0.0000 (n=3)"  # one dense model per seed and setting
+    assert table.loc[(0.0, "dense", "40"), "accuracy"] == "0.8000 ± 0.0000 (n=3)"
+    verdict = mia_pruning.verdict(tmp_path)
+    assert len(verdict) == 2
+    assert verdict[0].startswith("sparsity 0.8 (train.epochs=20): admm AUC 0.5500") and verdict[0].endswith("claim reproduced")
+    assert verdict[1].startswith("sparsity 0.8 (train.epochs=40): admm AUC 0.6500") and "NOT reproduced" in verdict[1]
+    frontier = mia_pruning.frontier(tmp_path)
+    assert sorted(frontier) == [
+        "admm at 0.8 (train.epochs=20): accuracy 0.7000, AUC 0.5500 vs magnitude's 0.6000 at that accuracy (-0.0500)",
+        "admm at 0.8 (train.epochs=40): accuracy 0.7000, AUC 0.6500 vs magnitude's 0.6000 at that accuracy (+0.0500)",
+        "minmax at 0.8 (train.epochs=20): accuracy 0.7000, AUC 0.6200 vs magnitude's 0.6000 at that accuracy (+0.0200)",
+        "minmax at 0.8 (train.epochs=40): accuracy 0.7000, AUC 0.6200 vs magnitude's 0.6000 at that accuracy (+0.0200)",
+    ]
+
+
+GREG1 = {"name": "greg1", "delta": 0.05, "stabilize_steps": 80}
+
+
+def test_train_time_table_and_paired_differences_keep_two_epoch_settings_apart(tmp_path):
+    """magnitude 20/30/40 % at 20 epochs and 40/50/60 % at 40; greg1 5 points above at 20 and 5 below
+    at 40. Pooled, the pivot averaged each seed's two settings: a difference of 0."""
+    runs = []
+    for epochs, base, shift in ((20, 0.2, 0.05), (40, 0.4, -0.05)):
+        for seed in range(3):
+            for schedule, node, value in (("oneshot", None, base + 0.1 * seed), ("greg1", GREG1, base + 0.1 * seed + shift)):
+                cfg = config(seed, epochs, schedule=node, sparsity=0.9)
+                ctx = context(seed, schedule=schedule, sparsity=0.9)
+                runs.append((f"{schedule}e{epochs}s{seed}", cfg, ctx, [("finetuned", "test", "accuracy", value)]))
+    write_folder(tmp_path, runs)
+    acc, keys = train_time_pruning.accuracies(tmp_path)
+    assert keys == ["train.epochs"]
+    lines = train_time_pruning.report(acc, keys).splitlines()
+    table = "\n".join(lines[: lines.index("")])
+    assert "train.epochs" in table and "n=6" not in table and table.count("(n=3)") == 4
+    paired = [line for line in lines if line.startswith("sparsity")]
+    assert len(paired) == 2
+    assert paired[0].startswith("sparsity 0.9 (train.epochs=20): greg1 vs magnitude") and "+5.00" in paired[0]
+    assert paired[0].endswith("reproduced (better)")
+    assert paired[1].startswith("sparsity 0.9 (train.epochs=40): greg1 vs magnitude") and "-5.00" in paired[1]
+    assert paired[1].endswith("not reproduced (worse)")
+
+
+def test_train_time_a_schedule_option_only_greg_has_is_compared_with_the_one_baseline(tmp_path):
+    """Two greg1 settings (stabilize_steps 80 and 96): magnitude has no such option, so each greg1
+    setting is paired with the same magnitude runs."""
+    runs = []
+    for seed in range(3):
+        runs.append(
+            (f"m{seed}", config(seed, 20, sparsity=0.9), context(seed, sparsity=0.9), [("finetuned", "test", "accuracy", 0.3)])
+        )
+        for steps, value in ((80, 0.35), (96, 0.25)):
+            cfg = config(seed, 20, schedule={**GREG1, "stabilize_steps": steps}, sparsity=0.9)
+            ctx = context(seed, schedule="greg1", sparsity=0.9)
+            runs.append((f"g{steps}s{seed}", cfg, ctx, [("finetuned", "test", "accuracy", value + 0.01 * seed)]))
+    write_folder(tmp_path, runs)
+    acc, keys = train_time_pruning.accuracies(tmp_path)
+    assert keys == ["schedule.stabilize_steps"]
+    paired = [line for line in train_time_pruning.report(acc, keys).splitlines() if line.startswith("sparsity")]
+    assert len(paired) == 2
+    assert paired[0].startswith("sparsity 0.9 (schedule.stabilize_steps=80): greg1 vs magnitude") and "+6.00" in paired[0]
+    assert paired[1].startswith("sparsity 0.9 (schedule.stabilize_steps=96): greg1 vs magnitude") and "-4.00" in paired[1]
