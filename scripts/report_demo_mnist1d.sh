@@ -11,6 +11,9 @@ case "${1:-}" in  # before any work: --help prints the header comment, an unknow
   -h | --help) echo "$USAGE"; sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
   -*) echo "report_demo_mnist1d.sh: unknown option $1; $USAGE" >&2; exit 2 ;;
 esac
+if [ $# -gt 1 ]; then  # an override after the folder was dropped: the full sweep ran without it
+  echo "report_demo_mnist1d.sh: unexpected argument $2 (the only argument is RESULTS_DIR); $USAGE" >&2; exit 2
+fi
 RESULTS=${1:-results/report_demo}
 PY=${PYTHON:-python}
 export OMP_NUM_THREADS=1

@@ -51,6 +51,18 @@ def test_shell_script_refuses_an_unknown_option(tmp_path, script):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake-python"]
 
 
+@pytest.mark.parametrize("script", ["report_demo_mnist1d.sh", "scaling_law_mnist1d.sh"])
+@pytest.mark.parametrize("extra", ["train.epochs=1", "--quick"])
+def test_shell_script_refuses_an_argument_after_the_results_folder(tmp_path, script, extra):
+    """`scaling_law_mnist1d.sh DIR train.epochs=1` ran the full sweep without the override: the scripts
+    read their first argument only and dropped the rest."""
+    proc, started = _shell(tmp_path, script, "out", extra)
+    assert proc.returncode == 2 and not started
+    expected = f"{script}: unexpected argument {extra} (the only argument is RESULTS_DIR); " + SHELL[script]
+    assert proc.stdout == "" and proc.stderr.splitlines()[-1] == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake-python"]
+
+
 @pytest.mark.parametrize("script", PYTHON_SCRIPTS)
 def test_python_script_help(tmp_path, script):
     proc = subprocess.run(
