@@ -4,11 +4,14 @@ bare PyTorch loop on the same device, for fp32, bf16 autocast, channels-last and
 
 Synthetic data (default 5,000 images 3x32x32, 10 classes) lives on the device as in a run. Both
 loops use the same model architecture, batch size, SGD with momentum and index-permutation
-shuffling; the bare loop applies autocast and the memory format by hand. Epochs are interleaved
-(the side that goes first alternates) and the medians of the repeats are compared, so machine
-noise affects both alike. Printed per variant: the medians, runner / bare (the loop's overhead,
-1.00 = none), the bare loop's speedup over bare fp32 (what the setting buys on this device), and
-images per second; the load average before and after. Measurements, never thresholds.
+shuffling; the bare loop applies autocast and the memory format by hand. Epochs are interleaved:
+each repeat is a round over every variant's two sides (the variant that goes first rotates, and the
+side that goes first alternates), so machine noise and drift affect all alike. Printed per variant:
+the median times, runner / bare (the loop's overhead, 1.00 = none) and the bare loop's speedup over
+bare fp32 (what the setting buys on this device), both as medians of the ratios within each round,
+and images per second; the load average before and after. Measurements, never thresholds. (Until
+2026-12-02, each variant's repeats ran one variant after another and the speedup divided medians of
+epochs timed minutes apart.)
 
     PYTHONPATH=. python scripts/bench_gpu_epoch.py                      # CUDA if available
     PYTHONPATH=. python scripts/bench_gpu_epoch.py --device cpu         # smoke check: 64 images, 1 repeat
@@ -67,46 +70,78 @@ def resnet20(device: torch.device, channels_last: bool, seed: int = 0) -> nn.Mod
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def measure(variant: str, args, device: torch.device, data: DataSplits) -> dict:
-    precision, channels_last = VARIANTS[variant]
-    accel = Accel(device_type=device.type, precision=precision, channels_last=channels_last)
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 1, "batch_size": args.batch_size, "lr": 0.01, "momentum": 0.9})
-    runner_model, bare_model = resnet20(device, channels_last), resnet20(device, channels_last)
-    bare_opt = torch.optim.SGD(bare_model.parameters(), lr=0.01, momentum=0.9)
-    gen_runner, gen_bare = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+class Sides:
+    """One variant's two loops, built once and timed epoch by epoch: the runner's model and config, the
+    bare loop's model and optimizer (each side keeps training its own model across repeats)."""
 
-    def time_runner() -> float:
-        sync(device)
+    def __init__(self, variant: str, args, device: torch.device, data: DataSplits):
+        self.precision, self.channels_last = VARIANTS[variant]
+        self.args, self.device, self.data = args, device, data
+        self.accel = Accel(device_type=device.type, precision=self.precision, channels_last=self.channels_last)
+        self.cfg = OmegaConf.merge(
+            OmegaConf.structured(TrainConfig), {"epochs": 1, "batch_size": args.batch_size, "lr": 0.01, "momentum": 0.9}
+        )
+        self.runner_model, self.bare_model = resnet20(device, self.channels_last), resnet20(device, self.channels_last)
+        self.bare_opt = torch.optim.SGD(self.bare_model.parameters(), lr=0.01, momentum=0.9)
+        self.gen_runner, self.gen_bare = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+
+    def runner(self) -> float:
+        sync(self.device)
         start = time.perf_counter()
-        train(runner_model, data, cfg, gen_runner, "bench", accel=accel)
-        sync(device)
+        train(self.runner_model, self.data, self.cfg, self.gen_runner, "bench", accel=self.accel)
+        sync(self.device)
         return time.perf_counter() - start
 
-    def time_bare() -> float:
-        sync(device)
+    def bare(self) -> float:
+        d = self.data
+        sync(self.device)
         start = time.perf_counter()
-        bare_epoch(bare_model, data.train_x, data.train_y, args.batch_size, bare_opt, gen_bare, device, precision, channels_last)
-        sync(device)
+        bare_epoch(
+            self.bare_model, d.train_x, d.train_y, self.args.batch_size, self.bare_opt, self.gen_bare, self.device,
+            self.precision, self.channels_last,
+        )  # fmt: skip
+        sync(self.device)
         return time.perf_counter() - start
 
-    time_runner(), time_bare()  # warm-up: cuDNN plans, allocator, autocast caches
-    runner, bare = [], []
+
+def measure(variants: list[str], args, device: torch.device, data: DataSplits) -> list[dict]:
+    """Every variant's runner and bare epochs, interleaved: after one warm-up epoch per side and
+    variant, each repeat is a round over all variants (the variant that goes first rotates, and so
+    does the side within a variant), so a drift of the machine between rounds affects every variant
+    alike. Per variant: the median times, and runner / bare and the bare loop's speedup over bare fp32
+    as medians of the ratios within each round (times of the same round)."""
+    sides = {v: Sides(v, args, device, data) for v in variants}
+    for side in sides.values():  # warm-up: cuDNN plans, allocator, autocast caches
+        side.runner(), side.bare()
+    times = {v: {"runner": [], "bare": []} for v in variants}
     for i in range(args.repeats):
-        if i % 2:
-            bare.append(time_bare())
-            runner.append(time_runner())
-        else:
-            runner.append(time_runner())
-            bare.append(time_bare())
-    r, b = statistics.median(runner), statistics.median(bare)
-    return {"variant": variant, "runner_s": r, "bare_s": b, "runner_over_bare": r / b, "images_per_s": len(data.train_y) / r}
+        shift = i % len(variants)
+        for v in variants[shift:] + variants[:shift]:
+            order = (("runner", sides[v].runner), ("bare", sides[v].bare))
+            for which, timed in order if i % 2 == 0 else order[::-1]:
+                times[v][which].append(timed())
+    fp32 = times["fp32"]["bare"] if "fp32" in times else None
+    rows = []
+    for v in variants:
+        runner, bare = times[v]["runner"], times[v]["bare"]
+        rows.append(
+            {
+                "variant": v,
+                "runner_s": statistics.median(runner),
+                "bare_s": statistics.median(bare),
+                "runner_over_bare": statistics.median(r / b for r, b in zip(runner, bare)),
+                "speedup_vs_fp32": statistics.median(f / b for f, b in zip(fp32, bare)) if fp32 else float("nan"),
+                "images_per_s": len(data.train_y) / statistics.median(runner),
+            }
+        )
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="auto (CUDA if available), cuda or cpu")
     ap.add_argument("--samples", type=positive_int, help="training images (default 5000 on CUDA, 64 on CPU)")
-    ap.add_argument("--repeats", type=positive_int, help="timed epochs per side and variant (default 5 on CUDA, 1 on CPU)")
+    ap.add_argument("--repeats", type=positive_int, help="timed rounds: epochs per side and variant (default 5 on CUDA, 1 on CPU)")
     ap.add_argument("--batch-size", type=positive_int, default=128)
     ap.add_argument(
         "--variants",
@@ -134,17 +169,15 @@ def main() -> None:
         print(f"skipping the bf16 variants: {reason}")
     name = torch.cuda.get_device_name(device) if on_gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {device} ({name}); torch {torch.__version__}")
-    print(f"{args.samples} images 3x32x32, batch {args.batch_size}, {args.repeats} timed epochs per side and variant")
+    print(f"{args.samples} images 3x32x32, batch {args.batch_size}, {args.repeats} rounds of one timed epoch per side and variant")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(args.samples, 3, 32, 32, generator=g), torch.randint(0, 10, (args.samples,), generator=g)
     empty = torch.zeros(0, 3, 32, 32), torch.zeros(0, dtype=torch.long)
     data = DataSplits(*(t.to(device) for t in (x, y, *empty, x[:1], y[:1])), num_classes=10)
-    rows = [measure(v, args, device, data) for v in variants]
-    fp32_bare = next((r["bare_s"] for r in rows if r["variant"] == "fp32"), None)
+    rows = measure(variants, args, device, data)
     print(f"{'variant':<20}{'runner s':>10}{'bare s':>10}{'runner/bare':>13}{'speedup vs fp32':>17}{'images/s':>11}")
     for r in rows:
-        r["speedup_vs_fp32"] = fp32_bare / r["bare_s"] if fp32_bare else float("nan")
         print(
             f"{r['variant']:<20}{r['runner_s']:>10.3f}{r['bare_s']:>10.3f}{r['runner_over_bare']:>13.3f}"
             f"{r['speedup_vs_fp32']:>17.2f}{r['images_per_s']:>11.0f}"

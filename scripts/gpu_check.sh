@@ -12,8 +12,8 @@
 # 2. the default experiment with every metric (`prune-run device=cuda metrics=full`), then a check that
 #    the run recorded device=cuda and a finite value for each family of metrics (scripts/check_gpu_run.py);
 # 3. one CIFAR-10-shaped ResNet-20 epoch (5,000 synthetic images) through the runner's training
-#    loop vs a bare PyTorch loop on the same GPU, fp32 / bf16 / channels-last / both
-#    (scripts/bench_gpu_epoch.py);
+#    loop vs a bare PyTorch loop on the same GPU, fp32 / bf16 / channels-last / both, interleaved
+#    round by round (scripts/bench_gpu_epoch.py);
 # 4. the measured-speedup benchmark of the sparse execution paths (scripts/bench_speedup.py --quick;
 #    CPU kernels, measured on the GPU machine's cores).
 #

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import runpy
 
+import pandas as pd
+
 from conftest import REPO
 
 
@@ -35,3 +37,59 @@ def test_bench_regions_default_times_the_montecarlo_computation_in_every_repeat(
     assert len(hits) == 2 * 3 * 3  # two nets, three repeats, three layers each
     assert not any(hits), hits
     assert capsys.readouterr().out.count("montecarlo median") == 2
+
+
+class FakeClock:
+    """time.perf_counter for a script whose timed calls advance it by chosen durations."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_bench_gpu_epoch_interleaves_the_variants_and_takes_the_speedup_from_the_same_rounds(tmp_path, monkeypatch):
+    """bench_gpu_epoch.py measured each variant's repeats one variant after another and divided the
+    fp32 median by each variant's median: drift between variants (another process, the clock, the
+    GPU warming) entered the "speedup vs fp32". Now every repeat is a round over all variants and the
+    speedup is the median of the per-round ratios. The training calls are stand-ins that log what they
+    were asked to train and advance a fake clock by chosen durations: no real timing."""
+    ns = _script("bench_gpu_epoch.py", monkeypatch)["main"].__globals__  # run_path returns a copy of them
+    clock = FakeClock()
+    log: list[tuple[str, str]] = []
+    # per (side, variant): the warm-up, then the three timed epochs; per round the bare ratios fp32 /
+    # channels_last are 2, 0.5 and 2 (median 2), the ratio of the medians 2 / 4 = 0.5
+    durations = {
+        ("runner", "fp32"): [9.0, 1.0, 1.0, 1.0],
+        ("runner", "channels_last"): [9.0, 2.0, 2.0, 2.0],
+        ("bare", "fp32"): [9.0, 1.0, 2.0, 10.0],
+        ("bare", "channels_last"): [9.0, 0.5, 4.0, 5.0],
+    }
+
+    def advance(side: str, channels_last: bool) -> None:
+        variant = "channels_last" if channels_last else "fp32"
+        log.append((side, variant))
+        clock.now += durations[(side, variant)].pop(0)
+
+    def fake_train(model, data, cfg, gen, tag, accel):
+        advance("runner", accel.channels_last)
+
+    def fake_bare(model, x, y, batch_size, optimizer, gen, device, precision, channels_last):
+        advance("bare", channels_last)
+
+    monkeypatch.setitem(ns, "train", fake_train)
+    monkeypatch.setitem(ns, "bare_epoch", fake_bare)
+    monkeypatch.setitem(ns, "time", clock)
+    out = tmp_path / "epoch.csv"
+    argv = ["bench_gpu_epoch.py", "--device", "cpu", "--samples", "4", "--repeats", "3", "--variants", "fp32", "channels_last"]
+    monkeypatch.setattr("sys.argv", [*argv, "--csv", str(out)])
+    ns["main"]()
+    timed = log[4:]  # after the two variants' warm-ups
+    assert sorted(log[:4]) == sorted(durations)
+    for r in range(3):  # each round holds both sides of both variants
+        assert sorted(timed[4 * r : 4 * r + 4]) == sorted(durations), timed
+    rows = pd.read_csv(out).set_index("variant")
+    assert rows.loc["channels_last", "speedup_vs_fp32"] == 2.0
+    assert rows.loc["fp32", "speedup_vs_fp32"] == 1.0
+    assert rows.loc["channels_last", "runner_over_bare"] == 0.5  # per round 2 / 0.5, 2 / 4, 2 / 5
