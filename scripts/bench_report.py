@@ -296,13 +296,21 @@ def main() -> None:
         "--worker",
         choices=("auto", "on", "off"),
         nargs="+",
-        default=["auto"],
-        help="--compare-with: the whole command (auto), or build_report with the figure worker forced on / off",
+        help="--compare-with: the whole command (auto, the default), or build_report with the figure worker forced on / off",
     )
     parser.add_argument("--schedule", action="store_true", help="--compare-with: also the idle 2-CPU estimate from CPU times")
     parser.add_argument("--skip-cases", action="store_true", help="only the --compare-with timing")
     parser.add_argument("--keep", type=Path, default=None, help="also copy the synthesised results folder here")
     args = parser.parse_args()
+    if args.compare_with is None:  # these shape the --compare-with timing only: refused rather than ignored
+        if args.worker is not None:
+            parser.error(f"argument --worker: {' '.join(args.worker)!r}: allowed: only with --compare-with SRC")
+        for flag in ("schedule", "skip_cases"):
+            if getattr(args, flag):
+                parser.error(f"argument --{flag.replace('_', '-')}: allowed: only with --compare-with SRC")
+    if args.skip_cases and args.profile:
+        parser.error("argument --profile: allowed: only without --skip-cases (the profile is of the in-process cases)")
+    args.worker = args.worker or ["auto"]
 
     from prune_cli.report import build_report
 

@@ -327,17 +327,34 @@ def data_bench(repeats: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=positive_int, nargs="+", default=[1, 4, 16, 64])
-    ap.add_argument("--repeats", type=positive_int, default=3)
-    ap.add_argument("--quick", action="store_true", help="n = 1, 4, 16 and one repeat")
+    ap.add_argument("--sizes", type=positive_int, nargs="+", help="sweep sizes n (default 1 4 16 64; with --quick 1 4 16)")
+    ap.add_argument("--repeats", type=positive_int, help="repeats of each sweep (default 3; with --quick 1)")
+    ap.add_argument(
+        "--quick", action="store_true", help="smaller defaults: n = 1, 4, 16 and one repeat (--sizes, --repeats still apply)"
+    )
     ap.add_argument("--baseline", type=existing_dir, help="another prune-cli source tree, measured interleaved with this one")
     ap.add_argument("--memo-off", action="store_true", help="also measure this tree without the dataset memo")
     ap.add_argument("--profile", type=positive_int, metavar="N", help="profile one N-run sweep in-process instead")
-    ap.add_argument("--top", type=positive_int, default=60)
+    ap.add_argument("--top", type=positive_int, help="--profile: functions listed (default 60)")
     ap.add_argument("--timers", type=positive_int, metavar="N", help="time the per-job steps of one N-run sweep in-process instead")
     ap.add_argument("--compose", type=positive_int, metavar="R", help="time R composes: composition memo, schema memo only, neither")
     ap.add_argument("--data", type=positive_int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
     args = ap.parse_args()
+
+    def given(option: str) -> str:  # how argparse's messages name a value: "argument --x: 'VALUE'"; a flag by its name
+        value = getattr(args, option[2:].replace("-", "_"))
+        if value is True:
+            return f"argument {option}"
+        return f"argument {option}: {' '.join(map(str, value)) if isinstance(value, list) else str(value)!r}"
+
+    modes = [f"--{m}" for m in ("data", "compose", "profile", "timers") if getattr(args, m)]
+    sweep = [f"--{o.replace('_', '-')}" for o in ("sizes", "repeats", "quick", "baseline", "memo_off") if getattr(args, o)]
+    if len(modes) > 1:
+        ap.error(f"{given(modes[1])}: allowed: only without {modes[0]} (each is a benchmark of its own)")
+    if modes and sweep:
+        ap.error(f"{given(sweep[0])}: allowed: only for the sweep benchmark, not with {modes[0]} (which ignores it)")
+    if args.top is not None and not args.profile:
+        ap.error(f"{given('--top')}: allowed: only with --profile (the functions listed of its profile)")
     if args.data:
         data_bench(args.data)
         return
@@ -345,19 +362,20 @@ def main() -> None:
         compose_bench(args.compose)
         return
     if args.profile:
-        profile(args.profile, args.top)
+        profile(args.profile, args.top or 60)
         return
     if args.timers:
         timers(args.timers)
         return
-    if args.quick:
-        args.sizes, args.repeats = [1, 4, 16], 1
+    # --quick changes the defaults only: explicit --sizes / --repeats were dropped by it before 2026-12-02
+    sizes = args.sizes or ([1, 4, 16] if args.quick else [1, 4, 16, 64])
+    repeats = args.repeats or (1 if args.quick else 3)
     variants = {"this": (REPO, True)}
     if args.baseline:
         variants["baseline"] = (args.baseline.resolve(), True)
     if args.memo_off:
         variants["memo off"] = (REPO, False)
-    benchmark(args.sizes, args.repeats, variants)
+    benchmark(sizes, repeats, variants)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,13 @@ import pandas as pd
 from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, require_runs, run_or_exit
 
 REPO = Path(__file__).resolve().parent.parent
+# each model's own options and their defaults; the other model's options are refused, not ignored
+RES_MLP = {"width": 64, "blocks": 6}
+RESNET20 = {"finetune_epochs": 4, "train_images": 1000, "test_images": 500, "noise": 2.0}
+
+
+def other_model(model: str) -> str:
+    return "res_mlp" if model == "resnet20" else "resnet20"
 
 
 def write_synthetic_cifar(root: Path, n_train: int, n_test: int, noise: float, seed: int = 0) -> None:
@@ -110,17 +117,37 @@ def main() -> None:
     p.add_argument("--model", choices=("res_mlp", "resnet20"), default="res_mlp")
     p.add_argument("--penalties", type=comma_list(nonnegative_number), default="0.2,0.3,0.4,0.5")
     p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
-    p.add_argument("--width", type=positive_int, default=64)
-    p.add_argument("--blocks", type=positive_int, default=6)
+    p.add_argument("--width", type=positive_int, help=f"res_mlp only: hidden width (default {RES_MLP['width']})")
+    p.add_argument("--blocks", type=positive_int, help=f"res_mlp only: residual sections (default {RES_MLP['blocks']})")
     p.add_argument("--epochs", type=positive_int, default=12)
     p.add_argument("--prune-epochs", type=positive_int, default=4)
-    p.add_argument("--finetune-epochs", type=nonnegative_int, default=4, help="resnet20 only (res_mlp: the finetune config's)")
-    p.add_argument("--train-images", type=positive_int, default=1000, help="resnet20: synthetic CIFAR-shaped training images")
-    p.add_argument("--test-images", type=positive_int, default=500, help="resnet20: synthetic CIFAR-shaped test images")
-    p.add_argument("--noise", type=nonnegative_number, default=2.0, help="resnet20: pixel noise relative to the class templates")
+    p.add_argument(
+        "--finetune-epochs",
+        type=nonnegative_int,
+        help=f"resnet20 only (default {RESNET20['finetune_epochs']}; res_mlp: the finetune config's)",
+    )
+    p.add_argument(
+        "--train-images", type=positive_int, help=f"resnet20 only: synthetic training images (default {RESNET20['train_images']})"
+    )
+    p.add_argument(
+        "--test-images", type=positive_int, help=f"resnet20 only: synthetic test images (default {RESNET20['test_images']})"
+    )
+    p.add_argument(
+        "--noise",
+        type=nonnegative_number,
+        help=f"resnet20 only: pixel noise relative to the class templates (default {RESNET20['noise']})",
+    )
     p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides")
     args = p.parse_args()
+    own, other = (RESNET20, RES_MLP) if args.model == "resnet20" else (RES_MLP, RESNET20)
+    for name in other:  # an option of the other model would be ignored: refused (default None: given explicitly)
+        if getattr(args, name) is not None:
+            option = "--" + name.replace("_", "-")
+            p.error(f"argument {option}: {str(getattr(args, name))!r}: allowed: only with --model {other_model(args.model)}")
+    for name, default in own.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.table_only:
         require_runs(p, args.results_dir, "--table-only: --results-dir", ("runs",))
     else:

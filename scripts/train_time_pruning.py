@@ -6,7 +6,8 @@ trained dense MLP (the dense cache) and getting the same budget of epochs after 
 
 - magnitude: `schedule=oneshot`, fine-tuning for BUDGET epochs;
 - greg1 / greg2: a regularization phase of about BUDGET/2 epochs (its penalty schedule is set so that
-  its steps fill them), then BUDGET/2 epochs of fine-tuning;
+  its steps fill them: the steps of an epoch are those of the training split at finetune.batch_size,
+  from the config composed with the overrides given), then BUDGET/2 epochs of fine-tuning;
 - oneshot/mp_global_normalize: one-shot with per-layer normalized magnitudes, fine-tuning for
   BUDGET epochs (a control: AutoPrune's gates start at |w| / mean |w| of the layer, which implies
   this allocation);
@@ -45,7 +46,7 @@ from script_tables import apart, compatible, exactly, label, merged  # noqa: E40
 from script_tables import settings as settings_among  # noqa: E402  (settings() here are the methods' overrides)
 
 BASELINE = "oneshot/magnitude"
-STEPS_PER_EPOCH = math.ceil(7199 / 128)  # MNIST-1D's default training split (7199 examples), batch 128
+BASE = ["dataset=mnist1d", "model=mlp"]  # the config every method's runs start from, before the user's overrides
 
 
 def overrides(options: dict) -> list[str]:
@@ -72,17 +73,56 @@ GREG1_OPTIONS = {"delta": 0.05, "interval": 10, "ceiling": 1.0}
 GREG2_OPTIONS = {"pick_delta": 0.01, "pick_ceiling": 0.1, "delta": 0.1, "interval": 10, "ceiling": 1.0, "recover": -1e-4}
 
 
-def smallest_budget() -> int:
+def steps_per_epoch(extra: list[str], seeds: str) -> int:
+    """Optimizer steps of one epoch of GReg's regularization phase in the runs this script starts:
+    ceil(training examples / finetune.batch_size) (the phase trains with the finetune config,
+    prune_cli/run/experiment.py), with the config composed from the script's overrides and the
+    user's `extra` ones and the training split built as prune-run builds it (build_splits), for each
+    seed. Raises ValueError where that is not one number: overrides that do not compose (a sweep
+    such as `finetune.batch_size=64,128` among them), data pruning (the kept subset is chosen when the
+    run starts), or seeds whose splits differ in size."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (resolvers, schemas)
+    from prune_cli.data import DATASETS, build_splits
+
+    overrides = last_value_wins([*BASE, "schedule=greg1", *extra])
+    try:
+        with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+    except Exception as err:  # Hydra's composition errors have no common base class
+        why = str(err).splitlines()[0]  # one line (Hydra's sweep message goes on with suggestions)
+        raise ValueError(
+            f"argument overrides: {' '.join(extra)!r}: allowed: overrides prune-run composes, one value each ({why})"
+        ) from None
+    if cfg.data_pruning.name != "none":
+        raise ValueError(
+            f"argument overrides: 'data_pruning={cfg.data_pruning.name}': allowed: no data pruning (GReg's phase is sized from "
+            "the training set, which data pruning chooses when each run starts)"
+        )
+    raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
+    sizes = {int(seed): len(build_splits(raw, cfg.dataset, int(seed), torch.device("cpu")).train_y) for seed in seeds.split(",")}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(
+            f"argument --seeds: {seeds!r}: allowed: seeds whose training splits have one size (GReg's phase is sized by it; "
+            f"here {sizes}: run them one at a time)"
+        )
+    return math.ceil(next(iter(sizes.values())) / int(cfg.finetune.batch_size))
+
+
+def smallest_budget(steps_per_epoch: int) -> int:
     """The smallest --budget whose regularization half holds both GReg schedules' raising phases
     (a shorter one would give prune-run a negative schedule.stabilize_steps)."""
     steps = max(raising_steps(GREG1_OPTIONS), raising_steps(GREG2_OPTIONS))
-    return 2 * math.ceil(steps / STEPS_PER_EPOCH)
+    return 2 * math.ceil(steps / steps_per_epoch)
 
 
-def settings(budget: int) -> dict[str, list[str]]:
-    """Each method's overrides for `budget` epochs after the dense model."""
+def settings(budget: int, steps_per_epoch: int) -> dict[str, list[str]]:
+    """Each method's overrides for `budget` epochs after the dense model, `steps_per_epoch` optimizer
+    steps in an epoch of GReg's phase (`steps_per_epoch`)."""
     half = budget // 2
-    steps = half * STEPS_PER_EPOCH  # the regularization phase's optimizer steps
+    steps = half * steps_per_epoch  # the regularization phase's optimizer steps
     greg1 = ["schedule=greg1", *overrides(GREG1_OPTIONS), f"schedule.stabilize_steps={steps - raising_steps(GREG1_OPTIONS)}"]
     greg2 = ["schedule=greg2", *overrides(GREG2_OPTIONS), f"schedule.stabilize_steps={steps - raising_steps(GREG2_OPTIONS)}"]
     return {
@@ -115,8 +155,7 @@ def run(results_dir: Path, overrides: list[str], sparsities: str, seeds: str, ex
         "prune_cli.cli",
         "-m",
         f"results_dir={results_dir}",
-        "dataset=mnist1d",
-        "model=mlp",
+        *BASE,
         "metrics.regions.enabled=false",
         "allow_failures=true",  # a failed run (e.g. a collapsed layer) is listed and missing from the table, n says so
         f"sparsity={sparsities}",
@@ -220,12 +259,16 @@ def main() -> None:
     if args.table_only:
         require_runs(p, args.results_dir, "--table-only: --results-dir")
     else:
-        least = smallest_budget()
+        try:
+            steps = steps_per_epoch(args.overrides, args.seeds)
+        except ValueError as err:
+            p.error(str(err))
+        least = smallest_budget(steps)
         if args.budget < least:  # GReg's raises would not fit in its half of the budget: prune-run refuses a negative stabilize_steps
             p.error(
                 f"argument --budget: {str(args.budget)!r}: allowed: an integer >= {least} (GReg's raising phase fits in half of it)"
             )
-        for overrides in settings(args.budget).values():
+        for overrides in settings(args.budget, steps).values():
             run(args.results_dir.resolve(), overrides, args.sparsities, args.seeds, args.overrides)
     acc, keys = accuracies(args.results_dir)
     print(f"\nMNIST-1D, MLP [256, 256], {args.budget} epochs after the dense model; test accuracy % after fine-tuning")

@@ -93,3 +93,15 @@ def test_bench_gpu_epoch_interleaves_the_variants_and_takes_the_speedup_from_the
     assert rows.loc["channels_last", "speedup_vs_fp32"] == 2.0
     assert rows.loc["fp32", "speedup_vs_fp32"] == 1.0
     assert rows.loc["channels_last", "runner_over_bare"] == 0.5  # per round 2 / 0.5, 2 / 4, 2 / 5
+
+
+def test_bench_sweep_quick_keeps_the_sizes_and_repeats_given(monkeypatch):
+    """`--quick` set sizes 1, 4, 16 and one repeat over whatever --sizes and --repeats said: an
+    explicit value was dropped without a word. --quick now only changes the defaults."""
+    ns = _script("bench_sweep.py", monkeypatch)["main"].__globals__
+    asked = []
+    monkeypatch.setitem(ns, "benchmark", lambda sizes, repeats, variants: asked.append((sizes, repeats, sorted(variants))))
+    for argv in (["--quick", "--repeats", "3", "--sizes", "2", "5"], ["--quick", "--repeats", "2"], ["--quick"], []):
+        monkeypatch.setattr("sys.argv", ["bench_sweep.py", *argv])
+        ns["main"]()
+    assert asked == [([2, 5], 3, ["this"]), ([1, 4, 16], 2, ["this"]), ([1, 4, 16], 1, ["this"]), ([1, 4, 16, 64], 3, ["this"])]

@@ -1,0 +1,44 @@
+"""Options of the evidence scripts that used to be ignored or fixed in the code now follow the
+config: train_time_pruning.py sized GReg's regularization phase with a hard-coded
+STEPS_PER_EPOCH = ceil(7199 / 128) (MNIST-1D's default training split, batch 128), so a user's
+`finetune.batch_size=64` gave a phase of half the epochs the budget meant. The prune-run sweeps are
+replaced by a recorder: nothing trains."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import tests.helpers  # noqa: F401  (puts scripts/ on sys.path)
+import train_time_pruning
+
+
+def _commands(monkeypatch, tmp_path, *argv) -> list[list[str]]:
+    commands = []
+    monkeypatch.setattr(train_time_pruning, "run", lambda results_dir, overrides, sparsities, seeds, extra: commands.append(overrides))
+    monkeypatch.setattr(train_time_pruning, "accuracies", lambda results_dir: (None, []))
+    monkeypatch.setattr(train_time_pruning, "report", lambda acc, keys=(): "")
+    monkeypatch.setattr(sys, "argv", ["train_time_pruning.py", "--results-dir", str(tmp_path / "r"), *argv])
+    train_time_pruning.main()
+    return commands
+
+
+def _stabilize(commands) -> dict[str, int]:
+    found = {}
+    for cmd in commands:
+        schedule = next(a.split("=", 1)[1] for a in cmd if a.startswith("schedule="))
+        for a in cmd:
+            if a.startswith("schedule.stabilize_steps="):
+                found[schedule] = int(a.split("=", 1)[1])
+    return found
+
+
+def test_greg_phase_fills_half_the_budget_at_the_batch_size_given(monkeypatch, tmp_path):
+    """MNIST-1D's training split holds 7199 examples: 57 steps per epoch at batch 128, 113 at 64.
+    GReg's phase trains with the finetune config; half of --budget 10 is 5 epochs of steps."""
+    raising1 = train_time_pruning.raising_steps(train_time_pruning.GREG1_OPTIONS)
+    raising2 = train_time_pruning.raising_steps(train_time_pruning.GREG2_OPTIONS)
+    found = _stabilize(_commands(monkeypatch, tmp_path, "--seeds", "0"))
+    assert found == {"greg1": 5 * 57 - raising1, "greg2": 5 * 57 - raising2}
+    found = _stabilize(_commands(monkeypatch, tmp_path, "--seeds", "0", "finetune.batch_size=64"))
+    assert found == {"greg1": 5 * math.ceil(7199 / 64) - raising1, "greg2": 5 * math.ceil(7199 / 64) - raising2}
