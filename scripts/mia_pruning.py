@@ -39,7 +39,8 @@ from script_tables import NONE, apart, compatible, exactly, label, merged, setti
 
 METHODS = {
     "magnitude": ["schedule=oneshot"],
-    # 800 examples are 7 steps per epoch: with the default update_every=20 the 10 ADMM epochs make 3
+    # 800 examples leave 720-721 for training after the validation split, 6 steps of 128 per epoch:
+    # with the default update_every=20 the 10 ADMM epochs make 3
     # Z/U updates and rho stays near its start (1e-3 x 1.3^3); every 2 steps it reaches rho_max = 1
     "admm": ["schedule=admm", "schedule.update_every=2"],
     "minmax": ["schedule=minmax"],
@@ -174,7 +175,13 @@ def main() -> None:
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "mia_pruning")
     p.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.8,0.95")
     p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
-    p.add_argument("--train-samples", type=positive_int, default=800, help="a small training set, so that the dense MLP overfits")
+    p.add_argument(
+        "--train-samples",
+        type=positive_int,
+        default=800,
+        help="examples drawn before the 10 %% validation split (dataset.max_train_samples; 800 leave 720-721 for training): "
+        "a small training set, so that the dense MLP overfits",
+    )
     p.add_argument("--widths", default="[256,256]")
     p.add_argument("--epochs", type=positive_int, default=40)
     p.add_argument("--methods", type=comma_list(one_of(METHODS)), default=",".join(METHODS))

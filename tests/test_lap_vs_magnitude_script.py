@@ -54,3 +54,12 @@ def test_one_line_per_dense_configuration(tmp_path, monkeypatch, capsys):
     """A second width in the same folder is another dense model, shown on its own line."""
     lines = _dense_lines(tmp_path, monkeypatch, capsys, [([256, 256], 0, 0.5), ([256, 256], 1, 0.7), ([64, 64], 0, 0.3)])
     assert lines == ["dense model.widths=[256, 256]: 60.00 ± 14.14 (n=2)", "dense model.widths=[64, 64]: 30.00 (n=1)"]
+
+
+def test_the_docstring_names_the_default_mlp():
+    """The docstring called [100, 100] the default MLP; configs/model/mlp.yaml has been [256, 256]."""
+    import re
+
+    widths = yaml.safe_load((REPO / "configs" / "model" / "mlp.yaml").read_text())["widths"]
+    named = re.findall(r"default (?:MLP )?\[(\d+), (\d+)\]", " ".join(_script().__doc__.split()))
+    assert named and all([int(a), int(b)] == widths for a, b in named), named

@@ -307,3 +307,33 @@ def test_minmax_reference_pass_leaves_the_running_statistics_of_training_batches
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_the_evidence_texts_state_the_training_split_the_script_gets():
+    """mia_pruning.py draws `--train-samples` 800 examples (dataset.max_train_samples); the stratified
+    10 % validation split then leaves 720-721 for training, 6 steps of 128 per epoch. Its help, its
+    comment and docs/training_time.md said 800 training examples, 7 steps per epoch."""
+    import math
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    from prune_cli.data import DATASETS, build_splits
+    from tests.helpers import composed
+
+    cfg = composed("dataset=mnist1d", "model=mlp", "dataset.max_train_samples=800")
+    raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
+    sizes = sorted({len(build_splits(raw, cfg.dataset, seed, torch.device("cpu")).train_y) for seed in (0, 1, 2)})
+    stated = f"{sizes[0]}-{sizes[-1]}" if len(sizes) > 1 else f"{sizes[0]}"
+    steps = {math.ceil(n / cfg.finetune.batch_size) for n in sizes}
+    assert len(steps) == 1
+    steps = steps.pop()
+    helped = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "mia_pruning.py"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"800 leave {stated} for training" in " ".join(helped.split())
+    docs = (REPO / "docs" / "training_time.md").read_text()
+    evidence = " ".join(docs[docs.index("**Evidence** (`scripts/mia_pruning.py`") :].split("\n\n")[0].split())
+    assert f"{stated} training examples" in evidence and f"{steps} steps per epoch" in evidence, evidence
+    assert re.search(r"\b7 steps per epoch", evidence) is None
