@@ -84,6 +84,8 @@ def run(results_dir: Path, args: argparse.Namespace) -> None:
 def table(results_dir: Path) -> pd.DataFrame:
     import yaml
 
+    from prune_cli.core.tables import dir_run_id
+
     rows = []
     for run_dir in sorted((results_dir / "runs").iterdir()):
         if not (run_dir / "COMPLETE").exists() or not (run_dir / "layer_pruning.csv").exists():
@@ -95,6 +97,7 @@ def table(results_dir: Path) -> pd.DataFrame:
         block = {r.section: r.layers.split()[0].rsplit(".", 1)[0] for r in sections.itertuples()}  # layer2.0, sections.3
         rows.append(
             {
+                "run_id": dir_run_id(run_dir),
                 "model": cfg["model"]["name"],
                 "penalty": cfg["schedule"]["penalty"],
                 "seed": cfg["seed"],
@@ -109,6 +112,20 @@ def table(results_dir: Path) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).sort_values(["model", "penalty", "seed"])
+
+
+SUMMARISED = ["n_removed", "mflops_pruned", "flops_saving", "dense_acc", "pruned_acc", "finetuned_acc"]
+
+
+def summary(results_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of `table`'s numbers, a row per model and penalty, and per setting:
+    runs with different settings in one folder (another --width, --epochs or override) are kept
+    apart by an index level per config key that differs between them (scripts/script_tables.py),
+    not averaged as more seeds."""
+    from script_tables import apart
+
+    runs, keys = apart(results_dir, runs, ["model", "penalty"])
+    return runs.groupby(["model", "penalty", *keys])[SUMMARISED].agg(["mean", "std"])
 
 
 def main() -> None:
@@ -155,12 +172,14 @@ def main() -> None:
         run(args.results_dir.resolve(), args)
         print(f"wall {time.perf_counter() - start:.0f} s on {os.cpu_count()} cores; load average (1, 5, 15 min) before")
         print(f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    from script_tables import apart
+
     t = table(args.results_dir)
+    shown, keys = apart(args.results_dir, t, ["model", "penalty"])  # the settings that tell runs apart, as in the summary
     with pd.option_context("display.width", 250, "display.max_columns", 20):
-        print(t.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        columns = ["n_removed", "mflops_pruned", "flops_saving", "dense_acc", "pruned_acc", "finetuned_acc"]
-        summary = t.groupby(["model", "penalty"])[columns].agg(["mean", "std"])
-        print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+        shown = shown.sort_values(["model", "penalty", *keys, "seed"])
+        print(shown[[*keys, *t.columns.drop("run_id")]].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(summary(args.results_dir, t).to_string(float_format=lambda v: f"{v:.4f}"))
 
 
 if __name__ == "__main__":

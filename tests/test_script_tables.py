@@ -2,10 +2,11 @@
 lap_vs_magnitude.py, mia_pruning.py and train_time_pruning.py grouped runs.csv by method and
 sparsity alone: a folder holding the same method at train.epochs 20 and 40, three seeds each, gave
 one cell `40.00 ± 10.95 (n=6)`, and train_time_pruning's paired comparison averaged the two settings
-of a seed (pivot_table's mean). Each table now has a column per config key that differs inside one
-of its cells (scripts/script_tables.py, as data_pruning_longtail.py's table), and the comparisons
-pair runs of the same setting. Small fabricated folders: a run directory with config.yaml and
-COMPLETE per run (what prune_cli.results reads the keys from) and the shared runs.csv."""
+of a seed (pivot_table's mean); layer_pruning.py's summary grouped by model and penalty. Each table
+now has a column per config key that differs inside one of its cells (scripts/script_tables.py, as
+data_pruning_longtail.py's table), and the comparisons pair runs of the same setting. Small
+fabricated folders: a run directory with config.yaml and COMPLETE per run (what prune_cli.results
+reads the keys from) and the shared runs.csv."""
 
 from __future__ import annotations
 
@@ -165,3 +166,26 @@ def test_train_time_a_schedule_option_only_greg_has_is_compared_with_the_one_bas
     assert len(paired) == 2
     assert paired[0].startswith("sparsity 0.9 (schedule.stabilize_steps=80): greg1 vs magnitude") and "+6.00" in paired[0]
     assert paired[1].startswith("sparsity 0.9 (schedule.stabilize_steps=96): greg1 vs magnitude") and "-4.00" in paired[1]
+
+
+def test_layer_pruning_summary_keeps_two_widths_apart(tmp_path):
+    """layer_pruning.py's summary grouped by model and penalty: res_mlp width 64 and width 32 in one
+    folder were averaged as four seeds of one row."""
+    import layer_pruning
+
+    for width, acc in ((64, 0.6), (32, 0.4)):
+        for seed in (0, 1):
+            run_dir = tmp_path / "runs" / f"w{width}s{seed}"
+            run_dir.mkdir(parents=True)
+            cfg = {"seed": seed, "model": {"name": "res_mlp", "width": width}, "schedule": {"name": "layer_pruning", "penalty": 0.2}}
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+            (run_dir / "COMPLETE").write_text(run_dir.name + "\n")
+            sections = "section,layers,removed,epoch_removed\n0,sections.0.fc1 sections.0.fc2,True,2\n1,sections.1.fc1,False,\n"
+            (run_dir / "layer_pruning.csv").write_text(sections)
+            rows = [("finetuned", "model", "flops_dense", 100.0), ("finetuned", "model", "flops_sparse", 50.0)]
+            rows += [(phase, "test", "accuracy", acc + 0.01 * seed) for phase in ("dense", "pruned", "finetuned")]
+            pd.DataFrame(rows, columns=["phase", "split", "metric", "value"]).to_csv(run_dir / "metrics.csv", index=False)
+    summary = layer_pruning.summary(tmp_path, layer_pruning.table(tmp_path))
+    assert len(summary) == 2 and "model.width" in summary.index.names
+    assert summary.loc[("res_mlp", 0.2, "32"), ("finetuned_acc", "mean")] == 0.405
+    assert summary.loc[("res_mlp", 0.2, "64"), ("finetuned_acc", "mean")] == 0.605
