@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 import yaml
 
+import tests.helpers  # noqa: F401  (puts scripts/ on sys.path: main() imports script_args and script_tables from it)
 from conftest import REPO
 
 
