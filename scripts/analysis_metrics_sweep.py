@@ -31,7 +31,7 @@ from prune_cli.analysis.recall_distortion import (  # noqa: E402
     randomisation_null,
     summarise_across_seeds,
 )
-from script_args import comma_list, nonnegative_int, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
+from script_args import comma_list, nonnegative_int, positive_int, refuse_given, require_runs, run_or_exit, sparsity_arg  # noqa: E402
 
 
 def main() -> None:
@@ -40,12 +40,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     parser.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.5,0.9,0.97")
     parser.add_argument("--n-perm", type=positive_int, default=2000)
-    parser.add_argument("--skip-run", action="store_true", help="only analyse an existing results folder")
+    parser.add_argument(
+        "--skip-run",
+        action="store_true",
+        help="only analyse an existing results folder (--results, --n-perm; the run's options are refused)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for prune-run")
     args = parser.parse_args()
     # prune-run runs in the repository (cwd=REPO): a relative --results is the caller's, resolved here
     args.results = args.results.resolve()
-    if args.skip_run:
+    if args.skip_run:  # the options of a run would be ignored: refused
+        why = "only without --skip-run, which runs nothing: it analyses the runs already in --results"
+        refuse_given(parser, why, but=("results", "n_perm", "skip_run"))
         require_runs(parser, args.results, "--skip-run: --results", ("runs.csv", "recall_distortion.csv"))
     else:
         cmd = [

@@ -120,17 +120,21 @@ def dense_lines(results_dir: Path) -> list[str]:
 
 
 def main() -> None:
-    from script_args import comma_list, nonnegative_int, require_runs, sparsity_arg  # scripts/ is on sys.path when the script runs
+    from script_args import comma_list, nonnegative_int, refuse_given, require_runs, sparsity_arg  # scripts/ is on sys.path
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "lap_vs_magnitude")
     p.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.98,0.99,0.995")
     p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     p.add_argument("--widths", default="[256,256]", help="hidden widths of the MLP")
-    p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
+    p.add_argument(
+        "--table-only", action="store_true", help="only read the CSVs of an earlier run (--results-dir; the run's options are refused)"
+    )
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. train.epochs=10")
     args = p.parse_args()
-    if args.table_only:
+    if args.table_only:  # the options of a run would be ignored: refused
+        why = "only without --table-only, which runs nothing: it prints the tables of the runs already in --results-dir"
+        refuse_given(p, why, but=("results_dir", "table_only"))
         require_runs(p, args.results_dir, "--table-only: --results-dir")
     else:
         for method, allocation in SETTINGS:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, require_runs, run_or_exit
+from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, refuse_given, require_runs, run_or_exit
 
 REPO = Path(__file__).resolve().parent.parent
 # each model's own options and their defaults; the other model's options are refused, not ignored
@@ -154,14 +154,16 @@ def main() -> None:
         type=nonnegative_number,
         help=f"resnet20 only: pixel noise relative to the class templates (default {RESNET20['noise']})",
     )
-    p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
+    p.add_argument(
+        "--table-only", action="store_true", help="only read the CSVs of an earlier run (--results-dir; the run's options are refused)"
+    )
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides")
     args = p.parse_args()
+    if args.table_only:  # the options of a run would be ignored (--model too: the tables show every model's runs): refused
+        why = "only without --table-only, which runs nothing: it prints the tables of the runs already in --results-dir"
+        refuse_given(p, why, but=("results_dir", "table_only"))
     own, other = (RESNET20, RES_MLP) if args.model == "resnet20" else (RES_MLP, RESNET20)
-    for name in other:  # an option of the other model would be ignored: refused (default None: given explicitly)
-        if getattr(args, name) is not None:
-            option = "--" + name.replace("_", "-")
-            p.error(f"argument {option}: {str(getattr(args, name))!r}: allowed: only with --model {other_model(args.model)}")
+    refuse_given(p, f"only with --model {other_model(args.model)}", among=other)  # the other model's options would be ignored
     for name, default in own.items():
         if getattr(args, name) is None:
             setattr(args, name, default)

@@ -34,7 +34,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
-from script_args import comma_list, nonnegative_int, one_of, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
+from script_args import comma_list, nonnegative_int, one_of, positive_int, refuse_given, require_runs, run_or_exit  # noqa: E402
+from script_args import sparsity_arg  # noqa: E402
 from script_tables import NONE, apart, compatible, exactly, label, merged, settings  # noqa: E402
 
 METHODS = {
@@ -191,10 +192,14 @@ def main() -> None:
         default="0.5,0.7,0.9",
         help="extra sparsities of magnitude pruning only",
     )
-    p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
+    p.add_argument(
+        "--table-only", action="store_true", help="only read the CSVs of an earlier run (--results-dir; the run's options are refused)"
+    )
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. schedule.epochs=5")
     args = p.parse_args()
-    if args.table_only:
+    if args.table_only:  # the options of a run would be ignored: refused
+        why = "only without --table-only, which runs nothing: it prints the tables of the runs already in --results-dir"
+        refuse_given(p, why, but=("results_dir", "table_only"))
         require_runs(p, args.results_dir, "--table-only: --results-dir")
     else:
         for method in args.methods.split(","):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from prune_cli.analysis.regions.bounds import expected_bound
-from script_args import comma_list, density_arg, nonnegative_int, positive_int, require_runs, run_or_exit
+from script_args import comma_list, density_arg, nonnegative_int, positive_int, refuse_given, require_runs, run_or_exit
 
 
 def main() -> None:
@@ -26,11 +26,13 @@ def main() -> None:
     parser.add_argument("--densities", type=comma_list(density_arg), default="0.1,0.03,0.01,0.005,0.003")
     parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     parser.add_argument("--epochs", type=positive_int, default=10)
-    parser.add_argument("--skip-run", action="store_true", help="only aggregate an existing --out")
+    parser.add_argument("--skip-run", action="store_true", help="only aggregate an existing --out (the run's options are refused)")
     args = parser.parse_args()
     out = Path(args.out)
     sparsities = ",".join(str(round(1 - float(d), 6)) for d in args.densities.split(","))
-    if args.skip_run:
+    if args.skip_run:  # the options of a run would be ignored: refused
+        why = "only without --skip-run, which runs nothing: it aggregates the runs already in --out"
+        refuse_given(parser, why, but=("out", "skip_run"))
         require_runs(parser, out, "--skip-run: --out", ("runs.csv", "regions.csv", "layers.csv"))
     else:
         cmd = [

@@ -3,10 +3,12 @@ the argument, the value and what is allowed, exit status 2 and nothing created (
 bad input, which prune-run follows: docs/robustness.md).
 
 Each check is an argparse `type=` (argparse then prints `SCRIPT: error: argument --x: VALUE: allowed:
-...` after the usage and exits 2), except `require_runs`, which a script calls after parsing, and
-`run_or_exit`, which starts prune-run and stops the script with prune-run's exit status when it fails
-(prune-run's own message is on stderr above). A script run as `python scripts/NAME.py` imports this
-module from its own folder (Python puts the script's folder first on sys.path).
+...` after the usage and exits 2), except `require_runs` and `refuse_given`, which a script calls after
+parsing (`refuse_given`: an option the script would ignore, e.g. a run's option with `--table-only`, is
+refused, not dropped), and `run_or_exit`, which starts prune-run and stops the script with prune-run's
+exit status when it fails (prune-run's own message is on stderr above). A script run as `python
+scripts/NAME.py` imports this module from its own folder (Python puts the script's folder first on
+sys.path).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,52 @@ def require_runs(parser: argparse.ArgumentParser, folder: Path, option: str, tab
     missing = [t for t in tables if not held(t)]
     if missing:
         parser.error(f"{option} {folder}: the folder holds no runs (no {', '.join(missing)})")
+
+
+def given_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The arguments the command line `argv` (default: the script's, sys.argv[1:]) gives explicitly, by
+    dest in the parser's order, with their parsed values: each option it names, at its default value
+    too, and each positional it gives a value. The line is parsed again into a namespace preset to a
+    marker, where argparse fills in no default: comparing values with the defaults would take
+    `--seeds 0,1,2` for not given. (Actions that add to the value they find, append and count, are
+    not supported: no script uses them.)"""
+    unset = object()
+    actions = [a for a in parser._actions if a.dest != argparse.SUPPRESS]
+    parsed = vars(parser.parse_args(argv, namespace=argparse.Namespace(**{a.dest: unset for a in actions})))
+    given = {}
+    for action in actions:
+        value = parsed[action.dest]
+        if value is unset or (not action.option_strings and value in ([], action.default)):  # argparse sets a positional anyway
+            continue
+        given[action.dest] = value
+    return given
+
+
+def refuse_given(
+    parser: argparse.ArgumentParser,
+    why: str,
+    among: Iterable[str] | None = None,
+    but: Iterable[str] = (),
+    argv: Sequence[str] | None = None,
+) -> None:
+    """Stop (argparse's one-line error, exit 2) when the command line gives explicitly (given_arguments)
+    one of the arguments `among` (dests; default: all of the parser's) other than those in `but`,
+    naming the first, its value and `why`, as argparse names a bad value: `argument --seeds: '0,1':
+    allowed: WHY` (a flag without a value: `argument --quick: allowed: WHY`). For an option the
+    script would otherwise ignore: `--table-only` refuses every option but those its tables read
+    (`but`)."""
+    given = given_arguments(parser, argv)
+    names = None if among is None else set(among)
+    refused = [d for d in given if (names is None or d in names) and d not in set(but)]
+    if not refused:
+        return
+    action = next(a for a in parser._actions if a.dest == refused[0])
+    value = given[refused[0]]
+    name = "/".join(action.option_strings) or action.metavar or action.dest
+    if action.nargs == 0:  # a flag (store_true and the like): its presence is all it says
+        parser.error(f"argument {name}: allowed: {why}")
+    shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
+    parser.error(f"argument {name}: {shown!r}: allowed: {why}")
 
 
 def run_or_exit(cmd: list[str], **kwargs: Any) -> None:

@@ -41,7 +41,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
-from script_args import comma_list, nonnegative_int, positive_int, require_runs, run_or_exit, sparsity_arg  # noqa: E402
+from script_args import comma_list, nonnegative_int, positive_int, refuse_given, require_runs, run_or_exit, sparsity_arg  # noqa: E402
 from script_tables import apart, compatible, exactly, label, merged  # noqa: E402
 from script_tables import settings as settings_among  # noqa: E402  (settings() here are the methods' overrides)
 
@@ -253,10 +253,14 @@ def main() -> None:
     p.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.9,0.98")
     p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     p.add_argument("--budget", type=positive_int, default=10, help="epochs after the dense model, the same for every method")
-    p.add_argument("--table-only", action="store_true", help="only read the CSVs of an earlier run")
+    p.add_argument(
+        "--table-only", action="store_true", help="only read the CSVs of an earlier run (--results-dir; the run's options are refused)"
+    )
     p.add_argument("overrides", nargs="*", help="extra prune-run overrides for every method")
     args = p.parse_args()
-    if args.table_only:
+    if args.table_only:  # the options of a run would be ignored (--budget named the header's budget only): refused
+        why = "only without --table-only, which runs nothing: it prints the tables of the runs already in --results-dir"
+        refuse_given(p, why, but=("results_dir", "table_only"))
         require_runs(p, args.results_dir, "--table-only: --results-dir")
     else:
         try:
@@ -271,7 +275,9 @@ def main() -> None:
         for overrides in settings(args.budget, steps).values():
             run(args.results_dir.resolve(), overrides, args.sparsities, args.seeds, args.overrides)
     acc, keys = accuracies(args.results_dir)
-    print(f"\nMNIST-1D, MLP [256, 256], {args.budget} epochs after the dense model; test accuracy % after fine-tuning")
+    # --table-only: the budget is the runs' own (--budget's default named 10 whatever they had)
+    budget = "" if args.table_only else f", {args.budget} epochs after the dense model"
+    print(f"\nMNIST-1D, MLP [256, 256]{budget}; test accuracy % after fine-tuning")
     print(report(acc, keys))
 
 

@@ -64,3 +64,18 @@ def test_the_docstring_names_the_default_mlp():
     widths = yaml.safe_load((REPO / "configs" / "model" / "mlp.yaml").read_text())["widths"]
     named = re.findall(r"default (?:MLP )?\[(\d+), (\d+)\]", " ".join(_script().__doc__.split()))
     assert named and all([int(a), int(b)] == widths for a, b in named), named
+
+
+def test_table_only_refuses_a_run_option_on_a_folder_of_runs(tmp_path, monkeypatch, capsys):
+    """--table-only printed the table of the folder's runs and ignored `--seeds 5` (and every other
+    option only a run uses): now it stops with the option, its value and why, before printing."""
+    import pytest
+
+    _folder(tmp_path / "res", [([256, 256], 0, 0.5)])
+    argv = ["lap_vs_magnitude.py", "--results-dir", str(tmp_path / "res"), "--table-only", "--seeds", "5"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as stop:
+        _script().main()
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and out == ""
+    assert err.splitlines()[-1].startswith("lap_vs_magnitude.py: error: argument --seeds: '5': allowed: only without --table-only")

@@ -97,6 +97,46 @@ CASES = [
         "argument overrides: 'finetune.batch_size=64,128'",
     ),
     ("data_pruning_longtail.py", ["r", "--keep", "1.5"], "argument --keep: '1.5'"),
+    # --table-only / --skip-run run nothing: an option only a run uses is refused, not ignored, even at its default value
+    # (given explicitly); the results folder (and what shapes the printed tables) is still taken: the EMPTY cases above
+    ("lap_vs_magnitude.py", ["--table-only", "--seeds", "0"], "argument --seeds: '0': allowed: only without --table-only"),
+    ("lap_vs_magnitude.py", ["--table-only", "--sparsities", "0.98,0.99,0.995"], "argument --sparsities: '0.98,0.99,0.995'"),
+    ("lap_vs_magnitude.py", ["--table-only", "--widths", "[64,64]"], "argument --widths: '[64,64]': allowed: only without"),
+    ("lap_vs_magnitude.py", ["--table-only", "train.epochs=10"], "argument overrides: 'train.epochs=10': allowed: only without"),
+    ("mia_pruning.py", ["--table-only", "--epochs", "5"], "argument --epochs: '5': allowed: only without --table-only"),
+    ("mia_pruning.py", ["--table-only", "--methods", "admm"], "argument --methods: 'admm': allowed: only without --table-only"),
+    ("mia_pruning.py", ["--table-only", "--train-samples", "800"], "argument --train-samples: '800': allowed: only without"),
+    ("mia_pruning.py", ["--table-only", "--frontier-sparsities", "0.5"], "argument --frontier-sparsities: '0.5': allowed:"),
+    ("mia_pruning.py", ["--table-only", "seed=1", "train.lr=0.1"], "argument overrides: 'seed=1 train.lr=0.1': allowed:"),
+    ("train_time_pruning.py", ["--table-only", "--budget", "10"], "argument --budget: '10': allowed: only without --table-only"),
+    ("train_time_pruning.py", ["--table-only", "--seeds", "0,1"], "argument --seeds: '0,1': allowed: only without --table-only"),
+    ("train_time_pruning.py", ["--table-only", "finetune.lr=0.1"], "argument overrides: 'finetune.lr=0.1': allowed: only without"),
+    ("layer_pruning.py", ["--table-only", "--model", "resnet20"], "argument --model: 'resnet20': allowed: only without --table-only"),
+    ("layer_pruning.py", ["--table-only", "--width", "32"], "argument --width: '32': allowed: only without --table-only"),
+    ("layer_pruning.py", ["--table-only", "--epochs", "3"], "argument --epochs: '3': allowed: only without --table-only"),
+    ("layer_pruning.py", ["--table-only", "--penalties", "0.5"], "argument --penalties: '0.5': allowed: only without --table-only"),
+    ("layer_pruning.py", ["--table-only", "schedule.lr=1"], "argument overrides: 'schedule.lr=1': allowed: only without --table-only"),
+    (
+        "analysis_metrics_sweep.py",
+        ["--results", "EMPTY", "--skip-run", "--seeds", "0"],
+        "argument --seeds: '0': allowed: only without --skip-run",
+    ),
+    (
+        "analysis_metrics_sweep.py",
+        ["--results", "EMPTY", "--skip-run", "metrics=full"],
+        "argument overrides: 'metrics=full': allowed:",
+    ),
+    ("analysis_metrics_sweep.py", ["--results", "EMPTY", "--skip-run", "--n-perm", "10"], "EMPTY: the folder holds no runs"),  # used
+    (
+        "regions_sparsity_sweep.py",
+        ["--skip-run", "--out", "EMPTY", "--epochs", "30"],
+        "argument --epochs: '30': allowed: only without --skip-run",
+    ),
+    (
+        "regions_sparsity_sweep.py",
+        ["--skip-run", "--densities", "0.1"],
+        "argument --densities: '0.1': allowed: only without --skip-run",
+    ),
     ("pruning_limit_mnist1d.py", ["--results", "r", "--epochs", "0"], "argument --epochs: '0'"),
 ]
 # the values only prune-run knows: prune-run's own line and exit status, no table after it
@@ -217,3 +257,50 @@ def test_every_script_with_arguments_has_a_case():
     """A new script with options gets a bad-argument case here (ntk_random.py takes none)."""
     taking = {p.name for p in (REPO / "scripts").glob("*.py") if "add_argument(" in p.read_text() and p.name != "script_args.py"}
     assert taking - {script for script, _, _ in CASES + PRUNE_RUN_REFUSES} == set()
+
+
+def _parser():
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="x.py")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("overrides", nargs="*")
+    return parser
+
+
+def test_given_arguments_are_those_the_command_line_names():
+    """script_args.given_arguments: an option on the command line is given, at its default value too
+    (comparing values with the defaults would take `--seeds 0,1,2` for not given); an option left out is
+    not, nor an empty positional list (argparse sets it either way)."""
+    import tests.helpers  # noqa: F401  (puts scripts/ on sys.path)
+    from script_args import given_arguments
+
+    parser = _parser()
+    assert given_arguments(parser, []) == {}
+    assert given_arguments(parser, ["--table-only"]) == {"table_only": True}
+    given = given_arguments(parser, ["--seeds", "0,1,2", "--epochs", "40", "a=1", "b=2", "--sizes", "1", "4"])
+    assert given == {"seeds": "0,1,2", "epochs": 40, "sizes": [1, 4], "overrides": ["a=1", "b=2"]}
+
+
+def test_refuse_given_names_the_first_option_its_value_and_why(capsys):
+    import tests.helpers  # noqa: F401  (puts scripts/ on sys.path)
+    from script_args import refuse_given
+
+    parser = _parser()
+    refuse_given(parser, "only without --table-only", but=("table_only",), argv=["--table-only"])  # nothing else given: no error
+    for argv, named in (
+        (["--table-only", "--epochs", "40"], "argument --epochs: '40'"),
+        (["--table-only", "--sizes", "1", "4"], "argument --sizes: '1 4'"),
+        (["--table-only", "a=1", "b=2"], "argument overrides: 'a=1 b=2'"),
+        (["--epochs", "40", "--table-only"], "argument --epochs: '40'"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            refuse_given(parser, "only without --table-only", but=("table_only",), argv=argv)
+        assert stop.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == f"x.py: error: {named}: allowed: only without --table-only"
+    with pytest.raises(SystemExit):
+        refuse_given(parser, "only with --x", among=("table_only",), argv=["--table-only"])
+    assert capsys.readouterr().err.splitlines()[-1] == "x.py: error: argument --table-only: allowed: only with --x"
