@@ -93,10 +93,14 @@ class TrainConfig:
         if node.lr_schedule != "multistep":
             why = f"it applies only with {key}.lr_schedule=multistep; here {key}.lr_schedule={node.lr_schedule}"
             found.update({f"{key}.milestones": why, f"{key}.gamma": why})
-        elif key == "train" and all(m >= max(node.epochs, train_config_epochs(cfg)) for m in node.milestones):
+        elif (
+            key == "train"
+            and (proxies := train_config_epochs(cfg)) is not None
+            and all(m >= max(node.epochs, proxies) for m in node.milestones)
+        ):
             # dense training's epochs are [0, train.epochs), a data pruning rule's proxy or query models
-            # train [0, their epochs) with this config: no decay is reached in either
-            proxies = train_config_epochs(cfg)
+            # train [0, their epochs) with this config: no decay is reached in either (None: a rule
+            # that does not say how long its models train)
             also = f" nor the {proxies} epochs of data_pruning={cfg.data_pruning.name}'s models" if proxies else ""
             milestones = list(node.milestones)
             why = f"no milestone falls inside the {node.epochs} epochs of dense training{also} ({key}.milestones={milestones})"

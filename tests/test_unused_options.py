@@ -991,3 +991,35 @@ def test_a_preset_s_sweep_run_without_multirun_says_that_one_job_ran(tmp_path):
         assert "only this one job runs" in text and "add -m for the sweep" in text
     quiet = run_cli([*FAST], tmp_path / "q", check=False)  # a config without a sweep: no such line
     assert quiet.returncode == 0 and "defines a sweep" not in quiet.stdout + quiet.stderr
+
+
+def test_a_plugin_rule_that_does_not_say_how_long_it_trains_leaves_the_train_options_alone():
+    """A data-pruning rule from a plugin may train proxies with the train config (ctx.train_proxy) for
+    epochs of its own; one that does not declare `train_config_epochs` is taken to (the built-in rules
+    declare theirs, 0 for random and class_balanced), so neither train.milestones nor the options of a
+    zero-epoch dense phase are named as doing nothing (the review of 2026-12-02 found them refused)."""
+    from dataclasses import dataclass
+
+    from helpers import validated
+
+    from prune_cli.data.pruning import KeepFractionConfig, train_config_epochs
+    from prune_cli.run.unused_options import _never_trained
+    from prune_cli.schedules import SCHEDULES
+    from prune_cli.training import TrainConfig
+
+    @dataclass
+    class HardestConfig(KeepFractionConfig):  # trains a 3-epoch proxy, says nothing about it
+        name: str = "hardest"
+        proxy_epochs: int = 3
+
+    def with_plugin_rule(args):
+        cfg = validated(FAST, ["data_pruning=random", *args])
+        OmegaConf.set_struct(cfg, False)
+        cfg.data_pruning = OmegaConf.structured(HardestConfig(keep=0.5))
+        return cfg
+
+    cfg = with_plugin_rule(["train.lr_schedule=multistep", "train.milestones=[2]"])
+    assert train_config_epochs(cfg) is None
+    assert "train.milestones" not in TrainConfig.unused(cfg, "train")
+    cfg = with_plugin_rule(["train.epochs=0", "sparsity=0.5", "train.lr=0.3"])
+    assert "train.lr" not in _never_trained(cfg, SCHEDULES.get(cfg.schedule.name)(cfg))

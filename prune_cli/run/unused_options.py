@@ -235,11 +235,12 @@ def _never_trained(cfg: DictConfig, plan: list) -> dict[str, str]:
     finetune node of a schedule that never fine-tunes: `epochs=0` is how a phase is switched off while
     a researcher's usual training overrides stay on the command line. A data pruning rule's proxy or
     query models train with the train config (`train_config_epochs`; none for random, class_balanced
-    and GraNd at initialisation)."""
+    and GraNd at initialisation; a rule that does not declare it is taken to train)."""
     from ..data.pruning import train_config_epochs
     from ..schedules.steps import Dense, Gradual, Train, TrainWithHook
 
-    epochs = {"train": train_config_epochs(cfg), "finetune": 0}
+    proxies = train_config_epochs(cfg)
+    epochs = {"train": 1 if proxies is None else proxies, "finetune": 0}  # None: it may train, for all we know
     for step in plan:
         if isinstance(step, (Dense, Gradual)):
             epochs["train"] += cfg.train.epochs

@@ -94,13 +94,17 @@ class KeepFractionConfig(DataPruningConfig):
             )
 
 
-def train_config_epochs(cfg: DictConfig) -> int:
+def train_config_epochs(cfg: DictConfig) -> int | None:
     """The epochs of the longest training the run's rule does with the train config (its proxy or
-    query models: `train_proxy`), 0 for a rule that trains none. What the train options can act on
-    besides dense training (prune_cli/run/unused_options.py, `TrainConfig.unused`)."""
+    query models: `train_proxy`), 0 for a rule that trains none, as the rule's schema declares it
+    (`train_config_epochs(node)`). What the train options can act on besides dense training
+    (prune_cli/run/unused_options.py, `TrainConfig.unused`). None: unknown, a rule (a plugin's) that
+    does not declare it may train proxies for any number of epochs, so nothing is judged unused."""
+    if cfg.data_pruning.name == "none":
+        return 0
     schema = OmegaConf.get_type(cfg.data_pruning)
     epochs = getattr(schema, "train_config_epochs", None)
-    return int(epochs(cfg.data_pruning)) if callable(epochs) else 0
+    return int(epochs(cfg.data_pruning)) if callable(epochs) else None
 
 
 def kept_examples(keep: float, examples: int) -> int:

@@ -20,6 +20,11 @@ from . import DataPruningContext, KeepFractionConfig, Selection, class_rows, ran
 class ClassBalancedDataPruningConfig(KeepFractionConfig):
     """Equal per-class counts (as far as the classes' sizes allow), random within a class."""
 
+    @staticmethod
+    def train_config_epochs(node: DictConfig) -> int:
+        """No model is trained to choose the examples."""
+        return 0
+
 
 @register_data_pruning("class_balanced")
 def class_balanced(ctx: DataPruningContext, node: DictConfig) -> Selection:

@@ -18,6 +18,11 @@ from . import DataPruningContext, KeepFractionConfig, Selection, class_rows, reg
 class RandomDataPruningConfig(KeepFractionConfig):
     """Uniformly random subset of the training split."""
 
+    @staticmethod
+    def train_config_epochs(node: DictConfig) -> int:
+        """No model is trained to choose the examples."""
+        return 0
+
 
 @register_data_pruning("random")
 def random_subset(ctx: DataPruningContext, node: DictConfig) -> Selection:
