@@ -220,6 +220,50 @@ def check_float_range(o, key: str, value: str) -> None:
     )
 
 
+def check_range_step(o, key: str, value: str) -> None:
+    """range() with a step of 0 (`seed=range(0,1,0)`): Python's range raised a ValueError and Hydra's float
+    range a HydraException, each a traceback (exit 1) after results_dir/runs was created."""
+    from hydra.core.override_parser.types import RangeSweep
+
+    sweep = o.value()
+    if isinstance(sweep, RangeSweep) and sweep.step == 0:
+        raise ConfigError(
+            key,
+            value,
+            "range(start,stop[,step]) with a step other than 0 (range(0,3) is 0,1,2; range(0,6,2) is 0,2,4)",
+            "A step of 0 never reaches stop, so the sweep has no list of jobs.",
+        )
+
+
+def check_glob_patterns(o, key: str, value: str, options: list[str]) -> None:
+    """glob() over a config group's options (`method=glob([magnitude,random])`, `glob(*,exclude=[snip])`):
+    Hydra keeps the options that match an included pattern and no excluded one, so a pattern that matches
+    no option (a typo: `glob([magnitude,randon])` ran magnitude alone, `exclude=[magnitde]` ran magnitude
+    too) changed the sweep without a word, where `-m method=magnitude,randon` is refused. Every pattern
+    must match at least one option of the group (as Hydra matches: fnmatch; a name without a wildcard
+    must be one). A glob that gives no value at all, or over a key that is no config group
+    (`seed=glob(*)`), is refused as a sweep with no job."""
+    import fnmatch
+
+    from hydra.core.override_parser.types import Glob
+
+    glob = o.value()
+    if not isinstance(glob, Glob) or not options:
+        return
+    for excluded, patterns in ((False, glob.include), (True, glob.exclude)):
+        for pattern in patterns:
+            if any(fnmatch.fnmatch(name, pattern) for name in options):
+                continue
+            raise ConfigError(
+                key,
+                value,
+                f"glob() whose every pattern matches at least one option of config group '{o.key_or_group}': {', '.join(options)}",
+                f"The {'excluded' if excluded else 'included'} pattern {pattern!r} matches none of them, so the sweep would "
+                + ("still run the option meant to be left out." if excluded else "run without the option meant.")
+                + " Patterns match with * and ? (magnitude, rand*).",
+            )
+
+
 def _reject_sweeps_with_no_job() -> None:
     """Hydra's basic sweeper enumerates its jobs: `interval(0,1)` (a range to sample from) made it raise
     a HydraException with its traceback, exit 1, after results_dir/runs was created; a sweep that
@@ -253,10 +297,12 @@ def _reject_sweeps_with_no_job() -> None:
                     "e.g. Hydra's Optuna sweeper plugin.",
                 )
             check_text_sweep(sweeper.config, o)
+            check_range_step(o, key, value)
             check_float_range(o, key, value)
-            if any(True for _ in o.sweep_string_iterator()):
-                continue
             options = loader.get_group_options(o.key_or_group) if "." not in o.key_or_group else []
+            if any(True for _ in o.sweep_string_iterator()):
+                check_glob_patterns(o, key, value, options)  # a glob with no value at all: refused below
+                continue
             if o.value_type == ValueType.GLOB_CHOICE_SWEEP and options:
                 allowed = f"a glob matching at least one option of config group '{o.key_or_group}': {', '.join(options)}"
             elif o.value_type == ValueType.GLOB_CHOICE_SWEEP:

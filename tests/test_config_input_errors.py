@@ -154,6 +154,60 @@ def test_a_sweep_with_no_job_creates_nothing(tmp_path, args):
     assert sorted(tmp_path.iterdir()) == []
 
 
+ZERO_STEPS = [
+    # Before: seed's was Python's ValueError traceback ("range() arg 3 must not be zero"), sparsity's Hydra's
+    # HydraException traceback; exit 1, and results_dir/runs was left behind.
+    ("seed=range(0,1,0)", "'seed'", "'range(0,1,0)'"),
+    ("sparsity=range(0.5,1.0,0)", "'sparsity'", "'range(0.5,1.0,0)'"),
+]
+
+
+@pytest.mark.parametrize("arg, key, value", ZERO_STEPS, ids=[c[0] for c in ZERO_STEPS])
+def test_a_range_sweep_with_step_zero_is_rejected(finished_results, arg, key, value):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    _rejected(["-m", *FAST, arg], finished_results, key, value, "step other than 0")
+
+
+def test_a_range_sweep_with_step_zero_creates_nothing(tmp_path):
+    proc = run_cli(["-m", *FAST, "seed=range(0,1,0)"], tmp_path / "results", check=False)
+    _one_error(proc)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_preset_s_range_sweep_with_step_zero_is_rejected(tmp_path):
+    """The same range() in a preset's own sweep (hydra.sweeper.params)."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    preset = "# @package _global_\nname: zero\nhydra:\n  sweeper:\n    params:\n      seed: range(0,1,0)\n"
+    (tmp_path / "mine" / "experiment" / "zero.yaml").write_text(preset)
+    proc = run_cli(["--config-dir", str(tmp_path / "mine"), "-m", "+experiment=zero", *FAST], tmp_path / "results", check=False)
+    err = _one_error(proc)
+    assert "'seed'" in err and "'range(0,1,0)'" in err, err
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "mine"]
+
+
+GLOB_TYPOS = [
+    # (sweep, the pattern named). Before: glob([magnitude,randon]) ran magnitude alone and glob(*,exclude=
+    # [random,magnitde]) ran every method, magnitude among them (exit 0): a pattern that matched no option
+    # changed the sweep without a word, where -m method=magnitude,randon is refused.
+    ("method=glob([magnitude,randon])", "'randon'"),
+    ("method=glob(*,exclude=[random,magnitde])", "'magnitde'"),
+    ("method=glob(magnitude*,exclude=radn?m)", "'radn?m'"),
+    ("method=glob([snip,gasp*])", "'gasp*'"),
+]
+
+
+@pytest.mark.parametrize("arg, pattern", GLOB_TYPOS, ids=[c[0] for c in GLOB_TYPOS])
+def test_a_glob_pattern_that_matches_no_option_is_rejected(finished_results, arg, pattern):
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    err = _rejected(["-m", *FAST, arg], finished_results, "'method'", pattern, "magnitude, ", "snip")
+    assert f"'{arg.partition('=')[2]}'" in err, err
+
+
+def test_a_glob_whose_every_pattern_matches_an_option_runs(tmp_path):
+    proc = run_cli(["-m", *FAST, "train.epochs=1", "method=glob([magnitude,rand*],exclude=[random,snip])"], tmp_path / "r")
+    assert "all 1 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]
+
+
 # --------------------------------------------------------------------------- Hydra's own keys added with +
 
 HYDRA_KEYS = [
