@@ -297,3 +297,30 @@ def test_a_sweep_over_results_dir_is_rejected(finished_results, tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     repeated = _rejected([*FAST, f"results_dir={tmp_path / 'a'}", f"results_dir={tmp_path / 'b'}"], finished_results, "results_dir")
     assert "give results_dir once" in repeated and "-m results_dir" not in repeated
+
+
+SWEEPER_PARAMS = [
+    # (overrides, the key named, the sweep to type instead). Before: OmegaConf's AttributeError traceback (the
+    # first; hydra.sweeper.params is null until a config sets it) or Hydra's AssertionError traceback, exit 1.
+    (["-m", "+hydra.sweeper.params={seed:'0,1'}"], "hydra.sweeper.params", "seed=0,1"),
+    (["-m", "hydra.sweeper.params.seed='0,1'"], "hydra.sweeper.params.seed", "seed=0,1"),
+    (["-m", "++hydra.sweeper.params={seed:'0,1',sparsity:'0.5,0.9'}"], "hydra.sweeper.params", "seed=0,1 sparsity=0.5,0.9"),
+    (["hydra.sweeper.params.seed='0,1'"], "hydra.sweeper.params.seed", "seed=0,1"),
+]
+
+
+@pytest.mark.parametrize("args, key, sweep", SWEEPER_PARAMS, ids=[" ".join(c[0]) for c in SWEEPER_PARAMS])
+def test_a_sweep_given_as_hydra_sweeper_params_on_the_command_line_says_how_to_sweep(finished_results, args, key, sweep):
+    flags = [a for a in args if a == "-m"]
+    err = _rejected([*flags, *FAST, *[a for a in args if a != "-m"]], finished_results, key)
+    assert f"-m {sweep}" in err, err
+
+
+def test_hydra_sweeper_params_null_still_runs_a_preset_without_its_own_sweep(tmp_path):
+    """The one command-line value of hydra.sweeper.params that is kept: it sets no sweep."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    preset = "# @package _global_\nname: pa\nhydra:\n  sweeper:\n    params:\n      seed: 0,1\n"
+    (tmp_path / "mine" / "experiment" / "pa.yaml").write_text(preset)
+    args = ["--config-dir", str(tmp_path / "mine"), "-m", "+experiment=pa", *FAST, "train.epochs=1", "hydra.sweeper.params=null"]
+    proc = run_cli(args, tmp_path / "r")
+    assert "all 1 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]

@@ -17,7 +17,9 @@ one line and creates nothing (docs/robustness.md, "Bad input"):
   `method=[magnitude,random]`, or such a value in a sweep): Hydra stops on null, numbers and booleans
   with a ValueError traceback, and composes a list as several options merged, the last one winning;
 - a sweep over `results_dir`: Hydra resolves the sweep's folder with the default results_dir, so the
-  sweep's runs/multirun.yaml went to ./results (overwriting one there) while the runs went elsewhere.
+  sweep's runs/multirun.yaml went to ./results (overwriting one there) while the runs went elsewhere;
+- a value for `hydra.sweeper.params` (a traceback inside Hydra when no preset sets it): a sweep on the
+  command line is its values given directly, `-m seed=0,1`.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def check_overrides(args: list[str]) -> None:
                 f"{type(override.value()).__name__} (the job would fail inside the launcher); write {key}='2'",
             )
         _check_group_value(override, key, value)
+        _check_not_sweeper_params(override, key, value)
         if key == "results_dir" and override.is_sweep_override():
             raise ConfigError(
                 key,
@@ -127,6 +130,38 @@ def check_overrides(args: list[str]) -> None:
                     + ("" if one == "results_dir" else f" (a sweep over values is -m {one}=a,b)"),
                 )
             seen[one] = (text, as_text, as_value)
+
+
+SWEEPER_PARAMS = "hydra.sweeper.params"
+
+
+def _check_not_sweeper_params(override, key: str, value: str) -> None:
+    """`hydra.sweeper.params` set on the command line (`+hydra.sweeper.params={seed:'0,1'}`,
+    `hydra.sweeper.params.seed='0,1'`): the node is null unless a config file (a preset) sets its sweep
+    there, and Hydra failed with OmegaConf's AttributeError or its own AssertionError traceback. A sweep
+    typed on the command line is its values given directly (`-m seed=0,1`), which also replace a preset's
+    values for the same key (docs/report.md, "Experiment presets"): one way to type a sweep. Only
+    `hydra.sweeper.params=null` (run a preset without its own sweep) is kept: it sets no value."""
+    if key != "hydra" and not key.startswith("hydra."):
+        return
+    parsed = None if override.is_sweep_override() or override.is_delete() else override.value()
+    given = _leaves(key, parsed) if isinstance(parsed, dict) else [(key, value, parsed)]
+    if not any(one == SWEEPER_PARAMS or one.startswith(SWEEPER_PARAMS + ".") for one in (key, *(g[0] for g in given))):
+        return
+    if key == SWEEPER_PARAMS and parsed is None and not override.is_sweep_override() and not override.is_delete():
+        return  # hydra.sweeper.params=null
+    typed = [
+        f"{one.removeprefix(SWEEPER_PARAMS + '.')}={as_value if isinstance(as_value, str) else text or as_value}"
+        for one, text, as_value in given
+        if one.startswith(SWEEPER_PARAMS + ".")
+    ]
+    raise ConfigError(
+        key,
+        value,
+        "no command-line value: hydra.sweeper.params is where a config file (a preset) keeps its sweep; on the "
+        f"command line give the values to sweep directly, -m {' '.join(typed) or 'seed=0,1'} (they also replace a preset's "
+        "values for the same key; hydra.sweeper.params=null runs a preset without its own sweep)",
+    )
 
 
 @functools.lru_cache(maxsize=1)
