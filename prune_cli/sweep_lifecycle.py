@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from .core import crashpoints
 from .core.atomic_io import atomic_write_bytes
 from .core.paths import user_path
-from .core.errors import PruneCliError
+from .core.errors import ConfigError, PruneCliError
+from .core.writable import directory_problem
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import as_config_error
 from .run_directories import _CREATED, _reject, reject_results_dir, usable_results_dir
@@ -221,8 +222,9 @@ class SweepSummary(Callback):
         problem = usable_results_dir(str(config.results_dir)) if config.results_dir else "it is empty"
         if problem is not None:  # before the sweeper writes multirun.yaml (a hydra.sweep.dir of its own
             reject_results_dir(config.results_dir, problem)  # never resolves `${runs_dir:}`, which said it)
-        _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]
+        _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]  # none made yet
         sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))
+        _check_the_sweep_dir(sweep_dir)
         _SWEEP_CREATED.extend(d for d in (sweep_dir, *sweep_dir.parents) if not d.exists())  # the sweeper makes it next
         record = sweep_dir / "multirun.yaml"  # Hydra's sweeper rewrites it next
         _MULTIRUN_YAML[:] = [(record, record.read_bytes() if record.is_file() else None)]
@@ -272,6 +274,25 @@ class SweepSummary(Callback):
                 print(f"  {Path(x['run_dir']).name}", file=sys.stderr)
         if not config.get("allow_failures", False):
             sys.exit(1)
+
+
+def _check_the_sweep_dir(sweep_dir: Path) -> None:
+    """`hydra.sweep.dir`, tried before the sweep makes anything (the sweeper makes it next): a file, a
+    folder under a file or one that cannot be created (`/proc/x`) made the sweeper's mkdir raise
+    FileExistsError, NotADirectoryError or FileNotFoundError with Hydra's traceback, exit 1, after the
+    sweep's record was written into results_dir. Now one message naming the key, exit 2, and the results
+    folder as it was (`_reject_composition`), as for an unusable results_dir."""
+    problem = directory_problem(str(sweep_dir), try_create=True)
+    if problem is not None:  # a BaseException: Hydra's callbacks turn an Exception into a warning
+        raise _CompositionRejected(
+            ConfigError(
+                "hydra.sweep.dir",
+                str(sweep_dir),
+                "a directory prune-run can write or create",
+                f"Here {problem}; the sweep's record (multirun.yaml) and, by default, its runs go there "
+                "(leave hydra.sweep.dir out for results_dir/runs).",
+            )
+        )
 
 
 def _report_stopped_sweep(outcomes: list[dict], signum: int | None) -> None:

@@ -208,6 +208,34 @@ def test_a_glob_whose_every_pattern_matches_an_option_runs(tmp_path):
     assert "all 1 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]
 
 
+def _unusable_sweep_dirs(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """hydra.sweep.dir values no sweep can use, and what the message says of each."""
+    (tmp_path / "a_file").write_text("a file of the user's\n")
+    return {
+        "a file": (str(tmp_path / "a_file"), "is not a directory"),
+        "under a file": (str(tmp_path / "a_file" / "sweep"), "is a file"),
+        "in /proc": ("/proc/prune-cli-sweep", "not writable"),
+    }
+
+
+@pytest.mark.parametrize("case", ["a file", "under a file", "in /proc"])
+def test_an_unusable_hydra_sweep_dir_is_rejected_before_any_job(finished_results, tmp_path, case):
+    # Before: the basic sweeper's mkdir raised FileExistsError / NotADirectoryError / FileNotFoundError with
+    # Hydra's traceback, exit 1, after the sweep's start had written its record into results_dir.
+    value, problem = _unusable_sweep_dirs(tmp_path)[case]
+    (finished_results / "runs" / "multirun.yaml").write_text("an earlier sweep's record\n")
+    before = snapshot(tmp_path)
+    _rejected(["-m", *FAST, "seed=0,1", f"hydra.sweep.dir={value}"], finished_results, "'hydra.sweep.dir'", repr(value), problem)
+    assert snapshot(tmp_path) == before
+
+
+def test_an_unusable_hydra_sweep_dir_in_a_new_results_dir_creates_nothing(tmp_path):
+    value, _ = _unusable_sweep_dirs(tmp_path)["a file"]
+    proc = run_cli(["-m", *FAST, "seed=0,1", f"hydra.sweep.dir={value}"], tmp_path / "results", check=False)
+    _one_error(proc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
 # --------------------------------------------------------------------------- Hydra's own keys added with +
 
 HYDRA_KEYS = [
