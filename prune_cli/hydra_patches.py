@@ -5,7 +5,8 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - a config error is reported once, as prune-run's line, not also as Hydra's (`_report_composition_errors_once`);
 - a single run and each job of a sweep are composed once, not twice (`_compose_a_run_once`,
   `_compose_each_sweep_job_once`; docs/performance.md "Start-up", "Sweeps");
-- every job of a sweep is composed and validated before the first one runs (`_validate_every_sweep_job_first`);
+- every job of a sweep is composed and validated before the first one runs, and a sweep over presets that
+  sweep on their own is refused (`_validate_every_sweep_job_first`);
 - a sweep that would have no job, or needs a sampling sweeper, is rejected (`_reject_sweeps_with_no_job`);
 - a sweep over a config group's options may set an option they declare (`_compose_group_sweeps_with_their_options`);
 - `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
@@ -125,8 +126,9 @@ def _validate_every_sweep_job_first() -> None:
     directory with `failed.json`. This wraps that check: at its first call of a sweep it composes
     every job of every batch (the copies are what the launcher runs, `_compose_each_sweep_job_once`)
     and validates each; any rejected job stops the sweep before its first run with one message
-    listing every rejected job (exit 2; nothing created, as for a composition error). Failures that
-    only a running job can find (divergence, a file's content) are still recorded per job."""
+    listing every rejected job (exit 2; nothing created, as for a composition error), as does a job whose
+    preset's own sweep the sweep would drop (`_own_sweep_dropped`). Failures that only a running job can
+    find (divergence, a file's content) are still recorded per job."""
     from hydra.plugins.sweeper import Sweeper
 
     check_batch = Sweeper.validate_batch_is_legal
@@ -148,7 +150,7 @@ def _validate_every_sweep_job_first() -> None:
         batches = getattr(self, "overrides", None) or [batch]  # the basic sweeper's batches, all of them
         jobs = [list(job) for one in batches for job in one]
         common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
-        rejected, valid = [], []
+        rejected, valid, dropped = [], [], {}
         machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(self.config))
         try:
             for number, overrides in enumerate(jobs, 1):
@@ -161,6 +163,9 @@ def _validate_every_sweep_job_first() -> None:
                 except yaml.YAMLError as err:  # an option's file that does not parse (-m model=mlp,broken)
                     rejected.append(f"job {number} of {len(jobs)} ({swept}): {yaml_error(err)}")
                     continue
+                own = _own_sweep_dropped(self.config, job, overrides)
+                if own:
+                    dropped.setdefault(_chosen_by_the_job(self.config, job, overrides) or swept, own)
                 try:
                     validate(job)
                     check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
@@ -169,6 +174,8 @@ def _validate_every_sweep_job_first() -> None:
                     rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
         finally:
             CHECKS_THIS_MACHINE.reset(machine)
+        if dropped:
+            raise _CompositionRejected(SweepRejected(_own_sweeps_message(dropped)))
         if rejected:
             listed = rejected[:SWEEP_REJECTIONS_LISTED]
             if len(rejected) > len(listed):
@@ -186,6 +193,48 @@ def _validate_every_sweep_job_first() -> None:
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
+
+
+def _own_sweep_dropped(master: DictConfig, job: DictConfig, overrides: list[str]) -> dict[str, str]:
+    """The sweep a job's own options define (`hydra.sweeper.params` of a preset chosen by the sweep,
+    `-m +experiment=pa,pb`) that the sweep does not run: Hydra's sweeper expands only the params of the
+    sweep's master config, which holds no swept option, so each job ran its preset's config once and its
+    sweep was dropped without a word. Keys the job's overrides give are not dropped: a value on the command
+    line replaces a preset's for its key (docs/report.md, "Experiment presets"). {key: values}."""
+    ran = OmegaConf.select(master, "hydra.sweeper.params", default=None) or {}
+    own = OmegaConf.select(job, "hydra.sweeper.params", default=None) or {}
+    if not own:
+        return {}
+    ran = OmegaConf.to_container(ran, resolve=False) if isinstance(ran, DictConfig) else dict(ran)
+    given = {o.partition("=")[0].lstrip("+~") for o in overrides}
+    return {
+        str(k): str(v)
+        for k, v in OmegaConf.to_container(own, resolve=False).items()
+        if ran.get(k) != v and str(k).lstrip("+~") not in given
+    }
+
+
+def _chosen_by_the_job(master: DictConfig, job: DictConfig, overrides: list[str]) -> str:
+    """The job's overrides, as typed, that chose a config group option the sweep's master config did not
+    (`+experiment=pa`)."""
+    before = OmegaConf.select(master, "hydra.runtime.choices", default=None) or {}
+    after = OmegaConf.select(job, "hydra.runtime.choices", default=None) or {}
+    groups = {group for group, choice in after.items() if before.get(group) != choice}
+    return " ".join(o for o in overrides if o.partition("=")[0].lstrip("+~") in groups)
+
+
+def _own_sweeps_message(dropped: dict[str, dict[str, str]]) -> str:
+    """One message for a sweep over options that define sweeps of their own (`_own_sweep_dropped`)."""
+    listed = [f"{chosen} ({', '.join(f'{k}: {v}' for k, v in own.items())})" for chosen, own in dropped.items()]
+    if len(listed) > SWEEP_REJECTIONS_LISTED:
+        listed = [*listed[:SWEEP_REJECTIONS_LISTED], f"... and {len(listed) - SWEEP_REJECTIONS_LISTED} more"]
+    return (
+        "no job ran: the sweep chooses presets (config options) that define sweeps of their own (hydra.sweeper.params), "
+        "and Hydra expands only the sweep of the command line: each of these would run once, its own sweep dropped:\n  "
+        + "\n  ".join(listed)
+        + f"\nRun one preset per -m command (prune-run -m {next(iter(dropped))} ...): its own sweep then runs, and values "
+        "given on the command line replace its values for the same key."
+    )
 
 
 def check_float_range(o, key: str, value: str) -> None:

@@ -1,7 +1,8 @@
 """A sweep over a config group's options with an option those options declare (`-m method=snip,grasp
 method.batches=2`): Hydra composes the sweep's master config with the group's default option, which
 lacks the key, so the whole sweep was refused as "Unknown config key 'method.batches'" although every
-job declares it (prune_cli/hydra_patches.py `_compose_group_sweeps_with_their_options`)."""
+job declares it (prune_cli/hydra_patches.py `_compose_group_sweeps_with_their_options`). And a sweep over
+presets that define sweeps of their own (`-m +experiment=pa,pb`), which ran each preset once."""
 
 from __future__ import annotations
 
@@ -45,3 +46,45 @@ def test_a_key_no_swept_option_declares_is_still_unknown(finished_results, key):
     assert proc.returncode == 2, proc.stderr
     assert f"Unknown config key '{key}'" in proc.stderr
     assert snapshot(finished_results) == before
+
+
+def _presets(folder, **sweeps) -> str:
+    """A config folder (for --config-dir) holding experiment presets: name -> its own sweep (hydra.sweeper.params
+    as YAML lines, or "" for none)."""
+    (folder / "experiment").mkdir(parents=True)
+    for name, params in sweeps.items():
+        own = f"hydra:\n  sweeper:\n    params:\n{params}" if params else ""
+        (folder / "experiment" / f"{name}.yaml").write_text(f"# @package _global_\nname: {name}\nsparsity: 0.5\n{own}")
+    return str(folder)
+
+
+def test_a_sweep_over_presets_that_sweep_on_their_own_is_refused(finished_results, tmp_path):
+    # Before: `-m +experiment=pa,pb` ran 2 jobs, both at seed 0, exit 0: Hydra expands the sweep's own
+    # hydra.sweeper.params once, from its master config, which holds neither preset, so each preset's sweep
+    # was dropped without a word (a single run of a preset at least says so: cli._sweep_not_run).
+    presets = _presets(tmp_path / "mine", pa="      seed: 0,1\n", pb="      seed: 2,3\n", pc="")
+    before = snapshot(finished_results)
+    proc = run_cli(["--config-dir", presets, "-m", "+experiment=pa,pb,pc", *ONE_EPOCH], finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    for text in ("experiment=pa (seed: 0,1)", "experiment=pb (seed: 2,3)", "no job ran", "one preset per -m command"):
+        assert text in proc.stderr, (text, proc.stderr)
+    assert "experiment=pc" not in proc.stderr
+    assert snapshot(finished_results) == before
+
+
+def test_a_sweep_over_the_published_presets_is_refused_naming_each(finished_results):
+    # Before: 2 jobs, where the two presets sweep 60 and 6 runs
+    before = snapshot(finished_results)
+    proc = run_cli(["-m", "+experiment=recall_distortion,pruning_limit"], finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "experiment=recall_distortion (" in proc.stderr and "experiment=pruning_limit (" in proc.stderr, proc.stderr
+    assert snapshot(finished_results) == before
+
+
+def test_a_sweep_over_presets_whose_swept_keys_the_command_line_gives_runs(tmp_path):
+    """Values given on the command line replace a preset's for the same key (docs/report.md, "Experiment
+    presets"): nothing of the presets' own sweeps is dropped."""
+    presets = _presets(tmp_path / "mine", pa="      seed: 0,1\n", pb="      seed: 2,3\n")
+    proc = run_cli(["--config-dir", presets, "-m", "+experiment=pa,pb", "seed=5", *ONE_EPOCH, *QUIET], tmp_path / "r")
+    assert "all 2 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]
+    assert sorted(p.name.split("-")[0] for p in (tmp_path / "r" / "runs").glob("p*")) == ["pa", "pb"]
