@@ -130,8 +130,10 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
     whose resolver validates the run before anything is created, so the same checks run here, on the
     run's composition: the pre-run pass, overrides that do nothing (only a warning before), and the
     directory itself, which must not hold another finished run (its COMPLETE names its run id: a
-    command with another config said 'already complete' after Hydra rewrote that run's record). A
-    directory holding this very run keeps its record, as for a run found by its id."""
+    command with another config said 'already complete' after Hydra rewrote that run's record) nor
+    another unfinished one (its checkpoint names its run id: the run stopped there only after Hydra had
+    rewritten that run's .hydra record and the run its config.yaml). A directory holding this very run
+    keeps its record, as for a run found by its id."""
     node = cfg.hydra.run._get_node("dir")
     if "${runs_dir:}" in str(node._value()):  # prune-run's own directory: its resolver checks the run
         return
@@ -141,6 +143,15 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
     if run_dir.exists():  # before Hydra writes into it: never removed as a rejected run's scaffolding
         _USERS_FOLDERS.add(run_dir.absolute())
     complete = run_dir / "COMPLETE"
+    unfinished = _checkpoint_run_id(run_dir) if not complete.is_file() else None
+    if unfinished is not None and unfinished != run_id(cfg):
+        raise ConfigError(
+            "hydra.run.dir",
+            str(run_dir),
+            f"a directory for this run ({run_id(cfg)}): it holds the unfinished run {unfinished} (its checkpoint state.pt), "
+            "whose config.yaml and .hydra record this command would overwrite; leave hydra.run.dir out (each run gets "
+            "results_dir/runs/<run id>), name another directory, or run that run's own command to finish it",
+        )
     if not complete.is_file():
         return
     rid, other = run_id(cfg), complete.read_text().strip()
@@ -152,6 +163,16 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
             "relabel; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory",
         )
     _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
+
+
+def _checkpoint_run_id(run_dir: Path) -> str | None:
+    """The run id of the unfinished run whose checkpoint (state.pt) `run_dir` holds (torch is imported
+    only where there is one)."""
+    if not (run_dir / "state.pt").is_file():
+        return None
+    from .run.checkpoint import saved_run_id
+
+    return saved_run_id(run_dir)
 
 
 def _sweep_directory_key(job: DictConfig) -> tuple[str, str]:
@@ -195,8 +216,10 @@ def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> None:
     `hydra.sweep.dir`) that puts two runs with different run ids in one directory made the second
     job find the first's COMPLETE, report "already complete" and never train, after Hydra rewrote the
     finished run's `.hydra` record with its own overrides; a directory whose COMPLETE or shared-tables
-    marker names another run id is refused likewise (as `hydra.run.dir` is for a single run). A
-    directory holding this very run keeps its record (as for a run found by its id)."""
+    marker names another run id is refused likewise (as `hydra.run.dir` is for a single run), and so is
+    one whose checkpoint (state.pt) does: the job failed there at run time after Hydra had rewritten
+    that unfinished run's `.hydra` record and the job its config.yaml. A directory holding this very run
+    keeps its record (as for a run found by its id)."""
     seen: dict[Path, tuple[int, str, str]] = {}
     for num, (swept, job) in enumerate(jobs):
         swept = "the sweep's only job" if len(jobs) == 1 else swept
@@ -224,6 +247,16 @@ def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> None:
                 "a directory per run",
                 f"Job {num} ({swept or 'no override'}, run {rid}) would use {run_dir}, which holds the finished run "
                 f"{other}: the job would not run and would relabel that run's record. No job ran; {advice}.",
+            )
+        unfinished = _checkpoint_run_id(run_dir) if other is None else None
+        if unfinished is not None and unfinished != rid:
+            raise ConfigError(
+                key,
+                value,
+                "a directory per run",
+                f"Job {num} ({swept or 'no override'}, run {rid}) would use {run_dir}, which holds the unfinished run "
+                f"{unfinished} (its checkpoint state.pt): the job would stop there after overwriting that run's config.yaml "
+                f"and .hydra record. No job ran; {advice}, or run that run's own command to finish it.",
             )
         if other == rid and (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:
             _FINISHED_RECORDS.setdefault(run_dir, _hydra_record(run_dir))

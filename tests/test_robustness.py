@@ -268,6 +268,64 @@ def test_a_run_given_the_directory_of_another_unfinished_run_does_not_resume_its
     assert (run_dir / "state.pt").read_bytes() == state and not (run_dir / "failed.json").exists()
 
 
+def _every_file(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _killed_with_a_checkpoint(args: list[str], out: Path) -> None:
+    """`prune-run args` killed (SIGKILL) once its dense model is stored: its run directory keeps state.pt."""
+    proc = _start(args, out, **{crashpoints.ENV: "cache-stored"})
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_run_given_the_directory_of_another_unfinished_run_leaves_it_as_it_was(tmp_path):
+    """The run above stopped only when it loaded the checkpoint (AnotherRunsDirectory, exit 1), after Hydra had
+    rewritten the other run's .hydra record and the run its config.yaml with seed 5's. Now it is refused as a
+    hydra.run.dir holding another finished run is: exit 2 before Hydra writes anything."""
+    out = tmp_path / "results"
+    _killed_with_a_checkpoint(SHARED_RUN, out)
+    run_dir = _run_dir(SHARED_RUN, out)
+    before = _every_file(out)
+    assert {"state.pt", "config.yaml", ".hydra/config.yaml"} <= set(_every_file(run_dir))
+    proc = run_cli([*SHARED_RUN, "seed=5", f"hydra.run.dir={run_dir}"], out, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "'hydra.run.dir'" in proc.stderr and f"holds the unfinished run {run_dir.name} (its checkpoint state.pt)" in proc.stderr
+    assert _every_file(out) == before
+
+
+def test_a_sweep_job_whose_directory_holds_another_unfinished_run_stops_the_sweep_before_any_job(tmp_path):
+    """`-m seed=1,0 'hydra.sweep.subdir=${hydra.job.num}'` after seed 0's run was stopped in runs/0: job 0
+    (seed 1) failed there at run time, after Hydra had rewritten runs/0's .hydra record and the job its
+    config.yaml with seed 1's (the checkpoint still seed 0's), and job 1 trained seed 0 again in runs/1.
+    Now no job runs and nothing changes, as for a directory holding another finished run."""
+    out = tmp_path / "results"
+    subdir = "hydra.sweep.subdir=${hydra.job.num}"
+    _killed_with_a_checkpoint(["-m", *SHARED_RUN, "seed=0", subdir], out)
+    assert (out / "runs" / "0" / "state.pt").is_file()
+    before = _every_file(out)
+    proc = run_cli(["-m", *SHARED_RUN, "seed=1,0", subdir], out, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    for text in ("'hydra.sweep.subdir'", "Job 0 (seed=1", f"{out / 'runs' / '0'}", "(its checkpoint state.pt)", "No job ran"):
+        assert text in proc.stderr, (text, proc.stderr[-2000:])
+    assert _every_file(out) == before
+
+
+def test_a_run_that_finds_another_run_s_checkpoint_writes_nothing_in_its_directory(tmp_path):
+    """The last line (prune_cli/run/experiment.py, for a directory that changed since the checks before the
+    run): the run wrote its config.yaml, then found the checkpoint another run's."""
+    from prune_cli.core.errors import AnotherRunsDirectory
+    from prune_cli.run.experiment import run
+
+    out = tmp_path / "results"
+    _killed_with_a_checkpoint(SHARED_RUN, out)
+    run_dir = _run_dir(SHARED_RUN, out)
+    before = _every_file(run_dir)
+    with pytest.raises(AnotherRunsDirectory, match="holds the unfinished run"):
+        run(compose([*SHARED_RUN, "seed=5"], out), run_dir)
+    assert _every_file(run_dir) == before
+
+
 def test_a_corrupt_dense_cache_entry_is_moved_aside_and_retrained(tmp_path, shared_run):
     out = copy_results(shared_run.results, tmp_path / "results")  # a finished SHARED_RUN (sparsity 0.5)
     [entry] = [p for p in (out / "dense_cache").iterdir() if p.is_dir()]

@@ -96,6 +96,31 @@ def _set_aside(path, what: str, why: str) -> None:
     log.warning("checkpoint %s %s; moved it to %s and starting the run from the beginning", path, why, aside)
 
 
+def saved_run_id(run_dir) -> str | None:
+    """The run id the checkpoint in `run_dir` was written by; None without a checkpoint, for one that
+    cannot be read (the run sets it aside when it starts, `load`) and for one of a version that saved none.
+    The tensors are memory-mapped, not read: only the JSON part is."""
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        saved = json.loads(state["json"]).get("context", {}).get("run_id")
+    except Exception:  # noqa: BLE001 - unreadable: `load` moves it aside
+        return None
+    return saved if isinstance(saved, str) else None
+
+
+def another_run_s_checkpoint(run_dir, saved_id: str, rid: str) -> AnotherRunsDirectory:
+    """The error for a run directory whose checkpoint is another run's."""
+    return AnotherRunsDirectory(  # resumed, it finished as this run with that run's epochs (a hydra.run.dir reused)
+        f"run directory {run_dir} holds the unfinished run {saved_id} (its checkpoint {STATE_FILE}), not this run "
+        f"({rid}); nothing was run. Each run needs a directory of its own: leave hydra.run.dir, "
+        "hydra.sweep.dir and hydra.sweep.subdir out (each run gets results_dir/runs/<run id>) or give a pattern that "
+        "tells the runs apart"
+    )
+
+
 def load(exp: Experiment) -> bool:
     """Restore the checkpoint into `exp` (whose `plan` is the run's); an unreadable one, or one written
     for another plan, is moved aside (warning) and the run starts over (False)."""
@@ -107,13 +132,8 @@ def load(exp: Experiment) -> bool:
         _set_aside(path, "corrupt", f"is unreadable ({unreadable_reason(err)})")
         return False
     saved_id = extra.get("context", {}).get("run_id")
-    if saved_id is not None and saved_id != exp.context["run_id"]:
-        raise AnotherRunsDirectory(  # resumed, it finished as this run with that run's epochs (a hydra.run.dir reused)
-            f"run directory {exp.run_dir} holds the unfinished run {saved_id} (its checkpoint {path.name}), not this run "
-            f"({exp.context['run_id']}); nothing was run. Each run needs a directory of its own: leave hydra.run.dir, "
-            "hydra.sweep.dir and hydra.sweep.subdir out (each run gets results_dir/runs/<run id>) or give a pattern that "
-            "tells the runs apart"
-        )
+    if saved_id is not None and saved_id != exp.context["run_id"]:  # checked before the run wrote anything too
+        raise another_run_s_checkpoint(exp.run_dir, saved_id, exp.context["run_id"])
     other = _other_plan(state, exp.plan)
     if other is not None:
         _set_aside(path, "other-plan", f"cannot be resumed: {other}")

@@ -525,9 +525,11 @@ def _say_if_made_by_other_code(run_dir: Path, rid: str) -> None:
 
 def _check_the_directory_is_this_run_s(run_dir: Path, rid: str) -> None:
     """A directory whose COMPLETE (or shared-tables marker) names another run id is that run's: this run
-    would have been reported 'already complete' and never trained. The sweep's check refuses such a
-    sweep before any job (run_directories.check_sweep_directories), and a single run's check a
-    hydra.run.dir holding another run; this is the last line, for a directory that changed since."""
+    would have been reported 'already complete' and never trained. One whose checkpoint is another run's
+    holds that unfinished run: checked here, before this run writes anything (its config.yaml replaced the
+    other run's before the checkpoint's own check refused it). The sweep's check refuses such a sweep before
+    any job (run_directories.check_sweep_directories), and a single run's check a hydra.run.dir holding
+    another run; this is the last line, for a directory that changed since."""
     other = recorded_run_id(run_dir)
     if other is not None and other != rid:
         raise AnotherRunsDirectory(
@@ -535,6 +537,9 @@ def _check_the_directory_is_this_run_s(run_dir: Path, rid: str) -> None:
             "needs a directory of its own: leave hydra.sweep.subdir, hydra.sweep.dir and hydra.run.dir out (each run "
             "gets results_dir/runs/<run id>) or give a pattern that tells the runs apart"
         )
+    unfinished = checkpoint.saved_run_id(run_dir) if other is None else None
+    if unfinished is not None and unfinished != rid:
+        raise checkpoint.another_run_s_checkpoint(run_dir, unfinished, rid)
 
 
 def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Optional[Callable[[], None]] = None) -> Path:
