@@ -116,8 +116,9 @@ def main() -> None:
     except KeyboardInterrupt:  # a Ctrl-C on a SLURM sweep's submit host (a run handles its own: interrupts.py)
         if not _report_interrupted_cluster_sweep():
             raise
-    except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead
-        traceback.print_exc()
+    except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead; `--info`: Hydra reports nothing
+        if hydra_patches.full_error_wanted():
+            traceback.print_exc()
         _reject_composition(err)
     except ValueError as err:  # Hydra's refusals of its flags: usage errors, not bugs
         if str(err).startswith("The --resolve flag"):  # `--resolve` alone

@@ -10,7 +10,8 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - a sweep that would have no job, or needs a sampling sweeper, is rejected (`_reject_sweeps_with_no_job`);
 - a sweep over a config group's options may set an option they declare (`_compose_group_sweeps_with_their_options`);
 - `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
-- `--cfg job` and `--cfg all` show only a config the pre-run pass accepts (`_validate_the_config_cfg_shows`);
+- `--cfg job`, `--cfg all`, `--info config` and `--info all` show only a config the pre-run pass accepts
+  (`_validate_the_config_cfg_shows`);
 - `--help` lists prune-run's config groups only, and Hydra's copies of its config repository share the
   ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`);
 - sbatch's refusal of a SLURM sweep is reported once, in prune-run's line, not also echoed by submitit
@@ -570,7 +571,7 @@ def _report_composition_errors_once() -> None:
             try:
                 return func()
             except COMPOSITION_ERRORS as err:
-                if hydra_utils._is_env_set("HYDRA_FULL_ERROR") or hydra_utils.is_under_debugger():  # noqa: SLF001
+                if full_error_wanted():
                     raise
                 raise _CompositionRejected(err) from err
             except PruneCliError as err:  # raised inside Hydra's composition: a plugin module that does not import
@@ -595,6 +596,13 @@ def _report_composition_errors_once() -> None:
 
     run_and_report.reports_composition_errors_once = True  # type: ignore[attr-defined]
     hydra_utils.run_and_report = run_and_report
+
+
+def full_error_wanted() -> bool:
+    """Whether Hydra would show a whole traceback: HYDRA_FULL_ERROR=1, or under a debugger."""
+    from hydra._internal import utils as hydra_utils
+
+    return hydra_utils._is_env_set("HYDRA_FULL_ERROR") or hydra_utils.is_under_debugger()  # noqa: SLF001
 
 
 # The task functions Hydra runs (prune_cli.cli's `hydra_main`, noted by that module): an error raised
@@ -645,9 +653,10 @@ def _validate_the_config_cfg_shows() -> None:
     `method.erk_power=2` with the global allocation): a researcher checking an experiment's config took
     it for valid. The shown config now passes the pre-run pass, the check of the launcher's values and of overrides that do
     nothing first (one error line and exit 2 otherwise, as the run would); `--cfg hydra` shows Hydra's
-    own config and is not checked."""
+    own config and is not checked. `--info config` and `--info all`, which print the job's config after
+    Hydra's search path and defaults, are checked the same way (they printed `sparsity=1.5`, exit 0);
+    `--info defaults`, `defaults-tree`, `searchpath` and `plugins` show no config and are not checked."""
     from hydra._internal.hydra import Hydra
-    from hydra.core.hydra_config import HydraConfig
 
     show_cfg = Hydra.show_cfg
     if getattr(show_cfg, "validates_the_job", False):
@@ -655,21 +664,38 @@ def _validate_the_config_cfg_shows() -> None:
 
     def show_a_valid_cfg(self, config_name, overrides, cfg_type, package, resolve=False):
         if cfg_type in ("job", "all"):
-            cfg = self.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False)
-            HydraConfig.instance().set_config(cfg)
-            # as for a sweep: a config for a launcher that runs its jobs elsewhere (SLURM) leaves the device
-            # checks to the nodes
-            machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(cfg))
-            try:
-                validate(cfg)  # a ConfigError: one line and exit 2 (_report_composition_errors_once)
-                check_launcher_overrides(cfg)  # the launcher's values, as the sweep checks them
-                reject_unused_overrides(cfg, single_run=False)  # an override that does nothing, as the run refuses it
-            finally:
-                CHECKS_THIS_MACHINE.reset(machine)
-        return show_cfg(self, config_name, overrides, cfg_type, package, resolve)
+            _validate_the_shown_config(self, config_name, overrides)  # a ConfigError: one line and exit 2
+        return show_cfg(self, config_name, overrides, cfg_type, package, resolve)  # (_report_composition_errors_once)
+
+    def print_a_valid_config(self, config_name, overrides, run_mode=RunMode.RUN):
+        try:  # Hydra's --info calls no run_and_report around this: the error goes to main here
+            _validate_the_shown_config(self, config_name, overrides)
+        except PruneCliError as err:
+            raise _CompositionRejected(err) from err
+        return print_config(self, config_name, overrides, run_mode)
 
     show_a_valid_cfg.validates_the_job = True  # type: ignore[attr-defined]
     Hydra.show_cfg = show_a_valid_cfg  # type: ignore[method-assign]
+    print_config = Hydra._print_config_info  # noqa: SLF001
+    Hydra._print_config_info = print_a_valid_config  # type: ignore[method-assign]  # noqa: SLF001
+
+
+def _validate_the_shown_config(hydra_app, config_name, overrides) -> None:
+    """The checks of `--cfg job` and `--info config`: the job's config as a single run composes it, through
+    the pre-run pass, the check of the launcher's values and of overrides that do nothing."""
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = hydra_app.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False)
+    HydraConfig.instance().set_config(cfg)
+    # as for a sweep: a config for a launcher that runs its jobs elsewhere (SLURM) leaves the device
+    # checks to the nodes
+    machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(cfg))
+    try:
+        validate(cfg)
+        check_launcher_overrides(cfg)  # the launcher's values, as the sweep checks them
+        reject_unused_overrides(cfg, single_run=False)  # an override that does nothing, as the run refuses it
+    finally:
+        CHECKS_THIS_MACHINE.reset(machine)
 
 
 def _with(args: Any, overrides: list[str]) -> Any:

@@ -140,3 +140,39 @@ def test_version_prints_its_line_once(tmp_path):
 
     proc = run_in_process(["--version"], cwd=tmp_path, env={})
     assert proc.returncode == 0 and (proc.stdout + proc.stderr).count("Hydra ") == 1, (proc.stdout, proc.stderr)
+
+
+INFO = [
+    # (arguments, fragments of the one line). Before: the first two printed Hydra's traceback before prune-run's
+    # line; `--info all sparsity=1.5` printed the config, exit 0, a config every run refuses.
+    (["--info", "config", "seed=0,1"], ["'seed=0,1'", "--multirun"]),
+    (["--info", "config", "sparsity=abc"], ["'sparsity'", "'abc'", "a number"]),
+    (["--info", "all", "sparsity=1.5"], ["'sparsity'", "1.5", "[0.0, 1.0)"]),
+    (["--info", "config", "method.nm_n=1"], ["method.nm_n=1", "no effect"]),
+]
+
+
+@pytest.mark.parametrize("args, fragments", INFO, ids=[" ".join(c[0]) for c in INFO])
+def test_info_of_a_config_a_run_refuses_is_one_line_and_exit_2(tmp_path, args, fragments):
+    """`--info config` and `--info all` show the job's config, as `--cfg job` does, and check it as `--cfg job`
+    does; `--info defaults`, `defaults-tree`, `searchpath` and `plugins` show no config and check none."""
+    from cli_runner import run_in_process
+
+    proc = run_in_process([*args, f"results_dir={tmp_path / 'results'}"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"})
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("prune-run: error:"), proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in proc.stderr, (fragment, proc.stderr)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_info_of_a_valid_config_shows_it(tmp_path):
+    from cli_runner import run_in_process
+
+    proc = run_in_process(
+        ["--info", "config", "sparsity=0.75", f"results_dir={tmp_path / 'r'}"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"}
+    )
+    assert proc.returncode == 0 and "sparsity: 0.75" in proc.stdout and "Defaults Tree" in proc.stdout, proc.stderr[-2000:]
+    shown = run_in_process(["--info", "defaults", "sparsity=1.5"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"})
+    assert shown.returncode == 0, shown.stderr[-2000:]  # the defaults list: no config shown, none checked
+    assert sorted(tmp_path.iterdir()) == []
