@@ -1023,3 +1023,18 @@ def test_a_plugin_rule_that_does_not_say_how_long_it_trains_leaves_the_train_opt
     assert "train.milestones" not in TrainConfig.unused(cfg, "train")
     cfg = with_plugin_rule(["train.epochs=0", "sparsity=0.5", "train.lr=0.3"])
     assert "train.lr" not in _never_trained(cfg, SCHEDULES.get(cfg.schedule.name)(cfg))
+
+
+def test_a_launcher_a_preset_chooses_is_refused_for_a_single_run_too(finished_results, tmp_path):
+    """A preset with `override /hydra/launcher: parallel` (or slurm) run without -m trained in the calling
+    process without a word, where the same launcher typed on the command line is refused (above)."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    preset = "# @package _global_\ndefaults:\n  - override /hydra/launcher: parallel\nname: pl\n"
+    (tmp_path / "mine" / "experiment" / "pl.yaml").write_text(preset)
+    before = snapshot(finished_results)
+    proc = run_cli(["--config-dir", str(tmp_path / "mine"), "+experiment=pl", *FAST], finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "'hydra/launcher'" in proc.stderr and "'parallel'" in proc.stderr and "add -m" in proc.stderr, proc.stderr
+    assert snapshot(finished_results) == before
+    shown = run_cli(["--config-dir", str(tmp_path / "mine"), "--cfg", "job", "+experiment=pl", *FAST], finished_results)
+    assert "name: pl" in shown.stdout  # --cfg job shows one job's config, also of a sweep: not refused

@@ -328,9 +328,10 @@ def task_overrides(cfg: DictConfig) -> list[str]:
 
 def reject_unused_overrides(cfg: DictConfig, single_run: bool = True) -> None:
     """Raise UnusedOptionError for the first override of a single run that does nothing (the notes
-    are logged by the run itself, prune_cli/cli.py `hydra_main`). `single_run=False` (`--cfg job`, which
-    shows one job's config and runs nothing, also of a sweep): the sweep-only settings and a launcher
-    are not refused."""
+    are logged by the run itself, prune_cli/cli.py `hydra_main`), and ConfigError for a launcher other than
+    the basic one that a config file (a preset) chose for a single run, which would train here as one
+    typed would. `single_run=False` (`--cfg job`, which shows one job's config and runs nothing, also of a
+    sweep): the sweep-only settings and a launcher are not refused."""
     overrides = task_overrides(cfg)
     for key, value in _parsed(overrides) if single_run else []:
         if key in SWEEP_ONLY:
@@ -340,6 +341,16 @@ def reject_unused_overrides(cfg: DictConfig, single_run: bool = True) -> None:
     for key, value in _parsed(recorded_overrides(cfg, "hydra")) if single_run else []:
         if key == "hydra/launcher" and value.strip("'\"") != "basic":  # Hydra launches sweeps only; 'basic' quoted is basic
             raise UnusedOptionError(UnusedOverride(key, value, SINGLE_RUN_LAUNCHER, True))
+    chosen = OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}
+    launcher = chosen.get("hydra/launcher")
+    if single_run and launcher not in (None, "basic"):  # chosen by a config file (a preset's defaults), not typed
+        raise ConfigError(
+            "hydra/launcher",
+            launcher,
+            "the basic launcher in a single run (no -m)",
+            f"A config file of this command chose it (override /hydra/launcher: {launcher}, in a preset's defaults), and "
+            f"{SINGLE_RUN_LAUNCHER}.",
+        )
     for one in unused_overrides(cfg, overrides):
         if one.error:
             raise UnusedOptionError(one)
