@@ -164,7 +164,7 @@ def _validate_every_sweep_job_first() -> None:
                 except yaml.YAMLError as err:  # an option's file that does not parse (-m model=mlp,broken)
                     rejected.append(f"job {number} of {len(jobs)} ({swept}): {yaml_error(err)}")
                     continue
-                own = _own_sweep_dropped(self.config, job, overrides)
+                own = _own_sweep_dropped(self.config, job)
                 if own:
                     dropped.setdefault(_chosen_by_the_job(self.config, job, overrides) or swept, own)
                 try:
@@ -196,18 +196,21 @@ def _validate_every_sweep_job_first() -> None:
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
 
 
-def _own_sweep_dropped(master: DictConfig, job: DictConfig, overrides: list[str]) -> dict[str, str]:
+def _own_sweep_dropped(master: DictConfig, job: DictConfig) -> dict[str, str]:
     """The sweep a job's own options define (`hydra.sweeper.params` of a preset chosen by the sweep,
     `-m +experiment=pa,pb`) that the sweep does not run: Hydra's sweeper expands only the params of the
     sweep's master config, which holds no swept option, so each job ran its preset's config once and its
-    sweep was dropped without a word. Keys the job's overrides give are not dropped: a value on the command
-    line replaces a preset's for its key (docs/report.md, "Experiment presets"). {key: values}."""
+    sweep was dropped without a word. Keys the command line gives are not dropped: a value there replaces a
+    preset's for its key (docs/report.md, "Experiment presets"). The master's own params count as run only
+    where they equal the job's (a master composed with one swept preset, `_compose_group_sweeps_with_their_options`,
+    holds that preset's sweep, not the others'). {key: values}."""
     ran = OmegaConf.select(master, "hydra.sweeper.params", default=None) or {}
     own = OmegaConf.select(job, "hydra.sweeper.params", default=None) or {}
     if not own:
         return {}
     ran = OmegaConf.to_container(ran, resolve=False) if isinstance(ran, DictConfig) else dict(ran)
-    given = {o.partition("=")[0].lstrip("+~") for o in overrides}
+    typed = OmegaConf.select(master, "hydra.overrides.task", default=None) or []
+    given = {str(o).partition("=")[0].lstrip("+~") for o in typed}
     return {
         str(k): str(v)
         for k, v in OmegaConf.to_container(own, resolve=False).items()
