@@ -181,6 +181,12 @@ def bad_inputs(work: Path) -> list[str]:
         ("range", ["method=grasp", "method.batches=1000"]),
         ("combination", ["schedule=greg2", "method=random"]),
         ("group", ["+expected=expect_mnist1d"]),
+        ("sweep", ["-m", "seed=range(0,1,0)"]),
+        ("sweep", ["-m", "method=glob([magnitude,randon])"]),
+        ("sweep", ["-m", "method=glob(*,exclude=[random,magnitde])"]),
+        ("sweep", ["-m", "seed=0,1", f"hydra.sweep.dir={afile}"]),
+        ("sweep", ["-m", "hydra.sweeper.params.seed='0,1'"]),
+        ("sweep", ["-m", "+experiment=recall_distortion,pruning_limit", "dataset=mnist1d"]),
     ]
     rows = [
         "| # | kind | arguments | exit | message (first line) | traceback | shared tables unchanged | nothing new outside runs/ |",
