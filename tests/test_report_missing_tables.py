@@ -140,6 +140,8 @@ def test_runs_whose_complete_names_another_run_id_do_not_crash_the_exemplars(fol
         ("a: [\n", "ParserError"),  # not YAML: the report stopped with a traceback, exit 1
         ("", "empty"),  # an experiment of its own: the card counted 0 seeds for it, the standards check 1
         ("- 1\n- 2\n", "not a mapping"),
+        # truncated after its first keys: prune-report stopped with KeyError: 'method' in the exemplars
+        ("seed: 1\nmethod:\n", "method not a mapping"),
     ],
 )
 def test_a_run_whose_config_cannot_be_read_is_named_and_left_out(folder, capsys, text, why):

@@ -358,9 +358,17 @@ def _read_configs(paths: Mapping[str, Path]) -> tuple[dict[str, dict], dict[str,
             bad[run] = f"not a mapping of config keys (a YAML {type(cfg).__name__})"
         elif not cfg:
             bad[run] = "empty"
+        elif broken := [k for k in CONFIG_GROUPS if k in cfg and not isinstance(cfg[k], dict)]:
+            bad[run] = f"{', '.join(broken)} not a mapping of options (prune-run writes each group whole: cut short or edited)"
         else:
             out[run] = cfg
     return out, bad
+
+
+# Groups that a config.yaml prune-run writes holds as mappings of options (configs/config.yaml's
+# defaults); one that is there but empty or a scalar (`method:` at the end of a truncated file) made
+# the report stop with a KeyError.
+CONFIG_GROUPS = ("dataset", "model", "method", "schedule")
 
 
 def load(results_dir: str | Path) -> Results:
