@@ -111,6 +111,8 @@ def table(results_dir: Path) -> pd.DataFrame:
                 "finetuned_acc": m[("finetuned", "test", "accuracy")],
             }
         )
+    if not rows:
+        return pd.DataFrame()
     return pd.DataFrame(rows).sort_values(["model", "penalty", "seed"])
 
 
@@ -177,6 +179,8 @@ def main() -> None:
     from script_tables import apart
 
     t = table(args.results_dir)
+    if t.empty:  # finished runs of other schedules only (or a run that ended before writing its table)
+        p.error(f"--results-dir {args.results_dir}: no finished layer-pruning run (a run directory with layer_pruning.csv)")
     shown, keys = apart(args.results_dir, t, ["model", "penalty"])  # the settings that tell runs apart, as in the summary
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         shown = shown.sort_values(["model", "penalty", *keys, "seed"])

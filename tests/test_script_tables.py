@@ -189,3 +189,24 @@ def test_layer_pruning_summary_keeps_two_widths_apart(tmp_path):
     assert len(summary) == 2 and "model.width" in summary.index.names
     assert summary.loc[("res_mlp", 0.2, "32"), ("finetuned_acc", "mean")] == 0.405
     assert summary.loc[("res_mlp", 0.2, "64"), ("finetuned_acc", "mean")] == 0.605
+
+
+def test_layer_pruning_table_only_on_a_folder_without_layer_pruning_runs_says_so(tmp_path, monkeypatch, capsys):
+    """--table-only on a results folder whose finished runs are of other schedules stopped with
+    KeyError: 'model' (an empty table sorted by its columns); now argparse's one-line error, exit 2."""
+    import sys
+
+    import pytest
+
+    import layer_pruning
+
+    run_dir = tmp_path / "runs" / "run-magnitude-oneshot-s0.9-seed0-0123abcd"
+    run_dir.mkdir(parents=True)
+    (run_dir / "COMPLETE").write_text("")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"name": "mlp"}, "schedule": {"name": "oneshot"}}))
+    monkeypatch.setattr(sys, "argv", ["layer_pruning.py", "--table-only", "--results-dir", str(tmp_path)])
+    with pytest.raises(SystemExit) as stop:
+        layer_pruning.main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--results-dir" in err and str(tmp_path) in err and "layer_pruning.csv" in err
