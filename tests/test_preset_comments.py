@@ -1,6 +1,8 @@
 """What each experiment preset says about itself is true (configs/experiment/*.yaml; researchers read
 a preset's comments as its documentation):
 
+- the run counts it quotes are the sizes of its commands' sweeps, the dense models it quotes are the
+  distinct dense models of its sweep, and the trainings per run it quotes are the schedule's plan;
 - no key it sets does nothing (prune_cli/run/unused_options.py, the check prune-run applies to an
   override): a dead key misleads the reader and changes only the run id. A key that some jobs of the
   sweep read and others do not (a method option under a method sweep) is kept, as a sweep's override
@@ -9,6 +11,8 @@ a preset's comments as its documentation):
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,39 @@ PRESET_DIR = REPO / "configs" / "experiment"
 SLOW = {"synflow_vgg16_cifar10"}
 
 PRESET_PARAMS = [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p for p in PRESETS]
+
+
+def comment(preset: str) -> list[str]:
+    """The lines of the preset's leading comment, without their `#`."""
+    lines = []
+    for line in (PRESET_DIR / f"{preset}.yaml").read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith("# @package"):
+            lines.append(line[1:])
+    return lines
+
+
+def prose(preset: str) -> str:
+    """The comment as one line of text (a number and its noun may be on two lines)."""
+    return " ".join(line.strip() for line in comment(preset))
+
+
+def commands(preset: str) -> list[list[str]]:
+    """The arguments of each `prune-run` command in the preset's comment: an indented line
+    `#   prune-run ...` (continued by a trailing backslash), up to a `&&` or a note after two spaces."""
+    found, current = [], None
+    for line in comment(preset):
+        if current is None and not re.match(r"\s{2,}prune-run ", line):
+            continue
+        current = line.strip() if current is None else f"{current} {line.strip()}"
+        if current.endswith("\\"):
+            current = current[:-1].rstrip()
+            continue
+        text = re.split(r"\s{2,}\(", current.split("&&")[0])[0]
+        found.append(shlex.split(text)[1:])
+        current = None
+    return found
 
 
 def sweep_jobs(preset: str, args: list[str], skip_seeds: bool = False) -> tuple[bool, list[list[str]]]:
@@ -44,6 +81,10 @@ def sweep_jobs(preset: str, args: list[str], skip_seeds: bool = False) -> tuple[
     return True, [job for job in jobs if not skip_seeds or first is None or first in job]
 
 
+def _command_id(args: list[str]) -> str:
+    return " ".join(args)
+
+
 def job_config(preset: str, job: list[str], folder: Path, extra: tuple[str, ...] = ()):
     """The composed config of one job (its overrides as a command line or the sweeper gives them, with
     `extra` before them): the group choices composed by Hydra, the values then applied as Hydra applies
@@ -52,6 +93,97 @@ def job_config(preset: str, job: list[str], folder: Path, extra: tuple[str, ...]
     values = [o for o in given if not _group_choice(o)]
     [(_, cfg)] = list(_point_configs(preset, [values], folder / "results", (*extra, *(o for o in given if _group_choice(o)))))
     return cfg
+
+
+# ----------------------------------------------------------------------------- counts
+
+
+def _sizes(preset: str) -> dict[str, list[list[str]]]:
+    """The jobs of the preset's own sweep (`prune-run -m +experiment=NAME`, which
+    scripts/scaling_law_mnist1d.sh runs too) and of each `prune-run -m` command of its comment, by the
+    command's text."""
+    found = {}
+    for args in [["-m", f"+experiment={preset}"], *commands(preset)]:
+        sweep, jobs = sweep_jobs(preset, args)
+        if sweep:
+            found[_command_id(args)] = jobs
+    return found
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_run_counts_quoted_in_a_preset_s_comment_are_its_sweep_s(preset):
+    """`N runs` is the number of jobs of one of the comment's sweeps; `N rewind runs` / `N reinit runs`
+    the jobs of that restart_from (lottery_ticket said 48 runs of its 24)."""
+    text = prose(preset)
+    sweeps = _sizes(preset)
+    for quoted in re.findall(r"\b(\d[\d,]*) runs\b", text):
+        assert int(quoted.replace(",", "")) in {len(jobs) for jobs in sweeps.values()}, (preset, quoted, sweeps.keys())
+    for quoted, kind in re.findall(r"\b(\d+) (rewind|reinit) runs\b", text):
+        counts = {sum(f"schedule.restart_from={kind}" in job for job in jobs) for jobs in sweeps.values()}
+        assert int(quoted) in counts, (preset, quoted, kind)
+
+
+def test_ntk_random_s_widths_are_its_sweep_s():
+    """The hidden widths the comment lists are those of the sweep (it said 64-1024; the sweep, and the
+    results in docs/analysis.md, include 2048)."""
+    quoted = re.search(r"widths (.+?), p in", prose("ntk_random"))
+    assert quoted is not None
+    _, jobs = sweep_jobs("ntk_random", ["-m", "+experiment=ntk_random"])
+    swept = {tuple(OverridesParser.create().parse_override(o).value()) for job in jobs for o in job if o.startswith("model.widths=")}
+    assert {w for widths in swept for w in widths} == {int(w) for w in re.findall(r"\d+", quoted.group(1))}
+
+
+DENSE_QUOTED = r"\b(\d+) dense models\b|\b(a|one) dense model per seed\b"
+TRAININGS_QUOTED = r"\b(\d+) (rewind|reinit) runs of (\d+) x (\d+) epochs"
+
+
+def test_the_quotes_checked_below_are_found():
+    """The patterns of the two tests below find the quotes they check (a reworded quote is checked too)."""
+    assert {"expect_mnist1d", "lottery_ticket", "synflow_vgg16_cifar10"} <= {p for p in PRESETS if re.search(DENSE_QUOTED, prose(p))}
+    assert {"openlth_resnet20_imp", "renda_resnet20_lottery"} <= {p for p in PRESETS if re.search(TRAININGS_QUOTED, prose(p))}
+
+
+@pytest.mark.parametrize(
+    "preset",
+    [pytest.param(p, marks=[pytest.mark.slow] if p in SLOW else []) for p in PRESETS if re.search(DENSE_QUOTED, prose(p))],
+)
+def test_dense_models_quoted_in_a_preset_s_comment_are_its_sweep_s(preset, tmp_path):
+    """`N dense models` and `a dense model per seed` count the distinct dense-cache keys of the
+    preset's own sweep (prune_cli/run/dense_cache.py): what it trains before any pruning."""
+    from prune_cli.run.dense_cache import dense_key
+
+    text = prose(preset)
+    quoted = [int(n) for n in re.findall(r"\b(\d+) dense models\b", text)]
+    per_seed = re.search(r"\b(a|one) dense model per seed\b", text) is not None
+    _, jobs = sweep_jobs(preset, ["-m", f"+experiment={preset}"])
+    extra = _data_overrides(preset, tmp_path)
+    keys, seeds = set(), set()
+    for job in jobs:
+        cfg = job_config(preset, job, tmp_path, extra)
+        keys.add(dense_key(cfg, "cpu"))
+        seeds.add(cfg.seed)
+    for n in quoted:
+        assert n == len(keys), (preset, n, len(keys))
+    if per_seed:
+        assert len(keys) == len(seeds), (preset, len(keys), len(seeds))
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if re.search(TRAININGS_QUOTED, prose(p))])
+def test_trainings_per_run_quoted_in_a_preset_s_comment_are_the_plan_s(preset, tmp_path):
+    """`N rewind runs of T x E epochs`: the plan of a job with that restart_from (prune_cli/schedules)
+    trains T times after the dense model, each time E epochs (openlth_resnet20_imp said 21 x 160 for
+    the 20 of its rewinding runs, renda_resnet20_lottery 11 x 182 for their 10)."""
+    from prune_cli.schedules import SCHEDULES
+    from prune_cli.schedules.steps import Dense, Train
+
+    quoted = re.findall(TRAININGS_QUOTED, prose(preset))
+    extra = _data_overrides(preset, tmp_path)
+    for _, kind, times, epochs in quoted:
+        cfg = job_config(preset, [f"schedule.restart_from={kind}"], tmp_path, extra)
+        plan = SCHEDULES.get(cfg.schedule.name)(cfg)
+        assert isinstance(plan[0], Dense)
+        trains = [step for step in plan if isinstance(step, Train)]
+        assert (len(trains), {cfg[step.which].epochs - step.start_epoch for step in trains}) == (int(times), {int(epochs)}), kind
 
 
 # ----------------------------------------------------------------------------- keys that do nothing
