@@ -1,6 +1,11 @@
 """What each experiment preset says about itself is true (configs/experiment/*.yaml; researchers read
 a preset's comments as its documentation):
 
+- every `prune-run` command in its comment (a line `#   prune-run ...`, the paper-scale recipes among
+  them), and every command of README.md and docs/*.md that runs a preset, composes and passes the
+  pre-run checks for every job of its sweep, and no override of it does nothing in every job, as
+  `prune-run -m` checks a sweep before its first job (tiny files in the real format where the dataset
+  reads files; `device=cuda` checked as on the GPU machine it is written for);
 - the run counts it quotes are the sizes of its commands' sweeps, the dense models it quotes are the
   distinct dense models of its sweep, and the trainings per run it quotes are the schedule's plan;
 - no key it sets does nothing (prune_cli/run/unused_options.py, the check prune-run applies to an
@@ -11,6 +16,7 @@ a preset's comments as its documentation):
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from pathlib import Path
@@ -85,6 +91,28 @@ def _command_id(args: list[str]) -> str:
     return " ".join(args)
 
 
+def _preset_commands() -> list:
+    cases = []
+    for preset in PRESETS:
+        for args in commands(preset):
+            marks = [pytest.mark.slow] if preset in SLOW else []
+            cases.append(pytest.param(preset, args, marks=marks, id=f"{preset}: {_command_id(args)}"))
+    return cases
+
+
+def _files_for(preset: str, args: list[str], folder: Path) -> list[str]:
+    """`args` with `dataset.root=...` pointing at tiny files of the real format (MNIST and CIFAR-10) in
+    `folder`, and without a results_dir (each test composes into its own)."""
+    from test_expect import write_tiny_mnist
+    from test_presets_published import write_tiny_cifar10
+
+    root = folder / "data"
+    if not root.exists():
+        write_tiny_cifar10(write_tiny_mnist(root))
+    out = [a for a in args if not a.startswith(("dataset.root=", "results_dir="))]
+    return [*out, f"dataset.root={root}"] if any(a.startswith("dataset.root=") for a in args) else out
+
+
 def job_config(preset: str, job: list[str], folder: Path, extra: tuple[str, ...] = ()):
     """The composed config of one job (its overrides as a command line or the sweeper gives them, with
     `extra` before them): the group choices composed by Hydra, the values then applied as Hydra applies
@@ -93,6 +121,78 @@ def job_config(preset: str, job: list[str], folder: Path, extra: tuple[str, ...]
     values = [o for o in given if not _group_choice(o)]
     [(_, cfg)] = list(_point_configs(preset, [values], folder / "results", (*extra, *(o for o in given if _group_choice(o)))))
     return cfg
+
+
+def check_command(preset: str, args: list[str], folder: Path) -> None:
+    """`prune-run args` composes and passes the pre-run checks for every job (the first seed of each
+    point), and no override of it does nothing (in every job of a sweep), as prune-run checks it."""
+    from prune_cli.core.accel import CHECKS_THIS_MACHINE
+    from prune_cli.run.prevalidate import validate
+    from prune_cli.run.unused_options import sweep_unused, unused_overrides
+
+    assert f"+experiment={preset}" in args, args  # a command of this preset
+    sweep, jobs = sweep_jobs(preset, _files_for(preset, args, folder), skip_seeds=True)
+    checked = []
+    for job in jobs:
+        cfg = job_config(preset, job, folder)
+        # device=cuda is checked where the command runs (a GPU machine), as a cluster's jobs check it on their nodes
+        here = CHECKS_THIS_MACHINE.set(False) if cfg.device == "cuda" else None
+        try:
+            validate(cfg)
+        finally:
+            if here is not None:
+                CHECKS_THIS_MACHINE.reset(here)
+        assert cfg.name == preset
+        checked.append((job, cfg))
+    if sweep:
+        assert [u.message() for u in sweep_unused(checked)] == []
+    else:
+        [(job, cfg)] = checked
+        assert [u.message() for u in unused_overrides(cfg, job) if u.error] == []
+
+
+@pytest.mark.parametrize(("preset", "args"), _preset_commands())
+def test_every_command_in_a_preset_s_comment_composes_and_validates_for_every_job(preset, args, tmp_path):
+    check_command(preset, args, tmp_path)
+
+
+def _doc_commands() -> list:
+    """The `prune-run` commands of README.md and docs/*.md that run a preset (`+experiment=NAME`, not
+    the placeholder NAME): in code blocks (a line, continued by a trailing backslash, or a comment
+    `# = prune-run ...` saying what a script runs; up to `&&` or a `#` comment) and in inline code
+    (which may wrap)."""
+    cases = []
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = path.read_text()
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S)
+        inline = re.findall(r"(`+)(.+?)\1", re.sub(r"```.*?```", "", text, flags=re.S), flags=re.S)
+        lines = [" ".join(span.split()) for _, span in inline]
+        for block in blocks:
+            lines += [" ".join(line.split()) for line in block.replace("\\\n", " ").splitlines()]
+        for line in lines:
+            line = re.sub(r"^#\s*=\s*", "", line)  # `# = prune-run ...`: what a script line runs
+            line = re.split(r"\s#\s", line.split("&&")[0])[0].strip()
+            preset = re.search(r"\+experiment=([a-z0-9_]+)", line)
+            if line.startswith("prune-run ") and preset and preset.group(1) in PRESETS:
+                marks = [pytest.mark.slow] if preset.group(1) in SLOW else []
+                args = shlex.split(line)[1:]
+                cases.append(pytest.param(preset.group(1), args, marks=marks, id=f"{path.name}: {_command_id(args)}"))
+    return cases
+
+
+@pytest.mark.parametrize(("preset", "args"), _doc_commands())
+def test_every_preset_command_in_the_docs_composes_and_validates_for_every_job(preset, args, tmp_path):
+    check_command(preset, args, tmp_path)
+
+
+def test_a_preset_that_says_how_to_go_to_paper_scale_gives_the_command():
+    """A comment that says "Paper scale" (the lead of a recipe) has a second `prune-run` command that a
+    researcher can type (docs/report.md: a file gives its paper-scale recipe as a command); before, they were
+    fragments such as `add dataset=mnist ...` or `lanczos_iter=128 samples=0` that could not be typed
+    as written, and that the command test above could not check."""
+    for preset in PRESETS:
+        if re.search(r"\bPaper scale\b", prose(preset)):
+            assert len(commands(preset)) >= 2, preset
 
 
 # ----------------------------------------------------------------------------- counts
@@ -184,6 +284,39 @@ def test_trainings_per_run_quoted_in_a_preset_s_comment_are_the_plan_s(preset, t
         assert isinstance(plan[0], Dense)
         trains = [step for step in plan if isinstance(step, Train)]
         assert (len(trains), {cfg[step.which].epochs - step.start_epoch for step in trains}) == (int(times), {int(epochs)}), kind
+
+
+def test_lottery_ticket_s_paper_scale_prunes_a_fifth_of_the_survivors_per_round(tmp_path):
+    """The comment's claim (20 % of the survivors per round, Frankle & Carbin's rate for LeNet's hidden
+    layers) holds for every job of its paper-scale command: before, the command set no sparsity, so
+    under -m the sweep's 0.5 ... 0.9375 stayed and 20 rounds kept (1 - 0.9375)^(1/20) = 0.871 per round
+    at most, not 0.8."""
+    from prune_cli.schedules.steps import round_density
+
+    assert "20 % of the survivors per round" in prose("lottery_ticket")
+    [paper] = [args for args in commands("lottery_ticket") if "dataset=mnist" in args]
+    _, jobs = sweep_jobs("lottery_ticket", _files_for("lottery_ticket", paper, tmp_path))
+    for job in jobs:
+        cfg = job_config("lottery_ticket", job, tmp_path)
+        rounds = cfg.schedule.rounds
+        assert rounds == 20
+        for r in range(1, rounds + 1):
+            kept = round_density(1 - cfg.sparsity, r, rounds) / round_density(1 - cfg.sparsity, r - 1, rounds)
+            assert kept == pytest.approx(0.8, rel=1e-6), (job, r)
+
+
+def test_lap_mlp_s_iterations_on_mnist_are_its_epochs_of_batches(tmp_path):
+    """The iterations the comment quotes for the sweep on MNIST are its epochs of ceil(training images /
+    batch) steps (prune_cli/training.py), on MNIST's 60,000 training images less the validation split
+    (before: "50k + 50k iterations", the authors' count, for 15 + 5 epochs of batch 128)."""
+    [on_mnist] = [args for args in commands("lap_mlp") if "dataset=mnist" in args]
+    quoted = re.search(r"epochs of the 54,000 training images at batch \d+ are ([\d,]+) \+ ([\d,]+) iterations", prose("lap_mlp"))
+    assert quoted is not None
+    cfg = job_config("lap_mlp", _files_for("lap_mlp", on_mnist, tmp_path), tmp_path)
+    train_images = round(60000 * (1 - cfg.dataset.val_fraction))
+    assert train_images == 54000
+    steps = [cfg[which].epochs * math.ceil(train_images / cfg[which].batch_size) for which in ("train", "finetune")]
+    assert [int(n.replace(",", "")) for n in quoted.groups()] == steps
 
 
 # ----------------------------------------------------------------------------- keys that do nothing
