@@ -12,6 +12,8 @@ a preset's comments as its documentation):
   override): a dead key misleads the reader and changes only the run id. A key that some jobs of the
   sweep read and others do not (a method option under a method sweep) is kept, as a sweep's override
   is (`sweep_unused`).
+- the exact region counts docs/regions.md gives for the region_bound preset fit the exact counter's
+  budget of hidden units.
 """
 
 from __future__ import annotations
@@ -378,3 +380,27 @@ def test_no_key_a_preset_sets_does_nothing_in_every_job_of_its_sweep(preset, tmp
                 unused.setdefault(key, []).append(why)
     dead = {key: whys[0] for key, whys in unused.items() if key not in read}
     assert dead == {}
+
+
+# ----------------------------------------------------------------------------- docs/regions.md
+
+
+def test_exact_counts_the_regions_doc_gives_for_the_region_bound_preset_fit_the_exact_counter_s_budget(tmp_path):
+    """`metrics.regions.method=exact` counts a network of at most metrics.regions.max_units hidden units
+    (prune_cli/analysis/regions/exact.py); docs/regions.md suggested adding it to the region_bound preset,
+    whose MLP has 200, so every row of regions.csv read "not counted: ... more than
+    metrics.regions.max_units=64". Each exact count the page gives for the preset (a command, or a
+    suggestion `add `...``) composes, validates and fits the budget."""
+    from prune_cli.run.prevalidate import validate
+
+    text = (REPO / "docs" / "regions.md").read_text()
+    cases = [shlex.split(c)[1:] for c in re.findall(r"prune-run [^\n`]*\+experiment=region_bound[^\n`]*", text)]
+    cases = [args for args in cases if "metrics.regions.method=exact" in args]
+    suggested = re.findall(r"add `([^`]*metrics\.regions\.method=exact[^`]*)`", text)  # added to the preset's command
+    cases += [["+experiment=region_bound", *shlex.split(a)] for a in suggested]
+    assert cases
+    for args in cases:
+        cfg = job_config("region_bound", args, tmp_path)
+        validate(cfg)
+        assert cfg.model.name == "mlp" and cfg.metrics.regions.method == "exact"
+        assert sum(cfg.model.widths) <= cfg.metrics.regions.max_units, args
