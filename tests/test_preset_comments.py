@@ -12,8 +12,8 @@ a preset's comments as its documentation):
   override): a dead key misleads the reader and changes only the run id. A key that some jobs of the
   sweep read and others do not (a method option under a method sweep) is kept, as a sweep's override
   is (`sweep_unused`).
-- the exact region counts docs/regions.md gives for the region_bound preset fit the exact counter's
-  budget of hidden units.
+- docs/report.md's table of presets has a row for each, and the exact region counts docs/regions.md
+  gives for the region_bound preset fit the exact counter's budget of hidden units.
 """
 
 from __future__ import annotations
@@ -382,7 +382,14 @@ def test_no_key_a_preset_sets_does_nothing_in_every_job_of_its_sweep(preset, tmp
     assert dead == {}
 
 
-# ----------------------------------------------------------------------------- docs/regions.md
+# ----------------------------------------------------------------------------- docs
+
+
+def test_the_report_doc_s_preset_table_has_a_row_for_every_preset():
+    """docs/report.md's table under "Experiment presets" has one row per file of configs/experiment/
+    (it left out scaling_mnist1d, scaling_mnist1d_depth and scaling_mnist1d_scales)."""
+    section = (REPO / "docs" / "report.md").read_text().split("## Experiment presets", 1)[1].split("\n## ", 1)[0]
+    assert sorted(re.findall(r"^\| `([a-z0-9_]+)` \|", section, flags=re.M)) == PRESETS
 
 
 def test_exact_counts_the_regions_doc_gives_for_the_region_bound_preset_fit_the_exact_counter_s_budget(tmp_path):
