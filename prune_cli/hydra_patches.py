@@ -300,13 +300,31 @@ def check_glob_patterns(o, key: str, value: str, options: list[str]) -> None:
 
     from hydra.core.override_parser.types import Glob
 
+    from .core import plugins
+
     glob = o.value()
     if not isinstance(glob, Glob) or not options:
         return
+    # a plugin's option has no YAML file, so Hydra's glob never lists it: excluding it is harmless,
+    # including it silently leaves it out
+    unlisted = sorted(set(plugins.schema_names(o.key_or_group)) - set(options))
     for excluded, patterns in ((False, glob.include), (True, glob.exclude)):
         for pattern in patterns:
             if any(fnmatch.fnmatch(name, pattern) for name in options):
                 continue
+            plugin_options = [name for name in unlisted if fnmatch.fnmatch(name, pattern)]
+            if plugin_options and excluded:
+                continue
+            if plugin_options:
+                listed = [name for name in options if any(fnmatch.fnmatch(name, p) for p in glob.include)]
+                raise ConfigError(
+                    key,
+                    value,
+                    f"glob() over the options of config group '{o.key_or_group}' that have a YAML file: {', '.join(options)}",
+                    f"{', '.join(repr(n) for n in plugin_options)} is the option of a plugin (served from its module, no YAML "
+                    "file), which Hydra's glob() does not list, so the sweep would run without it. Type the options instead: "
+                    f"-m {o.key_or_group}={','.join([*listed, *plugin_options])}",
+                )
             raise ConfigError(
                 key,
                 value,

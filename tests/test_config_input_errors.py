@@ -8,6 +8,7 @@ docs/robustness.md)."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -815,3 +816,26 @@ def test_an_expected_option_that_does_not_exist_lists_prune_report_s_presets(fin
     # The review: `+expected=nonexistent` suggested `prune-report --expect nonexistent`.
     err = _rejected([*FAST, "+expected=nonexistent"], finished_results, "'expected'", "--expect <expect_mnist1d |")
     assert "--expect nonexistent" not in err
+
+
+def test_a_glob_over_a_plugin_s_option_says_glob_cannot_list_it(tmp_path):
+    """Hydra's glob() lists an option's YAML files only, so a plugin's option (served from its module,
+    no YAML) is never in it: `glob([magnitude,taylor])` would run magnitude alone (refused, but the
+    message called 'taylor' a typo), and `glob(*,exclude=[taylor])` excludes what glob(*) never
+    includes (harmless; it was refused as a typo). The review of 2026-12-02."""
+    from test_plugins import _write_lab
+
+    lab = _write_lab(tmp_path / "plugins")
+    env = {"PYTHONPATH": f"{lab}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    results = tmp_path / "r"
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        refused = run_cli(["-m", "plugins=[lab.taylor]", *FAST, "method=glob([magnitude,taylor])"], results, check=False)
+        assert refused.returncode == 2 and not results.exists()
+        err = refused.stdout + refused.stderr
+        assert "'taylor'" in err and "plugin" in err and "method=magnitude,taylor" in err, err
+        ran = run_cli(
+            ["-m", "plugins=[lab.taylor]", *FAST, "train.epochs=1", "method=glob(mag*,exclude=[taylor])"], results, check=False
+        )
+        assert ran.returncode == 0, (ran.stdout + ran.stderr)[-2000:]

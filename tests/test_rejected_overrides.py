@@ -324,3 +324,15 @@ def test_hydra_sweeper_params_null_still_runs_a_preset_without_its_own_sweep(tmp
     args = ["--config-dir", str(tmp_path / "mine"), "-m", "+experiment=pa", *FAST, "train.epochs=1", "hydra.sweeper.params=null"]
     proc = run_cli(args, tmp_path / "r")
     assert "all 1 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_deleting_one_key_of_a_preset_s_sweep_still_runs_without_that_key(tmp_path):
+    """`~hydra.sweeper.params.seed` drops one dimension of a preset's sweep (Hydra's delete, the `~` form
+    of `=null`); the check of command-line hydra.sweeper.params refused it, suggesting `-m seed=None`
+    (the review of 2026-12-02)."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    preset = "# @package _global_\nname: pc\nhydra:\n  sweeper:\n    params:\n      seed: 0,1\n      sparsity: 0.5,0.9\n"
+    (tmp_path / "mine" / "experiment" / "pc.yaml").write_text(preset)
+    args = ["--config-dir", str(tmp_path / "mine"), "-m", "+experiment=pc", *FAST, "train.epochs=1", "~hydra.sweeper.params.seed"]
+    proc = run_cli(args, tmp_path / "r")
+    assert "all 2 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]

@@ -141,14 +141,15 @@ def _check_not_sweeper_params(override, key: str, value: str) -> None:
     there, and Hydra failed with OmegaConf's AttributeError or its own AssertionError traceback. A sweep
     typed on the command line is its values given directly (`-m seed=0,1`), which also replace a preset's
     values for the same key (docs/report.md, "Experiment presets"): one way to type a sweep. Only
-    `hydra.sweeper.params=null` (run a preset without its own sweep) is kept: it sets no value."""
-    if key != "hydra" and not key.startswith("hydra."):
-        return
-    parsed = None if override.is_sweep_override() or override.is_delete() else override.value()
+    `hydra.sweeper.params=null` (run a preset without its own sweep) and deletions
+    (`~hydra.sweeper.params.seed`: one dimension of it) are kept: they set no value."""
+    if (key != "hydra" and not key.startswith("hydra.")) or override.is_delete():
+        return  # `~hydra.sweeper.params.seed` drops a dimension of a preset's sweep: it sets no value
+    parsed = None if override.is_sweep_override() else override.value()
     given = _leaves(key, parsed) if isinstance(parsed, dict) else [(key, value, parsed)]
     if not any(one == SWEEPER_PARAMS or one.startswith(SWEEPER_PARAMS + ".") for one in (key, *(g[0] for g in given))):
         return
-    if key == SWEEPER_PARAMS and parsed is None and not override.is_sweep_override() and not override.is_delete():
+    if key == SWEEPER_PARAMS and parsed is None and not override.is_sweep_override():
         return  # hydra.sweeper.params=null
     typed = [
         f"{one.removeprefix(SWEEPER_PARAMS + '.')}={as_value if isinstance(as_value, str) else text or as_value}"
