@@ -392,6 +392,21 @@ def test_a_user_file_with_a_packaged_option_s_name_is_rejected(finished_results,
     assert "shadow" in err or "ignored" in err
 
 
+def test_a_user_file_shadowing_an_option_a_chosen_option_builds_on_is_rejected(tmp_path, user_configs):
+    """dataset=mnist1d_small (which the lottery_ticket preset chooses) builds on the packaged
+    dataset/mnist1d.yaml through its defaults list: a user's dataset/mnist1d.yaml was ignored there
+    without a word (val_fraction 0.3 in the file, 0.1 in the run), the check looking only at the option
+    chosen (the review of 2026-12-02; before the preset chose mnist1d_small, the same command was refused)."""
+    (user_configs / "dataset").mkdir()
+    mine = user_configs / "dataset" / "mnist1d.yaml"
+    mine.write_text("defaults: [/schema/dataset/mnist1d@_here_]\nname: mnist1d\nval_fraction: 0.3\n")
+    results = tmp_path / "results"
+    proc = run_cli(["--config-dir", str(user_configs), "+experiment=lottery_ticket", "train.epochs=0"], results, check=False)
+    err = _one_error(proc)
+    assert str(mine) in err and "'dataset'" in err and "mnist1d" in err and ("shadow" in err or "ignored" in err), err
+    assert not results.exists()
+
+
 def test_a_user_copy_of_a_packaged_option_changes_nothing_and_runs(tmp_path, user_configs):
     from prune_cli.core.paths import checkout_configs
 

@@ -367,6 +367,7 @@ def check_shadowed_options(cfg: DictConfig) -> None:
     choices = dict(OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {})
     config_name = OmegaConf.select(cfg, "hydra.job.config_name", default=None)
     chosen = [(group, str(option)) for group, option in choices.items() if option is not None]
+    chosen += [(group, base) for group, option in list(chosen) for base in _builds_on(packaged, group, option)]
     if config_name:
         chosen.append(("", str(config_name)))
     for user in users:
@@ -382,6 +383,24 @@ def check_shadowed_options(cfg: DictConfig) -> None:
                     "search path reads first, so your file would be ignored",
                     f"Give it another name (e.g. {mine.with_name(option + '_mine.yaml').name}) and choose that one.",
                 )
+
+
+def _builds_on(packaged: Path, group: str, option: str) -> list[str]:
+    """The options of the same group a packaged option builds on through its defaults list (dataset/
+    mnist1d_small.yaml: `defaults: [mnist1d, _self_]`), and theirs: Hydra reads those from the
+    packaged folder first too, so a user's file of that name would be as ignored as a chosen one."""
+    found: list[str] = []
+    todo = [option]
+    while todo:
+        path = packaged / group / f"{todo.pop()}.yaml"
+        if not path.is_file():
+            continue
+        defaults = (OmegaConf.load(path).get("defaults") or []) if path.stat().st_size else []
+        for entry in defaults:
+            if isinstance(entry, str) and entry != "_self_" and not entry.startswith("/") and "@" not in entry and entry not in found:
+                found.append(entry)
+                todo.append(entry)
+    return found
 
 
 # Groups whose `name` chooses the code that reads the node (a builder, a loader): a name with a schema of
