@@ -9,7 +9,8 @@ a preset's comments as its documentation):
 - the run counts it quotes are the sizes of its commands' sweeps, the dense models it quotes are the
   distinct dense models of its sweep, and the trainings per run it quotes are the schedule's plan;
 - no key it sets does nothing (prune_cli/run/unused_options.py, the check prune-run applies to an
-  override): a dead key misleads the reader and changes only the run id (and the dense-cache key when dense training reads its group). A key that some jobs of the
+  override): a dead key misleads the reader and changes only the run id (and the dense-cache key when
+  dense training reads its group). A key that some jobs of the
   sweep read and others do not (a method option under a method sweep) is kept, as a sweep's override
   is (`sweep_unused`).
 - docs/report.md's table of presets has a row for each, and the exact region counts docs/regions.md
