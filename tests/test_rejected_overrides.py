@@ -316,23 +316,25 @@ def test_a_sweep_given_as_hydra_sweeper_params_on_the_command_line_says_how_to_s
     assert f"-m {sweep}" in err, err
 
 
+def _run_preset_sweep(tmp_path, params: str, override: str) -> str:
+    """Run preset `p` of a --config-dir whose hydra.sweeper.params are `params` (YAML lines) with
+    `override` added to the sweep; prune-run's stderr."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    preset = "# @package _global_\nname: p\nhydra:\n  sweeper:\n    params:\n" + params
+    (tmp_path / "mine" / "experiment" / "p.yaml").write_text(preset)
+    args = ["--config-dir", str(tmp_path / "mine"), "-m", "+experiment=p", *FAST, "train.epochs=1", override]
+    return run_cli(args, tmp_path / "r").stderr
+
+
 def test_hydra_sweeper_params_null_still_runs_a_preset_without_its_own_sweep(tmp_path):
     """The one command-line value of hydra.sweeper.params that is kept: it sets no sweep."""
-    (tmp_path / "mine" / "experiment").mkdir(parents=True)
-    preset = "# @package _global_\nname: pa\nhydra:\n  sweeper:\n    params:\n      seed: 0,1\n"
-    (tmp_path / "mine" / "experiment" / "pa.yaml").write_text(preset)
-    args = ["--config-dir", str(tmp_path / "mine"), "-m", "+experiment=pa", *FAST, "train.epochs=1", "hydra.sweeper.params=null"]
-    proc = run_cli(args, tmp_path / "r")
-    assert "all 1 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]
+    err = _run_preset_sweep(tmp_path, "      seed: 0,1\n", "hydra.sweeper.params=null")
+    assert "all 1 runs of the sweep completed" in err, err[-2000:]
 
 
 def test_deleting_one_key_of_a_preset_s_sweep_still_runs_without_that_key(tmp_path):
     """`~hydra.sweeper.params.seed` drops one dimension of a preset's sweep (Hydra's delete, the `~` form
     of `=null`); the check of command-line hydra.sweeper.params refused it, suggesting `-m seed=None`
     (the review of 2026-12-02)."""
-    (tmp_path / "mine" / "experiment").mkdir(parents=True)
-    preset = "# @package _global_\nname: pc\nhydra:\n  sweeper:\n    params:\n      seed: 0,1\n      sparsity: 0.5,0.9\n"
-    (tmp_path / "mine" / "experiment" / "pc.yaml").write_text(preset)
-    args = ["--config-dir", str(tmp_path / "mine"), "-m", "+experiment=pc", *FAST, "train.epochs=1", "~hydra.sweeper.params.seed"]
-    proc = run_cli(args, tmp_path / "r")
-    assert "all 2 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]
+    err = _run_preset_sweep(tmp_path, "      seed: 0,1\n      sparsity: 0.5,0.9\n", "~hydra.sweeper.params.seed")
+    assert "all 2 runs of the sweep completed" in err, err[-2000:]
