@@ -133,7 +133,7 @@ def check_values(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict]
     unfinished runs). The message names the key, the value and what is allowed, with the closest value.
     Before, each such point was `missing` ("got no runs"), as if its runs had not been made."""
     path = expected["_path"]
-    column = {c: sorted(set(metrics[c].dropna().astype(str))) if c in metrics.columns else [] for c in ("phase", "metric", "split")}
+    column = {c: column_values(metrics, c) for c in ("phase", "metric", "split")}
     methods = sorted(
         {*_prune_cli_methods(), *column_values(metrics, "method"), *other_methods}
         | {str(cfg["method"]["name"]) for cfg in configs.values() if isinstance(cfg.get("method"), dict) and "name" in cfg["method"]}
@@ -190,6 +190,7 @@ def check_values(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict]
 
 
 def column_values(table: pd.DataFrame, column: str) -> list[str]:
+    """The distinct values of `column` as text, sorted ([] without the column)."""
     return sorted(set(table[column].dropna().astype(str))) if column in table.columns else []
 
 
