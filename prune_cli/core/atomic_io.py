@@ -1,5 +1,8 @@
-"""Atomic file writes: write a temporary file beside the target, then rename it into place, so a
-kill at any instant leaves either the old file or the new one, never half of one."""
+"""Atomic, durable file writes: write a temporary file beside the target, fsync it, rename it into
+place and fsync the folder, so a kill at any instant leaves either the old file or the new one, never
+half of one, and a node that loses power after the rename finds the new bytes, not an empty file under
+the new name (ext4, XFS and network file systems may persist a rename before the data it names;
+docs/robustness.md, "Durability")."""
 
 from __future__ import annotations
 
@@ -24,18 +27,39 @@ def remove_leftovers(folder: Path) -> list[Path]:
     return removed
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _sync_folder(folder: Path) -> None:
+    """fsync a directory so the rename in it is on disk. Some platforms and file systems cannot open
+    or fsync a directory (EINVAL, EACCES, Windows): the data was already synced, so the write stands."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, write) -> None:
+    """`write(file)` into the temporary file, fsync it, rename it over `path`, fsync the folder."""
     path = Path(path)
     tmp = _tmp(path)
-    tmp.write_text(text)
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    _sync_folder(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = _tmp(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    _write_durably(path, lambda f: f.write(data))
 
 
 def atomic_write_csv(df, path: Path) -> None:
@@ -48,9 +72,9 @@ def atomic_torch_save(obj, path: Path, crash_point: Optional[str] = None) -> Non
 
     from . import crashpoints
 
-    path = Path(path)
-    tmp = _tmp(path)
-    torch.save(obj, tmp)
-    if crash_point:
-        crashpoints.reached(crash_point)
-    os.replace(tmp, path)
+    def write(f):
+        torch.save(obj, f)
+        if crash_point:
+            crashpoints.reached(crash_point)
+
+    _write_durably(path, write)
