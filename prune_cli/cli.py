@@ -135,9 +135,16 @@ def main() -> None:
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    in_loky_worker = hydra_cfg.mode == RunMode.MULTIRUN and sweep_stop.runs_jobs_in_loky_workers(hydra_cfg.launcher)
+    with sweep_stop.orphan_watch(in_loky_worker):  # a worker whose sweep's process was killed stops its job
+        _job(cfg, hydra_cfg)
+
+
+def _job(cfg: DictConfig, hydra_cfg) -> None:
+    """One job: a single run, or one of a sweep's jobs (in the sweep's process or a launcher's worker)."""
     from .run.experiment import run
 
-    hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     interrupts.install()  # keeps a local sweep's own handler (prune_cli/run/sweep_stop.py)

@@ -643,6 +643,49 @@ def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_poin
     _check_shared_rows(results, 4)
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_a_parallel_sweep_killed_with_sigkill_stops_its_workers_jobs_at_a_safe_point(tmp_path):
+    """`kill -9` (or the OOM killer) on a parallel sweep's process cannot be caught, so nothing reached
+    its joblib workers: they ran their jobs to the end as orphans, using the CPUs of a machine the
+    person believed free, then idled for loky's 300 s. Now each worker sees its parent gone, stops its
+    job at the next safe point as on SIGTERM (checkpoint kept) and exits; the same command resumes."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    command = [sys.executable, "-m", "prune_cli.cli", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST]
+    command += ["seed=0,1", f"results_dir={results}"]
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved"},  # the jobs wait at their first checkpoint for a signal
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = _children(proc.pid)
+    assert workers and proc.poll() is None
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 120
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "the killed sweep's workers went on as orphans"
+    runs = sorted(p for p in (results / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 2, runs
+    for run in runs:
+        assert (run / "state.pt").exists() and not (run / "COMPLETE").exists()
+        assert "stopped" in (run / "prune-run.log").read_text()
+
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
+    _check_shared_rows(results, 2)
+
+
 def _sequential_sweep(tmp_path, hold: str, started: int, extra: tuple = ()):
     """A basic-launcher sweep of three runs held at `hold` until SIGTERM, sent once `started` run
     directories have a checkpoint (0: once the sweep's record exists): (process, stderr, results)."""

@@ -24,15 +24,24 @@ ended the sweep without naming the jobs that never ran. Now the sweep's process,
 
 A signal to one worker alone stops that worker's job and, through the mark, the queued jobs; the other
 running jobs finish. A second Ctrl-C to the sweep's process stops at once.
+
+SIGKILL cannot be caught: a sweep's process killed with it (the OOM killer, `kill -9`) cannot pass
+anything on, and its loky workers used to run their jobs to the end as orphans, then idle for loky's
+300 s. So each worker watches its parent (`orphan_watch`): once the sweep's process is gone, the job
+running there stops at its next safe point as on SIGTERM (its checkpoint kept, the sweep marked as
+stopping), and the worker exits; the same command run again resumes the stopped runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import threading
+import time
 from types import FrameType
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..core import interrupts
 from . import sweep_record
@@ -42,6 +51,9 @@ _record: Optional[str] = None
 _forward = False  # pass SIGTERM/SIGUSR2 on to joblib's workers
 _jobs_given = 0  # the jobs handed to the launcher's `launch` in this sweep (every batch), stopped or not
 _before: dict[int, object] = {}  # the handlers `install` replaced, put back by `restore_signals`
+_watcher: Optional[threading.Thread] = None  # a loky worker's watch on the sweep's process (`orphan_watch`)
+_job_running = threading.Event()  # set while this worker runs a job
+ORPHAN_POLL_S = 1.0  # how often a worker looks at its parent
 
 
 def runs_jobs_in_loky_workers(launcher) -> bool:
@@ -191,3 +203,37 @@ def _joblib_workers() -> set[int]:
 
     executor = reusable_executor._executor  # noqa: SLF001 - loky keeps its reusable executor here
     return set(getattr(executor, "_processes", None) or {}) if executor is not None else set()
+
+
+@contextlib.contextmanager
+def orphan_watch(active: bool) -> Iterator[None]:
+    """Around a job in a loky worker (`active`): the first job starts a daemon thread that watches the
+    worker's parent, the sweep's process. When that process is gone (SIGKILL: nothing reached the
+    workers), the running job is sent SIGTERM, so it stops at its next safe point with its checkpoint,
+    and once no job runs the worker exits: nobody is left to hand it jobs or read its results."""
+    global _watcher
+    if not active:
+        yield
+        return
+    if _watcher is None:
+        _watcher = threading.Thread(target=_watch_parent, args=(os.getppid(),), name="prune-cli-orphan-watch", daemon=True)
+        _watcher.start()
+    _job_running.set()
+    try:
+        yield
+    finally:
+        _job_running.clear()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_POLL_S)
+    if _job_running.is_set():
+        print(
+            f"prune-run: the sweep's process ({parent}) is gone: stopping this worker's job at its next safe point",
+            file=sys.stderr,
+        )
+        os.kill(os.getpid(), signal.SIGTERM)  # prune-run's handler: the job stops as on a SIGTERM to it
+        while _job_running.is_set():
+            time.sleep(ORPHAN_POLL_S)
+    os._exit(0)
