@@ -421,3 +421,40 @@ def test_a_run_id_already_in_the_tables_from_another_run_directory_is_not_append
     other = _run_dir(tmp_path, "run-ab")  # a run id that another one starts with is a run of its own
     assert shared_tables.append_run(tmp_path, other, "run-ab") == "appended to 3 shared table(s)"
     assert _rows(tmp_path)["runs.csv"] == ["run-a", "run-a", "run-ab", "run-ab"]
+
+
+@pytest.mark.parametrize("gone", ["one run's", "every run's"])
+def test_the_rebuild_refuses_a_completed_run_without_metrics_csv_and_changes_nothing(tmp_path, capsys, gone):
+    """A completed run whose metrics.csv was removed was taken without it: the rebuild printed
+    "runs.csv: 2 rows from 1 runs" (the other run's rows, whose last copy runs.csv held, gone), and with
+    every run's metrics.csv removed "runs.csv: removed (no completed run writes it)", exit 0. Every
+    completed run writes metrics.csv (its runs.csv rows), so one without it is refused as an empty one is."""
+    from prune_cli.run.results import main
+
+    for name in ("run-a", "run-b"):
+        shared_tables.append_run(tmp_path, _run_dir(tmp_path, name), name)
+        (tmp_path / "runs" / name / "COMPLETE").write_text(name + "\n")
+    names = ["run-b"] if gone == "one run's" else ["run-a", "run-b"]
+    for name in names:
+        (tmp_path / "runs" / name / "metrics.csv").unlink()
+    before = _files(tmp_path)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    missing = tmp_path / "runs" / names[0] / "metrics.csv"
+    assert len(err.splitlines()) == 1 and str(missing) in err and "Traceback" not in err, err
+    assert "runs.csv" in err and "nothing was written" in err, err  # which shared table it feeds, and that nothing changed
+    assert _files(tmp_path) == before
+
+
+def test_an_append_refuses_a_run_directory_without_metrics_csv(tmp_path):
+    """append_run globbed whatever CSVs a run directory held: one without metrics.csv (a copy that lost it)
+    was appended without its runs.csv rows and its marker said the rows were in. Refused, nothing written."""
+    _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, tmp_path / "runs" / "run-a", "run-a")
+    b = _run_dir(tmp_path, "run-b")
+    (b / "metrics.csv").unlink()
+    before = _files(tmp_path)
+    with pytest.raises(shared_tables.SharedTableError) as err:
+        shared_tables.append_run(tmp_path, b, "run-b")
+    assert str(b / "metrics.csv") in str(err.value) and "nothing was written" in str(err.value)
+    assert _files(tmp_path) == before and not (b / shared_tables.MARKER_FILE).exists()

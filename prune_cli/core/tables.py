@@ -50,6 +50,11 @@ TEXT_COLUMNS = frozenset(
     }
 )
 CORE_TABLES = {table: shared for table, (shared, _) in TABLES.items()}  # per-run file -> shared file
+# The per-run tables every finished run holds, whatever its schedule and options: each schedule's plan
+# records the dense phase first (prune_cli/schedules/), and every record writes metrics.csv
+# (prune_cli/run/recorder.py); per_class.csv and layers.csv are not written with metrics.per_class=false or
+# metrics.layers=false, a metric's table only with that metric. A run directory without one is damaged.
+ALWAYS_WRITTEN = ("metrics.csv",)
 NOT_SHARED = ("history.csv",)  # per-epoch training curves stay in the run directory
 DATA_PRUNING_TABLE = "data_pruning.csv"  # per class, the training examples kept (data_pruning)
 LAYER_PRUNING_TABLE = "layer_pruning.csv"  # per residual section, whether it was removed (schedule=layer_pruning)

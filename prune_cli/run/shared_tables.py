@@ -38,7 +38,16 @@ from filelock import FileLock
 from ..core import crashpoints
 from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
-from ..core.tables import BUILTIN_METRIC_TABLES, CONTEXT_COLUMNS, NOT_SHARED, RUN_TABLES, dir_run_id, one_per_run_id, shared_name
+from ..core.tables import (
+    ALWAYS_WRITTEN,
+    BUILTIN_METRIC_TABLES,
+    CONTEXT_COLUMNS,
+    NOT_SHARED,
+    RUN_TABLES,
+    dir_run_id,
+    one_per_run_id,
+    shared_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +65,17 @@ def results_lock(results_dir: Path) -> FileLock:
 
 
 def run_tables(run_dir: Path) -> dict[str, pd.DataFrame]:
-    """The run's per-run tables as text (every value exactly as written), by per-run file name."""
+    """The run's per-run tables as text (every value exactly as written), by per-run file name. A run
+    directory without a table every run writes (ALWAYS_WRITTEN: metrics.csv) is a SharedTableError naming
+    it: taken as it is, its rows of that table would be missing from the shared one without a word."""
+    for name in ALWAYS_WRITTEN:
+        path = Path(run_dir) / name
+        if not path.is_file():
+            raise SharedTableError(
+                f"run directory {run_dir} has no {name} (every run writes it; the shared {shared_name(name)} takes its rows "
+                f"from it), so the run's rows cannot be taken from that directory: restore {path}, or move that run "
+                f"directory out of runs/ (or run it again); nothing was written"
+            )
     out = {}
     for path in sorted(Path(run_dir).glob("*.csv")):
         if path.name not in NOT_SHARED:
