@@ -187,13 +187,13 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
             if not (in_sweep and isinstance(err, PruneCliError)):
                 raise  # errors that are not PruneCliError: a bug, its traceback
             return  # a parallel fail-fast sweep: the jobs that start after this one see the failure and stop
-        _record_failure(err, run_dir, hydra_cfg, cfg)
+        recorded = _record_failure(err, run_dir, hydra_cfg, cfg)
         log.error(
-            "run %s failed (%s: %s); details in %s; the sweep goes on (fail_fast=true stops it)",
+            "run %s failed (%s: %s)%s; the sweep goes on (fail_fast=true stops it)",
             run_dir.name,
             type(err).__name__,
             err,
-            run_dir / FAILED_FILE,
+            f"; details in {run_dir / FAILED_FILE}" if recorded else "",
         )
         print(f"prune-run: error in {run_dir.name}: {err}", file=sys.stderr)
     else:
@@ -272,13 +272,15 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         )
 
 
-def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> None:
-    """failed.json in the run directory: what failed and how, for the sweep summary and prune-report. Not in
-    a directory that holds another, finished run (the sweep's record names the failure)."""
+def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> bool:
+    """failed.json in the run directory: what failed and how, for the sweep summary and prune-report; whether it
+    was written. Not in a directory that holds another, finished run, nor for a refusal (a PruneCliError) in a
+    completed run's directory (a copied run whose per-run tables cannot be appended): the finished run did not
+    fail, and its directory stays as it was (the error message, and in a sweep its record, name the failure)."""
     from .core.errors import AnotherRunsDirectory
 
-    if isinstance(err, AnotherRunsDirectory):
-        return
+    if isinstance(err, AnotherRunsDirectory) or (isinstance(err, PruneCliError) and (run_dir / "COMPLETE").is_file()):
+        return False
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {
         "status": "failed",
@@ -292,6 +294,7 @@ def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -
         "traceback": traceback.format_exc(),
     }
     atomic_write_text(run_dir / FAILED_FILE, json.dumps(record, indent=2, default=str))
+    return True
 
 
 def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:

@@ -403,6 +403,48 @@ def test_a_run_directory_copied_into_another_results_dir_is_appended_there_once(
     _same_multiset(_text(moved / "runs.csv"), _text(moved / "runs" / src.name / "metrics.csv"))
 
 
+def _copied_without_its_rows(finished_results: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of a results_dir whose one completed run is not in the shared tables there yet (its marker and
+    the shared tables removed): the same command appends its rows from its per-run files."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(finished_results, other)
+    (run_dir,) = (other / "runs").iterdir()
+    (run_dir / "SHARED_APPENDED").unlink()
+    for table in other.glob("*.csv"):
+        table.unlink()
+    return other, run_dir
+
+
+def _unchanged_but_its_log(before: dict, after: dict, run_dir: Path, results: Path) -> None:
+    """Byte-identical but for the run's log, to which every command on the run adds its lines (a no-op too)."""
+    log_file = str((run_dir / "prune-run.log").relative_to(results))
+    assert {k: v for k, v in after.items() if k != log_file} == {k: v for k, v in before.items() if k != log_file}
+
+
+@pytest.mark.parametrize("damage", ["zero-byte", "missing"])
+def test_a_copied_completed_run_whose_metrics_csv_is_empty_or_missing_is_refused_and_left_as_it_was(
+    finished_results, tmp_path, damage
+):
+    """A copied completed run with a zero-byte metrics.csv was refused (exit 2, "nothing was written") but the
+    refusal wrote failed.json into that completed run's directory; one without metrics.csv was appended without
+    its runs.csv rows ("appended to 3 shared table(s)", exit 0) and its marker said they were in."""
+    from conftest import snapshot
+
+    other, run_dir = _copied_without_its_rows(finished_results, tmp_path)
+    if damage == "zero-byte":
+        (run_dir / "metrics.csv").write_bytes(b"")
+    else:
+        (run_dir / "metrics.csv").unlink()
+    before = snapshot(other)
+    proc = run_cli([*FAST], other, check=False)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert str(run_dir / "metrics.csv") in proc.stderr and "nothing was written" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    _unchanged_but_its_log(before, snapshot(other), run_dir, other)  # no failed.json, no marker, no shared table
+
+
 # ------------------------------------------------------------------------------ signals
 
 
