@@ -114,6 +114,25 @@ def test_a_run_without_predictions_is_named_and_the_pie_count_says_its_seeds(fol
     assert rows["magnitude"]["PIEs"] == "0 (from 2 seeds)"  # seeds 1 and 2: a tie on example 1, by hand above
 
 
+@pytest.mark.parametrize("damage", ["zero-byte", "truncated", "not a zip"])
+def test_a_run_whose_predictions_cannot_be_read_is_named_with_the_reason_and_the_report_goes_on(folder, damage):
+    """A zero-byte or truncated predictions.npz (a copy cut short, a full disk) ended prune-report in
+    zipfile.BadZipFile's traceback, exit 1. Like a missing one, the run is left out of the exemplars and
+    named, with the reason; every other table of the report is made."""
+    root, runs = folder
+    lost = runs["magnitude", 0]
+    path = root / "runs" / lost / "predictions.npz"
+    data = path.read_bytes()
+    path.write_bytes({"zero-byte": b"", "truncated": data[: len(data) // 2], "not a zip": b"label,pred\n0,1\n"}[damage])
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    section = _section(md, "Disparate impact")
+    assert f"1 run(s) whose test predictions cannot be read are left out of the exemplars: {lost} ({path}: " in section, section
+    rows = {r["method"]: r for r in _rows(md, "Disparate impact", "dataset/model")}
+    assert rows["magnitude"]["n"] == "3" and rows["magnitude"]["PIEs"] == "0 (from 2 seeds)"  # as without the file
+    accuracy = {r["method"]: r for r in _rows(md, "Accuracy (test split, final sparse model)", "dataset/model")}
+    assert accuracy["magnitude"]["n"] == "3"  # what does not need the predictions keeps the run
+
+
 def test_runs_whose_complete_names_another_run_id_do_not_crash_the_exemplars(folder):
     """Every COMPLETE names one run id that none of the rows carry (what scripts/bench_report.py's copies of
     one template's COMPLETE made): one directory is read, and its metrics rows match no run. The exemplars'

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import io
 import shutil
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from .atomic_io import atomic_write_bytes
+from .errors import PruneCliError
 
 PREDICTIONS_FILE = "predictions.npz"
 PARTS_DIR = "predictions.parts"
@@ -77,20 +80,55 @@ def _parts(run_dir: Path) -> list[tuple[str, str, Path]]:
     return [(*p.stem.rsplit("_", 1), p) for p in sorted(folder.glob("*.npz"))]
 
 
+class UnreadablePredictions(PruneCliError):
+    """A run's predictions.npz (or one of its parts) cannot be read: empty, cut short, not an npz archive
+    of arrays. `path` and `reason` (one line) say which file and why."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = Path(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+# What numpy raises for a file that is not a whole npz archive of arrays: empty (EOFError), cut short or
+# damaged (BadZipFile, zlib.error, a CRC error), a pickle or a text file (ValueError), an array missing (KeyError).
+_UNREADABLE = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _unreadable_reason(path: Path, err: Exception) -> str:
+    if path.is_file() and path.stat().st_size == 0:
+        return "it is empty (0 bytes)"
+    if "pickled" in str(err):  # numpy's refusal goes on to tell how to load it unsafely: never advice for this file
+        return "it is not an npz archive of arrays (numpy read it as a pickle)"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"it cannot be read as an npz archive ({type(err).__name__}{': ' + first if first else ''})"
+
+
+def _load(path: Path, keys=None) -> dict[str, np.ndarray]:
+    """The arrays of one npz file (those `keys` keeps, a predicate on the name), read whole; a file that
+    cannot be read is an UnreadablePredictions naming it and why."""
+    try:
+        with np.load(path) as saved:
+            return {k: saved[k] for k in saved.files if keys is None or keys(k)}
+    except _UNREADABLE as err:
+        raise UnreadablePredictions(path, _unreadable_reason(path, err)) from None
+
+
 def _arrays(run_dir: Path, split: str | None = None) -> dict[str, np.ndarray]:
     """The file format's arrays (label_<split>, pred_<phase>_<split>) of predictions.npz and the parts
-    (parts win); only those of `split` when given (each array of the file is decompressed on access)."""
+    (parts win); only those of `split` when given (each array of the file is decompressed on access).
+    A file that cannot be read raises UnreadablePredictions."""
     arrays: dict[str, np.ndarray] = {}
     path = run_dir / PREDICTIONS_FILE
     if path.exists():
-        with np.load(path) as saved:
-            arrays = {k: saved[k] for k in saved.files if split is None or k.endswith(f"_{split}")}
+        arrays = _load(path, None if split is None else lambda k: k.endswith(f"_{split}"))
     for phase, part_split, part in _parts(run_dir):
         if split is not None and part_split != split:
             continue
-        with np.load(part) as saved:
-            arrays[f"label_{part_split}"] = saved["label"]
-            arrays[f"pred_{phase}_{part_split}"] = saved["pred"]
+        saved = _load(part)
+        if "label" not in saved or "pred" not in saved:
+            raise UnreadablePredictions(part, "it lacks the label or pred array (not a part prune-run writes)")
+        arrays[f"label_{part_split}"] = saved["label"]
+        arrays[f"pred_{phase}_{part_split}"] = saved["pred"]
     return arrays
 
 
@@ -108,7 +146,8 @@ def merge_parts(run_dir: str | Path) -> Path | None:
 
 def read_predictions(run_dir: str | Path, split: str | None = None) -> dict[str, dict]:
     """{split: {"label": array, "phases": {phase: array}}} of one run (int64), of every split or of
-    `split` only; {} when the run saved none (a run made before predictions were saved)."""
+    `split` only; {} when the run saved none (a run made before predictions were saved).
+    UnreadablePredictions when its predictions.npz (or a part) cannot be read."""
     out: dict[str, dict] = {}
     arrays = _arrays(Path(run_dir), split)
     for key, value in arrays.items():

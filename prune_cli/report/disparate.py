@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.stats import t_interval
-from ..results.predictions import read_predictions
+from ..results.predictions import UnreadablePredictions, read_predictions
 from .load import ResultsFolder, condition_keys
 from .mixing import without_mixed
 from .summary import final_phase
@@ -151,13 +151,23 @@ def pruning_identified_exemplars(folder: ResultsFolder, split: str = "test") -> 
         return pd.DataFrame(), pd.DataFrame(), []
     context = [c for c in ("dataset", "model", "method", "schedule", "target_sparsity") if c in metrics.columns]
     run_dir = {r: folder.run_dirs.get(r, folder.root / "runs" / r) for r in folder.runs["run_id"]}
-    preds = {r: read_predictions(d, split).get(split) for r, d in run_dir.items()}
-    without = sorted(r for r, p in preds.items() if p is None)
+    preds, unreadable = {}, {}
+    for r, d in run_dir.items():
+        try:
+            preds[r] = read_predictions(d, split).get(split)
+        except UnreadablePredictions as err:  # empty, cut short, not an npz: left out like a missing file, named
+            preds[r], unreadable[r] = None, str(err)
+    without = sorted(r for r, p in preds.items() if p is None and r not in unreadable)
     notes: list[str] = []
     if without:
         notes.append(
             f"{len(without)} run(s) without saved {split} predictions (predictions.npz) are left out of the exemplars: "
             + ", ".join(without)
+        )
+    if unreadable:
+        notes.append(
+            f"{len(unreadable)} run(s) whose {split} predictions cannot be read are left out of the exemplars: "
+            + ", ".join(f"{r} ({why})" for r, why in sorted(unreadable.items()))
         )
     runs = folder.runs[folder.runs["run_id"].map(lambda r: preds[r] is not None).to_numpy(bool)]
     runs = runs.merge(metrics.drop_duplicates("run_id")[["run_id", *context]], on="run_id", how="inner")

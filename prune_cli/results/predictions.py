@@ -4,6 +4,6 @@ numpy only (no torch), for prune-report's pruning-identified exemplars."""
 
 from __future__ import annotations
 
-from ..core.predictions import PREDICTIONS_FILE, read_predictions
+from ..core.predictions import PREDICTIONS_FILE, UnreadablePredictions, read_predictions
 
-__all__ = ["PREDICTIONS_FILE", "read_predictions"]
+__all__ = ["PREDICTIONS_FILE", "UnreadablePredictions", "read_predictions"]
