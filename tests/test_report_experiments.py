@@ -5,6 +5,7 @@ R1 check counts only runs without a dense baseline. Folders are written by hand 
 from __future__ import annotations
 
 import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -374,3 +375,40 @@ def test_which_plugins_were_loaded_does_not_split_an_experiment(tmp_path, monkey
     assert table.loc["nnz_enabled", "experiment"] != pooled.iloc[0]  # an enabled metric's options count
     assert table.loc["swept_fc_frac", "method.fc_keep"] == "0.3" and pd.isna(table.loc["swept_global", "method.fc_keep"])
     assert not any(k.startswith("metrics.hessian") for k in table.columns)
+
+
+def _made_by(root: Path, run_id: str, git_sha: str, version: str) -> None:
+    """The provenance columns prune-run writes into every row of a run (write_run leaves them out)."""
+    path = root / "runs" / run_id / "metrics.csv"
+    table = pd.read_csv(path)
+    table.assign(git_sha=git_sha, git_dirty=False, prune_cli_version=version, torch_version="2.5.1").to_csv(path, index=False)
+
+
+def test_seeds_made_by_different_code_are_averaged_with_a_note_naming_the_experiment_and_the_versions(tmp_path):
+    """An experiment whose seed 0 came from an old commit and seeds 1-2 from the current one (a folder kept
+    across a `git pull`) was averaged without a word. The numbers stay as they were (one mean over the three
+    seeds); summary.md and the standards check name the experiment and each version with its seeds."""
+    root = tmp_path / "res"
+    old, new = "0123456789abcdef0123456789abcdef01234567", "fedcba9876543210fedcba9876543210fedcba98"
+    for seed, acc in enumerate([0.80, 0.84, 0.82]):
+        run = write_run(root, seed, "magnitude", 0.5, 10, acc)
+        _made_by(root, run, old if seed == 0 else new, "0.1.0" if seed == 0 else "0.2.0")
+        same = write_run(root, seed, "random", 0.5, 10, acc - 0.1)
+        _made_by(root, same, new, "0.2.0")  # every seed of random from one version: no note
+    one_version = tmp_path / "one_version"
+    shutil.copytree(root, one_version)
+    for run_dir in (one_version / "runs").iterdir():
+        _made_by(one_version, run_dir.name, new, "0.2.0")
+    written = build_report(root, plots=False)
+    md = written["summary.md"].read_text()
+    experiment = load(root).runs.set_index("run_id").loc[run, "experiment"]
+    line = next((x for x in md.splitlines() if x.startswith("Seeds made by different code")), "")
+    assert f"experiment {experiment} (magnitude oneshot 0.5)" in line, md[:3000]
+    assert (
+        "git_sha 0123456789ab (seed 0), fedcba987654 (seeds 1, 2)" in line
+        and "prune_cli_version 0.1.0 (seed 0), 0.2.0 (seeds 1, 2)" in line
+    )
+    assert "random" not in line and "torch_version" not in line  # one version each: not named
+    assert f"experiment {experiment}" in written["standards.txt"].read_text()
+    # the numbers are those of the same runs made by one version
+    assert written["summary.csv"].read_bytes() == build_report(one_version, plots=False)["summary.csv"].read_bytes()

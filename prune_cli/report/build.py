@@ -23,7 +23,7 @@ from .expect import check_expected, check_values, expect_markdown, load_expected
 from .html import write_html
 from .inputs import ReportInputError, out_problem, results_dir_problem
 from .levels import percent
-from .load import RUN_TABLES_READ, condition_keys, load_results
+from .load import RUN_TABLES_READ, condition_keys, load_results, mixed_code_versions
 from .mixing import left_out_notes, without_mixed
 from .painter import PLOTS, SCALING, Painter
 from .points import ntk_points
@@ -256,6 +256,15 @@ def _build(
             md += [f"{name} rows whose value is not a number, left out: {'; '.join(rows)}.", ""]
     if folder.skipped:
         md += ["Run directories not read: " + "; ".join(f"{name} ({why})" for name, why in folder.skipped.items()) + ".", ""]
+    mixed_code = mixed_code_versions(folder)
+    if mixed_code:
+        md += [
+            "Seeds made by different code, averaged as they are (their numbers may differ by more than the seed; "
+            "to compare like with like, rerun the experiment's seeds with one version, in a fresh results_dir): "
+            + "; ".join(mixed_code)
+            + ".",
+            "",
+        ]
     if len(folder.runs):
         source = (
             ""

@@ -87,6 +87,45 @@ class ResultsFolder:
         return out
 
 
+# The provenance columns that tell the code a run was made by (prune_cli/run/results.py CODE_FIELDS: what
+# prune-run itself compares when it keeps a finished run); values that say nothing are not compared.
+CODE_COLUMNS = ("git_sha", "prune_cli_version", "torch_version")
+UNKNOWN_CODE = ("", "unknown", "nan", "None")
+
+
+def mixed_code_versions(folder: ResultsFolder) -> list[str]:
+    """One note per experiment whose seeds were made by different code: a code column of CODE_COLUMNS
+    (metrics.csv's provenance, the starting process's) holds several known values among its runs.
+    Such seeds are averaged as they are (the numbers do not change); the note names the experiment and
+    each value with its seeds: `experiment 1a2b3c4d (magnitude oneshot 0.5): git_sha 0123456789ab
+    (seed 0), fedcba987654 (seeds 1, 2)` (a git sha shortened to 12 characters)."""
+    metrics = folder.table("metrics.csv")
+    columns = [c for c in CODE_COLUMNS if c in metrics.columns]
+    if not len(metrics) or not columns or "experiment" not in metrics.columns:
+        return []
+    label = [c for c in ("method", "schedule", "target_sparsity") if c in metrics.columns]
+    runs = metrics.drop_duplicates("run_id")
+    notes = []
+    for experiment, part in runs.groupby("experiment", sort=True):
+        differing = []
+        for column in columns:
+            values = part[column].astype(str).str.strip()
+            known = part[~values.isin(UNKNOWN_CODE)].assign(_code=values)
+            if known["_code"].nunique() < 2:
+                continue
+            named = []  # (its lowest seed, "value (seeds ...)"): the versions in the order of their seeds
+            for value, runs_of in known.groupby("_code", sort=True):
+                seeds = sorted(runs_of["seed"].unique())
+                shown = value[:12] if column == "git_sha" else value
+                named.append((seeds[0], f"{shown} ({'seed' if len(seeds) == 1 else 'seeds'} {', '.join(str(s) for s in seeds)})"))
+            differing.append(f"{column} " + ", ".join(text for _, text in sorted(named)))
+        if differing:
+            first = part.iloc[0]
+            what = " ".join(f"{first[c]:g}" if isinstance(first[c], float) else str(first[c]) for c in label)
+            notes.append(f"experiment {experiment}" + (f" ({what})" if what else "") + ": " + "; ".join(differing))
+    return notes
+
+
 NUMBER_COLUMNS = ("value", "dense_value")  # what every table with them holds as numbers (metrics.csv, runs.csv)
 SHOWN = 10  # text values named per table; the rest are counted
 

@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.special import stdtrit
 
 from .levels import percent
-from .load import RUN_TABLES_READ, ResultsFolder, condition_keys
+from .load import RUN_TABLES_READ, ResultsFolder, condition_keys, mixed_code_versions
 from .mixing import SEPARATE_BY_NAME, mixed_keys, rows_of, runs_of
 
 # The ShrinkBench operating points (R4): sparsities for 2, 4, 8, 16, 32x compression of the prunable weights.
@@ -221,6 +221,12 @@ def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
     if folder.skipped:
         named = "; ".join(f"{n} ({why})" for n, why in folder.skipped.items())
         lines.append(f"  run directories not read: {len(folder.skipped)} -> {named}")
+    mixed_code = mixed_code_versions(folder)
+    if mixed_code:
+        lines.append(
+            f"  experiments whose seeds were made by different code (averaged as they are): {len(mixed_code)} -> "
+            + "; ".join(mixed_code)
+        )
     return lines
 
 
