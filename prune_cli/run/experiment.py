@@ -117,6 +117,9 @@ class Experiment:
         self.provenance = results.provenance(self.device)
         self.step_index = 0
         self.progress: Optional[TrainProgress] = None  # set while resuming a half-finished training step
+        # "field: then -> now" where a process that ran this run before this one's resume ran other code
+        # (results.earlier_code_differences): a dense model it partly trained is not stored in the cache
+        self.other_code: list[str] = []
         log.info(
             "run %s: %d train / %d val / %d test examples, %s on %s",
             self.context["run_id"],
@@ -140,6 +143,8 @@ class Experiment:
                 at_step = "results"
                 log.info("resuming run %s: all %d steps were done; writing its results", self.context["run_id"], len(plan))
             differences = results.write_resume_record(self.run_dir, self.provenance, here, at_step)
+            self.other_code = [d for d in differences if not d.startswith("torch_threads:")]
+            self.other_code += [d for d in results.earlier_code_differences(self.run_dir) if d not in self.other_code]
             if differences:
                 log.warning(
                     "run %s was started by another environment and is resumed with %s; its rows keep the starting "
@@ -278,15 +283,22 @@ class Experiment:
                         )
                     self._train("dense", self.cfg.train, keep_epochs=keep)
                     self.context["dense_cache"] = "miss"
-                    cache.store(
-                        self.init_state,
-                        cpu_state(self.model),
-                        self.rewind_states,
-                        [r for r in self.history if r["phase"] == "dense"],
-                        self.context["run_id"],
-                    )
-                    crashpoints.reached("cache-stored")
-                    log.info("dense model trained and stored in the cache (%s)", cache.path)
+                    if resumed and self.other_code:  # a model partly trained by other code is not this key's
+                        log.warning(
+                            "dense model trained, not stored in the dense cache: part of its training ran under other "
+                            "code (%s); a later run of this config trains its own",
+                            "; ".join(self.other_code),
+                        )
+                    else:
+                        cache.store(
+                            self.init_state,
+                            cpu_state(self.model),
+                            self.rewind_states,
+                            [r for r in self.history if r["phase"] == "dense"],
+                            self.context["run_id"],
+                        )
+                        crashpoints.reached("cache-stored")
+                        log.info("dense model trained and stored in the cache (%s)", cache.path)
         self.dense_state = cpu_state(self.model)
         # Training the dense model consumed the generator, loading it from the cache did not: restart
         # the streams here so that everything after the dense phase is identical on hit and miss.

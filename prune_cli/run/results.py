@@ -128,6 +128,23 @@ def write_resume_record(run_dir: Path, started: dict[str, Any], current: dict[st
     return differences
 
 
+def earlier_code_differences(run_dir: Path) -> list[str]:
+    """ "field: then -> now" for each field of RESUME_CHECKED and each source digest in which any earlier
+    process of the run (the one that started it, those that resumed it before) differs from the process
+    that just resumed it, the last of provenance.json's `resumed` list (`write_resume_record`): the work
+    restored from the checkpoint was partly done by that code. Empty when the record cannot be read."""
+    try:
+        record = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text())
+        *before, now = [record, *record.get("resumed", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+    out: list[str] = []
+    for then in before:
+        found = [f"{k}: {then.get(k)} -> {now.get(k)}" for k in RESUME_CHECKED if then.get(k) != now.get(k)]
+        out += [d for d in found + source_differences(then, now) if d not in out]
+    return out
+
+
 def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
     """Saved as provenance.json in the run dir: the rows' provenance plus the rest of the environment."""
     import hydra

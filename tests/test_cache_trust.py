@@ -1,0 +1,44 @@
+"""What the dense cache and the data-pruning score cache hand out is what their key describes, and a
+checkpoint resumes only into a model it fits (docs/robustness.md): an entry trained partly by other
+code is never stored, an entry or checkpoint that does not match is set aside with a warning naming
+why, and the work is done again."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from conftest import FAST
+from tests.helpers import resume_after_crash
+
+
+def _dense_entries(results_dir):
+    return [p for p in (results_dir / "dense_cache").iterdir() if p.is_dir() and (p / "COMPLETE").exists()]
+
+
+def test_a_dense_model_resumed_under_other_code_is_not_stored_in_the_cache(tmp_path, monkeypatch, caplog):
+    """Audit A1: a run killed after dense epoch 1 by one version and resumed by another stored a dense
+    model partly trained by the other code under the current code's key; later runs loaded it as a hit."""
+    import prune_cli.run.results as results
+
+    def other_code(run_dir, results_dir):
+        record = json.loads((run_dir / "provenance.json").read_text())
+        record["git_sha"], record["prune_cli_source"] = "feedbeef" * 5, "e" * 64
+        (run_dir / "provenance.json").write_text(json.dumps(record))
+        real = results.provenance
+        monkeypatch.setattr(results, "provenance", lambda device: {**real(device), "git_sha": "0123abcd" * 5})
+
+    with caplog.at_level(logging.INFO, logger="prune_cli.run.experiment"):
+        run_dir = resume_after_crash(tmp_path, monkeypatch, FAST, ("dense", 1), other_code)
+    assert (run_dir / "COMPLETE").exists()
+    assert "not stored in the dense cache: part of its training ran under other code (" in caplog.text
+    assert "git_sha: " + "feedbeef" * 5 in caplog.text and "prune_cli_source: eeeeeeeeeeee" in caplog.text
+    assert "stored in the cache" not in caplog.text
+    assert _dense_entries(tmp_path / "crashing") == []
+
+
+def test_a_dense_model_resumed_by_the_same_code_is_stored(tmp_path, monkeypatch, caplog):
+    with caplog.at_level(logging.INFO, logger="prune_cli.run.experiment"):
+        resume_after_crash(tmp_path, monkeypatch, FAST, ("dense", 1))
+    assert "dense model trained and stored in the cache" in caplog.text
+    assert len(_dense_entries(tmp_path / "crashing")) == 1
