@@ -42,3 +42,29 @@ def test_a_dense_model_resumed_by_the_same_code_is_stored(tmp_path, monkeypatch,
         resume_after_crash(tmp_path, monkeypatch, FAST, ("dense", 1))
     assert "dense model trained and stored in the cache" in caplog.text
     assert len(_dense_entries(tmp_path / "crashing")) == 1
+
+
+def _runs(results_dir):
+    import pandas as pd
+
+    return pd.read_csv(results_dir / "runs.csv")
+
+
+def test_a_dense_cache_entry_of_another_config_under_a_key_is_set_aside_and_retrained(tmp_path):
+    """Audit A4: seed 1's entry copied over seed 0's key was loaded as a hit (seed 1's weights in a seed-0
+    run, no warning). The entry's config.json is compared with the key's description."""
+    import shutil
+
+    from conftest import run_cli
+
+    out = tmp_path / "results"
+    run_cli(["-m", *FAST, "seed=0,1"], out)
+    entries = {json.loads((p / "config.json").read_text())["seed"]: p for p in _dense_entries(out)}
+    shutil.rmtree(entries[0])
+    shutil.copytree(entries[1], entries[0])
+    run_cli([*FAST, "seed=0", "sparsity=0.5"], out)
+    log = next(out.glob("runs/*s0.5-seed0*/prune-run.log")).read_text()
+    assert f"dense cache entry {entries[0]} holds another model than its key describes (seed: 1 -> 0)" in log, log[-3000:]
+    assert list((out / "dense_cache").glob(f"{entries[0].name}.corrupt-*"))
+    assert set(_runs(out).query("target_sparsity == 0.5").dense_cache) == {"miss"}
+    assert json.loads((entries[0] / "config.json").read_text())["seed"] == 0  # trained again and stored

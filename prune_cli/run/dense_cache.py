@@ -5,8 +5,9 @@ plugin module loaded, each with its whole top-level package).
 Every run that needs the same dense model loads it instead of training again, so a sweep over
 methods and sparsities trains one dense model per seed. Entries are created under a file lock,
 so parallel runs wait for the first instead of training twice; every file is written atomically
-and `COMPLETE` (naming the run that trained it) is written last. An entry that cannot be read is
-moved aside with a warning naming it, and the model is trained again.
+and `COMPLETE` (naming the run that trained it) is written last. An entry that cannot be read, or whose
+own `config.json` describes another model than its key (an entry copied under another key), is moved
+aside with a warning naming it and why, and the model is trained again.
 """
 
 from __future__ import annotations
@@ -82,6 +83,28 @@ def _key_of(inputs: dict) -> str:
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def differing_fields(then, now, prefix: str = "") -> list[str]:
+    """ "a.b: then -> now" for each leaf in which two JSON descriptions differ (values as JSON, long
+    ones cut to 40 characters; 'absent' for a key one side lacks)."""
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [
+            d
+            for k in sorted(set(then) | set(now), key=str)
+            for d in differing_fields(then.get(k, _ABSENT), now.get(k, _ABSENT), f"{prefix}{k}.")
+        ]
+    if then == now:
+        return []
+
+    def shown(value) -> str:
+        text = "absent" if value is _ABSENT else json.dumps(value, sort_keys=True)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    return [f"{prefix.rstrip('.') or 'the description'}: {shown(then)} -> {shown(now)}"]
+
+
+_ABSENT = object()
+
+
 class Entry(NamedTuple):
     init: dict
     dense: dict
@@ -140,21 +163,24 @@ class DenseCache:
             rewind = {e: load(self.path / f"epoch_{e}.pt") for e in rewind_epochs}
             history = json.loads((self.path / "history.json").read_text())
             trained_by = marker.read_text().strip()
+            described = json.loads((self.path / "config.json").read_text())
         except Exception as err:  # noqa: BLE001 - any unreadable file makes the whole entry unusable
-            self.quarantine(err)
+            self.quarantine(f"is unreadable ({unreadable_reason(err)})")
+            return None
+        # an entry copied or moved under another key: its own description says what model it holds
+        differing = differing_fields(described, json.loads(json.dumps(self.description)))
+        if differing:
+            self.quarantine(f"holds another model than its key describes ({'; '.join(differing)})")
             return None
         return Entry(init, dense, rewind, history, trained_by)
 
-    def quarantine(self, err: Exception) -> Path:
+    def quarantine(self, why: str) -> Path:
+        """Move the entry aside as `<key>.corrupt-<time>` with a warning naming it and `why` ("is unreadable
+        (...)", "holds another model ..."); the caller trains the dense model again."""
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         os.replace(self.path, aside)
-        log.warning(
-            "dense cache entry %s is unreadable (%s); moved it to %s and training the dense model again",
-            self.path,
-            unreadable_reason(err),
-            aside,
-        )
+        log.warning("dense cache entry %s %s; moved it to %s and training the dense model again", self.path, why, aside)
         return aside
 
     def store(self, init: dict, dense: dict, rewind: dict[int, dict], history: list[dict], run_id: str) -> None:
