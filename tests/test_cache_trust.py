@@ -68,3 +68,54 @@ def test_a_dense_cache_entry_of_another_config_under_a_key_is_set_aside_and_retr
     assert list((out / "dense_cache").glob(f"{entries[0].name}.corrupt-*"))
     assert set(_runs(out).query("target_sparsity == 0.5").dense_cache) == {"miss"}
     assert json.loads((entries[0] / "config.json").read_text())["seed"] == 0  # trained again and stored
+
+
+def _scores_cache(tmp_path, *extra):
+    """`_disk_cache(...)("el2n", ...)` of a synthetic el2n config with `extra` overrides: its compute calls
+    are counted in `calls`, each returning a tensor of 5 scores."""
+    import torch
+
+    from prune_cli.run.data_selection import _disk_cache
+    from tests.helpers import composed
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return torch.full((5,), float(len(calls)))
+
+    cfg = composed(["dataset=synthetic", "data_pruning=el2n", f"dense_cache.dir={tmp_path}", *extra])
+    return (lambda **kw: _disk_cache(cfg, torch.device("cpu"))("el2n", {"proxies": 1, "proxy_epochs": 1}, compute, **kw)), calls
+
+
+def _score_files(tmp_path):
+    return sorted((tmp_path / "data_pruning").glob("el2n-*.pt"))
+
+
+def test_a_score_file_of_another_config_under_its_name_is_set_aside_and_computed_again(tmp_path, caplog):
+    """Audit A4: seed 1's EL2N scores copied under seed 0's file name were used silently (the file held
+    no key). The file now holds the description its name hashes and it is checked on load."""
+    import shutil
+
+    import torch
+
+    seed0, calls0 = _scores_cache(tmp_path, "seed=0")
+    seed0()
+    [file0] = _score_files(tmp_path)
+    seed1, _ = _scores_cache(tmp_path, "seed=1")
+    seed1()
+    [file1] = [f for f in _score_files(tmp_path) if f != file0]
+    shutil.copyfile(file1, file0)
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.data_selection"):
+        seed0()
+    assert len(calls0) == 2  # computed again
+    assert f"score cache file {file0} was computed for another configuration (seed: 1 -> 0)" in caplog.text, caplog.text
+    assert len(list(file0.parent.glob(f"{file0.name}.corrupt-*"))) == 1
+    assert seed0().tolist() == [2.0] * 5 and len(calls0) == 2  # the new file serves the next call
+    torch.save(torch.zeros(5), file0)  # a file of an older prune-cli: scores without their key
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.data_selection"):
+        seed0()
+    assert (
+        len(calls0) == 3 and "holds no key (an older prune-cli's file), so what it was computed for cannot be checked" in caplog.text
+    )

@@ -80,7 +80,7 @@ def _rule_counts(tmp_path, observe: str) -> tuple[torch.Tensor, int]:
     validated(*overrides)
     select_training_data(composed(*overrides), proxy_scoring_splits(), torch.device("cpu"), counting_build, tmp_path)
     (cache,) = (tmp_path / "dense_cache" / "data_pruning").glob("forgetting-*.pt")
-    return torch.load(cache, weights_only=True), len(calls)
+    return torch.load(cache, weights_only=True)["scores"], len(calls)  # the file holds its key beside the counts
 
 
 def test_presentation_counts_equal_a_brute_force_count_over_a_replay(tmp_path):

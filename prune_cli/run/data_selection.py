@@ -10,9 +10,11 @@ counts go to `data_pruning.csv` in the run directory."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -32,7 +34,7 @@ from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits, warn_classes_lost
 from ..train_hooks import TrainHook
 from ..training import TrainProgress, train
-from .dense_cache import dense_inputs
+from .dense_cache import dense_inputs, differing_fields
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     dense model (data, model, train options but train.epochs, seed, device type, versions; not the
     data-pruning node, which trains nothing of its own) plus the rule's own key with its proxies'
     epochs: a sweep over `keep` or train.epochs trains its proxies once. Written atomically under a
-    file lock; an unreadable entry is computed again. A rule whose proxies train nothing (GraNd with
+    file lock, with the description its name hashes; an unreadable entry is computed again, and one
+    whose stored description differs (or that has none: an older prune-cli's file) is moved aside as
+    `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule whose proxies train nothing (GraNd with
     proxy_epochs=0) passes trains=False: its key leaves the train options out."""
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
@@ -57,22 +61,53 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
 
     def cached(name: str, key: dict, compute: Callable[[], torch.Tensor], trains: bool = True) -> torch.Tensor:
         inputs = base if trains else untrained
-        digest = hashlib.sha256(json.dumps({**inputs, "rule": name, **key}, sort_keys=True).encode()).hexdigest()[:16]
+        described = json.dumps({**inputs, "rule": name, **key}, sort_keys=True)
+        digest = hashlib.sha256(described.encode()).hexdigest()[:16]
         path = folder / f"{name}-{digest}.pt"
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.exists():
                 try:
-                    value = torch.load(path, weights_only=True)
-                    log.info("data pruning (%s): scores loaded from %s", name, path)
-                    return value
+                    stored = torch.load(path, weights_only=True)
                 except Exception as err:  # noqa: BLE001 - any unreadable file: recompute, say so
                     log.warning("data pruning (%s): unreadable cache entry %s (%s); computing again", name, path, err)
+                else:
+                    wrong = _mismatch(stored, described)
+                    if wrong is None:
+                        log.info("data pruning (%s): scores loaded from %s", name, path)
+                        return stored["scores"]
+                    _set_aside(path, name, wrong)
             value = compute()
-            atomic_torch_save(value, path)
+            # the description the file name hashes, stored with the scores and checked on load: a file
+            # copied or moved under another name is never taken for that name's scores
+            atomic_torch_save({"key": described, "scores": value}, path)
             return value
 
     return cached
+
+
+def _mismatch(stored, described: str) -> Optional[str]:
+    """Why a loaded score-cache file is not the scores of `described` (the JSON its name hashes), or None."""
+    if not (isinstance(stored, dict) and isinstance(stored.get("key"), str) and "scores" in stored):
+        return "holds no key (an older prune-cli's file), so what it was computed for cannot be checked"
+    if stored["key"] != described:
+        try:
+            differing = differing_fields(json.loads(stored["key"]), json.loads(described))
+        except ValueError:
+            differing = ["its stored key is not JSON"]
+        return f"was computed for another configuration ({'; '.join(differing)})"
+    if not isinstance(stored["scores"], torch.Tensor):
+        return "holds no tensor of scores"
+    return None
+
+
+def _set_aside(path: Path, name: str, why: str) -> Path:
+    """Move a score-cache file aside as `<file>.corrupt-<time>` with a warning naming it and why."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, aside)
+    log.warning("data pruning (%s): score cache file %s %s; moved it to %s and computing the scores again", name, path, why, aside)
+    return aside
 
 
 class _PresentationObserver(TrainHook):
