@@ -119,3 +119,31 @@ def test_a_score_file_of_another_config_under_its_name_is_set_aside_and_computed
     assert (
         len(calls0) == 3 and "holds no key (an older prune-cli's file), so what it was computed for cannot be checked" in caplog.text
     )
+
+
+def _widened(state: dict) -> dict:
+    """`state` with its first weight one unit wider: the model of another architecture (a wider MLP)."""
+    import torch
+
+    name = next(k for k in state if k.endswith("weight"))
+    return {**state, name: torch.zeros(state[name].shape[0] + 1, *state[name].shape[1:])}
+
+
+def test_a_dense_cache_entry_of_another_architecture_is_set_aside_and_retrained(tmp_path, shared_run):
+    """Audit B1: an entry whose model does not fit the run's (size mismatch for net.1.weight) stopped every
+    run of its config with an internal-error traceback, exit 1, the entry left in place."""
+    import torch
+
+    from conftest import copy_results, run_cli
+
+    out = copy_results(shared_run.results, tmp_path / "results")
+    [entry] = _dense_entries(out)
+    for name in ("dense.pt", "init.pt"):
+        torch.save(_widened(torch.load(entry / name, weights_only=True)), entry / name)
+    run_cli([*FAST, "sparsity=0.7"], out)
+    log = next(out.glob("runs/*s0.7*/prune-run.log")).read_text()
+    assert f"dense cache entry {entry} holds a model that does not fit this code's model (" in log, log[-3000:]
+    assert "is [17, " in log and "[16, " in log
+    assert list((out / "dense_cache").glob(f"{entry.name}.corrupt-*"))
+    assert set(_runs(out).query("target_sparsity == 0.7").dense_cache) == {"miss"}
+    assert torch.load(entry / "dense.pt", weights_only=True).keys()  # trained again and stored

@@ -37,6 +37,26 @@ def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
+def misfit(model: torch.nn.Module, state: dict, where: str) -> Optional[str]:
+    """Why `state` (weights saved in `where`: "the entry", "the checkpoint") cannot be loaded into `model`
+    (its names or shapes differ: a model of another architecture, or of code that built it otherwise),
+    or None when it fits. At most three differences are named."""
+    own = model.state_dict()
+    if not isinstance(state, dict):
+        return f"{where} holds no weights"
+    out = [f"{k} is missing from {where}" for k in own if k not in state]
+    out += [f"{where} has {k}, which this code's model has not" for k in state if k not in own]
+    out += [
+        f"{k} is {list(state[k].shape)} in {where}, {list(own[k].shape)} in this code's model"
+        for k in own
+        if k in state and isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    out += [f"{k} is not a tensor in {where}" for k in own if k in state and not isinstance(state[k], torch.Tensor)]
+    if not out:
+        return None
+    return "; ".join(out[:3]) + (f"; and {len(out) - 3} more" if len(out) > 3 else "")
+
+
 def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
     state = {
         "step_index": exp.step_index,

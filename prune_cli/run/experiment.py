@@ -260,6 +260,12 @@ class Experiment:
         else:
             with cache.lock():
                 entry = cache.load(keep)
+                if entry is not None:  # a model of other code under this key (an entry copied or kept by hand)
+                    states = [entry.dense, entry.init, *entry.rewind.values()]
+                    unfit = next((m for m in (checkpoint.misfit(self.model, s, "the entry") for s in states) if m), None)
+                    if unfit is not None:
+                        cache.quarantine(f"holds a model that does not fit this code's model ({unfit})")
+                        entry = None
                 if entry is not None:
                     self.init_state, self.rewind_states = entry.init, entry.rewind
                     self.model.load_state_dict(entry.dense)
