@@ -147,3 +147,22 @@ def test_a_dense_cache_entry_of_another_architecture_is_set_aside_and_retrained(
     assert list((out / "dense_cache").glob(f"{entry.name}.corrupt-*"))
     assert set(_runs(out).query("target_sparsity == 0.7").dense_cache) == {"miss"}
     assert torch.load(entry / "dense.pt", weights_only=True).keys()  # trained again and stored
+
+
+def test_a_checkpoint_whose_model_does_not_fit_this_code_s_is_set_aside_and_the_run_redone(tmp_path, monkeypatch, caplog):
+    """Audit B2: a state.pt written by a version whose MLP was one unit wider stopped the resume with a
+    size-mismatch traceback (exit 1), state.pt left in place: checkpoint.load caught only unreadable files."""
+    import torch
+
+    def wider(run_dir, results_dir):
+        state = torch.load(run_dir / "state.pt", weights_only=True)
+        state["model"], state["init_state"] = _widened(state["model"]), _widened(state["init_state"])
+        torch.save(state, run_dir / "state.pt")
+
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.checkpoint"):
+        run_dir = resume_after_crash(tmp_path, monkeypatch, [*FAST, "dense_cache.enabled=false"], ("dense", 1), wider)
+    assert (run_dir / "COMPLETE").exists() and list(run_dir.glob("state.pt.corrupt-*"))
+    assert (
+        f"checkpoint {run_dir / 'state.pt'} does not fit this code's model (net.1.weight is [17, 2] in the checkpoint" in caplog.text
+    )
+    assert "starting the run from the beginning" in caplog.text

@@ -57,6 +57,28 @@ def misfit(model: torch.nn.Module, state: dict, where: str) -> Optional[str]:
     return "; ".join(out[:3]) + (f"; and {len(out) - 3} more" if len(out) > 3 else "")
 
 
+def _unfit(model: torch.nn.Module, state: dict) -> Optional[str]:
+    """Why the weights and masks a checkpoint holds cannot go into `model`, or None (`misfit`)."""
+    try:
+        states = [state["model"], state["init_state"], *state["rewind_states"].values()]
+        states += [state["dense_state"]] if state["dense_state"] else []  # empty until the dense step ended
+        masks = state["masks"]
+    except (KeyError, TypeError, AttributeError) as err:
+        return f"it lacks {err}"
+    found = next((m for m in (misfit(model, s, "the checkpoint") for s in states) if m), None)
+    if found is None:
+        own = model.state_dict()
+        found = next(
+            (
+                f"the mask of {k} is {list(m.shape)} in the checkpoint, {list(own[k].shape)} in this code's model"
+                for k, m in masks.items()
+                if k in own and isinstance(m, torch.Tensor) and tuple(m.shape) != tuple(own[k].shape)
+            ),
+            None,
+        )
+    return found
+
+
 def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
     state = {
         "step_index": exp.step_index,
@@ -142,8 +164,9 @@ def another_run_s_checkpoint(run_dir, saved_id: str, rid: str) -> AnotherRunsDir
 
 
 def load(exp: Experiment) -> bool:
-    """Restore the checkpoint into `exp` (whose `plan` is the run's); an unreadable one, or one written
-    for another plan, is moved aside (warning) and the run starts over (False)."""
+    """Restore the checkpoint into `exp` (whose `plan` is the run's); an unreadable one, one written for
+    another plan, or one whose weights do not fit this code's model, is moved aside (warning) and the run
+    starts over (False)."""
     path = exp.run_dir / STATE_FILE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -157,6 +180,10 @@ def load(exp: Experiment) -> bool:
     other = _other_plan(state, exp.plan)
     if other is not None:
         _set_aside(path, "other-plan", f"cannot be resumed: {other}")
+        return False
+    unfit = _unfit(exp.model, state)
+    if unfit is not None:  # written by code whose model differs (a wider layer): checked before anything is restored
+        _set_aside(path, "corrupt", f"does not fit this code's model ({unfit})")
         return False
     exp.step_index = state["step_index"]
     exp.model.load_state_dict(state["model"])
