@@ -166,3 +166,28 @@ def test_a_checkpoint_whose_model_does_not_fit_this_code_s_is_set_aside_and_the_
         f"checkpoint {run_dir / 'state.pt'} does not fit this code's model (net.1.weight is [17, 2] in the checkpoint" in caplog.text
     )
     assert "starting the run from the beginning" in caplog.text
+
+
+def test_a_score_file_of_the_wrong_length_is_set_aside_and_computed_again(tmp_path, caplog):
+    """Audit B3: a score file of another length under a rule's name (another val_fraction's) stopped the run
+    with `RuntimeError: weights should be 1-d and have the same length as input` in class_means. Another
+    configuration's file is caught by its key; one of the right key but the wrong shape by its shape."""
+    import torch
+
+    from prune_cli.run.data_selection import select_training_data
+    from tests.helpers import composed, counting_model_builder, proxy_scoring_splits
+
+    build, built = counting_model_builder()
+    data = proxy_scoring_splits()
+    overrides = ["model=mlp", "model.widths=[8]", "data_pruning=el2n", "data_pruning.proxies=1", "data_pruning.proxy_epochs=1"]
+    overrides += ["train.batch_size=20", f"results_dir={tmp_path}"]
+    first = select_training_data(composed(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
+    [path] = (tmp_path / "dense_cache" / "data_pruning").glob("el2n-*.pt")
+    stored = torch.load(path, weights_only=True)
+    torch.save({**stored, "scores": stored["scores"][:-3]}, path)
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.data_selection"):
+        again = select_training_data(composed(*overrides, "data_pruning.keep=0.5"), data, torch.device("cpu"), build, tmp_path)
+    n = len(data.train_y)
+    assert f"score cache file {path} holds scores of shape [{n - 3}], [{n}] expected" in caplog.text, caplog.text
+    assert len(built) == 2 and torch.equal(again.train_x, first.train_x)  # computed again: the same selection
+    assert list(path.parent.glob(f"{path.name}.corrupt-*"))

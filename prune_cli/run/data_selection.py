@@ -59,7 +59,9 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     # evaluation batch size stays in their key (the batched per-example gradients' float rounding)
     untrained = {**base, "train": {"eval_batch_size": base["train"].get("eval_batch_size")}}
 
-    def cached(name: str, key: dict, compute: Callable[[], torch.Tensor], trains: bool = True) -> torch.Tensor:
+    def cached(
+        name: str, key: dict, compute: Callable[[], torch.Tensor], trains: bool = True, shape: Optional[tuple[int, ...]] = None
+    ) -> torch.Tensor:
         inputs = base if trains else untrained
         described = json.dumps({**inputs, "rule": name, **key}, sort_keys=True)
         digest = hashlib.sha256(described.encode()).hexdigest()[:16]
@@ -72,7 +74,7 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
                 except Exception as err:  # noqa: BLE001 - any unreadable file: recompute, say so
                     log.warning("data pruning (%s): unreadable cache entry %s (%s); computing again", name, path, err)
                 else:
-                    wrong = _mismatch(stored, described)
+                    wrong = _mismatch(stored, described, shape)
                     if wrong is None:
                         log.info("data pruning (%s): scores loaded from %s", name, path)
                         return stored["scores"]
@@ -86,8 +88,9 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     return cached
 
 
-def _mismatch(stored, described: str) -> Optional[str]:
-    """Why a loaded score-cache file is not the scores of `described` (the JSON its name hashes), or None."""
+def _mismatch(stored, described: str, shape: Optional[tuple[int, ...]] = None) -> Optional[str]:
+    """Why a loaded score-cache file is not the scores of `described` (the JSON its name hashes) of the
+    `shape` the rule expects (None: any), or None."""
     if not (isinstance(stored, dict) and isinstance(stored.get("key"), str) and "scores" in stored):
         return "holds no key (an older prune-cli's file), so what it was computed for cannot be checked"
     if stored["key"] != described:
@@ -98,6 +101,8 @@ def _mismatch(stored, described: str) -> Optional[str]:
         return f"was computed for another configuration ({'; '.join(differing)})"
     if not isinstance(stored["scores"], torch.Tensor):
         return "holds no tensor of scores"
+    if shape is not None and tuple(stored["scores"].shape) != tuple(shape):
+        return f"holds scores of shape {list(stored['scores'].shape)}, {list(shape)} expected"
     return None
 
 

@@ -130,10 +130,11 @@ class DataPruningContext:
     generator: torch.Generator
     train_proxy: Callable[..., nn.Module]
     eval_batch_size: int = 1024
-    # cached(name, key, compute, trains=True): compute() once per (run's data/model/train/seed, name, key)
-    # when the run layer has a cache (the dense cache's folder), else every time; trains=False: the
-    # proxies train nothing, so the train options are not part of the key
-    cached: Callable[..., torch.Tensor] = lambda name, key, compute, trains=True: compute()
+    # cached(name, key, compute, trains=True, shape=None): compute() once per (run's data/model/train/seed,
+    # name, key) when the run layer has a cache (the dense cache's folder), else every time; trains=False:
+    # the proxies train nothing, so the train options are not part of the key; shape: the tensor's shape
+    # the rule expects (a stored tensor of another shape is computed again)
+    cached: Callable[..., torch.Tensor] = lambda name, key, compute, trains=True, shape=None: compute()
 
     def kept_count(self, keep: float) -> int:
         return kept_examples(keep, len(self.data.train_y))

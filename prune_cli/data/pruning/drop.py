@@ -94,7 +94,8 @@ def drop(ctx: DataPruningContext, node: DictConfig) -> Selection:
 
     # float64 (the key's "errors" entry keeps float32 entries of earlier versions, which moved a quota by
     # one example at exact ties, from being read)
-    errors = ctx.cached("drop", {"query_epochs": node.query_epochs, "error_splits": splits, "errors": "float64"}, compute).tolist()
+    key = {"query_epochs": node.query_epochs, "error_splits": splits, "errors": "float64"}
+    errors = ctx.cached("drop", key, compute, shape=(len(splits),)).tolist()
     y = data.train_y.cpu()
     sizes = torch.bincount(y, minlength=data.num_classes).tolist()
     quotas = drop_quotas(sizes, errors, ctx.kept_count(node.keep))

@@ -56,5 +56,5 @@ def el2n(ctx: DataPruningContext, node: DictConfig) -> Selection:
         return scores / node.proxies
 
     # the scores do not depend on keep/offset: a sweep over them trains the proxies once
-    scores = ctx.cached("el2n", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}, compute)
+    scores = ctx.cached("el2n", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}, compute, shape=(len(y),))
     return keep_highest(ctx, node, scores, "el2n")

@@ -131,7 +131,8 @@ def forgetting(ctx: DataPruningContext, node: DictConfig) -> Selection:
         return total / node.proxies
 
     # the counts do not depend on keep: a sweep over it trains the proxies once
-    counts = ctx.cached("forgetting", {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs, "observe": node.observe}, compute)
+    key = {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs, "observe": node.observe}
+    counts = ctx.cached("forgetting", key, compute, shape=(len(ctx.data.train_y),))
     kept = select_most_forgotten(counts, ctx.kept_count(node.keep), ctx.generator)
     summary = {
         "forgetting_mean": float(counts.mean()),

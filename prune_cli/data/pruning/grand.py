@@ -96,5 +96,5 @@ def grand(ctx: DataPruningContext, node: DictConfig) -> Selection:
     # the scores do not depend on keep/offset: a sweep over them scores the proxies once
     # at initialisation (proxy_epochs=0) the training options do not matter: a sweep over train.lr scores once
     key = {"proxies": node.proxies, "proxy_epochs": node.proxy_epochs}
-    scores = ctx.cached("grand", key, compute, trains=node.proxy_epochs > 0)
+    scores = ctx.cached("grand", key, compute, trains=node.proxy_epochs > 0, shape=(len(ctx.data.train_y),))
     return keep_highest(ctx, node, scores, "grand")
