@@ -191,3 +191,19 @@ def test_a_score_file_of_the_wrong_length_is_set_aside_and_computed_again(tmp_pa
     assert f"score cache file {path} holds scores of shape [{n - 3}], [{n}] expected" in caplog.text, caplog.text
     assert len(built) == 2 and torch.equal(again.train_x, first.train_x)  # computed again: the same selection
     assert list(path.parent.glob(f"{path.name}.corrupt-*"))
+
+
+def test_an_empty_score_file_is_named_with_its_reason_and_set_aside(tmp_path, caplog):
+    """Audit C3: a zero-byte score file was reported as "unreadable cache entry ... (); computing again"
+    (torch's error has no text) and overwritten. It is moved aside like a dense-cache entry, the warning
+    naming the error's type."""
+    cache, calls = _scores_cache(tmp_path)
+    cache()
+    [path] = _score_files(tmp_path)
+    path.write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.data_selection"):
+        cache()
+    assert len(calls) == 2
+    assert f"score cache file {path} is unreadable (" in caplog.text and "()" not in caplog.text, caplog.text
+    [aside] = path.parent.glob(f"{path.name}.corrupt-*")
+    assert aside.read_bytes() == b""

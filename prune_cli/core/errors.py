@@ -67,4 +67,5 @@ def unreadable_reason(err: Exception) -> str:
     if "Weights only load failed" in str(err):
         return "it holds objects other than tensors and plain containers (not a file prune-run writes)"
     first = str(err).splitlines()[0] if str(err) else ""
-    return f"{type(err).__name__}: " + re.sub(r"\x1b\[[0-9;]*m", "", first).strip()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", first).strip()
+    return f"{type(err).__name__}: {text}" if text else f"{type(err).__name__} (no message; the file may be empty or truncated)"

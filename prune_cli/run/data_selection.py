@@ -26,6 +26,7 @@ from filelock import FileLock
 
 from ..core import random_streams
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
+from ..core.errors import unreadable_reason
 from ..core.paths import user_path
 from ..core.identity import run_id
 from ..core.random_streams import derived_seed
@@ -46,10 +47,11 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     dense model (data, model, train options but train.epochs, seed, device type, versions; not the
     data-pruning node, which trains nothing of its own) plus the rule's own key with its proxies'
     epochs: a sweep over `keep` or train.epochs trains its proxies once. Written atomically under a
-    file lock, with the description its name hashes; an unreadable entry is computed again, and one
-    whose stored description differs (or that has none: an older prune-cli's file) is moved aside as
-    `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule whose proxies train nothing (GraNd with
-    proxy_epochs=0) passes trains=False: its key leaves the train options out."""
+    file lock, with the description its name hashes; an unreadable entry, one whose stored description
+    differs (or that has none: an older prune-cli's file) and one of another shape than the rule expects
+    are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
+    whose proxies train nothing (GraNd with proxy_epochs=0) passes trains=False: its key leaves the
+    train options out."""
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
     base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
@@ -71,8 +73,8 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
             if path.exists():
                 try:
                     stored = torch.load(path, weights_only=True)
-                except Exception as err:  # noqa: BLE001 - any unreadable file: recompute, say so
-                    log.warning("data pruning (%s): unreadable cache entry %s (%s); computing again", name, path, err)
+                except Exception as err:  # noqa: BLE001 - any unreadable file: kept for inspection, recomputed
+                    _set_aside(path, name, f"is unreadable ({unreadable_reason(err)})")
                 else:
                     wrong = _mismatch(stored, described, shape)
                     if wrong is None:
