@@ -207,3 +207,40 @@ def test_an_empty_score_file_is_named_with_its_reason_and_set_aside(tmp_path, ca
     assert f"score cache file {path} is unreadable (" in caplog.text and "()" not in caplog.text, caplog.text
     [aside] = path.parent.glob(f"{path.name}.corrupt-*")
     assert aside.read_bytes() == b""
+
+
+def _finished_run_again(shared_run, tmp_path, change):
+    """A copy of the finished SHARED_RUN, `change(run_dir)` applied, then its command run again: its stderr."""
+    from conftest import SHARED_RUN, copy_results, run_cli
+
+    out = copy_results(shared_run.results, tmp_path / "results")
+    [run_dir] = (out / "runs").iterdir()
+    change(run_dir)
+    return run_cli(SHARED_RUN, out).stderr, run_dir
+
+
+def test_a_finished_run_without_provenance_is_compared_by_its_csv_columns(tmp_path, shared_run):
+    """Audit C1: with provenance.json missing or corrupt, code_differences returned [] and a rerun said only
+    "already complete", whatever code made the run. The per-run CSVs' git_sha and versions are read instead,
+    and a line says the provenance could not be read."""
+    import pandas as pd
+
+    def other_commit_no_provenance(run_dir):
+        (run_dir / "provenance.json").write_text("{torn")
+        metrics = pd.read_csv(run_dir / "metrics.csv", dtype=str, keep_default_na=False)
+        metrics["git_sha"] = "feedbeef" * 5
+        metrics.to_csv(run_dir / "metrics.csv", index=False)
+
+    said, run_dir = _finished_run_again(shared_run, tmp_path, other_commit_no_provenance)
+    assert "is complete and kept, but it was made by other code (git_sha: " + "feedbeef" * 5 + " -> " in said, said
+    assert f"{run_dir / 'provenance.json'} is unreadable" in said and "metrics.csv" in said
+
+
+def test_a_finished_run_without_any_provenance_says_its_code_cannot_be_compared(tmp_path, shared_run):
+    def nothing_left(run_dir):
+        (run_dir / "provenance.json").unlink()
+        for table in run_dir.glob("*.csv"):
+            table.unlink()
+
+    said, run_dir = _finished_run_again(shared_run, tmp_path, nothing_left)
+    assert f"{run_dir / 'provenance.json'} is missing" in said and "cannot be compared" in said, said

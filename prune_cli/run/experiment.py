@@ -531,7 +531,11 @@ def run(cfg: DictConfig, run_dir: Path, on_found_complete: Optional[Callable[[],
 def _say_if_made_by_other_code(run_dir: Path, rid: str) -> None:
     """A finished run is kept whatever code made it (its rows are in the shared tables); when that code
     differs from this process's, one line says so and how to recompute it."""
-    changed = results.code_differences(run_dir)
+    changed, note = results.finished_run_code(run_dir)
+    if note is not None:  # provenance.json missing or torn: said, so that silence never reads as "same code"
+        line = f"prune-run: run {rid}: {note}"
+        log.warning(line.removeprefix("prune-run: "))
+        print(line, file=sys.stderr)
     if changed:
         line = (
             f"prune-run: run {rid} is complete and kept, but it was made by other code ({'; '.join(changed)}); "

@@ -86,18 +86,52 @@ def code_differences(run_dir: Path) -> list[str]:
     """ "field: then -> now" for each of CODE_FIELDS in which the process that started the finished run in
     `run_dir` (its provenance.json) differs from this one, and for the package's and plugins' sources
     (`source_differences`); fields unknown on either side are skipped. Run ids hash the config, not the
-    code, so this is the only sign that a kept run predates a change."""
+    code, so this is the only sign that a kept run predates a change. (`finished_run_code` also says
+    when provenance.json cannot be read.)"""
+    return finished_run_code(run_dir)[0]
+
+
+def finished_run_code(run_dir: Path) -> tuple[list[str], str | None]:
+    """`code_differences`, and a note when the run's provenance.json is missing or unreadable: the
+    comparison then falls back to the CODE_FIELDS columns of its per-run CSVs (the source digests are not
+    there, so an uncommitted edit cannot be seen), or, without those, cannot be made."""
+    path = Path(run_dir) / PROVENANCE_FILE
     try:
-        then = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text())
-    except (OSError, ValueError):
-        return []
+        then = json.loads(path.read_text())
+        if not isinstance(then, dict):
+            raise ValueError("not a JSON object")
+        note = None
+    except (OSError, ValueError) as err:
+        state = "missing" if isinstance(err, FileNotFoundError) else f"unreadable ({type(err).__name__})"
+        then, table = _csv_provenance(Path(run_dir))
+        if table is None:
+            return [], f"its {path} is {state}, so the code that made it cannot be compared with this one's"
+        note = (
+            f"its {path} is {state}; its code was compared by the {', '.join(CODE_FIELDS)} columns of its {table.name} "
+            "(an edit not committed cannot be seen there)"
+        )
     now = {"git_sha": _git("rev-parse", "HEAD"), "prune_cli_version": prune_cli.__version__, "torch_version": torch.__version__}
     unknown = (None, "", "unknown")
     return [
         f"{k}: {then.get(k)} -> {now[k]}"
         for k in CODE_FIELDS
         if then.get(k) not in unknown and now[k] not in unknown and then.get(k) != now[k]
-    ] + source_differences(then, source_record())
+    ] + source_differences(then, source_record()), note
+
+
+def _csv_provenance(run_dir: Path) -> tuple[dict[str, Any], Path | None]:
+    """The CODE_FIELDS of the first row of the first per-run CSV (metrics.csv first) that has them all."""
+    import pandas as pd
+
+    tables = sorted(run_dir.glob("*.csv"), key=lambda p: (p.name != "metrics.csv", p.name))
+    for table in tables:
+        try:
+            rows = pd.read_csv(table, dtype=str, keep_default_na=False, nrows=1)
+        except (OSError, ValueError):
+            continue
+        if len(rows) and all(k in rows.columns for k in CODE_FIELDS):
+            return {k: rows[k].iloc[0] for k in CODE_FIELDS}, table
+    return {}, None
 
 
 def write_start_record(run_dir: Path, run_provenance: dict[str, Any]) -> None:
