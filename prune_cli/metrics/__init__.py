@@ -94,6 +94,12 @@ def checked_result(name: str, result: Any) -> MetricResult:
                 raise wrong(f"scalar row {i}: {key} {row[key]!r} is a {type(row[key]).__name__}, not a str")
         if not isinstance(row["value"], numbers.Real):  # a list or a tensor would reach the CSV as text
             raise wrong(f"scalar row {i}: value {row['value']!r} is a {type(row['value']).__name__}, not a number (float(x))")
+    seen: set[tuple[str, str]] = set()
+    for row in result.scalars:  # one row per (split, metric) and phase: a second one reads as a repeated run's
+        key = (row["split"], row["metric"])
+        if key in seen:
+            raise wrong(f"metric {row['metric']!r} of split {row['split']!r} twice")
+        seen.add(key)
     if not isinstance(result.tables, dict):
         raise wrong(f"tables: a {type(result.tables).__name__}, not a dict")
     for table, rows in result.tables.items():
@@ -104,6 +110,27 @@ def checked_result(name: str, result: Any) -> MetricResult:
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise wrong(f"table {table}: a {type(rows).__name__}, not a list of dicts")
     return result
+
+
+BUILT_IN = "the built-in metrics (accuracy, loss, sparsity, FLOPs, ...)"
+
+
+def check_scalar_names(name: str, scalars: list[dict], taken: dict[tuple[str, str], str]) -> None:
+    """Refuse a scalar row of metric `name` whose (split, metric) an earlier metric of the same phase
+    wrote (`taken`: (split, metric) -> who wrote it, updated with `name`'s rows). metrics.csv holds one
+    row per (run, phase, split, metric): a plugin row named `test,accuracy` became a second accuracy
+    row, the dense baseline of the real one took the plugin's value, and the report averaged the two
+    into a wrong verdict without a word (audit A1)."""
+    for row in scalars:
+        key = (row["split"], row["metric"])
+        if key in taken:
+            names = ", ".join(sorted(m for s, m in taken if s == row["split"]))
+            raise PruneCliError(
+                f"metric {name} returned a row with metric {row['metric']!r} on split {row['split']!r}, which "
+                f"{taken[key]} already wrote at this phase; a metric's rows need names of their own (taken on split "
+                f"{row['split']!r}: {names})"
+            )
+    taken.update({(row["split"], row["metric"]): f"metric {name}" for row in scalars})
 
 
 def register_metric(name: str) -> Callable:
@@ -161,6 +188,8 @@ __all__ = [
     "METRICS",
     "MetricContext",
     "MetricResult",
+    "check_scalar_names",
+    "checked_result",
     "metrics_config",
     "register_metric",
     "classification_metrics",

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..core.atomic_io import atomic_torch_save, atomic_write_csv
 from ..core.tables import TABLES, columns
-from ..metrics import METRICS, MetricContext, classification_metrics, layer_table, model_cost_metrics
+from ..metrics import BUILT_IN, METRICS, MetricContext, check_scalar_names, classification_metrics, layer_table, model_cost_metrics
 from ..core import predictions as saved_predictions  # per phase and split: each example's predicted class
 from ..training import evaluate
 from .checkpoint import cpu_state
@@ -38,10 +38,12 @@ def record(exp: Experiment, phase: str) -> None:
     saved_predictions.save_phase(exp.run_dir, phase, predictions, exp.data.num_classes)  # once per phase, merged at the end
     layers = layer_table(exp.model, exp.prunable, exp.data.input_shape)
     scalars += model_cost_metrics(exp.model, exp.prunable, layers)
+    taken = {(r["split"], r["metric"]): BUILT_IN for r in scalars}  # a metric's rows may not take these names
     for name in METRICS.names():
         node = cfg.metrics.get(name)
         if node is not None and node.get("enabled", False):
             out = METRICS.get(name)(metric_context(exp, name), phase, node)
+            check_scalar_names(name, out.scalars, taken)
             scalars += out.scalars
             for table, rows in out.tables.items():
                 add(exp, table, phase, rows)
