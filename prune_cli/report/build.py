@@ -254,6 +254,9 @@ def _build(
     for name, rows in folder.text_values.items():
         if rows:
             md += [f"{name} rows whose value is not a number, left out: {'; '.join(rows)}.", ""]
+    for name, rows in folder.repeated.items():
+        if rows:
+            md += [f"{name} rows recorded twice with different values, that metric of that run left out: {'; '.join(rows)}.", ""]
     if folder.skipped:
         md += ["Run directories not read: " + "; ".join(f"{name} ({why})" for name, why in folder.skipped.items()) + ".", ""]
     mixed_code = mixed_code_versions(folder)

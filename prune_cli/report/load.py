@@ -42,6 +42,8 @@ class ResultsFolder:
     # table name -> its rows left out because a number column holds text (`_without_text_values`), as notes
     text_values: dict[str, list[str]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # run directories not read (a copy of a run read already) -> why
+    # table name -> the (run, split, metric) left out because one phase holds it twice with different values, as notes
+    repeated: dict[str, list[str]] = field(default_factory=dict)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per run: experiment keys, seed
     run_dirs: dict[str, Path] = field(default_factory=dict)  # run id -> its directory (completed, with a config)
     varying: list[str] = field(default_factory=list)  # config keys that differ between experiments
@@ -55,6 +57,7 @@ class ResultsFolder:
         df = self.results.table(name)
         if name not in self.text_values:
             df, self.text_values[name] = _without_text_values(df)
+            df, self.repeated[name] = _without_repeated_rows(df) if name == "metrics.csv" else (df, [])
             self.results.cache[name] = df  # checked once, on the cached table
         if len(df) and "run_id" in df.columns and CONFIGURATION not in df.columns:
             df[CONFIGURATION] = configuration_ids(df, self.key_source).to_numpy()  # on the cached table: once
@@ -154,6 +157,35 @@ def _without_text_values(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     if len(rows) > SHOWN:
         notes.append(f"... ({len(rows)} rows in all)")
     return df[~bad.to_numpy()].reset_index(drop=True), notes
+
+
+ROW_KEY = ("run_id", "phase", "split", "metric")  # one row of metrics.csv per key (prune_cli/run/recorder.py)
+
+
+def _without_repeated_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """(`df` less every row of a (run, split, metric) that holds two rows of one phase with different
+    values, a note per such key). prune-run writes one row per ROW_KEY; two (a hand edit, or a folder
+    written before a metric plugin was refused a built-in metric's name) were averaged by the tables and
+    one of them picked at random by the verdicts, and the run's dense_value of that metric is suspect
+    too, so the metric is left out of that run in every phase and named: `run (phase split metric:
+    values 0.8, 0)`. Rows repeated verbatim (a run's rows copied into the shared CSVs twice) are
+    kept once: whichever is read, the value is the same."""
+    if not len(df) or not all(c in df.columns for c in ROW_KEY):
+        return df, []
+    valued = [c for c in ("value", "dense_value") if c in df.columns]
+    distinct = df.drop_duplicates([*ROW_KEY, *valued])
+    clash = distinct[distinct.duplicated(list(ROW_KEY), keep=False)]
+    if not len(clash):
+        return df, []
+    notes = [
+        f"{run} ({phase} {split} {metric}: values {', '.join(f'{v:g}' for v in rows['value'])})"
+        for (run, phase, split, metric), rows in clash.groupby(list(ROW_KEY), sort=True)
+    ]
+    if len(notes) > SHOWN:
+        notes = notes[:SHOWN] + [f"... ({len(notes)} in all)"]
+    out = set(zip(clash["run_id"], clash["split"], clash["metric"]))
+    left_out = pd.Series([k in out for k in zip(df["run_id"], df["split"], df["metric"])], index=df.index, dtype=bool)
+    return df[~left_out.to_numpy()].reset_index(drop=True), notes
 
 
 def _writes(config: dict, table: str) -> bool:

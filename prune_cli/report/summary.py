@@ -218,6 +218,9 @@ def _failed_and_unfinished(folder: ResultsFolder) -> list[str]:
     for name, rows in folder.text_values.items():
         if rows:
             lines.append(f"  {name} rows whose value is not a number, left out: {'; '.join(rows)}")
+    for name, rows in folder.repeated.items():
+        if rows:
+            lines.append(f"  {name} rows recorded twice with different values, that metric of that run left out: {'; '.join(rows)}")
     if folder.skipped:
         named = "; ".join(f"{n} ({why})" for n, why in folder.skipped.items())
         lines.append(f"  run directories not read: {len(folder.skipped)} -> {named}")
