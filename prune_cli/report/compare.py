@@ -304,12 +304,33 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
 def final_values(
     metrics: pd.DataFrame, metric: str = "accuracy", split: str = "test", phases: tuple[str, ...] = ("finetuned", "pruned")
 ) -> pd.DataFrame:
-    """One value per run: `metric` on `split` of the run's final model, the first of `phases` it has
-    (by default its final sparse model: finetuned, else pruned)."""
+    """One value per run: `metric` on `split` of the final model of the run's condition (load.CONDITION:
+    runs that differ only by seed), the first of `phases` that any row of the condition's runs has (by
+    default its final sparse model: finetuned, else pruned), as summary.final_phase chooses it for the
+    accuracy table. A run of the condition without a row of that phase (its value not a number, left
+    out) gets a NaN value there, so that the verdicts name its seed as one without a value: before, its
+    pruned accuracy was paired with the other method's finetuned one, mixing phases."""
+    from .load import condition_keys
+
+    rank_of = {phase: len(phases) - i for i, phase in enumerate(phases)}
     rows = metrics[(metrics["metric"] == metric) & (metrics["split"] == split) & metrics["phase"].isin(phases)]
-    rank = rows["phase"].map({phase: len(phases) - i for i, phase in enumerate(phases)})
-    rows = rows.assign(_rank=rank).sort_values("_rank").drop_duplicates("run_id", keep="last")
-    return rows.drop(columns="_rank")
+    if not len(rows):
+        return rows
+    keys = condition_keys(metrics)
+    reached = metrics["phase"].map(rank_of).fillna(0)  # every metric's rows: the phases the condition's runs reached
+    best = (
+        reached.groupby([metrics[k] for k in keys], dropna=False).transform("max")
+        if keys
+        else pd.Series(reached.max(), index=metrics.index)
+    )
+    rank = rows["phase"].map(rank_of)
+    final = rows[(rank == best.loc[rows.index]).to_numpy()].drop_duplicates("run_id", keep="last")
+    lacking = rows[~rows["run_id"].isin(set(final["run_id"]))].drop_duplicates("run_id")
+    if len(lacking):  # the run's row of the final phase is gone: a seed without a value, never an earlier phase
+        phase = best.loc[lacking.index].map({r: p for p, r in rank_of.items()})
+        lacking = lacking.assign(phase=phase.to_numpy(), value=np.nan)
+        final = pd.concat([final, lacking]).sort_index()
+    return final
 
 
 def check_baseline(values: pd.DataFrame, baseline: Optional[str], elsewhere: Iterable[str] = ()) -> Optional[str]:
