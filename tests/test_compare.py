@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+import yaml
 
 from prune_cli.report import build_report, main
 from prune_cli.report.compare import bootstrap_interval, holm, paired_statistics, seeds_needed
@@ -272,3 +273,24 @@ def test_a_method_without_a_baseline_run_of_its_comparison_key_is_named(tmp_path
     assert "random < magnitude at sparsity 0.99" in section
     (note,) = [line for line in section.splitlines() if "not paired" in line]
     assert note.startswith("- lookahead at sparsity 0.99") and "no magnitude run" in note and "Experiments" in note
+
+
+def test_an_unpaired_method_s_line_names_the_keys_that_differ_from_the_baseline(tmp_path):
+    """random ran with a measurement-only metric plugin enabled (metrics.clash.enabled: true), magnitude
+    without: `metrics.*` is part of the comparison key (documented), so they are not paired, but the
+    line said "no magnitude run with the same data, model, schedule and training", which is false: the
+    data, model, schedule and training are the same. It names the keys that differ (audit C1)."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        for method, enabled in (("magnitude", False), ("random", True)):
+            run = write_run(root, seed, method, 0.5, 10, 0.7)
+            path = root / "runs" / run / "config.yaml"
+            config = yaml.safe_load(path.read_text())
+            config["metrics"] = {"clash": {"enabled": enabled}}
+            path.write_text(yaml.safe_dump(config))
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    (note,) = [line for line in md.splitlines() if "not paired" in line]
+    assert note.startswith("- random at sparsity 0.5"), note
+    # a disabled metric computes nothing and is no part of the key (prune_cli/results): magnitude's is absent
+    assert "differ in metrics.clash.enabled (random: true; magnitude: (absent)) (the Experiments" in note, note
+    assert "data, model, schedule and training" not in note and "train.epochs" not in note, note

@@ -588,9 +588,12 @@ def failed_lines(metrics: pd.DataFrame, failed: Optional[pd.DataFrame], metric: 
 
 def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str = "accuracy", split: str = "test") -> list[str]:
     """One line per (comparison key, sparsity) whose methods have no run of the baseline beside them:
-    runs that differ in data, model, schedule or training are never paired, and the report says so
-    rather than leaving those methods out without a word; where the baseline ran with the same key
-    at other sparsities only, the line says that it was not run at this one."""
+    runs whose comparison keys differ are never paired, and the report says so rather than leaving
+    those methods out without a word; where the baseline ran with the same key at other sparsities
+    only, the line says that it was not run at this one, else it names the keys in which the nearest
+    baseline runs differ (`_differing_keys`): a comparison key holds every config key but the
+    method's and the sparsity, so a measurement-only metric enabled for some runs (`metrics.*`)
+    splits them too, and the line said "the same data, model, schedule and training" differed."""
     if not len(metrics) or "comparison" not in metrics.columns:
         return []
     values = final_values(metrics, metric, split)
@@ -606,6 +609,39 @@ def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str 
         if comparison in with_baseline:  # the same data, model and training, only not this sparsity
             why = f"{baseline} was not run at sparsity {sparsity:g}"
         else:
-            why = f"no {baseline} run with the same data, model, schedule and training (the Experiments table shows what differs)"
+            differ = _differing_keys(values, part, values[values["method"] == baseline], baseline)
+            why = (
+                f"no {baseline} run with the same comparison key"
+                + (f"; the nearest {baseline} runs differ in {differ}" if differ else "")
+                + " (the Experiments table shows what differs)"
+            )
         lines.append(f"{', '.join(methods)} at sparsity {sparsity:g} (comparison {comparison}): not paired, {why}")
     return lines
+
+
+def _differing_keys(values: pd.DataFrame, part: pd.DataFrame, base: pd.DataFrame, baseline: str) -> str:
+    """The keys of the comparison key (the schedule column and the varying config keys, as
+    setting_labels reads them) whose values differ between the runs of `part` and the `baseline` runs
+    of the comparison key nearest to them (the fewest differing keys), spelled `metrics.clash.enabled
+    (random: true; magnitude: (absent))` (a disabled metric is no part of the key, prune_cli/results);
+    "" where no column tells them apart."""
+    from ..results import COMPARISON_FREE
+
+    dotted = [c for c in values.columns if "." in c and c.split(".")[0] not in COMPARISON_FREE and c.split(".")[0] != "seed"]
+    columns = [c for c in ("dataset", "model", "schedule") if c in values.columns and f"{c}.name" not in dotted] + dotted
+
+    def text(frame: pd.DataFrame, column: str) -> str:
+        shown = frame[column].astype(object).where(frame[column].notna(), "(absent)").astype(str)  # as the Experiments table
+        return ", ".join(sorted(shown.unique()))
+
+    here = {c: text(part, c) for c in columns}
+    nearest: list[str] = []
+    for _, runs in base.groupby("comparison", sort=True):
+        differing = [c for c in columns if text(runs, c) != here[c]]
+        if differing and (not nearest or len(differing) < len(nearest[1])):
+            nearest = [runs, differing]
+    if not nearest:
+        return ""
+    runs, differing = nearest
+    methods = ", ".join(sorted(part["method"].astype(str).unique()))
+    return "; ".join(f"{c} ({methods}: {here[c]}; {baseline}: {text(runs, c)})" for c in differing)
