@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .achieved import off_target_runs
 from .compare import final_values
 
 MIN_PAIRS = 3
@@ -72,12 +73,19 @@ def report_card(metrics: pd.DataFrame, runs: pd.DataFrame, split: str = "test") 
     )
 
     points_missing, points_found, base_missing = [], [], []
+    off = off_target_runs(metrics)  # runs far from their target sparsity are no operating point at it (achieved.py)
     for dataset, model in pairs:
-        here = metrics[(metrics["dataset"] == dataset) & (metrics["model"] == model)]
+        everything = metrics[(metrics["dataset"] == dataset) & (metrics["model"] == model)]
+        here = everything[~everything["run_id"].isin(off)]
         levels = sorted(s for s in here["target_sparsity"].unique() if s > 0)
         ratios = [1 / (1 - s) for s in levels if s < 1]
         lo, hi = (min(ratios), max(ratios)) if ratios else (np.nan, np.nan)
-        points_found.append(f"{dataset}/{model}: {len(ratios)} point(s)" + (f", {lo:.3g}x-{hi:.3g}x" if ratios else ""))
+        missed = everything.loc[everything["run_id"].isin(off), "run_id"].nunique()
+        points_found.append(
+            f"{dataset}/{model}: {len(ratios)} point(s)"
+            + (f", {lo:.3g}x-{hi:.3g}x" if ratios else "")
+            + (f" ({missed} run(s) off their target sparsity not counted)" if missed else "")
+        )
         gaps = []
         if len(ratios) < MIN_OPERATING_POINTS:
             gaps.append(f"{MIN_OPERATING_POINTS - len(ratios)} more point(s)")
@@ -94,9 +102,9 @@ def report_card(metrics: pd.DataFrame, runs: pd.DataFrame, split: str = "test") 
         absent = [
             f"{b} at {s:g}" for s in levels for b in BASELINE_SCORES if b not in set(measured[measured["target_sparsity"] == s][score])
         ]
-        no_dense = set(here["run_id"]) - set(here[here["phase"] == "dense"]["run_id"])
-        if "dense_value" in here.columns:
-            acc = here[(here["metric"] == "accuracy") & here["dense_value"].notna()]
+        no_dense = set(everything["run_id"]) - set(everything[everything["phase"] == "dense"]["run_id"])
+        if "dense_value" in everything.columns:
+            acc = everything[(everything["metric"] == "accuracy") & everything["dense_value"].notna()]
             no_dense -= set(acc["run_id"])
         if absent or no_dense:
             base_missing.append(

@@ -18,6 +18,8 @@ from scipy.special import stdtrit  # noqa: E402
 from ..core.stats import t_interval  # noqa: E402
 from .points import ntk_points  # noqa: E402
 from .regions import _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
+from .achieved import with_achieved  # noqa: E402
+from .load import condition_keys  # noqa: E402
 from .summary import final_phase  # noqa: E402
 
 DPI = 110
@@ -181,20 +183,31 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
     acc = acc[np.isfinite(acc["mean"].to_numpy(float))]  # a condition not averaged (`mixed`) has no point
     if not len(acc):
         return None
+    # a condition off its target sparsity (a schedule that decides its own) is drawn at what it reached, as a
+    # curve of its own whose label names its schedule (achieved.py)
+    acc = with_achieved(acc, final, condition_keys(acc))
     pairs = _pairs(acc)
     fig, axes = _figure(len(pairs))
     varying = _varying(acc)
     for ax, (dataset, model) in zip(axes[0], pairs):
         part = acc[(acc["dataset"] == dataset) & (acc["model"] == model)]
         labels = [_label(r, varying) for r in part[varying].to_dict(orient="records")] if varying else ["" for _ in range(len(part))]
+        labels = [
+            f"{label or method} ({schedule}, achieved sparsity)"
+            if off and "schedule" not in varying
+            else f"{label} (achieved sparsity)"
+            if off
+            else label
+            for label, method, schedule, off in zip(labels, part["method"], part["schedule"], part["off_target"])
+        ]
         for k, (label, curve) in enumerate(part.groupby(np.asarray(labels, dtype=object))):
-            curve = curve.sort_values("target_sparsity")
-            x = 1.0 / (1.0 - curve["target_sparsity"].to_numpy(float))
+            curve = curve.sort_values("x_sparsity")
+            x = 1.0 / (1.0 - curve["x_sparsity"].to_numpy(float))
             _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label, **curve_style(k))
         for (label, dense), ls in zip(dense_references(part, varying, configs_known), itertools.cycle(("--", ":", "-."))):
             ax.axhline(dense, color="k", ls=ls, lw=1, label=label)
         ax.set_xscale("log", base=2)
-        ticks = sorted(set(np.round(1.0 / (1.0 - part["target_sparsity"].to_numpy(float)), 3)))
+        ticks = sorted(set(np.round(1.0 / (1.0 - part["x_sparsity"].to_numpy(float)), 3)))
         ax.set_xticks(ticks)
         ax.set_xticklabels([f"{t:g}x" for t in ticks])
         ax.minorticks_off()

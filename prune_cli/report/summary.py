@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
+from .achieved import TOLERANCE, off_target_lines, off_target_runs, with_achieved
 from .levels import percent
 from .load import RUN_TABLES_READ, ResultsFolder, condition_keys, mixed_code_versions
 from .mixing import SEPARATE_BY_NAME, mixed_keys, rows_of, runs_of
@@ -127,13 +128,15 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "
         + ", ".join(f"{d}/{m}" for d, m in pairs)
         + ("" if len(pairs) >= MIN_PAIRS else f"  [fewer than {MIN_PAIRS} pairs]")
     )
+    off = off_target_runs(metrics)  # runs far from their target sparsity: no operating point at it (achieved.py)
     for dataset, model in pairs:
-        here = metrics[(metrics["dataset"] == dataset) & (metrics["model"] == model)]
+        everything = metrics[(metrics["dataset"] == dataset) & (metrics["model"] == model)]
+        here = everything[~everything["run_id"].isin(off)]
         levels = sorted(here["target_sparsity"].unique())
         lines.append(f"  {dataset}/{model}:")
         lines.append(
             "    operating points (target sparsity -> compression of prunable weights): "
-            + ", ".join(f"{s:g} ({1 / (1 - s):.3g}x)" for s in levels)
+            + (", ".join(f"{s:g} ({1 / (1 - s):.3g}x)" for s in levels) or "none")
         )
         missing_levels = [s for s in STANDARD_SPARSITIES if not np.isclose(levels, s).any()]
         if len(levels) < 5 or missing_levels:
@@ -145,6 +148,7 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "
             flag = "" if n >= MIN_SEEDS else f"  [fewer than {MIN_SEEDS} seeds]"
             of = "" if n == completed else f" with a value (of {completed} completed)"
             lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){of}{flag}")
+        lines += off_target_lines(everything)
         for level, part in here.groupby("target_sparsity"):
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
@@ -157,10 +161,10 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "
         # R1 asks for the dense baseline of each run: a dense phase, or the dense accuracy carried on its
         # rows. Metrics that are themselves relative to the dense model (intensification, CKA to dense)
         # have no dense value of their own and must not count as a missing baseline.
-        accuracy = here[(here["metric"] == "accuracy") & (here["phase"] != "dense")]
+        accuracy = everything[(everything["metric"] == "accuracy") & (everything["phase"] != "dense")]
         dense_value = accuracy.get("dense_value", pd.Series(np.nan, index=accuracy.index))
-        with_dense = set(here[here["phase"] == "dense"]["run_id"]) | set(accuracy[dense_value.notna()]["run_id"])
-        dense_missing = set(here["run_id"]) - with_dense
+        with_dense = set(everything[everything["phase"] == "dense"]["run_id"]) | set(accuracy[dense_value.notna()]["run_id"])
+        dense_missing = set(everything["run_id"]) - with_dense
         if dense_missing:
             lines.append(f"    [R1] missing dense baseline for {len(dense_missing)} run(s)")
     if not any(str(d).lower().startswith(("imagenet", "image_folder", "imagefolder")) for d, _ in pairs):
@@ -286,13 +290,23 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
     comp = final[(final["metric"] == "compression_ratio") & (final["split"] == "model")]
     keys = condition_keys(acc)
     table = acc.merge(comp[keys + ["mean"]].rename(columns={"mean": "compression"}), on=keys, how="left")
+    table = with_achieved(table, final, keys)  # a condition off its target is shown at what it reached (achieved.py)
     out = pd.DataFrame(
         {
             "dataset/model": table["dataset"] + "/" + table["model"],
             **({"experiment": table["experiment"]} if "experiment" in table.columns else {}),
             "method": table["method"],
             "schedule": table["schedule"],
-            "sparsity": table["target_sparsity"].map(lambda s: f"{s:g}"),
+            "sparsity": [
+                f"{a:.3g} (achieved; target {t:g})" if off else f"{t:g}"
+                for t, a, off in zip(table["target_sparsity"], table["sparsity_achieved"], table["off_target"])
+            ],
+            # the runs' mean final sparsity of the prunable weights, beside the target (absent from folders without it)
+            **(
+                {"sparsity_achieved": table["sparsity_achieved"].map(lambda a: finite(a, ".3g"))}
+                if table["sparsity_achieved"].notna().any()
+                else {}
+            ),
             "compression": table["compression"].map(lambda c: finite(c, ".3g", "x")),
             "phase": table["phase"],
             "n": table["n_seeds"],
@@ -309,7 +323,14 @@ def accuracy_markdown(summary: pd.DataFrame, split: str) -> str:
             "Δ vs dense": table["delta_mean"].map(lambda v: finite(v, "+.4f")),
         }
     )
-    return markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))
+    text = markdown_table(out.sort_values(["dataset/model", "method", "schedule", "sparsity"]))
+    if table["off_target"].any():
+        text += (
+            f"\n\nsparsity: the target (the run's `sparsity`), or where the runs' final sparsity of the prunable weights "
+            f"(sparsity_achieved, their mean) differs from it by more than {TOLERANCE:g}, the achieved sparsity, marked so: "
+            "such runs (a schedule that decides its own sparsity) are plotted there and are no operating point at the target."
+        )
+    return text
 
 
 def experiments_markdown(folder: ResultsFolder) -> str:
