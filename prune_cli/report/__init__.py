@@ -77,6 +77,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         help="method every other method is compared with, seed by seed (default: magnitude when present, else all pairs)",
     )
     parser.add_argument(
+        "--compare-by",
+        default=None,
+        metavar="KEY",
+        help="also compare the values of a config key or group that varies between experiments, seed by seed "
+        "(e.g. schedule, schedule.restart_from, train.epochs): comparisons_by.csv",
+    )
+    parser.add_argument(
         "--expect",
         default=None,
         metavar="FILE_OR_PRESET",
@@ -122,6 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             plots=not args.no_plots,
             baseline=args.baseline,
             expect=args.expect,
+            compare_by=args.compare_by,
         )
     except ReportInputError as e:
         parser.error(str(e))

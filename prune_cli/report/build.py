@@ -17,7 +17,17 @@ import pandas as pd
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
-from .compare import check_baseline, check_split, compare_methods, failed_lines, failed_runs, final_values, unpaired
+from .compare import (
+    check_baseline,
+    check_compare_by,
+    check_split,
+    compare_methods,
+    failed_lines,
+    failed_runs,
+    final_values,
+    unpaired,
+    unpaired_by,
+)
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, check_values, expect_markdown, load_expected
 from .html import write_html
@@ -59,6 +69,7 @@ def build_report(
     baseline: Optional[str] = None,
     expect: Optional[str] = None,
     parallel: Optional[bool] = None,
+    compare_by: Optional[str] = None,
 ) -> dict[str, Path]:
     """Write every table and plot for the results folder `root`; returns {artifact name: path}.
     `baseline`: the method every other is compared with (default magnitude when present); a
@@ -67,7 +78,10 @@ def build_report(
     expected-values file or the name of one in configs/expected/ (expect.py); every point is
     marked inside / outside its band in expect.csv. `parallel`: draw the figures in a forked
     worker process while the statistics are computed (painter.py; default: when a second CPU is
-    idle, painter.idle_cpu); False draws them in this process. The files are the same either way."""
+    idle, painter.idle_cpu); False draws them in this process. The files are the same either way.
+    `compare_by`: a config key or group that varies between the folder's experiments (`schedule`,
+    `schedule.restart_from`): its values are compared too, seed by seed, in comparisons_by.csv and a
+    section of summary.md (compare.py `_arms`); any other key raises ReportInputError first."""
     if not 0 < confidence < 1:
         raise ReportInputError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
@@ -79,7 +93,7 @@ def build_report(
         raise ReportInputError(problem)
     out = Path(out) if out is not None else root / "report"
     with Painter(parallel if plots else False) as painter:
-        return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None)
+        return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None, compare_by)
 
 
 PLOT_ORDER = (
@@ -96,6 +110,7 @@ PLOT_ORDER = (
 # beside the new report; any other file in the folder is left alone.
 REPORT_FILES = (
     "comparisons.csv",
+    "comparisons_by.csv",
     "summary.csv",
     "intensification.csv",
     "per_class_summary.csv",
@@ -138,6 +153,7 @@ def _build(
     expected,
     expect: Optional[str],
     painter: Optional[Painter],
+    compare_by: Optional[str] = None,
 ) -> dict[str, Path]:
     """build_report's body: each figure is handed to `painter` as soon as its data exists (None: no plots)."""
     figures: dict[str, Future] = {}
@@ -151,6 +167,7 @@ def _build(
     check_split(metrics, split)  # a split no run records, or a bad baseline: nothing created
     values = final_values(metrics, split=split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
     check_baseline(values, baseline, folder.incomplete_methods)
+    check_compare_by(metrics, compare_by)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
         check_values(expected, metrics, folder.configs, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,6 +202,12 @@ def _build(
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
+    by_table = pd.DataFrame()
+    if compare_by is not None:
+        by_table = compare_methods(metrics, split=split, confidence=confidence, failed=failed, by=compare_by)
+        if len(by_table):
+            atomic_write_csv(by_table, out / "comparisons_by.csv")
+            written["comparisons_by.csv"] = out / "comparisons_by.csv"
     if len(summary):
         atomic_write_csv(summary, out / "summary.csv")
         written["summary.csv"] = out / "summary.csv"
@@ -299,6 +322,20 @@ def _build(
     if len(comparisons) or alone:
         shown = comparisons_markdown(comparisons, confidence) if len(comparisons) else ""
         md += ["## Paired comparisons", "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
+    if compare_by is not None:
+        alone = unpaired_by(metrics, compare_by, split=split)
+        shown = comparisons_markdown(by_table, confidence, "the comparisons of this section") if len(by_table) else ""
+        md += [
+            f"## Paired comparisons by {compare_by}",
+            "",
+            f"Each method's runs with different values of {compare_by} and the same value of every other key, paired by "
+            "seed (comparisons_by.csv).",
+            "",
+            *[f"- {line}" for line in alone],
+            *([""] if alone else []),
+            shown or "No method ran with two values of it under otherwise equal keys.",
+            "",
+        ]
     if len(summary):
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
     if len(intens) or rd_notes:

@@ -421,20 +421,30 @@ def compare_methods(
     confidence: float = 0.95,
     alpha: Optional[float] = None,
     failed: Optional[pd.DataFrame] = None,
+    by: Optional[str] = None,
 ) -> pd.DataFrame:
     """The comparisons table: each method against `baseline` (default: magnitude when present, else
     every pair of methods) per (comparison key, sparsity), with Holm correction over all rows.
     `alpha`: the verdicts' test level, by default 1 - confidence, so that a verdict never asserts a
     direction while the interval it quotes contains 0 (--confidence 0.99 tested at 0.05 did).
     `failed`: the failed runs (`failed_runs`), named in the `failed` column and the verdict of the
-    comparisons their seed is missing from."""
+    comparisons their seed is missing from.
+    `by` (--compare-by): instead of methods, the values of a config key or group the comparison key
+    holds (`schedule`, `schedule.restart_from`, `train.epochs`), each method variant's arms against
+    each other within the runs that agree on every other key (`_arms`); `baseline` is not used."""
     alpha = 1 - confidence if alpha is None else alpha
     if not len(metrics) or "comparison" not in metrics.columns:
         return pd.DataFrame()
     values = final_values(metrics, metric, split)
-    baseline = check_baseline(values, baseline)
-    values = values.assign(variant=variant_labels(values))
-    settings = setting_labels(values)
+    arm_columns: list[str] = []
+    if by is None:
+        baseline = check_baseline(values, baseline)
+        values = values.assign(variant=variant_labels(values))
+    else:
+        baseline = None
+        values, arm_columns = _arms(values, by)
+        failed = _regrouped(failed, values, arm_columns)
+    settings = setting_labels(values.drop(columns=arm_columns))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
         # several runs of one variant and seed of one configuration (a repeated or copied run) are averaged
@@ -445,14 +455,17 @@ def compare_methods(
         wide = part.pivot_table(index="seed", columns="variant", values="value", aggfunc="mean", dropna=False)
         present = list(wide.columns)
         finite = np.isfinite(wide).sum()
-        if baseline is None:
+        if by is not None:  # the arms of one method variant, each against each
+            of = part.drop_duplicates("variant").set_index("variant")["method_variant"]
+            pairs = [(a, b) for a, b in itertools.combinations(present, 2) if of[a] == of[b]]
+        elif baseline is None:
             pairs = list(itertools.combinations(present, 2))
         else:  # every other variant against each variant of the baseline, and those against each other
             name = part.drop_duplicates("variant").set_index("variant")["method"]
             base = [v for v in present if name[v] == baseline]
             pairs = [(m, b) for b in base for m in present if m not in base] + list(itertools.combinations(base, 2))
         context = part.iloc[0]
-        failures = _failures_by_variant(part, wide, failed, comparison, sparsity)
+        failures = _failures_by_variant(part, wide, failed, comparison, sparsity, arm_columns)
         for a, b in pairs:
             both = wide[[a, b]].dropna()
             row = {
@@ -510,7 +523,7 @@ def compare_methods(
 def failed_runs(records: list[dict], configs: dict[str, dict]) -> pd.DataFrame:
     """One row per failed run whose config.yaml could be read (`records`: load.ResultsFolder.failed,
     `configs`: its failed_configs): run, seed, method, target_sparsity, comparison key, error_type and
-    the method's options as the comparison table's `method.*` columns hold them (text)."""
+    the config's keys as the comparison table's dotted columns hold them (text)."""
     from ..results import _result_items, comparison_key
 
     rows = []
@@ -519,7 +532,8 @@ def failed_runs(records: list[dict], configs: dict[str, dict]) -> pd.DataFrame:
         method = cfg.get("method") if cfg is not None else None
         if not isinstance(method, dict) or "name" not in method or "seed" not in cfg or "sparsity" not in cfg:
             continue
-        options = {k: v for k, v in _result_items(cfg).items() if k.startswith("method.")}
+        # every dotted config key (not seed or sparsity, columns of their own): --compare-by regroups failed runs too
+        options = {k: v for k, v in _result_items(cfg).items() if "." in k}
         rows.append(
             {
                 "run": record["run"],
@@ -534,18 +548,20 @@ def failed_runs(records: list[dict], configs: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _failures_by_variant(part: pd.DataFrame, wide: pd.DataFrame, failed: Optional[pd.DataFrame], comparison, sparsity) -> dict:
+def _failures_by_variant(
+    part: pd.DataFrame, wide: pd.DataFrame, failed: Optional[pd.DataFrame], comparison, sparsity, arm_columns: Sequence[str] = ()
+) -> dict:
     """{variant: 'seed 1 of random failed (LayerCollapse)'} for the failed runs (`failed_runs`) of one
     (comparison key, sparsity) `part` whose seed has no value of their variant. A failed run is of the
     variant whose runs have its method name and, where the method has several variants here, its values
-    of the method options that tell them apart."""
+    of the method options (and, with --compare-by, of the compared keys `arm_columns`) that tell them apart."""
     if failed is None or not len(failed):
         return {}
     here = failed[(failed["comparison"] == comparison) & np.isclose(failed["target_sparsity"], float(sparsity))]
     if not len(here):
         return {}
     names = part.drop_duplicates("variant").set_index("variant")["method"].astype(str)
-    options = [c for c in part.columns if c.startswith("method.") and c != "method.name"]
+    options = [c for c in part.columns if c.startswith("method.") and c != "method.name"] + list(arm_columns)
 
     def text(frame: pd.DataFrame) -> pd.DataFrame:
         return (
@@ -645,3 +661,102 @@ def _differing_keys(values: pd.DataFrame, part: pd.DataFrame, base: pd.DataFrame
     runs, differing = nearest
     methods = ", ".join(sorted(part["method"].astype(str).unique()))
     return "; ".join(f"{c} ({methods}: {here[c]}; {baseline}: {text(runs, c)})" for c in differing)
+
+
+def compare_by_columns(columns: Iterable[str], key: str) -> list[str]:
+    """The config columns `--compare-by KEY` names: KEY itself (`schedule.restart_from`) or, for a config
+    group or node (`schedule`, `train`), every key under it (`schedule.name`, `schedule.rounds`, ...)."""
+    return [c for c in columns if "." in c and (c == key or c.startswith(key + "."))]
+
+
+def check_compare_by(metrics: pd.DataFrame, key: Optional[str]) -> None:
+    """--compare-by KEY must name a config key, or a group of them, that varies between the folder's
+    experiments and that a comparison key holds: not the method's options (variants of a method are
+    compared already) nor the sparsity (each comparison holds it fixed). Else ReportInputError naming
+    what is allowed, before anything is written."""
+    from ..results import COMPARISON_FREE
+
+    if key is None:
+        return
+    dotted = sorted(c for c in metrics.columns if "." in c and c.split(".")[0] not in COMPARISON_FREE)
+    if compare_by_columns(dotted, key):
+        return
+    why = (
+        " (variants of a method are compared already, and each comparison holds the sparsity fixed)"
+        if key.split(".")[0] in COMPARISON_FREE
+        else ""
+    )
+    groups = sorted({c.split(".")[0] for c in dotted})
+    allowed = ", ".join(groups + dotted) or "none: no config key but the method's and the sparsity varies between its experiments"
+    raise ReportInputError(
+        f"--compare-by {key!r}: no config key of that name varies between this folder's experiments{why}; allowed: {allowed}"
+    )
+
+
+def _as_text(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    columns = list(columns)
+    present = frame.reindex(columns=columns)
+    return present.astype(object).where(present.notna(), "<absent>").astype(str)
+
+
+def _held(frame: pd.DataFrame, arm_columns: Sequence[str], held_columns: Sequence[str]) -> pd.Series:
+    """Per row: the key of every other config key (`held_columns`), a comparison key without `arm_columns`."""
+    from ..results import _digest
+
+    text = _as_text(frame, held_columns)
+    return pd.Series([_digest(dict(zip(held_columns, row))) for row in text.itertuples(index=False)], index=frame.index, dtype=object)
+
+
+def _held_columns(values: pd.DataFrame, arm_columns: Sequence[str]) -> list[str]:
+    from ..results import COMPARISON_FREE
+
+    return [c for c in values.columns if "." in c and c.split(".")[0] not in COMPARISON_FREE and c not in arm_columns]
+
+
+def _arms(values: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list[str]]:
+    """`final_values` regrouped for --compare-by: `comparison` becomes the key of every config key but the
+    compared ones, so runs that differ only in them (and in the method and sparsity) share it; `variant`
+    becomes the method variant with the compared keys' values that differ inside its group
+    (`magnitude [schedule.name=iterative, schedule.rounds=5]`); `method_variant` keeps the method
+    variant, since only arms of one method variant are paired. A seed's runs of two arms share the data,
+    the initialisation and the dense model whenever the compared keys do not enter them (a schedule, a
+    restart rule, fine-tuning options); comparing `train.*` or `dataset.*` values compares different
+    dense models, which the paired difference then includes (docs/report.md)."""
+    arm_columns = compare_by_columns(values.columns, by)
+    variant = variant_labels(values)
+    group = _held(values, arm_columns, _held_columns(values, arm_columns))
+    text = _as_text(values, arm_columns)
+    labels = variant.copy()
+    for _, rows in values.groupby([group, values["target_sparsity"], variant], sort=False):
+        differing = [c for c in arm_columns if text.loc[rows.index, c].nunique() > 1]
+        if differing:
+            spelled = text.loc[rows.index, differing].apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
+            labels.loc[rows.index] = variant.loc[rows.index] + " [" + spelled + "]"
+    return values.assign(method_variant=variant, variant=labels, comparison=group), arm_columns
+
+
+def _regrouped(failed: Optional[pd.DataFrame], values: pd.DataFrame, arm_columns: Sequence[str]) -> Optional[pd.DataFrame]:
+    """The failed runs with the comparison key `_arms` gives the completed ones, so the verdicts by a
+    key still name a seed whose run failed."""
+    if failed is None or not len(failed):
+        return failed
+    return failed.assign(comparison=_held(failed, arm_columns, _held_columns(values, arm_columns)))
+
+
+def unpaired_by(metrics: pd.DataFrame, by: str, metric: str = "accuracy", split: str = "test") -> list[str]:
+    """One line per (other keys, sparsity, method variant) that ran with one value of the compared keys
+    only: no arm to pair it with (a oneshot run at a sparsity no iterative run reached, say)."""
+    if not len(metrics) or "comparison" not in metrics.columns:
+        return []
+    values, arm_columns = _arms(final_values(metrics, metric, split), by)
+    text = _as_text(values, arm_columns)
+    lines = []
+    for (_, sparsity, method), rows in values.groupby(["comparison", "target_sparsity", "method_variant"], sort=True):
+        arms = text.loc[rows.index].drop_duplicates()
+        if len(arms) == 1:
+            spelled = ", ".join(f"{c}={v}" for c, v in arms.iloc[0].items())
+            lines.append(
+                f"{method} at sparsity {sparsity:g} [{spelled}]: not compared, no run of another {by} value agrees with it "
+                "on every other key (the Experiments table shows what differs)"
+            )
+    return lines

@@ -350,8 +350,9 @@ def _interval(lo: float, hi: float, scale: float) -> str:
     return f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" if math.isfinite(lo) and math.isfinite(hi) else ""
 
 
-def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
-    """The verdicts as a list, then the numbers behind them (differences in accuracy points)."""
+def comparisons_markdown(comparisons: pd.DataFrame, confidence: float, family: str = "all the comparisons of this report") -> str:
+    """The verdicts as a list, then the numbers behind them (differences in accuracy points). `family`:
+    the comparisons Holm's correction ran over (--compare-by's are a family of their own)."""
     lines = [f"- {v}" for v in comparisons["verdict"]]
     scale = 100.0 if (comparisons["metric"] == "accuracy").all() else 1.0
     table = pd.DataFrame(
@@ -378,7 +379,7 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float) -> str:
     unit = "accuracy points (x100)" if scale == 100 else "metric units"
     note = (
         f"Differences A - B in {unit}, paired by seed. The intervals are per comparison, not adjusted for multiple "
-        "comparisons; p (Holm) is adjusted over all the comparisons of this report, and a verdict claims a direction "
+        f"comparisons; p (Holm) is adjusted over {family}, and a verdict claims a direction "
         "only where it is below the test level:"
     )
     return "\n".join(lines) + f"\n\n{note}\n\n" + markdown_table(table)

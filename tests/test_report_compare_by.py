@@ -1,0 +1,140 @@
+"""`prune-report --compare-by KEY`: "is iterative better than one-shot?", "does rewinding beat
+reinitialisation?" are questions about a config key the comparison key holds, which the method
+verdicts never answer (their runs differ in more than the method and the sparsity). The arms of one
+method are paired seed by seed within the runs that agree on every other key. Folders are written by
+hand in the real formats; the expected numbers are worked out here."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from prune_cli.report import build_report, main
+from prune_cli.report.compare import holm
+
+from test_report_experiments import write_run
+
+T_975_2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2)
+
+
+def _p_two_sided_df2(t: float) -> float:
+    """Student's t with 2 degrees of freedom has the closed-form cdf 1/2 + t / (2 sqrt(2 + t^2))."""
+    return 1 - abs(t) / math.sqrt(2 + t * t)
+
+
+def _epochs_folder(root):
+    """magnitude and random, each trained for 10 and for 20 epochs, seeds 0-2, at sparsity 0.99."""
+    longer = {"magnitude": [0.07, 0.08, 0.09], "random": [0.01, -0.02, 0.02]}
+    for seed in range(3):
+        for method, base in (("magnitude", 0.5), ("random", 0.3)):
+            write_run(root, seed, method, 0.99, 10, base + 0.01 * seed)
+            write_run(root, seed, method, 0.99, 20, base + 0.01 * seed + longer[method][seed])
+    return root
+
+
+def _paired_t_p(d: list[float]) -> float:
+    mean = sum(d) / len(d)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (len(d) - 1))
+    return _p_two_sided_df2(mean / (sd / math.sqrt(len(d))))
+
+
+def test_compare_by_a_config_key_pairs_each_method_s_values_seed_by_seed(tmp_path):
+    root = _epochs_folder(tmp_path / "res")
+    written = build_report(root, plots=False, compare_by="train.epochs")
+    by = pd.read_csv(written["comparisons_by.csv"]).sort_values("method").reset_index(drop=True)
+    assert by["method"].tolist() == ["magnitude [train.epochs=10]", "random [train.epochs=10]"]
+    assert by["baseline"].tolist() == ["magnitude [train.epochs=20]", "random [train.epochs=20]"]
+    assert by["n"].tolist() == [3, 3] and (by["seeds"] == "0 1 2").all()
+    assert by["mean_diff"].tolist() == pytest.approx([-0.08, -0.01 / 3])
+    p = [_paired_t_p([-0.07, -0.08, -0.09]), _paired_t_p([-0.01, 0.02, -0.02])]
+    assert by["p_t"].tolist() == pytest.approx(p)
+    assert by["p_holm"].tolist() == pytest.approx(list(holm(p)))  # a family of its own: these 2 comparisons
+    half = 100 * T_975_2 * 0.01 / math.sqrt(3)
+    expected = (
+        f"magnitude [train.epochs=10] < magnitude [train.epochs=20] at sparsity 0.99: -8.0 points "
+        f"[{-8 - half:+.1f}, {-8 + half:+.1f}] (95% t interval, not adjusted for multiple comparisons), "
+        f"p={holm(p)[0]:.2g} (Holm), 3 seeds"
+    )
+    assert by.loc[0, "verdict"] == expected
+    summary = written["summary.md"].read_text()
+    assert "## Paired comparisons by train.epochs" in summary and f"- {expected}" in summary
+    # the method verdicts are those of a report without --compare-by
+    plain = build_report(root, out=tmp_path / "plain", plots=False)
+    assert pd.read_csv(written["comparisons.csv"]).equals(pd.read_csv(plain["comparisons.csv"]))
+    assert "comparisons_by.csv" not in plain
+
+
+def test_compare_by_a_group_takes_every_key_under_it(tmp_path):
+    """`--compare-by schedule`: one-shot against iterative, whose runs differ in schedule.name and
+    schedule.rounds; both are named in the arm."""
+    root = tmp_path / "res"
+    for seed, gain in enumerate([0.05, 0.06, 0.04]):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed)
+        run = write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed + gain, name="imp")
+        config = root / "runs" / run / "config.yaml"
+        cfg = yaml.safe_load(config.read_text())
+        cfg["schedule"] = {"name": "iterative", "rounds": 3}
+        config.write_text(yaml.safe_dump(cfg))
+    by = pd.read_csv(build_report(root, plots=False, compare_by="schedule")["comparisons_by.csv"])
+    assert len(by) == 1
+    row = by.iloc[0]
+    assert row["method"] == "magnitude [schedule.name=iterative, schedule.rounds=3]"
+    assert row["baseline"] == "magnitude [schedule.name=oneshot, schedule.rounds=1]"
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx(0.05)
+    assert row["p_t"] == pytest.approx(_paired_t_p([0.05, 0.06, 0.04]))
+
+
+def test_a_method_that_ran_with_one_value_only_is_named(tmp_path):
+    root = _epochs_folder(tmp_path / "res")
+    write_run(root, 0, "random", 0.5, 10, 0.7)
+    summary = build_report(root, plots=False, compare_by="train.epochs")["summary.md"].read_text()
+    assert (
+        "- random at sparsity 0.5 [train.epochs=10]: not compared, no run of another train.epochs value agrees with it "
+        "on every other key"
+    ) in summary
+
+
+@pytest.mark.parametrize(
+    "key, why",
+    [
+        ("train.lr", "no config key of that name varies between this folder's experiments; allowed: train, train.epochs"),
+        ("epochs", "no config key of that name varies between this folder's experiments; allowed: train, train.epochs"),
+        ("method.allocation", "variants of a method are compared already, and each comparison holds the sparsity fixed"),
+    ],
+)
+def test_a_key_that_does_not_vary_is_refused_before_anything_is_written(tmp_path, capsys, key, why):
+    root = _epochs_folder(tmp_path / "res")
+    with pytest.raises(SystemExit) as stop:
+        main([str(root), "--compare-by", key])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--compare-by '{key}'" in err and why in err
+    assert not (root / "report").exists()
+
+
+def test_a_later_report_without_compare_by_removes_the_earlier_comparisons_by(tmp_path):
+    root = _epochs_folder(tmp_path / "res")
+    build_report(root, plots=False, compare_by="train.epochs")
+    assert (root / "report" / "comparisons_by.csv").exists()
+    build_report(root, plots=False)
+    assert not (root / "report" / "comparisons_by.csv").exists()
+
+
+def test_a_failed_seed_of_one_arm_is_named_in_its_verdict(tmp_path):
+    from test_report_verdicts import _fail
+
+    root = tmp_path / "res"
+    ids = {}
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed)
+        ids[seed] = write_run(root, seed, "magnitude", 0.9, 20, 0.65 + 0.01 * seed)
+    _fail(root, ids[1], "LayerCollapse")
+    written = build_report(root, plots=False, compare_by="train.epochs")
+    (row,) = pd.read_csv(written["comparisons_by.csv"]).to_dict(orient="records")
+    assert row["n"] == 2 and row["seeds"] == "0 2" and row["mean_diff"] == pytest.approx(-0.05)
+    assert row["verdict"].endswith("; left out: seed 1 of magnitude [train.epochs=20] failed (LayerCollapse)"), row["verdict"]
+    summary = written["summary.md"].read_text()
+    assert "p (Holm) is adjusted over the comparisons of this section" in summary
