@@ -138,3 +138,32 @@ def test_a_failed_seed_of_one_arm_is_named_in_its_verdict(tmp_path):
     assert row["verdict"].endswith("; left out: seed 1 of magnitude [train.epochs=20] failed (LayerCollapse)"), row["verdict"]
     summary = written["summary.md"].read_text()
     assert "p (Holm) is adjusted over the comparisons of this section" in summary
+
+
+def test_metric_chooses_what_the_verdicts_compare(tmp_path):
+    """`--metric ece`: the verdicts compare the final model's calibration error instead of accuracy,
+    in its own units, and say so."""
+    root = tmp_path / "res"
+    mag, rnd = [0.020, 0.025, 0.030], [0.050, 0.052, 0.058]
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", mag[seed])])
+        write_run(root, seed, "random", 0.9, 10, 0.8 - 0.01 * seed, extra_rows=[("ece", rnd[seed])])
+    written = build_report(root, plots=False, metric="ece")
+    (row,) = pd.read_csv(written["comparisons.csv"]).to_dict(orient="records")
+    d = [r - m for r, m in zip(rnd, mag)]
+    assert row["metric"] == "ece" and row["mean_diff"] == pytest.approx(sum(d) / 3)
+    assert row["p_t"] == pytest.approx(_paired_t_p(d))
+    assert row["verdict"].startswith(f"random > magnitude in test ece at sparsity 0.9: +{sum(d) / 3:.4g} ["), row["verdict"]
+    assert "## Paired comparisons (test ece)" in written["summary.md"].read_text()
+
+
+def test_a_metric_no_run_records_is_refused_before_anything_is_written(tmp_path, capsys):
+    root = tmp_path / "res"
+    for seed in range(2):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", 0.02)])
+    with pytest.raises(SystemExit) as stop:
+        main([str(root), "--metric", "ecee"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--metric 'ecee': no completed run in this folder records it on the test split" in err and "allowed: accuracy, ece" in err
+    assert not (root / "report").exists()

@@ -77,6 +77,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         help="method every other method is compared with, seed by seed (default: magnitude when present, else all pairs)",
     )
     parser.add_argument(
+        "--metric",
+        default="accuracy",
+        help="what the paired comparisons compare (default accuracy; e.g. ece, loss, a metric plugin's scalar)",
+    )
+    parser.add_argument(
         "--compare-by",
         default=None,
         metavar="KEY",
@@ -130,6 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             baseline=args.baseline,
             expect=args.expect,
             compare_by=args.compare_by,
+            metric=args.metric,
         )
     except ReportInputError as e:
         parser.error(str(e))

@@ -20,6 +20,7 @@ from .card import report_card
 from .compare import (
     check_baseline,
     check_compare_by,
+    check_metric,
     check_split,
     compare_methods,
     failed_lines,
@@ -70,6 +71,7 @@ def build_report(
     expect: Optional[str] = None,
     parallel: Optional[bool] = None,
     compare_by: Optional[str] = None,
+    metric: str = "accuracy",
 ) -> dict[str, Path]:
     """Write every table and plot for the results folder `root`; returns {artifact name: path}.
     `baseline`: the method every other is compared with (default magnitude when present); a
@@ -81,7 +83,9 @@ def build_report(
     idle, painter.idle_cpu); False draws them in this process. The files are the same either way.
     `compare_by`: a config key or group that varies between the folder's experiments (`schedule`,
     `schedule.restart_from`): its values are compared too, seed by seed, in comparisons_by.csv and a
-    section of summary.md (compare.py `_arms`); any other key raises ReportInputError first."""
+    section of summary.md (compare.py `_arms`); any other key raises ReportInputError first.
+    `metric`: what the paired comparisons compare (default accuracy; `ece`, `loss`, a metric plugin's
+    scalar): one the folder records on `split` for the final sparse model, else ReportInputError first."""
     if not 0 < confidence < 1:
         raise ReportInputError(f"--confidence must be in (0, 1), got {confidence}")
     root = Path(root)
@@ -93,7 +97,7 @@ def build_report(
         raise ReportInputError(problem)
     out = Path(out) if out is not None else root / "report"
     with Painter(parallel if plots else False) as painter:
-        return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None, compare_by)
+        return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None, compare_by, metric)
 
 
 PLOT_ORDER = (
@@ -154,6 +158,7 @@ def _build(
     expect: Optional[str],
     painter: Optional[Painter],
     compare_by: Optional[str] = None,
+    metric: str = "accuracy",
 ) -> dict[str, Path]:
     """build_report's body: each figure is handed to `painter` as soon as its data exists (None: no plots)."""
     figures: dict[str, Future] = {}
@@ -168,6 +173,7 @@ def _build(
     values = final_values(metrics, split=split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
     check_baseline(values, baseline, folder.incomplete_methods)
     check_compare_by(metrics, compare_by)
+    check_metric(metrics, metric, split)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
         check_values(expected, metrics, folder.configs, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,13 +204,13 @@ def _build(
     # `written` in the order of the previous versions (the command prints it)
     written: dict[str, Path] = {}
     failed = failed_runs(folder.failed, folder.failed_configs)  # named in the verdicts their seeds are missing from
-    comparisons = compare_methods(metrics, baseline, split=split, confidence=confidence, failed=failed)
+    comparisons = compare_methods(metrics, baseline, metric, split=split, confidence=confidence, failed=failed)
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
     by_table = pd.DataFrame()
     if compare_by is not None:
-        by_table = compare_methods(metrics, split=split, confidence=confidence, failed=failed, by=compare_by)
+        by_table = compare_methods(metrics, metric=metric, split=split, confidence=confidence, failed=failed, by=compare_by)
         if len(by_table):
             atomic_write_csv(by_table, out / "comparisons_by.csv")
             written["comparisons_by.csv"] = out / "comparisons_by.csv"
@@ -318,15 +324,16 @@ def _build(
     ]
     if expectations is not None:
         md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
-    alone = unpaired(metrics, baseline, split=split) + failed_lines(metrics, failed, split=split)
+    alone = unpaired(metrics, baseline, metric, split=split) + failed_lines(metrics, failed, metric, split=split)
     if len(comparisons) or alone:
         shown = comparisons_markdown(comparisons, confidence) if len(comparisons) else ""
-        md += ["## Paired comparisons", "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
+        title = "## Paired comparisons" + (f" ({split} {metric})" if metric != "accuracy" else "")
+        md += [title, "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
     if compare_by is not None:
-        alone = unpaired_by(metrics, compare_by, split=split)
+        alone = unpaired_by(metrics, compare_by, metric, split=split)
         shown = comparisons_markdown(by_table, confidence, "the comparisons of this section") if len(by_table) else ""
         md += [
-            f"## Paired comparisons by {compare_by}",
+            f"## Paired comparisons by {compare_by}" + (f" ({split} {metric})" if metric != "accuracy" else ""),
             "",
             f"Each method's runs with different values of {compare_by} and the same value of every other key, paired by "
             "seed (comparisons_by.csv).",

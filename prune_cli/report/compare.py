@@ -255,6 +255,8 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
     unit = " points" if scale == 100 else ""
     setting, scope = row.get("setting"), row.get("scope")
     where = (f"on {scope} " if isinstance(scope, str) and scope else "") + f"at sparsity {s:g}"
+    if row.get("metric", "accuracy") != "accuracy":  # --metric: the verdict names what it compares
+        where = f"in {row.get('split', 'test')} {row['metric']} {where}"
     where += f" [{setting}]" if isinstance(setting, str) and setting else ""
     if isinstance(row.get("mixed"), str) and row["mixed"]:  # the key mixes configurations: no statistics from it
         return f"{a} vs {b} {where}: not compared, {row['mixed']}"
@@ -361,6 +363,20 @@ def check_split(metrics: pd.DataFrame, split: str) -> None:
     if split not in splits:
         raise ReportInputError(
             f"--split {split!r}: no completed run in this folder records {split} accuracy; allowed: {', '.join(splits)}"
+        )
+
+
+def check_metric(metrics: pd.DataFrame, metric: str, split: str) -> None:
+    """--metric NAME must be a metric some completed run records on `split` for a final sparse model
+    (finetuned or pruned), else ReportInputError naming those it records, before anything is written."""
+    if not len(metrics) or metric == "accuracy":
+        return
+    final = metrics[(metrics["split"].astype(str) == split) & metrics["phase"].isin(("finetuned", "pruned"))]
+    names = sorted(final["metric"].astype(str).unique())
+    if metric not in names:
+        raise ReportInputError(
+            f"--metric {metric!r}: no completed run in this folder records it on the {split} split for its final sparse "
+            f"model; allowed: {', '.join(names) or 'none'}"
         )
 
 
