@@ -199,6 +199,37 @@ def test_null_averages_over_seeds_and_checks_models():
         randomisation_null(pd.concat([df, df[df.model == "dense"]]), n_perm=10)
 
 
+def test_null_averages_each_statistic_over_the_seeds_where_it_is_defined():
+    """Seed 0 is the hand-worked example (alpha 42/17, I_t 1/2, frac 1); seed 1's dense model is 100 % accurate, so
+    every rho_0 is 0: its alpha and frac are undefined (0/0) and its I_t is 0. The observed statistics and every
+    permutation average over the seeds where the observed statistic is defined, as summarise_across_seeds does: alpha
+    and frac are seed 0's alone (and their null is seed 0's null), I_t is the mean of 1/2 and 0."""
+    df = pd.concat(
+        [_long(LABELS, {"dense": DENSE, "pruned": PRUNED}, seed=0), _long(LABELS, {"dense": LABELS, "pruned": PRUNED}, seed=1)]
+    )
+    out = randomisation_null(df, n_perm=400, seed=5).set_index("statistic")
+    assert out.loc["alpha_t_ours", "observed"] == pytest.approx(42 / 17) and out.loc["alpha_t_ours", "n_units"] == 1
+    assert out.loc["frac_intensified", "observed"] == pytest.approx(1.0) and out.loc["frac_intensified", "n_units"] == 1
+    assert out.loc["I_t", "observed"] == pytest.approx(0.25) and out.loc["I_t", "n_units"] == 2
+    # Like for like: the permutations of alpha and frac use seed 0 only, so their null is that of seed 0 alone
+    # (the same random draws: seed 0's shuffles come first in the one batch).
+    alone = randomisation_null(df[df.seed == 0], n_perm=400, seed=5).set_index("statistic")
+    for stat in ("alpha_t_ours", "frac_intensified"):
+        assert out.loc[stat, "n_perm"] > 0
+        for col in ("null_mean", "null_sd", "n_perm", "p_value", "p_value_code"):
+            assert out.loc[stat, col] == pytest.approx(alone.loc[stat, col]), (stat, col)
+    # The cross-seed summary of the same models drops the undefined seed in the same way.
+    rows = []
+    for seed, dense in ((0, DENSE), (1, LABELS)):
+        correct, support = class_counts(LABELS, PRUNED, 3)
+        dense_correct, _ = class_counts(LABELS, dense, 3)
+        rows += [{**r, "seed": seed} for r in per_class_rows(correct, support, dense_correct)]
+    summary = summarise_across_seeds(pd.DataFrame(rows)).set_index("statistic")
+    for stat in ("alpha_t_ours", "I_t", "frac_intensified"):
+        assert summary.loc[stat, "mean"] == pytest.approx(out.loc[stat, "observed"])
+        assert summary.loc[stat, "n_seeds"] == out.loc[stat, "n_units"]
+
+
 def _hand_table():
     """Three seeds whose pruned rho is exactly k * rho_0 (k = 1, 2, 3), two balanced classes."""
     rows = []

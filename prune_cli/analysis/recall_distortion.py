@@ -267,11 +267,13 @@ def randomisation_null(
     and optionally `seed` (independent units, e.g. seeds; each must hold the same set of models, one of
     them `reference`). Under the null, the models' predictions for one image are exchangeable: every
     permutation shuffles each image's predictions across the models of its unit. The statistics of each
-    non-reference model (alpha_t_ours, I_t, frac_intensified, and T per class) are averaged over units.
+    non-reference model (alpha_t_ours, I_t, frac_intensified, and T per class) are averaged over the units
+    where the observed statistic is defined (as in `summarise_across_seeds`), in the observed value and in
+    every permutation alike; a permutation where one of those units' statistic is undefined is dropped.
 
-    Returns one row per (model, statistic, class) with observed, null_mean, null_sd, n_perm,
-    p_value = min(1, 2 (1 + min(#null <= obs, #null >= obs)) / (1 + n_perm)) and the authors' code's
-    p_value_code = 2 min(#<=, #>=) / n_perm.
+    Returns one row per (model, statistic, class) with observed, null_mean, null_sd, n_perm (permutations
+    used), n_units (units averaged), p_value = min(1, 2 (1 + min(#null <= obs, #null >= obs)) / (1 + n_perm)),
+    the authors' code's p_value_code = 2 min(#<=, #>=) / n_perm, and formula_version.
     """
     if n_perm < 1:
         raise ValueError(f"n_perm must be a positive integer, got {n_perm}")
@@ -300,24 +302,30 @@ def randomisation_null(
         out["T"] = rho[..., :1, :] - rho[..., 1:, :]
         return out
 
-    observed: dict[str, np.ndarray] = {}
+    # Each statistic (of each model, and class for T) is averaged over the units where its observed value is
+    # defined (a unit whose dense model is 100 % accurate has every rho_0 = 0, so no alpha), as in
+    # summarise_across_seeds; each permutation averages over the same units, so that it is compared like for
+    # like, and is undefined (dropped) where one of them is.
+    per_unit = [stats_of(np.einsum("nk,nc->kc", Z, onehot), support) for Z, onehot, support in units]
+    defined = {k: [np.isfinite(u[k]) for u in per_unit] for k in per_unit[0]}
+    n_defined = {k: np.sum(masks, axis=0) for k, masks in defined.items()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = {k: sum(np.where(m, u[k], 0.0) for m, u in zip(defined[k], per_unit)) / n_defined[k] for k in per_unit[0]}
     null: dict[str, list[np.ndarray]] = {}
-    for Z, onehot, support in units:
-        for k, v in stats_of(np.einsum("nk,nc->kc", Z, onehot), support).items():
-            observed[k] = observed.get(k, 0) + v / len(units)
     largest = max(Z.size for Z, _, _ in units)
     done = 0
     while done < n_perm:
         b = max(1, min(n_perm - done, max_batch_elements // largest))
         acc: dict[str, np.ndarray] = {}
-        for Z, onehot, support in units:
+        for u, (Z, onehot, support) in enumerate(units):
             N, K = Z.shape
             perm = np.argsort(rng.random((b, N, K)), axis=2)  # an independent shuffle per image
             Zp = np.take_along_axis(np.broadcast_to(Z, (b, N, K)), perm, axis=2)
             for k, v in stats_of(np.einsum("bnk,nc->bkc", Zp, onehot), support).items():
-                acc[k] = acc.get(k, 0) + v / len(units)
+                acc[k] = acc.get(k, 0) + np.where(defined[k][u], v, 0.0)  # NaN stays NaN where the unit counts
         for k, v in acc.items():
-            null.setdefault(k, []).append(v)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                null.setdefault(k, []).append(v / n_defined[k])
         done += b
     rows = []
     for stat in (*STATISTICS, "T"):
@@ -343,7 +351,7 @@ def randomisation_null(
                         "null_mean": float(d.mean()) if len(d) else math.nan,
                         "null_sd": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
                         "n_perm": int(len(d)),
-                        "n_units": len(units),
+                        "n_units": int(n_defined[stat][m] if c is None else n_defined[stat][m, c]),
                         "p_value": p,
                         "p_value_code": p_code,
                         "formula_version": FORMULA_VERSION,
