@@ -9,7 +9,11 @@ medians to the baseline measured in the same process (the loop NTK against torch
 against the gradient), the range of the per-repeat ratios, and the load average before and after,
 since the machine may be shared.
 
-    PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/bench_analysis.py [--repeats 11] [--examples 2048]
+    PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/bench_analysis.py [--repeats 11] [--examples 2048] [--threads 1]
+
+The script sets torch's threads itself (`--threads`, default 1, as docs/analysis.md states): with torch's
+default threads on a shared 2-core machine the ratios differ (the NTK loop / torch.func ratio 3.02x at two
+threads against 2.13x at one).
 """
 
 from __future__ import annotations
@@ -76,7 +80,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=positive_int, default=11, help="timed rounds per part (default 11)")
     parser.add_argument("--examples", type=positive_int, default=2048, help="examples of the gradient and the HVPs (default 2048)")
     parser.add_argument("--ntk-inputs", type=positive_int, default=64, help="inputs of the NTK (default 64)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1, as docs/analysis.md)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(f"load average before: {load()}; torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats")
     torch.manual_seed(0)
     model = MLP(40, [256, 256], 10).eval()

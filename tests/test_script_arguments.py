@@ -44,6 +44,7 @@ CASES = [
     ("bench_report.py", ["--skip-cases"], "argument --skip-cases: allowed: only with --compare-with"),
     ("bench_analysis.py", ["--repeats", "0"], "argument --repeats: '0'"),
     ("bench_analysis.py", ["--examples", "-5"], "argument --examples: '-5'"),
+    ("bench_analysis.py", ["--threads", "0"], "argument --threads: '0'"),
     ("bench_sweep.py", ["--repeats", "0"], "argument --repeats: '0'"),
     ("bench_sweep.py", ["--sizes", "0"], "argument --sizes: '0'"),
     ("bench_sweep.py", ["--baseline", "/nonexist"], "argument --baseline: '/nonexist'"),
