@@ -109,7 +109,7 @@ def test_bench_sweep_quick_keeps_the_sizes_and_repeats_given(monkeypatch):
 
 def test_bench_analysis_times_with_one_torch_thread_unless_told(monkeypatch):
     """docs/analysis.md states its ratios for one torch thread, but the script left torch's default (two
-    threads on the shared machine gave an NTK ratio of 3.02x against 2.13x at one): it now sets the
+    threads on the shared machine gave an NTK ratio of 5.43x against 2.34x at one): it now sets the
     threads itself, `--threads` (default 1), before anything is timed."""
     import sys
 
