@@ -30,7 +30,7 @@ import prune_cli
 
 from ..core import accel, plugins
 from ..core.errors import unreadable_reason
-from ..core.atomic_io import atomic_torch_save, atomic_write_text
+from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
 from ..core.file_digest import tree_digest
 from ..core.paths import user_path
 
@@ -193,7 +193,8 @@ class DenseCache:
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
         atomic_write_text(self.path / "history.json", json.dumps(history))
         atomic_write_text(self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads()}))
-        atomic_write_text(self.path / COMPLETE, run_id + "\n")  # written last: the entry is complete
+        sync_files(self.path)  # the entry's files on disk before the marker that vouches for them
+        atomic_write_text(self.path / COMPLETE, run_id + "\n", durable=True)  # written last: the entry is complete
 
     def trained_with_threads(self) -> Optional[int]:
         """The torch intra-op thread count the entry's model was trained with (None: not recorded, an

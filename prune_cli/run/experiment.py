@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..core import crashpoints, interrupts, plugins, random_streams
 from ..core.accel import Accel
-from ..core.atomic_io import atomic_write_text, remove_leftovers
+from ..core.atomic_io import atomic_write_text, remove_leftovers, sync_files
 from ..core.config_base import ScheduleConfig, prunes_to_sparsity
 from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
@@ -600,7 +600,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
         outcome = shared_tables.append_run(results_dir, run_dir, rid)
         log.info("shared tables in %s: %s", results_dir, outcome)
     crashpoints.reached("before-complete")
-    atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n")
+    sync_files(run_dir)  # every file COMPLETE vouches for is on disk before it (core/atomic_io.py)
+    atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n", durable=True)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     if cfg.shared_results:
         log.info("results: %s (this run) and %s (shared CSVs)", run_dir, results_dir)

@@ -231,7 +231,7 @@ def _grow(path: Path, header: list[str], union: list[str]) -> None:
     writer.writerow(union)
     for row in rows:
         writer.writerow([row[index[c]] if c in index and index[c] < len(row) else "" for c in union])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue(), durable=True)
     log.info(
         "%s: grew from %d to %d columns (added %s) to take a run with new columns",
         path,
@@ -288,7 +288,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
             tables = sorted(frames, key=lambda t: t != "metrics.csv")
             held = any(_has_rows_of(results_dir / shared_name(t), run_id) for t in tables)
             if held and not marker.exists():
-                atomic_write_text(marker, marker_text(run_id, results_dir))
+                atomic_write_text(marker, marker_text(run_id, results_dir), durable=True)
                 log.warning(
                     "run %s: its rows are already in the shared tables of %s (appended from another run directory "
                     "of this run id); not appended again (%s holds this run's own rows)",
@@ -313,6 +313,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
         atomic_write_text(
             results_dir / JOURNAL_FILE,
             json.dumps({"run_id": run_id, "marker": str(marker.resolve()) if marker else None, "sizes": sizes}),
+            durable=True,
         )
         crashpoints.reached("shared-journal")
         for i, (table, df) in enumerate(frames.items(), 1):
@@ -327,7 +328,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
                 crashpoints.reached("shared-table-1")
         crashpoints.reached("shared-tables-all")
         if marker is not None:
-            atomic_write_text(marker, marker_text(run_id, results_dir))
+            atomic_write_text(marker, marker_text(run_id, results_dir), durable=True)
         crashpoints.reached("shared-marker")
         (results_dir / JOURNAL_FILE).unlink()
     return f"appended to {len(frames)} shared table(s)"
@@ -431,7 +432,7 @@ def rebuild(results_dir: Path) -> list[str]:
             columns = list(dict.fromkeys(c for df in parts for c in df.columns))
             schemas = len({tuple(df.columns) for df in parts})
             table = pd.concat([df.reindex(columns=columns, fill_value="") for df in parts], ignore_index=True)
-            atomic_write_text(results_dir / name, table.to_csv(index=False))
+            atomic_write_text(results_dir / name, table.to_csv(index=False), durable=True)
             report.append(
                 f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
                 + (f" (the union of {schemas} column sets)" if schemas > 1 else "")
@@ -446,5 +447,5 @@ def rebuild(results_dir: Path) -> list[str]:
             else:
                 report.append(f"{path.name}: left alone (not a table prune-run writes: the user's)")
         for run_dir in complete:
-            atomic_write_text(run_dir / MARKER_FILE, marker_text(dir_run_id(run_dir), results_dir))
+            atomic_write_text(run_dir / MARKER_FILE, marker_text(dir_run_id(run_dir), results_dir), durable=True)
     return report
