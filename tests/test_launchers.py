@@ -686,6 +686,39 @@ def test_a_parallel_sweep_killed_with_sigkill_stops_its_workers_jobs_at_a_safe_p
     _check_shared_rows(results, 2)
 
 
+def test_a_one_job_parallel_sweep_outlives_the_script_that_started_it(tmp_path):
+    """With one job at a time (`hydra.launcher.n_jobs=1`) joblib runs the jobs in the sweep's own
+    process, whose parent is the shell or a driver script: a driver that starts the sweep and exits
+    (or a `nohup` sweep after a logout) made that process stop its own sweep as if it had been
+    orphaned (review of the SIGKILL watch). Every run must complete."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    # still training when the driver exits (no dense-cache hit to make it quick)
+    longer = [a for a in FAST if not a.startswith("train.epochs=")] + ["train.epochs=60", "dense_cache.enabled=false"]
+    command = [sys.executable, "-m", "prune_cli.cli", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=1", *longer]
+    command += ["seed=0,1", f"results_dir={results}"]
+    driver = (  # starts the sweep, waits until its first job has started, exits
+        "import pathlib, subprocess, time\n"
+        f"subprocess.Popen({command!r}, start_new_session=True, stdin=subprocess.DEVNULL, "
+        "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "deadline = time.monotonic() + 120\n"
+        f"while not list(pathlib.Path({str(results)!r}).glob('runs/*/prune-run.log')) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.1)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    subprocess.run([sys.executable, "-c", driver], cwd=tmp_path, env=env, check=True, timeout=60)  # exits at once
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        logs = [p.read_text() for p in results.glob("runs/*/prune-run.log")]
+        done = len(list(results.glob("runs/*/COMPLETE")))
+        if done == 2 or any("prune-run: stopped by" in log for log in logs):
+            break
+        time.sleep(0.5)
+    logs = "\n".join(p.read_text() for p in results.glob("runs/*/prune-run.log"))
+    assert len(list(results.glob("runs/*/COMPLETE"))) == 2, logs[-3000:]
+    assert "prune-run: stopped by" not in logs
+
+
 def _sequential_sweep(tmp_path, hold: str, started: int, extra: tuple = ()):
     """A basic-launcher sweep of three runs held at `hold` until SIGTERM, sent once `started` run
     directories have a checkpoint (0: once the sweep's record exists): (process, stderr, results)."""

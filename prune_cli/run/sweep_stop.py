@@ -51,6 +51,7 @@ _record: Optional[str] = None
 _forward = False  # pass SIGTERM/SIGUSR2 on to joblib's workers
 _jobs_given = 0  # the jobs handed to the launcher's `launch` in this sweep (every batch), stopped or not
 _before: dict[int, object] = {}  # the handlers `install` replaced, put back by `restore_signals`
+SWEEP_PID_ENV = "PRUNE_CLI_SWEEP_PID"  # the sweep's process, set by `install`: the parent a worker watches
 _watcher: Optional[threading.Thread] = None  # a loky worker's watch on the sweep's process (`orphan_watch`)
 _job_running = threading.Event()  # set while this worker runs a job
 ORPHAN_POLL_S = 1.0  # how often a worker looks at its parent
@@ -75,6 +76,7 @@ def install(record: str, launcher) -> None:
     program calling prune-cli's main) is kept, as `interrupts.install` keeps it."""
     global _stopping, _record, _forward, _jobs_given
     _stopping, _record, _forward, _jobs_given = None, record, runs_jobs_in_loky_workers(launcher), 0
+    os.environ[SWEEP_PID_ENV] = str(os.getpid())  # inherited by the workers started from now on
     _guard(launcher)
     _before.clear()
     for sig in interrupts.SIGNALS:
@@ -133,6 +135,7 @@ def restore_signals() -> None:
     if _record is None:
         return
     _record, _stopping = None, None
+    os.environ.pop(SWEEP_PID_ENV, None)
     for sig, before in _before.items():
         if signal.getsignal(sig) is _on_signal:
             signal.signal(sig, before)
@@ -205,18 +208,29 @@ def _joblib_workers() -> set[int]:
     return set(getattr(executor, "_processes", None) or {}) if executor is not None else set()
 
 
+def _sweep_process_of_this_worker() -> Optional[int]:
+    """The sweep's process when this process is one of its workers (its direct child), else None. A
+    joblib launcher runs its jobs in the sweep's own process when it has one job at a time
+    (`n_jobs=1`, or -1 on one CPU): there the parent is the shell or a driver script, whose exit (a
+    `nohup` sweep after a logout) must not stop the sweep."""
+    sweep = os.environ.get(SWEEP_PID_ENV, "")
+    return int(sweep) if sweep.isdigit() and int(sweep) == os.getppid() else None
+
+
 @contextlib.contextmanager
 def orphan_watch(active: bool) -> Iterator[None]:
-    """Around a job in a loky worker (`active`): the first job starts a daemon thread that watches the
-    worker's parent, the sweep's process. When that process is gone (SIGKILL: nothing reached the
-    workers), the running job is sent SIGTERM, so it stops at its next safe point with its checkpoint,
-    and once no job runs the worker exits: nobody is left to hand it jobs or read its results."""
+    """Around a job of a joblib sweep (`active`), in a loky worker of the sweep's process: the first
+    job starts a daemon thread that watches the worker's parent, the sweep's process. When that process
+    is gone (SIGKILL: nothing reached the workers), the running job is sent SIGTERM, so it stops at its
+    next safe point with its checkpoint, and once no job runs the worker exits: nobody is left to hand
+    it jobs or read its results. A job run in the sweep's own process watches nothing."""
     global _watcher
-    if not active:
+    sweep = _sweep_process_of_this_worker() if active else None
+    if sweep is None:
         yield
         return
     if _watcher is None:
-        _watcher = threading.Thread(target=_watch_parent, args=(os.getppid(),), name="prune-cli-orphan-watch", daemon=True)
+        _watcher = threading.Thread(target=_watch_parent, args=(sweep,), name="prune-cli-orphan-watch", daemon=True)
         _watcher.start()
     _job_running.set()
     try:
