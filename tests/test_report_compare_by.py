@@ -7,6 +7,7 @@ hand in the real formats; the expected numbers are worked out here."""
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -73,11 +74,7 @@ def test_compare_by_a_group_takes_every_key_under_it(tmp_path):
     root = tmp_path / "res"
     for seed, gain in enumerate([0.05, 0.06, 0.04]):
         write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed)
-        run = write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed + gain, name="imp")
-        config = root / "runs" / run / "config.yaml"
-        cfg = yaml.safe_load(config.read_text())
-        cfg["schedule"] = {"name": "iterative", "rounds": 3}
-        config.write_text(yaml.safe_dump(cfg))
+        _schedule(root, write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed + gain, name="imp"), ITERATIVE)
     by = pd.read_csv(build_report(root, plots=False, compare_by="schedule")["comparisons_by.csv"])
     assert len(by) == 1
     row = by.iloc[0]
@@ -85,16 +82,15 @@ def test_compare_by_a_group_takes_every_key_under_it(tmp_path):
     assert row["baseline"] == "magnitude [schedule.name=oneshot, schedule.rounds=1]"
     assert row["n"] == 3 and row["mean_diff"] == pytest.approx(0.05)
     assert row["p_t"] == pytest.approx(_paired_t_p([0.05, 0.06, 0.04]))
+    assert row["schedule"] == "iterative, oneshot"  # the comparison spans both, not its first row's
 
 
 def test_a_method_that_ran_with_one_value_only_is_named(tmp_path):
     root = _epochs_folder(tmp_path / "res")
     write_run(root, 0, "random", 0.5, 10, 0.7)
     summary = build_report(root, plots=False, compare_by="train.epochs")["summary.md"].read_text()
-    assert (
-        "- random at sparsity 0.5 [train.epochs=10]: not compared, no run of another train.epochs value agrees with it "
-        "on every other key"
-    ) in summary
+    line = r"- random at sparsity 0\.5 \[train\.epochs=10\] \(experiment [0-9a-f]{8}\): not compared, no run of another "
+    assert re.search(line + r"train\.epochs value agrees with it on every other key", summary), summary
 
 
 @pytest.mark.parametrize(
@@ -167,3 +163,99 @@ def test_a_metric_no_run_records_is_refused_before_anything_is_written(tmp_path,
     err = capsys.readouterr().err
     assert "--metric 'ecee': no completed run in this folder records it on the test split" in err and "allowed: accuracy, ece" in err
     assert not (root / "report").exists()
+
+
+def _schedule(root, run_id: str, schedule: dict) -> None:
+    """Give a written run another schedule, in its config and its rows' context column."""
+    d = root / "runs" / run_id
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["schedule"] = schedule
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    for table in ("metrics.csv", "per_class.csv"):
+        rows = pd.read_csv(d / table)
+        rows["schedule"] = schedule["name"]
+        rows.to_csv(d / table, index=False)
+
+
+ITERATIVE = {"name": "iterative", "rounds": 3}
+
+
+def test_variants_of_a_method_are_not_paired_across_the_compared_key(tmp_path):
+    """A global one-shot run and a layerwise iterative one were both plain "magnitude" under their own
+    comparison keys, so --compare-by schedule paired them and put the allocation's effect down to the
+    schedule (review)."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed)
+        _schedule(root, write_run(root, seed, "magnitude", 0.9, 10, 0.7 + 0.02 * seed, allocation="layerwise"), ITERATIVE)
+    written = build_report(root, plots=False, compare_by="schedule")
+    assert "comparisons_by.csv" not in written
+    summary = written["summary.md"].read_text()
+    assert "- magnitude [allocation=global] at sparsity 0.9 [schedule.name=oneshot, schedule.rounds=1]" in summary
+    assert "- magnitude [allocation=layerwise] at sparsity 0.9 [schedule.name=iterative, schedule.rounds=3]" in summary
+
+
+def test_the_variant_with_the_other_value_is_found_among_several(tmp_path):
+    """One-shot global and layerwise, iterative global: iterative global pairs with one-shot global
+    (it was labelled plain "magnitude" and paired with nothing)."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed)
+        write_run(root, seed, "magnitude", 0.9, 10, 0.5, allocation="layerwise")
+        _schedule(root, write_run(root, seed, "magnitude", 0.9, 10, 0.65 + 0.01 * seed, name="imp"), ITERATIVE)
+    (row,) = pd.read_csv(build_report(root, plots=False, compare_by="schedule")["comparisons_by.csv"]).to_dict(orient="records")
+    assert row["method"] == "magnitude [allocation=global] [schedule.name=iterative, schedule.rounds=3]"
+    assert row["baseline"] == "magnitude [allocation=global] [schedule.name=oneshot, schedule.rounds=1]"
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx(0.05)
+
+
+def test_a_failed_run_of_another_configuration_is_not_named_as_a_missing_seed(tmp_path):
+    """A failed run whose config differs in a key no completed run varies (train.lr) belongs to no
+    group of the comparison (review)."""
+    from test_report_verdicts import _fail
+
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed)
+    for seed in range(2):
+        _schedule(root, write_run(root, seed, "magnitude", 0.9, 10, 0.65 + 0.01 * seed, name="imp"), ITERATIVE)
+    other = write_run(root, 2, "magnitude", 0.9, 10, 0.5, name="imp")
+    _schedule(root, other, ITERATIVE)
+    config = root / "runs" / other / "config.yaml"
+    cfg = yaml.safe_load(config.read_text())
+    cfg["train"]["lr"] = 0.1
+    config.write_text(yaml.safe_dump(cfg))
+    _fail(root, other, "LayerCollapse")
+    (row,) = pd.read_csv(build_report(root, plots=False, compare_by="schedule")["comparisons_by.csv"]).to_dict(orient="records")
+    assert row["n"] == 2 and "failed" not in row["verdict"], row["verdict"]
+
+
+def test_a_metric_recorded_after_pruning_only_is_compared_there(tmp_path):
+    """A plugin's metric recorded at `pruned` only: every verdict called its values all NaN, looking for
+    them at `finetuned` (review)."""
+    root = tmp_path / "res"
+    mag, rnd = [0.020, 0.025, 0.030], [0.050, 0.052, 0.058]
+    for seed in range(3):
+        for method, values in (("magnitude", mag), ("random", rnd)):
+            run = write_run(root, seed, method, 0.9, 10, 0.8)
+            path = root / "runs" / run / "metrics.csv"
+            rows = pd.read_csv(path)
+            extra = rows.iloc[[0]].assign(phase="pruned", metric="mine", value=values[seed], dense_value=None)
+            pd.concat([rows, extra]).to_csv(path, index=False)
+    (row,) = pd.read_csv(build_report(root, plots=False, metric="mine")["comparisons.csv"]).to_dict(orient="records")
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx((0.03 + 0.027 + 0.028) / 3)
+
+
+def test_a_baseline_without_the_metric_is_refused_before_anything_is_written(tmp_path, capsys):
+    root = tmp_path / "res"
+    for seed in range(2):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", 0.02)])
+        write_run(root, seed, "random", 0.9, 10, 0.7)
+    with pytest.raises(SystemExit) as stop:
+        main([str(root), "--metric", "ece", "--baseline", "random"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--baseline 'random' records no test ece for its final sparse model; allowed: magnitude" in err, err
+    assert not (root / "report").exists()
+    summary = build_report(root, plots=False, metric="ece")["summary.md"].read_text()
+    assert "- random: no run records test ece for its final sparse model, not compared" in summary

@@ -28,6 +28,7 @@ from .compare import (
     final_values,
     unpaired,
     unpaired_by,
+    without_metric,
 )
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, check_values, expect_markdown, load_expected
@@ -170,10 +171,11 @@ def _build(
     folder = load_results(root)
     metrics = folder.table("metrics.csv")
     check_split(metrics, split)  # a split no run records, or a bad baseline: nothing created
-    values = final_values(metrics, split=split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
-    check_baseline(values, baseline, folder.incomplete_methods)
-    check_compare_by(metrics, compare_by)
     check_metric(metrics, metric, split)
+    values = final_values(metrics, metric, split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
+    ran = set(metrics["method"].astype(str)) if len(metrics) else set()
+    check_baseline(values, baseline, folder.incomplete_methods, ran, f"{split} {metric}")  # among the methods with a value of it
+    check_compare_by(metrics, compare_by)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
         check_values(expected, metrics, folder.configs, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
@@ -325,12 +327,14 @@ def _build(
     if expectations is not None:
         md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
     alone = unpaired(metrics, baseline, metric, split=split) + failed_lines(metrics, failed, metric, split=split)
+    alone += without_metric(metrics, metric, split)
     if len(comparisons) or alone:
-        shown = comparisons_markdown(comparisons, confidence) if len(comparisons) else ""
+        family = "the method comparisons of this report" if compare_by is not None else "all the comparisons of this report"
+        shown = comparisons_markdown(comparisons, confidence, family) if len(comparisons) else ""
         title = "## Paired comparisons" + (f" ({split} {metric})" if metric != "accuracy" else "")
         md += [title, "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
     if compare_by is not None:
-        alone = unpaired_by(metrics, compare_by, metric, split=split)
+        alone = unpaired_by(metrics, compare_by, metric, split=split) + without_metric(metrics, metric, split)
         shown = comparisons_markdown(by_table, confidence, "the comparisons of this section") if len(by_table) else ""
         md += [
             f"## Paired comparisons by {compare_by}" + (f" ({split} {metric})" if metric != "accuracy" else ""),

@@ -287,9 +287,10 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
     wide = f"the interval cannot rule out a difference of up to {_points(widest, scale).lstrip('+')}{unit}"
     if math.isfinite(d_z) and need is not None and need <= n:
         # 80 % power at n seeds means the uncorrected test rejected: Holm's correction made the difference
+        family = row.get("family") or "the report's comparisons"
         hint = (
             f"{n} seeds give 80% power at the observed effect (d_z={d_z:.2g}); "
-            f"p={_p(row.get('p_t', math.nan), alpha)} before Holm's correction over the report's comparisons"
+            f"p={_p(row.get('p_t', math.nan), alpha)} before Holm's correction over {family}"
         )
     elif math.isfinite(d_z) and need is not None:
         hint = f"need about {need} seeds for 80% power at the observed effect (d_z={d_z:.2g})"
@@ -307,11 +308,12 @@ def final_values(
     metrics: pd.DataFrame, metric: str = "accuracy", split: str = "test", phases: tuple[str, ...] = ("finetuned", "pruned")
 ) -> pd.DataFrame:
     """One value per run: `metric` on `split` of the final model of the run's condition (load.CONDITION:
-    runs that differ only by seed), the first of `phases` that any row of the condition's runs has (by
-    default its final sparse model: finetuned, else pruned), as summary.final_phase chooses it for the
-    accuracy table. A run of the condition without a row of that phase (its value not a number, left
-    out) gets a NaN value there, so that the verdicts name its seed as one without a value: before, its
-    pruned accuracy was paired with the other method's finetuned one, mixing phases."""
+    runs that differ only by seed), the first of `phases` at which any of the condition's runs recorded
+    `metric` (by default its final sparse model: finetuned, else pruned), as summary.final_phase chooses
+    it for the accuracy table (a metric recorded after pruning only is compared there). A run of the
+    condition without a row of that phase (its value not a number, left out) gets a NaN value there, so
+    that the verdicts name its seed as one without a value: before, its pruned accuracy was paired with
+    the other method's finetuned one, mixing phases."""
     from .load import condition_keys
 
     rank_of = {phase: len(phases) - i for i, phase in enumerate(phases)}
@@ -319,11 +321,12 @@ def final_values(
     if not len(rows):
         return rows
     keys = condition_keys(metrics)
-    reached = metrics["phase"].map(rank_of).fillna(0)  # every metric's rows: the phases the condition's runs reached
+    # the phases the condition's runs reached with this metric (any split): a metric recorded after pruning
+    # only (a plugin's) is compared there, not called missing at `finetuned`
+    same = metrics[metrics["metric"] == metric]
+    reached = same["phase"].map(rank_of).fillna(0)
     best = (
-        reached.groupby([metrics[k] for k in keys], dropna=False).transform("max")
-        if keys
-        else pd.Series(reached.max(), index=metrics.index)
+        reached.groupby([same[k] for k in keys], dropna=False).transform("max") if keys else pd.Series(reached.max(), index=same.index)
     )
     rank = rows["phase"].map(rank_of)
     final = rows[(rank == best.loc[rows.index]).to_numpy()].drop_duplicates("run_id", keep="last")
@@ -335,12 +338,20 @@ def final_values(
     return final
 
 
-def check_baseline(values: pd.DataFrame, baseline: Optional[str], elsewhere: Iterable[str] = ()) -> Optional[str]:
+def check_baseline(
+    values: pd.DataFrame,
+    baseline: Optional[str],
+    elsewhere: Iterable[str] = (),
+    recorded_elsewhere: Iterable[str] = (),
+    metric_name: str = "accuracy",
+) -> Optional[str]:
     """The baseline of the comparisons given `final_values`: `baseline` when it is a method of the
     folder's completed runs (else ValueError naming the methods allowed), by default magnitude when
     present, else None (every pair of methods). `elsewhere`: the methods of the run directories that
     did not complete; while no run has completed, one of those is accepted too (the report then
-    shows the failures). prune-report calls it before it creates anything."""
+    shows the failures). `recorded_elsewhere`: with --metric, the methods whose runs completed without a
+    value of `metric_name` (named so, not as missing from the folder). prune-report calls it before it
+    creates anything."""
     methods = sorted(values["method"].unique()) if len(values) else []
     if baseline is None:
         return next((b for b in DEFAULT_BASELINES if b in methods), None)
@@ -351,6 +362,8 @@ def check_baseline(values: pd.DataFrame, baseline: Optional[str], elsewhere: Ite
         return baseline
     allowed = ", ".join(methods) if methods else (", ".join(elsewhere) + " (no run has completed)" if elsewhere else "none")
     why = "has no completed run in this folder" if baseline in elsewhere else "is not a method of this folder"
+    if baseline in set(recorded_elsewhere):  # --metric: the method ran, but records no value of the metric compared
+        why = f"records no {metric_name} for its final sparse model"
     raise ReportInputError(f"--baseline {baseline!r} {why}; allowed: {allowed}")
 
 
@@ -460,7 +473,7 @@ def compare_methods(
         baseline = None
         values, arm_columns = _arms(values, by)
         failed = _regrouped(failed, values, arm_columns)
-    settings = setting_labels(values.drop(columns=arm_columns))
+    settings = setting_labels(values.drop(columns=arm_columns + [c for c in _context_of(arm_columns) if c in values.columns]))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
         # several runs of one variant and seed of one configuration (a repeated or copied run) are averaged
@@ -480,11 +493,12 @@ def compare_methods(
             name = part.drop_duplicates("variant").set_index("variant")["method"]
             base = [v for v in present if name[v] == baseline]
             pairs = [(m, b) for b in base for m in present if m not in base] + list(itertools.combinations(base, 2))
-        context = part.iloc[0]
+        context = part.iloc[0] if by is None else _spanned(part, ("dataset", "model", "schedule"))
         failures = _failures_by_variant(part, wide, failed, comparison, sparsity, arm_columns)
         for a, b in pairs:
             both = wide[[a, b]].dropna()
             row = {
+                "family": "" if by is None else f"the comparisons by {by}",
                 "comparison": comparison,
                 "dataset": context.get("dataset"),
                 "model": context.get("model"),
@@ -739,8 +753,11 @@ def _arms(values: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list[str]]:
     restart rule, fine-tuning options); comparing `train.*` or `dataset.*` values compares different
     dense models, which the paired difference then includes (docs/report.md)."""
     arm_columns = compare_by_columns(values.columns, by)
-    variant = variant_labels(values)
     group = _held(values, arm_columns, _held_columns(values, arm_columns))
+    # a method's variants told apart inside the regrouped group (the method options that differ there):
+    # labelled by the original comparison key, a global oneshot run and a layerwise iterative one were
+    # both plain "magnitude", paired, and their whole difference put down to the schedule
+    variant = variant_labels(values.assign(comparison=group))
     text = _as_text(values, arm_columns)
     labels = variant.copy()
     for _, rows in values.groupby([group, values["target_sparsity"], variant], sort=False):
@@ -748,7 +765,9 @@ def _arms(values: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list[str]]:
         if differing:
             spelled = text.loc[rows.index, differing].apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
             labels.loc[rows.index] = variant.loc[rows.index] + " [" + spelled + "]"
-    return values.assign(method_variant=variant, variant=labels, comparison=group), arm_columns
+    return values.assign(
+        method_variant=variant, variant=labels, comparison=group, original_comparison=values["comparison"]
+    ), arm_columns
 
 
 def _regrouped(failed: Optional[pd.DataFrame], values: pd.DataFrame, arm_columns: Sequence[str]) -> Optional[pd.DataFrame]:
@@ -756,6 +775,9 @@ def _regrouped(failed: Optional[pd.DataFrame], values: pd.DataFrame, arm_columns
     key still name a seed whose run failed."""
     if failed is None or not len(failed):
         return failed
+    # a failed run of a configuration no completed run has (another train.lr, say) belongs to no group:
+    # its comparison key, taken over every key of its config, is no completed run's
+    failed = failed[failed["comparison"].isin(set(values["original_comparison"]))]
     return failed.assign(comparison=_held(failed, arm_columns, _held_columns(values, arm_columns)))
 
 
@@ -767,12 +789,37 @@ def unpaired_by(metrics: pd.DataFrame, by: str, metric: str = "accuracy", split:
     values, arm_columns = _arms(final_values(metrics, metric, split), by)
     text = _as_text(values, arm_columns)
     lines = []
-    for (_, sparsity, method), rows in values.groupby(["comparison", "target_sparsity", "method_variant"], sort=True):
+    for (group, sparsity, method), rows in values.groupby(["comparison", "target_sparsity", "method_variant"], sort=True):
         arms = text.loc[rows.index].drop_duplicates()
         if len(arms) == 1:
             spelled = ", ".join(f"{c}={v}" for c, v in arms.iloc[0].items())
+            experiments = ", ".join(sorted(rows["experiment"].astype(str).unique())) if "experiment" in rows.columns else group
             lines.append(
-                f"{method} at sparsity {sparsity:g} [{spelled}]: not compared, no run of another {by} value agrees with it "
-                "on every other key (the Experiments table shows what differs)"
+                f"{method} at sparsity {sparsity:g} [{spelled}] (experiment {experiments}): not compared, no run of another "
+                f"{by} value agrees with it on every other key (the Experiments table shows what differs)"
             )
     return lines
+
+
+def _context_of(arm_columns: Sequence[str]) -> list[str]:
+    """The context columns (dataset, model, schedule) whose config group --compare-by varies: in its
+    comparisons they hold two values, not a setting of the group."""
+    return [c for c in ("dataset", "model", "schedule") if any(a.startswith(c + ".") for a in arm_columns)]
+
+
+def _spanned(part: pd.DataFrame, columns: Sequence[str]) -> dict:
+    """Each context column's values in a --compare-by group, joined (`iterative, oneshot` when the
+    schedule is what it compares), instead of its first row's."""
+    return {c: ", ".join(sorted(part[c].astype(str).unique())) for c in columns if c in part.columns}
+
+
+def without_metric(metrics: pd.DataFrame, metric: str, split: str) -> list[str]:
+    """--metric NAME: one line per method whose completed runs record accuracy but not NAME on `split`
+    for their final sparse model (a metric plugin enabled for some methods only): they drop out of the
+    comparisons, and would otherwise go without a word."""
+    if metric == "accuracy" or not len(metrics):
+        return []
+    final = metrics[(metrics["split"].astype(str) == split) & metrics["phase"].isin(("finetuned", "pruned"))]
+    ran = set(final.loc[final["metric"] == "accuracy", "method"].astype(str))
+    have = set(final.loc[final["metric"] == metric, "method"].astype(str))
+    return [f"{m}: no run records {split} {metric} for its final sparse model, not compared" for m in sorted(ran - have)]
