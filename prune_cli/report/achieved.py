@@ -4,39 +4,97 @@ zero). Most schedules reach the target within method.sparsity_tolerance (the run
 prune_cli/pruning/pruner.py), but some decide their own sparsity (autoprune with
 stop_at_target=false, layer_pruning, whose `sparsity` prune-run calls "has no effect"): tabulated,
 plotted and counted at the target, a run at 0.07 read as a point at 10x compression. Where the
-achieved sparsity differs from the target by more than TOLERANCE the report shows it at the achieved
-sparsity, labelled so, and never counts it as an operating point at the target (docs/report.md)."""
+achieved sparsity differs from the target by more than the condition's tolerance (`tolerance_of`:
+its runs' own method.sparsity_tolerance, the largest of them, else TOLERANCE) the report shows it at
+the achieved sparsity, labelled so, and never counts it as an operating point at the target
+(docs/report.md)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
-# The default method.sparsity_tolerance: a run further from its target than a pruner would have
-# accepted did not prune to it.
+# The default method.sparsity_tolerance (prune_cli/core/config_base.py): a run further from its target
+# than a pruner would have accepted did not prune to it.
 TOLERANCE = 0.005
+# The column of metrics.csv's table (load.py) and of summary.csv holding each run's (each condition's)
+# tolerance: absent with only the shared CSVs, where no config says it (TOLERANCE then).
+TOLERANCE_COLUMN = "sparsity_tolerance"
+# Schedules whose runs prune-run never holds to method.sparsity_tolerance (their `unused` options name
+# it, or the whole `method`): autoprune's gates keep exactly the target's top k or decide the sparsity
+# themselves, layer_pruning removes whole sections. A raised tolerance in their configs says nothing
+# about the sparsity they reach, so they are held to TOLERANCE.
+UNTOLERATED_SCHEDULES = ("autoprune", "layer_pruning")
+
+
+def config_tolerance(config: dict) -> float:
+    """The sparsity tolerance prune-run accepted a run of `config` (its saved config.yaml) with: its
+    method.sparsity_tolerance, TOLERANCE where the config lacks it (or it is not a number >= 0) or its
+    schedule is one of UNTOLERATED_SCHEDULES."""
+    schedule = config.get("schedule") if isinstance(config, dict) else None
+    if isinstance(schedule, dict) and schedule.get("name") in UNTOLERATED_SCHEDULES:
+        return TOLERANCE
+    method = config.get("method") if isinstance(config, dict) else None
+    value = method.get("sparsity_tolerance") if isinstance(method, dict) else None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return TOLERANCE
+    return value if math.isfinite(value) and value >= 0 else TOLERANCE
+
+
+def run_tolerances(run_ids: pd.Series, configs: dict[str, dict]) -> np.ndarray:
+    """Per row, `config_tolerance` of its run's config (NaN for a run without one)."""
+    known = {run: config_tolerance(cfg) for run, cfg in configs.items()}
+    return run_ids.map(known).to_numpy(float)
+
+
+def tolerance_of(df: pd.DataFrame) -> np.ndarray:
+    """Per row, its TOLERANCE_COLUMN (TOLERANCE where absent or NaN)."""
+    if TOLERANCE_COLUMN not in df.columns:
+        return np.full(len(df), TOLERANCE)
+    values = pd.to_numeric(df[TOLERANCE_COLUMN], errors="coerce").to_numpy(float)
+    return np.where(np.isfinite(values), values, TOLERANCE)
+
+
+def condition_tolerance(df: pd.DataFrame) -> np.ndarray:
+    """Per row, the largest tolerance (`tolerance_of`) among the rows of its condition (load.condition_keys)."""
+    from .load import condition_keys
+
+    own = pd.Series(tolerance_of(df), index=df.index)
+    keys = condition_keys(df)
+    if not keys or not len(df):
+        return own.to_numpy(float)
+    return own.groupby([df[k] for k in keys], dropna=False).transform("max").to_numpy(float)
 
 
 def run_sparsity(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per run with a pruned phase: run_id, method, schedule, target_sparsity, sparsity_achieved (its
-    final phase's `sparsity_prunable`, compare.final_values) and off_target (|achieved - target| >
-    TOLERANCE)."""
+    """Per run with a pruned phase: run_id, its condition's columns (load.condition_keys),
+    target_sparsity, sparsity_achieved (its final phase's `sparsity_prunable`, compare.final_values),
+    sparsity_tolerance (its condition's, `condition_tolerance`) and off_target (|achieved - target| >
+    that tolerance)."""
     from .compare import final_values
+    from .load import condition_keys
 
-    columns = ["run_id", "method", "schedule", "target_sparsity", "sparsity_achieved", "off_target"]
+    base = ["run_id", "method", "schedule", "target_sparsity", "sparsity_achieved", TOLERANCE_COLUMN, "off_target"]
     if not len(metrics):
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=base)
     rows = final_values(metrics, "sparsity_prunable", "model")
     rows = rows.assign(sparsity_achieved=pd.to_numeric(rows["value"], errors="coerce"))
-    rows = rows.assign(off_target=off_target(rows["sparsity_achieved"], rows["target_sparsity"]))
+    rows[TOLERANCE_COLUMN] = condition_tolerance(rows)
+    rows = rows.assign(off_target=off_target(rows["sparsity_achieved"], rows["target_sparsity"], rows[TOLERANCE_COLUMN]))
+    columns = base + [c for c in condition_keys(rows) if c not in base]
     return rows[[c for c in columns if c in rows.columns]].reset_index(drop=True)
 
 
-def off_target(achieved: pd.Series, target: pd.Series) -> np.ndarray:
-    """Whether each achieved sparsity is further than TOLERANCE from its target (NaN: unknown, not off)."""
-    a, t = np.asarray(achieved, float), np.asarray(target, float)
+def off_target(achieved: pd.Series, target: pd.Series, tolerance=TOLERANCE) -> np.ndarray:
+    """Whether each achieved sparsity is further than `tolerance` (one, or one per row) from its
+    target (NaN: unknown, not off)."""
+    a, t, tol = np.asarray(achieved, float), np.asarray(target, float), np.asarray(tolerance, float)
     with np.errstate(invalid="ignore"):
-        return np.isfinite(a) & (np.abs(a - t) > TOLERANCE + 1e-12)
+        return np.isfinite(a) & (np.abs(a - t) > tol + 1e-12)
 
 
 def off_target_runs(metrics: pd.DataFrame) -> set:
@@ -46,27 +104,40 @@ def off_target_runs(metrics: pd.DataFrame) -> set:
 
 def with_achieved(acc: pd.DataFrame, final: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """`acc` (summary rows of the final phase) with sparsity_achieved (the condition's mean final
-    `sparsity_prunable`), off_target and x_sparsity: the sparsity to show and plot it at, the achieved
-    one where it is off target, else the target."""
+    `sparsity_prunable`), off_target (by the condition's TOLERANCE_COLUMN, summary.summarise) and
+    x_sparsity: the sparsity to show and plot it at, the achieved one where it is off target, else the
+    target."""
     achieved = final[(final["metric"] == "sparsity_prunable") & (final["split"] == "model")]
     achieved = achieved[keys + ["mean"]].rename(columns={"mean": "sparsity_achieved"}).drop_duplicates(keys)
     out = acc.drop(columns=[c for c in ("sparsity_achieved",) if c in acc.columns]).merge(achieved, on=keys, how="left")
     out.index = acc.index
-    out["off_target"] = off_target(out["sparsity_achieved"], out["target_sparsity"])
+    out["off_target"] = off_target(out["sparsity_achieved"], out["target_sparsity"], tolerance_of(out))
     out["x_sparsity"] = np.where(out["off_target"], out["sparsity_achieved"], out["target_sparsity"].astype(float))
     return out
 
 
 def off_target_lines(metrics: pd.DataFrame, indent: str = "    ") -> list[str]:
-    """One line per (method, schedule, target) whose runs missed the target: what they reached."""
+    """One line per condition whose runs missed the target: what they reached. The line names the
+    condition's experiment (where the runs' configs gave one) and, where several conditions share the
+    method, schedule and target, what tells them apart (the context columns, then the varying config
+    keys, as the standards check's seed lines do)."""
     runs = run_sparsity(metrics)
     runs = runs[runs["off_target"].astype(bool)] if len(runs) else runs
+    base = ["method", "schedule", "target_sparsity"]
     lines = []
-    for (method, schedule, target), part in runs.groupby(["method", "schedule", "target_sparsity"], sort=True):
-        lo, hi = part["sparsity_achieved"].min(), part["sparsity_achieved"].max()
-        reached = f"{lo:.3g}" if np.isclose(lo, hi) else f"{lo:.3g}-{hi:.3g}"
-        lines.append(
-            f"{indent}[sparsity] {method}/{schedule}: target {target:g} not reached, achieved {reached} ({len(part)} run(s)); "
-            "shown at its achieved sparsity, not counted as an operating point"
-        )
+    for (method, schedule, target), part in runs.groupby(base, sort=True):
+        keys = [c for c in part.columns if c in ("experiment", "score", "allocation", "structure", "name") or "." in c]
+        conditions = list(part.groupby(keys, dropna=False, sort=True)) if keys else [((), part)]
+        shown = [c for c in ("score", "allocation", "structure", "name") if c in part.columns and part[c].nunique(dropna=False) > 1]
+        dotted = [c for c in part.columns if "." in c and c.rpartition(".")[2] not in shown and part[c].nunique(dropna=False) > 1]
+        for _, condition in conditions:
+            said = [f"experiment {condition['experiment'].iloc[0]}"] if "experiment" in condition.columns else []
+            differing = ", ".join(f"{c}={condition[c].iloc[0]}" for c in shown + sorted(dotted))
+            label = "; ".join(said + ([differing] if differing else []))
+            lo, hi = condition["sparsity_achieved"].min(), condition["sparsity_achieved"].max()
+            reached = f"{lo:.3g}" if np.isclose(lo, hi) else f"{lo:.3g}-{hi:.3g}"
+            lines.append(
+                f"{indent}[sparsity] {method}/{schedule}{f' ({label})' if label else ''}: target {target:g} not reached, "
+                f"achieved {reached} ({len(condition)} run(s)); shown at its achieved sparsity, not counted as an operating point"
+            )
     return lines

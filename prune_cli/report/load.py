@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from ..results import Results, load
+from .achieved import TOLERANCE_COLUMN, run_tolerances
 from .mixing import CONFIGURATION, configuration_ids
 
 # One condition = one point of a figure; the runs inside it differ only by seed.
@@ -61,6 +62,9 @@ class ResultsFolder:
             self.results.cache[name] = df  # checked once, on the cached table
         if len(df) and "run_id" in df.columns and CONFIGURATION not in df.columns:
             df[CONFIGURATION] = configuration_ids(df, self.key_source).to_numpy()  # on the cached table: once
+        if name == "metrics.csv" and len(df) and "run_id" in df.columns and self.configs and TOLERANCE_COLUMN not in df.columns:
+            # each run's method.sparsity_tolerance (achieved.py): how far from its target prune-run accepted it
+            df[TOLERANCE_COLUMN] = run_tolerances(df["run_id"], self.configs)
         return df
 
     def without_table(self) -> dict[str, list[str]]:
