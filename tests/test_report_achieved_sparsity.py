@@ -156,3 +156,24 @@ def test_the_sparsity_line_names_the_experiment_and_a_raised_tolerance_does_not_
             "target 0.9 not reached, achieved 0.3 (3 run(s)); shown at its achieved sparsity, not counted as an operating point",
         ]
     ), standards
+
+
+def test_a_pair_whose_runs_are_all_off_their_target_has_no_baselines_to_check(tmp_path):
+    """Only layer_pruning runs on synthetic/res_mlp (target 0.9, achieved 0.25; no random run): no run is
+    at its target, so there is no operating point at which the random and magnitude baselines could be
+    checked. Before, the empty list of levels found nothing missing: the card ticked "baselines present"
+    and R5 said nothing (before achieved.py: "missing random at 0.9")."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        run = write_run(root, seed, "magnitude", 0.9, 10, 0.85, name="lp", dataset="synthetic")
+        config = {"model__name": "res_mlp", "schedule": {"name": "layer_pruning", "prune_epochs": 2}}
+        _edit(root, run, ACHIEVED, columns={"model": "res_mlp", "schedule": "layer_pruning"}, **config)
+    written = build_report(root, parallel=False, plots=False)
+    card = pd.read_csv(written["report_card.csv"], keep_default_na=False).set_index("recommendation")
+    baselines = card.loc["baselines present (random, magnitude, dense)"]
+    assert not baselines["met"], baselines.to_dict()
+    assert baselines["missing"] == "synthetic/res_mlp: every run off its target sparsity, baselines not checkable", baselines.to_dict()
+    assert baselines["found"] == "0 of 1 pair(s) complete", baselines.to_dict()
+    standards = written["standards.txt"].read_text()
+    assert "  synthetic/res_mlp:\n    operating points (target sparsity -> compression of prunable weights): none\n" in standards
+    assert "    [R5] baselines not checkable: every run is off its target sparsity (no operating point)\n" in standards, standards

@@ -157,6 +157,8 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "
             of = "" if n == completed else f" with a value (of {completed} completed)"
             lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){of}{flag}")
         lines += off_target_lines(everything)
+        if not len(here) and everything["run_id"].isin(off).any():  # no level below: nothing found missing, nothing checked
+            lines.append("    [R5] baselines not checkable: every run is off its target sparsity (no operating point)")
         for level, part in here.groupby("target_sparsity"):
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
