@@ -37,6 +37,24 @@ def test_a_dense_model_resumed_under_other_code_is_not_stored_in_the_cache(tmp_p
     assert _dense_entries(tmp_path / "crashing") == []
 
 
+def test_a_dense_model_resumed_after_a_commit_that_left_the_package_alone_is_stored(tmp_path, monkeypatch, caplog):
+    """Another git commit or a dirty file outside the package (docs, tests), with the package's source
+    digest unchanged, trained nothing differently: the resumed dense model is stored (review)."""
+    import prune_cli.run.results as results
+
+    def other_commit(run_dir, results_dir):
+        record = json.loads((run_dir / "provenance.json").read_text())
+        record["git_sha"], record["git_dirty"] = "feedbeef" * 5, not record.get("git_dirty")
+        (run_dir / "provenance.json").write_text(json.dumps(record))
+        real = results.provenance
+        monkeypatch.setattr(results, "provenance", lambda device: {**real(device), "git_sha": "0123abcd" * 5})
+
+    with caplog.at_level(logging.INFO, logger="prune_cli.run.experiment"):
+        resume_after_crash(tmp_path, monkeypatch, FAST, ("dense", 1), other_commit)
+    assert "dense model trained and stored in the cache" in caplog.text, caplog.text
+    assert len(_dense_entries(tmp_path / "crashing")) == 1
+
+
 def test_a_dense_model_resumed_by_the_same_code_is_stored(tmp_path, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="prune_cli.run.experiment"):
         resume_after_crash(tmp_path, monkeypatch, FAST, ("dense", 1))

@@ -145,6 +145,9 @@ class Experiment:
             differences = results.write_resume_record(self.run_dir, self.provenance, here, at_step)
             self.other_code = [d for d in differences if not d.startswith("torch_threads:")]
             self.other_code += [d for d in results.earlier_code_differences(self.run_dir) if d not in self.other_code]
+            if results.same_sources(self.run_dir):  # a commit or an edit outside the package and plugins
+                # (docs, tests) trained nothing differently; the dense cache's key holds the source digest anyway
+                self.other_code = [d for d in self.other_code if not d.startswith(("git_sha:", "git_dirty:"))]
             if differences:
                 log.warning(
                     "run %s was started by another environment and is resumed with %s; its rows keep the starting "

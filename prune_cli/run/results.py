@@ -179,6 +179,20 @@ def earlier_code_differences(run_dir: Path) -> list[str]:
     return out
 
 
+def same_sources(run_dir: Path) -> bool:
+    """Whether every process of the run (provenance.json: the one that started it and each that resumed
+    it) recorded the package's source digest and the same one, with the same plugin sources: then a
+    git commit or a dirty file elsewhere (docs, tests) changed nothing the run computed."""
+    try:
+        record = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text())
+        processes = [record, *record.get("resumed", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+    sources = {p.get("prune_cli_source") if isinstance(p, dict) else None for p in processes}
+    plugins = {json.dumps(p.get("plugin_sources"), sort_keys=True) if isinstance(p, dict) else None for p in processes}
+    return len(sources) == 1 and None not in sources and "" not in sources and len(plugins) == 1
+
+
 def environment_record(run_provenance: dict[str, Any]) -> dict[str, Any]:
     """Saved as provenance.json in the run dir: the rows' provenance plus the rest of the environment."""
     import hydra
