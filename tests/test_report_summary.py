@@ -211,3 +211,26 @@ def test_a_level_that_is_not_a_whole_percent_is_named_as_it_is(tmp_path, confide
     assert f"| {shown} CI |" in md
     wrong = {0.999: "100%", 0.975: "98%", 0.95: None}[confidence]
     assert wrong is None or wrong not in md
+
+
+def test_summary_rows_follow_the_order_a_run_records_its_phases():
+    """summary.csv sorted phases as text: `finetuned` before `pruned` before `round_1`, and `step_10`
+    before `step_2` (review); a run records dense, its rounds or steps in order, pruned, finetuned."""
+    from prune_cli.report.summary import phase_order
+
+    phases = ["finetuned", "step_10", "dense", "pruned", "step_2", "round_10", "round_1", "other"]
+    assert sorted(phases, key=phase_order) == ["dense", "round_1", "round_10", "step_2", "step_10", "other", "pruned", "finetuned"]
+    assert sorted(["step_10", "step_2", "step_1"], key=phase_order) == ["step_1", "step_2", "step_10"]
+
+
+def test_summary_csv_lists_a_condition_s_phases_in_run_order(tmp_path):
+    root = tmp_path / "res"
+    for seed in range(2):
+        run = write_run(root, seed, "magnitude", 0.9, 10, 0.8)
+        path = root / "runs" / run / "metrics.csv"
+        rows = pd.read_csv(path)
+        extra = [rows.iloc[[0]].assign(phase=p, value=0.7) for p in ("round_10", "round_2", "pruned")]
+        pd.concat([rows, *extra]).to_csv(path, index=False)
+    summary = pd.read_csv(build_report(root, plots=False)["summary.csv"])
+    phases = summary.loc[summary["metric"] == "accuracy", "phase"].tolist()
+    assert phases == ["dense", "round_2", "round_10", "pruned", "finetuned"]

@@ -42,6 +42,29 @@ def _t_columns(grouped, confidence: float) -> pd.DataFrame:
     return pd.DataFrame({"n_seeds": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half, "ci_half": half})
 
 
+def phase_order(phase: str) -> tuple[int, str, int]:
+    """A phase's place in a run: dense, then the rounds or steps in their order (`round_2` before
+    `round_10`, which text order put first), then pruned and finetuned; another name after the steps."""
+    fixed = {"dense": (0, "", 0), "pruned": (3, "", 0), "finetuned": (4, "", 0)}
+    if phase in fixed:
+        return fixed[phase]
+    name, _, number = str(phase).rpartition("_")
+    return (1, name, int(number)) if number.isdigit() and name in ("round", "step") else (2, str(phase), 0)
+
+
+def in_run_order(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`table` (one row per `keys`, which end with phase, split, metric) sorted by its keys with the
+    phases in the order a run records them (`phase_order`), not as text."""
+    if not len(table) or "phase" not in table.columns:
+        return table
+    order = table["phase"].map(phase_order)
+    ranked = table.assign(_rank=order.map(lambda t: t[0]), _name=order.map(lambda t: t[1]), _number=order.map(lambda t: t[2]))
+    by = [k for k in keys if k != "phase"]
+    at = by.index("split") if "split" in by else len(by)
+    by = by[:at] + ["_rank", "_name", "_number"] + by[at:]
+    return ranked.sort_values(by, kind="stable", na_position="last").drop(columns=["_rank", "_name", "_number"]).reset_index(drop=True)
+
+
 def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """One row per (condition, phase, split, metric): statistics over seeds of the value, of the dense
     baseline (over the seeds with a value, those of the mean) and of the per-seed change value -
@@ -70,7 +93,7 @@ def summarise(metrics: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     for col in ("mean", "std", "ci_low", "ci_high"):
         out[f"delta_{col}"] = delta[col]
     out["confidence"] = confidence
-    out = out.reset_index()
+    out = in_run_order(out.reset_index(), keys)
     out["mixed"] = pd.Series(np.nan, index=out.index, dtype=object)
     for key, info in mixed_keys(df, keys).items():  # a mean of different configurations is no statistic
         rows = rows_of(out, keys, key)
