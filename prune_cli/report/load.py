@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from ..results import Results, load
-from .achieved import TOLERANCE_COLUMN, run_tolerances
+from .tolerance import TOLERANCE_COLUMN, run_tolerances
 from .mixing import CONFIGURATION, configuration_ids
 
 # One condition = one point of a figure; the runs inside it differ only by seed.

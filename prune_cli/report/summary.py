@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from .achieved import TOLERANCE, TOLERANCE_COLUMN, off_target_lines, off_target_runs, tolerance_of, with_achieved
+from .achieved import off_target_lines, off_target_runs, with_achieved
+from .tolerance import TOLERANCE, TOLERANCE_COLUMN, tolerance_of
 from .levels import percent
 from .load import RUN_TABLES_READ, ResultsFolder, condition_keys, mixed_code_versions
 from .mixing import SEPARATE_BY_NAME, mixed_keys, rows_of, runs_of
