@@ -193,3 +193,26 @@ def test_each_verdict_names_its_dataset_and_model_when_the_folder_holds_several(
         write_run(alone, seed, "random", 0.9, 10, planted["toy"][1][seed])
     (text,) = pd.read_csv(build_report(alone, plots=False)["comparisons.csv"])["verdict"]
     assert text.startswith("random < magnitude at sparsity 0.9: ")
+
+
+def test_a_baseline_whose_runs_failed_is_named_so_not_as_never_run(tmp_path):
+    """The README's tour sweep: magnitude's runs at 0.999 failed (LayerCollapse); the verdicts, the
+    standards check and the card said "magnitude was not run at sparsity 0.999" / "missing baselines"
+    while the next line said that its every run failed (front-door review)."""
+    root = tmp_path / "res"
+    ids = {}
+    for seed in range(2):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8)
+        write_run(root, seed, "random", 0.5, 10, 0.7)
+        write_run(root, seed, "random", 0.999, 10, 0.1)
+        ids[seed] = write_run(root, seed, "magnitude", 0.999, 10, 0.1)
+    for seed in range(2):
+        _fail(root, ids[seed], "LayerCollapse")
+    written = build_report(root, plots=False)
+    md = written["summary.md"].read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- random at sparsity 0.999"))
+    assert line.endswith("not paired, magnitude has no completed run at sparsity 0.999 (2 run(s) failed: LayerCollapse)"), line
+    assert "[R5] missing baselines at sparsity 0.999: magnitude (2 run(s) failed: LayerCollapse)" in written["standards.txt"].read_text()
+    card = pd.read_csv(written["report_card.csv"], keep_default_na=False)
+    missing = card.loc[card["recommendation"].str.startswith("baselines present"), "missing"].iloc[0]
+    assert "magnitude at 0.999 (2 run(s) failed: LayerCollapse)" in missing, missing

@@ -246,11 +246,11 @@ def _build(
             atomic_write_csv(expectations, out / "expect.csv")
             written["expect.csv"] = out / "expect.csv"
 
-    card = report_card(metrics, folder.runs, split)
+    card = report_card(metrics, folder.runs, split, failed)
     atomic_write_csv(card, out / "report_card.csv")
     written["report_card.csv"] = out / "report_card.csv"
 
-    standards = standards_check(folder, summary, split)
+    standards = standards_check(folder, summary, split, failed)
     (out / "standards.txt").write_text("\n".join(standards) + "\n")
     written["standards.txt"] = out / "standards.txt"
 
@@ -326,7 +326,7 @@ def _build(
     ]
     if expectations is not None:
         md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
-    alone = unpaired(metrics, baseline, metric, split=split) + failed_lines(metrics, failed, metric, split=split)
+    alone = unpaired(metrics, baseline, metric, split=split, failed=failed) + failed_lines(metrics, failed, metric, split=split)
     alone += without_metric(metrics, metric, split)
     if len(comparisons) or alone:
         family = "the method comparisons of this report" if compare_by is not None else "all the comparisons of this report"

@@ -17,6 +17,8 @@ One row per recommendation (met / not met, what was found, what is missing):
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 
@@ -45,10 +47,13 @@ def runs_with_a_value(metrics: pd.DataFrame, split: str = "test") -> set:
     return set(acc.loc[np.isfinite(value), "run_id"])
 
 
-def report_card(metrics: pd.DataFrame, runs: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def report_card(metrics: pd.DataFrame, runs: pd.DataFrame, split: str = "test", failed: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """The card of a folder from its metrics table (prune_cli/core/tables.py columns) and its runs
     (prune_cli.results.load(...).runs: run_id, experiment, seed). Seeds are counted where the run
-    has a finite `split` accuracy (`runs_with_a_value`)."""
+    has a finite `split` accuracy (`runs_with_a_value`). `failed` (compare.failed_runs): a missing
+    baseline whose runs failed is named so, not as one never run."""
+    from .compare import failed_note
+
     if not len(metrics):
         return pd.DataFrame([_row("runs", False, "no completed run with metrics.csv", "completed runs")])
     pairs = sorted(set(zip(metrics["dataset"], metrics["model"])))
@@ -100,8 +105,12 @@ def report_card(metrics: pd.DataFrame, runs: pd.DataFrame, split: str = "test") 
         # a baseline is present where a pruned phase has an accuracy (NaN: nothing to compare against)
         accuracy = (here["metric"] == "accuracy") & (here["phase"] != "dense")
         measured = here[accuracy & pd.to_numeric(here["value"], errors="coerce").notna()]
+        pair = {"dataset.name": dataset, "model.name": model}
         absent = [
-            f"{b} at {s:g}" for s in levels for b in BASELINE_SCORES if b not in set(measured[measured["target_sparsity"] == s][score])
+            f"{b} at {s:g}{failed_note(failed, b, s, pair)}"
+            for s in levels
+            for b in BASELINE_SCORES
+            if b not in set(measured[measured["target_sparsity"] == s][score])
         ]
         if missed and not len(here):  # no operating point to check baselines at: nothing found missing is no baseline found
             absent = ["every run off its target sparsity, baselines not checkable"]

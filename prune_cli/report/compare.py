@@ -632,7 +632,13 @@ def failed_lines(metrics: pd.DataFrame, failed: Optional[pd.DataFrame], metric: 
     return lines
 
 
-def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str = "accuracy", split: str = "test") -> list[str]:
+def unpaired(
+    metrics: pd.DataFrame,
+    baseline: Optional[str] = None,
+    metric: str = "accuracy",
+    split: str = "test",
+    failed: Optional[pd.DataFrame] = None,
+) -> list[str]:
     """One line per (comparison key, sparsity) whose methods have no run of the baseline beside them:
     runs whose comparison keys differ are never paired, and the report says so rather than leaving
     those methods out without a word; where the baseline ran with the same key at other sparsities
@@ -652,7 +658,10 @@ def unpaired(metrics: pd.DataFrame, baseline: Optional[str] = None, metric: str 
         methods = sorted(part["method"].astype(str).unique())
         if baseline in methods:
             continue
-        if comparison in with_baseline:  # the same data, model and training, only not this sparsity
+        ran_and_failed = failed_note(failed, baseline, sparsity, {"comparison": comparison})
+        if ran_and_failed:  # its runs failed (LayerCollapse, say): run, but without a value
+            why = f"{baseline} has no completed run at sparsity {sparsity:g}{ran_and_failed}"
+        elif comparison in with_baseline:  # the same data, model and training, only not this sparsity
             why = f"{baseline} was not run at sparsity {sparsity:g}"
         else:
             differ = _differing_keys(values, part, values[values["method"] == baseline], baseline)
@@ -823,3 +832,18 @@ def without_metric(metrics: pd.DataFrame, metric: str, split: str) -> list[str]:
     ran = set(final.loc[final["metric"] == "accuracy", "method"].astype(str))
     have = set(final.loc[final["metric"] == metric, "method"].astype(str))
     return [f"{m}: no run records {split} {metric} for its final sparse model, not compared" for m in sorted(ran - have)]
+
+
+def failed_note(failed: Optional[pd.DataFrame], method: str, sparsity: float, where: Optional[dict] = None) -> str:
+    """' (2 run(s) failed: LayerCollapse)' for the failed runs (`failed_runs`) of `method` at `sparsity`
+    (and, in `where`, the config values `dataset.name`, `model.name` or `comparison` they must have);
+    '' when none failed. A baseline "not run" whose runs failed was run: the line says so."""
+    if failed is None or not len(failed):
+        return ""
+    mine = failed[(failed["method"] == method) & np.isclose(failed["target_sparsity"].astype(float), float(sparsity))]
+    for column, value in (where or {}).items():
+        mine = mine[mine[column].astype(str) == str(value)] if column in mine.columns else mine.iloc[:0]
+    if not len(mine):
+        return ""
+    types = ", ".join(sorted(mine["error_type"].astype(str).unique()))
+    return f" ({len(mine)} run(s) failed: {types})"

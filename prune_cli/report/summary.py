@@ -4,6 +4,7 @@ the evaluation-standards check (R1-R8, docs/report.md) and the markdown tables."
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -141,10 +142,14 @@ def recall_distortion_rows(folder: ResultsFolder) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- standards (R1-R8)
 
 
-def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "test") -> list[str]:
+def standards_check(
+    folder: ResultsFolder, summary: pd.DataFrame, split: str = "test", failed: Optional[pd.DataFrame] = None
+) -> list[str]:
     """Lines of the evaluation-standards summary: pairs, operating points, seeds (those whose run has a
-    finite `split` accuracy, card.runs_with_a_value), missing baselines."""
+    finite `split` accuracy, card.runs_with_a_value), missing baselines (those whose runs failed named
+    so, `failed`: compare.failed_runs)."""
     from .card import runs_with_a_value
+    from .compare import failed_note
 
     metrics = folder.table("metrics.csv")
     lines = ["Evaluation standards (ShrinkBench checklist, Blalock et al. MLSys 2020; docs/report.md R1-R8):"]
@@ -187,7 +192,9 @@ def standards_check(folder: ResultsFolder, summary: pd.DataFrame, split: str = "
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
             if missing:
-                lines.append(f"    [R5] missing baselines at sparsity {level:g}: " + ", ".join(missing))
+                pair = {"dataset.name": dataset, "model.name": model}
+                named = [f"{b}{failed_note(failed, b, level, pair)}" for b in missing]
+                lines.append(f"    [R5] missing baselines at sparsity {level:g}: " + ", ".join(named))
             variants = set(zip(part["score"], part["allocation"])) if "allocation" in part else set()
             absent = [f"{b}/{a}" for b in BASELINE_SCORES if b in present for a in ("global", "layerwise") if (b, a) not in variants]
             if absent:
