@@ -33,11 +33,12 @@ def remove_leftovers(folder: Path) -> list[Path]:
     return removed
 
 
-def _sync_folder(folder: Path) -> None:
-    """fsync a directory so the renames in it are on disk. Some platforms and file systems cannot open
-    or fsync a directory (EINVAL, EACCES, Windows): the data was synced, so the write stands."""
+def _fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its path. Some platforms and file systems cannot open or fsync a
+    directory (EINVAL, EACCES, Windows), and a file may vanish or be unreadable meanwhile: what could be
+    synced was, so the write stands."""
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -48,22 +49,18 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _sync_folder(folder: Path) -> None:
+    """fsync a directory so the renames in it are on disk."""
+    _fsync_path(folder)
+
+
 def sync_files(folder: Path) -> None:
     """fsync every regular file directly in `folder`, then the folder itself: before a commit point
     names them complete (a run directory's files before its `COMPLETE`)."""
     folder = Path(folder)
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.is_symlink():
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            _fsync_path(path)
     _sync_folder(folder)
 
 
