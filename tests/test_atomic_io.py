@@ -107,19 +107,24 @@ def test_a_folder_that_cannot_be_fsynced_does_not_fail_the_write(tmp_path, monke
     assert (tmp_path / "t.csv").read_text() == "x\n"
 
 
-def test_a_run_s_files_are_on_disk_before_its_complete(tmp_path, sync_log):
-    """COMPLETE vouches for the run directory's files: each is fsynced before COMPLETE is renamed into
-    place (and COMPLETE itself durably), so a node lost right after it never leaves a complete run
-    with an empty metrics.csv."""
+def test_a_run_s_files_are_on_disk_before_its_marker_and_its_complete(tmp_path, sync_log):
+    """SHARED_APPENDED (a rebuild takes a run with it as final) and COMPLETE vouch for the run
+    directory's files: each is fsynced before the first of them is renamed into place (and COMPLETE
+    itself durably), so a node lost right after it never leaves a complete run with an empty
+    metrics.csv."""
     from conftest import FAST, run_cli
 
     results = tmp_path / "results"
     run_cli(FAST, results)
     (run_dir,) = (results / "runs").iterdir()
     complete = str((run_dir / "COMPLETE").resolve())
-    at = next(i for i, e in enumerate(sync_log) if e[0] == "replace" and e[2] == complete)
+    # SHARED_APPENDED, the shared tables' marker, already vouches for them: a rebuild takes a run with it
+    marker = str((run_dir / "SHARED_APPENDED").resolve())
+    at = next(i for i, e in enumerate(sync_log) if e[0] == "replace" and e[2] in (marker, complete))
     before = {e[1] for e in sync_log[:at] if e[0] == "fsync"}
-    files = [p for p in run_dir.iterdir() if p.is_file() and p.name not in ("COMPLETE", "state.pt", ".run.lock")]
+    files = [p for p in run_dir.iterdir() if p.is_file() and p.name not in ("COMPLETE", "SHARED_APPENDED", "state.pt", ".run.lock")]
     assert {"metrics.csv", "per_class.csv", "config.yaml", "masks.pt"} <= {p.name for p in files}
     assert not [p.name for p in files if str(p.resolve()) not in before], "files not on disk before COMPLETE"
-    assert any(e[0] == "fsync" and e[1].endswith(".tmp") for e in sync_log[:at]), "COMPLETE's data was not fsynced"
+    assert sync_log[at][2] == marker, "the marker comes first"
+    last = next(i for i, e in enumerate(sync_log) if e[0] == "replace" and e[2] == complete)
+    assert any(e[0] == "fsync" and e[1].endswith(".tmp") for e in sync_log[at + 1 : last]), "COMPLETE's data was not fsynced"

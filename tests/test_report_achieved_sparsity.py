@@ -177,3 +177,23 @@ def test_a_pair_whose_runs_are_all_off_their_target_has_no_baselines_to_check(tm
     standards = written["standards.txt"].read_text()
     assert "  synthetic/res_mlp:\n    operating points (target sparsity -> compression of prunable weights): none\n" in standards
     assert "    [R5] baselines not checkable: every run is off its target sparsity (no operating point)\n" in standards, standards
+
+
+def test_a_dense_reference_run_at_sparsity_0_does_not_make_baselines_checkable(tmp_path):
+    """The same folder plus a sparsity=0 run per seed (a dense reference, which prune-run accepts): the
+    card ticked "baselines present" (it leaves level 0 out, so found nothing missing) while R5 asked for
+    "random at sparsity 0" (review). Neither: no pruned operating point is at its target."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        run = write_run(root, seed, "magnitude", 0.9, 10, 0.85, name="lp", dataset="synthetic")
+        config = {"model__name": "res_mlp", "schedule": {"name": "layer_pruning", "prune_epochs": 2}}
+        _edit(root, run, ACHIEVED, columns={"model": "res_mlp", "schedule": "layer_pruning"}, **config)
+        dense = write_run(root, seed, "magnitude", 0.0, 10, 0.9, name="dense", dataset="synthetic")
+        _edit(root, dense, 0.0, columns={"model": "res_mlp"}, model__name="res_mlp")
+    written = build_report(root, parallel=False, plots=False)
+    card = pd.read_csv(written["report_card.csv"], keep_default_na=False).set_index("recommendation")
+    baselines = card.loc["baselines present (random, magnitude, dense)"]
+    assert not baselines["met"] and "every run off its target sparsity, baselines not checkable" in baselines["missing"]
+    standards = written["standards.txt"].read_text()
+    assert "[R5] baselines not checkable: every run is off its target sparsity (no operating point)" in standards, standards
+    assert "missing baselines at sparsity 0:" not in standards

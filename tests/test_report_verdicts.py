@@ -212,7 +212,8 @@ def test_a_baseline_whose_runs_failed_is_named_so_not_as_never_run(tmp_path):
     md = written["summary.md"].read_text()
     line = next(x for x in md.splitlines() if x.startswith("- random at sparsity 0.999"))
     assert line.endswith("not paired, magnitude has no completed run at sparsity 0.999 (2 run(s) failed: LayerCollapse)"), line
-    assert "[R5] missing baselines at sparsity 0.999: magnitude (2 run(s) failed: LayerCollapse)" in written["standards.txt"].read_text()
+    standards = written["standards.txt"].read_text()
+    assert "[R5] missing baselines at sparsity 0.999: magnitude (2 run(s) failed: LayerCollapse)" in standards
     card = pd.read_csv(written["report_card.csv"], keep_default_na=False)
     missing = card.loc[card["recommendation"].str.startswith("baselines present"), "missing"].iloc[0]
     assert "magnitude at 0.999 (2 run(s) failed: LayerCollapse)" in missing, missing

@@ -49,8 +49,8 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def _sync_folder(folder: Path) -> None:
-    """fsync a directory so the renames in it are on disk."""
+def sync_folder(folder: Path) -> None:
+    """fsync a directory so the renames and the files created in it are on disk."""
     _fsync_path(folder)
 
 
@@ -61,7 +61,7 @@ def sync_files(folder: Path) -> None:
     for path in sorted(folder.iterdir()):
         if path.is_file() and not path.is_symlink():
             _fsync_path(path)
-    _sync_folder(folder)
+    sync_folder(folder)
 
 
 def _write(path: Path, write, durable: bool) -> None:
@@ -76,7 +76,7 @@ def _write(path: Path, write, durable: bool) -> None:
             os.fsync(f.fileno())
     os.replace(tmp, path)
     if durable:
-        _sync_folder(path.parent)
+        sync_folder(path.parent)
 
 
 def atomic_write_text(path: Path, text: str, durable: bool = False) -> None:

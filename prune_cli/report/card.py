@@ -112,7 +112,7 @@ def report_card(metrics: pd.DataFrame, runs: pd.DataFrame, split: str = "test", 
             for b in BASELINE_SCORES
             if b not in set(measured[measured["target_sparsity"] == s][score])
         ]
-        if missed and not len(here):  # no operating point to check baselines at: nothing found missing is no baseline found
+        if missed and not levels:  # no pruned operating point to check baselines at (a dense run at 0 is none)
             absent = ["every run off its target sparsity, baselines not checkable"]
         no_dense = set(everything["run_id"]) - set(everything[everything["phase"] == "dense"]["run_id"])
         if "dense_value" in everything.columns:

@@ -186,9 +186,10 @@ def standards_check(
             of = "" if n == completed else f" with a value (of {completed} completed)"
             lines.append(f"    {method}/{schedule} at {level:g}{label}: {n} seed(s){of}{flag}")
         lines += off_target_lines(everything)
-        if not len(here) and everything["run_id"].isin(off).any():  # no level below: nothing found missing, nothing checked
+        pruned_levels = [s for s in levels if s > 0]  # a dense reference run at sparsity 0 asks for no pruning baseline
+        if not pruned_levels and everything["run_id"].isin(off).any():  # nothing found missing below, nothing checked
             lines.append("    [R5] baselines not checkable: every run is off its target sparsity (no operating point)")
-        for level, part in here.groupby("target_sparsity"):
+        for level, part in here[here["target_sparsity"] > 0].groupby("target_sparsity"):
             present = set(part["score"])
             missing = [b for b in BASELINE_SCORES if b not in present]
             if missing:

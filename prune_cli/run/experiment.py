@@ -599,11 +599,13 @@ def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Opt
         exp = Experiment(cfg, run_dir, accel)
         exp.run_plan(SCHEDULES.get(cfg.schedule.name)(cfg))
         recorder.finish_run_files(exp)
+    # every file the shared tables' marker (SHARED_APPENDED: a rebuild takes a run with it as final) and
+    # COMPLETE vouch for is on disk before either (core/atomic_io.py)
+    sync_files(run_dir)
     if cfg.shared_results:
         outcome = shared_tables.append_run(results_dir, run_dir, rid)
         log.info("shared tables in %s: %s", results_dir, outcome)
     crashpoints.reached("before-complete")
-    sync_files(run_dir)  # every file COMPLETE vouches for is on disk before it (core/atomic_io.py)
     atomic_write_text(run_dir / COMPLETE_FILE, rid + "\n", durable=True)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     if cfg.shared_results:

@@ -36,7 +36,7 @@ import pandas as pd
 from filelock import FileLock
 
 from ..core import crashpoints
-from ..core.atomic_io import atomic_write_text
+from ..core.atomic_io import atomic_write_text, sync_folder
 from ..core.errors import PruneCliError
 from ..core.tables import (
     ALWAYS_WRITTEN,
@@ -326,6 +326,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
                 os.fsync(f.fileno())
             if i == 1:
                 crashpoints.reached("shared-table-1")
+        sync_folder(results_dir)  # a table the append created has its entry on disk before the marker
         crashpoints.reached("shared-tables-all")
         if marker is not None:
             atomic_write_text(marker, marker_text(run_id, results_dir), durable=True)
