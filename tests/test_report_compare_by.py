@@ -259,3 +259,22 @@ def test_a_baseline_without_the_metric_is_refused_before_anything_is_written(tmp
     assert not (root / "report").exists()
     summary = build_report(root, plots=False, metric="ece")["summary.md"].read_text()
     assert "- random: no run records test ece for its final sparse model, not compared" in summary
+
+
+def test_an_arm_whose_runs_all_failed_is_named_beside_the_lone_arm(tmp_path):
+    """magnitude's iterative runs all failed (LayerCollapse) while random's completed: the line said that
+    no run of another schedule value agreed with magnitude's oneshot runs, nothing about the failures
+    (review)."""
+    from test_report_verdicts import _fail
+
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed)
+        write_run(root, seed, "random", 0.9, 10, 0.5)
+        _schedule(root, write_run(root, seed, "random", 0.9, 10, 0.55, name="imp"), ITERATIVE)
+        failed = write_run(root, seed, "magnitude", 0.9, 10, 0.1, name="imp")
+        _schedule(root, failed, ITERATIVE)
+        _fail(root, failed, "LayerCollapse")
+    summary = build_report(root, plots=False, compare_by="schedule")["summary.md"].read_text()
+    line = next(x for x in summary.splitlines() if x.startswith("- magnitude at sparsity 0.9 [schedule.name=oneshot"))
+    assert line.endswith("; 3 run(s) of another schedule value failed: LayerCollapse"), line

@@ -334,7 +334,7 @@ def _build(
         title = "## Paired comparisons" + (f" ({split} {metric})" if metric != "accuracy" else "")
         md += [title, "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
     if compare_by is not None:
-        alone = unpaired_by(metrics, compare_by, metric, split=split) + without_metric(metrics, metric, split)
+        alone = unpaired_by(metrics, compare_by, metric, split=split, failed=failed) + without_metric(metrics, metric, split)
         shown = comparisons_markdown(by_table, confidence, "the comparisons of this section") if len(by_table) else ""
         md += [
             f"## Paired comparisons by {compare_by}" + (f" ({split} {metric})" if metric != "accuracy" else ""),

@@ -790,12 +790,16 @@ def _regrouped(failed: Optional[pd.DataFrame], values: pd.DataFrame, arm_columns
     return failed.assign(comparison=_held(failed, arm_columns, _held_columns(values, arm_columns)))
 
 
-def unpaired_by(metrics: pd.DataFrame, by: str, metric: str = "accuracy", split: str = "test") -> list[str]:
+def unpaired_by(
+    metrics: pd.DataFrame, by: str, metric: str = "accuracy", split: str = "test", failed: Optional[pd.DataFrame] = None
+) -> list[str]:
     """One line per (other keys, sparsity, method variant) that ran with one value of the compared keys
-    only: no arm to pair it with (a oneshot run at a sparsity no iterative run reached, say)."""
+    only: no arm to pair it with (a oneshot run at a sparsity no iterative run reached, say). Where runs
+    of another value failed (`failed`: failed_runs), the line says so: they were run."""
     if not len(metrics) or "comparison" not in metrics.columns:
         return []
     values, arm_columns = _arms(final_values(metrics, metric, split), by)
+    failed = _regrouped(failed, values, arm_columns)
     text = _as_text(values, arm_columns)
     lines = []
     for (group, sparsity, method), rows in values.groupby(["comparison", "target_sparsity", "method_variant"], sort=True):
@@ -806,8 +810,25 @@ def unpaired_by(metrics: pd.DataFrame, by: str, metric: str = "accuracy", split:
             lines.append(
                 f"{method} at sparsity {sparsity:g} [{spelled}] (experiment {experiments}): not compared, no run of another "
                 f"{by} value agrees with it on every other key (the Experiments table shows what differs)"
+                + _failed_other_arms(failed, group, sparsity, str(rows["method"].iloc[0]), arms.iloc[0], by)
             )
     return lines
+
+
+def _failed_other_arms(failed: Optional[pd.DataFrame], group, sparsity, method: str, arm: pd.Series, by: str) -> str:
+    """'; 3 run(s) of another schedule value failed: LayerCollapse' for the failed runs of `method` in
+    the regrouped `group` at `sparsity` whose compared keys differ from `arm`'s; '' when none."""
+    if failed is None or not len(failed):
+        return ""
+    mine = failed[
+        (failed["comparison"] == group)
+        & (failed["method"] == method)
+        & np.isclose(failed["target_sparsity"].astype(float), float(sparsity))
+    ]
+    other = mine[(_as_text(mine, list(arm.index)) != arm.to_numpy()).any(axis=1).to_numpy()] if len(mine) else mine
+    if not len(other):
+        return ""
+    return f"; {len(other)} run(s) of another {by} value failed: {', '.join(sorted(other['error_type'].astype(str).unique()))}"
 
 
 def _context_of(arm_columns: Sequence[str]) -> list[str]:
