@@ -253,3 +253,21 @@ def test_a_finished_run_made_by_an_edited_tree_or_other_plugins_is_kept_and_the_
     err = run_cli(SHARED_RUN, results).stderr
     assert "made by other code" in err and "prune_cli_source: aaaaaaaaaaaa -> " in err, err
     assert "plugin my_lab.scores: bbbbbbbbbbbb -> absent" in err, err
+
+
+def test_the_readme_s_account_of_what_results_dir_holds_beside_runs(tmp_path):
+    """README: `dense_cache/` and, after a sweep, `runs/multirun.yaml` in results_dir; `.sweeps/` gone
+    at the sweep's end; MNIST-1D's default cache folder (front-door review: none of it was said)."""
+    from prune_cli.core.config_base import DenseCacheConfig
+    from prune_cli.data.mnist1d import Mnist1dConfig
+
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "seed=0,1"], results)
+    assert proc.returncode == 0
+    assert (results / "runs" / "multirun.yaml").is_file() and not (results / ".sweeps").exists()
+    assert {p.name for p in results.iterdir() if p.is_dir()} == {"dense_cache", "runs"}
+    assert DenseCacheConfig.dir == "${results_dir}/dense_cache"
+    assert Mnist1dConfig.cache_dir == "~/.cache/prune-cli/mnist1d"
+    readme = (REPO / "README.md").read_text()
+    for said in ("`dense_cache/`", "`runs/multirun.yaml`", "`.sweeps/`", "`~/.cache/prune-cli/mnist1d`"):
+        assert said in readme
