@@ -278,3 +278,55 @@ def test_an_arm_whose_runs_all_failed_is_named_beside_the_lone_arm(tmp_path):
     summary = build_report(root, plots=False, compare_by="schedule")["summary.md"].read_text()
     line = next(x for x in summary.splitlines() if x.startswith("- magnitude at sparsity 0.9 [schedule.name=oneshot"))
     assert line.endswith("; 3 run(s) of another schedule value failed: LayerCollapse"), line
+
+
+def test_a_verdict_missed_only_through_holm_says_so_even_when_more_seeds_are_needed():
+    """p = 0.045 uncorrected, 0.18 after Holm, and about 4 seeds for 80 % power at n = 3: the hint said
+    only "need about 4 seeds", as if the uncorrected test had not rejected (report-options audit)."""
+    from prune_cli.report.compare import seeds_needed, verdict
+
+    row = dict(
+        method="random", baseline="magnitude", target_sparsity=0.5, n=3, seeds="0 1 2", mean_diff=-0.493, sd_diff=0.186,
+        t_low=-0.956, t_high=-0.030, d_z=-2.65, p_t=0.045, p_holm=0.18, confidence=0.95, metric="accuracy", split="test",
+    )  # fmt: skip
+    assert seeds_needed(-2.65) == 4
+    text = verdict(row)
+    assert "not distinguishable with 3 seeds" in text and "need about 4 seeds for 80% power" in text
+    assert text.endswith("; p=0.045 before Holm's correction over the report's comparisons"), text
+
+
+def test_the_comparison_table_prints_another_metric_s_differences_and_p_values_as_its_verdicts(tmp_path):
+    from prune_cli.report.summary import comparisons_markdown
+
+    root = tmp_path / "res"
+    mag, rnd = [0.020, 0.025, 0.030], [0.050, 0.052, 0.058]
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", mag[seed])])
+        write_run(root, seed, "random", 0.9, 10, 0.8 - 0.01 * seed, extra_rows=[("ece", rnd[seed])])
+    written = build_report(root, plots=False, metric="ece")
+    table = pd.read_csv(written["comparisons.csv"])
+    mean = table["mean_diff"].iloc[0]
+    assert f"| {mean:+.4g} |" in written["summary.md"].read_text()  # +0.02833, not +0.03 (2 decimals)
+    shown = comparisons_markdown(table.assign(p_holm=0.0496), 0.95)
+    assert "| 0.0496 |" in shown  # 2 digits read as the test level, "0.05"
+    from prune_cli.report.compare import _p
+
+    assert _p(0.0496, 1 - 0.95) == "0.0496"  # the verdicts too: 1 - 0.95 is 0.050000000000000044, never "0.05"
+
+
+def test_compare_by_on_the_shared_csvs_alone_says_it_needs_run_directories(tmp_path, capsys):
+    import shutil
+
+    from prune_cli.run.results import main as rebuild
+
+    root = _epochs_folder(tmp_path / "res")
+    assert rebuild([str(root)]) in (0, None)  # the shared tables, from the run directories
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for table in root.glob("*.csv"):
+        shutil.copy(table, shared / table.name)
+    with pytest.raises(SystemExit) as stop:
+        main([str(shared), "--compare-by", "train.epochs"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "holds only the shared CSVs (no run directories)" in err, err

@@ -175,7 +175,7 @@ def _build(
     values = final_values(metrics, metric, split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
     ran = set(metrics["method"].astype(str)) if len(metrics) else set()
     check_baseline(values, baseline, folder.incomplete_methods, ran, f"{split} {metric}")  # among the methods with a value of it
-    check_compare_by(metrics, compare_by)
+    check_compare_by(metrics, compare_by, folder.key_source)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
         check_values(expected, metrics, folder.configs, folder.incomplete_methods)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +206,8 @@ def _build(
     # `written` in the order of the previous versions (the command prints it)
     written: dict[str, Path] = {}
     failed = failed_runs(folder.failed, folder.failed_configs)  # named in the verdicts their seeds are missing from
-    comparisons = compare_methods(metrics, baseline, metric, split=split, confidence=confidence, failed=failed)
+    family = "the method comparisons of this report" if compare_by is not None else ""
+    comparisons = compare_methods(metrics, baseline, metric, split=split, confidence=confidence, failed=failed, family=family)
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
@@ -340,7 +341,13 @@ def _build(
             f"## Paired comparisons by {compare_by}" + (f" ({split} {metric})" if metric != "accuracy" else ""),
             "",
             f"Each method's runs with different values of {compare_by} and the same value of every other key, paired by "
-            "seed (comparisons_by.csv).",
+            "seed (comparisons_by.csv; --baseline applies to the method comparisons only)."
+            + (
+                f" The values of {compare_by} enter the data or the dense model's training, so each arm has a dense model "
+                "of its own, and the paired difference includes theirs."
+                if compare_by.split(".")[0] in ("dataset", "train", "data_pruning", "model")
+                else ""
+            ),
             "",
             *[f"- {line}" for line in alone],
             *([""] if alone else []),

@@ -218,7 +218,9 @@ def _seed_list(seeds: str) -> str:
 
 def _p(p: float, alpha: float) -> str:
     """p with two significant digits, or more where two would print the test level itself or land on
-    the other side of it (p = 0.1042 at alpha 0.1 printed "p=0.1" beside "not distinguishable")."""
+    the other side of it (p = 0.1042 at alpha 0.1 printed "p=0.1" beside "not distinguishable"). alpha is
+    1 - confidence, 0.050000000000000044 for 0.95: rounded, or "0.05" never equalled it."""
+    alpha = round(alpha, 12)
     for digits in range(2, 18):
         text = f"{p:.{digits}g}"
         if not math.isfinite(p) or (float(text) != alpha and (float(text) < alpha) == (p < alpha)):
@@ -285,15 +287,18 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
     need = seeds_needed(d_z, alpha=alpha)
     widest = max(abs(row["t_low"]), abs(row["t_high"]))
     wide = f"the interval cannot rule out a difference of up to {_points(widest, scale).lstrip('+')}{unit}"
+    family = row.get("family") or "the report's comparisons"
     if math.isfinite(d_z) and need is not None and need <= n:
         # 80 % power at n seeds means the uncorrected test rejected: Holm's correction made the difference
-        family = row.get("family") or "the report's comparisons"
         hint = (
             f"{n} seeds give 80% power at the observed effect (d_z={d_z:.2g}); "
             f"p={_p(row.get('p_t', math.nan), alpha)} before Holm's correction over {family}"
         )
     elif math.isfinite(d_z) and need is not None:
         hint = f"need about {need} seeds for 80% power at the observed effect (d_z={d_z:.2g})"
+        p_t = row.get("p_t", math.nan)
+        if math.isfinite(p_t) and p_t < alpha:  # the uncorrected test rejected, yet about `need` > n seeds are needed
+            hint += f"; p={_p(p_t, alpha)} before Holm's correction over {family}"
     elif math.isfinite(d_z) and d_z != 0:
         hint = f"more than {MAX_SEEDS_SEARCHED:,} seeds would be needed for 80% power at the observed effect (d_z={d_z:.2g}); {wide}"
     else:  # a mean difference of exactly 0: no effect to power a test for, and still a wide interval
@@ -451,6 +456,7 @@ def compare_methods(
     alpha: Optional[float] = None,
     failed: Optional[pd.DataFrame] = None,
     by: Optional[str] = None,
+    family: str = "",
 ) -> pd.DataFrame:
     """The comparisons table: each method against `baseline` (default: magnitude when present, else
     every pair of methods) per (comparison key, sparsity), with Holm correction over all rows.
@@ -460,7 +466,8 @@ def compare_methods(
     comparisons their seed is missing from.
     `by` (--compare-by): instead of methods, the values of a config key or group the comparison key
     holds (`schedule`, `schedule.restart_from`, `train.epochs`), each method variant's arms against
-    each other within the runs that agree on every other key (`_arms`); `baseline` is not used."""
+    each other within the runs that agree on every other key (`_arms`); `baseline` is not used.
+    `family`: the comparisons Holm's correction runs over, as the verdicts name it ("" : the report's)."""
     alpha = 1 - confidence if alpha is None else alpha
     if not len(metrics) or "comparison" not in metrics.columns:
         return pd.DataFrame()
@@ -498,7 +505,7 @@ def compare_methods(
         for a, b in pairs:
             both = wide[[a, b]].dropna()
             row = {
-                "family": "" if by is None else f"the comparisons by {by}",
+                "family": family or ("" if by is None else f"the comparisons by {by}"),
                 "comparison": comparison,
                 "dataset": context.get("dataset"),
                 "model": context.get("model"),
@@ -547,7 +554,7 @@ def compare_methods(
     table["scope"] = (table["dataset"].astype(str) + "/" + table["model"].astype(str)) if len(pairs) > 1 else ""
     scale = 100.0 if metric == "accuracy" else 1.0
     table["verdict"] = [verdict(r, alpha, scale) for r in table.to_dict(orient="records")]
-    return table
+    return table.drop(columns=["family"])  # the verdicts' wording, not a column of comparisons.csv
 
 
 def failed_runs(records: list[dict], configs: dict[str, dict]) -> pd.DataFrame:
@@ -708,7 +715,7 @@ def compare_by_columns(columns: Iterable[str], key: str) -> list[str]:
     return [c for c in columns if "." in c and (c == key or c.startswith(key + "."))]
 
 
-def check_compare_by(metrics: pd.DataFrame, key: Optional[str]) -> None:
+def check_compare_by(metrics: pd.DataFrame, key: Optional[str], key_source: str = "config") -> None:
     """--compare-by KEY must name a config key, or a group of them, that varies between the folder's
     experiments and that a comparison key holds: not the method's options (variants of a method are
     compared already) nor the sparsity (each comparison holds it fixed). Else ReportInputError naming
@@ -717,6 +724,11 @@ def check_compare_by(metrics: pd.DataFrame, key: Optional[str]) -> None:
 
     if key is None:
         return
+    if key_source != "config":
+        raise ReportInputError(
+            f"--compare-by {key!r}: this folder holds only the shared CSVs (no run directories), whose rows carry no "
+            "config keys to compare by; run prune-report on the results_dir that holds runs/"
+        )
     dotted = sorted(c for c in metrics.columns if "." in c and c.split(".")[0] not in COMPARISON_FREE)
     if compare_by_columns(dotted, key):
         return

@@ -389,9 +389,21 @@ def experiments_markdown(folder: ResultsFolder) -> str:
     return markdown_table(exp[keep].fillna("(absent)"))
 
 
+def _difference(x: float, scale: float) -> str:
+    """A difference in the table's unit: accuracy points with 2 decimals, another metric's units (--metric)
+    with 4 significant digits, as its verdicts print them (2 decimals showed an ECE difference as +0.00)."""
+    return f"{x * scale:+.2f}" if scale == 100 else f"{x:+.4g}"
+
+
 def _interval(lo: float, hi: float, scale: float) -> str:
     """[lo, hi] in the table's unit; empty where there is none (a comparison not made: n 0)."""
-    return f"[{lo * scale:+.2f}, {hi * scale:+.2f}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+    return f"[{_difference(lo, scale)}, {_difference(hi, scale)}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
+def _p_shown(p: float, alpha: float) -> str:
+    from .compare import _p
+
+    return "" if p is None or not math.isfinite(p) else _p(p, alpha)
 
 
 def comparisons_markdown(comparisons: pd.DataFrame, confidence: float, family: str = "all the comparisons of this report") -> str:
@@ -407,7 +419,7 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float, family: s
             "sparsity": comparisons["target_sparsity"].map(lambda s: f"{s:g}"),
             "A - B": comparisons["method"] + " - " + comparisons["baseline"],
             "n": comparisons["n"],
-            "mean diff": (comparisons["mean_diff"] * scale).map(lambda v: f"{v:+.2f}" if math.isfinite(v) else ""),
+            "mean diff": comparisons["mean_diff"].map(lambda v: _difference(v, scale) if math.isfinite(v) else ""),
             f"t {percent(confidence)} (not adjusted)": [
                 _interval(lo, hi, scale) for lo, hi in zip(comparisons["t_low"], comparisons["t_high"])
             ],
@@ -415,9 +427,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float, family: s
                 _interval(lo, hi, scale) for lo, hi in zip(comparisons["boot_low"], comparisons["boot_high"])
             ],
             "d_z": comparisons["d_z"].map(lambda v: _fmt(v, 3)),
-            "p (t)": comparisons["p_t"].map(lambda v: _fmt(v, 2)),
-            "p (Wilcoxon)": comparisons["p_wilcoxon"].map(lambda v: _fmt(v, 2)),
-            "p (Holm)": comparisons["p_holm"].map(lambda v: _fmt(v, 2)),
+            # as the verdicts print p: more than two digits where two would read as the test level (0.0496 as 0.05)
+            "p (t)": comparisons["p_t"].map(lambda v: _p_shown(v, 1 - confidence)),
+            "p (Wilcoxon)": comparisons["p_wilcoxon"].map(lambda v: _p_shown(v, 1 - confidence)),
+            "p (Holm)": comparisons["p_holm"].map(lambda v: _p_shown(v, 1 - confidence)),
         }
     )
     unit = "accuracy points (x100)" if scale == 100 else "metric units"
