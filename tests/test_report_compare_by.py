@@ -136,14 +136,21 @@ def test_a_failed_seed_of_one_arm_is_named_in_its_verdict(tmp_path):
     assert "p (Holm) is adjusted over the comparisons of this section" in summary
 
 
+ECE_MAGNITUDE, ECE_RANDOM = [0.020, 0.025, 0.030], [0.050, 0.052, 0.058]
+
+
+def _ece_folder(root):
+    """magnitude and random at 0.9, seeds 0-2, each run recording a finetuned ECE."""
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", ECE_MAGNITUDE[seed])])
+        write_run(root, seed, "random", 0.9, 10, 0.8 - 0.01 * seed, extra_rows=[("ece", ECE_RANDOM[seed])])
+    return root, ECE_MAGNITUDE, ECE_RANDOM
+
+
 def test_metric_chooses_what_the_verdicts_compare(tmp_path):
     """`--metric ece`: the verdicts compare the final model's calibration error instead of accuracy,
     in its own units, and say so."""
-    root = tmp_path / "res"
-    mag, rnd = [0.020, 0.025, 0.030], [0.050, 0.052, 0.058]
-    for seed in range(3):
-        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", mag[seed])])
-        write_run(root, seed, "random", 0.9, 10, 0.8 - 0.01 * seed, extra_rows=[("ece", rnd[seed])])
+    root, mag, rnd = _ece_folder(tmp_path / "res")
     written = build_report(root, plots=False, metric="ece")
     (row,) = pd.read_csv(written["comparisons.csv"]).to_dict(orient="records")
     d = [r - m for r, m in zip(rnd, mag)]
@@ -298,11 +305,7 @@ def test_a_verdict_missed_only_through_holm_says_so_even_when_more_seeds_are_nee
 def test_the_comparison_table_prints_another_metric_s_differences_and_p_values_as_its_verdicts(tmp_path):
     from prune_cli.report.summary import comparisons_markdown
 
-    root = tmp_path / "res"
-    mag, rnd = [0.020, 0.025, 0.030], [0.050, 0.052, 0.058]
-    for seed in range(3):
-        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", mag[seed])])
-        write_run(root, seed, "random", 0.9, 10, 0.8 - 0.01 * seed, extra_rows=[("ece", rnd[seed])])
+    root, mag, rnd = _ece_folder(tmp_path / "res")
     written = build_report(root, plots=False, metric="ece")
     table = pd.read_csv(written["comparisons.csv"])
     mean = table["mean_diff"].iloc[0]
