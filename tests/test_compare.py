@@ -294,3 +294,35 @@ def test_an_unpaired_method_s_line_names_the_keys_that_differ_from_the_baseline(
     # a disabled metric computes nothing and is no part of the key (prune_cli/results): magnitude's is absent
     assert "differ in metrics.clash.enabled (random: true; magnitude: (absent)) (the Experiments" in note, note
     assert "data, model, schedule and training" not in note and "train.epochs" not in note, note
+
+
+def test_a_comparison_without_values_on_the_split_is_named_not_dropped(tmp_path):
+    """`--split val` over a folder where one experiment kept a validation split and another did not
+    (`dataset.val_fraction=0`, or `metrics.splits=[test]`): the second's methods recorded their final
+    accuracy on test only. Before, they left the paired comparisons without a line; now each method is
+    named with the sparsities and comparison key that have no value on the split (audit)."""
+
+    root = tmp_path / "res"
+    val = {"magnitude": [0.50, 0.52, 0.53], "random": [0.40, 0.41, 0.45]}
+    for seed in range(3):
+        for method in ("magnitude", "random"):
+            run = write_run(root, seed, method, 0.9, 10, 0.5)
+            path = root / "runs" / run / "metrics.csv"
+            rows = pd.read_csv(path)
+            extra = rows[rows["phase"] == "finetuned"].assign(split="val", value=val[method][seed])
+            pd.concat([rows, extra]).to_csv(path, index=False)
+            write_run(root, seed, method, 0.9, 20, 0.7)  # test rows only
+    written = build_report(root, plots=False, split="val")
+    (row,) = pd.read_csv(written["comparisons.csv"]).to_dict(orient="records")
+    assert row["n"] == 3 and row["mean_diff"] == pytest.approx(-(0.10 + 0.11 + 0.08) / 3)
+    keys = load(root).runs
+    other = keys.loc[keys["run_id"].str.contains("-e20-"), "comparison"].unique()
+    assert len(other) == 1
+    summary = written["summary.md"].read_text()
+    for method in ("magnitude", "random"):
+        line = (
+            f"- {method} at sparsity 0.9 (comparison {other[0]}): no run records val accuracy for its final sparse model, not compared"
+        )
+        assert line in summary, summary
+    # a split every run records names nothing
+    assert "no run records" not in build_report(root, out=tmp_path / "test", plots=False)["summary.md"].read_text()

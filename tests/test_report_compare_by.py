@@ -333,3 +333,23 @@ def test_compare_by_on_the_shared_csvs_alone_says_it_needs_run_directories(tmp_p
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "holds only the shared CSVs (no run directories)" in err, err
+
+
+def test_a_metric_missing_at_some_sparsities_only_names_them(tmp_path):
+    """magnitude records ece at 0.9 but not at 0.5 (a metric plugin enabled in one sweep only): the line
+    named only methods without the metric anywhere, so the 0.5 pair left the ece verdicts without a word."""
+    root = tmp_path / "res"
+    for seed in range(2):
+        for sparsity in (0.5, 0.9):
+            extra = [("ece", 0.02 + seed / 100)] if sparsity == 0.9 else []
+            write_run(root, seed, "magnitude", sparsity, 10, 0.8, extra_rows=extra)
+            write_run(root, seed, "random", sparsity, 10, 0.7, extra_rows=extra)
+    written = build_report(root, plots=False, metric="ece")
+    assert pd.read_csv(written["comparisons.csv"])["target_sparsity"].tolist() == [0.9]
+    (comparison,) = pd.read_csv(written["comparisons.csv"])["comparison"].astype(str)
+    summary = written["summary.md"].read_text()
+    for method in ("magnitude", "random"):
+        assert (
+            f"- {method} at sparsity 0.5 (comparison {comparison}): no run records test ece for its final sparse model, not compared"
+            in summary
+        )

@@ -856,15 +856,33 @@ def _spanned(part: pd.DataFrame, columns: Sequence[str]) -> dict:
 
 
 def without_metric(metrics: pd.DataFrame, metric: str, split: str) -> list[str]:
-    """--metric NAME: one line per method whose completed runs record accuracy but not NAME on `split`
-    for their final sparse model (a metric plugin enabled for some methods only): they drop out of the
-    comparisons, and would otherwise go without a word."""
-    if metric == "accuracy" or not len(metrics):
+    """One line per method whose completed runs record their final sparse model's accuracy (on any
+    split) but not `split` `metric` for it, in some or all of their (comparison key, sparsity)
+    conditions: a metric plugin enabled for some methods only (`--metric`), or an experiment without a
+    validation split (`dataset.val_fraction=0`, `metrics.splits=[test]`) in a `--split val` report.
+    Those conditions drop out of the comparisons, and would otherwise go without a word. A method
+    without the value anywhere gets one short line; one without it in some conditions names them."""
+    if not len(metrics):
         return []
-    final = metrics[(metrics["split"].astype(str) == split) & metrics["phase"].isin(("finetuned", "pruned"))]
-    ran = set(final.loc[final["metric"] == "accuracy", "method"].astype(str))
-    have = set(final.loc[final["metric"] == metric, "method"].astype(str))
-    return [f"{m}: no run records {split} {metric} for its final sparse model, not compared" for m in sorted(ran - have)]
+    final = metrics[metrics["phase"].isin(("finetuned", "pruned"))]
+    keys = [c for c in ("comparison", "target_sparsity") if c in final.columns]
+    ran = final.loc[final["metric"] == "accuracy", ["method", *keys]].astype(str).drop_duplicates()
+    have = (
+        final.loc[(final["split"].astype(str) == split) & (final["metric"] == metric), ["method", *keys]].astype(str).drop_duplicates()
+    )
+    missing = ran.merge(have, how="left", indicator=True).query("_merge == 'left_only'")
+    lines = []
+    why = f"no run records {split} {metric} for its final sparse model, not compared"
+    for method, part in missing.groupby("method", sort=True):
+        if method not in set(have["method"]) or len(keys) < 2:
+            lines.append(f"{method}: {why}")
+            continue
+        for comparison, cells in part.groupby("comparison", sort=True):
+            sparsities = ", ".join(f"{s:g}" for s in sorted(cells["target_sparsity"].astype(float).unique()))
+            lines.append(
+                f"{method} at sparsit{'y' if ', ' not in sparsities else 'ies'} {sparsities} (comparison {comparison}): {why}"
+            )
+    return lines
 
 
 def failed_note(failed: Optional[pd.DataFrame], method: str, sparsity: float, where: Optional[dict] = None) -> str:
