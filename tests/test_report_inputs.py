@@ -190,6 +190,22 @@ def test_out_inside_the_runs_folder_is_refused(tmp_path, capsys, monkeypatch, wh
     assert _snapshot(tmp_path) == before
 
 
+def test_out_inside_another_results_folders_runs_folder_is_refused(tmp_path, capsys):
+    """--out OTHER/runs/report_of_a, OTHER another results folder: accepted, and every later report of
+    OTHER listed the report as an unfinished run of its own. Refused like the folder's own runs/."""
+    results = _results(tmp_path / "results")
+    other = _results(tmp_path / "other")
+    out = other / "runs" / "report_of_results"
+    before = _snapshot(tmp_path)
+    line = _refused([str(results), "--out", str(out), "--no-plots"], capsys)
+    assert f"--out {out}" in line and str(other / "runs") in line and "unfinished run" in line, line
+    assert _snapshot(tmp_path) == before
+    plain = tmp_path / "elsewhere" / "runs" / "report"  # a folder named runs/ that is no results folder's
+    for _ in range(2):  # the same command again: the report written there first makes it no run folder
+        main([str(results), "--out", str(plain), "--no-plots"])
+    assert (plain / "summary.md").exists()
+
+
 def test_out_beside_the_runs_folder_is_allowed(tmp_path, capsys):
     """A folder named like runs/ elsewhere, or RESULTS_DIR/runs_report, is no run folder."""
     results = _results(tmp_path / "results")

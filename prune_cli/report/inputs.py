@@ -118,6 +118,22 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _results_runs_above(out: Path) -> Optional[Path]:
+    """The runs/ folder of a results folder (one whose runs/ holds a run directory, marked as prune-run
+    marks them, or that holds the shared runs.csv) that `out` lies in, or None: a report written there
+    is read as a run by every later report of that folder. A folder named runs/ that no results folder
+    owns is a plain folder (a report written there before does not make it one)."""
+    for folder in [out.resolve(), *out.resolve().parents]:
+        if folder.name != "runs" or not folder.is_dir():
+            continue
+        try:
+            if (folder.parent / "runs.csv").is_file() or any(d.is_dir() and _is_run_dir(d) for d in folder.iterdir()):
+                return folder
+        except OSError:  # an unreadable folder: the write check below names it
+            continue
+    return None
+
+
 def out_problem(out, default: bool = False, root: Optional[Path] = None) -> Optional[str]:
     """Why prune-report cannot write into `out`, or None: it must be a writable directory, or one that
     can be created, tried rather than guessed (prune_cli/core/writable.py: os.access says yes to root
@@ -136,6 +152,12 @@ def out_problem(out, default: bool = False, root: Optional[Path] = None) -> Opti
             f"--out {out} lies inside {Path(root) / 'runs'}, the runs/ folder of the results_dir, where every folder is a run: "
             "every later prune-report would list the report as an unfinished run; "
             f"give a folder outside runs/ (the default is {Path(root) / 'report'})"
+        )
+    other = _results_runs_above(out)
+    if other is not None:
+        return (
+            f"--out {out} lies inside {other}, the runs/ folder of the results folder {other.parent}, where every folder is a run: "
+            f"every later prune-report of {other.parent} would list the report as an unfinished run; give a folder outside it"
         )
     name = f"--out {out}" + (" (the default, RESULTS_DIR/report)" if default else "")
     if out.is_symlink() and not out.exists():
