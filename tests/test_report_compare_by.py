@@ -353,3 +353,26 @@ def test_a_metric_missing_at_some_sparsities_only_names_them(tmp_path):
             f"- {method} at sparsity 0.5 (comparison {comparison}): no run records test ece for its final sparse model, not compared"
             in summary
         )
+
+
+def test_keys_a_setting_does_not_have_are_left_out_of_its_label_and_never_written_as_markup(tmp_path):
+    """Runs without data pruning beside EL2N runs: the verdicts read `[data_pruning=none, ...,
+    data_pruning.offset=<absent>, data_pruning.proxies=<absent>]`, a tag that Markdown viewers drop
+    (`offset=, proxies=`), listing keys the none runs do not have (audit). Now a setting names only its own
+    keys, and a missing key, where it must be named, reads "(absent)" as in the Experiments table."""
+    from test_report_achieved_sparsity import _edit
+
+    root = tmp_path / "res"
+    for seed in range(2):
+        for method, acc in (("magnitude", 0.8), ("random", 0.7)):
+            _edit(root, write_run(root, seed, method, 0.9, 10, acc), data_pruning__name="none", data_pruning__keep=1.0)
+            run = write_run(root, seed, method, 0.9, 10, acc - 0.1, name="el2n")
+            _edit(root, run, data_pruning__name="el2n", data_pruning__keep=0.5, data_pruning__proxies=4, data_pruning__offset=0.0)
+    summary = build_report(root, plots=False)["summary.md"].read_text()
+    assert not re.search(r"<[a-z_]+>", summary), summary
+    verdicts = [line for line in summary.splitlines() if line.startswith("- random vs magnitude")]
+    assert len(verdicts) == 2, summary
+    (none,) = [v for v in verdicts if "data_pruning=none" in v]
+    (el2n,) = [v for v in verdicts if "data_pruning=el2n" in v]
+    assert "[data_pruning=none, data_pruning.keep=1.0]" in none and "offset" not in none and "proxies" not in none, none
+    assert "[data_pruning=el2n, data_pruning.keep=0.5, data_pruning.offset=0.0, data_pruning.proxies=4]" in el2n, el2n

@@ -40,6 +40,9 @@ from .inputs import ReportInputError
 from .levels import percent
 from .mixing import SEPARATE, describe, mixed_keys
 
+# A config key a run does not have, written as the Experiments table writes it (never "<...>", a tag to Markdown).
+ABSENT = "(absent)"
+
 EXACT_BOOTSTRAP_MAX_N = 6  # 6^6 = 46,656 resamples: exact enumeration is instant
 BOOTSTRAP_RESAMPLES = 9999
 MIN_WILCOXON_N = 6
@@ -409,7 +412,7 @@ def variant_labels(values: pd.DataFrame) -> pd.Series:
     labels = values["method"].astype(str)
     if not options or not len(values):
         return labels
-    text = values[options].astype(object).where(values[options].notna(), "<absent>").astype(str)
+    text = values[options].astype(object).where(values[options].notna(), ABSENT).astype(str)
     for _, rows in values.groupby(["comparison", "target_sparsity", "method"], sort=False):
         differing = [c for c in options if text.loc[rows.index, c].nunique() > 1]
         if differing:
@@ -433,7 +436,7 @@ def setting_labels(values: pd.DataFrame) -> dict[tuple, str]:
         return {}
     dotted = [c for c in values.columns if "." in c and c.split(".")[0] not in COMPARISON_FREE and c.split(".")[0] != "seed"]
     columns = [c for c in ("schedule",) if c in values.columns and "schedule.name" not in dotted] + dotted
-    text = values[columns].astype(object).where(values[columns].notna(), "<absent>").astype(str)
+    text = values[columns].astype(object).where(values[columns].notna(), ABSENT).astype(str)
     text = text.assign(comparison=values["comparison"].to_numpy())
     labels: dict[tuple, str] = {}
     group = [c for c in ("dataset", "model") if c in values.columns]
@@ -442,8 +445,16 @@ def setting_labels(values: pd.DataFrame) -> dict[tuple, str]:
         if len(keys) < 2:
             continue
         differing = [c for c in columns if keys[c].nunique() > 1]
-        for key, row in keys.iterrows():
-            labels[key, sparsity[-1]] = ", ".join(f"{c.removesuffix('.name')}={row[c]}" for c in differing) or f"comparison {key}"
+        group_order: dict[str, int] = {}
+        for c in differing:
+            group_order.setdefault(c.split(".")[0], len(group_order))
+        differing.sort(key=lambda c: (group_order[c.split(".")[0]], not c.endswith(".name")))  # data_pruning=el2n first
+        full = {key: [(c, row[c]) for c in differing] for key, row in keys.iterrows()}
+        own = {key: [(c, v) for c, v in pairs if v != ABSENT] for key, pairs in full.items()}  # keys it has
+        if len(set(map(tuple, own.values()))) == len(own) and all(own.values()):
+            full = own  # each setting told apart by its own keys: data_pruning=none lists no EL2N option
+        for key, pairs in full.items():
+            labels[key, sparsity[-1]] = ", ".join(f"{c.removesuffix('.name')}={v}" for c, v in pairs) or f"comparison {key}"
     return labels
 
 
@@ -604,7 +615,7 @@ def _failures_by_variant(
         return (
             pd.DataFrame({c: frame[c] if c in frame.columns else None for c in options}, index=frame.index)
             .astype(object)
-            .fillna("<absent>")
+            .fillna(ABSENT)
             .astype(str)
         )
 
@@ -747,7 +758,7 @@ def check_compare_by(metrics: pd.DataFrame, key: Optional[str], key_source: str 
 def _as_text(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     columns = list(columns)
     present = frame.reindex(columns=columns)
-    return present.astype(object).where(present.notna(), "<absent>").astype(str)
+    return present.astype(object).where(present.notna(), ABSENT).astype(str)
 
 
 def _held(frame: pd.DataFrame, arm_columns: Sequence[str], held_columns: Sequence[str]) -> pd.Series:

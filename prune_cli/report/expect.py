@@ -38,7 +38,7 @@ import yaml
 from ..core.paths import configs_dir
 from ..core.stats import t_interval
 from ..results import experiment_keys, flatten_config
-from .compare import final_values
+from .compare import ABSENT, final_values
 from .inputs import ReportInputError
 
 FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset"}
@@ -291,7 +291,7 @@ def _ambiguity(configs: dict[str, dict], dense: bool = False) -> str:
     cols = [c for c in keys.columns if c not in ("experiment", "comparison")]
     if dense:
         cols = [c for c in cols if c.split(".", 1)[0] in DENSE_CONFIG]
-    values = keys[cols].astype(object).where(keys[cols].notna(), "<absent>").astype(str)
+    values = keys[cols].astype(object).where(keys[cols].notna(), ABSENT).astype(str)
     n = len(values.drop_duplicates()) if cols else 1
     seeds = pd.Series({run: str(cfg.get("seed")) for run, cfg in configs.items()}).reindex(values.index)
     per_seed = values.apply(lambda row: "\x1f".join(row), axis=1).groupby(seeds).nunique() if cols else pd.Series(dtype=int)
