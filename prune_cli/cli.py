@@ -23,6 +23,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -179,6 +180,10 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
         interrupts.check()  # the signal came during the last step: the run is done, stop the sweep here
     except interrupts.Interrupted as stop:
         _stopped(stop, run_dir, in_local_sweep=local_sweep)
+    except KeyboardInterrupt:  # a second Ctrl-C before the safe point (interrupts.py): stopped where it landed
+        if in_sweep:
+            raise  # a sweep's process says what became of its jobs (prune_cli/run/sweep_stop.py)
+        _stopped(interrupts.Interrupted(signal.SIGINT), run_dir, at_once=True)
     except Exception as err:  # noqa: BLE001 - every failure is recorded; the sweep decides whether to go on
         err = _as_expected(err)
         sweep_record.record_outcome(run_dir, "failed", err)
@@ -221,22 +226,23 @@ def _as_expected(err: Exception) -> Exception:
     return err
 
 
-def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool = False) -> None:
+def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool = False, at_once: bool = False) -> None:
     """One line naming the run and how to resume, exit 128 + signal. A job of a local sweep (basic or
     parallel launcher) instead marks the sweep as stopping and ends normally: the sweep's process says
-    the rest at its end (prune_cli/run/sweep_stop.py)."""
-    name = str(stop)
+    the rest at its end (prune_cli/run/sweep_stop.py). `at_once`: a second Ctrl-C stopped the run where
+    it was, not at a safe point; its checkpoint is as a kill at that instant leaves it (written
+    atomically, so the last one stays whole; docs/robustness.md)."""
+    name = f"at once by a second {stop}" if at_once else f"by {stop}"
     if (run_dir / "COMPLETE").exists():
-        line = f"prune-run: stopped by {name}; run {run_dir} is complete"
+        line = f"prune-run: stopped {name}; run {run_dir} is complete"
     elif not (run_dir / "state.pt").exists():  # stopped before the first checkpoint (an epoch's end)
         line = (
-            f"prune-run: stopped by {name}; run {run_dir} has no checkpoint yet (stopped before the end "
+            f"prune-run: stopped {name}; run {run_dir} has no checkpoint yet (stopped before the end "
             f"of its first epoch); run the same command again to start it"
         )
     else:
         line = (
-            f"prune-run: stopped by {name}; run {run_dir} keeps its last checkpoint (state.pt); "
-            f"run the same command again to resume it"
+            f"prune-run: stopped {name}; run {run_dir} keeps its last checkpoint (state.pt); run the same command again to resume it"
         )
     log.warning(line)
     print(line, file=sys.stderr)

@@ -491,6 +491,51 @@ def test_a_stop_signal_checkpoints_says_how_to_resume_and_exits_128_plus_signal(
         assert "resuming run" in (run_dir / "prune-run.log").read_text()
 
 
+def test_a_second_ctrl_c_before_the_safe_point_stops_at_once_with_one_line(tmp_path, monkeypatch):
+    """A second Ctrl-C while the run is still on its way to the next safe point (a long step) stops it at
+    once (prune_cli/core/interrupts.py raises KeyboardInterrupt). It printed a 40-line KeyboardInterrupt
+    traceback, no line naming the run, and the process died by SIGINT. Now: the one line of a stop,
+    saying it stopped at once, exit 130; the checkpoint stays usable and the same command resumes the
+    run to the end. The long step is the hold after the first checkpoint, made to go on past the first
+    signal (the child is forked from this process, so it runs the patched hold)."""
+    real_hold = crashpoints.hold
+
+    def long_step(name: str) -> None:  # no safe point until the second Ctrl-C (or the hang guard)
+        if name != "checkpoint-saved":
+            return real_hold(name)
+        deadline = time.monotonic() + crashpoints.HOLD_S
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    monkeypatch.setattr(crashpoints, "hold", long_step)
+    out = tmp_path / "results"
+    proc = _start([*LONG, "sparsity=0.5"], out)
+    _wait_for_checkpoint(out, proc)
+    [run_dir] = out.glob("runs/*")
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 60
+    while "received SIGINT" not in (run_dir / "prune-run.log").read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the first Ctrl-C stopped the run, though no safe point was reached"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("prune-run:")]
+    assert lines == [
+        f"prune-run: stopped at once by a second SIGINT; run {run_dir} keeps its last checkpoint (state.pt); "
+        "run the same command again to resume it"
+    ], err[-3000:]
+    assert (run_dir / "state.pt").exists() and not (run_dir / "COMPLETE").exists()
+    monkeypatch.setattr(crashpoints, "hold", real_hold)
+    run_cli([*LONG, "sparsity=0.5"], out)
+    assert "resuming run" in (run_dir / "prune-run.log").read_text()
+    history = pd.read_csv(run_dir / "history.csv")
+    assert sorted(history[history.phase == "dense"].epoch) == list(range(1, LONG_EPOCHS + 1))
+    assert pd.read_csv(out / "runs.csv").run_id.nunique() == 1
+    assert not pd.read_csv(out / "runs.csv").duplicated(["run_id", "phase", "split", "metric"]).any()
+
+
 def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path, monkeypatch):
     """A kill between writing state.pt's temporary file and renaming it left `.state.pt.<pid>.tmp` in the
     run directory for good, one full-size copy per kill (resume audit). The process that takes the run
