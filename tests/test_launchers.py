@@ -691,6 +691,69 @@ def test_a_parallel_sweep_killed_with_sigkill_stops_its_workers_jobs_at_a_safe_p
     _check_shared_rows(results, 2)
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_a_sigterm_to_one_worker_of_a_parallel_sweep_stops_its_job_and_the_queue_but_not_the_other_job(tmp_path):
+    """`kill <pid of one joblib worker>` (a person stopping one job, a tool signalling one process):
+    that worker's job stops at its next safe point and keeps its checkpoint, no queued job starts (none
+    leaves a directory), the other running job finishes; the sweep says which run stopped and how many
+    queued runs did not start, exit 128 + SIGTERM, and the same command completes every run, each one's
+    rows once. Both jobs hold at their first checkpoint; the other one is let go (PRUNE_CLI_HOLD_RELEASE)
+    once the stopped job has marked the sweep as stopping, so it finishes with no signal of its own."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    results = tmp_path / "results"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1,2,3", f"results_dir={results}"]
+    command = [sys.executable, "-m", "prune_cli.cli", *args]
+    release = tmp_path / "release"
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved", "PRUNE_CLI_HOLD_RELEASE": str(release)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # both workers hold at their first checkpoint (PRUNE_CLI_HOLD_AT)
+    from prune_cli.run import sweep_record
+
+    [record] = results.glob(".sweeps/*.jsonl")
+    running = sweep_record.running(record)
+    assert len(running) == 2 and set(running.values()) <= _children(proc.pid), (running, _children(proc.pid))
+    workers = _children(proc.pid)
+    stopped, other = (Path(d) for d in sorted(running))
+    os.kill(running[str(stopped)], signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while not sweep_record.stopping(str(record)) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sweep_record.stopping(str(record)), "the signalled worker's job did not mark the sweep as stopping"
+    release.touch()  # the other job goes on
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Traceback" not in err and "leaked" not in err, err[-3000:]
+    assert sorted(p for p in (results / "runs").iterdir() if p.is_dir()) == [stopped, other]  # no queued job started
+    assert (stopped / "state.pt").exists() and not (stopped / "COMPLETE").exists()
+    assert (other / "COMPLETE").exists()
+    assert "prune-run: sweep stopped by SIGTERM: 1 of the 2 runs that started completed" in err, err
+    assert f"  {stopped}: stopped at a safe point; its checkpoint (state.pt) is kept" in err, err
+    assert f"  {other}:" not in err, err
+    assert "2 queued runs were not started" in err and "run the same command again" in err, err
+    assert not (results / ".sweeps").exists()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "the sweep's worker processes outlived it"
+
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming run" in (stopped / "prune-run.log").read_text()
+    assert (other / "prune-run.log").read_text().count("dense epoch 1/") == 1  # the finished run was not redone
+    _check_shared_rows(results, 4)
+
+
 def test_a_one_job_parallel_sweep_outlives_the_script_that_started_it(tmp_path):
     """With one job at a time (`hydra.launcher.n_jobs=1`) joblib runs the jobs in the sweep's own
     process, whose parent is the shell or a driver script: a driver that starts the sweep and exits

@@ -7,6 +7,8 @@ check that starting it again gives exactly the rows of an uninterrupted run (doc
 `PRUNE_CLI_HOLD_AT=<name>` makes the process wait at that point until a stop signal arrives (at
 most HOLD_S seconds), so a test's signal lands where it means to, however fast or loaded the
 machine: the signal tests hold a run after its first checkpoint instead of racing its training.
+`PRUNE_CLI_HOLD_RELEASE=<file>` also ends the wait once that file exists: a test that signals one
+worker of a parallel sweep lets the other worker's job go on, unsignalled, when it chooses.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 
 ENV = "PRUNE_CLI_CRASH_AT"
 HOLD_ENV = "PRUNE_CLI_HOLD_AT"
+RELEASE_ENV = "PRUNE_CLI_HOLD_RELEASE"
 HOLD_S = 120.0
 
 POINTS = (
@@ -41,11 +44,13 @@ def reached(name: str) -> None:
 
 
 def hold(name: str) -> None:
-    """Wait here for a stop signal (prune_cli/core/interrupts.py) if the tests asked for it."""
+    """Wait here for a stop signal (prune_cli/core/interrupts.py), or for the release file, if the tests
+    asked for it."""
     if os.environ.get(HOLD_ENV) != name:
         return
     from . import interrupts
 
+    release = os.environ.get(RELEASE_ENV)
     deadline = time.monotonic() + HOLD_S
-    while interrupts.requested() is None and time.monotonic() < deadline:
+    while interrupts.requested() is None and not (release and os.path.exists(release)) and time.monotonic() < deadline:
         time.sleep(0.01)
