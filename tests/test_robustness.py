@@ -188,6 +188,24 @@ def test_two_processes_on_one_run_id_write_its_rows_once(tmp_path, reference):
     assert log.count("dense epoch 1/") == 1  # the second process never trained
 
 
+def test_a_sequential_sweep_naming_one_run_twice_runs_it_once_and_writes_its_rows_once(tmp_path, reference):
+    """`prune-run -m ... seed=0,0` (a double submission within one sweep): Hydra does not merge the two
+    jobs; the basic launcher runs them one after the other in one process, so there is no lock to wait
+    on: the second job finds the run complete and does nothing. Its rows are in the shared tables once,
+    as an uninterrupted run's. Two processes at once are test_two_processes_on_one_run_id_write_its_rows_once."""
+    out = tmp_path / "results"
+    proc = run_cli(["-m", *SHARED_RUN, "seed=0,0"], out)
+    said = proc.stdout + proc.stderr
+    assert "Launching 2 jobs" in said, said[-3000:]  # Hydra kept both jobs
+    [run_dir] = [p for p in (out / "runs").iterdir() if p.is_dir()]
+    log = (run_dir / "prune-run.log").read_text()
+    assert log.count("dense epoch 1/") == 1  # trained once
+    assert log.count("is already complete") == 1  # the second job found it done
+    assert "being run by another process" not in said + log  # one process: no lock wait
+    assert "prune-run: all 1 runs of the sweep completed" in proc.stderr, proc.stderr[-3000:]
+    _same_rows(out, reference)
+
+
 def test_an_unreadable_checkpoint_is_moved_aside_and_the_run_redone(tmp_path, reference):
     out = tmp_path / "results"
     run_dir = _run_dir(SHARED_RUN, out)
