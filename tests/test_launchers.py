@@ -691,6 +691,7 @@ def test_a_parallel_sweep_killed_with_sigkill_stops_its_workers_jobs_at_a_safe_p
     _check_shared_rows(results, 2)
 
 
+@pytest.mark.slow  # 35-44 s on two cores: two interpreters and the joblib workers; `pytest -m slow` runs it
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
 def test_a_sigterm_to_one_worker_of_a_parallel_sweep_stops_its_job_and_the_queue_but_not_the_other_job(tmp_path):
     """`kill <pid of one joblib worker>` (a person stopping one job, a tool signalling one process):
