@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,7 +15,13 @@ from torch import nn
 from conftest import FAST, run_cli
 
 from prune_cli.core.errors import ConfigError
-from prune_cli.data.pruning import DataPruningContext, water_fill
+from prune_cli.data.pruning import (
+    DataPruningContext,
+    kept_examples,
+    largest_keep_leaving_one_out,
+    smallest_offset_skipping_one,
+    water_fill,
+)
 from prune_cli.data.pruning.class_balanced import class_balanced
 from prune_cli.data.pruning.drop import drop, drop_quotas
 from prune_cli.data.pruning.el2n import el2n
@@ -448,18 +455,36 @@ def _fast_training_examples() -> int:
 def test_a_keep_that_rounds_to_every_example_is_refused_before_the_run():
     """keep=0.999 of N=162 keeps round(161.8) = 162: `kept 162 of 162`, metrics identical to
     data_pruning=none under a run id of its own (audit). Refused like keep=1, with the largest keep
-    that leaves one example out; keep=(N-1)/N leaves exactly one out and passes."""
+    (to 6 decimals) that leaves one example out: it passes, and one a little above it is refused.
+    The message named (N-1)/N = 0.993827, yet keep=0.996 keeps round(161.35) = 161 and passed (audit)."""
     n = _fast_training_examples()
-    with pytest.raises(ConfigError, match=rf"data_pruning\.keep.*0\.999.*all {n} training examples.*{(n - 1) / n:.6g}"):
+    bound = largest_keep_leaving_one_out(n)
+    assert round(bound * n) == n - 1 and round((bound + 2e-6) * n) == n
+    with pytest.raises(ConfigError, match=rf"data_pruning\.keep.*0\.999.*all {n} training examples.*keep <= {bound:.6f} "):
         validated(*FAST, "data_pruning=random", "data_pruning.keep=0.999")
-    validated(*FAST, "data_pruning=random", f"data_pruning.keep={(n - 1) / n}")
+    validated(*FAST, "data_pruning=random", f"data_pruning.keep={bound}")
+    with pytest.raises(ConfigError, match=r"data_pruning\.keep"):
+        validated(*FAST, "data_pruning=random", f"data_pruning.keep={bound + 2e-6:.6f}")
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 100, 162, 999, 1000, 4001, 60000])
+def test_the_quoted_bounds_are_the_real_thresholds(n):
+    """By brute force over the keep (offset) values of 6 decimals: the quoted keep is the largest that
+    keeps at most N-1 examples, the quoted offset the smallest that skips at least one (Python's round
+    halves to even, so N-0.5 and 0.5 are not simply the cut-offs)."""
+    keeps = np.arange(1, 1_000_000) / 1e6
+    rounded = np.maximum(1, np.rint(keeps * n))  # rint halves to even, as round() does: kept_examples vectorised
+    assert all(kept_examples(float(k), n) == r for k, r in zip(keeps[::99_991], rounded[::99_991]))
+    assert largest_keep_leaving_one_out(n) == keeps[rounded < n].max()
+    assert smallest_offset_skipping_one(n) == keeps[np.rint(keeps * n) > 0].min()
 
 
 def test_an_offset_that_rounds_to_no_example_is_refused_before_the_run():
     """offset=0.002 of N=162 skips round(0.32) = 0 examples: the selection and every metric equal
     offset=0's under another run id (audit). Refused with the smallest offset that skips one."""
     n = _fast_training_examples()
-    assert round(0.002 * n) == 0 and round(1.0 / n * n) == 1
-    with pytest.raises(ConfigError, match=rf"data_pruning\.offset.*0\.002.*skips no example.*{1 / n:.6g}"):
+    bound = smallest_offset_skipping_one(n)
+    assert round(0.002 * n) == 0 and round(bound * n) == 1
+    with pytest.raises(ConfigError, match=rf"data_pruning\.offset.*0\.002.*skips no example.*offset >= {bound:.6f} "):
         validated(*FAST, "data_pruning=el2n", "data_pruning.keep=0.5", "data_pruning.offset=0.002")
-    validated(*FAST, "data_pruning=el2n", "data_pruning.keep=0.5", f"data_pruning.offset={1 / n}")
+    validated(*FAST, "data_pruning=el2n", "data_pruning.keep=0.5", f"data_pruning.offset={bound}")

@@ -89,8 +89,8 @@ class KeepFractionConfig(DataPruningConfig):
                 "data_pruning.keep",
                 keep,
                 f"a fraction that leaves out at least one example: round(keep x {examples}) keeps all {examples} training "
-                f"examples, so data_pruning={cfg.data_pruning.name} would select nothing; keep <= {(examples - 1) / examples:.6g} "
-                f"leaves one out",
+                f"examples, so data_pruning={cfg.data_pruning.name} would select nothing; "
+                f"keep <= {largest_keep_leaving_one_out(examples):.6f} leaves one out",
             )
 
 
@@ -111,6 +111,25 @@ def kept_examples(keep: float, examples: int) -> int:
     """How many of `examples` training examples a rule keeps: round(keep x N), at least one. The
     pre-run checks that depend on the training set's size (prune_cli/run/prevalidate.py) count these."""
     return max(1, round(keep * examples))
+
+
+def largest_keep_leaving_one_out(examples: int) -> float:
+    """The largest keep of 6 decimals with kept_examples(keep, N) < N, the bound a refusal quotes: about
+    (N - 0.5)/N, found by trying the values near it, since round() halves to even and (N-1)/N, which the
+    message quoted, is far below it (keep=0.996 of N=162 keeps 161 and passes; (N-1)/N = 0.993827)."""
+    k = math.floor((examples - 0.5) / examples * 1e6) + 2
+    while k > 1 and kept_examples(k / 1e6, examples) >= examples:
+        k -= 1
+    return k / 1e6
+
+
+def smallest_offset_skipping_one(examples: int) -> float:
+    """The smallest offset of 6 decimals with round(offset x N) > 0 (about 0.5/N, not 1/N): the bound
+    an offset that skips no example is refused with."""
+    k = max(1, math.floor(0.5 / examples * 1e6) - 2)
+    while round(k / 1e6 * examples) == 0:
+        k += 1
+    return k / 1e6
 
 
 @dataclass(frozen=True)
@@ -247,7 +266,7 @@ class ScoreOffsetConfig(KeepFractionConfig):
                 "data_pruning.offset",
                 offset,
                 f"0, or a fraction that skips at least one example: round(offset x {examples}) skips no example of the "
-                f"{examples} in the training split; offset >= {1 / examples:.6g} skips one",
+                f"{examples} in the training split; offset >= {smallest_offset_skipping_one(examples):.6f} skips one",
             )
 
 
