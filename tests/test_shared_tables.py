@@ -458,3 +458,29 @@ def test_an_append_refuses_a_run_directory_without_metrics_csv(tmp_path):
         shared_tables.append_run(tmp_path, b, "run-b")
     assert str(b / "metrics.csv") in str(err.value) and "nothing was written" in str(err.value)
     assert _files(tmp_path) == before and not (b / shared_tables.MARKER_FILE).exists()
+
+
+def test_a_grown_table_still_ends_with_provenance_and_a_rebuild_gives_the_same_order(tmp_path):
+    """data_pruning.csv of a sweep over rules: each rule adds its own columns (quota, mean_el2n, ...),
+    and the grown shared table had them after `timestamp`, in the order the rules happened to run
+    (audit); README "CSV columns": every row of every table ends with provenance."""
+    from prune_cli.core.tables import PROVENANCE_COLUMNS
+
+    def run_dir(name: str, own: dict) -> Path:
+        d = tmp_path / "runs" / name
+        d.mkdir(parents=True)
+        row = {"run_id": name, "phase": "finetuned", "metric": "accuracy", "value": 0.5, **own}
+        row |= {c: f"{c}-{name}" for c in PROVENANCE_COLUMNS}
+        pd.DataFrame([row]).to_csv(d / "metrics.csv", index=False)
+        (d / "COMPLETE").write_text(name)
+        return d
+
+    runs = [run_dir("run-a", {}), run_dir("run-b", {"quota": 3}), run_dir("run-c", {"mean_el2n": 0.25, "quota": 4})]
+    for d in runs:
+        shared_tables.append_run(tmp_path, d, d.name)
+    grown = pd.read_csv(tmp_path / "runs.csv", dtype=str)
+    assert list(grown.columns) == ["run_id", "phase", "metric", "value", "quota", "mean_el2n", *PROVENANCE_COLUMNS]
+    assert grown["quota"].fillna("").tolist() == ["", "3", "4"] and grown["mean_el2n"].fillna("").tolist() == ["", "", "0.25"]
+    assert grown["timestamp"].tolist() == [f"timestamp-{d.name}" for d in runs]  # every value in its own column
+    shared_tables.rebuild(tmp_path)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "runs.csv", dtype=str), grown)

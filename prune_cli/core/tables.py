@@ -87,6 +87,15 @@ def columns(table: str, rows: list[dict] = ()) -> list[str]:
     return CONTEXT_COLUMNS + middle + PROVENANCE_COLUMNS
 
 
+def union_columns(headers) -> list[str]:
+    """The columns of several headers of one table in one order: each where first seen, the provenance
+    columns last (README "CSV columns": every row ends with provenance). A shared table grown by a run
+    with columns of its own (a data-pruning rule's `quota`, `mean_el2n`) and the rebuild of it take
+    this order; before, the new columns followed `timestamp`, in the order the runs happened to come."""
+    seen = list(dict.fromkeys(c for header in headers for c in header))
+    return [c for c in seen if c not in PROVENANCE_COLUMNS] + [c for c in PROVENANCE_COLUMNS if c in seen]
+
+
 def shared_name(table: str) -> str:
     """The shared file a per-run table is appended to (metrics.csv -> runs.csv)."""
     return CORE_TABLES.get(table, table)

@@ -47,6 +47,7 @@ from ..core.tables import (
     dir_run_id,
     one_per_run_id,
     shared_name,
+    union_columns,
 )
 
 log = logging.getLogger(__name__)
@@ -222,7 +223,8 @@ def _first_bytes(path: Path, size: int = 65536) -> bytes:
 
 
 def _grow(path: Path, header: list[str], union: list[str]) -> None:
-    """Rewrite a shared table with more columns: old rows keep their text, new cells are empty."""
+    """Rewrite a shared table with more columns: old rows keep every value byte for byte, new
+    cells are empty; `union` is `union_columns` order (provenance last)."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))[1:]
     index = {c: i for i, c in enumerate(header)}
@@ -253,7 +255,7 @@ def _plan(results_dir: Path, frames: dict[str, pd.DataFrame]) -> dict[str, list[
         if path.exists() and path.stat().st_size > 0:
             check_header(results_dir, path, columns)
             old = _header(path)
-            headers[table] = old + [c for c in columns if c not in old]
+            headers[table] = union_columns([old, columns]) if set(columns) - set(old) else old
         else:
             headers[table] = columns
     return headers
@@ -430,7 +432,7 @@ def rebuild(results_dir: Path) -> list[str]:
                 per_table.setdefault(shared_name(table), []).append(df)
         refuse_symlinks(results_dir, per_table)
         for name, parts in sorted(per_table.items()):
-            columns = list(dict.fromkeys(c for df in parts for c in df.columns))
+            columns = union_columns(df.columns for df in parts)
             schemas = len({tuple(df.columns) for df in parts})
             table = pd.concat([df.reindex(columns=columns, fill_value="") for df in parts], ignore_index=True)
             atomic_write_text(results_dir / name, table.to_csv(index=False), durable=True)
