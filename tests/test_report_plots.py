@@ -107,3 +107,72 @@ def test_thirty_accuracy_curves_are_thirty_distinct_styles(tmp_path, monkeypatch
     )
     plotting.accuracy_vs_compression(summarise(pd.DataFrame(rows)), tmp_path)
     assert len(styles) == 30 and len(set(styles)) == 30, styles
+
+
+def _recorded_curves(monkeypatch) -> list[dict]:
+    """Every `_curve` call's style and label, as drawn."""
+    calls: list[dict] = []
+    real = plotting._curve
+
+    def record(ax, x, y, **k):
+        calls.append(k)
+        return real(ax, x, y, **k)
+
+    monkeypatch.setattr(plotting, "_curve", record)
+    return calls
+
+
+def test_thirteen_regions_curves_differ_and_name_no_nan(tmp_path, monkeypatch):
+    """A data-pruning sweep of 13 settings: the regions figure drew curve k and k+10 in the same colour
+    and style, and a key a setting lacks read `data_pruning.proxies=nan` in its legend (audit)."""
+    rows = []
+    for i in range(13):
+        for seed in range(2):
+            for sparsity in (0.5, 0.9):
+                rows.append(
+                    {"run_id": f"r{i}-{seed}-{sparsity}", "seed": seed, "method": "magnitude", "target_sparsity": sparsity}
+                    | {"phase": "finetuned", "lr_count": 100 + i + seed, "ub_sparse": 1000.0 + i}
+                    | {"data_pruning.keep": 0.3 + 0.05 * i, "data_pruning.proxies": 4 if i % 2 else None}
+                    | {"data_pruning.proxy_epochs": i % 3, "data_pruning.offset": 0.01 * (i % 4), "data_pruning.name": f"rule{i % 5}"}
+                )
+    calls = _recorded_curves(monkeypatch)
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    assert plotting.regions_vs_sparsity(pd.DataFrame(rows), tmp_path) is not None
+    (fig,) = figures
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    title = fig.axes[0].title.get_window_extent(canvas.get_renderer())
+    assert title.x0 >= 0 and title.x1 <= fig.bbox.x1 and title.y1 <= fig.bbox.y1, (
+        "the title runs off the figure"
+    )  # "curves by method, data_pruning..." did
+    counts = [c for c in calls if "ln lr_count" in c["label"]]
+    assert len(counts) == 13 and len({(c["color"], c["marker"]) for c in counts}) == 13, counts
+    assert not any("nan" in c["label"] for c in calls), [c["label"] for c in calls]
+    assert any("data_pruning.proxies=(absent)" in c["label"] for c in calls)
+
+
+def test_thirteen_per_class_series_differ_and_name_no_nan(tmp_path, monkeypatch):
+    """The recall-change figure: colour is the sparsity, so 13 settings at one sparsity took MARKERS[j % 10]
+    and settings j and j+10 were the same points (audit)."""
+    from test_report_achieved_sparsity import _edit
+    from test_report_experiments import write_run
+
+    root = tmp_path / "res"
+    for i in range(13):
+        for seed in range(2):
+            run = write_run(root, seed, "magnitude", 0.5, 10, 0.5 + 0.01 * i, name=f"k{i}")
+            _edit(
+                root,
+                run,
+                data_pruning__name="el2n",
+                data_pruning__keep=0.3 + 0.05 * i,
+                **({"data_pruning__proxies": 4} if i % 2 else {}),
+            )
+    calls = _recorded_curves(monkeypatch)
+    build_report(root, plots=True, parallel=False)
+    points = [c for c in calls if c["label"].startswith("sparsity")]
+    styles = {(c["color"], c["marker"], c.get("fillstyle", "full")) for c in points}
+    assert len(points) == 13 and len(styles) == 13, points
+    assert not any("nan" in c["label"] for c in calls), [c["label"] for c in calls]

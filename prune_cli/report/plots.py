@@ -3,6 +3,8 @@ figure when its data exists and returns the path, else None."""
 
 from __future__ import annotations
 
+import textwrap
+
 import itertools
 from pathlib import Path
 from typing import Optional
@@ -35,14 +37,14 @@ def _legend(ax, fontsize: int) -> None:
         ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
-def _curve(ax, x, y, half=None, low=None, high=None, label=None, color=None, ls="-", marker="o") -> None:
+def _curve(ax, x, y, half=None, low=None, high=None, label=None, color=None, ls="-", marker="o", fillstyle="full") -> None:
     """A series with vertical interval bars: one Line2D and one LineCollection, from numpy arrays
     (errorbar builds more artists, and pandas input goes through matplotlib's unit conversion)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if half is not None:
         half = np.nan_to_num(np.asarray(half, float))
         low, high = y - half, y + half
-    (line,) = ax.plot(x, y, ls=ls, marker=marker, ms=4, color=color, label=label)
+    (line,) = ax.plot(x, y, ls=ls, marker=marker, ms=4, color=color, label=label, fillstyle=fillstyle)
     if low is not None:
         ok = np.isfinite(low) & np.isfinite(high)
         if ok.any():
@@ -96,7 +98,10 @@ def _save(fig, path: Path, per_row: Optional[int] = None) -> Path:
     grid = [sizes[i : i + per_row] for i in range(0, len(sizes), per_row)]
     columns = [max(m["left"] + pw + row[j][0] + m["right"] for row in grid if j < len(row)) for j in range(len(grid[0]))]
     tallest = [max([ph] + [h for _, h in row]) for row in grid]
-    heights = [m["bottom"] + (t - ph) + ph + m["top"] for t in tallest]
+    # a title wrapped to more than two lines (_title) needs more room above its row than MARGINS["top"]
+    titles = [ax.title.get_window_extent(renderer).height / fig.dpi + 0.2 if ax.title.get_text() else 0.0 for ax in axes]
+    tops = [max([m["top"]] + titles[i * per_row : (i + 1) * per_row]) for i in range(len(grid))]
+    heights = [m["bottom"] + (t - ph) + ph + top for t, top in zip(tallest, tops)]
     width, height = sum(columns), sum(heights)
     fig.set_size_inches(width, height)
     for k, ax in enumerate(axes):
@@ -117,8 +122,13 @@ def _half(table: pd.DataFrame, confidence: float = 0.95) -> np.ndarray:
         return np.where(n > 1, stdtrit(np.maximum(n - 1, 1), (1 + confidence) / 2) * sd / np.sqrt(n), np.nan)
 
 
+TITLE_WIDTH = 64  # characters of a title line at fontsize 9 that fit above one PANEL-wide axes
+
+
 def _title(*lines: str) -> str:
-    return "\n".join(line for line in lines if line)
+    """The title's lines, each wrapped at TITLE_WIDTH: a long "curves by ..." line (a data-pruning sweep's
+    keys) ran off both edges of the figure, which cut its start and end."""
+    return "\n".join(textwrap.fill(line, TITLE_WIDTH, break_on_hyphens=False) for line in lines if line)
 
 
 def _by(varying: list[str]) -> str:
@@ -132,6 +142,7 @@ def _pairs(df: pd.DataFrame) -> list[tuple]:
 
 METHOD_COLUMNS = ("method", "score", "allocation", "structure")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+FILLS = ("full", "none", "left", "bottom")  # with MARKERS: 40 point styles for series of one colour
 
 
 def dense_references(part: pd.DataFrame, varying: list[str], configs_known: bool = False) -> list[tuple[str, float]]:
@@ -268,6 +279,7 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
                     label=f"sparsity {level:g} {variant}".strip(),
                     ls="none",
                     marker=MARKERS[j % len(MARKERS)],
+                    fillstyle=FILLS[(j // len(MARKERS)) % len(FILLS)],  # variant j and j+10 differed in nothing
                 )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("dense recall of the class (mean over seeds)")
@@ -286,9 +298,21 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path, confidence: float = 0.
         return None
     fig, axes = _figure(1)
     ax = axes[0][0]
+    curves = list(dict.fromkeys(drawn.table["curve"]))
     for (curve, series, style), part in drawn.table.groupby(["curve", "series", "style"], sort=False):
         part = part.set_index("target_sparsity").sort_index()
-        _curve(ax, part.index, part["mean"], half=_half(part, confidence), ls=style, label=f"{curve}: {series}" if curve else series)
+        look = curve_style(curves.index(curve))  # one colour and marker per curve, its series told apart by line style
+        label = f"{curve}: {series}" if curve else series
+        _curve(
+            ax,
+            part.index,
+            part["mean"],
+            half=_half(part, confidence),
+            ls=style,
+            label=label,
+            color=look["color"],
+            marker=look["marker"],
+        )
     ax.set_title(_title("linear regions of the final sparse model", _by(drawn.varying)), fontsize=9)
     ax.set_xlabel("target sparsity")
     ax.set_ylabel("ln(number of regions)")

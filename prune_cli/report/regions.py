@@ -16,7 +16,10 @@ FIGURE = "regions_vs_sparsity.png"
 def _part(key: str, value) -> str:
     """A legend fragment: context values as they are, swept config keys as key=value with the whole
     dotted key (train.epochs and finetune.epochs both read `epochs=` when only its last part was kept)."""
-    text = f"{value:g}" if isinstance(value, float) else str(value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        text = "(absent)"  # a key this curve's runs do not have (an option of another rule), as the tables write it
+    else:
+        text = f"{value:g}" if isinstance(value, float) else str(value)
     return f"{key}={text}" if "." in key else text
 
 
@@ -32,7 +35,7 @@ def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "
         dotted = [c for c in dotted if df.groupby("method")[c].nunique(dropna=False).max() > 1]
     present = {c for c in candidates if c in df.columns}
     candidates = list(candidates) + [c for c in dotted if _column_of(c) not in present]
-    return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique() > 1)]
+    return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique(dropna=False) > 1)]
 
 
 def _column_of(key: str) -> str | None:
