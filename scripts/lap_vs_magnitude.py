@@ -94,12 +94,15 @@ def dense_configuration(run_dir: Path) -> dict:
     return _flat({k: config[k] for k in ("dataset", "model", "train", "data_pruning", "accel") if k in config})
 
 
-def dense_lines(results_dir: Path) -> list[str]:
+def dense_lines(results_dir: Path, name: str | None = None) -> list[str]:
     """Mean ± std of the dense test accuracy over seeds, one dense model per seed: every run records
     the dense phase of the model it pruned, and the runs of one seed and dense configuration share it
     (the dense cache), so they count once. One line per dense configuration where there are several,
-    named by the keys that tell them apart."""
+    named by the keys that tell them apart. `name`: only the runs of that run name (another script's
+    runs in the same folder left out)."""
     df = pd.read_csv(results_dir / "runs.csv")
+    if name is not None:
+        df = df[df["name"] == name]
     dense = df[(df.split == "test") & (df.metric == "accuracy") & (df.phase == "dense")].drop_duplicates("run_id", keep="last")
     configs = {r: dense_configuration(results_dir / "runs" / r) for r in dense.run_id}
     dense = dense.assign(

@@ -28,12 +28,40 @@ from script_args import comma_list, nonnegative_int, run_or_exit, sparsity_arg  
 ALLOCATIONS = ["erk", "layerwise"]
 
 
+NAME = "random_erk_vs_layerwise"
+
+
+def table(results: Path) -> pd.DataFrame:
+    """Mean +- std (n) over seeds of the test accuracy after pruning and after fine-tuning, a row per
+    sparsity, a column per phase and allocation. Runs of other settings in the same folder (a second
+    call with finetune.epochs=2, say) get rows of their own, an index level per config key that
+    differs between them (scripts/script_tables.py), instead of being pooled as more seeds."""
+    from script_tables import apart  # scripts/ is on sys.path when the script runs
+
+    df = pd.read_csv(results / "runs.csv")
+    df = df[(df["name"] == NAME) & (df["split"] == "test") & (df["metric"] == "accuracy")]
+    df = df[df["phase"].isin(["pruned", "finetuned"])].drop_duplicates(["run_id", "phase"], keep="last")
+    df, keys = apart(results, df, ["target_sparsity", "allocation", "phase"])
+    stats = df.groupby(["target_sparsity", *keys, "allocation", "phase"])["value"].agg(["mean", "std", "count"])
+    cells = stats.apply(lambda r: f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f} (n={int(r['count'])})", axis=1)
+    return cells.unstack(["phase", "allocation"]).sort_index(axis=1)
+
+
+def dense_lines(results: Path) -> list[str]:
+    """The dense test accuracy, mean +- std over seeds, one dense model per seed (every run records the
+    dense phase of the model it pruned: lap_vs_magnitude.dense_lines)."""
+    from lap_vs_magnitude import dense_lines as lines  # scripts/ is on sys.path when the script runs
+
+    return lines(results, name=NAME)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results-dir", default="results/random_erk_vs_layerwise")
     parser.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.98,0.99,0.995")
     parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
-    args, overrides = parser.parse_known_args()
+    parser.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. train.epochs=5")
+    args = parser.parse_intermixed_args()  # an unknown option is refused here, not passed to prune-run
     results = Path(args.results_dir).resolve()
     cmd = [
         sys.executable,
@@ -50,27 +78,15 @@ def main() -> None:
         f"method.allocation={','.join(ALLOCATIONS)}",
         f"sparsity={args.sparsities}",
         f"seed={args.seeds}",
-        "name=random_erk_vs_layerwise",
-        *overrides,
+        f"name={NAME}",
+        *args.overrides,
     ]
     print("+", " ".join(cmd), flush=True)
     run_or_exit(last_value_wins(cmd))
-    df = pd.read_csv(results / "runs.csv")
-    df = df[(df["name"] == "random_erk_vs_layerwise") & (df["split"] == "test") & (df["metric"] == "accuracy")]
-    df = df.drop_duplicates(["run_id", "phase"], keep="last")
-    table = (
-        df[df["phase"].isin(["pruned", "finetuned"])]
-        .groupby(["target_sparsity", "allocation", "phase"])["value"]
-        .agg(["mean", "std", "count"])
-        .reset_index()
-    )
-    table["acc"] = table.apply(lambda r: f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f} (n={int(r['count'])})", axis=1)
-    wide = table.pivot_table(index="target_sparsity", columns=["phase", "allocation"], values="acc", aggfunc="first")
-    dense = df[df["phase"] == "dense"]["value"]
-    print(f"\nMNIST-1D, MLP, random pruning (exact count), test accuracy % (mean +- std over seeds {args.seeds})")
-    print(f"dense: {100 * dense.mean():.2f} +- {100 * dense.std():.2f}")
+    print("\nMNIST-1D, MLP, random pruning (exact count), test accuracy % (mean +- std over seeds; n: runs per cell)")
+    print("\n".join(dense_lines(results)))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(wide.to_string())
+        print(table(results).to_string())
 
 
 if __name__ == "__main__":

@@ -87,6 +87,8 @@ CASES = [
     ),
     ("layer_pruning.py", ["--results-dir", "r", "--noise", "1"], "argument --noise: '1.0': allowed: only with --model resnet20"),
     ("random_erk_vs_layerwise.py", ["--results-dir", "r", "--seeds", "abc"], "argument --seeds: 'abc'"),
+    # an unknown option was passed on to prune-run, which refused it with its own usage text
+    ("random_erk_vs_layerwise.py", ["--results-dir", "r", "--bogus", "1"], "unrecognized arguments: --bogus"),
     ("train_time_pruning.py", ["--results-dir", "r", "--budget", "2"], "argument --budget: '2'"),
     ("train_time_pruning.py", ["--results-dir", "r", "--seeds", "0,,1"], "argument --seeds: '0,,1'"),
     ("train_time_pruning.py", ["--results-dir", "EMPTY", "--table-only"], "--results-dir EMPTY: the folder holds no runs"),

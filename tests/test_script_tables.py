@@ -210,3 +210,42 @@ def test_layer_pruning_table_only_on_a_folder_without_layer_pruning_runs_says_so
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "--results-dir" in err and str(tmp_path) in err and "layer_pruning.csv" in err
+
+
+def _erk_folder(root, epochs_settings=(1, 2)) -> None:
+    """random_erk_vs_layerwise.py's runs: erk and layerwise at 0.98, seeds 0 and 1, at each
+    finetune.epochs of `epochs_settings`; every run records its seed's dense accuracy (0.70, 0.80)."""
+    runs = []
+    for epochs in epochs_settings:
+        for allocation in ("erk", "layerwise"):
+            for seed in (0, 1):
+                cfg = {**config(seed, 20, method="random", allocation=allocation), "finetune": {"epochs": epochs}}
+                cfg["name"] = "random_erk_vs_layerwise"
+                ctx = {**context(seed, method="random", allocation=allocation), "name": "random_erk_vs_layerwise"}
+                values = [
+                    ("dense", "test", "accuracy", 0.7 + 0.1 * seed),
+                    ("pruned", "test", "accuracy", 0.1),
+                    ("finetuned", "test", "accuracy", 0.1 * epochs + 0.1 * seed),
+                ]
+                runs.append((f"{allocation}e{epochs}s{seed}", cfg, ctx, values))
+    write_folder(root, runs)
+
+
+def test_random_erk_table_keeps_two_finetune_settings_apart(tmp_path):
+    """Two calls into one --results-dir with finetune.epochs=1 then 2 were pooled: every cell n=4."""
+    import random_erk_vs_layerwise
+
+    _erk_folder(tmp_path)
+    wide = random_erk_vs_layerwise.table(tmp_path)
+    assert list(wide.index.names) == ["target_sparsity", "finetune.epochs"]
+    assert wide.loc[(0.98, "1"), ("finetuned", "erk")] == "15.00 +- 7.07 (n=2)"
+    assert wide.loc[(0.98, "2"), ("finetuned", "erk")] == "25.00 +- 7.07 (n=2)"
+
+
+def test_random_erk_dense_line_counts_one_model_per_seed(tmp_path):
+    """The dense line took the std over every run's dense row (each seed's model 4 times here):
+    70 and 80 % are 75.00 +- 7.07 over two seeds, not +- 5.22 over eight rows."""
+    import random_erk_vs_layerwise
+
+    _erk_folder(tmp_path)
+    assert random_erk_vs_layerwise.dense_lines(tmp_path) == ["dense: 75.00 ± 7.07 (n=2)"]
