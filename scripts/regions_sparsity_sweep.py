@@ -61,18 +61,32 @@ def main() -> None:
         ]
         print(" ".join(cmd), flush=True)
         run_or_exit(cmd)
+    summary_table, dense = summary(out)
+    pd.set_option("display.width", 200)
+    print(summary_table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print("\n".join(dense))
+    summary_table.to_csv(out / "regions_sweep_summary.csv")
+
+
+def summary(out: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The table per density and allocation (means over seeds) and the dense lines, from the shared
+    CSVs of `out`. Runs of other settings in the same folder (a second call with another --epochs,
+    say) get rows of their own, an index level per config key that differs between them
+    (scripts/script_tables.py), instead of being averaged with them as one run per seed."""
+    from script_tables import apart, label  # scripts/ is on sys.path when the script runs
+
     runs = pd.read_csv(out / "runs.csv")
     regions = pd.read_csv(out / "regions.csv")
     layers = pd.read_csv(out / "layers.csv")
     acc = runs[(runs.metric == "accuracy") & (runs.split == "test")]
-    acc = acc.pivot_table(index=["allocation", "target_sparsity", "seed"], columns="phase", values="value")
-    reg = regions.groupby(["allocation", "target_sparsity", "seed", "phase"])["count"].mean().unstack("phase")
-    bound = (
-        regions[regions.phase == "finetuned"].groupby(["allocation", "target_sparsity", "seed"])["bound_ln_expected_binomial"].first()
-    )
-    dens = layers[(layers.phase == "finetuned") & layers.prunable].pivot_table(
-        index=["allocation", "target_sparsity", "seed"], columns="layer", values="density"
-    )
+    acc, keys = apart(out, acc, ["allocation", "target_sparsity", "seed", "phase"])
+    regions, _ = apart(out, regions, [])
+    layers, _ = apart(out, layers, [])
+    index = ["allocation", "target_sparsity", *keys, "seed"]
+    acc = acc.pivot_table(index=index, columns="phase", values="value")
+    reg = regions.groupby([*index, "phase"])["count"].mean().unstack("phase")
+    bound = regions[regions.phase == "finetuned"].groupby(index)["bound_ln_expected_binomial"].first()
+    dens = layers[(layers.phase == "finetuned") & layers.prunable].pivot_table(index=index, columns="layer", values="density")
     table = pd.DataFrame(
         {
             "acc_dense": acc["dense"],
@@ -87,7 +101,7 @@ def main() -> None:
     ).reset_index()
     table["lnEUB_n0=40"] = [expected_bound([40, 100, 100, 10], [p1, p2, 1.0]) for p1, p2 in zip(table.p1, table.p2)]
     table["density"] = (1 - table.target_sparsity).round(6)
-    summary = table.groupby(["density", "allocation"]).agg(
+    result = table.groupby(["density", *keys, "allocation"]).agg(
         seeds=("seed", "nunique"),
         acc_mean=("acc_finetuned", "mean"),
         acc_std=("acc_finetuned", "std"),
@@ -98,11 +112,13 @@ def main() -> None:
         p1=("p1", "mean"),
         p2=("p2", "mean"),
     )
-    summary = summary.sort_index(ascending=[False, True])
-    pd.set_option("display.width", 200)
-    print(summary.to_string(float_format=lambda v: f"{v:.4g}"))
-    print(f"dense: accuracy {table.acc_dense.mean():.4f}, line regions {table.regions_line_dense.mean():.1f}")
-    summary.to_csv(out / "regions_sweep_summary.csv")
+    result = result.sort_index(ascending=[False, *[True] * (len(keys) + 1)])
+    dense = []
+    for values, part in table.groupby(keys, sort=True) if keys else [((), table)]:
+        setting = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        shown = label(setting)
+        dense.append(f"dense{shown}: accuracy {part.acc_dense.mean():.4f}, line regions {part.regions_line_dense.mean():.1f}")
+    return result, dense
 
 
 if __name__ == "__main__":

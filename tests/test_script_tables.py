@@ -249,3 +249,32 @@ def test_random_erk_dense_line_counts_one_model_per_seed(tmp_path):
 
     _erk_folder(tmp_path)
     assert random_erk_vs_layerwise.dense_lines(tmp_path) == ["dense: 75.00 ± 7.07 (n=2)"]
+
+
+def test_regions_sweep_summary_keeps_two_epoch_settings_apart(tmp_path):
+    """regions_sparsity_sweep.py's pivot_table averaged the runs of --epochs 1 and --epochs 2 in one
+    --out as one run per seed: acc_mean 0.5 from 0.4 and 0.6."""
+    import regions_sparsity_sweep
+
+    runs, rows, regions, layers = [], [], [], []
+    for epochs, acc in ((1, 0.4), (2, 0.6)):
+        for seed in (0, 1):
+            run_id = f"e{epochs}s{seed}"
+            cfg = {**config(seed, epochs, method="region_bound", allocation="layerwise", sparsity=0.9), "finetune": {"epochs": epochs}}
+            ctx = {"run_id": run_id, **context(seed, method="region_bound", allocation="layerwise", sparsity=0.9)}
+            runs.append((run_id, cfg, ctx, []))
+            for phase in ("dense", "pruned", "finetuned"):
+                rows.append({**ctx, "phase": phase, "split": "test", "metric": "accuracy", "value": acc + 0.01 * seed})
+                regions.append({**ctx, "phase": phase, "count": 10.0 * epochs, "bound_ln_expected_binomial": 1.0})
+                for layer, density in (("fc1", 0.2), ("fc2", 0.05), ("fc3", 1.0)):
+                    layers.append({**ctx, "phase": phase, "layer": layer, "prunable": layer != "fc3", "density": density})
+    write_folder(tmp_path, runs)
+    pd.DataFrame(rows).to_csv(tmp_path / "runs.csv", index=False)
+    pd.DataFrame(regions).to_csv(tmp_path / "regions.csv", index=False)
+    pd.DataFrame(layers).to_csv(tmp_path / "layers.csv", index=False)
+    summary, dense = regions_sparsity_sweep.summary(tmp_path)
+    assert "train.epochs" in summary.index.names and len(summary) == 2
+    by_epochs = summary.reset_index().set_index("train.epochs")
+    assert by_epochs.loc["1", "acc_mean"] == 0.405 and by_epochs.loc["2", "acc_mean"] == 0.605
+    assert by_epochs.loc["1", "regions_line"] == 10.0 and by_epochs.loc["1", "seeds"] == 2
+    assert len(dense) == 2 and dense[0].startswith("dense (") and "train.epochs=1" in dense[0]
