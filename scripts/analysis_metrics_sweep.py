@@ -11,6 +11,9 @@ extra Hydra overrides after `--`), unless --skip-run, then prints:
    they widened the null);
 3. the layer-mean CKA / SVCCA to the dense model, membership-attack AUC (dense -> current) and the
    measured vs theoretical speedup.
+Runs of other settings in the same --results (a second call with other overrides) are kept apart:
+a column per config key that differs in sections 1 and 3, a null per setting in section 2
+(scripts/script_tables.py).
 """
 
 from __future__ import annotations
@@ -67,29 +70,65 @@ def main() -> None:
         ]
         print("$", " ".join(cmd), flush=True)
         run_or_exit(last_value_wins(cmd), cwd=REPO, stdout=subprocess.DEVNULL)
+    analyse(args.results, args.n_perm)
+
+
+def setups(results: Path, run_dirs: list[Path]) -> list[tuple[str, list[Path]]]:
+    """The completed runs by setup (every config value but the seed, name, method and sparsity: the
+    runs of one setup share a dense model per seed, prune_cli/analysis/recall_distortion.py), each
+    named ` (k=v, ...)` by the config keys that differ between the setups ('' for one setup)."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.analysis.recall_distortion import _setups
+    from prune_cli.results import flatten_config
+
+    configs = {d.name: OmegaConf.to_container(OmegaConf.load(d / "config.yaml")) for d in run_dirs}
+    per_run, differ = _setups(configs)
+    groups: dict[str, list[Path]] = {}
+    for d in run_dirs:
+        groups.setdefault(per_run[d.name], []).append(d)
+    if len(groups) < 2:
+        return [("", run_dirs)]
+    flat = {d.name: flatten_config({k: configs[d.name].get(k) for k in differ}) for d in run_dirs}
+    keys = sorted({k for f in flat.values() for k in f})
+    keys = [k for k in keys if len({str(flat[g[0].name].get(k)) for g in groups.values()}) > 1]
+    named = [(", ".join(f"{k}={flat[g[0].name].get(k)}" for k in keys), g) for g in groups.values()]
+    return [(f" ({name})", g) for name, g in sorted(named, key=lambda item: item[0])]
+
+
+def analyse(results: Path, n_perm: int) -> None:
+    """Print the three sections for the runs in `results`. Runs of other settings in the folder (a
+    second call with other overrides) are kept apart, not pooled as more seeds: sections 1 and 3 get a
+    column per config key that differs (scripts/script_tables.py), section 2 a null per setup."""
+    from script_tables import apart  # scripts/ is on sys.path when the script runs
+
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
-    rd = pd.read_csv(args.results / "recall_distortion.csv")
-    summary = summarise_across_seeds(rd[rd.phase != "dense"], keys=["target_sparsity", "split", "phase"])
+    rd = pd.read_csv(results / "recall_distortion.csv")
+    rd, keys = apart(results, rd[rd.phase != "dense"], ["target_sparsity", "split", "phase"])
+    summary = summarise_across_seeds(rd, keys=["target_sparsity", *keys, "split", "phase"])
     print("\n1. intensification statistics, mean over seeds (95 % t-interval)")
     print(
-        summary[["target_sparsity", "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high"]].to_string(
+        summary[["target_sparsity", *keys, "phase", "statistic", "n_seeds", "mean", "ci_low", "ci_high"]].to_string(
             index=False, float_format="%.4f"
         )
     )
 
-    runs = [p.parent for p in sorted(args.results.glob("runs/*/COMPLETE"))]
-    preds = load_predictions(runs, phases=("dense", "finetuned"))
-    print(f"\n2. randomisation null ({args.n_perm} permutations of the dense and fine-tuned models of each seed, averaged over seeds)")
-    null = randomisation_null(preds, n_perm=args.n_perm, seed=0)
-    null = null[null.statistic != "T"]
-    print(
-        null[["model", "statistic", "observed", "null_mean", "null_sd", "p_value", "p_value_code"]].to_string(
-            index=False, float_format="%.4f"
+    runs = [p.parent for p in sorted(results.glob("runs/*/COMPLETE"))]
+    print(f"\n2. randomisation null ({n_perm} permutations of the dense and fine-tuned models of each seed, averaged over seeds)")
+    for name, part in setups(results, runs):
+        preds = load_predictions(part, phases=("dense", "finetuned"))
+        null = randomisation_null(preds, n_perm=n_perm, seed=0)
+        null = null[null.statistic != "T"]
+        if name:
+            print(f"setting{name}:")
+        print(
+            null[["model", "statistic", "observed", "null_mean", "null_sd", "p_value", "p_value_code"]].to_string(
+                index=False, float_format="%.4f"
+            )
         )
-    )
 
-    m = pd.read_csv(args.results / "runs.csv")
+    m = pd.read_csv(results / "runs.csv")
     keep = [
         "accuracy",
         "cka_linear_mean",
@@ -100,9 +139,11 @@ def main() -> None:
         "measured_speedup",
     ]
     m = m[m.metric.isin(keep) & (m.phase != "dense") & m.split.isin(["test", "membership", "model"])]
-    table = m.pivot_table(index=["target_sparsity", "phase"], columns="metric", values="value", aggfunc="mean")
+    m, keys = apart(results, m, ["target_sparsity", "phase", "metric"])
+    index = ["target_sparsity", *keys, "phase"]
+    table = m.pivot_table(index=index, columns="metric", values="value", aggfunc="mean")
     dense = m[m.metric.isin(["accuracy", "mia_loss_auc"])].pivot_table(
-        index=["target_sparsity", "phase"], columns="metric", values="dense_value", aggfunc="mean"
+        index=index, columns="metric", values="dense_value", aggfunc="mean"
     )
     table = table.join(dense.add_prefix("dense_"))
     print("\n3. other metrics, mean over seeds")

@@ -278,3 +278,41 @@ def test_regions_sweep_summary_keeps_two_epoch_settings_apart(tmp_path):
     assert by_epochs.loc["1", "acc_mean"] == 0.405 and by_epochs.loc["2", "acc_mean"] == 0.605
     assert by_epochs.loc["1", "regions_line"] == 10.0 and by_epochs.loc["1", "seeds"] == 2
     assert len(dense) == 2 and dense[0].startswith("dense (") and "train.epochs=1" in dense[0]
+
+
+def test_analysis_metrics_sweep_keeps_two_settings_apart(tmp_path, monkeypatch, capsys):
+    """A second analysis_metrics_sweep.py call with other overrides (finetune.epochs=2) into the same
+    --results: section 1 pooled both settings as four seeds, section 2 stopped with a traceback
+    (`ValueError: the 4 runs come from 2 setups`). Each setting now gets its own rows and null; the
+    null is stubbed here (it needs the runs' predictions), recording the run folders it is given."""
+    import analysis_metrics_sweep
+
+    runs, rd = [], []
+    for epochs, recall in ((1, 0.5), (2, 0.7)):
+        for seed in (0, 1):
+            run_id = f"e{epochs}s{seed}"
+            cfg = {**config(seed, 20, sparsity=0.9), "finetune": {"epochs": epochs}}
+            ctx = {"run_id": run_id, **context(seed, sparsity=0.9)}
+            values = [("finetuned", "test", "accuracy", recall), ("finetuned", "membership", "mia_loss_auc", 0.5)]
+            runs.append((run_id, cfg, ctx, values))
+            for cls in (0, 1):
+                row = {**ctx, "split": "test", "phase": "finetuned", "class": cls, "recall": recall + 0.1 * cls}
+                rd.append({**row, "accuracy": recall + 0.05, "dense_recall": 0.8 + 0.1 * cls, "dense_accuracy": 0.85})
+    write_folder(tmp_path, runs)
+    runs_csv = pd.read_csv(tmp_path / "runs.csv")
+    runs_csv["dense_value"] = 0.85
+    runs_csv.to_csv(tmp_path / "runs.csv", index=False)
+    pd.DataFrame(rd).to_csv(tmp_path / "recall_distortion.csv", index=False)
+    given = []
+    monkeypatch.setattr(analysis_metrics_sweep, "load_predictions", lambda dirs, phases: given.append(sorted(d.name for d in dirs)))
+    null = pd.DataFrame([{"model": "0.9/finetuned", "statistic": "I_t", "observed": 0, "null_mean": 0, "null_sd": 0}])
+    null = null.assign(p_value=1.0, p_value_code=1.0)
+    monkeypatch.setattr(analysis_metrics_sweep, "randomisation_null", lambda preds, n_perm, seed: null)
+    analysis_metrics_sweep.analyse(tmp_path, 10)
+    out = capsys.readouterr().out
+    assert given == [["e1s0", "e1s1"], ["e2s0", "e2s1"]]
+    assert "(finetune.epochs=1)" in out and "(finetune.epochs=2)" in out
+    section1 = out.split("\n2.")[0]
+    assert "finetune.epochs" in section1 and " 4 " not in section1  # two seeds per setting, never four
+    section3 = out.split("\n3.")[1]
+    assert "0.5000" in section3 and "0.7000" in section3 and "0.6000" not in section3
