@@ -190,12 +190,13 @@ def baseline_for(label: str) -> str:
 
 
 def paired_interval(diff: pd.Series) -> tuple[float, float]:
-    """95 % Student-t interval of the mean paired difference (the seeds are the pairs)."""
+    """95 % Student-t interval of the mean paired difference (the seeds are the pairs); NaN for one
+    seed, which gives no interval (it used to be [mean, mean], a verdict from one seed)."""
     from scipy import stats
 
     n = len(diff)
     if n < 2:
-        return float(diff.mean()), float(diff.mean())
+        return float("nan"), float("nan")
     half = stats.t.ppf(0.975, n - 1) * diff.std() / n**0.5
     return float(diff.mean() - half), float(diff.mean() + half)
 
@@ -233,7 +234,10 @@ def report(acc: pd.DataFrame, keys: list[str] | tuple[str, ...] = ()) -> str:
                     if diff.empty:
                         continue
                     lo, hi = paired_interval(diff)
-                    if lo >= 0:
+                    interval = f"[{lo:+.2f}, {hi:+.2f}]"
+                    if len(diff) < 2:
+                        verdict, interval = "inconclusive (one seed)", "[no interval]"
+                    elif lo >= 0:
                         verdict = "reproduced (better)"
                     elif hi < 0:
                         verdict = "not reproduced (worse)"
@@ -241,7 +245,7 @@ def report(acc: pd.DataFrame, keys: list[str] | tuple[str, ...] = ()) -> str:
                         verdict = "inconclusive (the interval contains 0)"
                     wins = int((diff >= 0).sum())
                     lines.append(
-                        f"sparsity {s}{label(merged(setting, b))}: {name:42s} {diff.mean():+6.2f} [{lo:+.2f}, {hi:+.2f}]"
+                        f"sparsity {s}{label(merged(setting, b))}: {name:42s} {diff.mean():+6.2f} {interval}"
                         f" ({wins}/{len(diff)} seeds >= 0): {verdict}"
                     )
     return "\n".join(lines)

@@ -316,3 +316,16 @@ def test_analysis_metrics_sweep_keeps_two_settings_apart(tmp_path, monkeypatch, 
     assert "finetune.epochs" in section1 and " 4 " not in section1  # two seeds per setting, never four
     section3 = out.split("\n3.")[1]
     assert "0.5000" in section3 and "0.7000" in section3 and "0.6000" not in section3
+
+
+def test_train_time_one_seed_is_inconclusive(tmp_path):
+    """With one seed paired_interval returned [mean, mean] and a +5 point difference was declared
+    `reproduced (better)`: one seed gives no interval."""
+    runs = []
+    for schedule, node, value in (("oneshot", None, 0.3), ("greg1", GREG1, 0.35)):
+        cfg = config(0, 20, schedule=node, sparsity=0.9)
+        runs.append((f"{schedule}s0", cfg, context(0, schedule=schedule, sparsity=0.9), [("finetuned", "test", "accuracy", value)]))
+    write_folder(tmp_path, runs)
+    acc, keys = train_time_pruning.accuracies(tmp_path)
+    (paired,) = [line for line in train_time_pruning.report(acc, keys).splitlines() if line.startswith("sparsity")]
+    assert "+5.00" in paired and paired.endswith("inconclusive (one seed)") and "reproduced" not in paired
