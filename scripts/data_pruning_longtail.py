@@ -29,14 +29,14 @@ RULES = "none,random,class_balanced,el2n,grand,forgetting,drop"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
     parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     parser.add_argument(
         "--keep",
-        type=number_in(0.0, 1.0, True, False, "the fraction kept"),
+        type=number_in(0.0, 1.0, True, True, "the fraction kept"),  # prune-run refuses keep=1 (no pruning: data_pruning=none)
         default=0.3,
-        help="fraction of training examples kept (default 0.3)",
+        help="fraction of training examples kept, 0 < keep < 1 (default 0.3)",
     )
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--longtail-ratio", type=number_in(1.0, float("inf"), True, False), default=10.0)

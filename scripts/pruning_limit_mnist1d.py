@@ -7,13 +7,15 @@ as the paper's FC configs), then the prediction (epsilon, SLQ over the whole tra
 R(rho), rho_hat and the trace bounds) and the 1000-ratio one-shot global-magnitude sweep without
 fine-tuning. Prints one row per run and writes the table to <results>/pruning_limit_summary.csv.
 
-    PYTHONPATH=. python scripts/pruning_limit_mnist1d.py --results /tmp/limit [--l1 0 5e-5 2e-4] [--seeds 0]
+    PYTHONPATH=. python scripts/pruning_limit_mnist1d.py --results /tmp/limit [--l1 0,5e-5,2e-4] [--seeds 0] [overrides ...]
+
+Extra arguments are prune-run overrides; one of a key the script sets (metrics.pruning_limit.ratios=20,
+say) replaces the script's value.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +23,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from script_args import nonnegative_int, nonnegative_number, positive_int, run_or_exit
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
+from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, run_or_exit  # noqa: E402
+
+
+def override_arg(text: str) -> str:
+    """A Hydra override (key=value, +key=value, ~key): a bare value, such as the second L1 strength of
+    the space-separated lists the script once took (`--l1 0 5e-5`), is refused, not passed on."""
+    if "=" not in text and not text.startswith("~"):
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed: a prune-run override key=value (lists are comma-separated: --l1 0,5e-5)")
+    return text
 
 
 def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> None:
@@ -46,7 +59,7 @@ def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> N
     ]
     cmd = [sys.executable, "-m", "prune_cli.cli", f"results_dir={results}", *args]
     print("$", " ".join(cmd[1:]), flush=True)
-    run_or_exit(cmd, env={**os.environ, "HYDRA_FULL_ERROR": "1"}, stdout=subprocess.DEVNULL)
+    run_or_exit(last_value_wins(cmd), stdout=subprocess.DEVNULL)
 
 
 def summary(results: Path) -> pd.DataFrame:
@@ -81,17 +94,17 @@ def summary(results: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results/pruning_limit_mnist1d")
-    parser.add_argument("--l1", type=nonnegative_number, nargs="+", default=[0.0, 5e-5, 2e-4])
-    parser.add_argument("--seeds", type=nonnegative_int, nargs="+", default=[0])
+    parser.add_argument("--l1", type=comma_list(nonnegative_number), default="0,5e-5,2e-4", help="L1 strengths, comma-separated")
+    parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0", help="seeds, comma-separated")
     parser.add_argument("--epochs", type=positive_int, default=60)
-    parser.add_argument("overrides", nargs="*", help="extra prune-run overrides")
-    args = parser.parse_args()
+    parser.add_argument("overrides", nargs="*", type=override_arg, help="extra prune-run overrides (key=value)")
+    args = parser.parse_intermixed_args()
     results = Path(args.results)
     start = time.perf_counter()
-    for l1 in args.l1:
-        for seed in args.seeds:
+    for l1 in [float(v) for v in args.l1.split(",")]:
+        for seed in [int(v) for v in args.seeds.split(",")]:
             run(results, l1, seed, args.epochs, args.overrides)
     table = summary(results)
     table.to_csv(results / "pruning_limit_summary.csv", index=False)

@@ -141,9 +141,16 @@ CASES = [
         "argument --densities: '0.1': allowed: only without --skip-run",
     ),
     ("pruning_limit_mnist1d.py", ["--results", "r", "--epochs", "0"], "argument --epochs: '0'"),
+    # --l1 and --seeds are comma lists: a bare value after them is neither swallowed nor passed on as an override
+    ("pruning_limit_mnist1d.py", ["--results", "r", "--l1", "0", "5e-5"], "argument overrides: '5e-5'"),
+    ("data_pruning_longtail.py", ["r", "--keep", "1"], "argument --keep: '1'"),  # prune-run refused it after the `none` sweep
 ]
 # the values only prune-run knows: prune-run's own line and exit status, no table after it
-PRUNE_RUN_REFUSES = [("data_pruning_longtail.py", ["r", "--rules", "nosuch", "--seeds", "0"], "'data_pruning': 'nosuch'")]
+PRUNE_RUN_REFUSES = [
+    ("data_pruning_longtail.py", ["r", "--rules", "nosuch", "--seeds", "0"], "'data_pruning': 'nosuch'"),
+    # the script set HYDRA_FULL_ERROR=1: a bad override ended in prune-run's full traceback
+    ("pruning_limit_mnist1d.py", ["--results", "r", "--l1", "0", "nosuchkey=1"], "'nosuchkey'"),
+]
 # modules preloaded by the driver before it forks (what most scripts import at the top)
 PRELOAD = [
     "torch",
@@ -307,3 +314,16 @@ def test_refuse_given_names_the_first_option_its_value_and_why(capsys):
     with pytest.raises(SystemExit):
         refuse_given(parser, "only with --x", among=("table_only",), argv=["--table-only"])
     assert capsys.readouterr().err.splitlines()[-1] == "x.py: error: argument --table-only: allowed: only with --x"
+
+
+def test_help_descriptions_are_whole_sentences():
+    """--help of data_pruning_longtail.py, pruning_limit_mnist1d.py and several benches showed the
+    docstring's first line only, which stops mid-sentence ("... against a"): a script's description
+    is its whole docstring or its first paragraph (script_args.description), never a cut line."""
+    import tests.helpers  # noqa: F401  (puts scripts/ on sys.path)
+    from script_args import description
+
+    cut = sorted(p.name for p in (REPO / "scripts").glob("*.py") if "__doc__.splitlines()[0]" in p.read_text())
+    assert cut == []
+    doc = "Benchmark: one epoch vs a\nbare loop, same process.\n\nDetails.\n"
+    assert description(doc) == "Benchmark: one epoch vs a bare loop, same process."

@@ -42,3 +42,35 @@ def test_greg_phase_fills_half_the_budget_at_the_batch_size_given(monkeypatch, t
     assert found == {"greg1": 5 * 57 - raising1, "greg2": 5 * 57 - raising2}
     found = _stabilize(_commands(monkeypatch, tmp_path, "--seeds", "0", "finetune.batch_size=64"))
     assert found == {"greg1": 5 * math.ceil(7199 / 64) - raising1, "greg2": 5 * math.ceil(7199 / 64) - raising2}
+
+
+def _limit_commands(monkeypatch, tmp_path, *argv) -> list[tuple[list[str], dict]]:
+    """pruning_limit_mnist1d.py's prune-run commands (and their environments) for `argv`; nothing runs."""
+    import pandas as pd
+
+    import pruning_limit_mnist1d
+
+    commands = []
+    monkeypatch.setattr(pruning_limit_mnist1d, "run_or_exit", lambda cmd, **kw: commands.append((cmd, kw.get("env", {}))))
+    monkeypatch.setattr(pruning_limit_mnist1d, "summary", lambda results: pd.DataFrame({"run": []}))
+    monkeypatch.setattr(sys, "argv", ["pruning_limit_mnist1d.py", "--results", str(tmp_path), *argv])
+    pruning_limit_mnist1d.main()
+    return commands
+
+
+def test_pruning_limit_an_override_of_a_key_the_script_sets_replaces_it(monkeypatch, tmp_path):
+    """metrics.pruning_limit.ratios=20 was added after the script's own ratios=1000 and prune-run
+    refused the key given twice; the script also set HYDRA_FULL_ERROR=1 (43 traceback frames for a
+    bad override)."""
+    commands = _limit_commands(monkeypatch, tmp_path, "--seeds", "0,1", "--l1", "0", "metrics.pruning_limit.ratios=20")
+    assert len(commands) == 2
+    for cmd, env in commands:
+        ratios = [a for a in cmd if a.startswith("metrics.pruning_limit.ratios=")]
+        assert ratios == ["metrics.pruning_limit.ratios=20"]
+        assert "HYDRA_FULL_ERROR" not in env
+
+
+def test_pruning_limit_seeds_do_not_swallow_an_override(monkeypatch, tmp_path):
+    """--seeds took nargs="+": `--seeds 0 train.epochs=5` took the override for a seed."""
+    commands = _limit_commands(monkeypatch, tmp_path, "--seeds", "0", "train.epochs=5")
+    assert len(commands) == 3 and all("train.epochs=5" in cmd for cmd, _ in commands)
