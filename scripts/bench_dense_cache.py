@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from script_args import positive_int
+from script_args import description, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = "magnitude,random"  # plus magnitude with layerwise allocation, a third method
@@ -73,7 +73,7 @@ def accuracies(results: Path) -> pd.Series:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--epochs", type=positive_int, default=20, help="dense training epochs")
     ap.add_argument("--dataset", default="mnist1d")
     ap.add_argument("--num-samples", type=positive_int, default=None, help="dataset.num_samples (MNIST-1D), smaller for a quick run")

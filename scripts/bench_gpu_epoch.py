@@ -33,7 +33,7 @@ from prune_cli.core.accel import Accel, bf16_support
 from prune_cli.data.splits import DataSplits
 from prune_cli.models import build_model
 from prune_cli.training import TrainConfig, train
-from script_args import nonnegative_int, positive_int
+from script_args import description, nonnegative_int, positive_int
 
 VARIANTS = {  # name -> (precision, channels_last)
     "fp32": ("fp32", False),
@@ -138,7 +138,7 @@ def measure(variants: list[str], args, device: torch.device, data: DataSplits) -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="auto (CUDA if available), cuda or cpu")
     ap.add_argument("--samples", type=positive_int, help="training images (default 5000 on CUDA, 64 on CPU)")
     ap.add_argument("--repeats", type=positive_int, help="timed rounds: epochs per side and variant (default 5 on CUDA, 1 on CPU)")

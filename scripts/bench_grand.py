@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from prune_cli.data.pruning.grand import per_example_gradient_norms
-from script_args import positive_int
+from script_args import description, positive_int
 
 
 def backward_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -31,7 +31,7 @@ def backward_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--examples", type=positive_int, default=1024)
     parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()

@@ -18,7 +18,7 @@ import time
 from functools import lru_cache
 
 from prune_cli.analysis.regions.bounds import binomial_rank_log_probs, expected_bound_from_probs
-from script_args import positive_int
+from script_args import description, positive_int
 
 
 def _logsumexp(values: list[float]) -> float:
@@ -47,7 +47,7 @@ def recursion(n: list[int], log_probs: list[dict[int, float]]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()
     cases = [([784, 100, 100, 10], d) for d in (0.01, 0.001)] + [([40, 256, 256, 10], d) for d in (0.1, 0.02)]

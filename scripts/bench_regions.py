@@ -25,7 +25,7 @@ from prune_cli.analysis.regions.line import count_line
 from prune_cli.analysis.regions.plane import count_plane, make_plane
 from prune_cli.models.cnn import build_lenet5
 from prune_cli.models.mlp import MLP
-from script_args import positive_int
+from script_args import description, positive_int
 
 
 def sampled_count(net, a, b, n: int, batch: int = 8192) -> int:
@@ -87,7 +87,7 @@ def plane_case(name, net, plane):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--quick", action="store_true", help="skip the LeNet-5 runs")
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds, interleaved over the cases (default 3)")
     args = parser.parse_args()

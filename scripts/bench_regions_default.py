@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from script_args import positive_int
+from script_args import description, positive_int
 
 FAST = [
     "dataset=synthetic",
@@ -134,7 +134,7 @@ def bound_costs(repeats: int, widths: tuple[int, ...] = (256, 256)) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--only", choices=["default", "fast", "bounds"], default=None)
     parser.add_argument("--in-process", action="store_true", help="time the metric in this process on a finished run's models")

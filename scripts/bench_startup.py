@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from script_args import existing_dir, positive_int
+from script_args import description, existing_dir, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "prune_cli.cli"]
@@ -100,7 +100,7 @@ def import_breakdown(cwd: str, top: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--repeats", type=positive_int, default=5)
     ap.add_argument("--top", type=positive_int, default=12)
     ap.add_argument("--baseline", type=existing_dir, help="another prune-cli source tree, measured interleaved with this one")

@@ -48,7 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from script_args import existing_dir, positive_int
+from script_args import description, existing_dir, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = [
@@ -326,7 +326,7 @@ def data_bench(repeats: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--sizes", type=positive_int, nargs="+", help="sweep sizes n (default 1 4 16 64; with --quick 1 4 16)")
     ap.add_argument("--repeats", type=positive_int, help="repeats of each sweep (default 3; with --quick 1)")
     ap.add_argument(

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from script_args import positive_int
+from script_args import description, positive_int
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = ["auto", "1", "2", "torch-default"]
@@ -66,7 +66,7 @@ def batch(setting: str, k: int, extra: list[str], work: Path) -> list[float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--quick", action="store_true", help=f"shortened runs ({' '.join(QUICK)}), one repeat")
     ap.add_argument("--repeats", type=positive_int, default=None)
     ap.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 2, 4])

@@ -22,7 +22,7 @@ from prune_cli.training import TrainConfig
 from prune_cli.data.splits import DataSplits
 from prune_cli.models.mlp import MLP
 from prune_cli.training import train
-from script_args import positive_int
+from script_args import description, positive_int
 
 
 def bare_epoch(model, x, y, batch_size, optimizer, gen, masks):
@@ -41,7 +41,7 @@ def bare_epoch(model, x, y, batch_size, optimizer, gen, masks):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--repeats", type=positive_int, default=7)
     ap.add_argument("--width", type=positive_int, default=256)
     ap.add_argument("--samples", type=positive_int, default=8000)

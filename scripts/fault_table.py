@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from prune_cli.core import crashpoints  # noqa: E402
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402
-from script_args import creatable_dir  # noqa: E402
+from script_args import creatable_dir, description  # noqa: E402
 
 FAST = [
     "dataset=synthetic",
@@ -394,7 +394,7 @@ def kills(work: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--out", type=creatable_dir, default=None, help="parent of the working folder (created if missing)")
     parser.add_argument("--only", choices=("bad", "faults", "kills"), default=None)
     args = parser.parse_args()

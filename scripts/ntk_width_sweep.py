@@ -22,7 +22,7 @@ import torch
 from ntk_random import random_pruning_ntk, unit_scaled_inputs  # scripts/ntk_random.py (the script's own folder)
 from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison
 from prune_cli.models.ntk_mlp import NTKMLP
-from script_args import positive_int, sparsity_arg
+from script_args import description, positive_int, sparsity_arg
 
 
 def calibration(width: int, depth: int, seed: int) -> float:
@@ -36,7 +36,7 @@ def calibration(width: int, depth: int, seed: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--widths", type=positive_int, nargs="+", default=[256, 512, 1024, 2048, 4096])
     parser.add_argument("--ps", type=sparsity_arg, nargs="+", default=[0.5, 0.9])
     parser.add_argument("--depth", type=positive_int, default=3, help="weight layers")

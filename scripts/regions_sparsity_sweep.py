@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 
 from prune_cli.analysis.regions.bounds import expected_bound
-from script_args import comma_list, density_arg, nonnegative_int, positive_int, refuse_given, require_runs, run_or_exit
+from script_args import comma_list, density_arg, description, nonnegative_int, positive_int, refuse_given, require_runs, run_or_exit
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--out", default="results/regions_sweep")
     parser.add_argument("--densities", type=comma_list(density_arg), default="0.1,0.03,0.01,0.005,0.003")
     parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")

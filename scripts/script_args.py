@@ -21,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 
+def description(doc: str | None) -> str:
+    """A script's --help description: the first paragraph of its docstring `doc`, its lines joined (the
+    first line alone often stops mid-sentence)."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
 def _refuse(text: str, allowed: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"{text!r}: allowed: {allowed}")
 
