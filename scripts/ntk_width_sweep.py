@@ -22,7 +22,7 @@ import torch
 from ntk_random import random_pruning_ntk, unit_scaled_inputs  # scripts/ntk_random.py (the script's own folder)
 from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison
 from prune_cli.models.ntk_mlp import NTKMLP
-from script_args import description, positive_int, sparsity_arg
+from script_args import description, positive_int, sparsity_arg, writable_file
 
 
 def calibration(width: int, depth: int, seed: int) -> float:
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--ps", type=sparsity_arg, nargs="+", default=[0.5, 0.9])
     parser.add_argument("--depth", type=positive_int, default=3, help="weight layers")
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per point (default 3)")
-    parser.add_argument("--csv", default=None, help="also write the per-seed rows here")
+    parser.add_argument("--csv", type=writable_file, default=None, help="also write the per-seed rows here")
     args = parser.parse_args()
     rows = []
     start = time.perf_counter()

@@ -127,6 +127,23 @@ def creatable_dir(text: str) -> Path:
     return Path(text)
 
 
+def writable_file(text: str) -> Path:
+    """A file the script can write at the end of its work: not a folder, in an existing folder that can
+    be written (tried, as creatable_dir; checked up front, not after the computation)."""
+    from prune_cli.core.writable import directory_problem
+
+    path = Path(text)
+    if path.is_dir():
+        raise _refuse(text, "a file path (it is a folder)")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise _refuse(text, f"a file in an existing folder ({folder} does not exist)")
+    problem = directory_problem(str(folder), try_create=True)
+    if problem:
+        raise _refuse(text, f"a file in a folder that can be written ({problem})")
+    return path
+
+
 def require_runs(parser: argparse.ArgumentParser, folder: Path, option: str, tables: Iterable[str] = ("runs.csv",)) -> None:
     """Stop (argparse's one-line error, exit 2) unless `folder` holds the shared `tables` of finished
     runs (`runs` for run directories) that the script reads: e.g. `--table-only` on a missing or empty

@@ -64,6 +64,9 @@ CASES = [
     ("scaling_depth_analysis.py", ["/nonexist"], "results /nonexist: the folder holds no runs"),
     ("ntk_width_sweep.py", ["--seeds", "0"], "argument --seeds: '0'"),
     ("ntk_width_sweep.py", ["--ps", "1.5"], "argument --ps: '1.5'"),
+    # the CSV was written after the whole computation: a FileNotFoundError traceback at the end
+    ("ntk_width_sweep.py", ["--csv", "/proc/x.csv"], "argument --csv: '/proc/x.csv'"),
+    ("ntk_width_sweep.py", ["--csv", "EMPTY"], "argument --csv: 'EMPTY': allowed: a file path"),
     ("regions_sparsity_sweep.py", ["--densities", "abc"], "argument --densities: 'abc'"),
     ("regions_sparsity_sweep.py", ["--skip-run", "--out", "EMPTY"], "--out EMPTY: the folder holds no runs"),
     ("mia_pruning.py", ["--methods", "nosuch"], "argument --methods: 'nosuch'"),
