@@ -206,8 +206,23 @@ def refuse_given(
 
 
 def run_or_exit(cmd: list[str], **kwargs: Any) -> None:
-    """subprocess.run(cmd); when it fails, exit with its status (its own message is on stderr, not
-    captured) instead of a CalledProcessError traceback."""
-    code = subprocess.run(cmd, check=False, **kwargs).returncode
+    """Run `cmd` (subprocess.Popen's keyword arguments: cwd, env, stdout, ...); when it fails, exit with
+    its status (its own message is on stderr, not captured) instead of a CalledProcessError traceback.
+    On Ctrl-C the child, in the same process group, gets the SIGINT too: prune-run stops cleanly
+    (docs/robustness.md); the script waits for that (a second Ctrl-C goes to the child as well) and
+    exits with the child's status, 130 if it exited 0, without a KeyboardInterrupt traceback.
+    (subprocess.run killed the child 0.25 s after the interrupt, which could cut the clean stop short.)"""
+    with subprocess.Popen(cmd, **kwargs) as proc:
+        interrupted = False
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+    if code < 0:  # killed by a signal: the shell's status for it
+        code = 128 - code
+    if interrupted:
+        sys.exit(code or 130)
     if code != 0:
         sys.exit(code)

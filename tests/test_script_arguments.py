@@ -330,3 +330,38 @@ def test_help_descriptions_are_whole_sentences():
     assert cut == []
     doc = "Benchmark: one epoch vs a\nbare loop, same process.\n\nDetails.\n"
     assert description(doc) == "Benchmark: one epoch vs a bare loop, same process."
+
+
+CHILD = r"""
+import pathlib, signal, sys, time
+folder = pathlib.Path(sys.argv[1])
+def stop(signum, frame):  # prune-run's clean stop: finish what it writes, then exit with its status
+    time.sleep(0.6)
+    (folder / "stopped").write_text("clean")
+    sys.exit(7)
+signal.signal(signal.SIGINT, stop)
+(folder / "ready").write_text("")
+time.sleep(30)
+"""
+
+
+def test_ctrl_c_waits_for_prune_runs_clean_stop_and_exits_with_its_status(tmp_path):
+    """On Ctrl-C run_or_exit (subprocess.run) ended in a KeyboardInterrupt traceback and SIGKILLed the
+    child 0.25 s later, cutting prune-run's clean stop short. A fake child stands in for prune-run:
+    its stop takes 0.6 s and exits 7; Ctrl-C is SIGINT to the terminal's process group."""
+    import signal
+    import time
+
+    (tmp_path / "child.py").write_text(CHILD)
+    wrapper = f"import sys; sys.path.insert(0, {str(REPO / 'scripts')!r}); from script_args import run_or_exit; "
+    wrapper += f"run_or_exit([sys.executable, {str(tmp_path / 'child.py')!r}, {str(tmp_path)!r}]); print('after')"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", wrapper], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert (tmp_path / "stopped").exists(), err  # the child finished its stop, not killed
+    assert proc.returncode == 7 and "Traceback" not in err and out == "", (proc.returncode, err)
