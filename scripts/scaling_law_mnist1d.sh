@@ -9,6 +9,7 @@
 #   PRESET=scaling_mnist1d_depth PYTHONPATH=. bash scripts/scaling_law_mnist1d.sh /tmp/scaling_depth
 #       4 depths (1-4 hidden layers) x 2 widths x 9 densities x 3 seeds (216 runs; fits phi_depth)
 # Runs already complete in RESULTS are found and skipped, so an interrupted sweep can be rerun.
+# prune-report fits only after prune-run exits 0 or 1 (some runs failed); other statuses pass through.
 set -euo pipefail
 USAGE="usage: [PRESET=NAME] scripts/scaling_law_mnist1d.sh [RESULTS_DIR]"
 case "${1:-}" in  # before any work: --help prints the header comment, an unknown option is refused
@@ -22,8 +23,15 @@ RESULTS=${1:-results/scaling_mnist1d}
 PRESET=${PRESET:-scaling_mnist1d}
 PYTHON=${PYTHON:-python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-# a run that fails (listed at the end of the sweep, exit code 1) leaves its point out; fit the rest
-"$PYTHON" -m prune_cli.cli -m +experiment="$PRESET" results_dir="$RESULTS" || echo "some runs failed (listed above); fitting the completed ones"
+# a run that fails (listed at the end of the sweep, exit code 1) leaves its point out; fit the rest.
+# Any other status (2: the sweep was refused before any run; 130: Ctrl-C) stops here with it, no fit.
+status=0
+"$PYTHON" -m prune_cli.cli -m +experiment="$PRESET" results_dir="$RESULTS" || status=$?
+case $status in
+  0) ;;
+  1) echo "some runs failed (listed above); fitting the completed ones" ;;
+  *) exit "$status" ;;
+esac
 "$PYTHON" -m prune_cli.report "$RESULTS"
 "$PYTHON" - "$RESULTS/report/scaling_fit.csv" <<'PY'
 import sys

@@ -99,3 +99,25 @@ def test_bench_speedup_refuses_a_structure_it_cannot_measure(args, named):
     )
     assert proc.returncode != 0 and "KeyError" not in proc.stderr
     assert f"--structures {named}: not one of" in proc.stderr, proc.stderr[-1000:]
+
+
+@pytest.mark.parametrize("code, fits", [(0, True), (1, True), (2, False), (130, False)])
+def test_scaling_law_fits_only_after_a_sweep_that_ran(tmp_path, code, fits):
+    """The script fitted after any prune-run status (`prune-run ... || echo "some runs failed"`): after
+    a refused sweep (2) or a Ctrl-C (130) too. It fits after 0 and 1 (some runs failed: their points
+    are left out) and passes any other status through."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "fake-python"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\nif [ "$2" = prune_cli.cli ]; then exit {code}; fi\nexit 0\n')
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "scaling_law_mnist1d.sh"), str(tmp_path / "r")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHON": str(fake)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    started = [line.split()[1] if line.startswith("-m") else line.split()[0] for line in calls.read_text().splitlines()]
+    assert proc.returncode == (0 if fits else code), proc.stderr
+    assert started == (["prune_cli.cli", "prune_cli.report", "-"] if fits else ["prune_cli.cli"])
