@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -67,8 +68,12 @@ def write_synthetic_cifar(root: Path, n_train: int, n_test: int, noise: float, s
 
 def run(results_dir: Path, args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}"]
+    made: list[Path] = []
     if args.model == "resnet20":
-        root = results_dir / "synthetic_cifar"
+        # a folder per set of data options: its path (dataset.root) is part of each run's id, so that runs on
+        # other data never share ids, and a later call's options are never answered with an earlier call's data
+        root = results_dir / f"synthetic_cifar-train{args.train_images}-test{args.test_images}-noise{args.noise:g}"
+        made = [p for p in (results_dir, root) if not p.exists()]
         write_synthetic_cifar(root, args.train_images, args.test_images, args.noise)
         cmd += ["dataset=cifar10", f"dataset.root={root}", "model=resnet20", f"finetune.epochs={args.finetune_epochs}"]
     else:
@@ -78,7 +83,13 @@ def run(results_dir: Path, args: argparse.Namespace) -> None:
     cmd += ["metrics.regions.enabled=false", *args.overrides]
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run_or_exit(cmd, cwd=REPO, env=env)
+    try:
+        run_or_exit(cmd, cwd=REPO, env=env)
+    except SystemExit as stop:
+        if stop.code == 2:  # prune-run refused the sweep before any run: the data written for it goes too
+            for folder in reversed(made):
+                shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def table(results_dir: Path) -> pd.DataFrame:

@@ -153,6 +153,12 @@ PRUNE_RUN_REFUSES = [
     ("data_pruning_longtail.py", ["r", "--rules", "nosuch", "--seeds", "0"], "'data_pruning': 'nosuch'"),
     # the script set HYDRA_FULL_ERROR=1: a bad override ended in prune-run's full traceback
     ("pruning_limit_mnist1d.py", ["--results", "r", "--l1", "0", "nosuchkey=1"], "'nosuchkey'"),
+    # the synthetic CIFAR data was written before prune-run refused the override, and left behind
+    (
+        "layer_pruning.py",
+        ["--results-dir", "r", "--model", "resnet20", "--train-images", "10", "--test-images", "5", "sparsity=abc"],
+        "sparsity",
+    ),
 ]
 # modules preloaded by the driver before it forks (what most scripts import at the top)
 PRELOAD = [

@@ -7,6 +7,7 @@ replaced by a recorder: nothing trains."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import sys
 
 import tests.helpers  # noqa: F401  (puts scripts/ on sys.path)
@@ -74,3 +75,23 @@ def test_pruning_limit_seeds_do_not_swallow_an_override(monkeypatch, tmp_path):
     """--seeds took nargs="+": `--seeds 0 train.epochs=5` took the override for a seed."""
     commands = _limit_commands(monkeypatch, tmp_path, "--seeds", "0", "train.epochs=5")
     assert len(commands) == 3 and all("train.epochs=5" in cmd for cmd, _ in commands)
+
+
+def test_layer_pruning_synthetic_cifar_is_keyed_on_its_options(monkeypatch, tmp_path):
+    """write_synthetic_cifar returned early when a test batch existed: a later call's --noise,
+    --train-images and --test-images were ignored, and its runs had the old runs' ids (the same
+    dataset.root). Each set of options now has a folder (and so run ids) of its own."""
+    import argparse
+
+    import layer_pruning
+
+    commands = []
+    monkeypatch.setattr(layer_pruning, "run_or_exit", lambda cmd, **kw: commands.append(cmd))
+    for noise in (1.0, 2.0):
+        args = argparse.Namespace(model="resnet20", train_images=10, test_images=5, noise=noise, finetune_epochs=1)
+        args.__dict__.update(epochs=1, penalties="0.5", prune_epochs=1, seeds="0", overrides=[])
+        layer_pruning.run(tmp_path, args)
+    roots = [next(a.split("=", 1)[1] for a in cmd if a.startswith("dataset.root=")) for cmd in commands]
+    assert roots[0] != roots[1]
+    batches = [(Path(root) / "cifar-10-batches-py" / "test_batch").read_bytes() for root in roots]
+    assert batches[0] != batches[1]
