@@ -195,7 +195,11 @@ def main() -> None:
     p.add_argument(
         "--table-only", action="store_true", help="only read the CSVs of an earlier run (--results-dir; the run's options are refused)"
     )
-    p.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. schedule.epochs=5")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        help="extra prune-run overrides, e.g. finetune.epochs=5 (ADMM's schedule.epochs=5 only with --methods admm)",
+    )
     args = p.parse_args()
     if args.table_only:  # the options of a run would be ignored: refused
         why = "only without --table-only, which runs nothing: it prints the tables of the runs already in --results-dir"

@@ -95,3 +95,30 @@ def test_layer_pruning_synthetic_cifar_is_keyed_on_its_options(monkeypatch, tmp_
     assert roots[0] != roots[1]
     batches = [(Path(root) / "cifar-10-batches-py" / "test_batch").read_bytes() for root in roots]
     assert batches[0] != batches[1]
+
+
+def test_mia_pruning_help_example_override_works_with_every_method(monkeypatch):
+    """--help's example override was `schedule.epochs=5`, which prune-run refuses for the default
+    --methods' magnitude (schedule=oneshot has no such key): the example passes the pre-run pass
+    with every method's overrides."""
+    import argparse
+    import re
+
+    import pytest
+
+    import mia_pruning
+    from tests.helpers import validated
+
+    built = []
+
+    def stop(self, *args, **kwargs):  # the parser main builds, before any work
+        built.append(self)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    with pytest.raises(SystemExit):
+        mia_pruning.main()
+    (helped,) = [a.help for a in built[0]._actions if a.dest == "overrides"]
+    example = re.search(r"e\.g\. (\S+)", helped).group(1)
+    for own in mia_pruning.METHODS.values():
+        validated([*mia_pruning.COMMON, *own, "dataset.max_train_samples=800", "sparsity=0.8", example])
