@@ -130,3 +130,29 @@ def test_scaling_figure_wraps_families_into_rows(tmp_path, monkeypatch):
     assert all(b.x1 <= fig.bbox.width + 1 and b.y1 <= fig.bbox.height + 1 for b in boxes)
     for i, a in enumerate(boxes):
         assert not any(a.overlaps(b) for b in boxes[i + 1 :])
+
+
+def test_a_family_names_the_setting_that_tells_it_from_the_others(tmp_path):
+    """Two data-pruning rules, each a family of its own: summary.md had two lines `magnitude / toy / mlp /
+    oneshot (f-04b5aa1f)` told apart only by a hash, and scaling_fit.csv had no column to map a family back
+    to its rule (audit). Now each names the keys in which the families differ, only those it has."""
+    import yaml
+
+    from prune_cli.report import build_report
+    from test_report_achieved_sparsity import _edit
+    from test_report_experiments import write_run
+
+    root = tmp_path / "res"
+    for rule, extra in (("el2n", {"data_pruning__proxies": 4}), ("random", {})):
+        for sparsity in (0.5, 0.9):
+            run = write_run(root, 0, "magnitude", sparsity, 10, 0.7, name=rule)
+            _edit(root, run, data_pruning__name=rule, data_pruning__keep=0.5, **extra)
+    table = pd.read_csv(build_report(root, plots=False)["scaling_fit.csv"])
+    by_rule = {
+        yaml.safe_load((root / "runs" / run / "config.yaml").read_text())["data_pruning"]["name"]: run
+        for run in (d.name for d in (root / "runs").iterdir())
+    }
+    assert len(by_rule) == 2 and sorted(table["setting"]) == ["data_pruning=el2n, data_pruning.proxies=4", "data_pruning=random"]
+    summary = (root / "report" / "summary.md").read_text()
+    for setting in table["setting"]:
+        assert f"- magnitude / toy / mlp / oneshot [{setting}] (f-" in summary, summary

@@ -444,18 +444,26 @@ def setting_labels(values: pd.DataFrame) -> dict[tuple, str]:
         keys = part.drop_duplicates("comparison").set_index("comparison")
         if len(keys) < 2:
             continue
-        differing = [c for c in columns if keys[c].nunique() > 1]
-        group_order: dict[str, int] = {}
-        for c in differing:
-            group_order.setdefault(c.split(".")[0], len(group_order))
-        differing.sort(key=lambda c: (group_order[c.split(".")[0]], not c.endswith(".name")))  # data_pruning=el2n first
-        full = {key: [(c, row[c]) for c in differing] for key, row in keys.iterrows()}
-        own = {key: [(c, v) for c, v in pairs if v != ABSENT] for key, pairs in full.items()}  # keys it has
-        if len(set(map(tuple, own.values()))) == len(own) and all(own.values()):
-            full = own  # each setting told apart by its own keys: data_pruning=none lists no EL2N option
-        for key, pairs in full.items():
-            labels[key, sparsity[-1]] = ", ".join(f"{c.removesuffix('.name')}={v}" for c, v in pairs) or f"comparison {key}"
+        for key, label in distinguishing_labels(keys[columns]).items():
+            labels[key, sparsity[-1]] = label or f"comparison {key}"
     return labels
+
+
+def distinguishing_labels(keys: pd.DataFrame) -> dict:
+    """Per row of `keys` (index: a setting; columns: config keys as text, ABSENT where it lacks one): the
+    keys whose values differ between the rows, as `data_pruning=el2n, data_pruning.keep=0.5` (a group's
+    `.name` first). A row names only the keys it has where that still tells every row apart: the runs
+    without data pruning listed EL2N's options as `<absent>`; else every differing key, ABSENT included."""
+    differing = [c for c in keys.columns if keys[c].nunique() > 1]
+    group_order: dict[str, int] = {}
+    for c in differing:
+        group_order.setdefault(c.split(".")[0], len(group_order))
+    differing.sort(key=lambda c: (group_order[c.split(".")[0]], not c.endswith(".name")))  # data_pruning=el2n first
+    full = {key: [(c, row[c]) for c in differing] for key, row in keys.iterrows()}
+    own = {key: [(c, v) for c, v in pairs if v != ABSENT] for key, pairs in full.items()}  # keys it has
+    if len(set(map(tuple, own.values()))) == len(own) and all(own.values()):
+        full = own  # each setting told apart by its own keys: data_pruning=none lists no EL2N option
+    return {key: ", ".join(f"{c.removesuffix('.name')}={v}" for c, v in pairs) for key, pairs in full.items()}
 
 
 def compare_methods(

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from ..results import _digest, _result_items
+from .compare import ABSENT, distinguishing_labels
 from .levels import percent
 from .mixing import CONFIGURATION, SEPARATE, rows_of, runs_of, without_mixed
 
@@ -281,16 +282,36 @@ def _plateaus_only(m: np.ndarray, params: dict[str, float], eps_np: np.ndarray) 
 # ---------------------------------------------------------------------------- the results folder
 
 
-def _family(cfg: dict, items: Optional[dict[str, str]] = None) -> str:
-    """`f-` and the experiment key of the results package (prune_cli/results) without the law's
-    scale keys (`items`: the config's `_result_items`, when already computed). The prefix keeps the
-    CSV column text: a bare digest such as 41e66475 reads back from scaling_fit.csv as the number
-    4.1e66476 (inf)."""
+def _family_items(cfg: dict, items: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The config values that make a family: the experiment key's items of the results package
+    (prune_cli/results) without the law's scale keys (`items`: the config's `_result_items`, when
+    already computed)."""
     items = _result_items(cfg) if items is None else items
     items = {k: v for k, v in items.items() if k not in SCALE_KEYS}
     if RESNET.fullmatch(str(items.get("model.name", ""))):
         items["model.name"] = "resnet"  # ResNet-20, -32, -56: one family, depth a scale
-    return "f-" + _digest(items)
+    return items
+
+
+def _family(cfg: dict, items: Optional[dict[str, str]] = None) -> str:
+    """`f-` and the digest of `_family_items`. The prefix keeps the CSV column text: a bare digest such
+    as 41e66475 reads back from scaling_fit.csv as the number 4.1e66476 (inf)."""
+    return "f-" + _digest(_family_items(cfg, items))
+
+
+# the keys the family's title already shows (method / dataset / model / schedule)
+TITLE_KEYS = frozenset({"method.name", "dataset.name", "model.name", "schedule.name"})
+
+
+def family_settings(items: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Per family (its `_family_items`): the config keys in which it differs from the other families,
+    as `data_pruning=el2n, data_pruning.proxies=4` (compare.distinguishing_labels): two families of
+    one method, data, model and schedule were told apart only by their hashes."""
+    if len(items) < 2:
+        return {family: "" for family in items}
+    keys = pd.DataFrame.from_dict(items, orient="index")
+    keys = keys[[c for c in keys.columns if c not in TITLE_KEYS]]
+    return distinguishing_labels(keys.astype(object).where(keys.notna(), ABSENT).astype(str))
 
 
 def _architecture(model: dict) -> dict:
@@ -410,7 +431,8 @@ def scaling_points(
         dense_acc = dense.get(run, r.get("dense_value", math.nan))
         s = sparsity.get(run, r.get("target_sparsity", math.nan))
         context = {k: r.get(k, "") for k in ("dataset", "model", "method", "schedule")}
-        family = _family(cfg, items.get(run)) if cfg is not None else "/".join(str(v) for v in context.values())
+        own = _family_items(cfg, items.get(run)) if cfg is not None else None
+        family = "f-" + _digest(own) if own is not None else "/".join(str(v) for v in context.values())
         rows.append(
             {
                 "family": family,
@@ -424,6 +446,7 @@ def scaling_points(
                 "eps_np": 1.0 - float(dense_acc),
                 **{k: r.get(k) for k in identity},
                 "keyed_by_config": cfg is not None,  # False: the family is the context columns (shared CSVs only)
+                "family_items": own,
             }
         )
     return pd.DataFrame(rows)
@@ -435,6 +458,10 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     with only the shared CSVs a family is its context columns, which hold no train.epochs) is left out,
     its runs and their dense errors with it, and the row's `left_out` says which and why."""
     rows, fitted = [], []
+    settings = {}
+    if "family_items" in points.columns:  # run directories known: the keys that tell the families apart
+        known = points.dropna(subset=["family_items"]).drop_duplicates("family")
+        settings = family_settings(dict(zip(known["family"], known["family_items"])))
     for family, every in points.groupby("family", sort=True):
         scale_cols = [c for c in ("width", "depth", "dataset_size") if c in every.columns]
         at_scale = [c for c in scale_cols if every[c].notna().all()]
@@ -450,6 +477,7 @@ def fit_families(points: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "dataset": first["dataset"],
             "model": ", ".join(sorted(every["model"].astype(str).unique(), key=_natural)),  # resnet20, resnet32, resnet56
             **{k: first[k] for k in ("method", "schedule")},
+            "setting": settings.get(family, ""),  # the config keys that tell it from the other families
         }
         if not len(runs):
             reason = (
@@ -565,7 +593,9 @@ def _natural(name: str) -> tuple:
 
 
 def _title(row: dict) -> str:
-    return f"{row['method']} / {row['dataset']} / {row['model']} / {row['schedule']} ({row['family']})"
+    setting = row.get("setting")
+    setting = f" [{setting}]" if isinstance(setting, str) and setting else ""
+    return f"{row['method']} / {row['dataset']} / {row['model']} / {row['schedule']}{setting} ({row['family']})"
 
 
 def _fmt(value: float, se: float) -> str:
