@@ -475,12 +475,35 @@ def test_a_grown_table_still_ends_with_provenance_and_a_rebuild_gives_the_same_o
         (d / "COMPLETE").write_text(name)
         return d
 
-    runs = [run_dir("run-a", {}), run_dir("run-b", {"quota": 3}), run_dir("run-c", {"mean_el2n": 0.25, "quota": 4})]
+    # arriving as c (mean_el2n, then quota), b (quota), a (neither): the rebuild takes them in name order
+    runs = [run_dir("run-c", {"mean_el2n": 0.25, "quota": 4}), run_dir("run-b", {"quota": 3}), run_dir("run-a", {})]
     for d in runs:
         shared_tables.append_run(tmp_path, d, d.name)
     grown = pd.read_csv(tmp_path / "runs.csv", dtype=str)
-    assert list(grown.columns) == ["run_id", "phase", "metric", "value", "quota", "mean_el2n", *PROVENANCE_COLUMNS]
-    assert grown["quota"].fillna("").tolist() == ["", "3", "4"] and grown["mean_el2n"].fillna("").tolist() == ["", "", "0.25"]
+    assert list(grown.columns) == ["run_id", "phase", "metric", "value", "mean_el2n", "quota", *PROVENANCE_COLUMNS]
+    assert grown["quota"].fillna("").tolist() == ["4", "3", ""] and grown["mean_el2n"].fillna("").tolist() == ["0.25", "", ""]
     assert grown["timestamp"].tolist() == [f"timestamp-{d.name}" for d in runs]  # every value in its own column
     shared_tables.rebuild(tmp_path)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "runs.csv", dtype=str), grown)
+    rebuilt = pd.read_csv(tmp_path / "runs.csv", dtype=str)
+    assert list(rebuilt.columns) == list(grown.columns)  # the same header whatever order the runs came in
+    pd.testing.assert_frame_equal(rebuilt.set_index("run_id").loc[grown["run_id"]].reset_index(), grown)
+
+
+def test_two_runs_with_columns_of_their_own_give_one_header_in_either_order(tmp_path):
+    """Run b brings `y`, run a `x`: appended b then a the header read `value,y,x,git_sha`, rebuilt
+    `value,x,y,git_sha` (review). Columns no header orders go alphabetically, so both read x, y."""
+    from prune_cli.core.tables import PROVENANCE_COLUMNS, union_columns
+
+    base = ["run_id", "phase", "value"]
+    with_y, with_x = [*base, "y", *PROVENANCE_COLUMNS], [*base, "x", *PROVENANCE_COLUMNS]
+    assert union_columns([with_y, with_x]) == union_columns([with_x, with_y]) == [*base, "x", "y", *PROVENANCE_COLUMNS]
+    # an older header without a context column: the column goes where the newer header has it
+    older, newer = ["run_id", "seed", "value"], ["run_id", "seed", "dense_cache", "value"]
+    assert union_columns([older, newer]) == union_columns([newer, older]) == newer
+    # an older grown table with provenance in the middle: provenance moves to the end, values keep their names
+    assert union_columns([["run_id", "timestamp", "quota"], ["run_id", "mean_el2n", "timestamp"]]) == [
+        "run_id",
+        "mean_el2n",
+        "quota",
+        "timestamp",
+    ]

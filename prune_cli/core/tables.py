@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+
 from pathlib import Path
 
 # Columns every row carries, in order.
@@ -88,12 +90,43 @@ def columns(table: str, rows: list[dict] = ()) -> list[str]:
 
 
 def union_columns(headers) -> list[str]:
-    """The columns of several headers of one table in one order: each where first seen, the provenance
-    columns last (README "CSV columns": every row ends with provenance). A shared table grown by a run
-    with columns of its own (a data-pruning rule's `quota`, `mean_el2n`) and the rebuild of it take
-    this order; before, the new columns followed `timestamp`, in the order the runs happened to come."""
-    seen = list(dict.fromkeys(c for header in headers for c in header))
-    return [c for c in seen if c not in PROVENANCE_COLUMNS] + [c for c in PROVENANCE_COLUMNS if c in seen]
+    """The columns of several headers of one table in one order, whatever order the headers come in
+    (a shared table grown run by run and its rebuild from the run directories get the same header):
+    every header's own column order is kept, columns no header orders against each other (two
+    data-pruning rules' `quota` and `mean_el2n`) go alphabetically, and the provenance columns come
+    last (README "CSV columns": every row ends with provenance). Before, new columns followed
+    `timestamp`, in the order the runs happened to come. Headers that order two columns differently
+    (a grown table of an older prune-cli) are merged as far as they agree. One header is kept as it is."""
+    headers = [list(h) for h in headers]
+    if len({tuple(h) for h in headers}) == 1:
+        return headers[0]
+    provenance = [c for c in PROVENANCE_COLUMNS if any(c in h for h in headers)]
+    headers = [[c for c in h if c not in PROVENANCE_COLUMNS] for h in headers]
+    nodes = list(dict.fromkeys(c for h in headers for c in h))
+    after: dict[str, set[str]] = {c: set() for c in nodes}
+    before = dict.fromkeys(nodes, 0)
+    for h in headers:
+        for a, b in zip(h, h[1:]):
+            if b not in after[a]:
+                after[a].add(b)
+                before[b] += 1
+    ready = [c for c in nodes if before[c] == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    placed: set[str] = set()
+    while len(order) < len(nodes):
+        if not ready:  # headers that disagree: take the least constrained column left, alphabetically
+            ready = [min((c for c in nodes if c not in placed), key=lambda c: (before[c], c))]
+        c = heapq.heappop(ready)
+        if c in placed:
+            continue
+        order.append(c)
+        placed.add(c)
+        for d in sorted(after[c]):
+            before[d] -= 1
+            if before[d] == 0 and d not in placed:
+                heapq.heappush(ready, d)
+    return order + provenance
 
 
 def shared_name(table: str) -> str:
