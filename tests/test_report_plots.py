@@ -132,8 +132,12 @@ def test_thirteen_regions_curves_differ_and_name_no_nan(tmp_path, monkeypatch):
                 rows.append(
                     {"run_id": f"r{i}-{seed}-{sparsity}", "seed": seed, "method": "magnitude", "target_sparsity": sparsity}
                     | {"phase": "finetuned", "lr_count": 100 + i + seed, "ub_sparse": 1000.0 + i}
-                    | {"data_pruning.keep": 0.3 + 0.05 * i, "data_pruning.proxies": 4 if i % 2 else None}
-                    | {"data_pruning.proxy_epochs": i % 3, "data_pruning.offset": 0.01 * (i % 4), "data_pruning.name": f"rule{i % 5}"}
+                    | {"data_pruning.keep": 0.3 + 0.05 * (i // 2), "data_pruning.proxies": 4 if i % 2 else None}
+                    | {
+                        "data_pruning.proxy_epochs": i // 2 % 3,
+                        "data_pruning.offset": 0.01 * (i // 2 % 4),
+                        "data_pruning.name": f"rule{i // 2 % 5}",
+                    }
                 )
     calls = _recorded_curves(monkeypatch)
     figures = []
@@ -176,3 +180,24 @@ def test_thirteen_per_class_series_differ_and_name_no_nan(tmp_path, monkeypatch)
     styles = {(c["color"], c["marker"], c.get("fillstyle", "full")) for c in points}
     assert len(points) == 13 and len(styles) == 13, points
     assert not any("nan" in c["label"] for c in calls), [c["label"] for c in calls]
+
+
+def test_options_of_another_rule_are_not_named_where_the_rule_already_tells_the_curves_apart():
+    """data_pruning=none beside EL2N (offset 0 and 4 proxies in every EL2N run): the labels read
+    `.../data_pruning.name=none/data_pruning.offset=(absent)/data_pruning.proxies=(absent)` (review)."""
+    from prune_cli.report.regions import _varying
+
+    rows = [
+        {"method": "magnitude", "data_pruning.name": "none", "data_pruning.keep": 1.0},
+        {
+            "method": "magnitude",
+            "data_pruning.name": "el2n",
+            "data_pruning.keep": 0.5,
+            "data_pruning.offset": 0.0,
+            "data_pruning.proxies": 4,
+        },
+    ]
+    assert _varying(pd.DataFrame(rows)) == ["method", "data_pruning.name", "data_pruning.keep"]
+    # where only the option's presence tells two settings apart, it is named
+    rows.append({"method": "magnitude", "data_pruning.name": "el2n", "data_pruning.keep": 0.5, "data_pruning.offset": 0.0})
+    assert _varying(pd.DataFrame(rows)) == ["method", "data_pruning.name", "data_pruning.keep", "data_pruning.proxies"]

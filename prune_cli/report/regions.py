@@ -34,8 +34,20 @@ def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "
     if "method" in df.columns:  # method-specific keys (method.sampling, ...) say nothing the method name does not
         dotted = [c for c in dotted if df.groupby("method")[c].nunique(dropna=False).max() > 1]
     present = {c for c in candidates if c in df.columns}
-    candidates = list(candidates) + [c for c in dotted if _column_of(c) not in present]
-    return [c for c in candidates if c in df.columns and c not in skip and (c == "method" or df[c].nunique(dropna=False) > 1)]
+    candidates = [
+        c for c in list(candidates) + [c for c in dotted if _column_of(c) not in present] if c in df.columns and c not in skip
+    ]
+    varying = [c for c in candidates if c == "method" or df[c].nunique() > 1]
+    # a key some runs lack (an option of one data-pruning rule) is named only where it tells apart runs
+    # the other keys do not (`proxies=4` against `(absent)` in one rule): else every label listed the
+    # options of every other rule as `(absent)`
+    for c in candidates:
+        if c in varying or not (df[c].isna().any() and df[c].notna().any()):
+            continue
+        labels = df[varying].astype(str).agg("\x1f".join, axis=1) if varying else pd.Series("", index=df.index)
+        if (df[c].isna().groupby(labels).nunique() > 1).any():
+            varying.append(c)
+    return [c for c in candidates if c in varying]
 
 
 def _column_of(key: str) -> str | None:
