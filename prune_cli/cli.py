@@ -191,7 +191,7 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
             _fail(err, run_dir, hydra_cfg, cfg, in_sweep)
             if not (in_sweep and isinstance(err, PruneCliError)):
                 raise  # errors that are not PruneCliError: a bug, its traceback
-            return  # a parallel fail-fast sweep: the jobs that start after this one see the failure and stop
+            return  # a fail-fast sweep: the jobs that start after this one see the failure and stop
         recorded = _record_failure(err, run_dir, hydra_cfg, cfg)
         log.error(
             "run %s failed (%s: %s)%s; the sweep goes on (fail_fast=true stops it)",
@@ -266,10 +266,11 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
     if in_sweep:
         log.error("run %s failed (%s: %s); fail_fast=true: stopping the sweep", run_dir.name, type(err).__name__, err)
         print(f"prune-run: error in {run_dir.name}: {err} (fail_fast: sweep stopped)", file=sys.stderr)
-        if "BasicLauncher" in str(hydra_cfg.launcher.get("_target_", "")):
-            sys.exit(1)  # jobs run one after another in this process: stop before the next one
-        # parallel launchers: the jobs already running finish; those that start later find this failure
-        # in the sweep's record and do not run (hydra_main, sweep_record.failed_in_this_sweep)
+        # Every launcher: the jobs already running finish; those that start later (with the basic launcher,
+        # every later job) find this failure in the sweep's record and do not run (_job,
+        # sweep_record.failed_in_this_sweep), and the sweep ends with its summary and exit code
+        # (SweepSummary: exit 1, or 0 with allow_failures=true). The basic launcher used to exit 1 here,
+        # from inside the job: no summary, no list of the runs not started, allow_failures ignored.
     else:
         print(
             f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "

@@ -269,7 +269,10 @@ class SweepSummary(Callback):
         for x in failed:
             print(f"  {x['run_dir']}: {x['reason']}", file=sys.stderr)
         if skipped:
-            print(f"prune-run: {len(skipped)} runs not started after the failure (fail_fast=true):", file=sys.stderr)
+            print(
+                f"prune-run: {len(skipped)} run{'s' if len(skipped) > 1 else ''} not started after the failure (fail_fast=true):",
+                file=sys.stderr,
+            )
             for x in skipped:
                 print(f"  {Path(x['run_dir']).name}", file=sys.stderr)
         if not config.get("allow_failures", False):
