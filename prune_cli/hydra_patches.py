@@ -728,15 +728,39 @@ def _with(args: Any, overrides: list[str]) -> Any:
 
 def _list_only_prune_run_s_groups_in_help() -> None:
     """`prune-run --help` lists the config groups Hydra finds under configs/, which include prune-report's
-    `expected`; the list is filtered here (Hydra's help template has no other hook for it)."""
+    `expected` and the files a preset chooses itself (`experiment/lap_mlp_mnist_points`: alone they are
+    not a preset); the list is filtered here (Hydra's help template has no other hook for it). A group
+    that is not in the primary config's defaults list (`experiment`) is added, not chosen
+    (`experiment=x` fails with "No match in the defaults list"): it is listed as `+experiment`, which
+    the help's header explains (configs/config.yaml `hydra.help.template`)."""
     from hydra._internal.hydra import Hydra
 
     format_groups = Hydra.format_config_groups
     if getattr(format_groups, "prune_run_s_only", False):
         return
 
+    def listed(group: str) -> bool:
+        parts = group.split("/")
+        return parts[0] not in NOT_PRUNE_RUN_GROUPS and not (parts[0] == "experiment" and len(parts) > 1)
+
     def format_config_groups(self, predicate, compact: bool = True) -> str:
-        return format_groups(self, lambda group: predicate(group) and group.split("/")[0] not in NOT_PRUNE_RUN_GROUPS, compact)
+        text = format_groups(self, lambda group: predicate(group) and listed(group), compact)
+        chosen = _groups_of_the_defaults_list()
+        lines = []
+        for line in text.splitlines(keepends=True):
+            group = line.split(":", 1)[0] if not line.startswith(" ") and ":" in line else None
+            added = group is not None and not group.startswith("hydra/") and group not in chosen
+            lines.append("+" + line if added else line)
+        return "".join(lines)
 
     format_config_groups.prune_run_s_only = True  # type: ignore[attr-defined]
     Hydra.format_config_groups = format_config_groups  # type: ignore[method-assign]
+
+
+def _groups_of_the_defaults_list() -> set[str]:
+    """The config groups prune-run's primary config (configs/config.yaml) chooses an option of: chosen
+    with `group=option`; any other group is added with `+group=option`."""
+    from .core.paths import configs_dir
+
+    defaults = (yaml.safe_load((configs_dir() / "config.yaml").read_text()) or {}).get("defaults", [])
+    return {str(key).split("@")[0].lstrip("/") for one in defaults if isinstance(one, dict) for key in one}
