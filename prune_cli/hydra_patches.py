@@ -64,6 +64,7 @@ def install() -> None:
     _compose_group_sweeps_with_their_options()
     _hydra_help_with_hydra_s_overrides_only()
     _validate_the_config_cfg_shows()
+    _version_names_prune_cli()
 
 
 def _share_config_store_in_repository_copies() -> None:
@@ -764,3 +765,32 @@ def _groups_of_the_defaults_list() -> set[str]:
 
     defaults = (yaml.safe_load((configs_dir() / "config.yaml").read_text()) or {}).get("defaults", [])
     return {str(key).split("@")[0].lstrip("/") for one in defaults if isinstance(one, dict) for key in one}
+
+
+def _version_names_prune_cli() -> None:
+    """`prune-run --version` printed Hydra's version alone (`Hydra 1.3.8`, the version string of the
+    `--version` action of Hydra's argument parser): now `prune-cli 0.1.0 (Hydra 1.3.8)`. Hydra's
+    `main` calls the parser's factory by the name it imported, so that name is replaced too."""
+    import argparse
+
+    import hydra
+    from hydra._internal import utils
+
+    hydra_main_module = sys.modules["hydra.main"]  # `hydra.main` the attribute is the decorator, not its module
+
+    factory = utils.get_args_parser
+    if getattr(factory, "prune_cli_version", False):
+        return
+
+    def get_args_parser() -> argparse.ArgumentParser:
+        from . import __version__
+
+        parser = factory()
+        for action in parser._actions:  # noqa: SLF001 - argparse keeps the actions here
+            if isinstance(action, argparse._VersionAction):  # noqa: SLF001
+                action.version = f"prune-cli {__version__} (Hydra {hydra.__version__})"
+        return parser
+
+    get_args_parser.prune_cli_version = True  # type: ignore[attr-defined]
+    utils.get_args_parser = get_args_parser
+    hydra_main_module.get_args_parser = get_args_parser

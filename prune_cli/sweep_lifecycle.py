@@ -306,7 +306,10 @@ def _report_stopped_sweep(outcomes: list[dict], signum: int | None) -> None:
     unfinished = [x for x in started if x["status"] != "completed" and not (Path(x["run_dir"]) / "COMPLETE").exists()]
     signum = signum or _signal_of(unfinished)
     name, done = signal.Signals(signum).name, len(started) - len(unfinished)
-    print(f"prune-run: sweep stopped by {name}: {done} of the {len(started)} runs that started completed", file=sys.stderr)
+    if started:
+        print(f"prune-run: sweep stopped by {name}: {done} of the {len(started)} runs that started completed", file=sys.stderr)
+    else:
+        print(f"prune-run: sweep stopped by {name} before any run had started", file=sys.stderr)
     for x in unfinished:
         print(f"  {x['run_dir']}: {_how_it_stopped(x)}", file=sys.stderr)
     skipped = sum(x["status"] == "skipped" for x in outcomes)

@@ -17,3 +17,15 @@ def test_help_shows_experiment_as_an_added_group_and_hides_a_preset_s_own_files(
     assert "lap_mlp_mnist_points" not in proc.stdout
     assert "+group=option" in proc.stdout  # the header says what the + means
     assert any(line.startswith("method: gp, ") for line in lines)  # a group of the defaults list: no +
+
+
+def test_version_names_prune_cli_s_version_and_hydra_s(tmp_path):
+    """`--version` printed Hydra's version alone (`Hydra 1.3.8`)."""
+    import hydra
+    from cli_runner import run_in_process
+
+    import prune_cli
+
+    proc = run_in_process(["--version"], cwd=tmp_path, env={})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"prune-cli {prune_cli.__version__} (Hydra {hydra.__version__})", proc.stdout

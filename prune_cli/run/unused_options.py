@@ -22,7 +22,7 @@ Which options do nothing comes from the plugins and schemas themselves, never fr
 - `method.reinit` when the schedule's plan loads every weight again right after each pruning event
   (lottery tickets restarting from the rewound weights);
 - the whole `finetune` node when the schedule's plan never trains with it (at_init, lottery tickets,
-  gradual): a *note*, not an error, because researchers keep one set of training overrides
+  gradual, post_prune_reinit): a *note*, not an error, because researchers keep one set of training overrides
   (`train.epochs=... finetune.epochs=...`) across schedules, and nothing they meant is lost.
 
 A sweep (`-m`) is rejected for an override only when no job of the sweep uses it: in
