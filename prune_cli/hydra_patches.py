@@ -48,7 +48,15 @@ from .run.composition_errors import (
 from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
 from .run.unused_options import reject_unused_overrides, sweep_unused
 from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
-from .sweep_lifecycle import _SWEEP_JOBS, _CompositionRejected, _launcher_failed, _LauncherFailed, _runs_elsewhere, _undo_sweep_start
+from .sweep_lifecycle import (
+    _SWEEP_JOBS,
+    _CompositionRejected,
+    _launcher_failed,
+    _LauncherFailed,
+    _runs_elsewhere,
+    _undo_sweep_start,
+    remove_stale_records,
+)
 
 
 def install() -> None:
@@ -192,6 +200,7 @@ def _validate_every_sweep_job_first() -> None:
             check_sweep_directories([(swept, job) for _, job, swept in valid])  # one run per directory
         except PruneCliError as err:
             raise _CompositionRejected(err) from err
+        remove_stale_records()  # the sweep runs: earlier killed local sweeps' records go (sweep_lifecycle.py)
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]

@@ -46,6 +46,8 @@ _SWEEP_JOBS: dict[tuple, tuple[DictConfig, DictConfig]] = {}
 # (submitit's Job objects, every one submitted), "running" (those not known to have ended) and
 # "submitting" (True while its executor submits them). Filled by the wrapper of `_follow_cluster_jobs`.
 _CLUSTER: dict[str, Any] = {}
+# results_dir/.sweeps of the current local sweep, until its earlier killed sweeps' records are removed (remove_stale_records)
+_STALE_RECORDS_IN: list[Path] = []
 
 
 class _PastHydra(BaseException):
@@ -69,6 +71,14 @@ def _runs_elsewhere(cfg: DictConfig) -> bool:
     """Whether the config's launcher runs the jobs on other machines (SLURM): their device is checked
     there, by each job, and they go on running when this process stops waiting for them."""
     return "SlurmLauncher" in str(OmegaConf.select(cfg, "hydra.launcher._target_", default=""))
+
+
+def _runs_on_this_host(config: DictConfig) -> bool:
+    """Whether the sweep's jobs run on this host, in processes that end with the sweep's (Hydra's basic
+    launcher, joblib) or that it started (submitit's local launcher): its record can be found stale by
+    a later sweep (sweep_record.remove_stale). Not SLURM's, nor a launcher prune-cli does not know."""
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    return any(name in target for name in ("BasicLauncher", "JoblibLauncher", "submitit_launcher.LocalLauncher"))
 
 
 def _note_the_launcher(config: DictConfig) -> None:
@@ -213,6 +223,16 @@ def _report_interrupted_cluster_sweep() -> bool:
     sys.exit(130)
 
 
+def remove_stale_records() -> None:
+    """Once a local sweep is sure to run (every job passed the checks before the first run: a rejected
+    sweep changes nothing in results_dir), remove the records of earlier local sweeps of this host that
+    were killed (SIGKILL) and never reached their end, which removes a record; one line each."""
+    for folder in _STALE_RECORDS_IN:
+        for stale, pid in sweep_record.remove_stale(folder):
+            print(f"prune-run: removed the record of an earlier sweep whose process ({pid}) is gone: {stale}", file=sys.stderr)
+    _STALE_RECORDS_IN.clear()
+
+
 class SweepSummary(Callback):
     """At the end of a multirun: "N of M runs failed" with each failed run directory and reason,
     and a non-zero exit (cluster scripts check it) unless `allow_failures=true`."""
@@ -230,7 +250,9 @@ class SweepSummary(Callback):
         _MULTIRUN_YAML[:] = [(record, record.read_bytes() if record.is_file() else None)]
         _note_the_launcher(config)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        path = (folder / f"{stamp}-{os.getpid()}.jsonl").resolve()
+        local = _runs_on_this_host(config)
+        path = (folder / (sweep_record.local_name(stamp) if local else f"{stamp}-{os.getpid()}.jsonl")).resolve()
+        _STALE_RECORDS_IN[:] = [folder] if local else []  # removed once every job passed its checks
         os.environ[sweep_record.SWEEP_RECORD_ENV] = str(path)
         sweep_stop.retire_earlier_workers(config.hydra.launcher)  # they know an earlier sweep's record
         if sweep_stop.handles(config.hydra.launcher):  # before the record exists: a signal from then on is handled
@@ -246,6 +268,7 @@ class SweepSummary(Callback):
         crashpoints.hold("sweep-started")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        remove_stale_records()  # a sweeper that does not check its jobs (hydra_patches.py) ran them all the same
         signum = sweep_stop.stopped_by()
         sweep_stop.restore_signals()
         _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
@@ -350,6 +373,7 @@ def _undo_sweep_start() -> None:
     multirun.yaml, the files its launcher wrote (submitit's pickled jobs and sbatch script) and the
     folders this process created."""
     _SWEEP_JOBS.clear()
+    _STALE_RECORDS_IN.clear()
     path = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
     if path and Path(path).is_file():
         if Path(path).read_text().strip():  # a job started: its run and the sweep's multirun.yaml stay

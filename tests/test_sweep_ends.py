@@ -28,3 +28,39 @@ def test_fail_fast_ends_with_the_same_summary_under_every_local_launcher(tmp_pat
     assert "prune-run: 1 run not started after the failure (fail_fast=true):" in proc.stderr, proc.stderr
     assert not list(results.glob("runs/*/COMPLETE"))  # the second run never ran
     assert not (results / ".sweeps").exists()
+
+
+def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
+    """A sweep's process SIGKILLed (the OOM killer, `kill -9`) left results_dir/.sweeps/<sweep>.jsonl
+    behind for good: the same command run again completed and kept it (README: `.sweeps/` "is removed
+    at its end"). Now a local sweep's start removes the record of a local sweep of this host whose
+    process and jobs are gone, and says so; a record whose process is alive stays, as does a record
+    of a SLURM sweep (its jobs outlive the submit host and write to it)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    results = tmp_path / "results"
+    command = [sys.executable, "-m", "prune_cli.cli", "-m", *FAST, "seed=0,1", f"results_dir={results}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PRUNE_CLI_HOLD_AT": "checkpoint-saved"}
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(results.glob("runs/*/state.pt")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    [stale] = (results / ".sweeps").iterdir()
+    assert '"started"' in stale.read_text()
+    alive = results / ".sweeps" / f"20261202T000000-{os.getpid()}@{socket.gethostname()}.jsonl"  # this test's process
+    alive.write_text("")
+    slurm = results / ".sweeps" / "20261202T000000-1.jsonl"  # a SLURM sweep's: no host in its name
+    slurm.write_text("")
+    env.pop("PRUNE_CLI_HOLD_AT")
+    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"removed the record of an earlier sweep whose process ({proc.pid}) is gone: {stale}" in rerun.stderr, rerun.stderr
+    assert sorted((results / ".sweeps").iterdir()) == sorted([alive, slurm])
+    assert len(list(results.glob("runs/*/COMPLETE"))) == 2

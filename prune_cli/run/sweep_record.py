@@ -118,3 +118,51 @@ def remove(path: str | None) -> None:
         Path(path).parent.rmdir()
     except OSError:
         pass  # another sweep's record is still there
+
+
+def local_name(stamp: str) -> str:
+    """The record's file name for a sweep whose jobs run on this host (basic, joblib, submitit's local
+    launcher): `<stamp>-<pid>@<host>.jsonl`, so a later local sweep can tell that its process is gone
+    (`remove_stale`). A SLURM sweep's record has no host (`<stamp>-<pid>.jsonl`): its jobs outlive the
+    submit host's process and write to it, so it is never removed as stale."""
+    import socket
+
+    return f"{stamp}-{os.getpid()}@{socket.gethostname()}.jsonl"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(folder: Path) -> list[tuple[Path, int]]:
+    """At a local sweep's start: remove the records in results_dir/.sweeps of local sweeps of this host
+    whose process was killed (SIGKILL: the OOM killer, `kill -9`), so it never reached its end, which
+    removes the record; a record stays while its sweep's process or any job it records as running is
+    alive (submitit's local jobs outlive a killed sweep). The records removed, with their sweep's pid."""
+    import socket
+
+    host = socket.gethostname()
+    removed: list[tuple[Path, int]] = []
+    if not folder.is_dir():
+        return removed
+    for record in sorted(folder.glob("*@*.jsonl")):
+        stem, _, its_host = record.name[: -len(".jsonl")].partition("@")
+        pid = stem.rsplit("-", 1)[-1]
+        if its_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            jobs = running(record).values()
+        except (OSError, ValueError):  # being removed by its own sweep's end, or a torn last line
+            continue
+        if any(_alive(job) for job in jobs if job):
+            continue
+        record.unlink(missing_ok=True)
+        Path(str(record) + STOP_SUFFIX).unlink(missing_ok=True)
+        removed.append((record, int(pid)))
+    return removed
