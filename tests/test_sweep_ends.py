@@ -64,3 +64,111 @@ def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
     assert f"removed the record of an earlier sweep whose process ({proc.pid}) is gone: {stale}" in rerun.stderr, rerun.stderr
     assert sorted((results / ".sweeps").iterdir()) == sorted([alive, slurm])
     assert len(list(results.glob("runs/*/COMPLETE"))) == 2
+
+
+SUBMITIT = "hydra_plugins.hydra_submitit_launcher"
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (Linux's /proc)."""
+    from pathlib import Path
+
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, up in parent.items() if up in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_path):
+    """`kill <pid>` of a `hydra/launcher=submitit_local` sweep: exit 143 without a word, its jobs (submitit
+    starts them in processes of their own) went on as orphans, completed their runs and appended rows
+    afterwards, and the sweep's record stayed. Now the signal is passed on to the jobs, which stop at
+    their next safe point with their checkpoint, and the sweep ends with the usual summary."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("reads the process tree from /proc")
+    results = tmp_path / "results"
+    local = ["hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j"]
+    command = [sys.executable, "-m", "prune_cli.cli", "-m", *local, *FAST, "seed=0,1", f"results_dir={results}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved"},  # each job waits at its first checkpoint for a signal
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    below = _descendants(proc.pid)
+    assert below and proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
+    assert "prune-run: sweep stopped by SIGTERM: 0 of the 2 runs that started completed" in err, err
+    runs = sorted(p for p in (results / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 2, runs
+    for run in runs:
+        assert f"  {run}: stopped at a safe point; its checkpoint (state.pt) is kept" in err, err
+        assert (run / "state.pt").exists() and not (run / "COMPLETE").exists()
+    assert not (results / ".sweeps").exists()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in below) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in below if _alive(p)], "the sweep's job processes outlived it"
+    assert not (results / "runs.csv").exists()  # no job went on to append its rows
+
+    env_resume = {k: v for k, v in env.items()}
+    resumed = subprocess.run(command, cwd=tmp_path, env=env_resume, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie has not been reaped by its parent yet: it is gone
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_worker_that_got_a_ctrl_c_keeps_stopping_at_its_safe_point_when_the_sweep_passes_it_on(monkeypatch):
+    """A Ctrl-C reaches the whole process group; the sweep's process then passes it on to its joblib
+    workers as SIGTERM (a `kill -INT` to the sweep's process alone reached no worker before). For a worker
+    the SIGTERM after its SIGINT changes nothing: it stops at its next safe point, named by the Ctrl-C;
+    only a second SIGINT stops it at once."""
+    import signal
+
+    from prune_cli.core import interrupts
+
+    monkeypatch.setattr(interrupts, "_requested", None)
+    interrupts._handler(signal.SIGINT, None)  # noqa: SLF001
+    interrupts._handler(signal.SIGTERM, None)  # noqa: SLF001
+    assert interrupts.requested() == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        interrupts._handler(signal.SIGINT, None)  # noqa: SLF001

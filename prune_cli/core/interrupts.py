@@ -12,12 +12,14 @@ pruning-limit metrics, the pruning-limit sweep's evaluations, and the latency an
 repeats. A phase's rows are kept only once all its metrics are done, so stopping inside a metric
 loses that phase's metrics and nothing else: the resumed run records the phase again from the
 checkpoint before it, with the same results.
-A second Ctrl-C stops at once. Where another handler is already installed for a signal (submitit
-installs its own SIGUSR2 handler that checkpoints and requeues the job), that handler is kept. In a
-job submitit runs, that includes its SIGTERM handler, which ignores the signal: on a preemption SLURM
-can send SIGTERM first and the `--signal` (SIGUSR2) after it, and stopping at SIGTERM would end the
-job before submitit requeues it (tried and reverted on 2026-12-02); a `scancel` ends such a job with
-SIGKILL after the grace time, and the same command resumes the run from its last checkpoint.
+A second Ctrl-C stops at once; a SIGTERM or SIGUSR2 while stopping changes nothing (a sweep's process
+passes a Ctrl-C on to its workers as SIGTERM: prune_cli/run/sweep_stop.py). Where another handler is
+already installed for a signal (submitit installs its own SIGUSR2 handler that checkpoints and requeues
+the job), that handler is kept. In a job submitit runs, that includes its SIGTERM handler, which ignores
+the signal: on a preemption SLURM can send SIGTERM first and the `--signal` (SIGUSR2) after it, and
+stopping at SIGTERM would end the job before submitit requeues it (tried and reverted on 2026-12-02); a
+`scancel` ends such a job with SIGKILL after the grace time, and the same command resumes the run from
+its last checkpoint.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class Interrupted(BaseException):
 def _handler(signum, frame) -> None:
     if _requested is not None and signum == signal.SIGINT:
         raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now
+    if _requested is not None:  # already stopping: e.g. a Ctrl-C to the whole group, then the sweep's process
+        log.warning("received %s: already stopping at the next safe point", signal.Signals(signum).name)  # passing it on
+        return
     request(signum)
 
 

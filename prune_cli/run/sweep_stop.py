@@ -1,5 +1,6 @@
 """Stopping a local sweep with a signal, as one run stops: Hydra's basic launcher (jobs one after another
-in the sweep's process) and hydra/launcher=parallel (joblib's loky worker processes).
+in the sweep's process), hydra/launcher=parallel (joblib's loky worker processes) and
+hydra/launcher=submitit_local (each job in a process of its own, below a controller process of submitit's).
 
 A single run handles SIGTERM, SIGUSR2 and SIGINT in its process (prune_cli/core/interrupts.py). A sweep
 needs more: under joblib the sweep's own process only waits for its workers, and a signal to it (SLURM's
@@ -14,11 +15,15 @@ ended the sweep without naming the jobs that never ran. Now the sweep's process,
    interrupted) is emptied, so no further job is handed out (a parallel sweep hands out up to twice its
    workers ahead: those come back as not started);
 3. reaches every running job: the job running in this process (basic launcher) through the flag its
-   safe points check; joblib's workers running a job get SIGTERM or SIGUSR2 passed on. SIGINT is not
-   passed on: a Ctrl-C (at a terminal, or `timeout -s INT`) goes to the whole process group, workers
-   included, and a second SIGINT would make them stop at once. Each job stops at its next safe point,
-   keeps its checkpoint, and ends normally, so the launcher's batch ends as usual (killing the workers
-   instead would leave their semaphores behind);
+   safe points check; joblib's workers running a job get SIGTERM or SIGUSR2 passed on, and SIGTERM for
+   a SIGINT: a Ctrl-C (at a terminal, or `timeout -s INT`) goes to the whole process group, workers
+   included, and a second SIGINT would make them stop at once, while a SIGTERM after it changes
+   nothing (prune_cli/core/interrupts.py: the first signal stops the run, only a second SIGINT stops it
+   at once); a `kill -INT` to the sweep's process alone reaches them so. submitit's local jobs
+   (hydra/launcher=submitit_local: processes of their own, which used to run on as orphans) get SIGINT,
+   once: submitit's handlers in them ignore SIGTERM and requeue on SIGUSR2. Each job stops at its next
+   safe point, keeps its checkpoint, and ends normally, so the launcher's batch ends as usual (killing
+   the workers instead would leave their semaphores behind);
 4. at the sweep's end, says which runs stopped, how many queued runs did not start and how to resume,
    and exits 128 + signal (prune_cli/sweep_lifecycle.py `SweepSummary`).
 
@@ -48,7 +53,9 @@ from . import sweep_record
 
 _stopping: Optional[int] = None
 _record: Optional[str] = None
-_forward = False  # pass SIGTERM/SIGUSR2 on to joblib's workers
+_forward = False  # pass the signal on to joblib's workers
+_local_jobs = False  # pass the signal on to submitit's local job processes (hydra/launcher=submitit_local)
+_passed_to: set[int] = set()  # the submitit local job processes the signal was passed on to
 _jobs_given = 0  # the jobs handed to the launcher's `launch` in this sweep (every batch), stopped or not
 _before: dict[int, object] = {}  # the handlers `install` replaced, put back by `restore_signals`
 SWEEP_PID_ENV = "PRUNE_CLI_SWEEP_PID"  # the sweep's process, set by `install`: the parent a worker watches
@@ -65,17 +72,30 @@ def runs_jobs_in_loky_workers(launcher) -> bool:
     return "JoblibLauncher" in target and backend in (None, "loky") and launcher.get("prefer", None) != "threads"
 
 
+def runs_jobs_in_submitit_local_processes(launcher) -> bool:
+    """Whether a launcher config runs its jobs through submitit's local executor (hydra/launcher=
+    submitit_local): each job in a process of its own, started by a controller process of submitit's."""
+    return "submitit_launcher.LocalLauncher" in str(launcher.get("_target_", ""))
+
+
 def handles(launcher) -> bool:
-    """Whether a sweep with this launcher config is stopped here: the basic launcher and joblib's loky
-    workers (a SLURM array's jobs run on other machines and get their signals from SLURM)."""
-    return "BasicLauncher" in str(launcher.get("_target_", "")) or runs_jobs_in_loky_workers(launcher)
+    """Whether a sweep with this launcher config is stopped here: the basic launcher, joblib's loky
+    workers and submitit's local jobs (a SLURM array's jobs run on other machines and get their signals
+    from SLURM)."""
+    return (
+        "BasicLauncher" in str(launcher.get("_target_", ""))
+        or runs_jobs_in_loky_workers(launcher)
+        or runs_jobs_in_submitit_local_processes(launcher)
+    )
 
 
 def install(record: str, launcher) -> None:
     """In the sweep's process, at the sweep's start. A handler someone else installed for a signal (a
     program calling prune-cli's main) is kept, as `interrupts.install` keeps it."""
-    global _stopping, _record, _forward, _jobs_given
+    global _stopping, _record, _forward, _jobs_given, _local_jobs
     _stopping, _record, _forward, _jobs_given = None, record, runs_jobs_in_loky_workers(launcher), 0
+    _local_jobs = runs_jobs_in_submitit_local_processes(launcher)
+    _passed_to.clear()
     os.environ[SWEEP_PID_ENV] = str(os.getpid())  # inherited by the workers started from now on
     _guard(launcher)
     _before.clear()
@@ -147,7 +167,7 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
     if _stopping is not None:
         if signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now
-        _pass_on(signum)  # e.g. SIGTERM after a SIGINT sent to this process alone: the workers' jobs stop now
+        _pass_on(signum)  # a job that started since the first signal (a worker's stops once: interrupts.py)
         return
     _stopping = signum
     name = signal.Signals(signum).name
@@ -161,16 +181,41 @@ def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
 
 
 def _pass_on(signum: int) -> None:
-    """SIGTERM or SIGUSR2 to joblib's workers running a job (not SIGINT: see the module's docstring)."""
-    if not _forward or signum == signal.SIGINT or _record is None:
+    """The signal to the processes running the sweep's jobs (see the module's docstring): to joblib's
+    workers SIGTERM or SIGUSR2 as received, and SIGTERM for a SIGINT (a worker that got the same Ctrl-C
+    from the terminal keeps stopping at its safe point: only a second SIGINT stops it at once); to
+    submitit's local jobs SIGINT, once (submitit's own handlers in them ignore SIGTERM and requeue on
+    SIGUSR2)."""
+    if _record is None or not (_forward or _local_jobs):
         return
-    workers = _joblib_workers()
+    workers = _joblib_workers() if _forward else set()
     for pid in sweep_record.running(_record).values():
-        if pid in workers:  # a worker running a job has prune-run's handler (a fresh one would die of it)
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+        if _forward and pid in workers:  # a worker running a job has prune-run's handler (a fresh one would die of it)
+            _kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+        elif _local_jobs and pid not in _passed_to and _started_by_this_process(pid):
+            _passed_to.add(pid)
+            _kill(pid, signal.SIGINT)
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _started_by_this_process(pid: int, levels: int = 4) -> bool:
+    """Whether `pid` runs below this process (submitit's local job: this process started its controller,
+    maybe through a shell, which started the job), from Linux's /proc; False where it cannot be read."""
+    for _ in range(levels):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                pid = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid == os.getpid():
+            return True
+    return False
 
 
 def _stop_launching(frame: Optional[FrameType]) -> None:
