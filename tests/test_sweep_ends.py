@@ -136,8 +136,7 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     assert not [p for p in below if _alive(p)], "the sweep's job processes outlived it"
     assert not (results / "runs.csv").exists()  # no job went on to append its rows
 
-    env_resume = {k: v for k, v in env.items()}
-    resumed = subprocess.run(command, cwd=tmp_path, env=env_resume, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
 
