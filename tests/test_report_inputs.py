@@ -256,3 +256,15 @@ def test_shared_runs_csv_without_a_context_column_is_refused_naming_it(tmp_path,
     runs.to_csv(shared / "runs.csv", index=False)  # the whole table is reported
     main([str(shared), "--no-plots"])
     assert (shared / "report" / "summary.md").exists()
+
+
+def test_out_inside_another_hydra_apps_runs_folder_is_allowed(tmp_path):
+    """`hydra.run.dir=runs/${now:...}` of any Hydra app leaves `.hydra/` folders in a runs/ folder: it
+    was taken for a results folder of prune-run's and the report refused (review). Only prune-run's own
+    files, or its shared runs.csv, make one."""
+    results = _results(tmp_path / "results")
+    (tmp_path / "app" / "runs" / "2026-12-02_10-00-00" / ".hydra").mkdir(parents=True)
+    (tmp_path / "app" / "runs.csv").write_text("when,loss\n1,0.5\n")
+    out = tmp_path / "app" / "runs" / "report_x"
+    main([str(results), "--out", str(out), "--no-plots"])
+    assert (out / "summary.md").exists()

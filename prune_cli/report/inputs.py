@@ -118,16 +118,31 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+# Files only prune-run writes in a run directory (a `.hydra/` or a `state.pt` may be any Hydra app's)
+PRUNE_RUN_FILES = ("COMPLETE", "SHARED_APPENDED", "provenance.json", "prune-run.log", "failed.json")
+
+
+def _starts_with_run_id(path: Path) -> bool:
+    """`path` is a file whose first line starts with `run_id`, as prune-run's shared CSVs do."""
+    try:
+        with open(path, newline="") as f:
+            return f.readline().startswith("run_id")
+    except OSError:
+        return False
+
+
 def _results_runs_above(out: Path) -> Optional[Path]:
-    """The runs/ folder of a results folder (one whose runs/ holds a run directory, marked as prune-run
-    marks them, or that holds the shared runs.csv) that `out` lies in, or None: a report written there
+    """The runs/ folder of a results folder (one whose runs/ holds a run directory, holding a file only
+    prune-run writes, or that holds prune-run's shared runs.csv) that `out` lies in, or None: a report written there
     is read as a run by every later report of that folder. A folder named runs/ that no results folder
     owns is a plain folder (a report written there before does not make it one)."""
     for folder in [out.resolve(), *out.resolve().parents]:
         if folder.name != "runs" or not folder.is_dir():
             continue
         try:
-            if (folder.parent / "runs.csv").is_file() or any(d.is_dir() and _is_run_dir(d) for d in folder.iterdir()):
+            if _starts_with_run_id(folder.parent / "runs.csv") or any(
+                d.is_dir() and any((d / m).exists() for m in PRUNE_RUN_FILES) for d in folder.iterdir()
+            ):
                 return folder
         except OSError:  # an unreadable folder: the write check below names it
             continue
