@@ -201,3 +201,22 @@ def test_options_of_another_rule_are_not_named_where_the_rule_already_tells_the_
     # where only the option's presence tells two settings apart, it is named
     rows.append({"method": "magnitude", "data_pruning.name": "el2n", "data_pruning.keep": 0.5, "data_pruning.offset": 0.0})
     assert _varying(pd.DataFrame(rows)) == ["method", "data_pruning.name", "data_pruning.keep", "data_pruning.proxies"]
+
+
+def test_a_title_of_wide_letters_stays_on_the_figure(tmp_path, monkeypatch):
+    """_title wraps by characters; ten keys of capital Ws still ran off both edges (review)."""
+    rows = [
+        {"run_id": f"r{i}", "seed": 0, "method": "magnitude", "target_sparsity": s, "phase": "finetuned", "lr_count": 100 + i}
+        | {f"WWWWWWWWWWWW.WWWWWWWWWWWW{k}": i + k for k in range(10)}
+        for i in range(2)
+        for s in (0.5, 0.9)
+    ]
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    assert plotting.regions_vs_sparsity(pd.DataFrame(rows), tmp_path) is not None
+    (fig,) = figures
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    title = fig.axes[0].title.get_window_extent(canvas.get_renderer())
+    assert title.x0 >= 0 and title.x1 <= fig.bbox.x1 and title.y1 <= fig.bbox.y1, title

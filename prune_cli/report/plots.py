@@ -98,6 +98,12 @@ def _save(fig, path: Path, per_row: Optional[int] = None) -> Path:
     grid = [sizes[i : i + per_row] for i in range(0, len(sizes), per_row)]
     columns = [max(m["left"] + pw + row[j][0] + m["right"] for row in grid if j < len(row)) for j in range(len(grid[0]))]
     tallest = [max([ph] + [h for _, h in row]) for row in grid]
+    for ax in axes:  # a title still wider than its panel (wide glyphs: _title wraps by characters) is set smaller
+        room = pw + 2 * min(m["left"], m["right"])  # centred on the axes, it may reach into the margins
+        if ax.title.get_text():
+            wide = ax.title.get_window_extent(renderer).width / fig.dpi
+            if wide > room:
+                ax.title.set_fontsize(max(4.0, ax.title.get_fontsize() * room / wide))
     # a title wrapped to more than two lines (_title) needs more room above its row than MARGINS["top"]
     titles = [ax.title.get_window_extent(renderer).height / fig.dpi + 0.2 if ax.title.get_text() else 0.0 for ax in axes]
     tops = [max([m["top"]] + titles[i * per_row : (i + 1) * per_row]) for i in range(len(grid))]
