@@ -33,6 +33,17 @@ SUBMITIT_RANGES: dict[str, tuple[int, str]] = {
     "array_parallelism": (1, "how many of the sweep's jobs run at once (the %N of sbatch --array)"),
 }
 
+# What the options of `submitit_local` mean there: submitit's local executor starts each job as a process on
+# this machine and writes no sbatch script (submitit/local/local.py, `LocalExecutor._internal_update_parameters`:
+# it reads timeout_min, gpus_per_node, tasks_per_node and nodes, and ignores the others).
+LOCAL_MEANINGS: dict[str, str] = {
+    "timeout_min": "the time limit of each job in minutes (submitit's local executor stops a job that reaches it)",
+    "cpus_per_task": "CPUs per task (submitit's local executor ignores it)",
+    "gpus_per_node": "GPUs per job (submitit's local executor makes that many visible to it, CUDA_VISIBLE_DEVICES; 0: none)",
+    "tasks_per_node": "processes per job (submitit's local executor starts that many)",
+    "mem_gb": "memory per job in GB (submitit's local executor ignores it)",
+}
+
 # sbatch --signal takes a delay of at most 65535 s (https://slurm.schedmd.com/sbatch.html, --signal).
 MAX_SIGNAL_DELAY_S = 65535
 
@@ -80,6 +91,8 @@ def check_submitit_values(cfg: DictConfig, target: str) -> None:
         if name not in SUBMITIT_RANGES:
             continue  # an option of a newer plugin: tests/test_launchers.py asks for its range
         key, (lowest, meaning) = f"hydra.launcher.{name}", SUBMITIT_RANGES[name]
+        if local:
+            meaning = LOCAL_MEANINGS.get(name, meaning)
         value = OmegaConf.select(cfg, key, default=None)
         if value is None and optional:
             continue
@@ -96,6 +109,6 @@ def check_submitit_values(cfg: DictConfig, target: str) -> None:
             check(integer and 0 <= value < highest, key, value, allowed)
             continue
         allowed = f"an integer >= {lowest}{' or null' if optional else ''}: {meaning}"
-        if name == "mem_gb":
+        if name == "mem_gb" and not local:
             allowed += f"; null leaves it to the cluster's default; all of each node's memory (sbatch --mem=0) is {ALL_MEMORY}"
         check(integer and value >= lowest, key, value, allowed)

@@ -318,7 +318,7 @@ def check_job_chdir(cfg: DictConfig) -> None:
     )
 
 
-# Options of Hydra's joblib launcher (hydra/launcher=parallel) it overrides itself: it always runs the jobs
+# Options of Hydra's joblib launcher (hydra/launcher=parallel or joblib) it overrides itself: it always runs the jobs
 # with joblib's loky backend (processes), so these change nothing
 JOBLIB_IGNORED = ("hydra.launcher.backend", "hydra.launcher.prefer")
 
@@ -342,13 +342,15 @@ def check_launcher_overrides(cfg: DictConfig) -> None:
     )
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    choice = (OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}).get("hydra/launcher")
+    chosen = f"hydra/launcher={choice}" if choice else "the sweep's launcher"
     for override in OverridesParser.create().parse_overrides(recorded_overrides(cfg, "hydra")):
         key = override.get_key_element().lstrip("+~")
         if key in JOBLIB_IGNORED:
             raise ConfigError(
                 key,
                 (override.input_line or "").partition("=")[2],
-                "no override: Hydra's joblib launcher (hydra/launcher=parallel) always runs its jobs with joblib's loky "
+                f"no override: Hydra's joblib launcher ({chosen}) always runs its jobs with joblib's loky "
                 f"backend (processes), so {key} has no effect; leave it out (hydra.launcher.n_jobs sets how many run at once)",
             )
 
