@@ -60,3 +60,22 @@ def test_a_refused_submitit_value_says_what_the_option_means_for_the_chosen_exec
         [f"hydra/launcher={launcher}", *own, f"hydra.launcher.{key}={value}"], tmp_path / "results", f"hydra.launcher.{key}"
     )
     assert says in err and not_says not in err, err
+
+
+# ----------------------------------------------------------------------------- joblib's timeout
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "joblib"])
+@pytest.mark.parametrize("value", ["1", "3600.5"])
+def test_joblib_s_timeout_is_refused_before_the_sweep(tmp_path, launcher, value):
+    """`hydra.launcher.timeout=1` was accepted; when a job reached it, joblib killed every worker of the
+    sweep at once and prune-run reported "could not start the sweep ... TimeoutError:" (no reason, the
+    option unnamed), or with a longer timeout "stopped the sweep: TimeoutError:" with each run listed
+    as "killed: out of memory, a time limit, a lost node?" and exit 1 even with allow_failures=true."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    err = _refused(
+        [f"hydra/launcher={launcher}", "hydra.launcher.n_jobs=2", f"hydra.launcher.timeout={value}"],
+        tmp_path / "results",
+        "hydra.launcher.timeout",
+    )
+    assert value in err and "kills every worker" in err and "timeout 2h prune-run -m" in err, err

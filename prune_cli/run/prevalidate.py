@@ -340,10 +340,24 @@ def check_launcher_overrides(cfg: DictConfig) -> None:
         n_jobs,
         "a nonzero integer: how many jobs run at once (-1: one per CPU, -2: all but one, as joblib counts)",
     )
+    # joblib's `timeout` (https://joblib.readthedocs.io/en/stable/generated/joblib.Parallel.html): when one job
+    # reaches it, joblib aborts the whole Parallel call and terminates every loky worker, each in the middle of
+    # its job (a write included); the sweep then ended with an empty TimeoutError. Refused, from a config too.
+    timeout = OmegaConf.select(cfg, "hydra.launcher.timeout", default=None)
+    check(
+        timeout is None,
+        "hydra.launcher.timeout",
+        timeout,
+        "null (joblib's default; leave it out): joblib's timeout is not a limit per run; when one job reaches it, "
+        "joblib kills every worker of the sweep at once, in the middle of whatever each job is writing",
+        "To bound a local sweep's time, run it under timeout (timeout 2h prune-run -m ...): SIGTERM stops every running "
+        "job at its next safe point with its checkpoint kept, and the same command resumes them; a SLURM sweep has "
+        "hydra.launcher.timeout_min per job (requeued and resumed).",
+    )
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    choice = (OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}).get("hydra/launcher")
-    chosen = f"hydra/launcher={choice}" if choice else "the sweep's launcher"
+    picked = (OmegaConf.select(cfg, "hydra.runtime.choices", default=None) or {}).get("hydra/launcher")
+    chosen = f"hydra/launcher={picked}" if picked else "the sweep's launcher"
     for override in OverridesParser.create().parse_overrides(recorded_overrides(cfg, "hydra")):
         key = override.get_key_element().lstrip("+~")
         if key in JOBLIB_IGNORED:
