@@ -305,18 +305,20 @@ def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -
 
 
 def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:
-    """Give torch the intra-op threads of `threads=auto|N` (prune_cli/core/threads.py): OMP_NUM_THREADS
-    when set (also per job by a launcher, hydra.job.env_set: torch sized its pool before Hydra set it,
-    so it is applied here), otherwise one thread for a small model and the usable CPUs for a large
-    one; the choice and its reason go to the log."""
+    """Give torch the intra-op threads of `threads=auto|N` (prune_cli/core/threads.py): the user's
+    OMP_NUM_THREADS when set (also per job, hydra.job.env_set: torch sized its pool before Hydra set it,
+    so it is applied here; not the one loky sets in its workers), otherwise one thread for a small model
+    and the usable CPUs (a local sweep's per-job share) for a large one; the choice and its reason go to
+    the log."""
     import torch
 
     setting = cfg.get("threads", "auto")
-    launcher = hydra_cfg.launcher if hydra_cfg.mode == RunMode.MULTIRUN else {}
-    n_jobs = launcher.get("n_jobs") if "Joblib" in str(launcher.get("_target_", "")) else None
-    usable = threads.usable_cpus(os.environ, n_jobs=n_jobs)
-    needs_size = setting == "auto" and threads.explicit_omp_threads(os.environ) is None
-    choice = threads.choose_threads(setting, os.environ, usable, _macs_per_batch(cfg) if needs_size else None)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    n_jobs, batch = threads.local_sweep_jobs(hydra_cfg.launcher, os.environ) if in_sweep else (None, None)
+    usable = threads.usable_cpus(os.environ, n_jobs=n_jobs, batch=batch)
+    env = threads.users_env(os.environ, hydra_cfg.job.env_set) if in_sweep else os.environ  # not loky's OMP_NUM_THREADS
+    needs_size = setting == "auto" and threads.explicit_omp_threads(env) is None
+    choice = threads.choose_threads(setting, env, usable, _macs_per_batch(cfg) if needs_size else None)
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
     log.info("torch intra-op threads: %d (%s)", torch.get_num_threads(), choice.reason)

@@ -6,7 +6,8 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - a single run and each job of a sweep are composed once, not twice (`_compose_a_run_once`,
   `_compose_each_sweep_job_once`; docs/performance.md "Start-up", "Sweeps");
 - every job of a sweep is composed and validated before the first one runs, and a sweep over presets that
-  sweep on their own is refused (`_validate_every_sweep_job_first`);
+  sweep on their own is refused (`_validate_every_sweep_job_first`; it also tells each batch's jobs the
+  batch's size and the user's OMP_NUM_THREADS, which their thread count reads: prune_cli/core/threads.py);
 - a sweep that would have no job, or needs a sampling sweeper, is rejected (`_reject_sweeps_with_no_job`);
 - a sweep over a config group's options may set an option they declare (`_compose_group_sweeps_with_their_options`);
 - `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
@@ -24,6 +25,7 @@ import contextlib
 import copy
 import io
 import itertools
+import os
 import sys
 import traceback
 from typing import Any, Callable
@@ -34,6 +36,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from .core import threads
 from .core.accel import CHECKS_THIS_MACHINE
 from .core.errors import ConfigError, PruneCliError
 from .run import composition_memo
@@ -146,7 +149,9 @@ def _validate_every_sweep_job_first() -> None:
         return
 
     def validate_batch_is_legal(self, batch) -> None:
-        if getattr(self, "_prune_cli_jobs_validated", False):
+        first = not getattr(self, "_prune_cli_jobs_validated", False)
+        threads.note_sweep_batch(os.environ, len(batch), first)  # what the batch's jobs read to share the CPUs
+        if not first:
             return
         self._prune_cli_jobs_validated = True
         try:

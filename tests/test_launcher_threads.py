@@ -4,9 +4,15 @@ that are refused say which launcher the user chose, and joblib's `timeout` is re
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from conftest import FAST, run_cli
+from prune_cli.core import threads
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher"
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher"
@@ -21,6 +27,94 @@ def _refused(args: list[str], results, key: str) -> str:
     assert f"'{key}'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not results.exists()
     return proc.stderr
+
+
+# A model for which threads=auto wants more than one thread: (2*512 + 512*512 + 512*3) MACs per example
+# times a batch of 512 is about 1.4e8, above threads.SMALL_MODEL_MACS (1e8); one batch per epoch.
+LARGE = [a for a in FAST if not a.startswith(("model.widths=", "train.batch_size="))] + ["model.widths=[512,512]", "train.batch_size=512"]
+CPUS = threads.usable_cpus(os.environ)[0]  # what a job started from this process may use
+
+
+def _sweep_threads(tmp_path: Path, args: list[str], env: dict | None = None) -> list[str]:
+    """Run the sweep `args` in a new process (without the tests' OMP_NUM_THREADS=1 unless `env` sets one;
+    not forked: a forked child of a process whose OpenMP pool has run can hang on more than one thread)
+    and return the thread line of each run's log."""
+    results = tmp_path / "results"
+    drop = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", threads.SWEEP_OMP, threads.SWEEP_BATCH)
+    full_env = {**{k: v for k, v in os.environ.items() if k not in drop}, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    cmd = [sys.executable, "-m", "prune_cli.cli", "-m", *args, f"results_dir={results}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=full_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = []
+    for log in sorted(results.glob("runs/*/prune-run.log")):
+        lines += [line.split("] - ", 1)[1] for line in log.read_text().splitlines() if "torch intra-op threads:" in line]
+    return lines
+
+
+def _share(jobs: int) -> str:
+    return f"torch intra-op threads: {max(1, CPUS // jobs)} (threads=auto: "
+
+
+# ----------------------------------------------------------------------------- threads=auto in a local sweep
+
+
+def test_a_job_tells_loky_s_omp_num_threads_from_the_user_s():
+    """loky sets OMP_NUM_THREADS (cpu_count // n_jobs) in its workers unless the sweep's process had one:
+    that value is not the user's. One the user had, or set per job with hydra.job.env_set, is."""
+    parent: dict = {}
+    threads.note_sweep_batch(parent, 3, first=True)
+    assert parent == {threads.SWEEP_BATCH: "3", threads.SWEEP_OMP: ""}
+    worker = {**parent, "OMP_NUM_THREADS": "2"}  # loky's, in a worker of the sweep
+    assert "OMP_NUM_THREADS" not in threads.users_env(worker, {})
+    assert threads.users_env(worker, {"OMP_NUM_THREADS": "2"})["OMP_NUM_THREADS"] == "2"  # hydra.job.env_set
+    users = {"OMP_NUM_THREADS": "4"}
+    threads.note_sweep_batch(users, 2, first=True)
+    threads.note_sweep_batch(users, 1, first=False)  # a later batch: the sweep's first record stays
+    assert users[threads.SWEEP_OMP] == "4" and users[threads.SWEEP_BATCH] == "1"
+    assert threads.users_env(users, {})["OMP_NUM_THREADS"] == "4"  # loky passes the user's on unchanged
+    assert threads.users_env({"OMP_NUM_THREADS": "2"}, {}) == {"OMP_NUM_THREADS": "2"}  # not in a sweep
+
+
+def test_the_runs_at_once_of_each_local_launcher():
+    joblib = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 4}
+    local = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}
+    slurm = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}
+    batch = {threads.SWEEP_BATCH: "3"}
+    assert threads.local_sweep_jobs(joblib, batch) == (4, 3)
+    assert threads.local_sweep_jobs(local, batch) == (3, None)  # submitit's local executor runs the whole batch
+    assert threads.local_sweep_jobs(slurm, batch) == (None, None)  # each job on its own allocation
+    kw = dict(affinity=8, cgroup=Path("/no-such-cgroup"), proc_cgroup=Path("/no-such-proc"))
+    assert threads.usable_cpus({}, 4, 3, **kw) == (2, "CPU affinity 8 shared by 3 parallel jobs")  # 3 jobs: 3 at once
+    assert threads.usable_cpus({}, 2, 3, **kw) == (4, "CPU affinity 8 shared by 2 parallel jobs")
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_threads_auto_in_a_parallel_sweep_takes_the_per_job_share(tmp_path, n_jobs):
+    """README and docs/performance.md promise the per-job share of a local parallel sweep; parallel.yaml
+    set OMP_NUM_THREADS=1 for every job (and loky sets its own in its workers), so every job ran on one
+    thread ("1 (OMP_NUM_THREADS)"), also with n_jobs=1 on two CPUs."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    lines = _sweep_threads(tmp_path, ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={n_jobs}", *LARGE, "sparsity=0.5,0.8"])
+    assert len(lines) == 2 and all(line.startswith(_share(n_jobs)) for line in lines), lines
+    if n_jobs > 1:
+        assert all(f"shared by {n_jobs} parallel jobs" in line for line in lines), lines
+
+
+def test_threads_auto_in_a_submitit_local_sweep_takes_the_per_job_share(tmp_path):
+    """submitit's local executor starts every job of the sweep at once; each took every usable CPU
+    (three jobs x two threads on two cores)."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    own = "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j"
+    lines = _sweep_threads(tmp_path, ["hydra/launcher=submitit_local", own, *LARGE, "sparsity=0.5,0.8"])
+    assert len(lines) == 2 and all(line.startswith(_share(2)) and "shared by 2 parallel jobs" in line for line in lines), lines
+
+
+def test_the_user_s_omp_num_threads_still_wins_in_a_parallel_sweep(tmp_path):
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    lines = _sweep_threads(
+        tmp_path, ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *LARGE, "sparsity=0.5,0.8"], {"OMP_NUM_THREADS": "1"}
+    )
+    assert len(lines) == 2 and all(line.startswith("torch intra-op threads: 1 (OMP_NUM_THREADS") for line in lines), lines
 
 
 # ----------------------------------------------------------------------------- messages name the chosen launcher

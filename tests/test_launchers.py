@@ -53,7 +53,7 @@ def test_parallel_launcher_config(tmp_path):
     cfg = _hydra_cfg(["hydra/launcher=parallel", "hydra.launcher.n_jobs=3"], tmp_path)
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
     assert cfg.hydra.launcher.n_jobs == 3
-    assert cfg.hydra.job.env_set.OMP_NUM_THREADS == "1"
+    assert "OMP_NUM_THREADS" not in cfg.hydra.job.env_set  # threads=auto takes the per-job share (tests/test_launcher_threads.py)
 
 
 def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
@@ -121,7 +121,7 @@ def test_joblib_sweep_with_two_workers(tmp_path):
             "-m",
             "hydra/launcher=parallel",
             "hydra.launcher.n_jobs=2",
-            "hydra.job.env_set.OMP_NUM_THREADS='2'",
+            "+hydra.job.env_set.OMP_NUM_THREADS='2'",  # parallel.yaml sets none: threads=auto takes the per-job share
             *FAST,
             "sparsity=0.5,0.8",
         ],

@@ -10,11 +10,18 @@ sharing the cores (measured in docs/performance.md). The usable CPUs are the sma
 - the cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`: containers,
   Kubernetes limits), rounded down (a fractional CPU is time-sliced, not a core to run on);
 - `SLURM_CPUS_PER_TASK`, what a SLURM job was allocated;
-- the per-job share when a local launcher runs `n_jobs` runs in parallel (usable // n_jobs).
+- the per-job share when a local launcher runs several runs at once (usable // runs at once, at least
+  1): `hydra/launcher=parallel` (or joblib) runs `n_jobs` at once, or the sweep's batch when it has fewer
+  jobs; `hydra/launcher=submitit_local` runs every job of the batch at once (submitit's local executor
+  has no array_parallelism; a batch is the whole sweep unless `hydra.sweeper.max_batch_size` splits it).
 
-An explicitly set `OMP_NUM_THREADS` is the user's (or launcher's) decision and is honoured; a
-`threads=N` in the config is honoured as given. This module imports nothing from the package and
-torch only inside the function that needs it (docs/architecture.md, layer 0).
+An `OMP_NUM_THREADS` the user set (in the shell that started prune-run, or per job with
+`hydra.job.env_set.OMP_NUM_THREADS`) is the user's decision and is honoured; one that joblib's loky backend sets in its workers (cpu_count // n_jobs, unless
+the sweep's process had one) is not the user's and is ignored: the sweep's process records what it had
+(`note_sweep_batch`), and a job compares. A `threads=N` in the config is honoured as given.
+
+This module imports nothing from the package and torch only inside the function that needs it
+(docs/architecture.md, layer 0).
 """
 
 from __future__ import annotations
@@ -44,6 +51,45 @@ class ThreadChoice:
 def valid_setting(value) -> bool:
     """`threads` is `auto` or a positive integer (a bool is not an integer here)."""
     return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
+
+# Set by a sweep's process before it launches each batch (prune_cli/hydra_patches.py), read by its jobs
+# (which inherit its environment: loky workers, submitit's local processes):
+SWEEP_OMP = "PRUNE_CLI_SWEEP_OMP_NUM_THREADS"  # OMP_NUM_THREADS as the sweep's process had it ("" unset)
+SWEEP_BATCH = "PRUNE_CLI_SWEEP_BATCH_JOBS"  # how many jobs the launcher is given at once
+
+
+def note_sweep_batch(env: dict, jobs: int, first: bool) -> None:
+    """Record, in the sweep's process before its launcher gets a batch of `jobs`, what its jobs need to
+    tell their share of the CPUs: the batch's size, and at the sweep's first batch the user's
+    OMP_NUM_THREADS (set or not), so that a job can tell it from the one loky sets in its workers."""
+    env[SWEEP_BATCH] = str(jobs)
+    if first:
+        env[SWEEP_OMP] = env.get("OMP_NUM_THREADS", "")
+
+
+def users_env(env: Mapping[str, str], env_set: Mapping | None) -> Mapping[str, str]:
+    """`env` without an OMP_NUM_THREADS the launcher set rather than the user: one that differs from what
+    the sweep's process had (`SWEEP_OMP`; loky's cpu_count // n_jobs in its workers) and that the job's
+    `hydra.job.env_set` does not set. Unchanged outside a sweep (no `SWEEP_OMP`)."""
+    if SWEEP_OMP not in env or "OMP_NUM_THREADS" not in env or "OMP_NUM_THREADS" in (env_set or {}):
+        return env
+    if env["OMP_NUM_THREADS"] == env[SWEEP_OMP]:
+        return env
+    return {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"}
+
+
+def local_sweep_jobs(launcher: Mapping, env: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """(runs at once in joblib's convention, jobs in the batch) of a local sweep's `launcher` config, for
+    `usable_cpus`; (None, None) for a launcher whose jobs do not share this machine's CPUs."""
+    target = str(launcher.get("_target_", ""))
+    batch = env.get(SWEEP_BATCH, "")
+    batch = int(batch) if batch.isdigit() and int(batch) > 0 else None
+    if "Joblib" in target:
+        return launcher.get("n_jobs"), batch
+    if target.endswith("submitit_launcher.LocalLauncher"):  # every job of the batch at once
+        return batch, None
+    return None, None
 
 
 def explicit_omp_threads(env: Mapping[str, str]) -> int | None:
@@ -124,11 +170,13 @@ def parallel_jobs(n_jobs, cpus: int) -> int:
 def usable_cpus(
     env: Mapping[str, str],
     n_jobs: int | None = None,
+    batch: int | None = None,
     affinity: int | None = None,
     cgroup: Path = CGROUP_ROOT,
     proc_cgroup: Path = Path("/proc/self/cgroup"),
 ) -> tuple[int, str]:
-    """(CPUs this process may use, which limit decided it)."""
+    """(CPUs this process may use, which limit decided it): its share when `n_jobs` runs share them (joblib's
+    convention), or the `batch` of jobs the launcher was given when that is fewer."""
     limits = {"CPU affinity": affinity if affinity is not None else affinity_cpus()}
     quota = cgroup_cpus(cgroup, proc_cgroup)
     if quota is not None:
@@ -139,6 +187,8 @@ def usable_cpus(
     cpus = min(limits.values())
     name = min(limits, key=limits.get)
     jobs = parallel_jobs(n_jobs, cpus) if n_jobs is not None else 1
+    if batch is not None:
+        jobs = min(jobs, batch)
     if jobs > 1:
         share = max(1, cpus // jobs)
         return share, f"{name} {cpus} shared by {jobs} parallel jobs"
