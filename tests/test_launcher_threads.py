@@ -31,7 +31,10 @@ def _refused(args: list[str], results, key: str) -> str:
 
 # A model for which threads=auto wants more than one thread: (2*512 + 512*512 + 512*3) MACs per example
 # times a batch of 512 is about 1.4e8, above threads.SMALL_MODEL_MACS (1e8); one batch per epoch.
-LARGE = [a for a in FAST if not a.startswith(("model.widths=", "train.batch_size="))] + ["model.widths=[512,512]", "train.batch_size=512"]
+LARGE = [a for a in FAST if not a.startswith(("model.widths=", "train.batch_size="))] + [
+    "model.widths=[512,512]",
+    "train.batch_size=512",
+]
 CPUS = threads.usable_cpus(os.environ)[0]  # what a job started from this process may use
 
 
@@ -173,3 +176,27 @@ def test_joblib_s_timeout_is_refused_before_the_sweep(tmp_path, launcher, value)
         "hydra.launcher.timeout",
     )
     assert value in err and "kills every worker" in err and "timeout 2h prune-run -m" in err, err
+
+
+# ----------------------------------------------------------------------------- deleting a launcher's variable
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "joblib"])
+def test_deleting_omp_num_threads_a_local_launcher_does_not_set_says_so(tmp_path, launcher):
+    """`~hydra.job.env_set.OMP_NUM_THREADS` was refused as a value that is not text ("Hydra reads  as
+    NoneType"); a deletion has no value. The parallel launcher config sets no OMP_NUM_THREADS (threads=auto
+    takes the per-job share), so there is nothing to delete: the message says that and what to use."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    key = "hydra.job.env_set.OMP_NUM_THREADS"
+    err = _refused([f"hydra/launcher={launcher}", f"~{key}"], tmp_path / "results", key)
+    assert "NoneType" not in err and "nothing to delete" in err and "threads=N" in err, err
+
+
+def test_deleting_the_slurm_launcher_s_omp_num_threads_is_accepted(tmp_path):
+    """hydra/launcher=slurm sets OMP_NUM_THREADS per job; deleting it leaves the choice to threads=auto."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from prune_cli.run.override_checks import check_overrides
+
+    check_overrides(["-m", "hydra/launcher=slurm", "~hydra.job.env_set.OMP_NUM_THREADS", "seed=0,1"])  # no ConfigError
+    proc = run_cli(["--cfg", "hydra", "hydra/launcher=slurm", "~hydra.job.env_set.OMP_NUM_THREADS", *FAST], tmp_path / "results")
+    assert "env_set: {}" in proc.stdout, proc.stdout

@@ -287,6 +287,9 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
             "special characters), a list [a,b], or a sweep a,b with -m",
             f"Hydra cannot parse the override {err.override!r}: {reason}.",
         )
+    deleted = re.match(r"Could not delete from config\. '([^']+)' does not exist\.", str(err))
+    if deleted:  # `~hydra.job.env_set.OMP_NUM_THREADS` with a launcher config that sets none
+        return _nothing_to_delete(deleted.group(1), overrides)
     # Hydra raises a config file's error (a key or value set in `model/wide.yaml`) without `from`: its
     # OmegaConf error is the context, and Hydra's message names the file ("In 'model/wide': ...").
     cause = err.__cause__ if err.__cause__ is not None else err.__context__
@@ -299,3 +302,18 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
     if isinstance(cause, OmegaConfBaseException) and cause.msg:
         text += " " + " ".join(line.strip() for line in str(cause.msg).splitlines() if line.strip())
     return PruneCliError(text or type(err).__name__)
+
+
+def _nothing_to_delete(key: str, overrides: list[str]) -> ConfigError:
+    """A deletion (`~key`, only of Hydra's own settings: prune_cli/run/override_checks.py) of a key that the
+    chosen configs do not set."""
+    typed = next((o for o in overrides if o.startswith("~") and o[1:].partition("=")[0] == key), f"~{key}")
+    hint = ""
+    if key == "hydra.job.env_set.OMP_NUM_THREADS":
+        hint = (
+            "Only hydra/launcher=slurm sets OMP_NUM_THREADS per job; without it, threads=auto gives each run its share "
+            "of the usable CPUs (a local parallel sweep's per-job share included), and threads=N sets a number."
+        )
+    return ConfigError(
+        key, typed, f"a deletion of a key the chosen configs set: none sets {key}, so there is nothing to delete; leave it out", hint
+    )

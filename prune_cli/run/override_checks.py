@@ -9,7 +9,8 @@ one line and creates nothing (docs/robustness.md, "Bad input"):
   its keys (`train.epochs=2 train={epochs:3}` gives train.epochs twice);
 - a deletion (`~dense_cache`, `~method`): every key of prune-cli's config has a schema and a default,
   and code that finds a key missing either falls back to that default unseen or fails after the
-  run directory exists; a key is set, never deleted (Hydra's own `~hydra.*` settings excepted);
+  run directory exists; a key is set, never deleted (Hydra's own `~hydra.*` settings excepted: deleting
+  one that no chosen config sets is named as such, prune_cli/run/composition_errors.py);
 - `<group>.name=X` for a group whose option is chosen by name (`method.name=snip`): it relabels the
   option without choosing it (a magnitude run recorded as snip) or leaves the schema of one option
   under another's name; the option is chosen with `<group>=X`;
@@ -91,12 +92,18 @@ def check_overrides(args: list[str]) -> None:
                 text,
                 f"a value: prune-cli does not delete config keys; set {key} to the value you want, or leave it out for its default",
             )
-        if key.startswith(ENV_SET) and not override.is_sweep_override() and not isinstance(override.value(), str):
+        if (
+            key.startswith(ENV_SET)
+            and not override.is_sweep_override()
+            and not override.is_delete()
+            and not isinstance(override.value(), str)
+        ):
             raise ConfigError(
                 key,
                 value,
                 f"a quoted string: environment variables hold text, and Hydra reads {value} as "
-                f"{type(override.value()).__name__} (the job would fail inside the launcher); write {key}='2'",
+                f"{type(override.value()).__name__} (the job would fail inside the launcher); write ++{key}='2' "
+                "(++: whether or not the launcher's config sets it)",
             )
         _check_group_value(override, key, value)
         _check_not_sweeper_params(override, key, value)
