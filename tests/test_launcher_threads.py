@@ -112,12 +112,26 @@ def test_threads_auto_in_a_submitit_local_sweep_takes_the_per_job_share(tmp_path
     assert len(lines) == 2 and all(line.startswith(_share(2)) and "shared by 2 parallel jobs" in line for line in lines), lines
 
 
-def test_the_user_s_omp_num_threads_still_wins_in_a_parallel_sweep(tmp_path):
+def test_omp_num_threads_beyond_the_per_job_share_is_noted_as_threads_n_is():
+    """`threads=2` with n_jobs=2 on two CPUs logged "more than the 1 usable CPUs (...)"; the same count
+    from OMP_NUM_THREADS was logged without a word (4 threads on 2 cores)."""
+    usable = (1, "CPU affinity 2 shared by 2 parallel jobs")
+    note = "more than the 1 usable CPUs (CPU affinity 2 shared by 2 parallel jobs)"
+    assert threads.choose_threads(2, {}, usable, None).reason == f"threads=2; {note}"
+    assert threads.choose_threads("auto", {"OMP_NUM_THREADS": "2"}, usable, None).reason == f"OMP_NUM_THREADS; {note}"
+    assert threads.choose_threads("auto", {"OMP_NUM_THREADS": "1"}, usable, None).reason == "OMP_NUM_THREADS"
+
+
+def test_the_user_s_omp_num_threads_still_wins_in_a_parallel_sweep_with_a_note_beyond_the_share(tmp_path):
+    """The shell's OMP_NUM_THREADS is the user's (loky passes it on to its workers unchanged): honoured,
+    and noted when it is more than the per-job share."""
     pytest.importorskip(JOBLIB, reason=NEEDS)
+    wanted = CPUS + 1
     lines = _sweep_threads(
-        tmp_path, ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *LARGE, "sparsity=0.5,0.8"], {"OMP_NUM_THREADS": "1"}
+        tmp_path, ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *LARGE, "sparsity=0.5,0.8"], {"OMP_NUM_THREADS": str(wanted)}
     )
-    assert len(lines) == 2 and all(line.startswith("torch intra-op threads: 1 (OMP_NUM_THREADS") for line in lines), lines
+    said = f"torch intra-op threads: {wanted} (OMP_NUM_THREADS; more than the {max(1, CPUS // 2)} usable CPUs ("
+    assert len(lines) == 2 and all(line.startswith(said) and line.endswith(" shared by 2 parallel jobs))") for line in lines), lines
 
 
 # ----------------------------------------------------------------------------- messages name the chosen launcher

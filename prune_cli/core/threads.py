@@ -16,9 +16,11 @@ sharing the cores (measured in docs/performance.md). The usable CPUs are the sma
   has no array_parallelism; a batch is the whole sweep unless `hydra.sweeper.max_batch_size` splits it).
 
 An `OMP_NUM_THREADS` the user set (in the shell that started prune-run, or per job with
-`hydra.job.env_set.OMP_NUM_THREADS`) is the user's decision and is honoured; one that joblib's loky backend sets in its workers (cpu_count // n_jobs, unless
-the sweep's process had one) is not the user's and is ignored: the sweep's process records what it had
-(`note_sweep_batch`), and a job compares. A `threads=N` in the config is honoured as given.
+`hydra.job.env_set.OMP_NUM_THREADS`) is the user's decision and is honoured; one that joblib's loky
+backend sets in its workers (cpu_count // n_jobs, unless the sweep's process had one) is not the user's
+and is ignored: the sweep's process records what it had (`note_sweep_batch`), and a job compares. A
+`threads=N` in the config is honoured as given. Either, when it is more than the usable CPUs (a local
+sweep's per-job share included), is noted in the run's log.
 
 This module imports nothing from the package and torch only inside the function that needs it
 (docs/architecture.md, layer 0).
@@ -203,7 +205,8 @@ def choose_threads(setting, env: Mapping[str, str], usable: tuple[int, str], mac
         return ThreadChoice(int(setting), f"threads={setting}{note}")
     omp = explicit_omp_threads(env)
     if omp is not None:
-        return ThreadChoice(omp, "OMP_NUM_THREADS")
+        note = "" if omp <= cpus else f"; more than the {cpus} usable CPUs ({limit})"
+        return ThreadChoice(omp, f"OMP_NUM_THREADS{note}")
     if macs_per_batch is None:
         return ThreadChoice(cpus, f"threads=auto: model size unknown before loading data; {cpus} usable CPUs ({limit})")
     if macs_per_batch < SMALL_MODEL_MACS:
