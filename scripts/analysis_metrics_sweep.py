@@ -34,7 +34,16 @@ from prune_cli.analysis.recall_distortion import (  # noqa: E402
     randomisation_null,
     summarise_across_seeds,
 )
-from script_args import comma_list, nonnegative_int, positive_int, refuse_given, require_runs, run_or_exit, sparsity_arg  # noqa: E402
+from script_args import comma_list, nonnegative_int, positive_int, refuse_given, refuse_owned, require_runs, run_or_exit  # noqa: E402
+from script_args import sparsity_arg  # noqa: E402
+
+# keys the sweep sets from the script's options: an override of one was given to the whole sweep
+# (`seed=4` ran seed 4 alone against --seeds, `results_dir=` sent the runs away from --results)
+OWNED = {
+    "results_dir": "set from --results, the folder the analyses read; give --results",
+    "seed": "swept from --seeds; give --seeds",
+    "sparsity": "swept from --sparsities; give --sparsities",
+}
 
 
 def main() -> None:
@@ -57,6 +66,7 @@ def main() -> None:
         refuse_given(parser, why, but=("results", "n_perm", "skip_run"))
         require_runs(parser, args.results, "--skip-run: --results", ("runs.csv", "recall_distortion.csv"))
     else:
+        refuse_owned(parser, args.overrides, OWNED)
         cmd = [
             sys.executable,
             "-m",
@@ -68,8 +78,9 @@ def main() -> None:
             f"sparsity={args.sparsities}",
             *args.overrides,
         ]
-        print("$", " ".join(cmd), flush=True)
-        run_or_exit(last_value_wins(cmd), cwd=REPO, stdout=subprocess.DEVNULL)
+        cmd = last_value_wins(cmd)
+        print("$", " ".join(cmd), flush=True)  # the command as run: an override in place of the script's value
+        run_or_exit(cmd, cwd=REPO, stdout=subprocess.DEVNULL)
     analyse(args.results, args.n_perm)
 
 

@@ -34,6 +34,16 @@ from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user
 
 # (method, allocation) pairs compared; allow_collapse so that a collapsed layer is a data point, not an abort.
 SETTINGS = [("lookahead", "layerwise"), ("magnitude", "layerwise"), ("magnitude", "global")]
+# keys the sweeps set from the script's options or compare: an override of one was given to every sweep
+# (`method=snip` ran snip three times, `results_dir=` sent the runs away from the folder the table reads)
+OWNED = {
+    "results_dir": "set from --results-dir, the folder the table reads; give --results-dir",
+    "sparsity": "swept from --sparsities; give --sparsities",
+    "seed": "swept from --seeds; give --seeds",
+    "model.widths": "set from --widths; give --widths",
+    "method": "the script compares " + ", ".join(f"{m}/{a}" for m, a in SETTINGS),
+    "method.allocation": "the script compares " + ", ".join(f"{m}/{a}" for m, a in SETTINGS),
+}
 
 
 def run(results_dir: Path, method: str, allocation: str, sparsities: str, seeds: str, widths: str, extra: list[str]) -> None:
@@ -54,11 +64,12 @@ def run(results_dir: Path, method: str, allocation: str, sparsities: str, seeds:
         f"seed={seeds}",
         *extra,
     ]
-    print("running:", " ".join(cmd), flush=True)
+    cmd = last_value_wins(cmd)
+    print("running:", " ".join(cmd), flush=True)  # the command as run: an override in place of the script's value
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     from script_args import run_or_exit  # scripts/ is on sys.path when the script runs
 
-    run_or_exit(last_value_wins(cmd), cwd=REPO, env=env)
+    run_or_exit(cmd, cwd=REPO, env=env)
 
 
 def table(results_dir: Path) -> pd.DataFrame:
@@ -123,7 +134,14 @@ def dense_lines(results_dir: Path, name: str | None = None) -> list[str]:
 
 
 def main() -> None:
-    from script_args import comma_list, nonnegative_int, refuse_given, require_runs, sparsity_arg  # scripts/ is on sys.path
+    from script_args import (
+        comma_list,
+        nonnegative_int,
+        refuse_given,
+        refuse_owned,
+        require_runs,
+        sparsity_arg,
+    )  # scripts/ is on sys.path
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "lap_vs_magnitude")
@@ -140,6 +158,7 @@ def main() -> None:
         refuse_given(p, why, but=("results_dir", "table_only"))
         require_runs(p, args.results_dir, "--table-only: --results-dir")
     else:
+        refuse_owned(p, args.overrides, OWNED)
         for method, allocation in SETTINGS:
             run(args.results_dir.resolve(), method, allocation, args.sparsities, args.seeds, args.widths, args.overrides)
     print("\nMNIST-1D, MLP, one-shot + fine-tuning; test accuracy % (mean ± std over seeds)")

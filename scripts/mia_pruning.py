@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 from script_args import comma_list, nonnegative_int, one_of, positive_int, refuse_given, require_runs, run_or_exit  # noqa: E402
-from script_args import sparsity_arg  # noqa: E402
+from script_args import refuse_owned, sparsity_arg  # noqa: E402
 from script_tables import NONE, apart, compatible, exactly, label, merged, settings  # noqa: E402
 
 METHODS = {
@@ -45,6 +45,17 @@ METHODS = {
     # Z/U updates and rho stays near its start (1e-3 x 1.3^3); every 2 steps it reaches rho_max = 1
     "admm": ["schedule=admm", "schedule.update_every=2"],
     "minmax": ["schedule=minmax"],
+}
+# keys the sweeps set from the script's options or compare: an override of one was given to every sweep
+# (`schedule=admm` ran ADMM for every method, `train.epochs=3` replaced --epochs unseen)
+OWNED = {
+    "results_dir": "set from --results-dir, the folder the tables read; give --results-dir",
+    "sparsity": "swept from --sparsities (and --frontier-sparsities); give those",
+    "seed": "swept from --seeds; give --seeds",
+    "schedule": "set per method from --methods; give --methods",
+    "dataset.max_train_samples": "set from --train-samples; give --train-samples",
+    "model.widths": "set from --widths; give --widths",
+    "train.epochs": "set from --epochs; give --epochs",
 }
 COMMON = [
     "dataset=mnist1d",
@@ -63,9 +74,10 @@ def run(results_dir: Path, method: str, args: argparse.Namespace) -> None:
     if method == "magnitude" and args.frontier_sparsities:  # magnitude's accuracy/AUC trade-off curve
         sparsities = ",".join(sorted({*args.sparsities.split(","), *args.frontier_sparsities.split(",")}, key=float))
     cmd += [f"sparsity={sparsities}", f"seed={args.seeds}", *args.overrides]
-    print("running:", " ".join(cmd), flush=True)
+    cmd = last_value_wins(cmd)
+    print("running:", " ".join(cmd), flush=True)  # the command as run: an override in place of the script's value
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run_or_exit(last_value_wins(cmd), cwd=REPO, env=env)
+    run_or_exit(cmd, cwd=REPO, env=env)
 
 
 METRICS = {"accuracy": "test", "mia_loss_auc": "membership", "mia_loss_accuracy": "membership", "mia_confidence_auc": "membership"}
@@ -206,6 +218,7 @@ def main() -> None:
         refuse_given(p, why, but=("results_dir", "table_only"))
         require_runs(p, args.results_dir, "--table-only: --results-dir")
     else:
+        refuse_owned(p, args.overrides, OWNED)
         for method in args.methods.split(","):
             run(args.results_dir.resolve(), method, args)
     with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -9,8 +9,10 @@ fine-tuning. Prints one row per run and writes the table to <results>/pruning_li
 
     PYTHONPATH=. python scripts/pruning_limit_mnist1d.py --results /tmp/limit [--l1 0,5e-5,2e-4] [--seeds 0] [overrides ...]
 
-Extra arguments are prune-run overrides; one of a key the script sets (metrics.pruning_limit.ratios=20,
-say) replaces the script's value.
+Extra arguments are prune-run overrides; one of a key the script sets alike for every run
+(metrics.pruning_limit.ratios=20, say) replaces the script's value. The keys it sets per run are
+refused (OWNED): train.l1, seed, train.epochs and results_dir come from --l1, --seeds, --epochs and
+--results, and name labels the summary's rows by the L1 strength.
 """
 
 from __future__ import annotations
@@ -26,7 +28,18 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
-from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, run_or_exit  # noqa: E402
+from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, refuse_owned, run_or_exit  # noqa: E402
+
+# keys each run's command sets from the script's options (an override of one was given to every run:
+# `train.l1=0.001` trained every run with it under the names limit-l10, limit-l15e-05, ...)
+OWNED = {
+    "train.l1": "set per run from --l1, which names the runs (limit-l1<L1>) the summary's rows are labelled by; give --l1",
+    "seed": "set per run from --seeds; give --seeds",
+    "train.epochs": "set from --epochs; give --epochs",
+    "name": "the script names each run limit-l1<L1>, the summary's row label",
+    "results_dir": "set from --results, the folder the summary reads; give --results",
+    "metrics.pruning_limit.enabled": "the runs measure the pruning limit, which the summary reads",
+}
 
 
 def override_arg(text: str) -> str:
@@ -57,9 +70,9 @@ def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> N
         f"name=limit-l1{l1:g}",
         *extra,
     ]
-    cmd = [sys.executable, "-m", "prune_cli.cli", f"results_dir={results}", *args]
-    print("$", " ".join(cmd[1:]), flush=True)
-    run_or_exit(last_value_wins(cmd), stdout=subprocess.DEVNULL)
+    cmd = last_value_wins([sys.executable, "-m", "prune_cli.cli", f"results_dir={results}", *args])
+    print("$", " ".join(cmd[1:]), flush=True)  # the command as run: an override in place of the script's value
+    run_or_exit(cmd, stdout=subprocess.DEVNULL)
 
 
 def summary(results: Path) -> pd.DataFrame:
@@ -101,6 +114,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=positive_int, default=60)
     parser.add_argument("overrides", nargs="*", type=override_arg, help="extra prune-run overrides (key=value)")
     args = parser.parse_intermixed_args()
+    refuse_owned(parser, args.overrides, OWNED)
     results = Path(args.results)
     start = time.perf_counter()
     for l1 in [float(v) for v in args.l1.split(",")]:

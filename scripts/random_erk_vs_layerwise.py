@@ -9,7 +9,10 @@ pruning), read back from the shared results CSV (results_dir/runs.csv).
 Runs that already completed in DIR are not repeated. At these sparsities a random mask may cut
 every input-output path (layer collapse); the runs set method.allow_collapse=true so that such a
 network is fine-tuned and reported (near chance accuracy) instead of stopping the sweep; the
-collapse is logged. Extra arguments are passed to prune-run (e.g. train.epochs=5).
+collapse is logged. Extra arguments are passed to prune-run (e.g. train.epochs=5); one of a key the
+script sets alike for every run (method.sampling, say) replaces the script's value, one of a key it
+sets per run or compares (OWNED: the seeds, sparsities, allocations, the method, the name and the
+folder its table reads) is refused.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
-from script_args import comma_list, nonnegative_int, run_or_exit, sparsity_arg  # noqa: E402
+from script_args import comma_list, nonnegative_int, refuse_owned, run_or_exit, sparsity_arg  # noqa: E402
 
 ALLOCATIONS = ["erk", "layerwise"]
 
 
 NAME = "random_erk_vs_layerwise"
+# keys the sweep sets from the script's options or compares: an override of one was given to the whole
+# sweep (`seed=5` ran seed 5 alone, `results_dir=` sent the runs away from the folder the table reads)
+OWNED = {
+    "results_dir": "set from --results-dir, the folder the table reads; give --results-dir",
+    "sparsity": "swept from --sparsities; give --sparsities",
+    "seed": "swept from --seeds; give --seeds",
+    "method": "the script compares random pruning's allocations",
+    "method.allocation": f"the script compares {' and '.join(ALLOCATIONS)}",
+    "name": f"the table reads the runs named {NAME}",
+}
 
 
 def table(results: Path) -> pd.DataFrame:
@@ -62,6 +75,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
     parser.add_argument("overrides", nargs="*", help="extra prune-run overrides, e.g. train.epochs=5")
     args = parser.parse_intermixed_args()  # an unknown option is refused here, not passed to prune-run
+    refuse_owned(parser, args.overrides, OWNED)
     results = Path(args.results_dir).resolve()
     cmd = [
         sys.executable,
@@ -81,8 +95,9 @@ def main() -> None:
         f"name={NAME}",
         *args.overrides,
     ]
-    print("+", " ".join(cmd), flush=True)
-    run_or_exit(last_value_wins(cmd))
+    cmd = last_value_wins(cmd)
+    print("+", " ".join(cmd), flush=True)  # the command as run: an override in place of the script's value
+    run_or_exit(cmd)
     print("\nMNIST-1D, MLP, random pruning (exact count), test accuracy % (mean +- std over seeds; n: runs per cell)")
     print("\n".join(dense_lines(results)))
     with pd.option_context("display.width", 200, "display.max_columns", 20):

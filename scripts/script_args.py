@@ -3,12 +3,13 @@ the argument, the value and what is allowed, exit status 2 and nothing created (
 bad input, which prune-run follows: docs/robustness.md).
 
 Each check is an argparse `type=` (argparse then prints `SCRIPT: error: argument --x: VALUE: allowed:
-...` after the usage and exits 2), except `require_runs` and `refuse_given`, which a script calls after
-parsing (`refuse_given`: an option the script would ignore, e.g. a run's option with `--table-only`, is
-refused, not dropped), and `run_or_exit`, which starts prune-run and stops the script with prune-run's
-exit status when it fails (prune-run's own message is on stderr above). A script run as `python
-scripts/NAME.py` imports this module from its own folder (Python puts the script's folder first on
-sys.path).
+...` after the usage and exits 2), except `require_runs`, `refuse_given` and `refuse_owned`, which a
+script calls after parsing (`refuse_given`: an option the script would ignore, e.g. a run's option with
+`--table-only`, is refused, not dropped; `refuse_owned`: a prune-run override of a key the script sets
+for each run, e.g. `seed=3` against --seeds, is refused, not given to every run), and `run_or_exit`,
+which starts prune-run and stops the script with prune-run's exit status when it fails (prune-run's
+own message is on stderr above). A script run as `python scripts/NAME.py` imports this module from its
+own folder (Python puts the script's folder first on sys.path).
 """
 
 from __future__ import annotations
@@ -203,6 +204,47 @@ def refuse_given(
         parser.error(f"argument {name}: allowed: {why}")
     shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
     parser.error(f"argument {name}: {shown!r}: allowed: {why}")
+
+
+def override_keys(text: str) -> list[str]:
+    """The config keys the prune-run override `text` sets or deletes, by Hydra's override grammar:
+    `train.l1=0.1`, `+seed=3` and `~seed` give their key, a dict value each of its keys as well
+    (`train={l1:0.1}`: train and train.l1); nothing for text Hydra cannot parse (prune-run reports it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        (override,) = OverridesParser.create().parse_overrides([text])
+    except Exception:  # noqa: BLE001 - Hydra's parse errors have no common base class; prune-run says what is wrong
+        return []
+    key = override.key_or_group
+    value = None if override.is_sweep_override() or override.is_delete() else override.value()
+
+    def leaves(prefix: str, node: dict) -> list[str]:
+        found = []
+        for name, leaf in node.items():
+            found += [f"{prefix}.{name}", *(leaves(f"{prefix}.{name}", leaf) if isinstance(leaf, dict) else [])]
+        return found
+
+    return [key, *(leaves(key, value) if isinstance(value, dict) else [])]
+
+
+def refuse_owned(parser: argparse.ArgumentParser, overrides: Iterable[str], owned: dict[str, str]) -> None:
+    """Stop (argparse's one-line error, exit 2) when one of the prune-run `overrides` a script adds to
+    its commands sets a key it sets itself for each run: `owned` maps such a key (an fnmatch pattern,
+    `schedule.*`) to the reason, e.g. the option that sets it. The script's commands keep the last
+    value of a key (last_value_wins), so such an override would be given to every run, mislabelling
+    the runs (a name built from the script's value), collapsing the script's loop (`seed=3` against
+    --seeds) or sending the runs elsewhere than the folder the script's table reads (`results_dir=`).
+    Keys the script fixes for every run alike may still be replaced (not listed in `owned`)."""
+    from fnmatch import fnmatchcase
+
+    for text in overrides:
+        for key in override_keys(text):
+            why = next((why for pattern, why in owned.items() if fnmatchcase(key, pattern)), None)
+            if why is not None:
+                parser.error(
+                    f"argument overrides: {text!r}: allowed: overrides of keys the script does not set per run ({key}: {why})"
+                )
 
 
 def run_or_exit(cmd: list[str], **kwargs: Any) -> None:

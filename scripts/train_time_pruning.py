@@ -41,12 +41,27 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
-from script_args import comma_list, nonnegative_int, positive_int, refuse_given, require_runs, run_or_exit, sparsity_arg  # noqa: E402
+from script_args import comma_list, nonnegative_int, positive_int, refuse_given, refuse_owned, require_runs, run_or_exit  # noqa: E402
+from script_args import sparsity_arg  # noqa: E402
 from script_tables import apart, compatible, exactly, label, merged  # noqa: E402
 from script_tables import settings as settings_among  # noqa: E402  (settings() here are the methods' overrides)
 
 BASELINE = "oneshot/magnitude"
 BASE = ["dataset=mnist1d", "model=mlp"]  # the config every method's runs start from, before the user's overrides
+# keys the script sets per method or from its options: an override of one was given to every method
+# (`finetune.epochs=3` broke the equal budget, `schedule.delta=0.1` the GReg phase sized from the script's
+# delta, `method=snip` ran snip under every method's label, `results_dir=` sent the runs away from the
+# folder the table reads)
+OWNED = {
+    "results_dir": "set from --results-dir, the folder the table reads; give --results-dir",
+    "sparsity": "swept from --sparsities; give --sparsities",
+    "seed": "swept from --seeds; give --seeds",
+    "finetune.epochs": "set per method from --budget (the same budget for every method); give --budget",
+    "schedule": "set per method: the script compares its methods' schedules",
+    "schedule.*": "set per method: the script sizes each method's phase from --budget",
+    "method": "set per method: the script compares its methods",
+    "method.allocation": "set per method: the script compares the global and layerwise allocations",
+}
 
 
 def overrides(options: dict) -> list[str]:
@@ -163,9 +178,10 @@ def run(results_dir: Path, overrides: list[str], sparsities: str, seeds: str, ex
         *overrides,
         *extra,
     ]
-    print("running:", " ".join(cmd), flush=True)
+    cmd = last_value_wins(cmd)
+    print("running:", " ".join(cmd), flush=True)  # the command as run: an override in place of the script's value
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    run_or_exit(last_value_wins(cmd), cwd=REPO, env=env)
+    run_or_exit(cmd, cwd=REPO, env=env)
 
 
 def accuracies(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -267,6 +283,7 @@ def main() -> None:
         refuse_given(p, why, but=("results_dir", "table_only"))
         require_runs(p, args.results_dir, "--table-only: --results-dir")
     else:
+        refuse_owned(p, args.overrides, OWNED)
         try:
             steps = steps_per_epoch(args.overrides, args.seeds)
         except ValueError as err:

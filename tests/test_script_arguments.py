@@ -147,6 +147,14 @@ CASES = [
     # --l1 and --seeds are comma lists: a bare value after them is neither swallowed nor passed on as an override
     ("pruning_limit_mnist1d.py", ["--results", "r", "--l1", "0", "5e-5"], "argument overrides: '5e-5'"),
     ("data_pruning_longtail.py", ["r", "--keep", "1"], "argument --keep: '1'"),  # prune-run refused it after the `none` sweep
+    # an override of a key the script sets per run was given to every run (last_value_wins): runs named
+    # limit-l10 / limit-l15e-05 trained with train.l1=0.001 (test_script_options.py: every such script)
+    (
+        "pruning_limit_mnist1d.py",
+        ["--results", "r", "--l1", "0,5e-5", "--seeds", "0,1", "train.l1=0.001"],
+        "argument overrides: 'train.l1=0.001': allowed: overrides of keys the script does not set per run (train.l1: ",
+    ),
+    ("random_erk_vs_layerwise.py", ["--results-dir", "r", "seed=5"], "argument overrides: 'seed=5': allowed: "),
 ]
 # the values only prune-run knows: prune-run's own line and exit status, no table after it
 PRUNE_RUN_REFUSES = [

@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 import sys
 
+import pytest
+
 import tests.helpers  # noqa: F401  (puts scripts/ on sys.path)
 import train_time_pruning
 
@@ -72,9 +74,10 @@ def test_pruning_limit_an_override_of_a_key_the_script_sets_replaces_it(monkeypa
 
 
 def test_pruning_limit_seeds_do_not_swallow_an_override(monkeypatch, tmp_path):
-    """--seeds took nargs="+": `--seeds 0 train.epochs=5` took the override for a seed."""
-    commands = _limit_commands(monkeypatch, tmp_path, "--seeds", "0", "train.epochs=5")
-    assert len(commands) == 3 and all("train.epochs=5" in cmd for cmd, _ in commands)
+    """--seeds took nargs="+": `--seeds 0 train.epochs=5` took the override for a seed (train.epochs
+    is now --epochs' own, refused as an override: train.lr here)."""
+    commands = _limit_commands(monkeypatch, tmp_path, "--seeds", "0", "train.lr=0.02")
+    assert len(commands) == 3 and all("train.lr=0.02" in cmd for cmd, _ in commands)
 
 
 def test_layer_pruning_synthetic_cifar_is_keyed_on_its_options(monkeypatch, tmp_path):
@@ -122,3 +125,108 @@ def test_mia_pruning_help_example_override_works_with_every_method(monkeypatch):
     example = re.search(r"e\.g\. (\S+)", helped).group(1)
     for own in mia_pruning.METHODS.values():
         validated([*mia_pruning.COMMON, *own, "dataset.max_train_samples=800", "sparsity=0.8", example])
+
+
+class _Ran(Exception):
+    """prune-run would have started."""
+
+
+def _never(cmd, **kwargs):
+    raise _Ran(" ".join(cmd))
+
+
+# (script module, its arguments with RESULTS for a results folder, an override of a key the script sets
+# for each run, the key): the override was applied to every command by last_value_wins, so the runs
+# were mislabelled (pruning_limit_mnist1d.py named train.l1=0.001 runs limit-l10 / limit-l15e-05), the
+# script's loop collapsed (seed=, sparsity=, the compared methods) or the summary read another folder
+# than the runs were in (results_dir=); before last_value_wins prune-run refused the key given twice
+OWNED = [
+    ("pruning_limit_mnist1d", ["--results", "RESULTS", "--l1", "0,5e-5", "--seeds", "0,1"], "train.l1=0.001", "train.l1"),
+    ("pruning_limit_mnist1d", ["--results", "RESULTS", "--seeds", "0,1"], "seed=3", "seed"),
+    ("pruning_limit_mnist1d", ["--results", "RESULTS"], "name=mine", "name"),
+    ("pruning_limit_mnist1d", ["--results", "RESULTS"], "results_dir=elsewhere", "results_dir"),
+    ("pruning_limit_mnist1d", ["--results", "RESULTS"], "train.epochs=3", "train.epochs"),
+    ("pruning_limit_mnist1d", ["--results", "RESULTS"], "metrics.pruning_limit.enabled=false", "metrics.pruning_limit.enabled"),
+    ("pruning_limit_mnist1d", ["--results", "RESULTS"], "train={l1:0.001}", "train.l1"),  # a dict sets its keys
+    ("pruning_limit_mnist1d", ["--results", "RESULTS"], "+seed=3", "seed"),
+    ("random_erk_vs_layerwise", ["--results-dir", "RESULTS"], "method.allocation=erk", "method.allocation"),
+    ("random_erk_vs_layerwise", ["--results-dir", "RESULTS"], "method=magnitude", "method"),
+    ("random_erk_vs_layerwise", ["--results-dir", "RESULTS"], "seed=5", "seed"),
+    ("random_erk_vs_layerwise", ["--results-dir", "RESULTS"], "sparsity=0.5", "sparsity"),
+    ("random_erk_vs_layerwise", ["--results-dir", "RESULTS"], "name=other", "name"),
+    ("random_erk_vs_layerwise", ["--results-dir", "RESULTS"], "results_dir=elsewhere", "results_dir"),
+    ("analysis_metrics_sweep", ["--results", "RESULTS"], "seed=4", "seed"),
+    ("analysis_metrics_sweep", ["--results", "RESULTS"], "sparsity=0.5", "sparsity"),
+    ("analysis_metrics_sweep", ["--results", "RESULTS"], "results_dir=elsewhere", "results_dir"),
+    ("lap_vs_magnitude", ["--results-dir", "RESULTS"], "method=snip", "method"),
+    ("lap_vs_magnitude", ["--results-dir", "RESULTS"], "method.allocation=global", "method.allocation"),
+    ("lap_vs_magnitude", ["--results-dir", "RESULTS"], "model.widths=[8]", "model.widths"),
+    ("lap_vs_magnitude", ["--results-dir", "RESULTS"], "seed=1", "seed"),
+    ("lap_vs_magnitude", ["--results-dir", "RESULTS"], "sparsity=0.5", "sparsity"),
+    ("lap_vs_magnitude", ["--results-dir", "RESULTS"], "results_dir=elsewhere", "results_dir"),
+    ("mia_pruning", ["--results-dir", "RESULTS"], "schedule=admm", "schedule"),
+    ("mia_pruning", ["--results-dir", "RESULTS"], "train.epochs=3", "train.epochs"),
+    ("mia_pruning", ["--results-dir", "RESULTS"], "model.widths=[8]", "model.widths"),
+    ("mia_pruning", ["--results-dir", "RESULTS"], "dataset.max_train_samples=100", "dataset.max_train_samples"),
+    ("mia_pruning", ["--results-dir", "RESULTS"], "seed=1", "seed"),
+    ("mia_pruning", ["--results-dir", "RESULTS"], "sparsity=0.5", "sparsity"),
+    ("mia_pruning", ["--results-dir", "RESULTS"], "results_dir=elsewhere", "results_dir"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "finetune.epochs=3", "finetune.epochs"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "schedule.stabilize_steps=0", "schedule.stabilize_steps"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "schedule.delta=0.1", "schedule.delta"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "schedule=greg1", "schedule"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "method=snip", "method"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "method.allocation=layerwise", "method.allocation"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "seed=1", "seed"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "sparsity=0.5", "sparsity"),
+    ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "results_dir=elsewhere", "results_dir"),
+]
+
+
+@pytest.mark.parametrize("module, argv, override, key", OWNED, ids=[f"{m} {o}" for m, _, o, _ in OWNED])
+def test_an_override_of_a_key_the_script_sets_per_run_is_refused(monkeypatch, tmp_path, capsys, module, argv, override, key):
+    import importlib
+
+    import script_args
+
+    script = importlib.import_module(module)
+    monkeypatch.setattr(script_args, "run_or_exit", _never)  # lap_vs_magnitude imports it when it runs
+    if hasattr(script, "run_or_exit"):
+        monkeypatch.setattr(script, "run_or_exit", _never)
+    results = tmp_path / "r"
+    argv = [str(results) if a == "RESULTS" else a for a in argv]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [f"{module}.py", *argv, override])
+    with pytest.raises(SystemExit) as stop:
+        script.main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"{module}.py: error: argument overrides: {override!r}: allowed: "), err[-1]
+    assert f"({key}: " in err[-1], err[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing created"
+
+
+def test_pruning_limit_prints_the_command_it_runs(monkeypatch, tmp_path, capsys):
+    """The `$` line showed the script's metrics.pruning_limit.ratios=1000 and the user's =20, prune-run
+    got only the latter (last_value_wins)."""
+    commands = _limit_commands(monkeypatch, tmp_path, "--l1", "0", "metrics.pruning_limit.ratios=20")
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 1 and len(shown) == 1
+    assert shown[0] == "$ " + " ".join(commands[0][0][1:])
+    assert shown[0].count("metrics.pruning_limit.ratios=") == 1 and "metrics.pruning_limit.ratios=20" in shown[0]
+
+
+def test_random_erk_prints_the_command_it_runs(monkeypatch, tmp_path, capsys):
+    import pandas as pd
+
+    import random_erk_vs_layerwise as script
+
+    commands = []
+    monkeypatch.setattr(script, "run_or_exit", lambda cmd, **kw: commands.append(cmd))
+    monkeypatch.setattr(script, "dense_lines", lambda results: [])
+    monkeypatch.setattr(script, "table", lambda results: pd.DataFrame())
+    monkeypatch.setattr(sys, "argv", ["random_erk_vs_layerwise.py", "--results-dir", str(tmp_path), "method.sampling=bernoulli"])
+    script.main()
+    (shown,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("+ ")]
+    assert shown == "+ " + " ".join(commands[0])
+    assert shown.count("method.sampling=") == 1 and "method.sampling=bernoulli" in shown
