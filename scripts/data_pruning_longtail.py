@@ -12,6 +12,9 @@ of the dense model's test accuracy, mean-class recall and worst-class recall.
 listed): runs are deterministic given the config, so rules added later can be run on their own and
 compared with an earlier table; rerunning a listed rule checks that. A sweep that prune-run refuses
 or that fails stops the script with prune-run's exit status (its message above), without the table.
+A --keep that keeps every example of the long-tailed training split (round(keep x N) = N) is refused
+before any run, with the largest keep that leaves one out (prune-run refused the rule sweep's jobs
+only once they had loaded the split, after the `none` sweep had trained).
 """
 
 from __future__ import annotations
@@ -28,6 +31,36 @@ from script_args import comma_list, nonnegative_int, number_in, positive_int, ru
 RULES = "none,random,class_balanced,el2n,grand,forgetting,drop"
 
 
+def training_sizes(dataset: list[str], seeds: str) -> dict[int, int]:
+    """The training split's size for each of `seeds`, built as prune-run builds it (build_splits) from
+    the config composed with the `dataset` overrides: the N a rule keeps round(keep x N) of."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    import prune_cli.cli  # noqa: F401  (resolvers, schemas)
+    from prune_cli.core.paths import configs_dir
+    from prune_cli.data import DATASETS, build_splits
+
+    with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=dataset)
+    raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
+    return {int(seed): len(build_splits(raw, cfg.dataset, int(seed), torch.device("cpu")).train_y) for seed in seeds.split(",")}
+
+
+def check_keep(parser: argparse.ArgumentParser, keep: float, sizes: dict[int, int]) -> None:
+    """Stop (argparse's one line, exit 2) when `keep` keeps all N training examples of a seed's split
+    (`sizes`): the rule would select nothing, and prune-run refuses it once the run has loaded the split."""
+    from prune_cli.data.pruning import kept_examples, largest_keep_leaving_one_out
+
+    for seed, examples in sizes.items():
+        if examples > 1 and kept_examples(keep, examples) >= examples:
+            bound = min(largest_keep_leaving_one_out(n) for n in sizes.values())
+            parser.error(
+                f"argument --keep: {str(keep)!r}: allowed: a fraction that leaves out at least one training example "
+                f"(round(keep x {examples}) keeps all {examples} of seed {seed}'s long-tailed training split): keep <= {bound:.6f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
@@ -42,10 +75,10 @@ def main() -> None:
     parser.add_argument("--longtail-ratio", type=number_in(1.0, float("inf"), True, False), default=10.0)
     parser.add_argument("--rules", type=comma_list(str), default=RULES, help=f"comma-separated data_pruning rules (default {RULES})")
     args = parser.parse_args()
+    dataset = ["dataset.imbalance=longtail", f"dataset.longtail_ratio={args.longtail_ratio}"]
     common = [
         f"seed={args.seeds}",
-        "dataset.imbalance=longtail",
-        f"dataset.longtail_ratio={args.longtail_ratio}",
+        *dataset,
         f"train.epochs={args.epochs}",
         "finetune.epochs=1",
         "metrics.regions.enabled=false",
@@ -55,6 +88,14 @@ def main() -> None:
     # the full training set as the reference (`none` has no `keep`), then the rules at `keep`
     rules = [r for r in args.rules.split(",") if r]
     pruned = ",".join(r for r in rules if r != "none")
+    if pruned:  # every rule keeps round(keep x N) of the N training examples (KeepFractionConfig)
+        from prune_cli.core.errors import PruneCliError
+
+        try:
+            sizes = training_sizes(dataset, args.seeds)
+        except PruneCliError:  # the data cannot be loaded (an unwritable cache, say): prune-run's first sweep says why, exit 2
+            sizes = {}
+        check_keep(parser, args.keep, sizes)
     choices = [["data_pruning=none"]] if "none" in rules else []
     choices += [[f"data_pruning={pruned}", f"data_pruning.keep={args.keep}"]] if pruned else []
     for choice in choices:

@@ -155,6 +155,12 @@ CASES = [
         "argument overrides: 'train.l1=0.001': allowed: overrides of keys the script does not set per run (train.l1: ",
     ),
     ("random_erk_vs_layerwise.py", ["--results-dir", "r", "seed=5"], "argument overrides: 'seed=5': allowed: "),
+    # the `none` sweep trained, then prune-run refused the rule sweep's jobs (exit 1, failed run folders left)
+    (
+        "data_pruning_longtail.py",
+        ["r", "--keep", "0.9999", "--rules", "none,random", "--seeds", "0", "--epochs", "1"],
+        "argument --keep: '0.9999': allowed: a fraction that leaves out at least one training example",
+    ),
 ]
 # the values only prune-run knows: prune-run's own line and exit status, no table after it
 PRUNE_RUN_REFUSES = [
