@@ -66,13 +66,22 @@ def write_synthetic_cifar(root: Path, n_train: int, n_test: int, noise: float, s
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"class{c}" for c in range(10)]}))
 
 
+def exact(value: float) -> str:
+    """`value` spelled for a folder name, readable and exact: `:g` (2, 0.1, 1e-07) where that reads back
+    as the same float, otherwise repr's shortest round-trip spelling (1.0000001, which `:g`, 6
+    significant digits, spelled 1 like 1.0: two noise levels shared a folder and run ids). Two floats
+    never share a spelling: each reads back as its own value."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
 def run(results_dir: Path, args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}"]
     made: list[Path] = []
     if args.model == "resnet20":
         # a folder per set of data options: its path (dataset.root) is part of each run's id, so that runs on
         # other data never share ids, and a later call's options are never answered with an earlier call's data
-        root = results_dir / f"synthetic_cifar-train{args.train_images}-test{args.test_images}-noise{args.noise:g}"
+        root = results_dir / f"synthetic_cifar-train{args.train_images}-test{args.test_images}-noise{exact(args.noise)}"
         made = [p for p in (results_dir, root) if not p.exists()]
         write_synthetic_cifar(root, args.train_images, args.test_images, args.noise)
         cmd += ["dataset=cifar10", f"dataset.root={root}", "model=resnet20", f"finetune.epochs={args.finetune_epochs}"]

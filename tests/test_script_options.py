@@ -230,3 +230,22 @@ def test_random_erk_prints_the_command_it_runs(monkeypatch, tmp_path, capsys):
     (shown,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("+ ")]
     assert shown == "+ " + " ".join(commands[0])
     assert shown.count("method.sampling=") == 1 and "method.sampling=bernoulli" in shown
+
+
+def test_layer_pruning_synthetic_cifar_folder_spells_the_noise_exactly(monkeypatch, tmp_path):
+    """The folder was named with `{noise:g}` (6 significant digits): --noise 1.0 and --noise 1.0000001
+    shared a folder, so the second call's runs reused the first call's data and run ids."""
+    import argparse
+
+    import layer_pruning
+
+    commands = []
+    monkeypatch.setattr(layer_pruning, "run_or_exit", lambda cmd, **kw: commands.append(cmd))
+    for noise in (1.0, 1.0000001, 2.0, 0.1, 1e-7):
+        args = argparse.Namespace(model="resnet20", train_images=10, test_images=5, noise=noise, finetune_epochs=1)
+        args.__dict__.update(epochs=1, penalties="0.5", prune_epochs=1, seeds="0", overrides=[])
+        layer_pruning.run(tmp_path, args)
+    roots = [Path(next(a.split("=", 1)[1] for a in cmd if a.startswith("dataset.root="))).name for cmd in commands]
+    suffix = "synthetic_cifar-train10-test5-noise"
+    # readable for ordinary values (and the names of earlier folders kept: noise2), exact for the others
+    assert roots == [f"{suffix}1", f"{suffix}1.0000001", f"{suffix}2", f"{suffix}0.1", f"{suffix}1e-07"]
