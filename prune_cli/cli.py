@@ -116,7 +116,9 @@ def main() -> None:
         raise
     except KeyboardInterrupt:  # a Ctrl-C on a SLURM sweep's submit host (a run handles its own: interrupts.py)
         if not _report_interrupted_cluster_sweep():
-            raise
+            if sweep_stop.stopped_by() is None:  # no sweep was stopping: a Ctrl-C Python itself turned into this
+                raise
+            _report_sweep_stopped_at_once()
     except COMPOSITION_ERRORS as err:  # HYDRA_FULL_ERROR=1: Hydra re-raises it instead; `--info`: Hydra reports nothing
         if hydra_patches.full_error_wanted():
             traceback.print_exc()
@@ -132,6 +134,20 @@ def main() -> None:
         record = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
         if not _jobs_may_still_run():  # jobs still queued or running on a cluster write to it
             sweep_record.remove(record)
+
+
+def _report_sweep_stopped_at_once() -> None:
+    """A second Ctrl-C to a local sweep (prune_cli/run/sweep_stop.py raises KeyboardInterrupt): the job
+    running in this process has said where its run stopped (`_job`); one line for the sweep, exit 130,
+    no traceback (it printed 74 lines). The jobs of a parallel sweep got the same Ctrl-C through the
+    process group and stop as its runs do; the same command resumes every stopped run."""
+    line = (
+        "prune-run: sweep stopped at once by a second SIGINT: each run that was running keeps its last checkpoint "
+        "and no queued run was started; run the same command again to resume the sweep"
+    )
+    log.warning(line)
+    print(line, file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
 
 
 @hydra.main(version_base="1.3", config_path=hydra_config_path(), config_name="config")
@@ -181,8 +197,9 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
     except interrupts.Interrupted as stop:
         _stopped(stop, run_dir, in_local_sweep=local_sweep)
     except KeyboardInterrupt:  # a second Ctrl-C before the safe point (interrupts.py): stopped where it landed
-        if in_sweep:
-            raise  # a sweep's process says what became of its jobs (prune_cli/run/sweep_stop.py)
+        if in_sweep:  # the run's line here; the sweep's process then ends with its own (`main`), exit 130
+            _stopped(interrupts.Interrupted(signal.SIGINT), run_dir, at_once=True, in_local_sweep=True)
+            raise
         _stopped(interrupts.Interrupted(signal.SIGINT), run_dir, at_once=True)
     except Exception as err:  # noqa: BLE001 - every failure is recorded; the sweep decides whether to go on
         err = _as_expected(err)

@@ -554,6 +554,48 @@ def test_a_second_ctrl_c_before_the_safe_point_stops_at_once_with_one_line(tmp_p
     assert not pd.read_csv(out / "runs.csv").duplicated(["run_id", "phase", "split", "metric"]).any()
 
 
+def test_a_second_ctrl_c_in_a_sweep_stops_it_at_once_with_lines_not_a_traceback(tmp_path, monkeypatch):
+    """The same in a sweep (basic launcher): the sweep's own handler raised KeyboardInterrupt and the
+    process ended in a 74-line traceback with no line naming the run (review). Now the run's line, the
+    sweep's line, exit 130; the same command resumes the run and runs the other job."""
+    real_hold = crashpoints.hold
+
+    def long_step(name: str) -> None:
+        if name != "checkpoint-saved":
+            return real_hold(name)
+        deadline = time.monotonic() + crashpoints.HOLD_S
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    monkeypatch.setattr(crashpoints, "hold", long_step)
+    out = tmp_path / "results"
+    args = ["-m", *LONG, "sparsity=0.5", "seed=0,1"]
+    proc = _start(args, out)
+    _wait_for_checkpoint(out, proc)
+    [run_dir] = [d for d in out.glob("runs/*") if d.is_dir()]
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".sweeps/*.stop")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the first Ctrl-C stopped the sweep, though no safe point was reached"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert (
+        f"prune-run: stopped at once by a second SIGINT; run {run_dir} keeps its last checkpoint (state.pt); "
+        "run the same command again to resume it"
+    ) in err, err[-3000:]
+    assert "prune-run: sweep stopped at once by a second SIGINT" in err, err[-3000:]
+    assert (run_dir / "state.pt").exists() and not (run_dir / "COMPLETE").exists()
+    assert not (out / ".sweeps").exists()
+    monkeypatch.setattr(crashpoints, "hold", real_hold)
+    run_cli(args, out)
+    assert "resuming run" in (run_dir / "prune-run.log").read_text()
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs.run_id.nunique() == 2 and not runs.duplicated(["run_id", "phase", "split", "metric"]).any()
+
+
 def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path, monkeypatch):
     """A kill between writing state.pt's temporary file and renaming it left `.state.pt.<pid>.tmp` in the
     run directory for good, one full-size copy per kill (resume audit). The process that takes the run
