@@ -250,7 +250,12 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
     it was, not at a safe point; its checkpoint is as a kill at that instant leaves it (written
     atomically, so the last one stays whole; docs/robustness.md)."""
     name = f"at once by a second {stop}" if at_once else f"by {stop}"
-    if (run_dir / "COMPLETE").exists():
+    if isinstance(stop, interrupts.StoppedWaiting):  # this process never ran it: the other one goes on
+        line = (
+            f"prune-run: stopped {name} while waiting for run {run_dir}, which another process is running; "
+            "that process goes on with it"
+        )
+    elif (run_dir / "COMPLETE").exists():
         line = f"prune-run: stopped {name}; run {run_dir} is complete"
     elif not (run_dir / "state.pt").exists():  # stopped before the first checkpoint (an epoch's end)
         line = (

@@ -596,6 +596,35 @@ def test_a_second_ctrl_c_in_a_sweep_stops_it_at_once_with_lines_not_a_traceback(
     assert runs.run_id.nunique() == 2 and not runs.duplicated(["run_id", "phase", "split", "metric"]).any()
 
 
+def test_a_ctrl_c_while_waiting_for_another_process_s_run_stops_the_wait_and_says_so(tmp_path):
+    """Process B waits on the run's lock while process A runs it: a first Ctrl-C did nothing (the wait
+    had no safe point) and a second said B's run "keeps its last checkpoint ... resume it" though A was
+    still running it (review). Now the first stops B's wait, with a line saying that another process
+    runs the run and goes on; exit 130; A is untouched and completes it."""
+    out = tmp_path / "results"
+    release = tmp_path / "release"
+    a = _start(LONG, out, **{crashpoints.HOLD_ENV: "checkpoint-saved", crashpoints.RELEASE_ENV: str(release)})
+    _wait_for_checkpoint(out, a)
+    [run_dir] = [d for d in out.glob("runs/*") if d.is_dir()]
+    b = _start(LONG, out)
+    deadline = time.monotonic() + 60
+    while "being run by another process" not in (run_dir / "prune-run.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    b.send_signal(signal.SIGINT)
+    _, err = b.communicate(timeout=60)
+    assert b.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("prune-run:") and "waiting for it" not in line]
+    assert lines == [
+        f"prune-run: stopped by SIGINT while waiting for run {run_dir}, which another process is running; that process goes on with it"
+    ], err[-3000:]
+    assert a.poll() is None  # A was not touched
+    release.touch()
+    _, err_a = a.communicate(timeout=300)
+    assert a.returncode == 0, err_a[-3000:]
+    assert (run_dir / "COMPLETE").exists()
+
+
 def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path, monkeypatch):
     """A kill between writing state.pt's temporary file and renaming it left `.state.pt.<pid>.tmp` in the
     run directory for good, one full-size copy per kill (resume audit). The process that takes the run

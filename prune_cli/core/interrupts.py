@@ -46,6 +46,11 @@ class Interrupted(BaseException):
         return 128 + self.signum
 
 
+class StoppedWaiting(Interrupted):
+    """A stop signal while this process waited for the lock of a run another process is running
+    (prune_cli/run/experiment.py `run`): this process stops; the other goes on with the run."""
+
+
 def _handler(signum, frame) -> None:
     if _requested is not None and signum == signal.SIGINT:
         raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now

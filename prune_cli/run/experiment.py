@@ -519,7 +519,15 @@ def run(cfg: DictConfig, run_dir: Path, on_found_complete: Optional[Callable[[],
     except Timeout:
         log.warning("run %s is being run by another process (lock %s); waiting for it to finish", rid, lock.lock_file)
         print(f"prune-run: run {rid} is being run by another process; waiting for it", file=sys.stderr)
-        lock.acquire()
+        while True:  # a safe point every half second: a Ctrl-C stops the wait, not the other process's run
+            try:
+                lock.acquire(timeout=0.5)
+                break
+            except Timeout:
+                try:
+                    interrupts.check()
+                except interrupts.Interrupted as stop:
+                    raise interrupts.StoppedWaiting(stop.signum) from None
         log.warning(
             "run %s: the other process has %s",
             rid,
