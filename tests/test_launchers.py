@@ -578,6 +578,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def start_held_sweep(
+    command: list[str], cwd: Path, env: dict, results: Path, held: int = 2, output=subprocess.PIPE, **more_env
+) -> subprocess.Popen:
+    """The sweep `command` in its own process group, its jobs held at their first checkpoint
+    (PRUNE_CLI_HOLD_AT) until a signal or a release file comes; returns once `held` runs have
+    checkpointed (or the sweep ended, or a hang guard passed). `output=subprocess.DEVNULL` for a
+    sweep whose output nobody reads (killed: its orphans must not block on a full pipe)."""
+    proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved", **more_env},
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        text=True,
+        start_new_session=True,  # its own process group, no terminal
+    )
+    deadline = time.monotonic() + 240
+    while len(list(results.glob("runs/*/state.pt"))) < held and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return proc
+
+
+def assert_gone(pids, what: str = "the sweep's worker processes outlived it") -> None:
+    """Every process of `pids` ends (a hang guard of 120 s, not a time limit on the code)."""
+    deadline = time.monotonic() + 120
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)], what
+
+
 STOPS = [
     ("parent", signal.SIGTERM),
     ("group", signal.SIGINT),  # a Ctrl-C without a terminal: `timeout -s INT`, a pty with stdin redirected
@@ -609,19 +640,7 @@ def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_poin
     [complete] = [p for p in (results / "runs").iterdir() if p.is_dir()]
     args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1,2,3", f"results_dir={results}"]
     command = [sys.executable, "-m", "prune_cli.cli", *args]
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, no terminal
-    )
-    deadline = time.monotonic() + 240
-    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)  # both workers hold at their first checkpoint (PRUNE_CLI_HOLD_AT) until a signal comes
+    proc = start_held_sweep(command, tmp_path, env, results)
     workers = _children(proc.pid)
     if to == "group":
         os.killpg(proc.pid, sig)
@@ -640,10 +659,7 @@ def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_poin
     assert f"  {complete}:" not in err, err
     assert "1 queued run was not started" in err and "run the same command again" in err, err
     assert not (results / ".sweeps").exists()
-    deadline = time.monotonic() + 30
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in workers if _alive(p)], "the sweep's worker processes outlived it"
+    assert_gone(workers, "the sweep's worker processes outlived it")
 
     resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -662,26 +678,12 @@ def test_a_parallel_sweep_killed_with_sigkill_stops_its_workers_jobs_at_a_safe_p
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     command = [sys.executable, "-m", "prune_cli.cli", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST]
     command += ["seed=0,1", f"results_dir={results}"]
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved"},  # the jobs wait at their first checkpoint for a signal
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 240
-    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    proc = start_held_sweep(command, tmp_path, env, results, output=subprocess.DEVNULL)
     workers = _children(proc.pid)
     assert workers and proc.poll() is None
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 120
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in workers if _alive(p)], "the killed sweep's workers went on as orphans"
+    assert_gone(workers, "the killed sweep's workers went on as orphans")
     runs = sorted(p for p in (results / "runs").iterdir() if p.is_dir())
     assert len(runs) == 2, runs
     for run in runs:
@@ -709,19 +711,7 @@ def test_a_sigterm_to_one_worker_of_a_parallel_sweep_stops_its_job_and_the_queue
     args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1,2,3", f"results_dir={results}"]
     command = [sys.executable, "-m", "prune_cli.cli", *args]
     release = tmp_path / "release"
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved", "PRUNE_CLI_HOLD_RELEASE": str(release)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 240
-    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)  # both workers hold at their first checkpoint (PRUNE_CLI_HOLD_AT)
+    proc = start_held_sweep(command, tmp_path, env, results, PRUNE_CLI_HOLD_RELEASE=str(release))
     from prune_cli.run import sweep_record
 
     [record] = results.glob(".sweeps/*.jsonl")
@@ -746,10 +736,7 @@ def test_a_sigterm_to_one_worker_of_a_parallel_sweep_stops_its_job_and_the_queue
     assert f"  {other}:" not in err, err
     assert "2 queued runs were not started" in err and "run the same command again" in err, err
     assert not (results / ".sweeps").exists()
-    deadline = time.monotonic() + 30
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in workers if _alive(p)], "the sweep's worker processes outlived it"
+    assert_gone(workers, "the sweep's worker processes outlived it")
 
     resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

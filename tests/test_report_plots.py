@@ -109,6 +109,22 @@ def test_thirty_accuracy_curves_are_thirty_distinct_styles(tmp_path, monkeypatch
     assert len(styles) == 30 and len(set(styles)) == 30, styles
 
 
+def _kept_figures(monkeypatch) -> list:
+    """The figures the plots close, kept for inspection (a closed figure is drawn again on its own canvas)."""
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    return figures
+
+
+def _title_box(figures: list):
+    """(the one figure drawn, its first axes' title extent in pixels), drawn with the layout it was saved with."""
+    (fig,) = figures
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return fig, fig.axes[0].title.get_window_extent(canvas.get_renderer())
+
+
 def _recorded_curves(monkeypatch) -> list[dict]:
     """Every `_curve` call's style and label, as drawn."""
     calls: list[dict] = []
@@ -140,14 +156,9 @@ def test_thirteen_regions_curves_differ_and_name_no_nan(tmp_path, monkeypatch):
                     }
                 )
     calls = _recorded_curves(monkeypatch)
-    figures = []
-    close = plt.close
-    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    figures = _kept_figures(monkeypatch)
     assert plotting.regions_vs_sparsity(pd.DataFrame(rows), tmp_path) is not None
-    (fig,) = figures
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    title = fig.axes[0].title.get_window_extent(canvas.get_renderer())
+    fig, title = _title_box(figures)
     assert title.x0 >= 0 and title.x1 <= fig.bbox.x1 and title.y1 <= fig.bbox.y1, (
         "the title runs off the figure"
     )  # "curves by method, data_pruning..." did
@@ -211,12 +222,7 @@ def test_a_title_of_wide_letters_stays_on_the_figure(tmp_path, monkeypatch):
         for i in range(2)
         for s in (0.5, 0.9)
     ]
-    figures = []
-    close = plt.close
-    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    figures = _kept_figures(monkeypatch)
     assert plotting.regions_vs_sparsity(pd.DataFrame(rows), tmp_path) is not None
-    (fig,) = figures
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    title = fig.axes[0].title.get_window_extent(canvas.get_renderer())
+    fig, title = _title_box(figures)
     assert title.x0 >= 0 and title.x1 <= fig.bbox.x1 and title.y1 <= fig.bbox.y1, title

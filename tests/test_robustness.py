@@ -509,16 +509,12 @@ def test_a_stop_signal_checkpoints_says_how_to_resume_and_exits_128_plus_signal(
         assert "resuming run" in (run_dir / "prune-run.log").read_text()
 
 
-def test_a_second_ctrl_c_before_the_safe_point_stops_at_once_with_one_line(tmp_path, monkeypatch):
-    """A second Ctrl-C while the run is still on its way to the next safe point (a long step) stops it at
-    once (prune_cli/core/interrupts.py raises KeyboardInterrupt). It printed a 40-line KeyboardInterrupt
-    traceback, no line naming the run, and the process died by SIGINT. Now: the one line of a stop,
-    saying it stopped at once, exit 130; the checkpoint stays usable and the same command resumes the
-    run to the end. The long step is the hold after the first checkpoint, made to go on past the first
-    signal (the child is forked from this process, so it runs the patched hold)."""
+def _long_step_after_the_first_checkpoint(monkeypatch):
+    """Make the step after the first checkpoint a long one without a safe point (until a second Ctrl-C
+    or the hang guard): a child forked from this process runs the patched hold. Returns the real hold."""
     real_hold = crashpoints.hold
 
-    def long_step(name: str) -> None:  # no safe point until the second Ctrl-C (or the hang guard)
+    def long_step(name: str) -> None:
         if name != "checkpoint-saved":
             return real_hold(name)
         deadline = time.monotonic() + crashpoints.HOLD_S
@@ -526,6 +522,17 @@ def test_a_second_ctrl_c_before_the_safe_point_stops_at_once_with_one_line(tmp_p
             time.sleep(0.01)
 
     monkeypatch.setattr(crashpoints, "hold", long_step)
+    return real_hold
+
+
+def test_a_second_ctrl_c_before_the_safe_point_stops_at_once_with_one_line(tmp_path, monkeypatch):
+    """A second Ctrl-C while the run is still on its way to the next safe point (a long step) stops it at
+    once (prune_cli/core/interrupts.py raises KeyboardInterrupt). It printed a 40-line KeyboardInterrupt
+    traceback, no line naming the run, and the process died by SIGINT. Now: the one line of a stop,
+    saying it stopped at once, exit 130; the checkpoint stays usable and the same command resumes the
+    run to the end. The long step is the hold after the first checkpoint, made to go on past the first
+    signal (the child is forked from this process, so it runs the patched hold)."""
+    real_hold = _long_step_after_the_first_checkpoint(monkeypatch)
     out = tmp_path / "results"
     proc = _start([*LONG, "sparsity=0.5"], out)
     _wait_for_checkpoint(out, proc)
@@ -558,16 +565,7 @@ def test_a_second_ctrl_c_in_a_sweep_stops_it_at_once_with_lines_not_a_traceback(
     """The same in a sweep (basic launcher): the sweep's own handler raised KeyboardInterrupt and the
     process ended in a 74-line traceback with no line naming the run (review). Now the run's line, the
     sweep's line, exit 130; the same command resumes the run and runs the other job."""
-    real_hold = crashpoints.hold
-
-    def long_step(name: str) -> None:
-        if name != "checkpoint-saved":
-            return real_hold(name)
-        deadline = time.monotonic() + crashpoints.HOLD_S
-        while time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    monkeypatch.setattr(crashpoints, "hold", long_step)
+    real_hold = _long_step_after_the_first_checkpoint(monkeypatch)
     out = tmp_path / "results"
     args = ["-m", *LONG, "sparsity=0.5", "seed=0,1"]
     proc = _start(args, out)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import FAST, run_cli
-
-JOBLIB = "hydra_plugins.hydra_joblib_launcher"
-NEEDS = "the launcher plugins are optional: pip install 'prune-cli[cluster]' (the [test] extra has them)"
+from test_launchers import JOBLIB, NEEDS, start_held_sweep
 
 
 @pytest.mark.parametrize("allow", [False, True])
@@ -105,19 +103,7 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     local = ["hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j"]
     command = [sys.executable, "-m", "prune_cli.cli", "-m", *local, *FAST, "seed=0,1", f"results_dir={results}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env={**env, "PRUNE_CLI_HOLD_AT": "checkpoint-saved"},  # each job waits at its first checkpoint for a signal
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 240
-    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    proc = start_held_sweep(command, tmp_path, env, results)
     below = _descendants(proc.pid)
     assert below and proc.poll() is None
     proc.send_signal(signal.SIGTERM)
