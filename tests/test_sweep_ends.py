@@ -52,15 +52,21 @@ def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
     proc.wait(timeout=60)
     [stale] = (results / ".sweeps").iterdir()
     assert '"started"' in stale.read_text()
-    alive = results / ".sweeps" / f"20261202T000000-{os.getpid()}@{socket.gethostname()}.jsonl"  # this test's process
+    from prune_cli.run import sweep_record
+
+    alive = results / ".sweeps" / sweep_record.local_name("20261202T000000")  # this test's process
     alive.write_text("")
+    # a dead pid here, but a sweep of another pid namespace on a host of the same name (a container with
+    # the host's network): that pid means nothing here, and its sweep may be running (review)
+    elsewhere = results / ".sweeps" / f"20261202T000000-{proc.pid}@{socket.gethostname()}~1.jsonl"
+    elsewhere.write_text("")
     slurm = results / ".sweeps" / "20261202T000000-1.jsonl"  # a SLURM sweep's: no host in its name
     slurm.write_text("")
     env.pop("PRUNE_CLI_HOLD_AT")
     rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"removed the record of an earlier sweep whose process ({proc.pid}) is gone: {stale}" in rerun.stderr, rerun.stderr
-    assert sorted((results / ".sweeps").iterdir()) == sorted([alive, slurm])
+    assert sorted((results / ".sweeps").iterdir()) == sorted([alive, elsewhere, slurm])
     assert len(list(results.glob("runs/*/COMPLETE"))) == 2
 
 

@@ -120,14 +120,26 @@ def remove(path: str | None) -> None:
         pass  # another sweep's record is still there
 
 
-def local_name(stamp: str) -> str:
-    """The record's file name for a sweep whose jobs run on this host (basic, joblib, submitit's local
-    launcher): `<stamp>-<pid>@<host>.jsonl`, so a later local sweep can tell that its process is gone
-    (`remove_stale`). A SLURM sweep's record has no host (`<stamp>-<pid>.jsonl`): its jobs outlive the
-    submit host's process and write to it, so it is never removed as stale."""
+def _here() -> str:
+    """`<host>~<pid namespace>`: where a pid means this process. Containers that share the host's name
+    (Docker's --network host, Kubernetes' hostNetwork) have pid namespaces of their own, where another
+    sweep's pid may be free: judged by pid and host alone, a live sweep's record was removed (review)."""
     import socket
 
-    return f"{stamp}-{os.getpid()}@{socket.gethostname()}.jsonl"
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # no /proc (not Linux): the host alone
+        namespace = ""
+    return f"{socket.gethostname()}~{namespace}"
+
+
+def local_name(stamp: str) -> str:
+    """The record's file name for a sweep whose jobs run on this host (basic, joblib, submitit's local
+    launcher): `<stamp>-<pid>@<host>~<pid namespace>.jsonl`, so a later local sweep of the same host and
+    pid namespace can tell that its process is gone (`remove_stale`). A SLURM sweep's record has no host
+    (`<stamp>-<pid>.jsonl`): its jobs outlive the submit host's process and write to it, so it is never
+    removed as stale."""
+    return f"{stamp}-{os.getpid()}@{_here()}.jsonl"
 
 
 def _alive(pid: int) -> bool:
@@ -142,12 +154,10 @@ def _alive(pid: int) -> bool:
 
 def remove_stale(folder: Path) -> list[tuple[Path, int]]:
     """At a local sweep's start: remove the records in results_dir/.sweeps of local sweeps of this host
-    whose process was killed (SIGKILL: the OOM killer, `kill -9`), so it never reached its end, which
+    and pid namespace whose process was killed (SIGKILL: the OOM killer, `kill -9`), so it never reached its end, which
     removes the record; a record stays while its sweep's process or any job it records as running is
     alive (submitit's local jobs outlive a killed sweep). The records removed, with their sweep's pid."""
-    import socket
-
-    host = socket.gethostname()
+    host = _here()
     removed: list[tuple[Path, int]] = []
     if not folder.is_dir():
         return removed
