@@ -250,7 +250,12 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
     it was, not at a safe point; its checkpoint is as a kill at that instant leaves it (written
     atomically, so the last one stays whole; docs/robustness.md)."""
     name = f"at once by a second {stop}" if at_once else f"by {stop}"
-    if isinstance(stop, interrupts.StoppedWaiting):  # this process never ran it: the other one goes on
+    if isinstance(stop, interrupts.StoppedWaiting) and stop.other_stopped:  # both got it (a Ctrl-C to the group)
+        line = (
+            f"prune-run: stopped {name} while waiting for run {run_dir}, which another process was running and has "
+            "stopped too; run the same command again to resume it"
+        )
+    elif isinstance(stop, interrupts.StoppedWaiting):  # this process never ran it: the other one goes on
         line = (
             f"prune-run: stopped {name} while waiting for run {run_dir}, which another process is running; "
             "that process goes on with it"

@@ -623,6 +623,43 @@ def test_a_ctrl_c_while_waiting_for_another_process_s_run_stops_the_wait_and_say
     assert (run_dir / "COMPLETE").exists()
 
 
+def test_a_waiting_process_whose_lock_comes_free_after_a_stop_signal_does_not_take_the_run_over(tmp_path, monkeypatch):
+    """A Ctrl-C to the process group reaches both processes: the one running the run stops at its safe
+    point and frees the lock, and the waiting one's next try took it and "taking the run over from its
+    checkpoint" resumed the run it had been told to stop (review). Now it frees the lock again and stops,
+    saying the other stopped too. The lock is a stand-in whose wait ends as the signal arrives."""
+    from filelock import Timeout
+
+    from prune_cli.core import interrupts
+    from prune_cli.run import experiment
+
+    events = []
+
+    class FreedAfterTheSignal:
+        def __init__(self, path):
+            self.lock_file = path
+
+        def acquire(self, timeout=None):
+            if timeout == 0:
+                raise Timeout(self.lock_file)  # another process holds it
+            interrupts.request(signal.SIGINT)  # the group's Ctrl-C arrives while waiting; the other frees the lock
+            events.append("acquired")
+
+        def release(self):
+            events.append("released")
+
+    monkeypatch.setattr(experiment, "FileLock", FreedAfterTheSignal)
+    cfg = compose([*FAST], tmp_path / "results")
+    try:
+        with pytest.raises(interrupts.StoppedWaiting) as stop:
+            experiment.run(cfg, tmp_path / "results" / "runs" / "r")
+    finally:
+        interrupts.reset()
+    assert stop.value.other_stopped and stop.value.signum == signal.SIGINT
+    assert events == ["acquired", "released"]  # freed again, nothing run under it
+    assert not (tmp_path / "results" / "runs" / "r" / "state.pt").exists()
+
+
 def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path, monkeypatch):
     """A kill between writing state.pt's temporary file and renaming it left `.state.pt.<pid>.tmp` in the
     run directory for good, one full-size copy per kill (resume audit). The process that takes the run

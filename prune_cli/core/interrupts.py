@@ -48,7 +48,12 @@ class Interrupted(BaseException):
 
 class StoppedWaiting(Interrupted):
     """A stop signal while this process waited for the lock of a run another process is running
-    (prune_cli/run/experiment.py `run`): this process stops; the other goes on with the run."""
+    (prune_cli/run/experiment.py `run`): this process stops; the other goes on with the run, or
+    (`other_stopped`: the signal reached both, and the other freed the lock) has stopped too."""
+
+    def __init__(self, signum: int, other_stopped: bool = False):
+        super().__init__(signum)
+        self.other_stopped = other_stopped
 
 
 def _handler(signum, frame) -> None:

@@ -520,14 +520,18 @@ def run(cfg: DictConfig, run_dir: Path, on_found_complete: Optional[Callable[[],
         log.warning("run %s is being run by another process (lock %s); waiting for it to finish", rid, lock.lock_file)
         print(f"prune-run: run {rid} is being run by another process; waiting for it", file=sys.stderr)
         while True:  # a safe point every half second: a Ctrl-C stops the wait, not the other process's run
+            stop = interrupts.requested()
+            if stop is not None:
+                raise interrupts.StoppedWaiting(stop)
             try:
                 lock.acquire(timeout=0.5)
-                break
             except Timeout:
-                try:
-                    interrupts.check()
-                except interrupts.Interrupted as stop:
-                    raise interrupts.StoppedWaiting(stop.signum) from None
+                continue
+            stop = interrupts.requested()
+            if stop is not None:  # the same Ctrl-C (to the process group) stopped the other process, which freed
+                lock.release()  # the lock: this one does not take the run over, it stops as asked
+                raise interrupts.StoppedWaiting(stop, other_stopped=True)
+            break
         log.warning(
             "run %s: the other process has %s",
             rid,
