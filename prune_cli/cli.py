@@ -343,7 +343,7 @@ def _limit_threads(cfg: DictConfig, hydra_cfg) -> None:
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     n_jobs, batch = threads.local_sweep_jobs(hydra_cfg.launcher, os.environ) if in_sweep else (None, None)
     usable = threads.usable_cpus(os.environ, n_jobs=n_jobs, batch=batch)
-    env = threads.users_env(os.environ, hydra_cfg.job.env_set) if in_sweep else os.environ  # not loky's OMP_NUM_THREADS
+    env = threads.users_env(os.environ, hydra_cfg.job.env_set, hydra_cfg.launcher) if in_sweep else os.environ  # not loky's
     needs_size = setting == "auto" and threads.explicit_omp_threads(env) is None
     choice = threads.choose_threads(setting, env, usable, _macs_per_batch(cfg) if needs_size else None)
     if torch.get_num_threads() != choice.threads:

@@ -78,6 +78,17 @@ def test_a_job_tells_loky_s_omp_num_threads_from_the_user_s():
     assert threads.users_env({"OMP_NUM_THREADS": "2"}, {}) == {"OMP_NUM_THREADS": "2"}  # not in a sweep
 
 
+def test_a_slurm_job_s_own_omp_num_threads_is_kept():
+    """A SLURM job inherits the submit host's record of OMP_NUM_THREADS, and its own (8, from the
+    launcher's setup lines, `export=` or a prolog) differs: it was dropped as if loky had set it, and
+    threads=auto picked another number (review). Only a joblib worker's is told apart."""
+    job = {threads.SWEEP_OMP: "", threads.SWEEP_BATCH: "2", "OMP_NUM_THREADS": "8", "SLURM_CPUS_PER_TASK": "16"}
+    slurm = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"}
+    joblib = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"}
+    assert threads.users_env(job, {}, slurm)["OMP_NUM_THREADS"] == "8"
+    assert "OMP_NUM_THREADS" not in threads.users_env(job, {}, joblib)
+
+
 def test_the_runs_at_once_of_each_local_launcher():
     joblib = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 4}
     local = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}

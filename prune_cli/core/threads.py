@@ -70,10 +70,14 @@ def note_sweep_batch(env: dict, jobs: int, first: bool) -> None:
         env[SWEEP_OMP] = env.get("OMP_NUM_THREADS", "")
 
 
-def users_env(env: Mapping[str, str], env_set: Mapping | None) -> Mapping[str, str]:
-    """`env` without an OMP_NUM_THREADS the launcher set rather than the user: one that differs from what
-    the sweep's process had (`SWEEP_OMP`; loky's cpu_count // n_jobs in its workers) and that the job's
-    `hydra.job.env_set` does not set. Unchanged outside a sweep (no `SWEEP_OMP`)."""
+def users_env(env: Mapping[str, str], env_set: Mapping | None, launcher: Mapping | None = None) -> Mapping[str, str]:
+    """`env` without an OMP_NUM_THREADS the launcher set rather than the user: in a joblib worker, one
+    that differs from what the sweep's process had (`SWEEP_OMP`; loky's cpu_count // n_jobs) and that the
+    job's `hydra.job.env_set` does not set. Unchanged outside a sweep (no `SWEEP_OMP`) and under any other
+    launcher: a SLURM job's OMP_NUM_THREADS may come from its setup lines, `export=` or the cluster's
+    prolog, and differs from the submit host's for a reason (review)."""
+    if launcher is not None and "Joblib" not in str(launcher.get("_target_", "")):
+        return env
     if SWEEP_OMP not in env or "OMP_NUM_THREADS" not in env or "OMP_NUM_THREADS" in (env_set or {}):
         return env
     if env["OMP_NUM_THREADS"] == env[SWEEP_OMP]:
