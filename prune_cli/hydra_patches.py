@@ -39,7 +39,7 @@ from omegaconf.errors import InterpolationResolutionError
 from .core import threads
 from .core.accel import CHECKS_THIS_MACHINE
 from .core.errors import ConfigError, PruneCliError
-from .run import composition_memo
+from .run import composition_memo, sweep_stop
 from .run.composition_errors import (
     COMPOSITION_ERRORS,
     NOT_PRUNE_RUN_GROUPS,
@@ -150,8 +150,11 @@ def _validate_every_sweep_job_first() -> None:
 
     def validate_batch_is_legal(self, batch) -> None:
         first = not getattr(self, "_prune_cli_jobs_validated", False)
+        before = os.environ.get(threads.SWEEP_BATCH)
         threads.note_sweep_batch(os.environ, len(batch), first)  # what the batch's jobs read to share the CPUs
         if not first:
+            if before != os.environ.get(threads.SWEEP_BATCH):  # reused loky workers keep the old batch's size
+                sweep_stop.retire_idle_loky_workers()
             return
         self._prune_cli_jobs_validated = True
         try:

@@ -114,6 +114,18 @@ def test_threads_auto_in_a_parallel_sweep_takes_the_per_job_share(tmp_path, n_jo
         assert all(f"shared by {n_jobs} parallel jobs" in line for line in lines), lines
 
 
+def test_the_last_smaller_batch_of_a_parallel_sweep_gets_its_own_share(tmp_path):
+    """hydra.sweeper.max_batch_size=2 over 3 runs: the third runs alone in the second batch, yet loky reused
+    the first batch's workers, whose environment still said 2 jobs ("shared by 2 parallel jobs": half the
+    CPUs idle) (review). A batch of another size starts fresh workers."""
+    pytest.importorskip(JOBLIB, reason=NEEDS)
+    args = ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.sweeper.max_batch_size=2", *LARGE]
+    lines = _sweep_threads(tmp_path, [*args, "sparsity=0.5,0.6,0.8"])
+    assert len(lines) == 3, lines
+    assert sum(line.startswith(_share(2)) and "shared by 2 parallel jobs" in line for line in lines) == 2, lines
+    assert sum(line.startswith(_share(1)) and "shared by" not in line for line in lines) == 1, lines
+
+
 def test_threads_auto_in_a_submitit_local_sweep_takes_the_per_job_share(tmp_path):
     """submitit's local executor starts every job of the sweep at once; each took every usable CPU
     (three jobs x two threads on two cores)."""

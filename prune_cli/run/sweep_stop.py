@@ -236,7 +236,16 @@ def retire_earlier_workers(launcher) -> None:
     and a worker keeps the environment of its start, so it would record this sweep's jobs in the earlier
     sweep's record (removed when that sweep ended: the job failed with FileNotFoundError). The next batch
     starts fresh workers, with this sweep's environment. Nothing to do in a new process (`prune-run`)."""
-    if not runs_jobs_in_loky_workers(launcher) or "joblib.externals.loky.reusable_executor" not in sys.modules:
+    if runs_jobs_in_loky_workers(launcher):
+        retire_idle_loky_workers()
+
+
+def retire_idle_loky_workers() -> None:
+    """Shut down joblib's reusable loky executor, if this process has one: the next batch of jobs starts
+    fresh workers, with the environment the sweep's process has now (a worker keeps the one of its
+    start). Also between a sweep's batches of different sizes (hydra.sweeper.max_batch_size): the workers
+    of a batch of 2 told the last job, alone in its batch, that it shared the CPUs with another."""
+    if "joblib.externals.loky.reusable_executor" not in sys.modules:
         return
     from joblib.externals.loky import reusable_executor
 
