@@ -102,7 +102,7 @@ def test_the_runs_at_once_of_each_local_launcher():
     assert threads.usable_cpus({}, 2, 3, **kw) == (4, "CPU affinity 8 shared by 2 parallel jobs")
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])  # n_jobs=2: 7.5 s, slow
 def test_threads_auto_in_a_parallel_sweep_takes_the_per_job_share(tmp_path, n_jobs):
     """README and docs/performance.md promise the per-job share of a local parallel sweep; parallel.yaml
     set OMP_NUM_THREADS=1 for every job (and loky sets its own in its workers), so every job ran on one
@@ -114,6 +114,7 @@ def test_threads_auto_in_a_parallel_sweep_takes_the_per_job_share(tmp_path, n_jo
         assert all(f"shared by {n_jobs} parallel jobs" in line for line in lines), lines
 
 
+@pytest.mark.slow  # a sweep in new interpreters, 7-12 s; the rule itself is tested above without one
 def test_the_last_smaller_batch_of_a_parallel_sweep_gets_its_own_share(tmp_path):
     """hydra.sweeper.max_batch_size=2 over 3 runs: the third runs alone in the second batch, yet loky reused
     the first batch's workers, whose environment still said 2 jobs ("shared by 2 parallel jobs": half the
@@ -126,6 +127,7 @@ def test_the_last_smaller_batch_of_a_parallel_sweep_gets_its_own_share(tmp_path)
     assert sum(line.startswith(_share(1)) and "shared by" not in line for line in lines) == 1, lines
 
 
+@pytest.mark.slow  # a sweep in new interpreters, 7-12 s; the rule itself is tested above without one
 def test_threads_auto_in_a_submitit_local_sweep_takes_the_per_job_share(tmp_path):
     """submitit's local executor starts every job of the sweep at once; each took every usable CPU
     (three jobs x two threads on two cores)."""
@@ -145,6 +147,7 @@ def test_omp_num_threads_beyond_the_per_job_share_is_noted_as_threads_n_is():
     assert threads.choose_threads("auto", {"OMP_NUM_THREADS": "1"}, usable, None).reason == "OMP_NUM_THREADS"
 
 
+@pytest.mark.slow  # a sweep in new interpreters, 7-12 s; the rule itself is tested above without one
 def test_the_user_s_omp_num_threads_still_wins_in_a_parallel_sweep_with_a_note_beyond_the_share(tmp_path):
     """The shell's OMP_NUM_THREADS is the user's (loky passes it on to its workers unchanged): honoured,
     and noted when it is more than the per-job share."""
