@@ -525,6 +525,15 @@ def _long_step_after_the_first_checkpoint(monkeypatch):
     return real_hold
 
 
+def _second_ctrl_c(proc: ForkedRun) -> str:
+    """Send the second SIGINT; the process exits 130 without a traceback. Returns its stderr."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    return err
+
+
 def test_a_second_ctrl_c_before_the_safe_point_stops_at_once_with_one_line(tmp_path, monkeypatch):
     """A second Ctrl-C while the run is still on its way to the next safe point (a long step) stops it at
     once (prune_cli/core/interrupts.py raises KeyboardInterrupt). It printed a 40-line KeyboardInterrupt
@@ -542,10 +551,7 @@ def test_a_second_ctrl_c_before_the_safe_point_stops_at_once_with_one_line(tmp_p
     while "received SIGINT" not in (run_dir / "prune-run.log").read_text() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the first Ctrl-C stopped the run, though no safe point was reached"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    err = _second_ctrl_c(proc)
     lines = [line for line in err.splitlines() if line.startswith("prune-run:")]
     assert lines == [
         f"prune-run: stopped at once by a second SIGINT; run {run_dir} keeps its last checkpoint (state.pt); "
@@ -576,10 +582,7 @@ def test_a_second_ctrl_c_in_a_sweep_stops_it_at_once_with_lines_not_a_traceback(
     while not list(out.glob(".sweeps/*.stop")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the first Ctrl-C stopped the sweep, though no safe point was reached"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    err = _second_ctrl_c(proc)
     assert (
         f"prune-run: stopped at once by a second SIGINT; run {run_dir} keeps its last checkpoint (state.pt); "
         "run the same command again to resume it"
