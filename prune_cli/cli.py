@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import hydra_patches
 from .core import interrupts, plugins, threads
+from .core.notices import say
 from .core.atomic_io import atomic_write_text
 from .core.errors import ConfigError, InputError, PruneCliError
 from .core.paths import hydra_config_path
@@ -145,8 +146,7 @@ def _report_sweep_stopped_at_once() -> None:
         "prune-run: sweep stopped at once by a second SIGINT: each run that was running keeps its last checkpoint "
         "and no queued run was started; run the same command again to resume the sweep"
     )
-    log.warning(line)
-    print(line, file=sys.stderr)
+    say(log, line)
     sys.exit(128 + signal.SIGINT)
 
 
@@ -210,14 +210,13 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
                 raise  # errors that are not PruneCliError: a bug, its traceback
             return  # a fail-fast sweep: the jobs that start after this one see the failure and stop
         recorded = _record_failure(err, run_dir, hydra_cfg, cfg)
-        log.error(
-            "run %s failed (%s: %s)%s; the sweep goes on (fail_fast=true stops it)",
-            run_dir.name,
-            type(err).__name__,
-            err,
-            f"; details in {run_dir / FAILED_FILE}" if recorded else "",
+        details = f"; details in {run_dir / FAILED_FILE}" if recorded else ""
+        say(
+            log,
+            f"prune-run: error in {run_dir.name}: {err}",
+            level=logging.ERROR,
+            log_line=f"run {run_dir.name} failed ({type(err).__name__}: {err}){details}; the sweep goes on (fail_fast=true stops it)",
         )
-        print(f"prune-run: error in {run_dir.name}: {err}", file=sys.stderr)
     else:
         (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt failed; this one completed
         sweep_record.record_outcome(run_dir, "completed")
@@ -271,8 +270,7 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
         line = (
             f"prune-run: stopped {name}; run {run_dir} keeps its last checkpoint (state.pt); run the same command again to resume it"
         )
-    log.warning(line)
-    print(line, file=sys.stderr)
+    say(log, line)
     sweep_record.record_outcome(run_dir, "stopped", stop)
     if in_local_sweep:
         sweep_record.mark_stopping(sweep_record.current())
@@ -291,8 +289,12 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         print(f"prune-run: error: {err}", file=sys.stderr)
         sys.exit(2)
     if in_sweep:
-        log.error("run %s failed (%s: %s); fail_fast=true: stopping the sweep", run_dir.name, type(err).__name__, err)
-        print(f"prune-run: error in {run_dir.name}: {err} (fail_fast: sweep stopped)", file=sys.stderr)
+        say(
+            log,
+            f"prune-run: error in {run_dir.name}: {err} (fail_fast: sweep stopped)",
+            level=logging.ERROR,
+            log_line=f"run {run_dir.name} failed ({type(err).__name__}: {err}); fail_fast=true: stopping the sweep",
+        )
         # Every launcher: the jobs already running finish; those that start later (with the basic launcher,
         # every later job) find this failure in the sweep's record and do not run (_job,
         # sweep_record.failed_in_this_sweep), and the sweep ends with its summary and exit code

@@ -235,6 +235,10 @@ def test_a_finished_run_made_by_other_code_is_kept_and_the_rerun_says_so(single_
     assert "already complete" in proc.stdout + err and (results / "runs.csv").read_text() == before
     assert "made by other code" in err and "git_sha: 0123456789ab" in err and "prune_cli_version: 0.0.1 ->" in err, err
     assert "a fresh results_dir" in err
+    # once on the terminal (stderr), and in the run's log file; the console log handler (stdout) printed it
+    # a second time
+    assert err.count("made by other code") == 1 and "made by other code" not in proc.stdout, proc.stdout
+    assert "made by other code" in (run_dir / "prune-run.log").read_text()
     same = run_cli(SHARED_RUN, copy_results(single_run.results, tmp_path / "untouched"))
     assert "made by other code" not in same.stderr  # the same code: nothing to say
 

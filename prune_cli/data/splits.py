@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +11,7 @@ from omegaconf import DictConfig
 
 from ..core.config_base import declared_train_examples
 from ..core.errors import ConfigError, DatasetContentError
+from ..core.notices import say
 from .batches import to_device
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,7 @@ def warn_classes_without_training_examples(classes: list[int], num_classes: int,
         f"{'have' if len(classes) > 1 else 'has'} no training examples (removed by {cause}); "
         "the model is trained without them"
     )
-    log.warning(line)
-    print(f"prune-run: warning: {line}", file=sys.stderr)
+    say(log, f"prune-run: warning: {line}", log_line=line)
 
 
 def warn_classes_lost(before_y: torch.Tensor, after_y: torch.Tensor, num_classes: int, cause: str) -> None:

@@ -6,7 +6,6 @@ writes each row exactly once (rows: run/recorder.py)."""
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -21,6 +20,7 @@ from ..core.atomic_io import atomic_write_text, remove_leftovers, sync_files
 from ..core.config_base import ScheduleConfig, prunes_to_sparsity
 from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
+from ..core.notices import say
 from ..core.paths import user_path
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES, recorded_run_id
@@ -517,8 +517,11 @@ def run(cfg: DictConfig, run_dir: Path, on_found_complete: Optional[Callable[[],
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        log.warning("run %s is being run by another process (lock %s); waiting for it to finish", rid, lock.lock_file)
-        print(f"prune-run: run {rid} is being run by another process; waiting for it", file=sys.stderr)
+        say(
+            log,
+            f"prune-run: run {rid} is being run by another process; waiting for it",
+            log_line=f"run {rid} is being run by another process (lock {lock.lock_file}); waiting for it to finish",
+        )
         while True:  # a safe point every half second: a Ctrl-C stops the wait, not the other process's run
             stop = interrupts.requested()
             if stop is not None:
@@ -548,16 +551,13 @@ def _say_if_made_by_other_code(run_dir: Path, rid: str) -> None:
     differs from this process's, one line says so and how to recompute it."""
     changed, note = results.finished_run_code(run_dir)
     if note is not None:  # provenance.json missing or torn: said, so that silence never reads as "same code"
-        line = f"prune-run: run {rid}: {note}"
-        log.warning(line.removeprefix("prune-run: "))
-        print(line, file=sys.stderr)
+        say(log, f"prune-run: run {rid}: {note}")
     if changed:
-        line = (
+        say(
+            log,
             f"prune-run: run {rid} is complete and kept, but it was made by other code ({'; '.join(changed)}); "
-            "changes since then are not in its numbers. To recompute it, run the command with a fresh results_dir."
+            "changes since then are not in its numbers. To recompute it, run the command with a fresh results_dir.",
         )
-        log.warning(line.removeprefix("prune-run: "))
-        print(line, file=sys.stderr)
 
 
 def _check_the_directory_is_this_run_s(run_dir: Path, rid: str) -> None:

@@ -1,0 +1,41 @@
+"""A line for the researcher, said once on the terminal and kept in the run's log file.
+
+prune-run says what a researcher must not miss (a run kept though other code made it, classes left
+without training examples, where a stopped run keeps its checkpoint) on stderr, so that it shows when
+stdout goes to a file. The same line also goes to the run's log (`<run dir>/prune-run.log`, Hydra's
+job logging). Hydra's job logging has a console handler too (stdout), so on a terminal each such line
+was printed twice. `say` marks its log record; the console handlers leave marked records to the
+stderr line, and the log file keeps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+_SAID_ON_STDERR = "prune_cli_said_on_stderr"
+
+
+class _LeftToStderr(logging.Filter):
+    """Drops the records `say` has also printed on stderr (console handlers only)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, _SAID_ON_STDERR, False)
+
+
+def _console_handlers_leave_said_lines_to_stderr() -> None:
+    """Hydra configures the job's logging afresh for every job of a sweep, so the filter is added to the
+    root logger's console handlers (plain StreamHandlers to stdout or stderr; a FileHandler is a
+    StreamHandler too, and keeps every record) each time, once per handler."""
+    for handler in logging.getLogger().handlers:
+        console = type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr)
+        if console and not any(isinstance(f, _LeftToStderr) for f in handler.filters):
+            handler.addFilter(_LeftToStderr())
+
+
+def say(log: logging.Logger, line: str, *, level: int = logging.WARNING, log_line: str | None = None) -> None:
+    """Print `line` on stderr and log `log_line` (default: `line` without its "prune-run: " prefix, which
+    the log record's own header replaces) to the log file, not a second time on the console."""
+    _console_handlers_leave_said_lines_to_stderr()
+    log.log(level, line.removeprefix("prune-run: ") if log_line is None else log_line, extra={_SAID_ON_STDERR: True})
+    print(line, file=sys.stderr)
