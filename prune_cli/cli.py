@@ -213,7 +213,7 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
         details = f"; details in {run_dir / FAILED_FILE}" if recorded else ""
         say(
             log,
-            f"prune-run: error in {run_dir.name}: {err}",
+            f"prune-run: error in {run_dir.name}: {err} (the sweep goes on; fail_fast=true stops it)",
             level=logging.ERROR,
             log_line=f"run {run_dir.name} failed ({type(err).__name__}: {err}){details}; the sweep goes on (fail_fast=true stops it)",
         )

@@ -183,8 +183,10 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
     assert record["status"] == "failed" and record["config_error"] is False
     assert "diverged" in record["message"] and "train.lr=1000000000000.0" in record["overrides"]
     assert "Traceback" in record["traceback"]
-    out = proc.stdout + proc.stderr
-    assert "failed (TrainingDiverged" in out and "the sweep goes on" in out
+    for run_dir in [p.parent for p in results.glob("runs/*/failed.json")]:
+        assert f"prune-run: error in {run_dir.name}: " in proc.stderr
+        assert "failed (TrainingDiverged" in (run_dir / "prune-run.log").read_text()  # the log file keeps the error's type
+    assert proc.stderr.count("(the sweep goes on; fail_fast=true stops it)") == 2
     _check_shared_rows(results, 2)
 
 
