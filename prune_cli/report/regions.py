@@ -44,7 +44,9 @@ def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "
     for c in candidates:
         if c in varying or not (df[c].isna().any() and df[c].notna().any()):
             continue
-        labels = df[varying].astype(str).agg("\x1f".join, axis=1) if varying else pd.Series("", index=df.index)
+        # a missing key as the labels write it: pandas 3's astype(str) keeps NaN, which join refuses
+        shown = df[varying].astype(object).where(df[varying].notna(), "(absent)").astype(str)
+        labels = shown.agg("\x1f".join, axis=1) if varying else pd.Series("", index=df.index)
         if (df[c].isna().groupby(labels).nunique() > 1).any():
             varying.append(c)
     return [c for c in candidates if c in varying]
