@@ -5,6 +5,7 @@ report does not write; the units and levels of tables; --compare-by on a key tha
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from prune_cli.report import build_report
@@ -49,3 +50,37 @@ def test_a_key_some_runs_lack_with_two_values_among_the_others_is_labelled_absen
         "magnitude/dataset.name=toy/dataset.samples_per_class=80",
         "magnitude/dataset.name=mnist1d/dataset.samples_per_class=(absent)",
     }, drawn
+
+
+def _two_methods(root, seeds=range(3)):
+    for seed in seeds:
+        write_run(root, seed, "magnitude", 0.5, 10, 0.80 + 0.01 * seed)
+        write_run(root, seed, "random", 0.5, 10, 0.70 + 0.02 * seed)
+    return root
+
+
+def test_a_report_that_fails_part_way_leaves_the_earlier_report_as_it_was(tmp_path, monkeypatch):
+    """Each file was written into the report folder as soon as it was ready, so a report that stopped
+    part-way (the error above, in the figures) left new tables beside the earlier summary.md, or a
+    folder without one. A report is now written beside its folder first and moved in whole: a failure
+    leaves the earlier report byte for byte, or no folder where there was none."""
+    from prune_cli.report import build as build_module
+
+    root = _two_methods(tmp_path / "res")
+    out = tmp_path / "out"
+    build_report(root, out, plots=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    write_run(root, 3, "magnitude", 0.5, 10, 0.5)  # the next report's summary.csv would differ
+    write_run(root, 3, "random", 0.5, 10, 0.4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(build_module, "write_html", broken)
+    with pytest.raises(RuntimeError, match="stopped"):
+        build_report(root, out, plots=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    fresh = tmp_path / "new" / "report"
+    with pytest.raises(RuntimeError, match="stopped"):
+        build_report(root, fresh, plots=False)
+    assert not fresh.exists()

@@ -6,7 +6,10 @@ these imports, and would otherwise wait for them."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 
 from concurrent.futures import Future
 from pathlib import Path
@@ -96,9 +99,62 @@ def build_report(
         problem = out_problem(out if out is not None else root / "report", default=out is None, root=root)
     if problem is not None:
         raise ReportInputError(problem)
-    out = Path(out) if out is not None else root / "report"
-    with Painter(parallel if plots else False) as painter:
-        return _build(root, out, confidence, split, baseline, expected, expect, painter if plots else None, compare_by, metric)
+    stage = Staging(Path(out) if out is not None else root / "report")
+    try:
+        with Painter(parallel if plots else False) as painter:
+            painter = painter if plots else None
+            written = _build(root, stage, confidence, split, baseline, expected, expect, painter, compare_by, metric)
+        written = stage.publish(written)
+        remove_earlier_report(stage.out, written)
+        return written
+    finally:
+        stage.discard()
+
+
+class Staging:
+    """Where a report is written before it is moved into its folder `out`: a hidden folder inside it,
+    on the same file system, so that each file's move is a rename. A report that stops part-way (an
+    error, a Ctrl-C) then leaves the earlier report as it was, not new tables beside an earlier or
+    missing summary.md, and no folder where there was none (`discard`)."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.path: Optional[Path] = None
+        self.created: list[Path] = []  # the folders `open` made, innermost first
+        self.published = False
+
+    def open(self) -> Path:
+        """Create `out` (and its missing parents) and the staging folder in it; returns the latter."""
+        missing = self.out
+        while not missing.exists():
+            self.created.append(missing)
+            missing = missing.parent
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=".prune-report-", dir=self.out))
+        return self.path
+
+    def publish(self, written: dict[str, Path]) -> dict[str, Path]:
+        """Move every written file into `out`, summary.md and report.html last; returns their new paths."""
+        last = ("summary.md", "report.html")
+        order = [n for n in written if n not in last] + [n for n in last if n in written]
+        moved = {}
+        for name in order:
+            target = self.out / written[name].name
+            os.replace(written[name], target)
+            moved[name] = target
+        self.published = True
+        return {name: moved[name] for name in written}
+
+    def discard(self) -> None:
+        """Remove the staging folder, and after a failure the folders `open` created, where empty."""
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+        if not self.published:
+            for folder in self.created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 PLOT_ORDER = (
@@ -151,7 +207,7 @@ def remove_earlier_report(out: Path, written: dict[str, Path]) -> list[Path]:
 
 def _build(
     root: Path,
-    out: Path,
+    stage: Staging,
     confidence: float,
     split: str,
     baseline: Optional[str],
@@ -161,7 +217,8 @@ def _build(
     compare_by: Optional[str] = None,
     metric: str = "accuracy",
 ) -> dict[str, Path]:
-    """build_report's body: each figure is handed to `painter` as soon as its data exists (None: no plots)."""
+    """build_report's body: each figure is handed to `painter` as soon as its data exists (None: no plots).
+    Every file is written into `stage`'s folder, opened once the checks have passed (they create nothing)."""
     figures: dict[str, Future] = {}
 
     def draw(name: str, function: str, *args, module: str = PLOTS) -> None:
@@ -178,7 +235,7 @@ def _build(
     check_compare_by(metrics, compare_by, folder.key_source)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
         check_values(expected, metrics, folder.configs, folder.incomplete_methods)
-    out.mkdir(parents=True, exist_ok=True)
+    out = stage.open()
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
     regions = folder.table("regions.csv")
@@ -398,7 +455,6 @@ def _build(
     (out / "summary.md").write_text("\n".join(md))
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
-    remove_earlier_report(out, written)
     return written
 
 
