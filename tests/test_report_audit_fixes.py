@@ -5,6 +5,7 @@ report does not write; the units and levels of tables; --compare-by on a key tha
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -84,3 +85,49 @@ def test_a_report_that_fails_part_way_leaves_the_earlier_report_as_it_was(tmp_pa
     with pytest.raises(RuntimeError, match="stopped"):
         build_report(root, fresh, plots=False)
     assert not fresh.exists()
+
+
+def _fail(root, run_id: str, error_type: str) -> None:
+    """A completed run directory made a failed one, as prune-run leaves it: config.yaml and failed.json
+    (prune_cli/cli.py _record_failure's keys), no COMPLETE and no tables."""
+    import json
+
+    d = root / "runs" / run_id
+    for name in ("COMPLETE", "metrics.csv", "per_class.csv"):
+        (d / name).unlink()
+    (d / "failed.json").write_text(json.dumps({"status": "failed", "error_type": error_type, "message": "..."}))
+
+
+def _sweep(root):
+    """magnitude and random at 0.5 and 0.9, seeds 0-2 (the audit's sweep); returns {(method, sparsity, seed): run id}."""
+    accuracy = {"magnitude": (0.80, 0.78), "random": (0.60, 0.3333)}
+    return {
+        (method, sparsity, seed): write_run(root, seed, method, sparsity, 10, accuracy[method][sparsity == 0.9] + 0.01 * (seed - 1))
+        for method in accuracy
+        for sparsity in (0.5, 0.9)
+        for seed in range(3)
+    }
+
+
+def test_an_expected_point_measured_without_a_failed_seed_says_so_and_is_not_confirmed(tmp_path, capsys):
+    """random s0.9 seed 1 failed (LayerCollapse): the point was measured on seeds 0 and 2, `inside`, with
+    an empty note, and --expect-strict passed. The note now names the failed seed as the verdicts do, and
+    --expect-strict does not confirm a point measured on the surviving seeds only."""
+    from prune_cli.report import main as report_main
+
+    root = tmp_path / "res"
+    runs = _sweep(root)
+    _fail(root, runs["random", 0.9, 1], "LayerCollapse")
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.9, "value": 0.3333, "band": 0.01}]}))
+    with pytest.raises(SystemExit) as stop:
+        report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
+    assert stop.value.code == 1
+    (row,) = pd.read_csv(root / "report" / "expect.csv").to_dict(orient="records")
+    # by hand: seeds 0 and 2 have 0.3233 and 0.3433, mean 0.3333, inside the band
+    assert row["n_seeds"] == 2 and row["measured"] == pytest.approx(0.3333) and row["status"] == "inside"
+    assert row["seeds_lost"] == 1
+    assert row["note"] == "left out: seed 1 of random failed (LayerCollapse)", row["note"]
+    out = capsys.readouterr()
+    assert "left out: seed 1 of random failed (LayerCollapse)" in out.out
+    assert "1 expected point(s)" in out.err and "measured without a seed that failed or did not finish" in out.err

@@ -97,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument(
         "--expect-strict",
         action="store_true",
-        help="with --expect: exit 1 when a point is outside its band, was not run, has no value, or is ambiguous",
+        help="with --expect: exit 1 when a point is outside its band, was not run, has no value, is ambiguous, or lacks a failed seed",
     )
     args = parser.parse_args(argv)
     if args.expect_strict and args.expect is None:
@@ -164,18 +164,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 + (f", {no_value} without a value" if no_value else "")
                 + f" of {len(table)} points"
             )
-            for r in table[table["status"] != "inside"].fillna({"method": "any method"}).itertuples():
+            lost = table["seeds_lost"].fillna(0) > 0 if "seeds_lost" in table.columns else False
+            # every point not inside, and those inside on the surviving seeds only (a seed's run failed)
+            for r in table[(table["status"] != "inside") | lost].fillna({"method": "any method", "note": ""}).itertuples():
                 where = f"{r.method} at sparsity {r.sparsity:g} ({r.phase} {r.metric})"
                 if r.status == "ambiguous":
                     print(f"  {r.status}: {where}: {r.note}")
                     continue
                 got = {"missing": "no runs", "no_value": r.note}.get(r.status, f"{r.measured:.4g} ({r.n_seeds} seeds)")
-                print(f"  {r.status}: {where}: expected {r.expected:g} ± {r.band:g}, got {got}")
+                left_out = f"; {r.note}" if r.status in ("inside", "outside") and r.note else ""
+                print(f"  {r.status}: {where}: expected {r.expected:g} ± {r.band:g}, got {got}{left_out}")
             failures = strict_failures(table)
     print("written: " + ", ".join(str(p) for p in written.values()))
     if args.expect_strict and failures:
         print(
-            f"prune-report: {failures} expected point(s) outside their band, missing, without a value or ambiguous (--expect-strict)",
+            f"prune-report: {failures} expected point(s) outside their band, missing, without a value, ambiguous or "
+            "measured without a seed that failed or did not finish (--expect-strict)",
             file=sys.stderr,
         )
         raise SystemExit(1)

@@ -299,7 +299,12 @@ def _build(
 
     expectations = None
     if expected is not None:
-        expectations = check_expected(expected, metrics, folder.configs, confidence) if len(metrics) else None
+        lost = {
+            r["run"]: (folder.failed_configs[r["run"]], f"failed ({r.get('error_type', '?')})")
+            for r in folder.failed
+            if r["run"] in folder.failed_configs
+        }
+        expectations = check_expected(expected, metrics, folder.configs, confidence, lost) if len(metrics) else None
         if expectations is not None:
             atomic_write_csv(expectations, out / "expect.csv")
             written["expect.csv"] = out / "expect.csv"

@@ -204,22 +204,38 @@ def _prune_cli_methods() -> set[str]:
     return names | set(plugins.names("score")) | (set(plugins.schema_names("method")) - {"base"})
 
 
-def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict], confidence: float = 0.95) -> pd.DataFrame:
-    """One row per expected point: the measured mean over seeds, its interval, and the status."""
-    flat = {run: flatten_config(cfg) for run, cfg in configs.items()}
+def _selects(point: dict, config: dict, phase: str) -> bool:
+    """Whether a run of `config` (already of the file's run name) is one of `point`'s: its method, target
+    sparsity (any for a dense point) and `match` values."""
+    flat = flatten_config(config)
+    method = config.get("method")
+    return (
+        (point.get("method") is None or (isinstance(method, dict) and method.get("name") == point["method"]))
+        and (phase == "dense" or np.isclose(float(config.get("sparsity", math.nan)), point["sparsity"]))
+        and all(flat.get(k) == flatten_config(v).get("") for k, v in (point.get("match") or {}).items())
+    )
+
+
+def check_expected(
+    expected: dict,
+    metrics: pd.DataFrame,
+    configs: dict[str, dict],
+    confidence: float = 0.95,
+    lost: Optional[dict[str, tuple[dict, str]]] = None,
+) -> pd.DataFrame:
+    """One row per expected point: the measured mean over seeds, its interval, and the status.
+    `lost`: {run: (its config.yaml, 'failed (LayerCollapse)' or 'did not finish')} for the runs that did not
+    complete. A point's seed whose run is lost and that no completed run measures is named in `note` as the
+    verdicts name it ('left out: seed 1 of random failed (LayerCollapse)') and counted in `seeds_lost`:
+    its mean is of the surviving seeds only, which --expect-strict does not confirm (`strict_failures`)."""
     named = {run for run, cfg in configs.items() if cfg.get("name") == expected["name"]}
+    lost = {run: why for run, why in (lost or {}).items() if isinstance(why[0], dict) and why[0].get("name") == expected["name"]}
     out = []
     for p in expected["points"]:
         metric = p.get("metric", expected.get("metric", "accuracy"))
         split = p.get("split", expected.get("split", "test"))
         phase = p.get("phase", expected.get("phase", FINAL))
-        runs = {
-            r
-            for r in named
-            if (p.get("method") is None or configs[r].get("method", {}).get("name") == p["method"])
-            and (phase == "dense" or np.isclose(float(configs[r].get("sparsity", math.nan)), p["sparsity"]))
-            and all(flat[r].get(k) == flatten_config(v).get("") for k, v in (p.get("match") or {}).items())
-        }
+        runs = {r for r in named if _selects(p, configs[r], phase)}
         note = _ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
         ambiguous = bool(note)
         if ambiguous:  # no mean of different configurations: no rows to average
@@ -247,6 +263,10 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
             if abs(mean - p["value"]) <= p["band"] + 1e-12
             else "outside"
         )
+        measured = set(per_seed.index[np.isfinite(per_seed.to_numpy(float))]) if not ambiguous else set()
+        gone = _lost_seeds(p, phase, lost, measured) if not ambiguous else []
+        if gone:
+            note = "; ".join(filter(None, (note, "left out: " + "; ".join(text for _, text in gone))))
         out.append(
             {
                 "name": expected["name"],
@@ -265,11 +285,25 @@ def check_expected(expected: dict, metrics: pd.DataFrame, configs: dict[str, dic
                 "ci_high": stats["ci_high"],
                 "deviation": mean - p["value"] if valued else math.nan,
                 "status": status,
+                "seeds_lost": len({seed for seed, _ in gone}),
                 "note": note,
                 "source": p.get("source", expected.get("source", "")),
             }
         )
     return pd.DataFrame(out)
+
+
+def _lost_seeds(point: dict, phase: str, lost: dict[str, tuple[dict, str]], measured: set) -> list[tuple[Any, str]]:
+    """(seed, 'seed 1 of random failed (LayerCollapse)') for `point`'s runs in `lost` whose seed has no value
+    from a completed run (`measured`), sorted by seed."""
+    gone = []
+    for config, why in lost.values():
+        seed = config.get("seed")
+        if seed in measured or not _selects(point, config, phase):
+            continue
+        method = config["method"].get("name") if isinstance(config.get("method"), dict) else point.get("method")
+        gone.append((seed, f"seed {seed} of {method} {why}"))
+    return sorted(gone, key=lambda g: (str(type(g[0])), g[0], g[1]))
 
 
 # What a dense model depends on: DENSE_KEYS of prune_cli/run/dense_cache.py (without the seed, the
@@ -317,15 +351,29 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
         + f"{counts.get('missing', 0)} missing"
         + (f", {counts.get('ambiguous', 0)} ambiguous" if counts.get("ambiguous", 0) else "")
         + (f", {counts.get('no_value', 0)} without a value" if counts.get("no_value", 0) else "")
-        + f" of {len(table)} points."
+        + f" of {len(table)} points"
+        + (f"; {_short(table)} measured without a seed that failed or did not finish (the note names it)" if _short(table) else "")
+        + "."
     )
     cols = ["method", "sparsity", "phase", "metric", "expected", "band", "measured", "n_seeds", "deviation", "status"]
     shown = table[cols + (["note"] if "note" in table.columns and (table["note"].fillna("") != "").any() else [])]
     return head + "\n\n" + markdown_table(shown)
 
 
+def _short(table: pd.DataFrame) -> int:
+    """The points measured on fewer seeds than were run: a seed's run failed or did not finish."""
+    return int((table["seeds_lost"].fillna(0) > 0).sum()) if "seeds_lost" in table.columns else 0
+
+
 def strict_failures(table: Optional[pd.DataFrame]) -> int:
     """Points that --expect-strict rejects: outside the band, missing (a point not run is not
-    confirmed), ambiguous (runs of several configurations match it) or no_value (its runs have no
-    finite value: not confirmed either)."""
-    return 0 if table is None else int(table["status"].isin(["outside", "missing", "ambiguous", "no_value"]).sum())
+    confirmed), ambiguous (runs of several configurations match it), no_value (its runs have no
+    finite value: not confirmed either), or measured without a seed whose run failed or did not finish
+    (`seeds_lost`): a mean of the surviving seeds, inside its band or not, leaves out exactly the seeds
+    on which the method may do worst."""
+    if table is None:
+        return 0
+    rejected = table["status"].isin(["outside", "missing", "ambiguous", "no_value"])
+    if "seeds_lost" in table.columns:
+        rejected |= table["seeds_lost"].fillna(0) > 0
+    return int(rejected.sum())
