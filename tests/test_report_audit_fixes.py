@@ -131,3 +131,32 @@ def test_an_expected_point_measured_without_a_failed_seed_says_so_and_is_not_con
     out = capsys.readouterr()
     assert "left out: seed 1 of random failed (LayerCollapse)" in out.out
     assert "1 expected point(s)" in out.err and "measured without a seed that failed or did not finish" in out.err
+
+
+def _unfinish(root, run_id: str) -> None:
+    """A completed run directory made an unfinished one, as an OOM kill, a timeout or a lost node leaves
+    it: config.yaml, no COMPLETE, no failed.json, no tables."""
+    d = root / "runs" / run_id
+    for name in ("COMPLETE", "metrics.csv", "per_class.csv"):
+        (d / name).unlink()
+
+
+def test_a_seed_lost_to_an_unfinished_run_or_without_a_partner_is_named_in_the_verdict(tmp_path):
+    """magnitude s0.9 seed 2 did not finish, and at s0.5 random ran seeds 0-2 and magnitude seeds 0-3 (seed 3
+    of random never ran): both verdicts compared the shared seeds ("not distinguishable with 2 seeds") and
+    named nothing as left out; only the standards check listed the unfinished run. Both are named now, in
+    the verdict and in comparisons.csv's `unfinished` and `unpaired` columns."""
+    root = tmp_path / "res"
+    runs = _sweep(root)
+    _unfinish(root, runs["magnitude", 0.9, 2])
+    write_run(root, 3, "magnitude", 0.5, 10, 0.81)
+    c = pd.read_csv(build_report(root, plots=False)["comparisons.csv"], keep_default_na=False).set_index("target_sparsity")
+    assert c.loc[0.9, "seeds"] == "0 1" and c.loc[0.9, "unfinished"] == "seed 2 of magnitude did not finish"
+    assert c.loc[0.9, "verdict"].endswith("; left out: seed 2 of magnitude did not finish"), c.loc[0.9, "verdict"]
+    assert c.loc[0.9, "unpaired"] == ""  # random's seed 2 has no partner because magnitude's did not finish: named once
+    assert c.loc[0.5, "seeds"] == "0 1 2" and c.loc[0.5, "unpaired"] == "seed 3 of magnitude has no run of random to pair with"
+    assert c.loc[0.5, "verdict"].endswith("; left out: seed 3 of magnitude has no run of random to pair with"), c.loc[0.5, "verdict"]
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "magnitude", "sparsity": 0.9, "value": 0.78, "band": 0.05}]}))
+    (row,) = pd.read_csv(build_report(root, plots=False, expect=str(spec))["expect.csv"]).to_dict(orient="records")
+    assert row["seeds_lost"] == 1 and row["note"] == "left out: seed 2 of magnitude did not finish", row

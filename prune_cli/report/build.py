@@ -263,14 +263,19 @@ def _build(
     # `written` in the order of the previous versions (the command prints it)
     written: dict[str, Path] = {}
     failed = failed_runs(folder.failed, folder.failed_configs)  # named in the verdicts their seeds are missing from
+    unfinished = failed_runs([{"run": run} for run in folder.unfinished], folder.unfinished_configs)  # and these
     family = "the method comparisons of this report" if compare_by is not None else ""
-    comparisons = compare_methods(metrics, baseline, metric, split=split, confidence=confidence, failed=failed, family=family)
+    comparisons = compare_methods(
+        metrics, baseline, metric, split=split, confidence=confidence, failed=failed, family=family, unfinished=unfinished
+    )
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
     by_table = pd.DataFrame()
     if compare_by is not None:
-        by_table = compare_methods(metrics, metric=metric, split=split, confidence=confidence, failed=failed, by=compare_by)
+        by_table = compare_methods(
+            metrics, metric=metric, split=split, confidence=confidence, failed=failed, by=compare_by, unfinished=unfinished
+        )
         if len(by_table):
             atomic_write_csv(by_table, out / "comparisons_by.csv")
             written["comparisons_by.csv"] = out / "comparisons_by.csv"
@@ -304,6 +309,7 @@ def _build(
             for r in folder.failed
             if r["run"] in folder.failed_configs
         }
+        lost.update({run: (config, "did not finish") for run, config in folder.unfinished_configs.items()})
         expectations = check_expected(expected, metrics, folder.configs, confidence, lost) if len(metrics) else None
         if expectations is not None:
             atomic_write_csv(expectations, out / "expect.csv")

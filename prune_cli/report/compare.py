@@ -244,11 +244,14 @@ def _valueless(part: pd.DataFrame, wide: pd.DataFrame, variant: str) -> str:
 
 def verdict(row: dict, alpha: float = 0.05, scale: float = 100.0) -> str:
     """Plain-language verdict of one comparison row (after Holm: uses p_holm), followed by the seeds
-    left out because a method ran without a value on them (diverged, say) or its run failed (`failed`:
-    'seed 1 of random failed (LayerCollapse)'): a comparison of the seeds a method survived would
-    otherwise overstate it without a word."""
+    left out because a method ran without a value on them (diverged, say), its run failed (`failed`:
+    'seed 1 of random failed (LayerCollapse)') or did not finish (`unfinished`: no COMPLETE and no
+    failed.json, as a killed job leaves it), or the other method has no run of that seed (`unpaired`;
+    with fewer than 2 shared seeds the verdict names each side's seeds instead): a comparison of the
+    seeds a method survived would otherwise overstate it without a word."""
     text = _verdict(row, alpha, scale)
-    left_out = "; ".join(x for x in (row.get("valueless"), row.get("failed")) if isinstance(x, str) and x)
+    parts = [row.get("valueless"), row.get("failed"), row.get("unfinished")] + ([row.get("unpaired")] if int(row["n"]) >= 2 else [])
+    left_out = "; ".join(x for x in parts if isinstance(x, str) and x)
     return f"{text}; left out: {left_out}" if left_out else text
 
 
@@ -476,13 +479,15 @@ def compare_methods(
     failed: Optional[pd.DataFrame] = None,
     by: Optional[str] = None,
     family: str = "",
+    unfinished: Optional[pd.DataFrame] = None,
 ) -> pd.DataFrame:
     """The comparisons table: each method against `baseline` (default: magnitude when present, else
     every pair of methods) per (comparison key, sparsity), with Holm correction over all rows.
     `alpha`: the verdicts' test level, by default 1 - confidence, so that a verdict never asserts a
     direction while the interval it quotes contains 0 (--confidence 0.99 tested at 0.05 did).
     `failed`: the failed runs (`failed_runs`), named in the `failed` column and the verdict of the
-    comparisons their seed is missing from.
+    comparisons their seed is missing from; `unfinished` (the same table of the unfinished runs) in
+    the `unfinished` column. A seed one side has a value on and the other never ran is named in `unpaired`.
     `by` (--compare-by): instead of methods, the values of a config key or group the comparison key
     holds (`schedule`, `schedule.restart_from`, `train.epochs`), each method variant's arms against
     each other within the runs that agree on every other key (`_arms`); `baseline` is not used.
@@ -499,6 +504,7 @@ def compare_methods(
         baseline = None
         values, arm_columns = _arms(values, by)
         failed = _regrouped(failed, values, arm_columns)
+        unfinished = _regrouped(unfinished, values, arm_columns)
     settings = setting_labels(values.drop(columns=arm_columns + [c for c in _context_of(arm_columns) if c in values.columns]))
     out = []
     for (comparison, sparsity), part in values.groupby(["comparison", "target_sparsity"], sort=True):
@@ -521,6 +527,8 @@ def compare_methods(
             pairs = [(m, b) for b in base for m in present if m not in base] + list(itertools.combinations(base, 2))
         context = part.iloc[0] if by is None else _spanned(part, ("dataset", "model", "schedule"))
         failures = _failures_by_variant(part, wide, failed, comparison, sparsity, arm_columns)
+        unfinishes = _failures_by_variant(part, wide, unfinished, comparison, sparsity, arm_columns, finished=False)
+        ran = {v: set(part.loc[part["variant"] == v, "seed"]) for v in present}
         for a, b in pairs:
             both = wide[[a, b]].dropna()
             row = {
@@ -549,7 +557,19 @@ def compare_methods(
                 # seeds a method ran but has no value on (diverged, say): left out of the pairs, and named
                 "valueless": "; ".join(filter(None, (_valueless(part, wide, v) for v in (a, b) if finite[v] > 0))),
                 # seeds whose run of a or b failed (failed.json): not among the pairs, and named
-                "failed": "; ".join(failures[v] for v in (a, b) if failures.get(v)),
+                "failed": "; ".join(_texts(failures, v) for v in (a, b) if failures.get(v)),
+                # seeds whose run of a or b did not finish (no COMPLETE, no failed.json: killed, out of memory)
+                "unfinished": "; ".join(_texts(unfinishes, v) for v in (a, b) if unfinishes.get(v)),
+                # seeds one side has a value on and the other never ran (nor failed or left unfinished)
+                "unpaired": "; ".join(
+                    filter(
+                        None,
+                        (
+                            _unpaired_text(wide, mine, other, ran[other] | _seeds(failures, other) | _seeds(unfinishes, other))
+                            for mine, other in ((a, b), (b, a))
+                        ),
+                    )
+                ),
             }
             row["mixed"] = "; ".join(
                 f"{v}'s {mixed[v]['n_runs']} runs mix {mixed[v]['n_configurations']} configurations ({describe(mixed[v])}) "
@@ -604,13 +624,39 @@ def failed_runs(records: list[dict], configs: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _texts(lost: dict, variant: str) -> str:
+    return "; ".join(text for _, text in lost[variant])
+
+
+def _seeds(lost: dict, variant: str) -> set:
+    return {seed for seed, _ in lost.get(variant, [])}
+
+
+def _unpaired_text(wide: pd.DataFrame, mine: str, other: str, accounted: set) -> str:
+    """'seeds 3, 4 of magnitude have no run of random to pair with' for the seeds `mine` has a value on
+    that `other` never ran (`accounted`: the seeds it ran, failed or left unfinished, named elsewhere); ''."""
+    seeds = [s for s in wide.index[np.isfinite(wide[mine])] if s not in accounted]
+    if not seeds:
+        return ""
+    many = len(seeds) > 1
+    listed = ", ".join(str(s) for s in seeds)
+    return f"seed{'s' if many else ''} {listed} of {mine} {'have' if many else 'has'} no run of {other} to pair with"
+
+
 def _failures_by_variant(
-    part: pd.DataFrame, wide: pd.DataFrame, failed: Optional[pd.DataFrame], comparison, sparsity, arm_columns: Sequence[str] = ()
+    part: pd.DataFrame,
+    wide: pd.DataFrame,
+    failed: Optional[pd.DataFrame],
+    comparison,
+    sparsity,
+    arm_columns: Sequence[str] = (),
+    finished: bool = True,
 ) -> dict:
-    """{variant: 'seed 1 of random failed (LayerCollapse)'} for the failed runs (`failed_runs`) of one
+    """{variant: [(1, 'seed 1 of random failed (LayerCollapse)')]} for the failed runs (`failed_runs`) of one
     (comparison key, sparsity) `part` whose seed has no value of their variant. A failed run is of the
     variant whose runs have its method name and, where the method has several variants here, its values
-    of the method options (and, with --compare-by, of the compared keys `arm_columns`) that tell them apart."""
+    of the method options (and, with --compare-by, of the compared keys `arm_columns`) that tell them apart.
+    `finished` False: the runs are unfinished ones ('seed 2 of magnitude did not finish')."""
     if failed is None or not len(failed):
         return {}
     here = failed[(failed["comparison"] == comparison) & np.isclose(failed["target_sparsity"], float(sparsity))]
@@ -636,7 +682,10 @@ def _failures_by_variant(
         valued = set(wide.index[np.isfinite(wide[variant])]) if variant in wide.columns else set()
         mine = mine[~mine["seed"].isin(valued)].sort_values("seed")
         if len(mine):
-            out[variant] = "; ".join(f"seed {r.seed} of {variant} failed ({r.error_type})" for r in mine.itertuples())
+            out[variant] = [
+                (r.seed, f"seed {r.seed} of {variant} " + (f"failed ({r.error_type})" if finished else "did not finish"))
+                for r in mine.itertuples()
+            ]
     return out
 
 

@@ -37,6 +37,7 @@ class ResultsFolder:
     failed: list[dict] = field(default_factory=list)  # failed.json records of runs without COMPLETE
     failed_configs: dict[str, dict] = field(default_factory=dict)  # failed run directory name -> its config.yaml, where readable
     unfinished: list[str] = field(default_factory=list)  # run dirs with neither COMPLETE nor failed.json
+    unfinished_configs: dict[str, dict] = field(default_factory=dict)  # unfinished run directory name -> its config.yaml if readable
     incomplete_methods: set[str] = field(default_factory=set)  # method names of the failed and unfinished runs
     without_config: list[str] = field(default_factory=list)  # completed runs left out: their config.yaml is missing
     bad_config: dict[str, str] = field(default_factory=dict)  # completed runs left out: their config.yaml cannot be read -> why
@@ -214,6 +215,8 @@ def load_results(root: Path) -> ResultsFolder:
                 folder.failed_configs[d.name] = config
         else:
             folder.unfinished.append(d.name)
+            if config is not None:
+                folder.unfinished_configs[d.name] = config
         method = config.get("method") if config is not None else None
         if isinstance(method, dict) and method.get("name"):
             folder.incomplete_methods.add(str(method["name"]))
