@@ -160,3 +160,41 @@ def test_a_seed_lost_to_an_unfinished_run_or_without_a_partner_is_named_in_the_v
     spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "magnitude", "sparsity": 0.9, "value": 0.78, "band": 0.05}]}))
     (row,) = pd.read_csv(build_report(root, plots=False, expect=str(spec))["expect.csv"]).to_dict(orient="records")
     assert row["seeds_lost"] == 1 and row["note"] == "left out: seed 2 of magnitude did not finish", row
+
+
+def _disparate(md: str) -> str:
+    return md.split("## Disparate impact")[1].split("\n## ")[0]
+
+
+def test_the_disparate_impact_paragraph_names_pie_files_only_where_written_and_the_split_they_are_of(tmp_path):
+    """A folder of the shared CSVs alone writes no pie.csv, yet the paragraph said "(...; pie.csv, per class
+    in pie_per_class.csv)"; and with --split val it said "PIEs: test examples" while pie.csv held val ones."""
+    from prune_cli.core.predictions import merge_parts, save_phase
+    from prune_cli.results import shared_name
+    from test_report_missing_tables import LABELS, _preds
+
+    runs = tmp_path / "res"
+    for seed in range(3):
+        for method in ("magnitude", "random"):
+            d = runs / "runs" / write_run(runs, seed, method, 0.5, 10, 0.8 - 0.01 * seed)
+            for table in ("metrics.csv", "per_class.csv"):  # the same rows on the val split too
+                rows = pd.read_csv(d / table)
+                pd.concat([rows, rows.assign(split="val")]).to_csv(d / table, index=False)
+            save_phase(d, "dense", {"val": (LABELS, LABELS)}, 4)
+            save_phase(d, "finetuned", {"val": (LABELS, _preds(seed, method))}, 4)
+            merge_parts(d)
+    written = build_report(runs, plots=False, split="val")
+    assert "pie.csv" in written
+    text = _disparate(written["summary.md"].read_text())
+    assert "PIEs: val examples whose modal prediction" in text and "test examples" not in text, text
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for table in ("metrics.csv", "per_class.csv"):  # what prune-run appends to the results_dir (runs.csv...), without runs/
+        rows = pd.concat(pd.read_csv(f) for f in sorted((runs / "runs").glob(f"*/{table}")))
+        rows.to_csv(shared / shared_name(table), index=False)
+    written = build_report(shared, plots=False)
+    assert "pie.csv" not in written and "worst_class.csv" in written
+    text = _disparate(written["summary.md"].read_text())
+    assert "pie.csv" not in text and "pie_per_class.csv" not in text, text
+    assert "need the run directories' saved predictions (predictions.npz)" in text, text

@@ -434,8 +434,7 @@ def _build(
             "",
             "Recall changes in accuracy points against the dense model of the same seed; worst class = the lowest mean "
             "change over seeds (its interval ignores that it was selected), per-model worst = each seed's own lowest change. "
-            "PIEs: test examples whose modal prediction over the pruned seeds differs from the dense seeds' "
-            "(Hooker et al. 2019; pie.csv, per class in pie_per_class.csv).",
+            + _pie_text(split, "pie.csv" in written, folder.key_source == "config"),
             "",
             disparate,
             *[f"\n- {n}" for n in rd_notes + pie_notes],
@@ -467,6 +466,21 @@ def _build(
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     return written
+
+
+def _pie_text(split: str, written: bool, run_dirs: bool) -> str:
+    """What the Disparate impact section says of the PIEs: the split they are of and their files where
+    this report wrote them, else what computing them needs (a folder of the shared CSVs alone has no
+    predictions); it named pie.csv and test examples whatever was written."""
+    what = f"{split} examples whose modal prediction over the pruned seeds differs from the dense seeds' (Hooker et al. 2019"
+    if written:
+        return f"PIEs: {what}; pie.csv, per class in pie_per_class.csv)."
+    if not run_dirs:
+        return (
+            f"PIEs ({what}) need the run directories' saved predictions (predictions.npz): this folder has only the "
+            "shared CSVs, so none are listed."
+        )
+    return f"PIEs ({what}): none computed, no condition saved {split} predictions of its pruned and dense models (predictions.npz)."
 
 
 def _left_out_count(folder) -> str:
