@@ -198,3 +198,18 @@ def test_the_disparate_impact_paragraph_names_pie_files_only_where_written_and_t
     text = _disparate(written["summary.md"].read_text())
     assert "pie.csv" not in text and "pie_per_class.csv" not in text, text
     assert "need the run directories' saved predictions (predictions.npz)" in text, text
+
+
+def test_the_worst_class_and_ece_tables_name_the_level_of_their_intervals(tmp_path):
+    """The accuracy table's header says "90% CI" under --confidence 0.9; the worst-class and ECE tables
+    said "(CI)" without a level. They name it too."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        for method, acc in (("magnitude", 0.8), ("random", 0.7)):
+            write_run(root, seed, method, 0.5, 10, acc + 0.01 * seed, extra_rows=[("ece", 0.05 + 0.01 * seed)])
+    text = _disparate(build_report(root, plots=False, confidence=0.9)["summary.md"].read_text())
+    headers = [line for line in text.splitlines() if line.startswith("| dataset/model |")]
+    assert len(headers) == 2, text
+    assert "| its recall change (points, 90% CI) | per-model worst change (90% CI) |" in headers[0], headers[0]
+    assert "| ECE (90% CI) | dense ECE | change (90% CI) |" in headers[1], headers[1]
+    assert "(CI)" not in text

@@ -242,11 +242,15 @@ def _interval(mean: float, lo: float, hi: float, scale: float = 100.0, digits: i
 def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: pd.DataFrame, split: str) -> str:
     """One row per condition (final sparse model): the worst class's recall change with its interval,
     the per-model worst drop, the PIE count and the calibration error against dense."""
-    from .summary import finite, markdown_table
+    from .summary import _ci_header, finite, markdown_table
+
+    def level(table: pd.DataFrame) -> str:  # "90% CI" as the accuracy table's header names --confidence
+        return _ci_header(table["confidence"]) if "confidence" in table.columns else "CI"
 
     parts = []
     if len(worst):
         final = final_phase(worst[worst["split"] == split])
+        ci = level(final)
         table = pd.DataFrame(
             {
                 "dataset/model": final["dataset"] + "/" + final["model"],
@@ -256,11 +260,11 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
                 "phase": final["phase"],
                 "n": final["n_seeds"],
                 "worst class": final["worst_class"],
-                "its recall change (points, CI)": [
+                f"its recall change (points, {ci})": [
                     _interval(m, lo, hi)
                     for m, lo, hi in zip(final["worst_class_change"], final["worst_class_ci_low"], final["worst_class_ci_high"])
                 ],
-                "per-model worst change (CI)": [
+                f"per-model worst change ({ci})": [
                     _interval(m, lo, hi)
                     for m, lo, hi in zip(
                         final["per_model_worst_change"], final["per_model_worst_ci_low"], final["per_model_worst_ci_high"]
@@ -281,6 +285,7 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
         parts.append(markdown_table(table.sort_values(["dataset/model", "method", "sparsity"])))
     if len(summary) and (summary["metric"] == "ece").any():
         ece = final_phase(summary[(summary["metric"] == "ece") & (summary["split"] == split)])
+        ci = level(ece)
         table = pd.DataFrame(
             {
                 "dataset/model": ece["dataset"] + "/" + ece["model"],
@@ -289,11 +294,11 @@ def disparate_markdown(worst: pd.DataFrame, pie_classes: pd.DataFrame, summary: 
                 "sparsity": ece["target_sparsity"].map(lambda s: f"{s:g}"),
                 "phase": ece["phase"],
                 "n": ece["n_seeds"],
-                "ECE (CI)": [
+                f"ECE ({ci})": [
                     _interval(m, lo, hi, 1.0, 4, signed=False) for m, lo, hi in zip(ece["mean"], ece["ci_low"], ece["ci_high"])
                 ],
                 "dense ECE": ece["dense_mean"].map(lambda v: finite(v, ".4f")),
-                "change (CI)": [
+                f"change ({ci})": [
                     _interval(m, lo, hi, 1.0, 4) for m, lo, hi in zip(ece["delta_mean"], ece["delta_ci_low"], ece["delta_ci_high"])
                 ],
             }
