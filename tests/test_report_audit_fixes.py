@@ -213,3 +213,20 @@ def test_the_worst_class_and_ece_tables_name_the_level_of_their_intervals(tmp_pa
     assert "| its recall change (points, 90% CI) | per-model worst change (90% CI) |" in headers[0], headers[0]
     assert "| ECE (90% CI) | dense ECE | change (90% CI) |" in headers[1], headers[1]
     assert "(CI)" not in text
+
+
+def test_compare_by_a_method_option_that_varies_with_the_method_says_so(tmp_path):
+    """magnitude ran global, random layerwise: --compare-by method.allocation said that no config key of
+    that name varies between the folder's experiments, which it does. The refusal now says how it varies."""
+    from prune_cli.report.inputs import ReportInputError
+
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8 + 0.01 * seed)
+        write_run(root, seed, "random", 0.5, 10, 0.7 + 0.01 * seed, allocation="layerwise")
+    with pytest.raises(ReportInputError) as refused:
+        build_report(root, plots=False, compare_by="method.allocation")
+    message = str(refused.value)
+    assert "no config key of that name varies" not in message, message
+    assert "method.allocation varies only together with the method (magnitude: global; random: layerwise)" in message, message
+    assert not (root / "report").exists()

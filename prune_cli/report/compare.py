@@ -807,8 +807,25 @@ def check_compare_by(metrics: pd.DataFrame, key: Optional[str], key_source: str 
     )
     groups = sorted({c.split(".")[0] for c in dotted})
     allowed = ", ".join(groups + dotted) or "none: no config key but the method's and the sparsity varies between its experiments"
-    raise ReportInputError(
-        f"--compare-by {key!r}: no config key of that name varies between this folder's experiments{why}; allowed: {allowed}"
+    what = _not_compared_by(metrics, key) or f"no config key of that name varies between this folder's experiments{why}"
+    raise ReportInputError(f"--compare-by {key!r}: {what}; allowed: {allowed}")
+
+
+def _not_compared_by(metrics: pd.DataFrame, key: str) -> str:
+    """Why a method option that does vary is refused: '<key> varies only together with the method
+    (magnitude: global; random: layerwise), ...' or that its variants within a method are compared
+    already; '' for a key without two values. The refusal said no key of that name varied, which such a
+    key does."""
+    if key not in metrics.columns or "method" not in metrics.columns or metrics[key].nunique() < 2:
+        return ""
+    text = _as_text(metrics, [key])[key]
+    per_method = text.groupby(metrics["method"].astype(str)).unique()
+    if per_method.map(len).max() > 1:
+        return f"{key} is an option of a method whose variants the method comparisons compare already"
+    spelled = "; ".join(f"{m}: {values[0]}" for m, values in per_method.items())
+    return (
+        f"{key} varies only together with the method ({spelled}), so comparing its values would compare the methods, "
+        "which the method comparisons do"
     )
 
 
