@@ -37,7 +37,9 @@ description name such layers. This is refused only when the network is disconnec
 the network input to its output keeps a nonzero weight (an MLP with a layer emptied), found by
 following nonzero weights through `channel_flow`'s channels, residual sums included.
 
-Refused with the reason: grouped convolutions, concatenations, any other operation on a layer's
+Refused with the reason: grouped convolutions wherever they sit (one reading the network input too:
+its output channels form equal groups, and removing some of them would cut across a group boundary,
+so the rebuilt layer computed something else or nn.Conv2d refused its sizes), concatenations, any other operation on a layer's
 output whose effect on channels is unknown, and a layer or BatchNorm called more than once in
 forward (a shared module: it would have different channels per call).
 """

@@ -335,7 +335,8 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     """The ChannelFlow of `model` (one torch.fx trace, no forward pass; `traced`: the graph `trace`
     already made of this model, so no second trace). Raises ChannelFlowError when the model cannot
     be traced or an operation on a layer's output is not understood (concatenation, a product of two
-    layer outputs, ...): compaction then refuses with the reason. A prunable layer, BatchNorm or
+    layer outputs, ...), or for any grouped convolution, wherever it sits (also reading the network
+    input): compaction then refuses with the reason. A prunable layer, BatchNorm or
     channel-moving module called more than once in forward (a shared module) is refused too: its
     weight rows, columns or entries are one set sliced once, but each call would have channels of
     its own, and recording one call (the last) sliced it for that call alone."""
@@ -382,12 +383,15 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
             for v in tracked(_flatten_args(node.args)):
                 pinned.extend(v.ids)
         elif module is not None and isinstance(module, PRUNABLE_TYPES):
+            # Any grouped convolution, also one reading the network input: its output channels are
+            # split into groups of equal size, so removing some of them would slice across a group
+            # boundary (the rebuilt layer computed something else, or nn.Conv2d refused its sizes).
+            if isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.groups != 1:
+                refuse(node, f"is a grouped convolution (groups={module.groups}): its channels cannot be removed independently")
             source = values.get(node.args[0].name) if isinstance(node.args[0], fx.Node) else None
             if source is None:
                 flow.reads[node.target] = None
             else:
-                if isinstance(module, (nn.Conv1d, nn.Conv2d)) and module.groups != 1:
-                    refuse(node, f"is a grouped convolution (groups={module.groups}): its channels cannot be removed independently")
                 columns = module.weight.shape[1]
                 per = columns // len(source.ids) if source.flat else 1
                 if per * len(source.ids) != columns or (per > 1 and not isinstance(module, nn.Linear)):
