@@ -39,6 +39,9 @@ COLUMNS = [
     "warmup",
     "repeats",
     "threads",
+    "load_before",
+    "load_after",
+    "cpu_count",
 ]
 
 

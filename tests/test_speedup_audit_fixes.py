@@ -48,3 +48,71 @@ def test_the_speedup_metric_reports_a_grouped_input_convolution_as_absent():
     node = OmegaConf.create({"batch_size": 2, "warmup": 0, "repeats": 1, "bsr_blocksize": None, "rtol": 1e-4})
     _paths, absent = execution_paths(model, masks, node)
     assert "grouped convolution (groups=3)" in absent["compact_dense"]
+
+
+def _fake_load(monkeypatch, values=(1.25, 2.5, 3.75, 5.0, 6.25, 7.5)):
+    """os.getloadavg returning 1-minute averages from `values` in turn (then the last one), so the
+    load before and after a timing differ and are known; the other two averages are ignored."""
+    import os
+
+    seen = iter(values)
+    last = [values[-1]]
+
+    def getloadavg():
+        last[0] = next(seen, last[0])
+        return (last[0], 0.0, 0.0)
+
+    monkeypatch.setattr(os, "getloadavg", getloadavg)
+
+
+def test_latency_rows_and_log_record_the_load_and_the_cpu_count(monkeypatch, caplog):
+    import copy
+    import logging
+    import os
+
+    from prune_cli.data.splits import DataSplits
+    from prune_cli.metrics import METRICS
+    from prune_cli.models.mlp import MLP
+    from tests.helpers import metric_context
+
+    torch.manual_seed(0)
+    model = MLP(4, [8], 2)
+    data = DataSplits(*(torch.randn(20, 4), torch.randint(0, 2, (20,))) * 3, num_classes=2)
+    ctx = metric_context(model, data, dense=copy.deepcopy(model))
+    _fake_load(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="prune_cli.metrics.latency"):
+        out = METRICS.get("latency")(ctx, "pruned", OmegaConf.create({"batch_size": 8, "warmup": 1, "repeats": 3}))
+    rows = out.tables["latency.csv"]
+    assert [(r["load_before"], r["load_after"], r["cpu_count"]) for r in rows] == [(1.25, 2.5, os.cpu_count())] * 2
+    assert any("load average 1.25 -> 2.50" in r.getMessage() for r in caplog.records)
+
+
+def test_speedup_rows_and_log_record_the_load_per_batch_size(monkeypatch, caplog, tmp_path):
+    import logging
+    import os
+
+    import numpy as np
+
+    from prune_cli.metrics import METRICS
+    from prune_cli.metrics import speedup as speedup_module
+    from tests.test_speedup import node, pruned_context
+
+    ctx, *_ = pruned_context(tmp_path, "unstructured")
+    monkeypatch.setattr(speedup_module, "_time_interleaved", lambda models, inputs, w, r: {n: np.full(r, 1e-3) for n in models})
+    _fake_load(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="prune_cli.metrics.speedup"):
+        out = METRICS.get("speedup")(ctx, "pruned", node())
+    loads = {(r["batch_size"], r["load_before"], r["load_after"], r["cpu_count"]) for r in out.tables["speedup.csv"]}
+    assert loads == {(1, 1.25, 2.5, os.cpu_count()), (8, 3.75, 5.0, os.cpu_count())}  # absent rows too
+    said = [r.getMessage() for r in caplog.records if "batch size" in r.getMessage() and "theoretical" in r.getMessage()]
+    assert len(said) == 2 and "load average 1.25 -> 2.50" in said[0] and "load average 3.75 -> 5.00" in said[1]
+
+
+def test_a_platform_without_a_load_average_gets_nan(monkeypatch):
+    import math
+    import os
+
+    from prune_cli.metrics.latency import load_average
+
+    monkeypatch.delattr(os, "getloadavg")
+    assert math.isnan(load_average())

@@ -5,7 +5,10 @@ model usually runs no faster (measured_speedup ~ 1). In a pruned/fine-tuned phas
 current model are timed alternately in the same process (so drift in clock speed or load affects both
 alike); the dense phase times the dense model only. Each model gets `warmup` untimed passes, then
 `repeats` timed forward passes of one batch of `batch_size` test inputs under torch.no_grad() in eval
-mode (CUDA is synchronised around each pass). Reported: median and 10th/90th percentiles in ms.
+mode (CUDA is synchronised around each pass). Reported: median and 10th/90th percentiles in ms, and
+the machine's 1-minute load average just before and just after the timing (`load_before`,
+`load_after`; NaN where the platform has none) with its CPU count (`cpu_count`): on a shared machine a
+median means little without the load it was taken under, so the load is in every row and in the log.
 
 Cost: (warmup + repeats) forward passes per model per phase. Numbers depend on the machine and its load;
 they are measurements to report, never thresholds.
@@ -13,6 +16,8 @@ they are measurements to report, never thresholds.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -26,6 +31,29 @@ from ..core import interrupts
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError
 from . import MetricContext, MetricResult, register_metric
+
+log = logging.getLogger(__name__)
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (os.getloadavg), NaN where the platform has none (Windows):
+    recorded before and after every timing, because the machine is shared and a median is only
+    comparable with others taken under a similar load."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return float("nan")
+
+
+def load_columns(before: float, after: float) -> dict:
+    """The load columns of latency.csv and speedup.csv: the 1-minute load average before and after the
+    timing, and the CPU count it is relative to (a load of 2 saturates 2 CPUs, not 16)."""
+    return {"load_before": before, "load_after": after, "cpu_count": os.cpu_count()}
+
+
+def describe_load(before: float, after: float) -> str:
+    """`load average 1.25 -> 2.50 on 16 CPUs`, for the log line with a timing's result."""
+    return f"load average {before:.2f} -> {after:.2f} on {os.cpu_count()} CPUs"
 
 
 def _sync(device: torch.device) -> None:
@@ -93,7 +121,9 @@ def latency(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     models = {"current": ctx.model}
     if phase != "dense" and ctx.has_dense:
         models = {"dense": ctx.dense(), "current": ctx.model}
+    before = load_average()
     times = time_models(models, x, node.warmup, node.repeats)
+    load = load_columns(before, load_average())
     rows, median = [], {}
     for name, t in times.items():
         ms = t * 1e3
@@ -108,6 +138,7 @@ def latency(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                 "p10_ms": float(np.percentile(ms, 10)),
                 "p90_ms": float(np.percentile(ms, 90)),
                 "threads": torch.get_num_threads(),
+                **load,
             }
         )
     scalars = [{"split": "model", "metric": "latency_ms", "value": median["current"]}]
@@ -116,4 +147,14 @@ def latency(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
             {"split": "model", "metric": "latency_dense_ms", "value": median["dense"]},
             {"split": "model", "metric": "measured_speedup", "value": median["dense"] / median["current"]},
         ]
+    measured = "".join(f", {name} {ms:.3g} ms" for name, ms in median.items())
+    ratio = f", measured speedup {median['dense'] / median['current']:.2f}x" if "dense" in median else ""
+    log.info(
+        "latency (%s, batch size %d): median%s%s; %s",
+        phase,
+        len(x),
+        measured.removeprefix(","),
+        ratio,
+        describe_load(load["load_before"], load["load_after"]),
+    )
     return MetricResult(scalars=scalars, tables={"latency.csv": rows})

@@ -32,7 +32,9 @@ timings and the reason in `note` ("absent: ..."): on a CPU, `semi_structured` al
 a CUDA GPU.
 
 Test inputs are the first `batch_size` test examples (repeated when the test split is smaller).
-Numbers depend on the machine and its load; they are measurements to report, never thresholds.
+Numbers depend on the machine and its load; they are measurements to report, never thresholds: every
+row records the 1-minute load average before and after its batch size's timing (`load_before`,
+`load_after`) and the CPU count (`cpu_count`), and the result line in the log says them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from omegaconf import DictConfig
 from ..core.config_base import config_schema
 from ..core.errors import ConfigError, PruneCliError
 from . import MetricContext, MetricResult, register_metric
+from .latency import describe_load, load_average, load_columns
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +242,9 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
 
             small = paths["compact_dense"][0]
             atomic_torch_save({"state_dict": small.state_dict(), "spec": compact_spec(small)}, ctx.run_dir / "model_compact.pt")
+        load_before = load_average()
         times = _time_interleaved(models, inputs, node.warmup, node.repeats)
+        load = load_columns(load_before, load_average())
         base = float(np.median(times["dense"]))
         best, gains = ("dense", 1.0), {}
         for name, t in times.items():
@@ -265,6 +270,7 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                     "warmup": node.warmup,
                     "repeats": node.repeats,
                     "threads": torch.get_num_threads(),
+                    **load,
                 }
             )
             if name != "dense":
@@ -288,20 +294,29 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
                     "warmup": node.warmup,
                     "repeats": node.repeats,
                     "threads": torch.get_num_threads(),
+                    **load,
                 }
             )
         scalars.append({"split": "model", "metric": f"speedup_best_{label}", "value": best[1]})
+        said_load = describe_load(load["load_before"], load["load_after"])
         if best[0] == "dense":
             log.warning(
-                "speedup (%s, batch size %d): no sparse execution path beats the dense model (%s); theoretical speedup %.2fx",
+                "speedup (%s, batch size %d): no sparse execution path beats the dense model (%s); theoretical speedup %.2fx; %s",
                 phase,
                 size,
                 ", ".join(f"{path} {gain:.2f}x{_OVER.get(path, '')}" for path, gain in gains.items()),
                 theory,
+                said_load,
             )
         else:
             log.info(
-                "speedup (%s, batch size %d): best %s %.2fx%s of theoretical %.2fx", phase, size, *best, _OVER.get(best[0], ""), theory
+                "speedup (%s, batch size %d): best %s %.2fx%s of theoretical %.2fx; %s",
+                phase,
+                size,
+                *best,
+                _OVER.get(best[0], ""),
+                theory,
+                said_load,
             )
     return MetricResult(scalars=scalars, tables={"speedup.csv": rows})
 
