@@ -33,6 +33,8 @@ COLUMNS = [
     "p10_ms",
     "p90_ms",
     "speedup",
+    "speedup_q25",
+    "speedup_q75",
     "theoretical_speedup",
     "max_abs_diff",
     "note",

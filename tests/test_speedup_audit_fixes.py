@@ -116,3 +116,55 @@ def test_a_platform_without_a_load_average_gets_nan(monkeypatch):
 
     monkeypatch.delattr(os, "getloadavg")
     assert math.isnan(load_average())
+
+
+def test_faster_only_when_the_lower_quartile_of_the_paired_ratios_is_above_one():
+    """Numbers fed to the rule, no clock: a median ratio above 1 is not enough."""
+    import numpy as np
+
+    from prune_cli.metrics.speedup import beyond_noise
+
+    assert beyond_noise(np.array([1.2, 1.3, 1.1, 1.25, 1.4]))  # faster in every repeat
+    assert not beyond_noise(np.array([0.95, 1.02, 1.01, 0.97, 1.03]))  # median 1.01: within noise
+    assert not beyond_noise(np.array([0.5, 0.6, 1.5, 1.6, 1.7]))  # median 1.5, slower in 2 of 5 repeats
+    assert not beyond_noise(np.array([1.0, 1.0, 1.0]))
+
+
+def test_a_best_path_within_the_noise_is_not_reported_as_a_speedup(monkeypatch, caplog, tmp_path):
+    """A 4x4 block run logged "best compact_dense 1.01x of theoretical 4.00x" and speedup_best_large =
+    1.007 from 5 repeats in which the path was as often slower as faster. Synthetic timings: dense
+    2 ms in every repeat, sparse_csr 1.6 ms in 3 repeats and 2.2 ms in 2 (median ratio 1.25, slower in
+    2 of 5 paired repeats): no sparse path beats the dense model beyond the noise."""
+    import logging
+
+    import numpy as np
+
+    from prune_cli.metrics import METRICS
+    from prune_cli.metrics import speedup as speedup_module
+    from tests.test_speedup import node, pruned_context
+
+    ctx, *_ = pruned_context(tmp_path, "unstructured")
+    per_repeat = {"sparse_csr": [1.6, 2.2, 1.6, 2.2, 1.6]}
+
+    def timing(models, inputs, warmup, repeats):
+        return {n: np.array(per_repeat.get(n, [2.0] * repeats)) / 1e3 for n in models}
+
+    monkeypatch.setattr(speedup_module, "_time_interleaved", timing)
+    with caplog.at_level(logging.INFO, logger="prune_cli.metrics.speedup"):
+        out = METRICS.get("speedup")(ctx, "pruned", node(repeats=5))
+    values = {s["metric"]: s["value"] for s in out.scalars}
+    assert values["speedup_sparse_csr_large"] == pytest.approx(2.0 / 1.6)  # the median ratio is still reported
+    assert values["speedup_best_large"] == 1.0 and values["speedup_best_batch1"] == 1.0
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and all("sparse_csr 1.25x (within noise)" in w for w in warned)
+    rows = [r for r in out.tables["speedup.csv"] if r["path"] == "sparse_csr"]
+    # quartiles of the per-repeat ratios 2/1.6 = 1.25 (x3) and 2/2.2 = 0.909 (x2), computed here
+    assert all(r["speedup_q25"] == pytest.approx(np.percentile([1.25] * 3 + [2 / 2.2] * 2, 25)) for r in rows)
+    assert all(r["speedup_q75"] == pytest.approx(1.25) for r in rows)
+
+    per_repeat["sparse_csr"] = [1.6, 1.6, 2.2, 1.6, 1.6]  # faster in 4 of 5 repeats: lower quartile 1.25
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="prune_cli.metrics.speedup"):
+        out = METRICS.get("speedup")(ctx, "pruned", node(repeats=5))
+    assert {s["metric"]: s["value"] for s in out.scalars}["speedup_best_large"] == pytest.approx(1.25)
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
