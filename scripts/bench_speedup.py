@@ -6,10 +6,13 @@ and 16x16 blocks, and channel pruning (whose extra path `compact_dense` is the c
 An MLP with 1024-4096-wide layers (input 1024, hidden [4096, 4096], 1024 outputs; `--quick`: hidden
 [1024, 1024], 4 sparsities, no 16x16 block structure) is pruned by weight magnitude (layerwise allocation) with each
 structure, at each sparsity, and every execution path of prune_cli/models/sparse.py is timed against
-the dense model in the same process: the models are interleaved repeat by repeat, and each ratio is
-dense median / path median. Theoretical speedup = dense / kept multiply-accumulates (the FLOPs ratio
-of prune_cli/metrics/cost.py). The machine's load average is printed before and after: the numbers
-are measurements on a shared machine, never thresholds.
+the dense model in the same process: the models are interleaved repeat by repeat, the order rotating
+with the repeat (metrics/latency.py time_models: a fixed order, dense first, favoured the later
+sparse paths), and each ratio is dense median / path median, printed with the interquartile range of
+the per-repeat ratios dense / path (the repeats are paired in time) as its spread. Theoretical
+speedup = dense / kept multiply-accumulates (the FLOPs ratio of prune_cli/metrics/cost.py). The
+machine's 1-minute load average is printed before and after the run and around every timing (also
+in the CSV): the numbers are measurements on a shared machine, never thresholds.
 
 `--convnets` measures VGG-11 and ResNet-20 on CIFAR-shaped 3x32x32 inputs instead (batch sizes 1
 and 16): VGG-11 pruned by the channel structure (masked, compacted, im2col CSR), ResNet-20 with
@@ -36,6 +39,7 @@ import torch
 from omegaconf import OmegaConf
 
 from prune_cli.metrics.cost import layer_table
+from prune_cli.metrics.latency import load_average, time_models
 from prune_cli.models.compact import compact
 from prune_cli.models.graph import channel_flow
 from prune_cli.models.masks import apply_masks
@@ -80,19 +84,58 @@ def masked_model(dense: torch.nn.Module, structure: str, sparsity: float, block:
     return model.eval()
 
 
-def time_interleaved(models: dict, x: torch.Tensor, warmup: int, repeats: int) -> dict[str, float]:
-    """Median seconds per forward pass of each model, interleaving the models repeat by repeat."""
-    times = {name: [] for name in models}
-    with torch.no_grad():
-        for _ in range(warmup):
-            for m in models.values():
-                m(x)
-        for _ in range(repeats):
-            for name, m in models.items():
-                start = time.perf_counter()
-                m(x)
-                times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+def time_interleaved(models: dict, x: torch.Tensor, warmup: int, repeats: int) -> dict[str, np.ndarray]:
+    """Seconds per forward pass of each model in every repeat: the metrics' own timing
+    (prune_cli/metrics/latency.py time_models), which interleaves the models repeat by repeat and
+    rotates their order. This script's copy ran the dense model first in every repeat, so whatever
+    favours the later calls of a repeat (a warm cache, a frequency ramp) always favoured the paths."""
+    return time_models(models, x, warmup, repeats)
+
+
+def ratio_stats(times: dict[str, np.ndarray]) -> dict[str, tuple[float, float, float]]:
+    """Per path (every model but `dense`): dense median / path median, and the 25th and 75th
+    percentiles of the per-repeat ratios dense / path (paired: the repeats interleave them), the
+    spread printed beside the median on this shared machine."""
+    base = float(np.median(times["dense"]))
+    out = {}
+    for name, t in times.items():
+        if name != "dense":
+            paired = times["dense"] / t
+            out[name] = (base / float(np.median(t)), float(np.percentile(paired, 25)), float(np.percentile(paired, 75)))
+    return out
+
+
+def timed_rows(paths: dict, x: torch.Tensor, warmup: int, repeats: int, context: dict) -> list[dict]:
+    """One row per path (not `dense`): medians, the median ratio, its spread and the load around the timing."""
+    before = load_average()
+    times = time_interleaved(paths, x, warmup, repeats)
+    after = load_average()
+    dense_ms = float(np.median(times["dense"])) * 1e3
+    return [
+        {
+            **context,
+            "path": name,
+            "dense_ms": dense_ms,
+            "path_ms": float(np.median(times[name])) * 1e3,
+            "measured_speedup": ratio,
+            "speedup_q25": q25,
+            "speedup_q75": q75,
+            "load_before": before,
+            "load_after": after,
+        }
+        for name, (ratio, q25, q75) in ratio_stats(times).items()
+    ]
+
+
+def summary(done: list[dict]) -> str:
+    """`path@batch 1.23x [1.10-1.31]` per row (median ratio [interquartile range of the per-repeat
+    ratios]), then the load average before the first and after the last timing."""
+    text = ", ".join(
+        f"{r['path']}@{r['batch']} {r['measured_speedup']:.2f}x [{r['speedup_q25']:.2f}-{r['speedup_q75']:.2f}]" for r in done
+    )
+    if done:
+        text += f"; load {done[0]['load_before']:.2f} -> {done[-1]['load_after']:.2f}"
+    return text
 
 
 def coupled_channel_masks(model: torch.nn.Module, keep_fraction: float) -> dict[str, torch.Tensor]:
@@ -199,25 +242,16 @@ def conv_rows(args, sparsities: list[float], warmup: int, repeats: int, started:
                         for name, m in paths.items():
                             if name != "dense":
                                 assert torch.allclose(m(x), ref, rtol=1e-3, atol=1e-3), (net_name, structure, sparsity, name)
-                    median = time_interleaved(paths, x, warmup, repeats * 3 if batch == 1 else repeats)
-                    rows += [
-                        {
-                            "structure": f"{net_name} {structure}",
-                            "sparsity": round(1 - kept, 4),
-                            "batch": batch,
-                            "path": name,
-                            "dense_ms": median["dense"] * 1e3,
-                            "path_ms": t * 1e3,
-                            "measured_speedup": median["dense"] / t,
-                            "theoretical_speedup": theory,
-                        }
-                        for name, t in median.items()
-                        if name != "dense"
-                    ]
+                    context = {
+                        "structure": f"{net_name} {structure}",
+                        "sparsity": round(1 - kept, 4),
+                        "batch": batch,
+                        "theoretical_speedup": theory,
+                    }
+                    rows += timed_rows(paths, x, warmup, repeats * 3 if batch == 1 else repeats, context)
                 done = [r for r in rows if r["structure"] == f"{net_name} {structure}" and r["sparsity"] == round(1 - kept, 4)]
-                summary = ", ".join(f"{r['path']}@{r['batch']} {r['measured_speedup']:.2f}x" for r in done)
                 print(
-                    f"  {net_name} {structure} s={1 - kept:.3f} (theory {theory:.2f}x): {summary} "
+                    f"  {net_name} {structure} s={1 - kept:.3f} (theory {theory:.2f}x): {summary(done)} "
                     f"[{time.perf_counter() - started:.0f} s]",
                     flush=True,
                 )
@@ -300,26 +334,13 @@ def main() -> None:
                         if name != "dense":
                             assert torch.allclose(m(x), ref, rtol=1e-3, atol=1e-3), (label, sparsity, name)
                 # batch-1 passes take well under a millisecond: ten times the repeats for a stable median
-                median = time_interleaved(paths, x, warmup, repeats * 10 if batch == 1 else repeats)
-                for name, t in median.items():
-                    if name == "dense":
-                        continue
-                    rows.append(
-                        {
-                            "structure": label,
-                            "sparsity": round(1 - kept / total, 4),
-                            "batch": batch,
-                            "path": name,
-                            "dense_ms": median["dense"] * 1e3,
-                            "path_ms": t * 1e3,
-                            "measured_speedup": median["dense"] / t,
-                            "theoretical_speedup": total / kept,
-                        }
-                    )
+                sparse = round(1 - kept / total, 4)
+                context = {"structure": label, "sparsity": sparse, "batch": batch, "theoretical_speedup": total / kept}
+                rows += timed_rows(paths, x, warmup, repeats * 10 if batch == 1 else repeats, context)
             done = [r for r in rows if r["structure"] == label and r["sparsity"] == round(1 - kept / total, 4)]
-            summary = ", ".join(f"{r['path']}@{r['batch']} {r['measured_speedup']:.2f}x" for r in done)
             print(
-                f"  {label} s={sparsity} (theory {total / kept:.2f}x): {summary} [{time.perf_counter() - started:.0f} s]", flush=True
+                f"  {label} s={sparsity} (theory {total / kept:.2f}x): {summary(done)} [{time.perf_counter() - started:.0f} s]",
+                flush=True,
             )
     report(rows, args.csv)
     print(f"total {time.perf_counter() - started:.0f} s")
@@ -333,6 +354,13 @@ def report(rows: list[dict], csv: str) -> None:
         index=["structure", "sparsity", "theoretical_speedup"], columns=["path", "batch"], values="measured_speedup"
     )
     print(table.round(2).to_string())
+    df["spread"] = [f"{a:.2f}-{b:.2f}" for a, b in zip(df.speedup_q25, df.speedup_q75)]
+    spread = df.pivot_table(
+        index=["structure", "sparsity", "theoretical_speedup"], columns=["path", "batch"], values="spread", aggfunc="first"
+    )
+    print("interquartile range of the per-repeat ratios dense / path:")
+    print(spread.to_string())
+    df = df.drop(columns="spread")
     dense = df.groupby(["structure", "batch"]).dense_ms.median().round(2)
     print("dense median ms per structure and batch:", dense.to_dict())
     if csv:

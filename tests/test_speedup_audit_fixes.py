@@ -168,3 +168,47 @@ def test_a_best_path_within_the_noise_is_not_reported_as_a_speedup(monkeypatch, 
         out = METRICS.get("speedup")(ctx, "pruned", node(repeats=5))
     assert {s["metric"]: s["value"] for s in out.scalars}["speedup_best_large"] == pytest.approx(1.25)
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def _bench(monkeypatch) -> dict:
+    """scripts/bench_speedup.py's namespace (main's globals), loaded without running main."""
+    import runpy
+
+    from tests.conftest import REPO
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # the script imports script_args from its folder
+    return runpy.run_path(str(REPO / "scripts" / "bench_speedup.py"), run_name="bench_speedup")["main"].__globals__
+
+
+def test_bench_speedup_rotates_the_order_and_keeps_every_repeat(monkeypatch):
+    """time_interleaved ran the dense model first in every repeat, while metrics/latency.py's
+    time_models rotates the order because a fixed order favoured the later (sparse) models."""
+    ns = _bench(monkeypatch)
+    calls = []
+
+    class Recording(nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x
+
+    times = ns["time_interleaved"]({"dense": Recording("dense"), "sparse": Recording("sparse")}, torch.zeros(1), 1, 4)
+    assert calls[2:] == ["dense", "sparse", "sparse", "dense", "dense", "sparse", "sparse", "dense"]
+    assert all(len(t) == 4 for t in times.values())
+
+
+def test_bench_speedup_reports_the_spread_of_the_paired_ratios(monkeypatch):
+    """Synthetic per-repeat times: the median ratio, and the quartiles of the per-repeat ratios."""
+    import numpy as np
+
+    ns = _bench(monkeypatch)
+    times = {"dense": np.array([2.0, 2.0, 4.0, 2.0]), "sparse_csr": np.array([1.0, 2.0, 1.0, 4.0])}
+    stats = ns["ratio_stats"](times)
+    ratios = np.array([2.0, 1.0, 4.0, 0.5])
+    assert stats["sparse_csr"] == pytest.approx(
+        (2.0 / float(np.median([1.0, 2.0, 1.0, 4.0])), np.percentile(ratios, 25), np.percentile(ratios, 75))
+    )
+    assert "dense" not in stats
