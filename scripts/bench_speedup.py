@@ -192,6 +192,7 @@ def conv_model(dense: torch.nn.Module, structure: str, sparsity: float, block: l
     return masked_model(dense, structure, sparsity, block)
 
 
+CONV_MODELS = ("vgg11", "resnet20")  # conv_rows' nets: --models is checked against them before any work
 CONV_STRUCTURES = {"channel": [4, 4], "channel_group": [4, 4], "unstructured": [4, 4], "block": [4, 4]}
 
 
@@ -267,11 +268,18 @@ def main() -> None:
     parser.add_argument("--sparsities", type=sparsity_arg, nargs="+", help="override the sparsity list")
     parser.add_argument("--csv", default="", help="also write the table to this CSV file")
     parser.add_argument("--convnets", action="store_true", help="VGG-11 and ResNet-20 on 3x32x32 inputs instead of the MLP")
-    parser.add_argument("--models", nargs="+", help="with --convnets: only these (vgg11, resnet20)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=CONV_MODELS,
+        help="only these convnets (vgg11, resnet20); needs --convnets (the MLP benchmark has one model: refused without it)",
+    )
     parser.add_argument(
         "--conv-batch", type=positive_int, nargs="+", default=[1, 16], help="with --convnets: batch sizes (default 1 16)"
     )
     args = parser.parse_args()
+    if args.models and not args.convnets:  # it was silently ignored: the MLP benchmark ran
+        parser.error(f"argument --models: {' '.join(args.models)}: applies only with --convnets (models: {', '.join(CONV_MODELS)})")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     hidden = [1024, 1024] if args.quick else [4096, 4096]

@@ -212,3 +212,36 @@ def test_bench_speedup_reports_the_spread_of_the_paired_ratios(monkeypatch):
         (2.0 / float(np.median([1.0, 2.0, 1.0, 4.0])), np.percentile(ratios, 25), np.percentile(ratios, 75))
     )
     assert "dense" not in stats
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--convnets", "--quick", "--models", "resnet56"], ["--models", "resnet56", "vgg11", "resnet20"]),
+        (["--quick", "--models", "vgg11"], ["--models", "--convnets"]),  # was ignored: the MLP benchmark ran
+    ],
+)
+def test_bench_speedup_checks_models_before_any_work(monkeypatch, capsys, tmp_path, argv, said):
+    """--models resnet56 with --convnets ended in a pandas KeyError ('measured_speedup') after the
+    start-up; --models without --convnets was silently ignored. Both exit 2 with a message, before
+    any model is built or anything written."""
+    import sys
+
+    ns = _bench(monkeypatch)
+
+    class Started(Exception):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise Started("the benchmark started")
+
+    for name in ("MLP", "VGG", "CifarResNet"):
+        monkeypatch.setitem(ns, name, refuse)
+    csv = tmp_path / "out.csv"
+    monkeypatch.setattr(sys, "argv", ["bench_speedup.py", *argv, "--csv", str(csv)])
+    with pytest.raises(SystemExit) as stopped:
+        ns["main"]()
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert all(word in err for word in said), err
+    assert not csv.exists()
