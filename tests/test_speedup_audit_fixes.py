@@ -245,3 +245,26 @@ def test_bench_speedup_checks_models_before_any_work(monkeypatch, capsys, tmp_pa
     err = capsys.readouterr().err
     assert all(word in err for word in said), err
     assert not csv.exists()
+
+
+def test_compaction_keeps_the_channels_last_layout_of_the_layers_it_rebuilds():
+    """With accel.channels_last=true the model's 4-D weights are NHWC, and the speedup metric times the
+    compact model against a dense reference of that layout; the convolutions compact() rebuilt came back
+    in the default (NCHW) layout while the untouched ones kept NHWC. Layouts are compared with strides'
+    own definition (is_contiguous in a memory format), outputs with the masked model's."""
+    from prune_cli.models.vgg import VGG
+
+    torch.manual_seed(0)
+    model = VGG([8, "M", 16, 16, "M"], 3, 5).eval()
+    with torch.no_grad():
+        model.get_submodule("features.4").weight[:, :3] = 0  # channels 0-2 of the first conv are unread
+        model.get_submodule("features.7").weight[:, 5:9] = 0  # channels 5-8 of the second conv are unread
+    model = model.to(memory_format=torch.channels_last)
+    small, report = compact(model)
+    assert set(report.units) == {"features.0", "features.4"}
+    convs = {n: m for n, m in small.named_modules() if isinstance(m, nn.Conv2d)}
+    assert convs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs.values())
+    assert not any(m.weight.is_contiguous() for m in convs.values())  # 3x3 kernels: the two layouts differ
+    x = torch.randn(2, 3, 8, 8).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(small.eval()(x), model(x), rtol=1e-5, atol=1e-5)

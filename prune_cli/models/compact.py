@@ -106,8 +106,19 @@ class CompactReport:
         return sum(g.dense_zero_rows for g in self.groups)
 
 
+def _memory_format(weight: torch.Tensor) -> torch.memory_format:
+    """channels_last for a 4-D weight stored NHWC (accel.channels_last=true converts the model so), else
+    the default. A weight that is contiguous in both (a 1x1 kernel) gets the default: the same layout."""
+    if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def _resized(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
-    """A new Linear/Conv like `module` with the given weight (out/in sizes taken from it)."""
+    """A new Linear/Conv like `module` with the given weight (out/in sizes taken from it), in the
+    memory format of `module`'s weight: with accel.channels_last=true the rebuilt convolutions were
+    NCHW beside untouched NHWC ones, so the compact model was timed in a mixed layout against an NHWC
+    dense reference (the speedup metric; docs/performance.md)."""
     if isinstance(module, nn.Linear):
         new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
     else:
@@ -122,9 +133,9 @@ def _resized(module: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None)
             bias=bias is not None,
             padding_mode=module.padding_mode,
         )
-    new = new.to(device=weight.device, dtype=weight.dtype)
+    new = new.to(device=weight.device, dtype=weight.dtype, memory_format=_memory_format(module.weight))
     with torch.no_grad():
-        new.weight.copy_(weight)
+        new.weight.copy_(weight)  # copy_ keeps the destination's layout
         if bias is not None:
             new.bias.copy_(bias)
     return new
