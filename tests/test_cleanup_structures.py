@@ -1,7 +1,10 @@
 """What the block and BCR structures share (prune_cli/pruning/structure.py): the block view of a
-layer's 2-D weight view, checked against slices cut out by hand, and `balance_to_total`, which moves
-layers between their reachable kept counts so the total comes close to the allocation's, checked
-against a hand-worked case and, on random cases, against every single move it could still make."""
+layer's 2-D weight view, checked against slices cut out by hand, and `balance_to_total`, which picks
+one reachable kept count per layer. Called without bounds (as here) the total must equal the allocated
+total, and where no choice reaches it the total comes as close as it can: checked against hand-worked
+cases and, on random cases, against every single and pair move it could still make. Within bounds
+(method.sparsity_tolerance) the choice keeps the layers nearest their allocation:
+tests/test_structure_balance.py."""
 
 from __future__ import annotations
 
@@ -32,11 +35,10 @@ def test_block_view_is_the_blocks_of_the_2d_view_padded_with_nan(shape, r, c):
 
 def test_balance_to_total_hand_worked():
     options = {"a": [0, 4, 8], "b": [0, 4, 8]}
-    # counts 6 and 5 (total 11): both start at 4 (6 is as close to 4 as to 8: the first of equals);
-    # a step up of either brings the total to 12; `a` is further from its count (6 - 4 > 5 - 4), so
-    # `a` moves; from 12 no single step comes closer to 11
+    # counts 6 and 5 (total 11): no choice reaches 11; the closest totals are 12 (8 + 4 or 4 + 8, no
+    # layer emptied); a = 8, b = 4 deviates at most 2/8 (a: |8 - 6|), a = 4, b = 8 3/8 (b: |8 - 5|)
     assert balance_to_total(options, {"a": 6, "b": 5}) == {"a": 2, "b": 1}
-    # counts 5 and 5 (total 10): both at 4, total 8; one step up gives 12, no closer: stays
+    # counts 5 and 5 (total 10): 8 and 12 are equally close; 4 + 4 deviates at most 1/8, 8 + 4 3/8
     assert balance_to_total(options, {"a": 5, "b": 5}) == {"a": 1, "b": 1}
     # reachable counts are kept as they are
     assert balance_to_total({"a": [0, 3, 6], "b": [0, 5, 10]}, {"a": 3, "b": 10}) == {"a": 1, "b": 2}

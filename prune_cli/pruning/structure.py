@@ -12,11 +12,13 @@ density, whether the ranking is inverted). The registry holds a `Structure`; the
 Each structure is a plugin module in prune_cli/pruning/structures/ (unstructured, channel,
 channel_group, nm, block, bcr); this module holds what they share: the context (with the model's layer graph,
 prune_cli/models/graph.py), column masks, the path check, top-k, group norms, the block view
-and the balancing of reachable per-layer counts to the allocated total.
+and the balancing of reachable per-layer counts: each near its allocated count, the total within
+method.sparsity_tolerance.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Collection, Optional
@@ -28,6 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..core.errors import PruneCliError
 from ..models.graph import LayerGraph
 from .registries import STRUCTURES
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- context and masks
 
@@ -115,84 +119,263 @@ def block_view(values: torch.Tensor, r: int, c: int) -> torch.Tensor:
     return padded.view(math.ceil(rows / r), r, math.ceil(cols / c), c).permute(0, 2, 1, 3)
 
 
-def balance_to_total(options: dict[str, list[int]], counts: dict[str, int]) -> dict[str, int]:
+def total_bounds(sizes: dict[str, int], counts: dict[str, int], density: float, tolerance: float) -> tuple[int, int]:
+    """[lo, hi]: the kept totals the pruner accepts (pruner.check_masks: |achieved - reachable sparsity|
+    <= method.sparsity_tolerance, reachable = 1 - round(d N) / N) that are also within the tolerance
+    of the allocated total sum(counts); when those two windows do not meet (an allocation that does not
+    promise the exact total), the window around the allocated total."""
+    n = sum(sizes.values())
+    reachable, allocated = round(n * density), sum(counts[name] for name in sizes)
+    slack = math.floor(tolerance * n) if n else 0
+    # the pruner compares sparsities in floating point: no slack it would refuse
+    while slack > 0 and abs((1.0 - (reachable + slack) / n) - (1.0 - reachable / n)) > tolerance:
+        slack -= 1
+    lo, hi = max(allocated, reachable) - slack, min(allocated, reachable) + slack
+    return (lo, hi) if lo <= hi else (allocated - slack, allocated + slack)
+
+
+def method_tolerance(method: Any) -> float:
+    """method.sparsity_tolerance, 0 where the config has none (a structure called on one layer)."""
+    value = method.get("sparsity_tolerance") if isinstance(method, DictConfig) else getattr(method, "sparsity_tolerance", None)
+    return float(value or 0.0)
+
+
+MAX_WINDOW = 200_000  # binaries beyond which a window that still misses the total's bounds is not grown further
+
+
+def first_option(opts: list[int], count: int) -> int:
+    """Index of the first option a layer may keep: not 0 when it was allocated weights (unless 0 is all it has)."""
+    from bisect import bisect_right
+
+    return min(bisect_right(opts, 0), len(opts) - 1) if count > 0 else 0
+
+
+def balance_to_total(
+    options: dict[str, list[int]],
+    counts: dict[str, int],
+    sizes: Optional[dict[str, int]] = None,
+    bounds: Optional[tuple[int, int]] = None,
+) -> dict[str, int]:
     """Per layer, the index into `options[name]` (the kept counts the structure can reach in that
-    layer, ascending) of the count it keeps, so that the total comes close to the allocated total.
+    layer, ascending) of the count it keeps: the allocation decides each layer's density, the
+    structure only rounds it to a reachable count, and the total stays within `bounds`.
 
-    Each layer starts at the option closest to its allocated count `counts[name]` (the first of
-    equals); then single layers move one option up or down, each time the move that brings the total
-    closest to sum(counts), among equal gains the layer furthest from its own count, until no single
-    move brings the total closer. Where none does, two layers move together (one down, another up:
-    coarse options such as BCR's row x column shapes often reach the total only so), the pair that
-    comes closest and, among equals, stays nearest the allocated counts; then single moves again.
-    No move empties a layer that was allocated weights. Structures that reach only some counts per
-    layer (whole blocks, BCR's row x column shapes) thereby keep the total of global and ERK
-    allocations."""
-    at = {name: min(range(len(opts)), key=lambda i: abs(opts[i] - counts[name])) for name, opts in options.items()}
-    target = sum(counts[name] for name in options)
+    Structures that keep whole groups (whole blocks; BCR's kr rows x kc columns in every block, GRIM:
+    Niu et al. 2021) reach only some counts per layer, so each layer's allocated count
+    `counts[name]` (of `sizes[name]` weights; default: its largest option) is rounded to a reachable
+    one, and these roundings may add up to a total the pruner refuses. Among the choices of one
+    reachable count per layer whose total lies in `bounds` = [lo, hi] (default: exactly
+    sum(counts); the structures pass `total_bounds`, the window method.sparsity_tolerance allows),
+    the one chosen has (1) the smallest largest per-layer density deviation
+    max_l |kept_l - counts_l| / sizes_l, then (2) the smallest sum of those deviations: every layer
+    stays as near its allocated density as the total allows, instead of a few layers absorbing the
+    whole difference. No layer allocated weights is emptied (its option 0 is not offered unless it
+    has no other). Where no choice reaches the bounds, the total comes as close to them as it can
+    (then the same two criteria), and the pruner's tolerance check refuses the run with the achieved
+    sparsity.
+
+    Solved exactly as a small mixed-integer program (scipy.optimize.milp, HiGHS: one binary per
+    layer and option, one option per layer, the total's bounds, a variable t >= every layer's
+    deviation; minimise t, then the sum with t fixed). Each layer offers only its options within a
+    density radius rho of its allocation (and its nearest ones on either side), rho starting at the
+    largest deviation any layer must take: the optimum over that window is the global one whenever it
+    reaches the bounds with t <= rho (every option left out deviates more than rho); otherwise rho
+    grows and the program is solved again (where no choice meets the bounds, until every option is
+    offered or the window passes MAX_WINDOW options). HiGHS is deterministic: the same inputs give
+    the same choice."""
+    from bisect import bisect_left, bisect_right
+
+    names = list(options)
+    sizes = sizes or {name: max(max(options[name]), 1) for name in names}
+    allocated = sum(counts[name] for name in names)
+    lo, hi = bounds if bounds is not None else (allocated, allocated)
+    first = {name: first_option(options[name], counts[name]) for name in names}
+
+    def dev(name: str, j: int) -> float:
+        return abs(options[name][j] - counts[name]) / sizes[name]
+
+    def nearest(name: str) -> int:  # the option closest to the allocated count, the smaller of equals
+        j = bisect_left(options[name], counts[name])
+        return min((i for i in (j - 1, j) if first[name] <= i < len(options[name])), key=lambda i: dev(name, i), default=first[name])
+
+    closest = {name: nearest(name) for name in names}
+    if lo <= sum(options[name][closest[name]] for name in names) <= hi:
+        return closest  # every layer at its nearest reachable count already meets the bounds: nothing deviates less
+    rho = max((dev(name, closest[name]) for name in names), default=0.0)  # no choice deviates less
     while True:
-        _single_moves(options, counts, at, target)
-        total = sum(options[name][i] for name, i in at.items())
-        pair = _best_pair_move(options, counts, at, target, total) if total != target else None
-        if pair is None:
+        window = {}
+        for name in names:
+            opts, count, size = options[name], counts[name], sizes[name]
+            a = bisect_left(opts, count - rho * size - 1e-9 * size)
+            b = bisect_right(opts, count + rho * size + 1e-9 * size)
+            c = closest[name]
+            window[name] = range(max(first[name], min(a, c - 1)), min(len(opts), max(b, c + 2)))
+        complete = all(len(window[name]) == len(options[name]) - first[name] for name in names)
+        excess, t, at = _solve_window(options, counts, sizes, window, closest, lo, hi, dev)
+        if complete or (excess == 0 and t <= rho * (1 + 1e-9) + 1e-12):
             return at
-        (a, ja), (b, jb) = pair
-        at[a], at[b] = ja, jb
+        if excess > 0 and sum(len(w) for w in window.values()) > MAX_WINDOW:
+            return at  # a window this large that still misses the bounds: the total is as close as it gets here
+        edges = [(name, j) for name in names for j in (window[name].start - 1, window[name].stop)]
+        left_out = [dev(name, j) for name, j in edges if first[name] <= j < len(options[name])]
+        rho = max(2 * rho, t, min(left_out, default=1.0))
 
 
-def _allowed(counts: dict[str, int], name: str, value: int) -> bool:
-    """Whether a move may bring layer `name` to `value` kept weights: never to 0 when it was allocated some."""
-    return value > 0 or counts[name] == 0
+def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev):
+    """(excess over the bounds, largest deviation, {layer: option index}) of the best choice among the
+    options in `window`, in lexicographic stages: the smallest largest deviation t (bisection over the
+    deviations on offer, each a feasibility question), then the smallest sum of deviations with every
+    layer within t (one mixed-integer program); where no choice meets the bounds, first the smallest
+    excess over them, then t, then the sum (mixed-integer programs with a variable t >= every layer's
+    deviation)."""
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix
+
+    names = list(window)
+    layer, index, value, devs = [], [], [], []
+    base = sum(options[name][closest[name]] for name in names)  # totals relative to the closest choice: small coefficients
+    for li, name in enumerate(names):
+        for j in window[name]:
+            layer.append(li)
+            index.append(j)
+            value.append(options[name][j] - options[name][closest[name]])
+            devs.append(dev(name, j))
+    nx, nl = len(index), len(names)
+    t_col, e_col = nx, nx + 1
+    cols = np.arange(nx)
+    rows = [np.array(layer), np.full(nx, nl), np.full(nx, nl + 1), nl + 2 + np.array(layer)]
+    rows += [np.array([nl, nl + 1]), nl + 2 + np.arange(nl)]
+    data = [np.ones(nx), np.array(value, float), np.array(value, float), np.array(devs)]
+    data += [np.array([1.0, -1.0]), -np.ones(nl)]
+    colidx = [cols, cols, cols, cols, np.array([e_col, e_col]), np.full(nl, t_col)]
+    a = coo_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(colidx))), shape=(2 * nl + 2, nx + 2)).tocsr()
+    lower = np.concatenate([np.ones(nl), [lo - base, -np.inf], np.full(nl, -np.inf)])
+    upper = np.concatenate([np.ones(nl), [np.inf, hi - base], np.zeros(nl)])
+    constraints = LinearConstraint(a, lower, upper)
+    integrality = np.concatenate([np.ones(nx), [0, 0]])
+    opts = {"disp": False, "mip_rel_gap": 0.0}
+
+    def solve(objective, t_max: float, e_max: float, allowed=None):
+        c = np.zeros(nx + 2)
+        for col, w in objective:
+            c[col] += w
+        x_max = np.ones(nx) if allowed is None else allowed.astype(float)
+        bounds = Bounds(np.zeros(nx + 2), np.concatenate([x_max, [t_max, e_max]]))
+        return milp(c, integrality=integrality, bounds=bounds, constraints=constraints, options=opts)
+
+    dev_array, value_array = np.array(devs), np.array(value, float)
+    starts = np.cumsum([0] + [len(window[name]) for name in names])
+
+    def within(t: float):
+        """The options deviating at most t, where some choice of them meets the bounds; else None. A
+        layer's options within t of its count are consecutive, so the reachable totals run from the sum
+        of the smallest to the sum of the largest in steps no larger than the largest gap between
+        neighbours: when that gap fits in the bounds, some total meets them (no program needed)."""
+        allowed = dev_array <= t
+        low = high = gap = 0.0
+        for i in range(nl):
+            v = value_array[starts[i] : starts[i + 1]][allowed[starts[i] : starts[i + 1]]]
+            if not len(v):
+                return None
+            low, high, gap = low + v[0], high + v[-1], max(gap, float(np.diff(v).max(initial=0.0)))
+        if high < lo - base or low > hi - base:
+            return None
+        if gap <= hi - lo + 1:
+            return allowed
+        return allowed if solve([], np.inf, 0.0, allowed).success else None
+
+    levels = np.unique(dev_array)
+    levels = levels[levels >= max(dev_array[starts[i] : starts[i + 1]].min() for i in range(nl))]
+    excess = 0.0
+    if within(levels[-1]) is not None:  # the smallest largest deviation, by bisection over the deviations on offer
+        a, b = 0, len(levels) - 1
+        while a < b:
+            m = (a + b) // 2
+            a, b = (a, m) if within(levels[m]) is not None else (m + 1, b)
+        t = float(levels[a])
+    else:  # no choice in the window meets the bounds: first come as close as it can
+        res = solve([(e_col, 1.0)], np.inf, np.inf)
+        excess = float(np.round(res.x[e_col]))
+        t = float(solve([(t_col, 1.0)], np.inf, excess + 0.5).x[t_col])
+    res = solve([(k, d) for k, d in enumerate(devs)], t * (1 + 1e-9) + 1e-12, excess + 0.5)
+    x = res.x[:nx]
+    at, start = {}, 0
+    for name in names:  # the window's options are laid out layer by layer
+        stop = start + len(window[name])
+        at[name] = index[start + int(np.argmax(x[start:stop]))]
+        start = stop
+    total = sum(options[name][at[name]] for name in names)
+    excess = max(0, lo - total, total - hi)
+    return excess, max(dev(name, at[name]) for name in names), at
 
 
-def _single_moves(options: dict[str, list[int]], counts: dict[str, int], at: dict[str, int], target: int) -> None:
-    """Move single layers one option at a time while that brings the total closer (in place)."""
-    while True:
-        total = sum(options[name][i] for name, i in at.items())
-        best = None
-        for name, i in at.items():
-            opts = options[name]
-            for step in (1, -1):
-                if 0 <= i + step < len(opts) and _allowed(counts, name, opts[i + step]):
-                    gain = abs(target - total) - abs(target - (total + opts[i + step] - opts[i]))
-                    lag = (counts[name] - opts[i]) * step  # among equal gains, the layer furthest from its count
-                    if gain > 0 and (best is None or (gain, lag) > best[0]):
-                        best = ((gain, lag), name, step)
-        if best is None:
-            return
-        at[best[1]] += best[2]
+def report_balance(structure: str, options, at, counts, sizes, bounds: tuple[int, int], tolerance: float) -> None:
+    """Log once (a warning) the layers `balance_to_total` moved past their nearest reachable counts
+    (the two that bracket the allocated count) and more than method.sparsity_tolerance from their
+    allocated density; and, where no choice puts the total within the tolerance (the pruner then
+    refuses the run), the nearest sparsities the structure reaches on either side. Rounding a layer to
+    a neighbouring reachable count is what the structure cannot avoid (BCR 4x4 reaches densities in
+    steps of 1/16) and is not reported; moving further is a choice made for the total."""
+    from bisect import bisect_left, bisect_right
+
+    lo, hi = bounds
+    total = sum(options[name][at[name]] for name in options)
+    within = lo <= total <= hi
+    far = []
+    for name, opts in options.items():
+        kept, count = opts[at[name]], counts[name]
+        below, above = opts[max(bisect_right(opts, count) - 1, 0)], opts[min(bisect_left(opts, count), len(opts) - 1)]
+        if not below <= kept <= above and abs(kept - count) / sizes[name] > tolerance:
+            far.append(f"{name} allocated {count / sizes[name]:.4f}, kept {kept / sizes[name]:.4f}")
+    if far:
+        log.warning(
+            "method.structure=%s moves %d layer(s) past their nearest reachable densities and more than "
+            "method.sparsity_tolerance=%g from their allocation, %s: %s. A sparsity whose per-layer densities the "
+            "structure reaches, another method.block_shape or a larger method.sparsity_tolerance keeps the layers "
+            "nearer their allocation.",
+            structure,
+            len(far),
+            tolerance,
+            "to keep the total within the tolerance" if within else "to bring the total as close to the target as it gets",
+            "; ".join(far),
+        )
+    if not within:
+        n = sum(sizes.values())
+        near = [1.0 - t / n for t in reachable_totals_beside(options, counts, bounds) if t is not None]
+        log.warning(
+            "method.structure=%s reaches no total within method.sparsity_tolerance=%g of the target (%d to %d kept "
+            "weights of %d); the nearest sparsities it reaches with the layers' reachable counts: %s",
+            structure,
+            tolerance,
+            lo,
+            hi,
+            n,
+            " and ".join(f"{v:.6f}" for v in sorted(near)) or "(too many options to search)",
+        )
 
 
-PAIR_WINDOW = 32  # options of the first layer of a pair tried on either side of its current one
+def reachable_totals_beside(options, counts, bounds: tuple[int, int]) -> tuple[Optional[int], Optional[int]]:
+    """The largest reachable total below bounds[0] and the smallest above bounds[1] (one option per
+    layer, no layer allocated weights emptied; None where there is none or the options are too many)."""
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix
 
-
-def _best_pair_move(options, counts, at, target: int, total: int):
-    """((layer a, new index), (layer b, new index)) that brings the total strictly closer to `target`
-    with the least drift from the allocated counts, or None. For each option of `a` near its current
-    one, `b`'s best option is found by bisection."""
-    from bisect import bisect_left
-
-    gap = abs(target - total)
-    best = None
-    for a, ia in at.items():
-        oa = options[a]
-        for ja in range(max(0, ia - PAIR_WINDOW), min(len(oa), ia + PAIR_WINDOW + 1)):
-            if ja == ia or not _allowed(counts, a, oa[ja]):
-                continue
-            rest = total - oa[ia] + oa[ja]
-            for b, ib in at.items():
-                if b == a:
-                    continue
-                ob = options[b]
-                k = bisect_left(ob, target - (rest - ob[ib]))
-                for jb in (k - 1, k):
-                    if not (0 <= jb < len(ob)) or jb == ib or not _allowed(counts, b, ob[jb]):
-                        continue
-                    new_gap = abs(target - (rest - ob[ib] + ob[jb]))
-                    drift = abs(oa[ja] - counts[a]) + abs(ob[jb] - counts[b])
-                    if new_gap < gap and (best is None or (new_gap, drift) < best[0]):
-                        best = ((new_gap, drift), (a, ja), (b, jb))
-    return None if best is None else best[1:]
+    names = list(options)
+    keep = {n: list(range(first_option(options[n], counts[n]), len(options[n]))) for n in names}
+    nx = sum(len(v) for v in keep.values())
+    if nx > MAX_WINDOW:
+        return None, None
+    layer = np.concatenate([np.full(len(keep[n]), i) for i, n in enumerate(names)])
+    value = np.concatenate([np.array([options[n][j] for j in keep[n]], float) for n in names])
+    one = coo_matrix((np.ones(nx), (layer, np.arange(nx))), shape=(len(names), nx))
+    result = []
+    for sign, (low, high) in ((-1.0, (-np.inf, bounds[0] - 1)), (1.0, (bounds[1] + 1, np.inf))):
+        constraints = [LinearConstraint(one, 1, 1), LinearConstraint(value[None, :], low, high)]
+        res = milp(sign * value, integrality=np.ones(nx), bounds=Bounds(0, 1), constraints=constraints, options={"disp": False})
+        result.append(int(round(float(value @ np.round(res.x)))) if res.success else None)
+    return result[0], result[1]
 
 
 # ----------------------------------------------------------------------------- structures

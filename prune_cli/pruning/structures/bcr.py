@@ -10,7 +10,8 @@ rows and columns; every block of a layer keeps the same number of them (kr rows,
 blocks keep min(kr, rows) x min(kc, cols)): this project's choice, so that every block of a layer
 does the same amount of work.
 
-Rows versus columns: for a layer with allocated count k, every shape (kr, kc) with
+Per layer: the allocation's count is rounded to a reachable one near it, the layers together keeping
+the total within method.sparsity_tolerance (`bcr` below). Rows versus columns: for a layer kept at count k, every shape (kr, kc) with
 0 <= kr <= r, 0 <= kc <= c is considered; the shapes whose kept count comes closest to k are the
 candidates, and among them the one keeping the largest total score (sum of |score| for
 `group_norm=l1`, of score^2 for `l2`: the quantities whose sums the group norms rank) wins; ties go
@@ -31,7 +32,16 @@ import torch
 from omegaconf import DictConfig
 
 from ...core.checks import check
-from ..structure import BlockShapeOptions, StructureContext, balance_to_total, block_view, register_structure
+from ..structure import (
+    BlockShapeOptions,
+    StructureContext,
+    balance_to_total,
+    block_view,
+    method_tolerance,
+    register_structure,
+    report_balance,
+    total_bounds,
+)
 
 
 def check_bcr(cfg: DictConfig) -> None:
@@ -135,18 +145,27 @@ def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", inv
     "method.sparsity_tolerance.",
 )
 def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
-    """Each layer starts at the reachable count closest to its allocated count; then single layers
-    move to their next reachable count up or down where that brings the total closest to the
-    allocated total (`balance_to_total`, prune_cli/pruning/structure.py, as for `block`), so global
-    and ERK allocations keep their total. A layer allocated any weight keeps at least one row x
-    column per block."""
+    """The allocation decides each layer's density; BCR reaches only the counts of its kr x kc shapes
+    per layer (densities in steps of 1/(r * c) in a dense layer), so each layer keeps a reachable count
+    near its allocated one, chosen with the other layers' so that the total stays within
+    method.sparsity_tolerance of the target and the largest per-layer density deviation is the smallest
+    possible (`balance_to_total`, prune_cli/pruning/structure.py, as for `block`). GRIM (Niu et al.
+    2021) prunes each layer to its own rate; chasing the exact total instead moved single layers far
+    from their allocation (layerwise, ERK and global gave the same masks). Layers moved past their
+    nearest reachable densities are named in a warning. A layer allocated any weight keeps at least one
+    row x column per block."""
     r, c = (int(v) for v in sctx.method.block_shape)
     # a layer allocated some weights never drops to zero (the pruner's collapse check is for allocations)
     options = {
         name: [n for n in torch.unique(_shape_counts(block_view(s, r, c), r, c)).tolist() if n > 0 or counts[name] == 0]
         for name, s in scores.items()
     }
-    at = balance_to_total(options, counts)
+    sizes = {name: s.numel() for name, s in scores.items()}
+    tolerance = method_tolerance(sctx.method)
+    bounds = total_bounds(sizes, counts, sctx.density, tolerance)
+    at = balance_to_total(options, counts, sizes, bounds)
+    if len(scores) > 1:
+        report_balance("bcr", options, at, counts, sizes, bounds, tolerance)
     return {
         name: bcr_layer(score, options[name][at[name]], r, c, sctx.method.group_norm, sctx.invert).contiguous()
         for name, score in scores.items()

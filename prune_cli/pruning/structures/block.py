@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import torch
 
-from ..structure import BlockShapeOptions, StructureContext, balance_to_total, block_view, group_norm, register_structure
+from ..structure import (
+    BlockShapeOptions,
+    StructureContext,
+    balance_to_total,
+    block_view,
+    group_norm,
+    method_tolerance,
+    register_structure,
+    report_balance,
+    total_bounds,
+)
 
 
 @register_structure(
@@ -17,10 +27,12 @@ from ..structure import BlockShapeOptions, StructureContext, balance_to_total, b
 )
 def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Whole r x c blocks of the 2-D view [out, in * kernel], ranked by the L1/L2 norm of their
-    scores; edge blocks may be smaller. Each layer keeps its top blocks; the number per layer starts
-    at the one closest to the allocated count, then single blocks are added or dropped where that
-    brings the total closest to the allocated total (exact when it is a multiple of r * c;
-    `balance_to_total`, prune_cli/pruning/structure.py, as for `bcr`)."""
+    scores; edge blocks may be smaller. Each layer keeps its top blocks, as many as bring it nearest
+    its allocated count, chosen with the other layers' so that the total stays within
+    method.sparsity_tolerance of the target and the largest per-layer density deviation is the smallest
+    possible (`balance_to_total`, prune_cli/pruning/structure.py, as for `bcr`): the allocation decides
+    each layer's density, the blocks only round it. Layers moved past their nearest reachable counts
+    are named in a warning."""
     r, c = (int(v) for v in sctx.method.block_shape)
     norm = sctx.method.group_norm
     plans, options = {}, {}
@@ -34,7 +46,13 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
         order = torch.sort(key, descending=True, stable=True).indices
         options[name] = torch.cat([torch.zeros(1, dtype=torch.long), sizes[order].cumsum(0)]).tolist()
         plans[name] = (order, grid)
-    kept_blocks = balance_to_total(options, counts)  # the number of top blocks per layer
+    sizes = {name: s.numel() for name, s in scores.items()}
+    tolerance = method_tolerance(sctx.method)
+    # the number of top blocks per layer
+    bounds = total_bounds(sizes, counts, sctx.density, tolerance)
+    kept_blocks = balance_to_total(options, counts, sizes, bounds)
+    if len(scores) > 1:
+        report_balance("block", options, kept_blocks, counts, sizes, bounds, tolerance)
     out = {}
     for name, (order, grid) in plans.items():
         keep = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
