@@ -102,3 +102,82 @@ def test_layerwise_block_keeps_every_layer_within_one_block_of_its_allocation():
         assert abs(int(m.sum()) - counts[name]) < 16, (name, densities(masks))
     total = sum(m.numel() for m in masks.values())
     assert abs(sum(int(m.sum()) for m in masks.values()) - round(0.3 * total)) <= 0.005 * total
+
+
+def test_a_layer_moved_past_its_nearest_reachable_densities_is_named_in_a_warning(caplog):
+    """At the default tolerance the 40-256-256-10 MLP cannot keep every layer next to 0.1 with BCR 4x4
+    (the 256 x 256 layer reaches 0.0625 or 0.125 only): the layer moved further is named once, with its
+    allocated and kept density. With a tolerance that allows the nearest densities nothing is logged."""
+    import logging
+
+    for tolerance, expected in ((0.005, ["net.1.weight allocated 0.1000, kept 0.3750"]), (0.03, [])):
+        torch.manual_seed(0)
+        model = MLP(40, [256, 256], 10)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="prune_cli.pruning.structure"):
+            prune(model, 0.9, ctx(structure="bcr", allocation="layerwise", block_shape=[4, 4], sparsity_tolerance=tolerance))
+        warnings = [r.getMessage() for r in caplog.records if "past their nearest reachable densities" in r.getMessage()]
+        assert len(warnings) == (1 if expected else 0), warnings
+        for text in expected:
+            assert text in warnings[0] and "net.3.weight" not in warnings[0] and "net.5.weight" not in warnings[0]
+
+
+def _brute(options, counts, sizes, bounds):
+    """(excess over the bounds, largest deviation, sum of deviations) of the best choice, enumerated."""
+    lo, hi = bounds
+    names = list(options)
+    offered = [[v for v in options[n] if v > 0 or counts[n] == 0] or options[n] for n in names]
+    best = None
+    for combo in product(*offered):
+        total = sum(combo)
+        devs = [abs(v - counts[n]) / sizes[n] for n, v in zip(names, combo)]
+        key = (max(0, lo - total, total - hi), max(devs), sum(devs))
+        best = key if best is None or key < best else best
+    return best
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_balance_to_total_within_bounds_matches_brute_force(seed):
+    """Random layers (a few coarse options, or block-like runs of up to 60 options of step <= 16) and
+    random bounds: the choice has the enumerated optimum's excess, largest deviation and sum of deviations."""
+    import random
+
+    from prune_cli.pruning.structure import balance_to_total
+
+    rng = random.Random(seed)
+    options, counts, sizes = {}, {}, {}
+    for layer in range(rng.randint(1, 3)):
+        size = rng.randint(20, 600)
+        if rng.random() < 0.5:
+            values = sorted(set([0, size] + rng.sample(range(1, size), min(size - 1, rng.randint(1, 6)))))
+        else:
+            values, v = [0], 0
+            while v < size:
+                v = min(size, v + rng.randint(1, 16))
+                values.append(v)
+            values = values[:60] if len(values) > 60 else values
+        name = f"l{layer}"
+        options[name], sizes[name], counts[name] = values, size, rng.randint(0, size)
+    target = sum(counts.values())
+    slack = rng.choice([0, 0, 3, 10, 40])
+    bounds = (target - slack, target + slack)
+    at = balance_to_total(options, counts, sizes, bounds)
+    kept = {n: options[n][i] for n, i in at.items()}
+    total = sum(kept.values())
+    devs = [abs(kept[n] - counts[n]) / sizes[n] for n in options]
+    got = (max(0, bounds[0] - total, total - bounds[1]), max(devs), sum(devs))
+    want = _brute(options, counts, sizes, bounds)
+    assert got[0] == want[0] and got[1] == pytest.approx(want[1]) and got[2] == pytest.approx(want[2]), (options, counts, bounds, kept)
+    assert balance_to_total(options, counts, sizes, bounds) == at  # deterministic
+
+
+def test_no_total_within_the_bounds_keeps_the_closest_and_names_the_nearest_reachable():
+    """Two layers of 16 weights reaching 8 or 16 each (no layer emptied): totals 16, 24, 32. Bounds
+    [9, 11] are out of reach: the closest total, 16, is kept, and the nearest reachable totals beside
+    the bounds are none below and 16 above."""
+    from prune_cli.pruning.structure import balance_to_total, reachable_totals_beside
+
+    options, counts, sizes = {"a": [0, 8, 16], "b": [0, 8, 16]}, {"a": 5, "b": 5}, {"a": 16, "b": 16}
+    assert balance_to_total(options, counts, sizes, (9, 11)) == {"a": 1, "b": 1}
+    assert reachable_totals_beside(options, counts, (9, 11)) == (None, 16)
+    assert reachable_totals_beside(options, counts, (17, 23)) == (16, 24)

@@ -140,6 +140,8 @@ def method_tolerance(method: Any) -> float:
     return float(value or 0.0)
 
 
+FULL_WINDOW = 5_000  # options in all, up to which a window missing the total's bounds is widened to all at once
+BITSET_SPAN = 4_000_000  # totals a window spans, up to which feasibility is decided by enumerating them (a bitset)
 MAX_WINDOW = 200_000  # binaries beyond which a window that still misses the total's bounds is not grown further
 
 
@@ -216,6 +218,9 @@ def balance_to_total(
             return at
         if excess > 0 and sum(len(w) for w in window.values()) > MAX_WINDOW:
             return at  # a window this large that still misses the bounds: the total is as close as it gets here
+        if excess > 0 and sum(len(options[name]) for name in names) <= FULL_WINDOW:
+            rho = math.inf  # the bounds are out of the window's reach: offer every option at once
+            continue
         edges = [(name, j) for name in names for j in (window[name].start - 1, window[name].stop)]
         left_out = [dev(name, j) for name, j in edges if first[name] <= j < len(options[name])]
         rho = max(2 * rho, t, min(left_out, default=1.0))
@@ -271,7 +276,8 @@ def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev
         """The options deviating at most t, where some choice of them meets the bounds; else None. A
         layer's options within t of its count are consecutive, so the reachable totals run from the sum
         of the smallest to the sum of the largest in steps no larger than the largest gap between
-        neighbours: when that gap fits in the bounds, some total meets them (no program needed)."""
+        neighbours: when that gap fits in the bounds, some total meets them. Otherwise every reachable
+        total is enumerated (a bitset) where they span at most BITSET_SPAN, else a program decides."""
         allowed = dev_array <= t
         low = high = gap = 0.0
         for i in range(nl):
@@ -283,6 +289,16 @@ def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev
             return None
         if gap <= hi - lo + 1:
             return allowed
+        if high - low <= BITSET_SPAN:  # every reachable total, as the set bits of an integer
+            reach = 1
+            for i in range(nl):
+                v = value_array[starts[i] : starts[i + 1]][allowed[starts[i] : starts[i + 1]]]
+                step = 0
+                for shift in (v - v[0]).astype(np.int64).tolist():
+                    step |= reach << shift
+                reach = step
+            a, b = max(int(lo - base - low), 0), int(hi - base - low)
+            return allowed if reach >> a & ((1 << (b - a + 1)) - 1) else None
         return allowed if solve([], np.inf, 0.0, allowed).success else None
 
     levels = np.unique(dev_array)
