@@ -149,9 +149,9 @@ def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, tor
     per layer (densities in steps of 1/(r * c) in a dense layer), so each layer keeps a reachable count
     near its allocated one, chosen with the other layers' so that the total stays within
     method.sparsity_tolerance of the target and the largest per-layer density deviation is the smallest
-    possible (`balance_to_total`, prune_cli/pruning/structure.py, as for `block`). GRIM (Niu et al.
-    2021) prunes each layer to its own rate; chasing the exact total instead moved single layers far
-    from their allocation (layerwise, ERK and global gave the same masks). Layers moved past their
+    possible (`balance_to_total`, prune_cli/pruning/structure.py, as for `block`). Chasing the exact
+    total instead (the earlier rule) moved single layers far from their allocation: layerwise, ERK and
+    global gave the same masks on a 40-256-256-10 MLP at 0.9 (0.25/0.0625/0.45). Layers moved past their
     nearest reachable densities are named in a warning. A layer allocated any weight keeps at least one
     row x column per block."""
     r, c = (int(v) for v in sctx.method.block_shape)
