@@ -79,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument(
         "--metric",
         default="accuracy",
-        help="what the paired comparisons compare (default accuracy; e.g. ece, loss, a metric plugin's scalar)",
+        help="what the paired comparisons compare (default accuracy; e.g. ece, loss, a metric plugin's scalar; "
+        "one recorded on a single other split, such as mia_loss_auc or latency_ms, is compared there)",
     )
     parser.add_argument(
         "--compare-by",

@@ -23,6 +23,7 @@ from .card import report_card
 from .compare import (
     check_baseline,
     check_compare_by,
+    better_direction,
     check_metric,
     check_split,
     compare_methods,
@@ -228,10 +229,11 @@ def _build(
     folder = load_results(root)
     metrics = folder.table("metrics.csv")
     check_split(metrics, split)  # a split no run records, or a bad baseline: nothing created
-    check_metric(metrics, metric, split)
-    values = final_values(metrics, metric, split) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
+    # the split the comparisons read: --split, or the one split a metric such as mia_loss_auc is recorded on
+    compared = check_metric(metrics, metric, split)
+    values = final_values(metrics, metric, compared) if len(metrics) and "comparison" in metrics.columns else pd.DataFrame()
     ran = set(metrics["method"].astype(str)) if len(metrics) else set()
-    check_baseline(values, baseline, folder.incomplete_methods, ran, f"{split} {metric}")  # among the methods with a value of it
+    check_baseline(values, baseline, folder.incomplete_methods, ran, f"{compared} {metric}")  # among the methods with a value of it
     check_compare_by(metrics, compare_by, folder.key_source)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
         check_values(expected, metrics, folder.configs, folder.incomplete_methods)
@@ -266,7 +268,7 @@ def _build(
     unfinished = failed_runs([{"run": run} for run in folder.unfinished], folder.unfinished_configs)  # and these
     family = "the method comparisons of this report" if compare_by is not None else ""
     comparisons = compare_methods(
-        metrics, baseline, metric, split=split, confidence=confidence, failed=failed, family=family, unfinished=unfinished
+        metrics, baseline, metric, split=compared, confidence=confidence, failed=failed, family=family, unfinished=unfinished
     )
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
@@ -274,7 +276,7 @@ def _build(
     by_table = pd.DataFrame()
     if compare_by is not None:
         by_table = compare_methods(
-            metrics, metric=metric, split=split, confidence=confidence, failed=failed, by=compare_by, unfinished=unfinished
+            metrics, metric=metric, split=compared, confidence=confidence, failed=failed, by=compare_by, unfinished=unfinished
         )
         if len(by_table):
             atomic_write_csv(by_table, out / "comparisons_by.csv")
@@ -395,19 +397,21 @@ def _build(
     ]
     if expectations is not None:
         md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
-    alone = unpaired(metrics, baseline, metric, split=split, failed=failed) + failed_lines(metrics, failed, metric, split=split)
-    alone += without_metric(metrics, metric, split)
+    alone = unpaired(metrics, baseline, metric, split=compared, failed=failed) + failed_lines(metrics, failed, metric, split=compared)
+    alone += without_metric(metrics, metric, compared)
+    direction = _direction_lines(metric, compared, split)
     if len(comparisons) or alone:
         family = "the method comparisons of this report" if compare_by is not None else "all the comparisons of this report"
         shown = comparisons_markdown(comparisons, confidence, family) if len(comparisons) else ""
-        title = "## Paired comparisons" + (f" ({split} {metric})" if metric != "accuracy" else "")
-        md += [title, "", *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
+        title = "## Paired comparisons" + (f" ({compared} {metric})" if metric != "accuracy" else "")
+        md += [title, "", *direction, *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
     if compare_by is not None:
-        alone = unpaired_by(metrics, compare_by, metric, split=split, failed=failed) + without_metric(metrics, metric, split)
+        alone = unpaired_by(metrics, compare_by, metric, split=compared, failed=failed) + without_metric(metrics, metric, compared)
         shown = comparisons_markdown(by_table, confidence, "the comparisons of this section") if len(by_table) else ""
         md += [
-            f"## Paired comparisons by {compare_by}" + (f" ({split} {metric})" if metric != "accuracy" else ""),
+            f"## Paired comparisons by {compare_by}" + (f" ({compared} {metric})" if metric != "accuracy" else ""),
             "",
+            *direction,
             f"Each method's runs with different values of {compare_by} and the same value of every other key, paired by "
             "seed (comparisons_by.csv; --baseline applies to the method comparisons only)."
             + (
@@ -466,6 +470,19 @@ def _build(
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     return written
+
+
+def _direction_lines(metric: str, compared: str, split: str) -> list[str]:
+    """With --metric: which value is better (a verdict's > and < compare values: "random < magnitude" in
+    mia_loss_auc is the better privacy), and the split compared when it is not --split's; [] for accuracy."""
+    if metric == "accuracy":
+        return []
+    better = better_direction(metric)
+    text = f"{better.capitalize()} {metric} is better; " if better else f"Which {metric} is better is not known to the report; "
+    text += "a verdict's > and < compare the values."
+    if compared != split:
+        text += f" {metric} is recorded on the {compared} split only, so it is compared there (not on --split {split})."
+    return [text, ""]
 
 
 def _pie_text(split: str, written: bool, run_dirs: bool) -> str:

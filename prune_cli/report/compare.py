@@ -390,18 +390,54 @@ def check_split(metrics: pd.DataFrame, split: str) -> None:
         )
 
 
-def check_metric(metrics: pd.DataFrame, metric: str, split: str) -> None:
-    """--metric NAME must be a metric some completed run records on `split` for a final sparse model
-    (finetuned or pruned), else ReportInputError naming those it records, before anything is written."""
+# The splits the comparisons read by default (`--split`); a metric recorded on none of them (the model's cost
+# on `model`, the Hessian's on `train`, a membership attack's on `membership`) is compared on its own split
+CHOSEN_SPLITS = ("test", "val")
+# Which value is the better one, for the metrics prune-cli records (docs/report.md "The metric compared"):
+# the verdicts' > and < compare values, so a reader of "random < magnitude in membership mia_loss_auc" must
+# know that lower is better there (less leakage), as for loss, ece and latency
+HIGHER_IS_BETTER = ("accuracy", "top5_accuracy", "mean_class_recall", "worst_class_recall", "compression_ratio", "measured_speedup")
+LOWER_IS_BETTER = ("loss", "ece", "latency_ms")
+
+
+def better_direction(metric: str) -> str:
+    """'higher' or 'lower' where prune-cli knows which value of `metric` is better, else '' (a plugin's
+    scalar, a Hessian statistic, mia_member_loss: the report does not guess). A membership attack's AUC and
+    accuracy (`mia_*_auc`, `mia_*_accuracy`) are lower-is-better: the closer to 0.5, the less the model leaks its training set."""
+    if metric in HIGHER_IS_BETTER or metric.startswith("speedup_"):
+        return "higher"
+    if metric in LOWER_IS_BETTER or (metric.startswith("mia_") and metric.endswith(("_auc", "_accuracy"))):
+        return "lower"
+    return ""
+
+
+def check_metric(metrics: pd.DataFrame, metric: str, split: str) -> str:
+    """The split `--metric NAME` is compared on: `split` when some completed run records NAME there for a
+    final sparse model (finetuned or pruned); else, when NAME is recorded on exactly one split that is not
+    one `--split` chooses (model, train, membership), that split: mia_loss_auc (split membership) or
+    latency_ms (split model) were refused as absent from the test split, and could not be compared at all.
+    Else ReportInputError before anything is written, naming the splits NAME is recorded on, or the
+    metrics recorded on `split` when it is recorded nowhere."""
     if not len(metrics) or metric == "accuracy":
-        return
-    final = metrics[(metrics["split"].astype(str) == split) & metrics["phase"].isin(("finetuned", "pruned"))]
-    names = sorted(final["metric"].astype(str).unique())
-    if metric not in names:
+        return split
+    final = metrics[metrics["phase"].isin(("finetuned", "pruned"))]
+    on = sorted(final.loc[final["metric"].astype(str) == metric, "split"].astype(str).unique())
+    if split in on:
+        return split
+    if len(on) == 1 and on[0] not in CHOSEN_SPLITS:
+        return on[0]
+    if on:
+        where = f"the {on[0]} split" if len(on) == 1 else f"the splits {', '.join(on)}"
+        how = f" (--split {on[0]})" if len(on) == 1 else "; which one is meant is not guessed"
         raise ReportInputError(
             f"--metric {metric!r}: no completed run in this folder records it on the {split} split for its final sparse "
-            f"model; allowed: {', '.join(names) or 'none'}"
+            f"model; it is recorded on {where}{how}"
         )
+    names = sorted(final.loc[final["split"].astype(str) == split, "metric"].astype(str).unique())
+    raise ReportInputError(
+        f"--metric {metric!r}: no completed run in this folder records it on the {split} split for its final sparse "
+        f"model; allowed: {', '.join(names) or 'none'}"
+    )
 
 
 def variant_labels(values: pd.DataFrame) -> pd.Series:

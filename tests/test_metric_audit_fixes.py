@@ -1,0 +1,80 @@
+"""Audit fixes of the report's metric handling and of the pruning-limit metric's config check:
+`--metric` finds a metric on the split it is recorded on (membership, model, train), and says which
+way is better; folders are written by hand in the real formats (test_report_experiments.write_run)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prune_cli.report import build_report, main
+
+from test_report_experiments import write_run
+
+AUC_MAGNITUDE = [0.61, 0.64, 0.60]
+AUC_RANDOM = [0.55, 0.57, 0.55]
+
+
+def _add_rows(root, run_id: str, rows) -> None:
+    """Append (phase, split, metric, value) rows to a written run's metrics.csv, with its context columns."""
+    path = root / "runs" / run_id / "metrics.csv"
+    table = pd.read_csv(path)
+    ctx = table.iloc[0].to_dict()
+    extra = [{**ctx, "phase": p, "split": s, "metric": m, "value": v, "dense_value": np.nan} for p, s, m, v in rows]
+    pd.concat([table, pd.DataFrame(extra)], ignore_index=True).to_csv(path, index=False)
+
+
+def _membership_folder(root):
+    """magnitude and random at 0.9, seeds 0-2, each run recording a finetuned mia_loss_auc on split membership."""
+    for seed in range(3):
+        for method, aucs in (("magnitude", AUC_MAGNITUDE), ("random", AUC_RANDOM)):
+            run = write_run(root, seed, method, 0.9, 10, 0.8 - 0.01 * seed * (method == "random"))
+            _add_rows(root, run, [("finetuned", "membership", "mia_loss_auc", aucs[seed])])
+    return root
+
+
+def test_metric_recorded_on_membership_split_is_compared_there(tmp_path):
+    """mia_loss_auc is recorded on split membership only: `--metric mia_loss_auc` compares it there
+    (it was refused as absent from the test split), names the split, and says lower is better."""
+    root = _membership_folder(tmp_path / "res")
+    written = build_report(root, plots=False, metric="mia_loss_auc")
+    (row,) = pd.read_csv(written["comparisons.csv"]).to_dict(orient="records")
+    d = [r - m for r, m in zip(AUC_RANDOM, AUC_MAGNITUDE)]  # random - magnitude, by hand
+    assert row["split"] == "membership" and row["metric"] == "mia_loss_auc"
+    assert row["mean_diff"] == pytest.approx(sum(d) / 3)
+    assert row["verdict"].startswith("random < magnitude in membership mia_loss_auc at sparsity 0.9"), row["verdict"]
+    md = written["summary.md"].read_text()
+    assert "## Paired comparisons (membership mia_loss_auc)" in md
+    assert "Lower mia_loss_auc is better" in md
+
+
+def test_metric_on_another_split_is_named_not_called_absent(tmp_path, capsys):
+    """A metric recorded on test only, asked for under --split val: refused, naming the split it is on."""
+    root = tmp_path / "res"
+    for seed in range(2):
+        write_run(root, seed, "magnitude", 0.9, 10, 0.8, extra_rows=[("ece", 0.02)])
+    for d in (root / "runs").iterdir():  # a val accuracy, so that --split val itself is accepted
+        _add_rows(root, d.name, [("finetuned", "val", "accuracy", 0.7)])
+    with pytest.raises(SystemExit) as stop:
+        main([str(root), "--metric", "ece", "--split", "val"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--metric 'ece'" in err and "recorded on the test split" in err, err
+    assert not (root / "report").exists()
+
+
+def test_metric_on_two_other_splits_is_refused_naming_both(tmp_path, capsys):
+    """A metric recorded on two splits that are neither test nor val: which one is meant is not
+    guessed; the message names both."""
+    root = tmp_path / "res"
+    for seed in range(2):
+        run = write_run(root, seed, "magnitude", 0.9, 10, 0.8)
+        _add_rows(root, run, [("finetuned", "model", "thing", 1.0), ("finetuned", "train", "thing", 2.0)])
+    with pytest.raises(SystemExit) as stop:
+        main([str(root), "--metric", "thing"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--metric 'thing'" in err and "model, train" in err, err
+    assert not (root / "report").exists()
