@@ -78,3 +78,34 @@ def test_metric_on_two_other_splits_is_refused_naming_both(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--metric 'thing'" in err and "model, train" in err, err
     assert not (root / "report").exists()
+
+
+@pytest.mark.parametrize(
+    "tolerances",
+    [
+        "[0.5,0.5]",  # an exact duplicate
+        "[0.1234567,0.1234568]",  # two values that print alike under :g, the row name's format (tol_0.123457pp)
+        "[1,1.0000001]",
+    ],
+)
+def test_pruning_limit_tolerances_that_name_one_row_are_refused(tolerances):
+    """The rows are named `limit_actual_tol_<d:g>pp`: two tolerances printed alike were one key, and one
+    row was lost without a word. Refused, naming the key, its values and what is allowed."""
+    from helpers import validated
+
+    from prune_cli.core.config_base import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'metrics\.pruning_limit\.tolerances'.*each once"):
+        validated("metrics.pruning_limit.enabled=true", f"metrics.pruning_limit.tolerances={tolerances}")
+    validated("metrics.pruning_limit.enabled=true", "metrics.pruning_limit.tolerances=[0.1234,0.1235,0,1]")  # distinct rows: fine
+
+
+def test_pruning_limit_duplicate_tolerances_stop_the_cli_before_any_work(tmp_path):
+    from conftest import FAST, run_cli
+
+    results = tmp_path / "res"
+    args = [*FAST, "metrics.pruning_limit.enabled=true", "metrics.pruning_limit.ratios=20"]
+    proc = run_cli([*args, "metrics.pruning_limit.tolerances=[0.1234567,0.1234568]"], results, check=False)
+    assert proc.returncode != 0
+    assert "metrics.pruning_limit.tolerances" in proc.stderr and "0.1234567" in proc.stderr, proc.stderr
+    assert not results.exists() or not any(results.rglob("*.csv")), sorted(results.rglob("*"))

@@ -75,6 +75,12 @@ def crossing(rhos: torch.Tensor, predicted: torch.Tensor) -> int:
     return int(torch.argmin((predicted - rhos).abs()))
 
 
+def tolerance_key(d: float) -> str:
+    """The row name of tolerance `d` (points): `tol_<d:g>pp`. Two tolerances printed alike (0.1234567 and
+    0.1234568 are both 0.123457) would name one row, so PruningLimitConfig.check refuses them."""
+    return f"tol_{d:g}pp"
+
+
 def actual_limits(rhos: torch.Tensor, accuracy: torch.Tensor, tolerances_pp: list[float]) -> dict[str, float]:
     """`strict`: the largest ratio whose accuracy is strictly above the ratio-0 accuracy (0 if none),
     as cal_sparse_rate; `tol_<d>pp`: the largest ratio whose accuracy is >= accuracy(0) - d points."""
@@ -87,7 +93,7 @@ def actual_limits(rhos: torch.Tensor, accuracy: torch.Tensor, tolerances_pp: lis
 
     out["strict"] = largest(accuracy > acc0)
     for d in tolerances_pp:
-        out[f"tol_{d:g}pp"] = largest(accuracy >= acc0 - d / 100.0 - 1e-12)
+        out[tolerance_key(d)] = largest(accuracy >= acc0 - d / 100.0 - 1e-12)
     return out
 
 

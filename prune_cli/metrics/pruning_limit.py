@@ -92,6 +92,17 @@ class PruningLimitConfig:
         tol = list(node.tolerances)
         if not all(isinstance(t, (int, float)) and math.isfinite(t) and t >= 0 for t in tol):
             raise ConfigError("metrics.pruning_limit.tolerances", tol, "a list of accuracy drops in points, each >= 0")
+        from ..analysis.limit import tolerance_key
+
+        names = [tolerance_key(t) for t in tol]
+        if len(set(names)) != len(names):  # one row per name: a second tolerance of that name was lost without a word
+            raise ConfigError(
+                "metrics.pruning_limit.tolerances",
+                tol,
+                "a list of accuracy drops in points, each >= 0, each once as its row name prints it "
+                f"(limit_actual_tol_<d:g>pp; these name rows {', '.join(sorted({n for n in names if names.count(n) > 1}))} "
+                "more than once, so one would be lost)",
+            )
 
 
 @register_metric("pruning_limit")
