@@ -109,3 +109,28 @@ def test_pruning_limit_duplicate_tolerances_stop_the_cli_before_any_work(tmp_pat
     assert proc.returncode != 0
     assert "metrics.pruning_limit.tolerances" in proc.stderr and "0.1234567" in proc.stderr, proc.stderr
     assert not results.exists() or not any(results.rglob("*.csv")), sorted(results.rglob("*"))
+
+
+def test_readme_says_which_models_get_no_region_bound_rows():
+    """README's metrics.csv table said the `regions_line_bound_ln_*` rows are "absent when the model is
+    not counted"; a convolutional model or res_mlp is counted and still gets none (bound_columns gives
+    bound_scope none for them, checked here too), so the README must name those cases."""
+    from omegaconf import OmegaConf
+    from torch import nn
+
+    from prune_cli.metrics.regions import bound_columns
+
+    from conftest import REPO
+
+    node = OmegaConf.create({"include_output_layer": True, "rank_models": ["binomial"], "mc_sample_factor": 48})
+    conv = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
+    assert bound_columns(conv, 2, node)["bound_scope"].startswith("none")
+    residual = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
+    residual.residual_sections = []  # how bound_columns recognises res_mlp
+    assert bound_columns(residual, 2, node)["bound_scope"].startswith("none")
+
+    (line,) = [
+        ln for ln in (REPO / "README.md").read_text().splitlines() if "`regions_line_bound_ln_serra`" in ln and ln.startswith("|")
+    ]
+    cell = line[line.index("`regions_line_bound_ln_serra`") :]
+    assert "convolutional" in cell and "res_mlp" in cell, cell
