@@ -134,3 +134,31 @@ def test_readme_says_which_models_get_no_region_bound_rows():
     ]
     cell = line[line.index("`regions_line_bound_ln_serra`") :]
     assert "convolutional" in cell and "res_mlp" in cell, cell
+
+
+def test_compare_by_schedule_labels_name_only_the_keys_that_tell_arms_apart(tmp_path):
+    """`--compare-by schedule` over one-shot, iterative and gradual runs: every arm listed every schedule.*
+    key of every schedule, mostly "(absent)" (gradual's steps on the one-shot arm, ...). The arms differ
+    in schedule.name, which every arm has, and that alone tells them apart; the two iterative arms
+    (rounds 3 and 5) need schedule.rounds too, which the others lack and whose "(absent)" is left out."""
+    from test_report_compare_by import _schedule
+
+    root = tmp_path / "res"
+    schedules = {
+        "it3": {"name": "iterative", "rounds": 3, "restart_from": "pruned", "prune_fraction": 0.2},
+        "it5": {"name": "iterative", "rounds": 5, "restart_from": "pruned", "prune_fraction": 0.2},
+        "grad": {"name": "gradual", "steps": 10, "frequency": 2, "power": 3},
+    }
+    for seed, gain in enumerate([0.05, 0.06, 0.04]):
+        _schedule(root, write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed), {"name": "oneshot"})
+        for k, (name, schedule) in enumerate(schedules.items()):
+            _schedule(root, write_run(root, seed, "magnitude", 0.9, 10, 0.6 + 0.01 * seed + gain * (k + 1), name=name), schedule)
+    by = pd.read_csv(build_report(root, plots=False, compare_by="schedule")["comparisons_by.csv"])
+    labels = set(by["method"]) | set(by["baseline"])
+    assert labels == {
+        "magnitude [schedule.name=oneshot]",
+        "magnitude [schedule.name=iterative, schedule.rounds=3]",
+        "magnitude [schedule.name=iterative, schedule.rounds=5]",
+        "magnitude [schedule.name=gradual]",
+    }, labels
+    assert len(by) == 6  # each of the 4 arms against each other

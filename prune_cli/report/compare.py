@@ -903,13 +903,41 @@ def _arms(values: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list[str]]:
     text = _as_text(values, arm_columns)
     labels = variant.copy()
     for _, rows in values.groupby([group, values["target_sparsity"], variant], sort=False):
-        differing = [c for c in arm_columns if text.loc[rows.index, c].nunique() > 1]
-        if differing:
-            spelled = text.loc[rows.index, differing].apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items()), axis=1)
-            labels.loc[rows.index] = variant.loc[rows.index] + " [" + spelled + "]"
+        telling = _telling_keys(text.loc[rows.index, arm_columns])
+        if telling:
+            labels.loc[rows.index] = variant.loc[rows.index] + " [" + _arm_texts(text.loc[rows.index, telling]) + "]"
     return values.assign(
         method_variant=variant, variant=labels, comparison=group, original_comparison=values["comparison"]
     ), arm_columns
+
+
+def _telling_keys(text: pd.DataFrame) -> list[str]:
+    """The compared keys that tell the arms of `text` (one row per run, ABSENT where a run lacks a key)
+    apart: every key that differs and that every arm has, then a key some arms lack only where it splits
+    arms those keys do not (two iterative arms of 3 and 5 rounds beside a one-shot one); a group's `.name`
+    first. `--compare-by schedule` listed every key of every schedule, mostly "(absent)", in each arm."""
+    arms = text.drop_duplicates()
+    differing = sorted((c for c in text.columns if arms[c].nunique() > 1), key=lambda c: not c.endswith(".name"))
+    chosen = [c for c in differing if not (arms[c] == ABSENT).any()]
+    for c in differing:
+        told = arms[chosen].agg("\x1f".join, axis=1) if chosen else pd.Series("", index=arms.index)
+        if c not in chosen and (arms[c].groupby(told).nunique() > 1).any():
+            chosen.append(c)
+    return [c for c in differing if c in chosen]
+
+
+def _arm_texts(text: pd.DataFrame) -> pd.Series:
+    """`key=value, ...` per row of `text` (the telling keys), a key the arm lacks left out where the arms
+    stay told apart without it (`schedule.name=oneshot`, not `..., schedule.rounds=(absent)`)."""
+
+    def spelled(keep_absent: bool) -> pd.Series:
+        return text.apply(lambda r: ", ".join(f"{c}={v}" for c, v in r.items() if keep_absent or v != ABSENT), axis=1)
+
+    own = spelled(False)
+    arms = text.astype(str).agg("\x1f".join, axis=1)
+    if (own != "").all() and own.groupby(arms).first().is_unique:
+        return own
+    return spelled(True)
 
 
 def _regrouped(failed: Optional[pd.DataFrame], values: pd.DataFrame, arm_columns: Sequence[str]) -> Optional[pd.DataFrame]:
