@@ -162,3 +162,26 @@ def test_compare_by_schedule_labels_name_only_the_keys_that_tell_arms_apart(tmp_
         "magnitude [schedule.name=gradual]",
     }, labels
     assert len(by) == 6  # each of the 4 arms against each other
+
+
+def test_hessian_density_figure_draws_every_recorded_phase_in_run_order(tmp_path, monkeypatch):
+    """An iterative run records a density after each round (round_<r>) besides dense, pruned and
+    finetuned; only those three had panels, so the rounds' densities were never drawn though the docs
+    said "per phase". One panel per recorded phase, in the order a run records them (round_2 before
+    round_10), each with its run's curve."""
+    from prune_cli.report import plots
+
+    phases = ["finetuned", "round_10", "dense", "round_2", "pruned"]  # as a file could list them
+    rows = [
+        {"run_id": "r", "seed": 0, "method": "magnitude", "target_sparsity": 0.5, "phase": p, "grid": g, "density": 1.0 + i}
+        for i, p in enumerate(phases)
+        for g in (-1.0, 0.0, 1.0)
+    ]
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (figures.append(fig), path)[1])
+    assert plots.hessian_density(pd.DataFrame(rows), tmp_path) is not None
+    (fig,) = figures
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [f"{p} (seed 0)" for p in ("dense", "round_2", "round_10", "pruned", "finetuned")], titles
+    heights = {ax.get_title().split()[0]: max(max(line.get_ydata()) for line in ax.get_lines()) for ax in fig.axes}
+    assert heights == {p: 1.0 + i for i, p in enumerate(phases)}  # each panel its own phase's curve

@@ -22,7 +22,7 @@ from .points import ntk_points  # noqa: E402
 from .regions import _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
 from .achieved import with_achieved  # noqa: E402
 from .load import condition_keys  # noqa: E402
-from .summary import final_phase  # noqa: E402
+from .summary import final_phase, phase_order  # noqa: E402
 
 DPI = 110
 # zlib level of the PNG files: 1 encodes several times faster than the default 6 for about 10 %
@@ -327,14 +327,17 @@ def regions_vs_sparsity(regions: pd.DataFrame, out: Path, confidence: float = 0.
 
 
 def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
-    """SLQ spectral density of the loss Hessian, one panel per phase, one curve per run of the smallest
+    """SLQ spectral density of the loss Hessian, one panel per phase recorded (dense, each round or step,
+    pruned, finetuned: `summary.phase_order`), one curve per run of the smallest
     seed (densities of different seeds live on different grids, so none is averaged), labelled by the
     method, the sparsity and every key that varies (`hessian_labels`). The dense panel draws one curve
     per dense model: the runs of one dense model carry the same dense density; runs of other widths or
     epochs carry their own, and each is drawn (before, only the first run's)."""
     if not len(density) or not {"grid", "density"} <= set(density.columns):
         return None
-    phases = [p for p in ("dense", "pruned", "finetuned") if p in set(density["phase"])] or sorted(set(density["phase"]))
+    # every phase recorded, in the order a run records it: the rounds and steps of an iterative or gradual
+    # schedule (round_2 before round_10) were never drawn while a dense, pruned or finetuned one existed
+    phases = sorted(set(density["phase"].astype(str)), key=phase_order)
     fig, axes = _figure(len(phases))
     seed = density["seed"].min() if "seed" in density.columns else None
     df = density[density["seed"] == seed] if seed is not None else density
