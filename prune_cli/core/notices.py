@@ -25,10 +25,11 @@ class _LeftToStderr(logging.Filter):
 
 def _console_handlers_leave_said_lines_to_stderr() -> None:
     """Hydra configures the job's logging afresh for every job of a sweep, so the filter is added to the
-    root logger's console handlers (plain StreamHandlers to stdout or stderr; a FileHandler is a
-    StreamHandler too, and keeps every record) each time, once per handler."""
+    root logger's console handlers (StreamHandlers to stdout or stderr, subclasses such as colorlog's
+    included; a FileHandler is a StreamHandler too, and keeps every record) each time, once per handler."""
     for handler in logging.getLogger().handlers:
-        console = type(handler) is logging.StreamHandler and handler.stream in (sys.stdout, sys.stderr)
+        to_file = isinstance(handler, logging.FileHandler)
+        console = isinstance(handler, logging.StreamHandler) and not to_file and handler.stream in (sys.stdout, sys.stderr)
         if console and not any(isinstance(f, _LeftToStderr) for f in handler.filters):
             handler.addFilter(_LeftToStderr())
 
