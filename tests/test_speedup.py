@@ -35,6 +35,7 @@ COLUMNS = [
     "speedup",
     "speedup_q25",
     "speedup_q75",
+    "faster_share",
     "theoretical_speedup",
     "max_abs_diff",
     "note",
