@@ -782,11 +782,13 @@ def test_a_one_job_parallel_sweep_outlives_the_script_that_started_it(tmp_path):
 
 def _sequential_sweep(tmp_path, hold: str, started: int, extra: tuple = ()):
     """A basic-launcher sweep of three runs held at `hold` until SIGTERM, sent once `started` run
-    directories have a checkpoint (0: once the sweep's record exists): (process, stderr, results)."""
+    directories have a checkpoint (0: once the sweep's record exists): (process, stderr, results, its arguments)."""
+    from cli_runner import start_forked
+
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "prune_cli.cli", "-m", *FAST, "seed=0,1,2", *extra, f"results_dir={results}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PRUNE_CLI_HOLD_AT": hold}
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = ["-m", *FAST, "seed=0,1,2", *extra]
+    # a process of its own to signal, forked from this one (no interpreter start-up), from tmp_path
+    proc = start_forked(command, results, env={"PRUNE_CLI_HOLD_AT": hold})
 
     def ready() -> bool:
         if started == 0:
@@ -799,7 +801,7 @@ def _sequential_sweep(tmp_path, hold: str, started: int, extra: tuple = ()):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     _sequential_sweep.stdout = out
-    return proc, err, results, command, env
+    return proc, err, results, command
 
 
 @pytest.mark.parametrize("batches", [(), ("hydra.sweeper.max_batch_size=1",)], ids=["one_batch", "batches_of_one"])
@@ -808,15 +810,14 @@ def test_a_sigterm_during_a_sequential_sweep_s_run_names_the_queued_runs_too(tmp
     jobs that never ran. Now the summary of a stopped sweep follows, like a parallel sweep's, and the
     same command resumes the sweep. With batches (max_batch_size) the later batches are not launched
     and are counted (the diff audit: 2 said where 3 had not started)."""
-    proc, err, results, command, env = _sequential_sweep(tmp_path, "checkpoint-saved", started=1, extra=batches)
+    proc, err, results, command = _sequential_sweep(tmp_path, "checkpoint-saved", started=1, extra=batches)
     assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
     [run] = [p for p in (results / "runs").iterdir() if p.is_dir()]
     assert "prune-run: sweep stopped by SIGTERM: 0 of the 1 runs that started completed" in err, err
     assert f"  {run}: stopped at a safe point; its checkpoint (state.pt) is kept" in err, err
     assert "2 queued runs were not started" in err, err
     assert not (results / ".sweeps").exists()
-    env.pop("PRUNE_CLI_HOLD_AT")
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    resumed = run_cli(command, results, check=False)  # in this process: PRUNE_CLI_HOLD_AT is only the forked child's
     assert resumed.returncode == 0 and "resuming run" in (run / "prune-run.log").read_text(), resumed.stderr[-3000:]
     _check_shared_rows(results, 3)
 
@@ -825,7 +826,7 @@ def test_a_sigterm_before_a_sequential_sweep_s_first_run_leaves_nothing_behind(t
     """A SIGTERM while a sweep checks its jobs (216 jobs of a preset: 15 s) killed it without a word and
     left results_dir/.sweeps and runs/multirun.yaml behind (sweep audit). Now no run starts, no run
     directory is left, and the summary says the queued runs were not started."""
-    proc, err, results, _, _ = _sequential_sweep(tmp_path, "sweep-started", started=0)
+    proc, err, results, _ = _sequential_sweep(tmp_path, "sweep-started", started=0)
     assert proc.returncode == 143 and "Traceback" not in err, err[-3000:]
     assert "Launching" not in _sequential_sweep.stdout + err  # no job was handed to the launcher at all
     assert "prune-run: sweep stopped by SIGTERM before any run had started" in err, err  # not "0 of the 0 runs"
