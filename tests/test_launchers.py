@@ -635,9 +635,8 @@ def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_poin
     pytest.importorskip(JOBLIB, reason=NEEDS)
     results = tmp_path / "results"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    done = subprocess.run(
-        [sys.executable, "-m", "prune_cli.cli", *FAST, "seed=3", f"results_dir={results}"], cwd=tmp_path, env=env, capture_output=True
-    )
+    # the run complete before the sweep: in this process (from tmp_path, same environment and run id); the sweep stays a process
+    done = run_cli([*FAST, "seed=3"], results, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     [complete] = [p for p in (results / "runs").iterdir() if p.is_dir()]
     args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1,2,3", f"results_dir={results}"]
