@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import FAST, REPO, run_cli
+from conftest import FAST, REPO, _unchanged, made_once, run_cli
 
 JOBLIB = "hydra_plugins.hydra_joblib_launcher"
 SUBMITIT = "hydra_plugins.hydra_submitit_launcher"
@@ -160,14 +160,18 @@ def test_submitit_local_sweep_of_two_runs(tmp_path):
     _check_shared_rows(results, 2)
 
 
-@pytest.fixture(scope="session")  # session: built once per worker even when its tests are not consecutive (xdist)
+@pytest.fixture(scope="session")
 def sweep_with_failures(tmp_path_factory):
     """One sweep of four runs: the two with lr 1e12 diverge, the two with lr 0.05 complete. (A value the
-    pre-run pass rejects stops the whole sweep before its first run: tests/test_rejected_overrides.py.)"""
-    results = tmp_path_factory.mktemp("failures") / "results"
-    proc = run_cli(["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,0.6"], results, check=False)
+    pre-run pass rejects stops the whole sweep before its first run: tests/test_rejected_overrides.py.)
+    Made once per test session (`made_once`: one xdist worker makes it, the others read it); read only,
+    like conftest's `shared_run` (copy it to change it): a test that writes into it fails the teardown."""
+    sweep = ["-m", *FAST, "train.lr=1e12,0.05", "sparsity=0.5,0.6"]
+    folder, proc = made_once(tmp_path_factory, "sweep_with_failures", lambda f: run_cli(sweep, f / "results", check=False))
+    results = folder / "results"
     failed = {json.loads(p.read_text())["error_type"]: json.loads(p.read_text()) for p in results.glob("runs/*/failed.json")}
-    return results, proc, failed
+    with _unchanged(results, "failing sweep"):
+        yield results, proc, failed
 
 
 def test_failed_run_is_recorded_and_the_sweep_goes_on(sweep_with_failures):
