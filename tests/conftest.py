@@ -91,12 +91,14 @@ def snapshot(folder: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def finished_fast_run(tmp_path_factory) -> Path:
-    """A results folder holding one finished run (the FAST default experiment), once per test module."""
-    results = tmp_path_factory.mktemp("finished") / "results"
-    run_cli([*FAST], results)
-    return results
+    """A results folder holding one finished run (the FAST default experiment), made once per test session
+    (`made_once`); read only (tests get a copy, `finished_results`): a test that changes it fails the teardown."""
+    folder, _ = made_once(tmp_path_factory, "finished_fast_run", lambda f: run_cli([*FAST], f / "results"))
+    results = folder / "results"
+    with _unchanged(results, "finished FAST run"):
+        yield results
 
 
 @pytest.fixture
