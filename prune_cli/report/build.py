@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import sys
 import tempfile
 
@@ -101,22 +103,101 @@ def build_report(
     if problem is not None:
         raise ReportInputError(problem)
     stage = Staging(Path(out) if out is not None else root / "report")
+    with _stopped_by_signals():
+        try:
+            with Painter(parallel if plots else False) as painter:
+                painter = painter if plots else None
+                written = _build(root, stage, confidence, split, baseline, expected, expect, painter, compare_by, metric)
+            written = stage.publish(written)
+            remove_earlier_report(stage.out, written)
+            return written
+        finally:
+            stage.discard()
+
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class _stopped_by_signals:
+    """While a report is built, SIGTERM and SIGHUP (a SLURM time limit, a closed terminal) raise
+    SystemExit(128 + signal) in this process, as Ctrl-C raises KeyboardInterrupt: build_report's clean-up
+    then removes the staging folder, which the signals' default action (ending the process at once) left
+    behind, and the exit code is the shell's for that signal. The figure worker (painter.py), forked while
+    these handlers are set, inherits them: there a signal ends the process as by default, so that only
+    this process cleans up and reports. The previous handlers are restored afterwards; nothing is changed
+    off the main thread (signal handlers can only be set there)."""
+
+    def __enter__(self):
+        import threading
+
+        self.previous: dict[int, object] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        owner = os.getpid()
+
+        def stop(signum, frame):
+            if os.getpid() != owner:  # the forked figure worker: end as the signal's default action does
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            raise SystemExit(128 + signum)
+
+        for signum in STOP_SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous is signal.SIG_DFL:  # an ignored signal (nohup) stays ignored; a caller's own handler stays
+                self.previous[signum] = previous
+                signal.signal(signum, stop)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+
+
+STAGING_PREFIX = ".prune-report-"
+
+
+def _staging_owner() -> str:
+    """'<pid>@<host>@' of this process, the part of its staging folder's name after STAGING_PREFIX (a host
+    name may hold '-', never '@')."""
+    return f"{os.getpid()}@{socket.gethostname()}@"
+
+
+def _running(pid: int) -> bool:
     try:
-        with Painter(parallel if plots else False) as painter:
-            painter = painter if plots else None
-            written = _build(root, stage, confidence, split, baseline, expected, expect, painter, compare_by, metric)
-        written = stage.publish(written)
-        remove_earlier_report(stage.out, written)
-        return written
-    finally:
-        stage.discard()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a process of another user
+        return True
+    return True
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders in `out` of reports on this host whose process has ended (a report
+    killed outright, SIGKILL, could not remove its own); returns them. A folder of a report still
+    running (another report into the same folder) or of another host (a shared file system, where this
+    host cannot tell whether its process runs) is left alone, as is one named otherwise."""
+    host = socket.gethostname()
+    removed = []
+    for folder in out.glob(STAGING_PREFIX + "*"):
+        parts = folder.name[len(STAGING_PREFIX) :].split("@")
+        if len(parts) != 3 or parts[1] != host or not parts[0].isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        pid = int(parts[0])
+        if pid != os.getpid() and not _running(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 class Staging:
     """Where a report is written before it is moved into its folder `out`: a hidden folder inside it,
     on the same file system, so that each file's move is a rename. A report that stops part-way (an
-    error, a Ctrl-C) then leaves the earlier report as it was, not new tables beside an earlier or
-    missing summary.md, and no folder where there was none (`discard`)."""
+    error, a Ctrl-C, SIGTERM or SIGHUP) then leaves the earlier report as it was, not new tables beside
+    an earlier or missing summary.md, and no folder where there was none (`discard`). The folder's name
+    holds the process id and host of its report (`.prune-report-<pid>@<host>@*`), so that a later report
+    can remove it if the process was killed outright (`remove_stale_staging`)."""
 
     def __init__(self, out: Path):
         self.out = out
@@ -131,7 +212,8 @@ class Staging:
             self.created.append(missing)
             missing = missing.parent
         self.out.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=".prune-report-", dir=self.out))
+        remove_stale_staging(self.out)
+        self.path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + _staging_owner(), dir=self.out))
         return self.path
 
     def publish(self, written: dict[str, Path]) -> dict[str, Path]:
