@@ -14,10 +14,13 @@ import time
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
 from prune_cli.report import build_report
-from test_report_audit_fixes import _two_methods
+from test_report_audit_fixes import _fail, _two_methods
+from test_report_experiments import write_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,3 +92,30 @@ def test_a_report_removes_hidden_folders_of_reports_no_longer_running_on_this_ho
     build_report(root, out, plots=False)
     assert not dead.exists() and alive.exists() and other.exists()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted([alive.name, other.name])
+
+
+def test_expect_does_not_count_a_failed_run_of_another_configuration_as_a_lost_seed(tmp_path):
+    """random seed 3 with train.lr=1e12 diverged (failed.json): --expect counted it as a lost seed of the
+    random point (matching on method and sparsity only) and of the dense point (lr=1e12 trains another
+    dense model), and --expect-strict refused both, while the verdicts rightly named nothing: no
+    completed run has that configuration. --expect now counts only failed runs of a configuration some
+    completed run has, as the verdicts do."""
+    from prune_cli.report import main as report_main
+
+    root = _two_methods(tmp_path / "res")
+    run = write_run(root, 3, "random", 0.5, 10, 0.7)
+    path = root / "runs" / run / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["train"]["lr"] = 1e12
+    path.write_text(yaml.safe_dump(config))
+    _fail(root, run, "TrainingDiverged")
+    spec = tmp_path / "exp.yaml"
+    points = [
+        {"method": "magnitude", "sparsity": 0.5, "value": 0.81, "band": 0.05},
+        {"method": "random", "sparsity": 0.5, "value": 0.72, "band": 0.05},
+        {"sparsity": 0.5, "phase": "dense", "value": 0.9, "band": 0.05},
+    ]
+    spec.write_text(yaml.safe_dump({"name": "run", "points": points}))
+    report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])  # no SystemExit(1)
+    rows = pd.read_csv(root / "report" / "expect.csv", keep_default_na=False)
+    assert list(rows["seeds_lost"]) == [0, 0, 0] and list(rows["note"]) == ["", "", ""], rows

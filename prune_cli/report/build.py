@@ -32,6 +32,7 @@ from .compare import (
     failed_lines,
     failed_runs,
     final_values,
+    of_completed_configurations,
     unpaired,
     unpaired_by,
     without_metric,
@@ -394,6 +395,10 @@ def _build(
             if r["run"] in folder.failed_configs
         }
         lost.update({run: (config, "did not finish") for run, config in folder.unfinished_configs.items()})
+        # only runs of a configuration a completed run has, as the verdicts count them
+        completed = metrics["comparison"] if "comparison" in metrics.columns else []
+        kept = {r for runs in (failed, unfinished) for r in of_completed_configurations(runs, completed).get("run", [])}
+        lost = {run: why for run, why in lost.items() if run in kept}
         expectations = check_expected(expected, metrics, folder.configs, confidence, lost) if len(metrics) else None
         if expectations is not None:
             atomic_write_csv(expectations, out / "expect.csv")

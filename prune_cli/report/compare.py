@@ -940,14 +940,23 @@ def _arm_texts(text: pd.DataFrame) -> pd.Series:
     return spelled(True)
 
 
+def of_completed_configurations(runs: pd.DataFrame, comparisons: Iterable) -> pd.DataFrame:
+    """The rows of `runs` (failed_runs: failed or unfinished runs) whose comparison key is among
+    `comparisons`, those of the completed runs. A failed run of a configuration no completed run has
+    (another train.lr, say) is no seed lost from any comparison or expected point: its comparison key,
+    taken over every key of its config, is no completed run's (used by the verdicts by a key and by
+    --expect's seeds_lost alike)."""
+    if not len(runs) or "comparison" not in runs.columns:
+        return runs.iloc[:0] if len(runs) else runs
+    return runs[runs["comparison"].isin(set(comparisons))]
+
+
 def _regrouped(failed: Optional[pd.DataFrame], values: pd.DataFrame, arm_columns: Sequence[str]) -> Optional[pd.DataFrame]:
     """The failed runs with the comparison key `_arms` gives the completed ones, so the verdicts by a
     key still name a seed whose run failed."""
     if failed is None or not len(failed):
         return failed
-    # a failed run of a configuration no completed run has (another train.lr, say) belongs to no group:
-    # its comparison key, taken over every key of its config, is no completed run's
-    failed = failed[failed["comparison"].isin(set(values["original_comparison"]))]
+    failed = of_completed_configurations(failed, values["original_comparison"])
     return failed.assign(comparison=_held(failed, arm_columns, _held_columns(values, arm_columns)))
 
 

@@ -225,7 +225,9 @@ def check_expected(
 ) -> pd.DataFrame:
     """One row per expected point: the measured mean over seeds, its interval, and the status.
     `lost`: {run: (its config.yaml, 'failed (LayerCollapse)' or 'did not finish')} for the runs that did not
-    complete. A point's seed whose run is lost and that no completed run measures is named in `note` as the
+    complete, only those of a configuration a completed run has (build.py filters them with
+    compare.of_completed_configurations, as the verdicts count them). A point's seed whose run is lost
+    and that no completed run measures is named in `note` as the
     verdicts name it ('left out: seed 1 of random failed (LayerCollapse)') and counted in `seeds_lost`:
     its mean is of the surviving seeds only, which --expect-strict does not confirm (`strict_failures`)."""
     named = {run for run, cfg in configs.items() if cfg.get("name") == expected["name"]}
