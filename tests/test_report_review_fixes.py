@@ -119,3 +119,23 @@ def test_expect_does_not_count_a_failed_run_of_another_configuration_as_a_lost_s
     report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])  # no SystemExit(1)
     rows = pd.read_csv(root / "report" / "expect.csv", keep_default_na=False)
     assert list(rows["seeds_lost"]) == [0, 0, 0] and list(rows["note"]) == ["", "", ""], rows
+
+
+def test_a_completed_run_left_out_for_its_config_is_named_as_left_out_not_as_never_run(tmp_path):
+    """random seed 2 completed but its config.yaml was deleted: the header counted it as left out (no
+    config.yaml), yet the verdict said "seed 2 of magnitude has no run of random to pair with", as if it
+    had never run, and --expect's random point counted no lost seed. The run's own metrics.csv names
+    its method, seed and sparsity: the seed is now named as left out for that reason, in the verdict and
+    in expect.csv."""
+    root = _two_methods(tmp_path / "res")
+    run = next(p for p in (root / "runs").iterdir() if "-random-" in p.name and "-seed2-" in p.name)
+    (run / "config.yaml").unlink()
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": 0.72, "band": 0.05}]}))
+    written = build_report(root, plots=False, expect=str(spec))
+    c = pd.read_csv(written["comparisons.csv"], keep_default_na=False)
+    (verdict,) = c["verdict"]
+    assert "no run of random to pair with" not in verdict and "no run of random to pair with" not in c["unpaired"][0], verdict
+    assert verdict.endswith("; left out: seed 2 of random left out (no config.yaml)"), verdict
+    (row,) = pd.read_csv(written["expect.csv"], keep_default_na=False).to_dict(orient="records")
+    assert row["seeds_lost"] == 1 and row["note"] == "left out: seed 2 of random left out (no config.yaml)", row

@@ -32,6 +32,7 @@ from .compare import (
     failed_lines,
     failed_runs,
     final_values,
+    left_out_runs,
     of_completed_configurations,
     unpaired,
     unpaired_by,
@@ -349,9 +350,23 @@ def _build(
     written: dict[str, Path] = {}
     failed = failed_runs(folder.failed, folder.failed_configs)  # named in the verdicts their seeds are missing from
     unfinished = failed_runs([{"run": run} for run in folder.unfinished], folder.unfinished_configs)  # and these
+    # completed runs left out for their config.yaml: named where their seed has no partner, and in --expect
+    why_left_out = {
+        **{name: "no config.yaml" for name in folder.without_config},
+        **{n: "config.yaml unreadable" for n in folder.bad_config},
+    }
+    left_out = left_out_runs(root, list(why_left_out), why_left_out)
     family = "the method comparisons of this report" if compare_by is not None else ""
     comparisons = compare_methods(
-        metrics, baseline, metric, split=compared, confidence=confidence, failed=failed, family=family, unfinished=unfinished
+        metrics,
+        baseline,
+        metric,
+        split=compared,
+        confidence=confidence,
+        failed=failed,
+        family=family,
+        unfinished=unfinished,
+        left_out=left_out,
     )
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
@@ -399,6 +414,11 @@ def _build(
         completed = metrics["comparison"] if "comparison" in metrics.columns else []
         kept = {r for runs in (failed, unfinished) for r in of_completed_configurations(runs, completed).get("run", [])}
         lost = {run: why for run, why in lost.items() if run in kept}
+        # a run left out for its config.yaml: attributed by its metrics.csv's method, sparsity and seed (no
+        # match: keys, which need the config)
+        for r in left_out.itertuples():
+            config = {"name": r.name, "method": {"name": r.method}, "seed": r.seed, "sparsity": r.target_sparsity}
+            lost[r.run] = (config, f"left out ({r.why})")
         expectations = check_expected(expected, metrics, folder.configs, confidence, lost) if len(metrics) else None
         if expectations is not None:
             atomic_write_csv(expectations, out / "expect.csv")

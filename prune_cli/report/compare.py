@@ -516,6 +516,7 @@ def compare_methods(
     by: Optional[str] = None,
     family: str = "",
     unfinished: Optional[pd.DataFrame] = None,
+    left_out: Optional[pd.DataFrame] = None,
 ) -> pd.DataFrame:
     """The comparisons table: each method against `baseline` (default: magnitude when present, else
     every pair of methods) per (comparison key, sparsity), with Holm correction over all rows.
@@ -523,7 +524,9 @@ def compare_methods(
     direction while the interval it quotes contains 0 (--confidence 0.99 tested at 0.05 did).
     `failed`: the failed runs (`failed_runs`), named in the `failed` column and the verdict of the
     comparisons their seed is missing from; `unfinished` (the same table of the unfinished runs) in
-    the `unfinished` column. A seed one side has a value on and the other never ran is named in `unpaired`.
+    the `unfinished` column. A seed one side has a value on and the other never ran is named in `unpaired`,
+    or, where the other's run of it completed but was left out for its config.yaml (`left_out`:
+    `left_out_runs`), named so there ('seed 2 of random left out (no config.yaml)').
     `by` (--compare-by): instead of methods, the values of a config key or group the comparison key
     holds (`schedule`, `schedule.restart_from`, `train.epochs`), each method variant's arms against
     each other within the runs that agree on every other key (`_arms`); `baseline` is not used.
@@ -601,7 +604,13 @@ def compare_methods(
                     filter(
                         None,
                         (
-                            _unpaired_text(wide, mine, other, ran[other] | _seeds(failures, other) | _seeds(unfinishes, other))
+                            _unpaired_text(
+                                wide,
+                                mine,
+                                other,
+                                ran[other] | _seeds(failures, other) | _seeds(unfinishes, other),
+                                _left_out_seeds(left_out, part, other, sparsity),
+                            )
                             for mine, other in ((a, b), (b, a))
                         ),
                     )
@@ -668,15 +677,67 @@ def _seeds(lost: dict, variant: str) -> set:
     return {seed for seed, _ in lost.get(variant, [])}
 
 
-def _unpaired_text(wide: pd.DataFrame, mine: str, other: str, accounted: set) -> str:
+def _unpaired_text(wide: pd.DataFrame, mine: str, other: str, accounted: set, left_out: Optional[dict] = None) -> str:
     """'seeds 3, 4 of magnitude have no run of random to pair with' for the seeds `mine` has a value on
-    that `other` never ran (`accounted`: the seeds it ran, failed or left unfinished, named elsewhere); ''."""
+    that `other` never ran (`accounted`: the seeds it ran, failed or left unfinished, named elsewhere);
+    a seed whose run of `other` completed but was left out of the report (`left_out`: {seed: why}) is
+    named so instead: 'seed 2 of random left out (no config.yaml)'; ''."""
+    left_out = left_out or {}
     seeds = [s for s in wide.index[np.isfinite(wide[mine])] if s not in accounted]
-    if not seeds:
-        return ""
-    many = len(seeds) > 1
-    listed = ", ".join(str(s) for s in seeds)
-    return f"seed{'s' if many else ''} {listed} of {mine} {'have' if many else 'has'} no run of {other} to pair with"
+    named = [f"seed {s} of {other} left out ({left_out[s]})" for s in seeds if s in left_out]
+    seeds = [s for s in seeds if s not in left_out]
+    if seeds:
+        many = len(seeds) > 1
+        listed = ", ".join(str(s) for s in seeds)
+        named.append(f"seed{'s' if many else ''} {listed} of {mine} {'have' if many else 'has'} no run of {other} to pair with")
+    return "; ".join(named)
+
+
+def left_out_runs(root, names: Iterable[str], why: dict[str, str]) -> pd.DataFrame:
+    """One row per completed run left out of the report for its config.yaml (`names`: run directories
+    under `root`/runs; `why`: {name: 'no config.yaml', ...}): run, seed, method, target_sparsity, name
+    and why, read from the context columns of the run's own metrics.csv, which hold them without the
+    config. Its comparison key (every config key) cannot be known: such a run is attributed to every
+    comparison of its method, sparsity and seed (`_left_out_seeds`). A run whose metrics.csv lacks them
+    is not attributed (the report's header still names it)."""
+    from pathlib import Path
+
+    rows = []
+    for name in names:
+        try:
+            head = pd.read_csv(Path(root) / "runs" / name / "metrics.csv", nrows=1)
+        except (OSError, ValueError):
+            continue
+        if not len(head) or not {"seed", "method", "target_sparsity"} <= set(head.columns):
+            continue
+        first = head.iloc[0]
+        try:
+            seed, sparsity = first["seed"], float(first["target_sparsity"])
+        except (TypeError, ValueError):
+            continue
+        seed = int(seed) if isinstance(seed, (int, np.integer)) or (isinstance(seed, float) and seed.is_integer()) else seed
+        rows.append(
+            {
+                "run": name,
+                "seed": seed,
+                "method": str(first["method"]),
+                "target_sparsity": sparsity,
+                "name": str(first["name"]) if "name" in head.columns else None,
+                "why": why[name],
+            }
+        )
+    return pd.DataFrame(rows, columns=["run", "seed", "method", "target_sparsity", "name", "why"])
+
+
+def _left_out_seeds(left_out: Optional[pd.DataFrame], part: pd.DataFrame, variant: str, sparsity) -> dict:
+    """{seed: why} of the left-out runs (`left_out_runs`) of `variant`'s method at `sparsity`."""
+    if left_out is None or not len(left_out):
+        return {}
+    method = part.loc[part["variant"] == variant, "method"].astype(str)
+    if not len(method):
+        return {}
+    here = left_out[(left_out["method"] == method.iloc[0]) & np.isclose(left_out["target_sparsity"].astype(float), float(sparsity))]
+    return {r.seed: r.why for r in here.itertuples()}
 
 
 def _failures_by_variant(
