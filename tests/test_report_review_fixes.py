@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from prune_cli.report import build_report
-from test_report_audit_fixes import _fail, _two_methods
+from test_report_audit_fixes import _fail, _two_methods, _unfinish
 from test_report_experiments import write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,3 +139,36 @@ def test_a_completed_run_left_out_for_its_config_is_named_as_left_out_not_as_nev
     assert verdict.endswith("; left out: seed 2 of random left out (no config.yaml)"), verdict
     (row,) = pd.read_csv(written["expect.csv"], keep_default_na=False).to_dict(orient="records")
     assert row["seeds_lost"] == 1 and row["note"] == "left out: seed 2 of random left out (no config.yaml)", row
+
+
+def test_a_method_none_of_whose_runs_finished_has_a_line_beside_the_verdicts(tmp_path):
+    """Every run of random at 0.5 failed: summary.md said "not compared, every run failed: ...". Every run
+    of random at 0.9 did not finish, or one failed and the others did not finish: summary.md counted them
+    in its header and said nothing beside the verdicts. It now says so in the same place."""
+    root = tmp_path / "res"
+    runs = {}
+    for sparsity in (0.5, 0.9, 0.7):
+        for seed in range(2):
+            write_run(root, seed, "magnitude", sparsity, 10, 0.8)
+            runs[sparsity, seed] = write_run(root, seed, "random", sparsity, 10, 0.7)
+    for seed in range(2):
+        _fail(root, runs[0.5, seed], "LayerCollapse")
+        _unfinish(root, runs[0.9, seed])
+    _fail(root, runs[0.7, 0], "LayerCollapse")
+    _unfinish(root, runs[0.7, 1])
+    md = build_report(root, plots=False)["summary.md"].read_text()
+    lines = [line for line in md.splitlines() if "random at sparsity" in line]
+    assert any(
+        "random at sparsity 0.5 (comparison" in x and "not compared, every run failed: seed 0 (LayerCollapse), seed 1" in x
+        for x in lines
+    ), lines
+    assert any(
+        "random at sparsity 0.9 (comparison" in x
+        and x.endswith("not compared, no run finished: seed 0 did not finish, seed 1 did not finish")
+        for x in lines
+    ), lines
+    assert any(
+        "random at sparsity 0.7 (comparison" in x
+        and x.endswith("not compared, no run finished: seed 0 (LayerCollapse), seed 1 did not finish")
+        for x in lines
+    ), lines

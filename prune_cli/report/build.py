@@ -504,7 +504,9 @@ def _build(
     ]
     if expectations is not None:
         md += ["## Expected values", "", expect_markdown(expectations, expected), ""]
-    alone = unpaired(metrics, baseline, metric, split=compared, failed=failed) + failed_lines(metrics, failed, metric, split=compared)
+    alone = unpaired(metrics, baseline, metric, split=compared, failed=failed) + failed_lines(
+        metrics, failed, metric, split=compared, unfinished=unfinished
+    )
     alone += without_metric(metrics, metric, compared)
     direction = _direction_lines(metric, compared, split)
     if len(comparisons) or alone:

@@ -786,21 +786,37 @@ def _failures_by_variant(
     return out
 
 
-def failed_lines(metrics: pd.DataFrame, failed: Optional[pd.DataFrame], metric: str = "accuracy", split: str = "test") -> list[str]:
-    """One line per (comparison key, sparsity, method) whose every run failed where other runs of that
-    comparison key completed: such a method has no value to compare and would otherwise have no word
-    beside the verdicts (the standards check lists the failed runs)."""
-    if failed is None or not len(failed) or not len(metrics) or "comparison" not in metrics.columns:
+def failed_lines(
+    metrics: pd.DataFrame,
+    failed: Optional[pd.DataFrame],
+    metric: str = "accuracy",
+    split: str = "test",
+    unfinished: Optional[pd.DataFrame] = None,
+) -> list[str]:
+    """One line per (comparison key, sparsity, method) none of whose runs finished where other runs of
+    that comparison key completed: such a method has no value to compare and would otherwise have no word
+    beside the verdicts (the standards check lists the failed runs). Every run failed: 'not compared,
+    every run failed: seed 0 (LayerCollapse), ...'; some or all did not finish (`unfinished`, the
+    failed_runs table of the unfinished runs): 'not compared, no run finished: seed 0 (LayerCollapse),
+    seed 1 did not finish' (before, a method whose every run was unfinished had no line at all)."""
+    frames = [f.assign(finished=True) for f in (failed,) if f is not None and len(f)]
+    frames += [f.assign(finished=False) for f in (unfinished,) if f is not None and len(f)]
+    if not frames or not len(metrics) or "comparison" not in metrics.columns:
         return []
+    lost = pd.concat(frames, ignore_index=True)
     values = final_values(metrics, metric, split)
     keys = set(values["comparison"])
     done = {(c, round(float(s), 12), str(m)) for c, s, m in zip(values["comparison"], values["target_sparsity"], values["method"])}
     lines = []
-    for (comparison, sparsity, method), runs in failed.groupby(["comparison", "target_sparsity", "method"], sort=True):
+    for (comparison, sparsity, method), runs in lost.groupby(["comparison", "target_sparsity", "method"], sort=True):
         if comparison not in keys or (comparison, round(float(sparsity), 12), method) in done:
             continue
-        seeds = ", ".join(f"seed {r.seed} ({r.error_type})" for r in runs.sort_values("seed").itertuples())
-        lines.append(f"{method} at sparsity {sparsity:g} (comparison {comparison}): not compared, every run failed: {seeds}")
+        runs = runs.sort_values(["seed", "finished"])
+        seeds = ", ".join(
+            f"seed {r.seed} ({r.error_type})" if r.finished else f"seed {r.seed} did not finish" for r in runs.itertuples()
+        )
+        how = "every run failed" if runs["finished"].all() else "no run finished"
+        lines.append(f"{method} at sparsity {sparsity:g} (comparison {comparison}): not compared, {how}: {seeds}")
     return lines
 
 
