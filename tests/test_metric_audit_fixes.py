@@ -1,6 +1,10 @@
-"""Audit fixes of the report's metric handling and of the pruning-limit metric's config check:
-`--metric` finds a metric on the split it is recorded on (membership, model, train), and says which
-way is better; folders are written by hand in the real formats (test_report_experiments.write_run)."""
+"""prune-report's --metric, and the pruning-limit metric's config check. `--metric` compares a metric on
+the split it is recorded on (membership, model, train) and says which way is better: before, a metric
+recorded on one split only was called absent unless --split named it. pruning_limit tolerances whose row
+names coincide are refused before any work (one row was silently lost). Also: the README's word on
+which models get no region-bound rows, --compare-by labels that name only the keys telling arms apart
+(not every key of every schedule), and hessian_density.png drawing every recorded phase (only three
+were drawn). Folders are written by hand in the real formats (test_report_experiments.write_run)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
-"""Fixes from an audit of prune-report, each with the folder that showed it, built by hand in prune-run's
-formats (write_run, no training): a config key only some runs have, taking two values; a point of
---expect whose seed failed; a seed lost to an unfinished run or without a partner; text naming files a
-report does not write; the units and levels of tables; --compare-by on a key that varies with the method."""
+"""prune-report on folders built by hand in prune-run's formats (write_run, no training), each the shape
+of folder on which the report went wrong before: a config key only some runs have, taking two values
+(the figures stopped with a TypeError); a report that fails part-way (it left new tables beside the
+earlier summary.md); a point of --expect whose seed failed, and a seed lost to an unfinished run or
+without a partner (both were rated or compared on the surviving seeds without a word); text naming
+files a report does not write; the levels of tables' intervals; --compare-by on a key that varies with
+the method (it was said not to vary)."""
 
 from __future__ import annotations
 
@@ -99,7 +102,8 @@ def _fail(root, run_id: str, error_type: str) -> None:
 
 
 def _sweep(root):
-    """magnitude and random at 0.5 and 0.9, seeds 0-2 (the audit's sweep); returns {(method, sparsity, seed): run id}."""
+    """magnitude and random at 0.5 and 0.9, seeds 0-2, random near chance at 0.9 (a small sweep whose seeds the
+    tests then fail or leave unfinished); returns {(method, sparsity, seed): run id}."""
     accuracy = {"magnitude": (0.80, 0.78), "random": (0.60, 0.3333)}
     return {
         (method, sparsity, seed): write_run(root, seed, method, sparsity, 10, accuracy[method][sparsity == 0.9] + 0.01 * (seed - 1))

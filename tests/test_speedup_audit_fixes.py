@@ -1,6 +1,11 @@
-"""Regression tests for the audit of the structured-sparsity / speedup path: grouped convolutions
-reading the network input (compaction), the machine's load in speedup.csv / latency.csv, the noise
-margin of the best sparse path, and scripts/bench_speedup.py's order rotation and option checks."""
+"""The structured-sparsity / speedup path: a grouped convolution reading the network input is refused by
+compaction with the reason, and the speedup metric reports it as absent (before, it was compacted across
+a group boundary without a word, or stopped with a plain ValueError); speedup.csv and latency.csv record
+the machine's load, without which a slow timing could not be told from a busy machine; a best sparse
+path within the timing noise is not reported as a speedup (a 1.01x path as often slower as faster was);
+scripts/bench_speedup.py rotates the order of what it times, keeps every repeat and checks its options
+before any work; compaction keeps the channels-last layout of the layers it rebuilds (they came back
+NCHW beside NHWC ones)."""
 
 from __future__ import annotations
 
