@@ -78,20 +78,29 @@ def test_a_report_removes_hidden_folders_of_reports_no_longer_running_on_this_ho
     """A report killed outright (SIGKILL) cannot remove its staging folder, and every later report left it
     there. A report now removes the staging folders in --out of reports on this host whose process has
     ended; those of a report still running (another report into the same folder) or of another host
-    (a shared file system) are left alone."""
+    (a shared file system) or of another pid namespace of this host name (a container sharing the host's
+    name, where a pid free here may be a running report's) are left alone."""
     root = _two_methods(tmp_path / "res")
     out = tmp_path / "out"
     out.mkdir()
     host = socket.gethostname()
-    dead = out / f".prune-report-{_dead_pid()}@{host}@abc"
-    alive = out / f".prune-report-{os.getpid()}@{host}@abc"
-    other = out / ".prune-report-1@elsewhere.example@abc"
-    for folder in (dead, alive, other):
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    here = f"{host}~{namespace}"
+    dead = out / f".prune-report-{_dead_pid()}@{here}@abc"
+    alive = out / f".prune-report-{os.getpid()}@{here}@abc"
+    other = out / ".prune-report-1@elsewhere.example~1@abc"
+    container = out / f".prune-report-{_dead_pid()}@{host}~{namespace}0@abc"  # another pid namespace
+    unknown = out / f".prune-report-{_dead_pid()}@{host}@abc"  # no namespace: cannot be judged
+    for folder in (dead, alive, other, container, unknown):
         folder.mkdir()
         (folder / "summary.csv").write_text("half")
     build_report(root, out, plots=False)
-    assert not dead.exists() and alive.exists() and other.exists()
-    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == sorted([alive.name, other.name])
+    assert not dead.exists() and alive.exists() and other.exists() and container.exists() and unknown.exists()
+    left = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    assert left == sorted([alive.name, other.name, container.name, unknown.name])
 
 
 def test_expect_does_not_count_a_failed_run_of_another_configuration_as_a_lost_seed(tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 
@@ -20,6 +19,7 @@ from typing import Optional
 import pandas as pd
 
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
+from ..core import processes
 from ..core.atomic_io import atomic_write_csv
 from .card import report_card
 from .compare import (
@@ -160,34 +160,25 @@ STAGING_PREFIX = ".prune-report-"
 
 
 def _staging_owner() -> str:
-    """'<pid>@<host>@' of this process, the part of its staging folder's name after STAGING_PREFIX (a host
-    name may hold '-', never '@')."""
-    return f"{os.getpid()}@{socket.gethostname()}@"
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a process of another user
-        return True
-    return True
+    """'<pid>@<host>~<pid namespace>@' of this process, the part of its staging folder's name after
+    STAGING_PREFIX (a host name may hold '-', never '@' or '~'; core/processes.py says why the namespace)."""
+    return f"{os.getpid()}@{processes.here()}@"
 
 
 def remove_stale_staging(out: Path) -> list[Path]:
     """Remove the staging folders in `out` of reports on this host whose process has ended (a report
     killed outright, SIGKILL, could not remove its own); returns them. A folder of a report still
-    running (another report into the same folder) or of another host (a shared file system, where this
-    host cannot tell whether its process runs) is left alone, as is one named otherwise."""
-    host = socket.gethostname()
+    running (another report into the same folder) or of another host or pid namespace (a shared file
+    system, a container sharing the host's name: there a pid says nothing here) is left alone, as is
+    one named otherwise."""
+    host = processes.here()
     removed = []
     for folder in out.glob(STAGING_PREFIX + "*"):
         parts = folder.name[len(STAGING_PREFIX) :].split("@")
         if len(parts) != 3 or parts[1] != host or not parts[0].isdigit() or not folder.is_dir() or folder.is_symlink():
             continue
         pid = int(parts[0])
-        if pid != os.getpid() and not _running(pid):
+        if pid != os.getpid() and not processes.alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

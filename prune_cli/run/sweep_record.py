@@ -20,6 +20,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..core.processes import alive as _alive, here as _here
+
 log = logging.getLogger(__name__)
 
 SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
@@ -120,19 +122,6 @@ def remove(path: str | None) -> None:
         pass  # another sweep's record is still there
 
 
-def _here() -> str:
-    """`<host>~<pid namespace>`: where a pid means this process. Containers that share the host's name
-    (Docker's --network host, Kubernetes' hostNetwork) have pid namespaces of their own, where another
-    sweep's pid may be free: judged by pid and host alone, a live sweep's record was removed (review)."""
-    import socket
-
-    try:
-        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
-    except OSError:  # no /proc (not Linux): the host alone
-        namespace = ""
-    return f"{socket.gethostname()}~{namespace}"
-
-
 def local_name(stamp: str) -> str:
     """The record's file name for a sweep whose jobs run on this host (basic, joblib, submitit's local
     launcher): `<stamp>-<pid>@<host>~<pid namespace>.jsonl`, so a later local sweep of the same host and
@@ -140,16 +129,6 @@ def local_name(stamp: str) -> str:
     (`<stamp>-<pid>.jsonl`): its jobs outlive the submit host's process and write to it, so it is never
     removed as stale."""
     return f"{stamp}-{os.getpid()}@{_here()}.jsonl"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def remove_stale(folder: Path) -> list[tuple[Path, int]]:
