@@ -181,3 +181,64 @@ def test_no_total_within_the_bounds_keeps_the_closest_and_names_the_nearest_reac
     assert balance_to_total(options, counts, sizes, (9, 11)) == {"a": 1, "b": 1}
     assert reachable_totals_beside(options, counts, (9, 11)) == (None, 16)
     assert reachable_totals_beside(options, counts, (17, 23)) == (16, 24)
+
+
+def test_total_bounds_offer_no_total_the_pruner_refuses():
+    """The slack was checked in floating point on the upper side only: N = 400, density 0.3, tolerance
+    0.005 gave lo = 118, and |(1 - 118/400) - (1 - 120/400)| = 0.0050000000000000044 > 0.005, so a
+    block run that kept 118 was refused (it succeeded before the balancing change). Every bound is
+    checked here with the pruner's own comparison (prune_cli/pruning/pruner.py check_masks)."""
+    import random
+
+    from prune_cli.pruning.structure import total_bounds
+
+    assert total_bounds({"a": 400}, {"a": 120}, 0.3, 0.005)[0] >= 119
+    rng = random.Random(0)
+    for _ in range(20000):
+        n = rng.randint(1, 5000)
+        density = rng.choice([rng.random(), rng.randint(1, n) / n])
+        tolerance = rng.choice([rng.randint(1, 50) / n, rng.choice([0.001, 0.005, 0.01, 0.05])])
+        reachable = round(n * density)
+        lo, hi = total_bounds({"a": n}, {"a": reachable}, density, tolerance)
+        for kept in (lo, hi):
+            assert abs((1.0 - kept / n) - (1.0 - reachable / n)) <= tolerance, (n, density, tolerance, lo, hi)
+
+
+def test_bounds_no_choice_meets_take_the_closest_total_without_a_mixed_integer_program(monkeypatch):
+    """With method.sparsity_tolerance=0 the bounds are one total, which whole blocks rarely reach; the
+    smallest excess was then minimised by a mixed-integer program that ran for minutes on a ResNet-20.
+    The reachable totals are now enumerated (as bits of an integer): no program is solved for such
+    bounds, and the choice is still the brute-force optimum (excess, then largest and summed deviation)."""
+    import random
+
+    import scipy.optimize
+
+    from prune_cli.pruning.structure import balance_to_total
+
+    rng = random.Random(3)
+    for _ in range(40):
+        options, counts, sizes = {}, {}, {}
+        for layer in range(rng.randint(2, 4)):
+            size, step = rng.choice([(64, 16), (48, 16), (96, 32)])
+            options[f"l{layer}"] = list(range(0, size + 1, step))
+            sizes[f"l{layer}"], counts[f"l{layer}"] = size, rng.randint(1, size)
+        target = sum(counts.values())
+        if target % 16 == 0:
+            target += 1  # a total no choice reaches: every option is a multiple of 16
+        want = _brute(options, counts, sizes, (target, target))
+        called = []
+
+        def no_infeasible_milp(*args, **kwargs):
+            called.append(float(kwargs["bounds"].ub[-1]))  # the excess variable's upper bound
+            return real_milp(*args, **kwargs)
+
+        real_milp = scipy.optimize.milp
+        monkeypatch.setattr(scipy.optimize, "milp", no_infeasible_milp)
+        at = balance_to_total(options, counts, sizes, (target, target))
+        monkeypatch.undo()
+        assert all(bound <= 0.5 for bound in called), called  # no program searched for the smallest excess
+        kept = {n: options[n][i] for n, i in at.items()}
+        total = sum(kept.values())
+        devs = [abs(kept[n] - counts[n]) / sizes[n] for n in options]
+        got = (abs(total - target), max(devs), sum(devs))
+        assert got[0] == want[0] and got[1] == pytest.approx(want[1]) and got[2] == pytest.approx(want[2]), (options, counts, kept)

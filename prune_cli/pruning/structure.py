@@ -127,8 +127,11 @@ def total_bounds(sizes: dict[str, int], counts: dict[str, int], density: float, 
     n = sum(sizes.values())
     reachable, allocated = round(n * density), sum(counts[name] for name in sizes)
     slack = math.floor(tolerance * n) if n else 0
-    # the pruner compares sparsities in floating point: no slack it would refuse
-    while slack > 0 and abs((1.0 - (reachable + slack) / n) - (1.0 - reachable / n)) > tolerance:
+
+    def refused(kept: int) -> bool:  # the pruner compares sparsities in floating point
+        return abs((1.0 - kept / n) - (1.0 - reachable / n)) > tolerance
+
+    while slack > 0 and (refused(reachable + slack) or refused(reachable - slack)):  # no slack it would refuse, either side
         slack -= 1
     lo, hi = max(allocated, reachable) - slack, min(allocated, reachable) + slack
     return (lo, hi) if lo <= hi else (allocated - slack, allocated + slack)
@@ -213,11 +216,12 @@ def balance_to_total(
             c = closest[name]
             window[name] = range(max(first[name], min(a, c - 1)), min(len(opts), max(b, c + 2)))
         complete = all(len(window[name]) == len(options[name]) - first[name] for name in names)
-        excess, t, at = _solve_window(options, counts, sizes, window, closest, lo, hi, dev)
-        if complete or (excess == 0 and t <= rho * (1 + 1e-9) + 1e-12):
+        solved = _solve_window(options, counts, sizes, window, closest, lo, hi, dev)
+        if solved is None and (complete or sum(len(w) for w in window.values()) > MAX_WINDOW):
+            return _closest_total(options, counts, sizes, first, closest, lo, hi)
+        excess, t, at = (1, math.inf, closest) if solved is None else (0, *solved)
+        if excess == 0 and (complete or t <= rho * (1 + 1e-9) + 1e-12):
             return at
-        if excess > 0 and sum(len(w) for w in window.values()) > MAX_WINDOW:
-            return at  # a window this large that still misses the bounds: the total is as close as it gets here
         if excess > 0 and sum(len(options[name]) for name in names) <= FULL_WINDOW:
             rho = math.inf  # the bounds are out of the window's reach: offer every option at once
             continue
@@ -226,13 +230,58 @@ def balance_to_total(
         rho = max(2 * rho, t, min(left_out, default=1.0))
 
 
+def _closest_total(options, counts, sizes, first, closest, lo: int, hi: int) -> dict[str, int]:
+    """The choice for bounds no choice meets: the reachable totals nearest them (the largest below lo,
+    the smallest above hi, enumerated as the set bits of an integer, `reachable_totals`), and at the
+    nearer one (either, when equally near) the choice `balance_to_total` makes for that exact total.
+    Where the totals are too many to enumerate (a span over BITSET_SPAN), each layer keeps its nearest
+    count. Minimising the excess as a mixed-integer program instead stalled HiGHS for minutes on a
+    ResNet-20 with method.sparsity_tolerance=0 (an exact total 16x16 blocks cannot reach); the pruner
+    refuses such a run anyway."""
+    below, above = reachable_totals(options, first, lo, hi)
+    if below is None and above is None:
+        return closest
+    near = [t for t in (below, above) if t is not None]
+    gap = min(max(lo - t, t - hi) for t in near)
+    best = None
+    for total in (t for t in near if max(lo - t, t - hi) == gap):
+        at = balance_to_total(options, counts, sizes, (total, total))
+        devs = sorted((abs(options[n][at[n]] - counts[n]) / sizes[n] for n in options), reverse=True)
+        key = (devs[0] if devs else 0.0, sum(devs))
+        if best is None or key < best[0]:
+            best = (key, at)
+    return best[1]
+
+
+def reachable_totals(options, first, lo: int, hi: int) -> tuple[Optional[int], Optional[int]]:
+    """The largest total one option per layer (from `first[name]` on) reaches below lo and the smallest
+    above hi (None where there is none), from the set of reachable totals kept as the bits of an
+    integer; (None, None) where those totals span more than BITSET_SPAN."""
+    low = sum(options[name][first[name]] for name in options)
+    span = sum(options[name][-1] - options[name][first[name]] for name in options)
+    if span > BITSET_SPAN:
+        return None, None
+    reach = 1
+    for name, opts in options.items():
+        step = 0
+        for v in opts[first[name] :]:
+            step |= reach << (v - opts[first[name]])
+        reach = step
+    a = lo - low
+    under = reach & ((1 << a) - 1) if a > 0 else 0
+    b = max(hi - low + 1, 0)
+    over = reach >> b
+    below = low + under.bit_length() - 1 if under else None
+    above = low + b + (over & -over).bit_length() - 1 if over else None
+    return below, above
+
+
 def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev):
-    """(excess over the bounds, largest deviation, {layer: option index}) of the best choice among the
-    options in `window`, in lexicographic stages: the smallest largest deviation t (bisection over the
-    deviations on offer, each a feasibility question), then the smallest sum of deviations with every
-    layer within t (one mixed-integer program); where no choice meets the bounds, first the smallest
-    excess over them, then t, then the sum (mixed-integer programs with a variable t >= every layer's
-    deviation)."""
+    """(largest deviation, {layer: option index}) of the best choice among the options in `window`
+    whose total meets the bounds, in lexicographic stages: the smallest largest deviation t (bisection
+    over the deviations on offer, each a feasibility question), then the smallest sum of deviations
+    with every layer within t (one mixed-integer program); None where no choice in the window meets
+    the bounds (balance_to_total then widens the window, or takes `_closest_total`)."""
     import numpy as np
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix
@@ -303,27 +352,21 @@ def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev
 
     levels = np.unique(dev_array)
     levels = levels[levels >= max(dev_array[starts[i] : starts[i + 1]].min() for i in range(nl))]
-    excess = 0.0
-    if within(levels[-1]) is not None:  # the smallest largest deviation, by bisection over the deviations on offer
-        a, b = 0, len(levels) - 1
-        while a < b:
-            m = (a + b) // 2
-            a, b = (a, m) if within(levels[m]) is not None else (m + 1, b)
-        t = float(levels[a])
-    else:  # no choice in the window meets the bounds: first come as close as it can
-        res = solve([(e_col, 1.0)], np.inf, np.inf)
-        excess = float(np.round(res.x[e_col]))
-        t = float(solve([(t_col, 1.0)], np.inf, excess + 0.5).x[t_col])
-    res = solve([(k, d) for k, d in enumerate(devs)], t * (1 + 1e-9) + 1e-12, excess + 0.5)
+    if within(levels[-1]) is None:
+        return None
+    a, b = 0, len(levels) - 1  # the smallest largest deviation, by bisection over the deviations on offer
+    while a < b:
+        m = (a + b) // 2
+        a, b = (a, m) if within(levels[m]) is not None else (m + 1, b)
+    t = float(levels[a])
+    res = solve([(k, d) for k, d in enumerate(devs)], t * (1 + 1e-9) + 1e-12, 0.5)
     x = res.x[:nx]
     at, start = {}, 0
     for name in names:  # the window's options are laid out layer by layer
         stop = start + len(window[name])
         at[name] = index[start + int(np.argmax(x[start:stop]))]
         start = stop
-    total = sum(options[name][at[name]] for name in names)
-    excess = max(0, lo - total, total - hi)
-    return excess, max(dev(name, at[name]) for name in names), at
+    return max(dev(name, at[name]) for name in names), at
 
 
 def report_balance(structure: str, options, at, counts, sizes, bounds: tuple[int, int], tolerance: float) -> None:
@@ -373,25 +416,10 @@ def report_balance(structure: str, options, at, counts, sizes, bounds: tuple[int
 
 def reachable_totals_beside(options, counts, bounds: tuple[int, int]) -> tuple[Optional[int], Optional[int]]:
     """The largest reachable total below bounds[0] and the smallest above bounds[1] (one option per
-    layer, no layer allocated weights emptied; None where there is none or the options are too many)."""
-    import numpy as np
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_matrix
-
-    names = list(options)
-    keep = {n: list(range(first_option(options[n], counts[n]), len(options[n]))) for n in names}
-    nx = sum(len(v) for v in keep.values())
-    if nx > MAX_WINDOW:
-        return None, None
-    layer = np.concatenate([np.full(len(keep[n]), i) for i, n in enumerate(names)])
-    value = np.concatenate([np.array([options[n][j] for j in keep[n]], float) for n in names])
-    one = coo_matrix((np.ones(nx), (layer, np.arange(nx))), shape=(len(names), nx))
-    result = []
-    for sign, (low, high) in ((-1.0, (-np.inf, bounds[0] - 1)), (1.0, (bounds[1] + 1, np.inf))):
-        constraints = [LinearConstraint(one, 1, 1), LinearConstraint(value[None, :], low, high)]
-        res = milp(sign * value, integrality=np.ones(nx), bounds=Bounds(0, 1), constraints=constraints, options={"disp": False})
-        result.append(int(round(float(value @ np.round(res.x)))) if res.success else None)
-    return result[0], result[1]
+    layer, no layer allocated weights emptied; None where there is none or the totals are too many to
+    enumerate: `reachable_totals`)."""
+    first = {name: first_option(options[name], counts[name]) for name in options}
+    return reachable_totals(options, first, bounds[0], bounds[1])
 
 
 # ----------------------------------------------------------------------------- structures
