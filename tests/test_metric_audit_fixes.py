@@ -104,6 +104,32 @@ def test_pruning_limit_tolerances_that_name_one_row_are_refused(tolerances):
     validated("metrics.pruning_limit.enabled=true", "metrics.pruning_limit.tolerances=[0.1234,0.1235,0,1]")  # distinct rows: fine
 
 
+def test_the_tolerance_check_refuses_exactly_the_pairs_the_metric_names_alike():
+    """The config check formats the row names itself (importing prune_cli.analysis would slow every
+    command that only checks a config): it must refuse exactly the pairs analysis.limit.tolerance_key
+    names alike, and no other."""
+    import random
+
+    from helpers import validated
+
+    from prune_cli.analysis.limit import tolerance_key
+    from prune_cli.core.config_base import ConfigError
+
+    rng = random.Random(0)
+    pairs = [(0.5, 0.5), (0.1234567, 0.1234568), (1, 1.0000001), (0.1234, 0.1235), (0, 1e-7), (2, 2.000001)]
+    pairs += [
+        (round(a, rng.randint(3, 9)), round(a + rng.choice([1e-8, 1e-6, 1e-4]), rng.randint(3, 9)))
+        for a in (rng.random() for _ in range(6))
+    ]
+    for a, b in pairs:
+        args = ("metrics.pruning_limit.enabled=true", f"metrics.pruning_limit.tolerances=[{a!r},{b!r}]")
+        if tolerance_key(a) == tolerance_key(b):
+            with pytest.raises(ConfigError):
+                validated(*args)
+        else:
+            validated(*args)
+
+
 def test_pruning_limit_duplicate_tolerances_stop_the_cli_before_any_work(tmp_path):
     from conftest import FAST, run_cli
 

@@ -77,7 +77,8 @@ def crossing(rhos: torch.Tensor, predicted: torch.Tensor) -> int:
 
 def tolerance_key(d: float) -> str:
     """The row name of tolerance `d` (points): `tol_<d:g>pp`. Two tolerances printed alike (0.1234567 and
-    0.1234568 are both 0.123457) would name one row, so PruningLimitConfig.check refuses them."""
+    0.1234568 are both 0.123457) would name one row, so PruningLimitConfig.check refuses them (it
+    formats the names the same way, without importing this module)."""
     return f"tol_{d:g}pp"
 
 

@@ -92,9 +92,9 @@ class PruningLimitConfig:
         tol = list(node.tolerances)
         if not all(isinstance(t, (int, float)) and math.isfinite(t) and t >= 0 for t in tol):
             raise ConfigError("metrics.pruning_limit.tolerances", tol, "a list of accuracy drops in points, each >= 0")
-        from ..analysis.limit import tolerance_key
-
-        names = [tolerance_key(t) for t in tol]
+        # the row names analysis/limit.py `tolerance_key` gives (tol_<d:g>pp), formatted here: importing
+        # prune_cli.analysis (torch, the Hessian code) would slow every command that only checks a config
+        names = [f"tol_{t:g}pp" for t in tol]
         if len(set(names)) != len(names):  # one row per name: a second tolerance of that name was lost without a word
             raise ConfigError(
                 "metrics.pruning_limit.tolerances",
