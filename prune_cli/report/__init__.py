@@ -167,7 +167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             )
             lost = table["seeds_lost"].fillna(0) > 0 if "seeds_lost" in table.columns else False
             # every point not inside, and those inside on the surviving seeds only (a seed's run failed)
-            for r in table[(table["status"] != "inside") | lost].fillna({"method": "any method", "note": ""}).itertuples():
+            shown = table[(table["status"] != "inside") | lost].astype({"method": object, "note": object})  # may be all NaN (float)
+            for r in shown.fillna({"method": "any method", "note": ""}).itertuples():
                 where = f"{r.method} at sparsity {r.sparsity:g} ({r.phase} {r.metric})"
                 if r.status == "ambiguous":
                     print(f"  {r.status}: {where}: {r.note}")
