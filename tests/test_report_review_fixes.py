@@ -181,3 +181,32 @@ def test_a_method_none_of_whose_runs_finished_has_a_line_beside_the_verdicts(tmp
         and x.endswith("not compared, no run finished: seed 0 (LayerCollapse), seed 1 did not finish")
         for x in lines
     ), lines
+
+
+def test_compare_by_names_a_run_left_out_for_its_config_as_left_out(tmp_path):
+    """--compare-by train.epochs: seed 2's run at 20 epochs completed but lost its config.yaml; the
+    verdict said "seed 2 of magnitude [train.epochs=10] has no run of magnitude [train.epochs=20] to
+    pair with", as if it had never run (the method comparisons already said "left out")."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        for epochs in (10, 20):
+            write_run(root, seed, "magnitude", 0.5, epochs, 0.8 + 0.01 * seed + epochs / 1000)
+    run = next(p for p in (root / "runs").iterdir() if "-seed2-" in p.name and "-e20-" in p.name)
+    (run / "config.yaml").unlink()
+    written = build_report(root, plots=False, compare_by="train.epochs")
+    (verdict,) = pd.read_csv(written["comparisons_by.csv"], keep_default_na=False)["verdict"]
+    assert "to pair with" not in verdict, verdict
+    assert verdict.endswith("left out: seed 2 of magnitude [train.epochs=20] left out (no config.yaml)"), verdict
+
+
+def test_a_staging_folder_named_with_a_pid_no_process_can_have_is_left_alone(tmp_path):
+    """A pid too large for the system call (os.kill raised OverflowError) stopped the report; such a
+    name cannot be a report's, and is left alone like every name that cannot be judged."""
+    from prune_cli.core import processes
+
+    root = _two_methods(tmp_path / "res")
+    out = tmp_path / "out"
+    odd = out / f".prune-report-{'9' * 20}@{processes.here()}@abc"
+    odd.mkdir(parents=True)
+    build_report(root, out, plots=False)
+    assert odd.is_dir() and (out / "summary.md").exists()

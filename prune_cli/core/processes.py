@@ -25,11 +25,13 @@ def here() -> str:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process with this pid runs here (another user's process counts: it runs)."""
+    """Whether a process with this pid runs here (another user's process counts: it runs). A pid the
+    system call cannot take (too large: OverflowError) is not judged: counted as running, so that what
+    carries it is left alone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError, ValueError):
         return True
     return True
