@@ -365,7 +365,14 @@ def _build(
     by_table = pd.DataFrame()
     if compare_by is not None:
         by_table = compare_methods(
-            metrics, metric=metric, split=compared, confidence=confidence, failed=failed, by=compare_by, unfinished=unfinished
+            metrics,
+            metric=metric,
+            split=compared,
+            confidence=confidence,
+            failed=failed,
+            by=compare_by,
+            unfinished=unfinished,
+            left_out=left_out,
         )
         if len(by_table):
             atomic_write_csv(by_table, out / "comparisons_by.csv")
