@@ -369,6 +369,19 @@ def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev
     return max(dev(name, at[name]) for name in names), at
 
 
+def balanced_options(structure: str, options, counts, scores, sctx) -> dict[str, int]:
+    """Per layer, the index into `options[name]` a structure that reaches only some counts keeps (block,
+    bcr): `balance_to_total` within the bounds method.sparsity_tolerance allows (`total_bounds`), and
+    `report_balance`'s warnings where there is more than one layer to balance."""
+    sizes = {name: s.numel() for name, s in scores.items()}
+    tolerance = method_tolerance(sctx.method)
+    bounds = total_bounds(sizes, counts, sctx.density, tolerance)
+    at = balance_to_total(options, counts, sizes, bounds)
+    if len(scores) > 1:
+        report_balance(structure, options, at, counts, sizes, bounds, tolerance)
+    return at
+
+
 def report_balance(structure: str, options, at, counts, sizes, bounds: tuple[int, int], tolerance: float) -> None:
     """Log once (a warning) the layers `balance_to_total` moved past their nearest reachable counts
     (the two that bracket the allocated count) and more than method.sparsity_tolerance from their

@@ -35,12 +35,9 @@ from ...core.checks import check
 from ..structure import (
     BlockShapeOptions,
     StructureContext,
-    balance_to_total,
+    balanced_options,
     block_view,
-    method_tolerance,
     register_structure,
-    report_balance,
-    total_bounds,
 )
 
 
@@ -160,12 +157,7 @@ def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, tor
         name: [n for n in torch.unique(_shape_counts(block_view(s, r, c), r, c)).tolist() if n > 0 or counts[name] == 0]
         for name, s in scores.items()
     }
-    sizes = {name: s.numel() for name, s in scores.items()}
-    tolerance = method_tolerance(sctx.method)
-    bounds = total_bounds(sizes, counts, sctx.density, tolerance)
-    at = balance_to_total(options, counts, sizes, bounds)
-    if len(scores) > 1:
-        report_balance("bcr", options, at, counts, sizes, bounds, tolerance)
+    at = balanced_options("bcr", options, counts, scores, sctx)
     return {
         name: bcr_layer(score, options[name][at[name]], r, c, sctx.method.group_norm, sctx.invert).contiguous()
         for name, score in scores.items()

@@ -8,13 +8,10 @@ import torch
 from ..structure import (
     BlockShapeOptions,
     StructureContext,
-    balance_to_total,
+    balanced_options,
     block_view,
     group_norm,
-    method_tolerance,
     register_structure,
-    report_balance,
-    total_bounds,
 )
 
 
@@ -46,13 +43,7 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
         order = torch.sort(key, descending=True, stable=True).indices
         options[name] = torch.cat([torch.zeros(1, dtype=torch.long), sizes[order].cumsum(0)]).tolist()
         plans[name] = (order, grid)
-    sizes = {name: s.numel() for name, s in scores.items()}
-    tolerance = method_tolerance(sctx.method)
-    # the number of top blocks per layer
-    bounds = total_bounds(sizes, counts, sctx.density, tolerance)
-    kept_blocks = balance_to_total(options, counts, sizes, bounds)
-    if len(scores) > 1:
-        report_balance("block", options, kept_blocks, counts, sizes, bounds, tolerance)
+    kept_blocks = balanced_options("block", options, counts, scores, sctx)  # the number of top blocks per layer
     out = {}
     for name, (order, grid) in plans.items():
         keep = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
