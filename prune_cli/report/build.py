@@ -348,32 +348,16 @@ def _build(
     }
     left_out = left_out_runs(root, list(why_left_out), why_left_out)
     family = "the method comparisons of this report" if compare_by is not None else ""
-    comparisons = compare_methods(
-        metrics,
-        baseline,
-        metric,
-        split=compared,
-        confidence=confidence,
-        failed=failed,
-        family=family,
-        unfinished=unfinished,
-        left_out=left_out,
-    )
+    # what the comparisons of methods and those of --compare-by's values share: the metric, the test level,
+    # and the seeds left out (failed, unfinished, left out for their config.yaml)
+    common = dict(metric=metric, split=compared, confidence=confidence, failed=failed, unfinished=unfinished, left_out=left_out)
+    comparisons = compare_methods(metrics, baseline, family=family, **common)
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")
         written["comparisons.csv"] = out / "comparisons.csv"
     by_table = pd.DataFrame()
     if compare_by is not None:
-        by_table = compare_methods(
-            metrics,
-            metric=metric,
-            split=compared,
-            confidence=confidence,
-            failed=failed,
-            by=compare_by,
-            unfinished=unfinished,
-            left_out=left_out,
-        )
+        by_table = compare_methods(metrics, by=compare_by, **common)
         if len(by_table):
             atomic_write_csv(by_table, out / "comparisons_by.csv")
             written["comparisons_by.csv"] = out / "comparisons_by.csv"
