@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from ..core.errors import PruneCliError
+from ..core.errors import ConfigError, PruneCliError
 from ..models.graph import LayerGraph
 from .registries import STRUCTURES
 
@@ -257,16 +257,27 @@ def reachable_totals(options, first, lo: int, hi: int) -> tuple[Optional[int], O
     """The largest total one option per layer (from `first[name]` on) reaches below lo and the smallest
     above hi (None where there is none), from the set of reachable totals kept as the bits of an
     integer; (None, None) where those totals span more than BITSET_SPAN."""
-    low = sum(options[name][first[name]] for name in options)
-    span = sum(options[name][-1] - options[name][first[name]] for name in options)
-    if span > BITSET_SPAN:
-        return None, None
+    found = reach_bits([options[name][first[name] :] for name in options])
+    return (None, None) if found is None else bits_beside(*found, lo, hi)
+
+
+def reach_bits(layer_options: list[list[int]]) -> Optional[tuple[int, int]]:
+    """(low, bits): the totals one option per layer reaches are low + i for each set bit i of `bits`
+    (options ascending); None where they span more than BITSET_SPAN."""
+    low = sum(opts[0] for opts in layer_options)
+    if sum(opts[-1] - opts[0] for opts in layer_options) > BITSET_SPAN:
+        return None
     reach = 1
-    for name, opts in options.items():
+    for opts in layer_options:
         step = 0
-        for v in opts[first[name] :]:
-            step |= reach << (v - opts[first[name]])
+        for v in opts:
+            step |= reach << (v - opts[0])
         reach = step
+    return low, reach
+
+
+def bits_beside(low: int, reach: int, lo: int, hi: int) -> tuple[Optional[int], Optional[int]]:
+    """Of the totals low + i (set bits i of `reach`): the largest below lo and the smallest above hi."""
     a = lo - low
     under = reach & ((1 << a) - 1) if a > 0 else 0
     b = max(hi - low + 1, 0)
@@ -274,6 +285,43 @@ def reachable_totals(options, first, lo: int, hi: int) -> tuple[Optional[int], O
     below = low + under.bit_length() - 1 if under else None
     above = low + b + (over & -over).bit_length() - 1 if over else None
     return below, above
+
+
+def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n: int, density: float, method: Any) -> None:
+    """Before the run (a structure's `check_density`): refuse a target that no kept total the structure
+    reaches meets within method.sparsity_tolerance, by the pruner's own comparison (pruner.check_masks),
+    naming the nearest reachable sparsities, instead of the pruner refusing it after dense training.
+    `reach` = (low, bits) (`reach_bits`): the totals reachable on these n weights, a superset where the
+    scores decide (a score-based allocation may empty a layer; block keeps whichever blocks score
+    best), so a target is refused only when no choice at all meets it. Not decided here, and left to
+    the pruner, where the allocation does not promise the exact total (the pruner then only warns) or
+    `reach` is None (totals spanning more than BITSET_SPAN)."""
+    from .registries import ALLOCATIONS
+
+    if reach is None or not n or not ALLOCATIONS.get(method.allocation).exact_total(method):
+        return
+    target, tolerance = round(n * density), float(method.sparsity_tolerance)
+
+    def accepted(kept: int) -> bool:  # exactly the pruner's comparison, in floating point
+        return abs((1.0 - kept / n) - (1.0 - target / n)) <= tolerance
+
+    lo = hi = target
+    while lo > 0 and accepted(lo - 1):
+        lo -= 1
+    while hi < n and accepted(hi + 1):
+        hi += 1
+    low, bits = reach
+    first = max(lo, low)
+    if hi >= first and (bits >> (first - low)) & ((1 << (hi - first + 1)) - 1):
+        return
+    nearest = " and ".join(f"{v:.6f}" for v in sorted(1.0 - t / n for t in bits_beside(low, bits, lo, hi) if t is not None))
+    raise ConfigError(
+        "sparsity",
+        round(1.0 - density, 12),
+        f"a sparsity that method.structure={structure} reaches within method.sparsity_tolerance={method.sparsity_tolerance} "
+        f"with method.block_shape={list(method.block_shape)} on these layers (known from their shapes before training): "
+        f"the nearest are {nearest or '(none)'}; or raise method.sparsity_tolerance",
+    )
 
 
 def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev):

@@ -24,6 +24,7 @@ A layer allocated any weight keeps at least one row x column per block, so the s
 exceed 1 - 1/(r * c) (checked before the run). Under a schedule that prunes more than once, a later
 event counts only the rows and columns earlier events kept (`_shape_counts`), so fewer totals are
 reachable; an intermediate target none reaches within method.sparsity_tolerance stops the run there.
+A run that prunes once is checked before any work (`check_bcr_density`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from ..structure import (
     StructureContext,
     balanced_options,
     block_view,
+    check_reachable_sparsity,
+    reach_bits,
     register_structure,
 )
 
@@ -132,10 +135,22 @@ def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", inv
     return mask.permute(0, 2, 1, 3).reshape(mask.shape[0] * r, mask.shape[1] * c)[:rows, :cols].reshape(score.shape)
 
 
+def check_bcr_density(model, selected: dict, method: DictConfig, density: float) -> None:
+    """Before a run that prunes once: the counts BCR reaches in a dense layer are a fact of its shape
+    (`_shape_counts`), so a target no choice of them meets within method.sparsity_tolerance is refused
+    now (`check_reachable_sparsity`) rather than by the pruner after dense training. Every layer may
+    keep 0 here: a score-based allocation may leave a layer nothing."""
+    r, c = (int(v) for v in method.block_shape)
+    options = [sorted(set(_shape_counts(block_view(torch.zeros(p.shape), r, c), r, c).flatten().tolist())) for p in selected.values()]
+    n = sum(p.numel() for p in selected.values())
+    check_reachable_sparsity("bcr", reach_bits(options) if options else None, n, density, method)
+
+
 @register_structure(
     "bcr",
     options=BlockShapeOptions,  # method.block_shape, method.group_norm
     check=check_bcr,
+    check_density=check_bcr_density,
     inexact_hint="BCR keeps the same number of rows and columns in every block of a layer, so a "
     "layer's kept count is a product kr * kc per block; pick a sparsity whose per-layer density is "
     "(kr * kc) / (r * c) for method.block_shape=[r, c], a larger block, or raise "

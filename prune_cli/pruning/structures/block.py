@@ -4,20 +4,52 @@
 from __future__ import annotations
 
 import torch
+from omegaconf import DictConfig
 
 from ..structure import (
+    BITSET_SPAN,
     BlockShapeOptions,
     StructureContext,
     balanced_options,
     block_view,
+    check_reachable_sparsity,
     group_norm,
     register_structure,
 )
 
 
+def subset_sums(sizes: torch.Tensor) -> tuple[int, int]:
+    """(0, bits): every total some subset of blocks of these sizes keeps is a set bit of `bits`. A
+    bounded knapsack over the few distinct block sizes (r x c and the smaller edge blocks), each size's
+    count split in powers of two, so it costs a few dozen shifts of an n-bit integer."""
+    reach = 1
+    for size, many in zip(*(t.tolist() for t in torch.unique(sizes, return_counts=True))):
+        piece = 1
+        while many > 0:
+            take = min(piece, many)
+            reach |= reach << (size * take)
+            many, piece = many - take, piece * 2
+    return 0, reach
+
+
+def check_block_density(model, selected: dict, method: DictConfig, density: float) -> None:
+    """Before a run that prunes once: a layer keeps whole blocks, so what all layers keep together is a
+    sum of block sizes (r x c, smaller at the edges), a fact of the shapes; a target that no subset of
+    the blocks meets within method.sparsity_tolerance is refused now (`check_reachable_sparsity`)
+    rather than by the pruner after dense training. Every subset counts (the scores decide which blocks
+    a layer keeps), so only a target no choice meets is refused."""
+    r, c = (int(v) for v in method.block_shape)
+    n = sum(p.numel() for p in selected.values())
+    if not n or n > BITSET_SPAN:
+        return
+    sizes = torch.cat([(~torch.isnan(block_view(torch.zeros(p.shape), r, c))).flatten(2).sum(-1).flatten() for p in selected.values()])
+    check_reachable_sparsity("block", subset_sums(sizes), n, density, method)
+
+
 @register_structure(
     "block",
     options=BlockShapeOptions,  # method.block_shape, method.group_norm
+    check_density=check_block_density,
     inexact_hint="Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are "
     "multiples of the block size, a smaller method.block_shape, or raise "
     "method.sparsity_tolerance.",

@@ -1,0 +1,121 @@
+"""Block and BCR targets that no kept total can meet are refused before the run (docs/allocation.md,
+"Block and BCR"): what a one-shot pruning event keeps is a fact of the layer shapes, so such a target
+used to train the dense model first and then fail in the pruner.
+
+The pre-run check is compared with brute force written here from the structures' definitions: BCR keeps
+kr rows x kc columns in every block (edge blocks min(kr, rows) x min(kc, cols)); block keeps any subset
+of whole blocks; the pruner accepts a kept total k of n weights when
+|(1 - k/n) - (1 - round(d n)/n)| <= method.sparsity_tolerance."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from prune_cli.core.errors import ConfigError
+from prune_cli.pruning.structures.bcr import check_bcr_density
+from prune_cli.pruning.structures.block import check_block_density
+from tests.conftest import FAST, run_cli
+
+
+def _block_sizes(rows: int, cols: int, r: int, c: int) -> list[int]:
+    """Sizes of the r x c blocks of a rows x cols matrix, cut from the top-left corner."""
+    return [min(r, rows - i) * min(c, cols - j) for i in range(0, rows, r) for j in range(0, cols, c)]
+
+
+def _bcr_counts(rows: int, cols: int, r: int, c: int) -> set[int]:
+    """Every count one layer keeps with kr rows x kc columns per block (0 <= kr <= r, 0 <= kc <= c)."""
+    out = set()
+    for kr in range(r + 1):
+        for kc in range(c + 1):
+            out.add(sum(min(kr, min(r, rows - i)) * min(kc, min(c, cols - j)) for i in range(0, rows, r) for j in range(0, cols, c)))
+    return out
+
+
+def _subset_totals(sizes: list[int]) -> set[int]:
+    totals = {0}
+    for s in sizes:
+        totals |= {t + s for t in totals}
+    return totals
+
+
+def _accepted(n: int, density: float, tolerance: float) -> set[int]:
+    target = round(n * density)
+    return {k for k in range(n + 1) if abs((1.0 - k / n) - (1.0 - target / n)) <= tolerance}
+
+
+def _refused(check, shapes, block, density, tolerance, allocation="layerwise", **more) -> bool:
+    selected = {f"l{i}.weight": torch.empty(s, device="meta") for i, s in enumerate(shapes)}
+    method = OmegaConf.create({"allocation": allocation, "sparsity_tolerance": tolerance, "block_shape": list(block), **more})
+    try:
+        check(None, selected, method, density)
+    except ConfigError:
+        return True
+    return False
+
+
+def _cases(seed: int, count: int):
+    rng = random.Random(seed)
+    for _ in range(count):
+        shapes = [(rng.randint(1, 9), rng.randint(1, 9)) for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.3:
+            shapes[0] = (rng.randint(1, 4), rng.randint(1, 3), 3)  # a convolution: its 2-D view is [out, in * 3]
+        block = (rng.randint(1, 4), rng.randint(1, 4))
+        if block[0] * block[1] < 2:
+            block = (2, block[1])
+        yield shapes, block, rng.uniform(0.05, 0.95), rng.choice([0.0, 0.001, 0.005, 0.02, 0.05])
+
+
+def _view(shape) -> tuple[int, int]:
+    return shape[0], math.prod(shape[1:])
+
+
+def test_bcr_precheck_refuses_exactly_the_targets_no_choice_of_shapes_meets():
+    refused_some = passed_some = False
+    for shapes, block, density, tolerance in _cases(0, 300):
+        per_layer = [_bcr_counts(*_view(s), *block) for s in shapes]
+        totals = {sum(choice) for choice in itertools.product(*per_layer)}
+        n = sum(math.prod(s) for s in shapes)
+        expected = not (totals & _accepted(n, density, tolerance))
+        assert _refused(check_bcr_density, shapes, block, density, tolerance) == expected, (shapes, block, density, tolerance)
+        refused_some |= expected
+        passed_some |= not expected
+    assert refused_some and passed_some
+
+
+def test_block_precheck_refuses_exactly_the_targets_no_subset_of_blocks_meets():
+    refused_some = passed_some = False
+    for shapes, block, density, tolerance in _cases(1, 300):
+        sizes = [s for shape in shapes for s in _block_sizes(*_view(shape), *block)]
+        n = sum(math.prod(s) for s in shapes)
+        expected = not (_subset_totals(sizes) & _accepted(n, density, tolerance))
+        assert _refused(check_block_density, shapes, block, density, tolerance) == expected, (shapes, block, density, tolerance)
+        refused_some |= expected
+        passed_some |= not expected
+    assert refused_some and passed_some
+
+
+@pytest.mark.parametrize("check", [check_bcr_density, check_block_density])
+def test_an_allocation_that_does_not_promise_the_total_is_left_to_the_pruner(check):
+    """The pruner only warns when the allocation does not promise the exact total (uniform_plus with
+    method.faithful_uniform_plus=true), so the pre-run pass must not refuse what the run would accept."""
+    assert _refused(check, [(4, 4)], (4, 4), 7 / 16, 0.0, allocation="uniform_plus", faithful_uniform_plus=False)
+    assert not _refused(check, [(4, 4)], (4, 4), 7 / 16, 0.0, allocation="uniform_plus", faithful_uniform_plus=True)
+
+
+def test_cli_refuses_an_unreachable_bcr_target_before_any_work(tmp_path):
+    """Before: dense training ran, then the pruner refused (exit 2 after the work, a results folder made).
+    Now: refused by the pre-run pass, naming the key, the value and the nearest reachable sparsities."""
+    results = tmp_path / "results"
+    args = FAST + ["method.structure=bcr", "method.block_shape=[4,4]", "sparsity=0.3", "method.sparsity_tolerance=0.001"]
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Invalid value for config key 'sparsity': 0.3" in proc.stderr
+    assert "the nearest are 0.297619 and 0.309524" in proc.stderr
+    assert not results.exists()
