@@ -119,3 +119,45 @@ def test_cli_refuses_an_unreachable_bcr_target_before_any_work(tmp_path):
     assert "Invalid value for config key 'sparsity': 0.3" in proc.stderr
     assert "the nearest are 0.297619 and 0.309524" in proc.stderr
     assert not results.exists()
+
+
+# ----------------------------------------------------------------------------- every pruning event
+
+CNN = [a for a in FAST if not a.startswith("model")] + ["model=cnn1d", "dataset.input_dim=40"]
+CHANNEL = ["method.structure=channel", "method.allocation=layerwise"]
+
+
+def test_an_iterative_waypoint_channel_cannot_reach_is_refused_before_any_work(tmp_path):
+    """schedule=iterative at 0.9 in 5 rounds first prunes to 1 - 0.1^(1/5) = 0.369043, which channel pruning
+    cannot reach on cnn1d (the one-shot run at that sparsity is refused with the same nearest values). It used
+    to train the dense model and fail in the pruner; now the pre-run pass names the event."""
+    waypoint = 1 - 0.1 ** (1 / 5)
+    results = tmp_path / "results"
+    proc = run_cli(CNN + CHANNEL + ["schedule=iterative", "sparsity=0.9"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "Invalid value for config key 'sparsity': 0.9" in proc.stderr
+    assert f"event 1 of 5 of schedule=iterative targets the intermediate sparsity {waypoint:.6f}" in proc.stderr
+    assert not results.exists()
+    nearest = proc.stderr.split("the nearest are ")[1].split(";")[0]
+    oneshot = run_cli(CNN + CHANNEL + [f"sparsity={waypoint:.6f}"], tmp_path / "oneshot", check=False)
+    assert oneshot.returncode == 2 and f"the nearest are {nearest};" in oneshot.stderr, oneshot.stderr
+
+
+def test_a_gradual_waypoint_channel_cannot_reach_is_refused_before_any_work(tmp_path):
+    """Gradual's events are Zhu & Gupta's curve over dense training's steps, known from the training split's
+    declared size: the second of its six events (0.468604) is out of channel pruning's reach."""
+    results = tmp_path / "results"
+    args = [a for a in CNN if not a.startswith("train.epochs")] + CHANNEL
+    proc = run_cli(args + ["schedule=gradual", "schedule.frequency=5", "train.epochs=4", "sparsity=0.9"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "event 2 of 6 of schedule=gradual targets the intermediate sparsity 0.468604" in proc.stderr
+    assert not results.exists()
+
+
+def test_a_gradual_event_the_pruner_refuses_is_named_as_an_intermediate_target(tmp_path):
+    """BCR's later events reach only sub-shapes of the earlier ones, so they are left to the pruner; its
+    message now says which gradual event missed (it used to give only the waypoint's sparsity)."""
+    args = [a for a in FAST if not a.startswith("train.epochs")] + ["method.structure=bcr", "method.block_shape=[4,4]"]
+    proc = run_cli(args + ["schedule=gradual", "schedule.frequency=2", "train.epochs=4", "sparsity=0.8"], tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pruning event 4 of 13 of schedule=gradual (an intermediate target on the way to sparsity=0.8)" in proc.stderr

@@ -343,18 +343,19 @@ class Experiment:
             config=self.cfg,
         )
 
-    def _step_prune(self, density: float) -> None:
+    def _step_prune(self, density: float, event: Optional[tuple[int, int]] = None) -> None:
         """Prune to `density` (fraction of the prunable weights kept). A target missed at an intermediate
         event of a multi-event schedule is named as such: the sparsity in the pruner's message is then the
-        schedule's waypoint, not one the user gave."""
+        schedule's waypoint, not one the user gave. `event`: (number, of how many) where the plan's
+        `Prune` steps do not count the events (gradual prunes inside one training step)."""
         try:
             self.masks = prune_to_density(self.model, density, self._prune_context())
         except PruneCliError as err:
-            events = sum(isinstance(s, Prune) for s in self.plan)
+            number, events = event or (self.rounds_done + 1, sum(isinstance(s, Prune) for s in self.plan))
             if type(err) is not PruneCliError or events < 2 or abs(density - (1.0 - self.cfg.sparsity)) < 1e-12:
                 raise
             raise PruneCliError(
-                f"pruning event {self.rounds_done + 1} of {events} of schedule={self.cfg.schedule.name} (an intermediate "
+                f"pruning event {number} of {events} of schedule={self.cfg.schedule.name} (an intermediate "
                 f"target on the way to sparsity={self.cfg.sparsity:g}): {err}"
             ) from err
         self._adopt_masks(self.masks, density)
@@ -469,10 +470,12 @@ class Experiment:
 
         targets = gradual_sparsity(schedule, self.cfg.sparsity, self.cfg.train.epochs * steps_per_epoch)
 
+        order = {step: i + 1 for i, step in enumerate(sorted(targets))}
+
         def on_step(step: int) -> Optional[Masks]:
             if step not in targets:
                 return None
-            self._step_prune(1.0 - targets[step])  # Zhu & Gupta's curve is written in sparsity
+            self._step_prune(1.0 - targets[step], (order[step], len(targets)))  # Zhu & Gupta's curve is written in sparsity
             self.record(f"step_{step}")
             return self.masks
 

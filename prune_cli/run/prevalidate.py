@@ -585,17 +585,17 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     checked = checked_model(cfg)
     if checked is None:
         return
-    from ..pruning import ALLOCATIONS, STRUCTURES, select_prunable
+    from ..pruning import ALLOCATIONS, select_prunable
 
     selected = select_prunable(checked.model, cfg.method)
     allocation = ALLOCATIONS.get(cfg.method.allocation)
     if allocation.check_density is not None and cfg.sparsity > 0:
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
-    structure = STRUCTURES.get(cfg.method.structure)
     schedule = schema_of(cfg, "schedule")
-    # with one pruning event, no earlier event shapes the last one
-    if structure.check_density is not None and cfg.sparsity > 0 and prunes_once(cfg, schedule) and prunes_to_sparsity(cfg, schedule):
-        structure.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
+    if cfg.sparsity > 0 and prunes_to_sparsity(cfg, schedule):
+        events = planned_event_sparsities(cfg, schedule)
+        if events is not None:  # gradual's events are known from the training split's size (check_data_sizes)
+            check_event_reach(cfg, checked.model, selected, events)
     total = sum(p.numel() for p in selected.values())
     if total and cfg.sparsity > 0 and prunes_to_sparsity(cfg, schedule):
         _check_no_layer_emptied(cfg, checked.model, selected, allocation)
@@ -607,6 +607,52 @@ def _check_model_against_data(cfg: DictConfig) -> None:
             f"a sparsity that keeps at least one of the {total} prunable weights (round((1 - sparsity) x {total}) >= 1, "
             f"below about {1 - 0.5 / total:.6g}), or method.allow_collapse=true",
         )
+
+
+def planned_event_sparsities(cfg: DictConfig, schedule: type) -> Optional[list[float]]:
+    """The target sparsity of each pruning event of the run, in order: the `Prune` steps of the
+    schedule's plan; [sparsity] for a schedule that prunes once without one (a training-time method's
+    final masks); None for a schedule whose events depend on the training split's size
+    (`event_sparsities(cfg, examples)`: gradual)."""
+    if hasattr(schedule, "event_sparsities"):
+        return None
+    from ..schedules import SCHEDULES
+    from ..schedules.steps import Prune
+
+    events = [1.0 - step.density for step in SCHEDULES.get(cfg.schedule.name)(cfg) if isinstance(step, Prune)]
+    return events or ([float(cfg.sparsity)] if prunes_once(cfg, schedule) else [])
+
+
+def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float]) -> None:
+    """Before any training: a structure whose kept totals are a fact of the layer shapes (its
+    `check_density`: channel, block, bcr, channel_group) refuses a pruning event's target it cannot
+    reach within method.sparsity_tolerance, naming the event when it is a schedule's intermediate
+    target (a sparsity the user never gave), instead of the pruner after dense training. Every event is
+    checked where the structure's reach does not depend on earlier masks (`reach_known_at_every_event`),
+    otherwise only a first event made in one scoring round (it prunes the dense model)."""
+    from ..pruning import STRUCTURES
+
+    structure = STRUCTURES.get(cfg.method.structure)
+    if structure.check_density is None:
+        return
+    for i, sparsity in enumerate(events):
+        if not structure.reach_known_at_every_event and (i > 0 or cfg.method.rounds > 1):
+            return
+        if sparsity <= 0:
+            continue
+        try:
+            structure.check_density(model, selected, cfg.method, 1.0 - sparsity)
+        except ConfigError as err:
+            if abs(sparsity - cfg.sparsity) < 1e-12:
+                raise
+            raise ConfigError(
+                "sparsity",
+                cfg.sparsity,
+                f"a sparsity whose every pruning event method.structure={cfg.method.structure} reaches: event {i + 1} of "
+                f"{len(events)} of schedule={cfg.schedule.name} targets the intermediate sparsity {sparsity:.6f} on the "
+                f"way to sparsity={cfg.sparsity:g} (known from the layer shapes before training), where the structure "
+                f"needs {err.allowed}; or fewer events",
+            ) from err
 
 
 def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) -> None:
@@ -696,6 +742,13 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None 
             hook = getattr(schema, "check_training_examples", None)
             if hook is not None:
                 hook(cfg, examples, exact)
+        if exact and hasattr(schedule, "event_sparsities") and cfg.sparsity > 0 and prunes_to_sparsity(cfg, schedule):
+            checked = checked_model(cfg)
+            if checked is not None:
+                from ..pruning import select_prunable
+
+                selected = select_prunable(checked.model, cfg.method)
+                check_event_reach(cfg, checked.model, selected, schedule.event_sparsities(cfg, examples))
         counts, exact = classes
         if cfg.data_pruning.name != "none":  # which examples the rule keeps is known once it has chosen
             counts, exact = [min(n, examples) for n in counts], False

@@ -30,6 +30,13 @@ class GradualScheduleConfig(ScheduleConfig):
         return False  # prunes many times during training
 
     @staticmethod
+    def event_sparsities(cfg: DictConfig, examples: int) -> list[float]:
+        """The target sparsity of each pruning event, in order, for `examples` training examples (the
+        pre-run pass checks a structure can reach each: prune_cli/run/prevalidate.py check_event_reach)."""
+        steps = cfg.train.epochs * -(-examples // cfg.train.batch_size)
+        return [sparsity for _, sparsity in sorted(gradual_sparsity(cfg.schedule, cfg.sparsity, steps).items())]
+
+    @staticmethod
     def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:
         """The events fit in dense training's optimizer steps, from the number of training examples
         (prune_cli/run/prevalidate.py check_data_sizes: as declared, `exact=False` for an upper bound,

@@ -154,7 +154,9 @@ def check_bcr_density(model, selected: dict, method: DictConfig, density: float)
     inexact_hint="BCR keeps the same number of rows and columns in every block of a layer, so a "
     "layer's kept count is a product kr * kc per block; pick a sparsity whose per-layer density is "
     "(kr * kc) / (r * c) for method.block_shape=[r, c], a larger block, or raise "
-    "method.sparsity_tolerance.",
+    "method.sparsity_tolerance. After an earlier pruning event or scoring round a layer reaches only "
+    "sub-shapes of the rows and columns it kept, so fewer totals are reachable: fewer events, "
+    "method.rounds=1 or a larger tolerance help there.",
 )
 def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """The allocation decides each layer's density; BCR reaches only the counts of its kr x kc shapes

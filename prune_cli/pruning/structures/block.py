@@ -50,6 +50,7 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
     "block",
     options=BlockShapeOptions,  # method.block_shape, method.group_norm
     check_density=check_block_density,
+    reach_known_at_every_event=True,
     inexact_hint="Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are "
     "multiples of the block size, a smaller method.block_shape, or raise "
     "method.sparsity_tolerance.",
