@@ -299,6 +299,15 @@ def test_a_sweep_over_results_dir_is_rejected(finished_results, tmp_path):
     assert "give results_dir once" in repeated and "-m results_dir" not in repeated
 
 
+@pytest.mark.parametrize("launchers", ["parallel,paralel", "parallel,slurm", "submitit_local,parallel", "glob(*)"])
+def test_a_sweep_over_the_launcher_is_rejected(finished_results, launchers):
+    """`-m hydra/launcher=parallel,paralel` ran the sweep with one launcher and dropped the other value, the
+    typo included, exit 0 (the audit of parallel launchers): Hydra refuses sweeps over its `hydra.*` keys
+    but not over its config groups."""
+    err = _rejected(["-m", *FAST, f"hydra/launcher={launchers}"], finished_results, "hydra/launcher")
+    assert "one option per sweep" in err and "run one sweep per option" in err
+
+
 SWEEPER_PARAMS = [
     # (overrides, the key named, the sweep to type instead). Before: OmegaConf's AttributeError traceback (the
     # first; hydra.sweeper.params is null until a config sets it) or Hydra's AssertionError traceback, exit 1.

@@ -17,6 +17,9 @@ one line and creates nothing (docs/robustness.md, "Bad input"):
 - a config group given something other than one option's name (`method=null`, `model=123`,
   `method=[magnitude,random]`, or such a value in a sweep): Hydra stops on null, numbers and booleans
   with a ValueError traceback, and composes a list as several options merged, the last one winning;
+- a sweep over a Hydra config group (`hydra/launcher=parallel,slurm`): Hydra runs the whole sweep with
+  one launcher and drops the other values, a misspelt one included (Hydra refuses sweeps over its
+  `hydra.*` keys, but not over its groups);
 - a sweep over `results_dir`: Hydra resolves the sweep's folder with the default results_dir, so the
   sweep's runs/multirun.yaml went to ./results (overwriting one there) while the runs went elsewhere;
 - a value for `hydra.sweeper.params` (a traceback inside Hydra when no preset sets it): a sweep on the
@@ -107,6 +110,13 @@ def check_overrides(args: list[str]) -> None:
             )
         _check_group_value(override, key, value)
         _check_not_sweeper_params(override, key, value)
+        if key.startswith("hydra/") and override.is_sweep_override():
+            raise ConfigError(
+                key,
+                value,
+                f"one option per sweep: Hydra runs the whole sweep with one {key.partition('/')[2]} and drops the other "
+                "values without a word (a misspelt one included); run one sweep per option",
+            )
         if key == "results_dir" and override.is_sweep_override():
             raise ConfigError(
                 key,
