@@ -307,7 +307,7 @@ def _prune_once(model, params, ctx: PruneContext, layers) -> Masks:
         if current is not None and name in current:
             s.masked_fill_(~current[name].to(s.device), float("-inf"))
     counts = ALLOCATIONS.get(method.allocation)(invert_scores(scores) if method.invert else scores, ctx.density, ctx)
-    sctx = StructureContext(method=method, layers=layers, density=ctx.density, invert=method.invert)
+    sctx = StructureContext(method=method, layers=layers, density=ctx.density, invert=method.invert, signed=score.signed(method))
     structured = STRUCTURES.get(method.structure).masks(scores, counts, score.selection(method), sctx)
     masks = {}
     for name in params:

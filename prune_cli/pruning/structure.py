@@ -42,6 +42,7 @@ class StructureContext:
     layers: LayerGraph  # every prunable layer of the model, forward order (prune_cli/models/graph.py)
     density: float  # target density of the selected weights
     invert: bool = False  # rank lowest scores first (the invert ablation)
+    signed: bool = False  # the scores can be negative (Score.signed): groups rank by their signed sum
 
 
 def column_mask(mask_units: torch.Tensor, next_weight_shape: torch.Size, factor: int) -> torch.Tensor:
@@ -102,17 +103,36 @@ def top_k_mask(score: torch.Tensor, k: int, invert: bool = False) -> torch.Tenso
     return mask.view_as(score)
 
 
-def group_norm(values: torch.Tensor, norm: str, dim: int = -1) -> torch.Tensor:
-    """L1 or L2 norm of the scores in each group; finite entries only, a fully pruned group = -inf."""
-    finite = torch.isfinite(values)
-    v = torch.where(finite, values, torch.zeros_like(values)).abs()
-    out = v.sum(dim) if norm == "l1" else v.pow(2).sum(dim).sqrt()
-    return torch.where(finite.any(dim), out, torch.full_like(out, float("-inf")))
+def group_terms(values: torch.Tensor, norm: str, signed: bool = False) -> torch.Tensor:
+    """What a group's score sums per entry: the score itself for signed scores (`Score.signed`), else
+    |score| (l1) or score^2 (l2, whose sum's root is the norm); padding (NaN) and already pruned (-inf)
+    entries give 0.
+
+    Signed scores (GraSP's (H g) w, Wang, Zhang & Grosse, ICLR 2020; undecayed with score_abs=false)
+    are first-order estimates of what removing a weight does, and such estimates add up: a group's
+    signed sum is its estimated effect, so a group of strongly negative scores (the weights GraSP removes
+    first) ranks lowest, where its |.| norm would rank it high and keep it. For scores >= 0 the signed
+    sum is the l1 norm, so nothing changes for them. An l2 norm has no signed counterpart: refused
+    before the run (`GroupNormOptions.check`)."""
+    finite = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+    if signed:
+        if norm != "l1":
+            raise PruneCliError(f"method.group_norm={norm} cannot rank signed scores; l1 ranks them by their signed sum")
+        return finite
+    return finite.abs() if norm == "l1" else finite.pow(2)
+
+
+def group_norm(values: torch.Tensor, norm: str, dim: int = -1, signed: bool = False) -> torch.Tensor:
+    """L1 or L2 norm of the scores in each group, or their signed sum for signed scores (`group_terms`);
+    finite entries only, a fully pruned group = -inf."""
+    v = group_terms(values, norm, signed).sum(dim)
+    out = v if signed or norm == "l1" else v.sqrt()
+    return torch.where(torch.isfinite(values).any(dim), out, torch.full_like(out, float("-inf")))
 
 
 def block_view(values: torch.Tensor, r: int, c: int) -> torch.Tensor:
     """[R, C, r, c]: the r x c blocks of a layer's 2-D view [out, in * kernel] (block and bcr
-    structures); edge blocks are padded with NaN, which `group_norm` counts as zero."""
+    structures); edge blocks are padded with NaN, which `group_norm` and `group_terms` count as zero."""
     w2 = values.reshape(values.shape[0], -1)
     rows, cols = w2.shape
     padded = F.pad(w2, (0, -cols % c, 0, -rows % r), value=float("nan"))
@@ -561,9 +581,22 @@ class GroupNormOptions:
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
-        from ..core.checks import choice
+        """One of l1, l2; and l1 where the method's scores can be negative (`Score.signed`, `group_terms`):
+        an l2 norm would rank a group of strongly negative scores (GraSP's first removals) high."""
+        from ..core.checks import check, choice
+        from .registries import SCORES
 
         choice(cfg, f"{key}.group_norm", {"l1", "l2"})
+        method = OmegaConf.select(cfg, key)
+        if method.group_norm == "l2" and method.score in SCORES and SCORES.get(method.score).signed(method):
+            check(
+                False,
+                f"{key}.group_norm",
+                "l2",
+                f"l1 with method.score={method.score}, whose scores can be negative: l1 ranks each unit, group or "
+                "block by the signed sum of its scores (its estimated effect), while an l2 norm would rank a group "
+                "of strongly negative scores high and keep it",
+            )
 
 
 @dataclass

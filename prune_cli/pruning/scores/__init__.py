@@ -18,6 +18,10 @@ def exact_selection(method: DictConfig) -> str:
     return "exact"
 
 
+def never_negative(method: DictConfig) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Score:
     fn: Callable
@@ -29,15 +33,26 @@ class Score:
     # Whether the survivors' scores are the same in every scoring round of one pruning event (|w|: the
     # weights do not change between rounds), so method.rounds > 1 ends with the one-round mask.
     same_every_round: bool = False
+    # Whether the method's scores can be negative (GraSP's (H g) w; undecayed with score_abs=false). The
+    # structures that rank groups of weights (channel, channel_group, block, bcr) then rank a group by
+    # the signed sum of its scores (a first-order estimate of removing it is additive, and a strongly
+    # negative group must rank low, not high as its |.| norm would), and method.group_norm=l2 is refused
+    # before the run (prune_cli/pruning/structure.py GroupNormOptions). False: every score is >= 0 (or
+    # -inf, already pruned), where the signed sum equals the l1 norm.
+    signed: Callable[[DictConfig], bool] = never_negative
 
 
 def register_score(
-    *names: str, selection: Callable[[DictConfig], str] = exact_selection, options: type = MethodConfig, same_every_round: bool = False
+    *names: str,
+    selection: Callable[[DictConfig], str] = exact_selection,
+    options: type = MethodConfig,
+    same_every_round: bool = False,
+    signed: Callable[[DictConfig], bool] = never_negative,
 ):
     from ..registries import SCORES
 
     def decorator(fn: Callable) -> Callable:
-        SCORES.register(*names)(Score(fn, selection, options, same_every_round))
+        SCORES.register(*names)(Score(fn, selection, options, same_every_round, signed))
         return fn
 
     return decorator

@@ -95,7 +95,13 @@ def balanced_batches(ctx, per_class: int, n_batches: int, seed: Optional[int]):
     return batches
 
 
-@register_score("grasp", options=GraspConfig)
+def grasp_signed(method) -> bool:
+    """GraSP's scores (H g) * w take either sign (Wang, Zhang & Grosse, ICLR 2020: removing a
+    weight can raise or lower the gradient norm); only `absolute=true` (graspabs) makes them |.| >= 0."""
+    return not getattr(method, "absolute", False)
+
+
+@register_score("grasp", options=GraspConfig, signed=grasp_signed)
 def grasp_scores(model, params, ctx):
     m = ctx.method
     names = [f"{n}.weight" for n, _ in model.prunable_layers()]

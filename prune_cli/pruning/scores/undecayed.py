@@ -33,7 +33,13 @@ class UndecayedConfig(DataScoreConfig):
             raise ConfigError("method.lam", lam, "a finite number >= 0 (usually equal to train.weight_decay)")
 
 
-@register_score("undecayed", options=UndecayedConfig)
+def undecayed_signed(method) -> bool:
+    """-w * g + lam * w^2 takes either sign; the paper ranks by its absolute value (score_abs=true, >= 0),
+    score_abs=false ranks by the signed value."""
+    return not getattr(method, "score_abs", True)
+
+
+@register_score("undecayed", options=UndecayedConfig, signed=undecayed_signed)
 def undecayed_scores(model, params, ctx):
     lam = float(ctx.method.lam)
     grads = weight_gradients(model, params, ctx, "undecayed")

@@ -14,11 +14,14 @@ Per layer: the allocation's count is rounded to a reachable one near it, the lay
 the total within method.sparsity_tolerance (`bcr` below). Rows versus columns: for a layer kept at count k, every shape (kr, kc) with
 0 <= kr <= r, 0 <= kc <= c is considered; the shapes whose kept count comes closest to k are the
 candidates, and among them the one keeping the largest total score (sum of |score| for
-`group_norm=l1`, of score^2 for `l2`: the quantities whose sums the group norms rank) wins; ties go
-to more rows. Inside a block a greedy chooses the lines: the kr rows with the largest group norms,
-then the kc columns with the largest sums over those rows, then rows over the kept columns, ...
-(each step is optimal given the other side), once starting from rows and once from columns, the
-better kept per block. This is exact when the scores are a rank-one product |s_ij| = a_i b_j;
+`group_norm=l1`, of score^2 for `l2`: the quantities whose sums the group norms rank; the signed sum
+of the scores where they can be negative, GraSP's (H g) w: Wang, Zhang & Grosse, ICLR 2020, so that
+rows and columns of strongly negative scores are removed first, `group_terms` in
+prune_cli/pruning/structure.py) wins; ties go to more rows. Inside a block a greedy chooses the
+lines: the kr rows with the largest group norms (signed sums), then the kc columns with the largest
+sums over those rows, then rows over the kept columns, ... (each step is optimal given the other
+side, also for signed sums), once starting from rows and once from columns, the better kept per
+block. This is exact when the scores are a rank-one product |s_ij| = a_i b_j;
 tests/test_bcr.py compares it with the enumerated optimum on small matrices (docs/speedup.md).
 A layer allocated any weight keeps at least one row x column per block, so the sparsity cannot
 exceed 1 - 1/(r * c) (checked before the run). Under a schedule that prunes more than once, a later
@@ -39,6 +42,7 @@ from ..structure import (
     balanced_options,
     block_view,
     check_reachable_sparsity,
+    group_terms,
     reach_bits,
     register_structure,
 )
@@ -110,13 +114,15 @@ def _shape_counts(blocks: torch.Tensor, r: int, c: int) -> torch.Tensor:
     return per_row @ per_col.T
 
 
-def bcr_layer(score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", invert: bool = False) -> torch.Tensor:
-    """The BCR mask of one layer keeping about k entries (see the module docstring)."""
+def bcr_layer(
+    score: torch.Tensor, k: int, r: int, c: int, norm: str = "l1", invert: bool = False, signed: bool = False
+) -> torch.Tensor:
+    """The BCR mask of one layer keeping about k entries (see the module docstring); `signed`: the
+    scores can be negative, and shapes, rows and columns are chosen by signed sums (`group_terms`)."""
     blocks = block_view(score, r, c)
     real = ~torch.isnan(blocks)
     alive = torch.isfinite(blocks)  # neither padding nor already pruned (-inf)
-    value = torch.where(alive, blocks, torch.zeros_like(blocks)).abs()
-    value = value if norm == "l1" else value.pow(2)
+    value = group_terms(blocks, norm, signed)  # |s|, s^2 or the signed s; padding and pruned entries 0
     kept = _shape_counts(blocks, r, c)
     gap = (kept - k).abs()
     sign = -1.0 if invert else 1.0
@@ -176,6 +182,6 @@ def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, tor
     }
     at = balanced_options("bcr", options, counts, scores, sctx)
     return {
-        name: bcr_layer(score, options[name][at[name]], r, c, sctx.method.group_norm, sctx.invert).contiguous()
+        name: bcr_layer(score, options[name][at[name]], r, c, sctx.method.group_norm, sctx.invert, sctx.signed).contiguous()
         for name, score in scores.items()
     }

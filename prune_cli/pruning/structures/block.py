@@ -57,7 +57,8 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
 )
 def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Whole r x c blocks of the 2-D view [out, in * kernel], ranked by the L1/L2 norm of their
-    scores; edge blocks may be smaller. Each layer keeps its top blocks, as many as bring it nearest
+    scores, or by their signed sum where the scores can be negative (GraSP: `group_terms`,
+    prune_cli/pruning/structure.py); edge blocks may be smaller. Each layer keeps its top blocks, as many as bring it nearest
     its allocated count, chosen with the other layers' so that the total stays within
     method.sparsity_tolerance of the target and the largest per-layer density deviation is the smallest
     possible (`balance_to_total`, prune_cli/pruning/structure.py, as for `bcr`): the allocation decides
@@ -71,7 +72,7 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
         grid = blocks.shape[:2]
         blocks = blocks.flatten(2)
         sizes = (~torch.isnan(blocks)).sum(-1).flatten()
-        gscore = group_norm(blocks, norm).flatten()  # padding (NaN) and pruned (-inf) entries count 0
+        gscore = group_norm(blocks, norm, signed=sctx.signed).flatten()  # padding (NaN) and pruned (-inf) entries count 0
         key = torch.where(torch.isneginf(gscore), gscore, -gscore) if sctx.invert else gscore
         order = torch.sort(key, descending=True, stable=True).indices
         options[name] = torch.cat([torch.zeros(1, dtype=torch.long), sizes[order].cumsum(0)]).tolist()

@@ -109,8 +109,9 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
 )
 def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
     """Remove whole output units of every pruned hidden layer, ranked by the L1/L2 norm of their
-    scores (with magnitude scores: the filter norm of Li et al. 2017) over the input columns the
-    previous layer left alive, and mask the next layer's input columns of each removed unit. The
+    scores (with magnitude scores: the filter norm of Li et al. 2017), or by their signed sum where
+    the scores can be negative (GraSP: `group_terms`, prune_cli/pruning/structure.py), over the input
+    columns the previous layer left alive, and mask the next layer's input columns of each removed unit. The
     classifier keeps its rows (they are the classes).
 
     All hidden layers keep the same fraction q of their units; q is the value whose total kept
@@ -133,11 +134,11 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
         w = scores[n]
         # a unit an earlier pruning event removed (its row all -inf) stays the lowest-ranked, also under
         # invert, once the columns below give it finite zeros
-        removed = torch.isneginf(group_norm(w.flatten(1), norm))
+        removed = torch.isneginf(group_norm(w.flatten(1), norm, signed=sctx.signed))
         p = prev_of.get(n)
         if p is not None:
             w = w.masked_fill(~column_mask(unit_masks[p], w.shape, layers[p].factor).to(w.device), 0.0)
-        g = group_norm(w.flatten(1), norm).masked_fill(removed, float("-inf"))
+        g = group_norm(w.flatten(1), norm, signed=sctx.signed).masked_fill(removed, float("-inf"))
         key = torch.where(torch.isneginf(g), g, -g) if sctx.invert else g
         keep = torch.zeros(layers[n].units, dtype=torch.bool)
         keep[torch.sort(key, descending=True, stable=True).indices[: units[n]].cpu()] = True

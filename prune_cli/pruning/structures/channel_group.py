@@ -20,7 +20,10 @@ when no layer reads it).
 Scores. A group's score aggregates the method's per-weight scores over every weight it touches
 (its producers' rows and its readers' columns; a weight at the crossing of two groups counts in
 both, one lying in the row and the column of the same group once): the sum of |score| for
-`method.group_norm=l1`, of score^2 for `l2`. Already pruned weights (-inf) add nothing; a group
+`method.group_norm=l1`, of score^2 for `l2`; where the scores can be negative (GraSP's (H g) w,
+Wang, Zhang & Grosse, ICLR 2020), the signed sum of the scores (`group_terms`,
+prune_cli/pruning/structure.py: a group of strongly negative scores ranks low, not high as its
+|.| norm would; l2 is refused). Already pruned weights (-inf) add nothing; a group
 with no weight left ranks below every other.
 
 Selection, by allocation (both end at the kept weight count closest to the allocation's total;
@@ -31,7 +34,7 @@ ties keep more):
   `method.structure=channel`. The channels of one such scope touch the same number of weights, so
   the largest sums keep the most score.
 - `global`: all prunable groups in one ranking by their sum divided by the number of weights they
-  touch (mean |score| or mean score^2 per weight): groups cost different numbers of weights (a
+  touch (mean |score|, score^2 or signed score per weight): groups cost different numbers of weights (a
   residual channel spans ten layers of ResNet-20, a chain channel two), and removing the lowest
   score per weight first is the greedy that keeps the most score for the weight budget.
 Other allocations fix per-layer counts that coupled groups cannot follow: refused before the run.
@@ -56,7 +59,7 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import ChannelFlow, ChannelFlowError, channel_flow
-from ..structure import GroupNormOptions, StructureContext, register_structure
+from ..structure import GroupNormOptions, StructureContext, group_terms, register_structure
 
 log = logging.getLogger(__name__)
 
@@ -135,21 +138,23 @@ def _per_channel(t: torch.Tensor, layer: GroupLayer) -> torch.Tensor:
 @dataclass
 class _Scored:
     layer: GroupLayer
-    value: torch.Tensor  # [out, input channels] float64: summed |score| or score^2
+    value: torch.Tensor  # [out, input channels] float64: summed |score|, score^2 or the signed score
     alive: torch.Tensor  # [out, input channels] float64: weights not yet pruned
 
 
-def group_sums(groups: ChannelGroups, scores: dict[str, torch.Tensor], norm: str) -> tuple[torch.Tensor, torch.Tensor, list]:
-    """Per group: the sum of |score| (l1) or score^2 (l2) over every weight it touches, and the
-    number of those weights still alive (finite score); and the per-layer tables for counting."""
+def group_sums(
+    groups: ChannelGroups, scores: dict[str, torch.Tensor], norm: str, signed: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Per group: the sum of |score| (l1) or score^2 (l2) over every weight it touches, or of the
+    score itself where scores can be negative (`signed`, `group_terms`), and the number of those
+    weights still alive (finite score); and the per-layer tables for counting."""
     total = torch.zeros(len(groups), dtype=torch.float64)
     count = torch.zeros(len(groups), dtype=torch.float64)
     scored = []
     for layer in groups.layers:
         s = scores[layer.name].detach().double().cpu()
         finite = torch.isfinite(s)
-        v = torch.where(finite, s, torch.zeros_like(s)).abs()
-        v = v if norm == "l1" else v.pow(2)
+        v = group_terms(s, norm, signed)
         entry = _Scored(layer, _per_channel(v, layer), _per_channel(finite.double(), layer))
         scored.append(entry)
         for acc, table in ((total, entry.value), (count, entry.alive)):
@@ -364,7 +369,7 @@ def channel_group(scores, counts, selection: str, sctx: StructureContext) -> dic
     method = sctx.method
     # from the pruner's trace of the model (its LayerGraph), not a second one
     groups = channel_groups(_flow_or_refuse(sctx.layers.channel_flow), {n: s.shape for n, s in scores.items()})
-    total, count, scored = group_sums(groups, scores, method.group_norm)
+    total, count, scored = group_sums(groups, scores, method.group_norm, sctx.signed)
     keep = select(groups, total, count, scored, sum(counts.values()), method.allocation, sctx.invert)
     log.info(
         "channel_group: %d of %d prunable channels kept (%d channels fixed: reach the output or touch an excluded layer)",
