@@ -245,7 +245,7 @@ def test_l2_with_a_signed_score_is_refused_by_the_cli_before_any_work(tmp_path):
 )
 def test_l2_with_a_signed_score_is_refused_by_the_prerun_checks(overrides):
     with pytest.raises(ConfigError) as err:
-        validate(composed(*FAST, *overrides, "method.group_norm=l2"))
+        validate(composed(*FAST, *overrides, "method.group_norm=l2", "sparsity=0.5", "method.sparsity_tolerance=0.1"))
     assert err.value.key == "method.group_norm" and err.value.value == "l2"
     assert "l1" in err.value.allowed
 
