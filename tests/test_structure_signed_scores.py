@@ -303,3 +303,46 @@ def test_magnitude_bcr_keeps_the_largest_sum_of_magnitudes():
     mask = pruned(model, 0.75, structure="bcr", block_shape=[4, 4], exclude_classifier=True)["net.1.weight"]
     _, expected = bcr_optimum(model.net[1].weight.detach().abs(), 4)
     assert torch.equal(mask, expected)
+
+
+# --------------------------------------------------------------------------- the scores' declarations
+
+
+def test_each_score_declares_truthfully_whether_it_can_be_negative():
+    """GraSP's (H g) w and undecayed's -w g + lam w^2 take either sign; graspabs and undecayed's default
+    |.| do not; every other score is >= 0 (|w|, |w g|, |dR/dtheta theta|, U(0,1), squared LAP energies,
+    greedy-forward's row ranks plus |w|)."""
+    from omegaconf import OmegaConf
+
+    def signed(name: str, **options) -> bool:
+        return SCORES.get(name).signed(OmegaConf.create({"score": name, **options}))
+
+    assert signed("grasp", absolute=False) and not signed("grasp", absolute=True)
+    assert signed("undecayed", score_abs=False) and not signed("undecayed", score_abs=True)
+    others = [
+        "gp",
+        "gradient_magnitude",
+        "lookahead",
+        "snip",
+        "synflow",
+        "random",
+        "greedy_forward",
+        "mp_global_normalize",
+        "magnitude",
+    ]
+    assert not any(signed(name) for name in others)
+
+
+def test_an_undecayed_signed_run_ranks_blocks_by_signed_sums(monkeypatch):
+    """The pruner reads the declaration from the score: undecayed with score_abs=false ranks by signed sums."""
+    torch.manual_seed(0)
+    model = MLP(8, [8], 4)
+    scores = hand_scores(model, 4, {"net.1.weight": [("row", 0), ("row", 1)]})
+    entry = dataclasses.replace(SCORES.get("undecayed"), fn=lambda model, params, ctx: {n: scores[n].clone() for n in params})
+    monkeypatch.setitem(SCORES._entries, "undecayed", entry)
+    method = {"name": "undecayed", "score": "undecayed", "lam": 0.0, "structure": "block", "block_shape": [2, 2]}
+    masks = pruned(model, 0.5, **method, score_abs=False, sparsity_tolerance=0.1)
+    first = block_sums(masks["net.1.weight"].float(), 2, 2)
+    assert not first[:4].any()
+    kept = set(torch.nonzero(first == 4).flatten().tolist())
+    assert kept == top(block_sums(scores["net.1.weight"], 2, 2), len(kept))
