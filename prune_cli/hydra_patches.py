@@ -49,7 +49,7 @@ from .run.composition_errors import (
     yaml_error,
 )
 from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
-from .run.unused_options import reject_unused_overrides, sweep_unused
+from .run.unused_options import jobs_unused, reject_unused_overrides, sweep_duplicates, sweep_unused
 from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
 from .sweep_lifecycle import (
     _SWEEP_JOBS,
@@ -200,10 +200,15 @@ def _validate_every_sweep_job_first() -> None:
                 listed.append(f"... and {len(rejected) - len(listed)} more")
             head = f"{len(rejected)} of {len(jobs)} jobs of the sweep rejected; no job ran"
             raise _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
-        unused = sweep_unused([(overrides, job) for overrides, job, _ in valid])  # an override no job reads; one that
+        pairs = [(overrides, job) for overrides, job, _ in valid]
+        per_job = jobs_unused(pairs)
+        unused = sweep_unused(pairs, per_job)  # an override no job reads; one that
         if unused:  # some jobs read is noted in the others' logs
             lines = [one.message().replace("in this run", f"in any of the sweep's {len(jobs)} jobs") for one in unused]
             raise _CompositionRejected(SweepRejected("no job ran:\n  " + "\n  ".join(lines)))
+        twice = sweep_duplicates(pairs, per_job)
+        if twice:
+            raise _CompositionRejected(SweepRejected(f"no job ran: {twice}"))
         try:
             check_sweep_directories([(swept, job) for _, job, swept in valid])  # one run per directory
         except PruneCliError as err:

@@ -12,7 +12,7 @@ a preset's comments as its documentation):
   override): a dead key misleads the reader and changes only the run id (and the dense-cache key when
   dense training reads its group). A key that some jobs of the
   sweep read and others do not (a method option under a method sweep) is kept, as a sweep's override
-  is (`sweep_unused`).
+  is (`sweep_unused`), and no two jobs are one experiment under two run ids (`sweep_duplicates`).
 - docs/report.md's table of presets has a row for each, and the exact region counts docs/regions.md
   gives for the region_bound preset fit the exact counter's budget of hidden units.
 """
@@ -131,7 +131,7 @@ def check_command(preset: str, args: list[str], folder: Path) -> None:
     point), and no override of it does nothing (in every job of a sweep), as prune-run checks it."""
     from prune_cli.core.accel import CHECKS_THIS_MACHINE
     from prune_cli.run.prevalidate import validate
-    from prune_cli.run.unused_options import sweep_unused, unused_overrides
+    from prune_cli.run.unused_options import jobs_unused, sweep_duplicates, sweep_unused, unused_overrides
 
     assert f"+experiment={preset}" in args, args  # a command of this preset
     sweep, jobs = sweep_jobs(preset, _files_for(preset, args, folder), skip_seeds=True)
@@ -148,7 +148,9 @@ def check_command(preset: str, args: list[str], folder: Path) -> None:
         assert cfg.name == preset
         checked.append((job, cfg))
     if sweep:
-        assert [u.message() for u in sweep_unused(checked)] == []
+        per_job = jobs_unused(checked)
+        assert [u.message() for u in sweep_unused(checked, per_job)] == []
+        assert sweep_duplicates(checked, per_job) is None  # no experiment twice under two run ids
     else:
         [(job, cfg)] = checked
         assert [u.message() for u in unused_overrides(cfg, job) if u.error] == []

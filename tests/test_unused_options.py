@@ -127,6 +127,26 @@ def test_a_sweep_override_that_no_job_reads_stops_the_sweep_before_any_job(finis
     assert snapshot(finished_results) == before
 
 
+@pytest.mark.parametrize(
+    "swept, idle",
+    [
+        (["metrics.ntk.enabled=true,false", "metrics.ntk.num_inputs=8,16"], "metrics.ntk.num_inputs"),
+        (["metrics.regions.enabled=true,false", "metrics.regions.segments=4,6"], "metrics.regions.segments"),
+        (["method.structure=unstructured,block", "method.block_shape=[2,2],[4,4]", "sparsity=0.5"], "method.block_shape"),
+    ],
+)
+def test_a_sweep_whose_jobs_repeat_one_experiment_under_two_run_ids_stops_before_any_job(finished_results, swept, idle):
+    """The audit of parallel launchers: the two jobs with the NTK metric disabled computed the same experiment
+    under two run ids (a disabled built-in metric's node stays in the run id), both appended their rows to the
+    shared tables, and prune-report counted one seed. Jobs whose overrides differ only in keys idle in both are
+    one experiment; with two run ids the sweep is refused."""
+    before = snapshot(finished_results)
+    proc = run_cli(["-m", *FAST, *swept], finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "are the same experiment under two run ids" in proc.stderr and f"({idle}: " in proc.stderr
+    assert snapshot(finished_results) == before
+
+
 def test_a_sweep_override_some_jobs_read_runs_and_the_others_say_so_in_their_logs(tmp_path):
     """global ignores erk_power and at_init never fine-tunes: both are notes in the job's log, not errors."""
     results = tmp_path / "r"

@@ -370,17 +370,24 @@ SINGLE_RUN_LAUNCHER = (
 )
 
 
-def sweep_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[UnusedOverride]:
+def jobs_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[list[UnusedOverride]]:
+    """Each job's unused overrides (`unused_overrides`), for `sweep_unused` and `sweep_duplicates`."""
+    return [unused_overrides(job, overrides) for overrides, job in jobs]
+
+
+def sweep_unused(jobs: list[tuple[list[str], DictConfig]], per_job: list[list[UnusedOverride]] | None = None) -> list[UnusedOverride]:
     """The error-level unused overrides of a sweep: those of an override key that no job uses
-    (`jobs`: each job's overrides and its validated config). One entry per key."""
+    (`jobs`: each job's overrides and its validated config; `per_job`: `jobs_unused(jobs)` when
+    computed already). One entry per key."""
     given: dict[str, int] = {}
     unused: dict[str, list[tuple[str, UnusedOverride]]] = {}
     common = set.intersection(*(set(o) for o, _ in jobs)) if len(jobs) > 1 else set()
-    for overrides, job in jobs:
+    per_job = jobs_unused(jobs) if per_job is None else per_job
+    for (overrides, job), found in zip(jobs, per_job):
         for key, _ in _parsed(overrides):
             given[key] = given.get(key, 0) + 1
         label = " ".join(o for o in overrides if o not in common)  # what tells this job apart
-        for one in unused_overrides(job, overrides):
+        for one in found:
             if one.error:
                 unused.setdefault(one.key, []).append((label, one))
     found = []
@@ -396,3 +403,31 @@ def sweep_unused(jobs: list[tuple[list[str], DictConfig]]) -> list[UnusedOverrid
             first = dataclasses.replace(first, why=why)
         found.append(first)
     return found
+
+
+def sweep_duplicates(jobs: list[tuple[list[str], DictConfig]], per_job: list[list[UnusedOverride]]) -> str | None:
+    """Why the sweep would run one experiment twice, or None: two jobs whose overrides differ only in
+    keys that do nothing in either (`-m metrics.ntk.enabled=true,false metrics.ntk.num_inputs=8,16`: the
+    two jobs without the NTK metric) but whose run ids differ, because a disabled built-in metric's node
+    stays in the run id (prune_cli/core/identity.py, so that run ids from before metric plugins are kept).
+    Each would be computed and append its rows to the shared tables, and prune-report would count the
+    experiment's seed twice. Jobs that share a run id run once (the second finds the run complete)."""
+    from ..core.identity import run_id
+
+    common = set.intersection(*(set(o) for o, _ in jobs)) if len(jobs) > 1 else set()
+    seen: dict[tuple[str, ...], tuple[str, str]] = {}
+    for (overrides, job), found in zip(jobs, per_job):
+        idle = {one.key for one in found if one.error}
+        acting = tuple(sorted(f"{key}={value}" for key, value in _parsed(overrides) if key not in idle))
+        rid, label = run_id(job), " ".join(o for o in overrides if o not in common)
+        if acting not in seen:
+            seen[acting] = (rid, label)
+            continue
+        if seen[acting][0] != rid:
+            why = "; ".join(dict.fromkeys(f"{one.key}: {one.why}" for one in found if one.error))
+            return (
+                f"the jobs '{seen[acting][1]}' and '{label}' are the same experiment under two run ids ({why}), so it "
+                "would be computed twice and its seed counted twice by prune-report; sweep those options only in jobs "
+                "where they act (e.g. one sweep with the option's values, another without it)"
+            )
+    return None
