@@ -272,15 +272,20 @@ class SweepSummary(Callback):
         signum = sweep_stop.stopped_by()
         sweep_stop.restore_signals()
         _SWEEP_JOBS.clear()  # copies no launcher asked for (a sweeper that does not check its batches)
-        _MULTIRUN_YAML.clear()  # the sweep ran: its multirun.yaml stays
-        _LAUNCHER.clear()
         _CLUSTER.clear()  # the launcher returned: every job it submitted has ended
         path = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
-        if not path or not Path(path).exists():
+        lines = sweep_record.outcomes(path) if path and Path(path).exists() else None
+        stopping = lines is not None and sweep_record.stopping(path)
+        if lines is not None:
+            sweep_record.remove(path)
+        if (stopping or signum is not None) and not any(x["status"] not in ("skipped", "not-started") for x in lines or []):
+            # stopped before its first run: the results folder as the sweep found it (an earlier sweep's
+            # multirun.yaml back, the folders this sweep made removed; docs/robustness.md)
+            _undo_sweep_start()
+        _MULTIRUN_YAML.clear()  # the sweep ran: its multirun.yaml stays
+        _LAUNCHER.clear()
+        if lines is None:
             return
-        lines = sweep_record.outcomes(path)
-        stopping = sweep_record.stopping(path)
-        sweep_record.remove(path)
         if stopping or signum is not None:
             _report_stopped_sweep(lines, signum)
         failed = [x for x in lines if x["status"] not in ("completed", "skipped")]
