@@ -6,7 +6,8 @@ prune-run's one-line message, without its table.
 Each case runs in a process of its own, forked from one driver process that has imported torch and
 pandas once (a new interpreter per case would spend most of this file's time importing torch): the
 child sets sys.argv, sends its stdout and stderr to files and runs the script as `__main__`
-(runpy), as `python scripts/NAME.py ARGS` does, in an empty working folder of its own."""
+(runpy), as `python scripts/NAME.py ARGS` does, in an empty working folder of its own. The Python
+scripts' --help and bench_speedup.py's refusal of a structure it cannot measure run in the same driver."""
 
 from __future__ import annotations
 
@@ -174,6 +175,17 @@ PRUNE_RUN_REFUSES = [
         "sparsity",
     ),
 ]
+# --help: the usage and exit 0, nothing on stderr, nothing created (no work started)
+PYTHON_SCRIPTS = ["scaling_depth_analysis.py", "bench_analysis.py", "ntk_random.py"]
+HELP = [(script, ["--help"], f"usage: {script} [-h]") for script in PYTHON_SCRIPTS]
+# an unknown --structures name, or one of the other mode's, left an empty table: a pandas KeyError
+# ('measured_speedup') after the start-up, instead of a message naming it
+STRUCTURES = [
+    ("bench_speedup.py", ["--quick", "--structures", "block 4x4"], "block 4x4"),
+    ("bench_speedup.py", ["--quick", "--structures", "channel_group"], "channel_group"),  # a convnet structure only
+    ("bench_speedup.py", ["--convnets", "--structures", "nm"], "nm"),  # an MLP structure only
+]
+DRIVEN = CASES + PRUNE_RUN_REFUSES + HELP + STRUCTURES
 # modules preloaded by the driver before it forks (what most scripts import at the top)
 PRELOAD = [
     "torch",
@@ -235,7 +247,7 @@ def outcomes(tmp_path_factory):
     """{case id: (exit status, stdout, stderr, what the working folder holds afterwards)}."""
     root = tmp_path_factory.mktemp("script_arguments")
     cases = []
-    for i, (script, args, _) in enumerate(CASES + PRUNE_RUN_REFUSES):
+    for i, (script, args, _) in enumerate(DRIVEN):
         cwd = root / f"case{i}"
         (cwd / "EMPTY").mkdir(parents=True)
         cases.append({"script": script, "args": args, "cwd": str(cwd), "out": str(root / f"{i}.out"), "err": str(root / f"{i}.err")})
@@ -250,7 +262,7 @@ def outcomes(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     codes = json.loads(proc.stdout.splitlines()[-1])
     found = {}
-    for case, code, cid in zip(cases, codes, _ids(CASES + PRUNE_RUN_REFUSES)):
+    for case, code, cid in zip(cases, codes, _ids(DRIVEN)):
         cwd = case["cwd"]
         left = sorted(str(p.relative_to(cwd)) for p in Path(cwd).rglob("*"))
         found[cid] = (code, open(case["out"]).read(), open(case["err"]).read(), left)
@@ -273,6 +285,21 @@ def test_a_value_prune_run_refuses_stops_the_script_with_its_status(outcomes, sc
     assert "Traceback" not in err and code == 2, err[-2000:]
     assert err.splitlines()[-1].startswith("prune-run: error: ") and named in err.splitlines()[-1], err
     assert "accuracy" not in out and left == ["EMPTY"], (out, left)  # no table, no results folder
+
+
+@pytest.mark.parametrize("script, args, usage", HELP, ids=_ids(HELP))
+def test_python_script_help(outcomes, script, args, usage):
+    code, out, err, left = outcomes[_ids([(script, args, usage)])[0]]
+    assert (code, err) == (0, "")
+    assert out.startswith(usage)
+    assert left == ["EMPTY"], left
+
+
+@pytest.mark.parametrize("script, args, named", STRUCTURES, ids=_ids(STRUCTURES))
+def test_bench_speedup_refuses_a_structure_it_cannot_measure(outcomes, script, args, named):
+    code, out, err, left = outcomes[_ids([(script, args, named)])[0]]
+    assert code != 0 and "KeyError" not in err
+    assert f"--structures {named}: not one of" in err, err[-1000:]
 
 
 def test_results_module_help(monkeypatch, capsys):

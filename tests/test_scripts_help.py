@@ -1,13 +1,14 @@
-"""Every script answers -h/--help with its usage and exit 0, without starting any work; a shell
-script refuses a first argument that starts with `-` (it used to take `--help` for the results folder
-and start a sweep into a folder named `--help`). The shell scripts run here with PYTHON set to a
-stand-in that only leaves a marker file, so a script that would start prune-run is caught at once."""
+"""Every shell script answers -h/--help with its usage and exit 0, without starting any work, and
+refuses a first argument that starts with `-` (it used to take `--help` for the results folder and
+start a sweep into a folder named `--help`). The shell scripts run here with PYTHON set to a
+stand-in that only leaves a marker file, so a script that would start prune-run is caught at once.
+The Python scripts' --help, and bench_speedup.py's refusal of a structure it cannot measure, run in
+tests/test_script_arguments.py's driver (one interpreter for many cases)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -18,7 +19,6 @@ SHELL = {
     "scaling_law_mnist1d.sh": "usage: [PRESET=NAME] scripts/scaling_law_mnist1d.sh [RESULTS_DIR]",
     "gpu_check.sh": "usage: [PYTHON=PATH] [GPU_CHECK_OUT=DIR] scripts/gpu_check.sh",
 }
-PYTHON_SCRIPTS = ["scaling_depth_analysis.py", "bench_analysis.py", "ntk_random.py"]
 
 
 def _shell(tmp_path, script: str, *args: str) -> tuple[subprocess.CompletedProcess, bool]:
@@ -61,44 +61,6 @@ def test_shell_script_refuses_an_argument_after_the_results_folder(tmp_path, scr
     expected = f"{script}: unexpected argument {extra} (the only argument is RESULTS_DIR); " + SHELL[script]
     assert proc.stdout == "" and proc.stderr.splitlines()[-1] == expected
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fake-python"]
-
-
-@pytest.mark.parametrize("script", PYTHON_SCRIPTS)
-def test_python_script_help(tmp_path, script):
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / script), "--help"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert (proc.returncode, proc.stderr) == (0, "")
-    assert proc.stdout.startswith(f"usage: {script} [-h]")
-    assert not any(tmp_path.iterdir())
-
-
-@pytest.mark.parametrize(
-    "args, named",
-    [
-        (["--quick", "--structures", "block 4x4"], "block 4x4"),
-        (["--quick", "--structures", "channel_group"], "channel_group"),  # a convnet structure only
-        (["--convnets", "--structures", "nm"], "nm"),  # an MLP structure only
-    ],
-)
-def test_bench_speedup_refuses_a_structure_it_cannot_measure(args, named):
-    """An unknown --structures name, or one of the other mode's, left an empty table: a pandas KeyError
-    ('measured_speedup') after the start-up, instead of a message naming it."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "bench_speedup.py"), *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode != 0 and "KeyError" not in proc.stderr
-    assert f"--structures {named}: not one of" in proc.stderr, proc.stderr[-1000:]
 
 
 @pytest.mark.parametrize("code, fits", [(0, True), (1, True), (2, False), (130, False)])
