@@ -663,17 +663,16 @@ def test_a_waiting_process_whose_lock_comes_free_after_a_stop_signal_does_not_ta
     assert not (tmp_path / "results" / "runs" / "r" / "state.pt").exists()
 
 
-def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path, monkeypatch):
+def test_a_checkpoint_temporary_file_left_by_a_kill_is_removed_on_resume(tmp_path):
     """A kill between writing state.pt's temporary file and renaming it left `.state.pt.<pid>.tmp` in the
     run directory for good, one full-size copy per kill (resume audit). The process that takes the run
     over (it holds the run's lock, so no other process writes there) removes such leftovers."""
     results = tmp_path / "results"
-    monkeypatch.setenv("PRUNE_CLI_CRASH_AT", "checkpoint-write")
-    killed = run_cli([*FAST], results, check=False, separate_process=True)
-    assert killed.returncode == -9, killed.stderr[-2000:]
+    killed = _start([*FAST], results, **{crashpoints.ENV: "checkpoint-write"})
+    _, err = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, err[-2000:]
     [run_dir] = (results / "runs").iterdir()
     assert list(run_dir.glob(".state.pt.*.tmp")), sorted(p.name for p in run_dir.iterdir())
-    monkeypatch.delenv("PRUNE_CLI_CRASH_AT")
     run_cli([*FAST], results)
     assert (run_dir / "COMPLETE").exists()
     assert not list(run_dir.glob(".*.tmp")), sorted(p.name for p in run_dir.iterdir())
