@@ -24,10 +24,15 @@ from test_report_experiments import write_run
 
 REPO = Path(__file__).resolve().parents[1]
 
-# A report whose last step (report.html) waits until it is signalled: it says so in `ready` first.
+# A report whose last step (report.html) waits until it is signalled: it says so in `ready` first. It starts
+# as from a terminal, SIGTERM and SIGHUP at their defaults and unblocked, whatever this process inherited: under
+# `nohup pytest` SIGHUP is ignored, and the report rightly leaves an ignored signal alone (nothing to stop it).
 _BLOCKED = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+for signum in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(signum, signal.SIG_DFL)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGHUP})
 from prune_cli.report import build as b, main
 def blocked(*args, **kwargs):
     Path(sys.argv[3]).write_text("ready")
