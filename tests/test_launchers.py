@@ -479,8 +479,9 @@ def test_a_parallel_sweep_whose_workers_are_killed_names_the_unfinished_runs_and
     """The OOM killer takes a joblib worker (here: every run SIGKILLs itself just before COMPLETE): joblib
     stops the whole sweep. The jobs had started, so their directories and multirun.yaml stay (the
     launcher-failure clean-up must not treat them as a sweep that never ran); one message says the
-    launcher stopped the sweep, names each run that did not finish and how to resume; the same command
-    then finishes them, each run's rows once."""
+    launcher stopped the sweep, names each run that did not finish and how to resume; running them again
+    finishes them, each run's rows once (with the basic launcher in this process: what is checked here is
+    what the killed workers left; a parallel resume is test_a_stop_signal_to_a_parallel_sweep...'s)."""
     pytest.importorskip(JOBLIB, reason=NEEDS)
     results = tmp_path / "results"
     args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1"]
@@ -497,8 +498,7 @@ def test_a_parallel_sweep_whose_workers_are_killed_names_the_unfinished_runs_and
     assert "run the same command again" in err
     assert (results / "runs" / "multirun.yaml").is_file() and not (results / ".sweeps").exists()
     monkeypatch.delenv("PRUNE_CLI_CRASH_AT")
-    run_cli(args, results)
-    get_reusable_executor().shutdown(wait=True)
+    run_cli(["-m", *FAST, "seed=0,1"], results)
     _check_shared_rows(results, 2)
 
 
@@ -685,8 +685,8 @@ def test_a_parallel_sweep_killed_with_sigkill_stops_its_workers_jobs_at_a_safe_p
     pytest.importorskip(JOBLIB, reason=NEEDS)
     results = tmp_path / "results"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    command = [sys.executable, "-m", "prune_cli.cli", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST]
-    command += ["seed=0,1", f"results_dir={results}"]
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *FAST, "seed=0,1"]
+    command = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results}"]
     proc = start_held_sweep(command, tmp_path, env, results, output=subprocess.DEVNULL)
     workers = _children(proc.pid)
     assert workers and proc.poll() is None
@@ -699,7 +699,11 @@ def test_a_parallel_sweep_killed_with_sigkill_stops_its_workers_jobs_at_a_safe_p
         assert (run / "state.pt").exists() and not (run / "COMPLETE").exists()
         assert "stopped" in (run / "prune-run.log").read_text()
 
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    # the same command, in this process (its joblib workers are processes of their own either way)
+    resumed = run_cli(args, results, check=False)
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)  # joblib keeps its workers for reuse; this test is done with them
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
     _check_shared_rows(results, 2)

@@ -97,7 +97,6 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     their next safe point with their checkpoint, and the sweep ends with the usual summary."""
     import os
     import signal
-    import subprocess
     import sys
     import time
     from pathlib import Path
@@ -107,7 +106,8 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
         pytest.skip("reads the process tree from /proc")
     results = tmp_path / "results"
     local = ["hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j"]
-    command = [sys.executable, "-m", "prune_cli.cli", "-m", *local, *FAST, "seed=0,1", f"results_dir={results}"]
+    args = ["-m", *local, *FAST, "seed=0,1"]
+    command = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     proc = start_held_sweep(command, tmp_path, env, results)
     below = _descendants(proc.pid)
@@ -128,7 +128,7 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     assert not [p for p in below if _alive(p)], "the sweep's job processes outlived it"
     assert not (results / "runs.csv").exists()  # no job went on to append its rows
 
-    resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    resumed = run_cli(args, results, check=False)  # the same command, in this process (submitit's jobs are processes of their own)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
 
