@@ -113,32 +113,6 @@ def test_slurm_launcher_maps_config_to_sbatch(tmp_path, monkeypatch):
     assert captured["args"][0] == (["sparsity=0.5"], ["sparsity=0.8"])  # one array task per run
 
 
-def test_joblib_sweep_with_two_workers(tmp_path):
-    pytest.importorskip(JOBLIB, reason=NEEDS)
-    results = tmp_path / "results"
-    proc = run_cli(
-        [
-            "-m",
-            "hydra/launcher=parallel",
-            "hydra.launcher.n_jobs=2",
-            "+hydra.job.env_set.OMP_NUM_THREADS='2'",  # parallel.yaml sets none: threads=auto takes the per-job share
-            *FAST,
-            "sparsity=0.5,0.8",
-        ],
-        results,
-        # in this process: joblib's workers are new processes anyway (their thread settings are checked below)
-    )
-    from joblib.externals.loky import get_reusable_executor
-
-    get_reusable_executor().shutdown(wait=True)  # joblib keeps its workers for reuse; this test is done with them
-    assert "n_jobs': 2" in proc.stdout + proc.stderr or "n_jobs=2" in proc.stdout + proc.stderr
-    runs = _complete_runs(results)
-    assert len(runs) == 2
-    for run_dir in runs:  # the per-job thread setting reached torch inside each worker (run_cli exports 1)
-        assert "torch intra-op threads: 2 (OMP_NUM_THREADS" in (run_dir / "prune-run.log").read_text()  # a note beyond the share
-    _check_shared_rows(results, 2)
-
-
 def test_submitit_local_sweep_of_two_runs(tmp_path):
     pytest.importorskip(SUBMITIT, reason=NEEDS)
     results = tmp_path / "results"
@@ -503,20 +477,31 @@ def test_a_parallel_sweep_whose_workers_are_killed_names_the_unfinished_runs_and
 
 
 def test_a_parallel_sweep_over_an_outside_plugin_s_options(tmp_path, monkeypatch):
-    """`-m hydra/launcher=parallel plugins=[lab.taylor] method=taylor,magnitude`: the joblib workers compose
+    """A joblib sweep with two workers: both runs complete, each one's rows once in the shared tables, and the
+    per-job thread setting (hydra.job.env_set) reaches torch inside each worker.
+
+    `-m hydra/launcher=parallel plugins=[lab.taylor] method=taylor,magnitude`: the joblib workers compose
     their job before prune-run's task function runs, and only the launching process had indexed the
     command line's plugin modules, so every job was rejected ('method': 'taylor' is not one of ...)
-    and the sweep ran nothing; the default launcher worked. The workers now index them at start."""
+    and the sweep ran nothing; the default launcher worked. The workers now index them at start.
+    (One sweep for both: the joblib sweep with two workers was a test of its own, which cost a second sweep.)"""
     pytest.importorskip(JOBLIB, reason=NEEDS)
     from test_plugins import _write_lab
 
     root = _write_lab(tmp_path / "src")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), *filter(None, [os.environ.get("PYTHONPATH")])]))
     results = tmp_path / "results"
-    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "plugins=[lab.taylor]", *FAST, "method=taylor,magnitude"]
+    args = ["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "plugins=[lab.taylor]"]
+    args += ["+hydra.job.env_set.OMP_NUM_THREADS='2'", *FAST, "method=taylor,magnitude"]  # parallel.yaml sets none
     proc = run_cli(args, results, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert {pd.read_csv(d / "metrics.csv").method.iloc[0] for d in _complete_runs(results)} == {"taylor", "magnitude"}
+    assert "n_jobs': 2" in proc.stdout + proc.stderr or "n_jobs=2" in proc.stdout + proc.stderr
+    runs = _complete_runs(results)
+    assert len(runs) == 2
+    assert {pd.read_csv(d / "metrics.csv").method.iloc[0] for d in runs} == {"taylor", "magnitude"}
+    for run_dir in runs:  # the per-job thread setting reached torch inside each worker (run_cli exports 1)
+        assert "torch intra-op threads: 2 (OMP_NUM_THREADS" in (run_dir / "prune-run.log").read_text()  # a note beyond the share
+    _check_shared_rows(results, 2)
 
 
 def test_a_skipped_job_leaves_a_run_another_process_is_working_on(tmp_path):
