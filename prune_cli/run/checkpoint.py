@@ -111,6 +111,8 @@ def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
         if progress.hook:  # a training-time method's state (prune_cli/train_hooks.py); absent otherwise
             state["progress"]["hook"] = progress.hook
     atomic_torch_save(state, exp.run_dir / STATE_FILE, crash_point="checkpoint-write")
+    if exp.dense_partial is not None and progress is not None:  # training a dense-cache entry's model under its lock
+        exp.dense_partial.keep_partial(exp.run_dir / STATE_FILE)
     crashpoints.hold("checkpoint-saved")
 
 
@@ -202,3 +204,43 @@ def load(exp: Experiment) -> bool:
         p = state["progress"]
         exp.progress = TrainProgress(extra["progress_epoch"], p["optimizer"], p["generator"], p.get("hook", {}))
     return True
+
+
+def adopt_dense_progress(exp: Experiment, path, keep: tuple[int, ...], own: int) -> Optional[tuple[str, int]]:
+    """Continue `exp`'s dense training from `path`, a dense-cache entry's partial training: the checkpoint
+    of another run with the same dense key (so the same data, model, training config, seed and code),
+    written while it trained the entry's model under its lock (dense_cache.py `keep_partial`). Takes what
+    the run itself would resume its dense step from: weights, initial weights, optimizer, batch-order and
+    global random streams, the dense history rows and the rewind states `keep` asks for. Returns (the run
+    id that wrote it, its epochs done); None, changing nothing, when it holds no more than the `own` epochs
+    of `exp`'s checkpoint; raises ValueError saying why it cannot be used, before changing anything."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        extra = json.loads(state["json"])
+        epoch, plan, index = extra["progress_epoch"], state["plan"], state["step_index"]
+        progress = TrainProgress(
+            epoch, state["progress"]["optimizer"], state["progress"]["generator"], state["progress"].get("hook", {})
+        )
+        streams = {**state.get("global_rng", {}), "torch": state["torch_rng"]}
+        generator, history = state["generator"], [r for r in extra["history"] if r["phase"] == "dense"]
+        rewind = {int(k): v for k, v in state["rewind_states"].items()}
+    except Exception as err:  # noqa: BLE001 - a deleted, truncated or foreign file: the dense model is trained here
+        raise ValueError(f"it is unreadable ({unreadable_reason(err)})") from err
+    if not isinstance(epoch, int) or not (0 <= index < len(plan)) or not str(plan[index]).startswith("Dense("):
+        raise ValueError("it is not a checkpoint taken during dense training")
+    if epoch <= own:
+        return None
+    missing = [e for e in keep if e <= epoch and e not in rewind]
+    if missing:
+        raise ValueError(f"it lacks the weights of rewind epoch {missing[0]} (its run kept other rewind epochs)")
+    unfit = _unfit(exp.model, state)
+    if unfit is not None:
+        raise ValueError(f"it does not fit this code's model ({unfit})")
+    exp.model.load_state_dict(state["model"])
+    exp.generator.set_state(generator)
+    random_streams.restore(streams)
+    exp.init_state = state["init_state"]
+    exp.rewind_states = {e: rewind[e] for e in keep if e in rewind}
+    exp.history = [r for r in exp.history if r["phase"] != "dense"] + history
+    exp.progress = progress
+    return str(extra.get("context", {}).get("run_id")), epoch

@@ -8,6 +8,11 @@ so parallel runs wait for the first instead of training twice; every file is wri
 and `COMPLETE` (naming the run that trained it) is written last. An entry that cannot be read, or whose
 own `config.json` describes another model than its key (an entry copied under another key), is moved
 aside with a warning naming it and why, and the model is trained again.
+
+While a run trains an entry's dense model under its lock, each of its checkpoints is also linked into the
+entry as `partial.pt` (`keep_partial`), so whichever run next takes the lock resumes that training
+instead of starting at epoch 1 (a sweep stopped while one run trained and another waited); storing the
+entry removes it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -41,6 +47,7 @@ log = logging.getLogger(__name__)
 DENSE_KEYS = ("dataset", "model", "train", "seed")
 COMPLETE = "COMPLETE"
 TRAINED_WITH = "trained_with.json"  # how the entry was trained beyond its key (torch threads)
+PARTIAL = "partial.pt"  # the checkpoint of the run last training the entry's dense model under its lock
 
 
 @functools.lru_cache(maxsize=1)
@@ -195,6 +202,26 @@ class DenseCache:
         atomic_write_text(self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads()}))
         sync_files(self.path)  # the entry's files on disk before the marker that vouches for them
         atomic_write_text(self.path / COMPLETE, run_id + "\n", durable=True)  # written last: the entry is complete
+        (self.path / PARTIAL).unlink(missing_ok=True)  # the training it held is finished
+
+    def keep_partial(self, state_file: Path) -> None:
+        """Make `state_file`, the checkpoint a run holding the lock just wrote while training this entry's
+        dense model, the entry's partial training: a hard link (no copy; the run's next checkpoint is a
+        new file, so the link keeps this one) where both folders share a file system, else a copy;
+        renamed into place, so a kill leaves the previous one or this one whole."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{PARTIAL}.{os.getpid()}.tmp"
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(state_file, tmp)
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(state_file, tmp)
+        os.replace(tmp, self.path / PARTIAL)
+
+    def partial(self) -> Optional[Path]:
+        """The entry's partial training (a run's checkpoint, `keep_partial`), or None."""
+        path = self.path / PARTIAL
+        return path if path.is_file() else None
 
     def trained_with_threads(self) -> Optional[int]:
         """The torch intra-op thread count the entry's model was trained with (None: not recorded, an

@@ -117,6 +117,8 @@ class Experiment:
         self.provenance = results.provenance(self.device)
         self.step_index = 0
         self.progress: Optional[TrainProgress] = None  # set while resuming a half-finished training step
+        # the dense-cache entry whose model this run trains under its lock: each checkpoint is its partial training
+        self.dense_partial: Optional[DenseCache] = None
         # "field: then -> now" where a process that ran this run before this one's resume ran other code
         # (results.earlier_code_differences): a dense model it partly trained is not stored in the cache
         self.other_code: list[str] = []
@@ -290,7 +292,13 @@ class Experiment:
                             "was" if len(stale) == 1 else "were",
                             stale[0],
                         )
-                    self._train("dense", self.cfg.train, keep_epochs=keep)
+                    self._resume_partial_dense(cache, keep)
+                    # another code's epochs in this run's own progress: its checkpoints are not the entry's
+                    self.dense_partial = None if self.other_code else cache
+                    try:
+                        self._train("dense", self.cfg.train, keep_epochs=keep)
+                    finally:
+                        self.dense_partial = None
                     self.context["dense_cache"] = "miss"
                     if resumed and self.other_code:  # a model partly trained by other code is not this key's
                         log.warning(
@@ -315,6 +323,32 @@ class Experiment:
         # generator so that the two never replay each other's draws.
         self.generator.manual_seed(derived_seed(self.cfg.seed, "after-dense"))
         random_streams.seed_all(derived_seed(self.cfg.seed, "after-dense-global-streams"))
+
+    def _resume_partial_dense(self, cache: DenseCache, keep: tuple[int, ...]) -> None:
+        """Continue the entry's partial training (a run with this dense key stopped while training it under
+        the lock) where it is further along than this run's own; one that cannot be used is named and ignored."""
+        path = cache.partial()
+        own = self.progress.epoch if self.progress is not None else 0
+        if path is None:
+            return
+        try:
+            adopted = checkpoint.adopt_dense_progress(self, path, keep, own)
+        except ValueError as err:  # a stale or damaged partial training costs only its epochs
+            log.warning("dense cache: ignoring the partial dense training %s: %s", path, err)
+            return
+        if adopted is None:
+            return  # this run's own checkpoint is as far along (the partial training is its own, say)
+        by, epoch = adopted
+        log.info(
+            "dense cache: resuming the dense training that run %s left in %s at epoch %d of %d (this run's own "
+            "checkpoint had %d): training from epoch %d",
+            by,
+            path,
+            epoch,
+            self.cfg.train.epochs,
+            own,
+            epoch + 1,
+        )
 
     def _say_if_trained_with_other_threads(self, cache: DenseCache) -> None:
         threads, here = cache.trained_with_threads(), torch.get_num_threads()
