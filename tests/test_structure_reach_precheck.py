@@ -68,7 +68,7 @@ def _cases(seed: int, count: int):
         block = (rng.randint(1, 4), rng.randint(1, 4))
         if block[0] * block[1] < 2:
             block = (2, block[1])
-        yield shapes, block, rng.uniform(0.05, 0.95), rng.choice([0.0, 0.001, 0.005, 0.02, 0.05])
+        yield shapes, block, rng.uniform(0.05, 0.95), rng.choice([0.0, 0.001, 0.005, 0.02, 0.05, 0.3, 1.0])
 
 
 def _view(shape) -> tuple[int, int]:
@@ -161,3 +161,35 @@ def test_a_gradual_event_the_pruner_refuses_is_named_as_an_intermediate_target(t
     proc = run_cli(args + ["schedule=gradual", "schedule.frequency=2", "train.epochs=4", "sparsity=0.8"], tmp_path / "r", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "pruning event 4 of 13 of schedule=gradual (an intermediate target on the way to sparsity=0.8)" in proc.stderr
+
+
+def test_a_gradual_schedule_s_first_event_that_prunes_is_checked_for_bcr(tmp_path):
+    """Gradual's first event is at initial_sparsity=0 and prunes nothing, so its second is the first on the
+    dense model: BCR's reach is known there (the review found it left to the pruner, after dense training,
+    because the zero event used up the first-event check)."""
+    results = tmp_path / "results"
+    args = FAST + ["method.structure=bcr", "method.block_shape=[4,4]", "method.allocation=layerwise", "schedule=gradual"]
+    proc = run_cli(args + ["schedule.frequency=3", "sparsity=0.5", "method.sparsity_tolerance=0"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "event 2 of 5 of schedule=gradual targets the intermediate sparsity 0.307663" in proc.stderr
+    assert not results.exists()
+
+
+def test_the_reach_is_computed_once_for_all_events():
+    """The pre-run pass checks every pruning event's target (gradual: hundreds): the reachable totals are
+    computed once per layer shapes and block, not per event (the review measured 36 s for 627 events)."""
+    from prune_cli.pruning.structures import block as block_module
+
+    block_module._block_reach.cache_clear()
+    for i in range(50):
+        _refused(check_block_density, [(16, 12), (10, 16)], (4, 4), 0.05 + i * 0.018, 0.005)
+    assert block_module._block_reach.cache_info().misses == 1
+
+
+def test_a_group_sweep_of_one_value_is_not_refused():
+    """Only a sweep over a Hydra config group with several values drops some; `choice(parallel)` has one."""
+    from prune_cli.run.override_checks import check_overrides
+
+    check_overrides(["-m", "hydra/launcher=choice(parallel)"])
+    with pytest.raises(ConfigError, match="one option per sweep"):
+        check_overrides(["-m", "hydra/launcher=choice(parallel,basic)"])

@@ -133,6 +133,8 @@ def test_a_sweep_override_that_no_job_reads_stops_the_sweep_before_any_job(finis
         (["metrics.ntk.enabled=true,false", "metrics.ntk.num_inputs=8,16"], "metrics.ntk.num_inputs"),
         (["metrics.regions.enabled=true,false", "metrics.regions.segments=4,6"], "metrics.regions.segments"),
         (["method.structure=unstructured,block", "method.block_shape=[2,2],[4,4]", "sparsity=0.5"], "method.block_shape"),
+        # a note-level idle key (the review): finetune.* under a schedule that never fine-tunes
+        (["schedule=gradual", "finetune.lr=0.1,0.01"], "finetune.lr"),
     ],
 )
 def test_a_sweep_whose_jobs_repeat_one_experiment_under_two_run_ids_stops_before_any_job(finished_results, swept, idle):
@@ -143,7 +145,7 @@ def test_a_sweep_whose_jobs_repeat_one_experiment_under_two_run_ids_stops_before
     before = snapshot(finished_results)
     proc = run_cli(["-m", *FAST, *swept], finished_results, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert "are the same experiment under two run ids" in proc.stderr and f"({idle}: " in proc.stderr
+    assert "are the same experiment under two run ids" in proc.stderr and f"{idle}: " in proc.stderr
     assert snapshot(finished_results) == before
 
 

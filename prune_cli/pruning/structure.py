@@ -325,11 +325,14 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
     def accepted(kept: int) -> bool:  # exactly the pruner's comparison, in floating point
         return abs((1.0 - kept / n) - (1.0 - target / n)) <= tolerance
 
-    lo = hi = target
-    while lo > 0 and accepted(lo - 1):
-        lo -= 1
-    while hi < n and accepted(hi + 1):
-        hi += 1
+    # the accepted counts are those within about tolerance * n of the target: start just outside that
+    # span and step in (floating point decides the last count or two), not one count at a time from it
+    slack = math.floor(tolerance * n) + 2
+    lo, hi = max(target - slack, 0), min(target + slack, n)
+    while lo < target and not accepted(lo):
+        lo += 1
+    while hi > target and not accepted(hi):
+        hi -= 1
     low, bits = reach
     first = max(lo, low)
     if hi >= first and (bits >> (first - low)) & ((1 << (hi - first + 1)) - 1):

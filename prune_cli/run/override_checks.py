@@ -110,7 +110,7 @@ def check_overrides(args: list[str]) -> None:
             )
         _check_group_value(override, key, value)
         _check_not_sweeper_params(override, key, value)
-        if key.startswith("hydra/") and override.is_sweep_override():
+        if key.startswith("hydra/") and override.is_sweep_override() and not _one_choice(override):
             raise ConfigError(
                 key,
                 value,
@@ -147,6 +147,14 @@ def check_overrides(args: list[str]) -> None:
                     + ("" if one == "results_dir" else f" (a sweep over values is -m {one}=a,b)"),
                 )
             seen[one] = (text, as_text, as_value)
+
+
+def _one_choice(override) -> bool:
+    """A sweep of a single value (`choice(parallel)`): nothing for Hydra to drop."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    given = override.value()
+    return isinstance(given, ChoiceSweep) and len(given.list) == 1
 
 
 SWEEPER_PARAMS = "hydra.sweeper.params"

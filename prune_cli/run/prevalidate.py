@@ -635,11 +635,13 @@ def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float
     structure = STRUCTURES.get(cfg.method.structure)
     if structure.check_density is None:
         return
+    pruned_before = False  # an event at sparsity 0 (gradual's first, initial_sparsity=0) prunes nothing
     for i, sparsity in enumerate(events):
-        if not structure.reach_known_at_every_event and (i > 0 or cfg.method.rounds > 1):
-            return
         if sparsity <= 0:
             continue
+        if not structure.reach_known_at_every_event and (pruned_before or cfg.method.rounds > 1):
+            return
+        pruned_before = True
         try:
             structure.check_density(model, selected, cfg.method, 1.0 - sparsity)
         except ConfigError as err:

@@ -417,14 +417,14 @@ def sweep_duplicates(jobs: list[tuple[list[str], DictConfig]], per_job: list[lis
     common = set.intersection(*(set(o) for o, _ in jobs)) if len(jobs) > 1 else set()
     seen: dict[tuple[str, ...], tuple[str, str]] = {}
     for (overrides, job), found in zip(jobs, per_job):
-        idle = {one.key for one in found if one.error}
+        idle = {one.key for one in found}  # notes too (finetune.* under a schedule that never fine-tunes)
         acting = tuple(sorted(f"{key}={value}" for key, value in _parsed(overrides) if key not in idle))
         rid, label = run_id(job), " ".join(o for o in overrides if o not in common)
         if acting not in seen:
             seen[acting] = (rid, label)
             continue
         if seen[acting][0] != rid:
-            why = "; ".join(dict.fromkeys(f"{one.key}: {one.why}" for one in found if one.error))
+            why = "; ".join(dict.fromkeys(f"{one.key}: {one.why}" for one in found))
             return (
                 f"the jobs '{seen[acting][1]}' and '{label}' are the same experiment under two run ids ({why}), so it "
                 "would be computed twice and its seed counted twice by prune-report; sweep those options only in jobs "

@@ -32,6 +32,8 @@ A run that prunes once is checked before any work (`check_bcr_density`).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from omegaconf import DictConfig
 
@@ -147,9 +149,16 @@ def check_bcr_density(model, selected: dict, method: DictConfig, density: float)
     now (`check_reachable_sparsity`) rather than by the pruner after dense training. Every layer may
     keep 0 here: a score-based allocation may leave a layer nothing."""
     r, c = (int(v) for v in method.block_shape)
-    options = [sorted(set(_shape_counts(block_view(torch.zeros(p.shape), r, c), r, c).flatten().tolist())) for p in selected.values()]
     n = sum(p.numel() for p in selected.values())
-    check_reachable_sparsity("bcr", reach_bits(options) if options else None, n, density, method)
+    check_reachable_sparsity("bcr", _bcr_reach(tuple(tuple(p.shape) for p in selected.values()), r, c), n, density, method)
+
+
+@functools.lru_cache(maxsize=8)
+def _bcr_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int):
+    """`reach_bits` of the counts BCR reaches in these dense layers, once per shapes and block (the
+    pre-run pass checks it again once the data is loaded)."""
+    options = [sorted(set(_shape_counts(block_view(torch.zeros(s), r, c), r, c).flatten().tolist())) for s in shapes]
+    return reach_bits(options) if options else None
 
 
 @register_structure(

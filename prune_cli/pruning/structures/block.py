@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from omegaconf import DictConfig
 
@@ -42,8 +44,14 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
     n = sum(p.numel() for p in selected.values())
     if not n or n > BITSET_SPAN:
         return
-    sizes = torch.cat([(~torch.isnan(block_view(torch.zeros(p.shape), r, c))).flatten(2).sum(-1).flatten() for p in selected.values()])
-    check_reachable_sparsity("block", subset_sums(sizes), n, density, method)
+    check_reachable_sparsity("block", _block_reach(tuple(tuple(p.shape) for p in selected.values()), r, c), n, density, method)
+
+
+@functools.lru_cache(maxsize=8)
+def _block_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int) -> tuple[int, int]:
+    """`subset_sums` of these layers' blocks, once per shapes and block: the pre-run pass checks every
+    pruning event's target with it (gradual: hundreds)."""
+    return subset_sums(torch.cat([(~torch.isnan(block_view(torch.zeros(s), r, c))).flatten(2).sum(-1).flatten() for s in shapes]))
 
 
 @register_structure(

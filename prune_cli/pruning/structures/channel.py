@@ -3,6 +3,9 @@ layer's matching input columns (filter pruning, Li et al., ICLR 2017)."""
 
 from __future__ import annotations
 
+import functools
+import weakref
+
 import torch
 from omegaconf import DictConfig
 
@@ -61,11 +64,32 @@ class _UnitCounts:
     def at(self, q: float) -> dict[str, int]:
         return {n: round(q * self.layers[n].units) for n in self.hidden}
 
+    @functools.cached_property
+    def kept_by_fraction(self) -> list[tuple[float, int]]:
+        """(q, weights kept at q) for every fraction q, computed once (the pre-run pass checks every
+        pruning event's target: gradual has hundreds)."""
+        return [(q, self.kept(self.at(q))) for q in self.fractions()]
+
     def closest_to(self, density: float) -> dict[str, int]:
         """Units kept per hidden layer: the fraction q whose kept count is closest to round(density * N)
         (ties: the larger q)."""
         target = round(density * self.total)
-        return self.at(min(self.fractions(), key=lambda q: (abs(self.kept(self.at(q)) - target), -q)))
+        return self.at(min(self.kept_by_fraction, key=lambda qk: (abs(qk[1] - target), -qk[0]))[0])
+
+
+_COUNTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {shapes: _UnitCounts or None}
+
+
+def _counts_of(model, shapes: dict) -> "_UnitCounts | None":
+    """The `_UnitCounts` of the pre-run pass's model, traced once per model and layer shapes (every pruning
+    event's target is checked with it); None where a pruned hidden layer does not feed one next layer."""
+    key = tuple(shapes.items())
+    per_model = _COUNTS.setdefault(model, {})
+    if key not in per_model:
+        layers = trace(model)
+        broken = any(layers[n].next is None and not layers[n].is_classifier for n in shapes)
+        per_model[key] = None if broken else _UnitCounts(layers, shapes)
+    return per_model[key]
 
 
 def check_channel_density(model, selected: dict, method: DictConfig, density: float) -> None:
@@ -73,16 +97,15 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
     event keeps `_UnitCounts.closest_to` units, whichever they are), so a target it misses by more than
     method.sparsity_tolerance is refused here, with the reachable sparsities on either side, instead
     of by the pruner after dense training."""
-    layers = trace(model)
     shapes = {n: tuple(p.shape) for n, p in selected.items()}
-    if any(layers[n].next is None and not layers[n].is_classifier for n in shapes):
+    counts = _counts_of(model, shapes)
+    if counts is None:
         return  # check_channel_model names those layers
-    counts = _UnitCounts(layers, shapes)
     total = counts.total
     achieved, reachable = 1.0 - counts.kept(counts.closest_to(density)) / total, 1.0 - round(density * total) / total
     if abs(achieved - reachable) <= float(method.sparsity_tolerance):
         return
-    options = sorted({1.0 - counts.kept(counts.at(q)) / total for q in counts.fractions()})
+    options = sorted({1.0 - kept / total for _, kept in counts.kept_by_fraction})
     below = [s for s in options if s < 1.0 - density]
     above = [s for s in options if s > 1.0 - density]
     nearest = " and ".join(f"{s:.6f}" for s in (below[-1:] + above[:1]))
