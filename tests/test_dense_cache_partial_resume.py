@@ -144,3 +144,40 @@ def test_the_partial_training_is_a_hard_link_or_else_a_copy(tmp_path, monkeypatc
         os.replace(tmp_path / "next", state)  # as atomic_torch_save writes the next checkpoint
         assert cache.partial().read_bytes() == b"epoch 1"
         assert [p.name for p in cache.path.iterdir()] == [PARTIAL]  # no temporary file left
+
+
+def test_a_partial_training_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path, monkeypatch):
+    """keep_partial is optional: a full or foreign cache file system (ENOSPC on the copy) stopped the run as an
+    internal error (review). Now one warning, training goes on, and the results equal a run that had none."""
+    from prune_cli.run.dense_cache import DenseCache
+
+    ref = tmp_path / "ref" / "results"
+    ref.parent.mkdir()
+    run_cli(B, ref)
+    calls = []
+
+    def full(self, state_file):
+        calls.append(state_file)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DenseCache, "keep_partial", full)
+    out = tmp_path / "out" / "results"
+    out.parent.mkdir()
+    run_cli(B, out)
+    log = (_run_dir(B, out) / "prune-run.log").read_text()
+    assert "could not keep this checkpoint as the entry's partial training (OSError" in log, log[-3000:]
+    assert len(calls) == 1  # tried once, not at every epoch
+    _same_run(_run_dir(B, out), _run_dir(B, ref))
+
+
+def test_storing_the_entry_removes_a_temporary_partial_a_kill_left(tmp_path):
+    """A kill between keep_partial's link and its rename left `.partial.pt.<pid>.tmp` in the entry for good,
+    the only copy of a checkpoint once its run finished (review)."""
+    from prune_cli.run.dense_cache import DenseCache
+
+    cache = DenseCache(tmp_path / "cache", "key", {})
+    cache.path.mkdir(parents=True)
+    (cache.path / f".{PARTIAL}.4242.tmp").write_bytes(b"a checkpoint")
+    (cache.path / PARTIAL).write_bytes(b"a checkpoint")
+    cache.store({}, {}, {}, [], "run-x")
+    assert sorted(p.name for p in cache.path.iterdir() if "partial" in p.name) == []

@@ -112,7 +112,16 @@ def save(exp: Experiment, progress: Optional[TrainProgress] = None) -> None:
             state["progress"]["hook"] = progress.hook
     atomic_torch_save(state, exp.run_dir / STATE_FILE, crash_point="checkpoint-write")
     if exp.dense_partial is not None and progress is not None:  # training a dense-cache entry's model under its lock
-        exp.dense_partial.keep_partial(exp.run_dir / STATE_FILE)
+        try:
+            exp.dense_partial.keep_partial(exp.run_dir / STATE_FILE)
+        except OSError as err:  # optional: the run's own checkpoint is written; only the hand-over is lost
+            log.warning(
+                "dense cache: could not keep this checkpoint as the entry's partial training (%s: %s); training goes on, "
+                "and another run of this dense key would train the model from its own checkpoint or from epoch 1",
+                type(err).__name__,
+                err,
+            )
+            exp.dense_partial = None  # not tried again every epoch
     crashpoints.hold("checkpoint-saved")
 
 
@@ -240,7 +249,9 @@ def adopt_dense_progress(exp: Experiment, path, keep: tuple[int, ...], own: int)
     exp.generator.set_state(generator)
     random_streams.restore(streams)
     exp.init_state = state["init_state"]
-    exp.rewind_states = {e: rewind[e] for e in keep if e in rewind}
+    # every rewind state the other run kept, not only `keep`'s: stored with the entry, they let that run
+    # load it (a hit) when it comes back, where it keeps rewind epochs this run does not
+    exp.rewind_states = dict(rewind)
     exp.history = [r for r in exp.history if r["phase"] != "dense"] + history
     exp.progress = progress
     return str(extra.get("context", {}).get("run_id")), epoch

@@ -200,9 +200,12 @@ class DenseCache:
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
         atomic_write_text(self.path / "history.json", json.dumps(history))
         atomic_write_text(self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads()}))
+        # the training partial.pt held is finished: removed before syncing (not forcing a whole checkpoint to
+        # disk only to delete it), with any `.partial.pt.<pid>.tmp` a kill between link and rename left
+        for leftover in [self.path / PARTIAL, *self.path.glob(f".{PARTIAL}.*.tmp")]:
+            leftover.unlink(missing_ok=True)
         sync_files(self.path)  # the entry's files on disk before the marker that vouches for them
         atomic_write_text(self.path / COMPLETE, run_id + "\n", durable=True)  # written last: the entry is complete
-        (self.path / PARTIAL).unlink(missing_ok=True)  # the training it held is finished
 
     def keep_partial(self, state_file: Path) -> None:
         """Make `state_file`, the checkpoint a run holding the lock just wrote while training this entry's
