@@ -193,3 +193,15 @@ def test_a_group_sweep_of_one_value_is_not_refused():
     check_overrides(["-m", "hydra/launcher=choice(parallel)"])
     with pytest.raises(ConfigError, match="one option per sweep"):
         check_overrides(["-m", "hydra/launcher=choice(parallel,basic)"])
+
+
+def test_bcr_s_sparsity_ceiling_does_not_refuse_a_layer_collapse_the_user_accepted(tmp_path):
+    """`sparsity <= 1 - 1/(r c)` holds only while every layer keeps weights; with method.allow_collapse=true a
+    global allocation may leave a layer nothing, and the pruner accepts the run (the review found the config
+    check refusing it). Without allow_collapse the ceiling still refuses it before any work."""
+    args = [a for a in FAST if not a.startswith("model")] + ["dataset.input_dim=4", "model=mlp", "model.widths=[10,3]"]
+    args += ["method.structure=bcr", "method.block_shape=[3,2]", "sparsity=0.876"]
+    refused = run_cli(args, tmp_path / "refused", check=False)
+    assert refused.returncode == 2 and "at most 0.833333" in refused.stderr, refused.stderr
+    assert not (tmp_path / "refused").exists()
+    run_cli(args + ["method.allow_collapse=true"], tmp_path / "accepted")

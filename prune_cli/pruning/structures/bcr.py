@@ -59,14 +59,20 @@ def check_bcr(cfg: DictConfig) -> None:
         "two positive integers [rows, cols] with at least two entries per block (method.structure=bcr "
         "removes rows and columns inside each block)",
     )
-    # every block keeps at least one row x one column, so the density cannot go below 1 / (r * c)
+    # every block of a layer allocated weights keeps at least one row x one column, so the density cannot go
+    # below 1 / (r * c) unless a layer is left nothing: what method.allow_collapse=true permits an allocation
+    # that ranks layers against each other (global), which the pruner then accepts
+    from ..registries import ALLOCATIONS
+
+    may_empty = cfg.method.allow_collapse and not ALLOCATIONS.get(cfg.method.allocation).counts_from_shapes(cfg.method)
     limit = 1.0 - 1.0 / (shape[0] * shape[1]) + float(cfg.method.sparsity_tolerance)
     check(
-        cfg.sparsity <= limit,
+        may_empty or cfg.sparsity <= limit,
         "sparsity",
         cfg.sparsity,
         f"at most {1.0 - 1.0 / (shape[0] * shape[1]):g} (+ method.sparsity_tolerance) with method.structure=bcr "
-        f"and method.block_shape={shape}: every block keeps at least one row and one column; use a larger block",
+        f"and method.block_shape={shape}: every block keeps at least one row and one column; use a larger block "
+        "(or method.allow_collapse=true with an allocation that may leave a layer nothing, such as global)",
     )
 
 
