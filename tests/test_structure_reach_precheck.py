@@ -205,3 +205,16 @@ def test_bcr_s_sparsity_ceiling_does_not_refuse_a_layer_collapse_the_user_accept
     assert refused.returncode == 2 and "at most 0.833333" in refused.stderr, refused.stderr
     assert not (tmp_path / "refused").exists()
     run_cli(args + ["method.allow_collapse=true"], tmp_path / "accepted")
+
+
+def test_an_accepted_layer_collapse_is_not_told_to_set_allow_collapse(tmp_path):
+    """With method.allow_collapse=true the collapse warning ended "... or accept it with
+    method.allow_collapse=true", advice to set what was set (noticed in the review). It now says it was kept."""
+    args = [a for a in FAST if not a.startswith("model")] + ["dataset.input_dim=4", "model=mlp", "model.widths=[10,3]"]
+    args += ["method.structure=bcr", "method.block_shape=[3,2]", "sparsity=0.876", "method.allow_collapse=true"]
+    results = tmp_path / "r"
+    run_cli(args, results)
+    [log] = results.glob("runs/*/prune-run.log")
+    text = log.read_text()
+    assert "The network is disconnected. Kept: method.allow_collapse=true accepts it." in text, text[-2000:]
+    assert "accept it with method.allow_collapse=true" not in text

@@ -228,12 +228,11 @@ def check_collapse(masks: Masks, layers: dict, density: float, method, advice: s
     )
     message = (
         f"Layer collapse at sparsity={1.0 - density:g} with method.allocation={method.allocation}, "
-        f"method.structure={method.structure}: " + "; ".join(problems) + f". The network is disconnected. {advice} "
-        "accept it with method.allow_collapse=true."
+        f"method.structure={method.structure}: " + "; ".join(problems) + ". The network is disconnected."
     )
     if not method.allow_collapse:
-        raise LayerCollapse(message)
-    log.warning("%s", message)
+        raise LayerCollapse(f"{message} {advice} accept it with method.allow_collapse=true.")
+    log.warning("%s Kept: method.allow_collapse=true accepts it.", message)  # not advice to set what is set
 
 
 def check_masks(masks: Masks, layers: dict, density: float, method) -> None:
