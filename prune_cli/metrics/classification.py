@@ -49,7 +49,7 @@ def classification_metrics(ev: Evaluation, num_classes: int, split: str) -> tupl
         {"split": split, "metric": "loss", "value": ev.loss},
     ]
     if ev.top5_correct is not None:
-        scalars.append({"split": split, "metric": "top5_accuracy", "value": float(ev.top5_correct.float().mean())})
+        scalars.append({"split": split, "metric": "top5_accuracy", "value": float(ev.top5_correct.double().mean())})
     if ev.confidence is not None:
         ece = expected_calibration_error(ev.confidence, ev.predictions == ev.targets)
         scalars.append({"split": split, "metric": "ece", "value": ece})

@@ -137,9 +137,9 @@ def seeds_needed(d_z: float, power: float = POWER, alpha: float = 0.05) -> Optio
         return None
     lo, hi = 2, 2
     while paired_t_power(abs(d_z), hi, alpha) < power:
-        lo, hi = hi, hi * 2
-        if hi > MAX_SEEDS_SEARCHED:
+        if hi >= MAX_SEEDS_SEARCHED:
             return None
+        lo, hi = hi + 1, min(hi * 2, MAX_SEEDS_SEARCHED)  # the limit itself is tried: 8,192 doubled skipped 8,193-10,000
     while lo < hi:  # power grows with n: bisection
         mid = (lo + hi) // 2
         if paired_t_power(abs(d_z), mid, alpha) >= power:
@@ -165,14 +165,15 @@ def _ties_snapped(d: np.ndarray) -> np.ndarray:
     """The differences with |d| values equal up to float rounding made exactly equal (the smallest of
     each group, sign kept), and those within rounding of 0 made 0: accuracies are counts over the test
     set, so 63/90 - 62/90 and 78/90 - 77/90 are the same difference, and the signed-rank test must give
-    them one midrank (scipy treats them as distinct values otherwise)."""
-    tol = SPREAD_TOL * max(1.0, float(np.abs(d).max()) if len(d) else 1.0)
-    out = np.where(np.abs(d) <= tol, 0.0, d)
+    them one midrank (scipy treats them as distinct values otherwise). The tolerance is relative to each
+    difference's own size (at least 1e-12 absolute): relative to the largest, one exploded run (a
+    difference of 1e15) made it 1,000 and every other difference 0."""
+    out = np.where(np.abs(d) <= SPREAD_TOL, 0.0, d)
     order = np.argsort(np.abs(out), kind="stable")
     start = None
     for i in order:
         size = abs(out[i])
-        if start is None or size - start > tol:
+        if start is None or size - start > SPREAD_TOL * max(1.0, size):
             start = size
         out[i] = math.copysign(start, out[i])
     return out
@@ -201,10 +202,13 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
         row["t_low"] = row["t_high"] = row["mean_diff"] if n >= 2 else math.nan
         row["t_stat"] = row["p_t"] = row["d_z"] = math.nan
     row["boot_low"], row["boot_high"], row["bootstrap"] = bootstrap_interval(d, confidence)
-    if n >= MIN_WILCOXON_N and not (sd == 0 and abs(row["mean_diff"]) <= SPREAD_TOL):
+    snapped = _ties_snapped(d) if n else d
+    # scipy's default zero_method="wilcox" (Wilcoxon 1945) drops zero differences, so the minimum counts
+    # the others: 6 seeds with 2 ties are a 4-pair test, whose smallest two-sided p is 0.125
+    if np.count_nonzero(snapped) >= MIN_WILCOXON_N:
         from scipy import stats
 
-        w = stats.wilcoxon(_ties_snapped(d))
+        w = stats.wilcoxon(snapped)
         row["wilcoxon_stat"], row["p_wilcoxon"] = float(w.statistic), float(w.pvalue)
     else:
         row["wilcoxon_stat"] = row["p_wilcoxon"] = math.nan
@@ -212,7 +216,15 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
 
 
 def _points(x: float, scale: float) -> str:
-    return f"{x * scale:+.1f}" if scale == 100 else f"{x:+.4g}"
+    """x in points (scale 100) with one decimal, or as many more (up to 6) as keep a value that is not 0
+    from reading as 0: a significant difference of 1-3 test examples in 10,000 read "+0.0 points [+0.0,
+    +0.0]"; other scales: 4 significant digits."""
+    if scale != 100:
+        return f"{x:+.4g}"
+    digits = 1
+    while digits < 6 and math.isfinite(x) and x != 0 and round(x * scale, digits) == 0:
+        digits += 1
+    return f"{x * scale:+.{digits}f}"
 
 
 def _seed_list(seeds: str) -> str:
@@ -569,7 +581,7 @@ def compare_methods(
         unfinishes = _failures_by_variant(part, wide, unfinished, comparison, sparsity, arm_columns, finished=False)
         ran = {v: set(part.loc[part["variant"] == v, "seed"]) for v in present}
         for a, b in pairs:
-            both = wide[[a, b]].dropna()
+            both = wide[[a, b]][np.isfinite(wide[[a, b]]).all(axis=1)]  # an overflowed (inf) value is no value either
             row = {
                 "family": family or ("" if by is None else f"the comparisons by {by}"),
                 "comparison": comparison,
