@@ -103,3 +103,37 @@ def test_a_split_too_small_to_attack_says_so(caplog):
         out = METRICS.get("membership")(metric_context(model, data, eval_batch_size=16), "pruned", node)
     assert out.scalars == [] or not out.scalars
     assert "membership: not computed in phase pruned: 60 training and 1 test examples" in caplog.text, caplog.text
+
+
+class _ClassPrior(torch.nn.Module):
+    """Logits that ignore the input: every example's loss is a function of its label only, so the model
+    carries no membership information at all."""
+
+    def forward(self, x):
+        return torch.tensor([[2.0, 0.5, 0.0]]).expand(len(x), 3)
+
+
+def test_members_and_nonmembers_have_the_same_class_counts():
+    """The training split is long-tailed (90/10/5) and the test split balanced (20 each): members drawn
+    uniformly from training were mostly class 0, whose loss is lowest, and a model with no membership
+    information scored an AUC far from 0.5 (audit: 0.28-0.71 for untrained models on long-tailed data).
+    Non-members now match the members class by class (quotas in proportion to the training classes, each
+    at most what both splits hold), so a loss that depends on the class alone ties member and non-member
+    exactly: AUC 1/2 for both attacks."""
+    y_train = torch.tensor([0] * 90 + [1] * 10 + [2] * 5)
+    y_test = torch.tensor([0, 1, 2] * 20)
+    data = DataSplits(torch.zeros(105, 3), y_train, torch.zeros(0, 3), y_train[:0], torch.zeros(60, 3), y_test, num_classes=3)
+    node = OmegaConf.create({"num_samples": 1000, "sample_seed": 0})
+    values = {r["metric"]: r["value"] for r in METRICS.get("membership")(metric_context(_ClassPrior(), data), "dense", node).scalars}
+    assert values["mia_num_samples"] == 20 + 10 + 5  # class 0: the 20 the test split has; 1 and 2: all of training's
+    assert values["mia_loss_auc"] == 0.5 and values["mia_confidence_auc"] == 0.5
+    assert values["mia_member_loss"] == pytest.approx(values["mia_nonmember_loss"], rel=1e-12)
+
+
+def test_class_quotas_follow_the_training_split_within_num_samples():
+    """num_samples 30 of the same splits: 30 in proportion 90:10:5 is 25.7/2.9/1.4, class 0 capped at the
+    test split's 20 and the other 10 shared 10:5 (6.7/3.3 -> 7/3), largest remainders first."""
+    from prune_cli.metrics.membership import class_matched_counts
+
+    assert class_matched_counts([90, 10, 5], [20, 20, 20], 30) == [20, 7, 3]
+    assert class_matched_counts([90, 10, 5], [20, 0, 20], 1000) == [20, 0, 5]  # no non-member of class 1: no member either
