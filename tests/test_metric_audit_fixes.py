@@ -51,7 +51,20 @@ def test_metric_recorded_on_membership_split_is_compared_there(tmp_path):
     assert row["verdict"].startswith("random < magnitude in membership mia_loss_auc at sparsity 0.9"), row["verdict"]
     md = written["summary.md"].read_text()
     assert "## Paired comparisons (membership mia_loss_auc)" in md
-    assert "Lower mia_loss_auc is better" in md
+    assert "mia_loss_auc closer to 0.5 is better" in md
+
+
+def test_a_membership_auc_below_one_half_is_not_called_better_for_being_lower(tmp_path):
+    """An attack AUC of 0.40 ranks members below non-members, which an attacker reverses: it leaks as much
+    as 0.60, more than 0.48. The report said "Lower mia_loss_auc is better", which would favour 0.40."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        for method, auc in (("magnitude", 0.40 + 0.01 * seed), ("random", 0.48 + 0.005 * seed)):
+            run = write_run(root, seed, method, 0.9, 10, 0.8)
+            _add_rows(root, run, [("finetuned", "membership", "mia_loss_auc", auc)])
+    md = build_report(root, plots=False, metric="mia_loss_auc")["summary.md"].read_text()
+    assert "Lower mia_loss_auc is better" not in md
+    assert "mia_loss_auc closer to 0.5 is better" in md
 
 
 def test_metric_on_another_split_is_named_not_called_absent(tmp_path, capsys):

@@ -565,11 +565,16 @@ def _build(
 
 def _direction_lines(metric: str, compared: str, split: str) -> list[str]:
     """With --metric: which value is better (a verdict's > and < compare values: "random < magnitude" in
-    mia_loss_auc is the better privacy), and the split compared when it is not --split's; [] for accuracy."""
+    loss is the better model), and the split compared when it is not --split's; [] for accuracy."""
     if metric == "accuracy":
         return []
     better = better_direction(metric)
-    text = f"{better.capitalize()} {metric} is better; " if better else f"Which {metric} is better is not known to the report; "
+    if better == "closer to 0.5":  # a membership attack's AUC or accuracy: below 0.5 leaks as much as above it
+        text = f"{metric} closer to 0.5 is better (less leakage of the training set; below 0.5 an attacker reverses the attack); "
+    elif better:
+        text = f"{better.capitalize()} {metric} is better; "
+    else:
+        text = f"Which {metric} is better is not known to the report; "
     text += "a verdict's > and < compare the values."
     if compared != split:
         text += f" {metric} is recorded on the {compared} split only, so it is compared there (not on --split {split})."

@@ -407,7 +407,7 @@ def check_split(metrics: pd.DataFrame, split: str) -> None:
 CHOSEN_SPLITS = ("test", "val")
 # Which value is the better one, for the metrics prune-cli records (docs/report.md "The metric compared"):
 # the verdicts' > and < compare values, so a reader of "random < magnitude in membership mia_loss_auc" must
-# know that lower is better there (less leakage), as for loss, ece and latency
+# know which is better there: closer to 0.5 (less leakage; `better_direction`); lower for loss, ece and latency
 HIGHER_IS_BETTER = ("accuracy", "top5_accuracy", "mean_class_recall", "worst_class_recall", "compression_ratio", "measured_speedup")
 LOWER_IS_BETTER = ("loss", "ece", "latency_ms")
 
@@ -415,10 +415,14 @@ LOWER_IS_BETTER = ("loss", "ece", "latency_ms")
 def better_direction(metric: str) -> str:
     """'higher' or 'lower' where prune-cli knows which value of `metric` is better, else '' (a plugin's
     scalar, a Hessian statistic, mia_member_loss: the report does not guess). A membership attack's AUC and
-    accuracy (`mia_*_auc`, `mia_*_accuracy`) are lower-is-better: the closer to 0.5, the less the model leaks its training set."""
+    accuracy (`mia_*_auc`, `mia_*_accuracy`): 'closer to 0.5', the less the model leaks its training set. Not
+    'lower': an AUC of 0.40 ranks members below non-members, which an attacker reverses, so it leaks as much
+    as 0.60."""
     if metric in HIGHER_IS_BETTER or metric.startswith("speedup_"):
         return "higher"
-    if metric in LOWER_IS_BETTER or (metric.startswith("mia_") and metric.endswith(("_auc", "_accuracy"))):
+    if metric.startswith("mia_") and metric.endswith(("_auc", "_accuracy")):
+        return "closer to 0.5"
+    if metric in LOWER_IS_BETTER:
         return "lower"
     return ""
 
