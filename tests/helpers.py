@@ -282,7 +282,7 @@ class TinyConvChain(PrunableNet):
 # ----------------------------------------------------------------------------- metrics
 
 
-def metric_context(model, data, dense=None, run_dir=None, eval_batch_size: int = 16, masks=None, state=None):
+def metric_context(model, data, dense=None, run_dir=None, eval_batch_size: int = 16, masks=None, state=None, accel=None):
     """A MetricContext for calling a metric function directly: `dense` is the trained dense model
     (None: no dense reference yet)."""
     from omegaconf import OmegaConf
@@ -300,6 +300,7 @@ def metric_context(model, data, dense=None, run_dir=None, eval_batch_size: int =
         run_dir=Path(run_dir or "."),
         dense=(lambda: dense) if dense is not None else None,
         state=state if state is not None else {},
+        **({"accel": accel} if accel is not None else {}),
     )
 
 

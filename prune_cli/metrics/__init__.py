@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 from omegaconf import OmegaConf
 
 from ..core import interrupts
+from ..core.accel import FP32
 from ..core.config_base import BaseMetricsConfig
 from ..core.errors import PruneCliError
 from ..core.tables import RUN_TABLES
@@ -50,6 +51,9 @@ class MetricContext:
     run_dir: Path  # the run's directory, for a metric's own files (predictions, plots)
     dense: Optional[Callable[[], Any]] = None  # builds the trained dense model; None until it exists
     state: dict = field(default_factory=dict)  # the metric's own memory across phases of this run
+    # the run's precision and memory format (prune_cli/core/accel.py), for a metric that reports what the
+    # recorded evaluation measures (recall_distortion); analysis metrics compute in fp32 (docs/performance.md)
+    accel: Any = field(default_factory=lambda: FP32)
 
     @property
     def has_dense(self) -> bool:

@@ -75,9 +75,15 @@ def recall_distortion(ctx: MetricContext, phase: str, node: DictConfig) -> Metri
         if len(y) == 0:
             continue
         labels = y.cpu().numpy()
-        preds = evaluate(ctx.model, x, y, batch).predictions.numpy()
+        # at the run's precision (ctx.accel), as the recorded evaluation: this metric's recall is per_class.csv's,
+        # and the predictions it saves or finds saved are the ones the randomisation null reads (under bf16 an
+        # fp32 evaluation here gave other recalls than per_class.csv for the same model)
+        preds = evaluate(ctx.model, x, y, batch, ctx.accel).predictions.numpy()
         correct, support = class_counts(labels, preds, C)
-        dense_correct = correct if dense is None else class_counts(labels, evaluate(dense, x, y, batch).predictions.numpy(), C)[0]
+        if dense is None:
+            dense_correct = correct
+        else:
+            dense_correct = class_counts(labels, evaluate(dense, x, y, batch, ctx.accel).predictions.numpy(), C)[0]
         rows = per_class_rows(correct, support, dense_correct, is_dense=dense is None)
         result.tables["recall_distortion.csv"] += [{"split": split, **r} for r in rows]
         if node.save_predictions and not predictions.has_phase(ctx.run_dir, phase, split):  # stored once per run

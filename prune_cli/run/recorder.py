@@ -86,6 +86,7 @@ def metric_context(exp: Experiment, name: str) -> MetricContext:
         run_dir=exp.run_dir,
         dense=exp.dense_model if exp.dense_state else None,
         state=exp.metric_state.setdefault(name, {}),
+        accel=exp.accel,
     )
 
 
