@@ -490,3 +490,24 @@ def test_an_offset_that_rounds_to_no_example_is_refused_before_the_run():
     with pytest.raises(ConfigError, match=rf"data_pruning\.offset.*0\.002.*skips no example.*offset >= {bound:.6f} "):
         validated(*FAST, "data_pruning=el2n", "data_pruning.keep=0.5", "data_pruning.offset=0.002")
     validated(*FAST, "data_pruning=el2n", "data_pruning.keep=0.5", f"data_pruning.offset={bound}")
+
+
+def test_proxy_scores_are_shared_across_accel_settings_proxies_do_not_use(tmp_path):
+    """Proxies train and score in fp32, uncompiled and contiguous whatever `accel` says (docs/performance.md),
+    yet their cache was keyed on the whole accel node: runs at bf16 or with compile=true retrained proxies
+    whose scores were equal to the fp32 run's. accel.deterministic, which the proxies do train under, still
+    splits the cache."""
+    from helpers import composed
+
+    from prune_cli.run.data_selection import _disk_cache
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return torch.tensor([float(len(calls))])
+
+    args = ["dataset=synthetic", "data_pruning=el2n", f"dense_cache.dir={tmp_path}"]
+    for extra in ([], ["accel.precision=bf16"], ["accel.compile=true"], ["accel.deterministic=true"]):
+        _disk_cache(composed(args, *extra), torch.device("cpu"))("el2n", {"proxies": 1, "proxy_epochs": 1}, compute)
+    assert len(calls) == 2

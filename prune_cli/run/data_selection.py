@@ -45,7 +45,7 @@ TABLE = DATA_PRUNING_TABLE
 def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
     dense model (data, model, train options but train.epochs, seed, device type, versions; not the
-    data-pruning node, which trains nothing of its own) plus the rule's own key with its proxies'
+    data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus the rule's own key with its proxies'
     epochs: a sweep over `keep` or train.epochs trains its proxies once. Written atomically under a
     file lock, with the description its name hashes; an unreadable entry, one whose stored description
     differs (or that has none: an older prune-cli's file) and one of another shape than the rule expects
@@ -55,6 +55,11 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
     base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
+    # proxies train and score in fp32, uncompiled and contiguous whatever `accel` says (docs/performance.md): a
+    # bf16 or compiled run retrained proxies whose scores equalled the fp32 run's. Deterministic mode is
+    # process-wide (Accel.applied), so the proxies train under it, and it stays in the key.
+    if base.pop("accel", {}).get("deterministic"):
+        base["accel"] = {"deterministic": True}
     folder = user_path(cfg.dense_cache.dir) / "data_pruning"
 
     # scores of untrained proxies (GraNd at initialisation) do not depend on the training options; the
