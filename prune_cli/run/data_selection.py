@@ -45,8 +45,9 @@ TABLE = DATA_PRUNING_TABLE
 def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
     dense model (data, model, train options but train.epochs, seed, device type, versions; not the
-    data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus the rule's own key with its proxies'
-    epochs: a sweep over `keep` or train.epochs trains its proxies once. Written atomically under a
+    data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus
+    the rule's own key with its proxies' epochs: a sweep over `keep` or train.epochs trains its proxies
+    once. Written atomically under a
     file lock, with the description its name hashes; an unreadable entry, one whose stored description
     differs (or that has none: an older prune-cli's file) and one of another shape than the rule expects
     are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
