@@ -412,3 +412,25 @@ def test_seeds_made_by_different_code_are_averaged_with_a_note_naming_the_experi
     assert f"experiment {experiment}" in written["standards.txt"].read_text()
     # the numbers are those of the same runs made by one version
     assert written["summary.csv"].read_bytes() == build_report(one_version, plots=False)["summary.csv"].read_bytes()
+
+
+def test_the_experiments_table_shows_default_accel_values_not_absent(tmp_path):
+    """A run at accel's defaults leaves `accel` out of its key (prune_cli/core/identity.py), and the
+    experiments table showed its accel.* as "(absent)" beside a bf16 run's "bf16" (accel audit)."""
+    import yaml
+
+    from prune_cli.report.load import load_results
+    from prune_cli.report.summary import experiments_markdown
+
+    root = tmp_path / "res"
+    for seed in (0, 1):
+        for precision in ("fp32", "bf16"):
+            run = write_run(root, seed, "magnitude", 0.5, 10, 0.8, name=f"p{precision}")
+            path = root / "runs" / run / "config.yaml"
+            cfg = yaml.safe_load(path.read_text())
+            cfg["name"] = "run"
+            cfg["accel"] = {"precision": precision, "channels_last": False, "compile": False, "deterministic": False}
+            path.write_text(yaml.safe_dump(cfg))
+    table = experiments_markdown(load_results(root))
+    assert "(absent)" not in table, table
+    assert "| fp32 |" in table and "| bf16 |" in table, table

@@ -24,6 +24,8 @@ module does not import torch.
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import hashlib
 import io
@@ -37,6 +39,7 @@ from typing import Any, Mapping
 import pandas as pd
 import yaml
 
+from ..core.accel import AccelConfig
 from ..core.accel import is_default as default_accel
 from ..core import plugins
 from ..core.identity import HASH_EXCLUDED, decided_schedule, unhashed_plugin_options
@@ -103,6 +106,10 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
+# accel.* as flatten_config writes the defaults of prune_cli/core/accel.py's AccelConfig
+ACCEL_DEFAULTS = {f"accel.{f.name}": _as_text(f.default) for f in dataclasses.fields(AccelConfig)}
+
+
 def _top(key: str) -> str:
     return key.split(".", 1)[0]
 
@@ -158,6 +165,12 @@ def experiment_keys(
         comparable = {k: v for k, v in items.items() if _top(k) not in COMPARISON_FREE}
         rows.append({"run_id": run, "experiment": _digest(items), "comparison": _digest(comparable), **items})
     table = pd.DataFrame(rows).set_index("run_id") if rows else pd.DataFrame(columns=["experiment", "comparison"])
+    # A run at accel's defaults has no accel.* items (`_neutral`: its key is that of a run saved before the
+    # group existed); shown with its default values, not as absent beside a bf16 run's, and a default key
+    # such as accel.compile then varies with nothing. The keys were digested above: they do not change.
+    for name, default in ACCEL_DEFAULTS.items():
+        if name in table.columns:
+            table[name] = table[name].fillna(default)
     # A key missing from some configs (a plugin installed later) varies too: its absence is a value.
     values = table.drop(columns=["experiment", "comparison"]).fillna("<absent>")
     varying = [c for c in values.columns if values[c].nunique() > 1]
