@@ -465,7 +465,7 @@ def _build(
             if folder.key_source == "config"
             else (
                 " Only the shared CSVs are here (no run directories): experiments are told apart by their"
-                " context columns, not by options such as epochs or widths; where one seed has runs of several"
+                " context columns, not by options such as epochs, widths or accel.precision; where one seed has runs of several"
                 " configurations (config_hash) under one key, that key is not averaged (the verdicts and tables say so)."
             )
         )
