@@ -235,3 +235,25 @@ def test_an_intermediate_target_bcr_cannot_reach_names_the_event(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "pruning event 4 of 5 of schedule=iterative (an intermediate target on the way to sparsity=0.9)" in proc.stderr
     assert "target sparsity=0.841511" in proc.stderr
+
+
+def test_every_candidate_shape_batched_or_one_at_a_time_gives_the_same_mask(monkeypatch):
+    """bcr_layer runs the tied candidate shapes of a layer in batched passes of at most BATCH_ELEMENTS
+    scores (shapes x layer size). One shape per pass is the plain loop the batching replaced: the masks
+    must agree on layers with ties, pruned (-inf) entries from an earlier round, edge blocks, signed and
+    inverted scores, where many shapes tie (after a round that kept 1 x 1 per block, all r c shapes)."""
+    from prune_cli.pruning.structures import bcr
+
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for rows, cols, r, c in ((12, 10, 4, 4), (9, 14, 2, 3), (8, 8, 8, 8), (7, 5, 1, 4), (16, 6, 4, 2)):
+        s = torch.randn(rows, cols, generator=g, dtype=torch.float64).round(decimals=1)
+        pruned = torch.where(bcr.bcr_layer(s.abs(), (rows * cols) // (r * c) + 1, r, c), s, torch.tensor(float("-inf"), dtype=s.dtype))
+        for score, signed in ((s.abs(), False), (s, True), (torch.where(torch.isfinite(pruned), pruned.abs(), pruned), False)):
+            for k in (0, 1, rows * cols // 3, rows * cols // 2):
+                for invert in (False, True):
+                    cases.append((score, k, r, c, invert, signed))
+    batched = [bcr.bcr_layer(s, k, r, c, "l1", inv, sg) for s, k, r, c, inv, sg in cases]
+    monkeypatch.setattr(bcr, "BATCH_ELEMENTS", 1)
+    single = [bcr.bcr_layer(s, k, r, c, "l1", inv, sg) for s, k, r, c, inv, sg in cases]
+    assert all(torch.equal(a, b) for a, b in zip(batched, single))

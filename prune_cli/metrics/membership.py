@@ -42,7 +42,8 @@ def class_matched_counts(train_counts: list[int], test_counts: list[int], total:
 def sample(x: torch.Tensor, y: torch.Tensor, counts: list[int], gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """counts[c] examples of each class c, drawn without replacement in a seeded random order."""
     order = torch.randperm(len(y), generator=gen)
-    index = torch.cat([order[y[order].cpu() == c][:k] for c, k in enumerate(counts)]).to(x.device)
+    labels = y.cpu()[order]  # once, not once per class
+    index = torch.cat([order[labels == c][:k] for c, k in enumerate(counts)]).to(x.device)
     return x[index], y[index]
 
 

@@ -224,6 +224,8 @@ def _points(x: float, scale: float) -> str:
     digits = 1
     while digits < 6 and math.isfinite(x) and x != 0 and round(x * scale, digits) == 0:
         digits += 1
+    if math.isfinite(x) and x != 0 and round(x * scale, digits) == 0:  # below 1e-6 points: significant digits
+        return f"{x * scale:+.2g}"
     return f"{x * scale:+.{digits}f}"
 
 

@@ -76,6 +76,12 @@ def check_bcr(cfg: DictConfig) -> None:
     )
 
 
+# Scores per batched pass of `_block_choices` (shapes x layer size): every shape at once multiplied the peak
+# memory by the number of tied shapes (256 for 16x16 blocks after a round that kept 1x1 per block: 2.1 GB
+# for a 256x256x3x3 layer where one shape at a time needed 0.57 GB)
+BATCH_ELEMENTS = 1 << 22
+
+
 def _ranks(key: torch.Tensor, invert: bool) -> torch.Tensor:
     """Rank (0 = kept first) of every row/column of each block along the last dim; -inf (padding,
     pruned) last; ties by index."""
@@ -138,17 +144,20 @@ def bcr_layer(
     gap = (kept - k).abs()
     sign = -1.0 if invert else 1.0
     shapes = torch.nonzero(gap == gap.min())  # [n, 2]: (kr, kc), in row-major order
-    kr, kc = (shapes[:, i].view(-1, 1, 1, 1) for i in (0, 1))
     live_rows, live_cols = alive.any(-1), alive.any(-2)
-    a, b = (_block_choices(value, real, live_rows, live_cols, kr, kc, invert, first) for first in (True, False))
-    # per block, the better of the rows-first and columns-first greedy
-    va, vb = (sign * (value * m).sum((-1, -2)) for m in (a, b))
-    masks = torch.where((va >= vb)[..., None, None], a, b)
     best = None
-    for (i, _), mask in zip(shapes.tolist(), masks):
-        key = (sign * float((value * mask).sum()), i)
-        if best is None or key > best[0]:  # the largest kept score; ties: more rows, then the first shape
-            best = (key, mask)
+    step = max(1, BATCH_ELEMENTS // max(value.numel(), 1))  # shapes per pass: a large layer goes one shape at a time
+    for start in range(0, len(shapes), step):
+        chunk = shapes[start : start + step]
+        kr, kc = (chunk[:, i].view(-1, 1, 1, 1) for i in (0, 1))
+        a, b = (_block_choices(value, real, live_rows, live_cols, kr, kc, invert, first) for first in (True, False))
+        # per block, the better of the rows-first and columns-first greedy
+        va, vb = (sign * (value * m).sum((-1, -2)) for m in (a, b))
+        masks = torch.where((va >= vb)[..., None, None], a, b)
+        for (i, _), mask in zip(chunk.tolist(), masks):
+            key = (sign * float((value * mask).sum()), i)
+            if best is None or key > best[0]:  # the largest kept score; ties: more rows, then the first shape
+                best = (key, mask)
     mask = best[1]
     rows, cols = score.shape[0], score[0].numel()
     return mask.permute(0, 2, 1, 3).reshape(mask.shape[0] * r, mask.shape[1] * c)[:rows, :cols].reshape(score.shape)
