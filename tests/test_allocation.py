@@ -145,6 +145,16 @@ def test_erk_plus_hand_computed():
         ALLOCATIONS.get("erk_plus")(zero_scores(model), 0.05, ctx_for(model, fc_density=1.0))
 
 
+def test_erk_plus_at_an_early_event_keeps_the_other_layers_dense():
+    """A schedule's early events (gradual's first at sparsity 0, SynFlow's first of 100 rounds) are at a
+    density the other layers cannot hold beside a classifier at fc_density: at 0.95 with fc_density 0.25 they
+    would need (0.95 * 112 - 4) / 96 = 1.067. Every gradual run with fc_density < 1 failed there after dense
+    training. The others are now dense and the classifier keeps the rest of round(0.95 * 112) = 106: 10."""
+    model = small_mlp()  # 32, 64 and a 16-weight classifier
+    assert list(ALLOCATIONS.get("erk_plus")(zero_scores(model), 0.95, ctx_for(model, fc_density=0.25)).values()) == [32, 64, 10]
+    assert list(ALLOCATIONS.get("erk_plus")(zero_scores(model), 1.0, ctx_for(model, fc_density=0.25)).values()) == [32, 64, 16]
+
+
 def test_explicit_densities_exact():
     torch.manual_seed(0)
     model = small_mlp()

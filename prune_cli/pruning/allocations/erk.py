@@ -97,11 +97,14 @@ def allocate_erk(scores, density: float, ctx) -> dict[str, int]:
     return _erk_counts(scores, density, ctx, kernel=True)
 
 
-def _rest_density(sizes: dict[str, int], fc: str, fc_density: float, density: float) -> float:
+def _rest_density(sizes: dict[str, int], fc: str, fc_density: float, density: float, fill: bool = False) -> float:
     """The density erk_plus gives the layers other than the classifier `fc`; a ConfigError when it
-    leaves [0, 1] (the classifier's fixed count exceeds or falls short of the total)."""
+    leaves [0, 1] (the classifier's fixed count exceeds or falls short of the total). `fill`: above 1 the
+    others are dense (1.0) instead, and the classifier keeps the rest (`allocate_erk_plus`)."""
     n_fc, n_all = sizes[fc], sum(sizes.values())
     rest = (density * n_all - fc_density * n_fc) / (n_all - n_fc) if n_all > n_fc else 0.0
+    if fill and rest > 1.0:
+        return 1.0
     if not 0.0 <= rest <= 1.0:
         raise ConfigError(
             "method.fc_density",
@@ -130,16 +133,24 @@ def check_erk_plus_density(model, selected: dict, method, density: float) -> Non
 
 @register_allocation("erk_plus", options=ErkPlusOptions, check_density=check_erk_plus_density, counts_from_shapes=lambda method: True)
 def allocate_erk_plus(scores, density: float, ctx) -> dict[str, int]:
-    """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet)."""
+    """ERK over all layers but the classifier, which gets `method.fc_density` (Random_Pruning ImageNet).
+
+    `fc_density` is the classifier's density at the target (checked before the run: `check_erk_plus_density`).
+    A schedule's earlier events and scoring rounds are at higher densities, where the other layers would
+    need more than all their weights beside a classifier at fc_density (gradual's first event, at sparsity 0,
+    for any fc_density < 1): there the others stay dense and the classifier keeps the rest, more than
+    fc_density, on its way down to it. Every gradual run with fc_density < 1 failed at that event."""
     _, fc = layer_roles(scores, ctx)
     if fc is None:
         return _erk_counts(scores, density, ctx, kernel=True)
     fc_density = float(ctx.method.fc_density)
     n_fc = scores[fc].numel()
-    rest = _rest_density({n: s.numel() for n, s in scores.items()}, fc, fc_density, density)
+    rest = _rest_density({n: s.numel() for n, s in scores.items()}, fc, fc_density, density, fill=True)
     others = {n: s for n, s in scores.items() if n != fc}
     counts = _erk_counts(others, rest, ctx, kernel=True) if others else {}
     k_fc = round_half_even(fc_density * n_fc)
+    if rest == 1.0:  # the others dense: the classifier keeps what the total leaves
+        k_fc = min(n_fc, total_kept(scores, density) - sum(s.numel() for s in others.values()))
     # the others absorb the rounding so the total is exactly round(density * N)
     counts = counts_from_densities(
         {n: counts[n] / others[n].numel() for n in others}, {n: others[n].numel() for n in others}, total_kept(scores, density) - k_fc
