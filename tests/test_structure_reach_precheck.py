@@ -51,7 +51,8 @@ def _accepted(n: int, density: float, tolerance: float) -> set[int]:
 
 def _refused(check, shapes, block, density, tolerance, allocation="layerwise", **more) -> bool:
     selected = {f"l{i}.weight": torch.empty(s, device="meta") for i, s in enumerate(shapes)}
-    method = OmegaConf.create({"allocation": allocation, "sparsity_tolerance": tolerance, "block_shape": list(block), **more})
+    options = {"allocation": allocation, "sparsity_tolerance": tolerance, "block_shape": list(block), "threshold_impl": "topk"}
+    method = OmegaConf.create({**options, "allow_collapse": False, **more})
     try:
         check(None, selected, method, density)
     except ConfigError:
@@ -88,13 +89,18 @@ def test_bcr_precheck_refuses_exactly_the_targets_no_choice_of_shapes_meets():
     assert refused_some and passed_some
 
 
-def test_block_precheck_refuses_exactly_the_targets_no_subset_of_blocks_meets():
+@pytest.mark.parametrize("allocation, collapse", [("layerwise", False), ("global", True)])
+def test_block_precheck_refuses_exactly_the_targets_no_subset_of_blocks_meets(allocation, collapse):
+    """Each layer keeps at least one block where the pruner cannot empty it (layerwise: every layer is
+    allocated weights); any subset, the empty one included, where it may (global with allow_collapse)."""
     refused_some = passed_some = False
     for shapes, block, density, tolerance in _cases(1, 300):
-        sizes = [s for shape in shapes for s in _block_sizes(*_view(shape), *block)]
+        per_layer = [_subset_totals(_block_sizes(*_view(shape), *block)) - ({0} if not collapse else set()) for shape in shapes]
+        totals = {sum(choice) for choice in itertools.product(*per_layer)}
         n = sum(math.prod(s) for s in shapes)
-        expected = not (_subset_totals(sizes) & _accepted(n, density, tolerance))
-        assert _refused(check_block_density, shapes, block, density, tolerance) == expected, (shapes, block, density, tolerance)
+        expected = not (totals & _accepted(n, density, tolerance))
+        refused = _refused(check_block_density, shapes, block, density, tolerance, allocation, allow_collapse=collapse)
+        assert refused == expected, (shapes, block, density, tolerance)
         refused_some |= expected
         passed_some |= not expected
     assert refused_some and passed_some
@@ -218,3 +224,25 @@ def test_an_accepted_layer_collapse_is_not_told_to_set_allow_collapse(tmp_path):
     text = log.read_text()
     assert "The network is disconnected. Kept: method.allow_collapse=true accepts it." in text, text[-2000:]
     assert "accept it with method.allow_collapse=true" not in text
+
+
+def test_block_counts_no_emptied_layer_as_reachable_unless_the_pruner_may_empty_it():
+    """A layer allocated weights keeps at least one block. The pre-run pass counted an emptied layer as
+    reachable: layerwise at 0.98 on a 16-32-32-3 MLP (counts 10/20/2, the window 25-41 kept of 1,632) passed,
+    though one block per layer is already 16 + 16 + 12 = 44 kept (sparsity 0.973), and the pruner refused it
+    after dense training; and a refusal at 0.9 of a 2-16-16-3 MLP named 0.904762 as reachable, which only an
+    emptied layer reaches, so the suggested value failed after training too. Every sparsity a refusal names
+    must itself pass."""
+    import re
+
+    from tests.helpers import validated
+
+    wide = ["dataset=synthetic", "dataset.input_dim=16", "model=mlp", "model.widths=[32,32]", "method.structure=block"]
+    with pytest.raises(ConfigError, match=r"'sparsity'.*the nearest are 0\.973039"):
+        validated(*wide, "method.allocation=layerwise", "sparsity=0.98", "method.allow_collapse=true")
+    small = ["dataset=synthetic", "model=mlp", "model.widths=[16,16]", "method.structure=block"]
+    with pytest.raises(ConfigError, match=r"'sparsity'") as refused:
+        validated(*small, "sparsity=0.9")
+    nearest = re.search(r"the nearest are ([0-9.]+)(?: and ([0-9.]+))?", str(refused.value)).groups()
+    for sparsity in filter(None, nearest):
+        validated(*small, f"sparsity={sparsity}")

@@ -20,11 +20,11 @@ from ..structure import (
 )
 
 
-def subset_sums(sizes: torch.Tensor) -> tuple[int, int]:
-    """(0, bits): every total some subset of blocks of these sizes keeps is a set bit of `bits`. A
-    bounded knapsack over the few distinct block sizes (r x c and the smaller edge blocks), each size's
-    count split in powers of two, so it costs a few dozen shifts of an n-bit integer."""
-    reach = 1
+def subset_sums(sizes: torch.Tensor, reach: int = 1) -> tuple[int, int]:
+    """(0, bits): every total some subset of blocks of these sizes keeps, added to a total of `reach`
+    (bits; 1: the empty total), is a set bit of `bits`. A bounded knapsack over the few distinct block
+    sizes (r x c and the smaller edge blocks), each size's count split in powers of two, so it costs a few
+    dozen shifts of an n-bit integer."""
     for size, many in zip(*(t.tolist() for t in torch.unique(sizes, return_counts=True))):
         piece = 1
         while many > 0:
@@ -34,24 +34,63 @@ def subset_sums(sizes: torch.Tensor) -> tuple[int, int]:
     return 0, reach
 
 
+def layer_sums(layers: list[torch.Tensor], may_empty: list[bool]) -> tuple[int, int]:
+    """(0, bits): the totals of one subset of blocks per layer (each entry of `layers`: its block sizes),
+    a layer keeping at least one block unless `may_empty` says it may keep none. A non-empty subset holds
+    one block of some size s, so its totals are s + the subset sums of the other blocks: one knapsack per
+    distinct size (at most 4: r x c and the edge blocks), started from the totals of the earlier layers."""
+    reach = 1
+    for sizes, empty in zip(layers, may_empty):
+        if empty:
+            reach = subset_sums(sizes, reach)[1]
+            continue
+        combined = 0
+        for size in torch.unique(sizes).tolist():
+            rest = sizes.clone()
+            rest = torch.cat([rest[rest != size], rest[rest == size][1:]])
+            combined |= subset_sums(rest, reach << size)[1]
+        reach = combined
+    return 0, reach
+
+
 def check_block_density(model, selected: dict, method: DictConfig, density: float) -> None:
     """Before a run that prunes once: a layer keeps whole blocks, so what all layers keep together is a
     sum of block sizes (r x c, smaller at the edges), a fact of the shapes; a target that no subset of
     the blocks meets within method.sparsity_tolerance is refused now (`check_reachable_sparsity`)
     rather than by the pruner after dense training. Every subset counts (the scores decide which blocks
-    a layer keeps), so only a target no choice meets is refused."""
+    a layer keeps) but an empty one where the pruner keeps a block (`may_empty`), so only a target no
+    choice meets is refused."""
     r, c = (int(v) for v in method.block_shape)
     n = sum(p.numel() for p in selected.values())
     if not n or n > BITSET_SPAN:
         return
-    check_reachable_sparsity("block", _block_reach(tuple(tuple(p.shape) for p in selected.values()), r, c), n, density, method)
+    empty = may_empty(model, selected, method)
+    check_reachable_sparsity("block", _block_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty), n, density, method)
+
+
+def may_empty(model, selected: dict, method: DictConfig) -> tuple[bool, ...]:
+    """Per selected layer, whether the pruner may leave it nothing: only where an allocation that ranks
+    layers against each other (global) gives it no weight, and then only if that is no layer collapse
+    (method.allow_collapse, or a layer inside a residual section, whose skip carries the stream on:
+    prune_cli/pruning/pruner.py). A layer allocated weights keeps at least one block; counting an empty
+    layer as reachable let the pre-run pass accept targets only an emptied layer meets, which the pruner
+    then refused after dense training (layerwise at 0.98 on a 16-32-32-2 MLP), and name such totals as
+    the nearest reachable ones."""
+    from ..pruner import residual_layers
+    from ..registries import ALLOCATIONS
+
+    if ALLOCATIONS.get(method.allocation).counts_from_shapes(method):
+        return tuple(False for _ in selected)
+    residual = residual_layers(model)
+    return tuple(bool(method.allow_collapse) or name in residual for name in selected)
 
 
 @functools.lru_cache(maxsize=8)
-def _block_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int) -> tuple[int, int]:
-    """`subset_sums` of these layers' blocks, once per shapes and block: the pre-run pass checks every
-    pruning event's target with it (gradual: hundreds)."""
-    return subset_sums(torch.cat([(~torch.isnan(block_view(torch.zeros(s), r, c))).flatten(2).sum(-1).flatten() for s in shapes]))
+def _block_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int, empty: tuple[bool, ...]) -> tuple[int, int]:
+    """`layer_sums` of these layers' blocks, once per shapes, block and emptiable layers: the pre-run
+    pass checks every pruning event's target with it (gradual: hundreds)."""
+    layers = [(~torch.isnan(block_view(torch.zeros(s), r, c))).flatten(2).sum(-1).flatten() for s in shapes]
+    return layer_sums(layers, list(empty))
 
 
 @register_structure(
