@@ -76,14 +76,17 @@ def _view(shape) -> tuple[int, int]:
     return shape[0], math.prod(shape[1:])
 
 
-def test_bcr_precheck_refuses_exactly_the_targets_no_choice_of_shapes_meets():
+@pytest.mark.parametrize("allocation, collapse", [("layerwise", False), ("global", True)])
+def test_bcr_precheck_refuses_exactly_the_targets_no_choice_of_shapes_meets(allocation, collapse):
+    """A layer keeps a count > 0 where the pruner cannot empty it (layerwise), any count where it may."""
     refused_some = passed_some = False
     for shapes, block, density, tolerance in _cases(0, 300):
-        per_layer = [_bcr_counts(*_view(s), *block) for s in shapes]
+        per_layer = [_bcr_counts(*_view(s), *block) - ({0} if not collapse else set()) for s in shapes]
         totals = {sum(choice) for choice in itertools.product(*per_layer)}
         n = sum(math.prod(s) for s in shapes)
         expected = not (totals & _accepted(n, density, tolerance))
-        assert _refused(check_bcr_density, shapes, block, density, tolerance) == expected, (shapes, block, density, tolerance)
+        refused = _refused(check_bcr_density, shapes, block, density, tolerance, allocation, allow_collapse=collapse)
+        assert refused == expected, (shapes, block, density, tolerance)
         refused_some |= expected
         passed_some |= not expected
     assert refused_some and passed_some

@@ -44,6 +44,7 @@ from ..structure import (
     balanced_options,
     block_view,
     check_reachable_sparsity,
+    may_empty,
     group_terms,
     reach_bits,
     register_structure,
@@ -166,18 +167,23 @@ def bcr_layer(
 def check_bcr_density(model, selected: dict, method: DictConfig, density: float) -> None:
     """Before a run that prunes once: the counts BCR reaches in a dense layer are a fact of its shape
     (`_shape_counts`), so a target no choice of them meets within method.sparsity_tolerance is refused
-    now (`check_reachable_sparsity`) rather than by the pruner after dense training. Every layer may
-    keep 0 here: a score-based allocation may leave a layer nothing."""
+    now (`check_reachable_sparsity`) rather than by the pruner after dense training. A layer keeps 0
+    only where the pruner may empty it (`may_empty`: a score-based allocation with allow_collapse, or a
+    residual layer); the pruner keeps one row x column per block of any layer allocated weights."""
     r, c = (int(v) for v in method.block_shape)
     n = sum(p.numel() for p in selected.values())
-    check_reachable_sparsity("bcr", _bcr_reach(tuple(tuple(p.shape) for p in selected.values()), r, c), n, density, method)
+    empty = may_empty(model, selected, method)
+    check_reachable_sparsity("bcr", _bcr_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty), n, density, method)
 
 
 @functools.lru_cache(maxsize=8)
-def _bcr_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int):
-    """`reach_bits` of the counts BCR reaches in these dense layers, once per shapes and block (the
-    pre-run pass checks it again once the data is loaded)."""
-    options = [sorted(set(_shape_counts(block_view(torch.zeros(s), r, c), r, c).flatten().tolist())) for s in shapes]
+def _bcr_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int, empty: tuple[bool, ...]):
+    """`reach_bits` of the counts BCR reaches in these dense layers (0 only where `empty` allows it), once
+    per shapes, block and emptiable layers (the pre-run pass checks it again once the data is loaded)."""
+    options = [
+        sorted(n for n in set(_shape_counts(block_view(torch.zeros(s), r, c), r, c).flatten().tolist()) if n > 0 or can)
+        for s, can in zip(shapes, empty)
+    ]
     return reach_bits(options) if options else None
 
 

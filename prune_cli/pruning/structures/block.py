@@ -15,6 +15,7 @@ from ..structure import (
     balanced_options,
     block_view,
     check_reachable_sparsity,
+    may_empty,
     group_norm,
     register_structure,
 )
@@ -66,23 +67,6 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
         return
     empty = may_empty(model, selected, method)
     check_reachable_sparsity("block", _block_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty), n, density, method)
-
-
-def may_empty(model, selected: dict, method: DictConfig) -> tuple[bool, ...]:
-    """Per selected layer, whether the pruner may leave it nothing: only where an allocation that ranks
-    layers against each other (global) gives it no weight, and then only if that is no layer collapse
-    (method.allow_collapse, or a layer inside a residual section, whose skip carries the stream on:
-    prune_cli/pruning/pruner.py). A layer allocated weights keeps at least one block; counting an empty
-    layer as reachable let the pre-run pass accept targets only an emptied layer meets, which the pruner
-    then refused after dense training (layerwise at 0.98 on a 16-32-32-2 MLP), and name such totals as
-    the nearest reachable ones."""
-    from ..pruner import residual_layers
-    from ..registries import ALLOCATIONS
-
-    if ALLOCATIONS.get(method.allocation).counts_from_shapes(method):
-        return tuple(False for _ in selected)
-    residual = residual_layers(model)
-    return tuple(bool(method.allow_collapse) or name in residual for name in selected)
 
 
 @functools.lru_cache(maxsize=8)
