@@ -234,3 +234,40 @@ def test_compare_by_a_method_option_that_varies_with_the_method_says_so(tmp_path
     assert "no config key of that name varies" not in message, message
     assert "method.allocation varies only together with the method (magnitude: global; random: layerwise)" in message, message
     assert not (root / "report").exists()
+
+
+@pytest.mark.parametrize("key, why", [("sparsity", "holds the sparsity fixed"), ("seed", "pair runs by")])
+def test_compare_by_sparsity_or_seed_gives_the_reason_that_applies(tmp_path, key, why):
+    """Both vary within a method, and the refusal called each "an option of a method whose variants the
+    method comparisons compare already", which neither is (day-in-the-life audit)."""
+    from prune_cli.report.inputs import ReportInputError
+
+    root = tmp_path / "res"
+    for seed in range(3):
+        for sparsity in (0.5, 0.9):
+            write_run(root, seed, "magnitude", sparsity, 10, 0.8 + 0.01 * seed)
+            write_run(root, seed, "random", sparsity, 10, 0.7 + 0.01 * seed)
+    with pytest.raises(ReportInputError) as refused:
+        build_report(root, plots=False, compare_by=key)
+    message = str(refused.value)
+    assert "option of a method" not in message and why in message, message
+
+
+def test_expected_points_of_a_folder_without_the_presets_run_name_say_which_names_it_has(tmp_path):
+    """The points match runs by the preset's run name: a folder of equivalent runs named `run` read
+    "missing ... got no runs" though it holds them (day-in-the-life audit)."""
+    root = tmp_path / "res"
+    for seed in range(3):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.35)
+    table = pd.read_csv(build_report(root, plots=False, expect="expect_mnist1d")["expect.csv"])
+    assert (table["status"] == "missing").all()
+    assert (table["note"] == "no run is named expect_mnist1d; this folder's runs are named run").all(), table["note"].tolist()
+
+
+def test_the_pie_definition_says_that_ties_never_decide(tmp_path):
+    """An example is a PIE only when the pruned and the dense sets of most frequent predictions are
+    disjoint; the one-line definition read as "the modal predictions differ", which with ties gives other
+    counts (48 against the 28 reported in the audit's folder)."""
+    from prune_cli.report.build import _pie_text
+
+    assert "however ties are broken: the two sets of most frequent predictions are disjoint" in _pie_text("test", True, True)

@@ -20,6 +20,7 @@ writes into RESULTS_DIR/report/ (or --out):
                           change, with intervals (disparate.py)
   pie.csv                 pruning-identified exemplars (Hooker et al. 2019): test examples whose
                           modal prediction over the pruned seeds differs from the dense seeds'
+                          however ties are broken (disjoint sets of most frequent predictions)
   pie_per_class.csv       their counts per class and condition
   standards.txt           the evaluation-standards check (also printed)
   scaling_fit.csv / .png  the pruning scaling law of Rosenfeld et al. (ICML 2021) fitted per family of
@@ -173,7 +174,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 if r.status == "ambiguous":
                     print(f"  {r.status}: {where}: {r.note}")
                     continue
-                got = {"missing": "no runs", "no_value": r.note}.get(r.status, f"{r.measured:.4g} ({r.n_seeds} seeds)")
+                got = {"missing": f"no runs{f' ({r.note})' if r.note else ''}", "no_value": r.note}.get(
+                    r.status, f"{r.measured:.4g} ({r.n_seeds} seeds)"
+                )
                 left_out = f"; {r.note}" if r.status in ("inside", "outside") and r.note else ""
                 print(f"  {r.status}: {where}: expected {r.expected:g} ± {r.band:g}, got {got}{left_out}")
             failures = strict_failures(table)

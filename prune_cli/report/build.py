@@ -585,7 +585,10 @@ def _pie_text(split: str, written: bool, run_dirs: bool) -> str:
     """What the Disparate impact section says of the PIEs: the split they are of and their files where
     this report wrote them, else what computing them needs (a folder of the shared CSVs alone has no
     predictions); it named pie.csv and test examples whatever was written."""
-    what = f"{split} examples whose modal prediction over the pruned seeds differs from the dense seeds' (Hooker et al. 2019"
+    what = (
+        f"{split} examples whose modal prediction over the pruned seeds differs from the dense seeds' however ties are "
+        "broken: the two sets of most frequent predictions are disjoint (Hooker et al. 2019"
+    )
     if written:
         return f"PIEs: {what}; pie.csv, per class in pie_per_class.csv)."
     if not run_dirs:

@@ -947,6 +947,12 @@ def _not_compared_by(metrics: pd.DataFrame, key: str) -> str:
     (magnitude: global; random: layerwise), ...' or that its variants within a method are compared
     already; '' for a key without two values. The refusal said no key of that name varied, which such a
     key does."""
+    if key in ("sparsity", "target_sparsity"):  # not a method option: what every comparison holds fixed
+        return f"each comparison holds the sparsity fixed ({key} is not a config key whose values can be paired)"
+    if key == "seed":
+        return "the seed is what the comparisons pair runs by (each pair is one seed's runs), not a key to compare"
+    if not key.startswith("method.") and key != "method":
+        return ""
     if key not in metrics.columns or "method" not in metrics.columns or metrics[key].nunique() < 2:
         return ""
     text = _as_text(metrics, [key])[key]

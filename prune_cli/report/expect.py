@@ -231,6 +231,16 @@ def check_expected(
     verdicts name it ('left out: seed 1 of random failed (LayerCollapse)') and counted in `seeds_lost`:
     its mean is of the surviving seeds only, which --expect-strict does not confirm (`strict_failures`)."""
     named = {run for run, cfg in configs.items() if cfg.get("name") == expected["name"]}
+    # the points match runs by their `name` (the preset's): a folder of equivalent runs under another name
+    # read "got no runs" though it holds them
+    unnamed = (
+        ""
+        if named or not configs
+        else (
+            f"no run is named {expected['name']}; this folder's runs are named "
+            + ", ".join(sorted({str(cfg.get("name")) for cfg in configs.values()}))
+        )
+    )
     lost = {run: why for run, why in (lost or {}).items() if isinstance(why[0], dict) and why[0].get("name") == expected["name"]}
     out = []
     for p in expected["points"]:
@@ -251,6 +261,8 @@ def check_expected(
         stats = t_interval(per_seed.to_numpy(float), confidence)
         mean = stats["mean"]
         valued = bool(np.isfinite(per_seed.to_numpy(float)).any())
+        if not len(per_seed) and not ambiguous:
+            note = unnamed
         if len(per_seed) and not valued:  # runs, but NaN (diverged) on every seed: nothing measured, nothing missed
             seeds = ", ".join(str(s) for s in per_seed.index)
             note = f"no finite {metric} on any of its {len(per_seed)} seeds ({seeds}): NaN, a run that diverged, say"
