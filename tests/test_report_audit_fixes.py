@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
 from prune_cli.report import build_report
 from test_report_experiments import write_run
@@ -271,3 +272,39 @@ def test_the_pie_definition_says_that_ties_never_decide(tmp_path):
     from prune_cli.report.build import _pie_text
 
     assert "however ties are broken: the two sets of most frequent predictions are disjoint" in _pie_text("test", True, True)
+
+
+def test_expected_points_of_runs_of_another_configuration_are_not_marked_inside(tmp_path):
+    """An expected-values file's `config` holds the values its points were measured with. The preset run
+    with train.epochs=3 (measured at 8) was marked inside or outside its bands, with nothing naming
+    train.epochs (day-in-the-life audit); such points are `config_differs` now, which --expect-strict
+    refuses."""
+    from prune_cli.report.expect import strict_failures
+
+    spec = tmp_path / "exp.yaml"
+    point = {"method": "magnitude", "sparsity": 0.5, "value": 0.8, "band": 0.05}
+    spec.write_text(yaml.safe_dump({"name": "run", "config": {"train.epochs": 8}, "points": [point]}))
+    for epochs, status, note in (
+        (10, "config_differs", "measured with train.epochs=10; the expected values are of train.epochs=8"),
+        (8, "inside", ""),
+    ):
+        root = tmp_path / f"res{epochs}"
+        for seed in range(3):
+            write_run(root, seed, "magnitude", 0.5, epochs, 0.8)
+        table = pd.read_csv(build_report(root, plots=False, expect=str(spec))["expect.csv"], keep_default_na=False)
+        assert table["status"].tolist() == [status] and table["note"].tolist() == [note], table.to_dict(orient="records")
+        assert strict_failures(table) == (status != "inside")
+
+
+@pytest.mark.parametrize("preset", ["expect_mnist1d", "renda_resnet20_lottery", "synflow_vgg16_cifar10"])
+def test_an_expected_files_config_is_what_its_preset_composes(preset):
+    """The `config` of configs/expected/<preset>.yaml must agree with configs/experiment/<preset>.yaml, or
+    the preset's own runs would be called another configuration."""
+    from helpers import composed
+
+    from prune_cli.report.expect import load_expected
+    from prune_cli.results import flatten_config
+
+    flat = flatten_config(OmegaConf.to_container(composed(f"+experiment={preset}"), resolve=True))
+    wanted = {k: flatten_config(v).get("") for k, v in load_expected(preset)["config"].items()}
+    assert {k: flat.get(k) for k in wanted} == wanted

@@ -164,6 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 f"{counts.get('missing', 0)} missing"
                 + (f", {ambiguous} ambiguous" if ambiguous else "")
                 + (f", {no_value} without a value" if no_value else "")
+                + (f", {counts.get('config_differs', 0)} of another configuration" if counts.get("config_differs", 0) else "")
                 + f" of {len(table)} points"
             )
             lost = table["seeds_lost"].fillna(0) > 0 if "seeds_lost" in table.columns else False
@@ -177,13 +178,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 got = {"missing": f"no runs{f' ({r.note})' if r.note else ''}", "no_value": r.note}.get(
                     r.status, f"{r.measured:.4g} ({r.n_seeds} seeds)"
                 )
-                left_out = f"; {r.note}" if r.status in ("inside", "outside") and r.note else ""
+                left_out = f"; {r.note}" if r.status in ("inside", "outside", "config_differs") and r.note else ""
                 print(f"  {r.status}: {where}: expected {r.expected:g} ± {r.band:g}, got {got}{left_out}")
             failures = strict_failures(table)
     print("written: " + ", ".join(str(p) for p in written.values()))
     if args.expect_strict and failures:
         print(
-            f"prune-report: {failures} expected point(s) outside their band, missing, without a value, ambiguous or "
+            f"prune-report: {failures} expected point(s) outside their band, missing, without a value, ambiguous, of "
+            "another configuration or "
             "measured without a seed that failed or did not finish (--expect-strict)",
             file=sys.stderr,
         )

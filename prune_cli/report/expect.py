@@ -41,7 +41,7 @@ from ..results import experiment_keys, flatten_config
 from .compare import ABSENT, final_values
 from .inputs import ReportInputError
 
-FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset"}
+FILE_KEYS = {"name", "source", "status", "notes", "metric", "split", "phase", "points", "preset", "config"}
 # The metrics every run records (prune_cli/metrics/classification.py per split, cost.py on the model;
 # tests/test_expect.py checks the names against that code); optional and plugin metrics are known from
 # the rows of the folder's runs.
@@ -100,6 +100,8 @@ def load_expected(spec: str) -> dict:
         raise _bad(f"{path}: key {sorted(unknown)[0]}", data[sorted(unknown)[0]], "one of the keys " + ", ".join(sorted(FILE_KEYS)))
     if not isinstance(data.get("name"), str):
         raise _bad(f"{path}: name", data.get("name"), "the run name of the preset's runs (a string)")
+    if "config" in data and not (isinstance(data["config"], dict) and data["config"]):
+        raise _bad(f"{path}: config", data["config"], "a mapping of dotted config keys to the values the points were measured with")
     points = data.get("points")
     if not isinstance(points, list) or not points:
         raise _bad(f"{path}: points", points, "a non-empty list of {method, sparsity, value, band} entries")
@@ -250,6 +252,7 @@ def check_expected(
         runs = {r for r in named if _selects(p, configs[r], phase)}
         note = _ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
         ambiguous = bool(note)
+        differs = "" if ambiguous else _config_differs(expected, {r: configs[r] for r in runs})
         if ambiguous:  # no mean of different configurations: no rows to average
             runs = set()
         mine = metrics[metrics["run_id"].isin(runs)]
@@ -266,6 +269,8 @@ def check_expected(
         if len(per_seed) and not valued:  # runs, but NaN (diverged) on every seed: nothing measured, nothing missed
             seeds = ", ".join(str(s) for s in per_seed.index)
             note = f"no finite {metric} on any of its {len(per_seed)} seeds ({seeds}): NaN, a run that diverged, say"
+        if differs and valued:
+            note = "; ".join(filter(None, (note, differs)))
         status = (
             "ambiguous"
             if ambiguous
@@ -273,6 +278,8 @@ def check_expected(
             if not len(per_seed)
             else "no_value"
             if not valued
+            else "config_differs"
+            if differs
             else "inside"
             if abs(mean - p["value"]) <= p["band"] + 1e-12
             else "outside"
@@ -305,6 +312,24 @@ def check_expected(
             }
         )
     return pd.DataFrame(out)
+
+
+def _config_differs(expected: dict, configs: dict[str, dict]) -> str:
+    """'' unless the file's `config` (the values its points were measured with) disagrees with these runs:
+    then 'measured with train.epochs=3; the expected values are of train.epochs=8'. A preset run with a
+    changed option (`+experiment=expect_mnist1d train.epochs=3`) was marked inside or outside its bands
+    as if it were the preset's."""
+    wanted = {key: flatten_config(value).get("") for key, value in (expected.get("config") or {}).items()}
+    seen: dict[str, set[str]] = {}
+    for config in configs.values():
+        flat = flatten_config(config)
+        for key, value in wanted.items():
+            if flat.get(key) != value:
+                seen.setdefault(key, set()).add(str(flat.get(key, ABSENT)))
+    if not seen:
+        return ""
+    ran = ", ".join(f"{k}={'/'.join(sorted(v))}" for k, v in seen.items())
+    return f"measured with {ran}; the expected values are of " + ", ".join(f"{k}={wanted[k]}" for k in seen)
 
 
 def _lost_seeds(point: dict, phase: str, lost: dict[str, tuple[dict, str]], measured: set) -> list[tuple[Any, str]]:
@@ -365,6 +390,7 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
         + f"{counts.get('missing', 0)} missing"
         + (f", {counts.get('ambiguous', 0)} ambiguous" if counts.get("ambiguous", 0) else "")
         + (f", {counts.get('no_value', 0)} without a value" if counts.get("no_value", 0) else "")
+        + (f", {counts.get('config_differs', 0)} of another configuration" if counts.get("config_differs", 0) else "")
         + f" of {len(table)} points"
         + (f"; {_short(table)} measured without a seed that failed or did not finish (the note names it)" if _short(table) else "")
         + "."
@@ -381,13 +407,14 @@ def _short(table: pd.DataFrame) -> int:
 
 def strict_failures(table: Optional[pd.DataFrame]) -> int:
     """Points that --expect-strict rejects: outside the band, missing (a point not run is not
-    confirmed), ambiguous (runs of several configurations match it), no_value (its runs have no
+    confirmed), config_differs (its runs are not of the configuration the expected values were measured
+    with), ambiguous (runs of several configurations match it), no_value (its runs have no
     finite value: not confirmed either), or measured without a seed whose run failed or did not finish
     (`seeds_lost`): a mean of the surviving seeds, inside its band or not, leaves out exactly the seeds
     on which the method may do worst."""
     if table is None:
         return 0
-    rejected = table["status"].isin(["outside", "missing", "ambiguous", "no_value"])
+    rejected = table["status"].isin(["outside", "missing", "ambiguous", "no_value", "config_differs"])
     if "seeds_lost" in table.columns:
         rejected |= table["seeds_lost"].fillna(0) > 0
     return int(rejected.sum())
