@@ -547,11 +547,9 @@ class Structure:
     check_model: Optional[Callable] = None
     # Checks that also need the target: check_density(model, selected, method, density), run by the
     # pre-run pass at the pruning events' targets (prune_cli/run/prevalidate.py check_event_reach): the
-    # kept count of a structure such as channel is a fact of the layer shapes.
+    # kept count of a structure such as channel is a fact of the layer shapes; at a later event of bcr or
+    # channel_group, which keeps sub-shapes or subsets of earlier choices, a necessary condition.
     check_density: Optional[Callable] = None
-    # Whether check_density also holds at a later pruning event (its reach does not depend on earlier
-    # masks: channel's unit fractions, any subset of blocks); otherwise only a first event on the dense model.
-    reach_known_at_every_event: bool = False
     fixes_final_densities: Callable[[DictConfig], bool] = _never  # then only a single pruning event fits
     uses_counts: bool = True  # False: the masks ignore the allocation's per-layer counts (N:M)
     inexact_hint: str = ""  # why the achieved sparsity may differ from the target

@@ -628,20 +628,20 @@ def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float
     `check_density`: channel, block, bcr, channel_group) refuses a pruning event's target it cannot
     reach within method.sparsity_tolerance, naming the event when it is a schedule's intermediate
     target (a sparsity the user never gave), instead of the pruner after dense training. Every event is
-    checked where the structure's reach does not depend on earlier masks (`reach_known_at_every_event`),
-    otherwise only a first event made in one scoring round (it prunes the dense model)."""
+    checked: exactly where the structure's reach does not depend on earlier masks
+    (channel, block) and at a first event made in one scoring round (it
+    prunes the dense model); elsewhere (bcr, channel_group after an earlier event or scoring round) the
+    dense layers' reach is a necessary condition, since a later event keeps sub-shapes or subsets of what
+    an earlier one kept, whose totals the dense layers reach too. Only a first event was checked for
+    those, so SynFlow's 100 rounds with channel_group at a target no dense choice meets trained first."""
     from ..pruning import STRUCTURES
 
     structure = STRUCTURES.get(cfg.method.structure)
     if structure.check_density is None:
         return
-    pruned_before = False  # an event at sparsity 0 (gradual's first, initial_sparsity=0) prunes nothing
     for i, sparsity in enumerate(events):
-        if sparsity <= 0:
+        if sparsity <= 0:  # an event at sparsity 0 (gradual's first, initial_sparsity=0) prunes nothing
             continue
-        if not structure.reach_known_at_every_event and (pruned_before or cfg.method.rounds > 1):
-            return
-        pruned_before = True
         try:
             structure.check_density(model, selected, cfg.method, 1.0 - sparsity)
         except ConfigError as err:

@@ -81,7 +81,6 @@ def _block_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int, empty: tup
     "block",
     options=BlockShapeOptions,  # method.block_shape, method.group_norm
     check_density=check_block_density,
-    reach_known_at_every_event=True,
     inexact_hint="Block pruning keeps whole blocks; pick a sparsity whose per-layer counts are "
     "multiples of the block size, a smaller method.block_shape, or raise "
     "method.sparsity_tolerance.",

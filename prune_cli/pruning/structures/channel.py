@@ -125,7 +125,6 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
     check=check_channel,
     check_model=check_channel_model,
     check_density=check_channel_density,
-    reach_known_at_every_event=True,
     uses_counts=False,  # the unit fraction closest to the target (`_UnitCounts`); the allocation's counts are not read
     inexact_hint="Channel pruning removes whole units and their next-layer columns, so only some "
     "sparsities are reachable; pick a nearby sparsity or raise method.sparsity_tolerance.",
