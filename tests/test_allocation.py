@@ -499,3 +499,11 @@ def test_matched_method_with_rounds_copies_the_counts_its_rounds_reach():
     matched = prune(model, 0.9, context(method(score="random", allocation="matched", match_method="synflow")))
     assert kept(matched) == kept(direct) and min(kept(direct).values()) > 0
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_density_in_a_refusal_is_printed_without_float_noise():
+    """1 - 0.9 is 0.09999999999999998 in floating point, and the refusal printed it so (late-failure audit)."""
+    model = small_mlp()
+    with pytest.raises(PruneCliError) as refused:
+        ALLOCATIONS.get("uniform_plus")(zero_scores(model), 1 - 0.9, ctx_for(model))
+    assert "uniform_plus at density 0.1:" in str(refused.value), str(refused.value)

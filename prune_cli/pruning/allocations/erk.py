@@ -64,7 +64,7 @@ def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = 
         live = [n for n in shapes if n not in dense]
         if not live:
             raise PruneCliError(
-                f"ERK at density {density}: every layer would have to be dense, so this "
+                f"ERK at density {density:.12g}: every layer would have to be dense, so this "
                 "density cannot be reached; use a lower density (higher sparsity)."
             )
         rhs = sum(density * sizes[n] for n in live) - sum((1 - density) * sizes[n] for n in dense)
@@ -75,7 +75,7 @@ def erk_densities(shapes: dict[str, torch.Size], density: float, kernel: bool = 
             continue
         break
     if eps < 0:
-        raise PruneCliError(f"ERK at density {density}: the dense layers hold more weights than the budget.")
+        raise PruneCliError(f"ERK at density {density:.12g}: the dense layers hold more weights than the budget.")
     return {n: (1.0 if n in dense else eps * raw[n]) for n in shapes}
 
 
@@ -109,7 +109,7 @@ def _rest_density(sizes: dict[str, int], fc: str, fc_density: float, density: fl
         raise ConfigError(
             "method.fc_density",
             fc_density,
-            f"a classifier density that leaves the other layers a density in [0, 1] at density {density} (they would get {rest:.4f})",
+            f"a classifier density that leaves the other layers a density in [0, 1] at density {density:.12g} (they would get {rest:.4f})",
         )
     return rest
 

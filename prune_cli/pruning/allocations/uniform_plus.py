@@ -41,7 +41,7 @@ def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float, faithful: 
 def _unreachable(sizes: dict[str, int], fixed: dict[str, float], fc, density: float, d_rest: float) -> str:
     kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
     return (
-        f"uniform_plus at density {density}: the dense first layer{' and the 0.2-density classifier' if fc in fixed else ''} "
+        f"uniform_plus at density {density:.12g}: the dense first layer{' and the 0.2-density classifier' if fc in fixed else ''} "
         f"hold {kept_fixed:.0f} of the {density * sum(sizes.values()):.0f} weights the target allows, leaving the other layers "
         f"density {d_rest:.4f}."
     )
