@@ -109,7 +109,8 @@ def _rest_density(sizes: dict[str, int], fc: str, fc_density: float, density: fl
         raise ConfigError(
             "method.fc_density",
             fc_density,
-            f"a classifier density that leaves the other layers a density in [0, 1] at density {density:.12g} (they would get {rest:.4f})",
+            f"a classifier density that leaves the other layers a density in [0, 1] at density {density:.12g} "
+            f"(they would get {rest:.4f})",
         )
     return rest
 
