@@ -292,8 +292,8 @@ def _flow_or_refuse(flow: Callable[[], ChannelFlow]) -> ChannelFlow:
         raise ConfigError(
             "method.structure",
             "channel_group",
-            "models whose channels torch.fx can follow through every operation; use method.structure=channel "
-            "(chains) or unstructured for this model",
+            "models whose channels torch.fx can follow through every operation; use method.structure=block, bcr or "
+            "unstructured for this model (or channel where its layers form a chain without residual joins)",
             f"Here: {err}.",
         ) from err
 
@@ -358,7 +358,8 @@ def check_channel_group_density(model, selected: dict, method: DictConfig, densi
     check_model=check_channel_group_model,
     check_density=check_channel_group_density,
     inexact_hint="Channel-group pruning removes whole channels with every row and column they touch "
-    "(a ResNet's residual channels span many layers), so only some sparsities are reachable; pick a "
+    "(every layer that produces or reads it; through a ResNet's residual joins, many layers), so only some "
+    "sparsities are reachable; pick a "
     "nearby sparsity or raise method.sparsity_tolerance.",
 )
 def channel_group(scores, counts, selection: str, sctx: StructureContext) -> dict[str, torch.Tensor]:
