@@ -271,7 +271,7 @@ def test_the_pie_definition_says_that_ties_never_decide(tmp_path):
     counts (48 against the 28 reported in the audit's folder)."""
     from prune_cli.report.build import _pie_text
 
-    assert "however ties are broken: the two sets of most frequent predictions are disjoint" in _pie_text("test", True, True)
+    assert "however ties are broken: the two sets of most frequent labels are disjoint" in _pie_text("test", True, True)
 
 
 def test_expected_points_of_runs_of_another_configuration_are_not_marked_inside(tmp_path):

@@ -190,13 +190,6 @@ def _prune_to_density(model: PrunableNet, target: float, ctx: PruneContext) -> M
     return masks
 
 
-def residual_layers(model) -> set[str]:
-    """The weights inside the model's residual sections: such a layer left empty makes its section add
-    a constant to the stream (0, or a BatchNorm's shift), which the section's skip carries on, so the
-    network stays connected: not a layer collapse."""
-    return {n for section in model.residual_sections() for n in section} if hasattr(model, "residual_sections") else set()
-
-
 def sparing_allocations(current: str) -> str:
     """The allocations that spare small layers, to suggest after a layer collapse: not the one in use."""
     return " or ".join(a for a in ("erk", "layerwise") if a != current)
@@ -206,7 +199,7 @@ def check_collapse(masks: Masks, layers: dict, density: float, method, advice: s
     """Raise LayerCollapse for an empty layer or a cut path, or log a warning with
     method.allow_collapse. `advice` replaces the remedies for the one-shot pruner (lower the sparsity,
     another allocation, ...) where they do not apply (a training-time method's own knobs)."""
-    from .structure import disconnected
+    from .structure import disconnected, residual_layers
 
     residual = residual_layers(getattr(layers, "root", None))
     collapsed = [name for name, m in masks.items() if not m.any() and name not in residual]

@@ -307,6 +307,13 @@ def bits_beside(low: int, reach: int, lo: int, hi: int) -> tuple[Optional[int], 
     return below, above
 
 
+def residual_layers(model) -> set[str]:
+    """The weights inside the model's residual sections: such a layer left empty makes its section add
+    a constant to the stream (0, or a BatchNorm's shift), which the section's skip carries on, so the
+    network stays connected: not a layer collapse."""
+    return {n for section in model.residual_sections() for n in section} if hasattr(model, "residual_sections") else set()
+
+
 def may_empty(model, selected: dict, method: DictConfig) -> tuple[bool, ...]:
     """Per selected layer, whether the pruner may leave it nothing: only where an allocation that ranks
     layers against each other (global) gives it no weight, and then only if that is no layer collapse
@@ -315,7 +322,6 @@ def may_empty(model, selected: dict, method: DictConfig) -> tuple[bool, ...]:
     column per block). Counting an empty layer as reachable let the pre-run pass (block and bcr
     `check_density`) accept targets only an emptied layer meets, which the pruner then refused after dense
     training (block, layerwise at 0.98 on a 16-32-32-3 MLP), and name such totals as the nearest ones."""
-    from .pruner import residual_layers
     from .registries import ALLOCATIONS
 
     if ALLOCATIONS.get(method.allocation).counts_from_shapes(method):

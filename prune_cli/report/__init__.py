@@ -20,7 +20,7 @@ writes into RESULTS_DIR/report/ (or --out):
                           change, with intervals (disparate.py)
   pie.csv                 pruning-identified exemplars (Hooker et al. 2019): test examples whose
                           modal prediction over the pruned seeds differs from the dense seeds'
-                          however ties are broken (disjoint sets of most frequent predictions)
+                          however ties are broken (disjoint sets of most frequent labels)
   pie_per_class.csv       their counts per class and condition
   standards.txt           the evaluation-standards check (also printed)
   scaling_fit.csv / .png  the pruning scaling law of Rosenfeld et al. (ICML 2021) fitted per family of

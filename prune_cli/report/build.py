@@ -587,7 +587,7 @@ def _pie_text(split: str, written: bool, run_dirs: bool) -> str:
     predictions); it named pie.csv and test examples whatever was written."""
     what = (
         f"{split} examples whose modal prediction over the pruned seeds differs from the dense seeds' however ties are "
-        "broken: the two sets of most frequent predictions are disjoint (Hooker et al. 2019"
+        "broken: the two sets of most frequent labels are disjoint (Hooker et al. 2019"
     )
     if written:
         return f"PIEs: {what}; pie.csv, per class in pie_per_class.csv)."

@@ -670,7 +670,8 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
 
     import torch
 
-    from ..pruning.pruner import residual_layers, sparing_allocations
+    from ..pruning.pruner import sparing_allocations
+    from ..pruning.structure import residual_layers
 
     scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
     counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
