@@ -270,3 +270,22 @@ def test_a_multi_round_target_no_dense_choice_meets_is_refused_before_training()
         validated(*args)
     with pytest.raises(ConfigError, match=r"'sparsity'.*0\.908088"):
         validated(*args, "method.rounds=1")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # layerwise rounds the 96-weight classifier to round(0.005 * 96) = 0 and allow_collapse accepts it: 32 kept
+        ["model=mlp", "model.widths=[32,32]", "method.allow_collapse=true", "method.sparsity_tolerance=0.015", "sparsity=0.995"],
+        # residual layers rounded to 0 are no collapse, even without allow_collapse
+        ["model=res_mlp", "model.width=8", "model.blocks=2", "method.exclude_classifier=true", "method.block_shape=[2,2]"]
+        + ["method.sparsity_tolerance=0.02", "sparsity=0.995"],
+    ],
+    ids=["allocated-none-allow-collapse", "residual-allocated-none"],
+)
+def test_a_layer_the_allocation_gives_no_weight_may_stay_empty(args):
+    """The pruner keeps nothing of a layer allocated 0 weights and accepts it where that is no collapse; the
+    pre-run check must count that (the review of the emptied-layer fix found these refused)."""
+    from tests.helpers import validated
+
+    validated("dataset=synthetic", "dataset.input_dim=16", "method.structure=block", "method.allocation=layerwise", *args)

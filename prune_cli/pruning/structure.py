@@ -314,20 +314,31 @@ def residual_layers(model) -> set[str]:
     return {n for section in model.residual_sections() for n in section} if hasattr(model, "residual_sections") else set()
 
 
-def may_empty(model, selected: dict, method: DictConfig) -> tuple[bool, ...]:
-    """Per selected layer, whether the pruner may leave it nothing: only where an allocation that ranks
-    layers against each other (global) gives it no weight, and then only if that is no layer collapse
-    (method.allow_collapse, or a layer inside a residual section, whose skip carries the stream on:
-    prune_cli/pruning/pruner.py). A layer allocated weights keeps at least one block (bcr: one row x one
-    column per block). Counting an empty layer as reachable let the pre-run pass (block and bcr
-    `check_density`) accept targets only an emptied layer meets, which the pruner then refused after dense
-    training (block, layerwise at 0.98 on a 16-32-32-3 MLP), and name such totals as the nearest ones."""
+def may_empty(model, selected: dict, method: DictConfig, density: float) -> tuple[bool, ...]:
+    """Per selected layer, whether the pruner may leave it nothing at `density`: where the allocation gives
+    it no weight (a score-based one such as global may give any layer none; one whose counts are a fact of
+    the shapes, such as layerwise or ERK, gives a layer round(d n) = 0 only at an extreme sparsity), and
+    then only if that is no layer collapse (method.allow_collapse, or a layer inside a residual section,
+    whose skip carries the stream on: pruner.check_collapse). A layer allocated weights keeps at least one
+    block (bcr: one row x one column per block). Counting an empty layer as reachable let the pre-run pass
+    (block and bcr `check_density`) accept targets only an emptied layer meets, which the pruner then
+    refused after dense training (block, layerwise at 0.98 on a 16-32-32-3 MLP), and name such totals as
+    the nearest ones."""
+    from types import SimpleNamespace
+
     from .registries import ALLOCATIONS
 
-    if ALLOCATIONS.get(method.allocation).counts_from_shapes(method):
-        return tuple(False for _ in selected)
     residual = residual_layers(model)
-    return tuple(bool(method.allow_collapse) or name in residual for name in selected)
+    accepted = [bool(method.allow_collapse) or name in residual for name in selected]
+    allocation = ALLOCATIONS.get(method.allocation)
+    if not allocation.counts_from_shapes(method):
+        return tuple(accepted)
+    meta = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
+    try:
+        counts = allocation(meta, density, SimpleNamespace(model=model, method=method))
+    except (PruneCliError, ConfigError):  # the allocation's own pre-run check names that problem
+        return tuple(accepted)
+    return tuple(ok and counts.get(name, 1) == 0 for ok, name in zip(accepted, selected))
 
 
 def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n: int, density: float, method: Any) -> None:

@@ -172,7 +172,7 @@ def check_bcr_density(model, selected: dict, method: DictConfig, density: float)
     residual layer); the pruner keeps one row x column per block of any layer allocated weights."""
     r, c = (int(v) for v in method.block_shape)
     n = sum(p.numel() for p in selected.values())
-    empty = may_empty(model, selected, method)
+    empty = may_empty(model, selected, method, density)
     check_reachable_sparsity("bcr", _bcr_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty), n, density, method)
 
 

@@ -65,7 +65,7 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
     n = sum(p.numel() for p in selected.values())
     if not n or n > BITSET_SPAN:
         return
-    empty = may_empty(model, selected, method)
+    empty = may_empty(model, selected, method, density)
     check_reachable_sparsity("block", _block_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty), n, density, method)
 
 
