@@ -93,6 +93,11 @@ def test_unknown_preset_or_bad_file_stops_before_anything_is_written(tmp_path, c
     with pytest.raises(SystemExit):
         report_main([str(results), "--expect", str(bad)])
     assert "points[0].band" in capsys.readouterr().err
+    point = {"sparsity": 0.5, "value": 0.9, "band": 0.1}
+    bad.write_text(yaml.safe_dump({"name": "x", "config": ["train.epochs", 8], "points": [point]}))
+    with pytest.raises(SystemExit):
+        report_main([str(results), "--expect", str(bad)])
+    assert ": config" in (err := capsys.readouterr().err) and "a mapping of dotted config keys" in err, err
     assert not (results / "report").exists()
 
 
