@@ -47,8 +47,7 @@ def layer_sums(layers: list[torch.Tensor], may_empty: list[bool]) -> tuple[int, 
             continue
         combined = 0
         for size in torch.unique(sizes).tolist():
-            rest = sizes.clone()
-            rest = torch.cat([rest[rest != size], rest[rest == size][1:]])
+            rest = torch.cat([sizes[sizes != size], sizes[sizes == size][1:]])  # one block of this size taken
             combined |= subset_sums(rest, reach << size)[1]
         reach = combined
     return 0, reach
