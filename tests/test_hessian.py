@@ -164,3 +164,35 @@ def test_bad_hessian_config_is_rejected(override, key):
     with pytest.raises(ConfigError) as err:
         validate(composed(override))  # the group choices composed once per process (prune_cli/run/composition_memo.py)
     assert key in str(err.value)
+
+
+def test_hutchinson_probes_do_not_depend_on_lanczos_restarts_or_settings():
+    """Hutchinson's probes come from their own stream, drawn before SLQ: a Lanczos run that restarts
+    once more after a breakdown (a last-bit difference in a low-rank Hessian: a pruned model, an
+    accel.compile run) or a different lanczos_num/lanczos_iter must not change the trace estimate."""
+
+    class LowRank:
+        """A rank-2 6x6 operator: Lanczos from a random start breaks down after 2 steps and restarts."""
+
+        def __init__(self):
+            u = torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+            self.h = u @ u.T
+            self.dim = self.full_dim = 6
+            self.free = torch.ones(6, dtype=torch.bool)
+            self.dtype = torch.float64
+
+        def __call__(self, v):
+            return self.h @ v
+
+        def rademacher(self, gen):
+            return HessianOperator.rademacher(self, gen)
+
+    op = LowRank()
+    traces = {
+        (iters, num): spectrum(op, iters, num, hutchinson_probes=5, gen=torch.Generator().manual_seed(0)).trace_hutchinson
+        for iters in (1, 6)
+        for num in (1, 3)
+    }
+    assert len(set(traces.values())) == 1, traces
+    # and it is still the Hutchinson estimate: the mean of z^T H z over 5 Rademacher z (E = Tr H)
+    assert min(traces.values()) > 0
