@@ -507,3 +507,19 @@ def test_a_density_in_a_refusal_is_printed_without_float_noise():
     with pytest.raises(PruneCliError) as refused:
         ALLOCATIONS.get("uniform_plus")(zero_scores(model), 1 - 0.9, ctx_for(model))
     assert "uniform_plus at density 0.1:" in str(refused.value), str(refused.value)
+
+
+def test_uniform_plus_rest_density_zero_up_to_float_noise_is_reachable():
+    """res_mlp width 16, one block, input 8 (layers 128 (first), 256, 256, 48 (classifier); N = 688)
+    at sparsity 0.8: in exact arithmetic 0.2*688 - 128 - 0.2*48 = 0, so the other layers get density 0
+    (residual sections may be emptied) and the run works; in floats it came out -2.8e-14 and was refused."""
+    from fractions import Fraction
+
+    from prune_cli.pruning.allocations.uniform_plus import _fixed_and_rest
+
+    assert Fraction(1, 5) * 688 - 128 - Fraction(1, 5) * 48 == 0
+    overrides = ["dataset=synthetic", "dataset.input_dim=8", "model=res_mlp", "model.width=16", "model.blocks=1"]
+    validate(composed(*overrides, "method.allocation=uniform_plus", "sparsity=0.8"))
+    sizes = {"first": 128, "a": 256, "b": 256, "fc": 48}
+    fixed, d_rest = _fixed_and_rest(sizes, "first", "fc", 1 - 0.8)
+    assert fixed == {"first": 1.0, "fc": 0.2} and d_rest == 0.0

@@ -35,7 +35,9 @@ def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float, faithful: 
 
     if fc is not None and fc != first and (density < 0.2 if faithful else rest_density() < 0.2):
         fixed[fc] = 0.2
-    return fixed, rest_density()
+    d_rest = rest_density()
+    # an exact 0 (the fixed layers hold the whole target) can come out as -3e-14 in floats
+    return fixed, 0.0 if -1e-12 <= d_rest < 0.0 else d_rest
 
 
 def _unreachable(sizes: dict[str, int], fixed: dict[str, float], fc, density: float, d_rest: float) -> str:
