@@ -257,3 +257,20 @@ def test_every_candidate_shape_batched_or_one_at_a_time_gives_the_same_mask(monk
     monkeypatch.setattr(bcr, "BATCH_ELEMENTS", 1)
     single = [bcr.bcr_layer(s, k, r, c, "l1", inv, sg) for s, k, r, c, inv, sg in cases]
     assert all(torch.equal(a, b) for a, b in zip(batched, single))
+
+
+def test_a_collapse_at_an_intermediate_event_names_the_event_and_stays_a_collapse(tmp_path):
+    """erk + 2x2 blocks + iterative in 3 rounds to 0.95 on a 16-16 MLP collapses a layer at round 2,
+    whose target (0.864279) the user never gave: the message said only "Layer collapse at
+    sparsity=0.864279 ... Lower the sparsity". It now names the event and the final sparsity, and the
+    run's failed.json still says LayerCollapse (the report's failure notes read the type)."""
+    import json
+
+    args = FAST + ["method.allocation=erk", "method.structure=block", "method.block_shape=[2,2]"]
+    args += ["schedule=iterative", "schedule.rounds=3", "sparsity=0.95", "metrics.regions.enabled=false"]
+    proc = run_cli(args, tmp_path / "results", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "pruning event 2 of 3 of schedule=iterative (an intermediate target on the way to sparsity=0.95)" in proc.stderr
+    assert "Layer collapse at sparsity=0.864279" in proc.stderr
+    (failed,) = (tmp_path / "results" / "runs").glob("*/failed.json")
+    assert "LayerCollapse" in json.dumps(json.loads(failed.read_text()))

@@ -29,6 +29,7 @@ from ..data.cache import load_raw
 from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import PruneContext, prune_to_density, select_prunable
+from ..pruning.pruner import LayerCollapse
 from .prevalidate import build_checked_model, check_class_sizes, check_data_sizes
 from ..schedules import SCHEDULES
 from ..schedules.steps import Branch, Dense, Gradual, Prune, Record, Rejoin, Restart, Step, Train, TrainWithHook
@@ -380,15 +381,16 @@ class Experiment:
     def _step_prune(self, density: float, event: Optional[tuple[int, int]] = None) -> None:
         """Prune to `density` (fraction of the prunable weights kept). A target missed at an intermediate
         event of a multi-event schedule is named as such: the sparsity in the pruner's message is then the
-        schedule's waypoint, not one the user gave. `event`: (number, of how many) where the plan's
+        schedule's waypoint, not one the user gave; a LayerCollapse stays one (failed.json and the report
+        name the type). `event`: (number, of how many) where the plan's
         `Prune` steps do not count the events (gradual prunes inside one training step)."""
         try:
             self.masks = prune_to_density(self.model, density, self._prune_context())
         except PruneCliError as err:
             number, events = event or (self.rounds_done + 1, sum(isinstance(s, Prune) for s in self.plan))
-            if type(err) is not PruneCliError or events < 2 or abs(density - (1.0 - self.cfg.sparsity)) < 1e-12:
+            if type(err) not in (PruneCliError, LayerCollapse) or events < 2 or abs(density - (1.0 - self.cfg.sparsity)) < 1e-12:
                 raise
-            raise PruneCliError(
+            raise type(err)(
                 f"pruning event {number} of {events} of schedule={self.cfg.schedule.name} (an intermediate "
                 f"target on the way to sparsity={self.cfg.sparsity:g}): {err}"
             ) from err
