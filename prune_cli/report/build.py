@@ -70,6 +70,13 @@ def _all_accuracy_mixed(summary: pd.DataFrame, split: str) -> bool:
     return bool(len(acc)) and bool(acc["mixed"].notna().all())
 
 
+def _without_runs(table: pd.DataFrame, runs: set[str]) -> pd.DataFrame:
+    """`table` without the rows of `runs` (run ids)."""
+    if not runs or not len(table) or "run_id" not in table.columns:
+        return table
+    return table[~table["run_id"].astype(str).isin(runs)]
+
+
 def build_report(
     root: Path,
     out: Optional[Path] = None,
@@ -315,9 +322,11 @@ def _build(
     out = stage.open()
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
-    regions = folder.table("regions.csv")
+    # a run without metrics.csv is left out of every figure too (RUN_TABLES_READ), not only of the tables
+    no_metrics = {run.split(" (")[0] for run in folder.without_table().get("metrics.csv", [])}
+    regions = _without_runs(folder.table("regions.csv"), no_metrics)
     draw("regions_vs_sparsity.png", "regions_vs_sparsity", regions, out, confidence)
-    draw("hessian_density.png", "hessian_density", folder.table("hessian_density.csv"), out)
+    draw("hessian_density.png", "hessian_density", _without_runs(folder.table("hessian_density.csv"), no_metrics), out)
     if len(metrics):
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
         draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out, confidence)
