@@ -284,3 +284,17 @@ def test_a_parameter_at_its_bound_has_no_standard_error():
     assert "at a bound of the fit, so without a standard error: gamma = 50" in fit.reason
     assert math.isnan(fit.stderr["gamma"]) and math.isfinite(fit.stderr["eps_up"]) and math.isfinite(fit.stderr["p"])
     assert abs(fit.params["p"] - 0.03) < 4 * fit.stderr["p"]
+
+
+def test_a_non_finite_accuracy_is_a_missing_error_not_minus_infinity():
+    """An overflowed value (inf) is missing, as in the summary's tables: error 1 - inf = -inf made the
+    point's seed mean -inf and the fit dropped the whole point ("without an error") though its other
+    seeds had one (audit)."""
+    rows = []
+    for run, acc in (("a", math.inf), ("b", 0.8), ("c", -math.inf)):
+        common = {"run_id": run, "split": "test", "metric": "accuracy", "seed": 0, "target_sparsity": 0.5}
+        dense = 0.9 if run != "c" else math.inf
+        rows += [{**common, "phase": "finetuned", "value": acc}, {**common, "phase": "dense", "value": dense}]
+    points = scaling_points(pd.DataFrame(rows), {}).set_index("run_id")
+    assert math.isnan(points.loc["a", "error"]) and math.isnan(points.loc["c", "error"]) and math.isnan(points.loc["c", "eps_np"])
+    assert points.loc["b", "error"] == pytest.approx(0.2) and points.loc["a", "eps_np"] == pytest.approx(0.1)

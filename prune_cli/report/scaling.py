@@ -406,6 +406,12 @@ def _run_scales(cfg: dict) -> dict:
     return out
 
 
+def _error(accuracy) -> float:
+    """1 - accuracy; an overflowed value (inf) is missing, as in the summary's tables."""
+    error = 1.0 - float(accuracy)
+    return error if math.isfinite(error) else math.nan
+
+
 def scaling_points(
     metrics: pd.DataFrame, configs: dict[str, dict], split: str = "test", items: Optional[dict[str, dict[str, str]]] = None
 ) -> pd.DataFrame:
@@ -442,8 +448,8 @@ def scaling_points(
                 "seed": r.get("seed"),
                 "density": 1.0 - float(s),
                 "target_density": 1.0 - float(r.get("target_sparsity", s)),
-                "error": 1.0 - float(r["value"]),
-                "eps_np": 1.0 - float(dense_acc),
+                "error": _error(r["value"]),
+                "eps_np": _error(dense_acc),
                 **{k: r.get(k) for k in identity},
                 "keyed_by_config": cfg is not None,  # False: the family is the context columns (shared CSVs only)
                 "family_items": own,
