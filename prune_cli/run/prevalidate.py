@@ -636,6 +636,7 @@ def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float
     those, so SynFlow's 100 rounds with channel_group at a target no dense choice meets trained first."""
     from ..pruning import STRUCTURES
 
+    _check_shape_count_totals(cfg, model, selected, events)
     structure = STRUCTURES.get(cfg.method.structure)
     if structure.check_density is None:
         return
@@ -655,6 +656,75 @@ def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float
                 f"way to sparsity={cfg.sparsity:g} (known from the layer shapes before training), where the structure "
                 f"needs {err.allowed}; or fewer events",
             ) from err
+
+
+def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: list[float]) -> None:
+    """Where an unstructured allocation's per-layer counts are a fact of the layer shapes
+    (`counts_from_shapes`: layerwise's round(d n_l) per layer) and it promises the total (`exact_total`),
+    the total those counts keep at each pruning event is known now: a sum of per-layer roundings more
+    than method.sparsity_tolerance from round(d N) failed the pruner's check after dense training (a
+    res_mlp of five 64-weight layers and a 24-weight classifier keeps 5 x 6 + 2 = 32 of 344 at sparsity
+    0.9, not 34). Refused here, with the nearest sparsities whose every event passes."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from ..pruning import ALLOCATIONS, SCORES
+
+    method = cfg.method
+    allocation = ALLOCATIONS.get(method.allocation)
+    if method.structure != "unstructured" or not allocation.counts_from_shapes(method) or not allocation.exact_total(method):
+        return
+    if SCORES.get(method.score).selection(method) == "bernoulli":  # a miss is then a warning (pruner.py)
+        return
+    scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
+    ctx = SimpleNamespace(model=model, method=method)
+    total = sum(p.numel() for p in selected.values())
+    tolerance = float(method.sparsity_tolerance)
+
+    def miss(sparsity: float) -> Optional[tuple[int, int]]:
+        """(kept, the reachable count round(d N)) where they differ by more than the tolerance."""
+        density = 1.0 - sparsity
+        kept, reachable = sum(allocation(scores, density, ctx).values()), round(total * density)
+        return (kept, reachable) if abs(kept - reachable) / total > tolerance else None
+
+    for i, sparsity in enumerate(events):
+        found = miss(sparsity) if sparsity > 0 else None
+        if found is None:
+            continue
+        kept, reachable = found
+        nearest = [] if len(events) > 1 else _nearest_passing(cfg.sparsity, total, lambda s: miss(s) is None)
+        where = (
+            f"event {i + 1} of {len(events)} of schedule={cfg.schedule.name} targets {sparsity:.6f} "
+            f"on the way to sparsity={cfg.sparsity:g}: "
+            if len(events) > 1
+            else ""
+        )
+        suggestion = f"the nearest are {', '.join(f'{s:.6g}' for s in sorted(nearest))}; " if nearest else ""
+        check(
+            False,
+            "sparsity",
+            cfg.sparsity,
+            f"a sparsity at which method.allocation={method.allocation}'s per-layer counts total round((1 - sparsity) N) "
+            f"within method.sparsity_tolerance={tolerance:g}: {where}they keep {kept} of the N = {total} prunable weights, "
+            f"{reachable} is the target (known from the layer shapes before training); {suggestion}or method.allocation=global, "
+            "or a larger method.sparsity_tolerance",
+        )
+
+
+def _nearest_passing(sparsity: float, total: int, passes, steps: int = 2000) -> list[float]:
+    """The nearest sparsities k / N below and above `sparsity` (within `steps` counts) that `passes`."""
+    start = round(sparsity * total)
+    found = []
+    for direction in (-1, 1):
+        for j in range(1, steps + 1):
+            k = start + direction * j
+            if not 0 < k < total:
+                break
+            if passes(k / total):
+                found.append(k / total)
+                break
+    return sorted(found)
 
 
 def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) -> None:
