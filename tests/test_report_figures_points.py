@@ -261,3 +261,26 @@ def test_curve_labels_name_the_whole_config_key():
         "magnitude/train.epochs=1/finetune.epochs=2",
         "magnitude/train.epochs=2/finetune.epochs=1",
     ]
+
+
+def test_runs_whose_regions_were_not_counted_are_named_under_the_figure():
+    """A run outside the counter's budget writes one "not counted: <reason>" row per phase; its curve was
+    drawn from NaN alone (nothing on the figure, four legend entries) or with one seed fewer, without a
+    word in the report (audit). Each such (curve, sparsity) now has a note with the count and the reason."""
+    from prune_cli.report.regions import regions_table
+
+    reason = "not counted: 32 ReLU/max-pool units per input > metrics.regions.max_line_units=20"
+    rows = [
+        {"method": "magnitude", "target_sparsity": 0.5, "seed": seed, "phase": "finetuned", "model.widths": w, **values}
+        for seed in range(3)
+        for w, values in (
+            ("[4, 4]", {"counts": "", "lr_count": 10.0 + seed}),
+            ("[16, 16]", {"counts": reason, "lr_count": float("nan")} if seed < 2 else {"counts": "", "lr_count": 30.0}),
+        )
+    ]
+    points = regions_table(pd.DataFrame(rows))
+    wide = [n for n in points.notes if "16" in n]
+    assert len(wide) == 1 and "2 of 3 run(s)" in wide[0] and "max_line_units=20" in wide[0], points.notes
+    assert not [n for n in points.notes if "[4, 4]" in n]
+    row = points.table[(points.table["curve"].str.contains("16")) & (points.table["series"] == "ln lr_count")].iloc[0]
+    assert row["n"] == 1 and row["mean"] == pytest.approx(math.log(30.0))

@@ -83,6 +83,30 @@ class RegionsTable(NamedTuple):
     notes: list[str]
 
 
+def _not_counted_notes(df: pd.DataFrame) -> list[str]:
+    """One note per (curve, sparsity) with runs outside the counter's scope or budget (their "not
+    counted: <reason>" rows, prune_cli/metrics/regions.py): those runs have no count to average, so the
+    point has fewer seeds, or no point is drawn."""
+    if "counts" not in df.columns:
+        return []
+    text = df["counts"].astype(str)
+    missing = text.str.startswith("not counted")
+    if not missing.any():
+        return []
+    run = df["run_id"].astype(str) if "run_id" in df.columns else df.get("seed", pd.Series(range(len(df)), index=df.index)).astype(str)
+    notes = []
+    for (curve, sparsity), group in df.assign(_run=run, _missing=missing, _text=text).groupby(["_curve_label", "target_sparsity"]):
+        lost = group[group["_missing"]]
+        if not len(lost):
+            continue
+        reasons = "; ".join(sorted(set(lost["_text"].str.replace("not counted: ", "", regex=False))))
+        notes.append(
+            f"{FIGURE}: {curve or 'the curve'} at sparsity {float(sparsity):g}: regions not counted in "
+            f"{lost['_run'].nunique()} of {group['_run'].nunique()} run(s) ({reasons})"
+        )
+    return notes
+
+
 def regions_table(regions: pd.DataFrame) -> Optional[RegionsTable]:
     """ln(region count) and the ln upper bounds of the final sparse model (finetuned, else pruned)
     per curve and target sparsity, mean and sd over seeds; None without a sparsity or a region column."""
@@ -105,13 +129,14 @@ def regions_table(regions: pd.DataFrame) -> Optional[RegionsTable]:
         series.append((col, b if "ln" in b else f"ln {b}", "--"))
     varying = _varying(df)
     df["_curve_label"] = [_label(r, varying) for r in df[varying].to_dict(orient="records")] if varying else ""
+    not_counted = _not_counted_notes(df)
     # a (curve, sparsity) where one seed has runs of several configurations is left out (mixing.py)
     df, mixed = without_mixed(df, ["_curve_label", "target_sparsity"]) if "seed" in df.columns else (df, {})
     notes = [
         f"{FIGURE}: {curve or 'the curve'} at sparsity {float(sparsity):g} left out, its {runs_of(info)} that the curve "
         f"does not tell apart are not averaged as repeated runs; {SEPARATE_BY_NAME}"
         for (curve, sparsity), info in mixed.items()
-    ]
+    ] + not_counted
     if not len(df):
         return RegionsTable(pd.DataFrame(columns=["curve", "series", "style", "target_sparsity", "n", "mean", "sd"]), varying, notes)
     keys = ["_curve_label", "target_sparsity"] + (["seed"] if "seed" in df.columns else [])
