@@ -62,3 +62,31 @@ def test_an_intermediate_event_that_misses_is_named():
 def test_refused_before_any_work(tmp_path):
     fast = [a for a in FAST if not a.startswith("model")]
     refused_before_any_work([*fast, *RES_MLP, "sparsity=0.9"], tmp_path / "results", "sparsity", "0.9")
+
+
+def test_a_gap_of_exactly_the_tolerance_is_refused_as_the_pruner_does():
+    """MLP 2-40-3 (80 and 120 weights, N = 200) at 0.021: 78 + 117 = 195 kept, round(195.8) = 196; a gap of
+    1/200 = the tolerance 0.005 exactly, which the pruner's float comparison refuses (review)."""
+    kept, target = round(0.979 * 80) + round(0.979 * 120), round(0.979 * 200)
+    assert (kept, target) == (195, 196) and abs((1 - kept / 200) - (1 - target / 200)) > 0.005
+    with pytest.raises(ConfigError, match="they keep 195 of the N = 200"):
+        validate(composed("dataset=synthetic", "model=mlp", "model.widths=[40]", "method.allocation=layerwise", "sparsity=0.021"))
+
+
+def test_a_collapse_is_named_before_the_totals_and_never_suggested():
+    """At 0.99 the classifier (24 weights) keeps round(0.24) = 0: the cause to name is the collapse, not the
+    totals (review: the totals message came first and suggested two sparsities that collapse too)."""
+    with pytest.raises(ConfigError, match="classifier_layer.weight would keep none"):
+        validate(composed(*RES_MLP, "sparsity=0.99"))
+
+
+def test_a_suggestion_is_printed_with_the_digits_that_make_it_pass():
+    """On a large model 6 digits print the refused sparsity for its neighbour k / N (review: vgg19 with
+    tolerance 0 suggested "0.98765, 0.98765" for sparsity=0.98765)."""
+    from prune_cli.run.prevalidate import _round_trip
+
+    n = 20_024_000
+    k = round(0.98765 * n) + 1  # the neighbour above the refused count
+    text = _round_trip(k / n, lambda t: round(t * n) == k)
+    assert round(float(text) * n) == k and text != "0.98765"
+    assert _round_trip(0.5, lambda t: True) == "0.5"

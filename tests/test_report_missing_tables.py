@@ -253,3 +253,29 @@ def test_a_run_without_metrics_csv_is_left_out_of_the_regions_and_hessian_figure
     for name in ("regions", "hessian"):
         ids = set(drawn[name]["run_id"].astype(str))
         assert ids == set(runs.values()) - {lost}, name  # the five other runs, not the lost one
+
+
+def test_a_run_without_metrics_csv_is_left_out_of_the_recall_distortion_rows_too(folder, monkeypatch):
+    """A run that wrote recall_distortion.csv (the metric ran) but lost metrics.csv still fed the
+    recall-distortion table and recall_change_vs_dense.png (review): its rows are left out like its
+    per_class.csv rows, which the join with metrics.csv's accuracy drops."""
+    import pandas as pd
+
+    import prune_cli.report.build as build
+
+    root, runs = folder
+    lost = runs["random", 2]
+    d = root / "runs" / lost
+    pc = pd.read_csv(d / "per_class.csv")
+    pc.assign(accuracy=0.5, dense_accuracy=0.9, dense_recall=1.0).to_csv(d / "recall_distortion.csv", index=False)
+    (d / "metrics.csv").unlink()
+    seen = set()
+    real = build.summarise_classes_across_seeds
+
+    def record(rows, *args, **kwargs):
+        seen.update(rows["run_id"].astype(str))
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(build, "summarise_classes_across_seeds", record)
+    build_report(root, plots=True, parallel=False)
+    assert seen and lost not in seen

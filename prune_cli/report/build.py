@@ -332,7 +332,7 @@ def _build(
         draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out, confidence)
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
     draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split, folder.key_source == "config")
-    rd = recall_distortion_rows(folder)
+    rd = _without_runs(recall_distortion_rows(folder), no_metrics)
     rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")] if len(rd) else rd
     per_class, rd_notes = pd.DataFrame(), []
     if len(rd_split):  # a condition whose seed has runs of several configurations is left out (mixing.py)

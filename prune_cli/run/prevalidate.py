@@ -672,6 +672,8 @@ def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: li
 
     from ..pruning import ALLOCATIONS, SCORES
 
+    from ..pruning.structure import residual_layers
+
     method = cfg.method
     allocation = ALLOCATIONS.get(method.allocation)
     if method.structure != "unstructured" or not allocation.counts_from_shapes(method) or not allocation.exact_total(method):
@@ -682,26 +684,36 @@ def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: li
     ctx = SimpleNamespace(model=model, method=method)
     total = sum(p.numel() for p in selected.values())
     tolerance = float(method.sparsity_tolerance)
+    residual = residual_layers(model)
 
     def miss(sparsity: float) -> Optional[tuple[int, int]]:
-        """(kept, the reachable count round(d N)) where they differ by more than the tolerance."""
+        """(kept, the reachable count round(d N)) where they differ by more than the tolerance, by the
+        pruner's own comparison in floating point (pruner.check_masks): at a gap of exactly tolerance x N
+        counts exact division passes where the pruner's subtraction refuses."""
         density = 1.0 - sparsity
         kept, reachable = sum(allocation(scores, density, ctx).values()), round(total * density)
-        return (kept, reachable) if abs(kept - reachable) / total > tolerance else None
+        return (kept, reachable) if abs((1.0 - kept / total) - (1.0 - reachable / total)) > tolerance else None
+
+    def collapses(sparsity: float) -> bool:
+        """Whether a layer the collapse check (`_check_no_layer_emptied`) refuses keeps nothing here."""
+        counts = allocation(scores, 1.0 - sparsity, ctx)
+        return not method.allow_collapse and any(k == 0 and n not in residual for n, k in counts.items())
 
     for i, sparsity in enumerate(events):
         found = miss(sparsity) if sparsity > 0 else None
-        if found is None:
+        if found is None or collapses(sparsity):  # an emptied layer is the cause to name: the collapse check does
             continue
         kept, reachable = found
-        nearest = [] if len(events) > 1 else _nearest_passing(cfg.sparsity, total, lambda s: miss(s) is None)
+        nearest = [] if len(events) > 1 else _nearest_passing(cfg.sparsity, total, lambda s: miss(s) is None and not collapses(s))
         where = (
             f"event {i + 1} of {len(events)} of schedule={cfg.schedule.name} targets {sparsity:.6f} "
             f"on the way to sparsity={cfg.sparsity:g}: "
             if len(events) > 1
             else ""
         )
-        suggestion = f"the nearest are {', '.join(f'{s:.6g}' for s in sorted(nearest))}; " if nearest else ""
+        shown = [_round_trip(s, lambda t: miss(t) is None and not collapses(t)) for s in nearest]
+        shown = sorted({t for t in shown if float(t) != float(cfg.sparsity)}, key=float)
+        suggestion = f"the nearest are {', '.join(shown)}; " if shown else ""
         check(
             False,
             "sparsity",
@@ -711,6 +723,16 @@ def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: li
             f"{reachable} is the target (known from the layer shapes before training); {suggestion}or method.allocation=global, "
             "or a larger method.sparsity_tolerance",
         )
+
+
+def _round_trip(value: float, passes) -> str:
+    """`value` printed with the fewest digits (6 at least) whose printed number itself `passes`: on a
+    large model 6 digits can print the refused sparsity for a neighbour k / N."""
+    for digits in range(6, 18):
+        text = f"{value:.{digits}g}"
+        if passes(float(text)):
+            return text
+    return repr(value)
 
 
 def _nearest_passing(sparsity: float, total: int, passes, steps: int = 2000) -> list[float]:
