@@ -671,7 +671,6 @@ def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: li
     import torch
 
     from ..pruning import ALLOCATIONS, SCORES
-
     from ..pruning.structure import residual_layers
 
     method = cfg.method
@@ -686,32 +685,36 @@ def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: li
     tolerance = float(method.sparsity_tolerance)
     residual = residual_layers(model)
 
-    def miss(sparsity: float) -> Optional[tuple[int, int]]:
-        """(kept, the reachable count round(d N)) where they differ by more than the tolerance, by the
-        pruner's own comparison in floating point (pruner.check_masks): at a gap of exactly tolerance x N
-        counts exact division passes where the pruner's subtraction refuses."""
+    def outcome(sparsity: float) -> tuple[int, int, bool, bool]:
+        """(kept, the reachable count round(d N), whether they differ by more than the tolerance by the
+        pruner's own comparison in floating point (pruner.check_masks: at a gap of exactly tolerance x N
+        counts exact division passes where the pruner's subtraction refuses), whether a layer the
+        collapse check (`_check_no_layer_emptied`) refuses keeps nothing)."""
         density = 1.0 - sparsity
-        kept, reachable = sum(allocation(scores, density, ctx).values()), round(total * density)
-        return (kept, reachable) if abs((1.0 - kept / total) - (1.0 - reachable / total)) > tolerance else None
+        counts = allocation(scores, density, ctx)
+        kept, reachable = sum(counts.values()), round(total * density)
+        missed = abs((1.0 - kept / total) - (1.0 - reachable / total)) > tolerance
+        collapsed = not method.allow_collapse and any(k == 0 and n not in residual for n, k in counts.items())
+        return kept, reachable, missed, collapsed
 
-    def collapses(sparsity: float) -> bool:
-        """Whether a layer the collapse check (`_check_no_layer_emptied`) refuses keeps nothing here."""
-        counts = allocation(scores, 1.0 - sparsity, ctx)
-        return not method.allow_collapse and any(k == 0 and n not in residual for n, k in counts.items())
+    def passes(sparsity: float) -> bool:
+        _, _, missed, collapsed = outcome(sparsity)
+        return not missed and not collapsed
 
     for i, sparsity in enumerate(events):
-        found = miss(sparsity) if sparsity > 0 else None
-        if found is None or collapses(sparsity):  # an emptied layer is the cause to name: the collapse check does
+        if sparsity <= 0:
             continue
-        kept, reachable = found
-        nearest = [] if len(events) > 1 else _nearest_passing(cfg.sparsity, total, lambda s: miss(s) is None and not collapses(s))
+        kept, reachable, missed, collapsed = outcome(sparsity)
+        if not missed or collapsed:  # an emptied layer is the cause to name: the collapse check does
+            continue
+        nearest = [] if len(events) > 1 else _nearest_passing(cfg.sparsity, total, passes)
         where = (
             f"event {i + 1} of {len(events)} of schedule={cfg.schedule.name} targets {sparsity:.6f} "
             f"on the way to sparsity={cfg.sparsity:g}: "
             if len(events) > 1
             else ""
         )
-        shown = [_round_trip(s, lambda t: miss(t) is None and not collapses(t)) for s in nearest]
+        shown = [_round_trip(s, passes) for s in nearest]
         shown = sorted({t for t in shown if float(t) != float(cfg.sparsity)}, key=float)
         suggestion = f"the nearest are {', '.join(shown)}; " if shown else ""
         check(
