@@ -367,6 +367,31 @@ def test_dense_lines_of_a_shared_csv_folder_are_one_per_dense_model(tmp_path, mo
     ]
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_dense_line_is_the_seed_mean_when_a_condition_misses_a_seed(tmp_path, monkeypatch, shared):
+    """magnitude at 0.5 on seeds 0, 1, 2 (dense 0.90, 0.93, 0.97) and at 0.9 on seeds 0 and 2 only: one
+    dense model, whose line is the mean over the three seeds. Before, the line was the mean of the two
+    conditions' dense means (0.934167, not 0.933333) with the runs' configs, and with only the shared CSVs
+    the two means (0.933333, 0.935) differed and drew two "dense" lines for one dense model."""
+    from matplotlib.axes import Axes
+
+    dense = {0: 0.90, 1: 0.93, 2: 0.97}
+    runs = [(seed, "magnitude", 0.5, 2, d - 0.1, d) for seed, d in dense.items()]
+    runs += [(seed, "magnitude", 0.9, 2, d - 0.3, d) for seed, d in dense.items() if seed != 1]
+    if shared:
+        root = _shared_only(tmp_path, runs=runs)
+    else:
+        root = tmp_path / "res"
+        for seed, method, sparsity, epochs, acc, dense_acc in runs:
+            write_run(root, seed, method, sparsity, epochs, acc, dense_acc=dense_acc)
+    lines = []
+    axhline = Axes.axhline
+    monkeypatch.setattr(Axes, "axhline", lambda ax, y, *a, **k: (lines.append((k.get("label"), y)), axhline(ax, y, *a, **k))[1])
+    build_report(root, parallel=False)
+    drawn = [line for line in lines if line[0] is not None]  # unlabelled: another figure's zero line
+    assert drawn == [("dense", pytest.approx(sum(dense.values()) / 3, abs=1e-12))]
+
+
 def test_an_accuracy_figure_with_no_averaged_condition_is_not_drawn_and_says_why(tmp_path):
     """Only random, at 2 and 6 epochs for every seed (shared CSVs): every condition is not averaged.
     Before: accuracy_vs_compression.png was drawn with a legend and no data, and the Plots section said

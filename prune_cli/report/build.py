@@ -52,6 +52,7 @@ from .scaling import fit_families, scaling_points, summary_lines
 from .summary import (
     accuracy_markdown,
     comparisons_markdown,
+    dense_by_seed,
     experiments_markdown,
     final_phase,
     markdown_table,
@@ -331,7 +332,8 @@ def _build(
         ntk = metrics[metrics["metric"].astype(str).str.startswith("ntk_")]  # all that ntk_vs_width reads
         draw("ntk_vs_width.png", "ntk_vs_width", ntk, folder.configs if len(ntk) else {}, out, confidence)
     summary = summarise(metrics, confidence) if len(metrics) else pd.DataFrame()
-    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split, folder.key_source == "config")
+    dense_seeds = dense_by_seed(metrics, split)
+    draw("accuracy_vs_compression.png", "accuracy_vs_compression", summary, out, split, folder.key_source == "config", dense_seeds)
     rd = _without_runs(recall_distortion_rows(folder), no_metrics)
     rd_split = rd[(rd["split"] == split) & (rd["phase"] != "dense")] if len(rd) else rd
     per_class, rd_notes = pd.DataFrame(), []

@@ -151,7 +151,21 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 FILLS = ("full", "none", "left", "bottom")  # with MARKERS: 40 point styles for series of one colour
 
 
-def dense_references(part: pd.DataFrame, varying: list[str], configs_known: bool = False) -> list[tuple[str, float]]:
+def _per_seed(part: pd.DataFrame, dense_seeds: Optional[pd.DataFrame]) -> Optional[pd.DataFrame]:
+    """The dense value of each seed each of `part`'s conditions averages (its `seeds` column), from
+    `dense_seeds` (summary.dense_by_seed); None where either is missing (a figure drawn from a summary
+    alone: then the conditions' dense means are all there is)."""
+    if dense_seeds is None or not len(dense_seeds) or "seeds" not in part.columns:
+        return None
+    keys = [k for k in condition_keys(dense_seeds) if k in part.columns]
+    rows = part[keys + ["seeds"]].assign(_row=np.arange(len(part)), seed=part["seeds"].astype(str).str.split()).explode("seed")
+    merged = rows.drop(columns="seeds").merge(dense_seeds[keys + ["seed", "dense_value"]], on=keys + ["seed"], how="inner")
+    return merged[np.isfinite(merged["dense_value"].to_numpy(float))]
+
+
+def dense_references(
+    part: pd.DataFrame, varying: list[str], configs_known: bool = False, dense_seeds: Optional[pd.DataFrame] = None
+) -> list[tuple[str, float]]:
     """The dashed dense lines of one (dataset, model) panel: (label, mean dense accuracy) per dense
     configuration. Curves that differ only in the method (its name, score, allocation, structure,
     method.* keys) share their dense model; curves that differ in anything else the panel varies
@@ -161,13 +175,24 @@ def dense_references(part: pd.DataFrame, varying: list[str], configs_known: bool
     labelled by what tells the configurations apart. `configs_known` False (only the shared CSVs:
     the keys hold no train.epochs or widths, docs/report.md "Runs a key cannot tell apart"): within
     one configuration's curves, conditions whose dense values differ come from different dense
-    models, and each value gets its own line, labelled by the sparsities it belongs to."""
+    models, and each value gets its own line, labelled by the sparsities it belongs to.
+    A line's value is the mean over seeds of each seed's dense accuracy (`dense_seeds`, from
+    summary.dense_by_seed), not the mean of the conditions' dense means, which weighted the seeds of
+    conditions that missed one twice; and where every seed has one dense value across a configuration's
+    conditions, they share a dense model even if their means differ (a missing seed), and get one line."""
     keys = [c for c in varying if c not in METHOD_COLUMNS and not c.startswith("method.")]
     part = part[np.isfinite(part["dense_mean"].to_numpy(float))]
+    seeds = _per_seed(part, dense_seeds)
     frames = [(_label(g.iloc[0], keys), g) for _, g in part.groupby(keys, dropna=False)] if keys else [("", part)]
     groups = []
     for label, g in frames:
         values = g["dense_mean"].round(9)
+        if seeds is not None:
+            mine = seeds[seeds["_row"].isin(np.flatnonzero(part.index.isin(g.index)))]
+            per_seed = mine.groupby("seed")["dense_value"]
+            if len(mine) and (configs_known or (per_seed.agg(lambda v: v.round(9).nunique()) <= 1).all()):
+                groups.append((label, float(per_seed.mean().mean())))
+                continue
         if configs_known or values.nunique() <= 1:
             groups.append((label, float(g["dense_mean"].mean())))
             continue
@@ -189,10 +214,13 @@ def curve_style(k: int) -> dict:
     return {"color": f"C{k % 10}", "ls": LINE_STYLES[(k // 10) % len(LINE_STYLES)], "marker": MARKERS[(k // 10) % len(MARKERS)]}
 
 
-def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test", configs_known: bool = False) -> Optional[Path]:
+def accuracy_vs_compression(
+    summary: pd.DataFrame, out: Path, split: str = "test", configs_known: bool = False, dense_seeds: Optional[pd.DataFrame] = None
+) -> Optional[Path]:
     """Accuracy of the final sparse model against compression 1/(1-sparsity) (log axis), one curve per
     method with confidence-interval error bars; the dense accuracy as dashed lines (`dense_references`;
-    `configs_known`: the runs' config.yaml gave the experiment keys)."""
+    `configs_known`: the runs' config.yaml gave the experiment keys; `dense_seeds`: each condition's
+    dense accuracy per seed, summary.dense_by_seed)."""
     if not len(summary):
         return None
     final = final_phase(summary)
@@ -221,7 +249,7 @@ def accuracy_vs_compression(summary: pd.DataFrame, out: Path, split: str = "test
             curve = curve.sort_values("x_sparsity")
             x = 1.0 / (1.0 - curve["x_sparsity"].to_numpy(float))
             _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label, **curve_style(k))
-        for (label, dense), ls in zip(dense_references(part, varying, configs_known), itertools.cycle(("--", ":", "-."))):
+        for (label, dense), ls in zip(dense_references(part, varying, configs_known, dense_seeds), itertools.cycle(("--", ":", "-."))):
             ax.axhline(dense, color="k", ls=ls, lw=1, label=label)
         ax.set_xscale("log", base=2)
         ticks = sorted(set(np.round(1.0 / (1.0 - part["x_sparsity"].to_numpy(float)), 3)))
