@@ -392,6 +392,68 @@ def test_a_dense_line_is_the_seed_mean_when_a_condition_misses_a_seed(tmp_path, 
     assert drawn == [("dense", pytest.approx(sum(dense.values()) / 3, abs=1e-12))]
 
 
+def _drawn_curves(monkeypatch) -> list[tuple]:
+    """(label, y rounded to 9 digits) of every curve the figures draw (plots._curve)."""
+    from prune_cli.report import plots as plotting
+
+    seen, real = [], plotting._curve
+
+    def record(ax, x, y, **k):
+        seen.append((k.get("label"), [round(float(v), 9) for v in y]))
+        return real(ax, x, y, **k)
+
+    monkeypatch.setattr(plotting, "_curve", record)
+    return seen
+
+
+def test_shared_csv_curves_that_differ_only_in_structure_or_score_are_told_apart(tmp_path, monkeypatch):
+    """Only the shared CSVs: magnitude unstructured, magnitude channel and magnitude with score snip at
+    0.5 and 0.9. Before, the figure's curve keys were method, allocation, schedule and name, so all three
+    were drawn as one curve "magnitude" with three points at each sparsity; now each is a curve of its
+    own, named by what tells it apart, its means those computed here."""
+    runs = [(seed, "magnitude", s, 2, 0.8 - s / 10 + seed / 100, 0.9) for seed in range(3) for s in (0.5, 0.9)]
+    root = _shared_only(tmp_path, runs=runs)
+    shared = root / shared_name("metrics.csv")
+    rows = pd.read_csv(shared)
+    variants = [rows]
+    for column, value, drop in (("structure", "channel", 0.2), ("score", "snip", 0.1)):
+        other = rows.assign(run_id=rows["run_id"] + "-" + value, config_hash=rows["config_hash"] + value, **{column: value})
+        variants.append(other.assign(value=other["value"] - drop * (other["phase"] != "dense")))
+    pd.concat(variants).to_csv(shared, index=False)
+    seen = _drawn_curves(monkeypatch)
+    build_report(root, parallel=False)
+    mean = {s: 0.8 - s / 10 + 0.01 for s in (0.5, 0.9)}
+    expected = {
+        "magnitude/magnitude/unstructured": [round(mean[s], 9) for s in (0.5, 0.9)],
+        "magnitude/magnitude/channel": [round(mean[s] - 0.2, 9) for s in (0.5, 0.9)],
+        "magnitude/snip/unstructured": [round(mean[s] - 0.1, 9) for s in (0.5, 0.9)],
+    }
+    assert dict(seen) == expected, seen
+
+
+def test_shared_csv_recall_series_of_two_models_are_told_apart(tmp_path, monkeypatch):
+    """Only the shared CSVs: magnitude at 0.5 on an mlp and on a lenet5 (recall 0.15 lower), seeds 0-2.
+    Before, the recall figure's series keys held no model, so its "one point per class" series held each
+    class twice, one point per model; now one series per model, its points the changes computed here."""
+    runs = [(seed, "magnitude", 0.5, 2, 0.7 + seed / 100, 0.9) for seed in range(3)]
+    root = _shared_only(tmp_path, runs=runs, per_class=True)
+    for table, column in (("metrics.csv", "value"), ("per_class.csv", "recall")):
+        rows = pd.read_csv(root / shared_name(table))
+        other = rows.assign(run_id=rows["run_id"] + "-lenet5", config_hash=rows["config_hash"] + "l", model="lenet5")
+        if "phase" in other.columns:
+            other[column] = other[column] - 0.15 * (other["phase"] != "dense")
+        pd.concat([rows, other]).to_csv(root / shared_name(table), index=False)
+    seen = _drawn_curves(monkeypatch)
+    build_report(root, parallel=False)
+    mean = 0.71 - 0.9  # class 0: - 0.10 + 0.02, class 1: + 0.10 - 0.02 (`_shared_only`)
+    expected = {
+        "sparsity 0.5 mlp": sorted(round(mean + d, 9) for d in (-0.08, 0.08)),
+        "sparsity 0.5 lenet5": sorted(round(mean - 0.15 + d, 9) for d in (-0.08, 0.08)),
+    }
+    got = {label: sorted(y) for label, y in seen if label and label.startswith("sparsity")}
+    assert got == expected, seen
+
+
 def test_an_accuracy_figure_with_no_averaged_condition_is_not_drawn_and_says_why(tmp_path):
     """Only random, at 2 and 6 epochs for every seed (shared CSVs): every condition is not averaged.
     Before: accuracy_vs_compression.png was drawn with a legend and no data, and the Plots section said

@@ -266,14 +266,16 @@ def accuracy_vs_compression(
 def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]:
     """Per-class recall change (pruned - dense, mean ± CI over seeds) against the class's dense recall,
     one panel per method, colours by sparsity and one series per variant of the method (the keys that
-    vary within it: allocation, schedule, name, widths, epochs, ...; marker by variant): the
+    vary within it: allocation, schedule, name, dataset, model, widths, epochs, ...; marker by variant): the
     intensification picture (weak classes lose more), one point per class in each series."""
     if not len(per_class):
         return None
     # One row per (condition, phase, class): the experiment key identifies the condition. A
     # pivot_table over every condition column with dropna=False built their Cartesian product (20 GB
     # for a folder with method-specific keys such as LAP's).
-    varying = [k for k in _varying(per_class, candidates=("method", *METHOD_COLUMNS[1:], "schedule", "name")) if k != "method"]
+    # the dataset and model too: a method's panel holds every (dataset, model), whose class points were one series
+    candidates = ("method", *METHOD_COLUMNS[1:], "schedule", "name", "dataset", "model")
+    varying = [k for k in _varying(per_class, candidates=candidates) if k != "method"]
     if "method" in per_class.columns:  # keys that vary within a method: the variants of its panel
         varying = [k for k in varying if per_class.groupby("method")[k].nunique(dropna=False).max() > 1]
     per_class = per_class.assign(

@@ -27,9 +27,14 @@ def _label(row: pd.Series, varying: list[str]) -> str:
     return "/".join(_part(k, row[k]) for k in varying) if varying else str(row.get("method", ""))
 
 
-def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "name"), skip=()) -> list[str]:
+WITHIN_METHOD = ("score", "structure")  # named only where they vary within a method: else its name says them
+
+
+def _varying(df: pd.DataFrame, candidates=("method", "score", "allocation", "structure", "schedule", "name"), skip=()) -> list[str]:
     """Columns that distinguish the curves: the method, plus whatever else varies in this figure
-    (including swept config keys such as model.rescale)."""
+    (including swept config keys such as model.rescale). The score and the structure count where they
+    vary within one method (`WITHIN_METHOD`): with only the shared CSVs, whose keys hold no method.*
+    keys, magnitude unstructured and magnitude channel were one curve with two points per sparsity."""
     dotted = [c for c in df.columns if "." in c]
     if "method" in df.columns:  # method-specific keys (method.sampling, ...) say nothing the method name does not
         dotted = [c for c in dotted if df.groupby("method")[c].nunique(dropna=False).max() > 1]
@@ -38,6 +43,8 @@ def _varying(df: pd.DataFrame, candidates=("method", "allocation", "schedule", "
         c for c in list(candidates) + [c for c in dotted if _column_of(c) not in present] if c in df.columns and c not in skip
     ]
     varying = [c for c in candidates if c == "method" or df[c].nunique() > 1]
+    if "method" in df.columns:
+        varying = [c for c in varying if c not in WITHIN_METHOD or df.groupby("method")[c].nunique(dropna=False).max() > 1]
     # a key some runs lack (an option of one data-pruning rule) is named only where it tells apart runs
     # the other keys do not (`proxies=4` against `(absent)` in one rule): else every label listed the
     # options of every other rule as `(absent)`
