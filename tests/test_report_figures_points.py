@@ -284,3 +284,48 @@ def test_runs_whose_regions_were_not_counted_are_named_under_the_figure():
     assert not [n for n in points.notes if "[4, 4]" in n]
     row = points.table[(points.table["curve"].str.contains("16")) & (points.table["series"] == "ln lr_count")].iloc[0]
     assert row["n"] == 1 and row["mean"] == pytest.approx(math.log(30.0))
+
+
+def test_a_regions_curve_with_no_counted_run_gets_no_legend_entry(tmp_path):
+    """Every run of the [16, 16] curve was "not counted" (its note says so under the figure): before, its
+    series were drawn from NaN alone, nothing on the axes and still an entry each in the legend. Now the
+    legend lists only the [4, 4] curve, whose runs were counted."""
+    from matplotlib.axes import Axes
+
+    reason = "not counted: 32 ReLU/max-pool units per input > metrics.regions.max_line_units=20"
+    rows = [
+        {"method": "magnitude", "target_sparsity": s, "seed": seed, "phase": "finetuned", "model.widths": w, **values}
+        for s in (0.5, 0.9)
+        for seed in range(3)
+        for w, values in (
+            ("[4, 4]", {"counts": "", "lr_count": 10.0 + seed, "ub_ln_serra": 5.0}),
+            ("[16, 16]", {"counts": reason, "lr_count": float("nan"), "ub_ln_serra": float("nan")}),
+        )
+    ]
+    legends = []
+    real = Axes.legend
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Axes, "legend", lambda ax, *a, **k: (legends.append(ax.get_legend_handles_labels()[1]), real(ax, *a, **k))[1])
+        assert plotting.regions_vs_sparsity(pd.DataFrame(rows), tmp_path) is not None
+    (labels,) = legends
+    assert labels and all("[4, 4]" in label for label in labels), labels
+
+
+def test_a_regions_figure_with_no_counted_run_is_not_drawn_and_says_why(tmp_path):
+    """Every run "not counted": before, regions_vs_sparsity.png was written with empty axes. Now it is not
+    written, and the Plots section says so above the notes that give the reason."""
+    from test_report_experiments import write_run
+
+    root = tmp_path / "res"
+    reason = "not counted: 32 ReLU/max-pool units per input > metrics.regions.max_line_units=20"
+    for seed in range(3):
+        run = write_run(root, seed, "magnitude", 0.5, 2, 0.7, dense_acc=0.9)
+        row = {"run_id": run, "seed": seed, "dataset": "toy", "model": "mlp", "method": "magnitude", "target_sparsity": 0.5}
+        pd.DataFrame([row | {"phase": "finetuned", "counts": reason, "lr_count": float("nan")}]).to_csv(
+            root / "runs" / run / "regions.csv", index=False
+        )
+    written = build_report(root, parallel=False)
+    assert "regions_vs_sparsity.png" not in written and not (root / "report" / "regions_vs_sparsity.png").exists()
+    md = written["summary.md"].read_text()
+    assert "- regions_vs_sparsity.png is not drawn: no run's regions were counted\n" in md, md
+    assert "regions not counted in 3 of 3 run(s)" in md, md

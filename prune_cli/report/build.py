@@ -558,6 +558,8 @@ def _build(
     # the figure's points left out (a seed with runs of several configurations, mixing.py): said under its list
     regions_points = regions_table(regions) if painter is not None else None
     plot_notes = regions_points.notes if regions_points is not None else []
+    if regions_points is not None and len(regions_points.table) and "regions_vs_sparsity.png" not in drawn:
+        plot_notes = ["regions_vs_sparsity.png is not drawn: no run's regions were counted"] + plot_notes
     ntk_drawn = ntk_points(metrics, folder.configs) if painter is not None and len(metrics) else None
     plot_notes += ntk_drawn.notes if ntk_drawn is not None else []
     if painter is not None and "accuracy_vs_compression.png" not in drawn and _all_accuracy_mixed(summary, split):

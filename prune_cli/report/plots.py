@@ -39,8 +39,12 @@ def _legend(ax, fontsize: int) -> None:
 
 def _curve(ax, x, y, half=None, low=None, high=None, label=None, color=None, ls="-", marker="o", fillstyle="full") -> None:
     """A series with vertical interval bars: one Line2D and one LineCollection, from numpy arrays
-    (errorbar builds more artists, and pandas input goes through matplotlib's unit conversion)."""
+    (errorbar builds more artists, and pandas input goes through matplotlib's unit conversion). A series
+    with no finite point is not drawn: it showed nothing on the axes and still took a legend entry (a
+    regions curve whose runs were all "not counted", which the Plots section names)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if not (np.isfinite(x) & np.isfinite(y)).any():
+        return
     if half is not None:
         half = np.nan_to_num(np.asarray(half, float))
         low, high = y - half, y + half
@@ -328,9 +332,10 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
 
 def regions_vs_sparsity(regions: pd.DataFrame, out: Path, confidence: float = 0.95) -> Optional[Path]:
     """ln(region count) and the ln upper bounds against sparsity, mean ± CI (at `confidence`, prune-report's
-    --confidence) over seeds, per method (the points of regions.regions_table)."""
+    --confidence) over seeds, per method (the points of regions.regions_table). Not drawn when no run's
+    regions were counted (its axes would be empty; the report's Plots section says so and why)."""
     drawn = regions_table(regions)
-    if drawn is None or not len(drawn.table):
+    if drawn is None or not np.isfinite(drawn.table["mean"].to_numpy(float)).any():
         return None
     fig, axes = _figure(1)
     ax = axes[0][0]
