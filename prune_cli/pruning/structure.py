@@ -475,16 +475,29 @@ def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev
 
 
 def balanced_options(structure: str, options, counts, scores, sctx) -> dict[str, int]:
-    """Per layer, the index into `options[name]` a structure that reaches only some counts keeps (block,
-    bcr): `balance_to_total` within the bounds method.sparsity_tolerance allows (`total_bounds`), and
-    `report_balance`'s warnings where there is more than one layer to balance."""
+    """Per layer, the index into `options[name]` a structure that reaches only some counts keeps (bcr):
+    `balanced_choice` without wider options."""
+    return balanced_choice(structure, options, counts, scores, sctx)[1]
+
+
+def balanced_choice(structure: str, options, counts, scores, sctx, wider: Optional[Callable[[], dict]] = None):
+    """(options, {layer: index into options[layer]}): `balance_to_total` within the bounds
+    method.sparsity_tolerance allows (`total_bounds`), and `report_balance`'s warnings where there is
+    more than one layer to balance. `wider`: where the choice among `options` puts the total outside
+    those bounds, and only there, the options it returns (each layer's a superset of its own) are
+    balanced instead and returned: block's counts of every choice of top blocks per block size, where
+    its top blocks of the overall order miss the target (docs/allocation.md). A choice that meets the
+    bounds is kept as it is, so what met the target before is unchanged."""
     sizes = {name: s.numel() for name, s in scores.items()}
     tolerance = method_tolerance(sctx.method)
     bounds = total_bounds(sizes, counts, sctx.density, tolerance)
     at = balance_to_total(options, counts, sizes, bounds)
+    if wider is not None and not bounds[0] <= sum(options[name][at[name]] for name in options) <= bounds[1]:
+        options = wider()
+        at = balance_to_total(options, counts, sizes, bounds)
     if len(scores) > 1:
         report_balance(structure, options, at, counts, sizes, bounds, tolerance)
-    return at
+    return options, at
 
 
 def report_balance(structure: str, options, at, counts, sizes, bounds: tuple[int, int], tolerance: float) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 
 import torch
 from omegaconf import DictConfig
@@ -12,7 +13,7 @@ from ..structure import (
     BITSET_SPAN,
     BlockShapeOptions,
     StructureContext,
-    balanced_options,
+    balanced_choice,
     block_view,
     check_reachable_sparsity,
     may_empty,
@@ -76,6 +77,49 @@ def _block_reach(shapes: tuple[tuple[int, ...], ...], r: int, c: int, empty: tup
     return layer_sums(layers, list(empty))
 
 
+def size_classes(key: torch.Tensor, order: torch.Tensor, sizes: torch.Tensor) -> list[tuple[int, torch.Tensor, list[float]]]:
+    """Per distinct size of a layer's live blocks (at most 4: r x c and the edge blocks), largest first:
+    (size, its blocks best first, the running sums of their keys from 0 in float64). `order` is every
+    block best first (`key` descending, ties by index); blocks already pruned (key -inf) are left out,
+    since the pruner keeps none of their weights."""
+    live = order[torch.isfinite(key[order])]
+    out = []
+    for size in sorted(torch.unique(sizes[live]).tolist(), reverse=True):
+        blocks = live[sizes[live] == size]
+        sums = torch.cat([torch.zeros(1, dtype=torch.float64), key[blocks].double().cumsum(0)]).tolist()
+        out.append((int(size), blocks, sums))
+    return out
+
+
+def class_options(classes) -> list[int]:
+    """Every count a layer keeps with the top b_s blocks of each block size s (`size_classes`): the subset
+    sums of its live blocks, since only how many blocks of each size a subset holds decides its count."""
+    sizes = torch.tensor([size for size, blocks, _ in classes for _ in range(len(blocks))], dtype=torch.long)
+    bits = subset_sums(sizes)[1]
+    return [i for i, bit in enumerate(reversed(bin(bits)[2:])) if bit == "1"]
+
+
+def class_pick(classes, kept: int) -> torch.Tensor:
+    """The blocks a layer keeps for the count `kept` (one of `class_options`): the top b_s blocks of each
+    size s with sum_s b_s s = kept whose keys sum highest (the largest total score among those choices);
+    ties go to more blocks of the larger sizes. Every choice is enumerated: the counts of the smaller
+    sizes (edge blocks, a row and a column of them and a corner) as a grid, the largest-size count
+    following from `kept`, so it costs about one entry per block."""
+    if not classes:
+        return torch.zeros(0, dtype=torch.long)
+    (size0, blocks0, sums0), rest = classes[0], classes[1:]
+    best = None
+    for many in itertools.product(*(range(len(blocks) + 1) for _, blocks, _ in rest)):
+        left = kept - sum(m * size for m, (size, _, _) in zip(many, rest))
+        if left < 0 or left % size0 or left // size0 > len(blocks0):
+            continue
+        counts = (left // size0, *many)
+        score = sums0[counts[0]] + sum(sums[m] for m, (_, _, sums) in zip(many, rest))
+        if best is None or (score, counts) > best[0]:
+            best = ((score, counts), counts)
+    return torch.cat([blocks[:m] for m, (_, blocks, _) in zip(best[1], classes)])
+
+
 @register_structure(
     "block",
     options=BlockShapeOptions,  # method.block_shape, method.group_norm
@@ -92,7 +136,22 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
     method.sparsity_tolerance of the target and the largest per-layer density deviation is the smallest
     possible (`balance_to_total`, prune_cli/pruning/structure.py, as for `bcr`): the allocation decides
     each layer's density, the blocks only round it. Layers moved past their nearest reachable counts
-    are named in a warning."""
+    are named in a warning.
+
+    Top blocks of the overall order reach only some of the counts a layer's blocks reach when its
+    edge blocks are smaller (a 5x5 layer in 2x2 blocks: its top block is most often a full one, so 1 is
+    out of reach though its 1x1 corner block keeps 1): the pre-run check (`check_block_density`)
+    accepts every total some subset of blocks reaches. So where the balancing over those prefixes
+    puts the total outside the bounds it aims at (`total_bounds`: within method.sparsity_tolerance of
+    the target and of the allocated total), and only there, every layer is offered every count its
+    live blocks reach (`class_options`: the top b_s blocks of each block size s, ranked by score among
+    blocks of their size, at most 4 sizes) and the balancing is redone over those; each layer then keeps,
+    for its chosen count, the choice of the largest total score (`class_pick`): the count is decided,
+    as before, by the allocation and the total, the blocks by the scores. Where the prefixes meet the
+    bounds the masks are the prefixes', as before this widening. With every block live (a first
+    pruning event, one scoring round) the counts offered are exactly what the pre-run check counts, so
+    a target it accepts is met (docs/allocation.md says where the two still differ); after an earlier
+    event only the blocks it kept are live."""
     r, c = (int(v) for v in sctx.method.block_shape)
     norm = sctx.method.group_norm
     plans, options = {}, {}
@@ -105,12 +164,20 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
         key = torch.where(torch.isneginf(gscore), gscore, -gscore) if sctx.invert else gscore
         order = torch.sort(key, descending=True, stable=True).indices
         options[name] = torch.cat([torch.zeros(1, dtype=torch.long), sizes[order].cumsum(0)]).tolist()
-        plans[name] = (order, grid)
-    kept_blocks = balanced_options("block", options, counts, scores, sctx)  # the number of top blocks per layer
+        plans[name] = (order, grid, key, sizes)
+
+    classes = {}
+
+    def wider() -> dict[str, list[int]]:
+        for name, (order, _, key, sizes) in plans.items():
+            classes[name] = size_classes(key, order, sizes)
+        return {name: class_options(classes[name]) for name in plans}
+
+    options, at = balanced_choice("block", options, counts, scores, sctx, wider)
     out = {}
-    for name, (order, grid) in plans.items():
+    for name, (order, grid, _, _) in plans.items():
         keep = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
-        keep[order[: kept_blocks[name]]] = True
+        keep[class_pick(classes[name], options[name][at[name]]) if classes else order[: at[name]]] = True
         rows, cols = scores[name].shape[0], scores[name][0].numel()
         full = keep.view(grid).repeat_interleave(r, 0).repeat_interleave(c, 1)[:rows, :cols]
         out[name] = full.reshape(scores[name].shape).contiguous()
