@@ -341,6 +341,26 @@ def may_empty(model, selected: dict, method: DictConfig, density: float) -> tupl
     return tuple(ok and counts.get(name, 1) == 0 for ok, name in zip(accepted, selected))
 
 
+def accepted_window(n: int, density: float, tolerance: float) -> tuple[int, int]:
+    """[lo, hi]: the kept totals of n weights the pruner accepts at `density` (pruner.check_masks:
+    |(1 - kept/n) - (1 - round(d n)/n)| <= method.sparsity_tolerance, in floating point, which may accept
+    a count on one side of round(d n) and refuse the one as far on the other)."""
+    target = round(n * density)
+
+    def accepted(kept: int) -> bool:  # exactly the pruner's comparison, in floating point
+        return abs((1.0 - kept / n) - (1.0 - target / n)) <= tolerance
+
+    # the accepted counts are those within about tolerance * n of the target: start just outside that
+    # span and step in (floating point decides the last count or two), not one count at a time from it
+    slack = math.floor(tolerance * n) + 2
+    lo, hi = max(target - slack, 0), min(target + slack, n)
+    while lo < target and not accepted(lo):
+        lo += 1
+    while hi > target and not accepted(hi):
+        hi -= 1
+    return lo, hi
+
+
 def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n: int, density: float, method: Any) -> None:
     """Before the run (a structure's `check_density`): refuse a target that no kept total the structure
     reaches meets within method.sparsity_tolerance, by the pruner's own comparison (pruner.check_masks),
@@ -354,19 +374,7 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
 
     if reach is None or not n or not ALLOCATIONS.get(method.allocation).exact_total(method):
         return
-    target, tolerance = round(n * density), float(method.sparsity_tolerance)
-
-    def accepted(kept: int) -> bool:  # exactly the pruner's comparison, in floating point
-        return abs((1.0 - kept / n) - (1.0 - target / n)) <= tolerance
-
-    # the accepted counts are those within about tolerance * n of the target: start just outside that
-    # span and step in (floating point decides the last count or two), not one count at a time from it
-    slack = math.floor(tolerance * n) + 2
-    lo, hi = max(target - slack, 0), min(target + slack, n)
-    while lo < target and not accepted(lo):
-        lo += 1
-    while hi > target and not accepted(hi):
-        hi -= 1
+    lo, hi = accepted_window(n, density, float(method.sparsity_tolerance))
     low, bits = reach
     first = max(lo, low)
     if hi >= first and (bits >> (first - low)) & ((1 << (hi - first + 1)) - 1):
@@ -483,18 +491,32 @@ def balanced_options(structure: str, options, counts, scores, sctx) -> dict[str,
 def balanced_choice(structure: str, options, counts, scores, sctx, wider: Optional[Callable[[], dict]] = None):
     """(options, {layer: index into options[layer]}): `balance_to_total` within the bounds
     method.sparsity_tolerance allows (`total_bounds`), and `report_balance`'s warnings where there is
-    more than one layer to balance. `wider`: where the choice among `options` puts the total outside
-    those bounds, and only there, the options it returns (each layer's a superset of its own) are
-    balanced instead and returned: block's counts of every choice of top blocks per block size, where
-    its top blocks of the overall order miss the target (docs/allocation.md). A choice that meets the
-    bounds is kept as it is, so what met the target before is unchanged."""
+    more than one layer to balance.
+
+    `wider` (block: every count of the top blocks of each block size, docs/allocation.md): where the
+    choice among `options` misses the target by more than method.sparsity_tolerance (the pruner's own
+    comparison, `accepted_window`), and only there, the options it returns (each layer's a superset of
+    its own) are balanced instead and returned: within `total_bounds` first, and where that choice
+    misses the target too, within every total the pruner accepts (`accepted_window`; `total_bounds`
+    aims at the allocated total where it is more than the tolerance from round(d N), layerwise's
+    per-layer roundings, or drops a count the floating-point comparison accepts on one side only). A
+    choice that meets the target is kept as it is, so what met it before is unchanged."""
     sizes = {name: s.numel() for name, s in scores.items()}
     tolerance = method_tolerance(sctx.method)
     bounds = total_bounds(sizes, counts, sctx.density, tolerance)
     at = balance_to_total(options, counts, sizes, bounds)
-    if wider is not None and not bounds[0] <= sum(options[name][at[name]] for name in options) <= bounds[1]:
-        options = wider()
-        at = balance_to_total(options, counts, sizes, bounds)
+    n = sum(sizes.values())
+    if wider is not None and n:
+        window = accepted_window(n, sctx.density, tolerance)
+
+        def missed(opts, at) -> bool:
+            return not window[0] <= sum(opts[name][at[name]] for name in opts) <= window[1]
+
+        if missed(options, at):
+            options = wider()
+            at = balance_to_total(options, counts, sizes, bounds)
+            if missed(options, at):
+                at = balance_to_total(options, counts, sizes, window)
     if len(scores) > 1:
         report_balance(structure, options, at, counts, sizes, bounds, tolerance)
     return options, at

@@ -140,18 +140,19 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
 
     Top blocks of the overall order reach only some of the counts a layer's blocks reach when its
     edge blocks are smaller (a 5x5 layer in 2x2 blocks: its top block is most often a full one, so 1 is
-    out of reach though its 1x1 corner block keeps 1): the pre-run check (`check_block_density`)
+    out of reach though its 1x1 corner block keeps 1), while the pre-run check (`check_block_density`)
     accepts every total some subset of blocks reaches. So where the balancing over those prefixes
-    puts the total outside the bounds it aims at (`total_bounds`: within method.sparsity_tolerance of
-    the target and of the allocated total), and only there, every layer is offered every count its
-    live blocks reach (`class_options`: the top b_s blocks of each block size s, ranked by score among
-    blocks of their size, at most 4 sizes) and the balancing is redone over those; each layer then keeps,
-    for its chosen count, the choice of the largest total score (`class_pick`): the count is decided,
-    as before, by the allocation and the total, the blocks by the scores. Where the prefixes meet the
-    bounds the masks are the prefixes', as before this widening. With every block live (a first
-    pruning event, one scoring round) the counts offered are exactly what the pre-run check counts, so
-    a target it accepts is met (docs/allocation.md says where the two still differ); after an earlier
-    event only the blocks it kept are live."""
+    misses the target by more than method.sparsity_tolerance (the pruner's own comparison), and only
+    there, every layer is offered every count its live blocks reach (`class_options`: the top b_s
+    blocks of each block size s, ranked by score among the blocks of their size; at most 4 sizes) and
+    the balancing is redone over those (`balanced_choice`, prune_cli/pruning/structure.py: within
+    `total_bounds`, else within every total the pruner accepts). For its chosen count each layer then
+    keeps the choice of the largest total score (`class_pick`): the count is decided as before, by the
+    allocation and the total, the blocks by the scores. Where the prefixes meet the target the masks
+    are the prefixes', exactly as before this widening. With every block live (a first pruning event,
+    one scoring round) the counts offered are those the pre-run check counts, so a target it accepts
+    is met; after an earlier event only the blocks it kept are live, so fewer totals are reachable
+    (docs/allocation.md says exactly what holds)."""
     r, c = (int(v) for v in sctx.method.block_shape)
     norm = sctx.method.group_norm
     plans, options = {}, {}
