@@ -488,7 +488,7 @@ def balanced_options(structure: str, options, counts, scores, sctx) -> dict[str,
     return balanced_choice(structure, options, counts, scores, sctx)[1]
 
 
-def balanced_choice(structure: str, options, counts, scores, sctx, wider: Optional[Callable[[], dict]] = None):
+def balanced_choice(structure: str, options, counts, scores, sctx, wider: Optional[Callable[[], dict]] = None, kept=None):
     """(options, {layer: index into options[layer]}): `balance_to_total` within the bounds
     method.sparsity_tolerance allows (`total_bounds`), and `report_balance`'s warnings where there is
     more than one layer to balance.
@@ -500,7 +500,9 @@ def balanced_choice(structure: str, options, counts, scores, sctx, wider: Option
     misses the target too, within every total the pruner accepts (`accepted_window`; `total_bounds`
     aims at the allocated total where it is more than the tolerance from round(d N), layerwise's
     per-layer roundings, or drops a count the floating-point comparison accepts on one side only). A
-    choice that meets the target is kept as it is, so what met it before is unchanged."""
+    choice that meets the target is kept as it is, so what met it before is unchanged. `kept`: what
+    each of `options` really keeps where that differs (block's top blocks of the overall order count
+    the blocks an earlier event pruned, which keep nothing), so that the target is judged by it."""
     sizes = {name: s.numel() for name, s in scores.items()}
     tolerance = method_tolerance(sctx.method)
     bounds = total_bounds(sizes, counts, sctx.density, tolerance)
@@ -512,7 +514,7 @@ def balanced_choice(structure: str, options, counts, scores, sctx, wider: Option
         def missed(opts, at) -> bool:
             return not window[0] <= sum(opts[name][at[name]] for name in opts) <= window[1]
 
-        if missed(options, at):
+        if missed(kept or options, at):
             options = wider()
             at = balance_to_total(options, counts, sizes, bounds)
             if missed(options, at):

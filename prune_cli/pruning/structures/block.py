@@ -155,7 +155,7 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
     (docs/allocation.md says exactly what holds)."""
     r, c = (int(v) for v in sctx.method.block_shape)
     norm = sctx.method.group_norm
-    plans, options = {}, {}
+    plans, options, kept = {}, {}, {}
     for name, score in scores.items():
         blocks = block_view(score, r, c)
         grid = blocks.shape[:2]
@@ -165,6 +165,8 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
         key = torch.where(torch.isneginf(gscore), gscore, -gscore) if sctx.invert else gscore
         order = torch.sort(key, descending=True, stable=True).indices
         options[name] = torch.cat([torch.zeros(1, dtype=torch.long), sizes[order].cumsum(0)]).tolist()
+        live = torch.where(torch.isfinite(key), sizes, torch.zeros_like(sizes))  # an already pruned block keeps nothing
+        kept[name] = torch.cat([torch.zeros(1, dtype=torch.long), live[order].cumsum(0)]).tolist()
         plans[name] = (order, grid, key, sizes)
 
     classes = {}
@@ -174,7 +176,7 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
             classes[name] = size_classes(key, order, sizes)
         return {name: class_options(classes[name]) for name in plans}
 
-    options, at = balanced_choice("block", options, counts, scores, sctx, wider)
+    options, at = balanced_choice("block", options, counts, scores, sctx, wider, kept)
     out = {}
     for name, (order, grid, _, _) in plans.items():
         keep = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
