@@ -366,8 +366,8 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
     reaches meets within method.sparsity_tolerance, by the pruner's own comparison (pruner.check_masks),
     naming the nearest reachable sparsities, instead of the pruner refusing it after dense training.
     `reach` = (low, bits) (`reach_bits`): the totals reachable on these n weights, a superset where the
-    scores decide (a score-based allocation may empty a layer; block keeps whichever blocks score
-    best), so a target is refused only when no choice at all meets it. Not decided here, and left to
+    scores decide (a score-based allocation may empty a layer; at a later event, the blocks or shapes
+    earlier events kept), so a target is refused only when no choice at all meets it. Not decided here, and left to
     the pruner, where the allocation does not promise the exact total (the pruner then only warns) or
     `reach` is None (totals spanning more than BITSET_SPAN)."""
     from .registries import ALLOCATIONS
@@ -601,8 +601,8 @@ class Structure:
     check_model: Optional[Callable] = None
     # Checks that also need the target: check_density(model, selected, method, density), run by the
     # pre-run pass at the pruning events' targets (prune_cli/run/prevalidate.py check_event_reach): the
-    # kept count of a structure such as channel is a fact of the layer shapes; at a later event of bcr or
-    # channel_group, which keeps sub-shapes or subsets of earlier choices, a necessary condition.
+    # kept count of a structure such as channel is a fact of the layer shapes; at a later event of block, bcr
+    # or channel_group, which keeps subsets or sub-shapes of earlier choices, a necessary condition.
     check_density: Optional[Callable] = None
     fixes_final_densities: Callable[[DictConfig], bool] = _never  # then only a single pruning event fits
     uses_counts: bool = True  # False: the masks ignore the allocation's per-layer counts (N:M)

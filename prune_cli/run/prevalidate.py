@@ -629,12 +629,13 @@ def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float
     reach within method.sparsity_tolerance, naming the event when it is a schedule's intermediate
     target (a sparsity the user never gave), instead of the pruner after dense training. Every event is
     checked: exactly where the structure's reach does not depend on earlier masks
-    (channel; block where a layer's blocks are all of one size: edge blocks of another size make the
-    totals the pruner's highest-first choice reaches depend on the scores) and at a first event made in
-    one scoring round (it prunes the dense model); elsewhere (bcr, channel_group after an earlier event or scoring round) the
-    dense layers' reach is a necessary condition, since a later event keeps sub-shapes or subsets of what
-    an earlier one kept, whose totals the dense layers reach too. Only a first event was checked for
-    those, so SynFlow's 100 rounds with channel_group at a target no dense choice meets trained first."""
+    (channel; block where a layer's blocks are all of one size) and at a first event made in one scoring
+    round (it prunes the dense model; block with edge blocks of other sizes too, since its pruner reaches
+    the count of every subset of blocks: docs/allocation.md); elsewhere (block, bcr, channel_group after an
+    earlier event or scoring round) the dense layers' reach is a necessary condition, since a later event
+    keeps sub-shapes or subsets of what an earlier one kept, whose totals the dense layers reach too.
+    Only a first event was checked for those, so SynFlow's 100 rounds with channel_group at a target no
+    dense choice meets trained first."""
     from ..pruning import STRUCTURES
 
     _check_shape_count_totals(cfg, model, selected, events)

@@ -58,9 +58,10 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
     """Before a run that prunes once: a layer keeps whole blocks, so what all layers keep together is a
     sum of block sizes (r x c, smaller at the edges), a fact of the shapes; a target that no subset of
     the blocks meets within method.sparsity_tolerance is refused now (`check_reachable_sparsity`)
-    rather than by the pruner after dense training. Every subset counts (the scores decide which blocks
-    a layer keeps) but an empty one where the pruner keeps a block (`may_empty`), so only a target no
-    choice meets is refused."""
+    rather than by the pruner after dense training. Every subset counts but an empty one where the
+    pruner keeps a block (`may_empty`): where the top blocks of the score order miss the target, the
+    pruner (`block`) reaches the count of every subset of the blocks still live, all of them at a first
+    event, so there a target this accepts is met (docs/allocation.md); later, a necessary condition."""
     r, c = (int(v) for v in method.block_shape)
     n = sum(p.numel() for p in selected.values())
     if not n or n > BITSET_SPAN:
