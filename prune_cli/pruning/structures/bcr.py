@@ -41,7 +41,7 @@ from ...core.checks import check
 from ..structure import (
     BlockShapeOptions,
     StructureContext,
-    balanced_options,
+    balanced_choice,
     block_view,
     check_reachable_sparsity,
     may_empty,
@@ -208,14 +208,19 @@ def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, tor
     total instead (the earlier rule) moved single layers far from their allocation: layerwise, ERK and
     global gave the same masks on a 40-256-256-10 MLP at 0.9 (0.25/0.0625/0.45). Layers moved past their
     nearest reachable densities are named in a warning. A layer allocated any weight keeps at least one
-    row x column per block."""
+    row x column per block. Where the balanced choice misses the target by more than the tolerance (by
+    the pruner's comparison), it is redone within every total the pruner accepts (`balanced_choice`):
+    the bounds it aims at first are about layerwise's own total, sum round(d n_l), which small layers'
+    roundings put more than the tolerance from round(d N), so a target the pre-run check accepted was
+    missed after dense training; a choice that meets the target is unchanged."""
     r, c = (int(v) for v in sctx.method.block_shape)
     # a layer allocated some weights never drops to zero (the pruner's collapse check is for allocations)
     options = {
         name: [n for n in torch.unique(_shape_counts(block_view(s, r, c), r, c)).tolist() if n > 0 or counts[name] == 0]
         for name, s in scores.items()
     }
-    at = balanced_options("bcr", options, counts, scores, sctx)
+    # where that choice misses the target, redone within every total the pruner accepts (same options)
+    options, at = balanced_choice("bcr", options, counts, scores, sctx, lambda: options)
     return {
         name: bcr_layer(score, options[name][at[name]], r, c, sctx.method.group_norm, sctx.invert, sctx.signed).contiguous()
         for name, score in scores.items()
