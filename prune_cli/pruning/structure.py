@@ -518,7 +518,8 @@ def balanced_choice(structure: str, options, counts, scores, sctx, wider: Option
             options = wider()
             at = balance_to_total(options, counts, sizes, bounds)
             if missed(options, at):
-                at = balance_to_total(options, counts, sizes, window)
+                bounds = window  # what the choice aims at now, and what the warnings speak of
+                at = balance_to_total(options, counts, sizes, bounds)
     if len(scores) > 1:
         report_balance(structure, options, at, counts, sizes, bounds, tolerance)
     return options, at
