@@ -71,6 +71,12 @@ class Allocation:
     # refuses a layer the run would leave empty (prune_cli/run/prevalidate.py `_check_no_layer_emptied`)
     # before dense training, instead of the pruner after it.
     counts_from_shapes: Callable[[DictConfig], bool] = _never
+    # Where its counts are not `counts_from_shapes` but which layers they leave with no weight is known before
+    # the run: empties(model, selected, method, density) -> the names of those weights, or None where the
+    # run decides (region_bound with the binomial rank model: its densities are a fact of the widths and its
+    # options). The block and bcr pre-run checks then count an empty layer only there
+    # (prune_cli/pruning/structure.py `may_empty`); without it any layer may be left none (global).
+    empties: Optional[Callable] = None
 
     def __call__(self, scores, density: float, ctx) -> dict[str, int]:
         return checked_counts(self.fn(scores, density, ctx), scores, self.name)

@@ -317,13 +317,15 @@ def residual_layers(model) -> set[str]:
 def may_empty(model, selected: dict, method: DictConfig, density: float) -> tuple[bool, ...]:
     """Per selected layer, whether the pruner may leave it nothing at `density`: where the allocation gives
     it no weight (a score-based one such as global may give any layer none; one whose counts are a fact of
-    the shapes, such as layerwise or ERK, gives a layer round(d n) = 0 only at an extreme sparsity), and
+    the shapes, such as layerwise or ERK, gives a layer round(d n) = 0 only at an extreme sparsity; one whose
+    `empties` hook names the layers it leaves none, such as region_bound, only those), and
     then only if that is no layer collapse (method.allow_collapse, or a layer inside a residual section,
     whose skip carries the stream on: pruner.check_collapse). A layer allocated weights keeps at least one
     block (bcr: one row x one column per block). Counting an empty layer as reachable let the pre-run pass
     (block and bcr `check_density`) accept targets only an emptied layer meets, which the pruner then
-    refused after dense training (block, layerwise at 0.98 on a 16-32-32-3 MLP), and name such totals as
-    the nearest ones."""
+    refused after dense training (block, layerwise at 0.98 on a 16-32-32-3 MLP; block 4x4, region_bound at
+    0.92 on a res_mlp of width 8, whose residual layers it counted as emptiable though region_bound gives each
+    a weight there), and name such totals as the nearest ones (docs/allocation.md, "Before any work")."""
     from types import SimpleNamespace
 
     from .registries import ALLOCATIONS
@@ -331,8 +333,11 @@ def may_empty(model, selected: dict, method: DictConfig, density: float) -> tupl
     residual = residual_layers(model)
     accepted = [bool(method.allow_collapse) or name in residual for name in selected]
     allocation = ALLOCATIONS.get(method.allocation)
-    if not allocation.counts_from_shapes(method):
+    if not any(accepted):
         return tuple(accepted)
+    if not allocation.counts_from_shapes(method):
+        emptied = allocation.empties(model, selected, method, density) if allocation.empties is not None else None
+        return tuple(accepted) if emptied is None else tuple(ok and name in emptied for ok, name in zip(accepted, selected))
     meta = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
     try:
         counts = allocation(meta, density, SimpleNamespace(model=model, method=method))
@@ -367,18 +372,14 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
     naming the nearest reachable sparsities, instead of the pruner refusing it after dense training.
     `reach` = (low, bits) (`reach_bits`): the totals reachable on these n weights, a superset where the
     scores decide (a score-based allocation may empty a layer; at a later event, the blocks or shapes
-    earlier events kept), so a target is refused only when no choice at all meets it. Not decided here, and left to
-    the pruner, where the allocation does not promise the exact total (the pruner then only warns) or
-    `reach` is None (totals spanning more than BITSET_SPAN)."""
-    from .registries import ALLOCATIONS
-
-    if reach is None or not n or not ALLOCATIONS.get(method.allocation).exact_total(method):
+    earlier events kept), so a target is refused only when no choice at all meets it. Not decided here,
+    and left to the pruner, where the allocation does not promise the exact total (the pruner then only
+    warns) or `reach` is None (totals spanning more than BITSET_SPAN)."""
+    window = _missed_window(reach, n, density, method)
+    if window is None:
         return
-    lo, hi = accepted_window(n, density, float(method.sparsity_tolerance))
+    lo, hi = window
     low, bits = reach
-    first = max(lo, low)
-    if hi >= first and (bits >> (first - low)) & ((1 << (hi - first + 1)) - 1):
-        return
     nearest = " and ".join(f"{v:.6f}" for v in sorted(1.0 - t / n for t in bits_beside(low, bits, lo, hi) if t is not None))
     raise ConfigError(
         "sparsity",
@@ -387,6 +388,38 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
         f"with method.block_shape={list(method.block_shape)} on these layers (known from their shapes before training): "
         f"the nearest are {nearest or '(none)'}; or raise method.sparsity_tolerance",
     )
+
+
+def _missed_window(reach: Optional[tuple[int, int]], n: int, density: float, method: Any) -> Optional[tuple[int, int]]:
+    """[lo, hi], the kept totals the pruner accepts at `density` (`accepted_window`), where no total of
+    `reach` lies in it (`check_reachable_sparsity` refuses the target); None where one does or it is not
+    decided here."""
+    from .registries import ALLOCATIONS
+
+    if reach is None or not n or not ALLOCATIONS.get(method.allocation).exact_total(method):
+        return None
+    lo, hi = accepted_window(n, density, float(method.sparsity_tolerance))
+    low, bits = reach
+    first = max(lo, low)
+    if hi >= first and (bits >> (first - low)) & ((1 << (hi - first + 1)) - 1):
+        return None
+    return lo, hi
+
+
+def check_structure_reach(structure: str, reach_of: Callable, model, selected: dict, method: Any, density: float) -> None:
+    """`check_reachable_sparsity` of `reach_of(empty)`, the totals a block structure reaches on the selected
+    layers when those `empty` says may keep nothing (`may_empty`). An allocation's `empties` hook can take
+    seconds (region_bound's density search on a wide model, at every pruning event of a schedule), so it is
+    asked only where its answer decides: a target met with every layer keeping something is met whatever
+    it empties (emptiable layers only add totals)."""
+    from .registries import ALLOCATIONS
+
+    n = sum(p.numel() for p in selected.values())
+    allocation = ALLOCATIONS.get(method.allocation)
+    if allocation.empties is not None and not allocation.counts_from_shapes(method):
+        if _missed_window(reach_of((False,) * len(selected)), n, density, method) is None:
+            return
+    check_reachable_sparsity(structure, reach_of(may_empty(model, selected, method, density)), n, density, method)
 
 
 def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev):

@@ -9,8 +9,10 @@ their current density (1 for a dense classifier).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from omegaconf import DictConfig
@@ -19,7 +21,7 @@ from torch import nn
 from ...core.checks import check
 from ...core.config_base import MethodConfig, config_schema
 from ...core.errors import ConfigError
-from ..allocation import counts_from_densities, register_allocation, total_kept
+from ..allocation import counts_from_densities, register_allocation, round_half_even
 
 log = logging.getLogger(__name__)
 
@@ -70,35 +72,76 @@ def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int]
     return n, dims, pruned, dens
 
 
-@register_allocation("region_bound", check_model=check_linear_only)
-def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
+def _chosen_counts(n, dims, pruned, current, sizes: dict[str, int], linear: list[str], density: float, option, seed: int):
+    """({linear weight: chosen density}, the kept count of each weight in `sizes`, the pruned ones): the
+    densities the bound search chooses for the fully connected part (widths `n`, weight counts `dims`, which are `pruned`, the others'
+    `current` densities), rounded to exactly round(d N) in all, as every allocation keeps
+    (largest-remainder rounding of the chosen densities)."""
     from ...analysis.regions.bounds import choose_layer_densities
 
-    method = ctx.method
+    if option("bound_objective_n0") == "plane":
+        n = [2] + n[1:]
+    fixed = [1.0 if p else d for p, d in zip(pruned, current)]
+    chosen = choose_layer_densities(
+        n, density, dims, pruned, method=option("bound_search"), rank_model=option("bound_rank_model"), fixed=fixed, seed=seed
+    )
+    per_layer = dict(zip([f"{name}.weight" for name in linear], chosen))
+    return per_layer, counts_from_densities(
+        {name: per_layer[name] for name in sizes}, sizes, round_half_even(density * sum(sizes.values()))
+    )
 
+
+def _options(method):
     def option(name: str):
         """method.allocation=region_bound also works under another method's config (the region_bound
         preset sweeps it against layerwise under method=magnitude): then the schema's defaults apply."""
         return getattr(method, name, getattr(RegionBoundMethodConfig, name))
 
+    return option
+
+
+def region_bound_empties(model, selected: dict, method: DictConfig, density: float) -> Optional[set[str]]:
+    """Before the run (the block and bcr pre-run checks, prune_cli/pruning/structure.py `may_empty`): the
+    weights region_bound leaves with no weight at `density`, or None where that is not known before the run.
+
+    With the binomial rank model the chosen densities are a fact of the widths, the weight counts, which
+    layers are pruned, the method's options and the target: the search keeps every pruned layer's
+    density above 0 (coordinate_search moves only to densities in (0, 1]; lagrange3's points lie strictly
+    inside the feasible segment), and a layer keeps 0 weights only where its d_l n_l < 1 and the
+    largest-remainder rounding gives it no unit. The unpruned fully connected layers are dense at every
+    pruning event (only the pruned weights are ever masked), which is what the run reads from their
+    nonzero weights. The Monte-Carlo rank model draws with a seed of each pruning event
+    (run/experiment.py), so its choice is left to the run: None."""
+    option = _options(method)
+    if option("bound_rank_model") != "binomial":
+        return None
+    layers = [(name, m) for name, m in model.prunable_layers() if isinstance(m, nn.Linear)]
+    shapes = tuple((f"{name}.weight", m.in_features, m.out_features) for name, m in layers)
+    sizes = tuple((name, int(p.numel())) for name, p in selected.items())
+    key = (option("bound_objective_n0"), option("bound_search"))
+    return set(_planned_empties(shapes, sizes, float(density), key))
+
+
+@functools.lru_cache(maxsize=64)
+def _planned_empties(shapes: tuple, sizes: tuple, density: float, key: tuple) -> tuple[str, ...]:
+    """`region_bound_empties`'s answer, once per layers, target and options (the search takes seconds on a
+    wide model; the pre-run pass asks again once the data is loaded)."""
+    names = dict(sizes)
+    n = [shapes[0][1]] + [out for _, _, out in shapes]
+    dims = [i * o for _, i, o in shapes]
+    pruned = [name in names for name, _, _ in shapes]
+    options = {"bound_objective_n0": key[0], "bound_search": key[1], "bound_rank_model": "binomial"}
+    linear = [name[: -len(".weight")] for name, _, _ in shapes]
+    _, counts = _chosen_counts(n, dims, pruned, [1.0] * len(shapes), names, linear, density, options.get, 0)  # binomial: no seed
+    return tuple(name for name, k in counts.items() if k == 0)
+
+
+@register_allocation("region_bound", check_model=check_linear_only, empties=region_bound_empties)
+def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     n, dims, pruned, current = layer_plan(ctx.model, list(scores))
-    if option("bound_objective_n0") == "plane":
-        n = [2] + n[1:]
-    fixed = [1.0 if p else d for p, d in zip(pruned, current)]
-    chosen = choose_layer_densities(
-        n,
-        density,
-        dims,
-        pruned,
-        method=option("bound_search"),
-        rank_model=option("bound_rank_model"),
-        fixed=fixed,
-        seed=int(ctx.generator.initial_seed()),
-    )
     linear = [name for name, m in ctx.model.prunable_layers() if isinstance(m, nn.Linear)]
-    per_layer = dict(zip([f"{name}.weight" for name in linear], chosen))
+    sizes = {name: s.numel() for name, s in scores.items()}
+    seed = int(ctx.generator.initial_seed())
+    per_layer, counts = _chosen_counts(n, dims, pruned, current, sizes, linear, density, _options(ctx.method), seed)
     log.info("region_bound densities: %s", {k: round(v, 6) for k, v in per_layer.items() if k in scores})
-    # exactly round(d N) in all, as every allocation keeps (largest-remainder rounding of the chosen densities)
-    return counts_from_densities(
-        {name: per_layer[name] for name in scores}, {n: s.numel() for n, s in scores.items()}, total_kept(scores, density)
-    )
+    return counts

@@ -43,8 +43,7 @@ from ..structure import (
     StructureContext,
     balanced_choice,
     block_view,
-    check_reachable_sparsity,
-    may_empty,
+    check_structure_reach,
     group_terms,
     reach_bits,
     register_structure,
@@ -171,9 +170,8 @@ def check_bcr_density(model, selected: dict, method: DictConfig, density: float)
     only where the pruner may empty it (`may_empty`: a score-based allocation with allow_collapse, or a
     residual layer); the pruner keeps one row x column per block of any layer allocated weights."""
     r, c = (int(v) for v in method.block_shape)
-    n = sum(p.numel() for p in selected.values())
-    empty = may_empty(model, selected, method, density)
-    check_reachable_sparsity("bcr", _bcr_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty), n, density, method)
+    shapes = tuple(tuple(p.shape) for p in selected.values())
+    check_structure_reach("bcr", lambda empty: _bcr_reach(shapes, r, c, empty), model, selected, method, density)
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,8 +15,7 @@ from ..structure import (
     StructureContext,
     balanced_choice,
     block_view,
-    check_reachable_sparsity,
-    may_empty,
+    check_structure_reach,
     group_norm,
     register_structure,
 )
@@ -66,8 +65,8 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
     n = sum(p.numel() for p in selected.values())
     if not n or n > BITSET_SPAN:
         return
-    empty = may_empty(model, selected, method, density)
-    check_reachable_sparsity("block", _block_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty), n, density, method)
+    shapes = tuple(tuple(p.shape) for p in selected.values())
+    check_structure_reach("block", lambda empty: _block_reach(shapes, r, c, empty), model, selected, method, density)
 
 
 @functools.lru_cache(maxsize=8)

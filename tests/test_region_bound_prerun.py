@@ -1,0 +1,86 @@
+"""region_bound gives every layer weights wherever its chosen density keeps one (its densities are a fact of
+the widths and options), so the block pre-run check must not count an emptied residual layer as reachable:
+it did (`may_empty` took every residual layer of an allocation whose counts are not `counts_from_shapes`
+as emptiable), accepted the target, and the pruner refused it after dense training (audit of the pre-run
+checks on residual models)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from prune_cli.core.errors import ConfigError
+from tests.conftest import FAST, run_cli
+from tests.helpers import composed, prerun_and_pruner_agree, refused_before_any_work, validated
+
+# res_mlp width 8, two blocks, input 8: five 8x8 layers (four 4x4 blocks of 16 weights each) and a 3x8
+# classifier (two 3x4 blocks of 12); N = 344
+RES_MLP = ["dataset=synthetic", "dataset.input_dim=8", "model=res_mlp", "model.width=8", "model.blocks=2"]
+RES_MLP += ["method.allocation=region_bound", "method.structure=block", "method.block_shape=[4,4]"]
+BLOCKS = [[16] * 4] * 5 + [[12] * 2]
+N = 344
+
+
+def totals_with_every_layer_kept() -> set[int]:
+    """Every total of one non-empty subset of blocks per layer, enumerated."""
+    per_layer = [{sum(c) for r in range(1, len(b) + 1) for c in itertools.combinations(b, r)} for b in BLOCKS]
+    return {sum(t) for t in itertools.product(*per_layer)}
+
+
+def accepted(kept: int, sparsity: float, tolerance: float = 0.005) -> bool:
+    """The pruner's comparison (pruner.check_masks)."""
+    return abs((1.0 - kept / N) - (1.0 - round((1.0 - sparsity) * N) / N)) <= tolerance
+
+
+def test_a_target_only_an_emptied_residual_layer_reaches_is_refused_before_the_run():
+    totals = totals_with_every_layer_kept()
+    assert min(totals) == 5 * 16 + 12  # one block per layer: sparsity 1 - 92/344 = 0.732558
+    assert not any(accepted(t, 0.92) for t in totals)  # 28 kept is the target: no choice keeping every layer meets it
+    with pytest.raises(ConfigError) as err:
+        validated(*RES_MLP, "sparsity=0.92")
+    assert err.value.key == "sparsity" and "the nearest are 0.732558" in str(err.value)
+
+
+@pytest.mark.parametrize("sparsity", [0.7, 0.732558, 0.8, 0.9, 0.92, 0.95])
+def test_the_pre_run_check_agrees_with_the_pruner(sparsity):
+    cfg = composed(*RES_MLP, f"sparsity={sparsity}")
+    from prune_cli.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (8,), 3)
+    assert prerun_and_pruner_agree(cfg, model, cfg.method, "Block pruning keeps whole blocks")
+    assert any(accepted(t, sparsity) for t in totals_with_every_layer_kept()) == (sparsity <= 0.732558 + 1e-9)
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.9, 0.99])
+def test_the_layers_named_empty_before_the_run_are_those_the_allocation_empties(sparsity):
+    """On the model, with its real (dense) weights: at 0.99 (3 of 344 kept) some layers keep nothing."""
+    from types import SimpleNamespace
+
+    from prune_cli.models import build_model
+    from prune_cli.pruning import ALLOCATIONS, select_prunable
+
+    cfg = composed(*RES_MLP, f"sparsity={sparsity}")
+    model = build_model(cfg.model, (8,), 3)
+    selected = select_prunable(model, cfg.method)
+    allocation = ALLOCATIONS.get("region_bound")
+    scores = {n: p.detach().abs() for n, p in selected.items()}
+    ctx = SimpleNamespace(model=model, method=cfg.method, generator=torch.Generator().manual_seed(0))
+    counts = allocation(scores, 1.0 - sparsity, ctx)
+    emptied = allocation.empties(model, selected, cfg.method, 1.0 - sparsity)
+    assert emptied == {n for n, k in counts.items() if k == 0}
+    assert bool(emptied) == (sparsity == 0.99)
+
+
+def test_refused_before_any_work(tmp_path):
+    fast = [a for a in FAST if not a.startswith("model")]
+    refused_before_any_work([*fast, *RES_MLP, "sparsity=0.92"], tmp_path / "results", "sparsity", "0.92", "0.732558")
+
+
+def test_the_suggested_reachable_neighbour_runs_end_to_end(tmp_path):
+    assert any(accepted(t, 0.732558) for t in totals_with_every_layer_kept())
+    fast = [a for a in FAST if not a.startswith("model")]
+    proc = run_cli([*fast, *RES_MLP, "sparsity=0.732558", "threads=1"], tmp_path / "results")
+    assert "pruned to sparsity 0.7326" in proc.stdout + proc.stderr
