@@ -1,7 +1,8 @@
 """region_bound gives every layer weights wherever its chosen density keeps one (its densities are a fact of
-the widths and options), so the block pre-run check must not count an emptied residual layer as reachable:
-it did (`may_empty` took every residual layer of an allocation whose counts are not `counts_from_shapes`
-as emptiable), accepted the target, and the pruner refused it after dense training (audit of the pre-run
+the widths and options), and layerwise with threshold_impl=shrinkbench_quantile keeps at least a layer's
+largest score, so the block pre-run check must not count an emptied residual layer as reachable: it did
+(`may_empty` took every residual layer of an allocation whose counts are not `counts_from_shapes` as
+emptiable), accepted the target, and the pruner refused it after dense training (audit of the pre-run
 checks on residual models)."""
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from tests.helpers import composed, prerun_and_pruner_agree, refused_before_any_
 
 # res_mlp width 8, two blocks, input 8: five 8x8 layers (four 4x4 blocks of 16 weights each) and a 3x8
 # classifier (two 3x4 blocks of 12); N = 344
-RES_MLP = ["dataset=synthetic", "dataset.input_dim=8", "model=res_mlp", "model.width=8", "model.blocks=2"]
-RES_MLP += ["method.allocation=region_bound", "method.structure=block", "method.block_shape=[4,4]"]
+MODEL = ["dataset=synthetic", "dataset.input_dim=8", "model=res_mlp", "model.width=8", "model.blocks=2"]
+MODEL += ["method.structure=block", "method.block_shape=[4,4]"]
+RES_MLP = [*MODEL, "method.allocation=region_bound"]
+QUANTILE = [*MODEL, "method.allocation=layerwise", "method.threshold_impl=shrinkbench_quantile"]
 BLOCKS = [[16] * 4] * 5 + [[12] * 2]
 N = 344
 
@@ -34,18 +37,20 @@ def accepted(kept: int, sparsity: float, tolerance: float = 0.005) -> bool:
     return abs((1.0 - kept / N) - (1.0 - round((1.0 - sparsity) * N) / N)) <= tolerance
 
 
-def test_a_target_only_an_emptied_residual_layer_reaches_is_refused_before_the_run():
+@pytest.mark.parametrize("config", [RES_MLP, QUANTILE], ids=["region_bound", "layerwise-quantile"])
+def test_a_target_only_an_emptied_residual_layer_reaches_is_refused_before_the_run(config):
     totals = totals_with_every_layer_kept()
     assert min(totals) == 5 * 16 + 12  # one block per layer: sparsity 1 - 92/344 = 0.732558
     assert not any(accepted(t, 0.92) for t in totals)  # 28 kept is the target: no choice keeping every layer meets it
     with pytest.raises(ConfigError) as err:
-        validated(*RES_MLP, "sparsity=0.92")
+        validated(*config, "sparsity=0.92")
     assert err.value.key == "sparsity" and "the nearest are 0.732558" in str(err.value)
 
 
+@pytest.mark.parametrize("config", [RES_MLP, QUANTILE], ids=["region_bound", "layerwise-quantile"])
 @pytest.mark.parametrize("sparsity", [0.7, 0.732558, 0.8, 0.9, 0.92, 0.95])
-def test_the_pre_run_check_agrees_with_the_pruner(sparsity):
-    cfg = composed(*RES_MLP, f"sparsity={sparsity}")
+def test_the_pre_run_check_agrees_with_the_pruner(sparsity, config):
+    cfg = composed(*config, f"sparsity={sparsity}")
     from prune_cli.models import build_model
 
     torch.manual_seed(0)

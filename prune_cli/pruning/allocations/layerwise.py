@@ -7,12 +7,22 @@ import torch
 from ..allocation import ThresholdOptions, kept_count, register_allocation, threshold_impl
 
 
+def layerwise_empties(model, selected: dict, method, density: float):
+    """The layers layerwise leaves no weight, where the pre-run pass knows it without the scores (the block and
+    bcr checks, prune_cli/pruning/structure.py `may_empty`): none with threshold_impl=shrinkbench_quantile,
+    which keeps every score >= np.quantile(s, 1 - d), a value no larger than the layer's largest score, so
+    at least that one (docs/allocation.md); strict_kth keeps the scores above its n_prune-th smallest, so
+    how many depends on their ties: None, the run decides (topk and lap_round are `counts_from_shapes`)."""
+    return set() if method.threshold_impl == "shrinkbench_quantile" else None
+
+
 @register_allocation(
     "layerwise",
     counts_from_scores_only=True,
     options=ThresholdOptions,  # method.threshold_impl
     # round(d n) per layer; the quantile and strict-kth rules count ties among the scores
     counts_from_shapes=lambda method: method.threshold_impl in ("topk", "lap_round"),
+    empties=layerwise_empties,
 )
 def allocate_layerwise(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """The same density in every prunable layer."""
