@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from prune_cli.core.errors import ConfigError
 from prune_cli.pruning.structures.bcr import check_bcr_density
 from prune_cli.pruning.structures.block import check_block_density
 from tests.conftest import FAST, run_cli
+from tests.helpers import validated
 
 
 def _block_sizes(rows: int, cols: int, r: int, c: int) -> list[int]:
@@ -147,9 +149,13 @@ def test_an_iterative_waypoint_channel_cannot_reach_is_refused_before_any_work(t
     assert "Invalid value for config key 'sparsity': 0.9" in proc.stderr
     assert f"event 1 of 5 of schedule=iterative targets the intermediate sparsity {waypoint:.6f}" in proc.stderr
     assert not results.exists()
-    nearest = proc.stderr.split("the nearest are ")[1].split(";")[0]
     oneshot = run_cli(CNN + CHANNEL + [f"sparsity={waypoint:.6f}"], tmp_path / "oneshot", check=False)
-    assert oneshot.returncode == 2 and f"the nearest are {nearest};" in oneshot.stderr, oneshot.stderr
+    assert oneshot.returncode == 2 and "the nearest are " in oneshot.stderr, oneshot.stderr
+    # the suggestions are sparsities whose every event of schedule=iterative passes, not the waypoint's
+    # nearest values, which were suggested before and are refused again at an event of their own
+    suggested = re.search(r"passes (?:are|is) ([0-9.]+(?: and [0-9.]+)?);", proc.stderr).group(1).split(" and ")
+    for sparsity in suggested:
+        validated(*CNN, *CHANNEL, "schedule=iterative", f"sparsity={sparsity}")
 
 
 def test_a_gradual_waypoint_channel_cannot_reach_is_refused_before_any_work(tmp_path):
@@ -173,7 +179,11 @@ def test_a_later_gradual_event_no_dense_choice_reaches_is_refused_before_trainin
     proc = run_cli(args + ["schedule=gradual", "schedule.frequency=2", "train.epochs=4", "sparsity=0.8"], results, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "event 5 of 13 of schedule=gradual targets the intermediate sparsity 0.578088" in proc.stderr
-    assert "the nearest are 0.571429 and 0.583333" in proc.stderr
+    # not that event's nearest dense totals (0.571429 and 0.583333, suggested before for `sparsity`), but
+    # sparsities whose every event of their own schedule passes
+    assert "the nearest whose every pruning event of schedule=gradual passes are 0.785714 and 0.845238" in proc.stderr
+    for sparsity in ("0.785714", "0.845238"):
+        validated(*args, "schedule=gradual", "schedule.frequency=2", "train.epochs=4", f"sparsity={sparsity}")
     assert not results.exists()
 
 

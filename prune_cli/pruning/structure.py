@@ -89,6 +89,18 @@ def disconnected(masks: dict[str, torch.Tensor], layers: LayerGraph, skip: Colle
     return problems
 
 
+class ReachRefusal(ConfigError):
+    """A target a structure's pre-run check (`check_density`) refuses at one pruning event, with the
+    sparsities it reaches nearest that event's target (`nearest`), shown by `phrase` (their texts to 6
+    digits -> the words) between `before` and `after`. Those are nearest for that event alone: the pre-run
+    pass (prune_cli/run/prevalidate.py `check_event_reach`) names instead the sparsities whose every pruning
+    event passes, and walks from one refused candidate to the next reachable one with them."""
+
+    def __init__(self, value, before: str, nearest: list[float], after: str, phrase: Callable[[list[str]], str]):
+        self.before, self.nearest, self.after, self.phrase = before, sorted(nearest), after, phrase
+        super().__init__("sparsity", value, before + phrase([f"{v:.6f}" for v in self.nearest]) + after)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -380,13 +392,13 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
         return
     lo, hi = window
     low, bits = reach
-    nearest = " and ".join(f"{v:.6f}" for v in sorted(1.0 - t / n for t in bits_beside(low, bits, lo, hi) if t is not None))
-    raise ConfigError(
-        "sparsity",
+    raise ReachRefusal(
         round(1.0 - density, 12),
         f"a sparsity that method.structure={structure} reaches within method.sparsity_tolerance={method.sparsity_tolerance} "
-        f"with method.block_shape={list(method.block_shape)} on these layers (known from their shapes before training): "
-        f"the nearest are {nearest or '(none)'}; or raise method.sparsity_tolerance",
+        f"with method.block_shape={list(method.block_shape)} on these layers (known from their shapes before training): ",
+        [1.0 - t / n for t in bits_beside(low, bits, lo, hi) if t is not None],
+        "; or raise method.sparsity_tolerance",
+        lambda shown: f"the nearest are {' and '.join(shown) or '(none)'}",
     )
 
 

@@ -14,7 +14,7 @@ import difflib
 import functools
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -595,7 +595,9 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     if cfg.sparsity > 0 and prunes_to_sparsity(cfg, schedule):
         events = planned_event_sparsities(cfg, schedule)
         if events is not None:  # gradual's events are known from the training split's size (check_data_sizes)
-            check_event_reach(cfg, checked.model, selected, events)
+            check_event_reach(
+                cfg, checked.model, selected, events, lambda s: planned_event_sparsities(_with_sparsity(cfg, s), schedule)
+            )
     total = sum(p.numel() for p in selected.values())
     if total and cfg.sparsity > 0 and prunes_to_sparsity(cfg, schedule):
         _check_no_layer_emptied(cfg, checked.model, selected, allocation)
@@ -623,7 +625,9 @@ def planned_event_sparsities(cfg: DictConfig, schedule: type) -> Optional[list[f
     return events or ([float(cfg.sparsity)] if prunes_once(cfg, schedule) else [])
 
 
-def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float]) -> None:
+def check_event_reach(
+    cfg: DictConfig, model, selected: dict, events: list[float], events_of: Optional[Callable[[float], list[float]]] = None
+) -> None:
     """Before any training: a structure whose kept totals are a fact of the layer shapes (its
     `check_density`: channel, block, bcr, channel_group) refuses a pruning event's target it cannot
     reach within method.sparsity_tolerance, naming the event when it is a schedule's intermediate
@@ -635,38 +639,207 @@ def check_event_reach(cfg: DictConfig, model, selected: dict, events: list[float
     earlier event or scoring round) the dense layers' reach is a necessary condition, since a later event
     keeps sub-shapes or subsets of what an earlier one kept, whose totals the dense layers reach too.
     Only a first event was checked for those, so SynFlow's 100 rounds with channel_group at a target no
-    dense choice meets trained first."""
+    dense choice meets trained first.
+
+    The sparsities a refusal suggests pass this whole check at every event of their own schedule
+    (`_passing_neighbours`, with `events_of(sparsity)`: the events a run to that sparsity would have).
+    The nearest values of one event alone were suggested before: on a schedule of several events 85 of
+    175 of them were refused again at an earlier event of their own schedule (audit of the pre-run checks)."""
+    failure = _event_failure(cfg, model, selected, events)
+    if failure is None:
+        return
+    i, sparsity, problem = failure
+    if isinstance(problem, tuple):
+        _refuse_totals(cfg, model, selected, events, events_of, i, sparsity, *problem)
+    from ..pruning.structure import ReachRefusal
+
+    last = abs(sparsity - cfg.sparsity) < 1e-12
+    if not isinstance(problem, ReachRefusal):  # a plugin structure's own refusal: as it gave it
+        if last:
+            raise problem
+        found, shown = None, ""
+    else:
+        found = _passing_neighbours(cfg, model, selected, events_of, (i, sparsity, problem))
+        shown = _suggestion(cfg, model, selected, events_of, found, problem)
+    if last:
+        raise ConfigError("sparsity", problem.value, problem.before + shown + problem.after) from problem
+    needs = problem.allowed if found is None else f"{problem.before.rstrip(': ')}; {shown}{problem.after}"
+    raise ConfigError(
+        "sparsity",
+        cfg.sparsity,
+        f"a sparsity whose every pruning event method.structure={cfg.method.structure} reaches: event {i + 1} of "
+        f"{len(events)} of schedule={cfg.schedule.name} targets the intermediate sparsity {sparsity:.6f} on the "
+        f"way to sparsity={cfg.sparsity:g} (known from the layer shapes before training), where the structure "
+        f"needs {needs}; or fewer events",
+    ) from problem
+
+
+# Candidate sparsities checked on either side of a refused one for a suggestion whose every pruning event
+# passes: each costs one pass over its schedule's events (stopping at the first refused), and a candidate
+# refused at an event moves on to the first final sparsity whose event reaches the next total the structure reaches there.
+SUGGESTION_PROBES = 60
+
+
+def _event_failure(cfg: DictConfig, model, selected: dict, events: list[float]):
+    """(index, sparsity, problem) of the first pruning event these checks refuse, None where all pass: the
+    totals of per-layer counts fixed by the shapes (problem = (kept, reachable): `_shape_count_outcome`),
+    then the structure's reach at each event (problem = its ConfigError, a `ReachRefusal` for the built-in
+    ones)."""
     from ..pruning import STRUCTURES
 
-    _check_shape_count_totals(cfg, model, selected, events)
+    outcome = _shape_count_outcome(cfg, model, selected)
+    if outcome is not None:
+        for i, sparsity in enumerate(events):
+            if sparsity <= 0:
+                continue
+            kept, reachable, missed, collapsed = outcome(sparsity)
+            if missed and not collapsed:  # an emptied layer is the cause to name: the collapse check does
+                return i, sparsity, (kept, reachable)
     structure = STRUCTURES.get(cfg.method.structure)
     if structure.check_density is None:
-        return
+        return None
     for i, sparsity in enumerate(events):
         if sparsity <= 0:  # an event at sparsity 0 (gradual's first, initial_sparsity=0) prunes nothing
             continue
         try:
             structure.check_density(model, selected, cfg.method, 1.0 - sparsity)
         except ConfigError as err:
-            if abs(sparsity - cfg.sparsity) < 1e-12:
-                raise
-            raise ConfigError(
-                "sparsity",
-                cfg.sparsity,
-                f"a sparsity whose every pruning event method.structure={cfg.method.structure} reaches: event {i + 1} of "
-                f"{len(events)} of schedule={cfg.schedule.name} targets the intermediate sparsity {sparsity:.6f} on the "
-                f"way to sparsity={cfg.sparsity:g} (known from the layer shapes before training), where the structure "
-                f"needs {err.allowed}; or fewer events",
-            ) from err
+            return i, sparsity, err
+    return None
 
 
-def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: list[float]) -> None:
+def _candidate_failure(cfg: DictConfig, model, selected: dict, events_of, sparsity: float):
+    """`_event_failure` of the schedule a run to `sparsity` would have (`events_of`), and the other pre-run
+    checks of that target (the allocation's own, a layer left empty, no weight kept): (index, number of
+    events, that event's sparsity, problem) of the first refusal, None where the whole pre-run check passes."""
+    from ..pruning import ALLOCATIONS
+
+    events = events_of(sparsity)
+    failure = _event_failure(_with_sparsity(cfg, sparsity), model, selected, events)
+    if failure is not None:
+        return failure[0], len(events), failure[1], failure[2]
+    candidate = _with_sparsity(cfg, sparsity)
+    allocation = ALLOCATIONS.get(cfg.method.allocation)
+    total = sum(p.numel() for p in selected.values())
+    try:
+        if allocation.check_density is not None:
+            allocation.check_density(model, selected, candidate.method, 1.0 - sparsity)
+        if total:
+            _check_no_layer_emptied(candidate, model, selected, allocation)
+    except ConfigError as err:
+        return len(events) - 1, len(events), sparsity, err
+    if not cfg.method.allow_collapse and round((1.0 - sparsity) * total) == 0:
+        return len(events) - 1, len(events), sparsity, None
+    return None
+
+
+_WITH_SPARSITY: list = []  # [(cfg, its copy)]: the copy `_with_sparsity` reuses for one config
+
+
+def _with_sparsity(cfg: DictConfig, sparsity: float) -> DictConfig:
+    """A copy of `cfg` (one per config, reused) with `sparsity` set, for deriving and checking the pruning
+    events of another target (its interpolations, such as a schedule's own sparsity keys, follow it)."""
+    import copy
+
+    if not _WITH_SPARSITY or _WITH_SPARSITY[0][0] is not cfg:
+        copied = copy.deepcopy(cfg)
+        OmegaConf.set_readonly(copied, False)
+        OmegaConf.set_struct(copied, False)
+        _WITH_SPARSITY[:] = [(cfg, copied)]
+    copied = _WITH_SPARSITY[0][1]
+    copied.sparsity = float(sparsity)
+    return copied
+
+
+def _passing_neighbours(cfg: DictConfig, model, selected: dict, events_of, first: tuple) -> Optional[list[float]]:
+    """The nearest sparsities below and above cfg.sparsity whose every pruning event passes the pre-run
+    check (`_candidate_failure`), walking outwards over candidates k / N (N prunable weights) from the
+    refusal `first` = (event index, its sparsity, problem) of cfg.sparsity itself (`_next_candidate`). At most
+    SUGGESTION_PROBES candidates on each side; None where there is no schedule to derive the events of
+    another target from (`events_of`)."""
+    if events_of is None:
+        return None
+    n = sum(p.numel() for p in selected.values())
+    found = []
+    for direction in (-1, 1):
+        s, failure = float(cfg.sparsity), (first[0], len(events_of(cfg.sparsity)), *first[1:])
+        for _ in range(SUGGESTION_PROBES):
+            s = _next_candidate(events_of, n, s, direction, failure, float(cfg.method.sparsity_tolerance))
+            if s is None:
+                break
+            failure = _candidate_failure(cfg, model, selected, events_of, s)
+            if failure is None:
+                found.append(s)
+                break
+    return sorted(found)
+
+
+def _next_candidate(events_of, n: int, s: float, direction: int, failure: tuple, tolerance: float) -> Optional[float]:
+    """The next candidate beyond the refused sparsity `s` (`direction` -1: below, 1: above), from its refusal
+    (event index, number of events, that event's sparsity t, problem). Where the structure refused event i
+    (a `ReachRefusal`), no candidate whose event i targets less far than the nearest total v it reaches
+    beyond t, less method.sparsity_tolerance, can pass, so the walk moves to the first count whose event i
+    targets that (found by bisection: the events of iterative and gradual grow with the final sparsity);
+    the last event targets the sparsity itself, which moves to v, the total the structure reaches (what a
+    refusal of a single event names). Where it reaches nothing beyond t, there is none. Otherwise (the
+    totals of shape-fixed counts, another check) the next count."""
+    from ..pruning.structure import ReachRefusal
+
+    i, count, t, problem = failure
+    k = round(s * n)
+    step = k + direction
+    if isinstance(problem, ReachRefusal):
+        ahead = [v for v in problem.nearest if direction * (v - t) > 0]
+        if not ahead:
+            return None
+        v = min(ahead, key=lambda x: abs(x - t))
+        reached = round(v * n) if i == count - 1 else _count_reaching(events_of, i, v - direction * tolerance, k, direction, n)
+        if reached is None:
+            return None
+        step = reached if direction * (reached - k) > 0 else step
+    return step / n if 0 < step < n else None
+
+
+def _count_reaching(events_of, i: int, v: float, k: int, direction: int, n: int) -> Optional[int]:
+    """The count nearest beyond k (in `direction`) whose schedule's event i targets v or beyond, by bisection
+    between k and the last count; None where even that one does not."""
+
+    def reached(c: int) -> bool:
+        events = events_of(c / n)
+        return i < len(events) and direction * (events[i] - v) >= -1e-12
+
+    end = n - 1 if direction > 0 else 1
+    if direction * (end - k) <= 0 or not reached(end):
+        return None
+    before, after = k, end
+    while abs(after - before) > 1:
+        middle = (before + after) // 2
+        before, after = (before, middle) if reached(middle) else (middle, after)
+    return after
+
+
+def _suggestion(cfg: DictConfig, model, selected: dict, events_of, found: Optional[list[float]], problem) -> str:
+    """The words naming `found` (`_passing_neighbours`) in `problem`'s refusal: its own phrase where they are
+    the values it names (a single event, or a schedule whose other events pass there too), printed with the
+    digits that make them pass (`_round_trip`); where none was found, that no sparsity within the bound passes."""
+    if found is None:
+        return problem.phrase([f"{v:.6f}" for v in problem.nearest])
+    shown = [_round_trip(v, lambda t: _candidate_failure(cfg, model, selected, events_of, t) is None) for v in found]
+    if shown == [f"{v:.6f}" for v in problem.nearest]:
+        return problem.phrase(shown)
+    if not shown:
+        return f"no sparsity within {SUGGESTION_PROBES} candidates on either side passes every pruning event"
+    verb = "are" if len(shown) > 1 else "is"
+    return f"the nearest whose every pruning event of schedule={cfg.schedule.name} passes {verb} {' and '.join(shown)}"
+
+
+def _shape_count_outcome(cfg: DictConfig, model, selected: dict) -> Optional[Callable]:
     """Where an unstructured allocation's per-layer counts are a fact of the layer shapes
     (`counts_from_shapes`: layerwise's round(d n_l) per layer) and it promises the total (`exact_total`),
     the total those counts keep at each pruning event is known now: a sum of per-layer roundings more
     than method.sparsity_tolerance from round(d N) failed the pruner's check after dense training (a
     res_mlp of five 64-weight layers and a 24-weight classifier keeps 5 x 6 + 2 = 32 of 344 at sparsity
-    0.9, not 34). Refused here, with the nearest sparsities whose every event passes."""
+    0.9, not 34). Then `outcome(sparsity)` (below); None where this check does not apply."""
     from types import SimpleNamespace
 
     import torch
@@ -677,9 +850,9 @@ def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: li
     method = cfg.method
     allocation = ALLOCATIONS.get(method.allocation)
     if method.structure != "unstructured" or not allocation.counts_from_shapes(method) or not allocation.exact_total(method):
-        return
+        return None
     if SCORES.get(method.score).selection(method) == "bernoulli":  # a miss is then a warning (pruner.py)
-        return
+        return None
     scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
     ctx = SimpleNamespace(model=model, method=method)
     total = sum(p.numel() for p in selected.values())
@@ -698,35 +871,49 @@ def _check_shape_count_totals(cfg: DictConfig, model, selected: dict, events: li
         collapsed = not method.allow_collapse and any(k == 0 and n not in residual for n, k in counts.items())
         return kept, reachable, missed, collapsed
 
-    def passes(sparsity: float) -> bool:
-        _, _, missed, collapsed = outcome(sparsity)
-        return not missed and not collapsed
+    return outcome
 
-    for i, sparsity in enumerate(events):
-        if sparsity <= 0:
-            continue
-        kept, reachable, missed, collapsed = outcome(sparsity)
-        if not missed or collapsed:  # an emptied layer is the cause to name: the collapse check does
-            continue
-        nearest = [] if len(events) > 1 else _nearest_passing(cfg.sparsity, total, passes)
-        where = (
-            f"event {i + 1} of {len(events)} of schedule={cfg.schedule.name} targets {sparsity:.6f} "
-            f"on the way to sparsity={cfg.sparsity:g}: "
-            if len(events) > 1
-            else ""
-        )
-        shown = [_round_trip(s, passes) for s in nearest]
-        shown = sorted({t for t in shown if float(t) != float(cfg.sparsity)}, key=float)
-        suggestion = f"the nearest are {', '.join(shown)}; " if shown else ""
-        check(
-            False,
-            "sparsity",
-            cfg.sparsity,
-            f"a sparsity at which method.allocation={method.allocation}'s per-layer counts total round((1 - sparsity) N) "
-            f"within method.sparsity_tolerance={tolerance:g}: {where}they keep {kept} of the N = {total} prunable weights, "
-            f"{reachable} is the target (known from the layer shapes before training); {suggestion}or method.allocation=global, "
-            "or a larger method.sparsity_tolerance",
-        )
+
+def _refuse_totals(cfg: DictConfig, model, selected: dict, events, events_of, i: int, sparsity: float, kept: int, reachable: int):
+    """The refusal of a pruning event whose shape-fixed per-layer counts miss the total (`_shape_count_outcome`),
+    with the nearest sparsities whose every event passes: for a single event the counts k / N on either side
+    that pass (`_nearest_passing`), for a schedule of several those of `_passing_neighbours`."""
+    method = cfg.method
+    total = sum(p.numel() for p in selected.values())
+    tolerance = float(method.sparsity_tolerance)
+    if len(events) > 1:
+        found = _passing_neighbours(cfg, model, selected, events_of, (i, sparsity, (kept, reachable)))
+
+        def passes(t: float) -> bool:
+            return _candidate_failure(cfg, model, selected, events_of, t) is None
+    else:
+        outcome = _shape_count_outcome(cfg, model, selected)
+
+        def passes(t: float) -> bool:
+            _, _, missed, collapsed = outcome(t)
+            return not missed and not collapsed
+
+        found = _nearest_passing(cfg.sparsity, total, passes)
+    where = (
+        f"event {i + 1} of {len(events)} of schedule={cfg.schedule.name} targets {sparsity:.6f} "
+        f"on the way to sparsity={cfg.sparsity:g}: "
+        if len(events) > 1
+        else ""
+    )
+    shown = [_round_trip(s, passes) for s in found or []]
+    shown = sorted({t for t in shown if float(t) != float(cfg.sparsity)}, key=float)
+    suggestion = f"the nearest are {', '.join(shown)}; " if shown else ""
+    if found is not None and not found and len(events) > 1:
+        suggestion = f"no sparsity within {SUGGESTION_PROBES} candidates on either side passes every pruning event; "
+    check(
+        False,
+        "sparsity",
+        cfg.sparsity,
+        f"a sparsity at which method.allocation={method.allocation}'s per-layer counts total round((1 - sparsity) N) "
+        f"within method.sparsity_tolerance={tolerance:g}: {where}they keep {kept} of the N = {total} prunable weights, "
+        f"{reachable} is the target (known from the layer shapes before training); {suggestion}or method.allocation=global, "
+        "or a larger method.sparsity_tolerance",
+    )
 
 
 def _round_trip(value: float, passes) -> str:
@@ -848,7 +1035,10 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None 
                 from ..pruning import select_prunable
 
                 selected = select_prunable(checked.model, cfg.method)
-                check_event_reach(cfg, checked.model, selected, schedule.event_sparsities(cfg, examples))
+                events = schedule.event_sparsities(cfg, examples)
+                check_event_reach(
+                    cfg, checked.model, selected, events, lambda s: schedule.event_sparsities(_with_sparsity(cfg, s), examples)
+                )
         counts, exact = classes
         if cfg.data_pruning.name != "none":  # which examples the rule keeps is known once it has chosen
             counts, exact = [min(n, examples) for n in counts], False

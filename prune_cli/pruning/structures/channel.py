@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import trace
-from ..structure import GroupNormOptions, StructureContext, column_mask, group_norm, register_structure
+from ..structure import GroupNormOptions, ReachRefusal, StructureContext, column_mask, group_norm, register_structure
 
 
 def check_channel(cfg: DictConfig) -> None:
@@ -108,13 +108,14 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
     options = sorted({1.0 - kept / total for _, kept in counts.kept_by_fraction})
     below = [s for s in options if s < 1.0 - density]
     above = [s for s in options if s > 1.0 - density]
-    nearest = " and ".join(f"{s:.6f}" for s in (below[-1:] + above[:1]))
-    raise ConfigError(
-        "sparsity",
+    raise ReachRefusal(
         round(1.0 - density, 12),
         f"a sparsity that method.structure=channel reaches within method.sparsity_tolerance={method.sparsity_tolerance} "
         f"on these layers (every hidden layer keeps the same fraction of its units, and the next layer loses their "
-        f"columns; here it would reach {achieved:.6f}): the nearest are {nearest}; or raise method.sparsity_tolerance",
+        f"columns; here it would reach {achieved:.6f}): ",
+        below[-1:] + above[:1],
+        "; or raise method.sparsity_tolerance",
+        lambda shown: f"the nearest are {' and '.join(shown)}",
     )
 
 

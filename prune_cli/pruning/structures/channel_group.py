@@ -59,7 +59,7 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import ChannelFlow, ChannelFlowError, channel_flow
-from ..structure import GroupNormOptions, StructureContext, group_terms, register_structure
+from ..structure import GroupNormOptions, ReachRefusal, StructureContext, group_terms, register_structure
 
 log = logging.getLogger(__name__)
 
@@ -338,15 +338,15 @@ def check_channel_group_density(model, selected: dict, method: DictConfig, densi
     options = sorted({1.0 - kept_weights(keep_q(q), scored) / n for q in fractions})
     below = [s for s in options if s < 1.0 - density]
     above = [s for s in options if s > 1.0 - density]
-    nearest = below[-1:] + above[:1]
-    raise ConfigError(
-        "sparsity",
+    raise ReachRefusal(
         round(1.0 - density, 12),
         f"a sparsity that method.structure=channel_group with method.allocation=layerwise reaches within "
         f"method.sparsity_tolerance={method.sparsity_tolerance} on these layers (every scope keeps the same fraction "
         f"of its channels, with every row and column they touch, and every layer at least one; here it would reach "
-        f"{achieved:.6f}): the nearest {'are' if len(nearest) > 1 else 'is'} {' and '.join(f'{s:.6f}' for s in nearest)}; "
-        "or raise method.sparsity_tolerance",
+        f"{achieved:.6f}): ",
+        below[-1:] + above[:1],
+        "; or raise method.sparsity_tolerance",
+        lambda shown: f"the nearest {'are' if len(shown) > 1 else 'is'} {' and '.join(shown)}",
     )
 
 
