@@ -824,9 +824,14 @@ def _suggestion(cfg: DictConfig, model, selected: dict, events_of, found: Option
     digits that make them pass (`_round_trip`); where none was found, that no sparsity within the bound passes."""
     if found is None:
         return problem.phrase([f"{v:.6f}" for v in problem.nearest])
-    shown = [_round_trip(v, lambda t: _candidate_failure(cfg, model, selected, events_of, t) is None) for v in found]
-    if shown == [f"{v:.6f}" for v in problem.nearest]:
-        return problem.phrase(shown)
+
+    def passes(t: float) -> bool:
+        return _candidate_failure(cfg, model, selected, events_of, t) is None
+
+    named = [f"{v:.6f}" for v in problem.nearest]
+    if [f"{v:.6f}" for v in found] == named and all(passes(float(t)) for t in named):
+        return problem.phrase(named)  # what the structure names, as it names it
+    shown = [_round_trip(v, passes) for v in found]
     if not shown:
         return f"no sparsity within {SUGGESTION_PROBES} candidates on either side passes every pruning event"
     verb = "are" if len(shown) > 1 else "is"
