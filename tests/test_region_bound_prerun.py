@@ -89,3 +89,23 @@ def test_the_suggested_reachable_neighbour_runs_end_to_end(tmp_path):
     fast = [a for a in FAST if not a.startswith("model")]
     proc = run_cli([*fast, *RES_MLP, "sparsity=0.732558", "threads=1"], tmp_path / "results")
     assert "pruned to sparsity 0.7326" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("schedule", [["schedule=gradual"], ["schedule=iterative"]])
+def test_the_suggestion_search_does_not_redo_region_bounds_density_search(monkeypatch, schedule):
+    """region_bound's `empties` hook runs its density search (about 5 s a target on the default res_mlp):
+    the search for suggestions asked it for every candidate it checked (26 targets for gradual at 0.92
+    here, 14 for iterative; a refused gradual run on the default res_mlp took 83 s). Now only the refusal
+    itself asks it, and the candidates count the totals met with every layer kept, which the hook cannot
+    take away; the suggestion is the same and passes the whole pre-run check."""
+    from prune_cli.pruning.allocations import region_bound
+
+    asked = []
+    real = region_bound._planned_empties
+    monkeypatch.setattr(region_bound, "_planned_empties", lambda *a: (asked.append(a[2]), real(*a))[1])
+    with pytest.raises(ConfigError) as err:
+        validated(*RES_MLP, "sparsity=0.92", *schedule)
+    suggested = {"schedule=gradual": "0.328488", "schedule=iterative": "0.732558"}[schedule[0]]
+    assert f"passes is {suggested};" in str(err.value), err.value
+    assert len(asked) == 1, asked
+    validated(*RES_MLP, f"sparsity={suggested}", *schedule)

@@ -18,6 +18,8 @@ method.sparsity_tolerance.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 from dataclasses import dataclass, field
@@ -418,6 +420,24 @@ def _missed_window(reach: Optional[tuple[int, int]], n: int, density: float, met
     return lo, hi
 
 
+_KEPT_ONLY = contextvars.ContextVar("kept_only", default=False)
+
+
+@contextlib.contextmanager
+def every_layer_kept():
+    """Within it, `check_structure_reach` does not ask an allocation's `empties` hook and counts only the
+    totals met with every layer keeping something: those are met whatever the hook would say (emptiable
+    layers only add totals), so a target passing so passes the full check. The pre-run pass's search for
+    suggestions (prune_cli/run/prevalidate.py `_passing_neighbours`) checks dozens of targets, each of
+    which cost region_bound's density search (about 5 s on the default res_mlp: a refused gradual run took
+    83 s before the search used this, 57 s of it there); it may miss a target only an emptied layer meets."""
+    token = _KEPT_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _KEPT_ONLY.reset(token)
+
+
 def check_structure_reach(structure: str, reach_of: Callable, model, selected: dict, method: Any, density: float) -> None:
     """`check_reachable_sparsity` of `reach_of(empty)`, the totals a block structure reaches on the selected
     layers when those `empty` says may keep nothing (`may_empty`). An allocation's `empties` hook can take
@@ -429,7 +449,11 @@ def check_structure_reach(structure: str, reach_of: Callable, model, selected: d
     n = sum(p.numel() for p in selected.values())
     allocation = ALLOCATIONS.get(method.allocation)
     if allocation.empties is not None and not allocation.counts_from_shapes(method):
-        if _missed_window(reach_of((False,) * len(selected)), n, density, method) is None:
+        kept = reach_of((False,) * len(selected))
+        if _missed_window(kept, n, density, method) is None:
+            return
+        if _KEPT_ONLY.get():
+            check_reachable_sparsity(structure, kept, n, density, method)
             return
     check_reachable_sparsity(structure, reach_of(may_empty(model, selected, method, density)), n, density, method)
 

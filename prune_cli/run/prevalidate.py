@@ -757,10 +757,19 @@ def _passing_neighbours(cfg: DictConfig, model, selected: dict, events_of, first
     refusal `first` = (event index, its sparsity, problem) of cfg.sparsity itself (`_next_candidate`). At most
     SUGGESTION_PROBES candidates on each side; None where there is no schedule to derive the events of
     another target from (`events_of`)."""
+    from ..pruning.structure import every_layer_kept
+
     if events_of is None:
         return None
     n = sum(p.numel() for p in selected.values())
     found = []
+    with every_layer_kept():
+        _walk(cfg, model, selected, events_of, first, n, found)
+    return sorted(found)
+
+
+def _walk(cfg: DictConfig, model, selected: dict, events_of, first: tuple, n: int, found: list) -> None:
+    """`_passing_neighbours`' walk on either side, appending the first candidate that passes to `found`."""
     for direction in (-1, 1):
         s, failure = float(cfg.sparsity), (first[0], len(events_of(cfg.sparsity)), *first[1:])
         for _ in range(SUGGESTION_PROBES):
@@ -771,7 +780,6 @@ def _passing_neighbours(cfg: DictConfig, model, selected: dict, events_of, first
             if failure is None:
                 found.append(s)
                 break
-    return sorted(found)
 
 
 def _next_candidate(events_of, n: int, s: float, direction: int, failure: tuple, tolerance: float) -> Optional[float]:
@@ -825,8 +833,11 @@ def _suggestion(cfg: DictConfig, model, selected: dict, events_of, found: Option
     if found is None:
         return problem.phrase([f"{v:.6f}" for v in problem.nearest])
 
+    from ..pruning.structure import every_layer_kept
+
     def passes(t: float) -> bool:
-        return _candidate_failure(cfg, model, selected, events_of, t) is None
+        with every_layer_kept():  # as `_passing_neighbours` found them
+            return _candidate_failure(cfg, model, selected, events_of, t) is None
 
     named = [f"{v:.6f}" for v in problem.nearest]
     if [f"{v:.6f}" for v in found] == named and all(passes(float(t)) for t in named):
