@@ -50,6 +50,7 @@ follow (untraceable, concatenations, grouped convolutions) are refused before th
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -502,6 +503,22 @@ def reach_work(form: ScopeForm, neighbours: list[set]) -> tuple[int, int, list[l
     return work, held, frontiers
 
 
+_GLOBAL_REACH: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {selected shapes: reach}
+
+
+def _global_reach(model, selected: dict) -> Optional[tuple[int, int]]:
+    """`scope_count_reach` of the model's selected layers (None where not decided), once per model and
+    selection: it does not depend on the target, and the pre-run pass checks every pruning event's (gradual:
+    hundreds) and the candidates of its suggestions with it."""
+    key = tuple((name, tuple(p.shape)) for name, p in selected.items())
+    held = _GLOBAL_REACH.setdefault(model, {})
+    if key not in held:
+        groups = channel_groups(_flow_or_refuse(lambda: channel_flow(model)), {n: p.shape for n, p in selected.items()})
+        form = scope_form(groups, selected)
+        held[key] = None if form is None else scope_count_reach(form)
+    return held[key]
+
+
 def _check_global_density(model, selected: dict, method: DictConfig, density: float) -> None:
     """`global`: the pruner keeps the protected channels and a prefix of its ranking by score per weight,
     whose order depends on the scores, but at a first pruning event, made in one scoring round on the
@@ -520,9 +537,7 @@ def _check_global_density(model, selected: dict, method: DictConfig, density: fl
 
     if SCORES.get(method.score).selection(method) == "bernoulli":  # pruner.check_masks then only warns
         return
-    groups = channel_groups(_flow_or_refuse(lambda: channel_flow(model)), {n: p.shape for n, p in selected.items()})
-    form = scope_form(groups, selected)
-    reach = None if form is None else scope_count_reach(form)
+    reach = _global_reach(model, selected)
     n = sum(int(p.numel()) for p in selected.values())
     window = _missed_window(reach, n, density, method)
     if window is None:
@@ -531,8 +546,8 @@ def _check_global_density(model, selected: dict, method: DictConfig, density: fl
         round(1.0 - density, 12),
         f"a sparsity that method.structure=channel_group with method.allocation=global reaches within "
         f"method.sparsity_tolerance={method.sparsity_tolerance} on these layers (whole channels go, with every row "
-        f"and column they touch, and every layer keeps at least one; at a first pruning event the kept count "
-        f"depends only on how many channels each layer's scope keeps, known from the shapes): ",
+        f"and column they touch, and every layer keeps at least one; the kept count of the dense layers depends "
+        f"only on how many channels each scope keeps, known from the shapes): ",
         [1.0 - t / n for t in bits_beside(*reach, *window) if t is not None],
         "; or raise method.sparsity_tolerance",
         lambda shown: f"the nearest {'are' if len(shown) > 1 else 'is'} {' and '.join(shown) or '(none)'}",
