@@ -37,6 +37,8 @@ ties keep more):
   touch (mean |score|, score^2 or signed score per weight): groups cost different numbers of weights (a
   residual channel spans ten layers of ResNet-20, a chain channel two), and removing the lowest
   score per weight first is the greedy that keeps the most score for the weight budget.
+Before the run, a target no choice meets within method.sparsity_tolerance is refused for both
+(`check_channel_group_density`; for `global` a necessary condition, docs/speedup.md).
 Other allocations fix per-layer counts that coupled groups cannot follow: refused before the run.
 
 What is never pruned: channels that reach the network output (the classifier's rows), channels
