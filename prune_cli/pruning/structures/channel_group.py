@@ -52,6 +52,7 @@ follow (untraceable, concatenations, grouped convolutions) are refused before th
 from __future__ import annotations
 
 import logging
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -383,7 +384,7 @@ class ScopeForm:
 def scope_form(groups: ChannelGroups, selected: dict) -> Optional[ScopeForm]:
     """`ScopeForm` of the selected layers, or None where the kept count is not a function of the per-scope
     counts alone. At a dense event every entry of a layer's [out, input channels] table (`_per_channel`)
-    stands for the same number w of weights (kernel positions x columns per channel), and kept_weights is
+    stands for the same number w of weights (kernel positions x columns per channel), and `kept_weights` is
     sum over layers of w x (kept rows) x (kept input channels); a side's kept count is its fixed channels
     plus, per scope, the multiplicity with which the side holds that scope's channels times k_s, provided
     every prunable channel of the scope appears there equally often (so which ones are kept does not
@@ -397,8 +398,6 @@ def scope_form(groups: ChannelGroups, selected: dict) -> Optional[ScopeForm]:
     position = {s: i for i, s in enumerate(scopes)}
     sizes = [int((prunable & (groups.scope == s)).sum()) for s in scopes]
     least = [0] * len(scopes)
-    ones = {n: torch.ones(p.shape, dtype=torch.float64, device=CPU) for n, p in selected.items()}
-    _, _, scored = group_sums(groups, ones, "l1")
     const, linear, quad = 0, [0] * len(scopes), {}
 
     def side(ids: torch.Tensor):  # (fixed channels, {scope position: multiplicity}) or None
@@ -416,15 +415,13 @@ def scope_form(groups: ChannelGroups, selected: dict) -> Optional[ScopeForm]:
             least[only] = 1
         return fixed, coef
 
-    for e in scored:
-        w = e.alive.flatten()
-        if not len(w):  # a layer with no weights adds nothing
-            continue
-        if bool((w != w[0]).any()):
+    for layer in groups.layers:
+        shape = tuple(layer.shape)
+        if len(shape) < 2 or len(layer.rows) != shape[0] or (layer.cols is not None and len(layer.cols) * layer.per != shape[1]):
             return None
-        weight = int(w[0])
-        rows = side(e.layer.rows)
-        cols = (e.alive.shape[1], {}) if e.layer.cols is None else side(e.layer.cols)
+        weight = math.prod(shape[2:]) * layer.per  # weights per [row, input channel] entry (`_per_channel`)
+        rows = side(layer.rows)
+        cols = (shape[1], {}) if layer.cols is None else side(layer.cols)
         if rows is None or cols is None:
             return None
         (r0, rc), (c0, cc) = rows, cols
