@@ -97,3 +97,40 @@ def test_a_gradual_refusal_suggests_sparsities_whose_every_event_passes():
     assert shown, str(err.value)
     for s in shown:
         validated(*args, f"sparsity={s}")
+
+
+def test_a_config_changed_and_validated_again_gets_suggestions_of_its_new_values():
+    """The suggestion search reused one copy of a config per config object and only set its sparsity, so a
+    config changed and validated again (method.sparsity_tolerance 0.001, then 0.0005) got suggestions of
+    its old tolerance (0.888934 and 0.908241, both refused at 0.0005; review of the suggestion search).
+    Now they are those of a freshly composed config with the new tolerance, and each passes."""
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.run.prevalidate import validate
+    from tests.helpers import composed
+
+    overrides = ["dataset=synthetic", "threads=1", "model=mlp", "method.structure=channel", "method.allocation=layerwise"]
+    overrides += ["schedule=iterative", "sparsity=0.9"]
+    cfg = composed(*overrides, "method.sparsity_tolerance=0.001")
+    with pytest.raises(ConfigError):
+        validate(cfg)
+    cfg.method.sparsity_tolerance = 0.0005
+    with pytest.raises(ConfigError) as again:
+        validate(cfg)
+    with pytest.raises(ConfigError) as fresh:
+        validated(*overrides, "method.sparsity_tolerance=0.0005")
+    assert str(again.value) == str(fresh.value)
+    for value in re.findall(r"passes (?:is|are) ([0-9.]+(?: and [0-9.]+)?)", str(fresh.value))[0].split(" and "):
+        validated(*overrides, "method.sparsity_tolerance=0.0005", f"sparsity={value}")
+
+
+def test_a_one_event_refusal_keeps_the_structures_words_and_names_only_values_that_pass():
+    """channel on a 5-10-7-3 MLP at 0.97: the structure names 0.936170 and 1.000000, and 1.000000 fails the
+    pre-run check (no weight kept). The refusal said "the nearest whose every pruning event of
+    schedule=oneshot passes is 0.93617" (review); a run of one event keeps the structure's own words."""
+    overrides = ["dataset=synthetic", "dataset.input_dim=5", "model=mlp", "model.widths=[10,7]"]
+    overrides += ["method.structure=channel", "method.allocation=layerwise"]
+    with pytest.raises(ConfigError) as err:
+        validated(*overrides, "sparsity=0.97")
+    assert "the nearest are 0.93617; or raise method.sparsity_tolerance" in str(err.value), err.value
+    assert "every pruning event" not in str(err.value)
+    validated(*overrides, "sparsity=0.93617")

@@ -648,6 +648,16 @@ def check_event_reach(
     failure = _event_failure(cfg, model, selected, events)
     if failure is None:
         return
+    _WITH_SPARSITY.clear()  # the copies the search makes are of this config as it is now, not as it was
+    try:
+        _refuse_event(cfg, model, selected, events, events_of, failure)
+    finally:
+        _WITH_SPARSITY.clear()  # and none outlives the refusal
+
+
+def _refuse_event(cfg: DictConfig, model, selected: dict, events: list[float], events_of, failure: tuple) -> None:
+    """`check_event_reach`'s refusal of `failure` = (event index, its sparsity, problem), with the
+    suggestions whose every event passes."""
     i, sparsity, problem = failure
     if isinstance(problem, tuple):
         _refuse_totals(cfg, model, selected, events, events_of, i, sparsity, *problem)
@@ -733,7 +743,7 @@ def _candidate_failure(cfg: DictConfig, model, selected: dict, events_of, sparsi
     return None
 
 
-_WITH_SPARSITY: list = []  # [(cfg, its copy)]: the copy `_with_sparsity` reuses for one config
+_WITH_SPARSITY: list = []  # [(cfg, its copy)]: the copy `_with_sparsity` reuses within one refusal
 
 
 def _with_sparsity(cfg: DictConfig, sparsity: float) -> DictConfig:
@@ -845,6 +855,8 @@ def _suggestion(cfg: DictConfig, model, selected: dict, events_of, found: Option
     shown = [_round_trip(v, passes) for v in found]
     if not shown:
         return f"no sparsity within {SUGGESTION_PROBES} candidates on either side passes every pruning event"
+    if len(events_of(cfg.sparsity)) == 1:  # one event: the structure's own words, naming the values that pass
+        return problem.phrase(shown)
     verb = "are" if len(shown) > 1 else "is"
     return f"the nearest whose every pruning event of schedule={cfg.schedule.name} passes {verb} {' and '.join(shown)}"
 
