@@ -248,3 +248,16 @@ def test_a_choice_moved_into_the_pruner_s_window_is_not_reported_as_out_of_reach
         masks = _prune(scores, counts, _method((2, 2), 0.005), 0.1)
     assert sum(int(m.sum()) for m in masks.values()) in {21, 22, 23}
     assert "reaches no total" not in caplog.text
+
+
+def test_an_allocation_without_an_exact_total_keeps_its_own_counts():
+    """uniform_plus with faithful_uniform_plus=true does not promise round(d N) (its pruner only warns): the
+    widened choice balanced its layers to round(d N) anyway, 39 + 10 = 49 kept of two 9x9 layers in 2x2
+    blocks instead of the allocated 50 + 20 (review). Without an exact total the top blocks keep the
+    allocation's counts, as at 044adf2: a + b = 70, each layer the top-block count nearest its own."""
+    torch.manual_seed(0)
+    method = _method([2, 2], 0.005, "uniform_plus")
+    method.faithful_uniform_plus = True
+    scores = {"a": torch.rand(9, 9), "b": torch.rand(9, 9)}
+    masks = _prune(scores, {"a": 50, "b": 20}, method, 0.3)
+    assert {name: int(m.sum()) for name, m in masks.items()} == {"a": 50, "b": 20}
