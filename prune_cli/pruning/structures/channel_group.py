@@ -548,7 +548,8 @@ def _check_global_density(model, selected: dict, method: DictConfig, density: fl
         f"and column they touch, and every layer keeps at least one; the kept count of the dense layers depends "
         f"only on how many channels each scope keeps, known from the shapes): ",
         [1.0 - t / n for t in bits_beside(*reach, *window) if t is not None],
-        "; or raise method.sparsity_tolerance",
+        "; or raise method.sparsity_tolerance (the sparsities named are totals some choice of channels reaches: "
+        "the ranking by score per weight may still miss one, and the pruner then stops after dense training)",
         lambda shown: f"the nearest {'are' if len(shown) > 1 else 'is'} {' and '.join(shown) or '(none)'}",
     )
 
