@@ -389,7 +389,7 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
     earlier events kept), so a target is refused only when no choice at all meets it. Not decided here,
     and left to the pruner, where the allocation does not promise the exact total (the pruner then only
     warns) or `reach` is None (totals spanning more than BITSET_SPAN)."""
-    window = _missed_window(reach, n, density, method)
+    window = missed_window(reach, n, density, method)
     if window is None:
         return
     lo, hi = window
@@ -404,7 +404,7 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
     )
 
 
-def _missed_window(reach: Optional[tuple[int, int]], n: int, density: float, method: Any) -> Optional[tuple[int, int]]:
+def missed_window(reach: Optional[tuple[int, int]], n: int, density: float, method: Any) -> Optional[tuple[int, int]]:
     """[lo, hi], the kept totals the pruner accepts at `density` (`accepted_window`), where no total of
     `reach` lies in it (`check_reachable_sparsity` refuses the target); None where one does or it is not
     decided here."""
@@ -450,7 +450,7 @@ def check_structure_reach(structure: str, reach_of: Callable, model, selected: d
     allocation = ALLOCATIONS.get(method.allocation)
     if allocation.empties is not None and not allocation.counts_from_shapes(method):
         kept = reach_of((False,) * len(selected))
-        if _missed_window(kept, n, density, method) is None:
+        if missed_window(kept, n, density, method) is None:
             return
         if _KEPT_ONLY.get():
             check_reachable_sparsity(structure, kept, n, density, method)

@@ -532,13 +532,13 @@ def _check_global_density(model, selected: dict, method: DictConfig, density: fl
     and runs whose miss the pruner only warns about (Bernoulli selection, an allocation without the exact
     total)."""
     from ..registries import SCORES
-    from ..structure import _missed_window, bits_beside
+    from ..structure import bits_beside, missed_window
 
     if SCORES.get(method.score).selection(method) == "bernoulli":  # pruner.check_masks then only warns
         return
     reach = _global_reach(model, selected)
     n = sum(int(p.numel()) for p in selected.values())
-    window = _missed_window(reach, n, density, method)
+    window = missed_window(reach, n, density, method)
     if window is None:
         return
     raise ReachRefusal(
