@@ -551,12 +551,6 @@ def _solve_window(options, counts, sizes, window, closest, lo: int, hi: int, dev
     return max(dev(name, at[name]) for name in names), at
 
 
-def balanced_options(structure: str, options, counts, scores, sctx) -> dict[str, int]:
-    """Per layer, the index into `options[name]` a structure that reaches only some counts keeps (bcr):
-    `balanced_choice` without wider options."""
-    return balanced_choice(structure, options, counts, scores, sctx)[1]
-
-
 def balanced_choice(structure: str, options, counts, scores, sctx, wider: Optional[Callable[[], dict]] = None, kept=None):
     """(options, {layer: index into options[layer]}): `balance_to_total` within the bounds
     method.sparsity_tolerance allows (`total_bounds`), and `report_balance`'s warnings where there is

@@ -771,15 +771,14 @@ def _passing_neighbours(cfg: DictConfig, model, selected: dict, events_of, first
 
     if events_of is None:
         return None
+    with every_layer_kept():
+        return sorted(_walk(cfg, model, selected, events_of, first))
+
+
+def _walk(cfg: DictConfig, model, selected: dict, events_of, first: tuple) -> list[float]:
+    """`_passing_neighbours`' walk on either side: the first candidate that passes on each."""
     n = sum(p.numel() for p in selected.values())
     found = []
-    with every_layer_kept():
-        _walk(cfg, model, selected, events_of, first, n, found)
-    return sorted(found)
-
-
-def _walk(cfg: DictConfig, model, selected: dict, events_of, first: tuple, n: int, found: list) -> None:
-    """`_passing_neighbours`' walk on either side, appending the first candidate that passes to `found`."""
     for direction in (-1, 1):
         s, failure = float(cfg.sparsity), (first[0], len(events_of(cfg.sparsity)), *first[1:])
         for _ in range(SUGGESTION_PROBES):
@@ -790,6 +789,7 @@ def _walk(cfg: DictConfig, model, selected: dict, events_of, first: tuple, n: in
             if failure is None:
                 found.append(s)
                 break
+    return found
 
 
 def _next_candidate(events_of, n: int, s: float, direction: int, failure: tuple, tolerance: float) -> Optional[float]:

@@ -115,8 +115,8 @@ def class_pick(classes, kept: int) -> torch.Tensor:
             continue
         counts = (left // size0, *many)
         score = sums0[counts[0]] + sum(sums[m] for m, (_, _, sums) in zip(many, rest))
-        if best is None or (score, counts) > best[0]:
-            best = ((score, counts), counts)
+        if best is None or (score, counts) > best:
+            best = (score, counts)
     return torch.cat([blocks[:m] for m, (_, blocks, _) in zip(best[1], classes)])
 
 
