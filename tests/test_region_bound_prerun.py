@@ -44,7 +44,7 @@ def test_a_target_only_an_emptied_residual_layer_reaches_is_refused_before_the_r
     assert not any(accepted(t, 0.92) for t in totals)  # 28 kept is the target: no choice keeping every layer meets it
     with pytest.raises(ConfigError) as err:
         validated(*config, "sparsity=0.92")
-    assert err.value.key == "sparsity" and "the nearest are 0.732558" in str(err.value)
+    assert err.value.key == "sparsity" and "the nearest is 0.732558;" in str(err.value)
 
 
 @pytest.mark.parametrize("config", [RES_MLP, QUANTILE], ids=["region_bound", "layerwise-quantile"])

@@ -103,6 +103,15 @@ class ReachRefusal(ConfigError):
         super().__init__("sparsity", value, before + phrase([f"{v:.6f}" for v in self.nearest]) + after)
 
 
+def nearest_phrase(shown: list[str], joiner: str = " and ") -> str:
+    """The words naming the nearest sparsities a refusal suggests: "the nearest is X" for one value (a
+    target beyond the last reachable total has only one neighbour), "the nearest are X and Y" for more,
+    "(none)" where nothing is left to name."""
+    if not shown:
+        return "the nearest are (none)"
+    return f"the nearest {'is' if len(shown) == 1 else 'are'} {joiner.join(shown)}"
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -400,7 +409,7 @@ def check_reachable_sparsity(structure: str, reach: Optional[tuple[int, int]], n
         f"with method.block_shape={list(method.block_shape)} on these layers (known from their shapes before training): ",
         [1.0 - t / n for t in bits_beside(low, bits, lo, hi) if t is not None],
         "; or raise method.sparsity_tolerance",
-        lambda shown: f"the nearest are {' and '.join(shown) or '(none)'}",
+        nearest_phrase,
     )
 
 

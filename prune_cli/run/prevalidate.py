@@ -906,6 +906,8 @@ def _refuse_totals(cfg: DictConfig, model, selected: dict, events, events_of, i:
     """The refusal of a pruning event whose shape-fixed per-layer counts miss the total (`_shape_count_outcome`),
     with the nearest sparsities whose every event passes: for a single event the counts k / N on either side
     that pass (`_nearest_passing`), for a schedule of several those of `_passing_neighbours`."""
+    from ..pruning.structure import nearest_phrase
+
     method = cfg.method
     total = sum(p.numel() for p in selected.values())
     tolerance = float(method.sparsity_tolerance)
@@ -930,7 +932,7 @@ def _refuse_totals(cfg: DictConfig, model, selected: dict, events, events_of, i:
     )
     shown = [_round_trip(s, passes) for s in found or []]
     shown = sorted({t for t in shown if float(t) != float(cfg.sparsity)}, key=float)
-    suggestion = f"the nearest are {', '.join(shown)}; " if shown else ""
+    suggestion = f"{nearest_phrase(shown, ', ')}; " if shown else ""
     if found is not None and not found and len(events) > 1:
         suggestion = f"no sparsity within {SUGGESTION_PROBES} candidates on either side passes every pruning event; "
     check(

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import trace
-from ..structure import GroupNormOptions, ReachRefusal, StructureContext, column_mask, group_norm, register_structure
+from ..structure import GroupNormOptions, ReachRefusal, StructureContext, column_mask, group_norm, nearest_phrase, register_structure
 
 
 def check_channel(cfg: DictConfig) -> None:
@@ -115,7 +115,7 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
         f"columns; here it would reach {achieved:.6f}): ",
         below[-1:] + above[:1],
         "; or raise method.sparsity_tolerance",
-        lambda shown: f"the nearest are {' and '.join(shown)}",
+        nearest_phrase,
     )
 
 

@@ -63,7 +63,7 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import ChannelFlow, ChannelFlowError, channel_flow
-from ..structure import GroupNormOptions, ReachRefusal, StructureContext, group_terms, register_structure
+from ..structure import GroupNormOptions, ReachRefusal, StructureContext, group_terms, nearest_phrase, register_structure
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def _check_layerwise_density(model, selected: dict, method: DictConfig, density:
         f"{achieved:.6f}): ",
         below[-1:] + above[:1],
         "; or raise method.sparsity_tolerance",
-        lambda shown: f"the nearest {'are' if len(shown) > 1 else 'is'} {' and '.join(shown)}",
+        nearest_phrase,
     )
 
 
@@ -550,7 +550,7 @@ def _check_global_density(model, selected: dict, method: DictConfig, density: fl
         [1.0 - t / n for t in bits_beside(*reach, *window) if t is not None],
         "; or raise method.sparsity_tolerance (the sparsities named are totals some choice of channels reaches: "
         "the ranking by score per weight may still miss one, and the pruner then stops after dense training)",
-        lambda shown: f"the nearest {'are' if len(shown) > 1 else 'is'} {' and '.join(shown) or '(none)'}",
+        nearest_phrase,
     )
 
 
