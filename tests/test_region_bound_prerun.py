@@ -109,3 +109,48 @@ def test_the_suggestion_search_does_not_redo_region_bounds_density_search(monkey
     assert f"passes is {suggested};" in str(err.value), err.value
     assert len(asked) == 1, asked
     validated(*RES_MLP, f"sparsity={suggested}", *schedule)
+
+
+# A 2-16-16-3 MLP: prunable layers of 32, 256 and 48 weights (N = 336)
+SMALL_MLP = ["dataset=synthetic", "dataset.input_dim=2", "model=mlp", "model.widths=[16,16]", "method.allocation=region_bound"]
+
+
+def test_an_unstructured_region_bound_target_that_empties_a_layer_is_refused_before_the_run(tmp_path):
+    """At 0.995 round(0.005 x 336) = 2 weights are kept over three layers: by pigeonhole one keeps none,
+    whatever the densities. The pre-run collapse check skipped region_bound (its counts are not a fact of
+    the shapes alone), so the run trained the dense model and the pruner refused it after; its `empties`
+    hook knows the layers before the run."""
+    assert round(0.005 * 336) == 2 < 3
+    with pytest.raises(ConfigError) as err:
+        validated(*SMALL_MLP, "sparsity=0.995")
+    assert err.value.key == "sparsity" and "would keep none" in str(err.value), err.value
+    validated(*SMALL_MLP, "sparsity=0.99")  # 3 kept: region_bound gives each layer one (densities 0.043, 0.0046, 0.017)
+    validated(*SMALL_MLP, "sparsity=0.995", "method.allow_collapse=true")
+    results = tmp_path / "results"
+    run_cli([*FAST, *SMALL_MLP, "sparsity=0.9"], results)
+    refused_before_any_work([*FAST, *SMALL_MLP, "sparsity=0.995"], results, "'sparsity'", "0.995", "would keep none")
+
+
+def test_the_pre_run_collapse_check_and_the_run_share_one_region_bound_search(monkeypatch):
+    """The binomial search is deterministic: the pre-run check's answer is the run's, so the run does not
+    search again (a second search took 1-3 s on the default res_mlp)."""
+    from prune_cli.analysis.regions import bounds
+    from prune_cli.models import build_model
+    from prune_cli.pruning import ALLOCATIONS, select_prunable
+    from prune_cli.pruning.allocations import region_bound
+
+    region_bound._binomial_densities.cache_clear()
+    region_bound._planned_empties.cache_clear()
+    calls = []
+    search = bounds.choose_layer_densities
+    monkeypatch.setattr(bounds, "choose_layer_densities", lambda *a, **k: calls.append(a) or search(*a, **k))
+    cfg = validated(*SMALL_MLP, "sparsity=0.9")
+    assert len(calls) == 1
+    torch.manual_seed(0)
+    model = build_model(cfg.model, (2,), 3)
+    selected = select_prunable(model, cfg.method)
+    scores = {n: torch.rand(p.shape) for n, p in selected.items()}
+    ctx = type("Ctx", (), {"model": model, "method": cfg.method, "generator": torch.Generator().manual_seed(7)})()
+    counts = ALLOCATIONS.get("region_bound")(scores, 1.0 - cfg.sparsity, ctx)  # the pruner's density
+    assert len(calls) == 1, calls
+    assert sum(counts.values()) == round(0.1 * 336)

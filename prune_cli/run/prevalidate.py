@@ -973,12 +973,13 @@ def _nearest_passing(sparsity: float, total: int, passes, steps: int = 2000) -> 
 
 def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) -> None:
     """Where the allocation's per-layer counts are a fact of the layer shapes (`counts_from_shapes`:
-    layerwise, ER/ERK, uniform_plus, explicit) and the structure keeps exactly those counts
-    (unstructured), a layer the run's final pruning event leaves with no weight is known now: a layer
-    collapse (Tanaka et al. 2020), refused here before any data or training rather than by the pruner
-    after dense training (pruning/pruner.py `check_collapse`, which keeps the same exceptions: a
+    layerwise, ER/ERK, uniform_plus, explicit), or the layers it leaves no weight are known before the run
+    (its `empties` hook: region_bound with the binomial rank model), and the structure keeps exactly those
+    counts (unstructured), a layer the run's final pruning event leaves with no weight is known now: a
+    layer collapse (Tanaka et al. 2020), refused here before any data or training rather than by the
+    pruner after dense training (pruning/pruner.py `check_collapse`, which keeps the same exceptions: a
     residual section's layer, and method.allow_collapse=true)."""
-    if cfg.method.allow_collapse or cfg.method.structure != "unstructured" or not allocation.counts_from_shapes(cfg.method):
+    if cfg.method.allow_collapse or cfg.method.structure != "unstructured":
         return
     from types import SimpleNamespace
 
@@ -987,10 +988,17 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
     from ..pruning.pruner import sparing_allocations
     from ..pruning.structure import residual_layers
 
-    scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
-    counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
+    if allocation.counts_from_shapes(cfg.method):
+        scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
+        counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
+        emptied = [n for n, k in counts.items() if k == 0]
+    elif allocation.empties is not None:
+        found = allocation.empties(model, selected, cfg.method, 1.0 - cfg.sparsity) or set()
+        emptied = [n for n in selected if n in found]
+    else:
+        return
     residual = residual_layers(model)
-    empty = [n for n, k in counts.items() if k == 0 and n not in residual]
+    empty = [n for n in emptied if n not in residual]
     if not empty:
         return
     allocation_name = cfg.method.allocation

@@ -82,13 +82,26 @@ def _chosen_counts(n, dims, pruned, current, sizes: dict[str, int], linear: list
     if option("bound_objective_n0") == "plane":
         n = [2] + n[1:]
     fixed = [1.0 if p else d for p, d in zip(pruned, current)]
-    chosen = choose_layer_densities(
-        n, density, dims, pruned, method=option("bound_search"), rank_model=option("bound_rank_model"), fixed=fixed, seed=seed
-    )
+    if option("bound_rank_model") == "binomial":
+        chosen = _binomial_densities(tuple(n), density, tuple(dims), tuple(pruned), option("bound_search"), tuple(fixed))
+    else:
+        chosen = choose_layer_densities(
+            n, density, dims, pruned, method=option("bound_search"), rank_model=option("bound_rank_model"), fixed=fixed, seed=seed
+        )
     per_layer = dict(zip([f"{name}.weight" for name in linear], chosen))
     return per_layer, counts_from_densities(
         {name: per_layer[name] for name in sizes}, sizes, round_half_even(density * sum(sizes.values()))
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _binomial_densities(n: tuple, density: float, dims: tuple, pruned: tuple, search: str, fixed: tuple) -> list[float]:
+    """The binomial rank model's search, once per widths, target and options: it draws nothing (the seed
+    does not enter), so the pre-run check's answer (`region_bound_empties`, the collapse check) is the
+    run's, and the run does not search again (1-3 s on the default res_mlp)."""
+    from ...analysis.regions.bounds import choose_layer_densities
+
+    return choose_layer_densities(list(n), density, list(dims), list(pruned), method=search, rank_model="binomial", fixed=list(fixed))
 
 
 def _options(method):
