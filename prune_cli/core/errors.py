@@ -63,9 +63,27 @@ class AnotherRunsDirectory(PruneCliError):
 def unreadable_reason(err: Exception) -> str:
     """Why a saved torch file could not be read, in one line for a warning. torch's refusal of a pickle
     of other objects under weights_only=True goes on to explain how to load it unsafely, with terminal
-    escape codes: never advice for a file prune-run finds in its folders, so it is named plainly."""
+    escape codes: never advice for a file prune-run finds in its folders, so it is named plainly. The
+    same refusal comes for bytes that are no pickle torch writes (a damaged file, a plain pickle, text),
+    and torch's reader of its legacy format answers text with a bare KeyError: those are named as not a
+    file torch.save writes, not as a pickle of other objects."""
+    foreign = "it is not a file torch.save writes, or it is damaged"
     if "Weights only load failed" in str(err):
-        return "it holds objects other than tensors and plain containers (not a file prune-run writes)"
+        if "Unsupported global" in str(err):
+            return "it holds objects other than tensors and plain containers (not a file prune-run writes)"
+        return f"{foreign} (torch's safe reader finds no pickle of tensors and plain containers in it)"
+    if isinstance(err, KeyError) and _raised_in_torch_reader(err):
+        return f"{foreign} (torch's reader of its legacy format: KeyError {err})"
     first = str(err).splitlines()[0] if str(err) else ""
     text = re.sub(r"\x1b\[[0-9;]*m", "", first).strip()
     return f"{type(err).__name__}: {text}" if text else f"{type(err).__name__} (no message; the file may be empty or truncated)"
+
+
+def _raised_in_torch_reader(err: Exception) -> bool:
+    """Whether `err` was raised inside torch.load's own readers (torch/serialization.py and its safe
+    unpickler), not by the code that reads the loaded contents (a missing key of a checkpoint)."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
+    return where.endswith(("torch/serialization.py", "torch/_weights_only_unpickler.py"))
