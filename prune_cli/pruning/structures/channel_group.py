@@ -54,7 +54,7 @@ from __future__ import annotations
 import logging
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -63,7 +63,17 @@ from omegaconf import DictConfig
 from ...core.checks import check
 from ...core.errors import ConfigError, PruneCliError
 from ...models.graph import ChannelFlow, ChannelFlowError, channel_flow
-from ..structure import GroupNormOptions, ReachRefusal, StructureContext, group_terms, nearest_phrase, register_structure
+from ..structure import (
+    GroupNormOptions,
+    ReachRefusal,
+    StructureContext,
+    _promises_total,
+    accepted_window,
+    group_terms,
+    method_tolerance,
+    nearest_phrase,
+    register_structure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +248,19 @@ def closest_level(levels: int, kept_at: Callable[[int], int], target: int) -> in
     return first_above(f(best), strict=True) - 1  # the highest level with the same count
 
 
-def select(groups: ChannelGroups, total: torch.Tensor, count: torch.Tensor, scored: list, target: int, mode: str, invert: bool):
-    """[groups] bool: the kept groups (see the module docstring for the two modes)."""
+def select(
+    groups: ChannelGroups,
+    total: torch.Tensor,
+    count: torch.Tensor,
+    scored: list,
+    target: int,
+    mode: str,
+    invert: bool,
+    window: Optional[tuple[int, int]] = None,
+):
+    """[groups] bool: the kept groups (see the module docstring for the two modes). `window` (`global`
+    only; `_widening_window`): the kept totals the pruner accepts, where a prefix of the ranking missing
+    them is to be replaced by per-scope counts that meet them (`_reaching_keep`)."""
     key = total / count.clamp(min=1) if mode == "global" else total.clone()
     key = torch.where(count > 0, key, torch.full_like(key, float("-inf")))
     if invert:
@@ -253,8 +274,10 @@ def select(groups: ChannelGroups, total: torch.Tensor, count: torch.Tensor, scor
             keep[order[:level]] = True
             return keep
 
-        level = closest_level(len(order) + 1, lambda i: kept_weights(keep_at(i), scored), target)
-        return keep_at(level)
+        keep = keep_at(closest_level(len(order) + 1, lambda i: kept_weights(keep_at(i), scored), target))
+        if window is not None and not window[0] <= kept_weights(keep, scored) <= window[1]:
+            keep = _reaching_keep(groups, key, base, keep, scored, window)
+        return keep
     fractions, keep_q = layerwise_levels(groups, key, base)
     level = closest_level(len(fractions), lambda i: kept_weights(keep_q(fractions[i]), scored), target)
     return keep_q(fractions[level])
@@ -454,35 +477,119 @@ def scope_count_reach(form: ScopeForm, words: int = GLOBAL_REACH_WORDS) -> Optio
     that still share a product term with a later one (the frontier), holding the bitset of partial totals;
     a chain of layers keeps one scope in the frontier (a path), so the work is the sum of products of
     neighbouring scope sizes."""
-    m = len(form.sizes)
-    if m == 0:
+    if not form.sizes:
         return form.const, 1
-    neighbours = [set() for _ in range(m)]
+    work, held, frontiers = reach_work(form, _neighbours(form))
+    if work > words or held > GLOBAL_REACH_HELD:
+        return None
+    for reach in _reach_steps(form, frontiers):
+        pass
+    bits = 0
+    for b in reach.values():
+        bits |= b
+    return form.const, bits
+
+
+def _neighbours(form: ScopeForm) -> list[set]:
+    """Per scope, the other scopes it shares a product term with."""
+    neighbours: list[set] = [set() for _ in form.sizes]
     for s, t in form.quad:
         if s != t:
             neighbours[s].add(t)
             neighbours[t].add(s)
-    work, held, frontiers = reach_work(form, neighbours)
-    if work > words or held > GLOBAL_REACH_HELD:
-        return None
+    return neighbours
+
+
+def _added(form: ScopeForm, j: int, k: int, values: dict) -> int:
+    """What scope j keeping k channels adds to the kept count, given the counts `values` of the scopes
+    before it that share a product term with it (its frontier)."""
+    add = form.linear[j] * k + form.quad.get((j, j), 0) * k * k
+    return add + sum(form.quad[(t, j)] * v * k for t, v in values.items() if t < j and (t, j) in form.quad)
+
+
+def _reach_steps(form: ScopeForm, frontiers: list[list[int]]):
+    """`scope_count_reach`'s dynamic programming, one scope at a time: after scope j, {the counts of
+    frontiers[j]: the bitset of partial totals (terms among scopes 0..j) some choice of their counts reaches}."""
     reach: dict[tuple, int] = {(): 1}
     before: list[int] = []
-    for j in range(m):
-        coupled = [(before.index(t), form.quad[(min(t, j), max(t, j))]) for t in before if (min(t, j), max(t, j)) in form.quad]
+    for j in range(len(form.sizes)):
         after = frontiers[j]
         out: dict[tuple, int] = {}
         for key, bits in reach.items():
             values = dict(zip(before, key))
             for k in range(form.least[j], form.sizes[j] + 1):
-                add = form.linear[j] * k + form.quad.get((j, j), 0) * k * k + sum(q * key[i] * k for i, q in coupled)
-                values[j] = k
-                new = tuple(values[t] for t in after)
+                add = _added(form, j, k, values)
+                new = tuple(k if t == j else values[t] for t in after)
                 out[new] = out.get(new, 0) | (bits << add)
         reach, before = out, after
-    bits = 0
-    for b in reach.values():
-        bits |= b
-    return form.const, bits
+        yield reach
+
+
+def _has_bit(bits: int, lo: int, hi: int) -> bool:
+    """Whether `bits` has a set bit at a position in [lo, hi]."""
+    lo = max(lo, 0)
+    if hi < lo:
+        return False
+    rest = bits >> lo
+    return bool(rest) and (rest & -rest).bit_length() - 1 <= hi - lo
+
+
+def scope_counts_within(form: ScopeForm, lo: int, hi: int, prefer: list[int], words: int = GLOBAL_REACH_WORDS) -> Optional[list[int]]:
+    """Per-scope counts least[s] <= k_s <= sizes[s] whose `form_total` lies in [lo, hi], near `prefer` (the
+    counts the ranking's prefix keeps); None where none does, or where finding them would take more than
+    `words` word operations or hold more than GLOBAL_REACH_HELD words (`scope_count_reach`'s budget, with
+    every step's bitsets held for the way back).
+
+    `scope_count_reach`'s dynamic programming forwards, then a greedy walk back: from the last scope to the
+    first, each takes the count nearest its preferred one (ties: more) among those from which the rest of
+    the window is still reached (each step's bitsets say which), and where a scope leaves the frontier
+    there, its count too (nearest preferred, then more). Every step keeps the window reachable, so the walk
+    always ends with counts meeting it. Not the minimum of sum |k_s - prefer_s| over all choices: that
+    needs a cost per total instead of a bit, 64 times the work; the greedy moves the last scopes least."""
+    m = len(form.sizes)
+    if m == 0:
+        return [] if lo <= form.const <= hi else None
+    work, _, frontiers = reach_work(form, _neighbours(form))
+    span = (form_total(form, form.sizes) - form.const) // 64 + 1
+    stored = 0
+    for frontier in frontiers:
+        states = 1
+        for t in frontier:
+            states *= form.sizes[t] - form.least[t] + 1
+        stored += states * span
+    if 2 * work > words or stored > GLOBAL_REACH_HELD:  # forwards and back
+        return None
+    steps = [{(): 1}, *_reach_steps(form, frontiers)]  # steps[j]: before scope j
+    lo, hi = lo - form.const, hi - form.const  # the window of the partial totals still to reach
+    if not _has_bit(steps[m][()], lo, hi):
+        return None
+    counts: list[Optional[int]] = [None] * m
+    state: dict[int, int] = {}  # counts fixed by the steps after this one (frontiers[j])
+    for j in reversed(range(m)):
+        before = frontiers[j - 1] if j else []
+        best = None
+        for key, bits in steps[j].items():
+            values = dict(zip(before, key))
+            if any(state[t] != v for t, v in values.items() if t in state):
+                continue
+            freed = [t for t in before if t not in state]  # leaving the frontier at scope j
+            for k in range(form.least[j], form.sizes[j] + 1):
+                if j in state and state[j] != k:
+                    continue
+                add = _added(form, j, k, values)
+                if not _has_bit(bits, lo - add, hi - add):
+                    continue
+                rank = (abs(k - prefer[j]), -k, [(abs(values[t] - prefer[t]), -values[t]) for t in freed])
+                if best is None or rank < best[0]:
+                    best = (rank, k, values, add)
+        assert best is not None  # the bitsets say some choice reaches the window
+        _, k, values, add = best
+        counts[j] = k
+        state = values
+        for t, v in values.items():
+            counts[t] = v
+        lo, hi = lo - add, hi - add
+    return [int(c) for c in counts]  # type: ignore[arg-type]
 
 
 def reach_work(form: ScopeForm, neighbours: list[set]) -> tuple[int, int, list[list[int]]]:
@@ -500,6 +607,62 @@ def reach_work(form: ScopeForm, neighbours: list[set]) -> tuple[int, int, list[l
             following *= form.sizes[t] - form.least[t] + 1
         held, states = max(held, (states + following) * words), following
     return work, held, frontiers
+
+
+def _reaching_keep(
+    groups: ChannelGroups, key: torch.Tensor, base: torch.Tensor, prefix: torch.Tensor, scored: list, window: tuple[int, int]
+) -> torch.Tensor:
+    """`global` where the ranking's prefix `prefix` keeps a total outside `window` (the pruner's accepted
+    totals): the protected channels `base` and, in each scope, its top k_s channels by `key` (score per
+    weight), for per-scope counts whose total lies in the window, the nearest the prefix's own that
+    `scope_counts_within` finds. This is the choice the pre-run check (`_check_global_density`) counts on:
+    it accepts a target when some per-scope counts reach the window. Only at a dense event, where the kept
+    count is a function of the per-scope counts (`scope_form`); `prefix` where that does not hold, no counts
+    reach the window, or the search is over budget: the pruner then refuses as before.
+
+    A scope's protected channel is its best-keyed one (scope_form: a layer side holds every channel of a
+    scope it holds, and `protected` keeps the side's best), so a scope holding one keeps at least one, and
+    its top k_s include it; the result is checked (per-scope counts and kept weights) all the same."""
+    n = sum(e.layer.shape.numel() for e in scored)
+    if round(sum(float(e.alive.sum()) for e in scored)) != n:  # a later event: earlier masks decide the count too
+        return prefix
+    form = scope_form(groups, {e.layer.name: e.layer.shape for e in scored})
+    if form is None:
+        return prefix
+    scopes = torch.unique(groups.scope[groups.prunable]).tolist()
+    ranked = [_ranked(groups.prunable & (groups.scope == s), key) for s in scopes]
+    least = [max(low, int(bool(base[o].any()))) for low, o in zip(form.least, ranked)]
+    counts = scope_counts_within(replace(form, least=least), *window, [int(prefix[o].sum()) for o in ranked])
+    if counts is None:
+        return prefix
+    keep = base.clone()
+    for o, k in zip(ranked, counts):
+        keep[o[:k]] = True
+    if [int(keep[o].sum()) for o in ranked] != counts or not window[0] <= kept_weights(keep, scored) <= window[1]:
+        return prefix
+    log.info(
+        "channel_group: the ranking's prefix keeps %d weights, outside the accepted %d to %d; each scope keeps its "
+        "best channels by score per weight instead, %s of %s (was %s)",
+        kept_weights(prefix, scored),
+        *window,
+        counts,
+        form.sizes,
+        [int(prefix[o].sum()) for o in ranked],
+    )
+    return keep
+
+
+def _widening_window(method, selection: str, density: float, n: int) -> Optional[tuple[int, int]]:
+    """The kept totals the pruner accepts (`accepted_window`, its own comparison) where `global`'s prefix
+    missing them is to be widened (`_reaching_keep`): only where the pruner would refuse the miss (the
+    allocation promises round(d N), `_promises_total`, and selection is not Bernoulli: pruner.check_masks
+    only warns otherwise) and the event is one scoring round (method.rounds = 1: a first round of several
+    targets an intermediate density the pruner does not check, whose masks are kept as they were); None
+    elsewhere."""
+    rounds = method.get("rounds", 1) if isinstance(method, DictConfig) else getattr(method, "rounds", 1)
+    if method.allocation != "global" or selection == "bernoulli" or rounds != 1 or not n or not _promises_total(method):
+        return None
+    return accepted_window(n, density, method_tolerance(method))
 
 
 _GLOBAL_REACH: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {selected shapes: reach}
@@ -575,7 +738,8 @@ def channel_group(scores, counts, selection: str, sctx: StructureContext) -> dic
     # from the pruner's trace of the model (its LayerGraph), not a second one
     groups = channel_groups(_flow_or_refuse(sctx.layers.channel_flow), {n: s.shape for n, s in scores.items()})
     total, count, scored = group_sums(groups, scores, method.group_norm, sctx.signed)
-    keep = select(groups, total, count, scored, sum(counts.values()), method.allocation, sctx.invert)
+    window = _widening_window(method, selection, sctx.density, sum(s.numel() for s in scores.values()))
+    keep = select(groups, total, count, scored, sum(counts.values()), method.allocation, sctx.invert, window)
     log.info(
         "channel_group: %d of %d prunable channels kept (%d channels fixed: reach the output or touch an excluded layer)",
         int((keep & groups.prunable).sum()),
