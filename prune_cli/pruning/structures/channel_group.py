@@ -36,9 +36,15 @@ ties keep more):
 - `global`: all prunable groups in one ranking by their sum divided by the number of weights they
   touch (mean |score|, score^2 or signed score per weight): groups cost different numbers of weights (a
   residual channel spans ten layers of ResNet-20, a chain channel two), and removing the lowest
-  score per weight first is the greedy that keeps the most score for the weight budget.
+  score per weight first is the greedy that keeps the most score for the weight budget. Where that
+  prefix's total misses every total the pruner accepts (within method.sparsity_tolerance) at a dense
+  event of one scoring round, each scope keeps instead its best channels by the same key, in
+  per-scope counts that meet the target where some do (`_reaching_keep`): the kept count of a dense
+  event depends only on those counts (`scope_form`), so a target the pre-run check accepts is met
+  there, but for the exceptions `_check_global_density` names (docs/allocation.md, Structures,
+  "channel"; docs/speedup.md, "Channel groups").
 Before the run, a target no choice meets within method.sparsity_tolerance is refused for both
-(`check_channel_group_density`; for `global` a necessary condition, docs/speedup.md).
+(`check_channel_group_density`; for `global` at later events a necessary condition, docs/speedup.md).
 Other allocations fix per-layer counts that coupled groups cannot follow: refused before the run.
 
 What is never pruned: channels that reach the network output (the classifier's rows), channels
@@ -545,7 +551,8 @@ def scope_counts_within(form: ScopeForm, lo: int, hi: int, prefer: list[int], wo
     the window is still reached (each step's bitsets say which), and where a scope leaves the frontier
     there, its count too (nearest preferred, then more). Every step keeps the window reachable, so the walk
     always ends with counts meeting it. Not the minimum of sum |k_s - prefer_s| over all choices: that
-    needs a cost per total instead of a bit, 64 times the work; the greedy moves the last scopes least."""
+    needs a cost per total instead of a bit, many times the work and memory; the greedy moves the last scopes
+    least."""
     m = len(form.sizes)
     if m == 0:
         return [] if lo <= form.const <= hi else None
@@ -693,7 +700,13 @@ def _check_global_density(model, selected: dict, method: DictConfig, density: fl
     layerwise (docs/allocation.md). Not decided here, and left to the pruner as before: models whose kept
     count is not a function of the per-scope counts, enumerations over `GLOBAL_REACH_WORDS` (ResNet-20),
     and runs whose miss the pruner only warns about (Bernoulli selection, an allocation without the exact
-    total)."""
+    total).
+
+    What the pruner then meets: at a first event in one scoring round (method.rounds = 1), where its
+    ranking's prefix misses the accepted totals, it keeps per-scope counts that meet them
+    (`_reaching_keep`, `scope_counts_within`), so a target accepted here is met there, unless the walk's
+    held bitsets exceed GLOBAL_REACH_HELD or a layer side shared by several scopes makes this a superset
+    (`scope_form`). At later events and rounds the prefix is kept as it is and may still miss."""
     from ..registries import SCORES
     from ..structure import bits_beside, missed_window
 
@@ -711,8 +724,10 @@ def _check_global_density(model, selected: dict, method: DictConfig, density: fl
         f"and column they touch, and every layer keeps at least one; the kept count of the dense layers depends "
         f"only on how many channels each scope keeps, known from the shapes): ",
         [1.0 - t / n for t in bits_beside(*reach, *window) if t is not None],
-        "; or raise method.sparsity_tolerance (the sparsities named are totals some choice of channels reaches: "
-        "the ranking by score per weight may still miss one, and the pruner then stops after dense training)",
+        "; or raise method.sparsity_tolerance (the sparsities named are totals some choice of per-scope channel counts "
+        "reaches; at a first pruning event in one scoring round the pruner keeps such counts where its ranking by score "
+        "per weight misses the target, while at later events and with method.rounds > 1 the ranking may still miss one, "
+        "and the pruner then stops there)",
         nearest_phrase,
     )
 
