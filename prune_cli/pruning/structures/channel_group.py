@@ -506,11 +506,11 @@ def _neighbours(form: ScopeForm) -> list[set]:
     return neighbours
 
 
-def _added(form: ScopeForm, j: int, k: int, values: dict) -> int:
-    """What scope j keeping k channels adds to the kept count, given the counts `values` of the scopes
-    before it that share a product term with it (its frontier)."""
-    add = form.linear[j] * k + form.quad.get((j, j), 0) * k * k
-    return add + sum(form.quad[(t, j)] * v * k for t, v in values.items() if t < j and (t, j) in form.quad)
+def _per_channel_of(form: ScopeForm, j: int, values: dict) -> int:
+    """What each channel scope j keeps adds to the kept count, but for its square term, given the counts
+    `values` of the scopes before it that share a product term with it (its frontier): scope j keeping k
+    channels adds k x this + quad[j, j] x k^2."""
+    return form.linear[j] + sum(form.quad[(t, j)] * v for t, v in values.items() if t < j and (t, j) in form.quad)
 
 
 def _reach_steps(form: ScopeForm, frontiers: list[list[int]]):
@@ -523,8 +523,9 @@ def _reach_steps(form: ScopeForm, frontiers: list[list[int]]):
         out: dict[tuple, int] = {}
         for key, bits in reach.items():
             values = dict(zip(before, key))
+            per, square = _per_channel_of(form, j, values), form.quad.get((j, j), 0)
             for k in range(form.least[j], form.sizes[j] + 1):
-                add = _added(form, j, k, values)
+                add = per * k + square * k * k
                 new = tuple(k if t == j else values[t] for t in after)
                 out[new] = out.get(new, 0) | (bits << add)
         reach, before = out, after
@@ -580,10 +581,11 @@ def scope_counts_within(form: ScopeForm, lo: int, hi: int, prefer: list[int], wo
             if any(state[t] != v for t, v in values.items() if t in state):
                 continue
             freed = [t for t in before if t not in state]  # leaving the frontier at scope j
+            per, square = _per_channel_of(form, j, values), form.quad.get((j, j), 0)
             for k in range(form.least[j], form.sizes[j] + 1):
                 if j in state and state[j] != k:
                     continue
-                add = _added(form, j, k, values)
+                add = per * k + square * k * k
                 if not _has_bit(bits, lo - add, hi - add):
                     continue
                 rank = (abs(k - prefer[j]), -k, [(abs(values[t] - prefer[t]), -values[t]) for t in freed])
