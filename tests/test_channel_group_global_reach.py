@@ -335,8 +335,8 @@ def test_an_accepted_target_the_ranking_missed_now_runs_end_to_end(tmp_path):
 
 def test_per_scope_counts_are_found_for_every_reachable_total_of_three_hidden_layers():
     """2-a-b-c-3 (1 <= a <= 3, b <= 2, c <= 4; brute force): for every window of one total, counts whose
-    2a + ab + bc + 3c is that total where one exists, None where none does; and a window holding the
-    preferred counts' own total gives them back."""
+    2a + ab + bc + 3c is that total where one exists, None where none does; a window holding the
+    preferred counts' own total gives them back, and None over the work budget."""
     groups, selected = _groups(_model("mlp", "model.widths=[3,2,4]", shape=(2,), classes=3))
     form = cg.scope_form(groups, selected)
     brute = {}
@@ -351,3 +351,4 @@ def test_per_scope_counts_are_found_for_every_reachable_total_of_three_hidden_la
     for prefer in brute.values():
         t = 2 * prefer[0][0] + prefer[0][0] * prefer[0][1] + prefer[0][1] * prefer[0][2] + 3 * prefer[0][2]
         assert cg.scope_counts_within(form, t - 1, t + 1, prefer[0]) == prefer[0]
+        assert cg.scope_counts_within(form, t - 1, t + 1, prefer[0], words=1) is None  # over budget: the prefix stays
