@@ -566,7 +566,7 @@ def balanced_choice(structure: str, options, counts, scores, sctx, wider: Option
     more than one layer to balance.
 
     `wider` (block: every count of the top blocks of each block size, docs/allocation.md): where the
-    allocation promises round(d N) (`_promises_total`) and the
+    allocation promises round(d N) (`promises_total`) and the
     choice among `options` misses the target by more than method.sparsity_tolerance (the pruner's own
     comparison, `accepted_window`), and only there, the options it returns (each layer's a superset of
     its own) are balanced instead and returned: within `total_bounds` first, and where that choice
@@ -581,7 +581,7 @@ def balanced_choice(structure: str, options, counts, scores, sctx, wider: Option
     bounds = total_bounds(sizes, counts, sctx.density, tolerance)
     at = balance_to_total(options, counts, sizes, bounds)
     n = sum(sizes.values())
-    if wider is not None and n and _promises_total(sctx.method):
+    if wider is not None and n and promises_total(sctx.method):
         window = accepted_window(n, sctx.density, tolerance)
 
         def missed(opts, at) -> bool:
@@ -598,7 +598,7 @@ def balanced_choice(structure: str, options, counts, scores, sctx, wider: Option
     return options, at
 
 
-def _promises_total(method) -> bool:
+def promises_total(method) -> bool:
     """Whether the run's allocation promises round(d N) in all (`exact_total`), so that a choice missing it is
     one the pruner refuses: `balanced_choice` widens only then. uniform_plus with faithful_uniform_plus=true
     keeps its own total (its pruner only warns), and the widened choice would move its layers to round(d N)."""

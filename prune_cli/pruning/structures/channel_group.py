@@ -73,7 +73,7 @@ from ..structure import (
     GroupNormOptions,
     ReachRefusal,
     StructureContext,
-    _promises_total,
+    promises_total,
     accepted_window,
     group_terms,
     method_tolerance,
@@ -664,12 +664,12 @@ def _reaching_keep(
 def _widening_window(method, selection: str, density: float, n: int) -> Optional[tuple[int, int]]:
     """The kept totals the pruner accepts (`accepted_window`, its own comparison) where `global`'s prefix
     missing them is to be widened (`_reaching_keep`): only where the pruner would refuse the miss (the
-    allocation promises round(d N), `_promises_total`, and selection is not Bernoulli: pruner.check_masks
+    allocation promises round(d N), `promises_total`, and selection is not Bernoulli: pruner.check_masks
     only warns otherwise) and the event is one scoring round (method.rounds = 1: a first round of several
     targets an intermediate density the pruner does not check, whose masks are kept as they were); None
     elsewhere."""
     rounds = method.get("rounds", 1) if isinstance(method, DictConfig) else getattr(method, "rounds", 1)
-    if method.allocation != "global" or selection == "bernoulli" or rounds != 1 or not n or not _promises_total(method):
+    if method.allocation != "global" or selection == "bernoulli" or rounds != 1 or not n or not promises_total(method):
         return None
     return accepted_window(n, density, method_tolerance(method))
 
