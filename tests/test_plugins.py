@@ -721,6 +721,49 @@ def test_an_outside_plugin_s_dataclass_without_name_composes_its_option_name(tmp
     assert "name: plainabs" in config and "score: plainabs" in config, config
 
 
+FIRST_HALF_RULE = """
+from dataclasses import dataclass
+
+import torch
+
+from prune_cli.core.config_base import config_schema
+from prune_cli.data.pruning import KeepFractionConfig, Selection, class_rows, register_data_pruning
+
+
+@config_schema("data_pruning", "firsthalf")
+@dataclass
+class FirstHalfConfig(KeepFractionConfig):
+    pass
+
+
+@register_data_pruning("firsthalf")
+def firsthalf(ctx, node):
+    kept = torch.arange(ctx.kept_count(node.keep))
+    return Selection(kept, class_rows(ctx.data.train_y.cpu(), kept, ctx.data.num_classes))
+"""
+
+
+def test_a_data_pruning_rule_without_yaml_or_name_runs_under_its_option_name(tmp_path, monkeypatch):
+    """A data-pruning rule from outside the repository, its dataclass built on KeepFractionConfig as the
+    built-in rules are and `name` left unset (docs/architecture.md: the option's name fills it), was
+    refused naming `data_pruning.name`='none' and asking to "build none" (audit of the plugin system):
+    the rules' base class declared name="none", so the name was not unset but inherited. It now runs as
+    `data_pruning.name=firsthalf` and keeps the first round(0.5 x N) training examples."""
+    (tmp_path / "src" / "rulelab").mkdir(parents=True)
+    (tmp_path / "src" / "rulelab" / "__init__.py").write_text("")
+    (tmp_path / "src" / "rulelab" / "firsthalf.py").write_text(FIRST_HALF_RULE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    results = tmp_path / "results"
+    args = ["plugins=[rulelab.firsthalf]", *FAST, "data_pruning=firsthalf", "data_pruning.keep=0.5", "sparsity=0.5"]
+    proc = run_cli(args, results, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = next(results.glob("runs/*/config.yaml")).read_text()
+    assert "name: firsthalf" in config, config
+    rows = pd.read_csv(results / "data_pruning.csv")
+    assert set(rows["rule"]) == {"firsthalf"}
+    assert int(rows["kept"].sum()) == round(0.5 * int(rows["available"].sum())), rows
+
+
 def test_a_method_plugin_without_a_score_is_one_message_naming_the_key(tmp_path, monkeypatch):
     """A method option whose score is set nowhere (no default in its dataclass, no score registered under
     its name): one message naming `method.score` and the schema, exit 2, nothing created (it was a

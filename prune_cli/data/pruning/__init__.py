@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from torch import nn
 
 from ...core.checks import check, finite
@@ -40,9 +40,12 @@ class DataPruningConfig:
     training split (keep = 1) and is left out of the run id and the dense-cache key
     (prune_cli/core/identity.py). `keep` is declared here, for every rule, so that a sweep
     `-m data_pruning=random,el2n data_pruning.keep=0.3` composes (Hydra applies the override to the
-    default option too)."""
+    default option too). `name` is unset here, as in the other groups' base schemas: each rule's YAML
+    sets it, and a rule from outside the repository without YAML gets its option's name
+    (docs/architecture.md); a default "none" here was inherited by such a rule, which was then taken
+    for `none`."""
 
-    name: str = "none"
+    name: str = MISSING
     keep: float = 1.0
 
     @staticmethod

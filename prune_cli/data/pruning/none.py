@@ -16,6 +16,8 @@ from . import DataPruningConfig, DataPruningContext, Selection, class_rows, regi
 class NoDataPruningConfig(DataPruningConfig):
     """No data pruning; left out of the run id and the dense-cache key."""
 
+    name: str = "none"
+
 
 @register_data_pruning("none")
 def keep_all(ctx: DataPruningContext, node: DictConfig) -> Selection:
