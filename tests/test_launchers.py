@@ -652,8 +652,12 @@ def test_a_stop_signal_to_a_parallel_sweep_stops_its_running_jobs_at_a_safe_poin
     assert not (results / ".sweeps").exists()
     assert_gone(workers, "the sweep's worker processes outlived it")
 
-    if sig != signal.SIGINT:  # the same command, a parallel sweep in a process of its own, completes every run
-        resumed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    if sig != signal.SIGINT:  # the same command, a parallel sweep, completes every run: in this process, as the SIGKILL
+        # test's resume (its joblib workers are processes of their own either way; a new interpreter only added its start-up)
+        resumed = run_cli(args, results, check=False)
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)  # joblib keeps its workers for reuse; this test is done with them
     else:  # what a SIGINT stop left is resumable: the basic launcher in this process (the parallel resume: SIGTERM's case)
         resumed = run_cli(["-m", *FAST, "seed=0,1,2,3"], results, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

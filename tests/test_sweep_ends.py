@@ -37,14 +37,14 @@ def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
     import os
     import signal
     import socket
-    import subprocess
-    import sys
     import time
 
+    from cli_runner import start_forked
+
     results = tmp_path / "results"
-    command = [sys.executable, "-m", "prune_cli.cli", "-m", *FAST, "seed=0,1", f"results_dir={results}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", "PRUNE_CLI_HOLD_AT": "checkpoint-saved"}
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["-m", *FAST, "seed=0,1"]
+    # the sweep in a process of its own (its pid, its SIGKILL), forked from this one: a new interpreter's start-up is not the point
+    proc = start_forked(args, results, cwd=tmp_path, env={"PRUNE_CLI_HOLD_AT": "checkpoint-saved"})
     deadline = time.monotonic() + 240
     while not list(results.glob("runs/*/state.pt")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -52,9 +52,10 @@ def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
     proc.wait(timeout=60)
     [stale] = (results / ".sweeps").iterdir()
     assert '"started"' in stale.read_text()
-    from prune_cli.run import sweep_record
+    from prune_cli.core.processes import here
 
-    alive = results / ".sweeps" / sweep_record.local_name("20261202T000000")  # this test's process
+    # a live process of this host other than the sweep run below (which runs in this test's process): this one's parent
+    alive = results / ".sweeps" / f"20261202T000000-{os.getppid()}@{here()}.jsonl"
     alive.write_text("")
     # a dead pid here, but a sweep of another pid namespace on a host of the same name (a container with
     # the host's network): that pid means nothing here, and its sweep may be running (review)
@@ -62,8 +63,7 @@ def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
     elsewhere.write_text("")
     slurm = results / ".sweeps" / "20261202T000000-1.jsonl"  # a SLURM sweep's: no host in its name
     slurm.write_text("")
-    env.pop("PRUNE_CLI_HOLD_AT")
-    rerun = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    rerun = run_cli(args, results, check=False)  # the same command, in this process
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"removed the record of an earlier sweep whose process ({proc.pid}) is gone: {stale}" in rerun.stderr, rerun.stderr
     assert sorted((results / ".sweeps").iterdir()) == sorted([alive, elsewhere, slurm])
