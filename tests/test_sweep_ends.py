@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import FAST, run_cli
-from test_launchers import JOBLIB, NEEDS, start_held_sweep
+from test_launchers import JOBLIB, NEEDS
 
 
 @pytest.mark.parametrize("allow", [False, True])
@@ -95,21 +95,24 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     starts them in processes of their own) went on as orphans, completed their runs and appended rows
     afterwards, and the sweep's record stayed. Now the signal is passed on to the jobs, which stop at
     their next safe point with their checkpoint, and the sweep ends with the usual summary."""
-    import os
     import signal
-    import sys
     import time
     from pathlib import Path
 
     pytest.importorskip(SUBMITIT, reason=NEEDS)
     if not Path("/proc/self/stat").exists():
         pytest.skip("reads the process tree from /proc")
+    from cli_runner import start_forked
+
     results = tmp_path / "results"
     local = ["hydra/launcher=submitit_local", "hydra.launcher.submitit_folder=${results_dir}/.submitit/%j"]
     args = ["-m", *local, *FAST, "seed=0,1"]
-    command = [sys.executable, "-m", "prune_cli.cli", *args, f"results_dir={results}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
-    proc = start_held_sweep(command, tmp_path, env, results)
+    # the sweep in a process of its own (its pid, its SIGTERM, its exit status), forked from this one: a new interpreter's
+    # start-up is not the point (submitit starts each job in a new interpreter anyway); its jobs held at their first checkpoint
+    proc = start_forked(args, results, cwd=tmp_path, env={"PRUNE_CLI_HOLD_AT": "checkpoint-saved"})
+    deadline = time.monotonic() + 240  # a hang guard, not a time limit on the code
+    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     below = _descendants(proc.pid)
     assert below and proc.poll() is None
     proc.send_signal(signal.SIGTERM)
