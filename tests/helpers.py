@@ -361,3 +361,14 @@ def write_scaling_run(
     pd.DataFrame(rows).to_csv(d / "metrics.csv", index=False)
     (d / "config.yaml").write_text(yaml.safe_dump(config))
     (d / "COMPLETE").write_text(run_id)
+
+
+def outside_plugin(tmp_path: Path, monkeypatch, package: str, module: str, source: str) -> None:
+    """Write `source` as `package.module` under tmp_path/src, a package outside the repository, and put
+    that folder on the PYTHONPATH of the commands the test starts (docs/architecture.md, "Plugins")."""
+    import os
+
+    (tmp_path / "src" / package).mkdir(parents=True)
+    (tmp_path / "src" / package / "__init__.py").write_text("")
+    (tmp_path / "src" / package / f"{module}.py").write_text(source)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))

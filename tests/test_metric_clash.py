@@ -4,7 +4,6 @@ of the real row the plugin's value and the report averaged the two (audit A1).""
 
 from __future__ import annotations
 
-import os
 import textwrap
 
 import pandas as pd
@@ -13,6 +12,7 @@ import pytest
 from prune_cli.core.errors import PruneCliError
 from prune_cli.metrics import MetricResult, checked_result
 from tests.conftest import FAST, run_cli
+from tests.helpers import outside_plugin
 
 CLASH = """
     from dataclasses import dataclass
@@ -36,10 +36,7 @@ CLASH = """
 def test_a_plugin_row_with_a_built_in_metric_name_stops_the_run_naming_it(tmp_path, monkeypatch):
     """The run stops before it writes a second `test,accuracy` row; the message names the plugin, the
     clashing (split, metric) and who wrote it first."""
-    (tmp_path / "src" / "clashlab").mkdir(parents=True)
-    (tmp_path / "src" / "clashlab" / "__init__.py").write_text("")
-    (tmp_path / "src" / "clashlab" / "clash.py").write_text(textwrap.dedent(CLASH).lstrip())
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    outside_plugin(tmp_path, monkeypatch, "clashlab", "clash", textwrap.dedent(CLASH).lstrip())
     results = tmp_path / "results"
     proc = run_cli(["plugins=[clashlab.clash]", *FAST, "metrics.clash.enabled=true"], results, check=False)
     assert proc.returncode != 0, proc.stdout[-2000:] + proc.stderr[-2000:]

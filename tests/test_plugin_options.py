@@ -20,6 +20,7 @@ import torch
 
 from prune_cli.core import plugins
 from tests.conftest import FAST, REPO
+from tests.helpers import outside_plugin
 
 
 def _readme_allocation_example() -> str:
@@ -256,10 +257,7 @@ def test_a_syntax_error_in_an_options_class_is_one_message_naming_the_module(tmp
 def test_a_syntax_error_in_an_options_class_stops_prune_run_before_any_work(tmp_path, monkeypatch):
     from tests.conftest import run_cli
 
-    (tmp_path / "src" / "synlab").mkdir(parents=True)
-    (tmp_path / "src" / "synlab" / "__init__.py").write_text("")
-    (tmp_path / "src" / "synlab" / "bad.py").write_text(SYNTAX_ERROR_OPTIONS)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    outside_plugin(tmp_path, monkeypatch, "synlab", "bad", SYNTAX_ERROR_OPTIONS)
     results = tmp_path / "results"
     proc = run_cli(["plugins=[synlab.bad]", *FAST], results, check=False)  # the allocation is not chosen
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

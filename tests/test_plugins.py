@@ -21,6 +21,7 @@ import torch
 from prune_cli.core import plugins
 from prune_cli.core.config_base import SCHEMAS
 from tests.conftest import FAST, REPO, run_cli
+from tests.helpers import outside_plugin
 
 KIND_REGISTRIES = {
     "score": "prune_cli.pruning:SCORES",
@@ -635,10 +636,7 @@ def test_a_plugin_that_does_not_import_is_one_message_naming_it(tmp_path, monkey
     inside Hydra's composition, so Hydra printed a traceback of about 100 lines and exit 1. The promise
     (docs/architecture.md): one message naming the module and the import error, exit 2, nothing created."""
     text, choose = BROKEN[kind]
-    (tmp_path / "src" / "brokenlab").mkdir(parents=True)
-    (tmp_path / "src" / "brokenlab" / "__init__.py").write_text("")
-    (tmp_path / "src" / "brokenlab" / "needs_pkg.py").write_text(BROKEN_HEAD + text)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    outside_plugin(tmp_path, monkeypatch, "brokenlab", "needs_pkg", BROKEN_HEAD + text)
     results = tmp_path / "results"
     proc = run_cli(["plugins=[brokenlab.needs_pkg]", *FAST, *choose], results, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -701,10 +699,7 @@ NAMELESS = (  # outside method plugins whose dataclasses set neither `name` nor 
 
 
 def _nameless_lab(tmp_path: Path, monkeypatch) -> None:
-    (tmp_path / "src" / "namelesslab").mkdir(parents=True)
-    (tmp_path / "src" / "namelesslab" / "__init__.py").write_text("")
-    (tmp_path / "src" / "namelesslab" / "plain.py").write_text(NAMELESS_HEAD + NAMELESS)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    outside_plugin(tmp_path, monkeypatch, "namelesslab", "plain", NAMELESS_HEAD + NAMELESS)
 
 
 def test_an_outside_plugin_s_dataclass_without_name_composes_its_option_name(tmp_path, monkeypatch):
@@ -749,10 +744,7 @@ def test_a_data_pruning_rule_without_yaml_or_name_runs_under_its_option_name(tmp
     refused naming `data_pruning.name`='none' and asking to "build none" (audit of the plugin system):
     the rules' base class declared name="none", so the name was not unset but inherited. It now runs as
     `data_pruning.name=firsthalf` and keeps the first round(0.5 x N) training examples."""
-    (tmp_path / "src" / "rulelab").mkdir(parents=True)
-    (tmp_path / "src" / "rulelab" / "__init__.py").write_text("")
-    (tmp_path / "src" / "rulelab" / "firsthalf.py").write_text(FIRST_HALF_RULE)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    outside_plugin(tmp_path, monkeypatch, "rulelab", "firsthalf", FIRST_HALF_RULE)
     results = tmp_path / "results"
     args = ["plugins=[rulelab.firsthalf]", *FAST, "data_pruning=firsthalf", "data_pruning.keep=0.5", "sparsity=0.5"]
     proc = run_cli(args, results, check=False)

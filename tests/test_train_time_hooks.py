@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from prune_cli.data.splits import DataSplits
 from prune_cli.train_hooks import TrainHook
 from prune_cli.training import TrainProgress, train
-from tests.helpers import TwoLayer
+from tests.helpers import TwoLayer, outside_plugin
 
 
 def data() -> DataSplits:
@@ -296,14 +296,9 @@ def _documented_method() -> str:
 
 def _run_method(tmp_path, monkeypatch, source: str, *args: str):
     """`source` as `skellab/my_method.py` outside the repository, run with prune-run in a new interpreter."""
-    import os
-
     from tests.conftest import FAST, run_cli
 
-    (tmp_path / "src" / "skellab").mkdir(parents=True)
-    (tmp_path / "src" / "skellab" / "__init__.py").write_text("")
-    (tmp_path / "src" / "skellab" / "my_method.py").write_text(source)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    outside_plugin(tmp_path, monkeypatch, "skellab", "my_method", source)
     results = tmp_path / "results"
     overrides = ["plugins=[skellab.my_method]", *FAST, "schedule=my_method", "sparsity=0.5", "dense_cache.enabled=false"]
     return run_cli([*overrides, *args], results, check=False), results
