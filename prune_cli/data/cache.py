@@ -16,7 +16,7 @@ standardised per run. `load_raw(node)` returns what the dataset's loader returns
   initialisation). This is detected, not declared: the global states are compared before and after
   the load (the first MNIST-1D generation, which seeds NumPy, is such a load; later runs read the file).
 - The memo keeps the most recently used datasets up to `PRUNE_CLI_DATA_MEMO_MB` megabytes of tensors
-  (default 4096; `0` turns the memo off, for measuring it: scripts/bench_sweep.py --no-memo).
+  (default 4096; `0` turns the memo off, for measuring it: scripts/bench_sweep.py --memo-off).
 
 Measurements: docs/performance.md ("Sweeps").
 """
