@@ -352,3 +352,22 @@ def test_per_scope_counts_are_found_for_every_reachable_total_of_three_hidden_la
         t = 2 * prefer[0][0] + prefer[0][0] * prefer[0][1] + prefer[0][1] * prefer[0][2] + 3 * prefer[0][2]
         assert cg.scope_counts_within(form, t - 1, t + 1, prefer[0]) == prefer[0]
         assert cg.scope_counts_within(form, t - 1, t + 1, prefer[0], words=1) is None  # over budget: the prefix stays
+
+
+def test_the_walk_back_finds_counts_wherever_the_pre_run_check_enumerated_the_totals():
+    """The walk back (`scope_counts_within`) gave up at half the pre-run check's work budget, so where the
+    check's enumeration took between half and all of GLOBAL_REACH_WORDS (784-input MLPs of widths [w, w]
+    for w in about 308..378) it accepted a target, the pruner kept the ranking's prefix and refused the run
+    after dense training (review: [320, 320] at 0.5 with tolerance 1e-5, whose one reaching choice is
+    (204, 83)). Both now give up at the same budget: with exactly the check's work as the budget, the
+    check enumerates and the walk finds counts in every reachable window."""
+    groups, selected = _groups(_model("mlp", "model.widths=[3,2,4]", shape=(2,), classes=3))
+    form = cg.scope_form(groups, selected)
+    work, _, _ = cg.reach_work(form, cg._neighbours(form))
+    assert cg.scope_count_reach(form, words=work) is not None
+    low, bits = cg.scope_count_reach(form, words=work)
+    reached = [low + i for i in range(bits.bit_length()) if bits >> i & 1]
+    for total in reached:
+        counts = cg.scope_counts_within(form, total, total, [2, 1, 3], words=work)
+        assert counts is not None and cg.form_total(form, counts) == total, total
+    assert cg.scope_count_reach(form, words=work - 1) is None and cg.scope_counts_within(form, 0, 99, [2, 1, 3], words=work - 1) is None

@@ -565,7 +565,9 @@ def scope_counts_within(form: ScopeForm, lo: int, hi: int, prefer: list[int], wo
         for t in frontier:
             states *= form.sizes[t] - form.least[t] + 1
         stored += states * span
-    if 2 * work > words or stored > GLOBAL_REACH_HELD:  # forwards and back
+    # the pre-run check's own work budget (the walk back tests each state's choices once more, about the forward
+    # pass's cost): where the check enumerated the totals and accepted a target, the walk finds its counts
+    if work > words or stored > GLOBAL_REACH_HELD:
         return None
     steps = [{(): 1}, *_reach_steps(form, frontiers)]  # steps[j]: before scope j
     lo, hi = lo - form.const, hi - form.const  # the window of the partial totals still to reach
