@@ -370,4 +370,5 @@ def test_the_walk_back_finds_counts_wherever_the_pre_run_check_enumerated_the_to
     for total in reached:
         counts = cg.scope_counts_within(form, total, total, [2, 1, 3], words=work)
         assert counts is not None and cg.form_total(form, counts) == total, total
-    assert cg.scope_count_reach(form, words=work - 1) is None and cg.scope_counts_within(form, 0, 99, [2, 1, 3], words=work - 1) is None
+    assert cg.scope_count_reach(form, words=work - 1) is None
+    assert cg.scope_counts_within(form, 0, 99, [2, 1, 3], words=work - 1) is None
