@@ -95,13 +95,14 @@ def _chosen_counts(n, dims, pruned, current, sizes: dict[str, int], linear: list
 
 
 @functools.lru_cache(maxsize=64)
-def _binomial_densities(n: tuple, density: float, dims: tuple, pruned: tuple, search: str, fixed: tuple) -> list[float]:
+def _binomial_densities(n: tuple, density: float, dims: tuple, pruned: tuple, search: str, fixed: tuple) -> tuple[float, ...]:
     """The binomial rank model's search, once per widths, target and options: it draws nothing (the seed
     does not enter), so the pre-run check's answer (`region_bound_empties`, the collapse check) is the
-    run's, and the run does not search again (1-3 s on the default res_mlp)."""
+    run's, and the run does not search again (1-3 s on the default res_mlp). A tuple: the cached answer
+    cannot be changed by a caller."""
     from ...analysis.regions.bounds import choose_layer_densities
 
-    return choose_layer_densities(list(n), density, list(dims), list(pruned), method=search, rank_model="binomial", fixed=list(fixed))
+    return tuple(choose_layer_densities(list(n), density, list(dims), list(pruned), search, "binomial", list(fixed)))
 
 
 def _options(method):
