@@ -282,8 +282,12 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
     """A single run stops as before: bad input (a rejected config, an unreadable data file) leaves no
     directory when nothing but the run's scaffolding is there yet, prune-cli errors exit 2."""
     removed = isinstance(err, InputError) and not in_sweep and _remove_if_scaffolding(run_dir)
+    unwritten = ""
     if not removed:  # a directory that stays (a sweep's job, a run with results, a folder of the user's) says why
-        _record_failure(err, run_dir, hydra_cfg, cfg)
+        try:
+            _write_failure(err, run_dir, hydra_cfg, cfg)
+        except OSError as full:  # a full disk, say: the run's own error is what the user needs to see
+            unwritten = f"{FAILED_FILE} could not be written ({full.strerror or full})"
     if isinstance(err, PruneCliError) and not in_sweep:
         log.debug("stopping: %s", err)  # keeps the reason in the run's log file
         print(f"prune-run: error: {err}", file=sys.stderr)
@@ -301,14 +305,25 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         # (SweepSummary: exit 1, or 0 with allow_failures=true). The basic launcher used to exit 1 here,
         # from inside the job: no summary, no list of the runs not started, allow_failures ignored.
     else:
+        report = f"please report it with {run_dir / FAILED_FILE}" if not unwritten else f"please report it ({unwritten})"
         print(
             f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "
-            f"please report it with {run_dir / FAILED_FILE} (traceback below)",
+            f"{report} (traceback below)",
             file=sys.stderr,
         )
 
 
 def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> bool:
+    """`_write_failure`, and whether failed.json was written: not where the disk refuses it (full), so that the
+    run's own error, not the failure to record it, is what the sweep and the user are told."""
+    try:
+        return _write_failure(err, run_dir, hydra_cfg, cfg)
+    except OSError as full:
+        log.warning("%s not written in %s: %s", FAILED_FILE, run_dir, full.strerror or full)
+        return False
+
+
+def _write_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> bool:
     """failed.json in the run directory: what failed and how, for the sweep summary and prune-report; whether it
     was written. Not in a directory that holds another, finished run, nor for a refusal (a PruneCliError) in a
     completed run's directory (a copied run whose per-run tables cannot be appended): the finished run did not

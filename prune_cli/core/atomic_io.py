@@ -66,15 +66,21 @@ def sync_files(folder: Path) -> None:
 
 def _write(path: Path, write, durable: bool) -> None:
     """`write(file)` into the temporary file and rename it over `path`; `durable`: fsync the data
-    before the rename and the folder after it."""
+    before the rename and the folder after it. A write that fails (a full disk) removes its temporary
+    file and leaves `path` as it was: a half-written copy of a checkpoint would otherwise stay until the
+    run's next attempt (`remove_leftovers`)."""
     path = Path(path)
     tmp = _tmp(path)
-    with open(tmp, "wb") as f:
-        write(f)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if durable:
         sync_folder(path.parent)
 

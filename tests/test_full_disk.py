@@ -1,0 +1,68 @@
+"""A full disk while a run fails (audit of docs/robustness.md's fault table): the run's error became
+three chained `OSError: [Errno 28]` tracebacks, the last from writing failed.json itself, with no
+`prune-run:` line, and the atomic write left its half-written temporary file behind. Now the run's one
+line and exit status stand, failed.json is left out where it cannot be written (the line says so for a
+bug), and a failed atomic write removes its temporary file."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from prune_cli import cli
+from prune_cli.core import atomic_io
+from prune_cli.core.errors import PruneCliError
+
+
+def _no_space(path: Path):
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+def test_a_failed_atomic_write_removes_its_temporary_file_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "failed.json"
+    target.write_text("earlier")
+
+    def half_then_full(f):
+        f.write(b'{\n  "status"')
+        _no_space(target)
+
+    with pytest.raises(OSError) as err:
+        atomic_io._write(target, half_then_full, durable=False)
+    assert err.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failed.json"]  # no .failed.json.<pid>.tmp left
+    assert target.read_text() == "earlier"
+
+
+HYDRA = OmegaConf.create({"overrides": {"task": ["sparsity=0.6"]}, "job": {"num": None}})
+
+
+def _disk_full_for_failed_json(monkeypatch):
+    monkeypatch.setattr(cli, "atomic_write_text", lambda path, text, durable=False: _no_space(path))
+
+
+def test_a_refused_run_on_a_full_disk_says_its_one_line_and_exits_2(tmp_path, monkeypatch, capsys):
+    _disk_full_for_failed_json(monkeypatch)
+    run_dir = tmp_path / "runs" / "run-x"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.csv").write_text("phase\n")  # results of its own: the directory stays
+    err = PruneCliError(f"cannot use {run_dir / 'state.pt'}: No space left on device")
+    with pytest.raises(SystemExit) as stop:
+        cli._fail(err, run_dir, HYDRA, OmegaConf.create({}), in_sweep=False)
+    assert stop.value.code == 2
+    said = capsys.readouterr().err
+    assert said.strip().splitlines() == [f"prune-run: error: cannot use {run_dir / 'state.pt'}: No space left on device"], said
+    assert not (run_dir / "failed.json").exists()
+
+
+def test_a_bug_on_a_full_disk_does_not_point_at_a_failed_json_it_could_not_write(tmp_path, monkeypatch, capsys):
+    _disk_full_for_failed_json(monkeypatch)
+    run_dir = tmp_path / "runs" / "run-x"
+    run_dir.mkdir(parents=True)
+    assert cli._record_failure(ValueError("boom"), run_dir, HYDRA, OmegaConf.create({})) is False
+    cli._fail(ValueError("boom"), run_dir, HYDRA, OmegaConf.create({}), in_sweep=False)
+    said = capsys.readouterr().err
+    assert "internal error in run" in said and "failed.json could not be written (No space left on device)" in said, said
+    assert "please report it with" not in said
