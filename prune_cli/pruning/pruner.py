@@ -239,14 +239,15 @@ def check_masks(masks: Masks, layers: dict, density: float, method) -> None:
     sparsity = 1.0 - density
     kept, total = count(masks)
     achieved = 1.0 - kept / total
-    # measured against the nearest reachable count, round(d N), so tiny layers are not flagged for rounding
+    # measured against the target in whole weights, round(d N), so tiny layers are not flagged for rounding (a
+    # structure may reach neither: its warning, report_balance, names the sparsities it does reach)
     reachable = 1.0 - round(total * density) / total
     bernoulli = SCORES.get(method.score).selection(method) == "bernoulli"
     inexact = not ALLOCATIONS.get(method.allocation).exact_total(method)
     tolerance = float(method.sparsity_tolerance)
     if abs(achieved - reachable) > tolerance:
         message = (
-            f"achieved sparsity {achieved:.5f} differs from the target sparsity={sparsity:g} (reachable: "
+            f"achieved sparsity {achieved:.5f} differs from the target sparsity={sparsity:g} (in whole weights: "
             f"{reachable:.5f}, round((1 - sparsity) N) kept of N = {total}) by more than "
             f"method.sparsity_tolerance={tolerance} (method.allocation={method.allocation}, "
             f"method.structure={method.structure}). " + _why_inexact(method)
