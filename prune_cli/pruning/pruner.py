@@ -124,12 +124,15 @@ def check_against_model(model: PrunableNet, selected: dict[str, nn.Parameter], m
 def round_densities(start: float, target: float, rounds: int, schedule: str) -> list[float]:
     """Densities after each scoring round, ending exactly at `target`.
 
-    exponential: start * (target/start)^(r/R), SynFlow's schedule; linear: evenly spaced."""
+    exponential: start * (target/start)^(r/R), SynFlow's schedule; linear: evenly spaced. The last round
+    is `target` itself, not the formula's value at r = R: that can be one floating-point step off
+    (1.0 + (0.1 - 1.0) = 0.09999999999999998), and round(d N) then keeps one weight fewer than the
+    pruner's check of the target expects where d N falls on a half (15 weights at 0.1)."""
     if schedule == "linear":
-        return [start + (target - start) * r / rounds for r in range(1, rounds + 1)]
+        return [start + (target - start) * r / rounds for r in range(1, rounds)] + [target]
     if target <= 0:
         return [0.0] * rounds
-    return [start * (target / start) ** (r / rounds) for r in range(1, rounds + 1)]
+    return [start * (target / start) ** (r / rounds) for r in range(1, rounds)] + [target]
 
 
 def prune(model: PrunableNet, sparsity: float, ctx: PruneContext) -> Masks:
