@@ -209,7 +209,7 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
             if not (in_sweep and isinstance(err, PruneCliError)):
                 raise  # errors that are not PruneCliError: a bug, its traceback
             return  # a fail-fast sweep: the jobs that start after this one see the failure and stop
-        recorded = _record_failure(err, run_dir, hydra_cfg, cfg)
+        recorded, _ = _record_failure(err, run_dir, hydra_cfg, cfg)
         details = f"; details in {run_dir / FAILED_FILE}" if recorded else ""
         say(
             log,
@@ -284,10 +284,7 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
     removed = isinstance(err, InputError) and not in_sweep and _remove_if_scaffolding(run_dir)
     unwritten = ""
     if not removed:  # a directory that stays (a sweep's job, a run with results, a folder of the user's) says why
-        try:
-            _write_failure(err, run_dir, hydra_cfg, cfg)
-        except OSError as full:  # a full disk, say: the run's own error is what the user needs to see
-            unwritten = f"{FAILED_FILE} could not be written ({full.strerror or full})"
+        _, unwritten = _record_failure(err, run_dir, hydra_cfg, cfg)
     if isinstance(err, PruneCliError) and not in_sweep:
         log.debug("stopping: %s", err)  # keeps the reason in the run's log file
         print(f"prune-run: error: {err}", file=sys.stderr)
@@ -313,14 +310,15 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         )
 
 
-def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> bool:
-    """`_write_failure`, and whether failed.json was written: not where the disk refuses it (full), so that the
-    run's own error, not the failure to record it, is what the sweep and the user are told."""
+def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> tuple[bool, str]:
+    """`_write_failure`: whether failed.json was written, and why not where the disk refused it (full, say),
+    so that the run's own error, not the failure to record it, is what the sweep and the user are told."""
     try:
-        return _write_failure(err, run_dir, hydra_cfg, cfg)
+        return _write_failure(err, run_dir, hydra_cfg, cfg), ""
     except OSError as full:
-        log.warning("%s not written in %s: %s", FAILED_FILE, run_dir, full.strerror or full)
-        return False
+        unwritten = f"{FAILED_FILE} could not be written ({full.strerror or full})"
+        log.warning("%s in %s", unwritten, run_dir)
+        return False, unwritten
 
 
 def _write_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> bool:

@@ -61,7 +61,8 @@ def test_a_bug_on_a_full_disk_does_not_point_at_a_failed_json_it_could_not_write
     _disk_full_for_failed_json(monkeypatch)
     run_dir = tmp_path / "runs" / "run-x"
     run_dir.mkdir(parents=True)
-    assert cli._record_failure(ValueError("boom"), run_dir, HYDRA, OmegaConf.create({})) is False
+    written, why_not = cli._record_failure(ValueError("boom"), run_dir, HYDRA, OmegaConf.create({}))
+    assert written is False and why_not == "failed.json could not be written (No space left on device)"
     cli._fail(ValueError("boom"), run_dir, HYDRA, OmegaConf.create({}), in_sweep=False)
     said = capsys.readouterr().err
     assert "internal error in run" in said and "failed.json could not be written (No space left on device)" in said, said
