@@ -566,7 +566,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    # a zombie has not been reaped by its parent yet: it is gone
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def start_held_sweep(
@@ -586,10 +590,16 @@ def start_held_sweep(
         text=True,
         start_new_session=True,  # its own process group, no terminal
     )
-    deadline = time.monotonic() + 240
-    while len(list(results.glob("runs/*/state.pt"))) < held and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_checkpoints(proc, results, held)
     return proc
+
+
+def wait_for_checkpoints(proc: subprocess.Popen, results: Path, count: int) -> None:
+    """Until `count` runs under `results` have their first checkpoint (state.pt), or `proc` ended, or a
+    hang guard of 240 s passed (not a time limit on the code)."""
+    deadline = time.monotonic() + 240
+    while len(list(results.glob("runs/*/state.pt"))) < count and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def assert_gone(pids, what: str = "the sweep's worker processes outlived it") -> None:

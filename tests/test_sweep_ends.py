@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import FAST, run_cli
-from test_launchers import JOBLIB, NEEDS
+from test_launchers import JOBLIB, NEEDS, assert_gone, wait_for_checkpoints
 
 
 @pytest.mark.parametrize("allow", [False, True])
@@ -37,7 +37,6 @@ def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
     import os
     import signal
     import socket
-    import time
 
     from cli_runner import start_forked
 
@@ -45,9 +44,7 @@ def test_a_killed_sweep_s_record_is_removed_by_the_next_local_sweep(tmp_path):
     args = ["-m", *FAST, "seed=0,1"]
     # the sweep in a process of its own (its pid, its SIGKILL), forked from this one: a new interpreter's start-up is not the point
     proc = start_forked(args, results, cwd=tmp_path, env={"PRUNE_CLI_HOLD_AT": "checkpoint-saved"})
-    deadline = time.monotonic() + 240
-    while not list(results.glob("runs/*/state.pt")) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_checkpoints(proc, results, 1)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     [stale] = (results / ".sweeps").iterdir()
@@ -96,7 +93,6 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     afterwards, and the sweep's record stayed. Now the signal is passed on to the jobs, which stop at
     their next safe point with their checkpoint, and the sweep ends with the usual summary."""
     import signal
-    import time
     from pathlib import Path
 
     pytest.importorskip(SUBMITIT, reason=NEEDS)
@@ -110,9 +106,7 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     # the sweep in a process of its own (its pid, its SIGTERM, its exit status), forked from this one: a new interpreter's
     # start-up is not the point (submitit starts each job in a new interpreter anyway); its jobs held at their first checkpoint
     proc = start_forked(args, results, cwd=tmp_path, env={"PRUNE_CLI_HOLD_AT": "checkpoint-saved"})
-    deadline = time.monotonic() + 240  # a hang guard, not a time limit on the code
-    while len(list(results.glob("runs/*/state.pt"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_checkpoints(proc, results, 2)
     below = _descendants(proc.pid)
     assert below and proc.poll() is None
     proc.send_signal(signal.SIGTERM)
@@ -125,44 +119,9 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
         assert f"  {run}: stopped at a safe point; its checkpoint (state.pt) is kept" in err, err
         assert (run / "state.pt").exists() and not (run / "COMPLETE").exists()
     assert not (results / ".sweeps").exists()
-    deadline = time.monotonic() + 30
-    while any(_alive(p) for p in below) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in below if _alive(p)], "the sweep's job processes outlived it"
+    assert_gone(below, "the sweep's job processes outlived it")
     assert not (results / "runs.csv").exists()  # no job went on to append its rows
 
     resumed = run_cli(args, results, check=False)  # the same command, in this process (submitit's jobs are processes of their own)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie has not been reaped by its parent yet: it is gone
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def test_a_worker_that_got_a_ctrl_c_keeps_stopping_at_its_safe_point_when_the_sweep_passes_it_on(monkeypatch):
-    """A Ctrl-C reaches the whole process group; the sweep's process then passes it on to its joblib
-    workers as SIGTERM (a `kill -INT` to the sweep's process alone reached no worker before). For a worker
-    the SIGTERM after its SIGINT changes nothing: it stops at its next safe point, named by the Ctrl-C;
-    only a second SIGINT stops it at once."""
-    import signal
-
-    from prune_cli.core import interrupts
-
-    monkeypatch.setattr(interrupts, "_requested", None)
-    interrupts._handler(signal.SIGINT, None)  # noqa: SLF001
-    interrupts._handler(signal.SIGTERM, None)  # noqa: SLF001
-    assert interrupts.requested() == signal.SIGINT
-    with pytest.raises(KeyboardInterrupt):
-        interrupts._handler(signal.SIGINT, None)  # noqa: SLF001
