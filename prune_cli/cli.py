@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import hydra_patches
 from .core import interrupts, plugins, threads
-from .core.notices import say
+from .core.notices import log_file_failures_said_once, say
 from .core.atomic_io import atomic_write_text
 from .core.errors import ConfigError, InputError, PruneCliError
 from .core.paths import hydra_config_path
@@ -164,6 +164,7 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
 
     run_dir = Path(hydra_cfg.runtime.output_dir)
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    log_file_failures_said_once()
     interrupts.install()  # keeps a local sweep's own handler (prune_cli/run/sweep_stop.py)
     local_sweep = in_sweep and sweep_stop.handles(hydra_cfg.launcher)
     if in_sweep and sweep_stop.runs_jobs_in_loky_workers(hydra_cfg.launcher) and not sweep_record.stopping():

@@ -67,3 +67,39 @@ def test_a_bug_on_a_full_disk_does_not_point_at_a_failed_json_it_could_not_write
     said = capsys.readouterr().err
     assert "internal error in run" in said and "failed.json could not be written (No space left on device)" in said, said
     assert "please report it with" not in said
+
+
+class _FullDiskStream:
+    """A file on a full disk (or over its quota): every write fails."""
+
+    def write(self, text: str):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_log_file_that_cannot_be_written_is_one_line_not_a_traceback_per_record(tmp_path, monkeypatch):
+    """The run's log file (prune-run.log) on a full disk: Python's logging printed "--- Logging error ---"
+    and a 45-line traceback for each of the default run's 16 log records (750 lines of stderr), burying
+    everything else. Now the first failure is one prune-run line naming the file and the reason, the
+    file is left alone after it, and the run goes on (its records still reach the console)."""
+    import logging
+
+    from conftest import FAST, run_cli
+
+    monkeypatch.setattr(logging.FileHandler, "_open", lambda handler: _FullDiskStream())
+    results = tmp_path / "results"
+    proc = run_cli(FAST, results, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Logging error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    [run] = [p for p in (results / "runs").iterdir() if p.is_dir()]
+    unwritable = [line for line in proc.stderr.splitlines() if "log" in line and "No space left on device" in line]
+    assert unwritable == [
+        f"prune-run: cannot write the log file {run / 'prune-run.log'} (No space left on device); "
+        "the run goes on, its log lines only on the console"
+    ], proc.stderr[-3000:]
+    assert (run / "COMPLETE").exists()
