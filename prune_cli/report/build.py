@@ -361,7 +361,16 @@ def _build(
     family = "the method comparisons of this report" if compare_by is not None else ""
     # what the comparisons of methods and those of --compare-by's values share: the metric, the test level,
     # and the seeds left out (failed, unfinished, left out for their config.yaml)
-    common = dict(metric=metric, split=compared, confidence=confidence, failed=failed, unfinished=unfinished, left_out=left_out)
+    # and the completed runs, whose seeds without a value (a metrics.csv cut to its header) are not seeds never run
+    common = dict(
+        metric=metric,
+        split=compared,
+        confidence=confidence,
+        failed=failed,
+        unfinished=unfinished,
+        left_out=left_out,
+        completed=folder.runs,
+    )
     comparisons = compare_methods(metrics, baseline, family=family, **common)
     if len(comparisons):
         atomic_write_csv(comparisons, out / "comparisons.csv")

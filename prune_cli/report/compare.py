@@ -330,7 +330,11 @@ def _verdict(row: dict, alpha: float, scale: float) -> str:
 
 
 def final_values(
-    metrics: pd.DataFrame, metric: str = "accuracy", split: str = "test", phases: tuple[str, ...] = ("finetuned", "pruned")
+    metrics: pd.DataFrame,
+    metric: str = "accuracy",
+    split: str = "test",
+    phases: tuple[str, ...] = ("finetuned", "pruned"),
+    completed: Optional[pd.DataFrame] = None,
 ) -> pd.DataFrame:
     """One value per run: `metric` on `split` of the final model of the run's condition (load.CONDITION:
     runs that differ only by seed), the first of `phases` at which any of the condition's runs recorded
@@ -338,7 +342,12 @@ def final_values(
     it for the accuracy table (a metric recorded after pruning only is compared there). A run of the
     condition without a row of that phase (its value not a number, left out) gets a NaN value there, so
     that the verdicts name its seed as one without a value: before, its pruned accuracy was paired with
-    the other method's finetuned one, mixing phases."""
+    the other method's finetuned one, mixing phases. `completed` (load.ResultsFolder.runs: run_id,
+    experiment, seed of every completed run with a config): a completed run of an experiment some run
+    has a value of, without any row of `metric` on `split` itself (its metrics.csv missing or cut to its
+    header, its value recorded twice with different values and so left out; docs/report.md "Paired
+    comparisons") gets a NaN value too, its row the experiment's other with its own run id and seed:
+    before, it vanished, and the verdict said the other method's seed had "no run to pair with"."""
     from .load import condition_keys
 
     rank_of = {phase: len(phases) - i for i, phase in enumerate(phases)}
@@ -360,6 +369,15 @@ def final_values(
         phase = best.loc[lacking.index].map({r: p for p, r in rank_of.items()})
         lacking = lacking.assign(phase=phase.to_numpy(), value=np.nan)
         final = pd.concat([final, lacking]).sort_index()
+    if completed is not None and len(completed) and "experiment" in final.columns:
+        lost = completed[~completed["run_id"].isin(set(final["run_id"])) & completed["experiment"].isin(set(final["experiment"]))]
+        if len(lost):
+            like = final.drop_duplicates("experiment").set_index("experiment").loc[lost["experiment"]].reset_index()
+            like = like[final.columns].assign(run_id=lost["run_id"].to_numpy(), seed=lost["seed"].to_numpy(), value=np.nan)
+            if "dense_value" in like.columns:
+                like["dense_value"] = np.nan
+            like.index = range(int(metrics.index.max()) + 1, int(metrics.index.max()) + 1 + len(like))
+            final = pd.concat([final, like])
     return final
 
 
@@ -535,6 +553,7 @@ def compare_methods(
     family: str = "",
     unfinished: Optional[pd.DataFrame] = None,
     left_out: Optional[pd.DataFrame] = None,
+    completed: Optional[pd.DataFrame] = None,
 ) -> pd.DataFrame:
     """The comparisons table: each method against `baseline` (default: magnitude when present, else
     every pair of methods) per (comparison key, sparsity), with Holm correction over all rows.
@@ -548,11 +567,13 @@ def compare_methods(
     `by` (--compare-by): instead of methods, the values of a config key or group the comparison key
     holds (`schedule`, `schedule.restart_from`, `train.epochs`), each method variant's arms against
     each other within the runs that agree on every other key (`_arms`); `baseline` is not used.
-    `family`: the comparisons Holm's correction runs over, as the verdicts name it ("" : the report's)."""
+    `family`: the comparisons Holm's correction runs over, as the verdicts name it ("" : the report's).
+    `completed`: the completed runs (load.ResultsFolder.runs), whose seeds without a row of the metric
+    are seeds without a value (`final_values`), not seeds never run."""
     alpha = 1 - confidence if alpha is None else alpha
     if not len(metrics) or "comparison" not in metrics.columns:
         return pd.DataFrame()
-    values = final_values(metrics, metric, split)
+    values = final_values(metrics, metric, split, completed=completed)
     arm_columns: list[str] = []
     if by is None:
         baseline = check_baseline(values, baseline)
