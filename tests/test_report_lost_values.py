@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import yaml
 
 from prune_cli.report import build_report
+from prune_cli.report import main as report_main
 from test_report_experiments import write_run
 
 ACC = {"magnitude": 0.80, "random": 0.70}
@@ -38,3 +40,60 @@ def test_a_completed_run_that_lost_its_values_is_a_seed_without_a_value(tmp_path
     assert row["valueless"] == "magnitude has no value on seed 2 (of its 5 seeds)", row
     assert row["unpaired"] == "", row  # magnitude's seed-2 run completed: it did not "never run"
     assert row["verdict"].endswith("; left out: magnitude has no value on seed 2 (of its 5 seeds)"), row["verdict"]
+
+
+def _three_seeds(root):
+    return {(m, s): write_run(root, s, m, 0.5, 10, acc + 0.01 * s) for m, acc in ACC.items() for s in range(3)}
+
+
+def test_an_expected_point_with_a_nan_seed_is_printed_named_and_not_confirmed(tmp_path, capsys):
+    root = tmp_path / "res"
+    runs = _three_seeds(root)
+    path = root / "runs" / runs["random", 2] / "metrics.csv"
+    table = pd.read_csv(path)
+    table.loc[(table["phase"] == "finetuned") & (table["metric"] == "accuracy"), "value"] = float("nan")
+    table.to_csv(path, index=False)
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": 0.4, "band": 0.1}]}))
+    with pytest.raises(SystemExit) as stop:
+        report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
+    assert stop.value.code == 1
+    (row,) = pd.read_csv(root / "report" / "expect.csv").to_dict(orient="records")
+    # by hand: seeds 0 and 1 have 0.70 and 0.71, mean 0.705; seed 2 has no value
+    assert row["n_seeds"] == 2 and row["measured"] == pytest.approx(0.705) and row["status"] == "outside"
+    assert row["seeds_lost"] == 1
+    assert row["note"] == "left out: random has no value on seed 2 (of its 3 seeds)", row["note"]
+    out = capsys.readouterr()
+    assert "left out: random has no value on seed 2 (of its 3 seeds)" in out.out
+
+
+def test_an_expected_point_inside_its_band_with_a_nan_seed_is_printed_and_rejected(tmp_path, capsys):
+    """The audit's case: inside the band on the seeds with a value, rc 0 and nothing printed before."""
+    root = tmp_path / "res"
+    runs = _three_seeds(root)
+    path = root / "runs" / runs["random", 2] / "metrics.csv"
+    table = pd.read_csv(path)
+    table.loc[(table["phase"] == "finetuned") & (table["metric"] == "accuracy"), "value"] = float("nan")
+    table.to_csv(path, index=False)
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": 0.7, "band": 0.1}]}))
+    with pytest.raises(SystemExit) as stop:
+        report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
+    assert stop.value.code == 1
+    (row,) = pd.read_csv(root / "report" / "expect.csv").to_dict(orient="records")
+    assert row["status"] == "inside" and row["n_seeds"] == 2 and row["seeds_lost"] == 1
+    out = capsys.readouterr()
+    printed = "inside: random at sparsity 0.5 (final accuracy): expected 0.7 ± 0.1, got 0.705 (2 seeds); left out: random has no value"
+    assert printed in out.out
+    assert "1 expected point(s)" in out.err
+
+
+def test_an_expected_point_whose_run_lost_its_rows_names_that_seed(tmp_path):
+    root = tmp_path / "res"
+    runs = _three_seeds(root)
+    _lose(root / "runs" / runs["random", 2] / "metrics.csv", "header")
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": 0.7, "band": 0.1}]}))
+    (row,) = pd.read_csv(build_report(root, plots=False, expect=str(spec))["expect.csv"]).to_dict(orient="records")
+    assert row["n_seeds"] == 2 and row["seeds_lost"] == 1
+    assert row["note"] == "left out: random has no value on seed 2 (of its 3 seeds)", row["note"]

@@ -168,7 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 + f" of {len(table)} points"
             )
             lost = table["seeds_lost"].fillna(0) > 0 if "seeds_lost" in table.columns else False
-            # every point not inside, and those inside on the surviving seeds only (a seed's run failed)
+            # every point not inside, and those inside on the surviving seeds only (a seed's run failed, or it has no value)
             shown = table[(table["status"] != "inside") | lost].astype({"method": object, "note": object})  # may be all NaN (float)
             for r in shown.fillna({"method": "any method", "note": ""}).itertuples():
                 where = f"{r.method} at sparsity {r.sparsity:g} ({r.phase} {r.metric})"
@@ -186,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(
             f"prune-report: {failures} expected point(s) outside their band, missing, without a value, ambiguous, of "
             "another configuration or "
-            "measured without a seed that failed or did not finish (--expect-strict)",
+            "measured without a seed that failed or did not finish or that has no value (--expect-strict)",
             file=sys.stderr,
         )
         raise SystemExit(1)

@@ -421,7 +421,7 @@ def _build(
         for r in left_out.itertuples():
             config = {"name": r.name, "method": {"name": r.method}, "seed": r.seed, "sparsity": r.target_sparsity}
             lost[r.run] = (config, f"left out ({r.why})")
-        expectations = check_expected(expected, metrics, folder.configs, confidence, lost) if len(metrics) else None
+        expectations = check_expected(expected, metrics, folder.configs, confidence, lost, folder.runs) if len(metrics) else None
         if expectations is not None:
             atomic_write_csv(expectations, out / "expect.csv")
             written["expect.csv"] = out / "expect.csv"

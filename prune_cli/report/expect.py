@@ -224,6 +224,7 @@ def check_expected(
     configs: dict[str, dict],
     confidence: float = 0.95,
     lost: Optional[dict[str, tuple[dict, str]]] = None,
+    completed: Optional[pd.DataFrame] = None,
 ) -> pd.DataFrame:
     """One row per expected point: the measured mean over seeds, its interval, and the status.
     `lost`: {run: (its config.yaml, 'failed (LayerCollapse)' or 'did not finish')} for the runs that did not
@@ -231,7 +232,11 @@ def check_expected(
     compare.of_completed_configurations, as the verdicts count them). A point's seed whose run is lost
     and that no completed run measures is named in `note` as the
     verdicts name it ('left out: seed 1 of random failed (LayerCollapse)') and counted in `seeds_lost`:
-    its mean is of the surviving seeds only, which --expect-strict does not confirm (`strict_failures`)."""
+    its mean is of the surviving seeds only, which --expect-strict does not confirm (`strict_failures`).
+    So is a seed whose value is not finite while others have one ('left out: random has no value on seed
+    2 (of its 3 seeds)', the verdicts' words), and, for a `final` point, a seed whose completed run
+    (`completed`: load.ResultsFolder.runs) lost every row of the metric (compare.final_values): before, the
+    point was rated on the other seeds without a word (docs/report.md "Expected values")."""
     named = {run for run, cfg in configs.items() if cfg.get("name") == expected["name"]}
     # the points match runs by their `name` (the preset's): a folder of equivalent runs under another name
     # read "got no runs" though it holds them
@@ -257,7 +262,8 @@ def check_expected(
             runs = set()
         mine = metrics[metrics["run_id"].isin(runs)]
         if phase == FINAL:
-            rows = final_values(mine, metric, split)
+            ran = completed[completed["run_id"].isin(runs)] if completed is not None and len(completed) else None
+            rows = final_values(mine, metric, split, completed=ran)
         else:
             rows = mine[(mine["metric"] == metric) & (mine["split"] == split) & (mine["phase"] == phase)]
         per_seed = rows.groupby("seed")["value"].mean()
@@ -286,8 +292,17 @@ def check_expected(
         )
         measured = set(per_seed.index[np.isfinite(per_seed.to_numpy(float))]) if not ambiguous else set()
         gone = _lost_seeds(p, phase, lost, measured) if not ambiguous else []
+        # seeds with a run but no finite value, while others have one: named as the verdicts name them
+        nan_seeds = [s for s in per_seed.index if s not in measured] if valued else []
+        if nan_seeds:
+            who = p.get("method") or "the point's runs"
+            many = len(nan_seeds) > 1
+            listed = ", ".join(str(s) for s in nan_seeds)
+            verb = "has" if p.get("method") else "have"
+            text = f"{who} {verb} no value on seed{'s' if many else ''} {listed} (of its {len(per_seed)} seeds)"
+            gone = [(s, text if i == 0 else "") for i, s in enumerate(nan_seeds)] + gone
         if gone:
-            note = "; ".join(filter(None, (note, "left out: " + "; ".join(text for _, text in gone))))
+            note = "; ".join(filter(None, (note, "left out: " + "; ".join(text for _, text in gone if text))))
         out.append(
             {
                 "name": expected["name"],
@@ -392,7 +407,11 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
         + (f", {counts.get('no_value', 0)} without a value" if counts.get("no_value", 0) else "")
         + (f", {counts.get('config_differs', 0)} of another configuration" if counts.get("config_differs", 0) else "")
         + f" of {len(table)} points"
-        + (f"; {_short(table)} measured without a seed that failed or did not finish (the note names it)" if _short(table) else "")
+        + (
+            f"; {_short(table)} measured without a seed that failed or did not finish or that has no value (the note names it)"
+            if _short(table)
+            else ""
+        )
         + "."
     )
     cols = ["method", "sparsity", "phase", "metric", "expected", "band", "measured", "n_seeds", "deviation", "status"]
@@ -401,7 +420,7 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
 
 
 def _short(table: pd.DataFrame) -> int:
-    """The points measured on fewer seeds than were run: a seed's run failed or did not finish."""
+    """The points measured on fewer seeds than were run: a seed's run failed or did not finish, or it has no value."""
     return int((table["seeds_lost"].fillna(0) > 0).sum()) if "seeds_lost" in table.columns else 0
 
 
@@ -410,7 +429,7 @@ def strict_failures(table: Optional[pd.DataFrame]) -> int:
     confirmed), config_differs (its runs are not of the configuration the expected values were measured
     with), ambiguous (runs of several configurations match it), no_value (its runs have no
     finite value: not confirmed either), or measured without a seed whose run failed or did not finish
-    (`seeds_lost`): a mean of the surviving seeds, inside its band or not, leaves out exactly the seeds
+    or that has no value (`seeds_lost`): a mean of the surviving seeds, inside its band or not, leaves out exactly the seeds
     on which the method may do worst."""
     if table is None:
         return 0
