@@ -452,8 +452,10 @@ def check_metric(metrics: pd.DataFrame, metric: str, split: str) -> str:
     final sparse model (finetuned or pruned); else, when NAME is recorded on exactly one split that is not
     one `--split` chooses (model, train, membership), that split: mia_loss_auc (split membership) or
     latency_ms (split model) were refused as absent from the test split, and could not be compared at all.
-    Else ReportInputError before anything is written, naming the splits NAME is recorded on, or the
-    metrics recorded on `split` when it is recorded nowhere."""
+    Else ReportInputError before anything is written, naming the splits NAME is recorded on, or, when it
+    is recorded nowhere, every metric it accepts: those recorded on `split`, then those recorded on exactly
+    one split that `--split` does not choose, with that split ('compression_ratio (model split)'; the
+    list named the first alone, though it accepted the others; docs/report.md "The metric compared")."""
     if not len(metrics) or metric == "accuracy":
         return split
     final = metrics[metrics["phase"].isin(("finetuned", "pruned"))]
@@ -470,6 +472,9 @@ def check_metric(metrics: pd.DataFrame, metric: str, split: str) -> str:
             f"model; it is recorded on {where}{how}"
         )
     names = sorted(final.loc[final["split"].astype(str) == split, "metric"].astype(str).unique())
+    splits = final.assign(metric=final["metric"].astype(str), split=final["split"].astype(str)).groupby("metric")["split"].unique()
+    elsewhere = [(name, on[0]) for name, on in sorted(splits.items()) if len(on) == 1 and on[0] not in CHOSEN_SPLITS]
+    names += [f"{name} ({on} split)" for name, on in elsewhere if name not in names]
     raise ReportInputError(
         f"--metric {metric!r}: no completed run in this folder records it on the {split} split for its final sparse "
         f"model; allowed: {', '.join(names) or 'none'}"
