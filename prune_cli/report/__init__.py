@@ -169,9 +169,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             )
             lost = table["seeds_lost"].fillna(0) > 0 if "seeds_lost" in table.columns else False
             # every point not inside, and those inside on the surviving seeds only (a seed's run failed, or it has no value)
-            shown = table[(table["status"] != "inside") | lost].astype({"method": object, "note": object})  # may be all NaN (float)
-            for r in shown.fillna({"method": "any method", "note": ""}).itertuples():
-                where = f"{r.method} at sparsity {r.sparsity:g} ({r.phase} {r.metric})"
+            text = {"method": object, "note": object, "match": object}  # columns that may be all NaN (float)
+            shown = table[(table["status"] != "inside") | lost].astype(text)
+            for r in shown.fillna({"method": "any method", "note": "", "match": ""}).itertuples():
+                match = f" [{r.match}]" if r.match else ""  # points that differ only by `match:` told apart
+                where = f"{r.method} at sparsity {r.sparsity:g}{match} ({r.phase} {r.metric})"
                 if r.status == "ambiguous":
                     print(f"  {r.status}: {where}: {r.note}")
                     continue

@@ -308,6 +308,7 @@ def check_expected(
                 "name": expected["name"],
                 "method": p.get("method", ""),
                 "sparsity": p["sparsity"],
+                "match": match_text(p),
                 "phase": phase,
                 "metric": metric,
                 "split": split,
@@ -327,6 +328,13 @@ def check_expected(
             }
         )
     return pd.DataFrame(out)
+
+
+def match_text(point: dict) -> str:
+    """A point's `match:` as text, 'method.allocation=layerwise, train.epochs=20' (its values as the runs'
+    flattened configs spell them, which `_selects` compares), '' without one: points that differ only by
+    `match:` were told apart nowhere in expect.csv, summary.md or the printed lines."""
+    return ", ".join(f"{k}={flatten_config(v).get('')}" for k, v in (point.get("match") or {}).items())
 
 
 def _config_differs(expected: dict, configs: dict[str, dict]) -> str:
@@ -415,6 +423,8 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
         + "."
     )
     cols = ["method", "sparsity", "phase", "metric", "expected", "band", "measured", "n_seeds", "deviation", "status"]
+    if "match" in table.columns and (table["match"].fillna("") != "").any():  # points told apart by `match:` only
+        cols.insert(2, "match")
     shown = table[cols + (["note"] if "note" in table.columns and (table["note"].fillna("") != "").any() else [])]
     return head + "\n\n" + markdown_table(shown)
 
