@@ -6,8 +6,10 @@ constant pattern for the earlier nonlinearities, so this nonlinearity's input is
 it; its map is read exactly with forward-mode AD (jvp along the two plane directions) at an
 interior point, which works for any supported module stack (MLP or CNN). ReLU units split a
 polygon along their zero line; a max-pool window splits it into the cells where each candidate is
-the maximum. The final polygons have pairwise distinct patterns, so their number is the number of
-full-dimensional activation regions meeting the domain.
+the maximum, candidates that are the same affine function on the polygon (within `tol`) counting
+as one, the lowest index, as the pattern's first argmax does. The final polygons have pairwise
+distinct patterns, so their number is the number of full-dimensional activation regions meeting
+the domain.
 """
 
 from __future__ import annotations
@@ -176,8 +178,28 @@ def _unstable(q: np.ndarray, jac: np.ndarray, offset: np.ndarray, finite: np.nda
     return np.nonzero(~dominant.any(axis=1))[0]
 
 
+def _distinct(q: np.ndarray, jac: np.ndarray, offset: np.ndarray, cand: np.ndarray, tol: float) -> np.ndarray:
+    """The candidates of one window left after dropping each whose affine map on q equals an earlier
+    kept candidate's (vertex values within tol x max|value|), so tied candidates are one candidate.
+
+    Two candidates that are the same function on q (e.g. two outputs that see only padding, or a
+    pruned kernel's bias) would otherwise get the same cell {i >= j for all j} each, overlapping
+    polygons counted twice. The lowest index is kept, as `pattern()` takes the first argmax
+    (docs/regions.md)."""
+    at = q @ jac[cand].T + offset[cand]  # (vertices, candidates)
+    scale = max(float(np.abs(at).max()), 1e-300)
+    kept: list[int] = []
+    for n in range(len(cand)):
+        if all(np.abs(at[:, n] - at[:, m]).max() > tol * scale for m in kept):
+            kept.append(n)
+    return cand[kept]
+
+
 def _pool_split(poly, value, jac, u0, tol, eps_area) -> list[np.ndarray]:
-    """Split by max-pool windows: a window whose argmax varies cuts q into its candidates' cells."""
+    """Split by max-pool windows: a window whose argmax varies cuts q into its candidates' cells.
+
+    Candidates that are the same affine function on q count once (`_distinct`), so the cells do not
+    overlap and every final polygon has its own pattern."""
     c_, k_, l_ = value.shape
     val = value.transpose(0, 2, 1).reshape(-1, k_)  # (windows, K)
     jac = jac.transpose(0, 2, 1, 3).reshape(-1, k_, 2)
@@ -193,7 +215,7 @@ def _pool_split(poly, value, jac, u0, tol, eps_area) -> list[np.ndarray]:
             out.append(q)
             continue
         w = idx[0]
-        cand = np.nonzero(finite[w])[0]
+        cand = _distinct(q, jac[w], offset[w], np.nonzero(finite[w])[0], tol)
         cells = []
         for i in cand:
             cell = q
