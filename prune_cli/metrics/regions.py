@@ -103,7 +103,9 @@ class RegionsConfig:
     seed: int = 0  # which inputs and directions; counts are deterministic given it
     segments: int = 10  # method=line: number of seeded segments
     segment_kind: str = "pairs"  # pairs (between two inputs) | direction (through an input, random direction)
-    segment_length: Optional[float] = None  # direction: length; null = median distance between inputs
+    # direction: length; null = the median of the 64x64 matrix of distances between 64 inputs of split,
+    # self-distances included: a little below the median pairwise distance (docs/regions.md)
+    segment_length: Optional[float] = None
     planes: int = 1  # method=plane: planes through three inputs each
     domain: str = "box"  # plane/sample: box (valid input range) | square ([-R, R]^2 in plane coordinates)
     box: Optional[list[float]] = None  # [lo, hi]; null = min and max of the training inputs
@@ -244,8 +246,7 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
         directions = torch.randn(node.segments, *shape, generator=gen, dtype=torch.float64)
         length = node.segment_length
         if node.segment_kind == "direction" and length is None:
-            sample = x[torch.randperm(len(x), generator=gen)[:64]].reshape(-1, n_in)
-            length = float(torch.cdist(sample, sample).median())
+            length = default_segment_length(x, gen)
         for i in range(node.segments):
             interrupts.check()  # a safe point between segments (prune_cli/core/interrupts.py)
             if node.segment_kind == "pairs":
@@ -388,6 +389,17 @@ def not_counted(base: dict, reason: str, phase: str) -> MetricResult:
     log.warning("regions (%s): not counted: %s", phase, reason)
     row = {**base, "counts": f"not counted: {reason}", "item": 0, "count": None, "measure": None, "measure_kind": None}
     return MetricResult(scalars=[], tables={"regions.csv": [row]})
+
+
+def default_segment_length(x: torch.Tensor, gen: torch.Generator) -> float:
+    """segment_kind=direction's length when segment_length is null (docs/regions.md): torch.median
+    (the lower middle value) of the 64x64 matrix of distances between 64 inputs drawn with `gen`,
+    self-distances included (fewer inputs if the split has fewer). For 64 distinct inputs that is
+    the 992nd smallest of the 2016 pairwise distances, where their median lies between the 1008th
+    and the 1009th: a little below the median pairwise distance. Kept as it is, so runs already in
+    a results folder keep their lengths under an unchanged run id."""
+    sample = x[torch.randperm(len(x), generator=gen)[:64]].reshape(-1, math.prod(x.shape[1:]))
+    return float(torch.cdist(sample, sample).median())
 
 
 def _summary(rows: list[dict], node) -> list[dict]:
