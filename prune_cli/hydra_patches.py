@@ -38,6 +38,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from .core import threads
 from .core.accel import CHECKS_THIS_MACHINE
+from .core.checks import usable_directory
 from .core.errors import ConfigError, PruneCliError
 from .run import composition_memo, sweep_stop
 from .run.composition_errors import (
@@ -50,7 +51,7 @@ from .run.composition_errors import (
 )
 from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
 from .run.unused_options import jobs_unused, reject_unused_overrides, sweep_duplicates, sweep_unused
-from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_dense_cache_dir, check_sweep_directories
+from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_sweep_directories, check_written_directories
 from .sweep_lifecycle import (
     _SWEEP_JOBS,
     _CompositionRejected,
@@ -186,7 +187,7 @@ def _validate_every_sweep_job_first() -> None:
                     dropped.setdefault(_chosen_by_the_job(self.config, job, overrides) or swept, own)
                 try:
                     validate(job)
-                    check_dense_cache_dir(job)  # results_dir: tried when the sweep's directory was resolved
+                    check_written_directories(job)  # results_dir: tried when the sweep's directory was resolved
                     valid.append((overrides, job, swept))
                 except PruneCliError as err:
                     rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")
@@ -738,6 +739,8 @@ def _validate_the_shown_config(hydra_app, config_name, overrides) -> None:
         validate(cfg)
         check_launcher_overrides(cfg)  # the launcher's values, as the sweep checks them
         reject_unused_overrides(cfg, single_run=False)  # an override that does nothing, as the run refuses it
+        usable_directory(cfg, "results_dir", try_create=True)  # the folders the run would write, tried as it
+        check_written_directories(cfg)  # tries them (os.access says yes to root everywhere, /proc included)
     finally:
         CHECKS_THIS_MACHINE.reset(machine)
 

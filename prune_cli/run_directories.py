@@ -22,7 +22,7 @@ from .core.identity import run_id, safe_name
 from .core.paths import user_path
 from .core.tables import recorded_run_id
 from .core.writable import directory_problem
-from .run.prevalidate import validate
+from .run.prevalidate import schema_of, validate
 from .run.unused_options import reject_unused_overrides
 
 # Files a rejected run may have created in its directory; a directory holding only these is removed.
@@ -52,6 +52,16 @@ def check_dense_cache_dir(root: DictConfig) -> None:
         usable_directory(root, "dense_cache.dir", try_create=True)
 
 
+def check_written_directories(root: DictConfig) -> None:
+    """The folders a run writes besides results_dir, tried where a run or sweep is about to start:
+    `dense_cache.dir` and the dataset's (`DatasetConfig.check_writes`: MNIST-1D's cache_dir, a vision
+    dataset's root when it downloads). ConfigError naming the key."""
+    check_dense_cache_dir(root)
+    check_writes = getattr(schema_of(root, "dataset"), "check_writes", None)
+    if check_writes is not None:
+        check_writes(root, "dataset")
+
+
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
 _USERS_FOLDERS: set[Path] = set()  # folders given as hydra.run.dir that existed before this command
 
@@ -75,7 +85,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     problem = usable_results_dir(str(_root_.results_dir)) if _root_.results_dir else "it is empty"
     if problem is None and mode == RunMode.RUN:
         try:
-            check_dense_cache_dir(_root_)  # before anything is created
+            check_written_directories(_root_)  # before anything is created
         except PruneCliError as err:
             _reject(str(err))
     if problem is None and not _CREATED:
@@ -139,6 +149,7 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
         return
     validate(cfg)
     reject_unused_overrides(cfg)
+    check_written_directories(cfg)
     run_dir = Path(str(cfg.hydra.run.dir))
     if run_dir.exists():  # before Hydra writes into it: never removed as a rejected run's scaffolding
         _USERS_FOLDERS.add(run_dir.absolute())

@@ -762,7 +762,7 @@ def test_a_read_only_mnist1d_cache_holding_a_corrupt_file_is_refused_before_the_
     read-only: the folder's answer is patched.)"""
     from prune_cli.data import mnist1d as module
 
-    monkeypatch.setattr(module, "directory_problem", lambda value: f"{value} is not writable")
+    monkeypatch.setattr(module, "directory_problem", lambda value, try_create=False: f"{value} is not writable")
     cfg = cfg_of(Mnist1dConfig, name="mnist1d", num_samples=200, cache_dir=str(tmp_path))
     (tmp_path / "mnist1d_n200_seed42.npz").write_text("garbage\n")
     with pytest.raises(ConfigError, match=r"'dataset.cache_dir'.*not writable, and its mnist1d_n200_seed42.npz does not hold"):

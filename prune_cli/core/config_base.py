@@ -72,6 +72,14 @@ class DatasetConfig:
             positive_int(cfg, f"{key}.max_train_samples")
 
     @staticmethod
+    def check_writes(cfg: DictConfig, key: str) -> None:
+        """The folders the dataset writes (a cache, a download), tried: an empty directory made and removed
+        there (prune_cli/core/writable.py `_can_create_in`), because `check` asks only `os.access`, which
+        says yes to root everywhere, /proc included. Called where a run or sweep is about to start, after
+        `check` (prune_cli/run_directories.py `check_written_directories`), as results_dir and
+        dense_cache.dir are tried. Nothing here: a dataset that only reads writes nothing."""
+
+    @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
         d = OmegaConf.select(cfg, key)
         found = {}

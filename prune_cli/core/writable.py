@@ -1,4 +1,4 @@
-"""Whether a directory can hold prune-cli's files: `results_dir` and `dense_cache.dir` (prune-run), `--out`
+"""Whether a directory can hold prune-cli's files: `results_dir`, `dense_cache.dir` and a dataset's folders (prune-run), `--out`
 (prune-report). Standard library only: prune-report checks its --out before it imports pandas
 (prune_cli/report/__init__.py)."""
 
@@ -13,7 +13,8 @@ def directory_problem(path: str, try_create: bool = False) -> str | None:
     """Why `path` cannot hold prune-cli's files, or None when it can: it exists as a writable
     directory, or it can be created (its nearest existing ancestor is a writable directory).
     `try_create`: also make and remove an empty directory there (`_can_create_in`); only where a
-    command is about to write, so that validating a config never touches the file system."""
+    command is about to write (or `prune-run --cfg job` checks a config as a run would), so that
+    validating a config never touches the file system."""
     p = Path(path).expanduser()
     if p.exists() or p.is_symlink():
         if not p.is_dir():

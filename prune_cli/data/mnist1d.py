@@ -41,6 +41,10 @@ class Mnist1dConfig(DatasetConfig):
         data_seed(cfg, f"{key}.data_seed")
         _check_cache_dir(cfg, key)
 
+    @staticmethod
+    def check_writes(cfg: DictConfig, key: str) -> None:
+        _check_cache_dir(cfg, key, try_create=True)  # as root, /proc passed `check` (os.access says yes)
+
     @classmethod
     def declared_input(cls, node):
         return (40,), 10  # the published MNIST-1D: 40-sample signals, 10 classes (Greydanus 2020)
@@ -55,15 +59,16 @@ def _cache_file(node: DictConfig) -> Path:
     return Path(os.path.expanduser(node.cache_dir)) / f"mnist1d_n{node.num_samples}_seed{node.data_seed}.npz"
 
 
-def _check_cache_dir(cfg: DictConfig, key: str) -> None:
+def _check_cache_dir(cfg: DictConfig, key: str, try_create: bool = False) -> None:
     """`dataset.cache_dir` is a directory prune-run can write or create (prune_cli/core/writable.py), as
     results_dir is, checked before anything is created: a regular file there failed after the run
     directory existed, naming no key. A read-only folder is fine when it already holds this cache; a
     cache file there that does not hold the dataset cannot be set aside and generated again (the run
-    warned that it moved the file, then failed on the move, naming no key)."""
+    warned that it moved the file, then failed on the move, naming no key). `try_create`: tried by making
+    and removing an empty directory there (`Mnist1dConfig.check_writes`, where a run is about to start)."""
     node = OmegaConf.select(cfg, key)
     value = node.cache_dir
-    problem = directory_problem(value) if isinstance(value, str) and value.strip() else "it is empty"
+    problem = directory_problem(value, try_create) if isinstance(value, str) and value.strip() else "it is empty"
     cache = _cache_file(node)
     if problem and problem.endswith("is not writable") and cache.is_file():
         # a shared, read-only cache: read, never written, so it must hold this dataset

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..core.checks import check
 from ..core.config_base import DatasetConfig, config_schema
 from ..core.errors import DatasetFilesMissing, DatasetFileUnreadable
+from ..core.writable import directory_problem
 from . import DATASETS
 from .splits import RawData
 
@@ -37,6 +39,11 @@ class VisionConfig(DatasetConfig):
         d = OmegaConf.select(cfg, key)
         if not d.download and d.name in SOURCES:
             check_files(d.name, d.root)  # missing files stop the run before any directory exists
+        _check_download_root(cfg, key)
+
+    @staticmethod
+    def check_writes(cfg: DictConfig, key: str) -> None:
+        _check_download_root(cfg, key, try_create=True)  # as root, /proc passed `check` (os.access says yes)
 
     @classmethod
     def declared_input(cls, node):
@@ -47,6 +54,28 @@ class VisionConfig(DatasetConfig):
     def declared_train_examples(cls, node):
         source = SOURCES.get(node.name)
         return (source.train_examples, None) if source else None  # the published size: an upper bound
+
+
+def _check_download_root(cfg: DictConfig, key: str, try_create: bool = False) -> None:
+    """With `download=true` and files missing, `dataset.root` is where torchvision writes them: a directory
+    prune-run can write or create (prune_cli/core/writable.py), checked before the run starts, as
+    results_dir is (an unwritable root failed in the download, after the run directory existed). Files that
+    are all there are only read. `try_create`: tried by making and removing an empty directory there."""
+    d = OmegaConf.select(cfg, key)
+    if not d.download or d.name not in SOURCES:
+        return
+    folder = os.path.join(os.path.expanduser(d.root), SOURCES[d.name].folder)
+    if all(_present(folder, f) for f in SOURCES[d.name].files):
+        return
+    value = d.root
+    problem = directory_problem(value, try_create) if isinstance(value, str) and value.strip() else "it is empty"
+    check(
+        problem is None,
+        f"{key}.root",
+        value,
+        "a directory prune-run can write or create when dataset.download=true fetches missing files into it",
+        f"Here {problem}." if problem else "",
+    )
 
 
 @dataclass(frozen=True)
