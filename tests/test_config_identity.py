@@ -77,3 +77,71 @@ def test_the_data_s_location_is_part_of_the_run_id_as_the_readme_says(base, move
     listed = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures", "plugins", "threads")
     assert HASH_EXCLUDED == listed
     assert run_id(_compose(base)) != run_id(_compose(moved))
+
+
+# The run ids and dense-cache keys of already-normal spellings of a data folder, computed at 863f967 (before
+# path options were normalised): they must not move, or existing results folders would not resume.
+NORMAL_SPELLINGS = [
+    (["dataset.cache_dir=/tmp/r/mn1d"], "run-magnitude-oneshot-s0.9-seed0-7d742839", "ebfd5a85c459ede0"),
+    (
+        ["dataset=cifar10", "model=resnet20", "dataset.root=/data/cifar"],
+        "run-magnitude-oneshot-s0.9-seed0-46293bd2",
+        "769a03fdc7010775",
+    ),
+    (["dataset=cifar10", "model=resnet20", "dataset.root=data"], "run-magnitude-oneshot-s0.9-seed0-1729bd21", "a14fb4e74e2a7631"),
+]
+OTHER_SPELLINGS = {
+    "/tmp/r/mn1d": ["/tmp/r/mn1d/", "/tmp/r/./mn1d", "/tmp/r//mn1d", "/tmp/./r/mn1d/."],
+    "/data/cifar": ["/data/cifar/"],
+}
+OTHER_SPELLINGS["data"] = ["data/", "./data", "data/.", ".//data//"]
+
+
+@pytest.mark.parametrize(
+    "overrides, expected_id, expected_key", NORMAL_SPELLINGS, ids=["mnist1d cache_dir", "cifar10 root", "relative root"]
+)
+def test_one_folder_written_differently_is_one_run_id_and_one_dense_cache_key(overrides, expected_id, expected_key, monkeypatch):
+    """Before: /tmp/r/mn1d, /tmp/r/mn1d/ and /tmp/r/./mn1d were three run ids, three dense models trained and
+    three experiments. A trailing '/', '.' segments and doubled '/' are one folder (prune_cli/core/paths.py
+    `normal_path`); the normal spelling keeps its id of before."""
+    from prune_cli.core.identity import run_id
+    from prune_cli.run.dense_cache import dense_key
+
+    pin_code_digests(monkeypatch)
+    *rest, last = overrides
+    key, folder = last.split("=", 1)
+    for spelling in [folder, *OTHER_SPELLINGS[folder]]:
+        cfg = _compose([*rest, f"{key}={spelling}"])
+        assert (run_id(cfg), dense_key(cfg, "cpu")) == (expected_id, expected_key), spelling
+
+
+def test_a_path_is_not_expanded_nor_made_absolute_nor_its_dot_dot_dropped():
+    """README: `~/x` and its expansion, or a relative path and the absolute one, are different spellings for
+    the run id (expanding them would move existing ids, the default `~/.cache/prune-cli/mnist1d` among them);
+    `x/..` is kept, since x may be a symbolic link to another folder."""
+    from prune_cli.core.paths import normal_path
+
+    for kept in ("~/.cache/prune-cli/mnist1d", "data", "a/../b", "/", ".", "//x"):
+        assert normal_path(kept) == kept
+    assert [normal_path(p) for p in ("./", "/tmp//x/./", "~/x/", "///x")] == [".", "/tmp/x", "~/x", "/x"]
+
+
+def test_two_spellings_of_one_cache_dir_are_one_run_one_dense_model_and_one_experiment(tmp_path):
+    """Before: `dataset.cache_dir=<d>/.` then `<d>` ran twice (two run directories, the dense model trained
+    twice) and `load(...).experiments` listed two experiments. Now the second command finds the run complete,
+    and the run's config.yaml holds the spelling the run id hashes."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.results import load
+    from tests.conftest import run_cli
+
+    fast = ["dataset=mnist1d", "dataset.num_samples=1000", "model=mlp", "model.widths=[8]"]
+    fast += ["train.epochs=1", "finetune.epochs=1", "threads=1", "sparsity=0.5"]
+    folder, results = tmp_path / "mn1d", tmp_path / "r"
+    run_cli([*fast, f"dataset.cache_dir={folder}/."], results)
+    second = run_cli([*fast, f"dataset.cache_dir={folder}//"], results)
+    assert "already complete" in second.stdout + second.stderr
+    (run_dir,) = [d for d in (results / "runs").iterdir() if d.is_dir()]
+    assert OmegaConf.load(run_dir / "config.yaml").dataset.cache_dir == str(folder)
+    assert len([d for d in (results / "dense_cache").iterdir() if d.is_dir()]) == 1  # one dense model trained
+    assert len(load(results).experiments) == 1

@@ -13,6 +13,7 @@ import re
 from omegaconf import Container, DictConfig, OmegaConf
 
 from . import accel
+from .paths import with_normal_paths
 
 # Keys that do not change what a run computes, so they do not change its hash or directory.
 HASH_EXCLUDED = ("hydra", "results_dir", "shared_results", "dense_cache", "fail_fast", "allow_failures", "plugins", "threads")
@@ -44,6 +45,8 @@ def config_hash(cfg: DictConfig) -> str:
             del plain["method"][option]
     if isinstance(plain.get("schedule"), dict):
         plain["schedule"] = decided_schedule(plain["schedule"])
+    if isinstance(plain.get("dataset"), dict):  # one spelling of the data's folder (`/x/`, `/x/.` are `/x`)
+        plain["dataset"] = with_normal_paths(cfg._get_node("dataset"), plain["dataset"])
     return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -16,6 +16,42 @@ def user_path(value) -> Path:
     return Path(os.path.expanduser(str(value)))
 
 
+def normal_path(value):
+    """One spelling of a folder option's path (`dataset.cache_dir`, `dataset.root`): a trailing '/', '.'
+    segments and doubled '/' removed (`/tmp/r/mn1d/`, `/tmp/r/./mn1d` and `/tmp/r//mn1d` are `/tmp/r/mn1d`),
+    so that the same folder written differently is one run id, one dense-cache entry and one experiment
+    (README, "Every run gets its own directory"). A path already in that form is returned unchanged, so
+    the run ids of existing results stay. Not `os.path.normpath`: it also drops `x/..`, which is another
+    folder when x is a symbolic link; and not `~` expanded or made absolute, which would move the ids of
+    existing results (the default `~/.cache/prune-cli/mnist1d` among them). POSIX's leading `//` is kept,
+    as normpath keeps it. Anything but a non-empty string is returned as it is (validation names it)."""
+    if not isinstance(value, str) or not value:
+        return value
+    lead = "//" if value.startswith("//") and not value.startswith("///") else "/" if value.startswith("/") else ""
+    return lead + "/".join(part for part in value.split("/") if part not in ("", ".")) or lead or "."
+
+
+def normalise_path_options(node) -> None:
+    """Replace, in place, each of a config node's declared path options (its schema's `path_options`,
+    prune_cli/core/config_base.py) by its `normal_path`."""
+    from omegaconf import OmegaConf
+
+    for option in getattr(OmegaConf.get_type(node), "path_options", ()):
+        if option in node and node[option] != normal_path(node[option]):
+            node[option] = normal_path(node[option])
+
+
+def with_normal_paths(node, plain: dict) -> dict:
+    """`plain` (the node converted to a dict) with each of the node's declared path options' values
+    replaced by its `normal_path`: what the run id and the dense-cache key hash, whichever spelling the
+    node holds. A copy when anything changes; `plain` itself otherwise."""
+    from omegaconf import OmegaConf
+
+    changed = {o: normal_path(plain[o]) for o in getattr(OmegaConf.get_type(node), "path_options", ()) if o in plain}
+    changed = {o: v for o, v in changed.items() if v != plain[o]}
+    return {**plain, **changed} if changed else plain
+
+
 def checkout_configs() -> Optional[Path]:
     """configs/ next to the package in a source checkout, or None in an installed wheel."""
     checkout = Path(__file__).resolve().parents[2] / "configs"

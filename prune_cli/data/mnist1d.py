@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ class Mnist1dConfig(DatasetConfig):
     num_samples: int = 10000
     data_seed: int = 42  # mnist1d's generation seed (42, the published dataset's)
     cache_dir: str = "~/.cache/prune-cli/mnist1d"
+    path_options: ClassVar[tuple[str, ...]] = ("cache_dir",)  # DatasetConfig.path_options
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:

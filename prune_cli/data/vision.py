@@ -15,6 +15,7 @@ import os
 import pickle
 import zlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from .splits import RawData
 class VisionConfig(DatasetConfig):
     root: str = "data"
     download: bool = False
+    path_options: ClassVar[tuple[str, ...]] = ("root",)  # DatasetConfig.path_options
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:

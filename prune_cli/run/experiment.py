@@ -21,7 +21,7 @@ from ..core.config_base import ScheduleConfig, prunes_to_sparsity
 from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
 from ..core.notices import say
-from ..core.paths import user_path
+from ..core.paths import normalise_path_options, user_path
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES, recorded_run_id
 from ..data import build_splits
@@ -550,6 +550,7 @@ def run(cfg: DictConfig, run_dir: Path, on_found_complete: Optional[Callable[[],
     waits, then finds the run complete or, if the first died, takes it over from its checkpoint.
     `on_found_complete` is called when the run is found complete (the CLI puts back its record)."""
     run_dir = Path(run_dir)
+    normalise_path_options(cfg.dataset)  # config.yaml and the results' rows hold the spelling the run id hashes
     run_dir.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
     lock = FileLock(str(run_dir / RUN_LOCK))
