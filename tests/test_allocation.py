@@ -523,3 +523,17 @@ def test_uniform_plus_rest_density_zero_up_to_float_noise_is_reachable():
     sizes = {"first": 128, "a": 256, "b": 256, "fc": 48}
     fixed, d_rest = _fixed_and_rest(sizes, "first", "fc", 1 - 0.8)
     assert fixed == {"first": 1.0, "fc": 0.2} and d_rest == 0.0
+
+
+def test_layerwise_rounds_each_layer_so_its_total_may_differ_from_global_s_round_density_n():
+    """README ("Unstructured pruning keeps ...", "Per-layer counts ..."): `global` keeps exactly round(d N);
+    `layerwise` keeps round(d n_l) in each layer, whose sum may differ, as docs/allocation.md says. Hand-worked:
+    an MLP 5 -> 1 -> 5 has two 5-weight layers; at density 0.3 each layer keeps round(1.5) = 2 (4 in all),
+    the global count is round(0.3 x 10) = 3."""
+    model = MLP(5, [1], 5)
+    counts = {}
+    for allocation in ("global", "layerwise"):
+        method = method_options(allocation=allocation, sparsity_tolerance=0.5, allow_collapse=True)  # a 1-unit layer
+        masks = prune(model, 0.7, PruneContext(method=method, generator=torch.Generator().manual_seed(0)))
+        counts[allocation] = sorted(int(m.sum()) for m in masks.values())
+    assert sum(counts["global"]) == 3 and counts["layerwise"] == [2, 2]
