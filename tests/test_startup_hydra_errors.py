@@ -176,3 +176,27 @@ def test_info_of_a_valid_config_shows_it(tmp_path):
     shown = run_in_process(["--info", "defaults", "sparsity=1.5"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"})
     assert shown.returncode == 0, shown.stderr[-2000:]  # the defaults list: no config shown, none checked
     assert sorted(tmp_path.iterdir()) == []
+
+
+PRESET_WITH_PLUGINS = "# @package _global_\ndefaults:\n  - override /method: taylor\nplugins: [my_lab.taylor]\n"
+
+
+@pytest.mark.parametrize("how", ["preset", "command line"])
+def test_an_option_no_module_declares_hints_at_plugins_on_the_command_line(tmp_path, how):
+    """Before: a preset choosing an outside plugin's option and setting `plugins: [my_lab.taylor]` was told only
+    the built-in options; the check that says a config file cannot add plugin modules (prune_cli/run/prevalidate.py)
+    is never reached, composition failing first. The message keeps its first part and adds where plugins go."""
+    (tmp_path / "extra" / "experiment").mkdir(parents=True)
+    (tmp_path / "extra" / "experiment" / "t.yaml").write_text(PRESET_WITH_PLUGINS)
+    args = ["--config-dir", str(tmp_path / "extra"), "+experiment=t"] if how == "preset" else ["method=taylor"]
+    proc = run_cli([*args, "threads=1"], tmp_path / "r", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    first = "prune-run: error: Invalid value for config key 'method': 'taylor'. Allowed: one of gp, "
+    assert proc.stderr.startswith(first) and "magnitude" in proc.stderr and "(the options of config group 'method')." in proc.stderr
+    assert "plugins=[my_lab.module] method=taylor" in proc.stderr and "a config file cannot add plugin modules" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extra"]
+
+
+def test_a_launcher_option_no_module_declares_gets_no_plugin_hint(tmp_path):
+    proc = run_cli(["hydra/launcher=nope", "threads=1"], tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "'hydra/launcher': 'nope'" in proc.stderr and "plugins=" not in proc.stderr, proc.stderr

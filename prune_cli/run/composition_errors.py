@@ -218,6 +218,24 @@ def _no_schema_hint(group: str, option: str) -> str:
     )
 
 
+# The config groups whose options outside plugin modules can add (@config_schema, docs/architecture.md "Plugins").
+PLUGIN_GROUPS = ("dataset", "model", "method", "schedule", "data_pruning")
+
+
+def _outside_plugin_hint(group: str, option: str) -> str:
+    """An option no module prune-run indexed declares may be an outside plugin's whose module was not
+    given: the check of `plugins` (prune_cli/run/prevalidate.py) that says a config file cannot add plugin
+    modules is never reached, since composition fails first (a preset with `plugins: [my_lab.taylor]` and
+    `override /method: taylor` was told only the built-in options)."""
+    if group not in PLUGIN_GROUPS:
+        return ""
+    return (
+        f"An outside plugin's option is found only when its module is given on the command line "
+        f"(prune-run plugins=[my_lab.module] {group}={option}): a config file cannot add plugin modules "
+        "(docs/architecture.md, Plugins)."
+    )
+
+
 # The launcher options the [cluster] extra's plugins add to Hydra's group under their own names.
 PLUGIN_LAUNCHERS = ("submitit_local", "submitit_slurm", "joblib")
 LAUNCHER_PLUGINS = "hydra/launcher/"
@@ -260,7 +278,7 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         if group:
-            hint = _no_schema_hint(group, option)
+            hint = _no_schema_hint(group, option) or _outside_plugin_hint(group, option)
             if group == "hydra/launcher" and option in PLUGIN_LAUNCHERS:  # a plugin's own option, plugin absent
                 hint = f"{option} is an option of a Hydra launcher plugin that is not installed: {CLUSTER_EXTRA}"
             return ConfigError(
