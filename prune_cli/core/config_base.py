@@ -38,8 +38,8 @@ class DatasetConfig:
     class_counts: Optional[list[int]] = None  # exact per-class training counts for imbalance=counts
     max_train_samples: Optional[int] = None  # subset of the training split (seeded), None = all
     augment: bool = False  # random crop + horizontal flip on the tensors (image datasets)
-    # options holding a folder's path: one spelling of each enters the config (prune_cli/core/paths.py
-    # `normal_path`), so that the same folder written differently is one run id and one dense-cache entry
+    # options holding a folder's path: the run id, the dense-cache key and the run's config.yaml hold one
+    # spelling of each (prune_cli/core/paths.py `normal_path`), so the same folder written differently is one run
     path_options: ClassVar[tuple[str, ...]] = ()
 
     @staticmethod
