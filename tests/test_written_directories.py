@@ -30,6 +30,14 @@ def test_an_uncreatable_mnist1d_cache_dir_is_refused_before_any_work(tmp_path, f
     assert sorted(tmp_path.iterdir()) == []  # nothing created
 
 
+def test_an_uncreatable_mnist1d_cache_dir_of_a_run_given_its_own_directory_is_refused_before_any_work(tmp_path):
+    # `hydra.run.dir=...`: Hydra never resolves ${runs_dir:}, so run_directories.py checks the run itself.
+    args = [f"hydra.run.dir={tmp_path}/own", *MNIST1D, "dataset.cache_dir=/proc/no-such-dir"]
+    proc = run_cli(args, tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "'dataset.cache_dir'" in proc.stderr and "cannot be created" in proc.stderr, proc.stderr
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_an_uncreatable_download_root_is_refused_before_any_work(tmp_path):
     # Before: accepted (no check of dataset.root with download=true), the download failed inside the run.
     args = ["dataset=mnist", "dataset.download=true", "dataset.root=/proc/no-such-dir", "model=mlp", "model.widths=[8]", "threads=1"]
