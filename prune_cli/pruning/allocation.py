@@ -75,7 +75,9 @@ class Allocation:
     # the run: empties(model, selected, method, density) -> the names of those weights, or None where the
     # run decides (region_bound with the binomial rank model: its densities are a fact of the widths and its
     # options). The block and bcr pre-run checks then count an empty layer only there
-    # (prune_cli/pruning/structure.py `may_empty`); without it any layer may be left none (global).
+    # (prune_cli/pruning/structure.py `may_empty`); without it any layer may be left none (global). The
+    # pre-run collapse check also passes `earlier=`, the densities of the run's allocations before this one
+    # (earlier events and scoring rounds; None where not known before the run), where there are any.
     empties: Optional[Callable] = None
 
     def __call__(self, scores, density: float, ctx) -> dict[str, int]:
@@ -172,13 +174,19 @@ def round_half_even(x: float) -> int:
 
 
 def counts_from_densities(
-    densities: dict[str, float], sizes: dict[str, int], total: int, frozen: tuple[str, ...] = ()
+    densities: dict[str, float],
+    sizes: dict[str, int],
+    total: int,
+    frozen: tuple[str, ...] = (),
+    limits: Optional[dict[str, int]] = None,
 ) -> dict[str, int]:
     """Integer counts k_l ~ d_l * N_l with sum exactly `total` (largest-remainder rounding).
 
     `frozen` layers get round(d_l N_l) and absorb no rounding; ties in the remainders go to the
-    earlier layer."""
-    raw = {n: min(max(densities[n], 0.0), 1.0) * sizes[n] for n in sizes}
+    earlier layer. `limits`: at most so many in a layer (default its size), such as the weights still
+    alive at a later pruning event (region_bound)."""
+    limits = sizes if limits is None else limits
+    raw = {n: min(min(max(densities[n], 0.0), 1.0) * sizes[n], limits[n]) for n in sizes}
     counts = {n: (round_half_even(v) if n in frozen else math.floor(v)) for n, v in raw.items()}
     short = total - sum(counts.values())
     order = sorted((n for n in sizes if n not in frozen), key=lambda n: (-(raw[n] - counts[n]), list(sizes).index(n)))
@@ -189,7 +197,7 @@ def counts_from_densities(
         for n in candidates:
             if short == 0:
                 break
-            if (step > 0 and counts[n] < sizes[n]) or (step < 0 and counts[n] > 0):
+            if (step > 0 and counts[n] < limits[n]) or (step < 0 and counts[n] > 0):
                 counts[n] += step
                 short -= step
                 moved = True

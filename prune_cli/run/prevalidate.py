@@ -993,8 +993,12 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
         counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
         emptied = [n for n, k in counts.items() if k == 0]
     elif allocation.empties is not None:
-        found = allocation.empties(model, selected, cfg.method, 1.0 - cfg.sparsity) or set()
-        emptied = [n for n in selected if n in found]
+        earlier = _earlier_allocations(cfg, sum(p.numel() for p in selected.values()))
+        if earlier == ():
+            found = allocation.empties(model, selected, cfg.method, 1.0 - cfg.sparsity)
+        else:  # an allocation that reads the survivors (region_bound) replays them
+            found = allocation.empties(model, selected, cfg.method, 1.0 - cfg.sparsity, earlier=earlier)
+        emptied = [n for n in selected if n in (found or set())]
     else:
         return
     residual = residual_layers(model)
@@ -1017,6 +1021,29 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
         f"{', '.join(empty)} would keep none (a layer collapse, known from the layer shapes before training). Use "
         f"{remedy}, exclude the layer (method.exclude=[...]), or accept it with method.allow_collapse=true",
     )
+
+
+def _earlier_allocations(cfg: DictConfig, total: int) -> Optional[tuple[float, ...]]:
+    """The densities the run allocates at before its last allocation (to the final density): every
+    scoring round (pruner.round_densities, from the density the previous event reached) of every pruning
+    event of the schedule's plan, the last one's last round left out; () where the run allocates once,
+    on the dense model; None where the events are not known before the data (gradual). The `empties`
+    hook of an allocation that reads what earlier events left alive (region_bound caps each layer's
+    density there) replays them."""
+    from ..pruning.allocation import round_half_even
+    from ..pruning.pruner import round_densities
+    from ..schedules import SCHEDULES
+    from ..schedules.steps import Prune
+
+    if hasattr(schema_of(cfg, "schedule"), "event_sparsities"):
+        return None
+    densities, start = [], 1.0
+    for step in SCHEDULES.get(cfg.schedule.name)(cfg):
+        if not isinstance(step, Prune) or step.density >= 1.0:
+            continue
+        densities += round_densities(start, step.density, int(cfg.method.rounds), cfg.method.round_schedule)
+        start = round_half_even(step.density * total) / total
+    return tuple(densities[:-1])
 
 
 def running_metric_schemas(cfg: DictConfig) -> list[tuple[str, type]]:

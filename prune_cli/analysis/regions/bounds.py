@@ -189,11 +189,18 @@ def lagrange3(p: float, dims: Sequence[int], objective) -> tuple[float, float]:
     return mid
 
 
-def coordinate_search(p: float, dims: Sequence[int], objective, iterations: int = 60) -> list[float]:
+def coordinate_search(
+    p: float, dims: Sequence[int], objective, iterations: int = 60, caps: Sequence[float] | None = None
+) -> list[float]:
     """Budget-preserving pairwise search for any number of layers: move weight between two layers
     (multiplying one density by a factor, adjusting the other to keep the kept-weight count) while
-    ln E[UB] improves; factors shrink when no move helps. Starts at uniform; deterministic."""
-    dens = [float(p)] * len(dims)
+    ln E[UB] improves; factors shrink when no move helps. Starts at uniform; deterministic.
+
+    `caps`: an upper bound on each layer's density (default 1): at a later pruning event a layer keeps
+    at most what is still alive in it, since masks only shrink (docs/allocation.md, region_bound). The
+    search then starts at uniform as far as the caps allow (`_capped_uniform`) and moves only within them."""
+    caps = [1.0] * len(dims) if caps is None else [float(c) for c in caps]
+    dens = [float(p)] * len(dims) if all(p <= c for c in caps) else _capped_uniform(p, dims, caps)
     best = objective(dens)
     factor = 4.0
     for _ in range(iterations):
@@ -203,9 +210,9 @@ def coordinate_search(p: float, dims: Sequence[int], objective, iterations: int 
                 if i == j:
                     continue
                 for f in (factor, 1.0 / factor):
-                    new_i = min(dens[i] * f, 1.0)
+                    new_i = min(dens[i] * f, caps[i])
                     new_j = dens[j] + (dens[i] - new_i) * dims[i] / dims[j]
-                    if not (0.0 < new_j <= 1.0 and new_i > 0.0):
+                    if not (0.0 < new_j <= caps[j] and new_i > 0.0):
                         continue
                     cand = list(dens)
                     cand[i], cand[j] = new_i, new_j
@@ -219,6 +226,38 @@ def coordinate_search(p: float, dims: Sequence[int], objective, iterations: int 
     return dens
 
 
+def _capped_uniform(p: float, dims: Sequence[int], caps: Sequence[float]) -> list[float]:
+    """Densities min(c_l, t) with t such that they keep p * sum(dims) weights (water filling): the
+    uniform start where some cap is below p. Layers are filled in order of their caps."""
+    budget, rest = p * sum(dims), float(sum(dims))
+    out = [0.0] * len(dims)
+    order = sorted(range(len(dims)), key=lambda i: caps[i])
+    for pos, i in enumerate(order):
+        level = budget / rest
+        if caps[i] <= level:
+            out[i] = caps[i]
+            budget -= caps[i] * dims[i]
+            rest -= dims[i]
+            continue
+        for k in order[pos:]:
+            out[k] = level
+        break
+    return out
+
+
+def _within_caps(p: float, dims: Sequence[int], point: tuple[float, float], caps: Sequence[float]) -> tuple[float, float]:
+    """Two layers' densities moved along the budget line p0 d0 + p1 d1 = p (d0 + d1) to the nearest
+    point with p0 <= c0 and p1 <= c1. On that line the objective is a function of p0 alone; for one
+    with a single maximum the maximum within an interval is the unconstrained one moved into it."""
+    d0, d1 = float(dims[0]), float(dims[1])
+    keep = p * (d0 + d1)
+    if point[0] > caps[0]:  # the first layer at its cap, the second takes the rest
+        return caps[0], (keep - caps[0] * d0) / d1
+    if point[1] > caps[1]:
+        return (keep - caps[1] * d1) / d0, caps[1]
+    return point
+
+
 def choose_layer_densities(
     n: Sequence[int],
     p: float,
@@ -228,12 +267,21 @@ def choose_layer_densities(
     rank_model: str = "binomial",
     fixed: Sequence[float] | None = None,
     seed: int = 0,
+    caps: Sequence[float] | None = None,
 ) -> list[float]:
     """Densities for every weight matrix of n (len L) maximising ln E[UB] with the pruned layers
     keeping p * sum(dims of pruned layers) weights; unpruned layers keep `fixed` (default 1).
 
     method: lagrange3 (exactly two pruned layers, the paper's procedure), search (any number),
-    auto (lagrange3 for two pruned layers, else search)."""
+    auto (lagrange3 for two pruned layers, else search).
+
+    caps: an upper bound on every matrix's density (len L; only the pruned layers' are read), the
+    fraction of its weights still alive at a later pruning event (masks only shrink). The choice is
+    then the search's optimum subject to density <= cap: lagrange3's point moved along the budget line
+    into the caps (`_within_caps`), the coordinate search within them. The bound's optimum is not
+    monotone in p (40-256-256-10, classifier dense: (0.15, 0.15) at 0.15 but (0.386, 0.055) at 0.1), so
+    an uncapped choice could ask a layer for more than it has left. Caps that do not bind (all 1 at a
+    first event) leave the choice as it was; a budget above what the caps hold ignores them."""
     idx = [i for i, flag in enumerate(pruned) if flag]
     base = list(fixed) if fixed is not None else [1.0] * len(pruned)
     pdims = [dims[i] for i in idx]
@@ -247,12 +295,15 @@ def choose_layer_densities(
     def objective(sub) -> float:
         return expected_bound(n, full(sub), rank_model=rank_model, seed=seed)
 
+    pcaps = [1.0] * len(idx) if caps is None else [min(float(caps[i]), 1.0) for i in idx]
+    if p * sum(pdims) > sum(c * d for c, d in zip(pcaps, pdims)):  # more than is alive: no cap can hold
+        pcaps = [1.0] * len(idx)
     if method == "auto":
         method = "lagrange3" if len(idx) == 2 else "search"
     if method == "lagrange3":
         if len(idx) != 2:
             raise ValueError(f"lagrange3 needs exactly two pruned layers, got {len(idx)}")
-        return full(lagrange3(p, pdims, lambda a, b: objective([a, b])))
+        return full(_within_caps(p, pdims, lagrange3(p, pdims, lambda a, b: objective([a, b])), pcaps))
     if len(idx) == 1:
         return full([p])
-    return full(coordinate_search(p, pdims, objective))
+    return full(coordinate_search(p, pdims, objective, caps=pcaps))

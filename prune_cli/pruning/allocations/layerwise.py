@@ -7,12 +7,13 @@ import torch
 from ..allocation import ThresholdOptions, kept_count, register_allocation, threshold_impl
 
 
-def layerwise_empties(model, selected: dict, method, density: float):
+def layerwise_empties(model, selected: dict, method, density: float, earlier: tuple | None = ()):
     """The layers layerwise leaves no weight, where the pre-run pass knows it without the scores (the block and
     bcr checks, prune_cli/pruning/structure.py `may_empty`): none with threshold_impl=shrinkbench_quantile,
     which keeps every score >= np.quantile(s, 1 - d), a value no larger than the layer's largest score, so
     at least that one (docs/allocation.md); strict_kth keeps the scores above its n_prune-th smallest, so
-    how many depends on their ties: None, the run decides (topk and lap_round are `counts_from_shapes`)."""
+    how many depends on their ties: None, the run decides (topk and lap_round are `counts_from_shapes`).
+    `earlier` (the densities of the run's earlier allocations) does not enter: neither rule reads the masks."""
     return set() if method.threshold_impl == "shrinkbench_quantile" else None
 
 

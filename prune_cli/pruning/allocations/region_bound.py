@@ -72,37 +72,67 @@ def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int]
     return n, dims, pruned, dens
 
 
-def _chosen_counts(n, dims, pruned, current, sizes: dict[str, int], linear: list[str], density: float, option, seed: int):
+def _chosen_counts(
+    n,
+    dims,
+    pruned,
+    current,
+    sizes: dict[str, int],
+    linear: list[str],
+    density: float,
+    option,
+    seed: int,
+    alive: dict[str, int] | None = None,
+):
     """({linear weight: chosen density}, the kept count of each weight in `sizes`, the pruned ones): the
     densities the bound search chooses for the fully connected part (widths `n`, weight counts `dims`, which are `pruned`, the others'
     `current` densities), rounded to exactly round(d N) in all, as every allocation keeps
-    (largest-remainder rounding of the chosen densities)."""
+    (largest-remainder rounding of the chosen densities).
+
+    `alive`: the weights still unmasked in each pruned layer at a later pruning event or scoring round
+    (default: all). Masks only shrink, so each layer's density is capped at alive / size, in the search
+    and in the rounding: the bound's optimum is not monotone in the target, and an uncapped choice asked
+    a layer for more than it had left, so an iterative run missed its target (docs/allocation.md)."""
     from ...analysis.regions.bounds import choose_layer_densities
 
     if option("bound_objective_n0") == "plane":
         n = [2] + n[1:]
     fixed = [1.0 if p else d for p, d in zip(pruned, current)]
+    weights = [f"{name}.weight" for name in linear]
+    caps = None
+    if alive is not None and any(alive[w] < sizes[w] for w in sizes):
+        caps = tuple(alive[w] / sizes[w] if w in sizes else 1.0 for w in weights)
     if option("bound_rank_model") == "binomial":
-        chosen = _binomial_densities(tuple(n), density, tuple(dims), tuple(pruned), option("bound_search"), tuple(fixed))
+        chosen = _binomial_densities(tuple(n), density, tuple(dims), tuple(pruned), option("bound_search"), tuple(fixed), caps)
     else:
         chosen = choose_layer_densities(
-            n, density, dims, pruned, method=option("bound_search"), rank_model=option("bound_rank_model"), fixed=fixed, seed=seed
+            n,
+            density,
+            dims,
+            pruned,
+            method=option("bound_search"),
+            rank_model=option("bound_rank_model"),
+            fixed=fixed,
+            seed=seed,
+            caps=caps,
         )
-    per_layer = dict(zip([f"{name}.weight" for name in linear], chosen))
+    per_layer = dict(zip(weights, chosen))
     return per_layer, counts_from_densities(
-        {name: per_layer[name] for name in sizes}, sizes, round_half_even(density * sum(sizes.values()))
+        {name: per_layer[name] for name in sizes}, sizes, round_half_even(density * sum(sizes.values())), limits=alive
     )
 
 
 @functools.lru_cache(maxsize=64)
-def _binomial_densities(n: tuple, density: float, dims: tuple, pruned: tuple, search: str, fixed: tuple) -> tuple[float, ...]:
-    """The binomial rank model's search, once per widths, target and options: it draws nothing (the seed
+def _binomial_densities(
+    n: tuple, density: float, dims: tuple, pruned: tuple, search: str, fixed: tuple, caps: tuple | None = None
+) -> tuple[float, ...]:
+    """The binomial rank model's search, once per widths, target, options and caps: it draws nothing (the seed
     does not enter), so the pre-run check's answer (`region_bound_empties`, the collapse check) is the
     run's, and the run does not search again (1-3 s on the default res_mlp). A tuple: the cached answer
     cannot be changed by a caller."""
     from ...analysis.regions.bounds import choose_layer_densities
 
-    return tuple(choose_layer_densities(list(n), density, list(dims), list(pruned), search, "binomial", list(fixed)))
+    return tuple(choose_layer_densities(list(n), density, list(dims), list(pruned), search, "binomial", list(fixed), caps=caps))
 
 
 def _options(method):
@@ -114,40 +144,49 @@ def _options(method):
     return option
 
 
-def region_bound_empties(model, selected: dict, method: DictConfig, density: float) -> Optional[set[str]]:
-    """Before the run (the block and bcr pre-run checks, prune_cli/pruning/structure.py `may_empty`): the
-    weights region_bound leaves with no weight at `density`, or None where that is not known before the run.
+def region_bound_empties(model, selected: dict, method: DictConfig, density: float, earlier: tuple | None = ()) -> Optional[set[str]]:
+    """Before the run (the collapse check, prune_cli/run/prevalidate.py `_check_no_layer_emptied`; the block
+    and bcr pre-run checks, prune_cli/pruning/structure.py `may_empty`): the weights region_bound leaves
+    with no weight at `density`, or None where that is not known before the run. `earlier`: the densities
+    of the run's allocations before this one (earlier pruning events and scoring rounds), () for one made
+    on the dense model, None where they are not known before the run (gradual's events depend on the
+    training split).
 
     With the binomial rank model the chosen densities are a fact of the widths, the weight counts, which
-    layers are pruned, the method's options and the target: the search keeps every pruned layer's
-    density above 0 (coordinate_search moves only to densities in (0, 1]; lagrange3's points lie strictly
-    inside the feasible segment), and a layer keeps 0 weights only where its d_l n_l < 1 and the
-    largest-remainder rounding gives it no unit. The unpruned fully connected layers are dense at every
-    pruning event (only the pruned weights are ever masked), which is what the run reads from their
-    nonzero weights. The Monte-Carlo rank model draws with a seed of each pruning event
-    (run/experiment.py), so its choice is left to the run: None."""
+    layers are pruned, the method's options, the target and what earlier allocations left alive (each
+    layer's cap; unstructured masks keep exactly the counts, so the earlier allocations are replayed
+    here): the search keeps every pruned layer's density above 0 where its cap is (coordinate_search
+    moves only to densities in (0, cap]; lagrange3's points lie strictly inside the feasible segment, or
+    at a cap), and a layer keeps 0 weights only where its d_l n_l < 1 and the largest-remainder rounding
+    gives it no unit. The unpruned fully connected layers are dense at every pruning event (only the
+    pruned weights are ever masked), which is what the run reads from their nonzero weights. The
+    Monte-Carlo rank model draws with a seed of each pruning event (run/experiment.py), so its choice is
+    left to the run: None."""
     option = _options(method)
-    if option("bound_rank_model") != "binomial":
+    if option("bound_rank_model") != "binomial" or earlier is None:
         return None
     layers = [(name, m) for name, m in model.prunable_layers() if isinstance(m, nn.Linear)]
     shapes = tuple((f"{name}.weight", m.in_features, m.out_features) for name, m in layers)
     sizes = tuple((name, int(p.numel())) for name, p in selected.items())
     key = (option("bound_objective_n0"), option("bound_search"))
-    return set(_planned_empties(shapes, sizes, float(density), key))
+    return set(_planned_empties(shapes, sizes, float(density), key, tuple(float(d) for d in earlier)))
 
 
 @functools.lru_cache(maxsize=64)
-def _planned_empties(shapes: tuple, sizes: tuple, density: float, key: tuple) -> tuple[str, ...]:
-    """`region_bound_empties`'s answer, once per layers, target and options (the search takes seconds on a
-    wide model; the pre-run pass asks again once the data is loaded)."""
+def _planned_empties(shapes: tuple, sizes: tuple, density: float, key: tuple, earlier: tuple = ()) -> tuple[str, ...]:
+    """`region_bound_empties`'s answer, once per layers, targets and options (the search takes seconds on a
+    wide model; the pre-run pass asks again once the data is loaded): the allocations at `earlier`, each
+    capped by what the one before kept, then the one at `density`."""
     names = dict(sizes)
     n = [shapes[0][1]] + [out for _, _, out in shapes]
     dims = [i * o for _, i, o in shapes]
     pruned = [name in names for name, _, _ in shapes]
     options = {"bound_objective_n0": key[0], "bound_search": key[1], "bound_rank_model": "binomial"}
     linear = [name[: -len(".weight")] for name, _, _ in shapes]
-    _, counts = _chosen_counts(n, dims, pruned, [1.0] * len(shapes), names, linear, density, options.get, 0)  # binomial: no seed
-    return tuple(name for name, k in counts.items() if k == 0)
+    alive = None
+    for d in (*earlier, density):
+        _, alive = _chosen_counts(n, dims, pruned, [1.0] * len(shapes), names, linear, d, options.get, 0, alive)  # binomial: no seed
+    return tuple(name for name, k in alive.items() if k == 0)
 
 
 @register_allocation("region_bound", check_model=check_linear_only, empties=region_bound_empties)
@@ -155,7 +194,9 @@ def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) 
     n, dims, pruned, current = layer_plan(ctx.model, list(scores))
     linear = [name for name, m in ctx.model.prunable_layers() if isinstance(m, nn.Linear)]
     sizes = {name: s.numel() for name, s in scores.items()}
+    masks = getattr(ctx, "masks", None) or {}
+    alive = {name: int(masks[name].sum()) if name in masks else size for name, size in sizes.items()}
     seed = int(ctx.generator.initial_seed())
-    per_layer, counts = _chosen_counts(n, dims, pruned, current, sizes, linear, density, _options(ctx.method), seed)
+    per_layer, counts = _chosen_counts(n, dims, pruned, current, sizes, linear, density, _options(ctx.method), seed, alive)
     log.info("region_bound densities: %s", {k: round(v, 6) for k, v in per_layer.items() if k in scores})
     return counts
