@@ -3,7 +3,9 @@ the widths and options), and layerwise with threshold_impl=shrinkbench_quantile 
 largest score, so the block pre-run check must not count an emptied residual layer as reachable: it did
 (`may_empty` took every residual layer of an allocation whose counts are not `counts_from_shapes` as
 emptiable), accepted the target, and the pruner refused it after dense training (audit of the pre-run
-checks on residual models)."""
+checks on residual models). region_bound now refuses residual models before any work (its bound covers
+plain chains), so its cases run on a plain MLP of the same layers with method.allow_collapse=true, under
+which a layer may be emptied as a residual one may."""
 
 from __future__ import annotations
 
@@ -20,7 +22,10 @@ from tests.helpers import composed, prerun_and_pruner_agree, refused_before_any_
 # classifier (two 3x4 blocks of 12); N = 344
 MODEL = ["dataset=synthetic", "dataset.input_dim=8", "model=res_mlp", "model.width=8", "model.blocks=2"]
 MODEL += ["method.structure=block", "method.block_shape=[4,4]"]
-RES_MLP = [*MODEL, "method.allocation=region_bound"]
+# region_bound refuses residual models (its bound covers plain chains): the same layers as a plain MLP
+# 8-8-8-8-8-8-3, where method.allow_collapse=true lets a layer be emptied as a residual one may
+CHAIN = ["dataset=synthetic", "dataset.input_dim=8", "model=mlp", "model.widths=[8,8,8,8,8]", "method.allow_collapse=true"]
+CHAIN += ["method.structure=block", "method.block_shape=[4,4]", "method.allocation=region_bound"]
 QUANTILE = [*MODEL, "method.allocation=layerwise", "method.threshold_impl=shrinkbench_quantile"]
 BLOCKS = [[16] * 4] * 5 + [[12] * 2]
 N = 344
@@ -37,8 +42,8 @@ def accepted(kept: int, sparsity: float, tolerance: float = 0.005) -> bool:
     return abs((1.0 - kept / N) - (1.0 - round((1.0 - sparsity) * N) / N)) <= tolerance
 
 
-@pytest.mark.parametrize("config", [RES_MLP, QUANTILE], ids=["region_bound", "layerwise-quantile"])
-def test_a_target_only_an_emptied_residual_layer_reaches_is_refused_before_the_run(config):
+@pytest.mark.parametrize("config", [CHAIN, QUANTILE], ids=["region_bound", "layerwise-quantile"])
+def test_a_target_only_an_emptiable_layer_reaches_is_refused_before_the_run(config):
     totals = totals_with_every_layer_kept()
     assert min(totals) == 5 * 16 + 12  # one block per layer: sparsity 1 - 92/344 = 0.732558
     assert not any(accepted(t, 0.92) for t in totals)  # 28 kept is the target: no choice keeping every layer meets it
@@ -47,7 +52,7 @@ def test_a_target_only_an_emptied_residual_layer_reaches_is_refused_before_the_r
     assert err.value.key == "sparsity" and "the nearest is 0.732558;" in str(err.value)
 
 
-@pytest.mark.parametrize("config", [RES_MLP, QUANTILE], ids=["region_bound", "layerwise-quantile"])
+@pytest.mark.parametrize("config", [CHAIN, QUANTILE], ids=["region_bound", "layerwise-quantile"])
 @pytest.mark.parametrize("sparsity", [0.7, 0.732558, 0.8, 0.9, 0.92, 0.95])
 def test_the_pre_run_check_agrees_with_the_pruner(sparsity, config):
     cfg = composed(*config, f"sparsity={sparsity}")
@@ -67,7 +72,7 @@ def test_the_layers_named_empty_before_the_run_are_those_the_allocation_empties(
     from prune_cli.models import build_model
     from prune_cli.pruning import ALLOCATIONS, select_prunable
 
-    cfg = composed(*RES_MLP, f"sparsity={sparsity}")
+    cfg = composed(*CHAIN, f"sparsity={sparsity}")
     model = build_model(cfg.model, (8,), 3)
     selected = select_prunable(model, cfg.method)
     allocation = ALLOCATIONS.get("region_bound")
@@ -81,13 +86,13 @@ def test_the_layers_named_empty_before_the_run_are_those_the_allocation_empties(
 
 def test_refused_before_any_work(tmp_path):
     fast = [a for a in FAST if not a.startswith("model")]
-    refused_before_any_work([*fast, *RES_MLP, "sparsity=0.92"], tmp_path / "results", "sparsity", "0.92", "0.732558")
+    refused_before_any_work([*fast, *CHAIN, "sparsity=0.92"], tmp_path / "results", "sparsity", "0.92", "0.732558")
 
 
 def test_the_suggested_reachable_neighbour_runs_end_to_end(tmp_path):
     assert any(accepted(t, 0.732558) for t in totals_with_every_layer_kept())
     fast = [a for a in FAST if not a.startswith("model")]
-    proc = run_cli([*fast, *RES_MLP, "sparsity=0.732558", "threads=1"], tmp_path / "results")
+    proc = run_cli([*fast, *CHAIN, "sparsity=0.732558", "threads=1"], tmp_path / "results")
     assert "pruned to sparsity 0.7326" in proc.stdout + proc.stderr
 
 
@@ -104,11 +109,11 @@ def test_the_suggestion_search_does_not_redo_region_bounds_density_search(monkey
     real = region_bound._planned_empties
     monkeypatch.setattr(region_bound, "_planned_empties", lambda *a: (asked.append(a[2]), real(*a))[1])
     with pytest.raises(ConfigError) as err:
-        validated(*RES_MLP, "sparsity=0.92", *schedule)
+        validated(*CHAIN, "sparsity=0.92", *schedule)
     suggested = {"schedule=gradual": "0.328488", "schedule=iterative": "0.732558"}[schedule[0]]
     assert f"passes is {suggested};" in str(err.value), err.value
     assert len(asked) == 1, asked
-    validated(*RES_MLP, f"sparsity={suggested}", *schedule)
+    validated(*CHAIN, f"sparsity={suggested}", *schedule)
 
 
 # A 2-16-16-3 MLP: prunable layers of 32, 256 and 48 weights (N = 336)

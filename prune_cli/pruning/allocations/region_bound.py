@@ -60,6 +60,33 @@ def check_linear_only(model, selected: dict, method: DictConfig) -> None:
         )
 
 
+def check_region_bound_model(model, selected: dict, method: DictConfig) -> None:
+    """Before any work (the pre-run pass runs it on the meta model; pruner.check_against_model): every
+    pruned layer a Linear (`check_linear_only`); a plain chain, since the bound (Cai et al. 2023;
+    docs/regions.md) counts the regions of a chain of rectified layers, and a residual section adds its
+    input back (the regions metric's `bound_scope` says the bounds do not apply there); and
+    `bound_search=lagrange3`, the paper's procedure for two pruned layers, only with two (it raised
+    from inside the search, in the pre-run check or after dense training)."""
+    check_linear_only(model, selected, method)
+    if hasattr(model, "residual_sections"):
+        raise ConfigError(
+            "method.allocation",
+            "region_bound",
+            "a plain fully connected chain for it (a model without residual connections)",
+            f"The expected region bound covers plain fully connected chains; {type(model).__name__} has residual connections "
+            "(docs/allocation.md, region_bound): use another allocation.",
+        )
+    search = _options(method)("bound_search")
+    pruned = [name for name, m in model.prunable_layers() if isinstance(m, nn.Linear) and f"{name}.weight" in selected]
+    if search == "lagrange3" and len(pruned) != 2:
+        raise ConfigError(
+            "method.bound_search",
+            search,
+            f"auto or search here: lagrange3 needs exactly two pruned layers, and this run prunes {len(pruned)} ({', '.join(pruned)})",
+            "Or prune exactly two fully connected layers (method.exclude=[...], method.exclude_classifier=true).",
+        )
+
+
 def layer_plan(model: nn.Module, names: list[str]) -> tuple[list[int], list[int], list[bool], list[float]]:
     """Widths n = [n0, n1, ...] of the fully connected part, weight counts, which are pruned, densities."""
     layers = [(name, m) for name, m in model.prunable_layers()]
@@ -189,7 +216,7 @@ def _planned_empties(shapes: tuple, sizes: tuple, density: float, key: tuple, ea
     return tuple(name for name, k in alive.items() if k == 0)
 
 
-@register_allocation("region_bound", check_model=check_linear_only, empties=region_bound_empties)
+@register_allocation("region_bound", check_model=check_region_bound_model, empties=region_bound_empties)
 def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     n, dims, pruned, current = layer_plan(ctx.model, list(scores))
     linear = [name for name, m in ctx.model.prunable_layers() if isinstance(m, nn.Linear)]
