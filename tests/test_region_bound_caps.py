@@ -68,6 +68,18 @@ def test_a_later_event_keeps_the_bounds_best_split_within_what_is_alive(search):
     assert uncapped[0] * 40 > 2  # the cap binds here
 
 
+@pytest.mark.parametrize("search", ["lagrange3", "search"])
+def test_a_target_within_one_weight_of_what_is_alive_keeps_all_of_it(search):
+    """net.1 keeps 1 of 40, net.3 21 of 400 (22 in all); density 22.3/440 keeps round(22.3) = 22, all
+    that is alive, though 22.3 real weights are more than the caps hold: every layer keeps all it has left
+    (the uncapped choice asked net.1 for 2, lagrange3, or 13, search)."""
+    cfg = composed(*TINY, f"method.bound_search={search}")
+    _, selected = allocate(cfg, 0.05, None)
+    masks = kept_first(selected, {"net.1.weight": 1, "net.3.weight": 21})
+    counts, _ = allocate(cfg, 22.3 / 440, masks)
+    assert counts == {"net.1.weight": 1, "net.3.weight": 21}
+
+
 def test_the_cap_holds_in_the_coordinate_search_with_three_layers():
     """The classifier pruned too (the coordinate search): no layer above its alive fraction, the budget kept."""
     caps = [2 / 40, 20 / 400, 1.0]

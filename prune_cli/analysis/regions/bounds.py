@@ -281,7 +281,8 @@ def choose_layer_densities(
     into the caps (`_within_caps`), the coordinate search within them. The bound's optimum is not
     monotone in p (40-256-256-10, classifier dense: (0.15, 0.15) at 0.15 but (0.386, 0.055) at 0.1), so
     an uncapped choice could ask a layer for more than it has left. Caps that do not bind (all 1 at a
-    first event) leave the choice as it was; a budget above what the caps hold ignores them."""
+    first event) leave the choice as it was; a budget the caps hold only in full (or not) keeps every
+    layer at its cap (p d within one weight of the alive total, which round(p d) may still fit)."""
     idx = [i for i, flag in enumerate(pruned) if flag]
     base = list(fixed) if fixed is not None else [1.0] * len(pruned)
     pdims = [dims[i] for i in idx]
@@ -296,8 +297,8 @@ def choose_layer_densities(
         return expected_bound(n, full(sub), rank_model=rank_model, seed=seed)
 
     pcaps = [1.0] * len(idx) if caps is None else [min(float(caps[i]), 1.0) for i in idx]
-    if p * sum(pdims) > sum(c * d for c, d in zip(pcaps, pdims)):  # more than is alive: no cap can hold
-        pcaps = [1.0] * len(idx)
+    if p * sum(pdims) >= sum(c * d for c, d in zip(pcaps, pdims)):  # all that is alive, or more: keep it all
+        return full(pcaps)
     if method == "auto":
         method = "lagrange3" if len(idx) == 2 else "search"
     if method == "lagrange3":

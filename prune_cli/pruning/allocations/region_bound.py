@@ -144,9 +144,10 @@ def _chosen_counts(
             caps=caps,
         )
     per_layer = dict(zip(weights, chosen))
-    return per_layer, counts_from_densities(
-        {name: per_layer[name] for name in sizes}, sizes, round_half_even(density * sum(sizes.values())), limits=alive
-    )
+    total = round_half_even(density * sum(sizes.values()))
+    if alive is not None:  # a target above what is alive keeps all of it (the pruner's check names the miss)
+        total = min(total, sum(alive.values()))
+    return per_layer, counts_from_densities({name: per_layer[name] for name in sizes}, sizes, total, limits=alive)
 
 
 @functools.lru_cache(maxsize=64)
