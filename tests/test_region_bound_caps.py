@@ -113,12 +113,14 @@ def test_a_first_event_with_every_weight_alive_allocates_as_without_masks():
 
 def test_the_pre_run_collapse_check_replays_the_events(monkeypatch):
     """A 2-16-16-3 MLP, all three layers pruned (N = 336): at 0.995 two weights are kept over three
-    layers, refused before the run for iterative as for one-shot; 0.99 (three kept) passes."""
+    layers, refused before the run for iterative and gradual as for one-shot (gradual's was left to the
+    pruner after training while its events were replayed only from the schedule's plan); 0.99 (three
+    kept) passes."""
     from prune_cli.core.errors import ConfigError
     from prune_cli.pruning.allocations import region_bound
 
     small = ["dataset=synthetic", "dataset.input_dim=2", "model=mlp", "model.widths=[16,16]", "method.allocation=region_bound"]
-    for schedule in (["schedule=iterative"], ["schedule=iterative", "schedule.rounds=3", "method.rounds=2"]):
+    for schedule in (["schedule=iterative"], ["schedule=iterative", "schedule.rounds=3", "method.rounds=2"], ["schedule=gradual"]):
         with pytest.raises(ConfigError) as err:
             validated(*small, "sparsity=0.995", *schedule)
         assert err.value.key == "sparsity" and "would keep none" in str(err.value), err.value

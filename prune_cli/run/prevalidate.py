@@ -971,14 +971,15 @@ def _nearest_passing(sparsity: float, total: int, passes, steps: int = 2000) -> 
     return sorted(found)
 
 
-def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) -> None:
+def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation, events: Optional[list[float]] = None) -> None:
     """Where the allocation's per-layer counts are a fact of the layer shapes (`counts_from_shapes`:
     layerwise, ER/ERK, uniform_plus, explicit), or the layers it leaves no weight are known before the run
     (its `empties` hook: region_bound with the binomial rank model), and the structure keeps exactly those
     counts (unstructured), a layer the run's final pruning event leaves with no weight is known now: a
     layer collapse (Tanaka et al. 2020), refused here before any data or training rather than by the
     pruner after dense training (pruning/pruner.py `check_collapse`, which keeps the same exceptions: a
-    residual section's layer, and method.allow_collapse=true)."""
+    residual section's layer, and method.allow_collapse=true). `events`: the sparsities of the run's pruning
+    events where the schedule's plan does not give them (gradual, once the training split's size is known)."""
     if cfg.method.allow_collapse or cfg.method.structure != "unstructured":
         return
     from types import SimpleNamespace
@@ -993,7 +994,7 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
         counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
         emptied = [n for n, k in counts.items() if k == 0]
     elif allocation.empties is not None:
-        earlier = _earlier_allocations(cfg, sum(p.numel() for p in selected.values()))
+        earlier = _earlier_allocations(cfg, sum(p.numel() for p in selected.values()), events)
         if earlier == ():
             found = allocation.empties(model, selected, cfg.method, 1.0 - cfg.sparsity)
         else:  # an allocation that reads the survivors (region_bound) replays them
@@ -1023,26 +1024,30 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation) 
     )
 
 
-def _earlier_allocations(cfg: DictConfig, total: int) -> Optional[tuple[float, ...]]:
+def _earlier_allocations(cfg: DictConfig, total: int, events: Optional[list[float]] = None) -> Optional[tuple[float, ...]]:
     """The densities the run allocates at before its last allocation (to the final density): every
     scoring round (pruner.round_densities, from the density the previous event reached) of every pruning
     event of the schedule's plan, the last one's last round left out; () where the run allocates once,
-    on the dense model; None where the events are not known before the data (gradual). The `empties`
-    hook of an allocation that reads what earlier events left alive (region_bound caps each layer's
-    density there) replays them."""
+    on the dense model; None where the events are not known (gradual before the training split's size,
+    unless `events` gives their sparsities). The `empties` hook of an allocation that reads what earlier
+    events left alive (region_bound caps each layer's density there) replays them."""
     from ..pruning.allocation import round_half_even
     from ..pruning.pruner import round_densities
     from ..schedules import SCHEDULES
     from ..schedules.steps import Prune
 
-    if hasattr(schema_of(cfg, "schedule"), "event_sparsities"):
+    if events is not None:  # the run prunes to 1 - sparsity at each (run/experiment.py _step_gradual)
+        targets = [1.0 - s for s in events]
+    elif hasattr(schema_of(cfg, "schedule"), "event_sparsities"):
         return None
+    else:
+        targets = [step.density for step in SCHEDULES.get(cfg.schedule.name)(cfg) if isinstance(step, Prune)]
     densities, start = [], 1.0
-    for step in SCHEDULES.get(cfg.schedule.name)(cfg):
-        if not isinstance(step, Prune) or step.density >= 1.0:
+    for density in targets:
+        if density >= 1.0:
             continue
-        densities += round_densities(start, step.density, int(cfg.method.rounds), cfg.method.round_schedule)
-        start = round_half_even(step.density * total) / total
+        densities += round_densities(start, density, int(cfg.method.rounds), cfg.method.round_schedule)
+        start = round_half_even(density * total) / total
     return tuple(densities[:-1])
 
 
@@ -1104,6 +1109,11 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None 
                 check_event_reach(
                     cfg, checked.model, selected, events, lambda s: schedule.event_sparsities(_with_sparsity(cfg, s), examples)
                 )
+                from ..pruning import ALLOCATIONS
+
+                allocation = ALLOCATIONS.get(cfg.method.allocation)
+                if allocation.empties is not None and not allocation.counts_from_shapes(cfg.method):  # known now
+                    _check_no_layer_emptied(cfg, checked.model, selected, allocation, events)
         counts, exact = classes
         if cfg.data_pruning.name != "none":  # which examples the rule keeps is known once it has chosen
             counts, exact = [min(n, examples) for n in counts], False
