@@ -4,7 +4,9 @@ Cai et al. (CPAIOR 2023): at a fixed global density, choose the densities of the
 connected layers to maximise ln E[UB] (expected rank-aware bound, prune_cli.analysis.regions.bounds),
 then keep each layer's top-scored weights at its density. Two pruned layers use the paper's
 `lagrange3` procedure; more use a budget-preserving coordinate search. Unpruned layers keep
-their current density (1 for a dense classifier).
+their current density (1 for a dense classifier). At a later pruning event or scoring round each
+pruned layer's density is capped at the fraction of it still alive (masks only shrink; the bound's
+optimum is not monotone in the target: docs/allocation.md). Plain fully connected chains only.
 """
 
 from __future__ import annotations
@@ -156,7 +158,8 @@ def _binomial_densities(
 ) -> tuple[float, ...]:
     """The binomial rank model's search, once per widths, target, options and caps: it draws nothing (the seed
     does not enter), so the pre-run check's answer (`region_bound_empties`, the collapse check) is the
-    run's, and the run does not search again (1-3 s on the default res_mlp). A tuple: the cached answer
+    run's, and the run does not search again (1-3 s on the default res_mlp, measured before region_bound
+    refused residual models). A tuple: the cached answer
     cannot be changed by a caller."""
     from ...analysis.regions.bounds import choose_layer_densities
 
@@ -177,8 +180,8 @@ def region_bound_empties(model, selected: dict, method: DictConfig, density: flo
     and bcr pre-run checks, prune_cli/pruning/structure.py `may_empty`): the weights region_bound leaves
     with no weight at `density`, or None where that is not known before the run. `earlier`: the densities
     of the run's allocations before this one (earlier pruning events and scoring rounds), () for one made
-    on the dense model, None where they are not known before the run (gradual's events depend on the
-    training split).
+    on the dense model, None where they are not known (gradual's events, before the training split's
+    size is).
 
     With the binomial rank model the chosen densities are a fact of the widths, the weight counts, which
     layers are pruned, the method's options, the target and what earlier allocations left alive (each
