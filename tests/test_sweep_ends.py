@@ -125,3 +125,20 @@ def test_a_sigterm_to_a_submitit_local_sweep_stops_its_jobs_at_a_safe_point(tmp_
     resumed = run_cli(args, results, check=False)  # the same command, in this process (submitit's jobs are processes of their own)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert all("resuming run" in (run / "prune-run.log").read_text() for run in runs)
+
+
+def test_a_worker_that_got_a_ctrl_c_keeps_stopping_at_its_safe_point_when_the_sweep_passes_it_on(monkeypatch):
+    """A Ctrl-C reaches the whole process group; the sweep's process then passes it on to its joblib
+    workers as SIGTERM (a `kill -INT` to the sweep's process alone reached no worker before). For a worker
+    the SIGTERM after its SIGINT changes nothing: it stops at its next safe point, named by the Ctrl-C;
+    only a second SIGINT stops it at once."""
+    import signal
+
+    from prune_cli.core import interrupts
+
+    monkeypatch.setattr(interrupts, "_requested", None)
+    interrupts._handler(signal.SIGINT, None)  # noqa: SLF001
+    interrupts._handler(signal.SIGTERM, None)  # noqa: SLF001
+    assert interrupts.requested() == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        interrupts._handler(signal.SIGINT, None)  # noqa: SLF001
