@@ -285,7 +285,7 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
     removed = isinstance(err, InputError) and not in_sweep and _remove_if_scaffolding(run_dir)
     unwritten = ""
     if not removed:  # a directory that stays (a sweep's job, a run with results, a folder of the user's) says why
-        _, unwritten = _record_failure(err, run_dir, hydra_cfg, cfg)
+        _, unwritten = _record_failure(err, run_dir, hydra_cfg, cfg, warn=False)  # its one line says it
     if isinstance(err, PruneCliError) and not in_sweep:
         log.debug("stopping: %s", err)  # keeps the reason in the run's log file
         print(f"prune-run: error: {err}", file=sys.stderr)
@@ -311,14 +311,16 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         )
 
 
-def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig) -> tuple[bool, str]:
+def _record_failure(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, warn: bool = True) -> tuple[bool, str]:
     """`_write_failure`: whether failed.json was written, and why not where the disk refused it (full, say),
-    so that the run's own error, not the failure to record it, is what the sweep and the user are told."""
+    so that the run's own error, not the failure to record it, is what the sweep and the user are told.
+    `warn`: log the reason (a sweep's job); a single run's one line (`_fail`) says it instead, or not at all."""
     try:
         return _write_failure(err, run_dir, hydra_cfg, cfg), ""
     except OSError as full:
         unwritten = f"{FAILED_FILE} could not be written ({full.strerror or full})"
-        log.warning("%s in %s", unwritten, run_dir)
+        if warn:
+            log.warning("%s in %s", unwritten, run_dir)
         return False, unwritten
 
 

@@ -103,3 +103,15 @@ def test_a_log_file_that_cannot_be_written_is_one_line_not_a_traceback_per_recor
         "the run goes on, its log lines only on the console"
     ], proc.stderr[-3000:]
     assert (run / "COMPLETE").exists()
+
+
+def test_a_refused_run_on_a_full_disk_logs_no_second_line_about_failed_json(tmp_path, monkeypatch, caplog):
+    """The one line is the whole answer: the warning a sweep's job logs when failed.json cannot be written
+    is not logged by a single run (it reached the console as a second line, via Hydra's stdout handler)."""
+    _disk_full_for_failed_json(monkeypatch)
+    run_dir = tmp_path / "runs" / "run-x"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.csv").write_text("phase\n")
+    with caplog.at_level("DEBUG"), pytest.raises(SystemExit):
+        cli._fail(PruneCliError("cannot use state.pt: No space left on device"), run_dir, HYDRA, OmegaConf.create({}), in_sweep=False)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
