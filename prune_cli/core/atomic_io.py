@@ -78,11 +78,27 @@ def _write(path: Path, write, durable: bool) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        lost = _unnamed_os_error(err) if isinstance(err, Exception) else None  # not a signal's stop
+        if lost is not None:
+            raise OSError(lost.errno, lost.strerror or str(lost), str(path)) from err
         raise
     if durable:
         sync_folder(path.parent)
+
+
+def _unnamed_os_error(err: BaseException) -> Optional[OSError]:
+    """The OSError behind a failed write that names no file, if any: on a full disk torch.save raises its
+    own RuntimeError ("unexpected pos") while handling its write's OSError(28), and closing the file
+    raises OSError(28) again, none naming a file, so the run took the environment's refusal for a bug
+    (docs/robustness.md, "a full disk"). An error that names its file is left as it is."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return None if seen.filename else seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def atomic_write_text(path: Path, text: str, durable: bool = False) -> None:
