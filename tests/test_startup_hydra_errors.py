@@ -200,3 +200,28 @@ def test_an_option_no_module_declares_hints_at_plugins_on_the_command_line(tmp_p
 def test_a_launcher_option_no_module_declares_gets_no_plugin_hint(tmp_path):
     proc = run_cli(["hydra/launcher=nope", "threads=1"], tmp_path / "r", check=False)
     assert proc.returncode == 2 and "'hydra/launcher': 'nope'" in proc.stderr and "plugins=" not in proc.stderr, proc.stderr
+
+
+def test_a_misspelt_built_in_option_is_pointed_at_the_option_not_at_plugins(tmp_path):
+    """The plugin hint was added to every option not found, so `method=magnitde` (a typo of a built-in) was told
+    that an outside plugin's module goes on the command line; it is told the built-in it is closest to."""
+    proc = run_cli(["method=magnitde", "threads=1"], tmp_path / "r", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "'method': 'magnitde'" in proc.stderr and "plugins=" not in proc.stderr, proc.stderr
+    assert proc.stderr.rstrip().endswith("Did you mean 'method=magnitude'?"), proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_option_not_found_with_plugins_on_the_command_line_gets_no_plugin_hint():
+    """`prune-run plugins=[my_lab.taylor] method=taylr`: the module is on the command line already, so the
+    hint that it belongs there is wrong (the allowed list names `taylor`)."""
+    from hydra.errors import MissingConfigException
+
+    from prune_cli.run.composition_errors import as_config_error
+
+    err = MissingConfigException("not found", missing_cfg_file="method/taylr", options=["magnitude", "taylor"])
+    text = str(as_config_error(err, ["plugins=[my_lab.taylor]", "method=taylr"]))
+    assert "plugins=[my_lab.module]" not in text and "a config file cannot add plugin modules" not in text, text
+    assert text.endswith("Did you mean 'method=taylor'?"), text
+    far = str(as_config_error(MissingConfigException("x", missing_cfg_file="method/zzz", options=["magnitude"]), ["method=zzz"]))
+    assert "plugins=[my_lab.module] method=zzz" in far, far  # no module given, nothing close: the hint stays

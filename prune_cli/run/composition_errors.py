@@ -222,12 +222,19 @@ def _no_schema_hint(group: str, option: str) -> str:
 PLUGIN_GROUPS = ("dataset", "model", "method", "schedule", "data_pruning")
 
 
-def _outside_plugin_hint(group: str, option: str) -> str:
+def _outside_plugin_hint(group: str, option: str, options: list[str], overrides: list[str]) -> str:
     """An option no module prune-run indexed declares may be an outside plugin's whose module was not
     given: the check of `plugins` (prune_cli/run/prevalidate.py) that says a config file cannot add plugin
     modules is never reached, since composition fails first (a preset with `plugins: [my_lab.taylor]` and
-    `override /method: taylor` was told only the built-in options)."""
+    `override /method: taylor` was told only the built-in options). Not where the option is close to one
+    that exists (`method=magnitde`: a typo, named as such) or where `plugins=` is on the command line
+    already (its modules' options are among those allowed)."""
     if group not in PLUGIN_GROUPS:
+        return ""
+    close = difflib.get_close_matches(option, options, n=2, cutoff=0.75)
+    if close:
+        return "Did you mean " + " or ".join(f"'{group}={c}'" for c in close) + "?"
+    if any(o.lstrip("+").partition("=")[0] == "plugins" for o in overrides):
         return ""
     return (
         f"An outside plugin's option is found only when its module is given on the command line "
@@ -278,7 +285,7 @@ def as_config_error(err: Exception, overrides: list[str]) -> PruneCliError:
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         if group:
-            hint = _no_schema_hint(group, option) or _outside_plugin_hint(group, option)
+            hint = _no_schema_hint(group, option) or _outside_plugin_hint(group, option, list(err.options), overrides)
             if group == "hydra/launcher" and option in PLUGIN_LAUNCHERS:  # a plugin's own option, plugin absent
                 hint = f"{option} is an option of a Hydra launcher plugin that is not installed: {CLUSTER_EXTRA}"
             return ConfigError(
