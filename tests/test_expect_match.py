@@ -53,3 +53,11 @@ def test_without_any_match_the_summary_table_has_no_match_column(tmp_path):
     rows = _rows((root / "report" / "summary.md").read_text(), "Expected values", "method")
     assert "match" not in rows[0]
     assert pd.read_csv(root / "report" / "expect.csv", keep_default_na=False)["match"].tolist() == [""]
+
+
+def test_a_match_of_several_keys_with_a_list_value_reads_unambiguously():
+    """Keys were joined with ', ', which a list value contains too ('model.widths=[16, 16], train.epochs=2')."""
+    from prune_cli.report.expect import match_text
+
+    point = {"match": {"model.widths": [16, 16], "train.epochs": 2}}
+    assert match_text(point).split("; ") == ["model.widths=[16, 16]", "train.epochs=2"]

@@ -331,10 +331,11 @@ def check_expected(
 
 
 def match_text(point: dict) -> str:
-    """A point's `match:` as text, 'method.allocation=layerwise, train.epochs=20' (its values as the runs'
-    flattened configs spell them, which `_selects` compares), '' without one: points that differ only by
-    `match:` were told apart nowhere in expect.csv, summary.md or the printed lines."""
-    return ", ".join(f"{k}={flatten_config(v).get('')}" for k, v in (point.get("match") or {}).items())
+    """A point's `match:` as text, 'method.allocation=layerwise; train.epochs=20' (its values as the runs'
+    flattened configs spell them, which `_selects` compares; '; ' since a list value holds ', '), '' without
+    one: points that differ only by `match:` were told apart nowhere in expect.csv, summary.md or the
+    printed lines."""
+    return "; ".join(f"{k}={flatten_config(v).get('')}" for k, v in (point.get("match") or {}).items())
 
 
 def _config_differs(expected: dict, configs: dict[str, dict]) -> str:
