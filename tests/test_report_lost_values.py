@@ -97,3 +97,20 @@ def test_an_expected_point_whose_run_lost_its_rows_names_that_seed(tmp_path):
     (row,) = pd.read_csv(build_report(root, plots=False, expect=str(spec))["expect.csv"]).to_dict(orient="records")
     assert row["n_seeds"] == 2 and row["seeds_lost"] == 1
     assert row["note"] == "left out: random has no value on seed 2 (of its 3 seeds)", row["note"]
+
+
+def test_an_expected_point_whose_every_run_lost_its_rows_is_without_a_value_not_missing(tmp_path, capsys):
+    """Every seed of the point's method cut to its header: its runs completed, so the point is `no_value`
+    naming its seeds, not `missing` ("got no runs")."""
+    root = tmp_path / "res"
+    runs = _three_seeds(root)
+    for s in range(3):
+        _lose(root / "runs" / runs["random", s] / "metrics.csv", "header")
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": 0.7, "band": 0.1}]}))
+    with pytest.raises(SystemExit) as stop:
+        report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
+    assert stop.value.code == 1
+    (row,) = pd.read_csv(root / "report" / "expect.csv", keep_default_na=False).to_dict(orient="records")
+    assert row["status"] == "no_value", row
+    assert "of its 3 seeds (0, 1, 2)" in row["note"], row["note"]

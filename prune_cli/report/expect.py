@@ -261,12 +261,18 @@ def check_expected(
         if ambiguous:  # no mean of different configurations: no rows to average
             runs = set()
         mine = metrics[metrics["run_id"].isin(runs)]
+        ran = None
         if phase == FINAL:
             ran = completed[completed["run_id"].isin(runs)] if completed is not None and len(completed) else None
             rows = final_values(mine, metric, split, completed=ran)
         else:
             rows = mine[(mine["metric"] == metric) & (mine["split"] == split) & (mine["phase"] == phase)]
         per_seed = rows.groupby("seed")["value"].mean()
+        recorded = bool(((metrics["metric"] == metric) & (metrics["split"] == split)).any())
+        if not len(per_seed) and phase == FINAL and ran is not None and len(ran) and recorded:
+            # every completed run of the point lost its rows of a metric this folder records: seeds without a
+            # value, not "no runs" (a metric no run records yet stays missing)
+            per_seed = pd.Series(np.nan, index=sorted(set(ran["seed"])), dtype=float)
         stats = t_interval(per_seed.to_numpy(float), confidence)
         mean = stats["mean"]
         valued = bool(np.isfinite(per_seed.to_numpy(float)).any())
