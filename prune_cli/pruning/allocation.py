@@ -79,6 +79,12 @@ class Allocation:
     # pre-run collapse check also passes `earlier=`, the densities of the run's allocations before this one
     # (earlier events and scoring rounds; None where not known before the run), where there are any.
     empties: Optional[Callable] = None
+    # Where its counts are not `counts_from_shapes` (ties among the scores decide them) but the most it can keep
+    # is a fact of the layer shapes: kept_at_most(sizes, method, density) -> that total ({name: numel} of the
+    # prunable weights), or None where no such bound is known (threshold_impl=strict_kth, whose ties only prune
+    # more: `strict_kth_pruned`). The pre-run pass refuses a pruning event where even that many kept miss
+    # round(d N) by more than method.sparsity_tolerance (prune_cli/run/prevalidate.py `_shape_count_outcome`).
+    kept_at_most: Optional[Callable] = None
 
     def __call__(self, scores, density: float, ctx) -> dict[str, int]:
         return checked_counts(self.fn(scores, density, ctx), scores, self.name)
@@ -257,12 +263,25 @@ def kept_count(values: torch.Tensor, density: float, impl: str = "topk") -> int:
         thr = float(np.quantile(v.numpy(), 1.0 - density))
         return int((v >= thr).sum())
     if impl == "strict_kth":
-        n_prune = max(1, math.ceil((1.0 - density) * n - 1e-9))
+        n_prune = strict_kth_pruned(n, density)
         if n_prune >= n:
             return 0
         thr = torch.sort(v).values[n_prune - 1]
         return int((v > thr).sum())
     raise ConfigError("method.threshold_impl", impl, "one of " + ", ".join(THRESHOLD_IMPLS))
+
+
+def strict_kth_pruned(n: int, density: float) -> int:
+    """threshold_impl=strict_kth's n_prune = max(1, ceil((1 - d) n)) of n scores (LOMP's rule, docs/allocation.md;
+    the 1e-9 absorbs the floating-point error of (1 - d) n at a whole number)."""
+    return max(1, math.ceil((1.0 - density) * n - 1e-9))
+
+
+def strict_kth_kept_at_most(n: int, density: float) -> int:
+    """The most strict_kth keeps of n scores: n - n_prune, what it keeps without ties. It keeps the scores above
+    the n_prune-th smallest, and at least n_prune scores (that one and those below or tied with it) are not
+    above it, so ties (also the -inf of weights an earlier event pruned) can only keep fewer."""
+    return max(0, n - strict_kth_pruned(n, density))
 
 
 def threshold_impl(ctx) -> str:

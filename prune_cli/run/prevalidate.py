@@ -867,7 +867,14 @@ def _shape_count_outcome(cfg: DictConfig, model, selected: dict) -> Optional[Cal
     the total those counts keep at each pruning event is known now: a sum of per-layer roundings more
     than method.sparsity_tolerance from round(d N) failed the pruner's check after dense training (a
     res_mlp of five 64-weight layers and a 24-weight classifier keeps 5 x 6 + 2 = 32 of 344 at sparsity
-    0.9, not 34). Then `outcome(sparsity)` (below); None where this check does not apply."""
+    0.9, not 34). Then `outcome(sparsity)` (below); None where this check does not apply.
+
+    Where ties among the scores decide the counts but the most the allocation keeps is a fact of the shapes
+    (its `kept_at_most`: threshold_impl=strict_kth, which keeps n - max(1, ceil((1 - d) n)) without ties and
+    fewer with them, docs/allocation.md), that bound is `kept`, and only a shortfall is refused: a bound
+    below round(d N) by more than the tolerance means every run misses at least as far (the FAST MLP with
+    schedule=iterative kept 132 of 336 at event 2, not 134, and stopped after dense training), while a
+    bound that passes leaves the ties to the pruner's check after training."""
     from types import SimpleNamespace
 
     import torch
@@ -877,7 +884,11 @@ def _shape_count_outcome(cfg: DictConfig, model, selected: dict) -> Optional[Cal
 
     method = cfg.method
     allocation = ALLOCATIONS.get(method.allocation)
-    if method.structure != "unstructured" or not allocation.counts_from_shapes(method) or not allocation.exact_total(method):
+    if method.structure != "unstructured" or not allocation.exact_total(method):
+        return None
+    sizes = {n: p.numel() for n, p in selected.items()}
+    exact = allocation.counts_from_shapes(method)
+    if not exact and (allocation.kept_at_most is None or allocation.kept_at_most(sizes, method, 1.0) is None):
         return None
     if SCORES.get(method.score).selection(method) == "bernoulli":  # a miss is then a warning (pruner.py)
         return None
@@ -893,6 +904,10 @@ def _shape_count_outcome(cfg: DictConfig, model, selected: dict) -> Optional[Cal
         counts exact division passes where the pruner's subtraction refuses), whether a layer the
         collapse check (`_check_no_layer_emptied`) refuses keeps nothing)."""
         density = 1.0 - sparsity
+        if not exact:  # the most it keeps: only too few is certain (the pruner's comparison grows as kept falls)
+            kept, reachable = allocation.kept_at_most(sizes, method, density), round(total * density)
+            missed = kept < reachable and abs((1.0 - kept / total) - (1.0 - reachable / total)) > tolerance
+            return kept, reachable, missed, False  # the collapse check does not count these layers: refused here
         counts = allocation(scores, density, ctx)
         kept, reachable = sum(counts.values()), round(total * density)
         missed = abs((1.0 - kept / total) - (1.0 - reachable / total)) > tolerance
@@ -906,6 +921,7 @@ def _refuse_totals(cfg: DictConfig, model, selected: dict, events, events_of, i:
     """The refusal of a pruning event whose shape-fixed per-layer counts miss the total (`_shape_count_outcome`),
     with the nearest sparsities whose every event passes: for a single event the counts k / N on either side
     that pass (`_nearest_passing`), for a schedule of several those of `_passing_neighbours`."""
+    from ..pruning import ALLOCATIONS
     from ..pruning.structure import nearest_phrase
 
     method = cfg.method
@@ -935,6 +951,10 @@ def _refuse_totals(cfg: DictConfig, model, selected: dict, events, events_of, i:
     suggestion = f"{nearest_phrase(shown, ', ')}; " if shown else ""
     if found is not None and not found and len(events) > 1:
         suggestion = f"no sparsity within {SUGGESTION_PROBES} candidates on either side passes every pruning event; "
+    if not ALLOCATIONS.get(method.allocation).counts_from_shapes(method):  # a bound (`_shape_count_outcome`): strict_kth
+        if shown:  # they pass the bound; ties may still prune more there
+            suggestion = f"{nearest_phrase(shown, ', ')} (where the counts without ties are within it); "
+        _refuse_kept_at_most(cfg, model, selected, events, where, kept, reachable, suggestion)
     check(
         False,
         "sparsity",
@@ -944,6 +964,46 @@ def _refuse_totals(cfg: DictConfig, model, selected: dict, events, events_of, i:
         f"{reachable} is the target (known from the layer shapes before training); {suggestion}or method.allocation=global, "
         "or a larger method.sparsity_tolerance",
     )
+
+
+def _refuse_kept_at_most(cfg: DictConfig, model, selected: dict, events, where: str, kept: int, reachable: int, suggestion: str):
+    """`_refuse_totals`' refusal where `kept` is the most the allocation keeps (its `kept_at_most`:
+    threshold_impl=strict_kth without ties), naming method.threshold_impl=topk where its counts pass every
+    event and leave no layer empty (`_topk_passes`)."""
+    method = cfg.method
+    total = sum(p.numel() for p in selected.values())
+    of = "each layer's n weights" if method.allocation == "layerwise" else "the N weights"
+    topk = "or method.threshold_impl=topk (round(d n) kept, ranked by score), " if _topk_passes(cfg, model, selected, events) else ""
+    check(
+        False,
+        "sparsity",
+        cfg.sparsity,
+        f"a sparsity at which method.allocation={method.allocation} with method.threshold_impl=strict_kth can keep "
+        f"round((1 - sparsity) N) within method.sparsity_tolerance={float(method.sparsity_tolerance):g}: {where}it prunes "
+        f"max(1, ceil((1 - d) n)) of {of} and ties among the scores prune more, so it keeps at most {kept} of the "
+        f"N = {total} prunable weights, {reachable} is the target (known from the layer shapes before training); "
+        f"{suggestion}{topk}or a larger method.sparsity_tolerance",
+    )
+
+
+def _topk_passes(cfg: DictConfig, model, selected: dict, events) -> bool:
+    """Whether this run with method.threshold_impl=topk passes the totals at every event and leaves no layer
+    empty at the last (`_event_failure`, `_check_no_layer_emptied`)."""
+    import copy
+
+    from ..pruning import ALLOCATIONS
+
+    copied = copy.deepcopy(cfg)
+    OmegaConf.set_readonly(copied, False)
+    OmegaConf.set_struct(copied, False)
+    copied.method.threshold_impl = "topk"
+    if _event_failure(copied, model, selected, events) is not None:
+        return False
+    try:
+        _check_no_layer_emptied(copied, model, selected, ALLOCATIONS.get(copied.method.allocation))
+    except ConfigError:
+        return False
+    return True
 
 
 def _round_trip(value: float, passes) -> str:

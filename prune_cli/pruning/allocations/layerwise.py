@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..allocation import ThresholdOptions, kept_count, register_allocation, threshold_impl
+from ..allocation import ThresholdOptions, kept_count, register_allocation, strict_kth_kept_at_most, threshold_impl
 
 
 def layerwise_empties(model, selected: dict, method, density: float, earlier: tuple | None = ()):
@@ -17,6 +17,15 @@ def layerwise_empties(model, selected: dict, method, density: float, earlier: tu
     return set() if method.threshold_impl == "shrinkbench_quantile" else None
 
 
+def layerwise_kept_at_most(sizes: dict[str, int], method, density: float) -> int | None:
+    """With threshold_impl=strict_kth, the most it keeps in all: each layer's n - max(1, ceil((1 - d) n)), what it
+    keeps without ties (ties prune more; docs/allocation.md). None for the other rules (topk and lap_round are
+    `counts_from_shapes`; shrinkbench_quantile keeps ties, so they can keep more)."""
+    if method.threshold_impl != "strict_kth":
+        return None
+    return sum(strict_kth_kept_at_most(n, density) for n in sizes.values())
+
+
 @register_allocation(
     "layerwise",
     counts_from_scores_only=True,
@@ -24,6 +33,7 @@ def layerwise_empties(model, selected: dict, method, density: float, earlier: tu
     # round(d n) per layer; the quantile and strict-kth rules count ties among the scores
     counts_from_shapes=lambda method: method.threshold_impl in ("topk", "lap_round"),
     empties=layerwise_empties,
+    kept_at_most=layerwise_kept_at_most,
 )
 def allocate_layerwise(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     """The same density in every prunable layer."""
