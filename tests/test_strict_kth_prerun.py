@@ -94,8 +94,11 @@ def test_global_strict_kth_misses_by_one_weight_on_a_small_model():
     small = ["dataset=synthetic", "model=mlp", "model.widths=[8]", "method.allocation=global", "method.threshold_impl=strict_kth"]
     validated(*small, "sparsity=0.5")
     validated(*small, "sparsity=0.49")
-    with pytest.raises(ConfigError, match="at most 19 of the N = 40"):
+    with pytest.raises(ConfigError, match="at most 19 of the N = 40") as err:
         validated(*small, "sparsity=0.51")
+    # the nearest k / 40 that pass: 20 / 40 (keeps 20 of round(20)) below, 21 / 40 (prunes 21, keeps 19 of round(19)) above
+    assert "the nearest are 0.5, 0.525" in str(err.value), str(err.value)
+    validated(*small, "sparsity=0.525")
 
 
 def test_later_events_keep_the_hand_count_with_earlier_pruned_weights_at_minus_inf():

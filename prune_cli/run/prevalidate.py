@@ -939,7 +939,8 @@ def _refuse_totals(cfg: DictConfig, model, selected: dict, events, events_of, i:
             _, _, missed, collapsed = outcome(t)
             return not missed and not collapsed
 
-        found = _nearest_passing(cfg.sparsity, total, passes)
+        bound = not ALLOCATIONS.get(method.allocation).counts_from_shapes(method)  # strict_kth's k / N nearest may pass
+        found = _nearest_passing(cfg.sparsity, total, passes, from_nearest=bound)
     where = (
         f"event {i + 1} of {len(events)} of schedule={cfg.schedule.name} targets {sparsity:.6f} "
         f"on the way to sparsity={cfg.sparsity:g}: "
@@ -972,15 +973,17 @@ def _refuse_kept_at_most(cfg: DictConfig, model, selected: dict, events, where: 
     event and leave no layer empty (`_topk_passes`)."""
     method = cfg.method
     total = sum(p.numel() for p in selected.values())
-    of = "each layer's n weights" if method.allocation == "layerwise" else "the N weights"
-    topk = "or method.threshold_impl=topk (round(d n) kept, ranked by score), " if _topk_passes(cfg, model, selected, events) else ""
+    layerwise = method.allocation == "layerwise"
+    pruned = "max(1, ceil((1 - d) n)) of each layer's n weights" if layerwise else "max(1, ceil((1 - d) N)) of all N"
+    rounded = "round(d n) kept in each layer" if layerwise else "round(d N) kept"
+    topk = f"or method.threshold_impl=topk ({rounded}, ranked by score), " if _topk_passes(cfg, model, selected, events) else ""
     check(
         False,
         "sparsity",
         cfg.sparsity,
         f"a sparsity at which method.allocation={method.allocation} with method.threshold_impl=strict_kth can keep "
         f"round((1 - sparsity) N) within method.sparsity_tolerance={float(method.sparsity_tolerance):g}: {where}it prunes "
-        f"max(1, ceil((1 - d) n)) of {of} and ties among the scores prune more, so it keeps at most {kept} of the "
+        f"{pruned} and ties among the scores prune more, so it keeps at most {kept} of the "
         f"N = {total} prunable weights, {reachable} is the target (known from the layer shapes before training); "
         f"{suggestion}{topk}or a larger method.sparsity_tolerance",
     )
@@ -1016,12 +1019,15 @@ def _round_trip(value: float, passes) -> str:
     return repr(value)
 
 
-def _nearest_passing(sparsity: float, total: int, passes, steps: int = 2000) -> list[float]:
-    """The nearest sparsities k / N below and above `sparsity` (within `steps` counts) that `passes`."""
+def _nearest_passing(sparsity: float, total: int, passes, steps: int = 2000, from_nearest: bool = False) -> list[float]:
+    """The nearest sparsities k / N below and above `sparsity` (within `steps` counts) that `passes`.
+    `from_nearest`: the count k nearest `sparsity` is a candidate too, on its side, where it is not
+    `sparsity` itself (strict_kth: global at 0.51 on N = 40 keeps at most 19 of 20, at 20 / 40 = 0.5 20 of 20)."""
     start = round(sparsity * total)
     found = []
     for direction in (-1, 1):
-        for j in range(1, steps + 1):
+        first = 0 if from_nearest and direction * (start / total - sparsity) > 0 else 1
+        for j in range(first, steps + 1):
             k = start + direction * j
             if not 0 < k < total:
                 break
