@@ -117,3 +117,13 @@ def test_later_events_keep_the_hand_count_with_earlier_pruned_weights_at_minus_i
         masks = prune_to_density(model, d, PruneContext(method=method, generator=torch.Generator().manual_seed(0), masks=masks))
         apply_masks(model, masks)
         assert [int(m.sum()) for m in masks.values()] == [kth_kept(n, d) for n in SIZES]
+
+
+def test_gradual_first_event_at_sparsity_zero_still_prunes_one_weight_per_layer():
+    """schedule=gradual's first event targets initial_sparsity=0, where strict_kth still prunes max(1, 0) = 1 weight
+    of each layer: 31 + 255 + 47 = 333 of 336, 3 / 336 = 0.0089 from all 336; it stopped there after dense training.
+    With initial_sparsity=0.1 to 0.5 every event's counts pass (the run finished before, as now)."""
+    assert sum(kth_kept(n, 1.0) for n in SIZES) == 333 and misses(333, 1.0)
+    with pytest.raises(ConfigError, match=r"event 1 of \d+ of schedule=gradual targets 0\.000000 .*at most 333 of the N = 336"):
+        validated(*FAST, *KTH, "schedule=gradual", "sparsity=0.5")
+    validated(*FAST, *KTH, "schedule=gradual", "sparsity=0.5", "schedule.initial_sparsity=0.1")

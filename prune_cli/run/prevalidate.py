@@ -695,12 +695,15 @@ def _event_failure(cfg: DictConfig, model, selected: dict, events: list[float]):
     totals of per-layer counts fixed by the shapes (problem = (kept, reachable): `_shape_count_outcome`),
     then the structure's reach at each event (problem = its ConfigError, a `ReachRefusal` for the built-in
     ones)."""
-    from ..pruning import STRUCTURES
+    from ..pruning import ALLOCATIONS, STRUCTURES
 
     outcome = _shape_count_outcome(cfg, model, selected)
+    # a bound (strict_kth): it prunes max(1, ceil((1 - d) n)) even at sparsity 0 (gradual's first event), which
+    # the pruner checks like any other event; shape-fixed counts keep everything there
+    at_zero = not ALLOCATIONS.get(cfg.method.allocation).counts_from_shapes(cfg.method)
     if outcome is not None:
         for i, sparsity in enumerate(events):
-            if sparsity <= 0:
+            if sparsity <= 0 and not at_zero:
                 continue
             kept, reachable, missed, collapsed = outcome(sparsity)
             if missed and not collapsed:  # an emptied layer is the cause to name: the collapse check does
