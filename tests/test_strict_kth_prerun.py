@@ -127,3 +127,19 @@ def test_gradual_first_event_at_sparsity_zero_still_prunes_one_weight_per_layer(
     with pytest.raises(ConfigError, match=r"event 1 of \d+ of schedule=gradual targets 0\.000000 .*at most 333 of the N = 336"):
         validated(*FAST, *KTH, "schedule=gradual", "sparsity=0.5")
     validated(*FAST, *KTH, "schedule=gradual", "sparsity=0.5", "schedule.initial_sparsity=0.1")
+
+
+@pytest.mark.parametrize("widths, allocation", [("[16,16]", "layerwise"), ("[8]", "global")])
+def test_one_shot_prerun_and_pruner_agree_without_ties(widths, allocation):
+    """Random weights have no ties, so strict_kth keeps exactly the counts without ties: the pre-run pass accepts a
+    sparsity exactly where the pruner reaches it (on d8a0e09 it accepted 0.11, 0.17, 0.23, ... on the FAST MLP, which
+    the pruner refused after training)."""
+    from prune_cli.models.mlp import MLP
+    from tests.helpers import composed, prerun_and_pruner_agree
+
+    for k in range(5, 80, 6):
+        args = ["dataset=synthetic", "model=mlp", f"model.widths={widths}", f"method.allocation={allocation}", *KTH[1:]]
+        cfg = composed(*args, f"sparsity={k / 100}", "method.allow_collapse=true")
+        torch.manual_seed(k)
+        model = MLP(2, [int(w) for w in widths.strip("[]").split(",")], 3)
+        assert prerun_and_pruner_agree(cfg, model, cfg.method, "method.sparsity_tolerance"), k / 100
