@@ -212,14 +212,20 @@ class DenseCache:
         """Make `state_file`, the checkpoint a run holding the lock just wrote while training this entry's
         dense model, the entry's partial training: a hard link (no copy; the run's next checkpoint is a
         new file, so the link keeps this one) where both folders share a file system, else a copy;
-        renamed into place, so a kill leaves the previous one or this one whole."""
+        renamed into place, so a kill leaves the previous one or this one whole. A copy that fails (a full
+        disk) removes its half: left, it held the disk's last free space, and the entry's own `init.pt`
+        then did not fit, stopping a run that would have fit (docs/robustness.md, "a full disk")."""
         self.path.mkdir(parents=True, exist_ok=True)
         tmp = self.path / f".{PARTIAL}.{os.getpid()}.tmp"
         tmp.unlink(missing_ok=True)
         try:
             os.link(state_file, tmp)
         except OSError:  # another file system, or one without hard links
-            shutil.copyfile(state_file, tmp)
+            try:
+                shutil.copyfile(state_file, tmp)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         os.replace(tmp, self.path / PARTIAL)
 
     def partial(self) -> Optional[Path]:
