@@ -42,3 +42,69 @@ def test_a_partial_hand_over_that_does_not_fit_leaves_no_temporary_file(tmp_path
         entry.keep_partial(state)
     assert err.value.errno == errno.ENOSPC
     assert sorted(p.name for p in entry.path.iterdir()) == []  # no .partial.pt.<pid>.tmp, no partial.pt
+
+
+class _FillsUp:
+    """A file on a disk with `room` bytes free: the write that goes past them fails, as a full disk's does."""
+
+    def __init__(self, f, room: int):
+        self._f, self._room = f, room
+
+    def write(self, data):
+        if len(data) > self._room:
+            self._f.write(bytes(data[: self._room]))
+            self._room = 0
+            _no_space()
+        self._room -= len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def _disk_full_under(folder: Path, monkeypatch, room: int = 512) -> None:
+    """Files opened for writing under `folder` (by `open` or by zipfile's `io.open`) hold `room` bytes."""
+    import builtins
+    import io
+
+    real_open = io.open
+
+    def full_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        inside = isinstance(file, (str, os.PathLike)) and Path(file).resolve().is_relative_to(folder.resolve())
+        return _FillsUp(f, room) if inside and any(m in mode for m in "wax") else f
+
+    monkeypatch.setattr(io, "open", full_open)
+    monkeypatch.setattr(builtins, "open", full_open)
+
+
+def test_an_mnist1d_cache_that_does_not_fit_is_a_warning_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    """The MNIST-1D arrays are generated in memory; caching them is only a convenience for the next run.
+    On a full disk the cache's write ended the run as a bug (`internal error`, three chained tracebacks)
+    and left its `<name>.<pid>.tmp.npz` for good. Now one warning names the file and why, no temporary
+    file is left, the run goes on with the same arrays, and the next run with room caches them."""
+    import torch
+
+    from omegaconf import OmegaConf
+
+    from prune_cli.data import DATASETS
+    from prune_cli.data.mnist1d import Mnist1dConfig
+
+    cfg = OmegaConf.merge(OmegaConf.structured(Mnist1dConfig), dict(name="mnist1d", num_samples=200, cache_dir=str(tmp_path / "mc")))
+    cache = tmp_path / "mc" / "mnist1d_n200_seed42.npz"
+    with monkeypatch.context() as full:
+        _disk_full_under(tmp_path / "mc", full)
+        with caplog.at_level("WARNING"):
+            data = DATASETS.get("mnist1d")(cfg)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and str(cache) in warned[0] and "No space left on device" in warned[0], warned
+    assert sorted(p.name for p in cache.parent.iterdir() if not p.name.endswith(".lock")) == []  # no temporary file
+    again = DATASETS.get("mnist1d")(cfg)  # room again: generated and cached
+    assert cache.is_file()
+    assert torch.equal(data.train_x, again.train_x) and torch.equal(data.test_y, again.test_y)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 from collections.abc import Iterator
 
 import logging
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from ..core.atomic_io import atomic_write_bytes
 from ..core.checks import check, data_seed, positive_int
 from ..core.errors import DatasetFileUnreadable
 from ..core.config_base import DatasetConfig, config_schema
@@ -177,6 +179,24 @@ def _cache_lock(cache: Path) -> Iterator[None]:
         lock.release()
 
 
+def _store(cache: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Cache the generated arrays, written atomically (no temporary file left, docs/robustness.md "a full
+    disk"). A cache that cannot be written (a full disk, a quota) is a warning naming the file and why: the
+    arrays are in memory and the same whether cached or not (the run id does not depend on the cache), so
+    the run goes on and the next run generates them again. Before, a full disk ended the run as a bug (an
+    unnamed `OSError` from closing the zip file) and left its `<name>.<pid>.tmp.npz` for good."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    try:
+        atomic_write_bytes(cache, buffer.getvalue())
+    except OSError as err:
+        log.warning(
+            "MNIST-1D is not cached: cannot write %s (%s); the run goes on, and the next run generates the dataset again",
+            cache,
+            err.strerror or err,
+        )
+
+
 @DATASETS.register("mnist1d")
 def load_mnist1d(cfg: DictConfig) -> RawData:
     cache = _cache_file(cfg)
@@ -186,9 +206,7 @@ def load_mnist1d(cfg: DictConfig) -> RawData:
             log.info("generating MNIST-1D (%d samples); caching it at %s", cfg.num_samples, cache)
             arrays = _generate(cfg.num_samples, cfg.data_seed)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")
-            np.savez(tmp, **arrays)
-            os.replace(tmp, cache)
+            _store(cache, arrays)
     return RawData(
         train_x=torch.from_numpy(arrays["x"]).float(),
         train_y=torch.from_numpy(arrays["y"]).long(),
