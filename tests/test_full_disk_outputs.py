@@ -52,7 +52,7 @@ class _FillsUp:
 
     def write(self, data):
         if len(data) > self._room:
-            self._f.write(bytes(data[: self._room]))
+            self._f.write(data[: self._room])
             self._room = 0
             _no_space()
         self._room -= len(data)
@@ -68,8 +68,9 @@ class _FillsUp:
         self._f.close()
 
 
-def _disk_full_under(folder: Path, monkeypatch, room: int = 512) -> None:
-    """Files opened for writing under `folder` (by `open` or by zipfile's `io.open`) hold `room` bytes."""
+def _disk_full_under(folder: Path, monkeypatch, room: int = 512, named: str = "") -> None:
+    """Files opened for writing under `folder` (by `open` or by zipfile's `io.open`) hold `room` bytes;
+    with `named`, only those whose name holds it (an atomic write's `.<name>.<pid>.tmp` too)."""
     import builtins
     import io
 
@@ -78,6 +79,7 @@ def _disk_full_under(folder: Path, monkeypatch, room: int = 512) -> None:
     def full_open(file, mode="r", *args, **kwargs):
         f = real_open(file, mode, *args, **kwargs)
         inside = isinstance(file, (str, os.PathLike)) and Path(file).resolve().is_relative_to(folder.resolve())
+        inside = inside and named in Path(file).name
         return _FillsUp(f, room) if inside and any(m in mode for m in "wax") else f
 
     monkeypatch.setattr(io, "open", full_open)
@@ -108,3 +110,72 @@ def test_an_mnist1d_cache_that_does_not_fit_is_a_warning_and_the_run_goes_on(tmp
     again = DATASETS.get("mnist1d")(cfg)  # room again: generated and cached
     assert cache.is_file()
     assert torch.equal(data.train_x, again.train_x) and torch.equal(data.test_y, again.test_y)
+
+
+def _results(tmp_path: Path) -> Path:
+    from test_report_experiments import write_run
+
+    root = tmp_path / "res"
+    for seed in range(2):
+        write_run(root, seed, "magnitude", 0.5, 10, 0.8)
+        write_run(root, seed, "random", 0.5, 10, 0.6)
+    return root
+
+
+def test_a_report_on_a_full_disk_is_one_line_exit_2_and_the_earlier_report_stays(tmp_path, monkeypatch, capsys):
+    """prune-report whose folder has no room: before, `OSError: [Errno 28]` tracebacks and exit 1 (only
+    ReportInputError was caught). Now one line naming the file it could not write, exit 2, as prune-run
+    says a full disk; the staging folder is removed and the earlier report stays byte for byte."""
+    from prune_cli.report import build_report, main
+
+    root, out = _results(tmp_path), tmp_path / "out"
+    build_report(root, out, plots=False)
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    with monkeypatch.context() as full:
+        _disk_full_under(out, full, room=0)
+        with pytest.raises(SystemExit) as stop:
+            main([str(root), "--out", str(out), "--no-plots"])
+    assert stop.value.code == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith(f"prune-report: error: cannot use {out}/"), said
+    assert said[0].endswith(": No space left on device"), said
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no staging folder, the earlier report as it was
+
+
+@pytest.mark.parametrize("name", ["standards.txt", "summary.md", "accuracy_vs_compression.png"])
+def test_each_report_file_that_does_not_fit_is_an_error_naming_it(tmp_path, monkeypatch, name):
+    """standards.txt and summary.md were written with Path.write_text, the figures by savefig: on a full
+    disk their errors named no file, so the report could not say which file did not fit."""
+    from prune_cli.report import build_report
+
+    root, out = _results(tmp_path), tmp_path / "out"
+    _disk_full_under(out, monkeypatch, room=0, named=name)
+    with pytest.raises(OSError) as err:
+        build_report(root, out, plots=name.endswith(".png"), parallel=False)
+    assert err.value.errno == errno.ENOSPC and err.value.filename and Path(err.value.filename).name == name, err.value
+    assert not out.exists()  # the staging folder and the folder the report made are removed
+
+
+def test_a_report_on_a_really_full_disk_is_one_line_exit_2(tmp_path, capsys):
+    """End to end on a 16 KiB tmpfs (where this machine lets the tests mount one): the tables do not fit."""
+    import subprocess
+
+    from prune_cli.report import main
+
+    root, disk = _results(tmp_path), tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main([str(root), "--no-plots", "--out", str(disk / "rep")])
+        left = sorted(disk.iterdir())
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    said = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(said) == 1, said
+    assert said[0].startswith(f"prune-report: error: cannot use {disk / 'rep'}/") and said[0].endswith(": No space left on device"), (
+        said
+    )
+    assert left == []  # neither the staging folder nor the folder the report made

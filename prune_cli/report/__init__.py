@@ -53,6 +53,21 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _cannot_write(err: OSError, out: Path) -> None:
+    """A file the report could not write or read (a full disk, a quota, a permission): one line naming it and
+    why, exit 2, as prune-run says it (docs/robustness.md, "a full disk"), not tracebacks and exit 1; the
+    staging folder is removed and an earlier report stays as it was (build.Staging). The report's own writes
+    name their file (core/atomic_io); a full disk's error that still names none is put on the folder `out`.
+    Any other error naming no file is not the environment's refusal: raised as it is."""
+    import errno
+
+    where = err.filename if err.filename else (out if err.errno in (errno.ENOSPC, errno.EDQUOT) else None)
+    if where is None:
+        raise err
+    print(f"prune-report: error: cannot use {where}: {err.strerror or err}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         prog="prune-report",
@@ -141,6 +156,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     except ReportInputError as e:
         parser.error(str(e))
+    except OSError as e:
+        _cannot_write(e, Path(args.out) if args.out is not None else args.results_dir / "report")
     import pandas as pd
 
     from .expect import strict_failures

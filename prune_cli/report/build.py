@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..analysis.recall_distortion import summarise_across_seeds, summarise_classes_across_seeds
 from ..core import processes
-from ..core.atomic_io import atomic_write_csv
+from ..core.atomic_io import atomic_write_csv, atomic_write_text
 from .card import report_card
 from .compare import (
     check_baseline,
@@ -431,7 +431,7 @@ def _build(
     written["report_card.csv"] = out / "report_card.csv"
 
     standards = standards_check(folder, summary, split, failed)
-    (out / "standards.txt").write_text("\n".join(standards) + "\n")
+    atomic_write_text(out / "standards.txt", "\n".join(standards) + "\n")  # a full disk: an error naming the file
     written["standards.txt"] = out / "standards.txt"
 
     md = [
@@ -579,7 +579,7 @@ def _build(
     if drawn or plot_notes:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
         md += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])
-    (out / "summary.md").write_text("\n".join(md))
+    atomic_write_text(out / "summary.md", "\n".join(md))
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
     return written

@@ -3,6 +3,7 @@ figure when its data exists and returns the path, else None."""
 
 from __future__ import annotations
 
+import io
 import textwrap
 
 import itertools
@@ -17,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy.special import stdtrit  # noqa: E402
 
+from ..core.atomic_io import atomic_write_bytes  # noqa: E402
 from ..core.stats import t_interval  # noqa: E402
 from .points import ntk_points  # noqa: E402
 from .regions import _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
@@ -119,8 +121,12 @@ def _save(fig, path: Path, per_row: Optional[int] = None) -> Path:
         x = sum(columns[:j])
         bottom = height - sum(heights[: i + 1])  # the row's lower edge, rows from the top
         ax.set_position([(x + m["left"]) / width, (bottom + m["bottom"] + tallest[i] - ph) / height, pw / width, ph / height])
-    fig.savefig(path, dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
+    # drawn into memory, then written atomically: on a full disk savefig's error named no file (and left a
+    # torn PNG), so the report could not say which file did not fit (docs/robustness.md, "a full disk")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     plt.close(fig)
+    atomic_write_bytes(path, png.getvalue())
     return path
 
 
