@@ -139,6 +139,7 @@ def test_a_report_on_a_full_disk_is_one_line_exit_2_and_the_earlier_report_stays
     assert stop.value.code == 2
     said = capsys.readouterr().err.strip().splitlines()
     assert len(said) == 1 and said[0].startswith(f"prune-report: error: cannot use {out}/"), said
+    assert ".prune-report-" not in said[0], said  # the file as it would be in the report, not in the removed staging folder
     assert said[0].endswith(": No space left on device"), said
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no staging folder, the earlier report as it was
 

@@ -57,13 +57,19 @@ def _cannot_write(err: OSError, out: Path) -> None:
     """A file the report could not write or read (a full disk, a quota, a permission): one line naming it and
     why, exit 2, as prune-run says it (docs/robustness.md, "a full disk"), not tracebacks and exit 1; the
     staging folder is removed and an earlier report stays as it was (build.Staging). The report's own writes
-    name their file (core/atomic_io); a full disk's error that still names none is put on the folder `out`.
+    name their file (core/atomic_io), as it would be in `out` (not in the staging folder, removed by then); a full
+    disk's error that still names none is put on the folder `out`.
     Any other error naming no file is not the environment's refusal: raised as it is."""
     import errno
+
+    from .build import STAGING_PREFIX
 
     where = err.filename if err.filename else (out if err.errno in (errno.ENOSPC, errno.EDQUOT) else None)
     if where is None:
         raise err
+    inside = Path(where).relative_to(out).parts if Path(where).is_relative_to(out) else ()
+    if inside and inside[0].startswith(STAGING_PREFIX):  # the staging folder is gone: the file as the report names it
+        where = out.joinpath(*inside[1:])
     print(f"prune-report: error: cannot use {where}: {err.strerror or err}", file=sys.stderr)
     raise SystemExit(2)
 
