@@ -14,7 +14,8 @@ an append is a small transaction (docs/robustness.md):
 3. A journal records each table's size before the append; then the rows are appended, the
    marker is written and the journal removed. Whoever takes the lock next finds a journal left
    by a killed writer and either keeps the rows (the marker exists: the append had committed) or
-   truncates every table back to its recorded size.
+   truncates every table back to its recorded size. An append whose write fails (a full disk) rolls
+   back at once, the same way, and its error names the table (docs/robustness.md, "a full disk").
 
 Values travel as the text of the per-run files (read with `dtype=str`), so the shared rows equal
 the per-run rows to the character and a rebuild reproduces them exactly.
@@ -153,6 +154,30 @@ def recover(results_dir: Path) -> Optional[str]:
             os.truncate(path, size)
     journal.unlink()
     return f"rolled back an interrupted append of run {record['run_id']} (no rows of it are in the shared tables)"
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    """The error of a write to a shared table, naming the table: a full disk's write fails with an
+    `OSError(28)` that names no file, which the run would take for a bug (docs/robustness.md, "a full disk")."""
+    return err if err.filename else OSError(err.errno, err.strerror or str(err), str(path))
+
+
+def _roll_back(results_dir: Path) -> None:
+    """Undo a failed append at once (call under the lock, its journal written): every table truncated to
+    its recorded size, the journal removed, as the next append's `recover` would do, so a full disk leaves
+    no torn row and no row of the failed run (docs/robustness.md, "a full disk"). Truncating needs no
+    space. A rollback that fails itself leaves the journal to the next append or rebuild."""
+    try:
+        done = recover(results_dir)
+    except (OSError, ValueError) as err:
+        log.warning(
+            "shared tables in %s: the failed append could not be rolled back (%s); the next append or rebuild does it",
+            results_dir,
+            err,
+        )
+        return
+    if done:
+        log.info("shared tables in %s: %s", results_dir, done)
 
 
 def _repair_torn_tail(path: Path) -> Optional[Path]:
@@ -318,20 +343,27 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
             durable=True,
         )
         crashpoints.reached("shared-journal")
-        for i, (table, df) in enumerate(frames.items(), 1):
-            path = results_dir / shared_name(table)
-            fresh = sizes[shared_name(table)] in (None, 0)
-            text = df.reindex(columns=headers[table], fill_value="").to_csv(index=False, header=fresh)
-            with open(path, "a", newline="") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            if i == 1:
-                crashpoints.reached("shared-table-1")
-        sync_folder(results_dir)  # a table the append created has its entry on disk before the marker
-        crashpoints.reached("shared-tables-all")
-        if marker is not None:
-            atomic_write_text(marker, marker_text(run_id, results_dir), durable=True)
+        try:
+            for i, (table, df) in enumerate(frames.items(), 1):
+                path = results_dir / shared_name(table)
+                fresh = sizes[shared_name(table)] in (None, 0)
+                text = df.reindex(columns=headers[table], fill_value="").to_csv(index=False, header=fresh)
+                try:
+                    with open(path, "a", newline="") as f:
+                        f.write(text)
+                        f.flush()
+                        os.fsync(f.fileno())
+                except OSError as err:
+                    raise _named(err, path) from err
+                if i == 1:
+                    crashpoints.reached("shared-table-1")
+            sync_folder(results_dir)  # a table the append created has its entry on disk before the marker
+            crashpoints.reached("shared-tables-all")
+            if marker is not None:
+                atomic_write_text(marker, marker_text(run_id, results_dir), durable=True)
+        except OSError:  # a full disk (a quota, an I/O error) before the marker: undo the append now, not at the next one
+            _roll_back(results_dir)
+            raise
         crashpoints.reached("shared-marker")
         (results_dir / JOURNAL_FILE).unlink()
     return f"appended to {len(frames)} shared table(s)"
