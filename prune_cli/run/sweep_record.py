@@ -6,7 +6,8 @@ by SWEEP_RECORD_ENV, whichever process it runs in (the sweep's own for Hydra's b
 workers, SLURM's nodes). The sweep's process reads it at the end (the summary of failed runs), when
 its launcher fails, and when a signal stops it (prune_cli/run/sweep_stop.py). A job with only its
 start recorded was killed from outside. Lines are written with one O_APPEND write, so the lines of
-parallel jobs never interleave (docs/robustness.md).
+parallel jobs never interleave (docs/robustness.md). A line the disk cannot take (full) is a warning,
+and the job goes on; a torn line (a short write on a full disk) is skipped by the reader.
 
 A job whose record is gone (its folder removed by hand, or by an older prune-cli whose submit host
 stopped waiting while array jobs were still queued) still does its run: it logs a warning and records
@@ -15,6 +16,7 @@ nothing. The record is not made again: nobody would read it, and it would stay i
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
 STOP_SUFFIX = ".stop"  # beside the record while a signal stops the sweep: a job starting then does not run
 
-_WARNED: set[str] = set()  # records found gone by this process: said once
+_WARNED: set = set()  # records found gone (a path), or not writable ((path, "write")), by this process: said once
 
 NO_OUTCOME = (
     "it ended without recording an outcome (killed: out of memory, a time limit, a lost node?); "
@@ -60,14 +62,46 @@ def record_outcome(run_dir: Path, status: str, err: BaseException | None = None)
                 run_dir,
             )
         return
+    data = line.encode()
     try:
-        os.write(fd, line.encode())  # one write with O_APPEND: lines of parallel jobs never interleave
+        written = os.write(fd, data)  # one write with O_APPEND: lines of parallel jobs never interleave
+        if written < len(data):  # a full disk took part of the line: end it, so the next job's line stands alone
+            os.write(fd, b"\n")
+            raise OSError(errno.ENOSPC, f"only {written} of the line's {len(data)} bytes were written")
+    except OSError as err:
+        _not_written(path, run_dir, status, err)
     finally:
         os.close(fd)
 
 
+def _not_written(path: str, run_dir: Path, status: str, err: OSError) -> None:
+    """A line the record cannot take (a full disk, docs/robustness.md): a warning naming the record, once
+    per record, and the job goes on, as when the record is gone. Its write's `OSError(28)` names no file
+    and escaped the job: a traceback in place of the run's own outcome (its one line, its failed.json)."""
+    if (path, "write") in _WARNED:
+        return
+    _WARNED.add((path, "write"))
+    log.warning(
+        "the sweep's record %s cannot be written (%s): run %s goes on without its %r line there; "
+        "the sweep's summary may list it as ended without an outcome",
+        path,
+        err.strerror or err,
+        run_dir,
+        status,
+    )
+
+
 def _lines(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The record's lines; a torn one (a short write on a full disk: `record_outcome`) is skipped:
+    a strict prefix of a JSON object never parses."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                log.debug("skipped a torn line of the sweep's record %s: %r", path, line)
+    return out
 
 
 def _last(path: str | Path) -> dict[str, dict]:

@@ -1,0 +1,64 @@
+"""A full disk while a sweep's job appends its line to the sweep's record (prune_cli/run/sweep_record.py,
+docs/robustness.md "a full disk"): the write's `OSError(28)` named no file and escaped the job (a
+traceback, whatever the run's own outcome), and a short write left a torn line that the next job's
+line was glued to, so every later read of the record (the sweep's summary) failed with a JSONDecodeError.
+Now the job warns, naming the record, and goes on; a torn line is ended and skipped by the reader."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+
+from prune_cli.run import sweep_record
+
+
+def _record(tmp_path, monkeypatch):
+    path = tmp_path / "sweep.jsonl"
+    path.write_text("")
+    monkeypatch.setenv(sweep_record.SWEEP_RECORD_ENV, str(path))
+    return path
+
+
+def test_a_full_disk_refusing_the_line_is_a_warning_naming_the_record(tmp_path, monkeypatch, caplog):
+    path = _record(tmp_path, monkeypatch)
+
+    def no_space(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sweep_record.os, "write", no_space)
+    with caplog.at_level(logging.WARNING, logger=sweep_record.__name__):
+        sweep_record.record_outcome(tmp_path / "run-a", "started")  # raised OSError(28), naming nothing
+    monkeypatch.undo()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and str(path) in said[0] and "No space left on device" in said[0], said
+    assert path.read_text() == ""
+
+
+def test_a_torn_line_of_a_short_write_is_ended_and_skipped(tmp_path, monkeypatch, caplog):
+    path = _record(tmp_path, monkeypatch)
+    real_write = os.write
+
+    def half(fd, data):  # a full disk takes part of the line (os.write returns fewer bytes)
+        return real_write(fd, data[: len(data) // 2] if len(data) > 1 else data)
+
+    sweep_record.record_outcome(tmp_path / "run-a", "started")
+    monkeypatch.setattr(sweep_record.os, "write", half)
+    with caplog.at_level(logging.WARNING, logger=sweep_record.__name__):
+        sweep_record.record_outcome(tmp_path / "run-a", "completed")
+    monkeypatch.setattr(sweep_record.os, "write", real_write)
+    sweep_record.record_outcome(tmp_path / "run-b", "started")  # another job's line, after the torn one
+    assert any(str(path) in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert [(x["run_dir"], x["status"]) for x in sweep_record.outcomes(path)] == [
+        (str(tmp_path / "run-a"), "started"),
+        (str(tmp_path / "run-b"), "started"),
+    ]
+
+
+def test_the_reader_skips_a_torn_last_line(tmp_path):
+    path = tmp_path / "sweep.jsonl"
+    whole = json.dumps({"run_dir": "r1", "status": "failed", "reason": "x", "pid": 1})
+    path.write_text(whole + "\n" + whole[:20])  # a job killed mid-write, or a full disk
+    assert [x["run_dir"] for x in sweep_record.outcomes(path)] == ["r1"]
+    assert sweep_record.running(path) == {}
