@@ -164,3 +164,30 @@ def test_a_marker_the_full_disk_refuses_rolls_the_append_back(tmp_path, monkeypa
         shared_tables.append_run(results, b, "run-b")
     assert err.value.filename == str(b / shared_tables.MARKER_FILE)
     assert _tables(results) == before and not (b / shared_tables.MARKER_FILE).exists()
+
+
+def test_a_torn_tail_the_full_disk_cannot_set_aside_leaves_the_table_and_names_the_side_file(tmp_path, monkeypatch):
+    """A torn last line (an older prune-cli's full disk) is moved to a side file before the append; a
+    side file the disk cannot take was left half-written and its unnamed `OSError(28)` made the run a bug."""
+    import io
+
+    results = tmp_path
+    a, b = _run_dir(results, "run-a"), _run_dir(results, "run-b")
+    shared_tables.append_run(results, a, "run-a")
+    with open(results / "per_class.csv", "a") as f:
+        f.write("run-x,0,0.12")  # torn
+    before = _tables(results)
+    real_open = io.open
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        return _HalfThenFull(f) if ".torn-" in str(file) and "w" in mode else f
+
+    monkeypatch.setattr(io, "open", fake_open)
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(OSError) as err:
+        shared_tables.append_run(results, b, "run-b")
+    monkeypatch.undo()
+    assert err.value.errno == errno.ENOSPC and ".torn-" in str(err.value.filename), repr(err.value)
+    assert Path(err.value.filename).parent == results
+    assert _tables(results) == before  # no side file, no temporary file, the table as it was

@@ -37,7 +37,7 @@ import pandas as pd
 from filelock import FileLock
 
 from ..core import crashpoints
-from ..core.atomic_io import atomic_write_text, sync_folder
+from ..core.atomic_io import atomic_write_bytes, atomic_write_text, sync_folder
 from ..core.errors import PruneCliError
 from ..core.tables import (
     ALWAYS_WRITTEN,
@@ -194,7 +194,7 @@ def _repair_torn_tail(path: Path) -> Optional[Path]:
     keep = data.rfind(b"\n") + 1  # 0 when even the header was cut
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     side = path.with_name(f"{path.name}.torn-{stamp}")
-    side.write_bytes(data[keep:])
+    atomic_write_bytes(side, data[keep:])  # a full disk: no half side file, and the error names it (docs/robustness.md)
     os.truncate(path, keep)
     log.warning(
         "%s ended in a torn line (%d bytes, a writer was killed or the disk was full); moved it to %s", path, size - keep, side
