@@ -46,7 +46,9 @@ def _three_seeds(root):
     return {(m, s): write_run(root, s, m, 0.5, 10, acc + 0.01 * s) for m, acc in ACC.items() for s in range(3)}
 
 
-def test_an_expected_point_with_a_nan_seed_is_printed_named_and_not_confirmed(tmp_path, capsys):
+def _strict_expect_with_random_seed_2_nan(tmp_path, value: float) -> dict:
+    """Three seeds of each method, random's seed 2 finetuned accuracy NaN; `prune-report --expect-strict` of a
+    point for random at 0.5 expecting `value` (band 0.1) exits 1; its expect.csv row."""
     root = tmp_path / "res"
     runs = _three_seeds(root)
     path = root / "runs" / runs["random", 2] / "metrics.csv"
@@ -54,11 +56,16 @@ def test_an_expected_point_with_a_nan_seed_is_printed_named_and_not_confirmed(tm
     table.loc[(table["phase"] == "finetuned") & (table["metric"] == "accuracy"), "value"] = float("nan")
     table.to_csv(path, index=False)
     spec = tmp_path / "exp.yaml"
-    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": 0.4, "band": 0.1}]}))
+    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": value, "band": 0.1}]}))
     with pytest.raises(SystemExit) as stop:
         report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
     assert stop.value.code == 1
     (row,) = pd.read_csv(root / "report" / "expect.csv").to_dict(orient="records")
+    return row
+
+
+def test_an_expected_point_with_a_nan_seed_is_printed_named_and_not_confirmed(tmp_path, capsys):
+    row = _strict_expect_with_random_seed_2_nan(tmp_path, 0.4)
     # by hand: seeds 0 and 1 have 0.70 and 0.71, mean 0.705; seed 2 has no value
     assert row["n_seeds"] == 2 and row["measured"] == pytest.approx(0.705) and row["status"] == "outside"
     assert row["seeds_lost"] == 1
@@ -69,18 +76,7 @@ def test_an_expected_point_with_a_nan_seed_is_printed_named_and_not_confirmed(tm
 
 def test_an_expected_point_inside_its_band_with_a_nan_seed_is_printed_and_rejected(tmp_path, capsys):
     """The audit's case: inside the band on the seeds with a value, rc 0 and nothing printed before."""
-    root = tmp_path / "res"
-    runs = _three_seeds(root)
-    path = root / "runs" / runs["random", 2] / "metrics.csv"
-    table = pd.read_csv(path)
-    table.loc[(table["phase"] == "finetuned") & (table["metric"] == "accuracy"), "value"] = float("nan")
-    table.to_csv(path, index=False)
-    spec = tmp_path / "exp.yaml"
-    spec.write_text(yaml.safe_dump({"name": "run", "points": [{"method": "random", "sparsity": 0.5, "value": 0.7, "band": 0.1}]}))
-    with pytest.raises(SystemExit) as stop:
-        report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
-    assert stop.value.code == 1
-    (row,) = pd.read_csv(root / "report" / "expect.csv").to_dict(orient="records")
+    row = _strict_expect_with_random_seed_2_nan(tmp_path, 0.7)
     assert row["status"] == "inside" and row["n_seeds"] == 2 and row["seeds_lost"] == 1
     out = capsys.readouterr()
     printed = "inside: random at sparsity 0.5 (final accuracy): expected 0.7 ± 0.1, got 0.705 (2 seeds); left out: random has no value"
