@@ -108,6 +108,8 @@ def main() -> None:
         _report_launcher_failure(failed.error)
     except _CompositionRejected as rejected:
         _reject_composition(rejected.error)
+    except hydra_patches.JobNotStarted as unwritten:
+        _job_not_started(unwritten.error, Path(unwritten.run_dir))
     except SystemExit as stop:
         # Where Hydra still reports an error while composing itself (`--info`, which calls its own
         # reference to `run_and_report`): printed, then exit 1 from inside its `except` clause, so
@@ -135,6 +137,20 @@ def main() -> None:
         record = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
         if not _jobs_may_still_run():  # jobs still queued or running on a cluster write to it
             sweep_record.remove(record)
+
+
+def _job_not_started(err: Exception, run_dir: Path) -> None:
+    """A single run whose directory Hydra could not write before the job started (its `.hydra` record on a
+    full disk, hydra_patches.py `JobNotStarted`): one line naming the file, exit 2, as for a run that stops
+    on a full disk (docs/robustness.md, "a full disk"). The directory goes if it holds only the
+    scaffolding Hydra made (a run with results, or a folder of the user's, stays), and a finished run's
+    record, partly rewritten by this command, is put back; the same command runs once space is freed."""
+    try:
+        _keep_a_finished_run_s_record(run_dir)
+    except OSError:  # still no space: the record stays as Hydra's atomic writes left it, each file whole
+        pass
+    _remove_if_scaffolding(run_dir)
+    _reject(str(_as_expected(err)))
 
 
 def _report_sweep_stopped_at_once() -> None:

@@ -13,6 +13,9 @@ nothing, and is pinned by a test that fails if the wrapper stops applying (a Hyd
 - `--hydra-help` is composed with the overrides of Hydra's config only (`_hydra_help_with_hydra_s_overrides_only`);
 - `--cfg job`, `--cfg all`, `--info config` and `--info all` show only a config the pre-run pass accepts
   (`_validate_the_config_cfg_shows`);
+- a run directory's `.hydra` record is written atomically, and a single run whose directory Hydra could not
+  write before the job started (a full disk) is reported as prune-run's one line (`_write_hydra_s_record_atomically`,
+  `JobNotStarted`);
 - `--help` lists prune-run's config groups only, and Hydra's copies of its config repository share the
   ConfigStore (`_list_only_prune_run_s_groups_in_help`, `_share_config_store_in_repository_copies`);
 - sbatch's refusal of a SLURM sweep is reported once, in prune-run's line, not also echoed by submitit
@@ -38,6 +41,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from .core import threads
 from .core.accel import CHECKS_THIS_MACHINE
+from .core.atomic_io import atomic_write_text
 from .core.checks import usable_directory
 from .core.errors import ConfigError, PruneCliError
 from .run import composition_memo, sweep_stop
@@ -57,6 +61,7 @@ from .sweep_lifecycle import (
     _CompositionRejected,
     _launcher_failed,
     _LauncherFailed,
+    _PastHydra,
     _runs_elsewhere,
     _undo_sweep_start,
     remove_stale_records,
@@ -77,6 +82,7 @@ def install() -> None:
     _hydra_help_with_hydra_s_overrides_only()
     _validate_the_config_cfg_shows()
     _version_names_prune_cli()
+    _write_hydra_s_record_atomically()
 
 
 def _share_config_store_in_repository_copies() -> None:
@@ -635,6 +641,9 @@ def _report_composition_errors_once() -> None:
             except Exception as err:
                 if _launcher_failed(err):
                     raise _LauncherFailed(err) from err
+                run_dir = _job_not_started(err)
+                if run_dir is not None:
+                    raise JobNotStarted(err, run_dir) from err
                 raise
 
         return report(composing)
@@ -819,3 +828,50 @@ def _version_names_prune_cli() -> None:
     get_args_parser.prune_cli_version = True  # type: ignore[attr-defined]
     utils.get_args_parser = get_args_parser
     hydra_main_module.get_args_parser = get_args_parser
+
+
+def _write_hydra_s_record_atomically() -> None:
+    """Hydra writes a run directory's record (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml`) in
+    place before the job starts: on a full disk a truncated `hydra.yaml` (0 or 4096 bytes) stayed, and
+    the write's `OSError: [Errno 28]`, which names no file, came out as Hydra's traceback, exit 1. Each
+    file is now written as prune-run writes its own (prune_cli/core/atomic_io.py): the old file or none
+    stays whole, no temporary file is left, and the error names the file, which `JobNotStarted` turns
+    into prune-run's one line for a single run (docs/robustness.md, "a full disk"). The bytes are Hydra's
+    (`OmegaConf.to_yaml`, UTF-8). `tests/test_hydra_record_full_disk.py` fails if the wrapper stops applying."""
+    from pathlib import Path
+
+    from hydra.core import utils as hydra_utils
+
+    if getattr(hydra_utils._save_config, "writes_atomically", False):  # noqa: SLF001
+        return
+
+    def save_config(cfg: DictConfig, filename: str, output_dir) -> None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(output_dir) / filename, OmegaConf.to_yaml(cfg))
+
+    save_config.writes_atomically = True  # type: ignore[attr-defined]
+    hydra_utils._save_config = save_config  # noqa: SLF001 - `run_job` calls it by this module's name
+
+
+class JobNotStarted(_PastHydra):
+    """An OSError naming its file, raised while Hydra made a single run's directory (the folder, its log
+    file, its `.hydra` record) before the job function ran: the environment's refusal (a full disk),
+    reported by `main` as prune-run's one line, not Hydra's traceback. `run_dir`: the job's directory."""
+
+    def __init__(self, error: Exception, run_dir: str):
+        super().__init__(error)
+        self.run_dir = run_dir
+
+
+def _job_not_started(err: Exception) -> str | None:
+    """The directory of the job Hydra's `run_job` was making when `err` (an OSError naming its file) was
+    raised, before the job function ran; None for any other error (a job's own errors are the job's:
+    prune_cli/cli.py `_job`)."""
+    from hydra.core import utils as hydra_utils
+
+    if not (isinstance(err, OSError) and err.filename) or _raised_in_a_job(err):
+        return None
+    for frame, _ in traceback.walk_tb(err.__traceback__):
+        if frame.f_code is hydra_utils.run_job.__code__ and frame.f_locals.get("output_dir"):
+            return os.path.abspath(str(frame.f_locals["output_dir"]))  # run_job has changed back to this folder
+    return None

@@ -1,0 +1,111 @@
+"""Hydra's own record of a run (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml`) on a full disk
+(docs/robustness.md, "a full disk"): Hydra wrote each file in place, so a disk that filled up left a
+truncated `hydra.yaml` (0 or 4096 bytes) and an empty prune-run.log behind, and the write's
+`OSError: [Errno 28]`, naming no file, came out as Hydra's traceback, exit 1. Now each file is written
+atomically (the old one, or none, stays whole), and a single run stops with prune-run's one line naming
+the file, exit 2, leaving no directory that holds only its scaffolding."""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import subprocess
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+import prune_cli.cli  # noqa: F401 - installs prune-run's changes to Hydra (hydra_patches.install)
+from conftest import FAST, run_cli
+
+
+def _disk_full_for(monkeypatch, name: str) -> None:
+    """Writes to files named `name` (or a temporary file of one: `.name.<pid>.tmp`) fail as a real full
+    disk makes them fail: part of the data lands, then OSError(ENOSPC) naming no file."""
+    real_open = builtins.open
+
+    class FullFile:
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, data):
+            self._f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._f.close()
+            return False
+
+        def __getattr__(self, attr):
+            return getattr(self._f, attr)
+
+    def open_(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        base = Path(str(file)).name
+        if ("w" in str(mode)) and (base == name or base.startswith(f".{name}.")):
+            return FullFile(f)
+        return f
+
+    monkeypatch.setattr(builtins, "open", open_)
+
+
+def test_hydra_s_record_is_written_atomically_and_a_full_disk_names_the_file(tmp_path, monkeypatch):
+    from hydra.core import utils as hydra_utils
+
+    hydra_dir = tmp_path / ".hydra"
+    hydra_dir.mkdir()
+    (hydra_dir / "hydra.yaml").write_text("earlier: record\n")
+    _disk_full_for(monkeypatch, "hydra.yaml")
+    with pytest.raises(OSError) as err:
+        hydra_utils._save_config(OmegaConf.create({"a": 1}), "hydra.yaml", hydra_dir)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(hydra_dir / "hydra.yaml")
+    assert sorted(p.name for p in hydra_dir.iterdir()) == ["hydra.yaml"]  # no temporary file left
+    assert (hydra_dir / "hydra.yaml").read_text() == "earlier: record\n"  # not truncated
+
+
+def test_hydra_s_record_written_as_hydra_writes_it(tmp_path):
+    from hydra.core import utils as hydra_utils
+
+    cfg = OmegaConf.create({"a": 1, "b": ["x", "é"]})
+    hydra_utils._save_config(cfg, "config.yaml", tmp_path / ".hydra")
+    assert (tmp_path / ".hydra" / "config.yaml").read_bytes() == OmegaConf.to_yaml(cfg).encode("utf-8")
+    assert getattr(hydra_utils._save_config, "writes_atomically", False)  # the wrapper still applies
+
+
+def test_a_single_run_whose_hydra_record_does_not_fit_is_one_line_exit_2(tmp_path, monkeypatch):
+    """Before: Hydra's traceback ending in `OSError: [Errno 28] No space left on device`, exit 1, and
+    the run directory with a truncated .hydra/hydra.yaml and an empty prune-run.log."""
+    _disk_full_for(monkeypatch, "hydra.yaml")
+    results = tmp_path / "results"
+    proc = run_cli([*FAST, "threads=1"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"prune-run: error: cannot use {results / 'runs'}"), lines
+    assert lines[0].endswith("/.hydra/hydra.yaml: No space left on device"), lines
+    # only the run's scaffolding was there: removed, with the folders made for it
+    assert not (results / "runs").exists() or not any((results / "runs").iterdir())
+    monkeypatch.undo()  # space freed: the same command runs
+    assert run_cli([*FAST, "threads=1"], results).returncode == 0
+
+
+def test_a_single_run_on_a_really_full_disk_before_its_hydra_record_is_one_line_exit_2(tmp_path):
+    """End to end on a 8 KiB tmpfs (where this machine lets the tests mount one): Hydra's record does not
+    fit. Before: Hydra's traceback, exit 1, a truncated .hydra/hydra.yaml and an empty prune-run.log."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        proc = run_cli([*FAST, "threads=1"], disk / "results", check=False)
+        left = sorted(str(p.relative_to(disk)) for p in disk.rglob("*"))
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"prune-run: error: cannot use {disk / 'results'}") and line.endswith(": No space left on device"), line
+    assert not [p for p in left if p.endswith(".tmp")], left
+    assert not [p for p in left if "runs/" in p], left  # the run's scaffolding removed
