@@ -49,6 +49,7 @@ from .sweep_lifecycle import (
     _CLUSTER,
     _LAUNCHER,
     _MULTIRUN_YAML,
+    _SWEEP_RUN_DIRS,
     _CompositionRejected,
     _LauncherFailed,
     _reject_composition,
@@ -93,6 +94,7 @@ def main() -> None:
     first: it is read when torch loads (prune_cli/core/threads.py)."""
     threads.quiet_openmp_wait(os.environ)
     _MULTIRUN_YAML.clear()  # another command's sweep in this process (tests, tools) is not this one
+    _SWEEP_RUN_DIRS.clear()
     _LAUNCHER.clear()
     _CLUSTER.clear()
     try:

@@ -58,6 +58,7 @@ from .run.unused_options import jobs_unused, reject_unused_overrides, sweep_dupl
 from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_sweep_directories, check_written_directories
 from .sweep_lifecycle import (
     _SWEEP_JOBS,
+    _SWEEP_RUN_DIRS,
     _CompositionRejected,
     _launcher_failed,
     _LauncherFailed,
@@ -217,9 +218,10 @@ def _validate_every_sweep_job_first() -> None:
         if twice:
             raise _CompositionRejected(SweepRejected(f"no job ran: {twice}"))
         try:
-            check_sweep_directories([(swept, job) for _, job, swept in valid])  # one run per directory
+            run_dirs = check_sweep_directories([(swept, job) for _, job, swept in valid])  # one run per directory
         except PruneCliError as err:
             raise _CompositionRejected(err) from err
+        _SWEEP_RUN_DIRS[:] = [d for d in run_dirs if not d.exists()]  # what the launcher makes: removed if no job ran
         remove_stale_records()  # the sweep runs: earlier killed local sweeps' records go (sweep_lifecycle.py)
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
@@ -426,13 +428,31 @@ def _reject_sweeps_with_no_job() -> None:
 
             def sweep_with_jobs(arguments):
                 check(sweeper, arguments)
-                return sweep(arguments)
+                try:
+                    return sweep(arguments)
+                except OSError as err:
+                    unwritten = _multirun_yaml_unwritten(sweeper, err)
+                    if unwritten is None:
+                        raise
+                    raise _CompositionRejected(unwritten) from err  # main puts back what the sweep's start made
 
             sweeper.sweep = sweep_with_jobs
         return sweeper
 
     instantiate_sweeper.rejects_sweeps_with_no_job = True  # type: ignore[attr-defined]
     Plugins.instantiate_sweeper = instantiate_sweeper  # type: ignore[method-assign]
+
+
+def _multirun_yaml_unwritten(sweeper, err: OSError) -> PruneCliError | None:
+    """The basic sweeper's write of its record, multirun.yaml (`OmegaConf.save`, in place, before any job),
+    refused by the disk (full): its OSError names no file, and Hydra printed its traceback, exit 1, leaving
+    a truncated multirun.yaml. prune-run's line for a full disk instead (docs/robustness.md, "a full disk");
+    `_undo_sweep_start` puts the earlier multirun.yaml back, or removes the torn one. None for another error."""
+    frames = [frame.f_code for frame, _ in traceback.walk_tb(err.__traceback__)]
+    if not any(a is type(sweeper).sweep.__code__ and b is OmegaConf.save.__code__ for a, b in zip(frames, frames[1:])):
+        return None
+    record = os.path.abspath(os.path.join(str(sweeper.config.hydra.sweep.dir), "multirun.yaml"))
+    return PruneCliError(f"cannot use {err.filename or record}: {err.strerror or err}")
 
 
 def _report_a_refused_submission_once() -> None:

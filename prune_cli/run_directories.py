@@ -221,7 +221,7 @@ def _job_directory(job: DictConfig, num: int) -> Path | None:
         hydra_config.cfg = before
 
 
-def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> None:
+def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> list[Path]:
     """Each run of a sweep in a directory of its own, checked before any job (`jobs`: what tells each
     job apart, and its composed config, in launch order). A custom `hydra.sweep.subdir` (or
     `hydra.sweep.dir`) that puts two runs with different run ids in one directory made the second
@@ -230,7 +230,7 @@ def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> None:
     marker names another run id is refused likewise (as `hydra.run.dir` is for a single run), and so is
     one whose checkpoint (state.pt) does: the job failed there at run time after Hydra had rewritten
     that unfinished run's `.hydra` record and the job its config.yaml. A directory holding this very run
-    keeps its record (as for a run found by its id)."""
+    keeps its record (as for a run found by its id). The directories, where they resolve here."""
     seen: dict[Path, tuple[int, str, str]] = {}
     for num, (swept, job) in enumerate(jobs):
         swept = "the sweep's only job" if len(jobs) == 1 else swept
@@ -271,6 +271,7 @@ def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> None:
             )
         if other == rid and (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:
             _FINISHED_RECORDS.setdefault(run_dir, _hydra_record(run_dir))
+    return list(seen)
 
 
 def _keep_a_finished_run_s_record(run_dir: Path) -> None:

@@ -30,7 +30,7 @@ from .core.errors import ConfigError, PruneCliError
 from .core.writable import directory_problem
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import as_config_error
-from .run_directories import _CREATED, _reject, reject_results_dir, usable_results_dir
+from .run_directories import _CREATED, _reject, _remove_if_scaffolding, reject_results_dir, usable_results_dir
 
 _SWEEP_CREATED: list[Path] = []  # results_dir and results_dir/.sweeps when the current sweep created them
 # (runs/multirun.yaml, its bytes before the current sweep or None): a rejected sweep puts them back
@@ -46,6 +46,10 @@ _SWEEP_JOBS: dict[tuple, tuple[DictConfig, DictConfig]] = {}
 # (submitit's Job objects, every one submitted), "running" (those not known to have ended) and
 # "submitting" (True while its executor submits them). Filled by the wrapper of `_follow_cluster_jobs`.
 _CLUSTER: dict[str, Any] = {}
+# The run directories the current sweep's jobs make that did not exist when every job was checked: removed,
+# where they hold only the scaffolding Hydra made (its log file, its .hydra record), when the sweep ends
+# before any job started (`_undo_sweep_start`). Filled by hydra_patches.py `_validate_every_sweep_job_first`.
+_SWEEP_RUN_DIRS: list[Path] = []
 # results_dir/.sweeps of the current local sweep, until its earlier killed sweeps' records are removed (remove_stale_records)
 _STALE_RECORDS_IN: list[Path] = []
 
@@ -243,6 +247,7 @@ class SweepSummary(Callback):
         if problem is not None:  # before the sweeper writes multirun.yaml (a hydra.sweep.dir of its own
             reject_results_dir(config.results_dir, problem)  # never resolves `${runs_dir:}`, which said it)
         _SWEEP_CREATED[:] = [d for d in (folder.parent, folder) if not d.exists()]  # none made yet
+        _SWEEP_RUN_DIRS.clear()  # another command's sweep in this process (tests, tools) is not this one
         sweep_dir = Path(os.path.abspath(str(config.hydra.sweep.dir)))
         _check_the_sweep_dir(sweep_dir)
         _SWEEP_CREATED.extend(d for d in (sweep_dir, *sweep_dir.parents) if not d.exists())  # the sweeper makes it next
@@ -282,6 +287,7 @@ class SweepSummary(Callback):
             # stopped before its first run: the results folder as the sweep found it (an earlier sweep's
             # multirun.yaml back, the folders this sweep made removed; docs/robustness.md)
             _undo_sweep_start()
+        _SWEEP_RUN_DIRS.clear()  # the sweep ran: its jobs' directories are theirs
         _MULTIRUN_YAML.clear()  # the sweep ran: its multirun.yaml stays
         _LAUNCHER.clear()
         if lines is None:
@@ -375,17 +381,21 @@ def _reject_composition(err: Exception) -> None:
 
 def _undo_sweep_start() -> None:
     """Put the results folder back as a sweep that ran no job found it: the sweep's record,
-    multirun.yaml, the files its launcher wrote (submitit's pickled jobs and sbatch script) and the
-    folders this process created."""
+    multirun.yaml, the files its launcher wrote (submitit's pickled jobs and sbatch script), the run
+    directories Hydra made for jobs that never started where they hold only its scaffolding (a job's
+    `.hydra` record that did not fit on a full disk, docs/robustness.md) and the folders this process created."""
     _SWEEP_JOBS.clear()
     _STALE_RECORDS_IN.clear()
     path = os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
-    if path and Path(path).is_file():
-        if Path(path).read_text().strip():  # a job started: its run and the sweep's multirun.yaml stay
-            _MULTIRUN_YAML.clear()
-            _LAUNCHER.clear()
-        else:
-            Path(path).unlink()
+    started = bool(path and Path(path).is_file() and Path(path).read_text().strip())
+    if started:  # a job started: its run and the sweep's multirun.yaml stay
+        _MULTIRUN_YAML.clear()
+        _LAUNCHER.clear()
+    elif path and Path(path).is_file():
+        Path(path).unlink()
+    for run_dir in [] if started else _SWEEP_RUN_DIRS:
+        _remove_if_scaffolding(run_dir)
+    _SWEEP_RUN_DIRS.clear()
     for record, before in _MULTIRUN_YAML:  # the sweeper wrote it before it composed the jobs
         if before is None:
             record.unlink(missing_ok=True)
@@ -420,14 +430,24 @@ def _report_launcher_failure(err: Exception) -> None:
     complete is named. Jobs that may still run on the cluster keep the sweep's record."""
     name = _LAUNCHER.pop("name", "the launcher")
     reason = f"{type(err).__name__}: {err}".strip()
+    unusable = isinstance(err, OSError) and not isinstance(err, PruneCliError) and err.filename  # a full disk, say
+    if unusable:  # Hydra could not write a job's directory (its .hydra record) before the job started
+        reason = f"cannot use {err.filename}: {err.strerror or err}"
     path = os.environ.get(sweep_record.SWEEP_RECORD_ENV)
     outcomes = sweep_record.outcomes(path) if path and Path(path).is_file() else []
     submitted = _CLUSTER.get("jobs", [])
     if not outcomes and not submitted:
         _undo_sweep_start()
+        if unusable:  # the environment's refusal, as for a single run (docs/robustness.md, "a full disk")
+            _reject(reason)
         print(f"prune-run: error: {name} could not start the sweep; no job ran and nothing was kept: {reason}", file=sys.stderr)
         sys.exit(1)
     logs = _LAUNCHER.get("folder")
+    ran = {Path(x["run_dir"]) for x in outcomes}
+    for run_dir in [] if submitted else _SWEEP_RUN_DIRS:  # a local job whose directory Hydra could not write
+        if run_dir not in ran:  # never started: no run there (a cluster's job may be starting in its own)
+            _remove_if_scaffolding(run_dir)
+    _SWEEP_RUN_DIRS.clear()
     os.environ.pop(sweep_record.SWEEP_RECORD_ENV, None)
     _MULTIRUN_YAML.clear()  # jobs ran: the sweep's multirun.yaml stays
     _LAUNCHER.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import io
 import subprocess
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def _disk_full_for(monkeypatch, name: str) -> None:
         return f
 
     monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(io, "open", open_)  # OmegaConf.save's
 
 
 def test_hydra_s_record_is_written_atomically_and_a_full_disk_names_the_file(tmp_path, monkeypatch):
@@ -109,3 +111,22 @@ def test_a_single_run_on_a_really_full_disk_before_its_hydra_record_is_one_line_
     assert line.startswith(f"prune-run: error: cannot use {disk / 'results'}") and line.endswith(": No space left on device"), line
     assert not [p for p in left if p.endswith(".tmp")], left
     assert not [p for p in left if "runs/" in p], left  # the run's scaffolding removed
+
+
+@pytest.mark.parametrize("name", ["multirun.yaml", "hydra.yaml"])
+def test_a_sweep_whose_start_does_not_fit_is_one_line_exit_2_and_keeps_nothing(tmp_path, monkeypatch, name):
+    """The sweep's multirun.yaml, or its first job's .hydra record, on a full disk. Before: Hydra's
+    traceback and a truncated multirun.yaml (exit 1); or "could not start the sweep; no job ran and nothing
+    was kept: OSError: [Errno 28] No space left on device" (exit 1) naming no file, with the job's run
+    directory left behind (a truncated .hydra/hydra.yaml, an empty prune-run.log)."""
+    _disk_full_for(monkeypatch, name)
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "threads=1", "seed=0,1"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("prune-run")]
+    assert lines == [lines[0]] and lines[0].startswith(f"prune-run: error: cannot use {results / 'runs'}"), proc.stderr
+    assert lines[0].endswith(f"{name}: No space left on device"), lines
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == [], left  # no run directory, no multirun.yaml, no sweep record
+    monkeypatch.undo()  # space freed: the same command runs
+    assert run_cli(["-m", *FAST, "threads=1", "seed=0,1"], results).returncode == 0
