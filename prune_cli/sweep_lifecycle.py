@@ -400,7 +400,7 @@ def _undo_sweep_start() -> None:
         if before is None:
             record.unlink(missing_ok=True)
         elif not record.is_file() or record.read_bytes() != before:
-            atomic_write_bytes(record, before)
+            _put_back(record, before)
     _MULTIRUN_YAML.clear()
     folder, before = _LAUNCHER.pop("folder", None), _LAUNCHER.pop("before", None)
     if folder is not None and folder.is_dir():
@@ -413,6 +413,21 @@ def _undo_sweep_start() -> None:
         except OSError:
             pass  # not empty: a run or another sweep's record is in it
     _SWEEP_CREATED.clear()
+
+
+def _put_back(record: Path, before: bytes) -> None:
+    """The earlier sweep's multirun.yaml over this sweep's, atomically. On a full disk (the reason the sweep
+    could not start, docs/robustness.md "a full disk") there may be no room for the temporary copy: where
+    the earlier record is no longer than the file there, it is written over that file's own space instead
+    (the file already holds the wrong record, so a kill during it loses nothing the atomic write kept)."""
+    try:
+        atomic_write_bytes(record, before)
+    except OSError:
+        if not record.is_file() or record.stat().st_size < len(before):
+            raise
+        with open(record, "r+b") as f:
+            f.write(before)
+            f.truncate(len(before))
 
 
 def _launcher_failed(err: Exception) -> bool:

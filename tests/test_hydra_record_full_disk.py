@@ -130,3 +130,24 @@ def test_a_sweep_whose_start_does_not_fit_is_one_line_exit_2_and_keeps_nothing(t
     assert left == [], left  # no run directory, no multirun.yaml, no sweep record
     monkeypatch.undo()  # space freed: the same command runs
     assert run_cli(["-m", *FAST, "threads=1", "seed=0,1"], results).returncode == 0
+
+
+def test_a_sweep_start_undone_on_a_full_disk_puts_the_earlier_multirun_yaml_back(tmp_path, monkeypatch):
+    """The sweep wrote its (longer) multirun.yaml over an earlier sweep's, then could not go on (a job's
+    .hydra record did not fit): the earlier one is put back, though the disk has no room for a temporary
+    copy of it. Before: the atomic write's `OSError: [Errno 28]` escaped as a traceback (exit 1) and the
+    new multirun.yaml stayed."""
+    from prune_cli import sweep_lifecycle
+
+    record = tmp_path / "multirun.yaml"
+    record.write_bytes(b"new sweep: " + b"y" * 3000)
+    before = b"earlier sweep: " + b"x" * 1000
+
+    def full(path, data, durable=False):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(sweep_lifecycle, "atomic_write_bytes", full)
+    monkeypatch.setattr(sweep_lifecycle, "_MULTIRUN_YAML", [(record, before)])
+    sweep_lifecycle._undo_sweep_start()
+    assert record.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["multirun.yaml"]
