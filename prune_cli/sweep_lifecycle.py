@@ -445,7 +445,7 @@ def _report_launcher_failure(err: Exception) -> None:
     complete is named. Jobs that may still run on the cluster keep the sweep's record."""
     name = _LAUNCHER.pop("name", "the launcher")
     reason = f"{type(err).__name__}: {err}".strip()
-    unusable = isinstance(err, OSError) and not isinstance(err, PruneCliError) and err.filename  # a full disk, say
+    unusable = _a_sweep_s_file_refused(err)  # a full disk, say
     if unusable:  # Hydra could not write a job's directory (its .hydra record) before the job started
         reason = f"cannot use {err.filename}: {err.strerror or err}"
     path = os.environ.get(sweep_record.SWEEP_RECORD_ENV)
@@ -492,6 +492,15 @@ def _report_launcher_failure(err: Exception) -> None:
         where = f": their logs are in {logs}" if logs else ""
         print(f"prune-run: {never} job{'s' if never > 1 else ''} ended without starting a run{where}", file=sys.stderr)
     sys.exit(1)
+
+
+def _a_sweep_s_file_refused(err: Exception) -> bool:
+    """Whether the launcher's error is an OSError naming a file in the sweep's folder or in a job's run
+    directory (a `.hydra` record on a full disk), not one of the launcher's own (sbatch not found)."""
+    if not isinstance(err, OSError) or isinstance(err, PruneCliError) or not err.filename:
+        return False
+    folders = [record.parent for record, _ in _MULTIRUN_YAML] + _SWEEP_RUN_DIRS
+    return any(Path(os.path.abspath(str(err.filename))).is_relative_to(folder) for folder in folders)
 
 
 def _how_it_ended(outcome: dict) -> str:

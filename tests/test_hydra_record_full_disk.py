@@ -151,3 +151,18 @@ def test_a_sweep_start_undone_on_a_full_disk_puts_the_earlier_multirun_yaml_back
     sweep_lifecycle._undo_sweep_start()
     assert record.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["multirun.yaml"]
+
+
+def test_a_launcher_s_own_missing_file_is_still_the_launcher_s_failure(tmp_path, monkeypatch, capsys):
+    """Only a file of the sweep (its folder, a job's run directory) is reported as the disk's refusal: a
+    launcher's own OSError naming a file outside them (a missing `sbatch`) keeps its line and exit 1."""
+    from prune_cli import sweep_lifecycle
+    from prune_cli.run import sweep_record
+
+    monkeypatch.delenv(sweep_record.SWEEP_RECORD_ENV, raising=False)
+    monkeypatch.setattr(sweep_lifecycle, "_MULTIRUN_YAML", [(tmp_path / "runs" / "multirun.yaml", None)])
+    monkeypatch.setattr(sweep_lifecycle, "_LAUNCHER", {"name": "hydra/launcher=slurm"})
+    with pytest.raises(SystemExit) as stop:
+        sweep_lifecycle._report_launcher_failure(FileNotFoundError(errno.ENOENT, "No such file or directory", "sbatch"))
+    said = capsys.readouterr().err
+    assert stop.value.code == 1 and "hydra/launcher=slurm could not start the sweep" in said and "'sbatch'" in said, said
