@@ -180,3 +180,28 @@ def test_a_report_on_a_really_full_disk_is_one_line_exit_2(tmp_path, capsys):
         said
     )
     assert left == []  # neither the staging folder nor the folder the report made
+
+
+def test_an_mnist1d_cache_folder_that_cannot_be_made_is_the_same_warning(tmp_path, monkeypatch, caplog):
+    """On a full disk a new folder needs a block too: the cache folder's mkdir failed outside the warning's
+    reach and stopped the run (review finding)."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.data import DATASETS
+    from prune_cli.data.mnist1d import Mnist1dConfig
+
+    folder = tmp_path / "mc"
+    cfg = OmegaConf.merge(OmegaConf.structured(Mnist1dConfig), dict(name="mnist1d", num_samples=200, cache_dir=str(folder)))
+    real_mkdir = Path.mkdir
+
+    def no_room(self, *args, **kwargs):
+        if self == folder:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", no_room)
+    with caplog.at_level("WARNING"):
+        data = DATASETS.get("mnist1d")(cfg)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("MNIST-1D is not cached" in w and "No space left on device" in w for w in warned), warned
+    assert len(data.train_x) > 0 and not folder.exists()

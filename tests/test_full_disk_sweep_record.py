@@ -62,3 +62,24 @@ def test_the_reader_skips_a_torn_last_line(tmp_path):
     path.write_text(whole + "\n" + whole[:20])  # a job killed mid-write, or a full disk
     assert [x["run_dir"] for x in sweep_record.outcomes(path)] == ["r1"]
     assert sweep_record.running(path) == {}
+
+
+def test_a_torn_line_whose_newline_did_not_fit_keeps_the_next_job_s_line(tmp_path, monkeypatch):
+    """On a real full disk the newline that ends a short write does not fit either (it needs the next page),
+    so the next job's whole line is glued to the torn one: it was skipped with it (a `failed` line lost, a
+    completed run summarised as killed). The reader now keeps the whole line at the end of a torn one."""
+    path = _record(tmp_path, monkeypatch)
+    real_write = os.write
+    calls = []
+
+    def short_then_full(fd, data):
+        calls.append(data)
+        if len(calls) == 1:
+            return real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sweep_record.os, "write", short_then_full)
+    sweep_record.record_outcome(tmp_path / "run-a", "failed", RuntimeError("boom"))
+    monkeypatch.setattr(sweep_record.os, "write", real_write)
+    sweep_record.record_outcome(tmp_path / "run-b", "failed", RuntimeError("bust"))
+    assert [(x["run_dir"], x["status"]) for x in sweep_record.outcomes(path)] == [(str(tmp_path / "run-b"), "failed")]

@@ -188,6 +188,7 @@ def _store(cache: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     try:
+        cache.parent.mkdir(parents=True, exist_ok=True)  # on a full disk a new folder needs a block too
         atomic_write_bytes(cache, buffer.getvalue())
     except OSError as err:
         log.warning(
@@ -205,7 +206,6 @@ def load_mnist1d(cfg: DictConfig) -> RawData:
         if arrays is None:
             log.info("generating MNIST-1D (%d samples); caching it at %s", cfg.num_samples, cache)
             arrays = _generate(cfg.num_samples, cfg.data_seed)
-            cache.parent.mkdir(parents=True, exist_ok=True)
             _store(cache, arrays)
     return RawData(
         train_x=torch.from_numpy(arrays["x"]).float(),

@@ -91,9 +91,14 @@ def _not_written(path: str, run_dir: Path, status: str, err: OSError) -> None:
     )
 
 
+_LINE_START = '{"run_dir": '  # every line `record_outcome` writes starts so (json.dumps keeps the key order)
+
+
 def _lines(path: str | Path) -> list[dict]:
     """The record's lines; a torn one (a short write on a full disk: `record_outcome`) is skipped:
-    a strict prefix of a JSON object never parses."""
+    a strict prefix of a JSON object never parses. On a real full disk the newline that should end it
+    does not fit either, so the next job's whole line follows the torn one on the same line: that
+    line, from its own start, is kept."""
     out = []
     for line in Path(path).read_text().splitlines():
         if line.strip():
@@ -101,6 +106,12 @@ def _lines(path: str | Path) -> list[dict]:
                 out.append(json.loads(line))
             except ValueError:
                 log.debug("skipped a torn line of the sweep's record %s: %r", path, line)
+                start = line.rfind(_LINE_START)
+                if start > 0:
+                    try:
+                        out.append(json.loads(line[start:]))
+                    except ValueError:
+                        pass
     return out
 
 
