@@ -13,6 +13,7 @@ file as `__main__`; this module is never `__main__`, so both see one copy of the
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import signal
 import sys
@@ -422,12 +423,19 @@ def _put_back(record: Path, before: bytes) -> None:
     (the file already holds the wrong record, so a kill during it loses nothing the atomic write kept)."""
     try:
         atomic_write_bytes(record, before)
-    except OSError:
-        if not record.is_file() or record.stat().st_size < len(before):
-            raise
-        with open(record, "r+b") as f:
-            f.write(before)
-            f.truncate(len(before))
+    except OSError as err:
+        try:
+            if not record.is_file() or record.stat().st_size < len(before):
+                raise
+            with open(record, "r+b") as f:
+                f.write(before)
+                f.truncate(len(before))
+        except OSError:  # no room either way: the sweep's own line still follows, this one says what stayed
+            logging.getLogger(__name__).warning(
+                "could not put the earlier sweep's %s back (%s): it holds this sweep's, which did not start",
+                record,
+                err.strerror or err,
+            )
 
 
 def _launcher_failed(err: Exception) -> bool:

@@ -166,3 +166,26 @@ def test_a_launcher_s_own_missing_file_is_still_the_launcher_s_failure(tmp_path,
         sweep_lifecycle._report_launcher_failure(FileNotFoundError(errno.ENOENT, "No such file or directory", "sbatch"))
     said = capsys.readouterr().err
     assert stop.value.code == 1 and "hydra/launcher=slurm could not start the sweep" in said and "'sbatch'" in said, said
+
+
+def test_an_earlier_multirun_yaml_that_cannot_be_put_back_is_a_warning_not_a_traceback(tmp_path, monkeypatch, caplog):
+    """Where the earlier record is longer than the one there (or the file system writes in place into new
+    space), neither the atomic write nor the overwrite fits: the OSError escaped the sweep's one line as a
+    traceback (review finding). Now a warning names the record, and the sweep's own line still follows."""
+    import logging
+
+    from prune_cli import sweep_lifecycle
+
+    record = tmp_path / "multirun.yaml"
+    record.write_bytes(b"new: " + b"y" * 10)
+    before = b"earlier sweep: " + b"x" * 1000
+
+    def full(path, data, durable=False):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(sweep_lifecycle, "atomic_write_bytes", full)
+    monkeypatch.setattr(sweep_lifecycle, "_MULTIRUN_YAML", [(record, before)])
+    with caplog.at_level(logging.WARNING):
+        sweep_lifecycle._undo_sweep_start()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(record) in w and "No space left on device" in w for w in warned), warned
