@@ -132,6 +132,17 @@ def test_a_sweep_whose_start_does_not_fit_is_one_line_exit_2_and_keeps_nothing(t
     assert run_cli(["-m", *FAST, "threads=1", "seed=0,1"], results).returncode == 0
 
 
+def _no_room_for_a_copy(monkeypatch, record, before: bytes) -> None:
+    """A sweep that wrote `record` over an earlier one (`before`), on a disk with no room for an atomic copy."""
+    from prune_cli import sweep_lifecycle
+
+    def full(path, data, durable=False):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(sweep_lifecycle, "atomic_write_bytes", full)
+    monkeypatch.setattr(sweep_lifecycle, "_MULTIRUN_YAML", [(record, before)])
+
+
 def test_a_sweep_start_undone_on_a_full_disk_puts_the_earlier_multirun_yaml_back(tmp_path, monkeypatch):
     """The sweep wrote its (longer) multirun.yaml over an earlier sweep's, then could not go on (a job's
     .hydra record did not fit): the earlier one is put back, though the disk has no room for a temporary
@@ -143,11 +154,7 @@ def test_a_sweep_start_undone_on_a_full_disk_puts_the_earlier_multirun_yaml_back
     record.write_bytes(b"new sweep: " + b"y" * 3000)
     before = b"earlier sweep: " + b"x" * 1000
 
-    def full(path, data, durable=False):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr(sweep_lifecycle, "atomic_write_bytes", full)
-    monkeypatch.setattr(sweep_lifecycle, "_MULTIRUN_YAML", [(record, before)])
+    _no_room_for_a_copy(monkeypatch, record, before)
     sweep_lifecycle._undo_sweep_start()
     assert record.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["multirun.yaml"]
@@ -180,11 +187,7 @@ def test_an_earlier_multirun_yaml_that_cannot_be_put_back_is_a_warning_not_a_tra
     record.write_bytes(b"new: " + b"y" * 10)
     before = b"earlier sweep: " + b"x" * 1000
 
-    def full(path, data, durable=False):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr(sweep_lifecycle, "atomic_write_bytes", full)
-    monkeypatch.setattr(sweep_lifecycle, "_MULTIRUN_YAML", [(record, before)])
+    _no_room_for_a_copy(monkeypatch, record, before)
     with caplog.at_level(logging.WARNING):
         sweep_lifecycle._undo_sweep_start()
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
