@@ -37,7 +37,7 @@ from . import hydra_patches
 from .core import interrupts, plugins, threads
 from .core.notices import log_file_failures_said_once, say
 from .core.atomic_io import atomic_write_text
-from .core.errors import ConfigError, InputError, PruneCliError
+from .core.errors import ConfigError, InputError, PruneCliError, cannot_use
 from .core.paths import hydra_config_path
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import COMPOSITION_ERRORS
@@ -255,7 +255,7 @@ def _sweep_not_run(params, task_overrides) -> str:
 def _as_expected(err: Exception) -> Exception:
     """An OS error on a named file (disk full, permission denied) is the environment, not a bug."""
     if isinstance(err, OSError) and not isinstance(err, PruneCliError) and err.filename:
-        clean = PruneCliError(f"cannot use {err.filename}: {err.strerror or err}")
+        clean = PruneCliError(cannot_use(err.filename, err))
         clean.__cause__ = err
         return clean
     return err

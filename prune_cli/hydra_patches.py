@@ -43,7 +43,7 @@ from .core import threads
 from .core.accel import CHECKS_THIS_MACHINE
 from .core.atomic_io import atomic_write_text
 from .core.checks import usable_directory
-from .core.errors import ConfigError, PruneCliError
+from .core.errors import ConfigError, PruneCliError, cannot_use
 from .run import composition_memo, sweep_stop
 from .run.composition_errors import (
     COMPOSITION_ERRORS,
@@ -452,7 +452,7 @@ def _multirun_yaml_unwritten(sweeper, err: OSError) -> PruneCliError | None:
     if not any(a is type(sweeper).sweep.__code__ and b is OmegaConf.save.__code__ for a, b in zip(frames, frames[1:])):
         return None
     record = os.path.abspath(os.path.join(str(sweeper.config.hydra.sweep.dir), "multirun.yaml"))
-    return PruneCliError(f"cannot use {err.filename or record}: {err.strerror or err}")
+    return PruneCliError(cannot_use(err.filename or record, err))
 
 
 def _report_a_refused_submission_once() -> None:

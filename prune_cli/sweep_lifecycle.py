@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from .core import crashpoints
 from .core.atomic_io import atomic_write_bytes
 from .core.paths import user_path
-from .core.errors import ConfigError, PruneCliError
+from .core.errors import ConfigError, PruneCliError, cannot_use
 from .core.writable import directory_problem
 from .run import sweep_record, sweep_stop
 from .run.composition_errors import as_config_error
@@ -425,17 +425,19 @@ def _put_back(record: Path, before: bytes) -> None:
         atomic_write_bytes(record, before)
     except OSError as err:
         try:
-            if not record.is_file() or record.stat().st_size < len(before):
-                raise
-            with open(record, "r+b") as f:
-                f.write(before)
-                f.truncate(len(before))
-        except OSError:  # no room either way: the sweep's own line still follows, this one says what stayed
-            logging.getLogger(__name__).warning(
-                "could not put the earlier sweep's %s back (%s): it holds this sweep's, which did not start",
-                record,
-                err.strerror or err,
-            )
+            if record.is_file() and record.stat().st_size >= len(before):
+                with open(record, "r+b") as f:
+                    f.write(before)
+                    f.truncate(len(before))
+                return
+        except OSError:
+            pass
+        # no room either way: the sweep's own line still follows, this one says what stayed
+        logging.getLogger(__name__).warning(
+            "could not put the earlier sweep's %s back (%s): it holds this sweep's, which did not start",
+            record,
+            err.strerror or err,
+        )
 
 
 def _launcher_failed(err: Exception) -> bool:
@@ -455,7 +457,7 @@ def _report_launcher_failure(err: Exception) -> None:
     reason = f"{type(err).__name__}: {err}".strip()
     unusable = _a_sweep_s_file_refused(err)  # a full disk, say
     if unusable:  # Hydra could not write a job's directory (its .hydra record) before the job started
-        reason = f"cannot use {err.filename}: {err.strerror or err}"
+        reason = cannot_use(err.filename, err)
     path = os.environ.get(sweep_record.SWEEP_RECORD_ENV)
     outcomes = sweep_record.outcomes(path) if path and Path(path).is_file() else []
     submitted = _CLUSTER.get("jobs", [])

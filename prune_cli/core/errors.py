@@ -87,3 +87,9 @@ def _raised_in_torch_reader(err: Exception) -> bool:
         tb = tb.tb_next
     where = tb.tb_frame.f_code.co_filename.replace("\\", "/") if tb is not None else ""
     return where.endswith(("torch/serialization.py", "torch/_weights_only_unpickler.py"))
+
+
+def cannot_use(path, err: OSError) -> str:
+    """The one line's text for a file the environment refused (a full disk, a quota, a permission):
+    prune-run's and prune-report's wording alike (docs/robustness.md, "a full disk")."""
+    return f"cannot use {path}: {err.strerror or err}"

@@ -62,6 +62,7 @@ def _cannot_write(err: OSError, out: Path) -> None:
     Any other error naming no file is not the environment's refusal: raised as it is."""
     import errno
 
+    from ..core.errors import cannot_use
     from .build import STAGING_PREFIX
 
     where = err.filename if err.filename else (out if err.errno in (errno.ENOSPC, errno.EDQUOT) else None)
@@ -70,7 +71,7 @@ def _cannot_write(err: OSError, out: Path) -> None:
     inside = Path(where).relative_to(out).parts if Path(where).is_relative_to(out) else ()
     if inside and inside[0].startswith(STAGING_PREFIX):  # the staging folder is gone: the file as the report names it
         where = out.joinpath(*inside[1:])
-    print(f"prune-report: error: cannot use {where}: {err.strerror or err}", file=sys.stderr)
+    print(f"prune-report: error: {cannot_use(where, err)}", file=sys.stderr)
     raise SystemExit(2)
 
 
