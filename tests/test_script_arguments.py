@@ -405,10 +405,13 @@ def test_ctrl_c_waits_for_prune_runs_clean_stop_and_exits_with_its_status(tmp_pa
     proc = subprocess.Popen(
         [sys.executable, "-c", wrapper], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 20
+    # generous limits: they only stop a hang (on a loaded machine, at 3x the suite's usual time, 20 s ran out once)
+    deadline = time.monotonic() + 120
     while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+    # a SIGINT before the child installed its handler would test nothing (one between fork and exec is lost)
+    assert (tmp_path / "ready").exists(), "the child did not start within 120 s"
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=120)
     assert (tmp_path / "stopped").exists(), err  # the child finished its stop, not killed
     assert proc.returncode == 7 and "Traceback" not in err and out == "", (proc.returncode, err)
