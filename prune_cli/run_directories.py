@@ -62,6 +62,36 @@ def check_written_directories(root: DictConfig) -> None:
         check_writes(root, "dataset")
 
 
+def check_data_location(root: DictConfig, run_dir: Path | None = None) -> None:
+    """A run found by its id (results_dir/runs/<run id>, or the `hydra.run.dir` given) that read its data from
+    another folder than this command's: ConfigError naming the option, before anything is written. The run id
+    hashes a path option's spelling (README, "Every run gets its own directory"), and a relative
+    `dataset.root` (the image datasets' default, `data`) names another folder from another working
+    directory: the same command run there was "already complete" with the first folder's numbers, or resumed
+    its checkpoint on other files. A run records the folders it read (provenance.json `data_location`,
+    prune_cli/core/paths.py `data_locations`); runs started before 2026-12-03 recorded none and are not checked."""
+    from .core.paths import data_locations
+    from .core.tables import recorded_data_location
+
+    here = data_locations(root.dataset)
+    if not here or not root.get("results_dir"):
+        return
+    rid = run_id(root)
+    found = run_dir if run_dir is not None else user_path(root.results_dir) / "runs" / rid
+    then = recorded_data_location(found)
+    for option, folder in here.items():
+        key = f"dataset.{option}"
+        if then.get(key, folder) != folder:
+            raise ConfigError(
+                key,
+                root.dataset[option],
+                f"a {key} naming {then[key]}, the folder run {rid} ({found}) read its data from; here "
+                f"{key}={root.dataset[option]} names {folder} (a relative path names another folder from another "
+                f"working directory). Give the folder as an absolute path ({key}={folder}) for a run of its own, or "
+                "run the command from the directory the run was made in",
+            )
+
+
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
 _USERS_FOLDERS: set[Path] = set()  # folders given as hydra.run.dir that existed before this command
 
@@ -86,6 +116,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
     if problem is None and mode == RunMode.RUN:
         try:
             check_written_directories(_root_)  # before anything is created
+            check_data_location(_root_)
         except PruneCliError as err:
             _reject(str(err))
     if problem is None and not _CREATED:
@@ -151,6 +182,7 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
     reject_unused_overrides(cfg)
     check_written_directories(cfg)
     run_dir = Path(str(cfg.hydra.run.dir))
+    check_data_location(cfg, run_dir)
     if run_dir.exists():  # before Hydra writes into it: never removed as a rejected run's scaffolding
         _USERS_FOLDERS.add(run_dir.absolute())
     complete = run_dir / "COMPLETE"

@@ -41,6 +41,10 @@ class DatasetConfig:
     # options holding a folder's path: the run id, the dense-cache key and the run's config.yaml hold one
     # spelling of each (prune_cli/core/paths.py `normal_path`), so the same folder written differently is one run
     path_options: ClassVar[tuple[str, ...]] = ()
+    # those of them whose folder's files are the data itself (not a cache of data the options determine): a
+    # relative spelling names another folder from another working directory, so the dense-cache key and the
+    # data memo hold the folder it names, and a run records it (prune_cli/core/paths.py `data_locations`)
+    data_options: ClassVar[tuple[str, ...]] = ()
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:

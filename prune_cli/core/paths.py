@@ -31,6 +31,35 @@ def normal_path(value):
     return lead + "/".join(part for part in value.split("/") if part not in ("", ".")) or lead or "."
 
 
+def relative(value) -> bool:
+    """Whether a path option's value is relative: neither absolute nor starting with `~` (the home folder)."""
+    return isinstance(value, str) and bool(value) and not value.startswith(("/", "~"))
+
+
+def data_locations(node) -> dict[str, str]:
+    """{option: the folder it names from this working directory} for each of a dataset node's `data_options`
+    (DatasetConfig: the options whose folder's files are the data, a vision dataset's `root`), in
+    `normal_path`'s spelling (`..` kept: `a` may be a symbolic link). A relative `root` (the default `data`)
+    names another folder from another working directory: a run records where it read its data
+    (provenance.json `data_location`), and the dense-cache key and the data memo hold this folder."""
+    from omegaconf import OmegaConf
+
+    found = {}
+    for option in getattr(OmegaConf.get_type(node), "data_options", ()):
+        value = node.get(option)
+        if isinstance(value, str) and value:
+            found[option] = normal_path(os.path.join(os.getcwd(), os.path.expanduser(value)))
+    return found
+
+
+def with_located_data(node, plain: dict) -> dict:
+    """`plain` (the dataset node as a dict) with each relative data option replaced by the folder it names
+    from here (`data_locations`): the dense-cache key and the data memo of data read from one folder. Absolute
+    and `~` spellings are kept as they are, so their keys stay those of existing entries."""
+    located = {o: v for o, v in data_locations(node).items() if relative(plain.get(o))}
+    return {**plain, **located} if located else plain
+
+
 def normalise_path_options(node) -> None:
     """Replace, in place, each of a config node's declared path options (its schema's `path_options`,
     prune_cli/core/config_base.py) by its `normal_path`."""

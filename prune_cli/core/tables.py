@@ -151,6 +151,22 @@ def recorded_run_id(run_dir: Path) -> str | None:
     return None
 
 
+PROVENANCE_FILE = "provenance.json"  # a run's environment and data folders (prune_cli/run/results.py)
+
+
+def recorded_data_location(run_dir: Path) -> dict[str, str]:
+    """The `data_location` a run's provenance.json recorded when it started ({"dataset.root": folder}; {} when
+    there is none: a run started before 2026-12-03, a dataset without data options, or a record that cannot
+    be read)."""
+    import json
+
+    try:
+        found = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text()).get("data_location", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def dir_run_id(run_dir: Path) -> str:
     """The run id a run directory holds (first line of COMPLETE or of its marker), else its name."""
     return recorded_run_id(run_dir) or run_dir.name

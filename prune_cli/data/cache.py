@@ -6,7 +6,8 @@ standardised per run. `load_raw(node)` returns what the dataset's loader returns
 (`DATASETS.get(node.name)(node)`), loading it once per process per dataset config:
 
 - The key is the loader and the whole resolved dataset node (every option, also those only the
-  splits read: a different value of any option is a different entry). The run's seed is not part of
+  splits read: a different value of any option is a different entry; a relative `root` as the folder it
+  names from the working directory). The run's seed is not part of
   it because a loader never receives it; the only way a run's data can depend on the seed is through
   the global random streams, and a loader that draws from them is never memoised (below).
 - Copy-on-use: every call returns fresh copies of the tensors, so a run that changes its data in place
@@ -35,6 +36,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core import random_streams
+from ..core.paths import with_located_data
 from . import DATASETS
 from .splits import RawData
 
@@ -84,9 +86,11 @@ def _copy(raw: RawData) -> RawData:
 
 
 def memo_key(node: DictConfig) -> tuple:
-    """The loader and the whole resolved dataset node."""
+    """The loader and the whole resolved dataset node, a relative data folder as the folder it names from here
+    (prune_cli/core/paths.py `with_located_data`: `root=data` from two working directories is two datasets)."""
     loader = DATASETS.get(node.name)
-    return loader, json.dumps(OmegaConf.to_container(node, resolve=True), sort_keys=True, default=str)
+    plain = with_located_data(node, OmegaConf.to_container(node, resolve=True))
+    return loader, json.dumps(plain, sort_keys=True, default=str)
 
 
 def load_raw(node: DictConfig) -> RawData:

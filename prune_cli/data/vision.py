@@ -35,6 +35,7 @@ class VisionConfig(DatasetConfig):
     root: str = "data"
     download: bool = False
     path_options: ClassVar[tuple[str, ...]] = ("root",)  # DatasetConfig.path_options
+    data_options: ClassVar[tuple[str, ...]] = ("root",)  # DatasetConfig.data_options: the files are the data
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:

@@ -38,7 +38,7 @@ from ..core import accel, plugins
 from ..core.errors import unreadable_reason
 from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
 from ..core.file_digest import tree_digest
-from ..core.paths import user_path, with_normal_paths
+from ..core.paths import user_path, with_located_data, with_normal_paths
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ def dense_inputs(cfg: DictConfig, device_type: str) -> dict:
     package's source digest and the digest of every outside plugin module loaded)."""
     plain = {k: OmegaConf.to_container(cfg[k], resolve=True) if k != "seed" else cfg.seed for k in DENSE_KEYS}
     plain["dataset"] = with_normal_paths(cfg.dataset, plain["dataset"])  # one key for the same folder written differently
+    # a relative dataset.root names another folder from another working directory: that folder, not the spelling
+    plain["dataset"] = with_located_data(cfg.dataset, plain["dataset"])
     pruning = cfg.get("data_pruning")
     if pruning is not None and pruning.get("name", "none") != "none":  # the dense model trains on the kept subset
         plain["data_pruning"] = OmegaConf.to_container(pruning, resolve=True)

@@ -21,7 +21,7 @@ from ..core.config_base import ScheduleConfig, prunes_to_sparsity
 from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
 from ..core.notices import say
-from ..core.paths import normalise_path_options, user_path
+from ..core.paths import data_locations, normalise_path_options, user_path
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES, recorded_run_id
 from ..data import build_splits
@@ -160,7 +160,8 @@ class Experiment:
                     self.run_dir / results.PROVENANCE_FILE,
                 )
         else:
-            results.write_start_record(self.run_dir, self.provenance)
+            located = {f"dataset.{option}": folder for option, folder in data_locations(self.cfg.dataset).items()}
+            results.write_start_record(self.run_dir, self.provenance, located)
         self._say_lr_rewind()
         while self.step_index < len(plan):
             interrupts.check()

@@ -23,6 +23,7 @@ import prune_cli
 from . import shared_tables
 from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
+from ..core.tables import PROVENANCE_FILE
 
 
 def _git(*args: str) -> str | None:
@@ -50,7 +51,6 @@ def provenance(device: torch.device) -> dict[str, Any]:
 
 # What makes two processes compute different numbers for the same run (the timestamp does not).
 RESUME_CHECKED = ("git_sha", "git_dirty", "prune_cli_version", "torch_version", "device")
-PROVENANCE_FILE = "provenance.json"
 
 
 # What tells the code that computed a finished run from this process's (device and dirty flag aside).
@@ -134,9 +134,14 @@ def _csv_provenance(run_dir: Path) -> tuple[dict[str, Any], Path | None]:
     return {}, None
 
 
-def write_start_record(run_dir: Path, run_provenance: dict[str, Any]) -> None:
-    """provenance.json of a run started from the beginning: this process's environment, no resumes."""
+def write_start_record(run_dir: Path, run_provenance: dict[str, Any], data_location: dict[str, str] | None = None) -> None:
+    """provenance.json of a run started from the beginning: this process's environment, no resumes, and
+    `data_location`, the folders its data was read from ({"dataset.root": absolute folder}; only data
+    options: prune_cli/core/paths.py `data_locations`), which a later command for the same run id checks
+    (prune_cli/run_directories.py `check_data_location`)."""
     record = {**environment_record(run_provenance), "resumed": []}
+    if data_location:
+        record["data_location"] = dict(data_location)
     atomic_write_text(run_dir / PROVENANCE_FILE, json.dumps(record, indent=2))
 
 
