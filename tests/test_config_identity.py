@@ -9,6 +9,8 @@ below still check the config part alone): 453be3f66757fee2 and 63db6f0861c243eb 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.helpers import composed
@@ -29,7 +31,9 @@ RUN_IDS = [
 ]
 DENSE_KEYS = [
     ([], "57f28b4f72868328"),
-    (["dataset=cifar10", "model=resnet20", "method=lookahead"], "a14fb4e74e2a7631"),
+    # an absolute root (computed before 2026-12-03): a relative one's key is that of the folder it names from the
+    # working directory (test_a_relative_root_s_dense_key_is_the_folder_it_names), so it cannot be pinned
+    (["dataset=cifar10", "model=resnet20", "method=lookahead", "dataset.root=/data"], "4ff52f5adc124da9"),
 ]
 
 
@@ -88,7 +92,8 @@ NORMAL_SPELLINGS = [
         "run-magnitude-oneshot-s0.9-seed0-46293bd2",
         "769a03fdc7010775",
     ),
-    (["dataset=cifar10", "model=resnet20", "dataset.root=data"], "run-magnitude-oneshot-s0.9-seed0-1729bd21", "a14fb4e74e2a7631"),
+    # a relative root's dense-cache key is the folder it names from here (None: `_expected_key`), since 2026-12-03
+    (["dataset=cifar10", "model=resnet20", "dataset.root=data"], "run-magnitude-oneshot-s0.9-seed0-1729bd21", None),
 ]
 OTHER_SPELLINGS = {
     "/tmp/r/mn1d": ["/tmp/r/mn1d/", "/tmp/r/./mn1d", "/tmp/r//mn1d", "/tmp/./r/mn1d/."],
@@ -110,6 +115,8 @@ def test_one_folder_written_differently_is_one_run_id_and_one_dense_cache_key(ov
     pin_code_digests(monkeypatch)
     *rest, last = overrides
     key, folder = last.split("=", 1)
+    if expected_key is None:  # the key of the absolute folder `data` names from this working directory
+        expected_key = dense_key(_compose([*rest, f"{key}={os.path.join(os.getcwd(), folder)}"]), "cpu")
     for spelling in [folder, *OTHER_SPELLINGS[folder]]:
         cfg = _compose([*rest, f"{key}={spelling}"])
         assert (run_id(cfg), dense_key(cfg, "cpu")) == (expected_id, expected_key), spelling
@@ -145,3 +152,18 @@ def test_two_spellings_of_one_cache_dir_are_one_run_one_dense_model_and_one_expe
     assert OmegaConf.load(run_dir / "config.yaml").dataset.cache_dir == str(folder)
     assert len([d for d in (results / "dense_cache").iterdir() if d.is_dir()]) == 1  # one dense model trained
     assert len(load(results).experiments) == 1
+
+
+def test_a_relative_root_s_dense_key_is_the_folder_it_names(tmp_path, monkeypatch):
+    """`dataset.root=data` from two working directories is two folders of files: two dense-cache keys (one
+    key loaded the first folder's dense model for the second's runs), each the key of the absolute folder."""
+    from prune_cli.run.dense_cache import dense_key
+
+    pin_code_digests(monkeypatch)
+    keys = []
+    for name in ("A", "B"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        keys.append(dense_key(_compose(["dataset=cifar10", "model=resnet20", "dataset.root=data"]), "cpu"))
+        assert keys[-1] == dense_key(_compose(["dataset=cifar10", "model=resnet20", f"dataset.root={tmp_path / name}/data"]), "cpu")
+    assert keys[0] != keys[1]
