@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core.atomic_io import atomic_write_bytes
-from ..core.checks import check, data_seed, positive_int
+from ..core.checks import check, data_seed
 from ..core.errors import DatasetFileUnreadable
 from ..core.config_base import DatasetConfig, config_schema
 from ..core.writable import directory_problem
@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 @config_schema("dataset", "mnist1d")
 @dataclass
 class Mnist1dConfig(DatasetConfig):
-    # total; mnist1d keeps 80 % for training, 20 % for test. The published dataset (Greydanus 2020) is
-    # num_samples=5000 with data_seed=42 (4000 train / 1000 test); the default is twice as many examples.
+    # total, a multiple of 10 (num_samples // 10 of each class); mnist1d keeps 80 % for training, 20 % for
+    # test. The published dataset (Greydanus 2020) is num_samples=5000 with data_seed=42 (4000 train / 1000
+    # test); the default is twice as many examples.
     num_samples: int = 10000
     data_seed: int = 42  # mnist1d's generation seed (42, the published dataset's)
     cache_dir: str = "~/.cache/prune-cli/mnist1d"
@@ -41,7 +42,15 @@ class Mnist1dConfig(DatasetConfig):
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
-        positive_int(cfg, f"{key}.num_samples", minimum=100)
+        value = OmegaConf.select(cfg, f"{key}.num_samples")
+        check(
+            isinstance(value, int) and value >= 100 and value % CLASSES == 0,
+            f"{key}.num_samples",
+            value,
+            "a multiple of 10 >= 100",
+            "The mnist1d package makes num_samples // 10 examples of each of its 10 classes: any other value was "
+            "rounded down, the same data under another run id.",
+        )
         data_seed(cfg, f"{key}.data_seed")
         _check_cache_dir(cfg, key)
 
@@ -55,7 +64,18 @@ class Mnist1dConfig(DatasetConfig):
 
     @classmethod
     def declared_train_examples(cls, node):
-        return int(node.num_samples), None  # an upper bound: 80 % of them are training examples
+        # exact (the class counts of the shuffled split are not): declaring num_samples accepted a
+        # max_train_samples between the training split and num_samples, which did nothing
+        return training_examples(int(node.num_samples)), None
+
+
+# the mnist1d package's split: num_samples // 10 examples of each class, shuffled, the first 80 % for training
+TRAIN_SPLIT = 0.8
+
+
+def training_examples(num_samples: int) -> int:
+    """The training examples the mnist1d package makes of `num_samples` (its `int(len(ys) * train_split)`)."""
+    return int((num_samples // CLASSES) * CLASSES * TRAIN_SPLIT)
 
 
 def _cache_file(node: DictConfig) -> Path:
@@ -101,22 +121,28 @@ SIGNAL_LENGTH, CLASSES = 40, 10  # the published MNIST-1D (Greydanus 2020), as d
 
 
 def _misfit(arrays: dict[str, np.ndarray], num_samples: int) -> str | None:
-    """Why cached arrays are not MNIST-1D of `num_samples` examples, or None when they are: float signals
-    of 40 samples, one integer label in 0..9 per signal, and the mnist1d package's count (num_samples // 10
-    examples of each of the 10 classes, split into training and test)."""
+    """Why cached arrays are not MNIST-1D of `num_samples` examples, or None when they are: finite float
+    signals of 40 samples, one integer label in 0..9 per signal, and the mnist1d package's count
+    (num_samples // 10 examples of each of the 10 classes, 80 % of them for training). A NaN or inf
+    signal was used: the run then diverged and blamed the learning rate."""
     for xs, ys in (("x", "y"), ("x_test", "y_test")):
         x, y = arrays[xs], arrays[ys]
         if x.ndim != 2 or x.shape[1] != SIGNAL_LENGTH or not np.issubdtype(x.dtype, np.floating):
             return f"{xs} is {x.dtype} of shape {x.shape}, not float signals of {SIGNAL_LENGTH} samples"
+        bad_values = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if bad_values:
+            return f"{xs} holds {bad_values} value(s) that are not finite (NaN or inf)"
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             return f"{ys} is {y.dtype} of shape {y.shape}, not one integer label for each of the {len(x)} signals of {xs}"
         bad = np.unique(y[(y < 0) | (y >= CLASSES)])
         if len(bad):
             return f"{ys} holds {', '.join(str(v) for v in bad[:10])}, not a class 0..{CLASSES - 1}"
     total, expected = len(arrays["x"]) + len(arrays["x_test"]), (num_samples // CLASSES) * CLASSES
-    if total != expected or not len(arrays["x"]) or not len(arrays["x_test"]):
+    train = training_examples(num_samples)
+    if total != expected or len(arrays["x"]) != train or not len(arrays["x_test"]):
         return (
-            f"{len(arrays['x'])} training and {len(arrays['x_test'])} test examples, not {expected} in all (num_samples={num_samples})"
+            f"{len(arrays['x'])} training and {len(arrays['x_test'])} test examples, not {train} and {expected - train} "
+            f"(num_samples={num_samples})"
         )
     return None
 

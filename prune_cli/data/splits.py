@@ -52,7 +52,7 @@ class DataSplits:
         return torch.bincount(self.train_y.cpu(), minlength=self.num_classes).tolist()
 
 
-def longtail_counts(available: list[int], ratio: float) -> list[int]:
+def longtail_counts(available: list[int], ratio: float, warn: bool = True) -> list[int]:
     """Exponential profile n_c = round(n_head x ratio^(-c/(C-1))) (Cui et al. 2019), so that class 0 is
     the largest, class C-1 the smallest and n_0 / n_{C-1} = `ratio` (README: longtail_ratio is largest /
     smallest class) up to rounding to whole examples.
@@ -62,7 +62,11 @@ def longtail_counts(available: list[int], ratio: float) -> list[int]:
     achieved ratio fell short (88.4 for 100 on MNIST, whose largest class is 1). Counts are rounded half
     to even, like the validation split's round(val_fraction x n); a real number at most an integer
     rounds to at most that integer, so no class asks more than it has. At least one example per class
-    (a class with none in the data is refused by `_take_counts`)."""
+    (a class with none in the data is refused by `_take_counts`).
+
+    `warn`: say so when the data is too small for the ratio. The pre-run planners (`_planned_counts`)
+    pass False: the run says it once, where `build_splits` takes the counts (it was said by each
+    planner too, seven times on the console and four in prune-run.log)."""
     classes = len(available)
     if classes == 1:
         return [max(1, available[0])]
@@ -71,7 +75,7 @@ def longtail_counts(available: list[int], ratio: float) -> list[int]:
     n_head = math.floor(min(have * s for have, s in zip(available, scale)) * (1 + 1e-12))
     counts = [max(1, min(have, round(n_head / s))) for have, s in zip(available, scale)]
     floored = [c for c, s in enumerate(scale) if round(n_head / s) < 1]
-    if floored:  # the data is too small for this ratio: the tail is flatter than asked, which the run must say
+    if floored and warn:  # the data is too small for this ratio: the tail is flatter than asked, which the run must say
         log.warning(
             "dataset.longtail_ratio=%g: class(es) %s would keep less than one example (head %d); they keep one, "
             "so largest/smallest is %.3g, not %g",
@@ -157,7 +161,7 @@ def _planned_counts(cfg: DictConfig, per_class: list[int]) -> list[int]:
     """Examples per class after the imbalance and before any random subset and the validation split."""
     counts = list(per_class)
     if cfg.imbalance == "longtail":
-        counts = longtail_counts(counts, cfg.longtail_ratio)
+        counts = longtail_counts(counts, cfg.longtail_ratio, warn=False)  # build_splits says it, once
     elif cfg.imbalance == "counts" and cfg.class_counts is not None:
         counts = [int(c) for c in cfg.class_counts]
         check_class_counts(counts, list(per_class))

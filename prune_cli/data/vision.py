@@ -254,6 +254,8 @@ def read_idx(path: str) -> np.ndarray:
         raise DatasetFileUnreadable(
             f"cannot read {actual} ({type(err).__name__}: {err}). Replace it with the original file."
         ) from None
+    if not raw:
+        raise DatasetFileUnreadable(f"{actual} is empty (0 bytes), not an IDX file. Replace it with the original file.")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DatasetFileUnreadable(f"{actual} is not an IDX file of unsigned bytes (its header is {raw[:4].hex()})")
     ndim = raw[3]
@@ -334,7 +336,13 @@ def _read_split(name: str, root: str, train: bool, download: bool):
             "Replace it with the original file."
         )
     label_path = os.path.join(folder, f"{stem}-labels-idx1-ubyte")
-    labels = _fitting_labels(label_path, read_idx(label_path), len(images), SOURCES[name].num_classes)
+    labels = read_idx(label_path)
+    if labels.ndim != 1:  # (40, 1) or (4, 10) was flattened into 40 labels and accepted
+        raise DatasetFileUnreadable(
+            f"{label_path}: {labels.ndim} dimensions {list(labels.shape)}, not one label per image (an IDX labels "
+            "file has exactly one dimension). Replace it with the original file."
+        )
+    labels = _fitting_labels(label_path, labels, len(images), SOURCES[name].num_classes)
     return _Split(torch.from_numpy(images.copy()), labels)
 
 
