@@ -20,8 +20,12 @@ class SyntheticConfig(DatasetConfig):
     kind: str = "blobs"  # blobs | spirals
     input_dim: int = 2
     num_classes: int = 3
+    # standard deviation of the Gaussian noise: blobs, on every coordinate around the class centre (centres
+    # drawn with standard deviation 2); spirals, x 0.1 on the two plane coordinates before the embedding
     noise: float = 0.5
     samples_per_class: int = 500  # training samples per class (before the validation split)
+    # drawn from the same generator after the training samples: another samples_per_class gives other
+    # test examples (dataset.max_train_samples subsets the training split and keeps the test split)
     test_samples_per_class: int = 200
     data_seed: int = 0  # the data itself; the run's seed drives splits and training
 
