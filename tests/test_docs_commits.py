@@ -15,8 +15,8 @@ from conftest import REPO
 # backticked hex words in the docs that are not commits of this repository, and why
 NOT_OURS = {
     "9dfa57a": "ganguli-lab/Synaptic-Flow's commit (docs/report.md)",
-    "273e67d": "a paper's public code (docs/report.md)",
-    "35bdb17": "a paper's public code (docs/report.md)",
+    "273e67d": "lottery-ticket/rewinding-iclr20-public's commit (docs/report.md)",
+    "35bdb17": "alinlab/lookahead_pruning's commit (docs/report.md)",
 }
 
 
