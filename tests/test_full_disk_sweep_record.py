@@ -83,3 +83,28 @@ def test_a_torn_line_whose_newline_did_not_fit_keeps_the_next_job_s_line(tmp_pat
     monkeypatch.setattr(sweep_record.os, "write", real_write)
     sweep_record.record_outcome(tmp_path / "run-b", "failed", RuntimeError("bust"))
     assert [(x["run_dir"], x["status"]) for x in sweep_record.outcomes(path)] == [(str(tmp_path / "run-b"), "failed")]
+
+
+def test_a_failed_line_the_disk_refused_still_stops_a_fail_fast_sweep(tmp_path, monkeypatch):
+    """fail_fast reads the failure from the sweep's record: a `failed` line the full disk refused let the
+    later jobs run (documented as not handled until 2026-12-03). The failing job's process remembers it, and
+    an empty mark beside the record (a file needs no data block) tells the other workers."""
+    path = _record(tmp_path, monkeypatch)
+    monkeypatch.setattr(sweep_record, "_FAILED_HERE", {}, raising=False)
+    real_write = os.write
+
+    def no_space(fd, data):
+        if b'"failed"' in data:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(sweep_record.os, "write", no_space)
+    sweep_record.record_outcome(tmp_path / "run-a", "started")
+    sweep_record.record_outcome(tmp_path / "run-a", "failed", ValueError("diverged"))
+    monkeypatch.setattr(sweep_record.os, "write", real_write)
+    assert [json.loads(x)["status"] for x in path.read_text().splitlines()] == ["started"]  # the line is not there
+    assert sweep_record.failed_in_this_sweep() == str(tmp_path / "run-a")  # this process: the job that failed
+    monkeypatch.setattr(sweep_record, "_FAILED_HERE", {}, raising=False)  # another worker process: the mark beside the record
+    assert sweep_record.failed_in_this_sweep() is not None
+    sweep_record.remove(str(path))
+    assert not tmp_path.exists()  # the record, its mark and then its folder removed

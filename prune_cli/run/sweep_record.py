@@ -27,6 +27,8 @@ from ..core.processes import alive as _alive, here as _here
 log = logging.getLogger(__name__)
 
 SWEEP_RECORD_ENV = "PRUNE_CLI_SWEEP_RECORD"  # jobs of a sweep append their outcome here (one JSON line)
+FAILED_SUFFIX = ".failed"  # beside the record when a job's `failed` line did not fit (a full disk): fail_fast reads it
+_FAILED_HERE: dict[str, str] = {}  # sweep record -> the run directory of a job of this process that failed in it
 STOP_SUFFIX = ".stop"  # beside the record while a signal stops the sweep: a job starting then does not run
 
 _WARNED: set = set()  # records found gone (a path), or not writable ((path, "write")), by this process: said once
@@ -48,6 +50,8 @@ def record_outcome(run_dir: Path, status: str, err: BaseException | None = None)
     path = current()
     if not path:
         return
+    if status == "failed":
+        _FAILED_HERE.setdefault(path, str(run_dir))
     reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}" if err is not None else ""
     line = json.dumps({"run_dir": str(run_dir), "status": status, "reason": reason, "pid": os.getpid()}) + "\n"
     try:
@@ -70,6 +74,24 @@ def record_outcome(run_dir: Path, status: str, err: BaseException | None = None)
             raise OSError(errno.ENOSPC, f"only {written} of the line's {len(data)} bytes were written")
     except OSError as err:
         _not_written(path, run_dir, status, err)
+        if status == "failed":
+            _mark_failed(path, run_dir)
+    finally:
+        os.close(fd)
+
+
+def _mark_failed(path: str, run_dir: Path) -> None:
+    """A `failed` line the disk refused: an empty file beside the record (a name needs no data block, where
+    a full disk may still hold it; the run directory written into it when that fits too), so that a fail-fast
+    sweep's later jobs in other workers still find the failure (`failed_in_this_sweep`)."""
+    try:
+        fd = os.open(path + FAILED_SUFFIX, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError:
+        return
+    try:
+        os.write(fd, str(run_dir).encode())
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
@@ -133,11 +155,20 @@ def running(path: str | Path) -> dict[str, int]:
 
 
 def failed_in_this_sweep() -> str | None:
-    """The run directory of a job of this sweep that failed (None: none yet)."""
+    """The run directory of a job of this sweep that failed (None: none yet): from the record, else a job of
+    this process that failed, else the mark a `failed` line the disk refused left beside the record
+    (`_mark_failed`; its run directory, or a phrase when even that did not fit)."""
     path = current()
     if not path or not Path(path).exists():
         return None
-    return next((x["run_dir"] for x in _lines(path) if x["status"] == "failed"), None)
+    found = next((x["run_dir"] for x in _lines(path) if x["status"] == "failed"), None) or _FAILED_HERE.get(path)
+    if found is None and Path(path + FAILED_SUFFIX).exists():
+        try:
+            found = Path(path + FAILED_SUFFIX).read_text().strip()
+        except OSError:
+            found = ""
+        found = found or "a job whose 'failed' line the full disk refused"
+    return found
 
 
 def stopping(path: str | None = None) -> bool:
@@ -155,12 +186,13 @@ def mark_stopping(path: str | None) -> None:
 
 
 def remove(path: str | None) -> None:
-    """Remove a sweep's record (and its stop mark), and results_dir/.sweeps when no other sweep's
+    """Remove a sweep's record (and its stop and failed marks), and results_dir/.sweeps when no other sweep's
     record is in it."""
     if not path:
         return
     Path(path).unlink(missing_ok=True)
     Path(path + STOP_SUFFIX).unlink(missing_ok=True)
+    Path(path + FAILED_SUFFIX).unlink(missing_ok=True)
     try:
         Path(path).parent.rmdir()
     except OSError:
@@ -198,5 +230,6 @@ def remove_stale(folder: Path) -> list[tuple[Path, int]]:
             continue
         record.unlink(missing_ok=True)
         Path(str(record) + STOP_SUFFIX).unlink(missing_ok=True)
+        Path(str(record) + FAILED_SUFFIX).unlink(missing_ok=True)
         removed.append((record, int(pid)))
     return removed
