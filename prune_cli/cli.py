@@ -267,8 +267,18 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
     the rest at its end (prune_cli/run/sweep_stop.py). `at_once`: a second Ctrl-C stopped the run where
     it was, not at a safe point; its checkpoint is as a kill at that instant leaves it (written
     atomically, so the last one stays whole; docs/robustness.md)."""
+    from .run.dense_cache import StoppedWaitingForCache  # loaded with the run (`_job`)
+
     name = f"at once by a second {stop}" if at_once else f"by {stop}"
-    if isinstance(stop, interrupts.StoppedWaiting) and stop.other_stopped:  # both got it (a Ctrl-C to the group)
+    if isinstance(stop, StoppedWaitingForCache):  # waited for another run's dense model or scores: this run's own state
+        other = f"was {stop.doing} and has stopped too" if stop.other_stopped else f"is {stop.doing} (that run goes on)"
+        kept = (
+            "keeps its last checkpoint (state.pt); run the same command again to resume it"
+            if (run_dir / "state.pt").exists()  # e.g. a run whose own dense training was stopped, resumed
+            else "has no checkpoint yet; run the same command again to start it"
+        )
+        line = f"prune-run: stopped {name} while waiting for {stop.what}, which another run {other}; run {run_dir} {kept}"
+    elif isinstance(stop, interrupts.StoppedWaiting) and stop.other_stopped:  # both got it (a Ctrl-C to the group)
         line = (
             f"prune-run: stopped {name} while waiting for run {run_dir}, which another process was running and has "
             "stopped too; run the same command again to resume it"

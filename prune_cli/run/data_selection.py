@@ -22,8 +22,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from filelock import FileLock
-
 from ..core import random_streams
 from ..core.atomic_io import atomic_torch_save, atomic_write_text
 from ..core.errors import unreadable_reason
@@ -35,7 +33,7 @@ from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits, warn_classes_lost
 from ..train_hooks import TrainHook
 from ..training import TrainProgress, train
-from .dense_cache import dense_inputs, differing_fields
+from .dense_cache import dense_inputs, differing_fields, waiting_lock
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,8 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus
     the rule's own key with its proxies' epochs: a sweep over `keep` or train.epochs trains its proxies
     once. Written atomically under a
-    file lock, with the description its name hashes; an unreadable entry, one whose stored description
+    file lock (a run waiting for another's scores says so, and a stop signal ends the wait: `waiting_lock`),
+    with the description its name hashes; an unreadable entry, one whose stored description
     differs (or that has none: an older prune-cli's file) and one of another shape than the rule expects
     are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
     whose proxies train nothing (GraNd with proxy_epochs=0) passes trains=False: its key leaves the
@@ -75,7 +74,7 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
         digest = hashlib.sha256(described.encode()).hexdigest()[:16]
         path = folder / f"{name}-{digest}.pt"
         folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(path) + ".lock"):
+        with waiting_lock(Path(f"{path}.lock"), f"data-pruning scores {path.name}", "computing", "are being computed"):
             if path.exists():
                 try:
                     stored = torch.load(path, weights_only=True)

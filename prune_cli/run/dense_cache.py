@@ -4,7 +4,8 @@ plugin module loaded, each with its whole top-level package).
 
 Every run that needs the same dense model loads it instead of training again, so a sweep over
 methods and sparsities trains one dense model per seed. Entries are created under a file lock,
-so parallel runs wait for the first instead of training twice; every file is written atomically
+so parallel runs wait for the first instead of training twice (`waiting_lock`: one line says so, and a
+stop signal ends the wait); every file is written atomically
 and `COMPLETE` (naming the run that trained it) is written last. An entry that cannot be read, or whose
 own `config.json` describes another model than its key (an entry copied under another key), is moved
 aside with a warning naming it and why, and the model is trained again.
@@ -29,15 +30,16 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 import prune_cli
 
-from ..core import accel, plugins
+from ..core import accel, interrupts, plugins
 from ..core.errors import unreadable_reason
 from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
 from ..core.file_digest import tree_digest
+from ..core.notices import say
 from ..core.paths import user_path, with_located_data, with_normal_paths
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,48 @@ def differing_fields(then, now, prefix: str = "") -> list[str]:
 _ABSENT = object()
 
 
+class StoppedWaitingForCache(interrupts.StoppedWaiting):
+    """A stop signal while this run waited for a cache entry's lock (`waiting_lock`) that another run holds
+    while it computes the entry: this run stops as asked, holding nothing; the other goes on, or
+    (`other_stopped`: the signal reached both, and the other freed the lock) has stopped too. `what` names
+    the entry ("dense model <key>"), `doing` what the other run does with it ("training")."""
+
+    def __init__(self, signum: int, what: str, doing: str, other_stopped: bool = False):
+        super().__init__(signum, other_stopped)
+        self.what, self.doing = what, doing
+
+
+@contextmanager
+def waiting_lock(lock_path: Path, what: str, doing: str, being: str):
+    """Hold the file lock `lock_path` of a cache entry. Taken by another run (computing the entry), one line
+    says so (`<what> <being> by another run (<lock>); waiting for it`) and the wait is the run lock's
+    (prune_cli/run/experiment.py `run`): a safe point every half second, where a stop signal ends the wait
+    with StoppedWaitingForCache; a lock that comes free after the signal (the group's Ctrl-C stopped the
+    other run too) is freed again, so this run never starts the work it was told to stop."""
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        say(log, f"prune-run: {what} {being} by another run ({lock.lock_file}); waiting for it")
+        while True:
+            stop = interrupts.requested()
+            if stop is not None:
+                raise StoppedWaitingForCache(stop, what, doing) from None
+            try:
+                lock.acquire(timeout=0.5)
+            except Timeout:
+                continue
+            stop = interrupts.requested()
+            if stop is not None:
+                lock.release()
+                raise StoppedWaitingForCache(stop, what, doing, other_stopped=True) from None
+            break
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class Entry(NamedTuple):
     init: dict
     dense: dict
@@ -154,8 +198,9 @@ class DenseCache:
 
     @contextmanager
     def lock(self):
+        """The entry's lock (`waiting_lock`): a stop signal while another run trains its model stops the wait."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock"):
+        with waiting_lock(Path(str(self.path) + ".lock"), f"dense model {self.path.name}", "training", "is being trained"):
             yield
 
     def load(self, rewind_epochs: tuple[int, ...]) -> Optional[Entry]:

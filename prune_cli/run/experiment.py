@@ -278,8 +278,13 @@ class Experiment:
                     self.model.load_state_dict(entry.dense)
                     self.history = [r for r in self.history if r["phase"] != "dense"] + entry.history
                     self.progress = None
-                    # killed right after storing the model it trained itself: that run is still a miss
-                    own = resumed and entry.trained_by == self.context["run_id"]
+                    # the model this run trained itself (killed right after storing it, then resumed; or started
+                    # over after its checkpoint was set aside as unreadable) is still a miss. The same run id
+                    # alone is not enough: it leaves results_dir out, so the same config run into another
+                    # results_dir sharing this dense_cache.dir, or again after its directory was deleted, loads
+                    # a model it did not train (a hit)
+                    started_over = any(self.run_dir.glob(f"{STATE_FILE}.*-*"))  # checkpoint.py `_set_aside`
+                    own = entry.trained_by == self.context["run_id"] and (resumed or started_over)
                     self.context["dense_cache"] = "miss" if own else "hit"
                     log.info("dense model loaded from the cache (%s): no training needed", cache.path)
                     self._say_if_trained_with_other_threads(cache)
