@@ -279,11 +279,12 @@ class Experiment:
                     self.history = [r for r in self.history if r["phase"] != "dense"] + entry.history
                     self.progress = None
                     # the model this run trained itself (killed right after storing it, then resumed; or started
-                    # over after its checkpoint was set aside as unreadable) is still a miss. The same run id
-                    # alone is not enough: it leaves results_dir out, so the same config run into another
-                    # results_dir sharing this dense_cache.dir, or again after its directory was deleted, loads
-                    # a model it did not train (a hit)
-                    started_over = any(self.run_dir.glob(f"{STATE_FILE}.*-*"))  # checkpoint.py `_set_aside`
+                    # over after its checkpoint was set aside as unreadable, checkpoint.py `_set_aside`) is still a
+                    # miss. The same run id alone is not enough: it leaves results_dir out, so the same config run
+                    # into another results_dir sharing this dense_cache.dir, or again after its directory was
+                    # deleted, loads a model it did not train (a hit). A checkpoint set aside as another plan's was
+                    # written by other code, whose dense model has another key: the entry here is not its own
+                    started_over = any(self.run_dir.glob(f"{STATE_FILE}.corrupt-*"))
                     own = entry.trained_by == self.context["run_id"] and (resumed or started_over)
                     self.context["dense_cache"] = "miss" if own else "hit"
                     log.info("dense model loaded from the cache (%s): no training needed", cache.path)
