@@ -356,11 +356,19 @@ def _report_stopped_sweep(outcomes: list[dict], signum: int | None) -> None:
     sys.exit(128 + signum)
 
 
+def _stop_signal_name(outcome: dict) -> str | None:
+    """The signal's name in a stopped job's record: "Interrupted: SIGTERM", and "StoppedWaiting: SIGINT" or
+    "StoppedWaitingForCache: SIGINT" for a job stopped while it waited for another run's lock; None otherwise."""
+    _, _, name = outcome["reason"].partition(": ")
+    return name if outcome["status"] == "stopped" and name in signal.Signals.__members__ else None
+
+
 def _signal_of(outcomes: list[dict]) -> int:
-    """The signal a worker's job was stopped by, from its record ("Interrupted: SIGTERM")."""
+    """The signal a worker's job was stopped by, from its record (`_stop_signal_name`), else SIGTERM."""
     for x in outcomes:
-        if x["status"] == "stopped" and x["reason"].startswith("Interrupted: SIG"):
-            return int(signal.Signals[x["reason"].split(": ", 1)[1]])
+        name = _stop_signal_name(x)
+        if name is not None:
+            return int(signal.Signals[name])
     return int(signal.SIGTERM)
 
 
@@ -516,9 +524,8 @@ def _a_sweep_s_file_refused(err: Exception) -> bool:
 def _how_it_ended(outcome: dict) -> str:
     """A run that did not complete: its reason, or for a stopped one the signal and its checkpoint."""
     how = _how_it_stopped(outcome)
-    if outcome["status"] == "stopped" and outcome["reason"].startswith("Interrupted: "):
-        how = f"{outcome['reason'].split(': ', 1)[1]}: {how}"
-    return how
+    name = _stop_signal_name(outcome)
+    return f"{name}: {how}" if name is not None else how
 
 
 def _report_jobs_left_on_the_cluster(name: str, reason: str, outcomes: list[dict], path: str | None) -> None:

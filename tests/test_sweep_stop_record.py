@@ -43,3 +43,15 @@ def test_a_sweep_stopped_before_its_first_run_leaves_the_folder_as_it_found_it(t
         assert [p.name for p in (results / "runs").iterdir()] == ["multirun.yaml"]
     else:
         assert not (results / "runs").exists()
+
+
+@pytest.mark.parametrize("stopped", ["Interrupted", "StoppedWaiting", "StoppedWaitingForCache"])
+def test_a_job_stopped_while_waiting_for_a_lock_names_its_signal_in_the_summary(stopped):
+    """A job stopped while it waited for another run's lock records `StoppedWaiting: SIGINT` (or the dense
+    cache's `StoppedWaitingForCache: SIGINT`); the summary read only `Interrupted: ...`, so it dropped the
+    signal's name and took SIGTERM for the signal that stopped a lone worker."""
+    from prune_cli.sweep_lifecycle import _how_it_ended, _signal_of
+
+    outcome = {"run_dir": "/nonexistent/run-x", "status": "stopped", "reason": f"{stopped}: SIGINT"}
+    assert _signal_of([outcome]) == signal.SIGINT
+    assert _how_it_ended(outcome).startswith("SIGINT: ")
