@@ -61,6 +61,8 @@ class TrainConfig:
         for name in ("lr", "momentum", "weight_decay", "gamma", "l1"):
             value = node[name]
             check(finite(value) and value >= 0, f"{key}.{name}", value, "a finite number >= 0")
+        # lr=0 trained nothing (every step leaves the weights where they are) under a run id of its own
+        check(node.lr > 0, f"{key}.lr", node.lr, f"a finite number > 0 ({key}.epochs=0 is how a training phase is skipped)")
         check(node.momentum < 1, f"{key}.momentum", node.momentum, "a number in [0, 1)")
         positive_int(cfg, f"{key}.warmup_epochs", minimum=0)
         milestones = list(node.milestones)
@@ -69,6 +71,13 @@ class TrainConfig:
             f"{key}.milestones",
             milestones,
             "strictly increasing positive epoch numbers (a repeated one would apply gamma twice)",
+        )
+        check(  # gamma ** 0 at every step: the constant schedule under a run id of its own
+            node.lr_schedule != "multistep" or bool(milestones),
+            f"{key}.lr_schedule",
+            node.lr_schedule,
+            f"multistep only with {key}.milestones, the epochs at which it multiplies the LR by {key}.gamma (without any it is "
+            f"{key}.lr_schedule=constant under a run id of its own); or constant or cosine",
         )
         if key == "train" and node.epochs > 0:  # dense training runs exactly train.epochs (finetune serves other lengths too)
             check(
@@ -90,14 +99,24 @@ class TrainConfig:
         found = {}
         if node.optimizer != "sgd":
             found[f"{key}.momentum"] = f"it applies only with {key}.optimizer=sgd; here {key}.optimizer={node.optimizer}"
+        proxies = train_config_epochs(cfg) if key == "train" else None
+        longest = max(node.epochs, proxies) if proxies is not None else 0
+        if key == "train" and longest > 0 and node.warmup_epochs >= longest and node.lr_schedule != "constant":
+            # lr_factor returns the warm-up ratio at every step of dense training and of a data pruning rule's
+            # models, whose warm-up is min(train.warmup_epochs, their epochs) (prune_cli/run/data_selection.py)
+            also = f" and of data_pruning={cfg.data_pruning.name}'s models ({proxies})" if proxies else ""
+            why = (
+                f"{key}.warmup_epochs={node.warmup_epochs} covers all {node.epochs} epochs of dense training{also}, "
+                "so the schedule never starts"
+            )
+            found[f"{key}.lr_schedule"] = why
+            if node.lr_schedule == "multistep":
+                found.update({f"{key}.milestones": why, f"{key}.gamma": why})
+            return found
         if node.lr_schedule != "multistep":
             why = f"it applies only with {key}.lr_schedule=multistep; here {key}.lr_schedule={node.lr_schedule}"
             found.update({f"{key}.milestones": why, f"{key}.gamma": why})
-        elif (
-            key == "train"
-            and (proxies := train_config_epochs(cfg)) is not None
-            and all(m >= max(node.epochs, proxies) for m in node.milestones)
-        ):
+        elif key == "train" and proxies is not None and all(m >= max(node.epochs, proxies) for m in node.milestones):
             # dense training's epochs are [0, train.epochs), a data pruning rule's proxy or query models
             # train [0, their epochs) with this config: no decay is reached in either (None: a rule
             # that does not say how long its models train)

@@ -806,7 +806,7 @@ def test_a_list_nested_in_a_list_of_values_is_refused_naming_the_key(finished_re
     _rejected([*FAST, override], finished_results, f"'{key}'", allowed, "Element 0")
 
 
-@pytest.mark.parametrize("override", ["train.weight_decay=-0.0", "finetune.lr=-0.0", "dataset.noise=-0.0"])
+@pytest.mark.parametrize("override", ["train.weight_decay=-0.0", "finetune.momentum=-0.0", "dataset.noise=-0.0"])
 def test_negative_zero_is_refused_like_sparsity_s(finished_results, override):
     # Before: accepted, and -0.0 named a run of its own: the same experiment twice in runs.csv
     # (sparsity=-0.0 was already refused, fault table row 78).

@@ -703,7 +703,9 @@ def test_gradual_curve_options_an_explicit_window_cannot_use_are_unused():
 def test_a_warmup_longer_than_dense_training_stops_before_the_run():
     """train.warmup_epochs=3 with train.epochs=2: the LR climbed to 2/3 of train.lr and the schedule
     never ran, without a word. The finetune config also serves phases of other lengths (ADMM's,
-    AutoPrune's), so only the train config is held to its own epochs."""
+    AutoPrune's), so the pre-run pass holds only the train config to its own epochs; the finetune
+    warm-up is held to finetune.epochs where the plan's fine-tuning is plain Train steps of that length
+    (the unused-options pass, tests/test_training_options_audit.py)."""
     from helpers import validated
 
     from prune_cli.core.errors import ConfigError
@@ -711,7 +713,9 @@ def test_a_warmup_longer_than_dense_training_stops_before_the_run():
     with pytest.raises(ConfigError, match=r"'train.warmup_epochs'.*at most train.epochs=2"):
         validated(FAST, "train.warmup_epochs=3")
     validated(FAST, "train.warmup_epochs=2")
-    validated(FAST, "finetune.warmup_epochs=3")
+    validated(FAST, "finetune.warmup_epochs=3")  # the pre-run pass does not know the plan's fine-tuning lengths ...
+    with pytest.raises(ConfigError, match=r"'finetune.warmup_epochs'.*at most finetune.epochs=1"):
+        _found(["finetune.warmup_epochs=3"])  # ... the unused-options pass, which prune-run runs next, does
 
 
 def test_greedy_forward_gate_sites_that_pick_the_same_layers_are_unused():

@@ -35,8 +35,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ..core.checks import check
 from ..core.config_base import Config, collect_unused
 from ..core.errors import ConfigError, PruneCliError
 from .prevalidate import checked_model, running_metric_schemas, schema_of
@@ -201,15 +202,23 @@ def _finetune_schedule_never_reached(cfg: DictConfig, plan: list) -> dict[str, s
     """The fine-tuning LR schedule's options when every step that fine-tunes trains exactly
     finetune.epochs epochs (plain `Train` steps) and the schedule never acts in them: no multistep
     milestone below finetune.epochs (a decay that never happens), or a warm-up as long as fine-tuning
-    (lr_factor returns the warm-up ratio for every epoch). The train config has its own check
-    (training.TrainConfig.unused); training-time methods may train the finetune config for other
-    epoch counts, so plans with such a step are left alone."""
+    (lr_factor returns the warm-up ratio for every epoch). A warm-up longer than fine-tuning is a
+    ConfigError (the LR never reaches finetune.lr), as training.TrainConfig.check makes one of a warm-up
+    longer than dense training. The train config has its own check (training.TrainConfig.unused);
+    training-time methods may train the finetune config for other epoch counts, so plans with such a
+    step are left alone."""
     from ..schedules.steps import Train
 
     tune = [step for step in plan if getattr(step, "which", None) == "finetune"]
     node = cfg.finetune
     if not tune or not all(isinstance(step, Train) for step in tune) or node.epochs <= 0:
         return {}
+    check(
+        node.warmup_epochs <= node.epochs,
+        "finetune.warmup_epochs",
+        node.warmup_epochs,
+        f"at most finetune.epochs={node.epochs} (a longer warm-up never reaches finetune.lr and the schedule never runs)",
+    )
     found = {}
     if node.warmup_epochs >= node.epochs and node.lr_schedule != "constant":
         why = (
@@ -225,8 +234,56 @@ def _finetune_schedule_never_reached(cfg: DictConfig, plan: list) -> dict[str, s
 
 
 # What a training config sets only for the epochs trained with it (not eval_batch_size, which evaluation
-# reads, nor weight_decay and l1, which scores and metrics read: Undecayed Pruning's lambda, the pruning limit).
-TRAINING_ONLY = ("batch_size", "optimizer", "lr", "momentum", "nesterov", "lr_schedule", "milestones", "gamma", "warmup_epochs")
+# reads). weight_decay and l1 are also read outside training, from the train config only, by some runs
+# (`_read_outside_training`).
+TRAINING_ONLY = (
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "lr_schedule",
+    "milestones",
+    "gamma",
+    "warmup_epochs",
+    "l1",
+)
+
+
+def _read_outside_training(cfg: DictConfig, key: str) -> set[str]:
+    """The options of the `key` training config that something other than its training reads in this
+    run: an interpolation elsewhere in the config (`lam: ${train.weight_decay}` of method=undecayed,
+    configs/method/undecayed.yaml; `finetune.lr=${train.lr}`, which the other phase trains with) and the
+    pruning-limit metric's L1 term (`ctx.train.l1`, prune_cli/metrics/pruning_limit.py). Nothing outside
+    training reads the finetune config's options but eval_batch_size."""
+    import re
+
+    read: set[str] = set()
+    pattern = re.compile(r"\$\{\s*" + key + r"\.(\w+)")
+    whole = re.compile(r"\$\{\s*" + key + r"\s*\}")  # `${train}`: every option
+
+    def found_in(text: str) -> None:
+        read.update(TRAINING_ONLY if whole.search(text) else pattern.findall(text))
+
+    def scan(node, path: str) -> None:
+        if path in (key, "hydra"):  # its own training reads it; Hydra's settings are not the run's
+            return
+        if node._is_interpolation():  # a whole node interpolated, or a value
+            found_in(str(node._value()))
+        elif isinstance(node, DictConfig):
+            for name in node.keys():
+                scan(node._get_node(name), f"{path}.{name}" if path else str(name))
+        elif isinstance(node, ListConfig):
+            for i in range(len(node)):
+                scan(node._get_node(i), f"{path}[{i}]")
+        else:
+            found_in(str(node._value()))
+
+    scan(cfg, "")
+    if key == "train" and OmegaConf.select(cfg, "metrics.pruning_limit.enabled", default=False):
+        read.add("l1")
+    return read
 
 
 def _never_trained(cfg: DictConfig, plan: list) -> dict[str, str]:
@@ -252,7 +309,8 @@ def _never_trained(cfg: DictConfig, plan: list) -> dict[str, str]:
     for key, n in epochs.items():
         if n == 0 and any(getattr(s, "which", None) == key or (key == "train" and isinstance(s, Dense)) for s in plan):
             why = f"no step of this run trains with the {key} config ({key}.epochs={cfg[key].epochs})"
-            found.update({f"{key}.{option}": why for option in TRAINING_ONLY})
+            read = _read_outside_training(cfg, key)
+            found.update({f"{key}.{option}": why for option in TRAINING_ONLY if option not in read})
     return found
 
 
@@ -304,7 +362,10 @@ def unused_overrides(cfg: DictConfig, overrides: list[str]) -> list[UnusedOverri
     """The overrides among `overrides` (as Hydra records them: cfg.hydra.overrides.task) whose keys
     do nothing in `cfg`, errors first."""
     given = _parsed(overrides)
-    if not given:
+    if not given:  # the range checks that need the plan still apply (a config file's finetune.warmup_epochs)
+        from ..schedules import SCHEDULES
+
+        _finetune_schedule_never_reached(cfg, SCHEDULES.get(cfg.schedule.name)(cfg))
         return []
     method_keys = any(k.startswith("method.") for k, _ in given)
     model_keys = method_keys or any(k.startswith("metrics.") for k, _ in given)  # the hooks judge method and metric options

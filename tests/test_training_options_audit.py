@@ -1,0 +1,168 @@
+"""The training audit of 2026-12-03: training options that were accepted but did nothing, or did not
+do what they say (prune_cli/training.py, prune_cli/run/unused_options.py).
+
+- a fine-tuning warm-up longer than fine-tuning (the LR never reached finetune.lr, the schedule never ran),
+  refused for dense training already;
+- a warm-up as long as dense training, which leaves train.lr_schedule, milestones and gamma no epoch, and
+  lr_schedule=multistep without milestones (the constant schedule under another run id);
+- weight_decay and l1 of a training config that trains zero epochs, and nothing else reads;
+- lr=0, "training" that leaves the weights where they are.
+
+Each "does nothing" / "never reaches" is checked by hand against the warm-up formula of
+`training.lr_factor` ((t + 1e-12) / W for the fractional epoch t < W), never against the code's output.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import FAST
+
+STEPS = 4  # FAST: 120 training examples / batch_size 32 = 4 steps per epoch
+
+
+def _found(args: list[str]):
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    return unused_overrides(validated(FAST, args), [*FAST, *args])
+
+
+def _errors(args: list[str]) -> set[str]:
+    return {f.key for f in _found(args) if f.error}
+
+
+def _notes(args: list[str]) -> dict[str, str]:
+    return {f.key: f.why for f in _found(args) if not f.error}
+
+
+def _warmup_lrs(lr: float, warmup: int, epochs: int) -> list[float]:
+    """By hand: the LR of each step of `epochs` epochs under a warm-up of `warmup` epochs, STEPS per epoch."""
+    return [lr * (s / STEPS + 1e-12) / warmup for s in range(epochs * STEPS) if s / STEPS < warmup]
+
+
+# ----------------------------------------------------------------------------- F1: a fine-tuning warm-up longer than fine-tuning
+
+
+def test_a_finetuning_warmup_longer_than_finetuning_is_a_range_error():
+    """finetune.warmup_epochs=5 with finetune.epochs=2 (oneshot: one Train step of finetune.epochs): every
+    step is a warm-up step, the last one at (2 - 1/4) / 5 = 0.35 of finetune.lr, and the schedule never
+    runs. Refused like train.warmup_epochs=5 with train.epochs=2, naming finetune.epochs."""
+    from prune_cli.core.errors import ConfigError
+
+    lrs = _warmup_lrs(0.01, 5, 2)
+    assert len(lrs) == 2 * STEPS and max(lrs) == pytest.approx(0.01 * 0.35) and max(lrs) < 0.01
+    with pytest.raises(ConfigError, match=r"'finetune.warmup_epochs': 5.*at most finetune.epochs=2") as err:
+        _found(["finetune.warmup_epochs=5", "finetune.epochs=2", "sparsity=0.8"])
+    assert err.value.key == "finetune.warmup_epochs"
+    with pytest.raises(ConfigError, match=r"at most finetune.epochs=1"):
+        _found(["finetune.warmup_epochs=2"])
+    assert _errors(["finetune.warmup_epochs=2", "finetune.epochs=2"]) == set()  # as long as fine-tuning: accepted
+    assert _errors(["finetune.warmup_epochs=5", "finetune.epochs=0"]) == set()  # no fine-tuning: a note (below)
+    assert "finetune.warmup_epochs" in _notes(["finetune.warmup_epochs=5", "finetune.epochs=0"])
+
+
+def test_a_finetuning_warmup_longer_than_finetuning_stops_the_run_before_any_work(finished_results):
+    from helpers import refused_before_any_work
+
+    args = [*FAST, "finetune.warmup_epochs=5", "finetune.epochs=2", "sparsity=0.8"]
+    refused_before_any_work(args, finished_results, "'finetune.warmup_epochs': 5", "at most finetune.epochs=2")
+
+
+# ----------------------------------------------------------------------------- F2: a warm-up as long as dense training
+
+
+def test_a_warmup_as_long_as_dense_training_leaves_the_schedule_no_epoch():
+    """train.warmup_epochs=2 with FAST's train.epochs=2: every step of dense training is a warm-up step
+    ((t + 1e-12) / 2 for t = s/4 < 2), whatever the schedule, so lr_schedule, milestones and gamma
+    changed nothing but the run id (cosine and constant gave identical results under two ids)."""
+    assert len(_warmup_lrs(1.0, 2, 2)) == 2 * STEPS  # all 8 steps of the 2 epochs
+    multistep = ["train.warmup_epochs=2", "train.lr_schedule=multistep", "train.milestones=[1]", "train.gamma=0.01"]
+    assert _errors(multistep) == {"train.lr_schedule", "train.milestones", "train.gamma"}
+    why = {f.key: f.why for f in _found(multistep)}["train.lr_schedule"]
+    assert "train.warmup_epochs=2 covers all 2 epochs of dense training" in why, why
+    assert _errors(["train.warmup_epochs=2", "train.lr_schedule=cosine"]) == {"train.lr_schedule"}
+    assert _errors(["train.warmup_epochs=1", "train.lr_schedule=cosine"]) == set()  # epoch 2 is cosine's
+    assert _errors(["train.warmup_epochs=1", *multistep[1:]]) == set()
+    # a data-pruning proxy trains min(warmup, 5) = 2 warm-up epochs of its 5 with the train config: the schedule acts there
+    assert _errors([*multistep, "data_pruning=el2n"]) == set()
+    # ... but not a proxy as short as the warm-up, nor a rule that trains no model
+    assert _errors([*multistep, "data_pruning=el2n", "data_pruning.proxy_epochs=2"]) == set(_errors(multistep))
+    assert _errors([*multistep, "data_pruning=random"]) == set(_errors(multistep))
+
+
+@pytest.mark.parametrize("key", ["train", "finetune"])
+def test_multistep_without_milestones_is_refused(key):
+    """gamma ** (number of milestones passed) is 1 at every step with no milestone: the constant schedule
+    under another run id. Refused naming the milestones that would make it act."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    assert 0.1 ** sum(1 for _ in []) == 1.0
+    with pytest.raises(ConfigError, match=rf"'{key}.lr_schedule': 'multistep'.*only with {key}.milestones") as err:
+        validated(FAST, f"{key}.lr_schedule=multistep")
+    assert err.value.key == f"{key}.lr_schedule" and f"{key}.lr_schedule=constant" in str(err.value)
+    validated(FAST, f"{key}.lr_schedule=multistep", f"{key}.milestones=[1]", f"{key}.epochs=2")
+
+
+# ----------------------------------------------------------------------------- F3: weight decay and L1 of zero epochs
+
+
+@pytest.mark.parametrize(
+    "args, keys",
+    [
+        (["finetune.epochs=0", "finetune.weight_decay=0.3", "finetune.lr=0.3"], {"finetune.weight_decay", "finetune.lr"}),
+        (["finetune.epochs=0", "finetune.l1=0.5"], {"finetune.l1"}),
+        (["train.epochs=0", "sparsity=0.5", "train.l1=0.5", "train.weight_decay=0.3"], {"train.l1", "train.weight_decay"}),
+        # the pruning-limit metric reads train.l1, not the weight decay
+        (["train.epochs=0", "train.weight_decay=0.3", "metrics.pruning_limit.enabled=true"], {"train.weight_decay"}),
+        # Undecayed Pruning with its lambda given: nothing interpolates train.weight_decay
+        (["train.epochs=0", "method=undecayed", "method.lam=0.001", "train.weight_decay=0.3"], {"train.weight_decay"}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(sorted(v)),
+)
+def test_weight_decay_and_l1_of_a_config_that_trains_zero_epochs_are_noted(args, keys):
+    notes = _notes(args)
+    assert keys <= set(notes), notes
+    assert all(notes[k].startswith("no step of this run trains") for k in keys)
+    assert not _errors(args) & keys
+
+
+def test_zero_epochs_of_training_leave_the_weights_whatever_the_decay_and_l1():
+    """The fact the notes rest on: train() with epochs=0 takes no optimizer step."""
+    from helpers import three_blobs
+
+    from prune_cli.training import TrainConfig, train
+
+    data = three_blobs(30, 4, 20)
+    model_before = torch.nn.Linear(4, 3)
+    for options in ({"weight_decay": 0.3}, {"l1": 0.5}):
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 0, "batch_size": 8, **options})
+        model = torch.nn.Linear(4, 3)
+        model.load_state_dict(model_before.state_dict())
+        model.prunable_layers = lambda m=model: [("w", m)]
+        assert train(model, data, cfg, torch.Generator().manual_seed(0), "finetuned") == []
+        assert torch.equal(model.weight, model_before.weight)
+
+
+# ----------------------------------------------------------------------------- F4: lr = 0
+
+
+@pytest.mark.parametrize("key", ["train", "finetune"])
+def test_a_learning_rate_of_zero_is_refused_naming_epochs_zero(key):
+    """SGD's step w - lr * (g + wd * w) with lr = 0 leaves every weight where it is: model_dense.pt was the
+    initialisation. The way to skip a phase is epochs=0."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    w = torch.tensor([1.0, -2.0])
+    assert torch.equal(w - 0.0 * (torch.tensor([0.5, 0.5]) + 5e-4 * w), w)
+    with pytest.raises(ConfigError, match=rf"'{key}.lr': 0.*> 0.*{key}.epochs=0") as err:
+        validated(FAST, f"{key}.lr=0")
+    assert err.value.key == f"{key}.lr"
+    validated(FAST, f"{key}.lr=1e-6")
