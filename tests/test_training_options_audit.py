@@ -132,6 +132,24 @@ def test_weight_decay_and_l1_of_a_config_that_trains_zero_epochs_are_noted(args,
     assert not _errors(args) & keys
 
 
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        (
+            ["train.epochs=0", "sparsity=0.5", "train.weight_decay=0.3", "finetune.weight_decay=${train.weight_decay}"],
+            "train.weight_decay",
+        ),
+        (["train.epochs=0", "sparsity=0.5", "train.l1=0.3", "finetune={l1:'${train.l1}'}"], "train.l1"),
+        (["train.epochs=0", "train.weight_decay=0.3", "method=undecayed"], "train.weight_decay"),  # lam: ${train.weight_decay}
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_weight_decay_and_l1_another_part_of_the_run_reads_are_not_noted(args, key):
+    """Control: fine-tuning trains with what it interpolates from the train config, and Undecayed
+    Pruning's lambda is train.weight_decay (configs/method/undecayed.yaml), so neither does nothing."""
+    assert key not in {f.key for f in _found(args)}
+
+
 def test_zero_epochs_of_training_leave_the_weights_whatever_the_decay_and_l1():
     """The fact the notes rest on: train() with epochs=0 takes no optimizer step."""
     from helpers import three_blobs
