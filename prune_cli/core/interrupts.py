@@ -10,9 +10,10 @@ Safe points (`check()`): every training batch, every plan step, before every met
 of work: region counting's segments and planes and the exact count's MILP solves, every Hessian-vector product of the Hessian and
 pruning-limit metrics, the pruning-limit sweep's evaluations, and the latency and speedup timing
 repeats; and the waits for another process's lock (a run's, prune_cli/run/experiment.py; a dense-cache
-entry's or data-pruning scores', prune_cli/run/dense_cache.py `waiting_lock`: `StoppedWaiting`). A phase's rows are kept only once all its metrics are done, so stopping inside a metric
-loses that phase's metrics and nothing else: the resumed run records the phase again from the
-checkpoint before it, with the same results.
+entry's or data-pruning scores', prune_cli/run/dense_cache.py `waiting_lock`: `StoppedWaiting`). A phase's
+rows are kept only once all its metrics are done, so stopping inside a metric loses that phase's
+metrics and nothing else: the resumed run records the phase again from the checkpoint before it, with
+the same results.
 A second Ctrl-C stops at once; a SIGTERM or SIGUSR2 while stopping changes nothing (a sweep's process
 passes a Ctrl-C on to its workers as SIGTERM: prune_cli/run/sweep_stop.py). Where another handler is
 already installed for a signal (submitit installs its own SIGUSR2 handler that checkpoints and requeues
