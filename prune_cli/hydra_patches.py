@@ -55,13 +55,7 @@ from .run.composition_errors import (
 )
 from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
 from .run.unused_options import jobs_unused, reject_unused_overrides, sweep_duplicates, sweep_unused
-from .run_directories import (
-    SWEEP_JOBS_KEPT,
-    _check_a_run_directory_of_its_own,
-    check_data_location,
-    check_sweep_directories,
-    check_written_directories,
-)
+from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_sweep_directories, check_written_directories
 from .sweep_lifecycle import (
     _SWEEP_JOBS,
     _SWEEP_RUN_DIRS,
@@ -201,7 +195,6 @@ def _validate_every_sweep_job_first() -> None:
                 try:
                     validate(job)
                     check_written_directories(job)  # results_dir: tried when the sweep's directory was resolved
-                    check_data_location(job)
                     valid.append((overrides, job, swept))
                 except PruneCliError as err:
                     rejected.append(f"job {number} of {len(jobs)} ({swept}): {err}")

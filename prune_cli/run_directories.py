@@ -63,33 +63,24 @@ def check_written_directories(root: DictConfig) -> None:
 
 
 def check_data_location(root: DictConfig, run_dir: Path | None = None) -> None:
-    """A run found by its id (results_dir/runs/<run id>, or the `hydra.run.dir` given) that read its data from
-    another folder than this command's: ConfigError naming the option, before anything is written. The run id
-    hashes a path option's spelling (README, "Every run gets its own directory"), and a relative
-    `dataset.root` (the image datasets' default, `data`) names another folder from another working
-    directory: the same command run there was "already complete" with the first folder's numbers, or resumed
-    its checkpoint on other files. A run records the folders it read (provenance.json `data_location`,
-    prune_cli/core/paths.py `data_locations`); runs started before 2026-12-03 recorded none and are not checked."""
-    from .core.paths import data_locations
-    from .core.tables import recorded_data_location
+    """A run found by its id (results_dir/runs/<run id>, the `hydra.run.dir` given, or a sweep job's directory)
+    that read its data from another folder than this command's: refused before anything is written. The run
+    id hashes a path option's spelling (README, "Every run gets its own directory"), and a relative
+    `dataset.root` (the image datasets' default, `data`) names another folder from another working directory:
+    the same command run there was "already complete" with the first folder's numbers, or resumed its checkpoint
+    on other files. A run records the folders it read (provenance.json, prune_cli/core/paths.py
+    `other_data_folder`); runs started before 2026-12-03 recorded none and are not checked. The run's own check
+    under its lock (prune_cli/run/experiment.py) covers a run that was still starting in another process."""
+    from .core.paths import other_data_folder, other_data_message
+    from .core.tables import recorded_data_folders
 
-    here = data_locations(root.dataset)
-    if not here or not root.get("results_dir"):
+    if not root.get("results_dir"):
         return
     rid = run_id(root)
     found = run_dir if run_dir is not None else user_path(root.results_dir) / "runs" / rid
-    then = recorded_data_location(found)
-    for option, folder in here.items():
-        key = f"dataset.{option}"
-        if then.get(key, folder) != folder:
-            raise ConfigError(
-                key,
-                root.dataset[option],
-                f"a {key} naming {then[key]}, the folder run {rid} ({found}) read its data from; here "
-                f"{key}={root.dataset[option]} names {folder} (a relative path names another folder from another "
-                f"working directory). Give the folder as an absolute path ({key}={folder}) for a run of its own, or "
-                "run the command from the directory the run was made in",
-            )
+    other = other_data_folder(root.dataset, recorded_data_folders(found))
+    if other is not None:
+        raise PruneCliError(other_data_message(root.dataset, rid, found, *other))
 
 
 _CREATED: list[Path] = []  # results_dir and results_dir/runs when this process is the one creating them
@@ -182,7 +173,6 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
     reject_unused_overrides(cfg)
     check_written_directories(cfg)
     run_dir = Path(str(cfg.hydra.run.dir))
-    check_data_location(cfg, run_dir)
     if run_dir.exists():  # before Hydra writes into it: never removed as a rejected run's scaffolding
         _USERS_FOLDERS.add(run_dir.absolute())
     complete = run_dir / "COMPLETE"
@@ -196,6 +186,7 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
             "results_dir/runs/<run id>), name another directory, or run that run's own command to finish it",
         )
     if not complete.is_file():
+        check_data_location(cfg, run_dir)  # this run's own unfinished run, if any
         return
     rid, other = run_id(cfg), complete.read_text().strip()
     if other != rid:
@@ -205,6 +196,7 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
             f"a directory for this run ({rid}): it holds the finished run {other}, which this command would "
             "relabel; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory",
         )
+    check_data_location(cfg, run_dir)  # this very run, finished
     _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
 
 
@@ -301,6 +293,7 @@ def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> list[Path]:
                 f"{unfinished} (its checkpoint state.pt): the job would stop there after overwriting that run's config.yaml "
                 f"and .hydra record. No job ran; {advice}, or run that run's own command to finish it.",
             )
+        check_data_location(job, run_dir)  # this job's own run, found where the launcher puts it
         if other == rid and (run_dir / ".hydra").is_dir() and len(_FINISHED_RECORDS) < SWEEP_JOBS_KEPT:
             _FINISHED_RECORDS.setdefault(run_dir, _hydra_record(run_dir))
     return list(seen)

@@ -40,7 +40,10 @@ def _working_dir(tmp_path: Path, name: str, seed: int) -> Path:
 
 
 def _run(cwd: Path, results: Path, *extra: str):
-    return run_in_process([*ARGS, *extra, f"results_dir={results}"], cwd=cwd, env=ENV)
+    flags, extra = [e for e in extra if e.startswith("-")], [e for e in extra if not e.startswith("-")]
+    given = {e.split("=", 1)[0] for e in extra}
+    args = [*flags, *(a for a in ARGS if a.split("=", 1)[0] not in given), *extra, f"results_dir={results}"]
+    return run_in_process(args, cwd=cwd, env=ENV)
 
 
 def _dense_rows(results: Path) -> pd.DataFrame:
@@ -89,3 +92,53 @@ def test_the_data_memo_reads_a_relative_root_from_each_working_directory(tmp_pat
     expected = cache.DATASETS.get("mnist")(node)  # read from B's files, no memo
     assert loaded["B"].train_y.tolist() == expected.train_y.tolist() != loaded["A"].train_y.tolist()
     assert np.array_equal(loaded["B"].train_x.numpy(), expected.train_x.numpy())
+
+
+def test_one_folder_reached_by_another_relative_path_or_moved_with_its_project_is_the_same_data(tmp_path):
+    """`../data` from two sibling folders is one folder (it was refused, and trained two dense models); a project
+    moved with its data (`mv`: the folder keeps its inode) finishes its runs from the new place."""
+    project, shared = tmp_path / "P", tmp_path / "shared"
+    _working_dir(tmp_path, "P", 0)
+    for sub in ("b", "c"):
+        (project / sub).mkdir()
+    first = _run(project / "b", shared, "dataset.root=../data")
+    assert first.returncode == 0, first.stderr
+    again = _run(project / "c", shared, "dataset.root=../data")
+    assert again.returncode == 0 and "already complete" in again.stderr + again.stdout, again.stderr
+    assert len([p for p in (shared / "dense_cache").iterdir() if p.is_dir()]) == 1  # one entry
+    moved = tmp_path / "P2"
+    project.rename(moved)
+    after = _run(moved / "b", shared, "dataset.root=../data")
+    assert after.returncode == 0 and "already complete" in after.stderr + after.stdout, after.stderr
+
+
+def test_a_sweep_s_jobs_are_checked_where_the_launcher_puts_them(tmp_path):
+    """hydra.sweep.dir places the runs elsewhere than results_dir/runs: the check looked at results_dir/runs
+    <run id> (a run there from another folder refused a sweep that would not use it, and the sweep directory's
+    own run from another folder was 'already complete')."""
+    first, second = _working_dir(tmp_path, "A", 0), _working_dir(tmp_path, "B", 1)
+    results, sweep_dir = tmp_path / "results", tmp_path / "sweep"
+    assert _run(first, results, "-m", "seed=0", f"hydra.sweep.dir={sweep_dir}").returncode == 0
+    before = snapshot(sweep_dir)
+    refused = _run(second, results, "-m", "seed=0", f"hydra.sweep.dir={sweep_dir}")
+    assert refused.returncode == 2 and "dataset.root" in refused.stderr, refused.stderr + refused.stdout
+    assert snapshot(sweep_dir) == before
+    assert _run(first, results, "seed=0").returncode == 0  # a run of A's in results_dir/runs
+    elsewhere = _run(second, results, "-m", "seed=0", f"hydra.sweep.dir={tmp_path / 'sweep2'}")
+    assert elsewhere.returncode == 0, elsewhere.stderr  # its directory holds no run: nothing to refuse
+
+
+def test_a_run_that_was_still_starting_elsewhere_is_checked_under_its_lock(tmp_path, monkeypatch):
+    """The pre-run check cannot see a run another process is still starting (no provenance.json yet): the
+    run's own check under its lock refuses it, without marking the other folder's run as failed."""
+    from prune_cli import run_directories
+
+    first, second, shared = _working_dir(tmp_path, "A", 0), _working_dir(tmp_path, "B", 1), tmp_path / "shared"
+    assert _run(first, shared).returncode == 0
+    (run,) = (shared / "runs").iterdir()
+    kept = lambda: {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "prune-run.log"}  # noqa: E731
+    results_before = kept()
+    monkeypatch.setattr(run_directories, "check_data_location", lambda *a, **k: None)  # as if it passed earlier
+    refused = _run(second, shared)
+    assert refused.returncode == 2 and "dataset.root" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert kept() == results_before  # no failed.json, its tables and marks kept (its log has the refusal's lines)

@@ -37,19 +37,64 @@ def relative(value) -> bool:
 
 
 def data_locations(node) -> dict[str, str]:
-    """{option: the folder it names from this working directory} for each of a dataset node's `data_options`
-    (DatasetConfig: the options whose folder's files are the data, a vision dataset's `root`), in
-    `normal_path`'s spelling (`..` kept: `a` may be a symbolic link). A relative `root` (the default `data`)
-    names another folder from another working directory: a run records where it read its data
-    (provenance.json `data_location`), and the dense-cache key and the data memo hold this folder."""
+    """{option: the folder it names from this working directory, symbolic links resolved} for each of a dataset
+    node's `data_options` (DatasetConfig: the options whose folder's files are the data, a vision dataset's
+    `root`). A relative `root` (the default `data`) names another folder from another working directory: a run
+    records where it read its data (provenance.json `data_location`), and the dense-cache key and the data memo
+    hold this folder. Resolved (`os.path.realpath`), so `b/../data` and `c/../data` are one folder."""
     from omegaconf import OmegaConf
 
     found = {}
     for option in getattr(OmegaConf.get_type(node), "data_options", ()):
         value = node.get(option)
         if isinstance(value, str) and value:
-            found[option] = normal_path(os.path.join(os.getcwd(), os.path.expanduser(value)))
+            found[option] = os.path.realpath(os.path.expanduser(value))
     return found
+
+
+def data_folder_ids(locations: dict[str, str]) -> dict[str, list[int]]:
+    """{option: [device, inode]} of each folder of `data_locations` that exists: the same folder after a move or a
+    rename of the project that holds it (`mv` keeps a directory's inode on one file system), where its path
+    changed."""
+    found = {}
+    for option, folder in locations.items():
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        found[option] = [st.st_dev, st.st_ino]
+    return found
+
+
+def other_data_folder(node, recorded: dict) -> Optional[tuple[str, str, str]]:
+    """(option, the folder the run recorded, the folder named here) for the first data option whose folder is not
+    the one a run recorded when it started (`recorded`: its provenance.json, keys "dataset.<option>"): neither
+    the same path nor, where both are known, the same folder (device and inode) moved; None where all match or
+    nothing was recorded (runs started before 2026-12-03)."""
+    then_paths, then_ids = recorded.get("data_location") or {}, recorded.get("data_folder_id") or {}
+    here = data_locations(node)
+    ids = data_folder_ids(here)
+    for option, folder in here.items():
+        key = f"dataset.{option}"
+        then = then_paths.get(key)
+        if then is None or then == folder:
+            continue
+        if then_ids.get(key) is not None and list(then_ids[key]) == ids.get(option):
+            continue
+        return option, then, folder
+    return None
+
+
+def other_data_message(node, rid: str, run_dir, option: str, then: str, here: str) -> str:
+    """What a command is told when its run id names a run that read its data from another folder
+    (`other_data_folder`): the option, both folders, and the absolute spelling that gives a run of its own."""
+    key = f"dataset.{option}"
+    return (
+        f"Invalid value for config key '{key}': {node[option]!r}: run {rid} ({run_dir}) read its data from {then}, "
+        f"and here {key}={node[option]} names {here} (a relative path names another folder from another working "
+        f"directory). Give the folder as an absolute path ({key}={here}) for a run of its own, or run the command "
+        "from the directory the run was made in"
+    )
 
 
 def with_located_data(node, plain: dict) -> dict:

@@ -154,17 +154,20 @@ def recorded_run_id(run_dir: Path) -> str | None:
 PROVENANCE_FILE = "provenance.json"  # a run's environment and data folders (prune_cli/run/results.py)
 
 
-def recorded_data_location(run_dir: Path) -> dict[str, str]:
-    """The `data_location` a run's provenance.json recorded when it started ({"dataset.root": folder}; {} when
-    there is none: a run started before 2026-12-03, a dataset without data options, or a record that cannot
-    be read)."""
+def recorded_data_folders(run_dir: Path) -> dict:
+    """What a run's provenance.json recorded of its data folders when it started: {"data_location": {"dataset.root":
+    folder}, "data_folder_id": {"dataset.root": [device, inode]}} ({} when there is none: a run started before
+    2026-12-03, a dataset without data options, or a record that cannot be read; prune_cli/core/paths.py
+    `other_data_folder` compares them)."""
     import json
 
     try:
-        found = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text()).get("data_location", {})
-    except (OSError, ValueError, AttributeError):
+        record = json.loads((Path(run_dir) / PROVENANCE_FILE).read_text())
+    except (OSError, ValueError):
         return {}
-    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+    if not isinstance(record, dict):
+        return {}
+    return {k: record[k] for k in ("data_location", "data_folder_id") if isinstance(record.get(k), dict)}
 
 
 def dir_run_id(run_dir: Path) -> str:

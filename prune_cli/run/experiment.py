@@ -21,9 +21,9 @@ from ..core.config_base import ScheduleConfig, prunes_to_sparsity
 from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
 from ..core.notices import say
-from ..core.paths import data_locations, normalise_path_options, user_path
+from ..core.paths import data_folder_ids, data_locations, normalise_path_options, other_data_folder, other_data_message, user_path
 from ..core.random_streams import derived_seed
-from ..core.tables import TABLES, recorded_run_id
+from ..core.tables import TABLES, recorded_data_folders, recorded_run_id
 from ..data import build_splits
 from ..data.cache import load_raw
 from ..models import build_model
@@ -160,8 +160,12 @@ class Experiment:
                     self.run_dir / results.PROVENANCE_FILE,
                 )
         else:
-            located = {f"dataset.{option}": folder for option, folder in data_locations(self.cfg.dataset).items()}
-            results.write_start_record(self.run_dir, self.provenance, located)
+            located = data_locations(self.cfg.dataset)
+            folders = {
+                "data_location": {f"dataset.{o}": folder for o, folder in located.items()},
+                "data_folder_id": {f"dataset.{o}": ids for o, ids in data_folder_ids(located).items()},
+            }
+            results.write_start_record(self.run_dir, self.provenance, folders)
         self._say_lr_rewind()
         while self.step_index < len(plan):
             interrupts.check()
@@ -626,9 +630,20 @@ def _check_the_directory_is_this_run_s(run_dir: Path, rid: str) -> None:
         raise checkpoint.another_run_s_checkpoint(run_dir, unfinished, rid)
 
 
+def _check_the_data_is_this_run_s(cfg: DictConfig, run_dir: Path, rid: str) -> None:
+    """A run directory whose run read its data from another folder (a relative dataset.root from another
+    working directory) holds another experiment under this run id: checked here, under the run's lock, where
+    the pre-run check (prune_cli/run_directories.py `check_data_location`) could not see it (the run was still
+    starting in another process while this one waited for it)."""
+    other = other_data_folder(cfg.dataset, recorded_data_folders(run_dir))
+    if other is not None:
+        raise AnotherRunsDirectory(other_data_message(cfg.dataset, rid, run_dir, *other))
+
+
 def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Optional[Callable[[], None]] = None) -> Path:
     results_dir = user_path(cfg.results_dir)
     _check_the_directory_is_this_run_s(run_dir, rid)
+    _check_the_data_is_this_run_s(cfg, run_dir, rid)
     if (run_dir / COMPLETE_FILE).exists():
         if on_found_complete is not None:
             on_found_complete()

@@ -134,14 +134,13 @@ def _csv_provenance(run_dir: Path) -> tuple[dict[str, Any], Path | None]:
     return {}, None
 
 
-def write_start_record(run_dir: Path, run_provenance: dict[str, Any], data_location: dict[str, str] | None = None) -> None:
+def write_start_record(run_dir: Path, run_provenance: dict[str, Any], data_folders: dict[str, dict] | None = None) -> None:
     """provenance.json of a run started from the beginning: this process's environment, no resumes, and
-    `data_location`, the folders its data was read from ({"dataset.root": absolute folder}; only data
-    options: prune_cli/core/paths.py `data_locations`), which a later command for the same run id checks
-    (prune_cli/run_directories.py `check_data_location`)."""
+    `data_folders`, where its data was read from ({"data_location": {"dataset.root": folder}, "data_folder_id":
+    {"dataset.root": [device, inode]}}; data options only: prune_cli/core/paths.py `data_locations`), which a
+    later command for the same run id checks (`other_data_folder`)."""
     record = {**environment_record(run_provenance), "resumed": []}
-    if data_location:
-        record["data_location"] = dict(data_location)
+    record.update({k: dict(v) for k, v in (data_folders or {}).items() if v})
     atomic_write_text(run_dir / PROVENANCE_FILE, json.dumps(record, indent=2))
 
 
