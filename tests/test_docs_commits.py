@@ -34,8 +34,11 @@ def test_every_cited_commit_is_in_the_repository():
         pytest.skip("not a git checkout")
     cited = {h: docs for h, docs in _cited().items() if h not in NOT_OURS}
     assert len(cited) > 20  # the docs cite measurements' commits; a pattern that finds none tests nothing
+    asked = [f"{h}^{{commit}}" for h in cited]  # a commit, not a blob or tree that shares the prefix
     proc = subprocess.run(
-        ["git", "-C", str(REPO), "cat-file", "--batch-check"], input="\n".join(cited) + "\n", capture_output=True, text=True
+        ["git", "-C", str(REPO), "cat-file", "--batch-check"], input="\n".join(asked) + "\n", capture_output=True, text=True
     )
-    missing = [line.split()[0] for line in proc.stdout.splitlines() if line.endswith("missing")]
+    answers = proc.stdout.splitlines()
+    assert len(answers) == len(asked), proc.stderr
+    missing = [h for h, line in zip(cited, answers) if not line.split()[1:2] == ["commit"]]
     assert not missing, {h: cited[h] for h in missing}

@@ -103,8 +103,14 @@ def test_a_failed_line_the_disk_refused_still_stops_a_fail_fast_sweep(tmp_path, 
     sweep_record.record_outcome(tmp_path / "run-a", "failed", ValueError("diverged"))
     monkeypatch.setattr(sweep_record.os, "write", real_write)
     assert [json.loads(x)["status"] for x in path.read_text().splitlines()] == ["started"]  # the line is not there
-    assert sweep_record.failed_in_this_sweep() == str(tmp_path / "run-a")  # this process: the job that failed
-    monkeypatch.setattr(sweep_record, "_FAILED_HERE", {}, raising=False)  # another worker process: the mark beside the record
-    assert sweep_record.failed_in_this_sweep() is not None
+    mark = tmp_path / (path.name + ".failed")
+    assert mark.read_text() == str(tmp_path / "run-a")
+    mark.unlink()  # this process remembers the failure without the mark
+    assert sweep_record.failed_in_this_sweep() == str(tmp_path / "run-a")
+    mark.write_text(str(tmp_path / "run-a"))
+    monkeypatch.setattr(sweep_record, "_FAILED_HERE", {}, raising=False)  # another worker process: the mark alone
+    assert sweep_record.failed_in_this_sweep() == str(tmp_path / "run-a")
+    sweep_record._FAILED_HERE[str(path)] = str(tmp_path / "run-a")
     sweep_record.remove(str(path))
     assert not tmp_path.exists()  # the record, its mark and then its folder removed
+    assert str(path) not in sweep_record._FAILED_HERE  # a later sweep that gets the same record's name starts clean

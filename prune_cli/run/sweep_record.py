@@ -193,6 +193,7 @@ def remove(path: str | None) -> None:
     Path(path).unlink(missing_ok=True)
     Path(path + STOP_SUFFIX).unlink(missing_ok=True)
     Path(path + FAILED_SUFFIX).unlink(missing_ok=True)
+    _FAILED_HERE.pop(path, None)  # a later sweep of this process may get the same record's name (same second)
     try:
         Path(path).parent.rmdir()
     except OSError:
@@ -231,5 +232,6 @@ def remove_stale(folder: Path) -> list[tuple[Path, int]]:
         record.unlink(missing_ok=True)
         Path(str(record) + STOP_SUFFIX).unlink(missing_ok=True)
         Path(str(record) + FAILED_SUFFIX).unlink(missing_ok=True)
+        _FAILED_HERE.pop(str(record), None)
         removed.append((record, int(pid)))
     return removed
