@@ -24,6 +24,7 @@ from cli_runner import start_forked
 from conftest import FAST, run_cli
 from tests.helpers import compose
 from prune_cli.core import crashpoints, identity, interrupts
+from prune_cli.run.dense_cache import dense_key
 
 EPOCHS = 3
 BASE = [a for a in FAST if not a.startswith("train.epochs")] + [f"train.epochs={EPOCHS}"]
@@ -73,8 +74,8 @@ def test_a_sigterm_while_waiting_for_another_run_s_dense_model_stops_the_wait_an
     # A holds after its first dense epoch's checkpoint, inside the entry's lock
     a = start_forked(A, out, env={crashpoints.HOLD_ENV: "checkpoint-saved", crashpoints.RELEASE_ENV: str(release)})
     a_dir, b_dir = _run_dir(A, out), _run_dir(B, out)
-    _wait_for("dense epoch 1/", a_dir / "prune-run.log", a)
-    key = _entry(out).name
+    _wait_for("dense epoch 1/", a_dir / "prune-run.log", a)  # A trains inside the entry's lock
+    key = dense_key(compose(A, out), "cpu")  # its folder may not be there yet (the suite once looked too early)
     b = start_forked(B, out)
     _wait_for(f"dense model {key} is being trained by another run", b_dir / "prune-run.log", b)
     b.send_signal(signal.SIGTERM)
@@ -84,7 +85,7 @@ def test_a_sigterm_while_waiting_for_another_run_s_dense_model_stops_the_wait_an
     assert "Traceback" not in err, err[-3000:]
     said = [line for line in err.splitlines() if line.startswith("prune-run:")]
     assert said == [
-        f"prune-run: dense model {key} is being trained by another run ({_entry(out)}.lock); waiting for it",
+        f"prune-run: dense model {key} is being trained by another run ({out / 'dense_cache' / key}.lock); waiting for it",
         f"prune-run: stopped by SIGTERM while waiting for dense model {key}, which another run is training (that run "
         f"goes on); run {b_dir} has no checkpoint yet; run the same command again to start it",
     ], err[-3000:]
