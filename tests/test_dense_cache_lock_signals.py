@@ -48,11 +48,6 @@ def _same_run(got: Path, want: Path) -> None:
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
 
 
-def _entry(results: Path) -> Path:
-    [entry] = [p for p in (results / "dense_cache").iterdir() if p.is_dir()]
-    return entry
-
-
 def _wait_for(text: str, log_file: Path, proc) -> None:
     deadline = time.monotonic() + HANG_S
     while time.monotonic() < deadline and proc.poll() is None:
