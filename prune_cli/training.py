@@ -61,8 +61,8 @@ class TrainConfig:
         for name in ("lr", "momentum", "weight_decay", "gamma", "l1"):
             value = node[name]
             check(finite(value) and value >= 0, f"{key}.{name}", value, "a finite number >= 0")
-        # lr=0 trained nothing (every step leaves the weights where they are) under a run id of its own
-        check(node.lr > 0, f"{key}.lr", node.lr, f"a finite number > 0 ({key}.epochs=0 is how a training phase is skipped)")
+        # lr=0 is allowed: the weights stay, but a BatchNorm model's running statistics are recomputed on the
+        # training data (BN recalibration after pruning), which epochs=0 does not do
         check(node.momentum < 1, f"{key}.momentum", node.momentum, "a number in [0, 1)")
         positive_int(cfg, f"{key}.warmup_epochs", minimum=0)
         milestones = list(node.milestones)
@@ -112,7 +112,7 @@ class TrainConfig:
             found[f"{key}.lr_schedule"] = why
             if node.lr_schedule == "multistep":
                 found.update({f"{key}.milestones": why, f"{key}.gamma": why})
-            return found
+                return found
         if node.lr_schedule != "multistep":
             why = f"it applies only with {key}.lr_schedule=multistep; here {key}.lr_schedule={node.lr_schedule}"
             found.update({f"{key}.milestones": why, f"{key}.gamma": why})
