@@ -271,7 +271,12 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
 
     name = f"at once by a second {stop}" if at_once else f"by {stop}"
     if isinstance(stop, StoppedWaitingForCache):  # waited for another run's dense model or scores: this run's own state
-        other = f"was {stop.doing} and has stopped too" if stop.other_stopped else f"is {stop.doing} (that run goes on)"
+        # what the other run does is not known here: the signal may or may not have reached it too
+        other = (
+            f"was {stop.doing} and has freed it (stopped too, or finished)"
+            if stop.other_stopped
+            else f"is {stop.doing} (it goes on unless the signal reached it too)"
+        )
         kept = (
             "keeps its last checkpoint (state.pt); run the same command again to resume it"
             if (run_dir / "state.pt").exists()  # e.g. a run whose own dense training was stopped, resumed

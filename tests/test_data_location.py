@@ -142,3 +142,24 @@ def test_a_run_that_was_still_starting_elsewhere_is_checked_under_its_lock(tmp_p
     refused = _run(second, shared)
     assert refused.returncode == 2 and "dataset.root" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert kept() == results_before  # no failed.json, its tables and marks kept (its log has the refusal's lines)
+
+
+def test_a_run_recorded_before_links_were_resolved_is_found_through_its_link(tmp_path):
+    """Runs recorded earlier on 2026-12-03 hold the folder as spelled from the working directory, unresolved, and
+    no device and inode: a `data` that is a symbolic link was then refused as another folder (and an absolute
+    root was told it was a relative path)."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from prune_cli.core.paths import other_data_folder
+    from prune_cli.data.vision import VisionConfig
+
+    store = _working_dir(tmp_path, "store", 0) / "data"
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "data").symlink_to(store)
+    node = OmegaConf.merge(OmegaConf.structured(VisionConfig), {"name": "mnist", "root": str(tmp_path / "proj" / "data")})
+    recorded = {"data_location": {"dataset.root": str(tmp_path / "proj" / "data")}}  # as the first version wrote it
+    assert other_data_folder(node, json.loads(json.dumps(recorded))) is None
+    elsewhere = {"data_location": {"dataset.root": str(tmp_path / "other" / "data")}}
+    assert other_data_folder(node, elsewhere) == ("root", str(tmp_path / "other" / "data"), str(store))

@@ -81,8 +81,8 @@ def test_a_sigterm_while_waiting_for_another_run_s_dense_model_stops_the_wait_an
     said = [line for line in err.splitlines() if line.startswith("prune-run:")]
     assert said == [
         f"prune-run: dense model {key} is being trained by another run ({out / 'dense_cache' / key}.lock); waiting for it",
-        f"prune-run: stopped by SIGTERM while waiting for dense model {key}, which another run is training (that run "
-        f"goes on); run {b_dir} has no checkpoint yet; run the same command again to start it",
+        f"prune-run: stopped by SIGTERM while waiting for dense model {key}, which another run is training (it goes on "
+        f"unless the signal reached it too); run {b_dir} has no checkpoint yet; run the same command again to start it",
     ], err[-3000:]
     assert not (b_dir / "state.pt").exists() and not (b_dir / "COMPLETE").exists()
 
@@ -211,7 +211,7 @@ def test_a_wait_whose_lock_comes_free_after_the_stop_signal_frees_it_again_and_s
 def test_the_stop_line_of_a_run_with_a_checkpoint_says_it_keeps_it(tmp_path, capsys):
     """A run whose own dense training was stopped, resumed while another run holds the entry's lock (it had
     taken the lock first): stopped while waiting, it keeps its checkpoint, and the line says so; the other
-    run, stopped by the same signal, is said to have stopped too."""
+    run freed the lock after the signal: said to have freed it (stopped too, or finished: this run cannot tell)."""
     from prune_cli import cli
     from prune_cli.run.dense_cache import StoppedWaitingForCache
 
@@ -222,7 +222,7 @@ def test_the_stop_line_of_a_run_with_a_checkpoint_says_it_keeps_it(tmp_path, cap
         cli._stopped(StoppedWaitingForCache(signal.SIGINT, "dense model k", "training", other_stopped=True), run_dir)
     assert code.value.code == 128 + signal.SIGINT
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "prune-run: stopped by SIGINT while waiting for dense model k, which another run was training and has stopped "
-        f"too; run {run_dir} keeps its last checkpoint (state.pt); run the same command again to resume it"
+        "prune-run: stopped by SIGINT while waiting for dense model k, which another run was training and has freed it "
+        f"(stopped too, or finished); run {run_dir} keeps its last checkpoint (state.pt); run the same command again to resume it"
     )
     assert (run_dir / "state.pt").read_bytes() == b"kept"

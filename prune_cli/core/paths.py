@@ -81,6 +81,8 @@ def other_data_folder(node, recorded: dict) -> Optional[tuple[str, str, str]]:
             continue
         if then_ids.get(key) is not None and list(then_ids[key]) == ids.get(option):
             continue
+        if then_ids.get(key) is None and os.path.realpath(then) == folder:  # recorded unresolved (earlier on 2026-12-03)
+            continue
         return option, then, folder
     return None
 
@@ -89,11 +91,16 @@ def other_data_message(node, rid: str, run_dir, option: str, then: str, here: st
     """What a command is told when its run id names a run that read its data from another folder
     (`other_data_folder`): the option, both folders, and the absolute spelling that gives a run of its own."""
     key = f"dataset.{option}"
+    if relative(node[option]):
+        why = "a relative path names another folder from another working directory"
+        fix = f"Give the folder as an absolute path ({key}={here}) for a run of its own, or run the command from the "
+        fix += "directory the run was made in"
+    else:
+        why = "the path now leads to another folder: a symbolic link changed, or the folder was replaced"
+        fix = f"Give another {key} or results_dir for a run of its own"
     return (
         f"Invalid value for config key '{key}': {node[option]!r}: run {rid} ({run_dir}) read its data from {then}, "
-        f"and here {key}={node[option]} names {here} (a relative path names another folder from another working "
-        f"directory). Give the folder as an absolute path ({key}={here}) for a run of its own, or run the command "
-        "from the directory the run was made in"
+        f"and here {key}={node[option]} names {here} ({why}). {fix}"
     )
 
 
