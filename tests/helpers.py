@@ -208,6 +208,57 @@ def assert_same_run(a: Path, b: Path, tables=("metrics.csv",)) -> None:
     assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
+# of the moment, not of the computation: provenance, measured times
+VOLATILE_COLUMNS = {"timestamp", "git_sha", "git_dirty", "wall_s"}
+
+
+def run_dir_of(args: list[str], results: Path) -> Path:
+    """Where `prune-run args results_dir=results` puts its run: results/runs/<run id>."""
+    from prune_cli.core import identity
+
+    return results / "runs" / identity.run_id(compose(args, results))
+
+
+def assert_same_tables(got: Path, want: Path) -> None:
+    """Two run directories hold the same CSV tables, value for value, but for the columns of the moment
+    (`VOLATILE_COLUMNS`): a run that was stopped, waited or resumed against an uninterrupted one."""
+    import pandas as pd
+
+    def tables(run_dir: Path) -> dict:
+        return {p.name: pd.read_csv(p).drop(columns=VOLATILE_COLUMNS, errors="ignore") for p in sorted(run_dir.glob("*.csv"))}
+
+    a, b = tables(got), tables(want)
+    assert sorted(a) == sorted(b)
+    for name in b:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
+
+
+def lock_freed_after_the_signal(events: list[str]):
+    """A stand-in for filelock.FileLock: held by another process at first (a non-blocking acquire times out);
+    the next acquire gets it as a Ctrl-C to the process group arrives (`interrupts.request(SIGINT)`), the
+    other having freed it on its own stop. `events` records "acquired" and "released"."""
+    import signal
+
+    from filelock import Timeout
+
+    from prune_cli.core import interrupts
+
+    class FreedAfterTheSignal:
+        def __init__(self, path):
+            self.lock_file = path
+
+        def acquire(self, timeout=None):
+            if timeout == 0:
+                raise Timeout(self.lock_file)  # another process holds it
+            interrupts.request(signal.SIGINT)  # the group's Ctrl-C arrives while waiting; the other frees the lock
+            events.append("acquired")
+
+        def release(self):
+            events.append("released")
+
+    return FreedAfterTheSignal
+
+
 # ----------------------------------------------------------------------------- tiny networks
 
 

@@ -22,30 +22,14 @@ from filelock import FileLock
 
 from cli_runner import start_forked
 from conftest import FAST, run_cli
-from tests.helpers import compose
-from prune_cli.core import crashpoints, identity, interrupts
+from tests.helpers import assert_same_tables, compose, lock_freed_after_the_signal, run_dir_of
+from prune_cli.core import crashpoints, interrupts
 from prune_cli.run.dense_cache import dense_key
 
 EPOCHS = 3
 BASE = [a for a in FAST if not a.startswith("train.epochs")] + [f"train.epochs={EPOCHS}"]
 A, B = [*BASE, "method=magnitude"], [*BASE, "method=random"]  # one dense key, two runs
-VOLATILE = {"timestamp", "git_sha", "git_dirty", "wall_s"}
 HANG_S = 120  # a hang guard, never reached when the code works
-
-
-def _run_dir(args: list[str], results: Path) -> Path:
-    return results / "runs" / identity.run_id(compose(args, results))
-
-
-def _tables(run_dir: Path) -> dict[str, pd.DataFrame]:
-    return {p.name: pd.read_csv(p).drop(columns=VOLATILE, errors="ignore") for p in sorted(run_dir.glob("*.csv"))}
-
-
-def _same_run(got: Path, want: Path) -> None:
-    a, b = _tables(got), _tables(want)
-    assert sorted(a) == sorted(b)
-    for name in b:
-        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
 
 
 def _wait_for(text: str, log_file: Path, proc) -> None:
@@ -68,7 +52,7 @@ def test_a_sigterm_while_waiting_for_another_run_s_dense_model_stops_the_wait_an
     release = tmp_path / "release"
     # A holds after its first dense epoch's checkpoint, inside the entry's lock
     a = start_forked(A, out, env={crashpoints.HOLD_ENV: "checkpoint-saved", crashpoints.RELEASE_ENV: str(release)})
-    a_dir, b_dir = _run_dir(A, out), _run_dir(B, out)
+    a_dir, b_dir = run_dir_of(A, out), run_dir_of(B, out)
     _wait_for("dense epoch 1/", a_dir / "prune-run.log", a)  # A trains inside the entry's lock
     key = dense_key(compose(A, out), "cpu")  # its folder may not be there yet (the suite once looked too early)
     b = start_forked(B, out)
@@ -89,10 +73,10 @@ def test_a_sigterm_while_waiting_for_another_run_s_dense_model_stops_the_wait_an
     release.touch()
     _, err_a = a.communicate(timeout=HANG_S * 3)
     assert a.returncode == 0, err_a[-3000:]
-    _same_run(a_dir, _run_dir(A, ref))  # dense_cache=miss in both
+    assert_same_tables(a_dir, run_dir_of(A, ref))  # dense_cache=miss in both
     run_cli(B, out)
     assert "dense model loaded from the cache" in (b_dir / "prune-run.log").read_text()
-    _same_run(b_dir, _run_dir(B, ref))  # dense_cache=hit in both
+    assert_same_tables(b_dir, run_dir_of(B, ref))  # dense_cache=hit in both
 
 
 def test_a_stop_while_waiting_for_data_pruning_scores_stops_the_wait_and_computes_nothing(tmp_path, caplog):
@@ -149,13 +133,13 @@ def test_a_run_started_over_after_an_unreadable_checkpoint_is_a_miss_for_the_den
     killed = start_forked(A, out, env={crashpoints.ENV: "cache-stored"})
     _, err = killed.communicate(timeout=HANG_S * 3)
     assert killed.returncode == -signal.SIGKILL, err[-3000:]
-    run_dir = _run_dir(A, out)
+    run_dir = run_dir_of(A, out)
     with open(run_dir / "state.pt", "r+b") as f:
         f.truncate(5000)
     run_cli(A, out)
     assert list(run_dir.glob("state.pt.corrupt-*"))  # it did start over
     assert "dense model loaded from the cache" in (run_dir / "prune-run.log").read_text()
-    _same_run(run_dir, _run_dir(A, ref))
+    assert_same_tables(run_dir, run_dir_of(A, ref))
     assert set(pd.read_csv(out / "runs.csv").dense_cache) == {"miss"}
 
 
@@ -176,26 +160,12 @@ def test_a_wait_whose_lock_comes_free_after_the_stop_signal_frees_it_again_and_s
     """A Ctrl-C to the process group reaches both runs: the training one stops and frees the entry's lock, and
     the waiting one must not then train the model it was told to stop for. The lock is a stand-in whose wait
     ends as the signal arrives (as in tests/test_robustness.py for the run lock)."""
-    from filelock import Timeout
 
     from prune_cli.run import dense_cache
 
     events = []
 
-    class FreedAfterTheSignal:
-        def __init__(self, path):
-            self.lock_file = path
-
-        def acquire(self, timeout=None):
-            if timeout == 0:
-                raise Timeout(self.lock_file)  # another run holds it
-            interrupts.request(signal.SIGINT)  # the group's Ctrl-C arrives while waiting; the other frees the lock
-            events.append("acquired")
-
-        def release(self):
-            events.append("released")
-
-    monkeypatch.setattr(dense_cache, "FileLock", FreedAfterTheSignal)
+    monkeypatch.setattr(dense_cache, "FileLock", lock_freed_after_the_signal(events))
     try:
         try:
             with dense_cache.waiting_lock(tmp_path / "k.lock", "dense model k", "training", "is being trained"):

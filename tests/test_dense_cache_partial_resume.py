@@ -22,30 +22,13 @@ import torch
 from cli_runner import start_forked
 from conftest import FAST, run_cli
 from test_global_rng_streams import _patch_noisy
-from tests.helpers import compose
-from prune_cli.core import crashpoints, identity
+from tests.helpers import assert_same_tables, run_dir_of
+from prune_cli.core import crashpoints
 from prune_cli.run.dense_cache import PARTIAL
 
 EPOCHS, K = 6, 2
 BASE = [a for a in FAST if not a.startswith("train.epochs")] + [f"train.epochs={EPOCHS}", "method=magnitude"]
 A, B = [*BASE, "sparsity=0.9"], [*BASE, "sparsity=0.5"]
-# of the moment, not of the computation: provenance, measured times
-VOLATILE = {"timestamp", "git_sha", "git_dirty", "wall_s"}
-
-
-def _run_dir(args: list[str], results: Path) -> Path:
-    return results / "runs" / identity.run_id(compose(args, results))
-
-
-def _tables(run_dir: Path) -> dict[str, pd.DataFrame]:
-    return {p.name: pd.read_csv(p).drop(columns=VOLATILE, errors="ignore") for p in sorted(run_dir.glob("*.csv"))}
-
-
-def _same_run(got: Path, want: Path) -> None:
-    a, b = _tables(got), _tables(want)
-    assert sorted(a) == sorted(b)
-    for name in b:
-        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
 
 
 def _entry(results: Path) -> Path:
@@ -70,7 +53,7 @@ def _killed_after_dense_epochs(args: list[str], results: Path, epochs: int, monk
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL, err[-3000:]
     monkeypatch.setattr(crashpoints, "hold", real_hold)
-    state = torch.load(_run_dir(args, results) / "state.pt", map_location="cpu", weights_only=True)
+    state = torch.load(run_dir_of(args, results) / "state.pt", map_location="cpu", weights_only=True)
     assert json.loads(state["json"])["progress_epoch"] == epochs
 
 
@@ -85,16 +68,16 @@ def test_a_run_resumes_the_dense_training_another_run_left_under_the_entry_s_loc
     out.parent.mkdir()
     _killed_after_dense_epochs(A, out, K, monkeypatch)
     assert (_entry(out) / PARTIAL).is_file()  # A's dense progress is findable in the entry
-    a_id = _run_dir(A, out).name
+    a_id = run_dir_of(A, out).name
 
     run_cli(B, out)
-    b_log = (_run_dir(B, out) / "prune-run.log").read_text()
+    b_log = (run_dir_of(B, out) / "prune-run.log").read_text()
     assert f"resuming the dense training that run {a_id} left in" in b_log, b_log[-3000:]
     assert f"at epoch {K} of {EPOCHS} (this run's own checkpoint had 0): training from epoch {K + 1}" in b_log
     assert f"dense epoch {K + 1}/{EPOCHS}:" in b_log and "dense epoch 1/" not in b_log  # it trained only the rest
     assert "dense model trained and stored in the cache" in b_log
     assert not (_entry(out) / PARTIAL).exists()  # the finished entry no longer offers a partial training
-    _same_run(_run_dir(B, out), _run_dir(B, ref))  # dense_cache=miss in both: B stored the entry
+    assert_same_tables(run_dir_of(B, out), run_dir_of(B, ref))  # dense_cache=miss in both: B stored the entry
     for name in ("dense.pt", "init.pt"):
         got = torch.load(_entry(out) / name, weights_only=True)
         want = torch.load(_entry(ref) / name, weights_only=True)
@@ -102,9 +85,9 @@ def test_a_run_resumes_the_dense_training_another_run_left_under_the_entry_s_loc
     assert (_entry(out) / "history.json").read_text() == (_entry(ref) / "history.json").read_text()
 
     run_cli(A, out)
-    a_log = (_run_dir(A, out) / "prune-run.log").read_text()
+    a_log = (run_dir_of(A, out) / "prune-run.log").read_text()
     assert "dense model loaded from the cache" in a_log
-    _same_run(_run_dir(A, out), _run_dir(A, ref))  # dense_cache=hit in both
+    assert_same_tables(run_dir_of(A, out), run_dir_of(A, ref))  # dense_cache=hit in both
     assert set(pd.read_csv(out / "runs.csv").groupby("run_id").dense_cache.first()) == {"hit", "miss"}
 
 
@@ -118,10 +101,10 @@ def test_an_unusable_partial_training_is_ignored_with_a_warning(tmp_path):
     (out / "dense_cache" / key).mkdir(parents=True)
     (out / "dense_cache" / key / PARTIAL).write_bytes(b"not a checkpoint")  # a stale or damaged one
     run_cli(B, out)
-    log = (_run_dir(B, out) / "prune-run.log").read_text()
+    log = (run_dir_of(B, out) / "prune-run.log").read_text()
     assert f"ignoring the partial dense training {out / 'dense_cache' / key / PARTIAL}: it is unreadable" in log, log[-3000:]
     assert not (out / "dense_cache" / key / PARTIAL).exists()
-    _same_run(_run_dir(B, out), _run_dir(B, ref))
+    assert_same_tables(run_dir_of(B, out), run_dir_of(B, ref))
 
 
 def test_the_partial_training_is_a_hard_link_or_else_a_copy(tmp_path, monkeypatch):
@@ -164,10 +147,10 @@ def test_a_partial_training_that_cannot_be_written_is_a_warning_not_a_failure(tm
     out = tmp_path / "out" / "results"
     out.parent.mkdir()
     run_cli(B, out)
-    log = (_run_dir(B, out) / "prune-run.log").read_text()
+    log = (run_dir_of(B, out) / "prune-run.log").read_text()
     assert "could not keep this checkpoint as the entry's partial training (OSError" in log, log[-3000:]
     assert len(calls) == 1  # tried once, not at every epoch
-    _same_run(_run_dir(B, out), _run_dir(B, ref))
+    assert_same_tables(run_dir_of(B, out), run_dir_of(B, ref))
 
 
 def test_storing_the_entry_removes_a_temporary_partial_a_kill_left(tmp_path):

@@ -23,7 +23,7 @@ import torch
 
 from cli_runner import ForkedRun, run_in_process, start_forked
 from conftest import FAST, REJECTED, REJECTED_RESULTS_DIR, SHARED_RUN, copy_results, run_cli
-from tests.helpers import compose
+from tests.helpers import compose, lock_freed_after_the_signal
 from prune_cli.core import crashpoints, identity
 from prune_cli.core.errors import UnknownKeyError
 
@@ -631,27 +631,13 @@ def test_a_waiting_process_whose_lock_comes_free_after_a_stop_signal_does_not_ta
     point and frees the lock, and the waiting one's next try took it and "taking the run over from its
     checkpoint" resumed the run it had been told to stop (review). Now it frees the lock again and stops,
     saying the other stopped too. The lock is a stand-in whose wait ends as the signal arrives."""
-    from filelock import Timeout
 
     from prune_cli.core import interrupts
     from prune_cli.run import experiment
 
     events = []
 
-    class FreedAfterTheSignal:
-        def __init__(self, path):
-            self.lock_file = path
-
-        def acquire(self, timeout=None):
-            if timeout == 0:
-                raise Timeout(self.lock_file)  # another process holds it
-            interrupts.request(signal.SIGINT)  # the group's Ctrl-C arrives while waiting; the other frees the lock
-            events.append("acquired")
-
-        def release(self):
-            events.append("released")
-
-    monkeypatch.setattr(experiment, "FileLock", FreedAfterTheSignal)
+    monkeypatch.setattr(experiment, "FileLock", lock_freed_after_the_signal(events))
     cfg = compose([*FAST], tmp_path / "results")
     try:
         with pytest.raises(interrupts.StoppedWaiting) as stop:
