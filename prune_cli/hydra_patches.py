@@ -203,13 +203,16 @@ def _validate_every_sweep_job_first() -> None:
         if dropped:
             raise _CompositionRejected(SweepRejected(_own_sweeps_message(dropped)))
         if rejected:
-            listed = rejected[:SWEEP_REJECTIONS_LISTED]
-            if len(rejected) > len(listed):
-                listed.append(f"... and {len(rejected) - len(listed)} more")
-            head = f"{len(rejected)} of {len(jobs)} jobs of the sweep rejected; no job ran"
-            raise _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
+            raise _jobs_rejected(rejected, len(jobs))
         pairs = [(overrides, job) for overrides, job, _ in valid]
-        per_job = jobs_unused(pairs)
+        per_job, refused = [], []
+        for number, (overrides, job, swept) in enumerate(valid, 1):  # every job valid here: numbered as above
+            try:  # a value the pass refuses outright (a warm-up longer than fine-tuning) is named with its job
+                per_job.append(jobs_unused([(overrides, job)])[0])
+            except PruneCliError as err:
+                refused.append(f"job {number} of {len(jobs)} ({swept}): {err}")
+        if refused:
+            raise _jobs_rejected(refused, len(jobs))
         unused = sweep_unused(pairs, per_job)  # an override no job reads; one that
         if unused:  # some jobs read is noted in the others' logs
             lines = [one.message().replace("in this run", f"in any of the sweep's {len(jobs)} jobs") for one in unused]
@@ -226,6 +229,16 @@ def _validate_every_sweep_job_first() -> None:
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
+
+
+def _jobs_rejected(rejected: list[str], total: int) -> "_CompositionRejected":
+    """The refusal of a sweep some of whose jobs were rejected: how many, and each job's line (the first
+    SWEEP_REJECTIONS_LISTED of them)."""
+    listed = rejected[:SWEEP_REJECTIONS_LISTED]
+    if len(rejected) > len(listed):
+        listed.append(f"... and {len(rejected) - len(listed)} more")
+    head = f"{len(rejected)} of {total} jobs of the sweep rejected; no job ran"
+    return _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
 
 
 def _own_sweep_dropped(master: DictConfig, job: DictConfig) -> dict[str, str]:

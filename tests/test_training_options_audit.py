@@ -72,6 +72,15 @@ def test_a_finetuning_warmup_longer_than_finetuning_stops_the_run_before_any_wor
     refused_before_any_work(args, finished_results, "'finetune.warmup_epochs': 5", "at most finetune.epochs=2")
 
 
+def test_a_sweep_job_whose_finetuning_warmup_is_too_long_is_named(finished_results):
+    """The refusal came from the unused-options pass over all jobs, outside the per-job list: one line without
+    "job N of M", so the job it meant was not said."""
+    from helpers import refused_before_any_work
+
+    args = ["-m", *FAST, "finetune.epochs=1,5", "finetune.warmup_epochs=3"]
+    refused_before_any_work(args, finished_results, "1 of 2 jobs", "job 1 of 2 (finetune.epochs=1)", "'finetune.warmup_epochs': 3")
+
+
 # ----------------------------------------------------------------------------- F2: a warm-up as long as dense training
 
 
