@@ -60,7 +60,7 @@ def test_mnist1d_max_train_samples_at_or_above_its_training_split_is_refused(tmp
         assert found == []
         return
     (unused,) = found
-    assert unused.key == "dataset.max_train_samples" and "800 training examples" in unused.why, unused
+    assert unused.key == "dataset.max_train_samples" and "has 800 training examples" in unused.why, unused  # exact, not "at most"
 
 
 def test_mnist1d_max_train_samples_900_exits_2_creating_nothing(tmp_path):

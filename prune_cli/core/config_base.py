@@ -45,6 +45,9 @@ class DatasetConfig:
     # relative spelling names another folder from another working directory, so the dense-cache key and the
     # data memo hold the folder it names, and a run records it (prune_cli/core/paths.py `data_locations`)
     data_options: ClassVar[tuple[str, ...]] = ()
+    # whether `declared_train_examples`' total is exact where its per-class counts are unknown (None): MNIST-1D's
+    # split of a shuffled dataset has a known size but unknown class counts
+    declared_total_exact: ClassVar[bool] = False
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
@@ -99,7 +102,9 @@ class DatasetConfig:
             )
         declared = OmegaConf.get_type(d).declared_train_examples(d) if d.imbalance == "none" else None
         if d.max_train_samples is not None and declared is not None and d.max_train_samples >= declared[0]:
-            exactly = "" if declared[1] is not None else "at most "  # unknown per-class counts: the total is an upper bound
+            # unknown per-class counts: the total is an upper bound, unless the dataset says it is exact (MNIST-1D)
+            exact = declared[1] is not None or OmegaConf.get_type(d).declared_total_exact
+            exactly = "" if exact else "at most "
             found[f"{key}.max_train_samples"] = (
                 f"{key}={d.name} has {exactly}{declared[0]} training examples, and a subset is taken only when "
                 f"{key}.max_train_samples is smaller"

@@ -39,6 +39,7 @@ class Mnist1dConfig(DatasetConfig):
     data_seed: int = 42  # mnist1d's generation seed (42, the published dataset's)
     cache_dir: str = "~/.cache/prune-cli/mnist1d"
     path_options: ClassVar[tuple[str, ...]] = ("cache_dir",)  # DatasetConfig.path_options
+    declared_total_exact: ClassVar[bool] = True  # the package's 80 % of num_samples (`training_examples`)
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
