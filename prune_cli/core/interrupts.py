@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Optional
+from typing import Callable, Optional
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +100,32 @@ def check() -> None:
 def reset() -> None:
     global _requested
     _requested = None
+
+
+def acquire_waiting(lock, announce: Callable[[], None], stopped: Callable[[int, bool], BaseException]) -> bool:
+    """Take `lock` (a filelock.FileLock) that another process may hold: `announce()` once when it does, then
+    wait with a safe point every half second, where a stop signal raises `stopped(signum, False)` (this
+    process holds nothing). A lock that comes free after the signal (the same Ctrl-C to the process group
+    stopped the other process too) is freed again and `stopped(signum, True)` raised, so this process never
+    starts the work it was told to stop. Whether it waited. The run lock's wait (prune_cli/run/experiment.py)
+    and a cache entry's (prune_cli/run/dense_cache.py `waiting_lock`)."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0)
+        return False
+    except Timeout:
+        announce()
+    while True:
+        signum = requested()
+        if signum is not None:
+            raise stopped(signum, False)
+        try:
+            lock.acquire(timeout=0.5)
+        except Timeout:
+            continue
+        signum = requested()
+        if signum is not None:
+            lock.release()
+            raise stopped(signum, True)
+        return True

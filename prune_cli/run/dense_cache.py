@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 import torch
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 import prune_cli
@@ -136,23 +136,11 @@ def waiting_lock(lock_path: Path, what: str, doing: str, being: str):
     with StoppedWaitingForCache; a lock that comes free after the signal (the group's Ctrl-C stopped the
     other run too) is freed again, so this run never starts the work it was told to stop."""
     lock = FileLock(str(lock_path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        say(log, f"prune-run: {what} {being} by another run ({lock.lock_file}); waiting for it")
-        while True:
-            stop = interrupts.requested()
-            if stop is not None:
-                raise StoppedWaitingForCache(stop, what, doing) from None
-            try:
-                lock.acquire(timeout=0.5)
-            except Timeout:
-                continue
-            stop = interrupts.requested()
-            if stop is not None:
-                lock.release()
-                raise StoppedWaitingForCache(stop, what, doing, other_stopped=True) from None
-            break
+    interrupts.acquire_waiting(
+        lock,
+        lambda: say(log, f"prune-run: {what} {being} by another run ({lock.lock_file}); waiting for it"),
+        lambda signum, other_stopped: StoppedWaitingForCache(signum, what, doing, other_stopped),
+    )
     try:
         yield
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
 from ..core import crashpoints, interrupts, plugins, random_streams
@@ -565,27 +565,13 @@ def run(cfg: DictConfig, run_dir: Path, on_found_complete: Optional[Callable[[],
     run_dir.mkdir(parents=True, exist_ok=True)
     rid = run_id(cfg)
     lock = FileLock(str(run_dir / RUN_LOCK))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        say(
-            log,
-            f"prune-run: run {rid} is being run by another process; waiting for it",
-            log_line=f"run {rid} is being run by another process (lock {lock.lock_file}); waiting for it to finish",
-        )
-        while True:  # a safe point every half second: a Ctrl-C stops the wait, not the other process's run
-            stop = interrupts.requested()
-            if stop is not None:
-                raise interrupts.StoppedWaiting(stop)
-            try:
-                lock.acquire(timeout=0.5)
-            except Timeout:
-                continue
-            stop = interrupts.requested()
-            if stop is not None:  # the same Ctrl-C (to the process group) stopped the other process, which freed
-                lock.release()  # the lock: this one does not take the run over, it stops as asked
-                raise interrupts.StoppedWaiting(stop, other_stopped=True)
-            break
+    announce = lambda: say(  # noqa: E731
+        log,
+        f"prune-run: run {rid} is being run by another process; waiting for it",
+        log_line=f"run {rid} is being run by another process (lock {lock.lock_file}); waiting for it to finish",
+    )
+    # a safe point every half second: a Ctrl-C stops the wait, not the other process's run
+    if interrupts.acquire_waiting(lock, announce, interrupts.StoppedWaiting):
         log.warning(
             "run %s: the other process has %s",
             rid,
