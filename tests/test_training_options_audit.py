@@ -192,3 +192,63 @@ def test_a_learning_rate_of_zero_is_allowed(key):
     from helpers import validated
 
     validated(FAST, f"{key}.lr=0")
+
+
+# ----------------------------------------------------------------------------- training-time methods' own fine-tuning phases
+# (session 6 of 2026-12-03: ADMM, AutoPrune, GReg and min-max train the finetune config in phases of other
+# lengths; the checks above looked only at plain fine-tuning and let every such plan through)
+
+
+def test_a_finetuning_warmup_longer_than_autoprunes_gating_phase_is_a_range_error():
+    """schedule=autoprune trains its gating phase with the finetune config for schedule.prune_epochs epochs,
+    warm-up and schedule included, then fine-tunes finetune.epochs. A warm-up of 3 epochs in a gating phase
+    of 2: by hand, every step of the phase is a warm-up step and the largest LR is below finetune.lr."""
+    from prune_cli.core.errors import ConfigError
+
+    lrs = _warmup_lrs(0.01, 3, 2)
+    assert len(lrs) == 2 * STEPS and max(lrs) < 0.01 * 2 / 3 + 1e-9  # never reaches finetune.lr=0.01
+    args = ["schedule=autoprune", "sparsity=0.8", "finetune.epochs=5", "finetune.lr=0.01", "finetune.warmup_epochs=3"]
+    with pytest.raises(ConfigError, match=r"'finetune.warmup_epochs': 3.*at most the 2 epochs of phase 'autoprune'") as err:
+        _found([*args, "schedule.prune_epochs=2"])
+    assert err.value.key == "finetune.warmup_epochs" and "schedule=autoprune" in str(err.value)
+    assert _errors([*args, "schedule.prune_epochs=3"]) == set()  # as long as the gating phase: accepted
+
+
+def test_a_finetuning_warmup_longer_than_minmaxs_adversarial_finetuning_is_a_range_error():
+    """schedule=minmax fine-tunes in its own step (adversarially regularized, finetune.epochs long)."""
+    from prune_cli.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'finetune.warmup_epochs': 5.*at most the 2 epochs of phase 'finetuned'"):
+        _found(["schedule=minmax", "sparsity=0.5", "finetune.epochs=2", "finetune.warmup_epochs=5"])
+    assert _errors(["schedule=minmax", "sparsity=0.5", "finetune.epochs=2", "finetune.warmup_epochs=2"]) == set()
+
+
+def test_a_phase_that_holds_the_lr_constant_does_not_read_the_finetune_schedule():
+    """ADMM's regularization phase trains the finetune config at a constant LR (no warm-up, no schedule;
+    prune_cli/run/experiment.py `_step_train_with_hook`): only its plain fine-tuning reads the schedule. A
+    warm-up as long as that fine-tuning leaves finetune.lr_schedule no epoch, as with schedule=oneshot; a
+    warm-up longer than fine-tuning is an error, also here; one longer than the ADMM phase is not."""
+    from prune_cli.core.errors import ConfigError
+
+    args = ["schedule=admm", "sparsity=0.8", "finetune.epochs=2", "schedule.epochs=4"]
+    found = {f.key: f.why for f in _found([*args, "finetune.warmup_epochs=2", "finetune.lr_schedule=cosine"])}
+    assert "finetune.lr_schedule" in _errors([*args, "finetune.warmup_epochs=2", "finetune.lr_schedule=cosine"])
+    assert "covers all 2 epochs of fine-tuning" in found["finetune.lr_schedule"], found
+    assert _errors([*args, "finetune.warmup_epochs=1", "finetune.lr_schedule=cosine"]) == set()
+    with pytest.raises(ConfigError, match=r"at most finetune.epochs=2"):
+        _found([*args, "finetune.warmup_epochs=3"])
+    assert _errors(["schedule=admm", "sparsity=0.8", "finetune.epochs=6", "schedule.epochs=4", "finetune.warmup_epochs=5"]) == set()
+
+
+def test_a_milestone_inside_autoprunes_longer_gating_phase_acts():
+    """A multistep milestone at epoch 3 acts in a gating phase of 4 epochs (gamma from epoch 3 on), though
+    fine-tuning trains only 2; with a gating phase of 2 it acts nowhere (by hand: gamma ** #{m <= t})."""
+    multistep = ["schedule=autoprune", "sparsity=0.8", "finetune.epochs=2", "finetune.lr_schedule=multistep"]
+    multistep += ["finetune.milestones=[3]", "finetune.gamma=0.5"]
+    assert [0.5 ** sum(t >= m for m in [3]) for t in range(4)] == [1, 1, 1, 0.5]
+    assert _errors([*multistep, "schedule.prune_epochs=4"]) == set()
+    found = {f.key: f.why for f in _found([*multistep, "schedule.prune_epochs=2"])}
+    assert {"finetune.milestones", "finetune.gamma"} <= set(found), found
+    assert "2 epochs of fine-tuning and 2 epochs of phase 'autoprune'" in found["finetune.milestones"] or (
+        "2 epochs of phase 'autoprune' and 2 epochs of fine-tuning" in found["finetune.milestones"]
+    ), found

@@ -656,8 +656,9 @@ def test_a_finetuning_schedule_that_never_acts_is_unused():
     """finetune.milestones=[5] with FAST's finetune.epochs=1 (oneshot: one Train step of finetune.epochs):
     lr_factor is 1 at every fractional epoch of fine-tuning, as with the constant schedule, so the two runs
     gave identical results under two run ids; the train config's version was already refused. Likewise a
-    warm-up covering all of fine-tuning leaves the schedule no epoch. Schedules whose training-time steps
-    train the finetune config for their own number of epochs (admm) are left alone."""
+    warm-up covering all of fine-tuning leaves the schedule no epoch. ADMM's phase trains the finetune
+    config at a constant LR, so under schedule=admm too the milestone acts nowhere (its training-time
+    phases of other lengths: tests/test_training_options_audit.py)."""
     from prune_cli.training import TrainConfig, lr_factor
 
     multistep = ["finetune.lr_schedule=multistep", "finetune.gamma=0.5"]
@@ -666,7 +667,8 @@ def test_a_finetuning_schedule_that_never_acts_is_unused():
     warm = {f.key for f in _errors(["finetune.epochs=2", "finetune.warmup_epochs=2", "finetune.lr_schedule=cosine"])}
     assert warm == {"finetune.lr_schedule"}
     assert _errors(["finetune.epochs=3", "finetune.warmup_epochs=2", "finetune.lr_schedule=cosine"]) == []
-    assert "finetune.milestones" not in {f.key for f in _errors([*multistep, "finetune.milestones=[5]", "schedule=admm"])}
+    admm = [*multistep, "finetune.milestones=[5]", "schedule=admm", "schedule.epochs=4"]
+    assert {f.key for f in _errors(admm)} == {"finetune.milestones", "finetune.gamma"}
     # by hand: the factor over fine-tuning's single epoch is 1 with milestones [1, 5]; the warm-up's ratio for 2 of 2 epochs
     node = OmegaConf.merge(OmegaConf.structured(TrainConfig), {"epochs": 1, "lr_schedule": "multistep", "milestones": [1, 5]})
     assert all(lr_factor(node, s / 8) == 1.0 for s in range(8))

@@ -198,37 +198,67 @@ def _from_the_plan(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
     return errors, notes
 
 
-def _finetune_schedule_never_reached(cfg: DictConfig, plan: list) -> dict[str, str]:
-    """The fine-tuning LR schedule's options when every step that fine-tunes trains exactly
-    finetune.epochs epochs (plain `Train` steps) and the schedule never acts in them: no multistep
-    milestone below finetune.epochs (a decay that never happens), or a warm-up as long as fine-tuning
-    (lr_factor returns the warm-up ratio for every epoch). A warm-up longer than fine-tuning is a
-    ConfigError (the LR never reaches finetune.lr), as training.TrainConfig.check makes one of a warm-up
-    longer than dense training. The train config has its own check (training.TrainConfig.unused);
-    training-time methods may train the finetune config for other epoch counts, so plans with such a
-    step are left alone."""
-    from ..schedules.steps import Train
+def _finetune_phases(plan: list) -> list[tuple[str, int]] | None:
+    """The phases of `plan` that train with the finetune config under its LR schedule, as (name, epochs):
+    a plain `Train` step trains finetune.epochs (None stands for it here); a training-time method's step
+    (`TrainWithHook`) its own number of epochs, or none under the schedule where it holds the LR constant
+    (`constant_lr`: ADMM's and GReg's regularization phases). None when a phase's length is only known
+    while it runs (a hook step of epochs=-1 without constant_lr)."""
+    from ..schedules.steps import Train, TrainWithHook
 
-    tune = [step for step in plan if getattr(step, "which", None) == "finetune"]
+    phases = []
+    for step in plan:
+        if getattr(step, "which", None) != "finetune":
+            continue
+        if isinstance(step, Train):
+            phases.append(("fine-tuning", None))
+        elif isinstance(step, TrainWithHook) and step.constant_lr:
+            continue
+        elif isinstance(step, TrainWithHook) and step.epochs >= 0:
+            phases.append((f"phase '{step.phase}'", int(step.epochs)))
+        else:
+            return None
+    return phases
+
+
+def _finetune_schedule_never_reached(cfg: DictConfig, plan: list) -> dict[str, str]:
+    """The fine-tuning LR schedule's options when it never acts in any phase that trains with the
+    finetune config under its schedule (`_finetune_phases`: plain fine-tuning's finetune.epochs, a
+    training-time method's phase of its own length, such as AutoPrune's schedule.prune_epochs or
+    min-max's adversarial fine-tuning): no multistep milestone below the longest phase (a decay that
+    never happens), or a warm-up as long as every phase (lr_factor returns the warm-up ratio for every
+    epoch). A warm-up longer than a phase is a ConfigError (the LR never reaches finetune.lr there), as
+    training.TrainConfig.check makes one of a warm-up longer than dense training. The train config has
+    its own check (training.TrainConfig.unused). Phases that hold the LR constant (`constant_lr`) do
+    not read the schedule; a plan with a phase whose length is known only while it runs is left alone."""
     node = cfg.finetune
-    if not tune or not all(isinstance(step, Train) for step in tune) or node.epochs <= 0:
+    phases = _finetune_phases(plan)
+    if not phases:
         return {}
+    phases = [(name, node.epochs if epochs is None else epochs) for name, epochs in phases]
+    phases = [(name, epochs) for name, epochs in phases if epochs > 0]
+    if not phases:
+        return {}
+    name, shortest = min(phases, key=lambda phase: phase[1])
+    where = f"the {shortest} epochs of {name} of schedule={cfg.schedule.name}"
+    if name == "fine-tuning":
+        where = f"finetune.epochs={shortest}"
     check(
-        node.warmup_epochs <= node.epochs,
+        node.warmup_epochs <= shortest,
         "finetune.warmup_epochs",
         node.warmup_epochs,
-        f"at most finetune.epochs={node.epochs} (a longer warm-up never reaches finetune.lr and the schedule never runs)",
+        f"at most {where} (a longer warm-up never reaches finetune.lr and the schedule never runs)",
     )
+    longest = max(epochs for _, epochs in phases)
+    trains = " and ".join(f"{epochs} epochs of {name}" for name, epochs in phases)
     found = {}
-    if node.warmup_epochs >= node.epochs and node.lr_schedule != "constant":
-        why = (
-            f"finetune.warmup_epochs={node.warmup_epochs} covers all {node.epochs} epochs of fine-tuning, so the schedule never starts"
-        )
+    if node.warmup_epochs >= longest and node.lr_schedule != "constant":
+        why = f"finetune.warmup_epochs={node.warmup_epochs} covers all {trains}, so the schedule never starts"
         found.update({"finetune.lr_schedule": why})
         if node.lr_schedule == "multistep":
             found.update({"finetune.milestones": why, "finetune.gamma": why})
-    elif node.lr_schedule == "multistep" and all(m >= node.epochs for m in node.milestones):
-        why = f"no milestone falls inside the {node.epochs} epochs of fine-tuning (finetune.milestones={list(node.milestones)})"
+    elif node.lr_schedule == "multistep" and all(m >= longest for m in node.milestones):
+        why = f"no milestone falls inside the {trains} (finetune.milestones={list(node.milestones)})"
         found.update({"finetune.milestones": why, "finetune.gamma": why})
     return found
 
