@@ -143,3 +143,16 @@ def test_one_shot_prerun_and_pruner_agree_without_ties(widths, allocation):
         torch.manual_seed(k)
         model = MLP(2, [int(w) for w in widths.strip("[]").split(",")], 3)
         assert prerun_and_pruner_agree(cfg, model, cfg.method, "method.sparsity_tolerance"), k / 100
+
+
+def test_a_one_shot_run_at_sparsity_zero_is_refused_before_any_work(tmp_path):
+    """schedule=oneshot at sparsity=0 still has its pruning event (to density 1), where strict_kth prunes max(1, 0) = 1
+    weight of each layer: 333 of 336 kept, 3 / 336 = 0.0089 from the target, which the pruner refused after dense training
+    (session 6 of 2026-12-03). Refused before any work now; global strict_kth prunes 1 of 336 (0.003, within the
+    tolerance) and passes, as it does in the pruner."""
+    assert sum(kth_kept(n, 1.0) for n in SIZES) == 333 and misses(333, 1.0)
+    assert not misses(N - 1, 1.0)
+    refused_before_any_work([*FAST, *KTH, "sparsity=0"], tmp_path / "results", "'sparsity'", "at most 333 of the N = 336")
+    validated(*FAST, "method.allocation=global", "method.threshold_impl=strict_kth", "sparsity=0")
+    validated(*FAST, *KTH, "sparsity=0", "method.sparsity_tolerance=0.01")
+    validated(*FAST, "method.allocation=layerwise", "sparsity=0")  # topk keeps round(1 x n) = n

@@ -592,7 +592,8 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     if allocation.check_density is not None and cfg.sparsity > 0:
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     schedule = schema_of(cfg, "schedule")
-    if cfg.sparsity > 0 and prunes_to_sparsity(cfg, schedule):
+    # an allocation whose counts are a bound (threshold_impl=strict_kth) prunes even at sparsity 0 (`_event_failure`)
+    if (cfg.sparsity > 0 or not allocation.counts_from_shapes(cfg.method)) and prunes_to_sparsity(cfg, schedule):
         events = planned_event_sparsities(cfg, schedule)
         if events is not None:  # gradual's events are known from the training split's size (check_data_sizes)
             check_event_reach(
