@@ -82,6 +82,8 @@ def test_unknown_preset_or_bad_file_stops_before_anything_is_written(tmp_path, c
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "no_such_preset" in err and "expect_mnist1d" in err  # the value and what is allowed
+    line = next(li for li in err.splitlines() if "error:" in li)  # named once ("--expect: --expect = ..." before 2026-12-03)
+    assert line.count("--expect") == 1 and "--expect = 'no_such_preset' is not allowed" in line, line
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "x", "points": [{"method": "magnitude", "sparsity": 0.5, "value": 0.9, "bnd": 0.1}]}))
     with pytest.raises(SystemExit) as e:

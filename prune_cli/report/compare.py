@@ -427,9 +427,18 @@ def check_split(metrics: pd.DataFrame, split: str) -> None:
 CHOSEN_SPLITS = ("test", "val")
 # Which value is the better one, for the metrics prune-cli records (docs/report.md "The metric compared"):
 # the verdicts' > and < compare values, so a reader of "random < magnitude in membership mia_loss_auc" must
-# know which is better there: closer to 0.5 (less leakage; `better_direction`); lower for loss, ece and latency
-HIGHER_IS_BETTER = ("accuracy", "top5_accuracy", "mean_class_recall", "worst_class_recall", "compression_ratio", "measured_speedup")
-LOWER_IS_BETTER = ("loss", "ece", "latency_ms")
+# know which is better there: closer to 0.5 (less leakage; `better_direction`); lower for loss, ece, latency
+# and the pruned model's cost (its nonzero parameters and FLOPs)
+HIGHER_IS_BETTER = (
+    "accuracy",
+    "top5_accuracy",
+    "mean_class_recall",
+    "worst_class_recall",
+    "compression_ratio",
+    "theoretical_speedup",
+    "measured_speedup",
+)
+LOWER_IS_BETTER = ("loss", "ece", "latency_ms", "params_nonzero", "prunable_nonzero", "flops_sparse")
 
 
 def better_direction(metric: str) -> str:

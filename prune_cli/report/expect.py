@@ -83,7 +83,8 @@ def load_expected(spec: str) -> dict:
     path = Path(spec)
     if not path.is_file():
         if "/" in spec or spec.endswith((".yaml", ".yml")) or spec not in available():
-            raise _bad("--expect", spec, "an expected-values file or one of: " + ", ".join(available()))
+            allowed = "an expected-values file or one of: " + ", ".join(available())
+            raise ReportInputError(f"--expect = {spec!r} is not allowed; expected {allowed}")
         path = expected_dir() / f"{spec}.yaml"
     try:
         data = yaml.safe_load(path.read_text())

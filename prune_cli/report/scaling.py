@@ -625,7 +625,8 @@ def _family_lines(row: dict) -> list[str]:
             f"  - {row['method']} / {row['dataset']} / {row['model']} / {row['schedule']}: left out of the fit, not averaged "
             f"as repeated runs (the family does not tell their configurations apart): {left_out}; {SEPARATE}"
         ]
-    head = f"- {_title(row)}, {row['n_densities']} densities, {row['n_seeds']} seed(s): "
+    densities = "1 density" if row["n_densities"] == 1 else f"{row['n_densities']} densities"
+    head = f"- {_title(row)}, {densities}, {row['n_seeds']} seed(s): "
     if row["status"] != "fitted":
         return [head + f"not fitted: {row['reason']}", *below]
     names = [name for name in [*BASE_PARAMS, *SCALES.values()] if math.isfinite(row[name])]
