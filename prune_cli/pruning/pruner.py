@@ -296,7 +296,9 @@ def _prune_once(model, params, ctx: PruneContext, layers) -> Masks:
 
     method, current = ctx.method, ctx.masks
     score = SCORES.get(method.score)
-    scores = {name: s.detach().float() for name, s in checked_scores(score.fn(model, params, ctx), params, method.score).items()}
+    # a copy: a score may share storage with the weights (`p.detach()`), and the -inf below is written in place
+    returned = checked_scores(score.fn(model, params, ctx), params, method.score)
+    scores = {name: s.detach().float().clone() for name, s in returned.items()}
     for name, s in scores.items():
         if torch.isnan(s).any():
             raise PruneCliError(f"method.score={method.score} produced NaN scores for {name}")
