@@ -58,3 +58,21 @@ def test_explicit_densities_keep_each_layers_rounded_count_not_round_d_n():
     by_hand = [32, round(256 * 0.434), 24]
     assert [int(m.sum()) for m in masks.values()] == by_hand and sum(by_hand) == 167 != round(0.5 * 336)
     assert abs((1 - 167 / 336) - 0.5030) < 5e-5  # the achieved sparsity the README quotes
+
+
+def test_matched_allocations_other_score_sharing_the_weights_leaves_them_alone(monkeypatch):
+    """method.allocation=matched scores with another method (`match_method`) and marks the pruned weights -inf in
+    place too (prune_cli/pruning/allocations/matched.py)."""
+
+    def shared(model, params, ctx):
+        return {n: p.detach() for n, p in params.items()}
+
+    monkeypatch.setitem(SCORES._entries, "magnitude", dataclasses.replace(SCORES.get("magnitude"), fn=shared))
+    torch.manual_seed(0)
+    model = MLP(2, [16, 16], 3)
+    masks = prune_to_density(model, 0.5, PruneContext(method=method_options(), generator=torch.Generator().manual_seed(0)))
+    apply_masks(model, masks)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = method_options(allocation="matched", match_method="magnitude", sparsity_tolerance=1.0)
+    prune_to_density(model, 0.25, PruneContext(method=method, generator=torch.Generator().manual_seed(0), masks=masks))
+    assert all(torch.equal(p.detach(), before[n]) for n, p in model.named_parameters()), "scoring changed the weights"

@@ -149,7 +149,8 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
         masks = prune_to_density(copy.deepcopy(ctx.model), density, dataclasses.replace(octx, graph=None))
         return {n: int(masks[n].sum()) if n in masks else scores[n].numel() for n in scores}
     other_scores = SCORES.get(other.score).fn(ctx.model, _params_of(ctx, scores), octx)
-    other_scores = {n: other_scores[n].detach().float().cpu() for n in scores}
+    # a copy: the other score may share storage with the weights, and the -inf below is written in place
+    other_scores = {n: other_scores[n].detach().float().cpu().clone() for n in scores}
     if ctx.masks:
         for n, s in other_scores.items():
             if n in ctx.masks:
