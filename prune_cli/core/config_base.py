@@ -444,12 +444,14 @@ def prunes_to_sparsity(cfg: DictConfig, schedule: type) -> bool:
 
 
 def may_zero_weights(cfg: DictConfig) -> bool:
-    """Whether the run can zero any weight: `sparsity` > 0, or a schedule that decides its own
-    sparsity (an untyped schedule node: assumed to). Options that act only on pruned weights do
-    nothing otherwise."""
+    """Whether the run can zero any weight: `sparsity` > 0, a schedule that decides its own sparsity
+    (an untyped schedule node: assumed to), or method.threshold_impl=strict_kth, which prunes
+    max(1, ceil((1 - d) n)) weights even at density 1 (docs/allocation.md). Options that act only on
+    pruned weights do nothing otherwise."""
     schema = OmegaConf.get_type(cfg.schedule)
     typed = isinstance(schema, type) and is_dataclass(schema)
-    return cfg.sparsity > 0 or not typed or not prunes_to_sparsity(cfg, schema)
+    strict_kth = OmegaConf.select(cfg, "method.threshold_impl", default=None) == "strict_kth"
+    return cfg.sparsity > 0 or strict_kth or not typed or not prunes_to_sparsity(cfg, schema)
 
 
 def declared_train_examples(dataset: DictConfig) -> "tuple[int, list[int] | None] | None":

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ..core.checks import check
-from ..core.config_base import Config, collect_unused
+from ..core.config_base import Config, collect_unused, may_zero_weights
 from ..core.errors import ConfigError, PruneCliError
 from .prevalidate import checked_model, running_metric_schemas, schema_of
 
@@ -93,6 +93,50 @@ def _method_options(cfg: DictConfig) -> dict[str, str]:
     for options in dict.fromkeys(p.options for p in chosen if p.options is not None):
         found.update(collect_unused(options, cfg, "method"))
     return found
+
+
+def _nothing_pruned(cfg: DictConfig) -> dict[str, str]:
+    """The method (its choice and every option) where the run zeroes no weight (`may_zero_weights`:
+    `sparsity=0` under a schedule that prunes to `sparsity`, without threshold_impl=strict_kth): each
+    mask keeps every weight whatever the scores, allocation and structure, and the scores draw from
+    streams of their own, so `method=random sparsity=0` trained the same model as `method=magnitude
+    sparsity=0` under another run id (configs audit, sixth session of 2026-12-03). Every run records its
+    dense model's rows (phase `dense`) anyway. Not `method.reinit`, which re-draws the survivors, all
+    of them here."""
+    if may_zero_weights(cfg):
+        return {}
+    why = (
+        f"no weight is pruned here (sparsity={cfg.sparsity} with schedule={cfg.schedule.name}): every mask keeps all "
+        "weights whatever the method's scores, allocation and structure (each run records its dense model's rows, "
+        "phase dense)"
+    )
+    found = {f"method.{key}": why for key in cfg.method if key != "reinit"}
+    if not cfg.method.reinit:  # the method's choice itself: nothing but the re-drawn survivors acts
+        found["method"] = why
+    return found
+
+
+def _tolerance_only_logged(cfg: DictConfig) -> dict[str, str]:
+    """method.sparsity_tolerance where a miss of the target is only logged, never refused (pruning/pruner.py
+    `check_masks`): Bernoulli sampling, and an allocation that does not promise the exact total
+    (uniform_plus with faithful_uniform_plus=true). Unstructured only: a structure's reach is checked
+    against the tolerance before the run."""
+    from ..pruning import ALLOCATIONS, SCORES
+
+    m = cfg.method
+    if m.structure != "unstructured":
+        return {}
+    if SCORES.get(m.score).selection(m) == "bernoulli":
+        return {
+            "method.sparsity_tolerance": "with method.sampling=bernoulli the number kept is random and a miss of the target "
+            "is only logged, whatever the tolerance"
+        }
+    if not ALLOCATIONS.get(m.allocation).exact_total(m):
+        return {
+            "method.sparsity_tolerance": f"method.allocation={m.allocation} does not promise round((1 - sparsity) N) kept "
+            "here, so a miss of the target is only logged, whatever the tolerance"
+        }
+    return {}
 
 
 def _rounds_of_one_mask(cfg: DictConfig) -> dict[str, str]:
@@ -360,6 +404,8 @@ def unused_options(cfg: DictConfig, method_keys: bool = True, model_keys: bool =
     if method_keys:
         found.update(_method_options(cfg))
         found.update(_rounds_of_one_mask(cfg))
+        found.update(_tolerance_only_logged(cfg))
+    found.update(_nothing_pruned(cfg))
     if model_keys:
         found.update(_for_model(cfg))
     plan_errors, notes = _from_the_plan(cfg)

@@ -1,0 +1,112 @@
+"""The configs audit of 2026-12-03 (sixth session): options that changed the run id and nothing else.
+
+- at sparsity=0 (a schedule that prunes to `sparsity`) every mask keeps all weights, so the method's
+  choice and options decide nothing: `method=random sparsity=0` was `method=magnitude sparsity=0`
+  under another run id (masks and fine-tuned weights byte-identical);
+- method.sparsity_tolerance where the pruner only logs a miss (Bernoulli sampling, uniform_plus with
+  faithful_uniform_plus=true);
+- and the other way: threshold_impl=strict_kth prunes even at sparsity 0, so ntk_mlp's rescale acts
+  there (it was refused as "no weight is pruned").
+
+The facts each check rests on are computed here with the pruner on a seeded MLP, not taken from the pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import FAST
+from tests.helpers import method_options
+
+N = 336  # FAST's MLP: 2-16-16-3
+
+
+def _found(args: list[str]):
+    from helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    return unused_overrides(validated(FAST, args), [*FAST, *args])
+
+
+def _errors(args: list[str]) -> set[str]:
+    return {f.key for f in _found(args) if f.error}
+
+
+def _masks(density: float, **options):
+    from prune_cli.models.mlp import MLP
+    from prune_cli.pruning import PruneContext, prune_to_density
+
+    torch.manual_seed(0)
+    model = MLP(2, [16, 16], 3)
+    return prune_to_density(model, density, PruneContext(method=method_options(**options), generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"score": "random"}, {"allocation": "global"}, {"allocation": "erk"}, {"invert": True}, {"exclude_first": True}],
+    ids=lambda o: " ".join(f"{k}={v}" for k, v in o.items()) or "magnitude layerwise",
+)
+def test_at_density_one_every_method_keeps_every_weight(options):
+    assert all(bool(m.all()) for m in _masks(1.0, **options).values())
+
+
+@pytest.mark.parametrize(
+    "given", [["method=random"], ["method=snip"], ["method.allocation=erk"], ["method.exclude_first=true"], ["method.invert=true"]]
+)
+def test_method_overrides_at_sparsity_zero_are_refused(given):
+    found = {f.key: f for f in _found([*given, "sparsity=0"])}
+    key = given[0].split("=")[0]
+    assert key in found and found[key].error and "no weight is pruned here (sparsity=0" in found[key].why, found
+    assert _errors([*given, "sparsity=0.5"]) == set()  # they act as soon as something is pruned
+
+
+def test_what_acts_at_sparsity_zero_is_not_refused():
+    assert _errors(["method.reinit=true", "sparsity=0"]) == set()  # re-draws the survivors: all of them
+    strict = ["method.allocation=global", "method.threshold_impl=strict_kth", "sparsity=0"]
+    assert _errors(strict) == set()  # prunes max(1, ceil(0 x N)) = 1 weight
+    kept = _masks(1.0, allocation="global", threshold_impl="strict_kth", sparsity_tolerance=1.0)
+    assert sum(int(m.sum()) for m in kept.values()) == N - 1
+    from helpers import validated
+
+    from prune_cli.run.unused_options import _nothing_pruned
+
+    autoprune = ["schedule=autoprune", "schedule.stop_at_target=false", "sparsity=0"]  # the gates decide the sparsity
+    assert _nothing_pruned(validated(FAST, autoprune)) == {}
+    assert "method" in _nothing_pruned(validated(FAST, ["sparsity=0"]))
+
+
+def test_a_sweep_of_methods_at_sparsity_zero_is_refused_as_one_experiment_twice(finished_results):
+    from tests.helpers import refused_before_any_work
+
+    args = ["-m", *FAST, "method=magnitude,random", "sparsity=0,0.5"]
+    refused_before_any_work(args, finished_results, "are the same experiment under two run ids", "no weight is pruned here")
+
+
+def test_ntk_rescale_acts_under_strict_kth_at_sparsity_zero():
+    """strict_kth prunes one weight per layer at density 1 (the layers' q < 1), so 1/sqrt(q) acts."""
+    masks = _masks(1.0, threshold_impl="strict_kth", sparsity_tolerance=1.0)
+    assert [int(m.sum()) for m in masks.values()] == [31, 255, 47]
+    model = ["model=ntk_mlp", "model.widths=[16,16]", "method.allocation=layerwise", "method.threshold_impl=strict_kth"]
+    given = [*model, "method.sparsity_tolerance=0.01", "sparsity=0", "model.rescale=false"]
+    assert "model.rescale" not in _errors(given)
+
+
+@pytest.mark.parametrize(
+    "given, reason",
+    [
+        (["method=random", "method.sampling=bernoulli"], "method.sampling=bernoulli"),
+        (["method.allocation=uniform_plus", "method.faithful_uniform_plus=true"], "does not promise"),
+    ],
+)
+def test_a_tolerance_the_pruner_only_logs_against_is_refused(given, reason):
+    found = {f.key: f for f in _found([*given, "sparsity=0.5", "method.sparsity_tolerance=0.1"])}
+    assert found["method.sparsity_tolerance"].error and reason in found["method.sparsity_tolerance"].why, found
+    assert _errors(["method=random", "sparsity=0.5", "method.sparsity_tolerance=0.1"]) == set()  # exact sampling: it refuses
+
+
+def test_bernoulli_masks_do_not_depend_on_the_tolerance():
+    """By the pruner itself: a zero tolerance refuses nothing under Bernoulli sampling, and the masks are the same."""
+    tight = _masks(0.5, score="random", sampling="bernoulli", sparsity_tolerance=0.0)
+    loose = _masks(0.5, score="random", sampling="bernoulli", sparsity_tolerance=1.0)
+    assert all(torch.equal(tight[n], loose[n]) for n in tight)
