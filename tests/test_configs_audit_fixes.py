@@ -110,3 +110,38 @@ def test_bernoulli_masks_do_not_depend_on_the_tolerance():
     tight = _masks(0.5, score="random", sampling="bernoulli", sparsity_tolerance=0.0)
     loose = _masks(0.5, score="random", sampling="bernoulli", sparsity_tolerance=1.0)
     assert all(torch.equal(tight[n], loose[n]) for n in tight)
+
+
+# ----------------------------------------------------------------------------- per-layer normalisation without a global ranking
+
+
+@pytest.mark.parametrize("allocation", ["layerwise", "erk"])
+def test_per_layer_normalised_magnitude_keeps_magnitudes_masks_where_the_shapes_fix_each_layers_count(allocation):
+    """By the pruner: |w| / ||w_l|| and |w| keep the same weights when each layer's count is fixed (the scale is one
+    number per layer), and different ones under one global ranking, where the normalisation is the point."""
+    plain = _masks(0.25, allocation=allocation)
+    normalised = _masks(0.25, allocation=allocation, score="mp_global_normalize")
+    assert all(torch.equal(plain[n], normalised[n]) for n in plain)
+    plain, normalised = _masks(0.25, allocation="global"), _masks(0.25, allocation="global", score="mp_global_normalize")
+    assert any(not torch.equal(plain[n], normalised[n]) for n in plain)
+
+
+@pytest.mark.parametrize(
+    "given, key",
+    [
+        (["method=mp_global_normalize", "method.allocation=layerwise"], "method.score"),
+        (["method=lap_global_normalize", "method.allocation=layerwise"], "method.normalize"),
+        (["method=lookahead", "method.normalize=true"], "method.normalize"),
+        (["method=lookahead", "method.allocation=erk", "method.normalize=true"], "method.normalize"),
+    ],
+)
+def test_a_per_layer_normalisation_with_shape_fixed_counts_is_refused(given, key):
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="method.allocation=global") as err:
+        validated(FAST, [*given, "sparsity=0.5"])
+    assert err.value.key == key, err.value
+    if "global" in given[0]:  # the preset's own global ranking: accepted
+        validated(FAST, [given[0], "sparsity=0.5"])

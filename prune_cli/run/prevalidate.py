@@ -66,6 +66,18 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
     for plugin in (allocation, structure):
         if plugin.check is not None:
             plugin.check(cfg)
+    normalised = SCORES.get(m.score).layer_normalised(m)
+    if normalised is not None and allocation.counts_from_shapes(m):
+        value = OmegaConf.select(cfg, normalised)
+        plain = "method.score=magnitude" if normalised == "method.score" else "method.normalize=false"
+        check(
+            False,
+            normalised,
+            value,
+            f"{plain}, or method.allocation=global: with method.allocation={m.allocation} the layer shapes fix each layer's "
+            "count and the scores only choose within a layer, where dividing a layer's scores by their norm changes "
+            f"nothing (the masks are {plain}'s, under another run id); the normalisation is for one ranking across layers",
+        )
     bernoulli = SCORES.get(m.score).selection(m) == "bernoulli"  # as the pruner decides it
     if not structure.single_weights:
         check(

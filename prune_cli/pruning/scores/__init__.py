@@ -7,7 +7,7 @@ options, `@config_schema("method", "name")` on its config dataclass); discovery
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from omegaconf import DictConfig
 
@@ -20,6 +20,10 @@ def exact_selection(method: DictConfig) -> str:
 
 def never_negative(method: DictConfig) -> bool:
     return False
+
+
+def never_normalised(method: DictConfig) -> Optional[str]:
+    return None
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,11 @@ class Score:
     # before the run (prune_cli/pruning/structure.py GroupNormOptions). False: every score is >= 0 (or
     # -inf, already pruned), where the signed sum equals the l1 norm.
     signed: Callable[[DictConfig], bool] = never_negative
+    # The key that asks for each layer's scores to be divided by their norm (mp_global_normalize's score,
+    # LAP's method.normalize; Park et al., ICLR 2020, the global variants), or None: a per-layer factor that only
+    # a ranking across layers sees, so the pre-run pass refuses it with an allocation whose per-layer counts
+    # are fixed by the shapes (prune_cli/run/prevalidate.py `_validate_allocation_structure`).
+    layer_normalised: Callable[[DictConfig], Optional[str]] = never_normalised
 
 
 def register_score(
@@ -48,11 +57,13 @@ def register_score(
     options: type = MethodConfig,
     same_every_round: bool = False,
     signed: Callable[[DictConfig], bool] = never_negative,
+    layer_normalised: Callable[[DictConfig], Optional[str]] = None,
 ):
     from ..registries import SCORES
 
     def decorator(fn: Callable) -> Callable:
-        SCORES.register(*names)(Score(fn, selection, options, same_every_round, signed))
+        normalised = layer_normalised or never_normalised
+        SCORES.register(*names)(Score(fn, selection, options, same_every_round, signed, normalised))
         return fn
 
     return decorator

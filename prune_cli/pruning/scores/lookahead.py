@@ -189,7 +189,7 @@ def _layer_score(i: int, ws: list[torch.Tensor], bn: list[Optional[torch.Tensor]
     return score
 
 
-@register_score("lookahead", options=LookaheadConfig)
+@register_score("lookahead", options=LookaheadConfig, layer_normalised=lambda m: "method.normalize" if m.get("normalize") else None)
 def lookahead_scores(model, params, ctx):
     from ..registries import ALLOCATIONS, STRUCTURES
 

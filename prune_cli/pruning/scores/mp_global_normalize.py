@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import register_score
 
 
-@register_score("mp_global_normalize")
+@register_score("mp_global_normalize", layer_normalised=lambda method: "method.score")
 def mp_global_normalize_scores(model, params, ctx):
     scores = {}
     for name, p in params.items():
