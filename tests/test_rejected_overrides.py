@@ -49,6 +49,13 @@ def test_a_repeated_key_names_both_values(finished_results):
     assert "seed=1 and then seed=2" in err and "-m seed=a,b" in err
 
 
+def test_a_repeated_preset_says_one_preset_per_command(finished_results):
+    """`-m experiment=a,b` (the hint for any other key) fails in Hydra (no `experiment` in the defaults), and a sweep
+    over presets is refused, since each carries its own sweep (configs audit of 2026-12-03, sixth session)."""
+    err = _rejected([*FAST, "+experiment=lap_mlp", "+experiment=ntk_random"], finished_results, "experiment")
+    assert "one preset per command" in err and "-m experiment=a,b" not in err, err
+
+
 def test_a_key_repeated_with_the_same_value_changes_nothing_and_runs(tmp_path):
     proc = run_cli(["--cfg", "job", *FAST, "seed=3", "seed=3"], tmp_path / "r", keep_repeats=True)
     assert "seed: 3" in proc.stdout

@@ -140,12 +140,13 @@ def check_overrides(args: list[str]) -> None:
                 )
         for one, as_text, as_value in given:
             if one in seen and _differ(seen[one][1:], (as_text, as_value)):
-                raise ConfigError(
-                    one,
-                    f"{seen[one][0]} and then {text}",
-                    f"one value per key: give {one} once"
-                    + ("" if one == "results_dir" else f" (a sweep over values is -m {one}=a,b)"),
-                )
+                prefix = text[: len(text) - len(text.lstrip("+~"))]  # `+experiment` is swept as typed
+                hint = f" (a sweep over values is -m {prefix}{one}=a,b)"
+                if one == "results_dir":
+                    hint = ""
+                elif one == "experiment":  # a preset carries its own sweep, which a sweep over presets would drop
+                    hint = " (one preset per command; a preset's own sweep runs with -m +experiment=NAME)"
+                raise ConfigError(one, f"{seen[one][0]} and then {text}", f"one value per key: give {one} once{hint}")
             seen[one] = (text, as_text, as_value)
 
 
