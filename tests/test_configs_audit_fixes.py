@@ -145,3 +145,14 @@ def test_a_per_layer_normalisation_with_shape_fixed_counts_is_refused(given, key
     assert err.value.key == key, err.value
     if "global" in given[0]:  # the preset's own global ranking: accepted
         validated(FAST, [given[0], "sparsity=0.5"])
+
+
+def test_device_is_hashed_as_given():
+    """README (the run id): `device` is hashed as given, so auto and cpu are two run ids for one computation on a
+    CPU-only machine; resolving auto first would move every run id made with the default."""
+    from helpers import validated
+
+    from prune_cli.core.identity import run_id
+
+    assert run_id(validated(FAST, ["device=auto"])) == run_id(validated(FAST, []))  # auto is the default
+    assert run_id(validated(FAST, ["device=cpu"])) != run_id(validated(FAST, []))
