@@ -201,7 +201,7 @@ def _validate_every_sweep_job_first() -> None:
         finally:
             CHECKS_THIS_MACHINE.reset(machine)
         if dropped:
-            raise _CompositionRejected(SweepRejected(_own_sweeps_message(dropped)))
+            raise _CompositionRejected(SweepRejected(_own_sweeps_message(dropped, rejected, len(jobs))))
         if rejected:
             raise _jobs_rejected(rejected, len(jobs))
         pairs = [(overrides, job) for overrides, job, _ in valid]
@@ -231,14 +231,19 @@ def _validate_every_sweep_job_first() -> None:
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
 
 
+def _listed(lines: list[str]) -> list[str]:
+    """The first SWEEP_REJECTIONS_LISTED of `lines`, and how many more there are."""
+    listed = lines[:SWEEP_REJECTIONS_LISTED]
+    if len(lines) > len(listed):
+        listed.append(f"... and {len(lines) - len(listed)} more")
+    return listed
+
+
 def _jobs_rejected(rejected: list[str], total: int) -> "_CompositionRejected":
     """The refusal of a sweep some of whose jobs were rejected: how many, and each job's line (the first
     SWEEP_REJECTIONS_LISTED of them)."""
-    listed = rejected[:SWEEP_REJECTIONS_LISTED]
-    if len(rejected) > len(listed):
-        listed.append(f"... and {len(rejected) - len(listed)} more")
     head = f"{len(rejected)} of {total} jobs of the sweep rejected; no job ran"
-    return _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(listed)))
+    return _CompositionRejected(SweepRejected(head + ":\n  " + "\n  ".join(_listed(rejected))))
 
 
 def _own_sweep_dropped(master: DictConfig, job: DictConfig) -> dict[str, str]:
@@ -272,17 +277,18 @@ def _chosen_by_the_job(master: DictConfig, job: DictConfig, overrides: list[str]
     return " ".join(o for o in overrides if o.partition("=")[0].lstrip("+~") in groups)
 
 
-def _own_sweeps_message(dropped: dict[str, dict[str, str]]) -> str:
-    """One message for a sweep over options that define sweeps of their own (`_own_sweep_dropped`)."""
-    listed = [f"{chosen} ({', '.join(f'{k}: {v}' for k, v in own.items())})" for chosen, own in dropped.items()]
-    if len(listed) > SWEEP_REJECTIONS_LISTED:
-        listed = [*listed[:SWEEP_REJECTIONS_LISTED], f"... and {len(listed) - SWEEP_REJECTIONS_LISTED} more"]
+def _own_sweeps_message(dropped: dict[str, dict[str, str]], rejected: list[str], total: int) -> str:
+    """One message for a sweep over options that define sweeps of their own (`_own_sweep_dropped`), with the
+    jobs the sweep rejected for another reason (a preset that does not compose with the command's other
+    options: `-m dataset=synthetic +experiment=recall_distortion,pruning_limit` named only the first)."""
+    listed = _listed([f"{chosen} ({', '.join(f'{k}: {v}' for k, v in own.items())})" for chosen, own in dropped.items()])
+    also = f"\nAlso, {len(rejected)} of {total} jobs of the sweep are rejected:\n  " + "\n  ".join(_listed(rejected))
     return (
         "no job ran: the sweep chooses presets (config options) that define sweeps of their own (hydra.sweeper.params), "
         "and Hydra expands only the sweep of the command line: each of these would run once, its own sweep dropped:\n  "
         + "\n  ".join(listed)
         + f"\nRun one preset per -m command (prune-run -m {next(iter(dropped))} ...): its own sweep then runs, and values "
-        "given on the command line replace its values for the same key."
+        "given on the command line replace its values for the same key." + (also if rejected else "")
     )
 
 

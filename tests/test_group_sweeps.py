@@ -81,6 +81,17 @@ def test_a_sweep_over_the_published_presets_is_refused_naming_each(finished_resu
     assert snapshot(finished_results) == before
 
 
+def test_a_preset_of_such_a_sweep_that_does_not_compose_is_named_too(finished_results):
+    # configs audit of 2026-12-03 (sixth session): with dataset=synthetic, pruning_limit's own dataset.num_samples is
+    # not a key of the synthetic dataset; only recall_distortion's dropped sweep was named
+    before = snapshot(finished_results)
+    proc = run_cli(["-m", "dataset=synthetic", "+experiment=recall_distortion,pruning_limit"], finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "experiment=recall_distortion (" in proc.stderr, proc.stderr
+    assert "1 of 2 jobs of the sweep are rejected" in proc.stderr and "+experiment=pruning_limit" in proc.stderr, proc.stderr
+    assert snapshot(finished_results) == before
+
+
 def test_a_sweep_over_presets_whose_swept_keys_the_command_line_gives_runs(tmp_path):
     """Values given on the command line replace a preset's for the same key (docs/report.md, "Experiment
     presets"): nothing of the presets' own sweeps is dropped."""
