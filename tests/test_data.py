@@ -805,3 +805,18 @@ def test_the_published_mnist1d_is_num_samples_5000_not_the_default():
     default = _generate(10000, 42)
     flat = {row.tobytes() for row in np.concatenate([default["x"], default["x_test"]])}
     assert not any(row.tobytes() in flat for row in published["x_test"])
+
+
+def test_a_cifar_label_list_of_pairs_is_not_flattened(tmp_path):
+    """A label entry of nested pairs (here 2 x 2 for 4 images: shape (2, 2)) was flattened to 4 labels and accepted,
+    pairing images with labels that were never theirs; the IDX reader already refuses labels of 2 dimensions.
+    Named now, like a short label list (sixth session of 2026-12-03)."""
+    from prune_cli.core.errors import DatasetFileUnreadable
+
+    write_cifar(tmp_path, "cifar100", n_train=4, n_test=2, classes=100)
+    path = tmp_path / "cifar-100-python" / "train"
+    entry = pickle.loads(path.read_bytes())
+    entry["fine_labels"] = [[0, 1], [2, 3]]
+    path.write_bytes(pickle.dumps(entry))
+    with pytest.raises(DatasetFileUnreadable, match=r"train: labels of shape \(2, 2\), not one label per image"):
+        DATASETS.get("cifar100")(cfg_of(VisionConfig, name="cifar100", root=str(tmp_path)))

@@ -231,7 +231,11 @@ def _check_cifar_meta(name: str, folder: str) -> None:
 def _fitting_labels(path: str, labels, images: int, num_classes: int) -> np.ndarray:
     """The labels of a file, one per image and each a class (0..num_classes - 1); otherwise the file
     is named (a short label list misaligned every later image, an unknown class dropped it)."""
-    labels = np.asarray(labels).reshape(-1)
+    labels = np.asarray(labels)
+    if labels.ndim != 1:  # nested lists flattened would pair images with other images' labels
+        raise DatasetFileUnreadable(
+            f"{path}: labels of shape {labels.shape}, not one label per image; replace it with the original file"
+        )
     if len(labels) != images:
         raise DatasetFileUnreadable(f"{path}: {len(labels)} labels for {images} images; replace it with the original file")
     bad = labels[(labels < 0) | (labels >= num_classes)] if np.issubdtype(labels.dtype, np.integer) else labels
