@@ -282,7 +282,7 @@ def _own_sweeps_message(dropped: dict[str, dict[str, str]], rejected: list[str],
     jobs the sweep rejected for another reason (a preset that does not compose with the command's other
     options: `-m dataset=synthetic +experiment=recall_distortion,pruning_limit` named only the first)."""
     listed = _listed([f"{chosen} ({', '.join(f'{k}: {v}' for k, v in own.items())})" for chosen, own in dropped.items()])
-    also = f"\nAlso, {len(rejected)} of {total} jobs of the sweep are rejected:\n  " + "\n  ".join(_listed(rejected))
+    also = f"\nThe sweep also rejects {len(rejected)} of its {total} jobs:\n  " + "\n  ".join(_listed(rejected))
     return (
         "no job ran: the sweep chooses presets (config options) that define sweeps of their own (hydra.sweeper.params), "
         "and Hydra expands only the sweep of the command line: each of these would run once, its own sweep dropped:\n  "

@@ -2,7 +2,8 @@
 
 - at sparsity=0 (a schedule that prunes to `sparsity`) every mask keeps all weights, so the method's
   choice and options decide nothing: `method=random sparsity=0` was `method=magnitude sparsity=0`
-  under another run id (masks and fine-tuned weights byte-identical);
+  under another run id (masks and fine-tuned weights byte-identical); but the exclusions decide the
+  prunable set, which the run reads anyway, and reinit and training-time methods act (the review);
 - method.sparsity_tolerance where the pruner only logs a miss (Bernoulli sampling, uniform_plus with
   faithful_uniform_plus=true);
 - and the other way: threshold_impl=strict_kth prunes even at sparsity 0, so ntk_mlp's rescale acts
@@ -52,7 +53,7 @@ def test_at_density_one_every_method_keeps_every_weight(options):
 
 
 @pytest.mark.parametrize(
-    "given", [["method=random"], ["method=snip"], ["method.allocation=erk"], ["method.exclude_first=true"], ["method.invert=true"]]
+    "given", [["method=random"], ["method=snip"], ["method.allocation=erk"], ["method.shuffle=true"], ["method.invert=true"]]
 )
 def test_method_overrides_at_sparsity_zero_are_refused(given):
     found = {f.key: f for f in _found([*given, "sparsity=0"])}
@@ -67,13 +68,30 @@ def test_what_acts_at_sparsity_zero_is_not_refused():
     assert _errors(strict) == set()  # prunes max(1, ceil(0 x N)) = 1 weight
     kept = _masks(1.0, allocation="global", threshold_impl="strict_kth", sparsity_tolerance=1.0)
     assert sum(int(m.sum()) for m in kept.values()) == N - 1
+    autoprune = ["schedule=autoprune", "schedule.stop_at_target=false", "sparsity=0"]  # the gates decide the sparsity
+    assert "method" not in _errors([*autoprune, "method=magnitude"])
+    # review of the sixth session: what decides the prunable set acts at sparsity 0 (params_prunable, the pruning-limit
+    # metric, GReg-2's and ADMM's penalties, which layers reinit re-draws), and so does anything under reinit (its
+    # seed follows the scores' and shuffle's draws) or a training-time schedule
+    for acting in (["method.exclude_classifier=true"], ["method.exclude_first=true"], ["method.exclude=[net.5]"]):
+        assert _errors([*acting, "sparsity=0"]) == set(), acting
+    assert _errors(["method.reinit=true", "method.shuffle=true", "method=random", "sparsity=0"]) == set()
+    assert _errors(["schedule=greg2", "method.exclude_classifier=true", "method.allocation=global", "sparsity=0"]) == set()
+    assert _errors(["schedule=admm", "method.allocation=global", "sparsity=0"]) == set()
+    assert "method" in _errors(["method=random", "sparsity=0"])
+
+
+def test_excluding_a_layer_at_sparsity_zero_changes_the_prunable_count():
+    """By hand: the classifier (net.5, 3 x 16 = 48 weights) leaves the prunable set, 336 -> 288 (params_prunable)."""
     from helpers import validated
 
-    from prune_cli.run.unused_options import _nothing_pruned
+    from prune_cli.models.mlp import MLP
+    from prune_cli.pruning import select_prunable
 
-    autoprune = ["schedule=autoprune", "schedule.stop_at_target=false", "sparsity=0"]  # the gates decide the sparsity
-    assert _nothing_pruned(validated(FAST, autoprune)) == {}
-    assert "method" in _nothing_pruned(validated(FAST, ["sparsity=0"]))
+    model = MLP(2, [16, 16], 3)
+    for given, count in ((["sparsity=0"], N), (["sparsity=0", "method.exclude_classifier=true"], N - 48)):
+        method = validated(FAST, given).method
+        assert sum(p.numel() for p in select_prunable(model, method).values()) == count
 
 
 def test_a_sweep_of_methods_at_sparsity_zero_is_refused_as_one_experiment_twice(finished_results):
@@ -156,3 +174,16 @@ def test_device_is_hashed_as_given():
 
     assert run_id(validated(FAST, ["device=auto"])) == run_id(validated(FAST, []))  # auto is the default
     assert run_id(validated(FAST, ["device=cpu"])) != run_id(validated(FAST, []))
+
+
+def test_channel_groups_span_two_layers_so_per_layer_normalisation_acts_there():
+    """channel_group scores a group by the rows of one layer and the matching columns of the next, so each layer's
+    own scale enters its sums: the masks differ from magnitude's, and the combination is accepted (review of the
+    sixth session of 2026-12-03: it was refused as changing nothing)."""
+    from helpers import validated
+
+    options = {"allocation": "layerwise", "structure": "channel_group", "sparsity_tolerance": 0.1}
+    plain, normalised = _masks(0.5, **options), _masks(0.5, **options, score="mp_global_normalize")
+    assert any(not torch.equal(plain[n], normalised[n]) for n in plain)
+    given = ["method=mp_global_normalize", "method.allocation=layerwise", "method.structure=channel_group"]
+    validated(FAST, [*given, "method.sparsity_tolerance=0.1", "sparsity=0.5"])

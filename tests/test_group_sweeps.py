@@ -88,7 +88,7 @@ def test_a_preset_of_such_a_sweep_that_does_not_compose_is_named_too(finished_re
     proc = run_cli(["-m", "dataset=synthetic", "+experiment=recall_distortion,pruning_limit"], finished_results, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "experiment=recall_distortion (" in proc.stderr, proc.stderr
-    assert "1 of 2 jobs of the sweep are rejected" in proc.stderr and "+experiment=pruning_limit" in proc.stderr, proc.stderr
+    assert "The sweep also rejects 1 of its 2 jobs" in proc.stderr and "+experiment=pruning_limit" in proc.stderr, proc.stderr
     assert snapshot(finished_results) == before
 
 

@@ -23,7 +23,7 @@ from ..core.checks import check, choice, fraction, seed_option, usable_directory
 from ..core import plugins
 from ..core.paths import configs_dir
 from ..core.accel import AccelConfig, checks_this_machine
-from ..core.config_base import Config, declared_input, declared_train_examples, prunes_to_sparsity, run_checks
+from ..core.config_base import Config, declared_input, declared_train_examples, may_zero_weights, prunes_to_sparsity, run_checks
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
@@ -67,7 +67,8 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
         if plugin.check is not None:
             plugin.check(cfg)
     normalised = SCORES.get(m.score).layer_normalised(m)
-    if normalised is not None and allocation.counts_from_shapes(m):
+    # a layer-local structure's masks follow each layer's own ranking (channel_group's groups sum scores of two layers)
+    if normalised is not None and allocation.counts_from_shapes(m) and structure.layer_local:
         value = OmegaConf.select(cfg, normalised)
         plain = "method.score=magnitude" if normalised == "method.score" else "method.normalize=false"
         check(
@@ -75,8 +76,9 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
             normalised,
             value,
             f"{plain}, or method.allocation=global: with method.allocation={m.allocation} the layer shapes fix each layer's "
-            "count and the scores only choose within a layer, where dividing a layer's scores by their norm changes "
-            f"nothing (the masks are {plain}'s, under another run id); the normalisation is for one ranking across layers",
+            f"count and method.structure={m.structure} chooses within each layer from its own scores, where dividing a "
+            f"layer's scores by their norm changes nothing (the masks are {plain}'s, under another run id); the "
+            "normalisation is for one ranking across layers",
         )
     bernoulli = SCORES.get(m.score).selection(m) == "bernoulli"  # as the pruner decides it
     if not structure.single_weights:
@@ -604,8 +606,8 @@ def _check_model_against_data(cfg: DictConfig) -> None:
     if allocation.check_density is not None and cfg.sparsity > 0:
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     schedule = schema_of(cfg, "schedule")
-    # an allocation whose counts are a bound (threshold_impl=strict_kth) prunes even at sparsity 0 (`_event_failure`)
-    if (cfg.sparsity > 0 or not allocation.counts_from_shapes(cfg.method)) and prunes_to_sparsity(cfg, schedule):
+    # threshold_impl=strict_kth prunes even at sparsity 0 (`may_zero_weights`, `_event_failure`)
+    if may_zero_weights(cfg) and prunes_to_sparsity(cfg, schedule):
         events = planned_event_sparsities(cfg, schedule)
         if events is not None:  # gradual's events are known from the training split's size (check_data_sizes)
             check_event_reach(

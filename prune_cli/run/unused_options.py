@@ -95,23 +95,33 @@ def _method_options(cfg: DictConfig) -> dict[str, str]:
     return found
 
 
-def _nothing_pruned(cfg: DictConfig) -> dict[str, str]:
-    """The method (its choice and every option) where the run zeroes no weight (`may_zero_weights`:
+# What decides the prunable weights (prune_cli/pruning/pruner.py select_prunable), which a run reads also where
+# nothing is pruned: the cost metrics (params_prunable), the pruning-limit metric, a training-time method's penalty
+EXCLUSIONS = ("exclude", "exclude_first", "exclude_classifier")
+
+
+def _nothing_pruned(cfg: DictConfig, plan: list) -> dict[str, str]:
+    """The method (its choice and its options) where the run zeroes no weight (`may_zero_weights`:
     `sparsity=0` under a schedule that prunes to `sparsity`, without threshold_impl=strict_kth): each
     mask keeps every weight whatever the scores, allocation and structure, and the scores draw from
     streams of their own, so `method=random sparsity=0` trained the same model as `method=magnitude
     sparsity=0` under another run id (configs audit, sixth session of 2026-12-03). Every run records its
-    dense model's rows (phase `dense`) anyway. Not `method.reinit`, which re-draws the survivors, all
-    of them here."""
-    if may_zero_weights(cfg):
+    dense model's rows (phase `dense`) anyway. Not the options that decide which weights are prunable
+    (`EXCLUSIONS`, nor a method choice that sets them), and nothing where the run still acts on the
+    prunable weights: `method.reinit` (it re-draws the survivors, all of them here, from a seed the
+    scores' and shuffle's draws move) and a training-time method's steps (GReg-2's and ADMM's penalties)."""
+    from ..schedules.steps import TrainWithHook
+
+    m = cfg.method
+    if may_zero_weights(cfg) or m.reinit or any(isinstance(step, TrainWithHook) for step in plan):
         return {}
     why = (
         f"no weight is pruned here (sparsity={cfg.sparsity} with schedule={cfg.schedule.name}): every mask keeps all "
-        "weights whatever the method's scores, allocation and structure (each run records its dense model's rows, "
-        "phase dense)"
+        "weights whatever the method's scores, allocation and structure, and each run records its dense model's rows "
+        "(phase dense), so a sweep over methods needs no sparsity=0 job"
     )
-    found = {f"method.{key}": why for key in cfg.method if key != "reinit"}
-    if not cfg.method.reinit:  # the method's choice itself: nothing but the re-drawn survivors acts
+    found = {f"method.{key}": why for key in m if key not in (*EXCLUSIONS, "reinit")}
+    if not (list(m.exclude) or m.exclude_first or m.exclude_classifier):  # a method that excludes layers acts
         found["method"] = why
     return found
 
@@ -236,6 +246,7 @@ def _from_the_plan(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
             + ("" if source == "reinit" else "; the re-initialisation control is schedule.restart_from=reinit")
         )
     errors.update(_finetune_schedule_never_reached(cfg, plan))
+    errors.update(_nothing_pruned(cfg, plan))
     notes: dict[str, str] = _never_trained(cfg, plan)
     if not any(getattr(step, "which", None) == "finetune" for step in plan):
         notes["finetune"] = f"schedule={cfg.schedule.name} never fine-tunes (its training steps use the train config)"
@@ -245,9 +256,10 @@ def _from_the_plan(cfg: DictConfig) -> tuple[dict[str, str], dict[str, str]]:
 def _finetune_phases(plan: list) -> list[tuple[str, int]] | None:
     """The phases of `plan` that train with the finetune config under its LR schedule, as (name, epochs):
     a plain `Train` step trains finetune.epochs (None stands for it here); a training-time method's step
-    (`TrainWithHook`) its own number of epochs, or none under the schedule where it holds the LR constant
-    (`constant_lr`: ADMM's and GReg's regularization phases). None when a phase's length is only known
-    while it runs (a hook step of epochs=-1 without constant_lr)."""
+    (`TrainWithHook`) at most its own number of epochs (AutoPrune's gating phase with stop_at_target ends
+    once the gates reach the target), or none under the schedule where it holds the LR constant
+    (`constant_lr`: ADMM's and GReg's regularization phases). None when not even a bound is known before
+    the run (a hook step of epochs=-1 without constant_lr)."""
     from ..schedules.steps import Train, TrainWithHook
 
     phases = []
@@ -271,10 +283,13 @@ def _finetune_schedule_never_reached(cfg: DictConfig, plan: list) -> dict[str, s
     training-time method's phase of its own length, such as AutoPrune's schedule.prune_epochs or
     min-max's adversarial fine-tuning): no multistep milestone below the longest phase (a decay that
     never happens), or a warm-up as long as every phase (lr_factor returns the warm-up ratio for every
-    epoch). A warm-up longer than a phase is a ConfigError (the LR never reaches finetune.lr there), as
-    training.TrainConfig.check makes one of a warm-up longer than dense training. The train config has
-    its own check (training.TrainConfig.unused). Phases that hold the LR constant (`constant_lr`) do
-    not read the schedule; a plan with a phase whose length is known only while it runs is left alone."""
+    epoch). A warm-up longer than every phase is a ConfigError (the LR never reaches finetune.lr), as
+    training.TrainConfig.check makes one of a warm-up longer than dense training; one longer than a
+    shorter phase only still acts in the longer one (AutoPrune's gating phase of 2 epochs and 6 of
+    fine-tuning under a warm-up of 3). A phase's length is an upper bound (`_finetune_phases`), which
+    each of these conclusions survives. The train config has its own check (training.TrainConfig.unused).
+    Phases that hold the LR constant (`constant_lr`) do not read the schedule; a plan with a phase of
+    no known bound is left alone."""
     node = cfg.finetune
     phases = _finetune_phases(plan)
     if not phases:
@@ -283,17 +298,16 @@ def _finetune_schedule_never_reached(cfg: DictConfig, plan: list) -> dict[str, s
     phases = [(name, epochs) for name, epochs in phases if epochs > 0]
     if not phases:
         return {}
-    name, shortest = min(phases, key=lambda phase: phase[1])
-    where = f"the {shortest} epochs of {name} of schedule={cfg.schedule.name}"
+    name, longest = max(phases, key=lambda phase: phase[1])
+    where = f"the {longest} epochs of {name} of schedule={cfg.schedule.name}, its longest phase"
     if name == "fine-tuning":
-        where = f"finetune.epochs={shortest}"
+        where = f"finetune.epochs={longest}"
     check(
-        node.warmup_epochs <= shortest,
+        node.warmup_epochs <= longest,
         "finetune.warmup_epochs",
         node.warmup_epochs,
         f"at most {where} (a longer warm-up never reaches finetune.lr and the schedule never runs)",
     )
-    longest = max(epochs for _, epochs in phases)
     trains = " and ".join(f"{epochs} epochs of {name}" for name, epochs in phases)
     found = {}
     if node.warmup_epochs >= longest and node.lr_schedule != "constant":
@@ -405,7 +419,6 @@ def unused_options(cfg: DictConfig, method_keys: bool = True, model_keys: bool =
         found.update(_method_options(cfg))
         found.update(_rounds_of_one_mask(cfg))
         found.update(_tolerance_only_logged(cfg))
-    found.update(_nothing_pruned(cfg))
     if model_keys:
         found.update(_for_model(cfg))
     plan_errors, notes = _from_the_plan(cfg)
