@@ -187,3 +187,23 @@ def test_channel_groups_span_two_layers_so_per_layer_normalisation_acts_there():
     assert any(not torch.equal(plain[n], normalised[n]) for n in plain)
     given = ["method=mp_global_normalize", "method.allocation=layerwise", "method.structure=channel_group"]
     validated(FAST, [*given, "method.sparsity_tolerance=0.1", "sparsity=0.5"])
+
+
+def test_the_refusal_at_sparsity_zero_names_what_still_acts():
+    found = {f.key: f.why for f in _found(["method=random", "sparsity=0"])}
+    assert "only method.exclude* and method.reinit act" in found["method"], found
+    assert "method" not in _errors(["method=region_bound", "sparsity=0"])  # its own config keeps the classifier dense
+
+
+def test_explicit_densities_that_contradict_sparsity_zero_are_named_for_what_they_are():
+    """[0.5, 0.5, 0.5] keeps 168 of 336 at sparsity=0: the pruner refused it after dense training; the pre-run pass
+    called the allocation an override with no effect. Now the densities' own check, before any work."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    assert round(0.5 * 32) + round(0.5 * 256) + round(0.5 * 48) == 168 != N
+    with pytest.raises(ConfigError, match="method.layer_densities imply") as err:
+        validated(FAST, ["method.allocation=explicit", "method.layer_densities=[0.5,0.5,0.5]", "sparsity=0"])
+    assert err.value.key == "sparsity", err.value
+    validated(FAST, ["method.allocation=explicit", "method.layer_densities=[1.0,1.0,1.0]", "sparsity=0"])

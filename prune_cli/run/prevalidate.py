@@ -603,7 +603,8 @@ def _check_model_against_data(cfg: DictConfig) -> None:
 
     selected = select_prunable(checked.model, cfg.method)
     allocation = ALLOCATIONS.get(cfg.method.allocation)
-    if allocation.check_density is not None and cfg.sparsity > 0:
+    # densities given per layer contradict sparsity=0 unless all 1 (the pruner found it after dense training)
+    if allocation.check_density is not None and (cfg.sparsity > 0 or allocation.fixes_final_densities(cfg.method)):
         allocation.check_density(checked.model, selected, cfg.method, 1.0 - cfg.sparsity)
     schedule = schema_of(cfg, "schedule")
     # threshold_impl=strict_kth prunes even at sparsity 0 (`may_zero_weights`, `_event_failure`)

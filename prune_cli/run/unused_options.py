@@ -117,11 +117,13 @@ def _nothing_pruned(cfg: DictConfig, plan: list) -> dict[str, str]:
         return {}
     why = (
         f"no weight is pruned here (sparsity={cfg.sparsity} with schedule={cfg.schedule.name}): every mask keeps all "
-        "weights whatever the method's scores, allocation and structure, and each run records its dense model's rows "
-        "(phase dense), so a sweep over methods needs no sparsity=0 job"
+        "weights whatever the method's scores, allocation and structure (only method.exclude* and method.reinit act), "
+        "and each run records its dense model's rows (phase dense), so a sweep over methods needs no sparsity=0 job"
     )
     found = {f"method.{key}": why for key in m if key not in (*EXCLUSIONS, "reinit")}
-    if not (list(m.exclude) or m.exclude_first or m.exclude_classifier):  # a method that excludes layers acts
+    # an entry for the choice would cover every method.* key, the exclusions too (`_covering`): none where any
+    # exclusion is set (by the chosen method's own config, region_bound's, or typed beside it)
+    if not any(m[key] for key in EXCLUSIONS):
         found["method"] = why
     return found
 
