@@ -107,4 +107,6 @@ class TrainHook:
 
     def resume(self, model: nn.Module, state: dict) -> None:
         """A resumed phase begins, instead of `start`: restore `state_dict()`'s output (the model's
-        weights are already restored by the checkpoint)."""
+        weights are already restored by the checkpoint). Its tensors come back on the CPU (the checkpoint
+        is read with map_location="cpu"): move them to the model's device (ADMM's Z and U crashed a resumed
+        GPU run)."""

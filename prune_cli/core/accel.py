@@ -110,11 +110,13 @@ def bf16_support(device: str) -> tuple[bool, str]:
     if device == "cuda":
         if not torch.cuda.is_available():
             return False, "CUDA is not available here."
-        if not torch.cuda.is_bf16_supported():
-            major, minor = torch.cuda.get_device_capability()
+        # not torch.cuda.is_bf16_supported(): since torch 2.3 it says True where bf16 tensors can merely be
+        # created (emulated, slowly, on a V100 or T4); bf16 arithmetic needs compute capability 8.0 (Ampere)
+        major, minor = torch.cuda.get_device_capability()
+        if major < 8:
             return False, (
-                f"{torch.cuda.get_device_name()} (compute capability {major}.{minor}) has no bf16 support "
-                "(torch.cuda.is_bf16_supported() is False; bf16 needs compute capability 8.0 or newer)."
+                f"{torch.cuda.get_device_name()} (compute capability {major}.{minor}) has no bf16 arithmetic "
+                "(bf16 needs compute capability 8.0 or newer; torch would emulate it)."
             )
         return True, ""
     if not torch.amp.is_autocast_available(device):

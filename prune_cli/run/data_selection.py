@@ -77,7 +77,7 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
         with waiting_lock(Path(f"{path}.lock"), f"data-pruning scores {path.name}", "computing", "are being computed"):
             if path.exists():
                 try:
-                    stored = torch.load(path, weights_only=True)
+                    stored = torch.load(path, map_location="cpu", weights_only=True)
                 except Exception as err:  # noqa: BLE001 - any unreadable file: kept for inspection, recomputed
                     _set_aside(path, name, f"is unreadable ({unreadable_reason(err)})")
                 else:

@@ -233,7 +233,7 @@ def lookahead_scores(model, params, ctx):
             s = _layer_score(i, ws, bn, faithful)
             scores[names[i]] = s
             keep = build(finish(i, s), counts[names[i]], "exact", m)
-            ws[i] = ws[i] * keep.to(ws[i].dtype)
+            ws[i] = ws[i] * keep.to(ws[i].device, ws[i].dtype)  # structures return CPU masks
     if m.normalize:
         for name, s in scores.items():
             norm = s.norm()

@@ -212,6 +212,7 @@ def bcr(scores, counts, selection: str, sctx: StructureContext) -> dict[str, tor
     roundings put more than the tolerance from round(d N), so a target the pre-run check accepted was
     missed after dense training; a choice that meets the target is unchanged."""
     r, c = (int(v) for v in sctx.method.block_shape)
+    scores = {n: s.detach().cpu() for n, s in scores.items()}  # the shape tables are CPU tensors (GPU runs too)
     # a layer allocated some weights never drops to zero (the pruner's collapse check is for allocations)
     options = {
         name: [n for n in torch.unique(_shape_counts(block_view(s, r, c), r, c)).tolist() if n > 0 or counts[name] == 0]

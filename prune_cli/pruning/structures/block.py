@@ -154,6 +154,7 @@ def block(scores, counts, selection: str, sctx: StructureContext) -> dict[str, t
     is met; after an earlier event only the blocks it kept are live, so fewer totals are reachable
     (docs/allocation.md says exactly what holds)."""
     r, c = (int(v) for v in sctx.method.block_shape)
+    scores = {n: s.detach().cpu() for n, s in scores.items()}  # the block tables are CPU tensors (GPU runs too)
     norm = sctx.method.group_norm
     plans, options, kept = {}, {}, {}
     for name, score in scores.items():

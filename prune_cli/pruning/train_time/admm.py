@@ -177,11 +177,13 @@ class AdmmHook(TrainHook):
         return masks
 
     def state_dict(self) -> dict:
-        return {"z": dict(self.z), "u": dict(self.u), "rho": self.rho, "updates": self.updates, "residual": self.residual}
+        z, u = ({n: t.detach().cpu() for n, t in d.items()} for d in (self.z, self.u))
+        return {"z": z, "u": u, "rho": self.rho, "updates": self.updates, "residual": self.residual}
 
     def resume(self, model, state: dict) -> None:
+        """The checkpoint is read onto the CPU (run/checkpoint.py): Z and U go back to their weights' device."""
         self._bind(model)
-        self.z, self.u = dict(state["z"]), dict(state["u"])
+        self.z, self.u = ({n: t.to(self.weights[n].device) for n, t in state[k].items()} for k in ("z", "u"))
         self.rho, self.updates, self.residual = float(state["rho"]), int(state["updates"]), float(state["residual"])
 
 
