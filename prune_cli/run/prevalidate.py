@@ -69,16 +69,14 @@ def _validate_allocation_structure(cfg: DictConfig, schedule: type) -> None:
     normalised = SCORES.get(m.score).layer_normalised(m)
     # a layer-local structure's masks follow each layer's own ranking (channel_group's groups sum scores of two layers)
     if normalised is not None and allocation.counts_from_shapes(m) and structure.layer_local:
-        value = OmegaConf.select(cfg, normalised)
-        plain = "method.score=magnitude" if normalised == "method.score" else "method.normalize=false"
         check(
             False,
             normalised,
-            value,
-            f"{plain}, or method.allocation=global: with method.allocation={m.allocation} the layer shapes fix each layer's "
-            f"count and method.structure={m.structure} chooses within each layer from its own scores, where dividing a "
-            f"layer's scores by their norm changes nothing (the masks are {plain}'s, under another run id); the "
-            "normalisation is for one ranking across layers",
+            OmegaConf.select(cfg, normalised),
+            f"the score without its per-layer normalisation, or method.allocation=global: with method.allocation="
+            f"{m.allocation} the layer shapes fix each layer's count and method.structure={m.structure} chooses within "
+            "each layer from its own scores, where dividing a layer's scores by their norm changes nothing (the masks "
+            "are the unnormalised score's, under another run id); the normalisation is for one ranking across layers",
         )
     bernoulli = SCORES.get(m.score).selection(m) == "bernoulli"  # as the pruner decides it
     if not structure.single_weights:

@@ -57,13 +57,12 @@ def register_score(
     options: type = MethodConfig,
     same_every_round: bool = False,
     signed: Callable[[DictConfig], bool] = never_negative,
-    layer_normalised: Callable[[DictConfig], Optional[str]] = None,
+    layer_normalised: Callable[[DictConfig], Optional[str]] = never_normalised,
 ):
     from ..registries import SCORES
 
     def decorator(fn: Callable) -> Callable:
-        normalised = layer_normalised or never_normalised
-        SCORES.register(*names)(Score(fn, selection, options, same_every_round, signed, normalised))
+        SCORES.register(*names)(Score(fn, selection, options, same_every_round, signed, layer_normalised))
         return fn
 
     return decorator
