@@ -135,6 +135,30 @@ def test_uniform_plus_unreachable_density_is_explained():
         ALLOCATIONS.get("uniform_plus")(zero_scores(model), 0.1, ctx_for(model))
 
 
+def test_uniform_plus_with_no_middle_layer_explains_an_unreachable_target(tmp_path):
+    """A first layer and a classifier only (audit of 2026-12-03): with the classifier held at 0.2 no other
+    layer is left to take the rest, so the target is reachable only if the two hold it exactly. 8 -> 300 ->
+    4: 2400 + 1200 weights; at density 0.5 (1800) the dense first layer alone holds 2400. The pre-run check
+    passed (the missing layers' density read as 0) and the allocation died in the rounding, "cannot place
+    ... kept weights"."""
+    from helpers import refused_before_any_work
+
+    from prune_cli.pruning.allocations.uniform_plus import check_uniform_plus_density
+
+    model = MLP(8, [300], 4)
+    selected = {n: p for n, p in model.named_parameters() if n.endswith("weight")}
+    for density in (0.3, 0.5, 0.6):  # 0.6 * 3600 = 2160 < 2400 + 0.2 * 1200
+        with pytest.raises(ConfigError, match="no other layer"):
+            check_uniform_plus_density(model, selected, OmegaConf.create({"faithful_uniform_plus": False}), density)
+        with pytest.raises(PruneCliError, match="no other layer"):
+            ALLOCATIONS.get("uniform_plus")(zero_scores(model), density, ctx_for(model))
+    # 0.8: 2880 >= 2400 + 240, the classifier takes (2880 - 2400) / 1200 = 0.4: reachable
+    counts = ALLOCATIONS.get("uniform_plus")(zero_scores(model), 0.8, ctx_for(model))
+    assert list(counts.values()) == [2400, 480]
+    args = [*FAST, "model.widths=[16]", "method.allocation=uniform_plus", "sparsity=0.5"]
+    refused_before_any_work(args, tmp_path / "results", "'sparsity'", "no other layer")
+
+
 def test_erk_plus_hand_computed():
     model = small_mlp()
     # classifier dense (16); others at d' = (56-16)/96; ERK over 32 and 64 weights: eps = 40/28

@@ -3,6 +3,7 @@ get less, the rest uniform (Gale et al. 2019, as used by Liu et al., ICLR 2022; 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import ClassVar
@@ -30,8 +31,12 @@ def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float, faithful: 
 
     def rest_density() -> float:
         n_rest = sum(n for name, n in sizes.items() if name not in fixed)
-        kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
-        return (density * sum(sizes.values()) - kept_fixed) / n_rest if n_rest else 0.0
+        missing = density * sum(sizes.values()) - sum(fixed[n] * sizes[n] for n in fixed)
+        if n_rest:
+            return missing / n_rest
+        # no other layer (a first layer and a classifier only): the fixed layers must hold the target
+        # themselves, to within rounding; otherwise no density of the others reaches it (+-inf, refused)
+        return 0.0 if abs(missing) <= 0.5 else math.copysign(math.inf, missing)
 
     if fc is not None and fc != first and (density < 0.2 if faithful else rest_density() < 0.2):
         fixed[fc] = 0.2
@@ -42,10 +47,12 @@ def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float, faithful: 
 
 def _unreachable(sizes: dict[str, int], fixed: dict[str, float], fc, density: float, d_rest: float) -> str:
     kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
+    rest = "and there is no other layer to make up the difference"
+    if math.isfinite(d_rest):
+        rest = f"leaving the other layers density {d_rest:.4f}"
     return (
         f"uniform_plus at density {density:.12g}: the dense first layer{' and the 0.2-density classifier' if fc in fixed else ''} "
-        f"hold {kept_fixed:.0f} of the {density * sum(sizes.values()):.0f} weights the target allows, leaving the other layers "
-        f"density {d_rest:.4f}."
+        f"hold {kept_fixed:.0f} of the {density * sum(sizes.values()):.0f} weights the target allows, {rest}."
     )
 
 

@@ -5,24 +5,36 @@ repeatedly adds the unit that, together with the units already chosen, gives the
 cross-entropy on a fresh training minibatch; candidates are a random sample of `num_evaluate`
 unselected units. It stops when the subnetwork recovers (1 - top1_tol) of the layer's starting
 top-1 on a strided training subset (checked only after a cheap minibatch pre-check with
-`precheck_tol`), when the layer has ceil(density * units) units, or when no candidate is left.
-Earlier layers stay restricted to their selection while later layers are selected.
+`precheck_tol`), when the layer has as many units as the masks will keep of it, or when no
+candidate is left.
 
-A gate removes the *weight* part of a unit's pre-activation (bias kept), so the evaluated
-subnetwork is exactly the network the resulting weight mask gives. Deviation from the reference
-code: chosen units keep multiplier 1 (no mean-field N/n up-weighting), and there is no 0.1-epoch
-fine-tune between layers.
+How many units a layer keeps is the allocation's: its per-layer count k of weights (an allocation
+whose counts follow from the layer shapes, `counts_from_shapes`, so it is known before scoring),
+i.e. ceil(k / row size) units. A layer whose every live unit is kept is not selected in (nothing
+to choose). Once a layer's selection ends, the units the masks keep of it (the selected ones, then
+the others by row L2 norm, up to that number) stay open while later layers are selected, so each
+later layer is chosen in the network the masks produce (up to a partial boundary row, opened whole),
+whether the allocation is layerwise, erk or uniform_plus, and whether the layer's selection stopped
+early. (Before 2026-12-03 the unit budget was ceil(density * units) of the global density and later
+layers saw only the selected units: with erk or uniform_plus the masks kept other rows than those
+selected, and a selection that stopped early was followed by later layers chosen in a narrower network
+than the masks kept.)
+
+A gate removes the *weight* part of a unit's pre-activation (bias kept), as a weight mask does.
+Deviations from the reference code: an unselected unit still outputs relu(bias) (relu(BN(0)) after a
+BatchNorm) into the next layer, where the reference code's mask zeroes its output; chosen units keep
+multiplier 1 (no mean-field N/n up-weighting); there is no 0.1-epoch fine-tune between layers.
 
 How sparsity is read: the score makes whole rows (output units) survive in order of preference:
 selected units in selection order, then the other units by row L2 norm; within a row by |w|.
-The allocation (per-layer, e.g. layerwise) then keeps exactly round(density * N) weights of the
-layer, i.e. whole rows except at most one partial boundary row. Layers that are not gated
-(the classifier, and with gate_sites=block_hidden layers whose output feeds a residual add)
-are scored by |w|.
+The allocation then keeps its count of the layer's weights, i.e. whole rows except at most one
+partial boundary row. Layers that are not gated (the classifier, and with gate_sites=block_hidden
+layers whose output feeds a residual add) are scored by |w|.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -31,7 +43,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ...core.config_base import MethodConfig, config_schema
-from ...core.errors import ConfigError
+from ...core.errors import ConfigError, PruneCliError
 from . import register_score
 from .common import draw_batches, followers_of, require_data, scoring_mode
 
@@ -57,13 +69,7 @@ class GreedyForwardConfig(MethodConfig):
                 raise ConfigError(f"method.{name}", m[name], "a number in [0, 1)")
         if m.gate_sites not in ("block_hidden", "all"):
             raise ConfigError("method.gate_sites", m.gate_sites, "one of all, block_hidden")
-        if m.allocation == "global":
-            raise ConfigError(
-                "method.allocation",
-                m.allocation,
-                "a per-layer allocation (e.g. layerwise)",
-                "greedy_forward's row priorities are only comparable within a layer.",
-            )
+        _check_allocation(m)
         if m.rounds != 1:
             raise ConfigError("method.rounds", m.rounds, "1 for greedy_forward (it selects units once)")
 
@@ -82,6 +88,48 @@ class GreedyForwardConfig(MethodConfig):
             return {}
         why = "every hidden layer of this model feeds one module through its ReLU, so all and block_hidden gate the same layers"
         return {f"{key}.gate_sites": why}
+
+
+def _check_allocation(m) -> None:
+    """The allocation's per-layer counts must be known before scoring (`counts_from_shapes`): the
+    selection stops at the number of units the masks keep of each layer, and later layers are
+    selected with those units open. `global` ranks rows of different layers against each other,
+    which greedy_forward's per-layer row priorities are not made for."""
+    from ..registries import ALLOCATIONS
+
+    if ALLOCATIONS.get(m.allocation).counts_from_shapes(m):
+        return
+    allowed = "layerwise (threshold_impl topk or lap_round), erk, er, erk_plus, uniform_plus or explicit"
+    why = (
+        "greedy_forward selects each layer's units up to the number its mask keeps, which only these "
+        "allocations fix before scoring (from the layer shapes)."
+    )
+    if m.allocation == "layerwise":
+        raise ConfigError("method.threshold_impl", m.threshold_impl, "topk or lap_round with method.score=greedy_forward", why)
+    raise ConfigError("method.allocation", m.allocation, allowed, why)
+
+
+def planned_units(model, params, ctx, sites) -> dict[str, int]:
+    """Units of each gated layer the masks will keep: ceil(k / row size) of the allocation's count k,
+    which depends on the layer shapes only (`_check_allocation`), so zero scores give it."""
+    from ..registries import ALLOCATIONS
+
+    if ctx.model is None:
+        ctx = dataclasses.replace(ctx, model=model)
+    counts = ALLOCATIONS.get(ctx.method.allocation)({n: torch.zeros(p.shape) for n, p in params.items()}, ctx.density, ctx)
+    units = {}
+    for site in sites:
+        w = params[f"{site}.weight"]
+        units[site] = math.ceil(counts[f"{site}.weight"] / w[0].numel())
+    return units
+
+
+def row_order(w: torch.Tensor, chosen: list[int]) -> list[int]:
+    """The units of weight `w` in the order the masks keep them: the selected ones in selection order,
+    then the others by row L2 norm (largest first; ties by index)."""
+    taken = set(chosen)
+    by_norm = torch.argsort(w.detach().flatten(1).norm(dim=1), descending=True, stable=True).tolist()
+    return chosen + [u for u in by_norm if u not in taken]
 
 
 class _Gate:
@@ -120,6 +168,7 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
     data = require_data(ctx, "greedy_forward")
     modules = dict(model.named_modules())
     sites = gate_sites(model, params, ctx)
+    planned = planned_units(model, params, ctx, sites)
     sub_x, sub_y = data.train_x[:: m.subset_stride], data.train_y[:: m.subset_stride]
     gates = {}
     selected: dict[str, list[int]] = {}
@@ -130,7 +179,10 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
                 n_units = gate.g.numel()
                 mask = (ctx.masks or {}).get(f"{site}.weight")
                 alive = torch.arange(n_units) if mask is None else torch.nonzero(mask.flatten(1).any(1)).flatten().cpu()
-                target = min(len(alive), max(1, math.ceil(ctx.density * n_units)))
+                target = min(len(alive), planned[site])
+                if target == len(alive):  # the masks keep every live unit: nothing to choose, all stay open
+                    selected[site] = []
+                    continue
                 init_top1 = _top1(model, sub_x, sub_y)
                 chosen: list[int] = []
                 gate.g.zero_()
@@ -146,11 +198,19 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
                         loss = float(F.cross_entropy(out, y))
                         if loss < best_loss:
                             best, best_loss, best_top1 = c, loss, float((out.argmax(1) == y).float().mean())
+                    if best is None:  # every candidate's loss was NaN (or inf)
+                        raise PruneCliError(
+                            f"method.score=greedy_forward: the cross-entropy of every candidate unit of {site} is not finite "
+                            "(the model's outputs are NaN or inf), so no unit can be selected"
+                        )
                     chosen.append(best)
                     gate.g[best] = 1.0
                     if best_top1 >= (1 - m.precheck_tol) * init_top1 and _top1(model, sub_x, sub_y) >= (1 - m.top1_tol) * init_top1:
                         break
                 selected[site] = chosen
+                # later layers are selected in the network the masks produce: this layer's kept units open
+                gate.g.zero_()
+                gate.g[row_order(params[f"{site}.weight"], chosen)[:target]] = 1.0
     finally:
         for gate in gates.values():
             gate.handle.remove()
@@ -168,10 +228,8 @@ def greedy_forward_scores(model, params, ctx):
             scores[name] = w
             continue
         n_units = w.shape[0]
-        chosen = selected[site]
-        rest = [u for u in torch.argsort(w.flatten(1).norm(dim=1), descending=True, stable=True).tolist() if u not in set(chosen)]
         rank = torch.empty(n_units, device=w.device)
-        for r, u in enumerate(chosen + rest):
+        for r, u in enumerate(row_order(p, selected[site])):
             rank[u] = n_units - r  # integer priority per row, best row highest
         top = w.max()
         within = 0.5 * w / top if float(top) > 0 else torch.zeros_like(w)
