@@ -55,7 +55,13 @@ from .run.composition_errors import (
 )
 from .run.prevalidate import check_added_hydra_keys, check_launcher_overrides, check_text_sweep, validate
 from .run.unused_options import jobs_unused, reject_unused_overrides, sweep_duplicates, sweep_unused
-from .run_directories import SWEEP_JOBS_KEPT, _check_a_run_directory_of_its_own, check_sweep_directories, check_written_directories
+from .run_directories import (
+    SWEEP_JOBS_KEPT,
+    _check_a_run_directory_of_its_own,
+    check_shared_tables,
+    check_sweep_directories,
+    check_written_directories,
+)
 from .sweep_lifecycle import (
     _SWEEP_JOBS,
     _SWEEP_RUN_DIRS,
@@ -176,7 +182,7 @@ def _validate_every_sweep_job_first() -> None:
         batches = getattr(self, "overrides", None) or [batch]  # the basic sweeper's batches, all of them
         jobs = [list(job) for one in batches for job in one]
         common = set.intersection(*(set(job) for job in jobs)) if len(jobs) > 1 else set()
-        rejected, valid, dropped = [], [], {}
+        rejected, valid, dropped, settings = [], [], {}, {}
         machine = CHECKS_THIS_MACHINE.set(not _runs_elsewhere(self.config))
         try:
             for number, overrides in enumerate(jobs, 1):
@@ -192,6 +198,10 @@ def _validate_every_sweep_job_first() -> None:
                 own = _own_sweep_dropped(self.config, job)
                 if own:
                     dropped.setdefault(_chosen_by_the_job(self.config, job, overrides) or swept, own)
+                whole = _sweep_settings_dropped(self.config, job)
+                if whole:
+                    typed = " ".join(o for o in overrides if o.partition("=")[0].lstrip("+~") in whole)
+                    settings.setdefault(typed or _chosen_by_the_job(self.config, job, overrides) or swept, whole)
                 try:
                     validate(job)
                     check_written_directories(job)  # results_dir: tried when the sweep's directory was resolved
@@ -202,6 +212,8 @@ def _validate_every_sweep_job_first() -> None:
             CHECKS_THIS_MACHINE.reset(machine)
         if dropped:
             raise _CompositionRejected(SweepRejected(_own_sweeps_message(dropped, rejected, len(jobs))))
+        if settings:
+            raise _CompositionRejected(SweepRejected(_sweep_settings_message(settings, len(jobs))))
         if rejected:
             raise _jobs_rejected(rejected, len(jobs))
         pairs = [(overrides, job) for overrides, job, _ in valid]
@@ -222,6 +234,10 @@ def _validate_every_sweep_job_first() -> None:
             raise _CompositionRejected(SweepRejected(f"no job ran: {twice}"))
         try:
             run_dirs = check_sweep_directories([(swept, job) for _, job, swept in valid])  # one run per directory
+            checked: set[str] = set()  # the shared tables the jobs append to, once per results_dir
+            for _, job, _ in valid:
+                if str(job.results_dir) not in checked and check_shared_tables(job):
+                    checked.add(str(job.results_dir))
         except PruneCliError as err:
             raise _CompositionRejected(err) from err
         _SWEEP_RUN_DIRS[:] = [d for d in run_dirs if not d.exists()]  # what the launcher makes: removed if no job ran
@@ -266,6 +282,50 @@ def _own_sweep_dropped(master: DictConfig, job: DictConfig) -> dict[str, str]:
         for k, v in OmegaConf.to_container(own, resolve=False).items()
         if ran.get(k) != v and str(k).lstrip("+~") not in given
     }
+
+
+# Settings of the whole sweep, read from its master config (composed without the swept values): the
+# launcher that runs every job (hydra/launcher and its hydra.launcher node) and what the end of the sweep
+# does about failures (allow_failures: its exit code; fail_fast: whether a failure stops the others).
+SWEEP_SETTINGS = ("hydra.launcher", "allow_failures", "fail_fast")
+
+
+def _sweep_settings_dropped(master: DictConfig, job: DictConfig) -> dict[str, str]:
+    """The settings of the whole sweep (`SWEEP_SETTINGS`) a job would set otherwise than the sweep runs
+    with: Hydra builds the launcher from the master config, so a swept preset choosing a launcher
+    (`-m +experiment=on_slurm_a,on_slurm_b`) ran every job on the calling machine while each run's record
+    said slurm, and `-m "allow_failures=choice(true)"` or `fail_fast=true,false` left the sweep's end to
+    the master's value while jobs read their own (audit of 2026-12-03). {key: the job's value, the sweep's}."""
+    found = {}
+    choices = [OmegaConf.select(c, "hydra.runtime.choices", default=None) or {} for c in (master, job)]
+    ours, theirs = (choice.get("hydra/launcher", "basic") for choice in choices)
+    if ours != theirs:
+        found["hydra/launcher"] = f"{theirs} where the sweep runs with {ours}"
+    for key in SWEEP_SETTINGS:
+        values = [OmegaConf.select(c, key, default=None) for c in (master, job)]
+        ours, theirs = (OmegaConf.to_container(v, resolve=False) if isinstance(v, DictConfig) else v for v in values)
+        if ours == theirs or (key == "hydra.launcher" and "hydra/launcher" in found):
+            continue
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            keys = [k for k in {**ours, **theirs} if ours.get(k) != theirs.get(k)]
+            job_s = ", ".join(f"{key}.{k}={theirs.get(k)}" for k in keys)
+            found[key] = f"{job_s} where the sweep runs with " + ", ".join(f"{key}.{k}={ours.get(k)}" for k in keys)
+        else:
+            found[key] = f"{theirs} where the sweep runs with {ours}"
+    return found
+
+
+def _sweep_settings_message(found: dict[str, dict[str, str]], total: int) -> str:
+    """One message for jobs that set a setting of the whole sweep (`_sweep_settings_dropped`)."""
+    listed = _listed([f"{chosen}: {'; '.join(f'{k}: {v}' for k, v in one.items())}" for chosen, one in found.items()])
+    return (
+        f"no job ran: {len(found)} of the sweep's {total} jobs set what applies to the whole sweep (its launcher, "
+        "allow_failures, fail_fast), which Hydra takes from the command line's config without the swept values, "
+        "so the jobs would have run without it and their records would say otherwise:\n  "
+        + "\n  ".join(listed)
+        + "\nGive these once, outside the sweep (prune-run -m hydra/launcher=slurm allow_failures=true ...; a preset "
+        "that chooses a launcher: one preset per -m command)."
+    )
 
 
 def _chosen_by_the_job(master: DictConfig, job: DictConfig, overrides: list[str]) -> str:
@@ -758,6 +818,8 @@ def _validate_the_config_cfg_shows() -> None:
     def show_a_valid_cfg(self, config_name, overrides, cfg_type, package, resolve=False):
         if cfg_type in ("job", "all"):
             _validate_the_shown_config(self, config_name, overrides)  # a ConfigError: one line and exit 2
+        if cfg_type == "hydra" and resolve and package is None:
+            return _show_hydra_s_config_resolved(self, config_name, overrides)
         return show_cfg(self, config_name, overrides, cfg_type, package, resolve)  # (_report_composition_errors_once)
 
     def print_a_valid_config(self, config_name, overrides, run_mode=RunMode.RUN):
@@ -771,6 +833,21 @@ def _validate_the_config_cfg_shows() -> None:
     Hydra.show_cfg = show_a_valid_cfg  # type: ignore[method-assign]
     print_config = Hydra._print_config_info  # noqa: SLF001
     Hydra._print_config_info = print_a_valid_config  # type: ignore[method-assign]  # noqa: SLF001
+
+
+def _show_hydra_s_config_resolved(hydra_app, config_name, overrides) -> None:
+    """`--cfg hydra --resolve`: Hydra resolves its own config on its own, without the job's keys, so the
+    slurm launcher's `submitit_folder: ${results_dir}/.submitit/%j` stopped it with a traceback
+    (InterpolationKeyError, launchers audit of 2026-12-03). A run resolves Hydra's settings against the
+    whole config: so does this, then prints only Hydra's part, as `--cfg hydra` does."""
+    from hydra.core.hydra_config import HydraConfig
+
+    cfg = hydra_app.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False)
+    HydraConfig.instance().set_config(cfg)
+    OmegaConf.set_readonly(cfg.hydra, None)
+    OmegaConf.resolve(cfg.hydra)  # against the whole config; what is still missing (the run's folder) stays ???
+    shown = {k: v for k, v in cfg.hydra.items_ex(resolve=False) if k not in ("help", "hydra_help")}  # as Hydra leaves them out
+    sys.stdout.write(OmegaConf.to_yaml({"hydra": shown}))
 
 
 def _validate_the_shown_config(hydra_app, config_name, overrides) -> None:

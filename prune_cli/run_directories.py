@@ -62,6 +62,24 @@ def check_written_directories(root: DictConfig) -> None:
         check_writes(root, "dataset")
 
 
+def check_shared_tables(root: DictConfig) -> bool:
+    """The shared tables a run appends to (symlinks, headers: prune_cli/run/shared_tables.py
+    `check_before_run`), tried before Hydra makes the run's directory: refused under the run's lock only,
+    "nothing was written" left a run directory with failed.json, which the results rebuild then listed as
+    a failed run (docs audit of 2026-12-03). The run's own check under its lock stays (another process may
+    break a table in between). Not for a finished run, which appends nothing it has not appended. Whether
+    the tables were checked."""
+    if not root.get("shared_results") or not root.get("results_dir"):
+        return False
+    results_dir = user_path(root.results_dir)
+    if not results_dir.is_dir() or (results_dir / "runs" / run_id(root) / "COMPLETE").is_file():
+        return False
+    from .run import shared_tables  # pandas: only where a results_dir exists
+
+    shared_tables.check_before_run(results_dir)
+    return True
+
+
 def check_data_location(root: DictConfig, run_dir: Path | None = None) -> None:
     """A run found by its id (results_dir/runs/<run id>, the `hydra.run.dir` given, or a sweep job's directory)
     that read its data from another folder than this command's: refused before anything is written. The run
@@ -108,6 +126,7 @@ def _runs_dir(*, _root_: DictConfig) -> str:
         try:
             check_written_directories(_root_)  # before anything is created
             check_data_location(_root_)
+            check_shared_tables(_root_)
         except PruneCliError as err:
             _reject(str(err))
     if problem is None and not _CREATED:
@@ -187,6 +206,7 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
         )
     if not complete.is_file():
         check_data_location(cfg, run_dir)  # this run's own unfinished run, if any
+        check_shared_tables(cfg)
         return
     rid, other = run_id(cfg), complete.read_text().strip()
     if other != rid:

@@ -111,11 +111,17 @@ def test_cfg_job_prints_the_config_and_runs_nothing(tmp_path):
 
 
 def test_cfg_hydra_resolved_prints_hydra_s_settings_and_runs_nothing(tmp_path):
-    """`--cfg hydra --resolve` prints the hydra node alone, without the run's config: the run
-    directory's resolver read results_dir from it and failed with an OmegaConf traceback."""
-    proc = run_cli(["--cfg", "hydra", "--resolve"], tmp_path / "results")
-    assert "<results_dir>/runs/" in proc.stdout and "Traceback" not in proc.stderr
-    assert not (tmp_path / "results").exists()
+    """`--cfg hydra --resolve` prints the hydra node alone, resolved against the whole config as a run resolves
+    it: the run directory's resolver read results_dir from the hydra node alone and failed with an OmegaConf
+    traceback (then it printed placeholders), and so did the slurm launcher's submitit_folder,
+    `${results_dir}/.submitit/%j` (launchers audit of 2026-12-03)."""
+    results = tmp_path / "results"
+    proc = run_cli(["--cfg", "hydra", "--resolve", "seed=3"], results)
+    assert f"dir: {results}/runs/run-magnitude-oneshot-s0.9-seed3-" in proc.stdout and "Traceback" not in proc.stderr
+    assert "\n  hydra_help:" not in proc.stdout and "app_name" not in proc.stdout  # left out, as Hydra's --cfg hydra does
+    proc = run_cli(["--cfg", "hydra", "--resolve", "hydra/launcher=slurm"], results)
+    assert f"submitit_folder: {results}/.submitit/%j" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr
+    assert not results.exists()
 
 
 def test_help_lists_prune_run_s_groups_and_every_option_directory_but_prune_report_s(tmp_path):

@@ -99,3 +99,51 @@ def test_a_sweep_over_presets_whose_swept_keys_the_command_line_gives_runs(tmp_p
     proc = run_cli(["--config-dir", presets, "-m", "+experiment=pa,pb", "seed=5", *ONE_EPOCH, *QUIET], tmp_path / "r")
     assert "all 2 runs of the sweep completed" in proc.stderr, proc.stderr[-2000:]
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "r" / "runs").glob("p*")) == ["pa", "pb"]
+
+
+def _launcher_presets(folder, **launchers) -> str:
+    """A config folder holding experiment presets that choose a launcher: name -> (launcher, its values as YAML lines)."""
+    (folder / "experiment").mkdir(parents=True)
+    for name, (launcher, values) in launchers.items():
+        text = f"# @package _global_\ndefaults:\n  - override /hydra/launcher: {launcher}\n  - _self_\nname: {name}\n"
+        (folder / "experiment" / f"{name}.yaml").write_text(text + (f"hydra:\n  launcher:\n{values}" if values else ""))
+    return str(folder)
+
+
+def test_a_sweep_over_presets_that_choose_a_launcher_is_refused(finished_results, tmp_path):
+    # Before (launchers audit of 2026-12-03): exit 0, "all 2 runs of the sweep completed": Hydra builds the
+    # launcher from the sweep's master config, which holds no swept preset, so both jobs trained in the calling
+    # process (on a cluster, the login node) while each run's .hydra/hydra.yaml recorded hydra/launcher: slurm
+    presets = _launcher_presets(tmp_path / "mine", sa=("slurm", "    partition: gpu\n"), sb=("slurm", "    partition: cpu\n"))
+    before = snapshot(finished_results)
+    proc = run_cli(["--config-dir", presets, "-m", "+experiment=sa,sb", *ONE_EPOCH], finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    for text in ("no job ran", "experiment=sa: hydra/launcher: slurm where the sweep runs with basic", "experiment=sb"):
+        assert text in proc.stderr, (text, proc.stderr)
+    assert snapshot(finished_results) == before
+
+
+def test_a_sweep_over_presets_that_set_other_launcher_values_is_refused(finished_results, tmp_path):
+    """The command line chooses the launcher; a swept preset changes one of its values (n_jobs, 2 by default),
+    which the sweep drops."""
+    presets = _launcher_presets(tmp_path / "mine", pa=("parallel", "    n_jobs: 1\n"), pb=("parallel", ""))
+    before = snapshot(finished_results)
+    args = ["--config-dir", presets, "-m", "hydra/launcher=parallel", "+experiment=pa,pb", *ONE_EPOCH]
+    proc = run_cli(args, finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "hydra.launcher.n_jobs=1 where the sweep runs with hydra.launcher.n_jobs=2" in proc.stderr, proc.stderr
+    assert "experiment=pb" not in proc.stderr, proc.stderr
+    assert snapshot(finished_results) == before
+
+
+@pytest.mark.parametrize("sweep", [["allow_failures=choice(true)"], ["fail_fast=true,false"]])
+def test_sweep_settings_given_as_sweep_values_are_refused(finished_results, sweep):
+    # Before: `allow_failures=choice(true)` with a failing run exited 1 ("1 of 1 runs failed"): the end of the
+    # sweep reads the master config, without swept values; `fail_fast=true,false` stopped nothing and ran the
+    # failed run again under the same run id
+    before = snapshot(finished_results)
+    proc = run_cli(["-m", *sweep, *ONE_EPOCH], finished_results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    key = sweep[0].partition("=")[0]
+    assert "no job ran" in proc.stderr and f"{key}: True where the sweep runs with False" in proc.stderr, proc.stderr
+    assert snapshot(finished_results) == before

@@ -375,20 +375,25 @@ def test_a_symlinked_shared_table_stops_the_run_before_training(tmp_path):
     proc = run_cli([*FAST], out, check=False)
     assert proc.returncode == 2 and "is a symlink" in proc.stderr
     assert (tmp_path / "other.csv").read_text() == "x\n"
-    assert "dense epoch" not in next(out.glob("runs/*/prune-run.log")).read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["runs.csv"]  # no run directory: refused before Hydra makes one
 
 
 def test_a_shared_table_with_a_byte_order_mark_stops_the_run_before_training(finished_results):
     """runs.csv saved again by a spreadsheet ("CSV UTF-8": a BOM before run_id) was "grown" by a second
-    run_id column, and the new run's rows had an empty run_id. It is refused before training."""
+    run_id column, and the new run's rows had an empty run_id. It is refused before training, and (docs
+    audit of 2026-12-03) before the run's directory is made: "nothing was written" left a run directory
+    with failed.json, which the results rebuild then listed as a failed run."""
+    from conftest import snapshot
+
     path = finished_results / "runs.csv"
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    before = path.read_bytes()
+    before = snapshot(finished_results)
     proc = run_cli([*FAST, "seed=5"], finished_results, check=False)
     assert proc.returncode == 2 and str(path) in proc.stderr and "python -m prune_cli.results" in proc.stderr, proc.stderr
-    assert path.read_bytes() == before
-    log = next(d for d in (finished_results / "runs").iterdir() if "seed5" in d.name) / "prune-run.log"
-    assert "dense epoch" not in log.read_text()
+    assert snapshot(finished_results) == before
+    proc = run_cli(["-m", *FAST, "seed=5,6"], finished_results, check=False)  # a sweep: refused before any job
+    assert proc.returncode == 2 and str(path) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert snapshot(finished_results) == before
 
 
 def _text(path: Path) -> pd.DataFrame:

@@ -37,7 +37,8 @@ SUBMITIT_RANGES: dict[str, tuple[int, str]] = {
 # this machine and writes no sbatch script (submitit/local/local.py, `LocalExecutor._internal_update_parameters`:
 # it reads timeout_min, gpus_per_node, tasks_per_node and nodes, and ignores the others).
 LOCAL_MEANINGS: dict[str, str] = {
-    "timeout_min": "the time limit of each job in minutes (submitit's local executor stops a job that reaches it)",
+    "timeout_min": "the time limit of each job in minutes (submitit's local executor sends the job SIGUSR2 30 s before "
+    "it and requeues it, up to 3 times, resuming from its checkpoint)",
     "cpus_per_task": "CPUs per task (submitit's local executor ignores it)",
     "gpus_per_node": "GPUs per job (submitit's local executor makes that many visible to it, CUDA_VISIBLE_DEVICES; 0: none)",
     "tasks_per_node": "processes per job (submitit's local executor starts that many)",
