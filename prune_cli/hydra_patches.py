@@ -883,7 +883,9 @@ def _list_only_prune_run_s_groups_in_help() -> None:
     not a preset); the list is filtered here (Hydra's help template has no other hook for it). A group
     that is not in the primary config's defaults list (`experiment`) is added, not chosen
     (`experiment=x` fails with "No match in the defaults list"): it is listed as `+experiment`, which
-    the help's header explains (configs/config.yaml `hydra.help.template`)."""
+    the help's header explains (configs/config.yaml `hydra.help.template`). Hydra's own `hydra/launcher`, which
+    a sweep chooses on prune-run's command line (README, "Sweeps"), is listed too (docs audit of 2026-12-03:
+    only `--hydra-help` named its options)."""
     from hydra._internal.hydra import Hydra
 
     format_groups = Hydra.format_config_groups
@@ -902,6 +904,9 @@ def _list_only_prune_run_s_groups_in_help() -> None:
             group = line.split(":", 1)[0] if not line.startswith(" ") and ":" in line else None
             added = group is not None and not group.startswith("hydra/") and group not in chosen
             lines.append("+" + line if added else line)
+        if not predicate("hydra/launcher"):  # prune-run's help (Hydra's lists it only under --hydra-help)
+            options = ", ".join(self.config_loader.get_group_options("hydra/launcher"))
+            lines.append(f"hydra/launcher: {options} (with -m: what runs the sweep's jobs)\n")
         return "".join(lines)
 
     format_config_groups.prune_run_s_only = True  # type: ignore[attr-defined]

@@ -29,3 +29,28 @@ def test_version_names_prune_cli_s_version_and_hydra_s(tmp_path):
     proc = run_in_process(["--version"], cwd=tmp_path, env={})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"prune-cli {prune_cli.__version__} (Hydra {hydra.__version__})", proc.stdout
+
+
+def test_help_lists_the_launchers_a_sweep_can_choose(tmp_path):
+    """The README's sweeps choose `hydra/launcher=parallel` or `slurm`, and the error for a misspelt one lists
+    six; `prune-run --help` named none (docs audit of 2026-12-03: only `--hydra-help` did)."""
+    from conftest import REPO
+
+    proc = run_cli(["--help"], tmp_path / "r")
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("hydra/launcher: ")]
+    ours = {p.stem for p in (REPO / "configs" / "hydra" / "launcher").glob("*.yaml")}  # parallel, slurm
+    plugins = {"joblib", "submitit_local", "submitit_slurm"}  # the installed plugins' own configs, and Hydra's basic
+    assert line.split(": ", 1)[1].split(" (")[0].split(", ") == sorted({"basic", *ours, *plugins})
+
+
+def test_prune_report_help_names_every_expect_strict_failure(capsys):
+    """`--expect-strict`'s help said "or lacks a failed seed" (backwards) and left out a point of another
+    configuration, which the command refuses (docs/report.md, "Expected values")."""
+    import pytest
+
+    from prune_cli.report import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "of another configuration" in text and "leaves out a seed that failed, did not finish or has no value" in text

@@ -212,6 +212,21 @@ def test_a_misspelt_built_in_option_is_pointed_at_the_option_not_at_plugins(tmp_
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    "typed, meant",
+    [
+        ("metrics=ful", "metrics=full"),
+        ("+experiment=lotery_ticket", "+experiment=lottery_ticket"),
+        ("hydra/launcher=paralel", "hydra/launcher=parallel"),
+    ],
+)
+def test_a_misspelt_option_of_any_group_gets_the_close_one(tmp_path, typed, meant):
+    """Only the groups plugins add options to got a "Did you mean" (docs audit of 2026-12-03)."""
+    proc = run_cli(["-m", typed, "threads=1"], tmp_path / "r", check=False)  # -m: a launcher is chosen for a sweep
+    assert proc.returncode == 2 and proc.stderr.rstrip().endswith(f"Did you mean '{meant}'?"), proc.stderr
+    assert "plugins=" not in proc.stderr and not (tmp_path / "r").exists()
+
+
 def test_an_option_not_found_with_plugins_on_the_command_line_gets_no_plugin_hint():
     """`prune-run plugins=[my_lab.taylor] method=taylr`: the module is on the command line already, so the
     hint that it belongs there is wrong (the allowed list names `taylor`)."""

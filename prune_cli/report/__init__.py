@@ -121,7 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument(
         "--expect-strict",
         action="store_true",
-        help="with --expect: exit 1 when a point is outside its band, was not run, has no value, is ambiguous, or lacks a failed seed",
+        help="with --expect: exit 1 when a point is outside its band, of another configuration, was not run, has no value "
+        "or is ambiguous, or when its mean leaves out a seed that failed, did not finish or has no value",
     )
     args = parser.parse_args(argv)
     if args.expect_strict and args.expect is None:

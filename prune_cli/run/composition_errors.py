@@ -228,13 +228,14 @@ def _outside_plugin_hint(group: str, option: str, options: list[str], overrides:
     modules is never reached, since composition fails first (a preset with `plugins: [my_lab.taylor]` and
     `override /method: taylor` was told only the built-in options). Not where the option is close to one
     that exists (`method=magnitde`: a typo, named as such) or where `plugins=` is on the command line
-    already (its modules' options are among those allowed)."""
-    if group not in PLUGIN_GROUPS:
-        return ""
+    already (its modules' options are among those allowed). The "Did you mean" of a close option is for every
+    group (docs audit of 2026-12-03: `metrics=ful`, `+experiment=lotery_ticket`, `hydra/launcher=paralel` got
+    none); the outside-plugin hint only for the groups plugins add options to."""
     close = difflib.get_close_matches(option, options, n=2, cutoff=0.75)
     if close:
-        return "Did you mean " + " or ".join(f"'{group}={c}'" for c in close) + "?"
-    if any(o.lstrip("+").partition("=")[0] == "plugins" for o in overrides):
+        added = "+" if any(o.startswith(f"+{group}=") for o in overrides) else ""
+        return "Did you mean " + " or ".join(f"'{added}{group}={c}'" for c in close) + "?"
+    if group not in PLUGIN_GROUPS or any(o.lstrip("+").partition("=")[0] == "plugins" for o in overrides):
         return ""
     return (
         f"An outside plugin's option is found only when its module is given on the command line "
