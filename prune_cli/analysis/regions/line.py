@@ -17,7 +17,7 @@ from torch import nn
 
 from .common import RegionsError, Tracer, pattern, pool_windows
 
-ZERO_TOL = 1e-12  # |z| below ZERO_TOL * max|z| counts as zero (docs/regions.md)
+ZERO_TOL = 1e-12  # |z| below ZERO_TOL * (max|z| of that unit along the segment) counts as zero (docs/regions.md)
 MERGE_TOL = 1e-12  # breakpoints closer than this in t are merged
 
 
@@ -35,7 +35,11 @@ def _chunks(n: int, per_row: int, budget: int = 20_000_000):
 
 
 def _relu_crossings(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    eps = ZERO_TOL * z.abs().max().clamp_min(1e-300)
+    """Every sign change of every unit (columns of z, rows at the breakpoints t) by interpolation.
+
+    The zero tolerance is per unit: with the layer's largest |z| as the scale, a unit whose
+    pre-activation is 1e-13 of another unit's never left the tolerance band and its kink was missed."""
+    eps = ZERO_TOL * z.abs().amax(dim=0).clamp_min(1e-300)  # (units,), broadcast over the rows
     out = []
     for s, e in _chunks(len(t) - 1, z.shape[1]):
         z0, z1 = z[s:e], z[s + 1 : e + 1]

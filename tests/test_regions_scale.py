@@ -1,10 +1,15 @@
-"""The MILP counter (method=exact) against independent counts when pre-activations are small.
+"""Region counters against independent counts when pre-activations are small.
+
+The MILP counter (method=exact):
 
 Its margin f (how far a point is from every unit's zero) was compared with the absolute `f_tol`:
 a fully pruned row with a bias of +-1e-7 is a constant unit that pinned the margin to 1e-7 and the
 count to 0, and shrinking every pre-activation by 1e-5 (same regions) lost 20 of 24 regions. The
 expected counts come from the plane counter (polygon splitting, the whole 2-D box) and from the
 distinct activation patterns on a grid of the box, computed here with the layers' own weights.
+
+The segment counter (method=line) took its zero tolerance from the layer's largest |z|, so a unit
+1e-13 times smaller never crossed it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from torch import nn
 
 from prune_cli.analysis.regions.common import RegionsError, prepare
 from prune_cli.analysis.regions.exact import count_exact
+from prune_cli.analysis.regions.line import count_line
 from prune_cli.analysis.regions.plane import count_plane, make_plane
 
 BOX = (-2.0, 2.0)
@@ -85,3 +91,18 @@ def test_exact_refuses_a_count_of_zero():
         net[2].bias[0] = 1e-9
     with pytest.raises(RegionsError, match="no region with margin above f_tol"):
         count_exact(prepare(net), (2,), BOX)
+
+
+def test_line_finds_the_kink_of_a_unit_far_smaller_than_its_layers_largest():
+    """1-2-1 network: z1 = 1e7 x, z2 = 1e-6 x - 3e-7, kinks at x = 0 and x = 0.3 on [-1, 1]."""
+    net = nn.Sequential(nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1)).double()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[1e7], [1e-6]]))
+        net[0].bias.copy_(torch.tensor([0.0, -3e-7]))
+    x = torch.linspace(-1.0, 1.0, 2001, dtype=torch.float64)[:, None]  # brute force: pattern changes
+    with torch.no_grad():
+        on = (x @ net[0].weight.T + net[0].bias) > 0
+    assert 1 + int((on[1:] != on[:-1]).any(dim=1).sum()) == 3
+    result = count_line(prepare(net), torch.tensor([-1.0]), torch.tensor([1.0]))
+    assert result.count == 3  # was 2: the kink at x = 0.3 was missed
+    assert result.breakpoints[1:-1].tolist() == pytest.approx([0.5, 0.65])  # t = (x + 1) / 2
