@@ -2,11 +2,13 @@
 
 The network is read as a chain of affine maps and ReLUs (each affine block's matrix taken
 exactly from the modules; convolutions become dense matrices), checked against the model's own
-output. One MILP (scipy.optimize.milp / HiGHS) maximises the margin f = min over units of |z|
-within the box; every optimum with f > f_tol is a full-dimensional region, whose pattern is then
-excluded by a no-good cut, and the MILP is solved again until f <= f_tol. Big-M constants come
-from interval arithmetic (valid, so the enumeration stays exact). Cost grows with the count (one
-MILP per region); `max_units` and `max_regions` bound it.
+output. One MILP (scipy.optimize.milp / HiGHS) maximises the margin f = min over units of |z| / s
+within the box (s: the unit's interval span, so f_tol is relative and the count does not depend on
+the scale of the weights; units that cannot change sign are left out); every optimum with f > f_tol
+is a full-dimensional region, whose pattern is then excluded by a no-good cut, and the MILP is
+solved again until f <= f_tol. Big-M constants come from interval arithmetic (valid, so the
+enumeration stays exact). Cost grows with the count (one MILP per region); `max_units` and
+`max_regions` bound it.
 """
 
 from __future__ import annotations
@@ -115,7 +117,10 @@ def _interval(w: np.ndarray, b: np.ndarray, l_in: np.ndarray, u_in: np.ndarray) 
 def count_exact(
     net: nn.Module, input_shape: tuple, box: tuple[float, float], max_units: int = 64, max_regions: int = 10_000, f_tol: float = 1e-6
 ) -> ExactCount:
-    """Number of full-dimensional activation regions of `net` inside the box [lo, hi]^n0."""
+    """Number of full-dimensional activation regions of `net` inside the box [lo, hi]^n0.
+
+    Raises RegionsError where no region has a margin above `f_tol` (a box holds at least one region;
+    degenerate weights such as a unit that is 0 through cancellation, docs/regions.md)."""
     blocks = affine_chain(net, input_shape, max_units)
     hidden = blocks[:-1]
     units = sum(w.shape[0] for w, _ in hidden)
