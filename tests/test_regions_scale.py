@@ -106,3 +106,21 @@ def test_line_finds_the_kink_of_a_unit_far_smaller_than_its_layers_largest():
     result = count_line(prepare(net), torch.tensor([-1.0]), torch.tensor([1.0]))
     assert result.count == 3  # was 2: the kink at x = 0.3 was missed
     assert result.breakpoints[1:-1].tolist() == pytest.approx([0.5, 0.65])  # t = (x + 1) / 2
+
+
+def test_line_finds_the_argmax_switch_of_a_max_pool_window_of_tiny_values():
+    """Conv1d(1, 1, 1) with weight 1e-14, MaxPool1d(2) on the segment (0, 1) -> (1, 0): the window's
+    candidates 1e-14 t and 1e-14 (1 - t) switch at t = 0.5. Every candidate within 1e-12 x max(|top|, 1)
+    of the top counted as tied at an interval's start, so the walk started on the steeper one and found
+    no switch (1 region instead of 2)."""
+    net = nn.Sequential(nn.Conv1d(1, 1, 1), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(1, 1)).double()
+    with torch.no_grad():
+        net[0].weight.fill_(1e-14)
+        net[0].bias.zero_()
+    a, b = torch.tensor([[0.0, 1.0]], dtype=torch.float64), torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    t = torch.linspace(0.0, 1.0, 2001, dtype=torch.float64)[:, None, None]  # brute force: argmax changes
+    argmax = (1e-14 * (a + t * (b - a))).argmax(dim=2).flatten()
+    assert 1 + int((argmax[1:] != argmax[:-1]).sum()) == 2
+    result = count_line(prepare(net), a, b)
+    assert result.count == 2
+    assert result.breakpoints.tolist() == pytest.approx([0.0, 0.5, 1.0])

@@ -56,6 +56,10 @@ def _pool_switches(t: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
     On an interval the window's candidates are affine in s in [0, 1]; walking the upper envelope
     from s = 0 visits candidates in increasing slope, so K - 1 steps find every switch."""
     finite = torch.isfinite(win)
+    # ties at an interval's start: within ZERO_TOL x the window's own largest |value| on the segment;
+    # with max(|top|, 1) as the scale every candidate of a window of values below 1e-12 was tied, and
+    # the walk could start on the wrong one and miss the switch
+    scale = torch.where(finite, win.abs(), torch.zeros((), dtype=win.dtype)).amax(dim=(0, 2), keepdim=True).clamp_min(1e-300)
     out = []
     per_row = win[0].numel()
     inf = torch.tensor(torch.inf, dtype=win.dtype)
@@ -64,7 +68,7 @@ def _pool_switches(t: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
         fin = finite[s:e]
         d = torch.where(fin & finite[s + 1 : e + 1], win[s + 1 : e + 1] - a, torch.zeros((), dtype=a.dtype))
         top = a.max(dim=2, keepdim=True).values
-        tie = a >= top - ZERO_TOL * top.abs().clamp_min(1.0)
+        tie = a >= top - ZERO_TOL * scale
         cur = torch.where(tie, d, -inf).argmax(dim=2, keepdim=True)
         pos = torch.zeros_like(top)  # current s on the envelope
         dt = (t[s + 1 : e + 1] - t[s:e]).reshape(-1, 1, 1, 1)
