@@ -17,7 +17,7 @@ from torch import nn
 
 from .common import RegionsError, Tracer, pattern, pool_windows
 
-ZERO_TOL = 1e-12  # |z| below ZERO_TOL * max|z| counts as zero (docs/regions.md)
+ZERO_TOL = 1e-12  # |z| below ZERO_TOL * (max|z| of that unit along the segment) counts as zero (docs/regions.md)
 MERGE_TOL = 1e-12  # breakpoints closer than this in t are merged
 
 
@@ -35,7 +35,11 @@ def _chunks(n: int, per_row: int, budget: int = 20_000_000):
 
 
 def _relu_crossings(t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    eps = ZERO_TOL * z.abs().max().clamp_min(1e-300)
+    """Every sign change of every unit (columns of z, rows at the breakpoints t) by interpolation.
+
+    The zero tolerance is per unit: with the layer's largest |z| as the scale, a unit whose
+    pre-activation is 1e-13 of another unit's never left the tolerance band and its kink was missed."""
+    eps = ZERO_TOL * z.abs().amax(dim=0).clamp_min(1e-300)  # (units,), broadcast over the rows
     out = []
     for s, e in _chunks(len(t) - 1, z.shape[1]):
         z0, z1 = z[s:e], z[s + 1 : e + 1]
@@ -52,6 +56,10 @@ def _pool_switches(t: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
     On an interval the window's candidates are affine in s in [0, 1]; walking the upper envelope
     from s = 0 visits candidates in increasing slope, so K - 1 steps find every switch."""
     finite = torch.isfinite(win)
+    # ties at an interval's start: within ZERO_TOL x the window's own largest |value| on the segment;
+    # with max(|top|, 1) as the scale every candidate of a window of values below 1e-12 was tied, and
+    # the walk could start on the wrong one and miss the switch
+    scale = torch.where(finite, win.abs(), torch.zeros((), dtype=win.dtype)).amax(dim=(0, 2), keepdim=True).clamp_min(1e-300)
     out = []
     per_row = win[0].numel()
     inf = torch.tensor(torch.inf, dtype=win.dtype)
@@ -60,7 +68,7 @@ def _pool_switches(t: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
         fin = finite[s:e]
         d = torch.where(fin & finite[s + 1 : e + 1], win[s + 1 : e + 1] - a, torch.zeros((), dtype=a.dtype))
         top = a.max(dim=2, keepdim=True).values
-        tie = a >= top - ZERO_TOL * top.abs().clamp_min(1.0)
+        tie = a >= top - ZERO_TOL * scale
         cur = torch.where(tie, d, -inf).argmax(dim=2, keepdim=True)
         pos = torch.zeros_like(top)  # current s on the envelope
         dt = (t[s + 1 : e + 1] - t[s:e]).reshape(-1, 1, 1, 1)
