@@ -124,3 +124,19 @@ def test_line_finds_the_argmax_switch_of_a_max_pool_window_of_tiny_values():
     result = count_line(prepare(net), a, b)
     assert result.count == 2
     assert result.breakpoints.tolist() == pytest.approx([0.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("f_tol, refused", [(0.5, False), (1.0, True), (2.0, True)])
+def test_an_f_tol_no_margin_can_exceed_is_refused_before_the_run(f_tol, refused):
+    """exact's margin is now a fraction of each unit's range, at most 1: f_tol >= 1 would count no region,
+    an error after training; it is refused by the config check, naming the key."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+
+    args = ["model.widths=[4,4]", "dataset=synthetic", "metrics.regions.method=exact", f"metrics.regions.f_tol={f_tol}"]
+    if not refused:
+        validated(*args)
+        return
+    with pytest.raises(ConfigError, match=r"metrics\.regions\.f_tol.*\[0, 1\)"):
+        validated(*args)
