@@ -179,7 +179,7 @@ def test_a_refused_joblib_option_names_the_launcher_the_user_chose(tmp_path, lau
 @pytest.mark.parametrize(
     "launcher, key, value, says, not_says",
     [
-        ("submitit_local", "timeout_min", "0", "submitit's local executor stops a job", "sbatch"),
+        ("submitit_local", "timeout_min", "0", "local executor sends the job SIGUSR2 30 s before it and requeues it", "sbatch"),
         ("submitit_local", "tasks_per_node", "0", "submitit's local executor starts that many", "sbatch"),
         ("submitit_local", "gpus_per_node", "-1", "CUDA_VISIBLE_DEVICES", "sbatch"),
         ("submitit_local", "mem_gb", "0", "local executor ignores it", "sbatch"),

@@ -99,13 +99,11 @@ def _check_allocation(m) -> None:
 
     if ALLOCATIONS.get(m.allocation).counts_from_shapes(m):
         return
-    allowed = "layerwise (threshold_impl topk or lap_round), erk, er, erk_plus, uniform_plus or explicit"
+    allowed = "layerwise (with threshold_impl topk or lap_round), erk, er, erk_plus, uniform_plus or explicit"
     why = (
         "greedy_forward selects each layer's units up to the number its mask keeps, which only these "
         "allocations fix before scoring (from the layer shapes)."
     )
-    if m.allocation == "layerwise":
-        raise ConfigError("method.threshold_impl", m.threshold_impl, "topk or lap_round with method.score=greedy_forward", why)
     raise ConfigError("method.allocation", m.allocation, allowed, why)
 
 
