@@ -36,7 +36,7 @@ from typing import Any, Callable
 import yaml
 from hydra.errors import SearchPathException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from .core import threads
@@ -806,8 +806,9 @@ def _validate_the_config_cfg_shows() -> None:
     `method.erk_power=2` with the global allocation): a researcher checking an experiment's config took
     it for valid. The shown config now passes the pre-run pass, the check of the launcher's values and of overrides that do
     nothing first (one error line and exit 2 otherwise, as the run would); `--cfg hydra` shows Hydra's
-    own config and is not checked. `--info config` and `--info all`, which print the job's config after
-    Hydra's search path and defaults, are checked the same way (they printed `sparsity=1.5`, exit 0);
+    own config and is not checked, except with `--resolve`, whose values name the run's own folders.
+    `--info config` and `--info all`, which print the job's config after Hydra's search path and
+    defaults, are checked the same way (they printed `sparsity=1.5`, exit 0);
     `--info defaults`, `defaults-tree`, `searchpath` and `plugins` show no config and are not checked."""
     from hydra._internal.hydra import Hydra
 
@@ -818,8 +819,9 @@ def _validate_the_config_cfg_shows() -> None:
     def show_a_valid_cfg(self, config_name, overrides, cfg_type, package, resolve=False):
         if cfg_type in ("job", "all"):
             _validate_the_shown_config(self, config_name, overrides)  # a ConfigError: one line and exit 2
-        if cfg_type == "hydra" and resolve and package is None:
-            return _show_hydra_s_config_resolved(self, config_name, overrides)
+        if cfg_type == "hydra" and resolve and (package is None or package == "hydra" or package.startswith("hydra.")):
+            _validate_the_shown_config(self, config_name, overrides)  # resolved, it names the run's own folders
+            return _show_hydra_s_config_resolved(self, config_name, overrides, package)
         return show_cfg(self, config_name, overrides, cfg_type, package, resolve)  # (_report_composition_errors_once)
 
     def print_a_valid_config(self, config_name, overrides, run_mode=RunMode.RUN):
@@ -835,17 +837,28 @@ def _validate_the_config_cfg_shows() -> None:
     Hydra._print_config_info = print_a_valid_config  # type: ignore[method-assign]  # noqa: SLF001
 
 
-def _show_hydra_s_config_resolved(hydra_app, config_name, overrides) -> None:
-    """`--cfg hydra --resolve`: Hydra resolves its own config on its own, without the job's keys, so the
-    slurm launcher's `submitit_folder: ${results_dir}/.submitit/%j` stopped it with a traceback
-    (InterpolationKeyError, launchers audit of 2026-12-03). A run resolves Hydra's settings against the
-    whole config: so does this, then prints only Hydra's part, as `--cfg hydra` does."""
+def _show_hydra_s_config_resolved(hydra_app, config_name, overrides, package: str | None) -> None:
+    """`--cfg hydra --resolve` (and `--package hydra.<part>`): Hydra resolves its own config on its own, without
+    the job's keys, so the slurm launcher's `submitit_folder: ${results_dir}/.submitit/%j` stopped it with a
+    traceback (InterpolationKeyError, launchers audit of 2026-12-03). A run resolves Hydra's settings against
+    the whole config: so does this (after the checks `--cfg job` makes, since the resolved settings name the
+    run's folders), then prints only Hydra's part, or the package asked for, as `--cfg hydra` does."""
     from hydra.core.hydra_config import HydraConfig
 
     cfg = hydra_app.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False)
     HydraConfig.instance().set_config(cfg)
     OmegaConf.set_readonly(cfg.hydra, None)
     OmegaConf.resolve(cfg.hydra)  # against the whole config; what is still missing (the run's folder) stays ???
+    if package is not None and package != "hydra":
+        part = OmegaConf.select(cfg, package)
+        if part is None:
+            sys.stderr.write(f"package '{package}' not found in config\n")  # Hydra's own words and exit
+            sys.exit(1)
+        if isinstance(part, (DictConfig, ListConfig)):
+            sys.stdout.write(f"# @package {package}\n" + OmegaConf.to_yaml(part))
+        else:
+            print(part)
+        return
     shown = {k: v for k, v in cfg.hydra.items_ex(resolve=False) if k not in ("help", "hydra_help")}  # as Hydra leaves them out
     sys.stdout.write(OmegaConf.to_yaml({"hydra": shown}))
 

@@ -157,6 +157,11 @@ def test_uniform_plus_with_no_middle_layer_explains_an_unreachable_target(tmp_pa
     assert list(counts.values()) == [2400, 480]
     args = [*FAST, "model.widths=[16]", "method.allocation=uniform_plus", "sparsity=0.5"]
     refused_before_any_work(args, tmp_path / "results", "'sparsity'", "no other layer")
+    # with the first layer excluded only the classifier is fixed: the message names it alone and does not
+    # suggest the exclusion that is set (review of 2026-12-03); 2-16-3: the classifier's 0.2 x 48 > 0.15 x 48
+    proc = run_cli([*args[:-1], "sparsity=0.85", "method.exclude_first=true"], tmp_path / "results", check=False)
+    assert proc.returncode == 2 and "the 0.2-density classifier holds 10 of the 7 weights" in proc.stderr, proc.stderr
+    assert "dense first layer" not in proc.stderr and "exclude_first" not in proc.stderr, proc.stderr
 
 
 def test_erk_plus_hand_computed():

@@ -121,6 +121,14 @@ def test_cfg_hydra_resolved_prints_hydra_s_settings_and_runs_nothing(tmp_path):
     assert "\n  hydra_help:" not in proc.stdout and "app_name" not in proc.stdout  # left out, as Hydra's --cfg hydra does
     proc = run_cli(["--cfg", "hydra", "--resolve", "hydra/launcher=slurm"], results)
     assert f"submitit_folder: {results}/.submitit/%j" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr
+    # a package of Hydra's config (the review of 2026-12-03: still the traceback)
+    proc = run_cli(["--cfg", "hydra", "--resolve", "--package", "hydra.launcher", "hydra/launcher=slurm"], results)
+    assert proc.stdout.startswith("# @package hydra.launcher\n") and f"submitit_folder: {results}/.submitit/%j" in proc.stdout
+    proc = run_cli(["--cfg", "hydra", "--resolve", "--package", "hydra.launcher.timeout_min", "hydra/launcher=slurm"], results)
+    assert proc.stdout == "240\n", proc.stdout
+    # resolved, it names the run's folder: a config the run refuses is refused, as --cfg job refuses it
+    proc = run_cli(["--cfg", "hydra", "--resolve", "sparsity=2"], results, check=False)
+    assert proc.returncode == 2 and "'sparsity': 2.0" in proc.stderr and not proc.stdout, proc.stdout
     assert not results.exists()
 
 

@@ -71,6 +71,10 @@ class Allocation:
     # refuses a layer the run would leave empty (prune_cli/run/prevalidate.py `_check_no_layer_emptied`)
     # before dense training, instead of the pruner after it.
     counts_from_shapes: Callable[[DictConfig], bool] = _never
+    # Whether its counts, though not `counts_from_shapes`, do not depend on the scores' values either (the layer
+    # shapes, the current masks, its options or a file decide them: region_bound, matched with match_masks): then
+    # a score may ask for them before it scores, with any scores of the right shapes (greedy_forward's unit budget).
+    counts_without_score_values: Callable[[DictConfig], bool] = _never
     # Where its counts are not `counts_from_shapes` but which layers they leave with no weight is known before
     # the run: empties(model, selected, method, density) -> the names of those weights, or None where the
     # run decides (region_bound with the binomial rank model: its densities are a fact of the widths and its

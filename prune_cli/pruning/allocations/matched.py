@@ -105,6 +105,7 @@ def check_matched_model(model, selected: dict, method: DictConfig) -> None:
     check_model=check_matched_model,
     check_density=check_matched_density,
     fixes_final_densities=lambda method: bool(method.match_masks),
+    counts_without_score_values=lambda method: bool(method.match_masks),  # match_method scores another method here
     fixed_by="method.match_masks",
     inexact_hint="The matched masks have a different sparsity; use the sparsity of the run they come from.",
 )

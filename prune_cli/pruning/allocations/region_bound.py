@@ -220,7 +220,9 @@ def _planned_empties(shapes: tuple, sizes: tuple, density: float, key: tuple, ea
     return tuple(name for name, k in alive.items() if k == 0)
 
 
-@register_allocation("region_bound", check_model=check_region_bound_model, empties=region_bound_empties)
+@register_allocation(
+    "region_bound", check_model=check_region_bound_model, empties=region_bound_empties, counts_without_score_values=lambda method: True
+)
 def allocate_region_bound(scores: dict[str, torch.Tensor], density: float, ctx) -> dict[str, int]:
     n, dims, pruned, current = layer_plan(ctx.model, list(scores))
     linear = [name for name, m in ctx.model.prunable_layers() if isinstance(m, nn.Linear)]

@@ -45,14 +45,15 @@ def _fixed_and_rest(sizes: dict[str, int], first, fc, density: float, faithful: 
     return fixed, 0.0 if -1e-12 <= d_rest < 0.0 else d_rest
 
 
-def _unreachable(sizes: dict[str, int], fixed: dict[str, float], fc, density: float, d_rest: float) -> str:
+def _unreachable(sizes: dict[str, int], fixed: dict[str, float], first, fc, density: float, d_rest: float) -> str:
     kept_fixed = sum(fixed[n] * sizes[n] for n in fixed)
     rest = "and there is no other layer to make up the difference"
     if math.isfinite(d_rest):
         rest = f"leaving the other layers density {d_rest:.4f}"
+    named = [what for what, held in (("the dense first layer", first in fixed), ("the 0.2-density classifier", fc in fixed)) if held]
     return (
-        f"uniform_plus at density {density:.12g}: the dense first layer{' and the 0.2-density classifier' if fc in fixed else ''} "
-        f"hold {kept_fixed:.0f} of the {density * sum(sizes.values()):.0f} weights the target allows, {rest}."
+        f"uniform_plus at density {density:.12g}: {' and '.join(named)} hold{'s' if len(named) == 1 else ''} {kept_fixed:.0f} "
+        f"of the {density * sum(sizes.values()):.0f} weights the target allows, {rest}."
     )
 
 
@@ -68,8 +69,9 @@ def check_uniform_plus_density(model, selected, method, density: float) -> None:
         raise ConfigError(
             "sparsity",
             round(1.0 - density, 12),
-            "a sparsity this model's uniform_plus allocation can reach; or method.allocation=layerwise, or method.exclude_first=true",
-            _unreachable(sizes, fixed, fc, density, d_rest),
+            "a sparsity this model's uniform_plus allocation can reach; or method.allocation=layerwise"
+            + ("" if method.get("exclude_first") else ", or method.exclude_first=true"),
+            _unreachable(sizes, fixed, first, fc, density, d_rest),
         )
 
 
@@ -102,7 +104,7 @@ def allocate_uniform_plus(scores, density: float, ctx) -> dict[str, int]:
         return {n: round_half_even(min(max(dens[n], 0.0), 1.0) * sizes[n]) for n in sizes}
     if not 0.0 <= d_rest <= 1.0 + 1e-12:
         raise PruneCliError(
-            _unreachable(sizes, fixed, fc, density, d_rest)
+            _unreachable(sizes, fixed, first, fc, density, d_rest)
             + " Use a higher density, method.allocation=layerwise, or exclude the first layer."
         )
     dens = {**{n: d_rest for n in rest}, **fixed}

@@ -5,20 +5,22 @@ repeatedly adds the unit that, together with the units already chosen, gives the
 cross-entropy on a fresh training minibatch; candidates are a random sample of `num_evaluate`
 unselected units. It stops when the subnetwork recovers (1 - top1_tol) of the layer's starting
 top-1 on a strided training subset (checked only after a cheap minibatch pre-check with
-`precheck_tol`), when the layer has as many units as the masks will keep of it, or when no
-candidate is left.
+`precheck_tol`), or when the selected units hold as many live weights as the masks will keep of
+the layer.
 
-How many units a layer keeps is the allocation's: its per-layer count k of weights (an allocation
-whose counts follow from the layer shapes, `counts_from_shapes`, so it is known before scoring),
-i.e. ceil(k / row size) units. A layer whose every live unit is kept is not selected in (nothing
-to choose). Once a layer's selection ends, the units the masks keep of it (the selected ones, then
-the others by row L2 norm, up to that number) stay open while later layers are selected, so each
-later layer is chosen in the network the masks produce (up to a partial boundary row, opened whole),
-whether the allocation is layerwise, erk or uniform_plus, and whether the layer's selection stopped
-early. (Before 2026-12-03 the unit budget was ceil(density * units) of the global density and later
-layers saw only the selected units: with erk or uniform_plus the masks kept other rows than those
-selected, and a selection that stopped early was followed by later layers chosen in a narrower network
-than the masks kept.)
+How many weights a layer keeps is the allocation's count k, known before scoring whatever the
+scores' values (`counts_from_shapes` or `counts_without_score_values`); without earlier masks that
+is ceil(k / row size) units, and under an iterative schedule the selected units' live weights are
+counted (a unit pruned in part holds fewer). A layer whose every live weight is kept is not selected
+in (nothing to choose). Once a layer's selection ends, the units the masks keep of it (the selected
+ones, then the others by row L2 norm, until k live weights: `kept_units`) stay open while later layers
+are selected, so each later layer is chosen in the network the masks produce (up to a partial
+boundary row, opened whole), whatever the allocation and whether the selection stopped early. This
+holds for `structure=unstructured` without `invert`: a structure keeps its own shapes (channel, block,
+nm) and the budget and the opened units then follow the unstructured count. (Before 2026-12-03 the
+budget was ceil(density * units) of the global density and later layers saw only the selected
+units: with erk or uniform_plus the masks kept other rows than those selected, and a selection that
+stopped early was followed by later layers chosen in a narrower network than the masks kept.)
 
 A gate removes the *weight* part of a unit's pre-activation (bias kept), as a weight mask does.
 Deviations from the reference code: an unselected unit still outputs relu(bias) (relu(BN(0)) after a
@@ -91,35 +93,34 @@ class GreedyForwardConfig(MethodConfig):
 
 
 def _check_allocation(m) -> None:
-    """The allocation's per-layer counts must be known before scoring (`counts_from_shapes`): the
-    selection stops at the number of units the masks keep of each layer, and later layers are
-    selected with those units open. `global` ranks rows of different layers against each other,
-    which greedy_forward's per-layer row priorities are not made for."""
+    """The allocation's per-layer counts must be known before scoring, whatever the scores' values
+    (`counts_from_shapes`, or `counts_without_score_values`: region_bound, matched with match_masks): the
+    selection stops once the selected units hold the count the masks keep of each layer, and later layers are
+    selected with the kept units open. `global` ranks rows of different layers against each other, which
+    greedy_forward's per-layer row priorities are not made for; layerwise's tie-dependent thresholds and
+    matched's match_method (another method scored here) decide their counts while pruning."""
     from ..registries import ALLOCATIONS
 
-    if ALLOCATIONS.get(m.allocation).counts_from_shapes(m):
+    allocation = ALLOCATIONS.get(m.allocation)
+    if allocation.counts_from_shapes(m) or allocation.counts_without_score_values(m):
         return
-    allowed = "layerwise (with threshold_impl topk or lap_round), erk, er, erk_plus, uniform_plus or explicit"
-    why = (
-        "greedy_forward selects each layer's units up to the number its mask keeps, which only these "
-        "allocations fix before scoring (from the layer shapes)."
+    allowed = (
+        "layerwise (with threshold_impl topk or lap_round), erk, er, erk_plus, uniform_plus, explicit, region_bound "
+        "or matched with match_masks"
     )
+    why = "greedy_forward selects each layer's units up to the count its mask keeps, which only these allocations fix before scoring."
     raise ConfigError("method.allocation", m.allocation, allowed, why)
 
 
-def planned_units(model, params, ctx, sites) -> dict[str, int]:
-    """Units of each gated layer the masks will keep: ceil(k / row size) of the allocation's count k,
-    which depends on the layer shapes only (`_check_allocation`), so zero scores give it."""
+def planned_counts(model, params, ctx, sites) -> dict[str, int]:
+    """The weights of each gated layer the masks will keep: the allocation's count, which does not depend
+    on the scores' values (`_check_allocation`), so zero scores of the right shapes give it."""
     from ..registries import ALLOCATIONS
 
     if ctx.model is None:
         ctx = dataclasses.replace(ctx, model=model)
     counts = ALLOCATIONS.get(ctx.method.allocation)({n: torch.zeros(p.shape) for n, p in params.items()}, ctx.density, ctx)
-    units = {}
-    for site in sites:
-        w = params[f"{site}.weight"]
-        units[site] = math.ceil(counts[f"{site}.weight"] / w[0].numel())
-    return units
+    return {site: counts[f"{site}.weight"] for site in sites}
 
 
 def row_order(w: torch.Tensor, chosen: list[int]) -> list[int]:
@@ -128,6 +129,20 @@ def row_order(w: torch.Tensor, chosen: list[int]) -> list[int]:
     taken = set(chosen)
     by_norm = torch.argsort(w.detach().flatten(1).norm(dim=1), descending=True, stable=True).tolist()
     return chosen + [u for u in by_norm if u not in taken]
+
+
+def kept_units(order: list[int], live: torch.Tensor, count: int) -> list[int]:
+    """The units whose weights the masks keep when `count` live weights are kept row by row in `order` (the
+    score's row priorities; within a row the largest |w|): every row up to the one the count ends in.
+    `live`: each unit's live (unpruned) weights."""
+    kept, held = [], 0
+    for u in order:
+        if held >= count:
+            break
+        if int(live[u]) > 0:
+            kept.append(u)
+            held += int(live[u])
+    return kept
 
 
 class _Gate:
@@ -166,7 +181,7 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
     data = require_data(ctx, "greedy_forward")
     modules = dict(model.named_modules())
     sites = gate_sites(model, params, ctx)
-    planned = planned_units(model, params, ctx, sites)
+    planned = planned_counts(model, params, ctx, sites)
     sub_x, sub_y = data.train_x[:: m.subset_stride], data.train_y[:: m.subset_stride]
     gates = {}
     selected: dict[str, list[int]] = {}
@@ -174,17 +189,19 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
         with scoring_mode(model, train=False), torch.no_grad():
             for site in sites:
                 gates[site] = gate = _Gate(modules[site])
-                n_units = gate.g.numel()
+                w = params[f"{site}.weight"]
                 mask = (ctx.masks or {}).get(f"{site}.weight")
-                alive = torch.arange(n_units) if mask is None else torch.nonzero(mask.flatten(1).any(1)).flatten().cpu()
-                target = min(len(alive), planned[site])
-                if target == len(alive):  # the masks keep every live unit: nothing to choose, all stay open
+                live = torch.full((w.shape[0],), w[0].numel()) if mask is None else mask.flatten(1).sum(1).cpu()
+                alive = torch.nonzero(live).flatten()
+                count = planned[site]
+                if count >= int(live.sum()):  # the masks keep every live weight: nothing to choose, all stay open
                     selected[site] = []
                     continue
                 init_top1 = _top1(model, sub_x, sub_y)
                 chosen: list[int] = []
+                held = 0  # live weights of the selected units: the selection ends where they hold the count
                 gate.g.zero_()
-                while len(chosen) < target:
+                while held < count:
                     x, y = draw_batches(ctx, 1, m.batch_size, None, "greedy_forward")[0]
                     rest = alive[~torch.isin(alive, torch.tensor(chosen, dtype=torch.long))]
                     cand = rest[torch.randperm(len(rest), generator=ctx.generator)[: m.num_evaluate]].tolist()
@@ -202,13 +219,14 @@ def greedy_select(model, params, ctx) -> dict[str, list[int]]:
                             "(the model's outputs are NaN or inf), so no unit can be selected"
                         )
                     chosen.append(best)
+                    held += int(live[best])
                     gate.g[best] = 1.0
                     if best_top1 >= (1 - m.precheck_tol) * init_top1 and _top1(model, sub_x, sub_y) >= (1 - m.top1_tol) * init_top1:
                         break
                 selected[site] = chosen
                 # later layers are selected in the network the masks produce: this layer's kept units open
                 gate.g.zero_()
-                gate.g[row_order(params[f"{site}.weight"], chosen)[:target]] = 1.0
+                gate.g[kept_units(row_order(w, chosen), live, count)] = 1.0
     finally:
         for gate in gates.values():
             gate.handle.remove()
