@@ -197,3 +197,19 @@ def test_an_empty_idx_file_says_it_is_empty(tmp_path):
         DATASETS.get("mnist")(_node(VisionConfig, name="mnist", root=str(tmp_path)))
     message = str(caught.value)
     assert message.startswith(f"{path} is empty") and "header is )" not in message, message
+
+
+def test_generating_mnist1d_leaves_numpy_s_and_python_s_generators_where_the_run_seeded_them():
+    """The mnist1d package seeds and draws from the global generators: a first run (no cache) drew other
+    numbers in a plugin than every later run (models audit of 2026-12-03)."""
+    import random
+
+    from prune_cli.data.mnist1d import _generate
+
+    np.random.seed(0)
+    random.seed(0)
+    expected = (np.random.rand(), random.random())
+    np.random.seed(0)
+    random.seed(0)
+    _generate(100, 42)
+    assert (np.random.rand(), random.random()) == expected

@@ -110,11 +110,22 @@ def _check_cache_dir(cfg: DictConfig, key: str, try_create: bool = False) -> Non
 
 
 def _generate(num_samples: int, data_seed: int) -> dict[str, np.ndarray]:
+    """The mnist1d package's dataset. Its `make_dataset` seeds and draws from numpy's and Python's global
+    generators, which the run had seeded for itself (prune_cli/core/random_streams.py): a first run, which
+    generates the data, left them elsewhere than a run that finds the cache (models audit of 2026-12-03: a
+    plugin drawing from them got other numbers on the first run). Their states are put back."""
+    import random
+
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.num_samples, args.seed = num_samples, data_seed
-    data = make_dataset(args)
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
     return {k: data[k] for k in ("x", "y", "x_test", "y_test")}
 
 
