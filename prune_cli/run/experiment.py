@@ -472,8 +472,13 @@ class Experiment:
         return any(isinstance(s, (Prune, Gradual, TrainWithHook)) for s in self.plan[self.step_index + 1 :])
 
     def _step_restart(self, source: str) -> None:
-        """Set the weights training restarts from; pruned weights stay zero."""
-        if source == "init" or (source == "rewind" and self.cfg.schedule.rewind_epoch == 0):
+        """Set the weights training restarts from; pruned weights stay zero. `trained` keeps the weights in
+        place, except where the plan put the initial ones there to score them (`schedule.score_weights=init`,
+        one round): then the trained dense weights come back (schedules audit of 2026-12-03: the run
+        fine-tuned a masked initialisation)."""
+        if source == "trained" and self.cfg.schedule.get("score_weights") == "init":
+            self.model.load_state_dict(self.dense_state)
+        elif source == "init" or (source == "rewind" and self.cfg.schedule.rewind_epoch == 0):
             self.model.load_state_dict(self.init_state)
         elif source == "rewind":
             self.model.load_state_dict(self.rewind_states[self.cfg.schedule.rewind_epoch])
