@@ -137,3 +137,16 @@ def test_class_quotas_follow_the_training_split_within_num_samples():
 
     assert class_matched_counts([90, 10, 5], [20, 20, 20], 30) == [20, 7, 3]
     assert class_matched_counts([90, 10, 5], [20, 0, 20], 1000) == [20, 0, 5]  # no non-member of class 1: no member either
+
+
+def test_a_model_with_nan_outputs_has_no_attack_accuracy_not_zero():
+    """A NaN threshold made `member iff score >= tau` false for every example: balanced accuracy 0.0, which
+    the report reads as the most leakage there is (audit of 2026-12-03); like the AUC it is no value."""
+
+    class NaNs(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((len(x), 3), float("nan"))
+
+    x, y = torch.randn(10, 4), torch.arange(10) % 3
+    out = membership_attack(NaNs(), (x, y), (x + 1, y))
+    assert all(np.isnan(out[f"mia_{s}_{k}"]) for s in ("loss", "confidence") for k in ("auc", "accuracy")), out

@@ -230,7 +230,8 @@ def test_scaling_fit_leaves_out_points_that_mix_configurations(tmp_path):
     section = _section(written["summary.md"].read_text(), "Pruning scaling law")
     (line,) = [x for x in section.splitlines() if "left out" in x]
     assert line.startswith("  - random / toy / mlp / oneshot: left out of the fit, not averaged as repeated runs (the family does not")
-    assert note in line and line.endswith("keep the run directories (each run's config.yaml tells the configurations apart)")
+    assert note in line and "keep the run directories (each run's config.yaml tells the configurations apart)" in line
+    assert line.endswith("[32,32] and [48,16] are one scale)")  # the other way two configurations meet (audit of 2026-12-03)
 
 
 def test_scaling_fit_of_a_family_whose_every_point_mixes_configurations(tmp_path):

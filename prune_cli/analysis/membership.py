@@ -78,6 +78,9 @@ def membership_attack(
     out = {}
     for score in SCORES:
         m, n = sm[score], sn[score]
+        if not (np.isfinite(m).all() and np.isfinite(n).all()):  # NaN outputs: no attack to measure (the row is left out);
+            out[f"mia_{score}_auc"] = out[f"mia_{score}_accuracy"] = float("nan")  # a NaN threshold scored 0.0 (audit 2026-12-03)
+            continue
         tau = best_threshold(m[cal_m[:half_m]], n[cal_n[:half_n]])
         out[f"mia_{score}_auc"] = auc(m, n)
         out[f"mia_{score}_accuracy"] = balanced_accuracy(m[cal_m[half_m:]], n[cal_n[half_n:]], tau)

@@ -23,7 +23,8 @@ sparsity and these scale keys (model widths, res_mlp's width and sections, the d
 ResNet, dataset size keys, the fraction of the training split kept by data pruning). Per (scale,
 density) the test error is averaged over seeds; eps_np is the seed mean of the runs' dense error
 at that scale. A (scale, density) point at which one seed has runs of several configurations (mixing.py;
-shared CSVs only) is left out of the fit, not averaged, and named in the row's `left_out`. The fit is least squares on the relative
+shared CSVs only; or run directories whose configs differ in scale values that give one scale, `SAME_SCALE`)
+is left out of the fit, not averaged, and named in the row's `left_out`. The fit is least squares on the relative
 deviations delta = (eps_hat - eps) / eps (scipy.optimize.least_squares, several starts, the best
 kept), so that the low and high plateaus weigh alike; parameter standard errors come from the
 Jacobian at the optimum, cov = s^2 (J^T J)^-1 with s^2 the residual variance (p is fitted as
@@ -616,6 +617,11 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return lines + ["", "Equation, parameters and the points needed: docs/scaling_law.md; table: scaling_fit.csv.", ""]
 
 
+# The other way configurations of one family meet at a point (audit of 2026-12-03): their scale values differ
+# but give the same scale, w being the mean of model.widths and l their number plus one.
+SAME_SCALE = "give them scales that differ (w is the mean of model.widths, l their number + 1: [32,32] and [48,16] are one scale)"
+
+
 def _family_lines(row: dict) -> list[str]:
     """A family's line in summary.md and, below it, the points left out because they mix configurations."""
     left_out = row.get("left_out")
@@ -623,7 +629,8 @@ def _family_lines(row: dict) -> list[str]:
     if isinstance(left_out, str) and left_out:
         below = [
             f"  - {row['method']} / {row['dataset']} / {row['model']} / {row['schedule']}: left out of the fit, not averaged "
-            f"as repeated runs (the family does not tell their configurations apart): {left_out}; {SEPARATE}"
+            f"as repeated runs (the family does not tell their configurations apart): {left_out}; {SEPARATE}, or, where "
+            f"they are kept, {SAME_SCALE}"
         ]
     densities = "1 density" if row["n_densities"] == 1 else f"{row['n_densities']} densities"
     head = f"- {_title(row)}, {densities}, {row['n_seeds']} seed(s): "
