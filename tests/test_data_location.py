@@ -163,3 +163,24 @@ def test_a_run_recorded_before_links_were_resolved_is_found_through_its_link(tmp
     assert other_data_folder(node, json.loads(json.dumps(recorded))) is None
     elsewhere = {"data_location": {"dataset.root": str(tmp_path / "other" / "data")}}
     assert other_data_folder(node, elsewhere) == ("root", str(tmp_path / "other" / "data"), str(store))
+
+
+def test_an_absolute_root_whose_link_now_leads_elsewhere_does_not_reuse_the_dense_model(tmp_path):
+    """The dense-cache key keeps an absolute dataset.root as spelled (existing keys stay valid), so with a
+    symbolic link switched to another folder another method's run loaded the dense model trained on the first
+    folder's files (dense-cache audit of 2026-12-03: dense_cache=hit, the first folder's model_dense.pt). The
+    entry records the folder it was trained on; a run reading another one trains its own."""
+    a, b = _working_dir(tmp_path, "A", 0) / "data", _working_dir(tmp_path, "B", 1) / "data"
+    link, shared, alone = tmp_path / "link", tmp_path / "shared", tmp_path / "alone"
+    link.symlink_to(a)
+    assert _run(tmp_path, shared, f"dataset.root={link}", "sparsity=0.5").returncode == 0
+    link.unlink()
+    link.symlink_to(b)
+    proc = _run(tmp_path, shared, f"dataset.root={link}", "sparsity=0.8")
+    assert proc.returncode == 0, proc.stderr
+    assert "was trained on the data in dataset.root=" in proc.stdout + proc.stderr
+    assert _run(tmp_path, alone, f"dataset.root={link}", "sparsity=0.8").returncode == 0
+    pd.testing.assert_frame_equal(_dense_rows(shared), _dense_rows(alone))  # b's own dense model
+    # the same folder again: the entry (now b's) is reused
+    proc = _run(tmp_path, shared, f"dataset.root={link}", "sparsity=0.8", "seed=0", "method=random")
+    assert proc.returncode == 0 and "dense model loaded from the cache" in proc.stdout + proc.stderr

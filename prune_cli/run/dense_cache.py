@@ -40,7 +40,7 @@ from ..core.errors import unreadable_reason
 from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
 from ..core.file_digest import tree_digest
 from ..core.notices import say
-from ..core.paths import user_path, with_located_data, with_normal_paths
+from ..core.paths import data_folder_ids, data_locations, user_path, with_located_data, with_normal_paths
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +156,40 @@ class Entry(NamedTuple):
 
 
 class DenseCache:
-    def __init__(self, root: Path, key: str, description: dict):
+    def __init__(self, root: Path, key: str, description: dict, data: Optional[dict] = None):
         self.path = Path(root) / key
         self.description = description
+        # the folders the data is read from ({"dataset.root": folder}, symbolic links and `~` resolved) and their
+        # [device, inode]: an absolute or `~` dataset.root keeps its spelling in the key (existing keys stay
+        # valid), so a symbolic link or $HOME that now leads to another folder gave the same key
+        self.data = data or {}
 
     @classmethod
     def for_config(cls, cfg: DictConfig, device_type: str) -> "DenseCache":
         inputs = dense_inputs(cfg, device_type)
-        return cls(user_path(cfg.dense_cache.dir), _key_of(inputs), inputs)
+        located = {f"dataset.{o}": folder for o, folder in data_locations(cfg.dataset).items()}
+        ids = {f"dataset.{o}": i for o, i in data_folder_ids(data_locations(cfg.dataset)).items()}
+        data = {"data_location": located, "data_folder_id": ids} if located else {}
+        return cls(user_path(cfg.dense_cache.dir), _key_of(inputs), inputs, data)
+
+    def trained_on_other_data(self) -> Optional[str]:
+        """Where the entry's model read its data, when that is not the folder this run reads (neither the same
+        path nor the same folder moved): dense-cache audit of 2026-12-03, a symbolic link switched to another
+        folder reused the model trained on the first. None: the same folder, or not recorded (an entry stored
+        before 2026-12-03, or a dataset without data folders)."""
+        try:
+            then = json.loads((self.path / TRAINED_WITH).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(then, dict) or not self.data:
+            return None
+        then_paths, then_ids = then.get("data_location") or {}, then.get("data_folder_id") or {}
+        for option, folder in self.data["data_location"].items():
+            was = then_paths.get(option)
+            moved = option in then_ids and then_ids[option] == self.data["data_folder_id"].get(option)
+            if was is not None and was != folder and not moved:
+                return f"{option}={was}"
+        return None
 
     def trained_by_other_code(self) -> list[Path]:
         """Complete entries for this very config whose code differs (another prune-cli version, source
@@ -215,6 +241,16 @@ class DenseCache:
         if differing:
             self.quarantine(f"holds another model than its key describes ({'; '.join(differing)})")
             return None
+        other = self.trained_on_other_data()
+        if other is not None:
+            log.warning(
+                "dense cache entry %s was trained on the data in %s, not in the folder this run reads (%s): "
+                "training the dense model again (it replaces the entry)",
+                self.path,
+                other,
+                ", ".join(f"{k}={v}" for k, v in self.data["data_location"].items()),
+            )
+            return None
         return Entry(init, dense, rewind, history, trained_by)
 
     def quarantine(self, why: str) -> Path:
@@ -235,7 +271,7 @@ class DenseCache:
         atomic_torch_save(dense, self.path / "dense.pt")
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
         atomic_write_text(self.path / "history.json", json.dumps(history))
-        atomic_write_text(self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads()}))
+        atomic_write_text(self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads(), **self.data}))
         # the training partial.pt held is finished: removed before syncing (not forcing a whole checkpoint to
         # disk only to delete it), with any `.partial.pt.<pid>.tmp` a kill between link and rename left
         for leftover in [self.path / PARTIAL, *self.path.glob(f".{PARTIAL}.*.tmp")]:
