@@ -117,7 +117,7 @@ class RegionsConfig:
     max_regions: int = 100000  # plane/exact: stop with an error beyond this many regions
     tol: float = 1e-9  # plane: a line cuts a polygon when vertex values exceed tol x max|value| on both sides
     eps_area: float = 1e-12  # plane: pieces below this area are not split off
-    f_tol: float = 1e-6  # exact: a pattern counts when its margin f (a fraction of each unit's range, <= 1) exceeds f_tol
+    f_tol: float = 1e-6  # exact: a pattern counts when its margin f exceeds f_tol
     rank_models: list[str] = field(default_factory=lambda: ["binomial", "montecarlo"])
     include_output_layer: bool = True  # bounds treat the output layer as rectified (authors' code)
     mc_sample_factor: int = 48  # Monte Carlo rank model stopping rule
@@ -190,12 +190,9 @@ class RegionsConfig:
             value = node[name]
             check(isinstance(value, int) and value >= 1, key + name, value, "an integer >= 1")
         seed_option(cfg, key + "seed")
-        for name in ("tol", "eps_area"):
+        for name in ("tol", "eps_area", "f_tol"):
             value = node[name]
             check(finite(value) and value >= 0, key + name, value, "a finite number >= 0")
-        # exact's margin is relative (docs/regions.md): at most 1, so f_tol >= 1 would count no region at all
-        within = finite(node.f_tol) and 0 <= node.f_tol < 1
-        check(within, key + "f_tol", node.f_tol, "a number in [0, 1) (a fraction of each unit's range)")
         for name in ("segment_length", "square_radius"):
             value = node[name]
             check(value is None or (finite(value) and value > 0), key + name, value, "null or a number > 0")

@@ -2,13 +2,13 @@
 
 The network is read as a chain of affine maps and ReLUs (each affine block's matrix taken
 exactly from the modules; convolutions become dense matrices), checked against the model's own
-output. One MILP (scipy.optimize.milp / HiGHS) maximises the margin f = min over units of |z| / s
-within the box (s: the unit's interval span, so f_tol is relative and the count does not depend on
-the scale of the weights; units that cannot change sign are left out); every optimum with f > f_tol
-is a full-dimensional region, whose pattern is then excluded by a no-good cut, and the MILP is
-solved again until f <= f_tol. Big-M constants come from interval arithmetic (valid, so the
-enumeration stays exact). Cost grows with the count (one MILP per region); `max_units` and
-`max_regions` bound it.
+output. One MILP (scipy.optimize.milp / HiGHS) maximises the margin f = min over units of |z|
+within the box (units that cannot change sign left out; f_tol is absolute, in the units of the
+pre-activations, so regions whose units all stay within f_tol of 0 are missed: docs/regions.md);
+every optimum with f > f_tol is a full-dimensional region, whose pattern is then
+excluded by a no-good cut, and the MILP is solved again until f <= f_tol. Big-M constants come
+from interval arithmetic (valid, so the enumeration stays exact). Cost grows with the count (one
+MILP per region); `max_units` and `max_regions` bound it.
 """
 
 from __future__ import annotations
@@ -108,19 +108,13 @@ def affine_chain(net: nn.Module, input_shape: tuple, max_units: int | None = Non
     return blocks
 
 
-def _interval(w: np.ndarray, b: np.ndarray, l_in: np.ndarray, u_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Interval bounds (lower, upper) of W h + b for h in the box [l_in, u_in]."""
-    wp, wn = np.maximum(w, 0), np.minimum(w, 0)
-    return wp @ l_in + wn @ u_in + b, wp @ u_in + wn @ l_in + b
-
-
 def count_exact(
     net: nn.Module, input_shape: tuple, box: tuple[float, float], max_units: int = 64, max_regions: int = 10_000, f_tol: float = 1e-6
 ) -> ExactCount:
     """Number of full-dimensional activation regions of `net` inside the box [lo, hi]^n0.
 
     Raises RegionsError where no region has a margin above `f_tol` (a box holds at least one region;
-    degenerate weights such as a unit that is 0 through cancellation, docs/regions.md)."""
+    degenerate weights, or pre-activations on the scale of `f_tol`, docs/regions.md)."""
     blocks = affine_chain(net, input_shape, max_units)
     hidden = blocks[:-1]
     units = sum(w.shape[0] for w, _ in hidden)
@@ -128,42 +122,28 @@ def count_exact(
         raise _over_budget(units, max_units)
     lo, hi = box
     n0 = hidden[0][0].shape[1]
-    # The MILP works on a rescaled chain with the same activation regions: the input box mapped onto
-    # [0, 1]^n0 (x = lo + (hi - lo) y) and every hidden unit divided by its interval span
-    # s = max(max(u, 0), max(-l, 0)) (a positive factor commutes with the ReLU; the next layer's
-    # column is multiplied by s). Every h, hb then lies in [0, 1], and the margin f = min |z| / s is
-    # relative to each unit's range, so `f_tol` means the same at every scale of the weights. Before,
-    # f_tol was compared with raw pre-activations: shrinking every pre-activation by 1e-5 (same
-    # regions) took the count from 24 to 4 (docs/regions.md).
-    w1, b1 = hidden[0]
-    chain = [(w1 * (hi - lo), b1 + w1.sum(axis=1) * lo)] + list(hidden[1:])
-    hidden = []
+    # interval bounds of every pre-activation (for big-M)
+    l_in, u_in = np.full(n0, lo, float), np.full(n0, hi, float)
     upper, lower = [], []
-    l_in, u_in, col = np.zeros(n0), np.ones(n0), np.ones(n0)
-    for w, b in chain:
-        w = w * col  # the previous layer's units were divided by col
-        l, u = _interval(w, b, l_in, u_in)
-        span = np.maximum(np.maximum(u, 0), np.maximum(-l, 0))
-        col = np.where(span > 0, span, 1.0)
-        w, b = w / col[:, None], b / col
-        l, u = _interval(w, b, l_in, u_in)  # the interval bounds of the rescaled unit (span 1)
-        hidden.append((w, b))
+    for w, b in hidden:
+        wp, wn = np.maximum(w, 0), np.minimum(w, 0)
+        u = wp @ u_in + wn @ l_in + b
+        l = wp @ l_in + wn @ u_in + b
         upper.append(u)
         lower.append(l)
         l_in, u_in = np.maximum(l, 0), np.maximum(u, 0)
-    # Only a unit whose interval contains 0 and is not a point can change sign, so only such units
-    # enter the margin: a unit with l > 0 or u < 0 keeps its sign on the whole box (its z is fixed),
-    # and a unit with l == u is constant (interval arithmetic gives l == u exactly for a unit all of
-    # whose inputs with a nonzero weight are constant, e.g. a fully pruned row: its value is its
-    # bias). Before, only units with bounds [0, 0] were left out: a pruned row with bias 1e-7 pinned
-    # the margin's cap to 1e-7 <= f_tol and the count was 0.
     # Units whose pre-activation is identically 0 split no region and must not pin the margin to 0:
     # a unit 0 on the whole box (interval bounds [0, 0]: a pruned unit without bias) is left out of
     # the margin; a unit without bias whose nonzero inputs are all off is 0 on that whole region, so
     # its margin term applies only where one of them is on (binary g = OR of those inputs' z) and it
     # counts as off there (z <= g), one pattern per region (generic weights otherwise; docs/regions.md).
-    # A unit that is 0 through cancellation (weights [1, -1] on two coincident units) has an interval
-    # around 0 and is not detected: its margin is 0 and such regions are missed (docs/regions.md).
+    # Only a unit whose interval contains 0 and is not a point can change sign, so only such units enter the
+    # margin: a unit with l > 0 or u < 0 keeps its sign on the whole box, and one with l == u is constant
+    # (interval arithmetic gives l == u exactly for a unit all of whose inputs with a nonzero weight are
+    # constant, e.g. a fully pruned row: its value is its bias). Before 2026-12-03 only units with bounds
+    # [0, 0] were left out: a pruned row with bias 1e-7 capped the margin at 1e-7 <= f_tol and the count was 0.
+    # A unit that is 0 through cancellation (weights [1, -1] on two coincident units) has an interval around
+    # 0 and is not detected: its margin is 0 and such regions are missed (docs/regions.md).
     zero = [(l == 0) & (u == 0) for l, u in zip(lower, upper)]
     margin = [(l <= 0) & (u >= 0) & (l < u) for l, u in zip(lower, upper)]
     gated = [[li > 0 and b[i] == 0 and bool(margin[li][i]) for i in range(w.shape[0])] for li, (w, b) in enumerate(hidden)]
@@ -187,7 +167,7 @@ def count_exact(
     cap = min((float(v.min()) for v in spans if v.size), default=1.0)  # no unit can vary: one region
     mf = max(cap, 1e-12)
     var_lb, var_ub = np.zeros(nvar), np.zeros(nvar)
-    var_lb[:n0], var_ub[:n0] = 0.0, 1.0  # y: the box mapped onto [0, 1]^n0
+    var_lb[:n0], var_ub[:n0] = lo, hi
     integrality = np.zeros(nvar)
     z_index = []
     z_index_of: dict[int, int] = {}  # a unit's output variable h -> its binary z
@@ -260,9 +240,10 @@ def count_exact(
         ones = [z for z, v in zip(z_index, zs) if v == 1]
         cut = {z: (1.0 if v == 1 else -1.0) for z, v in zip(z_index, zs)}
         add(cut, -np.inf, len(ones) - 1)  # no-good cut: exclude this pattern
-    if count == 0:  # a box holds at least one region: its margin was lost (degenerate weights)
+    if count == 0:  # a box holds at least one region: its margin was lost (degenerate weights, a tiny scale)
         raise RegionsError(
             f"method=exact found no region with margin above f_tol={f_tol} (a box holds at least one): "
-            "degenerate weights, e.g. a unit that is 0 through cancellation (docs/regions.md); use method=plane"
+            "degenerate weights (a unit that is 0 through cancellation) or pre-activations on the scale of f_tol "
+            "(docs/regions.md); use method=plane"
         )
     return ExactCount(count=count, volume=float((hi - lo) ** n0), min_margin=float(min_margin), solves=solves)
