@@ -89,14 +89,18 @@ def check_data_location(root: DictConfig, run_dir: Path | None = None) -> None:
     on other files. A run records the folders it read (provenance.json, prune_cli/core/paths.py
     `other_data_folder`); runs started before 2026-12-03 recorded none and are not checked. The run's own check
     under its lock (prune_cli/run/experiment.py) covers a run that was still starting in another process."""
-    from .core.paths import other_data_folder, other_data_message
+    from .core.paths import other_data_folder, other_data_message, other_input_file, other_input_message
     from .core.tables import recorded_data_folders
 
     if not root.get("results_dir"):
         return
     rid = run_id(root)
     found = run_dir if run_dir is not None else user_path(root.results_dir) / "runs" / rid
-    other = other_data_folder(root.dataset, recorded_data_folders(found))
+    recorded = recorded_data_folders(found)
+    changed = other_input_file(root, recorded)  # a file read by name (match_masks, match_method's YAML) changed under it
+    if changed is not None:
+        raise PruneCliError(other_input_message(root, changed, rid, found))
+    other = other_data_folder(root.dataset, recorded)
     if other is not None:
         raise PruneCliError(other_data_message(root.dataset, rid, found, *other))
 

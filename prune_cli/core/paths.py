@@ -139,6 +139,48 @@ def checkout_configs() -> Optional[Path]:
     return checkout if (checkout / "config.yaml").exists() else None
 
 
+# Files a run reads by name that its run id hashes by name only (README, "Every run gets its own directory"):
+# the masks file of method.match_masks, and the method config method.match_method names (configs/method/<name>.yaml).
+INPUT_FILES = ("method.match_masks", "method.match_method")
+
+
+def input_file_digests(cfg) -> dict[str, str]:
+    """{key: sha256 of the file's bytes} of each file of INPUT_FILES the config names and that exists: a run
+    records them (provenance.json `input_files`), and a later command for its run id whose file under that
+    name holds other bytes is refused (`other_input_file`) instead of reporting the first file's numbers
+    (run-id audit of 2026-12-03)."""
+    import hashlib
+
+    method = cfg.get("method") if hasattr(cfg, "get") else None
+    if method is None:
+        return {}
+    paths = {}
+    if method.get("match_masks"):
+        paths["method.match_masks"] = Path(os.path.expanduser(str(method.match_masks)))
+    if method.get("match_method"):
+        paths["method.match_method"] = configs_dir() / "method" / f"{method.match_method}.yaml"
+    return {key: hashlib.sha256(path.read_bytes()).hexdigest() for key, path in paths.items() if path.is_file()}
+
+
+def other_input_file(cfg, recorded: dict) -> Optional[str]:
+    """The first key of INPUT_FILES whose file holds other bytes than when the run recorded it (`recorded`: its
+    provenance.json); None where all match or nothing was recorded (runs started before 2026-12-03)."""
+    then = recorded.get("input_files") or {}
+    if not then:
+        return None
+    now = input_file_digests(cfg)
+    return next((key for key, digest in then.items() if key in now and now[key] != digest), None)
+
+
+def other_input_message(cfg, key: str, rid: str, run_dir) -> str:
+    value = cfg.method[key.split(".", 1)[1]]
+    return (
+        f"Invalid value for config key '{key}': {value!r}: run {rid} ({run_dir}) was made with another file under "
+        "this name (its bytes differ; the run id hashes the name, not the content). Give the new file another "
+        "name, or another results_dir, for a run of its own"
+    )
+
+
 def configs_dir() -> Path:
     """The configs directory as a path (checkout first, else the installed package data)."""
     return checkout_configs() or Path(str(resources.files("prune_cli.configs")))

@@ -167,7 +167,7 @@ def recorded_data_folders(run_dir: Path) -> dict:
         return {}
     if not isinstance(record, dict):
         return {}
-    return {k: record[k] for k in ("data_location", "data_folder_id") if isinstance(record.get(k), dict)}
+    return {k: record[k] for k in ("data_location", "data_folder_id", "input_files") if isinstance(record.get(k), dict)}
 
 
 def dir_run_id(run_dir: Path) -> str:

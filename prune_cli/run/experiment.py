@@ -21,7 +21,17 @@ from ..core.config_base import ScheduleConfig, prunes_to_sparsity
 from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
 from ..core.notices import say
-from ..core.paths import data_folder_ids, data_locations, normalise_path_options, other_data_folder, other_data_message, user_path
+from ..core.paths import (
+    data_folder_ids,
+    data_locations,
+    input_file_digests,
+    normalise_path_options,
+    other_data_folder,
+    other_data_message,
+    other_input_file,
+    other_input_message,
+    user_path,
+)
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES, recorded_data_folders, recorded_run_id
 from ..data import build_splits
@@ -164,6 +174,7 @@ class Experiment:
             folders = {
                 "data_location": {f"dataset.{o}": folder for o, folder in located.items()},
                 "data_folder_id": {f"dataset.{o}": ids for o, ids in data_folder_ids(located).items()},
+                "input_files": input_file_digests(self.cfg),
             }
             results.write_start_record(self.run_dir, self.provenance, folders)
         self._say_lr_rewind()
@@ -626,9 +637,13 @@ def _check_the_data_is_this_run_s(cfg: DictConfig, run_dir: Path, rid: str) -> N
     working directory) holds another experiment under this run id: checked here, under the run's lock, where
     the pre-run check (prune_cli/run_directories.py `check_data_location`) could not see it (the run was still
     starting in another process while this one waited for it)."""
-    other = other_data_folder(cfg.dataset, recorded_data_folders(run_dir))
+    recorded = recorded_data_folders(run_dir)
+    other = other_data_folder(cfg.dataset, recorded)
     if other is not None:
         raise AnotherRunsDirectory(other_data_message(cfg.dataset, rid, run_dir, *other))
+    changed = other_input_file(cfg, recorded)  # a file read by name, changed under it
+    if changed is not None:
+        raise AnotherRunsDirectory(other_input_message(cfg, changed, rid, run_dir))
 
 
 def _run_locked(cfg: DictConfig, run_dir: Path, rid: str, on_found_complete: Optional[Callable[[], None]] = None) -> Path:
