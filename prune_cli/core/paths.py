@@ -66,6 +66,19 @@ def data_folder_ids(locations: dict[str, str]) -> dict[str, list[int]]:
     return found
 
 
+def data_folders_record(node) -> dict[str, dict]:
+    """Where a dataset node's data is read from, as a run's provenance.json and a dense-cache entry record it:
+    {"data_location": {"dataset.<option>": folder}, "data_folder_id": {"dataset.<option>": [device, inode]}}
+    (`other_data_folder` compares a record with a node); {} for a dataset without data options."""
+    located = data_locations(node)
+    if not located:
+        return {}
+    return {
+        "data_location": {f"dataset.{o}": folder for o, folder in located.items()},
+        "data_folder_id": {f"dataset.{o}": ids for o, ids in data_folder_ids(located).items()},
+    }
+
+
 def other_data_folder(node, recorded: dict) -> Optional[tuple[str, str, str]]:
     """(option, the folder the run recorded, the folder named here) for the first data option whose folder is not
     the one a run recorded when it started (`recorded`: its provenance.json, keys "dataset.<option>"): neither

@@ -40,7 +40,7 @@ from ..core.errors import unreadable_reason
 from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
 from ..core.file_digest import tree_digest
 from ..core.notices import say
-from ..core.paths import data_folder_ids, data_locations, user_path, with_located_data, with_normal_paths
+from ..core.paths import data_folders_record, other_data_folder, user_path, with_located_data, with_normal_paths
 
 log = logging.getLogger(__name__)
 
@@ -156,21 +156,20 @@ class Entry(NamedTuple):
 
 
 class DenseCache:
-    def __init__(self, root: Path, key: str, description: dict, data: Optional[dict] = None):
+    def __init__(self, root: Path, key: str, description: dict, dataset: Optional[DictConfig] = None):
         self.path = Path(root) / key
         self.description = description
-        # the folders the data is read from ({"dataset.root": folder}, symbolic links and `~` resolved) and their
-        # [device, inode]: an absolute or `~` dataset.root keeps its spelling in the key (existing keys stay
-        # valid), so a symbolic link or $HOME that now leads to another folder gave the same key
-        self.data = data or {}
+        # the run's dataset node: where its data is read from (symbolic links and `~` resolved, with device and
+        # inode) is recorded beside the model and compared on load. An absolute or `~` dataset.root keeps its
+        # spelling in the key (existing keys stay valid), so a symbolic link or $HOME that now leads to another
+        # folder gave the same key
+        self.dataset = dataset
+        self.data = data_folders_record(dataset) if dataset is not None else {}
 
     @classmethod
     def for_config(cls, cfg: DictConfig, device_type: str) -> "DenseCache":
         inputs = dense_inputs(cfg, device_type)
-        located = {f"dataset.{o}": folder for o, folder in data_locations(cfg.dataset).items()}
-        ids = {f"dataset.{o}": i for o, i in data_folder_ids(data_locations(cfg.dataset)).items()}
-        data = {"data_location": located, "data_folder_id": ids} if located else {}
-        return cls(user_path(cfg.dense_cache.dir), _key_of(inputs), inputs, data)
+        return cls(user_path(cfg.dense_cache.dir), _key_of(inputs), inputs, cfg.dataset)
 
     def trained_on_other_data(self) -> Optional[str]:
         """Where the entry's model read its data, when that is not the folder this run reads (neither the same
@@ -181,15 +180,10 @@ class DenseCache:
             then = json.loads((self.path / TRAINED_WITH).read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(then, dict) or not self.data:
+        if not isinstance(then, dict) or self.dataset is None:
             return None
-        then_paths, then_ids = then.get("data_location") or {}, then.get("data_folder_id") or {}
-        for option, folder in self.data["data_location"].items():
-            was = then_paths.get(option)
-            moved = option in then_ids and then_ids[option] == self.data["data_folder_id"].get(option)
-            if was is not None and was != folder and not moved:
-                return f"{option}={was}"
-        return None
+        other = other_data_folder(self.dataset, then)
+        return None if other is None else f"dataset.{other[0]}={other[1]}"
 
     def trained_by_other_code(self) -> list[Path]:
         """Complete entries for this very config whose code differs (another prune-cli version, source

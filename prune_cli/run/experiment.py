@@ -22,8 +22,7 @@ from ..core.errors import AnotherRunsDirectory, PruneCliError
 from ..core.identity import config_hash, run_id
 from ..core.notices import say
 from ..core.paths import (
-    data_folder_ids,
-    data_locations,
+    data_folders_record,
     input_file_digests,
     normalise_path_options,
     other_data_folder,
@@ -170,12 +169,7 @@ class Experiment:
                     self.run_dir / results.PROVENANCE_FILE,
                 )
         else:
-            located = data_locations(self.cfg.dataset)
-            folders = {
-                "data_location": {f"dataset.{o}": folder for o, folder in located.items()},
-                "data_folder_id": {f"dataset.{o}": ids for o, ids in data_folder_ids(located).items()},
-                "input_files": input_file_digests(self.cfg),
-            }
+            folders = {**data_folders_record(self.cfg.dataset), "input_files": input_file_digests(self.cfg)}
             results.write_start_record(self.run_dir, self.provenance, folders)
         self._say_lr_rewind()
         while self.step_index < len(plan):
