@@ -3,11 +3,11 @@
 1. Empirical NTK: torch.func (vmap of jacrev) vs a per-sample autograd loop, same kernel.
 2. Hessian-vector product: `reuse_graph` and `recompute` HVPs vs one plain gradient, same data.
 
-The variants of each part run interleaved (each repeat times every variant once, in turn), after
-one untimed call each; the script prints the median seconds of each variant, the ratio of the
-medians to the baseline measured in the same process (the loop NTK against torch.func; each HVP
-against the gradient), the range of the per-repeat ratios, and the load average before and after,
-since the machine may be shared.
+The variants of each part run interleaved (each repeat times every variant once, the order rotating
+from repeat to repeat: scripts/script_timing.py), after one untimed call each; the script prints the
+median seconds of each variant, the ratio of the medians to the baseline measured in the same process
+(the loop NTK against torch.func; each HVP against the gradient), the range of the per-repeat ratios,
+and the load average before and after, since the machine may be shared.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/bench_analysis.py [--repeats 11] [--examples 2048] [--threads 1]
 
@@ -19,10 +19,6 @@ threads against 2.34x at one, load average about 5, 2026-12-02).
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
-from typing import Callable
 
 import torch
 from torch import nn
@@ -31,34 +27,12 @@ from prune_cli.analysis.hessian import HessianOperator
 from prune_cli.analysis.ntk import empirical_ntk
 from prune_cli.models.mlp import MLP
 from script_args import positive_int
+from script_timing import interleaved, print_load, ratio_lines, repeats_note
 
 
-def interleaved(variants: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Seconds per call of each variant: one untimed call each, then `repeats` rounds that time every
-    variant once, in turn, so that a change in the machine's load falls on all of them alike."""
-    for fn in variants.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, fn in variants.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def report(times: dict[str, list[float]], baseline: str, unit: float = 1e3, label: str = "ms") -> None:
-    """Median of each variant and its ratio to the baseline's median; the per-repeat ratios' range."""
-    base = statistics.median(times[baseline])
-    print(f"  {baseline}: median {base * unit:.1f} {label}")
-    for name, values in times.items():
-        if name == baseline:
-            continue
-        paired = [t / b for t, b in zip(values, times[baseline])]
-        print(
-            f"  {name}: median {statistics.median(values) * unit:.1f} {label}, {name} / {baseline} = "
-            f"{statistics.median(values) / base:.2f}x (per repeat {min(paired):.2f}x-{max(paired):.2f}x)"
-        )
+def report(times: dict[str, list[float]], baseline: str) -> None:
+    """Median of each variant and its ratio to the named baseline's median; the per-round ratios' range."""
+    print("\n".join(ratio_lines(times, baseline)))
 
 
 def loop_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -71,10 +45,6 @@ def loop_ntk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return j @ j.T
 
 
-def load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=positive_int, default=11, help="timed rounds per part (default 11)")
@@ -83,7 +53,8 @@ def main() -> None:
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1, as docs/analysis.md)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"load average before: {load()}; torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats")
+    print(f"torch threads {torch.get_num_threads()}; {args.repeats} interleaved rounds, order rotating; {repeats_note(args.repeats)}")
+    print_load("before")
     torch.manual_seed(0)
     model = MLP(40, [256, 256], 10).eval()
     x = torch.randn(args.ntk_inputs, 40)
@@ -105,7 +76,7 @@ def main() -> None:
         interleaved({"gradient": gradient, **{f"HVP {mode}": (lambda op=op: op(v)) for mode, op in ops.items()}}, args.repeats),
         "gradient",
     )
-    print(f"load average after: {load()}")
+    print_load("after")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ and images per second; the load average before and after. Measurements, never th
 epochs timed minutes apart.)
 
     PYTHONPATH=. python scripts/bench_gpu_epoch.py                      # CUDA if available
-    PYTHONPATH=. python scripts/bench_gpu_epoch.py --device cpu         # smoke check: 64 images, 1 repeat
+    PYTHONPATH=. python scripts/bench_gpu_epoch.py --device cpu         # smoke check: 64 images, 3 repeats
     PYTHONPATH=. python scripts/bench_gpu_epoch.py --variants fp32 bf16 --repeats 7 --csv gpu_epoch.csv
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
@@ -34,6 +33,7 @@ from prune_cli.data.splits import DataSplits
 from prune_cli.models import build_model
 from prune_cli.training import TrainConfig, train
 from script_args import description, nonnegative_int, positive_int
+from script_timing import print_load, repeats_note, rotated
 
 VARIANTS = {  # name -> (precision, channels_last)
     "fp32": ("fp32", False),
@@ -115,8 +115,7 @@ def measure(variants: list[str], args, device: torch.device, data: DataSplits) -
         side.runner(), side.bare()
     times = {v: {"runner": [], "bare": []} for v in variants}
     for i in range(args.repeats):
-        shift = i % len(variants)
-        for v in variants[shift:] + variants[:shift]:
+        for v in rotated(variants, i):
             order = (("runner", sides[v].runner), ("bare", sides[v].bare))
             for which, timed in order if i % 2 == 0 else order[::-1]:
                 times[v][which].append(timed())
@@ -141,13 +140,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="auto (CUDA if available), cuda or cpu")
     ap.add_argument("--samples", type=positive_int, help="training images (default 5000 on CUDA, 64 on CPU)")
-    ap.add_argument("--repeats", type=positive_int, help="timed rounds: epochs per side and variant (default 5 on CUDA, 1 on CPU)")
+    ap.add_argument("--repeats", type=positive_int, help="timed rounds: epochs per side and variant (default 5 on CUDA, 3 on CPU)")
     ap.add_argument("--batch-size", type=positive_int, default=128)
     ap.add_argument(
         "--variants",
         nargs="+",
         choices=list(VARIANTS),
-        help="default: all on CUDA; fp32 and channels_last on CPU (bf16 is emulated on most CPUs: 30x slower)",
+        help="default: all on CUDA; fp32 and channels_last on CPU (bf16 is emulated on most CPUs, and much slower there)",
     )
     ap.add_argument("--threads", type=nonnegative_int, default=0, help="torch intra-op threads on CPU (0: torch's default)")
     ap.add_argument("--csv", default="", help="also write the table to this CSV file")
@@ -159,7 +158,7 @@ def main() -> None:
     )
     on_gpu = device.type == "cuda"
     args.samples = args.samples if args.samples is not None else (5000 if on_gpu else 64)
-    args.repeats = args.repeats if args.repeats is not None else (5 if on_gpu else 1)
+    args.repeats = args.repeats if args.repeats is not None else (5 if on_gpu else 3)
     args.variants = args.variants or (list(VARIANTS) if on_gpu else ["fp32", "channels_last"])
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,7 +169,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if on_gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {device} ({name}); torch {torch.__version__}")
     print(f"{args.samples} images 3x32x32, batch {args.batch_size}, {args.repeats} rounds of one timed epoch per side and variant")
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"{repeats_note(args.repeats)}; baselines: bare fp32 (speedup), the bare loop (runner / bare)")
+    print_load("before")
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(args.samples, 3, 32, 32, generator=g), torch.randint(0, 10, (args.samples,), generator=g)
     empty = torch.zeros(0, 3, 32, 32), torch.zeros(0, dtype=torch.long)
@@ -182,7 +182,7 @@ def main() -> None:
             f"{r['variant']:<20}{r['runner_s']:>10.3f}{r['bare_s']:>10.3f}{r['runner_over_bare']:>13.3f}"
             f"{r['speedup_vs_fp32']:>17.2f}{r['images_per_s']:>11.0f}"
         )
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print_load("after")
     if args.csv:
         import pandas as pd
 

@@ -2,8 +2,10 @@
 prune_cli/analysis/regions/bounds.py (one numpy table per layer) against the baseline of the
 recursion written literally (one memoised call per (layer, d) pair, Python loops over k and j), on
 the paper's 784-100-100-10 MLP at several densities and on the default MNIST-1D MLP (40-256-256-10),
-in one process, interleaved and repeated; prints the median seconds of each, the ratio and the
-machine load, and checks that both give the same value.
+in one process, interleaved and repeated (the order rotating from round to round:
+scripts/script_timing.py; the check below is each one's untimed first call); prints the median
+seconds of each, the ratio recursion / tables and the machine load before and after, and checks that
+both give the same value.
 
     PYTHONPATH=. python scripts/bench_region_bound.py --repeats 5
 """
@@ -12,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
-import time
 from functools import lru_cache
 
 from prune_cli.analysis.regions.bounds import binomial_rank_log_probs, expected_bound_from_probs
 from script_args import description, positive_int
+from script_timing import interleaved, print_load, repeats_note
 
 
 def _logsumexp(values: list[float]) -> float:
@@ -51,20 +52,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()
     cases = [([784, 100, 100, 10], d) for d in (0.01, 0.001)] + [([40, 256, 256, 10], d) for d in (0.1, 0.02)]
-    print(f"repeats {args.repeats}, load average {os.getloadavg()}")
+    print(f"{args.repeats} interleaved rounds per case, order rotating; {repeats_note(args.repeats)}")
+    print_load("before")
     for n, density in cases:
         probs = [binomial_rank_log_probs(n[l + 1], n[l], density if l < len(n) - 2 else 1.0) for l in range(len(n) - 1)]
         assert math.isclose(expected_bound_from_probs(n, probs), recursion(n, probs), rel_tol=1e-12, abs_tol=1e-12)
-        times: dict[str, list[float]] = {"tables": [], "recursion": []}
-        for _ in range(args.repeats):
-            for name, fn in (("tables", expected_bound_from_probs), ("recursion", recursion)):
-                start = time.perf_counter()
-                fn(n, probs)
-                times[name].append(time.perf_counter() - start)
+        # the baseline (the recursion) named before timing; the assert above was each one's untimed call
+        variants = {"recursion": lambda: recursion(n, probs), "tables": lambda: expected_bound_from_probs(n, probs)}
+        times = interleaved(variants, args.repeats, warmup=False)
         tables, rec = statistics.median(times["tables"]), statistics.median(times["recursion"])
         ratio = rec / tables
-        print(f"n={n} density {density}: recursion median {rec:.4f} s, tables median {tables:.4f} s, ratio {ratio:.0f}x")
-    print(f"load average at the end {os.getloadavg()}")
+        print(f"n={n} density {density}: recursion median {rec:.4f} s, tables median {tables:.4f} s, recursion / tables {ratio:.0f}x")
+    print_load("after")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 1. Exact `line` counting (breakpoint propagation) vs dense sampling along the same segment: the
    number of samples is doubled until the sampled count (1 + pattern changes between consecutive
-   samples) reaches the exact count; prints both times and their ratio (same process, same segment).
-2. Time of an exact `plane` count for a 784-64-64-10 MLP and for LeNet-5 (28x28 input).
+   samples) reaches the exact count; prints both times and their ratio sampling / exact (same process,
+   same segment; dense sampling is the baseline the exact count replaces).
+2. Time of an exact `plane` count for a 784-64-64-10 MLP and for LeNet-5 (28x28 input): absolute
+   times only, printed as such (no other method counts the regions of a plane exactly, so there is
+   no baseline to divide by).
 
-Each case is timed --repeats times, the rounds interleaved over the cases, and the medians printed,
-with the load average before and after.
+Each timed call is repeated --repeats times, the rounds interleaved over all cases and methods with
+the order rotating from round to round (scripts/script_timing.py), after one untimed call each (the
+counts and the sample-count search), and the medians printed, with the load average before and after.
 
     PYTHONPATH=$PWD python scripts/bench_regions.py [--quick] [--repeats 3]   (one torch thread)
 """
@@ -14,9 +18,7 @@ with the load average before and after.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
 
 import torch
 
@@ -26,6 +28,7 @@ from prune_cli.analysis.regions.plane import count_plane, make_plane
 from prune_cli.models.cnn import build_lenet5
 from prune_cli.models.mlp import MLP
 from script_args import description, positive_int
+from script_timing import interleaved, print_load, repeats_note
 
 
 def sampled_count(net, a, b, n: int, batch: int = 8192) -> int:
@@ -43,12 +46,6 @@ def sampled_count(net, a, b, n: int, batch: int = 8192) -> int:
     return 1 + changes
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def line_case(name, net, a, b, max_samples):
     """The exact line count, and the number of samples at which dense sampling first reaches it (the
     search doubles from 1024, not timed); then one timed round of both."""
@@ -61,8 +58,7 @@ def line_case(name, net, a, b, max_samples):
         n *= 2
     reached = found >= exact
 
-    def once() -> dict[str, float]:
-        return {"exact": timed(lambda: count_line(net, a, b)), "sampling": timed(lambda: sampled_count(net, a, b, n))}
+    variants = {"exact": lambda: count_line(net, a, b), "sampling": lambda: sampled_count(net, a, b, n)}
 
     def show(t: dict[str, float]) -> str:
         return (
@@ -71,19 +67,18 @@ def line_case(name, net, a, b, max_samples):
             f"speed ratio (sampling/exact) {'' if reached else '>= '}{t['sampling'] / t['exact']:.1f}x"
         )
 
-    return once, show
+    return variants, show
 
 
 def plane_case(name, net, plane):
     count = count_plane(net, plane).count
 
-    def once() -> dict[str, float]:
-        return {"plane": timed(lambda: count_plane(net, plane))}
+    variants = {"plane": lambda: count_plane(net, plane)}
 
     def show(t: dict[str, float]) -> str:
-        return f"plane {name:28s} {count:7d} regions in {t['plane']:8.2f} s"
+        return f"plane {name:28s} {count:7d} regions in {t['plane']:8.2f} s (absolute time: no baseline)"
 
-    return once, show
+    return variants, show
 
 
 def main() -> None:
@@ -94,7 +89,7 @@ def main() -> None:
     # one thread, as the docs' table: torch's default threads spin against the machine's other work
     # (without OMP_NUM_THREADS=1 the MLP cases took 20-40x longer at load 2.5 on 2 cores)
     torch.set_num_threads(1)
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; torch threads: 1", flush=True)
+    print("torch threads: 1")
     torch.manual_seed(0)
     mnist_like = torch.zeros(3, 1, 28, 28)
     mnist_like[:, :, 6:22, 6:22] = torch.rand(3, 1, 16, 16)  # constant background like MNIST
@@ -111,14 +106,16 @@ def main() -> None:
     if not args.quick:
         for radius in (0.05, 0.2):
             cases.append(plane_case(f"LeNet-5, square R={radius}", lenet, make_plane(mnist_like, "square", radius=radius)))
-    rounds: list[list[dict[str, float]]] = [[] for _ in cases]
-    for _ in range(args.repeats):  # interleaved: each round times every case once
-        for i, (once, _show) in enumerate(cases):
-            rounds[i].append(once())
-    print(f"medians of {args.repeats} interleaved rounds (the search for the sample count and a first count untimed)")
-    for (_once, show), times in zip(cases, rounds):
-        print(show({k: statistics.median(t[k] for t in times) for k in times[0]}), flush=True)
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    # every timed call of every case in one rotating interleave; the exact count, the search for the
+    # sample count (ending with a sampled count at the chosen n) and the first plane count were each
+    # variant's untimed warm-up call
+    flat = {(i, key): fn for i, (variants, _show) in enumerate(cases) for key, fn in variants.items()}
+    print_load("before")
+    times = interleaved(flat, args.repeats, warmup=False)
+    print(f"{args.repeats} interleaved rounds, order rotating; {repeats_note(args.repeats)}")
+    for i, (variants, show) in enumerate(cases):
+        print(show({key: statistics.median(times[(i, key)]) for key in variants}), flush=True)
+    print_load("after")
 
 
 if __name__ == "__main__":

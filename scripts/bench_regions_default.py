@@ -2,10 +2,16 @@
 without them, measured end to end with `prune-run` in subprocesses, interleaved and repeated.
 
 For each setting (the default MNIST-1D run and the tests' FAST synthetic run) it runs
-`prune-run` with the default metrics and with `metrics.regions.enabled=false`, alternating the
-order, `--repeats` times each (dense cache off, fresh results folder each time), and prints the
-median wall times, their ratio, the counting time the run itself logged (sum of regions.csv
-`wall_s`, which excludes the bounds) and the load average before and after.
+`prune-run` with the default metrics and with `metrics.regions.enabled=false` (the baseline), once
+each untimed, then alternating the order (scripts/script_timing.py), `--repeats` times each (dense
+cache off, fresh results folder each time), and prints the median wall times, their ratio, the
+counting time the run itself logged (sum of regions.csv `wall_s`, which excludes the bounds) and the
+load average before and after.
+
+`--in-process` reports an absolute time instead: the metric timed on a finished run's models (one
+untimed call, then the repeats), with its share of one end-to-end run's wall time (that run not
+repeated); no baseline is timed beside it. `--only bounds` times the rank models of the expected
+bound against the binomial one (the default), interleaved.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/bench_regions_default.py --repeats 3
 """
@@ -20,9 +26,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from script_args import description, positive_int
+from script_timing import interleaved, print_load, repeats_note, rounds
 
 FAST = [
     "dataset=synthetic",
@@ -89,14 +97,14 @@ def in_process_cost(overrides: list[str], repeats: int) -> tuple[float, float]:
             model = build_model(cfg.model, data.input_shape, data.num_classes)
             model.load_state_dict(torch.load(run_dir / f"model_{phase}.pt", weights_only=True))
             models.append((phase, model))
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
+
+        def three_phases() -> None:
             for phase, model in models:
                 ctx = MetricContext(model, data, {}, (), torch.device("cpu"), cfg.train, run_dir)
                 regions(ctx, phase, cfg.metrics.regions)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times), wall
+
+        times = interleaved({"regions": three_phases}, repeats)  # one untimed call, then the repeats
+    return statistics.median(times["regions"]), wall
 
 
 def bound_costs(repeats: int, widths: tuple[int, ...] = (256, 256)) -> None:
@@ -120,17 +128,27 @@ def bound_costs(repeats: int, widths: tuple[int, ...] = (256, 256)) -> None:
         for m in pruned.modules():
             if isinstance(m, torch.nn.Linear):
                 m.weight.mul_(torch.rand_like(m.weight) < 0.1)
+    nodes = {
+        kind: OmegaConf.create({"include_output_layer": True, "rank_models": [kind], "seed": 0, "mc_sample_factor": 48})
+        for kind in ("binomial", "montecarlo")
+    }
+
+    def bound(net: torch.nn.Module, kind: str) -> Callable[[], object]:
+        def call() -> object:
+            bounds._MC_CACHE.clear()  # montecarlo_rank_log_probs memoises per shape and seed: time the computation
+            return bound_columns(net, 1, nodes[kind])
+
+        return call
+
     for label, net in (("dense", model), ("10 % density", pruned)):
-        times: dict[str, list[float]] = {"binomial": [], "montecarlo": []}
-        for r in range(repeats):
-            for kind in ("binomial", "montecarlo") if r % 2 == 0 else ("montecarlo", "binomial"):
-                node = OmegaConf.create({"include_output_layer": True, "rank_models": [kind], "seed": 0, "mc_sample_factor": 48})
-                bounds._MC_CACHE.clear()  # montecarlo_rank_log_probs memoises per shape and seed: time the computation
-                start = time.perf_counter()
-                bound_columns(net, 1, node)
-                times[kind].append(time.perf_counter() - start)
+        # the baseline (binomial, the default rank model) named before timing; one untimed call each,
+        # then rounds in a rotating order
+        times = interleaved({kind: bound(net, kind) for kind in ("binomial", "montecarlo")}, repeats)
         b, m = statistics.median(times["binomial"]), statistics.median(times["montecarlo"])
-        print(f"bounds, default MLP {label}: binomial median {b:.3f} s, montecarlo median {m:.3f} s, ratio {m / b:.1f}x")
+        print(
+            f"bounds, default MLP {label}: binomial (baseline) median {b:.3f} s, montecarlo median {m:.3f} s, "
+            f"montecarlo / binomial {m / b:.1f}x ({repeats_note(repeats)})"
+        )
 
 
 def main() -> None:
@@ -139,7 +157,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["default", "fast", "bounds"], default=None)
     parser.add_argument("--in-process", action="store_true", help="time the metric in this process on a finished run's models")
     args = parser.parse_args()
-    print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}")
+    print_load("before")
     if args.only in (None, "bounds"):
         bound_costs(args.repeats)
     for label, overrides in SETTINGS.items():
@@ -148,24 +166,28 @@ def main() -> None:
         if args.in_process:
             cost, wall = in_process_cost(overrides, args.repeats)
             share = 100 * cost / wall
-            print(f"{label}: regions metric, 3 phases, in process: median {cost:.3f} s; run without it {wall:.2f} s ({share:.2f} %)")
+            print(
+                f"{label}: regions metric, 3 phases, in process: median {cost:.3f} s ({repeats_note(args.repeats)}; an absolute "
+                f"time, no baseline timed beside it); one end-to-end run without it (not repeated) {wall:.2f} s ({share:.2f} %)"
+            )
             continue
         on, off, counting = [], [], []
-        for r in range(args.repeats):
-            for regions in (True, False) if r % 2 == 0 else (False, True):  # alternate the order
-                wall, counted = run_once(overrides, regions)
-                (on if regions else off).append(wall)
-                if regions:
-                    counting.append(counted)
+        for regions in (True, False):  # one untimed run of each first (file caches, MNIST-1D generated once)
+            run_once(overrides, regions)
+        for _, regions in rounds((True, False), repeats=args.repeats):  # the order alternates from round to round
+            wall, counted = run_once(overrides, regions)
+            (on if regions else off).append(wall)
+            if regions:
+                counting.append(counted)
         m_on, m_off = statistics.median(on), statistics.median(off)
         print(
-            f"{label}: median wall with regions {m_on:.2f} s, without {m_off:.2f} s, "
+            f"{label} ({repeats_note(args.repeats)}): median wall with regions {m_on:.2f} s, without (baseline) {m_off:.2f} s, "
             f"ratio {m_on / m_off:.3f} (+{100 * (m_on / m_off - 1):.1f} %); "
             f"counting logged in regions.csv: median {statistics.median(counting):.3f} s "
             f"({100 * statistics.median(counting) / m_off:.2f} % of the run); runs on={[round(t, 2) for t in on]} "
             f"off={[round(t, 2) for t in off]}"
         )
-    print(f"load average after: {os.getloadavg()}")
+    print_load("after")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from script_args import existing_dir, positive_int
+from script_timing import interleaved, print_load, repeats_note, rotated
 
 METHODS = ("magnitude", "random", "snip")
 SPARSITIES = (0.5, 0.75, 0.875, 0.9375, 0.96875)
@@ -178,9 +179,12 @@ def compare(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int, worke
             raise SystemExit(f"the {name} command would import {found}, not the tree {src}")
     wall: dict[str, list[float]] = {k: [] for k in sources}
     cpu: dict[str, list[float]] = {k: [] for k in sources}
+    for name, src in sources.items():  # one untimed command of each first: file caches, imports
+        timed_command(src, root, tmp / f"out_{name}_warmup", worker)
     load_before = os.getloadavg()[0]
     for r in range(repeats):
-        for name, src in sources.items():
+        for name in rotated(sources, r):  # the tree that goes first rotates from round to round
+            src = sources[name]
             w, c = timed_command(src, root, tmp / f"out_{name}_{r}", worker)
             wall[name].append(w)
             cpu[name].append(c)
@@ -258,7 +262,8 @@ def schedule(root: Path, tmp: Path, other: Path, repeats: int, n_runs: int) -> N
     rows: dict[str, list[dict]] = {k: [] for k in sources}
     load_before = os.getloadavg()[0]
     for r in range(repeats):
-        for name, src in sources.items():
+        for name in rotated(sources, r):  # the tree that goes first rotates from round to round
+            src = sources[name]
             log = tmp / f"schedule_{name}_{r}.jsonl"
             log.write_text("")
             out = subprocess.run(
@@ -329,14 +334,11 @@ def main() -> None:
                 schedule(root, tmp, args.compare_with, args.repeats, args.runs)
         if args.skip_cases:
             return
-        times: dict[str, list[float]] = {k: [] for k in timed}
-        for _ in range(args.repeats):  # interleaved: each repeat runs every case once
-            for name, fn in timed.items():
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
+        print_load("before")
+        times = interleaved(timed, args.repeats)  # one untimed call each, then rounds in a rotating order
+        print_load("after")
         base = statistics.median(times["floor"])
-        print(f"{args.runs} runs, {args.repeats} repeats, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+        print(f"{args.runs} runs, {repeats_note(args.repeats)}, interleaved, order rotating; baseline: floor")
         for name, ts in times.items():
             med = statistics.median(ts)
             print(f"  {name:7s} median {med:7.3f} s  ({med / base:5.1f}x floor)  all: " + " ".join(f"{t:.3f}" for t in ts))

@@ -37,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from script_args import description, existing_dir, positive_int
+from script_timing import print_load, repeats_note, rotated
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "prune_cli.cli"]
@@ -110,14 +111,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cwd:
         for name, (cmd, rc, tree) in todo.items():  # warm the file cache once
             timed(cmd, rc, cwd, tree)
+        print_load("before")
         load = [os.getloadavg()[0]]
         for r in range(args.repeats):
-            order = list(todo.items()) if r % 2 == 0 else list(todo.items())[::-1]
-            for name, (cmd, rc, tree) in order:
+            for name in rotated(todo, r):  # the command that goes first rotates from round to round
+                cmd, rc, tree = todo[name]
                 times[name].append(timed(cmd, rc, cwd, tree))
             load.append(os.getloadavg()[0])
+        print_load("after")
         floor = statistics.median(times["floor (import torch)"])
-        print(f"medians of {args.repeats} runs each (interleaved); load {min(load):.1f}-{max(load):.1f}; {os.cpu_count()} CPUs")
+        spread = f"load {min(load):.1f}-{max(load):.1f}; {os.cpu_count()} CPUs"
+        print(f"{repeats_note(args.repeats)} per command (interleaved, order rotating); {spread}")
         for name, values in times.items():
             med = statistics.median(values)
             print(f"  {name:<56} {med:6.2f} s  {med / floor:5.2f}x floor   (min {min(values):.2f}, max {max(values):.2f})")

@@ -2,8 +2,9 @@
 overhead (everything except training and recording) and the fixed cost of a sweep.
 
 Each sweep is one `prune-run -m seed=0,...,n-1 <small config>` process (Hydra's basic launcher: the
-runs one after another in that process), for n in --sizes, --repeats times, interleaved with the
-variants being compared: this tree; with --baseline DIR, another checkout of prune-cli (e.g. the
+runs one after another in that process), for n in --sizes, --repeats times (after one untimed 1-run
+sweep per variant), interleaved with the variants being compared (the variant that goes first rotates
+from round to round: scripts/script_timing.py): this tree; with --baseline DIR, another checkout of prune-cli (e.g. the
 commit before a change) on PYTHONPATH; with --memo-off, this tree with `PRUNE_CLI_DATA_MEMO_MB=0`
 (no per-process dataset memo, prune_cli/data/cache.py). Small config: MNIST-1D (8000 training
 examples), an MLP 40-32-32-10, one dense and one fine-tuning epoch, region counting off
@@ -24,7 +25,7 @@ the imports the first run pays). Subtracting each sweep's own training time keep
 by the machine's load out of the other sweeps' estimate.
 It also prints the machine's load (os.getloadavg) before, during and after.
 
-    PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; one repeat (a few minutes)
+    PYTHONPATH=$PWD python scripts/bench_sweep.py --quick          # n = 1, 4, 16; single repeat, no median (a few minutes)
     PYTHONPATH=$PWD python scripts/bench_sweep.py                  # n = 1, 4, 16, 64; three repeats
     PYTHONPATH=$PWD python scripts/bench_sweep.py --quick --baseline ../prune-cli-before
     PYTHONPATH=$PWD python scripts/bench_sweep.py --profile 4      # cProfile of a 4-run sweep in this process
@@ -49,6 +50,7 @@ import time
 from pathlib import Path
 
 from script_args import description, existing_dir, positive_int
+from script_timing import SINGLE, print_load, repeats_note, rotated
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = [
@@ -112,16 +114,17 @@ def benchmark(sizes: list[int], repeats: int, variants: dict[str, tuple[Path, bo
         # Warm-up: generate MNIST-1D's file cache and the file-system cache of the imports.
         for label, (tree, memo) in variants.items():
             run_sweep(1, tree, memo, work, f"warmup-{label}")
+        print_load("before")
         for r in range(repeats):
-            order = [(label, n) for n in sizes for label in variants]
-            if r % 2:
-                order.reverse()
+            # the variant that goes first rotates from round to round (scripts/script_timing.py), the sizes alternate direction
+            order = [(label, n) for n in (sizes if r % 2 == 0 else sizes[::-1]) for label in rotated(variants, r)]
             for label, n in order:
                 tree, memo = variants[label]
                 results.setdefault((label, n), []).append(run_sweep(n, tree, memo, work, f"{label}-{n}-{r}"))
                 load.append(os.getloadavg()[0])
                 print(f"  done: {label} n={n} repeat {r}: {results[(label, n)][-1]['wall']:.1f} s, load {load[-1]:.1f}", flush=True)
-    print(f"prune-run -m sweeps of n small runs ({' '.join(SMALL)}); medians of {repeats} repeat(s), interleaved")
+        print_load("after")
+    print(f"prune-run -m sweeps of n small runs ({' '.join(SMALL)}); {repeats_note(repeats)}, interleaved")
     print(f"load average (1 min) {min(load):.1f}-{max(load):.1f} (median {statistics.median(load):.1f}); {os.cpu_count()} CPUs")
     for label, (tree, memo) in variants.items():
         print(f"  {label}: {tree}{'' if memo else ', PRUNE_CLI_DATA_MEMO_MB=0'}")
@@ -147,7 +150,9 @@ def benchmark(sizes: list[int], repeats: int, variants: dict[str, tuple[Path, bo
     first = next(iter(fits), None)
     for label, (slope, _) in fits.items():
         if label != first and slope > 0:
-            print(f"per-run overhead {first} / {label}: {fits[first][0] / slope:.2f}x")
+            print(f"per-run overhead {first} / {label} (the baseline): {fits[first][0] / slope:.2f}x")
+    if repeats == 1:
+        print(f"{SINGLE}: one noisy sample per sweep on a shared machine; rerun with --repeats 3 before quoting a ratio")
 
 
 def profile(n: int, top: int) -> None:
@@ -257,8 +262,9 @@ def compose_bench(repeats: int) -> None:
     times: dict[str, list[float]] = {v: [] for v in variants}
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         compose("config", overrides=SMALL)  # warm-up: plugin imports
+        print_load("before")
         for r in range(repeats):
-            for label in variants if r % 2 == 0 else variants[::-1]:
+            for label in rotated(variants, r):  # the variant that goes first rotates from round to round
                 plugin_source._structured = OmegaConf.structured if label == "neither" else memoised
                 if label != "composition memo":
                     composition_memo.clear()
@@ -266,8 +272,9 @@ def compose_bench(repeats: int) -> None:
                 compose("config", overrides=[*SMALL, f"seed={r}"])
                 times[label].append(time.perf_counter() - start)
     plugin_source._structured = memoised
+    print_load("after")
     base = statistics.median(times["schema memo only"])
-    print(f"one compose of a sweep job's config (small config, a new seed each), median of {repeats}, load {os.getloadavg()[0]:.1f}:")
+    print(f"one compose of a sweep job's config (small config, a new seed each), {repeats_note(repeats)}, baseline: schema memo only:")
     for label in variants:
         t = statistics.median(times[label])
         print(f"  {label:<18} {t * 1000:6.0f} ms  ({t / base:.2f}x of schema memo only)")
@@ -308,18 +315,23 @@ def data_bench(repeats: int) -> None:
             "mnist1d (10000 signals)": ["dataset=mnist1d"],
             "cifar10 (60000 images, files)": ["dataset=cifar10", f"dataset.root={tmp}"],
         }
-        print(f"a run's data step (load_raw + build_splits), median of {repeats}; load {os.getloadavg()[0]:.1f}")
+        print(f"a run's data step (load_raw + build_splits), {repeats_note(repeats)}, order rotating; baseline: a load")
         with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
             for label, overrides in cases.items():
                 node = compose("config", overrides=overrides).dataset
                 times: dict[str, list[float]] = {"load": [], "memo hit": []}
-                for _ in range(repeats):
-                    for kind in ("load", "memo hit"):
+                cache.clear()
+                build_splits(cache.load_raw(node), node, 0, torch.device("cpu"))  # untimed: a load, then a hit below
+                build_splits(cache.load_raw(node), node, 0, torch.device("cpu"))
+                print_load("before")
+                for r in range(repeats):
+                    for kind in rotated(("load", "memo hit"), r):  # the memo holds the data from the rounds before
                         if kind == "load":
                             cache.clear()
                         start = time.perf_counter()
                         build_splits(cache.load_raw(node), node, 0, torch.device("cpu"))
                         times[kind].append(time.perf_counter() - start)
+                print_load("after")
                 load, hit = statistics.median(times["load"]), statistics.median(times["memo hit"])
                 print(f"  {label:<32} load {load:7.3f} s   memo hit {hit:7.3f} s   ({hit / load:.2f}x)")
         cache.clear()
@@ -328,7 +340,7 @@ def data_bench(repeats: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--sizes", type=positive_int, nargs="+", help="sweep sizes n (default 1 4 16 64; with --quick 1 4 16)")
-    ap.add_argument("--repeats", type=positive_int, help="repeats of each sweep (default 3; with --quick 1)")
+    ap.add_argument("--repeats", type=positive_int, help=f"repeats of each sweep (default 3; with --quick 1: {SINGLE})")
     ap.add_argument(
         "--quick", action="store_true", help="smaller defaults: n = 1, 4, 16 and one repeat (--sizes, --repeats still apply)"
     )

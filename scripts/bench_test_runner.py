@@ -1,8 +1,9 @@
 """Benchmark: what one prune-run costs a test, by how the test starts it (docs/performance.md#test-suite).
 
 The same rejected run (`prune-run sparsity=2`: compose, validate, exit 2) and the same tiny finished
-run (the tests' FAST settings, `train.epochs=1`), each started three ways, interleaved, repeated;
-medians and their ratio to the new interpreter (the baseline, what the tests used before):
+run (the tests' FAST settings, `train.epochs=1`), each started three ways, interleaved (the order of the
+ways rotating from round to round: scripts/script_timing.py), repeated after one untimed round; medians
+and their ratio to the new interpreter (the baseline, what the tests used before):
 
 - new interpreter: `python -m prune_cli.cli ...` (subprocess.run)
 - forked child:    tests/cli_runner.py start_forked (a process of its own, forked from this one)
@@ -32,6 +33,7 @@ from conftest import FAST  # noqa: E402
 
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402
 from script_args import positive_int  # noqa: E402
+from script_timing import print_load, repeats_note, rotated  # noqa: E402
 
 ENV = {"OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
 # FAST sets train.epochs too, and prune-run refuses a key given twice: the later value replaces it, as tests/conftest.py does
@@ -63,12 +65,14 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # as tests/conftest.py
-    print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print(f"{args.repeats} timed rounds after one untimed round, order rotating; {repeats_note(args.repeats)}")
+    print_load("before")
     times: dict[tuple[str, str], list[float]] = {(c, w): [] for c in CASES for w in WAYS}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats + 1):  # the first round warms caches (MNIST-1D, imports) and is not timed
             for case, (argv, code) in CASES.items():
-                for way, start in WAYS.items():
+                for way in rotated(WAYS, rep):  # the order of the ways rotates from round to round
+                    start = WAYS[way]
                     results = Path(tmp) / f"{rep}-{len(times)}-{way.replace(' ', '_')}-{case[:4]}" / "results"
                     results.parent.mkdir(parents=True)
                     t0 = time.perf_counter()
@@ -77,7 +81,7 @@ def main() -> None:
                     assert got == code, (case, way, got)
                     if rep:
                         times[case, way].append(elapsed)
-    print(f"load average after:  {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    print_load("after")
     print(f"{'case':28s} {'way':16s} {'median s':>9s} {'vs new interpreter':>19s}")
     for case in CASES:
         base = statistics.median(times[case, "new interpreter"])

@@ -57,6 +57,10 @@ CASES = [
     *([("bench_gpu_epoch.py", ["--device", "cuda"], "argument --device: 'cuda'")] if NOT_A_GPU else []),
     ("bench_grand.py", ["--examples", "0"], "argument --examples: '0'"),
     ("bench_threads.py", ["--concurrency", "0"], "argument --concurrency: '0'"),
+    ("bench_grand.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    ("bench_threads.py", ["--repeats", "0"], "argument --repeats: '0'"),
+    # the ratios' baseline is named before timing and must be one of the settings measured
+    ("bench_threads.py", ["--settings", "auto", "2", "--baseline", "1"], "argument --baseline: '1': allowed: one of the settings"),
     ("bench_speedup.py", ["--threads", "0"], "argument --threads: '0'"),
     ("bench_speedup.py", ["--sparsities", "1.5"], "argument --sparsities: '1.5'"),
     ("bench_startup.py", ["--baseline", "/nonexist"], "argument --baseline: '/nonexist'"),
