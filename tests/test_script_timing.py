@@ -113,3 +113,29 @@ def test_bench_grand_names_the_loop_baseline_and_warms_up(monkeypatch, capsys):
     assert seen == [(["loop", "vmap"], 1, True)]
     out = capsys.readouterr().out
     assert "single repeat (no median)" in out and out.count("load average") == 2
+
+
+def test_bench_sweep_warms_up_each_variant_and_rotates_which_goes_first(monkeypatch, capsys):
+    """bench_sweep.py's rounds listed the sizes and, within each, the variants in one order (reversed on
+    odd rounds); the variant that goes first now rotates, and one repeat is labelled as such. The
+    sweep processes are stand-ins that return made-up timings."""
+    ns = _script("bench_sweep.py", monkeypatch)
+    log: list[tuple[str, int]] = []
+
+    def fake_sweep(n, tree, memo, work, tag):
+        log.append((tag.rsplit("-", 2)[0] if not tag.startswith("warmup") else "warmup", n))
+        return {"wall": 2.0 * n, "runs": [{"total": 1.0, "data": 0.1, "training": 0.5, "recording": 0.2}] * n, "hits": n - 1}
+
+    monkeypatch.setitem(ns, "run_sweep", fake_sweep)
+    variants = {"this": (REPO, True), "baseline": (REPO, True), "memo off": (REPO, False)}
+    ns["benchmark"]([1, 2], 3, variants)
+    assert log[:3] == [("warmup", 1)] * 3  # one untimed 1-run sweep per variant
+    timed = log[3:]
+    assert timed[:6] == [("this", 1), ("baseline", 1), ("memo off", 1), ("this", 2), ("baseline", 2), ("memo off", 2)]
+    for n in (1, 2):  # at each size every variant goes first in one of the three rounds: a fixed or reversed order fails
+        firsts = [[label for label, size in timed[6 * r : 6 * r + 6] if size == n][0] for r in range(3)]
+        assert sorted(firsts) == sorted(variants), (n, firsts)
+    out = capsys.readouterr().out
+    assert "medians of 3 repeats" in out and out.count("load average before") == 1 and "single repeat" not in out
+    ns["benchmark"]([1, 2], 1, variants)
+    assert "single repeat (no median)" in capsys.readouterr().out
