@@ -3,13 +3,14 @@
 Each sweep is one `prune-run -m` process (Hydra's basic launcher: the 12 runs one after another, with
 prune-run's own thread choice and OpenMP settings), started --repeats times per variant, the two
 variants interleaved and their order alternated between repeats (cache first, then without, and so
-on), each in a fresh results_dir. With the cache, one dense model is trained and the other 11 runs
-load it; without, every run trains its own. Printed: the median wall time of each variant, the ratio
-(median without / median with: the speed-up the cache gives such a sweep), each repeat's times, the
-machine's load (1-minute load average) before and after every sweep, and whether both variants
-recorded the same numbers (every run's test accuracy, dense and fine-tuned: a cache hit must give
-the run trained from scratch: docs/robustness.md "How", "Random streams"; the cache itself: README.md
-"Config reference", `dense_cache`).
+on: scripts/script_timing.py), after one untimed sweep of each, each in a fresh results_dir. With the
+cache, one dense model is trained and the other 11 runs load it; without, every run trains its own.
+Printed: the median wall time of each variant, the ratio (median without / median with: the speed-up
+the cache gives such a sweep; without the cache is the baseline), each repeat's times, the machine's
+load (1-minute load average) before and after the timing and after every sweep, and whether both
+variants recorded the same numbers (every run's test accuracy, dense and fine-tuned: a cache hit must
+give the run trained from scratch: docs/robustness.md "How", "Random streams"; the cache itself:
+README.md "Config reference", `dense_cache`).
 
 The speed-up is bounded by the share of dense training in a run: with --epochs E dense epochs and 2
 fine-tuning epochs per run, at most about 12 (E + 2) / (12 * 2 + E) when training dominates.
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 from script_args import description, positive_int
+from script_timing import print_load, repeats_note, rotated
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = "magnitude,random"  # plus magnitude with layerwise allocation, a third method
@@ -80,23 +82,28 @@ def main() -> None:
     ap.add_argument("--repeats", type=positive_int, default=3)
     args = ap.parse_args()
     times: dict[bool, list[float]] = {True: [], False: []}
-    load = [os.getloadavg()[0]]
     same = True
     with tempfile.TemporaryDirectory() as tmp:
+        for cache in (True, False):  # one untimed sweep of each first: file caches, the dataset generated once
+            (Path(tmp) / f"warmup-{'cache' if cache else 'no_cache'}").mkdir()
+            run_sweep(Path(tmp) / f"warmup-{'cache' if cache else 'no_cache'}", cache, args)
+        print_load("before")
+        load = [os.getloadavg()[0]]
         for rep in range(args.repeats):
-            order = (True, False) if rep % 2 == 0 else (False, True)
             recorded = {}
-            for cache in order:
+            for cache in rotated((True, False), rep):  # the order alternates from repeat to repeat
                 results = Path(tmp) / f"rep{rep}-{'cache' if cache else 'no_cache'}"
                 results.mkdir()
                 times[cache].append(run_sweep(results, cache, args))
                 load.append(os.getloadavg()[0])
                 recorded[cache] = accuracies(results)
             same = same and recorded[True].equals(recorded[False])
+        print_load("after")
     with_cache, without = statistics.median(times[True]), statistics.median(times[False])
     print(
         f"sweep of 12 runs (magnitude, random, layerwise magnitude x sparsities {SPARSITIES} x seed 0), {args.dataset}, "
-        f"{args.epochs} dense epochs + 2 fine-tuning epochs each; {args.repeats} repeat(s), interleaved, order alternated"
+        f"{args.epochs} dense epochs + 2 fine-tuning epochs each; {repeats_note(args.repeats)}, interleaved, order alternated; "
+        "baseline: without the cache"
     )
     print(f"load average (1 min) {min(load):.1f}-{max(load):.1f} (median {statistics.median(load):.1f}); {os.cpu_count()} CPUs")
     print("without cache, s: " + ", ".join(f"{t:.1f}" for t in times[False]))
