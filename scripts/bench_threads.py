@@ -19,7 +19,7 @@ best; auto is also compared with each fixed setting (1 and 2) on its own. The ma
 auto within 10 % of the faster fixed setting in every case. `--quick` runs a single repeat (no
 median), and says so.
 
-    PYTHONPATH=$PWD python scripts/bench_threads.py --quick       # single repeat (no median), 3-5 minutes on 2 cores
+    PYTHONPATH=$PWD python scripts/bench_threads.py --quick       # single repeat (no median), some minutes on 2 cores
     PYTHONPATH=$PWD python scripts/bench_threads.py --repeats 3   # the full default run
 """
 
