@@ -8,9 +8,15 @@ magnitude pruning at ratio rho) the predicted ratio is
     rho_pred(R) = f + (1 - f) * sum_k tau_k * 2 eps / (2 eps + R^2 |theta_k|)
 
 with SLQ nodes/weights (theta_k, tau_k) and flat fraction f. The predicted limit rho_hat is the
-grid ratio where rho_pred(R(rho)) crosses rho. Since 2 eps / (2 eps + R^2 lambda) is convex in
-lambda, Jensen gives a lower bound using only the mean |eigenvalue| (Tr|H| / D) or, for PSD H,
-Tr(H) / D from Hutchinson; their crossings bound rho_hat from below.
+grid ratio where rho_pred(R(rho)) crosses rho. Since g(m) = 2 eps / (2 eps + R^2 m) is convex and
+decreasing in m >= 0, Jensen puts g(mean |eigenvalue|) (Tr|H| / D from the SLQ nodes, `bound_abs`)
+below rho_pred for every spectrum, so its crossing is a lower bound of rho_hat. `bound_hutch` puts
+Tr(H) / D from Hutchinson in its place and is a heuristic, not a bound: with negative eigenvalues
+Tr(H) / D < mean |lambda| and its curve can lie above rho_pred (its crossing above rho_hat), and
+Hutchinson's trace is a separate random estimate, so even for H without negative eigenvalues
+(Tr H = Tr|H|) only its expected value gives the Jensen bound: one draw below Tr|H| can put the
+crossing above rho_hat. It is a lower bound (no tighter than `bound_abs`) whenever
+Tr(H)_Hutchinson >= Tr|H|_SLQ, g being decreasing (tests/test_limit_bounds.py).
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ def predicted_ratio(
 
 def jensen_bound(r: torch.Tensor, eps: float, mean_eigenvalue: float, flat_fraction: float = 0.0) -> torch.Tensor:
     """f + (1 - f) * 2 eps / (2 eps + R^2 * mean_eigenvalue): a lower bound of rho_pred when
-    mean_eigenvalue is the mean |lambda| (or the mean lambda of a PSD Hessian)."""
+    mean_eigenvalue is at least the spectrum's mean |lambda| (Jensen; the Hutchinson Tr(H) / D of
+    `bound_hutch` is not, in general: see the module docstring)."""
     ones = torch.ones(1, dtype=torch.float64)
     return predicted_ratio(r, eps, [torch.tensor([float(mean_eigenvalue)], dtype=torch.float64)], [ones], flat_fraction)
 
@@ -123,7 +130,8 @@ def loss_std(
 
 
 def prediction(weights: list[torch.Tensor], rhos: torch.Tensor, eps: float, spec: Spectrum, flat_fraction: float = 0.0) -> dict:
-    """R(rho), rho_pred and both Jensen bounds on the grid, with their self-consistent crossings."""
+    """R(rho), rho_pred, the Jensen lower bound `bound_abs` and the heuristic `bound_hutch` on the grid,
+    with their self-consistent crossings."""
     r = distances(weights, rhos)
     pred = predicted_ratio(r, eps, spec.nodes, spec.weights, flat_fraction)
     mean_abs = spec.quadrature(torch.abs)

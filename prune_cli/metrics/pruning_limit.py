@@ -4,7 +4,8 @@
 Runs in the dense phase only (the prediction is a property of the trained dense weights w*).
 Predicted: epsilon (std of the minibatch training objective), SLQ spectrum of the training-loss
 Hessian, R(rho) to global magnitude pruning of the run's prunable weights, the self-consistent
-ratio rho_hat and the crossings of the two Jensen (trace) lower bounds. Actual: the dense model
+ratio rho_hat and the crossings of the two Jensen (trace) curves (Tr|H|: a lower bound of rho_hat;
+Tr H from Hutchinson: a heuristic, analysis/limit.py). Actual: the dense model
 pruned one-shot at every grid ratio, without fine-tuning, evaluated on `split`.
 
 Rows (metrics.csv): split=train: limit_eps, limit_hessian_dim, limit_trace_hutchinson,

@@ -88,8 +88,9 @@ class NTKLinear(nn.Linear):
             nn.init.normal_(self.bias)
 
     def keep_prob(self, weight: torch.Tensor) -> torch.Tensor:
-        """Realised density of the (pruned) weight, at least one entry's worth to avoid 1/0."""
-        return (weight != 0).float().mean().clamp_min(1.0 / weight.numel())
+        """Realised density of the (pruned) weight, at least one entry's worth to avoid 1/0, in the weight's
+        dtype (a float32 density put ~3e-8 relative error into a float64 layer's output)."""
+        return (weight != 0).to(weight.dtype).mean().clamp_min(1.0 / weight.numel())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.linear(x, self.weight) * (self.sigma_w / math.sqrt(self.in_features))
