@@ -5,6 +5,7 @@ at is refused; every dense reference line of the accuracy figure looks different
 from __future__ import annotations
 
 import base64
+import html
 import math
 import re
 
@@ -22,13 +23,13 @@ from prune_cli.report.inputs import ReportInputError
 SECRET = b"a file that is not the report's: 7f3a9c"
 
 
-def _folder(root, kind_b: str, zero_spread: bool = False):
+def _folder(root, kind_b: str, zero_spread: bool = False, other: str = "random"):
     """A hand-written results folder: magnitude and random, 3 seeds, at sparsity 0.5, for two values of the
     config key dataset.kind ("plain" and `kind_b`), with the run directories' files prune-run writes."""
     for kind in ("plain", kind_b):
-        for method, acc in (("magnitude", 0.8), ("random", 0.7)):
+        for method, acc in (("magnitude", 0.8), (other, 0.7)):
             for seed in range(3):
-                run_id = f"{method}-{'p' if kind == 'plain' else 'b'}-{seed}"
+                run_id = f"{'m' if method == 'magnitude' else 'o'}-{'p' if kind == 'plain' else 'b'}-{seed}"
                 d = root / "runs" / run_id
                 d.mkdir(parents=True)
                 cfg = {"name": "t", "seed": seed, "sparsity": 0.5, "method": {"name": method}}
@@ -102,6 +103,21 @@ def test_no_user_value_adds_a_line_to_summary_md(tmp_path):
     assert not [line for line in standards if line.strip() in ("- fake", "# H", "```") or line.startswith("![")]
     page = written["report.html"].read_text()
     assert re.findall(r"<h1>(.*?)</h1>", page) == [f"Report: {tmp_path / 'r'}"]
+
+
+@pytest.mark.parametrize("method", ["# M", "1. M", "> M", "![M](m.png)"])
+def test_a_value_at_the_start_of_a_bullet_starts_no_block(tmp_path, method):
+    """A method's name leads its verdict's bullet: `- # M vs magnitude ...` was a heading inside the item in
+    CommonMark. Its mark is escaped in summary.md (`- \\# M vs`) and shown as it is in report.html."""
+    _folder(tmp_path / "r", "other", other=method)
+    written = build_report(tmp_path / "r", plots=False)
+    bullets = [line for line in written["summary.md"].read_text().splitlines() if line.startswith("- ") and " vs magnitude" in line]
+    assert len(bullets) == 2
+    escaped = "\\" + method if method[0] in "#>!" else method.replace(".", "\\.", 1)
+    assert all(line.startswith(f"- {escaped} vs magnitude at sparsity 0.5") for line in bullets), bullets
+    page = written["report.html"].read_text()
+    assert page.count(f"<li>{html.escape(method)} vs magnitude at sparsity 0.5") == 2
+    assert "<img" not in page
 
 
 def test_zero_spread_has_no_t_interval(tmp_path):

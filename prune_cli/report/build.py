@@ -41,6 +41,7 @@ from .compare import (
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, check_values, expect_markdown, load_expected
 from .html import write_html
+from .figures import PLOT_ORDER
 from .inputs import ReportInputError, confidence_problem, out_problem, results_dir_problem
 from .levels import percent
 from .load import RUN_TABLES_READ, condition_keys, load_results, mixed_code_versions
@@ -55,6 +56,7 @@ from .summary import (
     dense_by_seed,
     experiments_markdown,
     final_phase,
+    item,
     markdown_table,
     one_line,
     recall_distortion_rows,
@@ -241,14 +243,6 @@ class Staging:
                 except OSError:
                     break
 
-
-PLOT_ORDER = (
-    "accuracy_vs_compression.png",
-    "recall_change_vs_dense.png",
-    "regions_vs_sparsity.png",
-    "hessian_density.png",
-    "ntk_vs_width.png",
-)
 
 # Every file a report writes into its folder (docs/report.md "Output folder"). A report first removes
 # those of an earlier one, so that none it does not write again (a comparison whose runs are gone, the
@@ -524,7 +518,7 @@ def _build(
         family = "the method comparisons of this report" if compare_by is not None else "all the comparisons of this report"
         shown = comparisons_markdown(comparisons, confidence, family) if len(comparisons) else ""
         title = one_line("## Paired comparisons" + (f" ({compared} {metric})" if metric != "accuracy" else ""))
-        md += [title, "", *direction, *[f"- {one_line(line)}" for line in alone], *([""] if alone else []), shown, ""]
+        md += [title, "", *direction, *[f"- {item(line)}" for line in alone], *([""] if alone else []), shown, ""]
     if compare_by is not None:
         alone = unpaired_by(metrics, compare_by, metric, split=compared, failed=failed) + without_metric(metrics, metric, compared)
         shown = comparisons_markdown(by_table, confidence, "the comparisons of this section") if len(by_table) else ""
@@ -543,7 +537,7 @@ def _build(
                 )
             ),
             "",
-            *[f"- {one_line(line)}" for line in alone],
+            *[f"- {item(line)}" for line in alone],
             *([""] if alone else []),
             shown or "No method ran with two values of it under otherwise equal keys.",
             "",
@@ -552,7 +546,7 @@ def _build(
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
     if len(intens) or rd_notes:
         shown = [markdown_table(_intensification_table(intens)), ""] if len(intens) else []
-        md += ["## Recall distortion (intensification statistics over seeds)", "", *shown, *[f"- {one_line(n)}" for n in rd_notes], ""]
+        md += ["## Recall distortion (intensification statistics over seeds)", "", *shown, *[f"- {item(n)}" for n in rd_notes], ""]
     disparate = disparate_markdown(worst, pie_classes, summary, split)
     if disparate or pie_notes or rd_notes:
         md += [
@@ -563,7 +557,7 @@ def _build(
             + _pie_text(split, "pie.csv" in written, folder.key_source == "config"),
             "",
             disparate,
-            *[f"\n- {one_line(n)}" for n in rd_notes + pie_notes],
+            *[f"\n- {item(n)}" for n in rd_notes + pie_notes],
             "",
         ]
     md += scaling_md
@@ -589,7 +583,7 @@ def _build(
         )
     if drawn or plot_notes:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
-        md += [f"- {one_line(n)}" for n in plot_notes] + ([""] if plot_notes else [])
+        md += [f"- {item(n)}" for n in plot_notes] + ([""] if plot_notes else [])
     atomic_write_text(out / "summary.md", "\n".join(md))
     written["summary.md"] = out / "summary.md"
     written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}", figures=drawn)  # only these are embedded

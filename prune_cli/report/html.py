@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from ..core.atomic_io import atomic_write_text
+from .figures import REPORT_FIGURES
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; line-height: 1.4; }
@@ -36,14 +37,6 @@ def _inline(text: str) -> str:
     """Escaped text with `code` spans; an escaped backtick is a backtick of the text."""
     parts = CODE.split(text)
     return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p.replace("\\`", "`")) for i, p in enumerate(parts))
-
-
-def report_figures() -> frozenset[str]:
-    """The file names of the figures prune-report itself draws (build.PLOT_ORDER and scaling_fit.png): the
-    only images report.html embeds."""
-    from .build import PLOT_ORDER
-
-    return frozenset((*PLOT_ORDER, "scaling_fit.png"))
 
 
 def own_figure(src: str, figures: frozenset[str]) -> bool:
@@ -85,6 +78,16 @@ def _cell(text: str) -> str:
     return "<br>".join(_inline(part.replace("\\<br>", "<br>")) for part in LINE_BREAK.split(text))
 
 
+# a markdown mark escaped at the start of an item's text (summary.item); an escaped backtick stays for `_inline`
+ESCAPED_MARK = re.compile(r"^(\d*)\\([#>*+\-=|!~\[<.)])")
+
+
+def _unescaped(text: str) -> str:
+    """An item's text with the escape summary.item put before its leading mark taken away (`\\# x` -> `# x`,
+    `1\\. x` -> `1. x`)."""
+    return ESCAPED_MARK.sub(lambda m: m.group(1) + m.group(2), text, count=1)
+
+
 BULLET = re.compile(r"( *)- ")  # a list item; indented, an item of the list under the item above
 
 
@@ -101,15 +104,15 @@ def _bullets(lines: list[str]) -> str:
         while j < len(lines) and indent(lines[j]) > indent(lines[i]):
             j += 1
         nested = _bullets(lines[i + 1 : j]) if j > i + 1 else ""
-        out.append(f"<li>{_inline(lines[i].lstrip()[2:])}{nested}</li>")
+        out.append(f"<li>{_inline(_unescaped(lines[i].lstrip()[2:]))}{nested}</li>")
         i = j
     return "".join(out) + "</ul>"
 
 
 def markdown_to_html(markdown: str, folder: Path, title: str, figures: Optional[Iterable[str]] = None) -> str:
     """The HTML page of prune-report's markdown; images are read from `folder` and embedded, only those named
-    by `figures` (bare file names; default: every figure the report draws, `report_figures`)."""
-    figures = report_figures() if figures is None else frozenset(figures)
+    by `figures` (bare file names; default: every figure the report draws, figures.REPORT_FIGURES)."""
+    figures = REPORT_FIGURES if figures is None else frozenset(figures)
     lines = markdown.splitlines()
     body: list[str] = []
     i = 0
