@@ -127,8 +127,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.expect_strict and args.expect is None:
         parser.error("--expect-strict needs --expect FILE_OR_PRESET")
-    if not 0 < args.confidence < 1:
-        parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
+    from .inputs import confidence_problem
+
+    if confidence_problem(args.confidence):
+        parser.error(confidence_problem(args.confidence))
     if args.expect is not None:  # the values first, then the folders (build_report's order)
         from .expect import load_expected
 

@@ -41,7 +41,8 @@ from .compare import (
 from .disparate import disparate_markdown, pruning_identified_exemplars, worst_class_drops
 from .expect import check_expected, check_values, expect_markdown, load_expected
 from .html import write_html
-from .inputs import ReportInputError, out_problem, results_dir_problem
+from .figures import PLOT_ORDER
+from .inputs import ReportInputError, confidence_problem, out_problem, results_dir_problem
 from .levels import percent
 from .load import RUN_TABLES_READ, condition_keys, load_results, mixed_code_versions
 from .mixing import left_out_notes, without_mixed
@@ -55,7 +56,9 @@ from .summary import (
     dense_by_seed,
     experiments_markdown,
     final_phase,
+    item,
     markdown_table,
+    one_line,
     recall_distortion_rows,
     standards_check,
     summarise,
@@ -103,8 +106,8 @@ def build_report(
     section of summary.md (compare.py `_arms`); any other key raises ReportInputError first.
     `metric`: what the paired comparisons compare (default accuracy; `ece`, `loss`, a metric plugin's
     scalar): one the folder records on `split` for the final sparse model, else ReportInputError first."""
-    if not 0 < confidence < 1:
-        raise ReportInputError(f"--confidence must be in (0, 1), got {confidence}")
+    if confidence_problem(confidence):
+        raise ReportInputError(confidence_problem(confidence))
     root = Path(root)
     expected = load_expected(expect) if expect is not None else None
     problem = results_dir_problem(root)  # a run directory, a runs/ folder, an empty folder: nothing created
@@ -240,14 +243,6 @@ class Staging:
                 except OSError:
                     break
 
-
-PLOT_ORDER = (
-    "accuracy_vs_compression.png",
-    "recall_change_vs_dense.png",
-    "regions_vs_sparsity.png",
-    "hessian_density.png",
-    "ntk_vs_width.png",
-)
 
 # Every file a report writes into its folder (docs/report.md "Output folder"). A report first removes
 # those of an earlier one, so that none it does not write again (a comparison whose runs are gone, the
@@ -430,12 +425,13 @@ def _build(
     atomic_write_csv(card, out / "report_card.csv")
     written["report_card.csv"] = out / "report_card.csv"
 
-    standards = standards_check(folder, summary, split, failed)
+    # each line one line: a config value with a line break in a label must not end the code block or add a line
+    standards = [one_line(line) for line in standards_check(folder, summary, split, failed)]
     atomic_write_text(out / "standards.txt", "\n".join(standards) + "\n")  # a full disk: an error naming the file
     written["standards.txt"] = out / "standards.txt"
 
     md = [
-        f"# Report: {root}",
+        f"# Report: {one_line(root)}",
         "",
         f"Completed runs: {len(folder.configs) or metrics.get('run_id', pd.Series()).nunique()}" + _left_out_count(folder) + "; "
         f"failed: {len(folder.failed)}; unfinished: {len(folder.unfinished)}. Means over seeds ± std; "
@@ -444,38 +440,45 @@ def _build(
     ]
     if folder.without_config:
         md += [
-            f"Left out, completed but without the config.yaml that holds their experiment key: {', '.join(folder.without_config)}.",
+            one_line(
+                f"Left out, completed but without the config.yaml that holds their experiment key: {', '.join(folder.without_config)}."
+            ),
             "",
         ]
     if folder.bad_config:
         md += [
-            "Left out, completed but with a config.yaml that cannot be read (their experiment key): "
-            + "; ".join(f"{name} ({why})" for name, why in folder.bad_config.items())
-            + ".",
+            one_line(
+                "Left out, completed but with a config.yaml that cannot be read (their experiment key): "
+                + "; ".join(f"{name} ({why})" for name, why in folder.bad_config.items())
+                + "."
+            ),
             "",
         ]
     lacking = folder.without_table()
     if lacking:
         md += [
-            "Completed runs without a table they write, left out of what reads it: "
-            + "; ".join(f"{name} ({RUN_TABLES_READ[name]}): {', '.join(runs)}" for name, runs in lacking.items())
-            + ".",
+            one_line(
+                "Completed runs without a table they write, left out of what reads it: "
+                + "; ".join(f"{name} ({RUN_TABLES_READ[name]}): {', '.join(runs)}" for name, runs in lacking.items())
+                + "."
+            ),
             "",
         ]
     for name, rows in folder.text_values.items():
         if rows:
-            md += [f"{name} rows whose value is not a number, left out: {'; '.join(rows)}.", ""]
+            md += [one_line(f"{name} rows whose value is not a number, left out: {'; '.join(rows)}."), ""]
     for name, rows in folder.repeated.items():
         if rows:
-            md += [f"{name} rows recorded twice with different values, that metric of that run left out: {'; '.join(rows)}.", ""]
+            twice = f"{name} rows recorded twice with different values, that metric of that run left out: {'; '.join(rows)}."
+            md += [one_line(twice), ""]
     if folder.skipped:
-        md += ["Run directories not read: " + "; ".join(f"{name} ({why})" for name, why in folder.skipped.items()) + ".", ""]
+        md += [one_line("Run directories not read: " + "; ".join(f"{name} ({why})" for name, why in folder.skipped.items()) + "."), ""]
     mixed_code = mixed_code_versions(folder)
     if mixed_code:
         md += [
             "Seeds made by different code, averaged as they are (their numbers may differ by more than the seed; "
             "to compare like with like, rerun the experiment's seeds with one version, in a fresh results_dir): "
-            + "; ".join(mixed_code)
+            + one_line("; ".join(mixed_code))
             + ".",
             "",
         ]
@@ -514,25 +517,27 @@ def _build(
     if len(comparisons) or alone:
         family = "the method comparisons of this report" if compare_by is not None else "all the comparisons of this report"
         shown = comparisons_markdown(comparisons, confidence, family) if len(comparisons) else ""
-        title = "## Paired comparisons" + (f" ({compared} {metric})" if metric != "accuracy" else "")
-        md += [title, "", *direction, *[f"- {line}" for line in alone], *([""] if alone else []), shown, ""]
+        title = one_line("## Paired comparisons" + (f" ({compared} {metric})" if metric != "accuracy" else ""))
+        md += [title, "", *direction, *[f"- {item(line)}" for line in alone], *([""] if alone else []), shown, ""]
     if compare_by is not None:
         alone = unpaired_by(metrics, compare_by, metric, split=compared, failed=failed) + without_metric(metrics, metric, compared)
         shown = comparisons_markdown(by_table, confidence, "the comparisons of this section") if len(by_table) else ""
         md += [
-            f"## Paired comparisons by {compare_by}" + (f" ({compared} {metric})" if metric != "accuracy" else ""),
+            one_line(f"## Paired comparisons by {compare_by}" + (f" ({compared} {metric})" if metric != "accuracy" else "")),
             "",
             *direction,
-            f"Each method's runs with different values of {compare_by} and the same value of every other key, paired by "
-            "seed (comparisons_by.csv; --baseline applies to the method comparisons only)."
-            + (
-                f" The values of {compare_by} enter the data or the dense model's training, so each arm has a dense model "
-                "of its own, and the paired difference includes theirs."
-                if compare_by.split(".")[0] in ("dataset", "train", "data_pruning", "model")
-                else ""
+            one_line(
+                f"Each method's runs with different values of {compare_by} and the same value of every other key, paired by "
+                "seed (comparisons_by.csv; --baseline applies to the method comparisons only)."
+                + (
+                    f" The values of {compare_by} enter the data or the dense model's training, so each arm has a dense model "
+                    "of its own, and the paired difference includes theirs."
+                    if compare_by.split(".")[0] in ("dataset", "train", "data_pruning", "model")
+                    else ""
+                )
             ),
             "",
-            *[f"- {line}" for line in alone],
+            *[f"- {item(line)}" for line in alone],
             *([""] if alone else []),
             shown or "No method ran with two values of it under otherwise equal keys.",
             "",
@@ -541,7 +546,7 @@ def _build(
         md += [f"## Accuracy ({split} split, final sparse model)", "", accuracy_markdown(summary, split), ""]
     if len(intens) or rd_notes:
         shown = [markdown_table(_intensification_table(intens)), ""] if len(intens) else []
-        md += ["## Recall distortion (intensification statistics over seeds)", "", *shown, *[f"- {n}" for n in rd_notes], ""]
+        md += ["## Recall distortion (intensification statistics over seeds)", "", *shown, *[f"- {item(n)}" for n in rd_notes], ""]
     disparate = disparate_markdown(worst, pie_classes, summary, split)
     if disparate or pie_notes or rd_notes:
         md += [
@@ -552,7 +557,7 @@ def _build(
             + _pie_text(split, "pie.csv" in written, folder.key_source == "config"),
             "",
             disparate,
-            *[f"\n- {n}" for n in rd_notes + pie_notes],
+            *[f"\n- {item(n)}" for n in rd_notes + pie_notes],
             "",
         ]
     md += scaling_md
@@ -578,10 +583,10 @@ def _build(
         )
     if drawn or plot_notes:
         md += ["## Plots", ""] + [f"![{name}]({path.name})" for name, path in drawn.items()] + [""]
-        md += [f"- {n}" for n in plot_notes] + ([""] if plot_notes else [])
+        md += [f"- {item(n)}" for n in plot_notes] + ([""] if plot_notes else [])
     atomic_write_text(out / "summary.md", "\n".join(md))
     written["summary.md"] = out / "summary.md"
-    written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}")
+    written["report.html"] = write_html("\n".join(md), out, f"prune-report: {root}", figures=drawn)  # only these are embedded
     return written
 
 
@@ -600,7 +605,7 @@ def _direction_lines(metric: str, compared: str, split: str) -> list[str]:
     text += "a verdict's > and < compare the values."
     if compared != split:
         text += f" {metric} is recorded on the {compared} split only, so it is compared there (not on --split {split})."
-    return [text, ""]
+    return [one_line(text), ""]  # the metric's name is the folder's
 
 
 def _pie_text(split: str, written: bool, run_dirs: bool) -> str:

@@ -198,8 +198,9 @@ def paired_statistics(a: Sequence[float], b: Sequence[float], confidence: float 
         row["t_low"], row["t_high"] = row["mean_diff"] - half, row["mean_diff"] + half
         row["t_stat"], row["p_t"] = paired_t_test(d) if row["mean_diff"] != 0 else (0.0, 1.0)
         row["d_z"] = row["mean_diff"] / sd
-    else:  # identical differences: no spread to test against
-        row["t_low"] = row["t_high"] = row["mean_diff"] if n >= 2 else math.nan
+    else:  # identical differences: no spread to test against, and no t interval either (its width sd / 0 x 0 is
+        # no interval; [mean, mean] claimed a certainty the seeds do not give, docs/report.md "zero spread")
+        row["t_low"] = row["t_high"] = math.nan
         row["t_stat"] = row["p_t"] = row["d_z"] = math.nan
     row["boot_low"], row["boot_high"], row["bootstrap"] = bootstrap_interval(d, confidence)
     snapped = _ties_snapped(d) if n else d

@@ -411,7 +411,7 @@ def _ambiguity(configs: dict[str, dict], dense: bool = False) -> str:
 
 
 def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
-    from .summary import markdown_table
+    from .summary import markdown_table, one_line
 
     counts = table["status"].value_counts()
     head = (
@@ -434,7 +434,7 @@ def expect_markdown(table: pd.DataFrame, expected: dict) -> str:
     if "match" in table.columns and (table["match"].fillna("") != "").any():  # points told apart by `match:` only
         cols.insert(2, "match")
     shown = table[cols + (["note"] if "note" in table.columns and (table["note"].fillna("") != "").any() else [])]
-    return head + "\n\n" + markdown_table(shown)
+    return one_line(head) + "\n\n" + markdown_table(shown)  # the file's source and status on the line of the head
 
 
 def _short(table: pd.DataFrame) -> int:

@@ -3,7 +3,8 @@ markdown of summary.md (experiments, report card, expected values, verdicts, acc
 impact, standards) rendered as HTML, with every figure embedded as a base64 PNG.
 
 Only the markdown that prune-report itself writes is rendered: headings, paragraphs, bullet
-lists (nested by indentation), pipe tables, fenced code blocks, inline code and images."""
+lists (nested by indentation), pipe tables, fenced code blocks, inline code and images; an image is
+embedded only when it is one of the report's own figures, named bare (`own_figure`), else it is text."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import base64
 import html
 import re
 from pathlib import Path
+from typing import Iterable, Optional
 
 from ..core.atomic_io import atomic_write_text
+from .figures import REPORT_FIGURES
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; line-height: 1.4; }
@@ -36,9 +39,18 @@ def _inline(text: str) -> str:
     return "".join(f"<code>{html.escape(p)}</code>" if i % 2 else html.escape(p.replace("\\`", "`")) for i, p in enumerate(parts))
 
 
-def _image(alt: str, src: str, folder: Path) -> str:
+def own_figure(src: str, figures: frozenset[str]) -> bool:
+    """`src` is the bare name of one of the report's own figures (`figures`): no folder, no `..`, no
+    absolute path. An image line whose target is anything else (a config value holding
+    `![x](/etc/hostname)`, say) is text: embedding it copied that file into the page."""
+    return src in figures and "/" not in src and "\\" not in src and src not in (".", "..")
+
+
+def _image(alt: str, src: str, folder: Path, figures: frozenset[str]) -> str:
+    if not own_figure(src, figures):
+        return "<p>" + _inline(f"![{alt}]({src})") + "</p>"
     path = folder / src
-    if not path.is_file():
+    if path.is_symlink() or not path.is_file():
         return f"<p>(figure {html.escape(src)} missing)</p>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     caption = html.escape(alt)
@@ -66,6 +78,16 @@ def _cell(text: str) -> str:
     return "<br>".join(_inline(part.replace("\\<br>", "<br>")) for part in LINE_BREAK.split(text))
 
 
+# a markdown mark escaped at the start of an item's text (summary.item); an escaped backtick stays for `_inline`
+ESCAPED_MARK = re.compile(r"^(\d*)\\([#>*+\-=|!~\[<.)])")
+
+
+def _unescaped(text: str) -> str:
+    """An item's text with the escape summary.item put before its leading mark taken away (`\\# x` -> `# x`,
+    `1\\. x` -> `1. x`)."""
+    return ESCAPED_MARK.sub(lambda m: m.group(1) + m.group(2), text, count=1)
+
+
 BULLET = re.compile(r"( *)- ")  # a list item; indented, an item of the list under the item above
 
 
@@ -82,13 +104,15 @@ def _bullets(lines: list[str]) -> str:
         while j < len(lines) and indent(lines[j]) > indent(lines[i]):
             j += 1
         nested = _bullets(lines[i + 1 : j]) if j > i + 1 else ""
-        out.append(f"<li>{_inline(lines[i].lstrip()[2:])}{nested}</li>")
+        out.append(f"<li>{_inline(_unescaped(lines[i].lstrip()[2:]))}{nested}</li>")
         i = j
     return "".join(out) + "</ul>"
 
 
-def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
-    """The HTML page of prune-report's markdown; images are read from `folder` and embedded."""
+def markdown_to_html(markdown: str, folder: Path, title: str, figures: Optional[Iterable[str]] = None) -> str:
+    """The HTML page of prune-report's markdown; images are read from `folder` and embedded, only those named
+    by `figures` (bare file names; default: every figure the report draws, figures.REPORT_FIGURES)."""
+    figures = REPORT_FIGURES if figures is None else frozenset(figures)
     lines = markdown.splitlines()
     body: list[str] = []
     i = 0
@@ -122,7 +146,7 @@ def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
             i = j
         elif IMAGE.fullmatch(line.strip()):
             alt, src = IMAGE.fullmatch(line.strip()).groups()
-            body.append(_image(alt, src, folder))
+            body.append(_image(alt, src, folder, figures))
             i += 1
         elif line.strip():
             j = i + 1  # the first line always: one starting with `![` that is not a whole image is text
@@ -141,7 +165,7 @@ def markdown_to_html(markdown: str, folder: Path, title: str) -> str:
     return head + "\n<body>\n" + "\n".join(body) + "\n</body>\n</html>\n"
 
 
-def write_html(markdown: str, folder: Path, title: str) -> Path:
+def write_html(markdown: str, folder: Path, title: str, figures: Optional[Iterable[str]] = None) -> Path:
     path = Path(folder) / "report.html"
-    atomic_write_text(path, markdown_to_html(markdown, Path(folder), title))
+    atomic_write_text(path, markdown_to_html(markdown, Path(folder), title, figures))
     return path

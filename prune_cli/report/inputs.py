@@ -11,7 +11,7 @@ from typing import Optional
 
 from ..core.writable import directory_problem
 
-__all__ = ["RESULTS_DIR_EXPECTED", "OUT_ALLOWED", "ReportInputError", "results_dir_problem", "out_problem"]
+__all__ = ["RESULTS_DIR_EXPECTED", "OUT_ALLOWED", "ReportInputError", "confidence_problem", "results_dir_problem", "out_problem"]
 
 
 class ReportInputError(ValueError):
@@ -29,6 +29,21 @@ OUT_ALLOWED = "allowed: a directory that exists and is writable, or one that can
 # What only a run directory holds (prune_cli/cli.py, prune_cli/run/experiment.py): COMPLETE is written
 # last, failed.json by a failed run, the others from a run's start.
 RUN_DIR_MARKERS = ("COMPLETE", "failed.json", "provenance.json", "prune-run.log", ".hydra", "state.pt")
+
+
+def confidence_problem(confidence: float) -> Optional[str]:
+    """Why `confidence` (--confidence c) cannot be used, or None. c must be in (0, 1), and so must the test level
+    1 - c as floating point computes it, and the upper quantile (1 + c) / 2 of the Student-t intervals must be
+    below 1, where the quantile at the fewest degrees of freedom (1, two seeds) is finite: 1 - 1e-320 is 1.0, which
+    tested at level 1 and claimed a direction at p = 0.13; (1 + 0.9999999999999999) / 2 is 1.0, whose quantile is
+    infinite and gave the interval [-inf, +inf]. Allowed: about 1.2e-16 <= c <= 0.9999999999999998."""
+    c = confidence
+    if not (0 < c < 1 and 0 < 1 - c < 1 and (1 + c) / 2 < 1 and 0.5 + c / 2 < 1):
+        return (
+            f"--confidence must be in (0, 1), with the test level 1 - c inside (0, 1) and a finite t quantile in "
+            f"floating point (about 1.2e-16 <= c <= 0.9999999999999998), got {c!r}"
+        )
+    return None
 
 
 def _is_run_dir(d: Path) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import textwrap
 
-import itertools
 from pathlib import Path
 from typing import Optional
 
@@ -224,6 +223,24 @@ def curve_style(k: int) -> dict:
     return {"color": f"C{k % 10}", "ls": LINE_STYLES[(k // 10) % len(LINE_STYLES)], "marker": MARKERS[(k // 10) % len(MARKERS)]}
 
 
+DENSE_LINE_STYLES = ("--", ":", "-.")
+DENSE_GREYS = ("k", "0.45", "0.7")  # black, then two greys that stay visible on white
+DENSE_MARKERS = ("", "x", "+", "|")
+
+
+def dense_style(k: int) -> dict:
+    """Line style, grey level and marker of a figure's k-th dense reference line: the three line styles, then
+    the next grey with each further 3 lines, then the next marker (at the line's ends) with each further 9, so
+    that 36 lines differ in at least one (before, all were black and cycled over the 3 styles: the 4th looked
+    exactly like the 1st)."""
+    n_styles, n_greys = len(DENSE_LINE_STYLES), len(DENSE_GREYS)
+    return {
+        "ls": DENSE_LINE_STYLES[k % n_styles],
+        "color": DENSE_GREYS[(k // n_styles) % n_greys],
+        "marker": DENSE_MARKERS[(k // (n_styles * n_greys)) % len(DENSE_MARKERS)],
+    }
+
+
 def accuracy_vs_compression(
     summary: pd.DataFrame, out: Path, split: str = "test", configs_known: bool = False, dense_seeds: Optional[pd.DataFrame] = None
 ) -> Optional[Path]:
@@ -259,8 +276,8 @@ def accuracy_vs_compression(
             curve = curve.sort_values("x_sparsity")
             x = 1.0 / (1.0 - curve["x_sparsity"].to_numpy(float))
             _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label, **curve_style(k))
-        for (label, dense), ls in zip(dense_references(part, varying, configs_known, dense_seeds), itertools.cycle(("--", ":", "-."))):
-            ax.axhline(dense, color="k", ls=ls, lw=1, label=label)
+        for k, (label, dense) in enumerate(dense_references(part, varying, configs_known, dense_seeds)):
+            ax.axhline(dense, lw=1, label=label, **dense_style(k))
         ax.set_xscale("log", base=2)
         ticks = sorted(set(np.round(1.0 / (1.0 - part["x_sparsity"].to_numpy(float)), 3)))
         ax.set_xticks(ticks)

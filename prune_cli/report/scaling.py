@@ -612,8 +612,10 @@ def _fmt(value: float, se: float) -> str:
 def summary_lines(table: pd.DataFrame) -> list[str]:
     """summary.md: one line per family (parameters ± standard error and the fit error, or why it was skipped)."""
     lines = ["## Pruning scaling law (Rosenfeld et al., ICML 2021, Eq. 1-2)", ""]
+    from .summary import bullet_line  # a family's label holds config values: never a line of its own
+
     for row in table.to_dict(orient="records"):
-        lines += _family_lines(row)
+        lines += [bullet_line(line) for line in _family_lines(row)]
     return lines + ["", "Equation, parameters and the points needed: docs/scaling_law.md; table: scaling_fit.csv.", ""]
 
 

@@ -4,6 +4,7 @@ the evaluation-standards check (R1-R8, docs/report.md) and the markdown tables."
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 import numpy as np
@@ -305,6 +306,38 @@ def finite(x: float, spec: str, suffix: str = "") -> str:
     return "" if x is None or not math.isfinite(x) else f"{x:{spec}}{suffix}"
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text) -> str:
+    """`text` on one line: every line break (`str.splitlines`'s: \\n, \\r, \\v, \\f, U+2028, ...) and other
+    control character made a space, so that a value (a config value, a run's name, an error) put into a
+    bullet, a paragraph, a heading or a line of the standards check can never start a line of its own,
+    and with it a heading, an image, a list or a code fence of summary.md (a config value
+    `"c\\n![x](/etc/hostname)"` gave a line that report.html embedded as a figure). Leading spaces are
+    kept (the standards check's and the scaling law's indentation)."""
+    return CONTROL.sub(" ", " ".join(str(text).splitlines()))
+
+
+# What may start a markdown block at the start of a list item's text (a heading, a quote, a nested list, a
+# setext underline, a table, an image, a code fence, a link definition, HTML, a numbered list): escaped there.
+LEADING_MARK = re.compile(r"^([#>*+\-=|!`~\[<])|^(\d+)([.)])")
+
+
+def item(text) -> str:
+    """`text` as the text of a bullet (`- ` before it): on one line (`one_line`), and a markdown mark it starts
+    with (a value first, a method named `# x` or `1. x`) escaped with a backslash, as CommonMark allows, so
+    that it stays text of the item (html.py's `_bullets` undoes the escape)."""
+    return LEADING_MARK.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", one_line(text), count=1)
+
+
+def bullet_line(line: str) -> str:
+    """A whole bullet line (`- text`, or `  - text` nested): on one line, its text as `item` makes it."""
+    line = one_line(line)
+    indent = len(line) - len(line.lstrip(" "))
+    return line[: indent + 2] + item(line[indent + 2 :]) if line[indent:].startswith("- ") else line
+
+
 def markdown_cell(text: str) -> str:
     """`text` as one markdown table cell: `|` escaped as `\\|` (GitHub-flavoured markdown) and each
     line break as `<br>`, so that a value never adds a column or ends its row; a backtick and a
@@ -423,7 +456,7 @@ def _p_shown(p: float, alpha: float) -> str:
 def comparisons_markdown(comparisons: pd.DataFrame, confidence: float, family: str = "all the comparisons of this report") -> str:
     """The verdicts as a list, then the numbers behind them (differences in accuracy points). `family`:
     the comparisons Holm's correction ran over (--compare-by's are a family of their own)."""
-    lines = [f"- {v}" for v in comparisons["verdict"]]
+    lines = [f"- {item(v)}" for v in comparisons["verdict"]]
     scale = 100.0 if (comparisons["metric"] == "accuracy").all() else 1.0
     table = pd.DataFrame(
         {
