@@ -361,8 +361,8 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
             crashpoints.reached("shared-tables-all")
             if marker is not None:
                 atomic_write_text(marker, marker_text(run_id, results_dir), durable=True)
-        except OSError:  # a full disk (a quota, an I/O error) before the marker: undo the append now, not at the next one
-            _roll_back(results_dir)
+        except BaseException:  # a full disk (a quota, an I/O error) or a second Ctrl-C (KeyboardInterrupt) before the
+            _roll_back(results_dir)  # marker: undo the append now, not at the next one (a reader in between saw its rows)
             raise
         crashpoints.reached("shared-marker")
         (results_dir / JOURNAL_FILE).unlink()
