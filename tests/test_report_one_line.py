@@ -105,7 +105,7 @@ def test_no_user_value_adds_a_line_to_summary_md(tmp_path):
     assert re.findall(r"<h1>(.*?)</h1>", page) == [f"Report: {tmp_path / 'r'}"]
 
 
-@pytest.mark.parametrize("method", ["# M", "1. M", "> M", "![M](m.png)"])
+@pytest.mark.parametrize("method", ["# M", "1. M", "> M", "![M](m.png)", "```M", "~~~M"])
 def test_a_value_at_the_start_of_a_bullet_starts_no_block(tmp_path, method):
     """A method's name leads its verdict's bullet: `- # M vs magnitude ...` was a heading inside the item in
     CommonMark. Its mark is escaped in summary.md (`- \\# M vs`) and shown as it is in report.html."""
@@ -113,11 +113,21 @@ def test_a_value_at_the_start_of_a_bullet_starts_no_block(tmp_path, method):
     written = build_report(tmp_path / "r", plots=False)
     bullets = [line for line in written["summary.md"].read_text().splitlines() if line.startswith("- ") and " vs magnitude" in line]
     assert len(bullets) == 2
-    escaped = "\\" + method if method[0] in "#>!" else method.replace(".", "\\.", 1)
+    escaped = "\\" + method if method[0] in "#>!`~" else method.replace(".", "\\.", 1)
     assert all(line.startswith(f"- {escaped} vs magnitude at sparsity 0.5") for line in bullets), bullets
     page = written["report.html"].read_text()
     assert page.count(f"<li>{html.escape(method)} vs magnitude at sparsity 0.5") == 2
     assert "<img" not in page
+
+
+def test_a_value_starting_with_a_code_span_keeps_it(tmp_path):
+    """One backtick starts no markdown block, only a code span: a method named `rnd` leads its bullets as code,
+    in summary.md (no backslash) and in report.html (<code>), as before the escaping (review of 2026-12-03)."""
+    _folder(tmp_path / "r", "other", other="`rnd` m")
+    written = build_report(tmp_path / "r", plots=False)
+    bullets = [line for line in written["summary.md"].read_text().splitlines() if line.startswith("- ") and " vs magnitude" in line]
+    assert len(bullets) == 2 and all(line.startswith("- `rnd` m vs magnitude") for line in bullets), bullets
+    assert written["report.html"].read_text().count("<li><code>rnd</code> m vs magnitude") == 2
 
 
 def test_zero_spread_has_no_t_interval(tmp_path):
@@ -136,10 +146,11 @@ def test_zero_spread_has_no_t_interval(tmp_path):
     assert len(rows) == 2 and all(row[at] == "" for row in rows), rows  # the t column empty (the bootstrap's shown)
 
 
-@pytest.mark.parametrize("value", ["1e-320", "0.9999999999999999", "5e-17"])
+@pytest.mark.parametrize("value", ["1e-320", "0.9999999999999999", "5e-17", "6e-17", "1.1e-16"])
 def test_a_confidence_floating_point_cannot_test_at_is_refused(tmp_path, capsys, value):
     """1 - 1e-320 is 1.0 (a test at level 1: "random < magnitude" at p = 0.13); 0.9999999999999999 has an
-    infinite t quantile ([-inf, +inf]). Refused like --confidence 1.5: exit 2, nothing created."""
+    infinite t quantile ([-inf, +inf]); at 6e-17 and 1.1e-16 (below 2**-53) (1 + c) / 2 is 0.5 and the quantile 0, so
+    every t interval was [mean, mean] (review of 2026-12-03). Refused like --confidence 1.5: exit 2, nothing created."""
     _folder(tmp_path / "r", "other")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(SystemExit) as err:

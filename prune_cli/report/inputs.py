@@ -36,9 +36,10 @@ def confidence_problem(confidence: float) -> Optional[str]:
     1 - c as floating point computes it, and the upper quantile (1 + c) / 2 of the Student-t intervals must be
     below 1, where the quantile at the fewest degrees of freedom (1, two seeds) is finite: 1 - 1e-320 is 1.0, which
     tested at level 1 and claimed a direction at p = 0.13; (1 + 0.9999999999999999) / 2 is 1.0, whose quantile is
-    infinite and gave the interval [-inf, +inf]. Allowed: about 1.2e-16 <= c <= 0.9999999999999998."""
+    infinite and gave the interval [-inf, +inf]; below 2**-53 (1.1e-16) (1 + c) / 2 is 0.5, a zero quantile: the interval
+    [mean, mean]. Allowed: about 1.2e-16 <= c <= 0.9999999999999998."""
     c = confidence
-    if not (0 < c < 1 and 0 < 1 - c < 1 and (1 + c) / 2 < 1 and 0.5 + c / 2 < 1):
+    if not (0 < c < 1 and 0 < 1 - c < 1 and 0.5 < (1 + c) / 2 < 1 and 0.5 + c / 2 < 1):
         return (
             f"--confidence must be in (0, 1), with the test level 1 - c inside (0, 1) and a finite t quantile in "
             f"floating point (about 1.2e-16 <= c <= 0.9999999999999998), got {c!r}"

@@ -320,8 +320,9 @@ def one_line(text) -> str:
 
 
 # What may start a markdown block at the start of a list item's text (a heading, a quote, a nested list, a
-# setext underline, a table, an image, a code fence, a link definition, HTML, a numbered list): escaped there.
-LEADING_MARK = re.compile(r"^([#>*+\-=|!`~\[<])|^(\d+)([.)])")
+# setext underline, a table, an image, a code fence: three backticks or tildes, a link definition, HTML, a
+# numbered list): escaped there. One backtick starts no block, only a code span (`rnd` stays code).
+LEADING_MARK = re.compile(r"^([#>*+\-=|!\[<]|`{3}|~{3})|^(\d+)([.)])")
 
 
 def item(text) -> str:
