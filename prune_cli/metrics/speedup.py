@@ -248,7 +248,13 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
             reference = ctx.model(x).float()
             diffs = {}
             for path in paths:
-                out = models[path](inputs[path]).float().to(reference.device)
+                try:
+                    out = models[path](inputs[path]).float().to(reference.device)
+                except Exception as err:  # noqa: BLE001 - a path that cannot run is reported by name, not as a traceback
+                    raise PruneCliError(
+                        f"metrics.speedup: execution path {path} failed at its first forward pass at batch size {size} "
+                        f"({type(err).__name__}: {err}); not reporting its speed"
+                    ) from err
                 diffs[path] = float((out - reference).abs().max())
                 tol = (1e-2 if path in HALF_PRECISION else node.rtol) * max(1.0, float(reference.abs().max()))
                 if not diffs[path] <= tol:  # a NaN difference fails too (NaN > tol is False)

@@ -40,8 +40,11 @@ following nonzero weights through `channel_flow`'s channels, residual sums inclu
 Refused with the reason: grouped convolutions wherever they sit (one reading the network input too:
 its output channels form equal groups, and removing some of them would cut across a group boundary,
 so the rebuilt layer computed something else or nn.Conv2d refused its sizes), concatenations, any other operation on a layer's
-output whose effect on channels is unknown, and a layer or BatchNorm called more than once in
-forward (a shared module: it would have different channels per call).
+output whose effect on channels is unknown, a layer or BatchNorm called more than once in
+forward (a shared module: it would have different channels per call), and a layer that does not
+read the channels of the one before it although its size matches (`reads_units_of` in graph.py: a
+Linear along the length of a convolution's output that was not flattened, a convolution on a
+Linear's output, a flattened Linear output of more than two dimensions, whose units are interleaved).
 """
 
 from __future__ import annotations

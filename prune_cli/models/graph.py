@@ -107,6 +107,7 @@ class LayerInfo:
     norm: Optional[nn.Module] = None  # the BatchNorm that reads this layer's output
     activation: Optional[nn.Module] = None  # the nn.ReLU after it (or after its BatchNorm)
     consumers: int = 0  # operations that read the activation's output
+    unlinked: str = ""  # why the prunable layer reached from this one is not `next` (`reads_units_of`)
 
     @property
     def units(self) -> int:
@@ -173,8 +174,12 @@ def _passes_through(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 
 
 def _link(info: LayerInfo, node: fx.Node, modules: dict[str, nn.Module]) -> None:
-    """Follow the single-consumer chain of pass-through ops from `node` to the next prunable layer."""
-    cur = node
+    """Follow the single-consumer chain of pass-through ops from `node` to the next prunable layer.
+
+    The layer reached is `next` only when it reads this layer's units (`reads_units_of`): a Linear
+    applied along the length of a Conv1d output whose in_features equals the channel count reads
+    positions, not channels, and coupling them removed a channel with a position's column."""
+    cur, flat = node, False
     while True:
         users = list(cur.users)
         if len(users) != 1:
@@ -189,12 +194,48 @@ def _link(info: LayerInfo, node: fx.Node, modules: dict[str, nn.Module]) -> None
             mod = modules[user.target]
             out_units, in_units = info.module.weight.shape[0], mod.weight.shape[1]
             factor = in_units // out_units
-            if factor >= 1 and factor * out_units == in_units and (factor == 1 or isinstance(mod, nn.Linear)):
+            why = reads_units_of(info.module, mod, flat, factor)
+            if factor >= 1 and factor * out_units == in_units and not why:
                 info.next, info.factor = f"{user.target}.weight", factor
+            elif why:
+                info.unlinked = f"{user.target} {why}"
             return
         if not _passes_through(user, modules):
             return
+        flat = flat or _flattens(user, modules)
         cur = user
+
+
+def reads_units_of(producer: nn.Module, reader: nn.Module, flat: bool, per: int) -> str:
+    """Why `reader` does not read the output units of `producer` as its input channels ('' when it
+    does), for a value passed on unchanged in its channels (flattened or not): the axis that carries
+    the channels is axis 1 after a convolution and the last axis after a Linear.
+    - A Linear reads the last axis: a convolution's output that was not flattened has its channels
+      on axis 1, so the Linear mixes positions (its in_features equal to the channel count or not).
+    - A convolution reads axis 1: a Linear's output has its units on the last axis.
+    - Flattened, a convolution's output holds each channel's positions as consecutive columns (`per`
+      per channel); a Linear's output of more than two dimensions holds its units interleaved (unit
+      j at columns j, j + units, ...), so a reader with more than one column per unit is no reader.
+    Only the output of a Linear on a vector (two dimensions) passes these rules after a flatten; its
+    flatten is the identity."""
+    convs = (nn.Conv1d, nn.Conv2d)
+    if isinstance(producer, convs) and isinstance(reader, nn.Linear) and not flat:
+        return "applies a Linear along the last axis of a convolution's output, whose channels are on axis 1 (not flattened)"
+    if isinstance(producer, nn.Linear) and isinstance(reader, convs):
+        return "applies a convolution to a Linear's output, whose units are on its last axis, not on axis 1"
+    if per > 1 and isinstance(producer, nn.Linear):
+        return f"reads {per} columns per unit of a flattened Linear output: its units' columns are interleaved, not consecutive"
+    if per > 1 and not isinstance(reader, nn.Linear):
+        return f"is a convolution reading {per} inputs per channel of a flattened value"
+    return ""
+
+
+def _flattens(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    return (
+        (node.op == "call_module" and isinstance(modules[node.target], FLATTENS_MODULES))
+        or (node.op == "call_function" and node.target in FLATTENS)
+        or (node.op == "call_method" and node.target in FLATTEN_METHODS)
+    )
 
 
 def _single_module_user(node: fx.Node, modules: dict[str, nn.Module], kind) -> Optional[fx.Node]:
@@ -282,6 +323,7 @@ class _Channels:
 
     ids: list[int]
     flat: bool = False
+    producer: Optional[nn.Module] = None  # the layer whose units these channels are (a Conv: axis 1; a Linear: the last axis)
 
 
 @dataclass
@@ -396,8 +438,10 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
                 per = columns // len(source.ids) if source.flat else 1
                 if per * len(source.ids) != columns or (per > 1 and not isinstance(module, nn.Linear)):
                     refuse(node, f"reads {columns} inputs from a value of {len(source.ids)} channels")
+                if why := reads_units_of(source.producer, module, source.flat, per):
+                    refuse(node, f"{why}: it does not read the channels of the layer before it")
                 flow.reads[node.target] = (source.ids, per)
-            result = _Channels(new(module.weight.shape[0]))
+            result = _Channels(new(module.weight.shape[0]), producer=module)
             flow.produces[node.target] = result.ids
         elif not inputs:
             result = None  # derived from the network input or constants only: nothing to compact
@@ -408,23 +452,19 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
             for i, position in zip(source.ids, index):
                 parent[find(ids[position])] = find(i)
             flow.remaps[node.target] = (source.ids, ids)
-            result = _Channels(ids)
+            result = _Channels(ids, producer=source.producer)
         elif module is not None and isinstance(module, CHANNEL_MODULES):
             (source,) = inputs
             if source.flat:
                 refuse(node, "normalises a flattened value")
             flow.norms[node.target] = source.ids
             result = source
-        elif (
-            (module is not None and isinstance(module, FLATTENS_MODULES))
-            or (node.op == "call_function" and node.target in FLATTENS)
-            or (node.op == "call_method" and node.target in FLATTEN_METHODS)
-        ):
-            result = _Channels(inputs[0].ids, flat=True)
+        elif _flattens(node, modules):
+            result = _Channels(inputs[0].ids, flat=True, producer=inputs[0].producer)
         elif node.op == "call_function" and node.target in ADDITIONS:
             if len(inputs) == 2:
                 a, b = inputs
-                if len(a.ids) != len(b.ids) or a.flat != b.flat:
+                if len(a.ids) != len(b.ids) or a.flat != b.flat or _channel_axis(a) != _channel_axis(b):
                     refuse(node, "adds values of different channel layouts")
                 for i, j in zip(a.ids, b.ids):
                     parent[find(j)] = find(i)
@@ -454,6 +494,11 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     flow.pinned = set(canonical(pinned))
     flow.joined = set(canonical(joined))
     return flow
+
+
+def _channel_axis(value: _Channels) -> str:
+    """'last' for a Linear's units, '1' for a convolution's channels (the ResNet shortcut's output too)."""
+    return "last" if isinstance(value.producer, nn.Linear) else "1"
 
 
 def _one_node_and_numbers(args) -> bool:
