@@ -71,7 +71,7 @@ class SpeedupConfig:
 
     enabled: bool = False
     batch_size: int = 256  # the large batch; batch size 1 is always timed too
-    warmup: int = 3  # untimed forward passes per model before timing
+    warmup: int = 3  # untimed forward passes per model before timing (beside the one of the output check: 0 is legal)
     repeats: int = 20  # timed forward passes per model; the median is reported
     bsr_blocksize: Optional[list[int]] = None  # [b, b], b >= 2 (square: the kernels' limit); null = detect whole-block masks
     rtol: float = 1e-4  # outputs of a sparse path must match the masked model's to this tolerance
@@ -242,10 +242,13 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     models = {"dense": dense, **{p: m for p, (m, _n) in paths.items()}}
     rows, scalars = [], []
     for label, size in (("batch1", 1), ("large", int(node.batch_size))):
-        x = _batch(ctx.data.test_x, size).to(ctx.device)
+        x = ctx.accel.inputs(_batch(ctx.data.test_x, size).to(ctx.device))  # the run's layout (channels-last: NHWC)
         inputs = {name: _as_input(m, x) for name, m in models.items()}
         with torch.no_grad():
             reference = ctx.model(x).float()
+            # one untimed call of the dense model too: every path gets one below (its output check), so
+            # with warmup=0 the dense model's first timed call was its only cold one
+            models["dense"](inputs["dense"])
             diffs = {}
             for path in paths:
                 try:
