@@ -44,7 +44,9 @@ output whose effect on channels is unknown, a layer or BatchNorm called more tha
 forward (a shared module: it would have different channels per call), and a layer that does not
 read the channels of the one before it although its size matches (`reads_units_of` in graph.py: a
 Linear along the length of a convolution's output that was not flattened, a convolution on a
-Linear's output, a flattened Linear output of more than two dimensions, whose units are interleaved).
+Linear's output that was not viewed as (batch, units, 1, ...), a flattened Linear output of more than
+two dimensions, whose units are interleaved), and a flatten, view or reshape after which it is unknown
+where the channels lie (torch.flatten(x, 2), x.view(b, c, -1): positions stay beside the channels).
 """
 
 from __future__ import annotations
