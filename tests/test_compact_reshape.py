@@ -115,10 +115,18 @@ def test_a_linear_output_viewed_for_a_1x1_convolution_is_linked_and_compacts_to_
     model = LinToConv(form)
     graph = trace(model)
     assert graph["l.weight"].next == "conv.weight" and graph["l.weight"].factor == 1 and not graph["l.weight"].unlinked
-    if form == "minus_one":  # the literal 8 of view(-1, 8, 1, 1) no longer fits a compacted l: masks only
+    if form == "minus_one":  # the literal 8 of view(-1, 8, 1, 1) is written in forward: l keeps its 8 units
         masks = prune(model, 0.5, _ctx("channel_group"))
         assert not masks["l.weight"].all(1).all()
         assert torch.equal(masks["conv.weight"].flatten(1).any(0), masks["l.weight"].all(1))
+        with torch.no_grad():
+            apply_masks(model, masks)
+        model = model.double().eval()
+        small, report = compact(model)
+        assert "l" not in report.units and small.l.out_features == 8
+        x = torch.randn(5, 6, dtype=torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(small.eval()(x), model(x), rtol=1e-10, atol=1e-12)
     else:
         _compacts_to_masked(model, (6,))
 
@@ -128,7 +136,7 @@ def test_structure_channel_prunes_the_linear_with_the_convolution_columns_it_fee
     """ae92232 (view(-1, 8, 1, 1)): ConfigError, the Linear was left without its next layer."""
     torch.manual_seed(0)
     model = LinToConv(form)
-    if form == "minus_one":
+    if form == "minus_one":  # compaction keeps l's 8 units (the test above)
         masks = prune(model, 0.5, _ctx("channel"))
     else:
         masks = _compacts_to_masked(model, (6,), structure="channel")

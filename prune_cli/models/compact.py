@@ -47,6 +47,8 @@ Linear along the length of a convolution's output that was not flattened, a conv
 Linear's output that was not viewed as (batch, units, 1, ...), a flattened Linear output of more than
 two dimensions, whose units are interleaved), and a flatten, view or reshape after which it is unknown
 where the channels lie (torch.flatten(x, 2), x.view(b, c, -1): positions stay beside the channels).
+A view or reshape with a literal size beside the batch (x.view(-1, 8, 1, 1), x.view(-1, 400)) writes
+the channel count in forward: the channels of that value all stay (`ChannelFlow.fixed`), zero or not.
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
     except ChannelFlowError as err:
         raise CompactionError(f"compaction cannot follow the channels of this model: {err}") from err
     modules = dict(out.named_modules())
-    read = set(flow.pinned)
+    read = set(flow.pinned) | flow.fixed  # a channel count written in forward (x.view(-1, 8, 1, 1)) stays
     for name, source in flow.reads.items():
         if source is None:
             continue

@@ -272,6 +272,17 @@ def _reshape_layout(node: fx.Node, modules: dict[str, nn.Module]) -> Optional[st
     return None
 
 
+def _literal_size(node: fx.Node) -> bool:
+    """A view or reshape with a literal size other than -1 and 1 beside the batch (x.view(-1, 8, 1, 1)):
+    a channel count written in forward, which a compact model with fewer channels would contradict."""
+    if not (node.op == "call_method" and node.target in ("view", "reshape")):
+        return False
+    sizes = list(node.args[1:])
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    return any(isinstance(d, int) and d not in (-1, 1) for d in sizes[1:])
+
+
 def _layout_after(node: fx.Node, modules: dict[str, nn.Module], layout: str) -> str:
     """The layout of `node`'s output for an input in `layout` (unchanged by element-wise and pooling ops)."""
     new = _reshape_layout(node, modules)
@@ -391,7 +402,9 @@ class ChannelFlow:
     pinned: ids that must stay (they reach the network output or an operation without channel
       structure);
     joined: ids to which a value the flow does not trace (the network input, a constant tensor) is
-      added: the sum may carry the network input past every layer (compaction's connectivity check)."""
+      added: the sum may carry the network input past every layer (compaction's connectivity check);
+    fixed: ids of a value a view or reshape gives a literal size beside the batch (x.view(-1, 8, 1, 1),
+      x.view(-1, 400)): the number is written in forward, so compaction keeps every one of them."""
 
     produces: dict[str, list[int]] = field(default_factory=dict)
     reads: dict[str, Optional[tuple[list[int], int]]] = field(default_factory=dict)
@@ -399,6 +412,7 @@ class ChannelFlow:
     remaps: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
     pinned: set[int] = field(default_factory=set)
     joined: set[int] = field(default_factory=set)
+    fixed: set[int] = field(default_factory=set)
 
     def groups(self) -> list[list[str]]:
         """Sets of prunable layers whose outputs are added together (residual groups), each in
@@ -454,6 +468,7 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     flow, values = ChannelFlow(), {}
     pinned: list[int] = []
     joined: list[int] = []
+    fixed: list[int] = []
     called: set[str] = set()  # modules whose channels the flow records, seen once already
 
     def tracked(args) -> list[_Channels]:
@@ -519,6 +534,8 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
                     "dimension other than 1, or a view or reshape keeping positions beside the channels)",
                 )
             result = _Channels(source.ids, layout=layout, producer=source.producer, single=source.single and layout == "flat")
+            if _literal_size(node):
+                fixed.extend(source.ids)
         elif node.op == "call_function" and node.target in ADDITIONS:
             if len(inputs) == 2:
                 a, b = inputs
@@ -559,6 +576,7 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     flow.remaps = {k: (canonical(a), canonical(b)) for k, (a, b) in flow.remaps.items()}
     flow.pinned = set(canonical(pinned))
     flow.joined = set(canonical(joined))
+    flow.fixed = set(canonical(fixed))
     return flow
 
 
