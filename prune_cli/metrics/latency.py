@@ -118,6 +118,7 @@ def latency(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     x = ctx.data.test_x[: node.batch_size]
     if len(x) == 0:
         return MetricResult()
+    x = ctx.accel.inputs(x)  # timed in the run's layout (accel.channels_last=true: NHWC, like its evaluation)
     models = {"current": ctx.model}
     if phase != "dense" and ctx.has_dense:
         models = {"dense": ctx.dense(), "current": ctx.model}

@@ -71,7 +71,7 @@ class SpeedupConfig:
 
     enabled: bool = False
     batch_size: int = 256  # the large batch; batch size 1 is always timed too
-    warmup: int = 3  # untimed forward passes per model before timing
+    warmup: int = 3  # untimed forward passes per model before timing (beside the one of the output check: 0 is legal)
     repeats: int = 20  # timed forward passes per model; the median is reported
     bsr_blocksize: Optional[list[int]] = None  # [b, b], b >= 2 (square: the kernels' limit); null = detect whole-block masks
     rtol: float = 1e-4  # outputs of a sparse path must match the masked model's to this tolerance
@@ -242,13 +242,22 @@ def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     models = {"dense": dense, **{p: m for p, (m, _n) in paths.items()}}
     rows, scalars = [], []
     for label, size in (("batch1", 1), ("large", int(node.batch_size))):
-        x = _batch(ctx.data.test_x, size).to(ctx.device)
+        x = ctx.accel.inputs(_batch(ctx.data.test_x, size).to(ctx.device))  # the run's layout (channels-last: NHWC)
         inputs = {name: _as_input(m, x) for name, m in models.items()}
         with torch.no_grad():
             reference = ctx.model(x).float()
+            # one untimed call of the dense model too: every path gets one below (its output check), so
+            # with warmup=0 the dense model's first timed call was its only cold one
+            models["dense"](inputs["dense"])
             diffs = {}
             for path in paths:
-                out = models[path](inputs[path]).float().to(reference.device)
+                try:
+                    out = models[path](inputs[path]).float().to(reference.device)
+                except Exception as err:  # noqa: BLE001 - a path that cannot run is reported by name, not as a traceback
+                    raise PruneCliError(
+                        f"metrics.speedup: execution path {path} failed at its first forward pass at batch size {size} "
+                        f"({type(err).__name__}: {err}); not reporting its speed"
+                    ) from err
                 diffs[path] = float((out - reference).abs().max())
                 tol = (1e-2 if path in HALF_PRECISION else node.rtol) * max(1.0, float(reference.abs().max()))
                 if not diffs[path] <= tol:  # a NaN difference fails too (NaN > tol is False)

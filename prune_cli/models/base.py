@@ -46,9 +46,10 @@ def traced_forward(model: nn.Module, input_shape: tuple[int, ...], hooks: list, 
     was_training = model.training
     model.eval()
     try:
-        device = next(model.parameters()).device
+        like = next((t for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()), None)
+        options = {} if like is None else {"device": like.device, "dtype": like.dtype}  # a float64 model: float64 zeros
         with torch.no_grad():
-            model(torch.zeros(batch, *input_shape, device=device))
+            model(torch.zeros(batch, *input_shape, **options))
     finally:
         model.train(was_training)
         for h in handles:

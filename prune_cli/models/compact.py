@@ -40,8 +40,15 @@ following nonzero weights through `channel_flow`'s channels, residual sums inclu
 Refused with the reason: grouped convolutions wherever they sit (one reading the network input too:
 its output channels form equal groups, and removing some of them would cut across a group boundary,
 so the rebuilt layer computed something else or nn.Conv2d refused its sizes), concatenations, any other operation on a layer's
-output whose effect on channels is unknown, and a layer or BatchNorm called more than once in
-forward (a shared module: it would have different channels per call).
+output whose effect on channels is unknown, a layer or BatchNorm called more than once in
+forward (a shared module: it would have different channels per call), and a layer that does not
+read the channels of the one before it although its size matches (`reads_units_of` in graph.py: a
+Linear along the length of a convolution's output that was not flattened, a convolution on a
+Linear's output that was not viewed as (batch, units, 1, ...), a flattened Linear output of more than
+two dimensions, whose units are interleaved), and a flatten, view or reshape after which it is unknown
+where the channels lie (torch.flatten(x, 2), x.view(b, c, -1): positions stay beside the channels).
+A view or reshape with a literal size beside the batch (x.view(-1, 8, 1, 1), x.view(-1, 400)) writes
+the channel count in forward: the channels of that value all stay (`ChannelFlow.fixed`), zero or not.
 """
 
 from __future__ import annotations
@@ -209,7 +216,7 @@ def compact(model: nn.Module) -> tuple[nn.Module, CompactReport]:
     except ChannelFlowError as err:
         raise CompactionError(f"compaction cannot follow the channels of this model: {err}") from err
     modules = dict(out.named_modules())
-    read = set(flow.pinned)
+    read = set(flow.pinned) | flow.fixed  # a channel count written in forward (x.view(-1, 8, 1, 1)) stays
     for name, source in flow.reads.items():
         if source is None:
             continue

@@ -107,6 +107,7 @@ class LayerInfo:
     norm: Optional[nn.Module] = None  # the BatchNorm that reads this layer's output
     activation: Optional[nn.Module] = None  # the nn.ReLU after it (or after its BatchNorm)
     consumers: int = 0  # operations that read the activation's output
+    unlinked: str = ""  # why the prunable layer reached from this one is not `next` (`reads_units_of`)
 
     @property
     def units(self) -> int:
@@ -173,10 +174,14 @@ def _passes_through(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
 
 
 def _link(info: LayerInfo, node: fx.Node, modules: dict[str, nn.Module]) -> None:
-    """Follow the single-consumer chain of pass-through ops from `node` to the next prunable layer."""
-    cur = node
+    """Follow the single-consumer chain of pass-through ops from `node` to the next prunable layer.
+
+    The layer reached is `next` only when it reads this layer's units (`reads_units_of`): a Linear
+    applied along the length of a Conv1d output whose in_features equals the channel count reads
+    positions, not channels, and coupling them removed a channel with a position's column."""
+    cur, layout = node, _own_layout(info.module)
     while True:
-        users = list(cur.users)
+        users = [u for u in cur.users if not _shape_query(u)]  # x.size(0), x.shape in x.view(x.size(0), -1): not readers
         if len(users) != 1:
             return
         user = users[0]
@@ -189,12 +194,106 @@ def _link(info: LayerInfo, node: fx.Node, modules: dict[str, nn.Module]) -> None
             mod = modules[user.target]
             out_units, in_units = info.module.weight.shape[0], mod.weight.shape[1]
             factor = in_units // out_units
-            if factor >= 1 and factor * out_units == in_units and (factor == 1 or isinstance(mod, nn.Linear)):
+            why = reads_units_of(info.module, mod, layout, factor)
+            if factor >= 1 and factor * out_units == in_units and not why:
                 info.next, info.factor = f"{user.target}.weight", factor
+            elif why:
+                info.unlinked = f"{user.target} {why}"
             return
         if not _passes_through(user, modules):
             return
+        layout = _layout_after(user, modules, layout)
         cur = user
+
+
+def reads_units_of(producer: nn.Module, reader: nn.Module, layout: str, per: int) -> str:
+    """Why `reader` does not read the output units of `producer` as its input channels ('' when it
+    does), for a value passed on unchanged in its channels, in `layout` (`_layout_after`): "1" (units
+    on axis 1: a convolution's output, or a value viewed as (batch, units, 1, ...)), "last" (a Linear's
+    output: units on the last axis), "flat" (flattened from dimension 1 on) or "unknown" (a flatten
+    from another dimension, a view keeping positions beside the channels).
+    - A value reshaped so that where its channels lie is unknown is read by no layer as its channels.
+    - A Linear reads the last axis: a value with its units on axis 1 that was not flattened (a
+      convolution's output) has the Linear mix positions (its in_features equal to the channel count or not).
+    - A convolution reads axis 1: a Linear's output has its units on the last axis unless viewed as
+      (batch, units, 1, ...) (a 2-D (batch, units) output viewed for a 1x1 convolution).
+    - Flattened, a convolution's output holds each channel's positions as consecutive columns (`per`
+      per channel); a Linear's output of more than two dimensions holds its units interleaved (unit
+      j at columns j, j + units, ...), so a reader with more than one column per unit is no reader.
+    Only the output of a Linear on a vector (two dimensions) passes these rules after a flatten; its
+    flatten is the identity."""
+    convs = (nn.Conv1d, nn.Conv2d)
+    if layout == "unknown":
+        return (
+            "reads a value reshaped so that where its channels lie is unknown (a flatten from a dimension other "
+            "than 1, or a view or reshape keeping positions beside the channels)"
+        )
+    if isinstance(reader, nn.Linear) and layout == "1":
+        return "applies a Linear along the last axis of a convolution's output, whose channels are on axis 1 (not flattened)"
+    if isinstance(producer, nn.Linear) and isinstance(reader, convs) and layout != "1":
+        return "applies a convolution to a Linear's output, whose units are on its last axis, not on axis 1"
+    if per > 1 and isinstance(producer, nn.Linear):
+        return f"reads {per} columns per unit of a flattened Linear output: its units' columns are interleaved, not consecutive"
+    if per > 1 and not isinstance(reader, nn.Linear):
+        return f"is a convolution reading {per} inputs per channel of a flattened value"
+    return ""
+
+
+def _own_layout(producer: Optional[nn.Module]) -> str:
+    """Where a layer's output holds its units: axis 1 after a convolution, the last axis after a Linear."""
+    return "last" if isinstance(producer, nn.Linear) else "1"
+
+
+def _reshape_layout(node: fx.Node, modules: dict[str, nn.Module]) -> Optional[str]:
+    """The layout (`reads_units_of`) a flatten, view or reshape gives a value that has its channels
+    on axis 1 or the last axis, or None when `node` is none of those. "flat" only for a flatten from
+    dimension 1 to the last (nn.Flatten's default; torch.flatten's default starts at 0, the batch) and a
+    view or reshape to two dimensions; "1" for a view or reshape to (batch, channels, 1, ...), all
+    further sizes the literal 1 (the channels stay on axis 1; a 2-D (batch, units) Linear output moves
+    its units there); "unknown" for any other (torch.flatten(x, 2) or x.view(b, c, -1) keep positions
+    beside the channels)."""
+    if node.op == "call_module" and isinstance(modules[node.target], FLATTENS_MODULES):
+        mod = modules[node.target]
+        return "flat" if (mod.start_dim, mod.end_dim) == (1, -1) else "unknown"
+    is_flatten = (node.op == "call_function" and node.target in FLATTENS) or (node.op == "call_method" and node.target == "flatten")
+    if is_flatten:
+        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+        return "flat" if (start, end) == (1, -1) else "unknown"
+    if node.op == "call_method" and node.target in ("view", "reshape"):
+        sizes = list(node.args[1:])
+        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+            sizes = list(sizes[0])
+        if len(sizes) == 2:
+            return "flat"
+        if len(sizes) >= 3 and all(isinstance(d, int) and d == 1 for d in sizes[2:]):
+            return "1"
+        return "unknown"
+    return None
+
+
+def _literal_size(node: fx.Node) -> bool:
+    """A view or reshape with a literal size other than -1 and 1 beside the batch (x.view(-1, 8, 1, 1)):
+    a channel count written in forward, which a compact model with fewer channels would contradict."""
+    if not (node.op == "call_method" and node.target in ("view", "reshape")):
+        return False
+    sizes = list(node.args[1:])
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = list(sizes[0])
+    return any(isinstance(d, int) and d not in (-1, 1) for d in sizes[1:])
+
+
+def _layout_after(node: fx.Node, modules: dict[str, nn.Module], layout: str) -> str:
+    """The layout of `node`'s output for an input in `layout` (unchanged by element-wise and pooling ops)."""
+    new = _reshape_layout(node, modules)
+    if new is None or layout == "unknown":
+        return layout
+    return new
+
+
+def _shape_query(node: fx.Node) -> bool:
+    """x.size(0), x.dim(), x.shape: numbers about a value, not a reader of its channels."""
+    return (node.op == "call_method" and node.target in SHAPE_METHODS) or (node.op == "call_function" and node.target is getattr)
 
 
 def _single_module_user(node: fx.Node, modules: dict[str, nn.Module], kind) -> Optional[fx.Node]:
@@ -264,7 +363,6 @@ def trace(model: nn.Module) -> LayerGraph:
 ADDITIONS = (operator.add, operator.iadd, torch.add)
 FLATTENS_MODULES = (nn.Flatten,)
 FLATTENS = (torch.flatten,)
-FLATTEN_METHODS = ("flatten", "view", "reshape")
 SCALINGS = (operator.mul, operator.truediv, operator.sub, operator.neg)
 SHAPE_METHODS = ("size", "dim")
 # per-channel modules that compaction slices along with the channels they normalise
@@ -277,11 +375,17 @@ class ChannelFlowError(ValueError):
 
 @dataclass
 class _Channels:
-    """A traced value that carries channels: their ids, and whether it was flattened (then a reader
-    sees `in_features / len(ids)` consecutive columns per channel)."""
+    """A traced value that carries channels: their ids and where they lie (`layout`, `reads_units_of`:
+    flattened, a reader sees `in_features / len(ids)` consecutive columns per channel)."""
 
     ids: list[int]
-    flat: bool = False
+    layout: str = "1"
+    producer: Optional[nn.Module] = None  # the layer whose units these channels are (a Conv: axis 1; a Linear: the last axis)
+    single: bool = False  # one position per channel (pooled to size 1): flattened, one column per channel
+
+    @property
+    def flat(self) -> bool:
+        return self.layout == "flat"
 
 
 @dataclass
@@ -298,7 +402,9 @@ class ChannelFlow:
     pinned: ids that must stay (they reach the network output or an operation without channel
       structure);
     joined: ids to which a value the flow does not trace (the network input, a constant tensor) is
-      added: the sum may carry the network input past every layer (compaction's connectivity check)."""
+      added: the sum may carry the network input past every layer (compaction's connectivity check);
+    fixed: ids of a value a view or reshape gives a literal size beside the batch (x.view(-1, 8, 1, 1),
+      x.view(-1, 400)): the number is written in forward, so compaction keeps every one of them."""
 
     produces: dict[str, list[int]] = field(default_factory=dict)
     reads: dict[str, Optional[tuple[list[int], int]]] = field(default_factory=dict)
@@ -306,6 +412,7 @@ class ChannelFlow:
     remaps: dict[str, tuple[list[int], list[int]]] = field(default_factory=dict)
     pinned: set[int] = field(default_factory=set)
     joined: set[int] = field(default_factory=set)
+    fixed: set[int] = field(default_factory=set)
 
     def groups(self) -> list[list[str]]:
         """Sets of prunable layers whose outputs are added together (residual groups), each in
@@ -361,6 +468,7 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     flow, values = ChannelFlow(), {}
     pinned: list[int] = []
     joined: list[int] = []
+    fixed: list[int] = []
     called: set[str] = set()  # modules whose channels the flow records, seen once already
 
     def tracked(args) -> list[_Channels]:
@@ -396,8 +504,10 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
                 per = columns // len(source.ids) if source.flat else 1
                 if per * len(source.ids) != columns or (per > 1 and not isinstance(module, nn.Linear)):
                     refuse(node, f"reads {columns} inputs from a value of {len(source.ids)} channels")
+                if why := reads_units_of(source.producer, module, source.layout, per):
+                    refuse(node, f"{why}: it does not read the channels of the layer before it")
                 flow.reads[node.target] = (source.ids, per)
-            result = _Channels(new(module.weight.shape[0]))
+            result = _Channels(new(module.weight.shape[0]), layout=_own_layout(module), producer=module)
             flow.produces[node.target] = result.ids
         elif not inputs:
             result = None  # derived from the network input or constants only: nothing to compact
@@ -408,23 +518,34 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
             for i, position in zip(source.ids, index):
                 parent[find(ids[position])] = find(i)
             flow.remaps[node.target] = (source.ids, ids)
-            result = _Channels(ids)
+            result = _Channels(ids, producer=source.producer)  # a convolution's layout: channels on axis 1
         elif module is not None and isinstance(module, CHANNEL_MODULES):
             (source,) = inputs
             if source.flat:
                 refuse(node, "normalises a flattened value")
             flow.norms[node.target] = source.ids
             result = source
-        elif (
-            (module is not None and isinstance(module, FLATTENS_MODULES))
-            or (node.op == "call_function" and node.target in FLATTENS)
-            or (node.op == "call_method" and node.target in FLATTEN_METHODS)
-        ):
-            result = _Channels(inputs[0].ids, flat=True)
+        elif (layout := _reshape_layout(node, modules)) is not None:
+            source = inputs[0]
+            if layout == "unknown" or source.layout == "unknown":
+                refuse(
+                    node,
+                    "reshapes a layer's output so that where its channels lie is unknown (a flatten from a "
+                    "dimension other than 1, or a view or reshape keeping positions beside the channels)",
+                )
+            result = _Channels(source.ids, layout=layout, producer=source.producer, single=source.single and layout == "flat")
+            if _literal_size(node):
+                fixed.extend(source.ids)
         elif node.op == "call_function" and node.target in ADDITIONS:
             if len(inputs) == 2:
                 a, b = inputs
-                if len(a.ids) != len(b.ids) or a.flat != b.flat:
+                # both flattened with one column per channel ((batch, channels)), the axis they came from no longer matters
+                one_column = a.flat and b.flat and (a.single or b.single)
+                if (
+                    len(a.ids) != len(b.ids)
+                    or a.layout != b.layout
+                    or (a.flat and _channel_axis(a) != _channel_axis(b) and not one_column)
+                ):
                     refuse(node, "adds values of different channel layouts")
                 for i, j in zip(a.ids, b.ids):
                     parent[find(j)] = find(i)
@@ -436,6 +557,8 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
                 result = inputs[0]
         elif len(inputs) == 1 and _passes_through(node, modules):
             result = inputs[0]
+            if _pools_to_one(node, modules) and result.layout == "1" and not isinstance(result.producer, nn.Linear):
+                result = _Channels(result.ids, layout=result.layout, producer=result.producer, single=True)
         elif (node.op == "call_method" and node.target in SHAPE_METHODS) or (node.op == "call_function" and node.target is getattr):
             result = None  # x.size(0), x.shape: numbers, not channels
         elif node.op == "call_function" and node.target in SCALINGS and _one_node_and_numbers(args):
@@ -453,7 +576,24 @@ def channel_flow(model: nn.Module, traced: Optional[fx.Graph] = None) -> Channel
     flow.remaps = {k: (canonical(a), canonical(b)) for k, (a, b) in flow.remaps.items()}
     flow.pinned = set(canonical(pinned))
     flow.joined = set(canonical(joined))
+    flow.fixed = set(canonical(fixed))
     return flow
+
+
+def _channel_axis(value: _Channels) -> str:
+    """'last' for a Linear's units, '1' for a convolution's channels (the ResNet shortcut's output too)."""
+    return "last" if isinstance(value.producer, nn.Linear) else "1"
+
+
+def _pools_to_one(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    """An adaptive average pooling to output size 1: one position per channel."""
+    if node.op == "call_module" and isinstance(modules[node.target], (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        size = modules[node.target].output_size
+    elif node.op == "call_function" and node.target in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d):
+        size = node.args[1] if len(node.args) > 1 else node.kwargs.get("output_size")
+    else:
+        return False
+    return size == 1 or (isinstance(size, (tuple, list)) and all(d == 1 for d in size))
 
 
 def _one_node_and_numbers(args) -> bool:

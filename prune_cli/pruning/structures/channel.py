@@ -32,9 +32,20 @@ def check_channel_model(model, selected: dict, method: DictConfig) -> None:
         raise ConfigError(
             "method.structure",
             "channel",
-            "layers that each feed exactly one next layer (no "
-            "residual add or concatenation); exclude these with method.exclude=[...]: " + ", ".join(bad),
+            "layers that each feed exactly one next layer that reads their units (no residual add or concatenation); "
+            f"exclude these by module name ({_exclude_hint(layers, bad)}): {_unlinked_list(layers, bad)}",
         )
+
+
+def _unlinked_list(layers, names: list[str]) -> str:
+    """The layers, each with the reason the layer it reaches does not read its units where the graph
+    knows one (`LayerInfo.unlinked`: a Linear along a convolution's length, an unknown reshape, ...)."""
+    return ", ".join(f"{n} ({layers[n].unlinked})" if layers[n].unlinked else n for n in names)
+
+
+def _exclude_hint(layers, names: list[str]) -> str:
+    """`method.exclude` takes module names ("conv"), not parameter names ("conv.weight")."""
+    return f"method.exclude=[{','.join(layers[n].module_name for n in names)}]"
 
 
 class _UnitCounts:
@@ -146,9 +157,9 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
     broken = [n for n in hidden if layers[n].next is None]
     if broken:
         raise PruneCliError(
-            "method.structure=channel needs each pruned hidden layer to feed exactly one next layer (no "
-            f"residual add or concatenation); these do not: {', '.join(broken)}. Exclude them "
-            "(method.exclude=[...]) or use another structure."
+            "method.structure=channel needs each pruned hidden layer to feed exactly one next layer that reads its units "
+            f"(no residual add or concatenation); these do not: {_unlinked_list(layers, broken)}. Exclude them "
+            f"({_exclude_hint(layers, broken)}) or use another structure."
         )
     prev_of = {layers[n].next: n for n in hidden}
     units = _UnitCounts(layers, {n: s.shape for n, s in scores.items()}).closest_to(sctx.density)
