@@ -143,6 +143,41 @@ def test_gradual_s_default_window_of_two_events_is_a_warning_in_the_log(tmp_path
     assert "schedule=gradual: training has 12 optimizer steps" in log and "only two pruning events" in log, log
 
 
+@pytest.mark.parametrize(
+    "start, frequency, said",
+    [
+        (
+            11,
+            100,
+            "single pruning event, straight to sparsity, so schedule.power=3, schedule.initial_sparsity=0.0 and "
+            "schedule.frequency=100 change nothing; lower schedule.start_step (below 11, the last step)",
+        ),
+        (
+            10,
+            1,
+            "only two pruning events (initial_sparsity, sparsity), and schedule.power=3 changes nothing; lower "
+            "schedule.start_step (below 10)",
+        ),
+        (0, 50, "lower schedule.frequency (below 11)"),
+    ],
+    ids=["one-event", "two-events-one-step-apart", "two-events"],
+)
+def test_gradual_s_warning_advises_only_what_gives_more_events(caplog, start, frequency, said):
+    """Review of e6cc200, F1: a window of one event (start_step at the last step) or of two events one
+    step apart was told to lower schedule.frequency below 1 or to set schedule.end_step; frequency is >= 1
+    and end_step cannot pass the last step, so only an earlier start_step gives more events."""
+    from omegaconf import OmegaConf
+
+    from prune_cli.schedules.gradual import gradual_sparsity
+
+    schedule = OmegaConf.create({"start_step": start, "end_step": -1, "frequency": frequency, "initial_sparsity": 0.0, "power": 3})
+    with caplog.at_level("WARNING", logger="prune_cli.schedules.gradual"):
+        gradual_sparsity(schedule, 0.5, 12)
+    (record,) = caplog.records
+    assert said in record.getMessage(), record.getMessage()
+    assert "end_step for" not in record.getMessage() and "below 1)" not in record.getMessage()
+
+
 def test_unused_training_time_overrides_stop_prune_run_before_any_work(finished_results):
     before = snapshot(finished_results)
     proc = run_cli([*FAST, "schedule=autoprune", "sparsity=0", "schedule.reg=0.01"], finished_results, check=False)

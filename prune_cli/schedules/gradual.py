@@ -150,18 +150,32 @@ def gradual_sparsity(schedule: DictConfig, final: float, total_steps: int) -> di
     events = curve(schedule, final, total_steps)
     if schedule.end_step < 0 and len(events) <= 2:
         t0, t_end = min(events), max(events)
-        log.warning(
-            "schedule=gradual: training has %d optimizer steps, so the window from schedule.start_step=%d to the last "
-            "step (%d, schedule.end_step=-1) with schedule.frequency=%d gives %s, and schedule.power=%s changes nothing; "
-            "lower schedule.frequency (below %d) or set schedule.end_step for more events",
-            total_steps,
-            t0,
-            t_end,
-            schedule.frequency,
-            "a single pruning event, straight to sparsity" if t0 == t_end else "only two pruning events (initial_sparsity, sparsity)",
-            schedule.power,
-            max(t_end - t0, 1),
+        head = (
+            f"schedule=gradual: training has {total_steps} optimizer steps, so the window from schedule.start_step={t0} "
+            f"to the last step ({t_end}, schedule.end_step=-1)"
         )
+        # the window cannot reach past the last step and frequency is >= 1: where the window is one or two steps
+        # wide only an earlier start_step gives more events
+        earlier = f"lower schedule.start_step (below {t0}{', the last step' if t0 == t_end else ''}) for more events"
+        if t0 == t_end:
+            log.warning(
+                "%s gives a single pruning event, straight to sparsity, so schedule.power=%s, schedule.initial_sparsity=%s "
+                "and schedule.frequency=%d change nothing; %s",
+                head,
+                schedule.power,
+                schedule.initial_sparsity,
+                schedule.frequency,
+                earlier,
+            )
+        else:
+            log.warning(
+                "%s with schedule.frequency=%d gives only two pruning events (initial_sparsity, sparsity), and "
+                "schedule.power=%s changes nothing; %s",
+                head,
+                schedule.frequency,
+                schedule.power,
+                f"lower schedule.frequency (below {t_end - t0})" if t_end - t0 > 1 else earlier,
+            )
     return events
 
 
