@@ -71,6 +71,9 @@ def test_autoprune_gate_options_at_sparsity_zero_are_unused(option):
     key = f"schedule.{option.split('=')[0]}"
     errors = _errors(["schedule=autoprune", f"schedule.{option}", "sparsity=0"])
     assert key in errors and "the gates freeze after the first step" in errors[key], errors
+    # review of e6cc200, F2: the gates' update is read (history's gate_sparsity moves), the model is not changed by it
+    assert "the model is the same" in errors[key] and "only gate_sparsity in history.csv" in errors[key], errors[key]
+    assert "never read" not in errors[key]
     assert key not in _errors(["schedule=autoprune", f"schedule.{option}", "sparsity=0.5"])
 
 

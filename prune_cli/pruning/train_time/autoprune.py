@@ -77,12 +77,14 @@ class AutoPruneConfig(TrainTimeScheduleConfig):
         found = {}
         if s.stop_at_target and cfg.sparsity == 0 and OmegaConf.select(cfg, "method.threshold_impl") != "strict_kth":
             # the target prunes N - round(N) = 0 weights: after_step freezes the gates at the first step with the
-            # top-N mask (all kept). That step's forward used the initial gates (aux_init, aux_init_mode: open for
-            # every nonzero weight, so not listed); the gates' updates (aux_lr, reg, surrogate, leak) come after it
-            # and are never read again
+            # top-N mask (all kept). That step's forward and the weights' gradients used the initial gates (open for
+            # every nonzero weight whatever aux_init > 0; aux_init_mode closes the gate of a weight that is exactly 0,
+            # which changes its first gradient, so it is not listed). The gates' update (aux_lr, reg, surrogate, leak)
+            # moves only the closed-gate count: history.csv's gate_sparsity and the freeze's log line
             why = (
                 f"with sparsity=0 and {key}.stop_at_target=true the gates freeze after the first step of the gating phase "
-                "keeping every weight, and the auxiliary parameters' updates are never read"
+                "keeping every weight, so the model is the same whatever the gates' update; only gate_sparsity in "
+                "history.csv (and the log line at the freeze) moves"
             )
             found.update({f"{key}.{name}": why for name in ("aux_lr", "reg", "surrogate", "leak")})
         if not s.stop_at_target:
