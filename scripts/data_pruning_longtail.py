@@ -14,7 +14,9 @@ compared with an earlier table; rerunning a listed rule checks that. A sweep tha
 or that fails stops the script with prune-run's exit status (its message above), without the table.
 A --keep that keeps every example of the long-tailed training split (round(keep x N) = N) is refused
 before any run, with the largest keep that leaves one out (prune-run refused the rule sweep's jobs
-only once they had loaded the split, after the `none` sweep had trained).
+only once they had loaded the split, after the `none` sweep had trained). So is, with class_balanced
+among the rules, a --keep that keeps fewer examples than the split has classes, with the smallest keep
+that keeps one of each.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ from script_args import comma_list, nonnegative_int, number_in, positive_int, ru
 RULES = "none,random,class_balanced,el2n,grand,forgetting,drop"
 
 
-def training_sizes(dataset: list[str], seeds: str) -> dict[int, int]:
-    """The training split's size for each of `seeds`, built as prune-run builds it (build_splits) from
-    the config composed with the `dataset` overrides: the N a rule keeps round(keep x N) of."""
+def training_sizes(dataset: list[str], seeds: str) -> dict[int, list[int]]:
+    """The training split's examples per class for each of `seeds`, built as prune-run builds it (build_splits)
+    from the config composed with the `dataset` overrides: their sum is the N a rule keeps round(keep x N) of."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -44,14 +46,31 @@ def training_sizes(dataset: list[str], seeds: str) -> dict[int, int]:
     with initialize_config_dir(config_dir=str(configs_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=dataset)
     raw = DATASETS.get(cfg.dataset.name)(cfg.dataset)
-    return {int(seed): len(build_splits(raw, cfg.dataset, int(seed), torch.device("cpu")).train_y) for seed in seeds.split(",")}
+    return {
+        int(seed): torch.bincount(build_splits(raw, cfg.dataset, int(seed), torch.device("cpu")).train_y.cpu()).tolist()
+        for seed in seeds.split(",")
+    }
 
 
-def check_keep(parser: argparse.ArgumentParser, keep: float, sizes: dict[int, int]) -> None:
+def check_keep(parser: argparse.ArgumentParser, keep: float, counts: dict[int, list[int]], balanced: bool = False) -> None:
     """Stop (argparse's one line, exit 2) when `keep` keeps all N training examples of a seed's split
-    (`sizes`): the rule would select nothing, and prune-run refuses it once the run has loaded the split."""
+    (`counts`, per class): the rule would select nothing, and prune-run refuses it once the run has loaded
+    the split; with class_balanced among the rules (`balanced`), also when it keeps fewer examples than
+    the split has classes (prune-run refused it in the rule sweep, after the `none` sweep had trained)."""
     from prune_cli.data.pruning import kept_examples, largest_keep_leaving_one_out
+    from prune_cli.data.pruning.class_balanced import smallest_keep_for
 
+    sizes = {seed: sum(per_class) for seed, per_class in counts.items()}
+    if balanced:
+        for seed, per_class in counts.items():
+            classes, examples = sum(1 for n in per_class if n > 0), sizes[seed]
+            if kept_examples(keep, examples) < classes:
+                bound = max(smallest_keep_for(sum(1 for n in c if n > 0), sum(c)) for c in counts.values())
+                parser.error(
+                    f"argument --keep: {str(keep)!r}: allowed: with class_balanced, a fraction that keeps at least one "
+                    f"example of each of the {classes} classes (round(keep x {examples}) keeps {kept_examples(keep, examples)} "
+                    f"of seed {seed}'s long-tailed training split): keep >= {bound:.6f}"
+                )
     for seed, examples in sizes.items():
         if examples > 1 and kept_examples(keep, examples) >= examples:
             bound = min(largest_keep_leaving_one_out(n) for n in sizes.values())
@@ -95,7 +114,7 @@ def main() -> None:
             sizes = training_sizes(dataset, args.seeds)
         except PruneCliError:  # the data cannot be loaded (an unwritable cache, say): prune-run's first sweep says why, exit 2
             sizes = {}
-        check_keep(parser, args.keep, sizes)
+        check_keep(parser, args.keep, sizes, balanced="class_balanced" in rules)
     choices = [["data_pruning=none"]] if "none" in rules else []
     choices += [[f"data_pruning={pruned}", f"data_pruning.keep={args.keep}"]] if pruned else []
     for choice in choices:

@@ -60,20 +60,28 @@ OWNED = {
 COMMON = [
     "dataset=mnist1d",
     "model=mlp",
-    "method=magnitude",
-    "method.allocation=layerwise",
     "metrics.membership.enabled=true",
     "metrics.regions.enabled=false",
 ]
+# the pruning criterion: not given to an admm or minmax sweep whose every sparsity is 0, where no weight is pruned
+# and prune-run refuses it as having no effect (a sweep with another sparsity reads it; its sparsity-0 job's log notes it)
+METHOD = ["method=magnitude", "method.allocation=layerwise"]
+
+
+def method_keys(method: str, sparsities: str) -> list[str]:
+    """METHOD, or nothing for an admm or minmax sweep that prunes nothing (`--sparsities 0`)."""
+    if method != "magnitude" and all(float(s) == 0 for s in sparsities.split(",")):
+        return []
+    return METHOD
 
 
 def run(results_dir: Path, method: str, args: argparse.Namespace) -> None:
-    cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}", *COMMON, *METHODS[method]]
-    cmd += [f"dataset.max_train_samples={args.train_samples}", f"model.widths={args.widths}", f"train.epochs={args.epochs}"]
     sparsities = args.sparsities
     if method == "magnitude" and args.frontier_sparsities:  # magnitude's accuracy/AUC trade-off curve
         sparsities = ",".join(sorted({*args.sparsities.split(","), *args.frontier_sparsities.split(",")}, key=float))
-    cmd += [f"sparsity={sparsities}", f"seed={args.seeds}", *args.overrides]
+    cmd = [sys.executable, "-m", "prune_cli.cli", "-m", f"results_dir={results_dir}", *COMMON, *method_keys(method, sparsities)]
+    cmd += [*METHODS[method], f"dataset.max_train_samples={args.train_samples}", f"model.widths={args.widths}"]
+    cmd += [f"train.epochs={args.epochs}", f"sparsity={sparsities}", f"seed={args.seeds}", *args.overrides]
     cmd = last_value_wins(cmd)
     print("running:", " ".join(cmd), flush=True)  # the command as run: an override in place of the script's value
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -166,6 +166,13 @@ CASES = [
         ["r", "--keep", "0.9999", "--rules", "none,random", "--seeds", "0", "--epochs", "1"],
         "argument --keep: '0.9999': allowed: a fraction that leaves out at least one training example",
     ),
+    # review of e6cc200, F5: class_balanced's lower bound (one example per class), likewise refused by prune-run
+    # only in the rule sweep, after the `none` sweep had trained
+    (
+        "data_pruning_longtail.py",
+        ["r", "--keep", "0.001", "--rules", "none,class_balanced", "--seeds", "0", "--epochs", "1"],
+        "argument --keep: '0.001': allowed: with class_balanced, a fraction that keeps at least one example of each of the 10",
+    ),
 ]
 # the values only prune-run knows: prune-run's own line and exit status, no table after it
 PRUNE_RUN_REFUSES = [

@@ -124,7 +124,37 @@ def test_mia_pruning_help_example_override_works_with_every_method(monkeypatch):
     (helped,) = [a.help for a in built[0]._actions if a.dest == "overrides"]
     example = re.search(r"e\.g\. (\S+)", helped).group(1)
     for own in mia_pruning.METHODS.values():
-        validated([*mia_pruning.COMMON, *own, "dataset.max_train_samples=800", "sparsity=0.8", example])
+        validated([*mia_pruning.COMMON, *mia_pruning.METHOD, *own, "dataset.max_train_samples=800", "sparsity=0.8", example])
+
+
+@pytest.mark.parametrize("method", ["admm", "minmax"])
+def test_mia_pruning_at_sparsity_zero_gives_no_method_keys(monkeypatch, tmp_path, method):
+    """Review of e6cc200, F4: every sweep got method=magnitude method.allocation=layerwise, which prune-run refuses
+    as having no effect under admm or minmax when every job is at sparsity 0 (`--methods admm --sparsities 0`)."""
+    import mia_pruning
+    from tests.helpers import validated
+
+    from prune_cli.run.unused_options import unused_overrides
+
+    commands = []
+
+    def ran(cmd, **kwargs):
+        commands.append(cmd)
+        raise _Ran(" ".join(cmd))
+
+    monkeypatch.setattr(mia_pruning, "run_or_exit", ran)
+    monkeypatch.setattr(
+        sys, "argv", ["mia_pruning.py", "--results-dir", str(tmp_path / "r"), "--methods", method, "--sparsities", "0"]
+    )
+    with pytest.raises(_Ran):
+        mia_pruning.main()
+    (cmd,) = commands
+    overrides = cmd[cmd.index("prune_cli.cli") + 2 :]  # after prune-run's -m
+    assert not [o for o in overrides if o.startswith("method")], overrides
+    one = [o.replace("seed=0,1,2", "seed=0") for o in overrides if not o.startswith("results_dir=")]
+    assert [f for f in unused_overrides(validated(one), one) if f.error] == []
+    # a sweep with a sparsity that prunes reads the criterion: kept
+    assert mia_pruning.method_keys(method, "0,0.8") == mia_pruning.METHOD == mia_pruning.method_keys("magnitude", "0")
 
 
 class _Ran(Exception):

@@ -692,7 +692,9 @@ def test_gradual_curve_options_an_explicit_window_cannot_use_are_unused():
     two = ["schedule=gradual", "schedule.start_step=0", "schedule.end_step=8", "schedule.frequency=8"]
     assert {f.key for f in _errors([*two, "schedule.power=2.0", "schedule.initial_sparsity=0.3"])} == {"schedule.power"}
     assert _errors(["schedule=gradual", "schedule.end_step=8", "schedule.frequency=2", "schedule.power=2.0"]) == []
-    assert _errors(["schedule=gradual", "schedule.frequency=100", "schedule.power=2.0"]) == []  # end_step -1: judged with the data
+    # end_step -1: judged from the dataset's declared size, FAST's 12 steps (tests/test_unused_train_time.py)
+    assert {f.key for f in _errors(["schedule=gradual", "schedule.frequency=100", "schedule.power=2.0"])} == {"schedule.power"}
+    assert _errors(["schedule=gradual", "schedule.frequency=5", "schedule.power=2.0"]) == []
 
     # by hand from the formula: the events and their sparsities do not depend on the options named
     def events(**options):

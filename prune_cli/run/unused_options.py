@@ -19,6 +19,8 @@ Which options do nothing comes from the plugins and schemas themselves, never fr
 - `accel.channels_last` on a model without convolution weights, and what a schema's
   `unused_for_model(cfg, key, model)` names (`bn_mode` on a model without BatchNorm or dropout), from
   the pre-run pass's model;
+- the method at `sparsity=0` where no weight is pruned (`_nothing_pruned`), also under a training-time
+  schedule whose schema declares `method_unread_unpruned` (minmax, admm, autoprune; not GReg);
 - `method.reinit` when the schedule's plan loads every weight again right after each pruning event
   (lottery tickets restarting from the rewound weights);
 - the whole `finetune` node when the schedule's plan never trains with it (at_init, lottery tickets,
@@ -109,11 +111,14 @@ def _nothing_pruned(cfg: DictConfig, plan: list) -> dict[str, str]:
     dense model's rows (phase `dense`) anyway. Not the options that decide which weights are prunable
     (`EXCLUSIONS`, nor a method choice that sets them), and nothing where the run still acts on the
     prunable weights: `method.reinit` (it re-draws the survivors, all of them here, from a seed the
-    scores' and shuffle's draws move) and a training-time method's steps (GReg-2's and ADMM's penalties)."""
+    scores' and shuffle's draws move) and a training-time method's steps that read the method where nothing is
+    pruned (GReg-2's penalty), unless the schedule's schema declares they do not (`method_unread_unpruned`: min-max's
+    attack never reads it, ADMM's projection and AutoPrune's frozen gates keep every weight at density 1)."""
     from ..schedules.steps import TrainWithHook
 
     m = cfg.method
-    if may_zero_weights(cfg) or m.reinit or any(isinstance(step, TrainWithHook) for step in plan):
+    hooked = any(isinstance(step, TrainWithHook) for step in plan)
+    if may_zero_weights(cfg) or m.reinit or (hooked and not getattr(schema_of(cfg, "schedule"), "method_unread_unpruned", False)):
         return {}
     why = (
         f"no weight is pruned here (sparsity={cfg.sparsity} with schedule={cfg.schedule.name}): every mask keeps all "

@@ -51,6 +51,9 @@ class AdmmConfig(ScheduleConfig):
     update_every: int = 20  # optimizer steps between Z/U updates
 
     reads = ()  # its steps are fixed: from the trained dense model, ADMM, hard pruning, retraining with `finetune`
+    # at sparsity 0 (density 1) the projection keeps every weight whatever method.allocation: the method's options
+    # do nothing (prune_cli/run/unused_options.py `_nothing_pruned`); the penalty still acts (rho moves W toward Z)
+    method_unread_unpruned = True
 
     @staticmethod
     def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:

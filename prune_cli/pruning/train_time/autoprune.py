@@ -67,10 +67,26 @@ class AutoPruneConfig(TrainTimeScheduleConfig):
     leak: float = 0.1  # leaky_relu's slope where m <= 0
     stop_at_target: bool = True  # freeze the gates at `sparsity`, then fine-tune
 
+    # at sparsity 0 with stop_at_target the gates freeze after the first step keeping every weight: the method's
+    # options do nothing (prune_cli/run/unused_options.py `_nothing_pruned`)
+    method_unread_unpruned = True
+
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
         s = OmegaConf.select(cfg, key)
         found = {}
+        if s.stop_at_target and cfg.sparsity == 0 and OmegaConf.select(cfg, "method.threshold_impl") != "strict_kth":
+            # the target prunes N - round(N) = 0 weights: after_step freezes the gates at the first step with the
+            # top-N mask (all kept). That step's forward and the weights' gradients used the initial gates (open for
+            # every nonzero weight whatever aux_init > 0; aux_init_mode closes the gate of a weight that is exactly 0,
+            # which changes its first gradient, so it is not listed). The gates' update (aux_lr, reg, surrogate, leak)
+            # moves only the closed-gate count: history.csv's gate_sparsity and the freeze's log line
+            why = (
+                f"with sparsity=0 and {key}.stop_at_target=true the gates freeze after the first step of the gating phase "
+                "keeping every weight, so the model is the same whatever the gates' update; only gate_sparsity in "
+                "history.csv (and the log line at the freeze) moves"
+            )
+            found.update({f"{key}.{name}": why for name in ("aux_lr", "reg", "surrogate", "leak")})
         if not s.stop_at_target:
             found["sparsity"] = (
                 f"with {key}.stop_at_target=false the gates decide the sparsity (gate_sparsity in history.csv); "

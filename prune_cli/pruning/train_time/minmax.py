@@ -50,6 +50,23 @@ class MinMaxConfig(ScheduleConfig):
     attack_width: int = 64  # hidden width of the attack model's branches
 
     reads = ()  # its steps are fixed: from the initialisation, one pruning event, regularised fine-tuning
+    # the attack never reads the method: at sparsity 0 (no pruning event) the method and its options do nothing
+    # (prune_cli/run/unused_options.py `_nothing_pruned`)
+    method_unread_unpruned = True
+
+    @staticmethod
+    def unused(cfg: DictConfig, key: str) -> dict[str, str]:
+        """The attack's options where the classifier ignores the attack: with adv_lambda=0 its loss adds
+        0 x the attack's gain, so the trained model is the same whatever the attack (only history's
+        attack_loss, the attack's own training loss, changes; membership leakage is metrics.membership's)."""
+        s = OmegaConf.select(cfg, key)
+        if s.adv_lambda != 0:
+            return {}
+        why = (
+            f"with {key}.adv_lambda=0 the classifier's loss adds 0 x the attack's gain, so the attack changes no weight of "
+            "the model (only history's attack_loss, the attack's own loss, moves); this is the plain, undefended training"
+        )
+        return {f"{key}.{name}": why for name in ("attack_steps", "attack_lr", "attack_width")}
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
