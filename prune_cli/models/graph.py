@@ -261,9 +261,7 @@ def _reshape_layout(node: fx.Node, modules: dict[str, nn.Module]) -> Optional[st
         end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
         return "flat" if (start, end) == (1, -1) else "unknown"
     if node.op == "call_method" and node.target in ("view", "reshape"):
-        sizes = list(node.args[1:])
-        if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
-            sizes = list(sizes[0])
+        sizes = _view_sizes(node)
         if len(sizes) == 2:
             return "flat"
         if len(sizes) >= 3 and all(isinstance(d, int) and d == 1 for d in sizes[2:]):
@@ -277,10 +275,13 @@ def _literal_size(node: fx.Node) -> bool:
     a channel count written in forward, which a compact model with fewer channels would contradict."""
     if not (node.op == "call_method" and node.target in ("view", "reshape")):
         return False
+    return any(isinstance(d, int) and d not in (-1, 1) for d in _view_sizes(node)[1:])
+
+
+def _view_sizes(node: fx.Node) -> list:
+    """The sizes a traced `x.view(...)` / `x.reshape(...)` asks for, given as arguments or as one tuple."""
     sizes = list(node.args[1:])
-    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
-        sizes = list(sizes[0])
-    return any(isinstance(d, int) and d not in (-1, 1) for d in sizes[1:])
+    return list(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else sizes
 
 
 def _layout_after(node: fx.Node, modules: dict[str, nn.Module], layout: str) -> str:

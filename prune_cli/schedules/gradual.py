@@ -36,15 +36,14 @@ class GradualScheduleConfig(ScheduleConfig):
     def event_sparsities(cfg: DictConfig, examples: int) -> list[float]:
         """The target sparsity of each pruning event, in order, for `examples` training examples (the
         pre-run pass checks a structure can reach each: prune_cli/run/prevalidate.py check_event_reach)."""
-        steps = cfg.train.epochs * -(-examples // cfg.train.batch_size)
-        return [sparsity for _, sparsity in sorted(curve(cfg.schedule, cfg.sparsity, steps).items())]
+        return [sparsity for _, sparsity in sorted(curve(cfg.schedule, cfg.sparsity, training_steps(cfg, examples)).items())]
 
     @staticmethod
     def check_training_examples(cfg: DictConfig, examples: int, exact: bool) -> None:
         """The events fit in dense training's optimizer steps, from the number of training examples
         (prune_cli/run/prevalidate.py check_data_sizes: as declared, `exact=False` for an upper bound,
         and once loaded)."""
-        check_event_window(cfg.schedule, cfg.train.epochs * -(-examples // cfg.train.batch_size), exact)
+        check_event_window(cfg.schedule, training_steps(cfg, examples), exact)
 
     @staticmethod
     def unused(cfg: DictConfig, key: str) -> dict[str, str]:
@@ -112,6 +111,12 @@ def declared_training_steps(cfg: DictConfig) -> int | None:
         return None
     if cfg.data_pruning.name != "none":
         examples = kept_examples(cfg.data_pruning.keep, examples)
+    return training_steps(cfg, examples)
+
+
+def training_steps(cfg: DictConfig, examples: int) -> int:
+    """Dense training's optimizer steps for `examples` training examples: train.epochs x
+    ceil(examples / train.batch_size) (the last batch of an epoch may be smaller; none is dropped)."""
     return cfg.train.epochs * -(-examples // cfg.train.batch_size)
 
 
