@@ -32,7 +32,7 @@ def test_default_is_cheap_and_full_enables_every_metric():
         ("metrics.recall_distortion.splits=[test,test]", "metrics.recall_distortion.splits"),
         ("metrics.similarity.batch_seed=-1", "metrics.similarity.batch_seed"),
         ("metrics.membership.sample_seed=-3", "metrics.membership.sample_seed"),
-        ("metrics.similarity.split=train", "metrics.similarity.split"),
+        ("metrics.similarity.split=training", "metrics.similarity.split"),
         ("metrics.similarity.num_samples=2", "metrics.similarity.num_samples"),
         ("metrics.similarity.svcca_variance=1.5", "metrics.similarity.svcca_variance"),
         ("metrics.similarity.svcca_max_dims=0", "metrics.similarity.svcca_max_dims"),

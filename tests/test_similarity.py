@@ -138,6 +138,29 @@ def test_metric_dense_vs_itself_and_pruned(tmp_path):
     assert rows[0]["cka_linear"] == pytest.approx(expected, rel=1e-6)
 
 
+def test_metric_on_the_training_inputs(tmp_path):
+    """split=train compares the models on training inputs (accuracy audit of 2026-12-03: it was refused,
+    though ntk, regions and pruning_limit take train): the batch comes from the train split, not test."""
+    from helpers import validated
+
+    validated("metrics.similarity.enabled=true", "metrics.similarity.split=train")  # the pre-run pass accepts it
+    torch.manual_seed(0)
+    model = MLP(4, [8], 3)
+    train_x, test_x = torch.randn(40, 4), 5 * torch.randn(40, 4) + 3
+    y = torch.randint(0, 3, (40,))
+    data = DataSplits(train_x, y, test_x, y, test_x, y, num_classes=3)
+    dense = copy.deepcopy(model)
+    with torch.no_grad():
+        model.net[1].weight[:, :3] = 0
+    node = OmegaConf.create({"split": "train", "num_samples": 40, "batch_seed": 0, "svcca_variance": 0.99, "svcca_max_dims": 32})
+    rows = METRICS.get("similarity")(metric_context(model, data, dense=dense), "pruned", node).tables["similarity.csv"]
+    assert rows[0]["split"] == "train" and rows[0]["num_samples"] == 40
+    # every training input (CKA does not depend on their order)
+    expected = _cka_feature_space(dense.net[1](train_x).detach().double().numpy(), model.net[1](train_x).detach().double().numpy())
+    on_test = _cka_feature_space(dense.net[1](test_x).detach().double().numpy(), model.net[1](test_x).detach().double().numpy())
+    assert rows[0]["cka_linear"] == pytest.approx(expected, rel=1e-6) and abs(expected - on_test) > 1e-3
+
+
 def test_conv_layers_are_flattened_and_compared():
     from prune_cli.analysis.similarity import compare
     from prune_cli.models import build_model

@@ -25,7 +25,7 @@ class SimilarityConfig:
 
     hashed_when_disabled: ClassVar[bool] = True  # its node is in every run id, even disabled (as before metric plugins)
     enabled: bool = False
-    split: str = "test"  # where the fixed batch of inputs comes from (val | test)
+    split: str = "test"  # where the fixed batch of inputs comes from (test | val | train)
     num_samples: int = 256  # inputs in the fixed batch (capped by the split size)
     batch_seed: int = 0  # which inputs; the same batch is used in every phase
     svcca_variance: float = 0.99  # SVCCA keeps the top singular directions explaining this variance ...
@@ -34,8 +34,8 @@ class SimilarityConfig:
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         node = cfg.metrics.similarity
-        if node.split not in ("val", "test"):
-            raise ConfigError("metrics.similarity.split", node.split, "one of test, val")
+        if node.split not in ("train", "val", "test"):  # train: the representations on the inputs the model was fit to
+            raise ConfigError("metrics.similarity.split", node.split, "one of test, train, val")
         if not (isinstance(node.num_samples, int) and node.num_samples >= 3):
             raise ConfigError("metrics.similarity.num_samples", node.num_samples, "an integer >= 3")
         seed_option(cfg, "metrics.similarity.batch_seed")
