@@ -166,6 +166,7 @@ def _validate_every_sweep_job_first() -> None:
         first = not getattr(self, "_prune_cli_jobs_validated", False)
         before = os.environ.get(threads.SWEEP_BATCH)
         threads.note_sweep_batch(os.environ, len(batch), first)  # what the batch's jobs read to share the CPUs
+        _no_idle_workers(self, len(batch))
         if not first:
             if before != os.environ.get(threads.SWEEP_BATCH):  # reused loky workers keep the old batch's size
                 sweep_stop.retire_idle_loky_workers()
@@ -245,6 +246,22 @@ def _validate_every_sweep_job_first() -> None:
 
     validate_batch_is_legal.validates_every_job_first = True  # type: ignore[attr-defined]
     Sweeper.validate_batch_is_legal = validate_batch_is_legal  # type: ignore[method-assign]
+
+
+def _no_idle_workers(sweeper, jobs: int) -> None:
+    """Hydra's joblib launcher passes `n_jobs` to joblib.Parallel as given, and joblib's loky backend starts
+    that many worker processes at the batch's first job, even for fewer jobs (sweeps audit of 2026-12-03:
+    n_jobs=40 started 40 Python processes for a 2-job sweep). A batch gets at most one worker per job; what
+    runs, and each job's threads (prune_cli/core/threads.py reads the batch's size), is unchanged."""
+    settings = getattr(getattr(sweeper, "launcher", None), "joblib", None)
+    if not isinstance(settings, dict):  # not the joblib launcher
+        return
+    requested = sweeper.__dict__.setdefault("_prune_cli_n_jobs", settings.get("n_jobs"))  # the user's, for every batch
+    if isinstance(requested, int) and requested != 0:
+        from joblib import cpu_count
+
+        at_once = requested if requested > 0 else max(cpu_count() + 1 + requested, 1)  # joblib's count: -1 one per CPU
+        settings["n_jobs"] = min(at_once, jobs)
 
 
 def _listed(lines: list[str]) -> list[str]:

@@ -113,3 +113,59 @@ def check_submitit_values(cfg: DictConfig, target: str) -> None:
         if name == "mem_gb" and not local:
             allowed += f"; null leaves it to the cluster's default; all of each node's memory (sbatch --mem=0) is {ALL_MEMORY}"
         check(integer and value >= lowest, key, value, allowed)
+
+
+def _dispatch_amounts(pre_dispatch: str, most_jobs: int) -> list[int] | None:
+    """What joblib makes of `pre_dispatch` (an expression of `n_jobs`, joblib.Parallel's documented form, e.g.
+    '2*n_jobs') for every n_jobs from 1 to `most_jobs` (prune-run lowers n_jobs to a batch's job count): joblib
+    substitutes the number and evaluates the arithmetic with its own evaluator, then takes int(); None where
+    it is not an arithmetic expression."""
+    try:
+        from joblib._utils import eval_expr  # joblib's own evaluator (joblib/parallel.py), so the check matches its reading
+    except ImportError:  # a joblib older than its evaluator: joblib decides at the sweep's start, as before
+        return [1]
+
+    amounts = []
+    for n_jobs in range(1, max(1, min(most_jobs, 4096)) + 1):
+        try:
+            amounts.append(int(eval_expr(pre_dispatch.replace("n_jobs", str(n_jobs)))))
+        except (ValueError, TypeError):
+            return None
+    return amounts
+
+
+def check_joblib_values(cfg: DictConfig) -> None:
+    """hydra-joblib-launcher's options that reach joblib.Parallel as given, checked once per sweep before it
+    starts (sweeps audit of 2026-12-03): a bad `batch_size` or `pre_dispatch`, or a `require` that contradicts
+    the processes the launcher always uses, was joblib's ValueError at the sweep's start (exit 1, no key named);
+    `pre_dispatch=0` dispatched no job and reported "all 0 runs of the sweep completed", exit 0."""
+    import os
+
+    node = OmegaConf.select(cfg, "hydra.launcher")
+    batch_size = str(node.get("batch_size", "auto"))
+    check(
+        batch_size == "auto" or (batch_size.isdigit() and int(batch_size) >= 1),
+        "hydra.launcher.batch_size",
+        node.get("batch_size"),
+        "'auto' or an integer >= 1 (how many jobs joblib hands a worker at once)",
+    )
+    n_jobs = node.get("n_jobs")
+    cpus = os.cpu_count() or 1
+    most = n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else max(cpus + 1 + (n_jobs or -1), 1)
+    pre_dispatch = node.get("pre_dispatch", "2*n_jobs")
+    text = str(pre_dispatch)
+    amounts = None if text == "all" else _dispatch_amounts(text, most)
+    check(
+        text == "all" or (amounts is not None and min(amounts) >= 1),
+        "hydra.launcher.pre_dispatch",
+        pre_dispatch,
+        "'all', an integer >= 1, or an arithmetic expression of n_jobs that is >= 1 for every n_jobs from 1 to "
+        f"{most} (joblib's form, e.g. 2*n_jobs: how many jobs are queued ahead of the workers; 0 queues none)",
+    )
+    check(
+        node.get("require") is None,
+        "hydra.launcher.require",
+        node.get("require"),
+        "null: the launcher always runs its jobs in separate processes (prefer=processes), which require=sharedmem "
+        "(joblib's only value) contradicts",
+    )

@@ -29,7 +29,7 @@ from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
 from .composition_errors import unresolvable_interpolation
 from .config_values import check_list_elements, check_signed_zeros
-from .launcher_values import check_submitit_values
+from .launcher_values import check_joblib_values, check_submitit_values
 
 
 def register_schemas() -> None:
@@ -330,9 +330,16 @@ def check_job_chdir(cfg: DictConfig) -> None:
     )
 
 
-# Options of Hydra's joblib launcher (hydra/launcher=parallel or joblib) it overrides itself: it always runs the jobs
-# with joblib's loky backend (processes), so these change nothing
-JOBLIB_IGNORED = ("hydra.launcher.backend", "hydra.launcher.prefer")
+# Options of Hydra's joblib launcher (hydra/launcher=parallel or joblib) that change nothing in a sweep, and why
+_LOKY = "always runs its jobs with joblib's loky backend (processes)"
+_MEMMAP = "hands its jobs their configs, never numpy arrays, which are all joblib memory-maps (max_nbytes, mmap_mode, temp_folder)"
+JOBLIB_IGNORED = {
+    "hydra.launcher.backend": _LOKY,
+    "hydra.launcher.prefer": _LOKY,
+    "hydra.launcher.mmap_mode": _MEMMAP,
+    "hydra.launcher.max_nbytes": _MEMMAP,
+    "hydra.launcher.temp_folder": _MEMMAP,
+}
 
 
 def check_launcher_overrides(cfg: DictConfig) -> None:
@@ -352,6 +359,7 @@ def check_launcher_overrides(cfg: DictConfig) -> None:
         n_jobs,
         "a nonzero integer: how many jobs run at once (-1: one per CPU, -2: all but one, as joblib counts)",
     )
+    check_joblib_values(cfg)
     # joblib's `timeout` (https://joblib.readthedocs.io/en/stable/generated/joblib.Parallel.html): when one job
     # reaches it, joblib aborts the whole Parallel call and terminates every loky worker, each in the middle of
     # its job (a write included); the sweep then ended with an empty TimeoutError. Refused, from a config too.
@@ -376,8 +384,8 @@ def check_launcher_overrides(cfg: DictConfig) -> None:
             raise ConfigError(
                 key,
                 (override.input_line or "").partition("=")[2],
-                f"no override: Hydra's joblib launcher ({chosen}) always runs its jobs with joblib's loky "
-                f"backend (processes), so {key} has no effect; leave it out (hydra.launcher.n_jobs sets how many run at once)",
+                f"no override: Hydra's joblib launcher ({chosen}) {JOBLIB_IGNORED[key]}, so {key} has no effect; "
+                "leave it out (hydra.launcher.n_jobs sets how many run at once)",
             )
 
 
