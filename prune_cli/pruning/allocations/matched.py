@@ -4,6 +4,7 @@ Separates "which layers" from "which weights": e.g. random positions at SNIP's l
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -13,7 +14,7 @@ from ...core import plugins
 from ...core.checks import check
 from ...core.errors import ConfigError
 from ...core.paths import configs_dir
-from ..allocation import check_implied_sparsity, register_allocation
+from ..allocation import check_implied_sparsity, register_allocation, round_half_even
 
 
 @dataclass
@@ -26,9 +27,15 @@ class MatchedOptions:
     in_every_run_id: ClassVar[bool] = True  # MethodConfig fields before allocations declared their options
 
 
+# Not offered as method.match_allocation: matched itself, and explicit, whose densities come from
+# method.layer_densities, a key the matched method's config does not set and this run's is refused.
+UNMATCHABLE = ("matched", "explicit")
+
+
 def check_matched(cfg: DictConfig) -> None:
     """Exactly one source; a named method must exist and not be matched itself; a masks file must be
-    readable (a missing or corrupt file stops the run before any work)."""
+    readable (a missing or corrupt file stops the run before any work). An overriding match_allocation
+    must be one that can run on the matched method's config (not explicit: `UNMATCHABLE`)."""
     from ..registries import ALLOCATIONS
 
     m = cfg.method
@@ -46,12 +53,14 @@ def check_matched(cfg: DictConfig) -> None:
             "a method config name: one of " + ", ".join(method_options()),
         )
         if m.match_allocation is not None:
-            choices = [a for a in ALLOCATIONS.names() if a != "matched"]
+            choices = [a for a in ALLOCATIONS.names() if a not in UNMATCHABLE]
             check(
                 m.match_allocation in choices,
                 "method.match_allocation",
                 m.match_allocation,
-                "null (the matched method's own allocation) or one of " + ", ".join(choices),
+                "null (the matched method's own allocation) or one of "
+                + ", ".join(choices)
+                + " (not explicit: the matched method's config sets no method.layer_densities, and this run's are not passed on)",
             )
         other = method_option(m.match_method)
         check(other.allocation != "matched", "method.match_method", m.match_method, "a method whose own allocation is not matched")
@@ -69,7 +78,17 @@ def check_matched(cfg: DictConfig) -> None:
 
 def check_matched_density(model, selected: dict, method: DictConfig, density: float) -> None:
     """The masks file's sparsity over this run's prunable weights is the run's (as the pruner holds
-    it, within method.sparsity_tolerance of the reachable count); found before dense training."""
+    it, within method.sparsity_tolerance of the reachable count); found before dense training. With
+    match_method: the target leaves the matched method's own layers something to keep (`matched_density`),
+    and its allocation's `check_density` accepts their density, on the config `method=<name>` composes."""
+    if method.match_method:
+        other, own, dense = matched_layers(model, selected, method)
+        d = matched_density(selected, own, dense, method, density)
+        hook = _allocation(other).check_density
+        if hook is not None:
+            with _refusal_as(method, other, "sparsity", round(1.0 - density, 12), d):
+                hook(model, own, other, d)
+        return
     if not method.match_masks:
         return
     from ...models.masks import read_masks_file
@@ -82,7 +101,16 @@ def check_matched_density(model, selected: dict, method: DictConfig, density: fl
 
 
 def check_matched_model(model, selected: dict, method: DictConfig) -> None:
-    """The masks file holds a mask of the right shape for every prunable weight of this run."""
+    """The masks file holds a mask of the right shape for every prunable weight of this run. With
+    match_method: the matched method prunes no layer this run excludes (`matched_layers`), and its
+    allocation's `check_model` accepts the model (region_bound refuses a residual one) on its own layers."""
+    if method.match_method:
+        other, own, _ = matched_layers(model, selected, method)
+        hook = _allocation(other).check_model
+        if hook is not None:
+            with _refusal_as(method, other, _source_key(method), _source_value(method)):
+                hook(model, own, other)
+        return
     if not method.match_masks:
         return
     from ...models.masks import read_masks_file
@@ -96,6 +124,118 @@ def check_matched_model(model, selected: dict, method: DictConfig) -> None:
             path,
             "masks with the shapes of this run's prunable weights; missing or mis-shaped: " + ", ".join(bad),
         )
+
+
+def matched_config(method, root: DictConfig | None = None) -> DictConfig:
+    """The matched method's config as `method=<match_method>` composes it, with method.match_allocation's
+    allocation where one is given. `root`: the run's config (interpolations resolve against it); by
+    default the root of `method` where it is a node of one."""
+    if root is None and isinstance(method, DictConfig):
+        found = method._get_root()
+        root = found if found is not method and isinstance(found, DictConfig) and "method" in found else None
+    other = method_option(method.match_method, root)
+    if method.match_allocation:
+        other.allocation = method.match_allocation
+    return other
+
+
+def matched_layers(model, selected: dict, method, root: DictConfig | None = None) -> tuple[DictConfig, dict, list[str]]:
+    """(the matched method's config, the weights it prunes on this model, this run's prunable weights
+    it keeps dense). Its own `exclude` / `exclude_first` / `exclude_classifier` choose its layers, as
+    `method=<name>` chooses them (pruner.select_prunable's rule): region_bound keeps the classifier dense,
+    so matching it keeps this run's classifier dense too. A layer it prunes but this run excludes has no
+    count that both could keep: refused."""
+    name = method.match_method
+    other = matched_config(method, root)
+    layers = model.prunable_layers()
+    names = [n for n, _ in layers]
+    excluded = set(other.exclude or [])
+    unknown = sorted(excluded - set(names))
+    if unknown:
+        raise ConfigError(
+            "method.match_method",
+            name,
+            f"a method whose method.exclude names prunable layers of this model ({', '.join(names)}); "
+            f"configs/method/{name}.yaml excludes {unknown}",
+        )
+    if other.exclude_first:
+        excluded.add(names[0])
+    if other.exclude_classifier:
+        excluded.add(model.classifier)
+    own = {f"{n}.weight": module.weight for n, module in layers if n not in excluded}
+    outside = [n.removesuffix(".weight") for n in own if n not in selected]
+    if outside:
+        raise ConfigError(
+            "method.match_method",
+            name,
+            f"a method that prunes only layers this run prunes: this run excludes {', '.join(outside)} (method.exclude, "
+            f"method.exclude_first or method.exclude_classifier), which method={name} prunes, so its counts there cannot be "
+            "kept; prune them in this run too, or match another method",
+        )
+    if not own:
+        raise ConfigError("method.match_method", name, f"a method that prunes some layer of this model (method={name} excludes all)")
+    return other, own, [n for n in selected if n not in own]
+
+
+def matched_density(selected: dict, own: dict, dense: list[str], method, density: float) -> float:
+    """The density the matched method prunes its own layers to. The run's sparsity is over this run's
+    prunable weights, as with match_masks (docs/allocation.md): it keeps round(d N) of them. Where the
+    matched method keeps some of them dense (its exclude options), those keep all their weights and its
+    own layers the rest, so the counts are those `method=<name>` chooses at the sparsity over its own
+    layers that keeps the same total. Where both prune the same layers the density is the run's, unchanged."""
+    if not dense:
+        return density
+    n = sum(p.numel() for p in selected.values())
+    fixed = sum(selected[w].numel() for w in dense)
+    kept = round_half_even(density * n)
+    if kept < fixed:
+        layers = ", ".join(w.removesuffix(".weight") for w in dense)
+        raise ConfigError(
+            "sparsity",
+            round(1.0 - density, 12),
+            f"at most {1.0 - fixed / n:.6g} with method.match_method={method.match_method}: that method keeps {layers} dense "
+            f"({fixed} of this run's {n} prunable weights), more than this target keeps ({kept}); or exclude {layers} "
+            "here too (method.exclude)",
+        )
+    return (kept - fixed) / sum(p.numel() for p in own.values())
+
+
+def _allocation(other: DictConfig):
+    from ..registries import ALLOCATIONS
+
+    return ALLOCATIONS.get(other.allocation)
+
+
+def _source_key(method) -> str:
+    return "method.match_allocation" if method.match_allocation else "method.match_method"
+
+
+def _source_value(method) -> str:
+    return method.match_allocation or method.match_method
+
+
+@contextlib.contextmanager
+def _refusal_as(method, other: DictConfig, key: str, value, density: float | None = None):
+    """The matched allocation's own check refusing, told under this run's keys: the words it used name
+    the matched method's options (method.fc_density, ...), which this run cannot set."""
+    try:
+        yield
+    except ConfigError as err:
+        via = f" with method.match_allocation={method.match_allocation}" if method.match_allocation else ""
+        which = f"method.match_method={method.match_method}{via} (allocation {other.allocation})"
+        if key == "sparsity":
+            allowed = f"a sparsity that {which} reaches on this model; or another method.match_allocation or method.match_method"
+            where = f" at density {density:.6g} of the layers it prunes"
+        else:
+            allowed = f"a matched method and allocation that fit this model: {which} does not"
+            where = ""
+        raise ConfigError(
+            key,
+            value,
+            allowed,
+            f"Its check{where}, on the config method={method.match_method} composes (this run's method.* options do not "
+            f"reach it), says: {err}",
+        ) from None
 
 
 @register_allocation(
@@ -113,10 +253,11 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
     """The per-layer counts another method chose (ShrinkBench's same-proportion baseline).
 
     `method.match_masks`: a masks.pt of another run (its per-layer counts, target must agree);
-    `method.match_method`: another method config (configs/method/<name>.yaml, its score, options and
-    allocation; `method.match_allocation` overrides the allocation) computed here on the same model
-    and data, over its own rounds when it has several (on a copy of the model). The run's own score
-    (e.g. random) then picks the positions."""
+    `method.match_method`: another method config (configs/method/<name>.yaml, its score, options,
+    exclusions and allocation; `method.match_allocation` overrides the allocation) computed here on the
+    same model and data over the layers it prunes (the layers it excludes keep all their weights:
+    `matched_layers`, `matched_density`), over its own rounds when it has several (on a copy of the
+    model). The run's own score (e.g. random) then picks the positions."""
     method = ctx.method
     path = method.match_masks
     if path:
@@ -136,27 +277,28 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
 
     from ..registries import ALLOCATIONS, SCORES
 
-    other = method_option(method.match_method, ctx.config)
-    if method.match_allocation:
-        other.allocation = method.match_allocation
+    other, own, dense = matched_layers(ctx.model, _params_of(ctx, scores), method, ctx.config)
     if other.allocation == "matched":
         raise ConfigError("method.match_allocation", other.allocation, "an allocation other than matched")
+    own_density = matched_density(_params_of(ctx, scores), own, dense, method, density)
+    fixed = {n: scores[n].numel() for n in dense}  # layers the matched method does not prune
     octx = dataclasses.replace(ctx, method=other)
     if other.rounds > 1:  # its scores change as its masks grow (SynFlow's 100 rounds): its own pruning, on a copy
         import copy
 
         from ..pruner import prune_to_density
 
-        masks = prune_to_density(copy.deepcopy(ctx.model), density, dataclasses.replace(octx, graph=None))
+        masks = prune_to_density(copy.deepcopy(ctx.model), own_density, dataclasses.replace(octx, graph=None))
         return {n: int(masks[n].sum()) if n in masks else scores[n].numel() for n in scores}
-    other_scores = SCORES.get(other.score).fn(ctx.model, _params_of(ctx, scores), octx)
+    other_scores = SCORES.get(other.score).fn(ctx.model, _params_of(ctx, own), octx)
     # a copy: the other score may share storage with the weights, and the -inf below is written in place
-    other_scores = {n: other_scores[n].detach().float().cpu().clone() for n in scores}
+    other_scores = {n: other_scores[n].detach().float().cpu().clone() for n in own}
     if ctx.masks:
         for n, s in other_scores.items():
             if n in ctx.masks:
                 s.masked_fill_(~ctx.masks[n].cpu(), float("-inf"))
-    return ALLOCATIONS.get(other.allocation)(other_scores, density, octx)
+    counts = {**ALLOCATIONS.get(other.allocation)(other_scores, own_density, octx), **fixed}
+    return {n: counts[n] for n in scores}
 
 
 def method_options() -> list[str]:

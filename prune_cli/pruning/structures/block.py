@@ -9,9 +9,11 @@ import itertools
 import torch
 from omegaconf import DictConfig
 
+from ...core.errors import ConfigError
 from ..structure import (
     BITSET_SPAN,
     BlockShapeOptions,
+    ReachRefusal,
     StructureContext,
     balanced_choice,
     block_view,
@@ -66,7 +68,38 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
     if not n or n > BITSET_SPAN:
         return
     shapes = tuple(tuple(p.shape) for p in selected.values())
-    check_structure_reach("block", lambda empty: _block_reach(shapes, r, c, empty), model, selected, method, density)
+    try:
+        check_structure_reach("block", lambda empty: _block_reach(shapes, r, c, empty), model, selected, method, density)
+    except ReachRefusal as refusal:
+        whole = _single_block_layers(selected, r, c)
+        if len(whole) < len(selected):
+            raise
+        raise ConfigError(
+            "method.block_shape",
+            [r, c],
+            "a block shape smaller than some prunable layer's 2-D weight view [out, in x kernel]: with "
+            f"method.block_shape=[{r},{c}] every prunable layer is a single block ({', '.join(whole)}), so a layer keeps "
+            "all its weights or none and no sparsity but 0 keeps every layer (raising method.sparsity_tolerance does not "
+            f"help); a smaller one, e.g. method.block_shape=[{','.join(map(str, _smaller_shape(selected)))}]",
+        ) from refusal
+
+
+def _single_block_layers(selected: dict, r: int, c: int) -> list[str]:
+    """The prunable layers that r x c covers whole ('name (rows x columns)' of the 2-D view block pruning
+    uses, [out, in x kernel]): each is one block, kept or removed entirely."""
+    return [
+        f"{n.removesuffix('.weight')} ({p.shape[0]}x{(p.numel() // p.shape[0])})"
+        for n, p in selected.items()
+        if p.shape[0] <= r and (p.numel() // p.shape[0]) <= c
+    ]
+
+
+def _smaller_shape(selected: dict) -> list[int]:
+    """A block shape that splits every prunable layer into at least two blocks along a side of more than one:
+    half the fewest rows and half the fewest columns of their 2-D views (at least 1)."""
+    rows = min(p.shape[0] for p in selected.values())
+    cols = min((p.numel() // p.shape[0]) for p in selected.values())
+    return [max(1, rows // 2), max(1, cols // 2)]
 
 
 @functools.lru_cache(maxsize=8)

@@ -48,15 +48,21 @@ def check_nm(cfg: DictConfig) -> None:
 
 
 def check_nm_model(model, selected: dict, method: DictConfig) -> None:
-    """Every pruned layer's input count is a multiple of M."""
+    """Every pruned layer's input count is a multiple of M. The layers that are not are named as
+    method.exclude takes them, by module name (`net.1`, not the weight `net.1.weight`), in a ready
+    override (channel's `_exclude_hint`)."""
     m = int(method.nm_m)
-    bad = [f"{n} ({p.shape[1]} inputs)" for n, p in selected.items() if p.shape[1] % m]
+    bad = [n for n, p in selected.items() if p.shape[1] % m]
     if bad:
+        from ...models.graph import trace
+        from .channel import _exclude_hint
+
+        layers = trace(model)
         raise ConfigError(
             "method.structure",
             "nm",
-            f"layers whose input count is a multiple of "
-            f"method.nm_m={m}; exclude these (method.exclude=[...]) or pick another M: " + ", ".join(bad),
+            f"layers whose input count is a multiple of method.nm_m={m}; exclude these by module name "
+            f"({_exclude_hint(layers, bad)}) or pick another M: " + ", ".join(f"{n} ({selected[n].shape[1]} inputs)" for n in bad),
         )
 
 
