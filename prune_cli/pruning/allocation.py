@@ -95,7 +95,7 @@ class Allocation:
             counts = self.fn(scores, density, ctx)
         except PruneCliError as err:
             label = f"method.allocation={self.name}"
-            if type(err) is not PruneCliError or label in str(err):
+            if type(err) is not PruneCliError or label in str(err) or str(err).startswith(f"{self.name} "):
                 raise  # a ConfigError names its key already; a message naming the allocation needs no prefix
             # a helper's refusal (counts_from_densities: "cannot place 34 kept weights in layers of sizes ...")
             # named neither the allocation whose densities it could not place nor the options that set them
@@ -107,7 +107,9 @@ class Allocation:
         method = getattr(ctx, "method", None)
         if self.options is None or method is None:
             return ""
-        shown = [f"method.{f.name}={method.get(f.name)!r}" for f in dataclasses.fields(self.options) if f.name in method]
+        missing = object()  # ctx.method: the run's DictConfig, or a MethodConfig (tests, scripts)
+        values = [(f.name, getattr(method, f.name, missing)) for f in dataclasses.fields(self.options)]
+        shown = [f"method.{name}={value!r}" for name, value in values if value is not missing]
         return f" ({', '.join(shown)})" if shown else ""
 
 
