@@ -336,6 +336,16 @@ def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: b
         # (SweepSummary: exit 1, or 0 with allow_failures=true). The basic launcher used to exit 1 here,
         # from inside the job: no summary, no list of the runs not started, allow_failures ignored.
     else:
+        raised_in = plugins.plugin_module_raising(err)
+        if raised_in is not None:  # a plugin's own code raised: its author's to fix, not a bug of prune-cli
+            module, file, line = raised_in
+            kept = f"details in {run_dir / FAILED_FILE}" if not unwritten else unwritten
+            print(
+                f"prune-run: error in plugin module {module} ({file}, line {line}) in run {run_dir} "
+                f"({type(err).__name__}: {err}); fix the plugin; {kept} (traceback below)",
+                file=sys.stderr,
+            )
+            return
         report = f"please report it with {run_dir / FAILED_FILE}" if not unwritten else f"please report it ({unwritten})"
         print(
             f"prune-run: internal error in run {run_dir} ({type(err).__name__}); this is a bug in prune-cli, "

@@ -49,7 +49,12 @@ ALAB = {
     "netlib.py": "ACT = 'tanh'\n",
     "tinynet2.py": "from alab.netlib import ACT\n\n\n@register_model('tinynet2')\ndef tinynet2(cfg, shape, classes):\n    pass\n",
     "gblobs.py": "@register_dataset('gblobs')\ndef gblobs(cfg):\n    pass\n",
-    "nnz.py": "@register_metric('nnz')\ndef nnz(ctx, phase, node):\n    pass\n",
+    # a metric comes with its schema (a metric without one is refused when indexed: tests/test_plugin_contracts.py)
+    "nnz.py": (
+        "from dataclasses import dataclass\n\nfrom prune_cli.core.config_base import config_schema\n"
+        "from prune_cli.metrics import register_metric\n\n\n@config_schema('metric', 'nnz')\n@dataclass\n"
+        "class NnzConfig:\n    enabled: bool = False\n\n\n@register_metric('nnz')\ndef nnz(ctx, phase, node):\n    pass\n"
+    ),
     "drop_some.py": "@register_data_pruning('drop_some')\ndef drop_some(ctx):\n    pass\n",
 }
 

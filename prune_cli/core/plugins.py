@@ -267,16 +267,24 @@ def add_modules(modules, must_declare: bool = True) -> None:
     their decorator lines are read now, the module is imported when one of its names is chosen.
     `must_declare`: a module that declares nothing is refused; it would never be imported, so listing
     it (the package `my_lab` instead of its plugin module `my_lab.scores`) did nothing, without a word.
-    An installed entry point is not refused (that would stop every command until it is uninstalled)."""
+    So are a @config_schema of a group no config reads (`_refuse_unknown_schema_groups`) and a metric
+    without its schema (`_refuse_metrics_without_schema`): both declared something that could never be
+    used. An installed entry point is not refused (that would stop every command until it is uninstalled)."""
     idx = index()
+    found: dict[str, Path] = {}
     for module in modules:
         module = str(module)
-        if module in idx.outside:
+        if module in idx.outside or module in found:
             continue
         path = _module_file(module)
         if must_declare:
             _refuse_declaring_nothing(path, module)
+            _refuse_unknown_schema_groups(path, module)
         _refuse_built_in_yaml_options(path, module)
+        found[module] = path
+    if must_declare:
+        _refuse_metrics_without_schema(found)
+    for module, path in found.items():
         idx.scan_file(path, module)
         idx.outside.append(module)
 
@@ -293,6 +301,51 @@ def _refuse_declaring_nothing(path: Path, module: str) -> None:
         f'"name"), ...; docs/architecture.md, Plugins): {module} declares none ({path}); list the module that '
         "holds the decorators (e.g. my_lab.scores, not my_lab)",
     )
+
+
+# The config groups an outside module's @config_schema may add an option to (docs/architecture.md, Plugins: the
+# table's "its options" row). Another group name (`methods`, a typo) declared a schema nothing ever reads: the
+# option then composed as unknown, with a message naming neither the module nor the misspelt group.
+SCHEMA_GROUPS = ("data_pruning", "dataset", "method", "metric", "model", "schedule")
+
+
+def _refuse_unknown_schema_groups(path: Path, module: str) -> None:
+    import difflib
+
+    _, schemas = declarations(path.read_text(encoding="utf-8"))
+    for group, name in schemas:
+        if group not in SCHEMA_GROUPS:
+            close = difflib.get_close_matches(group, SCHEMA_GROUPS, n=1, cutoff=0.6)
+            meant = f" (did you mean @config_schema('{close[0]}', '{name}')?)" if close else ""
+            raise ConfigError(
+                "plugins",
+                module,
+                f"modules whose @config_schema groups are ones a plugin adds options to ({', '.join(SCHEMA_GROUPS)}): "
+                f"{module} declares @config_schema('{group}', '{name}'){meant}, which no config reads "
+                "(docs/architecture.md, Plugins)",
+            )
+
+
+def _refuse_metrics_without_schema(found: dict[str, Path]) -> None:
+    """A metric runs only where `metrics.<name>.enabled` is true, a key of its @config_schema("metric", name)
+    (prune_cli/metrics/__init__.py `metrics_config`, as every built-in metric declares it): a module that
+    registers a metric without one (in it, in another module given with it, or already indexed) was accepted,
+    and the metric could never be enabled (metrics.<name>.enabled was an unknown key naming no module)."""
+    declared = set(index().schemas)
+    sources = {module: declarations(path.read_text(encoding="utf-8")) for module, path in found.items()}
+    for _, schemas in sources.values():
+        declared.update(schemas)
+    for module, (kinds, _) in sources.items():
+        for kind, name in kinds:
+            if kind == "metric" and ("metric", name) not in declared:
+                raise ConfigError(
+                    "plugins",
+                    module,
+                    f"modules whose metrics have their options' schema: {module} registers metric '{name}' but no "
+                    f"@config_schema('metric', '{name}') declares its options, so metrics.{name}.enabled could never "
+                    f"turn it on; add a dataclass with `enabled: bool = False` decorated @config_schema('metric', "
+                    f"'{name}') (docs/architecture.md, Plugins)",
+                )
 
 
 def _refuse_built_in_yaml_options(path: Path, module: str) -> None:
@@ -315,6 +368,31 @@ def _refuse_built_in_yaml_options(path: Path, module: str) -> None:
 
 def outside_modules() -> list[str]:
     return list(index().outside)
+
+
+def plugin_module_raising(err: BaseException) -> tuple[str, str, int] | None:
+    """(module, file, line) of the outside plugin module (`outside_modules`) where `err` was raised, or None:
+    the innermost frame of its traceback that is prune-cli's or an outside module's, so a plugin whose
+    call into torch or numpy raises is named too. prune-run then reports an error in that plugin, not a bug
+    of prune-cli (prune_cli/cli.py `_fail`; docs/architecture.md, Plugins)."""
+    import sys
+    import traceback
+
+    files: dict[Path, str] = {}
+    for module in outside_modules():
+        loaded = sys.modules.get(module)
+        path = getattr(loaded, "__file__", None) if loaded is not None else None
+        if path:
+            files[Path(path).resolve()] = module
+    if not files:
+        return None
+    for frame in reversed(traceback.extract_tb(err.__traceback__)):
+        path = Path(frame.filename).resolve()
+        if path in files:
+            return files[path], frame.filename, frame.lineno or 0
+        if path.is_relative_to(PACKAGE):
+            return None
+    return None
 
 
 def module_file(module: str) -> Path:

@@ -144,10 +144,21 @@ def warn_classes_lost(before_y: torch.Tensor, after_y: torch.Tensor, num_classes
 
 def check_examples(raw: RawData, dataset: str) -> None:
     """Both splits hold examples, each labelled with a class 0..num_classes - 1 (a label outside them
-    was dropped from training without a word, and crashed the evaluation after dense training)."""
-    for what, y in (("training", raw.train_y), ("test", raw.test_y)):
+    was dropped from training without a word, and crashed the evaluation after dense training), with
+    finite inputs: a NaN or infinite input (a dataset plugin's division by a zero norm) made the loss NaN,
+    and the run stopped after training as "Training diverged ... lower the learning rate", advice about
+    the wrong thing. One `torch.isfinite(x).all()` per split; the example is found only when it fails."""
+    for what, x, y in (("training", raw.train_x, raw.train_y), ("test", raw.test_x, raw.test_y)):
         if len(y) == 0:
             raise DatasetContentError(f"{dataset} has no {what} examples: the {what} split would be empty")
+        if not bool(torch.isfinite(x).all()):
+            bad = ~torch.isfinite(x.reshape(len(x), -1)).all(dim=1)
+            first = int(bad.nonzero()[0, 0])
+            raise DatasetContentError(
+                f"{dataset} has {what} inputs that are not finite numbers (NaN or infinite): {int(bad.sum())} of its "
+                f"{len(x)} {what} examples, the first at index {first}. Allowed: finite inputs (a dataset returns "
+                "them already scaled to floats)"
+            )
         bad = torch.unique(y[(y < 0) | (y >= raw.num_classes)]).tolist()
         if bad:
             shown = ", ".join(str(v) for v in bad[:10]) + (f", ... ({len(bad)} in all)" if len(bad) > 10 else "")

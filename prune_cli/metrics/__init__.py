@@ -31,7 +31,7 @@ from ..core import interrupts
 from ..core.accel import FP32
 from ..core.config_base import BaseMetricsConfig
 from ..core.errors import PruneCliError
-from ..core.tables import RUN_TABLES
+from ..core.tables import BUILTIN_METRIC_TABLES, RUN_TABLES
 from ..core.registry import Registry
 
 METRICS: Registry = Registry("metric", "metrics")
@@ -74,10 +74,15 @@ SCALAR_KEYS = ("split", "metric", "value")
 TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.csv")  # a file in the run directory, never a path
 
 
-def checked_result(name: str, result: Any) -> MetricResult:
+def checked_result(name: str, result: Any, built_in: bool = False) -> MetricResult:
     """A metric function's result, held to what the recorder writes: scalar rows with split, metric and
     value, tables as lists of rows. Anything else (a plugin's row without "split") crashed the recorder
-    later, reported as a bug in prune-cli; now the message names the metric and the row."""
+    later, reported as a bug in prune-cli; now the message names the metric and the row.
+
+    `built_in`: the metric is one of prune-cli's own (prune_cli/metrics/), whose tables are the names of
+    core/tables.py `BUILTIN_METRIC_TABLES`. An outside metric's table may take none of those names: its
+    rows were appended to the built-in metric's table (a `regions.csv` of a plugin gave the run's and the
+    shared regions.csv its columns and rows with NaN counts), not written to a table of its own."""
 
     def wrong(what: str) -> PruneCliError:
         return PruneCliError(
@@ -111,6 +116,11 @@ def checked_result(name: str, result: Any) -> MetricResult:
             raise wrong(f"table name {table!r}: a file name of letters, digits, '_', '-' and '.', ending in .csv")
         if table in RUN_TABLES:
             raise wrong(f"table name {table!r} is one the run writes itself ({', '.join(sorted(RUN_TABLES))})")
+        if table in BUILTIN_METRIC_TABLES and not built_in:
+            raise wrong(
+                f"table name {table!r}, which is a built-in metric's table ({', '.join(sorted(BUILTIN_METRIC_TABLES))}); "
+                "a metric plugin's table needs a name of its own"
+            )
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise wrong(f"table {table}: a {type(rows).__name__}, not a list of dicts")
     return result
@@ -137,6 +147,26 @@ def check_scalar_names(name: str, scalars: list[dict], taken: dict[tuple[str, st
     taken.update({(row["split"], row["metric"]): f"metric {name}" for row in scalars})
 
 
+def check_table_names(name: str, tables: dict[str, list], taken: dict[str, str]) -> None:
+    """Refuse a table of metric `name` that an earlier metric of the same phase returned (`taken`: table
+    name -> who returned it, updated with `name`'s tables). The recorder appends every metric's rows of
+    one name to one file: two metrics writing `mine.csv` gave one mine.csv mixing their rows, with nothing
+    saying which metric wrote which (as `check_scalar_names` for metrics.csv's rows). Called before any of
+    `name`'s rows are added, like the refusals of `checked_result`, so nothing of it is written."""
+    for table in tables:
+        if table in taken:
+            raise PruneCliError(
+                f"metric {name} returned table {table!r}, which {taken[table]} already returned at this phase; "
+                f"a metric's tables need names of their own (taken: {', '.join(sorted(taken))})"
+            )
+    taken.update({table: f"metric {name}" for table in tables})
+
+
+def _is_built_in(fn: Callable) -> bool:
+    module = getattr(fn, "__module__", None) or ""
+    return module == "prune_cli" or module.startswith("prune_cli.")
+
+
 def register_metric(name: str) -> Callable:
     """Register `fn(ctx, phase, node) -> MetricResult` as metric `name`. The registry holds it behind
     a safe point (prune_cli/core/interrupts.py): a stop signal that arrived during the phase's
@@ -145,10 +175,12 @@ def register_metric(name: str) -> Callable:
     function itself is returned unchanged."""
 
     def decorator(fn: Callable) -> Callable:
+        built_in = _is_built_in(fn)  # only prune-cli's own metrics write BUILTIN_METRIC_TABLES
+
         @functools.wraps(fn)
         def at_a_safe_point(ctx: MetricContext, phase: str, node: Any) -> MetricResult:
             interrupts.check()
-            return checked_result(name, fn(ctx, phase, node))
+            return checked_result(name, fn(ctx, phase, node), built_in)
 
         METRICS.register(name)(at_a_safe_point)
         return fn
@@ -193,6 +225,7 @@ __all__ = [
     "MetricContext",
     "MetricResult",
     "check_scalar_names",
+    "check_table_names",
     "checked_result",
     "metrics_config",
     "register_metric",

@@ -91,7 +91,26 @@ class Allocation:
     kept_at_most: Optional[Callable] = None
 
     def __call__(self, scores, density: float, ctx) -> dict[str, int]:
-        return checked_counts(self.fn(scores, density, ctx), scores, self.name)
+        try:
+            counts = self.fn(scores, density, ctx)
+        except PruneCliError as err:
+            label = f"method.allocation={self.name}"
+            if type(err) is not PruneCliError or label in str(err) or str(err).startswith(f"{self.name} "):
+                raise  # a ConfigError names its key already; a message naming the allocation needs no prefix
+            # a helper's refusal (counts_from_densities: "cannot place 34 kept weights in layers of sizes ...")
+            # named neither the allocation whose densities it could not place nor the options that set them
+            raise PruneCliError(f"{label}{self._options_in(ctx)}: {err}") from err
+        return checked_counts(counts, scores, self.name)
+
+    def _options_in(self, ctx) -> str:
+        """` (method.fc_keep=1.0)`: this allocation's own options as the run sets them, or ""."""
+        method = getattr(ctx, "method", None)
+        if self.options is None or method is None:
+            return ""
+        missing = object()  # ctx.method: the run's DictConfig, or a MethodConfig (tests, scripts)
+        values = [(f.name, getattr(method, f.name, missing)) for f in dataclasses.fields(self.options)]
+        shown = [f"method.{name}={value!r}" for name, value in values if value is not missing]
+        return f" ({', '.join(shown)})" if shown else ""
 
 
 def checked_counts(counts, scores: dict, name: str) -> dict[str, int]:

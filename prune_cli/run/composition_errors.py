@@ -204,16 +204,27 @@ def _type_name(tp: Any) -> str:
     return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
 
 
+# The plugin kind (prune_cli/core/plugins.py DECORATOR_KINDS) whose name a config group's option is, where the
+# two differ: `method=taylor` chooses the score registered as "taylor" (@register_score), whose options are its
+# @config_schema("method", "taylor"). The other groups' options are plugins of the group's own name (dataset,
+# model, schedule, data_pruning); allocations and structures are values of method.allocation and
+# method.structure, not groups, and their options come with their decorator (options=), never a schema.
+GROUP_KINDS = {"method": "score"}
+
+
 def _no_schema_hint(group: str, option: str) -> str:
     """When a plugin registers `option` as a `group` plugin but no schema declares it (so Hydra has no
     option to compose): say so, instead of listing options that do not include it."""
     from ..core import plugins
 
-    module = plugins.index().kinds.get((group, option))
-    if module is None or option in plugins.schema_names(group):
-        return ""
+    from ..core.paths import configs_dir
+
+    kind = GROUP_KINDS.get(group, group)
+    module = plugins.index().kinds.get((kind, option))
+    if module is None or option in plugins.schema_names(group) or (configs_dir() / group / f"{option}.yaml").is_file():
+        return ""  # a YAML option (method=magnitude: configs/method/magnitude.yaml on schema method/base) has one
     return (
-        f"Plugin module {module} registers {group} '{option}', but no schema declares it: add a dataclass "
+        f"Plugin module {module} registers {kind} '{option}', but no schema declares it: add a dataclass "
         f"decorated @config_schema('{group}', '{option}') to that module (docs/architecture.md, Plugins)."
     )
 

@@ -10,7 +10,16 @@ import pandas as pd
 
 from ..core.atomic_io import atomic_torch_save, atomic_write_csv
 from ..core.tables import TABLES, columns
-from ..metrics import BUILT_IN, METRICS, MetricContext, check_scalar_names, classification_metrics, layer_table, model_cost_metrics
+from ..metrics import (
+    BUILT_IN,
+    METRICS,
+    MetricContext,
+    check_scalar_names,
+    check_table_names,
+    classification_metrics,
+    layer_table,
+    model_cost_metrics,
+)
 from ..core import predictions as saved_predictions  # per phase and split: each example's predicted class
 from ..training import evaluate
 from .checkpoint import cpu_state
@@ -39,11 +48,13 @@ def record(exp: Experiment, phase: str) -> None:
     layers = layer_table(exp.model, exp.prunable, exp.data.input_shape)
     scalars += model_cost_metrics(exp.model, exp.prunable, layers)
     taken = {(r["split"], r["metric"]): BUILT_IN for r in scalars}  # a metric's rows may not take these names
+    tables_taken: dict[str, str] = {}  # nor one table another metric returned at this phase
     for name in METRICS.names():
         node = cfg.metrics.get(name)
         if node is not None and node.get("enabled", False):
             out = METRICS.get(name)(metric_context(exp, name), phase, node)
             check_scalar_names(name, out.scalars, taken)
+            check_table_names(name, out.tables, tables_taken)
             scalars += out.scalars
             for table, rows in out.tables.items():
                 add(exp, table, phase, rows)
