@@ -251,17 +251,27 @@ def _validate_every_sweep_job_first() -> None:
 def _no_idle_workers(sweeper, jobs: int) -> None:
     """Hydra's joblib launcher passes `n_jobs` to joblib.Parallel as given, and joblib's loky backend starts
     that many worker processes at the batch's first job, even for fewer jobs (sweeps audit of 2026-12-03:
-    n_jobs=40 started 40 Python processes for a 2-job sweep). A batch gets at most one worker per job; what
-    runs, and each job's threads (prune_cli/core/threads.py reads the batch's size), is unchanged."""
+    n_jobs=40 started 40 Python processes for a 2-job sweep). A batch gets one worker per job, but at least two
+    where two or more were asked for: at n_jobs=1 joblib runs the job in the sweep's own process, where a job
+    that crashes hard would end the sweep too. `pre_dispatch` is evaluated once at the n_jobs asked for, as
+    joblib would, so the queue is what it would have been. What runs, and each job's threads
+    (prune_cli/core/threads.py reads the batch's size and the configured n_jobs), is unchanged."""
+    from .run.launcher_values import dispatch_amount, joblib_workers
+
     settings = getattr(getattr(sweeper, "launcher", None), "joblib", None)
     if not isinstance(settings, dict):  # not the joblib launcher
         return
-    requested = sweeper.__dict__.setdefault("_prune_cli_n_jobs", settings.get("n_jobs"))  # the user's, for every batch
-    if isinstance(requested, int) and requested != 0:
-        from joblib import cpu_count
-
-        at_once = requested if requested > 0 else max(cpu_count() + 1 + requested, 1)  # joblib's count: -1 one per CPU
-        settings["n_jobs"] = min(at_once, jobs)
+    asked = sweeper.__dict__.setdefault("_prune_cli_joblib", dict(settings))  # the user's, for every batch
+    requested = asked.get("n_jobs")
+    if not isinstance(requested, int) or requested == 0:
+        return
+    at_once = joblib_workers(requested)
+    settings["n_jobs"] = max(min(at_once, jobs), min(at_once, 2))
+    pre_dispatch = asked.get("pre_dispatch", "2*n_jobs")
+    if str(pre_dispatch) != "all":
+        amount = dispatch_amount(pre_dispatch, at_once)
+        if amount is not None:  # checked before the sweep (check_joblib_values)
+            settings["pre_dispatch"] = amount
 
 
 def _listed(lines: list[str]) -> list[str]:

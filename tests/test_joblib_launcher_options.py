@@ -51,7 +51,13 @@ def test_joblib_s_memmapping_options_have_no_effect_and_are_refused(tmp_path, op
 
 
 @pytest.mark.parametrize(
-    "options", [["hydra.launcher.batch_size=1", "hydra.launcher.pre_dispatch=3*n_jobs"], ["hydra.launcher.pre_dispatch=all"]]
+    "options",
+    [
+        ["hydra.launcher.batch_size=1", "hydra.launcher.pre_dispatch=3*n_jobs"],
+        ["hydra.launcher.pre_dispatch=all"],
+        # review of 847995a: 1 at the n_jobs=2 asked for (it was refused: 0 at n_jobs=1, where the lowering could take it)
+        ["hydra.launcher.pre_dispatch='n_jobs//2'"],
+    ],
 )
 def test_legitimate_joblib_options_run(tmp_path, options):
     pytest.importorskip(JOBLIB, reason="the launcher plugins are optional: pip install 'prune-cli[cluster]'")
@@ -73,3 +79,16 @@ def test_n_jobs_above_the_sweep_s_job_count_starts_one_worker_per_job(tmp_path, 
     launched = [line for line in (proc.stdout + proc.stderr).splitlines() if "Joblib.Parallel(" in line]
     expected = 2 if n_jobs == "64" else min(2, cpu_count())
     assert launched and all(f"n_jobs={expected}," in line for line in launched), launched
+    # pre_dispatch (2*n_jobs) is what joblib made of it at the n_jobs asked for
+    asked = 64 if n_jobs == "64" else cpu_count()
+    assert all(f"pre_dispatch={2 * asked}," in line for line in launched), launched
+
+
+def test_a_one_job_sweep_keeps_a_worker_process(tmp_path):
+    """Review of 847995a: at n_jobs=1 joblib runs the job in the sweep's own process (a hard crash of the job
+    would end the sweep); a sweep that asked for 2 or more keeps 2 workers for a single job."""
+    pytest.importorskip(JOBLIB, reason="the launcher plugins are optional: pip install 'prune-cli[cluster]'")
+    proc = run_cli(["-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=8", *FAST, "seed=0"], tmp_path / "results", check=False)
+    assert proc.returncode == 0, proc.stderr
+    launched = [line for line in (proc.stdout + proc.stderr).splitlines() if "Joblib.Parallel(" in line]
+    assert launched and all("n_jobs=2," in line for line in launched), launched

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -115,23 +116,26 @@ def check_submitit_values(cfg: DictConfig, target: str) -> None:
         check(integer and value >= lowest, key, value, allowed)
 
 
-def _dispatch_amounts(pre_dispatch: str, most_jobs: int) -> list[int] | None:
-    """What joblib makes of `pre_dispatch` (an expression of `n_jobs`, joblib.Parallel's documented form, e.g.
-    '2*n_jobs') for every n_jobs from 1 to `most_jobs` (prune-run lowers n_jobs to a batch's job count): joblib
-    substitutes the number and evaluates the arithmetic with its own evaluator, then takes int(); None where
-    it is not an arithmetic expression."""
+def joblib_workers(n_jobs: int) -> int:
+    """How many jobs joblib runs at once for `n_jobs` (its convention: -1 one per CPU, -2 all but one, ...; the
+    CPUs as joblib counts them, affinity and cgroup quota included)."""
+    from joblib import cpu_count
+
+    return n_jobs if n_jobs > 0 else max(cpu_count() + 1 + n_jobs, 1)
+
+
+def dispatch_amount(pre_dispatch: Any, workers: int) -> int | None:
+    """What joblib makes of `pre_dispatch` (an integer, or an expression of `n_jobs` such as '2*n_jobs',
+    joblib.Parallel's documented form) with `workers` jobs at once: it substitutes the number, evaluates the
+    arithmetic with its own evaluator and takes int(); None where that fails (joblib's ValueError)."""
     try:
         from joblib._utils import eval_expr  # joblib's own evaluator (joblib/parallel.py), so the check matches its reading
     except ImportError:  # a joblib older than its evaluator: joblib decides at the sweep's start, as before
-        return [1]
-
-    amounts = []
-    for n_jobs in range(1, max(1, min(most_jobs, 4096)) + 1):
-        try:
-            amounts.append(int(eval_expr(pre_dispatch.replace("n_jobs", str(n_jobs)))))
-        except (ValueError, TypeError):
-            return None
-    return amounts
+        return 1
+    try:
+        return int(eval_expr(str(pre_dispatch).replace("n_jobs", str(workers))))
+    except (ValueError, TypeError):
+        return None
 
 
 def check_joblib_values(cfg: DictConfig) -> None:
@@ -139,8 +143,6 @@ def check_joblib_values(cfg: DictConfig) -> None:
     starts (sweeps audit of 2026-12-03): a bad `batch_size` or `pre_dispatch`, or a `require` that contradicts
     the processes the launcher always uses, was joblib's ValueError at the sweep's start (exit 1, no key named);
     `pre_dispatch=0` dispatched no job and reported "all 0 runs of the sweep completed", exit 0."""
-    import os
-
     node = OmegaConf.select(cfg, "hydra.launcher")
     batch_size = str(node.get("batch_size", "auto"))
     check(
@@ -150,17 +152,15 @@ def check_joblib_values(cfg: DictConfig) -> None:
         "'auto' or an integer >= 1 (how many jobs joblib hands a worker at once)",
     )
     n_jobs = node.get("n_jobs")
-    cpus = os.cpu_count() or 1
-    most = n_jobs if isinstance(n_jobs, int) and n_jobs > 0 else max(cpus + 1 + (n_jobs or -1), 1)
+    workers = joblib_workers(n_jobs) if isinstance(n_jobs, int) and n_jobs != 0 else 1
     pre_dispatch = node.get("pre_dispatch", "2*n_jobs")
-    text = str(pre_dispatch)
-    amounts = None if text == "all" else _dispatch_amounts(text, most)
+    amount = None if str(pre_dispatch) == "all" else dispatch_amount(pre_dispatch, workers)
     check(
-        text == "all" or (amounts is not None and min(amounts) >= 1),
+        str(pre_dispatch) == "all" or (amount is not None and amount >= 1),
         "hydra.launcher.pre_dispatch",
         pre_dispatch,
-        "'all', an integer >= 1, or an arithmetic expression of n_jobs that is >= 1 for every n_jobs from 1 to "
-        f"{most} (joblib's form, e.g. 2*n_jobs: how many jobs are queued ahead of the workers; 0 queues none)",
+        f"'all', an integer >= 1, or an arithmetic expression of n_jobs that is >= 1 at n_jobs={workers} (joblib's "
+        "form, e.g. 2*n_jobs: how many jobs are queued ahead of the workers; 0 queues none)",
     )
     check(
         node.get("require") is None,

@@ -385,7 +385,7 @@ def check_launcher_overrides(cfg: DictConfig) -> None:
                 key,
                 (override.input_line or "").partition("=")[2],
                 f"no override: Hydra's joblib launcher ({chosen}) {JOBLIB_IGNORED[key]}, so {key} has no effect; "
-                "leave it out (hydra.launcher.n_jobs sets how many run at once)",
+                + ("leave it out" + (" (hydra.launcher.n_jobs sets how many run at once)" if JOBLIB_IGNORED[key] == _LOKY else "")),
             )
 
 
