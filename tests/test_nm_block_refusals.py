@@ -32,7 +32,20 @@ def test_block_shape_covering_every_layer_is_named(extra):
     assert err.value.key == "method.block_shape"
     text = err.value.allowed
     assert "single block" in text and "net.1 (16x8)" in text and "net.3 (16x16)" in text and "net.5 (3x16)" in text
-    assert "method.block_shape=[1,4]" in text  # half the fewest rows (3) and columns (8)
+    # halved until it reaches 0.5: [8,8] splits net.1 into 2 blocks of 64, net.3 into 4 of 64, net.5 into 2 of 3x8 = 24;
+    # one of net.1's, two of net.3's and one of net.5's keep 64 + 128 + 24 = 216 = 0.5 x 432
+    assert "method.block_shape=[8,8]" in text
+    validate(composed(BLOCK, "sparsity=0.5", *extra[1:], "method.block_shape=[8,8]"))  # following the advice works
+
+
+def test_block_shape_suggestion_is_a_block_shape_that_reaches_the_target():
+    """FAST (net.1 16x2, net.3 16x16, net.5 3x16; N = 336) with [16,16]: every layer one block. Not [1,1] (unstructured
+    pruning): [8,8] gives net.1 2 blocks of 16, net.3 4 of 64, net.5 2 of 24; 16 + 128 + 24 = 168 = 0.5 x 336."""
+    with pytest.raises(ConfigError) as err:
+        validate(composed(FAST, "method=magnitude", "method.structure=block", "method.block_shape=[16,16]", "sparsity=0.5"))
+    assert err.value.key == "method.block_shape" and "method.block_shape=[8,8]" in err.value.allowed
+    assert "[1,1]" not in err.value.allowed
+    validate(composed(FAST, "method=magnitude", "method.structure=block", "method.block_shape=[8,8]", "sparsity=0.5"))
 
 
 def test_block_shape_fitting_some_layers_keeps_working():

@@ -16,7 +16,7 @@ class ConfigError(InputError):
     """A config value is invalid; raised before any data is loaded or any result is written."""
 
     def __init__(self, key: str, value, allowed: str, hint: str = ""):
-        self.key, self.value, self.allowed = key, value, allowed
+        self.key, self.value, self.allowed, self.hint = key, value, allowed, hint
         message = f"Invalid value for config key '{key}': {value!r}. Allowed: {allowed}."
         if hint:
             message += f" {hint}"

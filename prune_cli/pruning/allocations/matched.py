@@ -5,6 +5,7 @@ Separates "which layers" from "which weights": e.g. random positions at SNIP's l
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -102,7 +103,7 @@ def check_matched_density(model, selected: dict, method: DictConfig, density: fl
 
 def check_matched_model(model, selected: dict, method: DictConfig) -> None:
     """The masks file holds a mask of the right shape for every prunable weight of this run. With
-    match_method: the matched method prunes no layer this run excludes (`matched_layers`), and its
+    match_method: the matched method prunes some layer this run prunes (`matched_layers`), and its
     allocation's `check_model` accepts the model (region_bound refuses a residual one) on its own layers."""
     if method.match_method:
         other, own, _ = matched_layers(model, selected, method)
@@ -141,10 +142,11 @@ def matched_config(method, root: DictConfig | None = None) -> DictConfig:
 
 def matched_layers(model, selected: dict, method, root: DictConfig | None = None) -> tuple[DictConfig, dict, list[str]]:
     """(the matched method's config, the weights it prunes on this model, this run's prunable weights
-    it keeps dense). Its own `exclude` / `exclude_first` / `exclude_classifier` choose its layers, as
-    `method=<name>` chooses them (pruner.select_prunable's rule): region_bound keeps the classifier dense,
-    so matching it keeps this run's classifier dense too. A layer it prunes but this run excludes has no
-    count that both could keep: refused."""
+    it keeps dense). Its layers are those `method=<name>` selects (pruner.select_prunable's rule: its own
+    `exclude` / `exclude_first` / `exclude_classifier`) with this run's exclusions added: a layer this run
+    excludes drops out of both (the fair-comparison setup, first or last layer dense for every method);
+    one this run prunes but the matched method excludes keeps all its weights (region_bound keeps the
+    classifier dense, so matching it keeps this run's classifier dense too)."""
     name = method.match_method
     other = matched_config(method, root)
     layers = model.prunable_layers()
@@ -162,18 +164,14 @@ def matched_layers(model, selected: dict, method, root: DictConfig | None = None
         excluded.add(names[0])
     if other.exclude_classifier:
         excluded.add(model.classifier)
-    own = {f"{n}.weight": module.weight for n, module in layers if n not in excluded}
-    outside = [n.removesuffix(".weight") for n in own if n not in selected]
-    if outside:
+    own = {f"{n}.weight": module.weight for n, module in layers if n not in excluded and f"{n}.weight" in selected}
+    if not own:
         raise ConfigError(
             "method.match_method",
             name,
-            f"a method that prunes only layers this run prunes: this run excludes {', '.join(outside)} (method.exclude, "
-            f"method.exclude_first or method.exclude_classifier), which method={name} prunes, so its counts there cannot be "
-            "kept; prune them in this run too, or match another method",
+            f"a method that prunes some layer this run prunes (method={name} excludes all of them: "
+            f"{', '.join(w.removesuffix('.weight') for w in selected)})",
         )
-    if not own:
-        raise ConfigError("method.match_method", name, f"a method that prunes some layer of this model (method={name} excludes all)")
     return other, own, [n for n in selected if n not in own]
 
 
@@ -182,22 +180,36 @@ def matched_density(selected: dict, own: dict, dense: list[str], method, density
     prunable weights, as with match_masks (docs/allocation.md): it keeps round(d N) of them. Where the
     matched method keeps some of them dense (its exclude options), those keep all their weights and its
     own layers the rest, so the counts are those `method=<name>` chooses at the sparsity over its own
-    layers that keeps the same total. Where both prune the same layers the density is the run's, unchanged."""
+    layers that keeps the same total; that rest must leave each of its layers a weight (unless
+    method.allow_collapse). Where both prune the same layers the density is the run's, unchanged."""
     if not dense:
         return density
     n = sum(p.numel() for p in selected.values())
     fixed = sum(selected[w].numel() for w in dense)
     kept = round_half_even(density * n)
-    if kept < fixed:
+    least = fixed + (0 if method.allow_collapse else len(own))
+    if kept < least:
         layers = ", ".join(w.removesuffix(".weight") for w in dense)
+        mine = ", ".join(w.removesuffix(".weight") for w in own)
+        each = "" if method.allow_collapse else f" and at least one weight in each of its {len(own)} pruned layers ({mine})"
         raise ConfigError(
             "sparsity",
             round(1.0 - density, 12),
-            f"at most {1.0 - fixed / n:.6g} with method.match_method={method.match_method}: that method keeps {layers} dense "
-            f"({fixed} of this run's {n} prunable weights), more than this target keeps ({kept}); or exclude {layers} "
-            "here too (method.exclude)",
+            f"at most {_largest_sparsity(n, least)} with method.match_method={method.match_method}: that method keeps {layers} "
+            f"dense ({fixed} of this run's {n} prunable weights){each}, {least} weights, more than this target keeps ({kept}); "
+            f"or exclude {layers} here too (method.exclude)"
+            + ("" if method.allow_collapse else ", or accept empty layers with method.allow_collapse=true"),
         )
     return (kept - fixed) / sum(p.numel() for p in own.values())
+
+
+def _largest_sparsity(n: int, least: int) -> str:
+    """The largest sparsity with six decimals at which round(d n) (half to even, d = 1 - sparsity) keeps
+    at least `least` of n weights: the bound a refusal names, which itself passes."""
+    s = math.floor((1.0 - (least - 0.5) / n) * 1e6) / 1e6
+    while s > 0 and round_half_even((1.0 - s) * n) < least:
+        s = round(s - 1e-6, 6)
+    return f"{max(s, 0.0):.6f}".rstrip("0").rstrip(".")
 
 
 def _allocation(other: DictConfig):
@@ -226,15 +238,19 @@ def _refusal_as(method, other: DictConfig, key: str, value, density: float | Non
         if key == "sparsity":
             allowed = f"a sparsity that {which} reaches on this model; or another method.match_allocation or method.match_method"
             where = f" at density {density:.6g} of the layers it prunes"
+            # its reason only: its remedies (e.g. uniform_plus's method.exclude_first=true) need not fix this run's
+            # target, whose sparsity is over this run's prunable weights
+            said = getattr(err, "hint", "") or str(err)
         else:
             allowed = f"a matched method and allocation that fit this model: {which} does not"
             where = ""
+            said = str(err)
         raise ConfigError(
             key,
             value,
             allowed,
-            f"Its check{where}, on the config method={method.match_method} composes (this run's method.* options do not "
-            f"reach it), says: {err}",
+            f"Its check{where}, on the config method={method.match_method} composes with this run's exclusions added "
+            f"(this run's other method.* options do not reach it), says: {said}",
         ) from None
 
 

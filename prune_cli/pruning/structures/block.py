@@ -74,13 +74,15 @@ def check_block_density(model, selected: dict, method: DictConfig, density: floa
         whole = _single_block_layers(selected, r, c)
         if len(whole) < len(selected):
             raise
+        smaller = _smaller_shape(model, selected, method, density, r, c)
         raise ConfigError(
             "method.block_shape",
             [r, c],
             "a block shape smaller than some prunable layer's 2-D weight view [out, in x kernel]: with "
             f"method.block_shape=[{r},{c}] every prunable layer is a single block ({', '.join(whole)}), so a layer keeps "
             "all its weights or none and no sparsity but 0 keeps every layer (raising method.sparsity_tolerance does not "
-            f"help); a smaller one, e.g. method.block_shape=[{','.join(map(str, _smaller_shape(selected)))}]",
+            "help); a smaller one"
+            + (f", e.g. method.block_shape=[{','.join(map(str, smaller))}], which reaches this sparsity" if smaller else ""),
         ) from refusal
 
 
@@ -94,12 +96,29 @@ def _single_block_layers(selected: dict, r: int, c: int) -> list[str]:
     ]
 
 
-def _smaller_shape(selected: dict) -> list[int]:
-    """A block shape that splits every prunable layer into at least two blocks along a side of more than one:
-    half the fewest rows and half the fewest columns of their 2-D views (at least 1)."""
-    rows = min(p.shape[0] for p in selected.values())
-    cols = min((p.numel() // p.shape[0]) for p in selected.values())
-    return [max(1, rows // 2), max(1, cols // 2)]
+def _smaller_shape(model, selected: dict, method: DictConfig, density: float, r: int, c: int) -> list[int] | None:
+    """The given shape halved (each side, at least 1) until some layer has more than one block and the
+    target passes this reach check with it; None where no halving short of [1, 1] (unstructured pruning,
+    not a block shape worth suggesting) does."""
+    from omegaconf import OmegaConf
+
+    while (r, c) != (1, 1):
+        r, c = max(1, r // 2), max(1, c // 2)
+        if (r, c) == (1, 1) or len(_single_block_layers(selected, r, c)) == len(selected):
+            continue
+        try:
+            check_structure_reach(
+                "block",
+                lambda empty, r=r, c=c: _block_reach(tuple(tuple(p.shape) for p in selected.values()), r, c, empty),
+                model,
+                selected,
+                OmegaConf.merge(method, {"block_shape": [r, c]}),
+                density,
+            )
+        except ConfigError:
+            continue
+        return [r, c]
+    return None
 
 
 @functools.lru_cache(maxsize=8)
