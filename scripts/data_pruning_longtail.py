@@ -9,9 +9,10 @@ of the dense model's test accuracy, mean-class recall and worst-class recall.
     PYTHONPATH=. OMP_NUM_THREADS=1 python scripts/data_pruning_longtail.py /tmp/dp_longtail --seeds 0,1,2
 
 `--rules grand,forgetting` runs only those rules (and `none`, the full-data reference, only when
-listed): runs are deterministic given the config, so rules added later can be run on their own and
-compared with an earlier table; rerunning a listed rule checks that. A sweep that prune-run refuses
-or that fails stops the script with prune-run's exit status (its message above), without the table.
+listed; a name that is not a configs/data_pruning rule is refused before any run): runs are
+deterministic given the config, so rules added later can be run on their own and compared with
+an earlier table; rerunning a listed rule checks that. A sweep that prune-run refuses or that fails
+stops the script with prune-run's exit status (its message above), without the table.
 A --keep that keeps every example of the long-tailed training split (round(keep x N) = N) is refused
 before any run, with the largest keep that leaves one out (prune-run refused the rule sweep's jobs
 only once they had loaded the split, after the `none` sweep had trained). So is, with class_balanced
@@ -28,9 +29,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from script_args import comma_list, nonnegative_int, number_in, positive_int, run_or_exit
+from script_args import comma_list, nonnegative_int, number_in, one_of, positive_int, run_or_exit
 
 RULES = "none,random,class_balanced,el2n,grand,forgetting,drop"
+
+
+def rule_names() -> list[str]:
+    """The data_pruning rules prune-run knows: the names of configs/data_pruning/*.yaml (docs/data_pruning.md),
+    the script's RULES first. A misspelt --rules name is refused before any run (prune-run refused it only
+    in the rule sweep, after the `none` sweep had trained)."""
+    from prune_cli.core.paths import configs_dir
+
+    found = sorted(p.stem for p in (configs_dir() / "data_pruning").glob("*.yaml"))
+    return [*RULES.split(","), *(r for r in found if r not in RULES.split(","))]
 
 
 def training_sizes(dataset: list[str], seeds: str) -> dict[int, list[int]]:
@@ -92,7 +103,9 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--longtail-ratio", type=number_in(1.0, float("inf"), True, False), default=10.0)
-    parser.add_argument("--rules", type=comma_list(str), default=RULES, help=f"comma-separated data_pruning rules (default {RULES})")
+    parser.add_argument(
+        "--rules", type=comma_list(one_of(rule_names())), default=RULES, help=f"comma-separated data_pruning rules (default {RULES})"
+    )
     args = parser.parse_args()
     dataset = ["dataset.imbalance=longtail", f"dataset.longtail_ratio={args.longtail_ratio}"]
     common = [

@@ -141,13 +141,14 @@ def main() -> None:
         refuse_owned,
         require_runs,
         sparsity_arg,
+        width_list,
     )  # scripts/ is on sys.path
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results-dir", type=Path, default=REPO / "results" / "lap_vs_magnitude")
     p.add_argument("--sparsities", type=comma_list(sparsity_arg), default="0.98,0.99,0.995")
     p.add_argument("--seeds", type=comma_list(nonnegative_int), default="0,1,2")
-    p.add_argument("--widths", default="[256,256]", help="hidden widths of the MLP")
+    p.add_argument("--widths", type=width_list, default="[256,256]", help="hidden widths of the MLP")
     p.add_argument(
         "--table-only", action="store_true", help="only read the CSVs of an earlier run (--results-dir; the run's options are refused)"
     )
@@ -161,7 +162,9 @@ def main() -> None:
         refuse_owned(p, args.overrides, OWNED)
         for method, allocation in SETTINGS:
             run(args.results_dir.resolve(), method, allocation, args.sparsities, args.seeds, args.widths, args.overrides)
-    print("\nMNIST-1D, MLP, one-shot + fine-tuning; test accuracy % (mean ± std over seeds)")
+    from script_tables import setup  # the data and model of the runs read, not the script's defaults
+
+    print(f"\n{setup(args.results_dir)}, one-shot + fine-tuning; test accuracy % (mean ± std over seeds)")
     print("\n".join(dense_lines(args.results_dir)) + "\n")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table(args.results_dir).to_string())

@@ -12,6 +12,12 @@ BasicBlocks are the sections, on synthetic CIFAR-shaped data written in the real
 (ten classes, each a random smooth 3 x 32 x 32 template plus pixel noise; no real dataset needed).
 The machine's load average is printed before and after, with the wall time.
 
+Extra arguments are prune-run overrides; one of a key the script sets alike for every run
+(dataset=synthetic with res_mlp, say) replaces the script's value. The keys it sets from its own
+options or reads in its table are refused, naming the option (OWNED): results_dir, model, schedule,
+schedule.penalty, schedule.prune_epochs, seed and train.epochs; model.width and model.blocks with
+res_mlp; dataset, dataset.root and finetune.epochs with resnet20.
+
     python scripts/layer_pruning.py --results-dir results/layer_pruning
     python scripts/layer_pruning.py --model resnet20 --results-dir results/layer_pruning_resnet20 \
         --penalties 1.0 --epochs 6 --prune-epochs 3 --finetune-epochs 4
@@ -31,9 +37,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from script_args import comma_list, nonnegative_int, nonnegative_number, positive_int, refuse_given, require_runs, run_or_exit
+from script_args import (
+    comma_list,
+    nonnegative_int,
+    nonnegative_number,
+    positive_int,
+    refuse_given,
+    refuse_owned,
+    require_runs,
+    run_or_exit,
+)
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
+
+# keys the sweep sets from the script's options or its table reads: an override of one would be given to every
+# run (`seed=3` against --seeds), so it is refused naming the option; the other keys the script sets alike for
+# every run (dataset=mnist1d with res_mlp, metrics.regions.enabled=false) are replaced by the user's value
+OWNED = {
+    "results_dir": "set from --results-dir, the folder the table reads; give --results-dir",
+    "model": "set from --model; give --model",
+    "schedule": "the script runs schedule=layer_pruning, whose layer_pruning.csv its table reads",
+    "schedule.penalty": "swept from --penalties; give --penalties",
+    "schedule.prune_epochs": "set from --prune-epochs; give --prune-epochs",
+    "seed": "swept from --seeds; give --seeds",
+    "train.epochs": "set from --epochs; give --epochs",
+}
+OWNED_BY_MODEL = {
+    "res_mlp": {"model.width": "set from --width; give --width", "model.blocks": "set from --blocks; give --blocks"},
+    "resnet20": {
+        "dataset": "the synthetic CIFAR-shaped data the script writes (--train-images, --test-images, --noise)",
+        "dataset.root": "the folder of the synthetic data the script writes (--train-images, --test-images, --noise)",
+        "finetune.epochs": "set from --finetune-epochs; give --finetune-epochs",
+    },
+}
 # each model's own options and their defaults; the other model's options are refused, not ignored
 RES_MLP = {"width": 64, "blocks": 6}
 RESNET20 = {"finetune_epochs": 4, "train_images": 1000, "test_images": 500, "noise": 2.0}
@@ -90,6 +128,7 @@ def run(results_dir: Path, args: argparse.Namespace) -> None:
     cmd += [f"train.epochs={args.epochs}", "schedule=layer_pruning"]
     cmd += [f"schedule.penalty={args.penalties}", f"schedule.prune_epochs={args.prune_epochs}", f"seed={args.seeds}"]
     cmd += ["metrics.regions.enabled=false", *args.overrides]
+    cmd = last_value_wins(cmd)  # a user's override of a key set alike for every run (dataset=synthetic) replaces it
     print("running:", " ".join(cmd), flush=True)
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
@@ -192,6 +231,7 @@ def main() -> None:
     if args.table_only:
         require_runs(p, args.results_dir, "--table-only: --results-dir", ("runs",))
     else:
+        refuse_owned(p, args.overrides, {**OWNED, **OWNED_BY_MODEL[args.model]})
         load, start = os.getloadavg(), time.perf_counter()
         run(args.results_dir.resolve(), args)
         print(f"wall {time.perf_counter() - start:.0f} s on {os.cpu_count()} cores; load average (1, 5, 15 min) before")

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 from script_args import comma_list, nonnegative_int, one_of, positive_int, refuse_given, require_runs, run_or_exit  # noqa: E402
-from script_args import refuse_owned, sparsity_arg  # noqa: E402
+from script_args import refuse_owned, sparsity_arg, width_list  # noqa: E402
 from script_tables import NONE, apart, compatible, exactly, label, merged, settings  # noqa: E402
 
 METHODS = {
@@ -203,7 +203,7 @@ def main() -> None:
         help="examples drawn before the 10 %% validation split (dataset.max_train_samples; 800 leave 720-721 for training): "
         "a small training set, so that the dense MLP overfits",
     )
-    p.add_argument("--widths", default="[256,256]")
+    p.add_argument("--widths", type=width_list, default="[256,256]")
     p.add_argument("--epochs", type=positive_int, default=40)
     p.add_argument("--methods", type=comma_list(one_of(METHODS)), default=",".join(METHODS))
     p.add_argument(

@@ -22,7 +22,7 @@ import torch
 from ntk_random import random_pruning_ntk, unit_scaled_inputs  # scripts/ntk_random.py (the script's own folder)
 from prune_cli.analysis.ntk import empirical_ntk, kernel_comparison
 from prune_cli.models.ntk_mlp import NTKMLP
-from script_args import description, positive_int, sparsity_arg, writable_file
+from script_args import description, positive_int, refuse_repeated, sparsity_arg, writable_file
 
 
 def calibration(width: int, depth: int, seed: int) -> float:
@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=positive_int, default=3, help="seeds per point (default 3)")
     parser.add_argument("--csv", type=writable_file, default=None, help="also write the per-seed rows here")
     args = parser.parse_args()
+    # a repeated width or p ran the same configuration again and its groupby pooled the copies as extra seeds
+    refuse_repeated(parser, "--widths", args.widths)
+    refuse_repeated(parser, "--ps", args.ps)
     rows = []
     start = time.perf_counter()
     for width in args.widths:

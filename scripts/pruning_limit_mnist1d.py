@@ -5,7 +5,9 @@ Runs `prune-run` (the real console entry point, in a subprocess) once per (l1, s
 `metrics.pruning_limit.enabled=true`: L1-regularised dense training (constant LR, no weight decay,
 as the paper's FC configs), then the prediction (epsilon, SLQ over the whole training split,
 R(rho), rho_hat and the trace bounds) and the 1000-ratio one-shot global-magnitude sweep without
-fine-tuning. Prints one row per run and writes the table to <results>/pruning_limit_summary.csv.
+fine-tuning. Prints one row per run and writes the table to <results>/pruning_limit_summary.csv;
+where runs of one name and seed differ in a config key (a second call into the folder with another
+--epochs, say), a column per such key tells them apart (scripts/script_tables.py).
 
     PYTHONPATH=. python scripts/pruning_limit_mnist1d.py --results /tmp/limit [--l1 0,5e-5,2e-4] [--seeds 0] [overrides ...]
 
@@ -76,6 +78,11 @@ def run(results: Path, l1: float, seed: int, epochs: int, extra: list[str]) -> N
 
 
 def summary(results: Path) -> pd.DataFrame:
+    """One row per run of the folder, labelled by its name (the L1 strength), seed and a column per config
+    key that differs between runs of one name and seed (scripts/script_tables.py): a second call with
+    --epochs 3 into the same folder gave a second `limit-l10 0` row with nothing telling the two apart."""
+    from script_tables import apart
+
     runs = pd.read_csv(results / "runs.csv")
     dense = runs[runs.phase == "dense"]
     wanted = [
@@ -97,13 +104,16 @@ def summary(results: Path) -> pd.DataFrame:
         name = g.name.iloc[0]
         rows.append(
             {
+                "run_id": run_id,
                 "run": name,
                 "seed": int(g.seed.iloc[0]),
                 "dense_test_acc": round(acc, 4),
                 **{k.replace("limit_", ""): v.get(k) for k in wanted},
             }
         )
-    return pd.DataFrame(rows).sort_values(["run", "seed"])
+    table, keys = apart(results, pd.DataFrame(rows), ["run", "seed"])
+    table = table[["run", "seed", *keys, "dense_test_acc", *(k.replace("limit_", "") for k in wanted)]]
+    return table.sort_values(["run", "seed", *keys])
 
 
 def main() -> None:

@@ -98,7 +98,10 @@ def main() -> None:
     cmd = last_value_wins(cmd)
     print("+", " ".join(cmd), flush=True)  # the command as run: an override in place of the script's value
     run_or_exit(cmd)
-    print("\nMNIST-1D, MLP, random pruning (exact count), test accuracy % (mean +- std over seeds; n: runs per cell)")
+    from script_tables import setup  # the data and model of the runs read, not the script's defaults
+
+    heading = "random pruning (exact count), test accuracy % (mean +- std over seeds; n: runs per cell)"
+    print(f"\n{setup(results, name=NAME)}, {heading}")
     print("\n".join(dense_lines(results)))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table(results).to_string())

@@ -15,6 +15,11 @@ fitting code (prune_cli/report/scaling.py) on subsets of the same seed-mean poin
   fit error near the joint form's would mean that depth and width act only through how many
   weights are left.
 
+A folder can hold several experiment families (prune-report's: runs that differ in a config key
+other than the law's scales, e.g. another method or train.epochs; docs/scaling_law.md): each family
+is analysed on its own, under a heading naming it and the keys that tell it apart, never averaged
+with another as extra seeds of one point.
+
     PYTHONPATH=. python scripts/scaling_depth_analysis.py /tmp/scaling_depth
 (after `PRESET=scaling_mnist1d_depth bash scripts/scaling_law_mnist1d.sh /tmp/scaling_depth`)
 """
@@ -32,13 +37,14 @@ from prune_cli.report.scaling import fit_families, fit_scaling_law, scaling_poin
 
 
 def seed_means(points: pd.DataFrame) -> pd.DataFrame:
-    """The report's points: per (width, depth, density) the seed-mean error, eps_np per (width, depth)."""
-    by = ["width", "depth", "density"]
+    """The report's points: per (family, width, depth, density) the seed-mean error, eps_np per (family,
+    width, depth). Runs of different families (another method, train.epochs, ...) are never one point."""
+    by = ["family", "width", "depth", "density"]
     mean = (
         points.groupby(by).agg(error=("error", "mean"), n_seeds=("seed", "nunique"), target=("target_density", "first")).reset_index()
     )
-    eps_np = points.groupby(["width", "depth"])["eps_np"].mean().rename("eps_np").reset_index()
-    return mean.merge(eps_np, on=["width", "depth"])
+    eps_np = points.groupby(["family", "width", "depth"])["eps_np"].mean().rename("eps_np").reset_index()
+    return mean.merge(eps_np, on=["family", "width", "depth"])
 
 
 def describe(label: str, fit) -> str:
@@ -59,12 +65,27 @@ def main(root: Path) -> None:
     print("prune-report's fit (scaling_fit.csv):")
     print(table.drop(columns=["equation"]).T.to_string())
     if len(fitted):
-        delta = fitted.assign(delta=fitted.predicted / fitted.error - 1).groupby("depth")["delta"]
-        print("its relative deviation delta per depth (mu, sigma):")
+        delta = fitted.assign(delta=fitted.predicted / fitted.error - 1).groupby(["family", "depth"])["delta"]
+        print("its relative deviation delta per family and depth (mu, sigma):")
         print(delta.agg(mu="mean", sigma=lambda x: x.std(ddof=0)).round(4).to_string())
 
+    settings = dict(zip(table["family"], table["setting"])) if {"family", "setting"} <= set(table.columns) else {}
+    families = sorted(points["family"].unique()) if len(points) else []
+    for family in families:
+        own = points[points["family"] == family]
+        if len(families) > 1:
+            setting = settings.get(family, "")
+            setting = f" ({setting})" if isinstance(setting, str) and setting else ""
+            print(f"\n=== family {family}{setting}: {len(own)} runs, analysed apart from the other {len(families) - 1} ===")
+        analyse(own, metrics)
+
+
+def analyse(points: pd.DataFrame, metrics: pd.DataFrame) -> None:
+    """The comparisons of the module docstring on the runs of one family."""
     mean = seed_means(points)
-    rel = points.merge(mean[["width", "depth", "density", "error"]], on=["width", "depth", "density"], suffixes=("", "_mean"))
+    rel = points.merge(
+        mean[["family", "width", "depth", "density", "error"]], on=["family", "width", "depth", "density"], suffixes=("", "_mean")
+    )
     spread = (rel.error / rel.error_mean - 1).std()
     n = int(mean.n_seeds.median())
     # a seed's deviation from the mean of n has variance s^2 (n - 1) / n, the mean s^2 / n: the ratio is n - 1

@@ -3,9 +3,10 @@ the argument, the value and what is allowed, exit status 2 and nothing created (
 bad input, which prune-run follows: docs/robustness.md).
 
 Each check is an argparse `type=` (argparse then prints `SCRIPT: error: argument --x: VALUE: allowed:
-...` after the usage and exits 2), except `require_runs`, `refuse_given` and `refuse_owned`, which a
-script calls after parsing (`refuse_given`: an option the script would ignore, e.g. a run's option with
-`--table-only`, is refused, not dropped; `refuse_owned`: a prune-run override of a key the script sets
+...` after the usage and exits 2), except `require_runs`, `refuse_given`, `refuse_owned` and
+`refuse_repeated` (a list option naming a value twice), which a script calls after parsing
+(`refuse_given`: an option the script would ignore, e.g. a run's option with `--table-only`, is
+refused, not dropped; `refuse_owned`: a prune-run override of a key the script sets
 for each run, e.g. `seed=3` against --seeds, is refused, not given to every run), and `run_or_exit`,
 which starts prune-run and stops the script with prune-run's exit status when it fails (prune-run's
 own message is on stderr above). A script run as `python scripts/NAME.py` imports this module from its
@@ -108,6 +109,34 @@ def comma_list(item: Callable[[str], Any]) -> Callable[[str], str]:
 
     check.__name__ = "list"
     return check
+
+
+def width_list(text: str) -> str:
+    """A model's hidden widths: a non-empty list of positive integers, `[256,256]` (the brackets may be
+    left out); returns it as the script passes it on, `model.widths=[256,256]`."""
+    allowed = "a non-empty list of positive integers, e.g. [256,256]"
+    inner = text.strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]
+    parts = [p.strip() for p in inner.split(",")]
+    try:
+        widths = [int(p) for p in parts]
+    except ValueError:
+        raise _refuse(text, allowed) from None
+    if not widths or any(w < 1 for w in widths):
+        raise _refuse(text, allowed)
+    return "[" + ",".join(map(str, widths)) + "]"
+
+
+def refuse_repeated(parser: argparse.ArgumentParser, option: str, values: Sequence[Any]) -> None:
+    """Stop (argparse's one-line error, exit 2) when the list `values` of `option` names a value twice:
+    the same configuration would run again and its results count as extra seeds of one point."""
+    seen: list[Any] = []
+    for value in values:
+        if value in seen:
+            shown = " ".join(map(str, values))
+            parser.error(f"argument {option}: {shown!r}: allowed: each value once ({value} is repeated)")
+        seen.append(value)
 
 
 def existing_dir(text: str) -> Path:

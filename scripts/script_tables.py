@@ -104,3 +104,24 @@ def label(setting: Mapping[str, str]) -> str:
     """` (k=v, ...)` naming a setting's values other than NONE; '' for none."""
     shown = [f"{k}={v}" for k, v in setting.items() if v != NONE]
     return f" ({', '.join(shown)})" if shown else ""
+
+
+SETUP_KEYS = ("dataset.name", "model.name", "model.widths")
+
+
+def setup(results: Path | Results, keys: Sequence[str] = SETUP_KEYS, name: str | None = None) -> str:
+    """The data and model of the runs in the folder `results`, read from their saved configs, for a
+    table's heading: `dataset.name=mnist1d, model.name=mlp, model.widths=[256, 256]`, each key's values
+    joined by ` / ` where the runs differ. A heading written into the script named MNIST-1D and MLP
+    [256, 256] whatever dataset or model.widths the runs were given. A folder of shared CSVs only
+    (no config.yaml) says so. `name`: only the runs of that run name (the script's own, in a shared folder)."""
+    from prune_cli.results import Results, load
+
+    loaded = results if isinstance(results, Results) else load(results)
+    runs = [items for run, items in loaded.items.items() if name is None or loaded.configs.get(run, {}).get("name") == name]
+    parts = []
+    for key in keys:
+        values = sorted({items[key] for items in runs if key in items}, key=_order)
+        if values:
+            parts.append(f"{key}={' / '.join(values)}")
+    return ", ".join(parts) or "data and model unknown (no run with a config.yaml)"

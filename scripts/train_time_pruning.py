@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from prune_cli.run.override_checks import last_value_wins  # noqa: E402 - a user's override replaces the script's
 from script_args import comma_list, nonnegative_int, positive_int, refuse_given, refuse_owned, require_runs, run_or_exit  # noqa: E402
 from script_args import sparsity_arg  # noqa: E402
-from script_tables import apart, compatible, exactly, label, merged  # noqa: E402
+from script_tables import apart, compatible, exactly, label, merged, setup  # noqa: E402
 from script_tables import settings as settings_among  # noqa: E402  (settings() here are the methods' overrides)
 
 BASELINE = "oneshot/magnitude"
@@ -253,8 +253,10 @@ def report(acc: pd.DataFrame, keys: list[str] | tuple[str, ...] = ()) -> str:
                     interval = f"[{lo:+.2f}, {hi:+.2f}]"
                     if len(diff) < 2:
                         verdict, interval = "inconclusive (one seed)", "[no interval]"
-                    elif lo >= 0:
+                    elif lo > 0:
                         verdict = "reproduced (better)"
+                    elif lo == 0:  # e.g. every paired difference 0: the claim (>=) holds, "better" would not
+                        verdict = "reproduced (equal or better)"
                     elif hi < 0:
                         verdict = "not reproduced (worse)"
                     else:
@@ -298,7 +300,8 @@ def main() -> None:
     acc, keys = accuracies(args.results_dir)
     # --table-only: the budget is the runs' own (--budget's default named 10 whatever they had)
     budget = "" if args.table_only else f", {args.budget} epochs after the dense model"
-    print(f"\nMNIST-1D, MLP [256, 256]{budget}; test accuracy % after fine-tuning")
+    # the data and model of the runs read (a heading naming MNIST-1D, MLP [256, 256] ignored dataset= / model.widths=)
+    print(f"\n{setup(args.results_dir)}{budget}; test accuracy % after fine-tuning")
     print(report(acc, keys))
 
 

@@ -298,3 +298,80 @@ def test_a_non_finite_accuracy_is_a_missing_error_not_minus_infinity():
     points = scaling_points(pd.DataFrame(rows), {}).set_index("run_id")
     assert math.isnan(points.loc["a", "error"]) and math.isnan(points.loc["c", "error"]) and math.isnan(points.loc["c", "eps_np"])
     assert points.loc["b", "error"] == pytest.approx(0.2) and points.loc["a", "eps_np"] == pytest.approx(0.1)
+
+
+def _depth_script():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("scaling_depth_analysis", REPO / "scripts" / "scaling_depth_analysis.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_depth_analysis_seed_means_keep_families_apart():
+    """Two families (say train.epochs 2 and 3) with one seed each at the same (width, depth, density):
+    two points of one seed with their own errors and dense errors, not one point of two seeds at the
+    mean (0.3 and 0.5 -> 0.4)."""
+    points = pd.DataFrame(
+        [
+            {
+                "family": "f-a",
+                "width": 32.0,
+                "depth": 2.0,
+                "density": 0.5,
+                "seed": 0,
+                "error": 0.3,
+                "eps_np": 0.2,
+                "target_density": 0.5,
+            },
+            {
+                "family": "f-b",
+                "width": 32.0,
+                "depth": 2.0,
+                "density": 0.5,
+                "seed": 1,
+                "error": 0.5,
+                "eps_np": 0.4,
+                "target_density": 0.5,
+            },
+        ]
+    )
+    mean = _depth_script().seed_means(points).sort_values("family")
+    assert mean["family"].tolist() == ["f-a", "f-b"]
+    assert mean["n_seeds"].tolist() == [1, 1]
+    assert mean["error"].tolist() == pytest.approx([0.3, 0.5]) and mean["eps_np"].tolist() == pytest.approx([0.2, 0.4])
+
+
+def test_depth_analysis_script_analyses_each_family_apart(tmp_path, capsys):
+    """A folder of two families (the same depths and densities, one at train.epochs 3 with errors made
+    with phi 0.2, the other with phi 0.8): the script prints a section per family naming it, and each
+    section's depth-alone fit gives back its own family's phi within 4 standard errors (pooled, the two
+    would be one point of 2 seeds and one phi between them)."""
+    script = _depth_script()
+    root = tmp_path / "results"
+    t = TRUE
+    for phi, epochs in ((0.8, None), (0.2, 3)):
+        for hidden in (1, 2, 3, 4):
+            eps_np = dense_error(32, hidden + 1)
+            for d in DENSITIES:
+                error = float(papers_form(d, eps_np, t["eps_up"], t["gamma"], t["p"], l=hidden + 1, phi=phi))
+                run_id = f"e{epochs}-h{hidden}-d{d:g}-seed0"
+                _write_run(root, run_id, {"name": "mlp", "widths": [32] * hidden}, float(1 - d), 0, error, eps_np)
+                if epochs is not None:
+                    path = root / "runs" / run_id / "config.yaml"
+                    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "train": {"epochs": epochs}}))
+    script.main(root)
+    out = capsys.readouterr().out
+    sections = out.split("\n=== family ")[1:]
+    assert len(sections) == 2, out
+    found = []
+    for section in sections:
+        assert section.split(":")[0].startswith("f-") and "analysed apart from the other 1" in section.splitlines()[0]
+        line = next(x for x in section.splitlines() if x.startswith("depth alone at width 32:"))
+        value, se = (float(v) for v in re.search(r"phi_depth = ([-\d.e]+) ± ([\d.e-]+)", line).groups())
+        found.append((value, se))
+    assert any(abs(v - 0.8) < 4 * se + 1e-6 for v, se in found) and any(abs(v - 0.2) < 4 * se + 1e-6 for v, se in found), found
+    assert "train.epochs=3" in out

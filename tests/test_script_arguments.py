@@ -166,6 +166,43 @@ CASES = [
         ["r", "--keep", "0.9999", "--rules", "none,random", "--seeds", "0", "--epochs", "1"],
         "argument --keep: '0.9999': allowed: a fraction that leaves out at least one training example",
     ),
+    # a misspelt rule was refused by prune-run only in the rule sweep, after the `none` sweep had trained
+    (
+        "data_pruning_longtail.py",
+        ["r", "--rules", "nosuch", "--seeds", "0"],
+        "argument --rules: 'nosuch': item 'nosuch': allowed: one of",
+    ),
+    (
+        "data_pruning_longtail.py",
+        ["r", "--rules", "none,randm", "--epochs", "1", "--seeds", "0"],
+        "argument --rules: 'none,randm': item 'randm': allowed: one of none, random, class_balanced",
+    ),
+    # a repeated width or p ran the same configuration again, pooled as extra seeds (the std shrank)
+    (
+        "ntk_width_sweep.py",
+        ["--widths", "8", "8", "--ps", "0.5", "--seeds", "2"],
+        "argument --widths: '8 8': allowed: each value once (8 is repeated)",
+    ),
+    ("ntk_width_sweep.py", ["--widths", "8", "--ps", "0.5", "0.5"], "argument --ps: '0.5 0.5': allowed: each value once (0.5 is"),
+    # --widths went to prune-run unchecked: "running: ..." then prune-run's error, or one error line per sweep job
+    (
+        "lap_vs_magnitude.py",
+        ["--results-dir", "r", "--widths", "foo"],
+        "argument --widths: 'foo': allowed: a non-empty list of positive",
+    ),
+    (
+        "lap_vs_magnitude.py",
+        ["--results-dir", "r", "--widths", "[]"],
+        "argument --widths: '[]': allowed: a non-empty list of positive",
+    ),
+    (
+        "lap_vs_magnitude.py",
+        ["--results-dir", "r", "--widths", "[0]"],
+        "argument --widths: '[0]': allowed: a non-empty list of positive",
+    ),
+    ("mia_pruning.py", ["--results-dir", "r", "--widths", "foo"], "argument --widths: 'foo': allowed: a non-empty list of positive"),
+    ("mia_pruning.py", ["--results-dir", "r", "--widths", "[]"], "argument --widths: '[]': allowed: a non-empty list of positive"),
+    ("mia_pruning.py", ["--results-dir", "r", "--widths", "[64,0]"], "argument --widths: '[64,0]': allowed: a non-empty list"),
     # review of e6cc200, F5: class_balanced's lower bound (one example per class), likewise refused by prune-run
     # only in the rule sweep, after the `none` sweep had trained
     (
@@ -176,7 +213,6 @@ CASES = [
 ]
 # the values only prune-run knows: prune-run's own line and exit status, no table after it
 PRUNE_RUN_REFUSES = [
-    ("data_pruning_longtail.py", ["r", "--rules", "nosuch", "--seeds", "0"], "'data_pruning': 'nosuch'"),
     # the script set HYDRA_FULL_ERROR=1: a bad override ended in prune-run's full traceback
     ("pruning_limit_mnist1d.py", ["--results", "r", "--l1", "0", "nosuchkey=1"], "'nosuchkey'"),
     # the synthetic CIFAR data was written before prune-run refused the override, and left behind

@@ -21,6 +21,7 @@ def _commands(monkeypatch, tmp_path, *argv) -> list[list[str]]:
     monkeypatch.setattr(train_time_pruning, "run", lambda results_dir, overrides, sparsities, seeds, extra: commands.append(overrides))
     monkeypatch.setattr(train_time_pruning, "accuracies", lambda results_dir: (None, []))
     monkeypatch.setattr(train_time_pruning, "report", lambda acc, keys=(): "")
+    monkeypatch.setattr(train_time_pruning, "setup", lambda results_dir: "")  # the heading reads the runs' configs
     monkeypatch.setattr(sys, "argv", ["train_time_pruning.py", "--results-dir", str(tmp_path / "r"), *argv])
     train_time_pruning.main()
     return commands
@@ -210,6 +211,17 @@ OWNED = [
     ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "seed=1", "seed"),
     ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "sparsity=0.5", "sparsity"),
     ("train_time_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "results_dir=elsewhere", "results_dir"),
+    # layer_pruning.py did not use last_value_wins: prune-run refused every override of a key it sets
+    ("layer_pruning", ["--results-dir", "RESULTS", "--seeds", "0"], "seed=3", "seed"),
+    ("layer_pruning", ["--results-dir", "RESULTS"], "schedule.penalty=0.1", "schedule.penalty"),
+    ("layer_pruning", ["--results-dir", "RESULTS"], "schedule.prune_epochs=1", "schedule.prune_epochs"),
+    ("layer_pruning", ["--results-dir", "RESULTS"], "train.epochs=2", "train.epochs"),
+    ("layer_pruning", ["--results-dir", "RESULTS"], "model.width=8", "model.width"),
+    ("layer_pruning", ["--results-dir", "RESULTS"], "model=mlp", "model"),
+    ("layer_pruning", ["--results-dir", "RESULTS"], "schedule=oneshot", "schedule"),
+    ("layer_pruning", ["--results-dir", "RESULTS"], "results_dir=elsewhere", "results_dir"),
+    ("layer_pruning", ["--results-dir", "RESULTS", "--model", "resnet20"], "finetune.epochs=1", "finetune.epochs"),
+    ("layer_pruning", ["--results-dir", "RESULTS", "--model", "resnet20"], "dataset.root=/tmp", "dataset.root"),
 ]
 
 
@@ -260,6 +272,28 @@ def test_random_erk_prints_the_command_it_runs(monkeypatch, tmp_path, capsys):
     (shown,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("+ ")]
     assert shown == "+ " + " ".join(commands[0])
     assert shown.count("method.sampling=") == 1 and "method.sampling=bernoulli" in shown
+
+
+def test_layer_pruning_override_replaces_the_scripts_value(monkeypatch, tmp_path, capsys):
+    """`layer_pruning.py ... dataset=synthetic` (given once) was refused by prune-run, "dataset=mnist1d and
+    then dataset=synthetic": the script's command kept its own dataset=mnist1d before the user's. Now
+    the user's value replaces the script's (last_value_wins), and the printed command is the one run."""
+    import pandas as pd
+
+    import layer_pruning
+
+    commands = []
+    monkeypatch.setattr(layer_pruning, "run_or_exit", lambda cmd, **kw: commands.append(cmd))
+    monkeypatch.setattr(layer_pruning, "table", lambda results_dir: pd.DataFrame())  # nothing ran: the script stops after
+    argv = ["--results-dir", str(tmp_path / "r"), "--penalties", "0.5", "--seeds", "0", "--width", "8", "--blocks", "3"]
+    monkeypatch.setattr(sys, "argv", ["layer_pruning.py", *argv, "--epochs", "3", "--prune-epochs", "2", "dataset=synthetic"])
+    with pytest.raises(SystemExit):
+        layer_pruning.main()
+    (cmd,) = commands
+    assert [a for a in cmd if a.startswith("dataset=")] == ["dataset=synthetic"]
+    assert cmd.index("dataset=synthetic") < cmd.index("model=res_mlp")  # at the script's place for the key
+    (shown,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("running: ")]
+    assert shown == "running: " + " ".join(cmd)
 
 
 def test_layer_pruning_synthetic_cifar_folder_spells_the_noise_exactly(monkeypatch, tmp_path):

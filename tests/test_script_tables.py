@@ -329,3 +329,76 @@ def test_train_time_one_seed_is_inconclusive(tmp_path):
     acc, keys = train_time_pruning.accuracies(tmp_path)
     (paired,) = [line for line in train_time_pruning.report(acc, keys).splitlines() if line.startswith("sparsity")]
     assert "+5.00" in paired and paired.endswith("inconclusive (one seed)") and "reproduced" not in paired
+
+
+def test_train_time_every_difference_zero_is_equal_or_better_not_better(tmp_path):
+    """greg1 equal to magnitude at each of three seeds (30, 40, 50 %): the differences are 0, 0, 0,
+    the interval [+0.00, +0.00]; the verdict said `reproduced (better)`."""
+    runs = []
+    for seed in range(3):
+        for schedule, node in (("oneshot", None), ("greg1", GREG1)):
+            cfg = config(seed, 20, schedule=node, sparsity=0.9)
+            ctx = context(seed, schedule=schedule, sparsity=0.9)
+            runs.append((f"{schedule}s{seed}", cfg, ctx, [("finetuned", "test", "accuracy", 0.3 + 0.1 * seed)]))
+    write_folder(tmp_path, runs)
+    acc, keys = train_time_pruning.accuracies(tmp_path)
+    (paired,) = [line for line in train_time_pruning.report(acc, keys).splitlines() if line.startswith("sparsity")]
+    assert "+0.00 [+0.00, +0.00] (3/3 seeds >= 0)" in paired, paired
+    assert paired.endswith("reproduced (equal or better)"), paired
+
+
+def test_pruning_limit_summary_tells_two_epoch_settings_apart(tmp_path):
+    """pruning_limit_mnist1d.py's summary labelled its rows by run name and seed only: a second call
+    with --epochs 3 into the same folder gave two `limit-l10 0` rows (dense accuracy 0.5 and 0.7) with
+    no column telling them apart; now a train.epochs column says which is which."""
+    import pruning_limit_mnist1d
+
+    runs = []
+    for epochs, acc in ((2, 0.5), (3, 0.7)):
+        cfg = {**config(0, epochs), "name": "limit-l10"}
+        ctx = {**context(0), "name": "limit-l10"}
+        values = [("dense", "test", "accuracy", acc), ("dense", "model", "limit_eps", epochs / 100)]
+        runs.append((f"limit-e{epochs}", cfg, ctx, values))
+    write_folder(tmp_path, runs)
+    table = pruning_limit_mnist1d.summary(tmp_path)
+    assert list(table.columns[:3]) == ["run", "seed", "train.epochs"]
+    assert table[["run", "seed", "train.epochs", "dense_test_acc"]].values.tolist() == [
+        ["limit-l10", 0, "2", 0.5],
+        ["limit-l10", 0, "3", 0.7],
+    ]
+    assert table["eps"].tolist() == [0.02, 0.03]
+
+
+def test_train_time_heading_names_the_data_and_model_of_the_runs(tmp_path, monkeypatch, capsys):
+    """The heading said `MNIST-1D, MLP [256, 256]` whatever the runs were given: here runs on the
+    synthetic data with model.widths [64, 32] (read back from their config.yaml)."""
+    import sys
+
+    runs = []
+    for seed in range(2):
+        for schedule, node in (("oneshot", None), ("greg1", GREG1)):
+            cfg = {**config(seed, 20, schedule=node, sparsity=0.9), "dataset": {"name": "synthetic"}}
+            cfg["model"] = {"name": "mlp", "widths": [64, 32]}
+            ctx = {**context(seed, schedule=schedule, sparsity=0.9), "dataset": "synthetic"}
+            runs.append((f"{schedule}s{seed}", cfg, ctx, [("finetuned", "test", "accuracy", 0.3 + 0.1 * seed)]))
+    write_folder(tmp_path, runs)
+    monkeypatch.setattr(sys, "argv", ["train_time_pruning.py", "--table-only", "--results-dir", str(tmp_path)])
+    train_time_pruning.main()
+    out = capsys.readouterr().out
+    assert "MNIST-1D" not in out and "[256, 256]" not in out
+    heading = "dataset.name=synthetic, model.name=mlp, model.widths=[64, 32]; test accuracy % after fine-tuning"
+    assert heading in out.splitlines(), out
+
+
+def test_setup_names_each_value_the_runs_have(tmp_path):
+    """script_tables.setup, the evidence scripts' heading: the values of each key among the folder's
+    runs (of one run name when given), joined by ' / ' where they differ."""
+    from script_tables import setup
+
+    runs = []
+    for i, (widths, name) in enumerate((([64], "a"), ([128, 128], "a"), ([8], "b"))):
+        cfg = {**config(0, 20), "model": {"name": "mlp", "widths": widths}, "name": name}
+        runs.append((f"r{i}", cfg, context(0), [("finetuned", "test", "accuracy", 0.5)]))
+    write_folder(tmp_path, runs)
+    assert setup(tmp_path, name="a") == "dataset.name=mnist1d, model.name=mlp, model.widths=[128, 128] / [64]"
+    assert setup(tmp_path, name="b") == "dataset.name=mnist1d, model.name=mlp, model.widths=[8]"
