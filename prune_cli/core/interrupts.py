@@ -58,11 +58,29 @@ class StoppedWaiting(Interrupted):
         self.other_stopped = other_stopped
 
 
+_logging = False  # the handler is writing its log line: a signal arriving meanwhile must not log inside it
+
+
+def _say(message: str, signum: int) -> None:
+    """The handler's log line, never from inside its own: a second signal during the first one's write (a
+    Ctrl-C to a sweep's process group, then the sweep's SIGTERM to its workers) logged again re-entrantly,
+    and the log file refused the nested flush ("RuntimeError: reentrant call inside <_io.BufferedWriter>",
+    a traceback on stderr). The nested signal's line is dropped: the stop it asks for is already under way."""
+    global _logging
+    if _logging:
+        return
+    _logging = True
+    try:
+        log.warning(message, signal.Signals(signum).name)
+    finally:
+        _logging = False
+
+
 def _handler(signum, frame) -> None:
     if _requested is not None and signum == signal.SIGINT:
         raise KeyboardInterrupt  # a second Ctrl-C: the person wants out now
     if _requested is not None:  # already stopping: e.g. a Ctrl-C to the whole group, then the sweep's process
-        log.warning("received %s: already stopping at the next safe point", signal.Signals(signum).name)  # passing it on
+        _say("received %s: already stopping at the next safe point", signum)  # passing it on
         return
     request(signum)
 
@@ -72,7 +90,7 @@ def request(signum: int) -> None:
     handler, prune_cli/run/sweep_stop.py, for the job running in its process)."""
     global _requested
     _requested = signum
-    log.warning("received %s: stopping at the next safe point (the checkpoint stays valid)", signal.Signals(signum).name)
+    _say("received %s: stopping at the next safe point (the checkpoint stays valid)", signum)
 
 
 def install() -> None:
