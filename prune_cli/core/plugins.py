@@ -272,6 +272,7 @@ def add_modules(modules, must_declare: bool = True) -> None:
     used. An installed entry point is not refused (that would stop every command until it is uninstalled)."""
     idx = index()
     found: dict[str, Path] = {}
+    declared: dict[str, tuple[list, list]] = {}  # each module's (kinds, schemas), read once for the refusals
     for module in modules:
         module = str(module)
         if module in idx.outside or module in found:
@@ -279,11 +280,12 @@ def add_modules(modules, must_declare: bool = True) -> None:
         path = _module_file(module)
         if must_declare:
             _refuse_declaring_nothing(path, module)
-            _refuse_unknown_schema_groups(path, module)
+            declared[module] = declarations(path.read_text(encoding="utf-8"))
+            _refuse_unknown_schema_groups(declared[module][1], module)
         _refuse_built_in_yaml_options(path, module)
         found[module] = path
     if must_declare:
-        _refuse_metrics_without_schema(found)
+        _refuse_metrics_without_schema(declared)
     for module, path in found.items():
         idx.scan_file(path, module)
         idx.outside.append(module)
@@ -309,10 +311,9 @@ def _refuse_declaring_nothing(path: Path, module: str) -> None:
 SCHEMA_GROUPS = ("data_pruning", "dataset", "method", "metric", "model", "schedule")
 
 
-def _refuse_unknown_schema_groups(path: Path, module: str) -> None:
+def _refuse_unknown_schema_groups(schemas: list[tuple[str, str]], module: str) -> None:
     import difflib
 
-    _, schemas = declarations(path.read_text(encoding="utf-8"))
     for group, name in schemas:
         if group not in SCHEMA_GROUPS:
             close = difflib.get_close_matches(group, SCHEMA_GROUPS, n=1, cutoff=0.6)
@@ -326,13 +327,12 @@ def _refuse_unknown_schema_groups(path: Path, module: str) -> None:
             )
 
 
-def _refuse_metrics_without_schema(found: dict[str, Path]) -> None:
+def _refuse_metrics_without_schema(sources: dict[str, tuple[list, list]]) -> None:
     """A metric runs only where `metrics.<name>.enabled` is true, a key of its @config_schema("metric", name)
     (prune_cli/metrics/__init__.py `metrics_config`, as every built-in metric declares it): a module that
     registers a metric without one (in it, in another module given with it, or already indexed) was accepted,
     and the metric could never be enabled (metrics.<name>.enabled was an unknown key naming no module)."""
     declared = set(index().schemas)
-    sources = {module: declarations(path.read_text(encoding="utf-8")) for module, path in found.items()}
     for _, schemas in sources.values():
         declared.update(schemas)
     for module, (kinds, _) in sources.items():

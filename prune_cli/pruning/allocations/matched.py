@@ -293,10 +293,11 @@ def allocate_matched(scores, density: float, ctx) -> dict[str, int]:
 
     from ..registries import ALLOCATIONS, SCORES
 
-    other, own, dense = matched_layers(ctx.model, _params_of(ctx, scores), method, ctx.config)
+    params = _params_of(ctx, scores)
+    other, own, dense = matched_layers(ctx.model, params, method, ctx.config)
     if other.allocation == "matched":
         raise ConfigError("method.match_allocation", other.allocation, "an allocation other than matched")
-    own_density = matched_density(_params_of(ctx, scores), own, dense, method, density)
+    own_density = matched_density(params, own, dense, method, density)
     fixed = {n: scores[n].numel() for n in dense}  # layers the matched method does not prune
     octx = dataclasses.replace(ctx, method=other)
     if other.rounds > 1:  # its scores change as its masks grow (SynFlow's 100 rounds): its own pruning, on a copy
