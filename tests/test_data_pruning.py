@@ -249,6 +249,18 @@ def test_bad_input_on_the_command_line_creates_nothing(tmp_path):
         assert not results.exists()
 
 
+def test_a_sweep_of_the_none_baseline_and_a_rule_at_a_keep_says_how_to_run_it(tmp_path):
+    """`-m data_pruning=none,random data_pruning.keep=0.3` (audit 2026-12-04): refused before any job
+    (the none job's config would carry keep=0.3, which it does not apply), and the message tells the
+    researcher to run the none baseline as a command of its own."""
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "data_pruning=none,random", "data_pruning.keep=0.3"], results, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "data_pruning.keep" in out and "0.3" in out and "command of its own" in out, out
+    assert not results.exists()
+
+
 def test_class_balanced_run_end_to_end_with_worst_class_recall(tmp_path):
     results = tmp_path / "results"
     run_cli([*FAST, "data_pruning=class_balanced", "data_pruning.keep=0.3"], results)

@@ -56,7 +56,9 @@ class DataPruningConfig:
                 node.keep == 1,
                 key + ".keep",
                 node.keep,
-                "1 with data_pruning=none (choose a rule, e.g. data_pruning=random, to keep a fraction)",
+                "1 with data_pruning=none (choose a rule, e.g. data_pruning=random, to keep a fraction; "
+                "a sweep of the none baseline and a rule at another keep: run the none baseline as a command of its own, "
+                "since its config would carry a keep it does not apply)",
             )
 
 
