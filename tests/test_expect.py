@@ -3,8 +3,11 @@ inside / outside its band, `--expect-strict`, and the checks on the files themse
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -330,6 +333,196 @@ def test_points_of_runs_not_made_yet_are_still_missing_not_refused(folder, tmp_p
     )
     report_main([str(folder), "--expect", str(spec), "--no-plots"])
     assert pd.read_csv(folder / "report" / "expect.csv")["status"].tolist() == ["missing"] * 5
+
+
+# ----------------------------------------------------------------------------- a folder of only the shared CSVs
+
+
+def _shared_csvs_only(folder: Path) -> Path:
+    """The folder's runs as prune-run's shared runs.csv alone: the run directories moved away."""
+    rows = pd.concat([pd.read_csv(p) for p in sorted(folder.glob("runs/*/metrics.csv"))])
+    rows.to_csv(folder / "runs.csv", index=False)
+    shutil.rmtree(folder / "runs")
+    return folder
+
+
+def test_a_folder_of_only_the_shared_csvs_is_measured_from_the_rows_columns(folder, tmp_path, capsys):
+    """Without run directories every point read "missing" ("0 inside, 3 missing ... got no runs") with an
+    empty note, and --expect-strict exited 1 as if nothing had been run. The rows' name, method,
+    target_sparsity and seed identify the runs: the points are measured from them."""
+    root = _shared_csvs_only(folder)
+    spec = _expected_file(
+        tmp_path / "e.yaml",
+        [
+            {"method": "magnitude", "sparsity": 0.5, "value": 0.93, "band": 0.011},
+            {"method": "random", "sparsity": 0.5, "value": 0.6, "band": 0.05},
+            {"phase": "dense", "sparsity": 0.0, "value": 0.95, "band": 0.0},
+        ],
+    )
+    report_main([str(root), "--expect", str(spec), "--no-plots"])
+    table = pd.read_csv(root / "report" / "expect.csv", keep_default_na=False)
+    assert table["status"].tolist() == ["inside", "outside", "inside"]
+    # by hand: the runs named p only (the "other" runs of magnitude at 0.5 finish at 0.1): (0.90 + 0.92 + 0.94) / 3
+    assert table["measured"].tolist() == pytest.approx([0.92, 0.5, 0.95])
+    assert table["n_seeds"].tolist() == [3, 3, 3] and table["note"].tolist() == ["", "", ""]
+    inside = _expected_file(tmp_path / "in.yaml", [{"method": "magnitude", "sparsity": 0.5, "value": 0.92, "band": 0.01}])
+    report_main([str(root), "--expect", str(inside), "--expect-strict", "--no-plots"])  # no SystemExit(1)
+
+
+def test_a_seed_with_two_runs_of_a_point_in_the_shared_csvs_is_ambiguous_not_averaged(folder, tmp_path):
+    """The columns cannot see epochs or widths: two runs of one seed, name, method and sparsity may be two
+    configurations, so the point is ambiguous (as a folder with configs would show it) rather than a mean."""
+    _fake_run(folder, "mag-0-again", "magnitude", 0.5, 0, 0.95, 0.50)
+    root = _shared_csvs_only(folder)
+    spec = _expected_file(tmp_path / "e.yaml", [POINT, {"phase": "dense", "sparsity": 0.0, "value": 0.95, "band": 0.0}])
+    report_main([str(root), "--expect", str(spec), "--no-plots"])
+    table = pd.read_csv(root / "report" / "expect.csv", keep_default_na=False)
+    assert table["status"].tolist() == ["ambiguous", "inside"]  # the dense model of seed 0: 0.95 in every run
+    assert table["note"][0].startswith("seed 0 has 2 runs of this point (mag-0, mag-0-again)"), table["note"][0]
+
+
+@pytest.mark.parametrize(
+    "content, key",
+    [
+        ({"config": {"train.epochs": 2}}, ": config = {'train.epochs': 2}"),
+        ({"points": [{**POINT, "match": {"method.allocation": "global"}}]}, ": points[0].match = {'method.allocation': 'global'}"),
+    ],
+)
+def test_config_or_match_in_a_folder_of_only_the_shared_csvs_stops_before_anything_is_written(folder, tmp_path, capsys, content, key):
+    """`config:` and `match:` name config keys the shared CSVs' rows do not carry: refused with exit 2, as
+    --compare-by is there, instead of every point "missing"."""
+    root = _shared_csvs_only(folder)
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump({"name": "p", "points": [POINT], **content}))
+    with pytest.raises(SystemExit) as e:
+        report_main([str(root), "--expect", str(spec), "--no-plots"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert key in err and "only the shared CSVs" in err and "results_dir that holds runs/" in err, err
+    assert not (root / "report").exists()
+
+
+# ----------------------------------------------------------------------------- config: and match: values
+
+
+def _with_train(folder: Path, **train) -> Path:
+    """Each run's config.yaml given a `train` node, as prune-run writes it."""
+    for path in folder.glob("runs/*/config.yaml"):
+        config = yaml.safe_load(path.read_text())
+        config["train"] = dict(train)
+        path.write_text(yaml.safe_dump(config))
+    return folder
+
+
+def test_a_nested_file_config_is_read_as_its_dotted_keys(folder, tmp_path):
+    """`config: {train: {epochs: 99}}` (the form of a config.yaml) was compared as one key `train` that no run
+    has, and the point passed `inside` though its runs have train.epochs=2."""
+    _with_train(folder, epochs=2, lr=0.1)
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump({"name": "p", "config": {"train": {"epochs": 99}}, "points": [POINT]}))
+    report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    (row,) = pd.read_csv(folder / "report" / "expect.csv", keep_default_na=False).to_dict(orient="records")
+    assert row["status"] == "config_differs"
+    assert row["note"] == "measured with train.epochs=2; the expected values are of train.epochs=99", row["note"]
+    spec.write_text(yaml.safe_dump({"name": "p", "config": {"train": {"epochs": 2, "lr": 0.1}}, "points": [POINT]}))
+    report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    assert pd.read_csv(folder / "report" / "expect.csv")["status"].tolist() == ["inside"]
+
+
+def test_a_typo_in_a_file_config_key_stops_before_anything_is_written(folder, tmp_path, capsys):
+    """`config: {train.epoch: 2}` made every point config_differs, while the same typo under `match:` was
+    refused: it is refused the same way (exit 2, naming the key and the closest one)."""
+    _with_train(folder, epochs=2)
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump({"name": "p", "config": {"train.epoch": 2}, "points": [POINT]}))
+    with pytest.raises(SystemExit) as e:
+        report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert ": config = 'train.epoch' is not allowed" in err and "did you mean 'train.epochs'?" in err, err
+    assert not (folder / "report").exists()
+
+
+def test_a_file_config_key_of_prune_clis_configs_that_these_runs_lack_is_no_typo(folder, tmp_path):
+    """dataset.num_samples (configs/dataset/mnist1d.yaml) beside runs with no such key: runs of another
+    configuration, not a typo, so not refused (the same holds for a preset's expected file read on a folder of
+    other runs)."""
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump({"name": "p", "config": {"dataset.num_samples": 3000}, "points": [POINT]}))
+    report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    (row,) = pd.read_csv(folder / "report" / "expect.csv", keep_default_na=False).to_dict(orient="records")
+    assert row["status"] == "config_differs"
+    assert row["note"] == "measured with dataset.num_samples=(absent); the expected values are of dataset.num_samples=3000"
+
+
+@pytest.mark.parametrize("bad", [{"train": {}}, {"train.epochs": {"a": {}}}, {"train": {"epochs": 2, "lr": {}}}])
+def test_a_file_config_that_selects_nothing_is_refused_when_read(tmp_path, bad):
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump({"name": "p", "config": bad, "points": [POINT]}))
+    with pytest.raises(ValueError, match=": config"):
+        load_expected(str(spec))
+
+
+def test_config_and_match_values_are_compared_as_numbers_not_text(folder, tmp_path):
+    """YAML 1.1 reads `5e-4` as the text '5e-4' and the runs' config spells 0.0005; `match: {train.epochs: 2.0}`
+    against a run's 2: compared as text, the first was config_differs and the second missing."""
+    _with_train(folder, epochs=2, lr=0.0005, widths=[16, 16])
+    spec = tmp_path / "e.yaml"
+    spec.write_text(
+        "name: p\nconfig: {train.lr: 5e-4, train.widths: [16.0, 16]}\npoints:\n"
+        "  - {method: magnitude, sparsity: 0.5, value: 0.92, band: 0.01, match: {train.epochs: 2.0}}\n"
+        "  - {method: magnitude, sparsity: 0.5, value: 0.92, band: 0.01, match: {train.epochs: 3}}\n"
+    )
+    assert load_expected(str(spec))["config"]["train.lr"] == "5e-4"  # as PyYAML reads it
+    report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    assert pd.read_csv(folder / "report" / "expect.csv")["status"].tolist() == ["inside", "missing"]
+
+
+@pytest.mark.parametrize(
+    "run, wanted, same",
+    [
+        ("0.0005", "5e-4", True),
+        ("2", 2.0, True),
+        ("0.1", 0.1 + 1e-12, True),  # within a relative 1e-9
+        ("0.1", 0.1001, False),
+        ("[16, 16]", [16.0, 16], True),
+        ("[16, 16]", [16], False),
+        ("true", True, True),
+        ("true", 1, False),  # true is not 1
+        ("layerwise", "layerwise", True),
+        ("layerwise", "global", False),
+        ("null", None, True),
+        ('[{"a": 1}]', [{"a": 1.0}], True),
+        ("2026-12-04", datetime.date(2026, 12, 4), True),  # YAML reads an unquoted date as a date
+    ],
+)
+def test_config_values_are_one_value_by_number_list_and_exact_text(run, wanted, same):
+    from prune_cli.report.expect import _same
+
+    assert _same(run, wanted) is same
+
+
+# ----------------------------------------------------------------------------- a run name whose runs all failed
+
+
+def test_a_point_whose_named_runs_all_failed_says_so(folder, tmp_path):
+    """The only run named special (random at 0.5, seed 2) failed: the note read "no run is named special;
+    this folder's runs are named other, p; left out: seed 2 of random failed (LayerCollapse)", which
+    contradicted itself. It now says that every run of that name failed, and names them."""
+    _fake_run(folder, "special-2", "random", 0.5, 2, 0.95, 0.5, name="special")
+    d = folder / "runs" / "special-2"
+    for name in ("COMPLETE", "metrics.csv"):
+        (d / name).unlink()
+    (d / "failed.json").write_text(json.dumps({"status": "failed", "error_type": "LayerCollapse", "message": "..."}))
+    spec = tmp_path / "e.yaml"
+    spec.write_text(yaml.safe_dump({"name": "special", "points": [{"method": "random", "sparsity": 0.5, "value": 0.5, "band": 0.1}]}))
+    report_main([str(folder), "--expect", str(spec), "--no-plots"])
+    (row,) = pd.read_csv(folder / "report" / "expect.csv", keep_default_na=False).to_dict(orient="records")
+    assert row["status"] == "missing" and row["seeds_lost"] == 1
+    assert row["note"] == (
+        "every run named special failed or did not finish (seed 2 of random failed (LayerCollapse)); "
+        "this folder's completed runs are named other, p"
+    ), row["note"]
 
 
 def test_the_metrics_every_run_writes_are_those_of_the_metric_code():

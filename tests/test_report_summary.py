@@ -195,7 +195,7 @@ def test_experiments_table_of_a_method_and_schedule_sweep_names_them(tmp_path):
     assert cells == sorted((m, m, s) for s in ("oneshot", "iterative") for m in ("magnitude", "random"))
 
 
-@pytest.mark.parametrize("confidence, shown", [(0.999, "99.9%"), (0.975, "97.5%"), (0.95, "95%")])
+@pytest.mark.parametrize("confidence, shown", [(0.999, "99.9%"), (0.975, "97.5%"), (0.95, "95%"), (0.9999999, "99.99999%")])
 def test_a_level_that_is_not_a_whole_percent_is_named_as_it_is(tmp_path, confidence, shown):
     """--confidence 0.999 printed "100% Student-t intervals", "(100% t interval ...)" in every verdict and
     "t 100% (not adjusted)" over the comparisons table; 0.975 printed "98%". Every place names the level given."""
@@ -209,8 +209,20 @@ def test_a_level_that_is_not_a_whole_percent_is_named_as_it_is(tmp_path, confide
     assert len(verdicts) == 1 and f"({shown} t interval, not adjusted" in verdicts[0]
     assert f"| t {shown} (not adjusted) | bootstrap {shown} (not adjusted) |" in md
     assert f"| {shown} CI |" in md
-    wrong = {0.999: "100%", 0.975: "98%", 0.95: None}[confidence]
+    wrong = {0.999: "100%", 0.975: "98%", 0.95: None, 0.9999999: "100%"}[confidence]  # six digits (`:g`) said 100%
     assert wrong is None or wrong not in md
+
+
+@pytest.mark.parametrize(
+    "level, shown",
+    [(0.95, "95%"), (0.9999999, "99.99999%"), (0.9999999999999998, "99.99999999999998%"), (0.123456789, "12.3456789%")],
+)
+def test_a_level_is_named_with_every_digit_it_has_and_no_float_artefact(level, shown):
+    """`:g` kept six significant digits (0.9999999 -> "100%"); the float product 100 * 0.95 is 95.00000000000001,
+    which a plain repr would show. The expected labels are the level's decimal digits moved two places by hand."""
+    from prune_cli.report.levels import percent
+
+    assert percent(level) == shown
 
 
 def test_summary_rows_follow_the_order_a_run_records_its_phases():

@@ -314,7 +314,7 @@ def _build(
     check_baseline(values, baseline, folder.incomplete_methods, ran, f"{compared} {metric}")  # among the methods with a value of it
     check_compare_by(metrics, compare_by, folder.key_source)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
-        check_values(expected, metrics, folder.configs, folder.incomplete_methods)
+        check_values(expected, metrics, folder.configs, folder.incomplete_methods, folder.key_source)
     out = stage.open()
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").
@@ -407,6 +407,7 @@ def _build(
             if r["run"] in folder.failed_configs
         }
         lost.update({run: (config, "did not finish") for run, config in folder.unfinished_configs.items()})
+        incomplete = dict(lost)  # all of them: a point's note says when the runs of the file's name all failed
         # only runs of a configuration a completed run has, as the verdicts count them
         completed = metrics["comparison"] if "comparison" in metrics.columns else []
         kept = {r for runs in (failed, unfinished) for r in of_completed_configurations(runs, completed).get("run", [])}
@@ -416,7 +417,11 @@ def _build(
         for r in left_out.itertuples():
             config = {"name": r.name, "method": {"name": r.method}, "seed": r.seed, "sparsity": r.target_sparsity}
             lost[r.run] = (config, f"left out ({r.why})")
-        expectations = check_expected(expected, metrics, folder.configs, confidence, lost, folder.runs) if len(metrics) else None
+        expectations = (
+            check_expected(expected, metrics, folder.configs, confidence, lost, folder.runs, folder.key_source, incomplete)
+            if len(metrics)
+            else None
+        )
         if expectations is not None:
             atomic_write_csv(expectations, out / "expect.csv")
             written["expect.csv"] = out / "expect.csv"

@@ -19,13 +19,16 @@ For each point the runs with that name, method (`method.name`) and target sparsi
 runs are of more than one configuration (their experiment keys differ: two allocations of one
 method, other epochs under the same name), the point is `ambiguous`: no mean of different
 configurations is measured, and `note` names the keys that differ and advises `match:`. A phase,
-metric, split, match key or method that is a typo (`check_values`) stops prune-report before it writes
-anything; a point of runs not made yet is `missing`.
+metric, split, match or config key or method that is a typo (`check_values`) stops prune-report before it
+writes anything; a point of runs not made yet is `missing`. `match:` and `config:` values are compared as
+values (`_same`: 5e-4 is 0.0005), and may be nested as in a config.yaml. A folder of only the shared CSVs
+is measured from its rows' name, method, target_sparsity and seed (`_configs_from_columns`).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from pathlib import Path
@@ -101,8 +104,9 @@ def load_expected(spec: str) -> dict:
         raise _bad(f"{path}: key {sorted(unknown)[0]}", data[sorted(unknown)[0]], "one of the keys " + ", ".join(sorted(FILE_KEYS)))
     if not isinstance(data.get("name"), str):
         raise _bad(f"{path}: name", data.get("name"), "the run name of the preset's runs (a string)")
-    if "config" in data and not (isinstance(data["config"], dict) and data["config"]):
-        raise _bad(f"{path}: config", data["config"], "a mapping of dotted config keys to the values the points were measured with")
+    if "config" in data:
+        allowed = "a mapping of dotted config keys to the values the points were measured with"
+        data["config"] = _dotted(f"{path}: config", data["config"], allowed)
     points = data.get("points")
     if not isinstance(points, list) or not points:
         raise _bad(f"{path}: points", points, "a non-empty list of {method, sparsity, value, band} entries")
@@ -121,17 +125,89 @@ def load_expected(spec: str) -> dict:
             raise _bad(f"{where}.band", p["band"], "a number >= 0 (the allowed absolute deviation)")
         if not _number(p.get("sparsity")) or not 0 <= p["sparsity"] < 1:
             raise _bad(f"{where}.sparsity", p.get("sparsity"), "a number in [0, 1)")
-        if "match" in p and not isinstance(p["match"], dict):
-            raise _bad(f"{where}.match", p["match"], "a mapping of dotted config keys to values")
+        if "match" in p:
+            p["match"] = _dotted(f"{where}.match", p["match"], "a mapping of dotted config keys to values")
     data["_path"] = str(path)
     return data
 
 
-def check_values(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict], other_methods: Iterable[str] = ()) -> None:
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _dotted(where: str, mapping: Any, allowed: str) -> dict[str, Any]:
+    """A `config:` or `match:` as {dotted key: value}: a nested mapping (`{train: {epochs: 8}}`, the form of a
+    config.yaml) is flattened into the dotted keys it stands for, as the runs' configs are. Before, a nested
+    `config:` was compared as one key `train` that no run has, which matched nothing and passed every point.
+    An empty mapping, or one nested empty, names no key and is refused."""
+    if not isinstance(mapping, dict) or not mapping:
+        raise _bad(where, mapping, allowed)
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if not isinstance(key, str) or not key:
+            raise _bad(f"{where} key", key, "a dotted config key (text)")
+        if isinstance(value, dict):
+            for sub, leaf in _dotted(f"{where}.{key}", value, allowed).items():
+                out[f"{key}.{sub}"] = leaf
+        else:
+            out[key] = value
+    return out
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _comparable(value: Any) -> Any:
+    """A config value as `match:`/`config:` compare it: the runs' flattened configs spell every leaf as text
+    (JSON for non-strings) and YAML 1.1 reads `5e-4` as the text '5e-4', so text that is a JSON value or a
+    number is parsed; lists element by element. Compared as text, `5e-4` differed from a run's 0.0005 and
+    `2.0` from 2."""
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if not isinstance(value, _SCALARS):  # a YAML date (2026-12-04): the run's config spells it as text
+        return str(value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if _NUMBER.fullmatch(text):
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if text[:1] in "[{" or text in ("true", "false", "null", "NaN", "Infinity", "-Infinity"):
+        try:
+            return _comparable(json.loads(text))
+        except ValueError:
+            return value
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two config values (either spelling: a run's flattened text or the file's YAML) are one value:
+    numbers within a relative 1e-9 (2 and 2.0, 5e-4 and 0.0005), lists element by element, true/false and
+    text exactly (true is not 1)."""
+    a, b = _comparable(a), _comparable(b)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b or math.isclose(a, b, rel_tol=1e-9) or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def check_values(
+    expected: dict,
+    metrics: pd.DataFrame,
+    configs: dict[str, dict],
+    other_methods: Iterable[str] = (),
+    key_source: str = "config",
+) -> None:
     """ReportInputError (exit 2, before prune-report writes anything) for a value of the expected-values
     file that is a typo rather than a point of runs not made yet: a phase, metric or split that prune-run
-    never records and no run of the folder (`metrics`) has; a `match` key that is no config key of the
-    folder's runs (`configs`; not checked without them); a method that is neither one of prune-cli's (its
+    never records and no run of the folder (`metrics`) has; a `match` or file-level `config` key that is no
+    config key of the folder's runs (`configs`; not checked without them; refused altogether in a folder of
+    only the shared CSVs, `key_source` "columns", whose rows have no config keys); a method that is neither one of prune-cli's (its
     method configs and scores) nor of a run of the folder (`other_methods`: those of failed and
     unfinished runs). The message names the key, the value and what is allowed, with the closest value.
     Before, each such point was `missing` ("got no runs"), as if its runs had not been made."""
@@ -163,9 +239,27 @@ def check_values(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict]
             known = sorted({*SPLITS, *column["split"]})
             refuse(where, value, "a split rows are recorded on: " + ", ".join(known), known)
 
+    def config_key(where: str, key: str, shipped: frozenset = frozenset()) -> None:
+        if config_keys and key not in config_keys and key not in shipped:
+            top = str(key).split(".", 1)[0]
+            near = [k for k in config_keys if k.split(".", 1)[0] == top]
+            shown = (
+                f"the {top}.* keys are {', '.join(near)}"
+                if near
+                else "its top-level keys are " + ", ".join(sorted({k.split(".", 1)[0] for k in config_keys}))
+            )
+            refuse(where, key, f"a dotted config key of this folder's runs (their config.yaml): {shown}", config_keys)
+
+    if key_source == "columns":
+        _without_run_configs(expected)
     for key in ("phase", "metric", "split"):
         if key in expected:
             check(key, key, expected[key])
+    # a typo made every point config_differs, while under match: it was refused. A key of prune-cli's own configs
+    # is no typo though this folder's runs lack it (the preset's dataset.num_samples beside runs of another
+    # dataset): those runs are of another configuration, which config_differs says
+    for key in expected.get("config") or {}:
+        config_key("config", key, _shipped_keys() if config_keys and key not in config_keys else frozenset())
     for i, p in enumerate(expected["points"]):
         for key in ("phase", "metric", "split"):
             if key in p:
@@ -179,17 +273,46 @@ def check_values(expected: dict, metrics: pd.DataFrame, configs: dict[str, dict]
                 methods,
             )
         for key in p.get("match") or {}:
-            if config_keys and key not in config_keys:
-                top = str(key).split(".", 1)[0]
-                near = [k for k in config_keys if k.split(".", 1)[0] == top]
-                shown = (
-                    f"the {top}.* keys are {', '.join(near)}"
-                    if near
-                    else "its top-level keys are " + ", ".join(sorted({k.split(".", 1)[0] for k in config_keys}))
-                )
-                refuse(
-                    f"points[{i}].match", key, f"a dotted config key of this folder's runs (their config.yaml): {shown}", config_keys
-                )
+            config_key(f"points[{i}].match", key)
+
+
+def _shipped_keys() -> frozenset:
+    """The dotted keys prune-cli's own configs set (configs/config.yaml, each group's files under the group's
+    name, the experiments' at the top): what a preset's `config:` may name though no run of the folder has it."""
+    keys: set[str] = set()
+    root = configs_dir()
+    for path in root.rglob("*.yaml"):
+        parts = path.relative_to(root).parts
+        if parts[0] in ("expected", "hydra"):
+            continue
+        try:
+            text = path.read_text()
+            node = yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(node, dict):
+            continue
+        node = {k: v for k, v in node.items() if k != "defaults"}
+        glob_ = len(parts) == 1 or parts[0] == "experiment" or "@package _global_" in text
+        keys.update(flatten_config(node, "" if glob_ else f"{parts[0]}."))
+    return frozenset(keys)
+
+
+def _without_run_configs(expected: dict) -> None:
+    """In a folder of only the shared CSVs (no run directories) the points are measured from the rows'
+    columns (name, method, target_sparsity, seed); a `match:` or `config:` names config keys that only the
+    runs' config.yaml hold, so it cannot be checked there: refused, as --compare-by is, rather than every
+    point read "missing" ("got no runs") as if the runs had never been made."""
+    path = expected["_path"]
+    allowed = (
+        "no `config:` or `match:` in a folder of only the shared CSVs (no run directories): their rows carry no config "
+        "keys to check them against; run prune-report on the results_dir that holds runs/"
+    )
+    if "config" in expected:
+        raise _bad(f"{path}: config", expected["config"], allowed)
+    for i, p in enumerate(expected["points"]):
+        if "match" in p:
+            raise _bad(f"{path}: points[{i}].match", p["match"], allowed)
 
 
 def column_values(table: pd.DataFrame, column: str) -> list[str]:
@@ -215,7 +338,7 @@ def _selects(point: dict, config: dict, phase: str) -> bool:
     return (
         (point.get("method") is None or (isinstance(method, dict) and method.get("name") == point["method"]))
         and (phase == "dense" or np.isclose(float(config.get("sparsity", math.nan)), point["sparsity"]))
-        and all(flat.get(k) == flatten_config(v).get("") for k, v in (point.get("match") or {}).items())
+        and all(k in flat and _same(flat[k], v) for k, v in (point.get("match") or {}).items())
     )
 
 
@@ -226,6 +349,8 @@ def check_expected(
     confidence: float = 0.95,
     lost: Optional[dict[str, tuple[dict, str]]] = None,
     completed: Optional[pd.DataFrame] = None,
+    key_source: str = "config",
+    incomplete: Optional[dict[str, tuple[dict, str]]] = None,
 ) -> pd.DataFrame:
     """One row per expected point: the measured mean over seeds, its interval, and the status.
     `lost`: {run: (its config.yaml, 'failed (LayerCollapse)' or 'did not finish')} for the runs that did not
@@ -237,18 +362,16 @@ def check_expected(
     So is a seed whose value is not finite while others have one ('left out: random has no value on seed
     2 (of its 3 seeds)', the verdicts' words), and, for a `final` point, a seed whose completed run
     (`completed`: load.ResultsFolder.runs) lost every row of the metric (compare.final_values): before, the
-    point was rated on the other seeds without a word (docs/report.md "Expected values")."""
+    point was rated on the other seeds without a word (docs/report.md "Expected values").
+    `key_source` "columns" (a folder of only the shared CSVs): the runs are known by their rows' name, method,
+    target_sparsity and seed (`_configs_from_columns`); before, the points all read "missing" with no word
+    why. `incomplete`: every run that failed or did not finish, {run: (config, why)}, unfiltered, for the
+    note of a point whose runs of the file's name all failed."""
+    by_columns = key_source == "columns"
+    if by_columns:
+        configs = _configs_from_columns(metrics)
     named = {run for run, cfg in configs.items() if cfg.get("name") == expected["name"]}
-    # the points match runs by their `name` (the preset's): a folder of equivalent runs under another name
-    # read "got no runs" though it holds them
-    unnamed = (
-        ""
-        if named or not configs
-        else (
-            f"no run is named {expected['name']}; this folder's runs are named "
-            + ", ".join(sorted({str(cfg.get("name")) for cfg in configs.values()}))
-        )
-    )
+    unnamed = _unnamed(expected["name"], configs, incomplete or {}) if not named and configs else ""
     lost = {run: why for run, why in (lost or {}).items() if isinstance(why[0], dict) and why[0].get("name") == expected["name"]}
     out = []
     for p in expected["points"]:
@@ -256,7 +379,10 @@ def check_expected(
         split = p.get("split", expected.get("split", "test"))
         phase = p.get("phase", expected.get("phase", FINAL))
         runs = {r for r in named if _selects(p, configs[r], phase)}
-        note = _ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
+        if by_columns:
+            note = _columns_ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
+        else:
+            note = _ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
         ambiguous = bool(note)
         differs = "" if ambiguous else _config_differs(expected, {r: configs[r] for r in runs})
         if ambiguous:  # no mean of different configurations: no rows to average
@@ -308,8 +434,9 @@ def check_expected(
             verb = "has" if p.get("method") else "have"
             text = f"{who} {verb} no value on seed{'s' if many else ''} {listed} (of its {len(per_seed)} seeds)"
             gone = [(s, text if i == 0 else "") for i, s in enumerate(nan_seeds)] + gone
-        if gone:
-            note = "; ".join(filter(None, (note, "left out: " + "; ".join(text for _, text in gone if text))))
+        told = [text for _, text in gone if text and text not in note]  # not twice where `unnamed` names them
+        if told:
+            note = "; ".join(filter(None, (note, "left out: " + "; ".join(told))))
         out.append(
             {
                 "name": expected["name"],
@@ -337,6 +464,80 @@ def check_expected(
     return pd.DataFrame(out)
 
 
+def _unnamed(name: str, configs: dict[str, dict], incomplete: dict[str, tuple[dict, str]]) -> str:
+    """The note of a point when no completed run has the file's run `name`: the points match runs by their
+    `name` (the preset's), and a folder of equivalent runs under another name read "got no runs" though it
+    holds them. Where runs of that name failed or did not finish, it says so and names them (before: "no run is
+    named special; ...; left out: seed 2 of random failed", which contradicted itself)."""
+    others = ", ".join(sorted({str(cfg.get("name")) for cfg in configs.values()}))
+    mine = sorted(
+        (f"seed {cfg.get('seed')} of {_method_name(cfg)} {why}", run)
+        for run, (cfg, why) in incomplete.items()
+        if isinstance(cfg, dict) and cfg.get("name") == name
+    )
+    if not mine:
+        return f"no run is named {name}; this folder's runs are named {others}"
+    shown = "; ".join(text for text, _ in mine[:5]) + (f"; and {len(mine) - 5} more" if len(mine) > 5 else "")
+    return f"every run named {name} failed or did not finish ({shown}); this folder's completed runs are named {others}"
+
+
+def _method_name(config: dict) -> str:
+    method = config.get("method")
+    return str(method.get("name")) if isinstance(method, dict) else "?"
+
+
+def _configs_from_columns(metrics: pd.DataFrame) -> dict[str, dict]:
+    """{run_id: a config of what the rows of a folder of only the shared CSVs say of the run}: its name, seed,
+    target sparsity and method, with its dataset, model, score, allocation, structure and schedule (the context
+    columns), which is all `_selects` reads without `match:` (refused there: check_values)."""
+    if not len(metrics) or not {"run_id", "name", "method", "target_sparsity"} <= set(metrics.columns):
+        return {}
+    first = metrics.drop_duplicates("run_id").set_index("run_id")
+
+    def cell(row: Any, column: str) -> Any:
+        value = row.get(column) if column in first.columns else None
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    out = {}
+    for run, row in first.iterrows():
+        seed = cell(row, "seed")
+        out[str(run)] = {
+            "name": str(cell(row, "name")),
+            "seed": int(seed) if isinstance(seed, (int, float, np.integer, np.floating)) and float(seed).is_integer() else seed,
+            "sparsity": float(row["target_sparsity"]),
+            "method": {"name": str(row["method"]), **{k: cell(row, k) for k in ("score", "allocation", "structure")}},
+            **{k: {"name": cell(row, k)} for k in ("dataset", "model", "schedule")},
+        }
+    return out
+
+
+def _columns_ambiguity(configs: dict[str, dict], dense: bool = False) -> str:
+    """`_ambiguity` for runs known only by their rows' columns, which cannot see epochs, widths, learning rates
+    or most method options: one seed with two runs of a pruned point (the same name, method and sparsity) may
+    be two configurations, so it is `ambiguous` rather than averaged. For a dense point, whose dense model runs
+    of other methods and sparsities share, only a seed whose runs differ in the dataset or model column is."""
+    per_seed: dict[Any, list[str]] = {}
+    for run, cfg in configs.items():
+        per_seed.setdefault(cfg.get("seed"), []).append(run)
+    for seed, runs in sorted(per_seed.items(), key=lambda item: str(item[0])):
+        if dense:
+            setups = {(str(configs[r]["dataset"]["name"]), str(configs[r]["model"]["name"])) for r in runs}
+            if len(setups) < 2:
+                continue
+            shown = ", ".join(f"{d}/{m}" for d, m in sorted(setups))
+            return (
+                f"seed {seed} has dense runs of {len(setups)} dataset/model pairs ({shown}); the shared CSVs cannot tell "
+                "them apart further: run prune-report on the results_dir that holds runs/ and choose one with `match:`"
+            )
+        if len(runs) > 1:
+            return (
+                f"seed {seed} has {len(runs)} runs of this point ({', '.join(sorted(runs))}), which the shared CSVs cannot "
+                "tell apart (their config.yaml, with epochs, widths and options, is not in this folder): run prune-report "
+                "on the results_dir that holds runs/ and choose one with `match:`"
+            )
+    return ""
+
+
 def match_text(point: dict) -> str:
     """A point's `match:` as text, 'method.allocation=layerwise; train.epochs=20' (its values as the runs'
     flattened configs spell them, which `_selects` compares; '; ' since a list value holds ', '), '' without
@@ -354,8 +555,8 @@ def _config_differs(expected: dict, configs: dict[str, dict]) -> str:
     seen: dict[str, set[str]] = {}
     for config in configs.values():
         flat = flatten_config(config)
-        for key, value in wanted.items():
-            if flat.get(key) != value:
+        for key in wanted:
+            if key not in flat or not _same(flat[key], expected["config"][key]):
                 seen.setdefault(key, set()).add(str(flat.get(key, ABSENT)))
     if not seen:
         return ""
