@@ -58,6 +58,20 @@ class VisionConfig(DatasetConfig):
         source = SOURCES.get(node.name)
         return (source.train_examples, None) if source else None  # the published size: an upper bound
 
+    @classmethod
+    def source_files(cls, node):
+        """The files `_read_split` reads (DatasetConfig.source_files): each of the source's files, plain or,
+        for an IDX file without its plain name, as .gz, as `read_idx` picks them."""
+        source = SOURCES.get(node.name)
+        if source is None:
+            return {}
+        folder, found = os.path.join(os.path.expanduser(node.root), source.folder), {}
+        for f in source.files:
+            name = next((n for n in (f, f + ".gz") if os.path.exists(os.path.join(folder, n))), None)
+            if name is not None and (name == f or "idx" in f):
+                found[f"{source.folder}/{name}"] = os.path.join(folder, name)
+        return found
+
 
 def _check_download_root(cfg: DictConfig, key: str, try_create: bool = False) -> None:
     """With `download=true` and files missing, `dataset.root` is where torchvision writes them: a directory
