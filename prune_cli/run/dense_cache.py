@@ -183,6 +183,22 @@ class Entry(NamedTuple):
     trained_by: str  # run id of the run that trained and stored it
 
 
+def _misshapen(init, dense, rewind: dict, history, described) -> Optional[str]:
+    """Why an entry's files, each readable, do not hold what `store` writes (None: they do): valid JSON or a torch
+    file of another type (`history.json` holding `{}`) crashed every run of the key with a TypeError, the entry
+    left in place."""
+    states = {"init.pt": init, "dense.pt": dense, **{f"epoch_{e}.pt": s for e, s in rewind.items()}}
+    for name, state in states.items():
+        if not isinstance(state, dict):
+            return f"{name} holds a {type(state).__name__}, not a state dict"
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        kind = type(history).__name__ if not isinstance(history, list) else "list with a non-object row"
+        return f"history.json holds a {kind}, not a list of epoch rows"
+    if not isinstance(described, dict):
+        return f"config.json holds a {type(described).__name__}, not the description of a model"
+    return None
+
+
 class DenseCache:
     def __init__(self, root: Path, key: str, description: dict, dataset: Optional[DictConfig] = None):
         self.path = Path(root) / key
@@ -257,6 +273,10 @@ class DenseCache:
             described = json.loads((self.path / "config.json").read_text())
         except Exception as err:  # noqa: BLE001 - any unreadable file makes the whole entry unusable
             self.quarantine(f"is unreadable ({unreadable_reason(err)})")
+            return None
+        wrong = _misshapen(init, dense, rewind, history, described)
+        if wrong is not None:
+            self.quarantine(f"is unreadable ({wrong})")
             return None
         # an entry copied or moved under another key: its own description says what model it holds
         differing = differing_fields(described, json.loads(json.dumps(self.description)))
