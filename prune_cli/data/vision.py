@@ -55,8 +55,19 @@ class VisionConfig(DatasetConfig):
 
     @classmethod
     def declared_train_examples(cls, node):
+        """The training images of the folder's IDX file where it can be read (its header's first dimension: the
+        run reads this very file before it starts), else the published size, an upper bound. The published
+        size alone let `dataset.max_train_samples=500` do nothing on a 200-image folder and refused 60005 on a
+        60010-image one as "at most 60000". CIFAR's batches are pickles, whose count costs their whole decoding:
+        the published size stays (the extracted archive holds exactly that)."""
         source = SOURCES.get(node.name)
-        return (source.train_examples, None) if source else None  # the published size: an upper bound
+        if source is None:
+            return None
+        if "idx" in source.files[0]:
+            counted = idx_length(os.path.join(os.path.expanduser(node.root), source.folder, source.files[0]))
+            if counted is not None:
+                return counted, None
+        return source.train_examples, None
 
     @classmethod
     def source_files(cls, node):
@@ -259,6 +270,21 @@ def _fitting_labels(path: str, labels, images: int, num_classes: int) -> np.ndar
             f"{path}: label {first!r} is not a class (0..{num_classes - 1}); replace it with the original file"
         )
     return labels.astype(np.int64)  # a copy: IDX labels are a read-only view of the file's bytes
+
+
+def idx_length(path: str) -> int | None:
+    """The first dimension an IDX file's header declares (plain, or `path.gz` as `read_idx` picks it), read from
+    its first bytes only; None when the file is absent or its header is not an IDX header of unsigned bytes
+    (loading it then says why)."""
+    actual = path if os.path.exists(path) else path + ".gz"
+    try:
+        with (gzip.open if actual.endswith(".gz") else open)(actual, "rb") as f:
+            head = f.read(8)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(head) < 8 or head[:3] != b"\x00\x00\x08" or head[3] < 1:
+        return None
+    return int.from_bytes(head[4:8], "big")
 
 
 def read_idx(path: str) -> np.ndarray:
