@@ -323,9 +323,12 @@ class _Split:
 
 
 def _download(name: str, root: str, train: bool) -> None:
+    import shutil
+
     from torchvision import datasets
     from torchvision.datasets.utils import download_and_extract_archive
 
+    created = _first_missing(os.path.join(root, SOURCES[name].folder))
     try:
         if name.startswith("cifar"):
             cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
@@ -333,11 +336,26 @@ def _download(name: str, root: str, train: bool) -> None:
         else:
             {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name](root, train=train, download=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError when every mirror fails
+        if created is not None:  # the folders torchvision made for it hold only what the failed download left
+            shutil.rmtree(created, ignore_errors=True)
         raise DatasetFilesMissing(
             f"dataset.download=true could not fetch {SOURCES[name].label} into {os.path.join(root, SOURCES[name].folder)} "
             f"(dataset.root={root!r}): the download failed ({type(err).__name__}: {_first_reason(err)}). "
             f"Put {SOURCES[name].url_hint} there by hand, or download on a machine with network access."
         ) from None
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of `path` (it included) that does not exist yet, or None: what a download into `path`
+    creates, removed again when the download fails (a run without network left an empty dataset.root behind, the
+    only trace of a run that did nothing)."""
+    path, missing = os.path.abspath(path), None
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def _first_reason(err: Exception) -> str:
