@@ -269,3 +269,35 @@ def test_a_finished_run_without_any_provenance_says_its_code_cannot_be_compared(
 
     said, run_dir = _finished_run_again(shared_run, tmp_path, nothing_left)
     assert f"{run_dir / 'provenance.json'} is missing" in said and "cannot be compared" in said, said
+
+
+def test_a_score_file_computed_from_data_files_since_replaced_is_set_aside_and_computed_again(tmp_path, caplog):
+    """Data audit of 2026-12-04: the score file's key holds dataset.root's folder, not its files, so EL2N scores of
+    MNIST files since replaced in place were used for the new files. The file records its data files' digests:
+    other bytes compute the scores again; the same bytes with a new modification time (a `cp` without -p) do not."""
+    import os
+
+    import numpy as np
+    from test_data import _write_mnist
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+
+    def write(seed):
+        rng = np.random.default_rng(seed)
+        train_x, test_x = rng.integers(0, 256, (30, 28, 28)), rng.integers(0, 256, (10, 28, 28))
+        _write_mnist(raw, train_x, np.arange(30) % 10, test_x, np.arange(10) % 10)
+
+    write(0)
+    scores, calls = _scores_cache(tmp_path, "dataset=mnist", f"dataset.root={tmp_path / 'data'}")
+    scores()
+    assert scores().tolist() == [1.0] * 5 and len(calls) == 1  # read back while the files are unchanged
+    os.utime(raw / "train-labels-idx1-ubyte", ns=(7, 7))  # the same bytes under another time
+    assert scores().tolist() == [1.0] * 5 and len(calls) == 1
+    write(1)  # other pixels, same labels: only the image files differ
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.data_selection"):
+        assert scores().tolist() == [2.0] * 5
+    assert len(calls) == 2
+    [file] = _score_files(tmp_path)
+    assert f"score cache file {file} was computed from other data files (MNIST/raw/t10k-images-idx3-ubyte holds other" in caplog.text
+    assert len(list(file.parent.glob(f"{file.name}.corrupt-*"))) == 1
+    assert scores().tolist() == [2.0] * 5 and len(calls) == 2

@@ -854,3 +854,20 @@ def test_a_glob_over_a_plugin_s_option_says_glob_cannot_list_it(tmp_path):
             ["-m", "plugins=[lab.taylor]", *FAST, "train.epochs=1", "method=glob(mag*,exclude=[taylor])"], results, check=False
         )
         assert ran.returncode == 0, (ran.stdout + ran.stderr)[-2000:]
+
+
+def test_an_installed_package_reads_its_own_configs_not_a_foreign_configs_folder_beside_it(tmp_path, monkeypatch):
+    """Audit of 2026-12-04: installed, the package's parent is site-packages, and a top-level `configs/config.yaml`
+    there (another distribution's) was loaded instead of the wheel's `prune_cli.configs`. Only a source checkout
+    (a pyproject.toml naming prune-cli beside the package) reads its configs/ folder."""
+    from prune_cli.core import paths
+
+    site = tmp_path / "site-packages"
+    (site / "configs").mkdir(parents=True)
+    (site / "configs" / "config.yaml").write_text("foreign: true\n")
+    monkeypatch.setattr(paths, "__file__", str(site / "prune_cli" / "core" / "paths.py"))
+    assert paths.checkout_configs() is None
+    (site / "pyproject.toml").write_text('[project]\nname = "someone-else"\n')
+    assert paths.checkout_configs() is None
+    (site / "pyproject.toml").write_text('[build-system]\nrequires = []\n\n[project]\nname = "prune-cli"\nversion = "0.1.0"\n')
+    assert paths.checkout_configs() == site / "configs"

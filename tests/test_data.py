@@ -820,3 +820,28 @@ def test_a_cifar_label_list_of_pairs_is_not_flattened(tmp_path):
     path.write_bytes(pickle.dumps(entry))
     with pytest.raises(DatasetFileUnreadable, match=r"train: labels of shape \(2, 2\), not one label per image"):
         DATASETS.get("cifar100")(cfg_of(VisionConfig, name="cifar100", root=str(tmp_path)))
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_failed_download_leaves_no_folder_it_created(tmp_path, monkeypatch, existing):
+    """Data audit of 2026-12-04: dataset.download=true without network failed with nothing in results_dir, but left
+    the dataset.root torchvision had made (and MNIST/raw in it). The folders the download created are removed; a
+    root that was there before stays, with what it held."""
+    import urllib.error
+
+    import torchvision.datasets.mnist as tv_mnist
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(tv_mnist, "download_and_extract_archive", offline)
+    root = tmp_path / "new" / "data"
+    if existing:
+        root.mkdir(parents=True)
+        (root / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetFilesMissing, match="could not fetch MNIST"):
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(root), download=True))
+    if existing:
+        assert sorted(p.name for p in root.iterdir()) == ["notes.txt"] and (root / "notes.txt").read_text() == "mine"
+    else:
+        assert list(tmp_path.iterdir()) == []

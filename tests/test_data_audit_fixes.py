@@ -213,3 +213,29 @@ def test_generating_mnist1d_leaves_numpy_s_and_python_s_generators_where_the_run
     random.seed(0)
     _generate(100, 42)
     assert (np.random.rand(), random.random()) == expected
+
+
+@pytest.mark.parametrize("images, cap, refused", [(200, 500, True), (200, 200, True), (200, 199, False), (60010, 60005, False)])
+def test_an_image_folder_s_max_train_samples_is_judged_by_its_own_files(tmp_path, images, cap, refused):
+    """Data audit of 2026-12-04: the "no effect" check compared dataset.max_train_samples with MNIST's published
+    60000 training images: on a 200-image folder 500 was accepted and did nothing (build_splits subsets only below
+    the split's size), and on a 60010-image folder 60005, a real subset, was refused as "at most 60000". The folder's
+    own IDX header (read before the run starts) counts them. Only the header is written in full here: the check
+    reads no further."""
+    from prune_cli.run.unused_options import unused_overrides
+    from tests.helpers import validated
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, count in (("train-images-idx3-ubyte", images), ("t10k-images-idx3-ubyte", 10)):
+        (raw / name).write_bytes(struct.pack(">BBBBIII", 0, 0, 8, 3, count, 28, 28))
+    for name, count in (("train-labels-idx1-ubyte", images), ("t10k-labels-idx1-ubyte", 10)):
+        (raw / name).write_bytes(struct.pack(">BBBBI", 0, 0, 8, 1, count))
+    override = f"dataset.max_train_samples={cap}"
+    args = ["dataset=mnist", f"dataset.root={tmp_path / 'data'}", "model=mlp", override, f"results_dir={tmp_path / 'r'}"]
+    found = [u for u in unused_overrides(validated(args), [override]) if u.error]
+    if not refused:
+        assert found == []
+        return
+    (unused,) = found
+    assert unused.key == "dataset.max_train_samples" and f"has at most {images} training examples" in unused.why, unused

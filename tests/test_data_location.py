@@ -6,6 +6,9 @@ own directory": the same experiment with its data in another folder gets another
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -148,8 +151,6 @@ def test_a_run_recorded_before_links_were_resolved_is_found_through_its_link(tmp
     """Runs recorded earlier on 2026-12-03 hold the folder as spelled from the working directory, unresolved, and
     no device and inode: a `data` that is a symbolic link was then refused as another folder (and an absolute
     root was told it was a relative path)."""
-    import json
-
     from omegaconf import OmegaConf
 
     from prune_cli.core.paths import other_data_folder
@@ -184,3 +185,45 @@ def test_an_absolute_root_whose_link_now_leads_elsewhere_does_not_reuse_the_dens
     # the same folder again: the entry (now b's) is reused
     proc = _run(tmp_path, shared, f"dataset.root={link}", "sparsity=0.8", "seed=0", "method=random")
     assert proc.returncode == 0 and "dense model loaded from the cache" in proc.stdout + proc.stderr
+
+
+def _replace_data(data: Path, seed: int) -> None:
+    """Write other tiny MNIST files (seed `seed`'s pixels and labels) over the four files in `data`, in place."""
+    other = _working_dir(data.parent / f"other{seed}", "x", seed) / "data" / "MNIST" / "raw"
+    for f in sorted(other.iterdir()):
+        (data / "MNIST" / "raw" / f.name).write_bytes(f.read_bytes())
+
+
+def test_data_files_replaced_in_place_do_not_reuse_the_dense_model_trained_on_the_old_ones(tmp_path):
+    """Data audit of 2026-12-04: the dense-cache key holds dataset.root's folder, not its files, so after the four
+    MNIST files were replaced in place another method's run loaded the model trained on the old files
+    (dense_cache=hit, the old numbers). The entry records its files' digests; other bytes train a new model, whose
+    numbers are those of a run that never saw the old files (its own results_dir, its own cache)."""
+    data, shared, alone = _working_dir(tmp_path, "A", 0) / "data", tmp_path / "shared", tmp_path / "alone"
+    assert _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.5").returncode == 0
+    [entry] = [p for p in (shared / "dense_cache").iterdir() if p.is_dir()]
+    _replace_data(data, 1)
+    proc = _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.8", "method=random")
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert f"dense cache entry {entry} was trained on other data files (MNIST/raw/t10k-images-idx3-ubyte holds other" in said
+    assert "dense model loaded from the cache" not in said and len(list(entry.parent.glob(f"{entry.name}.corrupt-*"))) == 1
+    assert _run(tmp_path, alone, f"dataset.root={data}", "sparsity=0.8", "method=random").returncode == 0
+    pd.testing.assert_frame_equal(_dense_rows(shared), _dense_rows(alone))
+    (run,) = [p for p in (shared / "runs").iterdir() if (p / "COMPLETE").is_file() and "s0.8" in p.name]
+    assert set(pd.read_csv(run / "metrics.csv")["dense_cache"]) == {"miss"}
+
+
+def test_the_same_data_files_copied_without_their_times_still_reuse_the_dense_model(tmp_path):
+    """Only other bytes count: the same files rewritten (a `cp` without -p gives them new modification times) are read
+    and found equal, the entry is reused, and its record takes the new times (the next check need not read them)."""
+    data, shared = _working_dir(tmp_path, "A", 0) / "data", tmp_path / "shared"
+    assert _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.5").returncode == 0
+    [entry] = [p for p in (shared / "dense_cache").iterdir() if p.is_dir()]
+    image = data / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    os.utime(image, ns=(1_000_000_000, 1_000_000_000))  # the same bytes, another time (as a fresh copy has)
+    proc = _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.8", "method=random")
+    assert proc.returncode == 0 and "dense model loaded from the cache" in proc.stdout + proc.stderr
+    recorded = json.loads((entry / "trained_with.json").read_text())["data_files"]["MNIST/raw/train-images-idx3-ubyte"]
+    assert recorded["mtime_ns"] == 1_000_000_000 and recorded["size"] == 16 + 100 * 28 * 28
+    assert recorded["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()

@@ -93,3 +93,40 @@ def test_a_run_resumed_by_edited_code_in_a_dirty_tree_says_so(tmp_path, monkeypa
     assert len(started) == 64 and started != "e" * 64 and record["plugin_sources"] == {}
     assert record["resumed"][0]["prune_cli_source"] == "e" * 64
     assert f"prune_cli_source: {started[:12]} -> {'e' * 12}" in caplog.text
+
+
+def _git_repo(folder, *files: str) -> str:
+    """A git repository at `folder` with `files` (empty) committed; its HEAD's sha, as git itself reports it."""
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("")
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_a_package_installed_inside_another_git_repository_does_not_take_its_commit(tmp_path, monkeypatch):
+    """Audit of 2026-12-04: installed (not editable) into myproject/.venv/.../site-packages, provenance.json and every
+    CSV row held myproject's commit and dirty flag (git looks upwards from the package). Only the package's own
+    checkout (its parent the work tree's top level) is asked; elsewhere the commit is unknown."""
+    import torch
+
+    import prune_cli
+    from prune_cli.run.results import provenance
+
+    site = tmp_path / "myproject" / ".venv" / "lib" / "site-packages"
+    _git_repo(tmp_path / "myproject", "README", ".venv/lib/site-packages/prune_cli/__init__.py")
+    (tmp_path / "myproject" / "README").write_text("dirty")  # the enclosing project is dirty too
+    monkeypatch.setattr(prune_cli, "__file__", str(site / "prune_cli" / "__init__.py"))
+    record = provenance(torch.device("cpu"))
+    assert (record["git_sha"], record["git_dirty"]) == ("unknown", None)
+    # the package's own checkout: its commit, clean
+    sha = _git_repo(tmp_path / "checkout", "prune_cli/__init__.py", "pyproject.toml")
+    monkeypatch.setattr(prune_cli, "__file__", str(tmp_path / "checkout" / "prune_cli" / "__init__.py"))
+    record = provenance(torch.device("cpu"))
+    assert (record["git_sha"], record["git_dirty"]) == (sha, False)

@@ -358,6 +358,42 @@ def test_a_corrupt_dense_cache_entry_is_moved_aside_and_retrained(tmp_path, shar
     assert pd.read_csv(out / "runs.csv").query("target_sparsity == 0.8").dense_cache.iloc[0] == "hit"
 
 
+@pytest.mark.parametrize(
+    "file, content, why",
+    [
+        ("history.json", "{}", "history.json holds a dict, not a list of epoch rows"),
+        ("history.json", "[1]", "history.json holds a list with a non-object row, not a list of epoch rows"),
+        ("dense.pt", None, "dense.pt holds a Tensor, not a state dict"),
+    ],
+)
+def test_a_dense_cache_entry_of_readable_files_of_the_wrong_type_is_moved_aside_and_retrained(
+    tmp_path, shared_run, file, content, why
+):
+    """Audit of 2026-12-04: a history.json holding valid JSON of another type (`{}`) crashed every run of the key
+    with a TypeError traceback and left the entry in place; README promises such an entry is renamed
+    `.corrupt-<time>` with a warning and the model trained again. The retrained model's dense rows are those
+    the original run computed."""
+    out = copy_results(shared_run.results, tmp_path / "results")  # a finished SHARED_RUN (sparsity 0.5)
+    [entry] = [p for p in (out / "dense_cache").iterdir() if p.is_dir()]
+    if content is None:
+        torch.save(torch.zeros(3), entry / file)
+    else:
+        (entry / file).write_text(content)
+    proc = run_cli([*FAST, "sparsity=0.7"], out, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((out / "dense_cache").glob(f"{entry.name}.corrupt-*"))) == 1
+    log = next(out.glob("runs/*s0.7*/prune-run.log")).read_text()
+    assert f"dense cache entry {entry} is unreadable ({why}); moved it to" in log
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.groupby("target_sparsity").dense_cache.first()) == ["miss", "miss"]
+
+    def dense_rows(sparsity: str) -> pd.DataFrame:
+        rows = pd.read_csv(next(out.glob(f"runs/*s{sparsity}*/metrics.csv"))).query("phase == 'dense'")
+        return rows.sort_values(["metric", "split"])[["metric", "split", "value"]].reset_index(drop=True)
+
+    assert len(dense_rows("0.5")) and dense_rows("0.5").equals(dense_rows("0.7"))
+
+
 def test_shared_results_false_then_true_appends_the_rows_once(tmp_path, reference):
     out = tmp_path / "results"
     run_cli([*FAST, "sparsity=0.5", "shared_results=false"], out)

@@ -119,6 +119,15 @@ class DatasetConfig:
         return None
 
     @classmethod
+    def source_files(cls, node) -> dict[str, str]:
+        """{name: path} of the files the loader reads the data from for `node`, those that exist (a name the
+        same wherever the folder is: the path under its data folder). A dense-cache entry and a data-pruning
+        score file record their bytes (prune_cli/core/file_digest.py `files_record`), because the key holds
+        the folder, not its contents: files replaced in place reused a model trained on the old ones.
+        {}: a dataset generated from its options alone (synthetic), nothing to record."""
+        return {}
+
+    @classmethod
     def declared_train_examples(cls, node) -> "tuple[int, list[int] | None] | None":
         """(training examples before imbalance, subsetting and the validation split, their count per
         class or None when unknown) as the dataset declares them without loading it; the total may be

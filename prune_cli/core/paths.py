@@ -146,10 +146,32 @@ def with_normal_paths(node, plain: dict) -> dict:
     return {**plain, **changed} if changed else plain
 
 
+PROJECT = "prune-cli"  # pyproject.toml's [project] name
+
+
+def source_checkout() -> Optional[Path]:
+    """The folder holding the package when it is a source checkout of prune-cli (its pyproject.toml names
+    the project), else None: an installed package's parent is site-packages, where any other
+    distribution's top-level folders lie beside it."""
+    import re
+
+    folder = Path(__file__).resolve().parents[2]
+    try:
+        text = (folder / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    project = re.search(r"(?ms)^\[project\]\s*$(.*?)(?=^\[|\Z)", text)
+    named = project is not None and re.search(rf'(?m)^name\s*=\s*["\']{re.escape(PROJECT)}["\']\s*$', project.group(1))
+    return folder if named else None
+
+
 def checkout_configs() -> Optional[Path]:
-    """configs/ next to the package in a source checkout, or None in an installed wheel."""
-    checkout = Path(__file__).resolve().parents[2] / "configs"
-    return checkout if (checkout / "config.yaml").exists() else None
+    """configs/ next to the package in a source checkout (`source_checkout`), or None in an installed wheel,
+    whose configs are the package `prune_cli.configs`: a foreign top-level `configs/config.yaml` in
+    site-packages (another distribution's) was loaded instead of the wheel's."""
+    checkout = source_checkout()
+    configs = checkout / "configs" if checkout is not None else None
+    return configs if configs is not None and (configs / "config.yaml").exists() else None
 
 
 # Files a run reads by name that its run id hashes by name only (README, "Every run gets its own directory"):

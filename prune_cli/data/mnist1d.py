@@ -69,6 +69,14 @@ class Mnist1dConfig(DatasetConfig):
         # max_train_samples between the training split and num_samples, which did nothing
         return training_examples(int(node.num_samples)), None
 
+    @classmethod
+    def source_files(cls, node):
+        """The cached arrays the loader reads (DatasetConfig.source_files): generated from num_samples and
+        data_seed, but a file replaced there (another mnist1d version's arrays, a copy from elsewhere) is
+        read as it is, so its bytes are recorded like an image dataset's files."""
+        cache = _cache_file(node)
+        return {cache.name: str(cache)} if cache.is_file() else {}
+
 
 # the mnist1d package's split: num_samples // 10 examples of each class, shuffled, the first 80 % for training
 TRAIN_SPLIT = 0.8

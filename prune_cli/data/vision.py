@@ -55,8 +55,33 @@ class VisionConfig(DatasetConfig):
 
     @classmethod
     def declared_train_examples(cls, node):
+        """The training images of the folder's IDX file where it can be read (its header's first dimension: the
+        run reads this very file before it starts), else the published size, an upper bound. The published
+        size alone let `dataset.max_train_samples=500` do nothing on a 200-image folder and refused 60005 on a
+        60010-image one as "at most 60000". CIFAR's batches are pickles, whose count costs their whole decoding:
+        the published size stays (the extracted archive holds exactly that)."""
         source = SOURCES.get(node.name)
-        return (source.train_examples, None) if source else None  # the published size: an upper bound
+        if source is None:
+            return None
+        if "idx" in source.files[0]:
+            counted = idx_length(os.path.join(os.path.expanduser(node.root), source.folder, source.files[0]))
+            if counted is not None:
+                return counted, None
+        return source.train_examples, None
+
+    @classmethod
+    def source_files(cls, node):
+        """The files `_read_split` reads (DatasetConfig.source_files): each of the source's files, plain or,
+        for an IDX file without its plain name, as .gz, as `read_idx` picks them."""
+        source = SOURCES.get(node.name)
+        if source is None:
+            return {}
+        folder, found = os.path.join(os.path.expanduser(node.root), source.folder), {}
+        for f in source.files:
+            name = next((n for n in (f, f + ".gz") if os.path.exists(os.path.join(folder, n))), None)
+            if name is not None and (name == f or "idx" in f):
+                found[f"{source.folder}/{name}"] = os.path.join(folder, name)
+        return found
 
 
 def _check_download_root(cfg: DictConfig, key: str, try_create: bool = False) -> None:
@@ -247,6 +272,21 @@ def _fitting_labels(path: str, labels, images: int, num_classes: int) -> np.ndar
     return labels.astype(np.int64)  # a copy: IDX labels are a read-only view of the file's bytes
 
 
+def idx_length(path: str) -> int | None:
+    """The first dimension an IDX file's header declares (plain, or `path.gz` as `read_idx` picks it), read from
+    its first bytes only; None when the file is absent or its header is not an IDX header of unsigned bytes
+    (loading it then says why)."""
+    actual = path if os.path.exists(path) else path + ".gz"
+    try:
+        with (gzip.open if actual.endswith(".gz") else open)(actual, "rb") as f:
+            head = f.read(8)
+    except (OSError, EOFError, zlib.error):
+        return None
+    if len(head) < 8 or head[:3] != b"\x00\x00\x08" or head[3] < 1:
+        return None
+    return int.from_bytes(head[4:8], "big")
+
+
 def read_idx(path: str) -> np.ndarray:
     """An IDX file of unsigned bytes (the MNIST format: zero bytes, type 0x08, the number of
     dimensions, their big-endian sizes, then the data), read from `path` or `path.gz`."""
@@ -283,9 +323,12 @@ class _Split:
 
 
 def _download(name: str, root: str, train: bool) -> None:
+    import shutil
+
     from torchvision import datasets
     from torchvision.datasets.utils import download_and_extract_archive
 
+    created = _first_missing(os.path.join(root, SOURCES[name].folder))
     try:
         if name.startswith("cifar"):
             cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
@@ -293,11 +336,26 @@ def _download(name: str, root: str, train: bool) -> None:
         else:
             {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name](root, train=train, download=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError when every mirror fails
+        if created is not None:  # the folders torchvision made for it hold only what the failed download left
+            shutil.rmtree(created, ignore_errors=True)
         raise DatasetFilesMissing(
             f"dataset.download=true could not fetch {SOURCES[name].label} into {os.path.join(root, SOURCES[name].folder)} "
             f"(dataset.root={root!r}): the download failed ({type(err).__name__}: {_first_reason(err)}). "
             f"Put {SOURCES[name].url_hint} there by hand, or download on a machine with network access."
         ) from None
+
+
+def _first_missing(path: str) -> str | None:
+    """The outermost folder of `path` (it included) that does not exist yet, or None: what a download into `path`
+    creates, removed again when the download fails (a run without network left an empty dataset.root behind, the
+    only trace of a run that did nothing)."""
+    path, missing = os.path.abspath(path), None
+    while not os.path.exists(path):
+        missing, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def _first_reason(err: Exception) -> str:

@@ -33,7 +33,8 @@ from ..data.pruning import DATA_PRUNING, DataPruningContext, apply_selection
 from ..data.splits import DataSplits, warn_classes_lost
 from ..train_hooks import TrainHook
 from ..training import TrainProgress, train
-from .dense_cache import dense_inputs, differing_fields, waiting_lock
+from ..core.file_digest import files_record
+from .dense_cache import data_files_problem, dense_inputs, differing_fields, source_files, waiting_lock
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,17 @@ TABLE = DATA_PRUNING_TABLE
 
 def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
-    dense model (data, model, train options but train.epochs, seed, device type, versions; not the
-    data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus
-    the rule's own key with its proxies' epochs: a sweep over `keep` or train.epochs trains its proxies
-    once. Written atomically under a
-    file lock (a run waiting for another's scores says so, and a stop signal ends the wait: `waiting_lock`),
-    with the description its name hashes; an unreadable entry, one whose stored description
-    differs (or that has none: an older prune-cli's file) and one of another shape than the rule expects
-    are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
-    whose proxies train nothing (GraNd with proxy_epochs=0) passes trains=False: its key leaves the
-    train options out."""
+        dense model (data, model, train options but train.epochs, seed, device type, versions; not the
+        data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus
+        the rule's own key with its proxies' epochs: a sweep over `keep` or train.epochs trains its proxies
+        once. Written atomically under a
+        file lock (a run waiting for another's scores says so, and a stop signal ends the wait: `waiting_lock`),
+        with the description its name hashes; an unreadable entry, one whose stored description
+        differs (or that has none: an older prune-cli's file), one of another shape than the rule expects and one
+    computed from data files that now hold other bytes (`data_files_problem`)
+        are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
+        whose proxies train nothing (GraNd with proxy_epochs=0) passes trains=False: its key leaves the
+        train options out."""
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
     base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
@@ -82,14 +84,20 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
                     _set_aside(path, name, f"is unreadable ({unreadable_reason(err)})")
                 else:
                     wrong = _mismatch(stored, described, shape)
+                    refreshed = None
                     if wrong is None:
+                        wrong, refreshed = data_files_problem(cfg.dataset, stored)
+                    if wrong is None:
+                        if refreshed is not None:  # the same bytes under another modification time
+                            atomic_torch_save({**stored, "data_files": refreshed}, path)
                         log.info("data pruning (%s): scores loaded from %s", name, path)
                         return stored["scores"]
                     _set_aside(path, name, wrong)
             value = compute()
             # the description the file name hashes, stored with the scores and checked on load: a file
-            # copied or moved under another name is never taken for that name's scores
-            atomic_torch_save({"key": described, "scores": value}, path)
+            # copied or moved under another name is never taken for that name's scores; and the digests of
+            # the data files, which the key names only by their folder
+            atomic_torch_save({"key": described, "scores": value, "data_files": files_record(source_files(cfg.dataset))}, path)
             return value
 
     return cached

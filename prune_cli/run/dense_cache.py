@@ -7,8 +7,9 @@ methods and sparsities trains one dense model per seed. Entries are created unde
 so parallel runs wait for the first instead of training twice (`waiting_lock`: one line says so, and a
 stop signal ends the wait); every file is written atomically
 and `COMPLETE` (naming the run that trained it) is written last. An entry that cannot be read, or whose
-own `config.json` describes another model than its key (an entry copied under another key), is moved
-aside with a warning naming it and why, and the model is trained again.
+own `config.json` describes another model than its key (an entry copied under another key), or whose
+data files now hold other bytes (`data_files`: files replaced in place; the key holds their folder, not their
+contents) is moved aside with a warning naming it and why, and the model is trained again.
 
 While a run trains an entry's dense model under its lock, each of its checkpoints is also linked into the
 entry as `partial.pt` (`keep_partial`), so whichever run next takes the lock resumes that training
@@ -38,7 +39,7 @@ import prune_cli
 from ..core import accel, interrupts, plugins
 from ..core.errors import unreadable_reason
 from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
-from ..core.file_digest import tree_digest
+from ..core.file_digest import changed_file, files_record, tree_digest
 from ..core.notices import say
 from ..core.paths import data_folders_record, other_data_folder, user_path, with_located_data, with_normal_paths
 
@@ -128,6 +129,33 @@ class StoppedWaitingForCache(interrupts.StoppedWaiting):
         self.what, self.doing = what, doing
 
 
+def source_files(node) -> dict[str, str]:
+    """{name: path} of the files a dataset node's data is read from (DatasetConfig.source_files; {} for a
+    dataset without files, or a plugin's schema that declares none)."""
+    from omegaconf import OmegaConf
+
+    declared = getattr(OmegaConf.get_type(node), "source_files", None)
+    return declared(node) if declared is not None else {}
+
+
+def data_files_problem(node, stored: dict) -> tuple[Optional[str], Optional[dict]]:
+    """(why a cache file's data are not those `node` reads now, or None; the refreshed record to store back,
+    or None when it is unchanged): `stored` holds "data_files", the `files_record` of the files it was
+    computed from. Without that record (a file written before 2026-12-04) the data cannot be checked, which
+    is refused when the dataset reads files: the key holds the package's source digest, so only an entry
+    copied in by hand is both without a record and under a key of this code."""
+    files = source_files(node)
+    recorded = stored.get("data_files") if isinstance(stored, dict) else None
+    if not isinstance(recorded, dict):
+        if not files:
+            return None, None
+        return "records no digest of its data files, so whether they changed cannot be checked", None
+    what, refreshed = changed_file(recorded, files)
+    if what is not None:
+        return f"was computed from other data files ({what} now)", None
+    return None, (refreshed if refreshed != recorded else None)
+
+
 @contextmanager
 def waiting_lock(lock_path: Path, what: str, doing: str, being: str):
     """Hold the file lock `lock_path` of a cache entry. Taken by another run (computing the entry), one line
@@ -153,6 +181,22 @@ class Entry(NamedTuple):
     rewind: dict
     history: list
     trained_by: str  # run id of the run that trained and stored it
+
+
+def _misshapen(init, dense, rewind: dict, history, described) -> Optional[str]:
+    """Why an entry's files, each readable, do not hold what `store` writes (None: they do): valid JSON or a torch
+    file of another type (`history.json` holding `{}`) crashed every run of the key with a TypeError, the entry
+    left in place."""
+    states = {"init.pt": init, "dense.pt": dense, **{f"epoch_{e}.pt": s for e, s in rewind.items()}}
+    for name, state in states.items():
+        if not isinstance(state, dict):
+            return f"{name} holds a {type(state).__name__}, not a state dict"
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        kind = type(history).__name__ if not isinstance(history, list) else "list with a non-object row"
+        return f"history.json holds a {kind}, not a list of epoch rows"
+    if not isinstance(described, dict):
+        return f"config.json holds a {type(described).__name__}, not the description of a model"
+    return None
 
 
 class DenseCache:
@@ -230,6 +274,10 @@ class DenseCache:
         except Exception as err:  # noqa: BLE001 - any unreadable file makes the whole entry unusable
             self.quarantine(f"is unreadable ({unreadable_reason(err)})")
             return None
+        wrong = _misshapen(init, dense, rewind, history, described)
+        if wrong is not None:
+            self.quarantine(f"is unreadable ({wrong})")
+            return None
         # an entry copied or moved under another key: its own description says what model it holds
         differing = differing_fields(described, json.loads(json.dumps(self.description)))
         if differing:
@@ -245,6 +293,17 @@ class DenseCache:
                 ", ".join(f"{k}={v}" for k, v in self.data["data_location"].items()),
             )
             return None
+        if self.dataset is not None:
+            try:
+                then = json.loads((self.path / TRAINED_WITH).read_text())
+            except (OSError, ValueError):
+                then = None
+            wrong, refreshed = data_files_problem(self.dataset, then)
+            if wrong is not None:
+                self.quarantine(wrong.replace("was computed from", "was trained on"))
+                return None
+            if refreshed is not None:  # the same bytes under another modification time (a copy without `cp -p`)
+                atomic_write_text(self.path / TRAINED_WITH, json.dumps({**then, "data_files": refreshed}))
         return Entry(init, dense, rewind, history, trained_by)
 
     def quarantine(self, why: str) -> Path:
@@ -265,7 +324,10 @@ class DenseCache:
         atomic_torch_save(dense, self.path / "dense.pt")
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
         atomic_write_text(self.path / "history.json", json.dumps(history))
-        atomic_write_text(self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads(), **self.data}))
+        files = files_record(source_files(self.dataset)) if self.dataset is not None else {}
+        atomic_write_text(
+            self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads(), **self.data, "data_files": files})
+        )
         # the training partial.pt held is finished: removed before syncing (not forcing a whole checkpoint to
         # disk only to delete it), with any `.partial.pt.<pid>.tmp` a kill between link and rename left
         for leftover in [self.path / PARTIAL, *self.path.glob(f".{PARTIAL}.*.tmp")]:

@@ -26,13 +26,24 @@ from ..core.errors import PruneCliError
 from ..core.tables import PROVENANCE_FILE
 
 
-def _git(*args: str) -> str | None:
-    source = Path(prune_cli.__file__).resolve().parent.parent
+def _run_git(folder: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git(*args: str) -> str | None:
+    """git's answer about the package's own source checkout, or None. Asked only where the package's parent is
+    the top level of a git work tree: git looks upwards, so a package installed (not editable) into
+    myproject/.venv/.../site-packages described myproject's commit and dirty flag in provenance.json and every
+    CSV row."""
+    source = Path(prune_cli.__file__).resolve().parent.parent
+    top = _run_git(source, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != source:
+        return None
+    return _run_git(source, *args)
 
 
 def provenance(device: torch.device) -> dict[str, Any]:
