@@ -126,7 +126,22 @@ def test_a_package_installed_inside_another_git_repository_does_not_take_its_com
     record = provenance(torch.device("cpu"))
     assert (record["git_sha"], record["git_dirty"]) == ("unknown", None)
     # the package's own checkout: its commit, clean
-    sha = _git_repo(tmp_path / "checkout", "prune_cli/__init__.py", "pyproject.toml")
+    project = '[project]\nname = "prune-cli"\n'
+    (tmp_path / "checkout").mkdir()
+    (tmp_path / "checkout" / "pyproject.toml").write_text(project)
+    sha = _git_repo(tmp_path / "checkout", "prune_cli/__init__.py")  # commits the pyproject.toml too
     monkeypatch.setattr(prune_cli, "__file__", str(tmp_path / "checkout" / "prune_cli" / "__init__.py"))
     record = provenance(torch.device("cpu"))
     assert (record["git_sha"], record["git_dirty"]) == (sha, False)
+    # a checkout inside a larger repository (a monorepo): that repository's commit holds this code
+    mono = tmp_path / "mono"
+    (mono / "tools" / "prune-cli").mkdir(parents=True)
+    (mono / "tools" / "prune-cli" / "pyproject.toml").write_text(project)
+    mono_sha = _git_repo(mono, "tools/prune-cli/prune_cli/__init__.py")
+    monkeypatch.setattr(prune_cli, "__file__", str(mono / "tools" / "prune-cli" / "prune_cli" / "__init__.py"))
+    record = provenance(torch.device("cpu"))
+    assert (record["git_sha"], record["git_dirty"]) == (mono_sha, False)
+    # a folder whose pyproject.toml names another project (site-packages never has one; a vendored copy might)
+    (mono / "pyproject.toml").write_text('[project]\nname = "myproject"\n')
+    monkeypatch.setattr(prune_cli, "__file__", str(mono / "prune_cli" / "__init__.py"))
+    assert provenance(torch.device("cpu"))["git_sha"] == "unknown"

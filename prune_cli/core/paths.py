@@ -153,16 +153,20 @@ def source_checkout() -> Optional[Path]:
     """The folder holding the package when it is a source checkout of prune-cli (its pyproject.toml names
     the project), else None: an installed package's parent is site-packages, where any other
     distribution's top-level folders lie beside it."""
+    folder = Path(__file__).resolve().parents[2]
+    return folder if is_source_checkout(folder) else None
+
+
+def is_source_checkout(folder: Path) -> bool:
+    """Whether `folder` holds a pyproject.toml whose [project] name is prune-cli (`source_checkout`)."""
     import re
 
-    folder = Path(__file__).resolve().parents[2]
     try:
         text = (folder / "pyproject.toml").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return None
+        return False
     project = re.search(r"(?ms)^\[project\]\s*$(.*?)(?=^\[|\Z)", text)
-    named = project is not None and re.search(rf'(?m)^name\s*=\s*["\']{re.escape(PROJECT)}["\']\s*$', project.group(1))
-    return folder if named else None
+    return project is not None and bool(re.search(rf'(?m)^name\s*=\s*["\']{re.escape(PROJECT)}["\']\s*$', project.group(1)))
 
 
 def checkout_configs() -> Optional[Path]:

@@ -23,6 +23,7 @@ import prune_cli
 from . import shared_tables
 from ..core.atomic_io import atomic_write_text
 from ..core.errors import PruneCliError
+from ..core.paths import is_source_checkout
 from ..core.tables import PROVENANCE_FILE
 
 
@@ -36,14 +37,13 @@ def _run_git(folder: Path, *args: str) -> str | None:
 
 def _git(*args: str) -> str | None:
     """git's answer about the package's own source checkout, or None. Asked only where the package's parent is
-    the top level of a git work tree: git looks upwards, so a package installed (not editable) into
+    a prune-cli source checkout (its pyproject.toml names the project: prune_cli/core/paths.py
+    `is_source_checkout`): git looks upwards, so a package installed (not editable) into
     myproject/.venv/.../site-packages described myproject's commit and dirty flag in provenance.json and every
-    CSV row."""
+    CSV row. A checkout kept inside a larger repository (a monorepo) is still asked: that repository's commit
+    is the one holding this code."""
     source = Path(prune_cli.__file__).resolve().parent.parent
-    top = _run_git(source, "rev-parse", "--show-toplevel")
-    if top is None or Path(top).resolve() != source:
-        return None
-    return _run_git(source, *args)
+    return _run_git(source, *args) if is_source_checkout(source) else None
 
 
 def provenance(device: torch.device) -> dict[str, Any]:
