@@ -434,8 +434,14 @@ def test_a_diverging_phase_names_the_config_it_trains_with(tmp_path, args, key):
             ["data_pruning=random", "data_pruning.keep=0.001"],
             r"classes (\d), (?!\1)(\d) of 3 have no training examples \(removed by data_pruning=random data_pruning\.keep=0\.001\)",
         ),
+        # the offset skips the highest scores first: it removes classes too, so the warning names it (audit 2026-12-04)
+        (
+            ["data_pruning=el2n", "data_pruning.keep=0.001", "data_pruning.offset=0.5", "data_pruning.proxies=1"],
+            r"classes (\d), (?!\1)(\d) of 3 have no training examples "
+            r"\(removed by data_pruning=el2n data_pruning\.keep=0\.001 data_pruning\.offset=0\.5\)",
+        ),
     ],
-    ids=["random"],
+    ids=["random", "el2n-offset"],
 )
 def test_data_pruning_that_leaves_classes_out_warns_in_the_log_and_on_stderr(tmp_path, args, expected):
     """A tiny keep removes whole classes from training: not an error (the experiment is legitimate),

@@ -221,6 +221,8 @@ def select_training_data(
     )
     pruned = apply_selection(data, selection.indices)
     keep = node.get("keep")
+    offset = node.get("offset")  # skips the highest scores first (EL2N, GraNd): it can remove a class as well as keep
     cause = f"data_pruning={node.name}" + (f" data_pruning.keep={keep}" if keep is not None else "")
+    cause += f" data_pruning.offset={offset}" if offset else ""
     warn_classes_lost(data.train_y, pruned.train_y, data.num_classes, cause)  # the selection stands, said aloud
     return pruned
