@@ -45,6 +45,14 @@ def test_flops_and_counts_by_hand():
     assert m["sparsity_total"] == pytest.approx(17 / total)
     assert m["compression_ratio"] == pytest.approx(total / (total - 17))
     assert m["theoretical_speedup"] == pytest.approx((450 + 24) / (225 + 16))
+    # every weight pruned (method.allow_collapse=true): 474 / 0 is inf, not the dense count 474 (audit 2026-12-04)
+    with torch.no_grad():
+        net.conv.weight.zero_()
+        net.fc.weight.zero_()
+    layers = layer_table(net, prunable, (1, 5, 5))
+    assert sum(r["flops_sparse"] for r in layers) == 0
+    m = {r["metric"]: r["value"] for r in model_cost_metrics(net, prunable, layers)}
+    assert m["theoretical_speedup"] == float("inf")
 
 
 class _SequenceAndSharedLayers(torch.nn.Module):

@@ -82,6 +82,16 @@ def test_whole_block_shape_detection():
     assert whole_block_shape({"a": mask, "b": torch.ones(8, 3, dtype=torch.bool)}) is None  # 3 columns: no square block
     assert whole_block_shape({"a": torch.rand(16, 32, generator=g) < 0.5}) is None
     assert whole_block_shape({}) is None
+    # every b of 32..2, not only powers of two (audit 2026-12-04): 3x3 blocks on 18x6, 18x18 and 3x18 layers,
+    # and 6x6 blocks are 6x6 (they were 2x2)
+    for b, shapes in ((3, [(6, 2), (6, 6), (1, 6)]), (6, [(4, 4), (2, 3)])):
+        masks = {
+            str(i): (torch.rand(r, c, generator=g) < 0.5).repeat_interleave(b, 0).repeat_interleave(b, 1)
+            for i, (r, c) in enumerate(shapes)
+        }
+        masks["0"][:b, :b] = True  # at least one block of each kind in the first mask, so no larger b tiles it
+        masks["0"][:b, b : 2 * b] = False
+        assert whole_block_shape(masks) == (b, b), b
 
 
 def test_rows_columns_paths_and_agreement(tmp_path):

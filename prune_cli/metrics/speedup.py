@@ -58,7 +58,7 @@ from .latency import describe_load, load_average, load_columns
 
 log = logging.getLogger(__name__)
 
-BLOCK_CANDIDATES = (32, 16, 8, 4, 2)
+BLOCK_CANDIDATES = tuple(range(32, 1, -1))  # every b of 32..2, largest first: 3x3 or 6x6 blocks are blocks too
 HALF_PRECISION = ("semi_structured", "float16_dense")  # compared with the masked model to 1e-2, not rtol
 NOT_SPARSE = ("masked_dense", "float16_dense")  # references beside the dense model: never the best sparse path
 _OVER = {"semi_structured": " over float16_dense"}  # log lines: what a path's gain is measured against
@@ -96,7 +96,8 @@ class SpeedupConfig:
 
 
 def whole_block_shape(masks: dict[str, torch.Tensor]) -> Optional[tuple[int, int]]:
-    """The largest b x b (b in 32..2) such that every mask's 2-D view [out, in * kernel] divides into
+    """The largest b x b (b in 32..2, every integer: 3x3 and 6x6 block runs were detected as absent or as 2x2
+    when only powers of two were tried) such that every mask's 2-D view [out, in * kernel] divides into
     b x b blocks that are all kept or all removed; None if none. Square only, because PyTorch's BSR
     matmul runs square blocks only (MKL on CPU, cuSPARSE on CUDA): a 2x4 tiling (a 4x4 block run's
     10-row classifier) would crash the timing, 2x2 tiles the same masks."""
@@ -156,7 +157,9 @@ def execution_paths(model, masks, node: DictConfig) -> tuple[dict[str, tuple[tor
             _sparse_path(paths, absent, "sparse_bsr", bsr, report, note)
     else:
         absent["sparse_bsr"] = (
-            "the masks are not made of whole b x b blocks (b in 2..32); metrics.speedup.bsr_blocksize=[b,b] forces BSR"
+            "the masks are not made of whole b x b blocks (for no b in 2..32 does every mask's [out, in x kernel] view "
+            "divide into b x b blocks all kept or all removed); metrics.speedup.bsr_blocksize=[b,b] forces BSR "
+            "(a layer b does not divide then runs CSR)"
         )
     try:
         small, report = compact(model)
@@ -228,11 +231,11 @@ def speedup(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
 
 
 def _measure(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
-    from .cost import layer_table
+    from .cost import layer_table, theoretical_speedup
 
     ctx.model.eval()
     layers = layer_table(ctx.model, list(ctx.prunable), tuple(ctx.data.test_x.shape[1:]))
-    theory = sum(r["flops_dense"] for r in layers) / max(sum(r["flops_sparse"] for r in layers), 1)
+    theory = theoretical_speedup(sum(r["flops_dense"] for r in layers), sum(r["flops_sparse"] for r in layers))
     dense = ctx.dense().eval()
     paths, absent = execution_paths(ctx.model, ctx.masks, node)
     for name, why in absent.items():
