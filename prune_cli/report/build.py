@@ -314,7 +314,7 @@ def _build(
     check_baseline(values, baseline, folder.incomplete_methods, ran, f"{compared} {metric}")  # among the methods with a value of it
     check_compare_by(metrics, compare_by, folder.key_source)
     if expected is not None:  # a typo in the expected values (a phase, metric, split, match key, method): nothing created
-        check_values(expected, metrics, folder.configs, folder.incomplete_methods, folder.key_source)
+        check_values(expected, metrics, folder.configs, folder.incomplete_methods)
     out = stage.open()
     # The figures' data first, in the order the worker draws them, so that it is not left waiting
     # while this process imports scipy.stats for the comparisons (docs/report.md "Speed").

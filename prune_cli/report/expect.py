@@ -19,10 +19,12 @@ For each point the runs with that name, method (`method.name`) and target sparsi
 runs are of more than one configuration (their experiment keys differ: two allocations of one
 method, other epochs under the same name), the point is `ambiguous`: no mean of different
 configurations is measured, and `note` names the keys that differ and advises `match:`. A phase,
-metric, split, match or config key or method that is a typo (`check_values`) stops prune-report before it
-writes anything; a point of runs not made yet is `missing`. `match:` and `config:` values are compared as
-values (`_same`: 5e-4 is 0.0005), and may be nested as in a config.yaml. A folder of only the shared CSVs
-is measured from its rows' name, method, target_sparsity and seed (`_configs_from_columns`).
+metric, split, match key or method that is a typo (`check_values`) stops prune-report before it writes
+anything; a point of runs not made yet is `missing`. A `config:` key no run has makes the points
+`config_differs` (a key of a plugin or a Python schema is no typo), with a did-you-mean in the note.
+`match:` and `config:` values are compared as values of the run's type (`_same`: a run's 0.0005 is
+`5e-4`, its text "1e3" is not 1000), and may be nested as in a config.yaml. A folder of only the shared
+CSVs is measured from its rows' name, method, target_sparsity and seed (`_configs_from_columns`).
 """
 
 from __future__ import annotations
@@ -126,26 +128,25 @@ def load_expected(spec: str) -> dict:
         if not _number(p.get("sparsity")) or not 0 <= p["sparsity"] < 1:
             raise _bad(f"{where}.sparsity", p.get("sparsity"), "a number in [0, 1)")
         if "match" in p:
-            p["match"] = _dotted(f"{where}.match", p["match"], "a mapping of dotted config keys to values")
+            p["match"] = _dotted(f"{where}.match", p["match"], "a mapping of dotted config keys to values", empty=True)
     data["_path"] = str(path)
     return data
 
 
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _dotted(where: str, mapping: Any, allowed: str) -> dict[str, Any]:
+def _dotted(where: str, mapping: Any, allowed: str, empty: bool = False) -> dict[str, Any]:
     """A `config:` or `match:` as {dotted key: value}: a nested mapping (`{train: {epochs: 8}}`, the form of a
     config.yaml) is flattened into the dotted keys it stands for, as the runs' configs are. Before, a nested
     `config:` was compared as one key `train` that no run has, which matched nothing and passed every point.
-    An empty mapping, or one nested empty, names no key and is refused."""
-    if not isinstance(mapping, dict) or not mapping:
+    An empty mapping inside is a value (`match: {method.layer_densities: {}}`, a run's empty mapping), not
+    a key to refuse; an empty `config:` itself is refused and an empty `match:` selects as none does, as before
+    2026-12-04 (`empty`)."""
+    if not isinstance(mapping, dict) or (not mapping and not empty):
         raise _bad(where, mapping, allowed)
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         if not isinstance(key, str) or not key:
             raise _bad(f"{where} key", key, "a dotted config key (text)")
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             for sub, leaf in _dotted(f"{where}.{key}", value, allowed).items():
                 out[f"{key}.{sub}"] = leaf
         else:
@@ -154,46 +155,70 @@ def _dotted(where: str, mapping: Any, allowed: str) -> dict[str, Any]:
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_INTEGER = re.compile(r"[-+]?\d+")
 
 
-def _comparable(value: Any) -> Any:
-    """A config value as `match:`/`config:` compare it: the runs' flattened configs spell every leaf as text
-    (JSON for non-strings) and YAML 1.1 reads `5e-4` as the text '5e-4', so text that is a JSON value or a
-    number is parsed; lists element by element. Compared as text, `5e-4` differed from a run's 0.0005 and
-    `2.0` from 2."""
-    if isinstance(value, list):
-        return [_comparable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _comparable(v) for k, v in value.items()}
-    if not isinstance(value, _SCALARS):  # a YAML date (2026-12-04): the run's config spells it as text
-        return str(value)
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if _NUMBER.fullmatch(text):
-        return float(text) if any(c in text for c in ".eE") else int(text)
-    if text[:1] in "[{" or text in ("true", "false", "null", "NaN", "Infinity", "-Infinity"):
-        try:
-            return _comparable(json.loads(text))
-        except ValueError:
-            return value
-    return value
+def _lookup(config: Any, key: str) -> tuple[bool, Any]:
+    """(found, value) of a dotted `key` in a run's nested config, the value as the run's config.yaml holds it
+    (its type, which `_same` compares by; the flattened configs spell every leaf as text, and leave out an
+    empty mapping). A key holding dots itself (`{"a.b": 1}`) is found too."""
+    parts = key.split(".")
+    for i in range(1, len(parts) + 1):
+        head = ".".join(parts[:i])
+        if isinstance(config, dict) and head in config:
+            if i == len(parts):
+                return True, config[head]
+            found, value = _lookup(config[head], ".".join(parts[i:]))
+            if found:
+                return True, value
+    return False, None
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Whether two config values (either spelling: a run's flattened text or the file's YAML) are one value:
-    numbers within a relative 1e-9 (2 and 2.0, 5e-4 and 0.0005), lists element by element, true/false and
-    text exactly (true is not 1)."""
-    a, b = _comparable(a), _comparable(b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _same(run: Any, wanted: Any) -> bool:
+    """Whether a run's config value is the file's `wanted` value; the run's type decides. Text is compared as
+    text (str of the wanted value: a run named "1e3" is not `1000`, "1.10" is not `1.1`, a run's date text is
+    YAML's date); a number as a number, text that is one parsed (YAML 1.1 reads `5e-4` as the text '5e-4'),
+    integers exactly (seed 1733280001 is not 1733280000, which a relative 1e-9 took for one) and within a
+    relative 1e-9 where a float is involved (2 and 2.0, 0.0005 and 5e-4); true/false exactly (true is not 1);
+    null only null; lists and mappings element by element by the same rule."""
+    if isinstance(run, (bool, np.bool_)):
+        return isinstance(wanted, (bool, np.bool_)) and bool(run) == bool(wanted)
+    if _is_number(run):
+        if isinstance(wanted, str) and _NUMBER.fullmatch(wanted.strip()):
+            text = wanted.strip()
+            wanted = int(text) if _INTEGER.fullmatch(text) else float(text)
+        if not _is_number(wanted):
+            return False
+        if isinstance(run, (int, np.integer)) and isinstance(wanted, (int, np.integer)):
+            return int(run) == int(wanted)
+        a, b = float(run), float(wanted)
         return a == b or math.isclose(a, b, rel_tol=1e-9) or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
+    if isinstance(run, str):
+        return not isinstance(wanted, (list, tuple, dict, type(None))) and str(wanted) == run
+    if run is None:
+        return wanted is None
+    if isinstance(run, (list, tuple)):
+        return isinstance(wanted, (list, tuple)) and len(run) == len(wanted) and all(map(_same, run, wanted))
+    if isinstance(run, dict):
+        if not isinstance(wanted, dict):
+            return False
+        by_name = {str(k): w for k, w in wanted.items()}  # YAML may read a key 1 as a number, a run's config as text
+        return {str(k) for k in run} == set(by_name) and all(_same(v, by_name[str(k)]) for k, v in run.items())
+    return run == wanted or str(run) == str(wanted)  # a type YAML reads (a date) that no rule above covers
+
+
+def _text(value: Any) -> str:
+    """A config value as the runs' flattened configs spell it (a mapping, an empty one too, as JSON; a YAML date
+    as its text, which JSON would quote)."""
+    if isinstance(value, dict):
+        return json.dumps(value, default=str)
+    if not isinstance(value, (str, int, float, bool, list, tuple, type(None))):
+        return str(value)
+    return str(flatten_config(value).get(""))
 
 
 def check_values(
@@ -201,16 +226,18 @@ def check_values(
     metrics: pd.DataFrame,
     configs: dict[str, dict],
     other_methods: Iterable[str] = (),
-    key_source: str = "config",
 ) -> None:
     """ReportInputError (exit 2, before prune-report writes anything) for a value of the expected-values
     file that is a typo rather than a point of runs not made yet: a phase, metric or split that prune-run
-    never records and no run of the folder (`metrics`) has; a `match` or file-level `config` key that is no
-    config key of the folder's runs (`configs`; not checked without them; refused altogether in a folder of
-    only the shared CSVs, `key_source` "columns", whose rows have no config keys); a method that is neither one of prune-cli's (its
-    method configs and scores) nor of a run of the folder (`other_methods`: those of failed and
-    unfinished runs). The message names the key, the value and what is allowed, with the closest value.
-    Before, each such point was `missing` ("got no runs"), as if its runs had not been made."""
+    never records and no run of the folder (`metrics`) has; a `match` key that is no config key of the
+    folder's runs (`configs`; not checked without them, as in a folder of only the shared CSVs); a method
+    that is neither one of prune-cli's (its method configs and scores) nor of a run of the folder
+    (`other_methods`: those of failed and unfinished runs). The message names the key, the value and what
+    is allowed, with the closest value. Before, each such point was `missing` ("got no runs"), as if its
+    runs had not been made. A file-level `config` key is not checked here: keys of a plugin or a Python
+    schema (dataset.cache_dir, train.l1) are set by no YAML and may be in no run of the folder, and a preset's
+    key beside runs of another dataset is no typo; its points are `config_differs`, with a did-you-mean in
+    the note (`_config_differs`)."""
     path = expected["_path"]
     column = {c: column_values(metrics, c) for c in ("phase", "metric", "split")}
     methods = sorted(
@@ -239,8 +266,9 @@ def check_values(
             known = sorted({*SPLITS, *column["split"]})
             refuse(where, value, "a split rows are recorded on: " + ", ".join(known), known)
 
-    def config_key(where: str, key: str, shipped: frozenset = frozenset()) -> None:
-        if config_keys and key not in config_keys and key not in shipped:
+    def config_key(where: str, key: str) -> None:
+        # a key of an empty mapping (method.layer_densities: {}) is in no flattened config but is the run's
+        if config_keys and key not in config_keys and not any(_lookup(cfg, key)[0] for cfg in configs.values()):
             top = str(key).split(".", 1)[0]
             near = [k for k in config_keys if k.split(".", 1)[0] == top]
             shown = (
@@ -250,16 +278,9 @@ def check_values(
             )
             refuse(where, key, f"a dotted config key of this folder's runs (their config.yaml): {shown}", config_keys)
 
-    if key_source == "columns":
-        _without_run_configs(expected)
     for key in ("phase", "metric", "split"):
         if key in expected:
             check(key, key, expected[key])
-    # a typo made every point config_differs, while under match: it was refused. A key of prune-cli's own configs
-    # is no typo though this folder's runs lack it (the preset's dataset.num_samples beside runs of another
-    # dataset): those runs are of another configuration, which config_differs says
-    for key in expected.get("config") or {}:
-        config_key("config", key, _shipped_keys() if config_keys and key not in config_keys else frozenset())
     for i, p in enumerate(expected["points"]):
         for key in ("phase", "metric", "split"):
             if key in p:
@@ -274,45 +295,6 @@ def check_values(
             )
         for key in p.get("match") or {}:
             config_key(f"points[{i}].match", key)
-
-
-def _shipped_keys() -> frozenset:
-    """The dotted keys prune-cli's own configs set (configs/config.yaml, each group's files under the group's
-    name, the experiments' at the top): what a preset's `config:` may name though no run of the folder has it."""
-    keys: set[str] = set()
-    root = configs_dir()
-    for path in root.rglob("*.yaml"):
-        parts = path.relative_to(root).parts
-        if parts[0] in ("expected", "hydra"):
-            continue
-        try:
-            text = path.read_text()
-            node = yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        if not isinstance(node, dict):
-            continue
-        node = {k: v for k, v in node.items() if k != "defaults"}
-        glob_ = len(parts) == 1 or parts[0] == "experiment" or "@package _global_" in text
-        keys.update(flatten_config(node, "" if glob_ else f"{parts[0]}."))
-    return frozenset(keys)
-
-
-def _without_run_configs(expected: dict) -> None:
-    """In a folder of only the shared CSVs (no run directories) the points are measured from the rows'
-    columns (name, method, target_sparsity, seed); a `match:` or `config:` names config keys that only the
-    runs' config.yaml hold, so it cannot be checked there: refused, as --compare-by is, rather than every
-    point read "missing" ("got no runs") as if the runs had never been made."""
-    path = expected["_path"]
-    allowed = (
-        "no `config:` or `match:` in a folder of only the shared CSVs (no run directories): their rows carry no config "
-        "keys to check them against; run prune-report on the results_dir that holds runs/"
-    )
-    if "config" in expected:
-        raise _bad(f"{path}: config", expected["config"], allowed)
-    for i, p in enumerate(expected["points"]):
-        if "match" in p:
-            raise _bad(f"{path}: points[{i}].match", p["match"], allowed)
 
 
 def column_values(table: pd.DataFrame, column: str) -> list[str]:
@@ -333,12 +315,11 @@ def _prune_cli_methods() -> set[str]:
 def _selects(point: dict, config: dict, phase: str) -> bool:
     """Whether a run of `config` (already of the file's run name) is one of `point`'s: its method, target
     sparsity (any for a dense point) and `match` values."""
-    flat = flatten_config(config)
     method = config.get("method")
     return (
         (point.get("method") is None or (isinstance(method, dict) and method.get("name") == point["method"]))
         and (phase == "dense" or np.isclose(float(config.get("sparsity", math.nan)), point["sparsity"]))
-        and all(k in flat and _same(flat[k], v) for k, v in (point.get("match") or {}).items())
+        and all(_lookup(config, k)[0] and _same(_lookup(config, k)[1], v) for k, v in (point.get("match") or {}).items())
     )
 
 
@@ -365,8 +346,11 @@ def check_expected(
     point was rated on the other seeds without a word (docs/report.md "Expected values").
     `key_source` "columns" (a folder of only the shared CSVs): the runs are known by their rows' name, method,
     target_sparsity and seed (`_configs_from_columns`); before, the points all read "missing" with no word
-    why. `incomplete`: every run that failed or did not finish, {run: (config, why)}, unfiltered, for the
-    note of a point whose runs of the file's name all failed."""
+    why. Their rows hold no config keys: a file's `config:` is not checked there (each point's note says
+    so: `config: not checked: ...`), and a point with `match:` cannot select runs (`missing`, its note says
+    why), but the report is written (a refusal with exit 2 left none, where 2026-12-03 wrote one).
+    `incomplete`: every run that failed or did not finish, {run: (config, why)}, unfiltered, for the note of
+    a point whose runs of the file's name all failed."""
     by_columns = key_source == "columns"
     if by_columns:
         configs = _configs_from_columns(metrics)
@@ -379,12 +363,25 @@ def check_expected(
         split = p.get("split", expected.get("split", "test"))
         phase = p.get("phase", expected.get("phase", FINAL))
         runs = {r for r in named if _selects(p, configs[r], phase)}
+        unchecked = []  # what a folder of only the shared CSVs cannot check, said on each point
+        if by_columns and expected.get("config"):
+            unchecked.append("config: not checked: this folder holds no run configs (runs/ folders)")
+        if by_columns and p.get("match"):
+            runs = set()
+            unchecked.append("match: needs the runs' configs (runs/ folders)")
         if by_columns:
-            note = _columns_ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
+            dense_rows = metrics[
+                metrics["run_id"].isin(runs)
+                & (metrics["phase"] == "dense")
+                & (metrics["metric"] == metric)
+                & (metrics["split"] == split)
+            ]
+            dense_values = dense_rows.groupby("run_id")["value"].mean().to_dict()
+            note = _columns_ambiguity({r: configs[r] for r in runs}, dense=phase == "dense", dense_values=dense_values)
         else:
             note = _ambiguity({r: configs[r] for r in runs}, dense=phase == "dense")
         ambiguous = bool(note)
-        differs = "" if ambiguous else _config_differs(expected, {r: configs[r] for r in runs})
+        differs = "" if ambiguous or by_columns else _config_differs(expected, {r: configs[r] for r in runs}, configs)
         if ambiguous:  # no mean of different configurations: no rows to average
             runs = set()
         mine = metrics[metrics["run_id"].isin(runs)]
@@ -437,6 +434,7 @@ def check_expected(
         told = [text for _, text in gone if text and text not in note]  # not twice where `unnamed` names them
         if told:
             note = "; ".join(filter(None, (note, "left out: " + "; ".join(told))))
+        note = "; ".join(filter(None, (note, *unchecked)))
         out.append(
             {
                 "name": expected["name"],
@@ -489,7 +487,7 @@ def _method_name(config: dict) -> str:
 def _configs_from_columns(metrics: pd.DataFrame) -> dict[str, dict]:
     """{run_id: a config of what the rows of a folder of only the shared CSVs say of the run}: its name, seed,
     target sparsity and method, with its dataset, model, score, allocation, structure and schedule (the context
-    columns), which is all `_selects` reads without `match:` (refused there: check_values)."""
+    columns), which is all `_selects` reads without `match:` (a point with one is `missing` there: check_expected)."""
     if not len(metrics) or not {"run_id", "name", "method", "target_sparsity"} <= set(metrics.columns):
         return {}
     first = metrics.drop_duplicates("run_id").set_index("run_id")
@@ -511,24 +509,35 @@ def _configs_from_columns(metrics: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
-def _columns_ambiguity(configs: dict[str, dict], dense: bool = False) -> str:
+def _columns_ambiguity(configs: dict[str, dict], dense: bool = False, dense_values: Optional[dict] = None) -> str:
     """`_ambiguity` for runs known only by their rows' columns, which cannot see epochs, widths, learning rates
     or most method options: one seed with two runs of a pruned point (the same name, method and sparsity) may
     be two configurations, so it is `ambiguous` rather than averaged. For a dense point, whose dense model runs
-    of other methods and sparsities share, only a seed whose runs differ in the dataset or model column is."""
+    of other methods and sparsities share, a seed is ambiguous where its runs differ in the dataset or model
+    column, or where their dense values (`dense_values`, {run: the point's dense value}) differ: runs of one
+    dense model record one dense value, so different values are different dense models (train.epochs 2 and 3,
+    say), which were averaged into a number of neither."""
     per_seed: dict[Any, list[str]] = {}
     for run, cfg in configs.items():
         per_seed.setdefault(cfg.get("seed"), []).append(run)
     for seed, runs in sorted(per_seed.items(), key=lambda item: str(item[0])):
         if dense:
             setups = {(str(configs[r]["dataset"]["name"]), str(configs[r]["model"]["name"])) for r in runs}
-            if len(setups) < 2:
-                continue
-            shown = ", ".join(f"{d}/{m}" for d, m in sorted(setups))
-            return (
-                f"seed {seed} has dense runs of {len(setups)} dataset/model pairs ({shown}); the shared CSVs cannot tell "
-                "them apart further: run prune-report on the results_dir that holds runs/ and choose one with `match:`"
-            )
+            if len(setups) > 1:
+                shown = ", ".join(f"{d}/{m}" for d, m in sorted(setups))
+                return (
+                    f"seed {seed} has dense runs of {len(setups)} dataset/model pairs ({shown}); the shared CSVs cannot "
+                    "tell them apart further: run prune-report on the results_dir that holds runs/ and choose one with `match:`"
+                )
+            values = {r: float(dense_values[r]) for r in runs if r in (dense_values or {})}
+            if len({"nan" if math.isnan(v) else v for v in values.values()}) > 1:
+                shown = ", ".join(f"{r}: {v:.6g}" for r, v in sorted(values.items()))
+                return (
+                    f"seed {seed} has dense runs of different dense values ({shown}), so of different dense models "
+                    "(other epochs, widths or learning rates, say), whose configs the shared CSVs cannot tell apart: run "
+                    "prune-report on the results_dir that holds runs/ and choose one with `match:`"
+                )
+            continue
         if len(runs) > 1:
             return (
                 f"seed {seed} has {len(runs)} runs of this point ({', '.join(sorted(runs))}), which the shared CSVs cannot "
@@ -543,25 +552,34 @@ def match_text(point: dict) -> str:
     flattened configs spell them, which `_selects` compares; '; ' since a list value holds ', '), '' without
     one: points that differ only by `match:` were told apart nowhere in expect.csv, summary.md or the
     printed lines."""
-    return "; ".join(f"{k}={flatten_config(v).get('')}" for k, v in (point.get("match") or {}).items())
+    return "; ".join(f"{k}={_text(v)}" for k, v in (point.get("match") or {}).items())
 
 
-def _config_differs(expected: dict, configs: dict[str, dict]) -> str:
+def _config_differs(expected: dict, configs: dict[str, dict], folder: Optional[dict[str, dict]] = None) -> str:
     """'' unless the file's `config` (the values its points were measured with) disagrees with these runs:
     then 'measured with train.epochs=3; the expected values are of train.epochs=8'. A preset run with a
     changed option (`+experiment=expect_mnist1d train.epochs=3`) was marked inside or outside its bands
-    as if it were the preset's."""
-    wanted = {key: flatten_config(value).get("") for key, value in (expected.get("config") or {}).items()}
+    as if it were the preset's. A key that no run of the `folder` has and that is close to one they have
+    gets a hint ('train.epoch is in no run's config (did you mean train.epochs?)'): it may be a typo, or a
+    key of a plugin or Python schema that these runs lack, so it is said, not refused."""
+    wanted = {key: _text(value) for key, value in (expected.get("config") or {}).items()}
     seen: dict[str, set[str]] = {}
     for config in configs.values():
-        flat = flatten_config(config)
         for key in wanted:
-            if key not in flat or not _same(flat[key], expected["config"][key]):
-                seen.setdefault(key, set()).add(str(flat.get(key, ABSENT)))
+            found, value = _lookup(config, key)
+            if not found or not _same(value, expected["config"][key]):
+                seen.setdefault(key, set()).add(_text(value) if found else ABSENT)
     if not seen:
         return ""
     ran = ", ".join(f"{k}={'/'.join(sorted(v))}" for k, v in seen.items())
-    return f"measured with {ran}; the expected values are of " + ", ".join(f"{k}={wanted[k]}" for k in seen)
+    text = f"measured with {ran}; the expected values are of " + ", ".join(f"{k}={wanted[k]}" for k in seen)
+    folder = configs if folder is None else folder
+    keys = sorted({k for cfg in folder.values() for k in flatten_config(cfg)})
+    for key in seen:
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
+        if close and not any(_lookup(cfg, key)[0] for cfg in folder.values()):
+            text += f"; {key} is in no run's config (did you mean {close[0]}?)"
+    return text
 
 
 def _lost_seeds(point: dict, phase: str, lost: dict[str, tuple[dict, str]], measured: set) -> list[tuple[Any, str]]:
