@@ -69,6 +69,11 @@ class Mnist1dConfig(DatasetConfig):
         # max_train_samples between the training split and num_samples, which did nothing
         return training_examples(int(node.num_samples)), None
 
+    @classmethod
+    def declared_test_examples(cls, node):
+        # the package's split: what its 80 % leaves of the num_samples // 10 examples of each class
+        return (int(node.num_samples) // CLASSES) * CLASSES - training_examples(int(node.num_samples))
+
 
 # the mnist1d package's split: num_samples // 10 examples of each class, shuffled, the first 80 % for training
 TRAIN_SPLIT = 0.8

@@ -179,6 +179,27 @@ class RegionsConfig:
         return {f"{key}.{option}": why for option in ("include_output_layer", "rank_models", "mc_sample_factor")}
 
     @staticmethod
+    def check_split_examples(cfg: DictConfig, key: str, sizes: dict[str, Optional[tuple[int, bool]]]) -> None:
+        """The split the counter draws its inputs from holds as many as the method draws at once
+        (`inputs_needed`); with fewer the count crashed after dense training (prune_cli/run/prevalidate.py
+        `check_data_sizes`: from the declared sizes, and once the data is loaded). `sizes`: split ->
+        (examples, exact) or None when unknown; an inexact size is an upper bound, so a refusal is certain."""
+        node = OmegaConf.select(cfg, key)
+        needed = inputs_needed(node)
+        size = sizes.get(node.split)
+        if needed is None or size is None:
+            return
+        examples, exact = size
+        need, what = needed
+        check(
+            examples >= need,
+            f"{key}.split",
+            node.split,
+            f"a split of at least {need} examples: {key}.method={node.method} {what}, and the {node.split} split holds "
+            f"{'' if exact else 'at most '}{examples} (another split, or more examples in this one)",
+        )
+
+    @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
         node = OmegaConf.select(cfg, key)
         key = key + "."
@@ -212,6 +233,26 @@ class RegionsConfig:
         )
 
 
+def inputs_needed(node: DictConfig) -> Optional[tuple[int, str]]:
+    """(the fewest inputs of `split` the counting method can use, what it draws), or None for the methods
+    that draw no input (`exact`, box `sample`). A segment joins two distinct inputs; a direction segment
+    passes through one, but its default length (`default_segment_length`) is the lower middle value of
+    the n x n distances with the n self-distances 0 among them, which is 0 for n < 3; a plane passes
+    through three."""
+    if node.method == "line" and node.segment_kind == "pairs":
+        return 2, "draws segments between two distinct inputs"
+    if node.method == "line" and node.segment_length is None:
+        return 3, (
+            "with segment_kind=direction and segment_length=null takes the segments' length from the median distance "
+            "among the inputs, self-distances included, which is 0 with fewer than 3"
+        )
+    if node.method == "line":
+        return 1, "draws segments through one input"
+    if node.method == "plane" or (node.method == "sample" and node.domain == "square"):
+        return 3, "draws planes through three distinct inputs"
+    return None
+
+
 @register_metric("regions")
 def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """Count activation regions of the current model; one regions.csv row per segment/plane/count,
@@ -231,6 +272,11 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
     from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
 
     x = ctx.data.split(node.split)[0].detach().double()
+    needed = inputs_needed(node)
+    if needed is not None and len(x) < needed[0]:  # refused before the run (check_split_examples); never a crash here
+        raise RegionsError(
+            f"the {node.split} split has {len(x)} example(s), fewer than {needed[0]}: metrics.regions.method={node.method} {needed[1]}"
+        )
     gen = torch.Generator().manual_seed(node.seed)
     shape = tuple(x.shape[1:])
     n_in = math.prod(shape)
