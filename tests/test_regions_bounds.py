@@ -230,3 +230,44 @@ def test_a_residual_mlp_gets_no_chain_bound():
 
     row = bound_columns(ResMLP(2, 4, 2, 3), 2, _regions_node())
     assert row == {"bound_scope": "none (bounds apply to plain fully connected chains; model has residual connections)"}
+
+
+@pytest.mark.parametrize(
+    "option,other",
+    [
+        ("include_output_layer", False),
+        ("rank_models", ["binomial"]),
+        ("mc_sample_factor", 12),
+    ],
+)
+def test_bound_options_on_a_residual_mlp_are_refused_as_unused(option, other):
+    """res_mlp gets bound_scope none, like cnn1d, but its bound options were accepted though they changed
+    nothing: the metric's whole output (every row, every scalar) with the option changed equals the one
+    with the default, and the option is named unused; on a plain MLP it changes the rows and is not."""
+    from helpers import composed
+
+    from prune_cli.metrics.regions import regions
+    from prune_cli.models.res_mlp import ResMLP
+    from prune_cli.run.unused_options import unused_options
+    from tests.helpers import metric_context
+    from tests.test_regions_default import _data
+
+    key = f"metrics.regions.{option}"
+    value = str(other).replace("'", "").replace(" ", "").lower()
+    with_montecarlo = [] if option == "rank_models" else ["metrics.regions.rank_models=[binomial,montecarlo]"]
+    assert key in unused_options(composed("model=res_mlp", f"{key}={value}", with_montecarlo))[0]
+    assert key not in unused_options(composed("model=mlp", f"{key}={value}", with_montecarlo))[0]
+    base = OmegaConf.merge(composed().metrics.regions, {"rank_models": ["binomial", "montecarlo"]})
+    changed = OmegaConf.merge(base, {option: other})
+    torch.manual_seed(0)
+    mlp = MLP(3, [4, 4], 3)
+    with torch.no_grad():  # half the weights pruned: the rank models then differ from full rank
+        for _, layer in mlp.prunable_layers():
+            layer.weight.mul_(torch.rand(layer.weight.shape) < 0.5)
+    for model, effect in ((ResMLP(3, 4, 2, 3), False), (mlp, True)):
+        outputs = []
+        for node in (base, changed):
+            out = regions(metric_context(model, _data((3,))), "dense", node)
+            rows = [{k: v for k, v in r.items() if k != "wall_s"} for r in out.tables["regions.csv"]]
+            outputs.append((rows, out.scalars))
+        assert (outputs[0] != outputs[1]) == effect, (model, option)

@@ -48,11 +48,10 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
         serra2018,
     )
 
+    outside = no_bound_scope(model)
+    if outside is not None:
+        return {"bound_scope": outside}
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    if not all(isinstance(m, nn.Linear) for m in layers):
-        return {"bound_scope": "none (bounds apply to fully connected networks)"}
-    if hasattr(model, "residual_sections"):  # the skips add the stream back: not a chain of rectified layers
-        return {"bound_scope": "none (bounds apply to plain fully connected chains; model has residual connections)"}
     if not node.include_output_layer:
         layers = layers[:-1]
     widths = [m.out_features for m in layers]
@@ -81,6 +80,16 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
         value = expected_bound_from_probs(n, probs)
         row[f"bound_ln_expected_{rank_model}"] = math.nan if value == -math.inf else value
     return row
+
+
+def no_bound_scope(model: nn.Module) -> Optional[str]:
+    """The `bound_scope` of a model no bound covers (None when the bounds apply): one predicate for the rows
+    (`bound_columns`) and for the bound options refused as having no effect (`RegionsConfig.unused_for_model`)."""
+    if any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules()):
+        return "none (bounds apply to fully connected networks)"
+    if hasattr(model, "residual_sections"):  # the skips add the stream back: not a chain of rectified layers
+        return "none (bounds apply to plain fully connected chains; model has residual connections)"
+    return None
 
 
 def _box(ctx, node) -> tuple[float, float]:
@@ -172,10 +181,20 @@ class RegionsConfig:
 
     @staticmethod
     def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
-        """The bounds' options on a model with convolutions, which no bound covers (bound_columns)."""
-        if not any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules()):
+        """The bounds' options on a model no bound covers (`no_bound_scope`: convolutions, or residual
+        connections as in res_mlp, which was let through): only the bound reads them (`bound_columns`),
+        and its rows then say bound_scope none."""
+        scope = no_bound_scope(model)
+        if scope is None:
             return {}
-        why = f"the region bounds apply to fully connected networks, and model={cfg.model.name} has convolutions (bound_scope none)"
+        if any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules()):
+            why = f"the region bounds apply to fully connected networks, and model={cfg.model.name} has convolutions"
+            why += " (bound_scope none)"
+        else:
+            why = (
+                f"the region bounds apply to plain fully connected chains, and model={cfg.model.name} has residual connections "
+                "(bound_scope none)"
+            )
         return {f"{key}.{option}": why for option in ("include_output_layer", "rank_models", "mc_sample_factor")}
 
     @staticmethod
