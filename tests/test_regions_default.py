@@ -198,3 +198,22 @@ def test_a_too_small_split_is_refused_before_any_work_and_the_exact_size_runs(tm
     run_cli([*args, "dataset.num_classes=3"], tmp_path / "ok")
     table = pd.read_csv(next((tmp_path / "ok" / "runs").iterdir()) / "regions.csv")
     assert list(table.phase) == ["dense", "pruned", "finetuned"] and (table.counts == "activation_regions").all()
+
+
+@pytest.mark.parametrize("method", ["plane", "sample"])
+def test_the_square_radius_column_records_the_radius_used(method):
+    """domain=square without a radius: R = 1.5 x the farthest of the plane's three inputs from their
+    centroid (docs/regions.md), recomputed here from the row's indices; the plane's area is (2R)^2. The
+    column was empty (it copied the unset option); a given radius is recorded as given."""
+    model = Chain(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 3))
+    data = _data((3,))
+    options = {"method": method, "domain": "square", "plot": False, "samples": 50}
+    (row,) = regions(metric_context(model, data), "dense", _node(**options)).tables["regions.csv"]
+    points = data.test_x.double()[[int(i) for i in row["indices"].split("-")]].numpy()
+    centroid = points.sum(axis=0) / 3
+    radius = 1.5 * max(float(((q - centroid) ** 2).sum() ** 0.5) for q in points)
+    assert row["square_radius"] == pytest.approx(radius, rel=1e-12)
+    if method == "plane":
+        assert row["measure"] == pytest.approx((2 * radius) ** 2, rel=1e-9)
+    (given,) = regions(metric_context(model, data), "dense", _node(**options, square_radius=0.7)).tables["regions.csv"]
+    assert given["square_radius"] == 0.7

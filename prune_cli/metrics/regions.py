@@ -355,7 +355,7 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
                 "indices": "-".join(str(int(v)) for v in idx),
                 "domain": f"plane_{node.domain}",
                 "box": f"{box[0]:.6g},{box[1]:.6g}" if node.domain == "box" else "",
-                "square_radius": node.square_radius,
+                "square_radius": plane.square_radius,  # the R used: given, or 1.5 x the farthest input from the centroid
                 **bounds,
             }
             if node.method == "plane":
