@@ -19,6 +19,7 @@ from prune_cli.analysis.regions.bounds import (
 )
 from prune_cli.models.mlp import MLP
 from prune_cli.pruning import PruneContext, prune
+from tests.helpers import composed
 
 
 @pytest.mark.parametrize(
@@ -118,8 +119,10 @@ def _significant(value: float, reference: str) -> str:
     ],
 )
 def test_lagrange3_chosen_densities_reference_values(p, chosen, ln_chosen):
+    """The paper's procedure (named: since 2026-12-04 `auto` keeps the coordinate search's choice where its
+    bound is higher, as at 0.0025, 0.001 and 0.0001 here)."""
     n = [784, 100, 100, 10]
-    dens = choose_layer_densities(n, p, [78400, 10000, 1000], [True, True, False])
+    dens = choose_layer_densities(n, p, [78400, 10000, 1000], [True, True, False], method="lagrange3")
     # the reference table rounds to 3-4 significant digits: agree to those digits (or 1e-3 relative)
     for value, reference in zip(dens[:2], chosen):
         assert _significant(value, reference) == f"{float(reference):.6e}" or value == pytest.approx(float(reference), rel=1e-3)
@@ -202,8 +205,6 @@ def test_lagrange3_at_full_density_keeps_every_weight_without_dividing_by_zero()
 
 
 def _regions_node(**kw):
-    from helpers import composed
-
     return OmegaConf.merge(composed().metrics.regions, {"rank_models": ["binomial"], **kw})
 
 
@@ -230,3 +231,81 @@ def test_a_residual_mlp_gets_no_chain_bound():
 
     row = bound_columns(ResMLP(2, 4, 2, 3), 2, _regions_node())
     assert row == {"bound_scope": "none (bounds apply to plain fully connected chains; model has residual connections)"}
+
+
+@pytest.mark.parametrize(
+    "option,other",
+    [
+        ("include_output_layer", False),
+        ("rank_models", ["binomial"]),
+        ("mc_sample_factor", 12),
+    ],
+)
+def test_bound_options_on_a_residual_mlp_are_refused_as_unused(option, other):
+    """res_mlp gets bound_scope none, like cnn1d, but its bound options were accepted though they changed
+    nothing: the metric's whole output (every row, every scalar) with the option changed equals the one
+    with the default, and the option is named unused; on a plain MLP it changes the rows and is not."""
+    from prune_cli.metrics.regions import regions
+    from prune_cli.models.res_mlp import ResMLP
+    from prune_cli.run.unused_options import unused_options
+    from tests.helpers import metric_context
+    from tests.test_regions_default import _data
+
+    key = f"metrics.regions.{option}"
+    value = str(other).replace("'", "").replace(" ", "").lower()
+    with_montecarlo = [] if option == "rank_models" else ["metrics.regions.rank_models=[binomial,montecarlo]"]
+    assert key in unused_options(composed("model=res_mlp", f"{key}={value}", with_montecarlo))[0]
+    assert key not in unused_options(composed("model=mlp", f"{key}={value}", with_montecarlo))[0]
+    base = OmegaConf.merge(composed().metrics.regions, {"rank_models": ["binomial", "montecarlo"]})
+    changed = OmegaConf.merge(base, {option: other})
+    torch.manual_seed(0)
+    mlp = MLP(3, [4, 4], 3)
+    with torch.no_grad():  # half the weights pruned: the rank models then differ from full rank
+        for _, layer in mlp.prunable_layers():
+            layer.weight.mul_(torch.rand(layer.weight.shape) < 0.5)
+    for model, effect in ((ResMLP(3, 4, 2, 3), False), (mlp, True)):
+        outputs = []
+        for node in (base, changed):
+            out = regions(metric_context(model, _data((3,))), "dense", node)
+            rows = [{k: v for k, v in r.items() if k != "wall_s"} for r in out.tables["regions.csv"]]
+            outputs.append((rows, out.scalars))
+        assert (outputs[0] != outputs[1]) == effect, (model, option)
+
+
+def _brute_force_split(n, sizes, kept):
+    """The best integer split (k0, k1) of `kept` weights over two pruned layers of `sizes` weights, the
+    classifier dense, by ln E[UB] at densities k_l / size_l: every split tried."""
+    splits = [(k, kept - k) for k in range(max(0, kept - sizes[1]), min(sizes[0], kept) + 1)]
+    values = {s: expected_bound(n, [s[0] / sizes[0], s[1] / sizes[1], 1.0]) for s in splits}
+    best = max(values, key=values.get)
+    return best, values[best]
+
+
+def test_auto_keeps_the_better_of_lagrange3_and_the_search():
+    """40-100-100-10, classifier dense, density 0.01 (140 of 14000 weights kept): lagrange3 stops at
+    ln E[UB] 134.664 (densities 0.0196/0.0062), below the brute-force maximum over the 141 integer splits
+    (135.373 at 91/49), which the search reaches and `auto` now keeps (it kept lagrange3's)."""
+    n, sizes = [40, 100, 100, 10], (4000, 10000)
+    (k0, k1), best = _brute_force_split(n, sizes, 140)
+    assert (k0, k1) == (91, 49) and best == pytest.approx(135.373, abs=1e-3)
+    paper = choose_layer_densities(n, 0.01, [*sizes, 1000], [True, True, False], method="lagrange3")
+    assert expected_bound(n, paper) < best - 0.5
+    auto = choose_layer_densities(n, 0.01, [*sizes, 1000], [True, True, False])
+    assert expected_bound(n, auto) >= best - 1e-3
+    assert auto[0] * 4000 + auto[1] * 10000 == pytest.approx(140)
+    # where the two agree (the bound saturates: 784-100-100-10 at 0.01) auto keeps lagrange3's choice
+    args = ([784, 100, 100, 10], 0.01, [78400, 10000, 1000], [True, True, False])
+    assert choose_layer_densities(*args) == choose_layer_densities(*args, method="lagrange3")
+
+
+def test_the_region_bound_allocation_keeps_the_brute_force_split_under_auto():
+    """2-20-20-3 at density 0.03: 13 of the 440 weights of the two pruned layers. Every integer split by
+    hand: 7/6 has the highest bound (12.588), lagrange3's 5/8 12.504; the allocation kept 5/8."""
+    from tests.test_region_bound_caps import TINY, allocate
+
+    n = [2, 20, 20, 3]
+    best, _ = _brute_force_split(n, (40, 400), 13)
+    assert best == (7, 6)
+    for search, expected in (("auto", best), ("lagrange3", (5, 8))):
+        counts, _ = allocate(composed(*TINY, f"method.bound_search={search}"), 0.03, None)
+        assert (counts["net.1.weight"], counts["net.3.weight"]) == expected

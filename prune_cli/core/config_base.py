@@ -135,6 +135,13 @@ class DatasetConfig:
         optimizer steps from it (prune_cli/data/splits.py `planned_train_size`). None: not declared."""
         return None
 
+    @classmethod
+    def declared_test_examples(cls, node) -> "int | None":
+        """Test examples as the dataset declares them without loading it, exactly (`build_splits` keeps the
+        whole test split): the pre-run pass checks a metric's inputs drawn from it (metrics.regions.split).
+        None: not declared (checked once the data is loaded)."""
+        return None
+
 
 # ----------------------------------------------------------------------------- models
 
@@ -468,6 +475,13 @@ def declared_train_examples(dataset: DictConfig) -> "tuple[int, list[int] | None
     (`DatasetConfig.declared_train_examples`); None when its schema declares nothing."""
     declared = OmegaConf.get_type(dataset)
     return declared.declared_train_examples(dataset) if hasattr(declared, "declared_train_examples") else None
+
+
+def declared_test_examples(dataset: DictConfig) -> "int | None":
+    """The test examples the dataset node's schema declares (`DatasetConfig.declared_test_examples`);
+    None when it declares none."""
+    declared = OmegaConf.get_type(dataset)
+    return declared.declared_test_examples(dataset) if hasattr(declared, "declared_test_examples") else None
 
 
 def declared_input(cfg: DictConfig) -> Optional[tuple[tuple[int, ...], int]]:

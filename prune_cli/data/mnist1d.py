@@ -77,6 +77,11 @@ class Mnist1dConfig(DatasetConfig):
         cache = _cache_file(node)
         return {cache.name: str(cache)} if cache.is_file() else {}
 
+    @classmethod
+    def declared_test_examples(cls, node):
+        # the package's split: what its 80 % leaves of the num_samples // 10 examples of each class
+        return (int(node.num_samples) // CLASSES) * CLASSES - training_examples(int(node.num_samples))
+
 
 # the mnist1d package's split: num_samples // 10 examples of each class, shuffled, the first 80 % for training
 TRAIN_SPLIT = 0.8

@@ -48,6 +48,10 @@ class SyntheticConfig(DatasetConfig):
     def declared_train_examples(cls, node):
         return int(node.samples_per_class) * int(node.num_classes), [int(node.samples_per_class)] * int(node.num_classes)
 
+    @classmethod
+    def declared_test_examples(cls, node):
+        return int(node.test_samples_per_class) * int(node.num_classes)
+
 
 def _blobs(n_per_class: int, cfg: DictConfig, gen: torch.Generator, centers: torch.Tensor):
     k, d = centers.shape

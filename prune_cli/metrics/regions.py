@@ -48,11 +48,10 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
         serra2018,
     )
 
+    outside = no_bound_scope(model)
+    if outside is not None:
+        return {"bound_scope": outside}
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    if not all(isinstance(m, nn.Linear) for m in layers):
-        return {"bound_scope": "none (bounds apply to fully connected networks)"}
-    if hasattr(model, "residual_sections"):  # the skips add the stream back: not a chain of rectified layers
-        return {"bound_scope": "none (bounds apply to plain fully connected chains; model has residual connections)"}
     if not node.include_output_layer:
         layers = layers[:-1]
     widths = [m.out_features for m in layers]
@@ -81,6 +80,16 @@ def bound_columns(model: nn.Module, n0: int, node: DictConfig) -> dict:
         value = expected_bound_from_probs(n, probs)
         row[f"bound_ln_expected_{rank_model}"] = math.nan if value == -math.inf else value
     return row
+
+
+def no_bound_scope(model: nn.Module) -> Optional[str]:
+    """The `bound_scope` of a model no bound covers (None when the bounds apply): one predicate for the rows
+    (`bound_columns`) and for the bound options refused as having no effect (`RegionsConfig.unused_for_model`)."""
+    if any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules()):
+        return "none (bounds apply to fully connected networks)"
+    if hasattr(model, "residual_sections"):  # the skips add the stream back: not a chain of rectified layers
+        return "none (bounds apply to plain fully connected chains; model has residual connections)"
+    return None
 
 
 def _box(ctx, node) -> tuple[float, float]:
@@ -172,11 +181,42 @@ class RegionsConfig:
 
     @staticmethod
     def unused_for_model(cfg: DictConfig, key: str, model) -> dict[str, str]:
-        """The bounds' options on a model with convolutions, which no bound covers (bound_columns)."""
-        if not any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules()):
+        """The bounds' options on a model no bound covers (`no_bound_scope`: convolutions, or residual
+        connections as in res_mlp, which was let through): only the bound reads them (`bound_columns`),
+        and its rows then say bound_scope none."""
+        scope = no_bound_scope(model)
+        if scope is None:
             return {}
-        why = f"the region bounds apply to fully connected networks, and model={cfg.model.name} has convolutions (bound_scope none)"
+        if any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m in model.modules()):
+            why = f"the region bounds apply to fully connected networks, and model={cfg.model.name} has convolutions"
+            why += " (bound_scope none)"
+        else:
+            why = (
+                f"the region bounds apply to plain fully connected chains, and model={cfg.model.name} has residual connections "
+                "(bound_scope none)"
+            )
         return {f"{key}.{option}": why for option in ("include_output_layer", "rank_models", "mc_sample_factor")}
+
+    @staticmethod
+    def check_split_examples(cfg: DictConfig, key: str, sizes: dict[str, Optional[tuple[int, bool]]]) -> None:
+        """The split the counter draws its inputs from holds as many as the method draws at once
+        (`inputs_needed`); with fewer the count crashed after dense training (prune_cli/run/prevalidate.py
+        `check_data_sizes`: from the declared sizes, and once the data is loaded). `sizes`: split ->
+        (examples, exact) or None when unknown; an inexact size is an upper bound, so a refusal is certain."""
+        node = OmegaConf.select(cfg, key)
+        needed = inputs_needed(node)
+        size = sizes.get(node.split)
+        if needed is None or size is None:
+            return
+        examples, exact = size
+        need, what = needed
+        check(
+            examples >= need,
+            f"{key}.split",
+            node.split,
+            f"a split of at least {need} examples: {key}.method={node.method} {what}, and the {node.split} split holds "
+            f"{'' if exact else 'at most '}{examples} (another split, or more examples in this one)",
+        )
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
@@ -212,6 +252,26 @@ class RegionsConfig:
         )
 
 
+def inputs_needed(node: DictConfig) -> Optional[tuple[int, str]]:
+    """(the fewest inputs of `split` the counting method can use, what it draws), or None for the methods
+    that draw no input (`exact`, box `sample`). A segment joins two distinct inputs; a direction segment
+    passes through one, but its default length (`default_segment_length`) is the lower middle value of
+    the n x n distances with the n self-distances 0 among them, which is 0 for n < 3; a plane passes
+    through three."""
+    if node.method == "line" and node.segment_kind == "pairs":
+        return 2, "draws segments between two distinct inputs"
+    if node.method == "line" and node.segment_length is None:
+        return 3, (
+            "with segment_kind=direction and segment_length=null takes the segments' length from the median distance "
+            "among the inputs, self-distances included, which is 0 with fewer than 3"
+        )
+    if node.method == "line":
+        return 1, "draws segments through one input"
+    if node.method == "plane" or (node.method == "sample" and node.domain == "square"):
+        return 3, "draws planes through three distinct inputs"
+    return None
+
+
 @register_metric("regions")
 def regions(ctx: MetricContext, phase: str, node: DictConfig) -> MetricResult:
     """Count activation regions of the current model; one regions.csv row per segment/plane/count,
@@ -231,6 +291,11 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
     from ..analysis.regions.sample import box_points, distinct_patterns, plane_points
 
     x = ctx.data.split(node.split)[0].detach().double()
+    needed = inputs_needed(node)
+    if needed is not None and len(x) < needed[0]:  # refused before the run (check_split_examples); never a crash here
+        raise RegionsError(
+            f"the {node.split} split has {len(x)} example(s), fewer than {needed[0]}: metrics.regions.method={node.method} {needed[1]}"
+        )
     gen = torch.Generator().manual_seed(node.seed)
     shape = tuple(x.shape[1:])
     n_in = math.prod(shape)
@@ -290,7 +355,7 @@ def _count(ctx: MetricContext, phase: str, node: DictConfig, base: dict) -> Metr
                 "indices": "-".join(str(int(v)) for v in idx),
                 "domain": f"plane_{node.domain}",
                 "box": f"{box[0]:.6g},{box[1]:.6g}" if node.domain == "box" else "",
-                "square_radius": node.square_radius,
+                "square_radius": plane.square_radius,  # the R used: given, or 1.5 x the farthest input from the centroid
                 **bounds,
             }
             if node.method == "plane":

@@ -82,7 +82,7 @@ class Experiment:
         raw = load_raw(cfg.dataset)  # loaded once per process per dataset config (prune_cli/data/cache.py)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
         # what the declared sizes left open
-        check_data_sizes(cfg, (len(self.data.train_y), len(self.data.val_y), self.data.train_class_counts()))
+        check_data_sizes(cfg, (len(self.data.train_y), len(self.data.val_y), self.data.train_class_counts(), len(self.data.test_y)))
         self.timing["data"] = time.perf_counter() - start
         # data_pruning.csv's rows: given the run context when written (recorder.write_run_files)
         self.data_selection_rows: list[dict] = []

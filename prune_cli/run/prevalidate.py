@@ -23,7 +23,15 @@ from ..core.checks import check, choice, fraction, seed_option, usable_directory
 from ..core import plugins
 from ..core.paths import configs_dir
 from ..core.accel import AccelConfig, checks_this_machine
-from ..core.config_base import Config, declared_input, declared_train_examples, may_zero_weights, prunes_to_sparsity, run_checks
+from ..core.config_base import (
+    Config,
+    declared_input,
+    declared_test_examples,
+    declared_train_examples,
+    may_zero_weights,
+    prunes_to_sparsity,
+    run_checks,
+)
 from ..core.errors import ConfigError, UnknownKeyError
 from ..core.identity import safe_name
 from ..core.threads import valid_setting as valid_threads
@@ -1152,21 +1160,22 @@ def running_metric_schemas(cfg: DictConfig) -> list[tuple[str, type]]:
     return found
 
 
-def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None = None) -> None:
+def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int], int] | None = None) -> None:
     """The checks that need the splits' sizes, before any training: a metric on an empty validation
     split (`check_val_split`), the method's, the schedule's and the running metrics' hooks
     `check_training_examples(cfg, examples, exact)` (gradual's event window in dense training's steps,
     ADMM's updates in its phase's steps, pruning_limit's epsilon batches; on the examples data pruning
     keeps) and `check_class_examples(cfg, counts, exact)` (training examples per class: GraSP's
-    class-balanced batches; `check_class_sizes`), and the schedule's `check_val_examples(cfg,
-    examples)` (minmax's reference set).
+    class-balanced batches; `check_class_sizes`), the schedule's `check_val_examples(cfg,
+    examples)` (minmax's reference set), and the running metrics' `check_split_examples(cfg, key, sizes)`
+    (the inputs metrics.regions draws from its split).
 
-    `loaded`: (train, validation) sizes of the loaded splits and the training split's count per class,
-    exact; the run calls this once the data is loaded, for what the declared sizes leave open (a random
-    subset, a dataset that declares only its total). None: the pre-run pass, from the dataset's declared
-    size (exact when it declares its per-class counts, otherwise an upper bound for the training split
-    and unknown for validation). With data pruning the counts are bounds until the rule has chosen
-    (`check_class_sizes` once more then)."""
+    `loaded`: (train, validation) sizes of the loaded splits, the training split's count per class and
+    the test split's size, exact; the run calls this once the data is loaded, for what the declared sizes
+    leave open (a random subset, a dataset that declares only its total). None: the pre-run pass, from the
+    dataset's declared size (exact when it declares its per-class counts, otherwise an upper bound for the
+    training split and unknown for validation; the test split's when the dataset declares it). With data
+    pruning the counts are bounds until the rule has chosen (`check_class_sizes` once more then)."""
     from ..data.pruning import kept_examples
     from ..data.splits import planned_train_counts, planned_train_size, planned_val_size
 
@@ -1176,9 +1185,11 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None 
         train = None if spec is None else planned_train_size(cfg.dataset, *spec)
         classes = None if spec is None else planned_train_counts(cfg.dataset, *spec)
         val = planned_val_size(cfg.dataset)
+        test = declared_test_examples(cfg.dataset)
     else:
-        train, val, classes = (loaded[0], True), loaded[1], (list(loaded[2]), True)
+        train, val, classes, test = (loaded[0], True), loaded[1], (list(loaded[2]), True), loaded[3]
     check_val_split(cfg, val)
+    _check_metric_splits(cfg, train, val, test)
     if train is not None:
         examples, exact = train
         if cfg.data_pruning.name != "none":
@@ -1212,6 +1223,21 @@ def check_data_sizes(cfg: DictConfig, loaded: tuple[int, int, list[int]] | None 
     val_hook = getattr(schedule, "check_val_examples", None)
     if val_hook is not None and val is not None:
         val_hook(cfg, val)
+
+
+def _check_metric_splits(cfg: DictConfig, train: tuple[int, bool] | None, val: int | None, test: int | None) -> None:
+    """The running metrics' `check_split_examples(cfg, key, sizes)`, given each split's (examples, exact)
+    (None: unknown; an inexact size is an upper bound). The training split counts the examples data
+    pruning keeps: the metrics see the split the run trains on."""
+    if train is not None and cfg.data_pruning.name != "none":
+        from ..data.pruning import kept_examples
+
+        train = (kept_examples(cfg.data_pruning.keep, train[0]), train[1])
+    sizes = {"train": train, "val": None if val is None else (val, True), "test": None if test is None else (test, True)}
+    for key, schema in running_metric_schemas(cfg):
+        hook = getattr(schema, "check_split_examples", None)
+        if hook is not None:
+            hook(cfg, key, sizes)
 
 
 def _size_hook_schemas(cfg: DictConfig) -> tuple[type, ...]:

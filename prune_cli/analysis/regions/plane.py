@@ -32,6 +32,7 @@ class Plane:
     center: torch.Tensor  # c, input-shaped
     basis: torch.Tensor  # (n0, 2), orthonormal columns
     domain: np.ndarray  # convex polygon in u coordinates, (k, 2) counter-clockwise
+    square_radius: float | None = None  # domain 'square': the R of [-R, R]^2 used (given or computed)
 
 
 @dataclass
@@ -98,7 +99,8 @@ def make_plane(points: torch.Tensor, domain: str, box: tuple[float, float] | Non
             raise RegionsError(f"the plane does not meet the box [{lo}, {hi}]; the box must contain the inputs")
     else:
         raise ValueError(domain)
-    return Plane(center=c.reshape(p.shape[1:]), basis=torch.from_numpy(basis), domain=poly)
+    radius_used = r if domain == "square" else None  # regions.csv records it (a computed R was left empty)
+    return Plane(center=c.reshape(p.shape[1:]), basis=torch.from_numpy(basis), domain=poly, square_radius=radius_used)
 
 
 def _make_dual(primal: torch.Tensor, tangent: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ SEARCHES = ("auto", "lagrange3", "search")
 class RegionBoundMethodConfig(MethodConfig):
     bound_rank_model: str = "binomial"  # binomial (analytic) | montecarlo
     bound_objective_n0: str = "full"  # full (real input dimension) | plane (n0 = 2, count-oriented)
-    bound_search: str = "auto"  # auto (lagrange3 for two pruned layers, else search) | lagrange3 | search
+    bound_search: str = "auto"  # auto (two pruned layers: the better of lagrange3 and search; else search) | lagrange3 | search
 
     @staticmethod
     def check(cfg: DictConfig, key: str) -> None:
