@@ -418,8 +418,14 @@ def test_config_and_match_in_a_folder_of_only_the_shared_csvs_are_said_unchecked
     with pytest.raises(SystemExit) as e:  # the missing point is not confirmed
         report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
     assert e.value.code == 1
+    # measured inside, but its config: was not checked: --expect-strict does not confirm it (exit 1);
+    # without a config: the same point is confirmed (exit 0)
     spec.write_text(yaml.safe_dump({"name": "p", "config": {"train.epochs": 2}, "points": [POINT]}))
-    report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])  # measured inside: exit 0
+    with pytest.raises(SystemExit) as e:
+        report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
+    assert e.value.code == 1
+    spec.write_text(yaml.safe_dump({"name": "p", "points": [POINT]}))
+    report_main([str(root), "--expect", str(spec), "--expect-strict", "--no-plots"])
 
 
 def test_every_shipped_preset_in_a_folder_of_only_the_shared_csvs_writes_its_report(folder, tmp_path):

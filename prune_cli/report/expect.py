@@ -365,7 +365,7 @@ def check_expected(
         runs = {r for r in named if _selects(p, configs[r], phase)}
         unchecked = []  # what a folder of only the shared CSVs cannot check, said on each point
         if by_columns and expected.get("config"):
-            unchecked.append("config: not checked: this folder holds no run configs (runs/ folders)")
+            unchecked.append(UNCHECKED_CONFIG)
         if by_columns and p.get("match"):
             runs = set()
             unchecked.append("match: needs the runs' configs (runs/ folders)")
@@ -661,16 +661,23 @@ def _short(table: pd.DataFrame) -> int:
     return int((table["seeds_lost"].fillna(0) > 0).sum()) if "seeds_lost" in table.columns else 0
 
 
+# the note of a point whose file `config:` a folder of only the shared CSVs cannot check (`strict_failures`)
+UNCHECKED_CONFIG = "config: not checked: this folder holds no run configs (runs/ folders)"
+
+
 def strict_failures(table: Optional[pd.DataFrame]) -> int:
     """Points that --expect-strict rejects: outside the band, missing (a point not run is not
     confirmed), config_differs (its runs are not of the configuration the expected values were measured
     with), ambiguous (runs of several configurations match it), no_value (its runs have no
     finite value: not confirmed either), or measured without a seed whose run failed or did not finish
     or that has no value (`seeds_lost`): a mean of the surviving seeds, inside its band or not, leaves out exactly the seeds
-    on which the method may do worst."""
+    on which the method may do worst; nor a point whose file's `config:` could not be checked (a folder of only
+    the shared CSVs: `UNCHECKED_CONFIG` in its note), whose runs may be of another configuration."""
     if table is None:
         return 0
     rejected = table["status"].isin(["outside", "missing", "ambiguous", "no_value", "config_differs"])
+    if "note" in table.columns:
+        rejected |= table["note"].astype(object).fillna("").astype(str).str.contains(UNCHECKED_CONFIG, regex=False)
     if "seeds_lost" in table.columns:
         rejected |= table["seeds_lost"].fillna(0) > 0
     return int(rejected.sum())
