@@ -315,7 +315,18 @@ class DenseCache:
         log.warning("dense cache entry %s %s; moved it to %s and training the dense model again", self.path, why, aside)
         return aside
 
-    def store(self, init: dict, dense: dict, rewind: dict[int, dict], history: list[dict], run_id: str) -> None:
+    def store(
+        self,
+        init: dict,
+        dense: dict,
+        rewind: dict[int, dict],
+        history: list[dict],
+        run_id: str,
+        data_files: Optional[dict] = None,
+    ) -> None:
+        """Write the entry. `data_files`: the record of the data files taken when the run read them
+        (prune_cli/data/cache.py `load_raw_recorded`); taken from the files as they are now only when not given
+        (a direct call), which describes other bytes than the model's where they were replaced since the read."""
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / COMPLETE).unlink(missing_ok=True)
         for epoch, state in rewind.items():
@@ -324,7 +335,10 @@ class DenseCache:
         atomic_torch_save(dense, self.path / "dense.pt")
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
         atomic_write_text(self.path / "history.json", json.dumps(history))
-        files = files_record(source_files(self.dataset)) if self.dataset is not None else {}
+        if data_files is not None:
+            files = data_files
+        else:
+            files = files_record(source_files(self.dataset)) if self.dataset is not None else {}
         atomic_write_text(
             self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads(), **self.data, "data_files": files})
         )
