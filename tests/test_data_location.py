@@ -314,3 +314,29 @@ def test_data_files_changed_while_they_are_read_get_a_record_no_file_matches(tmp
         _, record = data_cache._read_recorded(node, replaced_while_read)  # noqa: SLF001
     assert "changed while it was read" in caplog.text
     assert changed_file(record, VisionConfig.source_files(node))[0] is not None
+
+
+def test_a_hit_whose_record_cannot_be_refreshed_is_still_a_hit(tmp_path, monkeypatch):
+    """Review of the refresh: the same bytes under a new time rewrite trained_with.json, and on a read-only entry or
+    a full disk that write's OSError failed a run the entry would have served. The refresh is best effort now."""
+    import prune_cli.run.dense_cache as dense_cache
+
+    data, shared = _working_dir(tmp_path, "A", 0) / "data", tmp_path / "shared"
+    assert _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.5").returncode == 0
+    [entry] = [p for p in (shared / "dense_cache").iterdir() if p.is_dir()]
+    before = (entry / "trained_with.json").read_text()
+    os.utime(data / "MNIST" / "raw" / "train-images-idx3-ubyte", ns=(1_000_000_000, 1_000_000_000))
+    real = dense_cache.atomic_write_text
+
+    def read_only(path, *args, **kwargs):
+        if Path(path).name == "trained_with.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dense_cache, "atomic_write_text", read_only)
+    proc = _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.8", "method=random")
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert "dense model loaded from the cache" in said
+    assert f"could not refresh {entry / 'trained_with.json'} with the data files' new modification times" in said
+    assert (entry / "trained_with.json").read_text() == before

@@ -90,7 +90,17 @@ def _disk_cache(cfg: DictConfig, device: torch.device, data_record: Optional[dic
                         wrong, refreshed = data_files_problem(cfg.dataset, stored)
                     if wrong is None:
                         if refreshed is not None:  # the same bytes under another modification time
-                            atomic_torch_save({**stored, "data_files": refreshed}, path)
+                            try:  # only spares reading them next time: a read-only file or a full disk still serves it
+                                atomic_torch_save({**stored, "data_files": refreshed}, path)
+                            except OSError as err:
+                                log.warning(
+                                    "data pruning (%s): could not refresh %s with the data files' new modification "
+                                    "times (%s: %s); using it, the data files are read again next time",
+                                    name,
+                                    path,
+                                    type(err).__name__,
+                                    err,
+                                )
                         log.info("data pruning (%s): scores loaded from %s", name, path)
                         return stored["scores"]
                     _set_aside(path, name, wrong)

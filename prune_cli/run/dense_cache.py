@@ -303,7 +303,17 @@ class DenseCache:
                 self.quarantine(wrong.replace("was computed from", "was trained on"))
                 return None
             if refreshed is not None:  # the same bytes under another modification time (a copy without `cp -p`)
-                atomic_write_text(self.path / TRAINED_WITH, json.dumps({**then, "data_files": refreshed}))
+                try:  # only spares reading them next time: a read-only entry or a full disk still serves the hit
+                    atomic_write_text(self.path / TRAINED_WITH, json.dumps({**then, "data_files": refreshed}))
+                except OSError as err:
+                    log.warning(
+                        "dense cache entry %s: could not refresh %s with the data files' new modification times (%s: %s); "
+                        "using the entry, its files are read again next time",
+                        self.path,
+                        self.path / TRAINED_WITH,
+                        type(err).__name__,
+                        err,
+                    )
         return Entry(init, dense, rewind, history, trained_by)
 
     def quarantine(self, why: str) -> Path:
