@@ -70,6 +70,13 @@ class VisionConfig(DatasetConfig):
         return source.train_examples, None
 
     @classmethod
+    def declared_total_counted(cls, node):
+        source = SOURCES.get(node.name)
+        if source is None or "idx" not in source.files[0]:
+            return False
+        return idx_length(os.path.join(os.path.expanduser(node.root), source.folder, source.files[0])) is not None
+
+    @classmethod
     def source_files(cls, node):
         """The files `_read_split` reads (DatasetConfig.source_files): each of the source's files, plain or,
         for an IDX file without its plain name, as .gz, as `read_idx` picks them."""
