@@ -301,3 +301,30 @@ def test_a_score_file_computed_from_data_files_since_replaced_is_set_aside_and_c
     assert f"score cache file {file} was computed from other data files (MNIST/raw/t10k-images-idx3-ubyte holds other" in caplog.text
     assert len(list(file.parent.glob(f"{file.name}.corrupt-*"))) == 1
     assert scores().tolist() == [2.0] * 5 and len(calls) == 2
+
+
+def test_a_score_file_whose_record_cannot_be_refreshed_is_still_used(tmp_path, monkeypatch, caplog):
+    """Review of the refresh: the same bytes under a new time rewrite the score file, and on a read-only file or a
+    full disk that write's OSError failed a run the file would have served. The refresh is best effort now."""
+    import os
+
+    import numpy as np
+    from test_data import _write_mnist
+
+    import prune_cli.run.data_selection as data_selection
+
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    rng = np.random.default_rng(0)
+    _write_mnist(raw, rng.integers(0, 256, (30, 28, 28)), np.arange(30) % 10, rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10)
+    scores, calls = _scores_cache(tmp_path, "dataset=mnist", f"dataset.root={tmp_path / 'data'}")
+    scores()
+    os.utime(raw / "train-labels-idx1-ubyte", ns=(7, 7))  # the same bytes under another time
+
+    def read_only(obj, path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(data_selection, "atomic_torch_save", read_only)
+    with caplog.at_level(logging.WARNING, logger="prune_cli.run.data_selection"):
+        assert scores().tolist() == [1.0] * 5 and len(calls) == 1
+    [file] = _score_files(tmp_path)
+    assert f"could not refresh {file} with the data files' new modification times" in caplog.text

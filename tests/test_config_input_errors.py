@@ -871,3 +871,34 @@ def test_an_installed_package_reads_its_own_configs_not_a_foreign_configs_folder
     assert paths.checkout_configs() is None
     (site / "pyproject.toml").write_text('[build-system]\nrequires = []\n\n[project]\nname = "prune-cli"\nversion = "0.1.0"\n')
     assert paths.checkout_configs() == site / "configs"
+
+
+COMMENTED_PYPROJECTS = [
+    '[project]  # meta\nname = "prune-cli"  # dist name\nversion = "0.1.0"\n',
+    "[build-system]\nrequires = []\n\n[project]\nname = 'prune-cli'\n",
+    '[ project ]\n  name = "Prune_CLI"\n',
+    '[project]\nname = "prune.cli"\n\n[project.urls]\nname = "x"\n',
+]
+
+
+@pytest.mark.parametrize("text", COMMENTED_PYPROJECTS)
+def test_a_source_checkout_is_recognised_by_any_valid_pyproject_naming_prune_cli(tmp_path, text):
+    """Review of the source-checkout test: a regex wanting the exact lines `[project]` and `name = "prune-cli"`
+    refused valid TOML with a trailing comment, so the configs silently came from another checkout installed in
+    editable mode. pyproject.toml is parsed (tomllib; a tolerant pattern on Python 3.10), the name normalised as
+    PEP 503 says."""
+    from prune_cli.core import paths
+
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert paths.is_source_checkout(tmp_path)
+    assert paths._normal_name(paths._project_name_by_pattern(text)) == "prune-cli"  # noqa: SLF001 - the 3.10 path
+
+
+@pytest.mark.parametrize(
+    "text", ['[project]\nname = "prune-cli-extras"\n', '[tool.x]\nname = "prune-cli"\n', '[project\nname = "prune-cli"\n']
+)
+def test_a_pyproject_naming_another_project_is_no_source_checkout(tmp_path, text):
+    from prune_cli.core import paths
+
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert not paths.is_source_checkout(tmp_path)

@@ -845,3 +845,47 @@ def test_a_failed_download_leaves_no_folder_it_created(tmp_path, monkeypatch, ex
         assert sorted(p.name for p in root.iterdir()) == ["notes.txt"] and (root / "notes.txt").read_text() == "mine"
     else:
         assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_failed_download_never_removes_another_runs_files(tmp_path, monkeypatch, partial):
+    """Review of the cleanup above: it removed the whole tree it computed it would create, before torchvision ran.
+    Two runs sharing a dataset.root that did not exist (a sweep over dataset=mnist,cifar10): while one's download
+    failed, the other completed its own under the same root, and the failed one's cleanup deleted it. Only empty
+    folders are removed now; files stay, the failed download's partial files too (the error says they may)."""
+    import torchvision.datasets
+
+    root = tmp_path / "new" / "data"
+
+    def concurrent_then_offline(folder, train=True, download=False):
+        other = Path(folder) / "cifar-10-batches-py"  # the other run's completed download, meanwhile
+        other.mkdir(parents=True)
+        (other / "data_batch_1").write_bytes(b"the other run's data")
+        (Path(folder) / "MNIST" / "raw").mkdir(parents=True)
+        if partial:
+            (Path(folder) / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"half")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://mirror/, got:\nno network")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", concurrent_then_offline)
+    with pytest.raises(DatasetFilesMissing) as failed:
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(root), download=True))
+    assert (root / "cifar-10-batches-py" / "data_batch_1").read_bytes() == b"the other run's data"
+    assert "Partial files of the failed download may be left" in str(failed.value)
+    if partial:
+        assert (root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").read_bytes() == b"half"
+    else:
+        assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]  # the empty MNIST/raw is gone
+
+
+def test_a_failed_download_alone_leaves_no_empty_folder(tmp_path, monkeypatch):
+    """The plain case of the cleanup: nothing else written under the new root, every folder it made goes."""
+    import torchvision.datasets
+
+    def offline(folder, train=True, download=False):
+        (Path(folder) / "MNIST" / "raw").mkdir(parents=True)
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(DatasetFilesMissing, match="could not fetch MNIST"):
+        DATASETS.get("mnist")(cfg_of(VisionConfig, name="mnist", root=str(tmp_path / "new" / "data"), download=True))
+    assert list(tmp_path.iterdir()) == []

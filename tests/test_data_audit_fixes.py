@@ -238,4 +238,5 @@ def test_an_image_folder_s_max_train_samples_is_judged_by_its_own_files(tmp_path
         assert found == []
         return
     (unused,) = found
-    assert unused.key == "dataset.max_train_samples" and f"has at most {images} training examples" in unused.why, unused
+    # counted from the folder's own header: exact (review: it said "at most {images}")
+    assert unused.key == "dataset.max_train_samples" and f"has {images} training examples (its files)" in unused.why, unused

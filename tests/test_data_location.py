@@ -227,3 +227,116 @@ def test_the_same_data_files_copied_without_their_times_still_reuse_the_dense_mo
     recorded = json.loads((entry / "trained_with.json").read_text())["data_files"]["MNIST/raw/train-images-idx3-ubyte"]
     assert recorded["mtime_ns"] == 1_000_000_000 and recorded["size"] == 16 + 100 * 28 * 28
     assert recorded["sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def test_data_files_replaced_while_the_run_trains_are_not_recorded_as_the_ones_it_trained_on(tmp_path, monkeypatch):
+    """Review of the data-file record: it was taken when the entry and the score file were stored, after the
+    proxies' and the dense model's training, not when the data was read. Files replaced meanwhile (during a long
+    training) were recorded with their new bytes beside a model and scores computed from the old ones, so the next
+    run on the new files reused both. The record is taken at the read: here the files are replaced as the first
+    proxy starts training, and the next run (a new process) on the new files computes both again."""
+    import prune_cli.data.cache as data_cache
+    import prune_cli.run.data_selection as data_selection
+
+    data, shared = _working_dir(tmp_path, "A", 0) / "data", tmp_path / "shared"
+    image = data / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    read = hashlib.sha256(image.read_bytes()).hexdigest()
+    real_train, replaced = data_selection.train, []
+
+    def replaced_first(*args, **kwargs):
+        if not replaced:
+            _replace_data(data, 1)
+            replaced.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(data_selection, "train", replaced_first)
+    data_cache.clear()
+    pruning = ["data_pruning=el2n", "data_pruning.proxies=1", "data_pruning.proxy_epochs=1"]
+    assert _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.5", *pruning).returncode == 0
+    monkeypatch.setattr(data_selection, "train", real_train)
+    assert replaced and hashlib.sha256(image.read_bytes()).hexdigest() != read
+    [entry] = [p for p in (shared / "dense_cache").iterdir() if p.is_dir() and p.name != "data_pruning"]
+    [scores] = list((shared / "dense_cache" / "data_pruning").glob("el2n-*.pt"))
+    recorded = json.loads((entry / "trained_with.json").read_text())["data_files"]["MNIST/raw/train-images-idx3-ubyte"]
+    assert recorded["sha256"] == read  # the bytes the model was trained on
+    data_cache.clear()  # a new process: reads the new files
+    proc = _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.8", "method=random", *pruning)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert f"dense cache entry {entry} was trained on other data files" in said
+    assert f"score cache file {scores} was computed from other data files" in said
+    assert "dense model loaded from the cache" not in said
+
+
+def test_the_data_memo_keeps_the_record_of_the_read_that_loaded_it(tmp_path):
+    """One process's sweep: the memo serves the tensors of a read to later jobs with that read's record; files
+    replaced between two jobs are read again (the memo kept the old tensors, which the later job trained on while
+    the record taken at store time described the new files), with the record of that new read."""
+    import prune_cli.data.cache as data_cache
+    from prune_cli.data.vision import VisionConfig
+    from test_data import cfg_of
+
+    data = _working_dir(tmp_path, "A", 0) / "data"
+    node = cfg_of(VisionConfig, name="mnist", root=str(data))
+    name = "MNIST/raw/train-images-idx3-ubyte"
+    digest = lambda: hashlib.sha256((data / name).read_bytes()).hexdigest()  # noqa: E731
+    data_cache.clear()
+    first, record = data_cache.load_raw_recorded(node)
+    assert record[name]["sha256"] == digest()
+    again, remembered = data_cache.load_raw_recorded(node)
+    assert data_cache.STATS["hits"] == 1 and remembered == record and (again.train_x == first.train_x).all()
+    _replace_data(data, 1)
+    other, record = data_cache.load_raw_recorded(node)
+    assert data_cache.STATS["hits"] == 1 and data_cache.STATS["misses"] == 2
+    assert record[name]["sha256"] == digest() and not (other.train_x == first.train_x).all()
+    data_cache.clear()
+
+
+def test_data_files_changed_while_they_are_read_get_a_record_no_file_matches(tmp_path, monkeypatch, caplog):
+    """Files replaced during the read itself: which bytes were read is unknown, so nothing stored from them is reused."""
+    import logging
+
+    import prune_cli.data.cache as data_cache
+    from prune_cli.core.file_digest import changed_file
+    from prune_cli.data.vision import VisionConfig
+    from test_data import cfg_of
+
+    data = _working_dir(tmp_path, "A", 0) / "data"
+    node = cfg_of(VisionConfig, name="mnist", root=str(data))
+    loader = data_cache.memo_key(node)[0]
+
+    def replaced_while_read(n):
+        raw = loader(n)
+        _replace_data(data, 1)
+        return raw
+
+    with caplog.at_level(logging.WARNING, logger="prune_cli.data.cache"):
+        _, record = data_cache._read_recorded(node, replaced_while_read)  # noqa: SLF001
+    assert "changed while it was read" in caplog.text
+    assert changed_file(record, VisionConfig.source_files(node))[0] is not None
+
+
+def test_a_hit_whose_record_cannot_be_refreshed_is_still_a_hit(tmp_path, monkeypatch):
+    """Review of the refresh: the same bytes under a new time rewrite trained_with.json, and on a read-only entry or
+    a full disk that write's OSError failed a run the entry would have served. The refresh is best effort now."""
+    import prune_cli.run.dense_cache as dense_cache
+
+    data, shared = _working_dir(tmp_path, "A", 0) / "data", tmp_path / "shared"
+    assert _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.5").returncode == 0
+    [entry] = [p for p in (shared / "dense_cache").iterdir() if p.is_dir()]
+    before = (entry / "trained_with.json").read_text()
+    os.utime(data / "MNIST" / "raw" / "train-images-idx3-ubyte", ns=(1_000_000_000, 1_000_000_000))
+    real = dense_cache.atomic_write_text
+
+    def read_only(path, *args, **kwargs):
+        if Path(path).name == "trained_with.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dense_cache, "atomic_write_text", read_only)
+    proc = _run(tmp_path, shared, f"dataset.root={data}", "sparsity=0.8", "method=random")
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert "dense model loaded from the cache" in said
+    assert f"could not refresh {entry / 'trained_with.json'} with the data files' new modification times" in said
+    assert (entry / "trained_with.json").read_text() == before

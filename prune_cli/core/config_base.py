@@ -103,11 +103,12 @@ class DatasetConfig:
         declared = OmegaConf.get_type(d).declared_train_examples(d) if d.imbalance == "none" else None
         if d.max_train_samples is not None and declared is not None and d.max_train_samples >= declared[0]:
             # unknown per-class counts: the total is an upper bound, unless the dataset says it is exact (MNIST-1D)
-            exact = declared[1] is not None or OmegaConf.get_type(d).declared_total_exact
+            counted = getattr(OmegaConf.get_type(d), "declared_total_counted", lambda _: False)(d)  # its files' own count
+            exact = declared[1] is not None or OmegaConf.get_type(d).declared_total_exact or counted
             exactly = "" if exact else "at most "
             found[f"{key}.max_train_samples"] = (
-                f"{key}={d.name} has {exactly}{declared[0]} training examples, and a subset is taken only when "
-                f"{key}.max_train_samples is smaller"
+                f"{key}={d.name} has {exactly}{declared[0]} training examples{' (its files)' if counted else ''}, and a "
+                f"subset is taken only when {key}.max_train_samples is smaller"
             )
         return found
 
@@ -134,6 +135,12 @@ class DatasetConfig:
         an upper bound when the per-class counts are None. The pre-run pass derives the number of
         optimizer steps from it (prune_cli/data/splits.py `planned_train_size`). None: not declared."""
         return None
+
+    @classmethod
+    def declared_total_counted(cls, node) -> bool:
+        """Whether `declared_train_examples`' total was counted from the data's own files (an IDX header), so exact,
+        not a published size: "has 200 training examples (its files)", not "at most 200"."""
+        return False
 
     @classmethod
     def declared_test_examples(cls, node) -> "int | None":

@@ -1,10 +1,12 @@
 """One digest of the files under a folder: their relative paths and bytes, in path order.
 
-Used where "has anything here changed?" must not trust modification times (a quick rewrite can
-leave one unchanged): the composition memo's key (config folders, prune_cli/run/composition_memo.py)
-and the dense cache's key (the package's source, prune_cli/run/dense_cache.py). `files_record` and
-`changed_file`: what a cache entry records of the data files a dataset reads, and whether they still hold
-those bytes."""
+`tree_digest` is used where "has anything here changed?" must not trust modification times (a quick rewrite
+can leave one unchanged): the composition memo's key (config folders, prune_cli/run/composition_memo.py) and the
+dense cache's key (the package's source, prune_cli/run/dense_cache.py). `files_record` and `changed_file`: what a
+cache entry records of the data files a dataset reads, and whether they still hold those bytes. These do trust
+size and modification time together (reading gigabytes of data at every run was not wanted): a file with the
+recorded size and time is taken as unchanged unread, so other bytes of the same size under the same time (a
+file system with coarse times, `touch -r`, `cp -p` / `rsync -a` of another version) are not noticed."""
 
 from __future__ import annotations
 

@@ -158,15 +158,44 @@ def source_checkout() -> Optional[Path]:
 
 
 def is_source_checkout(folder: Path) -> bool:
-    """Whether `folder` holds a pyproject.toml whose [project] name is prune-cli (`source_checkout`)."""
-    import re
-
+    """Whether `folder` holds a pyproject.toml whose [project] name is prune-cli (`source_checkout`), the name
+    compared as PEP 503 normalises it (`prune_cli`, `Prune.CLI` are the same project). Parsed as TOML where
+    Python has tomllib (3.11+): a line-exact match refused valid files with comments (`name = "prune-cli"  # dist
+    name`), and the configs were then silently those of another checkout installed in editable mode."""
     try:
         text = (folder / "pyproject.toml").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
-    project = re.search(r"(?ms)^\[project\]\s*$(.*?)(?=^\[|\Z)", text)
-    return project is not None and bool(re.search(rf'(?m)^name\s*=\s*["\']{re.escape(PROJECT)}["\']\s*$', project.group(1)))
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10 (requires-python >= 3.10)
+        name = _project_name_by_pattern(text)
+    else:
+        try:
+            project = tomllib.loads(text).get("project")
+        except tomllib.TOMLDecodeError:
+            return False
+        name = project.get("name") if isinstance(project, dict) else None
+    return isinstance(name, str) and _normal_name(name) == _normal_name(PROJECT)
+
+
+def _normal_name(name: str) -> str:
+    """A distribution name as PEP 503 normalises it: lower case, each run of `-`, `_` and `.` one `-`."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _project_name_by_pattern(text: str) -> Optional[str]:
+    """[project]'s `name` without a TOML parser (Python 3.10): the table header and the key each on its own line,
+    either allowing a trailing comment, the value in single or double quotes."""
+    import re
+
+    table = re.search(r"(?ms)^\s*\[\s*project\s*\]\s*(?:#[^\n]*)?$(.*?)(?=^\s*\[|\Z)", text)
+    if table is None:
+        return None
+    found = re.search(r"""(?m)^\s*name\s*=\s*(?:"([^"\n]*)"|'([^'\n]*)')\s*(?:#.*)?$""", table.group(1))
+    return None if found is None else (found.group(1) if found.group(1) is not None else found.group(2))
 
 
 def checkout_configs() -> Optional[Path]:

@@ -16,6 +16,12 @@ standardised per run. `load_raw(node)` returns what the dataset's loader returns
   data could depend on the run's seed, and skipping it would shift every draw that follows (the model's
   initialisation). This is detected, not declared: the global states are compared before and after
   the load (the first MNIST-1D generation, which seeds NumPy, is such a load; later runs read the file).
+- Each load records its data files (`DatasetConfig.source_files`: size, modification time, sha256) as it reads
+  them, and the memo keeps that record with the tensors (`load_raw_recorded`): a dense-cache entry or score file
+  stores the record of the bytes its run actually trained on, not of the files as they are when it is stored
+  (files replaced during a long dense training, or between the jobs of a sweep the memo serves, were recorded
+  with their new bytes beside a model trained on the old ones). A memoised dataset whose files changed since
+  (`changed_file`: their size and time, their bytes where the time differs) is read again, not reused.
 - The memo keeps the most recently used datasets up to `PRUNE_CLI_DATA_MEMO_MB` megabytes of tensors
   (default 4096; `0` turns the memo off, for measuring it: scripts/bench_sweep.py --memo-off).
 
@@ -36,6 +42,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..core import random_streams
+from ..core.file_digest import changed_file, files_record
 from ..core.paths import with_located_data
 from . import DATASETS
 from .splits import RawData
@@ -45,7 +52,7 @@ log = logging.getLogger(__name__)
 MEMO_ENV = "PRUNE_CLI_DATA_MEMO_MB"
 DEFAULT_MEMO_MB = 4096
 
-_MEMO: OrderedDict[tuple, RawData] = OrderedDict()  # most recently used last
+_MEMO: OrderedDict[tuple, tuple[RawData, dict]] = OrderedDict()  # (data, its files' record), most recently used last
 STATS = {"hits": 0, "misses": 0, "not_memoised": 0}  # this process's counts (tests, benchmarks)
 
 
@@ -95,25 +102,85 @@ def memo_key(node: DictConfig) -> tuple:
 
 def load_raw(node: DictConfig) -> RawData:
     """The raw dataset for `node` (a copy of the memoised one when this process loaded it before)."""
+    return load_raw_recorded(node)[0]
+
+
+def load_raw_recorded(node: DictConfig) -> tuple[RawData, dict]:
+    """(the raw dataset for `node`, the `files_record` of the data files it was read from, taken at that read): a
+    memoised dataset comes with the record of the read that loaded it, whatever the files hold now."""
     limit = memo_limit_bytes()
     key = memo_key(node)
     if limit and key in _MEMO:
-        _MEMO.move_to_end(key)
-        STATS["hits"] += 1
-        log.info("dataset %s: reused from this process's memo (no load)", node.name)
-        return _copy(_MEMO[key])
+        raw, record = _MEMO[key]
+        # the files as they are now (a stat each; read only where the time differs): files replaced since the memo's
+        # read, or an absolute dataset.root whose link now leads elsewhere (the key keeps its spelling), are read again
+        changed, refreshed = changed_file(record, _source_files(node))
+        if changed is None:
+            _MEMO[key] = (raw, refreshed)
+            _MEMO.move_to_end(key)
+            STATS["hits"] += 1
+            log.info("dataset %s: reused from this process's memo (no load)", node.name)
+            return _copy(raw), refreshed
+        log.info("dataset %s: its files changed since this process read them (%s); reading them again", node.name, changed)
+        del _MEMO[key]
     before = random_streams.capture()
-    raw = key[0](node)
+    raw, record = _read_recorded(node, key[0])
     if not limit:
-        return raw
+        return raw, record
     if not random_streams.same(before, random_streams.capture()):
         STATS["not_memoised"] += 1
         log.info("dataset %s: not memoised (its loader draws from the global random streams)", node.name)
-        return raw
+        return raw, record
     STATS["misses"] += 1
     size = _nbytes(raw)
     if size <= limit:
-        _MEMO[key] = _copy(raw)  # the run gets `raw`; the memo keeps its own copy
-        while sum(_nbytes(r) for r in _MEMO.values()) > limit:
+        _MEMO[key] = (_copy(raw), record)  # the run gets `raw`; the memo keeps its own copy
+        while sum(_nbytes(r) for r, _ in _MEMO.values()) > limit:
             _MEMO.popitem(last=False)
-    return raw
+    return raw, record
+
+
+def _source_files(node: DictConfig) -> dict[str, str]:
+    declared = getattr(OmegaConf.get_type(node), "source_files", None)
+    return declared(node) if declared is not None else {}
+
+
+def _stats(files: dict[str, str]) -> dict[str, tuple]:
+    seen = {}
+    for name, path in files.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        seen[name] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return seen
+
+
+# a record that no file matches (prune_cli/core/file_digest.py `changed_file` compares size, then sha256)
+CHANGED_WHILE_READ = {"size": -1, "mtime_ns": -1, "sha256": "changed while the dataset was read"}
+
+
+def _read_recorded(node: DictConfig, loader) -> tuple[RawData, dict]:
+    """The loader's data and the record of its files, hashed right after the read and checked against their size,
+    modification time and inode seen before it (a file the loader itself creates, a download or MNIST-1D's first
+    generation, counts as read as recorded). Files that changed during the read: which bytes were read is unknown,
+    so each gets a record no file matches (the entries stored from these data are never reused), with a warning."""
+    before = _stats(_source_files(node))
+    raw = loader(node)
+    files = _source_files(node)
+    try:
+        record = files_record(files)
+    except OSError:  # removed between listing and reading
+        record, after = {}, {}
+    else:
+        after = _stats(files)
+    changed = sorted(n for n in set(before) | set(after) if (n in before and before[n] != after.get(n)) or n not in record)
+    if changed:
+        log.warning(
+            "dataset %s: %s changed while it was read; a dense model or scores computed from these data are stored "
+            "but never reused (their record matches no file)",
+            node.name,
+            ", ".join(changed),
+        )
+        record = {n: dict(CHANGED_WHILE_READ) for n in sorted(set(before) | set(after))}
+    return raw, record

@@ -70,6 +70,13 @@ class VisionConfig(DatasetConfig):
         return source.train_examples, None
 
     @classmethod
+    def declared_total_counted(cls, node):
+        source = SOURCES.get(node.name)
+        if source is None or "idx" not in source.files[0]:
+            return False
+        return idx_length(os.path.join(os.path.expanduser(node.root), source.folder, source.files[0])) is not None
+
+    @classmethod
     def source_files(cls, node):
         """The files `_read_split` reads (DatasetConfig.source_files): each of the source's files, plain or,
         for an IDX file without its plain name, as .gz, as `read_idx` picks them."""
@@ -323,12 +330,11 @@ class _Split:
 
 
 def _download(name: str, root: str, train: bool) -> None:
-    import shutil
-
     from torchvision import datasets
     from torchvision.datasets.utils import download_and_extract_archive
 
-    created = _first_missing(os.path.join(root, SOURCES[name].folder))
+    target = os.path.abspath(os.path.join(root, SOURCES[name].folder))
+    created = _missing_folders(target)
     try:
         if name.startswith("cifar"):
             cls = {"cifar10": datasets.CIFAR10, "cifar100": datasets.CIFAR100}[name]
@@ -336,26 +342,43 @@ def _download(name: str, root: str, train: bool) -> None:
         else:
             {"mnist": datasets.MNIST, "fashion_mnist": datasets.FashionMNIST}[name](root, train=train, download=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError when every mirror fails
-        if created is not None:  # the folders torchvision made for it hold only what the failed download left
-            shutil.rmtree(created, ignore_errors=True)
+        _remove_empty_folders(target, created)
         raise DatasetFilesMissing(
             f"dataset.download=true could not fetch {SOURCES[name].label} into {os.path.join(root, SOURCES[name].folder)} "
             f"(dataset.root={root!r}): the download failed ({type(err).__name__}: {_first_reason(err)}). "
-            f"Put {SOURCES[name].url_hint} there by hand, or download on a machine with network access."
+            f"Put {SOURCES[name].url_hint} there by hand, or download on a machine with network access. "
+            f"Partial files of the failed download may be left under {root}."
         ) from None
 
 
-def _first_missing(path: str) -> str | None:
-    """The outermost folder of `path` (it included) that does not exist yet, or None: what a download into `path`
-    creates, removed again when the download fails (a run without network left an empty dataset.root behind, the
-    only trace of a run that did nothing)."""
-    path, missing = os.path.abspath(path), None
+def _missing_folders(path: str) -> list[str]:
+    """The folders of `path` (it included) that do not exist yet, deepest first: what a download into `path`
+    creates, and the only folders `_remove_empty_folders` may remove when it fails (a run without network left
+    an empty dataset.root behind, the only trace of a run that did nothing)."""
+    path, missing = os.path.abspath(path), []
     while not os.path.exists(path):
-        missing, parent = path, os.path.dirname(path)
+        missing.append(path)
+        parent = os.path.dirname(path)
         if parent == path:
             break
         path = parent
     return missing
+
+
+def _remove_empty_folders(target: str, created: list[str]) -> None:
+    """After a failed download into `target`: remove the folders it created (`created`, `_missing_folders` taken
+    before it ran) that are empty now, and the empty folders torchvision made under `target`, deepest first, by
+    os.rmdir alone. Never a file, nor a folder holding one: another run sharing a dataset.root that did not exist
+    (a sweep over dataset=mnist,cifar10, two seeds in parallel) may have downloaded into the same folders
+    meanwhile, and removing the whole tree deleted its completed files. Partial files of the failed download stay."""
+    if not created:
+        return
+    below = [folder for folder, _, _ in os.walk(target, topdown=False)] if os.path.isdir(target) else []
+    for folder in below + [c for c in created if c != target]:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (a file another run or the download wrote), or already gone
+            pass
 
 
 def _first_reason(err: Exception) -> str:

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TABLE = DATA_PRUNING_TABLE
 
 
-def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
+def _disk_cache(cfg: DictConfig, device: torch.device, data_record: Optional[dict] = None) -> Callable:
     """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
         dense model (data, model, train options but train.epochs, seed, device type, versions; not the
         data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus
@@ -53,7 +53,8 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
     computed from data files that now hold other bytes (`data_files_problem`)
         are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
         whose proxies train nothing (GraNd with proxy_epochs=0) passes trains=False: its key leaves the
-        train options out."""
+        train options out. `data_record`: the record of the data files taken when the run read them
+        (`select_training_data`), stored with the scores; without it, the files as they are when stored."""
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
     base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
@@ -89,7 +90,17 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
                         wrong, refreshed = data_files_problem(cfg.dataset, stored)
                     if wrong is None:
                         if refreshed is not None:  # the same bytes under another modification time
-                            atomic_torch_save({**stored, "data_files": refreshed}, path)
+                            try:  # only spares reading them next time: a read-only file or a full disk still serves it
+                                atomic_torch_save({**stored, "data_files": refreshed}, path)
+                            except OSError as err:
+                                log.warning(
+                                    "data pruning (%s): could not refresh %s with the data files' new modification "
+                                    "times (%s: %s); using it, the data files are read again next time",
+                                    name,
+                                    path,
+                                    type(err).__name__,
+                                    err,
+                                )
                         log.info("data pruning (%s): scores loaded from %s", name, path)
                         return stored["scores"]
                     _set_aside(path, name, wrong)
@@ -97,7 +108,8 @@ def _disk_cache(cfg: DictConfig, device: torch.device) -> Callable:
             # the description the file name hashes, stored with the scores and checked on load: a file
             # copied or moved under another name is never taken for that name's scores; and the digests of
             # the data files, which the key names only by their folder
-            atomic_torch_save({"key": described, "scores": value, "data_files": files_record(source_files(cfg.dataset))}, path)
+            files = data_record if data_record is not None else files_record(source_files(cfg.dataset))
+            atomic_torch_save({"key": described, "scores": value, "data_files": files}, path)
             return value
 
     return cached
@@ -148,13 +160,15 @@ def select_training_data(
     build_model: Callable[[DictConfig, DataSplits], torch.nn.Module],
     run_dir: Path,
     record: Optional[Callable[[list[dict]], None]] = None,
+    data_record: Optional[dict] = None,
 ) -> DataSplits:
     """The splits with the training split pruned by `cfg.data_pruning` (unchanged for `none`).
 
     The per-class rows (data_pruning.csv) go to `record` when given: a run passes its tables, which
     add the run context and provenance to every row and append them to the shared table (README "CSV
     columns"). Without it (a direct call) they are written to run_dir/data_pruning.csv with the run
-    id and seed only."""
+    id and seed only. `data_record`: the record of the data files taken when `data` was read
+    (prune_cli/data/cache.py `load_raw_recorded`), what the score files store."""
     node = cfg.data_pruning
     if node.name == "none":
         return data
@@ -201,7 +215,7 @@ def select_training_data(
             eval_batch_size=int(cfg.train.eval_batch_size),
         )
         if cfg.dense_cache.enabled:
-            ctx = dataclasses.replace(ctx, cached=_disk_cache(cfg, device))
+            ctx = dataclasses.replace(ctx, cached=_disk_cache(cfg, device, data_record))
         selection = DATA_PRUNING.get(node.name)(ctx, node)
     finally:
         random_streams.restore(streams)

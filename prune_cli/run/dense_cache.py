@@ -303,7 +303,17 @@ class DenseCache:
                 self.quarantine(wrong.replace("was computed from", "was trained on"))
                 return None
             if refreshed is not None:  # the same bytes under another modification time (a copy without `cp -p`)
-                atomic_write_text(self.path / TRAINED_WITH, json.dumps({**then, "data_files": refreshed}))
+                try:  # only spares reading them next time: a read-only entry or a full disk still serves the hit
+                    atomic_write_text(self.path / TRAINED_WITH, json.dumps({**then, "data_files": refreshed}))
+                except OSError as err:
+                    log.warning(
+                        "dense cache entry %s: could not refresh %s with the data files' new modification times (%s: %s); "
+                        "using the entry, its files are read again next time",
+                        self.path,
+                        self.path / TRAINED_WITH,
+                        type(err).__name__,
+                        err,
+                    )
         return Entry(init, dense, rewind, history, trained_by)
 
     def quarantine(self, why: str) -> Path:
@@ -315,7 +325,18 @@ class DenseCache:
         log.warning("dense cache entry %s %s; moved it to %s and training the dense model again", self.path, why, aside)
         return aside
 
-    def store(self, init: dict, dense: dict, rewind: dict[int, dict], history: list[dict], run_id: str) -> None:
+    def store(
+        self,
+        init: dict,
+        dense: dict,
+        rewind: dict[int, dict],
+        history: list[dict],
+        run_id: str,
+        data_files: Optional[dict] = None,
+    ) -> None:
+        """Write the entry. `data_files`: the record of the data files taken when the run read them
+        (prune_cli/data/cache.py `load_raw_recorded`); taken from the files as they are now only when not given
+        (a direct call), which describes other bytes than the model's where they were replaced since the read."""
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / COMPLETE).unlink(missing_ok=True)
         for epoch, state in rewind.items():
@@ -324,7 +345,10 @@ class DenseCache:
         atomic_torch_save(dense, self.path / "dense.pt")
         atomic_write_text(self.path / "config.json", json.dumps(self.description, indent=2))
         atomic_write_text(self.path / "history.json", json.dumps(history))
-        files = files_record(source_files(self.dataset)) if self.dataset is not None else {}
+        if data_files is not None:
+            files = data_files
+        else:
+            files = files_record(source_files(self.dataset)) if self.dataset is not None else {}
         atomic_write_text(
             self.path / TRAINED_WITH, json.dumps({"torch_threads": torch.get_num_threads(), **self.data, "data_files": files})
         )

@@ -34,7 +34,7 @@ from ..core.paths import (
 from ..core.random_streams import derived_seed
 from ..core.tables import TABLES, recorded_data_folders, recorded_run_id
 from ..data import build_splits
-from ..data.cache import load_raw
+from ..data.cache import load_raw_recorded
 from ..models import build_model
 from ..models.masks import Masks, apply_masks, count, save_masks
 from ..pruning import PruneContext, prune_to_density, select_prunable
@@ -79,7 +79,9 @@ class Experiment:
         # Where the run's time goes (seconds), logged when it completes (docs/performance.md, "Sweeps").
         self.timing = {"data": 0.0, "training": 0.0, "recording": 0.0}
         start = time.perf_counter()
-        raw = load_raw(cfg.dataset)  # loaded once per process per dataset config (prune_cli/data/cache.py)
+        # loaded once per process per dataset config (prune_cli/data/cache.py), with the record of its data files
+        # taken at that read: what the dense cache and the score files store, not the files as they are later
+        raw, self.data_record = load_raw_recorded(cfg.dataset)
         self.data = build_splits(raw, cfg.dataset, cfg.seed, self.device)
         # what the declared sizes left open
         check_data_sizes(cfg, (len(self.data.train_y), len(self.data.val_y), self.data.train_class_counts(), len(self.data.test_y)))
@@ -87,7 +89,13 @@ class Experiment:
         # data_pruning.csv's rows: given the run context when written (recorder.write_run_files)
         self.data_selection_rows: list[dict] = []
         self.data = select_training_data(
-            cfg, self.data, self.device, build_fitting_model, self.run_dir, self.data_selection_rows.extend
+            cfg,
+            self.data,
+            self.device,
+            build_fitting_model,
+            self.run_dir,
+            self.data_selection_rows.extend,
+            data_record=self.data_record,
         )
         if cfg.data_pruning.name != "none":  # the examples the rule kept, before dense training
             check_class_sizes(cfg, self.data.train_class_counts(), exact=True)
@@ -330,6 +338,7 @@ class Experiment:
                             self.rewind_states,
                             [r for r in self.history if r["phase"] == "dense"],
                             self.context["run_id"],
+                            data_files=self.data_record,
                         )
                         crashpoints.reached("cache-stored")
                         log.info("dense model trained and stored in the cache (%s)", cache.path)
