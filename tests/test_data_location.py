@@ -316,6 +316,45 @@ def test_data_files_changed_while_they_are_read_get_a_record_no_file_matches(tmp
     assert changed_file(record, VisionConfig.source_files(node))[0] is not None
 
 
+def test_a_cache_file_the_loader_rebuilds_during_the_read_is_recorded_as_rebuilt(tmp_path, caplog):
+    """Review of the record taken at the read: MNIST-1D moves an unreadable cache file aside and writes the dataset
+    again, so the file's size, time and inode differ across the read; that was taken for an outside change (a
+    record no file matches), and the next process threw away the dense model trained on the rebuilt file. The
+    second read (streams restored) is stable: its record is the rebuilt file's sha256, computed here with hashlib,
+    and a later load of the file gets the same record."""
+    import logging
+
+    import prune_cli.data.cache as data_cache
+    from prune_cli.core.file_digest import changed_file
+    from prune_cli.core import random_streams
+    from prune_cli.data.mnist1d import Mnist1dConfig
+    from test_data import cfg_of
+
+    node = cfg_of(Mnist1dConfig, name="mnist1d", num_samples=200, cache_dir=str(tmp_path / "m1d"))
+    cache = tmp_path / "m1d" / "mnist1d_n200_seed42.npz"
+    cache.parent.mkdir()
+    cache.write_text("garbage")
+    data_cache.clear()
+    try:
+        with caplog.at_level(logging.INFO, logger="prune_cli.data.cache"):
+            streams = random_streams.capture()
+            first, record = data_cache.load_raw_recorded(node)
+            after_first = random_streams.capture()
+        assert "never reused" not in caplog.text, caplog.text
+        assert record == {cache.name: {**record[cache.name], "sha256": hashlib.sha256(cache.read_bytes()).hexdigest()}}
+        assert record[cache.name]["size"] == cache.stat().st_size
+        assert changed_file(record, Mnist1dConfig.source_files(node))[0] is None
+        # the first read's draws stand (the second read's are undone): a later plain load of the rebuilt file from
+        # the same streams leaves them where the first load did
+        data_cache.clear()
+        random_streams.restore(streams)
+        again, same_record = data_cache.load_raw_recorded(node)
+        assert random_streams.same(random_streams.capture(), after_first)
+        assert same_record == record and (again.train_x == first.train_x).all()
+    finally:
+        data_cache.clear()
+
+
 def test_a_hit_whose_record_cannot_be_refreshed_is_still_a_hit(tmp_path, monkeypatch):
     """Review of the refresh: the same bytes under a new time rewrite trained_with.json, and on a read-only entry or
     a full disk that write's OSError failed a run the entry would have served. The refresh is best effort now."""

@@ -163,8 +163,36 @@ CHANGED_WHILE_READ = {"size": -1, "mtime_ns": -1, "sha256": "changed while the d
 def _read_recorded(node: DictConfig, loader) -> tuple[RawData, dict]:
     """The loader's data and the record of its files, hashed right after the read and checked against their size,
     modification time and inode seen before it (a file the loader itself creates, a download or MNIST-1D's first
-    generation, counts as read as recorded). Files that changed during the read: which bytes were read is unknown,
-    so each gets a record no file matches (the entries stored from these data are never reused), with a warning."""
+    generation, counts as read as recorded). Files that changed during the read are read once more, the global
+    random streams restored around that second read (the first read's draws stand, as without the check): a loader
+    that replaced its own file (MNIST-1D moving an unreadable cache file aside and writing the dataset again) or a
+    replacement finished by then gives a stable second read, whose data and record are returned; the check took
+    the rebuilt file for an outside change, and the next process threw away the dense model trained on it. Files
+    still changing: which bytes were read is unknown, so each gets a record no file matches (the entries stored
+    from these data are never reused), with a warning."""
+    raw, record, changed = _read_once(node, loader)
+    if changed:
+        streams = random_streams.capture()
+        try:
+            again, again_record, again_changed = _read_once(node, loader)
+        finally:
+            random_streams.restore(streams)
+        if not again_changed:
+            log.info("dataset %s: %s changed while it was read; read again, unchanged", node.name, ", ".join(changed))
+            return again, again_record
+        log.warning(
+            "dataset %s: %s changed while it was read; a dense model or scores computed from these data are stored "
+            "but never reused (their record matches no file)",
+            node.name,
+            ", ".join(again_changed),
+        )
+        record = {n: dict(CHANGED_WHILE_READ) for n in sorted(set(record) | set(again_record) | set(changed))}
+    return raw, record
+
+
+def _read_once(node: DictConfig, loader) -> tuple[RawData, dict, list[str]]:
+    """(the loader's data, the record of its files hashed right after, the files whose size, time or inode differ
+    from before the read or that could not be hashed)."""
     before = _stats(_source_files(node))
     raw = loader(node)
     files = _source_files(node)
@@ -175,12 +203,4 @@ def _read_recorded(node: DictConfig, loader) -> tuple[RawData, dict]:
     else:
         after = _stats(files)
     changed = sorted(n for n in set(before) | set(after) if (n in before and before[n] != after.get(n)) or n not in record)
-    if changed:
-        log.warning(
-            "dataset %s: %s changed while it was read; a dense model or scores computed from these data are stored "
-            "but never reused (their record matches no file)",
-            node.name,
-            ", ".join(changed),
-        )
-        record = {n: dict(CHANGED_WHILE_READ) for n in sorted(set(before) | set(after))}
-    return raw, record
+    return raw, record, changed
