@@ -114,7 +114,7 @@ def load_raw_recorded(node: DictConfig) -> tuple[RawData, dict]:
         raw, record = _MEMO[key]
         # the files as they are now (a stat each; read only where the time differs): files replaced since the memo's
         # read, or an absolute dataset.root whose link now leads elsewhere (the key keeps its spelling), are read again
-        changed, refreshed = changed_file(record, _source_files(node))
+        changed, refreshed = changed_file(record, source_files(node))
         if changed is None:
             _MEMO[key] = (raw, refreshed)
             _MEMO.move_to_end(key)
@@ -140,7 +140,10 @@ def load_raw_recorded(node: DictConfig) -> tuple[RawData, dict]:
     return raw, record
 
 
-def _source_files(node: DictConfig) -> dict[str, str]:
+def source_files(node: DictConfig) -> dict[str, str]:
+    """{name: path} of the files a dataset node's data is read from (DatasetConfig.source_files; {} for a
+    dataset without files, or a plugin's schema that declares none): what the memo, the dense cache and the
+    score files record and check."""
     declared = getattr(OmegaConf.get_type(node), "source_files", None)
     return declared(node) if declared is not None else {}
 
@@ -193,9 +196,9 @@ def _read_recorded(node: DictConfig, loader) -> tuple[RawData, dict]:
 def _read_once(node: DictConfig, loader) -> tuple[RawData, dict, list[str]]:
     """(the loader's data, the record of its files hashed right after, the files whose size, time or inode differ
     from before the read or that could not be hashed)."""
-    before = _stats(_source_files(node))
+    before = _stats(source_files(node))
     raw = loader(node)
-    files = _source_files(node)
+    files = source_files(node)
     try:
         record = files_record(files)
     except OSError:  # removed between listing and reading

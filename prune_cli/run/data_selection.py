@@ -34,7 +34,8 @@ from ..data.splits import DataSplits, warn_classes_lost
 from ..train_hooks import TrainHook
 from ..training import TrainProgress, train
 from ..core.file_digest import files_record
-from .dense_cache import data_files_problem, dense_inputs, differing_fields, source_files, waiting_lock
+from ..data.cache import source_files
+from .dense_cache import data_files_problem, dense_inputs, differing_fields, refresh_data_record, waiting_lock
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +44,18 @@ TABLE = DATA_PRUNING_TABLE
 
 def _disk_cache(cfg: DictConfig, device: torch.device, data_record: Optional[dict] = None) -> Callable:
     """Proxy scores (EL2N) and query errors (DRoP) stored beside the dense cache, keyed like a
-        dense model (data, model, train options but train.epochs, seed, device type, versions; not the
-        data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus
-        the rule's own key with its proxies' epochs: a sweep over `keep` or train.epochs trains its proxies
-        once. Written atomically under a
-        file lock (a run waiting for another's scores says so, and a stop signal ends the wait: `waiting_lock`),
-        with the description its name hashes; an unreadable entry, one whose stored description
-        differs (or that has none: an older prune-cli's file), one of another shape than the rule expects and one
+    dense model (data, model, train options but train.epochs, seed, device type, versions; not the
+    data-pruning node, which trains nothing of its own, nor `accel` but its deterministic switch) plus
+    the rule's own key with its proxies' epochs: a sweep over `keep` or train.epochs trains its proxies
+    once. Written atomically under a
+    file lock (a run waiting for another's scores says so, and a stop signal ends the wait: `waiting_lock`),
+    with the description its name hashes; an unreadable entry, one whose stored description
+    differs (or that has none: an older prune-cli's file), one of another shape than the rule expects and one
     computed from data files that now hold other bytes (`data_files_problem`)
-        are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
-        whose proxies train nothing (GraNd with proxy_epochs=0) passes trains=False: its key leaves the
-        train options out. `data_record`: the record of the data files taken when the run read them
-        (`select_training_data`), stored with the scores; without it, the files as they are when stored."""
+    are moved aside as `<file>.corrupt-<time>` with a warning naming why, then computed again. A rule
+    whose proxies train nothing (GraNd with proxy_epochs=0) passes trains=False: its key leaves the
+    train options out. `data_record`: the record of the data files taken when the run read them
+    (`select_training_data`), stored with the scores; without it, the files as they are when stored."""
     base = dense_inputs(cfg, device.type)
     base.pop("data_pruning", None)
     base["train"].pop("epochs", None)  # proxies train for their own epochs (the rule's key), not train.epochs
@@ -90,17 +91,12 @@ def _disk_cache(cfg: DictConfig, device: torch.device, data_record: Optional[dic
                         wrong, refreshed = data_files_problem(cfg.dataset, stored)
                     if wrong is None:
                         if refreshed is not None:  # the same bytes under another modification time
-                            try:  # only spares reading them next time: a read-only file or a full disk still serves it
-                                atomic_torch_save({**stored, "data_files": refreshed}, path)
-                            except OSError as err:
-                                log.warning(
-                                    "data pruning (%s): could not refresh %s with the data files' new modification "
-                                    "times (%s: %s); using it, the data files are read again next time",
-                                    name,
-                                    path,
-                                    type(err).__name__,
-                                    err,
-                                )
+                            refresh_data_record(
+                                lambda: atomic_torch_save({**stored, "data_files": refreshed}, path),
+                                path,
+                                f"data pruning ({name})",
+                                log,
+                            )
                         log.info("data pruning (%s): scores loaded from %s", name, path)
                         return stored["scores"]
                     _set_aside(path, name, wrong)

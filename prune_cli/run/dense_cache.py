@@ -28,7 +28,7 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 from filelock import FileLock
@@ -41,6 +41,7 @@ from ..core.errors import unreadable_reason
 from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
 from ..core.file_digest import changed_file, files_record, tree_digest
 from ..core.notices import say
+from ..data.cache import source_files
 from ..core.paths import data_folders_record, other_data_folder, user_path, with_located_data, with_normal_paths
 
 log = logging.getLogger(__name__)
@@ -129,15 +130,6 @@ class StoppedWaitingForCache(interrupts.StoppedWaiting):
         self.what, self.doing = what, doing
 
 
-def source_files(node) -> dict[str, str]:
-    """{name: path} of the files a dataset node's data is read from (DatasetConfig.source_files; {} for a
-    dataset without files, or a plugin's schema that declares none)."""
-    from omegaconf import OmegaConf
-
-    declared = getattr(OmegaConf.get_type(node), "source_files", None)
-    return declared(node) if declared is not None else {}
-
-
 def data_files_problem(node, stored: dict) -> tuple[Optional[str], Optional[dict]]:
     """(why a cache file's data are not those `node` reads now, or None; the refreshed record to store back,
     or None when it is unchanged): `stored` holds "data_files", the `files_record` of the files it was
@@ -154,6 +146,23 @@ def data_files_problem(node, stored: dict) -> tuple[Optional[str], Optional[dict
     if what is not None:
         return f"was computed from other data files ({what} now)", None
     return None, (refreshed if refreshed != recorded else None)
+
+
+def refresh_data_record(write: Callable[[], None], path: Path, subject: str, logger: logging.Logger) -> None:
+    """Write back a record refreshed by `data_files_problem` (the same bytes under another modification time),
+    best effort: it only spares reading the files next time, so a read-only entry or a full disk still serves
+    the hit, with a warning (the dense cache's trained_with.json and the score files)."""
+    try:
+        write()
+    except OSError as err:
+        logger.warning(
+            "%s: could not refresh %s with the data files' new modification times (%s: %s); using it, its data files "
+            "are read again next time",
+            subject,
+            path,
+            type(err).__name__,
+            err,
+        )
 
 
 @contextmanager
@@ -303,17 +312,12 @@ class DenseCache:
                 self.quarantine(wrong.replace("was computed from", "was trained on"))
                 return None
             if refreshed is not None:  # the same bytes under another modification time (a copy without `cp -p`)
-                try:  # only spares reading them next time: a read-only entry or a full disk still serves the hit
-                    atomic_write_text(self.path / TRAINED_WITH, json.dumps({**then, "data_files": refreshed}))
-                except OSError as err:
-                    log.warning(
-                        "dense cache entry %s: could not refresh %s with the data files' new modification times (%s: %s); "
-                        "using the entry, its files are read again next time",
-                        self.path,
-                        self.path / TRAINED_WITH,
-                        type(err).__name__,
-                        err,
-                    )
+                refresh_data_record(
+                    lambda: atomic_write_text(self.path / TRAINED_WITH, json.dumps({**then, "data_files": refreshed})),
+                    self.path / TRAINED_WITH,
+                    f"dense cache entry {self.path}",
+                    log,
+                )
         return Entry(init, dense, rewind, history, trained_by)
 
     def quarantine(self, why: str) -> Path:
