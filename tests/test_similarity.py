@@ -173,3 +173,128 @@ def test_conv_layers_are_flattened_and_compared():
     assert all(r["cka_linear"] == pytest.approx(1.0) and r["svcca"] == pytest.approx(1.0) for r in rows)
     conv = layer_outputs(model, x)[rows[0]["layer"]]
     assert linear_cka(conv, conv.flatten(1) * 2) == pytest.approx(1.0)
+
+
+def _val_split_of(num_classes: int) -> list[str]:
+    """60 synthetic examples a class, val_fraction 0.02: 1.2 -> 1 validation example a class."""
+    return [
+        "dataset=synthetic",
+        "dataset.samples_per_class=60",
+        f"dataset.num_classes={num_classes}",
+        "dataset.val_fraction=0.02",
+        "metrics.similarity.enabled=true",
+        "metrics.similarity.split=val",
+    ]
+
+
+def test_a_split_of_two_examples_is_refused_three_accepted():
+    """Audit of 2026-12-04: on a 2-example validation split every layer read CKA = SVCCA = 1.0, exit 0 (the batch
+    is cut to the split's size; with 2 centred examples any two representations have linear CKA 1)."""
+    from helpers import validated
+
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.metrics.similarity import SimilarityConfig
+
+    x, y = _rand(2, 5, 20), _rand(2, 7, 21)  # why 2 is refused: unrelated representations, CKA 1
+    assert linear_cka(x, y) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ConfigError) as err:
+        validated(*_val_split_of(2))  # 2 classes x 1 example
+    assert err.value.key == "metrics.similarity.split" and err.value.value == "val"
+    assert "at least 3 examples" in str(err.value) and "the val split holds 2," in str(err.value)
+    validated(*_val_split_of(3))  # 3 classes x 1 example
+    cfg = OmegaConf.create({"metrics": {"similarity": {"split": "test"}}})
+    hook = SimilarityConfig.check_split_examples
+    with pytest.raises(ConfigError, match="holds at most 2,"):  # an upper bound of 2: certain to be too few
+        hook(cfg, "metrics.similarity", {"test": (2, False), "val": (100, True)})
+    hook(cfg, "metrics.similarity", {"test": (3, True), "val": (0, True)})  # only the chosen split counts
+    hook(cfg, "metrics.similarity", {"test": None})  # unknown: the run checks the loaded sizes
+
+
+def test_a_split_of_two_examples_stops_prune_run_before_any_work(finished_results):
+    from conftest import FAST
+    from helpers import refused_before_any_work
+
+    refused_before_any_work([*FAST, *_val_split_of(2)], finished_results, "metrics.similarity.split", "holds 2", "at least 3")
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_batch_of_fewer_than_three_inputs_gives_nan_rows_and_says_so(n, caplog):
+    """Should a batch under 3 inputs reach the metric (a split the pre-run pass could not size), its rows are NaN
+    with a warning: before, 2 inputs gave 1.0 on every layer whatever the models, 1 input NaN unexplained."""
+    torch.manual_seed(0)
+    model = MLP(4, [8], 3)
+    dense = copy.deepcopy(model)
+    with torch.no_grad():
+        model.net[1].weight.mul_(-1)  # a different model: CKA on 2 inputs was still 1
+    x, y = torch.randn(n, 4), torch.randint(0, 3, (n,))
+    data = DataSplits(torch.randn(40, 4), torch.randint(0, 3, (40,)), x, y, x, y, num_classes=3)
+    node = OmegaConf.create({"split": "test", "num_samples": 30, "batch_seed": 0, "svcca_variance": 0.99, "svcca_max_dims": 32})
+    with caplog.at_level("WARNING"):
+        out = METRICS.get("similarity")(metric_context(model, data, dense=dense), "pruned", node)
+    rows = out.tables["similarity.csv"]
+    assert [(r["layer"], r["features"], r["num_samples"]) for r in rows] == [("net.1", 8, n), ("net.3", 3, n)]
+    assert all(np.isnan(r["cka_linear"]) and np.isnan(r["svcca"]) for r in rows)
+    assert all(np.isnan(s["value"]) for s in out.scalars)
+    assert f"the test split holds {n} examples, fewer than the 3" in caplog.text
+
+
+def test_a_batch_of_three_inputs_is_compared():
+    torch.manual_seed(0)
+    model = MLP(4, [8], 3)
+    dense = copy.deepcopy(model)
+    with torch.no_grad():
+        model.net[1].weight.mul_(-1)
+    x, y = torch.randn(3, 4), torch.randint(0, 3, (3,))
+    data = DataSplits(torch.randn(40, 4), torch.randint(0, 3, (40,)), x, y, x, y, num_classes=3)
+    node = OmegaConf.create({"split": "test", "num_samples": 30, "batch_seed": 0, "svcca_variance": 0.99, "svcca_max_dims": 32})
+    rows = METRICS.get("similarity")(metric_context(model, data, dense=dense), "pruned", node).tables["similarity.csv"]
+    expected = _cka_feature_space(dense.net[1](x).detach().double().numpy(), model.net[1](x).detach().double().numpy())
+    assert rows[0]["num_samples"] == 3 and rows[0]["cka_linear"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_svcca_flags_dimensions_the_batch_cannot_separate():
+    """N centred examples span N - 1 dimensions: two kept subspaces whose dimensions sum past N - 1 share a
+    direction, a canonical correlation of 1 whatever the models (audit of 2026-12-04: 0.977 for unrelated
+    representations on 30 inputs)."""
+    # by hand: N = 4, x spans {(a, b, -a, -b)}, y spans {(c + d, c - d, d - c, -c - d)}; both hold (1, 1, -1, -1)
+    # (a = b = c, d = 0); the remaining directions (1, -1, -1, 1) / 2 and (1, -1, 1, -1) / 2 are orthogonal
+    x = torch.tensor([[1.0, 0], [0, 1], [-1, 0], [0, -1]], dtype=torch.float64)
+    y = torch.tensor([[1.0, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64)
+    out = svcca(x, y, 1.0, 2)
+    assert out["svcca"] == pytest.approx((1 + 0) / 2, abs=1e-12)
+    assert (out["svcca_dims_dense"], out["svcca_dims"], out["svcca_dims_exceed_samples"]) == (2, 2, True)  # 2 + 2 > 3
+    zero = torch.zeros(1, 2, dtype=torch.float64)  # a fifth example at the mean: 2 + 2 = 4 = N - 1, not forced
+    assert svcca(torch.cat([x, zero]), torch.cat([y, zero]), 1.0, 2)["svcca_dims_exceed_samples"] is False
+    assert svcca(x, y, 1.0, 1)["svcca_dims_exceed_samples"] is False  # 1 + 1 <= 3
+    # the audit's case: independent 64-feature representations; 30 inputs keep up to 29 dimensions a side
+    a, b = _rand(256, 64, 22), _rand(256, 64, 23)
+    small = svcca(a[:30], b[:30], 0.99, 32)
+    assert small["svcca_dims_exceed_samples"] is True and small["svcca"] > 0.9
+    assert svcca(a, b, 0.99, 32)["svcca_dims_exceed_samples"] is False  # at most 32 + 32 <= 255
+
+
+def test_the_metric_records_and_warns_when_svcca_dimensions_exceed_the_batch(caplog):
+    """5 inputs separate 4 dimensions: svcca_max_dims=3 keeps 3 + 3 on each layer (the 8 hidden features have rank
+    4 on 5 inputs, the 3 logits rank 3), more than 4; svcca_max_dims=2 keeps 2 + 2, which fits."""
+    torch.manual_seed(0)
+    model = MLP(4, [8], 3)
+    dense = copy.deepcopy(model)
+    with torch.no_grad():
+        model.net[1].weight.add_(0.3 * torch.randn(8, 4))
+    x, y = torch.randn(5, 4), torch.randint(0, 3, (5,))
+    data = DataSplits(torch.randn(40, 4), torch.randint(0, 3, (40,)), x, y, x, y, num_classes=3)
+    node = {"split": "test", "num_samples": 30, "batch_seed": 0, "svcca_variance": 1.0}
+    with caplog.at_level("WARNING"):
+        rows = METRICS.get("similarity")(
+            metric_context(model, data, dense=dense), "pruned", OmegaConf.create({**node, "svcca_max_dims": 3})
+        ).tables["similarity.csv"]
+    assert [(r["svcca_dims_dense"], r["svcca_dims"], r["svcca_dims_exceed_samples"]) for r in rows] == [(3, 3, True)] * 2
+    for part in ("net.1: 3 + 3, net.3: 3 + 3", "num_samples - 1 = 4", "metrics.similarity.num_samples", "svcca_max_dims (now 3)"):
+        assert part in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        rows = METRICS.get("similarity")(
+            metric_context(model, data, dense=dense), "pruned", OmegaConf.create({**node, "svcca_max_dims": 2})
+        ).tables["similarity.csv"]
+    assert [(r["svcca_dims_dense"], r["svcca_dims"], r["svcca_dims_exceed_samples"]) for r in rows] == [(2, 2, False)] * 2
+    assert "svcca" not in caplog.text.lower()

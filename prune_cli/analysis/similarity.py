@@ -68,13 +68,24 @@ def svcca_directions(x: torch.Tensor, variance: float, max_dims: int) -> torch.T
     return directions_from_gram(gram(x), variance, max_dims)
 
 
+def dims_exceed_samples(dims_dense: int, dims: int, num_samples: int) -> bool:
+    """Whether SVCCA's two kept subspaces must share directions whatever the models: both lie in the
+    (N - 1)-dimensional space of centred N-vectors, so when their dimensions sum to more than N - 1 they
+    intersect in at least dims_dense + dims - (N - 1) dimensions, and that many canonical correlations are 1
+    (two independent random 64-feature representations on N=30 inputs scored 0.977 with 27 and 28 kept)."""
+    return dims_dense + dims > num_samples - 1
+
+
 def svcca_from_grams(k: torch.Tensor, l_: torch.Tensor, variance: float = 0.99, max_dims: int = 32) -> dict[str, float]:
-    """Mean SVCCA correlation and the dimensions kept of each side; NaN if either side is constant."""
+    """Mean SVCCA correlation, the dimensions kept of each side and whether they exceed what the batch
+    separates (`dims_exceed_samples`: the score is then pushed towards 1); NaN if either side is constant."""
     ux, uy = directions_from_gram(k, variance, max_dims), directions_from_gram(l_, variance, max_dims)
+    dims = {"svcca_dims_dense": ux.shape[1], "svcca_dims": uy.shape[1]}
+    dims["svcca_dims_exceed_samples"] = dims_exceed_samples(ux.shape[1], uy.shape[1], len(k))
     if ux.shape[1] == 0 or uy.shape[1] == 0:
-        return {"svcca": math.nan, "svcca_dims_dense": ux.shape[1], "svcca_dims": uy.shape[1]}
+        return {"svcca": math.nan, **dims}
     rho = torch.linalg.svdvals(ux.T @ uy).clamp(max=1.0)
-    return {"svcca": float(rho.mean()), "svcca_dims_dense": ux.shape[1], "svcca_dims": uy.shape[1]}
+    return {"svcca": float(rho.mean()), **dims}
 
 
 def svcca(x: torch.Tensor, y: torch.Tensor, variance: float = 0.99, max_dims: int = 32) -> dict[str, float]:
@@ -109,9 +120,21 @@ def fixed_batch(x: torch.Tensor, num_samples: int, seed: int) -> torch.Tensor:
     return x[index.to(x.device)]
 
 
+MIN_SAMPLES = 3  # with 2 examples the centred representations are rank 1: linear CKA is 1 for any two models
+
+
 def compare(dense: nn.Module, model: nn.Module, x: torch.Tensor, variance: float, max_dims: int) -> list[dict]:
-    """One row per layer: linear CKA and SVCCA between the dense and the other model's layer outputs."""
-    features = layer_outputs(dense, x[:1], lambda o: o[0].numel())
+    """One row per layer: linear CKA and SVCCA between the dense and the other model's layer outputs.
+
+    Fewer than MIN_SAMPLES inputs: NaN rows (no dimensions kept), not the 1.0 two centred examples give
+    every pair of models, nor the NaN-or-1 of a single one; the caller says so in the log."""
+    features = layer_outputs(dense, x[:1], lambda o: o.shape[1:].numel())  # an empty batch too
+    if len(x) < MIN_SAMPLES:
+        undefined = {"cka_linear": math.nan, "svcca": math.nan, "svcca_dims_dense": 0, "svcca_dims": 0}
+        return [
+            {"layer": name, "features": n, "num_samples": len(x), **undefined, "svcca_dims_exceed_samples": False}
+            for name, n in features.items()
+        ]
     a = layer_outputs(dense, x, lambda o: gram(o).cpu())
     b = layer_outputs(model, x, lambda o: gram(o).cpu())
     return [
