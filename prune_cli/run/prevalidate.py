@@ -1480,6 +1480,9 @@ def validate(cfg: DictConfig) -> None:
     DATA_PRUNING.get(cfg.data_pruning.name)
     validate_node(cfg, "data_pruning")
     for name in cfg.metrics:  # each optional metric's node (metrics.regions, ...), by its type
+        if cfg.metrics._get_node(name)._is_none():  # `metrics.X=null` skipped its checks, ran as disabled, changed the run id
+            allowed = f"a mapping of the metric's options (null is no off switch: metrics.{name}.enabled=false)"
+            check(False, f"metrics.{name}", None, allowed)
         typed = OmegaConf.get_type(cfg.metrics._get_node(name))
         if isinstance(typed, type) and dataclasses.is_dataclass(typed):
             validate_node(cfg, f"metrics.{name}", typed)
