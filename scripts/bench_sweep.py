@@ -49,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from script_args import description, existing_dir, positive_int
+from script_args import description, existing_dir, positive_int, refuse_repeated
 from script_timing import SINGLE, print_load, repeats_note, rotated
 
 REPO = Path(__file__).resolve().parent.parent
@@ -352,6 +352,8 @@ def main() -> None:
     ap.add_argument("--compose", type=positive_int, metavar="R", help="time R composes: composition memo, schema memo only, neither")
     ap.add_argument("--data", type=positive_int, metavar="R", help="time a run's data step, load vs. memo hit, R times instead")
     args = ap.parse_args()
+    if args.sizes:  # a size given twice merged into one results key, and the overhead fit divided by zero at the end
+        refuse_repeated(ap, "--sizes", args.sizes)
 
     def given(option: str) -> str:  # how argparse's messages name a value: "argument --x: 'VALUE'"; a flag by its name
         value = getattr(args, option[2:].replace("-", "_"))

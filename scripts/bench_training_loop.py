@@ -1,8 +1,10 @@
 """Benchmark: one epoch of prune-cli's training loop vs a bare PyTorch loop, same process.
 
 Same model, data, batch size and optimizer (SGD with momentum); the bare loop shuffles by index
-permutation as well. Epochs are interleaved and the median of the repeats is compared, so
-machine noise affects both sides alike. Target: ratio <= 1.10.
+permutation as well. Epochs are interleaved (the side that goes first alternates, scripts/script_timing.py)
+and the median of the repeats is compared, so machine noise affects both sides alike; the load average
+(with the CPU count) is printed before and after, and one repeat is labelled a single repeat (no median).
+Target: ratio <= 1.10.
 
     python scripts/bench_training_loop.py [--repeats 7] [--width 512] [--masked]
 """
@@ -10,7 +12,6 @@ machine noise affects both sides alike. Target: ratio <= 1.10.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
@@ -23,6 +24,7 @@ from prune_cli.data.splits import DataSplits
 from prune_cli.models.mlp import MLP
 from prune_cli.training import train
 from script_args import description, positive_int
+from script_timing import SINGLE, print_load, repeats_note, rounds
 
 
 def bare_epoch(model, x, y, batch_size, optimizer, gen, masks):
@@ -40,6 +42,22 @@ def bare_epoch(model, x, y, batch_size, optimizer, gen, masks):
                     p.mul_(m)
 
 
+def summary(runner: list[float], bare: list[float]) -> list[str]:
+    """The printed comparison of the epochs' seconds: medians and their ratio, labelled by `repeats_note`
+    (one repeat printed "median" and a ratio to quote, docs/performance.md says it must say it is a single
+    repeat)."""
+    r, b = statistics.median(runner), statistics.median(bare)
+    note = repeats_note(len(runner))
+    what = "epoch" if len(runner) == 1 else "epoch median"
+    lines = [
+        f"runner {what} {r * 1e3:.1f} ms, bare PyTorch {what} {b * 1e3:.1f} ms ({note})",
+        f"ratio runner/bare = {r / b:.3f}  (target <= 1.10)",
+    ]
+    if len(runner) == 1:
+        lines.append(f"{SINGLE}: one noisy sample on a shared machine; rerun with --repeats 3 before quoting the ratio")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=description(__doc__))
     ap.add_argument("--repeats", type=positive_int, default=7)
@@ -48,7 +66,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=positive_int, default=128)
     ap.add_argument("--masked", action="store_true", help="both loops keep a 90 %% sparse mask enforced")
     args = ap.parse_args()
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print_load("before")
     torch.manual_seed(0)
     x, y = torch.randn(args.samples, 40), torch.randint(0, 10, (args.samples,))
     empty = torch.zeros(0, 40), torch.zeros(0, dtype=torch.long)
@@ -72,22 +90,17 @@ def main() -> None:
         return time.perf_counter() - start
 
     time_runner(), time_bare()  # warm-up
-    runner, bare = [], []
-    for i in range(args.repeats):  # alternate which side goes first, so neither gets a systematic edge
-        if i % 2:
-            bare.append(time_bare())
-            runner.append(time_runner())
-        else:
-            runner.append(time_runner())
-            bare.append(time_bare())
-    r, b = statistics.median(runner), statistics.median(bare)
+    timed = {"runner": time_runner, "bare": time_bare}
+    times: dict[str, list[float]] = {"runner": [], "bare": []}
+    for _, side in rounds(timed, args.repeats):  # the side that goes first alternates, so neither gets a systematic edge
+        times[side].append(timed[side]())
+    print_load("after")
     print(
         f"threads={torch.get_num_threads()} model=MLP(40-{args.width}-{args.width}-10) samples={args.samples} "
         f"batch={args.batch_size} masked={args.masked}"
     )
-    print(f"runner epoch median {r * 1e3:.1f} ms, bare PyTorch epoch median {b * 1e3:.1f} ms")
-    print(f"ratio runner/bare = {r / b:.3f}  (target <= 1.10)")
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    for line in summary(times["runner"], times["bare"]):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -348,3 +348,295 @@ def test_an_allocation_s_unplaceable_densities_name_it_and_its_options():
     with pytest.raises(ConfigError) as e:  # a ConfigError names its key: kept as raised
         Allocation("fc_frac", refuses, options=FcFracOptions)(scores, 0.1, ctx)
     assert str(e.value).startswith("Invalid value for config key 'method.fc_keep'")
+
+
+# ----------------------------------------------------------------------------- 5: outside plugins of every kind (audit)
+
+TINYNET = """
+    from prune_cli.models import register_model
+
+
+    @register_model("tinynet9")
+    def tinynet9(cfg, input_shape, num_classes):
+        raise AssertionError("never built: indexing does not import the module")
+"""
+
+
+@pytest.mark.parametrize(
+    "init, raised", [('raise RuntimeError("init kaboom")\n', "RuntimeError: init kaboom"), ("def (:\n", "SyntaxError")]
+)
+def test_a_plugin_whose_package_init_raises_is_a_config_error_naming_the_module(tmp_path, monkeypatch, init, raised):
+    """Audit: finding `badinit.tinynet` imports `badinit`, whose `__init__.py` raising anything but ImportError
+    escaped `importlib.util.find_spec` as a raw traceback (exit 1). Now it is the promised one message on the
+    `plugins` key naming the module and what was raised, also for the dense cache's source digest."""
+    (tmp_path / "badinit").mkdir()
+    (tmp_path / "badinit" / "__init__.py").write_text(init)
+    (tmp_path / "badinit" / "tinynet.py").write_text(textwrap.dedent(TINYNET).lstrip())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_INDEX", copy.deepcopy(plugins.index()))
+    for call in (plugins.add_modules, plugins.source_digest):
+        with pytest.raises(ConfigError) as e:
+            call(["badinit.tinynet"] if call is plugins.add_modules else "badinit.tinynet")
+        assert e.value.key == "plugins" and e.value.value == "badinit.tinynet", str(e.value)
+        assert "a module that imports" in str(e.value) and raised in str(e.value), str(e.value)
+    assert "badinit.tinynet" not in plugins.outside_modules() and ("model", "tinynet9") not in plugins.index().kinds
+
+
+def test_prune_run_with_a_plugin_whose_package_init_raises_stops_with_one_line(tmp_path, monkeypatch):
+    (tmp_path / "src" / "badinit").mkdir(parents=True)
+    (tmp_path / "src" / "badinit" / "__init__.py").write_text('raise RuntimeError("init kaboom")\n')
+    (tmp_path / "src" / "badinit" / "tinynet.py").write_text(textwrap.dedent(TINYNET).lstrip())
+    outside_plugin(tmp_path, monkeypatch, "unused_pkg", "unused", "")  # puts tmp_path/src on PYTHONPATH
+    results = tmp_path / "results"
+    proc = run_cli(["plugins=[badinit.tinynet]", "model=tinynet9", "dataset=synthetic"], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.startswith("prune-run: error: ") and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "'plugins': 'badinit.tinynet'" in proc.stderr and "RuntimeError: init kaboom" in proc.stderr
+    assert not results.exists()
+
+
+METRIC_NAMED = """
+    from dataclasses import dataclass
+
+    from prune_cli.core.config_base import config_schema
+    from prune_cli.metrics import MetricResult, register_metric
+
+
+    @config_schema("metric", "{name}")
+    @dataclass
+    class Clash:
+        enabled: bool = False
+
+
+    @register_metric("{name}")
+    def clash(ctx, phase, node):
+        return MetricResult()
+"""
+
+
+@pytest.mark.parametrize("name", ["splits", "per_class", "layers"])  # the always-on `metrics` options (README)
+def test_a_metric_named_after_an_always_on_metrics_option_is_refused_naming_the_module(lab, name):
+    """Audit: `@config_schema("metric", "layers")` replaced the field metrics.layers of the metrics schema, and
+    every run failed with "Merge error: bool is not a subclass of ..." naming neither module nor clash."""
+    module = lab(f"m_{name}", METRIC_NAMED.replace("{name}", name))
+    with pytest.raises(ConfigError) as e:
+        plugins.add_modules([module])
+    text = str(e.value)
+    assert e.value.key == "plugins" and e.value.value == module, text
+    assert f"schema metric '{name}' is the built-in option metrics.{name}" in text and "redeclare a built-in" in text, text
+    assert module not in plugins.outside_modules() and ("metric", name) not in plugins.index().schemas
+
+
+def test_the_metrics_schema_refuses_a_clashing_or_never_enabled_metric_schema_naming_its_module(monkeypatch):
+    """The assembly of `metrics` (metrics_config) checks each metric schema it adds: named after an always-on
+    option (whichever way it was indexed), or without `enabled: bool` (audit: `metrics.noen.enabled=true` was
+    an unknown key, the metric could never run, where a metric without any schema is refused for that)."""
+    from dataclasses import dataclass
+
+    from prune_cli.metrics import _refuse_unusable_metric_schema
+
+    monkeypatch.setattr(plugins, "_INDEX", copy.deepcopy(plugins.index()))
+    for name in ("noen", "intenabled", "layers", "fine"):
+        plugins.index().schemas[("metric", name)] = f"lab.{name}"
+
+    @dataclass
+    class NoEn:
+        threshold: float = 0.5
+
+    @dataclass
+    class IntEnabled:
+        enabled: int = 0
+
+    @dataclass
+    class Fine:
+        enabled: bool = False
+        threshold: float = 0.5
+
+    for name, cls, said in (
+        ("noen", NoEn, "NoEn, the schema of metric 'noen', has none, so metrics.noen.enabled could never turn it on"),
+        ("intenabled", IntEnabled, "declares it as <class 'int'>"),
+        ("layers", Fine, "schema metric 'layers' is the built-in option metrics.layers"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            _refuse_unusable_metric_schema(name, cls)
+        assert e.value.key == "plugins" and e.value.value == f"lab.{name}" and said in str(e.value), str(e.value)
+    _refuse_unusable_metric_schema("fine", Fine)  # accepted
+
+
+METRIC_NO_ENABLED = """
+    from dataclasses import dataclass
+
+    from prune_cli.core.config_base import config_schema
+    from prune_cli.metrics import MetricResult, register_metric
+
+
+    @config_schema("metric", "noen")
+    @dataclass
+    class NoEn:
+        threshold: float = 0.5
+
+
+    @register_metric("noen")
+    def noen(ctx, phase, node):
+        return MetricResult()
+"""
+
+
+def test_prune_run_with_a_metric_schema_without_enabled_stops_before_any_work(tmp_path, monkeypatch):
+    outside_plugin(tmp_path, monkeypatch, "noenlab", "noen", textwrap.dedent(METRIC_NO_ENABLED).lstrip())
+    results = tmp_path / "results"
+    proc = run_cli(["plugins=[noenlab.noen]", *FAST], results, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "'plugins': 'noenlab.noen'" in proc.stderr and "metrics.noen.enabled could never turn it on" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not results.exists()
+
+
+DOCSTRING_DECORATOR = '''
+    """A score whose docstring shows how a score is declared:
+
+        @register_score("magnitude")
+        @config_schema("method", "magnitude")
+    """
+
+    from dataclasses import dataclass
+
+    from prune_cli.core.config_base import MethodConfig, config_schema
+    from prune_cli.pruning.scores import register_score
+
+
+    @config_schema("method", "docscore")
+    @dataclass
+    class DocScore(MethodConfig):
+        name: str = "docscore"
+
+
+    @register_score(
+        "docscore",
+    )
+    def docscore(model, params, ctx):
+        """Also not a declaration: @register_score("magnitude")"""
+        return {}
+'''
+
+
+def test_decorator_text_in_a_docstring_of_an_outside_module_declares_nothing(lab):
+    """Audit: the decorator pattern read `    @register_score("magnitude")` inside a docstring as a declaration,
+    and the valid module was refused as redeclaring the built-in score. An outside module's declarations are
+    the decorators of its syntax tree (a wrapped name included)."""
+    module = lab("docscore", DOCSTRING_DECORATOR)
+    built_in = plugins.index().kinds[("score", "magnitude")]
+    plugins.add_modules([module])
+    assert plugins.index().kinds[("score", "docscore")] == module and plugins.index().schemas[("method", "docscore")] == module
+    assert plugins.index().kinds[("score", "magnitude")] == built_in
+    source = textwrap.dedent(DOCSTRING_DECORATOR).lstrip()
+    assert plugins.declarations(source, outside=True) == ([("score", "docscore")], [("method", "docscore")])
+
+
+# An installed package's entry points, without installing it: a `<name>.dist-info` folder on sys.path.
+def _dist_info(root: Path, dist: str, lines: str) -> None:
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[prune_cli.plugins]\n{lines}\n")
+
+
+EP_SCORE = """
+    from prune_cli.pruning.scores import register_score
+
+
+    @register_score("{name}")
+    def score(model, params, ctx):
+        return {{}}
+"""
+
+
+SAID_ENV = "_PRUNE_CLI_SKIPPED_ENTRY_POINTS_SAID"  # plugins.ENTRY_POINTS_SAID_ENV
+
+
+def _fresh_index(monkeypatch) -> None:
+    """The next `plugins.index()` is built anew (entry points included), restored after the test."""
+    monkeypatch.setattr(plugins, "_INDEX", None)
+    monkeypatch.setenv(SAID_ENV, "")  # set by the warning: removed again after the test
+    monkeypatch.delenv(plugins.LAUNCHED_ENV, raising=False)
+
+
+def test_a_broken_entry_point_is_skipped_with_a_warning_naming_it_and_its_distribution(tmp_path, monkeypatch, capsys):
+    """Audit: an entry point naming a missing module (or one whose package raises on import) stopped every
+    prune-run with "Invalid value for config key 'plugins'", a key the user never set, naming neither the entry
+    point nor its distribution. As the plugins docstring promises (an installed entry point is not refused),
+    it is skipped with one warning naming both; the good entry point next to it is indexed."""
+    _dist_info(tmp_path, "ep2", "x = ep2.missing_module")
+    _dist_info(tmp_path, "epinit", "y = epinit.scores")
+    _dist_info(tmp_path, "epgood", "z = epgood.scores")
+    (tmp_path / "epinit").mkdir()
+    (tmp_path / "epinit" / "__init__.py").write_text('raise RuntimeError("init kaboom")\n')
+    (tmp_path / "epinit" / "scores.py").write_text(textwrap.dedent(EP_SCORE.format(name="ep_init_score")).lstrip())
+    (tmp_path / "epgood").mkdir()
+    (tmp_path / "epgood" / "__init__.py").write_text("")
+    (tmp_path / "epgood" / "scores.py").write_text(textwrap.dedent(EP_SCORE.format(name="ep_good_score")).lstrip())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _fresh_index(monkeypatch)
+    idx = plugins.index()
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 2, warnings
+    missing, init = sorted(warnings)
+    said = "prune-cli: warning: skipped the prune_cli.plugins entry point `x = ep2.missing_module` of distribution ep2: "
+    assert missing.startswith(said), missing
+    assert "No module named 'ep2'" in missing and "'plugins'" not in missing
+    assert "entry point `y = epinit.scores` of distribution epinit" in init and "RuntimeError: init kaboom" in init
+    assert idx.kinds[("score", "ep_good_score")] == "epgood.scores" and "epgood.scores" in idx.outside
+    assert ("score", "ep_init_score") not in idx.kinds and "epinit.scores" not in idx.outside
+    assert ("score", "magnitude") in idx.kinds  # the built-ins are all there
+    plugins.index()
+    assert capsys.readouterr().err == ""  # said once
+    assert SAID_ENV == plugins.ENTRY_POINTS_SAID_ENV
+
+
+def test_an_entry_point_clashing_with_a_built_in_is_skipped_whole(tmp_path, monkeypatch, capsys):
+    """A skipped entry point adds none of its names (here the second of its scores clashes with the built-in
+    `magnitude`): the first was added before the clash was found, and stayed without its module indexed."""
+    _dist_info(tmp_path, "epclash", "c = epclash.scores")
+    (tmp_path / "epclash").mkdir()
+    (tmp_path / "epclash" / "__init__.py").write_text("")
+    (tmp_path / "epclash" / "scores.py").write_text(
+        textwrap.dedent(EP_SCORE.format(name="ep_first")).lstrip() + '\n\n@register_score("magnitude")\ndef mine(m, p, c):\n    pass\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _fresh_index(monkeypatch)
+    idx = plugins.index()
+    (warning,) = capsys.readouterr().err.strip().splitlines()
+    assert "entry point `c = epclash.scores` of distribution epclash" in warning and "score 'magnitude'" in warning
+    assert ("score", "ep_first") not in idx.kinds and idx.kinds[("score", "magnitude")].startswith("prune_cli.")
+
+
+def test_an_entry_point_module_that_fails_to_import_when_chosen_names_the_entry_point(tmp_path, monkeypatch, capsys):
+    """An entry point's module found at indexing but raising when its plugin is chosen: the message names the
+    entry point and its distribution, since the user never listed the module in `plugins`."""
+    _dist_info(tmp_path, "epboom", "b = epboom.scores")
+    (tmp_path / "epboom").mkdir()
+    (tmp_path / "epboom" / "__init__.py").write_text("")
+    source = 'raise ValueError("boom at import")\n' + textwrap.dedent(EP_SCORE.format(name="ep_boom")).lstrip()
+    (tmp_path / "epboom" / "scores.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _fresh_index(monkeypatch)
+    try:
+        with pytest.raises(ConfigError) as e:
+            plugins.load("score", "ep_boom")
+    finally:
+        sys.modules.pop("epboom", None)
+    text = str(e.value)
+    assert e.value.value == "epboom.scores" and "score 'ep_boom'" in text and "ValueError: boom at import" in text, text
+    assert "named by the prune_cli.plugins entry point `b = epboom.scores` of distribution epboom" in text, text
+    assert capsys.readouterr().err == ""
+
+
+def test_prune_run_help_works_with_a_broken_entry_point_installed(tmp_path, monkeypatch):
+    monkeypatch.delenv(SAID_ENV, raising=False)
+    _dist_info(tmp_path / "src", "ep2", "x = ep2.missing_module")
+    outside_plugin(tmp_path, monkeypatch, "unused_pkg", "unused", "")  # puts tmp_path/src on PYTHONPATH
+    proc = run_cli(["--help"], tmp_path / "results", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (warning,) = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert "entry point `x = ep2.missing_module` of distribution ep2" in warning and "Traceback" not in proc.stderr
+    assert "prune-run is powered by Hydra" in proc.stdout

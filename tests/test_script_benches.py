@@ -137,3 +137,53 @@ def test_bench_analysis_times_with_one_torch_thread_unless_told(monkeypatch):
             assert seen[-1] == expected
     finally:
         torch.set_num_threads(before)
+
+
+def test_bench_sweep_refuses_a_size_given_twice_before_any_benchmark(monkeypatch, capsys):
+    """`--sizes 4 4` ran the whole benchmark, merged both sizes into one results key, then died in the overhead
+    fit (ZeroDivisionError: every size equal). Refused right after parsing, one line, exit 2."""
+    import pytest
+
+    ns = _script("bench_sweep.py", monkeypatch)["main"].__globals__
+    asked = []
+    monkeypatch.setitem(ns, "benchmark", lambda sizes, repeats, variants: asked.append(sizes))
+    monkeypatch.setattr("sys.argv", ["bench_sweep.py", "--sizes", "1", "4", "4"])
+    with pytest.raises(SystemExit) as stop:
+        ns["main"]()
+    assert stop.value.code == 2 and asked == []
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith("error: argument --sizes: '1 4 4': allowed: each value once (4 is repeated)"), error
+    monkeypatch.setattr("sys.argv", ["bench_sweep.py", "--sizes", "1", "4"])
+    ns["main"]()
+    assert asked == [[1, 4]]
+
+
+def test_bench_training_loop_labels_a_single_repeat_and_prints_the_load_with_the_cpu_count(monkeypatch, capsys):
+    """bench_training_loop.py printed "median" and a ratio for --repeats 1 and its load lines without the CPU
+    count, unlike every other script (docs/performance.md). The training calls are stand-ins."""
+    import os
+
+    ns = _script("bench_training_loop.py", monkeypatch)["main"].__globals__
+    calls = []
+    monkeypatch.setitem(ns, "train", lambda *args: calls.append("runner"))
+    monkeypatch.setitem(ns, "bare_epoch", lambda *args: calls.append("bare"))
+    monkeypatch.setattr("sys.argv", ["bench_training_loop.py", "--repeats", "1", "--samples", "16", "--width", "4"])
+    ns["main"]()
+    out = capsys.readouterr().out
+    assert calls == ["runner", "bare", "runner", "bare"]  # the warm-up, then one round
+    loads = [line for line in out.splitlines() if line.startswith("load average")]
+    assert [line.split(":")[0] for line in loads] == ["load average before", "load average after"]
+    assert all(line.endswith(f" on {os.cpu_count()} CPUs") for line in loads), loads
+    assert "single repeat (no median)" in out and "epoch median" not in out
+    summary = ns["summary"]
+    # one repeat: 10 ms against 8 ms, ratio 1.25
+    assert summary([0.010], [0.008]) == [
+        "runner epoch 10.0 ms, bare PyTorch epoch 8.0 ms (single repeat (no median))",
+        "ratio runner/bare = 1.250  (target <= 1.10)",
+        "single repeat (no median): one noisy sample on a shared machine; rerun with --repeats 3 before quoting the ratio",
+    ]
+    # three repeats: medians 20 ms and 10 ms, ratio 2.0
+    assert summary([0.010, 0.030, 0.020], [0.010, 0.010, 0.016]) == [
+        "runner epoch median 20.0 ms, bare PyTorch epoch median 10.0 ms (medians of 3 repeats)",
+        "ratio runner/bare = 2.000  (target <= 1.10)",
+    ]

@@ -16,7 +16,12 @@ names (`Registry.get`, `schema`). Three places are scanned:
 - the built-in plugin packages of prune-cli (data, data/pruning, models, pruning/scores, pruning/allocations,
   pruning/structures, pruning/train_time, schedules, metrics) and the schemas of training.py;
 - the modules given on the command line, `prune-run plugins=[my_lab.scores]` (`add_modules`);
-- the modules named by installed packages in the `prune_cli.plugins` entry-point group.
+- the modules named by installed packages in the `prune_cli.plugins` entry-point group. One that cannot be
+  indexed (a missing module, a package whose `__init__.py` raises, a clash with a built-in name) is skipped
+  with a warning naming the entry point and its distribution, never refused (`_add_entry_points`).
+
+In a module from outside prune-cli only the lines that are decorators of its syntax tree count (`_decorators`):
+a docstring's example `@register_score("magnitude")` declares nothing.
 
 Adding a plugin therefore edits no existing file. This module imports nothing from the package.
 
@@ -145,11 +150,36 @@ def _call_text(args: str) -> str:
     return args
 
 
-def option_declarations(source: str) -> list[tuple[str, str, str]]:
-    """[(kind, name, options class name)] of the allocations and structures `source` registers with
-    `options=<ClassName>`."""
-    found = []
+@functools.lru_cache(maxsize=64)
+def _decorator_lines(source: str) -> frozenset[int] | None:
+    """The line numbers of the real decorators of `source` (its syntax tree), or None where it does not parse
+    (its import then fails, named by `import_plugin`)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    nodes = (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+    return frozenset(d.lineno for n in nodes for d in n.decorator_list)
+
+
+def _decorators(source: str, outside: bool):
+    """The decorator lines `_DECORATOR` finds in `source`. For a module from outside prune-cli (`outside`), only
+    those that are decorators of its syntax tree: a docstring's example line `    @register_score("magnitude")`
+    was indexed as a declaration, and the module refused as redeclaring the built-in score. prune-cli's own
+    modules keep the one regular-expression pass (parsing every built-in file would cost tens of milliseconds
+    at every start; their docstrings show decorators unindented in prose, and tests/test_plugins.py checks the
+    index against what they register)."""
+    lines = _decorator_lines(source) if outside else None
     for m in _DECORATOR.finditer(source):
+        if lines is None or source.count("\n", 0, m.start()) + 1 in lines:
+            yield m
+
+
+def option_declarations(source: str, outside: bool = False) -> list[tuple[str, str, str]]:
+    """[(kind, name, options class name)] of the allocations and structures `source` registers with
+    `options=<ClassName>` (`outside`: see `_decorators`)."""
+    found = []
+    for m in _decorators(source, outside):
         short = m.group(1).rsplit(".", 2)
         short = ".".join(short[-2:]) if m.group(1).endswith(".register") else short[-1]
         kind = DECORATOR_KINDS.get(short)
@@ -162,10 +192,11 @@ def option_declarations(source: str) -> list[tuple[str, str, str]]:
     return found
 
 
-def declarations(source: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """([(kind, name)], [(schema group, name)]) declared by the decorator lines of `source`."""
+def declarations(source: str, outside: bool = False) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """([(kind, name)], [(schema group, name)]) declared by the decorator lines of `source` (`outside`: a
+    module from outside prune-cli, see `_decorators`)."""
     kinds, schemas = [], []
-    for m in _DECORATOR.finditer(source):
+    for m in _decorators(source, outside):
         decorator = m.group(1)
         args = source[m.start(2) : m.start(2) + 500]  # the names may follow on the next lines (a formatter's wrap)
         short = decorator.rsplit(".", 2)
@@ -185,21 +216,25 @@ class PluginIndex:
     kinds: dict[tuple[str, str], str] = field(default_factory=dict)
     schemas: dict[tuple[str, str], str] = field(default_factory=dict)
     outside: list[str] = field(default_factory=list)  # modules added with plugins=[...] or entry points
+    # module -> "entry point `x = my_lab.scores` of distribution my-lab", for the modules entry points name
+    entry_points: dict[str, str] = field(default_factory=dict)
     # (allocation | structure, name) -> (module, its file, the options class named on its decorator)
     options: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
 
     def scan_file(self, path: Path, module: str) -> None:
         source = path.read_text(encoding="utf-8")
-        kinds, schemas = declarations(source)
-        for key in kinds:
-            self._add(self.kinds, key, module)
-        for key in schemas:
-            self._add(self.schemas, key, module)
-        for kind, name, cls in option_declarations(source):
+        outside = not _built_in(module)
+        kinds, schemas = declarations(source, outside)
+        for table, keys in ((self.kinds, kinds), (self.schemas, schemas)):  # every clash first: a refused module adds nothing
+            for key in keys:
+                self._clash(table, key, module)
+        for table, keys in ((self.kinds, kinds), (self.schemas, schemas)):
+            table.update(dict.fromkeys(keys, module))
+        for kind, name, cls in option_declarations(source, outside):
             self.options[(kind, name)] = (module, str(path), cls)
 
     @staticmethod
-    def _add(table: dict, key: tuple[str, str], module: str) -> None:
+    def _clash(table: dict, key: tuple[str, str], module: str) -> None:
         old = table.get(key)
         if old is not None and old != module:
             kind, name = key
@@ -208,13 +243,32 @@ class PluginIndex:
                 module,
                 f"modules that do not redeclare a built-in or already loaded name: {kind} '{name}' is declared by {old} too",
             )
-        table[key] = module
+
+
+def _built_in(module: str) -> bool:
+    return module == "prune_cli" or module.startswith("prune_cli.")
+
+
+def _find_spec(module: str):
+    """`importlib.util.find_spec(module)`, which imports its parent packages. A package whose `__init__.py`
+    raises something else than ImportError (a RuntimeError, a SyntaxError) is named, not a traceback: it
+    escaped as one from prune-run's indexing (exit 1), and from every command where an entry point named it."""
+    try:
+        return importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        raise
+    except Exception as err:
+        raise ConfigError(
+            "plugins",
+            module,
+            f"a module that imports (finding {module} imports its package, which raised {type(err).__name__}: {err})",
+        ) from err
 
 
 def _module_file(module: str) -> Path:
     """The source file of `module`, found without importing it (its parent packages are imported)."""
     try:
-        spec = importlib.util.find_spec(module)
+        spec = _find_spec(module)
     except (ImportError, ValueError) as err:
         spec, reason = None, str(err)
     else:
@@ -243,7 +297,7 @@ def index() -> PluginIndex:
         for rel in BUILTIN_FILES:
             idx.scan_file(PACKAGE / rel, "prune_cli." + rel.removesuffix(".py").replace("/", "."))
         _INDEX = idx
-        add_modules(_entry_point_modules(), must_declare=False)
+        _add_entry_points()
         add_modules((m for m in os.environ.get(LAUNCHED_ENV, "").split(",") if m), must_declare=False)  # checked by the parent
     return _INDEX
 
@@ -256,10 +310,45 @@ def pass_to_launched_processes(modules: list[str]) -> None:
         os.environ.pop(LAUNCHED_ENV, None)
 
 
-def _entry_point_modules() -> list[str]:
+def _entry_point_modules() -> dict[str, str]:
+    """module -> what names it: "entry point `x = my_lab.scores` of distribution my-lab" (the first, where
+    several entry points name one module)."""
     from importlib.metadata import entry_points
 
-    return sorted({ep.value.split(":")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    found: dict[str, str] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        name = (dist.name if dist is not None else None) or "(unknown)"
+        found.setdefault(ep.value.split(":")[0].strip(), f"entry point `{ep.name} = {ep.value}` of distribution {name}")
+    return dict(sorted(found.items()))
+
+
+# Set once the skipped entry points were said, so that the processes a launcher starts do not say them again.
+ENTRY_POINTS_SAID_ENV = "_PRUNE_CLI_SKIPPED_ENTRY_POINTS_SAID"
+
+
+def _add_entry_points() -> None:
+    """Index the modules of the `prune_cli.plugins` entry points. One that cannot be indexed (its module is
+    missing, its package raises on import, it redeclares a built-in name) is skipped with a warning on stderr
+    naming the entry point and its distribution, not refused: the installed package is not part of the
+    command, and refusing it stopped every command (`--help` included) until it was uninstalled, with a
+    message blaming the `plugins` key the user never set. Its names are then unknown, as if not installed."""
+    import sys
+
+    idx = index()
+    skipped = []
+    for module, where in _entry_point_modules().items():
+        try:
+            add_modules([module], must_declare=False)
+        except ConfigError as err:
+            skipped.append(f"{where}: {err.hint or err.allowed}")
+        else:
+            idx.entry_points[module] = where
+    if skipped and not os.environ.get(ENTRY_POINTS_SAID_ENV):
+        os.environ[ENTRY_POINTS_SAID_ENV] = "1"
+        for line in skipped:
+            tail = "its plugins stay unavailable until it is fixed or uninstalled"
+            print(f"prune-cli: warning: skipped the {ENTRY_POINT_GROUP} {line}; {tail}", file=sys.stderr)
 
 
 def add_modules(modules, must_declare: bool = True) -> None:
@@ -269,7 +358,9 @@ def add_modules(modules, must_declare: bool = True) -> None:
     it (the package `my_lab` instead of its plugin module `my_lab.scores`) did nothing, without a word.
     So are a @config_schema of a group no config reads (`_refuse_unknown_schema_groups`) and a metric
     without its schema (`_refuse_metrics_without_schema`): both declared something that could never be
-    used. An installed entry point is not refused (that would stop every command until it is uninstalled)."""
+    used. An installed entry point is not refused (that would stop every command until it is uninstalled):
+    `_add_entry_points` skips one that any refusal here (it cannot be found, it redeclares a built-in name)
+    refuses, with a warning naming it and its distribution."""
     idx = index()
     found: dict[str, Path] = {}
     declared: dict[str, tuple[list, list]] = {}  # each module's (kinds, schemas), read once for the refusals
@@ -280,9 +371,10 @@ def add_modules(modules, must_declare: bool = True) -> None:
         path = _module_file(module)
         if must_declare:
             _refuse_declaring_nothing(path, module)
-            declared[module] = declarations(path.read_text(encoding="utf-8"))
+            declared[module] = declarations(path.read_text(encoding="utf-8"), outside=True)
             _refuse_unknown_schema_groups(declared[module][1], module)
         _refuse_built_in_yaml_options(path, module)
+        _refuse_metrics_named_as_base_options(path, module)
         found[module] = path
     if must_declare:
         _refuse_metrics_without_schema(declared)
@@ -293,8 +385,8 @@ def add_modules(modules, must_declare: bool = True) -> None:
 
 def _refuse_declaring_nothing(path: Path, module: str) -> None:
     source = path.read_text(encoding="utf-8")
-    kinds, schemas = declarations(source)
-    if kinds or schemas or option_declarations(source):
+    kinds, schemas = declarations(source, outside=True)
+    if kinds or schemas or option_declarations(source, outside=True):
         return
     raise ConfigError(
         "plugins",
@@ -354,7 +446,7 @@ def _refuse_built_in_yaml_options(path: Path, module: str) -> None:
     ignored (the run used the YAML's options, and the plugin's own field was an unknown key)."""
     from .paths import configs_dir
 
-    _, schemas = declarations(path.read_text(encoding="utf-8"))
+    _, schemas = declarations(path.read_text(encoding="utf-8"), outside=True)
     for group, name in schemas:
         yaml = configs_dir() / group / f"{name}.yaml"
         if (group, name) not in index().schemas and yaml.exists():
@@ -364,6 +456,32 @@ def _refuse_built_in_yaml_options(path: Path, module: str) -> None:
                 f"modules that do not redeclare a built-in or already loaded name: schema {group} '{name}' is the "
                 f"built-in option configs/{group}/{name}.yaml (choose another name)",
             )
+
+
+def base_metrics_options() -> tuple[str, ...]:
+    """The always-on options of `metrics` (BaseMetricsConfig's fields: splits, per_class, layers)."""
+    from .config_base import BaseMetricsConfig
+
+    return tuple(f.name for f in dataclasses.fields(BaseMetricsConfig))
+
+
+def metric_named_as_base_option(module: str, name: str) -> ConfigError:
+    return ConfigError(
+        "plugins",
+        module,
+        f"modules that do not redeclare a built-in or already loaded name: schema metric '{name}' is the built-in "
+        f"option metrics.{name} (the always-on options: {', '.join(base_metrics_options())}; choose another name)",
+    )
+
+
+def _refuse_metrics_named_as_base_options(path: Path, module: str) -> None:
+    """A metric schema named after an always-on option (`@config_schema("metric", "layers")`) replaced that
+    option's field in the metrics schema (prune_cli/metrics/__init__.py `metrics_config`): every run then
+    failed composing `metrics/default` with an OmegaConf merge error naming neither the module nor the clash."""
+    _, schemas = declarations(path.read_text(encoding="utf-8"), outside=True)
+    for group, name in schemas:
+        if group == "metric" and name in base_metrics_options():
+            raise metric_named_as_base_option(module, name)
 
 
 def outside_modules() -> list[str]:
@@ -408,7 +526,7 @@ def source_digest(module: str) -> str:
     or module is not covered (docs/architecture.md, "Plugins")."""
     _module_file(module)  # a module that cannot be found: the same message as when it was indexed
     top = module.partition(".")[0]
-    spec = importlib.util.find_spec(top)
+    spec = _find_spec(top)
     if spec is not None and spec.submodule_search_locations:  # a package (a namespace package: each folder)
         digest = hashlib.sha256()
         for folder in sorted(spec.submodule_search_locations):
@@ -429,10 +547,14 @@ def import_plugin(module: str, provides: str) -> None:
     try:
         importlib.import_module(module)
     except Exception as err:
-        if module == "prune_cli" or module.startswith("prune_cli."):
+        if _built_in(module):
             raise  # a built-in module that does not import is a bug of prune-cli: its traceback
+        where = index().entry_points.get(module)  # an installed package's: the user never named it in `plugins`
+        named = f", named by the {ENTRY_POINT_GROUP} {where}" if where else ""
         raise ConfigError(
-            "plugins", module, f"a module that imports (it provides {provides}; importing it raised {type(err).__name__}: {err})"
+            "plugins",
+            module,
+            f"a module that imports (it provides {provides}{named}; importing it raised {type(err).__name__}: {err})",
         ) from err
 
 

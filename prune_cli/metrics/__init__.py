@@ -194,6 +194,36 @@ from .cost import layer_table, model_cost_metrics  # noqa: E402
 _METRICS_CONFIG: type | None = None
 
 
+def _refuse_unusable_metric_schema(name: str, cls: type) -> None:
+    """A metric schema the assembled `metrics` schema cannot use, refused naming its module: one named after an
+    always-on option (`layers`) would replace that BaseMetricsConfig field (every run failed with an OmegaConf
+    merge error naming neither; outside modules are refused when indexed, core/plugins.py), and one without
+    `enabled: bool` could never be turned on (`metrics.<name>.enabled=true` was an unknown key), as a metric
+    without a schema, which core/plugins.py refuses for that reason."""
+    import dataclasses
+    import typing
+
+    from ..core import plugins
+    from ..core.errors import ConfigError
+
+    module = plugins.index().schemas.get(("metric", name), cls.__module__)
+    if name in plugins.base_metrics_options():
+        raise plugins.metric_named_as_base_option(module, name)
+    enabled = next((f for f in dataclasses.fields(cls) if f.name == "enabled"), None) if dataclasses.is_dataclass(cls) else None
+    try:
+        declared = typing.get_type_hints(cls).get("enabled") if enabled is not None else None
+    except Exception:  # noqa: BLE001 - an annotation that does not evaluate: its written text
+        declared = enabled.type
+    if declared not in (bool, "bool"):
+        has = "has none" if enabled is None else f"declares it as {declared!r}"
+        raise ConfigError(
+            "plugins",
+            module,
+            f"modules whose metric schemas have the field `enabled: bool = False`: {cls.__qualname__}, the schema of metric "
+            f"'{name}', {has}, so metrics.{name}.enabled could never turn it on (docs/architecture.md, Plugins)",
+        )
+
+
 def metrics_config() -> type:
     """The `metrics` schema: the always-on options (BaseMetricsConfig) and one node per optional
     metric plugin, each declared with `@config_schema("metric", "<name>")` next to its function.
@@ -206,6 +236,8 @@ def metrics_config() -> type:
         from ..core import plugins
 
         nodes = [(name, plugins.schema("metric", name)) for name in plugins.schema_names("metric")]
+        for name, cls in nodes:
+            _refuse_unusable_metric_schema(name, cls)
         # each node's default is the structured schema, not `cls()`: a field without a default is then an
         # unset value (`???`) that the pre-run pass names with its key and schema where the metric is
         # enabled (prevalidate.check_missing_values), as for every other plugin's schema; `cls()` raised
