@@ -329,3 +329,198 @@ def test_a_regions_figure_with_no_counted_run_is_not_drawn_and_says_why(tmp_path
     md = written["summary.md"].read_text()
     assert "- regions_vs_sparsity.png is not drawn: no run's regions were counted\n" in md, md
     assert "regions not counted in 3 of 3 run(s)" in md, md
+
+
+# ----------------------------------------------------------------------------- audit of the figures (fixfigs)
+
+REGION_BOUNDS = ("bound_ln_serra", "bound_ln_rank_actual", "bound_ln_expected_binomial")
+
+
+def _audit_folder(root, seeds: dict, achieved: dict) -> Path:
+    """magnitude runs, one per (sparsity, seed) of `seeds` ({sparsity: seeds}), accuracy 0.8 + 0.01 seed
+    (dense 0.9), each with a final `sparsity_prunable` of `achieved`[sparsity] and a regions.csv row of the
+    finetuned model: lr_count = 100 * (seed + 1) and the three bounds, ln values 10, 20, 30."""
+    from test_report_achieved_sparsity import _edit
+    from test_report_experiments import write_run
+
+    for sparsity, run_seeds in seeds.items():
+        for seed in run_seeds:
+            run = write_run(root, seed, "magnitude", sparsity, 10, 0.8 + 0.01 * seed)
+            _edit(root, run, achieved[sparsity])
+            d = root / "runs" / run
+            m = pd.read_csv(d / "metrics.csv")
+            ctx = m.iloc[0].drop(["phase", "split", "metric", "value", "dense_value"]).to_dict()
+            row = {**ctx, "phase": "finetuned", "lr_count": 100.0 * (seed + 1)} | dict(zip(REGION_BOUNDS, (10.0, 20.0, 30.0)))
+            pd.DataFrame([row]).to_csv(d / "regions.csv", index=False)
+    return root
+
+
+def test_regions_and_recall_figures_draw_a_condition_off_its_target_at_its_achieved_sparsity(tmp_path, monkeypatch):
+    """magnitude at 0.5 (reached 0.5) and at 0.9 (reached 0.6, as layer_pruning or autoprune do), seeds 0-1.
+    The accuracy figure drew the 0.9 condition at 1 / (1 - 0.6) = 2.5x as "(oneshot, achieved sparsity)"; the
+    regions figure put it at x = 0.9 inside the magnitude curve and the recall figure labelled it "sparsity
+    0.9". Now both draw it as a series of its own at 0.6, labelled "achieved sparsity"."""
+    root = _audit_folder(tmp_path / "res", {0.5: (0, 1), 0.9: (0, 1)}, {0.5: 0.5, 0.9: 0.6})
+    curves = _recorded_curves(monkeypatch)
+    written = build_report(root, parallel=False)
+    assert {"regions_vs_sparsity.png", "recall_change_vs_dense.png"} <= set(written)
+    counts = {label: x for label, x, _, _ in curves if label and label.endswith("ln lr_count")}
+    assert counts == {
+        "magnitude: ln lr_count": [0.5],
+        "magnitude (oneshot, achieved sparsity): ln lr_count": [pytest.approx(0.6)],
+    }, counts
+    # ln(100 (seed 0)), ln(200 (seed 1)): their mean, at the achieved 0.6 as at 0.5
+    (off,) = [y for label, _, y, _ in curves if label == "magnitude (oneshot, achieved sparsity): ln lr_count"]
+    assert off == [pytest.approx((math.log(100) + math.log(200)) / 2)]
+    recall = sorted(label for label, *_ in curves if label and label.startswith("sparsity"))
+    assert recall == ["sparsity 0.5", "sparsity 0.6 (oneshot, achieved sparsity)"], recall
+    (accuracy,) = [x for label, x, _, _ in curves if label == "magnitude (oneshot, achieved sparsity)"]
+    assert accuracy == [pytest.approx(1 / (1 - 0.6))]  # 2.5x: where the accuracy figure already drew it
+
+
+def test_the_bounds_of_a_regions_curve_each_have_their_own_line_style_named_in_the_legend(tmp_path, monkeypatch):
+    """The three bounds of one curve were all "--" in its colour and marker: three identical legend swatches.
+    Now dashed, dotted and dash-dot, each said in its legend entry; the count stays the solid line."""
+    import matplotlib.pyplot as plt
+
+    rows = [
+        {"run_id": f"r{seed}-{s}", "seed": seed, "method": "magnitude", "target_sparsity": s, "phase": "finetuned"}
+        | {"lr_count": 100.0 + seed}
+        | dict(zip(REGION_BOUNDS, (10.0, 20.0, 30.0)))
+        for seed in range(2)
+        for s in (0.5, 0.9)
+    ]
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    assert plotting.regions_vs_sparsity(pd.DataFrame(rows), tmp_path) is not None
+    (fig,) = figures
+    lines = {line.get_label(): line.get_linestyle() for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
+    assert lines == {
+        "magnitude: ln lr_count": "-",
+        "magnitude: bound_ln_serra (dashed)": "--",
+        "magnitude: bound_ln_rank_actual (dotted)": ":",
+        "magnitude: bound_ln_expected_binomial (dash-dot)": "-.",
+    }, lines
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sorted(legend) == sorted(lines), legend
+
+
+def _kept(monkeypatch) -> list:
+    import matplotlib.pyplot as plt
+
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plotting.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    return figures
+
+
+def test_every_interval_label_names_the_confidence_level(tmp_path, monkeypatch):
+    """--confidence 0.8: the y labels still read "mean ± CI" (accuracy, recall, NTK) and the regions figure's
+    "ln(number of regions)" said nothing of its bars, while docs/report.md says every figure names the level."""
+    root = _audit_folder(tmp_path / "res", {0.5: (0, 1, 2)}, {0.5: 0.5})
+    ntk_root = tmp_path / "ntk"
+    for seed, v in enumerate(NTK[(32, 32)]):
+        ntk_run(ntk_root, seed, (32, 32), v)
+    figures = _kept(monkeypatch)
+    build_report(root, confidence=0.8, parallel=False)
+    build_report(ntk_root, confidence=0.8, parallel=False)
+    labels = {ax.get_ylabel() for fig in figures for ax in fig.axes if ax.get_ylabel()}
+    assert {
+        "test accuracy (mean ± 80% CI over seeds)",
+        "recall change vs dense (mean ± 80% CI over seeds)",
+        "ln(number of regions) (mean ± 80% CI over seeds)",
+        "mean ± 80% CI over seeds",  # ntk_condition against the width
+    } <= labels, labels
+    assert not any("± CI" in label for label in labels), labels
+
+
+def _hollow(fig) -> list[tuple]:
+    """(x, y) of every point drawn with a white marker face on `fig` (the one-seed points), legend proxies aside."""
+    return [
+        (float(x), float(y))
+        for ax in fig.axes
+        for line in ax.get_lines()
+        if line.get_markerfacecolor() == "white"
+        for x, y in zip(line.get_xdata(), line.get_ydata())
+    ]
+
+
+def test_a_point_of_one_seed_is_hollow_and_the_legend_says_so(tmp_path, monkeypatch):
+    """magnitude at 0.5 with seeds 0-2 and at 0.75 with seed 0 only: the 0.75 point has no interval, and was
+    drawn with a bar of zero length, like seeds that agree exactly. Now it is hollow (a white marker face), no
+    bar is drawn at it, and the legend has "hollow: one seed, no interval", in the accuracy, recall and regions
+    figures; the three-seed points stay filled."""
+    root = _audit_folder(tmp_path / "res", {0.5: (0, 1, 2), 0.75: (0,)}, {0.5: 0.5, 0.75: 0.75})
+    figures = _kept(monkeypatch)
+    build_report(root, parallel=False)
+    by_label = {fig.axes[0].get_ylabel().split(" (")[0]: fig for fig in figures}
+    accuracy, recall, regions = (by_label[y] for y in ("test accuracy", "recall change vs dense", "ln(number of regions)"))
+    # accuracy: seed 0's 0.80 at 1 / (1 - 0.75) = 4x
+    assert _hollow(accuracy) == [(pytest.approx(4.0), pytest.approx(0.80))]
+    # recall: both classes' recall change 0.80 - 0.90 at the dense recall 0.90
+    assert _hollow(recall) == [(pytest.approx(0.9), pytest.approx(-0.1))] * 2
+    # regions: ln 100 and the bounds 10, 20, 30 at 0.75
+    assert sorted(_hollow(regions)) == [(0.75, pytest.approx(v)) for v in sorted((math.log(100), 10.0, 20.0, 30.0))]
+    # NTK: width 32 of seeds 0-2, width 64 of seed 0 only (its value 2.0)
+    ntk_root = tmp_path / "ntk"
+    for seed, v in enumerate(NTK[(32, 32)]):
+        ntk_run(ntk_root, seed, (32, 32), v)
+    ntk_run(ntk_root, 0, (64, 64), NTK[(64, 64)][0])
+    figures.clear()
+    build_report(ntk_root, parallel=False)
+    (ntk,) = [fig for fig in figures if fig.axes[0].get_title() == "ntk_condition"]
+    assert _hollow(ntk) == [(64.0, pytest.approx(2.0))]
+    for fig in (accuracy, recall, regions, ntk):
+        (ax,) = fig.axes
+        assert "hollow: one seed, no interval" in [t.get_text() for t in ax.get_legend().get_texts()]
+        # bars only at the points of several seeds: none centred on a one-seed point (the zero-length one it had)
+        bars = [(seg[0][0], (seg[0][1] + seg[1][1]) / 2) for c in ax.collections for seg in c.get_segments()]
+        assert bars and not any(math.isclose(bx, x) and math.isclose(by, y) for bx, by in bars for x, y in _hollow(fig)), bars
+
+
+def test_hessian_figure_draws_each_condition_at_its_own_smallest_seed(tmp_path, monkeypatch):
+    """random and magnitude at 0.5, widths [8, 8] and [16, 16], seeds 0-1, without magnitude [8, 8] seed 0.
+    The figure took the folder's smallest seed (0) and drew 3 pruned curves; now 4, magnitude [8, 8] at its
+    own smallest seed 1, the label naming each curve's seed. The pruned peaks (10 seed + a condition number)
+    tell which run was drawn."""
+    from matplotlib.axes import Axes
+
+    root = tmp_path / "res"
+    planted = {}
+    for k, (method, widths) in enumerate((m, w) for m in ("random", "magnitude") for w in ((8, 8), (16, 16))):
+        for seed in range(2):
+            if (method, widths, seed) != ("magnitude", (8, 8), 0):
+                hessian_run(root, seed, widths, 0.5, 5.0 + k, 10.0 * seed + k + 1, method=method)
+                planted.setdefault((method, widths), (seed, 10.0 * seed + k + 1))
+    drawn = []
+    plot = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda ax, *a, **k: (drawn.append((k.get("label"), list(a[1]))), plot(ax, *a, **k))[1])
+    assert "hessian_density.png" in build_report(root, parallel=False)
+    pruned = sorted((label, max(y)) for label, y in drawn if label and not label.startswith("dense") and len(y) == 3)
+    expected = sorted(
+        (f"{method} 0.5 model.widths=[{w[0]}, {w[1]}], seed {seed}", peak) for (method, w), (seed, peak) in planted.items()
+    )
+    assert len(expected) == 4 and pruned == expected, pruned
+
+
+def test_a_figure_of_many_phases_wraps_into_rows(tmp_path, monkeypatch):
+    """An iterative schedule of 5 rounds: 8 Hessian panels (dense, round_1-5, pruned, finetuned) in one row made
+    a PNG thousands of pixels wide. Now 3 to a row: 3 rows (3, 3, 2), no wider than 3 panels and their legends."""
+    from matplotlib.image import imread
+
+    phases = ["dense", *(f"round_{i}" for i in range(1, 6)), "pruned", "finetuned"]
+    rows = [
+        {"run_id": "r0", "seed": 0, "method": "magnitude", "target_sparsity": 0.5, "phase": p, "grid": g, "density": 1.0 + g}
+        for p in phases
+        for g in (0.0, 1.0)
+    ]
+    figures = _kept(monkeypatch)
+    path = plotting.hessian_density(pd.DataFrame(rows), tmp_path)
+    (fig,) = figures
+    tops = sorted({round(ax.get_position().y1, 6) for ax in fig.axes}, reverse=True)
+    per_row = [sum(round(ax.get_position().y1, 6) == t for ax in fig.axes) for t in tops]
+    assert per_row == [3, 3, 2], per_row
+    height, width = imread(path).shape[:2]
+    # a column: margins 0.85 + 0.25 in, a 4.6 in panel and its legend ("magnitude 0.5", under 2 in) at 110 dpi
+    assert width <= 3 * (0.85 + 4.6 + 0.25 + 2.0) * 110 and height >= 3 * 3.4 * 110, (width, height)

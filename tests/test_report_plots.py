@@ -226,3 +226,28 @@ def test_a_title_of_wide_letters_stays_on_the_figure(tmp_path, monkeypatch):
     assert plotting.regions_vs_sparsity(pd.DataFrame(rows), tmp_path) is not None
     fig, title = _title_box(figures)
     assert title.x0 >= 0 and title.x1 <= fig.bbox.x1 and title.y1 <= fig.bbox.y1, title
+
+
+def test_a_scaling_point_of_one_seed_is_hollow_without_a_bar(tmp_path, monkeypatch):
+    """The scaling figure drew a one-seed point with a bar of zero length (np.nan_to_num of its NaN half-width),
+    like seeds that agree. Now no bar and a hollow marker, named in the legend. One family at 7 densities of 3
+    seeds, the densest point's seed count set to 1 (its error and std as fitted)."""
+    import numpy as np
+
+    from prune_cli.report import scaling
+    from test_report_scaling import _noisy_family
+
+    _, fitted = scaling.fit_families(_noisy_family())
+    densest = fitted["density"] == fitted["density"].max()
+    fitted.loc[densest, "n_seeds"] = 1
+    figures = _kept_figures(monkeypatch)
+    scaling.plot_fits(fitted, tmp_path)
+    (fig,) = figures
+    ax = fig.axes[0]
+    white = [line for line in ax.get_lines() if line.get_markerfacecolor() == "white"]
+    hollow = [(float(x), float(y)) for line in white for x, y in zip(*line.get_data())]
+    (x, y) = fitted.loc[densest, ["density", "error"]].iloc[0]
+    assert hollow == [(x, y)], hollow
+    bars = [seg for c in ax.collections for seg in c.get_segments() if np.isfinite(seg).all() and len(seg)]
+    assert len(bars) == 6 and all(seg[0][0] != x for seg in bars), bars  # the 6 three-seed points keep theirs
+    assert "hollow: one seed, no interval" in [t.get_text() for t in ax.get_legend().get_texts()]

@@ -20,8 +20,10 @@ from scipy.special import stdtrit  # noqa: E402
 from ..core.atomic_io import atomic_write_bytes  # noqa: E402
 from ..core.stats import t_interval  # noqa: E402
 from .points import ntk_points  # noqa: E402
-from .regions import _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
-from .achieved import with_achieved  # noqa: E402
+from .regions import STYLE_NAMES, _label, _part, _varying, region_columns, regions_table  # noqa: E402, F401 (region_columns: where it was)
+from .achieved import off_target, with_achieved  # noqa: E402
+from .levels import percent  # noqa: E402
+from .tolerance import TOLERANCE_COLUMN  # noqa: E402
 from .load import condition_keys  # noqa: E402
 from .summary import final_phase, phase_order  # noqa: E402
 
@@ -31,39 +33,79 @@ DPI = 110
 PNG_COMPRESS_LEVEL = 1
 
 
+ONE_SEED = "hollow: one seed, no interval"  # the legend entry of an axes with a one-seed point (`_curve`)
+ONE_SEED_FACE = "white"  # the face of a one-seed point's marker: hollow on the white axes
+
+
 def _legend(ax, fontsize: int) -> None:
     """The legend to the right of its axes, outside them, so that it never covers data; `_save`
-    makes room for it between panels (issue 15)."""
+    makes room for it between panels (issue 15). Where a point of one seed was drawn (hollow, `_curve`),
+    a last entry says what a hollow marker means: its missing bar is no interval of zero width."""
+    if getattr(ax, "_one_seed_drawn", False):
+        ax.plot([], [], ls="none", marker="o", ms=4, color="k", mfc=ONE_SEED_FACE, label=ONE_SEED)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
-def _curve(ax, x, y, half=None, low=None, high=None, label=None, color=None, ls="-", marker="o", fillstyle="full") -> None:
+def one_seed_points(ax, x, y, n, color, marker: str = "o", ms: float = 4) -> None:
+    """Draw the points of one seed (`n` == 1) hollow over their series' markers: they have no interval, and
+    their bar of zero length looked like that of several seeds that agree. `_legend` then names them."""
+    one = np.asarray(n, float) == 1
+    x, y = np.asarray(x, float)[one], np.asarray(y, float)[one]
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.any():
+        ax.plot(x[ok], y[ok], ls="none", marker=marker, ms=ms, color=color, mfc=ONE_SEED_FACE, zorder=3)
+        ax._one_seed_drawn = True
+
+
+def _ci(confidence) -> str:
+    """The words "mean ± 80% CI": the level of a figure's intervals (--confidence, levels.percent), or "mean ± CI"
+    where it is not known (a table without its `confidence` column, or of several levels)."""
+    levels = pd.Series(confidence, dtype=float).dropna().unique() if confidence is not None else []
+    return f"mean ± {percent(float(levels[0]))} CI" if len(levels) == 1 else "mean ± CI"
+
+
+def _curve(ax, x, y, half=None, low=None, high=None, label=None, color=None, ls="-", marker="o", fillstyle="full", n=None) -> None:
     """A series with vertical interval bars: one Line2D and one LineCollection, from numpy arrays
     (errorbar builds more artists, and pandas input goes through matplotlib's unit conversion). A series
     with no finite point is not drawn: it showed nothing on the axes and still took a legend entry (a
-    regions curve whose runs were all "not counted", which the Plots section names)."""
+    regions curve whose runs were all "not counted", which the Plots section names). `n`: each point's
+    number of seeds; a point of one seed has no interval and is drawn hollow (`one_seed_points`), not with
+    a bar of zero length."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if not (np.isfinite(x) & np.isfinite(y)).any():
         return
     if half is not None:
-        half = np.nan_to_num(np.asarray(half, float))
+        half = np.asarray(half, float)  # NaN (one seed): no bar, where a zero-length one read as seeds that agree
         low, high = y - half, y + half
     (line,) = ax.plot(x, y, ls=ls, marker=marker, ms=4, color=color, label=label, fillstyle=fillstyle)
     if low is not None:
         ok = np.isfinite(low) & np.isfinite(high)
         if ok.any():
             ax.vlines(x[ok], np.asarray(low, float)[ok], np.asarray(high, float)[ok], color=line.get_color(), lw=1)
+    if n is not None:
+        one_seed_points(ax, x, y, n, line.get_color(), marker)
 
 
 PANEL = (4.6, 3.4)  # inches of one panel's axes
 MARGINS = {"left": 0.85, "right": 0.25, "bottom": 0.6, "top": 0.65}  # inches: tick labels, axis labels, two-line titles
 
 
-def _figure(n_panels: int, sharey: bool = False):
-    """A figure of `n_panels` axes in a row; `_save` places them (no layout engine)."""
-    fig, axes = plt.subplots(1, n_panels, figsize=(PANEL[0] * n_panels, PANEL[1]), squeeze=False, sharey=sharey)
-    return fig, axes
+PER_ROW = 3  # panels to a row of a figure with one panel per pair, method, phase or metric
+
+
+def _figure(n_panels: int, sharey: bool = False, per_row: int = PER_ROW):
+    """A figure of `n_panels` axes, at most `per_row` to a row (`_save` keeps those rows): in one row, the
+    Hessian figure of an 8-round iterative schedule was 7,642 px wide. (the figure, its axes as a list, row
+    by row); `_save` places them (no layout engine). With `sharey`, the first axes of each row keeps its
+    tick labels."""
+    rows, cols = -(-max(n_panels, 1) // per_row), min(max(n_panels, 1), per_row)
+    fig, grid = plt.subplots(rows, cols, figsize=(PANEL[0] * cols, PANEL[1] * rows), squeeze=False, sharey=sharey)
+    axes = list(grid.ravel())
+    for ax in axes[n_panels:]:
+        ax.remove()
+    fig._per_row = cols  # `_save`'s default: the rows laid out here
+    return fig, axes[: max(n_panels, 1)]
 
 
 def plain_text(fig) -> None:
@@ -89,7 +131,8 @@ def _save(fig, path: Path, per_row: Optional[int] = None) -> Path:
     Constrained layout and bbox_inches="tight" each drew the figure again and took most of
     prune-report's time (scripts/bench_report.py). `per_row`: at most that many axes to a row, the
     rows one below the other (each column as wide as its widest panel and legend, each row as tall as
-    its tallest legend); by default every axis in one row."""
+    its tallest legend); by default those of `_figure`, else every axis in one row."""
+    per_row = per_row or getattr(fig, "_per_row", None)
     plain_text(fig)
     renderer = fig.canvas.get_renderer()
     axes = fig.axes
@@ -214,6 +257,7 @@ def dense_references(
 
 
 LINE_STYLES = ("-", "--", ":", "-.")
+LINE_STYLE_OF = {"-..": (0, (3, 1.5, 1, 1.5, 1, 1.5))}  # regions.BOUND_STYLES' names matplotlib has no short form for
 
 
 def curve_style(k: int) -> dict:
@@ -261,7 +305,8 @@ def accuracy_vs_compression(
     pairs = _pairs(acc)
     fig, axes = _figure(len(pairs))
     varying = _varying(acc)
-    for ax, (dataset, model) in zip(axes[0], pairs):
+    ci = _ci(acc["confidence"] if "confidence" in acc.columns else None)
+    for ax, (dataset, model) in zip(axes, pairs):
         part = acc[(acc["dataset"] == dataset) & (acc["model"] == model)]
         labels = [_label(r, varying) for r in part[varying].to_dict(orient="records")] if varying else ["" for _ in range(len(part))]
         labels = [
@@ -275,7 +320,8 @@ def accuracy_vs_compression(
         for k, (label, curve) in enumerate(part.groupby(np.asarray(labels, dtype=object))):
             curve = curve.sort_values("x_sparsity")
             x = 1.0 / (1.0 - curve["x_sparsity"].to_numpy(float))
-            _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label, **curve_style(k))
+            n = curve["n_seeds"] if "n_seeds" in curve.columns else None
+            _curve(ax, x, curve["mean"], half=curve["ci_half"], label=label, n=n, **curve_style(k))
         for k, (label, dense) in enumerate(dense_references(part, varying, configs_known, dense_seeds)):
             ax.axhline(dense, lw=1, label=label, **dense_style(k))
         ax.set_xscale("log", base=2)
@@ -284,17 +330,42 @@ def accuracy_vs_compression(
         ax.set_xticklabels([f"{t:g}x" for t in ticks])
         ax.minorticks_off()
         ax.set_xlabel("compression of prunable weights, 1/(1 - sparsity)")
-        ax.set_ylabel(f"{split} accuracy (mean ± CI over seeds)")
+        ax.set_ylabel(f"{split} accuracy ({ci} over seeds)")
         ax.set_title(_title(f"{dataset} / {model}: final sparse model", _by(varying)), fontsize=9)
         _legend(ax, 8)
     return _save(fig, out / "accuracy_vs_compression.png")
 
 
-def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]:
+def achieved_by_condition(table: pd.DataFrame, sparsity: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """`table` (one row per condition, or more) with off_target and x_sparsity, as achieved.with_achieved gives
+    the accuracy figure: x_sparsity is the sparsity the condition reached (the mean over its runs of their final
+    `sparsity_prunable`) where that is further from its target than its tolerance, else the target. `sparsity`:
+    achieved.run_sparsity's rows (one per run); without them (a figure drawn from its table alone) every
+    condition is at its target, as before."""
+    target = table["target_sparsity"].astype(float).to_numpy()
+    out = table.assign(off_target=False, x_sparsity=target)
+    if sparsity is None or not len(sparsity) or not len(table):
+        return out
+    keys = [k for k in condition_keys(table) if k in sparsity.columns]
+    if "target_sparsity" not in keys:
+        return out
+    runs = sparsity[keys + ["sparsity_achieved", TOLERANCE_COLUMN]]
+    reached = runs.groupby(keys, dropna=False, sort=False).agg(
+        _achieved=("sparsity_achieved", "mean"), _tolerance=(TOLERANCE_COLUMN, "max")
+    )
+    merged = table[keys].merge(reached.reset_index(), on=keys, how="left")
+    off = off_target(merged["_achieved"], target, merged["_tolerance"].to_numpy(float))
+    return out.assign(off_target=off, x_sparsity=np.where(off, merged["_achieved"].to_numpy(float), target))
+
+
+def recall_change_vs_dense(per_class: pd.DataFrame, out: Path, sparsity: Optional[pd.DataFrame] = None) -> Optional[Path]:
     """Per-class recall change (pruned - dense, mean ± CI over seeds) against the class's dense recall,
     one panel per method, colours by sparsity and one series per variant of the method (the keys that
     vary within it: allocation, schedule, name, dataset, model, widths, epochs, ...; marker by variant): the
-    intensification picture (weak classes lose more), one point per class in each series."""
+    intensification picture (weak classes lose more), one point per class in each series. A condition that
+    missed its target (`sparsity`: achieved.run_sparsity's rows; `achieved_by_condition`) is a series of its
+    own at the sparsity it reached, labelled "achieved sparsity", as in the accuracy figure; before, it was
+    labelled and coloured by its target."""
     if not len(per_class):
         return None
     # One row per (condition, phase, class): the experiment key identifies the condition. A
@@ -305,31 +376,42 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
     varying = [k for k in _varying(per_class, candidates=candidates) if k != "method"]
     if "method" in per_class.columns:  # keys that vary within a method: the variants of its panel
         varying = [k for k in varying if per_class.groupby("method")[k].nunique(dropna=False).max() > 1]
+    ci = _ci(per_class["confidence"] if "confidence" in per_class.columns else None)
     per_class = per_class.assign(
         _variant=[" ".join(_part(k, r[k]) for k in varying) for r in per_class[varying].to_dict(orient="records")] if varying else ""
     )
+    # the achieved sparsity of each condition, while its keys are still columns
+    per_class = achieved_by_condition(per_class, sparsity)
+    per_class = per_class.assign(_schedule=per_class["schedule"].astype(str) if "schedule" in per_class.columns else "")
     keys = [
         k
         for k in ("experiment", "dataset", "model", "method", "_variant", "target_sparsity", "split", "phase", "class")
         if k in per_class.columns
     ]
-    values = per_class.set_index(keys + ["quantity"])[["mean", "ci_low", "ci_high"]]
+    columns = [c for c in ("mean", "ci_low", "ci_high", "n_seeds") if c in per_class.columns]
+    values = per_class.set_index(keys + ["quantity"])[columns]
     wide = values[~values.index.duplicated()].unstack("quantity").reset_index()
     wide.columns = ["_".join(c for c in col if c) if isinstance(col, tuple) else col for col in wide.columns]
     if "mean_delta_recall" not in wide.columns or "mean_dense_recall" not in wide.columns:
         return None
+    where = per_class.drop_duplicates(keys)[keys + ["off_target", "x_sparsity", "_schedule"]]
+    wide = wide.merge(where, on=keys, how="left")
     wide = wide.rename(columns={"mean_delta_recall": "mean"})
     wide = final_phase(wide)
     methods = sorted(wide["method"].unique())
     fig, axes = _figure(len(methods), sharey=True)
     cmap = plt.get_cmap("viridis")
-    levels = sorted(wide["target_sparsity"].unique())
+    levels = sorted(set(wide["x_sparsity"].astype(float)))
+    series = sorted(set(zip(wide["x_sparsity"].astype(float), wide["off_target"].astype(bool), wide["_schedule"])))
     variants = sorted(wide["_variant"].unique())
-    for ax, method in zip(axes[0], methods):
+    for ax, method in zip(axes, methods):
         part = wide[wide["method"] == method]
-        for i, level in enumerate(levels):
+        for level, off, schedule in series:
+            at = part[(part["x_sparsity"] == level) & (part["off_target"] == off) & (part["_schedule"] == schedule)]
+            colour = cmap(levels.index(level) / max(1, len(levels) - 1))
+            said = (f"{schedule}, " if "schedule" not in varying and schedule else "") + "achieved sparsity"
             for j, variant in enumerate(variants):
-                pts = part[(part["target_sparsity"] == level) & (part["_variant"] == variant)]
+                pts = at[at["_variant"] == variant]
                 if not len(pts):
                     continue
                 _curve(
@@ -338,57 +420,69 @@ def recall_change_vs_dense(per_class: pd.DataFrame, out: Path) -> Optional[Path]
                     pts["mean"],
                     low=pts["ci_low_delta_recall"],
                     high=pts["ci_high_delta_recall"],
-                    color=cmap(i / max(1, len(levels) - 1)),
-                    label=f"sparsity {level:g} {variant}".strip(),
+                    color=colour,
+                    label=f"sparsity {level:g}{f' ({said})' if off else ''} {variant}".strip(),
                     ls="none",
                     marker=MARKERS[j % len(MARKERS)],
                     fillstyle=FILLS[(j // len(MARKERS)) % len(FILLS)],  # variant j and j+10 differed in nothing
+                    n=pts["n_seeds_delta_recall"] if "n_seeds_delta_recall" in pts.columns else None,
                 )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xlabel("dense recall of the class (mean over seeds)")
         shape = f", marker = {', '.join(varying)}" if varying else ""
-        ax.set_title(_title(f"{method}: one point per class", f"colour = target sparsity{shape}"), fontsize=9)
+        colour_is = "sparsity (the achieved one where labelled so, else the target)" if wide["off_target"].any() else "target sparsity"
+        ax.set_title(_title(f"{method}: one point per class", f"colour = {colour_is}{shape}"), fontsize=9)
         _legend(ax, 8)
-    axes[0][0].set_ylabel("recall change vs dense (mean ± CI)")
+    for ax in axes[::PER_ROW]:  # the first panel of each row: the others share its y axis
+        ax.set_ylabel(f"recall change vs dense ({ci} over seeds)")
     return _save(fig, out / "recall_change_vs_dense.png")
 
 
-def regions_vs_sparsity(regions: pd.DataFrame, out: Path, confidence: float = 0.95) -> Optional[Path]:
+def regions_vs_sparsity(
+    regions: pd.DataFrame, out: Path, confidence: float = 0.95, sparsity: Optional[pd.DataFrame] = None
+) -> Optional[Path]:
     """ln(region count) and the ln upper bounds against sparsity, mean ± CI (at `confidence`, prune-report's
     --confidence) over seeds, per method (the points of regions.regions_table). Not drawn when no run's
-    regions were counted (its axes would be empty; the report's Plots section says so and why)."""
-    drawn = regions_table(regions)
+    regions were counted (its axes would be empty; the report's Plots section says so and why). `sparsity`:
+    achieved.run_sparsity's rows: a condition that missed its target is a curve of its own at the sparsity
+    it reached (regions_table). Each bound has its own line style, named in the legend."""
+    drawn = regions_table(regions, sparsity)
     if drawn is None or not np.isfinite(drawn.table["mean"].to_numpy(float)).any():
         return None
     fig, axes = _figure(1)
-    ax = axes[0][0]
+    ax = axes[0]
     curves = list(dict.fromkeys(drawn.table["curve"]))
     for (curve, series, style), part in drawn.table.groupby(["curve", "series", "style"], sort=False):
-        part = part.set_index("target_sparsity").sort_index()
+        part = part.sort_values("x_sparsity")
         look = curve_style(curves.index(curve))  # one colour and marker per curve, its series told apart by line style
-        label = f"{curve}: {series}" if curve else series
+        name = f"{series} ({STYLE_NAMES[style]})" if style != "-" else series  # the count: the solid line
+        label = f"{curve}: {name}" if curve else name
         _curve(
             ax,
-            part.index,
+            part["x_sparsity"],
             part["mean"],
             half=_half(part, confidence),
-            ls=style,
+            ls=LINE_STYLE_OF.get(style, style),
             label=label,
             color=look["color"],
             marker=look["marker"],
+            n=part["n"],
         )
     ax.set_title(_title("linear regions of the final sparse model", _by(drawn.varying)), fontsize=9)
-    ax.set_xlabel("target sparsity")
-    ax.set_ylabel("ln(number of regions)")
+    off = (drawn.table["x_sparsity"].astype(float) != drawn.table["target_sparsity"].astype(float)).any()
+    ax.set_xlabel("sparsity (target; achieved where labelled so)" if off else "target sparsity")
+    ax.set_ylabel(f"ln(number of regions) ({_ci(confidence)} over seeds)")
     _legend(ax, 7)
     return _save(fig, out / "regions_vs_sparsity.png")
 
 
 def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
     """SLQ spectral density of the loss Hessian, one panel per phase recorded (dense, each round or step,
-    pruned, finetuned: `summary.phase_order`), one curve per run of the smallest
-    seed (densities of different seeds live on different grids, so none is averaged), labelled by the
-    method, the sparsity and every key that varies (`hessian_labels`). The dense panel draws one curve
+    pruned, finetuned: `summary.phase_order`; at most PER_ROW to a row), one curve per run of its
+    condition's smallest seed (densities of different seeds live on different grids, so none is averaged;
+    the folder's smallest seed dropped every condition without a run of it), labelled by the
+    method, the sparsity and every key that varies (`hessian_labels`), and by its seed where the
+    conditions' smallest seeds differ (else the panel's title names the one seed). The dense panel draws one curve
     per dense model: the runs of one dense model carry the same dense density; runs of other widths or
     epochs carry their own, and each is drawn (before, only the first run's)."""
     if not len(density) or not {"grid", "density"} <= set(density.columns):
@@ -397,13 +491,21 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
     # schedule (round_2 before round_10) were never drawn while a dense, pruned or finetuned one existed
     phases = sorted(set(density["phase"].astype(str)), key=phase_order)
     fig, axes = _figure(len(phases))
-    seed = density["seed"].min() if "seed" in density.columns else None
-    df = density[density["seed"] == seed] if seed is not None else density
+    df = density
+    if "seed" in df.columns:  # each condition's own smallest seed
+        keys = [k for k in condition_keys(df) if k != "seed"]
+        smallest = df.groupby(keys, dropna=False)["seed"].transform("min") if keys else df["seed"].min()
+        df = df[df["seed"] == smallest]
     df = df.drop_duplicates()  # the same run's rows copied into the shared CSVs twice
     if "run_id" not in df.columns:
         df = df.assign(run_id="")
+    seeds = sorted(set(df["seed"])) if "seed" in df.columns else []
+    seed = seeds[0] if len(seeds) == 1 else None
+    run_seed = df.groupby("run_id", sort=True)["seed"].first() if len(seeds) > 1 else None
     labels, dense_labels = hessian_labels(df)
-    for ax, phase in zip(axes[0], phases):
+    if run_seed is not None:  # the conditions' smallest seeds differ: each label names its own
+        labels = {run: f"{label}, seed {run_seed[run]}" for run, label in labels.items()}
+    for ax, phase in zip(axes, phases):
         part = df[df["phase"] == phase]
         curves = [(labels[run], curve) for run, curve in part.groupby("run_id", sort=True)]  # each run's own grid
         if phase == "dense":  # one curve per dense model: runs with identical dense densities share it
@@ -415,14 +517,20 @@ def hessian_density(density: pd.DataFrame, out: Path) -> Optional[Path]:
             curves = [(dense_labels(runs, len(models)), curve) for _, curve, runs in models.values()]
             if len({label for label, _ in curves}) < len(curves):  # the keys do not tell two dense models apart
                 curves = [("dense of " + ", ".join(labels[r] for r in runs), curve) for _, curve, runs in models.values()]
+            elif run_seed is not None:
+                curves = [
+                    (f"{label}, seed {', '.join(str(s) for s in sorted(set(run_seed[runs])))}", curve)
+                    for (label, curve), (_, _, runs) in zip(curves, models.values())
+                ]
         for label, curve in curves:
             curve = curve.sort_values("grid")
             ax.plot(curve["grid"].to_numpy(float), np.maximum(curve["density"].to_numpy(float), 1e-12), label=label)
         ax.set_yscale("log")
         ax.set_xlabel("Hessian eigenvalue")
-        ax.set_title(f"{phase} (seed {seed})" if seed is not None else phase)
+        ax.set_title(f"{phase} (seed {seed})" if seed is not None else f"{phase} (each condition's smallest seed)" if seeds else phase)
         _legend(ax, 7)
-    axes[0][0].set_ylabel("spectral density (SLQ)")
+    for ax in axes[::PER_ROW]:
+        ax.set_ylabel("spectral density (SLQ)")
     return _save(fig, out / "hessian_density.png")
 
 
@@ -462,7 +570,7 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path, con
         return None
     names = sorted(drawn.table["metric"].unique())
     fig, axes = _figure(len(names))
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes, names):
         part = drawn.table[drawn.table["metric"] == name]
         for label, curve in part.groupby("curve", sort=True):
             stats = [(w, t_interval(g["value"], confidence)) for w, g in curve.groupby("width")]
@@ -472,10 +580,11 @@ def ntk_vs_width(metrics: pd.DataFrame, configs: dict[str, dict], out: Path, con
                 [t["mean"] for _, t in stats],
                 half=[t["ci_half"] for _, t in stats],
                 label=label,
+                n=[t["n_seeds"] for _, t in stats],
             )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width (model.widths[0])")
-        ax.set_ylabel("mean ± CI over seeds")
+        ax.set_ylabel(f"{_ci(confidence)} over seeds")
         ax.set_title(name)
         _legend(ax, 7)
     return _save(fig, out / "ntk_vs_width.png")

@@ -80,10 +80,18 @@ def region_columns(df: pd.DataFrame) -> tuple[Optional[str], list[str]]:
     return count, bounds
 
 
+# line styles of the bounds, one each (the count is the solid line): the three bounds of a curve shared
+# its colour, its marker and "--", and their legend swatches were identical. Named in the legend.
+BOUND_STYLES = ("--", ":", "-.", "-..")
+STYLE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dot", "-..": "dash-dot-dot"}
+
+
 class RegionsTable(NamedTuple):
     """`table`: one row per (curve, series, target sparsity) with n (seeds), mean and sd (n - 1) over
-    seeds of the per-seed mean; `varying`: the keys that tell the curves apart; `notes`: one line per
-    (curve, sparsity) left out because one seed has runs of several configurations there (mixing.py)."""
+    seeds of the per-seed mean, and x_sparsity: where the figure draws it (the target, or the sparsity
+    the condition reached where it missed its target, `regions_table`); `varying`: the keys that tell the
+    curves apart; `notes`: one line per (curve, sparsity) left out because one seed has runs of several
+    configurations there (mixing.py)."""
 
     table: pd.DataFrame
     varying: list[str]
@@ -114,9 +122,13 @@ def _not_counted_notes(df: pd.DataFrame) -> list[str]:
     return notes
 
 
-def regions_table(regions: pd.DataFrame) -> Optional[RegionsTable]:
+def regions_table(regions: pd.DataFrame, sparsity: Optional[pd.DataFrame] = None) -> Optional[RegionsTable]:
     """ln(region count) and the ln upper bounds of the final sparse model (finetuned, else pruned)
-    per curve and target sparsity, mean and sd over seeds; None without a sparsity or a region column."""
+    per curve and target sparsity, mean and sd over seeds; None without a sparsity or a region column.
+    `sparsity`: achieved.run_sparsity's rows (one per run): a (curve, target) whose runs missed the target
+    by more than their tolerance is a curve of its own, "(achieved sparsity)", at the mean sparsity they
+    reached (x_sparsity), as in the accuracy figure (achieved.with_achieved); before, it was drawn at the
+    target, inside the curve of the conditions that reached it."""
     if not len(regions) or "target_sparsity" not in regions.columns:
         return None
     count, bounds = region_columns(regions)
@@ -130,10 +142,10 @@ def regions_table(regions: pd.DataFrame) -> Optional[RegionsTable]:
     if count is not None:
         df["_ln_count"] = np.log(df[count].astype(float).where(df[count] > 0))
         series.append(("_ln_count", f"ln {count}", "-"))
-    for b in bounds:
+    for i, b in enumerate(bounds):
         col = f"_ln_{b}"
         df[col] = df[b].astype(float) if "ln" in b else np.log(df[b].astype(float).where(df[b] > 0))
-        series.append((col, b if "ln" in b else f"ln {b}", "--"))
+        series.append((col, b if "ln" in b else f"ln {b}", BOUND_STYLES[i % len(BOUND_STYLES)]))
     varying = _varying(df)
     df["_curve_label"] = [_label(r, varying) for r in df[varying].to_dict(orient="records")] if varying else ""
     not_counted = _not_counted_notes(df)
@@ -144,18 +156,47 @@ def regions_table(regions: pd.DataFrame) -> Optional[RegionsTable]:
         f"does not tell apart are not averaged as repeated runs; {SEPARATE_BY_NAME}"
         for (curve, sparsity), info in mixed.items()
     ] + not_counted
+    columns = ["curve", "series", "style", "target_sparsity", "x_sparsity", "n", "mean", "sd"]
     if not len(df):
-        return RegionsTable(pd.DataFrame(columns=["curve", "series", "style", "target_sparsity", "n", "mean", "sd"]), varying, notes)
-    keys = ["_curve_label", "target_sparsity"] + (["seed"] if "seed" in df.columns else [])
+        return RegionsTable(pd.DataFrame(columns=columns), varying, notes)
+    df = _at_achieved(df, sparsity, varying)
+    keys = ["_curve_label", "target_sparsity", "x_sparsity"] + (["seed"] if "seed" in df.columns else [])
     parts = []
     for col, name, style in series:
         per_seed = df.groupby(keys, sort=True)[col].mean()  # one value per seed, then t-intervals
         if "seed" in keys:
-            per_seed = per_seed.groupby(level=[0, 1])
+            per_seed = per_seed.groupby(level=[0, 1, 2])
             table = pd.DataFrame({"n": per_seed.count(), "mean": per_seed.mean(), "sd": per_seed.std(ddof=1)})
         else:
             table = pd.DataFrame({"n": 1, "mean": per_seed, "sd": np.nan})
-        table.index = table.index.set_names(["curve", "target_sparsity"])
+        table.index = table.index.set_names(["curve", "target_sparsity", "x_sparsity"])
         parts.append(table.reset_index().assign(series=name, style=style))
-    table = pd.concat(parts, ignore_index=True)[["curve", "series", "style", "target_sparsity", "n", "mean", "sd"]]
+    table = pd.concat(parts, ignore_index=True)[columns]
     return RegionsTable(table, varying, notes)
+
+
+def _at_achieved(df: pd.DataFrame, sparsity: Optional[pd.DataFrame], varying: list[str]) -> pd.DataFrame:
+    """`df` (regions rows with _curve_label) with x_sparsity: the target, or for a (curve, target) whose
+    runs missed it (the mean of their achieved sparsities further from the target than the largest of their
+    conditions' tolerances: achieved.off_target, as achieved.with_achieved) that mean, its label then
+    naming it "(achieved sparsity)" (and the schedule, where the curves are not told apart by it)."""
+    from .achieved import off_target
+    from .tolerance import TOLERANCE_COLUMN
+
+    df = df.assign(x_sparsity=df["target_sparsity"].astype(float))
+    if sparsity is None or not len(sparsity) or "run_id" not in df.columns:
+        return df
+    runs = sparsity.drop_duplicates("run_id").set_index("run_id")
+    df["_achieved"] = df["run_id"].map(runs["sparsity_achieved"]).astype(float)
+    df["_tolerance"] = df["run_id"].map(runs[TOLERANCE_COLUMN]).astype(float)
+    condition = df.groupby(["_curve_label", "target_sparsity"], dropna=False, sort=False)
+    reached, tolerance = condition["_achieved"].transform("mean"), condition["_tolerance"].transform("max")
+    off = off_target(reached, df["target_sparsity"], tolerance.to_numpy(float))
+    if not off.any():
+        return df.drop(columns=["_achieved", "_tolerance"])
+    schedule = df["schedule"].astype(str) + ", " if "schedule" in df.columns and "schedule" not in varying else ""
+    said = (schedule + "achieved sparsity") if isinstance(schedule, pd.Series) else pd.Series("achieved sparsity", index=df.index)
+    label = (df["_curve_label"].astype(str) + " (" + said + ")").str.strip()
+    df["_curve_label"] = np.where(off, label, df["_curve_label"])
+    df["x_sparsity"] = np.where(off, reached.to_numpy(float), df["x_sparsity"])
+    return df.drop(columns=["_achieved", "_tolerance"])

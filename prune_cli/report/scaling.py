@@ -662,7 +662,7 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: 
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogFormatter
 
-    from .plots import _half, _legend, _save
+    from .plots import _half, _legend, _save, one_seed_points
 
     plain = FuncFormatter(lambda v, _: f"{v:g}")
 
@@ -690,12 +690,13 @@ def plot_fits(fitted: pd.DataFrame, out: Path, split: str = "test", confidence: 
             ax.errorbar(
                 g["density"].to_numpy(float),
                 g["error"].to_numpy(float),
-                yerr=np.nan_to_num(half),
+                yerr=half,  # NaN: no bar, where a zero-length one read as seeds that agree; the point is hollow
                 fmt="o",
                 ms=3,
                 color=color,
                 label=tag or "data",
             )
+            one_seed_points(ax, g["density"], g["error"], g["n_seeds"], color, "o", ms=3)
             first = g.iloc[0]
             grid = np.geomspace(g["density"].min() / 1.5, min(1.0, g["density"].max() * 1.5), 200)
             curve = pruned_error(grid, first["eps_np"], first["eps_up"], first["gamma"], first["p"], first["scale"])
