@@ -221,6 +221,9 @@ def _job(cfg: DictConfig, hydra_cfg) -> None:
             raise
         _stopped(interrupts.Interrupted(signal.SIGINT), run_dir, at_once=True)
     except Exception as err:  # noqa: BLE001 - every failure is recorded; the sweep decides whether to go on
+        if _out_of_requeues(err):  # SLURM's signal with no requeue left: stopped, as by a signal, not failed
+            _stopped_without_requeue(err, run_dir)
+            return
         err = _as_expected(err)
         sweep_record.record_outcome(run_dir, "failed", err)
         if not in_sweep or cfg.get("fail_fast", False):
@@ -310,6 +313,38 @@ def _stopped(stop: interrupts.Interrupted, run_dir: Path, in_local_sweep: bool =
         sweep_record.mark_stopping(sweep_record.current())
         return
     sys.exit(stop.exit_code)
+
+
+def _out_of_requeues(err: Exception) -> bool:
+    """Whether `err` is submitit's "Job not requeued because: timed-out too many times." (or "... not
+    checkpointable"): raised by its SIGUSR2 handler (`checkpoint_and_try_requeue`) in a job that has no
+    requeue left (`hydra.launcher.max_num_timeout`), wherever the job then was. Not its FailedJobError, which
+    the submitting side raises about a job's result. submitit is optional: without it, never."""
+    utils = sys.modules.get("submitit.core.utils")  # imported by the job that raised it, if any
+    if utils is None:
+        return False
+    uncompleted, failed = getattr(utils, "UncompletedJobError", None), getattr(utils, "FailedJobError", None)
+    return uncompleted is not None and isinstance(err, uncompleted) and not (failed is not None and isinstance(err, failed))
+
+
+def _stopped_without_requeue(err: Exception, run_dir: Path) -> None:
+    """The line of a run stopped by a signal (`_stopped`) for a SLURM job stopped at its time limit with no
+    requeue left: it said only "error in <run>: Job not requeued because: timed-out too many times.
+    (fail_fast: sweep stopped)" and wrote failed.json, although the run keeps its last checkpoint and the
+    same command resumes it. Recorded as stopped; the sweep's summary lists it and exits 1, and a fail-fast
+    sweep goes on (a time limit is not a failure of the run)."""
+    why = f"by SIGUSR2 with no requeue left (submitit: {err})"
+    if (run_dir / "COMPLETE").exists():
+        line = f"prune-run: stopped {why}; run {run_dir} is complete"
+    elif not (run_dir / "state.pt").exists():
+        line = f"prune-run: stopped {why}; run {run_dir} has no checkpoint yet; run the same command again to start it"
+    else:
+        line = (
+            f"prune-run: stopped {why}; run {run_dir} keeps its last checkpoint (state.pt); run the same command again "
+            "to resume it (hydra.launcher.max_num_timeout: how many times a job is requeued)"
+        )
+    say(log, line)
+    sweep_record.record_outcome(run_dir, "stopped", err)
 
 
 def _fail(err: Exception, run_dir: Path, hydra_cfg, cfg: DictConfig, in_sweep: bool) -> None:

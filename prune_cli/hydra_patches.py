@@ -58,6 +58,7 @@ from .run.unused_options import jobs_unused, reject_unused_overrides, sweep_dupl
 from .run_directories import (
     SWEEP_JOBS_KEPT,
     _check_a_run_directory_of_its_own,
+    check_run_directory,
     check_shared_tables,
     check_sweep_directories,
     check_written_directories,
@@ -906,6 +907,7 @@ def _validate_the_shown_config(hydra_app, config_name, overrides) -> None:
         reject_unused_overrides(cfg, single_run=False)  # an override that does nothing, as the run refuses it
         usable_directory(cfg, "results_dir", try_create=True)  # the folders the run would write, tried as it
         check_written_directories(cfg)  # tries them (os.access says yes to root everywhere, /proc included)
+        check_run_directory(cfg)  # a hydra.run.dir given: tried, and not a folder of prune-run's own
     finally:
         CHECKS_THIS_MACHINE.reset(machine)
 

@@ -188,13 +188,17 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
     command with another config said 'already complete' after Hydra rewrote that run's record) nor
     another unfinished one (its checkpoint names its run id: the run stopped there only after Hydra had
     rewritten that run's .hydra record and the run its config.yaml). A directory holding this very run
-    keeps its record, as for a run found by its id."""
+    keeps its record, as for a run found by its id. The directory is tried as `hydra.sweep.dir` is (an
+    empty value wrote the run's files into the current directory; one under a file said only "cannot use",
+    and `--cfg job` accepted it), and must not be a folder prune-run keeps its own files in
+    (`misplaced_run_directory`)."""
     node = cfg.hydra.run._get_node("dir")
     if "${runs_dir:}" in str(node._value()):  # prune-run's own directory: its resolver checks the run
         return
     validate(cfg)
     reject_unused_overrides(cfg)
     check_written_directories(cfg)
+    check_run_directory(cfg)
     run_dir = Path(str(cfg.hydra.run.dir))
     if run_dir.exists():  # before Hydra writes into it: never removed as a rejected run's scaffolding
         _USERS_FOLDERS.add(run_dir.absolute())
@@ -222,6 +226,53 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
         )
     check_data_location(cfg, run_dir)  # this very run, finished
     _FINISHED_RECORDS[run_dir.absolute()] = _hydra_record(run_dir)
+
+
+def check_run_directory(cfg: DictConfig) -> None:
+    """A `hydra.run.dir` given on the command line (or in a config), tried as `hydra.sweep.dir` is, by the run
+    and by `--cfg job` (README: it tries the folders a run would write): an empty value wrote the run's files
+    into the current directory, one under a file said only "cannot use ..." without the key, and `--cfg job`
+    accepted both. Nor may it be a folder prune-run keeps its own files in (`misplaced_run_directory`).
+    prune-run's own `${runs_dir:}/${run_id:}` is results_dir's, tried where it resolves."""
+    node = cfg.hydra.run._get_node("dir")
+    if "${runs_dir:}" in str(node._value()):
+        return
+    given = str(cfg.hydra.run.dir)
+    problem = "it is empty" if not given.strip() else directory_problem(given, try_create=True)
+    if problem is None:
+        problem = misplaced_run_directory(Path(given), cfg)
+    if problem is not None:
+        raise ConfigError(
+            "hydra.run.dir",
+            given,
+            "a directory prune-run can write or create, of this run's own: not results_dir, results_dir/runs or "
+            "dense_cache.dir (or a folder inside it)",
+            f"Here {problem}; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory.",
+        )
+
+
+def misplaced_run_directory(run_dir: Path, root: DictConfig) -> str | None:
+    """Why `run_dir` cannot be a run's directory because prune-run keeps its own files there, or None. A run
+    given `hydra.run.dir=<results_dir>` wrote its per-run tables (layers.csv, per_class.csv, regions.csv) over
+    the shared tables of the same names, losing every earlier run's rows, and left COMPLETE, config.yaml and
+    its models among them (audit of 2026-12-04); results_dir/runs (`hydra.sweep.subdir=''`) holds one folder
+    per run, which the rebuild reads, not files; a dense cache entry is a folder with a COMPLETE of its own,
+    moved aside when found damaged. Paths are compared resolved (symlinks, `..`, a relative spelling). A
+    folder above these (the current directory with the default `results_dir=results`) or elsewhere under
+    results_dir shares no file name with them and is accepted."""
+    where = Path(os.path.realpath(run_dir))
+    if root.get("results_dir"):
+        results = Path(os.path.realpath(user_path(root.results_dir)))
+        if where == results:
+            return f"it is results_dir ({results}), whose shared tables have the names of the run's own tables"
+        if where == results / "runs":
+            return f"it is results_dir/runs ({where}), which holds one directory per run, not a run's files"
+    cache = OmegaConf.select(root, "dense_cache.dir", default=None)
+    if OmegaConf.select(root, "dense_cache.enabled", default=False) and cache:
+        cache_dir = Path(os.path.realpath(user_path(cache)))
+        if where == cache_dir or cache_dir in where.parents:
+            return f"it is {'' if where == cache_dir else 'inside '}dense_cache.dir ({cache_dir}), whose entries are prune-run's"
+    return None
 
 
 def _checkpoint_run_id(run_dir: Path) -> str | None:
@@ -278,7 +329,9 @@ def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> list[Path]:
     marker names another run id is refused likewise (as `hydra.run.dir` is for a single run), and so is
     one whose checkpoint (state.pt) does: the job failed there at run time after Hydra had rewritten
     that unfinished run's `.hydra` record and the job its config.yaml. A directory holding this very run
-    keeps its record (as for a run found by its id). The directories, where they resolve here."""
+    keeps its record (as for a run found by its id). A job directory where prune-run keeps its own files
+    (results_dir, results_dir/runs with `hydra.sweep.subdir=''`, the dense cache: `misplaced_run_directory`)
+    is refused as `hydra.run.dir` is. The directories, where they resolve here."""
     seen: dict[Path, tuple[int, str, str]] = {}
     for num, (swept, job) in enumerate(jobs):
         swept = "the sweep's only job" if len(jobs) == 1 else swept
@@ -288,6 +341,14 @@ def check_sweep_directories(jobs: list[tuple[str, DictConfig]]) -> list[Path]:
         rid = run_id(job)
         key, value = _sweep_directory_key(job)
         advice = f"leave {key} out (each run gets results_dir/runs/<run id>) or use a pattern that tells the runs apart"
+        misplaced = misplaced_run_directory(run_dir, job)
+        if misplaced is not None:
+            raise ConfigError(
+                key,
+                value,
+                "a directory per run, of that run's own: not results_dir, results_dir/runs or dense_cache.dir (or a folder inside it)",
+                f"Job {num} ({swept or 'no override'}, run {rid}) would use {run_dir}: {misplaced}. No job ran; {advice}.",
+            )
         first = seen.setdefault(run_dir, (num, swept, rid))
         if first[2] != rid:
             raise ConfigError(

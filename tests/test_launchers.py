@@ -1016,9 +1016,11 @@ BAD_SUBMITIT_VALUES = [
     ("timeout_min", "0", "an integer >= 1"),
     ("cpus_per_task", "0", "an integer >= 1"),
     ("gpus_per_node", "-1", "an integer >= 0"),
-    ("tasks_per_node", "0", "an integer >= 1"),
+    ("tasks_per_node", "0", "1, tasks per node"),
+    ("tasks_per_node", "2", "1, tasks per node (sbatch --ntasks-per-node): prune-run is not distributed"),
     ("mem_gb", "0", "+hydra.launcher.additional_parameters.mem=0"),
-    ("nodes", "0", "an integer >= 1"),
+    ("nodes", "0", "1, nodes per job"),
+    ("nodes", "2", "1, nodes per job (sbatch --nodes): prune-run is not distributed"),
     ("array_parallelism", "0", "an integer >= 1"),
     ("signal_delay_s", "-30", "an integer in [0, 14400)"),
     ("signal_delay_s", "14400", "an integer in [0, 14400)"),
@@ -1053,6 +1055,7 @@ def test_a_slurm_launcher_value_sbatch_cannot_take_is_refused_before_submission(
         ("submitit_local", "timeout_min", "-1", "an integer >= 1"),
         ("submitit_local", "gpus_per_node", "-1", "an integer >= 0"),
         ("submitit_local", "nodes", "2", "1 (submitit's local executor runs its jobs on this machine)"),
+        ("submitit_slurm", "nodes", "3", "1, nodes per job (sbatch --nodes): prune-run is not distributed"),
     ],
 )
 def test_the_plugin_s_own_submitit_launchers_are_checked_too(tmp_path, monkeypatch, launcher, key, value, allowed):
@@ -1350,3 +1353,61 @@ def test_a_ctrl_c_between_batches_of_a_slurm_sweep_says_what_ran(tmp_path, monke
     assert proc.returncode == 130 and "Traceback" not in err and err.count("prune-run:") == 1, err
     assert "no job of the sweep was submitted" not in err and "have ended" in err and "run the same command again" in err, err
     assert not (results / ".sweeps").exists()
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "submitit_slurm", "submitit_local"])
+def test_more_than_one_task_per_job_is_refused(tmp_path, launcher):
+    """Audit of 2026-12-04: `hydra.launcher.tasks_per_node=2` (and `nodes=2` on SLURM) was accepted, and each task
+    ran the same job: with submitit_local a second process waited on the run's lock, then found it complete; on SLURM
+    twice the resources reserved, and submitit requeues from task 0 only."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from prune_cli.core.errors import ConfigError
+    from prune_cli.run.prevalidate import check_launcher_overrides
+
+    with pytest.raises(ConfigError, match=r"'hydra.launcher.tasks_per_node': 2\. Allowed: 1, .*prune-run is not distributed"):
+        check_launcher_overrides(_hydra_cfg([f"hydra/launcher={launcher}", "hydra.launcher.tasks_per_node=2"], tmp_path))
+    check_launcher_overrides(_hydra_cfg([f"hydra/launcher={launcher}", "hydra.launcher.tasks_per_node=1"], tmp_path))
+
+
+@pytest.mark.parametrize("checkpoint", [True, False], ids=["with-checkpoint", "before-the-first"])
+def test_a_job_out_of_requeues_says_it_stopped_and_how_to_resume(tmp_path, monkeypatch, checkpoint):
+    """Audit of 2026-12-04: submitit's SIGUSR2 handler raises UncompletedJobError("Job not requeued because: timed-out
+    too many times.") in a job with no requeue left (hydra.launcher.max_num_timeout). It said only "error in <run>:
+    Job not requeued ... (fail_fast: sweep stopped)" and wrote failed.json, with no word that the run keeps its
+    checkpoint. Now the line of a run stopped by a signal, recorded as stopped; the sweep lists it and exits 1. The
+    error is raised from a stub run (no SLURM here), where the handler would raise it."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from submitit.core.utils import UncompletedJobError
+
+    from prune_cli.run import experiment
+
+    def out_of_requeues(cfg, run_dir, on_found_complete=None):
+        if checkpoint:
+            (run_dir / "state.pt").write_bytes(b"the last checkpoint")
+        raise UncompletedJobError("Job not requeued because: timed-out too many times.")
+
+    monkeypatch.setattr(experiment, "run", out_of_requeues)
+    results = tmp_path / "results"
+    proc = run_cli(["-m", *FAST, "seed=0", "fail_fast=true"], results, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (run_dir,) = sorted(d for d in (results / "runs").iterdir() if d.is_dir())
+    kept = (
+        f"run {run_dir} keeps its last checkpoint (state.pt); run the same command again to resume it"
+        if checkpoint
+        else f"run {run_dir} has no checkpoint yet; run the same command again to start it"
+    )
+    said = "prune-run: stopped by SIGUSR2 with no requeue left (submitit: Job not requeued because: timed-out"
+    assert said in proc.stderr and kept in proc.stderr, proc.stderr
+    assert "error in" not in proc.stderr and not (run_dir / "failed.json").exists(), proc.stderr
+    assert "1 of 1 runs failed" in proc.stderr, proc.stderr
+
+
+def test_submitit_s_failed_job_error_is_not_taken_for_a_job_out_of_requeues():
+    """FailedJobError (a subclass) is what the submitting side raises about a job's result: still an error."""
+    pytest.importorskip(SUBMITIT, reason=NEEDS)
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    from prune_cli import cli
+
+    assert cli._out_of_requeues(UncompletedJobError("Job not requeued because: timed-out too many times."))
+    assert not cli._out_of_requeues(FailedJobError("job failed")) and not cli._out_of_requeues(RuntimeError("x"))

@@ -74,3 +74,107 @@ def test_a_read_only_mnist1d_cache_holding_the_dataset_is_still_accepted_when_tr
         Mnist1dConfig.check_writes(cfg, "dataset")  # empty: the dataset would be written there
     np.savez(tmp_path / "mnist1d_n200_seed42.npz", **module._generate(200, 42))
     Mnist1dConfig.check_writes(cfg, "dataset")
+
+
+# A run's or a sweep job's directory where prune-run keeps files of its own (audit of 2026-12-04): before,
+# `hydra.run.dir=<results_dir>` ran, exit 0, and the run's layers.csv, per_class.csv and regions.csv replaced the
+# shared tables of those names (every earlier run's rows gone), with COMPLETE, config.yaml and its models beside them.
+OWN_FILES_SPELLINGS = [
+    "results",  # relative to the working directory (results_dir's parent)
+    "{tmp}/results",
+    "{tmp}/results/runs/..",
+    "link",  # a symbolic link to results_dir
+    "results/runs",
+    "link/runs",
+    "results/dense_cache",  # the dense cache's default folder (enabled by default)
+    "results/dense_cache/mine",
+]
+
+
+@pytest.mark.parametrize("spelling", OWN_FILES_SPELLINGS)
+def test_a_run_directory_where_prune_run_keeps_its_own_files_is_refused_before_any_work(finished_results, spelling):
+    from conftest import FAST
+    from helpers import refused_before_any_work
+
+    tmp = finished_results.parent
+    (tmp / "link").symlink_to(finished_results)
+    args = [*FAST, "threads=1", "sparsity=0.34", f"hydra.run.dir={spelling.format(tmp=tmp)}"]
+    refused_before_any_work(args, finished_results, "'hydra.run.dir'", "Allowed: a directory prune-run can write or create")
+    assert sorted(p.name for p in tmp.iterdir()) == ["link", "results"]
+
+
+@pytest.mark.parametrize("subdir", ["''", "..", "../dense_cache"])
+def test_a_sweep_job_directory_where_prune_run_keeps_its_own_files_is_refused_before_any_job(finished_results, subdir):
+    # Before: `-m "hydra.sweep.subdir=''"` wrote the run's COMPLETE, config.yaml and tables into results_dir/runs, and
+    # a later rebuild dropped its rows without naming it; `..` put them into results_dir as above.
+    from conftest import FAST
+    from helpers import refused_before_any_work
+
+    args = ["-m", *FAST, "threads=1", "sparsity=0.34", f"hydra.sweep.subdir={subdir}"]
+    refused_before_any_work(args, finished_results, "'hydra.sweep.subdir'", "a directory per run, of that run's own")
+
+
+def test_an_empty_hydra_run_dir_is_refused_before_any_work(finished_results):
+    # Before: '' (an unset shell variable) wrote every run file into the current directory, exit 0, where
+    # results_dir='' is refused.
+    from conftest import FAST
+    from helpers import refused_before_any_work
+
+    refused_before_any_work([*FAST, "threads=1", "hydra.run.dir=''"], finished_results, "'hydra.run.dir'", "it is empty")
+    assert sorted(p.name for p in finished_results.parent.iterdir()) == ["results"]
+
+
+@pytest.mark.parametrize("flags", [[], ["--cfg", "job"]], ids=["run", "cfg-job"])
+def test_a_hydra_run_dir_under_a_file_is_refused_naming_the_key(tmp_path, flags):
+    # Before: the run said "cannot use .../f/x: Not a directory" (no key, nothing allowed), and `--cfg job`, which
+    # README says tries the folders a run would write, printed the config, exit 0.
+    (tmp_path / "f").write_text("a file")
+    proc = run_cli([*flags, *MNIST1D, f"hydra.run.dir={tmp_path}/f/x"], tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "'hydra.run.dir'" in proc.stderr and "a directory prune-run can write or create" in proc.stderr, proc.stderr
+    assert f"{tmp_path}/f is a file" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+@pytest.mark.parametrize(
+    "extra, folder",
+    [([], "."), ([], "results/mine"), ([], "elsewhere"), (["dense_cache.enabled=false"], "results/dense_cache/mine")],
+    ids=["above-results_dir", "under-results_dir", "elsewhere", "cache-off"],
+)
+def test_cfg_job_accepts_a_run_directory_of_the_run_s_own(finished_results, extra, folder):
+    # Not over-strict: only results_dir, results_dir/runs and the dense cache (while on) are prune-run's own.
+    from conftest import FAST
+
+    proc = run_cli(["--cfg", "job", *FAST, *extra, f"hydra.run.dir={folder}"], finished_results, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_run_directory_under_results_dir_outside_runs_is_accepted_and_appends_its_rows(finished_results):
+    import csv
+
+    from conftest import FAST
+
+    def rows(path: Path) -> int:
+        with path.open(newline="") as f:
+            return sum(1 for _ in csv.reader(f)) - 1
+
+    first = next(finished_results.glob("runs/*/COMPLETE")).parent
+    proc = run_cli([*FAST, "threads=1", "sparsity=0.34", "hydra.run.dir=results/mine"], finished_results, check=False)
+    assert proc.returncode == 0, proc.stderr
+    mine = finished_results / "mine"
+    assert (mine / "COMPLETE").is_file()
+    for table in ("layers.csv", "per_class.csv"):  # the shared table: both runs' rows, each run's own table kept
+        assert rows(finished_results / table) == rows(first / table) + rows(mine / table), table
+
+
+def test_the_rebuild_names_a_run_s_files_it_does_not_read(finished_results, capsys):
+    # Before: a run's files in runs/ itself (an earlier `hydra.sweep.subdir=''`) were left out of the rebuilt tables
+    # without a word ("runs.csv: N rows from 1 runs").
+    from prune_cli.run.results import main
+
+    (finished_results / "runs" / "COMPLETE").write_text("run-x\n")
+    (finished_results / "runs" / "config.yaml").write_text("seed: 0\n")
+    assert main([str(finished_results)]) == 0
+    out = capsys.readouterr().out
+    assert "runs/: left out (it holds config.yaml, COMPLETE: a run's files in runs/ itself" in out, out
+    assert "runs.csv: " in out and "from 1 runs" in out, out

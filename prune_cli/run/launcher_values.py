@@ -46,6 +46,12 @@ LOCAL_MEANINGS: dict[str, str] = {
     "mem_gb": "memory per job in GB (submitit's local executor ignores it)",
 }
 
+# Options that start a job more than once: prune-run is not distributed, so each task (each process on each
+# node) would run the same job: on SLURM twice the resources reserved, and submitit requeues from task 0 only;
+# with submitit_local a second process that waits on the run's lock and then finds it complete.
+NOT_DISTRIBUTED = ("tasks_per_node", "nodes")
+NOT_DISTRIBUTED_WHY = "prune-run is not distributed, so each further task would run the same job again"
+
 # sbatch --signal takes a delay of at most 65535 s (https://slurm.schedmd.com/sbatch.html, --signal).
 MAX_SIGNAL_DELAY_S = 65535
 
@@ -101,6 +107,9 @@ def check_submitit_values(cfg: DictConfig, target: str) -> None:
         integer = isinstance(value, int) and not isinstance(value, bool)
         if name == "nodes" and local:
             check(value == 1 and integer, key, value, "1 (submitit's local executor runs its jobs on this machine)")
+            continue
+        if name in NOT_DISTRIBUTED:
+            check(value == 1 and integer, key, value, f"1, {meaning}: {NOT_DISTRIBUTED_WHY}")
             continue
         if name == "signal_delay_s" and isinstance(timeout_min, int):
             highest = min(timeout_min * 60, MAX_SIGNAL_DELAY_S + 1)

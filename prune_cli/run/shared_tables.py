@@ -426,6 +426,20 @@ def check_rebuild_folder(results_dir: Path) -> None:
         )
 
 
+def ignored_run_files(results_dir: Path) -> list[str]:
+    """A line when runs/ itself holds a run's files (`RUN_FILES`), which a rebuild never reads (it reads
+    runs/<run id>/): `hydra.sweep.subdir=''`, refused since 2026-12-04, put a run there, and the rebuild then
+    rewrote the shared tables without its rows and said nothing of them."""
+    runs = Path(results_dir) / "runs"
+    held = [f for f in RUN_FILES if (runs / f).exists()]
+    if not held:
+        return []
+    return [
+        f"runs/: left out (it holds {', '.join(held)}: a run's files in runs/ itself, which the rebuild never reads; "
+        "move them into a folder runs/<run id>/ of their own to include them)"
+    ]
+
+
 def rebuild(results_dir: Path) -> list[str]:
     """Recreate every shared table from the finished run directories (union of their columns);
     returns one line per table saying what was written. A run is finished for the shared tables once
@@ -446,6 +460,7 @@ def rebuild(results_dir: Path) -> list[str]:
         complete = sorted({p.parent for pattern in ("COMPLETE", MARKER_FILE) for p in results_dir.glob(f"runs/*/{pattern}")})
         complete, skipped = one_per_run_id(complete)
         report += [f"runs/{name}: left out ({why})" for name, why in skipped.items()]
+        report += ignored_run_files(results_dir)
         for run_dir in sorted(d for d in results_dir.glob("runs/*") if d.is_dir() and not d.name.startswith(".")):
             if run_dir in complete and not (run_dir / "COMPLETE").exists():
                 report.append(
