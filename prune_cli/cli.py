@@ -88,6 +88,16 @@ def command_line_plugins(args: list[str]) -> list[str]:
     return found
 
 
+def _check_named_metric_schemas(named: list[str]) -> None:
+    """A metric schema of a module the command names that the `metrics` schema cannot use (no `enabled: bool`)
+    is refused here, before Hydra: found while composing, it surfaced as a traceback from `--help`. Only where a
+    named module declares a metric schema: assembling the schema imports every metric adapter."""
+    if any(plugins.index().schemas.get(("metric", name)) in named for group, name in plugins.index().schemas if group == "metric"):
+        from .metrics import metrics_config
+
+        metrics_config()
+
+
 def main() -> None:
     """`prune-run`: index the plugin modules named on the command line (their options must be known
     before Hydra composes the config), then compose, validate and run. OpenMP's wait policy is set
@@ -101,6 +111,7 @@ def main() -> None:
         check_overrides(sys.argv[1:])
         named = command_line_plugins(sys.argv[1:])
         plugins.add_modules(named)
+        _check_named_metric_schemas(named)
         plugins.pass_to_launched_processes(named)
     except PruneCliError as err:
         _reject(str(err))

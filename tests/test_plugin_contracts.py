@@ -640,3 +640,48 @@ def test_prune_run_help_works_with_a_broken_entry_point_installed(tmp_path, monk
     (warning,) = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "entry point `x = ep2.missing_module` of distribution ep2" in warning and "Traceback" not in proc.stderr
     assert "prune-run is powered by Hydra" in proc.stdout
+
+
+def test_prune_run_help_with_a_named_metric_schema_without_enabled_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """Review: the check of metric schemas ran while Hydra composed the config, so `plugins=[...] --help` with
+    such a module ended in a traceback (exit 1); it is refused before Hydra, as a run is."""
+    outside_plugin(tmp_path, monkeypatch, "noenlab", "noen", textwrap.dedent(METRIC_NO_ENABLED).lstrip())
+    proc = run_cli(["plugins=[noenlab.noen]", "--help"], tmp_path / "results", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "'plugins': 'noenlab.noen'" in proc.stderr and "metrics.noen.enabled could never turn it on" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_an_installed_metric_schema_without_enabled_is_skipped_with_a_warning_not_refused(tmp_path, monkeypatch):
+    """Review: an entry point's metric schema without `enabled` was refused while composing, so an installed
+    package stopped every command (`--help` exit 1, every run exit 2 blaming `plugins`, a key never set), against
+    the rule that an installed entry point is skipped with a warning. The schema is left out of `metrics`, the
+    warning names the entry point, and a run goes ahead."""
+    monkeypatch.delenv(SAID_ENV, raising=False)
+    _dist_info(tmp_path / "src", "noenlab", "n = noenlab.noen")
+    outside_plugin(tmp_path, monkeypatch, "noenlab", "noen", textwrap.dedent(METRIC_NO_ENABLED).lstrip())
+    said = "entry point `n = noenlab.noen` of distribution noenlab"
+    helped = run_cli(["--help"], tmp_path / "results", check=False)
+    assert helped.returncode == 0 and "Traceback" not in helped.stderr, helped.stderr[-3000:]
+    (warning,) = [line for line in helped.stderr.splitlines() if line.strip()]
+    assert said in warning and "metrics.noen.enabled could never turn it on" in warning, warning
+    shown = run_cli(["--cfg", "job"], tmp_path / "results", check=False)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    metrics = OmegaConf.create(shown.stdout)["metrics"]
+    assert "noen" not in metrics and "regions" in metrics
+    assert said in shown.stderr
+
+
+def test_each_skipped_entry_point_is_said_once_across_processes_even_after_another(monkeypatch, capsys):
+    """Review: the environment carried one on/off flag, so a launched process that skipped a different entry point
+    (a SLURM node whose packages differ from the submit host's) said nothing. It carries each warning's digest."""
+    monkeypatch.setenv(SAID_ENV, "")
+    plugins.warn_skipped_entry_point("entry point `a = x.y` of distribution x: broken")
+    plugins.warn_skipped_entry_point("entry point `a = x.y` of distribution x: broken")
+    first = capsys.readouterr().err.splitlines()
+    assert len(first) == 1 and "`a = x.y`" in first[0]
+    plugins.warn_skipped_entry_point("entry point `b = z.w` of distribution z: broken too")  # a worker's own
+    second = capsys.readouterr().err.splitlines()
+    assert len(second) == 1 and "`b = z.w`" in second[0]
+    plugins.warn_skipped_entry_point("entry point `a = x.y` of distribution x: broken")
+    assert capsys.readouterr().err == ""

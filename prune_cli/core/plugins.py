@@ -323,7 +323,7 @@ def _entry_point_modules() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-# Set once the skipped entry points were said, so that the processes a launcher starts do not say them again.
+# Digests of the skipped entry points' warnings already said, so that the processes a launcher starts do not say them again.
 ENTRY_POINTS_SAID_ENV = "_PRUNE_CLI_SKIPPED_ENTRY_POINTS_SAID"
 
 
@@ -333,8 +333,6 @@ def _add_entry_points() -> None:
     naming the entry point and its distribution, not refused: the installed package is not part of the
     command, and refusing it stopped every command (`--help` included) until it was uninstalled, with a
     message blaming the `plugins` key the user never set. Its names are then unknown, as if not installed."""
-    import sys
-
     idx = index()
     skipped = []
     for module, where in _entry_point_modules().items():
@@ -344,11 +342,25 @@ def _add_entry_points() -> None:
             skipped.append(f"{where}: {err.hint or err.allowed}")
         else:
             idx.entry_points[module] = where
-    if skipped and not os.environ.get(ENTRY_POINTS_SAID_ENV):
-        os.environ[ENTRY_POINTS_SAID_ENV] = "1"
-        for line in skipped:
-            tail = "its plugins stay unavailable until it is fixed or uninstalled"
-            print(f"prune-cli: warning: skipped the {ENTRY_POINT_GROUP} {line}; {tail}", file=sys.stderr)
+    for line in skipped:
+        warn_skipped_entry_point(line)
+
+
+def warn_skipped_entry_point(line: str) -> None:
+    """One warning on stderr for a skipped entry point (`line`: what names it and why), said once across the
+    processes a launcher starts: the environment they inherit holds a digest of each line already said, so a
+    worker whose installed packages differ (a SLURM node exporting the submit host's environment) still says
+    the entry points it skips that the submitting process did not."""
+    import hashlib
+    import sys
+
+    digest = hashlib.sha256(line.encode()).hexdigest()[:16]
+    said = set(filter(None, os.environ.get(ENTRY_POINTS_SAID_ENV, "").split(",")))
+    if digest in said:
+        return
+    os.environ[ENTRY_POINTS_SAID_ENV] = ",".join(sorted(said | {digest}))
+    tail = "its plugins stay unavailable until it is fixed or uninstalled"
+    print(f"prune-cli: warning: skipped the {ENTRY_POINT_GROUP} {line}; {tail}", file=sys.stderr)
 
 
 def add_modules(modules, must_declare: bool = True) -> None:

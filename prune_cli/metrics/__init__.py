@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 from ..core import interrupts
 from ..core.accel import FP32
 from ..core.config_base import BaseMetricsConfig
-from ..core.errors import PruneCliError
+from ..core.errors import ConfigError, PruneCliError
 from ..core.tables import BUILTIN_METRIC_TABLES, RUN_TABLES
 from ..core.registry import Registry
 
@@ -204,7 +204,6 @@ def _refuse_unusable_metric_schema(name: str, cls: type) -> None:
     import typing
 
     from ..core import plugins
-    from ..core.errors import ConfigError
 
     module = plugins.index().schemas.get(("metric", name), cls.__module__)
     if name in plugins.base_metrics_options():
@@ -235,9 +234,20 @@ def metrics_config() -> type:
     if _METRICS_CONFIG is None:
         from ..core import plugins
 
-        nodes = [(name, plugins.schema("metric", name)) for name in plugins.schema_names("metric")]
-        for name, cls in nodes:
-            _refuse_unusable_metric_schema(name, cls)
+        nodes = []
+        for name in plugins.schema_names("metric"):
+            try:
+                cls = plugins.schema("metric", name)
+                _refuse_unusable_metric_schema(name, cls)
+            except ConfigError as err:
+                where = plugins.index().entry_points.get(plugins.index().schemas.get(("metric", name), ""))
+                if where is None:  # a built-in, or a module the command named in `plugins`: refused
+                    raise
+                # an installed entry point's: skipped with a warning as when it cannot be indexed (core/plugins.py
+                # `_add_entry_points`), not refused: refusing stopped every command, `--help` included
+                plugins.warn_skipped_entry_point(f"{where}: {err.hint or err.allowed}")
+                continue
+            nodes.append((name, cls))
         # each node's default is the structured schema, not `cls()`: a field without a default is then an
         # unset value (`???`) that the pre-run pass names with its key and schema where the metric is
         # enabled (prevalidate.check_missing_values), as for every other plugin's schema; `cls()` raised
