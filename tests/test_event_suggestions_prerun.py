@@ -124,13 +124,15 @@ def test_a_config_changed_and_validated_again_gets_suggestions_of_its_new_values
 
 
 def test_a_one_event_refusal_keeps_the_structures_words_and_names_only_values_that_pass():
-    """channel on a 5-10-7-3 MLP at 0.97: the structure names 0.936170 and 1.000000, and 1.000000 fails the
+    """channel on a 5-10-7-3 MLP at 0.97: the structure named 0.936170 and 1.000000, and 1.000000 fails the
     pre-run check (no weight kept). The refusal said "the nearest whose every pruning event of
-    schedule=oneshot passes is 0.93617" (review); a run of one event keeps the structure's own words."""
+    schedule=oneshot passes is 0.93617" (review); a run of one event keeps the structure's own words. The
+    structure no longer offers 1.000000 (no unit kept: a collapse, structures/channel.py `fractions`), so it
+    names only 0.936170, printed as it prints it."""
     overrides = ["dataset=synthetic", "dataset.input_dim=5", "model=mlp", "model.widths=[10,7]"]
     overrides += ["method.structure=channel", "method.allocation=layerwise"]
     with pytest.raises(ConfigError) as err:
         validated(*overrides, "sparsity=0.97")
-    assert "the nearest is 0.93617; or raise method.sparsity_tolerance" in str(err.value), err.value  # one value: "is"
+    assert "the nearest is 0.936170; or raise method.sparsity_tolerance" in str(err.value), err.value  # one value: "is"
     assert "every pruning event" not in str(err.value)
     validated(*overrides, "sparsity=0.93617")

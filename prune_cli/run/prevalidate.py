@@ -1078,8 +1078,15 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation, 
     layer collapse (Tanaka et al. 2020), refused here before any data or training rather than by the
     pruner after dense training (pruning/pruner.py `check_collapse`, which keeps the same exceptions: a
     residual section's layer, and method.allow_collapse=true). `events`: the sparsities of the run's pruning
-    events where the schedule's plan does not give them (gradual, once the training split's size is known)."""
-    if cfg.method.allow_collapse or cfg.method.structure != "unstructured":
+    events where the schedule's plan does not give them (gradual, once the training split's size is known).
+
+    block and bcr round each layer's count to one they reach and never empty a layer allocated weights
+    (structure.py `first_option`), but a layer allocated 0 may be given some where the other layers' roundings
+    miss the total (`_kept_empty`): with counts fixed by the shapes, the layers that balancing leaves empty
+    are known now too. They returned early here, so explicit densities with a 0 and erk_plus with
+    method.fc_density=0 trained the dense model before the pruner's collapse."""
+    structure = cfg.method.structure
+    if cfg.method.allow_collapse or structure not in ("unstructured", "block", "bcr"):
         return
     from types import SimpleNamespace
 
@@ -1092,7 +1099,9 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation, 
         scores = {n: torch.empty(p.shape, device="meta") for n, p in selected.items()}
         counts = allocation(scores, 1.0 - cfg.sparsity, SimpleNamespace(model=model, method=cfg.method))
         emptied = [n for n, k in counts.items() if k == 0]
-    elif allocation.empties is not None:
+        if emptied and structure != "unstructured":
+            emptied = [n for n in emptied if n in _kept_empty(cfg, selected, counts)]
+    elif allocation.empties is not None and structure == "unstructured":
         earlier = _earlier_allocations(cfg, sum(p.numel() for p in selected.values()), events)
         if earlier == ():
             found = allocation.empties(model, selected, cfg.method, 1.0 - cfg.sparsity)
@@ -1106,10 +1115,15 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation, 
     if not empty:
         return
     allocation_name = cfg.method.allocation
+    key, value = "sparsity", cfg.sparsity
     if allocation_name == "explicit":  # the given densities, not the sparsity, empty the layer
         key, value, remedy = "method.layer_densities", list(cfg.method.layer_densities), "a density above 0 for it"
+    elif allocation_name == "erk_plus" and _classifier_given_none(cfg, model, selected, empty):
+        # the classifier keeps round(fc_density x n) whatever the sparsity: only a larger fc_density helps
+        n_fc = selected[_classifier(model, selected)].numel()
+        key, value = "method.fc_density", cfg.method.fc_density
+        remedy = f"a method.fc_density above {0.5 / n_fc:.6g} (the classifier keeps round(fc_density x {n_fc}) of its {n_fc} weights)"
     else:
-        key, value = "sparsity", cfg.sparsity
         sparing = sparing_allocations(allocation_name)
         own = " or a larger method.fc_density (the classifier's density)" if allocation_name == "erk_plus" else ""
         remedy = f"a lower sparsity{own}, an allocation that spares small layers (e.g. method.allocation={sparing})"
@@ -1121,6 +1135,63 @@ def _check_no_layer_emptied(cfg: DictConfig, model, selected: dict, allocation, 
         f"{', '.join(empty)} would keep none (a layer collapse, known from the layer shapes before training). Use "
         f"{remedy}, exclude the layer (method.exclude=[...]), or accept it with method.allow_collapse=true",
     )
+
+
+def _classifier(model, selected: dict) -> Optional[str]:
+    """The classifier's parameter name as erk_plus finds it (`layer_roles`), None where it is not pruned."""
+    from types import SimpleNamespace
+
+    from ..pruning.allocation import layer_roles
+
+    return layer_roles(selected, SimpleNamespace(model=model))[1]
+
+
+def _classifier_given_none(cfg: DictConfig, model, selected: dict, empty: list[str]) -> bool:
+    """Whether the classifier is the only layer erk_plus leaves empty, because round(fc_density x its weights)
+    is 0, which no sparsity changes (the other layers absorb the total: allocations/erk.py
+    `allocate_erk_plus`): then method.fc_density, not the sparsity, is the value to name."""
+    from ..pruning.allocation import round_half_even
+
+    fc = _classifier(model, selected)
+    return empty == [fc] and round_half_even(float(cfg.method.fc_density) * selected[fc].numel()) == 0
+
+
+def _kept_empty(cfg: DictConfig, selected: dict, counts: dict) -> set[str]:
+    """The layers allocated 0 that block or bcr keep empty at a first pruning event: their balancing
+    (structure.py `balanced_choice`) over the counts each dense layer reaches (bcr: kr x kc per block,
+    `_shape_counts`; block: every subset of its blocks, the counts the pruner offers where the top blocks
+    miss the target) within `total_bounds`, then within every total the pruner accepts where that misses.
+    A layer allocated 0 is given blocks only where the others' roundings miss the total (explicit
+    [1, 0.55, 0] at 4x4 on a 2-16-16-3 MLP: the classifier keeps 12 so the total meets 173), so refusing
+    every layer allocated 0 would refuse runs the pruner completes. Where the counts are too many to
+    enumerate (over BITSET_SPAN weights), every layer allocated 0 counts as kept empty."""
+    import torch
+
+    from ..pruning.structure import BITSET_SPAN, accepted_window, balance_to_total, block_view, promises_total, total_bounds
+    from ..pruning.structures.bcr import _shape_counts
+    from ..pruning.structures.block import subset_sums
+
+    zeros = [n for n, k in counts.items() if k == 0]
+    sizes = {n: p.numel() for n, p in selected.items()}
+    n_all = sum(sizes.values())
+    if n_all > BITSET_SPAN:
+        return set(zeros)
+    r, c = (int(v) for v in cfg.method.block_shape)
+    options = {}
+    for name, p in selected.items():
+        blocks = block_view(torch.zeros(tuple(p.shape)), r, c)
+        if cfg.method.structure == "bcr":
+            options[name] = sorted(set(_shape_counts(blocks, r, c).flatten().tolist()))
+        else:
+            bits = subset_sums((~torch.isnan(blocks)).flatten(2).sum(-1).flatten())[1]
+            options[name] = [i for i, bit in enumerate(reversed(bin(bits)[2:])) if bit == "1"]
+    density, tolerance = 1.0 - float(cfg.sparsity), float(cfg.method.sparsity_tolerance)
+    at = balance_to_total(options, counts, sizes, total_bounds(sizes, counts, density, tolerance))
+    if promises_total(cfg.method):
+        lo, hi = accepted_window(n_all, density, tolerance)
+        if not lo <= sum(options[n][at[n]] for n in options) <= hi:
+            at = balance_to_total(options, counts, sizes, (lo, hi))
+    return {n for n in zeros if options[n][at[n]] == 0}
 
 
 def _earlier_allocations(cfg: DictConfig, total: int, events: Optional[list[float]] = None) -> Optional[tuple[float, ...]]:

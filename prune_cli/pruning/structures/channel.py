@@ -52,8 +52,8 @@ class _UnitCounts:
     """Channel pruning's kept weight count as a function of the layer shapes and the number of units each
     hidden layer keeps, not of which units: the rule the structure prunes by and the pre-run pass checks."""
 
-    def __init__(self, layers, shapes: dict):
-        self.layers, self.shapes = layers, shapes
+    def __init__(self, layers, shapes: dict, allow_collapse: bool = False):
+        self.layers, self.shapes, self.allow_collapse = layers, shapes, allow_collapse
         self.hidden = [n for n in shapes if not layers[n].is_classifier]  # the classifier keeps its rows
         self.prev_of = {layers[n].next: n for n in self.hidden}
         self.total = sum(int(torch.Size(s).numel()) for s in shapes.values())
@@ -69,8 +69,14 @@ class _UnitCounts:
         return total
 
     def fractions(self) -> list[float]:
-        """The fractions q of units every hidden layer can keep (j / units of some layer)."""
-        return sorted({j / self.layers[n].units for n in self.hidden for j in range(self.layers[n].units + 1)} | {0.0, 1.0})
+        """The fractions q of units every hidden layer can keep (j / units of some layer). One at which a
+        hidden layer keeps no unit (q = 0, or a small q rounding to 0 units in a narrow layer) empties that
+        layer and the next one's columns, a layer collapse: offered only with method.allow_collapse=true, so
+        that the pre-run check names the highest sparsity reached with a unit in every hidden layer instead
+        of accepting q = 0 where keeping nothing is within method.sparsity_tolerance of the target (0.998 on
+        a 2-16-16-3 MLP), which the pruner then refused after dense training."""
+        found = {j / self.layers[n].units for n in self.hidden for j in range(self.layers[n].units + 1)} | {0.0, 1.0}
+        return sorted(q for q in found if self.allow_collapse or all(self.at(q).values()))
 
     def at(self, q: float) -> dict[str, int]:
         return {n: round(q * self.layers[n].units) for n in self.hidden}
@@ -91,15 +97,16 @@ class _UnitCounts:
 _COUNTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {shapes: _UnitCounts or None}
 
 
-def _counts_of(model, shapes: dict) -> "_UnitCounts | None":
-    """The `_UnitCounts` of the pre-run pass's model, traced once per model and layer shapes (every pruning
-    event's target is checked with it); None where a pruned hidden layer does not feed one next layer."""
-    key = tuple(shapes.items())
+def _counts_of(model, shapes: dict, allow_collapse: bool = False) -> "_UnitCounts | None":
+    """The `_UnitCounts` of the pre-run pass's model, traced once per model, layer shapes and
+    method.allow_collapse (every pruning event's target is checked with it); None where a pruned hidden
+    layer does not feed one next layer."""
+    key = (*shapes.items(), allow_collapse)
     per_model = _COUNTS.setdefault(model, {})
     if key not in per_model:
         layers = trace(model)
         broken = any(layers[n].next is None and not layers[n].is_classifier for n in shapes)
-        per_model[key] = None if broken else _UnitCounts(layers, shapes)
+        per_model[key] = None if broken else _UnitCounts(layers, shapes, allow_collapse)
     return per_model[key]
 
 
@@ -109,7 +116,7 @@ def check_channel_density(model, selected: dict, method: DictConfig, density: fl
     method.sparsity_tolerance is refused here, with the reachable sparsities on either side, instead
     of by the pruner after dense training."""
     shapes = {n: tuple(p.shape) for n, p in selected.items()}
-    counts = _counts_of(model, shapes)
+    counts = _counts_of(model, shapes, bool(getattr(method, "allow_collapse", False)))
     if counts is None:
         return  # check_channel_model names those layers
     total = counts.total
@@ -162,7 +169,8 @@ def channel(scores, counts, selection: str, sctx: StructureContext) -> dict[str,
             f"({_exclude_hint(layers, broken)}) or use another structure."
         )
     prev_of = {layers[n].next: n for n in hidden}
-    units = _UnitCounts(layers, {n: s.shape for n, s in scores.items()}).closest_to(sctx.density)
+    allow_collapse = bool(getattr(sctx.method, "allow_collapse", False))
+    units = _UnitCounts(layers, {n: s.shape for n, s in scores.items()}, allow_collapse).closest_to(sctx.density)
     unit_masks = {}
     for n in hidden:  # forward order: rank units on the columns the previous layer left alive
         w = scores[n]
