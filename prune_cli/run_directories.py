@@ -193,7 +193,8 @@ def _check_a_run_directory_of_its_own(cfg: DictConfig) -> None:
     and `--cfg job` accepted it), and must not be a folder prune-run keeps its own files in
     (`misplaced_run_directory`)."""
     node = cfg.hydra.run._get_node("dir")
-    if "${runs_dir:}" in str(node._value()):  # prune-run's own directory: its resolver checks the run
+    if "${runs_dir:}" in str(node._value()):  # prune-run's own directory: its resolver checks the run ...
+        _refuse_misplaced_under_runs_dir(cfg)  # ... but not where a spelling such as ${runs_dir:}/.. puts it
         return
     validate(cfg)
     reject_unused_overrides(cfg)
@@ -236,6 +237,7 @@ def check_run_directory(cfg: DictConfig) -> None:
     prune-run's own `${runs_dir:}/${run_id:}` is results_dir's, tried where it resolves."""
     node = cfg.hydra.run._get_node("dir")
     if "${runs_dir:}" in str(node._value()):
+        _refuse_misplaced_under_runs_dir(cfg)
         return
     given = str(cfg.hydra.run.dir)
     problem = "it is empty" if not given.strip() else directory_problem(given, try_create=True)
@@ -248,6 +250,32 @@ def check_run_directory(cfg: DictConfig) -> None:
             "a directory prune-run can write or create, of this run's own: not results_dir, results_dir/runs or "
             "dense_cache.dir (or a folder inside it)",
             f"Here {problem}; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name another directory.",
+        )
+
+
+DEFAULT_RUN_DIR = "${runs_dir:}/${run_id:}"
+
+
+def _refuse_misplaced_under_runs_dir(cfg: DictConfig) -> None:
+    """A `hydra.run.dir` spelt with `${runs_dir:}` other than prune-run's own `${runs_dir:}/${run_id:}`
+    (`${runs_dir:}/..` is results_dir, `${runs_dir:}` alone results_dir/runs): tried as any other value by
+    `misplaced_run_directory` (review of 2026-12-04: such a spelling skipped the check and wrote the run's
+    tables over the shared ones). Placed without resolving `${runs_dir:}`, whose resolver creates
+    results_dir/runs: the value with it replaced by that path, resolved on a plain copy of the config."""
+    raw = str(cfg.hydra.run._get_node("dir")._value())
+    if raw == DEFAULT_RUN_DIR or not cfg.get("results_dir"):
+        return
+    probe = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # plain: no read-only Hydra nodes
+    probe.hydra.run.dir = raw.replace("${runs_dir:}", str(user_path(cfg.results_dir) / "runs"))
+    given = str(probe.hydra.run.dir)
+    problem = misplaced_run_directory(Path(given), cfg)
+    if problem is not None:
+        raise ConfigError(
+            "hydra.run.dir",
+            raw,
+            "a directory of this run's own: not results_dir, results_dir/runs or dense_cache.dir (or a folder inside it)",
+            f"Here it is {given}: {problem}; leave hydra.run.dir out (each run gets results_dir/runs/<run id>) or name "
+            "another directory.",
         )
 
 

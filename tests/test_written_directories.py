@@ -114,6 +114,25 @@ def test_a_sweep_job_directory_where_prune_run_keeps_its_own_files_is_refused_be
     refused_before_any_work(args, finished_results, "'hydra.sweep.subdir'", "a directory per run, of that run's own")
 
 
+@pytest.mark.parametrize("spelling, where", [("${runs_dir:}/..", "it is results_dir"), ("${runs_dir:}", "it is results_dir/runs")])
+@pytest.mark.parametrize("cfg_job", [False, True], ids=["run", "cfg-job"])
+def test_a_run_directory_spelt_with_runs_dir_is_placed_too(finished_results, spelling, where, cfg_job):
+    # Review: any value holding ${runs_dir:} skipped the check (prune-run's own default holds it), so
+    # `hydra.run.dir=${runs_dir:}/..` wrote the run's layers.csv, per_class.csv and regions.csv over the shared ones.
+    from conftest import FAST
+    from helpers import refused_before_any_work
+
+    args = [*(["--cfg", "job"] if cfg_job else []), *FAST, "threads=1", "sparsity=0.34", f"hydra.run.dir={spelling}"]
+    refused_before_any_work(args, finished_results, "'hydra.run.dir'", where)
+
+
+def test_a_run_directory_of_its_own_under_runs_dir_is_accepted(finished_results):
+    from conftest import FAST, run_cli
+
+    proc = run_cli(["--cfg", "job", *FAST, "threads=1", "hydra.run.dir=${runs_dir:}/mine"], finished_results, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_an_empty_hydra_run_dir_is_refused_before_any_work(finished_results):
     # Before: '' (an unset shell variable) wrote every run file into the current directory, exit 0, where
     # results_dir='' is refused.
