@@ -128,3 +128,66 @@ def test_a_run_s_files_are_on_disk_before_its_marker_and_its_complete(tmp_path, 
     assert sync_log[at][2] == marker, "the marker comes first"
     last = next(i for i, e in enumerate(sync_log) if e[0] == "replace" and e[2] == complete)
     assert any(e[0] == "fsync" and e[1].endswith(".tmp") for e in sync_log[at + 1 : last]), "COMPLETE's data was not fsynced"
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (a child started and waited for)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_remove_leftovers_dead_only_keeps_a_running_process_s_temporary_file(tmp_path):
+    """In a folder other processes write in outside the caller's lock, only a dead writer's temporary file may go:
+    a running one's is mid-write and its rename would fail."""
+    dead, live = _dead_pid(), os.getppid()
+    for name in (f".dense.pt.{dead}.tmp", f".dense.pt.{live}.tmp", f".runs.csv.{dead}.tmp", "dense.pt", ".x.tmp"):
+        (tmp_path / name).write_text("x")
+    removed = atomic_io.remove_leftovers(tmp_path, dead_only=True, names=lambda name: name.endswith(".pt"))
+    assert [p.name for p in removed] == [f".dense.pt.{dead}.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f".dense.pt.{live}.tmp", f".runs.csv.{dead}.tmp", "dense.pt", ".x.tmp"]
+    )
+
+
+def test_storing_a_dense_cache_entry_removes_the_model_copies_a_killed_store_left(tmp_path):
+    """A kill between a write and its rename in `DenseCache.store` left `.dense.pt.<pid>.tmp` (a whole model) in the
+    entry for good: store removed only `.partial.pt.*.tmp`. Now a dead process's are removed; a live one's stays."""
+    from prune_cli.run.dense_cache import DenseCache
+
+    cache = DenseCache(tmp_path / "cache", "key", {})
+    cache.path.mkdir(parents=True)
+    dead, live = _dead_pid(), os.getppid()
+    for name in (f".dense.pt.{dead}.tmp", f".init.pt.{dead}.tmp", f".trained_with.json.{live}.tmp"):
+        (cache.path / name).write_bytes(b"a model")
+    cache.store({}, {}, {}, [], "run-x")
+    assert sorted(p.name for p in cache.path.glob(".*.tmp")) == [f".trained_with.json.{live}.tmp"]
+
+
+def test_writing_several_files_leaves_every_one_as_it_was_when_one_write_fails(tmp_path, monkeypatch):
+    """`atomic_write_texts` (the rebuild's tables): the second file's write fails (a full disk): the first is not
+    renamed into place either, no temporary file stays, and the error names the file being written."""
+    import errno
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("old a")
+    real_open = open
+
+    def full_at_b(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and Path(file).name.startswith(".b.csv."):
+            f.close()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return f
+
+    monkeypatch.setattr(atomic_io, "open", full_at_b, raising=False)
+    with pytest.raises(OSError) as err:
+        atomic_io.atomic_write_texts({a: "new a", b: "new b"}, durable=True)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv"] and a.read_text() == "old a"
+    monkeypatch.setattr(atomic_io, "open", real_open, raising=False)
+    atomic_io.atomic_write_texts({a: "new a", b: "new b"})
+    assert (a.read_text(), b.read_text()) == ("new a", "new b")

@@ -191,3 +191,54 @@ def test_a_torn_tail_the_full_disk_cannot_set_aside_leaves_the_table_and_names_t
     assert err.value.errno == errno.ENOSPC and ".torn-" in str(err.value.filename), repr(err.value)
     assert Path(err.value.filename).parent == results
     assert _tables(results) == before  # no side file, no temporary file, the table as it was
+
+
+class _Full:
+    """A file on a disk that is full: its write fails as a real full disk's does, with no file name."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_rebuild_the_disk_stops_at_its_second_table_leaves_every_table_as_it_was(tmp_path, monkeypatch, capsys):
+    """A rebuild wrote one table at a time: on a full disk (reproduced on a 2 MiB tmpfs) layers.csv was rewritten
+    and regions.csv refused, so the tables were from two rebuilds, and a run whose rows only the rewritten one held
+    then appended nothing (audit 2026-12-04). Now every table is written before any is renamed into place."""
+    from prune_cli.core import atomic_io
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    (_run_dir(tmp_path, "run-b") / "COMPLETE").write_text("run-b")  # finished, not appended: the rebuild adds its rows
+    before = _tables(tmp_path)
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def full_at_second_table(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and Path(file).parent == tmp_path and ".csv." in Path(file).name:
+            opened.append(Path(file).name)
+            if len(opened) == 2:
+                return _Full(f)
+        return f
+
+    monkeypatch.setattr(atomic_io, "open", full_at_second_table, raising=False)
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(tmp_path / "regions.csv") in err and "No space left" in err, err
+    assert _tables(tmp_path) == before  # per_class.csv still holds run-a's 2 rows only, not run-b's 2 as well
+    monkeypatch.setattr(atomic_io, "open", real_open, raising=False)
+    assert main([str(tmp_path)]) == 0  # space freed: the same command rebuilds every table
+    assert [len(pd.read_csv(tmp_path / n)) for n in ("runs.csv", "per_class.csv", "regions.csv")] == [4, 4, 2]

@@ -507,3 +507,122 @@ def test_two_runs_with_columns_of_their_own_give_one_header_in_either_order(tmp_
         "quota",
         "timestamp",
     ]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (a child started and waited for)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_run_whose_rows_a_stopped_rebuild_put_in_one_table_only_gets_them_in_every_table(tmp_path):
+    """A rebuild stopped after its first table (a kill, a Ctrl-C, a full disk) left run-b's rows in per_class.csv
+    only; run-b's append then saw them there, wrote its marker and appended nothing: runs.csv never got its rows
+    (audit 2026-12-04). Now each table gets the run's rows it lacks, and none gets them twice."""
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    b = _run_dir(tmp_path, "run-b")  # finished with shared_results=false: COMPLETE, no marker
+    (b / "COMPLETE").write_text("run-b")
+    # the state the stopped rebuild left: per_class.csv rebuilt (run-a's 2 rows, run-b's 2), the others not
+    with open(tmp_path / "per_class.csv", "a") as f:
+        f.write("run-b,0,0.7\nrun-b,1,0.6\n")
+    said = shared_tables.append_run(tmp_path, b, "run-b")
+    assert said == "appended to 2 shared table(s)", said
+    rows = _rows(tmp_path)
+    assert rows["runs.csv"] == ["run-a", "run-a", "run-b", "run-b"]  # 2 metrics rows each
+    assert rows["per_class.csv"] == ["run-a", "run-a", "run-b", "run-b"]  # not 6: the rows present are not appended again
+    assert rows["regions.csv"] == ["run-a", "run-b"]
+    assert shared_tables.appended_here(b / shared_tables.MARKER_FILE, tmp_path)
+    assert shared_tables.append_run(tmp_path, b, "run-b") == "already in the shared tables"
+
+
+def test_a_rebuild_stopped_between_two_renames_is_made_whole_by_the_next_append(tmp_path, monkeypatch):
+    """The one partial state the rebuild can still leave: a kill between two of its renames (stood in for by an
+    exception at the second rename). The run not appended before gets its rows in every table at its append."""
+    import prune_cli.core.atomic_io as atomic_io
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    b = _run_dir(tmp_path, "run-b")
+    (b / "COMPLETE").write_text("run-b")
+    renamed = []
+    real_replace = os.replace
+
+    def replace_then_die(src, dst):
+        if Path(dst).suffix == ".csv" and renamed:
+            raise SystemExit("killed between two renames")
+        real_replace(src, dst)
+        renamed.append(Path(dst).name)
+
+    monkeypatch.setattr(atomic_io.os, "replace", replace_then_die)
+    with pytest.raises(SystemExit):
+        shared_tables.rebuild(tmp_path)
+    monkeypatch.setattr(atomic_io.os, "replace", real_replace)
+    assert renamed == ["per_class.csv"]  # sorted: per_class.csv, regions.csv, runs.csv
+    for leftover in tmp_path.glob(".*.tmp"):  # the kill leaves the unrenamed tables' temporary files: a dead writer's
+        leftover.rename(tmp_path / f".{leftover.name[1:].split('.')[0]}.csv.{_dead_pid()}.tmp")
+    shared_tables.append_run(tmp_path, b, "run-b")
+    rows = _rows(tmp_path)
+    assert rows == {
+        "runs.csv": ["run-a", "run-a", "run-b", "run-b"],
+        "per_class.csv": ["run-a", "run-a", "run-b", "run-b"],
+        "regions.csv": ["run-a", "run-b"],
+    }
+    assert not list(tmp_path.glob(".*.tmp"))  # removed under the lock: their writer is dead
+
+
+def test_leftover_temporary_files_in_results_dir_are_removed_only_when_their_writer_is_dead(tmp_path):
+    """A writer killed between its write and its rename (`_grow`, a rebuild, the journal) left `.runs.csv.<pid>.tmp`, a
+    whole table's copy, for good: only run directories were cleaned. Now an append and a rebuild remove, under the
+    results lock, those of a process that is not running; a live process's and the user's own files stay."""
+    from prune_cli.run.results import main
+
+    dead = _dead_pid()
+    a = _run_dir(tmp_path, "run-a")
+    (a / "COMPLETE").write_text("run-a")
+    gone = [tmp_path / f".runs.csv.{dead}.tmp", tmp_path / f".{shared_tables.JOURNAL_FILE}.{dead}.tmp"]
+    kept = [tmp_path / f".runs.csv.{os.getppid()}.tmp", tmp_path / f".notes.txt.{dead}.tmp"]  # a live writer's; the user's
+    for path in gone + kept:
+        path.write_text("x")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    assert [p.exists() for p in gone + kept] == [False, False, True, True]
+    (tmp_path / f".layers.csv.{dead}.tmp").write_text("x")
+    assert main([str(tmp_path)]) == 0
+    assert not (tmp_path / f".layers.csv.{dead}.tmp").exists() and all(p.exists() for p in kept)
+
+
+def test_the_rebuild_command_answers_a_ctrl_c_in_one_line_exit_130_and_changes_nothing(tmp_path, capsys, monkeypatch):
+    """A Ctrl-C during `python -m prune_cli.results` printed a KeyboardInterrupt traceback, and one while it wrote
+    its second table left the first rebuilt and the others not. Now one line, exit 130, every table as it was."""
+    import prune_cli.core.atomic_io as atomic_io
+    from prune_cli.run.results import main
+
+    a = _run_dir(tmp_path, "run-a")
+    shared_tables.append_run(tmp_path, a, "run-a")
+    b = _run_dir(tmp_path, "run-b")
+    (b / "COMPLETE").write_text("run-b")
+    before = _files(tmp_path)
+    opened = []
+    real_open = open
+
+    def ctrl_c_at_second_table(file, mode="r", *args, **kwargs):
+        if "w" in mode and ".csv." in Path(file).name:
+            opened.append(file)
+            if len(opened) == 2:
+                raise KeyboardInterrupt
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(atomic_io, "open", ctrl_c_at_second_table, raising=False)
+    try:
+        rc = main([str(tmp_path)])
+    except KeyboardInterrupt:
+        rc = "KeyboardInterrupt traceback"
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "stopped by SIGINT" in err and "Traceback" not in err
+    assert _files(tmp_path) == before  # per_class.csv too: 2 rows, not run-b's as well
+    assert not list(tmp_path.glob(".*.tmp"))

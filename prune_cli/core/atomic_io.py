@@ -21,16 +21,38 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def remove_leftovers(folder: Path) -> list[Path]:
+def remove_leftovers(folder: Path, dead_only: bool = False, names=None) -> list[Path]:
     """The temporary files (`.<name>.<pid>.tmp`) of atomic writes whose process was killed between the
-    write and the rename: each a full copy (of a checkpoint, say), left for good. Only for a folder
-    whose one writer is the caller (a run directory under its run lock), so no live write loses its file."""
+    write and the rename: each a full copy (of a checkpoint, say), left for good. Without `dead_only`, only
+    for a folder whose one writer is the caller (a run directory under its run lock), so no live write loses
+    its file. `dead_only`: only a file whose pid names no running process on this machine, for a folder
+    other processes may write in outside the caller's lock (a dense-cache entry, results_dir): a live
+    writer's file is never removed (a pid reused since leaves its file for a later call). `names(name)`:
+    which target names (`<name>`) are the caller's to remove (results_dir also holds the user's files)."""
     removed = []
     for tmp in Path(folder).glob(".*.*.tmp"):
-        if tmp.is_file() and tmp.name.rsplit(".", 2)[-2].isdigit():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+        target, pid, _ = ([""] * 3 + tmp.name[1:].rsplit(".", 2))[-3:]
+        if not (tmp.is_file() and pid.isdigit()) or (names is not None and not names(target)):
+            continue
+        if dead_only and _running(int(pid)):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
     return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` names a running process here (this one included): one that exists but is another
+    user's (EPERM) counts as running."""
+    if pid <= 0:
+        return True  # not a pid a write of ours names: never taken for dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _fsync_path(path: Path) -> None:
@@ -99,6 +121,38 @@ def _unnamed_os_error(err: BaseException) -> Optional[OSError]:
             return None if seen.filename else seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def atomic_write_texts(files: dict, durable: bool = False) -> None:
+    """Write several files (path -> text) as nearly at once as renames allow: every file is written to its
+    temporary file first, and only when all were written are they renamed into place, one after another. A
+    write that fails (a full disk, a Ctrl-C) removes every temporary file and leaves every target as it was
+    (the error names the file being written); only a kill between two renames (microseconds) leaves some
+    renamed and some not. For a rebuild of the shared tables, which one table at a time left them from two
+    different rebuilds when stopped partway (docs/robustness.md)."""
+    staged: list[Path] = []
+    current = None
+    try:
+        for path, text in files.items():
+            current = Path(path)
+            staged.append(_tmp(current))
+            with open(staged[-1], "wb") as f:
+                f.write(text.encode())
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+    except BaseException as err:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+        lost = _unnamed_os_error(err) if isinstance(err, Exception) else None
+        if lost is not None:
+            raise OSError(lost.errno, lost.strerror or str(lost), str(current)) from err
+        raise
+    for path, tmp in zip(files, staged):
+        os.replace(tmp, path)
+    if durable:
+        for folder in sorted({Path(path).parent for path in files}):
+            sync_folder(folder)
 
 
 def atomic_write_text(path: Path, text: str, durable: bool = False) -> None:

@@ -38,7 +38,7 @@ import prune_cli
 
 from ..core import accel, interrupts, plugins
 from ..core.errors import unreadable_reason
-from ..core.atomic_io import atomic_torch_save, atomic_write_text, sync_files
+from ..core.atomic_io import atomic_torch_save, atomic_write_text, remove_leftovers, sync_files
 from ..core.file_digest import changed_file, files_record, tree_digest
 from ..core.notices import say
 from ..data.cache import source_files
@@ -343,6 +343,10 @@ class DenseCache:
         (a direct call), which describes other bytes than the model's where they were replaced since the read."""
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / COMPLETE).unlink(missing_ok=True)
+        # the temporary files (`.dense.pt.<pid>.tmp`, a whole model each) of an earlier store killed between a write and
+        # its rename: nothing else removed them. Only a dead process's (a run that reads the entry outside its lock may
+        # be mid-write of its own, `refresh_data_record`)
+        remove_leftovers(self.path, dead_only=True)
         for epoch, state in rewind.items():
             atomic_torch_save(state, self.path / f"epoch_{epoch}.pt")
         atomic_torch_save(init, self.path / "init.pt")

@@ -284,6 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     except PruneCliError as err:
         print(f"prune_cli.results: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback (the tables are renamed into place only once all are written)
+        print(
+            f"prune_cli.results: stopped by SIGINT; the shared tables in {results_dir} may not be rebuilt (all, or some of "
+            f"them if stopped while they were renamed into place): run the same command again to finish the rebuild",
+            file=sys.stderr,
+        )
+        return 130
     except OSError as err:  # a read-only results_dir, a file that cannot be read or written
         where = err.filename or results_dir
         print(

@@ -37,7 +37,7 @@ import pandas as pd
 from filelock import FileLock
 
 from ..core import crashpoints
-from ..core.atomic_io import atomic_write_bytes, atomic_write_text, sync_folder
+from ..core.atomic_io import atomic_write_bytes, atomic_write_text, atomic_write_texts, remove_leftovers, sync_folder
 from ..core.errors import PruneCliError
 from ..core.tables import (
     ALWAYS_WRITTEN,
@@ -154,6 +154,20 @@ def recover(results_dir: Path) -> Optional[str]:
             os.truncate(path, size)
     journal.unlink()
     return f"rolled back an interrupted append of run {record['run_id']} (no rows of it are in the shared tables)"
+
+
+def _ours(name: str) -> bool:
+    """Whether `name` is a file prune-run writes in results_dir under the results lock (a table, a torn tail's
+    side file, the journal): its temporary files are the ones `remove_leftovers` may take there."""
+    return name == JOURNAL_FILE or name.endswith(".csv") or ".csv.torn-" in name
+
+
+def _remove_leftovers(results_dir: Path) -> None:
+    """Remove (call under the lock) the temporary files a killed writer left in results_dir between a write and its
+    rename (`.runs.csv.<pid>.tmp`: a whole table's copy, from `_grow`, a rebuild or the journal): nothing else
+    removed them. Only those of prune-run's names whose process is not running (`remove_leftovers`)."""
+    for tmp in remove_leftovers(results_dir, dead_only=True, names=_ours):
+        log.info("shared tables in %s: removed %s, left by a writer killed mid-write", results_dir, tmp.name)
 
 
 def _named(err: OSError, path: Path) -> OSError:
@@ -305,16 +319,30 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
         done = recover(results_dir)
         if done:
             log.warning("shared tables in %s: %s", results_dir, done)
+        _remove_leftovers(results_dir)
         if marker is not None and appended_here(marker, results_dir):
             return "already in the shared tables"
         headers = _plan(results_dir, frames)
         if marker is not None:
             # this run id's rows may be here already although its marker does not say so: run again in another
             # directory (hydra.run.dir, hydra.sweep.dir: no marker), or this results_dir was moved or renamed from
-            # the one its marker names. runs.csv first (every run has metrics rows), stopped at the first hit
-            tables = sorted(frames, key=lambda t: t != "metrics.csv")
-            held = any(_has_rows_of(results_dir / shared_name(t), run_id) for t in tables)
-            if held and not marker.exists():
+            # the one its marker names. Every table is asked, not just one: a rebuild stopped between two tables
+            # (before 2026-12-04 it wrote one table at a time; now a kill between two renames) leaves the run's rows
+            # in some tables only, and a hit in layers.csv alone once made the run append nothing to runs.csv
+            missing = [t for t in frames if len(frames[t]) and not _has_rows_of(results_dir / shared_name(t), run_id)]
+            held = [t for t in frames if len(frames[t]) and t not in missing]
+            if held and missing:  # append only the tables that lack the run's rows: no row twice, none lost
+                log.warning(
+                    "run %s: its rows are already in %s of %s but not in %s (a rebuild stopped partway, or a table was "
+                    "edited); appending them to those only",
+                    run_id,
+                    ", ".join(shared_name(t) for t in held),
+                    results_dir,
+                    ", ".join(shared_name(t) for t in missing),
+                )
+                frames = {t: frames[t] for t in missing}
+                headers = {t: headers[t] for t in missing}
+            elif held and not marker.exists():
                 atomic_write_text(marker, marker_text(run_id, results_dir), durable=True)
                 log.warning(
                     "run %s: its rows are already in the shared tables of %s (appended from another run directory "
@@ -324,7 +352,7 @@ def append(results_dir: Path, frames: dict[str, pd.DataFrame], run_id: str, mark
                     marker.parent,
                 )
                 return f"already in the shared tables (appended from another run directory of {run_id})"
-            if marker.exists():  # its marker names another results_dir
+            elif marker.exists():  # its marker names another results_dir
                 named = marker.read_text().splitlines()[1]
                 if held:  # (the marker is left as it is: a rerun that finds the run finished changes nothing)
                     return f"already in the shared tables (appended when the results_dir was {named})"
@@ -457,6 +485,7 @@ def rebuild(results_dir: Path) -> list[str]:
         done = recover(results_dir)
         if done:
             report.append(done)
+        _remove_leftovers(results_dir)
         complete = sorted({p.parent for pattern in ("COMPLETE", MARKER_FILE) for p in results_dir.glob(f"runs/*/{pattern}")})
         complete, skipped = one_per_run_id(complete)
         report += [f"runs/{name}: left out ({why})" for name, why in skipped.items()]
@@ -478,15 +507,21 @@ def rebuild(results_dir: Path) -> list[str]:
             for table, df in run_tables(run_dir).items():
                 per_table.setdefault(shared_name(table), []).append(df)
         refuse_symlinks(results_dir, per_table)
+        # every table written to its temporary file before any is renamed into place: a stop while writing (a full
+        # disk, a Ctrl-C, a kill) leaves every table as it was; before 2026-12-04 one table at a time, so a stop left
+        # some rebuilt and some not. A kill between two renames still can; `append` handles that state (each table
+        # gets the run's rows it lacks), and the same rebuild run again finishes it
+        texts = {}
         for name, parts in sorted(per_table.items()):
             columns = union_columns(df.columns for df in parts)
             schemas = len({tuple(df.columns) for df in parts})
             table = pd.concat([df.reindex(columns=columns, fill_value="") for df in parts], ignore_index=True)
-            atomic_write_text(results_dir / name, table.to_csv(index=False), durable=True)
+            texts[results_dir / name] = table.to_csv(index=False)
             report.append(
                 f"{name}: {len(table)} rows from {len(parts)} runs, {len(columns)} columns"
                 + (f" (the union of {schemas} column sets)" if schemas > 1 else "")
             )
+        atomic_write_texts(texts, durable=True)
         ours = table_names(results_dir)
         for path in sorted(results_dir.glob("*.csv")):
             if path.name in per_table or path.is_symlink() or not is_shared_table(path):
