@@ -193,23 +193,11 @@ def test_a_torn_tail_the_full_disk_cannot_set_aside_leaves_the_table_and_names_t
     assert _tables(results) == before  # no side file, no temporary file, the table as it was
 
 
-class _Full:
+class _Full(_HalfThenFull):
     """A file on a disk that is full: its write fails as a real full disk's does, with no file name."""
-
-    def __init__(self, f):
-        self.f = f
 
     def write(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")
-
-    def __getattr__(self, name):
-        return getattr(self.f, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.f.close()
 
 
 def test_a_rebuild_the_disk_stops_at_its_second_table_leaves_every_table_as_it_was(tmp_path, monkeypatch, capsys):
